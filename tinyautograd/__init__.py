@@ -1,0 +1,24 @@
+"""tinyautograd: a tensor autograd engine on numpy, small enough to read in one sitting.
+
+Start with `engine.py` (Tensor, Function, backward), then `ops.py` (every primitive op with its
+gradient), `functional.py` (fused kernels), `nn.py` and `optim.py`.
+"""
+
+from . import functional, nn, optim
+from .engine import (AnomalyError, Context, Function, ShapeError, Tensor, concat,
+                     detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
+                     set_grad_enabled, stack, where)
+from .factories import arange, ones, ones_like, randn, rand, zeros, zeros_like
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .random import manual_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Function", "Context", "ShapeError", "AnomalyError",
+    "concat", "stack", "where", "grad",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
+    "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange",
+    "gradcheck", "gradgradcheck", "GradcheckError", "manual_seed",
+    "functional", "nn", "optim",
+]

@@ -1,0 +1,645 @@
+"""The engine: Tensor, the graph it records, and reverse-mode differentiation.
+
+Every operation is a `Function`: a `forward` that computes the result with numpy, and a
+`backward` that turns the gradient of the result into the gradients of the inputs. When an
+input requires a gradient, the result keeps a node (`grad_fn`) that names the Function and its
+inputs; following those links from a result back to the leaves gives the computation graph.
+`Tensor.backward()` walks that graph in reverse topological order and applies the chain rule at
+every node.
+
+Backward formulas are written with Tensor operations. Normally they run with recording off, so
+they cost what numpy costs; under `backward(create_graph=True)` they are recorded like any other
+computation, and the gradient has a graph of its own: that gives second derivatives, and a
+backward graph that can be drawn.
+"""
+
+import functools
+import os
+import traceback
+import weakref
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+
+# --------------------------------------------------------------------------------------------
+# Modes: is the graph being recorded, and are NaNs being hunted?
+
+
+class _Mode:
+    grad_enabled = True
+    anomaly = False
+
+
+_mode = _Mode()
+
+
+class set_grad_enabled:
+    """Context manager (or decorator) that turns graph recording on or off inside it."""
+
+    def __init__(self, mode):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.prev = _mode.grad_enabled
+        _mode.grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        _mode.grad_enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad():
+    """`with no_grad():` computes without recording a graph: faster, and nothing to free."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    return set_grad_enabled(True)
+
+
+def is_grad_enabled():
+    return _mode.grad_enabled
+
+
+class AnomalyError(RuntimeError):
+    """A NaN or Inf appeared while `detect_anomaly()` was on."""
+
+
+class detect_anomaly:
+    """Inside this context, the first NaN or Inf raises `AnomalyError`.
+
+    Forward results are checked as they are computed, gradients as backward produces them, and
+    the error names the op and the line of user code that created it. Slow: for debugging.
+    """
+
+    def __enter__(self):
+        self.prev = _mode.anomaly
+        _mode.anomaly = True
+
+    def __exit__(self, *exc):
+        _mode.anomaly = self.prev
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_line():
+    """The innermost stack frame outside tinyautograd: where the user asked for the op."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f'{frame.filename}:{frame.lineno}: "{(frame.line or "").strip()}"'
+    return "<unknown>"
+
+
+def _has_nan_or_inf(array):
+    return array.dtype.kind in "fc" and not np.isfinite(array).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Function: one differentiable operation, its forward and its backward side by side.
+
+
+class ShapeError(ValueError):
+    """Operands whose shapes do not fit the operation."""
+
+
+class Context:
+    """A node of the graph: the Function that was applied, its inputs, and whatever its forward
+    stored for its backward (as attributes, `ctx.anything = ...`).
+
+    Public, for viz and custom ops: `fn` (the Function class), `name`, `inputs` (Tensors),
+    `needs_input_grad` (a bool per input), `output` (the Tensor it produced), `freed`.
+    """
+
+    freed = False
+
+    def __init__(self, fn, inputs):
+        self.fn = fn
+        self.inputs = inputs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+
+    @property
+    def name(self):
+        return self.fn.name()
+
+    @property
+    def output(self):
+        # A weak reference: the output holds its node, so a strong one would make a cycle that
+        # keeps big arrays alive until the garbage collector runs. Whenever backward reaches
+        # this node, the output is alive (backward got here through it).
+        return self._output()
+
+    def free(self):
+        """Drop the saved arrays and the links to the inputs, so their memory can go."""
+        fn = self.fn
+        self.__dict__.clear()
+        self.fn, self.inputs, self.freed = fn, (), True
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class Function:
+    """Base class of every differentiable operation; also the public way to write your own.
+
+    Subclass it and write two static methods:
+
+        class Cube(Function):
+            @staticmethod
+            def forward(ctx, x):                    # numpy arrays in, a numpy array out
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, grad):                # Tensor in, one gradient per input out
+                (x,) = ctx.inputs
+                return grad * 3 * x ** 2
+
+        y = Cube.apply(x)
+
+    Positional arguments of `apply` are the differentiable inputs (Python numbers and numpy
+    arrays become constant Tensors); keyword arguments are settings handed to `forward` as they
+    are. `backward` returns one gradient per positional input (None where there is none). A
+    gradient may have the shape the input was broadcast to: the engine sums it back.
+
+    Written with Tensor operations, a backward is itself differentiable (second derivatives).
+    A fused kernel whose backward works on numpy arrays (`grad.data`) and returns arrays sets
+    `once_differentiable = True`, and the engine refuses to record it under create_graph.
+    """
+
+    once_differentiable = False
+
+    @classmethod
+    def name(cls):
+        return cls.__name__.lower()
+
+    @staticmethod
+    def forward(ctx, *arrays, **settings):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **settings):
+        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        ctx = Context(cls, inputs)
+        try:
+            data = cls.forward(ctx, *[t.data for t in inputs], **settings)
+        except ShapeError:
+            raise
+        except ValueError as error:
+            raise _shape_error(cls, inputs, error) from None
+        out = Tensor._make(data)
+        if _mode.grad_enabled and any(ctx.needs_input_grad):
+            out._requires_grad = True
+            out.grad_fn = ctx
+            ctx._output = weakref.ref(out)
+        if _mode.anomaly:
+            ctx.created_at = _user_line()
+            if _has_nan_or_inf(out.data):
+                raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
+                                   f"or Inf; created at {ctx.created_at}")
+        return out
+
+
+def _shape_error(fn, inputs, error):
+    shapes = " and ".join(str(t.shape) for t in inputs)
+    if len(inputs) > 1:
+        try:
+            np.broadcast_shapes(*(t.shape for t in inputs))
+        except ValueError:
+            return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
+                              "size must match or be 1)")
+    return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor
+
+
+def _lift(value, like):
+    """A Tensor for an operand: Python numbers take the dtype of the tensor they meet (so that
+    `x * 2` stays float32), anything else goes through the Tensor constructor."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float, bool)) and like.dtype.kind == "f":
+        return Tensor._make(np.asarray(value, dtype=like.dtype))
+    return Tensor(value)
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
+    otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
+    the final dtype is used as it is, without a copy.
+    """
+
+    # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
+    __array_ufunc__ = None
+
+    # Defaults live on the class, so creating a tensor only sets what differs.
+    grad = None           # numpy array of the same shape, filled by backward (leaves only)
+    grad_tensor = None    # after backward(create_graph=True): the gradient as a Tensor, graph and all
+    grad_fn = None        # the Context node that produced this tensor; None for a leaf
+    _requires_grad = False
+    name = None           # optional label, shown by viz
+    _hooks = ()
+    _retains_grad = False
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        data = np.asarray(data, dtype=dtype)
+        if dtype is None and data.dtype.kind == "f" and data.dtype != DEFAULT_DTYPE:
+            data = data.astype(DEFAULT_DTYPE)
+        self.data = data
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(cls, data):
+        """Wrap an array the engine computed: no conversion, no copy."""
+        t = object.__new__(cls)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        return t
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only floating-point tensors can require gradients; this one is "
+                            f"{self.data.dtype}")
+        self._requires_grad = bool(value)
+
+    # -- what it is ---------------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self.grad_fn is None)
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self):
+        """The same data (shared, no copy), cut from the graph."""
+        return Tensor._make(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __bool__(self):
+        return bool(self.data)
+
+    __hash__ = object.__hash__   # == is elementwise, so hash by identity
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extra = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
+        if self.grad_fn is not None:
+            extra += f", grad_fn={self.grad_fn!r}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    # -- arithmetic ---------------------------------------------------------------------------
+    def __add__(self, other): return ops.Add.apply(self, _lift(other, self))
+    def __radd__(self, other): return ops.Add.apply(_lift(other, self), self)
+    def __sub__(self, other): return ops.Sub.apply(self, _lift(other, self))
+    def __rsub__(self, other): return ops.Sub.apply(_lift(other, self), self)
+    def __mul__(self, other): return ops.Mul.apply(self, _lift(other, self))
+    def __rmul__(self, other): return ops.Mul.apply(_lift(other, self), self)
+    def __truediv__(self, other): return ops.Div.apply(self, _lift(other, self))
+    def __rtruediv__(self, other): return ops.Div.apply(_lift(other, self), self)
+    def __pow__(self, other): return ops.Pow.apply(self, _lift(other, self))
+    def __rpow__(self, other): return ops.Pow.apply(_lift(other, self), self)
+    def __matmul__(self, other): return ops.MatMul.apply(self, _lift(other, self))
+    def __rmatmul__(self, other): return ops.MatMul.apply(_lift(other, self), self)
+    def __neg__(self): return ops.Neg.apply(self)
+
+    # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
+    def __lt__(self, other): return Tensor._make(self.data < _lift(other, self).data)
+    def __le__(self, other): return Tensor._make(self.data <= _lift(other, self).data)
+    def __gt__(self, other): return Tensor._make(self.data > _lift(other, self).data)
+    def __ge__(self, other): return Tensor._make(self.data >= _lift(other, self).data)
+    def __eq__(self, other): return Tensor._make(self.data == _lift(other, self).data)
+    def __ne__(self, other): return Tensor._make(self.data != _lift(other, self).data)
+
+    # -- elementwise functions ----------------------------------------------------------------
+    def exp(self): return ops.Exp.apply(self)
+    def log(self): return ops.Log.apply(self)
+    def sqrt(self): return ops.Sqrt.apply(self)
+    def tanh(self): return ops.Tanh.apply(self)
+    def relu(self): return ops.Relu.apply(self)
+    def gelu(self): return ops.Gelu.apply(self)
+    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def abs(self): return ops.Abs.apply(self)
+
+    # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return self.sum(axis, keepdims) / _count(self.shape, axis)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1)."""
+        centred = self - self.mean(axis, keepdims=True)
+        return (centred * centred).sum(axis, keepdims) / (_count(self.shape, axis) - ddof)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None):
+        return Tensor._make(self.data.argmax(axis=axis))
+
+    def softmax(self, axis=-1):
+        return ops.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.LogSoftmax.apply(self, axis=axis)
+
+    # -- shape --------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes):
+        """Permute the axes, as numpy does: all of them, reversed when none are given.
+        To exchange two axes, use `swapaxes`."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if axes and sorted(a % self.ndim if -self.ndim <= a < self.ndim else a
+                           for a in axes) != list(range(self.ndim)):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of the {self.ndim} "
+                             f"axes of shape {self.shape}; to exchange two axes use "
+                             f"swapaxes{axes if len(axes) == 2 else '(a, b)'}")
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def swapaxes(self, axis1, axis2):
+        axes = list(range(self.ndim))
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return ops.Transpose.apply(self, axes=tuple(axes))
+
+    def broadcast_to(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.BroadcastTo.apply(self, shape=shape)
+
+    def __getitem__(self, index):
+        return ops.GetItem.apply(self, index=_plain_index(index))
+
+    def masked_fill(self, mask, value):
+        """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
+        return where(mask, value, self)
+
+    # -- autograd -----------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
+
+        `grad` is d(loss)/d(self), needed unless self holds one number. The graph is freed
+        afterwards, unless `retain_graph=True` (the default when `create_graph=True`).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require a gradient: no input of "
+                               "its computation had requires_grad=True (or it ran in no_grad)")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward: the output has shape {self.shape}, so its "
+                                   f"gradient is ambiguous; reduce it to one number first (for "
+                                   f"example .sum()), or pass grad= of shape {self.shape}")
+            grad = Tensor._make(np.ones_like(self.data))
+        grad = _lift(grad, self)
+        if grad.shape != self.shape:
+            raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape "
+                             f"{self.shape}")
+        _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
+                      else retain_graph, create_graph=create_graph)
+
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection)."""
+        self._retains_grad = True
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; a returned value (Tensor
+        or array) replaces the gradient. Returns a handle whose `.remove()` undoes it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require a gradient")
+        if not self._hooks:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+def _plain_index(index):
+    """Tensors inside an index become their arrays."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+def _count(shape, axis):
+    """How many elements a reduction over `axis` combines into each result."""
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# Functions of several tensors
+
+
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis (numpy's concatenate)."""
+    return ops.Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis."""
+    return ops.Stack.apply(*tensors, axis=axis)
+
+
+def where(cond, a, b):
+    """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
+    side was chosen."""
+    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
+    return ops.Where.apply(np.asarray(cond.data, dtype=bool), _lift(a, like), _lift(b, like))
+
+
+# --------------------------------------------------------------------------------------------
+# Reverse mode
+
+
+def _topological_order(roots):
+    """Every tensor that requires a gradient and leads to a root, inputs before results.
+    Iterative, so a chain of any length fits (no recursion limit)."""
+    order, visited = [], set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        if t.grad_fn is not None:
+            if t.grad_fn.freed:
+                raise RuntimeError(
+                    f"backward: the graph through {t.grad_fn.name} was already freed by an "
+                    f"earlier backward; call the first backward with retain_graph=True to go "
+                    f"through it twice")
+            for inp in t.grad_fn.inputs:
+                if inp.requires_grad and id(inp) not in visited:
+                    stack.append((inp, False))
+    return order
+
+
+def _sum_to(grad, shape):
+    """Undo broadcasting: sum the gradient over the axes along which the input was repeated."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
+                                      if size == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
+def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
+    """Propagate gradients from `roots` to the leaves. With `wanted` (tensors), collect their
+    gradients and return them instead of accumulating into the leaves' `.grad`."""
+    order = _topological_order(roots)
+    grads = {}
+    for root, g in zip(roots, root_grads):
+        grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
+    wanted_ids = {id(t) for t in wanted}
+    found = {}
+    with set_grad_enabled(create_graph):
+        for t in reversed(order):
+            grad = grads.pop(id(t), None)
+            if grad is None:          # nothing flowed here (e.g. a root's unused branch)
+                continue
+            for hook in t._hooks:
+                replaced = hook(grad)
+                if replaced is not None:
+                    grad = _lift(replaced, t)
+            if id(t) in wanted_ids:
+                found[id(t)] = grad
+            elif not wanted and (t.grad_fn is None or t._retains_grad):
+                _accumulate(t, grad, create_graph)
+            node = t.grad_fn
+            if node is None:
+                continue
+            if create_graph and node.fn.once_differentiable:
+                raise RuntimeError(
+                    f"{node.name} is only once differentiable: its backward is a fused numpy "
+                    f"kernel, which create_graph=True cannot record. Build this computation from "
+                    f"differentiable ops to take gradients of its gradients.")
+            input_grads = node.fn.backward(node, grad)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(node.inputs):
+                raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} "
+                                   f"gradients for {len(node.inputs)} inputs")
+            for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
+                if g is None or not inp.requires_grad:
+                    continue
+                g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g))
+                if g.shape != inp.shape:
+                    g = _sum_to(g, inp.shape)
+                if _mode.anomaly and _has_nan_or_inf(g.data):
+                    raise AnomalyError(
+                        f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) "
+                        f"contains NaN or Inf; the op was created at "
+                        f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
+                previous = grads.get(id(inp))
+                grads[id(inp)] = g if previous is None else previous + g
+            if not retain_graph:
+                node.free()
+    return [found.get(id(t)) for t in wanted]
+
+
+def _accumulate(t, grad, create_graph):
+    if t.grad is None:
+        t.grad = np.array(grad.data, dtype=t.dtype)   # a copy we own, so += below is safe
+    else:
+        t.grad += grad.data
+    if create_graph:
+        t.grad_tensor = grad if t.grad_tensor is None else t.grad_tensor + grad
+    else:
+        t.grad_tensor = None
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False):
+    """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
+
+    Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
+    graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
+    An input that the outputs do not depend on gets None.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError("grad: an output does not require a gradient")
+        if g is None:
+            if out.size != 1:
+                raise RuntimeError(f"grad: an output has shape {out.shape}; pass grad_outputs "
+                                   f"for it, or reduce it to one number first")
+            g = Tensor._make(np.ones_like(out.data))
+        seeds.append(_lift(g, out))
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("grad: an input does not require a gradient")
+    found = _run_backward(outputs, seeds, create_graph if retain_graph is None else retain_graph,
+                          create_graph, wanted=inputs)
+    return found[0] if single else tuple(found)
+
+
+from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)

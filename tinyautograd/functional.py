@@ -1,0 +1,176 @@
+"""Functions of tensors, including the fused kernels that make training fast.
+
+A fused kernel computes a whole formula in numpy in one forward and gives its gradient in one
+backward, instead of recording a dozen small ops. That saves time and memory, at one price: its
+backward works on arrays, so it is only once differentiable (`once_differentiable = True`). Each
+one's docstring gives the formula, so that the same result can be built from engine ops.
+"""
+
+import numpy as np
+
+from . import random
+from .engine import Function, ShapeError, Tensor, _lift
+
+# ---------------------------------------------------------------------------- cross-entropy
+
+
+class CrossEntropy(Function):
+    """Mean negative log-likelihood of integer targets under softmax(logits), classes on the
+    last axis. With label smoothing eps, the target distribution is q = (1 - eps) onehot + eps/V:
+
+        loss_i = -sum_c q_c log p_c,   p = softmax(logits_i)
+        dloss_i/dlogits_i = p - q
+
+    The mean runs over the targets that count (those not equal to ignore_index).
+    """
+
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
+        n_class = logits.shape[-1]
+        keep = np.ones(targets.shape, bool) if ignore_index is None else targets != ignore_index
+        targets = np.where(keep, targets, 0)                  # any valid class; masked out below
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        nll = -np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+        if label_smoothing:
+            nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=-1)
+        count = keep.sum()
+        ctx.log_probs, ctx.targets, ctx.keep, ctx.count = log_probs, targets, keep, count
+        ctx.label_smoothing = label_smoothing
+        with np.errstate(invalid="ignore"):                   # all ignored: 0/0 = nan, as torch
+            return np.asarray((nll * keep).sum() / count, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        eps = ctx.label_smoothing
+        d_logits = np.exp(ctx.log_probs)                      # p
+        if eps:
+            d_logits -= eps / d_logits.shape[-1]
+        np.put_along_axis(d_logits, ctx.targets[..., None],
+                          np.take_along_axis(d_logits, ctx.targets[..., None], axis=-1)
+                          - (1 - eps), axis=-1)               # p - q
+        d_logits *= (ctx.keep * (grad.data / ctx.count))[..., None].astype(d_logits.dtype)
+        return d_logits, None
+
+
+def cross_entropy(logits, targets, ignore_index=None, label_smoothing=0.0):
+    """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
+    targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
+    language-model logits (torch puts them on axis 1)."""
+    logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integers (class indices), got "
+                        f"{targets.dtype}")
+    if targets.shape != logits.shape[:-1]:
+        raise ShapeError(f"cross_entropy: logits {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]} (one class index per row), got {targets.shape}")
+    n_class = logits.shape[-1]
+    counted = targets if ignore_index is None else targets[targets != ignore_index]
+    if counted.size and (counted.min() < 0 or counted.max() >= n_class):
+        bad = counted[(counted < 0) | (counted >= n_class)][0]
+        raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} classes")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
+                         f"{label_smoothing}")
+    return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing)
+
+
+# ---------------------------------------------------------------------------- layer norm
+
+
+class LayerNorm(Function):
+    """Normalise the last axis to zero mean and unit variance, then scale and shift:
+
+        x_hat = (x - mean) / sqrt(var + eps),   y = x_hat * weight + bias
+
+    Backward, with g = dL/dy and dx_hat = g * weight, averaging over the last axis:
+
+        dL/dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps)
+        dL/dweight = sum(g * x_hat),   dL/dbias = sum(g)     (sums over every other axis)
+    """
+
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps=1e-5):
+        mean = x.mean(axis=-1, keepdims=True)
+        centred = x - mean
+        rstd = 1 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
+        x_hat = centred * rstd
+        ctx.x_hat, ctx.rstd = x_hat, rstd
+        return x_hat * weight + bias
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad.data
+        x_hat, rstd = ctx.x_hat, ctx.rstd
+        weight = ctx.inputs[1].data
+        d_x_hat = g * weight
+        d_x = rstd * (d_x_hat - d_x_hat.mean(axis=-1, keepdims=True)
+                      - x_hat * (d_x_hat * x_hat).mean(axis=-1, keepdims=True))
+        rows = g.reshape(-1, g.shape[-1])                     # (N, C): every axis but the last
+        d_weight = (rows * x_hat.reshape(rows.shape)).sum(axis=0)
+        d_bias = rows.sum(axis=0)
+        return d_x, d_weight, d_bias
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation over the last axis, with optional elementwise affine weight and bias
+    (shape (C,)). One fused kernel, forward and backward."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    size = x.shape[-1]
+    weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
+    bias = Tensor._make(np.zeros(size, x.dtype)) if bias is None else _lift(bias, x)
+    if weight.shape != (size,) or bias.shape != (size,):
+        raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
+                         f"({size},), got {weight.shape} and {bias.shape}")
+    return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+# ---------------------------------------------------------------------------- the rest
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
+    expected value is unchanged; the identity when not training. Seeded by
+    `tinyautograd.manual_seed` or an explicit numpy `generator`."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = generator or random.default_generator()
+    keep = rng.random(x.shape) >= p
+    return x * Tensor._make((keep / (1 - p)).astype(x.dtype))
+
+
+def embedding(indices, weight):
+    """Rows of `weight` (num, dim) picked by integer `indices` (any shape): (..., dim). The
+    gradient adds up in the rows that were picked, once per pick."""
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    num = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= num):
+        bad = idx[(idx < 0) | (idx >= num)].flat[0]
+        raise IndexError(f"embedding: index {bad} is out of range for a table of {num} rows")
+    return weight[idx]
+
+
+def softmax(x, axis=-1):
+    return x.softmax(axis)
+
+
+def log_softmax(x, axis=-1):
+    return x.log_softmax(axis)
+
+
+def relu(x):
+    return x.relu()
+
+
+def gelu(x):
+    return x.gelu()

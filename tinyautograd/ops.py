@@ -1,0 +1,461 @@
+"""The primitive operations, each with its forward (numpy) and its backward (Tensor ops).
+
+Reading guide: in `backward(ctx, grad)`, `grad` is dL/d(output), and the method returns
+dL/d(input) for each input, by the chain rule: dL/dx = dL/dy * dy/dx. `ctx.inputs` are the input
+Tensors, `ctx.output` the result. Gradients may come back in the broadcast shape; the engine sums
+them to each input's shape (`engine._sum_to`), so no op has to think about broadcasting.
+"""
+
+import math
+
+import numpy as np
+
+from .engine import Function, ShapeError, Tensor
+
+# ---------------------------------------------------------------------------- arithmetic
+
+
+class Add(Function):
+    """y = a + b;  dy/da = 1, dy/db = 1"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """y = a - b;  dy/da = 1, dy/db = -1"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+class Neg(Function):
+    """y = -x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Mul(Function):
+    """y = a * b;  dy/da = b, dy/db = a"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.inputs
+        # Skip the product nobody needs: multiplying by a constant is common (x * 0.5).
+        grad_a = grad * b if ctx.needs_input_grad[0] else None
+        grad_b = grad * a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Div(Function):
+    """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.inputs
+        grad_a = grad / b if ctx.needs_input_grad[0] else None
+        grad_b = -grad * ctx.output / b if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Pow(Function):
+    """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a ** b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.inputs
+        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        grad_b = grad * ctx.output * a.log() if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class MatMul(Function):
+    """Y = A @ B, batched and broadcast as numpy does;  dL/dA = G @ B^T, dL/dB = A^T @ G"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: operands must have at least one "
+                             f"axis; use * to multiply by a scalar")
+        inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if a.shape[-1] != inner_b:
+            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} and "
+                             f"{inner_b} differ")
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.inputs
+        # numpy reads a 1-D left operand as a row vector and a 1-D right operand as a column,
+        # then drops that axis from the result. Put the axes back, so one rule serves all cases.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        grad = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))      # (..., n, m)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = grad @ b2.swapaxes(-1, -2)                         # (..., n, k)
+            if a.ndim == 1:
+                grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
+        if ctx.needs_input_grad[1]:
+            if b2.ndim == 2 and a2.ndim > 2:
+                # A weight shared by every batch element: fold the batch into the rows and do
+                # one large GEMM, instead of a GEMM per element and a sum over the batch.
+                k, m = b2.shape
+                grad_b = a2.reshape(-1, k).T @ grad.reshape(-1, m)      # (k, m)
+            else:
+                grad_b = a2.swapaxes(-1, -2) @ grad                     # (..., k, m)
+            if b.ndim == 1:
+                grad_b = grad_b.reshape(grad_b.shape[:-1])
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------- elementwise
+
+
+class Exp(Function):
+    """y = e^x;  dy/dx = y"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.output
+
+
+class Log(Function):
+    """y = ln x;  dy/dx = 1/x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        return grad / x
+
+
+class Sqrt(Function):
+    """y = sqrt(x);  dy/dx = 1 / (2 y)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.sqrt(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / (2 * ctx.output)
+
+
+class Tanh(Function):
+    """y = tanh x;  dy/dx = 1 - y^2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.tanh(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.output
+        return grad * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x);  dy/dx = y (1 - y)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        # Two branches so that e^(-x) never overflows: for x < 0 use e^x / (1 + e^x).
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y = ctx.output
+        return grad * y * (1 - y)
+
+
+class Relu(Function):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        return grad * (x > 0)         # a constant mask: the step has zero derivative
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x) (0 at 0, as numpy's sign and torch choose)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        return grad * Tensor._make(np.sign(x.data))
+
+
+_GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
+
+
+class Gelu(Function):
+    """The tanh approximation of GELU (GPT-2, BERT):
+        y = x/2 (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
+        dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * x ** 3)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        t = (_GELU_C * (x + 0.044715 * x ** 3)).tanh()
+        du_dx = _GELU_C * (1 + 3 * 0.044715 * x * x)
+        return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+
+
+# ---------------------------------------------------------------------------- reductions
+
+
+def _keepdims_shape(shape, axis):
+    """The shape of a reduction's result with keepdims=True: reduced axes become 1."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    axes = {a % len(shape) for a in axes}
+    return tuple(1 if i in axes else size for i, size in enumerate(shape))
+
+
+class Sum(Function):
+    """y = sum of x over axis;  every summed element gets the gradient of its sum"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axis = axis
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        return grad.reshape(_keepdims_shape(x.shape, ctx.axis)).broadcast_to(x.shape)
+
+
+class Max(Function):
+    """y = max of x over axis;  the gradient goes to the maximal elements, shared equally
+    between ties (as torch.amax does)"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axis = axis
+        return np.max(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        shape = _keepdims_shape(x.shape, ctx.axis)
+        is_max = x.data == ctx.output.data.reshape(shape)
+        share = is_max / is_max.sum(axis=ctx.axis, keepdims=True)
+        return grad.reshape(shape) * Tensor._make(share.astype(x.dtype))
+
+
+class Softmax(Function):
+    """s = e^x / sum e^x along axis;  dL/dx = s * (g - sum(g * s))
+
+    Subtracting the maximum first changes nothing mathematically and keeps e^x from overflowing.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        ctx.axis = axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s = ctx.output
+        return s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - log sum e^x along axis;  dL/dx = g - softmax(x) * sum(g)"""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        ctx.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, grad):
+        softmax = ctx.output.exp()
+        return grad - softmax * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------- shape
+
+
+class Reshape(Function):
+    """Same elements, new shape;  the gradient is reshaped back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.inputs[0].shape)
+
+
+class Transpose(Function):
+    """Permute axes;  the gradient is permuted back by the inverse permutation"""
+
+    @staticmethod
+    def forward(ctx, x, axes=None):
+        ctx.axes = axes
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.axes is None:
+            return grad.transpose()
+        return grad.transpose(*np.argsort(ctx.axes).tolist())
+
+
+class BroadcastTo(Function):
+    """Repeat x along broadcast axes (a view, no copy);  the engine sums the gradient back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def _is_basic(index):
+    """True for ints, slices, None and ..., which select each element at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+               for p in parts)
+
+
+class GetItem(Function):
+    """y = x[index], basic or integer-array indexing;  the gradient is scattered back into
+    zeros, adding up where an index repeats"""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.index = index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return IndexAdd.apply(grad, index=ctx.index, shape=ctx.inputs[0].shape)
+
+
+class IndexAdd(Function):
+    """y = zeros(shape) with x added at [index] (repeats accumulate): GetItem's backward.
+    Its own gradient is GetItem again, which makes indexing twice differentiable."""
+
+    @staticmethod
+    def forward(ctx, x, index, shape):
+        ctx.index = index
+        out = np.zeros(shape, dtype=x.dtype)
+        if _is_basic(index):
+            out[index] = x               # no element is selected twice: plain assignment
+        else:
+            np.add.at(out, index, x)     # unbuffered: repeated indices each add their share
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.index]
+
+
+class Concat(Function):
+    """Join along an existing axis;  each input gets back its slice of the gradient"""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis = ctx.axis % grad.ndim
+        grads, start = [], 0
+        for x in ctx.inputs:
+            stop = start + x.shape[axis]
+            grads.append(grad[(slice(None),) * axis + (slice(start, stop),)])
+            start = stop
+        return tuple(grads)
+
+
+class Stack(Function):
+    """Join along a new axis;  input i gets the gradient's slice i along that axis"""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        axis = ctx.axis % grad.ndim
+        return tuple(grad[(slice(None),) * axis + (i,)] for i in range(len(ctx.inputs)))
+
+
+class Where(Function):
+    """y = a where cond else b;  the gradient flows only to the side that was chosen"""
+
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cond = ctx.inputs[0]
+        zero = Tensor._make(np.zeros((), dtype=grad.dtype))
+        grad_a = Where.apply(cond, grad, zero) if ctx.needs_input_grad[1] else None
+        grad_b = Where.apply(cond, zero, grad) if ctx.needs_input_grad[2] else None
+        return None, grad_a, grad_b
