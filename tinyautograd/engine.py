@@ -122,10 +122,10 @@ class Context:
 
     freed = False
 
-    def __init__(self, fn, inputs):
+    def __init__(self, fn, inputs, needs_input_grad):
         self.fn = fn
         self.inputs = inputs
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.needs_input_grad = needs_input_grad
 
     @property
     def name(self):
@@ -191,8 +191,17 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **settings):
-        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        ctx = Context(cls, inputs)
+        # This runs for every op of every model, so it is written for speed: plain loops, no
+        # property lookups, the graph recorded only when some input requires a gradient.
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+                break
+        if _mode.grad_enabled:
+            needs_input_grad = tuple([t._requires_grad for t in inputs])
+        else:
+            needs_input_grad = (False,) * len(inputs)
+        ctx = Context(cls, inputs, needs_input_grad)
         try:
             data = cls.forward(ctx, *[t.data for t in inputs], **settings)
         except ShapeError:
@@ -200,7 +209,7 @@ class Function:
         except ValueError as error:
             raise _shape_error(cls, inputs, error) from None
         out = Tensor._make(data)
-        if _mode.grad_enabled and any(ctx.needs_input_grad):
+        if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
@@ -228,11 +237,12 @@ def _shape_error(fn, inputs, error):
 
 
 def _lift(value, like):
-    """A Tensor for an operand: Python numbers take the dtype of the tensor they meet (so that
-    `x * 2` stays float32), anything else goes through the Tensor constructor."""
+    """A Tensor for an operand. Python numbers and numpy arrays that meet a floating-point tensor
+    take its dtype (so `x * 2` stays float32, and a float64 tensor keeps float64 operands
+    exact); anything else goes through the Tensor constructor."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float, bool)) and like.dtype.kind == "f":
+    if like.dtype.kind == "f":
         return Tensor._make(np.asarray(value, dtype=like.dtype))
     return Tensor(value)
 
@@ -271,7 +281,8 @@ class Tensor:
     def _make(cls, data):
         """Wrap an array the engine computed: no conversion, no copy."""
         t = object.__new__(cls)
-        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        # numpy returns scalars (np.float32) from full reductions: keep everything an ndarray
+        t.data = data if data.__class__ is np.ndarray else np.asarray(data)
         return t
 
     @property
@@ -554,49 +565,61 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
         grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
     wanted_ids = {id(t) for t in wanted}
     found = {}
-    with set_grad_enabled(create_graph):
-        for t in reversed(order):
-            grad = grads.pop(id(t), None)
-            if grad is None:          # nothing flowed here (e.g. a root's unused branch)
-                continue
-            for hook in t._hooks:
-                replaced = hook(grad)
-                if replaced is not None:
-                    grad = _lift(replaced, t)
-            if id(t) in wanted_ids:
-                found[id(t)] = grad
-            elif not wanted and (t.grad_fn is None or t._retains_grad):
-                _accumulate(t, grad, create_graph)
-            node = t.grad_fn
-            if node is None:
-                continue
-            if create_graph and node.fn.once_differentiable:
-                raise RuntimeError(
-                    f"{node.name} is only once differentiable: its backward is a fused numpy "
-                    f"kernel, which create_graph=True cannot record. Build this computation from "
-                    f"differentiable ops to take gradients of its gradients.")
-            input_grads = node.fn.backward(node, grad)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(node.inputs):
-                raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} "
-                                   f"gradients for {len(node.inputs)} inputs")
-            for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
-                if g is None or not inp.requires_grad:
-                    continue
-                g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g))
-                if g.shape != inp.shape:
-                    g = _sum_to(g, inp.shape)
-                if _mode.anomaly and _has_nan_or_inf(g.data):
-                    raise AnomalyError(
-                        f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) "
-                        f"contains NaN or Inf; the op was created at "
-                        f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
-                previous = grads.get(id(inp))
-                grads[id(inp)] = g if previous is None else previous + g
-            if not retain_graph:
-                node.free()
+    # In anomaly mode, check each gradient as a whole and blame the forward op it belongs to,
+    # rather than the small ops inside its backward formula.
+    check_anomaly, _mode.anomaly = _mode.anomaly, False
+    try:
+        with set_grad_enabled(create_graph):
+            _propagate(order, grads, wanted_ids, found, retain_graph, create_graph,
+                       check_anomaly)
+    finally:
+        _mode.anomaly = check_anomaly
     return [found.get(id(t)) for t in wanted]
+
+
+def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, check_anomaly):
+    """The chain rule, node by node, from the roots to the leaves."""
+    for t in reversed(order):
+        grad = grads.pop(id(t), None)
+        if grad is None:          # nothing flowed here (e.g. a root's unused branch)
+            continue
+        for hook in t._hooks:
+            replaced = hook(grad)
+            if replaced is not None:
+                grad = _lift(replaced, t)
+        if id(t) in wanted_ids:
+            found[id(t)] = grad
+        elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
+            _accumulate(t, grad, create_graph)
+        node = t.grad_fn
+        if node is None:
+            continue
+        if create_graph and node.fn.once_differentiable:
+            raise RuntimeError(
+                f"{node.name} is only once differentiable: its backward is a fused numpy "
+                f"kernel, which create_graph=True cannot record. Build this computation from "
+                f"differentiable ops to take gradients of its gradients.")
+        input_grads = node.fn.backward(node, grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} "
+                               f"gradients for {len(node.inputs)} inputs")
+        for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
+            if g is None or not inp.requires_grad:
+                continue
+            g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g))
+            if g.shape != inp.shape:
+                g = _sum_to(g, inp.shape)
+            if check_anomaly and _has_nan_or_inf(g.data):
+                raise AnomalyError(
+                    f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) "
+                    f"contains NaN or Inf; the op was created at "
+                    f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
+            previous = grads.get(id(inp))
+            grads[id(inp)] = g if previous is None else previous + g
+        if not retain_graph:
+            node.free()
 
 
 def _accumulate(t, grad, create_graph):

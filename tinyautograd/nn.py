@@ -1,0 +1,472 @@
+"""Neural-network building blocks: Parameter, Module, the common layers, and initialisers.
+
+A Module is a Python object whose attributes hold its Parameters and its sub-Modules. There is no
+registration step: `parameters()` walks the attributes (`vars(self)`, in the order they were
+set), looking also one level into plain lists, tuples and dicts, so `self.blocks = [Block(),
+Block()]` is found as `blocks.0`, `blocks.1`. The names follow PyTorch's, so do most behaviours,
+with one deliberate difference: `Linear.weight` has shape (in_features, out_features).
+"""
+
+import math
+import types
+from collections import namedtuple
+
+import numpy as np
+
+from . import functional, random
+from .engine import Tensor
+
+# --------------------------------------------------------------------------------------------
+# Parameter
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module learns. It is an ordinary Tensor in every op (their results are
+    plain Tensors); the subclass only tells `Module.parameters()` what to collect. Requires a
+    gradient unless told otherwise; floats become float32, as for Tensor."""
+
+    def __init__(self, data, requires_grad=True, dtype=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+# --------------------------------------------------------------------------------------------
+# Module
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of layers and models: write `__init__` to set attributes, and `forward`.
+
+        class MLP(Module):
+            def __init__(self):
+                self.hidden = Linear(2, 16)
+                self.out = Linear(16, 2)
+
+            def forward(self, x):
+                return self.out(self.hidden(x).relu())
+
+    Calling `super().__init__()` is allowed but not needed: the only state a Module has of its
+    own is `training`, a class attribute until `train()` or `eval()` sets it.
+    """
+
+    training = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward method")
+
+    # -- what it contains -------------------------------------------------------------------
+    def _members(self):
+        """(name, value) for every Parameter and Module this module holds directly: its
+        attributes in the order they were set, and the items of lists, tuples and dicts among
+        them, named `attribute.index` or `attribute.key`. Anything else is not learned state."""
+        for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
+            elif isinstance(value, dict):
+                items = [(f"{name}.{key}", item) for key, item in value.items()]
+            else:
+                items = [(name, value)]
+            for item_name, item in items:
+                if isinstance(item, (Parameter, Module)):
+                    yield item_name, item
+
+    def named_children(self):
+        """(name, module) for each Module held directly, as in `blocks.0`."""
+        for name, value in self._members():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self):
+        """(dotted name, module) for this module (named '') and every module inside it, depth
+        first, parents before children. A module reachable by two paths comes once."""
+        seen = set()
+
+        def visit(module, name):
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            yield name, module
+            for child_name, child in module.named_children():
+                yield from visit(child, f"{name}.{child_name}" if name else child_name)
+
+        yield from visit(self, "")
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self):
+        """(dotted name, parameter) for every parameter, as in `blocks.0.attn.q.weight`. Each
+        module's own parameters come before those of its children (PyTorch's order). A shared
+        (tied) parameter comes once, under the first name that reaches it."""
+        seen = set()
+        for module_name, module in self.named_modules():
+            for name, value in module._members():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
+
+    def parameters(self):
+        for _, parameter in self.named_parameters():
+            yield parameter
+
+    def num_parameters(self):
+        """How many numbers the model learns (a tied parameter counts once)."""
+        return sum(p.size for p in self.parameters())
+
+    # -- saving and loading -----------------------------------------------------------------
+    def state_dict(self):
+        """{name: a copy of the parameter's array}, in `named_parameters()` order. A tied
+        parameter is saved once, under its first name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy the arrays of `state` (name -> array or Tensor) into the parameters' own arrays,
+        in place: each parameter keeps its dtype, and whoever holds its array sees the new values.
+
+        Everything is checked before anything is copied, so a failed load changes nothing.
+        A shape mismatch is always an error; keys present on one side only are an error when
+        `strict`, and are otherwise returned as `(missing_keys, unexpected_keys)`.
+        """
+        own = dict(self.named_parameters())
+        missing = [name for name in own if name not in state]
+        unexpected = [name for name in state if name not in own]
+        wrong_shapes = [f"{name}: {np.shape(state[name])} in the state, {p.shape} in the model"
+                        for name, p in own.items()
+                        if name in state and np.shape(state[name]) != p.shape]
+        problems = []
+        if wrong_shapes:
+            problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}")
+        if strict and missing:
+            problems.append(f"  missing keys (in the model, not in the state): "
+                            f"{', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"  unexpected keys (in the state, not in the model): "
+                            f"{', '.join(unexpected)}")
+        if problems:
+            raise RuntimeError(f"load_state_dict: the state does not fit this "
+                               f"{type(self).__name__}, nothing was loaded:\n"
+                               + "\n".join(problems))
+        for name, parameter in own.items():
+            if name in state:
+                parameter.data[...] = np.asarray(state[name])
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- modes and gradients ----------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode on this module and every module inside it (Dropout reads it)."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        """Forget the gradients: backward accumulates into `.grad`, so clear it between steps."""
+        for parameter in self.parameters():
+            parameter.grad = None
+            parameter.grad_tensor = None
+
+    # -- printing -----------------------------------------------------------------------------
+    def extra_repr(self):
+        """What goes between the parentheses of this module's line: its settings."""
+        return ""
+
+    def __repr__(self):
+        """A tree, one module a line, each with its number of parameters:
+
+            MLP(  # 82 params
+              (hidden): Linear(in_features=2, out_features=16, bias=True)  # 48 params
+              (act): ReLU()
+              (out): Linear(in_features=16, out_features=2, bias=True)  # 34 params
+            )
+        """
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        count = _params_comment(self.num_parameters())
+        children = list(self.named_children())
+        if not children:
+            return f"{head}){count}"
+        lines = [head + count]
+        for name, child in children:
+            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _params_comment(count):
+    """'  # 1,234 params'; nothing for a module without parameters, where it would be noise."""
+    if count == 0:
+        return ""
+    return f"  # {count:,} param{'' if count == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------------------------
+# Containers
+
+
+class ModuleList(Module):
+    """A list of modules, named by position ('0', '1', ...). Indexing, `len`, iteration and
+    `append` work as for a list; a slice is a ModuleList."""
+
+    def __init__(self, modules=()):
+        self._modules = []
+        for module in modules:
+            self.append(module)
+
+    def _members(self):
+        # The items, named by position, stand in for the attributes.
+        for i, module in enumerate(self._modules):
+            yield str(i), module
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__} holds Modules, not {type(module).__name__}")
+        self._modules.append(module)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(self._modules[index])
+        return self._modules[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+
+class Sequential(ModuleList):
+    """Modules applied one after another, each to the output of the one before:
+    `Sequential(Linear(2, 16), ReLU(), Linear(16, 2))`. A slice is a Sequential."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*self._modules[index])
+        return super().__getitem__(index)
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x
+
+
+# --------------------------------------------------------------------------------------------
+# Initialisers, used as `nn.init.normal_(tensor, ...)`.
+#
+# Each fills `tensor.data` in place (the trailing underscore says so, as in PyTorch), keeps the
+# tensor's dtype, returns the tensor, and draws from `generator` (a numpy Generator) or else the
+# engine's default generator, which `tinyautograd.manual_seed` makes repeatable.
+#
+# Fan in and fan out, for the scaled initialisers: the last two axes of a weight are read as
+# (inputs, outputs), as in `x @ weight`. So for a Linear weight (in_features, out_features),
+# fan_in = shape[0] and fan_out = shape[1]: the opposite of PyTorch, whose weight is (out, in).
+# An Embedding table (num, dim) is, by the same reading, the matrix of one_hot(index) @ table:
+# fan_in = num, fan_out = dim. Leading axes, as in per-head weights (heads, in, out), are
+# independent copies and do not change the fans.
+
+
+def _fill(tensor, values):
+    tensor.data[...] = values
+    return tensor
+
+
+def _rng(generator):
+    return generator or random.default_generator()
+
+
+def _fans(tensor):
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in and fan out need a weight with at least 2 axes (inputs, "
+                         f"outputs), got shape {tensor.shape}")
+    return tensor.shape[-2], tensor.shape[-1]
+
+
+_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0)}
+
+
+def _gain(nonlinearity):
+    """The factor on the std that makes up for what the nonlinearity takes: ReLU zeroes half
+    of its inputs, which halves the mean square, so sqrt(2)."""
+    if nonlinearity not in _GAINS:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of "
+                         f"{', '.join(map(repr, _GAINS))}")
+    return _GAINS[nonlinearity]
+
+
+def _kaiming_std(tensor, mode, nonlinearity):
+    """std = gain / sqrt(fan). With fan_in, the outputs of `x @ weight` keep the variance of
+    the inputs; with fan_out, the gradients going back keep theirs."""
+    fan_in, fan_out = _fans(tensor)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return _gain(nonlinearity) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def _xavier_std(tensor, gain):
+    """std = gain * sqrt(2 / (fan_in + fan_out)): a compromise that keeps the variance of both
+    the activations (forward) and the gradients (backward)."""
+    fan_in, fan_out = _fans(tensor)
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Uniform in [a, b)."""
+    return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
+
+
+def zeros_(tensor):
+    return _fill(tensor, 0)
+
+
+def ones_(tensor):
+    return _fill(tensor, 1)
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None):
+    return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None):
+    """Uniform in [-a, a] with a = sqrt(3) std: a uniform of that width has that std."""
+    bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor, mode="fan_in", nonlinearity="relu", generator=None):
+    return normal_(tensor, 0.0, _kaiming_std(tensor, mode, nonlinearity), generator)
+
+
+def kaiming_uniform_(tensor, mode="fan_in", nonlinearity="relu", generator=None):
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound, generator)
+
+
+init = types.SimpleNamespace(
+    normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_,
+    xavier_normal_=xavier_normal_, xavier_uniform_=xavier_uniform_,
+    kaiming_normal_=kaiming_normal_, kaiming_uniform_=kaiming_uniform_,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+
+
+class Linear(Module):
+    """y = x @ weight + bias, with weight (in_features, out_features) and bias (out_features,).
+
+    The weight is stored transposed relative to PyTorch's (out_features, in_features), so that
+    the code reads as the math does; transpose it when loading torch weights. Initialised as
+    PyTorch does: weight and bias uniform in [-1/sqrt(in_features), 1/sqrt(in_features)].
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = uniform_(Parameter(np.zeros((in_features, out_features))), -bound, bound)
+        self.bias = uniform_(Parameter(np.zeros(out_features)), -bound, bound) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A table of `num_embeddings` learned vectors of size `embedding_dim`; integer indices of
+    any shape (...) pick rows: (..., embedding_dim). Initialised N(0, 1), as PyTorch does."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = normal_(Parameter(np.zeros((num_embeddings, embedding_dim))))
+
+    def forward(self, indices):
+        return functional.embedding(indices, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalise the last axis (of size `dim`) to zero mean and unit variance, then scale by
+    `weight` (starts at ones) and shift by `bias` (starts at zeros):
+    y = (x - mean) / sqrt(var + eps) * weight + bias."""
+
+    def __init__(self, dim, eps=1e-5):
+        self.dim, self.eps = dim, eps
+        self.weight = Parameter(np.ones(dim))
+        self.bias = Parameter(np.zeros(dim))
+
+    def forward(self, x):
+        return functional.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.dim}, eps={self.eps}"
+
+
+class Dropout(Module):
+    """While training, zero each element with probability p and scale the rest by 1/(1-p);
+    in eval mode, the identity."""
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p < 1.0:     # here, not at the first forward: the error points at the model
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return functional.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class ReLU(Module):
+    """max(x, 0)"""
+
+    def forward(self, x):
+        return x.relu()
+
+
+class GELU(Module):
+    """The tanh approximation of GELU (GPT-2's), PyTorch's GELU(approximate='tanh')."""
+
+    def forward(self, x):
+        return x.gelu()
+
+
+class Tanh(Module):
+    """tanh x"""
+
+    def forward(self, x):
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """1 / (1 + e^-x)"""
+
+    def forward(self, x):
+        return x.sigmoid()

@@ -1,0 +1,163 @@
+"""Per-op overhead on tiny tensors: tinyautograd against raw numpy and PyTorch eager.
+
+On an 8x8 tensor the arithmetic is almost free, so what is measured is the bookkeeping each
+framework adds around it: creating the result, recording the graph, walking it backward.
+
+    python benchmarks/engine.py                  # the table
+    python benchmarks/engine.py --json out.json  # and the raw medians
+
+Columns, in microseconds per call (median of interleaved repetitions):
+  numpy       the bare numpy forward computation
+  ours, torch forward with inputs that require gradients (so the graph is recorded)
+  +ovh        that forward minus numpy's: the framework's own overhead
+  ratio       our overhead / torch's overhead (target: <= 1)
+  f+b         forward and backward together (backward from a .sum(), included in both)
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tinyautograd as ta  # noqa: E402
+import tinyautograd.functional as F  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError:       # the table still prints, without torch's columns
+    torch = None
+
+SIZE = 8
+
+
+def cases():
+    """(name, numpy forward, our forward, torch forward, number of tensor inputs)."""
+    targets = np.arange(SIZE) % SIZE
+    t_targets = torch.as_tensor(targets) if torch else None
+    w = np.ones(SIZE, np.float32)
+    b = np.zeros(SIZE, np.float32)
+
+    def np_layer_norm(x):
+        mean = x.mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
+
+    def np_cross_entropy(x):
+        z = x - x.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return -logp[np.arange(SIZE), targets].mean()
+
+    def np_softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    return [
+        ("add", lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b, 2),
+        ("mul", lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b, 2),
+        ("matmul", lambda a, b: a @ b, lambda a, b: a @ b, lambda a, b: a @ b, 2),
+        ("exp", np.exp, lambda a: a.exp(), torch.exp if torch else None, 1),
+        ("tanh", np.tanh, lambda a: a.tanh(), torch.tanh if torch else None, 1),
+        ("sum(axis)", lambda a: a.sum(0), lambda a: a.sum(0), lambda a: a.sum(0), 1),
+        ("max(axis)", lambda a: a.max(1), lambda a: a.max(1), lambda a: a.amax(1), 1),
+        ("reshape", lambda a: a.reshape(-1), lambda a: a.reshape(-1),
+         lambda a: a.reshape(-1), 1),
+        ("transpose", lambda a: a.T, lambda a: a.T, lambda a: a.T, 1),
+        ("getitem", lambda a: a[1:5], lambda a: a[1:5], lambda a: a[1:5], 1),
+        ("softmax", np_softmax, lambda a: a.softmax(-1),
+         (lambda a: torch.softmax(a, -1)) if torch else None, 1),
+        ("layer_norm", np_layer_norm, lambda a: F.layer_norm(a),
+         (lambda a: TF.layer_norm(a, (SIZE,))) if torch else None, 1),
+        ("cross_entropy", np_cross_entropy, lambda a: F.cross_entropy(a, targets),
+         (lambda a: TF.cross_entropy(a, t_targets)) if torch else None, 1),
+    ]
+
+
+def per_call_us(fn, args, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*args)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def forward_backward(forward):
+    def run(*args):
+        out = forward(*args)
+        out = out if out.ndim == 0 else out.sum()
+        out.backward()
+    return run
+
+
+def measure(repeats, calls):
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, np_fn, our_fn, torch_fn, n_in in cases():
+        arrays = [rng.standard_normal((SIZE, SIZE)).astype(np.float32) for _ in range(n_in)]
+        ours = [ta.Tensor(a, requires_grad=True) for a in arrays]
+        runs = {"numpy": (np_fn, arrays), "ours": (our_fn, ours),
+                "ours f+b": (forward_backward(our_fn), ours)}
+        if torch is not None:
+            theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+            runs["torch"] = (torch_fn, theirs)
+            runs["torch f+b"] = (forward_backward(torch_fn), theirs)
+        samples = {key: [] for key in runs}
+        for _ in range(repeats):              # interleaved, so drifts hit every column alike
+            for key, (fn, args) in runs.items():
+                samples[key].append(per_call_us(fn, args, calls))
+        row = {"op": name, **{key: statistics.median(v) for key, v in samples.items()}}
+        row["ours overhead"] = row["ours"] - row["numpy"]
+        if torch is not None:
+            row["torch overhead"] = row["torch"] - row["numpy"]
+            row["overhead ratio"] = row["ours overhead"] / row["torch overhead"]
+            row["f+b ratio"] = row["ours f+b"] / row["torch f+b"]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows):
+    with_torch = "torch" in rows[0]
+    header = f"{'op':<14}{'numpy':>8}{'ours':>8}{'+ovh':>8}"
+    if with_torch:
+        header += f"{'torch':>8}{'+ovh':>8}{'ratio':>8}{'ours f+b':>10}{'torch f+b':>11}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        line = f"{r['op']:<14}{r['numpy']:>8.2f}{r['ours']:>8.2f}{r['ours overhead']:>8.2f}"
+        if with_torch:
+            line += (f"{r['torch']:>8.2f}{r['torch overhead']:>8.2f}{r['overhead ratio']:>8.2f}"
+                     f"{r['ours f+b']:>10.2f}{r['torch f+b']:>11.2f}{r['f+b ratio']:>8.2f}")
+        print(line)
+    if with_torch:
+        overhead = statistics.median(r["overhead ratio"] for r in rows)
+        both = statistics.median(r["f+b ratio"] for r in rows)
+        print(f"\nmedian overhead ratio (ours/torch): {overhead:.2f}    "
+              f"median forward+backward ratio: {both:.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=300, help="calls per timed repetition")
+    parser.add_argument("--json", help="also write the raw medians to this file")
+    args = parser.parse_args(argv)
+    if torch is not None:
+        torch.set_num_threads(2)
+    print(f"{SIZE}x{SIZE} float32, microseconds per call; {platform.processor() or platform.machine()}, "
+          f"python {platform.python_version()}, numpy {np.__version__}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else
+             ", torch not installed") + "\n")
+    rows = measure(args.repeats, args.calls)
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"size": SIZE, "numpy": np.__version__,
+                       "torch": torch.__version__ if torch else None, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

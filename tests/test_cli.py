@@ -1,0 +1,31 @@
+"""The command line: entry points, help and version, exit codes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import tinyautograd
+from cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and tinyautograd.__version__ in result.output
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output
+
+
+def test_unknown_command_is_a_usage_error():
+    result = CliRunner().invoke(main, ["no-such-command"])
+    assert result.exit_code == 2 and "No such command" in result.output
+
+
+def test_python_cli_py_is_the_same_program():
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--version"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and tinyautograd.__version__ in done.stdout

@@ -1,0 +1,445 @@
+"""The engine's behaviour: graph recording, backward, modes, hooks, errors, custom ops."""
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyautograd import Function, Tensor
+
+
+def f64(*shape, seed=0, requires_grad=True):
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.standard_normal(shape), requires_grad=requires_grad, dtype=np.float64)
+
+
+# ------------------------------------------------------------------ tensors
+
+
+def test_floats_default_to_float32_and_other_dtypes_are_kept():
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(np.zeros(3, np.float64)).dtype == np.float32
+    assert Tensor(np.zeros(3), dtype=np.float64).dtype == np.float64
+    assert Tensor([1, 2]).dtype.kind == "i"
+    assert Tensor([True]).dtype == bool
+
+
+def test_scalars_do_not_upcast_float32():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (2 * x + 1.5) / 3.0 - x ** 2.0
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_numpy_array_on_the_left_goes_to_tensor():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0]) * x
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 4.0])
+
+
+def test_only_floats_can_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor([1, 2], requires_grad=True)
+
+
+def test_comparisons_are_outside_the_graph():
+    x = Tensor([1.0, -1.0], requires_grad=True)
+    mask = x > 0
+    assert mask.dtype == bool and not mask.requires_grad and mask.grad_fn is None
+    np.testing.assert_array_equal((x == 1.0).data, [True, False])
+
+
+def test_repr_names_dtype_and_node():
+    x = Tensor([1.0], requires_grad=True, dtype=np.float64)
+    assert "requires_grad=True" in repr(x) and "float64" in repr(x)
+    assert "grad_fn=<exp>" in repr(x.exp())
+
+
+def test_detach_shares_data_and_leaves_the_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.grad_fn is None
+
+
+def test_item_numpy_tolist():
+    x = Tensor([[1.5]])
+    assert x.item() == 1.5 and x.tolist() == [[1.5]] and x.numpy() is x.data
+
+
+# ------------------------------------------------------------------ backward
+
+
+def test_gradient_of_a_small_expression_by_hand():
+    a = Tensor(2.0, requires_grad=True, dtype=np.float64)
+    b = Tensor(-3.0, requires_grad=True, dtype=np.float64)
+    c = a * b + b ** 2          # dc/da = b = -3, dc/db = a + 2b = -4
+    c.backward()
+    assert a.grad == -3.0 and b.grad == -4.0
+
+
+def test_input_used_twice_gets_both_contributions():
+    x = f64(3)
+    (x * x + x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 1)
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = f64(3)
+    (x * 3).sum().backward()
+    (x * 4).sum().backward()
+    np.testing.assert_allclose(x.grad, np.full(3, 7.0))
+
+
+def test_broadcast_gradient_is_summed_back():
+    x = f64(4, 1, 3)
+    b = f64(3, seed=1)
+    (x * b).sum().backward()
+    np.testing.assert_allclose(b.grad, x.data.sum(axis=(0, 1)))
+    np.testing.assert_allclose(x.grad, np.broadcast_to(b.data, (4, 1, 3)).copy())
+
+
+def test_backward_with_explicit_gradient():
+    x = f64(2, 3)
+    g = np.arange(6.0).reshape(2, 3)
+    (x * 2).backward(g)
+    np.testing.assert_allclose(x.grad, 2 * g)
+
+
+def test_non_scalar_backward_without_gradient_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"shape \(2, 3\).*\.sum\(\)"):
+        (f64(2, 3) * 2).backward()
+
+
+def test_backward_gradient_of_wrong_shape():
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\)"):
+        (f64(2, 3) * 2).backward(np.ones(3))
+
+
+def test_backward_of_a_constant_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="does not require a gradient"):
+        Tensor([1.0]).sum().backward()
+
+
+def test_second_backward_through_freed_graph_raises():
+    x = f64(3)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="already freed.*retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = f64(3)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * np.exp(x.data))
+
+
+def test_backward_frees_saved_state():
+    x = f64(3)
+    y = x.exp()
+    node = y.grad_fn
+    y.sum().backward()
+    assert node.freed and node.inputs == ()
+
+
+def test_a_chain_of_twenty_thousand_ops_has_no_recursion_limit():
+    x = Tensor(1.0, requires_grad=True, dtype=np.float64)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0001
+    y.backward()
+    assert x.grad == pytest.approx(1.0001 ** 20_000)
+
+
+def test_leaf_gradient_is_an_owned_writable_copy():
+    x = f64(3)
+    x.sum().backward()        # the incoming gradient is a read-only broadcast view
+    x.grad += 1               # must not raise
+    assert x.grad.flags.writeable and x.grad.shape == (3,)
+
+
+# ------------------------------------------------------------------ modes
+
+
+def test_no_grad_records_nothing():
+    x = f64(3)
+    with ta.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert ta.is_grad_enabled()
+
+
+def test_no_grad_as_decorator_and_nesting():
+    x = f64(3)
+
+    @ta.no_grad()
+    def f():
+        with ta.enable_grad():
+            inner = x * 2
+        return inner, x * 3
+
+    inner, outer = f()
+    assert inner.requires_grad and not outer.requires_grad
+
+
+def test_requires_grad_propagates_from_any_input():
+    a, b = f64(2), Tensor([1.0, 2.0], dtype=np.float64)
+    assert (a + b).requires_grad and not (b + b).requires_grad
+
+
+# ------------------------------------------------------------------ hooks and retain_grad
+
+
+def test_hook_reads_and_replaces_a_gradient():
+    x = f64(3)
+    h = x * 2
+    seen = []
+    h.register_hook(lambda g: seen.append(g.data.copy()))
+    h.register_hook(lambda g: g * 10)
+    h.sum().backward()
+    np.testing.assert_allclose(seen[0], np.ones(3))
+    np.testing.assert_allclose(x.grad, np.full(3, 20.0))
+
+
+def test_hook_handle_removes_the_hook():
+    x = f64(3)
+    handle = x.register_hook(lambda g: g * 0)
+    handle.remove()
+    x.sum().backward()
+    np.testing.assert_allclose(x.grad, np.ones(3))
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient():
+    x = f64(3)
+    h = x * 2
+    h.retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    assert (x * 3).grad is None
+
+
+# ------------------------------------------------------------------ higher order
+
+
+def test_second_derivative_of_a_cubic():
+    x = Tensor(1.5, requires_grad=True, dtype=np.float64)
+    (dy,) = ta.grad(x ** 3, [x], create_graph=True)      # 3x^2
+    (d2y,) = ta.grad(dy, [x])                             # 6x
+    assert dy.item() == pytest.approx(3 * 1.5 ** 2) and d2y.item() == pytest.approx(9.0)
+
+
+def test_hessian_vector_product_matches_the_explicit_hessian():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4, 4))
+    A = A + A.T
+    x = Tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float64)
+    v = rng.standard_normal(4)
+    f = lambda x: 0.5 * (x @ Tensor(A, dtype=np.float64) @ x) + (x ** 3).sum()
+    (g,) = ta.grad(f(x), [x], create_graph=True)
+    (hv,) = ta.grad((g * Tensor(v, dtype=np.float64)).sum(), [x])
+    hessian = A + np.diag(6 * x.data)
+    np.testing.assert_allclose(hv.data, hessian @ v, rtol=1e-10)
+
+
+def test_backward_create_graph_leaves_a_differentiable_grad_tensor():
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    (x ** 3).sum().backward(create_graph=True)
+    np.testing.assert_allclose(x.grad, 3 * x.data ** 2)
+    g = x.grad_tensor
+    assert g.grad_fn is not None
+    x.grad = None
+    g.sum().backward()
+    np.testing.assert_allclose(x.grad, 6 * x.data)
+
+
+def test_fused_op_refuses_create_graph_clearly():
+    logits = f64(4, 5)
+    loss = ta.functional.cross_entropy(logits, np.array([0, 1, 2, 3]))
+    with pytest.raises(RuntimeError, match="crossentropy is only once differentiable"):
+        loss.backward(create_graph=True)
+
+
+def test_grad_returns_none_for_an_unused_input_and_does_not_touch_grad():
+    x, unused = f64(3), f64(3, seed=1)
+    gx, gu = ta.grad((x * 2).sum(), [x, unused])
+    np.testing.assert_allclose(gx.data, np.full(3, 2.0))
+    assert gu is None and x.grad is None
+
+
+# ------------------------------------------------------------------ anomaly detection
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
+def test_anomaly_in_forward_names_the_op_and_the_line():
+    x = Tensor([-1.0, 1.0], requires_grad=True)
+    with ta.detect_anomaly():
+        with pytest.raises(ta.AnomalyError, match=r"log: .*NaN or Inf.*test_engine\.py:\d+"):
+            x.log()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
+def test_anomaly_in_backward_names_the_op_that_made_it():
+    x = Tensor([0.0, 1.0], requires_grad=True)
+    with ta.detect_anomaly():
+        y = x.sqrt()              # finite forward, infinite derivative at 0
+        with pytest.raises(ta.AnomalyError, match=r"sqrt backward.*y = x\.sqrt\(\)"):
+            y.sum().backward()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
+def test_without_anomaly_mode_nans_pass_silently():
+    x = Tensor([0.0], requires_grad=True)
+    x.sqrt().sum().backward()
+    assert np.isinf(x.grad).all()
+
+
+# ------------------------------------------------------------------ error messages
+
+
+def test_matmul_error_names_op_and_shapes():
+    with pytest.raises(ta.ShapeError, match=r"matmul: \(2, 3\) @ \(4, 5\): inner sizes 3 and 4 "
+                                            r"differ"):
+        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
+
+
+def test_broadcast_error_names_op_and_shapes():
+    with pytest.raises(ta.ShapeError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        Tensor(np.ones((2, 3))) * Tensor(np.ones(4))
+
+
+def test_reshape_error_names_the_sizes():
+    with pytest.raises(ta.ShapeError, match=r"reshape: .*size 6 into shape \(4,2\)"):
+        Tensor(np.ones((2, 3))).reshape(4, 2)
+
+
+def test_transpose_with_two_axes_points_to_swapaxes():
+    with pytest.raises(ta.ShapeError, match=r"swapaxes\(-2, -1\)"):
+        Tensor(np.ones((2, 3, 4))).transpose(-2, -1)
+
+
+def test_cross_entropy_errors():
+    logits = Tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"targets of shape \(2,\)"):
+        ta.functional.cross_entropy(logits, np.array([0, 1, 2]))
+    with pytest.raises(IndexError, match="target 3 is out of range for 3 classes"):
+        ta.functional.cross_entropy(logits, np.array([0, 3]))
+    with pytest.raises(TypeError, match="integers"):
+        ta.functional.cross_entropy(logits, np.array([0.0, 1.0]))
+
+
+def test_embedding_index_out_of_range():
+    with pytest.raises(IndexError, match="index 7 is out of range for a table of 5 rows"):
+        ta.functional.embedding(np.array([1, 7]), Tensor(np.zeros((5, 2))))
+
+
+# ------------------------------------------------------------------ custom ops
+
+
+class Cube(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.inputs
+        return grad * 3 * x ** 2
+
+
+class ScaledSquare(Function):
+    """A fused custom op: numpy backward, settings as keywords."""
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x, scale=1.0):
+        ctx.x, ctx.scale = x, scale
+        return scale * x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.data * 2 * ctx.scale * ctx.x
+
+
+def test_custom_function_is_differentiable_twice():
+    x = f64(4)
+    assert ta.gradcheck(Cube.apply, x)
+    assert ta.gradgradcheck(Cube.apply, x)
+
+
+def test_custom_fused_function_with_settings():
+    x = f64(2, 3)
+    assert ta.gradcheck(lambda x: ScaledSquare.apply(x, scale=2.5), x)
+    assert ScaledSquare.apply(x).grad_fn.name == "scaledsquare"
+
+
+def test_custom_function_with_wrong_number_of_gradients():
+    class Bad(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(RuntimeError, match="returned 1 gradients for 2 inputs"):
+        Bad.apply(f64(2), f64(2)).sum().backward()
+
+
+def test_graph_is_introspectable_for_drawing():
+    x = f64(2)
+    y = (x * 2).exp()
+    node = y.grad_fn
+    assert node.name == "exp" and node.output is y
+    (mul_out,) = node.inputs
+    assert mul_out.grad_fn.name == "mul" and mul_out.grad_fn.inputs[0] is x
+
+
+# ------------------------------------------------------------------ gradcheck itself
+
+
+def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
+    class WrongSquare(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.inputs
+            return grad * x              # should be 2x
+
+    x = f64(3)
+    with pytest.raises(ta.GradcheckError, match=r"input 0 \(shape \(3,\)\).*index \(\d,\): "
+                                                r"analytic .*, numeric"):
+        ta.gradcheck(WrongSquare.apply, x)
+    assert ta.gradcheck(WrongSquare.apply, x, raise_exception=False) is False
+
+
+def test_gradcheck_wants_float64():
+    with pytest.raises(TypeError, match="float64"):
+        ta.gradcheck(lambda x: x * 2, Tensor([1.0], requires_grad=True))
+
+
+# ------------------------------------------------------------------ random numbers
+
+
+def test_manual_seed_makes_draws_repeatable():
+    ta.manual_seed(3)
+    a = ta.randn(4).data.copy()
+    d1 = ta.functional.dropout(ta.ones(100), 0.5).data.copy()
+    ta.manual_seed(3)
+    np.testing.assert_array_equal(a, ta.randn(4).data)
+    np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
+
+
+def test_dropout_keeps_the_expectation_and_is_identity_off_training():
+    x = ta.ones(20_000)
+    y = ta.functional.dropout(x, 0.25)
+    assert abs(y.data.mean() - 1.0) < 0.03
+    assert set(np.unique(y.data)) == {0.0, np.float32(1 / 0.75)}
+    assert ta.functional.dropout(x, 0.25, training=False) is x

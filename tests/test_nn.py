@@ -1,0 +1,493 @@
+"""nn: parameter discovery and naming, saving and loading, modes, the layers against PyTorch,
+initialisers, and an MLP that learns."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tinyautograd as ta
+from tinyautograd import Tensor, nn
+from tinyautograd.nn import Parameter
+
+
+def to_float64(module):
+    """Compare with torch in float64, where rounding does not hide a wrong formula."""
+    for p in module.parameters():
+        p.data = p.data.astype(np.float64)
+    return module
+
+
+def torch_leaf(array):
+    return torch.tensor(np.asarray(array, dtype=np.float64), requires_grad=True)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        self.attn = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+
+    def forward(self, x):
+        return self.norm(x + self.attn(x))
+
+
+class Model(nn.Module):
+    """Every way of holding parameters: attribute, nested module, list, tuple, dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.blocks = [Block(), Block()]
+        self.heads = {"main": nn.Linear(4, 3), "aux": nn.Linear(4, 1, bias=False)}
+        self.scales = (Parameter(np.ones(4)), Parameter(np.ones(4)))
+        self.temperature = Parameter(1.0)
+        self.not_learned = Tensor(np.ones(3))     # a plain Tensor is not a parameter
+        self.sizes = [1, 2, 3]                    # nor are other values in lists
+        self.name = "model"
+
+    def forward(self, idx):
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.heads["main"](x * self.scales[0]) / self.temperature
+
+
+MODEL_NAMES = [
+    "scales.0", "scales.1", "temperature",
+    "embed.weight",
+    "blocks.0.attn.weight", "blocks.0.attn.bias", "blocks.0.norm.weight", "blocks.0.norm.bias",
+    "blocks.1.attn.weight", "blocks.1.attn.bias", "blocks.1.norm.weight", "blocks.1.norm.bias",
+    "heads.main.weight", "heads.main.bias", "heads.aux.weight",
+]
+
+
+# ------------------------------------------------------------------ Parameter
+
+
+def test_parameter_is_a_float32_tensor_that_requires_grad():
+    p = Parameter([1.0, 2.0])
+    assert isinstance(p, Tensor) and p.requires_grad and p.dtype == np.float32
+    assert Parameter([1.0], dtype=np.float64).dtype == np.float64
+    assert not Parameter([1.0], requires_grad=False).requires_grad
+    assert "Parameter" in repr(p)
+
+
+def test_parameter_works_in_every_op_and_results_are_plain_tensors():
+    p = Parameter([1.0, -2.0, 3.0])
+    y = ((p * 2 + 1) @ p).tanh() + p.relu().sum() + (np.ones(3) - p)[1]
+    assert type(y) is Tensor
+    y.backward()
+    assert p.grad.shape == (3,) and np.all(np.isfinite(p.grad))
+    assert type(p.detach()) is Tensor
+
+
+# ------------------------------------------------------------------ discovery and names
+
+
+def test_parameters_are_found_in_attributes_lists_tuples_dicts_and_nested_modules():
+    model = Model()
+    assert [name for name, _ in model.named_parameters()] == MODEL_NAMES
+    assert len(list(model.parameters())) == len(MODEL_NAMES)
+    assert model.num_parameters() == 2 * 4 + 1 + 10 * 4 + 2 * (4 * 4 + 4 + 4 + 4) + 4 * 3 + 3 + 4
+
+
+def test_named_modules_children_and_modules():
+    model = Model()
+    assert [name for name, _ in model.named_modules()] == [
+        "", "embed", "blocks.0", "blocks.0.attn", "blocks.0.norm",
+        "blocks.1", "blocks.1.attn", "blocks.1.norm", "heads.main", "heads.aux"]
+    assert [name for name, _ in model.named_children()] == [
+        "embed", "blocks.0", "blocks.1", "heads.main", "heads.aux"]
+    assert list(model.children())[1] is model.blocks[0]
+    assert next(model.modules()) is model
+    assert dict(model.named_modules())["blocks.1.norm"] is model.blocks[1].norm
+
+
+def test_module_without_super_init_works():
+    class Bare(nn.Module):
+        def __init__(self):
+            self.w = Parameter(np.zeros(2))
+
+        def forward(self, x):
+            return x * self.w
+
+    bare = Bare()
+    assert bare.training and [n for n, _ in bare.named_parameters()] == ["w"]
+    assert bare(Tensor([1.0, 2.0])).shape == (2,)
+    with pytest.raises(NotImplementedError, match="forward"):
+        nn.Module()(1)
+
+
+def test_tied_parameter_is_yielded_once_under_its_first_name():
+    class Tied(nn.Module):
+        def __init__(self):
+            self.wte = nn.Embedding(5, 3)
+            self.head = nn.Linear(5, 3, bias=False)
+            self.head.weight = self.wte.weight
+
+    model = Tied()
+    assert [name for name, _ in model.named_parameters()] == ["wte.weight"]
+    assert model.num_parameters() == 15
+    assert list(model.state_dict()) == ["wte.weight"]
+
+
+def test_shared_module_is_visited_once():
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+
+
+# ------------------------------------------------------------------ containers
+
+
+def test_sequential_indexing_iteration_naming_and_forward():
+    ta.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    assert len(seq) == 3 and isinstance(seq[1], nn.Tanh) and seq[-1] is seq[2]
+    assert [type(m) for m in seq] == [nn.Linear, nn.Tanh, nn.Linear]
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    head = seq[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is seq[0]
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 3)))
+    expected = np.tanh(x.data @ seq[0].weight.data + seq[0].bias.data) @ seq[2].weight.data
+    np.testing.assert_allclose(seq(x).data, expected + seq[2].bias.data, rtol=1e-5)
+
+
+def test_module_list_indexing_append_and_names_inside_a_module():
+    class Stack(nn.Module):
+        def __init__(self):
+            self.layers = nn.ModuleList(nn.Linear(2, 2) for _ in range(2))
+            self.layers.append(nn.LayerNorm(2))
+
+    model = Stack()
+    assert len(model.layers) == 3 and isinstance(model.layers[-1], nn.LayerNorm)
+    assert isinstance(model.layers[:2], nn.ModuleList) and len(model.layers[:2]) == 2
+    assert [n for n, _ in model.named_parameters()] == [
+        "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+        "layers.2.weight", "layers.2.bias"]
+    assert [n for n, _ in model.named_modules()][:3] == ["", "layers", "layers.0"]
+    with pytest.raises(TypeError, match="Modules"):
+        model.layers.append(Parameter([1.0]))
+
+
+# ------------------------------------------------------------------ state_dict
+
+
+def test_state_dict_round_trip_into_a_fresh_model():
+    ta.manual_seed(1)
+    source = Model()
+    ta.manual_seed(2)
+    target = Model()
+    assert not np.array_equal(source.embed.weight.data, target.embed.weight.data)
+    arrays_before = [p.data for p in target.parameters()]
+    result = target.load_state_dict(source.state_dict())
+    assert result == ([], []) and result.missing_keys == [] and result.unexpected_keys == []
+    for (name, p), (_, q) in zip(source.named_parameters(), target.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    # in place: the same arrays hold the new values
+    assert all(p.data is a for p, a in zip(target.parameters(), arrays_before))
+    idx = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(source(idx).data, target(idx).data)
+
+
+def test_state_dict_holds_copies():
+    model = nn.Linear(2, 2)
+    state = model.state_dict()
+    assert list(state) == ["weight", "bias"] and isinstance(state["weight"], np.ndarray)
+    state["weight"][...] = 7.0
+    assert not np.any(model.weight.data == 7.0)
+    model.weight.data[...] = 3.0
+    assert np.all(state["weight"] == 7.0)
+
+
+def test_load_keeps_the_parameter_dtype_and_accepts_tensors():
+    model = nn.Linear(2, 3)
+    model.load_state_dict({"weight": np.full((2, 3), 0.5, np.float64), "bias": Tensor([1, 2, 3])})
+    assert model.weight.dtype == np.float32 and model.bias.dtype == np.float32
+    np.testing.assert_array_equal(model.bias.data, [1.0, 2.0, 3.0])
+
+
+def test_strict_load_lists_every_missing_unexpected_and_misshapen_key():
+    model = Model()
+    state = model.state_dict()
+    del state["blocks.0.attn.bias"], state["heads.aux.weight"]
+    state["blocks.9.attn.weight"] = np.zeros(3)
+    state["extra"] = np.zeros(1)
+    state["embed.weight"] = np.zeros((11, 4))
+    state["heads.main.weight"] = np.zeros((3, 4))
+    before = model.embed.weight.data.copy(), model.temperature.data.copy()
+    state["temperature"] = np.array(5.0)
+    with pytest.raises(RuntimeError) as info:
+        model.load_state_dict(state)
+    message = str(info.value)
+    for key in ["blocks.0.attn.bias", "heads.aux.weight", "blocks.9.attn.weight", "extra"]:
+        assert key in message
+    assert "embed.weight: (11, 4) in the state, (10, 4) in the model" in message
+    assert "heads.main.weight: (3, 4) in the state, (4, 3) in the model" in message
+    assert "missing keys" in message and "unexpected keys" in message
+    # nothing was loaded, not even the keys that fit
+    np.testing.assert_array_equal(model.embed.weight.data, before[0])
+    np.testing.assert_array_equal(model.temperature.data, before[1])
+
+
+def test_non_strict_load_returns_the_mismatches_but_still_refuses_wrong_shapes():
+    model = nn.Linear(2, 3)
+    result = model.load_state_dict({"weight": np.ones((2, 3)), "other": np.zeros(1)},
+                                   strict=False)
+    assert result.missing_keys == ["bias"] and result.unexpected_keys == ["other"]
+    np.testing.assert_array_equal(model.weight.data, np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"bias: \(2,\) in the state, \(3,\) in the model"):
+        model.load_state_dict({"bias": np.zeros(2)}, strict=False)
+
+
+# ------------------------------------------------------------------ modes and gradients
+
+
+def test_train_and_eval_reach_every_module_and_return_self():
+    model = Model()
+    assert model.eval() is model
+    assert not any(m.training for m in model.modules())
+    assert not model.blocks[1].norm.training and not model.heads["aux"].training
+    assert model.train() is model and all(m.training for m in model.modules())
+    model.train(False)
+    assert not model.blocks[0].attn.training
+
+
+def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
+    ta.manual_seed(0)
+    dropout = nn.Dropout(0.25)
+    x = Tensor(np.ones((100, 100)))
+    y = dropout(x).data
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.02
+    assert dropout.eval()(x) is x
+    with pytest.raises(ValueError, match="p must be"):
+        nn.Dropout(1.0)
+
+
+def test_zero_grad_clears_grad_and_grad_tensor():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    model(Tensor([[1.0, 2.0]])).sum().backward(create_graph=True)
+    assert all(p.grad is not None and p.grad_tensor is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None and p.grad_tensor is None for p in model.parameters())
+
+
+# ------------------------------------------------------------------ layers against torch
+
+
+def test_linear_forward_is_x_at_w_plus_b_and_gradients_match_torch():
+    ta.manual_seed(0)
+    layer = to_float64(nn.Linear(3, 4))
+    assert layer.weight.shape == (3, 4) and layer.bias.shape == (4,)
+    x_np = np.random.default_rng(0).standard_normal((2, 5, 3))
+    x = Tensor(x_np, requires_grad=True, dtype=np.float64)
+    y = layer(x)
+    np.testing.assert_allclose(y.data, x_np @ layer.weight.data + layer.bias.data, rtol=1e-12)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(Tensor(g, dtype=np.float64))      # a bare array would be made float32
+
+    tx, tw, tb = torch_leaf(x_np), torch_leaf(layer.weight.data.T), torch_leaf(layer.bias.data)
+    F.linear(tx, tw, tb).backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-7)
+    np.testing.assert_allclose(layer.weight.grad, tw.grad.numpy().T, rtol=1e-7)
+    np.testing.assert_allclose(layer.bias.grad, tb.grad.numpy(), rtol=1e-7)
+
+
+def test_linear_without_bias():
+    layer = nn.Linear(3, 2, bias=False)
+    assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
+    x = np.ones((1, 3), np.float32)
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data)
+
+
+def test_linear_init_is_torch_default_uniform():
+    ta.manual_seed(0)
+    layer = nn.Linear(400, 300)
+    bound = 1 / math.sqrt(400)
+    for p in (layer.weight, layer.bias):
+        assert p.dtype == np.float32 and np.abs(p.data).max() <= bound
+    assert abs(layer.weight.data.std() / (bound / math.sqrt(3)) - 1) < 0.02
+    assert abs(layer.bias.data.std() / (bound / math.sqrt(3)) - 1) < 0.15
+
+
+def test_embedding_matches_torch():
+    ta.manual_seed(0)
+    emb = to_float64(nn.Embedding(6, 3))
+    assert emb.weight.shape == (6, 3)
+    idx = np.array([[0, 5, 2], [2, 2, 1]])
+    y = emb(idx)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(Tensor(g, dtype=np.float64))
+
+    tw = torch_leaf(emb.weight.data)
+    ty = F.embedding(torch.tensor(idx), tw)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-7)
+    np.testing.assert_allclose(emb.weight.grad, tw.grad.numpy(), rtol=1e-7)
+
+
+def test_embedding_init_is_standard_normal():
+    ta.manual_seed(0)
+    w = nn.Embedding(1000, 100).weight.data
+    assert abs(w.mean()) < 0.01 and abs(w.std() - 1) < 0.01
+
+
+def test_layer_norm_matches_torch():
+    norm = to_float64(nn.LayerNorm(5, eps=1e-3))
+    np.testing.assert_array_equal(norm.weight.data, np.ones(5))
+    np.testing.assert_array_equal(norm.bias.data, np.zeros(5))
+    rng = np.random.default_rng(0)
+    norm.weight.data = rng.standard_normal(5)        # away from ones and zeros, so that the
+    norm.bias.data = rng.standard_normal(5)          # parameter gradients are really tested
+    x_np = rng.standard_normal((2, 3, 5)) * 3 + 1
+    x = Tensor(x_np, requires_grad=True, dtype=np.float64)
+    y = norm(x)
+    g = rng.standard_normal(y.shape)
+    y.backward(Tensor(g, dtype=np.float64))
+
+    tx, tw, tb = torch_leaf(x_np), torch_leaf(norm.weight.data), torch_leaf(norm.bias.data)
+    ty = F.layer_norm(tx, (5,), tw, tb, eps=1e-3)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-7)
+    for ours, theirs in [(x.grad, tx), (norm.weight.grad, tw), (norm.bias.grad, tb)]:
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_activation_modules_match_torch():
+    x_np = np.linspace(-4, 4, 17)
+    x = Tensor(x_np, dtype=np.float64)
+    tx = torch.tensor(x_np)
+    for module, reference in [(nn.ReLU(), torch.relu), (nn.Tanh(), torch.tanh),
+                              (nn.Sigmoid(), torch.sigmoid),
+                              (nn.GELU(), lambda t: F.gelu(t, approximate="tanh"))]:
+        np.testing.assert_allclose(module(x).data, reference(tx).numpy(), rtol=1e-7, atol=1e-15)
+
+
+# ------------------------------------------------------------------ initialisers
+
+
+def relative_error(value, target):
+    return abs(value / target - 1)
+
+
+@pytest.mark.parametrize("shape", [(800, 200), (200, 800)])
+def test_scaled_initialisers_have_the_formula_std_with_fan_in_on_axis_0(shape):
+    fan_in, fan_out = shape      # our weights are (in, out): the opposite of torch's
+    t = Parameter(np.zeros(shape))
+    cases = [
+        (nn.init.xavier_uniform_, {}, math.sqrt(2 / (fan_in + fan_out))),
+        (nn.init.xavier_normal_, {"gain": 2.0}, 2 * math.sqrt(2 / (fan_in + fan_out))),
+        (nn.init.kaiming_uniform_, {}, math.sqrt(2 / fan_in)),
+        (nn.init.kaiming_normal_, {}, math.sqrt(2 / fan_in)),
+        (nn.init.kaiming_normal_, {"nonlinearity": "linear"}, math.sqrt(1 / fan_in)),
+        (nn.init.kaiming_uniform_, {"mode": "fan_out"}, math.sqrt(2 / fan_out)),
+    ]
+    for initialiser, options, std in cases:
+        assert initialiser(t, **options) is t
+        assert t.dtype == np.float32
+        assert relative_error(t.data.std(), std) < 0.02, (initialiser.__name__, options)
+        assert abs(t.data.mean()) < 0.02 * std
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    nn.init.xavier_uniform_(t)
+    assert np.abs(t.data).max() <= bound and np.abs(t.data).max() > 0.99 * bound
+
+
+def test_simple_initialisers_fill_in_place_and_keep_dtype():
+    t = Tensor(np.zeros((300, 300)), dtype=np.float64)
+    array = t.data
+    nn.init.normal_(t, mean=2.0, std=0.5)
+    assert t.data is array and t.dtype == np.float64
+    assert abs(t.data.mean() - 2.0) < 0.01 and relative_error(t.data.std(), 0.5) < 0.01
+    nn.init.uniform_(t, -3.0, -1.0)
+    assert t.data.min() >= -3.0 and t.data.max() < -1.0 and abs(t.data.mean() + 2) < 0.01
+    np.testing.assert_array_equal(nn.init.zeros_(t).data, 0.0)
+    np.testing.assert_array_equal(nn.init.ones_(t).data, 1.0)
+
+
+def test_initialisers_are_seeded_and_accept_a_generator():
+    def draw(seed=None, generator=None):
+        if seed is not None:
+            ta.manual_seed(seed)
+        return nn.init.kaiming_normal_(Parameter(np.zeros((4, 3))), generator=generator).data
+
+    np.testing.assert_array_equal(draw(seed=3), draw(seed=3))
+    assert not np.array_equal(draw(seed=3), draw(seed=4))
+    np.testing.assert_array_equal(draw(generator=np.random.default_rng(7)),
+                                  draw(generator=np.random.default_rng(7)))
+
+
+def test_initialiser_errors():
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        nn.init.xavier_normal_(Parameter(np.zeros(5)))
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.init.kaiming_normal_(Parameter(np.zeros((2, 2))), nonlinearity="swish")
+    with pytest.raises(ValueError, match="mode"):
+        nn.init.kaiming_uniform_(Parameter(np.zeros((2, 2))), mode="fan_both")
+
+
+def test_the_same_seed_builds_the_same_model():
+    def build(seed):
+        ta.manual_seed(seed)
+        return Model().state_dict()
+
+    first, second, other = build(0), build(0), build(1)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert not np.array_equal(first["blocks.1.attn.weight"], other["blocks.1.attn.weight"])
+
+
+# ------------------------------------------------------------------ repr
+
+
+def test_repr_is_a_tree_with_names_settings_and_parameter_counts():
+    class GPTish(nn.Module):
+        def __init__(self):
+            self.wte = nn.Embedding(65, 128)
+            self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(128, 4), nn.GELU())])
+            self.drop = nn.Dropout(0.1)
+            self.ln_f = nn.LayerNorm(128)
+
+    text = repr(GPTish())
+    lines = text.splitlines()
+    total = 65 * 128 + 128 * 4 + 4 + 2 * 128
+    assert lines[0] == f"GPTish(  # {total:,} params"
+    assert "  (wte): Embedding(65, 128)  # 8,320 params" in lines
+    assert "  (blocks): ModuleList(  # 516 params" in lines
+    assert "    (0): Sequential(  # 516 params" in lines
+    assert "      (0): Linear(in_features=128, out_features=4, bias=True)  # 516 params" in lines
+    assert "      (1): GELU()" in lines
+    assert "  (drop): Dropout(p=0.1)" in lines
+    assert "  (ln_f): LayerNorm(128, eps=1e-05)  # 256 params" in lines
+    assert lines[-1] == ")"
+
+
+# ------------------------------------------------------------------ learning
+
+
+def two_moons(n, noise, rng):
+    angle = rng.uniform(0, np.pi, n)
+    label = rng.integers(0, 2, n)
+    x = np.where(label == 0, np.cos(angle), 1 - np.cos(angle))
+    y = np.where(label == 0, np.sin(angle), 0.5 - np.sin(angle))
+    points = np.stack([x, y], axis=1) + noise * rng.standard_normal((n, 2))
+    return points.astype(np.float32), label
+
+
+def test_mlp_learns_two_moons_with_plain_gradient_descent():
+    ta.manual_seed(0)
+    points, labels = two_moons(200, 0.1, np.random.default_rng(0))
+    model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 2))
+    x = Tensor(points)
+    for step in range(1000):
+        model.zero_grad()
+        loss = ta.functional.cross_entropy(model(x), labels)
+        loss.backward()
+        for p in model.parameters():
+            p.data -= 0.5 * p.grad
+    accuracy = (model(x).data.argmax(axis=1) == labels).mean()
+    assert accuracy == 1.0, f"accuracy {accuracy}, loss {loss.item()}"
