@@ -404,18 +404,22 @@ class Tensor:
         To exchange two axes, use `swapaxes`."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if axes and sorted(a % self.ndim if -self.ndim <= a < self.ndim else a
-                           for a in axes) != list(range(self.ndim)):
+        if not axes:
+            return ops.Transpose.apply(self, axes=None)
+        # Negative axes count from the end; normalised, so that backward can invert the order.
+        normalised = tuple(a % self.ndim if -self.ndim <= a < self.ndim else a for a in axes)
+        if sorted(normalised) != list(range(self.ndim)):
             raise ShapeError(f"transpose: axes {axes} are not a permutation of the {self.ndim} "
                              f"axes of shape {self.shape}; to exchange two axes use "
                              f"swapaxes{axes if len(axes) == 2 else '(a, b)'}")
-        return ops.Transpose.apply(self, axes=axes or None)
+        return ops.Transpose.apply(self, axes=normalised)
 
     @property
     def T(self):
         return self.transpose()
 
     def swapaxes(self, axis1, axis2):
+        """Exchange two axes (torch's two-argument transpose)."""
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return ops.Transpose.apply(self, axes=tuple(axes))

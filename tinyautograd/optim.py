@@ -1,0 +1,384 @@
+"""Optimizers and learning-rate schedules: what to do with the gradients once backward has them.
+
+One training step reads
+
+    loss.backward()                  # every parameter's .grad = d(loss)/d(parameter)
+    clip_grad_norm(params, 1.0)      # optional: tame the rare huge gradient
+    optimizer.step()                 # move every parameter against its gradient
+    schedule.step()                  # set the learning rate of the next optimizer step
+    optimizer.zero_grad()            # backward accumulates, so clear before the next one
+
+An update is not something to differentiate, so optimizers work on the numpy arrays directly:
+they read `p.grad` and change `p.data` in place, outside the graph. Every update is written in
+place (`*=`, `-=`), which also keeps each parameter and its state in the parameter's dtype; the
+scalars in the formulas are Python floats, which numpy 2 never lets promote a float32 array
+(a numpy float64 scalar would). Every formula is PyTorch's, so a run here and the same run with
+torch.optim give the same numbers; tests/test_optim.py checks it step by step.
+
+State dicts (of optimizers and of schedules) hold only numpy arrays, Python ints, floats and
+strings, and lists and dicts of those: a checkpoint can keep the arrays in an `.npz` file and the
+rest in JSON, without pickle.
+"""
+
+import math
+
+import numpy as np
+
+from .engine import Tensor
+
+# ---------------------------------------------------------------------------- the base class
+
+
+class Optimizer:
+    """Parameter groups, the loop over parameters, zero_grad and the state dict.
+
+    `params` is an iterable of Tensors, or of dicts `{'params': [...], 'lr': ..., ...}` (param
+    groups) whose missing options come from the optimizer's defaults. Groups let parts of a
+    model train differently, such as no weight decay on biases (see `weight_decay_groups`). Each
+    group keeps its own 'lr', which schedules rewrite as training goes.
+
+    A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
+    gradient, its own state (a dict, empty before its first step) and its group's options.
+    """
+
+    def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Tensors; wrap a single one in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError("the optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        self.defaults = defaults
+        self.param_groups = []
+        # Each parameter's state (momentum, moment estimates), keyed by id(param): a Tensor
+        # compares elementwise, so it cannot be a dict key. The groups hold the parameters
+        # alive, so no other object can take over one of these ids.
+        self.state = {}
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
+        group = {**self.defaults, **group}
+        group["params"] = list(group["params"])
+        seen = {id(p) for p in self._all_params()}
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"the optimizer can only update Tensors, got {type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError("a parameter appears twice in the optimizer, so each step "
+                                 "would update it twice")
+            seen.add(id(p))
+        self.param_groups.append(group)
+
+    def _all_params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def step(self):
+        """Update every parameter that has a gradient (those whose .grad is None are left be:
+        frozen, or unused by this loss)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, p.grad, self.state.setdefault(id(p), {}), group)
+
+    def update(self, param, grad, state, group):
+        raise NotImplementedError
+
+    def zero_grad(self):
+        """Forget the gradients, so that the next backward starts from nothing."""
+        for p in self._all_params():
+            p.grad = None
+            p.grad_tensor = None
+
+    def state_dict(self):
+        """Everything needed to resume: the groups' options and each parameter's state.
+
+        Parameters are numbered 0, 1, 2... in the order the groups list them (as torch does):
+
+            {"param_groups": [{"lr": 0.001, "betas": [0.9, 0.999], ..., "params": [0, 1]},
+                              {"lr": 0.001, ..., "params": [2]}],
+             "state": [{"step": 10, "exp_avg": <array>, "exp_avg_sq": <array>},  # parameter 0
+                       {...},                                                     # parameter 1
+                       {}]}                 # parameter 2 has not been updated yet
+
+        The arrays are copies, so later steps do not change a saved state. Tuples become lists,
+        as JSON would make them.
+        """
+        groups, first = [], 0
+        for group in self.param_groups:
+            saved = {key: list(value) if isinstance(value, (tuple, list)) else value
+                     for key, value in group.items() if key != "params"}
+            saved["params"] = list(range(first, first + len(group["params"])))
+            first += len(group["params"])
+            groups.append(saved)
+        state = [{key: value.copy() if isinstance(value, np.ndarray) else value
+                  for key, value in self.state.get(id(p), {}).items()}
+                 for p in self._all_params()]
+        return {"param_groups": groups, "state": state}
+
+    def load_state_dict(self, state_dict):
+        """Continue from `state_dict()` of an optimizer over parameters of the same shapes, in
+        the same groups. The groups' options (lr included) are replaced by the saved ones."""
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        saved_sizes = [len(group["params"]) for group in saved_groups]
+        sizes = [len(group["params"]) for group in self.param_groups]
+        if saved_sizes != sizes:
+            raise ValueError(f"load_state_dict: the saved optimizer has groups of {saved_sizes} "
+                             f"parameters, this one {sizes}")
+        for group, saved in zip(self.param_groups, saved_groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
+        self.state = {}
+        for p, saved in zip(self._all_params(), saved_state):
+            state = {}
+            for key, value in saved.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != p.shape:
+                        raise ValueError(f"load_state_dict: saved '{key}' has shape "
+                                         f"{value.shape}, the parameter {p.shape}")
+                    value = np.array(value, dtype=p.dtype)    # our own copy, updated in place
+                state[key] = value
+            if state:
+                self.state[id(p)] = state
+
+
+# ---------------------------------------------------------------------------- the optimizers
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with momentum and L2 weight decay as torch.optim.SGD:
+
+        g   = grad + weight_decay * p
+        buf = momentum * buf + g          (buf = g on the first step)
+        p   = p - lr * buf                (p - lr * g without momentum)
+
+    The buffer is a decaying sum of past gradients: directions that agree from step to step
+    build up speed, directions that flip sign cancel out.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param.data
+        if group["momentum"]:
+            if "momentum_buffer" not in state:
+                # A copy of its own, and an array even for a 0-d parameter, where numpy
+                # arithmetic hands back scalars.
+                state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
+            else:
+                state["momentum_buffer"] *= group["momentum"]
+                state["momentum_buffer"] += grad
+            grad = state["momentum_buffer"]
+        param.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), as torch.optim.Adam. At step t = 1, 2, ...:
+
+        g = grad + weight_decay * p                  (Adam: L2 decay, through the gradient)
+        p = p * (1 - lr * weight_decay)              (AdamW: decoupled decay, instead)
+        m = beta1 * m + (1 - beta1) * g              running mean of the gradient
+        v = beta2 * v + (1 - beta2) * g^2            running mean of its square
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    m and v start at zero, so early on they are too small; dividing by 1 - beta^t (the bias
+    correction) undoes that. Each coordinate moves by about lr * m / sqrt(v): the step size no
+    longer depends on the gradient's scale.
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(param.data),
+                         exp_avg_sq=np.zeros_like(param.data))
+        state["step"] += 1
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+
+        if weight_decay and self.decoupled_weight_decay:
+            param.data *= 1 - lr * weight_decay
+        elif weight_decay:
+            grad = grad + weight_decay * param.data
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1 ** t)
+        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
+        param.data -= step_size * (m / denominator)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as torch.optim.AdamW.
+
+    Adam's L2 decay goes through the gradient, so Adam's normalisation shrinks it wherever
+    gradients are large. AdamW shrinks the weights directly, by the same fraction lr *
+    weight_decay everywhere, before the Adam step (the equations are in Adam's docstring).
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def weight_decay_groups(named_parameters, weight_decay):
+    """Two param groups: matrices (ndim >= 2) decay, everything else (biases, norm gains) not.
+
+    Decay pulls weights towards zero; that regularises the matrices of linear and embedding
+    layers, but a bias or a LayerNorm gain pulled to zero only hurts (nanoGPT's rule). Takes
+    (name, tensor) pairs as `module.named_parameters()` yields them; each group keeps the names
+    under 'param_names', which helps when printing groups or reading a saved state:
+
+        optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=3e-4)
+    """
+    decay = {"params": [], "param_names": [], "weight_decay": weight_decay}
+    no_decay = {"params": [], "param_names": [], "weight_decay": 0.0}
+    for name, param in named_parameters:
+        group = decay if param.ndim >= 2 else no_decay
+        group["params"].append(param)
+        group["param_names"].append(name)
+    return [decay, no_decay]
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
+
+        total = sqrt(sum over all gradients of sum(grad^2))
+        grad  = grad * max_norm / (total + 1e-6)      when that factor is below 1 (torch's rule)
+
+    Scaling every gradient by the same factor keeps the direction of the step and bounds its
+    length, so that one bad batch cannot throw the weights far away. The norm is accumulated in
+    float64, so float32 gradients do not overflow or lose precision. Returns the total norm
+    before clipping, as a Python float (worth logging: spikes show instability).
+    """
+    if isinstance(params, Tensor):
+        params = [params]
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+    scale = max_norm / (total + 1e-6)    # the 1e-6 keeps an all-zero gradient from dividing by 0
+    if scale < 1:
+        for g in grads:
+            g *= scale
+    return total
+
+
+# ---------------------------------------------------------------------------- lr schedules
+
+
+class LRSchedule:
+    """A learning rate that changes with the step number; subclasses write `lr_at(step)`.
+
+    `step` counts the optimizer steps already taken, so `lr_at(0)` is the learning rate of the
+    first update. The schedule writes it into the optimizer when it is created, then after every
+    update moves on by one. Call them in this order:
+
+        optimizer.step()        # uses the lr of step n
+        schedule.step()         # sets the lr of step n + 1
+
+    `lr_at(step)` and `get_last_lr()` give one learning rate per param group, in a list.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.steps_taken = 0
+        self._write_lrs()
+
+    def lr_at(self, step):
+        raise NotImplementedError
+
+    def step(self):
+        self.steps_taken += 1
+        self._write_lrs()
+
+    def _write_lrs(self):
+        for group, lr in zip(self.optimizer.param_groups, self.lr_at(self.steps_taken)):
+            group["lr"] = lr
+
+    def get_last_lr(self):
+        """The learning rate each param group will use at its next step."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {"steps_taken": self.steps_taken}
+
+    def load_state_dict(self, state_dict):
+        """Continue from a saved schedule; rewrites the optimizer's lrs to match."""
+        self.steps_taken = int(state_dict["steps_taken"])
+        self._write_lrs()
+
+
+class WarmupCosine(LRSchedule):
+    """Linear warmup, then a cosine decay to `min_lr` (nanoGPT's schedule). For each group:
+
+        step < warmup:          lr = base_lr * (step + 1) / (warmup + 1)
+        warmup <= step < total: lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * progress)) / 2,
+                                     progress = (step - warmup) / (total - warmup)
+        step >= total:          lr = min_lr
+
+    `base_lr` is the group's lr when the schedule is created, reached at step `warmup`;
+    `min_lr` is the same for every group. Warmup matters for Adam: its first steps come from
+    moment estimates built on a handful of gradients, so they are kept small.
+    """
+
+    def __init__(self, optimizer, warmup_steps, total_steps, min_lr=0.0):
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"WarmupCosine needs 0 <= warmup_steps <= total_steps, got "
+                             f"warmup_steps={warmup_steps}, total_steps={total_steps}")
+        self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        return [self._lr(step, base_lr) for base_lr in self.base_lrs]
+
+    def _lr(self, step, base_lr):
+        if step < self.warmup_steps:
+            return base_lr * (step + 1) / (self.warmup_steps + 1)
+        if step >= self.total_steps:
+            return self.min_lr
+        progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        return self.min_lr + (base_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+
+    def state_dict(self):
+        # The base lrs are saved too: a schedule created after loading the optimizer would
+        # otherwise take the decayed lr it finds there for the peak.
+        return {**super().state_dict(), "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state_dict):
+        self.base_lrs = list(state_dict["base_lrs"])
+        super().load_state_dict(state_dict)
+
+
+class Noam(LRSchedule):
+    """The schedule of "Attention Is All You Need" (section 5.3), with n = step + 1 counting
+    the updates from 1:
+
+        lr = factor * d_model^-0.5 * min(n^-0.5, n * warmup^-1.5)
+
+    It grows linearly for `warmup_steps` updates, peaks at n = warmup (that is, `lr_at(warmup
+    - 1)`) at factor / sqrt(d_model * warmup), then decays as 1 / sqrt(n). The formula gives
+    the lr outright: every group gets it, whatever lr the optimizer was created with.
+    """
+
+    def __init__(self, optimizer, d_model, warmup_steps, factor=1.0):
+        if warmup_steps < 1:
+            raise ValueError(f"Noam needs warmup_steps >= 1, got {warmup_steps}")
+        self.d_model, self.warmup_steps, self.factor = d_model, warmup_steps, factor
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        n = step + 1
+        lr = self.factor * self.d_model ** -0.5 * min(n ** -0.5, n * self.warmup_steps ** -1.5)
+        return [lr] * len(self.optimizer.param_groups)

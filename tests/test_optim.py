@@ -1,0 +1,415 @@
+"""Optimizers, gradient clipping and lr schedules, checked step by step against torch.
+
+Parameters are built directly as Tensors and gradients are written into `.grad` by hand, so
+these tests exercise the optimizers alone, not the engine's backward or tinyautograd.nn.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tinyautograd import Tensor
+from tinyautograd.optim import (SGD, Adam, AdamW, Noam, WarmupCosine, clip_grad_norm,
+                                weight_decay_groups)
+
+SHAPES = [(3, 4), (5,), (2, 3, 2), ()]
+
+# (ours, torch's, options): every optimizer and every option that changes its formula.
+CONFIGS = [
+    (SGD, torch.optim.SGD, dict(lr=0.1)),
+    (SGD, torch.optim.SGD, dict(lr=0.1, weight_decay=0.05)),
+    (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
+    (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01)),
+    (Adam, torch.optim.Adam, dict(lr=0.01)),
+    (Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.01)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.02, betas=(0.85, 0.95), eps=1e-7, weight_decay=0.3)),
+]
+CONFIG_IDS = [f"{ours.__name__}-{options}" for ours, _, options in CONFIGS]
+
+
+def make_params(seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return [Tensor(rng.standard_normal(shape), requires_grad=True, dtype=dtype)
+            for shape in SHAPES]
+
+
+def torch_twins(params):
+    return [torch.tensor(p.data, requires_grad=True) for p in params]
+
+
+def gradient(param_data, step, seed=1):
+    """A gradient that depends on the parameter (so that differences compound from step to
+    step) plus noise that changes every step, as minibatch gradients do."""
+    noise = np.random.default_rng([seed, step]).standard_normal(param_data.shape)
+    return np.asarray(np.cos(3 * param_data) + noise)   # 0-d stays an array
+
+
+def set_gradients(params, step, twins=None):
+    for i, p in enumerate(params):
+        p.grad = gradient(p.data, step, seed=i).astype(p.dtype)
+        if twins is not None:
+            twins[i].grad = torch.from_numpy(p.grad.copy())
+
+
+def assert_same(params, twins, rtol=1e-10):
+    for p, t in zip(params, twins):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=rtol, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------- vs torch
+
+
+@pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
+def test_matches_torch_step_by_step(ours, theirs, options):
+    params = make_params(0)
+    twins = torch_twins(params)
+    optimizer, reference = ours(params, **options), theirs(twins, **options)
+    for step in range(20):
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+
+
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
+                                          (AdamW, torch.optim.AdamW)])
+def test_param_groups_with_their_own_options_match_torch(ours, theirs):
+    params = make_params(1)
+    twins = torch_twins(params)
+
+    def groups(ps):
+        return [{"params": ps[:2], "lr": 0.03, "weight_decay": 0.2},
+                {"params": ps[2:3]},                                   # all defaults
+                {"params": ps[3:], "weight_decay": 0.0}]
+
+    extra = {"momentum": 0.9} if ours is SGD else {}
+    optimizer = ours(groups(params), lr=0.01, weight_decay=0.05, **extra)
+    reference = theirs(groups(twins), lr=0.01, weight_decay=0.05, **extra)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.03, 0.01, 0.01]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.2, 0.05, 0.0]
+    for step in range(20):
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+
+
+def test_adamw_is_not_adam_with_l2():
+    """The two weight decays differ; a mix-up between them must show."""
+    adam_params, adamw_params = make_params(2), make_params(2)
+    adam = Adam(adam_params, lr=0.01, weight_decay=0.1)
+    adamw = AdamW(adamw_params, lr=0.01, weight_decay=0.1)
+    for step in range(3):
+        set_gradients(adam_params, step)
+        set_gradients(adamw_params, step)
+        adam.step()
+        adamw.step()
+    assert not np.allclose(adam_params[0].data, adamw_params[0].data, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- dtypes, skipping
+
+
+@pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
+def test_float32_parameters_stay_float32_and_are_updated_in_place(ours, theirs, options):
+    params, params64 = make_params(3, dtype=np.float32), make_params(3)
+    arrays = [p.data for p in params]
+    optimizer, optimizer64 = ours(params, **options), ours(params64, **options)
+    schedules = [WarmupCosine(o, warmup_steps=2, total_steps=10, min_lr=1e-4)
+                 for o in (optimizer, optimizer64)]
+    for step in range(5):
+        set_gradients(params, step)
+        set_gradients(params64, step)
+        optimizer.step()
+        optimizer64.step()
+        for schedule in schedules:
+            schedule.step()
+    for p, p64, array in zip(params, params64, arrays):
+        assert p.data is array
+        assert p.data.dtype == np.float32
+        np.testing.assert_allclose(p.data, p64.data, rtol=1e-4, atol=1e-5)
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float32
+
+
+def test_parameters_without_gradient_are_skipped():
+    params = make_params(4)
+    frozen_before = params[1].data.copy()
+    optimizer = AdamW(params, lr=0.1, weight_decay=0.5)    # decay alone would move it
+    for step in range(3):
+        set_gradients(params, step)
+        params[1].grad = None
+        optimizer.step()
+    np.testing.assert_array_equal(params[1].data, frozen_before)
+    assert optimizer.state_dict()["state"][1] == {}
+    assert optimizer.state_dict()["state"][0]["step"] == 3
+
+    set_gradients(params, 3)
+    optimizer.step()                                    # its own count starts now
+    assert optimizer.state_dict()["state"][1]["step"] == 1
+    assert not np.array_equal(params[1].data, frozen_before)
+
+
+def test_zero_grad_clears_both_gradients():
+    params = make_params(5)
+    set_gradients(params, 0)
+    params[0].grad_tensor = Tensor(params[0].grad)
+    SGD(params, lr=0.1).zero_grad()
+    assert all(p.grad is None and p.grad_tensor is None for p in params)
+
+
+def test_bad_parameter_lists_are_refused():
+    p = Tensor(np.zeros(3), requires_grad=True)
+    with pytest.raises(ValueError):
+        SGD([], lr=0.1)
+    with pytest.raises(TypeError):
+        SGD(p, lr=0.1)
+    with pytest.raises(ValueError):
+        SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+# ---------------------------------------------------------------------------- state dicts
+
+
+def save_without_pickle(state, directory):
+    """Arrays to an .npz, everything else to JSON, failing on any other kind of value: the
+    state dict must be saveable without pickle."""
+    arrays = {}
+
+    def skeleton(value, path):
+        if isinstance(value, np.ndarray):
+            arrays[path] = value
+            return {"npz": path}
+        if isinstance(value, dict):
+            assert all(isinstance(key, str) for key in value), path
+            return {key: skeleton(item, f"{path}.{key}") for key, item in value.items()}
+        if isinstance(value, list):
+            return [skeleton(item, f"{path}.{i}") for i, item in enumerate(value)]
+        assert type(value) in (int, float, str, bool) or value is None, (path, type(value))
+        return value
+
+    text = json.dumps(skeleton(state, "root"))
+    np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
+    (directory / "state.json").write_text(text)
+
+
+def load_without_pickle(directory):
+    arrays = np.load(directory / "arrays.npz", allow_pickle=False)
+
+    def rebuild(value):
+        if isinstance(value, dict):
+            return arrays[value["npz"]] if set(value) == {"npz"} else {
+                key: rebuild(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [rebuild(item) for item in value]
+        return value
+
+    return rebuild(json.loads((directory / "state.json").read_text()))
+
+
+def make_optimizer(params, ours, options):
+    return ours([{"params": params[:2]}, {"params": params[2:], "lr": 0.5 * options["lr"]}],
+                **options)
+
+
+def make_schedule(optimizer):
+    return WarmupCosine(optimizer, warmup_steps=4, total_steps=15, min_lr=1e-3)
+
+
+@pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
+def test_resuming_from_a_saved_state_continues_exactly(ours, theirs, options, tmp_path):
+    params = make_params(6)
+    optimizer = make_optimizer(params, ours, options)
+    schedule = make_schedule(optimizer)
+    for step in range(20):
+        if step == 10:
+            saved_params = [p.data.copy() for p in params]
+            saved = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+        set_gradients(params, step)
+        optimizer.step()
+        schedule.step()
+    # Written only now: the state dict must not have followed the ten later steps.
+    save_without_pickle(saved, tmp_path)
+
+    resumed = [Tensor(data, requires_grad=True, dtype=np.float64) for data in saved_params]
+    loaded = load_without_pickle(tmp_path)
+    resumed_optimizer = make_optimizer(resumed, ours, options)
+    resumed_optimizer.load_state_dict(loaded["optimizer"])
+    # Made after loading, the schedule finds step 10's lrs in the groups, not the peak ones.
+    resumed_schedule = make_schedule(resumed_optimizer)
+    resumed_schedule.load_state_dict(loaded["schedule"])
+    for step in range(10, 20):
+        set_gradients(resumed, step)
+        resumed_optimizer.step()
+        resumed_schedule.step()
+    for p, r in zip(params, resumed):
+        np.testing.assert_array_equal(p.data, r.data)
+    assert resumed_schedule.get_last_lr() == schedule.get_last_lr()
+
+
+def test_loading_into_a_differently_shaped_optimizer_is_refused():
+    params = make_params(7)
+    optimizer = Adam(params)
+    set_gradients(params, 0)
+    optimizer.step()
+    state = optimizer.state_dict()
+    with pytest.raises(ValueError, match="groups"):
+        Adam(params[:3]).load_state_dict(state)
+    with pytest.raises(ValueError, match="shape"):
+        Adam(make_params(7)[::-1]).load_state_dict(state)
+
+
+# ---------------------------------------------------------------------------- weight decay groups
+
+
+def test_weight_decay_groups_decay_matrices_only():
+    named = [(name, Tensor(np.ones(shape), requires_grad=True, dtype=np.float64))
+             for name, shape in [("embed.weight", (10, 4)), ("fc.weight", (4, 4)),
+                                 ("fc.bias", (4,)), ("ln.gain", (4,)), ("scale", ())]]
+    groups = weight_decay_groups(named, 0.1)
+    assert groups[0]["param_names"] == ["embed.weight", "fc.weight"]
+    assert groups[1]["param_names"] == ["fc.bias", "ln.gain", "scale"]
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+
+    # With zero gradients, AdamW's step is decay alone: matrices shrink, the rest does not move.
+    optimizer = AdamW(groups, lr=0.5)
+    for _, p in named:
+        p.grad = np.zeros(p.shape)
+    optimizer.step()
+    for name, p in named:
+        expected = 1 - 0.5 * 0.1 if p.ndim >= 2 else 1.0
+        np.testing.assert_array_equal(p.data, np.full(p.shape, expected), err_msg=name)
+
+
+# ---------------------------------------------------------------------------- gradient clipping
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_grad_norm_matches_torch(max_norm):
+    params = make_params(8)
+    twins = torch_twins(params)
+    set_gradients(params, 0, twins)
+    extra = Tensor(np.ones(2), requires_grad=True, dtype=np.float64)    # no grad: ignored
+    total = clip_grad_norm(params + [extra], max_norm)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    assert isinstance(total, float)
+    assert total == pytest.approx(reference.item(), rel=1e-12)
+    for p, t in zip(params, twins):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+    assert extra.grad is None
+
+
+def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
+    p = Tensor(np.zeros(1000, dtype=np.float32), requires_grad=True)
+    p.grad = np.full(1000, 1e20, dtype=np.float32)     # each square overflows float32
+    total = clip_grad_norm([p], 1.0)
+    assert total == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
+    assert p.grad.dtype == np.float32
+    assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- lr schedules
+
+
+def nanogpt_lr(step, base_lr, warmup, total, min_lr):
+    """nanoGPT's get_lr, copied as it is written there."""
+    if step < warmup:
+        return base_lr * (step + 1) / (warmup + 1)
+    if step > total:
+        return min_lr
+    decay_ratio = (step - warmup) / (total - warmup)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))
+    return min_lr + coeff * (base_lr - min_lr)
+
+
+def one_param_sgd(lr):
+    return SGD([Tensor(np.zeros(2), requires_grad=True, dtype=np.float64)], lr=lr)
+
+
+def test_warmup_cosine_hand_computed_values():
+    schedule = WarmupCosine(one_param_sgd(6e-4), warmup_steps=10, total_steps=110,
+                            min_lr=6e-5)
+    expected = {0: 6e-4 / 11, 9: 6e-4 * 10 / 11, 10: 6e-4, 60: (6e-4 + 6e-5) / 2,
+                110: 6e-5, 500: 6e-5}
+    for step, lr in expected.items():
+        assert schedule.lr_at(step) == [pytest.approx(lr, rel=1e-12)], step
+    for step in range(130):
+        assert schedule.lr_at(step)[0] == pytest.approx(
+            nanogpt_lr(step, 6e-4, 10, 110, 6e-5), rel=1e-12)
+
+
+def test_warmup_cosine_without_warmup_starts_at_the_base_lr():
+    schedule = WarmupCosine(one_param_sgd(0.1), warmup_steps=0, total_steps=10)
+    assert schedule.lr_at(0) == [0.1]
+    assert schedule.lr_at(10) == [0.0]
+    with pytest.raises(ValueError):
+        WarmupCosine(one_param_sgd(0.1), warmup_steps=11, total_steps=10)
+
+
+def test_warmup_cosine_scales_each_group_like_torch_lambda_lr():
+    """With min_lr = 0 the schedule is base_lr times a multiplier, which LambdaLR can drive.
+    Stepping both also checks the step counting: the lr at construction is step 0's."""
+    def groups(ps):
+        return [{"params": ps[:1], "lr": 0.1}, {"params": ps[1:], "lr": 0.02}]
+
+    params = make_params(9)
+    optimizer = SGD(groups(params), lr=0.1)
+    schedule = WarmupCosine(optimizer, warmup_steps=5, total_steps=20)
+    reference = torch.optim.SGD(groups(torch_twins(params)), lr=0.1)
+    torch_schedule = torch.optim.lr_scheduler.LambdaLR(
+        reference, lambda step: nanogpt_lr(step, 1.0, 5, 20, 0.0))
+    for step in range(25):
+        assert schedule.get_last_lr() == pytest.approx(torch_schedule.get_last_lr(), rel=1e-12)
+        assert schedule.get_last_lr() == schedule.lr_at(step)
+        optimizer.step()
+        reference.step()
+        schedule.step()
+        torch_schedule.step()
+
+
+def test_the_first_update_uses_the_lr_of_step_0():
+    p = Tensor(np.zeros(1), requires_grad=True, dtype=np.float64)
+    optimizer = SGD([p], lr=1.0)
+    WarmupCosine(optimizer, warmup_steps=3, total_steps=10)
+    p.grad = np.ones(1)
+    optimizer.step()
+    assert p.data[0] == -1.0 / 4
+
+
+def noam_paper(n, d_model, warmup, factor):
+    return factor * d_model ** -0.5 * min(n ** -0.5, n * warmup ** -1.5)
+
+
+def test_noam_peaks_at_warmup():
+    schedule = Noam(one_param_sgd(123.0), d_model=512, warmup_steps=4000, factor=2.0)
+    lrs = [schedule.lr_at(step)[0] for step in range(20000)]
+    assert int(np.argmax(lrs)) == 4000 - 1                  # update number n = 4000
+    assert max(lrs) == pytest.approx(2.0 / math.sqrt(512 * 4000), rel=1e-12)
+    assert lrs[0] == pytest.approx(2.0 * 512 ** -0.5 * 4000 ** -1.5, rel=1e-12)
+    assert lrs[15999] == pytest.approx(2.0 * 512 ** -0.5 * 16000 ** -0.5, rel=1e-12)
+    assert schedule.get_last_lr() == [lrs[0]]               # the optimizer's 123 is replaced
+
+
+def test_noam_matches_torch_lambda_lr_and_resumes():
+    optimizer = one_param_sgd(1.0)
+    schedule = Noam(optimizer, d_model=64, warmup_steps=10, factor=0.5)
+    reference = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=1.0)
+    torch_schedule = torch.optim.lr_scheduler.LambdaLR(
+        reference, lambda step: noam_paper(step + 1, 64, 10, 0.5))
+    for step in range(30):
+        assert schedule.get_last_lr() == pytest.approx(torch_schedule.get_last_lr(), rel=1e-12)
+        if step == 17:
+            saved = json.loads(json.dumps(schedule.state_dict()))
+        reference.step()                 # no gradients: only keeps torch's order check quiet
+        schedule.step()
+        torch_schedule.step()
+
+    resumed = Noam(one_param_sgd(1.0), d_model=64, warmup_steps=10, factor=0.5)
+    resumed.load_state_dict(saved)
+    assert resumed.get_last_lr() == [noam_paper(18, 64, 10, 0.5)]
