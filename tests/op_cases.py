@@ -1,0 +1,653 @@
+"""The op table: every differentiable operation of tinyautograd, written once with tinyautograd and
+once with PyTorch, with the inputs to try it on. It reads as documentation of the op set.
+
+One table serves every op-level check:
+
+    tests/test_ops_gradcheck.py   finite differences (gradcheck, gradgradcheck), float32 dtypes,
+                                  the registry (every Function has a case, every tag is real)
+    tests/test_ops_torch.py       forward values and gradients equal PyTorch's (float64)
+
+An `OpCase` has
+
+    name          the test id
+    covers        the Function classes the case exercises; a test walks the graph of the result
+                  to check that a node of each is really there, and another that every Function
+                  subclass in tinyautograd is covered by some case
+    fn            fn(*tensors, **params): the computation with tinyautograd
+    torch_fn      torch_fn(*tensors, **params): the same computation with torch
+    draw          draw(d) -> (arrays, params): the differentiable inputs (float64 numpy arrays, in
+                  the order fn takes them) and the settings (axes, indices, constants), drawn
+                  through a `Draw`
+    finite_differences
+                  False where the case is not differentiable at its inputs on purpose (ties in
+                  max): no gradcheck, only parity with torch
+
+Cases built only from twice-differentiable Functions also get gradgradcheck; those with a fused,
+once-differentiable kernel (cross-entropy, layer norm) must refuse create_graph instead.
+
+API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
+full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
+default, `max(axis)` is torch's `amax` (ties share the gradient), `cross_entropy` puts the classes
+on the LAST axis and has `ignore_index=None`, and tinyautograd's `gelu` is torch's
+`gelu(approximate="tanh")`.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinyautograd as ta
+import tinyautograd.functional as F
+from tinyautograd import ops
+from tinyautograd.functional import CrossEntropy, LayerNorm
+
+MAX_SIDE = 4       # elements per axis
+MAX_SIZE = 32      # elements per input: gradcheck costs two forwards per element
+
+
+# --------------------------------------------------------------------------------- the case
+
+
+@dataclass(frozen=True)
+class OpCase:
+    name: str
+    covers: tuple
+    fn: Callable
+    torch_fn: Callable
+    draw: Callable
+    finite_differences: bool = True
+
+    @property
+    def twice_differentiable(self):
+        return not any(f.once_differentiable for f in self.covers)
+
+    def __repr__(self):
+        return self.name
+
+
+# --------------------------------------------------------------------------------- drawing
+
+
+def _small(shape):
+    return math.prod(shape) <= MAX_SIZE
+
+
+class Draw:
+    """What a case draws with. Shapes, axes and settings come from hypothesis (which explores
+    and shrinks them); values come from a numpy generator whose seed hypothesis draws, so that
+    they are generic: no ties for max, nothing at the kinks of relu and abs, no log of 0."""
+
+    def __init__(self, data):
+        self._data = data
+        self.rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+    def __call__(self, strategy, label=None):
+        return self._data.draw(strategy, label=label)
+
+    # -- shapes and settings (hypothesis) ----------------------------------------------------
+
+    def shape(self, min_dims=0, max_dims=3, min_side=1, max_side=MAX_SIDE):
+        return self(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                                     max_side=max_side).filter(_small), label="shape")
+
+    def broadcast_shapes(self, n=2, min_dims=0, max_dims=3):
+        """n shapes that broadcast together, like (3, 1, 4) and (5, 4), () and (2,)."""
+        shapes = self(hnp.mutually_broadcastable_shapes(
+            num_shapes=n, min_dims=min_dims, max_dims=max_dims, max_side=MAX_SIDE)
+            .filter(lambda s: _small(s.result_shape)), label="shapes")
+        return shapes.input_shapes
+
+    def axis(self, ndim, allow_none=True, allow_tuple=True):
+        """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
+        (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.)"""
+        options = [st.none()] if allow_none or ndim == 0 else []
+        if ndim:
+            options.append(st.integers(-ndim, ndim - 1))
+            if allow_tuple:
+                options.append(hnp.valid_tuple_axes(ndim, min_size=1))
+        return self(st.one_of(options), label="axis")
+
+    def sample(self, options, label=None):
+        return self(st.sampled_from(options), label=label)
+
+    def boolean(self, label=None):
+        return self(st.booleans(), label=label)
+
+    def integer(self, low, high, label=None):
+        return self(st.integers(low, high), label=label)
+
+    # -- values (numpy) ------------------------------------------------------------------------
+
+    def normal(self, shape, scale=1.0):
+        return self.rng.standard_normal(shape) * scale
+
+    def positive(self, shape, low=0.5, high=2.0):
+        return self.rng.uniform(low, high, shape)
+
+    def away_from_zero(self, shape, low=0.2, high=2.0):
+        """Either sign, never within `low` of 0 (the kinks of relu and abs)."""
+        return self.rng.choice([-1.0, 1.0], shape) * self.rng.uniform(low, high, shape)
+
+    def distinct(self, shape):
+        """Values at least 0.1 apart: max has no ties, even when nudged by gradcheck."""
+        size = math.prod(shape)
+        return (self.rng.permutation(size) * 0.1 + self.rng.uniform(0, 0.01, size)
+                - 0.05 * size).reshape(shape)
+
+
+# --------------------------------------------------------------------------------- torch helpers
+
+
+def _dims(axis, ndim):
+    """A numpy axis for torch: None means every axis."""
+    return tuple(range(ndim)) if axis is None else axis
+
+
+def _torch(value):
+    """A parameter for torch: numpy arrays become tensors, numbers stay numbers."""
+    return torch.as_tensor(value) if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def _torch_index(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    parts = tuple(torch.as_tensor(p) if isinstance(p, np.ndarray) else p for p in parts)
+    return parts if isinstance(index, tuple) else parts[0]
+
+
+def _reversed_axes(x):
+    """numpy's x.T, x.transpose(): every axis, in reverse order."""
+    return x.permute(tuple(reversed(range(x.ndim))))
+
+
+def _torch_getitem_by_positions(x, index):
+    """x[index] for any numpy basic index, negative steps included (torch has none): index an
+    array of positions with numpy, then gather those positions with torch."""
+    positions = np.arange(x.numel()).reshape(tuple(x.shape))[index]
+    return x.reshape(-1)[torch.as_tensor(positions.copy())]   # torch takes no negative strides
+
+
+# --------------------------------------------------------------------------------- draws
+
+
+def one(make):
+    """One input of a drawn shape, its values made by `make(d, shape)`."""
+    def draw(d):
+        return [make(d, d.shape())], {}
+    return draw
+
+
+def two_that_broadcast(make_a, make_b):
+    def draw(d):
+        sa, sb = d.broadcast_shapes(2)
+        return [make_a(d, sa), make_b(d, sb)], {}
+    return draw
+
+
+normal = Draw.normal
+positive = Draw.positive
+away_from_zero = Draw.away_from_zero
+
+
+def large(d, shape):
+    """|x| between 20 and 800: e^x overflows, e^-x underflows."""
+    return d.away_from_zero(shape, 20.0, 800.0)
+
+
+def draw_left_operand(positive_left=False):
+    """x and a constant for the left of an operator: a Python int or float, a numpy float64
+    scalar, or a float64 numpy array (0-d, or broadcasting with x)."""
+    def draw(d):
+        left_shape, x_shape = d.broadcast_shapes(2)
+        kind = d.sample(["int", "float", "np.float64", "ndarray"], label="left operand")
+        value = d.positive(left_shape) if positive_left else d.normal(left_shape)
+        if kind == "int":
+            left = d.integer(1, 3)
+        elif kind == "float":
+            left = float(value.flat[0])
+        elif kind == "np.float64":
+            left = np.float64(value.flat[0])
+        else:
+            left = value
+        x = d.normal(x_shape) if positive_left else d.away_from_zero(x_shape)
+        return [x], {"left": left}
+    return draw
+
+
+def draw_pow_scalar_exponent(d):
+    exponent = d.sample([2, 3, -1, 0.5, 1.5, -2.5, 2.0], label="exponent")
+    shape = d.shape()
+    # Integer exponents take either sign (away from 0); the others need a positive base.
+    x = d.away_from_zero(shape, 0.3) if float(exponent).is_integer() else d.positive(shape)
+    return [x], {"exponent": exponent}
+
+
+def draw_numpy_integers(d):
+    ints_shape, x_shape = d.broadcast_shapes(2)
+    if d.boolean(label="np.int64 scalar"):
+        ints = np.int64(d.integer(-3, 3))
+    else:
+        ints = d.rng.integers(-3, 4, ints_shape)
+    return [d.normal(x_shape)], {"ints": ints}
+
+
+def matmul_shapes(kind):
+    """(a_shape, b_shape) for each way numpy's matmul reads its operands."""
+    def shapes(d):
+        n, k, m = (d.integer(1, MAX_SIDE) for _ in range(3))
+        if kind == "1-D @ 1-D":
+            return (k,), (k,)
+        if kind == "1-D @ N-D":
+            return (k,), d.shape(0, 2, max_side=3) + (k, m)
+        if kind == "N-D @ 1-D":
+            return d.shape(0, 2, max_side=3) + (n, k), (k,)
+        if kind == "batched":
+            batch_a, batch_b = d.broadcast_shapes(2, 0, 2)
+            return batch_a + (n, k), batch_b + (k, m)
+        if kind == "N-D @ 2-D":
+            return d.shape(1, 2, max_side=3) + (n, k), (k, m)
+        raise ValueError(kind)
+    return shapes
+
+
+def draw_matmul_case(kind):
+    def draw(d):
+        sa, sb = matmul_shapes(kind)(d)
+        return [d.normal(sa), d.normal(sb)], {}
+    return draw
+
+
+def draw_reduction(make, ddof=False):
+    def draw(d):
+        shape = d.shape()
+        params = {"axis": d.axis(len(shape)), "keepdims": d.boolean(label="keepdims")}
+        if ddof:
+            results = np.empty(shape).sum(axis=params["axis"], keepdims=True).size
+            reduced = math.prod(shape) // results        # how many elements each result combines
+            params["ddof"] = d.sample([0, 1] if reduced > 1 else [0], label="ddof")
+        return [make(d, shape)], params
+    return draw
+
+
+def draw_max_ties(d):
+    shape = d.shape(min_dims=1)
+    x = d.rng.integers(0, 3, shape).astype(float)     # three values: many ties
+    return [x], {"axis": d.axis(len(shape)), "keepdims": d.boolean(label="keepdims")}
+
+
+def draw_along_axis(scale=1.0):
+    def draw(d):
+        shape = d.shape(min_dims=1)
+        return [d.normal(shape, scale)], {"axis": d.axis(len(shape), False, False)}
+    return draw
+
+
+def _prime_factors(n):
+    factors, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+        p += 1
+    return factors
+
+
+def draw_reshape(d):
+    """A new shape for the same elements: the prime factors of the size dealt out to 0-3 axes
+    (size-1 axes included), one of them maybe written -1."""
+    shape = d.shape()
+    size = math.prod(shape)
+    new = [1] * d.integer(0 if size == 1 else 1, 3, label="new ndim")
+    for p in _prime_factors(size):
+        new[d.integer(0, len(new) - 1)] *= p
+    if new and d.boolean(label="-1"):
+        new[d.integer(0, len(new) - 1)] = -1
+    return [d.normal(shape)], {"shape": tuple(new)}
+
+
+def draw_permutation(negative=False):
+    def draw(d):
+        shape = d.shape(min_dims=1 if negative else 0)
+        ndim = len(shape)
+        axes = d(st.permutations(range(ndim)), label="axes")
+        if negative:
+            # At least one axis counted from the end: transpose(-1, 0, 1) is transpose(2, 0, 1).
+            flip = d(st.lists(st.booleans(), min_size=ndim, max_size=ndim))
+            flip[d.integer(0, ndim - 1)] = True
+            axes = [a - ndim if f else a for a, f in zip(axes, flip)]
+        elif d.boolean(label="no axes"):
+            axes = []
+        return [d.normal(shape)], {"axes": tuple(axes)}
+    return draw
+
+
+def draw_swapaxes(d):
+    shape = d.shape(min_dims=1)
+    ndim = len(shape)
+    return [d.normal(shape)], {"a": d.integer(-ndim, ndim - 1), "b": d.integer(-ndim, ndim - 1)}
+
+
+def draw_broadcast_to(d):
+    shape = d.shape(max_dims=2)
+    lead = d.shape(0, 1, max_side=3)
+    target = lead + tuple(d.integer(1, 3) if s == 1 else s for s in shape)
+    return [d.normal(shape)], {"shape": target}
+
+
+def draw_basic_index(d):
+    shape = d.shape()
+    index = d(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True), label="index")
+    return [d.normal(shape)], {"index": index}
+
+
+def draw_integer_array_index(d):
+    """Integer arrays (with repeated entries, whose gradients must add up), alone, in pairs, or
+    next to a slice."""
+    shape = d.shape(min_dims=1)
+    size = shape[0]
+    picks = d.rng.integers(-size, size, d.shape(1, 2, max_side=5))   # negative ones too
+    kind = d.sample(["x[idx]", "x[idx, 1:]", "x[:, idx]", "x[rows, cols]", "x[list]"]
+                    if len(shape) > 1 else ["x[idx]", "x[list]"], label="kind")
+    if kind == "x[idx]":
+        index = picks
+    elif kind == "x[list]":
+        index = [int(i) for i in picks.reshape(-1)] + [int(picks.flat[0])]
+    elif kind == "x[idx, 1:]":
+        index = (picks, slice(1, None))
+    elif kind == "x[:, idx]":
+        index = (slice(None), d.rng.integers(0, shape[1], picks.shape))
+    else:
+        index = (picks, d.rng.integers(0, shape[1], picks.shape))
+    return [d.normal(shape)], {"index": index}
+
+
+def draw_mask_index(d):
+    """A boolean mask over every axis or the first ones, as a numpy array or as the Tensor a
+    comparison gives (x[x > 0])."""
+    shape = d.shape(min_dims=1)
+    mask = d.rng.random(shape[:d.integer(1, len(shape), label="mask axes")]) > 0.5
+    return [d.normal(shape)], {"mask": ta.Tensor(mask) if d.boolean(label="Tensor") else mask}
+
+
+def draw_index_add(d):
+    """The gradient of x[index] as a function of the incoming gradient g: IndexAdd."""
+    x_shape = d.shape(min_dims=1)
+    if d.boolean(label="basic index"):
+        index = (slice(d.integer(0, x_shape[0] - 1), None),)
+    else:
+        index = (d.rng.integers(0, x_shape[0], d.integer(1, 6)),)   # repeats add up
+    g_shape = np.empty(x_shape)[index].shape
+    return [d.normal(g_shape)], {"index": index, "shape": x_shape}
+
+
+def draw_joined(stack=False):
+    def draw(d):
+        shape = d.shape(min_dims=0 if stack else 1, max_dims=2)
+        count = d.integer(1, 3, label="how many")
+        ndim = len(shape) + (1 if stack else 0)
+        axis = d.integer(-ndim, ndim - 1, label="axis")
+        arrays = []
+        for _ in range(count):
+            s = list(shape)
+            if not stack:
+                s[axis] = d.integer(1, 3)   # concat: sizes along the axis may differ
+            arrays.append(d.normal(tuple(s)))
+        return arrays, {"axis": axis}
+    return draw
+
+
+def draw_where(d):
+    cond_shape, a_shape, b_shape = d.broadcast_shapes(3)
+    cond = d.rng.random(cond_shape) > 0.5
+    return [d.normal(a_shape), d.normal(b_shape)], {"cond": cond}
+
+
+def draw_masked_fill(d):
+    mask_shape, x_shape = d.broadcast_shapes(2)
+    x_shape = np.broadcast_shapes(mask_shape, x_shape)   # torch: the mask broadcasts to x
+    mask = d.rng.random(mask_shape) > 0.5
+    # A large fill like attention's -1e9 would drown gradcheck's differences in rounding.
+    return [d.normal(x_shape)], {"mask": mask, "value": d.sample([0.0, -1e4, np.float64(2.5)])}
+
+
+def draw_cross_entropy(batch_dims):
+    def draw(d):
+        shape = tuple(d.integer(1, 4) for _ in range(batch_dims))
+        classes = d.integer(2, 5, label="classes")
+        targets = d.rng.integers(0, classes, shape)
+        ignore_index = d.sample([None, -100, 0], label="ignore_index")
+        if ignore_index is not None:
+            ignored = d.rng.random(shape) < 0.3
+            targets[ignored] = ignore_index
+            if (targets == ignore_index).all():       # at least one target counts (else NaN)
+                targets.flat[0] = 1
+        params = {"targets": targets, "ignore_index": ignore_index,
+                  "label_smoothing": d.sample([0.0, 0.1, 0.5])}
+        return [d.normal(shape + (classes,), 2.0)], params
+    return draw
+
+
+def draw_layer_norm(affine):
+    def draw(d):
+        shape = d.shape(min_dims=1)
+        size = shape[-1]
+        arrays = [d.normal(shape, 3.0) + d.normal(shape[:-1] + (1,))]
+        if affine:
+            arrays += [d.normal((size,)), d.normal((size,))]
+        return arrays, {"eps": d.sample([1e-5, 1e-3])}
+    return draw
+
+
+def draw_dropout(d):
+    shape = d.shape()
+    return [d.normal(shape)], {"p": d.sample([0.1, 0.5]), "seed": d.integer(0, 100)}
+
+
+def draw_embedding(d):
+    num, dim = d.integer(1, 5), d.integer(1, 4)
+    indices = d.rng.integers(0, num, d.shape(0, 2))     # repeats: rows add up their gradients
+    return [d.normal((num, dim))], {"indices": indices}
+
+
+# --------------------------------------------------------------------------------- functions
+# Functions that need more than a lambda.
+
+
+def index_add_via_getitem_backward(g, index, shape):
+    """d(sum(x[index] * g))/dx: GetItem's backward, which applies IndexAdd to g."""
+    with ta.enable_grad():
+        x = ta.Tensor(np.zeros(shape, g.dtype), requires_grad=True, dtype=g.dtype)
+        return ta.grad(x[index], x, grad_outputs=g, create_graph=True)
+
+
+def torch_index_add_via_getitem_backward(g, index, shape):
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (out,) = torch.autograd.grad(x[_torch_index(index)], x, grad_outputs=g, create_graph=True)
+    return out
+
+
+def draw_linear(d):
+    """tinyautograd's Linear stores its weight as (in, out) and computes x @ weight + bias;
+    torch's stores (out, in) and computes x @ weight.T + bias."""
+    batch = d.shape(0, 2, max_side=3)
+    n_in, n_out = d.integer(1, MAX_SIDE), d.integer(1, MAX_SIDE)
+    return [d.normal(batch + (n_in,)), d.normal((n_in, n_out)), d.normal((n_out,))], {}
+
+
+def draw_rmatmul(d):
+    a_shape, b_shape = matmul_shapes("batched")(d)
+    return [d.normal(b_shape)], {"a": d.normal(a_shape)}
+
+
+def torch_dropout(x, p, seed):
+    """The same mask as tinyautograd's dropout draws from a generator seeded with `seed`: an
+    element is kept where rng.random(shape) >= p, and scaled by 1/(1-p)."""
+    keep = np.random.default_rng(seed).random(tuple(x.shape)) >= p
+    return x * torch.as_tensor(keep) / (1 - p)
+
+
+def torch_cross_entropy(logits, targets, ignore_index, label_smoothing):
+    """torch wants the classes on axis 1."""
+    return TF.cross_entropy(logits.movedim(-1, 1) if logits.ndim > 2 else logits,
+                            torch.as_tensor(targets),
+                            ignore_index=-100 if ignore_index is None else ignore_index,
+                            label_smoothing=label_smoothing)
+
+
+def torch_layer_norm(x, weight=None, bias=None, eps=1e-5):
+    return TF.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def torch_var(x, axis, keepdims, ddof):
+    return torch.var(x, dim=_dims(axis, x.ndim), correction=ddof, keepdim=keepdims)
+
+
+# --------------------------------------------------------------------------------- the table
+
+CASES = [
+    # -- arithmetic, broadcasting: (3, 1, 4) with (5, 4), 0-d with anything, size-1 axes
+    OpCase("add", (ops.Add,), lambda a, b: a + b, lambda a, b: a + b,
+           two_that_broadcast(normal, normal)),
+    OpCase("sub", (ops.Sub,), lambda a, b: a - b, lambda a, b: a - b,
+           two_that_broadcast(normal, normal)),
+    OpCase("neg", (ops.Neg,), lambda x: -x, lambda x: -x, one(normal)),
+    OpCase("mul", (ops.Mul,), lambda a, b: a * b, lambda a, b: a * b,
+           two_that_broadcast(normal, normal)),
+    OpCase("div", (ops.Div,), lambda a, b: a / b, lambda a, b: a / b,
+           two_that_broadcast(normal, away_from_zero)),
+    OpCase("pow: tensor ** tensor", (ops.Pow,), lambda a, b: a ** b, lambda a, b: a ** b,
+           two_that_broadcast(positive, normal)),
+    OpCase("pow: tensor ** number", (ops.Pow,),
+           lambda x, exponent: x ** exponent, lambda x, exponent: x ** exponent,
+           draw_pow_scalar_exponent),
+
+    # -- a Python number or a numpy array on the left: __radd__, __rsub__, __rmul__, ...
+    OpCase("radd: number or ndarray + tensor", (ops.Add,),
+           lambda x, left: left + x, lambda x, left: _torch(left) + x, draw_left_operand()),
+    OpCase("rsub: number or ndarray - tensor", (ops.Sub,),
+           lambda x, left: left - x, lambda x, left: _torch(left) - x, draw_left_operand()),
+    OpCase("rmul: number or ndarray * tensor", (ops.Mul,),
+           lambda x, left: left * x, lambda x, left: _torch(left) * x, draw_left_operand()),
+    OpCase("rtruediv: number or ndarray / tensor", (ops.Div,),
+           lambda x, left: left / x, lambda x, left: _torch(left) / x, draw_left_operand()),
+    OpCase("rpow: number or ndarray ** tensor", (ops.Pow,),
+           lambda x, left: left ** x, lambda x, left: _torch(left) ** x,
+           draw_left_operand(positive_left=True)),
+    OpCase("mul: numpy integers (array or np.int64) * tensor", (ops.Mul,),
+           lambda x, ints: ints * x, lambda x, ints: _torch(ints) * x, draw_numpy_integers),
+
+    # -- matmul, every way numpy reads its operands
+    *[OpCase(f"matmul: {kind}", (ops.MatMul,), lambda a, b: a @ b, lambda a, b: a @ b,
+             draw_matmul_case(kind))
+      for kind in ["1-D @ 1-D", "1-D @ N-D", "N-D @ 1-D", "batched", "N-D @ 2-D"]],
+    OpCase("linear: x @ weight + bias, weight (in, out)", (ops.MatMul, ops.Add),
+           lambda x, weight, bias: x @ weight + bias,
+           lambda x, weight, bias: TF.linear(x, weight.T, bias), draw_linear),
+    OpCase("rmatmul: ndarray @ tensor", (ops.MatMul,),
+           lambda b, a: a @ b, lambda b, a: torch.as_tensor(a) @ b, draw_rmatmul),
+
+    # -- elementwise functions
+    OpCase("exp", (ops.Exp,), lambda x: x.exp(), torch.exp, one(normal)),
+    OpCase("log", (ops.Log,), lambda x: x.log(), torch.log, one(positive)),
+    OpCase("sqrt", (ops.Sqrt,), lambda x: x.sqrt(), torch.sqrt, one(positive)),
+    OpCase("tanh", (ops.Tanh,), lambda x: x.tanh(), torch.tanh, one(normal)),
+    OpCase("sigmoid", (ops.Sigmoid,), lambda x: x.sigmoid(), torch.sigmoid,
+           one(lambda d, shape: d.normal(shape, 3.0))),
+    OpCase("sigmoid: large |x|", (ops.Sigmoid,), lambda x: x.sigmoid(), torch.sigmoid,
+           one(large)),
+    OpCase("relu", (ops.Relu,), lambda x: x.relu(), torch.relu, one(away_from_zero)),
+    OpCase("abs", (ops.Abs,), lambda x: x.abs(), torch.abs, one(away_from_zero)),
+    OpCase("gelu (tanh approximation)", (ops.Gelu,), lambda x: x.gelu(),
+           lambda x: TF.gelu(x, approximate="tanh"), one(lambda d, shape: d.normal(shape, 2.0))),
+
+    # -- reductions: axis None, int, negative, tuple; keepdims
+    OpCase("sum", (ops.Sum,), lambda x, axis, keepdims: x.sum(axis, keepdims),
+           lambda x, axis, keepdims: x.sum(dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_reduction(normal)),
+    OpCase("mean", (ops.Sum, ops.Div), lambda x, axis, keepdims: x.mean(axis, keepdims),
+           lambda x, axis, keepdims: x.mean(dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_reduction(normal)),
+    OpCase("var (ddof 0 or 1)", (ops.Sum, ops.Sub, ops.Mul, ops.Div),
+           lambda x, axis, keepdims, ddof: x.var(axis, keepdims, ddof=ddof), torch_var,
+           draw_reduction(normal, ddof=True)),
+    OpCase("max (no ties)", (ops.Max,), lambda x, axis, keepdims: x.max(axis, keepdims),
+           lambda x, axis, keepdims: torch.amax(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_reduction(Draw.distinct)),
+    OpCase("max with ties: shared like torch.amax", (ops.Max,),
+           lambda x, axis, keepdims: x.max(axis, keepdims),
+           lambda x, axis, keepdims: torch.amax(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_max_ties, finite_differences=False),
+    OpCase("softmax", (ops.Softmax,), lambda x, axis: x.softmax(axis),
+           lambda x, axis: torch.softmax(x, dim=axis), draw_along_axis()),
+    OpCase("log_softmax", (ops.LogSoftmax,), lambda x, axis: x.log_softmax(axis),
+           lambda x, axis: torch.log_softmax(x, dim=axis), draw_along_axis()),
+    OpCase("softmax: logits of size 1e4", (ops.Softmax,), lambda x, axis: x.softmax(axis),
+           lambda x, axis: torch.softmax(x, dim=axis), draw_along_axis(1e4)),
+    OpCase("log_softmax: logits of size 1e4", (ops.LogSoftmax,),
+           lambda x, axis: x.log_softmax(axis),
+           lambda x, axis: torch.log_softmax(x, dim=axis), draw_along_axis(1e4)),
+
+    # -- shapes
+    OpCase("reshape (with -1)", (ops.Reshape,), lambda x, shape: x.reshape(*shape),
+           lambda x, shape: x.reshape(shape), draw_reshape),
+    OpCase("transpose: a permutation (none: reversed)", (ops.Transpose,),
+           lambda x, axes: x.transpose(*axes),
+           lambda x, axes: x.permute(axes) if axes else _reversed_axes(x),
+           draw_permutation()),
+    OpCase("transpose: negative axes", (ops.Transpose,), lambda x, axes: x.transpose(*axes),
+           lambda x, axes: x.permute(axes), draw_permutation(negative=True)),
+    OpCase("T", (ops.Transpose,), lambda x: x.T, _reversed_axes, one(normal)),
+    OpCase("swapaxes", (ops.Transpose,), lambda x, a, b: x.swapaxes(a, b),
+           lambda x, a, b: x.swapaxes(a, b), draw_swapaxes),
+    OpCase("broadcast_to", (ops.BroadcastTo,), lambda x, shape: x.broadcast_to(shape),
+           lambda x, shape: x.broadcast_to(shape), draw_broadcast_to),
+
+    # -- indexing: the gradient is scattered back, adding up where an index repeats
+    OpCase("getitem: basic (slices, negative steps, None, ...)", (ops.GetItem,),
+           lambda x, index: x[index], _torch_getitem_by_positions, draw_basic_index),
+    OpCase("getitem: integer arrays, repeated indices", (ops.GetItem,),
+           lambda x, index: x[index], lambda x, index: x[_torch_index(index)],
+           draw_integer_array_index),
+    OpCase("getitem: boolean mask", (ops.GetItem,), lambda x, mask: x[mask],
+           lambda x, mask: x[torch.as_tensor(np.asarray(mask))], draw_mask_index),
+    OpCase("index_add: the backward of getitem", (ops.IndexAdd,),
+           index_add_via_getitem_backward, torch_index_add_via_getitem_backward,
+           draw_index_add),
+
+    # -- several tensors
+    OpCase("concat", (ops.Concat,), lambda *xs, axis: ta.concat(xs, axis=axis),
+           lambda *xs, axis: torch.cat(xs, dim=axis), draw_joined()),
+    OpCase("stack", (ops.Stack,), lambda *xs, axis: ta.stack(xs, axis=axis),
+           lambda *xs, axis: torch.stack(xs, dim=axis), draw_joined(stack=True)),
+    OpCase("where", (ops.Where,), lambda a, b, cond: ta.where(cond, a, b),
+           lambda a, b, cond: torch.where(torch.as_tensor(cond), a, b), draw_where),
+    OpCase("masked_fill", (ops.Where,), lambda x, mask, value: x.masked_fill(mask, value),
+           lambda x, mask, value: x.masked_fill(torch.as_tensor(mask), value),
+           draw_masked_fill),
+
+    # -- tinyautograd.functional
+    OpCase("cross_entropy: (N, V)", (CrossEntropy,),
+           lambda logits, **kw: F.cross_entropy(logits, **kw), torch_cross_entropy,
+           draw_cross_entropy(1)),
+    OpCase("cross_entropy: (B, T, V)", (CrossEntropy,),
+           lambda logits, **kw: F.cross_entropy(logits, **kw), torch_cross_entropy,
+           draw_cross_entropy(2)),
+    OpCase("layer_norm: weight and bias", (LayerNorm,),
+           lambda x, w, b, eps: F.layer_norm(x, w, b, eps=eps), torch_layer_norm,
+           draw_layer_norm(affine=True)),
+    OpCase("layer_norm: no weight or bias", (LayerNorm,),
+           lambda x, eps: F.layer_norm(x, eps=eps), lambda x, eps: torch_layer_norm(x, eps=eps),
+           draw_layer_norm(affine=False)),
+    OpCase("dropout (seeded)", (ops.Mul,),
+           lambda x, p, seed: F.dropout(x, p, generator=np.random.default_rng(seed)),
+           torch_dropout, draw_dropout),
+    OpCase("embedding (repeated rows)", (ops.GetItem,),
+           lambda weight, indices: F.embedding(indices, weight),
+           lambda weight, indices: TF.embedding(torch.as_tensor(indices), weight),
+           draw_embedding),
+]

@@ -1,0 +1,132 @@
+"""Every op against PyTorch (float64), with the op table in tests/op_cases.py: the forward values
+and the gradients for a random upstream gradient agree to a relative 1e-7, on shapes, axes and
+broadcasts drawn by hypothesis. torch is a test-only dependency.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import tinyautograd as ta
+from op_cases import CASES, Draw
+from tinyautograd import Tensor
+
+RTOL = 1e-7
+ATOL = 1e-12   # for results that cancel to ~0, where a relative error means nothing
+
+
+def both(arrays):
+    """The same float64 inputs as tinyautograd and as torch tensors."""
+    ours = [Tensor(np.asarray(a, np.float64), requires_grad=True, dtype=np.float64)
+            for a in arrays]
+    theirs = [torch.tensor(np.asarray(a, np.float64), requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@settings(max_examples=25)
+@given(data=st.data())
+def test_matches_torch(case, data):
+    arrays, params = case.draw(Draw(data))
+    ours, theirs = both(arrays)
+
+    out = case.fn(*ours, **params)
+    expected = case.torch_fn(*theirs, **params)
+    assert out.shape == tuple(expected.shape)
+    assert out.dtype == np.float64
+    assert np.isfinite(out.data).all() == torch.isfinite(expected).all().item()
+    assert_allclose(out.data, expected.detach().numpy(), rtol=RTOL, atol=ATOL)
+
+    direction = np.random.default_rng(0).standard_normal(out.shape)
+    grads = ta.grad(out, ours, grad_outputs=Tensor(direction, dtype=np.float64))
+    expected_grads = torch.autograd.grad(expected, theirs, torch.tensor(direction),
+                                         allow_unused=True)
+    for i, (g, e) in enumerate(zip(grads, expected_grads)):
+        g = np.zeros(ours[i].shape) if g is None else g.data
+        e = np.zeros(ours[i].shape) if e is None else e.numpy()
+        assert g.dtype == np.float64
+        assert_allclose(g, e, rtol=RTOL, atol=ATOL, err_msg=f"gradient of input {i}")
+
+
+# ------------------------------------------------------------------------------ numerics
+
+
+def test_softmax_and_log_softmax_of_huge_logits_are_finite():
+    logits = np.array([[1e4, -1e4, 0.0], [3e4, 3e4, -5e4]])
+    x, t = both([logits])
+    for ours, theirs in [(x[0].softmax(-1), torch.softmax(t[0], -1)),
+                         (x[0].log_softmax(-1), torch.log_softmax(t[0], -1)),
+                         (x[0].softmax(0), torch.softmax(t[0], 0))]:
+        assert np.isfinite(ours.data).all()
+        assert_allclose(ours.data, theirs.detach().numpy(), rtol=RTOL)
+        ours.sum().backward()
+        assert np.isfinite(x[0].grad).all()
+
+
+def test_sigmoid_of_large_inputs_is_finite_and_exact():
+    values = np.array([-1000.0, -745.0, -40.0, 40.0, 745.0, 1000.0])
+    for dtype in (np.float32, np.float64):
+        x = Tensor(values, requires_grad=True, dtype=dtype)
+        y = x.sigmoid()
+        y.sum().backward()
+        assert np.isfinite(y.data).all() and np.isfinite(x.grad).all()
+        expected = torch.sigmoid(torch.tensor(values, dtype=getattr(torch, dtype.__name__)))
+        assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=1e-300)   # subnormals
+
+
+def test_cross_entropy_with_huge_logits_is_finite():
+    logits = np.array([[1e4, -1e4, 0.0], [0.0, 5e3, -5e3]])
+    targets = np.array([1, 2])
+    x, t = both([logits])
+    loss = ta.functional.cross_entropy(x[0], targets, label_smoothing=0.1)
+    expected = torch.nn.functional.cross_entropy(t[0], torch.tensor(targets),
+                                                 label_smoothing=0.1)
+    assert_allclose(loss.data, expected.item(), rtol=RTOL)
+    loss.backward()
+    expected.backward()
+    assert_allclose(x[0].grad, t[0].grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+# ------------------------------------------------------------------------------ operands
+
+
+OPERATORS = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b, "**": lambda a, b: a ** b,
+}
+
+
+@pytest.mark.parametrize("op", OPERATORS, ids=str)
+@pytest.mark.parametrize("left", [True, False], ids=["ndarray-left", "ndarray-right"])
+def test_float64_numpy_operands_keep_float64_precision(op, left):
+    """A float64 numpy array meeting a float64 tensor is used as it is, as numpy and torch
+    use it: not rounded to float32 first (0.1 is not a float32)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 2.0, 4)
+    constant = np.array([0.1, 1 / 3, np.pi, 1.1])
+    fn = OPERATORS[op]
+    result = fn(constant, Tensor(x, dtype=np.float64)) if left else \
+        fn(Tensor(x, dtype=np.float64), constant)
+    expected = fn(constant, x) if left else fn(x, constant)
+    assert result.dtype == np.float64
+    assert_allclose(result.data, expected, rtol=1e-15)
+
+
+def test_backward_with_a_float64_numpy_gradient_keeps_float64_precision():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True, dtype=np.float64)
+    seed = np.array([0.1, 1 / 3, np.pi])
+    (x * 2.0).backward(seed)
+    assert_allclose(x.grad, 2.0 * seed, rtol=1e-15)
+
+
+def test_operators_accept_numbers_and_arrays_on_either_side():
+    x = Tensor(np.array([1.0, 2.0, 4.0]), dtype=np.float64)
+    a = np.array([2.0, 4.0, 8.0])
+    for ours, expected in [(2 - x, 2 - x.data), (a - x, a - x.data), (2 / x, 2 / x.data),
+                           (a / x, a / x.data), (2 ** x, 2 ** x.data), (a ** x, a ** x.data),
+                           (3 + x, 3 + x.data), (a * x, a * x.data), (x - a, x.data - a)]:
+        assert isinstance(ours, Tensor)
+        assert_array_equal(ours.data, expected)
