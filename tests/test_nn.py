@@ -483,7 +483,7 @@ def test_mlp_learns_two_moons_with_plain_gradient_descent():
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                           nn.Linear(32, 2))
     x = Tensor(points)
-    for step in range(1000):
+    for _ in range(1000):
         model.zero_grad()
         loss = ta.functional.cross_entropy(model(x), labels)
         loss.backward()

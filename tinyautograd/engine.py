@@ -260,7 +260,7 @@ class Tensor:
 
     # Defaults live on the class, so creating a tensor only sets what differs.
     grad = None           # numpy array of the same shape, filled by backward (leaves only)
-    grad_tensor = None    # after backward(create_graph=True): the gradient as a Tensor, graph and all
+    grad_tensor = None    # after backward(create_graph=True): the gradient as a Tensor, with graph
     grad_fn = None        # the Context node that produced this tensor; None for a leaf
     _requires_grad = False
     name = None           # optional label, shown by viz

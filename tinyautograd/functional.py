@@ -28,31 +28,34 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
-        n_class = logits.shape[-1]
-        keep = np.ones(targets.shape, bool) if ignore_index is None else targets != ignore_index
-        targets = np.where(keep, targets, 0)                  # any valid class; masked out below
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        nll = -np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+        rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
+        targets = targets.reshape(-1)                                     # (N,)
+        keep = None if ignore_index is None else targets != ignore_index
+        if keep is not None:
+            targets = np.where(keep, targets, 0)     # any valid class; masked out below
+        shifted = rows - rows.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        picked = (np.arange(len(targets)), targets)                       # row i, class t_i
+        nll = -log_probs[picked]                                          # (N,)
         if label_smoothing:
-            nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=-1)
-        count = keep.sum()
-        ctx.log_probs, ctx.targets, ctx.keep, ctx.count = log_probs, targets, keep, count
+            nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=1)
+        count = len(targets) if keep is None else int(keep.sum())
+        total = nll.sum() if keep is None else nll[keep].sum()
+        ctx.log_probs, ctx.picked, ctx.keep, ctx.count = log_probs, picked, keep, count
         ctx.label_smoothing = label_smoothing
-        with np.errstate(invalid="ignore"):                   # all ignored: 0/0 = nan, as torch
-            return np.asarray((nll * keep).sum() / count, dtype=logits.dtype)
+        with np.errstate(invalid="ignore"):          # all ignored: 0/0 = nan, as torch gives
+            return np.asarray(total / count, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         eps = ctx.label_smoothing
-        d_logits = np.exp(ctx.log_probs)                      # p
+        d_rows = np.exp(ctx.log_probs)                                    # p
         if eps:
-            d_logits -= eps / d_logits.shape[-1]
-        np.put_along_axis(d_logits, ctx.targets[..., None],
-                          np.take_along_axis(d_logits, ctx.targets[..., None], axis=-1)
-                          - (1 - eps), axis=-1)               # p - q
-        d_logits *= (ctx.keep * (grad.data / ctx.count))[..., None].astype(d_logits.dtype)
-        return d_logits, None
+            d_rows -= eps / d_rows.shape[1]
+        d_rows[ctx.picked] -= 1 - eps                                     # p - q
+        scale = grad.data / ctx.count
+        d_rows *= scale if ctx.keep is None else (ctx.keep * scale)[:, None]
+        return d_rows.reshape(ctx.inputs[0].shape), None
 
 
 def cross_entropy(logits, targets, ignore_index=None, label_smoothing=0.0):

@@ -26,7 +26,7 @@ def _as_inputs(inputs):
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs must be float64 (got {t.dtype}); in float32 "
                             f"finite differences drown in rounding error")
-        t.data = np.asarray(t.data, order="C")   # contiguous (0-d stays 0-d), so reshape(-1) is a view
+        t.data = np.asarray(t.data, order="C")   # contiguous, so reshape(-1) below is a view
     return list(inputs)
 
 

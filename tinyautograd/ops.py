@@ -238,7 +238,8 @@ _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
 class Gelu(Function):
     """The tanh approximation of GELU (GPT-2, BERT):
         y = x/2 (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x^3)
-        dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx,  du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+        dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx
+        du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
 
     @staticmethod
