@@ -1,0 +1,230 @@
+"""The layers a Transformer is assembled from, apart from attention: token embeddings, the
+positional encodings, and the position-wise feed-forward network.
+
+Each follows the paper that introduced it; the docstrings give the equations, the comments the
+shapes. B is the batch, T the sequence length, C = d_model the width of the residual stream.
+Everything is built from tinyautograd's public API, so the gradients come from the engine.
+"""
+
+import math
+
+import numpy as np
+
+from tinyautograd import nn, stack
+
+# --------------------------------------------------------------------------------------------
+# Token embeddings
+
+
+class TokenEmbedding(nn.Embedding):
+    """A learned vector for each token of the vocabulary: E, of shape (vocab_size, d_model).
+
+        embed(idx) = E[idx] * sqrt(d_model)   with scale=True ("Attention Is All You Need", 3.4)
+        embed(idx) = E[idx]                   with scale=False (GPT-2)
+        unembed(x) = x @ E^T                  logits over the vocabulary
+
+    `unembed` ties the output projection to the embedding (Press & Wolf 2017, used in the paper):
+    a model computes its logits with the same matrix that embedded its input, so the one weight
+    learns from both ends and the vocabulary costs its parameters once.
+
+    Initialised N(0, 1/d_model): each row then has a norm near 1, and with scale=True each entry
+    is near N(0, 1), the size of the sinusoidal encoding added to it (the reason for the scale).
+    """
+
+    def __init__(self, vocab_size, d_model, scale=False):
+        super().__init__(vocab_size, d_model)
+        nn.init.normal_(self.weight, std=d_model ** -0.5)
+        self.scale = scale
+
+    def forward(self, idx):
+        x = super().forward(idx)                         # (B, T) integers -> (B, T, C)
+        return x * math.sqrt(self.embedding_dim) if self.scale else x
+
+    def unembed(self, x):
+        """Logits for the next token: (B, T, C) @ (C, vocab) -> (B, T, vocab)."""
+        return x @ self.weight.T
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, scale={self.scale}"
+
+
+# --------------------------------------------------------------------------------------------
+# Positional encodings
+#
+# Attention treats its input as a set: permute the tokens and the outputs permute the same way.
+# The order of the tokens has to be written into the vectors themselves. Each encoding below
+# has the same interface, `forward(x, start=0)` on the token embeddings x (B, T, C), so a model
+# can take any of them; `start` is the position of x's first token, which is not 0 when earlier
+# tokens sit in a key-value cache during generation.
+
+
+def _check_length(start, T, context):
+    """Positions start .. start+T-1 must exist in a table of `context` rows."""
+    if start + T > context:
+        raise ValueError(f"positions: sequence of {start + T} tokens exceeds the context of "
+                         f"{context}")
+
+
+class SinusoidalPositions(nn.Module):
+    """The fixed encoding of "Attention Is All You Need" (section 3.5), added to the embeddings:
+
+        PE(pos, 2i)   = sin(pos / 10000^(2i/d_model))
+        PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))
+
+    Each pair of features is a clock turning at its own speed, from one turn every 2 pi positions
+    (i = 0) down to one every 10000 * 2 pi. PE(pos + k) is a rotation of PE(pos) that depends
+    only on k, which lets attention find relative offsets with a linear map.
+
+    The table is computed once and is not learned: a plain numpy array, so it is neither a
+    parameter nor in the state_dict. It is kept in float64 and takes the dtype of x when added.
+    """
+
+    def __init__(self, context, d_model):
+        self.context, self.d_model = context, d_model
+        pos = np.arange(context)[:, None]                          # (context, 1)
+        two_i = np.arange(0, d_model, 2)                           # (ceil(C/2),) the even features
+        angle = pos / 10000 ** (two_i / d_model)                   # (context, ceil(C/2))
+        self.table = np.zeros((context, d_model))                  # (context, C)
+        self.table[:, 0::2] = np.sin(angle)
+        self.table[:, 1::2] = np.cos(angle[:, : d_model // 2])     # an odd C has one cos fewer
+
+    def forward(self, x, start=0):
+        T = x.shape[1]                                             # x: (B, T, C)
+        _check_length(start, T, self.context)
+        return x + self.table[start:start + T]                     # (T, C) broadcasts over B
+
+    def extra_repr(self):
+        return f"context={self.context}, d_model={self.d_model}"
+
+
+class LearnedPositions(nn.Module):
+    """A learned vector for each position, added to the embeddings (BERT, GPT-2):
+
+        x'[b, t] = x[b, t] + P[start + t],    P of shape (context, d_model)
+
+    The paper found it as good as the sinusoids; the price is that it cannot say anything about
+    positions beyond the context it was trained on. Initialised N(0, 0.02^2), as GPT-2 is.
+    """
+
+    def __init__(self, context, d_model):
+        self.context, self.d_model = context, d_model
+        self.embedding = nn.Embedding(context, d_model)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+
+    def forward(self, x, start=0):
+        T = x.shape[1]                                             # x: (B, T, C)
+        _check_length(start, T, self.context)
+        return x + self.embedding(np.arange(start, start + T))     # (T, C) broadcasts over B
+
+    def extra_repr(self):
+        return f"context={self.context}, d_model={self.d_model}"
+
+
+class RotaryPositions(nn.Module):
+    """Rotary position embedding, RoPE (Su et al. 2021, "RoFormer"). Nothing is added to the
+    embeddings; instead attention rotates its queries and keys, in each head:
+
+        q, k = rope.rotate(q), rope.rotate(k)        # (B, n_head, T, d_head), before q @ k^T
+
+    Features are rotated in pairs (2i, 2i+1), the paper's convention (GPT-NeoX and Llama pair
+    feature i with i + d/2 instead; the two differ only by a fixed permutation of the features).
+    The pair i of the vector at position m turns by the angle m * theta_i:
+
+        theta_i = 10000^(-2i/d_head),   i = 0 .. d_head/2 - 1
+        rotate(x)[m, 2i]   = x[m, 2i] cos(m theta_i) - x[m, 2i+1] sin(m theta_i)
+        rotate(x)[m, 2i+1] = x[m, 2i] sin(m theta_i) + x[m, 2i+1] cos(m theta_i)
+
+    Rotations preserve length, and the product of two rotated vectors depends on their angles'
+    difference only: <rotate(q)[m], rotate(k)[n]> is a function of q, k and m - n. So the
+    attention scores see relative positions, and no position is ever added to the values.
+
+    `forward` is the identity, so that a model can apply any positional encoding to its token
+    embeddings in the same way; the work happens in `rotate`.
+    """
+
+    def __init__(self, context, d_head):
+        if d_head % 2:
+            raise ValueError(f"RotaryPositions: d_head must be even (features turn in pairs), "
+                             f"got {d_head}")
+        self.context, self.d_head = context, d_head
+        theta = 10000.0 ** (-np.arange(0, d_head, 2) / d_head)    # (d_head/2,)
+        angle = np.arange(context)[:, None] * theta                # (context, d_head/2): m theta_i
+        self.cos, self.sin = np.cos(angle), np.sin(angle)          # constants, float64, as above
+
+    def forward(self, x, start=0):
+        _check_length(start, x.shape[1], self.context)             # x: (B, T, C), unchanged
+        return x
+
+    def rotate(self, x, start=0):
+        """Rotate queries or keys x (B, n_head, T, d_head) whose first token is at `start`."""
+        T = x.shape[-2]
+        _check_length(start, T, self.context)
+        cos, sin = self.cos[start:start + T], self.sin[start:start + T]   # (T, d_head/2)
+        even, odd = x[..., 0::2], x[..., 1::2]                     # (B, H, T, d_head/2) each
+        rotated = stack([even * cos - odd * sin,                   # each pair turned by m theta_i
+                         even * sin + odd * cos], axis=-1)         # (B, H, T, d_head/2, 2)
+        return rotated.reshape(x.shape)                            # interleave back: 2i, 2i+1
+
+    def extra_repr(self):
+        return f"context={self.context}, d_head={self.d_head}"
+
+
+class NoPositions(nn.Module):
+    """No positional information at all: the identity. A decoder with a causal mask can still
+    infer positions (each token sees a different number of predecessors); an encoder cannot."""
+
+    def forward(self, x, start=0):
+        return x
+
+
+def positional_encoding(kind, context, d_model, d_head=None):
+    """The positional encoding named `kind`: 'sinusoidal', 'learned', 'rope' or 'none'.
+
+    RoPE rotates the queries and keys of each head, so it is sized by `d_head` (d_model //
+    n_head); without it, d_model is used, as for a single head.
+    """
+    if kind == "sinusoidal":
+        return SinusoidalPositions(context, d_model)
+    if kind == "learned":
+        return LearnedPositions(context, d_model)
+    if kind == "rope":
+        return RotaryPositions(context, d_model if d_head is None else d_head)
+    if kind == "none":
+        return NoPositions()
+    raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
+                     f"'learned', 'rope', 'none'")
+
+
+# --------------------------------------------------------------------------------------------
+# Feed-forward network
+
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class FeedForward(nn.Module):
+    """The position-wise feed-forward network ("Attention Is All You Need", section 3.3): the
+    same two-layer MLP applied to every position on its own,
+
+        FFN(x) = act(x W1 + b1) W2 + b2,    W1 (d_model, d_ff), W2 (d_ff, d_model)
+
+    with act = ReLU in the paper (d_ff = 4 d_model = 2048) and the tanh approximation of GELU in
+    GPT-2 and BERT. Attention mixes information between positions; this is where each position
+    computes on what it gathered.
+
+    Dropout, if any, is applied to the hidden activations, as in the Annotated Transformer; the
+    dropout on the sub-layer's output before the residual addition belongs to the block.
+    """
+
+    def __init__(self, d_model, d_ff, activation="relu", dropout=0.0):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"FeedForward: unknown activation {activation!r}; choose one of "
+                             f"{', '.join(map(repr, _ACTIVATIONS))}")
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.act = _ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x):
+        h = self.dropout(self.act(self.fc1(x)))                    # (B, T, C) -> (B, T, d_ff)
+        return self.fc2(h)                                         # (B, T, d_ff) -> (B, T, C)
