@@ -1,0 +1,322 @@
+"""tinyformer.attention: the fused kernel against the readable graph, finite differences and
+PyTorch; the masks' promises (causality, padding, rows with nothing to attend to); and
+MultiHeadAttention against torch.nn.MultiheadAttention."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyautograd as ta
+from tinyautograd import Tensor
+from tinyformer.attention import (FusedAttention, MultiHeadAttention, attention_readable,
+                                  causal_mask, padding_mask, scaled_dot_product_attention)
+
+B, H, T, D, DV = 2, 3, 5, 4, 6
+LENGTHS = [5, 3]                      # the second sequence ends in two padding tokens
+
+
+def randn(*shape, seed=0, dtype=np.float64):
+    data = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return Tensor(data, requires_grad=True, dtype=dtype)
+
+
+def qkv(dtype=np.float64, t_q=T, t_k=T):
+    return randn(B, H, t_q, D, seed=1, dtype=dtype), randn(B, H, t_k, D, seed=2, dtype=dtype), \
+        randn(B, H, t_k, DV, seed=3, dtype=dtype)
+
+
+def is_token(lengths=LENGTHS, t=T):
+    return np.arange(t)[None, :] < np.array(lengths)[:, None]           # (B, T)
+
+
+MASKS = {
+    "none": None,
+    "causal": causal_mask(T),
+    "padding": padding_mask(is_token()),
+    "causal&padding": causal_mask(T) & padding_mask(is_token()),
+}
+
+
+def output_and_grads(attend, q, k, v, mask, seed=4):
+    """The output, and the gradients of q, k, v for a random upstream gradient."""
+    for t in (q, k, v):
+        t.grad = None
+    out = attend(q, k, v, mask)
+    out.backward(np.random.default_rng(seed).standard_normal(out.shape))
+    return out.data, q.grad, k.grad, v.grad
+
+
+def fused(q, k, v, mask):
+    return scaled_dot_product_attention(q, k, v, mask)
+
+
+def readable(q, k, v, mask):
+    return scaled_dot_product_attention(q, k, v, mask, fused=False)
+
+
+# -------------------------------------------------------------------------- fused == readable
+
+
+@pytest.mark.parametrize("kind", MASKS)
+def test_fused_and_readable_agree(kind):
+    q, k, v = qkv()
+    got = output_and_grads(fused, q, k, v, MASKS[kind])
+    want = output_and_grads(readable, q, k, v, MASKS[kind])
+    for name, a, b in zip(["out", "dq", "dk", "dv"], got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_fused_and_readable_agree_on_cross_attention_shapes():
+    q, k, v = qkv(t_q=3, t_k=7)          # 3 queries (a decoder) attend 7 keys (an encoder)
+    mask = padding_mask(is_token([7, 4], 7))
+    got = output_and_grads(fused, q, k, v, mask)
+    want = output_and_grads(readable, q, k, v, mask)
+    assert got[0].shape == (B, H, 3, DV)
+    for name, a, b in zip(["out", "dq", "dk", "dv"], got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_fused_is_one_node_and_readable_shows_every_step():
+    q, k, v = qkv()
+    assert fused(q, k, v, causal_mask(T)).grad_fn.fn is FusedAttention
+    assert readable(q, k, v, causal_mask(T)).grad_fn.name == "matmul"      # weights @ v
+
+
+def test_gradcheck_fused():
+    q, k, v = (randn(2, 3, 4, seed=s) for s in (1, 2, 3))
+    mask = causal_mask(3) & np.array([False, True, True])     # query 0 may attend no key
+    assert ta.gradcheck(lambda q, k, v: FusedAttention.apply(q, k, v, keep=mask), q, k, v)
+    assert ta.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v), q, k, v)
+
+
+def test_gradgradcheck_readable():
+    q, k, v = (randn(1, 3, 2, seed=s) for s in (1, 2, 3))
+    assert ta.gradgradcheck(lambda q, k, v: attention_readable(q, k, v, causal_mask(3)),
+                            q, k, v)
+
+
+def test_fused_refuses_create_graph():
+    q, k, v = qkv()
+    with pytest.raises(RuntimeError, match="only once differentiable"):
+        fused(q, k, v, None).sum().backward(create_graph=True)
+
+
+# -------------------------------------------------------------------------- against PyTorch
+
+
+def torch_output_and_grads(q, k, v, seed=4, **kwargs):
+    tq, tk, tv = (torch.tensor(t.data, requires_grad=True) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(tq, tk, tv, **kwargs)
+    out.backward(torch.tensor(np.random.default_rng(seed).standard_normal(out.shape)))
+    return out.detach().numpy(), tq.grad.numpy(), tk.grad.numpy(), tv.grad.numpy()
+
+
+@pytest.mark.parametrize("attend", [fused, readable])
+@pytest.mark.parametrize("kind", ["none", "causal", "padding", "causal&padding"])
+def test_matches_torch_boolean_attn_mask(attend, kind):
+    q, k, v = qkv()
+    mask = MASKS[kind]
+    want = torch_output_and_grads(q, k, v, attn_mask=None if mask is None
+                                  else torch.tensor(np.broadcast_to(mask, (B, H, T, T))))
+    got = output_and_grads(attend, q, k, v, mask)
+    for name, a, b in zip(["out", "dq", "dk", "dv"], got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("attend", [fused, readable])
+def test_causal_mask_matches_torch_is_causal(attend):
+    q, k, v = qkv()
+    want = torch_output_and_grads(q, k, v, is_causal=True)
+    got = output_and_grads(attend, q, k, v, causal_mask(T))
+    for name, a, b in zip(["out", "dq", "dk", "dv"], got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+# -------------------------------------------------------------------------- masks
+
+
+def test_query_with_nothing_to_attend_to_outputs_zeros():
+    # Left padding: the first two tokens of sequence 1 are padding, so under the causal mask
+    # its queries 0 and 1 may attend no key at all.
+    mask = causal_mask(T) & padding_mask(np.array([[True] * 5, [False, False, True, True, True]]))
+    q, k, v = qkv()
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        got = output_and_grads(fused, q, k, v, mask)
+        want = output_and_grads(readable, q, k, v, mask)
+    for a, b in zip(got, want):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    out, dq, _, _ = got
+    assert np.all(out[1, :, :2] == 0) and np.all(dq[1, :, :2] == 0)
+    assert np.all(out[1, :, 2:] != 0)
+
+
+@settings(max_examples=20)
+@given(t=st.integers(1, 6), cut=st.integers(0, 5), seed=st.integers(0, 1000))
+def test_causal_mask_hides_the_future(t, cut, seed):
+    cut = min(cut, t - 1)                 # tokens 0..cut stay, the later ones change
+    rng = np.random.default_rng(seed)
+    attn = MultiHeadAttention(8, 2)
+    x = rng.standard_normal((2, t, 8))
+    changed = x.copy()
+    changed[:, cut + 1:] = 100 * rng.standard_normal(changed[:, cut + 1:].shape)
+    a = attn(Tensor(x), mask=causal_mask(t)).data
+    b = attn(Tensor(changed), mask=causal_mask(t)).data
+    np.testing.assert_array_equal(a[:, :cut + 1], b[:, :cut + 1])
+
+
+@pytest.mark.parametrize("attend", [fused, readable])
+def test_padded_keys_change_nothing(attend):
+    q, k, v = qkv()
+    mask = padding_mask(is_token())
+    before = attend(q, k, v, mask).data
+    k.data[1, :, 3:] = 1e3                # sequence 1's padding positions
+    v.data[1, :, 3:] = -1e3
+    np.testing.assert_array_equal(attend(q, k, v, mask).data, before)
+
+
+def test_padding_tokens_do_not_reach_real_tokens_in_multi_head_attention():
+    attn = MultiHeadAttention(8, 2)
+    x = np.random.default_rng(0).standard_normal((2, T, 8))
+    changed = x.copy()
+    changed[1, 3:] = 50.0
+    mask = causal_mask(T) & padding_mask(is_token())
+    a, b = (attn(Tensor(inp), mask=mask).data for inp in (x, changed))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1, :3], b[1, :3])
+
+
+def test_masks():
+    np.testing.assert_array_equal(causal_mask(3), [[1, 0, 0], [1, 1, 0], [1, 1, 1]])
+    assert causal_mask(3) is causal_mask(3) and not causal_mask(3).flags.writeable
+    assert padding_mask(is_token()).shape == (B, 1, 1, T)
+    assert (causal_mask(T) & padding_mask(is_token())).shape == (B, 1, T, T)
+    with pytest.raises(TypeError, match="boolean"):
+        padding_mask(np.array([[1, 1, 0]]))
+
+
+def test_mask_must_be_boolean_and_fit_the_scores():
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match="True = may attend"):
+        fused(q, k, v, np.ones((T, T)))
+    with pytest.raises(ta.ShapeError, match="does not broadcast"):
+        fused(q, k, v, np.ones((4, 1, 1, T, T), dtype=bool))
+    with pytest.raises(ta.ShapeError, match="need q"):
+        fused(q, k, v[..., :3, :], None)
+
+
+# -------------------------------------------------------------------------- dropout
+
+
+def test_dropout_takes_the_readable_path_and_only_when_training():
+    q, k, v = qkv()
+    no_dropout = fused(q, k, v, None).data
+    evaluated = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=False)
+    np.testing.assert_array_equal(evaluated.data, no_dropout)
+    ta.manual_seed(0)
+    a = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=True, fused=True)
+    ta.manual_seed(0)
+    b = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=True, fused=False)
+    assert a.grad_fn.name == "matmul"
+    np.testing.assert_array_equal(a.data, b.data)
+    assert not np.allclose(a.data, no_dropout)
+
+
+# -------------------------------------------------------------------------- MultiHeadAttention
+
+
+def to_float64(module):
+    for p in module.parameters():
+        p.data = p.data.astype(np.float64)
+    return module
+
+
+def torch_copy(attn, bias=True):
+    """torch.nn.MultiheadAttention with attn's weights. torch stores the three input
+    projections stacked as rows [q; k; v] of in_proj_weight, each (out, in): ours is (in, out)."""
+    C = attn.d_model
+    ref = torch.nn.MultiheadAttention(C, attn.n_head, bias=bias, batch_first=True,
+                                      dtype=torch.float64)
+    with torch.no_grad():
+        for i, lin in enumerate([attn.q, attn.k, attn.v]):
+            ref.in_proj_weight[i * C:(i + 1) * C] = torch.tensor(lin.weight.data.T)
+            if bias:
+                ref.in_proj_bias[i * C:(i + 1) * C] = torch.tensor(lin.bias.data)
+        ref.out_proj.weight[:] = torch.tensor(attn.out.weight.data.T)
+        if bias:
+            ref.out_proj.bias[:] = torch.tensor(attn.out.bias.data)
+    return ref
+
+
+def torch_grads(ref, bias=True):
+    """ref's parameter gradients under our names and layout."""
+    C = ref.embed_dim
+    w, grads = ref.in_proj_weight.grad.numpy(), {}
+    for i, name in enumerate("qkv"):
+        grads[f"{name}.weight"] = w[i * C:(i + 1) * C].T
+        if bias:
+            grads[f"{name}.bias"] = ref.in_proj_bias.grad.numpy()[i * C:(i + 1) * C]
+    grads["out.weight"] = ref.out_proj.weight.grad.numpy().T
+    if bias:
+        grads["out.bias"] = ref.out_proj.bias.grad.numpy()
+    return grads
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
+def test_multi_head_attention_matches_torch(case, bias):
+    attn = to_float64(MultiHeadAttention(12, 3, bias=bias))
+    ref = torch_copy(attn, bias)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, 12))
+    upstream = rng.standard_normal((B, T, 12))
+    if case == "self-causal":
+        context, mask, torch_kwargs = None, causal_mask(T), {"attn_mask": torch.tensor(
+            ~causal_mask(T))}                         # torch's MHA: True means blocked
+    else:
+        S = 7
+        context = rng.standard_normal((B, S, 12))
+        keep = is_token([7, 4], S)
+        mask, torch_kwargs = padding_mask(keep), {"key_padding_mask": torch.tensor(~keep)}
+    out = attn(Tensor(x, dtype=np.float64), context=None if context is None
+               else Tensor(context, dtype=np.float64), mask=mask)
+    out.backward(upstream)
+    tx = torch.tensor(x)
+    tc = tx if context is None else torch.tensor(context)
+    want, _ = ref(tx, tc, tc, need_weights=False, **torch_kwargs)
+    want.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(out.data, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    grads = torch_grads(ref, bias)
+    names = [name for name, _ in attn.named_parameters()]
+    assert sorted(names) == sorted(grads)
+    for name, p in attn.named_parameters():
+        np.testing.assert_allclose(p.grad, grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_parameter_names():
+    names = [name for name, _ in MultiHeadAttention(16, 4).named_parameters()]
+    assert names == ["q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias",
+                     "out.weight", "out.bias"]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_float32_stays_float32(training):
+    attn = MultiHeadAttention(8, 2, dropout=0.1).train(training)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 4, 8)), requires_grad=True)
+    out = attn(x, mask=causal_mask(4))
+    out.sum().backward()
+    assert out.dtype == np.float32 and x.grad.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in attn.parameters())
+    q, k, v = qkv(np.float32)
+    for attend in (fused, readable):
+        got = output_and_grads(attend, q, k, v, causal_mask(T))
+        assert all(a.dtype == np.float32 for a in got)
+
+
+def test_n_head_must_divide_d_model():
+    with pytest.raises(ValueError, match="MultiHeadAttention: n_head 3 does not divide "
+                                         "d_model 64"):
+        MultiHeadAttention(64, 3)

@@ -1,0 +1,223 @@
+"""Attention, as "Attention Is All You Need" (Vaswani et al. 2017, section 3.2) defines it.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+Each query asks every key how well it matches (a dot product), softmax turns the matches into
+weights that sum to 1, and the answer is the weighted average of the values. Dividing by
+sqrt(d_k) keeps the dot products near unit size, so softmax does not saturate as d_k grows.
+
+The function comes twice: `attention_readable`, built from engine ops so that every step shows
+in the graph and can be differentiated twice, and `FusedAttention`, one numpy kernel with its
+own backward, which is what the models run. The tests check that the two agree.
+
+Masks are boolean and True means "may attend", the convention of torch's
+`scaled_dot_product_attention` with a boolean `attn_mask` (torch's `nn.MultiheadAttention` uses
+the opposite one: True there means "blocked"). Shapes: B batch, H heads, T_q queries, T_k keys,
+d the width of a query or key, d_v the width of a value.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from tinyautograd import Function, ShapeError, Tensor, functional, nn
+
+__all__ = ["scaled_dot_product_attention", "attention_readable", "FusedAttention",
+           "causal_mask", "padding_mask", "MultiHeadAttention"]
+
+# The score given to a blocked key. -inf would also make its softmax weight exactly 0, but a row
+# whose keys are all blocked would then compute -inf - (-inf) = NaN inside softmax. A large
+# finite number underflows exp to exactly 0 just the same and keeps such a row finite; its
+# weights are then set to 0, so a query with nothing to attend to outputs zeros.
+_BLOCKED = -1e9
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+
+
+@functools.lru_cache(maxsize=16)
+def causal_mask(T):
+    """(T, T) booleans, True on and below the diagonal: query i may attend keys 0..i, never a
+    later one. This is how a decoder is kept from reading the tokens it must predict.
+
+    Cached, since every layer of every step asks for the same one; read-only for that reason.
+    """
+    mask = np.tril(np.ones((T, T), dtype=bool))
+    mask.setflags(write=False)
+    return mask
+
+
+def padding_mask(is_token):
+    """A key-padding mask (B, 1, 1, T_k) from `is_token` (B, T_k), True where the key is a real
+    token and False where it is padding. The two axes of size 1 broadcast over the heads and the
+    queries: no query of any head attends a padding key. Combine with a causal mask by
+    broadcasting: `causal_mask(T) & padding_mask(is_token)` is (B, 1, T, T)."""
+    is_token = np.asarray(is_token.data if isinstance(is_token, Tensor) else is_token)
+    if is_token.dtype != bool or is_token.ndim != 2:
+        raise TypeError(f"padding_mask: is_token must be a (B, T_k) boolean array, got "
+                        f"{is_token.dtype} of shape {is_token.shape}")
+    return is_token[:, None, None, :]
+
+
+def _keep_mask(q, k, v, mask):
+    """Check the shapes of an attention call; return its mask as a numpy boolean array (or
+    None), which must broadcast to the scores' shape (..., T_q, T_k) without enlarging it."""
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., T_q, "
+                         f"d), k (..., T_k, d) and v (..., T_k, d_v)")
+    if mask is None:
+        return None
+    keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if keep.dtype != bool:
+        raise TypeError(f"attention: the mask must be boolean (True = may attend), got "
+                        f"{keep.dtype}")
+    scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+    try:
+        fits = np.broadcast_shapes(keep.shape, scores_shape) == scores_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"attention: a mask of shape {keep.shape} does not broadcast to the "
+                         f"scores' shape {scores_shape} (..., T_q, T_k)")
+    return keep
+
+
+# --------------------------------------------------------------------------------------------
+# Scaled dot-product attention
+
+
+def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
+    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step, twice differentiable.
+
+    q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
+    True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
+    weights: a query then ignores some keys at random (section 5.4 of the paper).
+    """
+    keep = _keep_mask(q, k, v, mask)
+    scores = q @ k.swapaxes(-2, -1) * (1 / math.sqrt(q.shape[-1]))    # (..., T_q, T_k)
+    if keep is not None:
+        scores = scores.masked_fill(~keep, _BLOCKED)
+    weights = scores.softmax(axis=-1)                                 # each row sums to 1
+    if keep is not None:
+        # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread
+        # evenly over them. Zero it, so that such a query outputs 0 and passes no gradient.
+        weights = weights.masked_fill(~keep, 0.0)
+    weights = functional.dropout(weights, dropout_p, training)
+    return weights @ v                                                # (..., T_q, d_v)
+
+
+class FusedAttention(Function):
+    """Attention in one kernel: the same function as `attention_readable`, without dropout.
+
+    Forward, with s = 1/sqrt(d) and blocked scores set to -1e9:
+
+        S = Q K^T s,   P = softmax(S) (rows blocking every key set to 0),   O = P V
+
+    Backward, from dO = dL/dO, through O = P V, then softmax, then S = Q K^T s:
+
+        dV = P^T dO
+        dP = dO V^T
+        dS = P * (dP - rowsum(dP * P))        softmax's backward, row by row
+        dQ = dS K s,   dK = dS^T Q s
+
+    P is the only array kept for backward: (..., T_q, T_k), the memory attention is known for.
+    """
+
+    once_differentiable = True
+
+    @staticmethod
+    def forward(ctx, q, k, v, keep=None):
+        scale = 1 / math.sqrt(q.shape[-1])
+        scores = q @ np.swapaxes(k, -2, -1) * scale                   # (..., T_q, T_k)
+        if keep is not None:
+            scores = np.where(keep, scores, _BLOCKED)
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        if keep is not None:
+            p = np.where(keep, p, 0.0)           # a row with nothing to attend to: all zeros
+        ctx.p, ctx.scale = p, scale
+        return p @ v                                                  # (..., T_q, d_v)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v = (t.data for t in ctx.inputs)
+        p, scale, d_out = ctx.p, ctx.scale, grad.data
+        d_v = np.swapaxes(p, -2, -1) @ d_out                          # (..., T_k, d_v)
+        d_p = d_out @ np.swapaxes(v, -2, -1)                          # (..., T_q, T_k)
+        d_s = p * (d_p - (d_p * p).sum(axis=-1, keepdims=True))
+        d_q = d_s @ k * scale                                         # (..., T_q, d)
+        d_k = np.swapaxes(d_s, -2, -1) @ q * scale                    # (..., T_k, d)
+        return d_q, d_k, d_v
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=False,
+                                 fused=True):
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, with an optional mask and dropout.
+
+    q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` is a boolean
+    array or Tensor that broadcasts to (..., T_q, T_k), True where a query may attend a key (as
+    torch's boolean attn_mask). A query whose keys are all blocked outputs zeros.
+
+    Runs `FusedAttention` (fast, once differentiable) unless `fused=False`, or dropout is
+    active (training with dropout_p > 0): the fused kernel has no dropout, so that case takes
+    `attention_readable` (twice differentiable, every step in the graph).
+    """
+    if fused and not (training and dropout_p > 0):
+        return FusedAttention.apply(q, k, v, keep=_keep_mask(q, k, v, mask))
+    return attention_readable(q, k, v, mask, dropout_p, training)
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-head attention
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (section 3.2.2):
+
+        MultiHead(X, Z) = Concat(head_1, ..., head_h) W_out
+        head_i = Attention(X W_q^i, Z W_k^i, Z W_v^i)
+
+    Z = X for self-attention; for cross-attention Z is the `context` (the encoder's output, in
+    the encoder-decoder Transformer). Each of the h = n_head heads works in d_head =
+    d_model / n_head dimensions, so all of them cost about what one full-width head would,
+    while each can attend to different positions. The h projections of one kind are held as one
+    (d_model, d_model) Linear, head i using columns i*d_head..(i+1)*d_head.
+    """
+
+    def __init__(self, d_model, n_head, dropout=0.0, bias=True):
+        if d_model % n_head:
+            raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
+                             f"{d_model}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
+        self.dropout = dropout                     # applied to the attention weights
+        self.q = nn.Linear(d_model, d_model, bias)
+        self.k = nn.Linear(d_model, d_model, bias)
+        self.v = nn.Linear(d_model, d_model, bias)
+        self.out = nn.Linear(d_model, d_model, bias)
+
+    def forward(self, x, context=None, mask=None):
+        """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
+        when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
+        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys."""
+        context = x if context is None else context
+        q = self._split_heads(self.q(x))           # (B, T, C) -> (B, n_head, T, d_head)
+        k = self._split_heads(self.k(context))     # (B, S, C) -> (B, n_head, S, d_head)
+        v = self._split_heads(self.v(context))     # (B, S, C) -> (B, n_head, S, d_head)
+        heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
+        B, _, T, _ = heads.shape                   # (B, n_head, T, d_head)
+        # Concat(head_1, ..., head_h): put the heads side by side again.
+        # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, C)
+        y = heads.swapaxes(1, 2).reshape(B, T, self.d_model)
+        return self.out(y)
+
+    def _split_heads(self, x):
+        B, T, _ = x.shape
+        # (B, T, C) -> (B, T, n_head, d_head) -> (B, n_head, T, d_head): each head a batch entry
+        return x.reshape(B, T, self.n_head, self.d_head).swapaxes(1, 2)
+
+    def extra_repr(self):
+        return f"d_model={self.d_model}, n_head={self.n_head}, dropout={self.dropout}"
