@@ -186,7 +186,7 @@ class MultiHeadAttention(nn.Module):
     (d_model, d_model) Linear, head i using columns i*d_head..(i+1)*d_head.
     """
 
-    def __init__(self, d_model, n_head, dropout=0.0, bias=True):
+    def __init__(self, d_model, n_head, dropout=0.0, bias=True, rotary=None):
         if d_model % n_head:
             raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
                              f"{d_model}")
@@ -194,6 +194,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
         self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
         self.dropout = dropout                     # applied to the attention weights
+        self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
         self.q = nn.Linear(d_model, d_model, bias)
         self.k = nn.Linear(d_model, d_model, bias)
         self.v = nn.Linear(d_model, d_model, bias)
@@ -207,6 +208,8 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.q(x))           # (B, T, C) -> (B, n_head, T, d_head)
         k = self._split_heads(self.k(context))     # (B, S, C) -> (B, n_head, S, d_head)
         v = self._split_heads(self.v(context))     # (B, S, C) -> (B, n_head, S, d_head)
+        if self.rotary is not None:                # RoPE: positions enter through q and k only
+            q, k = self.rotary.rotate(q), self.rotary.rotate(k)
         heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
         B, _, T, _ = heads.shape                   # (B, n_head, T, d_head)
         # Concat(head_1, ..., head_h): put the heads side by side again.

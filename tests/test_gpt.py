@@ -1,0 +1,197 @@
+"""GPT: shapes and options, causality, parity with a GPT written in torch, gradcheck over every
+parameter, generation, and learning to memorise a text."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import tinyautograd as ta
+import tinyautograd.functional as F
+from tinyautograd import optim
+from tinyformer.gpt import GPT
+from tinyformer.sampling import sample_next
+
+
+def tiny_gpt(**options):
+    ta.manual_seed(0)
+    settings = dict(vocab_size=7, context=8, n_layer=2, n_head=2, d_model=8)
+    return GPT(**{**settings, **options})
+
+
+def to_float64(model):
+    for p in model.parameters():
+        p.data = p.data.astype(np.float64)
+    return model
+
+
+def tokens(shape, vocab=7, seed=0):
+    return np.random.default_rng(seed).integers(0, vocab, shape)
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope", "none"])
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_every_option_gives_logits_and_gradients_for_every_parameter(positions, norm,
+                                                                     tie_weights):
+    model = tiny_gpt(positions=positions, norm=norm, tie_weights=tie_weights)
+    idx = tokens((3, 5))
+    logits = model(idx)
+    assert logits.shape == (3, 5, 7) and logits.dtype == np.float32
+    F.cross_entropy(logits, tokens((3, 5), seed=1)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and np.abs(p.grad).sum() > 0, name
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_changing_a_future_token_never_changes_earlier_logits(positions):
+    model = tiny_gpt(positions=positions)
+    idx = tokens((2, 8))
+    before = model(idx).data
+    for t in range(8):
+        changed = idx.copy()
+        changed[:, t] = (changed[:, t] + 1) % 7
+        after = model(changed).data
+        np.testing.assert_array_equal(after[:, :t], before[:, :t])
+        assert not np.allclose(after[:, t:], before[:, t:])
+
+
+def test_sequence_longer_than_the_context_is_a_clear_error():
+    with pytest.raises(ValueError, match="sequence of 9 tokens exceeds the context of 8"):
+        tiny_gpt()(tokens((1, 9)))
+
+
+def test_bad_sizes_are_clear_errors():
+    with pytest.raises(ValueError, match="n_head 3 does not divide d_model 8"):
+        tiny_gpt(n_head=3)
+    with pytest.raises(ValueError, match="n_layer must be a whole number >= 1, got 0"):
+        tiny_gpt(n_layer=0)
+
+
+# ------------------------------------------------------------------ parity with torch
+
+
+def torch_gpt(model, idx):
+    """The same GPT written directly in torch, reading our parameters (float64)."""
+    params = {name: torch.tensor(p.data, requires_grad=True)
+              for name, p in model.named_parameters()}
+    c = model.config
+    B, T = idx.shape
+    n_head, d_head = c["n_head"], c["d_model"] // c["n_head"]
+
+    def linear(prefix, x):
+        return x @ params[f"{prefix}.weight"] + params[f"{prefix}.bias"]
+
+    def norm(prefix, x):
+        return TF.layer_norm(x, (c["d_model"],), params[f"{prefix}.weight"],
+                             params[f"{prefix}.bias"])
+
+    def heads(x):
+        return x.view(B, T, n_head, d_head).transpose(1, 2)
+
+    x = params["tok.weight"][torch.as_tensor(idx)] + params["pos.embedding.weight"][:T]
+    for i in range(c["n_layer"]):
+        b = f"blocks.{i}"
+        h = norm(f"{b}.norm1", x)
+        q, k, v = (heads(linear(f"{b}.self_attn.{n}", h)) for n in "qkv")
+        a = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + linear(f"{b}.self_attn.out", a.transpose(1, 2).reshape(B, T, -1))
+        h = TF.gelu(linear(f"{b}.ffn.fc1", norm(f"{b}.norm3", x)), approximate="tanh")
+        x = x + linear(f"{b}.ffn.fc2", h)
+    logits = norm("norm", x) @ params["tok.weight"].T
+    return logits, params
+
+
+def test_equals_a_gpt_written_in_torch_outputs_and_every_gradient():
+    model = to_float64(tiny_gpt())
+    idx, targets = tokens((3, 6)), tokens((3, 6), seed=1)
+    logits = model(idx)
+    F.cross_entropy(logits, targets).backward()
+    theirs, params = torch_gpt(model, idx)
+    TF.cross_entropy(theirs.reshape(-1, 7), torch.as_tensor(targets).reshape(-1)).backward()
+    np.testing.assert_allclose(logits.data, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, params[name].grad.numpy(), rtol=1e-7, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_gradcheck_over_every_parameter_of_a_tiny_gpt():
+    ta.manual_seed(1)
+    model = to_float64(GPT(vocab_size=5, context=4, n_layer=1, n_head=2, d_model=4))
+    idx, targets = tokens((2, 3), vocab=5), tokens((2, 3), vocab=5, seed=1)
+    params = list(model.parameters())
+    assert ta.gradcheck(lambda *_: F.cross_entropy(model(idx), targets), *params)
+
+
+# ------------------------------------------------------------------ generation
+
+
+def test_generation_is_seeded_and_temperature_zero_is_greedy():
+    model = tiny_gpt()
+    prompt = tokens((2, 3))
+    a = model.generate(prompt, 6, generator=np.random.default_rng(5))
+    b = model.generate(prompt, 6, generator=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (2, 9)
+    np.testing.assert_array_equal(a[:, :3], prompt)
+    greedy = model.generate(prompt, 6, temperature=0)
+    np.testing.assert_array_equal(greedy, model.generate(prompt, 6, top_k=1))
+    np.testing.assert_array_equal(greedy, model.generate(prompt, 6, top_p=1e-9))
+
+
+def test_generation_crops_to_the_context_and_restores_training_mode():
+    model = tiny_gpt()
+    out = model.generate(tokens((1, 8)), 5, temperature=0)
+    assert out.shape == (1, 13) and model.training
+
+
+def test_generation_stops_when_every_row_has_ended():
+    model = tiny_gpt()
+    first = model.generate(tokens((1, 2)), 1, temperature=0)[0, -1]
+    out = model.generate(tokens((1, 2)), 10, temperature=0, eos_id=first)
+    assert out.shape == (1, 3)
+
+
+def test_top_k_and_top_p_restrict_the_choices():
+    rng = np.random.default_rng(0)
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2000))
+    assert set(sample_next(logits, top_k=2, rng=rng)) == {0, 1}
+    assert set(sample_next(logits, top_p=0.7, rng=rng)) == {0, 1}      # 0.5 < 0.7 <= 0.8
+    assert set(sample_next(logits, top_p=0.85, rng=rng)) == {0, 1, 2}
+    draws = sample_next(logits, rng=rng)
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / len(draws),
+                               [0.5, 0.3, 0.15, 0.05], atol=0.03)
+
+
+def test_bad_sampling_settings_are_clear_errors():
+    model = tiny_gpt()
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        model.generate(tokens((1, 2)), 1, temperature=-1)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        model.generate(tokens((1, 2)), 1, top_p=1.5)
+    with pytest.raises(ValueError, match="top_k must be a whole number"):
+        model.generate(tokens((1, 2)), 1, top_k=0)
+
+
+# ------------------------------------------------------------------ learning
+
+
+def test_gpt_memorises_a_short_text():
+    text = "the quick brown fox jumps over the lazy dog; "
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text * 3])
+    ta.manual_seed(0)
+    model = GPT(len(chars), context=16, n_layer=2, n_head=2, d_model=32)
+    optimizer = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(250):
+        starts = rng.integers(0, len(ids) - 17, 16)
+        x = np.stack([ids[s:s + 16] for s in starts])
+        y = np.stack([ids[s + 1:s + 17] for s in starts])
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2, loss.item()
+    out = model.generate(ids[None, :5], len(text) - 5, temperature=0)
+    assert "".join(chars[i] for i in out[0]) == text

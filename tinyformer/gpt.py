@@ -1,0 +1,105 @@
+"""GPT: a decoder-only Transformer that predicts the next token (Radford et al. 2018, 2019).
+
+    x = TokenEmbedding(idx) + Positions              (B, T, C)
+    x = DecoderLayer(x) for each of n_layer blocks     masked self-attention + feed-forward,
+                                                       no cross-attention: nothing to encode
+    logits = LayerNorm(x) @ E^T                        (B, T, vocab), head tied to the embedding
+
+GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learned positions,
+GELU, tied embeddings, and its initialisation (below).
+"""
+
+import math
+
+import numpy as np
+
+import tinyautograd as ta
+from tinyautograd import nn
+
+from .attention import causal_mask
+from .blocks import DecoderLayer
+from .layers import RotaryPositions, TokenEmbedding, positional_encoding
+from .sampling import check_sampling, sample_next
+
+
+class GPT(nn.Module):
+    """`GPT(vocab_size, context, n_layer, n_head, d_model)`; `model(idx)` gives logits
+    (B, T, vocab_size) for integer tokens idx (B, T), T <= context."""
+
+    def __init__(self, vocab_size, context, n_layer=4, n_head=4, d_model=128, d_ff=None,
+                 dropout=0.0, positions="learned", norm="pre", activation="gelu",
+                 tie_weights=True):
+        for name, value in (("vocab_size", vocab_size), ("context", context),
+                            ("n_layer", n_layer), ("n_head", n_head), ("d_model", d_model)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"GPT: {name} must be a whole number >= 1, got {value}")
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
+                           n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
+                           positions=positions, norm=norm, activation=activation,
+                           tie_weights=tie_weights)
+        self.context = context
+        self.tok = TokenEmbedding(vocab_size, d_model)
+        self.pos = positional_encoding(positions, context, d_model, d_head=d_model // n_head)
+        rotary = self.pos if isinstance(self.pos, RotaryPositions) else None
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            DecoderLayer(d_model, n_head, d_ff, dropout, norm, activation,
+                         cross_attention=False, rotary=rotary)
+            for _ in range(n_layer))
+        # Pre-norm leaves the residual stream unnormalised, so one last norm before the head.
+        self.norm = nn.LayerNorm(d_model) if norm == "pre" else None
+        self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
+        self._init_weights(n_layer)
+
+    def _init_weights(self, n_layer):
+        """GPT-2's initialisation: weights N(0, 0.02), biases 0; the two projections that
+        write into the residual stream (attention output, second feed-forward layer) get
+        0.02 / sqrt(2 n_layer), so that the stream's variance does not grow with depth."""
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+            elif name.endswith(("attn.out.weight", "ffn.fc2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * n_layer))
+            elif "norm" not in name:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, idx):
+        idx = np.asarray(idx.data if isinstance(idx, ta.Tensor) else idx)
+        B, T = idx.shape
+        if T > self.context:
+            raise ValueError(f"GPT: sequence of {T} tokens exceeds the context of "
+                             f"{self.context}; crop it (generate does so itself)")
+        x = self.drop(self.pos(self.tok(idx)))                   # (B, T, C)
+        mask = causal_mask(T)                                    # (T, T): t sees <= t
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.tok.unembed(x) if self.head is None else self.head(x)   # (B, T, vocab)
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+                 eos_id=None, generator=None):
+        """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
+        (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
+        at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy
+        Generator) makes sampling repeatable; by default the engine's seeded one is used."""
+        check_sampling(temperature, top_k, top_p)
+        idx = np.array(idx, dtype=np.int64, ndmin=2)
+        rng = generator or ta.random.default_generator()
+        was_training = self.training
+        self.eval()
+        finished = np.zeros(len(idx), bool)
+        try:
+            with ta.no_grad():
+                for _ in range(max_new_tokens):
+                    logits = self(idx[:, -self.context:])        # (B, T, vocab)
+                    next_token = sample_next(logits.data[:, -1], temperature, top_k, top_p, rng)
+                    idx = np.concatenate([idx, next_token[:, None]], axis=1)
+                    if eos_id is not None:
+                        finished |= next_token == eos_id
+                        if finished.all():
+                            break
+        finally:
+            self.train(was_training)
+        return idx

@@ -1,0 +1,46 @@
+"""Choosing the next token from a model's logits: greedy, temperature, top-k and top-p.
+
+All of it is plain numpy on the last position's logits (B, V); no gradients are involved.
+"""
+
+import numpy as np
+
+
+def check_sampling(temperature, top_k, top_p):
+    """Raise a clear ValueError for settings that cannot mean anything."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and (int(top_k) != top_k or top_k < 1):
+        raise ValueError(f"top_k must be a whole number >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+    """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
+    from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
+    the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
+    """
+    check_sampling(temperature, top_k, top_p)
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_largest = np.sort(logits, axis=-1)[:, -top_k][:, None]     # (B, 1)
+        logits = np.where(logits < kth_largest, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=-1)                             # most likely first
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
+        # Drop a token when the tokens before it already reach p; the first always stays.
+        drop_sorted = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        probs = np.where(drop, 0.0, probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    rng = rng or np.random.default_rng()
+    u = rng.random((probs.shape[0], 1))                                 # one uniform per row
+    # Inverse-CDF sampling; the min() guards against rounding leaving u above the last sum.
+    return np.minimum((np.cumsum(probs, axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
