@@ -1,0 +1,94 @@
+"""BERT: shapes and options, padding, the 80/10/10 masking recipe, gradcheck, and learning."""
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+import tinyautograd.functional as F
+from tinyautograd import optim
+from tinyformer.bert import BERT, IGNORE, mask_tokens
+
+PAD, MASK = 0, 1
+
+
+def tiny_bert(**options):
+    ta.manual_seed(0)
+    return BERT(**{**dict(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=8), **options})
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope", "none"])
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_logits_and_a_gradient_for_every_parameter(positions, norm):
+    model = tiny_bert(positions=positions, norm=norm)
+    idx = np.random.default_rng(0).integers(2, 9, (3, 6))
+    logits = model(idx)
+    assert logits.shape == (3, 6, 9)
+    F.cross_entropy(logits, idx).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and np.abs(p.grad).sum() > 0, name
+
+
+def test_padding_never_changes_the_real_positions():
+    model = tiny_bert()
+    idx = np.random.default_rng(0).integers(2, 9, (2, 8))
+    idx[0, 5:] = PAD
+    idx[1, 3:] = PAD
+    before = model(idx).data
+    changed = model(np.where(idx == PAD, 0, idx)).data      # same padding, re-run: stable
+    np.testing.assert_array_equal(before, changed)
+    longer = model(idx[:, :5]).data                          # fewer pads on the first row
+    np.testing.assert_allclose(longer[0, :5], before[0, :5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(longer[1, :3], before[1, :3], rtol=1e-5, atol=1e-6)
+
+
+def test_the_masking_recipe_80_10_10():
+    rng = np.random.default_rng(0)
+    idx = rng.integers(2, 50, (1000, 100))          # about 13,500 chosen tokens
+    idx[:, -10:] = PAD
+    inputs, targets = mask_tokens(idx, MASK, 50, special_ids=(PAD,), rate=0.15, rng=rng)
+    chosen = targets != IGNORE
+    assert not chosen[:, -10:].any()                         # padding is never chosen
+    assert abs(chosen[:, :-10].mean() - 0.15) < 0.005
+    np.testing.assert_array_equal(targets[chosen], idx[chosen])
+    as_mask = (inputs[chosen] == MASK).mean()
+    unchanged = (inputs[chosen] == idx[chosen]).mean()
+    # tolerances of 4 standard deviations of a proportion over ~13,500 draws
+    assert abs(as_mask - (0.8 + 0.1 / 50)) < 0.015          # masked, or swapped for MASK
+    assert abs(unchanged - (0.1 + 0.1 / 50)) < 0.011         # kept, or swapped for itself
+    np.testing.assert_array_equal(inputs[~chosen], idx[~chosen])
+
+
+def test_gradcheck_over_every_parameter_of_a_tiny_bert():
+    ta.manual_seed(1)
+    model = BERT(vocab_size=5, context=4, n_layer=1, n_head=2, d_model=4)
+    for p in model.parameters():
+        p.data = p.data.astype(np.float64)
+    idx = np.array([[2, 3, 4, 0], [4, 2, 0, 0]])
+    targets = np.array([[3, IGNORE, 2, IGNORE], [IGNORE, 4, IGNORE, IGNORE]])
+    assert ta.gradcheck(lambda *_: F.cross_entropy(model(idx), targets, ignore_index=IGNORE),
+                        *model.parameters())
+
+
+def test_bert_learns_to_fill_in_masked_tokens_well_above_chance():
+    vocab = 12                                     # PAD, MASK and ten ordinary tokens
+    rng = np.random.default_rng(0)
+
+    def counting_runs(n):                          # s, s+1, s+2, ... (mod 10), shifted past
+        start = rng.integers(0, vocab - 2, (n, 1))  # the special tokens
+        return (start + np.arange(12)) % (vocab - 2) + 2
+
+    ta.manual_seed(0)
+    model = BERT(vocab, context=12, n_layer=2, n_head=2, d_model=32)
+    optimizer = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(400):
+        inputs, targets = mask_tokens(counting_runs(32), MASK, vocab, (PAD, MASK), rng=rng)
+        loss = F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    inputs, targets = mask_tokens(counting_runs(500), MASK, vocab, (PAD, MASK),
+                                  rng=np.random.default_rng(9))
+    chosen = targets != IGNORE
+    accuracy = (model(inputs).data.argmax(-1)[chosen] == targets[chosen]).mean()
+    assert accuracy > 0.8, accuracy                # chance is 0.1

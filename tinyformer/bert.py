@@ -1,0 +1,94 @@
+"""BERT: an encoder-only Transformer trained to fill in masked tokens (Devlin et al. 2019).
+
+    x = LayerNorm(TokenEmbedding(idx) + Positions)     (B, T, C)
+    x = EncoderLayer(x) for each of n_layer layers       every token attends to every real one
+    logits = MLMHead(x)                                  (B, T, vocab): a guess at every position
+
+Unlike GPT, each position sees the whole sentence, both sides of it; so the training task
+cannot be "predict the next token" (the answer would be in view). Instead some tokens are
+hidden and the model guesses them: the masked-language-model task, `mask_tokens` below.
+The original's second task (next-sentence prediction) and its segment embeddings are left out,
+as RoBERTa showed they are not needed.
+"""
+
+import numpy as np
+
+import tinyautograd as ta
+from tinyautograd import nn
+
+from .attention import padding_mask
+from .blocks import EncoderLayer
+from .layers import RotaryPositions, TokenEmbedding, positional_encoding
+
+IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
+
+
+class MLMHead(nn.Module):
+    """The masked-language-model head: a dense layer with GELU and a layer norm, then the
+    (tied) output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c."""
+
+    def __init__(self, embedding, d_model):
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.embedding = embedding                  # the token embedding, shared (tied)
+        self.bias = nn.Parameter(np.zeros(embedding.num_embeddings))
+
+    def forward(self, x):
+        return self.embedding.unembed(self.norm(self.dense(x).gelu())) + self.bias
+
+
+class BERT(nn.Module):
+    """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
+    Positions holding `pad_id` are hidden from attention. Post-norm, learned positions and GELU
+    by default, as in the original."""
+
+    def __init__(self, vocab_size, context, n_layer=2, n_head=4, d_model=64, d_ff=None,
+                 dropout=0.0, positions="learned", norm="post", activation="gelu", pad_id=0):
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
+                           n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
+                           positions=positions, norm=norm, activation=activation,
+                           pad_id=pad_id)
+        self.context, self.pad_id = context, pad_id
+        self.tok = TokenEmbedding(vocab_size, d_model)
+        self.pos = positional_encoding(positions, context, d_model, d_head=d_model // n_head)
+        rotary = self.pos if isinstance(self.pos, RotaryPositions) else None
+        self.embed_norm = nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary)
+            for _ in range(n_layer))
+        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
+        self.head = MLMHead(self.tok, d_model)
+
+    def forward(self, idx):
+        idx = np.asarray(idx.data if isinstance(idx, ta.Tensor) else idx)
+        if idx.shape[1] > self.context:
+            raise ValueError(f"BERT: sequence of {idx.shape[1]} tokens exceeds the context of "
+                             f"{self.context}")
+        mask = padding_mask(idx != self.pad_id)                  # (B, 1, 1, T): real keys
+        x = self.drop(self.embed_norm(self.pos(self.tok(idx))))  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x, mask=mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return self.head(x)                                      # (B, T, vocab)
+
+
+def mask_tokens(idx, mask_id, vocab_size, special_ids=(), rate=0.15, rng=None):
+    """BERT's masking recipe. Choose `rate` of the ordinary tokens (never a special one such as
+    padding); of those, replace 80% by `mask_id`, 10% by a random token and leave 10% as they
+    are, so that the model cannot rely on seeing [MASK] where it must guess, and must keep a
+    good representation of every token. Returns (inputs, targets): targets hold the original
+    token where one was chosen and IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE)."""
+    idx = np.asarray(idx)
+    rng = rng or ta.random.default_generator()
+    ordinary = ~np.isin(idx, list(special_ids))
+    chosen = ordinary & (rng.random(idx.shape) < rate)
+    roll = rng.random(idx.shape)
+    inputs = idx.copy()
+    inputs[chosen & (roll < 0.8)] = mask_id
+    random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    inputs[random_swap] = rng.integers(0, vocab_size, random_swap.sum())
+    targets = np.where(chosen, idx, IGNORE)
+    return inputs, targets
