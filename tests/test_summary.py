@@ -1,0 +1,29 @@
+"""The model summary: FLOPs counted on the graph equal the formula, and 6N beside them."""
+
+import tinyautograd as ta
+from tinyformer.gpt import GPT
+from tinyformer.summary import flops_per_token, summary
+
+
+def test_flops_counted_on_the_graph_equal_the_formula():
+    ta.manual_seed(0)
+    vocab, T, n_layer, d_model = 11, 8, 2, 16
+    model = GPT(vocab, context=T, n_layer=n_layer, n_head=4, d_model=d_model)
+    linear_weights = sum(p.size for name, p in model.named_parameters()
+                         if name.startswith("blocks") and name.endswith("weight")
+                         and "norm" not in name)
+    # per token: 2 FLOPs per weight of every Linear, the tied head (d_model x vocab), and
+    # attention's Q K^T and P V over all T keys, in every layer
+    expected = 2 * linear_weights + 2 * d_model * vocab + n_layer * 4 * T * d_model
+    flops = flops_per_token(model)
+    assert flops["forward"] == expected
+    assert flops["training"] == 3 * expected
+    non_embedding = model.num_parameters() - vocab * d_model - T * d_model
+    assert flops["six_n"] == 6 * non_embedding
+
+
+def test_summary_lists_modules_parameters_and_flops():
+    model = GPT(11, context=8, n_layer=2, n_head=4, d_model=16)
+    text = summary(model)
+    assert "blocks" in text and f"{model.num_parameters():,}" in text
+    assert "6N = " in text and "FLOPs per token at T=8" in text
