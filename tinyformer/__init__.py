@@ -1,7 +1,18 @@
 """tinyformer: the Transformer family built on tinyautograd's public API.
 
-Tokenizers, attention, the encoder and decoder, GPT, BERT and the original encoder-decoder,
-training and generation arrive here with the issues that build them.
+Read in this order: `attention.py` (scaled dot-product and multi-head attention), `layers.py`
+(embeddings, positional encodings, feed-forward), `blocks.py` (encoder and decoder layers,
+pre- or post-norm), then the models: `gpt.py`, `bert.py`, `transformer.py`.
 """
 
+from .attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+from .bert import BERT, mask_tokens
+from .gpt import GPT
+from .summary import flops_per_token, summary
+from .transformer import Decoder, Encoder, Transformer
+
 __version__ = "0.1.0"
+
+__all__ = ["GPT", "BERT", "Transformer", "Encoder", "Decoder", "MultiHeadAttention",
+           "scaled_dot_product_attention", "causal_mask", "padding_mask", "mask_tokens",
+           "summary", "flops_per_token"]

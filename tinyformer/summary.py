@@ -15,6 +15,7 @@ d_model per token for the forward, which grow with the context T.
 import numpy as np
 
 import tinyautograd as ta
+from tinyautograd import nn
 
 from .attention import FusedAttention
 
@@ -47,15 +48,18 @@ def forward_flops(output):
 
 def flops_per_token(model, T=None):
     """{'forward', 'training', 'six_n'}: FLOPs per token for a sequence of T tokens (the
-    model's context by default), counted on the graph, and 6 N for comparison."""
+    model's context by default), counted on the graph, and 6 N for comparison. For the
+    encoder-decoder, the source and the target both have T tokens, and the count is per
+    target token."""
     T = T or model.context
     idx = np.zeros((1, T), dtype=np.int64)
     with ta.enable_grad():
         logits = model(idx) if not hasattr(model, "encode") else model(idx, idx)
     forward = forward_flops(logits) / T
-    embedding = sum(p.size for name, p in model.named_parameters()
-                    if name.endswith(("tok.weight", "pos.embedding.weight")))
-    n = model.num_parameters() - embedding
+    # N leaves out embedding tables (token and learned positions): a lookup costs no FLOPs.
+    tables = {id(p): p.size for module in model.modules() if isinstance(module, nn.Embedding)
+              for p in module.parameters()}
+    n = model.num_parameters() - sum(tables.values())
     return {"forward": forward, "training": 3 * forward, "six_n": 6 * n}
 
 
