@@ -5,7 +5,8 @@ Read in this order: `attention.py` (scaled dot-product and multi-head attention)
 pre- or post-norm), then the models: `gpt.py`, `bert.py`, `transformer.py`.
 """
 
-from .attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+from .attention import (KVCache, MultiHeadAttention, causal_mask, padding_mask,
+                        scaled_dot_product_attention)
 from .bert import BERT, mask_tokens
 from .gpt import GPT
 from .summary import flops_per_token, summary
@@ -13,6 +14,6 @@ from .transformer import Decoder, Encoder, Transformer
 
 __version__ = "0.1.0"
 
-__all__ = ["GPT", "BERT", "Transformer", "Encoder", "Decoder", "MultiHeadAttention",
+__all__ = ["GPT", "BERT", "Transformer", "Encoder", "Decoder", "MultiHeadAttention", "KVCache",
            "scaled_dot_product_attention", "causal_mask", "padding_mask", "mask_tokens",
            "summary", "flops_per_token"]

@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 
-from tinyautograd import Function, ShapeError, Tensor, functional, nn
+from tinyautograd import Function, ShapeError, Tensor, concat, functional, nn
 
 __all__ = ["scaled_dot_product_attention", "attention_readable", "FusedAttention",
-           "causal_mask", "padding_mask", "MultiHeadAttention"]
+           "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
 
 # The score given to a blocked key. -inf would also make its softmax weight exactly 0, but a row
 # whose keys are all blocked would then compute -inf - (-inf) = NaN inside softmax. A large
@@ -37,16 +37,40 @@ _BLOCKED = -1e9
 # Masks
 
 
-@functools.lru_cache(maxsize=16)
-def causal_mask(T):
-    """(T, T) booleans, True on and below the diagonal: query i may attend keys 0..i, never a
-    later one. This is how a decoder is kept from reading the tokens it must predict.
+@functools.lru_cache(maxsize=64)
+def causal_mask(T, start=0):
+    """(T, start + T) booleans: query i, at position start + i, may attend the keys at positions
+    0 .. start + i, never a later one. This is how a decoder is kept from reading the tokens it
+    must predict. With start = 0 it is the (T, T) lower triangle; with a KV cache holding
+    `start` earlier tokens, the new queries see all of those too.
 
     Cached, since every layer of every step asks for the same one; read-only for that reason.
     """
-    mask = np.tril(np.ones((T, T), dtype=bool))
+    mask = np.tril(np.ones((T, start + T), dtype=bool), k=start)
     mask.setflags(write=False)
     return mask
+
+
+class KVCache:
+    """The keys and values of the tokens seen so far, for every attention layer.
+
+    Generating token t+1 needs the attention of token t over tokens 0..t. Their keys and values
+    do not change once computed (a causal model never lets a token see later ones), so they are
+    kept here and each step computes q, k, v for its new tokens only: linear work per token
+    instead of quadratic. `length` counts the tokens stored; the model advances it.
+    """
+
+    def __init__(self):
+        self.length = 0
+        self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
+
+    def extend(self, layer, k, v):
+        """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
+        if layer in self._kv:
+            old_k, old_v = self._kv[layer]
+            k, v = concat([old_k, k], axis=2), concat([old_v, v], axis=2)
+        self._kv[layer] = (k, v)
+        return k, v
 
 
 def padding_mask(is_token):
@@ -200,16 +224,21 @@ class MultiHeadAttention(nn.Module):
         self.v = nn.Linear(d_model, d_model, bias)
         self.out = nn.Linear(d_model, d_model, bias)
 
-    def forward(self, x, context=None, mask=None):
+    def forward(self, x, context=None, mask=None, cache=None):
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
         when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
-        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys."""
+        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
+        `KVCache`, x holds only the new tokens and the keys and values of the earlier ones
+        come from the cache (self-attention only)."""
+        start = 0 if cache is None else cache.length   # position of x's first token
         context = x if context is None else context
         q = self._split_heads(self.q(x))           # (B, T, C) -> (B, n_head, T, d_head)
         k = self._split_heads(self.k(context))     # (B, S, C) -> (B, n_head, S, d_head)
         v = self._split_heads(self.v(context))     # (B, S, C) -> (B, n_head, S, d_head)
         if self.rotary is not None:                # RoPE: positions enter through q and k only
-            q, k = self.rotary.rotate(q), self.rotary.rotate(k)
+            q, k = self.rotary.rotate(q, start), self.rotary.rotate(k, start)
+        if cache is not None:                      # (B, n_head, start + T, d_head)
+            k, v = cache.extend(self, k, v)
         heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
         B, _, T, _ = heads.shape                   # (B, n_head, T, d_head)
         # Concat(head_1, ..., head_h): put the heads side by side again.

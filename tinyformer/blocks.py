@@ -82,11 +82,12 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None, memory=None, memory_mask=None):
+    def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None):
         """x (B, T, C) -> (B, T, C). `mask` is the look-ahead mask (with target padding);
-        `memory` (B, S, C) is the encoder's output and `memory_mask` hides its padding."""
-        x = residual(x, lambda h: self.self_attn(h, mask=mask), self.norm1, self.dropout,
-                     self.norm_placement)
+        `memory` (B, S, C) is the encoder's output and `memory_mask` hides its padding;
+        `cache` (a KVCache) holds the self-attention keys and values of earlier tokens."""
+        x = residual(x, lambda h: self.self_attn(h, mask=mask, cache=cache), self.norm1,
+                     self.dropout, self.norm_placement)
         if self.cross_attn is not None:
             if memory is None:
                 raise ValueError("DecoderLayer: cross-attention needs the encoder's output "

@@ -16,7 +16,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd import nn
 
-from .attention import causal_mask
+from .attention import KVCache, causal_mask
 from .blocks import DecoderLayer
 from .layers import RotaryPositions, TokenEmbedding, positional_encoding
 from .sampling import check_sampling, sample_next
@@ -64,36 +64,51 @@ class GPT(nn.Module):
             elif "norm" not in name:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, idx):
+    def forward(self, idx, cache=None):
+        """Logits (B, T, vocab) for tokens idx (B, T). With a KVCache, idx holds only the tokens
+        that follow those already in the cache (generation feeds one at a time)."""
         idx = np.asarray(idx.data if isinstance(idx, ta.Tensor) else idx)
         B, T = idx.shape
-        if T > self.context:
-            raise ValueError(f"GPT: sequence of {T} tokens exceeds the context of "
+        start = 0 if cache is None else cache.length            # position of idx's first token
+        if start + T > self.context:
+            raise ValueError(f"GPT: sequence of {start + T} tokens exceeds the context of "
                              f"{self.context}; crop it (generate does so itself)")
-        x = self.drop(self.pos(self.tok(idx)))                   # (B, T, C)
-        mask = causal_mask(T)                                    # (T, T): t sees <= t
+        x = self.drop(self.pos(self.tok(idx), start=start))      # (B, T, C)
+        mask = causal_mask(T, start)                             # (T, start + T): t sees <= t
         for block in self.blocks:
-            x = block(x, mask=mask)
+            x = block(x, mask=mask, cache=cache)
+        if cache is not None:
+            cache.length += T
         if self.norm is not None:
             x = self.norm(x)
         return self.tok.unembed(x) if self.head is None else self.head(x)   # (B, T, vocab)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                 eos_id=None, generator=None):
+                 eos_id=None, generator=None, use_cache=True):
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
         at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy
-        Generator) makes sampling repeatable; by default the engine's seeded one is used."""
+        Generator) makes sampling repeatable; by default the engine's seeded one is used.
+
+        With `use_cache` (the default), a KVCache makes each new token cost one position's
+        work; the logits are the same as recomputing everything. Once the sequence outgrows
+        the context, the window slides and every position shifts, so from then on each step
+        recomputes its window, exactly as without the cache."""
         check_sampling(temperature, top_k, top_p)
         idx = np.array(idx, dtype=np.int64, ndmin=2)
         rng = generator or ta.random.default_generator()
         was_training = self.training
         self.eval()
         finished = np.zeros(len(idx), bool)
+        cache = None
         try:
             with ta.no_grad():
                 for _ in range(max_new_tokens):
-                    logits = self(idx[:, -self.context:])        # (B, T, vocab)
+                    if cache is not None and cache.length < self.context:
+                        logits = self(idx[:, -1:], cache)        # the newest token only
+                    else:                                        # first step, or window slid
+                        cache = KVCache() if use_cache else None
+                        logits = self(idx[:, -self.context:], cache)   # (B, T, vocab)
                     next_token = sample_next(logits.data[:, -1], temperature, top_k, top_p, rng)
                     idx = np.concatenate([idx, next_token[:, None]], axis=1)
                     if eos_id is not None:

@@ -1,0 +1,54 @@
+"""The KV cache gives exactly the logits of recomputing everything, and generation with it
+equals generation without it, including after the sequence outgrows the context."""
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyformer.attention import KVCache, causal_mask
+from tinyformer.gpt import GPT
+
+
+def tiny_gpt(positions):
+    ta.manual_seed(0)
+    return GPT(vocab_size=11, context=12, n_layer=2, n_head=2, d_model=16, positions=positions)
+
+
+def test_causal_mask_with_an_offset_lets_new_queries_see_the_cached_keys():
+    np.testing.assert_array_equal(causal_mask(2, start=3), [[1, 1, 1, 1, 0],
+                                                            [1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(causal_mask(3), np.tril(np.ones((3, 3), bool)))
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope", "none"])
+def test_feeding_tokens_through_the_cache_equals_recomputing(positions):
+    model = tiny_gpt(positions)
+    idx = np.random.default_rng(0).integers(0, 11, (3, 10))
+    with ta.no_grad():
+        full = model(idx).data                                   # (3, 10, 11)
+        cache = KVCache()
+        pieces = [model(idx[:, :4], cache).data]                 # a prompt, then one at a time
+        pieces += [model(idx[:, t:t + 1], cache).data for t in range(4, 10)]
+    assert cache.length == 10
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_the_cache_refuses_to_grow_past_the_context():
+    model = tiny_gpt("learned")
+    cache = KVCache()
+    with ta.no_grad():
+        model(np.zeros((1, 12), np.int64), cache)
+        with pytest.raises(ValueError, match="13 tokens exceeds the context of 12"):
+            model(np.zeros((1, 1), np.int64), cache)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_generation_with_the_cache_equals_generation_without(positions):
+    model = tiny_gpt(positions)
+    prompt = np.random.default_rng(1).integers(0, 11, (2, 5))
+    for settings in (dict(temperature=0), dict(temperature=1.0, top_k=5)):
+        # 20 new tokens: past the context of 12, so the window slides too
+        with_cache = model.generate(prompt, 20, generator=np.random.default_rng(3), **settings)
+        without = model.generate(prompt, 20, generator=np.random.default_rng(3),
+                                 use_cache=False, **settings)
+        np.testing.assert_array_equal(with_cache, without)
