@@ -52,3 +52,21 @@ def test_generation_with_the_cache_equals_generation_without(positions):
         without = model.generate(prompt, 20, generator=np.random.default_rng(3),
                                  use_cache=False, **settings)
         np.testing.assert_array_equal(with_cache, without)
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned", "rope"])
+def test_the_decoder_cache_equals_recomputing_and_greedy_decoding_agrees(positions):
+    from tinyformer.transformer import Transformer
+
+    ta.manual_seed(0)
+    model = Transformer(9, 9, context=10, n_layer=2, n_head=2, d_model=16, positions=positions)
+    rng = np.random.default_rng(0)
+    src, tgt = rng.integers(1, 9, (3, 7)), rng.integers(1, 9, (3, 8))
+    with ta.no_grad():
+        memory, src_mask = model.encode(src)
+        full = model.decode(tgt, memory, src_mask).data
+        cache = KVCache()
+        steps = [model.decode(tgt[:, t:t + 1], memory, src_mask, cache).data for t in range(8)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.greedy_decode(src, 9, bos_id=1),
+                                  model.greedy_decode(src, 9, bos_id=1, use_cache=False))

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinyautograd import Tensor, no_grad, nn
 
-from .attention import causal_mask, padding_mask
+from .attention import KVCache, causal_mask, padding_mask
 from .blocks import DecoderLayer, EncoderLayer
 from .layers import TokenEmbedding, positional_encoding
 
@@ -67,11 +67,12 @@ class Decoder(nn.Module):
             for _ in range(n_layer)])
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
 
-    def forward(self, y, memory, mask=None, memory_mask=None):
+    def forward(self, y, memory, mask=None, memory_mask=None, cache=None):
         """y (B, T, C), memory (B, S, C) -> (B, T, C). `mask` (B, 1, T, T) is causal and hides
-        the target padding; `memory_mask` (B, 1, 1, S) hides the source padding."""
+        the target padding; `memory_mask` (B, 1, 1, S) hides the source padding; `cache` (a
+        KVCache) holds the self-attention keys and values of earlier target tokens."""
         for layer in self.layers:
-            y = layer(y, mask=mask, memory=memory, memory_mask=memory_mask)
+            y = layer(y, mask=mask, memory=memory, memory_mask=memory_mask, cache=cache)
         return y if self.final_norm is None else self.final_norm(y)
 
 
@@ -145,37 +146,51 @@ class Transformer(nn.Module):
         x = self.dropout(self.src_positions(self.src_embedding(src)))   # (B, S, C)
         return self.encoder(x, src_mask), src_mask
 
-    def decode(self, tgt, memory, src_mask):
+    def decode(self, tgt, memory, src_mask, cache=None):
         """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
 
         Target position t may attend to target positions <= t that are not padding (the
-        look-ahead mask of section 3.2.3), and to every unpadded source position.
+        look-ahead mask of section 3.2.3), and to every unpadded source position. With a
+        KVCache, tgt holds only the tokens after those already cached (decoding feeds one at a
+        time); it must then hold real tokens, since cached keys are not checked for padding.
         """
         tgt = self._tokens(tgt, "target")
         T = tgt.shape[1]
-        tgt_mask = causal_mask(T) & padding_mask(tgt != self.pad_id)   # (B, 1, T, T)
-        y = self.dropout(self.tgt_positions(self.tgt_embedding(tgt)))   # (B, T, C)
-        y = self.decoder(y, memory, tgt_mask, src_mask)                 # (B, T, C)
+        start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
+        if start + T > self.context:
+            raise ValueError(f"Transformer: target sequence of {start + T} tokens exceeds the "
+                             f"context of {self.context}")
+        if cache is None:
+            tgt_mask = causal_mask(T) & padding_mask(tgt != self.pad_id)   # (B, 1, T, T)
+        else:
+            tgt_mask = causal_mask(T, start)                              # (T, start + T)
+        y = self.dropout(self.tgt_positions(self.tgt_embedding(tgt), start=start))  # (B, T, C)
+        y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
+        if cache is not None:
+            cache.length += T
         if self.head is None:
             return self.tgt_embedding.unembed(y)                        # (B, T, V), y @ E^T
         return self.head(y)                                             # (B, T, V)
 
-    def greedy_decode(self, src, max_len, bos_id, eos_id=None):
+    def greedy_decode(self, src, max_len, bos_id, eos_id=None, use_cache=True):
         """Translate src (B, S) by taking the most likely token at every step.
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens. A
         sequence that has produced eos_id is finished; its later tokens are pad_id, and the loop
-        stops once every sequence is finished. The encoder runs once; the decoder reruns on the
-        whole prefix at each step (there is no key-value cache). Call `model.eval()` first if the
-        model has dropout.
+        stops once every sequence is finished. The encoder runs once; with `use_cache` (the
+        default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
+        on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
+        first if the model has dropout.
         """
         with no_grad():
             memory, src_mask = self.encode(src)                         # (B, S, C)
             B = memory.shape[0]
             tokens = np.full((B, 1), bos_id)                            # (B, 1)
             finished = np.zeros(B, dtype=bool)
+            cache = KVCache() if use_cache else None
             for _ in range(max_len):
-                logits = self.decode(tokens, memory, src_mask)          # (B, t, V)
+                new = tokens if cache is None else tokens[:, cache.length:]   # not yet decoded
+                logits = self.decode(new, memory, src_mask, cache)      # (B, t or 1, V)
                 next_token = logits.data[:, -1].argmax(axis=-1)         # (B,) the last position
                 if eos_id is not None:
                     next_token = np.where(finished, self.pad_id, next_token)
