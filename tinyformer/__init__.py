@@ -7,6 +7,7 @@ pre- or post-norm), then the models: `gpt.py`, `bert.py`, `transformer.py`.
 
 from .attention import (KVCache, MultiHeadAttention, causal_mask, padding_mask,
                         scaled_dot_product_attention)
+from .beam import beam_search
 from .bert import BERT, mask_tokens
 from .gpt import GPT
 from .summary import flops_per_token, summary
@@ -16,4 +17,4 @@ __version__ = "0.1.0"
 
 __all__ = ["GPT", "BERT", "Transformer", "Encoder", "Decoder", "MultiHeadAttention", "KVCache",
            "scaled_dot_product_attention", "causal_mask", "padding_mask", "mask_tokens",
-           "summary", "flops_per_token"]
+           "beam_search", "summary", "flops_per_token"]

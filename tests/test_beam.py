@@ -1,0 +1,222 @@
+"""Beam search: beam 1 is greedy, a wider beam finds what greedy misses, the GNMT length
+penalty with scores worked out by hand, argument checks, and a trained copy model."""
+
+import math
+from itertools import product
+
+import numpy as np
+import pytest
+
+from tinyautograd import Tensor, manual_seed, optim
+from tinyautograd.functional import cross_entropy
+from tinyformer.beam import beam_search, gnmt_length_penalty
+from tinyformer.transformer import Transformer
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+def meaningful(tokens, eos_id=EOS):
+    """The tokens up to and including the first eos (all of them if there is none)."""
+    tokens = list(np.asarray(tokens))
+    return tokens[:tokens.index(eos_id) + 1] if eos_id in tokens else tokens
+
+
+# --------------------------------------------------------------------------------------------
+# A hand-built "model": the next-token distribution depends only on the last token.
+
+A, B, C = 3, 4, 5
+VOCAB = 6
+
+
+class BigramStub:
+    """encode/decode with fixed probabilities: `table[last token]` = {next token: probability}.
+    Tokens left out get logit -1e9, so log_softmax gives the listed log-probabilities (to
+    rounding) and the left-out tokens never matter."""
+
+    def __init__(self, table):
+        self.logits = np.full((VOCAB, VOCAB), -1e9)
+        for last, row in table.items():
+            assert math.isclose(sum(row.values()), 1.0)
+            for token, p in row.items():
+                self.logits[last, token] = math.log(p)
+
+    def encode(self, src):
+        src = np.asarray(src)
+        return Tensor(np.zeros((len(src), src.shape[1], 1))), np.ones(src.shape, dtype=bool)
+
+    def decode(self, tgt, memory, src_mask):
+        assert len(memory.data) == len(src_mask) == len(tgt)    # beams batched with the source
+        return Tensor(self.logits[np.asarray(tgt)], dtype=np.float64)   # (n, T, V)
+
+
+# Greedy takes A (0.6) but every continuation of A is unlikely; B (0.4) then eos (0.9) wins.
+#   greedy: BOS A C EOS   P = 0.6 * 0.34 * 1.0 = 0.204
+#   beam 2: BOS B EOS     P = 0.4 * 0.9        = 0.36
+GARDEN_PATH = BigramStub({
+    BOS: {A: 0.6, B: 0.4},
+    A: {C: 0.34, B: 0.33, EOS: 0.33},
+    B: {EOS: 0.9, C: 0.1},
+    C: {EOS: 1.0},
+})
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_a_beam_of_two_finds_the_sequence_greedy_misses(alpha):
+    src = np.ones((1, 3), dtype=int)
+    greedy, = beam_search(GARDEN_PATH, src, beam_size=1, max_len=10, length_penalty=alpha)
+    beam, = beam_search(GARDEN_PATH, src, beam_size=2, max_len=10, length_penalty=alpha)
+    assert list(greedy.tokens) == [BOS, A, C, EOS]
+    assert list(beam.tokens) == [BOS, B, EOS]
+    assert greedy.log_prob == pytest.approx(math.log(0.6 * 0.34), rel=1e-12)
+    assert beam.log_prob == pytest.approx(math.log(0.4 * 0.9), rel=1e-12)
+    assert beam.score == pytest.approx(math.log(0.36) / ((5 + 2) / 6) ** alpha, rel=1e-12)
+    assert beam.log_prob > greedy.log_prob
+
+
+# Three ways to finish; alpha decides which wins.
+#   BOS EOS        P = 0.4           |Y| = 1
+#   BOS A EOS      P = 0.6 * 0.5     |Y| = 2
+#   BOS A B EOS    P = 0.6 * 0.5     |Y| = 3
+# A's two continuations tie (0.5 each): eos (id 2) ranks before B (id 4), deterministically.
+SHORT_OR_LONG = BigramStub({
+    BOS: {EOS: 0.4, A: 0.6},
+    A: {EOS: 0.5, B: 0.5},
+    B: {EOS: 1.0},
+})
+
+
+def test_length_penalty_formula():
+    assert gnmt_length_penalty(1, 0.6) == 1.0                    # lp(1) = 1 for every alpha
+    assert gnmt_length_penalty(3, 2.0) == pytest.approx((8 / 6) ** 2)
+    assert gnmt_length_penalty(7, 0.0) == 1.0
+
+
+def test_without_length_penalty_the_shortest_wins():
+    best, = beam_search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
+                        length_penalty=0.0)
+    # log 0.4 = -0.92 beats log 0.3 = -1.20 for both longer ones.
+    assert list(best.tokens) == [BOS, EOS]
+    assert best.score == pytest.approx(math.log(0.4), rel=1e-12)
+
+
+def test_a_large_length_penalty_lets_the_longest_win():
+    best, = beam_search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
+                        length_penalty=2.0)
+    # Scores: log 0.4 / 1 = -0.92,  log 0.3 / (7/6)^2 = -0.88,  log 0.3 / (8/6)^2 = -0.68.
+    assert list(best.tokens) == [BOS, A, B, EOS]
+    assert best.score == pytest.approx(math.log(0.3) / (8 / 6) ** 2, rel=1e-12)
+    assert best.log_prob == pytest.approx(math.log(0.3), rel=1e-12)
+
+
+def test_a_middle_length_penalty_picks_the_middle_one():
+    # alpha = 1: -0.92,  log 0.3 / (7/6) = -1.03,  log 0.3 / (8/6) = -0.90: the longest, just.
+    # alpha = 0.3: -0.92, -1.13, -1.10: the shortest. The winner moves with alpha.
+    src = np.ones((1, 2), dtype=int)
+    assert list(beam_search(SHORT_OR_LONG, src, beam_size=2, length_penalty=1.0)[0].tokens) \
+        == [BOS, A, B, EOS]
+    assert list(beam_search(SHORT_OR_LONG, src, beam_size=2, length_penalty=0.3)[0].tokens) \
+        == [BOS, EOS]
+
+
+def test_max_len_cuts_the_live_beams_off_and_they_compete():
+    # A is always likelier than eos: the one beam never finishes, and max_len cuts it off.
+    stub = BigramStub({BOS: {A: 0.9, EOS: 0.1}, A: {A: 0.9, EOS: 0.1}})
+    best, = beam_search(stub, np.ones((1, 2), dtype=int), beam_size=1, max_len=3,
+                        length_penalty=0.0)
+    assert list(best.tokens) == [BOS, A, A, A]                   # 0.729 > eos's 0.1 at once
+    assert best.log_prob == pytest.approx(3 * math.log(0.9), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
+    # With room for every prefix, beam search is exhaustive; so its early stop (no live beam
+    # can beat the best finished one) must never stop before the best-scoring sequence.
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(VOCAB), size=VOCAB)
+    stub = BigramStub({last: dict(enumerate(row)) for last, row in enumerate(probs)})
+    max_len = 4
+
+    def score(tokens):
+        log_prob = sum(math.log(probs[a, b]) for a, b in zip(tokens, tokens[1:]))
+        return log_prob / gnmt_length_penalty(len(tokens) - 1, alpha)
+
+    others = [t for t in range(VOCAB) if t != EOS]
+    every = [[BOS, *body, EOS] for n in range(max_len) for body in product(others, repeat=n)]
+    every += [[BOS, *body] for body in product(others, repeat=max_len)]     # cut off
+    best = max(every, key=score)
+    found, = beam_search(stub, np.ones((1, 2), dtype=int), beam_size=VOCAB ** max_len,
+                         max_len=max_len, length_penalty=alpha)
+    assert list(found.tokens) == best
+    assert found.score == pytest.approx(score(best), rel=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(beam_size=0), "beam_size must be a whole number >= 1, got 0"),
+    (dict(beam_size=1.5), "beam_size must be a whole number >= 1, got 1.5"),
+    (dict(max_len=0), "max_len must be a whole number >= 1, got 0"),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        beam_search(GARDEN_PATH, np.ones((1, 2), dtype=int), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The real Transformer
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_beam_of_one_is_greedy_decoding(seed):
+    manual_seed(seed)
+    model = Transformer(7, 7, context=12, n_layer=1, n_head=2, d_model=16, tie_weights=False)
+    # An untrained model barely looks at its input; sharper logits and a likelier eos give a
+    # mix of outputs over the seeds: some end in eos early, some run to max_len.
+    model.head.weight.data *= 4
+    model.head.bias.data[EOS] += 2
+    rng = np.random.default_rng(seed)
+    src = rng.integers(1, 7, (4, 5))
+    src[0, 3:] = PAD                                             # a padded source too
+    greedy = model.greedy_decode(src, max_len=8, bos_id=BOS, eos_id=EOS)
+    # alpha = 0: greedy maximises no length penalty, so beam 1 is greedy only without one.
+    hypotheses = beam_search(model, src, beam_size=1, max_len=8, length_penalty=0.0)
+    for row, hypothesis in zip(greedy, hypotheses):
+        # greedy pads with pad_id after eos (and while other rows go on): compare up to eos.
+        assert list(hypothesis.tokens) == meaningful(row)
+
+
+N_DIGITS = 6                           # tokens 3 .. 8
+MIN_LEN, MAX_LEN = 3, 5
+STEPS = 500                            # about 2.5 s of training
+
+
+def copy_batch(rng, size):
+    """src = digits, EOS; tgt = BOS, digits, EOS; both padded with PAD."""
+    src = np.full((size, MAX_LEN + 1), PAD)
+    tgt = np.full((size, MAX_LEN + 2), PAD)
+    for i, length in enumerate(rng.integers(MIN_LEN, MAX_LEN + 1, size)):
+        digits = rng.integers(3, 3 + N_DIGITS, length)
+        src[i, :length], src[i, length] = digits, EOS
+        tgt[i, 0], tgt[i, 1:length + 1], tgt[i, length + 1] = BOS, digits, EOS
+    return src, tgt
+
+
+def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3():
+    manual_seed(0)
+    vocab = 3 + N_DIGITS
+    model = Transformer(vocab, vocab, context=MAX_LEN + 2, n_layer=1, n_head=2, d_model=32,
+                        share_embeddings=True)
+    optimizer = optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(STEPS):
+        src, tgt = copy_batch(rng, 32)
+        loss = cross_entropy(model(src, tgt[:, :-1]), tgt[:, 1:], ignore_index=PAD)
+        model.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    src, tgt = copy_batch(np.random.default_rng(1), 20)         # held out
+    hypotheses = beam_search(model, src, beam_size=3, max_len=MAX_LEN + 1)
+    for row, hypothesis in zip(tgt, hypotheses):
+        assert list(hypothesis.tokens) == meaningful(row)
+        assert hypothesis.log_prob <= 0
+
