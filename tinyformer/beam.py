@@ -57,13 +57,6 @@ def gnmt_length_penalty(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def log_softmax(logits):
-    """log softmax over the last axis in float64, stable: x - max - log(sum(exp(x - max)))."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def beam_search(model, src, beam_size=4, max_len=32, bos_id=1, eos_id=2, length_penalty=0.6):
     """Translate each row of src (B, S) by beam search; returns B `Hypothesis`es, the best of
     each row under score = log P(Y | X) / lp(Y), lp(Y) = ((5 + |Y|) / 6)^alpha with
@@ -108,7 +101,8 @@ def _search_one(model, memory, src_mask, beam_size, max_len, bos_id, eos_id, alp
         logits = model.decode(beams, Tensor(np.repeat(memory, n, axis=0), dtype=memory.dtype),
                               np.repeat(src_mask, n, axis=0))
         logits = np.asarray(logits.data if isinstance(logits, Tensor) else logits)
-        token_log_probs = log_softmax(logits[:, -1])                     # (n, V)
+        # float64: log-probabilities add up over many steps
+        token_log_probs = Tensor(logits[:, -1], dtype=np.float64).log_softmax().data   # (n, V)
         candidates = beam_log_probs[:, None] + token_log_probs           # (n, V)
         V = candidates.shape[1]
 
