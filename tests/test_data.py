@@ -1,0 +1,73 @@
+"""The built-in corpus, language-model batches and the seq2seq tasks."""
+
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from tinyformer.data import (BOS, COLOURS, EOS, PAD, TASKS, Seq2SeqTask, builtin_corpus,
+                             lm_batch, solve)
+
+STORY = re.compile(r"(\w+) has a (\w+) (\w+)\. .* the (\w+) of (\w+) is (\w+)\.")
+
+
+def test_the_corpus_is_seeded_and_sized():
+    text = builtin_corpus(20_000, seed=3)
+    assert text == builtin_corpus(20_000, seed=3) != builtin_corpus(20_000, seed=4)
+    assert 20_000 <= len(text) < 21_000
+
+
+def test_the_recalled_colour_needs_the_first_sentence():
+    stories = [STORY.fullmatch(line) for line in builtin_corpus(100_000).splitlines()]
+    assert all(stories)
+    # The last colour always repeats the first, which is 40 to 120 characters back ...
+    assert all(s[2] == s[6] and s[3] == s[4] and s[1] == s[5] for s in stories)
+    gaps = [len(s[0]) - s.end(3) for s in stories]
+    assert min(gaps) >= 40 and max(gaps) <= 130
+    # ... yet the words just before it ("the kite of erin is") predict it no better than chance:
+    # a Markov chain on those words, fitted on one corpus and scored on another, guesses.
+    counts = defaultdict(Counter)
+    for s in stories:
+        counts[(s[4], s[5])][s[6]] += 1
+    held_out = [STORY.fullmatch(line) for line in builtin_corpus(100_000, seed=1).splitlines()]
+    hits = sum(counts[(s[4], s[5])].most_common(1)[0][0] == s[6] for s in held_out)
+    assert hits / len(held_out) < 1.5 / len(COLOURS)
+
+
+def test_lm_batches_are_shifted_windows_and_work_on_a_memmap(tmp_path):
+    tokens = np.arange(100, dtype=np.uint16)
+    path = tmp_path / "tokens.bin"
+    tokens.tofile(path)
+    mapped = np.memmap(path, dtype=np.uint16, mode="r")
+    x, y = lm_batch(mapped, 4, 8, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
+    np.testing.assert_array_equal(y, x + 1)
+    with pytest.raises(ValueError, match="fewer than context"):
+        lm_batch(tokens[:8], 4, 8, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_tasks_solve_hold_out_and_batch(task):
+    t = Seq2SeqTask(task, min_len=4, max_len=8, n_train=2000, n_val=200, seed=0)
+    assert len(t.train) == 2000 and len(t.val) == 200
+    assert not {s for s, _ in t.val} & {s for s, _ in t.train}
+    for source, target in t.train[:50]:
+        assert target == solve(task, source)
+        assert 4 <= len(source.replace("+", "")) <= 8
+    src, tgt_in, tgt_out = t.batch(t.val[:5])
+    assert (tgt_in[:, 0] == BOS).all()
+    for i, (source, target) in enumerate(t.val[:5]):
+        assert t.decode(src[i]) == source and t.decode(tgt_out[i]) == target
+        assert tgt_out[i, len(target)] == EOS and (tgt_out[i, len(target) + 1:] == PAD).all()
+    assert t.context >= max(src.shape[1], tgt_in.shape[1])
+
+
+def test_task_examples_and_errors():
+    assert solve("reverse", "1234") == "4321"
+    assert solve("sort", "3141") == "1134"
+    assert solve("add", "57+68") == "125"
+    with pytest.raises(ValueError, match="unknown task 'divide'; choose one of copy, reverse"):
+        Seq2SeqTask("divide")
+    with pytest.raises(ValueError, match="2 <= min_len <= max_len"):
+        Seq2SeqTask("copy", min_len=5, max_len=3)
