@@ -1,0 +1,207 @@
+"""Tokenizers: characters and byte-level BPE, their special tokens, and their JSON files."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, load_tokenizer, merge,
+                                   pre_split)
+
+SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
+TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
+        "and then they sat again! Don't they've 12 345 naïve café 東京 😀 ok\r\n") * 3
+BPE = BPETokenizer.train(TEXT, 300, special_tokens=SPECIALS)
+CHAR = CharTokenizer.train(TEXT + "".join(SPECIALS), special_tokens=SPECIALS)
+
+
+# -- pre-split --------------------------------------------------------------------------------
+
+def test_pre_split_cuts_text_as_gpt2_does():
+    assert pre_split("Hello world's 42!  ok\r\n\tx_y") == \
+        ["Hello", " world", "'s", " 42", "!", " ", " ok", "\r\n", "\t", "x", "_", "y"]
+
+
+@given(st.text())
+def test_pre_split_chunks_join_back_to_the_text(s):
+    assert "".join(pre_split(s)) == s
+
+
+# -- characters -------------------------------------------------------------------------------
+
+def test_char_ids_are_specials_then_sorted_characters():
+    tok = CharTokenizer.train("hello", special_tokens=["<eos>"])
+    assert tok.vocab_size == 5
+    assert tok.encode("hole") == [2, 4, 3, 1]
+    assert [tok.id_to_token(i) for i in range(5)] == ["<eos>", "e", "h", "l", "o"]
+    assert tok.decode(np.array([2, 1, 3, 3, 4, 0])) == "hello<eos>"
+
+
+def test_char_names_the_first_character_it_cannot_encode():
+    tok = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz")
+    with pytest.raises(ValueError, match=r"^cannot encode 'é' at position 3: not in the "
+                                         r"tokenizer's 26-character vocabulary$"):
+        tok.encode("abcéü")
+
+
+@given(st.text(alphabet=sorted(set(TEXT))))
+def test_char_round_trips_strings_of_its_alphabet(s):
+    assert CHAR.decode(CHAR.encode(s)) == s
+
+
+def test_char_rejects_a_bad_vocabulary():
+    for chars, specials in ((["a", "a"], ()), (["ab"], ()), (["a"], [""]), (["<"], ["<"])):
+        with pytest.raises(ValueError):
+            CharTokenizer(chars, specials)
+
+
+# -- byte-pair encoding -----------------------------------------------------------------------
+
+def test_merge_replaces_pairs_left_to_right():
+    assert merge([97, 97, 97, 98, 97, 97], (97, 97), 256) == [256, 97, 98, 256]
+
+
+def test_bpe_learns_the_wikipedia_example():
+    # aaabdaaabac: (a,a) is most frequent (4); then (Z,a) and (a,b) tie at 2 and the smaller
+    # ids (a,b) win; then (Z,Y) makes "aaab".
+    tok = BPETokenizer.train("aaabdaaabac", 259)
+    a, b = ord("a"), ord("b")
+    assert tok.merges == [(a, a), (a, b), (256, 257)]
+    assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, a, ord("c")]
+    assert tok.tokens_of("aaabdaaabac") == ["aaab", "d", "aaab", "a", "c"]
+
+
+def test_bpe_counts_pairs_within_chunks_weighted_by_frequency():
+    # "ab" occurs 3 times as a word; " x" and "xy" once each as " xy"; no pair crosses a space
+    # into the next word, so (b, space) is never counted.
+    tok = BPETokenizer.train("ab ab ab xy", 257)
+    assert tok.merges == [(ord("a"), ord("b"))]
+
+
+@pytest.mark.parametrize("vocab_size", [256, 260, 300, 320])
+def test_bpe_vocab_size_is_exactly_the_one_asked_for(vocab_size):
+    tok = BPETokenizer.train(TEXT, vocab_size)
+    assert tok.vocab_size == vocab_size == 256 + len(tok.merges)
+    with_specials = BPETokenizer.train(TEXT, vocab_size + 4, special_tokens=SPECIALS)
+    assert with_specials.vocab_size == vocab_size + 4
+    assert with_specials.merges == tok.merges
+
+
+def test_bpe_refuses_an_impossible_vocab_size():
+    with pytest.raises(ValueError, match="below the 256 bytes"):
+        BPETokenizer.train(TEXT, 258, special_tokens=SPECIALS)
+    # "aaaa" -> Z Z -> one token: two merges, and then no pair is left.
+    with pytest.raises(ValueError, match="only 2 merges to learn; .* at most 258"):
+        BPETokenizer.train("aaaa", 259)
+
+
+@given(st.text())
+@example("naïve café 東京 😀 e\u0301 \r\n \x00 <eos> 👩‍👩‍👧")
+def test_bpe_round_trips_any_string(s):
+    assert BPE.decode(BPE.encode(s)) == s
+    assert BPE.decode(BPE.encode(s, allow_special=True)) == s
+
+
+def test_bpe_compresses_the_text_it_learned_from():
+    ids = BPE.encode(TEXT)
+    assert len(ids) < len(TEXT.encode()) / 2
+    assert max(ids) < 256 + len(BPE.merges)          # no special token in plain text
+
+
+def test_bpe_decodes_arbitrary_ids_with_replacement_characters():
+    first_byte_of_e_acute = "é".encode()[0]
+    assert BPE.decode([ord("a"), first_byte_of_e_acute, ord("b")]) == "a\ufffdb"
+    assert BPE.id_to_token(first_byte_of_e_acute) == "\\xc3"
+    for bad in (-1, BPE.vocab_size):
+        with pytest.raises(ValueError, match="cannot decode id"):
+            BPE.decode([bad])
+
+
+def test_id_to_token_and_token_to_id_are_inverse():
+    for tok in (BPE, CHAR):
+        for i in range(tok.vocab_size):
+            assert tok.token_to_id(tok.id_to_token(i)) == i
+        with pytest.raises(ValueError, match="not a token"):
+            tok.token_to_id("no such token")
+
+
+# -- special tokens ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+def test_special_tokens_are_recognised_only_when_allowed(tok):
+    text = "<bos>the cat<eos><pad>"
+    ids = tok.encode(text, allow_special=True)
+    bos, eos, pad = (tok.token_to_id(s) for s in ("<bos>", "<eos>", "<pad>"))
+    assert ids[0] == bos and ids[-2:] == [eos, pad]
+    assert ids[1:-2] == tok.encode("the cat")
+    assert tok.decode(ids) == text
+    plain = tok.encode(text)
+    assert not {bos, eos, pad} & set(plain)
+    assert tok.decode(plain) == text
+
+
+def test_bpe_special_tokens_take_the_last_ids_and_are_not_learned():
+    assert [BPE.token_to_id(s) for s in SPECIALS] == list(range(296, 300))
+    tok = BPETokenizer.train("<eos>" * 50 + "ab", 257, special_tokens=["<eos>"])
+    assert tok.merges == [] and tok.vocab_size == 257
+    tok = BPETokenizer.train("<eos>" * 50 + "ab", 258, special_tokens=["<eos>"])
+    assert tok.merges == [(ord("a"), ord("b"))]
+
+
+def test_the_longest_special_token_wins():
+    tok = BPETokenizer((), special_tokens=["<e>", "<e>>"])
+    assert tok.encode("<e>>", allow_special=True) == [257]
+
+
+# -- determinism ------------------------------------------------------------------------------
+
+def test_training_and_encoding_are_deterministic():
+    again = BPETokenizer.train(TEXT, 300, special_tokens=SPECIALS)
+    assert again.merges == BPE.merges
+    fresh = BPETokenizer(BPE.merges, SPECIALS)      # an empty cache must not change anything
+    assert fresh.encode(TEXT) == BPE.encode(TEXT) == BPE.encode(TEXT)
+
+
+# -- save and load ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+def test_save_load_round_trip(tmp_path, tok):
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    for loaded in (type(tok).load(path), load_tokenizer(path)):
+        assert type(loaded) is type(tok)
+        assert loaded.vocab_size == tok.vocab_size
+        assert loaded.special_tokens == tok.special_tokens
+        assert loaded.encode(TEXT, allow_special=True) == tok.encode(TEXT, allow_special=True)
+    assert json.loads(path.read_text())["type"] == tok.kind
+
+
+def test_loading_the_wrong_kind_says_so(tmp_path):
+    path = tmp_path / "tok.json"
+    BPE.save(path)
+    with pytest.raises(ValueError, match="holds a 'bpe' tokenizer, not 'char'"):
+        CharTokenizer.load(path)
+
+
+@pytest.mark.parametrize("content", [
+    "{not json",
+    "\xff\xfe",
+    "[1, 2]",
+    '{"type": "words"}',
+    '{"type": "bpe", "special_tokens": []}',
+    '{"type": "bpe", "merges": [[1, 2], [300, 1]], "special_tokens": []}',
+    '{"type": "bpe", "merges": [[1, 2, 3]], "special_tokens": []}',
+    '{"type": "bpe", "merges": "ab", "special_tokens": []}',
+    '{"type": "bpe", "merges": [1], "special_tokens": []}',
+    '{"type": "char", "chars": ["a", "bc"], "special_tokens": []}',
+    '{"type": "char", "chars": ["a"], "special_tokens": [""]}',
+    '{"type": "char", "chars": ["a"], "special_tokens": "<eos>"}',
+])
+def test_a_corrupted_file_gives_a_one_line_value_error(tmp_path, content):
+    path = tmp_path / "tok.json"
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(ValueError) as info:
+        load_tokenizer(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
