@@ -111,6 +111,9 @@ class Seq2SeqTask:
         self.train = self._pairs(n_train, np.random.default_rng(seed), exclude=set())
         seen = {source for source, _ in self.train}
         self.val = self._pairs(n_val, np.random.default_rng(seed + 1), exclude=seen)
+        # The longest sequence the model sees: a source, or a target with <bos> or <eos>.
+        longest_target = max(len(t) for _, t in self.train + self.val)
+        self.context = max(self.max_len + 1, longest_target + 1)
 
     def _pairs(self, n, rng, exclude):
         pairs, sources = [], set(exclude)
@@ -122,12 +125,6 @@ class Seq2SeqTask:
                 sources.add(source)
                 pairs.append((source, solve(self.name, source)))
         return pairs
-
-    @property
-    def context(self):
-        """The longest sequence the model sees: the source, or the target with bos or eos."""
-        longest_target = max(len(t) for _, t in self.train + self.val)
-        return max(self.max_len + 1, longest_target + 1)
 
     @staticmethod
     def encode(text):

@@ -5,6 +5,8 @@ All of it is plain numpy on the last position's logits (B, V); no gradients are 
 
 import numpy as np
 
+from tinyautograd import Tensor
+
 
 def check_sampling(temperature, top_k, top_p):
     """Raise a clear ValueError for settings that cannot mean anything."""
@@ -29,8 +31,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = np.sort(logits, axis=-1)[:, -top_k][:, None]     # (B, 1)
         logits = np.where(logits < kth_largest, -np.inf, logits)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = Tensor(logits, dtype=np.float64).softmax(axis=-1).data      # the engine's, stable
     if top_p is not None and top_p < 1:
         order = np.argsort(-probs, axis=-1)                             # most likely first
         sorted_probs = np.take_along_axis(probs, order, axis=-1)
