@@ -1,0 +1,90 @@
+"""Reading the user's text files and writing ours, carefully.
+
+A text file given on the command line may be missing, a directory, empty, binary or not UTF-8;
+each gets a ValueError of one line that says what is wrong and what to do, before any work
+starts. Text is read in chunks, so a 100 MB corpus is never one Python string.
+
+Everything we write goes through `atomic_write`: a temporary file in the same directory, then
+a rename. A rename within a directory is atomic, so a crash or a kill at any moment leaves either
+the old file or the new one, never half of one.
+"""
+
+import codecs
+import contextlib
+import os
+import tempfile
+
+CHUNK_BYTES = 1 << 20          # 1 MiB at a time
+
+
+def check_text_file(path, what="file"):
+    """ValueError unless `path` is a non-empty UTF-8 text file; returns its size in bytes.
+
+    Reads the whole file once, in chunks, to find a bad byte before any training starts."""
+    for _ in iter_text(path, what):
+        pass
+    return os.path.getsize(path)
+
+
+def iter_text(path, what="file", chunk_bytes=CHUNK_BYTES):
+    """The text of a UTF-8 file as a sequence of strings of about `chunk_bytes` each.
+
+    A character whose bytes straddle two chunks is kept whole (an incremental decoder).
+    ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid UTF-8."""
+    if not os.path.exists(path):
+        raise ValueError(f"{what} {path!r} does not exist; check the path")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a directory; give a text file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{what} {path!r} is empty; give a file with some text")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk_bytes)
+            final = not block
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise ValueError(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
+                                 f"it looks binary; give a UTF-8 text file")
+            # The decoder may hold the first bytes of a character cut by the previous block;
+            # an error's e.start counts from them.
+            held = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(block, final=final)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
+                                 f"{max(0, offset - held + e.start)}); convert it to UTF-8, "
+                                 f"e.g. iconv -t utf-8") from None
+            if text:
+                yield text
+            if final:
+                return
+            offset += len(block)
+
+
+def read_text(path, what="file"):
+    """The whole text of a small UTF-8 file (a prompt, a config), checked as iter_text does."""
+    return "".join(iter_text(path, what))
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", **open_kwargs):
+    """`with atomic_write(path) as f:` writes `path` all or nothing.
+
+    The data goes to a temporary file beside `path`, is flushed to disk, and only then renamed
+    over `path`. If the block raises (or the process dies), `path` is untouched and the
+    temporary file is removed (or, after a kill, left as a stray `.tmp-*` file that is
+    never read)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
