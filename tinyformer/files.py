@@ -68,6 +68,12 @@ def read_text(path, what="file"):
     return "".join(iter_text(path, what))
 
 
+def _umask():
+    mask = os.umask(0)           # the only way to read it is to set it, then put it back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **open_kwargs):
     """`with atomic_write(path) as f:` writes `path` all or nothing.
@@ -79,6 +85,7 @@ def atomic_write(path, mode="w", **open_kwargs):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp's files are private; ours need not be
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()

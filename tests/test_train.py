@@ -1,0 +1,217 @@
+"""Training: settings, data preparation, the loop, checkpoints and exact resumption."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tinyformer import checkpoint
+from tinyformer.tokenizers import CharTokenizer
+from tinyformer.train import TrainConfig, Trainer, encode_chars, prepare_out_dir
+
+# Tiny models, so that a whole run takes a fraction of a second.
+TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
+            sample_tokens=10)
+JOBS = {
+    "gpt": dict(TINY, dropout=0.1),                   # dropout: the engine's generator matters
+    "bert": dict(TINY, model="bert", dropout=0.1),
+    "transformer": dict(n_layer=1, n_head=2, d_model=16, batch_size=8, task="reverse",
+                        min_len=2, max_len=5),
+}
+
+
+def quiet(*args):
+    pass
+
+
+def metrics(directory):
+    with open(os.path.join(directory, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def run(directory, **settings):
+    trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    assert trainer.train() == "done"
+    return metrics(directory)
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+def test_defaults_depend_on_the_job():
+    builtin = TrainConfig().resolved()
+    corpus = TrainConfig(corpus="x.txt").resolved()
+    task = TrainConfig(task="reverse").resolved()
+    assert builtin.model == "gpt" and task.model == "transformer"
+    # A text file gets nanoGPT's small CPU recipe for Shakespeare.
+    assert (corpus.n_layer, corpus.n_head, corpus.d_model, corpus.context, corpus.batch_size,
+            corpus.iters, corpus.lr, corpus.min_lr, corpus.warmup) == (4, 4, 128, 64, 12, 2000,
+                                                                      1e-3, 1e-4, 100)
+    assert TrainConfig(iters=30).resolved().warmup == 3      # a short run, a short warmup
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(n_layer=0), "--n-layer must be a whole number >= 1"),
+    (dict(d_model=-4), "--d-model must be a whole number >= 1"),
+    (dict(batch_size=2.5), "--batch-size must be a whole number"),
+    (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64"),
+    (dict(model="lstm"), "unknown model 'lstm'; choose one of gpt, bert, transformer"),
+    (dict(task="juggle"), "unknown task 'juggle'"),
+    (dict(tokenizer="word"), "unknown tokenizer 'word'"),
+    (dict(lr=0), "--lr must be a number > 0"),
+    (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
+    (dict(dropout=1.0), "--dropout must be in [0, 1)"),
+    (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
+    (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
+    (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
+    (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
+])
+def test_bad_settings_are_refused_in_one_line(settings, message):
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**settings).resolved()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_setting_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown setting 'nlayer' in f.toml; known settings"):
+        TrainConfig.from_dict({"nlayer": 2}, "f.toml")
+    assert TrainConfig.from_dict({"n-layer": 2}).n_layer == 2     # dashes as on the CLI
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def test_encode_chars_agrees_with_the_tokenizer():
+    text = "héllo wörld, ✓ naïve\n" * 3
+    tok = CharTokenizer.train(text, special_tokens=["<pad>", "<mask>"])
+    assert encode_chars(tok, text).tolist() == tok.encode(text)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_a_corpus_file_becomes_a_memory_mapped_token_array(tmp_path, tokenizer):
+    corpus = tmp_path / "corpus.txt"
+    text = "the quick brown fox jumps over the lazy dog. " * 200 + "ünïcödé ✓\n"
+    corpus.write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    trainer = Trainer.start(TrainConfig(corpus=str(corpus), tokenizer=tokenizer, **TINY,
+                                        iters=2, vocab_size=300), str(out), log=quiet)
+    data = trainer.job.data
+    assert isinstance(data.train, np.memmap) and isinstance(data.val, np.memmap)
+    tokens = np.concatenate([data.train, data.val])
+    assert trainer.job.tokenizer.decode(tokens) == text
+    assert len(data.val) == len(tokens) - int(len(tokens) * 0.9)     # the last 10% held out
+
+
+def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("a few words only, and then some more words to make it longer")
+    with pytest.raises(ValueError, match="the corpus is too short: its validation part has "):
+        Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run"), log=quiet)
+
+
+def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty; give --force"):
+        prepare_out_dir(str(tmp_path / "full"), force=False)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        prepare_out_dir(str(tmp_path / "a-file"), force=False)
+    with pytest.raises(ValueError, match="cannot write to --out"):
+        prepare_out_dir(str(tmp_path / "a-file" / "run"), force=False)
+    # --force replaces a run's files, and only those: the user's notes stay.
+    Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "full"), force=True, log=quiet)
+    assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+
+def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
+    lines = run(tmp_path, n_layer=1, n_head=2, d_model=32, context=32, batch_size=16,
+                iters=60, eval_every=30, eval_iters=4, sample_tokens=10, lr=1e-2)
+    assert [line["step"] for line in lines] == list(range(1, 61))
+    assert all({"train_loss", "lr"} <= set(line) for line in lines)
+    evaluated = [line for line in lines if "val_loss" in line]
+    assert [line["step"] for line in evaluated] == [30, 60]
+    # From ln(26) = 3.26 (uniform over the corpus's characters) to well below it.
+    assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
+    assert evaluated[-1]["val_loss"] < 2.6
+
+
+def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path):
+    first = run(tmp_path / "a", **JOBS["gpt"], iters=5, seed=3)
+    assert run(tmp_path / "b", **JOBS["gpt"], iters=5, seed=3) == first
+    assert run(tmp_path / "c", **JOBS["gpt"], iters=5, seed=4) != first
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
+    settings = dict(JOBS[job], iters=8, eval_every=3)
+    whole = run(tmp_path / "whole", **settings)
+
+    # Press Ctrl-C (a real SIGINT) during step 5: the step finishes, a checkpoint is saved.
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
+    step = trainer.train_step
+    def step_then_ctrl_c():
+        if trainer.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step()
+    monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
+    assert trainer.train() == "interrupted"
+    assert checkpoint.read_config(str(tmp_path / "cut"))["step"] == 5
+
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.step == 5
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def test_a_crash_leaves_the_last_checkpoint_and_resume_drops_later_metrics(tmp_path, monkeypatch):
+    settings = dict(JOBS["gpt"], iters=9, eval_every=3)
+    whole = run(tmp_path / "whole", **settings)
+
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "crash"), log=quiet)
+    saves = []
+    real_savez = np.savez
+    def savez_then_crash(f, **arrays):
+        saves.append(1)
+        if len(saves) == 3:                 # the second checkpoint (step 6), mid-way through
+            f.write(b"half an archive")
+            raise OSError("disk full")
+        return real_savez(f, **arrays)
+    monkeypatch.setattr(np, "savez", savez_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.train()
+    monkeypatch.setattr(np, "savez", real_savez)
+
+    assert len(metrics(tmp_path / "crash")) == 6          # lines past the checkpoint at step 3
+    model, _, config = checkpoint.load_model(str(tmp_path / "crash"))
+    assert config["step"] == 3                             # the last good one, intact
+    assert not [name for name in os.listdir(tmp_path / "crash") if name.startswith(".tmp-")]
+    resumed = Trainer.resume(str(tmp_path / "crash"), log=quiet)
+    resumed.train()
+    assert metrics(tmp_path / "crash") == whole
+
+
+def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
+    trainer.train()
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["config.json", "metrics.jsonl", "optimizer-000004.npz", "tokenizer.json",
+                     "tokens.bin", "weights-000004.npz"]        # step 2's files are gone
+    model, tokenizer, config = checkpoint.load_model(str(tmp_path))
+    x = np.array([tokenizer.encode("alice has a")])
+    np.testing.assert_array_equal(model(x).data, trainer.model.eval()(x).data)
+    assert config["train"]["iters"] == 4 and config["model_config"] == trainer.model.config
+
+
+def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
+    from tinyformer.data import SYMBOLS, Seq2SeqTask
+    trainer = Trainer.start(TrainConfig(**JOBS["transformer"], iters=1), str(tmp_path),
+                            log=quiet)
+    tok = trainer.job.tokenizer
+    assert [tok.id_to_token(i) for i in range(tok.vocab_size)] == SYMBOLS
+    assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")

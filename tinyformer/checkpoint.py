@@ -1,0 +1,157 @@
+"""Checkpoints: a run directory that holds everything needed to use a model or resume its run.
+
+    runs/gpt/
+      config.json             the model's class and arguments, the training settings, the step,
+                              the optimizer's and random generators' small state, and the name
+                              and SHA-256 of each file below. Written last: the commit point.
+      tokenizer.json          the tokenizer (JSON)
+      weights-000600.npz      the parameters by dotted name, one array each
+      optimizer-000600.npz    the optimizer's arrays (Adam's moments), for --resume
+      tokens.bin              the tokenised corpus (train, then validation), memory-mapped
+      metrics.jsonl           one JSON line a step, appended as training goes
+
+Saving is atomic. The step's weights and optimizer go to new files first; only then is
+config.json replaced (write to a temporary file, rename over the old one) to point at them, and
+only after that are the previous step's files removed. A crash or kill at any moment leaves a
+config.json that names a complete, earlier or later, checkpoint.
+
+Nothing here unpickles: arrays load with `allow_pickle=False`, the rest is JSON. A file that
+holds pickled data is refused, since unpickling can run any code.
+"""
+
+import hashlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .bert import BERT
+from .files import atomic_write
+from .gpt import GPT
+from .tokenizers import load_tokenizer
+from .transformer import Transformer
+
+FORMAT, VERSION = "tinyformer-checkpoint", 1
+MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be used; the message says why and what to do."""
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_arrays(path, arrays):
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def save_checkpoint(directory, config, weights, optimizer_arrays):
+    """Write one checkpoint into `directory` (which already holds tokenizer.json).
+
+    config: a JSON-able dict (the caller's: model, settings, step, small state).
+    weights, optimizer_arrays: dicts of name -> numpy array."""
+    step = config["step"]
+    files = {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
+             "tokenizer": "tokenizer.json"}
+    save_arrays(os.path.join(directory, files["weights"]), weights)
+    save_arrays(os.path.join(directory, files["optimizer"]), optimizer_arrays)
+    config = {"format": FORMAT, "version": VERSION, **config, "files": files,
+              "sha256": {name: sha256(os.path.join(directory, name)) for name in files.values()}}
+    with atomic_write(os.path.join(directory, "config.json")) as f:
+        json.dump(config, f, indent=2)
+    # Now the new checkpoint is the one config.json names; the older ones can go.
+    for name in os.listdir(directory):
+        if name.startswith(("weights-", "optimizer-")) and name not in files.values():
+            os.remove(os.path.join(directory, name))
+
+
+def read_config(directory):
+    """The checkpoint's config.json as a dict, with its files present and intact."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
+                              f"directory of a `tinyformer train` run")
+    path = os.path.join(directory, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
+                              f"the --out directory of a `tinyformer train` run")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{path} is corrupted (not valid JSON); the checkpoint cannot be "
+                              f"used, train again") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
+                              f"directory of a `tinyformer train` run")
+    if config.get("version") != VERSION:
+        raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
+                              f"this tinyformer reads version {VERSION}")
+    for name, digest in config["sha256"].items():
+        file = os.path.join(directory, name)
+        if not os.path.exists(file):
+            raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
+                                  f"incomplete, train again or restore the file")
+        if name != "tokenizer.json" and sha256(file) != digest:   # the tokenizer: see below
+            raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
+                                  f"the one config.json recorded); restore it or train again")
+    return config
+
+
+def load_arrays(path):
+    """name -> array from an .npz file, refusing pickled data."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path} holds pickled data, which tinyformer never loads "
+                                  f"(unpickling can run code); use a checkpoint written by "
+                                  f"`tinyformer train`") from None
+        raise CheckpointError(f"{path} cannot be read ({e}); restore it or train again") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path} is not a readable .npz archive ({e}); restore it or "
+                              f"train again") from None
+
+
+def load_tokenizer_for(directory, config, vocab_size):
+    """The checkpoint's tokenizer, checked against the model it belongs to."""
+    path = os.path.join(directory, config["files"]["tokenizer"])
+    tokenizer = load_tokenizer(path)
+    if tokenizer.vocab_size != vocab_size:
+        raise CheckpointError(f"{path} does not match the model: it has {tokenizer.vocab_size} "
+                              f"tokens, the model {vocab_size}; put back the tokenizer.json "
+                              f"this run was trained with")
+    if sha256(path) != config["sha256"][config["files"]["tokenizer"]]:
+        raise CheckpointError(f"{path} does not match the model: it is not the tokenizer this "
+                              f"run was trained with (SHA-256 differs); put that one back")
+    return tokenizer
+
+
+def load_model(directory):
+    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
+
+    CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
+    config = read_config(directory)
+    try:
+        model = MODELS[config["model"]](**config["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{directory}/config.json does not describe a model this "
+                              f"tinyformer can build ({e}); train again") from None
+    weights = load_arrays(os.path.join(directory, config["files"]["weights"]))
+    try:
+        model.load_state_dict(weights)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{directory}: the weights do not fit the model in config.json "
+                              f"({str(e).splitlines()[0]})") from None
+    model.eval()
+    model_config = config["model_config"]
+    vocab_size = model_config.get("vocab_size", model_config.get("tgt_vocab_size"))
+    return model, load_tokenizer_for(directory, config, vocab_size), config

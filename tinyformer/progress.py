@@ -1,0 +1,60 @@
+"""A one-line progress bar for training: step, loss, tokens per second, time left.
+
+On a terminal the line redraws itself in place (carriage return); into a file or a pipe it
+prints a plain line every so often instead, so logs stay readable. Messages printed through
+`log` clear the bar first, so the two never mix.
+"""
+
+import sys
+import time
+
+
+def duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    def __init__(self, total, start=0, stream=None, every=None):
+        self.total, self.start = total, start
+        self.stream = stream or sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
+        self.began = time.perf_counter()
+        self.step_time = 0.0          # seconds in training steps only (evaluation excluded)
+        self.tokens = 0
+        self.shown = False
+
+    def update(self, step, loss, n_tokens, seconds):
+        """After a step: its number, loss, tokens and time taken."""
+        self.step_time += seconds
+        self.tokens += n_tokens
+        done = step - self.start
+        rate = self.tokens / self.step_time if self.step_time else 0.0
+        left = self.step_time / done * (self.total - step) if done else 0.0
+        line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
+                f"{rate / 1000:.1f}k tok/s | {duration(left)} left")
+        if self.live:
+            width = max(0, 20 - len(line) % 20)        # pad, so a shorter line hides a longer
+            self.stream.write("\r" + line + " " * width)
+            self.stream.flush()
+            self.shown = True
+        elif done % self.every == 0 or step == self.total:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def clear(self):
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
+    def elapsed(self):
+        return time.perf_counter() - self.began

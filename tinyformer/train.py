@@ -1,0 +1,718 @@
+"""Training, from settings to a run directory: what `tinyformer train` does.
+
+    config = TrainConfig(corpus="input.txt", iters=2000)     # every setting, checked
+    trainer = Trainer.start(config, "runs/shakespeare")      # data, tokenizer, model, optimizer
+    trainer.train()                                           # the loop
+    Trainer.resume("runs/shakespeare").train()                # later: goes on exactly
+
+One step:    batch -> loss (forward) -> gradients (backward) -> clip -> AdamW -> next lr
+Every `eval_every` steps: the loss on held-out data, a sample, a line in metrics.jsonl with
+`val_loss`, and a checkpoint (see checkpoint.py; every other step's line has step, train_loss
+and lr).
+
+Three jobs, one loop. A job knows its data, its model and its loss:
+    LanguageModelling   GPT predicts each next token of a text (the built-in corpus or a file)
+    MaskedLM            BERT fills in hidden tokens of a text
+    Seq2Seq             an encoder-decoder Transformer maps digit strings (copy, reverse, ...)
+
+Resuming is exact: the checkpoint keeps the optimizer's moments, the schedule's step, and the
+state of both random generators (the data's, which picks batches, and the engine's, which
+drives dropout), so a resumed run draws the same batches and makes the same updates as one
+that never stopped.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+
+import tinyautograd as ta
+from tinyautograd import functional as F
+from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight_decay_groups
+
+from . import checkpoint
+from .checkpoint import MODELS
+from .bert import IGNORE, mask_tokens
+from .data import EOS, PAD, SPECIALS, SYMBOLS, TASKS, BOS, Seq2SeqTask, builtin_corpus, lm_batch
+from .files import atomic_write, check_text_file, iter_text
+from .progress import Progress
+from .tokenizers import BPETokenizer, CharTokenizer
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+# Defaults for the settings a user leaves unset, by what is trained. The built-in corpus's
+# show attention at work in about a minute on 2 cores; a text file's are nanoGPT's small CPU
+# recipe for Shakespeare; the tasks' reach 99% exact match on reversing 10 digits.
+DEFAULTS = {
+    "builtin": dict(n_layer=2, n_head=4, d_model=64, context=128, batch_size=16, iters=600,
+                    lr=3e-3, warmup=50, eval_every=100),
+    "corpus": dict(n_layer=4, n_head=4, d_model=128, context=64, batch_size=12, iters=2000,
+                   lr=1e-3, warmup=100, eval_every=250),
+    "task": dict(n_layer=2, n_head=4, d_model=64, context=None, batch_size=64, iters=1500,
+                 lr=1e-3, warmup=100, eval_every=250),
+}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
+    class's own default for positions and norm); `resolved()` fills them in."""
+    model: str = None              # gpt | bert | transformer (gpt; transformer with a task)
+    corpus: str = None             # a UTF-8 text file; None: the built-in corpus
+    task: str = None               # copy | reverse | sort | add
+    min_len: int = 4               # task source lengths
+    max_len: int = 10
+    tokenizer: str = "char"        # char | bpe
+    vocab_size: int = 512          # bpe only
+    n_layer: int = None
+    n_head: int = None
+    d_model: int = None
+    d_ff: int = None               # None: 4 * d_model
+    context: int = None
+    positions: str = None          # learned | sinusoidal | rope | none
+    norm: str = None               # pre | post
+    dropout: float = 0.0
+    batch_size: int = None
+    iters: int = None
+    lr: float = None               # the peak learning rate
+    min_lr: float = None           # cosine's floor; None: lr / 10
+    warmup: int = None
+    schedule: str = "cosine"       # cosine | noam
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    clip: float = 1.0              # max gradient norm; 0: no clipping
+    label_smoothing: float = 0.0
+    eval_every: int = None
+    eval_iters: int = 20           # validation batches per evaluation
+    checkpoint_every: int = None   # None: at every evaluation
+    sample_tokens: int = 200       # tokens generated for the sample at each evaluation
+    seed: int = 0
+
+    @property
+    def job(self):
+        return "task" if self.task else "corpus" if self.corpus else "builtin"
+
+    @classmethod
+    def from_dict(cls, settings, where="the settings"):
+        """A config from a dict such as a TOML file's; ValueError naming any unknown key."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        settings = {key.replace("-", "_"): value for key, value in settings.items()}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
+                             f"{', '.join(sorted(names))}")
+        return cls(**settings)
+
+    def resolved(self):
+        """A copy with every None replaced by its default, checked."""
+        c = dataclasses.replace(self)
+        if c.model is None:
+            c.model = "transformer" if c.task else "gpt"
+        for key, value in DEFAULTS[c.job].items():
+            if getattr(c, key) is None:
+                setattr(c, key, value)
+        if self.warmup is None:           # a short run asked for gets a short default warmup
+            c.warmup = min(c.warmup, c.iters // 10)
+        if c.min_lr is None:
+            c.min_lr = c.lr / 10
+        if c.checkpoint_every is None:
+            c.checkpoint_every = c.eval_every
+        c.check()
+        return c
+
+    def check(self):
+        """ValueError, in one line, for the first setting that cannot work."""
+        def choice(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                raise ValueError(f"unknown {name.replace('_', '-')} {value!r}; choose one of "
+                                 f"{', '.join(options)}")
+        choice("model", list(MODELS))
+        choice("tokenizer", ["char", "bpe"])
+        choice("schedule", ["cosine", "noam"])
+        if self.task is not None:
+            choice("task", list(TASKS))
+        if self.positions is not None:
+            choice("positions", ["learned", "sinusoidal", "rope", "none"])
+        if self.norm is not None:
+            choice("norm", ["pre", "post"])
+        if self.task and self.model != "transformer":
+            raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
+                             f"default with --task), not {self.model}")
+        if self.model == "transformer" and not self.task:
+            raise ValueError("--model transformer trains on a seq2seq task; give --task "
+                             f"{'|'.join(TASKS)}")
+        if self.task and self.corpus:
+            raise ValueError("give --task or --corpus, not both")
+        positive = ["n_layer", "n_head", "d_model", "batch_size", "iters", "eval_every",
+                    "eval_iters", "checkpoint_every", "min_len", "max_len", "vocab_size"]
+        for name in positive + (["context"] if self.context is not None else []):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, "
+                                 f"got {value!r}")
+        for name in ["sample_tokens", "warmup", "seed"]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 0, "
+                                 f"got {value!r}")
+        if self.d_ff is not None and (not isinstance(self.d_ff, int) or self.d_ff < 1):
+            raise ValueError(f"--d-ff must be a whole number >= 1, got {self.d_ff!r}")
+        if self.d_model % self.n_head:
+            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0][:8]
+            raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
+                             f"{self.d_model}: each head gets d_model / n_head dimensions; try "
+                             f"--n-head {' or '.join(map(str, divisors[-3:]))}")
+        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+            raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
+                             f"= {self.d_model // self.n_head}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"--lr must be a number > 0, got {self.lr!r}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
+                             f"{self.min_lr!r}")
+        if self.schedule == "cosine" and self.warmup > self.iters:
+            raise ValueError(f"--warmup {self.warmup} exceeds --iters {self.iters}; warm up for "
+                             f"fewer steps than the run has")
+        if self.schedule == "noam" and self.warmup < 1:
+            raise ValueError("--schedule noam needs --warmup >= 1")
+        for name, low, high in [("dropout", 0, 1), ("label_smoothing", 0, 1),
+                                ("weight_decay", 0, math.inf), ("beta1", 0, 1),
+                                ("beta2", 0, 1), ("clip", 0, math.inf)]:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and low <= value < high):
+                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}), "
+                                 f"got {value!r}")
+        if self.min_len > self.max_len:
+            raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
+        if self.task and self.min_len < 2:
+            raise ValueError("--min-len must be at least 2")
+        if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
+            raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
+                             f"BPE: it needs the 256 bytes, special tokens and some merges; try "
+                             f"512")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: a text as one token array on disk
+# ---------------------------------------------------------------------------------------------
+
+TOKENS_FILE = "tokens.bin"
+BPE_TRAIN_CHARS = 10_000_000     # a BPE learns its merges from the first 10 M characters
+
+
+def encode_chars(tokenizer, text):
+    """A char tokenizer's ids for `text` as an array, computed in numpy rather than a Python loop
+    (a 100 MB corpus is 100 M characters). The vocabulary is sorted by code point, so an id
+    is found by binary search."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    alphabet = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)
+    where = np.minimum(np.searchsorted(alphabet, codes), len(alphabet) - 1)
+    bad = alphabet[where] != codes
+    if bad.any():                           # cannot happen for the text it was trained on
+        raise ValueError(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
+    return where + len(tokenizer.special_tokens)
+
+
+def train_tokenizer(config, chunks, special_tokens):
+    """The tokenizer of a text given as a function returning an iterator over its chunks."""
+    if config.tokenizer == "char":
+        chars = set()
+        for chunk in chunks():
+            chars.update(chunk)
+        return CharTokenizer(sorted(chars), special_tokens)
+    sample, size = [], 0
+    for chunk in chunks():
+        sample.append(chunk[:BPE_TRAIN_CHARS - size])
+        size += len(sample[-1])
+        if size >= BPE_TRAIN_CHARS:
+            break
+    return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
+
+
+def write_tokens(path, tokenizer, chunks):
+    """Encode the text chunk by chunk into a flat array file; returns (dtype name, length)."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    n = 0
+    with atomic_write(path, "wb") as f:
+        for chunk in chunks():
+            if isinstance(tokenizer, CharTokenizer):
+                ids = encode_chars(tokenizer, chunk)
+            else:
+                ids = tokenizer.encode(chunk)   # a word cut by a chunk's edge: two tokens
+            ids = np.asarray(ids, dtype=dtype)
+            ids.tofile(f)
+            n += len(ids)
+    return np.dtype(dtype).name, n
+
+
+class TextData:
+    """A tokenised text as one memory-mapped array: the first 90% to train on, the rest held
+    out. Windows are read as batches need them, so the text's size is bounded by the disk."""
+
+    VAL_FRACTION = 0.1
+
+    def __init__(self, path, dtype, n_tokens):
+        tokens = np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
+        n_train = int(n_tokens * (1 - self.VAL_FRACTION))
+        self.train, self.val = tokens[:n_train], tokens[n_train:]
+
+    @classmethod
+    def prepare(cls, config, directory, special_tokens, log):
+        """Tokenise the corpus (or the built-in one) into `directory`; returns (tokenizer, info
+        for config.json). ValueError if the text cannot be used."""
+        if config.corpus is None:
+            text = builtin_corpus(seed=config.seed)
+            def chunks():
+                return iter([text])
+            name = "the built-in corpus"
+        else:
+            size = check_text_file(config.corpus, "corpus")
+            def chunks():
+                return iter_text(config.corpus, "corpus")
+            name = f"{config.corpus} ({size / 1e6:.1f} MB)"
+        began = time.perf_counter()
+        tokenizer = train_tokenizer(config, chunks, special_tokens)
+        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks)
+        info = {"tokens": TOKENS_FILE, "dtype": dtype, "n_tokens": n_tokens}
+        data = cls.load(directory, info)
+        log(f"data: {name}, {n_tokens:,} {config.tokenizer} tokens (vocabulary "
+            f"{tokenizer.vocab_size}), {len(data.train):,} to train on and {len(data.val):,} "
+            f"held out; tokenised in {time.perf_counter() - began:.1f} s")
+        for split, tokens in (("training", data.train), ("validation", data.val)):
+            if len(tokens) <= config.context:
+                raise ValueError(f"the corpus is too short: its {split} part has {len(tokens)} "
+                                 f"tokens, fewer than --context + 1 = {config.context + 1}; "
+                                 f"use a longer text or a smaller --context")
+        return tokenizer, info
+
+    @classmethod
+    def load(cls, directory, info):
+        return cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs: what is learned from what
+# ---------------------------------------------------------------------------------------------
+
+
+class LanguageModelling:
+    """GPT on a text: predict every next token of random windows."""
+
+    special_tokens = []
+
+    def __init__(self, config, tokenizer, data):
+        self.config, self.tokenizer, self.data = config, tokenizer, data
+
+    def model_config(self):
+        c = self.config
+        return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
+                          n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
+                          dropout=c.dropout, positions=c.positions, norm=c.norm)
+
+    def train_batch(self, rng):
+        return lm_batch(self.data.train, self.config.batch_size, self.config.context, rng)
+
+    def loss(self, model, batch):
+        x, y = batch                                        # (B, T) each
+        return F.cross_entropy(model(x), y)
+
+    def evaluate(self, model):
+        """The mean loss over eval_iters validation batches: the same batches every time
+        (their own generator, seeded afresh), so evaluations compare like with like."""
+        rng = np.random.default_rng(self.config.seed + 1)
+        losses = []
+        for _ in range(self.config.eval_iters):
+            batch = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
+            losses.append(self.loss(model, batch).item())
+        return {"val_loss": float(np.mean(losses))}
+
+    def sample(self, model, rng):
+        """A continuation of the start of a line (or of the first held-out token)."""
+        try:
+            start = self.tokenizer.encode("\n")
+        except ValueError:                                  # a vocabulary without newlines
+            start = [int(self.data.val[0])]
+        ids = model.generate(np.array([start]), self.config.sample_tokens, temperature=0.8,
+                             generator=rng)[0]
+        return self.tokenizer.decode(ids).strip("\n")
+
+
+class MaskedLM(LanguageModelling):
+    """BERT on a text: hide 15% of the tokens of random windows and predict them."""
+
+    special_tokens = ["<pad>", "<mask>"]
+
+    def model_config(self):
+        config = super().model_config()
+        config["pad_id"] = self.tokenizer.token_to_id("<pad>")
+        return config
+
+    def _masked(self, x, rng):
+        tok = self.tokenizer
+        special_ids = [tok.token_to_id(s) for s in self.special_tokens]
+        return mask_tokens(x, tok.token_to_id("<mask>"), tok.vocab_size, special_ids, rng=rng)
+
+    def train_batch(self, rng):
+        x, _ = super().train_batch(rng)
+        return self._masked(x, rng)
+
+    def loss(self, model, batch):
+        inputs, targets = batch                             # (B, T) each
+        return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
+
+    def evaluate(self, model):
+        rng = np.random.default_rng(self.config.seed + 1)
+        losses = []
+        for _ in range(self.config.eval_iters):
+            x, _ = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
+            losses.append(self.loss(model, self._masked(x, rng)).item())
+        return {"val_loss": float(np.mean(losses))}
+
+    def sample(self, model, rng):
+        """A held-out window with some tokens hidden, and the model's guesses for them."""
+        window = np.asarray(self.data.val[:min(self.config.context, 64)], dtype=np.int64)
+        inputs, targets = self._masked(window[None], rng)
+        guess = model(inputs).data.argmax(-1)[0]
+        shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
+                 for i, t, g in zip(inputs[0], targets[0], guess)]
+        return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
+
+
+class Seq2Seq:
+    """An encoder-decoder on a digit task, with teacher forcing: the decoder reads the target
+    shifted right (<bos> t1 t2 ...) and predicts it (t1 t2 ... <eos>)."""
+
+    special_tokens = SPECIALS
+
+    def __init__(self, config, tokenizer=None, data=None):
+        self.config = config
+        self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
+        # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
+        self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
+        if len(self.data.val) < 10:
+            raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
+                             f"{config.max_len} has too few distinct sequences to hold some "
+                             f"out for validation; raise --max-len")
+        if config.context is not None and config.context < self.data.context:
+            raise ValueError(f"--context {config.context} is too short for --max-len "
+                             f"{config.max_len}: the task needs {self.data.context}")
+
+    def model_config(self):
+        c = self.config
+        vocab = self.tokenizer.vocab_size
+        return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
+                          context=c.context or self.data.context, n_layer=c.n_layer,
+                          n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
+                          positions=c.positions, norm=c.norm, pad_id=PAD)
+
+    def train_batch(self, rng):
+        return self.data.sample_batch(self.config.batch_size, rng)
+
+    def loss(self, model, batch):
+        src, tgt_in, tgt_out = batch                        # (B, S), (B, T), (B, T)
+        return F.cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD,
+                               label_smoothing=self.config.label_smoothing)
+
+    def evaluate(self, model):
+        """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""
+        losses, correct, pairs = [], 0, self.data.val
+        for i in range(0, len(pairs), 250):
+            chunk = pairs[i:i + 250]
+            batch = self.data.batch(chunk)
+            losses.append(self.loss(model, batch).item() * len(chunk))
+            for (_, target), guess in zip(chunk, self.translate(model, batch[0])):
+                correct += guess == target
+        return {"val_loss": sum(losses) / len(pairs), "val_accuracy": correct / len(pairs)}
+
+    def translate(self, model, src):
+        out = model.greedy_decode(src, max_len=model.context - 1, bos_id=BOS, eos_id=EOS)
+        return [self.data.decode(row[1:]) for row in out]
+
+    def sample(self, model, rng):
+        """Three held-out pairs and the model's answers."""
+        picks = rng.choice(len(self.data.val), 3, replace=False)
+        pairs = [self.data.val[i] for i in picks]
+        guesses = self.translate(model, self.data.batch(pairs)[0])
+        return "\n".join(f"{source} -> {guess}  {'ok' if guess == target else f'(want {target})'}"
+                         for (source, target), guess in zip(pairs, guesses))
+
+
+def _drop_none(**kwargs):
+    """Arguments left None take the model class's own defaults."""
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def make_job(config, directory, log, tokenizer=None, data_info=None):
+    """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
+    from the checkpoint; otherwise the corpus is tokenised into `directory` now."""
+    if config.task:
+        return Seq2Seq(config, tokenizer)
+    job_class = MaskedLM if config.model == "bert" else LanguageModelling
+    if tokenizer is None:
+        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log)
+    return job_class(config, tokenizer, TextData.load(directory, data_info))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run directory
+# ---------------------------------------------------------------------------------------------
+
+OUR_FILES = ("config.json", "tokenizer.json", TOKENS_FILE, "metrics.jsonl", "loss.png")
+
+
+def prepare_out_dir(directory, force):
+    """Check that `directory` can hold a new run, before anything is written. ValueError if it
+    is a file, not empty (without force), or not writable."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"--out {directory!r} is a file, not a directory; choose another --out")
+    if os.path.isdir(directory) and os.listdir(directory) and not force:
+        raise ValueError(f"--out {directory!r} is not empty; give --force to overwrite it, "
+                         f"another --out, or --resume {directory} to continue its run")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with atomic_write(os.path.join(directory, ".write-test")):
+            pass
+        os.remove(os.path.join(directory, ".write-test"))
+    except OSError as e:
+        raise ValueError(f"cannot write to --out {directory!r} ({e.strerror}); choose a "
+                         f"directory you can write to") from None
+
+
+def clear_run(directory):
+    """Remove a previous run's files (ours only: a user's own files in the directory stay)."""
+    for name in os.listdir(directory):
+        if name in OUR_FILES or name.startswith(("weights-", "optimizer-", ".tmp-")):
+            os.remove(os.path.join(directory, name))
+
+
+def default_out_dir(config, root="runs"):
+    """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
+    source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
+                              if config.corpus else "builtin"))
+    base = os.path.join(root, f"{config.model}-{source}")
+    path, n = base, 1
+    while os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+@contextlib.contextmanager
+def interrupt_between_steps(log):
+    """Ctrl-C asks the loop to stop after the step in progress (so that the checkpoint holds
+    whole steps); a second Ctrl-C stops at once. Yields a function: was Ctrl-C pressed?"""
+    pressed = []
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to stop now)")
+    if threading.current_thread() is not threading.main_thread():   # signals: main thread only
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """A job, its model, optimizer and schedule, the step count and the random generators."""
+
+    def __init__(self, config, directory, job, model, log=print):
+        self.config, self.directory, self.job, self.model = config, directory, job, model
+        self.log = log
+        c = config
+        groups = weight_decay_groups(model.named_parameters(), c.weight_decay)
+        self.optimizer = AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2))
+        if c.schedule == "cosine":
+            self.schedule = WarmupCosine(self.optimizer, c.warmup, c.iters, c.min_lr)
+        else:   # Noam's peak lr is factor / sqrt(d_model * warmup): choose factor to peak at lr
+            factor = c.lr * math.sqrt(c.d_model * c.warmup)
+            self.schedule = Noam(self.optimizer, c.d_model, c.warmup, factor)
+        self.step = 0
+        self.data_rng = np.random.default_rng(c.seed)   # which batches; the engine's: dropout
+
+    # -- starting and resuming -----------------------------------------------------------------
+
+    @classmethod
+    def start(cls, config, directory, force=False, log=print):
+        """A new run in `directory`: checks everything, then tokenises and builds the model."""
+        config = config.resolved()
+        if config.corpus is not None:                     # fail before touching --out
+            check_text_file(config.corpus, "corpus")
+        prepare_out_dir(directory, force)
+        clear_run(directory)
+        ta.manual_seed(config.seed)                       # the same seed, the same init
+        job = make_job(config, directory, log)
+        job.tokenizer.save(os.path.join(directory, "tokenizer.json"))
+        model = MODELS[config.model](**job.model_config())
+        return cls(config, directory, job, model, log)
+
+    @classmethod
+    def resume(cls, directory, log=print):
+        """The run saved in `directory`, ready to continue where its checkpoint left off."""
+        model, tokenizer, saved = checkpoint.load_model(directory)
+        config = TrainConfig.from_dict(saved["train"], f"{directory}/config.json")
+        job = make_job(config, directory, log, tokenizer, saved["data"])
+        trainer = cls(config, directory, job, model, log)
+        trainer.load_state(saved)
+        return trainer
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def save(self):
+        state = self.optimizer.state_dict()
+        arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
+        for i, param_state in enumerate(state["state"]):
+            small_state.append({})
+            for key, value in param_state.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"{i}.{key}"] = value
+                else:
+                    small_state[-1][key] = value
+        config = {
+            "model": self.config.model, "model_config": self.model.config,
+            "train": dataclasses.asdict(self.config), "step": self.step,
+            "data": self._data_info(),
+            "resume": {"optimizer": {"param_groups": state["param_groups"],
+                                     "state": small_state},
+                       "schedule": self.schedule.state_dict(),
+                       "data_rng": self.data_rng.bit_generator.state,
+                       "engine_rng": ta.random.get_state()},
+        }
+        weights = {name: p.data for name, p in self.model.named_parameters()}
+        checkpoint.save_checkpoint(self.directory, config, weights, arrays)
+
+    def _data_info(self):
+        if isinstance(self.job, Seq2Seq):
+            return None
+        data = self.job.data
+        return {"tokens": TOKENS_FILE, "dtype": data.train.dtype.name,
+                "n_tokens": len(data.train) + len(data.val)}
+
+    def load_state(self, saved):
+        """The optimizer, schedule, generators and step of a checkpoint (the weights are
+        already in the model)."""
+        files = saved["files"]
+        arrays = checkpoint.load_arrays(os.path.join(self.directory, files["optimizer"]))
+        resume = saved["resume"]
+        state = [dict(small) for small in resume["optimizer"]["state"]]
+        for key, value in arrays.items():
+            i, name = key.split(".", 1)
+            state[int(i)][name] = value
+        self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
+                                        "state": state})
+        self.schedule.load_state_dict(resume["schedule"])
+        self.data_rng.bit_generator.state = resume["data_rng"]
+        ta.random.set_state(resume["engine_rng"])
+        self.step = saved["step"]
+        self._truncate_metrics()
+
+    def _truncate_metrics(self):
+        """Drop metrics.jsonl lines past the checkpoint (written after it, before a crash), so
+        the resumed run's lines follow on without a repeat."""
+        path = os.path.join(self.directory, "metrics.jsonl")
+        if not os.path.exists(path):
+            return
+        kept = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:          # a line cut short by the crash
+                    continue
+                if record.get("step", math.inf) <= self.step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        with atomic_write(path) as f:
+            f.writelines(kept)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train_step(self):
+        """One update; returns the loss (before the update) and the learning rate used."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        batch = self.job.train_batch(self.data_rng)
+        loss = self.job.loss(self.model, batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.config.clip:
+            clip_grad_norm(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        self.schedule.step()
+        return loss.item(), lr, batch[0].size
+
+    def evaluate(self, title):
+        """Validation figures and a sample, printed; the figures returned for metrics.jsonl."""
+        self.model.eval()
+        try:
+            with ta.no_grad():
+                figures = self.job.evaluate(self.model)
+                sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
+                                                                            self.step]))
+        finally:
+            self.model.train()
+        shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
+        self.log(f"step {self.step} ({title}): {shown}\n{_indent(sample)}")
+        return figures
+
+    def train(self):
+        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
+        checkpoint saved at the last whole step)."""
+        c = self.config
+        progress = Progress(c.iters, start=self.step)
+        def log(message):
+            progress.clear()
+            self.log(message)
+        if self.step == 0:
+            self.evaluate("before training")
+        else:
+            log(f"resuming at step {self.step} of {c.iters}")
+        self.model.train()
+        metrics_path = os.path.join(self.directory, "metrics.jsonl")
+        with interrupt_between_steps(log) as interrupted, \
+                open(metrics_path, "a", encoding="utf-8") as metrics:
+            while self.step < c.iters:
+                began = time.perf_counter()
+                loss, lr, n_tokens = self.train_step()
+                self.step += 1
+                progress.update(self.step, loss, n_tokens, time.perf_counter() - began)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
+                                             f"lower --lr or raise --warmup")
+                record = {"step": self.step, "train_loss": loss, "lr": lr}
+                if self.step % c.eval_every == 0 or self.step == c.iters:
+                    progress.clear()
+                    record.update(self.evaluate("end of training" if self.step == c.iters
+                                                else f"{progress.elapsed():.0f} s"))
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                if self.step % c.checkpoint_every == 0 or self.step == c.iters:
+                    self.save()
+                if interrupted() and self.step < c.iters:
+                    if self.step % c.checkpoint_every:          # else just saved
+                        self.save()
+                    progress.close()
+                    return "interrupted"
+        progress.close()
+        return "done"
+
+
+def _indent(text):
+    return "\n".join("    " + line for line in text.splitlines())
