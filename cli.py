@@ -6,11 +6,24 @@ on stderr, no traceback), 1 on an internal error (a bug: the traceback is kept, 
 """
 
 import contextlib
+import functools
+import os
 import sys
+import time
 
 import click
+import numpy as np
 
 import tinyautograd
+from tinyautograd import no_grad
+from tinyformer.beam import beam_search
+from tinyformer.checkpoint import load_model
+from tinyformer.data import builtin_corpus
+from tinyformer.files import iter_text, read_text
+from tinyformer.sampling import check_sampling
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_special_tokens,
+                                   load_tokenizer)
+from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
 Examples:
@@ -31,16 +44,546 @@ def input_errors(*kinds):
     """Turn the library's complaints about the user's input (ValueError by default) into an
     InputError, so they reach the user as one line. Used only around code whose errors are the
     input's fault; anything else stays a traceback with exit status 1."""
+    kinds = kinds or (ValueError,)
     try:
         yield
-    except (kinds or (ValueError,)) as e:
+    except kinds as e:
         raise InputError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+class Program(click.Group):
+    """The command group, with click's usage errors shortened to one line: click prints the
+    usage and a hint on lines of their own, we print what was wrong and where to look."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(tinyautograd.__version__, prog_name="tinyformer")
 def main():
     """tinyformer: see every gradient of a Transformer, on a numpy autograd engine."""
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenize: train, apply and inspect tokenizers
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
+# `show` without --tokenizer: a BPE learned on the built-in corpus. Its stories use a few dozen
+# distinct words, which run out of pairs to merge long before 512 ids (about 110 merges); 64
+# merges keep the commonest words whole and leave the rest in pieces, which is what `show` is
+# there to show.
+DEFAULT_SHOW_MERGES = 64
+
+
+@main.group(epilog="""\b
+Examples:
+  tinyformer tokenize train corpus.txt --out tok.json        a 512-token BPE
+  tinyformer tokenize train corpus.txt --kind char --out chars.json
+  tinyformer tokenize show "Hello, world" --tokenizer tok.json
+  tinyformer tokenize encode "Hello, world" --tokenizer tok.json
+  tinyformer tokenize decode 72 101 108 --tokenizer tok.json
+""")
+def tokenize():
+    """Train, apply and inspect tokenizers (text <-> ids).
+
+    A tokenizer file is the JSON that `tokenize train` writes; in Python,
+    tinyformer.tokenizers.load_tokenizer(path) reads it.
+    """
+
+
+@tokenize.command("train", epilog="""\b
+Examples:
+  tinyformer tokenize train corpus.txt --out tok.json
+  tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok.json
+  tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
+""")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
+              help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
+@click.option("--vocab-size", type=int, default=None,
+              help="Total ids for bpe, the 256 bytes and the special tokens included "
+                   "[default: 512].")
+@click.option("--special", "specials", multiple=True, metavar="TOKEN",
+              help="A special token (repeat for several) [default: "
+                   + " ".join(DEFAULT_SPECIALS) + "].")
+@click.option("--no-special", is_flag=True, help="No special tokens at all.")
+@click.option("--out", "out_path", required=True, metavar="FILE.json",
+              help="Where to save the tokenizer.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path, force):
+    """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON.
+
+    A BPE tokenizer starts from the 256 bytes, so it encodes any text, and learns merges
+    until it has --vocab-size ids; a char tokenizer has one id per character of INPUT and
+    cannot encode characters that INPUT lacks. Prints the vocabulary and the compression on
+    INPUT (bytes per token: higher means shorter sequences for the model).
+    """
+    if no_special and specials:
+        raise InputError("give --special or --no-special, not both")
+    with input_errors():
+        specials = [] if no_special else check_special_tokens(specials or DEFAULT_SPECIALS)
+    if kind == "char" and vocab_size is not None:
+        raise InputError("--vocab-size is for --kind bpe; a char tokenizer's vocabulary is "
+                         "the characters of INPUT")
+    if kind == "bpe":
+        vocab_size = 512 if vocab_size is None else vocab_size
+        smallest = 256 + len(specials)
+        if vocab_size < smallest:
+            raise InputError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs "
+                             f"the 256 bytes plus {len(specials)} special tokens, at least "
+                             f"{smallest}")
+    check_out_path(out_path, force)          # before the work, not after it
+
+    with input_errors():
+        text = "".join(iter_text(input_path, "input file"))
+    n_bytes = os.path.getsize(input_path)
+    what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
+    # BPE on a large corpus takes a while: say what is happening (on stderr, so stdout keeps
+    # only the result).
+    click.echo(f"Training {what} on {input_path} ({n_bytes:,} bytes)...", err=True)
+    start = time.perf_counter()
+    with input_errors():                      # e.g. too little text for that many merges
+        if kind == "bpe":
+            tok = BPETokenizer.train(text, vocab_size, special_tokens=specials)
+        else:
+            tok = CharTokenizer.train(text, special_tokens=specials)
+    seconds = time.perf_counter() - start
+    n_tokens = len(tok.encode(text))
+
+    with input_errors(OSError):               # e.g. the disk filled up since the check
+        tok.save(out_path)
+
+    click.echo(f"Trained {what} on {input_path} in {seconds:.2f} s, saved to {out_path}")
+    special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
+    if kind == "bpe":
+        click.echo(f"  vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
+                   + special_note)
+        learned = [tok.id_to_token(i) for i in range(256, 256 + len(tok.merges))]
+        click.echo("  first merges " + " ".join(repr(t) for t in learned[:8]))
+        click.echo("  longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:]))
+    else:
+        click.echo(f"  vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters"
+                   + special_note)
+    click.echo(f"  compression  {n_bytes / n_tokens:.2f} bytes per token on the input "
+               f"({n_tokens:,} tokens)")
+
+
+def check_out_path(path, force):
+    """InputError unless the tokenizer can be written to `path`: checked before training, so
+    that a mistake costs no waiting."""
+    if os.path.isdir(path):
+        raise InputError(f"--out {path!r} is a directory; give a file name such as tok.json")
+    if os.path.exists(path) and not force:
+        raise InputError(f"--out {path!r} exists; pass --force to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write --out {path!r}: directory {directory!r} is not "
+                         f"writable")
+
+
+def open_tokenizer(path):
+    """The tokenizer saved at `path`, or an InputError saying why it cannot be read."""
+    if not os.path.exists(path):
+        raise InputError(f"tokenizer {path!r} does not exist; make one with "
+                         f"`tinyformer tokenize train`")
+    if os.path.isdir(path):
+        raise InputError(f"tokenizer {path!r} is a directory; give its JSON file")
+    with input_errors(ValueError, OSError):
+        return load_tokenizer(path)
+
+
+@functools.lru_cache(maxsize=1)
+def default_tokenizer():
+    """The tokenizer `show` uses without --tokenizer: a BPE learned on the built-in corpus,
+    in a tenth of a second, so that it needs no file."""
+    vocab_size = 256 + DEFAULT_SHOW_MERGES + len(DEFAULT_SPECIALS)
+    return BPETokenizer.train(builtin_corpus(), vocab_size, special_tokens=DEFAULT_SPECIALS)
+
+
+def text_to_tokenize(text, file_path):
+    """TEXT or the contents of --file: exactly one of them."""
+    if (text is None) == (file_path is None):
+        raise InputError("give a TEXT or --file PATH (one of them)")
+    if file_path is not None:
+        with input_errors():
+            return read_text(file_path, "file")
+    # Bytes of the command line that are not UTF-8 reach Python as lone surrogates, which no
+    # UTF-8 tokenizer can encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"TEXT is not valid UTF-8 (at character {e.start})") from None
+    return text
+
+
+def encode_or_fail(tok, text, allow_special):
+    with input_errors():            # a char tokenizer meets a character it does not know
+        return tok.encode(text, allow_special=allow_special)
+
+
+text_options = [
+    click.argument("text", required=False),
+    click.option("--file", "file_path", metavar="PATH", help="Read the text from a UTF-8 "
+                 "file instead of TEXT."),
+    click.option("--allow-special", is_flag=True, help="Give special tokens written in the "
+                 "text (\"<eos>\") their own ids; by default they are plain text."),
+]
+
+
+def with_text_options(command):
+    for option in reversed(text_options):
+        command = option(command)
+    return command
+
+
+@tokenize.command("encode", epilog="""\b
+Examples:
+  tinyformer tokenize encode "Hello, world" --tokenizer tok.json
+  tinyformer tokenize encode --file story.txt --tokenizer tok.json > ids.txt
+  tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
+""")
+@with_text_options
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
+              help="A tokenizer saved by `tokenize train`.")
+def tokenize_encode(text, file_path, allow_special, tokenizer_path):
+    """Print the ids of TEXT (or of --file PATH), separated by spaces."""
+    tok = open_tokenizer(tokenizer_path)
+    ids = encode_or_fail(tok, text_to_tokenize(text, file_path), allow_special)
+    click.echo(" ".join(map(str, ids)))
+
+
+@tokenize.command("decode", epilog="""\b
+Examples:
+  tinyformer tokenize decode 72 101 108 108 111 --tokenizer tok.json
+  tinyformer tokenize decode $(tinyformer tokenize encode "Hi" --tokenizer tok.json) \\
+      --tokenizer tok.json
+""")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
+              help="A tokenizer saved by `tokenize train`.")
+def tokenize_decode(ids, tokenizer_path):
+    """Print the text of the token IDS (followed by a newline).
+
+    With a BPE tokenizer, ids that cut a character's bytes apart decode to the replacement
+    character (U+FFFD); the ids of any text decode to exactly that text.
+    """
+    tok = open_tokenizer(tokenizer_path)
+    with input_errors():            # an id outside the vocabulary
+        click.echo(tok.decode(ids))
+
+
+# Alternating background colours mark where one token ends and the next begins.
+SHOW_COLOURS = ("cyan", "yellow", "green", "magenta")
+
+
+@tokenize.command("show", epilog=f"""\b
+Examples:
+  tinyformer tokenize show "Hello, world"                   the default tokenizer
+  tinyformer tokenize show "Hello, world" --tokenizer tok.json --ids
+  tinyformer tokenize show --file story.txt --tokenizer chars.json --no-color
+
+Without --tokenizer, `show` uses a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-in
+corpus (the stories `tinyformer train` learns from) in a fraction of a second, so it needs no
+file: the corpus's commonest words (" the", " has") are single tokens, and any other text
+falls back to smaller pieces and, at worst, bytes. Train your own with `tokenize train`.
+""")
+@with_text_options
+@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json",
+              help="A tokenizer saved by `tokenize train` [default: see below].")
+@click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
+@click.option("--color/--no-color", default=None,
+              help="Colour the tokens [default: when writing to a terminal]; without colour "
+                   "they are framed by '|'.")
+def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
+    """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses.
+
+    Tokens are shown in alternating colours on a terminal, otherwise framed by '|' as in
+    |Hello|,| world|. Newlines and tabs are shown as \\n and \\t; a BPE token holding only
+    part of a character's bytes is shown as \\xNN.
+    """
+    tok = open_tokenizer(tokenizer_path) if tokenizer_path else default_tokenizer()
+    text = text_to_tokenize(text, file_path)
+    ids = encode_or_fail(tok, text, allow_special)
+    pieces = [visible(tok.id_to_token(i)) for i in ids]
+    if color is None:
+        color = sys.stdout.isatty()
+    if color:
+        click.echo("".join(click.style(p, bg=SHOW_COLOURS[k % len(SHOW_COLOURS)], fg="black")
+                           for k, p in enumerate(pieces)), color=True)
+    else:
+        click.echo("|" + "|".join(pieces) + "|" if pieces else "(no tokens)")
+    if show_ids:
+        click.echo("ids: " + " ".join(map(str, ids)))
+    n_bytes = len(text.encode("utf-8"))
+    summary = f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes)"
+    if ids:
+        summary += (f": {len(text) / len(ids):.2f} characters per token, "
+                    f"{n_bytes / len(ids):.2f} bytes per token")
+    click.echo(summary)
+    source = tokenizer_path or "the default (see --help)"
+    click.echo(f"tokenizer: {source}, {tok.kind}, {tok.vocab_size} ids")
+
+
+def visible(piece):
+    """A token's text with the characters that would break the line shown as escapes."""
+    return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+TRAIN_EPILOG = """\b
+Examples:
+  tinyformer train                                   a small GPT on the built-in stories
+  tinyformer train --corpus input.txt --out runs/shakespeare
+  tinyformer train --corpus input.txt --tokenizer bpe --vocab-size 512
+  tinyformer train --task reverse --min-len 10 --max-len 10
+  tinyformer train --model bert --iters 300
+  tinyformer train --config run.toml --lr 3e-4      flags override the file
+  tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
+
+\b
+Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
+--corpus file gets nanoGPT's small CPU recipe (4 layers, 4 heads, width 128, context 64,
+batch 12, 2000 steps, lr 1e-3 with 100 warmup steps, cosine to 1e-4); a --task a 2-layer
+encoder-decoder. A run directory holds config.json, the weights, the tokenizer, the optimizer
+state and metrics.jsonl (one JSON line a step).
+"""
+
+
+def train_options(command):
+    """The settings of TrainConfig as options. Each defaults to None, meaning "not given", so
+    that a --config file's value or the job's default applies; what is given overrides both."""
+    options = [
+        click.option("--corpus", metavar="PATH", help="A UTF-8 text file to train on (default: "
+                     "the built-in corpus of generated stories)."),
+        click.option("--task", metavar="NAME", help="A seq2seq task: copy, reverse, sort or "
+                     "add (trains an encoder-decoder)."),
+        click.option("--min-len", type=int, help="Shortest task sequence [4]."),
+        click.option("--max-len", type=int, help="Longest task sequence [10]."),
+        click.option("--model", metavar="NAME", help="gpt, bert or transformer [gpt; "
+                     "transformer with --task]."),
+        click.option("--tokenizer", metavar="KIND", help="char or bpe [char]."),
+        click.option("--vocab-size", type=int, help="BPE vocabulary size [512]."),
+        click.option("--n-layer", type=int, help="Transformer blocks."),
+        click.option("--n-head", type=int, help="Attention heads per block."),
+        click.option("--d-model", type=int, help="Width of the residual stream."),
+        click.option("--d-ff", type=int, help="Width of the feed-forward layer [4 d_model]."),
+        click.option("--context", type=int, help="Longest sequence the model sees."),
+        click.option("--positions", metavar="KIND", help="learned, sinusoidal, rope or none "
+                     "[the model's own]."),
+        click.option("--norm", metavar="WHERE", help="pre or post [the model's own]."),
+        click.option("--dropout", type=float, help="Dropout rate [0]."),
+        click.option("--batch-size", type=int, help="Sequences per step."),
+        click.option("--iters", type=int, help="Optimizer steps."),
+        click.option("--lr", type=float, help="Peak learning rate."),
+        click.option("--min-lr", type=float, help="Learning rate at the end of the cosine "
+                     "[lr / 10]."),
+        click.option("--warmup", type=int, help="Steps of linear warmup."),
+        click.option("--schedule", metavar="KIND", help="cosine or noam [cosine]."),
+        click.option("--weight-decay", type=float, help="AdamW's decoupled weight decay, on "
+                     "weights only [0.1]."),
+        click.option("--clip", type=float, help="Largest gradient norm, 0 for none [1.0]."),
+        click.option("--label-smoothing", type=float, help="For seq2seq tasks [0]."),
+        click.option("--eval-every", type=int, help="Steps between evaluations (validation "
+                     "loss, a sample, a checkpoint)."),
+        click.option("--eval-iters", type=int, help="Validation batches per evaluation [20]."),
+        click.option("--checkpoint-every", type=int, help="Steps between checkpoints "
+                     "[eval-every]."),
+        click.option("--seed", type=int, help="Seeds the data order, the initial weights and "
+                     "dropout [0]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def read_toml(path):
+    """The settings of a TOML file as a dict (a [train] table, or keys at the top level)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:                       # Python 3.10
+        import tomli as tomllib
+    text = read_text(path, "--config file")
+    try:
+        settings = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config file {path!r} is not valid TOML ({e})") from None
+    return settings.get("train", settings) if isinstance(settings.get("train"), dict) else settings
+
+
+@main.command(epilog=TRAIN_EPILOG)
+@train_options
+@click.option("--config", "config_path", metavar="FILE.toml",
+              help="Settings from a TOML file (keys as the options, with _ or -).")
+@click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
+              "if taken].")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
+              "files are removed).")
+@click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
+              "planned --iters, exactly as if it had not stopped.")
+@click.pass_context
+def train(ctx, config_path, out, force, resume_dir, **options):
+    """Train a model, printing samples and saving checkpoints as it goes.
+
+    With no options: a small GPT learns the built-in stories, whose last sentence recalls a
+    colour from the first, so it needs attention to get them right. Ctrl-C stops after the
+    current step with a checkpoint; --resume continues it.
+    """
+    given = {name: value for name, value in options.items()
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    with input_errors():
+        if resume_dir is not None:
+            extra = [f"--{name.replace('_', '-')}" for name in given]
+            extra += [flag for flag, value in (("--config", config_path), ("--out", out),
+                                               ("--force", force)) if value]
+            if extra:
+                raise ValueError(f"--resume continues a run with its saved settings; drop "
+                                 f"{' '.join(extra)}")
+            trainer = Trainer.resume(resume_dir, log=click.echo)
+        else:
+            settings = read_toml(config_path) if config_path else {}
+            config = TrainConfig.from_dict({**settings, **given},
+                                           config_path or "the options").resolved()
+            out = out or default_out_dir(config)
+            trainer = Trainer.start(config, out, force=force, log=click.echo)
+    directory = trainer.directory
+    click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
+    try:
+        outcome = trainer.train()
+    except FloatingPointError as e:
+        raise click.ClickException(str(e)) from None
+    if outcome == "interrupted":
+        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
+                   f"continue with: tinyformer train --resume {directory}", err=True)
+        sys.exit(130)                                # the shell's code for "stopped by Ctrl-C"
+    prompt = ' --prompt "' + ("0123456789" if trainer.config.task else
+                              "the cat" if trainer.config.model == "bert" else
+                              "alice has") + '"'
+    click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
+               f"{directory}{prompt if trainer.config.corpus is None else ''}")
+
+
+def summary_line(model):
+    n_params = sum(p.size for p in model.parameters())
+    c = model.config
+    return (f"{type(model).__name__} with {n_params:,} parameters ({c['n_layer']} layers, "
+            f"{c['n_head']} heads, width {c['d_model']}, context {c['context']})")
+
+
+# ---------------------------------------------------------------------------------------------
+# generate
+# ---------------------------------------------------------------------------------------------
+
+GENERATE_EPILOG = """\b
+Examples:
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "alice has"
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob" --temperature 0 (greedy)
+  tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
+  tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
+  tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
+"""
+
+
+@main.command(epilog=GENERATE_EPILOG)
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+              help="A run directory written by `tinyformer train`.")
+@click.option("--prompt", default="", help="The text to continue (GPT), to translate "
+              "(seq2seq), or with <mask> tokens to fill in (BERT).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--temperature", type=float, default=0.8, show_default=True,
+              help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
+@click.option("--top-k", type=int, help="Sample among the k likeliest tokens only.")
+@click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
+              "probabilities add up to p (nucleus sampling).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams (seq2seq "
+              "checkpoints).")
+def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam):
+    """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
+    with input_errors():
+        model, tokenizer, saved = load_model(checkpoint_dir)
+        kind = saved["model"]
+        if beam is not None and kind != "transformer":
+            raise ValueError(f"--beam is for seq2seq checkpoints; this one is a {kind}")
+        if kind == "gpt":
+            check_sampling(temperature, top_k, top_p)
+            ids = encode_prompt(tokenizer, prompt or "\n", allow_special=False)
+        else:
+            if not prompt:
+                raise ValueError(f"a {kind} checkpoint needs a --prompt to "
+                                 f"{'translate' if kind == 'transformer' else 'fill in'}")
+            ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert")
+    if kind == "gpt":
+        out = model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
+                             generator=np.random.default_rng(seed))[0]
+        click.echo(tokenizer.decode(out).lstrip("\n") if not prompt else
+                   prompt + tokenizer.decode(out[len(ids):]))
+    elif kind == "transformer":
+        if len(ids) > model.context:
+            raise InputError(f"--prompt has {len(ids)} symbols; this model reads at most "
+                             f"{model.context}")
+        src = np.array([ids])
+        if beam:
+            best = beam_search(model, src, beam_size=beam, max_len=model.context - 1,
+                               bos_id=tokenizer.token_to_id("<bos>"),
+                               eos_id=tokenizer.token_to_id("<eos>"))[0]
+            out = best.tokens
+        else:
+            out = model.greedy_decode(src, model.context - 1, tokenizer.token_to_id("<bos>"),
+                                      tokenizer.token_to_id("<eos>"))[0]
+        click.echo(decode_until_eos(tokenizer, out))
+    else:
+        mask_id = tokenizer.token_to_id("<mask>")
+        if mask_id not in ids:
+            raise InputError("--prompt has no <mask> token for BERT to fill in; write one, "
+                             "e.g. \"the kite is <mask><mask><mask>\"")
+        if len(ids) > model.context:
+            raise InputError(f"--prompt has {len(ids)} tokens; this model reads at most "
+                             f"{model.context}")
+        with no_grad():
+            guess = model(np.array([ids])).data.argmax(-1)[0]
+        click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
+
+
+def encode_prompt(tokenizer, prompt, allow_special):
+    try:
+        ids = tokenizer.encode(prompt, allow_special=allow_special)
+    except ValueError as e:
+        raise ValueError(f"--prompt: {e}; use only characters the model was trained "
+                         f"on") from None
+    return ids
+
+
+def decode_until_eos(tokenizer, ids):
+    """The text of generated ids: <bos> and padding dropped, stopping at <eos>."""
+    specials = {tokenizer.token_to_id(s) for s in tokenizer.special_tokens}
+    eos = tokenizer.token_to_id("<eos>")
+    kept = []
+    for i in ids:
+        if i == eos:
+            break
+        if i not in specials:
+            kept.append(i)
+    return tokenizer.decode(kept)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import re
 from collections import Counter, defaultdict
 from functools import cached_property
 
+from .files import atomic_write
+
 
 def check_special_tokens(special_tokens):
     """The special tokens as a list; ValueError unless they are distinct non-empty strings."""
@@ -115,8 +117,9 @@ class Tokenizer:
     # -- save and load -----------------------------------------------------------------------
 
     def save(self, path):
-        """Write the tokenizer as JSON (no pickle: loading a file never runs code)."""
-        with open(path, "w", encoding="utf-8") as f:
+        """Write the tokenizer as JSON (no pickle: loading a file never runs code), all or
+        nothing: a failure part way leaves any earlier file at `path` as it was."""
+        with atomic_write(path, encoding="utf-8") as f:
             # ensure_ascii (the default) writes every non-ASCII character as \\uXXXX, so any
             # character, even a lone surrogate, survives the file.
             json.dump({"type": self.kind, **self._fields()}, f)
@@ -143,7 +146,9 @@ def _read_json(path):
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("type") not in TOKENIZERS:
+    kind = data.get("type") if isinstance(data, dict) else None
+    # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
+    if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise ValueError(f"{path}: not a tokenizer file: expected an object with \"type\" "
                          f"one of {sorted(TOKENIZERS)}")
     return data

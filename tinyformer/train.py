@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -239,8 +240,9 @@ def train_tokenizer(config, chunks, special_tokens):
     return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
 
 
-def write_tokens(path, tokenizer, chunks):
-    """Encode the text chunk by chunk into a flat array file; returns (dtype name, length)."""
+def write_tokens(path, tokenizer, chunks, check_length):
+    """Encode the text chunk by chunk into a flat array file; returns (dtype name, length).
+    `check_length(n)` may refuse the result, in which case no file is left behind."""
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     n = 0
     with atomic_write(path, "wb") as f:
@@ -252,6 +254,7 @@ def write_tokens(path, tokenizer, chunks):
             ids = np.asarray(ids, dtype=dtype)
             ids.tofile(f)
             n += len(ids)
+        check_length(n)
     return np.dtype(dtype).name, n
 
 
@@ -263,8 +266,12 @@ class TextData:
 
     def __init__(self, path, dtype, n_tokens):
         tokens = np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
-        n_train = int(n_tokens * (1 - self.VAL_FRACTION))
+        n_train = self.n_train(n_tokens)
         self.train, self.val = tokens[:n_train], tokens[n_train:]
+
+    @classmethod
+    def n_train(cls, n_tokens):
+        return int(n_tokens * (1 - cls.VAL_FRACTION))
 
     @classmethod
     def prepare(cls, config, directory, special_tokens, log):
@@ -280,19 +287,24 @@ class TextData:
             def chunks():
                 return iter_text(config.corpus, "corpus")
             name = f"{config.corpus} ({size / 1e6:.1f} MB)"
+
+        def check_length(n_tokens):
+            n_train = cls.n_train(n_tokens)
+            for split, n in (("training", n_train), ("validation", n_tokens - n_train)):
+                if n <= config.context:
+                    raise ValueError(f"the corpus is too short: its {split} part has {n} "
+                                     f"tokens, fewer than --context + 1 = {config.context + 1}; "
+                                     f"use a longer text or a smaller --context")
+
         began = time.perf_counter()
         tokenizer = train_tokenizer(config, chunks, special_tokens)
-        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks)
+        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks,
+                                       check_length)
         info = {"tokens": TOKENS_FILE, "dtype": dtype, "n_tokens": n_tokens}
-        data = cls.load(directory, info)
+        n_train = cls.n_train(n_tokens)
         log(f"data: {name}, {n_tokens:,} {config.tokenizer} tokens (vocabulary "
-            f"{tokenizer.vocab_size}), {len(data.train):,} to train on and {len(data.val):,} "
+            f"{tokenizer.vocab_size}), {n_train:,} to train on and {n_tokens - n_train:,} "
             f"held out; tokenised in {time.perf_counter() - began:.1f} s")
-        for split, tokens in (("training", data.train), ("validation", data.val)):
-            if len(tokens) <= config.context:
-                raise ValueError(f"the corpus is too short: its {split} part has {len(tokens)} "
-                                 f"tokens, fewer than --context + 1 = {config.context + 1}; "
-                                 f"use a longer text or a smaller --context")
         return tokenizer, info
 
     @classmethod
@@ -471,27 +483,36 @@ OUR_FILES = ("config.json", "tokenizer.json", TOKENS_FILE, "metrics.jsonl", "los
 
 
 def prepare_out_dir(directory, force):
-    """Check that `directory` can hold a new run, before anything is written. ValueError if it
-    is a file, not empty (without force), or not writable."""
+    """Check that `directory` can hold a new run, before anything is written, and create it.
+    ValueError if it is a file, not empty (without force), or not writable. Returns the
+    outermost directory it created, if any, so that a run that fails to start can remove it."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise ValueError(f"--out {directory!r} is a file, not a directory; choose another --out")
     if os.path.isdir(directory) and os.listdir(directory) and not force:
         raise ValueError(f"--out {directory!r} is not empty; give --force to overwrite it, "
                          f"another --out, or --resume {directory} to continue its run")
+    created = None
+    parent = os.path.abspath(directory)
+    while not os.path.exists(parent):
+        created, parent = parent, os.path.dirname(parent)
     try:
         os.makedirs(directory, exist_ok=True)
         with atomic_write(os.path.join(directory, ".write-test")):
             pass
         os.remove(os.path.join(directory, ".write-test"))
     except OSError as e:
+        if created and os.path.isdir(created):
+            shutil.rmtree(created)
         raise ValueError(f"cannot write to --out {directory!r} ({e.strerror}); choose a "
                          f"directory you can write to") from None
+    return created
 
 
-def clear_run(directory):
+def clear_run(directory, keep=()):
     """Remove a previous run's files (ours only: a user's own files in the directory stay)."""
     for name in os.listdir(directory):
-        if name in OUR_FILES or name.startswith(("weights-", "optimizer-", ".tmp-")):
+        ours = name in OUR_FILES or name.startswith(("weights-", "optimizer-", ".tmp-"))
+        if ours and name not in keep:
             os.remove(os.path.join(directory, name))
 
 
@@ -557,11 +578,18 @@ class Trainer:
         config = config.resolved()
         if config.corpus is not None:                     # fail before touching --out
             check_text_file(config.corpus, "corpus")
-        prepare_out_dir(directory, force)
-        clear_run(directory)
-        ta.manual_seed(config.seed)                       # the same seed, the same init
-        job = make_job(config, directory, log)
+        created = prepare_out_dir(directory, force)
+        try:
+            # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
+            # corpus that fails here leaves a previous run in `directory` as it was.
+            job = make_job(config, directory, log)
+        except BaseException:
+            if created:
+                shutil.rmtree(created)
+            raise
+        clear_run(directory, keep=[] if config.task else [TOKENS_FILE])   # a forced-over run's
         job.tokenizer.save(os.path.join(directory, "tokenizer.json"))
+        ta.manual_seed(config.seed)                       # the same seed, the same init
         model = MODELS[config.model](**job.model_config())
         return cls(config, directory, job, model, log)
 
@@ -680,6 +708,10 @@ class Trainer:
         def log(message):
             progress.clear()
             self.log(message)
+        if self.step >= c.iters:
+            log(f"the run in {self.directory} has finished its {c.iters} steps; to train "
+                f"further, start a new run")
+            return "done"
         if self.step == 0:
             self.evaluate("before training")
         else:

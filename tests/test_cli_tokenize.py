@@ -1,0 +1,283 @@
+"""`tinyformer tokenize`: train, encode, decode, show, end to end; and every kind of bad input
+ends in one line `Error: ...`, exit status 2, no traceback, and no file written."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
+        "Don't they've 12 345 naïve café 東京 😀 ok\n") * 20
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["tokenize", *map(str, args)])
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def bpe(tmp_path, corpus):
+    out = tmp_path / "bpe.json"
+    result = run("train", corpus, "--vocab-size", 300, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def char(tmp_path, corpus):
+    out = tmp_path / "char.json"
+    result = run("train", corpus, "--kind", "char", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def assert_input_error(result, *words):
+    """Exit status 2 and one line `Error: ...` on stderr, naming each of `words`. Only train's
+    progress note ("Training ...") may come before it."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    *before, error = result.stderr.strip().splitlines()
+    assert error.startswith("Error: ") and all(line.startswith("Training") for line in before)
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in error, error
+
+
+# -- train ------------------------------------------------------------------------------------
+
+def test_train_bpe_saves_a_tokenizer_of_the_size_asked_and_reports_it(bpe):
+    data = json.loads(bpe.read_text())
+    assert data["type"] == "bpe"
+    assert 256 + len(data["merges"]) + len(data["special_tokens"]) == 300
+    assert data["special_tokens"] == ["<pad>", "<bos>", "<eos>", "<mask>"]
+
+
+def test_train_prints_vocabulary_time_and_compression(tmp_path, corpus):
+    result = run("train", corpus, "--vocab-size", 280, "--special", "<eos>",
+                 "--out", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    assert "280 ids: 256 bytes + 23 merges + 1 special (<eos>)" in result.stdout
+    assert "bytes per token" in result.stdout and " s, saved to " in result.stdout
+    assert "Training" in result.stderr          # the progress note stays off stdout
+
+
+def test_train_char_with_no_special_tokens(tmp_path, corpus):
+    out = tmp_path / "c.json"
+    result = run("train", corpus, "--kind", "char", "--no-special", "--out", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["type"] == "char" and data["special_tokens"] == []
+    assert sorted(data["chars"]) == sorted(set(TEXT))
+    assert "1.00 bytes per token" not in result.stdout    # multi-byte characters count
+
+
+def test_train_force_overwrites(tmp_path, corpus, bpe):
+    result = run("train", corpus, "--kind", "char", "--out", bpe, "--force")
+    assert result.exit_code == 0, result.output
+    assert json.loads(bpe.read_text())["type"] == "char"
+
+
+# -- encode, decode, show ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["bpe", "char"])
+def test_train_encode_decode_round_trip(request, tmp_path, which):
+    tok = request.getfixturevalue(which)
+    text = "The cats sat on the log. naïve 東京 😀"
+    result = run("encode", text, "--tokenizer", tok)
+    assert result.exit_code == 0, result.output
+    ids = result.stdout.split()
+    assert ids and all(i.isdigit() for i in ids)
+    result = run("decode", *ids, "--tokenizer", tok)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == text + "\n"
+
+
+def test_encode_a_file_gives_the_ids_of_its_text(tmp_path, corpus, bpe):
+    by_file = run("encode", "--file", corpus, "--tokenizer", bpe)
+    by_text = run("encode", TEXT, "--tokenizer", bpe)
+    assert by_file.exit_code == 0 and by_file.stdout == by_text.stdout
+    assert len(by_file.stdout.split()) < len(TEXT)          # BPE merged something
+
+
+def test_bpe_compresses_the_text_it_learned_from(bpe):
+    ids = run("encode", "The cat sat on the mat.", "--tokenizer", bpe).stdout.split()
+    assert len(ids) < len("The cat sat on the mat.")
+
+
+def test_special_tokens_get_their_ids_only_when_allowed(bpe):
+    plain = run("encode", "<eos>", "--tokenizer", bpe).stdout.split()
+    special = run("encode", "<eos>", "--allow-special", "--tokenizer", bpe).stdout.split()
+    assert special == ["298"] and len(plain) > 1      # <pad> <bos> <eos> <mask> end at 299
+
+
+def test_show_frames_the_tokens_and_counts_them(bpe):
+    result = run("show", "the cat sat", "--tokenizer", bpe, "--ids", "--no-color")
+    assert result.exit_code == 0, result.output
+    pieces, ids, counts, source = result.stdout.splitlines()
+    assert pieces.startswith("|") and pieces.endswith("|")
+    assert "".join(pieces.split("|")) == "the cat sat"
+    n = len(pieces.split("|")) - 2
+    assert ids.startswith("ids: ") and len(ids.split()) - 1 == n
+    assert counts.startswith(f"{n} tokens, 11 characters (11 bytes): ")
+    assert "characters per token" in counts and "bpe, 300 ids" in source
+
+
+def test_show_escapes_newlines_and_colours_on_request(bpe, char):
+    result = run("show", "q\tz\n", "--tokenizer", bpe, "--no-color")
+    assert result.stdout.splitlines()[0] == r"|q|\t|z|\n|"
+    coloured = run("show", "at", "--tokenizer", char, "--color")
+    assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
+
+
+def test_show_needs_no_tokenizer_file():
+    result = run("show", "Hello, the sun has set.", "--no-color")
+    assert result.exit_code == 0, result.output
+    assert "| the|" in result.stdout and "| has|" in result.stdout   # the corpus's common words
+    assert "|H|" in result.stdout                          # the corpus is lowercase
+    assert "the default" in result.stdout
+
+
+def test_help_has_examples():
+    for command in ([], ["train"], ["encode"], ["decode"], ["show"]):
+        result = CliRunner().invoke(main, ["tokenize", *command, "--help"])
+        assert result.exit_code == 0 and "Examples:" in result.output
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+def binary_file(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"abc\0\x01\x02")
+    return path
+
+
+def latin1_file(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café".encode("latin-1"))
+    return path
+
+
+def empty_file(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize("make_input, words", [
+    (lambda tmp: tmp / "missing.txt", ["does not exist"]),
+    (lambda tmp: tmp, ["is a directory"]),
+    (empty_file, ["is empty"]),
+    (binary_file, ["NUL byte"]),
+    (latin1_file, ["not UTF-8"]),
+])
+def test_train_refuses_bad_input_files(tmp_path, make_input, words):
+    out = tmp_path / "out.json"
+    assert_input_error(run("train", make_input(tmp_path), "--out", out), *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--vocab-size", "259"], ["--vocab-size 259", "at least 260"]),
+    (["--vocab-size", "0"], ["too small"]),
+    (["--vocab-size", "-5"], ["too small"]),
+    (["--vocab-size", "100000"], ["merges to learn"]),     # the text has too few pairs
+    (["--kind", "char", "--vocab-size", "300"], ["--vocab-size"]),
+    (["--special", "<eos>", "--no-special"], ["--no-special"]),
+    (["--special", ""], ["special tokens"]),
+])
+def test_train_refuses_bad_options(tmp_path, corpus, args, words):
+    out = tmp_path / "out.json"
+    assert_input_error(run("train", corpus, *args, "--out", out), *words)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_train_will_not_overwrite_without_force(tmp_path, corpus):
+    out = tmp_path / "out.json"
+    out.write_text("precious")
+    assert_input_error(run("train", corpus, "--out", out), "--force")
+    assert out.read_text() == "precious"
+
+
+@pytest.mark.parametrize("out, words", [
+    ("no-such-dir/out.json", ["does not exist"]),
+    (".", ["is a directory"]),
+])
+def test_train_refuses_an_unwritable_out(tmp_path, corpus, out, words):
+    assert_input_error(run("train", corpus, "--out", tmp_path / out), *words)
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_train_refuses_a_read_only_directory(tmp_path, corpus, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:            # root may write anywhere: let the check see what a user's
+        real_access = os.access      # permissions would say
+        monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(locked)
+                            else real_access(path, mode))
+    try:
+        assert_input_error(run("train", corpus, "--out", locked / "t.json"), "not writable")
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, ["does not exist"]),
+    ("", ["invalid JSON"]),
+    ("{not json", ["invalid JSON"]),
+    ("[1, 2]", ["not a tokenizer file"]),
+    ('{"type": []}', ["not a tokenizer file"]),
+    ('{"type": "bpe"}', ["missing 'merges'"]),
+    ('{"type": "bpe", "merges": [[1, 999]], "special_tokens": []}', ["merge 0"]),
+    ('{"type": "char", "chars": ["ab"], "special_tokens": []}', ["single characters"]),
+])
+def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
+    path = tmp_path / "tok.json"
+    if content is not None:
+        path.write_text(content)
+    for args in (["encode", "hi"], ["decode", "1"], ["show", "hi"]):
+        assert_input_error(run(*args, "--tokenizer", path), *words)
+
+
+def test_a_binary_tokenizer_file_or_a_directory_is_refused(tmp_path):
+    assert_input_error(run("encode", "hi", "--tokenizer", binary_file(tmp_path)), "tokenizer")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is a directory")
+
+
+def test_char_tokenizer_names_the_character_it_cannot_encode(char):
+    assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
+    assert_input_error(run("show", "§", "--tokenizer", char), "'§'")
+
+
+def test_decode_refuses_ids_out_of_range(bpe):
+    assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
+    result = run("decode", "-1", "--tokenizer", bpe)      # click reads -1 as an option
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    result = run("decode", "x", "--tokenizer", bpe)
+    assert result.exit_code == 2 and "not a valid integer" in result.output
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], ["TEXT or --file"]),
+    (["hi", "--file", "x.txt"], ["TEXT or --file"]),
+    (["--file", "missing.txt"], ["does not exist"]),
+    (["\udcff"], ["not valid UTF-8"]),      # a command line's undecodable byte
+])
+def test_encode_refuses_bad_text(bpe, args, words):
+    assert_input_error(run("encode", *args, "--tokenizer", bpe), *words)
+
+
+def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
+    assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
+                       "NUL byte")
+    assert_input_error(run("show", "--file", empty_file(tmp_path), "--tokenizer", bpe),
+                       "is empty")

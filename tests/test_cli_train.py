@@ -1,0 +1,384 @@
+"""`tinyformer train` and `tinyformer generate` end to end, and every bad input the issue lists:
+each gets one line `Error: ...`, exit status 2, no traceback, and no file written or changed."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+def tinyformer(*args, cwd=None):
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(main, [str(a) for a in args])
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, [str(a) for a in args])
+    finally:
+        os.chdir(old)
+
+
+def snapshot(directory):
+    """Every file under directory with its bytes, to show that nothing changed."""
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in Path(directory).rglob("*") if p.is_file()}
+
+
+def assert_input_error(result, *phrases):
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def gpt_run(tmp_path_factory):
+    """A tiny GPT trained on the built-in corpus through the command line."""
+    out = tmp_path_factory.mktemp("runs") / "gpt"
+    result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "reverse"
+    result = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 5,
+                        "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 4,
+                        "--eval-every", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+# -- train and generate ---------------------------------------------------------------------------
+
+
+def test_train_prints_samples_before_and_after_and_writes_a_checkpoint(gpt_run):
+    out, printed = gpt_run
+    assert "step 0 (before training)" in printed and "step 6 (end of training)" in printed
+    assert f"tinyformer generate --checkpoint {out}" in printed
+    assert {"config.json", "tokenizer.json", "metrics.jsonl", "weights-000006.npz",
+            "optimizer-000006.npz", "tokens.bin"} == set(os.listdir(out))
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    assert [line["step"] for line in lines if "val_loss" in line] == [3, 6]
+
+
+def test_generate_continues_the_prompt(gpt_run):
+    out, _ = gpt_run
+    result = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
+                        "--max-new-tokens", 30, "--seed", 1)
+    assert result.exit_code == 0 and result.output.startswith("alice has")
+    assert len(result.output.rstrip("\n")) == len("alice has") + 30
+    again = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
+                       "--max-new-tokens", 30, "--seed", 1)
+    assert again.output == result.output                       # the same seed, the same text
+    greedy = tinyformer("generate", "--checkpoint", out, "--temperature", 0, "--top-k", 3)
+    assert greedy.exit_code == 0 and len(greedy.output) >= 200      # no prompt: from a newline
+
+
+def test_generate_translates_with_greedy_and_beam_search(task_run):
+    for extra in ([], ["--beam", "3"]):
+        result = tinyformer("generate", "--checkpoint", task_run, "--prompt", "123", *extra)
+        assert result.exit_code == 0, result.output
+        assert set(result.output.strip()) <= set("0123456789+")
+
+
+def test_bert_trains_and_fills_in_masks(tmp_path):
+    out = tmp_path / "bert"
+    result = tinyformer("train", "--model", "bert", *TINY, "--iters", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    result = tinyformer("generate", "--checkpoint", out, "--prompt", "the kite is <mask><mask>")
+    assert result.exit_code == 0 and result.output.startswith("the kite is ")
+    assert "<mask>" not in result.output
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "the kite"),
+                       "no <mask> token")
+
+
+def test_a_toml_config_with_flags_overriding_it(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text("[train]\nn_layer = 1\nn-head = 2\nd_model = 16\ncontext = 16\n"
+                      "batch_size = 4\niters = 3\neval_iters = 1\nlr = 0.5\n")
+    out = tmp_path / "run"
+    result = tinyformer("train", "--config", config, "--lr", "0.002", "--out", out)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert (saved["n_layer"], saved["iters"], saved["lr"]) == (1, 3, 0.002)
+
+
+def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
+    for expected in ("gpt-builtin", "gpt-builtin-2"):
+        result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "runs" / expected / "config.json").exists()
+
+
+def test_force_overwrites_a_run_but_not_the_users_files(tmp_path, gpt_run):
+    out = tmp_path / "run"
+    shutil.copytree(gpt_run[0], out)
+    (out / "notes.txt").write_text("mine")
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "config.json").read_text())["step"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2   # not appended to
+
+
+def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(gpt_run[0], out)
+    before = snapshot(out)
+    result = tinyformer("train", "--resume", out)
+    assert result.exit_code == 0 and "has finished its 6 steps" in result.output
+    assert snapshot(out) == before
+
+
+def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path):
+    settings = [*TINY, "--iters", "600", "--eval-every", "300"]
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", *settings,
+                                "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 300):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and f"tinyformer train --resume {out}" in stderr
+    step = json.loads((out / "config.json").read_text())["step"]
+    lines = metrics.read_text().splitlines()
+    assert 1 <= step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
+
+    assert tinyformer("train", "--resume", out).exit_code == 0
+    whole = tmp_path / "whole"
+    assert tinyformer("train", *settings, "--out", whole).exit_code == 0
+    assert metrics.read_text() == (whole / "metrics.jsonl").read_text()
+
+
+# -- bad input: one line, exit status 2, nothing written ------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "latin1.txt").write_bytes("café au lait, s'il vous plaît\n".encode("latin-1"))
+    (tmp_path / "short.txt").write_text("too short for any context\n")
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-file").write_text("not a directory")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--corpus", "missing.txt"], ["corpus 'missing.txt' does not exist"]),
+    (["--corpus", "a-dir"], ["is a directory; give a text file"]),
+    (["--corpus", "empty.txt"], ["is empty"]),
+    (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
+    (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
+    (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
+    (["--task", "juggle"], ["unknown task 'juggle'; choose one of copy, reverse, sort, add"]),
+    (["--model", "lstm"], ["unknown model 'lstm'"]),
+    (["--n-layer", "0"], ["--n-layer must be a whole number >= 1, got 0"]),
+    (["--d-model", "-8"], ["--d-model must be a whole number >= 1"]),
+    (["--iters", "0"], ["--iters must be a whole number >= 1"]),
+    (["--batch-size", "-1"], ["--batch-size must be a whole number >= 1"]),
+    (["--n-head", "3", "--d-model", "64"], ["--n-head 3 does not divide --d-model 64"]),
+    (["--out", "a-file/run"], ["cannot write to --out"]),
+    (["--out", "a-file"], ["is a file, not a directory"]),
+    (["--config", "missing.toml"], ["does not exist"]),
+    (["--n-layer", "two"], ["'two' is not a valid integer"]),
+])
+def test_bad_train_input(files, args, phrases):
+    before = snapshot(files)
+    result = tinyformer("train", *args, "--iters" if "--iters" not in args else "--seed", 1,
+                        cwd=files)
+    assert_input_error(result, *phrases)
+    assert snapshot(files) == before and not (files / "runs").exists()
+
+
+def test_an_unwritable_out_directory(files):
+    if os.geteuid() == 0:      # root writes anywhere; the path-under-a-file case stands in
+        result = tinyformer("train", "--out", files / "a-file" / "x", cwd=files)
+    else:
+        locked = files / "locked"
+        locked.mkdir(mode=0o500)
+        result = tinyformer("train", "--out", locked / "run", cwd=files)
+    assert_input_error(result, "cannot write to --out")
+
+
+def test_a_bad_toml_file(files):
+    (files / "bad.toml").write_text("n_layer = = 2\n")
+    (files / "typo.toml").write_text("nlayers = 2\n")
+    assert_input_error(tinyformer("train", "--config", files / "bad.toml"), "not valid TOML")
+    assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
+                       "unknown setting 'nlayers'")
+
+
+def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
+    out = tmp_path / "run"
+    shutil.copytree(gpt_run[0], out)
+    before = snapshot(out)
+    assert_input_error(tinyformer("train", "--out", out), "is not empty; give --force")
+    assert snapshot(out) == before
+
+
+def test_a_failed_forced_run_leaves_the_old_one(tmp_path, gpt_run, files):
+    out = tmp_path / "run"
+    shutil.copytree(gpt_run[0], out)
+    before = snapshot(out)
+    result = tinyformer("train", "--corpus", files / "short.txt", "--context", 64,
+                        "--out", out, "--force")
+    assert_input_error(result, "too short")
+    assert snapshot(out) == before
+
+
+def test_resume_refuses_new_settings(gpt_run):
+    assert_input_error(tinyformer("train", "--resume", gpt_run[0], "--lr", "1"),
+                       "drop --lr")
+
+
+# -- bad checkpoints ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(tmp_path, gpt_run):
+    """A copy of a good checkpoint, to break."""
+    out = tmp_path / "ckpt"
+    shutil.copytree(gpt_run[0], out)
+    return out
+
+
+def weights_file(directory):
+    return directory / json.loads((directory / "config.json").read_text())["files"]["weights"]
+
+
+def break_missing(d):
+    weights_file(d).unlink()
+
+
+def break_truncated(d):
+    path = weights_file(d)
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def break_corrupted(d):
+    path = weights_file(d)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def break_with_pickle(d):
+    """An .npz holding an object array (a pickle), with its checksum updated to match, as an
+    attacker would: the file must still be refused, and never unpickled."""
+    import hashlib
+    path = weights_file(d)
+    np.savez(path.open("wb"), evil=np.array([{"x": 1}], dtype=object))
+    config = json.loads((d / "config.json").read_text())
+    config["sha256"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (d / "config.json").write_text(json.dumps(config))
+
+
+def break_raw_pickle(d):
+    import hashlib
+    import pickle
+    path = weights_file(d)
+    path.write_bytes(pickle.dumps({"tok.weight": [1, 2, 3]}))
+    config = json.loads((d / "config.json").read_text())
+    config["sha256"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (d / "config.json").write_text(json.dumps(config))
+
+
+def break_config(d):
+    (d / "config.json").write_text('{"format": "tinyformer-checkpoint", "vers')
+
+
+def break_no_config(d):
+    (d / "config.json").unlink()
+
+
+def break_tokenizer_size(d):
+    from tinyformer.tokenizers import CharTokenizer
+    CharTokenizer.train("abc").save(d / "tokenizer.json")
+
+
+def break_tokenizer_same_size(d):
+    """A tokenizer with as many tokens but other characters: only the checksum can tell."""
+    from tinyformer.tokenizers import load_tokenizer
+    size = load_tokenizer(d / "tokenizer.json").vocab_size
+    from tinyformer.tokenizers import CharTokenizer
+    CharTokenizer([chr(0x400 + i) for i in range(size)]).save(d / "tokenizer.json")
+
+
+@pytest.mark.parametrize("damage, phrases", [
+    (break_missing, ["is missing weights-", "incomplete"]),
+    (break_truncated, ["truncated or corrupted"]),
+    (break_corrupted, ["truncated or corrupted"]),
+    (break_with_pickle, ["pickled data", "never loads"]),
+    (break_raw_pickle, ["pickled data"]),
+    (break_config, ["config.json is corrupted"]),
+    (break_no_config, ["is not a checkpoint: it has no config.json"]),
+    (break_tokenizer_size, ["does not match the model", "3 tokens"]),
+    (break_tokenizer_same_size, ["not the tokenizer this run was trained with"]),
+])
+@pytest.mark.parametrize("command", ["generate", "resume"])
+def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkeypatch):
+    import pickle
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
+    damage(broken)
+    before = snapshot(broken)
+    if command == "generate":
+        result = tinyformer("generate", "--checkpoint", broken, "--prompt", "alice")
+    else:
+        result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, *phrases)
+    assert snapshot(broken) == before
+
+
+def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
+    out, _ = gpt_run
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),
+                       "is not a directory")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
+                       "--prompt: cannot encode 'Ü' at position 0")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", -1),
+                       "temperature must be >= 0")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--top-p", 2),
+                       "top_p must be in (0, 1]")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--beam", 2),
+                       "--beam is for seq2seq checkpoints")
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12a"),
+                       "cannot encode 'a'")
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "1" * 40),
+                       "this model reads at most")
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run),
+                       "needs a --prompt")
+
+
+def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
+    out, _ = gpt_run
+    with zipfile.ZipFile(weights_file(out)) as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())
+    with np.load(weights_file(out), allow_pickle=False) as weights:
+        assert "tok.weight" in weights.files
