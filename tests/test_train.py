@@ -9,7 +9,8 @@ import pytest
 
 from tinyformer import checkpoint
 from tinyformer.tokenizers import CharTokenizer
-from tinyformer.train import TrainConfig, Trainer, encode_chars, prepare_out_dir
+from tinyformer.jobs import encode_chars
+from tinyformer.train import TrainConfig, Trainer, prepare_out_dir
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,

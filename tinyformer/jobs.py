@@ -1,0 +1,296 @@
+"""Jobs: what a model learns, from what data, with what loss.
+
+    LanguageModelling   GPT predicts each next token of a text (the built-in corpus or a file)
+    MaskedLM            BERT fills in hidden tokens of a text
+    Seq2Seq             an encoder-decoder Transformer maps digit strings (copy, reverse, ...)
+
+A job gives the trainer (train.py) what differs between them: its tokenizer, the model's
+arguments (`model_config`), training batches (`train_batch`), the loss of a batch, the figures
+of an evaluation on held-out data, and a sample to print.
+
+A text is tokenised once, in chunks, into a flat array file (tokens.bin) that training reads
+through a memory map: a 100 MB corpus never sits in memory as Python objects.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from tinyautograd import functional as F
+
+from .bert import IGNORE, mask_tokens
+from .data import BOS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus, lm_batch
+from .files import atomic_write, check_text_file, iter_text
+from .tokenizers import BPETokenizer, CharTokenizer
+
+# ---------------------------------------------------------------------------------------------
+# Data: a text as one token array on disk
+# ---------------------------------------------------------------------------------------------
+
+TOKENS_FILE = "tokens.bin"
+BPE_TRAIN_CHARS = 10_000_000     # a BPE learns its merges from the first 10 M characters
+
+
+def encode_chars(tokenizer, text):
+    """A char tokenizer's ids for `text` as an array, computed in numpy rather than a Python loop
+    (a 100 MB corpus is 100 M characters). The vocabulary is sorted by code point, so an id
+    is found by binary search."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    alphabet = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)
+    where = np.minimum(np.searchsorted(alphabet, codes), len(alphabet) - 1)
+    bad = alphabet[where] != codes
+    if bad.any():                           # cannot happen for the text it was trained on
+        raise ValueError(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
+    return where + len(tokenizer.special_tokens)
+
+
+def train_tokenizer(config, chunks, special_tokens):
+    """The tokenizer of a text given as a function returning an iterator over its chunks."""
+    if config.tokenizer == "char":
+        chars = set()
+        for chunk in chunks():
+            chars.update(chunk)
+        return CharTokenizer(sorted(chars), special_tokens)
+    sample, size = [], 0
+    for chunk in chunks():
+        sample.append(chunk[:BPE_TRAIN_CHARS - size])
+        size += len(sample[-1])
+        if size >= BPE_TRAIN_CHARS:
+            break
+    return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
+
+
+def write_tokens(path, tokenizer, chunks, check_length):
+    """Encode the text chunk by chunk into a flat array file; returns (dtype name, length).
+    `check_length(n)` may refuse the result, in which case no file is left behind."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    n = 0
+    with atomic_write(path, "wb") as f:
+        for chunk in chunks():
+            if isinstance(tokenizer, CharTokenizer):
+                ids = encode_chars(tokenizer, chunk)
+            else:
+                ids = tokenizer.encode(chunk)   # a word cut by a chunk's edge: two tokens
+            ids = np.asarray(ids, dtype=dtype)
+            ids.tofile(f)
+            n += len(ids)
+        check_length(n)
+    return np.dtype(dtype).name, n
+
+
+class TextData:
+    """A tokenised text as one memory-mapped array: the first 90% to train on, the rest held
+    out. Windows are read as batches need them, so the text's size is bounded by the disk."""
+
+    VAL_FRACTION = 0.1
+
+    def __init__(self, path, dtype, n_tokens):
+        tokens = np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
+        n_train = self.n_train(n_tokens)
+        self.train, self.val = tokens[:n_train], tokens[n_train:]
+
+    @classmethod
+    def n_train(cls, n_tokens):
+        return int(n_tokens * (1 - cls.VAL_FRACTION))
+
+    @classmethod
+    def prepare(cls, config, directory, special_tokens, log):
+        """Tokenise the corpus (or the built-in one) into `directory`; returns (tokenizer, info
+        for config.json). ValueError if the text cannot be used."""
+        if config.corpus is None:
+            text = builtin_corpus(seed=config.seed)
+            def chunks():
+                return iter([text])
+            name = "the built-in corpus"
+        else:
+            size = check_text_file(config.corpus, "corpus")
+            def chunks():
+                return iter_text(config.corpus, "corpus")
+            name = f"{config.corpus} ({size / 1e6:.1f} MB)"
+
+        def check_length(n_tokens):
+            n_train = cls.n_train(n_tokens)
+            for split, n in (("training", n_train), ("validation", n_tokens - n_train)):
+                if n <= config.context:
+                    raise ValueError(f"the corpus is too short: its {split} part has {n} "
+                                     f"tokens, fewer than --context + 1 = {config.context + 1}; "
+                                     f"use a longer text or a smaller --context")
+
+        began = time.perf_counter()
+        tokenizer = train_tokenizer(config, chunks, special_tokens)
+        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks,
+                                       check_length)
+        info = {"tokens": TOKENS_FILE, "dtype": dtype, "n_tokens": n_tokens}
+        n_train = cls.n_train(n_tokens)
+        log(f"data: {name}, {n_tokens:,} {config.tokenizer} tokens (vocabulary "
+            f"{tokenizer.vocab_size}), {n_train:,} to train on and {n_tokens - n_train:,} "
+            f"held out; tokenised in {time.perf_counter() - began:.1f} s")
+        return tokenizer, info
+
+    @classmethod
+    def load(cls, directory, info):
+        return cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs: what is learned from what
+# ---------------------------------------------------------------------------------------------
+
+
+class LanguageModelling:
+    """GPT on a text: predict every next token of random windows."""
+
+    special_tokens = []
+
+    def __init__(self, config, tokenizer, data):
+        self.config, self.tokenizer, self.data = config, tokenizer, data
+
+    def model_config(self):
+        c = self.config
+        return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
+                          n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
+                          dropout=c.dropout, positions=c.positions, norm=c.norm)
+
+    def train_batch(self, rng):
+        return lm_batch(self.data.train, self.config.batch_size, self.config.context, rng)
+
+    def loss(self, model, batch):
+        x, y = batch                                        # (B, T) each
+        return F.cross_entropy(model(x), y)
+
+    def evaluate(self, model):
+        """The mean loss over eval_iters validation batches: the same batches every time
+        (their own generator, seeded afresh), so evaluations compare like with like."""
+        rng = np.random.default_rng(self.config.seed + 1)
+        losses = []
+        for _ in range(self.config.eval_iters):
+            batch = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
+            losses.append(self.loss(model, batch).item())
+        return {"val_loss": float(np.mean(losses))}
+
+    def sample(self, model, rng):
+        """A continuation of the start of a line (or of the first held-out token)."""
+        try:
+            start = self.tokenizer.encode("\n")
+        except ValueError:                                  # a vocabulary without newlines
+            start = [int(self.data.val[0])]
+        ids = model.generate(np.array([start]), self.config.sample_tokens, temperature=0.8,
+                             generator=rng)[0]
+        return self.tokenizer.decode(ids).strip("\n")
+
+
+class MaskedLM(LanguageModelling):
+    """BERT on a text: hide 15% of the tokens of random windows and predict them."""
+
+    special_tokens = ["<pad>", "<mask>"]
+
+    def model_config(self):
+        config = super().model_config()
+        config["pad_id"] = self.tokenizer.token_to_id("<pad>")
+        return config
+
+    def _masked(self, x, rng):
+        tok = self.tokenizer
+        special_ids = [tok.token_to_id(s) for s in self.special_tokens]
+        return mask_tokens(x, tok.token_to_id("<mask>"), tok.vocab_size, special_ids, rng=rng)
+
+    def train_batch(self, rng):
+        x, _ = super().train_batch(rng)
+        return self._masked(x, rng)
+
+    def loss(self, model, batch):
+        inputs, targets = batch                             # (B, T) each
+        return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
+
+    def evaluate(self, model):
+        rng = np.random.default_rng(self.config.seed + 1)
+        losses = []
+        for _ in range(self.config.eval_iters):
+            x, _ = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
+            losses.append(self.loss(model, self._masked(x, rng)).item())
+        return {"val_loss": float(np.mean(losses))}
+
+    def sample(self, model, rng):
+        """A held-out window with some tokens hidden, and the model's guesses for them."""
+        window = np.asarray(self.data.val[:min(self.config.context, 64)], dtype=np.int64)
+        inputs, targets = self._masked(window[None], rng)
+        guess = model(inputs).data.argmax(-1)[0]
+        shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
+                 for i, t, g in zip(inputs[0], targets[0], guess)]
+        return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
+
+
+class Seq2Seq:
+    """An encoder-decoder on a digit task, with teacher forcing: the decoder reads the target
+    shifted right (<bos> t1 t2 ...) and predicts it (t1 t2 ... <eos>)."""
+
+    special_tokens = SPECIALS
+
+    def __init__(self, config, tokenizer=None, data=None):
+        self.config = config
+        self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
+        # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
+        self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
+        if len(self.data.val) < 10:
+            raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
+                             f"{config.max_len} has too few distinct sequences to hold some "
+                             f"out for validation; raise --max-len")
+        if config.context is not None and config.context < self.data.context:
+            raise ValueError(f"--context {config.context} is too short for --max-len "
+                             f"{config.max_len}: the task needs {self.data.context}")
+
+    def model_config(self):
+        c = self.config
+        vocab = self.tokenizer.vocab_size
+        return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
+                          context=c.context or self.data.context, n_layer=c.n_layer,
+                          n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
+                          positions=c.positions, norm=c.norm, pad_id=PAD)
+
+    def train_batch(self, rng):
+        return self.data.sample_batch(self.config.batch_size, rng)
+
+    def loss(self, model, batch):
+        src, tgt_in, tgt_out = batch                        # (B, S), (B, T), (B, T)
+        return F.cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD,
+                               label_smoothing=self.config.label_smoothing)
+
+    def evaluate(self, model):
+        """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""
+        losses, correct, pairs = [], 0, self.data.val
+        for i in range(0, len(pairs), 250):
+            chunk = pairs[i:i + 250]
+            batch = self.data.batch(chunk)
+            losses.append(self.loss(model, batch).item() * len(chunk))
+            for (_, target), guess in zip(chunk, self.translate(model, batch[0])):
+                correct += guess == target
+        return {"val_loss": sum(losses) / len(pairs), "val_accuracy": correct / len(pairs)}
+
+    def translate(self, model, src):
+        out = model.greedy_decode(src, max_len=model.context - 1, bos_id=BOS, eos_id=EOS)
+        return [self.data.decode(row[1:]) for row in out]
+
+    def sample(self, model, rng):
+        """Three held-out pairs and the model's answers."""
+        picks = rng.choice(len(self.data.val), 3, replace=False)
+        pairs = [self.data.val[i] for i in picks]
+        guesses = self.translate(model, self.data.batch(pairs)[0])
+        return "\n".join(f"{source} -> {guess}  {'ok' if guess == target else f'(want {target})'}"
+                         for (source, target), guess in zip(pairs, guesses))
+
+
+def _drop_none(**kwargs):
+    """Arguments left None take the model class's own defaults."""
+    return {key: value for key, value in kwargs.items() if value is not None}
+
+
+def make_job(config, directory, log, tokenizer=None, data_info=None):
+    """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
+    from the checkpoint; otherwise the corpus is tokenised into `directory` now."""
+    if config.task:
+        return Seq2Seq(config, tokenizer)
+    job_class = MaskedLM if config.model == "bert" else LanguageModelling
+    if tokenizer is None:
+        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log)
+    return job_class(config, tokenizer, TextData.load(directory, data_info))
