@@ -242,14 +242,17 @@ class Gelu(Function):
         du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
 
+    # x * x * x, not x ** 3: numpy raises float32 to a power through the general pow(), some
+    # hundred times slower than two multiplications.
+
     @staticmethod
     def forward(ctx, x):
-        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * (x * x * x))))
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.inputs
-        t = (_GELU_C * (x + 0.044715 * x ** 3)).tanh()
+        t = (_GELU_C * (x + 0.044715 * (x * x * x))).tanh()
         du_dx = _GELU_C * (1 + 3 * 0.044715 * x * x)
         return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
 
