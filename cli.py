@@ -28,7 +28,7 @@ from tinyformer.train import Trainer, TrainConfig, default_out_dir
 EPILOG = """\b
 Examples:
   tinyformer train                          a small GPT on the built-in corpus (about a minute)
-  tinyformer generate --checkpoint runs/gpt --prompt "alice has"
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer tokenize show "Hello, world"   how a text splits into tokens
   tinyformer COMMAND --help                 each command's options and examples
 """
@@ -476,8 +476,8 @@ def train(ctx, config_path, out, force, resume_dir, **options):
                    f"continue with: tinyformer train --resume {directory}", err=True)
         sys.exit(130)                                # the shell's code for "stopped by Ctrl-C"
     prompt = ' --prompt "' + ("0123456789" if trainer.config.task else
-                              "the cat" if trainer.config.model == "bert" else
-                              "alice has") + '"'
+                              "the kite of eve is <mask><mask><mask>"
+                              if trainer.config.model == "bert" else "eve has a red kite.") + '"'
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
 
@@ -495,7 +495,7 @@ def summary_line(model):
 
 GENERATE_EPILOG = """\b
 Examples:
-  tinyformer generate --checkpoint runs/gpt-builtin --prompt "alice has"
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob" --temperature 0 (greedy)
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4

@@ -9,31 +9,36 @@ import numpy as np
 # --------------------------------------------------------------------------------------------
 # The built-in corpus: short stories whose last sentence depends on the first.
 #
-# Each story introduces someone's thing and its colour, wanders off through unrelated sentences,
-# then states the colour again:
+# Each story gives someone a thing of some colour, wanders off for a sentence or two, then
+# states the colour again:
 #
-#     erin has a green kite. the river ran fast. a dog barked twice. the kite of erin is green.
+#     eve has a green kite. the sun was hot. the kite of eve is green.
 #
-# The second "green" is fixed by a word 40 to 120 characters back. A Markov chain, which sees
-# only the last few characters, can do no better than guess among the colours; a Transformer
-# can attend back to the first sentence and get it right. So the loss on this corpus shows,
-# within a minute of training, what attention buys.
+# The second "green" is fixed by a word 35 to 65 characters back. A Markov chain, which sees
+# only the last few characters, can do no better than guess among the six colours (17%); a
+# Transformer can attend back to the first sentence and get it right. benchmarks/corpus.py
+# measures it: the best Markov chain (order 8 to 10) scores 0.21 nats/char and recalls 17%,
+# while a 2-layer GPT trained for 600 steps (under a minute on two cores) scores 0.14 and
+# recalls all 500 held-out stories.
+#
+# The stories are kept short (50 to 90 characters) so that most random training windows of
+# 128 characters hold a whole story, first sentence included; the asides name no colour,
+# thing or person, so the first sentence alone decides the last; and the colours begin with
+# different letters, so that recalling the first letter is the whole task.
 
-NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
-THINGS = ["hat", "cat", "boat", "kite", "lamp", "book", "cup", "bike"]
-COLOURS = ["red", "blue", "green", "gold", "grey", "pink", "black", "white"]
+NAMES = ["ann", "bob", "eve", "max", "sam", "tom"]
+THINGS = ["hat", "cup", "kite", "boat", "lamp", "sock"]
+COLOURS = ["red", "blue", "green", "pink", "white", "yellow"]
 ASIDES = [
-    "the sun rose over the hill.", "a dog barked twice.", "the river ran fast.",
-    "it rained all day.", "the bread was warm.", "a bell rang in the town.",
-    "the wind was cold.", "two birds sat on the wall.", "the road was long.",
-    "a train went by.", "the tea was sweet.", "the door was open.",
+    "the sun was hot.", "a dog barked.", "it rained.", "the wind was cold.", "a bell rang.",
+    "the tea was sweet.", "a bird sang.", "the door was open.",
 ]
 
 
 def story(rng):
-    """One story: a thing with a colour, one to three asides, the colour recalled."""
+    """One story: a thing with a colour, one or two asides, the colour recalled."""
     name, thing, colour = rng.choice(NAMES), rng.choice(THINGS), rng.choice(COLOURS)
-    asides = rng.choice(ASIDES, size=rng.integers(1, 4), replace=False)
+    asides = rng.choice(ASIDES, size=rng.integers(1, 3), replace=False)
     return " ".join([f"{name} has a {colour} {thing}.", *asides,
                      f"the {thing} of {name} is {colour}."])
 
@@ -46,6 +51,27 @@ def builtin_corpus(n_chars=200_000, seed=0):
         lines.append(story(rng))
         size += len(lines[-1]) + 1
     return "\n".join(lines) + "\n"
+
+
+def recall_prompts(n_stories, seed, context):
+    """(prompt, colour) pairs from a corpus of another seed: the prompt is the text up to and
+    including the last sentence's "is ", with the stories before it in front (cropped to
+    `context` characters), just as a random training window would show it. A story may repeat
+    one from training word for word; its colour is still only in its first sentence."""
+    text = builtin_corpus(n_chars=(n_stories + 10) * 100, seed=seed)
+    pairs, start = [], 0
+    for line in text.splitlines(keepends=True):
+        cut = line.rindex(" is ") + len(" is ")         # every story ends "is {colour}."
+        prompt = text[:start + cut][-context:]
+        start += len(line)
+        if len(prompt) == context:                       # skip the first few stories
+            pairs.append((prompt, line[cut:].rstrip("\n").rstrip(".")))
+    return pairs[:n_stories]
+
+
+def recalled(continuation, colour):
+    """The colour, spelled out and then ended by the full stop."""
+    return continuation.startswith(colour + ".")
 
 
 # --------------------------------------------------------------------------------------------

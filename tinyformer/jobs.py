@@ -20,7 +20,8 @@ import numpy as np
 from tinyautograd import functional as F
 
 from .bert import IGNORE, mask_tokens
-from .data import BOS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus, lm_batch
+from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
+                   lm_batch, recall_prompts, recalled)
 from .files import atomic_write, check_text_file, iter_text
 from .tokenizers import BPETokenizer, CharTokenizer
 
@@ -167,7 +168,20 @@ class LanguageModelling:
         for _ in range(self.config.eval_iters):
             batch = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
             losses.append(self.loss(model, batch).item())
-        return {"val_loss": float(np.mean(losses))}
+        figures = {"val_loss": float(np.mean(losses))}
+        if self.config.corpus is None and isinstance(self.tokenizer, CharTokenizer):
+            figures["val_recall"] = self.recall(model)
+        return figures
+
+    def recall(self, model, n_stories=100):
+        """On the built-in corpus: the share of held-out stories (from another seed) whose
+        last colour the model completes right, greedily. This is what attention buys: a Markov
+        chain gets 1 in len(COLOURS)."""
+        prompts = recall_prompts(n_stories, self.config.seed + 1000, self.config.context)
+        idx = np.array([self.tokenizer.encode(prompt) for prompt, _ in prompts])   # (n, T)
+        out = model.generate(idx, max(map(len, COLOURS)) + 1, temperature=0)[:, idx.shape[1]:]
+        return float(np.mean([recalled(self.tokenizer.decode(row), colour)
+                              for row, (_, colour) in zip(out, prompts)]))
 
     def sample(self, model, rng):
         """A continuation of the start of a line (or of the first held-out token)."""
@@ -268,15 +282,24 @@ class Seq2Seq:
         return {"val_loss": sum(losses) / len(pairs), "val_accuracy": correct / len(pairs)}
 
     def translate(self, model, src):
-        out = model.greedy_decode(src, max_len=model.context - 1, bos_id=BOS, eos_id=EOS)
-        return [self.data.decode(row[1:]) for row in out]
+        """Greedy answers for src (B, S): a string each, or None where the output is not
+        symbols followed by <eos> (it never stopped, or put a special token inside)."""
+        # A target of `context - 1` symbols plus <eos> takes `context` generated tokens.
+        out = model.greedy_decode(src, max_len=model.context, bos_id=BOS, eos_id=EOS)
+        answers = []
+        for row in out[:, 1:].tolist():                     # after <bos>
+            body = row[:row.index(EOS)] if EOS in row else None
+            ok = body is not None and all(t >= len(SPECIALS) for t in body)
+            answers.append(self.data.decode(body) if ok else None)
+        return answers
 
     def sample(self, model, rng):
         """Three held-out pairs and the model's answers."""
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
         guesses = self.translate(model, self.data.batch(pairs)[0])
-        return "\n".join(f"{source} -> {guess}  {'ok' if guess == target else f'(want {target})'}"
+        return "\n".join(f"{source} -> {guess or '(no answer)'}  "
+                         f"{'ok' if guess == target else f'(want {target})'}"
                          for (source, target), guess in zip(pairs, guesses))
 
 
