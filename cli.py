@@ -364,8 +364,9 @@ Examples:
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
 --corpus file gets nanoGPT's small CPU recipe (4 layers, 4 heads, width 128, context 64,
 batch 12, 2000 steps, lr 1e-3 with 100 warmup steps, cosine to 1e-4); a --task a 2-layer
-encoder-decoder. A run directory holds config.json, the weights, the tokenizer, the optimizer
-state and metrics.jsonl (one JSON line a step).
+encoder-decoder, for 400 steps (copy, reverse), 1000 (sort) or 4000 (add). A run
+directory holds config.json, the weights, the tokenizer, the optimizer state and
+metrics.jsonl (one JSON line a step).
 """
 
 

@@ -41,9 +41,10 @@ def snapshot(directory):
 
 
 def assert_input_error(result, *phrases):
+    """Exit status 2 and one line on stderr (progress notes on stdout may come before it)."""
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.output.strip().splitlines()
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert "Traceback" not in result.output
     for phrase in phrases:

@@ -77,3 +77,16 @@ def test_task_examples_and_errors():
         Seq2SeqTask("divide")
     with pytest.raises(ValueError, match="2 <= min_len <= max_len"):
         Seq2SeqTask("copy", min_len=5, max_len=3)
+
+
+def test_recall_prompts_end_where_the_colour_is_recalled():
+    from tinyformer.data import recall_prompts, recalled
+    prompts = recall_prompts(20, seed=5, context=100)
+    assert len(prompts) == 20
+    for prompt, colour in prompts:
+        assert len(prompt) == 100 and prompt.endswith(" is ") and colour in COLOURS
+        # The colour is in the prompt: in its story's first sentence.
+        story = prompt[prompt.rindex("\n") + 1:]
+        assert f"has a {colour} " in story
+    assert recalled("red. the", "red") and not recalled("re", "red")
+    assert not recalled("redd.", "red")

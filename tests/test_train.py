@@ -140,6 +140,7 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     # From ln(26) = 3.26 (uniform over the corpus's characters) to well below it.
     assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
     assert evaluated[-1]["val_loss"] < 2.6
+    assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
 
 
 def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path):

@@ -118,15 +118,16 @@ class TextData:
                                      f"tokens, fewer than --context + 1 = {config.context + 1}; "
                                      f"use a longer text or a smaller --context")
 
+        log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()
         tokenizer = train_tokenizer(config, chunks, special_tokens)
         dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks,
                                        check_length)
         info = {"tokens": TOKENS_FILE, "dtype": dtype, "n_tokens": n_tokens}
         n_train = cls.n_train(n_tokens)
-        log(f"data: {name}, {n_tokens:,} {config.tokenizer} tokens (vocabulary "
-            f"{tokenizer.vocab_size}), {n_train:,} to train on and {n_tokens - n_train:,} "
-            f"held out; tokenised in {time.perf_counter() - began:.1f} s")
+        log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "
+            f"train on and {n_tokens - n_train:,} held out; tokenised in "
+            f"{time.perf_counter() - began:.1f} s")
         return tokenizer, info
 
     @classmethod
