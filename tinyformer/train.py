@@ -402,7 +402,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def train_step(self):
-        """One update; returns the loss (before the update) and the learning rate used."""
+        """One update; returns its loss (before the update), the learning rate it used, and the
+        number of tokens in its batch (for the progress bar's tokens per second)."""
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
         loss = self.job.loss(self.model, batch)
