@@ -468,10 +468,13 @@ def train(ctx, config_path, out, force, resume_dir, **options):
             trainer = Trainer.start(config, out, force=force, log=click.echo)
     directory = trainer.directory
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
+    first_step = trainer.step
     try:
         outcome = trainer.train()
     except FloatingPointError as e:
         raise click.ClickException(str(e)) from None
+    if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
+        plot_after_training(directory)
     if outcome == "interrupted":
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
                    f"continue with: tinyformer train --resume {directory}", err=True)
@@ -585,6 +588,77 @@ def decode_until_eos(tokenizer, ids):
         if i not in specials:
             kept.append(i)
     return tokenizer.decode(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# plot
+# ---------------------------------------------------------------------------------------------
+
+PLOT_EPILOG = """\b
+Examples:
+  tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
+  tinyformer plot runs/gpt-builtin --out curves.png
+  tinyformer plot runs/gpt-builtin/metrics.jsonl   the metrics file itself also works
+
+\b
+The picture: train loss per step (thin) and smoothed (thick), validation loss at each
+evaluation (dots), recall or accuracy if the run measured one, and the learning rate below.
+`tinyformer train` draws it at the end of every run; this command redraws it, e.g. while a
+run is still going.
+"""
+
+
+@main.command(epilog=PLOT_EPILOG)
+@click.argument("run_dir", metavar="RUN_DIR")
+@click.option("--out", "out_path", metavar="FILE.png", help="Where to write the picture "
+              "[RUN_DIR/loss.png]; an existing file is replaced.")
+def plot(run_dir, out_path):
+    """Plot a run's loss curves and learning rate (from its metrics.jsonl) to a PNG."""
+    if not os.path.exists(run_dir):
+        raise InputError(f"run directory {run_dir!r} does not exist; check the path")
+    if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+        raise InputError(f"run directory {run_dir!r} has no metrics.jsonl; is it a run "
+                         f"directory from tinyformer train?")
+    if out_path is not None:
+        check_plot_out(out_path)
+    try:
+        from viz.plots import plot_metrics
+        import matplotlib  # noqa: F401  (imported late by plot_metrics; checked here)
+    except ModuleNotFoundError:
+        raise InputError("plotting needs matplotlib: pip install matplotlib") from None
+    with input_errors(ValueError, OSError):          # OSError: e.g. a read-only disk
+        written = plot_metrics(run_dir, out_path)
+    click.echo(written)
+
+
+def check_plot_out(path):
+    """InputError unless a PNG can be written to `path`: checked before any drawing."""
+    if os.path.isdir(path):
+        raise InputError(f"--out {path!r} is a directory; give a file name such as loss.png")
+    if not path.lower().endswith(".png"):
+        raise InputError(f"--out {path!r} should end in .png (the picture is a PNG)")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"cannot write --out {path!r}: directory {directory!r} is not "
+                         f"writable")
+
+
+def plot_after_training(directory):
+    """Draw the run's loss.png at the end of `tinyformer train`. A missing matplotlib or a
+    run with no metrics yet is a note, not an error: the checkpoint is what matters."""
+    try:
+        from viz.plots import plot_metrics
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        click.echo("note: no loss plot (matplotlib is not installed: pip install matplotlib)",
+                   err=True)
+        return
+    try:
+        click.echo(f"loss plot: {plot_metrics(directory)}")
+    except ValueError as e:
+        click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
 
 
 if __name__ == "__main__":

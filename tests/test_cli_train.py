@@ -78,7 +78,7 @@ def test_train_prints_samples_before_and_after_and_writes_a_checkpoint(gpt_run):
     assert "step 0 (before training)" in printed and "step 6 (end of training)" in printed
     assert f"tinyformer generate --checkpoint {out}" in printed
     assert {"config.json", "tokenizer.json", "metrics.jsonl", "weights-000006.npz",
-            "optimizer-000006.npz", "tokens.bin"} == set(os.listdir(out))
+            "optimizer-000006.npz", "tokens.bin", "loss.png"} == set(os.listdir(out))
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert [line["step"] for line in lines if "val_loss" in line] == [3, 6]

@@ -1,0 +1,227 @@
+"""viz.draw_graph and viz.render: the drawn graph matches the one the engine recorded (counted
+here independently through the public API), names are escaped, the node cap holds, and real
+svg/png/pdf files come out of graphviz's `dot`."""
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+import tinyautograd.functional as F
+from tinyautograd import nn
+from tinyformer.gpt import GPT
+from viz import DotNotFoundError, draw_graph, render
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="graphviz's dot is not installed")
+
+# One statement per line of the source: `op3 [label=...]` or `leaf0 -> op3`.
+NODE = re.compile(r"^\s*(op\d+|leaf\d+|omitted) \[", re.MULTILINE)
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
+
+
+def nodes(dot, prefix=""):
+    return [n for n in NODE.findall(dot.source) if n.startswith(prefix)]
+
+
+def edges(dot):
+    return EDGE.findall(dot.source)
+
+
+def recorded_graph(tensor):
+    """The graph as the engine holds it: the distinct Context nodes reachable from `tensor`,
+    the distinct leaf tensors, and how many (input, op) links there are."""
+    contexts, leaves, links = {}, {}, 0
+    stack = [tensor]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is None:
+            leaves[id(t)] = t
+            continue
+        if id(t.grad_fn) in contexts:
+            continue
+        contexts[id(t.grad_fn)] = t.grad_fn
+        links += len(t.grad_fn.inputs)
+        stack.extend(t.grad_fn.inputs)
+    return contexts, leaves, links
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.out(self.hidden(x).relu())
+
+
+@pytest.fixture
+def mlp_loss():
+    ta.manual_seed(0)
+    model = MLP()
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))
+    return model, x, model(x).sum()
+
+
+@pytest.fixture(scope="module")
+def gpt_loss():
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=1, n_head=2, d_model=8)
+    idx = np.random.default_rng(0).integers(0, 7, (2, 5))
+    logits = model(idx)
+    return model, F.cross_entropy(logits.reshape(-1, 7), idx.reshape(-1))
+
+
+def test_hand_built_mlp_has_one_node_per_op_and_leaf():
+    x = ta.Tensor(np.ones((2, 3)))
+    W = ta.Tensor(np.ones((3, 4)), requires_grad=True)
+    b = ta.Tensor(np.zeros(4), requires_grad=True)
+    loss = (x @ W + b).relu().sum()
+    dot = draw_graph(loss, params={"W": W, "b": b}, inputs={"x": x})
+    # matmul, add, relu, sum; leaves x, W, b; edges x->matmul, W->matmul, matmul->add,
+    # b->add, add->relu, relu->sum.
+    assert len(nodes(dot, "op")) == 4 and len(nodes(dot, "leaf")) == 3
+    assert len(edges(dot)) == 6
+    for op in ("matmul", "add", "relu", "sum"):
+        assert f"<B>{op}</B>" in dot.source
+    assert "<B>W</B>" in dot.source and "<B>x</B>" in dot.source
+    assert "(2, 4)" in dot.source                       # an op's output shape
+
+
+def test_edges_follow_the_data_from_inputs_to_the_op_that_used_them():
+    x = ta.Tensor(np.ones(3), requires_grad=True)
+    y = (x * x).exp()
+    dot = draw_graph(y, params={"x": x})
+    ids = {re.search(r"<B>(\w+)</B>", line).group(1): line.split()[0]
+           for line in dot.source.splitlines() if "<B>" in line}
+    # x is used twice by mul: two arrows, both into mul, and mul's result flows into exp
+    assert edges(dot).count((ids["x"], ids["mul"])) == 2
+    assert (ids["mul"], ids["exp"]) in edges(dot)
+
+
+def test_mlp_module_names_every_parameter_by_its_dotted_path(mlp_loss):
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model, inputs={"x": x})
+    contexts, leaves, links = recorded_graph(loss)
+    assert len(nodes(dot, "op")) == len(contexts)
+    assert len(nodes(dot, "leaf")) == len(leaves)
+    assert len(edges(dot)) == links
+    for name, _ in model.named_parameters():
+        assert f"<B>{name}</B>" in dot.source
+    # parameters, inputs and unnamed leaves are filled differently
+    fill = {line.split("<B>")[1].split("</B>")[0]: re.search(r'fillcolor="(#\w+)"', line)[1]
+            for line in dot.source.splitlines() if "<B>" in line}
+    assert fill["hidden.weight"] == fill["out.bias"] != fill["x"] != fill["relu"]
+
+
+def test_tiny_gpt_graph_matches_the_recorded_graph(gpt_loss):
+    model, loss = gpt_loss
+    dot = draw_graph(loss, params=model, show_data=True)
+    contexts, leaves, links = recorded_graph(loss)
+    assert len(nodes(dot, "op")) == len(contexts) > 30
+    assert len(nodes(dot, "leaf")) == len(leaves)
+    assert len(edges(dot)) == links
+    assert "<B>blocks.0.self_attn.q.weight</B>" in dot.source
+    assert "omitted" not in dot.source
+    assert "data: norm" in dot.source
+
+
+def test_clusters_group_parameters_by_top_level_module(gpt_loss):
+    model, loss = gpt_loss
+    dot = draw_graph(loss, params=model, cluster_params=True)
+    assert "subgraph cluster_" in dot.source
+    for group in ("tok", "blocks.0", "norm"):
+        assert f"label=<<B>{group}</B>>" in dot.source
+    assert len(nodes(dot)) == len(nodes(draw_graph(loss, params=model)))
+
+
+def test_show_data_and_show_grad_summaries(mlp_loss):
+    model, x, loss = mlp_loss
+    before = draw_graph(loss, params=model, show_grad=True).source
+    assert "grad: none" in before                       # parameters, before any backward
+    loss.backward(retain_graph=True)                    # keep the graph so it can be drawn
+    dot = draw_graph(loss, params=model, show_data=True, show_grad=True)
+    w = model.hidden.weight
+    assert f"norm {np.linalg.norm(w.grad):.4g}" in dot.source
+    assert f"max {w.data.max():.4g}" in dot.source
+    assert "grad: none" not in dot.source
+
+
+def test_hostile_names_are_escaped(tmp_path):
+    hostile = 'm<i>.w<script>&"\\N\nline2 ]; x -> y {'   # m<i> is its module: a cluster
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    c = ta.Tensor(np.ones(2))
+    y = (w * c).sum()
+    dot = draw_graph(y, params={hostile: w}, inputs={'a "b" <c>': c}, cluster_params=True)
+    source = dot.source
+    assert "m&lt;i&gt;.w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {" in source
+    assert "label=<<B>m&lt;i&gt;</B>>" in source                 # the cluster's label
+    assert "a &quot;b&quot; &lt;c&gt;" in source
+    assert "<script>" not in source and '"b"' not in source
+    assert len(nodes(dot)) == 4 and len(edges(dot)) == 3 and "subgraph cluster_0" in source
+    if shutil.which("dot"):
+        svg = render(dot, tmp_path / "hostile.svg").read_text()
+        assert "w&lt;script&gt;" in svg and "<script>" not in svg
+
+
+def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    y = x
+    for _ in range(30):                                 # 30 ops, 1 param, 30 constants
+        y = y * 1.5
+    dot = draw_graph(y, params={"x": x}, max_nodes=10)
+    assert len(nodes(dot)) == 10 and "omitted" in nodes(dot)
+    assert "52 more nodes not drawn" in dot.source           # 61 nodes, 9 drawn
+    assert "25 ops and 27 leaves left out" in dot.source
+    assert all(a != "omitted" for edge in edges(dot) for a in edge)
+    full = draw_graph(y, params={"x": x}, max_nodes=61)
+    assert "omitted" not in full.source and len(nodes(full)) == 61
+
+
+def test_a_leaf_is_drawn_alone_and_a_freed_graph_says_so(mlp_loss):
+    model, x, loss = mlp_loss
+    assert len(nodes(draw_graph(x, inputs={"x": x}))) == 1
+    loss.backward()                                     # frees the graph
+    dot = draw_graph(loss, params=model)
+    assert len(nodes(dot)) == 1 and "freed by backward" in dot.source
+
+
+@needs_dot
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".png", b"\x89PNG\r\n\x1a\n"),
+                                           (".pdf", b"%PDF-")])
+def test_render_writes_real_files(mlp_loss, tmp_path, suffix, magic):
+    model, x, loss = mlp_loss
+    path = render(draw_graph(loss, params=model, inputs={"x": x}), tmp_path / f"g{suffix}")
+    data = path.read_bytes()
+    assert data.startswith(magic) or (suffix == ".svg" and data.lstrip().startswith(b"<svg"))
+    if suffix == ".svg":
+        assert b"hidden.weight" in data
+
+
+@needs_dot
+def test_render_the_tiny_gpt(gpt_loss, tmp_path):
+    model, loss = gpt_loss
+    path = render(draw_graph(loss, params=model), tmp_path / "gpt.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_render_dot_source_and_unknown_suffix(mlp_loss, tmp_path):
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    assert render(dot, tmp_path / "g.dot").read_text() == dot.source
+    with pytest.raises(ValueError, match="format"):
+        render(dot, tmp_path / "g.jpeg2000")
+
+
+def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, tmp_path,
+                                                                       monkeypatch):
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` anywhere on PATH
+    with pytest.raises(DotNotFoundError, match="apt-get install graphviz") as info:
+        render(dot, tmp_path / "g.svg")
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "g.dot").read_text() == dot.source
+    assert not (tmp_path / "g.svg").exists()

@@ -1,0 +1,176 @@
+"""viz.plots.plot_metrics and `tinyformer plot`: a PNG from metrics.jsonl, written by training
+and on demand; every bad input is one line `Error: ...`, exit status 2, and no file written."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("matplotlib")
+from matplotlib.image import imread  # noqa: E402
+
+from cli import main  # noqa: E402
+from viz.plots import plot_metrics, read_metrics, smooth  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_metrics(directory, n=40, eval_every=10, extra="val_recall", tail=""):
+    """A synthetic metrics.jsonl as training writes it; `tail` is appended raw."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for step in range(1, n + 1):
+        record = {"step": step, "train_loss": 3.0 / step ** 0.5, "lr": 1e-3 * min(1, step / 5)}
+        if step % eval_every == 0:
+            record["val_loss"] = 3.2 / step ** 0.5
+            if extra:
+                record[extra] = step / n
+        lines.append(json.dumps(record) + "\n")
+    (directory / "metrics.jsonl").write_text("".join(lines) + tail, encoding="utf-8")
+    return directory
+
+
+def assert_png(path):
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_MAGIC
+    height, width = imread(path).shape[:2]
+    assert 500 < width < 2000 and 300 < height < 1500
+    return width, height
+
+
+def files_in(directory):
+    return sorted(p.name for p in Path(directory).iterdir())
+
+
+@pytest.mark.parametrize("extra", ["val_recall", "val_accuracy", None])
+def test_plot_from_synthetic_metrics(tmp_path, extra):
+    run = write_metrics(tmp_path / "run", extra=extra)
+    written = plot_metrics(run)
+    assert written == os.path.join(run, "loss.png")
+    width, height = assert_png(written)
+    # A third panel (recall or accuracy) makes the figure taller, not wider.
+    run2 = write_metrics(tmp_path / "run2", extra="val_accuracy" if extra is None else None)
+    _, other_height = assert_png(plot_metrics(run2))
+    assert (height > other_height) == (extra is not None)
+    assert files_in(run) == ["loss.png", "metrics.jsonl"]     # no temporary file left
+
+
+def test_plot_from_metrics_file_to_out_path(tmp_path):
+    run = write_metrics(tmp_path / "run")
+    out = tmp_path / "elsewhere.png"
+    assert plot_metrics(run / "metrics.jsonl", out) == out
+    assert_png(out)
+    assert not (run / "loss.png").exists()
+
+
+def test_cut_off_last_line_is_ignored(tmp_path):
+    run = write_metrics(tmp_path / "run", n=5, tail='{"step": 6, "train_lo')
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+    assert_png(plot_metrics(run))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no records"),
+    ("\n\n", "no records"),
+    ("not json at all\n", "line 1 is not JSON"),
+    ('{"step": 1, "train_loss": 2.0}\nbroken\n{"step": 3, "train_loss": 1.0}\n',
+     "line 2 is not JSON"),
+    ('{"loss": 2.0}\n', "no numeric 'step'"),
+    ("[1, 2]\n", "no numeric 'step'"),
+])
+def test_bad_metrics_are_one_line_value_errors(tmp_path, content, message):
+    (tmp_path / "metrics.jsonl").write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as error:
+        plot_metrics(tmp_path)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "loss.png").exists()
+
+
+def test_missing_metrics_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        plot_metrics(tmp_path)
+
+
+def test_smooth_has_no_lag_and_keeps_constants():
+    assert smooth([2.0] * 30) == pytest.approx([2.0] * 30)
+    line = [float(i) for i in range(100)]
+    # A forward-only EMA would trail a straight line by about span/2; forwards-backwards not.
+    assert smooth(line, span=9)[50] == pytest.approx(50.0, abs=0.01)
+    assert smooth([1.0, 5.0], span=1) == [1.0, 5.0]
+
+
+def test_training_writes_the_plot(tmp_path):
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"loss plot: {out / 'loss.png'}" in result.stdout
+    assert_png(out / "loss.png")
+
+
+def test_plot_command_end_to_end(tmp_path):
+    run = write_metrics(tmp_path / "run")
+    result = tinyformer("plot", run)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(run / "loss.png")
+    assert_png(run / "loss.png")
+
+    out = tmp_path / "curves.png"
+    result = tinyformer("plot", run / "metrics.jsonl", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert_png(out)
+
+    result = tinyformer("plot", "--help")
+    assert result.exit_code == 0 and "Examples:" in result.stdout
+
+
+def bad_inputs(tmp_path):
+    """(arguments, words expected in the error, directory that must stay unchanged)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_records = tmp_path / "no-records"
+    no_records.mkdir()
+    (no_records / "metrics.jsonl").write_text("")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "metrics.jsonl").write_bytes(b"\x00\xff garbage\n" * 3)
+    good = write_metrics(tmp_path / "good")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return [
+        (["plot", tmp_path / "missing"], "does not exist", tmp_path),
+        (["plot", empty], "no metrics.jsonl", empty),
+        (["plot", no_records], "no records", no_records),
+        (["plot", corrupt], "not UTF-8", corrupt),
+        (["plot", good, "--out", tmp_path / "nodir" / "x.png"], "does not exist", good),
+        (["plot", good, "--out", good], "is a directory", good),
+        (["plot", good, "--out", good / "x.svg"], "should end in .png", good),
+        (["plot", good, "--out", locked / "x.png"], "not writable", locked),
+    ]
+
+
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
+    locked = str(tmp_path / "locked")
+    if os.geteuid() == 0:        # root may write anywhere: let the check see what a user's
+        real_access = os.access  # permissions would say
+        monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == locked
+                            else real_access(path, mode))
+    for args, words, directory in bad_inputs(tmp_path):
+        before = files_in(directory)
+        result = tinyformer(*args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], \
+            (args, result.stderr)
+        assert "Traceback" not in result.output
+        assert files_in(directory) == before, args
+    (tmp_path / "locked").chmod(0o700)

@@ -1,0 +1,181 @@
+"""Training curves from a run directory's metrics.jsonl, drawn as a PNG.
+
+`tinyformer train` writes one JSON object a line to <run>/metrics.jsonl: `step`, `train_loss`
+and `lr` on every line, and `val_loss` (with `val_recall` or `val_accuracy` for some jobs) on
+the lines where it evaluated. `plot_metrics` turns that file into one picture:
+
+    top     train loss per step (thin, noisy) with a smoothed line through it, and the
+            validation loss at the evaluated steps (markers): the gap between them is
+            overfitting, a rising train loss a learning rate too high;
+    middle  val_recall / val_accuracy, if the run measured one (0 to 1);
+    bottom  the learning rate, to see warmup and decay line up with the loss.
+
+matplotlib is imported inside the function, not at the top: the rest of viz (and the command
+line) work without it, and only drawing a plot needs it.
+"""
+
+import json
+import os
+
+from tinyformer.files import atomic_write
+
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
+
+# Validation figures other than the loss that a job may report, with their axis labels.
+EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
+
+
+def read_metrics(path):
+    """The records of a metrics.jsonl file, as a list of dicts in file order.
+
+    A run killed mid-write can leave its last line cut off; that line is dropped. Anything
+    else wrong (no file, no records, a bad line in the middle, a line without `step` and
+    `train_loss`) is a ValueError of one line."""
+    if not os.path.exists(path):
+        raise ValueError(f"metrics file {path!r} does not exist; train a run first "
+                         f"(tinyformer train --out DIR)")
+    if os.path.isdir(path):
+        raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
+                         f"{METRICS_FILE}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
+            from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            # The last line, cut off by a crash, is ignored; but a file whose only line is
+            # not JSON is more likely not a metrics file at all.
+            if number == len(lines) and records:
+                break
+            raise ValueError(f"metrics file {path!r} line {number} is not JSON; is it a "
+                             f"metrics.jsonl?") from None
+        if not (isinstance(record, dict) and _is_number(record.get("step"))
+                and _is_number(record.get("train_loss"))):
+            raise ValueError(f"metrics file {path!r} line {number} has no numeric 'step' and "
+                             f"'train_loss'; is it a metrics.jsonl?")
+        records.append(record)
+    if not records:
+        raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
+                         f"step")
+    return records
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def smooth(values, span=None):
+    """The `values` smoothed by an exponential moving average run forwards and then backwards.
+
+    One forward EMA lags behind: on a falling loss curve it draws above the points, which reads
+    as a worse loss than the model had. Running it back over its own output cancels the lag
+    (the trick of scipy's filtfilt). Each pass is corrected for its start (as TensorBoard and
+    Adam do), else it would begin at 0 and draw a fake dip.
+
+    `span` is roughly how many points each pass averages over; by default a fiftieth of the
+    run, so the smoothed line looks alike for 100 steps and for 10,000."""
+    if span is None:
+        span = max(1, len(values) // 50)
+    beta = 1 - 2 / (span + 1)                 # pandas' ewm(span=...) convention
+
+    def ema(xs):
+        out, average = [], 0.0
+        for t, x in enumerate(xs, start=1):
+            average = beta * average + (1 - beta) * x
+            out.append(average / (1 - beta ** t) if beta > 0 else average)
+        return out
+
+    return ema(ema(values)[::-1])[::-1]
+
+
+def plot_metrics(run_dir_or_metrics_path, out_path=None):
+    """Draw a run's training curves to a PNG and return the path written.
+
+    `run_dir_or_metrics_path` is a run directory (holding metrics.jsonl) or the metrics file
+    itself. `out_path` defaults to loss.png in the run directory. The file is written
+    atomically: a failure leaves no half-written picture. ValueError (one line) when the
+    metrics are missing, empty or not a metrics.jsonl."""
+    source = os.fspath(run_dir_or_metrics_path)
+    if os.path.isdir(source):
+        run_dir, metrics_path = source, os.path.join(source, METRICS_FILE)
+    else:
+        run_dir, metrics_path = os.path.dirname(source) or ".", source
+    if out_path is None:
+        out_path = os.path.join(run_dir, PLOT_FILE)
+    records = read_metrics(metrics_path)          # before matplotlib: bad input fails fast
+
+    # The Agg backend draws into memory, so no screen is needed (a server, CI, ssh). We build
+    # the Figure directly rather than through pyplot: pyplot keeps every figure in a global
+    # list (a leak if not closed) and would switch the backend of a user's notebook too.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps = [r["step"] for r in records]
+    train_loss = [r["train_loss"] for r in records]
+    evaluated = [r for r in records if _is_number(r.get("val_loss"))]
+    extras = [key for key in EXTRA_FIGURES if any(_is_number(r.get(key)) for r in records)]
+    has_lr = any(_is_number(r.get("lr")) for r in records)
+
+    # One panel for the losses, tall; smaller ones below for the extra figures and the lr.
+    panels = ["loss"] + (["extra"] if extras else []) + (["lr"] if has_lr else [])
+    heights = {"loss": 3, "extra": 1.3, "lr": 1}
+    fig = Figure(figsize=(9, 3.2 + 1.5 * (len(panels) - 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
+    axes = dict(zip(panels, axes))
+    fig.suptitle(f"training run: {os.path.basename(os.path.abspath(run_dir))}",
+                 fontsize=13, fontweight="bold")
+
+    ax = axes["loss"]
+    ax.plot(steps, train_loss, color="tab:blue", linewidth=0.8, alpha=0.4,
+            label="train loss (each step)")
+    ax.plot(steps, smooth(train_loss), color="tab:blue", linewidth=2,
+            label="train loss (smoothed)")
+    if evaluated:
+        ax.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated],
+                color="tab:orange", marker="o", markersize=5, linewidth=1.2,
+                label="validation loss")
+        last = evaluated[-1]
+        ax.annotate(f"{last['val_loss']:.3f}", (last["step"], last["val_loss"]),
+                    textcoords="offset points", xytext=(0, 8), ha="center",
+                    color="tab:orange", fontsize=9)
+    ax.set_ylabel("loss (cross-entropy, nats)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=9)
+
+    if extras:
+        ax = axes["extra"]
+        for key, color in zip(extras, ("tab:green", "tab:purple")):
+            points = [r for r in records if _is_number(r.get(key))]
+            ax.plot([r["step"] for r in points], [r[key] for r in points], color=color,
+                    marker="o", markersize=4, linewidth=1.2, label=EXTRA_FIGURES[key])
+            ax.annotate(f"{points[-1][key]:.2f}", (points[-1]["step"], points[-1][key]),
+                        textcoords="offset points", xytext=(0, 7), ha="center",
+                        color=color, fontsize=9)
+        ax.set_ylim(-0.05, 1.15)              # recall and accuracy are fractions (+ label room)
+        ax.set_ylabel(EXTRA_FIGURES[extras[0]] if len(extras) == 1 else "fraction")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=9)
+
+    if has_lr:
+        ax = axes["lr"]
+        points = [r for r in records if _is_number(r.get("lr"))]
+        ax.plot([r["step"] for r in points], [r["lr"] for r in points], color="tab:gray",
+                linewidth=1.5)
+        ax.set_ylabel("learning rate")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        ax.grid(True, alpha=0.3)
+
+    axes[panels[-1]].set_xlabel("step")
+    with atomic_write(out_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    return out_path
