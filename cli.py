@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 import tinyautograd
+from tinyautograd import functional as F
 from tinyautograd import no_grad
 from tinyformer.beam import beam_search
 from tinyformer.checkpoint import load_model
@@ -659,6 +660,86 @@ def plot_after_training(directory):
         click.echo(f"loss plot: {plot_metrics(directory)}")
     except ValueError as e:
         click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# graph
+# ---------------------------------------------------------------------------------------------
+
+GRAPH_EPILOG = """\b
+Examples:
+  tinyformer graph --example mlp --out mlp.svg
+  tinyformer graph --example layernorm --what backward --out ln-backward.png
+  tinyformer graph --example gpt --grad --out gpt.pdf       gradient norms in the boxes
+  tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." --out step.svg
+  tinyformer graph --example attention --out attention.dot  the graphviz source only
+
+\b
+--what forward draws the graph that computes the loss: each op with its output shape, each
+parameter by its name in the module tree. --what backward draws the graph that computing the
+gradients records: how each gradient comes from the one above it and the values the forward
+saved, the chain rule made visible. svg, png and pdf need graphviz's dot program.
+"""
+
+
+@main.command(epilog=GRAPH_EPILOG)
+@click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt"]),
+              help="A small built-in computation to draw.")
+@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a GPT checkpoint's "
+              "training step (forward and loss) on --prompt instead.")
+@click.option("--prompt", default="\n", help="With --checkpoint: the text of the batch.")
+@click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
+              show_default=True)
+@click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
+@click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
+              "max (after a backward pass).")
+@click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--out", "out_path", default="graph.svg", show_default=True,
+              metavar="FILE.svg|png|pdf|dot")
+def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes, out_path):
+    """Draw a computation graph, forward or backward, to svg, png, pdf or dot."""
+    import viz
+    from viz.examples import Example
+    from viz.examples import example as build_example
+    if (example is None) == (checkpoint_dir is None):
+        raise InputError("give one of --example NAME or --checkpoint DIR")
+    suffix = os.path.splitext(out_path)[1].lower()
+    if suffix not in (".svg", ".png", ".pdf", ".dot", ".gv"):
+        raise InputError(f"--out {out_path!r}: the suffix says the format; use .svg, .png, "
+                         f".pdf or .dot")
+    directory = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write --out {out_path!r}: directory {directory!r} does not "
+                         f"exist")
+    with input_errors():
+        if example is not None:
+            shown = build_example(example)
+        else:
+            model, tokenizer, saved = load_model(checkpoint_dir)
+            if saved["model"] != "gpt":
+                raise ValueError(f"--checkpoint draws GPT checkpoints; this one is a "
+                                 f"{saved['model']} (try --example)")
+            ids = encode_prompt(tokenizer, prompt, allow_special=False)[:model.context + 1]
+            if len(ids) < 2:
+                raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
+            idx = np.array([ids])
+            model.train()
+            loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
+            shown = Example(loss, model, {})
+    if what == "backward":
+        if not hasattr(viz, "draw_backward"):
+            raise InputError("--what backward is not available in this version")
+        picture = viz.draw_backward(shown.loss, params=shown.params, max_nodes=max_nodes)
+    else:
+        if show_grad:
+            shown.loss.backward(retain_graph=True)
+        picture = viz.draw_graph(shown.loss, params=shown.params, inputs=shown.inputs,
+                                 show_data=show_data, show_grad=show_grad, max_nodes=max_nodes)
+    try:
+        written = viz.render(picture, out_path)
+    except viz.DotNotFoundError as e:
+        raise InputError(str(e)) from None
+    click.echo(written)
 
 
 if __name__ == "__main__":
