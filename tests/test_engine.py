@@ -256,6 +256,19 @@ def test_backward_create_graph_leaves_a_differentiable_grad_tensor():
     np.testing.assert_allclose(x.grad, 6 * x.data)
 
 
+def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
+    x, w = f64(3), f64(3, seed=1)
+    y = x * w
+    loss = (y * y).sum()                  # y reaches the second mul twice: its grads are summed
+    seed = Tensor(1.0, requires_grad=True, dtype=np.float64)
+    (gx,) = ta.grad(loss, [x], grad_outputs=seed, create_graph=True)
+    assert gx.grad_fn.backward_of is y.grad_fn                  # grad * w, in x * w's backward
+    gy = gx.grad_fn.inputs[0]                                    # dL/dy = g * y + g * y
+    assert gy.grad_fn.name == "add" and gy.grad_fn.backward_of is None   # the paths' sum
+    assert {i.grad_fn.backward_of for i in gy.grad_fn.inputs} == {loss.grad_fn.inputs[0].grad_fn}
+    assert y.grad_fn.backward_of is None and ta.engine._mode.backward_of is None
+
+
 def test_fused_op_refuses_create_graph_clearly():
     logits = f64(4, 5)
     loss = ta.functional.cross_entropy(logits, np.array([0, 1, 2, 3]))

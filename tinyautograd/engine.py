@@ -30,6 +30,7 @@ DEFAULT_DTYPE = np.float32
 class _Mode:
     grad_enabled = True
     anomaly = False
+    backward_of = None     # the node whose backward is running now (see Context.backward_of)
 
 
 _mode = _Mode()
@@ -117,10 +118,16 @@ class Context:
     stored for its backward (as attributes, `ctx.anything = ...`).
 
     Public, for viz and custom ops: `fn` (the Function class), `name`, `inputs` (Tensors),
-    `needs_input_grad` (a bool per input), `output` (the Tensor it produced), `freed`.
+    `needs_input_grad` (a bool per input), `output` (the Tensor it produced), `freed`, and
+    `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward of
+    another node (its formula, and summing the result back to the input's shape), that other
+    node; None for a forward op, and for the `+` that sums the gradients reaching a tensor by
+    several paths. It is what lets a picture of the backward graph say which forward op each
+    gradient op comes from.
     """
 
     freed = False
+    backward_of = None
 
     def __init__(self, fn, inputs, needs_input_grad):
         self.fn = fn
@@ -213,6 +220,8 @@ class Function:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
+            if _mode.backward_of is not None:
+                ctx.backward_of = _mode.backward_of
         if _mode.anomaly:
             ctx.created_at = _user_line()
             if _has_nan_or_inf(out.data):
@@ -572,16 +581,18 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     # In anomaly mode, check each gradient as a whole and blame the forward op it belongs to,
     # rather than the small ops inside its backward formula.
     check_anomaly, _mode.anomaly = _mode.anomaly, False
+    outer = _mode.backward_of    # not None when a backward runs inside another's backward
     try:
         with set_grad_enabled(create_graph):
             _propagate(order, grads, wanted_ids, found, retain_graph, create_graph,
-                       check_anomaly)
+                       check_anomaly, outer)
     finally:
-        _mode.anomaly = check_anomaly
+        _mode.anomaly, _mode.backward_of = check_anomaly, outer
     return [found.get(id(t)) for t in wanted]
 
 
-def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, check_anomaly):
+def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, check_anomaly,
+               outer):
     """The chain rule, node by node, from the roots to the leaves."""
     for t in reversed(order):
         grad = grads.pop(id(t), None)
@@ -603,6 +614,9 @@ def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, chec
                 f"{node.name} is only once differentiable: its backward is a fused numpy "
                 f"kernel, which create_graph=True cannot record. Build this computation from "
                 f"differentiable ops to take gradients of its gradients.")
+        # Under create_graph, the ops recorded from here to the end of the unbroadcasting below
+        # are this node's backward: they are stamped with it (Context.backward_of).
+        _mode.backward_of = node
         input_grads = node.fn.backward(node, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -621,7 +635,13 @@ def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, chec
                     f"contains NaN or Inf; the op was created at "
                     f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
             previous = grads.get(id(inp))
-            grads[id(inp)] = g if previous is None else previous + g
+            if previous is not None:
+                # Summing over paths is the chain rule's own `+`, not part of this node's backward
+                _mode.backward_of = outer
+                g = previous + g
+                _mode.backward_of = node
+            grads[id(inp)] = g
+        _mode.backward_of = outer
         if not retain_graph:
             node.free()
 

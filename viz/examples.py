@@ -18,10 +18,14 @@ class Example:
 
 
 def mlp():
-    """A two-layer perceptron and its cross-entropy on a batch of 4."""
+    """A two-layer perceptron and its cross-entropy on a batch of 4, written as
+    -mean(log_softmax(logits)[i, label_i]) rather than the fused kernel, so that its backward
+    graph can be drawn too (a fused kernel's backward is one numpy step, not a graph)."""
     model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
     x = ta.Tensor(np.random.default_rng(0).standard_normal((4, 3)))
-    return Example(F.cross_entropy(model(x), np.array([0, 1, 1, 0])), model, {"x": x})
+    labels = np.array([0, 1, 1, 0])
+    log_probs = model(x).log_softmax(axis=-1)                      # (4, 2)
+    return Example(-log_probs[np.arange(4), labels].mean(), model, {"x": x})
 
 
 class _LayerNorm(nn.Module):
@@ -55,7 +59,8 @@ def attention():
 
 
 def gpt():
-    """A one-layer GPT and its next-token loss on a batch of 2 sequences of 8 tokens."""
+    """A one-layer GPT and its next-token loss on a batch of 2 sequences of 8 tokens. It uses
+    the fused kernels (attention, layer norm, cross-entropy), so only its forward graph draws."""
     from tinyformer.gpt import GPT
     model = GPT(vocab_size=10, context=8, n_layer=1, n_head=2, d_model=8)
     idx = np.random.default_rng(0).integers(0, 10, (2, 9))

@@ -1,4 +1,4 @@
-"""Draw the forward computation graph that produced a tensor, with graphviz.
+"""Draw the computation graph that produced a tensor, and the graph that computed its gradients.
 
 Every op result remembers how it was made: `tensor.grad_fn` is a node (a `Context`) with the
 op's `name` and its `inputs`, and each input that was itself computed has a `grad_fn` of its
@@ -12,21 +12,40 @@ knows nothing of this module.
 
 The picture flows with the data: leaves at the top, each op below its inputs, the result last.
 Note that `backward()` frees the graph as it goes (unless `retain_graph=True`), so draw before
-calling it, or keep the graph when you want to see gradients with `show_grad=True`.
+calling it, or keep the graph when you want to see gradients with `show_grad=True` or
+`color_by_grad=True` (gradient flow: each node filled by the size of its gradient).
+
+`draw_backward(loss)` draws the backward pass itself: the ops that `grad(create_graph=True)`
+records while it applies the chain rule, grouped by the forward op whose backward they are (the
+engine stamps them: `Context.backward_of`).
 """
 
 import html
+import math
 from collections import deque
 from pathlib import Path
 
 import graphviz
 import numpy as np
 
+import tinyautograd as ta
+
 # Fill colours of the three kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
 PARAM_COLOUR = "#cfe2f3"      # pale blue: a parameter (a leaf that is learned)
 INPUT_COLOUR = "#d9ead3"      # pale green: a named input
 CONSTANT_COLOUR = "#eeeeee"   # grey: any other leaf (constants made by `x * 2`, masks, ...)
+# In the backward graph: where the chain rule starts, what it reuses from the forward pass, and
+# the gradients it delivers.
+SEED_COLOUR = "#f4cccc"       # pale red: the upstream gradient dL/dL = 1
+SAVED_COLOUR = "#d9d2e9"      # pale violet: a forward tensor a backward formula reads
+GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient of
+
+# Gradient flow: a gradient norm is placed on a log scale and coloured along viridis (dark
+# violet = small, yellow = large). Its brightness rises steadily, so the order of sizes can be
+# read even in greyscale. Five of viridis' colours, interpolated linearly between.
+_VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 
 INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
                 "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS)")
@@ -77,19 +96,25 @@ def _summary(kind, array):
 # Walking the graph
 
 
-def _walk(tensor):
-    """The graph behind `tensor`, breadth first from the result back to the leaves.
+def _walk(roots, stop=None):
+    """The graph behind the tensors `roots`, breadth first from them back to the leaves.
 
     Returns `order`, a list of ("op", node, output) and ("leaf", tensor, None), each graph node
     once, nearest the result first (so cutting the list keeps the part next to the result), and
     `edges`, a list of (input key, op key): one per input of each op, so `x * x` has two.
     A key is ("op", id(node)) or ("leaf", id(tensor)): two ops can never share an id while both
     are alive, and the graph keeps them all alive while we look.
+
+    `stop(t)`, when given, makes more tensors leaves: the backward graph stops at the forward
+    tensors its formulas read, rather than drawing the forward graph behind them again.
     """
     order, edges, seen = [], [], set()
 
+    def is_leaf(t):
+        return t.grad_fn is None or (stop is not None and stop(t))
+
     def key_of(t):
-        return ("op", id(t.grad_fn)) if t.grad_fn is not None else ("leaf", id(t))
+        return ("leaf", id(t)) if is_leaf(t) else ("op", id(t.grad_fn))
 
     def visit(t):
         key = key_of(t)
@@ -105,10 +130,11 @@ def _walk(tensor):
         return key
 
     queue = deque()
-    visit(tensor)
+    for root in roots:
+        visit(root)
     while queue:
         t = queue.popleft()
-        if t.grad_fn is None:
+        if is_leaf(t):
             continue
         node_key = key_of(t)
         for inp in t.grad_fn.inputs:     # empty once backward has freed the node
@@ -148,7 +174,8 @@ def _cluster_of(name):
 
 
 def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=False,
-               max_nodes=500, rankdir="TB", cluster_params=False):
+               max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
+               grad_range=(1e-8, 1.0)):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
     One box per op (its name and output shape) and one per leaf tensor; an arrow from each
@@ -164,10 +191,19 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
     many ops and leaves were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
+
+    `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
+    filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
+    on the scale `grad_range` (norms outside it take the end colours), and a legend shows the
+    scale. Leaves get their `.grad`; an op gets its result's `.grad`, which the engine keeps
+    only for tensors that asked (`retain_grads(loss)` asks for all of them before backward).
+    Nodes without a gradient are white. Vanishing gradients show as a dark start of the graph.
     """
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
-    order, edges = _walk(tensor)
+    if color_by_grad:
+        _check_range(grad_range)
+    order, edges = _walk([tensor])
     if len(order) > max_nodes:
         # Keep one place for the note, so that the picture holds max_nodes nodes in all.
         kept, dropped = order[:max_nodes - 1], order[max_nodes - 1:]
@@ -184,9 +220,11 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     for kind, obj, output in kept:
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
-            dot.node(node_id, _op_label(obj, output, show_data, show_grad), fillcolor=OP_COLOUR,
-                     # the result's op gets a thick border: that is where the arrows lead
-                     penwidth="2.5" if output is tensor else "1")
+            label = _op_label(obj, output, show_data, show_grad, color_by_grad)
+            colours = (_grad_fill(output.grad, grad_range) if color_by_grad
+                       else {"fillcolor": OP_COLOUR})
+            # the result's op gets a thick border: that is where the arrows lead
+            dot.node(node_id, label, penwidth="2.5" if output is tensor else "1", **colours)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         name, leaf_kind = names.get(id(obj), (obj.name, None))
@@ -196,7 +234,9 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
         colour = {"param": PARAM_COLOUR, "input": INPUT_COLOUR}.get(leaf_kind, CONSTANT_COLOUR)
         attrs = dict(fillcolor=colour, shape="box" if leaf_kind == "param" else "ellipse",
                      style="filled")
-        label = _leaf_label(obj, name, show_data, show_grad)
+        if color_by_grad:
+            attrs.update(_grad_fill(obj.grad if obj.requires_grad else None, grad_range))
+        label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
         group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
         if group is None:
             dot.node(node_id, label, **attrs)
@@ -222,10 +262,12 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                                    [f"{n_ops} ops and {n_leaves} leaves left out "
                                     f"(max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
+    if color_by_grad:
+        _add_legend(dot, grad_range)
     return dot
 
 
-def _op_label(node, output, show_data, show_grad):
+def _op_label(node, output, show_data, show_grad, color_by_grad=False):
     lines = [_shape(output.data)]
     if node.freed:
         lines.append("inputs freed by backward (use retain_graph=True)")
@@ -233,10 +275,12 @@ def _op_label(node, output, show_data, show_grad):
         lines.append(_summary("data", output.data))
     if show_grad and output.grad is not None:     # non-leaves keep .grad only if retain_grad()
         lines.append(_summary("grad", output.grad))
+    if color_by_grad:
+        lines.append(_norm_line(output.grad))
     return _label(node.name, lines)
 
 
-def _leaf_label(t, name, show_data, show_grad):
+def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
     title = name if name else "tensor"
     lines = [_shape(t.data)]
     if not name and t.size == 1:
@@ -246,7 +290,222 @@ def _leaf_label(t, name, show_data, show_grad):
         lines.append(_summary("data", t.data))
     if show_grad and t.requires_grad:
         lines.append(_summary("grad", t.grad))
+    if color_by_grad and t.requires_grad:
+        lines.append(_norm_line(t.grad))
     return _label(title, lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The backward graph
+
+
+def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500,
+                  rankdir="TB"):
+    """The graph of the backward pass of `loss` (one number), as a `graphviz.Digraph`.
+
+    Backward formulas are Tensor ops, so `grad(loss, leaves, create_graph=True)` records them
+    like any computation; this draws what it recorded. The chain rule reads from the top:
+
+      * the seed, dL/dL = 1: the upstream gradient everything starts from (pale red);
+      * saved forward values: forward tensors that backward formulas read, such as the inputs
+        of a mul or the output of a tanh (pale violet, named like the forward graph's nodes);
+      * the backward ops, each in a dashed box "<op> backward" naming the forward op whose
+        gradient it helps compute (the engine stamps them: `Context.backward_of`), and, outside
+        the boxes, the `add` that sums the gradients reaching a tensor along several paths;
+      * one output per leaf, dL/d<name> (pale blue), fed by the op that computed it.
+
+    For `L = (x * w).sum()`: the sum's backward spreads the seed into ones of x's shape, and
+    the mul's backward multiplies them by the saved w to give dL/dx, and by x to give dL/dw.
+
+    The gradients are taken of the leaves in `params` (a Module or a dict name -> tensor) and
+    `inputs` (a dict) that require a gradient, or of every leaf that requires one when both
+    are None. They are returned by `grad`, not accumulated: `.grad` is left as it was, and the
+    forward graph is kept. `show_data` adds the norm and range of every drawn tensor; at most
+    `max_nodes` nodes are drawn, the ones nearest the gradients.
+    """
+    if loss.size != 1:
+        raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
+    if max_nodes < 1:
+        raise ValueError(f"draw_backward: max_nodes must be at least 1, got {max_nodes}")
+    forward_order, _ = _walk([loss])
+    forward = {}                            # id(tensor) -> tensor, for every forward tensor
+    for kind, obj, output in forward_order:
+        t = output if kind == "op" else obj
+        forward[id(t)] = t
+    names = _leaf_names(params, inputs)
+    if params is None and inputs is None:
+        wanted = [t for t in forward.values() if t.grad_fn is None and t.requires_grad]
+    else:
+        wanted = [t for t in forward.values() if id(t) in names and t.requires_grad]
+    if not wanted:
+        raise ValueError("draw_backward: no leaf of the graph requires a gradient")
+
+    # A seed that requires a gradient makes every op downstream of it recorded, even those
+    # whose other operands are constants (a plain `ones` seed would leave `L = x + w` with
+    # nothing recorded to draw).
+    seed = ta.Tensor(np.ones_like(loss.data), requires_grad=True, dtype=loss.dtype)
+    grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    outputs = [(t, g) for t, g in zip(wanted, grads) if g is not None]
+
+    order, edges = _walk([g for _, g in outputs], stop=lambda t: id(t) in forward)
+    budget = max(max_nodes - len(outputs), 1)   # the dL/d outputs are always drawn
+    if len(order) > budget:
+        kept, dropped = order[:budget - 1], order[budget - 1:]
+    else:
+        kept, dropped = order, []
+
+    dot = graphviz.Digraph("backward_graph")
+    dot.attr(rankdir=rankdir)
+    dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
+    dot.attr("edge", color="#666666")
+
+    # Number the forward ops, so that two muls' backward boxes can be told apart.
+    forward_ops = [obj for kind, obj, _ in forward_order if kind == "op"]
+    op_number = {id(node): len(forward_ops) - i for i, node in enumerate(forward_ops)}
+    ids, clusters = {}, {}
+    for kind, obj, output in kept:
+        if kind == "op":
+            node_id = ids[("op", id(obj))] = f"op{len(ids)}"
+            lines = [_shape(output.data)]
+            if obj.backward_of is None and obj.name == "add":
+                lines.append("sums the gradients of several paths")
+            if show_data:
+                lines.append(_summary("data", output.data))
+            entry = (node_id, _label(obj.name, lines), {"fillcolor": OP_COLOUR})
+            if obj.backward_of is None:
+                dot.node(entry[0], entry[1], **entry[2])
+            else:
+                clusters.setdefault(id(obj.backward_of), (obj.backward_of, []))[1].append(entry)
+            continue
+        node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
+        title, lines, attrs = _backward_leaf(obj, seed, forward, names, op_number)
+        if show_data:
+            lines.append(_summary("data", obj.data))
+        dot.node(node_id, _label(title, lines), **attrs)
+
+    for i, (node, members) in enumerate(clusters.values()):
+        with dot.subgraph(name=f"cluster_{i}") as sub:
+            title = f"{node.name} backward"
+            output = node.output
+            detail = [f"of forward op #{op_number[id(node)]}"] if id(node) in op_number else []
+            if output is not None:
+                detail.append(f"output {_shape(output.data)}")
+            sub.attr(label=_label(title, detail), style="dashed", color="#999999",
+                     fontname="Helvetica")
+            for node_id, label, attrs in members:
+                sub.node(node_id, label, **attrs)
+
+    for source, target in edges:
+        if source in ids and target in ids:
+            dot.edge(ids[source], ids[target])
+
+    for i, (t, g) in enumerate(outputs):
+        name = names.get(id(t), (t.name or "tensor",))[0]
+        dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)]), fillcolor=GRAD_OUT_COLOUR,
+                 penwidth="2.5")
+        source = ("leaf", id(g)) if id(g) in forward or g.grad_fn is None else ("op", id(g.grad_fn))
+        if source in ids:
+            dot.edge(ids[source], f"grad{i}")
+
+    if dropped:
+        dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
+                                   [f"max_nodes={max_nodes}"]),
+                 shape="note", style="filled", fillcolor="#f4cccc")
+    return dot
+
+
+def _backward_leaf(t, seed, forward, names, op_number):
+    """Title, detail lines and graphviz attributes of a leaf of the backward graph."""
+    if t is seed:
+        return "dL/dL = 1", ["the upstream gradient (seed)"], {"fillcolor": SEED_COLOUR,
+                                                              "shape": "ellipse",
+                                                              "style": "filled"}
+    attrs = {"shape": "ellipse", "style": "filled"}
+    if id(t) in forward:
+        # A forward tensor: a named leaf, or the output of a forward op, saved for backward.
+        if t.grad_fn is not None:
+            title = f"{t.grad_fn.name} #{op_number[id(t.grad_fn)]} output"
+        else:
+            title = names.get(id(t), (t.name or "tensor",))[0]
+        return title, ["saved forward value", _shape(t.data)], dict(attrs, fillcolor=SAVED_COLOUR)
+    # A constant a backward formula made: the 1 of `1 - y * y`, the mask of relu, ...
+    if t.size == 1:
+        value = f"{t.data.item():.4g}" if t.dtype.kind in "fc" else f"{t.data.item()}"
+        return "constant", [f"= {value}"], dict(attrs, fillcolor=CONSTANT_COLOUR)
+    return "constant", [_shape(t.data)], dict(attrs, fillcolor=CONSTANT_COLOUR)
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient flow: colours for gradient norms on a log scale
+
+
+def retain_grads(tensor):
+    """Ask every op result in the graph behind `tensor` to keep its `.grad` after backward, so
+    that `draw_graph(..., color_by_grad=True)` can colour the ops as well as the parameters.
+    Call it before `backward`."""
+    order, _ = _walk([tensor])
+    for kind, _, output in order:
+        if kind == "op":
+            output.retain_grad()
+
+
+def _check_range(grad_range):
+    low, high = grad_range
+    if not 0 < low < high:
+        raise ValueError(f"grad_range must be two norms 0 < low < high, got {grad_range}")
+
+
+def _scale_position(norm, grad_range):
+    """Where `norm` sits on the log10 scale of `grad_range`: 0 at the low end, 1 at the high
+    end, clipped to [0, 1] (a zero gradient is as vanished as can be: 0)."""
+    low, high = (math.log10(v) for v in grad_range)
+    if not norm > 0:
+        return 0.0
+    return min(max((math.log10(norm) - low) / (high - low), 0.0), 1.0)
+
+
+def grad_colour(norm, grad_range=(1e-8, 1.0)):
+    """The colour ("#rrggbb") that gradient flow gives a gradient of this norm."""
+    _check_range(grad_range)
+    scaled = _scale_position(norm, grad_range) * (len(_VIRIDIS) - 1)
+    i = min(int(scaled), len(_VIRIDIS) - 2)        # the segment of the ramp it falls in
+    frac = scaled - i
+    a, b = (bytes.fromhex(c[1:]) for c in _VIRIDIS[i:i + 2])
+    return "#" + "".join(f"{round(x + (y - x) * frac):02x}" for x, y in zip(a, b))
+
+
+def _norm(array):
+    return float(np.linalg.norm(np.asarray(array, dtype=np.float64)))
+
+
+def _grad_fill(grad, grad_range):
+    """graphviz attributes that fill a node by its gradient; text in white on the dark half."""
+    if grad is None:
+        return {"fillcolor": NO_GRAD_COLOUR}
+    norm = _norm(grad)
+    dark = _scale_position(norm, grad_range) < 0.5
+    return {"fillcolor": grad_colour(norm, grad_range), "fontcolor": "white" if dark else "black"}
+
+
+def _norm_line(grad):
+    return "no gradient" if grad is None else f"grad norm {_norm(grad):.2e}"
+
+
+def _add_legend(dot, grad_range):
+    """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table."""
+    low, high = (math.log10(v) for v in grad_range)
+    exponents = list(range(math.ceil(low), math.floor(high) + 1)) or [low, high]
+    step = max(1, math.ceil(len(exponents) / 12))  # at most about a dozen cells
+    cells = ""
+    for e in exponents[::step]:
+        norm = 10.0 ** e
+        font = "white" if _scale_position(norm, grad_range) < 0.5 else "black"
+        cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
+                  f'POINT-SIZE="10">{_text(f"1e{e:g}")}</FONT></TD>')
+    title = f'<TD COLSPAN="{len(exponents[::step])}"><B>gradient norm (log scale)</B></TD>'
+    table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0"><TR>{title}</TR>'
+             f"<TR>{cells}</TR></TABLE>")
+    dot.node("legend", f"<{table}>", shape="plaintext", style="")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,268 @@
+"""viz.draw_backward: the backward graph recorded by grad(create_graph=True), drawn with the
+seed, the saved forward values and the dL/d outputs as their own nodes, and each backward op
+boxed with the forward op it belongs to; and gradient flow (draw_graph(color_by_grad=True))."""
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyautograd import nn
+from viz import draw_backward, draw_graph, grad_colour, render, retain_grads
+
+# One statement per line of the source: `op3 [label=...]`, `leaf0 -> op3`, `op1 -> grad0`.
+NODE = re.compile(r"^\s*(op\d+|leaf\d+|grad\d+|omitted) \[", re.MULTILINE)
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
+
+
+def nodes(dot, prefix=""):
+    return [n for n in NODE.findall(dot.source) if n.startswith(prefix)]
+
+
+def titles(dot):
+    """node id -> its bold title, for the nodes (not the clusters)."""
+    return {m[1]: m[2] for m in re.finditer(r"^\s*(\w+) \[label=<<B>(.*?)</B>", dot.source,
+                                            re.MULTILINE)}
+
+
+def clusters(dot):
+    """cluster title -> the node ids inside its box."""
+    found = {}
+    for body in re.findall(r"subgraph cluster_\d+ \{(.*?)\n\t\}", dot.source, re.DOTALL):
+        title = re.search(r"label=<<B>(.*?)</B>", body)[1]
+        found.setdefault(title, []).extend(re.findall(r"^\s*(op\d+) \[", body, re.MULTILINE))
+    return found
+
+
+def feeds(dot):
+    """target id -> the ids of the nodes with an arrow into it."""
+    into = {}
+    for source, target in EDGE.findall(dot.source):
+        into.setdefault(target, []).append(source)
+    return into
+
+
+def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
+    x = ta.Tensor(np.arange(3.0), requires_grad=True)
+    w = ta.Tensor(np.full(3, 2.0), requires_grad=True)
+    dot = draw_backward((x * w).sum(), params={"x": x, "w": w})
+    title, into, boxes = titles(dot), feeds(dot), clusters(dot)
+    by_title = {}
+    for node_id, t in title.items():
+        by_title.setdefault(t, []).append(node_id)
+    # the seed, two saved values, sum's backward (reshape, broadcastto), mul's backward (two
+    # muls), and the two gradients
+    assert len(nodes(dot)) == 9 and len(EDGE.findall(dot.source)) == 8
+    (seed,) = by_title["dL/dL = 1"]
+    (saved_x,), (saved_w,) = by_title["x"], by_title["w"]
+    (dx,), (dw,) = by_title["dL/dx"], by_title["dL/dw"]
+    assert "saved forward value" in dot.source and "upstream gradient" in dot.source
+    # sum backward: the seed is spread into ones of x's shape
+    (reshape,), (ones,) = by_title["reshape"], by_title["broadcastto"]
+    assert sorted(boxes["sum backward"]) == sorted([reshape, ones])
+    assert into[reshape] == [seed] and into[ones] == [reshape]
+    # mul backward: dL/dx = ones * w and dL/dw = ones * x
+    (mul_x,) = into[dx]
+    (mul_w,) = into[dw]
+    assert sorted(boxes["mul backward"]) == sorted([mul_x, mul_w])
+    assert sorted(into[mul_x]) == sorted([ones, saved_w])
+    assert sorted(into[mul_w]) == sorted([ones, saved_x])
+    # the gradients were returned, not accumulated: .grad is untouched
+    assert x.grad is None and w.grad is None
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        self.hidden = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.out(self.hidden(x).tanh())
+
+
+def backward_graph(grads, forward_ids):
+    """Counted independently: the ops reachable from the gradients, stopping at forward
+    tensors and at leaves, and the distinct leaves where it stopped."""
+    ops, leaves, stack = set(), set(), list(grads)
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is None or id(t) in forward_ids:
+            leaves.add(id(t))
+        elif id(t.grad_fn) not in ops:
+            ops.add(id(t.grad_fn))
+            stack.extend(t.grad_fn.inputs)
+    return ops, leaves
+
+
+def forward_ids(loss):
+    ids, stack = set(), [loss]
+    while stack:
+        t = stack.pop()
+        if id(t) not in ids:
+            ids.add(id(t))
+            stack.extend(t.grad_fn.inputs if t.grad_fn is not None else ())
+    return ids
+
+
+def test_mlp_backward_graph_matches_the_recorded_one_and_names_every_gradient():
+    ta.manual_seed(0)
+    model = MLP()
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))
+    x.requires_grad = True
+    loss = (model(x) ** 2).mean()
+    dot = draw_backward(loss, params=model, inputs={"x": x})
+    for name in ["x"] + [name for name, _ in model.named_parameters()]:
+        assert f"<B>dL/d{name}</B>" in dot.source
+    assert len(nodes(dot, "grad")) == 5
+    # Draw's grads and a second grad call record the same graph, so the counts agree.
+    seed = ta.Tensor(1.0, requires_grad=True)
+    wanted = [p for _, p in model.named_parameters()] + [x]
+    grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    ops, leaves = backward_graph(grads, forward_ids(loss))
+    assert len(nodes(dot, "op")) == len(ops) > 10
+    assert len(nodes(dot, "leaf")) == len(leaves)
+    boxes = clusters(dot)
+    for forward_op in ("matmul", "add", "tanh", "pow", "sum", "div"):
+        assert f"{forward_op} backward" in boxes
+    assert "tanh #" in dot.source          # tanh's output is saved for its backward
+
+
+def test_paths_that_meet_are_summed_by_an_add_outside_the_boxes():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_backward((x * x).sum(), params={"x": x})
+    title, into, boxes = titles(dot), feeds(dot), clusters(dot)
+    (dx,) = [n for n, t in title.items() if t == "dL/dx"]
+    (total,) = into[dx]
+    assert title[total] == "add" and "sums the gradients of several paths" in dot.source
+    assert all(total not in members for members in boxes.values())
+    assert sorted(into[total]) == sorted(boxes["mul backward"])
+
+
+def test_parameters_default_to_every_leaf_that_requires_a_gradient():
+    a = ta.Tensor(np.ones(2), requires_grad=True)
+    a.name = "a"
+    b = ta.Tensor(np.ones(2), requires_grad=True)
+    c = ta.Tensor(np.ones(2))                       # a constant: no gradient drawn
+    dot = draw_backward((a + b * c).sum())
+    assert "dL/da" in dot.source and "dL/dtensor" in dot.source
+    assert len(nodes(dot, "grad")) == 2
+    with pytest.raises(ValueError, match="one number"):
+        draw_backward(a * 2)
+    with pytest.raises(ValueError, match="requires a gradient"):
+        draw_backward((a * 2).sum(), params={"c": c})
+
+
+def test_hostile_names_are_escaped_in_backward_labels(tmp_path):
+    hostile = 'w<script>&"\\N\nline2 ]; x -> y {'
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_backward((w * w).sum(), params={hostile: w})    # w is saved: its name shows
+    source = dot.source
+    escaped = "w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {"
+    assert f"<B>dL/d{escaped}</B>" in source and f"<B>{escaped}</B>" in source
+    assert "<script>" not in source
+    if shutil.which("dot"):
+        svg = render(dot, tmp_path / "hostile.svg").read_text()
+        assert "w&lt;script&gt;" in svg and "<script>" not in svg
+
+
+def test_node_cap_keeps_the_gradients_and_says_what_is_missing():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    y = x
+    for _ in range(20):
+        y = (y * 1.5).tanh()
+    dot = draw_backward(y.sum(), params={"x": x}, max_nodes=12)
+    assert len(nodes(dot)) == 12 and "omitted" in nodes(dot) and "dL/dx" in dot.source
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+def test_render_the_backward_graph_as_svg(tmp_path):
+    ta.manual_seed(0)
+    model = MLP()
+    loss = model(ta.Tensor(np.ones((2, 3)))).sum()
+    svg = render(draw_backward(loss, params=model, show_data=True), tmp_path / "bw.svg")
+    text = svg.read_text()
+    assert text.lstrip().startswith(("<?xml", "<svg"))
+    assert "dL/dhidden.weight" in text and "tanh backward" in text and "data: norm" in text
+
+
+# -------------------------------------------------------------------------- gradient flow
+
+
+class Deep(nn.Module):
+    """`depth` tanh layers, optionally each with a residual connection x + tanh(layer(x))."""
+
+    def __init__(self, depth, width, residual):
+        self.layers = nn.ModuleList([nn.Linear(width, width) for _ in range(depth)])
+        self.residual = residual
+
+    def forward(self, x):
+        for layer in self.layers:
+            y = layer(x).tanh()
+            x = x + y if self.residual else y
+        return x
+
+
+def brightness(colour):
+    r, g, b = bytes.fromhex(colour[1:])
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def fills(dot):
+    """node title -> fill colour."""
+    return {m[1]: re.search(r'fillcolor="(#\w+)"', m[0])[1]
+            for m in re.finditer(r"^\s*\w+ \[label=<<B>(.*?)</B>.*$", dot.source, re.MULTILINE)}
+
+
+def test_the_colour_scale_is_logarithmic_and_brightens_with_the_norm():
+    scale = [grad_colour(10.0 ** e) for e in range(-9, 2)]
+    assert scale[0] == scale[1] == "#440154" and scale[-1] == scale[-2] == "#fde725"  # clipped
+    assert grad_colour(0.0) == "#440154" and grad_colour(1e-4) == "#21918c"           # middle
+    assert all(brightness(a) < brightness(b) for a, b in zip(scale[1:-2], scale[2:-1]))
+    with pytest.raises(ValueError, match="grad_range"):
+        grad_colour(1.0, grad_range=(1.0, 1e-3))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
+    ta.manual_seed(0)
+    model = Deep(depth=12, width=16, residual=residual)
+    x = ta.Tensor(np.random.default_rng(0).standard_normal((4, 16)))
+    loss = (model(x) ** 2).mean()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)
+    grad_range = (1e-6, 1e2)
+    dot = draw_graph(loss, params=model, color_by_grad=True, grad_range=grad_range)
+    fill = fills(dot)
+    norms = [np.linalg.norm(layer.weight.grad) for layer in model.layers]
+    for i, norm in enumerate(norms):
+        assert fill[f"layers.{i}.weight"] == grad_colour(norm, grad_range)
+        assert f"grad norm {norm:.2e}" in dot.source
+    first, last = (brightness(fill[f"layers.{i}.weight"]) for i in (0, 11))
+    if residual:
+        # the skip path carries the gradient down unchanged: every layer learns alike
+        assert 0.3 < norms[0] / norms[-1] < 3 and abs(first - last) < 40
+    else:
+        # each tanh layer shrinks it: the first layer's is a hundredth of the last's, darker
+        assert norms[0] < 1e-2 * norms[-1] and first < last - 40
+        assert all(a < b for a, b in zip(norms, norms[1:]))
+    # ops are coloured by their retained gradients, and the legend shows the scale
+    assert fill["tanh"] != "#ffffff" and fill["tensor"] == "#ffffff"   # x has no gradient
+    assert "gradient norm (log scale)" in dot.source
+    for e in range(-6, 3):
+        assert f'BGCOLOR="{grad_colour(10.0 ** e, grad_range)}"' in dot.source
+    assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
+
+
+def test_gradient_flow_without_retain_grads_colours_the_parameters_only(tmp_path):
+    ta.manual_seed(0)
+    model = MLP()
+    loss = model(ta.Tensor(np.ones((2, 3)))).sum()
+    loss.backward(retain_graph=True)
+    dot = draw_graph(loss, params=model, color_by_grad=True)
+    fill = fills(dot)
+    assert fill["hidden.weight"] == grad_colour(np.linalg.norm(model.hidden.weight.grad))
+    assert fill["tanh"] == "#ffffff"
+    if shutil.which("dot"):
+        assert b"gradient norm" in render(dot, tmp_path / "flow.svg").read_bytes()
