@@ -592,6 +592,57 @@ def decode_until_eos(tokenizer, ids):
 
 
 # ---------------------------------------------------------------------------------------------
+# attention
+# ---------------------------------------------------------------------------------------------
+
+ATTENTION_EPILOG = """\b
+Examples:
+  tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
+  tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
+  tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which cross
+
+\b
+One heatmap per layer (rows) and head (columns): row i is how query token i spreads its
+attention over the key tokens (it sums to 1). Spaces show as '␣'. A seq2seq checkpoint
+translates the prompt greedily and shows the decoder's cross-attention (target -> source) by
+default; --which encoder or decoder shows the self-attention of either side. Prompts longer
+than 48 tokens show their last 48.
+"""
+
+
+@main.command(epilog=ATTENTION_EPILOG)
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+              help="A run directory written by `tinyformer train`.")
+@click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
+              "allowed; for seq2seq, the source to translate).")
+@click.option("--out", "out_path", default="attention.png", show_default=True,
+              metavar="FILE.png", help="Where to write the picture; an existing file is "
+              "replaced.")
+@click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
+              help="Which attention of a seq2seq checkpoint [cross]; GPT and BERT have "
+              "self-attention only.")
+def attention(checkpoint_dir, prompt, out_path, which):
+    """Draw a checkpoint's attention maps for a prompt: every layer and head, as a PNG."""
+    check_plot_out(out_path)                         # before loading and running the model
+    try:
+        from viz.attention import attention_maps, choose_map, plot_attention
+        import matplotlib  # noqa: F401  (imported late by plot_attention; checked here)
+    except ModuleNotFoundError:
+        raise InputError("drawing attention needs matplotlib: pip install matplotlib") from None
+    with input_errors():
+        model, tokenizer, saved = load_model(checkpoint_dir)
+        kind = saved["model"]
+        name = choose_map(kind, which)
+        chosen = attention_maps(model, tokenizer, prompt, kind)[name]
+    run = os.path.basename(os.path.abspath(checkpoint_dir))
+    title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
+             f"{chosen.weights.shape[1]} heads")
+    with input_errors(OSError):                      # e.g. the disk filled up
+        plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
+    click.echo(out_path)
+
+
+# ---------------------------------------------------------------------------------------------
 # plot
 # ---------------------------------------------------------------------------------------------
 
@@ -729,7 +780,15 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes
     if what == "backward":
         if not hasattr(viz, "draw_backward"):
             raise InputError("--what backward is not available in this version")
-        picture = viz.draw_backward(shown.loss, params=shown.params, max_nodes=max_nodes)
+        try:
+            picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
+                                        max_nodes=max_nodes)
+        except RuntimeError as e:
+            if "only once differentiable" not in str(e):
+                raise
+            raise InputError(f"no backward graph: {str(e).split(':')[0]}, a fused kernel "
+                             f"whose backward is one numpy step; try --example mlp or "
+                             f"layernorm") from None
     else:
         if show_grad:
             shown.loss.backward(retain_graph=True)

@@ -73,3 +73,22 @@ def test_bad_input(tmp_path, monkeypatch, args, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["mlp", "layernorm"])
+def test_the_backward_graph_of_an_example(tmp_path, name):
+    out = tmp_path / f"{name}.svg"
+    result = tinyformer("graph", "--example", name, "--what", "backward", "--out", out)
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    assert "dL/dL = 1" in svg and "backward" in svg
+    for param_name, _ in example(name).params.named_parameters():
+        assert f"dL/d{param_name}" in svg
+
+
+def test_a_fused_kernel_has_no_backward_graph_and_says_so(tmp_path):
+    result = tinyformer("graph", "--example", "gpt", "--what", "backward",
+                        "--out", tmp_path / "g.dot")
+    assert result.exit_code == 2 and "fused kernel" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 
-from tinyautograd import Function, ShapeError, Tensor, concat, functional, nn
+from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn
 
-__all__ = ["scaled_dot_product_attention", "attention_readable", "FusedAttention",
-           "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
+__all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weights",
+           "FusedAttention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
 
 # The score given to a blocked key. -inf would also make its softmax weight exactly 0, but a row
 # whose keys are all blocked would then compute -inf - (-inf) = NaN inside softmax. A large
@@ -87,9 +87,11 @@ def padding_mask(is_token):
 
 def _keep_mask(q, k, v, mask):
     """Check the shapes of an attention call; return its mask as a numpy boolean array (or
-    None), which must broadcast to the scores' shape (..., T_q, T_k) without enlarging it."""
-    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ShapeError(f"attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., T_q, "
+    None), which must broadcast to the scores' shape (..., T_q, T_k) without enlarging it.
+    v may be None (only the weights are wanted)."""
+    if q.shape[-1] != k.shape[-1] or (v is not None and k.shape[-2] != v.shape[-2]):
+        v_shape = "none" if v is None else v.shape
+        raise ShapeError(f"attention: q {q.shape}, k {k.shape}, v {v_shape} need q (..., T_q, "
                          f"d), k (..., T_k, d) and v (..., T_k, d_v)")
     if mask is None:
         return None
@@ -112,14 +114,13 @@ def _keep_mask(q, k, v, mask):
 # Scaled dot-product attention
 
 
-def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
-    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step, twice differentiable.
+def attention_weights(q, k, mask=None):
+    """softmax(q k^T / sqrt(d) + blocked): how much each query attends to each key.
 
-    q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
-    True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
-    weights: a query then ignores some keys at random (section 5.4 of the paper).
+    q (..., T_q, d), k (..., T_k, d) -> (..., T_q, T_k), each row summing to 1 (or all 0 where
+    the mask blocks every key). One engine op per step, so it can be differentiated (twice).
     """
-    keep = _keep_mask(q, k, v, mask)
+    keep = _keep_mask(q, k, None, mask)
     scores = q @ k.swapaxes(-2, -1) * (1 / math.sqrt(q.shape[-1]))    # (..., T_q, T_k)
     if keep is not None:
         scores = scores.masked_fill(~keep, _BLOCKED)
@@ -128,6 +129,18 @@ def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
         # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread
         # evenly over them. Zero it, so that such a query outputs 0 and passes no gradient.
         weights = weights.masked_fill(~keep, 0.0)
+    return weights
+
+
+def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
+    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step, twice differentiable.
+
+    q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
+    True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
+    weights: a query then ignores some keys at random (section 5.4 of the paper).
+    """
+    keep = _keep_mask(q, k, v, mask)
+    weights = attention_weights(q, k, keep)                           # (..., T_q, T_k)
     weights = functional.dropout(weights, dropout_p, training)
     return weights @ v                                                # (..., T_q, d_v)
 
@@ -208,7 +221,15 @@ class MultiHeadAttention(nn.Module):
     d_model / n_head dimensions, so all of them cost about what one full-width head would,
     while each can attend to different positions. The h projections of one kind are held as one
     (d_model, d_model) Linear, head i using columns i*d_head..(i+1)*d_head.
+
+    To look at the attention weights (viz.attention draws them), set `record_weights = True`:
+    each forward then also stores softmax(q k^T / sqrt(d) + mask), before dropout, as a numpy
+    array (B, n_head, T_q, T_k) in `last_weights`. The fused kernel keeps its weights to
+    itself, so they are computed a second time, by `attention_weights`: off by default.
     """
+
+    record_weights = False     # set True on an instance to fill last_weights at each forward
+    last_weights = None
 
     def __init__(self, d_model, n_head, dropout=0.0, bias=True, rotary=None):
         if d_model % n_head:
@@ -240,6 +261,9 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:                      # (B, n_head, start + T, d_head)
             k, v = cache.extend(self, k, v)
         heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
+        if self.record_weights:                    # a copy for viewing, outside any graph
+            with no_grad():
+                self.last_weights = attention_weights(q, k, mask).data.copy()
         B, _, T, _ = heads.shape                   # (B, n_head, T, d_head)
         # Concat(head_1, ..., head_h): put the heads side by side again.
         # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, C)

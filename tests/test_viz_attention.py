@@ -1,0 +1,204 @@
+"""Attention maps: MultiHeadAttention's opt-in `record_weights` (the readable path's softmax,
+rows summing to 1, the future blocked), viz.attention's maps and grid, and `tinyformer
+attention` for GPT, BERT and the encoder-decoder; every bad input is one line `Error: ...`,
+exit status 2, and no file written."""
+
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+from tinyformer.attention import KVCache, MultiHeadAttention, causal_mask, padding_mask
+
+pytest.importorskip("matplotlib")
+from matplotlib.image import imread  # noqa: E402
+
+from cli import main  # noqa: E402
+from tinyformer.checkpoint import load_model  # noqa: E402
+from viz.attention import attention_maps, plot_attention  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2", "--iters", "2"]
+SEQ2SEQ = ["--task", "reverse", "--min-len", "3", "--max-len", "5", "--n-layer", "1",
+           "--d-model", "16", "--n-head", "2", "--iters", "2", "--batch-size", "4",
+           "--eval-iters", "2"]
+PROMPTS = {"gpt": "eve has a kite", "bert": "the kite <mask>", "transformer": "01234"}
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# ------------------------------------------------------------ recording in MultiHeadAttention
+
+
+def expected_weights(attn, x, mask):
+    """softmax(q k^T / sqrt(d) + blocked) in plain numpy, from the module's own projections."""
+    def heads(linear):                         # (B, T, C) -> (B, H, T, d)
+        y = x @ linear.weight.data + linear.bias.data
+        B, T, _ = y.shape
+        return y.reshape(B, T, attn.n_head, attn.d_head).transpose(0, 2, 1, 3)
+
+    q, k = heads(attn.q), heads(attn.k)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(attn.d_head)
+    scores = np.where(mask, scores, -np.inf)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("masking", ["causal", "padding"])
+def test_recorded_weights_are_the_softmax_of_the_scores(masking):
+    ta.manual_seed(0)
+    attn = MultiHeadAttention(d_model=8, n_head=2)
+    x = np.random.default_rng(1).standard_normal((2, 5, 8))
+    mask = (causal_mask(5) if masking == "causal"
+            else padding_mask(np.arange(5)[None, :] < np.array([[5], [3]])))
+    plain = attn(ta.Tensor(x), mask=mask).data
+    assert attn.last_weights is None                       # off by default: nothing kept
+
+    attn.record_weights = True
+    recorded = attn(ta.Tensor(x), mask=mask).data
+    weights = attn.last_weights
+    assert isinstance(weights, np.ndarray) and weights.shape == (2, 2, 5, 5)
+    np.testing.assert_allclose(weights, expected_weights(attn, x, mask), atol=1e-6)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(recorded, plain)         # the output is the fused path's
+    if masking == "causal":                                # the future weighs exactly 0
+        assert (weights[..., ~causal_mask(5)] == 0).all()
+    else:                                                  # and so does padding
+        assert (weights[1, :, :, 3:] == 0).all()
+
+
+def test_recording_with_a_kv_cache_sees_every_earlier_token():
+    ta.manual_seed(0)
+    attn = MultiHeadAttention(d_model=8, n_head=2)
+    attn.record_weights = True
+    x = np.random.default_rng(1).standard_normal((1, 4, 8))
+    full = attn(ta.Tensor(x), mask=causal_mask(4))
+    full_weights = attn.last_weights
+    cache = KVCache()
+    attn(ta.Tensor(x[:, :3]), mask=causal_mask(3), cache=cache)
+    cache.length += 3
+    attn(ta.Tensor(x[:, 3:]), mask=causal_mask(1, 3), cache=cache)
+    assert attn.last_weights.shape == (1, 2, 1, 4)          # one new query, four keys
+    np.testing.assert_allclose(attn.last_weights[:, :, 0], full_weights[:, :, 3], atol=1e-6)
+    assert full.shape == (1, 4, 8)
+
+
+# --------------------------------------------------------------------- tiny trained models
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """kind -> the run directory of a model trained for two steps."""
+    root = tmp_path_factory.mktemp("runs")
+    options = {"gpt": TINY, "bert": TINY + ["--model", "bert"], "transformer": SEQ2SEQ}
+    for kind, args in options.items():
+        result = tinyformer("train", *args, "--out", root / kind)
+        assert result.exit_code == 0, result.output
+    return {kind: root / kind for kind in options}
+
+
+def is_png(path):
+    return path.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("kind,which", [("gpt", None), ("bert", None), ("transformer", None),
+                                        ("transformer", "encoder"),
+                                        ("transformer", "decoder"), ("gpt", "decoder"),
+                                        ("bert", "encoder"), ("bert", "self")])
+def test_attention_command_writes_a_png(runs, tmp_path, kind, which):
+    out = tmp_path / "att.png"
+    extra = [] if which is None else ["--which", which]
+    result = tinyformer("attention", "--checkpoint", runs[kind], "--prompt", PROMPTS[kind],
+                        "--out", out, *extra)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert is_png(out)
+
+
+def test_maps_have_one_heatmap_per_layer_and_head(runs):
+    model, tokenizer, _ = load_model(runs["gpt"])
+    maps = attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt")
+    (chosen,) = maps.values()
+    T = len(PROMPTS["gpt"])
+    assert chosen.weights.shape == (1, 2, T, T)
+    assert chosen.queries == chosen.keys and chosen.queries[3] == "␣"   # spaces made visible
+    np.testing.assert_allclose(chosen.weights.sum(-1), 1.0, atol=1e-5)
+    assert (chosen.weights[..., ~causal_mask(T)] == 0).all()
+    assert not any(attn.record_weights for attn in (b.self_attn for b in model.blocks))
+
+
+def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
+    model, tokenizer, _ = load_model(runs["transformer"])
+    maps = attention_maps(model, tokenizer, "0123", "transformer")
+    S = 4
+    T = maps["decoder"].weights.shape[2]
+    assert maps["decoder"].queries[0] == "<bos>"           # special tokens are shown
+    assert maps["encoder"].weights.shape == (1, 2, S, S)
+    assert maps["cross"].weights.shape == (1, 2, T, S)
+    assert maps["cross"].keys == list("0123")
+    assert maps["decoder"].weights.shape == (1, 2, T, T)
+
+
+def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
+    labels = list("abcdef")
+    weights = np.full((1, 3, 6, 6), 1 / 6)
+    assert plot_attention(weights, labels, labels, tmp_path / "one.png", "one") == 3
+    two = np.concatenate([weights, weights])
+    assert plot_attention(two, labels, labels, tmp_path / "two.png", "two") == 6
+    one_h, one_w = imread(tmp_path / "one.png").shape[:2]
+    two_h, two_w = imread(tmp_path / "two.png").shape[:2]
+    assert two_h > one_h and two_w == one_w
+    # 60 tokens: only the last 48 are drawn, which keeps the picture no bigger than for 48.
+    long_labels = [str(i % 10) for i in range(60)]
+    plot_attention(np.full((1, 1, 60, 60), 1 / 60), long_labels, long_labels,
+                   tmp_path / "long.png", "long", max_tokens=48)
+    plot_attention(np.full((1, 1, 48, 48), 1 / 48), long_labels[:48], long_labels[:48],
+                   tmp_path / "48.png", "48")
+    assert imread(tmp_path / "long.png").shape[1] == imread(tmp_path / "48.png").shape[1]
+    with pytest.raises(ValueError, match="labels"):
+        plot_attention(weights, labels[:5], labels, tmp_path / "bad.png", "bad")
+
+
+# ---------------------------------------------------------------------------- bad inputs
+
+
+BAD = {
+    "no checkpoint": ("missing", PROMPTS["gpt"], [], "is not a directory"),
+    "not a checkpoint": ("empty", PROMPTS["gpt"], [], "no config.json"),
+    "unknown character": ("gpt", "eve has a €", [], "cannot be encoded"),
+    "empty prompt": ("gpt", "", [], "empty"),
+    "too long": ("gpt", "eve has a red kite.", [], "at most 16"),
+    "bert too long": ("bert", "the kite is red and blue", [], "at most 16"),
+    "seq2seq non-digit": ("transformer", "abc", [], "cannot be encoded"),
+    "seq2seq too long": ("transformer", "0" * 17, [], "at most"),
+    "cross on gpt": ("gpt", PROMPTS["gpt"], ["--which", "cross"], "self-attention only"),
+    "encoder on gpt": ("gpt", PROMPTS["gpt"], ["--which", "encoder"], "self-attention only"),
+    "self on seq2seq": ("transformer", "012", ["--which", "self"], "choose cross"),
+    "bad --which": ("gpt", PROMPTS["gpt"], ["--which", "heads"], "--which"),
+    "not .png": ("gpt", PROMPTS["gpt"], ["--out", "{tmp}/att.svg"], ".png"),
+    "no such directory": ("gpt", PROMPTS["gpt"], ["--out", "{tmp}/nope/att.png"],
+                          "does not exist"),
+    "out is a directory": ("gpt", PROMPTS["gpt"], ["--out", "{tmp}"], "is a directory"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, case):
+    run, prompt, extra, message = BAD[case]
+    checkpoint = runs.get(run, tmp_path / run)
+    (tmp_path / "empty").mkdir()
+    extra = [arg.replace("{tmp}", str(tmp_path)) for arg in extra]
+    if "--out" not in extra:
+        extra += ["--out", tmp_path / "att.png"]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = tinyformer("attention", "--checkpoint", checkpoint, "--prompt", prompt, *extra)
+    assert result.exit_code == 2, (case, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), (case, result.stderr)
+    assert message in lines[0], (case, lines[0])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before       # nothing written

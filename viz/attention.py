@@ -1,0 +1,227 @@
+"""Attention maps: what each head of each layer looks at, for one prompt, drawn as a PNG.
+
+    attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
+                                                         MultiHeadAttention's weights
+    plot_attention(weights, row_labels, col_labels, out_path, title)
+                                                         one heatmap per layer (rows) and head
+                                                         (columns), queries down, keys across
+
+A heatmap's row i is query token i's softmax over the keys: it sums to 1, and a bright cell
+(i, j) means token i took much of its output from token j. GPT's maps are lower triangles (a
+token never sees later ones); BERT's are full squares; an encoder-decoder has three kinds: the
+encoder's self-attention over the source, the decoder's masked self-attention over the
+translation so far, and the cross-attention from each target position to the source (for the
+`reverse` task, an anti-diagonal once trained: target t reads source S - 1 - t).
+
+The weights come from `MultiHeadAttention.record_weights` (tinyformer's public switch); the
+models know nothing of this module. matplotlib is imported inside `plot_attention` only.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from tinyautograd import no_grad
+from tinyformer.files import atomic_write
+
+# Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
+# character-level prompt no longer fit, and the end of the prompt is what the model acts on.
+MAX_TOKENS = 48
+
+# The maps each kind of checkpoint (config.json's "model") has; the first is the default.
+MAP_NAMES = {"gpt": ("self",), "bert": ("self",), "transformer": ("cross", "encoder", "decoder")}
+DESCRIPTIONS = {"gpt": {"self": "masked self-attention"},
+                "bert": {"self": "self-attention"},
+                "transformer": {"cross": "decoder cross-attention (target -> source)",
+                                "encoder": "encoder self-attention (source)",
+                                "decoder": "decoder masked self-attention (target)"}}
+
+
+class AttentionMap(NamedTuple):
+    """One kind of attention of a model, for one prompt: `weights` (L, H, T_q, T_k), the
+    labels of its queries (rows) and keys (columns), and what it is, in words."""
+    weights: np.ndarray
+    queries: list
+    keys: list
+    description: str
+
+
+def token_labels(tokenizer, ids):
+    """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
+    label cannot be told from a missing one; special tokens (<bos>) keep their names."""
+    labels = []
+    for i in ids:
+        text = tokenizer.id_to_token(int(i))
+        labels.append(text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥"))
+    return labels
+
+
+def _record(groups, run):
+    """Run `run()` with every MultiHeadAttention of `groups` (name -> list of them, one a
+    layer) recording its weights; return name -> (L, H, T_q, T_k) for the first (only)
+    sequence of the batch."""
+    modules = [attn for layers in groups.values() for attn in layers]
+    for attn in modules:
+        attn.record_weights, attn.last_weights = True, None
+    try:
+        with no_grad():
+            run()
+        return {name: np.stack([attn.last_weights[0] for attn in layers])
+                for name, layers in groups.items()}
+    finally:                                   # recording costs a second softmax: switch it off
+        for attn in modules:
+            attn.record_weights, attn.last_weights = False, None
+
+
+def _encode(tokenizer, prompt, allow_special, context):
+    """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
+    if not prompt:
+        raise ValueError("the prompt is empty; give some text")
+    try:
+        ids = tokenizer.encode(prompt, allow_special=allow_special)
+    except ValueError as e:
+        raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
+                         f"was trained on") from None
+    if len(ids) > context:
+        raise ValueError(f"the prompt has {len(ids)} tokens; this model reads at most "
+                         f"{context}")
+    return ids
+
+
+def attention_maps(model, tokenizer, prompt, kind):
+    """name -> AttentionMap for `prompt`, `kind` being 'gpt', 'bert' or 'transformer' (as in
+    a checkpoint's config.json). The names are MAP_NAMES[kind].
+
+    GPT and BERT read the prompt (BERT with its special tokens, e.g. <mask>). The
+    encoder-decoder reads it as the source and translates it greedily; its decoder maps are
+    then those of a second pass over <bos> and the translation, all of it at once, which gives
+    the weights each step of the translation saw (the decoder is causal). ValueError (one
+    line) for a prompt that is empty, cannot be encoded or does not fit the context."""
+    if kind not in MAP_NAMES:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MAP_NAMES)}")
+    # The models are in eval mode from load_model; a training-mode model would record the
+    # weights before dropout, which is what we want anyway.
+    if kind in ("gpt", "bert"):
+        ids = _encode(tokenizer, prompt, kind == "bert", model.context)
+        layers = ([block.self_attn for block in model.blocks] if kind == "gpt"
+                  else [layer.attn for layer in model.layers])
+        weights = _record({"self": layers}, lambda: model(np.array([ids])))["self"]
+        labels = token_labels(tokenizer, ids)
+        return {"self": AttentionMap(weights, labels, labels, DESCRIPTIONS[kind]["self"])}
+
+    src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
+    bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
+    out = model.greedy_decode(src, model.context - 1, bos, eos)               # (1, 1 + n)
+    # The decoder's inputs were <bos> and every generated token but the last (whose position
+    # would predict the token after it, never asked for).
+    tgt = out[:, :-1]
+    encoded = {}
+
+    def encode():
+        encoded["memory"], encoded["src_mask"] = model.encode(src)
+
+    weights = _record({"encoder": [layer.attn for layer in model.encoder.layers]}, encode)
+    # One pass of the decoder records both of its attentions.
+    weights.update(_record(
+        {"decoder": [layer.self_attn for layer in model.decoder.layers],
+         "cross": [layer.cross_attn for layer in model.decoder.layers]},
+        lambda: model.decode(tgt, encoded["memory"], encoded["src_mask"])))
+    source, target = token_labels(tokenizer, src[0]), token_labels(tokenizer, tgt[0])
+    described = DESCRIPTIONS["transformer"]
+    return {"cross": AttentionMap(weights["cross"], target, source, described["cross"]),
+            "encoder": AttentionMap(weights["encoder"], source, source, described["encoder"]),
+            "decoder": AttentionMap(weights["decoder"], target, target, described["decoder"])}
+
+
+def choose_map(kind, which):
+    """The map name `which` (self, cross, encoder, decoder, or None for the default) stands for
+    in a `kind` checkpoint; ValueError (one line) if it has no such attention."""
+    names = MAP_NAMES[kind]
+    if which is None:
+        return names[0]
+    # GPT is a decoder and BERT an encoder: their one self-attention answers to that name too.
+    aliases = {"gpt": {"decoder": "self"}, "bert": {"encoder": "self"},
+               "transformer": {}}[kind]
+    name = aliases.get(which, which)
+    if name in names:
+        return name
+    if kind == "transformer":
+        raise ValueError(f"--which {which}: an encoder-decoder has three attentions; choose "
+                         f"cross, encoder (source self-attention) or decoder (target "
+                         f"self-attention)")
+    raise ValueError(f"--which {which}: a {kind} checkpoint has self-attention only (no "
+                     f"{'encoder' if kind == 'gpt' else 'decoder'} and no cross-attention)")
+
+
+def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=MAX_TOKENS):
+    """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
+    column j, query tokens `row_labels` down and key tokens `col_labels` across, with a
+    colour bar; write it to the PNG `out_path` atomically. Returns the number of heatmaps.
+
+    Only the last `max_tokens` queries and keys are shown, which the title then says. The
+    colours are on a square-root scale from 0 to 1: a weight of 1/T (attention spread evenly
+    over T keys) stays visible next to a weight near 1."""
+    weights = np.asarray(weights)
+    if weights.ndim != 4:
+        raise ValueError(f"plot_attention: weights must be (layers, heads, queries, keys), got "
+                         f"shape {weights.shape}")
+    n_layer, n_head, t_q, t_k = weights.shape
+    if (len(row_labels), len(col_labels)) != (t_q, t_k):
+        raise ValueError(f"plot_attention: {len(row_labels)} row and {len(col_labels)} column "
+                         f"labels for {t_q} queries and {t_k} keys")
+    rows, cols = min(t_q, max_tokens), min(t_k, max_tokens)
+    weights = weights[:, :, t_q - rows:, t_k - cols:]
+    row_labels, col_labels = list(row_labels)[t_q - rows:], list(col_labels)[t_k - cols:]
+    if (rows, t_q) == (cols, t_k) and rows < t_q:              # self-attention
+        title += f"\n(showing the last {rows} of {t_q} tokens)"
+    else:
+        cropped = [f"last {n} of {total} {what}" for n, total, what in
+                   ((rows, t_q, "queries"), (cols, t_k, "keys")) if n < total]
+        if cropped:
+            title += f"\n(showing the {' and '.join(cropped)})"
+    # A weight of exactly 0 is a blocked key (a later token, padding): left blank, so that
+    # the mask's shape stands apart from weights that are merely small.
+    weights = np.ma.masked_equal(weights, 0.0)
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg   # see viz/plots.py for why
+    from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
+
+    # Each token gets about 0.14 inch (a 7-point label) and each heatmap at least 1.8 inches;
+    # the whole figure stays under about 40 inches wide, with labels thinned out if need be.
+    cell = 0.14
+    width = max(1.8, cell * cols + 0.6)
+    height = max(1.8, cell * rows + 0.6)
+    scale = min(1.0, 40 / (n_head * width))
+    width, height = width * scale, height * scale
+    fig = Figure(figsize=(n_head * width + 1.5, n_layer * height + 1.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_layer, n_head, squeeze=False)
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    # Single characters read best upright; longer tokens (<bos>, BPE pieces) need turning.
+    rotation = 0 if all(len(label) <= 1 for label in col_labels) else 90
+    every = max(1, math.ceil(0.1 / (cell * scale)))            # label every n-th token
+
+    for layer in range(n_layer):
+        for head in range(n_head):
+            ax = axes[layer, head]
+            image = ax.imshow(weights[layer, head], cmap=colours, norm=norm,
+                              interpolation="nearest")
+            ax.set_title(f"layer {layer} head {head}", fontsize=9)
+            ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
+                          fontsize=7)
+            ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=7)
+            ax.tick_params(length=0, pad=1)
+            if head == 0:
+                ax.set_ylabel("query (attending)", fontsize=8)
+            if layer == n_layer - 1:
+                ax.set_xlabel("key (attended to)", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=min(1.0, 4 / n_layer + 0.2), pad=0.01,
+                 label="attention weight", ticks=[0, 0.05, 0.2, 0.5, 1])
+    fig.suptitle(title, fontsize=11)
+    with atomic_write(out_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    return n_layer * n_head
