@@ -724,12 +724,18 @@ Examples:
   tinyformer graph --example gpt --grad --out gpt.pdf       gradient norms in the boxes
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." --out step.svg
   tinyformer graph --example attention --out attention.dot  the graphviz source only
+  tinyformer graph --example gpt --depth 1 --out gpt.svg   one node per top-level module
 
 \b
 --what forward draws the graph that computes the loss: each op with its output shape, each
 parameter by its name in the module tree. --what backward draws the graph that computing the
 gradients records: how each gradient comes from the one above it and the values the forward
 saved, the chain rule made visible. svg, png and pdf need graphviz's dot program.
+
+\b
+The forward graph boxes the ops of each module by its path (blocks.0, blocks.0.attn, ...).
+--depth N collapses each module N levels down into one node with its class, parameter count
+and number of ops: --depth 1 draws a GPT as its embeddings, each block and the final norm.
 """
 
 
@@ -745,15 +751,21 @@ saved, the chain rule made visible. svg, png and pdf need graphviz's dot program
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
               "max (after a backward pass).")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Forward only: collapse each module N levels down into one node.")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot")
-def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes, out_path):
+def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes, depth,
+          out_path):
     """Draw a computation graph, forward or backward, to svg, png, pdf or dot."""
     import viz
     from viz.examples import Example
     from viz.examples import example as build_example
     if (example is None) == (checkpoint_dir is None):
         raise InputError("give one of --example NAME or --checkpoint DIR")
+    if depth is not None and what == "backward":
+        raise InputError("--depth collapses the forward graph; leave it out with --what "
+                         "backward")
     suffix = os.path.splitext(out_path)[1].lower()
     if suffix not in (".svg", ".png", ".pdf", ".dot", ".gv"):
         raise InputError(f"--out {out_path!r}: the suffix says the format; use .svg, .png, "
@@ -762,7 +774,10 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes
     if not os.path.isdir(directory):
         raise InputError(f"cannot write --out {out_path!r}: directory {directory!r} does not "
                          f"exist")
-    with input_errors():
+    # Recording which module made each op costs little, and lets the picture box the ops by
+    # module (and collapse them with --depth). The example builds its own model, so no root
+    # is given: the outermost module called is taken as the root.
+    with input_errors(), viz.record():
         if example is not None:
             shown = build_example(example)
         else:
@@ -793,7 +808,8 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes
         if show_grad:
             shown.loss.backward(retain_graph=True)
         picture = viz.draw_graph(shown.loss, params=shown.params, inputs=shown.inputs,
-                                 show_data=show_data, show_grad=show_grad, max_nodes=max_nodes)
+                                 show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
+                                 depth=depth)
     try:
         written = viz.render(picture, out_path)
     except viz.DotNotFoundError as e:

@@ -92,3 +92,22 @@ def test_a_fused_kernel_has_no_backward_graph_and_says_so(tmp_path):
                         "--out", tmp_path / "g.dot")
     assert result.exit_code == 2 and "fused kernel" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_depth_collapses_the_example_to_its_modules(tmp_path):
+    out = tmp_path / "gpt.svg"
+    result = tinyformer("graph", "--example", "gpt", "--depth", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    for path in ("tok", "pos", "blocks.0", "norm"):
+        assert f">{path}</text>" in svg
+    assert "DecoderLayer" in svg and " ops</text>" in svg and " params</text>" in svg
+    assert "blocks.0.self_attn.q.weight" not in svg          # folded into blocks.0
+
+
+def test_depth_is_for_the_forward_graph_only(tmp_path):
+    result = tinyformer("graph", "--example", "mlp", "--what", "backward", "--depth", 1,
+                        "--out", tmp_path / "g.dot")
+    assert result.exit_code == 2 and "--depth" in result.stderr
+    assert list(tmp_path.iterdir()) == []

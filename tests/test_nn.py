@@ -491,3 +491,37 @@ def test_mlp_learns_two_moons_with_plain_gradient_descent():
             p.data -= 0.5 * p.grad
     accuracy = (model(x).data.argmax(axis=1) == labels).mean()
     assert accuracy == 1.0, f"accuracy {accuracy}, loss {loss.item()}"
+
+
+def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():
+    from tinyformer.gpt import GPT
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=2, n_head=2, d_model=8)
+    idx = np.random.default_rng(0).integers(0, 7, (2, 5))
+    unrecorded = model(idx)
+    with nn.record_module_paths(model):
+        logits = model(idx)
+        loss = logits.sum()
+    assert unrecorded.grad_fn.module_path is None          # nothing recorded outside
+    assert loss.grad_fn.module_path is None                 # made outside any module
+    nodes = _nodes(logits)
+    assert all(node.module_path is not None for node in nodes)   # all made inside the model
+    recorded = {node.module_path for node in nodes}
+    module_names = {name for name, _ in model.named_modules()}
+    assert recorded <= module_names
+    assert {"blocks.0", "blocks.1"} & {p.rsplit(".", 1)[0] for p in recorded}
+    assert any(p.startswith("blocks.1.") for p in recorded)
+    # Without a model, the outermost module called is the root: the same paths.
+    with nn.record_module_paths():
+        again = model(idx)
+    assert {n.module_path for n in _nodes(again)} == recorded
+
+
+def _nodes(tensor):
+    seen, stack = {}, [tensor]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in seen:
+            seen[id(t.grad_fn)] = t.grad_fn
+            stack.extend(t.grad_fn.inputs)
+    return list(seen.values())

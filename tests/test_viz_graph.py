@@ -4,6 +4,7 @@ svg/png/pdf files come out of graphviz's `dot`."""
 
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import tinyautograd as ta
 import tinyautograd.functional as F
 from tinyautograd import nn
+import viz
 from tinyformer.gpt import GPT
 from viz import DotNotFoundError, draw_graph, render
 
@@ -18,7 +20,7 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="graphviz's dot is not installed")
 
 # One statement per line of the source: `op3 [label=...]` or `leaf0 -> op3`.
-NODE = re.compile(r"^\s*(op\d+|leaf\d+|omitted) \[", re.MULTILINE)
+NODE = re.compile(r"^\s*(op\d+|leaf\d+|module\d+|omitted) \[", re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
 
 
@@ -225,3 +227,70 @@ def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, 
     assert "\n" not in str(info.value)
     assert (tmp_path / "g.dot").read_text() == dot.source
     assert not (tmp_path / "g.svg").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Large graphs by module: boxes per module path, modules collapsed below a depth
+
+
+@pytest.fixture(scope="module")
+def recorded_gpt():
+    """A 2-layer GPT of nanoGPT's character-level size, its forward and loss recorded."""
+    ta.manual_seed(0)
+    model = GPT(vocab_size=65, context=64, n_layer=2, n_head=4, d_model=128)
+    idx = np.random.default_rng(0).integers(0, 65, (4, 65))
+    with viz.record(model):
+        loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
+    return model, loss
+
+
+def test_ops_are_boxed_by_module_path(recorded_gpt):
+    model, loss = recorded_gpt
+    dot = draw_graph(loss, params=model)
+    contexts = recorded_graph(loss)[0].values()
+    paths = {node.module_path for node in contexts} - {None, ""}
+    assert paths                                         # recording worked
+    for path in paths:                                   # a box for each, and its parents
+        assert f"label=<<B>{path}</B>>" in dot.source
+    assert "label=<<B>blocks.1.self_attn</B>>" in dot.source
+    assert len(nodes(dot, "op")) == len(contexts)        # nothing collapsed without depth
+
+
+@needs_dot
+def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
+    model, loss = recorded_gpt
+    start = time.perf_counter()
+    dot = draw_graph(loss, params=model, depth=1)
+    render(dot, tmp_path / "gpt.svg")
+    print(f"2-layer GPT, depth=1: drawn and rendered in {time.perf_counter() - start:.3f} s")
+    contexts = recorded_graph(loss)[0].values()
+    # The modules one level down that made ops, a ModuleList's items counting as that level.
+    top = {".".join(p.split(".")[:2 if p.startswith("blocks.") else 1])
+           for p in (n.module_path for n in contexts) if p}
+    expected = {"tok", "pos", "blocks.0", "blocks.1", "norm"}
+    assert top == expected | ({"head"} if model.head is not None else set())
+    collapsed = nodes(dot, "module")
+    assert len(collapsed) == len(expected)
+    block = model.blocks[0]
+    label = next(line for line in dot.source.splitlines() if "<B>blocks.0</B>" in line
+                 and line.lstrip().startswith("module"))
+    n_ops = sum(1 for n in contexts if (n.module_path or "") == "blocks.0"
+                or (n.module_path or "").startswith("blocks.0."))
+    assert f"{block.num_parameters():,} params" in label and f"{n_ops} ops" in label
+    assert type(block).__name__ in label
+    # Its parameters went inside it; the tied embedding, used by two modules, stays drawn.
+    assert "blocks.0.self_attn.q.weight" not in dot.source and "tok.weight" in dot.source
+    assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
+    assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
+    assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
+
+
+def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
+    model, loss = recorded_gpt
+    dot = draw_graph(loss, params=model, depth=0)
+    assert len(nodes(dot, "module")) == 1 and "GPT" in dot.source
+    capped = draw_graph(loss, params=model, depth=2, max_nodes=5)
+    assert len(nodes(capped)) == 5
+    assert "collapsed modules left out (max_nodes=5)" in capped.source
+    with pytest.raises(ValueError, match="depth"):
+        draw_graph(loss, depth=-1)

@@ -31,6 +31,7 @@ class _Mode:
     grad_enabled = True
     anomaly = False
     backward_of = None     # the node whose backward is running now (see Context.backward_of)
+    module_path = None     # the module whose forward runs now, under nn.record_module_paths
 
 
 _mode = _Mode()
@@ -124,10 +125,15 @@ class Context:
     node; None for a forward op, and for the `+` that sums the gradients reaching a tensor by
     several paths. It is what lets a picture of the backward graph say which forward op each
     gradient op comes from.
+
+    `module_path`: the dotted path of the module whose forward made this node (`"blocks.0.attn"`,
+    `""` for the root module itself), recorded only inside `nn.record_module_paths(model)`;
+    None otherwise. It lets a picture group and collapse a large graph by module.
     """
 
     freed = False
     backward_of = None
+    module_path = None
 
     def __init__(self, fn, inputs, needs_input_grad):
         self.fn = fn
@@ -209,6 +215,8 @@ class Function:
         else:
             needs_input_grad = (False,) * len(inputs)
         ctx = Context(cls, inputs, needs_input_grad)
+        if _mode.module_path is not None:      # only under nn.record_module_paths
+            ctx.module_path = _mode.module_path
         try:
             data = cls.forward(ctx, *[t.data for t in inputs], **settings)
         except ShapeError:

@@ -13,8 +13,61 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import functional, random
+from . import engine, functional, random
 from .engine import Tensor
+
+# --------------------------------------------------------------------------------------------
+# Which module made each op
+
+
+_recorder = None     # the active record_module_paths, if any (read by Module.__call__)
+
+
+class record_module_paths:
+    """Context manager: while it is active, each op records the dotted path of the module
+    whose forward made it, as `ctx.module_path` on its graph node (`"blocks.0.attn"`; `""` for
+    the root module's own forward; None for ops made outside any module, such as a loss).
+
+        with nn.record_module_paths(model):
+            loss = F.cross_entropy(model(x), y)
+        loss.grad_fn.inputs[0].grad_fn.module_path     # "head"
+
+    Paths are the names `model.named_modules()` gives, so they match the parameter names; a
+    module shared by two paths takes the first. A module outside `model`'s tree (made on the
+    fly inside a forward) adds nothing: its ops go to the module that called it. Without a
+    `model`, each outermost module called is taken as the root, so code that builds and runs
+    its own model can be recorded from outside.
+    """
+
+    def __init__(self, model=None):
+        self.model = model
+        self.names = None if model is None else _module_names(model)
+
+    def __enter__(self):
+        global _recorder
+        self.outer, _recorder = _recorder, self
+        self.outer_path, engine._mode.module_path = engine._mode.module_path, None
+        return self
+
+    def __exit__(self, *exc):
+        global _recorder
+        _recorder, engine._mode.module_path = self.outer, self.outer_path
+
+    def call(self, module, args, kwargs):
+        """Run `module.forward` with its path as the current one, then restore the caller's."""
+        if self.model is None and engine._mode.module_path is None:
+            self.names = _module_names(module)     # an outermost call: this module is the root
+        path = self.names.get(id(module), engine._mode.module_path)
+        outer_path, engine._mode.module_path = engine._mode.module_path, path
+        try:
+            return module.forward(*args, **kwargs)
+        finally:
+            engine._mode.module_path = outer_path
+
+
+def _module_names(root):
+    return {id(module): name for name, module in root.named_modules()}
+
 
 # --------------------------------------------------------------------------------------------
 # Parameter
@@ -57,7 +110,10 @@ class Module:
     training = True
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        # One global check, so that a forward costs nothing extra unless paths are recorded.
+        if _recorder is None:
+            return self.forward(*args, **kwargs)
+        return _recorder.call(self, args, kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward method")

@@ -1,10 +1,14 @@
 """viz: graphviz pictures of computation and backprop graphs, attention maps and loss curves.
 
 Reads graphs through tinyautograd's public API (`Tensor.grad_fn`, and each node's `name`,
-`inputs`, `output` and `backward_of`); neither the engine nor the models import it.
+`inputs`, `output`, `backward_of` and `module_path`); neither the engine nor the models import
+it. `record(model)` (tinyautograd's `nn.record_module_paths`) is re-exported here: run a forward
+inside it, and `draw_graph(..., depth=N)` can box and collapse the graph by module.
 """
+
+from tinyautograd.nn import record_module_paths as record
 
 from .graph import DotNotFoundError, draw_backward, draw_graph, grad_colour, render, retain_grads
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
-           "DotNotFoundError"]
+           "DotNotFoundError", "record"]

@@ -35,6 +35,7 @@ OP_COLOUR = "#fff2cc"         # pale yellow: an operation
 PARAM_COLOUR = "#cfe2f3"      # pale blue: a parameter (a leaf that is learned)
 INPUT_COLOUR = "#d9ead3"      # pale green: a named input
 CONSTANT_COLOUR = "#eeeeee"   # grey: any other leaf (constants made by `x * 2`, masks, ...)
+MODULE_COLOUR = "#fce5cd"     # pale orange: a whole module folded into one node
 # In the backward graph: where the chain rule starts, what it reuses from the forward pass, and
 # the gradients it delivers.
 SEED_COLOUR = "#f4cccc"       # pale red: the upstream gradient dL/dL = 1
@@ -175,7 +176,7 @@ def _cluster_of(name):
 
 def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=False,
                max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
-               grad_range=(1e-8, 1.0)):
+               grad_range=(1e-8, 1.0), modules=None, depth=None):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
     One box per op (its name and output shape) and one per leaf tensor; an arrow from each
@@ -189,8 +190,17 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
 
     `show_data` and `show_grad` add the norm, min and max of each node's `.data` / `.grad`.
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
-    many ops and leaves were left out. `rankdir="LR"` lays the graph out left to right.
+    many ops, leaves and modules were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
+
+    Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
+    module that made it (`Context.module_path`). Its ops are then drawn in nested dashed boxes,
+    one per module path (`blocks.0`, inside it `blocks.0.attn`, ...). `depth=N` also collapses
+    every module N levels below the root (`depth=1`: its children) into one node, labelled
+    with its path, class, parameter count and how many ops it stands for; the leaves only it
+    uses (its parameters, its constants) go inside it, and the arrows in and out are kept, one
+    per pair of nodes. `modules` is the root Module, for the class names and parameter counts;
+    it defaults to `params` when that is a Module.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -201,30 +211,63 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     """
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"draw_graph: depth must be 0 or more, got {depth}")
     if color_by_grad:
         _check_range(grad_range)
     order, edges = _walk([tensor])
-    if len(order) > max_nodes:
-        # Keep one place for the note, so that the picture holds max_nodes nodes in all.
-        kept, dropped = order[:max_nodes - 1], order[max_nodes - 1:]
-    else:
-        kept, dropped = order, []
     names = _leaf_names(params, inputs)
+    if modules is None and isinstance(params, ta.nn.Module):
+        modules = params
+    tree = _ModuleTree(modules)
+    folded = {} if depth is None else _fold(order, edges, depth, tree, names, tensor)
+
+    # What is drawn: graph nodes not folded, and one node per folded module where its first
+    # member would have been (so the cap below still keeps what is nearest the result).
+    units, module_ops, seen_modules = [], {}, set()
+    for kind, obj, output in order:
+        path = folded.get((kind, id(obj)))
+        if path is None:
+            units.append((kind, obj, output))
+            continue
+        module_ops[path] = module_ops.get(path, 0) + (kind == "op")
+        if path not in seen_modules:
+            seen_modules.add(path)
+            units.append(("module", path, None))
+    if len(units) > max_nodes:
+        # Keep one place for the note, so that the picture holds max_nodes nodes in all.
+        kept, dropped = units[:max_nodes - 1], units[max_nodes - 1:]
+    else:
+        kept, dropped = units, []
 
     dot = graphviz.Digraph("computation_graph")
     dot.attr(rankdir=rankdir)
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
     dot.attr("edge", color="#666666")
 
-    ids, clusters = {}, {}
+    ids = {}                # graph key -> node id, for every graph node drawn or folded
+    placed = []             # (cluster path or None, node id, label, attrs)
     for kind, obj, output in kept:
+        if kind == "module":
+            node_id = f"module{len(placed)}"
+            label = _module_label(obj, tree, module_ops[obj])
+            parents = tree.ancestors(obj)[1:-1]
+            placed.append((parents[-1] if parents else None, node_id, label,
+                           dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled",
+                                penwidth="2.5" if _is_result(tensor, obj, folded) else "1")))
+            for key, path in folded.items():
+                if path == obj:
+                    ids[key] = node_id
+            continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
             label = _op_label(obj, output, show_data, show_grad, color_by_grad)
             colours = (_grad_fill(output.grad, grad_range) if color_by_grad
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
-            dot.node(node_id, label, penwidth="2.5" if output is tensor else "1", **colours)
+            colours["penwidth"] = "2.5" if output is tensor else "1"
+            cluster = obj.module_path or None      # "" (the root's own ops) gets no box
+            placed.append((cluster, node_id, label, colours))
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         name, leaf_kind = names.get(id(obj), (obj.name, None))
@@ -238,33 +281,131 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
             attrs.update(_grad_fill(obj.grad if obj.requires_grad else None, grad_range))
         label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
         group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
-        if group is None:
-            dot.node(node_id, label, **attrs)
-        else:
-            clusters.setdefault(group, []).append((node_id, label, attrs))
+        placed.append((group, node_id, label, attrs))
 
-    # graphviz draws a subgraph whose name starts with "cluster" as a box around its nodes.
-    # The name is ours (a counter); the module path goes in the escaped label.
-    for i, (group, members) in enumerate(clusters.items()):
-        with dot.subgraph(name=f"cluster_{i}") as sub:
-            sub.attr(label=_label(group), style="dashed", color="#999999", fontname="Helvetica")
-            for node_id, label, attrs in members:
-                sub.node(node_id, label, **attrs)
+    _add_clusters(dot, placed, tree)
 
+    # Arrows between drawn nodes; folding turns many arrows into the same pair, and the arrows
+    # inside a folded module into loops, so those are dropped.
+    drawn = set()
     for source, target in edges:
         if source in ids and target in ids:
-            dot.edge(ids[source], ids[target])
+            pair = (ids[source], ids[target])
+            if source in folded or target in folded:
+                if pair[0] == pair[1] or pair in drawn:
+                    continue
+                drawn.add(pair)
+            dot.edge(*pair)
 
     if dropped:
         n_ops = sum(kind == "op" for kind, _, _ in dropped)
-        n_leaves = len(dropped) - n_ops
+        n_modules = sum(kind == "module" for kind, _, _ in dropped)
+        n_leaves = len(dropped) - n_ops - n_modules
+        what = f"{n_ops} ops and {n_leaves} leaves"
+        if n_modules:
+            what = f"{n_ops} ops, {n_leaves} leaves and {n_modules} collapsed modules"
         dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
-                                   [f"{n_ops} ops and {n_leaves} leaves left out "
-                                    f"(max_nodes={max_nodes})"]),
+                                   [f"{what} left out (max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
         _add_legend(dot, grad_range)
     return dot
+
+
+# --------------------------------------------------------------------------------------------
+# Modules: boxes around the ops of each module, and whole modules folded into one node
+
+
+class _ModuleTree:
+    """The module paths of a root Module, and their ancestors: the levels that `depth` counts.
+
+    A ModuleList is no level of its own: it runs nothing, and `blocks.0`, `blocks.1` say more
+    than one `blocks` would (a plain list of modules is no level either). Without a root (paths
+    were recorded, but the caller did not pass the model), a path's ancestors are its dotted
+    prefixes, a list index kept with its list in the same way."""
+
+    def __init__(self, root):
+        self.modules = {} if root is None else {
+            name: module for name, module in root.named_modules()
+            if type(module) is not ta.nn.ModuleList}
+        self._ancestors = {}
+
+    def ancestors(self, path):
+        """The root "" and each module path from the top down to `path` itself."""
+        if path not in self._ancestors:
+            parts = path.split(".") if path else []
+            prefixes = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            if self.modules:
+                chain = [p for p in prefixes if p in self.modules] or prefixes[-1:]
+            else:
+                chain = [p for i, p in enumerate(prefixes)
+                         if i + 1 == len(parts) or not parts[i + 1].isdigit()]
+            self._ancestors[path] = [""] + chain
+        return self._ancestors[path]
+
+
+def _fold(order, edges, depth, tree, names, tensor):
+    """{graph key: module path} for every graph node that a folded module stands for: each op
+    made inside a module `depth` levels down (or deeper), and each leaf only such a module
+    uses (its parameters and constants; named inputs and shared parameters stay drawn)."""
+    folded = {}
+    for kind, obj, _ in order:
+        if kind == "op" and obj.module_path is not None:
+            chain = tree.ancestors(obj.module_path)
+            if len(chain) > depth:
+                folded[("op", id(obj))] = chain[depth]
+    users = {}
+    for source, target in edges:
+        if source[0] == "leaf":
+            users.setdefault(source, set()).add(folded.get(target))
+    for key, paths in users.items():
+        (only,) = paths if len(paths) == 1 else (None,)
+        if only is not None and names.get(key[1], ("", ""))[1] != "input" and \
+                key[1] != id(tensor):
+            folded[key] = only
+    return folded
+
+
+def _is_result(tensor, path, folded):
+    return tensor.grad_fn is not None and folded.get(("op", id(tensor.grad_fn))) == path
+
+
+def _module_label(path, tree, n_ops):
+    module = tree.modules.get(path)
+    lines = []
+    if module is not None:
+        lines += [type(module).__name__, f"{module.num_parameters():,} params"]
+    lines.append(f"{n_ops} ops" if n_ops != 1 else "1 op")
+    return _label(path or "(root)", lines)
+
+
+def _add_clusters(dot, placed, tree):
+    """Add the nodes, each inside the nested boxes of its module path: `blocks.0.attn` sits in
+    a box inside `blocks.0`'s box. graphviz draws a subgraph whose name starts with "cluster" as
+    a box around its nodes; the name is ours (a counter), the path goes in the escaped label."""
+    members, children = {None: []}, {}
+    for cluster, node_id, label, attrs in placed:
+        members.setdefault(cluster, []).append((node_id, label, attrs))
+        if cluster is not None:
+            chain = [None] + tree.ancestors(cluster)[1:]
+            for parent, child in zip(chain, chain[1:]):
+                children.setdefault(parent, [])
+                if child not in children[parent]:
+                    children[parent].append(child)
+                members.setdefault(child, [])
+
+    def fill(graph, cluster):
+        for node_id, label, attrs in members[cluster]:
+            graph.node(node_id, label, **attrs)
+        for child in children.get(cluster, []):
+            with graph.subgraph(name=f"cluster_{len(counter)}") as sub:
+                counter.append(child)
+                sub.attr(label=_label(child), style="dashed", color="#999999",
+                         fontname="Helvetica")
+                fill(sub, child)
+
+    counter = []
+    fill(dot, None)
 
 
 def _op_label(node, output, show_data, show_grad, color_by_grad=False):
