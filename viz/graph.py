@@ -234,16 +234,8 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
         if path not in seen_modules:
             seen_modules.add(path)
             units.append(("module", path, None))
-    if len(units) > max_nodes:
-        # Keep one place for the note, so that the picture holds max_nodes nodes in all.
-        kept, dropped = units[:max_nodes - 1], units[max_nodes - 1:]
-    else:
-        kept, dropped = units, []
-
-    dot = graphviz.Digraph("computation_graph")
-    dot.attr(rankdir=rankdir)
-    dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
-    dot.attr("edge", color="#666666")
+    kept, dropped = _cap(units, max_nodes)
+    dot = _digraph("computation_graph", rankdir)
 
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (cluster path or None, node id, label, attrs)
@@ -490,15 +482,8 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500
 
     order, edges = _walk([g for _, g in outputs], stop=lambda t: id(t) in forward)
     budget = max(max_nodes - len(outputs), 1)   # the dL/d outputs are always drawn
-    if len(order) > budget:
-        kept, dropped = order[:budget - 1], order[budget - 1:]
-    else:
-        kept, dropped = order, []
-
-    dot = graphviz.Digraph("backward_graph")
-    dot.attr(rankdir=rankdir)
-    dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
-    dot.attr("edge", color="#666666")
+    kept, dropped = _cap(order, budget)
+    dot = _digraph("backward_graph", rankdir)
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
     forward_ops = [obj for kind, obj, _ in forward_order if kind == "op"]
@@ -678,3 +663,19 @@ def render(digraph, path):
         raise DotNotFoundError(f"{INSTALL_HINT}; wrote the source to {fallback}") from None
     path.write_bytes(image)
     return path
+
+
+def _cap(items, limit):
+    """(kept, dropped): at most `limit` items in all, one place kept for the note that says
+    what was left out."""
+    if len(items) <= limit:
+        return items, []
+    return items[:limit - 1], items[limit - 1:]
+
+
+def _digraph(name, rankdir):
+    dot = graphviz.Digraph(name)
+    dot.attr(rankdir=rankdir)
+    dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
+    dot.attr("edge", color="#666666")
+    return dot
