@@ -229,6 +229,24 @@ def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, 
     assert not (tmp_path / "g.svg").exists()
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="the stand-in below runs dot")
+def test_render_falls_back_to_graphviz_pure_for_svg_and_png(mlp_loss, tmp_path, monkeypatch):
+    """Without dot, a `graphviz-pure` on PATH renders (here a stand-in that runs dot, so the
+    test needs no extra package); it has no pdf, so pdf still says what to install."""
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "graphviz-pure"
+    stand_in.write_text(f'#!/bin/sh\nexec {shutil.which("dot")} "$@"\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert render(dot, tmp_path / "g.svg").read_bytes().startswith(b"<?xml")
+    assert render(dot, tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(DotNotFoundError, match="graphviz-pure"):
+        render(dot, tmp_path / "g.pdf")
+
+
 # --------------------------------------------------------------------------------------------
 # Large graphs by module: boxes per module path, modules collapsed below a depth
 

@@ -22,6 +22,8 @@ engine stamps them: `Context.backward_of`).
 
 import html
 import math
+import shutil
+import subprocess
 from collections import deque
 from pathlib import Path
 
@@ -49,7 +51,8 @@ _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 
 INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
-                "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS)")
+                "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
+                "or `pip install graphviz-pure` (svg and png only)")
 
 
 class DotNotFoundError(RuntimeError):
@@ -655,14 +658,26 @@ def render(digraph, path):
     if suffix not in _FORMATS:
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; "
                          f"use one of .svg .png .pdf .dot .gv")
-    try:
-        image = digraph.pipe(format=_FORMATS[suffix])
-    except graphviz.ExecutableNotFound:
+    image = _layout(digraph.source, _FORMATS[suffix])
+    if image is None:
         fallback = path.with_suffix(".dot")
         fallback.write_text(digraph.source, encoding="utf-8")
         raise DotNotFoundError(f"{INSTALL_HINT}; wrote the source to {fallback}") from None
     path.write_bytes(image)
     return path
+
+
+def _layout(source, fmt):
+    """The picture of dot `source` in `fmt`, from graphviz's `dot` or else from
+    `graphviz-pure` (a pip-installable port of dot with the same flags and layouts, but no
+    pdf); None if neither is installed."""
+    if shutil.which("dot"):
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"))
+    if shutil.which("graphviz-pure") and fmt != "pdf":
+        done = subprocess.run(["graphviz-pure", f"-T{fmt}"], input=source.encode("utf-8"),
+                              capture_output=True, check=True)
+        return done.stdout
+    return None
 
 
 def _cap(items, limit):
