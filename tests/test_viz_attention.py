@@ -202,3 +202,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("Error:"), (case, result.stderr)
     assert message in lines[0], (case, lines[0])
     assert sorted(p.name for p in tmp_path.rglob("*")) == before       # nothing written
+
+
+def test_attention_figure_is_the_grid_for_a_notebook():
+    from matplotlib.figure import Figure
+
+    import viz
+    labels = list("abcd")
+    fig = viz.attention_figure(np.full((2, 3, 4, 4), 0.25), labels, labels, "title")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 3 + 1     # heatmaps + colour bar

@@ -174,3 +174,15 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
         assert "Traceback" not in result.output
         assert files_in(directory) == before, args
     (tmp_path / "locked").chmod(0o700)
+
+
+def test_the_figure_itself_for_jupyter(tmp_path):
+    """In a notebook a cell ending with the Figure shows it inline: the same drawing as the
+    file, panels and all, without writing anything."""
+    import viz
+    from matplotlib.figure import Figure
+    run = write_metrics(tmp_path / "run")
+    before = sorted(p.name for p in run.iterdir())
+    fig = viz.metrics_figure(run)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3          # loss, recall, lr
+    assert sorted(p.name for p in run.iterdir()) == before

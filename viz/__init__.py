@@ -8,7 +8,10 @@ inside it, and `draw_graph(..., depth=N)` can box and collapse the graph by modu
 
 from tinyautograd.nn import record_module_paths as record
 
+from .attention import attention_figure, attention_maps, plot_attention
 from .graph import DotNotFoundError, draw_backward, draw_graph, grad_colour, render, retain_grads
+from .plots import metrics_figure, plot_metrics
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
-           "DotNotFoundError", "record"]
+           "DotNotFoundError", "record", "metrics_figure", "plot_metrics", "attention_maps",
+           "attention_figure", "plot_attention"]

@@ -155,9 +155,18 @@ def choose_map(kind, which):
 
 
 def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=MAX_TOKENS):
+    """Write attention_figure(...) to the PNG `out_path`, atomically; returns the number of
+    heatmaps (layers x heads)."""
+    fig = attention_figure(weights, row_labels, col_labels, title, max_tokens)
+    with atomic_write(out_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    return len(fig.axes) - 1                                   # the colour bar is an axes too
+
+
+def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKENS):
     """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
     column j, query tokens `row_labels` down and key tokens `col_labels` across, with a
-    colour bar; write it to the PNG `out_path` atomically. Returns the number of heatmaps.
+    colour bar. Returns the matplotlib Figure (shown inline when a Jupyter cell ends with it).
 
     Only the last `max_tokens` queries and keys are shown, which the title then says. The
     colours are on a square-root scale from 0 to 1: a weight of 1/T (attention spread evenly
@@ -222,6 +231,4 @@ def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=
     fig.colorbar(image, ax=axes, shrink=min(1.0, 4 / n_layer + 0.2), pad=0.01,
                  label="attention weight", ticks=[0, 0.05, 0.2, 0.5, 1])
     fig.suptitle(title, fontsize=11)
-    with atomic_write(out_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    return n_layer * n_head
+    return fig

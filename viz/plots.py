@@ -103,13 +103,26 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     itself. `out_path` defaults to loss.png in the run directory. The file is written
     atomically: a failure leaves no half-written picture. ValueError (one line) when the
     metrics are missing, empty or not a metrics.jsonl."""
-    source = os.fspath(run_dir_or_metrics_path)
-    if os.path.isdir(source):
-        run_dir, metrics_path = source, os.path.join(source, METRICS_FILE)
-    else:
-        run_dir, metrics_path = os.path.dirname(source) or ".", source
+    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
+    fig = metrics_figure(metrics_path)
     if out_path is None:
         out_path = os.path.join(run_dir, PLOT_FILE)
+    with atomic_write(out_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    return out_path
+
+
+def _run_paths(run_dir_or_metrics_path):
+    source = os.fspath(run_dir_or_metrics_path)
+    if os.path.isdir(source):
+        return source, os.path.join(source, METRICS_FILE)
+    return os.path.dirname(source) or ".", source
+
+
+def metrics_figure(run_dir_or_metrics_path):
+    """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
+    Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""
+    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     records = read_metrics(metrics_path)          # before matplotlib: bad input fails fast
 
     # The Agg backend draws into memory, so no screen is needed (a server, CI, ssh). We build
@@ -176,6 +189,4 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
         ax.grid(True, alpha=0.3)
 
     axes[panels[-1]].set_xlabel("step")
-    with atomic_write(out_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    return out_path
+    return fig
