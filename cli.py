@@ -722,6 +722,7 @@ Examples:
   tinyformer graph --example mlp --out mlp.svg
   tinyformer graph --example layernorm --what backward --out ln-backward.png
   tinyformer graph --example gpt --grad --out gpt.pdf       gradient norms in the boxes
+  tinyformer graph --example mlp --flow --out flow.png      coloured by gradient norm
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." --out step.svg
   tinyformer graph --example attention --out attention.dot  the graphviz source only
   tinyformer graph --example gpt --depth 1 --out gpt.svg   one node per top-level module
@@ -750,12 +751,14 @@ and number of ops: --depth 1 draws a GPT as its embeddings, each block and the f
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
               "max (after a backward pass).")
+@click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
+              "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Forward only: collapse each module N levels down into one node.")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot")
-def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes, depth,
+def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           out_path):
     """Draw a computation graph, forward or backward, to svg, png, pdf or dot."""
     import viz
@@ -805,11 +808,13 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, max_nodes
                              f"whose backward is one numpy step; try --example mlp or "
                              f"layernorm") from None
     else:
-        if show_grad:
+        if show_grad or flow:
+            if flow:
+                viz.retain_grads(shown.loss)        # so that ops, not only leaves, get colours
             shown.loss.backward(retain_graph=True)
         picture = viz.draw_graph(shown.loss, params=shown.params, inputs=shown.inputs,
                                  show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
-                                 depth=depth)
+                                 depth=depth, color_by_grad=flow)
     try:
         written = viz.render(picture, out_path)
     except viz.DotNotFoundError as e:

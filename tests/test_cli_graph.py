@@ -111,3 +111,12 @@ def test_depth_is_for_the_forward_graph_only(tmp_path):
                         "--out", tmp_path / "g.dot")
     assert result.exit_code == 2 and "--depth" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra", [[], ["--depth", "1"]])
+def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
+    out = tmp_path / "flow.dot"
+    result = tinyformer("graph", "--example", "gpt", "--flow", *extra, "--out", out)
+    assert result.exit_code == 0, result.output
+    source = out.read_text()
+    assert "gradient norm (log scale)" in source and "grad norm" in source

@@ -260,9 +260,21 @@ def test_gradient_flow_without_retain_grads_colours_the_parameters_only(tmp_path
     model = MLP()
     loss = model(ta.Tensor(np.ones((2, 3)))).sum()
     loss.backward(retain_graph=True)
-    dot = draw_graph(loss, params=model, color_by_grad=True)
+    dot = draw_graph(loss, params=model, color_by_grad=True, grad_range=(1e-8, 1.0))
     fill = fills(dot)
     assert fill["hidden.weight"] == grad_colour(np.linalg.norm(model.hidden.weight.grad))
     assert fill["tanh"] == "#ffffff"
     if shutil.which("dot"):
         assert b"gradient norm" in render(dot, tmp_path / "flow.svg").read_bytes()
+
+
+def test_by_default_the_colour_scale_brackets_the_graphs_own_norms():
+    ta.manual_seed(0)
+    model = MLP()
+    loss = model(ta.Tensor(np.ones((2, 3)))).sum()
+    loss.backward(retain_graph=True)
+    norms = [np.linalg.norm(p.grad) for p in model.parameters()] + [1.0]   # 1.0: d loss / d loss
+    low, high = np.floor(np.log10(min(norms))), np.ceil(np.log10(max(norms)))
+    source = draw_graph(loss, params=model, color_by_grad=True).source
+    assert f">1e{int(low)}<" in source and f">1e{int(high)}<" in source
+    assert f">1e{int(low) - 1}<" not in source and f">1e{int(high) + 1}<" not in source

@@ -179,7 +179,7 @@ def _cluster_of(name):
 
 def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=False,
                max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
-               grad_range=(1e-8, 1.0), modules=None, depth=None):
+               grad_range=None, modules=None, depth=None):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
     One box per op (its name and output shape) and one per leaf tensor; an arrow from each
@@ -207,18 +207,20 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
-    on the scale `grad_range` (norms outside it take the end colours), and a legend shows the
-    scale. Leaves get their `.grad`; an op gets its result's `.grad`, which the engine keeps
-    only for tensors that asked (`retain_grads(loss)` asks for all of them before backward).
+    on the scale `grad_range` (norms outside it take the end colours; by default the powers
+    of ten around the graph's own smallest and largest norms), and a legend shows the scale.
+    Leaves get their `.grad`; an op gets its result's `.grad`, which the engine keeps only for
+    tensors that asked (`retain_grads(loss)` asks for all of them before backward).
     Nodes without a gradient are white. Vanishing gradients show as a dark start of the graph.
     """
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     if depth is not None and depth < 0:
         raise ValueError(f"draw_graph: depth must be 0 or more, got {depth}")
-    if color_by_grad:
-        _check_range(grad_range)
     order, edges = _walk([tensor])
+    if color_by_grad:
+        grad_range = grad_range or _norm_range(order)
+        _check_range(grad_range)
     names = _leaf_names(params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
@@ -576,6 +578,21 @@ def retain_grads(tensor):
     for kind, _, output in order:
         if kind == "op":
             output.retain_grad()
+
+
+def _norm_range(order):
+    """The powers of ten that bracket the gradient norms of a walked graph (leaves' .grad,
+    ops' results' .grad), so that its colours use the whole scale; (1e-8, 1) if none."""
+    norms = []
+    for kind, obj, output in order:
+        grad = (output if kind == "op" else obj).grad
+        if grad is not None and np.linalg.norm(grad) > 0:
+            norms.append(float(np.linalg.norm(grad)))
+    if not norms:
+        return (1e-8, 1.0)
+    low = 10.0 ** math.floor(math.log10(min(norms)))
+    high = 10.0 ** math.ceil(math.log10(max(norms)))
+    return (low, high if high > low else low * 10)
 
 
 def _check_range(grad_range):
