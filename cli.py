@@ -148,7 +148,7 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
             raise InputError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs "
                              f"the 256 bytes plus {len(specials)} special tokens, at least "
                              f"{smallest}")
-    check_out_path(out_path, force)          # before the work, not after it
+    check_out_file(out_path, force=force)        # before the work, not after it
 
     with input_errors():
         text = "".join(iter_text(input_path, "input file"))
@@ -184,11 +184,16 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
                f"({n_tokens:,} tokens)")
 
 
-def check_out_path(path, force):
-    """InputError unless the tokenizer can be written to `path`: checked before training, so
-    that a mistake costs no waiting."""
+def check_out_file(path, suffixes=None, force=True):
+    """InputError unless a file can be written at `path` (the --out of `tokenize train`, `plot`,
+    `attention` and `graph`), checked before any work so that a mistake costs no waiting:
+    not a directory, a suffix among `suffixes` (which name the format) if given, not an
+    existing file unless `force`, in a directory that exists and is writable."""
     if os.path.isdir(path):
-        raise InputError(f"--out {path!r} is a directory; give a file name such as tok.json")
+        raise InputError(f"--out {path!r} is a directory; give a file name")
+    if suffixes and not path.lower().endswith(tuple(suffixes)):
+        raise InputError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
+                         f"says the format")
     if os.path.exists(path) and not force:
         raise InputError(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))
@@ -623,7 +628,7 @@ than 48 tokens show their last 48.
               "self-attention only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head, as a PNG."""
-    check_plot_out(out_path)                         # before loading and running the model
+    check_out_file(out_path, [".png"])           # before loading and running the model
     try:
         from viz.attention import attention_maps, choose_map, plot_attention
         import matplotlib  # noqa: F401  (imported late by plot_attention; checked here)
@@ -672,7 +677,7 @@ def plot(run_dir, out_path):
         raise InputError(f"run directory {run_dir!r} has no metrics.jsonl; is it a run "
                          f"directory from tinyformer train?")
     if out_path is not None:
-        check_plot_out(out_path)
+        check_out_file(out_path, [".png"])
     try:
         from viz.plots import plot_metrics
         import matplotlib  # noqa: F401  (imported late by plot_metrics; checked here)
@@ -681,20 +686,6 @@ def plot(run_dir, out_path):
     with input_errors(ValueError, OSError):          # OSError: e.g. a read-only disk
         written = plot_metrics(run_dir, out_path)
     click.echo(written)
-
-
-def check_plot_out(path):
-    """InputError unless a PNG can be written to `path`: checked before any drawing."""
-    if os.path.isdir(path):
-        raise InputError(f"--out {path!r} is a directory; give a file name such as loss.png")
-    if not path.lower().endswith(".png"):
-        raise InputError(f"--out {path!r} should end in .png (the picture is a PNG)")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise InputError(f"cannot write --out {path!r}: directory {directory!r} is not "
-                         f"writable")
 
 
 def plot_after_training(directory):
@@ -769,14 +760,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     if depth is not None and what == "backward":
         raise InputError("--depth collapses the forward graph; leave it out with --what "
                          "backward")
-    suffix = os.path.splitext(out_path)[1].lower()
-    if suffix not in (".svg", ".png", ".pdf", ".dot", ".gv"):
-        raise InputError(f"--out {out_path!r}: the suffix says the format; use .svg, .png, "
-                         f".pdf or .dot")
-    directory = os.path.dirname(os.path.abspath(out_path))
-    if not os.path.isdir(directory):
-        raise InputError(f"cannot write --out {out_path!r}: directory {directory!r} does not "
-                         f"exist")
+    check_out_file(out_path, [".svg", ".png", ".pdf", ".dot", ".gv"])
     # Recording which module made each op costs little, and lets the picture box the ops by
     # module (and collapse them with --depth). The example builds its own model, so no root
     # is given: the outermost module called is taken as the root.
