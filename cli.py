@@ -19,11 +19,11 @@ from tinyautograd import functional as F
 from tinyautograd import no_grad
 from tinyformer.beam import beam_search
 from tinyformer.checkpoint import load_model
-from tinyformer.data import builtin_corpus
+from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
 from tinyformer.sampling import check_sampling
 from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_special_tokens,
-                                   load_tokenizer)
+                                   encode_prompt, load_tokenizer)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
@@ -541,59 +541,32 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
             if not prompt:
                 raise ValueError(f"a {kind} checkpoint needs a --prompt to "
                                  f"{'translate' if kind == 'transformer' else 'fill in'}")
-            ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert")
+            ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert",
+                                context=model.context)
     if kind == "gpt":
         out = model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
                              generator=np.random.default_rng(seed))[0]
         click.echo(tokenizer.decode(out).lstrip("\n") if not prompt else
                    prompt + tokenizer.decode(out[len(ids):]))
     elif kind == "transformer":
-        if len(ids) > model.context:
-            raise InputError(f"--prompt has {len(ids)} symbols; this model reads at most "
-                             f"{model.context}")
+        # The task's tokenizer numbers its symbols as data.SYMBOLS does, so the task decodes
+        # them: symbols up to <eos>. A target of context - 1 symbols and <eos> takes `context`
+        # generated tokens.
         src = np.array([ids])
         if beam:
-            best = beam_search(model, src, beam_size=beam, max_len=model.context - 1,
-                               bos_id=tokenizer.token_to_id("<bos>"),
-                               eos_id=tokenizer.token_to_id("<eos>"))[0]
-            out = best.tokens
+            out = beam_search(model, src, beam_size=beam, max_len=model.context, bos_id=BOS,
+                              eos_id=EOS)[0].tokens
         else:
-            out = model.greedy_decode(src, model.context - 1, tokenizer.token_to_id("<bos>"),
-                                      tokenizer.token_to_id("<eos>"))[0]
-        click.echo(decode_until_eos(tokenizer, out))
+            out = model.greedy_decode(src, model.context, BOS, EOS)[0]
+        click.echo(Seq2SeqTask.decode(out[1:]))
     else:
         mask_id = tokenizer.token_to_id("<mask>")
         if mask_id not in ids:
             raise InputError("--prompt has no <mask> token for BERT to fill in; write one, "
                              "e.g. \"the kite is <mask><mask><mask>\"")
-        if len(ids) > model.context:
-            raise InputError(f"--prompt has {len(ids)} tokens; this model reads at most "
-                             f"{model.context}")
         with no_grad():
             guess = model(np.array([ids])).data.argmax(-1)[0]
         click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
-
-
-def encode_prompt(tokenizer, prompt, allow_special):
-    try:
-        ids = tokenizer.encode(prompt, allow_special=allow_special)
-    except ValueError as e:
-        raise ValueError(f"--prompt: {e}; use only characters the model was trained "
-                         f"on") from None
-    return ids
-
-
-def decode_until_eos(tokenizer, ids):
-    """The text of generated ids: <bos> and padding dropped, stopping at <eos>."""
-    specials = {tokenizer.token_to_id(s) for s in tokenizer.special_tokens}
-    eos = tokenizer.token_to_id("<eos>")
-    kept = []
-    for i in ids:
-        if i == eos:
-            break
-        if i not in specials:
-            kept.append(i)
-    return tokenizer.decode(kept)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -362,7 +362,7 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),
                        "is not a directory")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
-                       "--prompt: cannot encode 'Ü' at position 0")
+                       "the prompt cannot be encoded: cannot encode 'Ü' at position 0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", -1),
                        "temperature must be >= 0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--top-p", 2),

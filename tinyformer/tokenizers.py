@@ -140,6 +140,19 @@ def load_tokenizer(path):
     return _build(TOKENIZERS[data["type"]], data, path)
 
 
+def encode_prompt(tokenizer, prompt, allow_special=False, context=None):
+    """A user's prompt as ids, or a one-line ValueError that says what to change: characters
+    the tokenizer cannot encode, or (given the model's `context`) more tokens than it reads."""
+    try:
+        ids = tokenizer.encode(prompt, allow_special=allow_special)
+    except ValueError as e:
+        raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
+                         f"was trained on") from None
+    if context is not None and len(ids) > context:
+        raise ValueError(f"the prompt has {len(ids)} tokens; this model reads at most "
+                         f"{context}")
+    return ids
+
 def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:

@@ -24,6 +24,7 @@ import numpy as np
 
 from tinyautograd import no_grad
 from tinyformer.files import atomic_write
+from tinyformer.tokenizers import encode_prompt
 
 # Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
@@ -78,15 +79,7 @@ def _encode(tokenizer, prompt, allow_special, context):
     """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
     if not prompt:
         raise ValueError("the prompt is empty; give some text")
-    try:
-        ids = tokenizer.encode(prompt, allow_special=allow_special)
-    except ValueError as e:
-        raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
-                         f"was trained on") from None
-    if len(ids) > context:
-        raise ValueError(f"the prompt has {len(ids)} tokens; this model reads at most "
-                         f"{context}")
-    return ids
+    return encode_prompt(tokenizer, prompt, allow_special, context)
 
 
 def attention_maps(model, tokenizer, prompt, kind):
