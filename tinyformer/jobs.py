@@ -132,7 +132,9 @@ class TextData:
 
     @classmethod
     def load(cls, directory, info):
-        return cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
+        data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
+        data.info = info                    # for config.json: where the tokens are, and how
+        return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,6 +149,15 @@ class LanguageModelling:
 
     def __init__(self, config, tokenizer, data):
         self.config, self.tokenizer, self.data = config, tokenizer, data
+        # On the built-in corpus (the stories are written in characters), evaluations also
+        # measure the colour recall, on prompts made once.
+        self.recall_prompts = None
+        if config.corpus is None and isinstance(tokenizer, CharTokenizer):
+            self.recall_prompts = recall_prompts(100, config.seed + 1000, config.context)
+
+    def data_info(self):
+        """What config.json records of the data, to find the tokens again on --resume."""
+        return self.data.info
 
     def model_config(self):
         c = self.config
@@ -155,7 +166,10 @@ class LanguageModelling:
                           dropout=c.dropout, positions=c.positions, norm=c.norm)
 
     def train_batch(self, rng):
-        return lm_batch(self.data.train, self.config.batch_size, self.config.context, rng)
+        return self.batch(self.data.train, rng)
+
+    def batch(self, tokens, rng):
+        return lm_batch(tokens, self.config.batch_size, self.config.context, rng)
 
     def loss(self, model, batch):
         x, y = batch                                        # (B, T) each
@@ -165,20 +179,18 @@ class LanguageModelling:
         """The mean loss over eval_iters validation batches: the same batches every time
         (their own generator, seeded afresh), so evaluations compare like with like."""
         rng = np.random.default_rng(self.config.seed + 1)
-        losses = []
-        for _ in range(self.config.eval_iters):
-            batch = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
-            losses.append(self.loss(model, batch).item())
+        losses = [self.loss(model, self.batch(self.data.val, rng)).item()
+                  for _ in range(self.config.eval_iters)]
         figures = {"val_loss": float(np.mean(losses))}
-        if self.config.corpus is None and isinstance(self.tokenizer, CharTokenizer):
+        if self.recall_prompts is not None:
             figures["val_recall"] = self.recall(model)
         return figures
 
-    def recall(self, model, n_stories=100):
+    def recall(self, model):
         """On the built-in corpus: the share of held-out stories (from another seed) whose
         last colour the model completes right, greedily. This is what attention buys: a Markov
         chain gets 1 in len(COLOURS)."""
-        prompts = recall_prompts(n_stories, self.config.seed + 1000, self.config.context)
+        prompts = self.recall_prompts
         idx = np.array([self.tokenizer.encode(prompt) for prompt, _ in prompts])   # (n, T)
         out = model.generate(idx, max(map(len, COLOURS)) + 1, temperature=0)[:, idx.shape[1]:]
         return float(np.mean([recalled(self.tokenizer.decode(row), colour)
@@ -200,31 +212,29 @@ class MaskedLM(LanguageModelling):
 
     special_tokens = ["<pad>", "<mask>"]
 
+    def __init__(self, config, tokenizer, data):
+        super().__init__(config, tokenizer, data)
+        self.recall_prompts = None                          # BERT does not generate
+        self.mask_id = tokenizer.token_to_id("<mask>")
+        self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
+
     def model_config(self):
         config = super().model_config()
         config["pad_id"] = self.tokenizer.token_to_id("<pad>")
         return config
 
     def _masked(self, x, rng):
-        tok = self.tokenizer
-        special_ids = [tok.token_to_id(s) for s in self.special_tokens]
-        return mask_tokens(x, tok.token_to_id("<mask>"), tok.vocab_size, special_ids, rng=rng)
+        return mask_tokens(x, self.mask_id, self.tokenizer.vocab_size, self.special_ids,
+                           rng=rng)
 
-    def train_batch(self, rng):
-        x, _ = super().train_batch(rng)
+    def batch(self, tokens, rng):
+        """Windows of `tokens` with 15% of their tokens hidden: (inputs, targets)."""
+        x, _ = super().batch(tokens, rng)
         return self._masked(x, rng)
 
     def loss(self, model, batch):
         inputs, targets = batch                             # (B, T) each
         return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
-
-    def evaluate(self, model):
-        rng = np.random.default_rng(self.config.seed + 1)
-        losses = []
-        for _ in range(self.config.eval_iters):
-            x, _ = lm_batch(self.data.val, self.config.batch_size, self.config.context, rng)
-            losses.append(self.loss(model, self._masked(x, rng)).item())
-        return {"val_loss": float(np.mean(losses))}
 
     def sample(self, model, rng):
         """A held-out window with some tokens hidden, and the model's guesses for them."""
@@ -242,7 +252,7 @@ class Seq2Seq:
 
     special_tokens = SPECIALS
 
-    def __init__(self, config, tokenizer=None, data=None):
+    def __init__(self, config, tokenizer=None):
         self.config = config
         self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
         # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
@@ -262,6 +272,9 @@ class Seq2Seq:
                           context=c.context or self.data.context, n_layer=c.n_layer,
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
                           positions=c.positions, norm=c.norm, pad_id=PAD)
+
+    def data_info(self):
+        return None                             # the task is made again from its settings
 
     def train_batch(self, rng):
         return self.data.sample_batch(self.config.batch_size, rng)

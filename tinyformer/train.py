@@ -38,7 +38,7 @@ from . import checkpoint
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import atomic_write, check_text_file
-from .jobs import TOKENS_FILE, Seq2Seq, make_job
+from .jobs import TOKENS_FILE, make_job
 from .progress import Progress
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ class Trainer:
         config = {
             "model": self.config.model, "model_config": self.model.config,
             "train": dataclasses.asdict(self.config), "step": self.step,
-            "data": self._data_info(),
+            "data": self.job.data_info(),
             "resume": {"optimizer": {"param_groups": state["param_groups"],
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
@@ -355,13 +355,6 @@ class Trainer:
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
         checkpoint.save_checkpoint(self.directory, config, weights, arrays)
-
-    def _data_info(self):
-        if isinstance(self.job, Seq2Seq):
-            return None
-        data = self.job.data
-        return {"tokens": TOKENS_FILE, "dtype": data.train.dtype.name,
-                "n_tokens": len(data.train) + len(data.val)}
 
     def load_state(self, saved):
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
