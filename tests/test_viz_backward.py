@@ -10,39 +10,8 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import nn
+from dot_source import clusters, edges, feeds, nodes, titles
 from viz import draw_backward, draw_graph, grad_colour, render, retain_grads
-
-# One statement per line of the source: `op3 [label=...]`, `leaf0 -> op3`, `op1 -> grad0`.
-NODE = re.compile(r"^\s*(op\d+|leaf\d+|grad\d+|omitted) \[", re.MULTILINE)
-EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
-
-
-def nodes(dot, prefix=""):
-    return [n for n in NODE.findall(dot.source) if n.startswith(prefix)]
-
-
-def titles(dot):
-    """node id -> its bold title, for the nodes (not the clusters)."""
-    return {m[1]: m[2] for m in re.finditer(r"^\s*(\w+) \[label=<<B>(.*?)</B>", dot.source,
-                                            re.MULTILINE)}
-
-
-def clusters(dot):
-    """cluster title -> the node ids inside its box."""
-    found = {}
-    for body in re.findall(r"subgraph cluster_\d+ \{(.*?)\n\t\}", dot.source, re.DOTALL):
-        title = re.search(r"label=<<B>(.*?)</B>", body)[1]
-        found.setdefault(title, []).extend(re.findall(r"^\s*(op\d+) \[", body, re.MULTILINE))
-    return found
-
-
-def feeds(dot):
-    """target id -> the ids of the nodes with an arrow into it."""
-    into = {}
-    for source, target in EDGE.findall(dot.source):
-        into.setdefault(target, []).append(source)
-    return into
-
 
 def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     x = ta.Tensor(np.arange(3.0), requires_grad=True)
@@ -54,7 +23,7 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
         by_title.setdefault(t, []).append(node_id)
     # the seed, two saved values, sum's backward (reshape, broadcastto), mul's backward (two
     # muls), and the two gradients
-    assert len(nodes(dot)) == 9 and len(EDGE.findall(dot.source)) == 8
+    assert len(nodes(dot)) == 9 and len(edges(dot)) == 8
     (seed,) = by_title["dL/dL = 1"]
     (saved_x,), (saved_w,) = by_title["x"], by_title["w"]
     (dx,), (dw,) = by_title["dL/dx"], by_title["dL/dw"]

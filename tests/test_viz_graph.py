@@ -14,23 +14,11 @@ import tinyautograd.functional as F
 from tinyautograd import nn
 import viz
 from tinyformer.gpt import GPT
+from dot_source import edges, nodes
 from viz import DotNotFoundError, draw_graph, render
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="graphviz's dot is not installed")
-
-# One statement per line of the source: `op3 [label=...]` or `leaf0 -> op3`.
-NODE = re.compile(r"^\s*(op\d+|leaf\d+|module\d+|omitted) \[", re.MULTILINE)
-EDGE = re.compile(r"^\s*(\w+) -> (\w+)", re.MULTILINE)
-
-
-def nodes(dot, prefix=""):
-    return [n for n in NODE.findall(dot.source) if n.startswith(prefix)]
-
-
-def edges(dot):
-    return EDGE.findall(dot.source)
-
 
 def recorded_graph(tensor):
     """The graph as the engine holds it: the distinct Context nodes reachable from `tensor`,
