@@ -493,10 +493,10 @@ def train(ctx, config_path, out, force, resume_dir, **options):
 
 
 def summary_line(model):
-    n_params = sum(p.size for p in model.parameters())
     c = model.config
-    return (f"{type(model).__name__} with {n_params:,} parameters ({c['n_layer']} layers, "
-            f"{c['n_head']} heads, width {c['d_model']}, context {c['context']})")
+    return (f"{type(model).__name__} with {model.num_parameters():,} parameters "
+            f"({c['n_layer']} layers, {c['n_head']} heads, width {c['d_model']}, "
+            f"context {c['context']})")
 
 
 # ---------------------------------------------------------------------------------------------

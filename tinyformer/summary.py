@@ -65,7 +65,7 @@ def flops_per_token(model, T=None):
 
 def summary(model, T=None):
     """A table of parameters per top-level module and the FLOPs per token, as text."""
-    rows = [(name or type(model).__name__, sum(p.size for p in module.parameters()))
+    rows = [(name or type(model).__name__, module.num_parameters())
             for name, module in model.named_children()]
     width = max(len(name) for name, _ in rows + [("total", 0)])
     lines = [f"{'module':<{width}}  {'parameters':>12}"]
