@@ -22,7 +22,7 @@ from tinyautograd import functional as F
 from .bert import IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    lm_batch, recall_prompts, recalled)
-from .files import atomic_write, check_text_file, iter_text
+from .files import atomic_write, iter_text
 from .tokenizers import BPETokenizer, CharTokenizer
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +105,9 @@ class TextData:
                 return iter([text])
             name = "the built-in corpus"
         else:
-            size = check_text_file(config.corpus, "corpus")
+            # Trainer.start checked the whole file before creating --out; iter_text checks
+            # each chunk again as it reads, so a file changed since still fails cleanly.
+            size = os.path.getsize(config.corpus)
             def chunks():
                 return iter_text(config.corpus, "corpus")
             name = f"{config.corpus} ({size / 1e6:.1f} MB)"
