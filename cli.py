@@ -779,5 +779,245 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     click.echo(written)
 
 
+# ---------------------------------------------------------------------------------------------
+# exercises: the course, with a runner that checks a learner's files
+# ---------------------------------------------------------------------------------------------
+
+@main.group(epilog="""\b
+Examples:
+  tinyformer exercises init my-course       copy a fresh set of exercise files into my-course/
+  cd my-course
+  tinyformer exercises show 1               read exercise 1's explanation, then edit its file
+  tinyformer exercises check                check the next unfinished exercise
+  tinyformer exercises watch                the same, again on every save
+  tinyformer exercises hint 1               a hint (ask again for the next one)
+""")
+def exercises():
+    """Work through the course: from one-hot vectors to a Transformer whose weights you set
+    by hand. Each exercise is a file you edit; the runner says what is still wrong."""
+
+
+def workspace_option(command):
+    return click.option("--workspace", "-w", "workspace_dir", metavar="DIR",
+                        envvar="TINYFORMER_EXERCISES",
+                        help="The workspace [the one holding the current directory].")(command)
+
+
+def exercise_argument(required=True):
+    return click.argument("name", metavar="N" if required else "[N]", required=required)
+
+
+def open_workspace(workspace_dir):
+    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
+    with input_errors(WorkspaceError):
+        return find_workspace(workspace_dir)
+
+
+def find_exercise(name):
+    from tinyformer.exercises import find
+    with input_errors():
+        return find(name)
+
+
+STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
+
+
+@exercises.command("init")
+@click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
+def exercises_init(directory):
+    """Copy a fresh workspace of exercise files into DIR (new or empty)
+    [tinyformer-exercises]."""
+    from tinyformer.exercises import exercises as course
+    from tinyformer.exercises.workspace import WorkspaceError, init_workspace
+    with input_errors(WorkspaceError):
+        workspace = init_workspace(directory)
+    first = course()[0]
+    click.echo(f"Wrote {len(course())} exercises to {workspace.root}/. Start with:\n"
+               f"  cd {directory}\n"
+               f"  tinyformer exercises show 1      then edit {first.file}\n"
+               f"  tinyformer exercises check       or `watch`, to re-check on every save")
+
+
+@exercises.command("list")
+@workspace_option
+def exercises_list(workspace_dir):
+    """Every exercise, by chapter, done or not done."""
+    from tinyformer.exercises import CHAPTERS
+    from tinyformer.exercises import exercises as course
+    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
+    with input_errors(WorkspaceError):
+        workspace = find_workspace(workspace_dir, required=False)
+    done = 0
+    for chapter, (_, title) in enumerate(CHAPTERS, start=1):
+        click.echo(click.style(f"{chapter}. {title}", bold=True))
+        for ex in course():
+            if ex.chapter != chapter:
+                continue
+            status = workspace.status(ex) if workspace else ""
+            done += status == "done"
+            mark = click.style(f"{status:9s}", fg=STATUS_STYLE.get(status))
+            click.echo(f"  {ex.number:3d}  {mark} {ex.slug:32s} {ex.title}")
+    if workspace is None:
+        click.echo("\nNo workspace here: `tinyformer exercises init DIR` makes one.")
+    else:
+        click.echo(f"\n{done} of {len(course())} done, in {workspace.root}")
+        if any(workspace.status(ex) == "edited" for ex in course()):
+            click.echo("(edited: it passed once and has changed since; check it again)")
+
+
+@exercises.command("show")
+@exercise_argument()
+@workspace_option
+def exercises_show(name, workspace_dir):
+    """Print exercise N's explanation (N is its number or its name)."""
+    import ast
+    from tinyformer.exercises import exercises as course
+    ex = find_exercise(name)
+    doc = ast.get_docstring(ast.parse(ex.source.read_text()))
+    click.echo(click.style(f"Exercise {ex.number} of {len(course())}: {ex.title}  "
+                           f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
+    body = doc.split("\n", 1)[1].strip() if "\n" in doc else doc   # line 1 is the title
+    click.echo(f"\n{body}\n")
+    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
+    with input_errors(WorkspaceError):
+        workspace = find_workspace(workspace_dir, required=False)
+    if workspace is None:
+        click.echo(f"Your file: {ex.file}, in a workspace made by `tinyformer exercises init`")
+    else:
+        click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
+
+
+@exercises.command("hint")
+@exercise_argument()
+@workspace_option
+def exercises_hint(name, workspace_dir):
+    """One more hint for exercise N each time you ask."""
+    workspace = open_workspace(workspace_dir)
+    ex = find_exercise(name)
+    shown = workspace.take_hint(ex)
+    for i, hint in enumerate(shown, start=1):
+        click.echo(f"Hint {i} of {len(ex.hints)}: {hint}")
+    if len(shown) < len(ex.hints):
+        click.echo(f"(ask again for hint {len(shown) + 1})")
+
+
+def report_check(workspace, ex, message, printed, quiet=False):
+    """Print one check's outcome; True when it passed."""
+    name = f"{ex.number} {ex.slug} ({ex.file})"
+    if printed.strip() and not quiet:
+        lines = printed.rstrip().splitlines()
+        shown = lines[-20:]
+        click.echo(click.style("Your code printed:", dim=True)
+                   + (f" (the last 20 of {len(lines)} lines)" if len(lines) > 20 else ""))
+        click.echo("\n".join("  " + line for line in shown))
+    if message is None:
+        click.echo(click.style("PASS ", fg="green", bold=True) + name)
+        return True
+    click.echo(click.style("FAIL ", fg="red", bold=True) + name)
+    if not quiet:
+        click.echo("\n".join("  " + line for line in message.splitlines()))
+        click.echo(f"  (a hint: tinyformer exercises hint {ex.number})")
+    return False
+
+
+def say_next(workspace):
+    following = workspace.next_unfinished()
+    if following is None:
+        from tinyformer.exercises import exercises as course
+        click.echo(f"All {len(course())} exercises pass. You have built a Transformer, "
+                   f"piece by piece.")
+    else:
+        click.echo(f"Next: {following.number} {following.slug}, {following.title}: "
+                   f"tinyformer exercises show {following.number}")
+
+
+@exercises.command("check", epilog="""\b
+Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
+@exercise_argument(required=False)
+@click.option("--all", "check_all", is_flag=True, help="Check every exercise, one line each.")
+@click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
+              help="Seconds before a check that has not finished is stopped.")
+@workspace_option
+def exercises_check(name, check_all, timeout, workspace_dir):
+    """Check exercise N [the next unfinished one] and say what is still wrong."""
+    from tinyformer.exercises import exercises as course
+    from tinyformer.exercises.workspace import WorkspaceError
+    workspace = open_workspace(workspace_dir)
+    if check_all and name is not None:
+        raise InputError("give an exercise N or --all, not both")
+    if check_all:
+        passed = 0
+        for ex in course():
+            with input_errors(WorkspaceError):
+                message, printed = workspace.check(ex, timeout)
+            passed += report_check(workspace, ex, message, printed, quiet=True)
+        click.echo(f"\n{passed} of {len(course())} pass")
+        sys.exit(0 if passed == len(course()) else 1)
+    ex = find_exercise(name) if name is not None else workspace.next_unfinished()
+    if ex is None:
+        say_next(workspace)
+        return
+    with input_errors(WorkspaceError):
+        message, printed = workspace.check(ex, timeout)
+    if report_check(workspace, ex, message, printed):
+        say_next(workspace)
+        return
+    sys.exit(1)
+
+
+@exercises.command("watch")
+@exercise_argument(required=False)
+@click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
+              help="Seconds before a check that has not finished is stopped.")
+@click.option("--max-checks", type=click.IntRange(min=1), hidden=True,
+              help="Stop after this many checks (for tests).")
+@workspace_option
+def exercises_watch(name, timeout, max_checks, workspace_dir):
+    """Check exercise N [the next unfinished one] again every time you save it; when it
+    passes, move on to the next. Ctrl-C stops."""
+    from tinyformer.exercises.workspace import WorkspaceError
+    workspace = open_workspace(workspace_dir)
+    ex = find_exercise(name) if name is not None else workspace.next_unfinished()
+    checks = 0
+    try:
+        while ex is not None:
+            with input_errors(WorkspaceError):
+                message, printed = workspace.check(ex, timeout)
+            checks += 1
+            passed = report_check(workspace, ex, message, printed)
+            if passed:
+                say_next(workspace)
+                ex = workspace.next_unfinished()
+                if ex is None or (max_checks and checks >= max_checks):
+                    return
+                continue        # check the next one at once: it says what to write first
+            if max_checks and checks >= max_checks:
+                return
+            path = workspace.path(ex)
+            click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)",
+                                   dim=True))
+            seen = path.stat().st_mtime_ns if path.exists() else None
+            while (path.stat().st_mtime_ns if path.exists() else None) == seen:
+                time.sleep(0.3)
+            click.echo()
+    except KeyboardInterrupt:
+        click.echo("\nStopped watching.")
+    say_next_if_done = ex is None
+    if say_next_if_done:
+        say_next(workspace)
+
+
+@exercises.command("reset")
+@exercise_argument()
+@workspace_option
+def exercises_reset(name, workspace_dir):
+    """Restore exercise N's file as it came; your version is kept in .tinyformer/backups/."""
+    workspace = open_workspace(workspace_dir)
+    ex = find_exercise(name)
+    backup = workspace.reset(ex)
+    click.echo(f"Restored {workspace.path(ex)}"
+               + (f"; your version is in {backup}" if backup else ""))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,41 @@
+"""Reference solution: a first-order model."""
+
+import numpy as np
+
+CORPUS = [
+    "show me my directories please",
+    "show me my files please",
+    "show me my photos please",
+    "check whether the battery ran down please",
+    "check whether the program ran please",
+]
+
+
+def vocabulary(sentences):
+    words = []
+    for sentence in sentences:
+        for word in sentence.split():
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def transition_counts(sentences, vocab):
+    counts = np.zeros((len(vocab), len(vocab)))
+    for sentence in sentences:
+        words = sentence.split()
+        for word, following in zip(words, words[1:]):
+            counts[vocab.index(word), vocab.index(following)] += 1
+    return counts
+
+
+def normalise_rows(counts):
+    sums = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)
+
+
+def predict_next(word, probs, vocab):
+    row = probs[vocab.index(word)]
+    if not row.any():
+        return None
+    return vocab[int(np.argmax(row))]

@@ -1,0 +1,238 @@
+"""`tinyformer exercises`: the runner a learner works with (init, list, show, hint, check,
+watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as for a learner."""
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tinyformer.exercises import exercises, find
+from tinyformer.exercises.workspace import STATE_DIR
+
+SOLUTIONS = Path(__file__).parent / "exercise_solutions"
+FIRST = exercises()[0]
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["exercises", *map(str, args)])
+
+
+def snapshot(directory):
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in Path(directory).rglob("*") if p.is_file()}
+
+
+def assert_input_error(result, *words):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A fresh workspace, with the current directory inside it."""
+    assert run("init", tmp_path / "course").exit_code == 0
+    monkeypatch.chdir(tmp_path / "course")
+    return tmp_path / "course"
+
+
+def solve(workspace, ex):
+    shutil.copyfile(SOLUTIONS / ex.file, workspace / ex.file)
+
+
+def progress(workspace):
+    return json.loads((workspace / STATE_DIR / "progress.json").read_text())
+
+
+# -- init -------------------------------------------------------------------------------------
+
+def test_init_copies_every_exercise_and_says_where_to_start(tmp_path):
+    result = run("init", tmp_path / "course")
+    assert result.exit_code == 0, result.output
+    for ex in exercises():
+        assert (tmp_path / "course" / ex.file).read_bytes() == ex.source.read_bytes()
+    assert "tinyformer exercises show 1" in result.output
+    readme = (tmp_path / "course" / "README.md").read_text()
+    assert "tinyformer exercises check" in readme and FIRST.slug in readme
+    assert progress(tmp_path / "course")["passed"] == {}
+
+
+def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    before = snapshot(tmp_path)
+    assert_input_error(run("init", tmp_path / "mine"), "not empty")
+    assert snapshot(tmp_path) == before
+
+
+def test_init_refuses_an_existing_workspace(workspace):
+    before = snapshot(workspace)
+    assert_input_error(run("init", workspace), "already an exercise workspace", "reset")
+    assert snapshot(workspace) == before
+
+
+# -- list, show, hint --------------------------------------------------------------------------
+
+def test_list_shows_every_exercise_by_chapter_done_or_not(workspace):
+    result = run("list")
+    assert result.exit_code == 0
+    for ex in exercises():
+        assert ex.slug in result.output
+    assert "0 of" in result.output and "not done" in result.output
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    line = next(li for li in run("list").output.splitlines() if FIRST.slug in li)
+    assert "done" in line and "not done" not in line
+    (workspace / FIRST.file).write_text((workspace / FIRST.file).read_text() + "\n# later\n")
+    line = next(li for li in run("list").output.splitlines() if FIRST.slug in li)
+    assert "edited" in line
+
+
+def test_list_outside_a_workspace_shows_the_course(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("list")
+    assert result.exit_code == 0 and FIRST.slug in result.output
+    assert "tinyformer exercises init" in result.output
+
+
+def test_show_prints_the_explanation_by_number_or_name(workspace):
+    by_number, by_name = run("show", 1), run("show", FIRST.slug)
+    assert by_number.exit_code == 0 and by_number.output == by_name.output
+    assert f"tinyformer exercises check {FIRST.slug}" in by_number.output
+    assert str(workspace / FIRST.file) in by_number.output
+
+
+@pytest.mark.parametrize("name", ["0", "9999", "no_such_exercise"])
+def test_show_an_unknown_exercise_is_an_input_error(workspace, name):
+    assert_input_error(run("show", name), "exercises list")
+
+
+def test_each_hint_call_shows_one_more_hint(workspace):
+    n = len(FIRST.hints)
+    for shown in range(1, n + 2):
+        result = run("hint", 1)
+        assert result.exit_code == 0
+        assert result.output.count("Hint ") == min(shown, n)
+    assert FIRST.hints[-1] in result.output
+
+
+# -- check ------------------------------------------------------------------------------------
+
+def test_check_goes_to_the_next_unfinished_exercise_and_says_what_is_wrong(workspace):
+    result = run("check")
+    assert result.exit_code == 1
+    assert f"FAIL 1 {FIRST.slug}" in result.output and "not written yet" in result.output
+    solve(workspace, FIRST)
+    result = run("check")
+    assert result.exit_code == 0 and f"PASS 1 {FIRST.slug}" in result.output
+    second = exercises()[1] if len(exercises()) > 1 else None
+    if second is not None:
+        assert f"Next: 2 {second.slug}" in result.output
+        assert "FAIL 2" in run("check").output       # the next unfinished one now
+    assert FIRST.slug in progress(workspace)["passed"]
+
+
+def test_a_wrong_answer_is_reported_with_the_call_and_the_worst_element(workspace):
+    path = workspace / "01_vectors" / "one_hot.py"
+    path.write_text(path.read_text().replace(
+        "    raise NotImplementedError",
+        "    out = np.zeros((len(ids), vocab_size), dtype=np.float32)\n"
+        "    out[np.arange(len(ids)), vocab_size - 1 - np.asarray(ids)] = 1.0\n"
+        "    return out"))
+    result = run("check", "one_hot")
+    assert result.exit_code == 1
+    assert "one_hot(ids=[2, 0, 3], vocab_size=4) returned a wrong value" in result.output
+    assert "at [0, 1]: expected 0, got 1" in result.output
+
+
+def test_check_all_reports_one_line_per_exercise(workspace):
+    solve(workspace, FIRST)
+    result = run("check", "--all")
+    assert result.output.count("PASS ") == 1
+    assert result.output.count("FAIL ") == len(exercises()) - 1
+    assert f"1 of {len(exercises())} pass" in result.output
+    assert result.exit_code == (0 if len(exercises()) == 1 else 1)
+
+
+def test_what_the_learners_code_prints_is_shown(workspace):
+    path = workspace / FIRST.file
+    path.write_text(path.read_text().replace("    raise NotImplementedError",
+                                             "    print('ids are', ids)\n"
+                                             "    raise NotImplementedError"))
+    result = run("check", 1)
+    assert "Your code printed:" in result.output and "ids are [2 0 3]" in result.output
+
+
+def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
+    path = workspace / FIRST.file
+    original = path.read_text()
+    path.write_text(original.replace("    raise NotImplementedError", "    raise SystemExit(3)"))
+    result = run("check", 1)
+    assert result.exit_code == 1 and "ended the check early (exit status 3)" in result.output
+    path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
+    result = run("check", 1, "--timeout", 1)
+    assert result.exit_code == 1 and "did not finish within 1 s" in result.output
+
+
+def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):
+    path = workspace / FIRST.file
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    result = run("check", 1)
+    assert result.exit_code == 1 and "is not valid Python" in result.output
+
+
+def test_check_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_input_error(run("check"), "no exercise workspace", "tinyformer exercises init")
+    assert_input_error(run("check", "--workspace", tmp_path), "not an exercise workspace")
+
+
+def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    solve(workspace, FIRST)
+    assert run("check", 1, "--workspace", workspace).exit_code == 0
+    monkeypatch.setenv("TINYFORMER_EXERCISES", str(workspace))
+    assert "done" in run("list").output
+
+
+def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspace):
+    (workspace / STATE_DIR / "progress.json").write_text("{not json")
+    assert_input_error(run("list", "--workspace", workspace), "damaged", "delete it")
+
+
+# -- watch and reset --------------------------------------------------------------------------
+
+def test_watch_checks_again_when_the_file_is_saved(workspace):
+    def save_the_solution_soon():
+        time.sleep(1.0)
+        solve(workspace, FIRST)
+    saver = threading.Thread(target=save_the_solution_soon)
+    saver.start()
+    result = run("watch", 1, "--max-checks", 2)
+    saver.join()
+    assert result.exit_code == 0, result.output
+    assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index("Watching")
+    assert result.output.index("Watching") < result.output.index(f"PASS 1 {FIRST.slug}")
+
+
+def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):
+    path = workspace / FIRST.file
+    solve(workspace, FIRST)
+    mine = path.read_text()
+    assert run("check", 1).exit_code == 0
+    result = run("reset", FIRST.slug)
+    assert result.exit_code == 0
+    assert path.read_bytes() == find(FIRST.slug).source.read_bytes()
+    backups = list((workspace / STATE_DIR / "backups").rglob("*.py"))
+    assert [b.read_text() for b in backups] == [mine]
+    assert FIRST.slug not in progress(workspace)["passed"]
+    run("reset", FIRST.slug)
+    assert len(list((workspace / STATE_DIR / "backups").rglob("*.py"))) == 2

@@ -1,0 +1,151 @@
+"""The checkers of chapters 9 (generation) and 10 (byte-pair encoding) explain realistic wrong
+answers: each test writes a reference solution with one mistake and reads the message."""
+
+from pathlib import Path
+
+import pytest
+
+from tinyformer.exercises import find, run_check
+from tinyformer.exercises.checking import CHECKER_ERROR
+
+SOLUTIONS = Path(__file__).parent / "exercise_solutions"
+
+# Some wrong answers divide by zero or overflow on the way; numpy's warnings about it are noise.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def wrong(tmp_path, file, old, new):
+    """The reference solution `file` with `old` replaced by `new` (which must occur)."""
+    text = (SOLUTIONS / file).read_text()
+    assert old in text, f"{old!r} is not in {file}"
+    path = tmp_path / Path(file).name
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def message(tmp_path, slug, file, old, new):
+    result = run_check(find(slug), wrong(tmp_path, file, old, new))
+    assert result is not None, "the wrong answer passed"
+    assert CHECKER_ERROR not in result, result
+    return result
+
+
+CASES = [
+    # (slug, file, old, new, what the message must say)
+    ("greedy", "09_generation/greedy.py", "        if token == end_id:\n            break\n",
+     "", ["greedy(next_logits=<the file's bigram_logits>", "end_id=3",
+          "expected: [0, 1, 2, 3]", "got:      [0, 1, 2, 3, 0"]),
+    ("greedy", "09_generation/greedy.py", "    return ids", "    return ids[len(prompt):]",
+     ["returned only the new tokens [1, 2, 3]", "the prompt followed by them"]),
+    ("greedy", "09_generation/greedy.py", "range(max_new_tokens)", "range(max_new_tokens + 1)",
+     ["max_new_tokens=2", "expected: [0, 1, 2]", "got:      [0, 1, 2, 3]"]),
+    ("temperature_top_k", "09_generation/temperature_top_k.py",
+     "logits = logits / temperature", "logits = logits",
+     ["next_token_probs(logits=[2., 1., 0., 1.], temperature=0.5)", "at [0]"]),
+    ("temperature_top_k", "09_generation/temperature_top_k.py", "logits < kth_largest",
+     "logits <= kth_largest", ["top_k=1", "returned a wrong value", "nan"]),
+    ("temperature_top_k", "09_generation/temperature_top_k.py",
+     "kth_largest = np.sort(logits)[-top_k]\n        logits = np.where(logits < kth_largest",
+     "drop = np.argsort(-logits, kind='stable')[top_k:]\n        logits = np.where("
+     "np.isin(np.arange(len(logits)), drop)", ["top_k=2", "at [3]: expected 0.211942, got 0"]),
+    ("temperature_top_k", "09_generation/temperature_top_k.py",
+     "exp = np.exp(logits - logits.max())", "exp = np.exp(logits)",
+     ["logits=[ 1000., 999., -1000.]", "subtract the largest"]),
+    ("top_p", "09_generation/top_p.py", "before < top_p", "before <= top_p",
+     ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5)", "keeps the ids [1, 2]",
+      "the nucleus is the ids [1]"]),
+    ("top_p", "09_generation/top_p.py", "before = np.cumsum(sorted_probs) - sorted_probs",
+     "before = np.cumsum(sorted_probs)", ["top_p=0.5", "at [0]: expected 0, got nan"]),
+    ("top_p", "09_generation/top_p.py", "return filtered / filtered.sum()",
+     "return filtered", ["top_p=0.5", "at [1]: expected 1, got 0.5"]),
+    ("beam_search", "09_generation/beam_search.py", "if v == end_id:", "if False:",
+     ["beam_search(next_log_probs=<the file's table_log_probs>", "beam_size=2",
+      "returned tokens with a wrong value", "expected: [0, 2, 3]"]),
+    ("beam_search", "09_generation/beam_search.py", "best = (tokens, log_prob)\n            else:",
+     "best = (tokens, log_prob / len(tokens))\n            else:",
+     ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34"]),
+    ("beam_search", "09_generation/beam_search.py", "len(next_beams) == beam_size",
+     "len(next_beams) == beam_size + 1", ["beam_size=1", "returned tokens with a wrong value"]),
+    ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "",
+     ["CachedAttention.step(x=[0., 1.]) (call 2, w_q = w_k = w_v = identity; due: row 1",
+      "at [0]: expected 0.330"]),
+    ("kv_cache", "09_generation/kv_cache.py",
+     "self.values = np.vstack([self.values, v[None, :]])",
+     "self.values = np.vstack([self.values, k[None, :]])",
+     ["call 1, random weights", "left in `values` a wrong value"]),
+    ("kv_cache", "09_generation/kv_cache.py", "np.vstack([self.keys, k[None, :]])\n"
+     "        self.values = np.vstack([self.values, v[None, :]])",
+     "k[None, :]\n        self.values = v[None, :]",
+     ["call 2", "left in `keys` an array of shape (1, 2); expected shape (2, 2)"]),
+    ("bpe_merge", "10_bpe/bpe_merge.py", "return dict(Counter(zip(ids, ids[1:])))",
+     "return dict(Counter(zip(ids[::2], ids[1::2])))",
+     ["count_pairs(ids=[97, 97, 97, 98])", "counts the pair (97, 97) once; it occurs 2 times"]),
+    ("bpe_merge", "10_bpe/bpe_merge.py", "i += 2", "i += 1",
+     ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256)", "expected: [256, 97, 98]",
+      "got:      [256, 256, 97, 98]"]),
+    ("bpe_merge", "10_bpe/bpe_merge.py", "if i + 1 < len(ids) and ", "if ",
+     ["merge(ids=", "raised an error", "IndexError"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "(-counts[pair], pair)", "(counts[pair], pair)",
+     ["bpe_train(text='aaabdaaabac', n_merges=3) learned a wrong merge 0 (new id 256)",
+      "expected (97, 97), got (97, 99)", "(97, 97) occurs 4 times and (97, 99) once"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "key=lambda pair: (-counts[pair], pair))",
+     "key=lambda pair: (-counts[pair], pair[::-1]))",
+     ["wrong merge 1 (new id 257)", "expected (97, 98), got (256, 97)",
+      "both occur 2 times, and ties go to the smaller pair"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "ids = merge(ids, best, new_id)",
+     "ids = merge(ids, best, 256)", ["wrong merge 2 (new id 258)", "expected (256, 257)"]),
+    ("bpe_encode", "10_bpe/bpe_encode.py", "new_id = min(present)", "new_id = max(present)",
+     ["bpe_encode(text='aab', merges=[(97, 97), (97, 98), (256, 257)])",
+      "expected: [256, 98]", "got:      [97, 257]", "the text's bytes are [97, 97, 98]"]),
+    ("bpe_encode", "10_bpe/bpe_encode.py",
+     'return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")',
+     'return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)',
+     ["bpe_decode(ids=[256, 169], merges=[(97, 195)])", "expected: 'aé'", "got:      'a\ufffd"]),
+    ("bpe_encode", "10_bpe/bpe_encode.py", 'errors="replace"', 'errors="ignore"',
+     ["bpe_decode(ids=", "returned a wrong value"]),
+]
+
+
+@pytest.mark.parametrize("slug, file, old, new, says", CASES,
+                         ids=[f"{c[1].split('/')[0]}-{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_wrong_answer_is_explained(tmp_path, slug, file, old, new, says):
+    text = message(tmp_path, slug, file, old, new)
+    for part in says:
+        assert part in text, f"{part!r} not in the message:\n{text}"
+
+
+def test_09_generation_models_read_as_names():
+    # A checker's models show as a name in messages, not as <function ... at 0x...>.
+    from tinyformer.exercises.checks.ch09_generation import random_model
+    assert "random model" in repr(random_model(4, seed=0))
+
+
+def test_09_generation_checker_distributions_are_what_sample_next_draws_from():
+    # sample_next returns draws, not probabilities; feed it chosen uniforms (one per row) at
+    # the middle of each token's interval of the checker's cumulative distribution: it must
+    # pick exactly that token, for every token the checker gives probability.
+    import numpy as np
+
+    from tinyformer.exercises.checks.ch09_generation import reference_probs, reference_top_p
+    from tinyformer.sampling import sample_next
+
+    class Uniforms:
+        def __init__(self, u):
+            self.u = u
+
+        def random(self, shape):
+            return self.u.reshape(shape)
+
+    rng = np.random.default_rng(0)
+    for temperature, top_k, top_p in [(1.0, None, None), (0.7, 5, None), (1.5, None, 0.8),
+                                      (0.9, 6, 0.6), (1.0, 3, None)]:
+        logits = rng.standard_normal(10) * 2
+        probs = reference_probs(logits, temperature, top_k)
+        if top_p is not None:
+            probs = reference_top_p(probs, top_p)
+        tokens = np.flatnonzero(probs)
+        cdf = np.cumsum(probs)
+        middles = cdf[tokens] - probs[tokens] / 2
+        drawn = sample_next(np.tile(logits, (len(tokens), 1)), temperature, top_k, top_p,
+                            rng=Uniforms(middles))
+        assert drawn.tolist() == tokens.tolist()

@@ -1,0 +1,96 @@
+"""The course: its chapters, and every exercise with its file, hints and checker.
+
+Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace)
+and a module of checkers under `checks/`. A checker module registers its exercises, in the order
+a learner meets them, with the `exercise` decorator.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+COURSE_DIR = Path(__file__).parent / "course"
+
+# (folder under course/ and checks/, title): the order in which the ideas build.
+CHAPTERS = [
+    ("01_vectors", "One-hot vectors and matrix multiplication"),
+    ("02_counting", "Sequence models by counting"),
+    ("03_masking", "Masking as attention"),
+    ("04_autograd", "Autograd by hand"),
+    ("05_embeddings", "Embeddings and positions"),
+    ("06_attention", "Attention"),
+    ("07_block", "The Transformer block"),
+    ("08_training", "Training"),
+    ("09_generation", "Generation"),
+    ("10_bpe", "Byte-pair encoding"),
+    ("11_by_hand", "Weights by hand"),
+]
+
+
+@dataclass
+class Exercise:
+    slug: str                 # the name a learner can type: `check one_hot`
+    chapter: int              # 1-based, into CHAPTERS
+    title: str
+    hints: list
+    check: Callable           # check(learner) raises CheckFailure while something is wrong
+    number: int = 0           # 1-based position in the whole course, set by `exercises()`
+    file: str = field(default="")   # path inside the workspace, e.g. "01_vectors/one_hot.py"
+
+    @property
+    def chapter_title(self):
+        return CHAPTERS[self.chapter - 1][1]
+
+    @property
+    def source(self):
+        """The untouched exercise file shipped with the package."""
+        return COURSE_DIR / self.file
+
+
+_registered = []
+
+
+def exercise(slug, title, hints):
+    """Register the decorated function as the checker of exercise `slug`, whose file is
+    `course/<chapter folder>/<slug>.py`; the chapter is the checker module's own."""
+    def register(check):
+        folder = check.__module__.rsplit(".", 1)[-1].removeprefix("ch")
+        chapter = [name for name, _ in CHAPTERS].index(folder) + 1
+        _registered.append(Exercise(slug, chapter, title, list(hints), check,
+                                    file=f"{folder}/{slug}.py"))
+        return check
+    return register
+
+
+_catalogue = None
+
+
+def exercises():
+    """Every exercise, numbered in course order."""
+    global _catalogue
+    if _catalogue is None:
+        for folder, _ in CHAPTERS:
+            importlib.import_module(f"tinyformer.exercises.checks.ch{folder}")
+        ordered = sorted(_registered, key=lambda e: e.chapter)   # stable: keeps file order
+        for number, ex in enumerate(ordered, start=1):
+            ex.number = number
+        _catalogue = ordered
+    return _catalogue
+
+
+def find(name):
+    """The exercise a learner means by `name`: its number (`3`) or its slug (`one_hot`).
+    Raises ValueError with what there is to choose from."""
+    catalogue = exercises()
+    if str(name).isdigit():
+        number = int(name)
+        if 1 <= number <= len(catalogue):
+            return catalogue[number - 1]
+        raise ValueError(f"there is no exercise {number}: they are numbered 1 to "
+                         f"{len(catalogue)} (see `tinyformer exercises list`)")
+    for ex in catalogue:
+        if ex.slug == name:
+            return ex
+    raise ValueError(f"there is no exercise called {name!r}: give a number or a name from "
+                     f"`tinyformer exercises list`")

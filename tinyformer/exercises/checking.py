@@ -1,0 +1,263 @@
+"""What a checker uses to test a learner's file and to say precisely what is still wrong.
+
+A checker is a function that receives the learner's loaded file (a `Learner`) and raises
+`CheckFailure` with a message a learner can act on:
+
+    @exercise("one_hot", chapter=1, title="One-hot vectors", hints=[...])
+    def check(learner):
+        one_hot = learner.function("one_hot")
+        got = one_hot(np.array([2, 0]), 3)            # a TODO or a crash becomes a CheckFailure
+        expect_array(got, [[0, 0, 1], [1, 0, 0]], call=one_hot.last_call)
+
+Messages name the function and the input it was called with, then what differs: the shape, or
+the worst element's index with the expected and the actual value, or, for gradients, which
+input's gradient is wrong.
+"""
+
+import importlib.util
+import inspect
+import linecache
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from tinyautograd import Tensor
+
+
+class CheckFailure(Exception):
+    """The learner's answer is not right yet; the message says what differs."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the learner's file and calling its functions
+# ---------------------------------------------------------------------------------------------
+
+def load_learner_file(path, module_name="learner"):
+    """Import the learner's file as a fresh module. A file that does not even run becomes a
+    CheckFailure pointing at the line."""
+    path = Path(path).resolve()     # tracebacks name it so; messages match frames by it
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise CheckFailure(f"{path.name} line {e.lineno} is not valid Python: {e.msg}\n"
+                           f"    {(e.text or '').strip()}") from None
+    except Exception as e:
+        raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
+                           f"{_where(e, path)}") from None
+    return Learner(module, path)
+
+
+class Learner:
+    """The learner's file, loaded: hands out its functions and classes wrapped so that a TODO
+    still in place, or an exception, becomes a CheckFailure that names the call."""
+
+    def __init__(self, module, path):
+        self.module, self.path = module, Path(path)
+
+    def _get(self, name):
+        if not hasattr(self.module, name):
+            raise CheckFailure(f"{self.path.name} has no `{name}`: the checker calls it by that "
+                               f"name, so keep the name the exercise gave it.")
+        return getattr(self.module, name)
+
+    def function(self, name):
+        """The learner's function (or class: calling it builds one), wrapped."""
+        return Call(self._get(name), name, self.path)
+
+    def attribute(self, name):
+        """A plain value or class from the file, unwrapped (for classes whose methods the
+        checker calls through `call_method`)."""
+        return self._get(name)
+
+    def call_method(self, obj, method, *args, **kwargs):
+        """obj.method(*args, **kwargs), with the learner's TODOs and crashes reported."""
+        name = f"{type(obj).__name__}.{method}"
+        return Call(getattr(obj, method), name, self.path)(*args, **kwargs)
+
+
+class Call:
+    """A learner's function. Calling it runs it; `last_call` then reads like
+    `one_hot(ids=[2 0], vocab_size=3)`, for messages."""
+
+    def __init__(self, fn, name, path):
+        self.fn, self.name, self.path = fn, name, path
+        self.last_call = name + "(...)"
+
+    def __call__(self, *args, **kwargs):
+        self.last_call = describe_call(self.name, self.fn, args, kwargs)
+        try:
+            return self.fn(*args, **kwargs)
+        except CheckFailure:
+            raise
+        except NotImplementedError as e:
+            line = _learner_line(e, self.path)
+            where = f"{self.path.name} line {line}" if line else "a TODO"
+            raise CheckFailure(f"`{self.name}` is not written yet: {where} still raises "
+                               f"NotImplementedError.") from None
+        except Exception as e:
+            raise CheckFailure(f"{self.last_call} raised an error:\n"
+                               f"{_where(e, self.path)}") from None
+
+
+def _learner_line(error, path):
+    """The last line of the learner's file in the error's traceback, or None."""
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if Path(frame.filename) == Path(path):
+            line = frame.lineno
+    return line
+
+
+def _where(error, path):
+    """`ValueError: ...` followed by the lines of the learner's file the error went through."""
+    lines = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        if Path(frame.filename) == Path(path):
+            source = linecache.getline(frame.filename, frame.lineno).strip()
+            lines.append(f"    {Path(path).name} line {frame.lineno}, in {frame.name}: {source}")
+    message = str(error).splitlines()[0] if str(error) else ""
+    lines.append(f"    {type(error).__name__}: {message}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing values and calls briefly
+# ---------------------------------------------------------------------------------------------
+
+def describe(value, limit=12):
+    """A short picture of a value for a message: small arrays in full, big ones by shape."""
+    if isinstance(value, Tensor):
+        return "Tensor " + describe(value.data, limit)
+    if isinstance(value, np.ndarray):
+        if value.size <= limit:
+            text = np.array2string(value, precision=4, separator=", ", threshold=limit)
+            return " ".join(text.split())
+        return f"array of shape {value.shape}, {value.dtype}"
+    if isinstance(value, (list, tuple)) and len(value) > limit:
+        return f"{type(value).__name__} of {len(value)} items"
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57] + "...")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_call(name, fn, args, kwargs):
+    """`name(a=..., b=...)`, with the parameter names of the learner's own signature."""
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        parts = [f"{k}={describe(v)}" for k, v in bound.arguments.items() if k != "self"]
+    except (TypeError, ValueError):
+        parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing answers
+# ---------------------------------------------------------------------------------------------
+
+def as_array(value):
+    """A Tensor's data, or the value as an array; used before comparing."""
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def expect_array(got, expected, call, what="returned", atol=1e-5, rtol=1e-4, tensor=None):
+    """Compare an array (or Tensor) with the expected one; on a difference, raise a
+    CheckFailure naming the call, then the shape or the worst element.
+
+    `what` says which value this is ("returned", "the gradient with respect to `x`");
+    `tensor=True` also demands a tinyautograd Tensor (so that gradients can flow through it),
+    `tensor=False` a numpy array.
+    """
+    if got is None:
+        raise CheckFailure(f"{call} {what} None. Did you forget a `return`?")
+    if tensor is True and not isinstance(got, Tensor):
+        raise CheckFailure(f"{call} {what} a {type(got).__name__}; it should be a Tensor, "
+                           f"computed with Tensor operations so that gradients flow through it.")
+    if tensor is False and isinstance(got, Tensor):
+        raise CheckFailure(f"{call} {what} a Tensor; this exercise works on numpy arrays: "
+                           f"return an ndarray.")
+    try:
+        shown = as_array(got)           # as it came, for the message (True stays True)
+        got = shown.astype(np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailure(f"{call} {what} {describe(got)}, which is not an array of "
+                           f"numbers.") from None
+    expected = np.asarray(expected)
+    if got.shape != expected.shape:
+        raise CheckFailure(f"{call} {what} an array of shape {got.shape}; expected shape "
+                           f"{expected.shape}.")
+    bad = ~np.isclose(got, expected.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True)
+    if not bad.any():
+        return
+    error = np.where(bad, np.abs(np.nan_to_num(got - expected, nan=np.inf)), -1.0)
+    worst = np.unravel_index(np.argmax(error), got.shape)
+    index = ", ".join(str(int(i)) for i in worst)
+    where = f"at [{index}]" if got.ndim else "the value"
+    count = int(bad.sum())
+    among = (f"the only wrong element of {got.size}" if count == 1 else
+             f"the worst of {count} wrong elements, out of {got.size}")
+    raise CheckFailure(f"{call} {what} a wrong value.\n"
+                       f"    {where}: expected {_number(expected[worst])}, got "
+                       f"{_number(shown[worst])}  ({among})")
+
+
+def _number(x):
+    x = x.item() if hasattr(x, "item") else x
+    return f"{x:.6g}" if isinstance(x, float) else repr(x)
+
+
+def expect_equal(got, expected, call, what="returned"):
+    """Exact comparison for ints, strings, lists, dicts; the message shows both."""
+    if isinstance(got, (np.ndarray, Tensor)) and not isinstance(expected, np.ndarray):
+        got = as_array(got).tolist()
+    if got is None and expected is not None:
+        raise CheckFailure(f"{call} {what} None. Did you forget a `return`?")
+    if got != expected:
+        raise CheckFailure(f"{call} {what} a wrong value.\n"
+                           f"    expected: {describe(expected, limit=40)}\n"
+                           f"    got:      {describe(got, limit=40)}")
+
+
+def expect_gradients(inputs, expected, call, atol=1e-5, rtol=1e-4):
+    """Compare each input Tensor's `.grad` with the expected gradient.
+
+    `inputs` and `expected` are dicts keyed by the input's name; the message says which input's
+    gradient is wrong, and where.
+    """
+    for name, tensor in inputs.items():
+        if tensor.grad is None:
+            raise CheckFailure(f"after backward through {call}, `{name}` has no gradient: it "
+                               f"is not connected to the output (did you leave the Tensor "
+                               f"world, e.g. through .data or numpy?).")
+        expect_array(tensor.grad, expected[name], call,
+                     what=f"gives the gradient with respect to `{name}`", atol=atol, rtol=rtol)
+
+
+def expect(condition, message):
+    """A CheckFailure with `message` unless `condition` holds."""
+    if not condition:
+        raise CheckFailure(message)
+
+
+def run_check(exercise, path):
+    """Load the learner's file and run the exercise's checker on it. Returns None when it
+    passes, or the failure message."""
+    sys.modules.pop("learner", None)
+    try:
+        learner = load_learner_file(path)
+        exercise.check(learner)
+    except CheckFailure as failure:
+        return str(failure)
+    except Exception as error:
+        # What the learner's code returned tripped the checker itself (a list where an array
+        # was due, say). Say so, and what broke, rather than show the checker's traceback.
+        return (f"the checker could not use what your code returned ({CHECKER_ERROR}):\n"
+                f"    {type(error).__name__}: {error}")
+    return None
+
+
+CHECKER_ERROR = "checker error"

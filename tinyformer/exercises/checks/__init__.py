@@ -1,0 +1,1 @@
+"""The checkers, one module per chapter (`ch01_vectors` checks `course/01_vectors/`)."""

@@ -1,0 +1,69 @@
+"""Checkers for chapter 1: one-hot vectors, dot products, matrix multiplication as lookup."""
+
+import numpy as np
+
+from ..catalogue import exercise
+from ..checking import expect_array
+
+
+@exercise("one_hot", "One-hot vectors", hints=[
+    "Make the result first: np.zeros((len(ids), vocab_size), dtype=np.float32).",
+    "Row i needs a 1.0 in column ids[i]. A loop `for i, token in enumerate(ids)` does it.",
+    "Without a loop: out[np.arange(len(ids)), ids] = 1.0 sets one element in every row.",
+])
+def check_one_hot(learner):
+    one_hot = learner.function("one_hot")
+    expect_array(one_hot(np.array([2, 0, 3]), 4),
+                 [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], one_hot.last_call, tensor=False)
+    expect_array(one_hot(np.array([1, 1]), 2), [[0, 1], [0, 1]], one_hot.last_call)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, size=30)
+    expect_array(one_hot(ids, 50), np.eye(50)[ids], one_hot.last_call)
+
+
+@exercise("dot_and_matmul", "Dot products and matrix multiplication", hints=[
+    "dot: `total = 0.0`, then `for k in range(len(a)): total += a[k] * b[k]`, then return it.",
+    "matmul: A has A.shape[0] rows, B has B.shape[1] columns; the result is "
+    "np.zeros((A.shape[0], B.shape[1])).",
+    "Row i of A is A[i, :] and column j of B is B[:, j]; inside two loops, "
+    "C[i, j] = dot(A[i, :], B[:, j]).",
+])
+def check_dot_and_matmul(learner):
+    dot = learner.function("dot")
+    expect_array(dot(np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])), 32.0,
+                 dot.last_call)
+    expect_array(dot(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])), 0.0,
+                 dot.last_call)
+    rng = np.random.default_rng(1)
+    for n in (1, 5, 17):
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        expect_array(dot(a, b), float(a @ b), dot.last_call)
+
+    matmul = learner.function("matmul")
+    A, B = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0], [7.0, 8.0]])
+    expect_array(matmul(A, B), [[19, 22], [43, 50]], matmul.last_call, tensor=False)
+    # Shapes where every size differs, so that a transposed answer shows up as a shape.
+    for N, K, M in [(2, 3, 4), (1, 1, 1), (4, 1, 3), (3, 6, 1), (5, 4, 2)]:
+        A, B = rng.normal(size=(N, K)), rng.normal(size=(K, M))
+        expect_array(matmul(A, B), A @ B, matmul.last_call, tensor=False)
+
+
+@exercise("table_lookup", "Matrix multiplication as table lookup", hints=[
+    "The vocabulary size is the number of rows of the table: table.shape[0].",
+    "lookup_by_matmul: one_hot(ids, table.shape[0]) is (N, V); multiply it by the (V, d) table "
+    "with `@`.",
+    "lookup_by_index: `table[ids]` picks row ids[0], then row ids[1], ... in that order.",
+])
+def check_table_lookup(learner):
+    table = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])    # (V=4, d=2)
+    rng = np.random.default_rng(2)
+    big_table = rng.normal(size=(10, 3))                                  # V != d on purpose
+    big_ids = rng.integers(0, 10, size=12)
+    for name in ("lookup_by_matmul", "lookup_by_index"):
+        lookup = learner.function(name)
+        expect_array(lookup(np.array([2]), table), [[5.0, 6.0]], lookup.last_call,
+                     tensor=False)
+        expect_array(lookup(np.array([3, 0, 3]), table), [[7, 8], [1, 2], [7, 8]],
+                     lookup.last_call, tensor=False)
+        expect_array(lookup(big_ids, big_table), big_table[big_ids], lookup.last_call,
+                     tensor=False)

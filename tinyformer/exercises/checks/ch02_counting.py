@@ -1,0 +1,303 @@
+"""Checkers for chapter 2: sequence models by counting (first order, second order, second
+order with skips).
+
+The checkers carry their own small numpy versions of the counting (the `_reference_*`
+functions) and compare the learner's tables with them on the course corpus, then on random
+corpora from a fixed seed. Where a table is wrong, the message also says which words the wrong
+element stands for.
+"""
+
+import numpy as np
+
+from ..catalogue import exercise
+from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+SHORT_CORPUS = [
+    "show me my directories please",
+    "show me my files please",
+    "show me my photos please",
+    "check whether the battery ran down please",
+    "check whether the program ran please",
+]
+
+LONG_CORPUS = [
+    "check the program log and find out whether it ran please",
+    "check the server log and find out whether it ran please",
+    "check the battery log and find out whether it ran down please",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference computations, and random corpora
+# ---------------------------------------------------------------------------------------------
+
+def vocabulary(sentences):
+    words = []
+    for sentence in sentences:
+        for word in sentence.split():
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def normalise(counts):
+    sums = counts.sum(axis=-1, keepdims=True)
+    return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)
+
+
+def reference_transition_counts(sentences, vocab):
+    counts = np.zeros((len(vocab), len(vocab)))
+    for sentence in sentences:
+        words = sentence.split()
+        for word, following in zip(words, words[1:]):
+            counts[vocab.index(word), vocab.index(following)] += 1
+    return counts
+
+
+def reference_pair_counts(sentences, vocab):
+    V = len(vocab)
+    counts = np.zeros((V * V, V))
+    for sentence in sentences:
+        words = sentence.split()
+        for a, b, c in zip(words, words[1:], words[2:]):
+            counts[vocab.index(a) * V + vocab.index(b), vocab.index(c)] += 1
+    return counts
+
+
+def reference_skip_weights(sentences, vocab):
+    V = len(vocab)
+    counts = np.zeros((V, V, V))
+    for sentence in sentences:
+        words = sentence.split()
+        for t in range(len(words) - 1):
+            x, c = vocab.index(words[t]), vocab.index(words[t + 1])
+            for w in set(words[:t]):
+                counts[vocab.index(w), x, c] += 1
+    return normalise(counts)
+
+
+def reference_vote(context, weights, vocab):
+    x = vocab.index(context[-1])
+    votes = np.zeros(len(vocab))
+    for w in set(context[:-1]):
+        votes += weights[vocab.index(w), x]
+    return votes
+
+
+def best_word(scores, vocab):
+    return vocab[int(np.argmax(scores))] if np.any(scores) else None
+
+
+def reference_mistakes(sentences, weights, vocab):
+    wrong = []
+    for sentence in sentences:
+        words = sentence.split()
+        for t in range(2, len(words)):
+            predicted = best_word(reference_vote(words[:t], weights, vocab), vocab)
+            if predicted != words[t]:
+                wrong.append((" ".join(words[:t]), words[t], predicted))
+    return wrong
+
+
+def random_corpus(rng, n_sentences=6, n_words=7):
+    """Sentences of 3 to 8 words drawn from a few made-up words."""
+    pool = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu"][:n_words]
+    return [" ".join(rng.choice(pool, size=rng.integers(3, 9)))
+            for _ in range(n_sentences)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages that say which words a wrong element stands for
+# ---------------------------------------------------------------------------------------------
+
+def expect_table(got, expected, call, explain):
+    """expect_array, and on a wrong value, a line from `explain(index)` saying which words the
+    worst element's index stands for."""
+    try:
+        expect_array(got, expected, call, tensor=False)
+    except CheckFailure as failure:
+        got = as_array(got).astype(float)
+        if got.shape != np.shape(expected):
+            raise
+        error = np.abs(np.nan_to_num(got - expected, nan=np.inf))
+        worst = np.unravel_index(np.argmax(error), got.shape)
+        raise CheckFailure(f"{failure}\n    {explain(tuple(int(i) for i in worst))}") from None
+
+
+def expect_word(got, expected, call):
+    """A predicted word (or None, which here is an answer: "no evidence"), compared exactly.
+    checking.expect_equal would read a None as a forgotten `return`."""
+    if isinstance(got, np.str_):
+        got = str(got)
+    if got is not None and not isinstance(got, str):
+        raise CheckFailure(f"{call} returned {describe(got)}; it should return a word from vocab "
+                           f"(a str), or None.")
+    if got != expected:
+        raise CheckFailure(f"{call} returned {got!r}; expected {expected!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. First order
+# ---------------------------------------------------------------------------------------------
+
+@exercise("markov_first_order", "A first-order model: the next word from the current word",
+          hints=[
+    "transition_counts: `words = sentence.split()`, then `zip(words, words[1:])` gives every "
+    "(word, next word) pair of neighbours in the sentence.",
+    "Add 1 at counts[vocab.index(word), vocab.index(following)]. normalise_rows: "
+    "sums = counts.sum(axis=1, keepdims=True) has shape (V, 1) and broadcasts over the row.",
+    "Divide only where the sum is not zero: np.divide(counts, sums, out=np.zeros_like(counts), "
+    "where=sums > 0). predict_next: row = probs[vocab.index(word)]; `if not row.any(): return "
+    "None`; else vocab[int(np.argmax(row))].",
+])
+def check_markov_first_order(learner):
+    transition_counts = learner.function("transition_counts")
+    small = ["show me my files please", "show me my photos please"]
+    for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(3))):
+        vocab = vocabulary(sentences)
+        expect_table(transition_counts(sentences, vocab),
+                     reference_transition_counts(sentences, vocab), transition_counts.last_call,
+                     lambda i, v=vocab: f"[{i[0]}, {i[1]}] counts {v[i[1]]!r} right after "
+                                        f"{v[i[0]]!r}")
+
+    normalise_rows = learner.function("normalise_rows")
+    counts = np.array([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])
+    expect_array(normalise_rows(counts.copy()), [[0.25, 0.75], [0.0, 0.0], [0.5, 0.5]],
+                 normalise_rows.last_call, tensor=False)
+    rng = np.random.default_rng(4)
+    counts = rng.integers(0, 4, size=(9, 9)).astype(float)
+    counts[[2, 7]] = 0.0                                 # words never followed by anything
+    expect_array(normalise_rows(counts.copy()), normalise(counts), normalise_rows.last_call,
+                 tensor=False)
+
+    predict_next = learner.function("predict_next")
+    vocab = vocabulary(SHORT_CORPUS)
+    probs = normalise(reference_transition_counts(SHORT_CORPUS, vocab))
+    for word, expected in [("show", "me"), ("whether", "the"),
+                           ("my", "directories"),      # a three-way tie: the first in vocab
+                           ("please", None)]:          # never followed by anything
+        expect_word(predict_next(word, probs, vocab), expected, predict_next.last_call)
+    for _ in range(3):
+        sentences = random_corpus(rng)
+        vocab = vocabulary(sentences)
+        probs = normalise(reference_transition_counts(sentences, vocab))
+        for word in vocab:
+            expect_word(predict_next(word, probs, vocab),
+                        best_word(probs[vocab.index(word)], vocab), predict_next.last_call)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Second order
+# ---------------------------------------------------------------------------------------------
+
+@exercise("markov_second_order", "A second-order model: the next word from the last two",
+          hints=[
+    "zip(words, words[1:], words[2:]) gives every three neighbouring words (first, second, "
+    "next).",
+    "The row of the pair is vocab.index(first) * V + vocab.index(second), with V = len(vocab); "
+    "the column is vocab.index(next).",
+    "predict_after_pair: row = probs[vocab.index(first) * len(vocab) + vocab.index(second)]; "
+    "None if `not row.any()`, else vocab[int(np.argmax(row))].",
+])
+def check_markov_second_order(learner):
+    pair_counts = learner.function("pair_counts")
+    small = SHORT_CORPUS[3:]
+    for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(5))):
+        vocab = vocabulary(sentences)
+        V = len(vocab)
+        expect_table(pair_counts(sentences, vocab), reference_pair_counts(sentences, vocab),
+                     pair_counts.last_call,
+                     lambda i, v=vocab, V=V: f"[{i[0]}, {i[1]}] is row {i[0]} = "
+                     f"{i[0] // V} * {V} + {i[0] % V}, the pair ({v[i[0] // V]!r}, "
+                     f"{v[i[0] % V]!r}), followed by {v[i[1]]!r}")
+
+    predict_after_pair = learner.function("predict_after_pair")
+    vocab = vocabulary(SHORT_CORPUS)
+    probs = normalise(reference_pair_counts(SHORT_CORPUS, vocab))
+    for first, second, expected in [("battery", "ran", "down"), ("program", "ran", "please"),
+                                    ("show", "me", "my"),
+                                    ("me", "my", "directories"),   # a real three-way tie
+                                    ("ran", "me", None)]:          # a pair never seen
+        expect_word(predict_after_pair(first, second, probs, vocab), expected,
+                     predict_after_pair.last_call)
+    rng = np.random.default_rng(6)
+    sentences = random_corpus(rng)
+    vocab = vocabulary(sentences)
+    V = len(vocab)
+    probs = normalise(reference_pair_counts(sentences, vocab))
+    for a in range(V):
+        for b in range(V):
+            expect_word(predict_after_pair(vocab[a], vocab[b], probs, vocab),
+                         best_word(probs[a * V + b], vocab), predict_after_pair.last_call)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Second order with skips
+# ---------------------------------------------------------------------------------------------
+
+def expect_mistakes(got, expected, call):
+    """The learner's list of (context, expected, predicted) against ours, entry by entry."""
+    expect(isinstance(got, (list, tuple)),
+           f"{call} returned {describe(got)}; it should return a list of "
+           f"(context, expected, predicted) tuples.")
+    got = [tuple(entry) if isinstance(entry, (list, tuple)) else entry for entry in got]
+    for number, (mine, theirs) in enumerate(zip(expected, got)):
+        expect(mine == theirs,
+               f"{call} returned a wrong list: entry {number} should be\n"
+               f"        {mine!r}\n    but is\n        {theirs!r}")
+    if len(got) < len(expected):
+        raise CheckFailure(f"{call} returned {len(got)} mistakes; there are {len(expected)}. "
+                           f"Missing:\n        {expected[len(got)]!r}")
+    if len(got) > len(expected):
+        raise CheckFailure(f"{call} returned {len(got)} mistakes; there are only "
+                           f"{len(expected)}. This one is not a mistake:\n"
+                           f"        {got[len(expected)]!r}")
+
+
+@exercise("second_order_skips", "Second order with skips: every earlier word votes", hints=[
+    "skip_weights: for t in range(len(words) - 1), the current word is words[t] and the next "
+    "words[t + 1]; the features are the words in set(words[:t]) (empty at t = 0).",
+    "After counting, normalise over the last axis: normalise_rows(counts) does it for a 3-D "
+    "array too. vote: start from np.zeros(len(vocab)) and add weights[vocab.index(w), x] for "
+    "each w in set(context[:-1]).",
+    "mistakes: for t in range(2, len(words)): predicted = predict_next(words[:t], weights, "
+    "vocab); if predicted != words[t]: append((\" \".join(words[:t]), words[t], predicted)).",
+])
+def check_second_order_skips(learner):
+    skip_weights = learner.function("skip_weights")
+    for sentences in (LONG_CORPUS[2:], LONG_CORPUS, random_corpus(np.random.default_rng(7))):
+        vocab = vocabulary(sentences)
+        expect_table(skip_weights(sentences, vocab), reference_skip_weights(sentences, vocab),
+                     skip_weights.last_call,
+                     lambda i, v=vocab: f"[{i[0]}, {i[1]}, {i[2]}] is the share of "
+                     f"{v[i[2]]!r} after {v[i[1]]!r} with {v[i[0]]!r} somewhere before it")
+
+    vote = learner.function("vote")
+    vocab = vocabulary(LONG_CORPUS)
+    weights = reference_skip_weights(LONG_CORPUS, vocab)
+    contexts = [sentence.split()[:10] for sentence in LONG_CORPUS]     # ends at "ran"
+    contexts += [["check", "the"], ["check", "the", "the", "battery"], ["it", "check"]]
+    for context in contexts:
+        expect_table(vote(context, weights, vocab), reference_vote(context, weights, vocab),
+                     vote.last_call, lambda i, v=vocab: f"[{i[0]}] is the vote for {v[i[0]]!r}")
+    rng = np.random.default_rng(8)
+    sentences = random_corpus(rng)
+    random_vocab = vocabulary(sentences)
+    random_weights = reference_skip_weights(sentences, random_vocab)
+    for sentence in sentences:
+        context = sentence.split()
+        expect_array(vote(context, random_weights, random_vocab),
+                     reference_vote(context, random_weights, random_vocab), vote.last_call,
+                     tensor=False)
+
+    predict_next = learner.function("predict_next")
+    for context, expected in zip(contexts, ["please", "please", "please",    # the third: wrong
+                                            "program", "log", None]):
+        expect_word(predict_next(context, weights, vocab), expected, predict_next.last_call)
+
+    mistakes = learner.function("mistakes")
+    for sentences in (LONG_CORPUS, LONG_CORPUS[1:], random_corpus(rng, n_sentences=4)):
+        vocab = vocabulary(sentences)
+        weights = reference_skip_weights(sentences, vocab)
+        expect_mistakes(mistakes(sentences, weights, vocab),
+                        reference_mistakes(sentences, weights, vocab), mistakes.last_call)

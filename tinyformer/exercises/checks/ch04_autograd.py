@@ -1,0 +1,403 @@
+"""Checkers for chapter 4: autograd by hand. Each exercise's gradients are compared with
+tinyautograd's own (in float64) or with finite differences through `tinyautograd.gradcheck`,
+and a wrong one is reported by the name of the input whose gradient it is."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from tinyautograd import GradcheckError, Tensor, functional, gradcheck
+
+from ..catalogue import exercise
+from ..checking import (CheckFailure, _where, as_array, describe, describe_call, expect,
+                        expect_array)
+
+# ---------------------------------------------------------------------------------------------
+# Helpers local to this chapter
+# ---------------------------------------------------------------------------------------------
+
+
+def _learner_frame(error, path):
+    """(qualified function name, line) of the innermost frame of the learner's file in the
+    error's traceback, or (None, None)."""
+    found, path = (None, None), Path(path).resolve()
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if Path(code.co_filename).resolve() == path:
+            found = (getattr(code, "co_qualname", code.co_name), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _todo_name(qualname):
+    """`Value.__mul__.<locals>._backward` -> "the `_backward` inside `Value.__mul__`"."""
+    if qualname and ".<locals>." in qualname:
+        outer, inner = qualname.split(".<locals>.", 1)
+        return f"the `{inner}` inside `{outer}`"
+    return f"`{qualname}`"
+
+
+def _run(learner, action, doing):
+    """Run `action()` (which calls into the learner's code); a TODO or crash becomes a
+    CheckFailure naming the function it happened in, and what the checker was `doing`."""
+    try:
+        return action()
+    except CheckFailure:
+        raise
+    except NotImplementedError as e:
+        qualname, line = _learner_frame(e, learner.path)
+        where = f"{learner.path.name} line {line}" if line else "a TODO"
+        raise CheckFailure(f"{_todo_name(qualname)} is not written yet: {where} still raises "
+                           f"NotImplementedError (reached while {doing}).") from None
+    except Exception as e:
+        raise CheckFailure(f"{doing} raised an error:\n"
+                           f"{_where(e, learner.path.resolve())}") from None
+
+
+class _Apply:
+    """Like checking.Call for a given wrapper (`matmul`, `embed`) around the learner's
+    Function: a TODO is reported by the method it is in (`Embedding.forward`), not the wrapper.
+    `last_call` reads like `embed(table=..., ids=...)`."""
+
+    def __init__(self, learner, name):
+        self.learner, self.name = learner, name
+        self.fn = learner.attribute(name)
+        self.last_call = name + "(...)"
+
+    def __call__(self, *args):
+        self.last_call = describe_call(self.name, self.fn, args, {})
+        return _run(self.learner, lambda: self.fn(*args), f"running {self.last_call}")
+
+
+def _gradcheck(learner, fn, inputs, call):
+    """tinyautograd.gradcheck(fn, *inputs.values()), its 'input i' reported by the input's
+    name. `inputs`: {name: float64 array}."""
+    tensors = [Tensor(np.array(v, dtype=np.float64), requires_grad=True, dtype=np.float64)
+               for v in inputs.values()]
+    try:
+        _run(learner, lambda: gradcheck(fn, *tensors), f"gradcheck ran {call} forward and "
+                                                      f"backward")
+    except GradcheckError as error:
+        text = str(error)
+        match = re.search(r"input (\d+) \(shape (.*?)\) is wrong at index (\(.*?\)): analytic "
+                          r"(\S+), numeric (\S+)", text)
+        if not match:
+            raise CheckFailure(f"gradcheck of {call}: {text}") from None
+        name = list(inputs)[int(match.group(1))]
+        raise CheckFailure(
+            f"gradcheck of {call}: the gradient with respect to `{name}` (shape "
+            f"{match.group(2)}) is wrong.\n"
+            f"    at {match.group(3)}: your backward gives {match.group(4)}, finite differences "
+            f"give {match.group(5)}") from None
+
+
+def _returned_gradients(learner, function, out, grad, n_inputs, call):
+    """Call the learner's `function.backward(ctx, grad)` directly on the node of `out`, and
+    return its gradients as a tuple of arrays (None stays None)."""
+    name = f"{function.__name__}.backward"
+    got = _run(learner, lambda: function.backward(out.grad_fn, Tensor(grad, dtype=np.float64)),
+               f"{name} ran after {call}")
+    if n_inputs == 1 and not isinstance(got, (tuple, list)):
+        got = (got,)
+    expect(isinstance(got, (tuple, list)) and len(got) == n_inputs,
+           f"{name} after {call} returned {describe(got)}; it should return {n_inputs} "
+           f"gradients, one per input, as a tuple: `return grad_a, grad_b`.")
+    return tuple(None if g is None else as_array(g) for g in got)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. A scalar engine
+# ---------------------------------------------------------------------------------------------
+
+def _neuron(v):
+    return (v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["bias"]).tanh()
+
+
+def _mlp(v):
+    """A 3-4-1 tanh network and its squared error, written for Values and 0-d Tensors alike."""
+    hidden = [(sum(v[f"w{j}{i}"] * v[f"x{i}"] for i in range(3)) + v[f"b{j}"]).tanh()
+              for j in range(4)]
+    out = sum(v[f"u{j}"] * h for j, h in enumerate(hidden)) + v["c"]
+    return (out - 0.5) ** 2
+
+
+_EXPRESSIONS = [
+    # (what it says, function of a dict of inputs, the inputs, a note for a wrong answer)
+    ("y = a + b", lambda v: v["a"] + v["b"], {"a": 2.0, "b": -3.0}, ""),
+    ("y = a * b", lambda v: v["a"] * v["b"], {"a": 2.0, "b": -3.0}, ""),
+    ("y = a ** 3", lambda v: v["a"] ** 3, {"a": -1.5}, ""),
+    ("y = a.tanh()", lambda v: v["a"].tanh(), {"a": 0.5}, ""),
+    ("y = a.exp()", lambda v: v["a"].exp(), {"a": 0.7}, ""),
+    ("y = a * a", lambda v: v["a"] * v["a"], {"a": 3.0},
+     "a is both operands of the *, so it must receive both shares: 3 + 3. Use += in "
+     "_backward, not =."),
+    ("y = a * b + a", lambda v: v["a"] * v["b"] + v["a"], {"a": 2.0, "b": -3.0},
+     "a is used twice, so its gradient is the sum of what both uses send it (+=)."),
+    ("c = a * b;  y = (c + a) * c", lambda v: (lambda c: (c + v["a"]) * c)(v["a"] * v["b"]),
+     {"a": 1.5, "b": -2.0},
+     "c feeds two operations, so it must have received both shares before it passes its "
+     "gradient on: call _backward in reverse topological order."),
+    ("y = (a - b) / (a * b).exp()", lambda v: (v["a"] - v["b"]) / (v["a"] * v["b"]).exp(),
+     {"a": 0.8, "b": -0.4}, ""),
+    ("y = tanh(w1*x1 + w2*x2 + bias)  (a neuron)", _neuron,
+     {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "bias": 6.8813735870195432}, ""),
+]
+
+
+def _random_mlp_inputs():
+    rng = np.random.default_rng(4)
+    names = ([f"x{i}" for i in range(3)] + [f"w{j}{i}" for j in range(4) for i in range(3)]
+             + [f"b{j}" for j in range(4)] + [f"u{j}" for j in range(4)] + ["c"])
+    return {name: float(rng.normal()) for name in names}
+
+
+@exercise("scalar_engine", "A scalar autograd engine", hints=[
+    "Each _backward adds (local derivative) * out.grad to each child's grad, with +=. The "
+    "table in the docstring gives every local derivative.",
+    "In __mul__: self.grad += other.data * out.grad and other.grad += self.data * out.grad. "
+    "The others follow the same pattern with their own derivative.",
+    "backward(): a nested `def visit(v)` that, if v is not in a `visited` set, adds it, visits "
+    "each child, then appends v to `order`. Call visit(self).",
+    "Then self.grad = 1.0, and `for v in reversed(order): v._backward()`.",
+])
+def check_scalar_engine(learner):
+    Value = learner.attribute("Value")
+    expressions = _EXPRESSIONS + [("loss = (a 3-4-1 tanh network's output - 0.5) ** 2, "
+                                   "inputs and weights drawn at random", _mlp,
+                                   _random_mlp_inputs(), "")]
+    for text, fn, inputs, note in expressions:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in inputs.items())
+        shown = shown if len(inputs) <= 6 else "the inputs of the random network"
+        values = {k: Value(x) for k, x in inputs.items()}
+        y = _run(learner, lambda fn=fn, values=values: fn(values), f"computing {text}")
+        _run(learner, y.backward, f"y.backward() ran on {text}")
+        tensors = {k: Tensor(np.float64(x), requires_grad=True, dtype=np.float64)
+                   for k, x in inputs.items()}
+        fn(tensors).backward()
+        for name, value in values.items():
+            got, expected = value.grad, float(tensors[name].grad)
+            expect(isinstance(got, (int, float)),
+                   f"{text} with {shown}: after y.backward(), {name}.grad is {describe(got)}; "
+                   f"it should be a number.")
+            if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
+                raise CheckFailure(
+                    f"{text} with {shown}: after y.backward(), {name}.grad is {got:.6g}; it "
+                    f"should be d y / d {name} = {expected:.6g}."
+                    + (f"\n    {note}" if note else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration order is the order of the chapter: further exercises follow.
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Gradients through broadcasting
+# ---------------------------------------------------------------------------------------------
+
+def _engine_unbroadcast(grad, shape):
+    """tinyautograd's answer: the gradient that reaches x through x.broadcast_to(grad.shape)."""
+    x = Tensor(np.zeros(shape), requires_grad=True, dtype=np.float64)
+    x.broadcast_to(grad.shape).backward(Tensor(grad, dtype=np.float64))
+    return x.grad
+
+
+def _random_broadcast(rng):
+    """A broadcast shape and an input shape that broadcasts to it."""
+    big = tuple(int(n) for n in rng.integers(2, 5, size=rng.integers(1, 5)))
+    small = list(big[rng.integers(0, len(big) + 1):])         # drop some leading axes
+    for i in range(len(small)):
+        if rng.random() < 0.4:
+            small[i] = 1                                      # and stretch some others
+    return big, tuple(small)
+
+
+@exercise("broadcast_gradients", "Gradients through broadcasting", hints=[
+    "Two steps: first sum away the extra leading axes, then sum (keepdims=True) over the axes "
+    "where the input had size 1.",
+    "Step 1: grad = grad.sum(axis=tuple(range(grad.ndim - len(shape)))). Now grad.ndim equals "
+    "len(shape).",
+    "Step 2: axes = tuple(i for i, n in enumerate(shape) if n == 1), then "
+    "grad.sum(axis=axes, keepdims=True).",
+    "mul_backward: return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape).",
+])
+def check_broadcast_gradients(learner):
+    unbroadcast = learner.function("unbroadcast")
+    grad = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    for shape in [(2, 1), (3,), (1, 3), (), (2, 3), (1, 1)]:
+        got = unbroadcast(grad, shape)
+        expect_array(got, _engine_unbroadcast(grad, shape), unbroadcast.last_call,
+                     tensor=False)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        big, small = _random_broadcast(rng)
+        grad = rng.normal(size=big)
+        expect_array(unbroadcast(grad, small), _engine_unbroadcast(grad, small),
+                     unbroadcast.last_call, tensor=False)
+
+    mul_backward = learner.function("mul_backward")
+    cases = [((2, 3), (3,)), ((2, 1), (1, 3)), ((2, 3, 4), (4,)), ((4, 3, 1), (4, 1, 5)),
+             ((), (2, 2))]
+    for a_shape, b_shape in cases:
+        a = Tensor(rng.normal(size=a_shape), requires_grad=True, dtype=np.float64)
+        b = Tensor(rng.normal(size=b_shape), requires_grad=True, dtype=np.float64)
+        out = a * b
+        grad = rng.normal(size=out.shape)
+        out.backward(Tensor(grad, dtype=np.float64))
+        got = mul_backward(grad, a.data, b.data)
+        expect(isinstance(got, (tuple, list)) and len(got) == 2,
+               f"{mul_backward.last_call} returned {describe(got)}; it should return two "
+               f"arrays: `return grad_a, grad_b`.")
+        for name, g, tensor in zip("ab", got, (a, b)):
+            expect_array(g, tensor.grad, mul_backward.last_call, tensor=False,
+                         what=f"gives as the gradient with respect to `{name}`")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The backward of matrix multiplication
+# ---------------------------------------------------------------------------------------------
+
+def _tensor(array):
+    return Tensor(np.array(array, dtype=np.float64), requires_grad=True, dtype=np.float64)
+
+
+def _shapes(inputs):
+    return ", ".join(f"{name} of shape {np.shape(v)}" for name, v in inputs.items())
+
+
+@exercise("matmul_backward", "The backward of matrix multiplication", hints=[
+    "Each gradient has the shape of its input: dL/dA is (n, k), dL/dB is (k, m), and grad is "
+    "(n, m). Only one product of grad with the other operand gives each shape.",
+    "dL/dA = grad @ B^T and dL/dB = A^T @ grad.",
+    "For batches transpose only the last two axes: b.swapaxes(-1, -2), not b.T.",
+    "return grad @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ grad",
+])
+def check_matmul_backward(learner):
+    MatMul = learner.attribute("MatMul")
+    matmul = _Apply(learner, "matmul")
+    a = np.array([[1.0, 2.0, 0.0], [-1.0, 0.5, 3.0]])                          # (2, 3)
+    b = np.array([[1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 1.0, 0.0], [2.0, -1.0, 0.0, 1.0]])
+    grad = np.array([[1.0, -2.0, 0.5, 0.0], [0.0, 1.0, 3.0, -1.0]])            # (2, 4)
+    out = matmul(_tensor(a), _tensor(b))
+    expect_array(out, a @ b, matmul.last_call)
+    call = f"{matmul.last_call} with grad={describe(grad, limit=8)}"
+    got = _returned_gradients(learner, MatMul, out, grad, 2, call)
+    for name, g, expected in zip("ab", got, (grad @ b.T, a.T @ grad)):
+        expect(g is not None, f"MatMul.backward after {call} returned None as the gradient "
+                              f"with respect to `{name}`.")
+        expect_array(g, expected, f"MatMul.backward after {call}",
+                     what=f"returns as the gradient with respect to `{name}`")
+
+    rng = np.random.default_rng(0)
+    fn = learner.attribute("matmul")
+    for a_shape, b_shape, what in [((3, 4), (4, 2), "2-D"),
+                                   ((2, 3, 4), (4, 5), "a batch times a shared weight"),
+                                   ((2, 3, 4), (2, 4, 2), "batched"),
+                                   ((2, 2, 3, 4), (2, 2, 4, 3), "4-D, like attention heads")]:
+        inputs = {"a": rng.normal(size=a_shape), "b": rng.normal(size=b_shape)}
+        _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The backward of softmax and cross-entropy
+# ---------------------------------------------------------------------------------------------
+
+def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name):
+    """Apply the learner's function through `call_fn` (a Call) to `inputs` (Tensors), call its
+    backward directly with `grad`, and compare the one gradient with `expected`."""
+    out = call_fn(*inputs)
+    shown = f"{float(grad):g}" if np.ndim(grad) == 0 else describe(np.asarray(grad), limit=8)
+    call = f"{call_fn.last_call} with grad={shown}"
+    expect(getattr(out, "grad_fn", None) is not None,
+           f"{call_fn.last_call} returned {describe(out)}, not a Tensor made by "
+           f"{function.__name__}.apply.")
+    (got,) = _returned_gradients(learner, function, out, grad, 1, call)
+    expect(got is not None, f"{function.__name__}.backward after {call} returned None.")
+    expect_array(got, expected, f"{function.__name__}.backward after {call}",
+                 what=f"returns as the gradient with respect to `{name}`")
+
+
+def _engine_gradient(forward, x, grad):
+    """d(sum(grad * forward(x)))/dx, from tinyautograd's own ops."""
+    t = _tensor(x)
+    forward(t).backward(Tensor(np.asarray(grad, dtype=np.float64), dtype=np.float64))
+    return t.grad
+
+
+@exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
+    "Softmax: the formula is p * (g - s) where s = (g * p).sum(axis=-1, keepdims=True): one "
+    "number per row, broadcast back over the row.",
+    "Cross-entropy: d = ctx.p.copy(); then d[n, targets[n]] -= 1 for every row n. "
+    "A loop works; so does d[np.arange(N), ctx.targets] -= 1.",
+    "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad.data (the "
+    "gradient arriving from whatever came after the loss).",
+])
+def check_softmax_cross_entropy_backward(learner):
+    Softmax = learner.attribute("Softmax")
+    softmax = _Apply(learner, "softmax")
+    z = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
+    g = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 1.0]])
+    _check_one_gradient(learner, Softmax, softmax, [_tensor(z)], g,
+                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z")
+    rng = np.random.default_rng(0)
+    for shape in [(3, 5), (2, 3, 4)]:
+        inputs = {"z": rng.normal(size=shape)}
+        _gradcheck(learner, learner.attribute("softmax"), inputs,
+                   f"softmax(z) (z of shape {shape})")
+
+    SoftmaxCrossEntropy = learner.attribute("SoftmaxCrossEntropy")
+    loss_fn = _Apply(learner, "softmax_cross_entropy")
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]]))
+    targets = np.array([0, 2])
+    for upstream in [1.0, 2.5]:
+        expected = _engine_gradient(lambda t: functional.cross_entropy(t, targets), logits,
+                                    upstream)
+        _check_one_gradient(learner, SoftmaxCrossEntropy, loss_fn, [_tensor(logits), targets],
+                            np.float64(upstream), expected, "logits")
+    raw = learner.attribute("softmax_cross_entropy")
+    for n, v in [(6, 7), (4, 10)]:
+        targets = rng.integers(0, v, size=n)
+        inputs = {"logits": rng.normal(size=(n, v)) * 2}
+        _gradcheck(learner, lambda t, targets=targets: raw(t, targets), inputs,
+                   f"softmax_cross_entropy(logits, targets) (logits of shape {(n, v)}, "
+                   f"targets={describe(targets)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The backward of layer normalisation
+# ---------------------------------------------------------------------------------------------
+
+@exercise("layer_norm_backward", "The backward of layer normalisation", hints=[
+    "Return three arrays, in the order x, gamma, beta, shaped like x, (C,) and (C,).",
+    "rows = g.reshape(-1, g.shape[-1]) puts every position on axis 0: d_beta = "
+    "rows.sum(axis=0), and d_gamma is the same with rows * x_hat.reshape(rows.shape).",
+    "d_xhat = g * gamma; d_x = rstd * (d_xhat - d_xhat.mean(-1, keepdims=True) - x_hat * "
+    "(d_xhat * x_hat).mean(-1, keepdims=True)).",
+])
+def check_layer_norm_backward(learner):
+    LayerNormFunction = learner.attribute("LayerNormFunction")
+    layer_norm = _Apply(learner, "layer_norm")
+    rng = np.random.default_rng(0)
+    cases = [(np.array([[1.0, 2.0, 3.0, 6.0], [0.0, -1.0, 1.0, 0.5]]),
+              np.array([1.0, 2.0, 0.5, -1.0]), np.array([0.0, 0.1, 0.2, 0.3]),
+              np.array([[1.0, 0.0, -1.0, 2.0], [0.5, 1.0, 0.0, -2.0]])),
+             (rng.normal(size=(2, 3, 5)), rng.normal(size=5), rng.normal(size=5),
+              rng.normal(size=(2, 3, 5)))]
+    for x, gamma, beta, grad in cases:
+        inputs = {"x": _tensor(x), "gamma": _tensor(gamma), "beta": _tensor(beta)}
+        out = layer_norm(*inputs.values())
+        call = f"{layer_norm.last_call} with grad={describe(grad, limit=8)}"
+        got = _returned_gradients(learner, LayerNormFunction, out, grad, 3, call)
+        reference = {k: _tensor(v) for k, v in [("x", x), ("gamma", gamma), ("beta", beta)]}
+        functional.layer_norm(*reference.values()).backward(Tensor(grad, dtype=np.float64))
+        for (name, tensor), g in zip(reference.items(), got):
+            expect(g is not None, f"LayerNormFunction.backward after {call} returned None as "
+                                  f"the gradient with respect to `{name}`.")
+            expect_array(g, tensor.grad, f"LayerNormFunction.backward after {call}",
+                         what=f"returns as the gradient with respect to `{name}`")
+    inputs = {"x": rng.normal(size=(2, 3, 4)), "gamma": rng.normal(size=4),
+              "beta": rng.normal(size=4)}
+    _gradcheck(learner, learner.attribute("layer_norm"), inputs,
+               f"layer_norm(x, gamma, beta) ({_shapes(inputs)})")

@@ -1,0 +1,101 @@
+"""Checkers for chapter 5: embeddings and positions. The embedding's gradient is compared with
+tinyautograd.functional.embedding's, and the positional table with tinyformer's own
+(tinyformer/layers.py, SinusoidalPositions)."""
+
+import numpy as np
+
+from tinyautograd import Tensor, functional
+
+from ..catalogue import exercise
+from ..checking import CheckFailure, describe, expect, expect_array
+from .ch04_autograd import _Apply, _gradcheck, _returned_gradients, _tensor
+
+# ---------------------------------------------------------------------------------------------
+# 1. Embeddings
+# ---------------------------------------------------------------------------------------------
+
+
+def _repeated_row_note(ids, table_grad_expected, got):
+    """A hint when the wrong rows are exactly the ids that repeat: the `+=` trap."""
+    ids = np.asarray(ids).reshape(-1)
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != table_grad_expected.shape:
+        return ""
+    wrong_rows = np.unique(np.nonzero(~np.isclose(got, table_grad_expected, atol=1e-6))[0])
+    counts = np.bincount(ids, minlength=len(got))
+    if len(wrong_rows) and (counts[wrong_rows] > 1).all():
+        row = int(wrong_rows[0])
+        return (f"\n    Only rows of ids that appear more than once are wrong (id {row} appears "
+                f"{counts[row]} times): each appearance must add its gradient. "
+                f"`table_grad[ids] += grad` keeps only one; use np.add.at.")
+    return ""
+
+
+@exercise("embedding", "Embeddings: a lookup table that learns", hints=[
+    "forward is one line of numpy: return table[ids].",
+    "backward: table_grad = np.zeros(ctx.inputs[0].shape); every position's gradient row goes "
+    "into table_grad at row ids[position], added, not assigned.",
+    "np.add.at(table_grad, ctx.ids, grad.data) adds grad.data[p] into table_grad[ctx.ids[p]] "
+    "for every position p, repeats included. Then return table_grad.",
+])
+def check_embedding(learner):
+    Embedding = learner.attribute("Embedding")
+    embed = _Apply(learner, "embed")
+    rng = np.random.default_rng(0)
+    table = np.arange(10.0).reshape(5, 2)                                    # (5, 2)
+    cases = [(table, np.array([1, 3, 1, 1]), np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0],
+                                                       [1.0, 1.0]])),
+             (rng.normal(size=(10, 4)), rng.integers(0, 10, size=(2, 6)), None),
+             (rng.normal(size=(7, 3)), rng.integers(0, 7, size=(3, 5)), None)]
+    for table, ids, grad in cases:
+        out = embed(_tensor(table), ids)
+        expect_array(out, table[ids], embed.last_call, tensor=True)
+        grad = rng.normal(size=out.shape) if grad is None else grad
+        call = f"{embed.last_call} with grad={describe(grad, limit=8)}"
+        (got,) = _returned_gradients(learner, Embedding, out, grad, 1, call)
+        expect(got is not None, f"Embedding.backward after {call} returned None.")
+        reference = _tensor(table)
+        functional.embedding(ids, reference).backward(Tensor(grad, dtype=np.float64))
+        try:
+            expect_array(got, reference.grad, f"Embedding.backward after {call}",
+                         what="returns as the gradient with respect to `table`")
+        except CheckFailure as failure:
+            raise CheckFailure(str(failure) + _repeated_row_note(ids, reference.grad, got)) \
+                from None
+    ids = rng.integers(0, 6, size=(2, 5))
+    raw = learner.attribute("embed")
+    _gradcheck(learner, lambda t: raw(t, ids), {"table": rng.normal(size=(6, 3))},
+               f"embed(table, ids) (table of shape (6, 3), ids={describe(ids)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Sinusoidal positions
+# ---------------------------------------------------------------------------------------------
+
+def _tinyformer_table(context, d_model):
+    from tinyformer.layers import SinusoidalPositions
+    return SinusoidalPositions(context, d_model).table
+
+
+@exercise("sinusoidal_positions", "Sinusoidal positions", hints=[
+    "Row pos, columns 2i and 2i+1 share one angle: pos / 10000 ** (2i / d_model). Column 0 "
+    "and 1 use 2i = 0, so the angle is just pos.",
+    "pos = np.arange(context)[:, None] (a column) and two_i = np.arange(0, d_model, 2) (a "
+    "row): pos / 10000 ** (two_i / d_model) broadcasts to (context, d_model/2).",
+    "table = np.zeros((context, d_model)); table[:, 0::2] = np.sin(angle); table[:, 1::2] = "
+    "np.cos(angle).",
+])
+def check_sinusoidal_positions(learner):
+    positions = learner.function("sinusoidal_positions")
+    rng = np.random.default_rng(0)
+    sizes = [(2, 4), (3, 6), (50, 16)] + [(int(rng.integers(5, 40)), 2 * int(rng.integers(2, 20)))
+                                          for _ in range(3)]
+    for context, d_model in sizes:
+        got = positions(context, d_model)
+        try:
+            expect_array(got, _tinyformer_table(context, d_model), positions.last_call,
+                         tensor=False, atol=1e-6, rtol=1e-5)
+        except CheckFailure as failure:
+            raise CheckFailure(f"{failure}\n    (row pos, column c: sin if c is even, cos if "
+                               f"odd, of pos / 10000 ** (2i / d_model) with 2i = c - c % 2)") \
+                from None

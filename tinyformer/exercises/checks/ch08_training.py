@@ -1,0 +1,352 @@
+"""Checkers for chapter 8: an AdamW step, the warmup-cosine schedule, the training loop.
+
+Each is compared with tinyautograd's own optimizer and schedule (`optim.AdamW`,
+`optim.WarmupCosine`), and the training loop with the same loop run beside it.
+"""
+
+import math
+
+import numpy as np
+
+import tinyautograd
+from tinyautograd import Tensor, functional, nn, optim
+
+from ..catalogue import exercise
+from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+
+def _expect_numpy(got, expected, call, what="returned", mistakes=(), atol=1e-5):
+    """expect_array(tensor=False), naming the mistake a wrong answer matches, if any."""
+    try:
+        expect_array(got, expected, call, what=what, tensor=False, atol=atol)
+    except CheckFailure as failure:
+        try:
+            data = np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise failure from None
+        for description, wrong in mistakes:
+            if data.shape == np.shape(wrong) and np.allclose(data, wrong, atol=atol,
+                                                              rtol=1e-4, equal_nan=True):
+                raise CheckFailure(f"{failure}\n    That is exactly what you get "
+                                   f"{description}.") from None
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. One step of AdamW
+
+
+def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, variant=None):
+    """AdamW in numpy, with knobs for the usual mistakes."""
+    if variant == "l2":                       # Adam's decay, through the gradient
+        grad = grad + weight_decay * param
+    if variant in ("l2", "no decay"):
+        weight_decay = 0.0
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if variant == "no correction":
+            m_hat, v_hat = m, v
+        elif variant == "t from 0":
+            m_hat, v_hat = m / (1 - beta1 ** (t - 1)), v / (1 - beta2 ** (t - 1))
+        else:
+            m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        if variant == "decay after":
+            new = param - lr * m_hat / (np.sqrt(v_hat) + eps)
+            if variant == "decay after":
+                new = new * (1 - lr * weight_decay)
+        elif variant == "eps inside":
+            new = param * (1 - lr * weight_decay) - lr * m_hat / np.sqrt(v_hat + eps)
+        else:
+            new = param * (1 - lr * weight_decay) - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return new, m, v
+
+
+_ADAM_MISTAKES = [
+    ("no correction", "without the bias correction (divide m by 1 - beta1**step and v by "
+                      "1 - beta2**step)"),
+    ("t from 0", "counting steps from 0 in the bias correction: `step` is already 1 for the "
+                 "first update"),
+    ("l2", "with Adam's L2 decay through the gradient; AdamW decays the parameter directly, "
+           "param * (1 - lr * weight_decay)"),
+    ("decay after", "decaying after the Adam step; AdamW decays the parameter first"),
+    ("no decay", "without the weight decay: param * (1 - lr * weight_decay), before the "
+                 "Adam step"),
+    ("eps inside", "with eps inside the square root: it goes after it, sqrt(v_hat) + eps"),
+]
+
+
+def _unpack3(result, call):
+    if result is None:
+        raise CheckFailure(f"{call} returned None. Did you forget a `return`?")
+    expect(isinstance(result, (tuple, list)) and len(result) == 3,
+           f"{call} returned {describe(result)}; return three arrays: "
+           f"(new_param, new_m, new_v).")
+    return result
+
+
+def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
+    """Call the learner's adam_step once; compare m, v, then the parameter."""
+    before = [a.copy() for a in (param, grad, m, v)]
+    result = _unpack3(fn(param.copy(), grad.copy(), m.copy(), v.copy(), t, **settings),
+                      fn.last_call)
+    new_param, new_m, new_v = result
+    l2 = _adam(*before, t, **settings, variant="l2")          # decay through the gradient
+    l2_says = ("adding weight_decay * param to the gradient (Adam's L2 decay); AdamW leaves "
+               "the gradient alone and shrinks the parameter itself")
+    for name, got, want, wrong in (("new_m", new_m, expected[1], l2[1]),
+                                   ("new_v", new_v, expected[2], l2[2])):
+        _expect_numpy(got, want, fn.last_call, what=f"returned, as {name},",
+                      mistakes=[(l2_says, wrong)] if settings["weight_decay"] else [])
+    finite = np.isfinite(np.asarray(new_param, dtype=np.float64))
+    if not finite.all():
+        raise CheckFailure(f"{fn.last_call} returned, as new_param, "
+                           f"{describe(np.asarray(new_param))}: not every value is a finite "
+                           f"number. A division by zero? At the first update step is 1, so "
+                           f"1 - beta1 ** step is 1 - beta1, not 0.")
+    mistakes = [(description, _adam(*before, t, **settings, variant=variant)[0])
+                for variant, description in _ADAM_MISTAKES]
+    _expect_numpy(new_param, expected[0], fn.last_call, what="returned, as new_param,",
+                  mistakes=mistakes)
+    return [np.asarray(a, dtype=np.float64) for a in result]
+
+
+def _reference_adamw(param, grads, settings):
+    """tinyautograd's AdamW over `grads`, one step each: [(param, m, v) after each step]."""
+    p = Tensor(param.copy(), requires_grad=True, dtype=np.float64)
+    optimizer = optim.AdamW([p], lr=settings["lr"], betas=(settings["beta1"],
+                            settings["beta2"]), eps=settings["eps"],
+                            weight_decay=settings["weight_decay"])
+    states = []
+    for g in grads:
+        p.grad = g.copy()
+        optimizer.step()
+        state = optimizer.state[id(p)]
+        states.append((p.data.copy(), state["exp_avg"].copy(), state["exp_avg_sq"].copy()))
+    return states
+
+
+@exercise("adam_step", "One step of AdamW", hints=[
+    "First the two running averages: m = beta1 * m + (1 - beta1) * grad, and v the same with "
+    "beta2 and grad * grad. Return these new m and v.",
+    "Bias correction uses the step number as it is (1 for the first update): "
+    "m_hat = m / (1 - beta1 ** step), v_hat = v / (1 - beta2 ** step).",
+    "Decay first, then step: param = param * (1 - lr * weight_decay), then "
+    "param = param - lr * m_hat / (np.sqrt(v_hat) + eps). Return (param, m, v).",
+])
+def check_adam_step(learner):
+    fn = learner.function("adam_step")
+    # The worked example of the lesson, then the same with weight decay.
+    for weight_decay in (0.0, 0.5):
+        settings = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay)
+        param, grad = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+        zeros = np.zeros(2)
+        expected = _reference_adamw(param, [grad], settings)[0]
+        _check_adam_step(fn, param, grad, zeros, zeros, 1, settings, expected)
+    # Tiny gradients, where eps is not negligible next to sqrt(v_hat).
+    settings = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0)
+    param, grad = np.array([1.0, 2.0, 3.0]), np.array([1e-4, -2e-4, 3e-5])
+    expected = _reference_adamw(param, [grad], settings)[0]
+    _check_adam_step(fn, param, grad, np.zeros(3), np.zeros(3), 1, settings, expected)
+
+    # Several steps on random gradients, the learner's state fed back in each time.
+    rng = np.random.default_rng(0)
+    settings = dict(lr=0.05, beta1=0.8, beta2=0.95, eps=1e-6, weight_decay=0.1)
+    param = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) * scale for scale in (1.0, 0.1, 3.0, 1.0, 0.5, 2.0)]
+    expected = _reference_adamw(param, grads, settings)
+    m = v = np.zeros_like(param)
+    for t, (grad, state) in enumerate(zip(grads, expected), start=1):
+        param, m, v = _check_adam_step(fn, param, grad, m, v, t, settings, state)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Warmup and cosine decay
+
+
+def _reference_schedule(base_lr, warmup_steps, total_steps, min_lr):
+    """tinyautograd's WarmupCosine, on a throwaway optimizer: its lr_at(step)."""
+    optimizer = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=base_lr)
+    schedule = optim.WarmupCosine(optimizer, warmup_steps, total_steps, min_lr)
+    return lambda step: schedule.lr_at(step)[0]
+
+
+def _phase(step, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return f"in the warmup (steps 0 to {warmup_steps - 1})"
+    if step >= total_steps:
+        return f"past the end (total_steps = {total_steps}), where the lr stays at min_lr"
+    return f"in the cosine decay (steps {warmup_steps} to {total_steps - 1})"
+
+
+def _schedule_mistakes(step, base_lr, warmup_steps, total_steps, min_lr):
+    mistakes = []
+    if step < warmup_steps:
+        mistakes += [
+            ("with base_lr * step / warmup_steps: here the ramp is base_lr * (step + 1) / "
+             "(warmup_steps + 1), so the first update's lr is not 0",
+             base_lr * step / warmup_steps),
+            ("with base_lr * (step + 1) / warmup_steps: divide by warmup_steps + 1",
+             base_lr * (step + 1) / warmup_steps)]
+    elif step < total_steps:
+        progress = (step - warmup_steps) / (total_steps - warmup_steps)
+        cosine = (1 + math.cos(math.pi * progress)) / 2
+        mistakes += [
+            ("without min_lr: the cosine goes from base_lr down to min_lr, "
+             "min_lr + (base_lr - min_lr) * ...", base_lr * cosine),
+            ("with progress = step / total_steps: measure it from the end of the warmup, "
+             "(step - warmup_steps) / (total_steps - warmup_steps)",
+             min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * step / total_steps)) / 2),
+            ("with cos(progress) instead of cos(pi * progress)",
+             min_lr + (base_lr - min_lr) * (1 + math.cos(progress)) / 2),
+        ]
+    else:
+        mistakes.append(("with 0 after the end: the lr stays at min_lr", 0.0))
+    return mistakes
+
+
+@exercise("warmup_schedule", "Learning-rate warmup and cosine decay", hints=[
+    "Three cases, tested in order: step < warmup_steps (the ramp), step >= total_steps "
+    "(min_lr), and the cosine for everything in between.",
+    "The ramp is base_lr * (step + 1) / (warmup_steps + 1): at step 0 it is already above 0, "
+    "and it would reach base_lr at step = warmup_steps, where the cosine takes over.",
+    "In between: progress = (step - warmup_steps) / (total_steps - warmup_steps), then "
+    "min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2.",
+])
+def check_warmup_schedule(learner):
+    fn = learner.function("warmup_schedule")
+    cases = [
+        ((1.0, 3, 9, 0.1), range(12)),                        # the lesson's worked example
+        ((0.5, 0, 4, 0.0), range(6)),                         # no warmup at all
+        ((1.0, 4, 4, 0.2), range(6)),                         # warmup straight into the end
+        ((3e-4, 100, 1000, 3e-5), (0, 1, 50, 99, 100, 101, 350, 550, 999, 1000, 1001, 5000)),
+    ]
+    for (base_lr, warmup_steps, total_steps, min_lr), steps in cases:
+        reference = _reference_schedule(base_lr, warmup_steps, total_steps, min_lr)
+        for step in steps:
+            got = fn(step, base_lr, warmup_steps, total_steps, min_lr)
+            if isinstance(got, Tensor):
+                raise CheckFailure(f"{fn.last_call} returned a Tensor; return a Python float.")
+            try:
+                _expect_numpy(got, reference(step), fn.last_call, atol=1e-9 * base_lr,
+                              mistakes=_schedule_mistakes(step, base_lr, warmup_steps,
+                                                          total_steps, min_lr))
+            except CheckFailure as failure:
+                raise CheckFailure(f"{failure}\n    (Step {step} is "
+                                   f"{_phase(step, warmup_steps, total_steps)}.)") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The training loop
+
+
+_TEXT = "the cat sat on the mat. the rat ate the hat. "     # the exercise file's TEXT
+_STEPS, _LR, _GOOD_LOSS = 60, 0.05, 1.0
+
+
+class _Bigram(nn.Module):
+    """The exercise file's model, kept here so that the check does not depend on the file."""
+
+    def __init__(self, vocab_size, d_model=16):
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.out = nn.Linear(d_model, vocab_size)
+
+    def forward(self, ids):
+        return self.out(self.embed(ids).gelu())
+
+    def __repr__(self):
+        return "Bigram(...)"                     # short, for the messages
+
+
+def _reference_losses(model, inputs, targets):
+    optimizer = optim.AdamW(model.parameters(), lr=_LR, weight_decay=0.0)
+    losses = []
+    for _ in range(_STEPS):
+        loss = functional.cross_entropy(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+def _as_losses(result, call):
+    """The learner's list of losses as floats, or a CheckFailure saying what it is."""
+    if result is None:
+        raise CheckFailure(f"{call} returned None. Did you forget `return losses`?")
+    expect(isinstance(result, (list, tuple, np.ndarray)),
+           f"{call} returned {describe(result)}; return the list of losses, one per step.")
+    losses = []
+    for i, loss in enumerate(result):
+        try:
+            losses.append(float(as_array(loss)))
+        except (TypeError, ValueError):
+            raise CheckFailure(f"{call} returned a list whose item {i} is {describe(loss)}, "
+                               f"not a number: append loss.item().") from None
+    expect(len(losses) == _STEPS, f"{call} returned {len(losses)} losses for {_STEPS} "
+                                  f"steps: record one loss per step.")
+    return np.array(losses)
+
+
+def _explain_difference(got, expected, call):
+    """Say where the learner's losses part from the reference loop's, and the likely cause."""
+    wrong = ~np.isclose(got, expected, atol=1e-3, rtol=1e-3)
+    if not wrong.any():
+        return
+    k = int(np.argmax(wrong))
+    first = (f"{call} returned losses that differ from the reference loop's.\n"
+             f"    at step {k}: expected {expected[k]:.6g}, got {got[k]:.6g}")
+    if np.allclose(got[:-1], expected[1:], atol=1e-3, rtol=1e-3):
+        why = ("Your losses are the reference's one step early: record the loss of the "
+               "forward pass that comes before each update, not after it.")
+    elif k == 0:
+        why = ("The loss before any update already differs: it should be "
+               "functional.cross_entropy(model(inputs), targets).")
+    elif np.isclose(got[1], got[0]):
+        why = ("The first update changed nothing. optimizer.step() must come after "
+               "loss.backward(), and zero_grad() before backward, not between backward "
+               "and step (it would throw the new gradients away).")
+    elif k == 2:
+        why = ("The first update was right and the second was not: without "
+               "optimizer.zero_grad() in every step, backward adds each new gradient to the "
+               "old ones.")
+    elif k == 1:
+        why = ("The loss before any update is right, but the first update is not the "
+               "reference's: use the optimizer made for you (AdamW with the lr given to "
+               "train), and do forward, loss, zero_grad, backward, step once per step.")
+    else:
+        why = (f"Steps 0 to {k - 1} agree. Each step should be: forward, loss, zero_grad, "
+               f"backward, step, in this order, once.")
+    raise CheckFailure(f"{first}\n    {why}")
+
+
+@exercise("training_loop", "The training loop", hints=[
+    "Inside `for _ in range(steps):` write the five lines of the lesson, in order: forward, "
+    "loss, zero_grad, backward, step.",
+    "logits = model(inputs) is (N, vocab_size); loss = functional.cross_entropy(logits, "
+    "targets) is one number, a Tensor; losses.append(loss.item()) keeps it as a float.",
+    "optimizer.zero_grad(); loss.backward(); optimizer.step() -- then, after the loop, "
+    "`return losses`.",
+])
+def check_training_loop(learner):
+    train = learner.function("train")
+    vocab = sorted(set(_TEXT))
+    ids = np.array([vocab.index(ch) for ch in _TEXT])
+    inputs, targets = ids[:-1], ids[1:]
+
+    tinyautograd.manual_seed(0)
+    model = _Bigram(len(vocab))
+    start = model.state_dict()
+    reference = _Bigram(len(vocab))
+    reference.load_state_dict(start)
+    expected = _reference_losses(reference, inputs, targets)
+
+    losses = _as_losses(train(model, inputs, targets, steps=_STEPS, lr=_LR), train.last_call)
+    changed = [name for name, array in model.state_dict().items()
+               if not np.array_equal(array, start[name])]
+    expect(changed, f"{train.last_call}: no parameter of the model changed. optimizer.step() "
+                    f"moves them, and only after loss.backward() has filled their .grad.")
+    _explain_difference(losses, expected, train.last_call)
+    final = functional.cross_entropy(model(inputs), targets).item()
+    expect(final < _GOOD_LOSS, f"{train.last_call}: after training, the model's loss on the "
+                               f"data is {final:.4g}; it should be below {_GOOD_LOSS}.")

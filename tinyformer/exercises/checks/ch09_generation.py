@@ -1,0 +1,376 @@
+"""Checkers for chapter 9: generation (greedy, temperature and top-k, top-p, beam search, the
+key-value cache).
+
+The models here are plain functions of the sequence so far. The random ones draw their logits
+from a generator seeded by the sequence itself, so they are deterministic and depend on every
+token, not only on the last one.
+"""
+
+import itertools
+
+import numpy as np
+
+from tinyautograd import Tensor
+
+from ..catalogue import exercise
+from ..checking import (Call, CheckFailure, as_array, describe, expect, expect_array,
+                        expect_equal)
+
+
+class Model:
+    """A model given to the learner's function: ids -> (V,) scores, shown by its name in
+    messages (`greedy(next_logits=<random model, V=6>, ...)`)."""
+
+    def __init__(self, next_scores, name):
+        self.next_scores, self.name = next_scores, name
+
+    def __call__(self, ids):
+        return self.next_scores(ids)
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+def random_model(vocab_size, seed, log_probs=False):
+    """A model ids -> (V,) logits (or log-probabilities), random but fixed for each sequence."""
+    def next_scores(ids):
+        rng = np.random.default_rng([seed, len(ids), *(int(i) for i in ids)])
+        logits = 2.0 * rng.standard_normal(vocab_size)
+        if not log_probs:
+            return logits
+        return logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+    return Model(next_scores, f"random model, V={vocab_size}, reads every token of ids")
+
+
+def table_model(table, name, log=False):
+    """A model that looks at the last token only: row ids[-1] of `table` (or its log)."""
+    table = np.asarray(table, dtype=np.float64)
+
+    def next_scores(ids):
+        with np.errstate(divide="ignore"):
+            return np.log(table[ids[-1]]) if log else table[ids[-1]]
+    return Model(next_scores, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy decoding
+# ---------------------------------------------------------------------------------------------
+
+def reference_greedy(next_logits, prompt, max_new_tokens, end_id=None):
+    ids = list(prompt)
+    for _ in range(max_new_tokens):
+        token = int(np.argmax(next_logits(list(ids))))
+        ids.append(token)
+        if token == end_id:
+            break
+    return ids
+
+
+BIGRAM = [[0.0, 2.0, 1.0, -1.0],
+          [0.5, 0.0, 3.0, 0.0],
+          [1.0, 0.0, 0.0, 2.5],
+          [1.0, 1.0, 1.0, 1.0]]
+
+
+def _expect_sequence(got, expected, call, prompt):
+    """The learner's generated sequence against the expected one, with a word on the common
+    mistakes: dropping the prompt, one token too many or too few."""
+    if isinstance(got, (np.ndarray, Tensor)):
+        got = as_array(got).tolist()
+    if isinstance(got, list) and got == expected[len(prompt):] and prompt:
+        raise CheckFailure(f"{call} returned only the new tokens {describe(got, 40)}; return "
+                           f"the prompt followed by them: {describe(expected, 40)}.")
+    expect_equal(got, expected, call)
+
+
+@exercise("greedy", "Greedy decoding", hints=[
+    "Start from ids = list(prompt), then loop `for _ in range(max_new_tokens)`.",
+    "Each step: logits = next_logits(ids) with the whole list so far; the token is "
+    "int(np.argmax(logits)).",
+    "Append the token first, then `if token == end_id: break`, so the end id is part of the "
+    "result and nothing follows it.",
+])
+def check_greedy(learner):
+    greedy = learner.function("greedy")
+    bigram = table_model(BIGRAM, "the file's bigram_logits")
+    for prompt, max_new, end_id in [([0], 10, 3), ([0], 2, 3), ([2, 0], 5, None), ([1], 0, 3)]:
+        expected = reference_greedy(bigram, prompt, max_new, end_id)
+        got = greedy(bigram, list(prompt), max_new, end_id)
+        _expect_sequence(got, expected, greedy.last_call, prompt)
+    # A model that reads the whole sequence, and ties (argmax takes the lowest id).
+    ties = table_model([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [5.0, 5.0, 5.0]],
+                       "a model with tied logits: the lowest id wins")
+    expected = reference_greedy(ties, [2], 4, None)
+    _expect_sequence(greedy(ties, [2], 4, None), expected, greedy.last_call, [2])
+    for seed in range(3):
+        model = random_model(6, seed)
+        prompt = [1, 4, 2][:seed + 1]
+        expected = reference_greedy(model, prompt, 8, end_id=5)
+        got = greedy(model, list(prompt), 8, 5)
+        _expect_sequence(got, expected, greedy.last_call, prompt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Temperature and top-k
+# ---------------------------------------------------------------------------------------------
+
+def reference_probs(logits, temperature=1.0, top_k=None):
+    """What tinyformer/sampling.py's sample_next draws from, for one row of logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return np.eye(len(logits))[np.argmax(logits)]
+    logits = logits / temperature
+    if top_k is not None and top_k < len(logits):
+        logits = np.where(logits < np.sort(logits)[-top_k], -np.inf, logits)
+    return Tensor(logits, dtype=np.float64).softmax(axis=-1).data   # the engine's, as sample_next
+
+
+@exercise("temperature_top_k", "Temperature and top-k", hints=[
+    "Handle temperature == 0 first: a one-hot array at np.argmax(logits), no division by zero.",
+    "Then logits = logits / temperature, and softmax: e = np.exp(logits - logits.max()); "
+    "e / e.sum().",
+    "Top-k: kth = np.sort(logits)[-top_k]; logits = np.where(logits < kth, -np.inf, logits) "
+    "before the softmax; `<` (not `<=`) keeps every token tied with the k-th.",
+])
+def check_temperature_top_k(learner):
+    probs_of = learner.function("next_token_probs")
+    logits = np.array([2.0, 1.0, 0.0, 1.0])
+    cases = [((), {}), ((0.5,), {}), ((2.0,), {}), ((0,), {}), ((1.0, 1), {}), ((1.0, 2), {}),
+             ((0.7, 3), {}), ((1.0, 4), {}), ((1.0, None), {})]
+    for args, kwargs in cases:
+        got = probs_of(logits, *args, **kwargs)
+        expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
+                     tensor=False)
+    rng = np.random.default_rng(9)
+    for temperature, top_k in [(1.3, None), (0.4, 5), (0.0, None), (2.5, 1), (0.8, 12)]:
+        logits = rng.standard_normal(12) * 3
+        logits[3] = logits[7]                      # a tie, which top-k must keep together
+        got = probs_of(logits, temperature, top_k)
+        expect_array(got, reference_probs(logits, temperature, top_k), probs_of.last_call,
+                     tensor=False, atol=1e-8)
+    big = np.array([1000.0, 999.0, -1000.0])        # softmax overflows unless shifted by the max
+    expect_array(probs_of(big, 1.0), reference_probs(big), probs_of.last_call + "  (large "
+                 "logits: subtract the largest before np.exp)", tensor=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Top-p
+# ---------------------------------------------------------------------------------------------
+
+def reference_top_p(probs, top_p):
+    """sample_next's nucleus, with ties in probability ordered by the lower id."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if top_p >= 1:
+        return probs
+    order = np.argsort(-probs, kind="stable")
+    before = np.cumsum(probs[order]) - probs[order]
+    keep = np.zeros(len(probs), dtype=bool)
+    keep[order] = before < top_p
+    kept = np.where(keep, probs, 0.0)
+    return kept / kept.sum()
+
+
+def _expect_nucleus(got, probs, top_p, call):
+    """On a small hand-made input: if the learner keeps other tokens than the nucleus, say
+    which, and why the nucleus is what it is."""
+    if not (isinstance(got, np.ndarray) and got.shape == probs.shape
+            and np.issubdtype(got.dtype, np.number) and np.isfinite(got).all()):
+        return                          # expect_array, called next, explains what is wrong
+    kept = np.flatnonzero(got != 0).tolist()
+    expected = reference_top_p(probs, top_p)
+    nucleus = np.flatnonzero(expected).tolist()
+    if kept != nucleus:
+        order = np.argsort(-probs, kind="stable")
+        before = np.cumsum(probs[order]) - probs[order]
+        raise CheckFailure(f"{call} keeps the ids {kept} (nonzero); the nucleus is the ids "
+                           f"{nucleus}. Likeliest first the ids are {order.tolist()}, the "
+                           f"probability before each is {before.tolist()}, and a token stays "
+                           f"while that is < top_p.")
+
+
+@exercise("top_p", "Top-p (nucleus) filtering", hints=[
+    "order = np.argsort(-probs, kind='stable') lists the ids likeliest first, ties by lower id.",
+    "The mass before each token in that order is np.cumsum(probs[order]) - probs[order]; a "
+    "token stays when that is < top_p, so the first always stays.",
+    "keep = np.zeros(len(probs), bool); keep[order] = before < top_p; then zero the rest "
+    "with np.where and divide by the sum.",
+])
+def check_top_p(learner):
+    top_p_filter = learner.function("top_p_filter")
+    probs = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
+    for p in [0.5, 0.75, 0.8, 0.3, 0.9, 1.0]:
+        got = top_p_filter(probs, p)
+        _expect_nucleus(got, probs, p, top_p_filter.last_call)
+        expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False)
+    rng = np.random.default_rng(4)
+    for p in [0.9, 0.5, 0.99, 0.05]:
+        logits = rng.standard_normal(20) * 2
+        probs = np.exp(logits) / np.exp(logits).sum()
+        got = top_p_filter(probs, p)
+        expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False,
+                     atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search
+# ---------------------------------------------------------------------------------------------
+
+def reference_beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):
+    """tinyformer/beam.py's search with no length penalty (alpha = 0), for any prompt."""
+    beams, best = [(list(prompt), 0.0)], None
+    for _ in range(max_new_tokens):
+        candidates = [(log_prob + float(lp), b, v) for b, (_, log_prob) in enumerate(beams)
+                      for v, lp in enumerate(next_log_probs(list(beams[b][0])))]
+        candidates.sort(key=lambda c: -c[0])
+        next_beams = []
+        for log_prob, b, v in candidates:
+            tokens = beams[b][0] + [v]
+            if v == end_id:
+                if best is None or log_prob > best[1]:
+                    best = (tokens, log_prob)
+            else:
+                next_beams.append((tokens, log_prob))
+                if len(next_beams) == beam_size:
+                    break
+        beams = next_beams
+        if not beams:
+            break
+    for tokens, log_prob in beams:
+        if best is None or log_prob > best[1]:
+            best = (tokens, log_prob)
+    return best
+
+
+def repository_beam_search(next_log_probs, bos_id, beam_size, max_new_tokens, end_id):
+    """tinyformer.beam.beam_search itself (alpha = 0), on a model made from next_log_probs."""
+    from tinyformer.beam import beam_search
+
+    class AsTransformer:                # the encode/decode interface beam_search expects
+        def encode(self, src):
+            return np.zeros((1, 1, 1)), np.ones((1, 1, 1, 1), dtype=bool)
+
+        def decode(self, tgt, memory, src_mask):
+            rows = [next_log_probs([int(i) for i in row]) for row in np.asarray(tgt)]
+            logits = np.zeros((len(rows), np.asarray(tgt).shape[1], len(rows[0])))
+            logits[:, -1] = rows          # only the last position is read
+            return logits
+
+    best = beam_search(AsTransformer(), np.zeros((1, 1), dtype=np.int64), beam_size,
+                       max_new_tokens, bos_id, end_id, length_penalty=0.0)[0]
+    return [int(t) for t in best.tokens], best.log_prob
+
+
+def brute_force_best(next_log_probs, prompt, max_new_tokens, end_id, vocab_size):
+    """The likeliest of all sequences: ended by end_id within max_new_tokens, or cut off at
+    max_new_tokens without it."""
+    best = None
+    for n in range(1, max_new_tokens + 1):
+        for tail in itertools.product(range(vocab_size), repeat=n):
+            if end_id in tail[:-1] or (n < max_new_tokens and tail[-1] != end_id):
+                continue
+            tokens, log_prob = list(prompt), 0.0
+            for token in tail:
+                log_prob += float(next_log_probs(tokens)[token])
+                tokens = tokens + [token]
+            if best is None or log_prob > best[1]:
+                best = (tokens, log_prob)
+    return best
+
+
+BEAM_TABLE = [[0.0, 0.5, 0.4, 0.1],
+              [0.0, 0.4, 0.3, 0.3],
+              [0.0, 0.05, 0.05, 0.9],
+              [0.0, 1 / 3, 1 / 3, 1 / 3]]
+
+
+def _expect_hypothesis(got, expected, call, note=""):
+    expect(isinstance(got, (tuple, list)) and len(got) == 2,
+           f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
+    tokens, log_prob = got
+    expected_tokens, expected_log_prob = expected
+    expect_equal(tokens if not isinstance(tokens, np.ndarray) else tokens.tolist(),
+                 expected_tokens, call + note, what="returned tokens with")
+    expect_array(log_prob, expected_log_prob, call + note,
+                 what="returned the right tokens but, as their log_prob,")
+
+
+@exercise("beam_search", "Beam search", hints=[
+    "Keep beams as a list of (tokens, log_prob) pairs, best first, starting with "
+    "[(list(prompt), 0.0)], and best = None for the best finished (tokens, log_prob).",
+    "Each step: candidates = [(log_prob + lp[v], b, v) for each beam b and token v], then "
+    "candidates.sort(key=lambda c: -c[0]); the sort is stable, which gives the tie order.",
+    "Walk the sorted candidates: v == end_id -> compare with best (strictly larger replaces); "
+    "otherwise append (beams[b][0] + [v], log_prob) to the next beams and break at beam_size.",
+    "After the loop: `for tokens, lp in beams: if best is None or lp > best[1]: best = "
+    "(tokens, lp)`; return best. No division by the length anywhere.",
+])
+def check_beam_search(learner):
+    beam_search = learner.function("beam_search")
+    table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
+    for beam_size, max_new in [(2, 3), (1, 3), (3, 4), (1, 1)]:
+        got = beam_search(table, [0], beam_size, max_new, 3)
+        _expect_hypothesis(got, reference_beam_search(table, [0], beam_size, max_new, 3),
+                           beam_search.last_call)
+    # Enough beams to keep every sequence: beam search becomes exhaustive search.
+    model = random_model(3, seed=7, log_probs=True)
+    got = beam_search(model, [0], 27, 3, 2)
+    _expect_hypothesis(got, brute_force_best(model, [0], 3, 2, 3), beam_search.last_call,
+                       "  (27 beams keep every sequence, so the answer is the likeliest of all "
+                       "sequences, found by trying each)")
+    # Against tinyformer/beam.py itself (length_penalty 0), on random models.
+    for seed, beam_size, max_new in [(1, 2, 5), (2, 3, 6), (3, 1, 6), (4, 4, 4)]:
+        model = random_model(5, seed=seed, log_probs=True)
+        got = beam_search(model, [0], beam_size, max_new, 4)
+        _expect_hypothesis(got, repository_beam_search(model, 0, beam_size, max_new, 4),
+                           beam_search.last_call, "  (a random model, compared with "
+                           "tinyformer.beam.beam_search with length_penalty=0)")
+    model = random_model(4, seed=11, log_probs=True)
+    got = beam_search(model, [3, 1, 2], 2, 5, 0)
+    _expect_hypothesis(got, reference_beam_search(model, [3, 1, 2], 2, 5, 0),
+                       beam_search.last_call, "  (a random model and a longer prompt)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The key-value cache
+# ---------------------------------------------------------------------------------------------
+
+def full_causal_attention(x, w_q, w_k, w_v):
+    """Rows of causal self-attention over x (T, d_model), by tinyformer's attention."""
+    from tinyformer.attention import causal_mask, scaled_dot_product_attention
+    q, k, v = (Tensor(x @ w, dtype=np.float64) for w in (w_q, w_k, w_v))
+    return scaled_dot_product_attention(q, k, v, mask=causal_mask(len(x))).data
+
+
+def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
+    make = learner.function("CachedAttention")
+    attention = make(w_q, w_k, w_v)
+    expect(hasattr(attention, "keys") and hasattr(attention, "values"),
+           f"{make.last_call} has no `keys` or no `values`: keep the names the file gave the "
+           f"cache, the checker looks at them.")
+    full = full_causal_attention(x, w_q, w_k, w_v)           # (T, d_head)
+    step = Call(attention.step, "CachedAttention.step", learner.path)
+    for t in range(len(x)):
+        out = step(x[t])
+        where = f"{step.last_call} (call {t + 1}, {label})"
+        expect_array(attention.keys, x[:t + 1] @ w_k, where, what="left in `keys`")
+        expect_array(attention.values, x[:t + 1] @ w_v, where, what="left in `values`")
+        expect_array(out, full[t], f"{where[:-1]}; due: row {t} of full causal attention)",
+                     what="returned", tensor=False, atol=1e-8)
+
+
+@exercise("kv_cache", "A key-value cache", hints=[
+    "q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v: one row each, (d_head,).",
+    "Append before attending: self.keys = np.vstack([self.keys, k[None, :]]) (same for "
+    "values); the new token attends to itself too.",
+    "scores = self.keys @ q / np.sqrt(len(q)) is (t+1,); softmax it (subtract the max) and "
+    "return weights @ self.values.",
+])
+def check_kv_cache(learner):
+    eye = np.eye(2)
+    _check_cached_attention(learner, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye, eye,
+                            eye, "w_q = w_k = w_v = identity")
+    rng = np.random.default_rng(3)
+    d_model, d_head, T = 5, 3, 7
+    w_q, w_k, w_v = (rng.standard_normal((d_model, d_head)) for _ in range(3))
+    _check_cached_attention(learner, rng.standard_normal((T, d_model)), w_q, w_k, w_v,
+                            "random weights, d_model 5, d_head 3")

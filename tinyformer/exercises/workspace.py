@@ -1,0 +1,219 @@
+"""A learner's workspace: the exercise files they edit, and what the runner remembers.
+
+    my-course/
+        README.md                  how to work through the course
+        01_vectors/one_hot.py      the exercise files, one folder per chapter
+        ...
+        .tinyformer/progress.json  which exercises passed (and the file's hash when they did),
+                                   how many hints were shown
+        .tinyformer/backups/       a learner's file as it was before `reset`
+
+An exercise is done when its last check passed and the file has not changed since: the hash
+tells. Everything stays in the workspace; nothing needs a network.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .catalogue import CHAPTERS, exercises
+
+STATE_DIR = ".tinyformer"
+PROGRESS = "progress.json"
+DEFAULT_DIR = "tinyformer-exercises"
+
+
+class WorkspaceError(ValueError):
+    """Something about the workspace the learner must fix; the message says what to do."""
+
+
+def file_hash(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def init_workspace(directory):
+    """Copy a fresh set of exercise files into `directory` (new or empty) and start the
+    progress file. Refuses a directory with anything in it, so nothing is overwritten."""
+    root = Path(directory)
+    if (root / STATE_DIR / PROGRESS).exists():
+        raise WorkspaceError(f"{root} is already an exercise workspace; `tinyformer exercises "
+                             f"reset N` restores one exercise's file")
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"{root} is a file; give a new directory for the workspace")
+    if root.exists() and any(root.iterdir()):
+        raise WorkspaceError(f"{root} is not empty; give a new or empty directory, so that "
+                             f"no file of yours is overwritten")
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for ex in exercises():
+            target = root / ex.file
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(ex.source, target)
+        (root / "README.md").write_text(workspace_readme())
+        workspace = Workspace(root, {"version": 1, "passed": {}, "hints": {}})
+        workspace.save()        # written last: its presence marks a complete workspace
+    except BaseException:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return workspace
+
+
+def find_workspace(directory=None, required=True):
+    """The workspace in `directory`, or else the one holding the current directory (None when
+    there is none and it is not `required`)."""
+    if directory is not None:
+        root = Path(directory)
+        if not (root / STATE_DIR / PROGRESS).exists():
+            raise WorkspaceError(f"{root} is not an exercise workspace; make one with "
+                                 f"`tinyformer exercises init {root}`")
+        return Workspace.load(root)
+    here = Path.cwd().resolve()
+    for root in [here, *here.parents]:
+        if (root / STATE_DIR / PROGRESS).exists():
+            return Workspace.load(root)
+    if not required:
+        return None
+    raise WorkspaceError("no exercise workspace here or in any parent directory; make one with "
+                         "`tinyformer exercises init`, or pass --workspace DIR")
+
+
+class Workspace:
+    def __init__(self, root, progress):
+        self.root, self.progress = Path(root), progress
+
+    @classmethod
+    def load(cls, root):
+        path = Path(root) / STATE_DIR / PROGRESS
+        try:
+            progress = json.loads(path.read_text())
+            if not isinstance(progress.get("passed"), dict):
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise WorkspaceError(f"{path} is damaged; delete it to start the progress afresh "
+                                 f"(your exercise files are kept)") from None
+        progress.setdefault("hints", {})
+        return cls(root, progress)
+
+    def save(self):
+        state = self.root / STATE_DIR
+        state.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=state, prefix=".progress-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.progress, f, indent=1, sort_keys=True)
+        os.replace(tmp, state / PROGRESS)
+
+    def path(self, ex):
+        return self.root / ex.file
+
+    def status(self, ex):
+        """'done', 'not done', or 'edited' (it passed, and the file changed since)."""
+        passed_hash = self.progress["passed"].get(ex.slug)
+        if passed_hash is None:
+            return "not done"
+        path = self.path(ex)
+        if path.exists() and file_hash(path) == passed_hash:
+            return "done"
+        return "edited"
+
+    def next_unfinished(self):
+        """The first exercise in course order that is not done, or None when all are."""
+        return next((ex for ex in exercises() if self.status(ex) != "done"), None)
+
+    def check(self, ex, timeout=120):
+        """Check the learner's file and remember the outcome. Returns (message or None when it
+        passes, what the learner's code printed)."""
+        path = self.path(ex)
+        if not path.exists():
+            raise WorkspaceError(f"{path} is missing; `tinyformer exercises reset {ex.number}` "
+                                 f"brings back a fresh copy")
+        checked_hash = file_hash(path)      # before the check: a save during it must re-check
+        message, printed = check_in_subprocess(ex, path, timeout)
+        self.record(ex, checked_hash if message is None else None)
+        return message, printed
+
+    def record(self, ex, passed_hash):
+        if passed_hash:
+            self.progress["passed"][ex.slug] = passed_hash
+        else:
+            self.progress["passed"].pop(ex.slug, None)
+        self.save()
+
+    def take_hint(self, ex):
+        """The hints shown so far, one more each call (up to all of them)."""
+        shown = min(self.progress["hints"].get(ex.slug, 0) + 1, len(ex.hints))
+        self.progress["hints"][ex.slug] = shown
+        self.save()
+        return ex.hints[:shown]
+
+    def reset(self, ex):
+        """Restore the exercise's file to its untouched state. The learner's version is kept
+        in .tinyformer/backups/ (returned), so a reset never loses work."""
+        path = self.path(ex)
+        backup = None
+        if path.exists():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            backup = self.root / STATE_DIR / "backups" / f"{ex.file[:-3]}-{stamp}.py"
+            n = 1
+            while backup.exists():          # two resets in one second: keep both
+                n += 1
+                backup = backup.with_name(f"{Path(ex.file).stem}-{stamp}-{n}.py")
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, backup)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ex.source, path)
+        self.record(ex, None)
+        self.progress["hints"].pop(ex.slug, None)
+        self.save()
+        return backup
+
+
+def workspace_readme():
+    lines = ["# The tinyformer course", "",
+             "Each file here is one exercise: its docstring explains the idea, and its TODOs say",
+             "what to write. Edit a file, then let the runner check it:", "",
+             "    tinyformer exercises list        every exercise, done or not",
+             "    tinyformer exercises show N      the explanation of exercise N",
+             "    tinyformer exercises check       check the next unfinished exercise",
+             "    tinyformer exercises watch       re-check on every save (Ctrl-C stops)",
+             "    tinyformer exercises hint N      one more hint for exercise N",
+             "    tinyformer exercises reset N     restore exercise N's file (yours is backed up)",
+             "", "Run them from anywhere inside this folder. The chapters:", ""]
+    for number, (folder, title) in enumerate(CHAPTERS, start=1):
+        names = ", ".join(ex.slug for ex in exercises() if ex.chapter == number)
+        lines.append(f"{number:2d}. {title} (`{folder}/`: {names})")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a check in its own process
+# ---------------------------------------------------------------------------------------------
+
+def check_in_subprocess(ex, path, timeout=120):
+    """Run the exercise's checker on `path` in a fresh Python process, so that an endless loop
+    can be stopped, a `sys.exit` in the learner's code cannot end the runner, and every check
+    sees a freshly imported file. Returns (message or None, what the learner's code printed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "tinyformer.exercises.isolated", ex.slug, str(path),
+                   str(result_file)]
+        try:
+            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                 cwd=Path(path).parent)
+        except subprocess.TimeoutExpired as e:
+            printed = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
+                else (e.stdout or "")
+            return (f"the check did not finish within {timeout} s: is there a loop that never "
+                    f"ends? (--timeout sets the limit)"), printed
+        printed = run.stdout + run.stderr
+        if not result_file.exists():
+            return (f"your code ended the check early (exit status {run.returncode}), before the "
+                    f"checker could finish; does it call exit() or os._exit()?"), printed
+        return json.loads(result_file.read_text())["message"], printed
