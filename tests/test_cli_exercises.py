@@ -236,3 +236,19 @@ def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):
     assert FIRST.slug not in progress(workspace)["passed"]
     run("reset", FIRST.slug)
     assert len(list((workspace / STATE_DIR / "backups").rglob("*.py"))) == 2
+
+
+def test_the_readme_shows_a_real_failed_check(workspace):
+    """The README's example message is what a slip in exercise 2 really prints."""
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    path = workspace / "01_vectors" / "dot_and_matmul.py"
+    path.write_text((SOLUTIONS / "01_vectors" / "dot_and_matmul.py").read_text())
+    text = path.read_text()
+    assert "dot(A[i, :], B[:, j])" in text
+    path.write_text(text.replace("dot(A[i, :], B[:, j])", "dot(A[i], B[j])"))
+    result = run("check")
+    assert result.exit_code == 1
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    shown = readme.split("# with exercise 1 done, and a slip in exercise 2\n")[1].split("```")[0]
+    assert result.output == shown

@@ -200,9 +200,13 @@ def expect_array(got, expected, call, what="returned", atol=1e-5, rtol=1e-4, ten
     count = int(bad.sum())
     among = (f"the only wrong element of {got.size}" if count == 1 else
              f"the worst of {count} wrong elements, out of {got.size}")
+    whole = ""
+    if 1 < got.size <= 16:      # small enough to see at a glance: show both in full
+        whole = (f"\n    expected: {describe(expected, limit=16)}"
+                 f"\n    got:      {describe(shown, limit=16)}")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
-                       f"{_number(shown[worst])}  ({among})")
+                       f"{_number(shown[worst])}  ({among}){whole}")
 
 
 def _number(x):
