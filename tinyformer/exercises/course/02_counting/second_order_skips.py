@@ -7,9 +7,9 @@ Here the word that decides comes long before the end:
     check the battery log and find out whether it ran down please
 
 After "ran", only the third word tells "down" from "please". A second-order model sees
-("it", "ran") and must guess; an order-9 model would need 14 ** 9 rows. Instead, pair the
-current word x with each word w that appeared SOMEWHERE earlier, however far back. Each pair
-(w, x) is a feature, and each feature has a vote for the next word:
+("it", "ran") and must guess; an order-8 model (from "battery" to "ran") would need 14 ** 8
+rows. Instead, pair the current word x with each word w that appeared SOMEWHERE earlier,
+however far back. Each pair (w, x) is a feature, and each feature has a vote for the next word:
 
     weights[w, x, c] = of the times x was the current word with w somewhere before it, the
                        share in which vocab[c] came next            # (V, V, V), sums to 1

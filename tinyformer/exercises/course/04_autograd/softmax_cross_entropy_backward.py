@@ -76,7 +76,9 @@ class SoftmaxCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        """dloss/dlogits from grad = d(final result)/dloss, a single number."""
+        """dloss/dlogits from grad = d(final result)/dloss, a single number. Return just that
+        array: `targets` reach forward as a setting (a keyword of apply), not as an input, so
+        logits is the only input and gets the only gradient."""
         # TODO: start from a copy of ctx.p, subtract 1 at [row n, column targets[n]] for every
         #       row, divide by N, and multiply by grad.data.
         raise NotImplementedError

@@ -1,9 +1,10 @@
 """Sinusoidal positions
 
 Attention compares every token with every other, and nothing in it knows which came first:
-shuffle the tokens and each one's output is the same, just shuffled (the next exercise shows
-it). Word order matters, so the position has to be written into the vectors themselves. The
-original Transformer adds a fixed vector PE[pos] to the embedding of the token at position pos:
+shuffle the tokens and each one's output is the same, just shuffled (try it on your attention
+in the next exercise). Word order matters, so the position has to be written into the vectors
+themselves. The original Transformer adds a fixed vector PE[pos] to the embedding of the token
+at position pos:
 
     PE[pos, 2i]     = sin(pos / 10000^(2i / d_model))
     PE[pos, 2i + 1] = cos(pos / 10000^(2i / d_model))        for i = 0, 1, ..., d_model/2 - 1

@@ -33,7 +33,8 @@ this token appeared". The value there is j's TOKEN, which is the answer: write i
 
 Why BOS: position 0 has no previous token, so layer 1 there can only attend to itself and
 writes position 0's own token into PREV. Were that a pattern token, layer 2 would find a false
-match there; BOS is never a query in the second copy. Make both softmaxes sharp (a large s).
+match there. BOS (token 0) never appears in the pattern, so no query in the second copy can
+match it. Make both softmaxes sharp (a large s).
 
 tinyformer/attention.py computes each softmax(q k^T / sqrt(d)) with its causal_mask; the
 checker runs your weights through that code, on random patterns of 2 and more tokens.
@@ -49,7 +50,7 @@ Check it with:  tinyformer exercises check induction_head
 import numpy as np
 
 
-# ---- The model (given; the checker runs its own copy of this, so change the weights) ----
+# ---- The model (given: the checker runs its own copy, so edits here change nothing) ----
 
 def softmax(scores):
     """Softmax along the last axis. Subtracting the row's max first keeps exp from overflowing."""

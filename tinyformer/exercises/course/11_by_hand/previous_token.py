@@ -43,7 +43,7 @@ Check it with:  tinyformer exercises check previous_token
 import numpy as np
 
 
-# ---- The model (given; the checker runs its own copy of this, so change the weights) ----
+# ---- The model (given: the checker runs its own copy, so edits here change nothing) ----
 
 def softmax(scores):
     """Softmax along the last axis. Subtracting the row's max first keeps exp from overflowing."""
