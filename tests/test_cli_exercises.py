@@ -2,19 +2,18 @@
 watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as for a learner."""
 
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from solutions import solution_text, write_solved
 
 from cli import main
 from tinyformer.exercises import exercises, find
 from tinyformer.exercises.workspace import STATE_DIR
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
 FIRST = exercises()[0]
 
 
@@ -45,7 +44,8 @@ def workspace(tmp_path, monkeypatch):
 
 
 def solve(workspace, ex):
-    shutil.copyfile(SOLUTIONS / ex.file, workspace / ex.file)
+    """Write the exercise with its reference solution into the workspace."""
+    write_solved(ex, workspace / ex.file)
 
 
 def progress(workspace):
@@ -242,11 +242,11 @@ def test_the_readme_shows_a_real_failed_check(workspace):
     """The README's example message is what a slip in exercise 2 really prints."""
     solve(workspace, FIRST)
     assert run("check", 1).exit_code == 0
-    path = workspace / "01_vectors" / "dot_and_matmul.py"
-    path.write_text((SOLUTIONS / "01_vectors" / "dot_and_matmul.py").read_text())
-    text = path.read_text()
+    second = find("dot_and_matmul")
+    text = solution_text(second)
     assert "dot(A[i, :], B[:, j])" in text
-    path.write_text(text.replace("dot(A[i, :], B[:, j])", "dot(A[i], B[j])"))
+    write_solved(second, workspace / second.file,
+                 text.replace("dot(A[i, :], B[:, j])", "dot(A[i], B[j])"))
     result = run("check")
     assert result.exit_code == 1
     readme = (Path(__file__).parent.parent / "README.md").read_text()

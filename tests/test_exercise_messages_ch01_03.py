@@ -1,23 +1,19 @@
 """What the checkers of chapters 1-3 say to realistic wrong answers: each message must name the
 function and say what differs."""
 
-from pathlib import Path
-
 import pytest
+from solutions import solution_text, write_solved
 
 from tinyformer.exercises import find, run_check
 from tinyformer.exercises.checking import CHECKER_ERROR
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
-
-
 def check_edited(tmp_path, slug, old, new):
-    """Run the checker of `slug` on its reference solution with `old` replaced by `new`."""
+    """Run the checker of `slug` on its exercise solved by the reference solution with `old`
+    replaced by `new`."""
     ex = find(slug)
-    text = (SOLUTIONS / ex.file).read_text()
+    text = solution_text(ex)
     assert old in text, f"{old!r} is not in the solution of {slug}"
-    path = tmp_path / f"{slug}.py"
-    path.write_text(text.replace(old, new))
+    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
     message = run_check(ex, path)
     assert message is not None, "the wrong answer passed"
     assert CHECKER_ERROR not in message, message

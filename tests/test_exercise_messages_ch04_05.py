@@ -1,24 +1,22 @@
 """The checkers of chapters 4 (autograd by hand) and 5 (embeddings and positions) say what is
 wrong: each test breaks a reference solution the way a learner might and reads the message."""
 
-from pathlib import Path
-
 import pytest
+from solutions import solution_text, write_solved
 
 from tinyformer.exercises import find, run_check
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
-
-
 def check_broken(tmp_path, slug, folder, *edits):
-    """Run `slug`'s checker on its reference solution with each (old, new) edit applied."""
-    text = (SOLUTIONS / folder / f"{slug}.py").read_text()
+    """Run `slug`'s checker on its exercise solved by the reference solution with each
+    (old, new) edit applied to the solution."""
+    ex = find(slug)
+    assert ex.file.startswith(f"{folder}/")
+    text = solution_text(ex)
     for old, new in edits:
         assert old in text, f"the solution no longer contains {old!r}"
         text = text.replace(old, new)
-    path = tmp_path / f"{slug}.py"
-    path.write_text(text)
-    message = run_check(find(slug), path)
+    path = write_solved(ex, tmp_path / f"{slug}.py", text)
+    message = run_check(ex, path)
     assert message is not None, "the broken solution passes"
     return message
 
@@ -80,7 +78,9 @@ def test_matmul_backward_full_transpose_fails_for_batches(tmp_path):
     message = check_broken(tmp_path, "matmul_backward", "04_autograd",
                            ("grad @ b.swapaxes(-1, -2)", "grad @ b.T"))
     assert "(batched: a of shape (2, 3, 4)" in message and "raised an error" in message
-    assert "line 14, in backward: grad_a = grad @ b.T" in message
+    lines = (tmp_path / "matmul_backward.py").read_text().splitlines()
+    line = 1 + next(i for i, text in enumerate(lines) if "grad_a = grad @ b.T" in text)
+    assert f"matmul_backward.py line {line}, in backward: grad_a = grad @ b.T" in message
 
 
 def test_softmax_backward_without_the_sum(tmp_path):

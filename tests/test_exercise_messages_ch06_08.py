@@ -1,22 +1,20 @@
 """The checkers of chapters 6-8 (attention, the block, training) say what is wrong: each test
 breaks a reference solution the way a learner might and reads the message."""
 
-from pathlib import Path
-
 import pytest
+from solutions import solution_text, write_solved
 
 from tinyformer.exercises import find, run_check
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
-
-
 def check_edited(tmp_path, folder, slug, old, new):
-    """Run the checker of `slug` on its reference solution with `old` replaced by `new`."""
-    text = (SOLUTIONS / folder / f"{slug}.py").read_text()
+    """Run the checker of `slug` on its exercise solved by the reference solution with `old`
+    replaced by `new`."""
+    ex = find(slug)
+    assert ex.file.startswith(f"{folder}/")
+    text = solution_text(ex)
     assert old in text, f"{old!r} is not in the solution of {slug}"
-    path = tmp_path / f"{slug}.py"
-    path.write_text(text.replace(old, new))
-    message = run_check(find(slug), path)
+    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
+    message = run_check(ex, path)
     assert message is not None, "the broken solution passed"
     assert "checker error" not in message, message
     return message

@@ -4,23 +4,23 @@ answers: each test writes a reference solution with one mistake and reads the me
 from pathlib import Path
 
 import pytest
+from solutions import solution_text, write_solved
 
 from tinyformer.exercises import find, run_check
 from tinyformer.exercises.checking import CHECKER_ERROR
-
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
 
 # Some wrong answers divide by zero or overflow on the way; numpy's warnings about it are noise.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 def wrong(tmp_path, file, old, new):
-    """The reference solution `file` with `old` replaced by `new` (which must occur)."""
-    text = (SOLUTIONS / file).read_text()
-    assert old in text, f"{old!r} is not in {file}"
-    path = tmp_path / Path(file).name
-    path.write_text(text.replace(old, new))
-    return path
+    """The exercise `file` solved by its reference solution with `old` replaced by `new`
+    (which must occur in the solution)."""
+    ex = find(Path(file).stem)
+    assert ex.file == file
+    text = solution_text(ex)
+    assert old in text, f"{old!r} is not in the solution of {file}"
+    return write_solved(ex, tmp_path / Path(file).name, text.replace(old, new))
 
 
 def message(tmp_path, slug, file, old, new):

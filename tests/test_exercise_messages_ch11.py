@@ -1,20 +1,18 @@
 """Chapter 11 (weights by hand): a wrong set of weights gets a message that says what the model
 did wrong, where, and what its attention looked at; a wrong dict says which weight is off."""
 
-from pathlib import Path
+from solutions import solution_text, write_solved
 
 from tinyformer.exercises import find, run_check
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions" / "11_by_hand"
-
-
 def message(tmp_path, slug, old, new):
-    """The checker's message for the reference solution with `old` replaced by `new`."""
-    text = (SOLUTIONS / f"{slug}.py").read_text()
+    """The checker's message for the exercise solved by the reference solution with `old`
+    replaced by `new`."""
+    ex = find(slug)
+    text = solution_text(ex)
     assert old in text, f"the solution no longer contains {old!r}"
-    path = tmp_path / f"{slug}.py"
-    path.write_text(text.replace(old, new))
-    result = run_check(find(slug), path)
+    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
+    result = run_check(ex, path)
     assert result is not None, "the wrong weights passed"
     return result
 

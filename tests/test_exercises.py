@@ -1,15 +1,15 @@
 """The course proves itself: for every exercise, the untouched file fails its checker and the
-reference solution (kept here, in tests/exercise_solutions/, never shipped in a workspace)
-passes it."""
+file with the reference solution's definitions appended (the solution is kept here, in
+tests/exercise_solutions/, never shipped in a workspace; see tests/solutions.py) passes it."""
 
-from pathlib import Path
+import ast
 
 import pytest
+from solutions import solution_path, write_solved
 
 from tinyformer.exercises import CHAPTERS, exercises, run_check
 from tinyformer.exercises.checking import CHECKER_ERROR
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
 COURSE = exercises()
 
 
@@ -21,15 +21,59 @@ def test_untouched_file_fails(ex):
 
 
 @pytest.mark.parametrize("ex", COURSE, ids=[e.file.removesuffix(".py") for e in COURSE])
-def test_reference_solution_passes(ex):
-    solution = SOLUTIONS / ex.file
-    assert solution.exists(), f"no reference solution at {solution}"
-    assert run_check(ex, solution) is None, run_check(ex, solution)
+def test_reference_solution_passes(ex, tmp_path):
+    assert solution_path(ex).exists(), f"no reference solution at {solution_path(ex)}"
+    solved = write_solved(ex, tmp_path / ex.file.split("/")[-1])
+    assert run_check(ex, solved) is None, run_check(ex, solved)
+
+
+def top_level_names(tree):
+    """The names a module's top-level def, class and assignment statements bind."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def given_methods(cls):
+    """{name: the method without its docstring} for the methods of a class that have no TODO."""
+    methods = {}
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef):
+            text = ast.unparse(node)
+            if "TODO" not in text and "NotImplementedError" not in text:
+                body = node.body
+                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value,
+                                                                          ast.Constant):
+                    node.body = body[1:] or [ast.Pass()]
+                methods[node.name] = ast.dump(node)
+    return methods
+
+
+@pytest.mark.parametrize("ex", COURSE, ids=[e.file.removesuffix(".py") for e in COURSE])
+def test_reference_solution_defines_only_what_the_exercise_defines(ex):
+    """A solution may not bring helpers of its own (it would pass where the learner's file,
+    without them, fails), and a class it must redefine whole keeps the exercise's given
+    methods unchanged."""
+    stub = ast.parse(ex.source.read_text())
+    solution = ast.parse(solution_path(ex).read_text())
+    extra = top_level_names(solution) - top_level_names(stub)
+    assert not extra, f"{ex.file}: the solution defines {sorted(extra)}, the exercise does not"
+    stub_classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
+    for cls in solution.body:
+        if isinstance(cls, ast.ClassDef) and cls.name in stub_classes:
+            given, solved = given_methods(stub_classes[cls.name]), given_methods(cls)
+            for name in given:
+                assert solved.get(name) == given[name], \
+                    f"{ex.file}: {cls.name}.{name} differs from the exercise's given method"
 
 
 @pytest.mark.parametrize("ex", COURSE, ids=[e.file.removesuffix(".py") for e in COURSE])
 def test_exercise_file_explains_itself(ex):
-    import ast
     text = ex.source.read_text()
     doc = ast.get_docstring(ast.parse(text))
     assert doc and len(doc.splitlines()) >= 8, f"{ex.file}: the explanation is missing or thin"

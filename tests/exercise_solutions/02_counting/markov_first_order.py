@@ -2,23 +2,6 @@
 
 import numpy as np
 
-CORPUS = [
-    "show me my directories please",
-    "show me my files please",
-    "show me my photos please",
-    "check whether the battery ran down please",
-    "check whether the program ran please",
-]
-
-
-def vocabulary(sentences):
-    words = []
-    for sentence in sentences:
-        for word in sentence.split():
-            if word not in words:
-                words.append(word)
-    return words
-
 
 def transition_counts(sentences, vocab):
     counts = np.zeros((len(vocab), len(vocab)))

@@ -2,26 +2,6 @@
 
 import numpy as np
 
-CORPUS = [
-    "check the program log and find out whether it ran please",
-    "check the server log and find out whether it ran please",
-    "check the battery log and find out whether it ran down please",
-]
-
-
-def vocabulary(sentences):
-    words = []
-    for sentence in sentences:
-        for word in sentence.split():
-            if word not in words:
-                words.append(word)
-    return words
-
-
-def normalise_rows(counts):
-    sums = counts.sum(axis=-1, keepdims=True)
-    return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)
-
 
 def skip_weights(sentences, vocab):
     V = len(vocab)

@@ -2,42 +2,6 @@
 
 import numpy as np
 
-CORPUS = [
-    "check the program log and find out whether it ran please",
-    "check the server log and find out whether it ran please",
-    "check the battery log and find out whether it ran down please",
-]
-
-
-def vocabulary(sentences):
-    words = []
-    for sentence in sentences:
-        for word in sentence.split():
-            if word not in words:
-                words.append(word)
-    return words
-
-
-def skip_weights(sentences, vocab):
-    V = len(vocab)
-    counts = np.zeros((V, V, V))
-    for sentence in sentences:
-        words = sentence.split()
-        for t in range(len(words) - 1):
-            x, c = vocab.index(words[t]), vocab.index(words[t + 1])
-            for w in set(words[:t]):
-                counts[vocab.index(w), x, c] += 1
-    sums = counts.sum(axis=-1, keepdims=True)
-    return np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
-
-
-def vote(context, weights, vocab):
-    x = vocab.index(context[-1])
-    votes = np.zeros(len(vocab))
-    for w in set(context[:-1]):
-        votes += weights[vocab.index(w), x]
-    return votes
-
 
 def informative_mask(weights):
     return (weights.max(axis=-1) == 1.0).astype(float).T

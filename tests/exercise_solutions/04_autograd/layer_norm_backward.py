@@ -25,7 +25,3 @@ class LayerNormFunction(Function):
         d_x = rstd * (d_xhat - d_xhat.mean(axis=-1, keepdims=True)
                       - x_hat * (d_xhat * x_hat).mean(axis=-1, keepdims=True))
         return d_x, d_gamma, d_beta
-
-
-def layer_norm(x, gamma, beta):
-    return LayerNormFunction.apply(x, gamma, beta)

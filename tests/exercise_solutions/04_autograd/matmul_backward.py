@@ -14,7 +14,3 @@ class MatMul(Function):
         grad_a = grad @ b.swapaxes(-1, -2)       # (..., n, m) @ (..., m, k)
         grad_b = a.swapaxes(-1, -2) @ grad       # (..., k, n) @ (..., n, m)
         return grad_a, grad_b
-
-
-def matmul(a, b):
-    return MatMul.apply(a, b)

@@ -5,12 +5,6 @@ import numpy as np
 from tinyautograd import Function
 
 
-def _softmax(z):
-    shifted = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 class Softmax(Function):
     @staticmethod
     def forward(ctx, z):
@@ -37,11 +31,3 @@ class SoftmaxCrossEntropy(Function):
         n = len(ctx.targets)
         d[np.arange(n), ctx.targets] -= 1.0          # p - onehot(t)
         return d / n * grad.data
-
-
-def softmax(z):
-    return Softmax.apply(z)
-
-
-def softmax_cross_entropy(logits, targets):
-    return SoftmaxCrossEntropy.apply(logits, targets=targets)

@@ -17,7 +17,3 @@ class Embedding(Function):
         table_grad = np.zeros(table.shape, dtype=grad.data.dtype)
         np.add.at(table_grad, ctx.ids, grad.data)      # repeated ids add up
         return table_grad
-
-
-def embed(table, ids):
-    return Embedding.apply(table, ids=np.asarray(ids))

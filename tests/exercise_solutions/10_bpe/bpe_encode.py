@@ -1,18 +1,6 @@
 """Reference solution: encoding and decoding with learned merges."""
 
 
-def merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def bpe_encode(text, merges):
     ids = list(text.encode("utf-8"))
     rank = {tuple(pair): 256 + k for k, pair in enumerate(merges)}

@@ -3,41 +3,6 @@
 import numpy as np
 
 
-def softmax(scores):
-    """Softmax along the last axis. Subtracting the row's max first keeps exp from overflowing."""
-    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def attention(x, W_Q, W_K, W_V, W_O):
-    """One causal attention head: x (T, d_model) -> (what it adds (T, d_model), pattern (T, T))."""
-    T, d_head = len(x), W_Q.shape[1]
-    q, k, v = x @ W_Q, x @ W_K, x @ W_V               # (T, d_head), (T, d_head), (T, d_value)
-    scores = q @ k.T / np.sqrt(d_head)                # (T, T): query t against key j
-    later = np.triu(np.ones((T, T), dtype=bool), k=1)
-    scores[later] = -np.inf                           # causal: position t never sees j > t
-    pattern = softmax(scores)                         # (T, T), every row sums to 1
-    return pattern @ v @ W_O, pattern
-
-
-def run_model(weights, ids):
-    """Logits (T, vocab_size) for token ids (T,), and the two attention patterns (T, T).
-
-    weights: W_emb (vocab_size, d_model)  W_pos (context, d_model)  W_U (d_model, vocab_size)
-             and for layer L = 1, 2:  W_QL, W_KL (d_model, d_headL)
-                                      W_VL (d_model, d_valueL)  W_OL (d_valueL, d_model)
-    """
-    T = len(ids)
-    x = weights["W_emb"][ids] + weights["W_pos"][:T]                # (T, d_model)
-    patterns = []
-    for layer in (1, 2):
-        W_Q, W_K, W_V, W_O = (weights[f"{name}{layer}"] for name in ("W_Q", "W_K", "W_V", "W_O"))
-        added, pattern = attention(x, W_Q, W_K, W_V, W_O)
-        x = x + added                                               # the residual stream
-        patterns.append(pattern)
-    return x @ weights["W_U"], patterns                             # (T, vocab_size)
-
-
 def make_weights(vocab_size, context):
     V = vocab_size
     d_model = 3 * V + context

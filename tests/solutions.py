@@ -1,0 +1,41 @@
+"""The reference solutions, composed with their exercises.
+
+A file in tests/exercise_solutions/ holds only what a learner writes: the functions (or the
+whole class, where the learner writes some of its methods) that the exercise leaves as TODOs.
+`solved_text` appends it to the untouched exercise file, so that its definitions replace the
+exercise's TODO ones and everything else (the exercise's given helpers, data and imports) is
+the exercise's own: a change to a given helper is tested against the solution at once.
+
+The exercise's `if __name__ == "__main__":` block stays where it is, above the solution; it
+does not run, since a checker imports the file as the module `learner`.
+"""
+
+from pathlib import Path
+
+SOLUTIONS = Path(__file__).parent / "exercise_solutions"
+
+MARKER = "# --- the reference solution (tests/exercise_solutions): it replaces the TODOs ---"
+
+
+def solution_path(ex):
+    """The reference solution of exercise `ex`: only the learner's part."""
+    return SOLUTIONS / ex.file
+
+
+def solution_text(ex):
+    return solution_path(ex).read_text()
+
+
+def solved_text(ex, solution=None):
+    """The exercise file followed by the marker and its solution (`solution`, text to use in
+    place of the solution file's, lets a test write a wrong answer)."""
+    if solution is None:
+        solution = solution_text(ex)
+    return f"{ex.source.read_text().rstrip()}\n\n\n{MARKER}\n\n{solution}"
+
+
+def write_solved(ex, path, solution=None):
+    """Write the solved exercise file to `path`; returns `path`."""
+    path = Path(path)
+    path.write_text(solved_text(ex, solution))
+    return path
