@@ -1019,5 +1019,44 @@ def exercises_reset(name, workspace_dir):
                + (f"; your version is in {backup}" if backup else ""))
 
 
+# ---------------------------------------------------------------------------------------------
+# bench: the benchmarks, ours beside PyTorch eager
+# ---------------------------------------------------------------------------------------------
+
+BENCH_NAMES = ["train_step", "generation", "ops", "memory", "tokenizer", "whole_run"]
+BENCH_SUITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "suite.py")
+
+
+@main.command(epilog="""\b
+Examples:
+  tinyformer bench --quick                  every benchmark, briefly (about two minutes)
+  tinyformer bench --only train_step        one training step, ours and PyTorch's
+  tinyformer bench --whole-run --save       also 2000 Shakespeare steps; keep the JSON
+
+\b
+It runs the scripts in the repository's benchmarks/ folder (benchmarks/suite.py), each in its
+own process, and prints their tables and a summary against issue 7's targets. PyTorch's
+columns appear when PyTorch is installed (pip install -e '.[test]').""")
+@click.option("--only", multiple=True, type=click.Choice(BENCH_NAMES), metavar="NAME",
+              help=f"Run only this benchmark (repeatable): {', '.join(BENCH_NAMES)}.")
+@click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
+@click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
+              "in both engines (about ten minutes; needs ../shared/data/tinyshakespeare.txt).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="BLAS and PyTorch threads (one is steadiest on a shared machine).")
+@click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
+def bench(only, quick, whole_run, threads, save):
+    """Measure our engine beside PyTorch eager: training step, generation, per-op overhead,
+    memory, tokenizer, and the whole Shakespeare run."""
+    import subprocess
+    if not os.path.exists(BENCH_SUITE):
+        raise InputError("the benchmarks live in the repository's benchmarks/ folder, which "
+                         "this installation lacks: clone the repository and `pip install -e .`")
+    command = [sys.executable, BENCH_SUITE, "--threads", str(threads)]
+    command += ["--only", *only] if only else []
+    command += ["--quick"] * quick + ["--whole-run"] * whole_run + ["--save"] * save
+    sys.exit(subprocess.run(command).returncode)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -82,6 +82,9 @@ import tinyautograd as ta  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_gpt import TorchGPT, copy_weights  # noqa: E402
+
 # ---------------------------------------------------------------------------------------------
 # Data: characters to ids, 90% / 10%
 # ---------------------------------------------------------------------------------------------
@@ -99,98 +102,6 @@ def load_corpus(path):
     ids = np.array([lookup[c] for c in text], dtype=np.uint16)
     n_train = int(len(ids) * 0.9)
     return ids[:n_train], ids[n_train:], chars
-
-
-# ---------------------------------------------------------------------------------------------
-# The PyTorch model: nanoGPT's, minus dropout (the recipe has none)
-# ---------------------------------------------------------------------------------------------
-
-
-class CausalSelfAttention(tnn.Module):
-    def __init__(self, d_model, n_head):
-        super().__init__()
-        self.n_head = n_head
-        self.c_attn = tnn.Linear(d_model, 3 * d_model)   # q, k and v in one matrix, as nanoGPT
-        self.c_proj = tnn.Linear(d_model, d_model)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        # (B, T, C) -> (B, n_head, T, d_head): each head attends on its own slice of C.
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = TF.scaled_dot_product_attention(q, k, v, is_causal=True)   # softmax(qk^T/sqrt(d))v
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class MLP(tnn.Module):
-    def __init__(self, d_model, d_ff):
-        super().__init__()
-        self.c_fc = tnn.Linear(d_model, d_ff)
-        self.c_proj = tnn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.c_proj(TF.gelu(self.c_fc(x), approximate="tanh"))
-
-
-class Block(tnn.Module):
-    """Pre-norm: x + attn(LN(x)), then x + mlp(LN(x))."""
-
-    def __init__(self, d_model, n_head, d_ff):
-        super().__init__()
-        self.ln_1 = tnn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_head)
-        self.ln_2 = tnn.LayerNorm(d_model)
-        self.mlp = MLP(d_model, d_ff)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class TorchGPT(tnn.Module):
-    def __init__(self, vocab_size, context, n_layer, n_head, d_model, d_ff):
-        super().__init__()
-        self.wte = tnn.Embedding(vocab_size, d_model)    # token embedding
-        self.wpe = tnn.Embedding(context, d_model)       # learned positions
-        self.h = tnn.ModuleList(Block(d_model, n_head, d_ff) for _ in range(n_layer))
-        self.ln_f = tnn.LayerNorm(d_model)
-        self.lm_head = tnn.Linear(d_model, vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight            # tied: one matrix, used at both ends
-
-    def forward(self, idx):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
-        for block in self.h:
-            x = block(x)
-        return self.lm_head(self.ln_f(x))                # (B, T, vocab)
-
-
-def copy_weights(ours, theirs):
-    """Load our GPT's parameters into TorchGPT. Our Linear stores W as (in, out) and computes
-    x @ W; torch's stores (out, in) and computes x @ W^T, so every Linear weight is transposed.
-    Our q, k and v projections are stacked into nanoGPT's single c_attn."""
-    p = {name: torch.from_numpy(t.data.copy()) for name, t in ours.named_parameters()}
-    weights = {"wte.weight": p["tok.weight"], "wpe.weight": p["pos.embedding.weight"],
-               "ln_f.weight": p["norm.weight"], "ln_f.bias": p["norm.bias"]}
-    for i in range(ours.config["n_layer"]):
-        o, t = f"blocks.{i}", f"h.{i}"
-        attn = f"{o}.self_attn"
-        weights.update({
-            f"{t}.ln_1.weight": p[f"{o}.norm1.weight"], f"{t}.ln_1.bias": p[f"{o}.norm1.bias"],
-            f"{t}.attn.c_attn.weight": torch.cat([p[f"{attn}.{n}.weight"].T for n in "qkv"]),
-            f"{t}.attn.c_attn.bias": torch.cat([p[f"{attn}.{n}.bias"] for n in "qkv"]),
-            f"{t}.attn.c_proj.weight": p[f"{attn}.out.weight"].T,
-            f"{t}.attn.c_proj.bias": p[f"{attn}.out.bias"],
-            f"{t}.ln_2.weight": p[f"{o}.norm3.weight"], f"{t}.ln_2.bias": p[f"{o}.norm3.bias"],
-            f"{t}.mlp.c_fc.weight": p[f"{o}.ffn.fc1.weight"].T,
-            f"{t}.mlp.c_fc.bias": p[f"{o}.ffn.fc1.bias"],
-            f"{t}.mlp.c_proj.weight": p[f"{o}.ffn.fc2.weight"].T,
-            f"{t}.mlp.c_proj.bias": p[f"{o}.ffn.fc2.bias"],
-        })
-    # strict: every torch parameter must get a value (lm_head.weight is wte.weight, tied).
-    weights["lm_head.weight"] = weights["wte.weight"]
-    theirs.load_state_dict({k: v.contiguous() for k, v in weights.items()}, strict=True)
-    assert theirs.lm_head.weight is theirs.wte.weight, "loading must keep the head tied"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,12 +186,16 @@ def run_seed(args, seed, train_tokens, val_tokens, log):
         # trainer's data_rng: the same windows, in the same order.
         torch_rng = np.random.default_rng(seed)
         record = {"seed": seed, "initial_logit_max_abs_diff": logit_diff,
-                  "ours": {"train_loss": [], "ms": [], "val_loss": {}},
-                  "torch": {"train_loss": [], "ms": [], "val_loss": {}}}
+                  "ours": {"train_loss": [], "ms": [], "val_loss": {}, "eval_s": 0.0},
+                  "torch": {"train_loss": [], "ms": [], "val_loss": {}, "eval_s": 0.0}}
 
         def evaluate(step):
+            t0 = time.perf_counter()
             ours_val = evaluate_ours(trainer)
+            t1 = time.perf_counter()
             torch_val = evaluate_torch(torch_model, val_batches)
+            record["ours"]["eval_s"] += t1 - t0
+            record["torch"]["eval_s"] += time.perf_counter() - t1
             record["ours"]["val_loss"][step] = ours_val
             record["torch"]["val_loss"][step] = torch_val
             log(f"seed {seed} step {step:5d}: val loss ours {ours_val:.4f}  torch "
@@ -331,8 +246,12 @@ def summarise(record, iters):
     for side in (ours, theirs):
         side["median_ms"] = statistics.median(side["ms"])
         side["final_val_loss"] = side["val_loss"][iters]
+        # Each engine's own wall time: its steps and its evaluations (they take turns, so the
+        # run's wall time is the sum of both engines').
+        side["wall_s"] = sum(side["ms"]) / 1000 + side["eval_s"]
     record["final_diff"] = ours["final_val_loss"] - theirs["final_val_loss"]
     record["ms_ratio"] = ours["median_ms"] / theirs["median_ms"]
+    record["wall_ratio"] = ours["wall_s"] / theirs["wall_s"]
     # Where do the runs part? The first step whose training losses differ by more than each
     # threshold (identical inputs, so any difference is accumulated rounding).
     gaps = np.abs(np.array(ours["train_loss"]) - np.array(theirs["train_loss"]))
@@ -354,13 +273,14 @@ def print_table(results, iters):
     evals = sorted({int(s) for r in results for s in r["ours"]["val_loss"]} - {0, iters})
     head = "seed" + "".join(f"  {f'val@{s} ours/torch':<17}" for s in evals)
     print("\n" + head + f"  |  final@{iters}: ours    torch    diff  |  ms/step: ours  "
-          f"torch  ratio  |  wall s")
+          f"torch  ratio  |  wall s: ours  torch  ratio")
     for r in results:
         o, t = r["ours"], r["torch"]
         cells = "".join(f"  {o['val_loss'][s]:.4f}/{t['val_loss'][s]:.4f}    " for s in evals)
         print(f"{r['seed']:4d}{cells}  |  {o['final_val_loss']:14.4f} {t['final_val_loss']:8.4f}"
               f" {r['final_diff']:+8.1e}  |  {o['median_ms']:13.1f} {t['median_ms']:6.1f} "
-              f"{r['ms_ratio']:6.2f}  |  {r['wall_s']:6.0f}")
+              f"{r['ms_ratio']:6.2f}  |  {o['wall_s']:12.0f} {t['wall_s']:6.0f} "
+              f"{r['wall_ratio']:6.2f}")
     if len(results) > 1:
         diffs = [r["final_diff"] for r in results]
         spread = {name: statistics.stdev(r[name]["final_val_loss"] for r in results)

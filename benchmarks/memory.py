@@ -1,0 +1,151 @@
+"""Peak resident memory of a training run: our engine against PyTorch eager.
+
+    python benchmarks/memory.py                  # 200 steps of the Shakespeare recipe, each engine
+    python benchmarks/memory.py --steps 50 --json benchmarks/results/memory.json
+
+Each engine trains in a process of its own (this script started again with --engine), because
+a process's peak resident set size (VmHWM in /proc/self/status) is the one honest figure of
+what a run needed, and it cannot be shared between two engines in one process. The step is the
+Shakespeare recipe's (4 layers, 4 heads, d_model 128, context 64, batch 12, AdamW, clipping),
+on random tokens. Each child reports its resident size after its imports, after building the
+model, and its peak; the engines alternate over --runs runs and the medians are compared.
+
+Imports count: PyTorch's libraries are far larger than numpy's, and a user pays for them. The
+"above imports" column shows what training itself added.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--runs", type=int, default=3, help="runs of each engine, alternating")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads, and torch's threads")
+    p.add_argument("--engine", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--json", help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+def resident_mib(field):
+    """VmRSS (now) or VmHWM (the peak so far) of this process, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child(args):
+    """Train one engine for args.steps steps; print its memory figures as JSON."""
+    import numpy as np
+    figures = {}
+    if args.engine == "ours":
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        import tinyautograd as ta
+        from tinyautograd import functional as F
+        from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups
+        from tinyformer.gpt import GPT
+        figures["imports"] = resident_mib("VmRSS")
+        ta.manual_seed(0)
+        model = GPT(65, 64, 4, 4, 128, d_ff=512)
+        optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=1e-3,
+                          betas=(0.9, 0.99))
+        figures["model"] = resident_mib("VmRSS")
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            clip_grad_norm(model.parameters(), 1.0)
+            optimizer.step()
+    else:
+        import torch
+        import torch.nn.functional as TF
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torch_gpt import TorchGPT
+        torch.set_num_threads(args.threads)
+        figures["imports"] = resident_mib("VmRSS")
+        torch.manual_seed(0)
+        model = TorchGPT(65, 64, 4, 4, 128, 512)
+        params = list(model.parameters())
+        optimizer = torch.optim.AdamW(
+            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+            lr=1e-3, betas=(0.9, 0.99))
+        figures["model"] = resident_mib("VmRSS")
+
+        def step(x, y):
+            x, y = torch.from_numpy(x), torch.from_numpy(y)
+            loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+    rng = np.random.default_rng(0)
+    for _ in range(args.steps):
+        tokens = rng.integers(0, 65, (12, 65))
+        step(tokens[:, :-1], tokens[:, 1:])
+    figures["peak"] = resident_mib("VmHWM")
+    print(json.dumps(figures))
+
+
+def measure(args):
+    runs = {"ours": []}
+    try:
+        import torch  # noqa: F401   (only to know whether the torch child can run)
+        runs["torch"] = []
+    except ImportError:     # our figures alone
+        pass
+    for _ in range(args.runs):
+        for engine in runs:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
+                       OMP_NUM_THREADS=str(args.threads))
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--engine", engine,
+                                   "--steps", str(args.steps), "--threads", str(args.threads)],
+                                  capture_output=True, text=True, env=env, check=True)
+            runs[engine].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    figures = {"machine": platform.machine(), "python": platform.python_version(),
+               "threads": args.threads, "steps": args.steps, "runs": args.runs}
+    for engine, results in runs.items():
+        figures[engine] = {key: statistics.median(r[key] for r in results)
+                           for key in ("imports", "model", "peak")}
+    if "torch" in figures:
+        figures["ratio"] = figures["ours"]["peak"] / figures["torch"]["peak"]
+    return figures
+
+
+def report(figures):
+    print(f"Peak resident memory, {figures['steps']} training steps of the Shakespeare recipe; "
+          f"median of {figures['runs']} runs each; {figures['machine']}, python "
+          f"{figures['python']}, {figures['threads']} thread(s)")
+    print(f"\n{'engine':7}  {'after imports':>13}  {'with model':>10}  {'peak':>8}  "
+          f"{'above imports':>13}   (MiB)")
+    for engine in [e for e in ("ours", "torch") if e in figures]:
+        f = figures[engine]
+        print(f"{engine:7}  {f['imports']:13.0f}  {f['model']:10.0f}  {f['peak']:8.0f}  "
+              f"{f['peak'] - f['imports']:13.0f}")
+    if "ratio" in figures:
+        print(f"\npeak ours / torch: {figures['ratio']:.2f}")
+    else:
+        print("\n(PyTorch is not installed: no comparison)")
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    if ARGS.engine:
+        child(ARGS)
+    else:
+        figures = measure(ARGS)
+        report(figures)
+        if ARGS.json:
+            with open(ARGS.json, "w") as f:
+                json.dump(figures, f, indent=1)

@@ -1,0 +1,62 @@
+"""`tinyformer bench`: it runs the benchmark scripts and sums them up against issue 7's targets.
+(The figures themselves are measured, never asserted: a test only checks that the machinery
+runs and reads its results right.)"""
+
+import importlib.util
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("suite", ROOT / "benchmarks" / "suite.py")
+suite = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(suite)
+
+
+def test_bench_runs_a_benchmark_and_prints_the_summary(capfd):
+    result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "memory"])
+    out = capfd.readouterr().out            # the suite runs in a subprocess of its own
+    assert result.exit_code == 0, out
+    assert "=== memory: python benchmarks/memory.py" in out
+    summary = out.split("=== summary")[1]
+    assert "peak memory of training, MiB" in summary and "<= 1" in summary
+
+
+def test_bench_without_the_repository_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(cli, "BENCH_SUITE", "/nonexistent/benchmarks/suite.py")
+    result = CliRunner().invoke(cli.main, ["bench"])
+    assert result.exit_code == 2
+    assert "clone the repository" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_unknown_benchmark_is_a_usage_error():
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "nonsense"])
+    assert result.exit_code == 2 and "nonsense" in result.stderr
+
+
+def test_the_summary_judges_each_target_in_its_own_direction(capsys):
+    results = {
+        "train_step": {"ratio": 0.6,
+                       "ours": {"median_ms": 30.0, "tokens_per_s": 25600.0,
+                                "share_of_numpy_gemm": 0.5},
+                       "torch": {"median_ms": 50.0, "tokens_per_s": 15360.0,
+                                 "share_of_numpy_gemm": 0.3}},
+        "generation": {"results": [{"batch": 1, "ours_tok_s": 900.0, "torch_tok_s": 1000.0,
+                                    "ratio": 0.9}]},
+        "memory": {"ours": {"peak": 100.0}, "torch": {"peak": 300.0}, "ratio": 1 / 3},
+        "ops": {"rows": [{"overhead ratio": 0.8, "f+b ratio": 1.2},
+                         {"overhead ratio": 1.4, "f+b ratio": 1.1},
+                         {"overhead ratio": 0.9, "f+b ratio": None}]},
+        "tokenizer": None,
+    }
+    suite.summary(results, threads=1)
+    out = capsys.readouterr().out.splitlines()
+    lines = {line.strip().split("  ")[0]: line for line in out}
+    assert lines["training step, ms"].endswith("met")                # 0.6 <= 0.75
+    assert lines["generation, batch 1, tok/s"].endswith("not yet")   # 0.9 tok/s ratio < 1
+    assert lines["peak memory of training, MiB"].endswith("met")
+    assert lines["per-op overhead (median ratio)"].endswith("met")   # median 0.9
+    assert "1.15" in lines["forward+backward (median ratio)"]      # median of 1.2 and 1.1
+    assert "(failed)" in lines["tokenizer"]
