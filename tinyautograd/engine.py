@@ -186,9 +186,17 @@ class Function:
     Written with Tensor operations, a backward is itself differentiable (second derivatives).
     A fused kernel whose backward works on numpy arrays (`grad.data`) and returns arrays sets
     `once_differentiable = True`, and the engine refuses to record it under create_graph.
+
+    An op can have both: a readable `backward` of Tensor operations, and a `fast_backward(ctx,
+    grad)` that computes the same gradients on numpy arrays (`grad` is an array; it returns
+    arrays, or None). Most backward passes record nothing (create_graph=False), and then the
+    engine calls `fast_backward`, which skips the bookkeeping of one engine op per step of the
+    formula and can work in place; under create_graph it calls `backward`, so the op stays twice
+    differentiable. `backward` is the definition; tests check that the two agree.
     """
 
     once_differentiable = False
+    fast_backward = None     # optional: backward on numpy arrays, used when create_graph is off
 
     @classmethod
     def name(cls):
@@ -568,7 +576,8 @@ def _topological_order(roots):
 
 
 def _sum_to(grad, shape):
-    """Undo broadcasting: sum the gradient over the axes along which the input was repeated."""
+    """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
+    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array."""
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
                                       if size == 1 and grad.shape[lead + i] != 1)
@@ -625,7 +634,10 @@ def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, chec
         # Under create_graph, the ops recorded from here to the end of the unbroadcasting below
         # are this node's backward: they are stamped with it (Context.backward_of).
         _mode.backward_of = node
-        input_grads = node.fn.backward(node, grad)
+        if create_graph or node.fn.fast_backward is None:
+            input_grads = node.fn.backward(node, grad)
+        else:
+            input_grads = node.fn.fast_backward(node, grad.data)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):
@@ -634,9 +646,11 @@ def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, chec
         for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
             if g is None or not inp.requires_grad:
                 continue
-            g = g if isinstance(g, Tensor) else Tensor._make(np.asarray(g))
+            is_tensor = isinstance(g, Tensor)
+            g = g if is_tensor else np.asarray(g)
             if g.shape != inp.shape:
                 g = _sum_to(g, inp.shape)
+            g = g if is_tensor else Tensor._make(g)
             if check_anomaly and _has_nan_or_inf(g.data):
                 raise AnomalyError(
                     f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) "

@@ -7,6 +7,7 @@ them to each input's shape (`engine._sum_to`), so no op has to think about broad
 """
 
 import math
+import operator
 
 import numpy as np
 
@@ -109,33 +110,53 @@ class MatMul(Function):
         if a.shape[-1] != inner_b:
             raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} and "
                              f"{inner_b} differ")
-        return a @ b
+        return _matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.inputs
-        # numpy reads a 1-D left operand as a row vector and a 1-D right operand as a column,
-        # then drops that axis from the result. Put the axes back, so one rule serves all cases.
-        a2 = a.reshape(1, -1) if a.ndim == 1 else a
-        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-        grad = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))      # (..., n, m)
-        grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_a = grad @ b2.swapaxes(-1, -2)                         # (..., n, k)
-            if a.ndim == 1:
-                grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
-        if ctx.needs_input_grad[1]:
-            if b2.ndim == 2 and a2.ndim > 2:
-                # A weight shared by every batch element: fold the batch into the rows and do
-                # one large GEMM, instead of a GEMM per element and a sum over the batch.
-                k, m = b2.shape
-                grad_b = a2.reshape(-1, k).T @ grad.reshape(-1, m)      # (k, m)
-            else:
-                grad_b = a2.swapaxes(-1, -2) @ grad                     # (..., k, m)
-            if b.ndim == 1:
-                grad_b = grad_b.reshape(grad_b.shape[:-1])
-        return grad_a, grad_b
+        return _matmul_grads(a, b, grad, ctx.needs_input_grad, operator.matmul)
+
+    @staticmethod
+    def fast_backward(ctx, grad):
+        a, b = ctx.inputs
+        return _matmul_grads(a.data, b.data, grad, ctx.needs_input_grad, _matmul)
+
+
+def _matmul(a, b):
+    """a @ b. numpy multiplies (B, T, k) @ (k, m) by one GEMM per batch element; with a matrix
+    on the right, fold the batch into the rows instead: one large GEMM, which BLAS does faster."""
+    if b.ndim == 2 and a.ndim > 2:
+        rows = a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+        return (rows @ b).reshape(a.shape[:-1] + b.shape[-1:])
+    return a @ b
+
+
+def _matmul_grads(a, b, grad, needs_input_grad, matmul):
+    """The gradients of a @ b, written once for Tensors (backward: `matmul` is the engine's @,
+    recorded under create_graph) and for numpy arrays (fast_backward: `matmul` is _matmul)."""
+    # numpy reads a 1-D left operand as a row vector and a 1-D right operand as a column,
+    # then drops that axis from the result. Put the axes back, so one rule serves all cases.
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    grad = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))          # (..., n, m)
+    grad_a = grad_b = None
+    if needs_input_grad[0]:
+        grad_a = matmul(grad, b2.swapaxes(-1, -2))                      # (..., n, k)
+        if a.ndim == 1:
+            grad_a = grad_a.reshape(grad_a.shape[:-2] + grad_a.shape[-1:])
+    if needs_input_grad[1]:
+        if b2.ndim == 2 and a2.ndim > 2:
+            # A weight shared by every batch element: fold the batch into the rows and do
+            # one large GEMM, instead of a GEMM per element and a sum over the batch.
+            k, m = b2.shape
+            grad_b = a2.reshape(-1, k).T @ grad.reshape(-1, m)          # (k, m)
+        else:
+            grad_b = a2.swapaxes(-1, -2) @ grad                         # (..., k, m)
+        if b.ndim == 1:
+            grad_b = grad_b.reshape(grad_b.shape[:-1])
+    return grad_a, grad_b
 
 
 # ---------------------------------------------------------------------------- elementwise
@@ -247,7 +268,9 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * (x * x * x))))
+        t = np.tanh(_GELU_C * (x + 0.044715 * (x * x * x)))
+        ctx.tanh = t                                       # for fast_backward
+        return 0.5 * x * (1 + t)
 
     @staticmethod
     def backward(ctx, grad):
@@ -255,6 +278,22 @@ class Gelu(Function):
         t = (_GELU_C * (x + 0.044715 * (x * x * x))).tanh()
         du_dx = _GELU_C * (1 + 3 * 0.044715 * x * x)
         return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+
+    @staticmethod
+    def fast_backward(ctx, grad):
+        # The same formula on arrays, reusing forward's tanh u, in place in one buffer:
+        #     dL/dx = g/2 (1 + t + x (1 - t^2) du/dx)
+        x, t = ctx.inputs[0].data, ctx.tanh
+        d = x * x
+        d *= 3 * 0.044715 * _GELU_C
+        d += _GELU_C                                       # du/dx
+        d *= x
+        d *= 1 - t * t                                     # x (1 - t^2) du/dx
+        d += t
+        d += 1
+        d *= 0.5
+        d *= grad
+        return d
 
 
 # ---------------------------------------------------------------------------- reductions

@@ -166,14 +166,17 @@ class FusedAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, keep=None):
+        # In place, in the one (..., T_q, T_k) array: it is the largest the model makes.
         scale = 1 / math.sqrt(q.shape[-1])
-        scores = q @ np.swapaxes(k, -2, -1) * scale                   # (..., T_q, T_k)
+        scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
+        scores *= scale
         if keep is not None:
-            scores = np.where(keep, scores, _BLOCKED)
-        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        p = e / e.sum(axis=-1, keepdims=True)
+            np.copyto(scores, _BLOCKED, where=~keep)
+        scores -= scores.max(axis=-1, keepdims=True)
+        p = np.exp(scores, out=scores)
+        p /= p.sum(axis=-1, keepdims=True)
         if keep is not None:
-            p = np.where(keep, p, 0.0)           # a row with nothing to attend to: all zeros
+            np.copyto(p, 0.0, where=~keep)       # a row with nothing to attend to: all zeros
         ctx.p, ctx.scale = p, scale
         return p @ v                                                  # (..., T_q, d_v)
 
@@ -183,9 +186,12 @@ class FusedAttention(Function):
         p, scale, d_out = ctx.p, ctx.scale, grad.data
         d_v = np.swapaxes(p, -2, -1) @ d_out                          # (..., T_k, d_v)
         d_p = d_out @ np.swapaxes(v, -2, -1)                          # (..., T_q, T_k)
-        d_s = p * (d_p - (d_p * p).sum(axis=-1, keepdims=True))
-        d_q = d_s @ k * scale                                         # (..., T_q, d)
-        d_k = np.swapaxes(d_s, -2, -1) @ q * scale                    # (..., T_k, d)
+        d_s = d_p                                                     # in place, as forward
+        d_s -= (d_p * p).sum(axis=-1, keepdims=True)
+        d_s *= p
+        d_s *= scale                                  # once here, not on d_q and d_k each
+        d_q = d_s @ k                                                 # (..., T_q, d)
+        d_k = np.swapaxes(d_s, -2, -1) @ q                            # (..., T_k, d)
         return d_q, d_k, d_v
 
 
