@@ -14,6 +14,7 @@ our figures alone and the summary has no ratios.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -156,6 +157,12 @@ def main():
     if "whole_run" in names and not os.path.exists(CORPUS):
         print(f"(whole_run needs {CORPUS}; left out)")
         names.remove("whole_run")
+    if importlib.util.find_spec("torch") is None:
+        print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
+              "compare)")
+        if "whole_run" in names:
+            print("(whole_run sets the two engines side by side step by step; left out)")
+            names.remove("whole_run")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     results = {name: run(name, args, out_dir) for name in names}
     summary(results, args.threads)

@@ -45,17 +45,21 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as TF  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tinyautograd as ta  # noqa: E402
-from torch_gpt import TorchGPT, copy_weights  # noqa: E402
 from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+    from torch_gpt import TorchGPT, copy_weights
+except ImportError:         # our figures alone, without PyTorch's
+    torch = None
 
 VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF, BATCH = 65, 64, 4, 4, 128, 512, 12
 LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
@@ -67,6 +71,8 @@ def build(seed=0):
     ours = GPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
     our_opt = AdamW(weight_decay_groups(ours.named_parameters(), WEIGHT_DECAY), lr=LR,
                     betas=BETAS)
+    if torch is None:
+        return ours, our_opt, None, None
     theirs = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
     copy_weights(ours, theirs)
     params = list(theirs.parameters())
@@ -147,55 +153,57 @@ def numpy_gemm_seconds(reps=20):
 
 def main():
     args = ARGS
-    torch.set_num_threads(args.threads)
     ours, our_opt, theirs, their_opt = build()
+    engines = {"ours": lambda x, y: our_step(ours, our_opt, x, y)}
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+        engines["torch"] = lambda x, y: torch_step(theirs, their_opt, torch.from_numpy(x),
+                                                   torch.from_numpy(y))
     tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
     rng = np.random.default_rng(1)
-    ms = {"ours": [], "torch": []}
-    losses = {"ours": [], "torch": []}
+    ms = {name: [] for name in engines}
+    losses = {name: [] for name in engines}
     for i in range(args.warmup + args.reps):
         x, y = lm_batch(tokens, BATCH, CONTEXT, rng)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-        t0 = time.perf_counter()
-        loss_ours = our_step(ours, our_opt, x, y)
-        t1 = time.perf_counter()
-        loss_torch = torch_step(theirs, their_opt, tx, ty)
-        t2 = time.perf_counter()
-        if i >= args.warmup:
-            ms["ours"].append(1000 * (t1 - t0))
-            ms["torch"].append(1000 * (t2 - t1))
-        losses["ours"].append(loss_ours)
-        losses["torch"].append(loss_torch)
+        for name, step in engines.items():              # taking turns, on the same batch
+            t0 = time.perf_counter()
+            losses[name].append(step(x, y))
+            if i >= args.warmup:
+                ms[name].append(1000 * (time.perf_counter() - t0))
 
     tokens_per_step = BATCH * CONTEXT
     flops = step_flops()
     gemm_s = numpy_gemm_seconds()
     gemm_flops_per_s = flops / gemm_s
     result = {"threads": args.threads, "reps": args.reps, "numpy": np.__version__,
-              "torch": torch.__version__, "machine": platform.machine(),
+              "torch": torch.__version__ if torch else None, "machine": platform.machine(),
               "cpus": os.cpu_count(), "tokens_per_step": tokens_per_step,
               "step_matmul_flops": flops, "numpy_gemm_ms": 1000 * gemm_s,
-              "numpy_gemm_gflops": gemm_flops_per_s / 1e9,
-              "max_loss_diff": float(np.max(np.abs(np.subtract(losses["ours"],
-                                                               losses["torch"]))))}
-    for name in ("ours", "torch"):
+              "numpy_gemm_gflops": gemm_flops_per_s / 1e9}
+    for name in engines:
         median_ms = statistics.median(ms[name])
         result[name] = {"median_ms": median_ms, "tokens_per_s": tokens_per_step / median_ms * 1e3,
                         "gflops": flops / median_ms / 1e6,
                         "share_of_numpy_gemm": flops / (median_ms / 1e3) / gemm_flops_per_s}
-    result["ratio"] = result["ours"]["median_ms"] / result["torch"]["median_ms"]
+    if torch is not None:
+        result["ratio"] = result["ours"]["median_ms"] / result["torch"]["median_ms"]
+        result["max_loss_diff"] = float(np.max(np.abs(np.subtract(losses["ours"],
+                                                                  losses["torch"]))))
 
     print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {args.threads} thread(s), "
           f"{args.reps} interleaved steps each (median)")
     print(f"matmul FLOPs per step {flops / 1e9:.3f} G; numpy GEMM on these shapes "
           f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s")
     print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}")
-    for name in ("ours", "torch"):
+    for name in engines:
         r = result[name]
         print(f"{name:8}{r['median_ms']:9.1f}{r['tokens_per_s']:10.0f}{r['gflops']:9.1f}"
               f"{r['share_of_numpy_gemm']:9.0%}")
-    print(f"ratio ours / torch: {result['ratio']:.2f}   (largest |loss ours - torch| over the "
-          f"steps: {result['max_loss_diff']:.1e})")
+    if torch is None:
+        print("(PyTorch is not installed: no comparison)")
+    else:
+        print(f"ratio ours / torch: {result['ratio']:.2f}   (largest |loss ours - torch| over "
+              f"the steps: {result['max_loss_diff']:.1e})")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
