@@ -548,6 +548,8 @@ CASES = [
     OpCase("linear: x @ weight + bias, weight (in, out)", (ops.MatMul, ops.Add),
            lambda x, weight, bias: x @ weight + bias,
            lambda x, weight, bias: TF.linear(x, weight.T, bias), draw_linear),
+    OpCase("linear: F.linear, one fused op (nn.Linear's)", (ops.Linear,), F.linear,
+           lambda x, weight, bias: TF.linear(x, weight.T, bias), draw_linear),
     OpCase("rmatmul: ndarray @ tensor", (ops.MatMul,),
            lambda b, a: a @ b, lambda b, a: torch.as_tensor(a) @ b, draw_rmatmul),
 

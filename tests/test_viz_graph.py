@@ -110,7 +110,7 @@ def test_tiny_gpt_graph_matches_the_recorded_graph(gpt_loss):
     model, loss = gpt_loss
     dot = draw_graph(loss, params=model, show_data=True)
     contexts, leaves, links = recorded_graph(loss)
-    assert len(nodes(dot, "op")) == len(contexts) > 30
+    assert len(nodes(dot, "op")) == len(contexts) > 20
     assert len(nodes(dot, "leaf")) == len(leaves)
     assert len(edges(dot)) == links
     assert "<B>blocks.0.self_attn.q.weight</B>" in dot.source

@@ -8,7 +8,7 @@ one's docstring gives the formula, so that the same result can be built from eng
 
 import numpy as np
 
-from . import random
+from . import ops, random
 from .engine import Function, ShapeError, Tensor, _lift
 
 # ---------------------------------------------------------------------------- cross-entropy
@@ -100,25 +100,38 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        mean = x.mean(axis=-1, keepdims=True)
-        centred = x - mean
-        rstd = 1 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
-        x_hat = centred * rstd
+        # Sums divided by n rather than np.mean (slow on many short rows), and x_hat made in
+        # place in one buffer: each new array of activations' size costs its page faults.
+        n = x.shape[-1]
+        x_hat = x - x.sum(axis=-1, keepdims=True) / n                   # centred, for now
+        var = _row_dot(x_hat, x_hat) / n
+        rstd = 1 / np.sqrt(var + eps)
+        x_hat *= rstd
         ctx.x_hat, ctx.rstd = x_hat, rstd
-        return x_hat * weight + bias
+        y = x_hat * weight
+        y += bias
+        return y
 
     @staticmethod
     def backward(ctx, grad):
         g = grad.data
         x_hat, rstd = ctx.x_hat, ctx.rstd
-        weight = ctx.inputs[1].data
-        d_x_hat = g * weight
-        d_x = rstd * (d_x_hat - d_x_hat.mean(axis=-1, keepdims=True)
-                      - x_hat * (d_x_hat * x_hat).mean(axis=-1, keepdims=True))
-        rows = g.reshape(-1, g.shape[-1])                     # (N, C): every axis but the last
-        d_weight = (rows * x_hat.reshape(rows.shape)).sum(axis=0)
+        n = g.shape[-1]
+        d_x_hat = g * ctx.inputs[1].data
+        # d_x = rstd (d_x_hat - mean(d_x_hat) - x_hat mean(d_x_hat x_hat)), in one more buffer
+        d_x = x_hat * (_row_dot(d_x_hat, x_hat) / n)
+        d_x += d_x_hat.sum(axis=-1, keepdims=True) / n
+        np.subtract(d_x_hat, d_x, out=d_x)
+        d_x *= rstd
+        rows = g.reshape(-1, n)                               # (N, C): every axis but the last
+        d_weight = np.einsum("ni,ni->i", rows, x_hat.reshape(rows.shape))   # sum(g * x_hat)
         d_bias = rows.sum(axis=0)
         return d_x, d_weight, d_bias
+
+
+def _row_dot(a, b):
+    """sum(a * b) over the last axis, keepdims, without the product as a temporary."""
+    return np.einsum("...i,...i->...", a, b)[..., None]
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -132,6 +145,15 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
                          f"({size},), got {weight.shape} and {bias.shape}")
     return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+# ---------------------------------------------------------------------------- linear
+
+
+def linear(x, weight, bias=None):
+    """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
+    product, with the bias added in place) rather than a MatMul and an Add."""
+    return x @ weight if bias is None else ops.Linear.apply(x, weight, bias)
 
 
 # ---------------------------------------------------------------------------- the rest

@@ -444,8 +444,7 @@ class Linear(Module):
         self.bias = uniform_(Parameter(np.zeros(out_features)), -bound, bound) if bias else None
 
     def forward(self, x):
-        y = x @ self.weight
-        return y if self.bias is None else y + self.bias
+        return functional.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

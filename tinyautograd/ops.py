@@ -159,6 +159,35 @@ def _matmul_grads(a, b, grad, needs_input_grad, matmul):
     return grad_a, grad_b
 
 
+class Linear(Function):
+    """y = x @ W + b, one op instead of two (nn.Linear's);  the gradients are MatMul's for x
+    and W, and for b the gradient itself, summed over every axis b was broadcast along.
+
+    Fused so that the bias is added in place into the product, not into a second array of
+    the output's size, and its gradient is one row sum instead of an Add node and a Sum."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        if w.ndim != 2 or b.shape != w.shape[-1:]:
+            raise ShapeError(f"linear: needs weight (in, out) and bias (out,), got {w.shape} "
+                             f"and {b.shape}")
+        y = MatMul.forward(ctx, x, w)          # checked and folded as MatMul does
+        y += b                                 # y is new: add in place
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, _ = ctx.inputs
+        grad_x, grad_w = _matmul_grads(x, w, grad, ctx.needs_input_grad, operator.matmul)
+        return grad_x, grad_w, grad            # the engine sums grad back to b's shape
+
+    @staticmethod
+    def fast_backward(ctx, grad):
+        x, w, _ = ctx.inputs
+        grad_x, grad_w = _matmul_grads(x.data, w.data, grad, ctx.needs_input_grad, _matmul)
+        return grad_x, grad_w, grad
+
+
 # ---------------------------------------------------------------------------- elementwise
 
 
@@ -268,9 +297,19 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        t = np.tanh(_GELU_C * (x + 0.044715 * (x * x * x)))
-        ctx.tanh = t                                       # for fast_backward
-        return 0.5 * x * (1 + t)
+        # In place in two buffers (tanh u, kept for fast_backward, and y): every new array of
+        # this size costs its page faults, more than the arithmetic on it.
+        t = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
+        t *= 0.044715
+        t += 1
+        t *= x
+        t *= _GELU_C                                       # u = sqrt(2/pi) x (1 + 0.044715 x^2)
+        np.tanh(t, out=t)
+        ctx.tanh = t
+        y = t + 1
+        y *= x
+        y *= 0.5                                           # y = x/2 (1 + tanh u)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
@@ -288,7 +327,9 @@ class Gelu(Function):
         d *= 3 * 0.044715 * _GELU_C
         d += _GELU_C                                       # du/dx
         d *= x
-        d *= 1 - t * t                                     # x (1 - t^2) du/dx
+        one_minus_t2 = np.multiply(t, t, out=np.empty_like(t))
+        np.subtract(1, one_minus_t2, out=one_minus_t2)
+        d *= one_minus_t2                                  # x (1 - t^2) du/dx
         d += t
         d += 1
         d *= 0.5

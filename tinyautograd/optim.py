@@ -210,13 +210,21 @@ class Adam(Optimizer):
             param.data *= 1 - lr * weight_decay
         elif weight_decay:
             grad = grad + weight_decay * param.data
+        # The formulas above, each product written into one scratch array (out=) instead of
+        # a new array per operation; the same operations in the same order, so the same bits.
+        scratch = np.empty_like(param.data)
         m *= beta1
-        m += (1 - beta1) * grad
+        m += np.multiply(grad, 1 - beta1, out=scratch)                 # (1 - beta1) g
         v *= beta2
-        v += (1 - beta2) * grad * grad
+        np.multiply(grad, 1 - beta2, out=scratch)
+        v += np.multiply(scratch, grad, out=scratch)                   # (1 - beta2) g^2
         step_size = lr / (1 - beta1 ** t)
-        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps
-        param.data -= step_size * (m / denominator)
+        denominator = np.sqrt(v, out=scratch)
+        denominator /= math.sqrt(1 - beta2 ** t)
+        denominator += eps
+        update = np.divide(m, denominator, out=scratch)
+        update *= step_size
+        param.data -= update
 
 
 class AdamW(Adam):

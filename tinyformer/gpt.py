@@ -74,7 +74,8 @@ class GPT(nn.Module):
             raise ValueError(f"GPT: sequence of {start + T} tokens exceeds the context of "
                              f"{self.context}; crop it (generate does so itself)")
         x = self.drop(self.pos(self.tok(idx), start=start))      # (B, T, C)
-        mask = causal_mask(T, start)                             # (T, start + T): t sees <= t
+        # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
+        mask = causal_mask(T, start) if T > 1 else None
         for block in self.blocks:
             x = block(x, mask=mask, cache=cache)
         if cache is not None:

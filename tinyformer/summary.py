@@ -22,8 +22,8 @@ from .attention import FusedAttention
 
 def _matmul_flops(node):
     """FLOPs of one graph node: matrix products only."""
-    if node.fn is ta.ops.MatMul:
-        a, b = node.inputs
+    if node.fn in (ta.ops.MatMul, ta.ops.Linear):               # Linear: x @ W, then + b
+        a = node.inputs[0]
         k = a.shape[-1]
         return 2 * k * node.output.size                           # each output: k multiply-adds
     if node.fn is FusedAttention:

@@ -163,7 +163,8 @@ class Transformer(nn.Module):
         if cache is None:
             tgt_mask = causal_mask(T) & padding_mask(tgt != self.pad_id)   # (B, 1, T, T)
         else:
-            tgt_mask = causal_mask(T, start)                              # (T, start + T)
+            # (T, start + T); one new query (generation) sees every key: no mask
+            tgt_mask = causal_mask(T, start) if T > 1 else None
         y = self.dropout(self.tgt_positions(self.tgt_embedding(tgt), start=start))  # (B, T, C)
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
         if cache is not None:
