@@ -80,8 +80,8 @@ def rows_train_step(r):
     yield ("training step, ms", ours["median_ms"], torch and torch["median_ms"], ratio,
            "<= 0.75", ratio is not None and ratio <= 0.75)
     yield ("  tokens/s", ours["tokens_per_s"], torch and torch["tokens_per_s"], None, "", None)
-    yield ("  share of numpy's GEMM FLOP/s", ours["share_of_numpy_gemm"],
-           torch and torch["share_of_numpy_gemm"], None, "", None)
+    yield ("  % of numpy's GEMM FLOP/s", 100 * ours["share_of_numpy_gemm"],
+           torch and 100 * torch["share_of_numpy_gemm"], None, "", None)
 
 
 def rows_generation(r):
@@ -132,9 +132,9 @@ SUMMARY_ROWS = {"train_step": rows_train_step, "generation": rows_generation, "o
 def number(x):
     if x is None:
         return "-"
-    if isinstance(x, float) and x < 1 and x > 0:
-        return f"{x:.2f}"
-    return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+    if abs(x) < 10:
+        return f"{x:.4g}"                   # losses and shares: 1.887, 0.49
+    return f"{x:,.1f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
 def summary(results, threads):
