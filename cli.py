@@ -1002,8 +1002,7 @@ def exercises_watch(name, timeout, max_checks, workspace_dir):
             click.echo()
     except KeyboardInterrupt:
         click.echo("\nStopped watching.")
-    say_next_if_done = ex is None
-    if say_next_if_done:
+    if ex is None:                  # every exercise passes (from the start, or now)
         say_next(workspace)
 
 
