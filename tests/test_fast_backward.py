@@ -111,3 +111,17 @@ def test_folded_matmul_equals_numpy(shapes):
     out = ops.MatMul.apply(Tensor(a, requires_grad=True), Tensor(b, requires_grad=True))
     assert out.dtype == np.float32 and out.shape == (a @ b).shape
     assert_allclose(out.data, a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("index", [np.array([3, 0, 3, 3, -1, 0]),           # repeats, negatives
+                                   np.array([[1, 1], [4, 2], [1, 0]]),      # a 2-D batch of ids
+                                   np.arange(5)])                           # no repeats
+def test_index_add_of_rows_equals_np_add_at(index):
+    # The embedding's gradient adds rows as flat elements (ops._add_rows): the same bits.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(index.shape + (3, 2))
+    expected = np.zeros((5, 3, 2))
+    np.add.at(expected, index, x)
+    out = ops.IndexAdd.apply(Tensor(x, dtype=np.float64), index=index, shape=(5, 3, 2))
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out.data, expected)

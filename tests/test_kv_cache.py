@@ -70,3 +70,17 @@ def test_the_decoder_cache_equals_recomputing_and_greedy_decoding_agrees(positio
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(model.greedy_decode(src, 9, bos_id=1),
                                   model.greedy_decode(src, 9, bos_id=1, use_cache=False))
+
+
+def test_under_recording_the_cache_concatenates_so_gradients_reach_earlier_steps():
+    # Without recording, extend writes into growing buffers; with it, it must keep the graph.
+    model = tiny_gpt("learned")
+    idx = np.random.default_rng(0).integers(0, 11, (2, 5))
+    model(idx)[:, -1].sum().backward()
+    full = {name: p.grad.copy() for name, p in model.named_parameters()}
+    model.zero_grad()
+    cache = KVCache()
+    model(idx[:, :4], cache)
+    model(idx[:, 4:], cache)[:, -1].sum().backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, full[name], rtol=1e-4, atol=1e-6, err_msg=name)

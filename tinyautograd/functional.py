@@ -130,8 +130,10 @@ class LayerNorm(Function):
 
 
 def _row_dot(a, b):
-    """sum(a * b) over the last axis, keepdims, without the product as a temporary."""
-    return np.einsum("...i,...i->...", a, b)[..., None]
+    """sum(a * b) over the last axis, keepdims, without the product as a temporary: a batch of
+    (1, n) @ (n, 1) products. Faster than np.einsum("...i,...i->..."), whose parsing alone
+    costs more than the sum on the short rows of generation, and on a training batch too."""
+    return (a[..., None, :] @ b[..., :, None])[..., 0]
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):

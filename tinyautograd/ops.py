@@ -487,6 +487,8 @@ class IndexAdd(Function):
         out = np.zeros(shape, dtype=x.dtype)
         if _is_basic(index):
             out[index] = x               # no element is selected twice: plain assignment
+        elif _is_row_index(index, x):
+            _add_rows(out, index, x)     # whole rows of a table (an embedding's gradient)
         else:
             np.add.at(out, index, x)     # unbuffered: repeated indices each add their share
         return out
@@ -494,6 +496,24 @@ class IndexAdd(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad[ctx.index]
+
+
+def _is_row_index(index, x):
+    """True when `index` is one non-empty integer array picking whole rows (along the first
+    axis) and x holds one row per index, as in an embedding: table[ids] is (*ids.shape, dim)."""
+    return (isinstance(index, np.ndarray) and index.dtype.kind in "iu" and index.size > 0
+            and x.ndim > index.ndim and x.shape[:index.ndim] == index.shape)
+
+
+def _add_rows(out, index, x):
+    """np.add.at(out, index, x) where `index` picks whole rows of `out`: the same sums in the
+    same order (so the same bits), several times faster. numpy's add.at has a fast loop only
+    for a 1-D target with 1-D indices, so each picked row is spelled out as the positions of
+    its elements in the flattened table."""
+    row_size = math.prod(out.shape[1:])
+    rows = index.reshape(-1) % len(out)                               # negative indices wrap
+    positions = (rows[:, None] * row_size + np.arange(row_size)).reshape(-1)
+    np.add.at(out.reshape(-1), positions, x.reshape(-1))
 
 
 class Concat(Function):

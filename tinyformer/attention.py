@@ -58,19 +58,48 @@ class KVCache:
     do not change once computed (a causal model never lets a token see later ones), so they are
     kept here and each step computes q, k, v for its new tokens only: linear work per token
     instead of quadratic. `length` counts the tokens stored; the model advances it.
+
+    They are written into buffers that grow by doubling, as a Python list does, and `extend`
+    returns views of the filled part: a step copies only its own new keys and values, where
+    concatenating would copy all the earlier ones again at every step. When a graph is being
+    recorded (k or v requires a gradient), `extend` concatenates with engine ops instead, so
+    that gradients reach the keys and values of every step.
     """
 
     def __init__(self):
         self.length = 0
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
+        self._buffers = {}       # attention module -> (keys, values), (B, H, capacity, d) arrays
 
     def extend(self, layer, k, v):
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
-        if layer in self._kv:
-            old_k, old_v = self._kv[layer]
-            k, v = concat([old_k, k], axis=2), concat([old_v, v], axis=2)
+        old = self._kv.get(layer)
+        if k.requires_grad or v.requires_grad:
+            if old is not None:
+                k, v = concat([old[0], k], axis=2), concat([old[1], v], axis=2)
+            self._kv[layer] = (k, v)
+            self._buffers.pop(layer, None)          # the buffers no longer hold everything
+            return k, v
+        filled = 0 if old is None else old[0].shape[2]
+        end = filled + k.shape[2]
+        buffers = self._buffers.get(layer)
+        if buffers is None or buffers[0].shape[2] < end:
+            old_k, old_v = (None, None) if old is None else (old[0].data, old[1].data)
+            buffers = self._buffers[layer] = (_grown(k.data, old_k, 2 * end),
+                                              _grown(v.data, old_v, 2 * end))
+        buffers[0][:, :, filled:end] = k.data
+        buffers[1][:, :, filled:end] = v.data
+        k, v = (Tensor._make(b[:, :, :end]) for b in buffers)
         self._kv[layer] = (k, v)
         return k, v
+
+
+def _grown(new, old, capacity):
+    """An empty (B, H, capacity, d) buffer shaped after `new`, holding `old` (or None) in front."""
+    buffer = np.empty(new.shape[:2] + (capacity,) + new.shape[3:], dtype=new.dtype)
+    if old is not None:
+        buffer[:, :, :old.shape[2]] = old
+    return buffer
 
 
 def padding_mask(is_token):
