@@ -125,3 +125,27 @@ def test_index_add_of_rows_equals_np_add_at(index):
     out = ops.IndexAdd.apply(Tensor(x, dtype=np.float64), index=index, shape=(5, 3, 2))
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out.data, expected)
+
+
+def test_the_last_backward_may_reuse_saved_arrays_and_gives_the_same_gradients():
+    # GELU, layer norm and attention write into what their forward saved when the graph is
+    # freed after the backward (Context.last_backward). Two backwards with retain_graph=True
+    # (saved arrays left intact) and a last one without must all give the same gradients.
+    from tinyformer.attention import causal_mask, scaled_dot_product_attention
+
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = Tensor(rng.standard_normal(4) + 1, requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    h = ta.functional.layer_norm(x, w, b).gelu()
+    out = scaled_dot_product_attention(h, h * 0.5, h.gelu(), mask=causal_mask(5))
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    grads = []
+    for retain in (True, True, False):
+        for t in (x, w, b):
+            t.grad = None
+        out.backward(g, retain_graph=retain)
+        grads.append([t.grad.copy() for t in (x, w, b)])
+    for later in grads[1:]:
+        for first, again in zip(grads[0], later):
+            np.testing.assert_array_equal(first, again)

@@ -134,6 +134,11 @@ class Context:
     freed = False
     backward_of = None
     module_path = None
+    # True while the backward runs after which the graph is freed (retain_graph off): nothing
+    # will read what forward saved on ctx again, so a numpy backward (fast_backward, or a
+    # fused kernel's) may write into those arrays instead of allocating new ones: each new
+    # large array costs its page faults.
+    last_backward = False
 
     def __init__(self, fn, inputs, needs_input_grad):
         self.fn = fn
@@ -637,6 +642,7 @@ def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, chec
         # Under create_graph, the ops recorded from here to the end of the unbroadcasting below
         # are this node's backward: they are stamped with it (Context.backward_of).
         _mode.backward_of = node
+        node.last_backward = not retain_graph
         if create_graph or node.fn.fast_backward is None:
             input_grads = node.fn.backward(node, grad)
         else:

@@ -117,15 +117,18 @@ class LayerNorm(Function):
         g = grad.data
         x_hat, rstd = ctx.x_hat, ctx.rstd
         n = g.shape[-1]
-        d_x_hat = g * ctx.inputs[1].data
-        # d_x = rstd (d_x_hat - mean(d_x_hat) - x_hat mean(d_x_hat x_hat)), in one more buffer
-        d_x = x_hat * (_row_dot(d_x_hat, x_hat) / n)
-        d_x += d_x_hat.sum(axis=-1, keepdims=True) / n
-        np.subtract(d_x_hat, d_x, out=d_x)
-        d_x *= rstd
         rows = g.reshape(-1, n)                               # (N, C): every axis but the last
         d_weight = np.einsum("ni,ni->i", rows, x_hat.reshape(rows.shape))   # sum(g * x_hat)
         d_bias = rows.sum(axis=0)
+        d_x_hat = g * ctx.inputs[1].data
+        # d_x = rstd (d_x_hat - mean(d_x_hat) - x_hat mean(d_x_hat x_hat)), built in d_x_hat.
+        # x_hat mean(...) goes into x_hat itself when nothing reads it again (the graph is
+        # freed after this backward: Context.last_backward), else into a new array.
+        subtrahend = np.multiply(x_hat, _row_dot(d_x_hat, x_hat) / n,
+                                 out=x_hat if ctx.last_backward else None)
+        subtrahend += d_x_hat.sum(axis=-1, keepdims=True) / n
+        d_x = np.subtract(d_x_hat, subtrahend, out=d_x_hat)
+        d_x *= rstd
         return d_x, d_weight, d_bias
 
 

@@ -297,19 +297,34 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        # In place in two buffers (tanh u, kept for fast_backward, and y): every new array of
-        # this size costs its page faults, more than the arithmetic on it.
-        t = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
-        t *= 0.044715
-        t += 1
-        t *= x
-        t *= _GELU_C                                       # u = sqrt(2/pi) x (1 + 0.044715 x^2)
-        np.tanh(t, out=t)
-        ctx.tanh = t
-        y = t + 1
-        y *= x
-        y *= 0.5                                           # y = x/2 (1 + tanh u)
-        return y
+        # In place in two buffers: every new array of this size costs its page faults, more
+        # than the arithmetic on it. With the factored forms
+        #     y = x h,   h = (1 + t)/2 = 1 - (1 - t)/2,   t = tanh u
+        #     dy/dx = h (1 + x (1 - t) du/dx)              since 1 - t^2 = (1 - t)(1 + t)
+        # the first buffer goes u -> t -> 1 - t -> h -> y, and the second, only when a gradient
+        # is wanted, holds dy/dx for backward: computed here, while x and t are in the cache,
+        # backward's chain rule is one product instead of the formula on arrays read back cold.
+        b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
+        b *= 0.044715
+        b += 1
+        b *= x
+        b *= _GELU_C                                       # u = sqrt(2/pi) x (1 + 0.044715 x^2)
+        np.tanh(b, out=b)
+        np.subtract(1, b, out=b)                           # 1 - t
+        if ctx.needs_input_grad[0]:
+            d = np.multiply(x, x, out=np.empty_like(x))
+            d *= 3 * 0.044715 * _GELU_C
+            d += _GELU_C                                   # du/dx
+            d *= x
+            d *= b
+            d += 1                                         # 1 + x (1 - t) du/dx
+        b *= -0.5
+        b += 1                                             # h
+        if ctx.needs_input_grad[0]:
+            d *= b
+            ctx.derivative = d                             # dy/dx
+        b *= x                                             # y
+        return b
 
     @staticmethod
     def backward(ctx, grad):
@@ -320,21 +335,9 @@ class Gelu(Function):
 
     @staticmethod
     def fast_backward(ctx, grad):
-        # The same formula on arrays, reusing forward's tanh u, in place in one buffer:
-        #     dL/dx = g/2 (1 + t + x (1 - t^2) du/dx)
-        x, t = ctx.inputs[0].data, ctx.tanh
-        d = x * x
-        d *= 3 * 0.044715 * _GELU_C
-        d += _GELU_C                                       # du/dx
-        d *= x
-        one_minus_t2 = np.multiply(t, t, out=np.empty_like(t))
-        np.subtract(1, one_minus_t2, out=one_minus_t2)
-        d *= one_minus_t2                                  # x (1 - t^2) du/dx
-        d += t
-        d += 1
-        d *= 0.5
-        d *= grad
-        return d
+        # Forward saved dy/dx (the formula above, on arrays): the chain rule is one product,
+        # written into dy/dx itself when nothing will read it again (Context.last_backward).
+        return np.multiply(grad, ctx.derivative, out=ctx.derivative if ctx.last_backward else None)
 
 
 # ---------------------------------------------------------------------------- reductions

@@ -267,18 +267,29 @@ def clip_grad_norm(params, max_norm):
         grad  = grad * max_norm / (total + 1e-6)      when that factor is below 1 (torch's rule)
 
     Scaling every gradient by the same factor keeps the direction of the step and bounds its
-    length, so that one bad batch cannot throw the weights far away. The norm is accumulated in
-    float64, so float32 gradients do not overflow or lose precision. Returns the total norm
-    before clipping, as a Python float (worth logging: spikes show instability).
+    length, so that one bad batch cannot throw the weights far away. Each gradient's sum of
+    squares is one dot product in its own dtype (as torch computes it); the sums are added in
+    float64, and a float32 gradient whose squares overflow is summed again in float64, so a
+    huge gradient is still measured. Returns the total norm before clipping, as a Python float
+    (worth logging: spikes show instability).
     """
     if isinstance(params, Tensor):
         params = [params]
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+    total = math.sqrt(sum(_sum_of_squares(g) for g in grads))
     scale = max_norm / (total + 1e-6)    # the 1e-6 keeps an all-zero gradient from dividing by 0
     if scale < 1:
         for g in grads:
             g *= scale
+    return total
+
+
+def _sum_of_squares(grad):
+    """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made."""
+    flat = grad.reshape(-1)
+    total = float(np.dot(flat, flat))
+    if math.isinf(total) and np.isfinite(flat).all():      # the float32 sum overflowed
+        total = float(np.sum(np.square(flat, dtype=np.float64)))
     return total
 
 

@@ -188,6 +188,10 @@ class FusedAttention(Function):
         dS = P * (dP - rowsum(dP * P))        softmax's backward, row by row
         dQ = dS K s,   dK = dS^T Q s
 
+    rowsum(dP * P) is computed as rowsum(dO * O), the same numbers (row i: sum_j P_ij dO_i.V_j
+    = dO_i.(sum_j P_ij V_j) = dO_i.O_i, FlashAttention's trick): a dot product over d_v per
+    query instead of a product array of (..., T_q, T_k) and a sum over T_k.
+
     P is the only array kept for backward: (..., T_q, T_k), the memory attention is known for.
     """
 
@@ -204,8 +208,10 @@ class FusedAttention(Function):
         scores -= scores.max(axis=-1, keepdims=True)
         p = np.exp(scores, out=scores)
         p /= p.sum(axis=-1, keepdims=True)
-        if keep is not None:
-            np.copyto(p, 0.0, where=~keep)       # a row with nothing to attend to: all zeros
+        if keep is not None and not keep.any(axis=-1).all():
+            # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
+            # all zeros instead. (Other blocked entries are exp(-1e9 - max) = 0 already.)
+            np.copyto(p, 0.0, where=~keep)
         ctx.p, ctx.scale = p, scale
         return p @ v                                                  # (..., T_q, d_v)
 
@@ -216,7 +222,7 @@ class FusedAttention(Function):
         d_v = np.swapaxes(p, -2, -1) @ d_out                          # (..., T_k, d_v)
         d_p = d_out @ np.swapaxes(v, -2, -1)                          # (..., T_q, T_k)
         d_s = d_p                                                     # in place, as forward
-        d_s -= (d_p * p).sum(axis=-1, keepdims=True)
+        d_s -= (d_out * ctx.output.data).sum(axis=-1, keepdims=True)  # rowsum(dP * P)
         d_s *= p
         d_s *= scale                                  # once here, not on d_q and d_k each
         d_q = d_s @ k                                                 # (..., T_q, d)
