@@ -287,7 +287,8 @@ def clip_grad_norm(params, max_norm):
 def _sum_of_squares(grad):
     """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made."""
     flat = grad.reshape(-1)
-    total = float(np.dot(flat, flat))
+    with np.errstate(over="ignore"):                        # an overflow is handled below
+        total = float(np.dot(flat, flat))
     if math.isinf(total) and np.isfinite(flat).all():      # the float32 sum overflowed
         total = float(np.sum(np.square(flat, dtype=np.float64)))
     return total
