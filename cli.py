@@ -753,8 +753,6 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
             loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
             shown = Example(loss, model, {})
     if what == "backward":
-        if not hasattr(viz, "draw_backward"):
-            raise InputError("--what backward is not available in this version")
         try:
             picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
                                         max_nodes=max_nodes)
