@@ -12,6 +12,9 @@ does not run, since a checker imports the file as the module `learner`.
 
 from pathlib import Path
 
+from tinyformer.exercises import find, run_check
+from tinyformer.exercises.checking import CHECKER_ERROR
+
 SOLUTIONS = Path(__file__).parent / "exercise_solutions"
 
 MARKER = "# --- the reference solution (tests/exercise_solutions): it replaces the TODOs ---"
@@ -39,3 +42,19 @@ def write_solved(ex, path, solution=None):
     path = Path(path)
     path.write_text(solved_text(ex, solution))
     return path
+
+
+def edited_message(tmp_path, slug, old, new, *more_edits):
+    """The checker's message for exercise `slug` solved by its reference solution with `old`
+    replaced by `new` (and each further (old, new) pair of `more_edits`): a realistic wrong
+    answer. Each `old` must occur in the solution, the wrong answer must fail, and by a message
+    of the checker's, not a checker error."""
+    ex = find(slug)
+    text = solution_text(ex)
+    for before, after in [(old, new), *more_edits]:
+        assert before in text, f"the solution of {slug} no longer contains {before!r}"
+        text = text.replace(before, after)
+    message = run_check(ex, write_solved(ex, Path(tmp_path) / Path(ex.file).name, text))
+    assert message is not None, f"a wrong answer to {slug} passed its checker"
+    assert CHECKER_ERROR not in message, message
+    return message

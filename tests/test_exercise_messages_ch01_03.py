@@ -2,57 +2,44 @@
 function and say what differs."""
 
 import pytest
-from solutions import solution_text, write_solved
+from solutions import edited_message
 
 from tinyformer.exercises import find, run_check
-from tinyformer.exercises.checking import CHECKER_ERROR
-
-def check_edited(tmp_path, slug, old, new):
-    """Run the checker of `slug` on its exercise solved by the reference solution with `old`
-    replaced by `new`."""
-    ex = find(slug)
-    text = solution_text(ex)
-    assert old in text, f"{old!r} is not in the solution of {slug}"
-    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
-    message = run_check(ex, path)
-    assert message is not None, "the wrong answer passed"
-    assert CHECKER_ERROR not in message, message
-    return message
 
 
 # --- chapter 1 ------------------------------------------------------------------------------
 
 def test_one_hot_off_by_one(tmp_path):
-    message = check_edited(tmp_path, "one_hot", "ids] = 1.0", "ids - 1] = 1.0")
+    message = edited_message(tmp_path, "one_hot", "ids] = 1.0", "ids - 1] = 1.0")
     assert "one_hot(ids=[2, 0, 3], vocab_size=4)" in message and "at [" in message
 
 
 def test_dot_adds_instead_of_multiplying(tmp_path):
-    message = check_edited(tmp_path, "dot_and_matmul", "x * y", "x + y")
+    message = edited_message(tmp_path, "dot_and_matmul", "x * y", "x + y")
     assert "dot(a=[1., 2., 3.], b=[4., 5., 6.])" in message and "expected 32" in message
 
 
 def test_matmul_takes_a_row_of_b_for_a_column(tmp_path):
-    message = check_edited(tmp_path, "dot_and_matmul", "B[:, j]", "B[j, :]")
+    message = edited_message(tmp_path, "dot_and_matmul", "B[:, j]", "B[j, :]")
     assert message.startswith("matmul(") and "at [1, 0]: expected 43, got 39" in message
 
 
 def test_lookup_with_the_wrong_size_of_one_hot(tmp_path):
-    message = check_edited(tmp_path, "table_lookup", "one_hot(ids, table.shape[0])",
-                           "one_hot(ids, table.shape[1])")
+    message = edited_message(tmp_path, "table_lookup", "one_hot(ids, table.shape[0])",
+                             "one_hot(ids, table.shape[1])")
     assert "lookup_by_matmul(ids=[2]" in message and "raised an error" in message
 
 
 def test_lookup_by_index_not_written(tmp_path):
-    message = check_edited(tmp_path, "table_lookup", "return table[np.asarray(ids)]",
-                           "raise NotImplementedError")
+    message = edited_message(tmp_path, "table_lookup", "return table[np.asarray(ids)]",
+                             "raise NotImplementedError")
     assert "`lookup_by_index` is not written yet" in message
 
 
 # --- chapter 2 ------------------------------------------------------------------------------
 
 def test_transition_counts_transposed(tmp_path):
-    message = check_edited(
+    message = edited_message(
         tmp_path, "markov_first_order",
         "counts[vocab.index(word), vocab.index(following)]",
         "counts[vocab.index(following), vocab.index(word)]")
@@ -62,7 +49,7 @@ def test_transition_counts_transposed(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the wrong answer divides by zero
 def test_normalise_divides_by_zero(tmp_path):
-    message = check_edited(
+    message = edited_message(
         tmp_path, "markov_first_order",
         "np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)",
         "counts / sums")
@@ -70,12 +57,12 @@ def test_normalise_divides_by_zero(tmp_path):
 
 
 def test_predict_next_forgets_words_never_followed(tmp_path):
-    message = check_edited(tmp_path, "markov_first_order", "if not row.any():", "if False:")
+    message = edited_message(tmp_path, "markov_first_order", "if not row.any():", "if False:")
     assert "predict_next(word='please'" in message and "returned 'show'; expected None" in message
 
 
 def test_pair_row_swapped(tmp_path):
-    message = check_edited(
+    message = edited_message(
         tmp_path, "markov_second_order",
         "counts[vocab.index(first) * V + vocab.index(second), vocab.index(following)]",
         "counts[vocab.index(second) * V + vocab.index(first), vocab.index(following)]")
@@ -83,63 +70,63 @@ def test_pair_row_swapped(tmp_path):
 
 
 def test_predict_after_pair_with_the_row_of_first_order(tmp_path):
-    message = check_edited(tmp_path, "markov_second_order",
-                           "probs[vocab.index(first) * len(vocab) + vocab.index(second)]",
-                           "probs[vocab.index(second)]")
+    message = edited_message(tmp_path, "markov_second_order",
+                             "probs[vocab.index(first) * len(vocab) + vocab.index(second)]",
+                             "probs[vocab.index(second)]")
     assert "predict_after_pair(first='battery', second='ran'" in message
     assert "returned None; expected 'down'" in message
 
 
 def test_skip_features_include_the_current_word(tmp_path):
-    message = check_edited(tmp_path, "second_order_skips", "set(words[:t])",
-                           "set(words[:t + 1])")
+    message = edited_message(tmp_path, "second_order_skips", "set(words[:t])",
+                             "set(words[:t + 1])")
     assert message.startswith("skip_weights(") and "somewhere before it" in message
 
 
 def test_vote_counts_a_repeated_word_twice(tmp_path):
-    message = check_edited(tmp_path, "second_order_skips", "for w in set(context[:-1]):",
-                           "for w in context[:-1]:")
+    message = edited_message(tmp_path, "second_order_skips", "for w in set(context[:-1]):",
+                             "for w in context[:-1]:")
     assert "vote(context=['check', 'the', 'the', 'battery']" in message
     assert "is the vote for" in message
 
 
 def test_mistakes_start_at_one_word(tmp_path):
-    message = check_edited(tmp_path, "second_order_skips", "range(2, len(words))",
-                           "range(1, len(words))")
+    message = edited_message(tmp_path, "second_order_skips", "range(2, len(words))",
+                             "range(1, len(words))")
     assert message.startswith("mistakes(") and "entry 0 should be" in message
 
 
 def test_mistakes_miss_the_last_position(tmp_path):
-    message = check_edited(tmp_path, "second_order_skips", "range(2, len(words))",
-                           "range(2, len(words) - 2)")
+    message = edited_message(tmp_path, "second_order_skips", "range(2, len(words))",
+                             "range(2, len(words) - 2)")
     assert "returned 2 mistakes; there are 3" in message and "Missing" in message
 
 
 def test_mistakes_in_the_wrong_order(tmp_path):
-    message = check_edited(tmp_path, "second_order_skips", "words[t], predicted)",
-                           "predicted, words[t])")
+    message = edited_message(tmp_path, "second_order_skips", "words[t], predicted)",
+                             "predicted, words[t])")
     assert "entry 0 should be" in message and "('check the', 'program', 'server')" in message
 
 
 # --- chapter 3 ------------------------------------------------------------------------------
 
 def test_mask_table_not_transposed(tmp_path):
-    message = check_edited(tmp_path, "selective_mask", ".astype(float).T", ".astype(float)")
+    message = edited_message(tmp_path, "selective_mask", ".astype(float).T", ".astype(float)")
     assert message.startswith("informative_mask(") and "is the current word" in message
 
 
 def test_masked_vote_without_the_mask(tmp_path):
-    message = check_edited(tmp_path, "selective_mask", "(earlier * mask_table[x])", "earlier")
+    message = edited_message(tmp_path, "selective_mask", "(earlier * mask_table[x])", "earlier")
     assert message.startswith("masked_vote(") and "is the vote for" in message
 
 
 def test_scores_let_a_position_see_itself(tmp_path):
-    message = check_edited(tmp_path, "attention_as_matmul", "k=-1", "k=0")
+    message = edited_message(tmp_path, "attention_as_matmul", "k=-1", "k=0")
     assert message.startswith("attention_scores(") and "only earlier positions" in message
 
 
 def test_queries_from_the_transposed_table(tmp_path):
-    message = check_edited(tmp_path, "attention_as_matmul", "@ mask_table\n", "@ mask_table.T\n")
+    message = edited_message(tmp_path, "attention_as_matmul", "@ mask_table\n", "@ mask_table.T\n")
     assert message.startswith("lookup_masks(") and "at [" in message
 
 

@@ -2,22 +2,8 @@
 breaks a reference solution the way a learner might and reads the message."""
 
 import pytest
-from solutions import solution_text, write_solved
+from solutions import edited_message
 
-from tinyformer.exercises import find, run_check
-
-def check_edited(tmp_path, folder, slug, old, new):
-    """Run the checker of `slug` on its exercise solved by the reference solution with `old`
-    replaced by `new`."""
-    ex = find(slug)
-    assert ex.file.startswith(f"{folder}/")
-    text = solution_text(ex)
-    assert old in text, f"{old!r} is not in the solution of {slug}"
-    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
-    message = run_check(ex, path)
-    assert message is not None, "the broken solution passed"
-    assert "checker error" not in message, message
-    return message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,47 +17,47 @@ def check_edited(tmp_path, folder, slug, old, new):
     ("if mask is not None:", "if False:", "ignoring the mask"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
-    message = check_edited(tmp_path, "06_attention", "scaled_dot_product", old, new)
+    message = edited_message(tmp_path, "scaled_dot_product", old, new)
     assert message.startswith("scaled_dot_product(q=")
     assert "at [" in message and says in message
 
 
 def test_06_attention_scaled_dot_product_names_the_input_cut_off_from_the_graph(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "scaled_dot_product",
-                           "k.swapaxes(-2, -1)", "k.swapaxes(-2, -1).detach()")
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "k.swapaxes(-2, -1)", "k.swapaxes(-2, -1).detach()")
     assert "`k` has no gradient" in message
 
 
 def test_06_attention_scaled_dot_product_demands_a_tensor(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "scaled_dot_product",
-                           "return scores.softmax(axis=-1) @ v",
-                           "return (scores.softmax(axis=-1) @ v).data")
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "return scores.softmax(axis=-1) @ v",
+                             "return (scores.softmax(axis=-1) @ v).data")
     assert "it should be a Tensor" in message
 
 
 def test_06_attention_causal_mask_the_wrong_way_round(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "causal_mask",
-                           "np.tril(np.ones((T, T), dtype=bool))",
-                           "np.triu(np.ones((T, T), dtype=bool), k=1)")
+    message = edited_message(tmp_path, "causal_mask",
+                             "np.tril(np.ones((T, T), dtype=bool))",
+                             "np.triu(np.ones((T, T), dtype=bool), k=1)")
     assert "causal_mask(T=4)" in message and "the other way round" in message
 
 
 def test_06_attention_causal_mask_off_by_one(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "causal_mask",
-                           "np.tril(np.ones((T, T), dtype=bool))",
-                           "np.tril(np.ones((T, T), dtype=bool), k=1)")
+    message = edited_message(tmp_path, "causal_mask",
+                             "np.tril(np.ones((T, T), dtype=bool))",
+                             "np.tril(np.ones((T, T), dtype=bool), k=1)")
     assert "at [0, 1] (query 0, key 1): expected False, got True" in message
 
 
 def test_06_attention_causal_mask_must_be_boolean(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "causal_mask",
-                           "np.tril(np.ones((T, T), dtype=bool))", "np.tril(np.ones((T, T)))")
+    message = edited_message(tmp_path, "causal_mask",
+                             "np.tril(np.ones((T, T), dtype=bool))", "np.tril(np.ones((T, T)))")
     assert "dtype float64" in message and "boolean" in message
 
 
 def test_06_attention_causal_attention_that_sees_the_future(tmp_path):
-    message = check_edited(tmp_path, "06_attention", "causal_mask",
-                           "attention(q, k, v, causal_mask(q.shape[1]))", "attention(q, k, v)")
+    message = edited_message(tmp_path, "causal_mask",
+                             "attention(q, k, v, causal_mask(q.shape[1]))", "attention(q, k, v)")
     assert message.startswith("causal_attention(q=")
     assert "changing the token at position 1" in message
     assert "changed the output at position 0" in message
@@ -88,15 +74,15 @@ def test_06_attention_causal_attention_that_sees_the_future(tmp_path):
      "ignoring the mask"),
 ])
 def test_06_attention_multi_head_attention_names_the_mistake(tmp_path, old, new, function, says):
-    message = check_edited(tmp_path, "06_attention", "multi_head_attention", old, new)
+    message = edited_message(tmp_path, "multi_head_attention", old, new)
     assert message.startswith(f"{function}(x=") and "at [" in message and says in message
 
 
 def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path):
     # v made from a detached w_v: the output is right, w_v's gradient is missing.
-    message = check_edited(tmp_path, "06_attention", "multi_head_attention",
-                           "v = split_heads(x @ w_v, n_head)",
-                           "v = split_heads(x @ w_v.detach(), n_head)")
+    message = edited_message(tmp_path, "multi_head_attention",
+                             "v = split_heads(x @ w_v, n_head)",
+                             "v = split_heads(x @ w_v.detach(), n_head)")
     assert "`w_v` has no gradient" in message
 
 
@@ -110,50 +96,50 @@ def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path
     ("(x * x * x)", "(x * x)", "x^2 instead of x^3"),
 ])
 def test_07_block_gelu_names_the_mistake(tmp_path, old, new, says):
-    message = check_edited(tmp_path, "07_block", "feed_forward", old, new)
+    message = edited_message(tmp_path, "feed_forward", old, new)
     assert message.startswith("gelu(x=Tensor [-2., -1., 0., 1., 2.])") and says in message
 
 
 def test_07_block_gelu_gradient_through_numpy(tmp_path):
-    message = check_edited(tmp_path, "07_block", "feed_forward",
-                           "return 0.5 * x * (1 + inner.tanh())",
-                           "import numpy as np\n"
-                           "    return 0.5 * x * (1 + np.tanh(inner.data))")
+    message = edited_message(tmp_path, "feed_forward",
+                             "return 0.5 * x * (1 + inner.tanh())",
+                             "import numpy as np\n"
+                             "    return 0.5 * x * (1 + np.tanh(inner.data))")
     assert "gradient with respect to `x`" in message and "at [" in message
 
 
 def test_07_block_feed_forward_with_relu(tmp_path):
-    message = check_edited(tmp_path, "07_block", "feed_forward", "h = gelu(x @ w1 + b1)",
-                           "h = (x @ w1 + b1).relu()")
+    message = edited_message(tmp_path, "feed_forward", "h = gelu(x @ w1 + b1)",
+                             "h = (x @ w1 + b1).relu()")
     assert message.startswith("feed_forward(x=") and "with ReLU instead of GELU" in message
 
 
 def test_07_block_pre_ln_block_without_residual(tmp_path):
-    message = check_edited(tmp_path, "07_block", "residual_blocks", "x = x + attn(ln1(x))",
-                           "x = attn(ln1(x))")
+    message = edited_message(tmp_path, "residual_blocks", "x = x + attn(ln1(x))",
+                             "x = attn(ln1(x))")
     assert message.startswith("pre_ln_block(x=")
     assert "attn=attn giving zeros" in message
     assert "must return x unchanged" in message
 
 
 def test_07_block_pre_ln_block_with_the_wrong_norm(tmp_path):
-    message = check_edited(tmp_path, "07_block", "residual_blocks", "return x + ffn(ln2(x))",
-                           "return x + ffn(ln1(x))")
+    message = edited_message(tmp_path, "residual_blocks", "return x + ffn(ln2(x))",
+                             "return x + ffn(ln1(x))")
     assert "ln1 for both sub-layers" in message
 
 
 def test_07_block_post_ln_block_in_pre_ln_order(tmp_path):
-    message = check_edited(tmp_path, "07_block", "residual_blocks",
-                           "x = ln1(x + attn(x))           # normalise after adding\n"
-                           "    return ln2(x + ffn(x))",
-                           "x = x + attn(ln1(x))\n    return x + ffn(ln2(x))")
+    message = edited_message(tmp_path, "residual_blocks",
+                             "x = ln1(x + attn(x))           # normalise after adding\n"
+                             "    return ln2(x + ffn(x))",
+                             "x = x + attn(ln1(x))\n    return x + ffn(ln2(x))")
     assert message.startswith("post_ln_block(x=") and "attn=attn giving zeros" in message
     assert "returned x unchanged, which is what a pre-LN block does" in message
 
 
 def test_07_block_post_ln_block_gradient(tmp_path):
-    message = check_edited(tmp_path, "07_block", "residual_blocks", "return ln2(x + ffn(x))",
-                           "return ln2(x + ffn(x.detach()))")
+    message = edited_message(tmp_path, "residual_blocks", "return ln2(x + ffn(x))",
+                             "return ln2(x + ffn(x.detach()))")
     assert "post_ln_block(" in message and "gradient with respect to `x`" in message
 
 
@@ -171,27 +157,27 @@ def test_07_block_post_ln_block_gradient(tmp_path):
      "    param = param * (1 - lr * weight_decay)", "decaying after the Adam step"),
 ])
 def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
-    message = check_edited(tmp_path, "08_training", "adam_step", old, new)
+    message = edited_message(tmp_path, "adam_step", old, new)
     assert message.startswith("adam_step(param=") and "as new_param" in message
     assert says in message
 
 
 def test_08_training_adam_step_with_l2_decay(tmp_path):
-    message = check_edited(tmp_path, "08_training", "adam_step", "    m = beta1 * m",
-                           "    grad = grad + weight_decay * param\n    m = beta1 * m")
+    message = edited_message(tmp_path, "adam_step", "    m = beta1 * m",
+                             "    grad = grad + weight_decay * param\n    m = beta1 * m")
     assert "as new_m" in message and "Adam's L2 decay" in message
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")   # the learner's 1/0
 def test_08_training_adam_step_counting_from_zero(tmp_path):
-    message = check_edited(tmp_path, "08_training", "adam_step", "beta1 ** step",
-                           "beta1 ** (step - 1)")
+    message = edited_message(tmp_path, "adam_step", "beta1 ** step",
+                             "beta1 ** (step - 1)")
     assert "step=1" in message and "not every value is a finite number" in message
 
 
 def test_08_training_adam_step_returns_three_arrays(tmp_path):
-    message = check_edited(tmp_path, "08_training", "adam_step", "return param, m, v",
-                           "return param")
+    message = edited_message(tmp_path, "adam_step", "return param, m, v",
+                             "return param")
     assert "return three arrays" in message
 
 
@@ -204,36 +190,36 @@ def test_08_training_adam_step_returns_three_arrays(tmp_path):
     ("    if step >= total_steps:\n        return min_lr\n", "", 10, "past the end"),
 ])
 def test_08_training_warmup_schedule_names_the_step_and_the_mistake(tmp_path, old, new, step, says):
-    message = check_edited(tmp_path, "08_training", "warmup_schedule", old, new)
+    message = edited_message(tmp_path, "warmup_schedule", old, new)
     assert message.startswith(f"warmup_schedule(step={step}, base_lr=1.0")
     assert says in message
 
 
 def test_08_training_training_loop_without_zero_grad(tmp_path):
-    message = check_edited(tmp_path, "08_training", "training_loop",
-                           "        optimizer.zero_grad()                                   "
-                           "# backward adds: clear first\n", "")
+    message = edited_message(tmp_path, "training_loop",
+                             "        optimizer.zero_grad()                                   "
+                             "# backward adds: clear first\n", "")
     assert message.startswith("train(model=Bigram(...)")
     assert "at step 2" in message and "zero_grad" in message
 
 
 def test_08_training_training_loop_zero_grad_between_backward_and_step(tmp_path):
-    message = check_edited(tmp_path, "08_training", "training_loop",
-                           "        optimizer.zero_grad()                                   "
-                           "# backward adds: clear first\n        loss.backward()",
-                           "        loss.backward()\n        optimizer.zero_grad()")
+    message = edited_message(tmp_path, "training_loop",
+                             "        optimizer.zero_grad()                                   "
+                             "# backward adds: clear first\n        loss.backward()",
+                             "        loss.backward()\n        optimizer.zero_grad()")
     assert "no parameter of the model changed" in message
 
 
 def test_08_training_training_loop_records_the_loss_after_the_update(tmp_path):
-    message = check_edited(tmp_path, "08_training", "training_loop",
-                           "losses.append(loss.item())",
-                           "losses.append(functional.cross_entropy(model(inputs), "
-                           "targets).item())")
+    message = edited_message(tmp_path, "training_loop",
+                             "losses.append(loss.item())",
+                             "losses.append(functional.cross_entropy(model(inputs), "
+                             "targets).item())")
     assert "at step 0" in message and "one step early" in message
 
 
 def test_08_training_training_loop_one_step_short(tmp_path):
-    message = check_edited(tmp_path, "08_training", "training_loop", "for _ in range(steps):",
-                           "for _ in range(steps - 1):")
+    message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
+                             "for _ in range(steps - 1):")
     assert "returned 59 losses for 60 steps" in message

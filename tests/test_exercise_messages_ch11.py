@@ -1,46 +1,36 @@
 """Chapter 11 (weights by hand): a wrong set of weights gets a message that says what the model
 did wrong, where, and what its attention looked at; a wrong dict says which weight is off."""
 
-from solutions import solution_text, write_solved
+from solutions import edited_message
 
 from tinyformer.exercises import find, run_check
-
-def message(tmp_path, slug, old, new):
-    """The checker's message for the exercise solved by the reference solution with `old`
-    replaced by `new`."""
-    ex = find(slug)
-    text = solution_text(ex)
-    assert old in text, f"the solution no longer contains {old!r}"
-    path = write_solved(ex, tmp_path / f"{slug}.py", text.replace(old, new))
-    result = run_check(ex, path)
-    assert result is not None, "the wrong weights passed"
-    return result
 
 
 def test_all_zero_weights_predict_nothing(tmp_path):
     zeros = "    W_emb[:] = 0\n    W_U[:] = 0\n    return dict(W_emb"
-    got = message(tmp_path, "attend_to_first", "    return dict(W_emb", zeros)
+    got = edited_message(tmp_path, "attend_to_first", "    return dict(W_emb", zeros)
     assert "make_weights(vocab_size=6, context=8)" in got
     assert "on sequence [3 1 4 1 5] at position 0" in got
     assert "all 6 logits are equal" in got and "expected 3 (the first token)" in got
 
 
 def test_unembedding_that_reads_the_token_slot_predicts_the_current_token(tmp_path):
-    got = message(tmp_path, "attend_to_first", "W_U[COPY, :]", "W_U[TOKEN, :]")
+    got = edited_message(tmp_path, "attend_to_first", "W_U[COPY, :]", "W_U[TOKEN, :]")
     assert "at position 1: predicted 1 (= the token at position 1 itself)" in got
     assert "expected 3 (the first token)" in got
     assert "attention at position 1: 1.00 on position 0" in got     # attention was fine
 
 
 def test_positional_embedding_with_the_wrong_shape(tmp_path):
-    got = message(tmp_path, "attend_to_first", "W_pos = np.zeros((context, d_model))\n"
-                  "    W_pos[:, POS] = np.eye(context)", "W_pos = np.zeros((V, d_model))")
+    got = edited_message(tmp_path, "attend_to_first", "W_pos = np.zeros((context, d_model))\n"
+                         "    W_pos[:, POS] = np.eye(context)", "W_pos = np.zeros((V, d_model))")
     assert "`W_pos` has shape (6, 20)" in got
     assert "(context, d_model) = (8, 20)" in got and "from the shape of W_emb" in got
 
 
 def test_key_shifted_the_wrong_way(tmp_path):
-    got = message(tmp_path, "previous_token", "np.eye(context, k=1)", "np.eye(context, k=-1)")
+    got = edited_message(tmp_path, "previous_token", "np.eye(context, k=1)",
+                         "np.eye(context, k=-1)")
     assert "on sequence [3 1 4 1 5] at position 1" in got
     assert "expected 3 (the previous token, at position 0)" in got
     assert "attention at position 1: 0.50 on position 0" in got
@@ -49,19 +39,20 @@ def test_key_shifted_the_wrong_way(tmp_path):
 def test_softmax_not_sharp_enough_for_a_long_context(tmp_path):
     # 5 is sharp enough for the first short sequences but not once the context is 16 long:
     # the message must show the thin attention on the previous position.
-    got = message(tmp_path, "previous_token", "scale = 20.0 * np.sqrt(context)", "scale = 5.0")
+    got = edited_message(tmp_path, "previous_token", "scale = 20.0 * np.sqrt(context)",
+                         "scale = 5.0")
     assert "make_weights(vocab_size=10, context=16)" in got
     assert "(the previous token, at position" in got
     assert "attention at position" in got and "(the previous one)" in got
 
 
 def test_misspelled_weight_name(tmp_path):
-    got = message(tmp_path, "previous_token", "W_Q=W_Q,", "W_q=W_Q,")
+    got = edited_message(tmp_path, "previous_token", "W_Q=W_Q,", "W_q=W_Q,")
     assert "without `W_Q` and with `W_q`" in got and "capital letters" in got
 
 
 def test_induction_key_reading_the_token_instead_of_the_previous_token(tmp_path):
-    got = message(tmp_path, "induction_head", "W_K2[PREV, :]", "W_K2[TOKEN, :]")
+    got = edited_message(tmp_path, "induction_head", "W_K2[PREV, :]", "W_K2[TOKEN, :]")
     assert "on sequence [0 3 1 4 3 1 4] at position 4: predicted 3" in got
     assert "expected 1 (the token after the earlier 3 at position 1)" in got
     assert "layer 2 attention at position 4: 0.00 on position 2" in got
@@ -69,9 +60,9 @@ def test_induction_key_reading_the_token_instead_of_the_previous_token(tmp_path)
 
 
 def test_induction_output_projection_of_the_wrong_shape(tmp_path):
-    got = message(tmp_path, "induction_head", "W_O2 = np.zeros((V, d_model))\n"
-                  "    W_O2[:, OUT] = np.eye(V)", "W_O2 = np.zeros((context, d_model))\n"
-                  "    W_O2[:V, OUT] = np.eye(V)")
+    got = edited_message(tmp_path, "induction_head", "W_O2 = np.zeros((V, d_model))\n"
+                         "    W_O2[:, OUT] = np.eye(V)", "W_O2 = np.zeros((context, d_model))\n"
+                         "    W_O2[:V, OUT] = np.eye(V)")
     assert "`W_O2` has shape (8, 26)" in got
     assert "(d_value2, d_model) = (6, 26)" in got and "from the shape of W_V2" in got
 
