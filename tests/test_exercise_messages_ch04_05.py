@@ -1,6 +1,7 @@
 """The checkers of chapters 4 (autograd by hand) and 5 (embeddings and positions) say what is
 wrong: each test breaks a reference solution the way a learner might and reads the message."""
 
+import numpy as np
 import pytest
 from solutions import edited_message
 
@@ -138,3 +139,26 @@ def test_sinusoidal_positions_sin_and_cos_swapped(tmp_path):
                              "table[:, 0::2] = np.cos(angle)",
                              ("table[:, 1::2] = np.cos(angle)", "table[:, 1::2] = np.sin(angle)"))
     assert "at [0, " in message and "sin if c is even" in message
+
+
+def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
+    # The checkers compare with tinyautograd first; gradcheck is the last word. Its failure must
+    # name the input by the learner's name for it, not report a crash.
+    from tinyformer.exercises.checking import CheckFailure, load_learner_file
+    from tinyformer.exercises.checks.ch04_autograd import _gradcheck
+    path = tmp_path / "square.py"
+    path.write_text("from tinyautograd import Function\n\n\n"
+                    "class Square(Function):\n"
+                    "    @staticmethod\n"
+                    "    def forward(ctx, x):\n"
+                    "        return x * x\n\n"
+                    "    @staticmethod\n"
+                    "    def backward(ctx, grad):\n"
+                    "        (x,) = ctx.inputs\n"
+                    "        return grad * x          # 2x is right\n")
+    learner = load_learner_file(path)
+    with pytest.raises(CheckFailure) as failure:
+        _gradcheck(learner, learner.module.Square.apply, {"x": np.ones(3)}, "square(x)")
+    message = str(failure.value)
+    assert "gradcheck of square(x): the gradient with respect to `x` (shape (3,))" in message
+    assert "raised an error" not in message

@@ -89,34 +89,59 @@ class Call:
 
     def __call__(self, *args, **kwargs):
         self.last_call = describe_call(self.name, self.fn, args, kwargs)
-        try:
-            return self.fn(*args, **kwargs)
-        except CheckFailure:
-            raise
-        except NotImplementedError as e:
-            line = _learner_line(e, self.path)
-            where = f"{self.path.name} line {line}" if line else "a TODO"
-            raise CheckFailure(f"`{self.name}` is not written yet: {where} still raises "
-                               f"NotImplementedError.") from None
-        except Exception as e:
-            raise CheckFailure(f"{self.last_call} raised an error:\n"
-                               f"{_where(e, self.path)}") from None
+        return run_learner_code(self.path, lambda: self.fn(*args, **kwargs), self.last_call)
 
 
-def _learner_line(error, path):
-    """The last line of the learner's file in the error's traceback, or None."""
-    line = None
-    for frame in traceback.extract_tb(error.__traceback__):
-        if Path(frame.filename) == Path(path):
-            line = frame.lineno
-    return line
+def run_learner_code(path, action, doing):
+    """Run `action()`, which calls into the learner's file at `path`. A TODO still in place
+    becomes a CheckFailure naming the function it is in (a closure by the method around it);
+    any other error one that names what was being done (`doing`: the call, usually) and the
+    lines of the learner's file the error went through."""
+    try:
+        return action()
+    except CheckFailure:
+        raise
+    except NotImplementedError as e:
+        qualname, line = _learner_frame(e, path)
+        where = f"{Path(path).name} line {line}" if line else "a TODO"
+        # Reached through something else (a Function's backward through its wrapper, say)?
+        via = "" if qualname is None or qualname.split(".")[-1] in doing else \
+            f" (reached while {doing})"
+        raise CheckFailure(f"{_todo_name(qualname, doing)} is not written yet: {where} still "
+                           f"raises NotImplementedError{via}.") from None
+    except Exception as e:
+        raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}") from None
+
+
+def _learner_frame(error, path):
+    """(qualified function name, line) of the innermost frame of the learner's file in the
+    error's traceback, or (None, None)."""
+    found, path = (None, None), Path(path).resolve()
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if Path(code.co_filename).resolve() == path:
+            found = (getattr(code, "co_qualname", code.co_name), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _todo_name(qualname, doing):
+    """`Value.__mul__.<locals>._backward` -> "the `_backward` inside `Value.__mul__`"; without a
+    frame in the learner's file, what was being done."""
+    if qualname is None:
+        return f"`{doing}`"
+    if ".<locals>." in qualname:
+        outer, inner = qualname.split(".<locals>.", 1)
+        return f"the `{inner}` inside `{outer}`"
+    return f"`{qualname}`"
 
 
 def _where(error, path):
     """`ValueError: ...` followed by the lines of the learner's file the error went through."""
     lines = []
     for frame in traceback.extract_tb(error.__traceback__):
-        if Path(frame.filename) == Path(path):
+        if Path(frame.filename).resolve() == Path(path).resolve():
             source = linecache.getline(frame.filename, frame.lineno).strip()
             lines.append(f"    {Path(path).name} line {frame.lineno}, in {frame.name}: {source}")
     message = str(error).splitlines()[0] if str(error) else ""

@@ -3,57 +3,18 @@ tinyautograd's own (in float64) or with finite differences through `tinyautograd
 and a wrong one is reported by the name of the input whose gradient it is."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 
 from tinyautograd import GradcheckError, Tensor, functional, gradcheck
 
 from ..catalogue import exercise
-from ..checking import (CheckFailure, _where, as_array, describe, describe_call, expect,
-                        expect_array)
+from ..checking import (CheckFailure, as_array, describe, describe_call, expect, expect_array,
+                        run_learner_code)
 
 # ---------------------------------------------------------------------------------------------
 # Helpers local to this chapter
 # ---------------------------------------------------------------------------------------------
-
-
-def _learner_frame(error, path):
-    """(qualified function name, line) of the innermost frame of the learner's file in the
-    error's traceback, or (None, None)."""
-    found, path = (None, None), Path(path).resolve()
-    tb = error.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if Path(code.co_filename).resolve() == path:
-            found = (getattr(code, "co_qualname", code.co_name), tb.tb_lineno)
-        tb = tb.tb_next
-    return found
-
-
-def _todo_name(qualname):
-    """`Value.__mul__.<locals>._backward` -> "the `_backward` inside `Value.__mul__`"."""
-    if qualname and ".<locals>." in qualname:
-        outer, inner = qualname.split(".<locals>.", 1)
-        return f"the `{inner}` inside `{outer}`"
-    return f"`{qualname}`"
-
-
-def _run(learner, action, doing):
-    """Run `action()` (which calls into the learner's code); a TODO or crash becomes a
-    CheckFailure naming the function it happened in, and what the checker was `doing`."""
-    try:
-        return action()
-    except CheckFailure:
-        raise
-    except NotImplementedError as e:
-        qualname, line = _learner_frame(e, learner.path)
-        where = f"{learner.path.name} line {line}" if line else "a TODO"
-        raise CheckFailure(f"{_todo_name(qualname)} is not written yet: {where} still raises "
-                           f"NotImplementedError (reached while {doing}).") from None
-    except Exception as e:
-        raise CheckFailure(f"{doing} raised an error:\n"
-                           f"{_where(e, learner.path.resolve())}") from None
 
 
 class _Apply:
@@ -68,7 +29,8 @@ class _Apply:
 
     def __call__(self, *args):
         self.last_call = describe_call(self.name, self.fn, args, {})
-        return _run(self.learner, lambda: self.fn(*args), f"running {self.last_call}")
+        return run_learner_code(self.learner.path, lambda: self.fn(*args),
+                                f"running {self.last_call}")
 
 
 def _gradcheck(learner, fn, inputs, call):
@@ -76,10 +38,17 @@ def _gradcheck(learner, fn, inputs, call):
     name. `inputs`: {name: float64 array}."""
     tensors = [Tensor(np.array(v, dtype=np.float64), requires_grad=True, dtype=np.float64)
                for v in inputs.values()]
-    try:
-        _run(learner, lambda: gradcheck(fn, *tensors), f"gradcheck ran {call} forward and "
-                                                      f"backward")
-    except GradcheckError as error:
+
+    def check():
+        # A wrong gradient comes back as a value: run_learner_code would report a GradcheckError
+        # raised inside it as a crash of the learner's code.
+        try:
+            gradcheck(fn, *tensors)
+        except GradcheckError as error:
+            return error
+
+    error = run_learner_code(learner.path, check, f"gradcheck ran {call} forward and backward")
+    if error is not None:
         text = str(error)
         match = re.search(r"input (\d+) \(shape (.*?)\) is wrong at index (\(.*?\)): analytic "
                           r"(\S+), numeric (\S+)", text)
@@ -97,8 +66,9 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
     """Call the learner's `function.backward(ctx, grad)` directly on the node of `out`, and
     return its gradients as a tuple of arrays (None stays None)."""
     name = f"{function.__name__}.backward"
-    got = _run(learner, lambda: function.backward(out.grad_fn, Tensor(grad, dtype=np.float64)),
-               f"{name} ran after {call}")
+    got = run_learner_code(
+        learner.path, lambda: function.backward(out.grad_fn, Tensor(grad, dtype=np.float64)),
+        f"{name} ran after {call}")
     if n_inputs == 1 and not isinstance(got, (tuple, list)):
         got = (got,)
     expect(isinstance(got, (tuple, list)) and len(got) == n_inputs,
@@ -171,8 +141,9 @@ def check_scalar_engine(learner):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in inputs.items())
         shown = shown if len(inputs) <= 6 else "the inputs of the random network"
         values = {k: Value(x) for k, x in inputs.items()}
-        y = _run(learner, lambda fn=fn, values=values: fn(values), f"computing {text}")
-        _run(learner, y.backward, f"y.backward() ran on {text}")
+        y = run_learner_code(learner.path, lambda fn=fn, values=values: fn(values),
+                             f"computing {text}")
+        run_learner_code(learner.path, y.backward, f"y.backward() ran on {text}")
         tensors = {k: Tensor(np.float64(x), requires_grad=True, dtype=np.float64)
                    for k, x in inputs.items()}
         fn(tensors).backward()
