@@ -6,6 +6,7 @@ workspace that remembers progress. `tinyformer exercises --help` is the way in.
 - `checks/`: the checkers, a module per chapter.
 - `course/`: the exercise files, copied into a workspace by `tinyformer exercises init`.
 - `workspace.py`: a learner's workspace: copying files in, progress, hints, resetting.
+- `isolated.py`: runs one check in a fresh process, so the learner's code cannot stop the runner.
 """
 
 from .catalogue import CHAPTERS, Exercise, exercises, find
