@@ -1,8 +1,9 @@
 """The `tinyformer` command line (also `python cli.py ...`).
 
 The contract (../shared/CONTRACT.md) fixes its commands: train, generate, graph, attention,
-tokenize, exercises, bench. Exit status is 0 on success, 2 on a usage or input error (one line
-on stderr, no traceback), 1 on an internal error (a bug: the traceback is kept, to report it).
+tokenize, exercises, bench; `export` adds the way out to Hugging Face's GPT-2 format. Exit
+status is 0 on success, 2 on a usage or input error (one line on stderr, no traceback), 1 on an
+internal error (a bug: the traceback is kept, to report it).
 """
 
 import contextlib
@@ -18,7 +19,7 @@ import tinyautograd
 from tinyautograd import functional as F
 from tinyautograd import no_grad
 from tinyformer.beam import beam_search
-from tinyformer.checkpoint import load_model
+from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
 from tinyformer.sampling import check_sampling
@@ -503,6 +504,8 @@ def summary_line(model):
 # generate
 # ---------------------------------------------------------------------------------------------
 
+END_OF_TEXT = "<|endoftext|>"      # GPT-2's one special token
+
 GENERATE_EPILOG = """\b
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
@@ -510,12 +513,19 @@ Examples:
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
+  tinyformer generate --checkpoint gpt2 --prompt "Hello, I'm a language model," --top-k 40
+
+\b
+--checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
+vocab.json and merges.txt, as on GPT-2's model page (README: "Run a real GPT-2"), or as
+`tinyformer export` writes. With GPT-2's tokenizer, no --prompt starts from <|endoftext|>,
+and generation stops where the model writes <|endoftext|>.
 """
 
 
 @main.command(epilog=GENERATE_EPILOG)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A run directory written by `tinyformer train`.")
+              help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
@@ -536,7 +546,14 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
             raise ValueError(f"--beam is for seq2seq checkpoints; this one is a {kind}")
         if kind == "gpt":
             check_sampling(temperature, top_k, top_p)
-            ids = encode_prompt(tokenizer, prompt or "\n", allow_special=False)
+            # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
+            # it starts a text from nothing, and ends one.
+            end_of_text = (tokenizer.token_to_id(END_OF_TEXT)
+                           if END_OF_TEXT in tokenizer.special_tokens else None)
+            if prompt:
+                ids = encode_prompt(tokenizer, prompt, allow_special=False)
+            else:
+                ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
         else:
             if not prompt:
                 raise ValueError(f"a {kind} checkpoint needs a --prompt to "
@@ -545,9 +562,10 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                                 context=model.context)
     if kind == "gpt":
         out = model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                             generator=np.random.default_rng(seed))[0]
-        click.echo(tokenizer.decode(out).lstrip("\n") if not prompt else
-                   prompt + tokenizer.decode(out[len(ids):]))
+                             eos_id=end_of_text, generator=np.random.default_rng(seed))[0]
+        new = [i for i in out[len(ids):] if i != end_of_text]
+        click.echo(prompt + tokenizer.decode(new) if prompt else
+                   tokenizer.decode(new).lstrip("\n"))
     elif kind == "transformer":
         # The task's tokenizer numbers its symbols as data.SYMBOLS does, so the task decodes
         # them: symbols up to <eos>. A target of context - 1 symbols and <eos> takes `context`
@@ -567,6 +585,39 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
         with no_grad():
             guess = model(np.array([ids])).data.argmax(-1)[0]
         click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------
+
+EXPORT_EPILOG = """\b
+Examples:
+  tinyformer export --checkpoint runs/shakespeare --out shakespeare-hf
+  tinyformer generate --checkpoint shakespeare-hf --prompt "ROMEO:"
+
+\b
+The directory is in Hugging Face's GPT-2 format, so PyTorch users load it with
+  transformers.GPT2LMHeadModel.from_pretrained("shakespeare-hf")
+A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (then
+transformers.AutoTokenizer loads it too); a character tokenizer has no GPT-2 form and is kept
+as tinyformer-tokenizer.json.
+"""
+
+
+@main.command(epilog=EXPORT_EPILOG)
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+              help="A GPT run directory written by `tinyformer train`.")
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              help="A new directory to write (it must not exist).")
+def export(checkpoint_dir, out_dir):
+    """Write a trained GPT in Hugging Face's GPT-2 format (config.json, model.safetensors)."""
+    with input_errors():
+        if os.path.exists(out_dir):           # before loading anything
+            raise InputError(f"--out {out_dir!r} exists; give a new directory")
+        model, tokenizer, _ = load_model(checkpoint_dir)
+        export_pretrained(model, tokenizer, out_dir)
+    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {out_dir}")
 
 
 # ---------------------------------------------------------------------------------------------

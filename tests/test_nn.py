@@ -525,3 +525,12 @@ def _nodes(tensor):
             seen[id(t.grad_fn)] = t.grad_fn
             stack.extend(t.grad_fn.inputs)
     return list(seen.values())
+
+
+def test_skip_init_builds_the_module_without_drawing_random_numbers():
+    ta.manual_seed(0)
+    state = ta.random.get_state()
+    layer = nn.skip_init(nn.Linear, 4, 3)
+    assert ta.random.get_state() == state                      # nothing was drawn
+    assert layer.weight.shape == (4, 3) and not layer.weight.data.any()
+    assert nn.Linear(4, 3).weight.data.any()                   # and afterwards init draws again

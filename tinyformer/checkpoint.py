@@ -17,11 +17,19 @@ config.json that names a complete, earlier or later, checkpoint.
 
 Nothing here unpickles: arrays load with `allow_pickle=False`, the rest is JSON. A file that
 holds pickled data is refused, since unpickling can run any code.
+
+`load_model` also reads a Hugging Face GPT-2 directory (config.json with a "model_type",
+model.safetensors, and the tokenizer as vocab.json + merges.txt): a real GPT-2 downloaded from
+its model page, or a model of ours that `export_pretrained` wrote (tinyformer/pretrained.py has
+the format). A character-level tokenizer has no GPT-2 form, so an exported character model
+keeps its tokenizer as tinyformer-tokenizer.json beside the rest.
 """
 
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import zipfile
 
 import numpy as np
@@ -29,7 +37,7 @@ import numpy as np
 from .bert import BERT
 from .files import atomic_write
 from .gpt import GPT
-from .tokenizers import load_tokenizer
+from .tokenizers import BPETokenizer, load_tokenizer
 from .transformer import Transformer
 
 FORMAT, VERSION = "tinyformer-checkpoint", 1
@@ -73,15 +81,28 @@ def save_checkpoint(directory, config, weights, optimizer_arrays):
             os.remove(os.path.join(directory, name))
 
 
+def is_pretrained_dir(directory):
+    """True when `directory` holds a Hugging Face model: its config.json names a "model_type"
+    (a tinyformer checkpoint's names its "format" instead)."""
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model_type" in config and "format" not in config
+
+
 def read_config(directory):
     """The checkpoint's config.json as a dict, with its files present and intact."""
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
-                              f"directory of a `tinyformer train` run")
+                              f"directory of a `tinyformer train` run, or a GPT-2 directory")
     path = os.path.join(directory, "config.json")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
-                              f"the --out directory of a `tinyformer train` run")
+                              f"the --out directory of a `tinyformer train` run, or a GPT-2 "
+                              f"directory (config.json, model.safetensors, vocab.json, "
+                              f"merges.txt)")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -139,6 +160,8 @@ def load_model(directory):
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
+    if is_pretrained_dir(directory):
+        return load_pretrained(directory)
     config = read_config(directory)
     try:
         model = MODELS[config["model"]](**config["model_config"])
@@ -155,3 +178,57 @@ def load_model(directory):
     model_config = config["model_config"]
     vocab_size = model_config.get("vocab_size", model_config.get("tgt_vocab_size"))
     return model, load_tokenizer_for(directory, config, vocab_size), config
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face GPT-2 directories
+
+PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2 form (char)
+
+
+def load_pretrained(directory):
+    """(model, tokenizer, config) from a Hugging Face GPT-2 directory, the model in eval mode;
+    config is {"model": "gpt", "model_config": ...}, as a checkpoint's says."""
+    model = GPT.from_pretrained(directory)
+    if os.path.exists(os.path.join(directory, "vocab.json")):
+        tokenizer = BPETokenizer.from_pretrained(directory)
+    elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
+        tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
+    else:
+        raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
+                              f"and merges.txt (GPT-2's tokenizer files, on the same model page)")
+    vocab_size = model.config["vocab_size"]
+    if tokenizer.vocab_size != vocab_size:
+        raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
+                              f"the model {vocab_size}; they do not belong together")
+    return model, tokenizer, {"model": "gpt", "model_config": model.config}
+
+
+def export_pretrained(model, tokenizer, directory):
+    """Write a GPT and its tokenizer as a Hugging Face GPT-2 directory, which
+    `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads (and so does `load_model`).
+
+    The directory must not exist yet: everything is written into a temporary one beside it,
+    renamed into place at the end, so a failure leaves nothing half-written."""
+    if not isinstance(model, GPT):
+        raise CheckpointError(f"only GPT models have the GPT-2 format; this is a "
+                              f"{type(model).__name__}")
+    if os.path.exists(directory):
+        raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
+    parent = os.path.dirname(os.path.abspath(directory))
+    if not os.path.isdir(parent):
+        raise CheckpointError(f"cannot export to {directory!r}: {parent!r} does not exist")
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        # GPT-2's <|endoftext|> begins and ends its texts; transformers' generate stops at it.
+        end_of_text = (tokenizer.token_to_id("<|endoftext|>")
+                       if "<|endoftext|>" in tokenizer.special_tokens else None)
+        model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)
+        if isinstance(tokenizer, BPETokenizer):
+            tokenizer.save_pretrained(staging)
+        else:
+            tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

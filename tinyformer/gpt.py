@@ -52,6 +52,23 @@ class GPT(nn.Module):
         self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(n_layer)
 
+    @classmethod
+    def from_pretrained(cls, directory):
+        """A GPT, in eval mode, from a Hugging Face GPT-2 checkpoint: a directory holding
+        config.json and model.safetensors, as transformers' save_pretrained writes them or the
+        GPT-2 model page offers them. ValueError, one line, for anything it cannot load
+        exactly. See tinyformer/pretrained.py."""
+        from .pretrained import load_gpt2        # here: pretrained.py imports this module
+        return load_gpt2(directory)
+
+    def save_pretrained(self, directory, bos_token_id=None, eos_token_id=None):
+        """Write this GPT as a GPT-2 checkpoint (config.json and model.safetensors) that
+        transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
+        has such tokens, are for transformers' generate. ValueError for a setting GPT-2
+        cannot express (positions other than learned, post-norm, ReLU)."""
+        from .pretrained import save_gpt2
+        save_gpt2(self, directory, bos_token_id, eos_token_id)
+
     def _init_weights(self, n_layer):
         """GPT-2's initialisation: weights N(0, 0.02), biases 0; the two projections that
         write into the residual stream (attention output, second feed-forward layer) get

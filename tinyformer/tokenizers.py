@@ -16,13 +16,17 @@ recognised only when asked (`encode(text, allow_special=True)`); by default it i
 so a user's input cannot smuggle in an `<eos>`.
 
 Both save to and load from JSON (`{"type": "char" | "bpe", ...}`); `load_tokenizer(path)` reads
-either.
+either. BPETokenizer also writes and reads GPT-2's files (`save_pretrained`, `from_pretrained`),
+as Hugging Face's transformers does, and then encodes and decodes exactly as GPT-2 does.
 """
 
 import json
 import re
 from collections import Counter, defaultdict
 from functools import cached_property
+from pathlib import Path
+
+import regex
 
 from .files import atomic_write
 
@@ -63,7 +67,9 @@ class Tokenizer:
 
     def encode(self, text, allow_special=False):
         """The ids of `text` (list of int). Special tokens written in the text get their own
-        ids only with allow_special=True; otherwise they are encoded as the text they are."""
+        ids only with allow_special=True; otherwise they are encoded as the text they are.
+        transformers' tokenizers always do the first (their encode(text)); tiktoken's
+        encode_ordinary(text) does the second."""
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
         ids = []
@@ -254,31 +260,32 @@ def _list_of(value, name):
 
 # GPT-2 cuts text into chunks before BPE, and merges never cross a chunk's border, so that
 # "dog", "dog." and "dog!" share the token " dog" instead of learning " dog." and " dog!".
-# GPT-2's pattern (with the third-party `regex` module) is
-#
-#     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-#
-# : English contractions, then an optional space followed by a run of letters, of numbers,
-# or of other symbols, then whitespace (`\s+(?!\S)` leaves the last space of a run to start
-# the next word, so " world" stays one chunk). Python's `re` has no \p{L} (letter) or \p{N}
-# (number), so we build them from what it has: \w is letters, numbers and "_", and \d is
-# the decimal digits (category Nd). Hence
-#
-#     letters   [^\W\d_]        = \w without digits and "_"
-#     numbers   \d
-#     others    [^\s\w]|_       = neither space nor \w, and "_" (which \p{L}\p{N} exclude)
-#
-# The one difference: numbers that are not decimal digits (category No and Nl: "²", "½",
-# "Ⅻ") count as letters here, as numbers in GPT-2. That changes only where a rare chunk
-# ends; the four classes still cover every character, so the chunks always join back to the
-# text.
-SPLIT_PATTERN = re.compile(
-    r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+# This is GPT-2's own pattern: English contractions, then an optional space followed by a run
+# of letters (\p{L}), of numbers (\p{N}: digits, but also "²", "½", "Ⅻ") or of other symbols,
+# then whitespace (`\s+(?!\S)` leaves the last space of a run to start the next word, so
+# " world" stays one chunk). The four classes cover every character, so the chunks always join
+# back to the text. Python's `re` has no \p{...} classes; the third-party `regex` module has,
+# and is what OpenAI's GPT-2 code used, so our chunks are GPT-2's exactly.
+SPLIT_PATTERN = regex.compile(
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
 
 def pre_split(text):
     """GPT-2's chunks of `text`: "Hello world's 42!" -> ['Hello', ' world', "'s", ' 42', '!']."""
     return SPLIT_PATTERN.findall(text)
+
+
+def bytes_to_unicode():
+    """GPT-2's spelling of each byte as a printable character, {byte: character}, with which
+    its vocab.json and merges.txt write tokens (which may be any bytes) as text: the printable
+    bytes ("!" to "~", "¡" to "¬", "®" to "ÿ") stand for themselves, and the other 68 (space,
+    control characters, ...) for the characters from U+0100 on, so the space is "Ġ". The
+    dictionary is in GPT-2's order of ids 0-255: "!" (byte 33) is id 0."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable},
+            **{b: chr(256 + n) for n, b in enumerate(others)}}
 
 
 def merge(ids, pair, new_id):
@@ -301,6 +308,8 @@ class BPETokenizer(Tokenizer):
 
     Vocabulary: ids 0-255 are the bytes; merge k makes id 256 + k, the concatenation of two
     earlier tokens; the special tokens come last (GPT-2's <|endoftext|> is its last id, 50256).
+    Id b is byte b, unless `byte_order` says otherwise: byte_order[i] is the byte of id i
+    (GPT-2 orders them as `bytes_to_unicode` does).
 
     Training (`train`) starts from the text's UTF-8 bytes and repeats: count every adjacent
     pair of tokens, and merge the most frequent pair into a new token, everywhere. On
@@ -316,14 +325,25 @@ class BPETokenizer(Tokenizer):
     Z Y -> X. Text the merges never saw ("é" is two bytes) falls back to its bytes, so every
     string encodes, and decoding concatenates the bytes and reads them as UTF-8: exact for any
     text. Both work within GPT-2's chunks (`pre_split`): a token never spans two words.
+
+    `save_pretrained(directory)` and `from_pretrained(directory)` write and read GPT-2's files
+    (vocab.json, merges.txt), which transformers reads and writes: our encode(text,
+    allow_special=True) and decode give the ids and text of its GPT-2 tokenizer's encode(text)
+    and decode(ids).
     """
 
     kind = "bpe"
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
 
-    def __init__(self, merges=(), special_tokens=()):
+    def __init__(self, merges=(), special_tokens=(), byte_order=range(256)):
         merges = [tuple(pair) for pair in merges]
-        self._bytes = [bytes([b]) for b in range(256)]     # id -> the bytes it stands for
+        self.byte_order = list(byte_order)
+        if sorted(self.byte_order) != list(range(256)):
+            raise ValueError("byte_order must list each of the bytes 0-255 once")
+        self._bytes = [bytes([b]) for b in self.byte_order]      # id -> the bytes it stands for
+        # The id of each byte, as a table for bytes.translate, which swaps a text's bytes for
+        # their ids all at once.
+        self._byte_ids = bytes(self.byte_order.index(b) for b in range(256))
         for new_id, pair in enumerate(merges, start=256):
             if len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
                 raise ValueError(f"merge {new_id - 256} is {list(pair)!r}: not a pair of "
@@ -400,7 +420,7 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_chunk(self, chunk):
-        ids = list(chunk.encode("utf-8"))
+        ids = list(chunk.encode("utf-8").translate(self._byte_ids))
         while len(ids) > 1:
             # The earliest-learned merge among the adjacent pairs; `none` if no pair is a merge.
             none = len(self._bytes)
@@ -427,15 +447,166 @@ class BPETokenizer(Tokenizer):
         return piece.decode("utf-8", errors="backslashreplace")
 
     def _fields(self):
-        return {"merges": [list(pair) for pair in self.merges],
-                "special_tokens": self.special_tokens}
+        fields = {"merges": [list(pair) for pair in self.merges],
+                  "special_tokens": self.special_tokens}
+        if self.byte_order != list(range(256)):       # only a GPT-2 vocabulary needs it
+            fields["byte_order"] = self.byte_order
+        return fields
 
     @classmethod
     def _from_fields(cls, data):
         merges = _list_of(data["merges"], "merges")
         if not all(isinstance(pair, list) for pair in merges):
             raise TypeError("'merges' must be a list of [id, id] pairs")
-        return cls(merges, _list_of(data["special_tokens"], "special_tokens"))
+        return cls(merges, _list_of(data["special_tokens"], "special_tokens"),
+                   _list_of(data.get("byte_order", list(range(256))), "byte_order"))
+
+    # -- GPT-2's files ------------------------------------------------------------------------
+
+    def save_pretrained(self, directory):
+        """Write the tokenizer as GPT-2's files into `directory` (made if missing; other files in
+        it are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge
+        "a b" a line, in order) and tokenizer_config.json, which tells transformers'
+        AutoTokenizer to read them with GPT2Tokenizer and which ids are special tokens."""
+        spelling = bytes_to_unicode()
+        tokens = ["".join(spelling[b] for b in piece) for piece in self._bytes]
+        vocab = {token: i for i, token in enumerate(tokens + self.special_tokens)}
+        if len(vocab) < self.vocab_size:     # two merge orders built the same bytes, say
+            token, count = Counter(tokens + self.special_tokens).most_common(1)[0]
+            raise ValueError(f"cannot save in GPT-2's format: {count} ids are the token "
+                             f"{token!r}, and vocab.json gives each token one id")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
+        # unless told otherwise, and would add it as a new id to a vocabulary without it.
+        eot = "<|endoftext|>" if "<|endoftext|>" in self.special_tokens else None
+        config = {
+            "tokenizer_class": "GPT2Tokenizer",
+            "added_tokens_decoder": {
+                str(i): {"content": token, "special": True, "lstrip": False, "rstrip": False,
+                         "normalized": False, "single_word": False}
+                for token, i in self._special_ids.items()},
+            "bos_token": eot, "eos_token": eot, "unk_token": eot,
+            "add_prefix_space": False,
+            "clean_up_tokenization_spaces": False,     # decode gives the text back as it was
+        }
+        with atomic_write(directory / "vocab.json", encoding="utf-8") as f:
+            json.dump(vocab, f)
+        with atomic_write(directory / "merges.txt", encoding="utf-8") as f:
+            f.write("#version: 0.2\n")
+            f.writelines(f"{tokens[a]} {tokens[b]}\n" for a, b in self.merges)
+        with atomic_write(directory / "tokenizer_config.json", encoding="utf-8") as f:
+            json.dump(config, f, indent=2)
+
+    @classmethod
+    def from_pretrained(cls, directory):
+        """Read GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2
+        and `save_pretrained` write them) with the added tokens of tokenizer_config.json if
+        there is one, or else tokenizer.json (what transformers 5's save_pretrained writes,
+        the same vocabulary and merges in one file). The vocabulary must have our shape: ids
+        0-255 the single bytes (in any order), id 256 + k made by merge k, then only special
+        tokens; a one-line ValueError names the file and what is wrong."""
+        directory = Path(directory)
+        if (directory / "vocab.json").exists() or not (directory / "tokenizer.json").exists():
+            vocab, merges, added, where = _read_vocab_and_merges(directory)
+        else:
+            vocab, merges, added, where = _read_tokenizer_json(directory / "tokenizer.json")
+        if not (isinstance(vocab, dict) and all(type(i) is int for i in vocab.values())):
+            raise ValueError(f"{where['vocab']}: expected a JSON object of token -> id")
+        if sorted(vocab.values()) != list(range(len(vocab))):
+            raise ValueError(f"{where['vocab']}: the ids must be 0, 1, 2, ... each once, with "
+                             f"no gaps")
+        tokens = sorted(vocab, key=vocab.get)
+        byte_of = {char: b for b, char in bytes_to_unicode().items()}
+        if len(tokens) < 256 or not all(token in byte_of for token in tokens[:256]):
+            raise ValueError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
+                             f"spelled as GPT-2's bytes_to_unicode spells them")
+
+        merge_ids = []
+        for k, (line, parts) in enumerate(merges):
+            new_id = 256 + k
+            if len(parts) != 2 or not all(vocab.get(part, new_id) < new_id for part in parts):
+                raise ValueError(f"{where['merges']}, {line} is not two tokens of the "
+                                 f"vocabulary with ids below {new_id}")
+            if vocab.get("".join(parts)) != new_id:
+                raise ValueError(f"{where['merges']}, {line} makes merge {k}, so the "
+                                 f"vocabulary should give {''.join(parts)!r} the id {new_id}, "
+                                 f"not {vocab.get(''.join(parts))}")
+            merge_ids.append([vocab[part] for part in parts])
+
+        # After the merges come the special tokens: those of the vocabulary, then any added
+        # tokens it lacks (each must take the next id).
+        special_tokens = tokens[256 + len(merges):]
+        for i, token in sorted(added):
+            if i == len(tokens):
+                tokens.append(token)
+                special_tokens.append(token)
+            elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
+                raise ValueError(f"{where['added']}: added token {token!r} has id {i}; only "
+                                 f"special tokens after the merges are supported")
+        try:
+            return cls(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
+        except ValueError as e:
+            raise ValueError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
+
+
+def _read_vocab_and_merges(directory):
+    """GPT-2's own files: (vocab, merges as (where, [a, b]), added tokens as (id, token),
+    {what: which file})."""
+    vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
+    config_path = directory / "tokenizer_config.json"
+    vocab = _read_gpt2_file(vocab_path)
+    lines = _read_gpt2_file(merges_path).splitlines()
+    skip = 1 if lines and lines[0].startswith("#version") else 0
+    merges = [(f"line {n}: {line!r}", line.split(" "))
+              for n, line in enumerate(lines[skip:], start=skip + 1)]
+    config = _read_gpt2_file(config_path) if config_path.exists() else {}
+    try:
+        added = [(int(i), token["content"])
+                 for i, token in config.get("added_tokens_decoder", {}).items()]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"{config_path}: expected an object whose \"added_tokens_decoder\" "
+                         f"maps each id to {{\"content\": token, ...}}") from None
+    return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
+                                  "added": config_path}
+
+
+def _read_tokenizer_json(path):
+    """The same from the tokenizers library's tokenizer.json, which must describe GPT-2's
+    byte-level BPE (other BPEs cut and spell text differently)."""
+    data = _read_gpt2_file(path)
+    try:
+        model, pre_tokenizer = data["model"], data["pre_tokenizer"] or {}
+        gpt2_like = (model["type"] == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
+                     and not pre_tokenizer.get("add_prefix_space")
+                     and pre_tokenizer.get("use_regex", True))
+        vocab, merges = model["vocab"], model["merges"]
+        added = [(token["id"], token["content"]) for token in data.get("added_tokens", [])]
+    except (AttributeError, KeyError, TypeError):
+        raise ValueError(f"{path}: not a tokenizers-library tokenizer.json (it needs \"model\" "
+                         f"with \"vocab\" and \"merges\", and \"pre_tokenizer\")") from None
+    if not gpt2_like:
+        raise ValueError(f"{path}: not GPT-2's byte-level BPE (model {model.get('type')!r}, "
+                         f"pre-tokenizer {pre_tokenizer.get('type')!r}); tinyformer reads "
+                         f"GPT-2-style tokenizers only")
+    # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
+    merges = [(f"merge {k}: {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
+              for k, pair in enumerate(merges)]
+    return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
+
+
+def _read_gpt2_file(path):
+    """The text of one of GPT-2's tokenizer files (parsed, for .json), or a one-line
+    ValueError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if path.suffix == ".json" else text
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror}); a GPT-2 tokenizer directory "
+                         f"holds vocab.json and merges.txt (save_pretrained writes them), or "
+                         f"tokenizer.json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
 
 
 TOKENIZERS = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}

@@ -1,0 +1,148 @@
+"""The GPT-2 format on the command line: `tinyformer generate` reads a Hugging Face GPT-2
+directory, and `tinyformer export` writes one that transformers loads. Everything is built
+here (a random GPT-2 from transformers, tiny runs of our own); nothing is downloaded."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
+
+from tinyformer.checkpoint import load_model
+from tinyformer.tokenizers import BPETokenizer
+
+EOT = "<|endoftext|>"
+TEXT = ("the cat sat on the mat. the dog sat on the log. " * 20 + EOT) * 3
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    """A random GPT-2 saved by transformers, with a GPT-2 tokenizer of ours beside it."""
+    directory = tmp_path_factory.mktemp("gpt2")
+    tokenizer = BPETokenizer.train(TEXT, 270, special_tokens=[EOT])
+    eot = tokenizer.token_to_id(EOT)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=32,
+                                     n_layer=2, n_head=2, bos_token_id=eot, eos_token_id=eot)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory, model, tokenizer
+
+
+def test_generate_reads_a_gpt2_directory_and_continues_as_transformers_does(gpt2_dir):
+    directory, model, tokenizer = gpt2_dir
+    prompt = "the dog sat"
+    result = tinyformer("generate", "--checkpoint", directory, "--prompt", prompt,
+                        "--temperature", 0, "--max-new-tokens", 12)
+    assert result.exit_code == 0, result.output
+    ids = tokenizer.encode(prompt)
+    with torch.no_grad():
+        theirs = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                do_sample=False, max_new_tokens=12)[0, len(ids):].tolist()
+    # transformers stops at <|endoftext|> and keeps it; we stop there and do not print it.
+    theirs = [i for i in theirs if i != tokenizer.token_to_id(EOT)]
+    assert result.output == prompt + tokenizer.decode(theirs) + "\n"
+
+
+def test_generate_without_a_prompt_starts_from_endoftext(gpt2_dir):
+    directory, _, _ = gpt2_dir
+    result = tinyformer("generate", "--checkpoint", directory, "--max-new-tokens", 5)
+    assert result.exit_code == 0 and EOT not in result.output, result.output
+
+
+def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
+    directory, _, _ = gpt2_dir
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "has a model but no tokenizer", "vocab.json")
+
+
+def test_a_model_that_is_not_gpt2_is_refused(gpt2_dir, tmp_path):
+    directory, _, _ = gpt2_dir
+    config = json.loads((directory / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    (tmp_path / "model.safetensors").write_bytes((directory / "model.safetensors").read_bytes())
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "model_type is 'llama'; only 'gpt2'")
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gpt"
+    result = tinyformer("train", *TINY, "--iters", 4, "--eval-every", 4, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gpt-bpe"
+    result = tinyformer("train", *TINY, "--iters", 2, "--eval-every", 2, "--tokenizer", "bpe",
+                        "--vocab-size", 300, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
+    out = tmp_path / "exported"
+    result = tinyformer("export", "--checkpoint", char_run, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert {"config.json", "model.safetensors", "tinyformer-tokenizer.json"} <= set(
+        os.listdir(out))
+    request = ["--prompt", "eve has", "--max-new-tokens", 20, "--seed", 3]
+    assert (tinyformer("generate", "--checkpoint", out, *request).output
+            == tinyformer("generate", "--checkpoint", char_run, *request).output)
+
+
+def test_transformers_loads_an_export_and_computes_our_logits(bpe_run, tmp_path):
+    out = tmp_path / "exported"
+    assert tinyformer("export", "--checkpoint", bpe_run, "--out", out).exit_code == 0
+    ours, tokenizer, _ = load_model(bpe_run)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+    their_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    text = "bob has a blue kite."
+    ids = tokenizer.encode(text)
+    assert their_tokenizer.encode(text) == ids
+    with torch.no_grad():
+        their_logits = theirs(torch.tensor([ids])).logits.numpy()
+    np.testing.assert_allclose(ours(np.array([ids])).data, their_logits, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def seq2seq_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "reverse"
+    assert tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 5,
+                      "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 2,
+                      "--eval-every", 2, "--out", out).exit_code == 0
+    return out
+
+
+def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2seq_run,
+                                                                tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", taken), "exists")
+    assert snapshot(tmp_path) == before
+    result = tinyformer("export", "--checkpoint", seq2seq_run, "--out", tmp_path / "x")
+    assert_input_error(result, "only GPT models have the GPT-2 format")
+    assert not (tmp_path / "x").exists()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".export-")]
+
+
+def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):
+    directory, _, _ = gpt2_dir
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    BPETokenizer.train(TEXT, 265, special_tokens=[EOT]).save_pretrained(tmp_path)
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "the tokenizer has 265 tokens, the model 270")

@@ -1,0 +1,285 @@
+"""GPT-2 checkpoints: a transformers GPT2LMHeadModel loads into our GPT and computes the same
+logits and greedy continuations; our GPT saved loads into transformers and computes ours; the
+original checkpoints' layout (no "transformer." prefix, mask buffers) and half precision load;
+everything we cannot represent is refused in one line. All built here, no network."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import tinyautograd as ta
+import tinyautograd.functional as F
+from tinyautograd import nn, optim
+from tinyformer.gpt import GPT
+from tinyformer.pretrained import PretrainedError
+from tinyformer.safetensors import load_file, save_file
+
+VOCAB, CONTEXT = 101, 40
+
+
+def tokens(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, VOCAB, shape)
+
+
+def our_logits(model, idx):
+    with ta.no_grad():
+        return model(idx).data
+
+
+def their_logits(model, idx):
+    with torch.no_grad():
+        return model(torch.tensor(idx)).logits.numpy()
+
+
+@pytest.fixture(scope="module")
+def hf(tmp_path_factory):
+    """(a random transformers GPT-2, the directory its save_pretrained wrote)."""
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=VOCAB,
+                                       n_positions=CONTEXT)).eval()
+    with torch.no_grad():      # away from the init (biases 0, norms 1), so each one matters
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    directory = tmp_path_factory.mktemp("hf")
+    model.save_pretrained(directory)
+    return model, directory
+
+
+@pytest.fixture(scope="module")
+def loaded(hf):
+    return GPT.from_pretrained(hf[1])
+
+
+def test_a_transformers_checkpoint_gives_the_same_logits(hf, loaded):
+    assert not loaded.training
+    idx = tokens((3, CONTEXT))
+    np.testing.assert_allclose(our_logits(loaded, idx), their_logits(hf[0], idx), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def prompt_and_continuation(hf):
+    """Prompts (2, 8) and transformers' greedy continuation of them by 20 tokens (2, 28)."""
+    idx = tokens((2, 8), seed=1)
+    theirs = hf[0].generate(torch.tensor(idx), attention_mask=torch.ones(idx.shape, dtype=int),
+                            do_sample=False, max_new_tokens=20, pad_token_id=0)
+    return idx, theirs.numpy()
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_and_the_same_greedy_continuation(loaded, prompt_and_continuation, use_cache):
+    idx, theirs = prompt_and_continuation
+    np.testing.assert_array_equal(loaded.generate(idx, 20, temperature=0, use_cache=use_cache),
+                                  theirs)
+
+
+def trained_gpt(tie_weights):
+    """Our GPT, a few AdamW steps away from its initialisation; d_ff is not 4 d_model."""
+    ta.manual_seed(0)
+    model = GPT(VOCAB, CONTEXT, n_layer=2, n_head=2, d_model=32, d_ff=48,
+                tie_weights=tie_weights)
+    optimizer = optim.AdamW(model.parameters(), lr=1e-2)
+    for step in range(3):
+        idx = tokens((4, 16), seed=step)
+        loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
+def ours(request, tmp_path_factory):
+    """(our trained GPT, the directory its save_pretrained wrote)."""
+    model = trained_gpt(tie_weights=request.param)
+    directory = tmp_path_factory.mktemp("ours") / "new"       # created by save_pretrained
+    model.save_pretrained(directory)
+    return model, directory
+
+
+def test_transformers_loads_our_gpt_and_gives_our_logits(ours):
+    model, directory = ours
+    theirs, info = GPT2LMHeadModel.from_pretrained(directory, output_loading_info=True)
+    assert all(not keys for keys in info.values()), info          # nothing missing or unused
+    idx = tokens((3, CONTEXT))
+    np.testing.assert_allclose(their_logits(theirs.eval(), idx), our_logits(model, idx),
+                               atol=1e-4)
+
+
+def test_ours_to_ours_is_exact(ours):
+    model, directory = ours
+    state = ta.random.get_state()
+    again = GPT.from_pretrained(directory)
+    assert ta.random.get_state() == state              # loading draws no random numbers
+    assert {**again.config, "dropout": 0.0} == {**model.config, "dropout": 0.0}  # loads none
+    for (name, p), (name_again, q) in zip(model.named_parameters(), again.named_parameters()):
+        assert name == name_again and q.dtype == np.float32
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
+def test_saving_keeps_other_files_and_writes_token_ids(tmp_path):
+    (tmp_path / "README.md").write_text("mine")
+    trained_gpt(True).save_pretrained(tmp_path, bos_token_id=1, eos_token_id=2)
+    assert (tmp_path / "README.md").read_text() == "mine"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["bos_token_id"], config["eos_token_id"]) == (1, 2)
+    assert sorted(os.listdir(tmp_path)) == ["README.md", "config.json", "model.safetensors"]
+
+
+def hub_layout(hf, directory, dtype=None):
+    """hf's checkpoint as the original GPT-2 files lay it out: no "transformer." prefix, each
+    layer's mask buffers, n_ctx in the config, and (as older saves had) a tied lm_head.weight;
+    written with our own writer."""
+    config = json.loads((hf[1] / "config.json").read_text())
+    config["n_ctx"] = config.pop("n_positions")
+    weights = {name.removeprefix("transformer."): array
+               for name, array in load_file(hf[1] / "model.safetensors").items()}
+    for i in range(2):
+        weights[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, CONTEXT, CONTEXT), np.float32))
+        weights[f"h.{i}.attn.masked_bias"] = np.array(-1e4, np.float32)
+    weights["lm_head.weight"] = weights["wte.weight"]
+    if dtype is not None:
+        weights = {name: array.astype(dtype) for name, array in weights.items()}
+    write_checkpoint(directory, config, weights)
+    return config, weights
+
+
+def write_checkpoint(directory, config, weights):
+    os.makedirs(directory, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_the_original_hub_layout_loads(hf, tmp_path):
+    hub_layout(hf, tmp_path)
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
+def test_a_checkpoint_in_shards_loads(hf, tmp_path):
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")     # big models come in shards
+    assert (tmp_path / "model.safetensors.index.json").exists()
+    assert not (tmp_path / "model.safetensors").exists()
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
+def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
+    _, weights = hub_layout(hf, tmp_path / "f16", np.float16)
+    model = GPT.from_pretrained(tmp_path / "f16")
+    assert model.tok.weight.dtype == np.float32
+    np.testing.assert_array_equal(model.tok.weight.data, weights["wte.weight"].astype(np.float32))
+    bf16 = {name: torch.from_numpy(array).to(torch.bfloat16)
+            for name, array in load_file(hf[1] / "model.safetensors").items()}
+    os.makedirs(tmp_path / "bf16")
+    safetensors.torch.save_file(bf16, tmp_path / "bf16" / "model.safetensors",
+                                metadata={"format": "pt"})
+    (tmp_path / "bf16" / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
+    model = GPT.from_pretrained(tmp_path / "bf16")
+    np.testing.assert_array_equal(model.pos.embedding.weight.data,
+                                  bf16["transformer.wpe.weight"].float().numpy())
+
+
+def test_layer_norm_epsilon_comes_from_the_config_and_goes_back(hf, tmp_path):
+    config, weights = hub_layout(hf, tmp_path)
+    write_checkpoint(tmp_path, {**config, "layer_norm_epsilon": 1e-3}, weights)
+    model = GPT.from_pretrained(tmp_path)
+    assert {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)} == {1e-3}
+    model.save_pretrained(tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["layer_norm_epsilon"] \
+        == 1e-3
+
+
+def test_reorder_and_upcast_attn_is_the_same_function_and_loads(hf, tmp_path):
+    # It scales q before q k^T and takes softmax in float32: only float16 rounding changes.
+    # transformers takes that path in its "eager" attention only.
+    config = GPT2Config(**{**hf[0].config.to_dict(), "reorder_and_upcast_attn": True})
+    theirs = GPT2LMHeadModel._from_config(config, attn_implementation="eager").eval()
+    theirs.load_state_dict(hf[0].state_dict())
+    theirs.save_pretrained(tmp_path)
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(theirs, idx), atol=1e-4)
+
+
+def without(name):
+    return lambda weights: weights.pop(name)
+
+
+def reshaped(name, shape):
+    return lambda weights: weights.update({name: np.zeros(shape, np.float32)})
+
+
+REFUSALS = [    # (changes to config.json, a change to the weights, what the error says)
+    ({"model_type": "llama"}, None, "config.json: model_type is 'llama'; only 'gpt2'"),
+    ({"activation_function": "relu"}, None, "activation_function 'relu': our GELU is the tanh"),
+    ({"activation_function": "gelu"}, None, "activation_function 'gelu'"),   # the erf GELU
+    ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),
+    ({"scale_attn_weights": False}, None, "scale_attn_weights false"),
+    ({"add_cross_attention": True}, None, "add_cross_attention true"),
+    ({"n_head": 3}, None, "describes no GPT we can build: MultiHeadAttention: n_head 3 does"),
+    ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
+    ({"tie_word_embeddings": False}, without("lm_head.weight"),
+     "tensor 'lm_head.weight' is missing, given config.json"),
+    ({}, without("h.1.mlp.c_fc.weight"), "tensor 'h.1.mlp.c_fc.weight' is missing"),
+    ({}, reshaped("h.0.attn.c_attn.extra", (2,)), "tensor 'h.0.attn.c_attn.extra' is not part"),
+    ({}, reshaped("wpe.weight", (39, 32)),
+     "'wpe.weight' has the wrong shape: (39, 32), but config.json makes it (40, 32)"),
+    ({}, lambda weights: weights.update({"ln_f.bias": np.zeros(32, np.int32)}),
+     "tensor 'ln_f.bias' holds int32, not floats"),
+]
+
+
+@pytest.mark.parametrize("config_changes, change_weights, problem", REFUSALS,
+                         ids=[problem[:40] for *_, problem in REFUSALS])
+def test_what_we_cannot_represent_is_refused_in_one_line(hf, tmp_path, config_changes,
+                                                         change_weights, problem):
+    config, weights = hub_layout(hf, tmp_path)
+    if change_weights is not None:
+        change_weights(weights)
+    write_checkpoint(tmp_path, {**config, **config_changes}, weights)
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
+    (tmp_path / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
+    with pytest.raises(PretrainedError, match="needs config.json and model.safetensors, as "
+                                              "transformers' save_pretrained writes them"):
+        GPT.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 4)
+    with pytest.raises(PretrainedError, match="is not a valid safetensors file"):
+        GPT.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(PretrainedError, match="config.json is not valid JSON"):
+        GPT.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("setting, problem", [
+    (dict(positions="sinusoidal"), "GPT-2 cannot express positions='sinusoidal'"),
+    (dict(positions="rope"), "positions='rope'"),
+    (dict(positions="none"), "positions='none'"),
+    (dict(norm="post"), "GPT-2 cannot express norm='post': it has norm='pre' only"),
+    (dict(activation="relu"), "activation='relu'"),
+])
+def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16, **setting)
+    with pytest.raises(PretrainedError, match=problem):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(PretrainedError, match="eos_token_id 101 is not a token"):
+        model.save_pretrained(tmp_path, eos_token_id=VOCAB)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "tinyformer-checkpoint"}))
+    with pytest.raises(PretrainedError, match="holds a tinyformer checkpoint"):
+        model.save_pretrained(tmp_path)

@@ -1,0 +1,140 @@
+"""Our safetensors reader and writer: every dtype round trips, files are byte for byte those of
+the reference `safetensors` package (both ways), and each kind of corrupt file is refused with
+one line that names the file and the problem."""
+
+import json
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import safetensors.torch
+import torch
+
+from tinyformer.safetensors import SafetensorsError, load_file, load_metadata, save_file
+
+RNG = np.random.default_rng(0)
+EVERY_DTYPE = {
+    "f64": RNG.normal(size=(2, 3)), "f32": RNG.normal(size=5).astype(np.float32),
+    "f16": RNG.normal(size=(4, 1)).astype(np.float16), "i64": np.arange(-3, 3),
+    "i32": np.arange(4, dtype=np.int32), "i16": np.arange(-2, 2, dtype=np.int16),
+    "i8": np.array([-128, 127], np.int8), "u8": np.arange(250, 256, dtype=np.uint8),
+    "u16": np.array([65535], np.uint16), "u32": np.array([7], np.uint32),
+    "u64": np.array([2**64 - 1], np.uint64), "bool": np.array([True, False, True]),
+    "scalar": np.array(2.5, np.float32), "empty": np.zeros((0, 3), np.float32),
+    "naïve": np.ones(2, np.float32),                  # names are UTF-8
+}
+
+
+def assert_same(loaded, arrays):
+    assert list(sorted(loaded)) == list(sorted(arrays))
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and loaded[name].shape == array.shape, name
+        np.testing.assert_array_equal(loaded[name], array)
+
+
+def test_every_dtype_round_trips_with_its_metadata(tmp_path):
+    path = tmp_path / "a.safetensors"
+    save_file(EVERY_DTYPE, path, metadata={"format": "pt", "note": "é"})
+    assert_same(load_file(path), EVERY_DTYPE)
+    assert load_metadata(path) == {"format": "pt", "note": "é"}
+
+
+def test_any_memory_layout_is_written_in_c_order_little_endian(tmp_path):
+    matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
+    arrays = {"transposed": matrix.T, "strided": matrix[:, ::2],
+              "big_endian": matrix.astype(">f4")}
+    save_file(arrays, tmp_path / "a.safetensors")
+    loaded = load_file(tmp_path / "a.safetensors")
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(loaded[name], array)
+    assert loaded["big_endian"].dtype == np.dtype("<f4")
+
+
+def test_our_files_are_byte_identical_to_the_reference_package(tmp_path):
+    # Contiguous arrays only: the reference (0.8) writes a strided array's underlying buffer.
+    save_file(EVERY_DTYPE, tmp_path / "ours.safetensors", metadata={"format": "pt"})
+    safetensors.numpy.save_file(EVERY_DTYPE, tmp_path / "theirs.safetensors",
+                                metadata={"format": "pt"})
+    ours, theirs = ((tmp_path / f"{who}.safetensors").read_bytes() for who in ("ours", "theirs"))
+    assert ours == theirs
+    assert_same(safetensors.numpy.load_file(tmp_path / "ours.safetensors"), EVERY_DTYPE)
+    assert_same(load_file(tmp_path / "theirs.safetensors"), EVERY_DTYPE)
+
+
+def test_bfloat16_loads_as_the_same_float32_values(tmp_path):
+    x = torch.randn(3, 5).to(torch.bfloat16)
+    safetensors.torch.save_file({"x": x}, tmp_path / "bf16.safetensors")
+    loaded = load_file(tmp_path / "bf16.safetensors")["x"]
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, x.float().numpy())
+
+
+def test_unsupported_arrays_and_metadata_are_refused_when_saving(tmp_path):
+    path = tmp_path / "a.safetensors"
+    with pytest.raises(SafetensorsError, match="'z' has dtype complex128"):
+        save_file({"z": np.zeros(2, complex)}, path)
+    with pytest.raises(SafetensorsError, match="metadata must be a dict of str to str"):
+        save_file({"x": np.zeros(2)}, path, metadata={"step": 3})
+    with pytest.raises(SafetensorsError, match="'__metadata__' cannot be a tensor's name"):
+        save_file({"__metadata__": np.zeros(2)}, path)
+    assert not path.exists()
+
+
+def raw_file(path, header, data=b""):
+    """A file with this header (a dict, or raw bytes) and data, right or wrong."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+    return path
+
+
+def entry(dtype="F32", shape=(2,), offsets=(0, 8)):
+    return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+
+
+CORRUPT = [
+    ("short", b"", None, "fewer than the 8 that give the header's length"),
+    ("not_json", b"{not json", b"", "the header is not JSON"),
+    ("duplicate", b'{"x": {}, "x": {}}', b"", "the name 'x' appears twice"),
+    ("list", [1, 2], b"", "the header is not a JSON object"),
+    ("metadata", {"__metadata__": {"step": 3}}, b"", "__metadata__ is not an object of strings"),
+    ("fields", {"x": {"dtype": "F32"}}, b"", "'x' needs exactly dtype, shape and data_offsets"),
+    ("dtype", {"x": entry("F128")}, bytes(8), "'x' has dtype 'F128'"),
+    ("shape", {"x": entry(shape=(-2,))}, bytes(8), "'x' has shape [-2]"),
+    ("offsets", {"x": entry(offsets=(8, 0))}, bytes(8), "'x' has data_offsets [8, 0]"),
+    ("size", {"x": entry(offsets=(0, 12))}, bytes(12), "'x' has 12 bytes, but shape [2] of F32"),
+    ("truncated", {"x": entry()}, bytes(6), "'x' ends at byte 8 of the data, which has 6"),
+    ("overlap", {"x": entry(), "y": entry(offsets=(4, 12))}, bytes(12), "'x' and 'y' overlap"),
+    ("gap", {"x": entry(offsets=(4, 12))}, bytes(12), "data bytes 0..4 belong to no tensor"),
+    ("trailing", {"x": entry()}, bytes(9), "1 bytes after the last tensor belong to no tensor"),
+]
+
+
+@pytest.mark.parametrize("case, header, data, problem", CORRUPT, ids=[c[0] for c in CORRUPT])
+def test_each_corruption_is_one_line_naming_the_file_and_the_problem(tmp_path, case, header,
+                                                                     data, problem):
+    path = tmp_path / f"{case}.safetensors"
+    if data is None:
+        path.write_bytes(header)
+    else:
+        raw_file(path, header, data)
+    with pytest.raises(SafetensorsError) as error:
+        load_file(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} is not a valid safetensors file: ") and "\n" not in message
+    assert problem in message
+
+
+def test_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(SafetensorsError, match="does not exist or is not a file"):
+        load_file(tmp_path / "nothing.safetensors")
+
+
+def test_a_header_that_claims_more_than_the_file_holds(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    path.write_bytes((1000).to_bytes(8, "little") + b"{}")
+    with pytest.raises(SafetensorsError, match="header's length is 1000 bytes, but the file "
+                                               "has 2 after it"):
+        load_file(path)
+    path.write_bytes((10**12).to_bytes(8, "little") + b"{}")
+    with pytest.raises(SafetensorsError, match="a header of 1000000000000 bytes, more than"):
+        load_file(path)

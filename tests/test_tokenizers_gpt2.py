@@ -1,0 +1,310 @@
+"""GPT-2's tokenizer files: BPETokenizer writes and reads them, and then encodes and decodes as
+transformers' GPT-2 tokenizer does, on any text. Everything is built here; nothing is
+downloaded.
+
+Unicode versions: GPT-2's pattern classes characters as letters, numbers, spaces or others,
+by the Unicode tables of each regex engine. tokenizers 0.23 (Rust, which transformers uses)
+knows Unicode 16, `regex` 2026.5 knows Unicode 17. Over all code points they class 4,657
+differently: characters unknown to Python 3.11's tables, and as far as we checked the letters
+new in Unicode 17 (U+10940 is a letter to `regex`, an unassigned "other" to tokenizers). So
+the strings here leave out the characters that Python's own tables (unicodedata) do not know
+yet but `regex` calls a letter, number or space: characters newer than Python's Unicode,
+whose class depends on each library's version.
+"""
+
+import json
+import unicodedata
+
+import pytest
+import regex
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tinyformer.tokenizers import BPETokenizer, bytes_to_unicode, load_tokenizer, pre_split
+
+import transformers  # noqa: E402  (a test extra)
+from tokenizers.pre_tokenizers import ByteLevel  # noqa: E402  (transformers brings tokenizers)
+
+EOT = "<|endoftext|>"
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. Don't you think they're right? We've "
+    "been there, I'm sure, and you'll see what he'd say. It's 12:30 and 4,500 people came.\n"
+    "  Indented line\twith a tab.\r\nNaïve café owners in Zürich eat crème brûlée; "
+    "東京 and 北京 are cities 😀👍. Ελληνικά, русский, עברית, العربية. x² + ½ = Ⅻ?\n\n"
+    + EOT + "\n"
+) * 12 + "the end of the text " * 30
+SPELLING = bytes_to_unicode()
+
+
+def new_characters(c):
+    """Characters Python's tables do not know but `regex` classes (see the top of the file)."""
+    return unicodedata.category(c) == "Cn" and regex.match(r"[\p{L}\p{N}\s]", c) is not None
+
+
+CHARACTERS = st.characters(exclude_categories=["Cs"]).filter(lambda c: not new_characters(c))
+PIECES = [EOT, EOT + EOT, " ", "  ", "   ", "\n", "\n\n", "\r\n", "\t", " \n ", "\u00a0",
+          "\u3000", "\u2028", "\x85", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S",
+          "don't", "They'll", "12", " 345", "2024", "²", "½", "Ⅻ", "x²", "³⁄₄", "the", " cat",
+          "_", "東京", "😀", "e\u0301", "<|", "|>", "<|endoftext", "Ġ", "Ā"]
+TEXTS = st.one_of(
+    st.text(CHARACTERS),
+    st.lists(st.one_of(st.sampled_from(PIECES), st.text(CHARACTERS, max_size=3)),
+             max_size=12).map("".join))
+EXAMPLES = ["Hello world's 42!  ok\r\n\tx_y", "a<|endoftext|>b <|endoftext|> c<|endoftext|>",
+            "x²½Ⅻ ²½ 12³ Ⅻ.", "  \n\n  x   y\t\t", "I'M 'RE 're'll"]
+
+
+@pytest.fixture(scope="module")
+def ours():
+    tok = BPETokenizer.train(TEXT, 256 + 200 + 1, special_tokens=[EOT])
+    assert tok.special_tokens == [EOT] and tok.vocab_size == 457
+    return tok
+
+
+@pytest.fixture(scope="module")
+def saved(ours, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ours")
+    ours.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def theirs(saved):
+    """transformers' tokenizers of our files, each way it loads them. In transformers 5,
+    GPT2Tokenizer is the fast one (Rust tokenizers), and it takes the files' paths as `vocab`
+    and `merges` (`vocab_file=` and `merges_file=` are accepted but give an empty vocabulary)."""
+    return {
+        "AutoTokenizer": transformers.AutoTokenizer.from_pretrained(saved),
+        "GPT2Tokenizer.from_pretrained": transformers.GPT2Tokenizer.from_pretrained(saved),
+        "GPT2Tokenizer(vocab, merges)": transformers.GPT2Tokenizer(
+            vocab=str(saved / "vocab.json"), merges=str(saved / "merges.txt")),
+    }
+
+
+def gpt2_shaped_files(tok, directory):
+    """Write `tok` as OpenAI's GPT-2 files are laid out: ids 0-255 in bytes_to_unicode's order
+    ("!" is id 0), then merge k as id 256 + k, then <|endoftext|> last. Returns its ids:
+    our id -> GPT-2's."""
+    gpt2_order = list(SPELLING)                          # id -> byte
+    new_id = {b: i for i, b in enumerate(gpt2_order)}    # our id (= byte) -> its id here
+    new_id.update({i: i for i in range(256, tok.vocab_size)})
+    spell = [SPELLING[b] for b in range(256)]
+    for a, b in tok.merges:
+        spell.append(spell[a] + spell[b])
+    vocab = {spell[i]: new_id[i] for i in range(len(spell))}
+    vocab[EOT] = len(spell)
+    directory.mkdir(exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+    (directory / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{spell[a]} {spell[b]}\n" for a, b in tok.merges), "utf-8")
+    return new_id
+
+
+# -- pre-splitting ----------------------------------------------------------------------------
+
+@settings(max_examples=300)
+@given(TEXTS)
+@example("x²½Ⅻ 12³ ¼Ⅳ")
+def test_pre_split_gives_the_chunks_of_transformers_gpt2(s):
+    # transformers' ByteLevel pre-tokenizer spells each chunk with bytes_to_unicode.
+    chunks = ByteLevel(add_prefix_space=False, use_regex=True).pre_tokenize_str(s)
+    assert ["".join(SPELLING[b] for b in chunk.encode()) for chunk in pre_split(s)] == \
+        [chunk for chunk, _ in chunks]
+
+
+def test_pre_split_counts_non_decimal_numbers_as_numbers():
+    assert pre_split("x²½Ⅻ 12³") == ["x", "²½Ⅻ", " 12³"]
+
+
+# -- our files, read by transformers ----------------------------------------------------------
+
+@settings(max_examples=200)
+@given(TEXTS)
+@example(TEXT)
+def test_transformers_encodes_and_decodes_our_files_as_we_do(ours, theirs, s):
+    ids = ours.encode(s, allow_special=True)
+    for name, tok in theirs.items():
+        assert tok.encode(s) == ids, name          # and so adds no BOS or EOS
+        assert tok.decode(ids) == ours.decode(ids) == s, name
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(0, 456), max_size=12))
+def test_any_ids_decode_as_in_transformers(ours, theirs, ids):
+    # Ids cut from a model's samples may split a character's bytes: both replace them with
+    # U+FFFD the same way.
+    assert theirs["AutoTokenizer"].decode(ids) == ours.decode(ids)
+
+
+def test_transformers_sees_the_special_token_and_its_settings(theirs):
+    tok = theirs["AutoTokenizer"]
+    assert type(tok).__name__ == "GPT2Tokenizer" and len(tok) == 457
+    assert tok.eos_token == tok.bos_token == EOT and tok.convert_tokens_to_ids(EOT) == 456
+    assert tok.clean_up_tokenization_spaces is False
+
+
+def test_save_pretrained_keeps_other_files_and_makes_the_directory(ours, tmp_path):
+    directory = tmp_path / "model" / "tokenizer"
+    ours.save_pretrained(directory)
+    (directory / "weights.bin").write_bytes(b"w")
+    ours.save_pretrained(directory)
+    assert sorted(p.name for p in directory.iterdir()) == \
+        ["merges.txt", "tokenizer_config.json", "vocab.json", "weights.bin"]
+    assert (directory / "merges.txt").read_text("utf-8").startswith("#version: 0.2\n")
+
+
+def test_specials_other_than_endoftext_are_added_tokens_and_nothing_else(tmp_path):
+    tok = BPETokenizer.train(TEXT, 300, special_tokens=["<pad>", "<eos>"])
+    tok.save_pretrained(tmp_path)
+    auto = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    s = "a<eos><pad><|endoftext|> b<eos>"
+    assert len(auto) == 300 and auto.encode(s) == tok.encode(s, allow_special=True)
+
+
+def test_save_pretrained_refuses_two_ids_for_one_token(tmp_path):
+    a, b, c = b"abc"
+    tok = BPETokenizer([(a, b), (256, c), (b, c), (a, 258)])      # "abc" twice: 257 and 259
+    with pytest.raises(ValueError, match=r"^cannot save in GPT-2's format: 2 ids are the token "
+                                         r"'abc'"):
+        tok.save_pretrained(tmp_path)
+
+
+# -- GPT-2-shaped files, read by us -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gpt2_shaped(ours, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("gpt2")
+    new_id = gpt2_shaped_files(ours, directory)
+    return (BPETokenizer.from_pretrained(directory),
+            transformers.GPT2Tokenizer(vocab=str(directory / "vocab.json"),
+                                       merges=str(directory / "merges.txt")),
+            new_id)
+
+
+def test_gpt2_shaped_files_keep_gpt2s_ids(ours, gpt2_shaped):
+    tok, _, new_id = gpt2_shaped
+    assert tok.encode("!") == [0] and tok.encode(" ") == [new_id[ord(" ")]] == [220]
+    assert tok.encode(TEXT, allow_special=True) == \
+        [new_id.get(i, i) for i in ours.encode(TEXT, allow_special=True)]
+    assert tok.special_tokens == [EOT] and tok.token_to_id(EOT) == 456
+
+
+@settings(max_examples=200)
+@given(TEXTS)
+def test_gpt2_shaped_files_encode_and_decode_as_in_transformers(gpt2_shaped, s):
+    tok, theirs, _ = gpt2_shaped
+    ids = tok.encode(s, allow_special=True)
+    assert theirs.encode(s) == ids
+    assert theirs.decode(ids) == tok.decode(ids) == s
+
+
+def test_round_trips_through_both_formats(ours, gpt2_shaped, saved, tmp_path):
+    loaded = BPETokenizer.from_pretrained(saved)
+    assert (loaded.merges, loaded.special_tokens) == (ours.merges, ours.special_tokens)
+    tok = gpt2_shaped[0]
+    tok.save_pretrained(tmp_path / "again")
+    tok.save(tmp_path / "tok.json")                 # our JSON keeps GPT-2's order of bytes
+    for loaded in (BPETokenizer.from_pretrained(tmp_path / "again"),
+                   load_tokenizer(tmp_path / "tok.json")):
+        assert loaded.encode(TEXT, allow_special=True) == tok.encode(TEXT, allow_special=True)
+        assert loaded.special_tokens == tok.special_tokens
+
+
+def test_our_json_is_unchanged_and_old_files_load(ours, tmp_path):
+    path = tmp_path / "tok.json"
+    ours.save(path)
+    assert sorted(json.loads(path.read_text())) == ["merges", "special_tokens", "type"]
+    path.write_text('{"type": "bpe", "merges": [[97, 98]], "special_tokens": ["<eos>"]}')
+    assert load_tokenizer(path).encode("abab<eos>", allow_special=True) == [256, 256, 257]
+    path.write_text('{"type": "bpe", "merges": [], "special_tokens": [], "byte_order": [0]}')
+    with pytest.raises(ValueError, match=r"tok.json: not a valid bpe tokenizer file: byte_order "
+                                         r"must list each of the bytes 0-255 once$"):
+        load_tokenizer(path)
+
+
+def test_added_tokens_of_tokenizer_config_come_after_vocab_json(ours, tmp_path):
+    gpt2_shaped_files(ours, tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
+        "457": {"content": "<pad>", "special": True}, "456": {"content": EOT}}}))
+    tok = BPETokenizer.from_pretrained(tmp_path)
+    assert tok.special_tokens == [EOT, "<pad>"]
+    assert tok.encode("<pad>", allow_special=True) == [457]
+
+
+# -- one-line errors that name the file -------------------------------------------------------
+
+def garble(directory, name, text):
+    (directory / name).write_text(text, "utf-8")
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("vocab.json", None, "vocab.json: cannot read it"),
+    ("merges.txt", None, "merges.txt: cannot read it"),
+    ("vocab.json", "{not json", "vocab.json: not a GPT-2 tokenizer file"),
+    ("vocab.json", "[1, 2]", "vocab.json: expected a JSON object of token -> id"),
+    ("vocab.json", '{"a": 0, "b": 2}', "vocab.json: the ids must be 0, 1, 2, ... each once"),
+    ("vocab.json", json.dumps({str(i): i for i in range(300)}),
+     "vocab.json: ids 0-255 must be the 256 single bytes"),
+    ("merges.txt", "Ġ\n", r"merges.txt, line 1: 'Ġ' is not two tokens"),
+    ("merges.txt", "#version: 0.2\nt Ġ\n",
+     r"merges.txt, line 2: 't Ġ' makes merge 0, so the vocabulary should give 'tĠ' the id 256, "
+     r"not None"),
+    ("tokenizer_config.json", "{", "tokenizer_config.json: not a GPT-2 tokenizer file"),
+    ("tokenizer_config.json", '{"added_tokens_decoder": {"600": {"content": "x"}}}',
+     "tokenizer_config.json: added token 'x' has id 600"),
+    ("tokenizer_config.json", '{"added_tokens_decoder": [1]}', "tokenizer_config.json: expected"),
+])
+def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, text, message):
+    ours.save_pretrained(tmp_path)
+    if text is None:
+        (tmp_path / name).unlink()
+    else:
+        garble(tmp_path, name, text)
+    with pytest.raises(ValueError) as info:
+        BPETokenizer.from_pretrained(tmp_path)
+    assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
+    assert regex.search(message, str(info.value)), str(info.value)
+
+
+def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
+    ours.save_pretrained(tmp_path)
+    lines = (tmp_path / "merges.txt").read_text("utf-8").splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    garble(tmp_path, "merges.txt", "\n".join(lines))
+    with pytest.raises(ValueError, match=r"merges.txt, line 2: .* should give .* the id 256, "
+                                         r"not 257$"):
+        BPETokenizer.from_pretrained(tmp_path)
+
+
+# -- transformers 5's own files: tokenizer.json -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def transformers_saved(theirs, tmp_path_factory):
+    # transformers 5 saves a tokenizer as tokenizer.json only (no vocab.json, no merges.txt).
+    directory = tmp_path_factory.mktemp("transformers-saved")
+    theirs["AutoTokenizer"].save_pretrained(directory)
+    assert not (directory / "vocab.json").exists()
+    return BPETokenizer.from_pretrained(directory)
+
+
+def test_what_transformers_saves_loads(ours, transformers_saved):
+    assert transformers_saved.merges == ours.merges
+    assert transformers_saved.special_tokens == [EOT]
+
+
+@settings(max_examples=100)
+@given(TEXTS)
+def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, s):
+    assert (transformers_saved.encode(s, allow_special=True)
+            == theirs["AutoTokenizer"].encode(s))
+
+
+def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path):
+    ours.save_pretrained(tmp_path)
+    transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "t5")
+    data = json.loads((tmp_path / "t5" / "tokenizer.json").read_text("utf-8"))
+    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁"}     # sentencepiece-style
+    (tmp_path / "t5" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    with pytest.raises(ValueError, match=r"tokenizer.json: not GPT-2's byte-level BPE \(model "
+                                         r"'BPE', pre-tokenizer 'Metaspace'\)"):
+        BPETokenizer.from_pretrained(tmp_path / "t5")

@@ -1,0 +1,202 @@
+"""Safetensors, the file format Hugging Face shares models in, read and written with numpy.
+
+A .safetensors file has three parts:
+
+    8 bytes    N, the length of the header: an unsigned 64-bit integer, little-endian
+    N bytes    the header, UTF-8 JSON, padded with spaces to a multiple of 8 bytes:
+                 {"__metadata__": {"format": "pt"},                    optional, str -> str
+                  "wte.weight": {"dtype": "F32", "shape": [50257, 768],
+                                 "data_offsets": [0, 154389504]},
+                  ...}
+    the rest   the tensors' raw bytes: little-endian, C order (row after row), back to back.
+               A tensor's data_offsets [begin, end) count from the end of the header.
+
+That is the whole format. Reading it runs no code: the header is JSON and the rest is numbers,
+where a PyTorch `.bin` is a pickle, and unpickling a file can run any code the file names.
+
+The reference writer (the `safetensors` package) puts the tensors with the largest items
+first (8-byte, then 4, 2, 1), by dtype then name, and pads the header to a multiple of 8:
+every tensor then starts at a multiple of its item size, so it can be used in place. This one
+writes the same bytes, except that several metadata entries come in sorted order (the
+reference's order is a hash table's, different from run to run).
+
+bfloat16 (BF16) has no numpy dtype; it is float32 with the low 16 bits of the mantissa cut off,
+so `load_file` returns BF16 tensors as float32, exactly, by shifting each 16-bit pattern into
+the high half of a 32-bit one. float16 stays float16.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from .files import atomic_write
+
+# The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
+# the tensors in a file it writes: later in this list, earlier in the file.
+DTYPES = {"BOOL": np.dtype(bool), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
+          "I16": np.dtype("<i2"), "U16": np.dtype("<u2"), "F16": np.dtype("<f2"),
+          "BF16": np.dtype("<u2"),          # read as 16-bit patterns, then made float32
+          "I32": np.dtype("<i4"), "U32": np.dtype("<u4"), "F32": np.dtype("<f4"),
+          "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "U64": np.dtype("<u8")}
+RANK = {name: i for i, name in enumerate(DTYPES)}
+NAMES = {dtype: name for name, dtype in DTYPES.items() if name != "BF16"}   # numpy -> "F32"
+MAX_HEADER = 100_000_000     # the reference's limit too: a larger "header" is a corrupt file
+
+
+class SafetensorsError(ValueError):
+    """A file that is not valid safetensors, or arrays that cannot be saved as one; the message
+    names the file and what is wrong, in one line."""
+
+
+def save_file(arrays, path, metadata=None):
+    """Write `arrays` (name -> numpy array) to `path` in the safetensors format, atomically.
+
+    `metadata`, if given, is a dict of strings to strings (transformers wants {"format": "pt"}).
+    Arrays of any memory layout are written in C order, little-endian."""
+    if metadata is not None and not (isinstance(metadata, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise SafetensorsError(f"{path}: metadata must be a dict of str to str, got {metadata!r}")
+    tensors = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if not isinstance(name, str) or name == "__metadata__":
+            raise SafetensorsError(f"{path}: {name!r} cannot be a tensor's name")
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder != "|" else array.dtype
+        if dtype not in NAMES:
+            raise SafetensorsError(f"{path}: tensor {name!r} has dtype {array.dtype}, which "
+                                   f"safetensors cannot hold; convert it, e.g. to float32")
+        # C order, little-endian (np.ascontiguousarray would make a 0-d array 1-d)
+        tensors[name] = np.asarray(array, dtype=dtype, order="C")
+    # Largest items first, then by name: see the module's docstring.
+    order = sorted(tensors, key=lambda name: (-RANK[NAMES[tensors[name].dtype]], name))
+    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    offset = 0
+    for name in order:
+        array = tensors[name]
+        header[name] = {"dtype": NAMES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)                   # pad: the data starts 8-byte aligned
+    with atomic_write(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for name in order:
+            f.write(tensors[name].data)               # the array's own bytes, no copy
+
+
+def load_file(path):
+    """name -> numpy array from a safetensors file (BF16 as float32); the metadata is skipped
+    (`load_metadata` reads it). Every part is checked: SafetensorsError, one line, if wrong."""
+    header, data = _read(path)
+    arrays = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = DTYPES[entry["dtype"]]
+        array = data[begin:end].view(dtype).reshape(entry["shape"])
+        if entry["dtype"] == "BF16":                  # the high half of a float32's bits
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        arrays[name] = array
+    return arrays
+
+
+def load_metadata(path):
+    """The file's "__metadata__" dict (str -> str), {} if it has none."""
+    with _open(path) as f:
+        return _parse_header(path, f, os.fstat(f.fileno()).st_size)[1]
+
+
+def _invalid(path, what):
+    """The error for a file that breaks the format."""
+    return SafetensorsError(f"{path} is not a valid safetensors file: {what}")
+
+
+def _open(path):
+    if not os.path.isfile(path):
+        raise SafetensorsError(f"{path} does not exist or is not a file")
+    return open(path, "rb")
+
+
+def _read(path):
+    """(header without its metadata, the data bytes as a uint8 array), both checked."""
+    with _open(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        header, _ = _parse_header(path, f, size)
+        data = np.fromfile(f, dtype=np.uint8)         # everything after the header, writable
+    _check_layout(path, header, len(data))
+    return header, data
+
+
+def _parse_header(path, f, size):
+    """Read and check the header from the open file f: ({name: entry}, metadata)."""
+    if size < 8:
+        raise _invalid(path, f"{size} bytes, fewer than the 8 that give the header's length")
+    n = int.from_bytes(f.read(8), "little")
+    if n > MAX_HEADER:
+        raise _invalid(path, f"a header of {n} bytes, more than the {MAX_HEADER} allowed")
+    if n > size - 8:
+        raise _invalid(path, f"the header's length is {n} bytes, but the file has {size - 8} "
+                            f"after it")
+    try:
+        header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _invalid(path, f"the header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, "the header is not a JSON object")
+    metadata = header.pop("__metadata__", {})
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise _invalid(path, "__metadata__ is not an object of strings")
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
+            raise _invalid(path, f"tensor {name!r} needs exactly dtype, shape and "
+                                f"data_offsets, got {entry!r}")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in DTYPES:
+            raise _invalid(path, f"tensor {name!r} has dtype {dtype!r}, not one of "
+                                f"{', '.join(DTYPES)}")
+        if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
+            raise _invalid(path, f"tensor {name!r} has shape {shape!r}, not a list of whole "
+                                f"numbers >= 0")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
+                and offsets[0] <= offsets[1]):
+            raise _invalid(path, f"tensor {name!r} has data_offsets {offsets!r}, not [begin, "
+                                f"end] with 0 <= begin <= end")
+        expected = int(np.prod(shape, dtype=object)) * DTYPES[dtype].itemsize
+        if offsets[1] - offsets[0] != expected:
+            raise _invalid(path, f"tensor {name!r} has {offsets[1] - offsets[0]} bytes, but "
+                                f"shape {shape} of {dtype} needs {expected}")
+    return header, metadata
+
+
+def _check_layout(path, header, data_size):
+    """The tensors must tile the data exactly: no overlap, no gap, nothing past the end (as
+    the reference requires), so every byte of the file belongs to exactly one tensor."""
+    position, previous = 0, None
+    for name in sorted(header, key=lambda name: header[name]["data_offsets"]):
+        begin, end = header[name]["data_offsets"]
+        if end > data_size:
+            raise _invalid(path, f"tensor {name!r} ends at byte {end} of the data, which has "
+                                f"{data_size} (truncated file?)")
+        if begin < position:
+            raise _invalid(path, f"tensors {previous!r} and {name!r} overlap")
+        if begin > position:
+            raise _invalid(path, f"data bytes {position}..{begin} belong to no tensor")
+        position, previous = end, name
+    if position != data_size:
+        raise _invalid(path, f"{data_size - position} bytes after the last tensor belong to no "
+                            f"tensor")
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _no_duplicates(pairs):
+    """json.loads would keep the last of two entries with one name: refuse such a header."""
+    header = {}
+    for name, value in pairs:
+        if name in header:
+            raise ValueError(f"the name {name!r} appears twice")
+        header[name] = value
+    return header
