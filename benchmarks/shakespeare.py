@@ -17,7 +17,7 @@ learned positions; pre-norm blocks and a final LayerNorm; float32 throughout.
   - the same initial weights: PyTorch's model is a copy of our freshly initialised GPT (checked:
     both give the same logits on a batch before training);
   - the same batches, in the same order: both draw them with lm_batch from a generator seeded
-    with the seed, as our trainer does (checked: both generators stay in the same state);
+    with the seed, as our trainer does (checked: both generators end in the same state);
   - the same validation batches (eval_iters of them, from a generator seeded with seed + 1);
   - the same optimizer, parameter groups, clipping and learning rate at every step;
   - the same number of CPU threads for numpy's BLAS and for PyTorch.
@@ -28,8 +28,10 @@ difference ours - torch with the spread of final losses across seeds. (In our ru
 grow: the training losses stayed within about 1e-6 of each other from first step to last, and
 the final validation losses agree to 1e-6; benchmarks/results/shakespeare.json.)
 
-The engines take turns step by step (our step, then PyTorch's), so that a slow spell on a busy
-machine slows both alike and the ratio of their ms/step stays fair.
+Each engine trains in a process of its own (`--engine ours|torch`, the child mode), ours and
+then PyTorch's for each seed: in one process they slow each other down (benchmarks/alternate.py
+says how much). The losses are compared, evaluation by evaluation and step by step, once both
+have finished.
 """
 
 import argparse
@@ -53,6 +55,8 @@ def parse_args(argv=None):
                    default=int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count())),
                    help="CPU threads for numpy's BLAS and for PyTorch")
     p.add_argument("--json", help="also write the raw results to this file")
+    p.add_argument("--engine", choices=["ours", "torch"],
+                   help="child mode: train this engine alone and write its record to --json")
     return p.parse_args(argv)
 
 
@@ -65,6 +69,7 @@ if __name__ == "__main__":
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = str(ARGS.threads)
 
+import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -73,17 +78,16 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn as tnn  # noqa: E402
-import torch.nn.functional as TF  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
+from alternate import alternate  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import TorchGPT, copy_weights  # noqa: E402
+# PyTorch is imported only in its own child (run_torch), so that ours trains without it loaded.
 
 # ---------------------------------------------------------------------------------------------
 # Data: characters to ids, 90% / 10%
@@ -130,115 +134,166 @@ def evaluate_ours(trainer):
         trainer.model.train()
 
 
-@torch.no_grad()
-def evaluate_torch(model, val_batches):
-    return float(np.mean([TF.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
-                          for x, y in val_batches]))
+def start_trainer(args, seed, train_tokens, val_tokens, out_dir):
+    """Our trainer: exactly what `tinyformer train --corpus ... --seed ...` builds. Its defaults
+    for a text file are the recipe; the asserts say so. Both children build it: PyTorch's model
+    starts as a copy of its freshly initialised one."""
+    config = TrainConfig(corpus=args.corpus, seed=seed, iters=args.iters,
+                         eval_every=args.eval_every, eval_iters=args.eval_iters)
+    trainer = Trainer.start(config, out_dir, force=True, log=lambda message: None)
+    c = trainer.config                               # resolved: every default filled in
+    assert (c.n_layer, c.n_head, c.d_model, c.context, c.batch_size) == (4, 4, 128, 64, 12)
+    assert (c.lr, c.beta1, c.beta2, c.weight_decay, c.clip, c.dropout) == (
+        1e-3, 0.9, 0.99, 0.1, 1.0, 0.0)
+    assert c.schedule == "cosine" and math.isclose(c.min_lr, 1e-4)
+    assert np.array_equal(trainer.job.data.train, train_tokens), "different training text"
+    assert np.array_equal(trainer.job.data.val, val_tokens), "different validation text"
+    return trainer
 
 
-def run_seed(args, seed, train_tokens, val_tokens, log):
-    began = time.perf_counter()
+def train_loop(c, step_fn, evaluate, eval_every, seed):
+    """The run both engines share: evaluate at step 0, every eval_every steps and at the end;
+    step_fn(step) trains one step and returns (loss, lr). The side's record: training losses,
+    ms per step, validation losses by step, seconds spent evaluating."""
+    side = {"train_loss": [], "ms": [], "val_loss": {}, "eval_s": 0.0}
+
+    def timed_evaluation(step):
+        t0 = time.perf_counter()
+        side["val_loss"][step] = evaluate()
+        side["eval_s"] += time.perf_counter() - t0
+
+    timed_evaluation(0)
+    for step in range(c.iters):
+        t0 = time.perf_counter()
+        loss, lr = step_fn(step)
+        side["ms"].append(1000 * (time.perf_counter() - t0))
+        # The same learning rate in both engines: our trainer's schedule is lr_at, written out.
+        assert math.isclose(lr, lr_at(step, c), rel_tol=1e-12), (step, lr, lr_at(step, c))
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"seed {seed} step {step}: loss {loss}")
+        side["train_loss"].append(loss)
+        if (step + 1) % eval_every == 0 or step + 1 == c.iters:
+            timed_evaluation(step + 1)
+    return side
+
+
+def run_ours(args, seed, train_tokens, val_tokens):
     with tempfile.TemporaryDirectory() as out_dir:
-        # Ours: exactly what `tinyformer train --corpus ... --seed ...` builds. Its defaults for
-        # a text file are the recipe; the asserts below say so.
-        config = TrainConfig(corpus=args.corpus, seed=seed, iters=args.iters,
-                             eval_every=args.eval_every, eval_iters=args.eval_iters)
-        trainer = Trainer.start(config, out_dir, force=True, log=lambda message: None)
-        c = trainer.config                               # resolved: every default filled in
-        assert (c.n_layer, c.n_head, c.d_model, c.context, c.batch_size) == (4, 4, 128, 64, 12)
-        assert (c.lr, c.beta1, c.beta2, c.weight_decay, c.clip, c.dropout) == (
-            1e-3, 0.9, 0.99, 0.1, 1.0, 0.0)
-        assert c.schedule == "cosine" and math.isclose(c.min_lr, 1e-4)
-        assert np.array_equal(trainer.job.data.train, train_tokens), "different training text"
-        assert np.array_equal(trainer.job.data.val, val_tokens), "different validation text"
-        model = trainer.model
+        trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
 
-        # PyTorch: a copy of our freshly initialised model.
-        cfg = model.config
-        torch_model = TorchGPT(cfg["vocab_size"], cfg["context"], cfg["n_layer"], cfg["n_head"],
-                               cfg["d_model"], cfg["d_ff"])
-        copy_weights(model, torch_model)
-        # nanoGPT's two groups: decay the matrices (ndim >= 2), not biases and norm gains.
-        params = list(torch_model.parameters())          # the tied matrix appears once
-        torch_opt = torch.optim.AdamW(
-            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
-             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-            lr=lr_at(0, c), betas=(c.beta1, c.beta2), eps=1e-8)
-
-        # The same validation batches for both: our job draws them from default_rng(seed + 1).
-        val_rng = np.random.default_rng(seed + 1)
-        val_batches = [tuple(map(torch.from_numpy,
-                                 lm_batch(val_tokens, c.batch_size, c.context, val_rng)))
-                       for _ in range(c.eval_iters)]
-
-        # Before training, the two models must be the same function.
-        x0 = val_batches[0][0]
-        with ta.no_grad():
-            ours0 = model(x0.numpy()).data
-        with torch.no_grad():
-            theirs0 = torch_model(x0).numpy()
-        logit_diff = float(np.abs(ours0 - theirs0).max())
-        log(f"seed {seed}: initial logits, max |ours - torch| = {logit_diff:.2e} "
-            f"(logits up to {np.abs(ours0).max():.2f})")
-        assert logit_diff < 1e-4, "the PyTorch copy does not compute what our model computes"
-
-        # PyTorch draws its training batches from its own generator with the same seed, as our
-        # trainer's data_rng: the same windows, in the same order.
-        torch_rng = np.random.default_rng(seed)
-        record = {"seed": seed, "initial_logit_max_abs_diff": logit_diff,
-                  "ours": {"train_loss": [], "ms": [], "val_loss": {}, "eval_s": 0.0},
-                  "torch": {"train_loss": [], "ms": [], "val_loss": {}, "eval_s": 0.0}}
-
-        def evaluate(step):
-            t0 = time.perf_counter()
-            ours_val = evaluate_ours(trainer)
-            t1 = time.perf_counter()
-            torch_val = evaluate_torch(torch_model, val_batches)
-            record["ours"]["eval_s"] += t1 - t0
-            record["torch"]["eval_s"] += time.perf_counter() - t1
-            record["ours"]["val_loss"][step] = ours_val
-            record["torch"]["val_loss"][step] = torch_val
-            log(f"seed {seed} step {step:5d}: val loss ours {ours_val:.4f}  torch "
-                f"{torch_val:.4f}  (ours - torch {ours_val - torch_val:+.4f})")
-
-        evaluate(0)
-        for step in range(c.iters):
-            # Our step: batch, forward, backward, clip, AdamW, schedule.
-            t0 = time.perf_counter()
-            ours_loss, ours_lr, _ = trainer.train_step()
-            t1 = time.perf_counter()
+        def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
+            loss, lr, _ = trainer.train_step()
             trainer.step += 1
+            return loss, lr
 
-            # PyTorch's step, the same sequence of operations.
-            lr = lr_at(step, c)
-            for group in torch_opt.param_groups:
-                group["lr"] = lr
-            x, y = map(torch.from_numpy, lm_batch(train_tokens, c.batch_size, c.context,
-                                                  torch_rng))
-            loss = TF.cross_entropy(torch_model(x).flatten(0, 1), y.flatten())
-            torch_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            tnn.utils.clip_grad_norm_(torch_model.parameters(), c.clip)
-            torch_opt.step()
-            torch_loss = loss.item()
-            t2 = time.perf_counter()
+        side = train_loop(trainer.config, step_fn, lambda: evaluate_ours(trainer),
+                          args.eval_every, seed)
+        side["batch_rng_state"] = trainer.data_rng.bit_generator.state
+    return side
 
-            # Cheap checks that the conditions stay identical: the same lr, and both batch
-            # generators in the same state (so the next batches are the same too).
-            assert math.isclose(ours_lr, lr, rel_tol=1e-12), (step, ours_lr, lr)
-            assert trainer.data_rng.bit_generator.state == torch_rng.bit_generator.state
-            if not (math.isfinite(ours_loss) and math.isfinite(torch_loss)):
-                raise FloatingPointError(f"seed {seed} step {step}: loss ours {ours_loss}, "
-                                         f"torch {torch_loss}")
-            for name, value, ms in (("ours", ours_loss, t1 - t0), ("torch", torch_loss, t2 - t1)):
-                record[name]["train_loss"].append(value)
-                record[name]["ms"].append(1000 * ms)
 
-            done = step + 1
-            if done % args.eval_every == 0 or done == c.iters:
-                evaluate(done)
-    record["wall_s"] = time.perf_counter() - began
-    return summarise(record, c.iters)
+def run_torch(args, seed, train_tokens, val_tokens):
+    import torch
+    import torch.nn.functional as TF
+    from torch_gpt import TorchGPT, copy_weights
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
+    c, model = trainer.config, trainer.model
+
+    # PyTorch: a copy of our freshly initialised model.
+    cfg = model.config
+    torch_model = TorchGPT(cfg["vocab_size"], cfg["context"], cfg["n_layer"], cfg["n_head"],
+                           cfg["d_model"], cfg["d_ff"])
+    copy_weights(model, torch_model)
+    # nanoGPT's two groups: decay the matrices (ndim >= 2), not biases and norm gains.
+    params = list(torch_model.parameters())          # the tied matrix appears once
+    torch_opt = torch.optim.AdamW(
+        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
+         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+        lr=lr_at(0, c), betas=(c.beta1, c.beta2), eps=1e-8)
+
+    # The same validation batches as ours: our job draws them from default_rng(seed + 1).
+    val_rng = np.random.default_rng(seed + 1)
+    val_batches = [tuple(map(torch.from_numpy,
+                             lm_batch(val_tokens, c.batch_size, c.context, val_rng)))
+                   for _ in range(c.eval_iters)]
+
+    # Before training, the two models must be the same function.
+    x0 = val_batches[0][0]
+    with ta.no_grad():
+        ours0 = model(x0.numpy()).data
+    with torch.no_grad():
+        theirs0 = torch_model(x0).numpy()
+    logit_diff = float(np.abs(ours0 - theirs0).max())
+    print(f"seed {seed}: initial logits, max |ours - torch| = {logit_diff:.2e} "
+          f"(logits up to {np.abs(ours0).max():.2f})", flush=True)
+    assert logit_diff < 1e-4, "the PyTorch copy does not compute what our model computes"
+    del trainer, model
+
+    @torch.no_grad()
+    def evaluate():
+        return float(np.mean([TF.cross_entropy(torch_model(x).flatten(0, 1), y.flatten()).item()
+                              for x, y in val_batches]))
+
+    # PyTorch draws its training batches from its own generator with the same seed, as our
+    # trainer's data_rng: the same windows, in the same order.
+    torch_rng = np.random.default_rng(seed)
+
+    def step_fn(step):              # the same sequence of operations as our trainer's step
+        lr = lr_at(step, c)
+        for group in torch_opt.param_groups:
+            group["lr"] = lr
+        x, y = map(torch.from_numpy, lm_batch(train_tokens, c.batch_size, c.context,
+                                              torch_rng))
+        loss = TF.cross_entropy(torch_model(x).flatten(0, 1), y.flatten())
+        torch_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(torch_model.parameters(), c.clip)
+        torch_opt.step()
+        return loss.item(), lr
+
+    side = train_loop(c, step_fn, evaluate, args.eval_every, seed)
+    side["batch_rng_state"] = torch_rng.bit_generator.state
+    side["initial_logit_max_abs_diff"] = logit_diff
+    return side
+
+
+def child(args):
+    """Train one engine alone in this process, for each of args.seeds, and write its records
+    (one per seed) to args.json."""
+    train_tokens, val_tokens, _ = load_corpus(args.corpus)
+    run = run_ours if args.engine == "ours" else run_torch
+    sides = []
+    for seed in args.seeds:
+        sides.append(run(args, seed, train_tokens, val_tokens))
+        print(f"seed {seed}: {args.engine} done", flush=True)
+    with open(args.json, "w") as f:
+        json.dump(sides, f)
+
+
+def run_seed(args, seed):
+    """Both engines on one seed, each in a process of its own, one after the other; their
+    records side by side, and the validation losses compared at every evaluation."""
+    began = time.perf_counter()
+    runs = alternate(__file__, ["ours", "torch"], 1, args.threads,
+                     ["--corpus", args.corpus, "--seeds", seed, "--iters", args.iters,
+                      "--eval-every", args.eval_every, "--eval-iters", args.eval_iters],
+                     show_output=True)
+    ours, theirs = runs["ours"][0][0], runs["torch"][0][0]
+    for side in (ours, theirs):                      # JSON keys are strings: steps again
+        side["val_loss"] = {int(step): loss for step, loss in side["val_loss"].items()}
+    # Both batch generators drew the same windows: they end in the same state.
+    assert ours.pop("batch_rng_state") == theirs.pop("batch_rng_state"), "different batches"
+    for step, ours_val in ours["val_loss"].items():
+        torch_val = theirs["val_loss"][step]
+        print(f"seed {seed} step {step:5d}: val loss ours {ours_val:.4f}  torch "
+              f"{torch_val:.4f}  (ours - torch {ours_val - torch_val:+.4f})")
+    record = {"seed": seed,
+              "initial_logit_max_abs_diff": theirs.pop("initial_logit_max_abs_diff"),
+              "ours": ours, "torch": theirs, "wall_s": time.perf_counter() - began}
+    return summarise(record, args.iters)
 
 
 def summarise(record, iters):
@@ -246,8 +301,8 @@ def summarise(record, iters):
     for side in (ours, theirs):
         side["median_ms"] = statistics.median(side["ms"])
         side["final_val_loss"] = side["val_loss"][iters]
-        # Each engine's own wall time: its steps and its evaluations (they take turns, so the
-        # run's wall time is the sum of both engines').
+        # Each engine's own wall time: its steps and its evaluations (the record's wall_s is
+        # both processes', start-up included).
         side["wall_s"] = sum(side["ms"]) / 1000 + side["eval_s"]
     record["final_diff"] = ours["final_val_loss"] - theirs["final_val_loss"]
     record["ms_ratio"] = ours["median_ms"] / theirs["median_ms"]
@@ -302,18 +357,18 @@ def print_table(results, iters):
 
 def main():
     args = ARGS
-    torch.set_num_threads(args.threads)
     train_tokens, val_tokens, chars = load_corpus(args.corpus)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    torch_version = importlib.metadata.version("torch")
     print(f"{args.corpus}: {len(train_tokens):,} train / {len(val_tokens):,} val characters, "
           f"vocabulary {len(chars)}; {args.iters} steps, seeds {args.seeds}\n"
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{load:.2f} at the start; numpy {np.__version__} and torch {torch.__version__}, "
-          f"{args.threads} thread(s) each; the engines alternate step by step\n")
+          f"{load:.2f} at the start; numpy {np.__version__} and torch {torch_version}, "
+          f"{args.threads} thread(s) each; each engine in its own process, one after the other"
+          f"\n", flush=True)
     results = []
     for seed in args.seeds:
-        results.append(run_seed(args, seed, train_tokens, val_tokens,
-                                lambda message: print(message, flush=True)))
+        results.append(run_seed(args, seed))
         print(f"seed {seed}: {results[-1]['wall_s']:.0f} s", flush=True)
     print_table(results, args.iters)
     if args.json:
@@ -321,10 +376,14 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"corpus": os.path.basename(args.corpus), "iters": args.iters,
                        "threads": args.threads, "numpy": np.__version__,
-                       "torch": torch.__version__, "load_average_at_start": load,
+                       "torch": torch_version, "load_average_at_start": load,
+                       "method": "each engine alone in its own process, one after the other",
                        "results": results}, f, indent=1)
         print(f"\nraw results: {args.json}")
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.engine:
+        child(ARGS)
+    else:
+        main()

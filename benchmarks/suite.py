@@ -9,8 +9,9 @@ targets of issue 7. `tinyformer bench` runs this script.
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
-runs, and its JSON is read back for the summary. Without PyTorch installed, the scripts print
-our figures alone and the summary has no ratios.
+runs, and its JSON is read back for the summary. The scripts that time both engines run each
+engine in a process of its own too (benchmarks/alternate.py), so that neither slows the other.
+Without PyTorch installed, the scripts print our figures alone and the summary has no ratios.
 """
 
 import argparse
@@ -27,8 +28,10 @@ CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tiny
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
 BENCHMARKS = {
-    "train_step": ("train_step.py", ["--reps", "100"], ["--reps", "20", "--warmup", "3"]),
-    "generation": ("generation.py", ["--reps", "5"], ["--reps", "1"]),
+    "train_step": ("train_step.py", ["--blocks", "3", "--reps", "30"],
+                   ["--blocks", "2", "--reps", "10", "--warmup", "3"]),
+    "generation": ("generation.py", ["--blocks", "3", "--reps", "2"],
+                   ["--blocks", "2", "--reps", "1"]),
     "ops": ("engine.py", [], ["--repeats", "5", "--calls", "100"]),
     "memory": ("memory.py", ["--steps", "200", "--runs", "3"], ["--steps", "30", "--runs", "1"]),
     "tokenizer": ("tokenizers.py", [], ["--repeats", "1"]),
@@ -161,7 +164,7 @@ def main():
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
         if "whole_run" in names:
-            print("(whole_run sets the two engines side by side step by step; left out)")
+            print("(whole_run is a comparison with PyTorch; left out)")
             names.remove("whole_run")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     results = {name: run(name, args, out_dir) for name in names}

@@ -1,7 +1,7 @@
 """One training step of nanoGPT's Shakespeare CPU recipe: our engine against PyTorch eager.
 
     python benchmarks/train_step.py --threads 1                  # 1 BLAS thread (the default: 1)
-    python benchmarks/train_step.py --threads 2 --reps 200
+    python benchmarks/train_step.py --threads 2 --reps 60 --blocks 5
     python benchmarks/train_step.py --threads 1 --json benchmarks/results/train_step.json
 
 The model is benchmarks/shakespeare.py's: GPT(vocab 65, context 64, 4 layers, 4 heads,
@@ -9,13 +9,19 @@ d_model 128, GELU MLP 512, tied embeddings), batch 12, float32; one step is forw
 cross-entropy, backward, clip to norm 1.0 and AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1
 on matrices). PyTorch's model is benchmarks/torch_gpt.py's TorchGPT (the one shakespeare.py
 trains), loaded with our initial weights. Both engines get the same batches (random tokens: the
-time does not depend on the text), and take turns step by step, so that a busy spell on a shared
-machine slows both alike; the medians of the per-step times are compared.
+time does not depend on the text).
+
+Each engine is timed alone, in a process of its own (`--engine ours|torch`, the child mode),
+and the engines take turns block by block (benchmarks/alternate.py says why: in one process
+they slow each other down, PyTorch most). A block starts from the same initial weights and runs
+`--warmup` untimed steps, then `--reps` timed ones, on the same batches; the median over all
+blocks' timed steps is compared, and the losses of the two engines step by step.
 
 Besides ms/step and tokens/s it reports how close each engine comes to the machine's matrix
 multiply speed: the step's matmul FLOPs, counted analytically (6 x parameters in matmuls x
 tokens, plus attention's q k^T and p v, forward and backward), divided by the step's time, as a
-share of what numpy's GEMM achieves on the step's own matmul shapes, timed here.
+share of what numpy's GEMM achieves on the step's own matmul shapes, timed alone in a child
+of its own (`--engine gemm`) that takes its turn after the engines in every block.
 """
 
 import argparse
@@ -27,9 +33,13 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="BLAS threads, and torch's threads")
-    p.add_argument("--reps", type=int, default=100, help="timed steps of each engine")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps of each engine first")
+    p.add_argument("--blocks", type=int, default=3, help="turns of each engine, each its own "
+                   "process")
+    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--engine", choices=["ours", "torch", "gemm"],
+                   help="child mode: time this engine alone and write its figures to --json")
     return p.parse_args(argv)
 
 
@@ -39,6 +49,7 @@ if __name__ == "__main__":
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = str(ARGS.threads)
 
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -46,59 +57,68 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
+from alternate import alternate  # noqa: E402
 from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 
-try:
-    import torch
-    import torch.nn.functional as TF
-    from torch_gpt import TorchGPT, copy_weights
-except ImportError:         # our figures alone, without PyTorch's
-    torch = None
+# PyTorch is imported only in its own child (below), so that ours runs without it loaded.
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF, BATCH = 65, 64, 4, 4, 128, 512, 12
 LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
 
 
-def build(seed=0):
-    """Our model and optimizer, and PyTorch's copy of both."""
+def build_ours(seed=0):
     ta.manual_seed(seed)
-    ours = GPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
-    our_opt = AdamW(weight_decay_groups(ours.named_parameters(), WEIGHT_DECAY), lr=LR,
-                    betas=BETAS)
-    if torch is None:
-        return ours, our_opt, None, None
-    theirs = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
-    copy_weights(ours, theirs)
-    params = list(theirs.parameters())
-    their_opt = torch.optim.AdamW(
+    model = GPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
+    optimizer = AdamW(weight_decay_groups(model.named_parameters(), WEIGHT_DECAY), lr=LR,
+                      betas=BETAS)
+    return model, optimizer
+
+
+def our_stepper():
+    model, optimizer = build_ours()
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        clip_grad_norm(model.parameters(), CLIP)
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def torch_stepper(threads):
+    """PyTorch's step, on a copy of our freshly initialised model (built here too)."""
+    import torch
+    import torch.nn.functional as TF
+    from torch_gpt import TorchGPT, copy_weights
+
+    torch.set_num_threads(threads)
+    model = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
+    copy_weights(build_ours()[0], model)
+    params = list(model.parameters())
+    optimizer = torch.optim.AdamW(
         [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
          {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
         lr=LR, betas=BETAS, eps=1e-8)
-    return ours, our_opt, theirs, their_opt
 
-
-def our_step(model, optimizer, x, y):
-    loss = F.cross_entropy(model(x), y)
-    optimizer.zero_grad()
-    loss.backward()
-    clip_grad_norm(model.parameters(), CLIP)
-    optimizer.step()
-    return loss.item()
-
-
-def torch_step(model, optimizer, x, y):
-    loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-    optimizer.step()
-    return loss.item()
+    def step(x, y):
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        return loss.item()
+    return step, torch.__version__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,57 +169,80 @@ def numpy_gemm_seconds(reps=20):
 
 
 # ---------------------------------------------------------------------------------------------
+# The child: one engine alone
+
+
+def child(args):
+    """Time one engine (or numpy's GEMM) in this process and write its figures to args.json."""
+    if args.engine == "gemm":
+        figures = {"gemm_ms": 1000 * numpy_gemm_seconds()}
+    else:
+        version = np.__version__
+        if args.engine == "ours":
+            step = our_stepper()
+        else:
+            step, version = torch_stepper(args.threads)
+        tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
+        rng = np.random.default_rng(1)           # every block and engine: the same batches
+        ms, losses = [], []
+        for i in range(args.warmup + args.reps):
+            x, y = lm_batch(tokens, BATCH, CONTEXT, rng)
+            t0 = time.perf_counter()
+            losses.append(step(x, y))
+            if i >= args.warmup:
+                ms.append(1000 * (time.perf_counter() - t0))
+        figures = {"ms": ms, "losses": losses, "version": version}
+    with open(args.json, "w") as f:
+        json.dump(figures, f)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent: the children in turns, then the figures
 
 
 def main():
     args = ARGS
-    ours, our_opt, theirs, their_opt = build()
-    engines = {"ours": lambda x, y: our_step(ours, our_opt, x, y)}
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-        engines["torch"] = lambda x, y: torch_step(theirs, their_opt, torch.from_numpy(x),
-                                                   torch.from_numpy(y))
-    tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
-    rng = np.random.default_rng(1)
-    ms = {name: [] for name in engines}
-    losses = {name: [] for name in engines}
-    for i in range(args.warmup + args.reps):
-        x, y = lm_batch(tokens, BATCH, CONTEXT, rng)
-        for name, step in engines.items():              # taking turns, on the same batch
-            t0 = time.perf_counter()
-            losses[name].append(step(x, y))
-            if i >= args.warmup:
-                ms[name].append(1000 * (time.perf_counter() - t0))
+    engines = ["ours", "torch"] if HAVE_TORCH else ["ours"]
+    runs = alternate(__file__, engines + ["gemm"], args.blocks, args.threads,
+                     ["--warmup", args.warmup, "--reps", args.reps])
 
     tokens_per_step = BATCH * CONTEXT
     flops = step_flops()
-    gemm_s = numpy_gemm_seconds()
+    gemm_s = statistics.median(run["gemm_ms"] for run in runs["gemm"]) / 1000
     gemm_flops_per_s = flops / gemm_s
-    result = {"threads": args.threads, "reps": args.reps, "numpy": np.__version__,
-              "torch": torch.__version__ if torch else None, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "tokens_per_step": tokens_per_step,
-              "step_matmul_flops": flops, "numpy_gemm_ms": 1000 * gemm_s,
-              "numpy_gemm_gflops": gemm_flops_per_s / 1e9}
+    method = (f"each engine alone in its own process, {args.blocks} alternating blocks of "
+              f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
+    result = {"threads": args.threads, "reps": args.reps, "blocks": args.blocks,
+              "warmup": args.warmup, "method": method, "numpy": np.__version__,
+              "torch": None,                # the engine's figures below, where installed
+              "torch_version": runs["torch"][0]["version"] if HAVE_TORCH else None,
+              "machine": platform.machine(), "cpus": os.cpu_count(),
+              "tokens_per_step": tokens_per_step, "step_matmul_flops": flops,
+              "numpy_gemm_ms": 1000 * gemm_s, "numpy_gemm_gflops": gemm_flops_per_s / 1e9}
     for name in engines:
-        median_ms = statistics.median(ms[name])
+        median_ms = statistics.median(ms for run in runs[name] for ms in run["ms"])
         result[name] = {"median_ms": median_ms, "tokens_per_s": tokens_per_step / median_ms * 1e3,
                         "gflops": flops / median_ms / 1e6,
-                        "share_of_numpy_gemm": flops / (median_ms / 1e3) / gemm_flops_per_s}
-    if torch is not None:
+                        "share_of_numpy_gemm": flops / (median_ms / 1e3) / gemm_flops_per_s,
+                        "block_medians_ms": [statistics.median(run["ms"]) for run in runs[name]]}
+    if HAVE_TORCH:
         result["ratio"] = result["ours"]["median_ms"] / result["torch"]["median_ms"]
-        result["max_loss_diff"] = float(np.max(np.abs(np.subtract(losses["ours"],
-                                                                  losses["torch"]))))
+        # The same batches from the same weights in every block: compare them all, pairwise.
+        result["max_loss_diff"] = max(
+            float(np.max(np.abs(np.subtract(ours["losses"], theirs["losses"]))))
+            for ours, theirs in zip(runs["ours"], runs["torch"]))
 
-    print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {args.threads} thread(s), "
-          f"{args.reps} interleaved steps each (median)")
+    print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {args.threads} thread(s); "
+          f"{method}")
     print(f"matmul FLOPs per step {flops / 1e9:.3f} G; numpy GEMM on these shapes "
           f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s")
-    print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}")
+    print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}   per block")
     for name in engines:
         r = result[name]
+        blocks = " ".join(f"{ms:.1f}" for ms in r["block_medians_ms"])
         print(f"{name:8}{r['median_ms']:9.1f}{r['tokens_per_s']:10.0f}{r['gflops']:9.1f}"
-              f"{r['share_of_numpy_gemm']:9.0%}")
-    if torch is None:
+              f"{r['share_of_numpy_gemm']:9.0%}   {blocks}")
+    if not HAVE_TORCH:
         print("(PyTorch is not installed: no comparison)")
     else:
         print(f"ratio ours / torch: {result['ratio']:.2f}   (largest |loss ours - torch| over "
@@ -212,4 +255,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.engine:
+        child(ARGS)
+    else:
+        main()

@@ -3,6 +3,9 @@
 runs and reads its results right.)"""
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -60,3 +63,48 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["per-op overhead (median ratio)"].endswith("met")   # median 0.9
     assert "1.15" in lines["forward+backward (median ratio)"]      # median of 1.2 and 1.1
     assert "(failed)" in lines["tokenizer"]
+
+
+def test_alternate_runs_each_engine_alone_in_turns(tmp_path):
+    """Each child is its own process with the thread count in its environment; the engines take
+    turns block by block; a failing child raises with its stderr."""
+    spec = importlib.util.spec_from_file_location("alternate",
+                                                  ROOT / "benchmarks" / "alternate.py")
+    alternate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(alternate)
+    order = tmp_path / "order.txt"
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import argparse, json, os\n"
+        "p = argparse.ArgumentParser()\n"
+        "for name in ('--engine', '--json', '--threads', '--order'): p.add_argument(name)\n"
+        "a = p.parse_args()\n"
+        "if a.engine == 'broken': raise SystemExit('the child says why')\n"
+        "open(a.order, 'a').write(a.engine + ' ')\n"
+        "json.dump({'pid': os.getpid(), 'blas': os.environ['OPENBLAS_NUM_THREADS'],\n"
+        "           'threads': a.threads}, open(a.json, 'w'))\n")
+    runs = alternate.alternate(str(script), ["ours", "torch"], blocks=2, threads=2,
+                               arguments=["--order", order])
+    assert order.read_text().split() == ["ours", "torch", "ours", "torch"]
+    assert [run["blas"] for run in runs["ours"] + runs["torch"]] == ["2"] * 4
+    assert runs["ours"][0]["threads"] == "2"
+    assert len({run["pid"] for run in runs["ours"] + runs["torch"]}) == 4
+    try:
+        alternate.alternate(str(script), ["broken"], blocks=1, threads=1)
+    except RuntimeError as error:
+        assert "the child says why" in str(error)
+    else:
+        raise AssertionError("a failing child must raise")
+
+
+def test_train_step_times_each_engine_in_its_own_process(tmp_path):
+    """A real, tiny run: the figures the suite reads are there, and both engines took the same
+    steps from the same weights (their losses agree to rounding)."""
+    out = tmp_path / "train_step.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--blocks", "1",
+                    "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
+                   capture_output=True)
+    figures = json.loads(out.read_text())
+    assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
+    if figures["torch"] is not None:
+        assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
