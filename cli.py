@@ -517,9 +517,9 @@ Examples:
 
 \b
 --checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
-vocab.json and merges.txt, as on GPT-2's model page (README: "Run a real GPT-2"), or as
-`tinyformer export` writes. With GPT-2's tokenizer, no --prompt starts from <|endoftext|>,
-and generation stops where the model writes <|endoftext|>.
+vocab.json and merges.txt, as on GPT-2's model page (README: "Real GPT-2 in, your model
+out"), or as `tinyformer export` writes. With GPT-2's tokenizer, no --prompt starts from
+<|endoftext|>, and generation stops where the model writes <|endoftext|>.
 """
 
 

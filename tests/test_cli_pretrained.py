@@ -48,6 +48,16 @@ def test_generate_reads_a_gpt2_directory_and_continues_as_transformers_does(gpt2
     assert result.output == prompt + tokenizer.decode(theirs) + "\n"
 
 
+def test_a_tokenizer_saved_by_transformers_5_works_too(gpt2_dir, tmp_path):
+    directory, model, tokenizer = gpt2_dir
+    model.save_pretrained(tmp_path)
+    transformers.AutoTokenizer.from_pretrained(directory).save_pretrained(tmp_path)
+    assert not (tmp_path / "vocab.json").exists()              # tokenizer.json instead
+    request = ["--prompt", "the cat", "--temperature", 0, "--max-new-tokens", 8]
+    assert (tinyformer("generate", "--checkpoint", tmp_path, *request).output
+            == tinyformer("generate", "--checkpoint", directory, *request).output)
+
+
 def test_generate_without_a_prompt_starts_from_endoftext(gpt2_dir):
     directory, _, _ = gpt2_dir
     result = tinyformer("generate", "--checkpoint", directory, "--max-new-tokens", 5)
@@ -97,6 +107,9 @@ def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert {"config.json", "model.safetensors", "tinyformer-tokenizer.json"} <= set(
         os.listdir(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask      # not the temporary folder's 0o700
     request = ["--prompt", "eve has", "--max-new-tokens", 20, "--seed", 3]
     assert (tinyformer("generate", "--checkpoint", out, *request).output
             == tinyformer("generate", "--checkpoint", char_run, *request).output)

@@ -35,7 +35,7 @@ import zipfile
 import numpy as np
 
 from .bert import BERT
-from .files import atomic_write
+from .files import current_umask, atomic_write
 from .gpt import GPT
 from .tokenizers import BPETokenizer, load_tokenizer
 from .transformer import Transformer
@@ -190,13 +190,15 @@ def load_pretrained(directory):
     """(model, tokenizer, config) from a Hugging Face GPT-2 directory, the model in eval mode;
     config is {"model": "gpt", "model_config": ...}, as a checkpoint's says."""
     model = GPT.from_pretrained(directory)
-    if os.path.exists(os.path.join(directory, "vocab.json")):
+    if any(os.path.exists(os.path.join(directory, name))
+           for name in ("vocab.json", "tokenizer.json")):      # GPT-2's, or transformers 5's
         tokenizer = BPETokenizer.from_pretrained(directory)
     elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
     else:
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
-                              f"and merges.txt (GPT-2's tokenizer files, on the same model page)")
+                              f"and merges.txt (GPT-2's tokenizer files, on the same model "
+                              f"page), or the tokenizer.json of transformers' save_pretrained")
     vocab_size = model.config["vocab_size"]
     if tokenizer.vocab_size != vocab_size:
         raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
@@ -220,6 +222,7 @@ def export_pretrained(model, tokenizer, directory):
         raise CheckpointError(f"cannot export to {directory!r}: {parent!r} does not exist")
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
+        os.chmod(staging, 0o777 & ~current_umask())      # mkdtemp makes it private
         # GPT-2's <|endoftext|> begins and ends its texts; transformers' generate stops at it.
         end_of_text = (tokenizer.token_to_id("<|endoftext|>")
                        if "<|endoftext|>" in tokenizer.special_tokens else None)

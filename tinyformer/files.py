@@ -68,7 +68,7 @@ def read_text(path, what="file"):
     return "".join(iter_text(path, what))
 
 
-def _umask():
+def current_umask():
     mask = os.umask(0)           # the only way to read it is to set it, then put it back
     os.umask(mask)
     return mask
@@ -85,7 +85,7 @@ def atomic_write(path, mode="w", **open_kwargs):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp's files are private; ours need not be
+        os.chmod(tmp, 0o666 & ~current_umask())    # mkstemp makes it private; ours need not be
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()
