@@ -517,9 +517,10 @@ Examples:
 
 \b
 --checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
-vocab.json and merges.txt, as on GPT-2's model page (README: "Real GPT-2 in, your model
-out"), or as `tinyformer export` writes. With GPT-2's tokenizer, no --prompt starts from
-<|endoftext|>, and generation stops where the model writes <|endoftext|>.
+vocab.json and merges.txt (or transformers' tokenizer.json), as on GPT-2's model page
+(README: "Real GPT-2 in, your model out"), or as `tinyformer export` writes. With GPT-2's
+tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the model writes
+<|endoftext|>.
 """
 
 
@@ -552,7 +553,7 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                            if END_OF_TEXT in tokenizer.special_tokens else None)
             if prompt:
                 ids = encode_prompt(tokenizer, prompt, allow_special=False)
-            else:
+            else:                              # from nothing: <|endoftext|>, or a new line
                 ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
         else:
             if not prompt:
@@ -563,9 +564,10 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
     if kind == "gpt":
         out = model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
                              eos_id=end_of_text, generator=np.random.default_rng(seed))[0]
-        new = [i for i in out[len(ids):] if i != end_of_text]
-        click.echo(prompt + tokenizer.decode(new) if prompt else
-                   tokenizer.decode(new).lstrip("\n"))
+        text = tokenizer.decode([i for i in out[len(ids):] if i != end_of_text])
+        if not prompt and end_of_text is None:  # what follows the starting new line
+            text = text.lstrip("\n")
+        click.echo(prompt + text)
     elif kind == "transformer":
         # The task's tokenizer numbers its symbols as data.SYMBOLS does, so the task decodes
         # them: symbols up to <eos>. A target of context - 1 symbols and <eos> takes `context`
@@ -607,12 +609,14 @@ as tinyformer-tokenizer.json.
 
 @main.command(epilog=EXPORT_EPILOG)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A GPT run directory written by `tinyformer train`.")
+              help="A GPT run directory written by `tinyformer train` (or a GPT-2 directory).")
 @click.option("--out", "out_dir", required=True, metavar="DIR",
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's GPT-2 format (config.json, model.safetensors)."""
-    with input_errors():
+    if not out_dir.strip():
+        raise InputError("--out is empty; give the name of a new directory")
+    with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
         if os.path.exists(out_dir):           # before loading anything
             raise InputError(f"--out {out_dir!r} exists; give a new directory")
         model, tokenizer, _ = load_model(checkpoint_dir)

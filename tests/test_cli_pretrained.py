@@ -146,6 +146,7 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     before = snapshot(tmp_path)
     assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", taken), "exists")
     assert snapshot(tmp_path) == before
+    assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", ""), "empty")
     result = tinyformer("export", "--checkpoint", seq2seq_run, "--out", tmp_path / "x")
     assert_input_error(result, "only GPT models have the GPT-2 format")
     assert not (tmp_path / "x").exists()
@@ -159,3 +160,12 @@ def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):
     BPETokenizer.train(TEXT, 265, special_tokens=[EOT]).save_pretrained(tmp_path)
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "the tokenizer has 265 tokens, the model 270")
+
+
+def test_an_export_the_system_refuses_is_one_line(char_run, tmp_path, monkeypatch):
+    def refuse(**_):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("tinyformer.checkpoint.tempfile.mkdtemp", refuse)
+    result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "x")
+    assert_input_error(result, "Permission denied")
+    assert not (tmp_path / "x").exists()

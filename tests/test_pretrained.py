@@ -170,6 +170,15 @@ def test_a_checkpoint_in_shards_loads(hf, tmp_path):
                                their_logits(hf[0], idx), atol=1e-4)
 
 
+def test_shards_must_sit_beside_their_index(hf, tmp_path):
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    index["weight_map"]["transformer.wte.weight"] = "../elsewhere.safetensors"
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(PretrainedError, match="every shard must be a file name in"):
+        GPT.from_pretrained(tmp_path)
+
+
 def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
     _, weights = hub_layout(hf, tmp_path / "f16", np.float16)
     model = GPT.from_pretrained(tmp_path / "f16")
@@ -223,6 +232,11 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),
     ({"scale_attn_weights": False}, None, "scale_attn_weights false"),
     ({"add_cross_attention": True}, None, "add_cross_attention true"),
+    ({"layer_norm_epsilon": "1e-5"}, None, "layer_norm_epsilon must be a number above 0, got "
+                                           "'1e-5'"),
+    ({"layer_norm_epsilon": 0}, None, "layer_norm_epsilon must be a number above 0, got 0"),
+    ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
+    ({"n_layer": "2"}, None, "n_layer must be a whole number, got '2'"),
     ({"n_head": 3}, None, "describes no GPT we can build: MultiHeadAttention: n_head 3 does"),
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),

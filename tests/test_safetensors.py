@@ -99,6 +99,8 @@ CORRUPT = [
     ("metadata", {"__metadata__": {"step": 3}}, b"", "__metadata__ is not an object of strings"),
     ("fields", {"x": {"dtype": "F32"}}, b"", "'x' needs exactly dtype, shape and data_offsets"),
     ("dtype", {"x": entry("F128")}, bytes(8), "'x' has dtype 'F128'"),
+    ("dtype_list", {"x": entry(["F32"])}, bytes(8), "'x' has dtype ['F32']"),
+    ("nested", b"[" * 100_000, b"", "the header's JSON is nested too deeply"),
     ("shape", {"x": entry(shape=(-2,))}, bytes(8), "'x' has shape [-2]"),
     ("offsets", {"x": entry(offsets=(8, 0))}, bytes(8), "'x' has data_offsets [8, 0]"),
     ("size", {"x": entry(offsets=(0, 12))}, bytes(12), "'x' has 12 bytes, but shape [2] of F32"),

@@ -299,12 +299,38 @@ def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, 
             == theirs["AutoTokenizer"].encode(s))
 
 
-def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path):
+@pytest.mark.parametrize("change", [
+    {"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}},        # sentencepiece-style
+    {"normalizer": {"type": "Lowercase"}},                             # "Hello" -> "hello"
+    {"post_processor": {"type": "TemplateProcessing", "special_tokens": {},     # a BOS first
+                        "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
+                                   {"Sequence": {"id": "A", "type_id": 0}}]}},
+], ids=["metaspace", "lowercase", "bos-template"])
+def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
     ours.save_pretrained(tmp_path)
-    transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "t5")
-    data = json.loads((tmp_path / "t5" / "tokenizer.json").read_text("utf-8"))
-    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁"}     # sentencepiece-style
-    (tmp_path / "t5" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
-    with pytest.raises(ValueError, match=r"tokenizer.json: not GPT-2's byte-level BPE \(model "
-                                         r"'BPE', pre-tokenizer 'Metaspace'\)"):
-        BPETokenizer.from_pretrained(tmp_path / "t5")
+    transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
+    data = json.loads((tmp_path / "other" / "tokenizer.json").read_text("utf-8"))
+    (tmp_path / "other" / "tokenizer.json").write_text(json.dumps({**data, **change}), "utf-8")
+    with pytest.raises(ValueError, match=r"tokenizer.json: not GPT-2's byte-level BPE"):
+        BPETokenizer.from_pretrained(tmp_path / "other")
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"id": "457", "content": "<x>", "special": True}, "has id '457'; expected"),
+    ({"id": 457, "content": "<x>", "special": False}, "'<x>' is not special"),
+])
+def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry, message):
+    ours.save_pretrained(tmp_path)
+    transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
+    data = json.loads((tmp_path / "other" / "tokenizer.json").read_text("utf-8"))
+    data["added_tokens"].append(entry)
+    (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    with pytest.raises(ValueError, match=message):
+        BPETokenizer.from_pretrained(tmp_path / "other")
+
+
+def test_a_blank_last_line_in_merges_txt_is_fine(ours, tmp_path):
+    ours.save_pretrained(tmp_path)
+    with open(tmp_path / "merges.txt", "a", encoding="utf-8") as f:
+        f.write("\n")
+    assert BPETokenizer.from_pretrained(tmp_path).merges == ours.merges

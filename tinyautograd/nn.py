@@ -402,7 +402,8 @@ def skip_init(module_cls, *args, **kwargs):
     """`module_cls(*args, **kwargs)` built without drawing its random initial weights (as
     torch.nn.utils.skip_init): they stay zero, for a model whose weights are loaded next.
     GPT-2 small would otherwise draw 124 million random numbers, seconds of work, only to
-    overwrite them; and since nothing is drawn, the random stream is left where it was."""
+    overwrite them; and since nothing is drawn, the random stream is left where it was.
+    One module at a time: the switch is a module-level flag, not meant for threads."""
     global _skipping_init
     _skipping_init = True
     try:

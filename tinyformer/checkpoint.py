@@ -87,7 +87,7 @@ def is_pretrained_dir(directory):
     try:
         with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # read_config will say what is wrong
         return False
     return isinstance(config, dict) and "model_type" in config and "format" not in config
 
@@ -101,12 +101,12 @@ def read_config(directory):
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "
-                              f"directory (config.json, model.safetensors, vocab.json, "
-                              f"merges.txt)")
+                              f"directory (config.json, model.safetensors, and vocab.json + "
+                              f"merges.txt or tokenizer.json)")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"{path} is corrupted (not valid JSON); the checkpoint cannot be "
                               f"used, train again") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
@@ -200,9 +200,9 @@ def load_pretrained(directory):
                               f"and merges.txt (GPT-2's tokenizer files, on the same model "
                               f"page), or the tokenizer.json of transformers' save_pretrained")
     vocab_size = model.config["vocab_size"]
-    if tokenizer.vocab_size != vocab_size:
+    if tokenizer.vocab_size != vocab_size:     # (a vocabulary padded to 50304, say, too)
         raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
-                              f"the model {vocab_size}; they do not belong together")
+                              f"the model {vocab_size}; tinyformer needs them to match")
     return model, tokenizer, {"model": "gpt", "model_config": model.config}
 
 

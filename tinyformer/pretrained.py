@@ -144,12 +144,15 @@ def _read_config(directory):
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a GPT-2 checkpoint: it needs {CONFIG} and "
                               f"{WEIGHTS}, as transformers' save_pretrained writes them or the "
-                              f"GPT-2 model page offers them")
+                              f"GPT-2 model page offers them (pytorch_model.bin is never read: "
+                              f"it is a pickle, and unpickling can run code)")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise PretrainedError(f"{path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
     if not isinstance(config, dict):
         raise PretrainedError(f"{path} is not a JSON object")
     if config.get("format") == "tinyformer-checkpoint":
@@ -161,6 +164,22 @@ def _read_config(directory):
     if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
         config["n_positions"] = config["n_ctx"]
     config = {**DEFAULTS, **config}
+    # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
+    for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+        if type(config[name]) is not int:
+            raise PretrainedError(f"{path}: {name} must be a whole number, got "
+                                  f"{config[name]!r}")
+    if config["n_inner"] is not None and type(config["n_inner"]) is not int:
+        raise PretrainedError(f"{path}: n_inner must be a whole number or null, got "
+                              f"{config['n_inner']!r}")
+    epsilon = config["layer_norm_epsilon"]
+    if type(epsilon) not in (int, float) or not epsilon > 0:
+        raise PretrainedError(f"{path}: layer_norm_epsilon must be a number above 0, got "
+                              f"{epsilon!r}")
+    for name in ("tie_word_embeddings", "scale_attn_weights", "scale_attn_by_inverse_layer_idx",
+                 "add_cross_attention"):
+        if type(config[name]) is not bool:
+            raise PretrainedError(f"{path}: {name} must be true or false, got {config[name]!r}")
     refusals = [
         (config["activation_function"] not in TANH_GELU,
          f"activation_function {config['activation_function']!r}: our GELU is the tanh "
@@ -190,18 +209,25 @@ def _read_weights(directory, model):
         path = os.path.join(directory, SHARD_INDEX)
         try:
             with open(path, encoding="utf-8") as f:
-                shards = json.load(f)["weight_map"].values()
-            files = [os.path.join(directory, name) for name in sorted(set(shards))]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                shards = set(json.load(f)["weight_map"].values())
+            files = [os.path.join(directory, name) for name in sorted(shards)]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise PretrainedError(f"{path} is not a shard index (JSON with a \"weight_map\" "
-                                  f"of tensor -> file): {e}") from None
-    try:
-        arrays = {name: array for file in files for name, array in load_file(file).items()}
-    except SafetensorsError as e:
-        raise PretrainedError(str(e)) from None
+                                  f"of tensor -> file): {type(e).__name__}") from None
+        # Shards sit beside the index: a name with a folder in it could reach anywhere.
+        if not all(isinstance(name, str) and os.path.basename(name) == name for name in shards):
+            raise PretrainedError(f"{path}: every shard must be a file name in {directory!r}")
+    arrays = []                       # (name, array), from every file, names not yet unique
+    for file in files:
+        try:
+            arrays += load_file(file).items()
+        except SafetensorsError as e:
+            raise PretrainedError(str(e)) from None
     state = {}
-    for name, array in arrays.items():
+    for name, array in arrays:
         name = name.removeprefix("transformer.")
+        if name in state:
+            raise PretrainedError(f"{path}: tensor {name!r} is there twice")
         if BUFFER.fullmatch(name):
             continue
         if name == "lm_head.weight" and model.head is None:   # tied: the head is wte
@@ -217,9 +243,11 @@ def _read_weights(directory, model):
                            (wrong, "has the wrong shape")):
         if names:
             name, more = names[0], f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            detail = (f": {state[name].shape}, but {CONFIG} makes it {expected[name]}"
-                      if names is wrong else f", given {CONFIG}")
-            raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}{detail}")
+            if problem == "has the wrong shape":
+                problem += f": {state[name].shape}, but {CONFIG} makes it {expected[name]}"
+            else:
+                problem += f", given {CONFIG}"
+            raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}")
     return state
 
 
@@ -231,7 +259,8 @@ def save_gpt2(model, directory, bos_token_id=None, eos_token_id=None):
     """Write our GPT as a GPT-2 checkpoint that transformers loads with
     `GPT2LMHeadModel.from_pretrained(directory)`: model.safetensors, then config.json.
 
-    The directory is created if needed; other files in it are left alone. Each file is written
+    The directory is created if needed; other files in it are left alone (mind an old
+    generation_config.json or tokenizer, which transformers would read too). Each file is written
     atomically, config.json last, so a directory with a config.json has its weights. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""

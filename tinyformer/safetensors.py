@@ -115,7 +115,10 @@ def _invalid(path, what):
 def _open(path):
     if not os.path.isfile(path):
         raise SafetensorsError(f"{path} does not exist or is not a file")
-    return open(path, "rb")
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise SafetensorsError(f"{path} cannot be read ({e.strerror})") from None
 
 
 def _read(path):
@@ -142,6 +145,8 @@ def _parse_header(path, f, size):
         header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as e:
         raise _invalid(path, f"the header is not JSON ({e})") from None
+    except RecursionError:                              # e.g. [[[[...: nested beyond reason
+        raise _invalid(path, "the header's JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise _invalid(path, "the header is not a JSON object")
     metadata = header.pop("__metadata__", {})
@@ -152,7 +157,7 @@ def _parse_header(path, f, size):
             raise _invalid(path, f"tensor {name!r} needs exactly dtype, shape and "
                                 f"data_offsets, got {entry!r}")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise _invalid(path, f"tensor {name!r} has dtype {dtype!r}, not one of "
                                 f"{', '.join(DTYPES)}")
         if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):

@@ -163,7 +163,7 @@ def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
@@ -343,7 +343,8 @@ class BPETokenizer(Tokenizer):
         self._bytes = [bytes([b]) for b in self.byte_order]      # id -> the bytes it stands for
         # The id of each byte, as a table for bytes.translate, which swaps a text's bytes for
         # their ids all at once.
-        self._byte_ids = bytes(self.byte_order.index(b) for b in range(256))
+        id_of_byte = {b: i for i, b in enumerate(self.byte_order)}
+        self._byte_ids = bytes(id_of_byte[b] for b in range(256))
         for new_id, pair in enumerate(merges, start=256):
             if len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
                 raise ValueError(f"merge {new_id - 256} is {list(pair)!r}: not a pair of "
@@ -420,6 +421,9 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_chunk(self, chunk):
+        # Each round scans all pairs and merges one kind: the time grows with the square of the
+        # chunk's length. Chunks are words, so that is fine; a 10,000-letter run without a space
+        # takes a second (a heap of pair positions would make it n log n, less readably).
         ids = list(chunk.encode("utf-8").translate(self._byte_ids))
         while len(ids) > 1:
             # The earliest-learned merge among the adjacent pairs; `none` if no pair is a merge.
@@ -525,7 +529,9 @@ class BPETokenizer(Tokenizer):
         merge_ids = []
         for k, (line, parts) in enumerate(merges):
             new_id = 256 + k
-            if len(parts) != 2 or not all(vocab.get(part, new_id) < new_id for part in parts):
+            if not (isinstance(parts, list) and len(parts) == 2
+                    and all(isinstance(part, str) and vocab.get(part, new_id) < new_id
+                            for part in parts)):
                 raise ValueError(f"{where['merges']}, {line} is not two tokens of the "
                                  f"vocabulary with ids below {new_id}")
             if vocab.get("".join(parts)) != new_id:
@@ -537,7 +543,14 @@ class BPETokenizer(Tokenizer):
         # After the merges come the special tokens: those of the vocabulary, then any added
         # tokens it lacks (each must take the next id).
         special_tokens = tokens[256 + len(merges):]
-        for i, token in sorted(added):
+        for i, token, special in added:
+            if type(i) is not int or not isinstance(token, str):
+                raise ValueError(f"{where['added']}: added token {token!r} has id {i!r}; "
+                                 f"expected a string and a whole number")
+            if not special:
+                raise ValueError(f"{where['added']}: added token {token!r} is not special; "
+                                 f"tinyformer reads only special added tokens")
+        for i, token, _ in sorted(added):
             if i == len(tokens):
                 tokens.append(token)
                 special_tokens.append(token)
@@ -559,10 +572,10 @@ def _read_vocab_and_merges(directory):
     lines = _read_gpt2_file(merges_path).splitlines()
     skip = 1 if lines and lines[0].startswith("#version") else 0
     merges = [(f"line {n}: {line!r}", line.split(" "))
-              for n, line in enumerate(lines[skip:], start=skip + 1)]
+              for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_gpt2_file(config_path) if config_path.exists() else {}
     try:
-        added = [(int(i), token["content"])
+        added = [(int(i), token["content"], token.get("special", True))
                  for i, token in config.get("added_tokens_decoder", {}).items()]
     except (AttributeError, KeyError, TypeError, ValueError):
         raise ValueError(f"{config_path}: expected an object whose \"added_tokens_decoder\" "
@@ -577,17 +590,31 @@ def _read_tokenizer_json(path):
     data = _read_gpt2_file(path)
     try:
         model, pre_tokenizer = data["model"], data["pre_tokenizer"] or {}
+        post_processor = data.get("post_processor") or {}
+        # A template may add tokens around the text (a BOS); transformers 5 writes one that
+        # adds nothing: the sequence alone.
+        adds_tokens = (post_processor.get("type") == "TemplateProcessing"
+                       and any("Sequence" not in part for part in post_processor["single"]))
+        # Anything that changes the text or the ids around BPE would give other ids than ours:
+        # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
+        # from the vocabulary before merging (ignore_merges).
         gpt2_like = (model["type"] == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
                      and not pre_tokenizer.get("add_prefix_space")
-                     and pre_tokenizer.get("use_regex", True))
+                     and pre_tokenizer.get("use_regex", True)
+                     and data.get("normalizer") is None and not adds_tokens
+                     and post_processor.get("type", "ByteLevel") in ("ByteLevel",
+                                                                    "TemplateProcessing")
+                     and not model.get("dropout") and not model.get("ignore_merges"))
         vocab, merges = model["vocab"], model["merges"]
-        added = [(token["id"], token["content"]) for token in data.get("added_tokens", [])]
+        added = [(token["id"], token["content"], token.get("special", True))
+                 for token in data.get("added_tokens", [])]
     except (AttributeError, KeyError, TypeError):
         raise ValueError(f"{path}: not a tokenizers-library tokenizer.json (it needs \"model\" "
                          f"with \"vocab\" and \"merges\", and \"pre_tokenizer\")") from None
     if not gpt2_like:
         raise ValueError(f"{path}: not GPT-2's byte-level BPE (model {model.get('type')!r}, "
-                         f"pre-tokenizer {pre_tokenizer.get('type')!r}); tinyformer reads "
+                         f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
+                         f"post-processor, dropout or ignore_merges set); tinyformer reads "
                          f"GPT-2-style tokenizers only")
     # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
     merges = [(f"merge {k}: {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
@@ -605,7 +632,7 @@ def _read_gpt2_file(path):
         raise ValueError(f"{path}: cannot read it ({e.strerror}); a GPT-2 tokenizer directory "
                          f"holds vocab.json and merges.txt (save_pretrained writes them), or "
                          f"tokenizer.json") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
 
 
