@@ -562,12 +562,14 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
             ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert",
                                 context=model.context)
     if kind == "gpt":
-        out = model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                             eos_id=end_of_text, generator=np.random.default_rng(seed))[0]
-        text = tokenizer.decode([i for i in out[len(ids):] if i != end_of_text])
-        if not prompt and end_of_text is None:  # what follows the starting new line
-            text = text.lstrip("\n")
-        click.echo(prompt + text)
+        click.echo(prompt, nl=False)
+        stream = TextStream(tokenizer, end_of_text,
+                            skip_newlines=not prompt and end_of_text is None)
+        model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
+                       eos_id=end_of_text, generator=np.random.default_rng(seed),
+                       streamer=stream)
+        stream.close()
+        click.echo()
     elif kind == "transformer":
         # The task's tokenizer numbers its symbols as data.SYMBOLS does, so the task decodes
         # them: symbols up to <eos>. A target of context - 1 symbols and <eos> takes `context`
@@ -587,6 +589,36 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
         with no_grad():
             guess = model(np.array([ids])).data.argmax(-1)[0]
         click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
+
+
+class TextStream:
+    """Print a GPT's text as generate() chooses its tokens, for a big model's slow ones.
+
+    A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
+    rest arrives, so what is shown is the decoded text of all new tokens so far, less a
+    trailing U+FFFD, less what was already printed. `skip_newlines` drops the new lines at the
+    very start (after the new line that starts a text from nothing)."""
+
+    def __init__(self, tokenizer, end_of_text, skip_newlines):
+        self.tokenizer, self.end_of_text, self.skip_newlines = tokenizer, end_of_text, skip_newlines
+        self.ids, self.shown = [], 0
+
+    def __call__(self, next_token):                     # (1,): one row
+        if next_token[0] != self.end_of_text:           # generate stops there; not printed
+            self.ids.append(int(next_token[0]))
+            self._show(self._text().removesuffix("\ufffd"))
+
+    def close(self):
+        """Print the rest, a character cut short at the end included (as U+FFFD)."""
+        self._show(self._text())
+
+    def _text(self):
+        text = self.tokenizer.decode(self.ids)
+        return text.lstrip("\n") if self.skip_newlines else text
+
+    def _show(self, text):
+        click.echo(text[self.shown:], nl=False)
+        self.shown = len(text)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -169,3 +169,15 @@ def test_an_export_the_system_refuses_is_one_line(char_run, tmp_path, monkeypatc
     result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "x")
     assert_input_error(result, "Permission denied")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_stream_holds_back_a_character_until_all_its_bytes_are_there(capsys):
+    from cli import TextStream
+    stream = TextStream(BPETokenizer(), end_of_text=None, skip_newlines=False)
+    shown = []
+    for byte in "é!".encode() + "€".encode()[:2]:          # é is 2 bytes, € 3: cut short
+        stream(np.array([byte]))
+        shown.append(capsys.readouterr().out)
+    assert shown == ["", "é", "!", "", ""]
+    stream.close()
+    assert capsys.readouterr().out == "\ufffd"            # the cut € at the very end

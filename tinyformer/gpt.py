@@ -102,11 +102,13 @@ class GPT(nn.Module):
         return self.tok.unembed(x) if self.head is None else self.head(x)   # (B, T, vocab)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                 eos_id=None, generator=None, use_cache=True):
+                 eos_id=None, generator=None, use_cache=True, streamer=None):
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
         at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy
         Generator) makes sampling repeatable; by default the engine's seeded one is used.
+        `streamer`, if given, is called with each step's new tokens (B,) as soon as they are
+        chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
         work; the logits are the same as recomputing everything. Once the sequence outgrows
@@ -129,6 +131,8 @@ class GPT(nn.Module):
                         logits = self(idx[:, -self.context:], cache)   # (B, T, vocab)
                     next_token = sample_next(logits.data[:, -1], temperature, top_k, top_p, rng)
                     idx = np.concatenate([idx, next_token[:, None]], axis=1)
+                    if streamer is not None:               # e.g. print text as it comes
+                        streamer(next_token)
                     if eos_id is not None:
                         finished |= next_token == eos_id
                         if finished.all():
