@@ -105,9 +105,7 @@ def generator(args):
                                               args.new_tokens).numpy(),
                 torch.__version__, parameters)
     # transformers' GPT2LMHeadModel with our weights, saved and loaded in the GPT-2 format, and
-    # its generate: what a PyTorch user would run. This folder leaves the import path first:
-    # its tokenizers.py would shadow the tokenizers package that transformers imports.
-    sys.path[:] = [path for path in sys.path if os.path.abspath(path or ".") != HERE]
+    # its generate: what a PyTorch user would run.
     import transformers
     with tempfile.TemporaryDirectory() as directory:
         ours.save_pretrained(directory)

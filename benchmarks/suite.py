@@ -34,7 +34,7 @@ BENCHMARKS = {
                    ["--blocks", "2", "--reps", "1"]),
     "ops": ("engine.py", [], ["--repeats", "5", "--calls", "100"]),
     "memory": ("memory.py", ["--steps", "200", "--runs", "3"], ["--steps", "30", "--runs", "1"]),
-    "tokenizer": ("tokenizers.py", [], ["--repeats", "1"]),
+    "tokenizer": ("tokenizer_speed.py", [], ["--repeats", "1"]),
     "whole_run": ("shakespeare.py", ["--seeds", "0", "--eval-iters", "200"],
                   ["--seeds", "0", "--iters", "200", "--eval-every", "100", "--eval-iters", "20"]),
 }

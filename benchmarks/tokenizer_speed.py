@@ -1,7 +1,7 @@
 """Tokenizers: training time, encoding and decoding throughput, compression.
 
-    python benchmarks/tokenizers.py                          # tinyshakespeare, the table
-    python benchmarks/tokenizers.py --corpus my.txt --json out.json
+    python benchmarks/tokenizer_speed.py                          # tinyshakespeare, the table
+    python benchmarks/tokenizer_speed.py --corpus my.txt --json out.json
 
 Measured on one corpus (default ../shared/data/tinyshakespeare.txt; the built-in corpus if that
 file is missing), for our byte-level BPE (trained to --vocab-size, 512 by default) and our
@@ -32,9 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
-# Python puts this script's folder first on the path, where `import tokenizers` would find this
-# very file instead of Hugging Face's package: take it off, and put the project on.
-sys.path = [ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, ROOT)
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
