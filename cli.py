@@ -1107,7 +1107,7 @@ def exercises_reset(name, workspace_dir):
 # bench: the benchmarks, ours beside PyTorch eager
 # ---------------------------------------------------------------------------------------------
 
-BENCH_NAMES = ["train_step", "generation", "ops", "memory", "tokenizer", "whole_run"]
+BENCH_NAMES = ["train_step", "generation", "ops", "memory", "tokenizer", "whole_run", "gpt2"]
 BENCH_SUITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "suite.py")
 
 
@@ -1116,6 +1116,7 @@ Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
   tinyformer bench --only train_step        one training step, ours and PyTorch's
   tinyformer bench --whole-run --save       also 2000 Shakespeare steps; keep the JSON
+  tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
 
 \b
 It runs the scripts in the repository's benchmarks/ folder (benchmarks/suite.py), each in its

@@ -5,6 +5,7 @@ targets of issue 7. `tinyformer bench` runs this script.
     python benchmarks/suite.py --quick               # fewer repetitions (about a minute)
     python benchmarks/suite.py --only train_step generation
     python benchmarks/suite.py --whole-run           # also 2000 steps of Shakespeare (~10 min)
+    python benchmarks/suite.py --only gpt2           # GPT-2 small's generation (~2 min)
     python benchmarks/suite.py --save                # keep the raw JSON in benchmarks/results/
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
@@ -27,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
+GPT2 = ["--model", "gpt2", "--batch-sizes", "1"]
 BENCHMARKS = {
     "train_step": ("train_step.py", ["--blocks", "3", "--reps", "30"],
                    ["--blocks", "2", "--reps", "10", "--warmup", "3"]),
@@ -37,8 +39,12 @@ BENCHMARKS = {
     "tokenizer": ("tokenizer_speed.py", [], ["--repeats", "1"]),
     "whole_run": ("shakespeare.py", ["--seeds", "0", "--eval-iters", "200"],
                   ["--seeds", "0", "--iters", "200", "--eval-every", "100", "--eval-iters", "20"]),
+    "gpt2": ("generation.py", GPT2 + ["--new-tokens", "128", "--blocks", "2", "--reps", "1"],
+             GPT2 + ["--prompt-len", "16", "--new-tokens", "16", "--blocks", "1", "--reps", "1"]),
 }
-TAKES_THREADS = {"train_step", "generation", "memory", "whole_run"}
+TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
+# Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
+ON_REQUEST = {"whole_run", "gpt2"}
 
 
 def parse_args(argv=None):
@@ -62,7 +68,9 @@ def run(name, args, out_dir):
     arguments = list(quick if args.quick else full)
     if name in TAKES_THREADS:
         arguments += ["--threads", str(args.threads)]
-    json_path = os.path.join(out_dir, script.replace(".py", ".json"))
+    # Named after the script; gpt2 runs generation.py too, so it gets a name of its own.
+    json_path = os.path.join(out_dir, "generation_gpt2.json" if name == "gpt2" else
+                             script.replace(".py", ".json"))
     command = [sys.executable, os.path.join(HERE, script), *arguments, "--json", json_path]
     print(f"\n=== {name}: python benchmarks/{script} {' '.join(arguments)}", flush=True)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
@@ -128,8 +136,16 @@ def rows_whole_run(r):
                "within 0.02", abs(run["final_diff"]) <= 0.02)
 
 
+def rows_gpt2(r):
+    for row in r["results"]:
+        ratio = row.get("ratio")
+        yield (f"GPT-2 small generation, batch {row['batch']}", row["ours_tok_s"],
+               row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
+
+
 SUMMARY_ROWS = {"train_step": rows_train_step, "generation": rows_generation, "ops": rows_ops,
-                "memory": rows_memory, "tokenizer": rows_tokenizer, "whole_run": rows_whole_run}
+                "memory": rows_memory, "tokenizer": rows_tokenizer, "whole_run": rows_whole_run,
+                "gpt2": rows_gpt2}
 
 
 def number(x):
@@ -156,7 +172,8 @@ def summary(results, threads):
 
 def main():
     args = parse_args()
-    names = args.only or [n for n in BENCHMARKS if n != "whole_run" or args.whole_run]
+    names = args.only or [n for n in BENCHMARKS
+                          if n not in ON_REQUEST or (n == "whole_run" and args.whole_run)]
     if "whole_run" in names and not os.path.exists(CORPUS):
         print(f"(whole_run needs {CORPUS}; left out)")
         names.remove("whole_run")

@@ -53,6 +53,8 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
                          {"overhead ratio": 1.4, "f+b ratio": 1.1},
                          {"overhead ratio": 0.9, "f+b ratio": None}]},
         "tokenizer": None,
+        "gpt2": {"results": [{"batch": 1, "ours_tok_s": 39.0, "torch_tok_s": 24.0,
+                              "ratio": 39 / 24}]},
     }
     suite.summary(results, threads=1)
     out = capsys.readouterr().out.splitlines()
@@ -63,6 +65,13 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["per-op overhead (median ratio)"].endswith("met")   # median 0.9
     assert "1.15" in lines["forward+backward (median ratio)"]      # median of 1.2 and 1.1
     assert "(failed)" in lines["tokenizer"]
+    assert lines["GPT-2 small generation, batch 1"].endswith("met")
+
+
+def test_the_command_and_the_suite_know_the_same_benchmarks():
+    assert cli.BENCH_NAMES == list(suite.BENCHMARKS)
+    # the slow ones run only when asked for
+    assert suite.ON_REQUEST == {"whole_run", "gpt2"}
 
 
 def test_alternate_runs_each_engine_alone_in_turns(tmp_path):
