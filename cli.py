@@ -23,8 +23,8 @@ from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
 from tinyformer.sampling import check_sampling
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_special_tokens,
-                                   encode_prompt, load_tokenizer)
+from tinyformer.tokenizers import (END_OF_TEXT, BPETokenizer, CharTokenizer,
+                                   check_special_tokens, encode_prompt, load_tokenizer)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
@@ -504,8 +504,6 @@ def summary_line(model):
 # generate
 # ---------------------------------------------------------------------------------------------
 
-END_OF_TEXT = "<|endoftext|>"      # GPT-2's one special token
-
 GENERATE_EPILOG = """\b
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
@@ -549,8 +547,7 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
             check_sampling(temperature, top_k, top_p)
             # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
             # it starts a text from nothing, and ends one.
-            end_of_text = (tokenizer.token_to_id(END_OF_TEXT)
-                           if END_OF_TEXT in tokenizer.special_tokens else None)
+            end_of_text = tokenizer.special_id(END_OF_TEXT)
             if prompt:
                 ids = encode_prompt(tokenizer, prompt, allow_special=False)
             else:                              # from nothing: <|endoftext|>, or a new line

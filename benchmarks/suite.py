@@ -170,10 +170,15 @@ def summary(results, threads):
                   f"{'-' if ratio is None else f'{ratio:.2f}':>8}  {target:>11}  {verdict}")
 
 
+def selected(only, whole_run):
+    """The benchmarks to run: those named, or all but the ones run only on request."""
+    return list(only) or [name for name in BENCHMARKS
+                          if name not in ON_REQUEST or (name == "whole_run" and whole_run)]
+
+
 def main():
     args = parse_args()
-    names = args.only or [n for n in BENCHMARKS
-                          if n not in ON_REQUEST or (n == "whole_run" and args.whole_run)]
+    names = selected(args.only or [], args.whole_run)
     if "whole_run" in names and not os.path.exists(CORPUS):
         print(f"(whole_run needs {CORPUS}; left out)")
         names.remove("whole_run")

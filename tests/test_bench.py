@@ -70,8 +70,13 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
 
 def test_the_command_and_the_suite_know_the_same_benchmarks():
     assert cli.BENCH_NAMES == list(suite.BENCHMARKS)
-    # the slow ones run only when asked for
-    assert suite.ON_REQUEST == {"whole_run", "gpt2"}
+
+
+def test_the_slow_benchmarks_run_only_when_asked_for():
+    default = suite.selected([], whole_run=False)
+    assert "gpt2" not in default and "whole_run" not in default and "train_step" in default
+    assert suite.selected([], whole_run=True) == default + ["whole_run"]
+    assert suite.selected(["gpt2"], whole_run=False) == ["gpt2"]
 
 
 def test_alternate_runs_each_engine_alone_in_turns(tmp_path):

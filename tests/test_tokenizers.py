@@ -205,3 +205,10 @@ def test_a_corrupted_file_gives_a_one_line_value_error(tmp_path, content):
     with pytest.raises(ValueError) as info:
         load_tokenizer(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_special_id_is_the_special_tokens_id_or_none():
+    tok = BPETokenizer.train("abab abab", 258, special_tokens=["<|endoftext|>"])
+    assert tok.special_id("<|endoftext|>") == 257 == tok.encode("<|endoftext|>",
+                                                                 allow_special=True)[0]
+    assert tok.special_id("<eos>") is None and tok.special_id("a") is None

@@ -37,7 +37,7 @@ import numpy as np
 from .bert import BERT
 from .files import current_umask, atomic_write
 from .gpt import GPT
-from .tokenizers import BPETokenizer, load_tokenizer
+from .tokenizers import END_OF_TEXT, BPETokenizer, load_tokenizer
 from .transformer import Transformer
 
 FORMAT, VERSION = "tinyformer-checkpoint", 1
@@ -224,8 +224,7 @@ def export_pretrained(model, tokenizer, directory):
     try:
         os.chmod(staging, 0o777 & ~current_umask())      # mkdtemp makes it private
         # GPT-2's <|endoftext|> begins and ends its texts; transformers' generate stops at it.
-        end_of_text = (tokenizer.token_to_id("<|endoftext|>")
-                       if "<|endoftext|>" in tokenizer.special_tokens else None)
+        end_of_text = tokenizer.special_id(END_OF_TEXT)
         model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)
         if isinstance(tokenizer, BPETokenizer):
             tokenizer.save_pretrained(staging)

@@ -40,6 +40,7 @@ import numpy as np
 
 from tinyautograd import nn
 
+from .checkpoint import FORMAT as TINYFORMER_FORMAT
 from .files import atomic_write
 from .gpt import GPT
 from .safetensors import SafetensorsError, load_file, save_file
@@ -155,7 +156,7 @@ def _read_config(directory):
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
     if not isinstance(config, dict):
         raise PretrainedError(f"{path} is not a JSON object")
-    if config.get("format") == "tinyformer-checkpoint":
+    if config.get("format") == TINYFORMER_FORMAT:
         raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
                               f"one; load it with tinyformer.checkpoint.load_model")
     if config.get("model_type") != "gpt2":
@@ -314,4 +315,4 @@ def _is_tinyformer_checkpoint(path):
             config = json.load(f)
     except (OSError, ValueError):             # no file, or not JSON: not ours
         return False
-    return isinstance(config, dict) and config.get("format") == "tinyformer-checkpoint"
+    return isinstance(config, dict) and config.get("format") == TINYFORMER_FORMAT

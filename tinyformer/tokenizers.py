@@ -30,6 +30,8 @@ import regex
 
 from .files import atomic_write
 
+END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
+
 
 def check_special_tokens(special_tokens):
     """The special tokens as a list; ValueError unless they are distinct non-empty strings."""
@@ -102,6 +104,10 @@ class Tokenizer:
     def id_to_token(self, i):
         """The readable piece that id i stands for."""
         return self._readable(self._piece(self._check_id(i)))
+
+    def special_id(self, token):
+        """The id of special token `token`, or None if this tokenizer has no such token."""
+        return self._special_ids.get(token)
 
     def token_to_id(self, token):
         """The id whose readable piece is `token` (the inverse of id_to_token); ValueError if
@@ -483,7 +489,7 @@ class BPETokenizer(Tokenizer):
         directory.mkdir(parents=True, exist_ok=True)
         # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
         # unless told otherwise, and would add it as a new id to a vocabulary without it.
-        eot = "<|endoftext|>" if "<|endoftext|>" in self.special_tokens else None
+        eot = END_OF_TEXT if END_OF_TEXT in self.special_tokens else None
         config = {
             "tokenizer_class": "GPT2Tokenizer",
             "added_tokens_decoder": {
