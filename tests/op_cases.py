@@ -22,8 +22,8 @@ An `OpCase` has
                   False where the case is not differentiable at its inputs on purpose (ties in
                   max): no gradcheck, only parity with torch
 
-Cases built only from twice-differentiable Functions also get gradgradcheck; those with a fused,
-once-differentiable kernel (cross-entropy, layer norm) must refuse create_graph instead.
+Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm)
+included, is twice differentiable.
 
 API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
 full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
@@ -62,10 +62,6 @@ class OpCase:
     torch_fn: Callable
     draw: Callable
     finite_differences: bool = True
-
-    @property
-    def twice_differentiable(self):
-        return not any(f.once_differentiable for f in self.covers)
 
     def __repr__(self):
         return self.name

@@ -1,5 +1,5 @@
-"""tinyformer.attention: the fused kernel against the readable graph, finite differences and
-PyTorch; the masks' promises (causality, padding, rows with nothing to attend to); and
+"""tinyformer.attention: the Attention op against the readable graph, finite differences
+(first and second order) and PyTorch; the masks' promises (causality, padding, rows with nothing to attend to); and
 MultiHeadAttention against torch.nn.MultiheadAttention."""
 
 import numpy as np
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tinyautograd as ta
 from tinyautograd import Tensor
-from tinyformer.attention import (FusedAttention, MultiHeadAttention, attention_readable,
+from tinyformer.attention import (Attention, MultiHeadAttention, attention_readable,
                                   causal_mask, padding_mask, scaled_dot_product_attention)
 
 B, H, T, D, DV = 2, 3, 5, 4, 6
@@ -50,14 +50,14 @@ def output_and_grads(attend, q, k, v, mask, seed=4):
 
 
 def fused(q, k, v, mask):
-    return scaled_dot_product_attention(q, k, v, mask)
+    return scaled_dot_product_attention(q, k, v, mask)        # the Attention op
 
 
 def readable(q, k, v, mask):
-    return scaled_dot_product_attention(q, k, v, mask, fused=False)
+    return attention_readable(q, k, v, mask)
 
 
-# -------------------------------------------------------------------------- fused == readable
+# -------------------------------------------------------------------------- op == readable
 
 
 @pytest.mark.parametrize("kind", MASKS)
@@ -81,14 +81,14 @@ def test_fused_and_readable_agree_on_cross_attention_shapes():
 
 def test_fused_is_one_node_and_readable_shows_every_step():
     q, k, v = qkv()
-    assert fused(q, k, v, causal_mask(T)).grad_fn.fn is FusedAttention
+    assert fused(q, k, v, causal_mask(T)).grad_fn.fn is Attention
     assert readable(q, k, v, causal_mask(T)).grad_fn.name == "matmul"      # weights @ v
 
 
 def test_gradcheck_fused():
     q, k, v = (randn(2, 3, 4, seed=s) for s in (1, 2, 3))
     mask = causal_mask(3) & np.array([False, True, True])     # query 0 may attend no key
-    assert ta.gradcheck(lambda q, k, v: FusedAttention.apply(q, k, v, keep=mask), q, k, v)
+    assert ta.gradcheck(lambda q, k, v: Attention.apply(q, k, v, keep=mask), q, k, v)
     assert ta.gradcheck(lambda q, k, v: scaled_dot_product_attention(q, k, v), q, k, v)
 
 
@@ -98,10 +98,40 @@ def test_gradgradcheck_readable():
                             q, k, v)
 
 
-def test_fused_refuses_create_graph():
-    q, k, v = qkv()
-    with pytest.raises(RuntimeError, match="only once differentiable"):
-        fused(q, k, v, None).sum().backward(create_graph=True)
+def test_gradgradcheck_fused_with_a_row_that_attends_nothing():
+    q, k, v = (randn(2, 3, 2, seed=s) for s in (1, 2, 3))
+    mask = causal_mask(3) & np.array([False, True, True])     # query 0 may attend no key
+    assert ta.gradgradcheck(lambda q, k, v: fused(q, k, v, mask), q, k, v)
+
+
+def test_gradgradcheck_fused_with_dropout():
+    q, k, v = (randn(2, 3, 2, seed=s) for s in (1, 2, 3))
+
+    def dropped(q, k, v):
+        ta.manual_seed(1)          # the same weights dropped at every call of gradcheck
+        return scaled_dot_product_attention(q, k, v, causal_mask(3), dropout_p=0.4,
+                                            training=True)
+
+    assert ta.gradcheck(dropped, q, k, v)
+    assert ta.gradgradcheck(dropped, q, k, v)
+
+
+def test_the_backward_graph_of_the_op_is_recorded_and_matches_the_readable_ones():
+    # Under create_graph the op's backward formula is recorded: its gradient has a graph, whose
+    # own gradient (a Hessian-vector product) equals the readable graph's.
+    for attend in (fused, readable):
+        q, k, v = qkv()
+        (dq,) = ta.grad(attend(q, k, v, MASKS["causal&padding"]).sum(), [q],
+                        create_graph=True)
+        assert dq.requires_grad
+        if attend is fused:
+            assert dq.grad_fn.backward_of.fn is Attention
+        hvp = ta.grad((dq * dq).sum(), [q, k, v])
+        if attend is fused:
+            want = [g.data for g in hvp]
+        else:
+            for a, b in zip(want, hvp):
+                np.testing.assert_allclose(a, b.data, rtol=1e-9, atol=1e-12)
 
 
 # -------------------------------------------------------------------------- against PyTorch
@@ -211,18 +241,23 @@ def test_mask_must_be_boolean_and_fit_the_scores():
 # -------------------------------------------------------------------------- dropout
 
 
-def test_dropout_takes_the_readable_path_and_only_when_training():
+def test_dropout_in_the_op_drops_what_the_readable_graph_drops_and_only_when_training():
     q, k, v = qkv()
     no_dropout = fused(q, k, v, None).data
     evaluated = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=False)
     np.testing.assert_array_equal(evaluated.data, no_dropout)
+    outputs = []
+    for attend in (scaled_dot_product_attention, attention_readable):
+        ta.manual_seed(0)
+        outputs.append(output_and_grads(
+            lambda q, k, v, mask: attend(q, k, v, mask, dropout_p=0.5, training=True),
+            q, k, v, MASKS["causal"]))
+    for name, a, b in zip(["out", "dq", "dk", "dv"], *outputs):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10, err_msg=name)
     ta.manual_seed(0)
-    a = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=True, fused=True)
-    ta.manual_seed(0)
-    b = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=True, fused=False)
-    assert a.grad_fn.name == "matmul"
-    np.testing.assert_array_equal(a.data, b.data)
-    assert not np.allclose(a.data, no_dropout)
+    assert scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=True).grad_fn.fn \
+        is Attention
+    assert not np.allclose(outputs[0][0], fused(q, k, v, MASKS["causal"]).data)
 
 
 # -------------------------------------------------------------------------- MultiHeadAttention

@@ -3,10 +3,9 @@
 - the registry: every Function subclass in tinyautograd has a case, and every case's graph holds
   the Functions it is tagged with;
 - gradcheck (float64 central differences) for every case, broadcasting included;
-- gradgradcheck for every twice-differentiable case, and the gradient differentiated with
-  respect to the incoming gradient too (torch's gradgradcheck does both); the fused
-  once-differentiable kernels (cross-entropy, layer norm) must refuse create_graph with a clear
-  RuntimeError instead;
+- gradgradcheck for every case, the fused kernels (cross-entropy, layer norm) included, and the
+  gradient differentiated with respect to the incoming gradient too (torch's gradgradcheck does
+  both);
 - float32 in, float32 out: the result and every gradient (no silent upcast to float64);
 - an input used twice, and gradients accumulating over two backward calls.
 """
@@ -25,8 +24,6 @@ from op_cases import CASES, Draw
 from tinyautograd import Tensor
 
 GRADCHECK_CASES = [c for c in CASES if c.finite_differences]
-TWICE = [c for c in GRADCHECK_CASES if c.twice_differentiable]
-ONCE = [c for c in CASES if not c.twice_differentiable]
 
 
 def f64(array):
@@ -79,13 +76,10 @@ def test_every_function_has_a_case():
     assert not missing, f"Functions with no case in tests/op_cases.py: {names(missing)}"
 
 
-def test_every_function_has_a_gradcheck_and_if_it_can_a_gradgradcheck_case():
+def test_every_function_has_a_gradcheck_and_gradgradcheck_case():
     registry = function_registry()
     checked = {f for case in GRADCHECK_CASES for f in case.covers}
-    assert not registry - checked, f"no gradcheck for {names(registry - checked)}"
-    twice = {f for f in registry if not f.once_differentiable}
-    checked_twice = {f for case in TWICE for f in case.covers}
-    assert not twice - checked_twice, f"no gradgradcheck for {names(twice - checked_twice)}"
+    assert not registry - checked, f"no gradcheck (nor gradgradcheck) for {names(registry - checked)}"
 
 
 def test_case_names_are_unique():
@@ -113,7 +107,7 @@ def test_gradcheck(case, data):
     assert ta.gradcheck(lambda *xs: case.fn(*xs, **params), *inputs)
 
 
-@pytest.mark.parametrize("case", TWICE, ids=repr)
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=repr)
 @settings(max_examples=10)
 @given(data=st.data())
 def test_gradgradcheck(case, data):
@@ -121,7 +115,7 @@ def test_gradgradcheck(case, data):
     assert ta.gradgradcheck(lambda *xs: case.fn(*xs, **params), *inputs)
 
 
-@pytest.mark.parametrize("case", TWICE, ids=repr)
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=repr)
 @settings(max_examples=8)
 @given(data=st.data())
 def test_gradient_is_differentiable_in_the_incoming_gradient(case, data):
@@ -148,20 +142,6 @@ def test_gradient_is_differentiable_in_the_incoming_gradient(case, data):
         return total
 
     assert ta.gradcheck(gradient_projected, *inputs, g)
-
-
-@pytest.mark.parametrize("case", ONCE, ids=repr)
-@settings(max_examples=3)
-@given(data=st.data())
-def test_once_differentiable_refuses_create_graph(case, data):
-    inputs, params = draw_example(case, data)
-    out = case.fn(*inputs, **params)
-    with pytest.raises(RuntimeError, match="only once differentiable"):
-        ta.grad(out.sum(), inputs, create_graph=True)
-    with pytest.raises(RuntimeError, match="only once differentiable"):
-        case.fn(*inputs, **params).sum().backward(create_graph=True)
-    with pytest.raises(RuntimeError, match="only once differentiable"):
-        ta.gradgradcheck(lambda *xs: case.fn(*xs, **params), *inputs)
 
 
 def test_gradcheck_leaves_0d_inputs_0d():

@@ -1,5 +1,10 @@
 """The engine: Tensor, the graph it records, and reverse-mode differentiation.
 
+Reading order: this file (Tensor, Function, and `backward`, the chain rule over the graph), then
+`ops.py` (every primitive op, its formula, its forward and its backward), `functional.py` (the
+fused kernels: cross-entropy and layer norm, written the same way), `nn.py`, `optim.py`, and
+`gradcheck.py` (how every gradient is checked against finite differences).
+
 Every operation is a `Function`: a `forward` that computes the result with numpy, and a
 `backward` that turns the gradient of the result into the gradients of the inputs. When an
 input requires a gradient, the result keeps a node (`grad_fn`) that names the Function and its
@@ -7,10 +12,11 @@ inputs; following those links from a result back to the leaves gives the computa
 `Tensor.backward()` walks that graph in reverse topological order and applies the chain rule at
 every node.
 
-Backward formulas are written with Tensor operations. Normally they run with recording off, so
-they cost what numpy costs; under `backward(create_graph=True)` they are recorded like any other
-computation, and the gradient has a graph of its own: that gives second derivatives, and a
-backward graph that can be drawn.
+Each backward is written once, with the operations that numpy arrays and Tensors share (`+ - *
+/ @`, `.sum`, `.reshape`, `.swapaxes`, indexing). Normally the engine hands it numpy arrays, so
+it costs what numpy costs; under `backward(create_graph=True)` it hands it Tensors, and the same
+formula is recorded like any other computation: the gradient has a graph of its own, which
+gives second derivatives and a backward graph that can be drawn.
 """
 
 import functools
@@ -30,8 +36,7 @@ DEFAULT_DTYPE = np.float32
 class _Mode:
     grad_enabled = True
     anomaly = False
-    backward_of = None     # the node whose backward is running now (see Context.backward_of)
-    module_path = None     # the module whose forward runs now, under nn.record_module_paths
+    annotations = None     # attributes given to every node recorded now (see `annotate`)
 
 
 _mode = _Mode()
@@ -70,6 +75,26 @@ def enable_grad():
 
 def is_grad_enabled():
     return _mode.grad_enabled
+
+
+class annotate:
+    """Context manager: every graph node recorded inside it gets these attributes.
+
+    The one hook for what only pictures of the graph need; the chain rule never reads them.
+    `nn.record_module_paths` gives each node the `module_path` of the module whose forward made
+    it, and `backward(create_graph=True)` gives the nodes of each backward formula the
+    `backward_of` node they differentiate. Nested annotations add to the outer ones.
+    """
+
+    def __init__(self, **attributes):
+        self.attributes = attributes
+
+    def __enter__(self):
+        self.outer = _mode.annotations
+        _mode.annotations = {**(self.outer or {}), **self.attributes}
+
+    def __exit__(self, *exc):
+        _mode.annotations = self.outer
 
 
 class AnomalyError(RuntimeError):
@@ -118,27 +143,23 @@ class Context:
     """A node of the graph: the Function that was applied, its inputs, and whatever its forward
     stored for its backward (as attributes, `ctx.anything = ...`).
 
-    Public, for viz and custom ops: `fn` (the Function class), `name`, `inputs` (Tensors),
-    `needs_input_grad` (a bool per input), `output` (the Tensor it produced), `freed`, and
-    `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward of
-    another node (its formula, and summing the result back to the input's shape), that other
-    node; None for a forward op, and for the `+` that sums the gradients reaching a tensor by
-    several paths. It is what lets a picture of the backward graph say which forward op each
-    gradient op comes from.
-
-    `module_path`: the dotted path of the module whose forward made this node (`"blocks.0.attn"`,
-    `""` for the root module itself), recorded only inside `nn.record_module_paths(model)`;
-    None otherwise. It lets a picture group and collapse a large graph by module.
+    Public, for backward formulas, viz and custom ops:
+      `fn` (the Function class), `name`, `inputs` (the input Tensors), `needs_input_grad` (a
+      bool per input), `output` (the Tensor it produced), `freed`;
+      `operands` and `result`: the inputs and the output as a backward computes with them:
+      their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
+      is recorded and connects to the forward graph; `create_graph`: which of the two it is.
+    Set by `annotate`, for pictures only (None when not recorded):
+      `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward
+      of another node (its formula, and summing the result back to the input's shape), that
+      other node. The `+` that sums the gradients reaching a tensor by several paths has none.
+      `module_path`: the dotted path of the module whose forward made this node
+      (`"blocks.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
     """
 
     freed = False
     backward_of = None
     module_path = None
-    # True while the backward runs after which the graph is freed (retain_graph off): nothing
-    # will read what forward saved on ctx again, so a numpy backward (fast_backward, or a
-    # fused kernel's) may write into those arrays instead of allocating new ones: each new
-    # large array costs its page faults.
-    last_backward = False
 
     def __init__(self, fn, inputs, needs_input_grad):
         self.fn = fn
@@ -156,6 +177,19 @@ class Context:
         # this node, the output is alive (backward got here through it).
         return self._output()
 
+    @property
+    def create_graph(self):
+        # The engine runs every backward with recording on exactly when create_graph is True.
+        return _mode.grad_enabled
+
+    @property
+    def operands(self):
+        return self.inputs if _mode.grad_enabled else tuple(t.data for t in self.inputs)
+
+    @property
+    def result(self):
+        return self.output if _mode.grad_enabled else self.output.data
+
     def free(self):
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
         fn = self.fn
@@ -171,14 +205,15 @@ class Function:
 
     Subclass it and write two static methods:
 
-        class Cube(Function):
+        class Cube(Function):                       # y = x^3;  dy/dx = 3 x^2
+
             @staticmethod
             def forward(ctx, x):                    # numpy arrays in, a numpy array out
                 return x ** 3
 
             @staticmethod
-            def backward(ctx, grad):                # Tensor in, one gradient per input out
-                (x,) = ctx.inputs
+            def backward(ctx, grad):                # dL/dy in, one dL/d(input) per input out
+                (x,) = ctx.operands
                 return grad * 3 * x ** 2
 
         y = Cube.apply(x)
@@ -188,20 +223,14 @@ class Function:
     are. `backward` returns one gradient per positional input (None where there is none). A
     gradient may have the shape the input was broadcast to: the engine sums it back.
 
-    Written with Tensor operations, a backward is itself differentiable (second derivatives).
-    A fused kernel whose backward works on numpy arrays (`grad.data`) and returns arrays sets
-    `once_differentiable = True`, and the engine refuses to record it under create_graph.
-
-    An op can have both: a readable `backward` of Tensor operations, and a `fast_backward(ctx,
-    grad)` that computes the same gradients on numpy arrays (`grad` is an array; it returns
-    arrays, or None). Most backward passes record nothing (create_graph=False), and then the
-    engine calls `fast_backward`, which skips the bookkeeping of one engine op per step of the
-    formula and can work in place; under create_graph it calls `backward`, so the op stays twice
-    differentiable. `backward` is the definition; tests check that the two agree.
+    The backward is written once, with what numpy arrays and Tensors have in common. `grad`,
+    `ctx.operands` and `ctx.result` are numpy arrays in an ordinary backward pass, and Tensors
+    under `create_graph=True`, when the same lines are recorded as a graph: that makes every
+    op twice differentiable. Arrays that forward keeps on ctx (`ctx.mask = ...`) are constants
+    to the graph: fine for masks and indices, but a value that depends on the inputs (a
+    softmax inside the op, say) must be computed again from `ctx.operands` when
+    `ctx.create_graph` is True, or its second derivative would be missing.
     """
-
-    once_differentiable = False
-    fast_backward = None     # optional: backward on numpy arrays, used when create_graph is off
 
     @classmethod
     def name(cls):
@@ -231,8 +260,8 @@ class Function:
         else:
             needs_input_grad = (False,) * len(inputs)
         ctx = Context(cls, inputs, needs_input_grad)
-        if mode.module_path is not None:       # only under nn.record_module_paths
-            ctx.module_path = mode.module_path
+        if mode.annotations:                    # only inside `annotate`
+            ctx.__dict__.update(mode.annotations)
         try:
             data = cls.forward(ctx, *[t.data for t in inputs], **settings)
         except ShapeError:
@@ -244,8 +273,6 @@ class Function:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
-            if mode.backward_of is not None:
-                ctx.backward_of = mode.backward_of
         if mode.anomaly:
             ctx.created_at = _user_line()
             if _has_nan_or_inf(out.data):
@@ -595,93 +622,119 @@ def _sum_to(grad, shape):
 
 
 def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
-    """Propagate gradients from `roots` to the leaves. With `wanted` (tensors), collect their
-    gradients and return them instead of accumulating into the leaves' `.grad`."""
+    """The chain rule, from `roots` back to the leaves.
+
+    Each node turns the gradient of its output into the gradients of its inputs (its Function's
+    backward), and a tensor reached along several paths gets the sum of what each path brings.
+    Gradients are numpy arrays, or Tensors under create_graph (so that they have a graph of
+    their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
+    are returned instead, and no `.grad` is touched.
+    """
     order = _topological_order(roots)
-    grads = {}
+    grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
-        grads[id(root)] = grads[id(root)] + g if id(root) in grads else g
+        _add_path(grads, root, g if create_graph else g.data)
     wanted_ids = {id(t) for t in wanted}
     found = {}
-    # In anomaly mode, check each gradient as a whole and blame the forward op it belongs to,
-    # rather than the small ops inside its backward formula.
+    # Anomaly mode checks each node's gradients as a whole, blaming the forward op, rather than
+    # every small op inside its backward formula.
     check_anomaly, _mode.anomaly = _mode.anomaly, False
-    outer = _mode.backward_of    # not None when a backward runs inside another's backward
     try:
         with set_grad_enabled(create_graph):
-            _propagate(order, grads, wanted_ids, found, retain_graph, create_graph,
-                       check_anomaly, outer)
+            for t in reversed(order):                      # every result before its inputs
+                grad = grads.pop(id(t), None)
+                if grad is None:                           # nothing flowed here
+                    continue
+                grad = _run_hooks(t, grad, create_graph)
+                if id(t) in wanted_ids:
+                    found[id(t)] = grad
+                elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
+                    _accumulate(t, grad, create_graph)
+                node = t.grad_fn
+                if node is None:                           # a leaf: the chain ends here
+                    continue
+                input_grads = _backward_of(node, grad, create_graph)
+                for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
+                    if g is not None:
+                        if check_anomaly:
+                            _check_finite(node, i, inp, g)
+                        _add_path(grads, inp, g)
+                if not retain_graph:
+                    node.free()
     finally:
-        _mode.anomaly, _mode.backward_of = check_anomaly, outer
-    return [found.get(id(t)) for t in wanted]
+        _mode.anomaly = check_anomaly
+    return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
 
 
-def _propagate(order, grads, wanted_ids, found, retain_graph, create_graph, check_anomaly,
-               outer):
-    """The chain rule, node by node, from the roots to the leaves."""
-    for t in reversed(order):
-        grad = grads.pop(id(t), None)
-        if grad is None:          # nothing flowed here (e.g. a root's unused branch)
+def _backward_of(node, grad, create_graph):
+    """One node's step of the chain rule: dL/d(input) for each input, in the input's shape.
+    Under create_graph, the ops it records are annotated with the node they differentiate."""
+    if not create_graph:
+        return _input_grads(node, grad, create_graph)
+    with annotate(backward_of=node):
+        return _input_grads(node, grad, create_graph)
+
+
+def _input_grads(node, grad, create_graph):
+    grads = node.fn.backward(node, grad)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
+                           f"{len(node.inputs)} inputs")
+    shaped = []
+    for inp, g in zip(node.inputs, grads):
+        if g is None or not inp.requires_grad:
+            shaped.append(None)
             continue
-        for hook in t._hooks:
-            replaced = hook(grad)
-            if replaced is not None:
-                grad = _lift(replaced, t)
-        if id(t) in wanted_ids:
-            found[id(t)] = grad
-        elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
-            _accumulate(t, grad, create_graph)
-        node = t.grad_fn
-        if node is None:
-            continue
-        if create_graph and node.fn.once_differentiable:
-            raise RuntimeError(
-                f"{node.name} is only once differentiable: its backward is a fused numpy "
-                f"kernel, which create_graph=True cannot record. Build this computation from "
-                f"differentiable ops to take gradients of its gradients.")
-        # Under create_graph, the ops recorded from here to the end of the unbroadcasting below
-        # are this node's backward: they are stamped with it (Context.backward_of).
-        _mode.backward_of = node
-        node.last_backward = not retain_graph
-        if create_graph or node.fn.fast_backward is None:
-            input_grads = node.fn.backward(node, grad)
+        if create_graph:
+            if not isinstance(g, Tensor):
+                raise RuntimeError(
+                    f"{node.name}.backward returned a numpy array under create_graph=True, "
+                    f"which cannot be recorded: write it with ctx.operands and ctx.result "
+                    f"rather than .data, so that it works on Tensors too")
         else:
-            input_grads = node.fn.fast_backward(node, grad.data)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if len(input_grads) != len(node.inputs):
-            raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} "
-                               f"gradients for {len(node.inputs)} inputs")
-        for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
-            if g is None or not inp.requires_grad:
-                continue
-            is_tensor = isinstance(g, Tensor)
-            g = g if is_tensor else np.asarray(g)
-            if g.shape != inp.shape:
-                g = _sum_to(g, inp.shape)
-            g = g if is_tensor else Tensor._make(g)
-            if check_anomaly and _has_nan_or_inf(g.data):
-                raise AnomalyError(
-                    f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) "
-                    f"contains NaN or Inf; the op was created at "
-                    f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
-            previous = grads.get(id(inp))
-            if previous is not None:
-                # Summing over paths is the chain rule's own `+`, not part of this node's backward
-                _mode.backward_of = outer
-                g = previous + g
-                _mode.backward_of = node
-            grads[id(inp)] = g
-        _mode.backward_of = outer
-        if not retain_graph:
-            node.free()
+            g = g.data if isinstance(g, Tensor) else np.asarray(g)
+        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape))
+    return shaped
+
+
+def _add_path(grads, t, g):
+    """Add the gradient that one path brings to t. This `+` is the chain rule's own, outside
+    every node's backward (so no `backward_of` marks it in the backward graph)."""
+    previous = grads.get(id(t))
+    grads[id(t)] = g if previous is None else previous + g
+
+
+def _run_hooks(t, grad, create_graph):
+    """Hooks see the gradient as a Tensor; one that returns a value replaces the gradient."""
+    for hook in t._hooks:
+        replaced = hook(grad if create_graph else Tensor._make(grad))
+        if replaced is not None:
+            replaced = _lift(replaced, t)
+            grad = replaced if create_graph else replaced.data
+    return grad
+
+
+def _check_finite(node, i, inp, g):
+    data = g.data if isinstance(g, Tensor) else g
+    if _has_nan_or_inf(data):
+        raise AnomalyError(
+            f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) contains NaN "
+            f"or Inf; the op was created at "
+            f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
+
+
+def _as_tensor(g):
+    return g if isinstance(g, Tensor) else Tensor._make(g)
 
 
 def _accumulate(t, grad, create_graph):
+    data = grad.data if create_graph else grad
     if t.grad is None:
-        t.grad = np.array(grad.data, dtype=t.dtype)   # a copy we own, so += below is safe
+        t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
     else:
-        t.grad += grad.data
+        t.grad += data
     if create_graph:
         t.grad_tensor = grad if t.grad_tensor is None else t.grad_tensor + grad
     else:

@@ -1,15 +1,16 @@
 """Functions of tensors, including the fused kernels that make training fast.
 
 A fused kernel computes a whole formula in numpy in one forward and gives its gradient in one
-backward, instead of recording a dozen small ops. That saves time and memory, at one price: its
-backward works on arrays, so it is only once differentiable (`once_differentiable = True`). Each
-one's docstring gives the formula, so that the same result can be built from engine ops.
+backward, instead of recording a dozen small ops: that saves time and memory. Its backward is
+written like every other op's (see `ops.py`), so it is twice differentiable too, and under
+create_graph its formula is recorded step by step: a picture of the backward graph shows it.
 """
 
 import numpy as np
 
 from . import ops, random
 from .engine import Function, ShapeError, Tensor, _lift
+from .ops import exp, sqrt
 
 # ---------------------------------------------------------------------------- cross-entropy
 
@@ -23,8 +24,6 @@ class CrossEntropy(Function):
 
     The mean runs over the targets that count (those not equal to ignore_index).
     """
-
-    once_differentiable = True
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
@@ -41,21 +40,28 @@ class CrossEntropy(Function):
             nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=1)
         count = len(targets) if keep is None else int(keep.sum())
         total = nll.sum() if keep is None else nll[keep].sum()
-        ctx.log_probs, ctx.picked, ctx.keep, ctx.count = log_probs, picked, keep, count
-        ctx.label_smoothing = label_smoothing
-        with np.errstate(invalid="ignore"):          # all ignored: 0/0 = nan, as torch gives
+        # What backward needs: log p, and the weight of each row in the mean (1/count, or 0
+        # for an ignored row), which is a constant.
+        ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
+        with np.errstate(divide="ignore", invalid="ignore"):   # all ignored: 0/0 = nan, as torch
+            ctx.row_weight = (np.float64(1.0) / count if keep is None
+                              else (keep / count)[:, None]).astype(logits.dtype)
             return np.asarray(total / count, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
+        logits, _ = ctx.operands
+        n_class = logits.shape[-1]
+        if ctx.create_graph:           # log p again, as a Tensor, for the second derivative
+            log_probs = logits.reshape(-1, n_class).log_softmax(axis=-1)
+        else:
+            log_probs = ctx.log_probs
         eps = ctx.label_smoothing
-        d_rows = np.exp(ctx.log_probs)                                    # p
-        if eps:
-            d_rows -= eps / d_rows.shape[1]
-        d_rows[ctx.picked] -= 1 - eps                                     # p - q
-        scale = grad.data / ctx.count
-        d_rows *= scale if ctx.keep is None else (ctx.keep * scale)[:, None]
-        return d_rows.reshape(ctx.inputs[0].shape), None
+        q = np.full(log_probs.shape, eps / n_class, dtype=ctx.log_probs.dtype)   # (N, V)
+        q[ctx.picked] += 1 - eps
+        d_rows = exp(log_probs) - q                                       # p - q
+        d_rows *= grad * ctx.row_weight                                   # the mean's weights
+        return d_rows.reshape(logits.shape), None
 
 
 def cross_entropy(logits, targets, ignore_index=None, label_smoothing=0.0):
@@ -96,46 +102,46 @@ class LayerNorm(Function):
         dL/dweight = sum(g * x_hat),   dL/dbias = sum(g)     (sums over every other axis)
     """
 
-    once_differentiable = True
-
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
-        # Sums divided by n rather than np.mean (slow on many short rows), and x_hat made in
-        # place in one buffer: each new array of activations' size costs its page faults.
-        n = x.shape[-1]
-        x_hat = x - x.sum(axis=-1, keepdims=True) / n                   # centred, for now
-        var = _row_dot(x_hat, x_hat) / n
-        rstd = 1 / np.sqrt(var + eps)
-        x_hat *= rstd
-        ctx.x_hat, ctx.rstd = x_hat, rstd
+        x_hat, rstd = _normalised(x, eps)
+        ctx.x_hat, ctx.rstd, ctx.eps = x_hat, rstd, eps
         y = x_hat * weight
-        y += bias
+        y += bias                              # y is new: add in place
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        g = grad.data
-        x_hat, rstd = ctx.x_hat, ctx.rstd
-        n = g.shape[-1]
-        rows = g.reshape(-1, n)                               # (N, C): every axis but the last
-        d_weight = np.einsum("ni,ni->i", rows, x_hat.reshape(rows.shape))   # sum(g * x_hat)
-        d_bias = rows.sum(axis=0)
-        d_x_hat = g * ctx.inputs[1].data
-        # d_x = rstd (d_x_hat - mean(d_x_hat) - x_hat mean(d_x_hat x_hat)), built in d_x_hat.
-        # x_hat mean(...) goes into x_hat itself when nothing reads it again (the graph is
-        # freed after this backward: Context.last_backward), else into a new array.
-        subtrahend = np.multiply(x_hat, _row_dot(d_x_hat, x_hat) / n,
-                                 out=x_hat if ctx.last_backward else None)
-        subtrahend += d_x_hat.sum(axis=-1, keepdims=True) / n
-        d_x = np.subtract(d_x_hat, subtrahend, out=d_x_hat)
+        x, weight, _ = ctx.operands
+        if ctx.create_graph:   # x_hat and rstd again, as Tensors, for the second derivative
+            x_hat, rstd = _normalised(x, ctx.eps)
+        else:
+            x_hat, rstd = ctx.x_hat, ctx.rstd
+        n = x.shape[-1]
+        d_x_hat = grad * weight
+        d_x = d_x_hat - x_hat * (_row_dot(d_x_hat, x_hat) / n)
+        d_x -= d_x_hat.sum(axis=-1, keepdims=True) / n
         d_x *= rstd
-        return d_x, d_weight, d_bias
+        # The engine sums these over every axis but the last, to weight's and bias's (C,).
+        return d_x, grad * x_hat, grad
+
+
+def _normalised(x, eps):
+    """x_hat = (x - mean) / sqrt(var + eps) over the last axis, and 1 / sqrt(var + eps).
+    For arrays (in place, where a new array would cost its page faults) and Tensors alike."""
+    n = x.shape[-1]
+    x_hat = x - x.sum(axis=-1, keepdims=True) / n                     # centred, for now
+    rstd = 1 / sqrt(_row_dot(x_hat, x_hat) / n + eps)
+    x_hat *= rstd                      # in place on an array; a new Tensor on a Tensor
+    return x_hat, rstd
 
 
 def _row_dot(a, b):
-    """sum(a * b) over the last axis, keepdims, without the product as a temporary: a batch of
-    (1, n) @ (n, 1) products. Faster than np.einsum("...i,...i->..."), whose parsing alone
-    costs more than the sum on the short rows of generation, and on a training batch too."""
+    """sum(a * b) over the last axis, keepdims. On arrays, without the product as a temporary:
+    a batch of (1, n) @ (n, 1) products, faster than np.einsum, whose parsing alone costs more
+    than the sum on the short rows of generation, and on a training batch too."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return (a * b).sum(axis=-1, keepdims=True)
     return (a[..., None, :] @ b[..., :, None])[..., 0]
 
 

@@ -42,27 +42,28 @@ class record_module_paths:
     def __init__(self, model=None):
         self.model = model
         self.names = None if model is None else _module_names(model)
+        self.path = None       # the module whose forward runs now; None outside every module
 
     def __enter__(self):
         global _recorder
         self.outer, _recorder = _recorder, self
-        self.outer_path, engine._mode.module_path = engine._mode.module_path, None
         return self
 
     def __exit__(self, *exc):
         global _recorder
-        _recorder, engine._mode.module_path = self.outer, self.outer_path
+        _recorder = self.outer
 
     def call(self, module, args, kwargs):
         """Run `module.forward` with its path as the current one, then restore the caller's."""
-        if self.model is None and engine._mode.module_path is None:
+        if self.model is None and self.path is None:
             self.names = _module_names(module)     # an outermost call: this module is the root
-        path = self.names.get(id(module), engine._mode.module_path)
-        outer_path, engine._mode.module_path = engine._mode.module_path, path
+        outer_path = self.path
+        self.path = self.names.get(id(module), outer_path)
         try:
-            return module.forward(*args, **kwargs)
+            with engine.annotate(module_path=self.path):
+                return module.forward(*args, **kwargs)
         finally:
-            engine._mode.module_path = outer_path
+            self.path = outer_path
 
 
 def _module_names(root):

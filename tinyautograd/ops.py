@@ -1,17 +1,62 @@
-"""The primitive operations, each with its forward (numpy) and its backward (Tensor ops).
+"""The primitive operations: each one's formula as its docstring, then its forward, then its
+backward.
 
 Reading guide: in `backward(ctx, grad)`, `grad` is dL/d(output), and the method returns
-dL/d(input) for each input, by the chain rule: dL/dx = dL/dy * dy/dx. `ctx.inputs` are the input
-Tensors, `ctx.output` the result. Gradients may come back in the broadcast shape; the engine sums
-them to each input's shape (`engine._sum_to`), so no op has to think about broadcasting.
+dL/d(input) for each input, by the chain rule: dL/dx = dL/dy * dy/dx. `ctx.operands` are the
+inputs and `ctx.result` the output. Gradients may come back in the broadcast shape; the engine
+sums them to each input's shape (`engine._sum_to`), so no op has to think about broadcasting.
+
+A backward is written once, for numpy arrays (an ordinary backward pass) and for Tensors (under
+create_graph, where it is recorded): with the operators and methods the two share. The few
+functions they spell differently (`np.exp(a)` but `t.exp()`) are the small helpers just below.
 """
 
 import math
-import operator
 
 import numpy as np
 
 from .engine import Function, ShapeError, Tensor
+
+# ---------------------------------------------------------------------------- arrays or Tensors
+# The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
+
+
+def exp(x):
+    return x.exp() if isinstance(x, Tensor) else np.exp(x)
+
+
+def log(x):
+    return x.log() if isinstance(x, Tensor) else np.log(x)
+
+
+def sqrt(x):
+    return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
+
+
+def tanh(x):
+    return x.tanh() if isinstance(x, Tensor) else np.tanh(x)
+
+
+def broadcast_to(x, shape):
+    return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
+
+
+def where(cond, a, b):
+    """a where cond else b; cond is a constant (boolean array or Tensor)."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return Where.apply(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def matmul(a, b):
+    return a @ b if isinstance(a, Tensor) or isinstance(b, Tensor) else _matmul(a, b)
+
+
+def index_add(x, index, shape):
+    """zeros(shape) with x added at [index], repeats accumulating (GetItem's backward)."""
+    if isinstance(x, Tensor):
+        return IndexAdd.apply(x, index=index, shape=shape)
+    return _scatter_add(x, index, shape)
 
 # ---------------------------------------------------------------------------- arithmetic
 
@@ -61,7 +106,7 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.inputs
+        a, b = ctx.operands
         # Skip the product nobody needs: multiplying by a constant is common (x * 0.5).
         grad_a = grad * b if ctx.needs_input_grad[0] else None
         grad_b = grad * a if ctx.needs_input_grad[1] else None
@@ -77,9 +122,9 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.inputs
+        a, b = ctx.operands
         grad_a = grad / b if ctx.needs_input_grad[0] else None
-        grad_b = -grad * ctx.output / b if ctx.needs_input_grad[1] else None
+        grad_b = -grad * ctx.result / b if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -92,9 +137,9 @@ class Pow(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.inputs
+        a, b = ctx.operands
         grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        grad_b = grad * ctx.output * a.log() if ctx.needs_input_grad[1] else None
+        grad_b = grad * ctx.result * log(a) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -114,13 +159,8 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.inputs
-        return _matmul_grads(a, b, grad, ctx.needs_input_grad, operator.matmul)
-
-    @staticmethod
-    def fast_backward(ctx, grad):
-        a, b = ctx.inputs
-        return _matmul_grads(a.data, b.data, grad, ctx.needs_input_grad, _matmul)
+        a, b = ctx.operands
+        return _matmul_grads(a, b, grad, ctx.needs_input_grad)
 
 
 def _matmul(a, b):
@@ -132,9 +172,8 @@ def _matmul(a, b):
     return a @ b
 
 
-def _matmul_grads(a, b, grad, needs_input_grad, matmul):
-    """The gradients of a @ b, written once for Tensors (backward: `matmul` is the engine's @,
-    recorded under create_graph) and for numpy arrays (fast_backward: `matmul` is _matmul)."""
+def _matmul_grads(a, b, grad, needs_input_grad):
+    """The gradients of a @ b, for numpy arrays and Tensors alike (MatMul's and Linear's)."""
     # numpy reads a 1-D left operand as a row vector and a 1-D right operand as a column,
     # then drops that axis from the result. Put the axes back, so one rule serves all cases.
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
@@ -151,9 +190,9 @@ def _matmul_grads(a, b, grad, needs_input_grad, matmul):
             # A weight shared by every batch element: fold the batch into the rows and do
             # one large GEMM, instead of a GEMM per element and a sum over the batch.
             k, m = b2.shape
-            grad_b = a2.reshape(-1, k).T @ grad.reshape(-1, m)          # (k, m)
+            grad_b = matmul(a2.reshape(-1, k).T, grad.reshape(-1, m))  # (k, m)
         else:
-            grad_b = a2.swapaxes(-1, -2) @ grad                         # (..., k, m)
+            grad_b = matmul(a2.swapaxes(-1, -2), grad)                  # (..., k, m)
         if b.ndim == 1:
             grad_b = grad_b.reshape(grad_b.shape[:-1])
     return grad_a, grad_b
@@ -177,15 +216,9 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, w, _ = ctx.inputs
-        grad_x, grad_w = _matmul_grads(x, w, grad, ctx.needs_input_grad, operator.matmul)
+        x, w, _ = ctx.operands
+        grad_x, grad_w = _matmul_grads(x, w, grad, ctx.needs_input_grad)
         return grad_x, grad_w, grad            # the engine sums grad back to b's shape
-
-    @staticmethod
-    def fast_backward(ctx, grad):
-        x, w, _ = ctx.inputs
-        grad_x, grad_w = _matmul_grads(x.data, w.data, grad, ctx.needs_input_grad, _matmul)
-        return grad_x, grad_w, grad
 
 
 # ---------------------------------------------------------------------------- elementwise
@@ -200,7 +233,7 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.output
+        return grad * ctx.result
 
 
 class Log(Function):
@@ -212,7 +245,7 @@ class Log(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
+        (x,) = ctx.operands
         return grad / x
 
 
@@ -225,7 +258,7 @@ class Sqrt(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad / (2 * ctx.output)
+        return grad / (2 * ctx.result)
 
 
 class Tanh(Function):
@@ -237,7 +270,7 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx.output
+        y = ctx.result
         return grad * (1 - y * y)
 
 
@@ -252,7 +285,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx.output
+        y = ctx.result
         return grad * y * (1 - y)
 
 
@@ -265,7 +298,7 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
+        (x,) = ctx.operands
         return grad * (x > 0)         # a constant mask: the step has zero derivative
 
 
@@ -278,8 +311,7 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
-        return grad * Tensor._make(np.sign(x.data))
+        return grad * np.sign(ctx.inputs[0].data)   # a constant: the sign has zero derivative
 
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
@@ -328,16 +360,17 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
-        t = (_GELU_C * (x + 0.044715 * (x * x * x))).tanh()
-        du_dx = _GELU_C * (1 + 3 * 0.044715 * x * x)
-        return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+        # Forward saved dy/dx as an array, a constant to the graph: under create_graph it is
+        # computed again from x, so that the second derivative flows through it.
+        slope = _gelu_slope(ctx.operands[0]) if ctx.create_graph else ctx.derivative
+        return grad * slope
 
-    @staticmethod
-    def fast_backward(ctx, grad):
-        # Forward saved dy/dx (the formula above, on arrays): the chain rule is one product,
-        # written into dy/dx itself when nothing will read it again (Context.last_backward).
-        return np.multiply(grad, ctx.derivative, out=ctx.derivative if ctx.last_backward else None)
+
+def _gelu_slope(x):
+    """dy/dx of GELU, the formula of Gelu's docstring, for an array or a Tensor."""
+    t = tanh(_GELU_C * (x + 0.044715 * (x * x * x)))
+    du_dx = _GELU_C * (1 + 3 * 0.044715 * (x * x))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx
 
 
 # ---------------------------------------------------------------------------- reductions
@@ -362,8 +395,8 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
-        return grad.reshape(_keepdims_shape(x.shape, ctx.axis)).broadcast_to(x.shape)
+        shape = ctx.inputs[0].shape
+        return broadcast_to(grad.reshape(_keepdims_shape(shape, ctx.axis)), shape)
 
 
 class Max(Function):
@@ -377,11 +410,11 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.inputs
+        x, y = ctx.inputs[0].data, ctx.output.data
         shape = _keepdims_shape(x.shape, ctx.axis)
-        is_max = x.data == ctx.output.data.reshape(shape)
+        is_max = x == y.reshape(shape)                         # a constant, like relu's mask
         share = is_max / is_max.sum(axis=ctx.axis, keepdims=True)
-        return grad.reshape(shape) * Tensor._make(share.astype(x.dtype))
+        return grad.reshape(shape) * share.astype(x.dtype)
 
 
 class Softmax(Function):
@@ -398,7 +431,7 @@ class Softmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        s = ctx.output
+        s = ctx.result
         return s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True))
 
 
@@ -413,7 +446,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        softmax = ctx.output.exp()
+        softmax = exp(ctx.result)
         return grad - softmax * grad.sum(axis=ctx.axis, keepdims=True)
 
 
@@ -444,7 +477,7 @@ class Transpose(Function):
     def backward(ctx, grad):
         if ctx.axes is None:
             return grad.transpose()
-        return grad.transpose(*np.argsort(ctx.axes).tolist())
+        return grad.transpose(tuple(np.argsort(ctx.axes).tolist()))
 
 
 class BroadcastTo(Function):
@@ -477,7 +510,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return IndexAdd.apply(grad, index=ctx.index, shape=ctx.inputs[0].shape)
+        return index_add(grad, ctx.index, ctx.inputs[0].shape)
 
 
 class IndexAdd(Function):
@@ -487,18 +520,22 @@ class IndexAdd(Function):
     @staticmethod
     def forward(ctx, x, index, shape):
         ctx.index = index
-        out = np.zeros(shape, dtype=x.dtype)
-        if _is_basic(index):
-            out[index] = x               # no element is selected twice: plain assignment
-        elif _is_row_index(index, x):
-            _add_rows(out, index, x)     # whole rows of a table (an embedding's gradient)
-        else:
-            np.add.at(out, index, x)     # unbuffered: repeated indices each add their share
-        return out
+        return _scatter_add(x, index, shape)
 
     @staticmethod
     def backward(ctx, grad):
         return grad[ctx.index]
+
+
+def _scatter_add(x, index, shape):
+    out = np.zeros(shape, dtype=x.dtype)
+    if _is_basic(index):
+        out[index] = x               # no element is selected twice: plain assignment
+    elif _is_row_index(index, x):
+        _add_rows(out, index, x)     # whole rows of a table (an embedding's gradient)
+    else:
+        np.add.at(out, index, x)     # unbuffered: repeated indices each add their share
+    return out
 
 
 def _is_row_index(index, x):
@@ -561,8 +598,8 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        cond = ctx.inputs[0]
-        zero = Tensor._make(np.zeros((), dtype=grad.dtype))
-        grad_a = Where.apply(cond, grad, zero) if ctx.needs_input_grad[1] else None
-        grad_b = Where.apply(cond, zero, grad) if ctx.needs_input_grad[2] else None
+        cond = ctx.inputs[0].data                 # a constant: no gradient of its own
+        zero = np.zeros((), dtype=grad.dtype)
+        grad_a = where(cond, grad, zero) if ctx.needs_input_grad[1] else None
+        grad_b = where(cond, zero, grad) if ctx.needs_input_grad[2] else None
         return None, grad_a, grad_b

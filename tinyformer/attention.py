@@ -6,9 +6,10 @@ Each query asks every key how well it matches (a dot product), softmax turns the
 weights that sum to 1, and the answer is the weighted average of the values. Dividing by
 sqrt(d_k) keeps the dot products near unit size, so softmax does not saturate as d_k grows.
 
-The function comes twice: `attention_readable`, built from engine ops so that every step shows
-in the graph and can be differentiated twice, and `FusedAttention`, one numpy kernel with its
-own backward, which is what the models run. The tests check that the two agree.
+The models run it as one op, `Attention`: a numpy forward and a backward written once, for
+arrays and Tensors alike, so that it is fast and still twice differentiable (its backward
+graph can be drawn). `attention_readable` builds the same function from engine ops, one step
+at a time: it is here to be read, and the tests check the op against it.
 
 Masks are boolean and True means "may attend", the convention of torch's
 `scaled_dot_product_attention` with a boolean `attn_mask` (torch's `nn.MultiheadAttention` uses
@@ -21,10 +22,10 @@ import math
 
 import numpy as np
 
-from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn
+from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn, random
 
 __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weights",
-           "FusedAttention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
+           "Attention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
 
 # The score given to a blocked key. -inf would also make its softmax weight exactly 0, but a row
 # whose keys are all blocked would then compute -inf - (-inf) = NaN inside softmax. A large
@@ -162,7 +163,8 @@ def attention_weights(q, k, mask=None):
 
 
 def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
-    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step, twice differentiable.
+    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step: attention as the paper
+    writes it, to read and to check `Attention` against. The models run `Attention`.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
     True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
@@ -174,31 +176,31 @@ def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
     return weights @ v                                                # (..., T_q, d_v)
 
 
-class FusedAttention(Function):
-    """Attention in one kernel: the same function as `attention_readable`, without dropout.
+class Attention(Function):
+    """Attention in one op: the function of `attention_readable`.
 
-    Forward, with s = 1/sqrt(d) and blocked scores set to -1e9:
+    Forward, with s = 1/sqrt(d), blocked scores set to -1e9, and D the dropout mask (each
+    weight kept with probability 1 - p and scaled by 1/(1 - p); all ones without dropout):
 
-        S = Q K^T s,   P = softmax(S) (rows blocking every key set to 0),   O = P V
+        S = Q K^T s,   P = softmax(S) (rows blocking every key set to 0),   O = (P * D) V
 
-    Backward, from dO = dL/dO, through O = P V, then softmax, then S = Q K^T s:
+    Backward, from dO = dL/dO, through O = (P * D) V, then softmax, then S = Q K^T s:
 
-        dV = P^T dO
-        dP = dO V^T
+        dV = (P * D)^T dO
+        dP = (dO V^T) * D
         dS = P * (dP - rowsum(dP * P))        softmax's backward, row by row
         dQ = dS K s,   dK = dS^T Q s
 
-    rowsum(dP * P) is computed as rowsum(dO * O), the same numbers (row i: sum_j P_ij dO_i.V_j
-    = dO_i.(sum_j P_ij V_j) = dO_i.O_i, FlashAttention's trick): a dot product over d_v per
-    query instead of a product array of (..., T_q, T_k) and a sum over T_k.
+    rowsum(dP * P) is computed as rowsum(dO * O), the same numbers (row i: sum_j P_ij D_ij
+    dO_i.V_j = dO_i.(sum_j P_ij D_ij V_j) = dO_i.O_i, FlashAttention's trick): a dot product
+    over d_v per query instead of a product array of (..., T_q, T_k) and a sum over T_k.
 
     P is the only array kept for backward: (..., T_q, T_k), the memory attention is known for.
+    Under create_graph it is computed again from Q and K, as Tensors.
     """
 
-    once_differentiable = True
-
     @staticmethod
-    def forward(ctx, q, k, v, keep=None):
+    def forward(ctx, q, k, v, keep=None, drop=None):
         # In place, in the one (..., T_q, T_k) array: it is the largest the model makes.
         scale = 1 / math.sqrt(q.shape[-1])
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
@@ -212,39 +214,49 @@ class FusedAttention(Function):
             # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
             # all zeros instead. (Other blocked entries are exp(-1e9 - max) = 0 already.)
             np.copyto(p, 0.0, where=~keep)
-        ctx.p, ctx.scale = p, scale
-        return p @ v                                                  # (..., T_q, d_v)
+        ctx.p, ctx.scale, ctx.keep, ctx.drop = p, scale, keep, drop
+        return (p if drop is None else p * drop) @ v                 # (..., T_q, d_v)
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v = (t.data for t in ctx.inputs)
-        p, scale, d_out = ctx.p, ctx.scale, grad.data
-        d_v = np.swapaxes(p, -2, -1) @ d_out                          # (..., T_k, d_v)
-        d_p = d_out @ np.swapaxes(v, -2, -1)                          # (..., T_q, T_k)
-        d_s = d_p                                                     # in place, as forward
-        d_s -= (d_out * ctx.output.data).sum(axis=-1, keepdims=True)  # rowsum(dP * P)
-        d_s *= p
-        d_s *= scale                                  # once here, not on d_q and d_k each
+        q, k, v = ctx.operands
+        if ctx.create_graph:             # P again, as a Tensor, for the second derivative
+            p = attention_weights(q, k, ctx.keep)
+        else:
+            p = ctx.p
+        drop = ctx.drop
+        d_v = (p if drop is None else p * drop).swapaxes(-2, -1) @ grad     # (..., T_k, d_v)
+        d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
+        if drop is not None:
+            d_s *= drop
+        d_s -= (grad * ctx.result).sum(axis=-1, keepdims=True)        # - rowsum(dP * P)
+        d_s *= p                                   # in place on arrays, as forward
+        d_s *= ctx.scale                           # once here, not on d_q and d_k each
         d_q = d_s @ k                                                 # (..., T_q, d)
-        d_k = np.swapaxes(d_s, -2, -1) @ q                            # (..., T_k, d)
+        d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
         return d_q, d_k, d_v
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=False,
-                                 fused=True):
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=False):
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, with an optional mask and dropout.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` is a boolean
     array or Tensor that broadcasts to (..., T_q, T_k), True where a query may attend a key (as
-    torch's boolean attn_mask). A query whose keys are all blocked outputs zeros.
-
-    Runs `FusedAttention` (fast, once differentiable) unless `fused=False`, or dropout is
-    active (training with dropout_p > 0): the fused kernel has no dropout, so that case takes
-    `attention_readable` (twice differentiable, every step in the graph).
+    torch's boolean attn_mask). A query whose keys are all blocked outputs zeros. Dropout
+    (training with dropout_p > 0) zeroes attention weights at random, seeded by
+    `tinyautograd.manual_seed`.
     """
-    if fused and not (training and dropout_p > 0):
-        return FusedAttention.apply(q, k, v, keep=_keep_mask(q, k, v, mask))
-    return attention_readable(q, k, v, mask, dropout_p, training)
+    keep = _keep_mask(q, k, v, mask)
+    drop = None
+    if training and dropout_p > 0:
+        if not 0.0 <= dropout_p < 1.0:
+            raise ValueError(f"attention: dropout_p must be in [0, 1), got {dropout_p}")
+        scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2],
+                                                                          k.shape[-2])
+        # The draw of functional.dropout: the same weights are dropped as there.
+        kept = random.default_generator().random(scores_shape) >= dropout_p
+        drop = (kept / (1 - dropout_p)).astype(q.dtype)
+    return Attention.apply(q, k, v, keep=keep, drop=drop)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +277,7 @@ class MultiHeadAttention(nn.Module):
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
     each forward then also stores softmax(q k^T / sqrt(d) + mask), before dropout, as a numpy
-    array (B, n_head, T_q, T_k) in `last_weights`. The fused kernel keeps its weights to
+    array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps its weights to
     itself, so they are computed a second time, by `attention_weights`: off by default.
     """
 

@@ -17,7 +17,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd import nn
 
-from .attention import FusedAttention
+from .attention import Attention
 
 
 def _matmul_flops(node):
@@ -26,7 +26,7 @@ def _matmul_flops(node):
         a = node.inputs[0]
         k = a.shape[-1]
         return 2 * k * node.output.size                           # each output: k multiply-adds
-    if node.fn is FusedAttention:
+    if node.fn is Attention:
         q, k, v = node.inputs
         scores = np.prod(q.shape[:-1]) * k.shape[-2]              # (..., T_q, T_k)
         return 2 * scores * q.shape[-1] + 2 * scores * v.shape[-1]   # Q K^T, then P V

@@ -16,7 +16,7 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        g = grad.data
+        g = grad
         x_hat, rstd, gamma = ctx.saved
         rows = g.reshape(-1, g.shape[-1])                            # (N, C)
         d_beta = rows.sum(axis=0)

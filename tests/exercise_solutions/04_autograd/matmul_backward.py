@@ -10,7 +10,7 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.inputs
+        a, b = ctx.operands
         grad_a = grad @ b.swapaxes(-1, -2)       # (..., n, m) @ (..., m, k)
         grad_b = a.swapaxes(-1, -2) @ grad       # (..., k, n) @ (..., n, m)
         return grad_a, grad_b

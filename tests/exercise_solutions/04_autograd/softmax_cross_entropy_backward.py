@@ -13,7 +13,7 @@ class Softmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        g, p = grad.data, ctx.p
+        g, p = grad, ctx.p
         return p * (g - (g * p).sum(axis=-1, keepdims=True))
 
 
@@ -30,4 +30,4 @@ class SoftmaxCrossEntropy(Function):
         d = ctx.p.copy()
         n = len(ctx.targets)
         d[np.arange(n), ctx.targets] -= 1.0          # p - onehot(t)
-        return d / n * grad.data
+        return d / n * grad

@@ -14,6 +14,6 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx, grad):
         table = ctx.inputs[0]
-        table_grad = np.zeros(table.shape, dtype=grad.data.dtype)
-        np.add.at(table_grad, ctx.ids, grad.data)      # repeated ids add up
+        table_grad = np.zeros(table.shape, dtype=grad.dtype)
+        np.add.at(table_grad, ctx.ids, grad)      # repeated ids add up
         return table_grad

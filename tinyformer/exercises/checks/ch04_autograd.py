@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from tinyautograd import GradcheckError, Tensor, functional, gradcheck
+from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
 
 from ..catalogue import exercise
 from ..checking import (CheckFailure, as_array, describe, describe_call, expect, expect_array,
@@ -63,12 +63,16 @@ def _gradcheck(learner, fn, inputs, call):
 
 
 def _returned_gradients(learner, function, out, grad, n_inputs, call):
-    """Call the learner's `function.backward(ctx, grad)` directly on the node of `out`, and
-    return its gradients as a tuple of arrays (None stays None)."""
+    """Call the learner's `function.backward(ctx, grad)` directly on the node of `out`, as an
+    ordinary backward pass does (numpy arrays, nothing recorded), and return its gradients as
+    a tuple of arrays (None stays None)."""
     name = f"{function.__name__}.backward"
-    got = run_learner_code(
-        learner.path, lambda: function.backward(out.grad_fn, Tensor(grad, dtype=np.float64)),
-        f"{name} ran after {call}")
+
+    def backward():
+        with no_grad():
+            return function.backward(out.grad_fn, np.asarray(grad, dtype=np.float64))
+
+    got = run_learner_code(learner.path, backward, f"{name} ran after {call}")
     if n_inputs == 1 and not isinstance(got, (tuple, list)):
         got = (got,)
     expect(isinstance(got, (tuple, list)) and len(got) == n_inputs,
@@ -302,7 +306,7 @@ def _engine_gradient(forward, x, grad):
     "number per row, broadcast back over the row.",
     "Cross-entropy: d = ctx.p.copy(); then d[n, targets[n]] -= 1 for every row n. "
     "A loop works; so does d[np.arange(N), ctx.targets] -= 1.",
-    "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad.data (the "
+    "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad (the "
     "gradient arriving from whatever came after the loss).",
 ])
 def check_softmax_cross_entropy_backward(learner):

@@ -35,7 +35,7 @@ def _repeated_row_note(ids, table_grad_expected, got):
     "forward is one line of numpy: return table[ids].",
     "backward: table_grad = np.zeros(ctx.inputs[0].shape); every position's gradient row goes "
     "into table_grad at row ids[position], added, not assigned.",
-    "np.add.at(table_grad, ctx.ids, grad.data) adds grad.data[p] into table_grad[ctx.ids[p]] "
+    "np.add.at(table_grad, ctx.ids, grad) adds grad[p] into table_grad[ctx.ids[p]] "
     "for every position p, repeats included. Then return table_grad.",
 ])
 def check_embedding(learner):

@@ -57,7 +57,7 @@ class LayerNormFunction(Function):
     def backward(ctx, grad):
         """dL/dx, dL/dgamma, dL/dbeta from grad = dL/dy."""
         x_hat, rstd, gamma = ctx.saved           # (..., C), (..., 1), (C,)
-        # TODO: g = grad.data, the numpy array dL/dy (..., C).
+        # TODO: g = grad, the numpy array dL/dy (..., C).
         # TODO: d_beta: sum g over every axis but the last (g.reshape(-1, g.shape[-1]) puts
         #       them all in axis 0).
         # TODO: d_gamma: the same sum of g * x_hat.

@@ -23,8 +23,10 @@ gradient back to the input's shape for you (the unbroadcast of the previous exer
 
 The engine's Function interface (see tinyautograd/engine.py, class Function):
     forward(ctx, a, b)   numpy arrays in, numpy array out (given)
-    backward(ctx, grad)  grad = dL/dY as a Tensor; the inputs are `a, b = ctx.inputs`
-                         (Tensors); return one gradient per input: `return grad_a, grad_b`
+    backward(ctx, grad)  grad = dL/dY; the inputs are `a, b = ctx.operands`: numpy arrays
+                         in an ordinary backward, Tensors when the backward is itself
+                         recorded (create_graph=True): write it with what both have (@,
+                         swapaxes); return one gradient per input: `return grad_a, grad_b`
 
 tinyautograd's own version is `MatMul` in tinyautograd/ops.py (it also handles 1-D operands).
 
@@ -47,7 +49,7 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         """dL/dA and dL/dB from grad = dL/dY."""
-        a, b = ctx.inputs                         # Tensors: (..., n, k) and (..., k, m)
+        a, b = ctx.operands                       # (..., n, k) and (..., k, m)
         # TODO: grad_a = grad @ (b with its last two axes swapped)     (..., n, k)
         #       grad_b = (a with its last two axes swapped) @ grad     (..., k, m)
         #       return both.

@@ -31,8 +31,8 @@ Shapes
     logits: (N, V);  targets: (N,) integers;  loss: () a single number
 
 Your task
-    Write `Softmax.backward`, then `SoftmaxCrossEntropy.backward`. Both may work on numpy
-    arrays (`grad.data`) and return arrays, or on Tensors.
+    Write `Softmax.backward`, then `SoftmaxCrossEntropy.backward`. `grad` is a numpy array
+    here: return arrays.
 
 Check it with:  tinyformer exercises check softmax_cross_entropy_backward
 """
@@ -59,7 +59,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         """dL/dz from grad = dL/dp."""
-        # TODO: with g = grad.data (..., V) and p = ctx.p (..., V), return
+        # TODO: with g = grad (..., V) and p = ctx.p (..., V), return
         #       p * (g - the sum of g * p along the last axis, keepdims=True).
         raise NotImplementedError
 
@@ -80,7 +80,7 @@ class SoftmaxCrossEntropy(Function):
         array: `targets` reach forward as a setting (a keyword of apply), not as an input, so
         logits is the only input and gets the only gradient."""
         # TODO: start from a copy of ctx.p, subtract 1 at [row n, column targets[n]] for every
-        #       row, divide by N, and multiply by grad.data.
+        #       row, divide by N, and multiply by grad.
         raise NotImplementedError
 
 

@@ -56,7 +56,7 @@ class Embedding(Function):
     def backward(ctx, grad):
         """dL/dtable from grad = dL/dout (..., d_model)."""
         # TODO: make table_grad, zeros of the table's shape (the table is ctx.inputs[0]);
-        #       then np.add.at(table_grad, ctx.ids, grad.data) and return table_grad.
+        #       then np.add.at(table_grad, ctx.ids, grad) and return table_grad.
         raise NotImplementedError
 
 

@@ -31,8 +31,8 @@ Shapes
 
 Use Tensor operations only (@, *, .swapaxes(-2, -1), .softmax(axis=-1), .masked_fill), so
 that gradients flow back to q, k and v: the checker compares those gradients too.
-tinyformer/attention.py does exactly this in `attention_readable`, and again as one fused
-numpy kernel with a hand-written backward in `FusedAttention`.
+tinyformer/attention.py does exactly this in `attention_readable`, and again as one op,
+`Attention`, with its backward written by hand (the one the models run).
 
 Your task
     Write `scaled_dot_product`.
