@@ -113,17 +113,24 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, _ = ctx.operands
-        if ctx.create_graph:   # x_hat and rstd again, as Tensors, for the second derivative
+        # Forward kept x_hat and rstd. The first backward takes x_hat and writes into it (a new
+        # array of activations' size costs its page faults); a later one through a kept graph
+        # computes both again from x, and so does one under create_graph, where kept arrays
+        # would be constants and the second derivative would miss them.
+        x_hat, ctx.x_hat = ctx.x_hat, None
+        if x_hat is None or ctx.create_graph:
             x_hat, rstd = _normalised(x, ctx.eps)
         else:
-            x_hat, rstd = ctx.x_hat, ctx.rstd
+            rstd = ctx.rstd
         n = x.shape[-1]
-        d_x_hat = grad * weight
-        d_x = d_x_hat - x_hat * (_row_dot(d_x_hat, x_hat) / n)
-        d_x -= d_x_hat.sum(axis=-1, keepdims=True) / n
+        d_weight = _column_dot(grad, x_hat)            # sum(g * x_hat) over all rows: (C,)
+        d_x = grad * weight              # dL/dx_hat, made into dL/dx in place below
+        subtrahend = x_hat               # x_hat is not read again: written into, on arrays
+        subtrahend *= _row_dot(d_x, x_hat) / n
+        subtrahend += d_x.sum(axis=-1, keepdims=True) / n
+        d_x -= subtrahend
         d_x *= rstd
-        # The engine sums these over every axis but the last, to weight's and bias's (C,).
-        return d_x, grad * x_hat, grad
+        return d_x, d_weight, grad       # grad: the engine sums it to bias's (C,)
 
 
 def _normalised(x, eps):
@@ -134,6 +141,15 @@ def _normalised(x, eps):
     rstd = 1 / sqrt(_row_dot(x_hat, x_hat) / n + eps)
     x_hat *= rstd                      # in place on an array; a new Tensor on a Tensor
     return x_hat, rstd
+
+
+def _column_dot(a, b):
+    """sum(a * b) over every axis but the last: (C,). On arrays one einsum over the rows,
+    without the product as a temporary."""
+    n = a.shape[-1]
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return (a * b).reshape(-1, n).sum(axis=0)
+    return np.einsum("ni,ni->i", a.reshape(-1, n), b.reshape(-1, n))
 
 
 def _row_dot(a, b):

@@ -360,10 +360,15 @@ class Gelu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # Forward saved dy/dx as an array, a constant to the graph: under create_graph it is
-        # computed again from x, so that the second derivative flows through it.
-        slope = _gelu_slope(ctx.operands[0]) if ctx.create_graph else ctx.derivative
-        return grad * slope
+        # Forward kept dy/dx. The first backward takes it and multiplies into it (a new array
+        # of this size costs more in page faults than the product); a later one through a
+        # kept graph computes it again from x, and so does one under create_graph, where the
+        # kept array would be a constant and the second derivative would miss it.
+        slope, ctx.derivative = ctx.derivative, None
+        if slope is None or ctx.create_graph:
+            slope = _gelu_slope(ctx.operands[0])
+        slope *= grad
+        return slope
 
 
 def _gelu_slope(x):

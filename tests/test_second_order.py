@@ -1,0 +1,133 @@
+"""Gradients of gradients through whole models: a Hessian-vector product of the training loss of
+GPT, BERT and the encoder-decoder Transformer, with their real layers (the Attention op, layer
+norm, GELU, cross-entropy with ignore_index and label smoothing), equals finite differences of
+the gradient (float64).
+
+    H v = d/dθ (dL/dθ . v)                       grad(create_graph=True), then grad again
+        ~ (dL/dθ(θ + eps v) - dL/dθ(θ - eps v)) / 2 eps      two ordinary backward passes
+
+A backward formula that leaves the graph (a kept array where the recomputed Tensor belongs, a
+constant where a Tensor belongs) changes H v, and the comparison fails.
+"""
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyautograd import functional as F
+from tinyformer.bert import BERT
+from tinyformer.gpt import GPT
+from tinyformer.transformer import Transformer
+
+EPS = 1e-5
+
+
+def to_float64(model):
+    """float64, and weights drawn afresh at a larger scale than initialisation's, so that every
+    nonlinearity is far from linear and each layer's share of H v is large."""
+    rng = np.random.default_rng(11)
+    for name, p in model.named_parameters():
+        centre = 1.0 if "norm" in name and name.endswith("weight") else 0.0   # norms' scales
+        p.data = centre + 0.5 * rng.standard_normal(p.shape)
+    return model
+
+
+def tokens(shape, vocab, seed):
+    return np.random.default_rng(seed).integers(1, vocab, shape)
+
+
+def gpt_loss(options):
+    ta.manual_seed(0)
+    model = to_float64(GPT(vocab_size=7, context=6, n_layer=2, n_head=2, d_model=8, **options))
+    idx = tokens((2, 6), 7, seed=1)
+    return model, lambda: F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
+
+
+def bert_loss(options):
+    ta.manual_seed(0)
+    model = to_float64(BERT(vocab_size=7, context=6, n_layer=2, n_head=2, d_model=8,
+                            **options))
+    idx = tokens((2, 6), 7, seed=2)
+    idx[1, 4:] = model.pad_id                              # padding: a masked key
+    targets = np.where(np.random.default_rng(3).random(idx.shape) < 0.5, idx, -1)
+    targets[0, 0] = idx[0, 0]                              # at least one target counts
+    return model, lambda: F.cross_entropy(model(idx), targets, ignore_index=-1)
+
+
+def transformer_loss(options):
+    ta.manual_seed(0)
+    model = to_float64(Transformer(src_vocab_size=7, tgt_vocab_size=6, context=6, n_layer=1,
+                                   n_head=2, d_model=8, **options))
+    src, tgt = tokens((2, 5), 7, seed=4), tokens((2, 5), 6, seed=5)
+    src[1, 3:] = model.pad_id                              # padded source: cross-attention mask
+    tgt[0, 4] = model.pad_id                               # an ignored target
+    return model, lambda: F.cross_entropy(model(src, tgt[:, :-1]), tgt[:, 1:],
+                                          ignore_index=model.pad_id, label_smoothing=0.1)
+
+
+def gradients(params, loss_fn):
+    return [g.data.copy() for g in ta.grad(loss_fn(), params)]
+
+
+def check_hessian_vector_product(model, loss_fn):
+    params = list(model.parameters())
+    rng = np.random.default_rng(7)
+    v = [rng.standard_normal(p.shape) for p in params]
+    grads = ta.grad(loss_fn(), params, create_graph=True)
+    assert all(g.requires_grad for g in grads), "a gradient has no graph of its own"
+    along_v = sum((g * vi).sum() for g, vi in zip(grads, v))
+    hvp = [h.data for h in ta.grad(along_v, params)]
+
+    saved = [p.data.copy() for p in params]
+    for p, s, vi in zip(params, saved, v):
+        p.data = s + EPS * vi
+    up = gradients(params, loss_fn)
+    for p, s, vi in zip(params, saved, v):
+        p.data = s - EPS * vi
+    down = gradients(params, loss_fn)
+    for p, s in zip(params, saved):
+        p.data = s
+    numeric = [(u - d) / (2 * EPS) for u, d in zip(up, down)]
+
+    flat_hvp, flat_numeric = np.concatenate([h.ravel() for h in hvp]), \
+        np.concatenate([n.ravel() for n in numeric])
+    assert np.abs(flat_numeric).max() > 1e-3, "the Hessian is ~0: the test would prove nothing"
+    for (name, _), h, n in zip(model.named_parameters(), hvp, numeric):
+        np.testing.assert_allclose(h, n, rtol=1e-4, atol=1e-6 * np.abs(flat_numeric).max(),
+                                   err_msg=f"H v for {name}")
+
+
+@pytest.mark.parametrize("options", [
+    {},                                                          # learned positions, pre-norm
+    {"positions": "rope", "norm": "post", "activation": "relu", "tie_weights": False},
+    {"positions": "sinusoidal"},
+])
+def test_gpt_hessian_vector_product(options):
+    check_hessian_vector_product(*gpt_loss(options))
+
+
+@pytest.mark.parametrize("options", [{}, {"norm": "pre", "positions": "rope"}])
+def test_bert_hessian_vector_product(options):
+    check_hessian_vector_product(*bert_loss(options))
+
+
+@pytest.mark.parametrize("options", [{}, {"norm": "pre", "activation": "gelu"}])
+def test_transformer_hessian_vector_product(options):
+    check_hessian_vector_product(*transformer_loss(options))
+
+
+def test_a_gradient_penalty_trains_through_the_whole_model():
+    # The README's promise, on a GPT: the squared norm of the gradient is itself a loss whose
+    # gradient exists for every parameter and lowers it.
+    model, loss_fn = gpt_loss({})
+    params = list(model.parameters())
+
+    def penalty():
+        return sum((g * g).sum() for g in ta.grad(loss_fn(), params, create_graph=True))
+
+    before = penalty()
+    steps = ta.grad(before, params)
+    assert all(s is not None for s in steps)
+    for p, s in zip(params, steps):
+        p.data = p.data - 1e-3 * s.data
+    assert penalty().item() < before.item()
