@@ -1,6 +1,6 @@
 """tinyformer.attention: the Attention op against the readable graph, finite differences
-(first and second order) and PyTorch; the masks' promises (causality, padding, rows with nothing to attend to); and
-MultiHeadAttention against torch.nn.MultiheadAttention."""
+(first and second order) and PyTorch; the masks' promises (causality, padding, rows with
+nothing to attend to); and MultiHeadAttention against torch.nn.MultiheadAttention."""
 
 import numpy as np
 import pytest
@@ -250,7 +250,8 @@ def test_dropout_in_the_op_drops_what_the_readable_graph_drops_and_only_when_tra
     for attend in (scaled_dot_product_attention, attention_readable):
         ta.manual_seed(0)
         outputs.append(output_and_grads(
-            lambda q, k, v, mask: attend(q, k, v, mask, dropout_p=0.5, training=True),
+            lambda q, k, v, mask, attend=attend: attend(q, k, v, mask, dropout_p=0.5,
+                                                        training=True),
             q, k, v, MASKS["causal"]))
     for name, a, b in zip(["out", "dq", "dk", "dv"], *outputs):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10, err_msg=name)

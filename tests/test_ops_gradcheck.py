@@ -79,7 +79,8 @@ def test_every_function_has_a_case():
 def test_every_function_has_a_gradcheck_and_gradgradcheck_case():
     registry = function_registry()
     checked = {f for case in GRADCHECK_CASES for f in case.covers}
-    assert not registry - checked, f"no gradcheck (nor gradgradcheck) for {names(registry - checked)}"
+    assert not registry - checked, f"no gradcheck nor gradgradcheck for " \
+                                   f"{names(registry - checked)}"
 
 
 def test_case_names_are_unique():

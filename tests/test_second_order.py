@@ -89,12 +89,10 @@ def check_hessian_vector_product(model, loss_fn):
         p.data = s
     numeric = [(u - d) / (2 * EPS) for u, d in zip(up, down)]
 
-    flat_hvp, flat_numeric = np.concatenate([h.ravel() for h in hvp]), \
-        np.concatenate([n.ravel() for n in numeric])
-    assert np.abs(flat_numeric).max() > 1e-3, "the Hessian is ~0: the test would prove nothing"
+    largest = max(np.abs(n).max() for n in numeric)
+    assert largest > 1e-3, "H v is about 0: the comparison would prove nothing"
     for (name, _), h, n in zip(model.named_parameters(), hvp, numeric):
-        np.testing.assert_allclose(h, n, rtol=1e-4, atol=1e-6 * np.abs(flat_numeric).max(),
-                                   err_msg=f"H v for {name}")
+        np.testing.assert_allclose(h, n, rtol=1e-4, atol=1e-6 * largest, err_msg=f"H v for {name}")
 
 
 @pytest.mark.parametrize("options", [

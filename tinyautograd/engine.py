@@ -653,7 +653,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 node = t.grad_fn
                 if node is None:                           # a leaf: the chain ends here
                     continue
-                input_grads = _backward_of(node, grad, create_graph)
+                input_grads = _apply_backward(node, grad, create_graph)
                 for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
                     if g is not None:
                         if check_anomaly:
@@ -666,7 +666,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
 
 
-def _backward_of(node, grad, create_graph):
+def _apply_backward(node, grad, create_graph):
     """One node's step of the chain rule: dL/d(input) for each input, in the input's shape.
     Under create_graph, the ops it records are annotated with the node they differentiate."""
     if not create_graph:

@@ -131,12 +131,10 @@ def load_arrays(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise CheckpointError(f"{path} holds pickled data, which tinyformer never loads "
-                                  f"(unpickling can run code); use a checkpoint written by "
-                                  f"`tinyformer train`") from None
-        raise CheckpointError(f"{path} cannot be read ({e}); restore it or train again") from None
+    except ValueError as e:        # numpy refused it: pickled data, or a malformed array
+        raise CheckpointError(f"{path} cannot be read ({e}); tinyformer never loads pickled "
+                              f"data (unpickling can run code): use a checkpoint written by "
+                              f"`tinyformer train`, or train again") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"{path} is not a readable .npz archive ({e}); restore it or "
                               f"train again") from None

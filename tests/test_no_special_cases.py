@@ -1,0 +1,68 @@
+"""One mechanism, no special cases: nothing in the package decides what to do by an op's name
+(`node.name == "crossentropy"`) or by the words of an error message (`"..." in str(error)`).
+An op's behaviour belongs to its Function, and an error's meaning to its type.
+
+The check reads the source itself (Python's own parser), so it catches a new special case the
+day it is written. The learner's exercise files are not the package's code and are left out.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted(path for folder in ("tinyautograd", "tinyformer", "viz")
+                 for path in (ROOT / folder).rglob("*.py")
+                 if "course" not in path.relative_to(ROOT).parts) + [ROOT / "cli.py"]
+
+
+def is_op_name(node):
+    """`x.name` or `x.name()`: the name of a graph node or of a Function."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    return isinstance(node, ast.Attribute) and node.attr == "name"
+
+
+def is_text(node):
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) or \
+        isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(is_text(e) for e in node.elts)
+
+
+def is_error_text(node):
+    """`str(e)`, `str(e).lower()`, `e.args[0]`: the words of an exception."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return is_error_text(node.func.value)
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.value, ast.Attribute) and node.value.attr == "args"
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+        node.func.id == "str" and len(node.args) == 1 and isinstance(node.args[0], ast.Name)
+
+
+def special_cases(tree):
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            if isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) and (
+                    is_op_name(left) and is_text(right) or is_text(left) and is_op_name(right)):
+                yield node.lineno, "an op's name decides"
+            if isinstance(op, (ast.In, ast.NotIn)) and is_text(left) and is_error_text(right):
+                yield node.lineno, "an error message's words decide"
+
+
+def test_the_check_finds_both_kinds_of_special_case():
+    code = ('if node.name == "crossentropy": pass\n'
+            'if node.fn.name() in ("gelu", "relu"): pass\n'
+            'if "only once differentiable" in str(e): pass\n'
+            'if "pickle" not in str(error).lower(): pass\n'
+            'if name == "weight" and node.fn is Attention: pass\n')      # not special cases
+    assert [line for line, _ in special_cases(ast.parse(code))] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_op_name_or_error_message_decides_what_to_do(path):
+    found = [f"{path.relative_to(ROOT)}:{line}: {why}"
+             for line, why in special_cases(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not found, "\n".join(found)
