@@ -16,7 +16,6 @@ import click
 import numpy as np
 
 import tinyautograd
-from tinyautograd import functional as F
 from tinyautograd import no_grad
 from tinyformer.beam import beam_search
 from tinyformer.checkpoint import export_pretrained, load_model
@@ -769,83 +768,89 @@ GRAPH_EPILOG = """\b
 Examples:
   tinyformer graph --example mlp --out mlp.svg
   tinyformer graph --example layernorm --what backward --out ln-backward.png
+  tinyformer graph --example gpt --what backward --depth 2 --out gpt-backward.svg
+  tinyformer graph --example bert --fold-repeats --out bert.svg    layers: EncoderLayer x 2
   tinyformer graph --example gpt --grad --out gpt.pdf       gradient norms in the boxes
   tinyformer graph --example mlp --flow --out flow.png      coloured by gradient norm
+  tinyformer graph --example transformer --what backward --flow --depth 1 --out flow.svg
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." --out step.svg
+  tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
+      --what backward --depth 1 --out gpt-backward.png
   tinyformer graph --example attention --out attention.dot  the graphviz source only
-  tinyformer graph --example gpt --depth 1 --out gpt.svg   one node per top-level module
 
 \b
 --what forward draws the graph that computes the loss: each op with its output shape, each
 parameter by its name in the module tree. --what backward draws the graph that computing the
 gradients records: how each gradient comes from the one above it and the values the forward
-saved, the chain rule made visible. svg, png and pdf need graphviz's dot program.
+saved, the chain rule made visible, down to one dL/d<parameter> per parameter. svg, png and
+pdf need graphviz's dot program.
 
 \b
-The forward graph boxes the ops of each module by its path (blocks.0, blocks.0.attn, ...).
---depth N collapses each module N levels down into one node with its class, parameter count
-and number of ops: --depth 1 draws a GPT as its embeddings, each block and the final norm.
+Both graphs box the ops of each module by its path (blocks.0, blocks.0.attn, ...); a backward
+op goes in the box of the forward op whose backward it is. --depth N collapses each module N
+levels down into one node with its class, parameter count and number of ops: --depth 1 draws
+a GPT as its embeddings, each block and the final norm. --fold-repeats collapses a stack of
+blocks of one class into one node, "blocks: DecoderLayer x 4".
+
+\b
+--grad writes each gradient's norm, min and max in its box; --flow colours every node by its
+gradient norm on a log scale, with a legend. On the forward graph they come from a backward
+pass; on the backward graph, each node is the gradient it computes.
+
+\b
+--checkpoint takes a run of any model: a GPT predicts each next token of --prompt, a BERT
+guesses every seventh token of it, hidden; a seq2seq Transformer translates it, a source of
+its task (e.g. "3141+27" for add), into the task's answer (teacher forcing).
 """
 
 
 @main.command(epilog=GRAPH_EPILOG)
-@click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt"]),
+@click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt", "bert",
+                                              "transformer"]),
               help="A small built-in computation to draw.")
-@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a GPT checkpoint's "
+@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step (forward and loss) on --prompt instead.")
-@click.option("--prompt", default="\n", help="With --checkpoint: the text of the batch.")
+@click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True)
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
-              "max (after a backward pass).")
+              "max.")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
               "scale (gradient flow), with a legend.")
-@click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="Draw at most this many nodes, those nearest the loss (forward) or the "
+              "gradients (backward).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Forward only: collapse each module N levels down into one node.")
+              help="Collapse each module N levels down into one node.")
+@click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
+              "class into one node (blocks: Block x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
-          out_path):
+          fold_repeats, out_path):
     """Draw a computation graph, forward or backward, to svg, png, pdf or dot."""
     import viz
-    from viz.examples import Example
+    from viz.examples import checkpoint_step
     from viz.examples import example as build_example
     if (example is None) == (checkpoint_dir is None):
         raise InputError("give one of --example NAME or --checkpoint DIR")
-    if depth is not None and what == "backward":
-        raise InputError("--depth collapses the forward graph; leave it out with --what "
-                         "backward")
+    if checkpoint_dir is not None and prompt is None:
+        raise InputError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
     check_out_file(out_path, [".svg", ".png", ".pdf", ".dot", ".gv"])
     # Recording which module made each op costs little, and lets the picture box the ops by
-    # module (and collapse them with --depth). The example builds its own model, so no root
-    # is given: the outermost module called is taken as the root.
+    # module (and collapse them with --depth). The model is built inside, so no root is given:
+    # the outermost module called is taken as the root.
     with input_errors(), viz.record():
         if example is not None:
             shown = build_example(example)
         else:
-            model, tokenizer, saved = load_model(checkpoint_dir)
-            if saved["model"] != "gpt":
-                raise ValueError(f"--checkpoint draws GPT checkpoints; this one is a "
-                                 f"{saved['model']} (try --example)")
-            ids = encode_prompt(tokenizer, prompt, allow_special=False)[:model.context + 1]
-            if len(ids) < 2:
-                raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
-            idx = np.array([ids])
-            model.train()
-            loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
-            shown = Example(loss, model, {})
+            shown = checkpoint_step(*load_model(checkpoint_dir), prompt)
+    folding = dict(depth=depth, fold_repeats=fold_repeats)
     if what == "backward":
-        try:
-            picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
-                                        max_nodes=max_nodes)
-        except RuntimeError as e:
-            if "only once differentiable" not in str(e):
-                raise
-            raise InputError(f"no backward graph: {str(e).split(':')[0]}, a fused kernel "
-                             f"whose backward is one numpy step; try --example mlp or "
-                             f"layernorm") from None
+        picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
+                                    show_data=show_data, show_grad=show_grad,
+                                    color_by_grad=flow, max_nodes=max_nodes, **folding)
     else:
         if show_grad or flow:
             if flow:
@@ -853,7 +858,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
             shown.loss.backward(retain_graph=True)
         picture = viz.draw_graph(shown.loss, params=shown.params, inputs=shown.inputs,
                                  show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
-                                 depth=depth, color_by_grad=flow)
+                                 color_by_grad=flow, **folding)
     try:
         written = viz.render(picture, out_path)
     except viz.DotNotFoundError as e:
@@ -1117,8 +1122,8 @@ Examples:
 
 \b
 It runs the scripts in the repository's benchmarks/ folder (benchmarks/suite.py), each in its
-own process, and prints their tables and a summary against issue 7's targets. PyTorch's
-columns appear when PyTorch is installed (pip install -e '.[test]').""")
+own process, and prints their tables and a summary against the project's speed targets.
+PyTorch's columns appear when PyTorch is installed (pip install -e '.[test]').""")
 @click.option("--only", multiple=True, type=click.Choice(BENCH_NAMES), metavar="NAME",
               help=f"Run only this benchmark (repeatable): {', '.join(BENCH_NAMES)}.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")

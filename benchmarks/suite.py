@@ -1,5 +1,5 @@
 """Every benchmark, one after another, and one table of ours against PyTorch eager with the
-targets of issue 7. `tinyformer bench` runs this script.
+project's speed targets. `tinyformer bench` runs this script.
 
     python benchmarks/suite.py                       # everything but the whole run (minutes)
     python benchmarks/suite.py --quick               # fewer repetitions (about a minute)

@@ -24,12 +24,42 @@ def titles(dot):
 
 
 def clusters(dot):
-    """cluster title -> the op ids inside its box."""
+    """cluster title -> the op ids directly inside its box (not in a box nested in it); the
+    boxes of one title (two `mul backward`s) merged."""
     found = {}
-    for body in re.findall(r"subgraph cluster_\d+ \{(.*?)\n\t\}", dot.source, re.DOTALL):
-        title = re.search(r"label=<<B>(.*?)</B>", body)[1]
-        found.setdefault(title, []).extend(re.findall(r"^\s*(op\d+) \[", body, re.MULTILINE))
+    for title, _, members in boxes(dot):
+        found.setdefault(title, []).extend(m for m in members if m.startswith("op"))
     return found
+
+
+def boxes(dot):
+    """(title, the title of the box it is nested in or None, the ids of the nodes directly
+    inside it) for every box, in the order of the source."""
+    found, open_boxes = [], []          # open_boxes: the boxes we are inside, innermost last
+    for line in dot.source.splitlines():
+        if re.match(r"\s*subgraph cluster_\d+ \{", line):
+            parent = open_boxes[-1][0] if open_boxes else None
+            open_boxes.append([None, parent, []])       # its title comes on its label line
+            found.append(open_boxes[-1])
+        elif re.match(r"\s*\}", line) and open_boxes:
+            open_boxes.pop()
+        elif open_boxes and open_boxes[-1][0] is None and "label=<<B>" in line:
+            open_boxes[-1][0] = re.search(r"label=<<B>(.*?)</B>", line)[1]
+        elif open_boxes and NODE.match(line):
+            open_boxes[-1][2].append(NODE.match(line)[1])
+    return [tuple(box) for box in found]
+
+
+def svg_clusters(svg):
+    """The titles of the boxes of a rendered svg."""
+    return re.findall(r'<g id="clust\d+" class="cluster">\s*<title>.*?</title>\s*<[^>]*>\s*'
+                      r'<text[^>]*>(.*?)</text>', svg)
+
+
+def svg_titles(svg):
+    """The titles (first lines) of the nodes of a rendered svg."""
+    return re.findall(r'<g id="node\d+" class="node">\s*<title>.*?</title>\s*(?:<[^t][^>]*>'
+                      r'\s*)*<text[^>]*>(.*?)</text>', svg)
 
 
 def feeds(dot):

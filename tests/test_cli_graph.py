@@ -1,15 +1,21 @@
-"""`tinyformer graph`: the examples and a checkpoint's step, drawn for real; bad input."""
+"""`tinyformer graph`: the examples and a checkpoint's step of every model kind, forward and
+backward, drawn for real; modules collapsed by depth and repeated blocks; bad input."""
 
+import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli import main
+from dot_source import svg_clusters, svg_titles
+from tinyformer.checkpoint import load_model
 from viz.examples import EXAMPLES, example
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+# CI installs dot: there, a missing dot fails the tests rather than skipping them.
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
                                reason="graphviz's dot is not installed (CI installs it)")
 
 
@@ -17,19 +23,30 @@ def tinyformer(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def draw(tmp_path, *args, suffix=".svg"):
+    """Run `tinyformer graph ARGS --out FILE` and return what it wrote."""
+    out = tmp_path / f"graph{suffix}"
+    result = tinyformer("graph", *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out.read_text()
+
+
+def owners(model):
+    """The module path of each parameter's owner, the root's own ("") left out."""
+    return {name.rpartition(".")[0] for name, _ in model.named_parameters()} - {""}
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_every_example_is_a_scalar_loss_with_named_parameters(name):
     shown = example(name)
     assert shown.loss.shape == () and shown.loss.requires_grad
+    assert np.isfinite(shown.loss.item())
     assert list(shown.params.named_parameters())
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_each_example_draws_to_dot_with_its_parameter_names(name, tmp_path):
-    out = tmp_path / f"{name}.dot"
-    result = tinyformer("graph", "--example", name, "--out", out)
-    assert result.exit_code == 0, result.output
-    source = out.read_text()
+    source = draw(tmp_path, "--example", name, suffix=".dot")
     for param_name, _ in example(name).params.named_parameters():
         assert param_name in source
     assert len(re.findall(r"->", source)) >= 3
@@ -46,16 +63,114 @@ def test_renders_for_real(tmp_path, suffix, magic):
 
 
 @needs_dot
-def test_a_checkpoints_training_step(tmp_path):
-    run = tmp_path / "run"
-    assert tinyformer("train", "--n-layer", 1, "--n-head", 2, "--d-model", 16, "--context", 16,
-                      "--batch-size", 4, "--eval-iters", 1, "--iters", 1,
-                      "--out", run).exit_code == 0
-    out = tmp_path / "step.svg"
-    result = tinyformer("graph", "--checkpoint", run, "--prompt", "eve has a red kite.",
-                        "--out", out)
-    assert result.exit_code == 0, result.output
-    assert "blocks.0.attn" in out.read_text() or "blocks.0.self_attn" in out.read_text()
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_the_backward_graph_of_every_example(tmp_path, name):
+    svg = draw(tmp_path, "--example", name, "--what", "backward")
+    titles, boxes = svg_titles(svg), svg_clusters(svg)
+    assert "dL/dL = 1" in titles and "more nodes not drawn" not in svg
+    model = example(name).params
+    for param_name, _ in model.named_parameters():
+        assert titles.count(f"dL/d{param_name}") == 1
+    assert owners(model) <= set(boxes)              # a box per module that owns parameters
+    assert sum(box.endswith(" backward") for box in boxes) >= len(owners(model))
+
+
+# ------------------------------------------------------------------ a checkpoint's step
+
+
+TINY = ["--n-layer", 2, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--eval-iters", 1,
+        "--iters", 1]
+PROMPTS = {"gpt": "eve has a red kite.", "bert": "eve has a red kite.", "transformer": "314+15"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A one-step run of each model kind: {kind: directory}."""
+    made = {}
+    for kind, args in [("gpt", ["--context", 16]), ("bert", ["--model", "bert", "--context", 16]),
+                       ("transformer", ["--task", "add"])]:
+        made[kind] = tmp_path_factory.mktemp(kind) / "run"
+        result = tinyformer("train", *TINY, *args, "--out", made[kind])
+        assert result.exit_code == 0, result.output
+    return made
+
+
+@needs_dot
+@pytest.mark.parametrize("kind", ["gpt", "bert", "transformer"])
+def test_a_checkpoints_training_step_forward_and_backward(tmp_path, runs, kind):
+    model, _, saved = load_model(runs[kind])
+    assert saved["model"] == kind
+    step = ["--checkpoint", runs[kind], "--prompt", PROMPTS[kind]]
+    forward = draw(tmp_path, *step)
+    assert owners(model) <= set(svg_clusters(forward))
+    assert "crossentropy" in svg_titles(forward)
+    backward = draw(tmp_path, *step, "--what", "backward")
+    titles = svg_titles(backward)
+    for name, _ in model.named_parameters():
+        assert titles.count(f"dL/d{name}") == 1
+    assert owners(model) <= set(svg_clusters(backward))
+    assert "crossentropy backward" in svg_clusters(backward)
+
+
+@needs_dot
+def test_a_checkpoints_backward_graph_folded(tmp_path, runs):
+    svg = draw(tmp_path, "--checkpoint", runs["transformer"], "--prompt", "314+15", "--what",
+               "backward", "--depth", 2, "--fold-repeats")
+    titles = svg_titles(svg)
+    # the layers of the encoder and of the decoder, each a stack of two, one node each, in
+    # the box of their encoder and decoder
+    assert {"encoder.layers: EncoderLayer x 2", "decoder.layers: DecoderLayer x 2"} <= set(titles)
+    assert {"encoder", "decoder"} <= set(svg_clusters(svg))
+    assert not any(".layers.0" in t for t in titles + svg_clusters(svg))
+
+
+# ------------------------------------------------------- depth and repeats, on both graphs
+
+
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_depth_collapses_the_example_to_its_modules(tmp_path, what):
+    source = draw(tmp_path, "--example", "gpt", "--what", what, "--depth", 1, suffix=".dot")
+    folded = re.findall(r"^\s*module\d+ \[label=<<B>(.*?)</B>(.*)$", source, re.M)
+    assert {title for title, _ in folded} == {"tok", "pos", "blocks.0", "norm"}
+    label = dict(folded)["blocks.0"]
+    assert "DecoderLayer" in label and " ops<" in label and " params<" in label
+    assert "self_attn" not in source                # folded into blocks.0, boxes and all
+
+
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_fold_repeats_draws_the_layers_as_one_node(tmp_path, what):
+    source = draw(tmp_path, "--example", "bert", "--what", what, "--fold-repeats",
+                  suffix=".dot")
+    layers = example("bert").params.layers
+    (label,) = re.findall(r"^\s*module\d+ \[label=<<B>layers: EncoderLayer x 2</B>(.*)$",
+                          source, re.M)
+    assert f"{sum(layer.num_parameters() for layer in layers):,} params" in label
+    assert "layers.0" not in source and "layers.1" not in source
+    assert ("gradients<" in label) == (what == "backward")
+
+
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_grad_and_flow_on_both_graphs(tmp_path, what):
+    source = draw(tmp_path, "--example", "mlp", "--what", what, "--grad", "--flow",
+                  suffix=".dot")
+    assert "gradient norm (log scale)" in source and "grad norm" in source
+    assert "grad: norm" in source
+    # every parameter's node is coloured by its gradient: forward the parameter itself,
+    # backward its dL/d
+    title = "{}" if what == "forward" else "dL/d{}"
+    for name, _ in example("mlp").params.named_parameters():
+        (fill,) = re.findall(rf"<B>{re.escape(title.format(name))}</B>.*fillcolor=\"(#\w+)\"",
+                             source)
+        assert fill not in ("#ffffff", "#cfe2f3")
+
+
+@pytest.mark.parametrize("extra", [[], ["--depth", "1"], ["--fold-repeats"]])
+def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
+    source = draw(tmp_path, "--example", "gpt", "--flow", *extra, suffix=".dot")
+    assert "gradient norm (log scale)" in source and "grad norm" in source
+
+
+# ------------------------------------------------------------------------- bad input
 
 
 @pytest.mark.parametrize("args, words", [
@@ -64,59 +179,19 @@ def test_a_checkpoints_training_step(tmp_path):
     (["--example", "mlp", "--out", "g.txt"], "the suffix says the format"),
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),
     (["--example", "lstm"], "Invalid value for '--example'"),
-    (["--checkpoint", "no-such-run"], "is not a directory"),
+    (["--example", "mlp", "--depth", "-1"], "Invalid value for '--depth'"),
+    (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
+    (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
+    (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
+    (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
+    (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),
+    (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"], "exceeds the context"),
 ])
-def test_bad_input(tmp_path, monkeypatch, args, words):
+def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     monkeypatch.chdir(tmp_path)
-    result = tinyformer("graph", *args)
+    args = [str(runs[a[4:]]) if a.startswith("RUN:") else a for a in args]
+    result = tinyformer("graph", *args, "--what", "backward")
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-@needs_dot
-@pytest.mark.parametrize("name", ["mlp", "layernorm"])
-def test_the_backward_graph_of_an_example(tmp_path, name):
-    out = tmp_path / f"{name}.svg"
-    result = tinyformer("graph", "--example", name, "--what", "backward", "--out", out)
-    assert result.exit_code == 0, result.output
-    svg = out.read_text()
-    assert "dL/dL = 1" in svg and "backward" in svg
-    for param_name, _ in example(name).params.named_parameters():
-        assert f"dL/d{param_name}" in svg
-
-
-def test_a_fused_kernel_has_no_backward_graph_and_says_so(tmp_path):
-    result = tinyformer("graph", "--example", "gpt", "--what", "backward",
-                        "--out", tmp_path / "g.dot")
-    assert result.exit_code == 2 and "fused kernel" in result.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-@needs_dot
-def test_depth_collapses_the_example_to_its_modules(tmp_path):
-    out = tmp_path / "gpt.svg"
-    result = tinyformer("graph", "--example", "gpt", "--depth", 1, "--out", out)
-    assert result.exit_code == 0, result.output
-    svg = out.read_text()
-    for path in ("tok", "pos", "blocks.0", "norm"):
-        assert f">{path}</text>" in svg
-    assert "DecoderLayer" in svg and " ops</text>" in svg and " params</text>" in svg
-    assert "blocks.0.self_attn.q.weight" not in svg          # folded into blocks.0
-
-
-def test_depth_is_for_the_forward_graph_only(tmp_path):
-    result = tinyformer("graph", "--example", "mlp", "--what", "backward", "--depth", 1,
-                        "--out", tmp_path / "g.dot")
-    assert result.exit_code == 2 and "--depth" in result.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("extra", [[], ["--depth", "1"]])
-def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
-    out = tmp_path / "flow.dot"
-    result = tinyformer("graph", "--example", "gpt", "--flow", *extra, "--out", out)
-    assert result.exit_code == 0, result.output
-    source = out.read_text()
-    assert "gradient norm (log scale)" in source and "grad norm" in source

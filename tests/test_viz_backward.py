@@ -2,6 +2,7 @@
 seed, the saved forward values and the dL/d outputs as their own nodes, and each backward op
 boxed with the forward op it belongs to; and gradient flow (draw_graph(color_by_grad=True))."""
 
+import os
 import re
 import shutil
 
@@ -9,9 +10,14 @@ import numpy as np
 import pytest
 
 import tinyautograd as ta
+import tinyautograd.functional as F
+import viz
 from tinyautograd import nn
-from dot_source import clusters, edges, feeds, nodes, titles
+from dot_source import boxes, clusters, edges, feeds, nodes, titles
+from tinyformer.gpt import GPT
 from viz import draw_backward, draw_graph, grad_colour, render, retain_grads
+from viz.graph import NO_GRAD_COLOUR
+
 
 def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     x = ta.Tensor(np.arange(3.0), requires_grad=True)
@@ -145,7 +151,8 @@ def test_node_cap_keeps_the_gradients_and_says_what_is_missing():
     assert len(nodes(dot)) == 12 and "omitted" in nodes(dot) and "dL/dx" in dot.source
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+@pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
+                    reason="graphviz's dot is not installed (CI installs it)")
 def test_render_the_backward_graph_as_svg(tmp_path):
     ta.manual_seed(0)
     model = MLP()
@@ -247,3 +254,124 @@ def test_by_default_the_colour_scale_brackets_the_graphs_own_norms():
     source = draw_graph(loss, params=model, color_by_grad=True).source
     assert f">1e{int(low)}<" in source and f">1e{int(high)}<" in source
     assert f">1e{int(low) - 1}<" not in source and f">1e{int(high) + 1}<" not in source
+
+
+# ----------------------------------------------------------- a real model's backward graph
+
+
+def recorded_gpt(n_layer):
+    """A tiny GPT, its forward recorded by module, and its next-token loss."""
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=n_layer, n_head=2, d_model=8)
+    idx = np.random.default_rng(0).integers(0, 7, (2, 6))
+    with viz.record(model):
+        loss = F.cross_entropy(model(idx[:, :-1]), idx[:, 1:])
+    return model, loss
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return recorded_gpt(n_layer=2)
+
+
+def backward_ops(model, loss):
+    """The ops that grad(create_graph=True) records, counted through the public API."""
+    seed = ta.Tensor(1.0, requires_grad=True)
+    grads = ta.grad(loss, list(model.parameters()), grad_outputs=seed, create_graph=True)
+    ops, stack, forward = {}, list(grads), forward_ids(loss)
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t) not in forward and id(t.grad_fn) not in ops:
+            ops[id(t.grad_fn)] = t.grad_fn
+            stack.extend(t.grad_fn.inputs)
+    return list(ops.values())
+
+
+def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
+    model, loss = gpt2
+    dot = draw_backward(loss, params=model)
+    ops = backward_ops(model, loss)
+    # one "<op> backward" box per forward op differentiated, inside its module's box
+    expected = sorted({id(op.backward_of): (f"{op.backward_of.name} backward",
+                                            op.backward_of.module_path or "")
+                       for op in ops if op.backward_of is not None}.values())
+    drawn = sorted((title, parent or "") for title, parent, _ in boxes(dot)
+                   if title.endswith(" backward"))
+    assert drawn == expected and len(drawn) > 30
+    # the module boxes nest as the module tree does: blocks.1.self_attn.q in blocks.1.self_attn
+    parent = {title: up for title, up, _ in boxes(dot) if not title.endswith(" backward")}
+    assert parent["blocks.1.self_attn.q"] == "blocks.1.self_attn"
+    assert parent["blocks.1.self_attn"] == "blocks.1" and parent["blocks.1"] is None
+    assert len(nodes(dot, "op")) == len(ops)                     # nothing folded or left out
+    for name, _ in model.named_parameters():
+        assert f"<B>dL/d{name}</B>" in dot.source
+
+
+def module_nodes(dot):
+    """title -> label text of each folded module's node."""
+    return {m[1]: m[0] for m in re.finditer(r"^\s*module\d+ \[label=<<B>(.*?)</B>.*$",
+                                            dot.source, re.MULTILINE)}
+
+
+def counted(label, what):
+    return int(re.search(rf"(\d+) {what}", label)[1])
+
+
+def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(gpt2):
+    model, loss = gpt2
+    n_ops = len(backward_ops(model, loss))
+    dot = draw_backward(loss, params=model, depth=1)
+    folded = module_nodes(dot)
+    assert set(folded) == {"tok", "pos", "blocks.0", "blocks.1", "norm"}
+    # every backward op is drawn, or counted in the one module node it was folded into
+    assert len(nodes(dot, "op")) + sum(counted(v, "ops?") for v in folded.values()) == n_ops
+    assert len(nodes(dot)) < 40 < n_ops
+    # a block's own parameters' gradients are computed inside it; the tied token embedding's
+    # gradient is summed from two modules, outside both
+    block = [name for name, _ in model.named_parameters() if name.startswith("blocks.0.")]
+    assert counted(folded["blocks.0"], "gradients") == len(block) > 10
+    assert f"{model.blocks[0].num_parameters():,} params" in folded["blocks.0"]
+    assert "dL/dblocks.0" not in dot.source and "<B>dL/dtok.weight</B>" in dot.source
+    assert "DecoderLayer" in folded["blocks.1"]
+    with pytest.raises(ValueError, match="depth"):
+        draw_backward(loss, params=model, depth=-1)
+
+
+def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
+    model, loss = gpt2
+    n_ops = len(backward_ops(model, loss))
+    dot = draw_backward(loss, params=model, fold_repeats=True)
+    folded = module_nodes(dot)
+    assert list(folded) == ["blocks: DecoderLayer x 2"]
+    label = folded["blocks: DecoderLayer x 2"]
+    assert f"{sum(b.num_parameters() for b in model.blocks):,} params" in label
+    in_blocks = [name for name, _ in model.named_parameters() if name.startswith("blocks.")]
+    assert counted(label, "gradients") == len(in_blocks)
+    assert len(nodes(dot, "op")) + counted(label, "ops") == n_ops
+    assert "blocks.0" not in [title for title, _, _ in boxes(dot)]
+    assert "<B>dL/dnorm.weight</B>" in dot.source           # outside the blocks: drawn
+
+
+def test_flow_colours_each_backward_node_by_the_gradient_it_computes():
+    x = ta.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    loss = (x.tanh() * 3.0).sum()
+    grad_range = (1e-3, 1e2)
+    dot = draw_backward(loss, params={"x": x}, color_by_grad=True, show_grad=True,
+                        grad_range=grad_range)
+    fill, title, into = fills(dot), titles(dot), feeds(dot)
+    loss.backward(retain_graph=True)
+    assert fill["dL/dx"] == grad_colour(np.linalg.norm(x.grad), grad_range)
+    assert f"grad: norm {np.linalg.norm(x.grad):.4g}" in dot.source
+    assert fill["dL/dL = 1"] == grad_colour(1.0, grad_range)
+    # tanh's backward: dL/dx = upstream * (1 - y*y). The upstream product carries the
+    # gradient; 1 - y*y is made from the saved y alone, no gradient: white.
+    (tanh_box,) = [members for t, _, members in boxes(dot) if t == "tanh backward"]
+    (from_y,) = [n for n in tanh_box if title[n] == "sub"]
+    (last,) = into[[n for n, t in title.items() if t == "dL/dx"][0]]
+    assert re.search(rf'^\s*{from_y} \[.*fillcolor="{NO_GRAD_COLOUR}"', dot.source, re.M)
+    assert re.search(rf'^\s*{last} \[.*fillcolor="#', dot.source, re.M)
+    assert f'{from_y} [label=<<B>sub</B><BR/><FONT POINT-SIZE="10">(3,)</FONT><BR/><FONT ' \
+           f'POINT-SIZE="10">grad: none' in dot.source
+    assert "gradient norm (log scale)" in dot.source
+    for e in range(-3, 3):
+        assert f'BGCOLOR="{grad_colour(10.0 ** e, grad_range)}"' in dot.source

@@ -2,6 +2,7 @@
 here independently through the public API), names are escaped, the node cap holds, and real
 svg/png/pdf files come out of graphviz's `dot`."""
 
+import os
 import re
 import shutil
 import time
@@ -17,7 +18,8 @@ from tinyformer.gpt import GPT
 from dot_source import edges, nodes
 from viz import DotNotFoundError, draw_graph, render
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+# CI installs dot: there, a missing dot fails the tests rather than skipping them.
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
                                reason="graphviz's dot is not installed")
 
 def recorded_graph(tensor):
@@ -217,7 +219,7 @@ def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, 
     assert not (tmp_path / "g.svg").exists()
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="the stand-in below runs dot")
+@needs_dot                                               # the stand-in below runs dot
 def test_render_falls_back_to_graphviz_pure_for_svg_and_png(mlp_loss, tmp_path, monkeypatch):
     """Without dot, a `graphviz-pure` on PATH renders (here a stand-in that runs dot, so the
     test needs no extra package); it has no pdf, so pdf still says what to install."""
@@ -300,3 +302,36 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
     assert "collapsed modules left out (max_nodes=5)" in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
+
+
+def forward_ops_under(loss, prefix):
+    return sum(1 for n in recorded_graph(loss)[0].values()
+               if (n.module_path or "").startswith(prefix))
+
+
+@pytest.mark.parametrize("depth", [None, 1, 3])
+def test_fold_repeats_draws_a_stack_of_blocks_as_one_node(recorded_gpt, depth):
+    model, loss = recorded_gpt
+    dot = draw_graph(loss, params=model, fold_repeats=True, depth=depth)
+    (label,) = [line for line in dot.source.splitlines() if line.lstrip().startswith("module")
+                and "<B>blocks: DecoderLayer x 2</B>" in line]
+    assert f"{sum(b.num_parameters() for b in model.blocks):,} params" in label
+    assert f"{forward_ops_under(loss, 'blocks.')} ops" in label
+    assert "blocks.0" not in dot.source and "blocks.1" not in dot.source
+    # outside the blocks, the modules are collapsed as depth alone collapses them
+    alone = module_titles(draw_graph(loss, params=model, depth=depth))
+    assert module_titles(dot) == sorted(["blocks: DecoderLayer x 2"] + [
+        title for title in alone if not title.startswith("blocks.")])
+
+
+def module_titles(dot):
+    return sorted(re.findall(r"^\s*module\d+ \[label=<<B>(.*?)</B>", dot.source, re.M))
+
+
+def test_fold_repeats_needs_two_blocks_of_one_class():
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=1, n_head=2, d_model=8)
+    with viz.record(model):
+        loss = model(np.zeros((1, 4), dtype=np.int64)).sum()
+    assert draw_graph(loss, params=model, fold_repeats=True).source == \
+        draw_graph(loss, params=model).source

@@ -3,7 +3,8 @@
 Reads graphs through tinyautograd's public API (`Tensor.grad_fn`, and each node's `name`,
 `inputs`, `output`, `backward_of` and `module_path`); neither the engine nor the models import
 it. `record(model)` (tinyautograd's `nn.record_module_paths`) is re-exported here: run a forward
-inside it, and `draw_graph(..., depth=N)` can box and collapse the graph by module.
+inside it, and `draw_graph` and `draw_backward` box the graph by module, and collapse it with
+`depth=N` and `fold_repeats=True`.
 """
 
 from tinyautograd.nn import record_module_paths as record

@@ -1,8 +1,12 @@
-"""Small computations worth drawing, for `tinyformer graph --example NAME`.
+"""Small computations worth drawing, for `tinyformer graph --example NAME`, and the training
+step of a checkpoint, for `tinyformer graph --checkpoint DIR`.
 
-Each example builds its own tiny, seeded model and input and returns what draw_graph needs:
-the loss (a scalar Tensor whose graph is drawn), the module whose parameters name the leaves,
-and the named inputs. They are small on purpose: a picture is for reading.
+Each example builds its own tiny, seeded model and input and returns what draw_graph and
+draw_backward need: the loss (a scalar Tensor whose graph is drawn), the module whose
+parameters name the leaves, and the named inputs. They are small on purpose: a picture is for
+reading. The models and losses are the real ones (the fused cross-entropy, layer norm and
+attention kernels included), and every one of them is differentiable twice, so each example's
+backward graph can be drawn as well as its forward one.
 """
 
 import numpy as np
@@ -18,34 +22,16 @@ class Example:
 
 
 def mlp():
-    """A two-layer perceptron and its cross-entropy on a batch of 4, written as
-    -mean(log_softmax(logits)[i, label_i]) rather than the fused kernel, so that its backward
-    graph can be drawn too (a fused kernel's backward is one numpy step, not a graph)."""
+    """A two-layer perceptron and its cross-entropy on a batch of 4."""
     model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
     x = ta.Tensor(np.random.default_rng(0).standard_normal((4, 3)))
     labels = np.array([0, 1, 1, 0])
-    log_probs = model(x).log_softmax(axis=-1)                      # (4, 2)
-    return Example(-log_probs[np.arange(4), labels].mean(), model, {"x": x})
-
-
-class _LayerNorm(nn.Module):
-    """Layer norm written out op by op, as the fused kernel computes it in one node:
-    y = (x - mean) / sqrt(var + eps) * weight + bias."""
-
-    def __init__(self, dim, eps=1e-5):
-        self.eps = eps
-        self.weight = nn.Parameter(np.ones(dim))
-        self.bias = nn.Parameter(np.zeros(dim))
-
-    def forward(self, x):
-        centred = x - x.mean(axis=-1, keepdims=True)               # (B, C)
-        var = (centred ** 2).mean(axis=-1, keepdims=True)          # (B, 1), ddof=0
-        return centred / (var + self.eps).sqrt() * self.weight + self.bias
+    return Example(F.cross_entropy(model(x), labels), model, {"x": x})
 
 
 def layernorm():
-    """Layer norm, written out op by op, then a sum."""
-    norm = _LayerNorm(4)
+    """Layer norm of 2 vectors of 4, then a sum."""
+    norm = nn.LayerNorm(4)
     x = ta.Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True)
     return Example(norm(x).sum(), norm, {"x": x})
 
@@ -59,15 +45,34 @@ def attention():
 
 
 def gpt():
-    """A one-layer GPT and its next-token loss on a batch of 2 sequences of 8 tokens. It uses
-    the fused kernels (attention, layer norm, cross-entropy), so only its forward graph draws."""
+    """A one-layer GPT and its next-token loss on a batch of 2 sequences of 8 tokens."""
     from tinyformer.gpt import GPT
     model = GPT(vocab_size=10, context=8, n_layer=1, n_head=2, d_model=8)
-    idx = np.random.default_rng(0).integers(0, 10, (2, 9))
-    return Example(F.cross_entropy(model(idx[:, :-1]), idx[:, 1:]), model, {})
+    tokens = np.random.default_rng(0).integers(0, 10, (2, 9))
+    return language_modelling(model, tokens)
 
 
-EXAMPLES = {"mlp": mlp, "attention": attention, "layernorm": layernorm, "gpt": gpt}
+def bert():
+    """A two-layer BERT and its masked-language-model loss on 2 sequences of 8 tokens."""
+    from tinyformer.bert import BERT
+    model = BERT(vocab_size=10, context=8, n_layer=2, n_head=2, d_model=8, pad_id=0)
+    tokens = np.random.default_rng(0).integers(2, 10, (2, 8))    # 0 pads, 1 is <mask>
+    return masked_language_modelling(model, tokens, mask_id=1)
+
+
+def transformer():
+    """A one-layer encoder-decoder Transformer and its teacher-forced loss on the `reverse`
+    task: 2 sources of 5 digits, their targets shifted right."""
+    from tinyformer.data import Seq2SeqTask
+    from tinyformer.transformer import Transformer
+    task = Seq2SeqTask("reverse", min_len=5, max_len=5, n_train=2, n_val=0)
+    model = Transformer(task.vocab_size, task.vocab_size, context=task.context, n_layer=1,
+                        n_head=2, d_model=8)
+    return sequence_to_sequence(model, *task.batch(task.train))
+
+
+EXAMPLES = {"mlp": mlp, "attention": attention, "layernorm": layernorm, "gpt": gpt,
+            "bert": bert, "transformer": transformer}
 
 
 def example(name, seed=0):
@@ -76,3 +81,68 @@ def example(name, seed=0):
         raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
     ta.manual_seed(seed)
     return EXAMPLES[name]()
+
+
+# --------------------------------------------------------------------------------------------
+# The losses the models are trained with (tinyformer/jobs.py), on a batch of tokens
+
+
+def language_modelling(model, tokens):
+    """A GPT's loss: predict each next token of `tokens` (B, T + 1)."""
+    return Example(F.cross_entropy(model(tokens[:, :-1]), tokens[:, 1:]), model, {})
+
+
+# BERT hides 15% of the tokens at random in training (data.mask_tokens); a picture hides one in
+# seven, from the first token on, so that a prompt of any length hides at least one.
+HIDE_EVERY = 7
+
+
+def masked_language_modelling(model, tokens, mask_id):
+    """A BERT's loss: `tokens` (B, T) with every HIDE_EVERY-th replaced by `mask_id`, and the
+    hidden ones to be guessed (the others are ignored by the loss, as in training)."""
+    from tinyformer.bert import IGNORE
+    hidden = np.arange(tokens.shape[1]) % HIDE_EVERY == 0
+    inputs = np.where(hidden, mask_id, tokens)
+    targets = np.where(hidden, tokens, IGNORE)
+    return Example(F.cross_entropy(model(inputs), targets, ignore_index=IGNORE), model, {})
+
+
+def sequence_to_sequence(model, src, tgt_in, tgt_out, label_smoothing=0.0):
+    """An encoder-decoder's loss with teacher forcing: the decoder reads the target shifted
+    right (tgt_in: <bos> t1 t2 ...) and predicts it (tgt_out: t1 t2 ... <eos>)."""
+    from tinyformer.data import PAD
+    logits = model(src, tgt_in)
+    return Example(F.cross_entropy(logits, tgt_out, ignore_index=PAD,
+                                   label_smoothing=label_smoothing), model, {})
+
+
+def checkpoint_step(model, tokenizer, saved, prompt):
+    """The training step of a checkpoint's model (`load_model`'s three results) on `prompt`:
+    a GPT predicts each next token of it, a BERT guesses its hidden tokens, a seq2seq
+    Transformer translates it (as a source of the task it was trained on) into its answer.
+    ValueError, in one line, for a prompt the model cannot take."""
+    from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
+    from tinyformer.tokenizers import encode_prompt
+    kind = saved["model"]
+    ids = encode_prompt(tokenizer, prompt, allow_special=False)
+    model.train()            # as in training: dropout, if the model has any, is drawn too
+    if kind == "gpt":
+        if len(ids) < 2:
+            raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
+        return language_modelling(model, np.array([ids[:model.context + 1]]))
+    if kind == "bert":
+        return masked_language_modelling(model, np.array([ids[:model.context]]),
+                                         tokenizer.token_to_id("<mask>"))
+    if kind == "transformer":
+        train = saved.get("train", {})
+        task = train.get("task")
+        try:
+            target = solve(task, prompt)
+        except (ValueError, TypeError):
+            raise ValueError(f"--prompt {prompt!r} is no source of the {task} task this "
+                             f"checkpoint was trained on") from None
+        target_ids = Seq2SeqTask.encode(target)
+        return sequence_to_sequence(model, np.array([ids]), np.array([[BOS] + target_ids]),
+                                    np.array([target_ids + [EOS]]),
+                                    train.get("label_smoothing", 0.0))
+    raise ValueError(f"cannot draw a {kind} checkpoint")

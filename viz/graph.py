@@ -18,6 +18,10 @@ calling it, or keep the graph when you want to see gradients with `show_grad=Tru
 `draw_backward(loss)` draws the backward pass itself: the ops that `grad(create_graph=True)`
 records while it applies the chain rule, grouped by the forward op whose backward they are (the
 engine stamps them: `Context.backward_of`).
+
+Both pictures box their ops by module when the forward ran inside `viz.record(model)`, and
+fold them with the same machinery (_ModuleTree, _fold): `depth=N` collapses each module N
+levels down into one node, `fold_repeats=True` a stack of blocks into `blocks: Block x N`.
 """
 
 import html
@@ -179,7 +183,7 @@ def _cluster_of(name):
 
 def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=False,
                max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
-               grad_range=None, modules=None, depth=None):
+               grad_range=None, modules=None, depth=None, fold_repeats=False):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
     One box per op (its name and output shape) and one per leaf tensor; an arrow from each
@@ -202,8 +206,10 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     every module N levels below the root (`depth=1`: its children) into one node, labelled
     with its path, class, parameter count and how many ops it stands for; the leaves only it
     uses (its parameters, its constants) go inside it, and the arrows in and out are kept, one
-    per pair of nodes. `modules` is the root Module, for the class names and parameter counts;
-    it defaults to `params` when that is a Module.
+    per pair of nodes. `fold_repeats=True` collapses a list of blocks of one class (a GPT's
+    `blocks.0` to `blocks.3`) into one node, `blocks: Block x 4`, with their summed parameter
+    and op counts, whatever the depth. `modules` is the root Module, for the class names,
+    parameter counts and lists of blocks; it defaults to `params` when that is a Module.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -215,46 +221,33 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     """
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
-    if depth is not None and depth < 0:
-        raise ValueError(f"draw_graph: depth must be 0 or more, got {depth}")
+    _check_depth("draw_graph", depth)
     order, edges = _walk([tensor])
     if color_by_grad:
-        grad_range = grad_range or _norm_range(order)
+        grad_range = grad_range or _norm_range((output if kind == "op" else obj).grad
+                                               for kind, obj, output in order)
         _check_range(grad_range)
     names = _leaf_names(params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
-    folded = {} if depth is None else _fold(order, edges, depth, tree, names, tensor)
-
-    # What is drawn: graph nodes not folded, and one node per folded module where its first
-    # member would have been (so the cap below still keeps what is nearest the result).
-    units, module_ops, seen_modules = [], {}, set()
-    for kind, obj, output in order:
-        path = folded.get((kind, id(obj)))
-        if path is None:
-            units.append((kind, obj, output))
-            continue
-        module_ops[path] = module_ops.get(path, 0) + (kind == "op")
-        if path not in seen_modules:
-            seen_modules.add(path)
-            units.append(("module", path, None))
+    # An op folds into the module it was made in (at `depth`, or its list of blocks); the
+    # named inputs and the result stay drawn, so the picture still says where it starts and ends.
+    folded = _fold(order, edges,
+                   lambda node: tree.fold_target(node.module_path, depth, fold_repeats),
+                   keep=lambda i: names.get(i, ("", ""))[1] == "input" or i == id(tensor))
+    units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max_nodes)
     dot = _digraph("computation_graph", rankdir)
 
     ids = {}                # graph key -> node id, for every graph node drawn or folded
-    placed = []             # (cluster path or None, node id, label, attrs)
+    placed = []             # (boxes, node id, label, attrs); see _add_clusters
     for kind, obj, output in kept:
         if kind == "module":
-            node_id = f"module{len(placed)}"
-            label = _module_label(obj, tree, module_ops[obj])
-            parents = tree.ancestors(obj)[1:-1]
-            placed.append((parents[-1] if parents else None, node_id, label,
-                           dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled",
-                                penwidth="2.5" if _is_result(tensor, obj, folded) else "1")))
-            for key, path in folded.items():
-                if path == obj:
-                    ids[key] = node_id
+            placed.append(_module_node(obj, tree, folded, ids, len(placed),
+                                       [_count(module_ops[obj], "op")],
+                                       penwidth="2.5" if _is_result(tensor, obj, folded)
+                                       else "1"))
             continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
@@ -263,8 +256,7 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
             colours["penwidth"] = "2.5" if output is tensor else "1"
-            cluster = obj.module_path or None      # "" (the root's own ops) gets no box
-            placed.append((cluster, node_id, label, colours))
+            placed.append((tree.boxes(obj.module_path), node_id, label, colours))
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         name, leaf_kind = names.get(id(obj), (obj.name, None))
@@ -278,21 +270,10 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
             attrs.update(_grad_fill(obj.grad if obj.requires_grad else None, grad_range))
         label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
         group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
-        placed.append((group, node_id, label, attrs))
+        placed.append((tree.boxes(group), node_id, label, attrs))
 
-    _add_clusters(dot, placed, tree)
-
-    # Arrows between drawn nodes; folding turns many arrows into the same pair, and the arrows
-    # inside a folded module into loops, so those are dropped.
-    drawn = set()
-    for source, target in edges:
-        if source in ids and target in ids:
-            pair = (ids[source], ids[target])
-            if source in folded or target in folded:
-                if pair[0] == pair[1] or pair in drawn:
-                    continue
-                drawn.add(pair)
-            dot.edge(*pair)
+    _add_clusters(dot, placed)
+    _add_edges(dot, edges, ids, folded)
 
     if dropped:
         n_ops = sum(kind == "op" for kind, _, _ in dropped)
@@ -309,6 +290,25 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     return dot
 
 
+def _check_depth(caller, depth):
+    if depth is not None and depth < 0:
+        raise ValueError(f"{caller}: depth must be 0 or more, got {depth}")
+
+
+def _add_edges(dot, edges, ids, folded):
+    """Arrows between drawn nodes. Folding turns many arrows into the same pair, and the arrows
+    inside a folded module into loops: those are drawn once, and not at all."""
+    drawn = set()
+    for source, target in edges:
+        if source in ids and target in ids:
+            pair = (ids[source], ids[target])
+            if source in folded or target in folded:
+                if pair[0] == pair[1] or pair in drawn:
+                    continue
+                drawn.add(pair)
+            dot.edge(*pair)
+
+
 # --------------------------------------------------------------------------------------------
 # Modules: boxes around the ops of each module, and whole modules folded into one node
 
@@ -319,12 +319,24 @@ class _ModuleTree:
     A ModuleList is no level of its own: it runs nothing, and `blocks.0`, `blocks.1` say more
     than one `blocks` would (a plain list of modules is no level either). Without a root (paths
     were recorded, but the caller did not pass the model), a path's ancestors are its dotted
-    prefixes, a list index kept with its list in the same way."""
+    prefixes, a list index kept with its list in the same way.
+
+    A ModuleList of two or more modules of one class is a stack of repeated blocks, which
+    `fold_repeats` draws as one node: `lists` maps its path to its items' paths, `repeats` each
+    item's path to the list's."""
 
     def __init__(self, root):
-        self.modules = {} if root is None else {
-            name: module for name, module in root.named_modules()
-            if type(module) is not ta.nn.ModuleList}
+        named = [] if root is None else list(root.named_modules())
+        self.modules = {name: module for name, module in named
+                        if type(module) is not ta.nn.ModuleList}
+        self.lists, self.repeats = {}, {}
+        for name, module in named:
+            if type(module) is ta.nn.ModuleList and len(module) > 1 and \
+                    len({type(item) for item in module}) == 1:
+                items = [f"{name}.{i}" if name else str(i) for i in range(len(module))]
+                if all(item in self.modules for item in items):   # not shared elsewhere
+                    self.lists[name] = items
+                    self.repeats.update((item, name) for item in items)
         self._ancestors = {}
 
     def ancestors(self, path):
@@ -340,64 +352,141 @@ class _ModuleTree:
             self._ancestors[path] = [""] + chain
         return self._ancestors[path]
 
+    def fold_target(self, path, depth, fold_repeats):
+        """The node that the ops made in module `path` are folded into, or None (drawn as
+        they are): going down from the root, the first list of repeated blocks (with
+        `fold_repeats`) or the module `depth` levels down, whichever comes first (a block
+        `depth` levels down goes into its list)."""
+        if path is None:                        # made outside every module
+            return None
+        for level, ancestor in enumerate(self.ancestors(path)):
+            if fold_repeats and ancestor in self.repeats:
+                return self.repeats[ancestor]
+            if level == depth:
+                return ancestor
+        return None
 
-def _fold(order, edges, depth, tree, names, tensor):
+    def common(self, paths):
+        """The innermost module that holds every one of `paths`; None if one is None."""
+        if not paths or None in paths:
+            return None
+        shared = ""
+        for level in zip(*(self.ancestors(p) for p in paths)):
+            if len(set(level)) > 1:
+                break
+            shared = level[0]
+        return shared
+
+    def boxes(self, path, inside=True):
+        """The boxes a node of module `path` is drawn in, outermost first, as (key, label)
+        pairs for _add_clusters: one per module from the top down to `path` (`inside=False`:
+        to its parent, for the node that stands for `path` itself). None and "" (the root)
+        get no box; a list of blocks sits where its first block would."""
+        if not path:
+            return ()
+        chain = self.ancestors(self.lists[path][0] if path in self.lists else path)[1:]
+        if not inside:
+            chain = chain[:-1]
+        return tuple((p, _label(p)) for p in chain)
+
+    def label(self, path, lines):
+        """The label of the node that stands for module `path`: its path, its class (for a
+        list of blocks, `Block x N`) and parameter count, then `lines`."""
+        items = [self.modules[p] for p in self.lists.get(path, [path]) if p in self.modules]
+        title = path or "(root)"
+        details = []
+        if items:
+            kind = type(items[0]).__name__
+            if path in self.lists:
+                title = f"{title}: {kind} x {len(items)}"
+            else:
+                details.append(kind)
+            details.append(f"{sum(m.num_parameters() for m in items):,} params")
+        return _label(title, details + list(lines))
+
+
+def _fold(order, edges, target, keep):
     """{graph key: module path} for every graph node that a folded module stands for: each op
-    made inside a module `depth` levels down (or deeper), and each leaf only such a module
-    uses (its parameters and constants; named inputs and shared parameters stay drawn)."""
+    for which `target(node)` names a module, and each leaf only that module uses (its
+    parameters and constants), unless `keep(id(leaf))` says it stays drawn."""
     folded = {}
     for kind, obj, _ in order:
-        if kind == "op" and obj.module_path is not None:
-            chain = tree.ancestors(obj.module_path)
-            if len(chain) > depth:
-                folded[("op", id(obj))] = chain[depth]
+        if kind == "op":
+            path = target(obj)
+            if path is not None:
+                folded[("op", id(obj))] = path
     users = {}
-    for source, target in edges:
+    for source, user in edges:
         if source[0] == "leaf":
-            users.setdefault(source, set()).add(folded.get(target))
+            users.setdefault(source, set()).add(folded.get(user))
     for key, paths in users.items():
         (only,) = paths if len(paths) == 1 else (None,)
-        if only is not None and names.get(key[1], ("", ""))[1] != "input" and \
-                key[1] != id(tensor):
+        if only is not None and not keep(key[1]):
             folded[key] = only
     return folded
+
+
+def _fold_units(order, folded):
+    """What is drawn: the graph nodes not folded, and one ("module", path, None) per folded
+    module where its first member would have been (so the node cap still keeps what is
+    nearest the result); and how many ops each folded module stands for."""
+    units, module_ops = [], {}
+    for kind, obj, output in order:
+        path = folded.get((kind, id(obj)))
+        if path is None:
+            units.append((kind, obj, output))
+            continue
+        if path not in module_ops:
+            module_ops[path] = 0
+            units.append(("module", path, None))
+        module_ops[path] += kind == "op"
+    return units, module_ops
+
+
+def _module_node(path, tree, folded, ids, number, lines, penwidth="1"):
+    """A folded module's node, as an entry for _add_clusters; every graph key folded into it
+    gets its id in `ids`, so arrows from and to its members lead to it."""
+    node_id = f"module{number}"
+    for key, into in folded.items():
+        if into == path:
+            ids[key] = node_id
+    return (tree.boxes(path, inside=False), node_id, tree.label(path, lines),
+            dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth))
+
+
+def _count(n, what):
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _is_result(tensor, path, folded):
     return tensor.grad_fn is not None and folded.get(("op", id(tensor.grad_fn))) == path
 
 
-def _module_label(path, tree, n_ops):
-    module = tree.modules.get(path)
-    lines = []
-    if module is not None:
-        lines += [type(module).__name__, f"{module.num_parameters():,} params"]
-    lines.append(f"{n_ops} ops" if n_ops != 1 else "1 op")
-    return _label(path or "(root)", lines)
+def _add_clusters(dot, placed):
+    """Add the nodes, each inside its nested boxes: `placed` holds (boxes, node id, label,
+    attrs), `boxes` a tuple of (key, label) from the outermost box in, so that `blocks.0.attn`
+    sits in a box inside `blocks.0`'s box. graphviz draws a subgraph whose name starts with
+    "cluster" as a box around its nodes; the name is ours (a counter), the text goes in the
+    escaped label."""
+    members, children, labels = {None: []}, {}, {}
+    for boxes, node_id, label, attrs in placed:
+        parent = None
+        for key, box_label in boxes:
+            labels[key] = box_label
+            siblings = children.setdefault(parent, [])
+            if key not in siblings:
+                siblings.append(key)
+            members.setdefault(key, [])
+            parent = key
+        members[parent].append((node_id, label, attrs))
 
-
-def _add_clusters(dot, placed, tree):
-    """Add the nodes, each inside the nested boxes of its module path: `blocks.0.attn` sits in
-    a box inside `blocks.0`'s box. graphviz draws a subgraph whose name starts with "cluster" as
-    a box around its nodes; the name is ours (a counter), the path goes in the escaped label."""
-    members, children = {None: []}, {}
-    for cluster, node_id, label, attrs in placed:
-        members.setdefault(cluster, []).append((node_id, label, attrs))
-        if cluster is not None:
-            chain = [None] + tree.ancestors(cluster)[1:]
-            for parent, child in zip(chain, chain[1:]):
-                children.setdefault(parent, [])
-                if child not in children[parent]:
-                    children[parent].append(child)
-                members.setdefault(child, [])
-
-    def fill(graph, cluster):
-        for node_id, label, attrs in members[cluster]:
+    def fill(graph, box):
+        for node_id, label, attrs in members[box]:
             graph.node(node_id, label, **attrs)
-        for child in children.get(cluster, []):
+        for child in children.get(box, []):
             with graph.subgraph(name=f"cluster_{len(counter)}") as sub:
                 counter.append(child)
-                sub.attr(label=_label(child), style="dashed", color="#999999",
+                sub.attr(label=labels[child], style="dashed", color="#999999",
                          fontname="Helvetica")
                 fill(sub, child)
 
@@ -437,8 +526,9 @@ def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
 # The backward graph
 
 
-def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500,
-                  rankdir="TB"):
+def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=False,
+                  max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
+                  modules=None, depth=None, fold_repeats=False):
     """The graph of the backward pass of `loss` (one number), as a `graphviz.Digraph`.
 
     Backward formulas are Tensor ops, so `grad(loss, leaves, create_graph=True)` records them
@@ -449,7 +539,7 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500
         of a mul or the output of a tanh (pale violet, named like the forward graph's nodes);
       * the backward ops, each in a dashed box "<op> backward" naming the forward op whose
         gradient it helps compute (the engine stamps them: `Context.backward_of`), and, outside
-        the boxes, the `add` that sums the gradients reaching a tensor along several paths;
+        those boxes, the `add` that sums the gradients reaching a tensor along several paths;
       * one output per leaf, dL/d<name> (pale blue), fed by the op that computed it.
 
     For `L = (x * w).sum()`: the sum's backward spreads the seed into ones of x's shape, and
@@ -458,13 +548,26 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500
     The gradients are taken of the leaves in `params` (a Module or a dict name -> tensor) and
     `inputs` (a dict) that require a gradient, or of every leaf that requires one when both
     are None. They are returned by `grad`, not accumulated: `.grad` is left as it was, and the
-    forward graph is kept. `show_data` adds the norm and range of every drawn tensor; at most
-    `max_nodes` nodes are drawn, the ones nearest the gradients.
+    forward graph is kept. `show_data` adds the norm and range of every drawn tensor,
+    `show_grad` those of every gradient (each backward op's result is one, or a part of one);
+    at most `max_nodes` nodes are drawn, the ones nearest the gradients.
+
+    Large graphs, by module, as draw_graph does: when the forward ran inside
+    `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
+    it is, and an `add` summing paths to the innermost module holding all it sums. The
+    "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
+    module N levels down into one node (with the gradients only it computes) and
+    `fold_repeats=True` a list of blocks of one class into `blocks: Block x N`.
+
+    `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
+    log scale and legend as draw_graph's gradient flow (`grad_range`; by default the powers of
+    ten around the drawn gradients' norms). Saved values and constants are no gradients: white.
     """
     if loss.size != 1:
         raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
     if max_nodes < 1:
         raise ValueError(f"draw_backward: max_nodes must be at least 1, got {max_nodes}")
+    _check_depth("draw_backward", depth)
     forward_order, _ = _walk([loss])
     forward = {}                            # id(tensor) -> tensor, for every forward tensor
     for kind, obj, output in forward_order:
@@ -486,63 +589,151 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, max_nodes=500
     outputs = [(t, g) for t, g in zip(wanted, grads) if g is not None]
 
     order, edges = _walk([g for _, g in outputs], stop=lambda t: id(t) in forward)
-    budget = max(max_nodes - len(outputs), 1)   # the dL/d outputs are always drawn
-    kept, dropped = _cap(order, budget)
+    # A gradient is what is computed from the seed. A backward op that reads forward values
+    # only (the 1 - y*y of tanh's, the scores that attention's recomputes) computes none.
+    from_seed = _downstream(("leaf", id(seed)), edges)
+
+    def gradient(key, array):
+        return array if key in from_seed else None
+
+    if color_by_grad:
+        grad_range = grad_range or _norm_range(
+            gradient((kind, id(obj)), (output if kind == "op" else obj).data)
+            for kind, obj, output in order)
+        _check_range(grad_range)
+    if modules is None and isinstance(params, ta.nn.Module):
+        modules = params
+    tree = _ModuleTree(modules)
+    module_of = _backward_modules(order, forward, tree)
+    # The seed and the named inputs stay drawn, as draw_graph keeps its inputs and result.
+    folded = _fold(order, edges,
+                   lambda node: tree.fold_target(module_of[id(node)], depth, fold_repeats),
+                   keep=lambda i: i == id(seed) or names.get(i, ("", ""))[1] == "input")
+
+    # Each gradient is an output node of its own, or part of the module that computes it.
+    def source_of(g):
+        return ("leaf", id(g)) if id(g) in forward or g.grad_fn is None else ("op", id(g.grad_fn))
+    shown = [(t, g) for t, g in outputs if source_of(g) not in folded]
+    module_grads = {}
+    for _, g in outputs:
+        path = folded.get(source_of(g))
+        module_grads[path] = module_grads.get(path, 0) + 1
+
+    units, module_ops = _fold_units(order, folded)
+    kept, dropped = _cap(units, max(max_nodes - len(shown), 1))   # the dL/d's always drawn
     dot = _digraph("backward_graph", rankdir)
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
     forward_ops = [obj for kind, obj, _ in forward_order if kind == "op"]
     op_number = {id(node): len(forward_ops) - i for i, node in enumerate(forward_ops)}
-    ids, clusters = {}, {}
+
+    def fill(array):
+        return _grad_fill(array, grad_range) if color_by_grad else {}
+
+    def gradient_lines(array):
+        lines = [_summary("grad", array)] if show_grad else []
+        return lines + ([_norm_line(array)] if color_by_grad else [])
+
+    ids, placed = {}, []
     for kind, obj, output in kept:
+        if kind == "module":
+            lines = [_count(module_ops[obj], "op")]
+            if module_grads.get(obj):
+                lines.append(f"computes {_count(module_grads[obj], 'gradient')}")
+            placed.append(_module_node(obj, tree, folded, ids, len(placed), lines))
+            continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
             lines = [_shape(output.data)]
-            if obj.backward_of is None and obj.name == "add":
+            boxes = tree.boxes(module_of[id(obj)])
+            if obj.backward_of is None:
                 lines.append("sums the gradients of several paths")
+            else:
+                boxes += ((("backward", id(obj.backward_of)),
+                           _backward_box_label(obj.backward_of, op_number)),)
             if show_data:
                 lines.append(_summary("data", output.data))
-            entry = (node_id, _label(obj.name, lines), {"fillcolor": OP_COLOUR})
-            if obj.backward_of is None:
-                dot.node(entry[0], entry[1], **entry[2])
-            else:
-                clusters.setdefault(id(obj.backward_of), (obj.backward_of, []))[1].append(entry)
+            grad = gradient(("op", id(obj)), output.data)
+            lines += gradient_lines(grad)
+            placed.append((boxes, node_id, _label(obj.name, lines),
+                           {"fillcolor": OP_COLOUR, **fill(grad)}))
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         title, lines, attrs = _backward_leaf(obj, seed, forward, names, op_number)
         if show_data:
             lines.append(_summary("data", obj.data))
-        dot.node(node_id, _label(title, lines), **attrs)
+        if obj is seed:
+            lines += gradient_lines(obj.data)
+            attrs.update(fill(obj.data))
+        elif color_by_grad:
+            attrs["fillcolor"] = NO_GRAD_COLOUR
+        placed.append(((), node_id, _label(title, lines), attrs))
 
-    for i, (node, members) in enumerate(clusters.values()):
-        with dot.subgraph(name=f"cluster_{i}") as sub:
-            title = f"{node.name} backward"
-            output = node.output
-            detail = [f"of forward op #{op_number[id(node)]}"] if id(node) in op_number else []
-            if output is not None:
-                detail.append(f"output {_shape(output.data)}")
-            sub.attr(label=_label(title, detail), style="dashed", color="#999999",
-                     fontname="Helvetica")
-            for node_id, label, attrs in members:
-                sub.node(node_id, label, **attrs)
+    _add_clusters(dot, placed)
+    _add_edges(dot, edges, ids, folded)
 
-    for source, target in edges:
-        if source in ids and target in ids:
-            dot.edge(ids[source], ids[target])
-
-    for i, (t, g) in enumerate(outputs):
+    for i, (t, g) in enumerate(shown):
         name = names.get(id(t), (t.name or "tensor",))[0]
-        dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)]), fillcolor=GRAD_OUT_COLOUR,
-                 penwidth="2.5")
-        source = ("leaf", id(g)) if id(g) in forward or g.grad_fn is None else ("op", id(g.grad_fn))
-        if source in ids:
-            dot.edge(ids[source], f"grad{i}")
+        dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)] + gradient_lines(g.data)),
+                 **{"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data)})
+        if source_of(g) in ids:
+            dot.edge(ids[source_of(g)], f"grad{i}")
 
     if dropped:
         dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
                                    [f"max_nodes={max_nodes}"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
+    if color_by_grad:
+        _add_legend(dot, grad_range)
     return dot
+
+
+def _downstream(start, edges):
+    """The graph keys reachable from `start` along the arrows, `start` included."""
+    after = {}
+    for source, target in edges:
+        after.setdefault(source, []).append(target)
+    reached, stack = {start}, [start]
+    while stack:
+        for target in after.get(stack.pop(), []):
+            if target not in reached:
+                reached.add(target)
+                stack.append(target)
+    return reached
+
+
+def _backward_modules(order, forward, tree):
+    """id(backward op) -> the module path it belongs to (None: outside every module).
+
+    An op of a backward formula belongs to the module of the forward op whose backward it is.
+    An `add` that sums the gradients reaching a tensor by several paths belongs to the
+    innermost module holding all the ops that made the gradients it sums, and to none if one
+    was made outside every module. So the adds of a residual stream sit between the blocks:
+    the gradient that skips a block reaches them from the block above, unchanged (an add's
+    backward passes it on without an op)."""
+    found = {}
+
+    def module_of(node):
+        if id(node) not in found:
+            if node.backward_of is not None:
+                found[id(node)] = node.backward_of.module_path
+            else:
+                found[id(node)] = tree.common([module_of(t.grad_fn) for t in node.inputs
+                                               if t.grad_fn is not None and id(t) not in forward])
+        return found[id(node)]
+
+    for kind, node, _ in order:
+        if kind == "op":
+            module_of(node)
+    return found
+
+
+def _backward_box_label(node, op_number):
+    """The title of the box around the backward of forward op `node`: "<op> backward"."""
+    detail = [f"of forward op #{op_number[id(node)]}"] if id(node) in op_number else []
+    if node.output is not None:
+        detail.append(f"output {_shape(node.output.data)}")
+    return _label(f"{node.name} backward", detail)
 
 
 def _backward_leaf(t, seed, forward, names, op_number):
@@ -580,14 +771,11 @@ def retain_grads(tensor):
             output.retain_grad()
 
 
-def _norm_range(order):
-    """The powers of ten that bracket the gradient norms of a walked graph (leaves' .grad,
-    ops' results' .grad), so that its colours use the whole scale; (1e-8, 1) if none."""
-    norms = []
-    for kind, obj, output in order:
-        grad = (output if kind == "op" else obj).grad
-        if grad is not None and np.linalg.norm(grad) > 0:
-            norms.append(float(np.linalg.norm(grad)))
+def _norm_range(grads):
+    """The powers of ten that bracket the norms of `grads` (arrays, None for a node without
+    one), so that the colours use the whole scale; (1e-8, 1) if none is above zero."""
+    norms = [_norm(g) for g in grads if g is not None]
+    norms = [n for n in norms if n > 0]
     if not norms:
         return (1e-8, 1.0)
     low = 10.0 ** math.floor(math.log10(min(norms)))
