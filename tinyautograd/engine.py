@@ -19,12 +19,19 @@ formula is recorded like any other computation: the gradient has a graph of its 
 gives second derivatives and a backward graph that can be drawn.
 """
 
+from __future__ import annotations
+
 import functools
 import os
 import traceback
 import weakref
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+Axis = Union[int, tuple[int, ...], None]   # numpy's spelling: one axis, several, or all (None)
+Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
 
 DEFAULT_DTYPE = np.float32
 
@@ -45,7 +52,7 @@ _mode = _Mode()
 class set_grad_enabled:
     """Context manager (or decorator) that turns graph recording on or off inside it."""
 
-    def __init__(self, mode):
+    def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
 
     def __enter__(self):
@@ -55,7 +62,7 @@ class set_grad_enabled:
     def __exit__(self, *exc):
         _mode.grad_enabled = self.prev
 
-    def __call__(self, fn):
+    def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with set_grad_enabled(self.mode):
@@ -64,16 +71,16 @@ class set_grad_enabled:
         return wrapper
 
 
-def no_grad():
+def no_grad() -> set_grad_enabled:
     """`with no_grad():` computes without recording a graph: faster, and nothing to free."""
     return set_grad_enabled(False)
 
 
-def enable_grad():
+def enable_grad() -> set_grad_enabled:
     return set_grad_enabled(True)
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     return _mode.grad_enabled
 
 
@@ -86,7 +93,7 @@ class annotate:
     `backward_of` node they differentiate. Nested annotations add to the outer ones.
     """
 
-    def __init__(self, **attributes):
+    def __init__(self, **attributes: Any) -> None:
         self.attributes = attributes
 
     def __enter__(self):
@@ -161,36 +168,37 @@ class Context:
     backward_of = None
     module_path = None
 
-    def __init__(self, fn, inputs, needs_input_grad):
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
         self.fn = fn
         self.inputs = inputs
         self.needs_input_grad = needs_input_grad
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.fn.name()
 
     @property
-    def output(self):
+    def output(self) -> Tensor:
         # A weak reference: the output holds its node, so a strong one would make a cycle that
         # keeps big arrays alive until the garbage collector runs. Whenever backward reaches
         # this node, the output is alive (backward got here through it).
         return self._output()
 
     @property
-    def create_graph(self):
+    def create_graph(self) -> bool:
         # The engine runs every backward with recording on exactly when create_graph is True.
         return _mode.grad_enabled
 
     @property
-    def operands(self):
+    def operands(self) -> tuple[Tensor, ...] | tuple[np.ndarray, ...]:
         return self.inputs if _mode.grad_enabled else tuple(t.data for t in self.inputs)
 
     @property
-    def result(self):
+    def result(self) -> Tensor | np.ndarray:
         return self.output if _mode.grad_enabled else self.output.data
 
-    def free(self):
+    def free(self) -> None:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
         fn = self.fn
         self.__dict__.clear()
@@ -233,19 +241,21 @@ class Function:
     """
 
     @classmethod
-    def name(cls):
+    def name(cls) -> str:
         return cls.__name__.lower()
 
     @staticmethod
-    def forward(ctx, *arrays, **settings):
+    def forward(ctx: Context, *arrays: np.ndarray, **settings: Any) -> np.ndarray:
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: Any) -> Any:
+        """dL/d(input) per input (a tuple, or one value for one input) from grad = dL/dy:
+        numpy arrays in an ordinary backward, Tensors under create_graph."""
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs, **settings):
+    def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         # This runs for every op of every model (generation runs ~80 per token on arrays of
         # one row, where this bookkeeping costs more than numpy's work), so it is written for
         # speed: plain loops, the mode read once, the graph recorded only when some input
@@ -327,7 +337,8 @@ class Tensor:
     _hooks = ()
     _retains_grad = False
 
-    def __init__(self, data, requires_grad=False, dtype=None):
+    def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
+                 dtype: DTypeLike = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
         data = np.asarray(data, dtype=dtype)
@@ -346,33 +357,38 @@ class Tensor:
         return t
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, value):
+    def requires_grad(self, value: bool) -> None:
         if value and self.data.dtype.kind not in "fc":
             raise TypeError(f"only floating-point tensors can require gradients; this one is "
                             f"{self.data.dtype}")
         self._requires_grad = bool(value)
 
     # -- what it is ---------------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
-    is_leaf = property(lambda self: self.grad_fn is None)
+    @property
+    def shape(self) -> tuple[int, ...]: return self.data.shape
+    @property
+    def ndim(self) -> int: return self.data.ndim
+    @property
+    def dtype(self) -> np.dtype: return self.data.dtype
+    @property
+    def size(self) -> int: return self.data.size
+    @property
+    def is_leaf(self) -> bool: return self.grad_fn is None
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         return self.data
 
-    def item(self):
+    def item(self) -> float | int | bool:
         return self.data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.data.tolist()
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """The same data (shared, no copy), cut from the graph."""
         return Tensor._make(self.data)
 
@@ -397,69 +413,74 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other): return ops.Add.apply(self, _lift(other, self))
-    def __radd__(self, other): return ops.Add.apply(_lift(other, self), self)
-    def __sub__(self, other): return ops.Sub.apply(self, _lift(other, self))
-    def __rsub__(self, other): return ops.Sub.apply(_lift(other, self), self)
-    def __mul__(self, other): return ops.Mul.apply(self, _lift(other, self))
-    def __rmul__(self, other): return ops.Mul.apply(_lift(other, self), self)
-    def __truediv__(self, other): return ops.Div.apply(self, _lift(other, self))
-    def __rtruediv__(self, other): return ops.Div.apply(_lift(other, self), self)
-    def __pow__(self, other): return ops.Pow.apply(self, _lift(other, self))
-    def __rpow__(self, other): return ops.Pow.apply(_lift(other, self), self)
-    def __matmul__(self, other): return ops.MatMul.apply(self, _lift(other, self))
-    def __rmatmul__(self, other): return ops.MatMul.apply(_lift(other, self), self)
-    def __neg__(self): return ops.Neg.apply(self)
+    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(self, _lift(other, self))
+    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(_lift(other, self), self)
+    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(self, _lift(other, self))
+    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(_lift(other, self), self)
+    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(self, _lift(other, self))
+    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(_lift(other, self), self)
+    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(self, _lift(other, self))
+    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(_lift(other, self), self)
+    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(self, _lift(other, self))
+    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(_lift(other, self), self)
+    def __matmul__(self, other: Operand) -> Tensor:
+        return ops.MatMul.apply(self, _lift(other, self))
+    def __rmatmul__(self, other: Operand) -> Tensor:
+        return ops.MatMul.apply(_lift(other, self), self)
+    def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
-    def __lt__(self, other): return Tensor._make(self.data < _lift(other, self).data)
-    def __le__(self, other): return Tensor._make(self.data <= _lift(other, self).data)
-    def __gt__(self, other): return Tensor._make(self.data > _lift(other, self).data)
-    def __ge__(self, other): return Tensor._make(self.data >= _lift(other, self).data)
-    def __eq__(self, other): return Tensor._make(self.data == _lift(other, self).data)
-    def __ne__(self, other): return Tensor._make(self.data != _lift(other, self).data)
+    def _compared(self, other: Operand, compare: Callable) -> Tensor:
+        return Tensor._make(compare(self.data, _lift(other, self).data))
+
+    def __lt__(self, other: Operand) -> Tensor: return self._compared(other, np.less)
+    def __le__(self, other: Operand) -> Tensor: return self._compared(other, np.less_equal)
+    def __gt__(self, other: Operand) -> Tensor: return self._compared(other, np.greater)
+    def __ge__(self, other: Operand) -> Tensor: return self._compared(other, np.greater_equal)
+    def __eq__(self, other: Operand) -> Tensor: return self._compared(other, np.equal)
+    def __ne__(self, other: Operand) -> Tensor: return self._compared(other, np.not_equal)
 
     # -- elementwise functions ----------------------------------------------------------------
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def relu(self): return ops.Relu.apply(self)
-    def gelu(self): return ops.Gelu.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
-    def abs(self): return ops.Abs.apply(self)
+    def exp(self) -> Tensor: return ops.Exp.apply(self)
+    def log(self) -> Tensor: return ops.Log.apply(self)
+    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self)
+    def tanh(self) -> Tensor: return ops.Tanh.apply(self)
+    def relu(self) -> Tensor: return ops.Relu.apply(self)
+    def gelu(self) -> Tensor: return ops.Gelu.apply(self)
+    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self)
+    def abs(self) -> Tensor: return ops.Abs.apply(self)
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return self.sum(axis, keepdims) / _count(self.shape, axis)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1)."""
         centred = self - self.mean(axis, keepdims=True)
         return (centred * centred).sum(axis, keepdims) / (_count(self.shape, axis) - ddof)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def argmax(self, axis=None):
+    def argmax(self, axis: int | None = None) -> Tensor:
         return Tensor._make(self.data.argmax(axis=axis))
 
-    def softmax(self, axis=-1):
+    def softmax(self, axis: int = -1) -> Tensor:
         return ops.Softmax.apply(self, axis=axis)
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis: int = -1) -> Tensor:
         return ops.LogSoftmax.apply(self, axis=axis)
 
     # -- shape --------------------------------------------------------------------------------
-    def reshape(self, *shape):
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape=shape)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
         To exchange two axes, use `swapaxes`."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -475,29 +496,30 @@ class Tensor:
         return ops.Transpose.apply(self, axes=normalised)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         return self.transpose()
 
-    def swapaxes(self, axis1, axis2):
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes (torch's two-argument transpose)."""
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return ops.Transpose.apply(self, axes=tuple(axes))
 
-    def broadcast_to(self, *shape):
+    def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.BroadcastTo.apply(self, shape=shape)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
 
-    def masked_fill(self, mask, value):
+    def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
         return where(mask, value, self)
 
     # -- autograd -----------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
+    def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         `grad` is d(loss)/d(self), needed unless self holds one number. The graph is freed
@@ -519,11 +541,11 @@ class Tensor:
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
                       else retain_graph, create_graph=create_graph)
 
-    def retain_grad(self):
+    def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection)."""
         self._retains_grad = True
 
-    def register_hook(self, hook):
+    def register_hook(self, hook: Callable[[Tensor], Tensor | ArrayLike | None]) -> _HookHandle:
         """Call `hook(grad)` when this tensor's gradient is computed; a returned value (Tensor
         or array) replaces the gradient. Returns a handle whose `.remove()` undoes it."""
         if not self.requires_grad:
@@ -538,7 +560,7 @@ class _HookHandle:
     def __init__(self, hooks, hook):
         self.hooks, self.hook = hooks, hook
 
-    def remove(self):
+    def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
 
@@ -562,17 +584,17 @@ def _count(shape, axis):
 # Functions of several tensors
 
 
-def concat(tensors, axis=0):
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate)."""
     return ops.Concat.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis=0):
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     return ops.Stack.apply(*tensors, axis=axis)
 
 
-def where(cond, a, b):
+def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
     side was chosen."""
     cond = cond if isinstance(cond, Tensor) else Tensor(cond)
@@ -741,7 +763,10 @@ def _accumulate(t, grad, create_graph):
         t.grad_tensor = None
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False):
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Tensor | Sequence[Tensor | None] | None = None,
+         retain_graph: bool | None = None,
+         create_graph: bool = False) -> Tensor | None | tuple[Tensor | None, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own

@@ -1,6 +1,11 @@
 """Ways to make tensors, named as numpy names them."""
 
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import random
 from .engine import DEFAULT_DTYPE, Tensor
@@ -10,36 +15,40 @@ def _shape(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
-def zeros(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
+def zeros(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
+          requires_grad: bool = False) -> Tensor:
     return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
-def ones(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
+def ones(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
+         requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros_like(t, requires_grad=False):
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return zeros(t.shape, dtype=t.dtype, requires_grad=requires_grad)
 
 
-def ones_like(t, requires_grad=False):
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
+          requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
     """Standard normal samples from the engine's seeded generator (or `generator`)."""
     rng = generator or random.default_generator()
     data = rng.standard_normal(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def rand(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
+         requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
     """Uniform samples in [0, 1)."""
     rng = generator or random.default_generator()
     data = rng.random(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def arange(*args, dtype=None):
+def arange(*args: float, dtype: DTypeLike = None) -> Tensor:
     """numpy's arange: integers unless a float is involved (then float32 by default)."""
     return Tensor(np.arange(*args), dtype=dtype)

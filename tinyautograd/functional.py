@@ -6,7 +6,10 @@ written like every other op's (see `ops.py`), so it is twice differentiable too,
 create_graph its formula is recorded step by step: a picture of the backward graph shows it.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import ops, random
 from .engine import Function, ShapeError, Tensor, _lift
@@ -64,7 +67,8 @@ class CrossEntropy(Function):
         return d_rows.reshape(logits.shape), None
 
 
-def cross_entropy(logits, targets, ignore_index=None, label_smoothing=0.0):
+def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
+                  ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
     targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
     language-model logits (torch puts them on axis 1)."""
@@ -161,7 +165,8 @@ def _row_dot(a, b):
     return (a[..., None, :] @ b[..., :, None])[..., 0]
 
 
-def layer_norm(x, weight=None, bias=None, eps=1e-5):
+def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
+               bias: Tensor | ArrayLike | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the last axis, with optional elementwise affine weight and bias
     (shape (C,)). One fused kernel, forward and backward."""
     x = x if isinstance(x, Tensor) else Tensor(x)
@@ -177,7 +182,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 # ---------------------------------------------------------------------------- linear
 
 
-def linear(x, weight, bias=None):
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
     product, with the bias added in place) rather than a MatMul and an Add."""
     return x @ weight if bias is None else ops.Linear.apply(x, weight, bias)
@@ -186,7 +191,8 @@ def linear(x, weight, bias=None):
 # ---------------------------------------------------------------------------- the rest
 
 
-def dropout(x, p=0.5, training=True, generator=None):
+def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+            generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
     expected value is unchanged; the identity when not training. Seeded by
     `tinyautograd.manual_seed` or an explicit numpy `generator`."""
@@ -199,7 +205,7 @@ def dropout(x, p=0.5, training=True, generator=None):
     return x * Tensor._make((keep / (1 - p)).astype(x.dtype))
 
 
-def embedding(indices, weight):
+def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
     """Rows of `weight` (num, dim) picked by integer `indices` (any shape): (..., dim). The
     gradient adds up in the rows that were picked, once per pick."""
     idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
@@ -212,17 +218,17 @@ def embedding(indices, weight):
     return weight[idx]
 
 
-def softmax(x, axis=-1):
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return x.softmax(axis)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return x.log_softmax(axis)
 
 
-def relu(x):
+def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def gelu(x):
+def gelu(x: Tensor) -> Tensor:
     return x.gelu()

@@ -10,6 +10,10 @@ errors cancel exactly, which a random direction makes vanishingly unlikely. Use 
 in float32 the differences drown in rounding.
 """
 
+from __future__ import annotations
+
+from typing import Callable
+
 import numpy as np
 
 from .engine import Tensor, enable_grad, grad, no_grad
@@ -30,7 +34,8 @@ def _as_inputs(inputs):
     return list(inputs)
 
 
-def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
+def gradcheck(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0, raise_exception: bool = True) -> bool:
     """True when fn's analytic gradients match central differences for every input element.
 
     On a mismatch, raises GradcheckError naming the input, the worst element's index, and the
@@ -70,7 +75,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_excepti
     return True
 
 
-def gradgradcheck(fn, *inputs, seed=1, **tolerances):
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Tensor, seed: int = 1,
+                  **tolerances: float) -> bool:
     """Check second derivatives: gradcheck the function x -> (d(v . fn(x))/dx) . w, whose
     gradient is a Hessian-vector product, computed through backward(create_graph=True)."""
     inputs = _as_inputs(inputs)

@@ -7,11 +7,15 @@ Block()]` is found as `blocks.0`, `blocks.1`. The names follow PyTorch's, so do 
 with one deliberate difference: `Linear.weight` has shape (in_features, out_features).
 """
 
+from __future__ import annotations
+
 import math
 import types
 from collections import namedtuple
+from typing import Any, Iterable, Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import engine, functional, random
 from .engine import Tensor
@@ -39,7 +43,7 @@ class record_module_paths:
     its own model can be recorded from outside.
     """
 
-    def __init__(self, model=None):
+    def __init__(self, model: Module | None = None) -> None:
         self.model = model
         self.names = None if model is None else _module_names(model)
         self.path = None       # the module whose forward runs now; None outside every module
@@ -53,7 +57,7 @@ class record_module_paths:
         global _recorder
         _recorder = self.outer
 
-    def call(self, module, args, kwargs):
+    def call(self, module: Module, args: tuple, kwargs: dict) -> Any:
         """Run `module.forward` with its path as the current one, then restore the caller's."""
         if self.model is None and self.path is None:
             self.names = _module_names(module)     # an outermost call: this module is the root
@@ -79,7 +83,8 @@ class Parameter(Tensor):
     plain Tensors); the subclass only tells `Module.parameters()` what to collect. Requires a
     gradient unless told otherwise; floats become float32, as for Tensor."""
 
-    def __init__(self, data, requires_grad=True, dtype=None):
+    def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = True,
+                 dtype: DTypeLike = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self):
@@ -101,7 +106,7 @@ class Module:
                 self.hidden = Linear(2, 16)
                 self.out = Linear(16, 2)
 
-            def forward(self, x):
+            def forward(self, x: Tensor) -> Tensor:
                 return self.out(self.hidden(x).relu())
 
     Calling `super().__init__()` is allowed but not needed: the only state a Module has of its
@@ -110,13 +115,13 @@ class Module:
 
     training = True
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # One global check, so that a forward costs nothing extra unless paths are recorded.
         if _recorder is None:
             return self.forward(*args, **kwargs)
         return _recorder.call(self, args, kwargs)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward method")
 
     # -- what it contains -------------------------------------------------------------------
@@ -135,17 +140,17 @@ class Module:
                 if isinstance(item, (Parameter, Module)):
                     yield item_name, item
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) for each Module held directly, as in `blocks.0`."""
         for name, value in self._members():
             if isinstance(value, Module):
                 yield name, value
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self):
+    def named_modules(self) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module (named '') and every module inside it, depth
         first, parents before children. A module reachable by two paths comes once."""
         seen = set()
@@ -160,11 +165,11 @@ class Module:
 
         yield from visit(self, "")
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self):
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) for every parameter, as in `blocks.0.attn.q.weight`. Each
         module's own parameters come before those of its children (PyTorch's order). A shared
         (tied) parameter comes once, under the first name that reaches it."""
@@ -175,21 +180,22 @@ class Module:
                     seen.add(id(value))
                     yield (f"{module_name}.{name}" if module_name else name), value
 
-    def parameters(self):
+    def parameters(self) -> Iterator[Parameter]:
         for _, parameter in self.named_parameters():
             yield parameter
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
         """How many numbers the model learns (a tied parameter counts once)."""
         return sum(p.size for p in self.parameters())
 
     # -- saving and loading -----------------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """{name: a copy of the parameter's array}, in `named_parameters()` order. A tied
         parameter is saved once, under its first name."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: dict[str, ArrayLike | Tensor],
+                        strict: bool = True) -> IncompatibleKeys:
         """Copy the arrays of `state` (name -> array or Tensor) into the parameters' own arrays,
         in place: each parameter keeps its dtype, and whoever holds its array sees the new values.
 
@@ -222,23 +228,23 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # -- modes and gradients ----------------------------------------------------------------
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and every module inside it (Dropout reads it)."""
         for module in self.modules():
             module.training = mode
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Forget the gradients: backward accumulates into `.grad`, so clear it between steps."""
         for parameter in self.parameters():
             parameter.grad = None
             parameter.grad_tensor = None
 
     # -- printing -----------------------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """What goes between the parentheses of this module's line: its settings."""
         return ""
 
@@ -278,7 +284,7 @@ class ModuleList(Module):
     """A list of modules, named by position ('0', '1', ...). Indexing, `len`, iteration and
     `append` work as for a list; a slice is a ModuleList."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         self._modules = []
         for module in modules:
             self.append(module)
@@ -288,7 +294,7 @@ class ModuleList(Module):
         for i, module in enumerate(self._modules):
             yield str(i), module
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__} holds Modules, not {type(module).__name__}")
         self._modules.append(module)
@@ -310,7 +316,7 @@ class Sequential(ModuleList):
     """Modules applied one after another, each to the output of the one before:
     `Sequential(Linear(2, 16), ReLU(), Linear(16, 2))`. A slice is a Sequential."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         super().__init__(modules)
 
     def __getitem__(self, index):
@@ -318,7 +324,7 @@ class Sequential(ModuleList):
             return Sequential(*self._modules[index])
         return super().__getitem__(index)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         for module in self:
             x = module(x)
         return x
@@ -383,13 +389,15 @@ def _xavier_std(tensor, gain):
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
-def normal_(tensor, mean=0.0, std=1.0, generator=None):
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
+            generator: np.random.Generator | None = None) -> Tensor:
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
 
 
-def uniform_(tensor, a=0.0, b=1.0, generator=None):
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
+             generator: np.random.Generator | None = None) -> Tensor:
     """Uniform in [a, b)."""
     if _skipping_init:
         return tensor
@@ -399,7 +407,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
 _skipping_init = False
 
 
-def skip_init(module_cls, *args, **kwargs):
+def skip_init(module_cls: type[Module], *args: Any, **kwargs: Any) -> Module:
     """`module_cls(*args, **kwargs)` built without drawing its random initial weights (as
     torch.nn.utils.skip_init): they stay zero, for a model whose weights are loaded next.
     GPT-2 small would otherwise draw 124 million random numbers, seconds of work, only to
@@ -413,29 +421,33 @@ def skip_init(module_cls, *args, **kwargs):
         _skipping_init = False
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor) -> Tensor:
     return _fill(tensor, 0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor) -> Tensor:
     return _fill(tensor, 1)
 
 
-def xavier_normal_(tensor, gain=1.0, generator=None):
+def xavier_normal_(tensor: Tensor, gain: float = 1.0,
+                   generator: np.random.Generator | None = None) -> Tensor:
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
-def xavier_uniform_(tensor, gain=1.0, generator=None):
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
+                    generator: np.random.Generator | None = None) -> Tensor:
     """Uniform in [-a, a] with a = sqrt(3) std: a uniform of that width has that std."""
     bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, mode="fan_in", nonlinearity="relu", generator=None):
+def kaiming_normal_(tensor: Tensor, mode: str = "fan_in", nonlinearity: str = "relu",
+                    generator: np.random.Generator | None = None) -> Tensor:
     return normal_(tensor, 0.0, _kaiming_std(tensor, mode, nonlinearity), generator)
 
 
-def kaiming_uniform_(tensor, mode="fan_in", nonlinearity="relu", generator=None):
+def kaiming_uniform_(tensor: Tensor, mode: str = "fan_in", nonlinearity: str = "relu",
+                     generator: np.random.Generator | None = None) -> Tensor:
     bound = math.sqrt(3.0) * _kaiming_std(tensor, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -459,16 +471,16 @@ class Linear(Module):
     PyTorch does: weight and bias uniform in [-1/sqrt(in_features), 1/sqrt(in_features)].
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
         self.weight = uniform_(Parameter(np.zeros((in_features, out_features))), -bound, bound)
         self.bias = uniform_(Parameter(np.zeros(out_features)), -bound, bound) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return functional.linear(x, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
@@ -477,14 +489,14 @@ class Embedding(Module):
     """A table of `num_embeddings` learned vectors of size `embedding_dim`; integer indices of
     any shape (...) pick rows: (..., embedding_dim). Initialised N(0, 1), as PyTorch does."""
 
-    def __init__(self, num_embeddings, embedding_dim):
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = normal_(Parameter(np.zeros((num_embeddings, embedding_dim))))
 
-    def forward(self, indices):
+    def forward(self, indices: ArrayLike | Tensor) -> Tensor:
         return functional.embedding(indices, self.weight)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
@@ -493,15 +505,15 @@ class LayerNorm(Module):
     `weight` (starts at ones) and shift by `bias` (starts at zeros):
     y = (x - mean) / sqrt(var + eps) * weight + bias."""
 
-    def __init__(self, dim, eps=1e-5):
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim))
         self.bias = Parameter(np.zeros(dim))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return functional.layer_norm(x, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}"
 
 
@@ -509,41 +521,41 @@ class Dropout(Module):
     """While training, zero each element with probability p and scale the rest by 1/(1-p);
     in eval mode, the identity."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         if not 0.0 <= p < 1.0:     # here, not at the first forward: the error points at the model
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return functional.dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
 class ReLU(Module):
     """max(x, 0)"""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
 
 class GELU(Module):
     """The tanh approximation of GELU (GPT-2's), PyTorch's GELU(approximate='tanh')."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
 
 
 class Tanh(Module):
     """tanh x"""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 
 
 class Sigmoid(Module):
     """1 / (1 + e^-x)"""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x.sigmoid()

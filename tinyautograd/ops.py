@@ -11,48 +11,54 @@ create_graph, where it is recorded): with the operators and methods the two shar
 functions they spell differently (`np.exp(a)` but `t.exp()`) are the small helpers just below.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .engine import Function, ShapeError, Tensor
 
 # ---------------------------------------------------------------------------- arrays or Tensors
 # The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
 
+Array = Union[np.ndarray, Tensor]
 
-def exp(x):
+
+def exp(x: Array) -> Array:
     return x.exp() if isinstance(x, Tensor) else np.exp(x)
 
 
-def log(x):
+def log(x: Array) -> Array:
     return x.log() if isinstance(x, Tensor) else np.log(x)
 
 
-def sqrt(x):
+def sqrt(x: Array) -> Array:
     return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
 
 
-def tanh(x):
+def tanh(x: Array) -> Array:
     return x.tanh() if isinstance(x, Tensor) else np.tanh(x)
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: Array, shape: tuple[int, ...]) -> Array:
     return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 
 
-def where(cond, a, b):
+def where(cond: ArrayLike, a: Array, b: Array) -> Array:
     """a where cond else b; cond is a constant (boolean array or Tensor)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return Where.apply(cond, a, b)
     return np.where(cond, a, b)
 
 
-def matmul(a, b):
+def matmul(a: Array, b: Array) -> Array:
     return a @ b if isinstance(a, Tensor) or isinstance(b, Tensor) else _matmul(a, b)
 
 
-def index_add(x, index, shape):
+def index_add(x: Array, index: Any, shape: tuple[int, ...]) -> Array:
     """zeros(shape) with x added at [index], repeats accumulating (GetItem's backward)."""
     if isinstance(x, Tensor):
         return IndexAdd.apply(x, index=index, shape=shape)

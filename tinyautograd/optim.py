@@ -20,11 +20,17 @@ strings, and lists and dicts of those: a checkpoint can keep the arrays in an `.
 rest in JSON, without pickle.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Iterable, Union
 
 import numpy as np
 
 from .engine import Tensor
+
+# A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
+Params = Union[Iterable[Tensor], Iterable[dict]]
 
 # ---------------------------------------------------------------------------- the base class
 
@@ -41,7 +47,7 @@ class Optimizer:
     gradient, its own state (a dict, empty before its first step) and its group's options.
     """
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Params, defaults: dict) -> None:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors; wrap a single one in a list")
         groups = list(params)
@@ -58,7 +64,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict) -> None:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
         group["params"] = list(group["params"])
@@ -75,7 +81,7 @@ class Optimizer:
     def _all_params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
         frozen, or unused by this loss)."""
         for group in self.param_groups:
@@ -83,16 +89,16 @@ class Optimizer:
                 if p.grad is not None:
                     self.update(p, p.grad, self.state.setdefault(id(p), {}), group)
 
-    def update(self, param, grad, state, group):
+    def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Forget the gradients, so that the next backward starts from nothing."""
         for p in self._all_params():
             p.grad = None
             p.grad_tensor = None
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """Everything needed to resume: the groups' options and each parameter's state.
 
         Parameters are numbered 0, 1, 2... in the order the groups list them (as torch does):
@@ -118,7 +124,7 @@ class Optimizer:
                  for p in self._all_params()]
         return {"param_groups": groups, "state": state}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         """Continue from `state_dict()` of an optimizer over parameters of the same shapes, in
         the same groups. The groups' options (lr included) are replaced by the saved ones."""
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
@@ -159,10 +165,11 @@ class SGD(Optimizer):
     build up speed, directions that flip sign cancel out.
     """
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params: Params, lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
-    def update(self, param, grad, state, group):
+    def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if group["momentum"]:
@@ -193,11 +200,13 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
 
-    def update(self, param, grad, state, group):
+    def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
         if not state:
@@ -237,11 +246,14 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    def __init__(self, params: Params, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-def weight_decay_groups(named_parameters, weight_decay):
+def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
+                        weight_decay: float) -> list[dict]:
     """Two param groups: matrices (ndim >= 2) decay, everything else (biases, norm gains) not.
 
     Decay pulls weights towards zero; that regularises the matrices of linear and embedding
@@ -260,7 +272,7 @@ def weight_decay_groups(named_parameters, weight_decay):
     return [decay, no_decay]
 
 
-def clip_grad_norm(params, max_norm):
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
     """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
 
         total = sqrt(sum over all gradients of sum(grad^2))
@@ -310,15 +322,15 @@ class LRSchedule:
     `lr_at(step)` and `get_last_lr()` give one learning rate per param group, in a list.
     """
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer
         self.steps_taken = 0
         self._write_lrs()
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> list[float]:
         raise NotImplementedError
 
-    def step(self):
+    def step(self) -> None:
         self.steps_taken += 1
         self._write_lrs()
 
@@ -326,14 +338,14 @@ class LRSchedule:
         for group, lr in zip(self.optimizer.param_groups, self.lr_at(self.steps_taken)):
             group["lr"] = lr
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rate each param group will use at its next step."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"steps_taken": self.steps_taken}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         """Continue from a saved schedule; rewrites the optimizer's lrs to match."""
         self.steps_taken = int(state_dict["steps_taken"])
         self._write_lrs()
@@ -352,7 +364,8 @@ class WarmupCosine(LRSchedule):
     moment estimates built on a handful of gradients, so they are kept small.
     """
 
-    def __init__(self, optimizer, warmup_steps, total_steps, min_lr=0.0):
+    def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int,
+                 min_lr: float = 0.0) -> None:
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"WarmupCosine needs 0 <= warmup_steps <= total_steps, got "
                              f"warmup_steps={warmup_steps}, total_steps={total_steps}")
@@ -360,7 +373,7 @@ class WarmupCosine(LRSchedule):
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         super().__init__(optimizer)
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> list[float]:
         return [self._lr(step, base_lr) for base_lr in self.base_lrs]
 
     def _lr(self, step, base_lr):
@@ -371,12 +384,12 @@ class WarmupCosine(LRSchedule):
         progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
         return self.min_lr + (base_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         # The base lrs are saved too: a schedule created after loading the optimizer would
         # otherwise take the decayed lr it finds there for the peak.
         return {**super().state_dict(), "base_lrs": list(self.base_lrs)}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         self.base_lrs = list(state_dict["base_lrs"])
         super().load_state_dict(state_dict)
 
@@ -392,13 +405,14 @@ class Noam(LRSchedule):
     the lr outright: every group gets it, whatever lr the optimizer was created with.
     """
 
-    def __init__(self, optimizer, d_model, warmup_steps, factor=1.0):
+    def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int,
+                 factor: float = 1.0) -> None:
         if warmup_steps < 1:
             raise ValueError(f"Noam needs warmup_steps >= 1, got {warmup_steps}")
         self.d_model, self.warmup_steps, self.factor = d_model, warmup_steps, factor
         super().__init__(optimizer)
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> list[float]:
         n = step + 1
         lr = self.factor * self.d_model ** -0.5 * min(n ** -0.5, n * self.warmup_steps ** -1.5)
         return [lr] * len(self.optimizer.param_groups)
