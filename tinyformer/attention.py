@@ -94,6 +94,14 @@ class KVCache:
         self._kv[layer] = (k, v)
         return k, v
 
+    def select(self, rows):
+        """Keep these rows of the batch, in this order, repeats allowed (beam search copies
+        and drops sequences). The kept keys and values are copied out of the buffers, which
+        the next `extend` grows again."""
+        for layer, (k, v) in self._kv.items():
+            self._kv[layer] = (Tensor(k.data[rows]), Tensor(v.data[rows]))
+        self._buffers.clear()
+
 
 def _grown(new, old, capacity):
     """An empty (B, H, capacity, d) buffer shaped after `new`, holding `old` (or None) in front."""

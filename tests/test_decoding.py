@@ -1,0 +1,143 @@
+"""tinyformer.decoding: one set of decoding loops (greedy, sampling, beam search) over one
+session interface, for the decoder-only GPT and the encoder-decoder Transformer alike.
+
+- with and without the KV cache, every loop writes the same tokens, for both model kinds,
+  and across the sliding window of a GPT that outgrows its context;
+- beam search keeps the right rows when it reorders the beams: each hypothesis's log_prob is
+  the model's own log-likelihood of those tokens, recomputed from scratch;
+- a beam of one is greedy decoding, on a GPT too; a wider beam never finds a worse sequence.
+"""
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyformer.attention import KVCache
+from tinyformer.decoding import (DecoderOnlySession, EncoderDecoderSession, beam_search,
+                                 generate)
+from tinyformer.gpt import GPT
+from tinyformer.transformer import Transformer
+
+BOS, EOS, PAD = 1, 2, 0
+
+
+def tiny_gpt(context=8, positions="learned"):
+    ta.manual_seed(0)
+    return GPT(vocab_size=9, context=context, n_layer=2, n_head=2, d_model=16,
+               positions=positions).eval()
+
+
+def tiny_transformer():
+    ta.manual_seed(0)
+    return Transformer(9, 9, context=10, n_layer=1, n_head=2, d_model=16).eval()
+
+
+def sharpened(model):
+    """Larger weights than initialisation's: a random tiny model then writes varied tokens
+    (at its initial scale every beam writes nearly the same thing, and a mix-up of beams
+    would hide)."""
+    for p in model.parameters():
+        if p.ndim == 2:
+            p.data = 4 * p.data
+    return model
+
+
+def sessions(kind, rows, use_cache):
+    rng = np.random.default_rng(1)
+    if kind == "gpt":
+        return DecoderOnlySession(sharpened(tiny_gpt(context=12)),
+                                  rng.integers(0, 9, (rows, 3)), use_cache)
+    return EncoderDecoderSession(sharpened(tiny_transformer()), rng.integers(3, 9, (rows, 6)),
+                                 BOS, use_cache)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_cache_changes_nothing_that_is_written(kind, temperature):
+    written = [generate(sessions(kind, 3, use_cache), 8, temperature, top_k=5,
+                        generator=np.random.default_rng(2))
+               for use_cache in (True, False)]
+    np.testing.assert_array_equal(*written)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope", "sinusoidal"])
+def test_a_gpt_outgrowing_its_context_slides_the_window_with_or_without_the_cache(positions):
+    model = tiny_gpt(context=6, positions=positions)
+    prompt = np.random.default_rng(3).integers(0, 9, (2, 4))
+    written = [generate(DecoderOnlySession(model, prompt, use_cache), 10, temperature=0)
+               for use_cache in (True, False)]
+    assert written[0].shape == (2, 14)
+    np.testing.assert_array_equal(*written)
+
+
+def log_likelihood(kind, session, tokens, start):
+    """log P(tokens[start:] | tokens[:start]) from one run of the model on the whole row."""
+    with ta.no_grad():
+        if kind == "gpt":
+            logits = session.model(tokens[None, :-1])
+        else:
+            logits = session.model.decode(tokens[None, :-1], session.memory, session.src_mask)
+    log_probs = logits.log_softmax().data[0]                    # (T - 1, V), float32
+    return float(sum(log_probs[t - 1, tokens[t]] for t in range(start, len(tokens))))
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+@pytest.mark.parametrize("beam_size", [3, 4])
+def test_beam_search_scores_the_tokens_it_returns(kind, beam_size):
+    session = sessions(kind, 1, use_cache=True)
+    fresh = sessions(kind, 1, use_cache=False)
+    start = session.tokens.shape[1]
+    reorders = []                              # the beams must really be shuffled
+    select = session.select
+    session.select = lambda rows: (reorders.append(list(rows) != sorted(rows)), select(rows))
+    found = beam_search(session, beam_size=beam_size, max_len=7, eos_id=None,
+                        length_penalty=0.0)
+    assert any(reorders), "no step reordered the beams: the test would prove nothing"
+    assert found.log_prob == pytest.approx(log_likelihood(kind, fresh, found.tokens, start),
+                                           abs=1e-4)
+    assert found.score == pytest.approx(found.log_prob)           # alpha 0: no penalty
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_a_beam_of_one_is_greedy_and_a_wider_beam_is_never_worse(kind):
+    greedy = generate(sessions(kind, 1, True), 6, temperature=0)[0]
+    one = beam_search(sessions(kind, 1, True), beam_size=1, max_len=6, eos_id=None,
+                      length_penalty=0.0)
+    np.testing.assert_array_equal(one.tokens, greedy)
+    wide = beam_search(sessions(kind, 1, True), beam_size=5, max_len=6, eos_id=None,
+                       length_penalty=0.0)
+    assert wide.log_prob >= one.log_prob - 1e-6
+
+
+def test_the_cache_keeps_the_selected_rows_in_order():
+    cache = KVCache()
+    layer = object()
+    k = ta.Tensor(np.arange(2 * 1 * 3 * 1, dtype=np.float32).reshape(2, 1, 3, 1))
+    cache.extend(layer, k, k * 10)
+    cache.select(np.array([1, 1, 0]))
+    keys, values = cache.extend(layer, ta.Tensor(np.full((3, 1, 1, 1), -1.0)),
+                                ta.Tensor(np.full((3, 1, 1, 1), -1.0)))
+    assert keys.shape == (3, 1, 4, 1)
+    np.testing.assert_array_equal(keys.data[:, 0, :, 0], [[3, 4, 5, -1], [3, 4, 5, -1],
+                                                          [0, 1, 2, -1]])
+    np.testing.assert_array_equal(values.data[:, 0, :3, 0], 10 * keys.data[:, 0, :3, 0])
+
+
+def test_finished_rows_can_be_padded_and_the_loop_stops_when_all_are_done():
+    class Scripted:
+        """A session whose rows write these tokens, one a step, whatever came before."""
+        script = [[3, EOS, 7, 7], [EOS, 7, 7, 7]]
+        tokens = np.zeros((2, 1), dtype=np.int64)
+
+        def next_logits(self):
+            step = self.tokens.shape[1] - 1
+            logits = np.zeros((2, 9))
+            logits[[0, 1], [self.script[0][step], self.script[1][step]]] = 10.0
+            return logits
+
+        def append(self, tokens):
+            self.tokens = np.concatenate([self.tokens, tokens[:, None]], axis=1)
+
+    out = generate(Scripted(), 10, temperature=0, eos_id=EOS, fill_after_eos=PAD)
+    # row 1 ends at once and is padded after; the loop stops when row 0 ends too
+    np.testing.assert_array_equal(out, [[0, 3, EOS], [0, EOS, PAD]])

@@ -1,0 +1,233 @@
+"""Decoding: turning a model that scores the next token into one that writes text.
+
+Every model that generates does it the same way: it holds a batch of sequences so far, gives
+the logits of the next token of each, and takes the tokens chosen. A `Session` is that state,
+and the decoding loops below are written once against it:
+
+    session.tokens          (B, t) the sequences so far: the prompt (or <bos>) and what
+                            has been written
+    session.next_logits()   (B, V) the logits of the next token of every sequence
+    session.append(tokens)  (B,) add one token to every sequence
+    session.select(rows)    keep these rows, in this order, repeats allowed: beam search
+                            copies and drops sequences as it goes
+
+Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
+prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
+<bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
+step computes the new token's keys and values only, and gives the same logits as running the
+model on the whole sequence again (`use_cache=False` does that, for the tests and the curious).
+
+The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
+temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
+likely sequences (see its docstring).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from tinyautograd import Tensor, no_grad
+
+from .attention import KVCache
+from .sampling import check_sampling, sample_next
+
+__all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
+           "Hypothesis", "gnmt_length_penalty"]
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions: a batch of sequences being written, and the model that continues them
+
+
+class DecoderOnlySession:
+    """A decoder-only model continuing `prompt` (B, T): `model(idx, cache)` gives logits
+    (B, T, V) for tokens idx that follow the `cache.length` tokens already in the cache.
+
+    The model sees at most `model.context` tokens. Once the sequences outgrow it, the window
+    slides: every position shifts, so the cached keys no longer fit and each step runs the
+    model on its whole window again, exactly as without the cache."""
+
+    def __init__(self, model, prompt: np.ndarray, use_cache: bool = True) -> None:
+        self.model, self.use_cache = model, use_cache
+        self.tokens = np.array(prompt, dtype=np.int64, ndmin=2)          # (B, T)
+        self.cache = None
+
+    def next_logits(self) -> np.ndarray:
+        context = self.model.context
+        if self.cache is not None and len(self.tokens[0]) <= context:
+            new = self.tokens[:, self.cache.length:]                    # not yet in the cache
+        else:                                                           # first step, or slid
+            self.cache = KVCache() if self.use_cache else None
+            new = self.tokens[:, -context:]
+        return self.model(new, self.cache).data[:, -1]                  # (B, V)
+
+    def append(self, tokens: np.ndarray) -> None:
+        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+    def select(self, rows: np.ndarray) -> None:
+        self.tokens = self.tokens[rows]
+        if self.cache is not None:
+            self.cache.select(rows)
+
+
+class EncoderDecoderSession:
+    """An encoder-decoder writing a target for each source row of `src` (B, S), starting from
+    `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache)`
+    gives logits (B, T, V) for the target tokens after the `cache.length` cached ones."""
+
+    def __init__(self, model, src: np.ndarray, bos_id: int, use_cache: bool = True) -> None:
+        self.model = model
+        self.memory, self.src_mask = model.encode(src)                   # (B, S, C), (B,1,1,S)
+        self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
+        self.cache = KVCache() if use_cache else None
+
+    def next_logits(self) -> np.ndarray:
+        if self.cache is None:
+            new = self.tokens                                           # the whole target
+        else:
+            new = self.tokens[:, self.cache.length:]
+        return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
+
+    def append(self, tokens: np.ndarray) -> None:
+        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+    def select(self, rows: np.ndarray) -> None:
+        self.tokens = self.tokens[rows]
+        self.memory = Tensor(self.memory.data[rows], dtype=self.memory.dtype)
+        self.src_mask = self.src_mask[rows]
+        if self.cache is not None:
+            self.cache.select(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing one token at a time: greedy and sampling
+
+
+def generate(session, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_id: int | None = None,
+             generator: np.random.Generator | None = None,
+             streamer: Callable[[np.ndarray], None] | None = None,
+             fill_after_eos: int | None = None) -> np.ndarray:
+    """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
+    session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
+    written `eos_id`; with `fill_after_eos`, a finished row's later tokens are that token (a
+    padding id) instead of whatever the model would go on to write. `streamer`, if given, is
+    called with each step's tokens (B,) as soon as they are chosen."""
+    check_sampling(temperature, top_k, top_p)
+    rng = generator if generator is not None else np.random.default_rng()
+    finished = np.zeros(len(session.tokens), dtype=bool)
+    with no_grad():
+        for _ in range(max_new_tokens):
+            next_token = sample_next(session.next_logits(), temperature, top_k, top_p, rng)
+            if fill_after_eos is not None:
+                next_token = np.where(finished, fill_after_eos, next_token)
+            session.append(next_token)
+            if streamer is not None:
+                streamer(next_token)
+            if eos_id is not None:
+                finished |= next_token == eos_id
+                if finished.all():
+                    break
+    return session.tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Beam search
+
+
+class Hypothesis(NamedTuple):
+    """One decoded sequence: `tokens` (the prompt or <bos> first, eos last if it finished), its
+    penalised `score`, and its unpenalised `log_prob`, of the tokens written after the start."""
+    tokens: np.ndarray
+    score: float
+    log_prob: float
+
+
+def gnmt_length_penalty(length: int, alpha: float) -> float:
+    """lp(Y) = ((5 + |Y|) / 6)^alpha, where `length` = |Y| counts the tokens written."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(session, beam_size: int = 4, max_len: int = 32, eos_id: int | None = None,
+                length_penalty: float = 0.6) -> Hypothesis:
+    """The best continuation of the one sequence in `session` (its batch holds one row), by
+    beam search with the GNMT length penalty (Wu et al. 2016, section 7):
+
+        score(Y) = log P(Y | start) / lp(Y),        lp(Y) = ((5 + |Y|) / 6)^alpha
+
+    |Y| counts the tokens written, eos included; alpha = `length_penalty`. log P only falls as
+    Y grows, so without the penalty (alpha = 0) short outputs win; alpha > 0 evens this out.
+
+    One step, for the live beams (the session's rows):
+
+        1. expand:  every beam b, every token v  ->  candidate b + [v],
+                    log P(b + [v]) = log P(b) + log_softmax(logits of b)[v]
+        2. rank:    the candidates by log P, best first (they all have one length, so this is
+                    their order under the penalty too); ties go to the earlier beam, then the
+                    lower token id, so that beam_size = 1 is greedy
+        3. finish:  a candidate among the first beam_size that ends in eos is set aside,
+                    scored with the penalty
+        4. prune:   the best beam_size candidates that do not end in eos are the next beams
+                    (the session keeps those rows and appends their tokens)
+
+    Stopping: a live beam's log P can only fall, so the best score any continuation of it can
+    reach is log P(beam) / the largest lp still reachable. The search stops once a hypothesis
+    has finished and no live beam's bound beats it: that returns what waiting for more would.
+    Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
+    finished ones as they are.
+    """
+    if int(beam_size) != beam_size or beam_size < 1:
+        raise ValueError(f"beam_search: beam_size must be a whole number >= 1, got "
+                         f"{beam_size}")
+    if int(max_len) != max_len or max_len < 1:
+        raise ValueError(f"beam_search: max_len must be a whole number >= 1, got {max_len}")
+    if len(session.tokens) != 1:
+        raise ValueError(f"beam_search: the session must hold one sequence, got "
+                         f"{len(session.tokens)}")
+    beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
+    best = None                             # the best finished hypothesis so far
+    with no_grad():
+        for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
+            # 1. Expand. float64: log-probabilities add up over many steps.
+            logits = Tensor(session.next_logits(), dtype=np.float64)
+            candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)
+            V = candidates.shape[1]
+            # 2. Rank: a stable sort of the flattened (n * V,) array breaks ties by beam,
+            # then by token id.
+            order = np.argsort(-candidates.ravel(), kind="stable")
+            rows, tokens, log_probs = [], [], []
+            for rank, flat in enumerate(order):
+                beam, token = divmod(int(flat), V)
+                log_prob = float(candidates[beam, token])
+                if token == eos_id:
+                    # 3. Finish: only an eos among the first beam_size candidates counts.
+                    if rank < beam_size:
+                        done = Hypothesis(np.append(session.tokens[beam], token),
+                                          log_prob / gnmt_length_penalty(step, length_penalty),
+                                          log_prob)
+                        if best is None or done.score > best.score:
+                            best = done
+                else:
+                    rows.append(beam)       # 4. Prune: these live on
+                    tokens.append(token)
+                    log_probs.append(log_prob)
+                if len(rows) == beam_size:
+                    break
+            if not rows:                    # a vocabulary of eos alone: nothing lives on
+                return best
+            session.select(np.array(rows))
+            session.append(np.array(tokens))
+            beam_log_probs = np.array(log_probs)
+            if best is not None and step < max_len:
+                largest_lp = max(gnmt_length_penalty(k, length_penalty)
+                                 for k in range(step + 1, max_len + 1))
+                if (beam_log_probs / largest_lp).max() <= best.score:
+                    return best
+    for tokens, log_prob in zip(session.tokens, beam_log_probs):   # max_len reached
+        cut = Hypothesis(tokens, float(log_prob) / gnmt_length_penalty(max_len, length_penalty),
+                         float(log_prob))
+        if best is None or cut.score > best.score:
+            best = cut
+    return best
