@@ -7,6 +7,8 @@ internal error (a bug: the traceback is kept, to report it).
 """
 
 import contextlib
+import dataclasses
+import errno
 import functools
 import os
 import sys
@@ -23,8 +25,10 @@ from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
 from tinyformer.sampling import check_sampling
+from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (END_OF_TEXT, BPETokenizer, CharTokenizer,
-                                   check_special_tokens, encode_prompt, load_tokenizer)
+                                   check_special_tokens, encode_prompt, escape_controls,
+                                   load_tokenizer)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
@@ -71,13 +75,48 @@ class Program(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        # What the commands did not turn into an InputError themselves. Running out of memory
+        # or disk, or a file that cannot be read or written, is the machine's answer to the
+        # input, not a bug: one line, exit status 2.
+        except MemoryError:
+            click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
+                       "--d-model, --n-layer) or close other programs", err=True)
+            sys.exit(2)
+        except OSError as e:
+            click.echo(f"Error: {describe_os_error(e)}", err=True)
+            sys.exit(2)
+        except Exception:
+            # Anything else is a bug of ours: exit status 1, and a request to report it. The
+            # traceback, which helps us and not the user, is shown with --debug.
+            if getattr(self, "debug", False):
+                raise
+            error = sys.exc_info()[1]
+            first = str(error).splitlines()[0] if str(error) else ""
+            click.echo(f"Error: internal error ({type(error).__name__}: {first}); this is a "
+                       f"bug in tinyformer: please report it with the output of the same "
+                       f"command run as `tinyformer --debug ...`", err=True)
+            sys.exit(1)
+
+
+def describe_os_error(error):
+    """One line for an OSError: the file it concerns and what went wrong, with what to do
+    when there is something obvious."""
+    what = error.strerror or str(error) or type(error).__name__
+    advice = {errno.ENOSPC: "; free some disk space and try again",
+              errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"
 
 
 @click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EPILOG)
 @click.version_option(tinyautograd.__version__, prog_name="tinyformer")
-def main():
+@click.option("--debug", is_flag=True, help="On an internal error, show Python's traceback "
+              "(to report the bug).")
+def main(debug):
     """tinyformer: see every gradient of a Transformer, on a numpy autograd engine."""
+    # Program.main reads it when an exception reaches it, after this context has closed.
+    click.get_current_context().command.debug = debug
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,9 +507,11 @@ def train(ctx, config_path, out, force, resume_dir, **options):
                                  f"{' '.join(extra)}")
             trainer = Trainer.resume(resume_dir, log=click.echo)
         else:
-            settings = read_toml(config_path) if config_path else {}
-            config = TrainConfig.from_dict({**settings, **given},
-                                           config_path or "the options").resolved()
+            # The file's values are checked and named as the file's ("lr in run.toml"), the
+            # options' as options ("--lr"); the options override the file.
+            config = TrainConfig.from_dict(read_toml(config_path) if config_path else {},
+                                           config_path)
+            config = dataclasses.replace(config, **given).resolved()
             out = out or default_out_dir(config)
             trainer = Trainer.start(config, out, force=force, log=click.echo)
     directory = trainer.directory
@@ -539,12 +580,13 @@ tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the
 def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
     with input_errors():
+        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+        check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
         kind = saved["model"]
         if beam is not None and kind != "transformer":
             raise ValueError(f"--beam is for seq2seq checkpoints; this one is a {kind}")
         if kind == "gpt":
-            check_sampling(temperature, top_k, top_p)
             # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
             # it starts a text from nothing, and ends one.
             end_of_text = tokenizer.special_id(END_OF_TEXT)
@@ -577,7 +619,7 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                               eos_id=EOS)[0].tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS)[0]
-        click.echo(Seq2SeqTask.decode(out[1:]))
+        click.echo(escape_controls(Seq2SeqTask.decode(out[1:])))
     else:
         mask_id = tokenizer.token_to_id("<mask>")
         if mask_id not in ids:
@@ -585,7 +627,8 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                              "e.g. \"the kite is <mask><mask><mask>\"")
         with no_grad():
             guess = model(np.array([ids])).data.argmax(-1)[0]
-        click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
+        click.echo(escape_controls(tokenizer.decode([g if i == mask_id else i
+                                                     for i, g in zip(ids, guess)])))
 
 
 class TextStream:
@@ -614,7 +657,7 @@ class TextStream:
         return text.lstrip("\n") if self.skip_newlines else text
 
     def _show(self, text):
-        click.echo(text[self.shown:], nl=False)
+        click.echo(escape_controls(text[self.shown:]), nl=False)
         self.shown = len(text)
 
 

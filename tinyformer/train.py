@@ -40,6 +40,8 @@ from .data import TASKS
 from .files import atomic_write, check_text_file
 from .jobs import TOKENS_FILE, make_job
 from .progress import Progress
+from .tokenizers import escape_controls
+from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -104,17 +106,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, settings, where="the settings"):
-        """A config from a dict such as a TOML file's; ValueError naming any unknown key."""
+        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
+        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
-        settings = {key.replace("-", "_"): value for key, value in settings.items()}
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where} holds no table of settings")
+        settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
         unknown = sorted(set(settings) - names)
         if unknown:
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
                              f"{', '.join(sorted(names))}")
+        check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 
     def resolved(self):
         """A copy with every None replaced by its default, checked."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
         c = dataclasses.replace(self)
         if c.model is None:
             c.model = "transformer" if c.task else "gpt"
@@ -133,21 +140,13 @@ class TrainConfig:
         return c
 
     def check(self):
-        """ValueError, in one line, for the first setting that cannot work."""
-        def choice(name, options):
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"unknown {name.replace('_', '-')} {value!r}; choose one of "
-                                 f"{', '.join(options)}")
-        choice("model", list(MODELS))
-        choice("tokenizer", ["char", "bpe"])
-        choice("schedule", ["cosine", "noam"])
-        if self.task is not None:
-            choice("task", list(TASKS))
-        if self.positions is not None:
-            choice("positions", ["learned", "sinusoidal", "rope", "none"])
-        if self.norm is not None:
-            choice("norm", ["pre", "post"])
+        """ValueError, in one line, for the first setting that cannot work: each against its
+        rule (SETTING_RULES), then the settings against each other."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)
+        for name in ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
+                     "min_lr", "warmup", "eval_every", "checkpoint_every"]:
+            if getattr(self, name) is None:          # resolved() fills these in
+                raise ValueError(f"--{name.replace('_', '-')} is not set")
         if self.task and self.model != "transformer":
             raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
                              f"default with --task), not {self.model}")
@@ -156,20 +155,6 @@ class TrainConfig:
                              f"{'|'.join(TASKS)}")
         if self.task and self.corpus:
             raise ValueError("give --task or --corpus, not both")
-        positive = ["n_layer", "n_head", "d_model", "batch_size", "iters", "eval_every",
-                    "eval_iters", "checkpoint_every", "min_len", "max_len", "vocab_size"]
-        for name in positive + (["context"] if self.context is not None else []):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, "
-                                 f"got {value!r}")
-        for name in ["sample_tokens", "warmup", "seed"]:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 0, "
-                                 f"got {value!r}")
-        if self.d_ff is not None and (not isinstance(self.d_ff, int) or self.d_ff < 1):
-            raise ValueError(f"--d-ff must be a whole number >= 1, got {self.d_ff!r}")
         if self.d_model % self.n_head:
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0][:8]
             raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
@@ -178,9 +163,7 @@ class TrainConfig:
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
                              f"= {self.d_model // self.n_head}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"--lr must be a number > 0, got {self.lr!r}")
-        if not 0 <= self.min_lr <= self.lr:
+        if not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
@@ -188,13 +171,6 @@ class TrainConfig:
                              f"fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError("--schedule noam needs --warmup >= 1")
-        for name, low, high in [("dropout", 0, 1), ("label_smoothing", 0, 1),
-                                ("weight_decay", 0, math.inf), ("beta1", 0, 1),
-                                ("beta2", 0, 1), ("clip", 0, math.inf)]:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low <= value < high):
-                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}), "
-                                 f"got {value!r}")
         if self.min_len > self.max_len:
             raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
         if self.task and self.min_len < 2:
@@ -203,6 +179,38 @@ class TrainConfig:
             raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
                              f"BPE: it needs the 256 bytes, special tokens and some merges; try "
                              f"512")
+
+
+# Each setting's type and range. The upper bounds are far beyond anything that trains on one
+# machine; they keep a typo (an extra zero or six) from reaching numpy as an absurd size.
+# Sizes that each pass but together need more memory than there is are check_memory's.
+BIG = 10 ** 9
+SETTING_RULES = {
+    "model": Optional(OneOf(*MODELS)),
+    "corpus": Optional(Text()),
+    "task": Optional(OneOf(*TASKS)),
+    "min_len": Whole(1, 10_000), "max_len": Whole(1, 10_000),
+    "tokenizer": OneOf("char", "bpe"),
+    "vocab_size": Whole(1, 1 << 20),
+    "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
+    "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
+    "context": Optional(Whole(1, 1 << 20)),
+    "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
+    "norm": Optional(OneOf("pre", "post")),
+    "dropout": Number(0, below=1),
+    "batch_size": Optional(Whole(1, 1 << 20)),
+    "iters": Optional(Whole(1, BIG)),
+    "lr": Optional(Number(above=0)),
+    "min_lr": Optional(Number(0)),
+    "warmup": Optional(Whole(0, BIG)),
+    "schedule": OneOf("cosine", "noam"),
+    "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
+    "clip": Number(0), "label_smoothing": Number(0, below=1),
+    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
+    "checkpoint_every": Optional(Whole(1, BIG)),
+    "sample_tokens": Whole(0, 1 << 20),
+    "seed": SEED,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +429,7 @@ class Trainer:
         finally:
             self.model.train()
         shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
-        self.log(f"step {self.step} ({title}): {shown}\n{_indent(sample)}")
+        self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
         return figures
 
     def train(self):
