@@ -519,8 +519,10 @@ def train(ctx, config_path, out, force, resume_dir, **options):
     first_step = trainer.step
     try:
         outcome = trainer.train()
-    except FloatingPointError as e:
-        raise click.ClickException(str(e)) from None
+    except FloatingPointError as e:       # settings that diverge: the input's fault
+        # Resuming would diverge again, the same way: the settings must change.
+        raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
+                         f"train --out {directory} --force ...` replaces this one") from None
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         plot_after_training(directory)
     if outcome == "interrupted":

@@ -78,7 +78,8 @@ def test_train_prints_samples_before_and_after_and_writes_a_checkpoint(gpt_run):
     assert "step 0 (before training)" in printed and "step 6 (end of training)" in printed
     assert f"tinyformer generate --checkpoint {out}" in printed
     assert {"config.json", "tokenizer.json", "metrics.jsonl", "weights-000006.npz",
-            "optimizer-000006.npz", "tokens.bin", "loss.png"} == set(os.listdir(out))
+            "optimizer-000006.npz", "tokens.bin", "loss.png", "manifest.json"} == \
+        set(os.listdir(out))
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert [line["step"] for line in lines if "val_loss" in line] == [3, 6]
@@ -240,7 +241,8 @@ def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)
     before = snapshot(out)
-    assert_input_error(tinyformer("train", "--out", out), "is not empty; give --force")
+    assert_input_error(tinyformer("train", "--out", out), "holds a run; continue it with "
+                       f"`tinyformer train --resume {out}`, or give --force")
     assert snapshot(out) == before
 
 

@@ -10,7 +10,8 @@ import pytest
 from tinyformer import checkpoint
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
-from tinyformer.train import TrainConfig, Trainer, prepare_out_dir
+from tinyformer.rundir import RunDirectory, RunDirectoryError
+from tinyformer.train import TrainConfig, Trainer
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
@@ -136,13 +137,14 @@ def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
 def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="is not empty; give --force"):
-        prepare_out_dir(str(tmp_path / "full"), force=False)
+    with pytest.raises(RunDirectoryError, match="is not empty; give another --out, or --force"):
+        Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "full"), log=quiet)
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(ValueError, match="is a file, not a directory"):
-        prepare_out_dir(str(tmp_path / "a-file"), force=False)
-    with pytest.raises(ValueError, match="cannot write to --out"):
-        prepare_out_dir(str(tmp_path / "a-file" / "run"), force=False)
+    with pytest.raises(RunDirectoryError, match="is a file, not a directory"):
+        RunDirectory.claim(str(tmp_path / "a-file"), create=True)
+    with pytest.raises(RunDirectoryError, match="cannot write to"):
+        RunDirectory.claim(str(tmp_path / "a-file" / "run"), create=True)
+    assert sorted(os.listdir(tmp_path / "full")) == ["notes.txt"]      # the lock is gone
     # --force replaces a run's files, and only those: the user's notes stay.
     Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "full"), force=True, log=quiet)
     assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
@@ -223,8 +225,11 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()
     names = sorted(os.listdir(tmp_path))
-    assert names == ["config.json", "metrics.jsonl", "optimizer-000004.npz", "tokenizer.json",
-                     "tokens.bin", "weights-000004.npz"]        # step 2's files are gone
+    assert names == ["config.json", "manifest.json", "metrics.jsonl", "optimizer-000004.npz",
+                     "tokenizer.json", "tokens.bin", "weights-000004.npz"]   # step 2's are gone
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["checkpoint"] == 4 and "weights-000002.npz" not in manifest["owns"]
+    assert set(names) - {"manifest.json"} <= set(manifest["owns"])
     model, tokenizer, config = checkpoint.load_model(str(tmp_path))
     x = np.array([tokenizer.encode("alice has a")])
     np.testing.assert_array_equal(model(x).data, trainer.model.eval()(x).data)

@@ -64,24 +64,27 @@ def save_arrays(path, arrays):
         np.savez(f, **arrays)
 
 
+def checkpoint_files(step):
+    """The names of the files a checkpoint at `step` is written as (its config.json aside)."""
+    return {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
+            "tokenizer": "tokenizer.json"}
+
+
 def save_checkpoint(directory, config, weights, optimizer_arrays):
-    """Write one checkpoint into `directory` (which already holds tokenizer.json).
+    """Write one checkpoint into `directory` (which already holds tokenizer.json), its
+    config.json last: until then the previous checkpoint is the one config.json names. The
+    previous checkpoint's files are left for the caller, which knows what it owns, to remove.
 
     config: a JSON-able dict (the caller's: model, settings, step, small state).
     weights, optimizer_arrays: dicts of name -> numpy array."""
-    step = config["step"]
-    files = {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
-             "tokenizer": "tokenizer.json"}
+    files = checkpoint_files(config["step"])
     save_arrays(os.path.join(directory, files["weights"]), weights)
     save_arrays(os.path.join(directory, files["optimizer"]), optimizer_arrays)
     config = {"format": FORMAT, "version": VERSION, **config, "files": files,
               "sha256": {name: sha256(os.path.join(directory, name)) for name in files.values()}}
     with atomic_write(os.path.join(directory, "config.json")) as f:
         json.dump(config, f, indent=2)
-    # Now the new checkpoint is the one config.json names; the older ones can go.
-    for name in os.listdir(directory):
-        if name.startswith(("weights-", "optimizer-")) and name not in files.values():
-            os.remove(os.path.join(directory, name))
+    return files
 
 
 def is_pretrained_dir(directory):

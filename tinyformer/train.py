@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import threading
 import time
@@ -38,8 +37,9 @@ from . import checkpoint
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import atomic_write, check_text_file
-from .jobs import TOKENS_FILE, make_job
+from .jobs import make_job
 from .progress import Progress
+from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
 from .tokenizers import escape_controls
 from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
 
@@ -214,45 +214,8 @@ SETTING_RULES = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The run directory
+# The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
-
-OUR_FILES = ("config.json", "tokenizer.json", TOKENS_FILE, "metrics.jsonl", "loss.png")
-
-
-def prepare_out_dir(directory, force):
-    """Check that `directory` can hold a new run, before anything is written, and create it.
-    ValueError if it is a file, not empty (without force), or not writable. Returns the
-    outermost directory it created, if any, so that a run that fails to start can remove it."""
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"--out {directory!r} is a file, not a directory; choose another --out")
-    if os.path.isdir(directory) and os.listdir(directory) and not force:
-        raise ValueError(f"--out {directory!r} is not empty; give --force to overwrite it, "
-                         f"another --out, or --resume {directory} to continue its run")
-    created = None
-    parent = os.path.abspath(directory)
-    while not os.path.exists(parent):
-        created, parent = parent, os.path.dirname(parent)
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with atomic_write(os.path.join(directory, ".write-test")):
-            pass
-        os.remove(os.path.join(directory, ".write-test"))
-    except OSError as e:
-        if created and os.path.isdir(created):
-            shutil.rmtree(created)
-        raise ValueError(f"cannot write to --out {directory!r} ({e.strerror}); choose a "
-                         f"directory you can write to") from None
-    return created
-
-
-def clear_run(directory, keep=()):
-    """Remove a previous run's files (ours only: a user's own files in the directory stay)."""
-    for name in os.listdir(directory):
-        ours = name in OUR_FILES or name.startswith(("weights-", "optimizer-", ".tmp-"))
-        if ours and name not in keep:
-            os.remove(os.path.join(directory, name))
-
 
 def default_out_dir(config, root="runs"):
     """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
@@ -294,8 +257,10 @@ def interrupt_between_steps(log):
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
-    def __init__(self, config, directory, job, model, log=print):
-        self.config, self.directory, self.job, self.model = config, directory, job, model
+    def __init__(self, config, run, job, model, log=print):
+        self.config, self.run, self.job, self.model = config, run, job, model
+        self.directory = run.path
+        self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
         self.log = log
         c = config
         groups = weight_decay_groups(model.named_parameters(), c.weight_decay)
@@ -311,35 +276,58 @@ class Trainer:
     # -- starting and resuming -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, config, directory, force=False, log=print):
-        """A new run in `directory`: checks everything, then tokenises and builds the model."""
+    def start(cls, config, directory, force=False, log=print, run=None):
+        """A new run in `directory`: checks everything, then claims the directory (the lock),
+        tokenises and builds the model. `force` replaces a previous run's files."""
         config = config.resolved()
         if config.corpus is not None:                     # fail before touching --out
             check_text_file(config.corpus, "corpus")
-        created = prepare_out_dir(directory, force)
+        settings = dataclasses.asdict(config)
+        run = run or RunDirectory.claim(directory, log, create=True)
         try:
+            run.prepare_new_run(settings, force)
             # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
             # corpus that fails here leaves a previous run in `directory` as it was.
             job = make_job(config, directory, log)
+            run.replace_previous(settings, keep=[] if config.task else [TOKENS])
+            job.tokenizer.save(run.file(TOKENIZER))
+            ta.manual_seed(config.seed)                   # the same seed, the same init
+            model = MODELS[config.model](**job.model_config())
         except BaseException:
-            if created:
-                shutil.rmtree(created)
+            run.abandon()
             raise
-        clear_run(directory, keep=[] if config.task else [TOKENS_FILE])   # a forced-over run's
-        job.tokenizer.save(os.path.join(directory, "tokenizer.json"))
-        ta.manual_seed(config.seed)                       # the same seed, the same init
-        model = MODELS[config.model](**job.model_config())
-        return cls(config, directory, job, model, log)
+        return cls(config, run, job, model, log)
 
     @classmethod
     def resume(cls, directory, log=print):
-        """The run saved in `directory`, ready to continue where its checkpoint left off."""
-        model, tokenizer, saved = checkpoint.load_model(directory)
-        config = TrainConfig.from_dict(saved["train"], f"{directory}/config.json")
-        job = make_job(config, directory, log, tokenizer, saved["data"])
-        trainer = cls(config, directory, job, model, log)
-        trainer.load_state(saved)
+        """The run saved in `directory`, ready to continue where its checkpoint left off. A
+        run that stopped before its first checkpoint starts again, with its settings."""
+        run = RunDirectory.claim(directory, log)
+        try:
+            if run.has_manifest and not run.has_checkpoint():
+                config = TrainConfig.from_dict(run.settings or {}, run.file(MANIFEST))
+                log(f"{directory} stopped before its first checkpoint: starting it again from "
+                    f"step 0, with its settings")
+                return cls.start(config, directory, force=True, log=log, run=run)
+            model, tokenizer, saved = checkpoint.load_model(directory)
+            if "train" not in saved or "resume" not in saved:
+                raise checkpoint.CheckpointError(
+                    f"{directory!r} holds a model, not a training run: --resume continues a "
+                    f"`tinyformer train` run; generate from it with `tinyformer generate "
+                    f"--checkpoint {directory}`")
+            config = TrainConfig.from_dict(saved["train"], run.file(CONFIG))
+            config.check()
+            job = make_job(config, directory, log, tokenizer, saved["data"])
+            trainer = cls(config, run, job, model, log)
+            trainer.load_state(saved)
+        except BaseException:
+            run.release()
+            raise
         return trainer
+
+    def close(self):
+        """Release the run directory for other writers (train() does, as it ends)."""
+        self.run.release()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -364,12 +352,20 @@ class Trainer:
                        "engine_rng": ta.random.get_state()},
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
+        # The run owns the new files before they exist, and gives up the previous checkpoint's
+        # only once config.json names the new one: a crash anywhere leaves a good checkpoint
+        # and nothing unlisted.
+        new = set(checkpoint.checkpoint_files(self.step).values())
+        self.run.own(new)
         checkpoint.save_checkpoint(self.directory, config, weights, arrays)
+        self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
+        self.checkpoint_files = new
 
     def load_state(self, saved):
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
         already in the model)."""
         files = saved["files"]
+        self.checkpoint_files = set(files.values()) - {TOKENIZER}
         arrays = checkpoint.load_arrays(os.path.join(self.directory, files["optimizer"]))
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
@@ -387,7 +383,7 @@ class Trainer:
     def _truncate_metrics(self):
         """Drop metrics.jsonl lines past the checkpoint (written after it, before a crash), so
         the resumed run's lines follow on without a repeat."""
-        path = os.path.join(self.directory, "metrics.jsonl")
+        path = self.run.file(METRICS)
         if not os.path.exists(path):
             return
         kept = []
@@ -434,7 +430,16 @@ class Trainer:
 
     def train(self):
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
-        checkpoint saved at the last whole step)."""
+        checkpoint saved at the last whole step). Releases the run directory as it ends."""
+        try:
+            # A diverging run overflows numpy at many places before the loss shows it; the
+            # loop's check of the loss says so once, in one line, instead of numpy's warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return self._train()
+        finally:
+            self.close()
+
+    def _train(self):
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
@@ -449,7 +454,7 @@ class Trainer:
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
-        metrics_path = os.path.join(self.directory, "metrics.jsonl")
+        metrics_path = self.run.file(METRICS)
         with interrupt_between_steps(log) as interrupted, \
                 open(metrics_path, "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
