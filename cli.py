@@ -24,6 +24,7 @@ from tinyformer.beam import beam_search
 from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
+from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (END_OF_TEXT, BPETokenizer, CharTokenizer,
@@ -405,6 +406,7 @@ Examples:
   tinyformer train --model bert --iters 300
   tinyformer train --config run.toml --lr 3e-4      flags override the file
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
+  tinyformer train --corpus input.txt --threads 2   two BLAS threads [default: all cores]
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
@@ -414,6 +416,12 @@ encoder-decoder, for 400 steps (copy, reverse), 1000 (sort) or 4000 (add). A run
 directory holds config.json, the weights, the tokenizer, the optimizer state and
 metrics.jsonl (one JSON line a step).
 """
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+    help="BLAS threads for the matrix products [default: as numpy's BLAS chooses, usually one "
+         "per core]; 1 is steadiest on a shared machine.")
 
 
 def train_options(command):
@@ -487,8 +495,9 @@ def read_toml(path):
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
+@threads_option
 @click.pass_context
-def train(ctx, config_path, out, force, resume_dir, **options):
+def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes.
 
     With no options: a small GPT learns the built-in stories, whose last sentence recalls a
@@ -518,7 +527,8 @@ def train(ctx, config_path, out, force, resume_dir, **options):
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     first_step = trainer.step
     try:
-        outcome = trainer.train()
+        with blas_threads(threads):
+            outcome = trainer.train()
     except FloatingPointError as e:       # settings that diverge: the input's fault
         # Resuming would diverge again, the same way: the settings must change.
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
@@ -555,6 +565,7 @@ Examples:
   tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
   tinyformer generate --checkpoint gpt2 --prompt "Hello, I'm a language model," --top-k 40
+  tinyformer generate --checkpoint gpt2 --threads 2     two BLAS threads [default: all cores]
 
 \b
 --checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
@@ -579,8 +590,17 @@ tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams (seq2seq "
               "checkpoints).")
-def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam):
+@threads_option
+def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
+             threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
+    with blas_threads(threads):
+        write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p,
+                         seed, beam)
+
+
+def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                     beam):
     with input_errors():
         check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
         check_settings({"seed": seed}, {"seed": SEED})

@@ -84,3 +84,35 @@ def test_train_refuses_non_finite_and_negative_numbers_before_writing(tmp_path, 
     result = run("train", "--lr", value, "--out", tmp_path / "run")
     assert result.exit_code == 2 and "--lr must be a finite number > 0" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def blas_threads_now():
+    from threadpoolctl import threadpool_info
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_path, threads):
+    seen, before = [], blas_threads_now()
+    monkeypatch.setattr(cli.Trainer, "train", lambda self: seen.append(blas_threads_now())
+                        or self.close() or "done")
+    monkeypatch.setattr(cli, "plot_after_training", lambda directory: None)
+    result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(cli, "write_generation", lambda *args: seen.append(blas_threads_now()))
+    assert run("generate", "--checkpoint", tmp_path, "--threads", threads).exit_code == 0
+    assert seen == [{threads}, {threads}]
+    assert blas_threads_now() == before                 # only for the command's work
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,
+                                                                                 monkeypatch):
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: 10 ** 9)
+    result = run("train", "--d-model", 4096, "--n-head", 8, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "need about" in line and "GB of memory" in line and "1.0 GB is available" in line
+    assert not (tmp_path / "run").exists()
+    # The defaults fit in that much.
+    assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0

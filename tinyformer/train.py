@@ -39,6 +39,7 @@ from .data import TASKS
 from .files import atomic_write, check_text_file
 from .jobs import make_job
 from .progress import Progress
+from .resources import check_memory
 from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
 from .tokenizers import escape_controls
 from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
@@ -282,6 +283,9 @@ class Trainer:
         config = config.resolved()
         if config.corpus is not None:                     # fail before touching --out
             check_text_file(config.corpus, "corpus")
+        # A character vocabulary is known only once the text is read: count at least the
+        # built-in corpus's size, which any text is unlikely to be smaller than.
+        check_memory(config, config.vocab_size if config.tokenizer == "bpe" else 32)
         settings = dataclasses.asdict(config)
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
