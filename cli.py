@@ -1182,13 +1182,13 @@ Examples:
 
 \b
 It runs the scripts in the repository's benchmarks/ folder (benchmarks/suite.py), each in its
-own process, and prints their tables and a summary against issue 7's targets. PyTorch's
+own process, and prints their tables and a summary against the targets. PyTorch's
 columns appear when PyTorch is installed (pip install -e '.[test]').""")
 @click.option("--only", multiple=True, type=click.Choice(BENCH_NAMES), metavar="NAME",
               help=f"Run only this benchmark (repeatable): {', '.join(BENCH_NAMES)}.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
-              "in both engines (about ten minutes; needs ../shared/data/tinyshakespeare.txt).")
+              "in both engines (about ten minutes; needs the tinyshakespeare text: see README).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="BLAS and PyTorch threads (one is steadiest on a shared machine).")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")

@@ -121,6 +121,16 @@ def read_config(directory):
     if config.get("version") != VERSION:
         raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
                               f"this tinyformer reads version {VERSION}")
+    files, digests = config.get("files"), config.get("sha256")
+    if not (isinstance(files, dict) and isinstance(digests, dict)
+            and {"weights", "tokenizer"} <= set(files)
+            and all(isinstance(n, str) and n == os.path.basename(n) and n in digests
+                    for n in files.values())
+            and all(isinstance(d, str) for d in digests.values())
+            and config.get("model") in MODELS):
+        raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
+                              f"tinyformer wrote them); put back the config.json this run "
+                              f"wrote, or train again")
     for name, digest in config["sha256"].items():
         file = os.path.join(directory, name)
         if not os.path.exists(file):
@@ -162,9 +172,10 @@ def load_tokenizer_for(directory, config, vocab_size):
 
 # The sizes in config.json's "model_config", checked before a model is built from them (the
 # same rules as the training settings they came from; schema.py).
-MODEL_SIZE_RULES = {name: Optional(Whole(1, 1 << 22)) for name in (
+MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
     "vocab_size", "src_vocab_size", "tgt_vocab_size", "context", "n_layer", "n_head",
-    "d_model", "d_ff")}
+    "d_model")}
+MODEL_SIZE_RULES["d_ff"] = Optional(Whole(1, 1 << 22))        # None: 4 d_model
 
 
 def least_parameters(model_config):

@@ -321,9 +321,19 @@ class Trainer:
                     f"--checkpoint {directory}`")
             config = TrainConfig.from_dict(saved["train"], run.file(CONFIG))
             config.check()
-            job = make_job(config, directory, log, tokenizer, saved["data"])
-            trainer = cls(config, run, job, model, log)
-            trainer.load_state(saved)
+            check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
+                           where=run.file(CONFIG))
+            try:
+                job = make_job(config, directory, log, tokenizer, saved["data"])
+                trainer = cls(config, run, job, model, log)
+                trainer.load_state(saved)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                # The resume state (optimizer, schedule, generators) is read as config.json
+                # has it: anything malformed there is the file's fault, said in one line.
+                raise checkpoint.CheckpointError(
+                    f"{run.file(CONFIG)} holds a damaged resume state ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}); put back the config.json "
+                    f"this run wrote, or start again with --force") from None
         except BaseException:
             run.release()
             raise
