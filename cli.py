@@ -7,6 +7,8 @@ internal error (a bug: the traceback is kept, to report it).
 """
 
 import contextlib
+import dataclasses
+import errno
 import functools
 import os
 import sys
@@ -21,9 +23,12 @@ from tinyformer.beam import beam_search
 from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
+from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
+from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (END_OF_TEXT, BPETokenizer, CharTokenizer,
-                                   check_special_tokens, encode_prompt, load_tokenizer)
+                                   check_special_tokens, encode_prompt, escape_controls,
+                                   load_tokenizer)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
@@ -70,13 +75,48 @@ class Program(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        # What the commands did not turn into an InputError themselves. Running out of memory
+        # or disk, or a file that cannot be read or written, is the machine's answer to the
+        # input, not a bug: one line, exit status 2.
+        except MemoryError:
+            click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
+                       "--d-model, --n-layer) or close other programs", err=True)
+            sys.exit(2)
+        except OSError as e:
+            click.echo(f"Error: {describe_os_error(e)}", err=True)
+            sys.exit(2)
+        except Exception:
+            # Anything else is a bug of ours: exit status 1, and a request to report it. The
+            # traceback, which helps us and not the user, is shown with --debug.
+            if getattr(self, "debug", False):
+                raise
+            error = sys.exc_info()[1]
+            first = str(error).splitlines()[0] if str(error) else ""
+            click.echo(f"Error: internal error ({type(error).__name__}: {first}); this is a "
+                       f"bug in tinyformer: please report it with the output of the same "
+                       f"command run as `tinyformer --debug ...`", err=True)
+            sys.exit(1)
+
+
+def describe_os_error(error):
+    """One line for an OSError: the file it concerns and what went wrong, with what to do
+    when there is something obvious."""
+    what = error.strerror or str(error) or type(error).__name__
+    advice = {errno.ENOSPC: "; free some disk space and try again",
+              errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"
 
 
 @click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EPILOG)
 @click.version_option(tinyautograd.__version__, prog_name="tinyformer")
-def main():
+@click.option("--debug", is_flag=True, help="On an internal error, show Python's traceback "
+              "(to report the bug).")
+def main(debug):
     """tinyformer: see every gradient of a Transformer, on a numpy autograd engine."""
+    # Program.main reads it when an exception reaches it, after this context has closed.
+    click.get_current_context().command.debug = debug
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +405,7 @@ Examples:
   tinyformer train --model bert --iters 300
   tinyformer train --config run.toml --lr 3e-4      flags override the file
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
+  tinyformer train --corpus input.txt --threads 2   two BLAS threads [default: all cores]
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
@@ -374,6 +415,12 @@ encoder-decoder, for 400 steps (copy, reverse), 1000 (sort) or 4000 (add). A run
 directory holds config.json, the weights, the tokenizer, the optimizer state and
 metrics.jsonl (one JSON line a step).
 """
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+    help="BLAS threads for the matrix products [default: as numpy's BLAS chooses, usually one "
+         "per core]; 1 is steadiest on a shared machine.")
 
 
 def train_options(command):
@@ -447,8 +494,9 @@ def read_toml(path):
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
+@threads_option
 @click.pass_context
-def train(ctx, config_path, out, force, resume_dir, **options):
+def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes.
 
     With no options: a small GPT learns the built-in stories, whose last sentence recalls a
@@ -467,18 +515,23 @@ def train(ctx, config_path, out, force, resume_dir, **options):
                                  f"{' '.join(extra)}")
             trainer = Trainer.resume(resume_dir, log=click.echo)
         else:
-            settings = read_toml(config_path) if config_path else {}
-            config = TrainConfig.from_dict({**settings, **given},
-                                           config_path or "the options").resolved()
+            # The file's values are checked and named as the file's ("lr in run.toml"), the
+            # options' as options ("--lr"); the options override the file.
+            config = TrainConfig.from_dict(read_toml(config_path) if config_path else {},
+                                           config_path)
+            config = dataclasses.replace(config, **given).resolved()
             out = out or default_out_dir(config)
             trainer = Trainer.start(config, out, force=force, log=click.echo)
     directory = trainer.directory
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     first_step = trainer.step
     try:
-        outcome = trainer.train()
-    except FloatingPointError as e:
-        raise click.ClickException(str(e)) from None
+        with blas_threads(threads):
+            outcome = trainer.train()
+    except FloatingPointError as e:       # settings that diverge: the input's fault
+        # Resuming would diverge again, the same way: the settings must change.
+        raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
+                         f"train --out {directory} --force ...` replaces this one") from None
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         plot_after_training(directory)
     if outcome == "interrupted":
@@ -511,6 +564,7 @@ Examples:
   tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
   tinyformer generate --checkpoint gpt2 --prompt "Hello, I'm a language model," --top-k 40
+  tinyformer generate --checkpoint gpt2 --threads 2     two BLAS threads [default: all cores]
 
 \b
 --checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
@@ -535,15 +589,25 @@ tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams (seq2seq "
               "checkpoints).")
-def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam):
+@threads_option
+def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
+             threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
+    with blas_threads(threads):
+        write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p,
+                         seed, beam)
+
+
+def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                     beam):
     with input_errors():
+        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+        check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
         kind = saved["model"]
         if beam is not None and kind != "transformer":
             raise ValueError(f"--beam is for seq2seq checkpoints; this one is a {kind}")
         if kind == "gpt":
-            check_sampling(temperature, top_k, top_p)
             # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
             # it starts a text from nothing, and ends one.
             end_of_text = tokenizer.special_id(END_OF_TEXT)
@@ -576,7 +640,7 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                               eos_id=EOS)[0].tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS)[0]
-        click.echo(Seq2SeqTask.decode(out[1:]))
+        click.echo(escape_controls(Seq2SeqTask.decode(out[1:])))
     else:
         mask_id = tokenizer.token_to_id("<mask>")
         if mask_id not in ids:
@@ -584,7 +648,8 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
                              "e.g. \"the kite is <mask><mask><mask>\"")
         with no_grad():
             guess = model(np.array([ids])).data.argmax(-1)[0]
-        click.echo(tokenizer.decode([g if i == mask_id else i for i, g in zip(ids, guess)]))
+        click.echo(escape_controls(tokenizer.decode([g if i == mask_id else i
+                                                     for i, g in zip(ids, guess)])))
 
 
 class TextStream:
@@ -613,7 +678,7 @@ class TextStream:
         return text.lstrip("\n") if self.skip_newlines else text
 
     def _show(self, text):
-        click.echo(text[self.shown:], nl=False)
+        click.echo(escape_controls(text[self.shown:]), nl=False)
         self.shown = len(text)
 
 
@@ -1128,7 +1193,7 @@ PyTorch's columns appear when PyTorch is installed (pip install -e '.[test]').""
               help=f"Run only this benchmark (repeatable): {', '.join(BENCH_NAMES)}.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
-              "in both engines (about ten minutes; needs ../shared/data/tinyshakespeare.txt).")
+              "in both engines (about ten minutes; needs the tinyshakespeare text: see README).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="BLAS and PyTorch threads (one is steadiest on a shared machine).")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")

@@ -203,9 +203,25 @@ def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypa
     assert "done" in run("list").output
 
 
+def test_a_relative_workspace_path_is_joined_once(workspace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    solve(workspace, FIRST)
+    result = run("check", 1, "-w", "course")
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+    listed = run("list", "-w", "course").output
+    assert f"  {FIRST.number:3d}  done" in listed         # and it stays finished
+
+
 def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspace):
-    (workspace / STATE_DIR / "progress.json").write_text("{not json")
+    solve(workspace, FIRST)
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
     assert_input_error(run("list", "--workspace", workspace), "damaged", "delete it")
+    path.unlink()                                          # the advice, taken
+    listed = run("list", "--workspace", workspace)
+    assert listed.exit_code == 0 and f"0 of {len(exercises())} done" in listed.output
+    assert run("check", "--workspace", workspace).exit_code == 0    # progress starts afresh
+    assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
 
 
 # -- watch and reset --------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def test_train_prints_samples_before_and_after_and_writes_a_checkpoint(gpt_run):
     assert "step 0 (before training)" in printed and "step 6 (end of training)" in printed
     assert f"tinyformer generate --checkpoint {out}" in printed
     assert {"config.json", "tokenizer.json", "metrics.jsonl", "weights-000006.npz",
-            "optimizer-000006.npz", "tokens.bin", "loss.png"} == set(os.listdir(out))
+            "optimizer-000006.npz", "tokens.bin", "loss.png", "manifest.json"} == \
+        set(os.listdir(out))
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert [line["step"] for line in lines if "val_loss" in line] == [3, 6]
@@ -198,8 +199,8 @@ def files(tmp_path):
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
-    (["--task", "juggle"], ["unknown task 'juggle'; choose one of copy, reverse, sort, add"]),
-    (["--model", "lstm"], ["unknown model 'lstm'"]),
+    (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
+    (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
     (["--n-layer", "0"], ["--n-layer must be a whole number >= 1, got 0"]),
     (["--d-model", "-8"], ["--d-model must be a whole number >= 1"]),
     (["--iters", "0"], ["--iters must be a whole number >= 1"]),
@@ -240,7 +241,8 @@ def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)
     before = snapshot(out)
-    assert_input_error(tinyformer("train", "--out", out), "is not empty; give --force")
+    assert_input_error(tinyformer("train", "--out", out), "holds a run; continue it with "
+                       f"`tinyformer train --resume {out}`, or give --force")
     assert snapshot(out) == before
 
 
@@ -332,7 +334,40 @@ def break_tokenizer_same_size(d):
     CharTokenizer([chr(0x400 + i) for i in range(size)]).save(d / "tokenizer.json")
 
 
+def edit_config(d, edit):
+    config = json.loads((d / "config.json").read_text())
+    edit(config)
+    (d / "config.json").write_text(json.dumps(config))
+
+
+def break_nan_weights(d):
+    """Weights that are all NaN, checksummed as a diverged run would have written them."""
+    import hashlib
+    path = weights_file(d)
+    with np.load(path) as archive:
+        arrays = {name: np.full_like(archive[name], np.nan) for name in archive.files}
+    np.savez(path.open("wb"), **arrays)
+    edit_config(d, lambda c: c["sha256"].update(
+        {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}))
+
+
+def break_config_huge(d):
+    edit_config(d, lambda c: c["model_config"].update(d_model=60_000, n_head=1))
+
+
+def break_config_shapes(d):
+    edit_config(d, lambda c: c["model_config"].update(context=c["model_config"]["context"] - 1))
+
+
+def break_config_type(d):
+    edit_config(d, lambda c: c["model_config"].update(d_model="16"))
+
+
 @pytest.mark.parametrize("damage, phrases", [
+    (break_nan_weights, ["weights hold NaN or infinite values", "lower --lr"]),
+    (break_config_huge, ["config.json no longer matches its weights", "at least"]),
+    (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
+    (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),
@@ -364,9 +399,13 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
                        "the prompt cannot be encoded: cannot encode 'Ü' at position 0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", -1),
-                       "temperature must be >= 0")
+                       "--temperature must be a finite number >= 0")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", "nan"),
+                       "--temperature must be a finite number >= 0, got nan")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--top-p", 2),
-                       "top_p must be in (0, 1]")
+                       "--top-p must be a finite number in (0, 1]")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--seed", -1),
+                       "--seed must be a whole number >= 0, got -1")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--beam", 2),
                        "--beam is for seq2seq checkpoints")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12a"),

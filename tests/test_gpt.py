@@ -165,9 +165,11 @@ def test_top_k_and_top_p_restrict_the_choices():
 
 def test_bad_sampling_settings_are_clear_errors():
     model = tiny_gpt()
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         model.generate(tokens((1, 2)), 1, temperature=-1)
-    with pytest.raises(ValueError, match="top_p must be in"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0, got nan"):
+        model.generate(tokens((1, 2)), 1, temperature=float("nan"))
+    with pytest.raises(ValueError, match=r"top_p must be a finite number in \(0, 1\]"):
         model.generate(tokens((1, 2)), 1, top_p=1.5)
     with pytest.raises(ValueError, match="top_k must be a whole number"):
         model.generate(tokens((1, 2)), 1, top_k=0)

@@ -10,7 +10,8 @@ import pytest
 from tinyformer import checkpoint
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
-from tinyformer.train import TrainConfig, Trainer, prepare_out_dir
+from tinyformer.rundir import RunDirectory, RunDirectoryError
+from tinyformer.train import TrainConfig, Trainer
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
@@ -58,12 +59,21 @@ def test_defaults_depend_on_the_job():
     (dict(d_model=-4), "--d-model must be a whole number >= 1"),
     (dict(batch_size=2.5), "--batch-size must be a whole number"),
     (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64"),
-    (dict(model="lstm"), "unknown model 'lstm'; choose one of gpt, bert, transformer"),
-    (dict(task="juggle"), "unknown task 'juggle'"),
-    (dict(tokenizer="word"), "unknown tokenizer 'word'"),
-    (dict(lr=0), "--lr must be a number > 0"),
+    (dict(model="lstm"), "--model must be one of gpt, bert, transformer, got 'lstm'"),
+    (dict(task="juggle"), "--task must be one of copy, reverse, sort, add, got 'juggle'"),
+    (dict(tokenizer="word"), "--tokenizer must be one of char, bpe, got 'word'"),
+    (dict(lr=0), "--lr must be a finite number > 0"),
+    (dict(lr=float("nan")), "--lr must be a finite number > 0, got nan"),
+    (dict(lr=float("inf")), "--lr must be a finite number > 0"),
+    (dict(lr="3e-4"), "--lr must be a finite number > 0, got '3e-4'"),
+    (dict(min_lr="x"), "--min-lr must be a finite number >= 0, got 'x'"),
+    (dict(n_layer=True), "--n-layer must be a whole number >= 1, got True"),
+    (dict(d_model=10 ** 12), "--d-model must be at most 65,536"),
+    (dict(seed=-1), "--seed must be a whole number >= 0"),
+    (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
+    (dict(corpus=""), "--corpus must be a non-empty text"),
     (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
-    (dict(dropout=1.0), "--dropout must be in [0, 1)"),
+    (dict(dropout=1.0), "--dropout must be a finite number in [0, 1)"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
     (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
@@ -78,6 +88,18 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
 def test_unknown_setting_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown setting 'nlayer' in f.toml; known settings"):
         TrainConfig.from_dict({"nlayer": 2}, "f.toml")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"lr": "abc"}, "lr in f.toml must be a finite number > 0, got 'abc'"),
+    ({"n-layer": 2.0}, "n_layer in f.toml must be a whole number >= 1, got 2.0"),
+    ({"task": 7}, "task in f.toml must be one of copy, reverse, sort, add, got 7"),
+    ({"corpus": ["a.txt"]}, "corpus in f.toml must be a non-empty text"),
+])
+def test_a_files_values_are_checked_and_named_by_where_they_came_from(settings, message):
+    with pytest.raises(ValueError) as e:
+        TrainConfig.from_dict(settings, "f.toml")
+    assert str(e.value).startswith(message)
     assert TrainConfig.from_dict({"n-layer": 2}).n_layer == 2     # dashes as on the CLI
 
 
@@ -115,13 +137,14 @@ def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
 def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="is not empty; give --force"):
-        prepare_out_dir(str(tmp_path / "full"), force=False)
+    with pytest.raises(RunDirectoryError, match="is not empty; give another --out, or --force"):
+        Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "full"), log=quiet)
     (tmp_path / "a-file").write_text("x")
-    with pytest.raises(ValueError, match="is a file, not a directory"):
-        prepare_out_dir(str(tmp_path / "a-file"), force=False)
-    with pytest.raises(ValueError, match="cannot write to --out"):
-        prepare_out_dir(str(tmp_path / "a-file" / "run"), force=False)
+    with pytest.raises(RunDirectoryError, match="is a file, not a directory"):
+        RunDirectory.claim(str(tmp_path / "a-file"), create=True)
+    with pytest.raises(RunDirectoryError, match="cannot write to"):
+        RunDirectory.claim(str(tmp_path / "a-file" / "run"), create=True)
+    assert sorted(os.listdir(tmp_path / "full")) == ["notes.txt"]      # the lock is gone
     # --force replaces a run's files, and only those: the user's notes stay.
     Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "full"), force=True, log=quiet)
     assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
@@ -202,8 +225,11 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()
     names = sorted(os.listdir(tmp_path))
-    assert names == ["config.json", "metrics.jsonl", "optimizer-000004.npz", "tokenizer.json",
-                     "tokens.bin", "weights-000004.npz"]        # step 2's files are gone
+    assert names == ["config.json", "manifest.json", "metrics.jsonl", "optimizer-000004.npz",
+                     "tokenizer.json", "tokens.bin", "weights-000004.npz"]   # step 2's are gone
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["checkpoint"] == 4 and "weights-000002.npz" not in manifest["owns"]
+    assert set(names) - {"manifest.json"} <= set(manifest["owns"])
     model, tokenizer, config = checkpoint.load_model(str(tmp_path))
     x = np.array([tokenizer.encode("alice has a")])
     np.testing.assert_array_equal(model(x).data, trainer.model.eval()(x).data)

@@ -34,9 +34,12 @@ import zipfile
 
 import numpy as np
 
+from tinyautograd import nn
+
 from .bert import BERT
 from .files import current_umask, atomic_write
 from .gpt import GPT
+from .schema import Optional, Whole, check_settings
 from .tokenizers import END_OF_TEXT, BPETokenizer, load_tokenizer
 from .transformer import Transformer
 
@@ -61,24 +64,27 @@ def save_arrays(path, arrays):
         np.savez(f, **arrays)
 
 
+def checkpoint_files(step):
+    """The names of the files a checkpoint at `step` is written as (its config.json aside)."""
+    return {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
+            "tokenizer": "tokenizer.json"}
+
+
 def save_checkpoint(directory, config, weights, optimizer_arrays):
-    """Write one checkpoint into `directory` (which already holds tokenizer.json).
+    """Write one checkpoint into `directory` (which already holds tokenizer.json), its
+    config.json last: until then the previous checkpoint is the one config.json names. The
+    previous checkpoint's files are left for the caller, which knows what it owns, to remove.
 
     config: a JSON-able dict (the caller's: model, settings, step, small state).
     weights, optimizer_arrays: dicts of name -> numpy array."""
-    step = config["step"]
-    files = {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
-             "tokenizer": "tokenizer.json"}
+    files = checkpoint_files(config["step"])
     save_arrays(os.path.join(directory, files["weights"]), weights)
     save_arrays(os.path.join(directory, files["optimizer"]), optimizer_arrays)
     config = {"format": FORMAT, "version": VERSION, **config, "files": files,
               "sha256": {name: sha256(os.path.join(directory, name)) for name in files.values()}}
     with atomic_write(os.path.join(directory, "config.json")) as f:
         json.dump(config, f, indent=2)
-    # Now the new checkpoint is the one config.json names; the older ones can go.
-    for name in os.listdir(directory):
-        if name.startswith(("weights-", "optimizer-")) and name not in files.values():
-            os.remove(os.path.join(directory, name))
+    return files
 
 
 def is_pretrained_dir(directory):
@@ -115,6 +121,16 @@ def read_config(directory):
     if config.get("version") != VERSION:
         raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
                               f"this tinyformer reads version {VERSION}")
+    files, digests = config.get("files"), config.get("sha256")
+    if not (isinstance(files, dict) and isinstance(digests, dict)
+            and {"weights", "tokenizer"} <= set(files)
+            and all(isinstance(n, str) and n == os.path.basename(n) and n in digests
+                    for n in files.values())
+            and all(isinstance(d, str) for d in digests.values())
+            and config.get("model") in MODELS):
+        raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
+                              f"tinyformer wrote them); put back the config.json this run "
+                              f"wrote, or train again")
     for name, digest in config["sha256"].items():
         file = os.path.join(directory, name)
         if not os.path.exists(file):
@@ -154,24 +170,86 @@ def load_tokenizer_for(directory, config, vocab_size):
     return tokenizer
 
 
+# The sizes in config.json's "model_config", checked before a model is built from them (the
+# same rules as the training settings they came from; schema.py).
+MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
+    "vocab_size", "src_vocab_size", "tgt_vocab_size", "context", "n_layer", "n_head",
+    "d_model")}
+MODEL_SIZE_RULES["d_ff"] = Optional(Whole(1, 1 << 22))        # None: 4 d_model
+
+
+def least_parameters(model_config):
+    """A lower bound on the parameters a model of this config has: its embeddings and its
+    blocks' weight matrices (attention's four, the feed-forward network's two; an
+    encoder-decoder's decoder has cross-attention's four more). Biases and norms are left out,
+    so a model never has fewer."""
+    c = model_config
+    d = c["d_model"]
+    d_ff = c.get("d_ff") or 4 * d
+    block = 4 * d * d + 2 * d * d_ff
+    if "src_vocab_size" in c:                         # the encoder-decoder
+        return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + c["n_layer"] * (
+            2 * block + 4 * d * d)
+    return c["vocab_size"] * d + c["n_layer"] * block
+
+
+def check_model_config(model_config, weights, where):
+    """CheckpointError unless config.json's model can be built and can hold these weights:
+    each size a whole number in range, and no more parameters than the weights have (a
+    config.json edited to d_model 100000 would otherwise allocate tens of gigabytes before
+    the shapes could disagree)."""
+    if not isinstance(model_config, dict):
+        raise CheckpointError(f"{where} has no model_config table; train again")
+    try:
+        check_settings({k: v for k, v in model_config.items() if k in MODEL_SIZE_RULES},
+                       MODEL_SIZE_RULES, where=where)
+        least = least_parameters(model_config)
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
+                              f"({str(e).strip(chr(39))}); put back the config.json this run "
+                              f"wrote, or train again") from None
+    held = sum(array.size for array in weights.values())
+    if least > held:
+        raise CheckpointError(f"{where} no longer matches its weights: it describes at least "
+                              f"{least:,} parameters, the weights hold {held:,}; put back the "
+                              f"config.json this run wrote, or train again")
+
+
+def check_finite_weights(model, where):
+    """CheckpointError if any weight is NaN or infinite: such a model writes nothing
+    meaningful, and silently (a run that diverged, or a file written by something else)."""
+    bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
+    if bad:
+        raise CheckpointError(f"{where}: the weights hold NaN or infinite values (in "
+                              f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the run "
+                              f"diverged before this checkpoint: train again with a lower --lr")
+
+
 def load_model(directory):
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
     if is_pretrained_dir(directory):
-        return load_pretrained(directory)
+        model, tokenizer, config = load_pretrained(directory)
+        check_finite_weights(model, directory)
+        return model, tokenizer, config
     config = read_config(directory)
-    try:
-        model = MODELS[config["model"]](**config["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory}/config.json does not describe a model this "
-                              f"tinyformer can build ({e}); train again") from None
+    where = os.path.join(directory, "config.json")
     weights = load_arrays(os.path.join(directory, config["files"]["weights"]))
+    check_model_config(config.get("model_config"), weights, where)
+    try:
+        model = nn.skip_init(MODELS[config["model"]], **config["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
+                              f"({e}); put back the config.json this run wrote, or train "
+                              f"again") from None
     try:
         model.load_state_dict(weights)
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{directory}: the weights do not fit the model in config.json "
-                              f"({str(e).splitlines()[0]})") from None
+    except (KeyError, ValueError, RuntimeError) as e:      # RuntimeError: names or shapes
+        raise CheckpointError(f"{where} no longer matches its weights "
+                              f"({' '.join(str(e).split())}); put back the config.json this "
+                              f"run wrote, or train again") from None
+    check_finite_weights(model, os.path.join(directory, config["files"]["weights"]))
     model.eval()
     model_config = config["model_config"]
     vocab_size = model_config.get("vocab_size", model_config.get("tgt_vocab_size"))

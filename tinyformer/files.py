@@ -83,7 +83,10 @@ def atomic_write(path, mode="w", **open_kwargs):
     temporary file is removed (or, after a kill, left as a stray `.tmp-*` file that is
     never read)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None
     try:
         os.chmod(tmp, 0o666 & ~current_umask())    # mkstemp makes it private; ours need not be
         with os.fdopen(fd, mode, **open_kwargs) as f:
@@ -91,7 +94,11 @@ def atomic_write(path, mode="w", **open_kwargs):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename in (tmp, None):
+            # The user knows the file they asked for, not our temporary name for it (a full
+            # disk's error, raised by write, names no file at all).
+            raise OSError(error.errno, error.strerror, path) from None
         raise

@@ -23,13 +23,13 @@ from .bert import IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    lm_batch, recall_prompts, recalled)
 from .files import atomic_write, iter_text
+from .rundir import TOKENS
 from .tokenizers import BPETokenizer, CharTokenizer
 
 # ---------------------------------------------------------------------------------------------
 # Data: a text as one token array on disk
 # ---------------------------------------------------------------------------------------------
 
-TOKENS_FILE = "tokens.bin"
 BPE_TRAIN_CHARS = 10_000_000     # a BPE learns its merges from the first 10 M characters
 
 
@@ -123,9 +123,9 @@ class TextData:
         log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()
         tokenizer = train_tokenizer(config, chunks, special_tokens)
-        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS_FILE), tokenizer, chunks,
+        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS), tokenizer, chunks,
                                        check_length)
-        info = {"tokens": TOKENS_FILE, "dtype": dtype, "n_tokens": n_tokens}
+        info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens}
         n_train = cls.n_train(n_tokens)
         log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "
             f"train on and {n_tokens - n_train:,} held out; tokenised in "

@@ -7,15 +7,21 @@ import numpy as np
 
 from tinyautograd import Tensor
 
+from .schema import Number, Optional, Whole, check_settings
 
-def check_sampling(temperature, top_k, top_p):
-    """Raise a clear ValueError for settings that cannot mean anything."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and (int(top_k) != top_k or top_k < 1):
-        raise ValueError(f"top_k must be a whole number >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+# The sampling settings' rules (schema.py), checked here for the library and by
+# `tinyformer generate` for its options, before the model is loaded.
+SAMPLING_RULES = {"temperature": Number(0), "top_k": Optional(Whole(1, 2 ** 62)),
+                  "top_p": Optional(Number(above=0, high=1))}
+
+
+def check_sampling(temperature, top_k, top_p, name=str):
+    """Raise a clear ValueError for settings that cannot mean anything (NaN included: a NaN
+    temperature would make every probability NaN). `name(key)` says how a setting is called
+    to the caller's user: `top_k` in Python, `--top-k` on the command line."""
+    check_settings({"temperature": temperature, "top_k": top_k, "top_p": top_p},
+                   SAMPLING_RULES, name=name)
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):

@@ -22,6 +22,7 @@ as Hugging Face's transformers does, and then encodes and decodes exactly as GPT
 
 import json
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,15 @@ import regex
 from .files import atomic_write
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
+
+
+def escape_controls(text):
+    """`text` with its control characters (NUL, BEL, backspace, escape, DEL, ...) written as
+    escapes such as \\x07, so that printing a model's output cannot ring, erase or recolour
+    the user's terminal; new lines and tabs stay as they are. A byte-level model can write any
+    byte, these included."""
+    return "".join(c if c in "\n\t" or unicodedata.category(c) != "Cc"
+                   else f"\\x{ord(c):02x}" for c in text)
 
 
 def check_special_tokens(special_tokens):

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import threading
 import time
@@ -38,8 +37,12 @@ from . import checkpoint
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import atomic_write, check_text_file
-from .jobs import TOKENS_FILE, make_job
+from .jobs import make_job
 from .progress import Progress
+from .resources import check_memory
+from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
+from .tokenizers import escape_controls
+from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -104,17 +107,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, settings, where="the settings"):
-        """A config from a dict such as a TOML file's; ValueError naming any unknown key."""
+        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
+        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
-        settings = {key.replace("-", "_"): value for key, value in settings.items()}
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where} holds no table of settings")
+        settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
         unknown = sorted(set(settings) - names)
         if unknown:
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
                              f"{', '.join(sorted(names))}")
+        check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 
     def resolved(self):
         """A copy with every None replaced by its default, checked."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
         c = dataclasses.replace(self)
         if c.model is None:
             c.model = "transformer" if c.task else "gpt"
@@ -133,21 +141,13 @@ class TrainConfig:
         return c
 
     def check(self):
-        """ValueError, in one line, for the first setting that cannot work."""
-        def choice(name, options):
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"unknown {name.replace('_', '-')} {value!r}; choose one of "
-                                 f"{', '.join(options)}")
-        choice("model", list(MODELS))
-        choice("tokenizer", ["char", "bpe"])
-        choice("schedule", ["cosine", "noam"])
-        if self.task is not None:
-            choice("task", list(TASKS))
-        if self.positions is not None:
-            choice("positions", ["learned", "sinusoidal", "rope", "none"])
-        if self.norm is not None:
-            choice("norm", ["pre", "post"])
+        """ValueError, in one line, for the first setting that cannot work: each against its
+        rule (SETTING_RULES), then the settings against each other."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)
+        for name in ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
+                     "min_lr", "warmup", "eval_every", "checkpoint_every"]:
+            if getattr(self, name) is None:          # resolved() fills these in
+                raise ValueError(f"--{name.replace('_', '-')} is not set")
         if self.task and self.model != "transformer":
             raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
                              f"default with --task), not {self.model}")
@@ -156,20 +156,6 @@ class TrainConfig:
                              f"{'|'.join(TASKS)}")
         if self.task and self.corpus:
             raise ValueError("give --task or --corpus, not both")
-        positive = ["n_layer", "n_head", "d_model", "batch_size", "iters", "eval_every",
-                    "eval_iters", "checkpoint_every", "min_len", "max_len", "vocab_size"]
-        for name in positive + (["context"] if self.context is not None else []):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, "
-                                 f"got {value!r}")
-        for name in ["sample_tokens", "warmup", "seed"]:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 0, "
-                                 f"got {value!r}")
-        if self.d_ff is not None and (not isinstance(self.d_ff, int) or self.d_ff < 1):
-            raise ValueError(f"--d-ff must be a whole number >= 1, got {self.d_ff!r}")
         if self.d_model % self.n_head:
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0][:8]
             raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
@@ -178,9 +164,7 @@ class TrainConfig:
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
                              f"= {self.d_model // self.n_head}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"--lr must be a number > 0, got {self.lr!r}")
-        if not 0 <= self.min_lr <= self.lr:
+        if not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
@@ -188,13 +172,6 @@ class TrainConfig:
                              f"fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError("--schedule noam needs --warmup >= 1")
-        for name, low, high in [("dropout", 0, 1), ("label_smoothing", 0, 1),
-                                ("weight_decay", 0, math.inf), ("beta1", 0, 1),
-                                ("beta2", 0, 1), ("clip", 0, math.inf)]:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low <= value < high):
-                raise ValueError(f"--{name.replace('_', '-')} must be in [{low}, {high}), "
-                                 f"got {value!r}")
         if self.min_len > self.max_len:
             raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
         if self.task and self.min_len < 2:
@@ -205,46 +182,41 @@ class TrainConfig:
                              f"512")
 
 
+# Each setting's type and range. The upper bounds are far beyond anything that trains on one
+# machine; they keep a typo (an extra zero or six) from reaching numpy as an absurd size.
+# Sizes that each pass but together need more memory than there is are check_memory's.
+BIG = 10 ** 9
+SETTING_RULES = {
+    "model": Optional(OneOf(*MODELS)),
+    "corpus": Optional(Text()),
+    "task": Optional(OneOf(*TASKS)),
+    "min_len": Whole(1, 10_000), "max_len": Whole(1, 10_000),
+    "tokenizer": OneOf("char", "bpe"),
+    "vocab_size": Whole(1, 1 << 20),
+    "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
+    "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
+    "context": Optional(Whole(1, 1 << 20)),
+    "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
+    "norm": Optional(OneOf("pre", "post")),
+    "dropout": Number(0, below=1),
+    "batch_size": Optional(Whole(1, 1 << 20)),
+    "iters": Optional(Whole(1, BIG)),
+    "lr": Optional(Number(above=0)),
+    "min_lr": Optional(Number(0)),
+    "warmup": Optional(Whole(0, BIG)),
+    "schedule": OneOf("cosine", "noam"),
+    "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
+    "clip": Number(0), "label_smoothing": Number(0, below=1),
+    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
+    "checkpoint_every": Optional(Whole(1, BIG)),
+    "sample_tokens": Whole(0, 1 << 20),
+    "seed": SEED,
+}
+
+
 # ---------------------------------------------------------------------------------------------
-# The run directory
+# The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
-
-OUR_FILES = ("config.json", "tokenizer.json", TOKENS_FILE, "metrics.jsonl", "loss.png")
-
-
-def prepare_out_dir(directory, force):
-    """Check that `directory` can hold a new run, before anything is written, and create it.
-    ValueError if it is a file, not empty (without force), or not writable. Returns the
-    outermost directory it created, if any, so that a run that fails to start can remove it."""
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"--out {directory!r} is a file, not a directory; choose another --out")
-    if os.path.isdir(directory) and os.listdir(directory) and not force:
-        raise ValueError(f"--out {directory!r} is not empty; give --force to overwrite it, "
-                         f"another --out, or --resume {directory} to continue its run")
-    created = None
-    parent = os.path.abspath(directory)
-    while not os.path.exists(parent):
-        created, parent = parent, os.path.dirname(parent)
-    try:
-        os.makedirs(directory, exist_ok=True)
-        with atomic_write(os.path.join(directory, ".write-test")):
-            pass
-        os.remove(os.path.join(directory, ".write-test"))
-    except OSError as e:
-        if created and os.path.isdir(created):
-            shutil.rmtree(created)
-        raise ValueError(f"cannot write to --out {directory!r} ({e.strerror}); choose a "
-                         f"directory you can write to") from None
-    return created
-
-
-def clear_run(directory, keep=()):
-    """Remove a previous run's files (ours only: a user's own files in the directory stay)."""
-    for name in os.listdir(directory):
-        ours = name in OUR_FILES or name.startswith(("weights-", "optimizer-", ".tmp-"))
-        if ours and name not in keep:
-            os.remove(os.path.join(directory, name))
-
 
 def default_out_dir(config, root="runs"):
     """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
@@ -286,8 +258,10 @@ def interrupt_between_steps(log):
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
-    def __init__(self, config, directory, job, model, log=print):
-        self.config, self.directory, self.job, self.model = config, directory, job, model
+    def __init__(self, config, run, job, model, log=print):
+        self.config, self.run, self.job, self.model = config, run, job, model
+        self.directory = run.path
+        self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
         self.log = log
         c = config
         groups = weight_decay_groups(model.named_parameters(), c.weight_decay)
@@ -303,35 +277,71 @@ class Trainer:
     # -- starting and resuming -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, config, directory, force=False, log=print):
-        """A new run in `directory`: checks everything, then tokenises and builds the model."""
+    def start(cls, config, directory, force=False, log=print, run=None):
+        """A new run in `directory`: checks everything, then claims the directory (the lock),
+        tokenises and builds the model. `force` replaces a previous run's files."""
         config = config.resolved()
         if config.corpus is not None:                     # fail before touching --out
             check_text_file(config.corpus, "corpus")
-        created = prepare_out_dir(directory, force)
+        # A character vocabulary is known only once the text is read: count at least the
+        # built-in corpus's size, which any text is unlikely to be smaller than.
+        check_memory(config, config.vocab_size if config.tokenizer == "bpe" else 32)
+        settings = dataclasses.asdict(config)
+        run = run or RunDirectory.claim(directory, log, create=True)
         try:
+            run.prepare_new_run(settings, force)
             # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
             # corpus that fails here leaves a previous run in `directory` as it was.
             job = make_job(config, directory, log)
+            run.replace_previous(settings, keep=[] if config.task else [TOKENS])
+            job.tokenizer.save(run.file(TOKENIZER))
+            ta.manual_seed(config.seed)                   # the same seed, the same init
+            model = MODELS[config.model](**job.model_config())
         except BaseException:
-            if created:
-                shutil.rmtree(created)
+            run.abandon()
             raise
-        clear_run(directory, keep=[] if config.task else [TOKENS_FILE])   # a forced-over run's
-        job.tokenizer.save(os.path.join(directory, "tokenizer.json"))
-        ta.manual_seed(config.seed)                       # the same seed, the same init
-        model = MODELS[config.model](**job.model_config())
-        return cls(config, directory, job, model, log)
+        return cls(config, run, job, model, log)
 
     @classmethod
     def resume(cls, directory, log=print):
-        """The run saved in `directory`, ready to continue where its checkpoint left off."""
-        model, tokenizer, saved = checkpoint.load_model(directory)
-        config = TrainConfig.from_dict(saved["train"], f"{directory}/config.json")
-        job = make_job(config, directory, log, tokenizer, saved["data"])
-        trainer = cls(config, directory, job, model, log)
-        trainer.load_state(saved)
+        """The run saved in `directory`, ready to continue where its checkpoint left off. A
+        run that stopped before its first checkpoint starts again, with its settings."""
+        run = RunDirectory.claim(directory, log)
+        try:
+            if run.has_manifest and not run.has_checkpoint():
+                config = TrainConfig.from_dict(run.settings or {}, run.file(MANIFEST))
+                log(f"{directory} stopped before its first checkpoint: starting it again from "
+                    f"step 0, with its settings")
+                return cls.start(config, directory, force=True, log=log, run=run)
+            model, tokenizer, saved = checkpoint.load_model(directory)
+            if "train" not in saved or "resume" not in saved:
+                raise checkpoint.CheckpointError(
+                    f"{directory!r} holds a model, not a training run: --resume continues a "
+                    f"`tinyformer train` run; generate from it with `tinyformer generate "
+                    f"--checkpoint {directory}`")
+            config = TrainConfig.from_dict(saved["train"], run.file(CONFIG))
+            config.check()
+            check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
+                           where=run.file(CONFIG))
+            try:
+                job = make_job(config, directory, log, tokenizer, saved["data"])
+                trainer = cls(config, run, job, model, log)
+                trainer.load_state(saved)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                # The resume state (optimizer, schedule, generators) is read as config.json
+                # has it: anything malformed there is the file's fault, said in one line.
+                raise checkpoint.CheckpointError(
+                    f"{run.file(CONFIG)} holds a damaged resume state ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}); put back the config.json "
+                    f"this run wrote, or start again with --force") from None
+        except BaseException:
+            run.release()
+            raise
         return trainer
+
+    def close(self):
+        """Release the run directory for other writers (train() does, as it ends)."""
+        self.run.release()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -356,12 +366,20 @@ class Trainer:
                        "engine_rng": ta.random.get_state()},
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
+        # The run owns the new files before they exist, and gives up the previous checkpoint's
+        # only once config.json names the new one: a crash anywhere leaves a good checkpoint
+        # and nothing unlisted.
+        new = set(checkpoint.checkpoint_files(self.step).values())
+        self.run.own(new)
         checkpoint.save_checkpoint(self.directory, config, weights, arrays)
+        self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
+        self.checkpoint_files = new
 
     def load_state(self, saved):
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
         already in the model)."""
         files = saved["files"]
+        self.checkpoint_files = set(files.values()) - {TOKENIZER}
         arrays = checkpoint.load_arrays(os.path.join(self.directory, files["optimizer"]))
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
@@ -379,7 +397,7 @@ class Trainer:
     def _truncate_metrics(self):
         """Drop metrics.jsonl lines past the checkpoint (written after it, before a crash), so
         the resumed run's lines follow on without a repeat."""
-        path = os.path.join(self.directory, "metrics.jsonl")
+        path = self.run.file(METRICS)
         if not os.path.exists(path):
             return
         kept = []
@@ -421,12 +439,21 @@ class Trainer:
         finally:
             self.model.train()
         shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
-        self.log(f"step {self.step} ({title}): {shown}\n{_indent(sample)}")
+        self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
         return figures
 
     def train(self):
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
-        checkpoint saved at the last whole step)."""
+        checkpoint saved at the last whole step). Releases the run directory as it ends."""
+        try:
+            # A diverging run overflows numpy at many places before the loss shows it; the
+            # loop's check of the loss says so once, in one line, instead of numpy's warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return self._train()
+        finally:
+            self.close()
+
+    def _train(self):
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
@@ -441,7 +468,7 @@ class Trainer:
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
-        metrics_path = os.path.join(self.directory, "metrics.jsonl")
+        metrics_path = self.run.file(METRICS)
         with interrupt_between_steps(log) as interrupted, \
                 open(metrics_path, "a", encoding="utf-8") as metrics:
             while self.step < c.iters:

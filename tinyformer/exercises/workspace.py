@@ -40,8 +40,8 @@ def file_hash(path):
 def init_workspace(directory):
     """Copy a fresh set of exercise files into `directory` (new or empty) and start the
     progress file. Refuses a directory with anything in it, so nothing is overwritten."""
-    root = Path(directory)
-    if (root / STATE_DIR / PROGRESS).exists():
+    root = Path(directory).resolve()          # checks run elsewhere: the path must be whole
+    if is_workspace(root):
         raise WorkspaceError(f"{root} is already an exercise workspace; `tinyformer exercises "
                              f"reset N` restores one exercise's file")
     if root.exists() and not root.is_dir():
@@ -66,18 +66,25 @@ def init_workspace(directory):
     return workspace
 
 
+def is_workspace(root):
+    """A workspace is marked by its .tinyformer folder; its progress.json may be missing (a
+    learner deleted a damaged one, as its error advises), which is progress started afresh."""
+    return (Path(root) / STATE_DIR).is_dir()
+
+
 def find_workspace(directory=None, required=True):
     """The workspace in `directory`, or else the one holding the current directory (None when
-    there is none and it is not `required`)."""
+    there is none and it is not `required`). Its root is an absolute path: checks run in
+    another directory, where a relative one would point elsewhere."""
     if directory is not None:
-        root = Path(directory)
-        if not (root / STATE_DIR / PROGRESS).exists():
-            raise WorkspaceError(f"{root} is not an exercise workspace; make one with "
-                                 f"`tinyformer exercises init {root}`")
+        root = Path(directory).resolve()
+        if not is_workspace(root):
+            raise WorkspaceError(f"{directory} is not an exercise workspace; make one with "
+                                 f"`tinyformer exercises init {directory}`")
         return Workspace.load(root)
     here = Path.cwd().resolve()
     for root in [here, *here.parents]:
-        if (root / STATE_DIR / PROGRESS).exists():
+        if is_workspace(root):
             return Workspace.load(root)
     if not required:
         return None
@@ -92,11 +99,14 @@ class Workspace:
     @classmethod
     def load(cls, root):
         path = Path(root) / STATE_DIR / PROGRESS
+        if not path.exists():
+            return cls(root, {"version": 1, "passed": {}, "hints": {}})
         try:
             progress = json.loads(path.read_text())
-            if not isinstance(progress.get("passed"), dict):
+            if not isinstance(progress.get("passed"), dict) or \
+                    not isinstance(progress.get("hints", {}), dict):
                 raise ValueError
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             raise WorkspaceError(f"{path} is damaged; delete it to start the progress afresh "
                                  f"(your exercise files are kept)") from None
         progress.setdefault("hints", {})

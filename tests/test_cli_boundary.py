@@ -1,0 +1,118 @@
+"""The command boundary: what reaches it is one line. Bad input and the machine's refusals
+(memory, disk) exit with status 2; our own bugs with status 1 and a request to report them,
+the traceback behind --debug. And what a model writes cannot drive the user's terminal."""
+
+import errno
+import os
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import cli
+from cli import TextStream, main
+from tinyformer.tokenizers import BPETokenizer, escape_controls
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_a_bug_of_ours_exits_1_and_asks_for_a_report(monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand")
+    monkeypatch.setattr(cli, "load_model", broken)
+    result = run("generate", "--checkpoint", tmp_path)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "internal error (TypeError: unsupported operand)" in lines[0]
+    assert "please report it" in lines[0] and "tinyformer --debug" in lines[0]
+    # The advice, taken: --debug lets the traceback through.
+    result = run("--debug", "generate", "--checkpoint", tmp_path)
+    assert result.exit_code == 1 and isinstance(result.exception, TypeError)
+
+
+def test_a_full_disk_names_the_file_not_a_temporary_one(monkeypatch, tmp_path):
+    calls = []
+    def full(fd):                         # the disk fills up after the first file
+        calls.append(fd)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    result = run("train", *TINY, "--iters", 1, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {tmp_path / 'run'}{os.sep}")
+    assert "no space left on device; free some disk space" in line
+    assert ".tmp-" not in line and "Traceback" not in result.output
+
+
+def test_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, tmp_path):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(cli.Trainer, "train", no_memory)
+    result = run("train", *TINY, "--iters", 1, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "out of memory" in line and "--batch-size" in line
+
+
+def test_control_characters_are_escaped_not_sent_to_the_terminal():
+    assert escape_controls("a\0b\a\b\x7f\x1b[31m\u0085é\n\t") == \
+        "a\\x00b\\x07\\x08\\x7f\\x1b[31m\\x85é\n\t"
+    tok = BPETokenizer.train("some text to learn from " * 20, 260)
+    ids = tok.encode("hi\0\a\b\x7f!")
+    shown = []
+    stream = TextStream(tok, None, skip_newlines=False)
+    original = click.echo
+    try:
+        click.echo = lambda text="", nl=True, **kw: shown.append(text)
+        for i in ids:
+            stream([i])
+        stream.close()
+    finally:
+        click.echo = original
+    assert "".join(shown) == "hi\\x00\\x07\\x08\\x7f!"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_train_refuses_non_finite_and_negative_numbers_before_writing(tmp_path, value):
+    result = run("train", "--lr", value, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "--lr must be a finite number > 0" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def blas_threads_now():
+    from threadpoolctl import threadpool_info
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_path, threads):
+    seen, before = [], blas_threads_now()
+    monkeypatch.setattr(cli.Trainer, "train", lambda self: seen.append(blas_threads_now())
+                        or self.close() or "done")
+    monkeypatch.setattr(cli, "plot_after_training", lambda directory: None)
+    result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(cli, "write_generation", lambda *args: seen.append(blas_threads_now()))
+    assert run("generate", "--checkpoint", tmp_path, "--threads", threads).exit_code == 0
+    assert seen == [{threads}, {threads}]
+    assert blas_threads_now() == before                 # only for the command's work
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,
+                                                                                 monkeypatch):
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: 10 ** 9)
+    result = run("train", "--d-model", 4096, "--n-head", 8, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "need about" in line and "GB of memory" in line and "1.0 GB is available" in line
+    assert not (tmp_path / "run").exists()
+    # The defaults fit in that much.
+    assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0

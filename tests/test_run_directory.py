@@ -1,0 +1,186 @@
+"""Run directories: a run owns what its manifest lists and nothing else; one process writes a
+run at a time; every state a run can be left in has a way out, and each error's advice is
+tested by taking it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tinyformer.train import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "1"]
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, *phrases):
+    """Exit status 2, and one line of error last on stderr (after the progress lines of a
+    run that failed while training)."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    line = lines[-1]
+    assert len(lines) <= 3 and all(x.startswith("step ") for x in lines[:-1]), lines
+    assert line.startswith("Error: ") and "Traceback" not in result.output
+    for phrase in phrases:
+        assert phrase in line, line
+    return line
+
+
+def files(directory):
+    return {str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else "folder")
+            for p in Path(directory).rglob("*")}
+
+
+@pytest.fixture
+def run(tmp_path):
+    out = tmp_path / "run"
+    assert tinyformer("train", *TINY, "--iters", 2, "--out", out).exit_code == 0
+    return out
+
+
+def test_force_removes_only_what_the_run_owns(run):
+    (run / "weights-notes.txt").write_text("mine")            # looks like ours, is not
+    (run / "optimizer-old").mkdir()                            # a folder, likewise
+    (run / "optimizer-old" / "keep.txt").write_text("mine too")
+    result = tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force")
+    assert result.exit_code == 0, result.output
+    assert (run / "weights-notes.txt").read_text() == "mine"
+    assert (run / "optimizer-old" / "keep.txt").read_text() == "mine too"
+    assert not (run / "weights-000002.npz").exists() and (run / "weights-000003.npz").exists()
+    assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
+
+
+@pytest.mark.parametrize("name, folder", [("tokens.bin", True), ("weights-000003.npz", False),
+                                          ("metrics.jsonl", False)])
+def test_force_names_what_is_in_the_way_and_taking_the_advice_works(tmp_path, name, folder):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).mkdir() if folder else (out / name).write_text("mine")
+    before = files(out)
+    line = one_line_error(tinyformer("train", *TINY, "--iters", 3, "--out", out, "--force"),
+                          name, "which no run wrote", "move it away")
+    assert "Traceback" not in line and files(out) == before       # nothing lost, no lock left
+    (out / name).rename(tmp_path / "moved")                         # the advice, taken
+    assert tinyformer("train", *TINY, "--iters", 3, "--out", out, "--force").exit_code == 0
+
+
+def test_a_run_that_died_before_its_first_checkpoint_can_be_continued(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    def out_of_memory(self):
+        raise MemoryError
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "save", out_of_memory)
+        one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out), "out of memory")
+    assert (out / "manifest.json").exists() and not (out / "config.json").exists()
+    line = one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out),
+                          "stopped before its first checkpoint")
+    command = line.split("`")[1]                 # the advice: tinyformer train --resume DIR
+    assert command == f"tinyformer train --resume {out}"
+    result = tinyformer(*command.split()[1:])
+    assert result.exit_code == 0, result.output
+    assert "starting it again from step 0" in result.output
+    assert json.loads((out / "config.json").read_text())["step"] == 2
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_replaced(tmp_path):
+    """A real process, killed: the run's files and its lock are left behind. --force clears
+    them (the stale lock is taken over, with a note), and keeps the user's file."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", *TINY,
+                                "--iters", "100000", "--eval-every", "100000", "--out",
+                                str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert (out / "run.lock").read_text().strip() == str(process.pid)
+    (out / "notes.txt").write_text("mine")
+    refused = tinyformer("train", *TINY, "--iters", 2, "--out", out)
+    one_line_error(refused, "stopped before its first checkpoint", "--force")
+    assert f"left by process {process.pid}, which has stopped" in refused.stdout
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "run.lock").exists()
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] \
+        == [1, 2]
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from tinyformer.rundir import RunDirectory\n"
+         "RunDirectory.claim(sys.argv[1], log=lambda m: None)\n"
+         "print('locked', flush=True); time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = files(run)
+        for args in (["--resume", run], [*TINY, "--out", run, "--force"]):
+            one_line_error(tinyformer("train", *args), "is in use: process "
+                           f"{holder.pid} is training in it", f"kill {holder.pid}")
+        assert files(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert tinyformer("train", "--resume", run).exit_code == 0      # free again
+
+
+def test_two_trainings_started_together_into_one_new_out(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "cli.py"), "train", *TINY, "--iters", "30",
+               "--eval-every", "10", "--out", str(out)]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    outcomes = sorted((p.wait(timeout=120), p.stderr.read()) for p in processes)
+    assert [code for code, _ in outcomes] == [0, 2], outcomes
+    refused = outcomes[1][1].strip().splitlines()
+    assert len(refused) == 1 and ("is in use: process" in refused[0]
+                                  or "holds a run" in refused[0]), refused
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 31))                  # each step once: one writer
+    config = json.loads((out / "config.json").read_text())
+    assert config["step"] == 30 and config["data"]["n_tokens"] * 2 == \
+        (out / "tokens.bin").stat().st_size
+
+
+def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
+    exported = tmp_path / "exported"
+    assert tinyformer("export", "--checkpoint", run, "--out", exported).exit_code == 0
+    before = files(exported)
+    line = one_line_error(tinyformer("train", "--resume", exported),
+                          "holds a model, not a training run")
+    assert files(exported) == before
+    command = line.split("`")[3]                       # the advice: generate from it
+    assert tinyformer(*command.split()[1:], "--max-new-tokens", 5).exit_code == 0
+
+
+def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
+    (run / "manifest.json").write_text("{not json")
+    one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
+                   "damaged", "move out what you want to keep and remove")
+    one_line_error(tinyformer("train", "--resume", run), "manifest.json is damaged")
+    for path in run.iterdir():                           # the advice, taken
+        path.unlink()
+    run.rmdir()
+    assert tinyformer("train", *TINY, "--iters", 1, "--out", run).exit_code == 0
+
+
+def test_a_diverging_run_exits_2_and_says_how_to_start_again(tmp_path):
+    out = tmp_path / "run"
+    line = one_line_error(tinyformer("train", *TINY, "--iters", 20, "--lr", "1e30", "--clip", 0,
+                                     "--out", out), "the loss became", "lower --lr")
+    assert f"tinyformer train --out {out} --force" in line
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out, "--force")
+    assert result.exit_code == 0, result.output

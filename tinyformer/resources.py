@@ -1,0 +1,58 @@
+"""The machine's resources a run asks for: memory, checked before anything is allocated, and
+the BLAS threads numpy's matrix products use."""
+
+import contextlib
+import os
+
+from .checkpoint import least_parameters
+
+FLOAT = 4                     # bytes: the engine computes in float32
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or the
+    machine's physical memory where that cannot be read; None if neither can."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def training_memory(config, vocab_size):
+    """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
+    the parameters four times over (weights, gradients, AdamW's two moments) and the
+    activations that the backward pass keeps, the attention scores and logits among them."""
+    d, d_ff = config.d_model, config.d_ff or 4 * config.d_model
+    sizes = {"d_model": d, "d_ff": d_ff, "n_layer": config.n_layer}
+    if config.task:
+        sizes.update(src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
+    else:
+        sizes.update(vocab_size=vocab_size)
+    context = config.context or 2 * config.max_len + 2
+    layers = config.n_layer * (2 if config.task else 1)
+    tokens = config.batch_size * context
+    activations = tokens * layers * (8 * d + 2 * d_ff + 2 * config.n_head * context) \
+        + 3 * tokens * vocab_size
+    return FLOAT * (4 * least_parameters(sizes) + activations)
+
+
+def check_memory(config, vocab_size):
+    """ValueError, before anything is allocated, when the run cannot fit in memory."""
+    need, have = training_memory(config, vocab_size), available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"these sizes need about {need / 1e9:,.1f} GB of memory to train "
+                         f"and {have / 1e9:,.1f} GB is available; choose a smaller --batch-size, "
+                         f"--context, --d-model or --n-layer")
+
+
+def blas_threads(n):
+    """A context manager in which numpy's BLAS (matrix products) uses `n` threads; with None,
+    as many as BLAS chooses by itself (usually one per core)."""
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api="blas")

@@ -1,0 +1,115 @@
+"""What a setting may be: one rule per setting, used wherever settings come in.
+
+A run's settings arrive from command-line options, from a TOML file and, when a run is resumed
+or a checkpoint loaded, from config.json. Each source is checked against the same rules, here,
+before any work starts, so that a wrong type, a value out of range, NaN or infinity gets one
+line naming the setting and where it came from, never a traceback from deep inside numpy.
+
+    RULES = {"lr": Number(above=0), "n_layer": Whole(1, 1_000), "model": OneOf("gpt", "bert")}
+    check_settings({"lr": float("nan")}, RULES, where="run.toml")
+    # ValueError: lr in run.toml must be a finite number > 0, got nan
+"""
+
+import math
+import numbers
+
+
+class Rule:
+    """A setting's type and range; `why(value)` is None for a good value, else what is wrong."""
+
+    def why(self, value):
+        raise NotImplementedError
+
+
+class Whole(Rule):
+    """A whole number in [low, high] (booleans are not numbers here, though Python says so)."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def why(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return f"must be a whole number >= {self.low}, got {value!r}"
+        if value < self.low:
+            return f"must be a whole number >= {self.low}, got {value!r}"
+        if value > self.high:
+            return f"must be at most {self.high:,}, got {value:,}"
+        return None
+
+
+class Number(Rule):
+    """A finite number in [low, high], or in (above, high] when `above` is given; `below`
+    makes the top open, [low, below)."""
+
+    def __init__(self, low=None, high=math.inf, above=None, below=None):
+        self.low, self.high, self.above, self.below = low, high, above, below
+
+    def describe(self):
+        bottom = f"> {self.above}" if self.above is not None else f">= {self.low}"
+        if self.below is not None:
+            return f"in [{self.low}, {self.below})"
+        if math.isfinite(self.high):
+            return f"in [{self.low}, {self.high}]" if self.above is None else \
+                f"in ({self.above}, {self.high}]"
+        return bottom
+
+    def why(self, value):
+        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+              and math.isfinite(value)
+              and (self.above is None or value > self.above)
+              and (self.low is None or value >= self.low)
+              and (self.below is None or value < self.below)
+              and value <= self.high)
+        return None if ok else f"must be a finite number {self.describe()}, got {value!r}"
+
+
+class OneOf(Rule):
+    def __init__(self, *options):
+        self.options = options
+
+    def why(self, value):
+        if value in self.options and type(value) is type(self.options[0]):
+            return None
+        shown = ", ".join(str(option) for option in self.options)
+        return f"must be one of {shown}, got {value!r}"
+
+
+class Text(Rule):
+    """A non-empty string (a path, a name)."""
+
+    def why(self, value):
+        if isinstance(value, str) and value.strip() and "\0" not in value:
+            return None
+        return f"must be a non-empty text, got {value!r}"
+
+
+class Optional(Rule):
+    """The rule, or None (meaning "the default")."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def why(self, value):
+        return None if value is None else self.rule.why(value)
+
+
+# A random seed, wherever one is given: numpy's generators take any whole number >= 0.
+SEED = Whole(0, 2 ** 63 - 1)
+
+
+def check_settings(values, rules, where=None, name=None):
+    """ValueError, in one line, for the first value of `values` (a dict) that breaks its rule.
+
+    `name(key)` says how the setting is called where it came from (by default as an option,
+    --min-lr); `where`, if given, names the file ("lr in run.toml"). Keys without a rule are
+    left to the caller, which knows what else they may be."""
+    for key, value in values.items():
+        rule = rules.get(key)
+        problem = rule.why(value) if rule is not None else None
+        if problem:
+            called = (name or option_name)(key) if where is None else f"{key} in {where}"
+            raise ValueError(f"{called} {problem}")
+
+
+def option_name(key):
+    return "--" + key.replace("_", "-")
