@@ -25,6 +25,7 @@ CHAPTERS = [
     ("09_generation", "Generation"),
     ("10_bpe", "Byte-pair encoding"),
     ("11_by_hand", "Weights by hand"),
+    ("12_encoder", "The encoder and cross-attention"),
 ]
 
 
@@ -35,6 +36,7 @@ class Exercise:
     title: str
     hints: list
     check: Callable           # check(learner) raises CheckFailure while something is wrong
+    forbid: tuple = ()        # modules the learner's file may not use: they hold the answer
     number: int = 0           # 1-based position in the whole course, set by `exercises()`
     file: str = field(default="")   # path inside the workspace, e.g. "01_vectors/one_hot.py"
 
@@ -51,14 +53,16 @@ class Exercise:
 _registered = []
 
 
-def exercise(slug, title, hints):
+def exercise(slug, title, hints, forbid=()):
     """Register the decorated function as the checker of exercise `slug`, whose file is
-    `course/<chapter folder>/<slug>.py`; the chapter is the checker module's own."""
+    `course/<chapter folder>/<slug>.py`; the chapter is the checker module's own. `forbid`
+    names the modules that implement what the exercise asks for (e.g. "tinyformer.blocks"): a
+    file that uses them is refused before it is checked."""
     def register(check):
         folder = check.__module__.rsplit(".", 1)[-1].removeprefix("ch")
         chapter = [name for name, _ in CHAPTERS].index(folder) + 1
         _registered.append(Exercise(slug, chapter, title, list(hints), check,
-                                    file=f"{folder}/{slug}.py"))
+                                    forbid=tuple(forbid), file=f"{folder}/{slug}.py"))
         return check
     return register
 

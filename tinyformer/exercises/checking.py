@@ -14,6 +14,8 @@ the worst element's index with the expected and the actual value, or, for gradie
 input's gradient is wrong.
 """
 
+import ast
+import importlib
 import importlib.util
 import inspect
 import linecache
@@ -272,12 +274,104 @@ def expect(condition, message):
         raise CheckFailure(message)
 
 
+# ---------------------------------------------------------------------------------------------
+# Refusing a file that calls the implementation it is asked to write
+# ---------------------------------------------------------------------------------------------
+
+def refuse_forbidden(learner, forbidden):
+    """A CheckFailure if the learner's file reaches one of the `forbidden` modules (e.g.
+    "tinyformer.blocks" in the exercise that asks for an encoder layer): by an import anywhere
+    in the file, by an attribute of an imported package (`tinyformer.blocks.EncoderLayer`,
+    `tinyformer.Encoder`, whose home is tinyformer.transformer), or by a module-level name
+    that holds something from there however it got there. A name is judged by where the thing
+    it names lives, so a re-export under another name is caught too."""
+    if not forbidden:
+        return
+    source = learner.path.read_text()
+    found = _forbidden_in_source(ast.parse(source), forbidden)
+    if found:
+        line, home = found
+        text = source.splitlines()[line - 1].strip()
+        raise CheckFailure(_refusal(learner.path, f"line {line} (`{text}`)", home, forbidden))
+    for name, value in vars(learner.module).items():
+        home = _home(value)
+        if _is_forbidden(home, forbidden):
+            raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
+
+
+def _refusal(path, where, home, forbidden):
+    return (f"{path.name} uses {home}, in {where}: this exercise asks you to write that part "
+            f"yourself, so it may not use {', '.join(forbidden)}. Build it from the pieces "
+            f"in the file (numpy and tinyautograd are fine).")
+
+
+def _is_forbidden(home, forbidden):
+    return home is not None and any(home == f or home.startswith(f + ".") for f in forbidden)
+
+
+def _home(value):
+    """The module a value comes from: a module's own name, else its `__module__`."""
+    if inspect.ismodule(value):
+        return value.__name__
+    home = getattr(value, "__module__", None)
+    return home if isinstance(home, str) else None
+
+
+def _resolve(dotted):
+    """The home module of what `a.b.c` names, importing only as far as it must; None when it
+    names nothing."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            value = getattr(value, attribute, None)
+        return _home(value) if value is not None else None
+    return None
+
+
+def _forbidden_in_source(tree, forbidden):
+    """(line, home module) of the first place the parsed file names a forbidden module, or
+    None. Only names under the forbidden modules' top-level packages are resolved, so that no
+    other module (a slow `import torch`, say) is imported to judge it."""
+    roots = {f.split(".")[0] for f in forbidden}
+    aliases = {}                            # a name in the file -> the dotted path it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    named = []                              # (line, dotted path) of every use worth resolving
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            named += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            named += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+        elif isinstance(node, (ast.Attribute, ast.Name)):
+            chain = []
+            while isinstance(node, ast.Attribute):
+                chain.append(node.attr)
+                node = node.value
+            if isinstance(node, ast.Name) and node.id in aliases:
+                named.append((node.lineno, ".".join([aliases[node.id], *reversed(chain)])))
+    for line, dotted in sorted(named):
+        if dotted.split(".")[0] in roots and _is_forbidden(_resolve(dotted), forbidden):
+            return line, _resolve(dotted)
+    return None
+
+
 def run_check(exercise, path):
     """Load the learner's file and run the exercise's checker on it. Returns None when it
     passes, or the failure message."""
     sys.modules.pop("learner", None)
     try:
         learner = load_learner_file(path)
+        refuse_forbidden(learner, exercise.forbid)
         exercise.check(learner)
     except CheckFailure as failure:
         return str(failure)

@@ -1,12 +1,15 @@
 """Checkers for chapter 3: masking as attention (a selective mask over the skip features of
-chapter 2, then the same lookup written as Q K^T)."""
+chapter 2, then the same lookup written as Q K^T), and the bridge to a Transformer's layers:
+chapter 2's second-order model as a ReLU feature layer and a matrix product."""
 
 import numpy as np
 
 from ..catalogue import exercise
-from ..checking import expect_array
-from .ch02_counting import (LONG_CORPUS, best_word, expect_table, expect_word, random_corpus,
+from ..checking import describe, expect, expect_array
+from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
+                            normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
+from .ch08_training import _expect_numpy as expect_numpy
 
 
 def reference_mask(weights):
@@ -122,3 +125,98 @@ def check_attention_as_matmul(learner):
                      lambda i, ids=ids, w=words: f"[{i[0]}, {i[1]}] counts the word "
                      f"{w[i[1]]!r} among the words that position {i[0]} (word "
                      f"{w[ids[i[0]]]!r}) attends to")
+
+
+# ---------------------------------------------------------------------------------------------
+# The bridge: second order as matrix products, with a ReLU feature layer
+
+
+def reference_feature_weights(V, pairs, first=0, second=1, bias=-1.0):
+    """W (2V, P) and bias; `first`/`second` say which half holds the previous word (a mistake
+    swaps them), `bias` what the bias is."""
+    W = np.zeros((2 * V, len(pairs)))
+    for p, pair in enumerate(pairs):
+        W[pair[0] + first * V, p] = 1.0
+        W[pair[1] + second * V, p] = 1.0
+    return W, np.full(len(pairs), bias)
+
+
+def reference_pair_inputs(ids, V, swapped=False):
+    previous, current = one_hot(ids[:-1], V), one_hot(ids[1:], V)
+    return np.concatenate([current, previous] if swapped else [previous, current], axis=1)
+
+
+def _feature_mistakes(ids, W, bias):
+    V = W.shape[0] // 2
+    X = reference_pair_inputs(ids, V)
+    return [
+        ("without the ReLU: a pair with neither word in place votes -1; np.maximum(..., 0) "
+         "keeps only the full matches", X @ W + bias),
+        ("without the bias: a half match (one of the two words) then fires too",
+         np.maximum(X @ W, 0.0)),
+        ("with the current word's one-hot first: x_t is [one_hot(previous), one_hot(current)]",
+         np.maximum(reference_pair_inputs(ids, V, swapped=True) @ W + bias, 0.0)),
+    ]
+
+
+@exercise("pair_features", "The bridge: second order as matrix products with a ReLU", hints=[
+    "feature_weights: one column per pair. The first V rows stand for the previous word, the "
+    "next V rows for the current word, so a pair (a, b) touches row a and row V + b.",
+    "pair_inputs: ids[:-1] are the previous words and ids[1:] the current ones; "
+    "np.concatenate([..., ...], axis=1) puts two (T - 1, V) matrices side by side.",
+    "detect_pairs is one layer of a neural network: a matrix product, the bias added (it "
+    "broadcasts over the rows), then the ReLU. Work out x_t . W[:, p] for a full match, a half "
+    "match and no match: the bias must turn exactly the full match into the only positive one.",
+], forbid=["tinyformer"])
+def check_pair_features(learner):
+    feature_weights = learner.function("feature_weights")
+    worked = [(0, 2), (1, 2)]
+    rng = np.random.default_rng(12)
+    random_pairs = [tuple(int(i) for i in rng.integers(0, 6, size=2)) for _ in range(7)]
+    for V, pairs in ((3, worked), (6, random_pairs)):
+        result = feature_weights(V, pairs)
+        expect(isinstance(result, tuple) and len(result) == 2,
+               f"{feature_weights.last_call} returned {describe(result)}; return two arrays, "
+               f"(W, bias).")
+        W, bias = reference_feature_weights(V, pairs)
+        swapped, _ = reference_feature_weights(V, pairs, first=1, second=0)
+        expect_numpy(result[0], W, feature_weights.last_call, what="returned, as W,",
+                     mistakes=[("with the halves swapped: rows 0..V-1 are the previous word, "
+                                "rows V..2V-1 the current one", swapped)])
+        expect_numpy(result[1], bias, feature_weights.last_call, what="returned, as bias,",
+                     mistakes=[("with a bias of 0: then a half match fires too; -1 leaves "
+                                "only the full match positive", np.zeros(len(pairs)))])
+
+    pair_inputs = learner.function("pair_inputs")
+    for ids, V in ((np.array([0, 2]), 3), (np.array([0, 2, 1, 2, 2]), 3),
+                   (rng.integers(0, 6, size=9), 6)):
+        expect_numpy(pair_inputs(ids, V), reference_pair_inputs(ids, V), pair_inputs.last_call,
+                     mistakes=[("with the current word first: x_t is [one_hot(ids[t - 1]), "
+                                "one_hot(ids[t])]", reference_pair_inputs(ids, V, True))])
+
+    # Every kind of position: the pair itself, the pair reversed, each half on its own.
+    detect_pairs = learner.function("detect_pairs")
+    W, bias = reference_feature_weights(3, worked)
+    cases = [(np.array([0, 2]), W, bias), (np.array([2, 0, 2, 1, 2, 1, 1]), W, bias)]
+    W6, bias6 = reference_feature_weights(6, random_pairs)
+    cases.append((np.array([a for pair in random_pairs for a in pair]), W6, bias6))
+    for ids, W, bias in cases:
+        expect_numpy(detect_pairs(ids, W, bias), np.maximum(
+            reference_pair_inputs(ids, W.shape[0] // 2) @ W + bias, 0.0),
+            detect_pairs.last_call, mistakes=_feature_mistakes(ids, W, bias))
+
+    # Chapter 2's second-order table, as features and a second matrix product: the same votes.
+    next_scores = learner.function("next_scores")
+    for sentences in (SHORT_CORPUS, random_corpus(np.random.default_rng(13))):
+        vocab = vocabulary(sentences)
+        V = len(vocab)
+        probs = normalise(reference_pair_counts(sentences, vocab))
+        pairs = [(row // V, row % V) for row in np.flatnonzero(probs.sum(axis=1))]
+        W, bias = reference_feature_weights(V, pairs)
+        W_out = probs[[a * V + b for a, b in pairs]]
+        for sentence in sentences:
+            ids = np.array([vocab.index(w) for w in sentence.split()])
+            expected = probs[ids[:-1] * V + ids[1:]]
+            expect_numpy(next_scores(ids, W, bias, W_out), expected, next_scores.last_call,
+                         mistakes=[("from the features without the ReLU",
+                                    (reference_pair_inputs(ids, V) @ W + bias) @ W_out)])
