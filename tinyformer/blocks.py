@@ -55,10 +55,8 @@ class EncoderLayer(nn.Module):
                  rotary=None):
         self.norm_placement = _check_placement(norm)
         self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary)
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
-        # The norms after both sub-layers, not each beside its own: parameters are numbered in
-        # this order, and an optimizer's saved state is kept by those numbers.
         self.attn_norm = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 

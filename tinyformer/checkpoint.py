@@ -183,8 +183,8 @@ def load_model(directory):
 # Weights saved before GPT, BERT and the Transformer shared one stack
 #
 # Their parameters had other names then: a GPT's `blocks.0.self_attn.q.weight` is now
-# `decoder.layers.0.attn.q.weight`. The parameters themselves, and their order, are the same,
-# so renaming is all it takes (and an optimizer's state, kept by that order, resumes as it is).
+# `decoder.layers.0.attn.q.weight`. The parameters themselves are the same, so renaming is all
+# it takes; the optimizer's state, kept with the parameters' names, follows the new names.
 
 # Each model's top-level names in the current layout.
 CURRENT_ROOTS = {"gpt": {"embed", "decoder", "head"}, "bert": {"embed", "encoder", "head"},
