@@ -249,11 +249,12 @@ def _previous_to_current(name, layout):
     parts = name.split(".")
     for old, new in layout.items():
         old = old.split(".")
-        start = parts[:len(old)]
-        if len(old) < len(parts) and all(o == p or (o == "*" and p.isdigit())
-                                         for o, p in zip(old, start)):
-            layer = next((p for o, p in zip(old, start) if o == "*"), None)
-            return ".".join([new.replace("*", layer or "*")] + parts[len(old):])
+        start, rest = parts[:len(old)], parts[len(old):]        # module path, parameter name
+        if rest and all(o == p or (o == "*" and p.isdigit()) for o, p in zip(old, start)):
+            for o, p in zip(old, start):
+                if o == "*":                                    # the layer's number
+                    new = new.replace("*", p)
+            return ".".join([new] + rest)
     return None
 
 
