@@ -758,7 +758,7 @@ def attention(checkpoint_dir, prompt, out_path, which):
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         kind = saved["model"]
-        name = choose_map(kind, which)
+        name = choose_map(model, which)
         chosen = attention_maps(model, tokenizer, prompt, kind)[name]
     run = os.path.basename(os.path.abspath(checkpoint_dir))
     title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
@@ -851,11 +851,12 @@ saved, the chain rule made visible, down to one dL/d<parameter> per parameter. s
 pdf need graphviz's dot program.
 
 \b
-Both graphs box the ops of each module by its path (blocks.0, blocks.0.attn, ...); a backward
-op goes in the box of the forward op whose backward it is. --depth N collapses each module N
-levels down into one node with its class, parameter count and number of ops: --depth 1 draws
-a GPT as its embeddings, each block and the final norm. --fold-repeats collapses a stack of
-blocks of one class into one node, "blocks: DecoderLayer x 4".
+Both graphs box the ops of each module by its path (decoder.layers.0, decoder.layers.0.attn,
+...); a backward op goes in the box of the forward op whose backward it is. --depth N
+collapses each module N levels down into one node with its class, parameter count and number
+of ops: --depth 2 draws a GPT as its token and position embeddings, each block and the final
+norm. --fold-repeats collapses a stack of blocks of one class into one node,
+"decoder.layers: DecoderLayer x 4".
 
 \b
 --grad writes each gradient's norm, min and max in its box; --flow colours every node by its
@@ -889,7 +890,7 @@ its task (e.g. "3141+27" for add), into the task's answer (teacher forcing).
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Collapse each module N levels down into one node.")
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
-              "class into one node (blocks: Block x N).")
+              "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,

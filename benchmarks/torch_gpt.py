@@ -78,18 +78,21 @@ def copy_weights(ours, theirs):
     x @ W; torch's stores (out, in) and computes x @ W^T, so every Linear weight is transposed.
     Our q, k and v projections are stacked into nanoGPT's single c_attn."""
     p = {name: torch.from_numpy(t.data.copy()) for name, t in ours.named_parameters()}
-    weights = {"wte.weight": p["tok.weight"], "wpe.weight": p["pos.embedding.weight"],
-               "ln_f.weight": p["norm.weight"], "ln_f.bias": p["norm.bias"]}
+    weights = {"wte.weight": p["embed.tok.weight"], "wpe.weight": p["embed.pos.embedding.weight"],
+               "ln_f.weight": p["decoder.final_norm.weight"],
+               "ln_f.bias": p["decoder.final_norm.bias"]}
     for i in range(ours.config["n_layer"]):
-        o, t = f"blocks.{i}", f"h.{i}"
-        attn = f"{o}.self_attn"
+        o, t = f"decoder.layers.{i}", f"h.{i}"
+        attn = f"{o}.attn"
         weights.update({
-            f"{t}.ln_1.weight": p[f"{o}.norm1.weight"], f"{t}.ln_1.bias": p[f"{o}.norm1.bias"],
+            f"{t}.ln_1.weight": p[f"{o}.attn_norm.weight"],
+            f"{t}.ln_1.bias": p[f"{o}.attn_norm.bias"],
             f"{t}.attn.c_attn.weight": torch.cat([p[f"{attn}.{n}.weight"].T for n in "qkv"]),
             f"{t}.attn.c_attn.bias": torch.cat([p[f"{attn}.{n}.bias"] for n in "qkv"]),
             f"{t}.attn.c_proj.weight": p[f"{attn}.out.weight"].T,
             f"{t}.attn.c_proj.bias": p[f"{attn}.out.bias"],
-            f"{t}.ln_2.weight": p[f"{o}.norm3.weight"], f"{t}.ln_2.bias": p[f"{o}.norm3.bias"],
+            f"{t}.ln_2.weight": p[f"{o}.ffn_norm.weight"],
+            f"{t}.ln_2.bias": p[f"{o}.ffn_norm.bias"],
             f"{t}.mlp.c_fc.weight": p[f"{o}.ffn.fc1.weight"].T,
             f"{t}.mlp.c_fc.bias": p[f"{o}.ffn.fc1.bias"],
             f"{t}.mlp.c_proj.weight": p[f"{o}.ffn.fc2.weight"].T,

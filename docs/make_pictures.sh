@@ -11,5 +11,5 @@ tinyformer attention --checkpoint "$run" --out docs/img/attention.png \
     --prompt "eve has a red kite. it rained. the kite of eve is "
 tinyformer graph --example gpt --out docs/img/gpt-forward.png
 tinyformer graph --example layernorm --what backward --out docs/img/layernorm-backward.png
-tinyformer graph --checkpoint "$run" --prompt "eve has a red kite." --what backward --depth 1 \
+tinyformer graph --checkpoint "$run" --prompt "eve has a red kite." --what backward --depth 2 \
     --out docs/img/gpt-backward.png

@@ -35,13 +35,13 @@ def test_padding_never_changes_the_real_positions():
     idx[1, 3:] = PAD
     before = model(idx).data
     real = idx != PAD
-    model.tok.weight.data[PAD] += 5.0                        # what a pad token looks like
+    model.embed.tok.weight.data[PAD] += 5.0                        # what a pad token looks like
     changed = model(idx).data
     # every logit at a real position is unchanged, except the one for the PAD class itself,
     # which the tied head reads from the very row that was changed
     np.testing.assert_allclose(changed[real][:, PAD + 1:], before[real][:, PAD + 1:],
                                rtol=1e-5, atol=1e-6)
-    model.tok.weight.data[PAD] -= 5.0
+    model.embed.tok.weight.data[PAD] -= 5.0
     longer = model(idx[:, :5]).data                          # fewer pads on the first row
     np.testing.assert_allclose(longer[0, :5], before[0, :5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(longer[1, :3], before[1, :3], rtol=1e-5, atol=1e-6)

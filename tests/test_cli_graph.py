@@ -129,20 +129,21 @@ def test_a_checkpoints_backward_graph_folded(tmp_path, runs):
 
 @pytest.mark.parametrize("what", ["forward", "backward"])
 def test_depth_collapses_the_example_to_its_modules(tmp_path, what):
-    source = draw(tmp_path, "--example", "gpt", "--what", what, "--depth", 1, suffix=".dot")
+    source = draw(tmp_path, "--example", "gpt", "--what", what, "--depth", 2, suffix=".dot")
     folded = re.findall(r"^\s*module\d+ \[label=<<B>(.*?)</B>(.*)$", source, re.M)
-    assert {title for title, _ in folded} == {"tok", "pos", "blocks.0", "norm"}
-    label = dict(folded)["blocks.0"]
+    assert {title for title, _ in folded} == {"embed.tok", "embed.pos", "decoder.layers.0",
+                                              "decoder.final_norm"}
+    label = dict(folded)["decoder.layers.0"]
     assert "DecoderLayer" in label and " ops<" in label and " params<" in label
-    assert "self_attn" not in source                # folded into blocks.0, boxes and all
+    assert "attn_norm" not in source          # folded into decoder.layers.0, boxes and all
 
 
 @pytest.mark.parametrize("what", ["forward", "backward"])
 def test_fold_repeats_draws_the_layers_as_one_node(tmp_path, what):
     source = draw(tmp_path, "--example", "bert", "--what", what, "--fold-repeats",
                   suffix=".dot")
-    layers = example("bert").params.layers
-    (label,) = re.findall(r"^\s*module\d+ \[label=<<B>layers: EncoderLayer x 2</B>(.*)$",
+    layers = example("bert").params.encoder.layers
+    (label,) = re.findall(r"^\s*module\d+ \[label=<<B>encoder.layers: EncoderLayer x 2</B>(.*)$",
                           source, re.M)
     assert f"{sum(layer.num_parameters() for layer in layers):,} params" in label
     assert "layers.0" not in source and "layers.1" not in source

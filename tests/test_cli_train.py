@@ -421,4 +421,4 @@ def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     with zipfile.ZipFile(weights_file(out)) as archive:
         assert all(name.endswith(".npy") for name in archive.namelist())
     with np.load(weights_file(out), allow_pickle=False) as weights:
-        assert "tok.weight" in weights.files
+        assert "embed.tok.weight" in weights.files

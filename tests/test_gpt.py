@@ -89,16 +89,16 @@ def torch_gpt(model, idx):
     def heads(x):
         return x.view(B, T, n_head, d_head).transpose(1, 2)
 
-    x = params["tok.weight"][torch.as_tensor(idx)] + params["pos.embedding.weight"][:T]
+    x = params["embed.tok.weight"][torch.as_tensor(idx)] + params["embed.pos.embedding.weight"][:T]
     for i in range(c["n_layer"]):
-        b = f"blocks.{i}"
-        h = norm(f"{b}.norm1", x)
-        q, k, v = (heads(linear(f"{b}.self_attn.{n}", h)) for n in "qkv")
+        b = f"decoder.layers.{i}"
+        h = norm(f"{b}.attn_norm", x)
+        q, k, v = (heads(linear(f"{b}.attn.{n}", h)) for n in "qkv")
         a = TF.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + linear(f"{b}.self_attn.out", a.transpose(1, 2).reshape(B, T, -1))
-        h = TF.gelu(linear(f"{b}.ffn.fc1", norm(f"{b}.norm3", x)), approximate="tanh")
+        x = x + linear(f"{b}.attn.out", a.transpose(1, 2).reshape(B, T, -1))
+        h = TF.gelu(linear(f"{b}.ffn.fc1", norm(f"{b}.ffn_norm", x)), approximate="tanh")
         x = x + linear(f"{b}.ffn.fc2", h)
-    logits = norm("norm", x) @ params["tok.weight"].T
+    logits = norm("decoder.final_norm", x) @ params["embed.tok.weight"].T
     return logits, params
 
 

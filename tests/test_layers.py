@@ -1,5 +1,6 @@
-"""tinyformer.layers: token embeddings with tying, the four positional encodings, and the
-feed-forward network, against their formulas and against PyTorch."""
+"""tinyformer.layers: token embeddings with tying, the four positional encodings, the
+embeddings module (and its context check), and the feed-forward network, against their
+formulas and against PyTorch."""
 
 import math
 
@@ -9,8 +10,9 @@ import torch
 
 import tinyautograd as ta
 from tinyautograd import Tensor
-from tinyformer.layers import (FeedForward, LearnedPositions, NoPositions, RotaryPositions,
-                               SinusoidalPositions, TokenEmbedding, positional_encoding)
+from tinyformer.layers import (Embeddings, FeedForward, LearnedPositions, NoPositions,
+                               RotaryPositions, SinusoidalPositions, TokenEmbedding,
+                               positional_encoding)
 
 
 def to_float64(module):
@@ -195,17 +197,38 @@ def test_unknown_kind_lists_the_choices():
         positional_encoding("alibi", 8, 4)
 
 
-@pytest.mark.parametrize("kind", ["sinusoidal", "learned", "rope"])
-def test_too_long_a_sequence_is_an_error(kind):
-    pe = positional_encoding(kind, 64, 4)
-    message = "positions: sequence of 70 tokens exceeds the context of 64"
+@pytest.mark.parametrize("kind", ["sinusoidal", "learned", "rope", "none"])
+def test_embeddings_refuse_a_sequence_longer_than_the_context(kind):
+    embed = Embeddings(10, 4, 64, kind, 0.0)
+    assert embed(np.zeros((1, 64), int)).shape == (1, 64, 4)
+    message = "sequence of 70 tokens exceeds the context of 64"
     with pytest.raises(ValueError, match=message):
-        pe(Tensor(np.zeros((1, 70, 4))))
+        embed(np.zeros((1, 70), int))
     with pytest.raises(ValueError, match=message):
-        pe(Tensor(np.zeros((1, 10, 4))), start=60)
-    if kind == "rope":
-        with pytest.raises(ValueError, match=message):
-            pe.rotate(Tensor(np.zeros((1, 2, 70, 4))))
+        embed(np.zeros((1, 10), int), start=60)          # 60 earlier tokens in a KV cache
+
+
+def test_embeddings_hand_rope_to_attention_and_add_nothing():
+    rope = Embeddings(10, 8, 16, "rope", 0.0, d_head=4)
+    assert isinstance(rope.rotary, RotaryPositions) and rope.rotary.d_head == 4
+    idx = np.array([[1, 2]])
+    np.testing.assert_array_equal(rope(idx).data, rope.tok(idx).data)
+    assert Embeddings(10, 8, 16, "learned", 0.0).rotary is None
+
+
+def test_embeddings_scale_norm_and_dropout_in_the_papers_order():
+    idx = np.array([[1, 2, 3]])
+    plain = Embeddings(10, 4, 8, "sinusoidal", 0.0)
+    scaled = Embeddings(10, 4, 8, "sinusoidal", 0.0, scale=True)
+    scaled.tok.weight.data[...] = plain.tok.weight.data
+    np.testing.assert_allclose(scaled(idx).data - plain(idx).data,
+                               plain.tok(idx).data * (np.sqrt(4) - 1), rtol=1e-5, atol=1e-6)
+    normed = Embeddings(10, 4, 8, "sinusoidal", 0.0, norm=True)
+    out = normed(idx).data
+    np.testing.assert_allclose(out.mean(-1), 0, atol=1e-5)   # a LayerNorm on the sum
+    assert plain.norm is None
+    dropped = Embeddings(10, 4, 8, "sinusoidal", 0.5).train()
+    assert (dropped(np.ones((4, 8), int)).data == 0).mean() > 0.3   # dropout on the sum
 
 
 # -------------------------------------------------------------------------- feed-forward

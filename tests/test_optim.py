@@ -287,6 +287,32 @@ def test_weight_decay_groups_decay_matrices_only():
         np.testing.assert_array_equal(p.data, np.full(p.shape, expected), err_msg=name)
 
 
+def test_named_groups_resume_by_name_whatever_the_order():
+    """A model whose parameters now come in another order (a checkpoint of an earlier version)
+    gets each parameter's own moments back: the state follows the names."""
+    shapes = {"a.weight": (3, 2), "b.weight": (2, 2), "c.bias": (2,), "d.bias": (2,),
+              "e.weight": (2, 2)}
+
+    def optimizer(order):
+        named = [(name, Tensor(np.ones(shapes[name]), requires_grad=True)) for name in order]
+        return AdamW(weight_decay_groups(named, 0.1)), dict(named)
+
+    saved, params = optimizer(["a.weight", "b.weight", "c.bias", "d.bias"])
+    for i, p in enumerate(params.values()):
+        p.grad = np.full(p.shape, i + 1.0)
+    saved.step()
+    state = saved.state_dict()
+    resumed, twins = optimizer(["b.weight", "a.weight", "d.bias", "c.bias"])
+    resumed.load_state_dict(state)
+    for name, p in twins.items():
+        np.testing.assert_array_equal(resumed.state[id(p)]["exp_avg"],
+                                      saved.state[id(params[name])]["exp_avg"], err_msg=name)
+    assert resumed.param_groups[0]["param_names"] == ["b.weight", "a.weight"]   # its own
+    unknown, _ = optimizer(["a.weight", "e.weight", "c.bias", "d.bias"])
+    with pytest.raises(ValueError, match="no state for parameter 'e.weight'"):
+        unknown.load_state_dict(state)
+
+
 # ---------------------------------------------------------------------------- gradient clipping
 
 

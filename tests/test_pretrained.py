@@ -182,8 +182,9 @@ def test_shards_must_sit_beside_their_index(hf, tmp_path):
 def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
     _, weights = hub_layout(hf, tmp_path / "f16", np.float16)
     model = GPT.from_pretrained(tmp_path / "f16")
-    assert model.tok.weight.dtype == np.float32
-    np.testing.assert_array_equal(model.tok.weight.data, weights["wte.weight"].astype(np.float32))
+    assert model.embed.tok.weight.dtype == np.float32
+    np.testing.assert_array_equal(model.embed.tok.weight.data,
+                                  weights["wte.weight"].astype(np.float32))
     bf16 = {name: torch.from_numpy(array).to(torch.bfloat16)
             for name, array in load_file(hf[1] / "model.safetensors").items()}
     os.makedirs(tmp_path / "bf16")
@@ -191,7 +192,7 @@ def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
                                 metadata={"format": "pt"})
     (tmp_path / "bf16" / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
     model = GPT.from_pretrained(tmp_path / "bf16")
-    np.testing.assert_array_equal(model.pos.embedding.weight.data,
+    np.testing.assert_array_equal(model.embed.pos.embedding.weight.data,
                                   bf16["transformer.wpe.weight"].float().numpy())
 
 

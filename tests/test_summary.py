@@ -10,7 +10,7 @@ def test_flops_counted_on_the_graph_equal_the_formula():
     vocab, T, n_layer, d_model = 11, 8, 2, 16
     model = GPT(vocab, context=T, n_layer=n_layer, n_head=4, d_model=d_model)
     linear_weights = sum(p.size for name, p in model.named_parameters()
-                         if name.startswith("blocks") and name.endswith("weight")
+                         if name.startswith("decoder.layers") and name.endswith("weight")
                          and "norm" not in name)
     # per token: 2 FLOPs per weight of every Linear, the tied head (d_model x vocab), and
     # attention's Q K^T and P V over all T keys, in every layer
@@ -25,5 +25,5 @@ def test_flops_counted_on_the_graph_equal_the_formula():
 def test_summary_lists_modules_parameters_and_flops():
     model = GPT(11, context=8, n_layer=2, n_head=4, d_model=16)
     text = summary(model)
-    assert "blocks" in text and f"{model.num_parameters():,}" in text
+    assert "decoder" in text and f"{model.num_parameters():,}" in text
     assert "6N = " in text and "FLOPs per token at T=8" in text

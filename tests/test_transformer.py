@@ -49,10 +49,10 @@ def test_logits_shape_and_every_parameter_gets_a_gradient(positions, norm):
 
 def test_shared_and_tied_embeddings_are_one_parameter():
     model = Transformer(10, 10, context=8, d_model=8, share_embeddings=True)
-    assert model.tgt_embedding is model.src_embedding
+    assert model.tgt_embed is model.src_embed
     assert model.head is None                     # the logits use the embedding, transposed
     names = [name for name, _ in model.named_parameters()]
-    assert "src_embedding.weight" in names and "tgt_embedding.weight" not in names
+    assert "src_embed.tok.weight" in names and not any(n.startswith("tgt_embed") for n in names)
 
 
 def test_config_rebuilds_the_same_model():
@@ -79,9 +79,9 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 def test_sequences_longer_than_the_context_are_refused(positions):
     model = Transformer(5, 5, context=4, n_layer=1, n_head=2, d_model=8, positions=positions)
     fits, too_long = np.ones((1, 4), dtype=int), np.ones((1, 5), dtype=int)
-    with pytest.raises(ValueError, match="source sequence of 5 tokens exceeds the context"):
+    with pytest.raises(ValueError, match="sequence of 5 tokens exceeds the context of 4"):
         model(too_long, fits)
-    with pytest.raises(ValueError, match="target sequence of 5 tokens exceeds the context"):
+    with pytest.raises(ValueError, match="sequence of 5 tokens exceeds the context of 4"):
         model(fits, too_long)
 
 
@@ -118,7 +118,7 @@ def test_source_padding_never_changes_the_logits():
         alone = model(src[b:b + 1, :length], tgt[b:b + 1]).data
         np.testing.assert_allclose(alone, padded[b:b + 1], rtol=1e-5, atol=1e-6)
     # More padding, and a different vector for the pad token: nothing reads either.
-    model.src_embedding.weight.data[PAD] = rng.standard_normal(8)
+    model.src_embed.tok.weight.data[PAD] = rng.standard_normal(8)
     more_padding = np.concatenate([src, np.full((3, 2), PAD)], axis=1)
     np.testing.assert_allclose(model(more_padding, tgt).data, padded, rtol=1e-5, atol=1e-6)
 
@@ -137,7 +137,7 @@ def test_target_padding_never_changes_the_logits_of_real_target_positions():
         np.testing.assert_allclose(padded[b:b + 1, :length], alone, rtol=1e-5, atol=1e-6)
     # More padding, and a different vector for the pad token (untied, so the logits' own
     # weights stay put): the real positions do not see it.
-    model.tgt_embedding.weight.data[PAD] = rng.standard_normal(8)
+    model.tgt_embed.tok.weight.data[PAD] = rng.standard_normal(8)
     more_padding = np.concatenate([tgt, np.full((2, 3), PAD)], axis=1)
     changed = model(src, more_padding).data
     for b, length in enumerate(lengths):
@@ -188,16 +188,16 @@ def _parameter_pairs(model, torch_model):
         yield from _attention_pairs(ours.attn, theirs.self_attn)
         yield from _linear_pairs(ours.ffn.fc1, theirs.linear1)
         yield from _linear_pairs(ours.ffn.fc2, theirs.linear2)
-        yield from _norm_pairs(ours.norm1, theirs.norm1)
-        yield from _norm_pairs(ours.norm2, theirs.norm2)
+        yield from _norm_pairs(ours.attn_norm, theirs.norm1)
+        yield from _norm_pairs(ours.ffn_norm, theirs.norm2)
     for ours, theirs in zip(model.decoder.layers, torch_model.decoder.layers):
-        yield from _attention_pairs(ours.self_attn, theirs.self_attn)
+        yield from _attention_pairs(ours.attn, theirs.self_attn)
         yield from _attention_pairs(ours.cross_attn, theirs.multihead_attn)
         yield from _linear_pairs(ours.ffn.fc1, theirs.linear1)
         yield from _linear_pairs(ours.ffn.fc2, theirs.linear2)
-        yield from _norm_pairs(ours.norm1, theirs.norm1)
-        yield from _norm_pairs(ours.norm2, theirs.norm2)
-        yield from _norm_pairs(ours.norm3, theirs.norm3)
+        yield from _norm_pairs(ours.attn_norm, theirs.norm1)
+        yield from _norm_pairs(ours.cross_norm, theirs.norm2)
+        yield from _norm_pairs(ours.ffn_norm, theirs.norm3)
 
 
 def _as_ours(array, rows, transpose):

@@ -129,7 +129,7 @@ def test_maps_have_one_heatmap_per_layer_and_head(runs):
     assert chosen.queries == chosen.keys and chosen.queries[3] == "␣"   # spaces made visible
     np.testing.assert_allclose(chosen.weights.sum(-1), 1.0, atol=1e-5)
     assert (chosen.weights[..., ~causal_mask(T)] == 0).all()
-    assert not any(attn.record_weights for attn in (b.self_attn for b in model.blocks))
+    assert not any(attn.record_weights for attn in (b.attn for b in model.decoder.layers))
 
 
 def test_seq2seq_maps_pair_the_translation_with_the_source(runs):

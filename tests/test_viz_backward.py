@@ -298,10 +298,12 @@ def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
     drawn = sorted((title, parent or "") for title, parent, _ in boxes(dot)
                    if title.endswith(" backward"))
     assert drawn == expected and len(drawn) > 30
-    # the module boxes nest as the module tree does: blocks.1.self_attn.q in blocks.1.self_attn
+    # the module boxes nest as the module tree does: decoder.layers.1.attn.q in
+    # decoder.layers.1.attn (a ModuleList is no box of its own)
     parent = {title: up for title, up, _ in boxes(dot) if not title.endswith(" backward")}
-    assert parent["blocks.1.self_attn.q"] == "blocks.1.self_attn"
-    assert parent["blocks.1.self_attn"] == "blocks.1" and parent["blocks.1"] is None
+    assert parent["decoder.layers.1.attn.q"] == "decoder.layers.1.attn"
+    assert parent["decoder.layers.1.attn"] == "decoder.layers.1"
+    assert parent["decoder.layers.1"] == "decoder" and parent["decoder"] is None
     assert len(nodes(dot, "op")) == len(ops)                     # nothing folded or left out
     for name, _ in model.named_parameters():
         assert f"<B>dL/d{name}</B>" in dot.source
@@ -320,19 +322,23 @@ def counted(label, what):
 def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(gpt2):
     model, loss = gpt2
     n_ops = len(backward_ops(model, loss))
-    dot = draw_backward(loss, params=model, depth=1)
+    dot = draw_backward(loss, params=model, depth=2)
     folded = module_nodes(dot)
-    assert set(folded) == {"tok", "pos", "blocks.0", "blocks.1", "norm"}
+    assert set(folded) == {"embed.tok", "embed.pos", "decoder.layers.0", "decoder.layers.1",
+                           "decoder.final_norm"}
     # every backward op is drawn, or counted in the one module node it was folded into
     assert len(nodes(dot, "op")) + sum(counted(v, "ops?") for v in folded.values()) == n_ops
     assert len(nodes(dot)) < 40 < n_ops
     # a block's own parameters' gradients are computed inside it; the tied token embedding's
     # gradient is summed from two modules, outside both
-    block = [name for name, _ in model.named_parameters() if name.startswith("blocks.0.")]
-    assert counted(folded["blocks.0"], "gradients") == len(block) > 10
-    assert f"{model.blocks[0].num_parameters():,} params" in folded["blocks.0"]
-    assert "dL/dblocks.0" not in dot.source and "<B>dL/dtok.weight</B>" in dot.source
-    assert "DecoderLayer" in folded["blocks.1"]
+    block = [name for name, _ in model.named_parameters()
+             if name.startswith("decoder.layers.0.")]
+    assert counted(folded["decoder.layers.0"], "gradients") == len(block) > 10
+    assert (f"{model.decoder.layers[0].num_parameters():,} params"
+            in folded["decoder.layers.0"])
+    assert "dL/ddecoder.layers.0" not in dot.source
+    assert "<B>dL/dembed.tok.weight</B>" in dot.source
+    assert "DecoderLayer" in folded["decoder.layers.1"]
     with pytest.raises(ValueError, match="depth"):
         draw_backward(loss, params=model, depth=-1)
 
@@ -342,14 +348,15 @@ def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
     n_ops = len(backward_ops(model, loss))
     dot = draw_backward(loss, params=model, fold_repeats=True)
     folded = module_nodes(dot)
-    assert list(folded) == ["blocks: DecoderLayer x 2"]
-    label = folded["blocks: DecoderLayer x 2"]
-    assert f"{sum(b.num_parameters() for b in model.blocks):,} params" in label
-    in_blocks = [name for name, _ in model.named_parameters() if name.startswith("blocks.")]
+    assert list(folded) == ["decoder.layers: DecoderLayer x 2"]
+    label = folded["decoder.layers: DecoderLayer x 2"]
+    assert f"{sum(b.num_parameters() for b in model.decoder.layers):,} params" in label
+    in_blocks = [name for name, _ in model.named_parameters()
+                 if name.startswith("decoder.layers.")]
     assert counted(label, "gradients") == len(in_blocks)
     assert len(nodes(dot, "op")) + counted(label, "ops") == n_ops
-    assert "blocks.0" not in [title for title, _, _ in boxes(dot)]
-    assert "<B>dL/dnorm.weight</B>" in dot.source           # outside the blocks: drawn
+    assert "decoder.layers.0" not in [title for title, _, _ in boxes(dot)]
+    assert "<B>dL/ddecoder.final_norm.weight</B>" in dot.source    # outside the blocks: drawn
 
 
 def test_flow_colours_each_backward_node_by_the_gradient_it_computes():

@@ -115,7 +115,7 @@ def test_tiny_gpt_graph_matches_the_recorded_graph(gpt_loss):
     assert len(nodes(dot, "op")) == len(contexts) > 20
     assert len(nodes(dot, "leaf")) == len(leaves)
     assert len(edges(dot)) == links
-    assert "<B>blocks.0.self_attn.q.weight</B>" in dot.source
+    assert "<B>decoder.layers.0.attn.q.weight</B>" in dot.source
     assert "omitted" not in dot.source
     assert "data: norm" in dot.source
 
@@ -124,7 +124,7 @@ def test_clusters_group_parameters_by_top_level_module(gpt_loss):
     model, loss = gpt_loss
     dot = draw_graph(loss, params=model, cluster_params=True)
     assert "subgraph cluster_" in dot.source
-    for group in ("tok", "blocks.0", "norm"):
+    for group in ("embed", "decoder.layers.0", "decoder"):
         assert f"label=<<B>{group}</B>>" in dot.source
     assert len(nodes(dot)) == len(nodes(draw_graph(loss, params=model)))
 
@@ -260,7 +260,7 @@ def test_ops_are_boxed_by_module_path(recorded_gpt):
     assert paths                                         # recording worked
     for path in paths:                                   # a box for each, and its parents
         assert f"label=<<B>{path}</B>>" in dot.source
-    assert "label=<<B>blocks.1.self_attn</B>>" in dot.source
+    assert "label=<<B>decoder.layers.1.attn</B>>" in dot.source
     assert len(nodes(dot, "op")) == len(contexts)        # nothing collapsed without depth
 
 
@@ -268,26 +268,28 @@ def test_ops_are_boxed_by_module_path(recorded_gpt):
 def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
     model, loss = recorded_gpt
     start = time.perf_counter()
-    dot = draw_graph(loss, params=model, depth=1)
+    dot = draw_graph(loss, params=model, depth=2)
     render(dot, tmp_path / "gpt.svg")
-    print(f"2-layer GPT, depth=1: drawn and rendered in {time.perf_counter() - start:.3f} s")
+    print(f"2-layer GPT, depth=2: drawn and rendered in {time.perf_counter() - start:.3f} s")
     contexts = recorded_graph(loss)[0].values()
-    # The modules one level down that made ops, a ModuleList's items counting as that level.
-    top = {".".join(p.split(".")[:2 if p.startswith("blocks.") else 1])
-           for p in (n.module_path for n in contexts) if p}
-    expected = {"tok", "pos", "blocks.0", "blocks.1", "norm"}
-    assert top == expected | ({"head"} if model.head is not None else set())
+    # The modules two levels down that made ops, a ModuleList's items counting as a level.
+    top = {".".join(p.split(".")[:3 if p.startswith("decoder.layers.") else 2])
+           for p in (n.module_path for n in contexts) if p and "." in p}
+    expected = {"embed.tok", "embed.pos", "decoder.layers.0", "decoder.layers.1",
+                "decoder.final_norm"}
+    assert top == expected
     collapsed = nodes(dot, "module")
     assert len(collapsed) == len(expected)
-    block = model.blocks[0]
-    label = next(line for line in dot.source.splitlines() if "<B>blocks.0</B>" in line
+    block = model.decoder.layers[0]
+    label = next(line for line in dot.source.splitlines() if "<B>decoder.layers.0</B>" in line
                  and line.lstrip().startswith("module"))
-    n_ops = sum(1 for n in contexts if (n.module_path or "") == "blocks.0"
-                or (n.module_path or "").startswith("blocks.0."))
+    n_ops = sum(1 for n in contexts if (n.module_path or "") == "decoder.layers.0"
+                or (n.module_path or "").startswith("decoder.layers.0."))
     assert f"{block.num_parameters():,} params" in label and f"{n_ops} ops" in label
     assert type(block).__name__ in label
     # Its parameters went inside it; the tied embedding, used by two modules, stays drawn.
-    assert "blocks.0.self_attn.q.weight" not in dot.source and "tok.weight" in dot.source
+    assert "decoder.layers.0.attn.q.weight" not in dot.source
+    assert "embed.tok.weight" in dot.source
     assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
     assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
     assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
@@ -309,19 +311,20 @@ def forward_ops_under(loss, prefix):
                if (n.module_path or "").startswith(prefix))
 
 
-@pytest.mark.parametrize("depth", [None, 1, 3])
+@pytest.mark.parametrize("depth", [None, 2, 3])
 def test_fold_repeats_draws_a_stack_of_blocks_as_one_node(recorded_gpt, depth):
     model, loss = recorded_gpt
     dot = draw_graph(loss, params=model, fold_repeats=True, depth=depth)
     (label,) = [line for line in dot.source.splitlines() if line.lstrip().startswith("module")
-                and "<B>blocks: DecoderLayer x 2</B>" in line]
-    assert f"{sum(b.num_parameters() for b in model.blocks):,} params" in label
-    assert f"{forward_ops_under(loss, 'blocks.')} ops" in label
-    assert "blocks.0" not in dot.source and "blocks.1" not in dot.source
+                and "<B>decoder.layers: DecoderLayer x 2</B>" in line]
+    layers = model.decoder.layers
+    assert f"{sum(b.num_parameters() for b in layers):,} params" in label
+    assert f"{forward_ops_under(loss, 'decoder.layers.')} ops" in label
+    assert "decoder.layers.0" not in dot.source and "decoder.layers.1" not in dot.source
     # outside the blocks, the modules are collapsed as depth alone collapses them
     alone = module_titles(draw_graph(loss, params=model, depth=depth))
-    assert module_titles(dot) == sorted(["blocks: DecoderLayer x 2"] + [
-        title for title in alone if not title.startswith("blocks.")])
+    assert module_titles(dot) == sorted(["decoder.layers: DecoderLayer x 2"] + [
+        title for title in alone if not title.startswith("decoder.layers.")])
 
 
 def module_titles(dot):

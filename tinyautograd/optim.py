@@ -126,16 +126,29 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from `state_dict()` of an optimizer over parameters of the same shapes, in
-        the same groups. The groups' options (lr included) are replaced by the saved ones."""
+        the same groups. The groups' options (lr included) are replaced by the saved ones.
+
+        The state goes to the parameters by their number, or by their name where both the
+        saved groups and these carry 'param_names' (as weight_decay_groups makes them): then
+        parameters may come in another order than when the state was saved."""
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         saved_sizes = [len(group["params"]) for group in saved_groups]
         sizes = [len(group["params"]) for group in self.param_groups]
         if saved_sizes != sizes:
             raise ValueError(f"load_state_dict: the saved optimizer has groups of {saved_sizes} "
                              f"parameters, this one {sizes}")
+        saved_names = [name for group in saved_groups for name in group.get("param_names", [])]
+        names = [name for group in self.param_groups for name in group.get("param_names", [])]
+        if saved_names and names:
+            if sorted(saved_names) != sorted(names):
+                missing = sorted(set(names) - set(saved_names)) or sorted(saved_names)
+                raise ValueError(f"load_state_dict: the saved optimizer has no state for "
+                                 f"parameter {missing[0]!r}")
+            by_name = dict(zip(saved_names, saved_state))
+            saved_state = [by_name[name] for name in names]
         for group, saved in zip(self.param_groups, saved_groups):
             for key, value in saved.items():
-                if key != "params":
+                if key not in ("params", "param_names"):    # names are this optimizer's own
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
         self.state = {}
         for p, saved in zip(self._all_params(), saved_state):

@@ -1,8 +1,8 @@
 """BERT: an encoder-only Transformer trained to fill in masked tokens (Devlin et al. 2019).
 
-    x = LayerNorm(TokenEmbedding(idx) + Positions)     (B, T, C)
-    x = EncoderLayer(x) for each of n_layer layers       every token attends to every real one
-    logits = MLMHead(x)                                  (B, T, vocab): a guess at every position
+    x = embed(idx)         LayerNorm(TokenEmbedding(idx) + Positions), dropout     (B, T, C)
+    x = encoder(x)         n_layer EncoderLayers: every token attends to every real one
+    logits = head(x)       MLMHead: (B, T, vocab), a guess at every position
 
 Unlike GPT, each position sees the whole sentence, both sides of it; so the training task
 cannot be "predict the next token" (the answer would be in view). Instead some tokens are
@@ -17,8 +17,8 @@ import tinyautograd as ta
 from tinyautograd import nn
 
 from .attention import padding_mask
-from .blocks import EncoderLayer
-from .layers import RotaryPositions, TokenEmbedding, positional_encoding
+from .blocks import Encoder
+from .layers import Embeddings, token_array
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 
@@ -50,28 +50,17 @@ class BERT(nn.Module):
                            positions=positions, norm=norm, activation=activation,
                            pad_id=pad_id)
         self.context, self.pad_id = context, pad_id
-        self.tok = TokenEmbedding(vocab_size, d_model)
-        self.pos = positional_encoding(positions, context, d_model, d_head=d_model // n_head)
-        rotary = self.pos if isinstance(self.pos, RotaryPositions) else None
-        self.embed_norm = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary)
-            for _ in range(n_layer))
-        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
-        self.head = MLMHead(self.tok, d_model)
+        self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
+                                d_head=d_model // n_head)
+        self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
+                               rotary=self.embed.rotary)
+        self.head = MLMHead(self.embed.tok, d_model)
 
     def forward(self, idx):
-        idx = np.asarray(idx.data if isinstance(idx, ta.Tensor) else idx)
-        if idx.shape[1] > self.context:
-            raise ValueError(f"BERT: sequence of {idx.shape[1]} tokens exceeds the context of "
-                             f"{self.context}")
+        idx = token_array(idx)                                   # (B, T)
         mask = padding_mask(idx != self.pad_id)                  # (B, 1, 1, T): real keys
-        x = self.drop(self.embed_norm(self.pos(self.tok(idx))))  # (B, T, C)
-        for layer in self.layers:
-            x = layer(x, mask=mask)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self.embed(idx)                                      # (B, T, C)
+        x = self.encoder(x, mask)                                # (B, T, C)
         return self.head(x)                                      # (B, T, vocab)
 
 

@@ -235,7 +235,8 @@ def load_model(directory):
         return model, tokenizer, config
     config = read_config(directory)
     where = os.path.join(directory, "config.json")
-    weights = load_arrays(os.path.join(directory, config["files"]["weights"]))
+    path = os.path.join(directory, config["files"]["weights"])
+    weights = in_current_layout(config, load_arrays(path), path)
     check_model_config(config.get("model_config"), weights, where)
     try:
         model = nn.skip_init(MODELS[config["model"]], **config["model_config"])
@@ -254,6 +255,85 @@ def load_model(directory):
     model_config = config["model_config"]
     vocab_size = model_config.get("vocab_size", model_config.get("tgt_vocab_size"))
     return model, load_tokenizer_for(directory, config, vocab_size), config
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights saved before GPT, BERT and the Transformer shared one stack
+#
+# Their parameters had other names then: a GPT's `blocks.0.self_attn.q.weight` is now
+# `decoder.layers.0.attn.q.weight`. The parameters themselves are the same, so renaming is all
+# it takes; the optimizer's state, kept with the parameters' names, follows the new names.
+
+# Each model's top-level names in the current layout.
+CURRENT_ROOTS = {"gpt": {"embed", "decoder", "head"}, "bert": {"embed", "encoder", "head"},
+                 "transformer": {"src_embed", "tgt_embed", "encoder", "decoder", "head"}}
+# The previous layout, module by module: previous path -> current path, `*` a layer's number.
+PREVIOUS_LAYOUT = {
+    "gpt": {
+        "tok": "embed.tok", "pos": "embed.pos",
+        "blocks.*.self_attn": "decoder.layers.*.attn",
+        "blocks.*.norm1": "decoder.layers.*.attn_norm",
+        "blocks.*.ffn": "decoder.layers.*.ffn",
+        "blocks.*.norm3": "decoder.layers.*.ffn_norm",
+        "norm": "decoder.final_norm", "head": "head"},
+    "bert": {
+        "tok": "embed.tok", "pos": "embed.pos", "embed_norm": "embed.norm",
+        "layers.*.attn": "encoder.layers.*.attn",
+        "layers.*.norm1": "encoder.layers.*.attn_norm",
+        "layers.*.ffn": "encoder.layers.*.ffn",
+        "layers.*.norm2": "encoder.layers.*.ffn_norm",
+        "final_norm": "encoder.final_norm", "head": "head"},
+    "transformer": {
+        "src_embedding": "src_embed.tok", "src_positions": "src_embed.pos",
+        "tgt_embedding": "tgt_embed.tok", "tgt_positions": "tgt_embed.pos",
+        "encoder.layers.*.attn": "encoder.layers.*.attn",
+        "encoder.layers.*.norm1": "encoder.layers.*.attn_norm",
+        "encoder.layers.*.ffn": "encoder.layers.*.ffn",
+        "encoder.layers.*.norm2": "encoder.layers.*.ffn_norm",
+        "encoder.final_norm": "encoder.final_norm",
+        "decoder.layers.*.self_attn": "decoder.layers.*.attn",
+        "decoder.layers.*.norm1": "decoder.layers.*.attn_norm",
+        "decoder.layers.*.cross_attn": "decoder.layers.*.cross_attn",
+        "decoder.layers.*.norm2": "decoder.layers.*.cross_norm",
+        "decoder.layers.*.ffn": "decoder.layers.*.ffn",
+        "decoder.layers.*.norm3": "decoder.layers.*.ffn_norm",
+        "decoder.final_norm": "decoder.final_norm", "head": "head"},
+}
+
+
+def in_current_layout(config, weights, path):
+    """The weights (name -> array) of the checkpoint whose config.json is `config`, under the
+    current names: as they are if they have them, renamed if they have the previous layout's;
+    then the optimizer's parameter names in `config` are renamed too (for --resume). The
+    top-level names tell the layout; CheckpointError (one line) for names of neither."""
+    kind = config["model"]
+    if {name.split(".")[0] for name in weights} <= CURRENT_ROOTS[kind]:
+        return weights
+    current = {}                                       # previous name -> current name
+    for name in weights:
+        current[name] = _previous_to_current(name, PREVIOUS_LAYOUT[kind])
+        if current[name] is None:
+            raise CheckpointError(f"{path}: {name!r} is the name of no {kind} parameter, in "
+                                  f"this layout or the previous one; these are not the weights "
+                                  f"of the model config.json describes")
+    for group in config.get("resume", {}).get("optimizer", {}).get("param_groups", []):
+        group["param_names"] = [current.get(name, name) for name in group.get("param_names", [])]
+    return {current[name]: array for name, array in weights.items()}
+
+
+def _previous_to_current(name, layout):
+    """The current name of parameter `name` ('blocks.0.norm1.weight'), given `layout`
+    (previous module path -> current one); None if no module path of `layout` starts it."""
+    parts = name.split(".")
+    for old, new in layout.items():
+        old = old.split(".")
+        start, rest = parts[:len(old)], parts[len(old):]        # module path, parameter name
+        if rest and all(o == p or (o == "*" and p.isdigit()) for o, p in zip(old, start)):
+            for o, p in zip(old, start):
+                if o == "*":                                    # the layer's number
+                    new = new.replace("*", p)
+            return ".".join([new] + rest)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """GPT: a decoder-only Transformer that predicts the next token (Radford et al. 2018, 2019).
 
-    x = TokenEmbedding(idx) + Positions              (B, T, C)
-    x = DecoderLayer(x) for each of n_layer blocks     masked self-attention + feed-forward,
-                                                       no cross-attention: nothing to encode
-    logits = LayerNorm(x) @ E^T                        (B, T, vocab), head tied to the embedding
+    x = embed(idx)             TokenEmbedding(idx) + Positions, dropout      (B, T, C)
+    x = decoder(x)             n_layer DecoderLayers: masked self-attention + feed-forward, no
+                               cross-attention (nothing to encode); LayerNorm at the top
+    logits = x @ E^T           (B, T, vocab), the head tied to the token embedding E
 
 GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learned positions,
 GELU, tied embeddings, and its initialisation (below).
@@ -17,8 +17,8 @@ import tinyautograd as ta
 from tinyautograd import nn
 
 from .attention import KVCache, causal_mask
-from .blocks import DecoderLayer
-from .layers import RotaryPositions, TokenEmbedding, positional_encoding
+from .blocks import Decoder
+from .layers import Embeddings
 from .sampling import check_sampling, sample_next
 
 
@@ -39,16 +39,11 @@ class GPT(nn.Module):
                            positions=positions, norm=norm, activation=activation,
                            tie_weights=tie_weights)
         self.context = context
-        self.tok = TokenEmbedding(vocab_size, d_model)
-        self.pos = positional_encoding(positions, context, d_model, d_head=d_model // n_head)
-        rotary = self.pos if isinstance(self.pos, RotaryPositions) else None
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            DecoderLayer(d_model, n_head, d_ff, dropout, norm, activation,
-                         cross_attention=False, rotary=rotary)
-            for _ in range(n_layer))
-        # Pre-norm leaves the residual stream unnormalised, so one last norm before the head.
-        self.norm = nn.LayerNorm(d_model) if norm == "pre" else None
+        self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
+                                d_head=d_model // n_head)
+        self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
+                               rotary=self.embed.rotary, cross_attention=False)
+        # Tied (None): the logits come from the token embedding, embed.tok.unembed.
         self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(n_layer)
 
@@ -84,22 +79,13 @@ class GPT(nn.Module):
     def forward(self, idx, cache=None):
         """Logits (B, T, vocab) for tokens idx (B, T). With a KVCache, idx holds only the tokens
         that follow those already in the cache (generation feeds one at a time)."""
-        idx = np.asarray(idx.data if isinstance(idx, ta.Tensor) else idx)
-        B, T = idx.shape
         start = 0 if cache is None else cache.length            # position of idx's first token
-        if start + T > self.context:
-            raise ValueError(f"GPT: sequence of {start + T} tokens exceeds the context of "
-                             f"{self.context}; crop it (generate does so itself)")
-        x = self.drop(self.pos(self.tok(idx), start=start))      # (B, T, C)
+        x = self.embed(idx, start)                               # (B, T, C)
+        T = x.shape[1]
         # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
         mask = causal_mask(T, start) if T > 1 else None
-        for block in self.blocks:
-            x = block(x, mask=mask, cache=cache)
-        if cache is not None:
-            cache.length += T
-        if self.norm is not None:
-            x = self.norm(x)
-        return self.tok.unembed(x) if self.head is None else self.head(x)   # (B, T, vocab)
+        x = self.decoder(x, mask=mask, cache=cache)              # (B, T, C)
+        return self.embed.tok.unembed(x) if self.head is None else self.head(x)  # (B, T, vocab)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                  eos_id=None, generator=None, use_cache=True, streamer=None):

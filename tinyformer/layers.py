@@ -1,5 +1,6 @@
 """The layers a Transformer is assembled from, apart from attention: token embeddings, the
-positional encodings, and the position-wise feed-forward network.
+positional encodings, the embeddings module that puts them together (with the context check),
+and the position-wise feed-forward network.
 
 Each follows the paper that introduced it; the docstrings give the equations, the comments the
 shapes. B is the batch, T the sequence length, C = d_model the width of the residual stream.
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-from tinyautograd import nn, stack
+from tinyautograd import Tensor, nn, stack
 
 # --------------------------------------------------------------------------------------------
 # Token embeddings
@@ -55,14 +56,8 @@ class TokenEmbedding(nn.Embedding):
 # The order of the tokens has to be written into the vectors themselves. Each encoding below
 # has the same interface, `forward(x, start=0)` on the token embeddings x (B, T, C), so a model
 # can take any of them; `start` is the position of x's first token, which is not 0 when earlier
-# tokens sit in a key-value cache during generation.
-
-
-def _check_length(start, T, context):
-    """Positions start .. start+T-1 must exist in a table of `context` rows."""
-    if start + T > context:
-        raise ValueError(f"positions: sequence of {start + T} tokens exceeds the context of "
-                         f"{context}")
+# tokens sit in a key-value cache during generation. Each is sized by the model's context;
+# `Embeddings` below checks once, for all of them, that a sequence fits in it.
 
 
 class SinusoidalPositions(nn.Module):
@@ -90,7 +85,6 @@ class SinusoidalPositions(nn.Module):
 
     def forward(self, x, start=0):
         T = x.shape[1]                                             # x: (B, T, C)
-        _check_length(start, T, self.context)
         return x + self.table[start:start + T]                     # (T, C) broadcasts over B
 
     def extra_repr(self):
@@ -113,7 +107,6 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x, start=0):
         T = x.shape[1]                                             # x: (B, T, C)
-        _check_length(start, T, self.context)
         return x + self.embedding(np.arange(start, start + T))     # (T, C) broadcasts over B
 
     def extra_repr(self):
@@ -152,13 +145,11 @@ class RotaryPositions(nn.Module):
         self.cos, self.sin = np.cos(angle), np.sin(angle)          # constants, float64, as above
 
     def forward(self, x, start=0):
-        _check_length(start, x.shape[1], self.context)             # x: (B, T, C), unchanged
-        return x
+        return x                                                   # x: (B, T, C), unchanged
 
     def rotate(self, x, start=0):
         """Rotate queries or keys x (B, n_head, T, d_head) whose first token is at `start`."""
         T = x.shape[-2]
-        _check_length(start, T, self.context)
         cos, sin = self.cos[start:start + T], self.sin[start:start + T]   # (T, d_head/2)
         even, odd = x[..., 0::2], x[..., 1::2]                     # (B, H, T, d_head/2) each
         rotated = stack([even * cos - odd * sin,                   # each pair turned by m theta_i
@@ -193,6 +184,63 @@ def positional_encoding(kind, context, d_model, d_head=None):
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
                      f"'learned', 'rope', 'none'")
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings: tokens in, vectors out
+
+
+def token_array(idx):
+    """The (B, T) integer array of a batch of tokens given as an array, a nested list or a
+    Tensor; TypeError, in one line, for anything else."""
+    idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    if idx.ndim != 2 or idx.dtype.kind not in "iu":
+        raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
+                        f"{idx.shape}")
+    return idx
+
+
+class Embeddings(nn.Module):
+    """The bottom of every model: token ids (B, T) -> vectors (B, T, C).
+
+        x = Dropout(Norm(TokenEmbedding(idx) + Positions))
+
+    - `positions`: 'sinusoidal', 'learned', 'rope' or 'none' (see positional_encoding). RoPE
+      adds nothing here; it is handed to attention as `rotary`, which rotates queries and keys.
+      `d_head` sizes it (d_model // n_head); the other encodings ignore it.
+    - `scale`: multiply the token embeddings by sqrt(d_model) ("Attention Is All You Need").
+    - `norm`: a LayerNorm on the sum (BERT's); without it, `norm` is None.
+    - `dropout`: on the result ("Attention Is All You Need", section 5.4).
+
+    Every positional encoding is a table of `context` positions, so this is where a model
+    checks that a sequence fits: the one place, for every model.
+    """
+
+    def __init__(self, vocab_size, d_model, context, positions, dropout, scale=False,
+                 norm=False, d_head=None):
+        self.context = context
+        self.tok = TokenEmbedding(vocab_size, d_model, scale=scale)
+        self.pos = positional_encoding(positions, context, d_model, d_head)
+        self.norm = nn.LayerNorm(d_model) if norm else None
+        self.drop = nn.Dropout(dropout)
+
+    @property
+    def rotary(self):
+        """The RotaryPositions that attention rotates its queries and keys with, or None."""
+        return self.pos if isinstance(self.pos, RotaryPositions) else None
+
+    def forward(self, idx, start=0):
+        """Tokens idx (B, T), the first at position `start` (earlier ones in a KV cache), ->
+        (B, T, C)."""
+        idx = token_array(idx)
+        end = start + idx.shape[1]                         # one past the last position
+        if end > self.context:
+            raise ValueError(f"sequence of {end} tokens exceeds the context of {self.context}; "
+                             f"give at most {self.context}")
+        x = self.pos(self.tok(idx), start=start)           # (B, T, C)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.drop(x)
 
 
 # --------------------------------------------------------------------------------------------

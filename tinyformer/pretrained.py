@@ -11,16 +11,17 @@ transformers calls "gelu_new") and tied embeddings is GPT-2's architecture, so c
 renaming, and splitting one matrix in three:
 
     GPT-2                                  ours
-    wte.weight          (vocab, C)         tok.weight
-    wpe.weight          (context, C)       pos.embedding.weight
-    h.{i}.ln_1                             blocks.{i}.norm1
-    h.{i}.attn.c_attn   (C, 3C), (3C,)     blocks.{i}.self_attn.q, .k, .v: columns [0, C), [C, 2C),
-                                           [2C, 3C) of the weight, the same thirds of the bias
-    h.{i}.attn.c_proj                      blocks.{i}.self_attn.out
-    h.{i}.ln_2                             blocks.{i}.norm3
-    h.{i}.mlp.c_fc                         blocks.{i}.ffn.fc1
-    h.{i}.mlp.c_proj                       blocks.{i}.ffn.fc2
-    ln_f                                   norm
+    wte.weight          (vocab, C)         embed.tok.weight
+    wpe.weight          (context, C)       embed.pos.embedding.weight
+    h.{i}.ln_1                             decoder.layers.{i}.attn_norm
+    h.{i}.attn.c_attn   (C, 3C), (3C,)     decoder.layers.{i}.attn.q, .k, .v: columns [0, C),
+                                           [C, 2C), [2C, 3C) of the weight, the same thirds of
+                                           the bias
+    h.{i}.attn.c_proj                      decoder.layers.{i}.attn.out
+    h.{i}.ln_2                             decoder.layers.{i}.ffn_norm
+    h.{i}.mlp.c_fc                         decoder.layers.{i}.ffn.fc1
+    h.{i}.mlp.c_proj                       decoder.layers.{i}.ffn.fc2
+    ln_f                                   decoder.final_norm
     lm_head.weight      (vocab, C)         head.weight (C, vocab), only when the head is untied
 
 (each layer with a .weight and a .bias). GPT-2's layers are `Conv1D`s, a name from OpenAI's
@@ -73,12 +74,13 @@ class PretrainedError(ValueError):
 
 def _renamed(n_layer):
     """(GPT-2 name, our name) of every tensor that converts by renaming alone."""
-    pairs = [("wte.weight", "tok.weight"), ("wpe.weight", "pos.embedding.weight"),
-             ("ln_f.weight", "norm.weight"), ("ln_f.bias", "norm.bias")]
+    pairs = [("wte.weight", "embed.tok.weight"), ("wpe.weight", "embed.pos.embedding.weight")]
+    pairs += [(f"ln_f.{p}", f"decoder.final_norm.{p}") for p in ("weight", "bias")]
     for i in range(n_layer):
-        for gpt2, ours in (("ln_1", "norm1"), ("attn.c_proj", "self_attn.out"),
-                           ("ln_2", "norm3"), ("mlp.c_fc", "ffn.fc1"), ("mlp.c_proj", "ffn.fc2")):
-            pairs += [(f"h.{i}.{gpt2}.{p}", f"blocks.{i}.{ours}.{p}") for p in ("weight", "bias")]
+        for gpt2, ours in (("ln_1", "attn_norm"), ("attn.c_proj", "attn.out"), ("ln_2", "ffn_norm"),
+                           ("mlp.c_fc", "ffn.fc1"), ("mlp.c_proj", "ffn.fc2")):
+            pairs += [(f"h.{i}.{gpt2}.{p}", f"decoder.layers.{i}.{ours}.{p}")
+                      for p in ("weight", "bias")]
     return pairs
 
 
@@ -87,7 +89,7 @@ def to_gpt2(model):
     ours = {name: p.data for name, p in model.named_parameters()}
     state = {gpt2: ours[name] for gpt2, name in _renamed(model.config["n_layer"])}
     for i in range(model.config["n_layer"]):
-        attn = f"blocks.{i}.self_attn"
+        attn = f"decoder.layers.{i}.attn"
         for p, axis in (("weight", 1), ("bias", 0)):       # q, k, v side by side: (C, 3C), (3C,)
             state[f"h.{i}.attn.c_attn.{p}"] = np.concatenate(
                 [ours[f"{attn}.{qkv}.{p}"] for qkv in "qkv"], axis=axis)
@@ -102,7 +104,8 @@ def from_gpt2(state, n_layer):
     for i in range(n_layer):
         for p in ("weight", "bias"):                     # (C, 3C) -> three (C, C); (3C,) -> (C,)
             thirds = np.split(state[f"h.{i}.attn.c_attn.{p}"], 3, axis=-1)
-            ours.update({f"blocks.{i}.self_attn.{qkv}.{p}": t for qkv, t in zip("qkv", thirds)})
+            ours.update({f"decoder.layers.{i}.attn.{qkv}.{p}": t
+                         for qkv, t in zip("qkv", thirds)})
     if "lm_head.weight" in state:
         ours["head.weight"] = state["lm_head.weight"].T                  # (V, C) -> (C, V)
     return ours

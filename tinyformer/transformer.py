@@ -1,7 +1,7 @@
 """The encoder-decoder Transformer of "Attention Is All You Need" (Vaswani et al. 2017).
 
-    memory = Encoder(embed(src) + PE)                          section 3.1, left half of Fig. 1
-    logits = Decoder(embed(tgt) + PE, memory) W_out            section 3.1, right half of Fig. 1
+    memory = encoder(src_embed(src))                         section 3.1, left half of Fig. 1
+    logits = head(decoder(tgt_embed(tgt), memory))           section 3.1, right half of Fig. 1
 
 The encoder reads the whole source sentence at once: every source token attends to every other
 one. The decoder writes the target one token at a time: target position t attends to the target
@@ -18,62 +18,13 @@ length, C = d_model, V the target vocabulary.
 
 import numpy as np
 
-from tinyautograd import Tensor, no_grad, nn
+from tinyautograd import no_grad, nn
 
 from .attention import KVCache, causal_mask, padding_mask
-from .blocks import DecoderLayer, EncoderLayer
-from .layers import TokenEmbedding, positional_encoding
+from .blocks import Decoder, Encoder
+from .layers import Embeddings, token_array
 
-__all__ = ["Encoder", "Decoder", "Transformer"]
-
-
-class Encoder(nn.Module):
-    """N encoder layers, one after another (section 3.1: N = 6 in the paper).
-
-        x = EncoderLayer_N( ... EncoderLayer_1(x))      (B, S, C) -> (B, S, C)
-
-    With pre-norm, each layer normalises only what goes into its sub-layers; the residual
-    stream itself is never normalised, so a final LayerNorm does it once at the top. Post-norm
-    layers already end in a LayerNorm and need none.
-    """
-
-    def __init__(self, n_layer, d_model, n_head, d_ff, dropout=0.0, norm="post",
-                 activation="relu", rotary=None):
-        self.layers = nn.ModuleList([
-            EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary)
-            for _ in range(n_layer)])
-        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
-
-    def forward(self, x, mask=None):
-        """x (B, S, C) -> (B, S, C); `mask` (B, 1, 1, S) hides the source padding."""
-        for layer in self.layers:
-            x = layer(x, mask)
-        return x if self.final_norm is None else self.final_norm(x)
-
-
-class Decoder(nn.Module):
-    """N decoder layers, each attending to the same encoder output `memory` (section 3.1).
-
-        y = DecoderLayer_N( ... DecoderLayer_1(y, memory), memory)    (B, T, C) -> (B, T, C)
-
-    A final LayerNorm with pre-norm, for the same reason as in the Encoder.
-    """
-
-    def __init__(self, n_layer, d_model, n_head, d_ff, dropout=0.0, norm="post",
-                 activation="relu", rotary=None):
-        self.layers = nn.ModuleList([
-            DecoderLayer(d_model, n_head, d_ff, dropout, norm, activation,
-                         cross_attention=True, rotary=rotary)
-            for _ in range(n_layer)])
-        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
-
-    def forward(self, y, memory, mask=None, memory_mask=None, cache=None):
-        """y (B, T, C), memory (B, S, C) -> (B, T, C). `mask` (B, 1, T, T) is causal and hides
-        the target padding; `memory_mask` (B, 1, 1, S) hides the source padding; `cache` (a
-        KVCache) holds the self-attention keys and values of earlier target tokens."""
-        for layer in self.layers:
-            y = layer(y, mask=mask, memory=memory, memory_mask=memory_mask, cache=cache)
-        return y if self.final_norm is None else self.final_norm(y)
+__all__ = ["Transformer"]
 
 
 class Transformer(nn.Module):
@@ -85,12 +36,14 @@ class Transformer(nn.Module):
     - `context`: the longest source or target sequence the model accepts.
     - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
-      Source and target each get their own encoding (their own table, when learned); RoPE
+      Source and target each get their own encoding (their own table, when learned, unless
+      they share their embeddings); RoPE
       rotates the queries and keys of the self-attentions instead, and leaves cross-attention
       alone, since a source position and a target position are not on one axis.
     - `norm`: 'post' (the paper's) or 'pre'; see blocks.py.
-    - `share_embeddings`: one embedding table for source and target (section 3.4 shares it,
-      having a joint byte-pair vocabulary); needs equal vocabulary sizes.
+    - `share_embeddings`: source and target share one embeddings module (section 3.4 shares
+      the token table, having a joint byte-pair vocabulary): one token table, and one position
+      table when the positions are learned; needs equal vocabulary sizes.
     - `tie_weights`: the output projection is the target embedding transposed (section 3.4);
       otherwise a Linear head of its own.
 
@@ -114,21 +67,19 @@ class Transformer(nn.Module):
         d_ff = 4 * d_model if d_ff is None else d_ff
         self.context, self.pad_id = context, pad_id
 
-        # Section 3.4: embeddings multiplied by sqrt(d_model).
-        self.src_embedding = TokenEmbedding(src_vocab_size, d_model, scale=True)
-        self.tgt_embedding = (self.src_embedding if share_embeddings
-                              else TokenEmbedding(tgt_vocab_size, d_model, scale=True))
+        # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
+        # of the embeddings and the positional encodings.
         d_head = d_model // n_head if d_model % n_head == 0 else None   # else MHA says why
-        self.src_positions = positional_encoding(positions, context, d_model, d_head)
-        self.tgt_positions = positional_encoding(positions, context, d_model, d_head)
-        # Section 5.4: dropout on the sums of the embeddings and the positional encodings.
-        self.dropout = nn.Dropout(dropout)
-
-        rope = positions == "rope"
+        self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
+                                    scale=True, d_head=d_head)
+        self.tgt_embed = (self.src_embed if share_embeddings else
+                          Embeddings(tgt_vocab_size, d_model, context, positions, dropout,
+                                     scale=True, d_head=d_head))
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.src_positions if rope else None)
+                               rotary=self.src_embed.rotary)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.tgt_positions if rope else None)
+                               rotary=self.tgt_embed.rotary, cross_attention=True)
+        # Tied (None): the logits come from the target embedding, tgt_embed.tok.unembed.
         self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size)
 
     def forward(self, src, tgt):
@@ -141,9 +92,9 @@ class Transformer(nn.Module):
 
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
         """
-        src = self._tokens(src, "source")
+        src = token_array(src)                                       # (B, S)
         src_mask = padding_mask(src != self.pad_id)                  # (B, 1, 1, S)
-        x = self.dropout(self.src_positions(self.src_embedding(src)))   # (B, S, C)
+        x = self.src_embed(src)                                      # (B, S, C)
         return self.encoder(x, src_mask), src_mask
 
     def decode(self, tgt, memory, src_mask, cache=None):
@@ -154,23 +105,18 @@ class Transformer(nn.Module):
         KVCache, tgt holds only the tokens after those already cached (decoding feeds one at a
         time); it must then hold real tokens, since cached keys are not checked for padding.
         """
-        tgt = self._tokens(tgt, "target")
+        tgt = token_array(tgt)                                          # (B, T)
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
-        if start + T > self.context:
-            raise ValueError(f"Transformer: target sequence of {start + T} tokens exceeds the "
-                             f"context of {self.context}")
+        y = self.tgt_embed(tgt, start)                                  # (B, T, C)
         if cache is None:
             tgt_mask = causal_mask(T) & padding_mask(tgt != self.pad_id)   # (B, 1, T, T)
         else:
             # (T, start + T); one new query (generation) sees every key: no mask
             tgt_mask = causal_mask(T, start) if T > 1 else None
-        y = self.dropout(self.tgt_positions(self.tgt_embedding(tgt), start=start))  # (B, T, C)
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
-        if cache is not None:
-            cache.length += T
         if self.head is None:
-            return self.tgt_embedding.unembed(y)                        # (B, T, V), y @ E^T
+            return self.tgt_embed.tok.unembed(y)                        # (B, T, V), y @ E^T
         return self.head(y)                                             # (B, T, V)
 
     def greedy_decode(self, src, max_len, bos_id, eos_id=None, use_cache=True):
@@ -199,17 +145,6 @@ class Transformer(nn.Module):
                 tokens = np.concatenate([tokens, next_token[:, None]], axis=1)
                 if finished.all():
                     break
-        return tokens
-
-    def _tokens(self, tokens, which):
-        """The integer array (B, L) of a token batch, checked against the context."""
-        tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)
-        if tokens.ndim != 2 or tokens.dtype.kind not in "iu":
-            raise TypeError(f"Transformer: the {which} must be a (B, L) integer array, got "
-                            f"{tokens.dtype} of shape {tokens.shape}")
-        if tokens.shape[1] > self.context:
-            raise ValueError(f"Transformer: {which} sequence of {tokens.shape[1]} tokens "
-                             f"exceeds the context of {self.context}")
         return tokens
 
     def extra_repr(self):

@@ -1,5 +1,6 @@
 """Attention maps: what each head of each layer looks at, for one prompt, drawn as a PNG.
 
+    attention_layers(model)                             a model's MultiHeadAttentions, by kind
     attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
                                                          MultiHeadAttention's weights
     plot_attention(weights, row_labels, col_labels, out_path, title)
@@ -14,7 +15,9 @@ translation so far, and the cross-attention from each target position to the sou
 `reverse` task, an anti-diagonal once trained: target t reads source S - 1 - t).
 
 The weights come from `MultiHeadAttention.record_weights` (tinyformer's public switch); the
-models know nothing of this module. matplotlib is imported inside `plot_attention` only.
+models know nothing of this module. The attention layers are found by the names every model
+gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported inside
+`plot_attention` only.
 """
 
 import math
@@ -23,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinyautograd import no_grad
+from tinyformer.attention import MultiHeadAttention
 from tinyformer.files import atomic_write
 from tinyformer.tokenizers import encode_prompt
 
@@ -30,13 +34,12 @@ from tinyformer.tokenizers import encode_prompt
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
 MAX_TOKENS = 48
 
-# The maps each kind of checkpoint (config.json's "model") has; the first is the default.
-MAP_NAMES = {"gpt": ("self",), "bert": ("self",), "transformer": ("cross", "encoder", "decoder")}
-DESCRIPTIONS = {"gpt": {"self": "masked self-attention"},
-                "bert": {"self": "self-attention"},
-                "transformer": {"cross": "decoder cross-attention (target -> source)",
-                                "encoder": "encoder self-attention (source)",
-                                "decoder": "decoder masked self-attention (target)"}}
+# The kinds of attention a model may have, the default first, and what each is in words. A
+# model with one stack (GPT: a decoder, BERT: an encoder) has one kind, called "self".
+DESCRIPTIONS = {"cross": "decoder cross-attention (target -> source)",
+                "encoder": "encoder self-attention (source)",
+                "decoder": "decoder masked self-attention (target)"}
+ONE_STACK = {"encoder": "self-attention", "decoder": "masked self-attention"}
 
 
 class AttentionMap(NamedTuple):
@@ -56,6 +59,34 @@ def token_labels(tokenizer, ids):
         text = tokenizer.id_to_token(int(i))
         labels.append(text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥"))
     return labels
+
+
+def _stacks(model):
+    """{"encoder", "decoder", "cross"} -> the model's MultiHeadAttentions of that kind, one a
+    layer, bottom up. Every model names them alike: in a layer, self-attention is `attn` and
+    cross-attention `cross_attn`; the stack (`encoder` or `decoder`) is on the path, as in
+    `decoder.layers.0.cross_attn`."""
+    found = {}
+    for path, module in model.named_modules():
+        if isinstance(module, MultiHeadAttention):
+            parts = path.split(".")
+            stack = "encoder" if "encoder" in parts else "decoder"
+            found.setdefault("cross" if parts[-1] == "cross_attn" else stack, []).append(module)
+    if not found:
+        raise ValueError(f"a {type(model).__name__} has no MultiHeadAttention to draw")
+    return {name: found[name] for name in DESCRIPTIONS if name in found}    # default first
+
+
+def attention_layers(model):
+    """name -> the model's MultiHeadAttentions of one kind, one a layer, bottom up: "cross",
+    "encoder" and "decoder" for an encoder-decoder, "self" for a model with one stack."""
+    stacks = _stacks(model)
+    return {"self": next(iter(stacks.values()))} if len(stacks) == 1 else stacks
+
+
+def _description(model, name):
+    stacks = _stacks(model)
+    return ONE_STACK[next(iter(stacks))] if name == "self" else DESCRIPTIONS[name]
 
 
 def _record(groups, run):
@@ -84,24 +115,24 @@ def _encode(tokenizer, prompt, allow_special, context):
 
 def attention_maps(model, tokenizer, prompt, kind):
     """name -> AttentionMap for `prompt`, `kind` being 'gpt', 'bert' or 'transformer' (as in
-    a checkpoint's config.json). The names are MAP_NAMES[kind].
+    a checkpoint's config.json): what the model does with a prompt. The names are those of
+    `attention_layers(model)`.
 
     GPT and BERT read the prompt (BERT with its special tokens, e.g. <mask>). The
     encoder-decoder reads it as the source and translates it greedily; its decoder maps are
     then those of a second pass over <bos> and the translation, all of it at once, which gives
     the weights each step of the translation saw (the decoder is causal). ValueError (one
     line) for a prompt that is empty, cannot be encoded or does not fit the context."""
-    if kind not in MAP_NAMES:
-        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MAP_NAMES)}")
+    if kind not in ("gpt", "bert", "transformer"):
+        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+    layers = attention_layers(model)
     # The models are in eval mode from load_model; a training-mode model would record the
     # weights before dropout, which is what we want anyway.
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
-        layers = ([block.self_attn for block in model.blocks] if kind == "gpt"
-                  else [layer.attn for layer in model.layers])
-        weights = _record({"self": layers}, lambda: model(np.array([ids])))["self"]
+        weights = _record(layers, lambda: model(np.array([ids])))["self"]
         labels = token_labels(tokenizer, ids)
-        return {"self": AttentionMap(weights, labels, labels, DESCRIPTIONS[kind]["self"])}
+        return {"self": AttentionMap(weights, labels, labels, _description(model, "self"))}
 
     src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
     bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
@@ -114,37 +145,37 @@ def attention_maps(model, tokenizer, prompt, kind):
     def encode():
         encoded["memory"], encoded["src_mask"] = model.encode(src)
 
-    weights = _record({"encoder": [layer.attn for layer in model.encoder.layers]}, encode)
+    weights = _record({"encoder": layers["encoder"]}, encode)
     # One pass of the decoder records both of its attentions.
     weights.update(_record(
-        {"decoder": [layer.self_attn for layer in model.decoder.layers],
-         "cross": [layer.cross_attn for layer in model.decoder.layers]},
+        {"decoder": layers["decoder"], "cross": layers["cross"]},
         lambda: model.decode(tgt, encoded["memory"], encoded["src_mask"])))
     source, target = token_labels(tokenizer, src[0]), token_labels(tokenizer, tgt[0])
-    described = DESCRIPTIONS["transformer"]
-    return {"cross": AttentionMap(weights["cross"], target, source, described["cross"]),
-            "encoder": AttentionMap(weights["encoder"], source, source, described["encoder"]),
-            "decoder": AttentionMap(weights["decoder"], target, target, described["decoder"])}
+    return {"cross": AttentionMap(weights["cross"], target, source, DESCRIPTIONS["cross"]),
+            "encoder": AttentionMap(weights["encoder"], source, source, DESCRIPTIONS["encoder"]),
+            "decoder": AttentionMap(weights["decoder"], target, target,
+                                    DESCRIPTIONS["decoder"])}
 
 
-def choose_map(kind, which):
+def choose_map(model, which):
     """The map name `which` (self, cross, encoder, decoder, or None for the default) stands for
-    in a `kind` checkpoint; ValueError (one line) if it has no such attention."""
-    names = MAP_NAMES[kind]
+    in `model`; ValueError (one line) if it has no such attention."""
+    stacks = _stacks(model)
+    if len(stacks) == 1:
+        # GPT is a decoder and BERT an encoder: their one self-attention answers to that name too.
+        (stack,) = stacks
+        if which in (None, "self", stack):
+            return "self"
+        other = "decoder" if stack == "encoder" else "encoder"
+        raise ValueError(f"--which {which}: this model has self-attention only (no {other} "
+                         f"and no cross-attention)")
     if which is None:
-        return names[0]
-    # GPT is a decoder and BERT an encoder: their one self-attention answers to that name too.
-    aliases = {"gpt": {"decoder": "self"}, "bert": {"encoder": "self"},
-               "transformer": {}}[kind]
-    name = aliases.get(which, which)
-    if name in names:
-        return name
-    if kind == "transformer":
-        raise ValueError(f"--which {which}: an encoder-decoder has three attentions; choose "
-                         f"cross, encoder (source self-attention) or decoder (target "
-                         f"self-attention)")
-    raise ValueError(f"--which {which}: a {kind} checkpoint has self-attention only (no "
-                     f"{'encoder' if kind == 'gpt' else 'decoder'} and no cross-attention)")
+        return next(iter(stacks))
+    if which in stacks:
+        return which
+    raise ValueError(f"--which {which}: an encoder-decoder has three attentions; choose "
+                     f"cross, encoder (source self-attention) or decoder (target "
+                     f"self-attention)")
 
 
 def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=MAX_TOKENS):

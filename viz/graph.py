@@ -21,7 +21,8 @@ engine stamps them: `Context.backward_of`).
 
 Both pictures box their ops by module when the forward ran inside `viz.record(model)`, and
 fold them with the same machinery (_ModuleTree, _fold): `depth=N` collapses each module N
-levels down into one node, `fold_repeats=True` a stack of blocks into `blocks: Block x N`.
+levels down into one node, `fold_repeats=True` a stack of blocks into
+`decoder.layers: DecoderLayer x N`.
 """
 
 import html
@@ -157,7 +158,7 @@ def _leaf_names(params, inputs):
         for name, t in inputs.items():
             names[id(t)] = (str(name), "input")
     if params is not None:
-        # A Module names its parameters with dotted paths (`blocks.0.attn.q.weight`);
+        # A Module names its parameters with dotted paths (`decoder.layers.0.attn.q.weight`);
         # a dict is taken as it is. Parameters win over inputs if a tensor is in both.
         pairs = params.named_parameters() if hasattr(params, "named_parameters") else \
             params.items()
@@ -167,14 +168,14 @@ def _leaf_names(params, inputs):
 
 
 def _cluster_of(name):
-    """The group a parameter is drawn in: its top-level module (`tok`, `norm`), or one item of
-    a list of modules (`blocks.0`). None for a parameter that sits at the top level itself."""
+    """The group a parameter is drawn in: the first item of a list of modules on its path
+    (`decoder.layers.0`), or else its top-level module (`embed`, `decoder`). None for a
+    parameter that sits at the top level itself."""
     parts = name.split(".")
     if len(parts) < 2:
         return None
-    if len(parts) >= 3 and parts[1].isdigit():
-        return ".".join(parts[:2])
-    return parts[0]
+    items = [i for i, part in enumerate(parts[:-1]) if part.isdigit()]
+    return ".".join(parts[:items[0] + 1]) if items else parts[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
     tensor), then from `tensor.name`; others read "tensor" and their shape. Parameters are
     blue, named inputs green, other leaves grey. `cluster_params=True` draws a dashed box around
-    the parameters of each top-level module (`tok`, `blocks.0`, ...); off by default, because
+    the parameters of each top-level module (`embed`, `decoder`, ...); off by default, because
     a box pulls its parameters together, away from the ops that use them, and the picture
     grows wide.
 
@@ -202,14 +203,15 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
 
     Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
     module that made it (`Context.module_path`). Its ops are then drawn in nested dashed boxes,
-    one per module path (`blocks.0`, inside it `blocks.0.attn`, ...). `depth=N` also collapses
+    one per module path (`decoder`, inside it `decoder.layers.0`, ...). `depth=N` also collapses
     every module N levels below the root (`depth=1`: its children) into one node, labelled
     with its path, class, parameter count and how many ops it stands for; the leaves only it
     uses (its parameters, its constants) go inside it, and the arrows in and out are kept, one
     per pair of nodes. `fold_repeats=True` collapses a list of blocks of one class (a GPT's
-    `blocks.0` to `blocks.3`) into one node, `blocks: Block x 4`, with their summed parameter
-    and op counts, whatever the depth. `modules` is the root Module, for the class names,
-    parameter counts and lists of blocks; it defaults to `params` when that is a Module.
+    `decoder.layers.0` to `decoder.layers.3`) into one node, `decoder.layers: DecoderLayer x 4`,
+    with their summed parameter and op counts, whatever the depth. `modules` is the root
+    Module, for the class names, parameter counts and lists of blocks; it defaults to `params`
+    when that is a Module.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -316,8 +318,8 @@ def _add_edges(dot, edges, ids, folded):
 class _ModuleTree:
     """The module paths of a root Module, and their ancestors: the levels that `depth` counts.
 
-    A ModuleList is no level of its own: it runs nothing, and `blocks.0`, `blocks.1` say more
-    than one `blocks` would (a plain list of modules is no level either). Without a root (paths
+    A ModuleList is no level of its own: it runs nothing, and `layers.0`, `layers.1` say more
+    than one `layers` would (a plain list of modules is no level either). Without a root (paths
     were recorded, but the caller did not pass the model), a path's ancestors are its dotted
     prefixes, a list index kept with its list in the same way.
 
@@ -391,7 +393,7 @@ class _ModuleTree:
 
     def label(self, path, lines):
         """The label of the node that stands for module `path`: its path, its class (for a
-        list of blocks, `Block x N`) and parameter count, then `lines`."""
+        list of blocks, `DecoderLayer x N`) and parameter count, then `lines`."""
         items = [self.modules[p] for p in self.lists.get(path, [path]) if p in self.modules]
         title = path or "(root)"
         details = []
@@ -464,10 +466,10 @@ def _is_result(tensor, path, folded):
 
 def _add_clusters(dot, placed):
     """Add the nodes, each inside its nested boxes: `placed` holds (boxes, node id, label,
-    attrs), `boxes` a tuple of (key, label) from the outermost box in, so that `blocks.0.attn`
-    sits in a box inside `blocks.0`'s box. graphviz draws a subgraph whose name starts with
-    "cluster" as a box around its nodes; the name is ours (a counter), the text goes in the
-    escaped label."""
+    attrs), `boxes` a tuple of (key, label) from the outermost box in, so that
+    `decoder.layers.0.attn` sits in a box inside `decoder.layers.0`'s box. graphviz draws a
+    subgraph whose name starts with "cluster" as a box around its nodes; the name is ours (a
+    counter), the text goes in the escaped label."""
     members, children, labels = {None: []}, {}, {}
     for boxes, node_id, label, attrs in placed:
         parent = None
@@ -557,7 +559,7 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
     it is, and an `add` summing paths to the innermost module holding all it sums. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
     module N levels down into one node (with the gradients only it computes) and
-    `fold_repeats=True` a list of blocks of one class into `blocks: Block x N`.
+    `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
 
     `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
     log scale and legend as draw_graph's gradient flow (`grad_range`; by default the powers of

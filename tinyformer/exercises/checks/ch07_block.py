@@ -132,14 +132,16 @@ def _decoder_layer(placement, rng, C=8, n_head=2, d_ff=16):
 
 
 def _sublayers(layer, mask):
-    """attn, ffn, ln1, ln2 of a DecoderLayer, named for the messages."""
-    return (_Named(lambda h: layer.self_attn(h, mask=mask), "attn"),
-            _Named(layer.ffn, "ffn"), _Named(layer.norm1, "ln1"), _Named(layer.norm3, "ln2"))
+    """attn, ffn, ln1, ln2 of a DecoderLayer (its attn, ffn, attn_norm and ffn_norm), named
+    for the messages."""
+    return (_Named(lambda h: layer.attn(h, mask=mask), "attn"),
+            _Named(layer.ffn, "ffn"), _Named(layer.attn_norm, "ln1"),
+            _Named(layer.ffn_norm, "ln2"))
 
 
 # The gradients the checker compares, by the name a learner knows them by.
-_CHECKED_PARAMS = {"ln1.weight": "norm1.weight", "ln2.bias": "norm3.bias",
-                   "attn's W_q": "self_attn.q.weight", "ffn's W1": "ffn.fc1.weight"}
+_CHECKED_PARAMS = {"ln1.weight": "attn_norm.weight", "ln2.bias": "ffn_norm.bias",
+                   "attn's W_q": "attn.q.weight", "ffn's W1": "ffn.fc1.weight"}
 
 
 def _add_normed(y, sublayer, norm):
