@@ -19,7 +19,7 @@ import numpy as np
 
 import tinyautograd
 from tinyautograd import no_grad
-from tinyformer.beam import beam_search
+from tinyformer.decoding import beam_search
 from tinyformer.checkpoint import export_pretrained, load_model
 from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
 from tinyformer.files import iter_text, read_text
@@ -560,6 +560,7 @@ GENERATE_EPILOG = """\b
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob" --temperature 0 (greedy)
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
@@ -587,8 +588,8 @@ tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the
 @click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
               "probabilities add up to p (nucleus sampling).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams (seq2seq "
-              "checkpoints).")
+@click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
+              "likely text rather than a sample (gpt and seq2seq checkpoints).")
 @threads_option
 def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              threads):
@@ -605,8 +606,9 @@ def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k,
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
         kind = saved["model"]
-        if beam is not None and kind != "transformer":
-            raise ValueError(f"--beam is for seq2seq checkpoints; this one is a {kind}")
+        if beam is not None and kind == "bert":
+            raise ValueError("--beam is for models that write (gpt and seq2seq); a bert "
+                             "checkpoint fills in masks")
         if kind == "gpt":
             # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
             # it starts a text from nothing, and ends one.
@@ -625,9 +627,15 @@ def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k,
         click.echo(prompt, nl=False)
         stream = TextStream(tokenizer, end_of_text,
                             skip_newlines=not prompt and end_of_text is None)
-        model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                       eos_id=end_of_text, generator=np.random.default_rng(seed),
-                       streamer=stream)
+        if beam:                              # the most likely continuation, then shown
+            best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
+                               max_len=max_new_tokens, eos_id=end_of_text)
+            for token in best.tokens[len(ids):]:
+                stream(token[None])
+        else:
+            model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
+                           eos_id=end_of_text, generator=np.random.default_rng(seed),
+                           streamer=stream)
         stream.close()
         click.echo()
     elif kind == "transformer":
@@ -636,8 +644,8 @@ def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k,
         # generated tokens.
         src = np.array([ids])
         if beam:
-            out = beam_search(model, src, beam_size=beam, max_len=model.context, bos_id=BOS,
-                              eos_id=EOS)[0].tokens
+            out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
+                              max_len=model.context, eos_id=EOS).tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS)[0]
         click.echo(escape_controls(Seq2SeqTask.decode(out[1:])))

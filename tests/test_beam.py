@@ -1,5 +1,6 @@
-"""Beam search: beam 1 is greedy, a wider beam finds what greedy misses, the GNMT length
-penalty with scores worked out by hand, argument checks, and a trained copy model."""
+"""Beam search (tinyformer.decoding.beam_search) on the encoder-decoder: beam 1 is greedy, a
+wider beam finds what greedy misses, the GNMT length penalty with scores worked out by hand,
+argument checks, and a trained copy model. tests/test_decoding.py runs it on a GPT."""
 
 import math
 from itertools import product
@@ -9,10 +10,17 @@ import pytest
 
 from tinyautograd import Tensor, manual_seed, optim
 from tinyautograd.functional import cross_entropy
-from tinyformer.beam import beam_search, gnmt_length_penalty
+from tinyformer.decoding import EncoderDecoderSession, beam_search, gnmt_length_penalty
 from tinyformer.transformer import Transformer
 
 PAD, BOS, EOS = 0, 1, 2
+
+
+def search(model, src, beam_size=4, max_len=32, bos_id=BOS, eos_id=EOS, length_penalty=0.6):
+    """Beam search on each row of src, one session a row, as `tinyformer generate --beam`
+    runs it: a list of Hypothesis."""
+    return [beam_search(model.start_decoding(src[i:i + 1], bos_id), beam_size, max_len, eos_id,
+                        length_penalty) for i in range(len(src))]
 
 
 def meaningful(tokens, eos_id=EOS):
@@ -44,9 +52,12 @@ class BigramStub:
         src = np.asarray(src)
         return Tensor(np.zeros((len(src), src.shape[1], 1))), np.ones(src.shape, dtype=bool)
 
-    def decode(self, tgt, memory, src_mask):
+    def decode(self, tgt, memory, src_mask, cache=None):
         assert len(memory.data) == len(src_mask) == len(tgt)    # beams batched with the source
         return Tensor(self.logits[np.asarray(tgt)], dtype=np.float64)   # (n, T, V)
+
+    def start_decoding(self, src, bos_id):
+        return EncoderDecoderSession(self, src, bos_id, use_cache=False)   # whole prefixes
 
 
 # Greedy takes A (0.6) but every continuation of A is unlikely; B (0.4) then eos (0.9) wins.
@@ -63,8 +74,8 @@ GARDEN_PATH = BigramStub({
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
 def test_a_beam_of_two_finds_the_sequence_greedy_misses(alpha):
     src = np.ones((1, 3), dtype=int)
-    greedy, = beam_search(GARDEN_PATH, src, beam_size=1, max_len=10, length_penalty=alpha)
-    beam, = beam_search(GARDEN_PATH, src, beam_size=2, max_len=10, length_penalty=alpha)
+    greedy, = search(GARDEN_PATH, src, beam_size=1, max_len=10, length_penalty=alpha)
+    beam, = search(GARDEN_PATH, src, beam_size=2, max_len=10, length_penalty=alpha)
     assert list(greedy.tokens) == [BOS, A, C, EOS]
     assert list(beam.tokens) == [BOS, B, EOS]
     assert greedy.log_prob == pytest.approx(math.log(0.6 * 0.34), rel=1e-12)
@@ -92,7 +103,7 @@ def test_length_penalty_formula():
 
 
 def test_without_length_penalty_the_shortest_wins():
-    best, = beam_search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
+    best, = search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
                         length_penalty=0.0)
     # log 0.4 = -0.92 beats log 0.3 = -1.20 for both longer ones.
     assert list(best.tokens) == [BOS, EOS]
@@ -100,7 +111,7 @@ def test_without_length_penalty_the_shortest_wins():
 
 
 def test_a_large_length_penalty_lets_the_longest_win():
-    best, = beam_search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
+    best, = search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
                         length_penalty=2.0)
     # Scores: log 0.4 / 1 = -0.92,  log 0.3 / (7/6)^2 = -0.88,  log 0.3 / (8/6)^2 = -0.68.
     assert list(best.tokens) == [BOS, A, B, EOS]
@@ -112,16 +123,16 @@ def test_a_middle_length_penalty_picks_the_middle_one():
     # alpha = 1: -0.92,  log 0.3 / (7/6) = -1.03,  log 0.3 / (8/6) = -0.90: the longest, just.
     # alpha = 0.3: -0.92, -1.13, -1.10: the shortest. The winner moves with alpha.
     src = np.ones((1, 2), dtype=int)
-    assert list(beam_search(SHORT_OR_LONG, src, beam_size=2, length_penalty=1.0)[0].tokens) \
+    assert list(search(SHORT_OR_LONG, src, beam_size=2, length_penalty=1.0)[0].tokens) \
         == [BOS, A, B, EOS]
-    assert list(beam_search(SHORT_OR_LONG, src, beam_size=2, length_penalty=0.3)[0].tokens) \
+    assert list(search(SHORT_OR_LONG, src, beam_size=2, length_penalty=0.3)[0].tokens) \
         == [BOS, EOS]
 
 
 def test_max_len_cuts_the_live_beams_off_and_they_compete():
     # A is always likelier than eos: the one beam never finishes, and max_len cuts it off.
     stub = BigramStub({BOS: {A: 0.9, EOS: 0.1}, A: {A: 0.9, EOS: 0.1}})
-    best, = beam_search(stub, np.ones((1, 2), dtype=int), beam_size=1, max_len=3,
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=1, max_len=3,
                         length_penalty=0.0)
     assert list(best.tokens) == [BOS, A, A, A]                   # 0.729 > eos's 0.1 at once
     assert best.log_prob == pytest.approx(3 * math.log(0.9), rel=1e-12)
@@ -145,7 +156,7 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     every = [[BOS, *body, EOS] for n in range(max_len) for body in product(others, repeat=n)]
     every += [[BOS, *body] for body in product(others, repeat=max_len)]     # cut off
     best = max(every, key=score)
-    found, = beam_search(stub, np.ones((1, 2), dtype=int), beam_size=VOCAB ** max_len,
+    found, = search(stub, np.ones((1, 2), dtype=int), beam_size=VOCAB ** max_len,
                          max_len=max_len, length_penalty=alpha)
     assert list(found.tokens) == best
     assert found.score == pytest.approx(score(best), rel=1e-9)
@@ -158,7 +169,7 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        beam_search(GARDEN_PATH, np.ones((1, 2), dtype=int), **kwargs)
+        search(GARDEN_PATH, np.ones((1, 2), dtype=int), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +189,7 @@ def test_a_beam_of_one_is_greedy_decoding(seed):
     src[0, 3:] = PAD                                             # a padded source too
     greedy = model.greedy_decode(src, max_len=8, bos_id=BOS, eos_id=EOS)
     # alpha = 0: greedy maximises no length penalty, so beam 1 is greedy only without one.
-    hypotheses = beam_search(model, src, beam_size=1, max_len=8, length_penalty=0.0)
+    hypotheses = search(model, src, beam_size=1, max_len=8, length_penalty=0.0)
     for row, hypothesis in zip(greedy, hypotheses):
         # greedy pads with pad_id after eos (and while other rows go on): compare up to eos.
         assert list(hypothesis.tokens) == meaningful(row)
@@ -215,7 +226,7 @@ def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3():
         optimizer.step()
 
     src, tgt = copy_batch(np.random.default_rng(1), 20)         # held out
-    hypotheses = beam_search(model, src, beam_size=3, max_len=MAX_LEN + 1)
+    hypotheses = search(model, src, beam_size=3, max_len=MAX_LEN + 1)
     for row, hypothesis in zip(tgt, hypotheses):
         assert list(hypothesis.tokens) == meaningful(row)
         assert hypothesis.log_prob <= 0

@@ -98,6 +98,17 @@ def test_generate_continues_the_prompt(gpt_run):
     assert greedy.exit_code == 0 and len(greedy.output) >= 200      # no prompt: from a newline
 
 
+def test_generate_on_a_gpt_with_beam_search(gpt_run):
+    out, _ = gpt_run
+    request = ["generate", "--checkpoint", out, "--prompt", "eve has", "--max-new-tokens", 12]
+    greedy = tinyformer(*request, "--temperature", 0)
+    one = tinyformer(*request, "--beam", 1)            # a beam of one is greedy decoding
+    assert one.exit_code == 0 and one.output == greedy.output
+    four = tinyformer(*request, "--beam", 4)
+    assert four.exit_code == 0 and four.output.startswith("eve has")
+    assert len(four.output.rstrip("\n")) <= len("eve has") + 12
+
+
 def test_generate_translates_with_greedy_and_beam_search(task_run):
     for extra in ([], ["--beam", "3"]):
         result = tinyformer("generate", "--checkpoint", task_run, "--prompt", "123", *extra)
@@ -114,6 +125,8 @@ def test_bert_trains_and_fills_in_masks(tmp_path):
     assert "<mask>" not in result.output
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "the kite"),
                        "no <mask> token")
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "<mask>",
+                                  "--beam", 2), "--beam is for models that write")
 
 
 def test_a_toml_config_with_flags_overriding_it(tmp_path):
@@ -406,8 +419,6 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
                        "--top-p must be a finite number in (0, 1]")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--seed", -1),
                        "--seed must be a whole number >= 0, got -1")
-    assert_input_error(tinyformer("generate", "--checkpoint", out, "--beam", 2),
-                       "--beam is for seq2seq checkpoints")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12a"),
                        "cannot encode 'a'")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "1" * 40),

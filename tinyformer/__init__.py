@@ -8,7 +8,7 @@ stack or two and a head: `gpt.py`, `bert.py`, `transformer.py`.
 
 from .attention import (KVCache, MultiHeadAttention, causal_mask, padding_mask,
                         scaled_dot_product_attention)
-from .beam import beam_search
+from .decoding import beam_search
 from .bert import BERT, mask_tokens
 from .blocks import Decoder, Encoder
 from .gpt import GPT

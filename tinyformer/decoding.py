@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from tinyautograd import Tensor, no_grad
+from tinyautograd import Tensor, no_grad, random
 
 from .attention import KVCache
 from .sampling import check_sampling, sample_next
@@ -114,9 +114,10 @@ def generate(session, max_new_tokens: int, temperature: float = 1.0, top_k: int 
     session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
     written `eos_id`; with `fill_after_eos`, a finished row's later tokens are that token (a
     padding id) instead of whatever the model would go on to write. `streamer`, if given, is
-    called with each step's tokens (B,) as soon as they are chosen."""
+    called with each step's tokens (B,) as soon as they are chosen. `generator` (a numpy
+    Generator) makes sampling repeatable; by default it is the engine's seeded one."""
     check_sampling(temperature, top_k, top_p)
-    rng = generator if generator is not None else np.random.default_rng()
+    rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with no_grad():
         for _ in range(max_new_tokens):

@@ -11,15 +11,12 @@ GELU, tied embeddings, and its initialisation (below).
 
 import math
 
-import numpy as np
-
-import tinyautograd as ta
 from tinyautograd import nn
 
-from .attention import KVCache, causal_mask
+from .attention import causal_mask
 from .blocks import Decoder
+from .decoding import DecoderOnlySession, generate
 from .layers import Embeddings
-from .sampling import check_sampling, sample_next
 
 
 class GPT(nn.Module):
@@ -87,6 +84,11 @@ class GPT(nn.Module):
         x = self.decoder(x, mask=mask, cache=cache)              # (B, T, C)
         return self.embed.tok.unembed(x) if self.head is None else self.head(x)  # (B, T, vocab)
 
+    def start_decoding(self, prompt, use_cache=True):
+        """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):
+        what generate and beam search write with."""
+        return DecoderOnlySession(self, prompt, use_cache)
+
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                  eos_id=None, generator=None, use_cache=True, streamer=None):
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
@@ -97,32 +99,11 @@ class GPT(nn.Module):
         chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
-        work; the logits are the same as recomputing everything. Once the sequence outgrows
-        the context, the window slides and every position shifts, so from then on each step
-        recomputes its window, exactly as without the cache."""
-        check_sampling(temperature, top_k, top_p)
-        idx = np.array(idx, dtype=np.int64, ndmin=2)
-        rng = generator or ta.random.default_generator()
+        work; the logits are the same as recomputing everything (tinyformer/decoding.py)."""
         was_training = self.training
         self.eval()
-        finished = np.zeros(len(idx), bool)
-        cache = None
         try:
-            with ta.no_grad():
-                for _ in range(max_new_tokens):
-                    if cache is not None and cache.length < self.context:
-                        logits = self(idx[:, -1:], cache)        # the newest token only
-                    else:                                        # first step, or window slid
-                        cache = KVCache() if use_cache else None
-                        logits = self(idx[:, -self.context:], cache)   # (B, T, vocab)
-                    next_token = sample_next(logits.data[:, -1], temperature, top_k, top_p, rng)
-                    idx = np.concatenate([idx, next_token[:, None]], axis=1)
-                    if streamer is not None:               # e.g. print text as it comes
-                        streamer(next_token)
-                    if eos_id is not None:
-                        finished |= next_token == eos_id
-                        if finished.all():
-                            break
+            return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
+                            top_k, top_p, eos_id, generator, streamer)
         finally:
             self.train(was_training)
-        return idx

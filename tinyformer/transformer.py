@@ -16,12 +16,12 @@ output projection tied to the target embedding. Shapes: B batch, S source length
 length, C = d_model, V the target vocabulary.
 """
 
-import numpy as np
 
-from tinyautograd import no_grad, nn
+from tinyautograd import nn
 
-from .attention import KVCache, causal_mask, padding_mask
+from .attention import causal_mask, padding_mask
 from .blocks import Decoder, Encoder
+from .decoding import EncoderDecoderSession, generate
 from .layers import Embeddings, token_array
 
 __all__ = ["Transformer"]
@@ -119,6 +119,11 @@ class Transformer(nn.Module):
             return self.tgt_embed.tok.unembed(y)                        # (B, T, V), y @ E^T
         return self.head(y)                                             # (B, T, V)
 
+    def start_decoding(self, src, bos_id, use_cache=True):
+        """A decoding session (tinyformer.decoding) writing a target for each row of src
+        (B, S) from `bos_id`: what greedy_decode and beam search write with."""
+        return EncoderDecoderSession(self, src, bos_id, use_cache)
+
     def greedy_decode(self, src, max_len, bos_id, eos_id=None, use_cache=True):
         """Translate src (B, S) by taking the most likely token at every step.
 
@@ -129,23 +134,8 @@ class Transformer(nn.Module):
         on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
         first if the model has dropout.
         """
-        with no_grad():
-            memory, src_mask = self.encode(src)                         # (B, S, C)
-            B = memory.shape[0]
-            tokens = np.full((B, 1), bos_id)                            # (B, 1)
-            finished = np.zeros(B, dtype=bool)
-            cache = KVCache() if use_cache else None
-            for _ in range(max_len):
-                new = tokens if cache is None else tokens[:, cache.length:]   # not yet decoded
-                logits = self.decode(new, memory, src_mask, cache)      # (B, t or 1, V)
-                next_token = logits.data[:, -1].argmax(axis=-1)         # (B,) the last position
-                if eos_id is not None:
-                    next_token = np.where(finished, self.pad_id, next_token)
-                    finished |= next_token == eos_id
-                tokens = np.concatenate([tokens, next_token[:, None]], axis=1)
-                if finished.all():
-                    break
-        return tokens
+        return generate(self.start_decoding(src, bos_id, use_cache), max_len, temperature=0,
+                        eos_id=eos_id, fill_after_eos=self.pad_id)
 
     def extra_repr(self):
         c = self.config

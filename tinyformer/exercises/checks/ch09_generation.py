@@ -216,7 +216,8 @@ def check_top_p(learner):
 # ---------------------------------------------------------------------------------------------
 
 def reference_beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):
-    """tinyformer/beam.py's search with no length penalty (alpha = 0), for any prompt."""
+    """tinyformer/decoding.py's beam search with no length penalty (alpha = 0), for any
+    prompt."""
     beams, best = [(list(prompt), 0.0)], None
     for _ in range(max_new_tokens):
         candidates = [(log_prob + float(lp), b, v) for b, (_, log_prob) in enumerate(beams)
@@ -242,21 +243,23 @@ def reference_beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end
 
 
 def repository_beam_search(next_log_probs, bos_id, beam_size, max_new_tokens, end_id):
-    """tinyformer.beam.beam_search itself (alpha = 0), on a model made from next_log_probs."""
-    from tinyformer.beam import beam_search
+    """tinyformer.decoding.beam_search itself (alpha = 0), on a session made from
+    next_log_probs: the interface every model's decoding session has."""
+    from tinyformer.decoding import beam_search
 
-    class AsTransformer:                # the encode/decode interface beam_search expects
-        def encode(self, src):
-            return np.zeros((1, 1, 1)), np.ones((1, 1, 1, 1), dtype=bool)
+    class Session:
+        tokens = np.array([[bos_id]])
 
-        def decode(self, tgt, memory, src_mask):
-            rows = [next_log_probs([int(i) for i in row]) for row in np.asarray(tgt)]
-            logits = np.zeros((len(rows), np.asarray(tgt).shape[1], len(rows[0])))
-            logits[:, -1] = rows          # only the last position is read
-            return logits
+        def next_logits(self):                       # log-probabilities are logits too
+            return np.array([next_log_probs([int(i) for i in row]) for row in self.tokens])
 
-    best = beam_search(AsTransformer(), np.zeros((1, 1), dtype=np.int64), beam_size,
-                       max_new_tokens, bos_id, end_id, length_penalty=0.0)[0]
+        def append(self, tokens):
+            self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+        def select(self, rows):
+            self.tokens = self.tokens[rows]
+
+    best = beam_search(Session(), beam_size, max_new_tokens, end_id, length_penalty=0.0)
     return [int(t) for t in best.tokens], best.log_prob
 
 
@@ -317,13 +320,13 @@ def check_beam_search(learner):
     _expect_hypothesis(got, brute_force_best(model, [0], 3, 2, 3), beam_search.last_call,
                        "  (27 beams keep every sequence, so the answer is the likeliest of all "
                        "sequences, found by trying each)")
-    # Against tinyformer/beam.py itself (length_penalty 0), on random models.
+    # Against tinyformer/decoding.py's beam search itself (length_penalty 0), on random models.
     for seed, beam_size, max_new in [(1, 2, 5), (2, 3, 6), (3, 1, 6), (4, 4, 4)]:
         model = random_model(5, seed=seed, log_probs=True)
         got = beam_search(model, [0], beam_size, max_new, 4)
         _expect_hypothesis(got, repository_beam_search(model, 0, beam_size, max_new, 4),
                            beam_search.last_call, "  (a random model, compared with "
-                           "tinyformer.beam.beam_search with length_penalty=0)")
+                           "tinyformer.decoding.beam_search with length_penalty=0)")
     model = random_model(4, seed=11, log_probs=True)
     got = beam_search(model, [3, 1, 2], 2, 5, 0)
     _expect_hypothesis(got, reference_beam_search(model, [3, 1, 2], 2, 5, 0),

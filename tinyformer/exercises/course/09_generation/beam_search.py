@@ -21,10 +21,10 @@ finished sequence as they are, cut off; the best log P wins (the earlier one on 
 finished one, then the beams in their order). You may also stop as soon as the best finished
 log P is >= every live beam's, since log P can only fall as a beam grows; the answer is the same.
 
-Length normalisation: none here; we compare plain sums. tinyformer/beam.py does the same steps
-(for the encoder-decoder Transformer) but divides each finished log P by the GNMT length penalty
-((5 + n) / 6) ** alpha, since plain sums favour short outputs; with alpha = 0 it returns
-exactly what this exercise asks for.
+Length normalisation: none here; we compare plain sums. tinyformer/decoding.py does the same
+steps (for GPT and the encoder-decoder alike) but divides each finished log P by the GNMT
+length penalty ((5 + n) / 6) ** alpha, since plain sums favour short outputs; with alpha = 0
+it returns exactly what this exercise asks for.
 
 Worked example with the given model `table_log_probs` (0 starts, 1 = "a", 2 = "b", 3 = end):
     greedy:  0 -> a (0.5) -> a (0.4) -> a (0.4) ...      [0, 1, 1, 1], P = 0.08
