@@ -777,6 +777,59 @@ def attention(checkpoint_dir, prompt, out_path, which):
 
 
 # ---------------------------------------------------------------------------------------------
+# lens
+# ---------------------------------------------------------------------------------------------
+
+LENS_EPILOG = """\b
+Examples:
+  tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
+  tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.png
+  tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456
+
+\b
+The logit lens: the residual stream after the embeddings and after each layer, read by the
+model's own final norm and head, as if the model stopped there. Each row is a position of the
+prompt (its token on the left); each column a state of the stream; each cell the token that
+state would predict, and its probability (coloured in a terminal): the next token for a GPT
+or a seq2seq decoder, the token at that position for BERT. The last column is the model's own
+prediction. A seq2seq checkpoint translates the prompt greedily and shows its decoder at each
+step.
+"""
+
+
+@main.command(epilog=LENS_EPILOG)
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+              help="A run directory written by `tinyformer train`, or a GPT-2 folder.")
+@click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
+              "allowed; for seq2seq, the source to translate).")
+@click.option("--out", "out_path", default="-", show_default=True, metavar="-|FILE.png",
+              help="- prints the table; a .png file draws it (an existing file is replaced).")
+def lens(checkpoint_dir, prompt, out_path):
+    """The logit lens: what a checkpoint would predict after each layer, for each position."""
+    from viz.lens import lens_figure, lens_of_prompt, lens_text
+    if out_path != "-":
+        check_out_file(out_path, [".png"])             # before loading and running the model
+    with input_errors():
+        model, tokenizer, saved = load_model(checkpoint_dir)
+        table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
+    if out_path == "-":
+        click.echo(lens_text(table, tokens, tokenizer, style=_by_probability))
+        return
+    run = os.path.basename(os.path.abspath(checkpoint_dir))
+    with input_errors(OSError):
+        lens_figure(table, tokens, tokenizer, title=f"{run}: the logit lens").savefig(
+            out_path, dpi=120)
+    click.echo(out_path)
+
+
+def _by_probability(text, probability):
+    """A prediction in a terminal: bright and bold when sure, dim when not."""
+    if probability >= 0.8:
+        return click.style(text, fg="bright_green", bold=True)
+    return click.style(text, fg="green") if probability >= 0.4 else click.style(text, dim=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # plot
 # ---------------------------------------------------------------------------------------------
 

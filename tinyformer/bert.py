@@ -61,7 +61,11 @@ class BERT(nn.Module):
         mask = padding_mask(idx != self.pad_id)                  # (B, 1, 1, T): real keys
         x = self.embed(idx)                                      # (B, T, C)
         x = self.encoder(x, mask)                                # (B, T, C)
-        return self.head(x)                                      # (B, T, vocab)
+        return self.logits(x)                                    # (B, T, vocab)
+
+    def logits(self, x):
+        """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C)."""
+        return self.head(x)
 
 
 def mask_tokens(idx, mask_id, vocab_size, special_ids=(), rate=0.15, rng=None):

@@ -129,10 +129,13 @@ class Encoder(nn.Module):
             for _ in range(n_layer)])
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
 
+    stream = None     # a list, while the logit lens reads the residual stream (lens.py)
+
     def forward(self, x, mask=None):
         """x (B, S, C) -> (B, S, C); `mask` (B, 1, 1, S) hides the padding."""
+        _keep(self.stream, x)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = _keep(self.stream, layer(x, mask))
         return x if self.final_norm is None else self.final_norm(x)
 
 
@@ -144,6 +147,8 @@ class Decoder(nn.Module):
 
     A final LayerNorm with pre-norm, for the same reason as in the Encoder.
     """
+
+    stream = None     # a list, while the logit lens reads the residual stream (lens.py)
 
     def __init__(self, n_layer, d_model, n_head, d_ff, dropout=0.0, norm="post",
                  activation="relu", rotary=None, cross_attention=True):
@@ -159,8 +164,17 @@ class Decoder(nn.Module):
 
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
         self-attention adds their keys and values, and the cache then counts them."""
+        _keep(self.stream, y)
         for layer in self.layers:
-            y = layer(y, mask=mask, memory=memory, memory_mask=memory_mask, cache=cache)
+            y = _keep(self.stream, layer(y, mask=mask, memory=memory, memory_mask=memory_mask,
+                                         cache=cache))
         if cache is not None:
             cache.length += y.shape[1]
         return y if self.final_norm is None else self.final_norm(y)
+
+
+def _keep(stream, x):
+    """Add x to `stream` (a list) when one is being recorded; x either way."""
+    if stream is not None:
+        stream.append(x)
+    return x

@@ -82,7 +82,11 @@ class GPT(nn.Module):
         # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
         mask = causal_mask(T, start) if T > 1 else None
         x = self.decoder(x, mask=mask, cache=cache)              # (B, T, C)
-        return self.embed.tok.unembed(x) if self.head is None else self.head(x)  # (B, T, vocab)
+        return self.logits(x)                                    # (B, T, vocab)
+
+    def logits(self, x):
+        """The head: logits (B, T, vocab) from the top of the stack x (B, T, C)."""
+        return self.embed.tok.unembed(x) if self.head is None else self.head(x)
 
     def start_decoding(self, prompt, use_cache=True):
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):

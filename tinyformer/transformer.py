@@ -115,9 +115,12 @@ class Transformer(nn.Module):
             # (T, start + T); one new query (generation) sees every key: no mask
             tgt_mask = causal_mask(T, start) if T > 1 else None
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
-        if self.head is None:
-            return self.tgt_embed.tok.unembed(y)                        # (B, T, V), y @ E^T
-        return self.head(y)                                             # (B, T, V)
+        return self.logits(y)                                           # (B, T, V)
+
+    def logits(self, y):
+        """The head: logits (B, T, V) from the top of the decoder y (B, T, C); y @ E^T when
+        tied to the target embedding E."""
+        return self.tgt_embed.tok.unembed(y) if self.head is None else self.head(y)
 
     def start_decoding(self, src, bos_id, use_cache=True):
         """A decoding session (tinyformer.decoding) writing a target for each row of src

@@ -134,12 +134,7 @@ def attention_maps(model, tokenizer, prompt, kind):
         labels = token_labels(tokenizer, ids)
         return {"self": AttentionMap(weights, labels, labels, _description(model, "self"))}
 
-    src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
-    bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
-    out = model.greedy_decode(src, model.context - 1, bos, eos)               # (1, 1 + n)
-    # The decoder's inputs were <bos> and every generated token but the last (whose position
-    # would predict the token after it, never asked for).
-    tgt = out[:, :-1]
+    src, tgt = translation(model, tokenizer, prompt)
     encoded = {}
 
     def encode():
@@ -155,6 +150,16 @@ def attention_maps(model, tokenizer, prompt, kind):
             "encoder": AttentionMap(weights["encoder"], source, source, DESCRIPTIONS["encoder"]),
             "decoder": AttentionMap(weights["decoder"], target, target,
                                     DESCRIPTIONS["decoder"])}
+
+
+def translation(model, tokenizer, prompt):
+    """(src (1, S), tgt (1, T)): the prompt as an encoder-decoder's source, and the decoder's
+    inputs while it translated it greedily: <bos> and every token it wrote but the last (whose
+    position would predict the token after it, never asked for)."""
+    src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
+    bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
+    out = model.greedy_decode(src, model.context - 1, bos, eos)               # (1, 1 + n)
+    return src, out[:, :-1]
 
 
 def choose_map(model, which):

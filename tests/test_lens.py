@@ -1,0 +1,107 @@
+"""The logit lens (tinyformer/lens.py, viz/lens.py, `tinyformer lens`): each row is the head
+applied to the residual stream after the embeddings and after each layer, computed here again
+by running the layers one by one; the last row is the model's own prediction, for GPT, BERT
+and the encoder-decoder; the stream is only kept while the lens reads it; the command prints
+the table or draws it, and refuses bad input in one line."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+from cli import main
+from tinyformer.attention import causal_mask
+from tinyformer.bert import BERT
+from tinyformer.gpt import GPT
+from tinyformer.lens import head_stack, logit_lens
+from tinyformer.transformer import Transformer
+
+IDX = np.array([[1, 2, 3, 4, 2]])
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_each_row_is_the_head_on_the_stream_after_that_layer(norm):
+    ta.manual_seed(0)
+    model = GPT(vocab_size=9, context=8, n_layer=3, n_head=2, d_model=16, norm=norm).eval()
+    lens = logit_lens(model, lambda m: m(IDX), k=2)
+    assert lens.rows == ["embed", "layer 1", "layer 2", "layer 3"]
+    with ta.no_grad():                          # the stream, layer by layer, by hand
+        x = model.embed(IDX)
+        states = [x]
+        for layer in model.decoder.layers:
+            x = layer(x, mask=causal_mask(IDX.shape[1]))
+            states.append(x)
+        for row, state in enumerate(states):
+            if model.decoder.final_norm is not None:
+                state = model.decoder.final_norm(state)
+            probs = model.logits(state).softmax().data[0]              # (T, V)
+            top = np.argsort(-probs, axis=-1, kind="stable")[:, :2]
+            np.testing.assert_array_equal(lens.top_ids[row], top)
+            np.testing.assert_allclose(lens.top_probs[row],
+                                       np.take_along_axis(probs, top, axis=-1), rtol=1e-6)
+    assert model.decoder.stream is None             # kept only while the lens reads it
+
+
+@pytest.mark.parametrize("build, run", [
+    (lambda: GPT(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=16),
+     lambda m: m(IDX)),
+    (lambda: BERT(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=16),
+     lambda m: m(IDX)),
+    (lambda: Transformer(9, 9, context=8, n_layer=2, n_head=2, d_model=16, norm="pre"),
+     lambda m: m(IDX, IDX)),
+], ids=["gpt", "bert", "transformer"])
+def test_the_last_row_is_the_models_own_prediction(build, run):
+    ta.manual_seed(0)
+    model = build().eval()
+    lens = logit_lens(model, run)
+    with ta.no_grad():
+        probs = run(model).softmax().data[0]
+    np.testing.assert_array_equal(lens.top_ids[-1, :, 0], probs.argmax(axis=-1))
+    np.testing.assert_allclose(lens.top_probs[-1, :, 0], probs.max(axis=-1), rtol=1e-6)
+    assert len(lens.rows) == 3 and head_stack(model).stream is None
+
+
+def test_the_stream_is_dropped_even_when_the_run_fails():
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match="exceeds the context"):
+        logit_lens(model, lambda m: m(np.zeros((1, 20), dtype=int)))
+    assert model.decoder.stream is None
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gpt"
+    result = tinyformer("train", "--n-layer", 2, "--n-head", 2, "--d-model", 16, "--context", 32,
+                        "--batch-size", 4, "--iters", 2, "--eval-iters", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_command_prints_one_row_per_token_and_draws_a_png(run_dir, tmp_path):
+    result = tinyformer("lens", "--checkpoint", run_dir, "--prompt", "eve has")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["position", "embed", "layer", "1", "layer", "2"]
+    assert len(lines) == 1 + len("eve has")
+    assert [line.split()[0] for line in lines[1:]] == list("eve") + ["␣"] + list("has")
+    out = tmp_path / "lens.png"
+    result = tinyformer("lens", "--checkpoint", run_dir, "--prompt", "eve has", "--out", out)
+    assert result.exit_code == 0 and out.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--prompt", "eve", "--out", "lens.svg"], "the suffix says the format"),
+    (["--prompt", "ÿ"], "cannot encode"),
+    (["--prompt", ""], "empty"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer("lens", "--checkpoint", run_dir, *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []

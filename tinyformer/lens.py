@@ -1,0 +1,78 @@
+"""The logit lens: what the model would predict if it stopped after each layer.
+
+Every layer of a Transformer adds its output to the residual stream, and the head reads only
+the stream's last state. But the head can read any earlier state too: apply the stack's final
+norm and the unembedding to the stream after the embeddings, after layer 1, after layer 2, ...
+and each gives a distribution over the vocabulary (nostalgebraist 2020, "interpreting GPT: the
+logit lens"). Watching the top prediction settle from layer to layer shows where in the stack a
+model works out its answer; the last row is the model's own prediction.
+
+    stream_0 = embed(tokens)                       "embed"
+    stream_l = layer_l(stream_{l-1})               "layer l"
+    lens_l   = softmax(head(final_norm(stream_l)))   (T, V) for each state
+
+The stacks (blocks.Encoder, blocks.Decoder) keep their stream in a list while `lens` runs the
+model; for an encoder-decoder the decoder's stream is read, the one the head reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from tinyautograd import nn, no_grad
+
+from .blocks import Decoder, Encoder
+
+__all__ = ["Lens", "logit_lens"]
+
+
+@dataclass
+class Lens:
+    """The logit lens of one sequence: `rows` names each state ("embed", "layer 1", ...),
+    `top_ids` and `top_probs` (rows, T, k) hold the k likeliest next tokens after each state,
+    at each position, with their probabilities."""
+    rows: list[str]
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+
+
+@contextlib.contextmanager
+def _recording(stack: Encoder | Decoder) -> Iterator[list]:
+    stack.stream = []
+    try:
+        yield stack.stream
+    finally:
+        stack.stream = None
+
+
+def head_stack(model: nn.Module) -> Encoder | Decoder:
+    """The stack whose output the head reads: the last Encoder or Decoder of the model."""
+    stacks = [m for m in model.modules() if isinstance(m, (Encoder, Decoder))]
+    if not stacks:
+        raise ValueError(f"{type(model).__name__} has no encoder or decoder stack to read")
+    return stacks[-1]
+
+
+def logit_lens(model: nn.Module, run, k: int = 3) -> Lens:
+    """The logit lens of `model` on one sequence: `run(model)` runs the model's forward on it
+    (for a GPT, `lambda m: m(idx)`, idx (1, T)); the stream its head stack keeps meanwhile is
+    read through the stack's final norm and `model.logits`, the model's own head."""
+    if k < 1:
+        raise ValueError(f"logit_lens: k must be at least 1, got {k}")
+    stack = head_stack(model)
+    with no_grad(), _recording(stack) as stream:
+        run(model)
+        states = list(stream)
+        rows, top_ids, top_probs = [], [], []
+        for i, state in enumerate(states):
+            h = state if stack.final_norm is None else stack.final_norm(state)
+            probs = model.logits(h).softmax(axis=-1).data[0]               # (T, V)
+            order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]     # (T, k)
+            rows.append("embed" if i == 0 else f"layer {i}")
+            top_ids.append(order)
+            top_probs.append(np.take_along_axis(probs, order, axis=-1))
+    return Lens(rows, np.stack(top_ids), np.stack(top_probs))

@@ -1,0 +1,95 @@
+"""The logit lens as a table: one row per position of the sequence, one column per state of
+the residual stream (the embeddings, then each layer), each cell the token that state would
+predict next and its probability. Read a row left to right to watch the prediction settle.
+
+`lens_of_prompt` runs a checkpoint's model on a prompt as `tinyformer lens` does;
+`lens_text` gives the table as aligned text (for the terminal), `lens_figure` as a matplotlib
+figure, each cell coloured by its probability (viridis: dark for unsure, yellow for sure).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tinyformer.lens import Lens, logit_lens
+
+from .attention import _encode, token_labels, translation
+
+
+def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list[str]]:
+    """The logit lens of a checkpoint's model on `prompt`, and the token at each position: a
+    GPT or a BERT reads the prompt (BERT with its <mask> tokens); an encoder-decoder
+    translates it greedily, and the lens reads its decoder at each step of the translation."""
+    if kind in ("gpt", "bert"):
+        ids = _encode(tokenizer, prompt, kind == "bert", model.context)
+        return logit_lens(model, lambda m: m(np.array([ids]))), token_labels(tokenizer, ids)
+    src, tgt = translation(model, tokenizer, prompt)
+    lens = logit_lens(model, lambda m: m.decode(tgt, *m.encode(src)))
+    return lens, token_labels(tokenizer, tgt[0])
+
+
+def _guess(tokenizer, token_id: int) -> str:
+    """A predicted token labelled as the positions are (token_labels), control characters
+    escaped so that a cell never moves the terminal's cursor."""
+    label = token_labels(tokenizer, [token_id])[0]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in label) or "\u2205"
+
+
+def lens_rows(lens: Lens, tokens: list[str], tokenizer,
+              width: int = 8) -> list[list[tuple[str, float | None]]]:
+    """The table as rows of (text, probability) cells: a header row, then one row per
+    position: the token there, then for each state its top prediction and probability
+    (probability None for the cells that are labels)."""
+    header = [("position", None)] + [(row, None) for row in lens.rows]
+    table = [header]
+    for t, token in enumerate(tokens):
+        cells = [(token[:width], None)]
+        for state in range(len(lens.rows)):
+            guess = _guess(tokenizer, int(lens.top_ids[state, t, 0]))[:width]
+            cells.append((f"{guess} {lens.top_probs[state, t, 0]:.0%}",
+                          float(lens.top_probs[state, t, 0])))
+        table.append(cells)
+    return table
+
+
+def lens_text(lens: Lens, tokens: list[str], tokenizer,
+              style: Callable[[str, float], str] = lambda text, p: text) -> str:
+    """The table as aligned text; `style(text, probability)` may colour each prediction (the
+    command line colours it in a terminal)."""
+    table = lens_rows(lens, tokens, tokenizer)
+    widths = [max(len(row[c][0]) for row in table) for c in range(len(table[0]))]
+    lines = []
+    for row in table:
+        cells = [(text if p is None else style(text, p)) + " " * (w - len(text))
+                 for (text, p), w in zip(row, widths)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
+    """A matplotlib figure of the table: cells coloured by the top prediction's probability,
+    labelled with that token."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probs = lens.top_probs[:, :, 0].T                                   # (T, states)
+    T, n = probs.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, 0.9 + 0.32 * T))
+    image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for t in range(T):
+        for s in range(n):
+            ax.text(s, t, _guess(tokenizer, int(lens.top_ids[s, t, 0]))[:6], ha="center",
+                    va="center", fontsize=8, color="black" if probs[t, s] > 0.5 else "white")
+    ax.set_xticks(range(n), lens.rows)
+    ax.set_yticks(range(T), [token[:8] for token in tokens])
+    if title:
+        ax.set_title(title, fontsize=10, pad=24)
+    ax.xaxis.tick_top()
+    ax.set_xlabel("the prediction after each state of the residual stream")
+    ax.set_ylabel("position (its token)")
+    fig.colorbar(image, ax=ax, label="probability of the top prediction", fraction=0.05)
+    fig.tight_layout()
+    return fig
