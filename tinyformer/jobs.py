@@ -216,7 +216,6 @@ class MaskedLM(LanguageModelling):
 
     def __init__(self, config, tokenizer, data):
         super().__init__(config, tokenizer, data)
-        self.recall_prompts = None                          # BERT does not generate
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
 
@@ -228,6 +227,24 @@ class MaskedLM(LanguageModelling):
     def _masked(self, x, rng):
         return mask_tokens(x, self.mask_id, self.tokenizer.vocab_size, self.special_ids,
                            rng=rng)
+
+    def recall(self, model):
+        """On the built-in corpus: the share of held-out stories whose last colour, hidden
+        whole, the model fills in exactly (every letter its most likely token). The colour is
+        only in the first sentence, so this is what attention buys. Without it, the best guess
+        knows only how many letters are hidden: right for 4 stories in 6 (red and yellow are
+        the only colours of their lengths; blue and pink, green and white share theirs)."""
+        colours = [colour for _, colour in self.recall_prompts]
+        inputs = np.array([self.tokenizer.encode(prompt + colour + ".")[-self.config.context:]
+                           for prompt, colour in self.recall_prompts])             # (n, T)
+        T = inputs.shape[1]
+        hidden = np.zeros(inputs.shape, dtype=bool)          # the colour's letters, before "."
+        for row, colour in enumerate(colours):
+            hidden[row, T - 1 - len(colour):T - 1] = True
+        inputs[hidden] = self.mask_id
+        guesses = model(inputs).data.argmax(axis=-1)                              # (n, T)
+        return float(np.mean([self.tokenizer.decode(guess[row_hidden].tolist()) == colour
+                              for guess, row_hidden, colour in zip(guesses, hidden, colours)]))
 
     def batch(self, tokens, rng):
         """Windows of `tokens` with 15% of their tokens hidden: (inputs, targets)."""
