@@ -1,28 +1,42 @@
-"""The public API carries type hints: every public function and method of tinyautograd names
-the types of its parameters and of its result, and the hints resolve (no misspelt names).
+"""The public API carries type hints: every public function and method of tinyautograd and of
+tinyformer names the types of its parameters and of its result, and the hints resolve (no
+misspelt names).
 
 Public: names without a leading underscore, defined in the package (not imported into it),
-their public methods, `__init__` and `__call__`, and properties. The ops' Function classes are
-left out: their forward and backward follow `Function`'s, which the check covers.
+their public methods, `__init__` and `__call__`, and properties; a function behind a decorator
+(`functools.lru_cache`) is checked as written. Exceptions are left out, and so are the ops'
+Function classes (tinyformer's Attention among them): their forward and backward follow
+`Function`'s, which the check covers. tinyformer.exercises, the course, is left out.
+
+A hint resolves in its own module, or names a class of the checked modules: a module may
+import such a class for its hints alone (`if TYPE_CHECKING:`), where a real import would be
+circular.
 """
 
 import importlib
 import inspect
+import pkgutil
 import typing
 
 import pytest
 
 import tinyautograd
+import tinyformer
 
 MODULES = [importlib.import_module(f"tinyautograd.{name}") for name in
            ("engine", "factories", "functional", "gradcheck", "nn", "optim", "random")]
 ops = importlib.import_module("tinyautograd.ops")
+TINYFORMER = [tinyformer] + [importlib.import_module(f"tinyformer.{info.name}")
+                             for info in pkgutil.iter_modules(tinyformer.__path__)
+                             if info.name != "exercises"]
 
 
 def public_callables(module, classes=True):
     for name, obj in vars(module).items():
         if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
             continue
+        if callable(obj) and not inspect.isclass(obj):
+            obj = inspect.unwrap(obj)
         if inspect.isfunction(obj):
             yield f"{module.__name__}.{name}", obj
         elif classes and inspect.isclass(obj):
@@ -40,8 +54,12 @@ def public_callables(module, classes=True):
                     yield f"{module.__name__}.{name}.{attr}", member
 
 
-CALLABLES = [pair for module in MODULES for pair in public_callables(module)] + \
+CALLABLES = [pair for module in MODULES + TINYFORMER for pair in public_callables(module)] + \
     list(public_callables(ops, classes=False))
+
+# The classes the checked modules define, by name: what a hint may name besides its module's own.
+CLASSES = {name: obj for module in MODULES + TINYFORMER for name, obj in vars(module).items()
+           if inspect.isclass(obj) and obj.__module__ == module.__name__}
 
 
 def missing_hints(fn):
@@ -61,10 +79,20 @@ def test_the_check_sees_the_api():
             "tinyautograd.functional.cross_entropy", "tinyautograd.gradcheck.gradcheck",
             "tinyautograd.ops.matmul"} <= names
     assert not any(".CrossEntropy." in name or ".Add." in name for name in names)
+    assert {"tinyformer.gpt.GPT.generate", "tinyformer.gpt.GPT.__init__",
+            "tinyformer.decoding.beam_search", "tinyformer.decoding.DecoderOnlySession.select",
+            "tinyformer.tokenizers.Tokenizer.encode",
+            "tinyformer.tokenizers.BPETokenizer.from_pretrained",
+            "tinyformer.tokenizers.BPETokenizer.vocab_size",
+            "tinyformer.attention.causal_mask", "tinyformer.files.atomic_write",
+            "tinyformer.train.TrainConfig.__init__", "tinyformer.train.Trainer.resume",
+            "tinyformer.safetensors.load_file", "tinyformer.schema.Number.why"} <= names
+    assert not any(".Attention." in name or ".exercises." in name or "Error." in name
+                   for name in names)
 
 
 @pytest.mark.parametrize("name, fn", CALLABLES, ids=[name for name, _ in CALLABLES])
 def test_public_callable_is_fully_annotated(name, fn):
     assert not missing_hints(fn), f"{name}: no type hint for {', '.join(missing_hints(fn))}"
     module = inspect.getmodule(fn)
-    typing.get_type_hints(fn, vars(module) | vars(tinyautograd))     # every name resolves
+    typing.get_type_hints(fn, CLASSES | vars(module) | vars(tinyautograd))   # every name resolves

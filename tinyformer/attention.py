@@ -17,12 +17,19 @@ the opposite one: True there means "blocked"). Shapes: B batch, H heads, T_q que
 d the width of a query or key, d_v the width of a value.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn, random
+
+if TYPE_CHECKING:
+    from .layers import RotaryPositions
 
 __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weights",
            "Attention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
@@ -33,13 +40,15 @@ __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weig
 # weights are then set to 0, so a query with nothing to attend to outputs zeros.
 _BLOCKED = -1e9
 
+Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
+
 
 # --------------------------------------------------------------------------------------------
 # Masks
 
 
 @functools.lru_cache(maxsize=64)
-def causal_mask(T, start=0):
+def causal_mask(T: int, start: int = 0) -> np.ndarray:
     """(T, start + T) booleans: query i, at position start + i, may attend the keys at positions
     0 .. start + i, never a later one. This is how a decoder is kept from reading the tokens it
     must predict. With start = 0 it is the (T, T) lower triangle; with a KV cache holding
@@ -67,12 +76,12 @@ class KVCache:
     that gradients reach the keys and values of every step.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.length = 0
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
         self._buffers = {}       # attention module -> (keys, values), (B, H, capacity, d) arrays
 
-    def extend(self, layer, k, v):
+    def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
         old = self._kv.get(layer)
         if k.requires_grad or v.requires_grad:
@@ -94,7 +103,7 @@ class KVCache:
         self._kv[layer] = (k, v)
         return k, v
 
-    def select(self, rows):
+    def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
         and drops sequences). The kept keys and values are copied out of the buffers, which
         the next `extend` grows again."""
@@ -111,7 +120,7 @@ def _grown(new, old, capacity):
     return buffer
 
 
-def padding_mask(is_token):
+def padding_mask(is_token: Tensor | ArrayLike) -> np.ndarray:
     """A key-padding mask (B, 1, 1, T_k) from `is_token` (B, T_k), True where the key is a real
     token and False where it is padding. The two axes of size 1 broadcast over the heads and the
     queries: no query of any head attends a padding key. Combine with a causal mask by
@@ -152,7 +161,7 @@ def _keep_mask(q, k, v, mask):
 # Scaled dot-product attention
 
 
-def attention_weights(q, k, mask=None):
+def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + blocked): how much each query attends to each key.
 
     q (..., T_q, d), k (..., T_k, d) -> (..., T_q, T_k), each row summing to 1 (or all 0 where
@@ -170,7 +179,8 @@ def attention_weights(q, k, mask=None):
     return weights
 
 
-def attention_readable(q, k, v, mask=None, dropout_p=0.0, training=False):
+def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,
+                       dropout_p: float = 0.0, training: bool = False) -> Tensor:
     """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step: attention as the paper
     writes it, to read and to check `Attention` against. The models run `Attention`.
 
@@ -245,7 +255,8 @@ class Attention(Function):
         return d_q, d_k, d_v
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, training=False):
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,
+                                 dropout_p: float = 0.0, training: bool = False) -> Tensor:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, with an optional mask and dropout.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` is a boolean
@@ -292,7 +303,8 @@ class MultiHeadAttention(nn.Module):
     record_weights = False     # set True on an instance to fill last_weights at each forward
     last_weights = None
 
-    def __init__(self, d_model, n_head, dropout=0.0, bias=True, rotary=None):
+    def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, bias: bool = True,
+                 rotary: RotaryPositions | None = None) -> None:
         if d_model % n_head:
             raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
                              f"{d_model}")
@@ -306,7 +318,8 @@ class MultiHeadAttention(nn.Module):
         self.v = nn.Linear(d_model, d_model, bias)
         self.out = nn.Linear(d_model, d_model, bias)
 
-    def forward(self, x, context=None, mask=None, cache=None):
+    def forward(self, x: Tensor, context: Tensor | None = None, mask: Mask | None = None,
+                cache: KVCache | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
         when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
         `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
@@ -341,5 +354,5 @@ class MultiHeadAttention(nn.Module):
             return x.reshape(B, self.n_head, T, self.d_head)
         return x.reshape(B, T, self.n_head, self.d_head).swapaxes(1, 2)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_head={self.n_head}, dropout={self.dropout}"

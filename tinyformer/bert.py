@@ -11,14 +11,19 @@ The original's second task (next-sentence prediction) and its segment embeddings
 as RoBERTa showed they are not needed.
 """
 
+from __future__ import annotations
+
+from typing import Iterable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 import tinyautograd as ta
-from tinyautograd import nn
+from tinyautograd import Tensor, nn
 
 from .attention import padding_mask
 from .blocks import Encoder
-from .layers import Embeddings, token_array
+from .layers import Embeddings, TokenEmbedding, Tokens, token_array
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 
@@ -27,13 +32,13 @@ class MLMHead(nn.Module):
     """The masked-language-model head: a dense layer with GELU and a layer norm, then the
     (tied) output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c."""
 
-    def __init__(self, embedding, d_model):
+    def __init__(self, embedding: TokenEmbedding, d_model: int) -> None:
         self.dense = nn.Linear(d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.embedding = embedding                  # the token embedding, shared (tied)
         self.bias = nn.Parameter(np.zeros(embedding.num_embeddings))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.embedding.unembed(self.norm(self.dense(x).gelu())) + self.bias
 
 
@@ -42,8 +47,10 @@ class BERT(nn.Module):
     Positions holding `pad_id` are hidden from attention. Post-norm, learned positions and GELU
     by default, as in the original."""
 
-    def __init__(self, vocab_size, context, n_layer=2, n_head=4, d_model=64, d_ff=None,
-                 dropout=0.0, positions="learned", norm="post", activation="gelu", pad_id=0):
+    def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
+                 d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
+                 positions: str = "learned", norm: str = "post", activation: str = "gelu",
+                 pad_id: int = 0) -> None:
         d_ff = 4 * d_model if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
@@ -56,19 +63,21 @@ class BERT(nn.Module):
                                rotary=self.embed.rotary)
         self.head = MLMHead(self.embed.tok, d_model)
 
-    def forward(self, idx):
+    def forward(self, idx: Tokens) -> Tensor:
         idx = token_array(idx)                                   # (B, T)
         mask = padding_mask(idx != self.pad_id)                  # (B, 1, 1, T): real keys
         x = self.embed(idx)                                      # (B, T, C)
         x = self.encoder(x, mask)                                # (B, T, C)
         return self.logits(x)                                    # (B, T, vocab)
 
-    def logits(self, x):
+    def logits(self, x: Tensor) -> Tensor:
         """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C)."""
         return self.head(x)
 
 
-def mask_tokens(idx, mask_id, vocab_size, special_ids=(), rate=0.15, rng=None):
+def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),
+                rate: float = 0.15,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking recipe. Choose `rate` of the ordinary tokens (never a special one such as
     padding); of those, replace 80% by `mask_id`, 10% by a random token and leave 10% as they
     are, so that the model cannot rely on seeing [MASK] where it must guess, and must keep a

@@ -21,15 +21,20 @@ decoder reading an encoder only), `ffn` and `ffn_norm`, `drop`; in a stack, `lay
 `final_norm` (pre-norm only).
 """
 
-from tinyautograd import nn
+from __future__ import annotations
 
-from .attention import MultiHeadAttention
-from .layers import FeedForward
+from typing import Callable
+
+from tinyautograd import Tensor, nn
+
+from .attention import KVCache, Mask, MultiHeadAttention
+from .layers import FeedForward, RotaryPositions
 
 NORM_PLACEMENTS = ("pre", "post")
 
 
-def residual(x, sublayer, norm, dropout, placement):
+def residual(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.LayerNorm,
+             dropout: nn.Dropout, placement: str) -> Tensor:
     """One sub-layer with its residual connection and layer norm, placed 'pre' or 'post'."""
     if placement == "pre":
         return x + dropout(sublayer(norm(x)))
@@ -51,8 +56,9 @@ class EncoderLayer(nn.Module):
     `rotary` (a RotaryPositions, or None) rotates the self-attention's queries and keys.
     """
 
-    def __init__(self, d_model, n_head, d_ff, dropout=0.0, norm="post", activation="relu",
-                 rotary=None):
+    def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
+                 norm: str = "post", activation: str = "relu",
+                 rotary: RotaryPositions | None = None) -> None:
         self.norm_placement = _check_placement(norm)
         self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary)
         self.attn_norm = nn.LayerNorm(d_model)
@@ -60,7 +66,7 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None):
+    def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C); `mask` (True = may attend) hides padded keys."""
         x = residual(x, lambda h: self.attn(h, mask=mask), self.attn_norm, self.drop,
                      self.norm_placement)
@@ -80,8 +86,9 @@ class DecoderLayer(nn.Module):
     (never cross-attention's: a source and a target position are not on one axis).
     """
 
-    def __init__(self, d_model, n_head, d_ff, dropout=0.0, norm="post", activation="relu",
-                 cross_attention=True, rotary=None):
+    def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
+                 norm: str = "post", activation: str = "relu", cross_attention: bool = True,
+                 rotary: RotaryPositions | None = None) -> None:
         self.norm_placement = _check_placement(norm)
         self.cross_attention = cross_attention
         self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary)
@@ -93,7 +100,8 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None):
+    def forward(self, x: Tensor, mask: Mask | None = None, memory: Tensor | None = None,
+                memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). `mask` is the look-ahead mask (with target padding);
         `memory` (B, S, C) is the encoder's output and `memory_mask` hides its padding;
         `cache` (a KVCache) holds the self-attention keys and values of earlier tokens."""
@@ -122,8 +130,9 @@ class Encoder(nn.Module):
     layers already end in a LayerNorm and need none.
     """
 
-    def __init__(self, n_layer, d_model, n_head, d_ff, dropout=0.0, norm="post",
-                 activation="relu", rotary=None):
+    def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
+                 norm: str = "post", activation: str = "relu",
+                 rotary: RotaryPositions | None = None) -> None:
         self.layers = nn.ModuleList([
             EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary)
             for _ in range(n_layer)])
@@ -131,7 +140,7 @@ class Encoder(nn.Module):
 
     stream = None     # a list, while the logit lens reads the residual stream (lens.py)
 
-    def forward(self, x, mask=None):
+    def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
         """x (B, S, C) -> (B, S, C); `mask` (B, 1, 1, S) hides the padding."""
         _keep(self.stream, x)
         for layer in self.layers:
@@ -150,15 +159,17 @@ class Decoder(nn.Module):
 
     stream = None     # a list, while the logit lens reads the residual stream (lens.py)
 
-    def __init__(self, n_layer, d_model, n_head, d_ff, dropout=0.0, norm="post",
-                 activation="relu", rotary=None, cross_attention=True):
+    def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
+                 norm: str = "post", activation: str = "relu",
+                 rotary: RotaryPositions | None = None, cross_attention: bool = True) -> None:
         self.layers = nn.ModuleList([
             DecoderLayer(d_model, n_head, d_ff, dropout, norm, activation,
                          cross_attention=cross_attention, rotary=rotary)
             for _ in range(n_layer)])
         self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
 
-    def forward(self, y, memory=None, mask=None, memory_mask=None, cache=None):
+    def forward(self, y: Tensor, memory: Tensor | None = None, mask: Mask | None = None,
+                memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
         """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` (B, 1, T, T) is causal
         and hides the target padding; `memory_mask` (B, 1, 1, S) hides the source padding.
 

@@ -25,33 +25,38 @@ the format). A character-level tokenizer has no GPT-2 form, so an exported chara
 keeps its tokenizer as tinyformer-tokenizer.json beside the rest.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import zipfile
+from typing import Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import current_umask, atomic_write
+from .files import StrPath, current_umask, atomic_write
 from .gpt import GPT
 from .schema import Optional, Whole, check_settings
-from .tokenizers import END_OF_TEXT, BPETokenizer, load_tokenizer
+from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
 FORMAT, VERSION = "tinyformer-checkpoint", 1
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
+Model = Union[GPT, BERT, Transformer]                            # one of MODELS
 
 
 class CheckpointError(ValueError):
     """A checkpoint directory that cannot be used; the message says why and what to do."""
 
 
-def sha256(path):
+def sha256(path: StrPath) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -59,18 +64,19 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def save_arrays(path, arrays):
+def save_arrays(path: StrPath, arrays: dict[str, ArrayLike]) -> None:
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
 
 
-def checkpoint_files(step):
+def checkpoint_files(step: int) -> dict[str, str]:
     """The names of the files a checkpoint at `step` is written as (its config.json aside)."""
     return {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
             "tokenizer": "tokenizer.json"}
 
 
-def save_checkpoint(directory, config, weights, optimizer_arrays):
+def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[str, np.ndarray],
+                    optimizer_arrays: dict[str, np.ndarray]) -> dict[str, str]:
     """Write one checkpoint into `directory` (which already holds tokenizer.json), its
     config.json last: until then the previous checkpoint is the one config.json names. The
     previous checkpoint's files are left for the caller, which knows what it owns, to remove.
@@ -87,7 +93,7 @@ def save_checkpoint(directory, config, weights, optimizer_arrays):
     return files
 
 
-def is_pretrained_dir(directory):
+def is_pretrained_dir(directory: StrPath) -> bool:
     """True when `directory` holds a Hugging Face model: its config.json names a "model_type"
     (a tinyformer checkpoint's names its "format" instead)."""
     try:
@@ -98,7 +104,7 @@ def is_pretrained_dir(directory):
     return isinstance(config, dict) and "model_type" in config and "format" not in config
 
 
-def read_config(directory):
+def read_config(directory: StrPath) -> dict[str, Any]:
     """The checkpoint's config.json as a dict, with its files present and intact."""
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
@@ -142,7 +148,7 @@ def read_config(directory):
     return config
 
 
-def load_arrays(path):
+def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
     """name -> array from an .npz file, refusing pickled data."""
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -156,7 +162,8 @@ def load_arrays(path):
                               f"train again") from None
 
 
-def load_tokenizer_for(directory, config, vocab_size):
+def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
+                       vocab_size: int) -> Tokenizer:
     """The checkpoint's tokenizer, checked against the model it belongs to."""
     path = os.path.join(directory, config["files"]["tokenizer"])
     tokenizer = load_tokenizer(path)
@@ -178,7 +185,7 @@ MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
 MODEL_SIZE_RULES["d_ff"] = Optional(Whole(1, 1 << 22))        # None: 4 d_model
 
 
-def least_parameters(model_config):
+def least_parameters(model_config: dict[str, Any]) -> int:
     """A lower bound on the parameters a model of this config has: its embeddings and its
     blocks' weight matrices (attention's four, the feed-forward network's two; an
     encoder-decoder's decoder has cross-attention's four more). Biases and norms are left out,
@@ -193,7 +200,7 @@ def least_parameters(model_config):
     return c["vocab_size"] * d + c["n_layer"] * block
 
 
-def check_model_config(model_config, weights, where):
+def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where: str) -> None:
     """CheckpointError unless config.json's model can be built and can hold these weights:
     each size a whole number in range, and no more parameters than the weights have (a
     config.json edited to d_model 100000 would otherwise allocate tens of gigabytes before
@@ -215,7 +222,7 @@ def check_model_config(model_config, weights, where):
                               f"config.json this run wrote, or train again")
 
 
-def check_finite_weights(model, where):
+def check_finite_weights(model: nn.Module, where: StrPath) -> None:
     """CheckpointError if any weight is NaN or infinite: such a model writes nothing
     meaningful, and silently (a run that diverged, or a file written by something else)."""
     bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
@@ -225,7 +232,7 @@ def check_finite_weights(model, where):
                               f"diverged before this checkpoint: train again with a lower --lr")
 
 
-def load_model(directory):
+def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
@@ -301,7 +308,8 @@ PREVIOUS_LAYOUT = {
 }
 
 
-def in_current_layout(config, weights, path):
+def in_current_layout(config: dict[str, Any], weights: dict[str, np.ndarray],
+                      path: StrPath) -> dict[str, np.ndarray]:
     """The weights (name -> array) of the checkpoint whose config.json is `config`, under the
     current names: as they are if they have them, renamed if they have the previous layout's;
     then the optimizer's parameter names in `config` are renamed too (for --resume). The
@@ -342,7 +350,7 @@ def _previous_to_current(name, layout):
 PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2 form (char)
 
 
-def load_pretrained(directory):
+def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a Hugging Face GPT-2 directory, the model in eval mode;
     config is {"model": "gpt", "model_config": ...}, as a checkpoint's says."""
     model = GPT.from_pretrained(directory)
@@ -362,7 +370,8 @@ def load_pretrained(directory):
     return model, tokenizer, {"model": "gpt", "model_config": model.config}
 
 
-def export_pretrained(model, tokenizer, directory):
+def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
+                      directory: StrPath) -> None:
     """Write a GPT and its tokenizer as a Hugging Face GPT-2 directory, which
     `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads (and so does `load_model`).
 

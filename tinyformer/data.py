@@ -4,6 +4,10 @@ Nothing is downloaded. The corpus is generated from a few word lists of our own,
 are generated digits; both are seeded, so the same seed gives the same data.
 """
 
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
 import numpy as np
 
 # --------------------------------------------------------------------------------------------
@@ -35,7 +39,7 @@ ASIDES = [
 ]
 
 
-def story(rng):
+def story(rng: np.random.Generator) -> str:
     """One story: a thing with a colour, one or two asides, the colour recalled."""
     name, thing, colour = rng.choice(NAMES), rng.choice(THINGS), rng.choice(COLOURS)
     asides = rng.choice(ASIDES, size=rng.integers(1, 3), replace=False)
@@ -43,7 +47,7 @@ def story(rng):
                      f"the {thing} of {name} is {colour}."])
 
 
-def builtin_corpus(n_chars=200_000, seed=0):
+def builtin_corpus(n_chars: int = 200_000, seed: int = 0) -> str:
     """About `n_chars` characters of stories, one per line; the same seed, the same text."""
     rng = np.random.default_rng(seed)
     lines, size = [], 0
@@ -53,7 +57,7 @@ def builtin_corpus(n_chars=200_000, seed=0):
     return "\n".join(lines) + "\n"
 
 
-def recall_prompts(n_stories, seed, context):
+def recall_prompts(n_stories: int, seed: int, context: int) -> list[tuple[str, str]]:
     """(prompt, colour) pairs from a corpus of another seed: the prompt is the text up to and
     including the last sentence's "is ", with the stories before it in front (cropped to
     `context` characters), just as a random training window would show it. A story may repeat
@@ -69,7 +73,7 @@ def recall_prompts(n_stories, seed, context):
     return pairs[:n_stories]
 
 
-def recalled(continuation, colour):
+def recalled(continuation: str, colour: str) -> bool:
     """The colour, spelled out and then ended by the full stop."""
     return continuation.startswith(colour + ".")
 
@@ -78,7 +82,8 @@ def recalled(continuation, colour):
 # Language-model batches
 
 
-def lm_batch(tokens, batch_size, context, rng):
+def lm_batch(tokens: np.ndarray, batch_size: int, context: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random windows of a token array (an ndarray or a np.memmap, which is never read whole):
     inputs x (B, T) and targets y (B, T), y being x shifted one token to the left."""
     if len(tokens) <= context:
@@ -99,7 +104,7 @@ PAD, BOS, EOS = 0, 1, 2
 SYMBOLS = SPECIALS + list("0123456789+")     # token id = position in this list
 
 
-def solve(task, source):
+def solve(task: str, source: str) -> str:
     """The target string for a source string: what the model must learn."""
     if task == "copy":
         return source
@@ -127,7 +132,8 @@ class Seq2SeqTask:
 
     vocab_size = len(SYMBOLS)
 
-    def __init__(self, name, min_len=4, max_len=10, n_train=20_000, n_val=500, seed=0):
+    def __init__(self, name: str, min_len: int = 4, max_len: int = 10, n_train: int = 20_000,
+                 n_val: int = 500, seed: int = 0) -> None:
         if name not in TASKS:
             raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
         if not 2 <= min_len <= max_len:
@@ -153,11 +159,11 @@ class Seq2SeqTask:
         return pairs
 
     @staticmethod
-    def encode(text):
+    def encode(text: str) -> list[int]:
         return [SYMBOLS.index(c) for c in text]
 
     @staticmethod
-    def decode(ids):
+    def decode(ids: Iterable[int]) -> str:
         """Symbols up to the first <eos>, specials dropped."""
         out = []
         for i in ids:
@@ -167,7 +173,7 @@ class Seq2SeqTask:
                 out.append(SYMBOLS[i])
         return "".join(out)
 
-    def batch(self, pairs):
+    def batch(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Padded arrays for teacher forcing: src (B, S), tgt_in = <bos> target (B, T), and
         tgt_out = target <eos> (B, T), the next token at every position; PAD fills the rest
         (ignore it in the loss with ignore_index=PAD)."""
@@ -175,7 +181,8 @@ class Seq2SeqTask:
         tgt = [self.encode(t) for _, t in pairs]
         return (_pad(src), _pad([[BOS] + t for t in tgt]), _pad([t + [EOS] for t in tgt]))
 
-    def sample_batch(self, batch_size, rng):
+    def sample_batch(self, batch_size: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         picks = rng.integers(0, len(self.train), batch_size)
         return self.batch([self.train[i] for i in picks])
 

@@ -24,14 +24,20 @@ likely sequences (see its docstring).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, no_grad, random
 
 from .attention import KVCache
+from .layers import Tokens
 from .sampling import check_sampling, sample_next
+
+if TYPE_CHECKING:                   # the models import this module
+    from .gpt import GPT
+    from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
            "Hypothesis", "gnmt_length_penalty"]
@@ -49,7 +55,7 @@ class DecoderOnlySession:
     slides: every position shifts, so the cached keys no longer fit and each step runs the
     model on its whole window again, exactly as without the cache."""
 
-    def __init__(self, model, prompt: np.ndarray, use_cache: bool = True) -> None:
+    def __init__(self, model: GPT, prompt: ArrayLike, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
         self.tokens = np.array(prompt, dtype=np.int64, ndmin=2)          # (B, T)
         self.cache = None
@@ -63,7 +69,7 @@ class DecoderOnlySession:
             new = self.tokens[:, -context:]
         return self.model(new, self.cache).data[:, -1]                  # (B, V)
 
-    def append(self, tokens: np.ndarray) -> None:
+    def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
 
     def select(self, rows: np.ndarray) -> None:
@@ -77,7 +83,8 @@ class EncoderDecoderSession:
     `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache)`
     gives logits (B, T, V) for the target tokens after the `cache.length` cached ones."""
 
-    def __init__(self, model, src: np.ndarray, bos_id: int, use_cache: bool = True) -> None:
+    def __init__(self, model: Transformer, src: Tokens, bos_id: int,
+                 use_cache: bool = True) -> None:
         self.model = model
         self.memory, self.src_mask = model.encode(src)                   # (B, S, C), (B,1,1,S)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
@@ -90,7 +97,7 @@ class EncoderDecoderSession:
             new = self.tokens[:, self.cache.length:]
         return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
 
-    def append(self, tokens: np.ndarray) -> None:
+    def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
 
     def select(self, rows: np.ndarray) -> None:
@@ -101,12 +108,16 @@ class EncoderDecoderSession:
             self.cache.select(rows)
 
 
+# What the decoding loops write with: the state of a batch of sequences and their model.
+Session = Union[DecoderOnlySession, EncoderDecoderSession]
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing one token at a time: greedy and sampling
 
 
-def generate(session, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, eos_id: int | None = None,
+def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              generator: np.random.Generator | None = None,
              streamer: Callable[[np.ndarray], None] | None = None,
              fill_after_eos: int | None = None) -> np.ndarray:
@@ -151,7 +162,7 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def beam_search(session, beam_size: int = 4, max_len: int = 32, eos_id: int | None = None,
+def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: int | None = None,
                 length_penalty: float = 0.6) -> Hypothesis:
     """The best continuation of the one sequence in `session` (its batch holds one row), by
     beam search with the GNMT length penalty (Wu et al. 2016, section 7):

@@ -9,15 +9,20 @@ a rename. A rename within a directory is atomic, so a crash or a kill at any mom
 the old file or the new one, never half of one.
 """
 
+from __future__ import annotations
+
 import codecs
 import contextlib
 import os
 import tempfile
+from typing import IO, Any, Iterator, Union
 
 CHUNK_BYTES = 1 << 20          # 1 MiB at a time
 
+StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Path
 
-def check_text_file(path, what="file"):
+
+def check_text_file(path: StrPath, what: str = "file") -> int:
     """ValueError unless `path` is a non-empty UTF-8 text file; returns its size in bytes.
 
     Reads the whole file once, in chunks, to find a bad byte before any training starts."""
@@ -26,7 +31,8 @@ def check_text_file(path, what="file"):
     return os.path.getsize(path)
 
 
-def iter_text(path, what="file", chunk_bytes=CHUNK_BYTES):
+def iter_text(path: StrPath, what: str = "file",
+              chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
     """The text of a UTF-8 file as a sequence of strings of about `chunk_bytes` each.
 
     A character whose bytes straddle two chunks is kept whole (an incremental decoder).
@@ -63,19 +69,19 @@ def iter_text(path, what="file", chunk_bytes=CHUNK_BYTES):
             offset += len(block)
 
 
-def read_text(path, what="file"):
+def read_text(path: StrPath, what: str = "file") -> str:
     """The whole text of a small UTF-8 file (a prompt, a config), checked as iter_text does."""
     return "".join(iter_text(path, what))
 
 
-def current_umask():
+def current_umask() -> int:
     mask = os.umask(0)           # the only way to read it is to set it, then put it back
     os.umask(mask)
     return mask
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", **open_kwargs):
+def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
     """`with atomic_write(path) as f:` writes `path` all or nothing.
 
     The data goes to a temporary file beside `path`, is flushed to disk, and only then renamed

@@ -9,23 +9,31 @@ GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learn
 GELU, tied embeddings, and its initialisation (below).
 """
 
+from __future__ import annotations
+
 import math
+import os
+from typing import Callable
 
-from tinyautograd import nn
+import numpy as np
+from numpy.typing import ArrayLike
 
-from .attention import causal_mask
+from tinyautograd import Tensor, nn
+
+from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
-from .layers import Embeddings
+from .layers import Embeddings, Tokens
 
 
 class GPT(nn.Module):
     """`GPT(vocab_size, context, n_layer, n_head, d_model)`; `model(idx)` gives logits
     (B, T, vocab_size) for integer tokens idx (B, T), T <= context."""
 
-    def __init__(self, vocab_size, context, n_layer=4, n_head=4, d_model=128, d_ff=None,
-                 dropout=0.0, positions="learned", norm="pre", activation="gelu",
-                 tie_weights=True):
+    def __init__(self, vocab_size: int, context: int, n_layer: int = 4, n_head: int = 4,
+                 d_model: int = 128, d_ff: int | None = None, dropout: float = 0.0,
+                 positions: str = "learned", norm: str = "pre", activation: str = "gelu",
+                 tie_weights: bool = True) -> None:
         for name, value in (("vocab_size", vocab_size), ("context", context),
                             ("n_layer", n_layer), ("n_head", n_head), ("d_model", d_model)):
             if int(value) != value or value < 1:
@@ -45,7 +53,7 @@ class GPT(nn.Module):
         self._init_weights(n_layer)
 
     @classmethod
-    def from_pretrained(cls, directory):
+    def from_pretrained(cls, directory: str | os.PathLike) -> GPT:
         """A GPT, in eval mode, from a Hugging Face GPT-2 checkpoint: a directory holding
         config.json and model.safetensors, as transformers' save_pretrained writes them or the
         GPT-2 model page offers them. ValueError, one line, for anything it cannot load
@@ -53,7 +61,8 @@ class GPT(nn.Module):
         from .pretrained import load_gpt2        # here: pretrained.py imports this module
         return load_gpt2(directory)
 
-    def save_pretrained(self, directory, bos_token_id=None, eos_token_id=None):
+    def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
+                        eos_token_id: int | None = None) -> None:
         """Write this GPT as a GPT-2 checkpoint (config.json and model.safetensors) that
         transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
         has such tokens, are for transformers' generate. ValueError for a setting GPT-2
@@ -73,7 +82,7 @@ class GPT(nn.Module):
             elif "norm" not in name:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, idx, cache=None):
+    def forward(self, idx: Tokens, cache: KVCache | None = None) -> Tensor:
         """Logits (B, T, vocab) for tokens idx (B, T). With a KVCache, idx holds only the tokens
         that follow those already in the cache (generation feeds one at a time)."""
         start = 0 if cache is None else cache.length            # position of idx's first token
@@ -84,17 +93,19 @@ class GPT(nn.Module):
         x = self.decoder(x, mask=mask, cache=cache)              # (B, T, C)
         return self.logits(x)                                    # (B, T, vocab)
 
-    def logits(self, x):
+    def logits(self, x: Tensor) -> Tensor:
         """The head: logits (B, T, vocab) from the top of the stack x (B, T, C)."""
         return self.embed.tok.unembed(x) if self.head is None else self.head(x)
 
-    def start_decoding(self, prompt, use_cache=True):
+    def start_decoding(self, prompt: ArrayLike, use_cache: bool = True) -> DecoderOnlySession:
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):
         what generate and beam search write with."""
         return DecoderOnlySession(self, prompt, use_cache)
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                 eos_id=None, generator=None, use_cache=True, streamer=None):
+    def generate(self, idx: ArrayLike, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                 generator: np.random.Generator | None = None, use_cache: bool = True,
+                 streamer: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
         at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy

@@ -12,19 +12,29 @@ A text is tokenised once, in chunks, into a flat array file (tokens.bin) that tr
 through a memory map: a 100 MB corpus never sits in memory as Python objects.
 """
 
+from __future__ import annotations
+
 import os
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 import numpy as np
+from numpy.typing import DTypeLike
 
+from tinyautograd import Tensor
 from tinyautograd import functional as F
 
-from .bert import IGNORE, mask_tokens
+from .bert import BERT, IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    lm_batch, recall_prompts, recalled)
-from .files import atomic_write, iter_text
+from .files import StrPath, atomic_write, iter_text
+from .gpt import GPT
 from .rundir import TOKENS
-from .tokenizers import BPETokenizer, CharTokenizer
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .transformer import Transformer
+
+if TYPE_CHECKING:                    # train.py imports this module
+    from .train import TrainConfig
 
 # ---------------------------------------------------------------------------------------------
 # Data: a text as one token array on disk
@@ -32,8 +42,11 @@ from .tokenizers import BPETokenizer, CharTokenizer
 
 BPE_TRAIN_CHARS = 10_000_000     # a BPE learns its merges from the first 10 M characters
 
+Chunks = Callable[[], Iterator[str]]    # a text: each call iterates over its chunks afresh
+Batch = tuple[np.ndarray, np.ndarray]   # (inputs, targets) (B, T) each
 
-def encode_chars(tokenizer, text):
+
+def encode_chars(tokenizer: CharTokenizer, text: str) -> np.ndarray:
     """A char tokenizer's ids for `text` as an array, computed in numpy rather than a Python loop
     (a 100 MB corpus is 100 M characters). The vocabulary is sorted by code point, so an id
     is found by binary search."""
@@ -46,7 +59,8 @@ def encode_chars(tokenizer, text):
     return where + len(tokenizer.special_tokens)
 
 
-def train_tokenizer(config, chunks, special_tokens):
+def train_tokenizer(config: TrainConfig, chunks: Chunks,
+                    special_tokens: list[str]) -> Tokenizer:
     """The tokenizer of a text given as a function returning an iterator over its chunks."""
     if config.tokenizer == "char":
         chars = set()
@@ -62,7 +76,8 @@ def train_tokenizer(config, chunks, special_tokens):
     return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
 
 
-def write_tokens(path, tokenizer, chunks, check_length):
+def write_tokens(path: StrPath, tokenizer: Tokenizer, chunks: Chunks,
+                 check_length: Callable[[int], None]) -> tuple[str, int]:
     """Encode the text chunk by chunk into a flat array file; returns (dtype name, length).
     `check_length(n)` may refuse the result, in which case no file is left behind."""
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
@@ -86,17 +101,18 @@ class TextData:
 
     VAL_FRACTION = 0.1
 
-    def __init__(self, path, dtype, n_tokens):
+    def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int) -> None:
         tokens = np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
         n_train = self.n_train(n_tokens)
         self.train, self.val = tokens[:n_train], tokens[n_train:]
 
     @classmethod
-    def n_train(cls, n_tokens):
+    def n_train(cls, n_tokens: int) -> int:
         return int(n_tokens * (1 - cls.VAL_FRACTION))
 
     @classmethod
-    def prepare(cls, config, directory, special_tokens, log):
+    def prepare(cls, config: TrainConfig, directory: StrPath, special_tokens: list[str],
+                log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
         """Tokenise the corpus (or the built-in one) into `directory`; returns (tokenizer, info
         for config.json). ValueError if the text cannot be used."""
         if config.corpus is None:
@@ -133,7 +149,7 @@ class TextData:
         return tokenizer, info
 
     @classmethod
-    def load(cls, directory, info):
+    def load(cls, directory: StrPath, info: dict[str, Any]) -> TextData:
         data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
         data.info = info                    # for config.json: where the tokens are, and how
         return data
@@ -149,7 +165,7 @@ class LanguageModelling:
 
     special_tokens = []
 
-    def __init__(self, config, tokenizer, data):
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
         self.config, self.tokenizer, self.data = config, tokenizer, data
         # On the built-in corpus (the stories are written in characters), evaluations also
         # measure the colour recall, on prompts made once.
@@ -157,27 +173,27 @@ class LanguageModelling:
         if config.corpus is None and isinstance(tokenizer, CharTokenizer):
             self.recall_prompts = recall_prompts(100, config.seed + 1000, config.context)
 
-    def data_info(self):
+    def data_info(self) -> dict[str, Any]:
         """What config.json records of the data, to find the tokens again on --resume."""
         return self.data.info
 
-    def model_config(self):
+    def model_config(self) -> dict[str, Any]:
         c = self.config
         return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
                           n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
                           dropout=c.dropout, positions=c.positions, norm=c.norm)
 
-    def train_batch(self, rng):
+    def train_batch(self, rng: np.random.Generator) -> Batch:
         return self.batch(self.data.train, rng)
 
-    def batch(self, tokens, rng):
+    def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
         return lm_batch(tokens, self.config.batch_size, self.config.context, rng)
 
-    def loss(self, model, batch):
+    def loss(self, model: GPT, batch: Batch) -> Tensor:
         x, y = batch                                        # (B, T) each
         return F.cross_entropy(model(x), y)
 
-    def evaluate(self, model):
+    def evaluate(self, model: GPT | BERT) -> dict[str, float]:
         """The mean loss over eval_iters validation batches: the same batches every time
         (their own generator, seeded afresh), so evaluations compare like with like."""
         rng = np.random.default_rng(self.config.seed + 1)
@@ -188,7 +204,7 @@ class LanguageModelling:
             figures["val_recall"] = self.recall(model)
         return figures
 
-    def recall(self, model):
+    def recall(self, model: GPT) -> float:
         """On the built-in corpus: the share of held-out stories (from another seed) whose
         last colour the model completes right, greedily. This is what attention buys: a Markov
         chain gets 1 in len(COLOURS)."""
@@ -198,7 +214,7 @@ class LanguageModelling:
         return float(np.mean([recalled(self.tokenizer.decode(row), colour)
                               for row, (_, colour) in zip(out, prompts)]))
 
-    def sample(self, model, rng):
+    def sample(self, model: GPT, rng: np.random.Generator) -> str:
         """A continuation of the start of a line (or of the first held-out token)."""
         try:
             start = self.tokenizer.encode("\n")
@@ -214,12 +230,12 @@ class MaskedLM(LanguageModelling):
 
     special_tokens = ["<pad>", "<mask>"]
 
-    def __init__(self, config, tokenizer, data):
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
         super().__init__(config, tokenizer, data)
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
 
-    def model_config(self):
+    def model_config(self) -> dict[str, Any]:
         config = super().model_config()
         config["pad_id"] = self.tokenizer.token_to_id("<pad>")
         return config
@@ -228,7 +244,7 @@ class MaskedLM(LanguageModelling):
         return mask_tokens(x, self.mask_id, self.tokenizer.vocab_size, self.special_ids,
                            rng=rng)
 
-    def recall(self, model):
+    def recall(self, model: BERT) -> float:
         """On the built-in corpus: the share of held-out stories whose last colour, hidden
         whole, the model fills in exactly (every letter its most likely token). The colour is
         only in the first sentence, so this is what attention buys. Without it, the best guess
@@ -246,16 +262,16 @@ class MaskedLM(LanguageModelling):
         return float(np.mean([self.tokenizer.decode(guess[row_hidden].tolist()) == colour
                               for guess, row_hidden, colour in zip(guesses, hidden, colours)]))
 
-    def batch(self, tokens, rng):
+    def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
         """Windows of `tokens` with 15% of their tokens hidden: (inputs, targets)."""
         x, _ = super().batch(tokens, rng)
         return self._masked(x, rng)
 
-    def loss(self, model, batch):
+    def loss(self, model: BERT, batch: Batch) -> Tensor:
         inputs, targets = batch                             # (B, T) each
         return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
 
-    def sample(self, model, rng):
+    def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out window with some tokens hidden, and the model's guesses for them."""
         window = np.asarray(self.data.val[:min(self.config.context, 64)], dtype=np.int64)
         inputs, targets = self._masked(window[None], rng)
@@ -271,7 +287,7 @@ class Seq2Seq:
 
     special_tokens = SPECIALS
 
-    def __init__(self, config, tokenizer=None):
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer | None = None) -> None:
         self.config = config
         self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
         # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
@@ -284,7 +300,7 @@ class Seq2Seq:
             raise ValueError(f"--context {config.context} is too short for --max-len "
                              f"{config.max_len}: the task needs {self.data.context}")
 
-    def model_config(self):
+    def model_config(self) -> dict[str, Any]:
         c = self.config
         vocab = self.tokenizer.vocab_size
         return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
@@ -292,18 +308,19 @@ class Seq2Seq:
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
                           positions=c.positions, norm=c.norm, pad_id=PAD)
 
-    def data_info(self):
+    def data_info(self) -> None:
         return None                             # the task is made again from its settings
 
-    def train_batch(self, rng):
+    def train_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.data.sample_batch(self.config.batch_size, rng)
 
-    def loss(self, model, batch):
+    def loss(self, model: Transformer,
+             batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tensor:
         src, tgt_in, tgt_out = batch                        # (B, S), (B, T), (B, T)
         return F.cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD,
                                label_smoothing=self.config.label_smoothing)
 
-    def evaluate(self, model):
+    def evaluate(self, model: Transformer) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""
         losses, correct, pairs = [], 0, self.data.val
         for i in range(0, len(pairs), 250):
@@ -314,7 +331,7 @@ class Seq2Seq:
                 correct += guess == target
         return {"val_loss": sum(losses) / len(pairs), "val_accuracy": correct / len(pairs)}
 
-    def translate(self, model, src):
+    def translate(self, model: Transformer, src: np.ndarray) -> list[str | None]:
         """Greedy answers for src (B, S): a string each, or None where the output is not
         symbols followed by <eos> (it never stopped, or put a special token inside)."""
         # A target of `context - 1` symbols plus <eos> takes `context` generated tokens.
@@ -326,7 +343,7 @@ class Seq2Seq:
             answers.append(self.data.decode(body) if ok else None)
         return answers
 
-    def sample(self, model, rng):
+    def sample(self, model: Transformer, rng: np.random.Generator) -> str:
         """Three held-out pairs and the model's answers."""
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
@@ -336,12 +353,16 @@ class Seq2Seq:
                          for (source, target), guess in zip(pairs, guesses))
 
 
+Job = Union[LanguageModelling, MaskedLM, Seq2Seq]
+
+
 def _drop_none(**kwargs):
     """Arguments left None take the model class's own defaults."""
     return {key: value for key, value in kwargs.items() if value is not None}
 
 
-def make_job(config, directory, log, tokenizer=None, data_info=None):
+def make_job(config: TrainConfig, directory: StrPath, log: Callable[[str], None],
+             tokenizer: Tokenizer | None = None, data_info: dict[str, Any] | None = None) -> Job:
     """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
     from the checkpoint; otherwise the corpus is tokenised into `directory` now."""
     if config.task:

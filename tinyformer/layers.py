@@ -7,11 +7,20 @@ shapes. B is the batch, T the sequence length, C = d_model the width of the resi
 Everything is built from tinyautograd's public API, so the gradients come from the engine.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, nn, stack
+
+# A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
+Tokens = Union[Tensor, ArrayLike]
+# What `positional_encoding` makes: each is called as pos(x, start) on the token embeddings.
+Positions = Union["SinusoidalPositions", "LearnedPositions", "RotaryPositions", "NoPositions"]
 
 # --------------------------------------------------------------------------------------------
 # Token embeddings
@@ -32,20 +41,20 @@ class TokenEmbedding(nn.Embedding):
     is near N(0, 1), the size of the sinusoidal encoding added to it (the reason for the scale).
     """
 
-    def __init__(self, vocab_size, d_model, scale=False):
+    def __init__(self, vocab_size: int, d_model: int, scale: bool = False) -> None:
         super().__init__(vocab_size, d_model)
         nn.init.normal_(self.weight, std=d_model ** -0.5)
         self.scale = scale
 
-    def forward(self, idx):
+    def forward(self, idx: ArrayLike | Tensor) -> Tensor:
         x = super().forward(idx)                         # (B, T) integers -> (B, T, C)
         return x * math.sqrt(self.embedding_dim) if self.scale else x
 
-    def unembed(self, x):
+    def unembed(self, x: Tensor) -> Tensor:
         """Logits for the next token: (B, T, C) @ (C, vocab) -> (B, T, vocab)."""
         return x @ self.weight.T
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scale={self.scale}"
 
 
@@ -74,7 +83,7 @@ class SinusoidalPositions(nn.Module):
     parameter nor in the state_dict. It is kept in float64 and takes the dtype of x when added.
     """
 
-    def __init__(self, context, d_model):
+    def __init__(self, context: int, d_model: int) -> None:
         self.context, self.d_model = context, d_model
         pos = np.arange(context)[:, None]                          # (context, 1)
         two_i = np.arange(0, d_model, 2)                           # (ceil(C/2),) the even features
@@ -83,11 +92,11 @@ class SinusoidalPositions(nn.Module):
         self.table[:, 0::2] = np.sin(angle)
         self.table[:, 1::2] = np.cos(angle[:, : d_model // 2])     # an odd C has one cos fewer
 
-    def forward(self, x, start=0):
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
         T = x.shape[1]                                             # x: (B, T, C)
         return x + self.table[start:start + T]                     # (T, C) broadcasts over B
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"context={self.context}, d_model={self.d_model}"
 
 
@@ -100,16 +109,16 @@ class LearnedPositions(nn.Module):
     positions beyond the context it was trained on. Initialised N(0, 0.02^2), as GPT-2 is.
     """
 
-    def __init__(self, context, d_model):
+    def __init__(self, context: int, d_model: int) -> None:
         self.context, self.d_model = context, d_model
         self.embedding = nn.Embedding(context, d_model)
         nn.init.normal_(self.embedding.weight, std=0.02)
 
-    def forward(self, x, start=0):
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
         T = x.shape[1]                                             # x: (B, T, C)
         return x + self.embedding(np.arange(start, start + T))     # (T, C) broadcasts over B
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"context={self.context}, d_model={self.d_model}"
 
 
@@ -135,7 +144,7 @@ class RotaryPositions(nn.Module):
     embeddings in the same way; the work happens in `rotate`.
     """
 
-    def __init__(self, context, d_head):
+    def __init__(self, context: int, d_head: int) -> None:
         if d_head % 2:
             raise ValueError(f"RotaryPositions: d_head must be even (features turn in pairs), "
                              f"got {d_head}")
@@ -144,10 +153,10 @@ class RotaryPositions(nn.Module):
         angle = np.arange(context)[:, None] * theta                # (context, d_head/2): m theta_i
         self.cos, self.sin = np.cos(angle), np.sin(angle)          # constants, float64, as above
 
-    def forward(self, x, start=0):
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
         return x                                                   # x: (B, T, C), unchanged
 
-    def rotate(self, x, start=0):
+    def rotate(self, x: Tensor, start: int = 0) -> Tensor:
         """Rotate queries or keys x (B, n_head, T, d_head) whose first token is at `start`."""
         T = x.shape[-2]
         cos, sin = self.cos[start:start + T], self.sin[start:start + T]   # (T, d_head/2)
@@ -156,7 +165,7 @@ class RotaryPositions(nn.Module):
                          even * sin + odd * cos], axis=-1)         # (B, H, T, d_head/2, 2)
         return rotated.reshape(x.shape)                            # interleave back: 2i, 2i+1
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"context={self.context}, d_head={self.d_head}"
 
 
@@ -164,11 +173,12 @@ class NoPositions(nn.Module):
     """No positional information at all: the identity. A decoder with a causal mask can still
     infer positions (each token sees a different number of predecessors); an encoder cannot."""
 
-    def forward(self, x, start=0):
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
         return x
 
 
-def positional_encoding(kind, context, d_model, d_head=None):
+def positional_encoding(kind: str, context: int, d_model: int,
+                        d_head: int | None = None) -> Positions:
     """The positional encoding named `kind`: 'sinusoidal', 'learned', 'rope' or 'none'.
 
     RoPE rotates the queries and keys of each head, so it is sized by `d_head` (d_model //
@@ -190,7 +200,7 @@ def positional_encoding(kind, context, d_model, d_head=None):
 # Embeddings: tokens in, vectors out
 
 
-def token_array(idx):
+def token_array(idx: Tokens) -> np.ndarray:
     """The (B, T) integer array of a batch of tokens given as an array, a nested list or a
     Tensor; TypeError, in one line, for anything else."""
     idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
@@ -216,8 +226,9 @@ class Embeddings(nn.Module):
     checks that a sequence fits: the one place, for every model.
     """
 
-    def __init__(self, vocab_size, d_model, context, positions, dropout, scale=False,
-                 norm=False, d_head=None):
+    def __init__(self, vocab_size: int, d_model: int, context: int, positions: str,
+                 dropout: float, scale: bool = False, norm: bool = False,
+                 d_head: int | None = None) -> None:
         self.context = context
         self.tok = TokenEmbedding(vocab_size, d_model, scale=scale)
         self.pos = positional_encoding(positions, context, d_model, d_head)
@@ -225,11 +236,11 @@ class Embeddings(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     @property
-    def rotary(self):
+    def rotary(self) -> RotaryPositions | None:
         """The RotaryPositions that attention rotates its queries and keys with, or None."""
         return self.pos if isinstance(self.pos, RotaryPositions) else None
 
-    def forward(self, idx, start=0):
+    def forward(self, idx: Tokens, start: int = 0) -> Tensor:
         """Tokens idx (B, T), the first at position `start` (earlier ones in a KV cache), ->
         (B, T, C)."""
         idx = token_array(idx)
@@ -264,7 +275,8 @@ class FeedForward(nn.Module):
     dropout on the sub-layer's output before the residual addition belongs to the block.
     """
 
-    def __init__(self, d_model, d_ff, activation="relu", dropout=0.0):
+    def __init__(self, d_model: int, d_ff: int, activation: str = "relu",
+                 dropout: float = 0.0) -> None:
         if activation not in _ACTIVATIONS:
             raise ValueError(f"FeedForward: unknown activation {activation!r}; choose one of "
                              f"{', '.join(map(repr, _ACTIVATIONS))}")
@@ -273,6 +285,6 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(d_ff, d_model)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         h = self.dropout(self.act(self.fc1(x)))                    # (B, T, C) -> (B, T, d_ff)
         return self.fc2(h)                                         # (B, T, d_ff) -> (B, T, C)

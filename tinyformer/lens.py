@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
-from tinyautograd import nn, no_grad
+from tinyautograd import Tensor, nn, no_grad
 
 from .blocks import Decoder, Encoder
 
@@ -57,7 +57,7 @@ def head_stack(model: nn.Module) -> Encoder | Decoder:
     return stacks[-1]
 
 
-def logit_lens(model: nn.Module, run, k: int = 3) -> Lens:
+def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3) -> Lens:
     """The logit lens of `model` on one sequence: `run(model)` runs the model's forward on it
     (for a GPT, `lambda m: m(idx)`, idx (1, T)); the stream its head stack keeps meanwhile is
     read through the stack's final norm and `model.logits`, the model's own head."""

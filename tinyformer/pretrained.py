@@ -33,6 +33,8 @@ original checkpoints on the GPT-2 model page), which also hold each layer's caus
 `h.{i}.attn.bias`: a constant, not a weight, ignored here as transformers ignores it.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -42,7 +44,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .checkpoint import FORMAT as TINYFORMER_FORMAT
-from .files import atomic_write
+from .files import StrPath, atomic_write
 from .gpt import GPT
 from .safetensors import SafetensorsError, load_file, save_file
 
@@ -84,7 +86,7 @@ def _renamed(n_layer):
     return pairs
 
 
-def to_gpt2(model):
+def to_gpt2(model: GPT) -> dict[str, np.ndarray]:
     """GPT-2 name -> array, from our GPT's parameters."""
     ours = {name: p.data for name, p in model.named_parameters()}
     state = {gpt2: ours[name] for gpt2, name in _renamed(model.config["n_layer"])}
@@ -98,7 +100,7 @@ def to_gpt2(model):
     return state
 
 
-def from_gpt2(state, n_layer):
+def from_gpt2(state: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarray]:
     """Our name -> array, from GPT-2's names (already checked to be those `to_gpt2` gives)."""
     ours = {name: state[gpt2] for gpt2, name in _renamed(n_layer)}
     for i in range(n_layer):
@@ -115,7 +117,7 @@ def from_gpt2(state, n_layer):
 # Loading
 
 
-def load_gpt2(directory):
+def load_gpt2(directory: StrPath) -> GPT:
     """Our GPT, in eval mode, from a GPT-2 checkpoint directory (config.json and
     model.safetensors). Weights in float16 or bfloat16 are loaded as float32. The model has
     no dropout: config.json's dropout rates matter to training only (nanoGPT fine-tunes
@@ -259,7 +261,8 @@ def _read_weights(directory, model):
 # Saving
 
 
-def save_gpt2(model, directory, bos_token_id=None, eos_token_id=None):
+def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = None,
+              eos_token_id: int | None = None) -> None:
     """Write our GPT as a GPT-2 checkpoint that transformers loads with
     `GPT2LMHeadModel.from_pretrained(directory)`: model.safetensors, then config.json.
 

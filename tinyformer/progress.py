@@ -5,18 +5,22 @@ prints a plain line every so often instead, so logs stay readable. Messages prin
 `log` clear the bar first, so the two never mix.
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from typing import TextIO
 
 
-def duration(seconds):
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class Progress:
-    def __init__(self, total, start=0, stream=None, every=None):
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
+                 every: int | None = None) -> None:
         self.total, self.start = total, start
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -26,7 +30,7 @@ class Progress:
         self.tokens = 0
         self.shown = False
 
-    def update(self, step, loss, n_tokens, seconds):
+    def update(self, step: int, loss: float, n_tokens: int, seconds: float) -> None:
         """After a step: its number, loss, tokens and time taken."""
         self.step_time += seconds
         self.tokens += n_tokens
@@ -44,17 +48,17 @@ class Progress:
             self.stream.write(line + "\n")
             self.stream.flush()
 
-    def clear(self):
+    def clear(self) -> None:
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
             self.shown = False
 
-    def close(self):
+    def close(self) -> None:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
             self.shown = False
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return time.perf_counter() - self.began

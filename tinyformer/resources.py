@@ -1,15 +1,21 @@
 """The machine's resources a run asks for: memory, checked before anything is allocated, and
 the BLAS threads numpy's matrix products use."""
 
+from __future__ import annotations
+
 import contextlib
 import os
+from typing import TYPE_CHECKING, ContextManager
 
 from .checkpoint import least_parameters
+
+if TYPE_CHECKING:                    # train.py imports this module
+    from .train import TrainConfig
 
 FLOAT = 4                     # bytes: the engine computes in float32
 
 
-def available_memory():
+def available_memory() -> int | None:
     """Bytes of memory available to a new allocation now (Linux's MemAvailable), or the
     machine's physical memory where that cannot be read; None if neither can."""
     with contextlib.suppress(OSError, ValueError, IndexError):
@@ -22,7 +28,7 @@ def available_memory():
     return None
 
 
-def training_memory(config, vocab_size):
+def training_memory(config: TrainConfig, vocab_size: int) -> int:
     """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
     the parameters four times over (weights, gradients, AdamW's two moments) and the
     activations that the backward pass keeps, the attention scores and logits among them."""
@@ -40,7 +46,7 @@ def training_memory(config, vocab_size):
     return FLOAT * (4 * least_parameters(sizes) + activations)
 
 
-def check_memory(config, vocab_size):
+def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
     need, have = training_memory(config, vocab_size), available_memory()
     if have is not None and need > have:
@@ -49,7 +55,7 @@ def check_memory(config, vocab_size):
                          f"--context, --d-model or --n-layer")
 
 
-def blas_threads(n):
+def blas_threads(n: int | None) -> ContextManager:
     """A context manager in which numpy's BLAS (matrix products) uses `n` threads; with None,
     as many as BLAS chooses by itself (usually one per core)."""
     if n is None:

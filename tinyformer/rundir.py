@@ -20,14 +20,17 @@ reclaimed, with a note naming the process that left it. A second writer meanwhil
 line naming the process that holds it.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import fcntl
 import json
 import os
 import re
+from typing import Any, Callable, Collection, Iterable
 
-from .files import atomic_write
+from .files import StrPath, atomic_write
 
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
@@ -50,20 +53,21 @@ class RunDirectoryError(ValueError):
 class RunDirectory:
     """A run directory claimed by this process (locked), and what it owns."""
 
-    def __init__(self, path, log=print):
+    def __init__(self, path: StrPath, log: Callable[[str], None] = print) -> None:
         self.path, self.log = path, log
         self.owned, self.settings = set(), None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.has_manifest = False
         self._lock = None
 
-    def file(self, name):
+    def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
     # -- claiming: the lock ----------------------------------------------------------------------
 
     @classmethod
-    def claim(cls, path, log=print, create=False):
+    def claim(cls, path: StrPath, log: Callable[[str], None] = print,
+              create: bool = False) -> RunDirectory:
         """Lock the run directory `path` for this process (creating it first if `create`).
         RunDirectoryError if it cannot be written, or another process holds it. Returns the
         RunDirectory, with what its manifest says it owns."""
@@ -120,7 +124,7 @@ class RunDirectory:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd
 
-    def release(self):
+    def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start). run.lock is
         removed while still locked, so that no one can lock the old file after us."""
         if self._lock is not None:
@@ -180,18 +184,18 @@ class RunDirectory:
             self.owned, self.settings = set(RUN_FILES) | set(files), settings
             self.checkpoint, self.has_manifest = config.get("step"), True
 
-    def write_manifest(self):
+    def write_manifest(self) -> None:
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
                        "settings": self.settings, "checkpoint": self.checkpoint}, f, indent=1)
 
-    def own(self, names):
+    def own(self, names: Collection[str]) -> None:
         """Record `names` as the run's, before they are written."""
         if not set(names) <= self.owned:
             self.owned |= set(names)
             self.write_manifest()
 
-    def remove(self, names, checkpoint=None):
+    def remove(self, names: Collection[str], checkpoint: int | None = None) -> None:
         """Remove files of the run's (and their temporaries left by a crash), then drop them
         from the manifest, recording `checkpoint` as the step of the last complete checkpoint
         when given."""
@@ -213,19 +217,19 @@ class RunDirectory:
 
     # -- what is there -------------------------------------------------------------------------
 
-    def has_checkpoint(self):
+    def has_checkpoint(self) -> bool:
         """Whether the run has completed a checkpoint (recorded once its config.json is
         written); a run with a manifest and none stopped before its first."""
         return self.checkpoint is not None
 
-    def others(self):
+    def others(self) -> list[str]:
         """The entries that are not the run's (nor its manifest and lock), sorted."""
         ours = self.owned | {MANIFEST, LOCK}
         return sorted(name for name in os.listdir(self.path)
                       if name not in ours and not name.startswith(
                           tuple(f".tmp-{n}-" for n in ours)))
 
-    def prepare_new_run(self, settings, force):
+    def prepare_new_run(self, settings: dict[str, Any], force: bool) -> None:
         """Check that a new run may start here, before anything is written: an empty
         directory, or with `force` a previous run's, whose files will be replaced (see
         `replace_previous`). RunDirectoryError saying what to do otherwise."""
@@ -259,7 +263,7 @@ class RunDirectory:
             self.write_manifest()
             self.has_manifest = True
 
-    def abandon(self):
+    def abandon(self) -> None:
         """After a new run failed to start (a corpus too short, say): remove what it wrote, its
         manifest, and the directories it created, so the mistake leaves nothing behind. A
         previous run forced over is left as it was: nothing of it was removed yet."""
@@ -270,7 +274,7 @@ class RunDirectory:
                 os.remove(self.file(MANIFEST))
         self._remove_created()
 
-    def replace_previous(self, settings, keep=()):
+    def replace_previous(self, settings: dict[str, Any], keep: Iterable[str] = ()) -> None:
         """Remove the previous run's files (but `keep`, just written for the new run) and
         record the new run's names and settings."""
         self.remove(self.owned - set(keep) - {MANIFEST, LOCK})

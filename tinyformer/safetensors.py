@@ -25,12 +25,15 @@ so `load_file` returns BF16 tensors as float32, exactly, by shifting each 16-bit
 the high half of a 32-bit one. float16 stays float16.
 """
 
+from __future__ import annotations
+
 import json
 import os
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .files import atomic_write
+from .files import StrPath, atomic_write
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
 # the tensors in a file it writes: later in this list, earlier in the file.
@@ -49,7 +52,8 @@ class SafetensorsError(ValueError):
     names the file and what is wrong, in one line."""
 
 
-def save_file(arrays, path, metadata=None):
+def save_file(arrays: dict[str, ArrayLike], path: StrPath,
+              metadata: dict[str, str] | None = None) -> None:
     """Write `arrays` (name -> numpy array) to `path` in the safetensors format, atomically.
 
     `metadata`, if given, is a dict of strings to strings (transformers wants {"format": "pt"}).
@@ -86,7 +90,7 @@ def save_file(arrays, path, metadata=None):
             f.write(tensors[name].data)               # the array's own bytes, no copy
 
 
-def load_file(path):
+def load_file(path: StrPath) -> dict[str, np.ndarray]:
     """name -> numpy array from a safetensors file (BF16 as float32); the metadata is skipped
     (`load_metadata` reads it). Every part is checked: SafetensorsError, one line, if wrong."""
     header, data = _read(path)
@@ -101,7 +105,7 @@ def load_file(path):
     return arrays
 
 
-def load_metadata(path):
+def load_metadata(path: StrPath) -> dict[str, str]:
     """The file's "__metadata__" dict (str -> str), {} if it has none."""
     with _open(path) as f:
         return _parse_header(path, f, os.fstat(f.fileno()).st_size)[1]

@@ -3,7 +3,12 @@
 All of it is plain numpy on the last position's logits (B, V); no gradients are involved.
 """
 
+from __future__ import annotations
+
+from typing import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor
 
@@ -16,7 +21,8 @@ SAMPLING_RULES = {"temperature": Number(0), "top_k": Optional(Whole(1, 2 ** 62))
                   "top_p": Optional(Number(above=0, high=1))}
 
 
-def check_sampling(temperature, top_k, top_p, name=str):
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
+                   name: Callable[[str], str] = str) -> None:
     """Raise a clear ValueError for settings that cannot mean anything (NaN included: a NaN
     temperature would make every probability NaN). `name(key)` says how a setting is called
     to the caller's user: `top_k` in Python, `--top-k` on the command line."""
@@ -24,7 +30,9 @@ def check_sampling(temperature, top_k, top_p, name=str):
                    SAMPLING_RULES, name=name)
 
 
-def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray:
     """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").

@@ -10,24 +10,27 @@ line naming the setting and where it came from, never a traceback from deep insi
     # ValueError: lr in run.toml must be a finite number > 0, got nan
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Callable
 
 
 class Rule:
     """A setting's type and range; `why(value)` is None for a good value, else what is wrong."""
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         raise NotImplementedError
 
 
 class Whole(Rule):
     """A whole number in [low, high] (booleans are not numbers here, though Python says so)."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: int, high: int) -> None:
         self.low, self.high = low, high
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             return f"must be a whole number >= {self.low}, got {value!r}"
         if value < self.low:
@@ -41,10 +44,11 @@ class Number(Rule):
     """A finite number in [low, high], or in (above, high] when `above` is given; `below`
     makes the top open, [low, below)."""
 
-    def __init__(self, low=None, high=math.inf, above=None, below=None):
+    def __init__(self, low: float | None = None, high: float = math.inf,
+                 above: float | None = None, below: float | None = None) -> None:
         self.low, self.high, self.above, self.below = low, high, above, below
 
-    def describe(self):
+    def describe(self) -> str:
         bottom = f"> {self.above}" if self.above is not None else f">= {self.low}"
         if self.below is not None:
             return f"in [{self.low}, {self.below})"
@@ -53,7 +57,7 @@ class Number(Rule):
                 f"in ({self.above}, {self.high}]"
         return bottom
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
               and math.isfinite(value)
               and (self.above is None or value > self.above)
@@ -64,10 +68,10 @@ class Number(Rule):
 
 
 class OneOf(Rule):
-    def __init__(self, *options):
+    def __init__(self, *options: Any) -> None:
         self.options = options
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         if value in self.options and type(value) is type(self.options[0]):
             return None
         shown = ", ".join(str(option) for option in self.options)
@@ -77,7 +81,7 @@ class OneOf(Rule):
 class Text(Rule):
     """A non-empty string (a path, a name)."""
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         if isinstance(value, str) and value.strip() and "\0" not in value:
             return None
         return f"must be a non-empty text, got {value!r}"
@@ -86,10 +90,10 @@ class Text(Rule):
 class Optional(Rule):
     """The rule, or None (meaning "the default")."""
 
-    def __init__(self, rule):
+    def __init__(self, rule: Rule) -> None:
         self.rule = rule
 
-    def why(self, value):
+    def why(self, value: Any) -> str | None:
         return None if value is None else self.rule.why(value)
 
 
@@ -97,7 +101,8 @@ class Optional(Rule):
 SEED = Whole(0, 2 ** 63 - 1)
 
 
-def check_settings(values, rules, where=None, name=None):
+def check_settings(values: dict[str, Any], rules: dict[str, Rule], where: str | None = None,
+                   name: Callable[[str], str] | None = None) -> None:
     """ValueError, in one line, for the first value of `values` (a dict) that breaks its rule.
 
     `name(key)` says how the setting is called where it came from (by default as an option,
@@ -111,5 +116,5 @@ def check_settings(values, rules, where=None, name=None):
             raise ValueError(f"{called} {problem}")
 
 
-def option_name(key):
+def option_name(key: str) -> str:
     return "--" + key.replace("_", "-")

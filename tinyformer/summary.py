@@ -12,10 +12,12 @@ parameters outside the embeddings; what it misses is attention's own products, 2
 d_model per token for the forward, which grow with the context T.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 import tinyautograd as ta
-from tinyautograd import nn
+from tinyautograd import Tensor, nn
 
 from .attention import Attention
 
@@ -33,7 +35,7 @@ def _matmul_flops(node):
     return 0
 
 
-def forward_flops(output):
+def forward_flops(output: Tensor) -> int:
     """Matrix-product FLOPs of the whole graph that produced `output`."""
     total, seen, todo = 0, set(), [output.grad_fn]
     while todo:
@@ -46,7 +48,7 @@ def forward_flops(output):
     return total
 
 
-def flops_per_token(model, T=None):
+def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
     """{'forward', 'training', 'six_n'}: FLOPs per token for a sequence of T tokens (the
     model's context by default), counted on the graph, and 6 N for comparison. For the
     encoder-decoder, the source and the target both have T tokens, and the count is per
@@ -63,7 +65,7 @@ def flops_per_token(model, T=None):
     return {"forward": forward, "training": 3 * forward, "six_n": 6 * n}
 
 
-def summary(model, T=None):
+def summary(model: nn.Module, T: int | None = None) -> str:
     """A table of parameters per top-level module and the FLOPs per token, as text."""
     rows = [(name or type(model).__name__, module.num_parameters())
             for name, module in model.named_children()]

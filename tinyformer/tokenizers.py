@@ -20,21 +20,25 @@ either. BPETokenizer also writes and reads GPT-2's files (`save_pretrained`, `fr
 as Hugging Face's transformers does, and then encodes and decodes exactly as GPT-2 does.
 """
 
+from __future__ import annotations
+
 import json
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable, Sequence
 
+import numpy as np
 import regex
 
-from .files import atomic_write
+from .files import StrPath, atomic_write
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
 
 
-def escape_controls(text):
+def escape_controls(text: str) -> str:
     """`text` with its control characters (NUL, BEL, backspace, escape, DEL, ...) written as
     escapes such as \\x07, so that printing a model's output cannot ring, erase or recolour
     the user's terminal; new lines and tabs stay as they are. A byte-level model can write any
@@ -43,7 +47,7 @@ def escape_controls(text):
                    else f"\\x{ord(c):02x}" for c in text)
 
 
-def check_special_tokens(special_tokens):
+def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     """The special tokens as a list; ValueError unless they are distinct non-empty strings."""
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
@@ -53,7 +57,7 @@ def check_special_tokens(special_tokens):
     return special_tokens
 
 
-def special_pattern(special_tokens):
+def special_pattern(special_tokens: Sequence[str]) -> re.Pattern | None:
     """A regex matching any of the special tokens (None if there are none). Longest first, so
     that of two where one starts the other ("<eos>", "<eos2>") the longer wins."""
     if not special_tokens:
@@ -70,14 +74,14 @@ class Tokenizer:
 
     kind = None
 
-    def __init__(self, special_tokens, first_special_id):
+    def __init__(self, special_tokens: Iterable[str], first_special_id: int) -> None:
         self.special_tokens = check_special_tokens(special_tokens)
         self._special_ids = {s: first_special_id + i for i, s in enumerate(self.special_tokens)}
         self._special_re = special_pattern(self.special_tokens)
 
     # -- encoding and decoding -------------------------------------------------------------
 
-    def encode(self, text, allow_special=False):
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
         """The ids of `text` (list of int). Special tokens written in the text get their own
         ids only with allow_special=True; otherwise they are encoded as the text they are.
         transformers' tokenizers always do the first (their encode(text)); tiktoken's
@@ -94,7 +98,7 @@ class Tokenizer:
         ids.extend(self._encode_text(text[start:], start))
         return ids
 
-    def decode(self, ids):
+    def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of a sequence of ids (ints or a numpy array)."""
         return self._join([self._piece(self._check_id(i)) for i in ids])
 
@@ -107,19 +111,19 @@ class Tokenizer:
 
     # -- inspection --------------------------------------------------------------------------
 
-    def tokens_of(self, text, allow_special=False):
+    def tokens_of(self, text: str, allow_special: bool = False) -> list[str]:
         """How `text` splits: the readable piece of each of its tokens."""
         return [self.id_to_token(i) for i in self.encode(text, allow_special)]
 
-    def id_to_token(self, i):
+    def id_to_token(self, i: int) -> str:
         """The readable piece that id i stands for."""
         return self._readable(self._piece(self._check_id(i)))
 
-    def special_id(self, token):
+    def special_id(self, token: str) -> int | None:
         """The id of special token `token`, or None if this tokenizer has no such token."""
         return self._special_ids.get(token)
 
-    def token_to_id(self, token):
+    def token_to_id(self, token: str) -> int:
         """The id whose readable piece is `token` (the inverse of id_to_token); ValueError if
         no entry of the vocabulary reads so."""
         try:
@@ -138,7 +142,7 @@ class Tokenizer:
 
     # -- save and load -----------------------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path: StrPath) -> None:
         """Write the tokenizer as JSON (no pickle: loading a file never runs code), all or
         nothing: a failure part way leaves any earlier file at `path` as it was."""
         with atomic_write(path, encoding="utf-8") as f:
@@ -147,7 +151,7 @@ class Tokenizer:
             json.dump({"type": self.kind, **self._fields()}, f)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: StrPath) -> Tokenizer:
         """Read a tokenizer that `save` wrote; ValueError if the file is not one of this kind."""
         data = _read_json(path)
         if data["type"] != cls.kind:
@@ -156,13 +160,14 @@ class Tokenizer:
         return _build(cls, data, path)
 
 
-def load_tokenizer(path):
+def load_tokenizer(path: StrPath) -> Tokenizer:
     """Read any tokenizer that `save` wrote, choosing the class by the file's "type"."""
     data = _read_json(path)
     return _build(TOKENIZERS[data["type"]], data, path)
 
 
-def encode_prompt(tokenizer, prompt, allow_special=False, context=None):
+def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
+                  context: int | None = None) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: characters
     the tokenizer cannot encode, or (given the model's `context`) more tokens than it reads."""
     try:
@@ -213,7 +218,7 @@ class CharTokenizer(Tokenizer):
 
     kind = "char"
 
-    def __init__(self, chars, special_tokens=()):
+    def __init__(self, chars: Iterable[str], special_tokens: Iterable[str] = ()) -> None:
         chars = list(chars)
         if not all(isinstance(c, str) and len(c) == 1 for c in chars):
             raise ValueError("the vocabulary must be single characters")
@@ -228,12 +233,12 @@ class CharTokenizer(Tokenizer):
         self._ids = {c: i for i, c in enumerate(chars, start=len(self.special_tokens))}
 
     @classmethod
-    def train(cls, text, special_tokens=()):
+    def train(cls, text: str, special_tokens: Iterable[str] = ()) -> CharTokenizer:
         """The tokenizer of the characters of `text`, in sorted (code point) order."""
         return cls(sorted(set(text)), special_tokens)
 
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return len(self._pieces)
 
     def _encode_text(self, text, offset):
@@ -286,12 +291,12 @@ SPLIT_PATTERN = regex.compile(
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
 
-def pre_split(text):
+def pre_split(text: str) -> list[str]:
     """GPT-2's chunks of `text`: "Hello world's 42!" -> ['Hello', ' world', "'s", ' 42', '!']."""
     return SPLIT_PATTERN.findall(text)
 
 
-def bytes_to_unicode():
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's spelling of each byte as a printable character, {byte: character}, with which
     its vocab.json and merges.txt write tokens (which may be any bytes) as text: the printable
     bytes ("!" to "~", "¡" to "¬", "®" to "ÿ") stand for themselves, and the other 68 (space,
@@ -304,7 +309,7 @@ def bytes_to_unicode():
             **{b: chr(256 + n) for n, b in enumerate(others)}}
 
 
-def merge(ids, pair, new_id):
+def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """ids with every occurrence of pair, read left to right, replaced by new_id:
     merge([97, 97, 97, 98], (97, 97), 256) -> [256, 97, 98]."""
     out = []
@@ -351,7 +356,8 @@ class BPETokenizer(Tokenizer):
     kind = "bpe"
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
 
-    def __init__(self, merges=(), special_tokens=(), byte_order=range(256)):
+    def __init__(self, merges: Iterable[Sequence[int]] = (), special_tokens: Iterable[str] = (),
+                 byte_order: Iterable[int] = range(256)) -> None:
         merges = [tuple(pair) for pair in merges]
         self.byte_order = list(byte_order)
         if sorted(self.byte_order) != list(range(256)):
@@ -372,7 +378,8 @@ class BPETokenizer(Tokenizer):
         self._cache = {}                                     # chunk -> its ids
 
     @classmethod
-    def train(cls, text, vocab_size, special_tokens=()):
+    def train(cls, text: str, vocab_size: int,
+              special_tokens: Iterable[str] = ()) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
         are borders, not text to learn from. Ties between equally frequent pairs go to the
@@ -423,7 +430,7 @@ class BPETokenizer(Tokenizer):
         return cls(merges, special_tokens)
 
     @property
-    def vocab_size(self):
+    def vocab_size(self) -> int:
         return len(self._bytes) + len(self.special_tokens)
 
     def _encode_text(self, text, offset):
@@ -483,7 +490,7 @@ class BPETokenizer(Tokenizer):
 
     # -- GPT-2's files ------------------------------------------------------------------------
 
-    def save_pretrained(self, directory):
+    def save_pretrained(self, directory: StrPath) -> None:
         """Write the tokenizer as GPT-2's files into `directory` (made if missing; other files in
         it are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge
         "a b" a line, in order) and tokenizer_config.json, which tells transformers'
@@ -519,7 +526,7 @@ class BPETokenizer(Tokenizer):
             json.dump(config, f, indent=2)
 
     @classmethod
-    def from_pretrained(cls, directory):
+    def from_pretrained(cls, directory: StrPath) -> BPETokenizer:
         """Read GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2
         and `save_pretrained` write them) with the added tokens of tokenizer_config.json if
         there is one, or else tokenizer.json (what transformers 5's save_pretrained writes,

@@ -19,6 +19,8 @@ drives dropout), so a resumed run draws the same batches and makes the same upda
 that never stopped.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import json
@@ -27,6 +29,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -34,10 +37,10 @@ import tinyautograd as ta
 from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight_decay_groups
 
 from . import checkpoint
-from .checkpoint import MODELS
+from .checkpoint import MODELS, Model
 from .data import TASKS
-from .files import atomic_write, check_text_file
-from .jobs import make_job
+from .files import StrPath, atomic_write, check_text_file
+from .jobs import Job, make_job
 from .progress import Progress
 from .resources import check_memory
 from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
@@ -69,44 +72,44 @@ TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
 class TrainConfig:
     """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
     class's own default for positions and norm); `resolved()` fills them in."""
-    model: str = None              # gpt | bert | transformer (gpt; transformer with a task)
-    corpus: str = None             # a UTF-8 text file; None: the built-in corpus
-    task: str = None               # copy | reverse | sort | add
+    model: str | None = None       # gpt | bert | transformer (gpt; transformer with a task)
+    corpus: str | None = None      # a UTF-8 text file; None: the built-in corpus
+    task: str | None = None        # copy | reverse | sort | add
     min_len: int = 4               # task source lengths
     max_len: int = 10
     tokenizer: str = "char"        # char | bpe
     vocab_size: int = 512          # bpe only
-    n_layer: int = None
-    n_head: int = None
-    d_model: int = None
-    d_ff: int = None               # None: 4 * d_model
-    context: int = None
-    positions: str = None          # learned | sinusoidal | rope | none
-    norm: str = None               # pre | post
+    n_layer: int | None = None
+    n_head: int | None = None
+    d_model: int | None = None
+    d_ff: int | None = None        # None: 4 * d_model
+    context: int | None = None
+    positions: str | None = None   # learned | sinusoidal | rope | none
+    norm: str | None = None        # pre | post
     dropout: float = 0.0
-    batch_size: int = None
-    iters: int = None
-    lr: float = None               # the peak learning rate
-    min_lr: float = None           # cosine's floor; None: lr / 10
-    warmup: int = None
+    batch_size: int | None = None
+    iters: int | None = None
+    lr: float | None = None        # the peak learning rate
+    min_lr: float | None = None    # cosine's floor; None: lr / 10
+    warmup: int | None = None
     schedule: str = "cosine"       # cosine | noam
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.99
     clip: float = 1.0              # max gradient norm; 0: no clipping
     label_smoothing: float = 0.0
-    eval_every: int = None
+    eval_every: int | None = None
     eval_iters: int = 20           # validation batches per evaluation
-    checkpoint_every: int = None   # None: at every evaluation
+    checkpoint_every: int | None = None  # None: at every evaluation
     sample_tokens: int = 200       # tokens generated for the sample at each evaluation
     seed: int = 0
 
     @property
-    def job(self):
+    def job(self) -> str:
         return "task" if self.task else "corpus" if self.corpus else "builtin"
 
     @classmethod
-    def from_dict(cls, settings, where="the settings"):
+    def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
         """A config from a dict such as a TOML file's or config.json's; ValueError naming any
         unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -120,7 +123,7 @@ class TrainConfig:
         check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 
-    def resolved(self):
+    def resolved(self) -> TrainConfig:
         """A copy with every None replaced by its default, checked."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
         c = dataclasses.replace(self)
@@ -140,7 +143,7 @@ class TrainConfig:
         c.check()
         return c
 
-    def check(self):
+    def check(self) -> None:
         """ValueError, in one line, for the first setting that cannot work: each against its
         rule (SETTING_RULES), then the settings against each other."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)
@@ -218,7 +221,7 @@ SETTING_RULES = {
 # The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
 
-def default_out_dir(config, root="runs"):
+def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
     """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
     source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
                               if config.corpus else "builtin"))
@@ -231,7 +234,7 @@ def default_out_dir(config, root="runs"):
 
 
 @contextlib.contextmanager
-def interrupt_between_steps(log):
+def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
     """Ctrl-C asks the loop to stop after the step in progress (so that the checkpoint holds
     whole steps); a second Ctrl-C stops at once. Yields a function: was Ctrl-C pressed?"""
     pressed = []
@@ -258,7 +261,8 @@ def interrupt_between_steps(log):
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
-    def __init__(self, config, run, job, model, log=print):
+    def __init__(self, config: TrainConfig, run: RunDirectory, job: Job, model: Model,
+                 log: Callable[[str], None] = print) -> None:
         self.config, self.run, self.job, self.model = config, run, job, model
         self.directory = run.path
         self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
@@ -277,7 +281,8 @@ class Trainer:
     # -- starting and resuming -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, config, directory, force=False, log=print, run=None):
+    def start(cls, config: TrainConfig, directory: StrPath, force: bool = False,
+              log: Callable[[str], None] = print, run: RunDirectory | None = None) -> Trainer:
         """A new run in `directory`: checks everything, then claims the directory (the lock),
         tokenises and builds the model. `force` replaces a previous run's files."""
         config = config.resolved()
@@ -303,7 +308,7 @@ class Trainer:
         return cls(config, run, job, model, log)
 
     @classmethod
-    def resume(cls, directory, log=print):
+    def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:
         """The run saved in `directory`, ready to continue where its checkpoint left off. A
         run that stopped before its first checkpoint starts again, with its settings."""
         run = RunDirectory.claim(directory, log)
@@ -339,13 +344,13 @@ class Trainer:
             raise
         return trainer
 
-    def close(self):
+    def close(self) -> None:
         """Release the run directory for other writers (train() does, as it ends)."""
         self.run.release()
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def save(self):
+    def save(self) -> None:
         state = self.optimizer.state_dict()
         arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
         for i, param_state in enumerate(state["state"]):
@@ -375,7 +380,7 @@ class Trainer:
         self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
         self.checkpoint_files = new
 
-    def load_state(self, saved):
+    def load_state(self, saved: dict[str, Any]) -> None:
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
         already in the model)."""
         files = saved["files"]
@@ -414,7 +419,7 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def train_step(self):
+    def train_step(self) -> tuple[float, float, int]:
         """One update; returns its loss (before the update), the learning rate it used, and the
         number of tokens in its batch (for the progress bar's tokens per second)."""
         lr = self.optimizer.param_groups[0]["lr"]
@@ -428,7 +433,7 @@ class Trainer:
         self.schedule.step()
         return loss.item(), lr, batch[0].size
 
-    def evaluate(self, title):
+    def evaluate(self, title: str) -> dict[str, float]:
         """Validation figures and a sample, printed; the figures returned for metrics.jsonl."""
         self.model.eval()
         try:
@@ -442,7 +447,7 @@ class Trainer:
         self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
         return figures
 
-    def train(self):
+    def train(self) -> str:
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
         checkpoint saved at the last whole step). Releases the run directory as it ends."""
         try:

@@ -17,12 +17,16 @@ length, C = d_model, V the target vocabulary.
 """
 
 
-from tinyautograd import nn
+from __future__ import annotations
 
-from .attention import causal_mask, padding_mask
+import numpy as np
+
+from tinyautograd import Tensor, nn
+
+from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import EncoderDecoderSession, generate
-from .layers import Embeddings, token_array
+from .layers import Embeddings, Tokens, token_array
 
 __all__ = ["Transformer"]
 
@@ -51,9 +55,11 @@ class Transformer(nn.Module):
     encoder once and the decoder at every step.
     """
 
-    def __init__(self, src_vocab_size, tgt_vocab_size, context, n_layer=2, n_head=4,
-                 d_model=64, d_ff=None, dropout=0.0, positions="sinusoidal", norm="post",
-                 activation="relu", share_embeddings=False, tie_weights=True, pad_id=0):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, context: int, n_layer: int = 2,
+                 n_head: int = 4, d_model: int = 64, d_ff: int | None = None,
+                 dropout: float = 0.0, positions: str = "sinusoidal", norm: str = "post",
+                 activation: str = "relu", share_embeddings: bool = False,
+                 tie_weights: bool = True, pad_id: int = 0) -> None:
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
@@ -82,12 +88,12 @@ class Transformer(nn.Module):
         # Tied (None): the logits come from the target embedding, tgt_embed.tok.unembed.
         self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size)
 
-    def forward(self, src, tgt):
+    def forward(self, src: Tokens, tgt: Tokens) -> Tensor:
         """src (B, S), tgt (B, T) integer tokens -> logits (B, T, tgt_vocab_size)."""
         memory, src_mask = self.encode(src)
         return self.decode(tgt, memory, src_mask)
 
-    def encode(self, src):
+    def encode(self, src: Tokens) -> tuple[Tensor, np.ndarray]:
         """Run the encoder: src (B, S) -> (memory (B, S, C), src_mask (B, 1, 1, S)).
 
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
@@ -97,7 +103,8 @@ class Transformer(nn.Module):
         x = self.src_embed(src)                                      # (B, S, C)
         return self.encoder(x, src_mask), src_mask
 
-    def decode(self, tgt, memory, src_mask, cache=None):
+    def decode(self, tgt: Tokens, memory: Tensor, src_mask: Mask | None,
+               cache: KVCache | None = None) -> Tensor:
         """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
 
         Target position t may attend to target positions <= t that are not padding (the
@@ -117,17 +124,19 @@ class Transformer(nn.Module):
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
         return self.logits(y)                                           # (B, T, V)
 
-    def logits(self, y):
+    def logits(self, y: Tensor) -> Tensor:
         """The head: logits (B, T, V) from the top of the decoder y (B, T, C); y @ E^T when
         tied to the target embedding E."""
         return self.tgt_embed.tok.unembed(y) if self.head is None else self.head(y)
 
-    def start_decoding(self, src, bos_id, use_cache=True):
+    def start_decoding(self, src: Tokens, bos_id: int,
+                       use_cache: bool = True) -> EncoderDecoderSession:
         """A decoding session (tinyformer.decoding) writing a target for each row of src
         (B, S) from `bos_id`: what greedy_decode and beam search write with."""
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
-    def greedy_decode(self, src, max_len, bos_id, eos_id=None, use_cache=True):
+    def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: int | None = None,
+                      use_cache: bool = True) -> np.ndarray:
         """Translate src (B, S) by taking the most likely token at every step.
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens. A
@@ -140,7 +149,7 @@ class Transformer(nn.Module):
         return generate(self.start_decoding(src, bos_id, use_cache), max_len, temperature=0,
                         eos_id=eos_id, fill_after_eos=self.pad_id)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         c = self.config
         return (f"n_layer={c['n_layer']}, n_head={c['n_head']}, d_model={c['d_model']}, "
                 f"positions={c['positions']!r}, norm={c['norm']!r}")
