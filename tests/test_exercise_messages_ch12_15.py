@@ -345,8 +345,9 @@ def test_gpt_without_the_final_norm(tmp_path):
 
 
 def test_gpt_with_tables_started_at_unit_scale(tmp_path):
-    got = edited_message(tmp_path, "your_gpt", "0.02 * rng.standard_normal((vocab_size, d_model))",
-                         "rng.standard_normal((vocab_size, d_model))")
+    got = edited_message(tmp_path, "your_gpt",
+                         "np.zeros((vocab_size, d_model))), std=0.02)",
+                         "np.zeros((vocab_size, d_model))), std=1.0)")
     assert "first loss on random tokens" in got and "start too large" in got
 
 

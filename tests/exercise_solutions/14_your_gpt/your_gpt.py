@@ -8,9 +8,8 @@ class GPT(nn.Module):
     """Token embedding, learned positions, n_layer Blocks, a final norm, tied unembedding."""
 
     def __init__(self, vocab_size, context, d_model=32, n_layer=2, n_head=2):
-        rng = np.random.default_rng()
-        self.embedding = nn.Parameter(0.02 * rng.standard_normal((vocab_size, d_model)))
-        self.positions = nn.Parameter(0.02 * rng.standard_normal((context, d_model)))
+        self.embedding = nn.init.normal_(nn.Parameter(np.zeros((vocab_size, d_model))), std=0.02)
+        self.positions = nn.init.normal_(nn.Parameter(np.zeros((context, d_model))), std=0.02)
         self.blocks = nn.ModuleList([Block(d_model, n_head) for _ in range(n_layer)])
         self.norm = nn.LayerNorm(d_model)
 

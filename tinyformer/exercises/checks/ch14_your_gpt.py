@@ -139,7 +139,7 @@ def _check_behaviour(learner):
     expect(first < math.log(V) + 1.0,
            f"{call}: its first loss on random tokens is {first:.2f}, far above the "
            f"ln {V} = {math.log(V):.2f} of a uniform guess: E and P start too large. Start "
-           f"them at 0.02 * a standard normal.")
+           f"them at N(0, 0.02^2).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,8 +228,8 @@ def _check_training(learner):
 @exercise("your_gpt", "Your GPT: assemble it and train it", hints=[
     "teacher_forcing_batch: one slice ids[s:s + context] per start for x, the same one "
     "shifted by one for y; np.stack makes the rows a (B, context) array.",
-    "__init__: nn.Parameter(0.02 * rng.standard_normal((vocab_size, d_model))) is E, "
-    "likewise P; nn.ModuleList([Block(d_model, n_head) for ...]); nn.LayerNorm(d_model).",
+    "__init__: nn.init.normal_(nn.Parameter(np.zeros((vocab_size, d_model))), std=0.02) is "
+    "E, likewise P; nn.ModuleList([Block(d_model, n_head) for ...]); nn.LayerNorm(d_model).",
     "forward: E[ids] is (B, T, C) and P[:T] (T, C) broadcasts over the batch. Which one "
     "matrix turns the normalised stream (B, T, C) back into V scores per position?",
 ], forbid=["tinyformer.gpt", "tinyformer.blocks", "tinyformer.layers", "tinyformer.attention",

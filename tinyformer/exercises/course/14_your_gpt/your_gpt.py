@@ -16,9 +16,11 @@ row of E learns from every prediction, not only from the inputs it appears in. T
 is there because pre-LN blocks never normalise the stream itself (chapter 7): without it the
 size of x, and so of the logits, grows with depth and training.
 
-Start both tables small, N(0, 0.02^2) (`0.02 * rng.standard_normal(shape)`): the logits are
-dot products with rows of E, and rows of size N(0, 1) would give logits spread over +-sqrt(C),
-a first loss far above the ln V of a uniform guess.
+Start both tables small, N(0, 0.02^2): the logits are dot products with rows of E, and rows
+of size N(0, 1) would give logits spread over +-sqrt(C), a first loss far above the ln V of a
+uniform guess. `nn.init.normal_(nn.Parameter(np.zeros(shape)), std=0.02)` draws them from
+tinyautograd's generator, which `tinyautograd.manual_seed` seeds: the check then runs the
+same way every time.
 
 Teacher forcing: the model reads a window of the text and is graded, at every position, on
 the token that really comes next, whatever it would have predicted itself:
@@ -87,10 +89,9 @@ class Block(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = CausalSelfAttention(d_model, n_head)
         self.up, self.down = nn.Linear(d_model, 4 * d_model), nn.Linear(4 * d_model, d_model)
-        rng = np.random.default_rng()
         for layer in (self.attn.q, self.attn.k, self.attn.v, self.attn.out, self.up, self.down):
-            layer.weight.data[...] = 0.02 * rng.standard_normal(layer.weight.shape)
-            layer.bias.data[...] = 0.0
+            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
@@ -124,9 +125,13 @@ class GPT(nn.Module):
 
 
 if __name__ == "__main__":
-    from tinyautograd import functional, no_grad, optim
+    from threadpoolctl import threadpool_limits
+
+    from tinyautograd import functional, manual_seed, no_grad, optim
     from tinyformer.data import builtin_corpus
 
+    manual_seed(0)
+    threadpool_limits(1)            # matrices this small multiply fastest on one thread
     text = builtin_corpus(n_chars=20_000, seed=0)
     vocab = sorted(set(text))
     ids = np.array([vocab.index(c) for c in text])
