@@ -4,7 +4,7 @@ fails with a message that names the mistake; a file that imports the implementat
 asked to write is refused."""
 
 import pytest
-from solutions import edited_message, solved_text
+from solutions import edited_message, solved_text, write_solved
 
 from tinyformer.exercises import find, run_check
 
@@ -131,6 +131,10 @@ def test_decoder_cross_attention_first(tmp_path):
     ("encoder_decoder_layers", "import tinyformer.blocks", "tinyformer.blocks"),
     ("encoder_decoder_layers", "import tinyformer\nLayer = tinyformer.blocks.EncoderLayer",
      "tinyformer.blocks"),
+    ("masked_lm_loss", "from tinyautograd.functional import cross_entropy",
+     "tinyautograd.functional"),
+    ("attention_masks", "from tinyformer.attention import causal_mask", "tinyformer.attention"),
+    ("your_gpt", "from tinyformer.gpt import GPT as Mine", "tinyformer.gpt"),
 ])
 def test_importing_the_implementation_is_refused(tmp_path, slug, line, module):
     ex = find(slug)
@@ -139,3 +143,294 @@ def test_importing_the_implementation_is_refused(tmp_path, slug, line, module):
     got = run_check(ex, path)
     assert got is not None and f"uses {module}" in got
     assert "this exercise asks you to write that part yourself" in got
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 13
+
+
+def test_mask_tokens_leaving_the_answer_visible(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss",
+                         "inputs = np.where(hidden, mask_id, ids).astype(np.int64)",
+                         "inputs = ids.copy()")
+    assert "mask_tokens(ids=[[1, 0, 0, 1]]" in got and "the model reads the answer" in got
+
+
+def test_mask_tokens_the_wrong_way_round(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "np.where(hidden, mask_id, ids)",
+                         "np.where(hidden, ids, mask_id)")
+    assert "masked the wrong way round" in got
+
+
+def test_mask_tokens_without_ignore_index(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss",
+                         "targets = np.where(hidden, ids, ignore_index).astype(np.int64)",
+                         "targets = ids.copy()")
+    assert "targets equal to ids" in got and "ignore_index (-100)" in got
+
+
+def test_mask_tokens_with_ignore_index_hard_coded(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "np.where(hidden, ids, ignore_index)",
+                         "np.where(hidden, ids, -100)")
+    assert "ignore_index=-1" in got and "expected: [[0, 3, -1], [-1, -1, 1]]" in got
+
+
+def test_mlm_loss_divided_by_every_position(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return -picked.sum() / targets.size")
+    assert "targets=[[-100, 0, -100, 1]], ignore_index=-100) returned 0.1053" in got
+    assert "expected 0.210607" in got
+    assert "dividing by every position, B * T" in got
+
+
+def test_mlm_loss_summed(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return -picked.sum()")
+    assert "summing instead of averaging" in got
+
+
+def test_mlm_loss_without_the_minus(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return picked.mean()")
+    assert "without the minus sign" in got
+
+
+def test_mlm_loss_with_ignore_index_hard_coded(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "np.nonzero(targets != ignore_index)",
+                         "np.nonzero(targets != -100)")
+    assert "ignore_index=-1" in got and "as if their target were the last token" in got
+
+
+def test_mlm_loss_skipping_token_zero(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "np.nonzero(targets != ignore_index)",
+                         "np.nonzero(targets > 0)")
+    assert "skipping the hidden positions whose target is token 0" in got
+
+
+def test_mlm_loss_cut_off_from_the_logits(tmp_path):
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return Tensor(-picked.mean().data)")
+    assert "cut off from the logits" in got
+
+
+def test_gpt_mask_without_the_diagonal(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "np.tril(np.ones((T, T), dtype=bool))",
+                         "np.tril(np.ones((T, T), dtype=bool), k=-1)")
+    assert "gpt_mask(ids=[[5, 6, 0]])" in got and "without the diagonal" in got
+
+
+def test_gpt_mask_the_wrong_way_round(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "np.tril(np.ones((T, T), dtype=bool))",
+                         "np.triu(np.ones((T, T), dtype=bool), k=1)")
+    assert "gpt_mask(" in got and "the wrong way round" in got
+
+
+def test_gpt_mask_with_padding(tmp_path):
+    got = edited_message(tmp_path, "attention_masks",
+                         "return np.tril(np.ones((T, T), dtype=bool))[None, None]",
+                         "return np.tril(np.ones((T, T), dtype=bool))[None, None] & "
+                         "(ids != 0)[:, None, None, :]")
+    assert "GPT's windows are never padded" in got
+
+
+def test_bert_mask_causal(tmp_path):
+    got = edited_message(tmp_path, "attention_masks",
+                         "return (ids != pad_id)[:, None, None, :]",
+                         "return (ids != pad_id)[:, None, None, :] & gpt_mask(ids)")
+    assert "bert_mask(ids=[[5, 6, 0]], pad_id=0)" in got
+    assert "with a causal mask: BERT reads both sides" in got
+
+
+def test_bert_mask_on_the_query_axis(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "(ids != pad_id)[:, None, None, :]",
+                         "(ids != pad_id)[:, None, :, None]")
+    assert "bert_mask(" in got and "padding on the query axis" in got
+
+
+def test_bert_mask_of_shape_b_t(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "(ids != pad_id)[:, None, None, :]",
+                         "(ids != pad_id)")
+    assert "bert_mask(ids=[[1, 2, 0], [3, 4, 5]], pad_id=0)" in got
+    assert "does not broadcast against scores" in got
+
+
+def test_decoder_self_mask_causal_only(tmp_path):
+    got = edited_message(tmp_path, "attention_masks",
+                         "return gpt_mask(tgt_ids) & bert_mask(tgt_ids, pad_id)",
+                         "return gpt_mask(tgt_ids)")
+    assert "decoder_self_mask(tgt_ids=[[5, 6, 0]], pad_id=0)" in got
+    assert "with the causal mask only" in got
+
+
+def test_decoder_self_mask_padding_only(tmp_path):
+    got = edited_message(tmp_path, "attention_masks",
+                         "return gpt_mask(tgt_ids) & bert_mask(tgt_ids, pad_id)",
+                         "return bert_mask(tgt_ids, pad_id)")
+    assert "with the padding mask only" in got
+
+
+def test_decoder_self_mask_or(tmp_path):
+    got = edited_message(tmp_path, "attention_masks",
+                         "return gpt_mask(tgt_ids) & bert_mask(tgt_ids, pad_id)",
+                         "return gpt_mask(tgt_ids) | bert_mask(tgt_ids, pad_id)")
+    assert "with `|` instead of `&`" in got
+
+
+def test_cross_mask_from_the_target(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return bert_mask(tgt_ids, pad_id)")
+    assert "cross_mask(src_ids=[[7, 0]], tgt_ids=[[5, 6, 0]], pad_id=0)" in got
+    assert "does not broadcast" in got
+
+
+def test_cross_mask_from_the_target_of_the_same_length(tmp_path):
+    # Where the lengths agree the wrong mask broadcasts, and is named.
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return bert_mask(tgt_ids, pad_id) if tgt_ids.shape == src_ids.shape "
+                         "else bert_mask(src_ids, pad_id)")
+    assert "from the target's padding" in got
+
+
+def test_cross_mask_causal(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "T_q, T_k = tgt_ids.shape[1], src_ids.shape[1]\n"
+                         "    causal = np.tril(np.ones((T_q, T_k), dtype=bool))[None, None]\n"
+                         "    return causal & bert_mask(src_ids, pad_id)")
+    assert "cross_mask(src_ids=[[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]]" in got
+    assert "with a causal mask: the whole source is known" in got
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 14
+
+
+def test_teacher_forcing_without_the_shift(tmp_path):
+    got = edited_message(tmp_path, "your_gpt", "ids[s + 1:s + context + 1]", "ids[s:s + context]")
+    assert "teacher_forcing_batch(ids=array of shape (30,), int64, starts=[ 0, 5, 17], " \
+        "context=4)" in got and "y equal to x" in got
+
+
+def test_teacher_forcing_swapped(tmp_path):
+    got = edited_message(tmp_path, "your_gpt", "return x, y", "return y, x")
+    assert "x and y swapped" in got
+
+
+def test_gpt_without_positions(tmp_path):
+    got = edited_message(tmp_path, "your_gpt",
+                         "x = self.embedding[ids] + self.positions[:ids.shape[1]]",
+                         "x = self.embedding[ids]")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)" in got
+    assert "does not know where a token is" in got
+
+
+def test_gpt_with_a_later_token_leaking(tmp_path):
+    got = edited_message(tmp_path, "your_gpt", "        for block in self.blocks:",
+                         "        x = x + x.mean(axis=1, keepdims=True)\n"
+                         "        for block in self.blocks:")
+    assert "changed the logits at positions 0 to 4" in got
+
+
+def test_gpt_with_a_separate_unembedding(tmp_path):
+    got = edited_message(tmp_path, "your_gpt", "        self.norm = nn.LayerNorm(d_model)",
+                         "        self.norm = nn.LayerNorm(d_model)\n"
+                         "        self.head = nn.Linear(d_model, vocab_size, bias=False)",
+                         ("self.norm(x) @ self.embedding.T", "self.head(self.norm(x))"))
+    assert "has 2 matrices shaped like the token table (11, 8)" in got and "Tie it" in got
+
+
+def test_gpt_without_the_final_norm(tmp_path):
+    got = edited_message(tmp_path, "your_gpt", "self.norm(x) @ self.embedding.T",
+                         "x @ self.embedding.T")
+    assert "are not normalised" in got and "Apply the final nn.LayerNorm" in got
+
+
+def test_gpt_with_tables_started_at_unit_scale(tmp_path):
+    got = edited_message(tmp_path, "your_gpt",
+                         "np.zeros((vocab_size, d_model))), std=0.02)",
+                         "np.zeros((vocab_size, d_model))), std=1.0)")
+    assert "first loss on random tokens" in got and "start too large" in got
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 15
+
+
+def test_previous_token_score_on_the_diagonal(tmp_path):
+    got = edited_message(tmp_path, "induction_scores", "pattern[t, t - 1] for t in range(1, T)",
+                         "pattern[t, t] for t in range(1, T)")
+    assert "previous_token_score(pattern=array of shape (7, 7), float64) returned" in got
+    assert "each token's attention to itself" in got
+
+
+def test_previous_token_score_transposed(tmp_path):
+    got = edited_message(tmp_path, "induction_scores", "pattern[t, t - 1] for t in range(1, T)",
+                         "pattern[t - 1, t] for t in range(1, T)")
+    assert "rows are queries" in got
+
+
+def test_previous_token_score_counting_position_zero(tmp_path):
+    got = edited_message(tmp_path, "induction_scores",
+                         "float(np.mean([pattern[t, t - 1] for t in range(1, T)]))",
+                         "float(sum(pattern[t, t - 1] for t in range(1, T)) / T)")
+    assert "counting position 0 too" in got
+
+
+def test_induction_score_at_the_earlier_occurrence(tmp_path):
+    got = edited_message(tmp_path, "induction_scores", "pattern[t, earlier[-1] + 1]",
+                         "pattern[t, earlier[-1]]")
+    assert "induction_score(pattern=array of shape (7, 7), float64, ids=[0, 3, 1, 4, 3, 1, 4])" \
+        in got and "returned 0.1397, expected 0.1897" in got
+    assert "the earlier occurrence itself" in got
+
+
+def test_induction_score_at_the_previous_token(tmp_path):
+    got = edited_message(tmp_path, "induction_scores", "pattern[t, earlier[-1] + 1]",
+                         "pattern[t, t - 1]")
+    assert "reading A[t, t - 1], the previous token" in got
+
+
+def test_induction_score_with_the_first_occurrence(tmp_path):
+    got = edited_message(tmp_path, "induction_scores", "pattern[t, earlier[-1] + 1]",
+                         "pattern[t, earlier[0] + 1]")
+    assert "ids=[0, 5, 2, 5, 5, 3, 2, 5]" in got and "using the FIRST earlier occurrence" in got
+
+
+def test_induction_score_over_every_position(tmp_path):
+    got = edited_message(tmp_path, "induction_scores",
+                         "return float(np.mean(picked)) if picked else 0.0",
+                         "return float(np.sum(picked) / len(ids))")
+    assert "averaging over every position" in got
+
+
+def test_induction_score_without_repeats(tmp_path):
+    got = edited_message(tmp_path, "induction_scores",
+                         "return float(np.mean(picked)) if picked else 0.0",
+                         "return float(np.mean(picked))")
+    assert "induction_score(pattern=array of shape (4, 4), float64, ids=[0, 1, 2, 3]) " \
+        "returned nan, expected 0.0000" in got
+
+
+def test_your_gpt_that_does_not_train_long_enough(tmp_path, monkeypatch):
+    # The last stage can fail: the reference model, given too few steps to learn the stories.
+    from tinyformer.exercises.checks import ch14_your_gpt as checker
+    monkeypatch.setattr(checker, "STEPS", 50)
+    ex = find("your_gpt")
+    got = run_check(ex, write_solved(ex, tmp_path / "your_gpt.py"))
+    assert got is not None and "after 50 training steps your GPT's loss went from" in got
+    assert "The counting model of chapter 2 recalls" in got
+
+
+def test_scores_of_an_untrained_model_do_not_find_the_heads(tmp_path, monkeypatch):
+    # The second stage can fail: right scores, but a model whose training is cut to 0 steps.
+    from tinyformer.exercises.checks import ch15_learned_induction as checker
+    real = checker.shipped_model
+
+    def untrained():
+        module = real()
+        train = module.train
+        module.train = lambda steps, seed: train(steps=0, seed=seed)
+        return module
+    monkeypatch.setattr(checker, "shipped_model", untrained)
+    ex = find("induction_scores")
+    got = run_check(ex, write_solved(ex, tmp_path / "induction_scores.py"))
+    assert got is not None and "do not find the heads (layer 1: previous-token 0.2" in got

@@ -26,6 +26,9 @@ CHAPTERS = [
     ("10_bpe", "Byte-pair encoding"),
     ("11_by_hand", "Weights by hand"),
     ("12_encoder", "The encoder and cross-attention"),
+    ("13_bert_gpt", "GPT, BERT and the encoder-decoder"),
+    ("14_your_gpt", "Your GPT"),
+    ("15_learned_induction", "A learned induction head"),
 ]
 
 

@@ -302,7 +302,16 @@ def refuse_forbidden(learner, forbidden):
 def _refusal(path, where, home, forbidden):
     return (f"{path.name} uses {home}, in {where}: this exercise asks you to write that part "
             f"yourself, so it may not use {', '.join(forbidden)}. Build it from the pieces "
-            f"in the file (numpy and tinyautograd are fine).")
+            f"in the file{_what_else_is_fine(forbidden)}.")
+
+
+def _what_else_is_fine(forbidden):
+    """What a refused file may still use: numpy always, and what it may of tinyautograd."""
+    if "tinyautograd" in forbidden:
+        return " and numpy"
+    if any(f.startswith("tinyautograd.") for f in forbidden):
+        return " (numpy and the rest of tinyautograd are fine)"
+    return " (numpy and tinyautograd are fine)"
 
 
 def _is_forbidden(home, forbidden):

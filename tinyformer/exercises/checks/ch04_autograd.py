@@ -135,7 +135,7 @@ def _random_mlp_inputs():
     "backward(): a nested `def visit(v)` that, if v is not in a `visited` set, adds it, visits "
     "each child, then appends v to `order`. Call visit(self).",
     "Then self.grad = 1.0, and `for v in reversed(order): v._backward()`.",
-])
+], forbid=["tinyautograd"])
 def check_scalar_engine(learner):
     Value = learner.attribute("Value")
     expressions = _EXPRESSIONS + [("loss = (a 3-4-1 tanh network's output - 0.5) ** 2, "
@@ -197,7 +197,7 @@ def _random_broadcast(rng):
     "Step 2: axes = tuple(i for i, n in enumerate(shape) if n == 1), then "
     "grad.sum(axis=axes, keepdims=True).",
     "mul_backward: return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape).",
-])
+], forbid=["tinyautograd.engine"])
 def check_broadcast_gradients(learner):
     unbroadcast = learner.function("unbroadcast")
     grad = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
@@ -248,7 +248,7 @@ def _shapes(inputs):
     "dL/dA = grad @ B^T and dL/dB = A^T @ grad.",
     "For batches transpose only the last two axes: b.swapaxes(-1, -2), not b.T.",
     "return grad @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ grad",
-])
+], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_matmul_backward(learner):
     MatMul = learner.attribute("MatMul")
     matmul = _Apply(learner, "matmul")
@@ -308,7 +308,7 @@ def _engine_gradient(forward, x, grad):
     "A loop works; so does d[np.arange(N), ctx.targets] -= 1.",
     "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad (the "
     "gradient arriving from whatever came after the loss).",
-])
+], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_softmax_cross_entropy_backward(learner):
     Softmax = learner.attribute("Softmax")
     softmax = _Apply(learner, "softmax")
@@ -350,7 +350,7 @@ def check_softmax_cross_entropy_backward(learner):
     "rows.sum(axis=0), and d_gamma is the same with rows * x_hat.reshape(rows.shape).",
     "d_xhat = g * gamma; d_x = rstd * (d_xhat - d_xhat.mean(-1, keepdims=True) - x_hat * "
     "(d_xhat * x_hat).mean(-1, keepdims=True)).",
-])
+], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops"])
 def check_layer_norm_backward(learner):
     LayerNormFunction = learner.attribute("LayerNormFunction")
     layer_norm = _Apply(learner, "layer_norm")

@@ -37,7 +37,7 @@ def _repeated_row_note(ids, table_grad_expected, got):
     "into table_grad at row ids[position], added, not assigned.",
     "np.add.at(table_grad, ctx.ids, grad) adds grad[p] into table_grad[ctx.ids[p]] "
     "for every position p, repeats included. Then return table_grad.",
-])
+], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops", "tinyformer.layers"])
 def check_embedding(learner):
     Embedding = learner.attribute("Embedding")
     embed = _Apply(learner, "embed")
@@ -84,7 +84,7 @@ def _tinyformer_table(context, d_model):
     "row): pos / 10000 ** (two_i / d_model) broadcasts to (context, d_model/2).",
     "table = np.zeros((context, d_model)); table[:, 0::2] = np.sin(angle); table[:, 1::2] = "
     "np.cos(angle).",
-])
+], forbid=["tinyformer.layers"])
 def check_sinusoidal_positions(learner):
     positions = learner.function("sinusoidal_positions")
     rng = np.random.default_rng(0)

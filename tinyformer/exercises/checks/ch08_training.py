@@ -133,7 +133,7 @@ def _reference_adamw(param, grads, settings):
     "m_hat = m / (1 - beta1 ** step), v_hat = v / (1 - beta2 ** step).",
     "Decay first, then step: param = param * (1 - lr * weight_decay), then "
     "param = param - lr * m_hat / (np.sqrt(v_hat) + eps). Return (param, m, v).",
-])
+], forbid=["tinyautograd.optim"])
 def check_adam_step(learner):
     fn = learner.function("adam_step")
     # The worked example of the lesson, then the same with weight decay.
@@ -212,7 +212,7 @@ def _schedule_mistakes(step, base_lr, warmup_steps, total_steps, min_lr):
     "and it would reach base_lr at step = warmup_steps, where the cosine takes over.",
     "In between: progress = (step - warmup_steps) / (total_steps - warmup_steps), then "
     "min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2.",
-])
+], forbid=["tinyautograd.optim", "tinyformer.train"])
 def check_warmup_schedule(learner):
     fn = learner.function("warmup_schedule")
     cases = [
@@ -327,7 +327,7 @@ def _explain_difference(got, expected, call):
     "targets) is one number, a Tensor; losses.append(loss.item()) keeps it as a float.",
     "optimizer.zero_grad(); loss.backward(); optimizer.step() -- then, after the loop, "
     "`return losses`.",
-])
+], forbid=["tinyformer.train", "tinyformer.jobs"])
 def check_training_loop(learner):
     train = learner.function("train")
     vocab = sorted(set(_TEXT))

@@ -89,7 +89,7 @@ def _expect_sequence(got, expected, call, prompt):
     "int(np.argmax(logits)).",
     "Append the token first, then `if token == end_id: break`, so the end id is part of the "
     "result and nothing follows it.",
-])
+], forbid=["tinyformer.decoding", "tinyformer.sampling"])
 def check_greedy(learner):
     greedy = learner.function("greedy")
     bigram = table_model(BIGRAM, "the file's bigram_logits")
@@ -131,7 +131,7 @@ def reference_probs(logits, temperature=1.0, top_k=None):
     "e / e.sum().",
     "Top-k: kth = np.sort(logits)[-top_k]; logits = np.where(logits < kth, -np.inf, logits) "
     "before the softmax; `<` (not `<=`) keeps every token tied with the k-th.",
-])
+], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_temperature_top_k(learner):
     probs_of = learner.function("next_token_probs")
     logits = np.array([2.0, 1.0, 0.0, 1.0])
@@ -194,7 +194,7 @@ def _expect_nucleus(got, probs, top_p, call):
     "token stays when that is < top_p, so the first always stays.",
     "keep = np.zeros(len(probs), bool); keep[order] = before < top_p; then zero the rest "
     "with np.where and divide by the sum.",
-])
+], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_top_p(learner):
     top_p_filter = learner.function("top_p_filter")
     probs = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
@@ -306,7 +306,7 @@ def _expect_hypothesis(got, expected, call, note=""):
     "otherwise append (beams[b][0] + [v], log_prob) to the next beams and break at beam_size.",
     "After the loop: `for tokens, lp in beams: if best is None or lp > best[1]: best = "
     "(tokens, lp)`; return best. No division by the length anywhere.",
-])
+], forbid=["tinyformer.beam", "tinyformer.decoding"])
 def check_beam_search(learner):
     beam_search = learner.function("beam_search")
     table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
@@ -367,7 +367,7 @@ def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
     "values); the new token attends to itself too.",
     "scores = self.keys @ q / np.sqrt(len(q)) is (t+1,); softmax it (subtract the max) and "
     "return weights @ self.values.",
-])
+], forbid=["tinyformer.attention", "tinyformer.decoding"])
 def check_kv_cache(learner):
     eye = np.eye(2)
     _check_cached_attention(learner, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye, eye,

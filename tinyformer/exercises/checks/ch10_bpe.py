@@ -77,7 +77,7 @@ def _expect_pair_counts(got, expected, call):
     "else by 1.",
     "The test for a match: `i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]`; "
     "on a match append new_id and i += 2, otherwise append ids[i] and i += 1.",
-])
+], forbid=["tinyformer.tokenizers"])
 def check_bpe_merge(learner):
     count_pairs = learner.function("count_pairs")
     for ids in [[97, 97, 97, 98], [1, 2, 1, 2, 1], [5], [], [3, 3, 3, 3, 4, 3]]:
@@ -167,7 +167,7 @@ def _expect_merges(got, text, n_merges, expected, call):
     "Each round: counts = count_pairs(ids); if not counts, break; then choose, merge, record.",
     "best = min(counts, key=lambda pair: (-counts[pair], pair)) picks the most frequent pair, "
     "the smallest on ties; then ids = merge(ids, best, new_id) and merges.append(best).",
-])
+], forbid=["tinyformer.tokenizers"])
 def check_bpe_train(learner):
     bpe_train = learner.function("bpe_train")
     got = bpe_train("aaabdaaabac", 3)
@@ -228,7 +228,7 @@ def _expect_encoding(bpe_encode, text, merges, expected):
     "vocab.append(vocab[a] + vocab[b]).",
     "decode: b\"\".join(vocab[i] for i in ids).decode(\"utf-8\", errors=\"replace\"); joining "
     "the bytes first keeps characters of several bytes whole.",
-])
+], forbid=["tinyformer.tokenizers"])
 def check_bpe_encode(learner):
     bpe_encode = learner.function("bpe_encode")
     bpe_decode = learner.function("bpe_decode")

@@ -1,0 +1,55 @@
+"""Chapters 4, 5 and 8 to 10: an exercise whose answer a module of the package holds refuses a
+file that uses that module, in one message naming it and the line (an import the solution
+does not need, appended to the reference solution)."""
+
+import pytest
+from solutions import solved_text
+
+from tinyformer.exercises import find, run_check
+
+
+@pytest.mark.parametrize("slug, line, module", [
+    ("scalar_engine", "from tinyautograd import Tensor", "tinyautograd.engine"),
+    ("broadcast_gradients", "from tinyautograd.engine import _sum_to", "tinyautograd.engine"),
+    ("matmul_backward", "from tinyautograd.ops import MatMul as LibraryMatMul", "tinyautograd.ops"),
+    ("softmax_cross_entropy_backward", "from tinyautograd.functional import cross_entropy",
+     "tinyautograd.functional"),
+    ("layer_norm_backward", "from tinyautograd.functional import layer_norm",
+     "tinyautograd.functional"),
+    ("embedding", "from tinyautograd.nn import Embedding as Table", "tinyautograd.nn"),
+    ("sinusoidal_positions", "from tinyformer.layers import SinusoidalPositions",
+     "tinyformer.layers"),
+    ("adam_step", "from tinyautograd.optim import AdamW", "tinyautograd.optim"),
+    ("warmup_schedule", "from tinyautograd.optim import WarmupCosine", "tinyautograd.optim"),
+    ("training_loop", "from tinyformer.train import Trainer", "tinyformer.train"),
+    ("greedy", "from tinyformer.decoding import generate", "tinyformer.decoding"),
+    ("temperature_top_k", "from tinyformer.sampling import sample_next", "tinyformer.sampling"),
+    ("top_p", "import tinyformer.sampling as sampling", "tinyformer.sampling"),
+    ("beam_search", "from tinyformer.beam import beam_search as library_beam_search",
+     "tinyformer.beam"),
+    ("kv_cache", "from tinyformer.attention import KVCache", "tinyformer.attention"),
+    ("bpe_merge", "from tinyformer.tokenizers import merge as library_merge",
+     "tinyformer.tokenizers"),
+    ("bpe_train", "from tinyformer.tokenizers import BPETokenizer", "tinyformer.tokenizers"),
+    ("bpe_encode", "from tinyformer import tokenizers", "tinyformer.tokenizers"),
+])
+def test_importing_the_implementation_is_refused(tmp_path, slug, line, module):
+    ex = find(slug)
+    path = tmp_path / f"{slug}.py"
+    path.write_text(solved_text(ex) + "\n" + line + "\n")
+    got = run_check(ex, path)
+    assert got is not None and f"uses {module}, in line" in got and f"`{line}`" in got
+    assert "this exercise asks you to write that part yourself" in got
+
+
+@pytest.mark.parametrize("slug, line, still_fine", [
+    ("scalar_engine", "import tinyautograd", "Build it from the pieces in the file and numpy."),
+    ("matmul_backward", "import tinyautograd.ops",
+     "(numpy and the rest of tinyautograd are fine)"),
+    ("bpe_merge", "import tinyformer.tokenizers", "(numpy and tinyautograd are fine)"),
+])
+def test_a_refusal_says_what_is_still_fine(tmp_path, slug, line, still_fine):
+    ex = find(slug)
+    path = tmp_path / f"{slug}.py"
+    path.write_text(solved_text(ex) + "\n" + line + "\n")
+    assert still_fine in run_check(ex, path)

@@ -1,0 +1,240 @@
+"""Checker for chapter 14: your GPT, assembled and trained.
+
+The model is judged by behaviour first, on a small one whose sizes all differ (so that a
+shape tells which table it is): a later token never changes earlier logits; the same token at
+two positions gives two different outputs; one (V, C) matrix both embeds and unembeds; the
+stream the unembedding reads has been normalised; the first loss is near a uniform guess's.
+Then it is trained with teacher forcing on the built-in stories, with the learner's own
+batches, and must recall the colour of each held-out story clearly more often than the
+counting model of chapter 2 (two words of context, so one guess among six colours) does.
+"""
+
+import math
+from collections import Counter, defaultdict
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from tinyautograd import Tensor, functional, manual_seed, no_grad, optim
+from tinyformer.data import builtin_corpus
+
+from ..catalogue import exercise
+from ..checking import CheckFailure, describe, expect, expect_equal
+
+# ---------------------------------------------------------------------------------------------
+# Teacher forcing
+
+
+def _check_batches(batch):
+    ids = np.arange(100, 130)
+    starts, context = np.array([0, 5, 17]), 4
+    got = batch(ids, starts, context)
+    call = batch.last_call
+    expect(isinstance(got, tuple) and len(got) == 2,
+           f"{call} returned {describe(got)}; return the pair (x, y).")
+    x, y = (np.asarray(a) if isinstance(a, (list, np.ndarray)) else a for a in got)
+    for name, value in (("x", x), ("y", y)):
+        expect(isinstance(value, np.ndarray) and value.dtype.kind in "iu",
+               f"{call} returned {name} = {describe(value)}; return integer numpy arrays "
+               f"(dtype np.int64): they are token ids.")
+    want_x = np.stack([ids[s:s + context] for s in starts])
+    want_y = want_x + 1
+    if y.shape == want_x.shape and np.array_equal(y, want_x) and np.array_equal(x, want_x):
+        raise CheckFailure(f"{call} returned y equal to x: each target is the token AFTER its "
+                           f"input, the window one token later.")
+    if np.array_equal(x, want_y) and np.array_equal(y, want_x):
+        raise CheckFailure(f"{call} returned x and y swapped: x is the window from s, y the "
+                           f"one from s + 1 (y[t] is what comes after x[t]).")
+    expect_equal(x.tolist(), want_x.tolist(), call, what="returned x that is")
+    expect_equal(y.tolist(), want_y.tolist(), call, what="returned y that is")
+
+
+# ---------------------------------------------------------------------------------------------
+# The model's behaviour, before training
+
+V, CONTEXT, C, LAYERS, HEADS = 11, 9, 8, 2, 2      # every size different from the others
+
+
+def _logits(model, ids, call, learner):
+    out = learner.call_method(model, "forward", ids)
+    expect(isinstance(out, Tensor), f"{call}(ids) returned {describe(out)}; return the logits "
+                                    f"as a Tensor (B, T, vocab_size).")
+    expect(out.shape == ids.shape + (V,), f"{call} on ids of shape {ids.shape} returned "
+                                          f"logits of shape {out.shape}; expected "
+                                          f"{ids.shape + (V,)} (B, T, vocab_size).")
+    return out
+
+
+def _tables(model, call):
+    """The parameters shaped like a (V, C) token table, or like its transpose."""
+    params = list(model.parameters())
+    expect(params, f"{call} has no parameters: store E and P as nn.Parameters on self, "
+                   f"and the blocks and the norm too.")
+    return [p for p in params if p.shape in ((V, C), (C, V))]
+
+
+def _check_behaviour(learner):
+    GPT = learner.function("GPT")
+    manual_seed(0)
+    model = GPT(V, CONTEXT, C, LAYERS, HEADS)
+    call = f"GPT(vocab_size={V}, context={CONTEXT}, d_model={C}, n_layer={LAYERS}, " \
+           f"n_head={HEADS})"
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, V, size=(2, 7))
+    with no_grad():
+        base = _logits(model, ids, call, learner).data
+        later = ids.copy()
+        later[:, 5] = (later[:, 5] + 3) % V
+        moved = _logits(model, later, call, learner).data
+        expect(np.allclose(base[:, :5], moved[:, :5], atol=1e-6),
+               f"{call}: changing the token at position 5 changed the logits at positions "
+               f"0 to 4. A position must never read a later token: is the causal Block used "
+               f"for every position, and E[ids] taken row by row?")
+        same = _logits(model, np.full((1, CONTEXT), 3), call, learner).data[0]
+        expect(not np.allclose(same[0], same[-1], atol=1e-6),
+               f"{call}: on ids [3 3 ... 3] position 0 and position {CONTEXT - 1} give the "
+               f"same logits: the model does not know where a token is. Add the position "
+               f"table's rows P[:T] to the token embeddings.")
+
+    tables = _tables(model, call)
+    expect(len(tables) < 2,
+           f"{call} has {len(tables)} matrices shaped like the token table ({V}, {C}) or its "
+           f"transpose: the unembedding is a second one. Tie it: logits = x @ E^T with the "
+           f"same E that embeds.")
+    expect(len(tables) == 1,
+           f"{call} has no parameter of shape ({V}, {C}): the token table E is "
+           f"(vocab_size, d_model).")
+    E = tables[0]
+    E_rows = E.data if E.shape == (V, C) else E.data.T
+    present = np.array([[0, 1, 2, 3]])                 # token V - 1 is not among the inputs
+    model.zero_grad()
+    upstream = rng.standard_normal((1, 4, V))
+    (_logits(model, present, call, learner) * Tensor(upstream)).sum().backward()
+    absent_row = E.grad[V - 1] if E.shape == (V, C) else E.grad[:, V - 1]
+    expect(E.grad is not None and np.abs(absent_row).max() > 0,
+           f"{call}: the token table got no gradient in the row of a token that is not among "
+           f"the inputs, so it does not make the logits: the unembedding must be E itself, "
+           f"logits = norm(x) @ E^T.")
+
+    # The stream the unembedding read: logits = n @ E^T, so n = logits @ E (E^T E)^-1.
+    with no_grad():
+        logits = _logits(model, ids, call, learner).data
+    stream = logits @ E_rows @ np.linalg.inv(E_rows.T @ E_rows)
+    mean, std = np.abs(stream.mean(axis=-1)).max(), stream.std(axis=-1)
+    # 1 - 1e-5 / variance, rather than 1: layer norm's eps counts on a stream this small.
+    expect(mean < 1e-3 and std.min() > 0.5 and std.max() < 1.001,
+           f"{call}: the vectors the unembedding reads are not normalised (their mean over "
+           f"d_model is up to {mean:.3g}, their standard deviation from {std.min():.3g} to "
+           f"{std.max():.3g}; a freshly made layer norm gives 0 and about 1). Apply the final "
+           f"nn.LayerNorm after the last block, before the unembedding.")
+
+    blocks = sum(learner.attribute("Block")(C, HEADS).num_parameters() for _ in range(LAYERS))
+    expected = V * C + CONTEXT * C + blocks + 2 * C
+    got = model.num_parameters()
+    expect(got == expected,
+           f"{call} has {got} parameters; E ({V} x {C}) + P ({CONTEXT} x {C}) + {LAYERS} "
+           f"Blocks ({blocks}) + the final norm ({2 * C}) make {expected}, "
+           f"{'fewer' if got > expected else 'more'}. The tied unembedding adds none.")
+    first = functional.cross_entropy(Tensor(logits), rng.integers(0, V, size=ids.shape)).item()
+    expect(first < math.log(V) + 1.0,
+           f"{call}: its first loss on random tokens is {first:.2f}, far above the "
+           f"ln {V} = {math.log(V):.2f} of a uniform guess: E and P start too large. Start "
+           f"them at N(0, 0.02^2).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training on the stories, and recall against the counting model
+
+STEPS, EVERY, BATCH, WINDOW = 600, 50, 16, 80
+MARGIN = 0.25           # how much more often than the counting model it must recall
+
+
+def _held_out_prompts():
+    """(prompt, colour) for 100 stories of another seed: the story up to "... is "."""
+    stories = builtin_corpus(n_chars=12_000, seed=1).splitlines()[:100]
+    return [(s[:s.rindex(" is ") + 4], s[s.rindex(" is ") + 4:].rstrip(".")) for s in stories]
+
+
+def counting_model_recall(text, prompts):
+    """Chapter 2's second-order model, on words: the next word is the one that most often
+    followed the last two in the training text. Its recall of the colours."""
+    counts = defaultdict(Counter)
+    for line in text.splitlines():
+        words = line.replace(".", " .").split()          # "green." is the word "green"
+        for a, b, c in zip(words, words[1:], words[2:]):
+            counts[a, b][c] += 1
+    hits = 0
+    for prompt, colour in prompts:
+        a, b = prompt.split()[-2:]
+        guess = counts[a, b].most_common(1)[0][0] if counts[a, b] else None
+        hits += guess == colour
+    return hits / len(prompts)
+
+
+def _recall(model, learner, vocab, prompts):
+    """How often the model's most likely next character after "... is " begins the colour
+    (the six colours begin with six different letters). Prompts of different lengths are
+    padded at the end, which a causal model never reads."""
+    longest = max(len(p) for p, _ in prompts)
+    ids = np.zeros((len(prompts), longest), dtype=np.int64)
+    for row, (prompt, _) in enumerate(prompts):
+        ids[row, :len(prompt)] = [vocab.index(c) for c in prompt]
+    with no_grad():
+        logits = learner.call_method(model, "forward", ids).data
+    return np.mean([vocab[int(logits[row, len(p) - 1].argmax())] == colour[0]
+                    for row, (p, colour) in enumerate(prompts)])
+
+
+def _check_training(learner):
+    GPT, batch = learner.function("GPT"), learner.function("teacher_forcing_batch")
+    text = builtin_corpus(n_chars=20_000, seed=0)
+    prompts = _held_out_prompts()
+    vocab = sorted(set(text) | {c for p, colour in prompts for c in p + colour})
+    ids = np.array([vocab.index(c) for c in text])
+    starts = np.array([0] + [i + 1 for i, c in enumerate(text) if c == "\n"])
+    starts = starts[starts + WINDOW + 1 <= len(ids)]      # windows that start a story
+    baseline = counting_model_recall(text, prompts)
+    needed = baseline + MARGIN
+
+    manual_seed(0)
+    model = GPT(len(vocab), WINDOW, 32, 2, 2)
+    optimiser = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    rng = np.random.default_rng(0)
+    losses, recalls = [], []
+    with threadpool_limits(1):       # small matrices: one BLAS thread is fastest, and fair
+        for step in range(1, STEPS + 1):
+            x, y = batch(ids, rng.choice(starts, BATCH), WINDOW)
+            loss = functional.cross_entropy(learner.call_method(model, "forward", x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            expect(np.isfinite(losses[-1]), f"training your GPT: the loss became "
+                                            f"{losses[-1]} at step {step}.")
+            if step % EVERY == 0:
+                recalls.append(_recall(model, learner, vocab, prompts))
+                fell = np.mean(losses[-EVERY:]) < 0.5 * losses[0]
+                if fell and recalls[-1] >= needed:
+                    return
+    trace = ", ".join(f"{r:.0%}" for r in recalls)
+    raise CheckFailure(
+        f"after {STEPS} training steps your GPT's loss went from {losses[0]:.2f} to "
+        f"{np.mean(losses[-EVERY:]):.2f} and it recalled the colour of "
+        f"{recalls[-1]:.0%} of 100 held-out stories (every {EVERY} steps: {trace}). The "
+        f"counting model of chapter 2 recalls {baseline:.0%}; yours must reach "
+        f"{needed:.0%} with a loss below half its first.")
+
+
+@exercise("your_gpt", "Your GPT: assemble it and train it", hints=[
+    "teacher_forcing_batch: one slice ids[s:s + context] per start for x, the same one "
+    "shifted by one for y; np.stack makes the rows a (B, context) array.",
+    "__init__: nn.init.normal_(nn.Parameter(np.zeros((vocab_size, d_model))), std=0.02) is "
+    "E, likewise P; nn.ModuleList([Block(d_model, n_head) for ...]); nn.LayerNorm(d_model).",
+    "forward: E[ids] is (B, T, C) and P[:T] (T, C) broadcasts over the batch. Which one "
+    "matrix turns the normalised stream (B, T, C) back into V scores per position?",
+], forbid=["tinyformer.gpt", "tinyformer.blocks", "tinyformer.layers", "tinyformer.attention",
+           "tinyformer.transformer", "tinyformer.bert", "tinyformer.pretrained"])
+def check_your_gpt(learner):
+    _check_batches(learner.function("teacher_forcing_batch"))
+    _check_behaviour(learner)
+    _check_training(learner)
