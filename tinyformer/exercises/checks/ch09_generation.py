@@ -306,7 +306,7 @@ def _expect_hypothesis(got, expected, call, note=""):
     "otherwise append (beams[b][0] + [v], log_prob) to the next beams and break at beam_size.",
     "After the loop: `for tokens, lp in beams: if best is None or lp > best[1]: best = "
     "(tokens, lp)`; return best. No division by the length anywhere.",
-], forbid=["tinyformer.beam", "tinyformer.decoding"])
+], forbid=["tinyformer.decoding"])
 def check_beam_search(learner):
     beam_search = learner.function("beam_search")
     table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
