@@ -402,6 +402,7 @@ def test_induction_score_over_every_position(tmp_path):
     assert "averaging over every position" in got
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the wrong variant's mean of nothing
 def test_induction_score_without_repeats(tmp_path):
     got = edited_message(tmp_path, "induction_scores",
                          "return float(np.mean(picked)) if picked else 0.0",
