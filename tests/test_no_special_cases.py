@@ -4,6 +4,10 @@ An op's behaviour belongs to its Function, and an error's meaning to its type.
 
 The check reads the source itself (Python's own parser), so it catches a new special case the
 day it is written. The learner's exercise files are not the package's code and are left out.
+
+The same reading checks that tinyformer's modules import each other without a cycle, late
+imports inside functions included: a cycle means two modules that cannot be read (or changed)
+one without the other.
 """
 
 import ast
@@ -66,3 +70,57 @@ def test_no_op_name_or_error_message_decides_what_to_do(path):
     found = [f"{path.relative_to(ROOT)}:{line}: {why}"
              for line, why in special_cases(ast.parse(path.read_text(encoding="utf-8")))]
     assert not found, "\n".join(found)
+
+
+# ------------------------------------------------------------------------------ import cycles
+
+
+def imports_of(path, package):
+    """The modules of `package` that the file imports, at its top or inside a function (a late
+    import is still a dependency); `if TYPE_CHECKING:` imports name types only, and are not."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    checking_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                     and getattr(node.test, "id", None) == "TYPE_CHECKING"
+                     for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in checking_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(f"{package}.{node.module.split('.')[0]}")
+            else:
+                found.update(f"{package}.{alias.name}" for alias in node.names)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else \
+                [alias.name for alias in node.names]
+            found.update(".".join(n.split(".")[:2]) for n in names
+                         if n and n.startswith(package + "."))
+    return found
+
+
+def test_no_import_cycle_among_tinyformers_modules():
+    graph = {f"tinyformer.{path.stem}": imports_of(path, "tinyformer")
+             for path in (ROOT / "tinyformer").glob("*.py") if path.stem != "__init__"}
+    graph = {module: deps & set(graph) - {module} for module, deps in graph.items()}
+    done, cycles = set(), []
+
+    def visit(module, path):
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        for dep in sorted(graph[module]):
+            visit(dep, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not cycles, " ; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_finds_a_late_import(tmp_path):
+    (tmp_path / "a.py").write_text("from .b import x\n")
+    (tmp_path / "b.py").write_text("def f():\n    from .a import y\n")
+    assert imports_of(tmp_path / "b.py", "pkg") == {"pkg.a"}

@@ -44,10 +44,11 @@ from .bert import BERT
 from .files import StrPath, current_umask, atomic_write
 from .gpt import GPT
 from .schema import Optional, Whole, check_settings
+from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
-FORMAT, VERSION = "tinyformer-checkpoint", 1
+FORMAT, VERSION = CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
 Model = Union[GPT, BERT, Transformer]                            # one of MODELS
 

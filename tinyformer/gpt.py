@@ -24,6 +24,7 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
 from .layers import Embeddings, Tokens
+from .pretrained import load_gpt2, save_gpt2
 
 
 class GPT(nn.Module):
@@ -58,8 +59,7 @@ class GPT(nn.Module):
         config.json and model.safetensors, as transformers' save_pretrained writes them or the
         GPT-2 model page offers them. ValueError, one line, for anything it cannot load
         exactly. See tinyformer/pretrained.py."""
-        from .pretrained import load_gpt2        # here: pretrained.py imports this module
-        return load_gpt2(directory)
+        return load_gpt2(directory, cls)
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
                         eos_token_id: int | None = None) -> None:
@@ -67,7 +67,6 @@ class GPT(nn.Module):
         transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
         has such tokens, are for transformers' generate. ValueError for a setting GPT-2
         cannot express (positions other than learned, post-norm, ReLU)."""
-        from .pretrained import save_gpt2
         save_gpt2(self, directory, bos_token_id, eos_token_id)
 
     def _init_weights(self, n_layer):

@@ -38,15 +38,18 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tinyautograd import nn
 
-from .checkpoint import FORMAT as TINYFORMER_FORMAT
 from .files import StrPath, atomic_write
-from .gpt import GPT
+from .rundir import CHECKPOINT_FORMAT as TINYFORMER_FORMAT
 from .safetensors import SafetensorsError, load_file, save_file
+
+if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
+    from .gpt import GPT
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
@@ -117,8 +120,9 @@ def from_gpt2(state: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarra
 # Loading
 
 
-def load_gpt2(directory: StrPath) -> GPT:
-    """Our GPT, in eval mode, from a GPT-2 checkpoint directory (config.json and
+def load_gpt2(directory: StrPath, gpt: type[GPT]) -> GPT:
+    """A `gpt` (our GPT class: GPT.from_pretrained passes itself, so that this module needs no
+    import of it), in eval mode, from a GPT-2 checkpoint directory (config.json and
     model.safetensors). Weights in float16 or bfloat16 are loaded as float32. The model has
     no dropout: config.json's dropout rates matter to training only (nanoGPT fine-tunes
     GPT-2 without dropout too).
@@ -130,7 +134,7 @@ def load_gpt2(directory: StrPath) -> GPT:
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     try:
         # No random initial weights (seconds of work for GPT-2): the checkpoint's replace them.
-        model = nn.skip_init(GPT, config["vocab_size"], config["n_positions"], n_layer,
+        model = nn.skip_init(gpt, config["vocab_size"], config["n_positions"], n_layer,
                              config["n_head"], n_embd, d_ff,
                              tie_weights=config["tie_word_embeddings"])
     except (TypeError, ValueError) as e:
@@ -271,8 +275,6 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     atomically, config.json last, so a directory with a config.json has its weights. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
-    if not isinstance(model, GPT):
-        raise PretrainedError(f"save_gpt2 writes a GPT, not a {type(model).__name__}")
     config = model.config
     for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu")):
         if config[setting] != gpt2:

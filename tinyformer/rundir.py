@@ -44,6 +44,9 @@ PLOT = "loss.png"
 RUN_FILES = (CONFIG, TOKENIZER, TOKENS, METRICS, PLOT)
 CHECKPOINT_FILE = re.compile(r"(weights|optimizer)-\d{6}\.npz")   # only to refuse, not to delete
 FORMAT, VERSION = "tinyformer-run", 1
+# config.json's "format": what a checkpoint of ours says it is (checkpoint.py writes it, and
+# pretrained.py tells our folders from Hugging Face's by it)
+CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "tinyformer-checkpoint", 1
 
 
 class RunDirectoryError(ValueError):
