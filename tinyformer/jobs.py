@@ -160,6 +160,29 @@ class TextData:
 # ---------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------
+# The loss of each kind of model: what its job trains, and what `tinyformer graph --checkpoint`
+# draws
+
+
+def next_token_loss(model: GPT, x: np.ndarray, y: np.ndarray) -> Tensor:
+    """A GPT's: predict every next token; x and y (B, T), y being x shifted one to the left."""
+    return F.cross_entropy(model(x), y)
+
+
+def masked_lm_loss(model: BERT, inputs: np.ndarray, targets: np.ndarray) -> Tensor:
+    """A BERT's: guess the hidden tokens; targets (B, T) hold IGNORE where nothing was hidden."""
+    return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
+
+
+def seq2seq_loss(model: Transformer, src: np.ndarray, tgt_in: np.ndarray, tgt_out: np.ndarray,
+                 label_smoothing: float = 0.0) -> Tensor:
+    """An encoder-decoder's, with teacher forcing: the decoder reads the target shifted right
+    (tgt_in: <bos> t1 t2 ...) and predicts it (tgt_out: t1 t2 ... <eos>); padding ignored."""
+    return F.cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD,
+                           label_smoothing=label_smoothing)
+
+
 class LanguageModelling:
     """GPT on a text: predict every next token of random windows."""
 
@@ -190,8 +213,7 @@ class LanguageModelling:
         return lm_batch(tokens, self.config.batch_size, self.config.context, rng)
 
     def loss(self, model: GPT, batch: Batch) -> Tensor:
-        x, y = batch                                        # (B, T) each
-        return F.cross_entropy(model(x), y)
+        return next_token_loss(model, *batch)
 
     def evaluate(self, model: GPT | BERT) -> dict[str, float]:
         """The mean loss over eval_iters validation batches: the same batches every time
@@ -268,8 +290,7 @@ class MaskedLM(LanguageModelling):
         return self._masked(x, rng)
 
     def loss(self, model: BERT, batch: Batch) -> Tensor:
-        inputs, targets = batch                             # (B, T) each
-        return F.cross_entropy(model(inputs), targets, ignore_index=IGNORE)
+        return masked_lm_loss(model, *batch)
 
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out window with some tokens hidden, and the model's guesses for them."""
@@ -316,9 +337,7 @@ class Seq2Seq:
 
     def loss(self, model: Transformer,
              batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tensor:
-        src, tgt_in, tgt_out = batch                        # (B, S), (B, T), (B, T)
-        return F.cross_entropy(model(src, tgt_in), tgt_out, ignore_index=PAD,
-                               label_smoothing=self.config.label_smoothing)
+        return seq2seq_loss(model, *batch, label_smoothing=self.config.label_smoothing)
 
     def evaluate(self, model: Transformer) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""

@@ -84,12 +84,13 @@ def example(name, seed=0):
 
 
 # --------------------------------------------------------------------------------------------
-# The losses the models are trained with (tinyformer/jobs.py), on a batch of tokens
+# The losses the models are trained with (tinyformer/jobs.py's), on a batch of tokens
 
 
 def language_modelling(model, tokens):
     """A GPT's loss: predict each next token of `tokens` (B, T + 1)."""
-    return Example(F.cross_entropy(model(tokens[:, :-1]), tokens[:, 1:]), model, {})
+    from tinyformer.jobs import next_token_loss
+    return Example(next_token_loss(model, tokens[:, :-1], tokens[:, 1:]), model, {})
 
 
 # BERT hides 15% of the tokens at random in training (data.mask_tokens); a picture hides one in
@@ -101,19 +102,18 @@ def masked_language_modelling(model, tokens, mask_id):
     """A BERT's loss: `tokens` (B, T) with every HIDE_EVERY-th replaced by `mask_id`, and the
     hidden ones to be guessed (the others are ignored by the loss, as in training)."""
     from tinyformer.bert import IGNORE
+    from tinyformer.jobs import masked_lm_loss
     hidden = np.arange(tokens.shape[1]) % HIDE_EVERY == 0
     inputs = np.where(hidden, mask_id, tokens)
     targets = np.where(hidden, tokens, IGNORE)
-    return Example(F.cross_entropy(model(inputs), targets, ignore_index=IGNORE), model, {})
+    return Example(masked_lm_loss(model, inputs, targets), model, {})
 
 
 def sequence_to_sequence(model, src, tgt_in, tgt_out, label_smoothing=0.0):
     """An encoder-decoder's loss with teacher forcing: the decoder reads the target shifted
     right (tgt_in: <bos> t1 t2 ...) and predicts it (tgt_out: t1 t2 ... <eos>)."""
-    from tinyformer.data import PAD
-    logits = model(src, tgt_in)
-    return Example(F.cross_entropy(logits, tgt_out, ignore_index=PAD,
-                                   label_smoothing=label_smoothing), model, {})
+    from tinyformer.jobs import seq2seq_loss
+    return Example(seq2seq_loss(model, src, tgt_in, tgt_out, label_smoothing), model, {})
 
 
 def checkpoint_step(model, tokenizer, saved, prompt):
