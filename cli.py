@@ -1,9 +1,9 @@
 """The `tinyformer` command line (also `python cli.py ...`).
 
-The contract (../shared/CONTRACT.md) fixes its commands: train, generate, graph, attention,
-tokenize, exercises, bench; `export` adds the way out to Hugging Face's GPT-2 format. Exit
-status is 0 on success, 2 on a usage or input error (one line on stderr, no traceback), 1 on an
-internal error (a bug: the traceback is kept, to report it).
+Its commands: train, generate, graph, attention, lens, plot, tokenize, exercises, bench, and
+export, the way out to Hugging Face's GPT-2 format. Exit status is 0 on success, 2 on a usage
+or input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message
+asks for a report, and `tinyformer --debug ...` shows the traceback).
 """
 
 import contextlib
