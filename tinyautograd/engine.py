@@ -161,7 +161,7 @@ class Context:
       of another node (its formula, and summing the result back to the input's shape), that
       other node. The `+` that sums the gradients reaching a tensor by several paths has none.
       `module_path`: the dotted path of the module whose forward made this node
-      (`"blocks.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
+      (`"decoder.layers.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
     """
 
     freed = False

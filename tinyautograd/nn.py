@@ -29,8 +29,9 @@ _recorder = None     # the active record_module_paths, if any (read by Module.__
 
 class record_module_paths:
     """Context manager: while it is active, each op records the dotted path of the module
-    whose forward made it, as `ctx.module_path` on its graph node (`"blocks.0.attn"`; `""` for
-    the root module's own forward; None for ops made outside any module, such as a loss).
+    whose forward made it, as `ctx.module_path` on its graph node (`"decoder.layers.0.attn"`;
+    `""` for the root module's own forward; None for ops made outside any module, such as a
+    loss).
 
         with nn.record_module_paths(model):
             loss = F.cross_entropy(model(x), y)
