@@ -119,7 +119,7 @@ def _check_attention_call(fn, q, k, v, mask=None, call_with_mask=True):
     "The softmax runs along the last axis: scores.softmax(axis=-1).",
     "The mask is True where a query may attend. Block the rest before the softmax: "
     "scores = scores.masked_fill(~mask, -1e9), so exp gives them weight 0.",
-])
+], forbid=["tinyformer.attention"])
 def check_scaled_dot_product(learner):
     fn = learner.function("scaled_dot_product")
     # By hand: one sequence of two positions, d_k = 2.
@@ -182,7 +182,7 @@ def _check_causal_mask(fn, T):
     "np.ones((T, T), dtype=bool) so that the result is boolean.",
     "causal_attention needs no new maths: T = q.shape[1], then "
     "attention(q, k, v, causal_mask(T)).",
-])
+], forbid=["tinyformer.attention"])
 def check_causal_mask(learner):
     mask_fn = learner.function("causal_mask")
     for T in (4, 1, 2, 7):
@@ -290,7 +290,7 @@ def _check_mha(fn, x, weights, n_head, mask=None):
     "reshape to (B, T, n_head * d_head).",
     "multi_head_attention: q = split_heads(x @ w_q, n_head), the same for k and v; then "
     "merge_heads(attention(q, k, v, mask)) @ w_o.",
-])
+], forbid=["tinyformer.attention", "tinyformer.blocks"])
 def check_multi_head_attention(learner):
     split = learner.function("split_heads")
     example = np.arange(8.0).reshape(1, 2, 4)             # the worked example of the lesson

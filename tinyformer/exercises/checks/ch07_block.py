@@ -58,7 +58,7 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
     "gelu(x) = 0.5 * x * (1 + (c * (x + 0.044715 * x * x * x)).tanh()) with "
     "c = math.sqrt(2 / math.pi).",
     "feed_forward: h = gelu(x @ w1 + b1) is (B, T, d_ff); the answer is h @ w2 + b2.",
-])
+], forbid=["tinyformer.layers", "tinyformer.blocks"])
 def check_feed_forward(learner):
     gelu = learner.function("gelu")
     _check_gelu(gelu, np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
@@ -259,7 +259,7 @@ def _check_block(fn, placement, rng):
     "un-normalised: x = x + sublayer(norm(x)).",
     "Post-LN: the norm is applied to the SUM: x = norm(x + sublayer(x)). ln1 goes with attn, "
     "ln2 with ffn, in both blocks.",
-])
+], forbid=["tinyformer.blocks"])
 def check_residual_blocks(learner):
     rng = np.random.default_rng(0)
     _check_block(learner.function("pre_ln_block"), "pre", rng)
