@@ -9,7 +9,7 @@ create_graph its formula is recorded step by step: a picture of the backward gra
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import ops, random
 from .engine import Function, ShapeError, Tensor, _lift
@@ -200,9 +200,18 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    rng = generator or random.default_generator()
-    keep = rng.random(x.shape) >= p
-    return x * Tensor._make((keep / (1 - p)).astype(x.dtype))
+    return x * Tensor._make(dropout_mask(x.shape, p, x.dtype, generator))
+
+
+def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32,
+                 generator: np.random.Generator | None = None) -> np.ndarray:
+    """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
+    An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
+    same seed drops the same elements either way."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    keep = (generator or random.default_generator()).random(shape) >= p
+    return (keep / (1 - p)).astype(dtype)
 
 
 def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:

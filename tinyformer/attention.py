@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn, random
+from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -268,13 +268,9 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     keep = _keep_mask(q, k, v, mask)
     drop = None
     if training and dropout_p > 0:
-        if not 0.0 <= dropout_p < 1.0:
-            raise ValueError(f"attention: dropout_p must be in [0, 1), got {dropout_p}")
         scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2],
                                                                           k.shape[-2])
-        # The draw of functional.dropout: the same weights are dropped as there.
-        kept = random.default_generator().random(scores_shape) >= dropout_p
-        drop = (kept / (1 - dropout_p)).astype(q.dtype)
+        drop = functional.dropout_mask(scores_shape, dropout_p, q.dtype)     # (..., T_q, T_k)
     return Attention.apply(q, k, v, keep=keep, drop=drop)
 
 
