@@ -15,20 +15,18 @@ import sys
 import time
 
 import click
-import numpy as np
 
 import tinyautograd
-from tinyautograd import no_grad
-from tinyformer.decoding import beam_search
+from tinyformer.summary import summary_line
 from tinyformer.checkpoint import export_pretrained, load_model
-from tinyformer.data import BOS, EOS, Seq2SeqTask, builtin_corpus
+from tinyformer.data import builtin_corpus
 from tinyformer.files import iter_text, read_text
+from tinyformer.prompts import example_prompt, respond
 from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (END_OF_TEXT, BPETokenizer, CharTokenizer,
-                                   check_special_tokens, encode_prompt, escape_controls,
-                                   load_tokenizer)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_special_tokens,
+                                   describe_vocabulary, load_tokenizer, one_line)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
 EPILOG = """\b
@@ -194,34 +192,20 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
         text = "".join(iter_text(input_path, "input file"))
     n_bytes = os.path.getsize(input_path)
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
-    # BPE on a large corpus takes a while: say what is happening (on stderr, so stdout keeps
-    # only the result).
+    # BPE on a large corpus takes a while: say so (on stderr: stdout keeps only the result).
     click.echo(f"Training {what} on {input_path} ({n_bytes:,} bytes)...", err=True)
     start = time.perf_counter()
     with input_errors():                      # e.g. too little text for that many merges
-        if kind == "bpe":
-            tok = BPETokenizer.train(text, vocab_size, special_tokens=specials)
-        else:
-            tok = CharTokenizer.train(text, special_tokens=specials)
+        tok = (BPETokenizer.train(text, vocab_size, special_tokens=specials) if kind == "bpe"
+               else CharTokenizer.train(text, special_tokens=specials))
     seconds = time.perf_counter() - start
-    n_tokens = len(tok.encode(text))
-
     with input_errors(OSError):               # e.g. the disk filled up since the check
         tok.save(out_path)
-
     click.echo(f"Trained {what} on {input_path} in {seconds:.2f} s, saved to {out_path}")
-    special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
-    if kind == "bpe":
-        click.echo(f"  vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
-                   + special_note)
-        learned = [tok.id_to_token(i) for i in range(256, 256 + len(tok.merges))]
-        click.echo("  first merges " + " ".join(repr(t) for t in learned[:8]))
-        click.echo("  longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:]))
-    else:
-        click.echo(f"  vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters"
-                   + special_note)
-    click.echo(f"  compression  {n_bytes / n_tokens:.2f} bytes per token on the input "
-               f"({n_tokens:,} tokens)")
+    n_tokens = len(tok.encode(text))
+    for line in describe_vocabulary(tok) + [f"compression  {n_bytes / n_tokens:.2f} bytes per "
+                                            f"token on the input ({n_tokens:,} tokens)"]:
+        click.echo("  " + line)
 
 
 def check_out_file(path, suffixes=None, force=True):
@@ -367,7 +351,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     tok = open_tokenizer(tokenizer_path) if tokenizer_path else default_tokenizer()
     text = text_to_tokenize(text, file_path)
     ids = encode_or_fail(tok, text, allow_special)
-    pieces = [visible(tok.id_to_token(i)) for i in ids]
+    pieces = [one_line(tok.id_to_token(i)) for i in ids]
     if color is None:
         color = sys.stdout.isatty()
     if color:
@@ -385,11 +369,6 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     click.echo(summary)
     source = tokenizer_path or "the default (see --help)"
     click.echo(f"tokenizer: {source}, {tok.kind}, {tok.vocab_size} ids")
-
-
-def visible(piece):
-    """A token's text with the characters that would break the line shown as escapes."""
-    return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,20 +449,6 @@ def train_options(command):
     return command
 
 
-def read_toml(path):
-    """The settings of a TOML file as a dict (a [train] table, or keys at the top level)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:                       # Python 3.10
-        import tomli as tomllib
-    text = read_text(path, "--config file")
-    try:
-        settings = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config file {path!r} is not valid TOML ({e})") from None
-    return settings.get("train", settings) if isinstance(settings.get("train"), dict) else settings
-
-
 @main.command(epilog=TRAIN_EPILOG)
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
@@ -517,8 +482,7 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         else:
             # The file's values are checked and named as the file's ("lr in run.toml"), the
             # options' as options ("--lr"); the options override the file.
-            config = TrainConfig.from_dict(read_toml(config_path) if config_path else {},
-                                           config_path)
+            config = TrainConfig.from_toml(config_path) if config_path else TrainConfig()
             config = dataclasses.replace(config, **given).resolved()
             out = out or default_out_dir(config)
             trainer = Trainer.start(config, out, force=force, log=click.echo)
@@ -538,18 +502,9 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
                    f"continue with: tinyformer train --resume {directory}", err=True)
         sys.exit(130)                                # the shell's code for "stopped by Ctrl-C"
-    prompt = ' --prompt "' + ("0123456789" if trainer.config.task else
-                              "the kite of eve is <mask><mask><mask>"
-                              if trainer.config.model == "bert" else "eve has a red kite.") + '"'
+    prompt = f' --prompt "{example_prompt(trainer.config.model, trainer.config.task)}"'
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
-
-
-def summary_line(model):
-    c = model.config
-    return (f"{type(model).__name__} with {model.num_parameters():,} parameters "
-            f"({c['n_layer']} layers, {c['n_head']} heads, width {c['d_model']}, "
-            f"context {c['context']})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,89 +560,9 @@ def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k,
         check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
-        kind = saved["model"]
-        if beam is not None and kind == "bert":
-            raise ValueError("--beam is for models that write (gpt and seq2seq); a bert "
-                             "checkpoint fills in masks")
-        if kind == "gpt":
-            # GPT-2 marks where one document ends and the next begins with <|endoftext|>:
-            # it starts a text from nothing, and ends one.
-            end_of_text = tokenizer.special_id(END_OF_TEXT)
-            if prompt:
-                ids = encode_prompt(tokenizer, prompt, allow_special=False)
-            else:                              # from nothing: <|endoftext|>, or a new line
-                ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
-        else:
-            if not prompt:
-                raise ValueError(f"a {kind} checkpoint needs a --prompt to "
-                                 f"{'translate' if kind == 'transformer' else 'fill in'}")
-            ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert",
-                                context=model.context)
-    if kind == "gpt":
-        click.echo(prompt, nl=False)
-        stream = TextStream(tokenizer, end_of_text,
-                            skip_newlines=not prompt and end_of_text is None)
-        if beam:                              # the most likely continuation, then shown
-            best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
-                               max_len=max_new_tokens, eos_id=end_of_text)
-            for token in best.tokens[len(ids):]:
-                stream(token[None])
-        else:
-            model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                           eos_id=end_of_text, generator=np.random.default_rng(seed),
-                           streamer=stream)
-        stream.close()
-        click.echo()
-    elif kind == "transformer":
-        # The task's tokenizer numbers its symbols as data.SYMBOLS does, so the task decodes
-        # them: symbols up to <eos>. A target of context - 1 symbols and <eos> takes `context`
-        # generated tokens.
-        src = np.array([ids])
-        if beam:
-            out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
-                              max_len=model.context, eos_id=EOS).tokens
-        else:
-            out = model.greedy_decode(src, model.context, BOS, EOS)[0]
-        click.echo(escape_controls(Seq2SeqTask.decode(out[1:])))
-    else:
-        mask_id = tokenizer.token_to_id("<mask>")
-        if mask_id not in ids:
-            raise InputError("--prompt has no <mask> token for BERT to fill in; write one, "
-                             "e.g. \"the kite is <mask><mask><mask>\"")
-        with no_grad():
-            guess = model(np.array([ids])).data.argmax(-1)[0]
-        click.echo(escape_controls(tokenizer.decode([g if i == mask_id else i
-                                                     for i, g in zip(ids, guess)])))
-
-
-class TextStream:
-    """Print a GPT's text as generate() chooses its tokens, for a big model's slow ones.
-
-    A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
-    rest arrives, so what is shown is the decoded text of all new tokens so far, less a
-    trailing U+FFFD, less what was already printed. `skip_newlines` drops the new lines at the
-    very start (after the new line that starts a text from nothing)."""
-
-    def __init__(self, tokenizer, end_of_text, skip_newlines):
-        self.tokenizer, self.end_of_text, self.skip_newlines = tokenizer, end_of_text, skip_newlines
-        self.ids, self.shown = [], 0
-
-    def __call__(self, next_token):                     # (1,): one row
-        if next_token[0] != self.end_of_text:           # generate stops there; not printed
-            self.ids.append(int(next_token[0]))
-            self._show(self._text().removesuffix("\ufffd"))
-
-    def close(self):
-        """Print the rest, a character cut short at the end included (as U+FFFD)."""
-        self._show(self._text())
-
-    def _text(self):
-        text = self.tokenizer.decode(self.ids)
-        return text.lstrip("\n") if self.skip_newlines else text
-
-    def _show(self, text):
-        click.echo(escape_controls(text[self.shown:]), nl=False)
-        self.shown = len(text)
+        answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens, temperature,
+                         top_k, top_p, seed, beam, name=option_name)
+    answer(lambda text: click.echo(text, nl=False))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ the traceback behind --debug. And what a model writes cannot drive the user's te
 import errno
 import os
 
-import click
 import pytest
 from click.testing import CliRunner
 
 import cli
-from cli import TextStream, main
+from cli import main
+from tinyformer.prompts import TextStream
 from tinyformer.tokenizers import BPETokenizer, escape_controls
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -67,15 +67,10 @@ def test_control_characters_are_escaped_not_sent_to_the_terminal():
     tok = BPETokenizer.train("some text to learn from " * 20, 260)
     ids = tok.encode("hi\0\a\b\x7f!")
     shown = []
-    stream = TextStream(tok, None, skip_newlines=False)
-    original = click.echo
-    try:
-        click.echo = lambda text="", nl=True, **kw: shown.append(text)
-        for i in ids:
-            stream([i])
-        stream.close()
-    finally:
-        click.echo = original
+    stream = TextStream(tok, shown.append, None, skip_newlines=False)
+    for i in ids:
+        stream([i])
+    stream.close()
     assert "".join(shown) == "hi\\x00\\x07\\x08\\x7f!"
 
 

@@ -171,13 +171,15 @@ def test_an_export_the_system_refuses_is_one_line(char_run, tmp_path, monkeypatc
     assert not (tmp_path / "x").exists()
 
 
-def test_the_stream_holds_back_a_character_until_all_its_bytes_are_there(capsys):
-    from cli import TextStream
-    stream = TextStream(BPETokenizer(), end_of_text=None, skip_newlines=False)
+def test_the_stream_holds_back_a_character_until_all_its_bytes_are_there():
+    from tinyformer.prompts import TextStream
+    written = []
+    stream = TextStream(BPETokenizer(), written.append, end_of_text=None)
     shown = []
     for byte in "é!".encode() + "€".encode()[:2]:          # é is 2 bytes, € 3: cut short
         stream(np.array([byte]))
-        shown.append(capsys.readouterr().out)
+        shown.append("".join(written))
+        written.clear()
     assert shown == ["", "é", "!", "", ""]
     stream.close()
-    assert capsys.readouterr().out == "\ufffd"            # the cut € at the very end
+    assert "".join(written) == "\ufffd"                  # the cut € at the very end

@@ -79,3 +79,11 @@ def summary(model: nn.Module, T: int | None = None) -> str:
                  f"training {flops['training']:,.0f} (counted on the graph); "
                  f"6N = {flops['six_n']:,.0f}")
     return "\n".join(lines)
+
+
+def summary_line(model: nn.Module) -> str:
+    """A model's class, parameter count and sizes, in one line."""
+    c = model.config
+    return (f"{type(model).__name__} with {model.num_parameters():,} parameters "
+            f"({c['n_layer']} layers, {c['n_head']} heads, width {c['d_model']}, "
+            f"context {c['context']})")

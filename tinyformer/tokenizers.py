@@ -47,6 +47,25 @@ def escape_controls(text: str) -> str:
                    else f"\\x{ord(c):02x}" for c in text)
 
 
+def one_line(piece: str) -> str:
+    """A token's text with the characters that would break the line shown as escapes."""
+    return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def describe_vocabulary(tok: Tokenizer) -> list[str]:
+    """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
+    and, for a BPE, its first and its longest merges."""
+    specials = tok.special_tokens
+    special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
+    if not isinstance(tok, BPETokenizer):
+        return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
+    learned = [tok.id_to_token(i) for i in range(256, 256 + len(tok.merges))]
+    return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
+            + special_note,
+            "first merges " + " ".join(repr(t) for t in learned[:8]),
+            "longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:])]
+
+
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     """The special tokens as a list; ValueError unless they are distinct non-empty strings."""
     special_tokens = list(special_tokens)

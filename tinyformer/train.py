@@ -39,7 +39,7 @@ from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight
 from . import checkpoint
 from .checkpoint import MODELS, Model
 from .data import TASKS
-from .files import StrPath, atomic_write, check_text_file
+from .files import StrPath, atomic_write, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
 from .resources import check_memory
@@ -122,6 +122,21 @@ class TrainConfig:
                              f"{', '.join(sorted(names))}")
         check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
+
+    @classmethod
+    def from_toml(cls, path: StrPath) -> TrainConfig:
+        """A config from a TOML file: its [train] table, or its keys at the top level."""
+        try:
+            import tomllib
+        except ModuleNotFoundError:                   # Python 3.10
+            import tomli as tomllib
+        try:
+            settings = tomllib.loads(read_text(path, "--config file"))
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+        if isinstance(settings.get("train"), dict):
+            settings = settings["train"]
+        return cls.from_dict(settings, str(path))
 
     def resolved(self) -> TrainConfig:
         """A copy with every None replaced by its default, checked."""

@@ -1,0 +1,139 @@
+"""What each kind of model does with a prompt, as text in and text out.
+
+A GPT continues the prompt, a seq2seq Transformer translates it (a source of its task), and a
+BERT fills in the prompt's <mask> tokens. `respond` checks the prompt and settings first, and
+gives back the work to do: a function that writes the answer through a `write(text)` callable
+as it comes, so that a big GPT's slow tokens show one by one, and so that a mistake in the
+input is told apart from a failure during the work. `tinyformer generate` is `respond` with a
+checkpoint's model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tinyautograd import no_grad
+
+from .data import BOS, EOS, Seq2SeqTask
+from .decoding import beam_search
+from .sampling import check_sampling
+from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
+
+__all__ = ["respond", "example_prompt", "TextStream"]
+
+
+def example_prompt(kind: str, task: str | None = None) -> str:
+    """A prompt that shows what a model trained on the built-in data has learned."""
+    if task is not None:
+        return "0123456789"
+    return "the kite of eve is <mask><mask><mask>" if kind == "bert" else "eve has a red kite."
+
+
+def respond(model, tokenizer: Tokenizer, kind: str, prompt: str, max_new_tokens: int = 200,
+            temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None,
+            seed: int = 0, beam: int | None = None,
+            name: Callable[[str], str] = str) -> Callable[[Callable[[str], None]], None]:
+    """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
+    continues, translates or fills it in, writing the text (control characters escaped, a new
+    line at the end) through the `write(text)` it is given.
+
+    What cannot be done is a ValueError here, before any work: a sampling setting out of
+    range, a beam for BERT, a prompt the tokenizer cannot encode or that lacks what the model
+    needs. `name(key)` says how a setting is called to the caller's user: `beam` in Python,
+    `--beam` on the command line."""
+    check_sampling(temperature, top_k, top_p, name=name)
+    if beam is not None and kind == "bert":
+        raise ValueError(f"{name('beam')} is for models that write (gpt and seq2seq); a bert "
+                         f"checkpoint fills in masks")
+    if kind == "gpt":
+        # GPT-2 marks where one document ends and the next begins with <|endoftext|>: it
+        # starts a text from nothing, and ends one.
+        end_of_text = tokenizer.special_id(END_OF_TEXT)
+        if prompt:
+            ids = encode_prompt(tokenizer, prompt, allow_special=False)
+        else:                                # from nothing: <|endoftext|>, or a new line
+            ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
+
+        def write_on(write):
+            write(escape_controls(prompt))
+            stream = TextStream(tokenizer, write, end_of_text,
+                                skip_newlines=not prompt and end_of_text is None)
+            if beam:                         # the most likely continuation, then shown
+                best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
+                                   max_len=max_new_tokens, eos_id=end_of_text)
+                for token in best.tokens[len(ids):]:
+                    stream(token[None])
+            else:
+                model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
+                               eos_id=end_of_text, generator=np.random.default_rng(seed),
+                               streamer=stream)
+            stream.close()
+            write("\n")
+        return write_on
+
+    if not prompt:
+        raise ValueError(f"a {kind} checkpoint needs a {name('prompt')} to "
+                         f"{'translate' if kind == 'transformer' else 'fill in'}")
+    ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
+    if kind == "transformer":
+        return lambda write: write(escape_controls(_translate(model, ids, beam)) + "\n")
+
+    mask_id = tokenizer.token_to_id("<mask>")
+    if mask_id not in ids:
+        raise ValueError(f"{name('prompt')} has no <mask> token for BERT to fill in; write "
+                         f"one, e.g. \"the kite is <mask><mask><mask>\"")
+
+    def fill_in(write):
+        with no_grad():
+            guess = model(np.array([ids])).data.argmax(-1)[0]           # (T,)
+        filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
+        write(escape_controls(tokenizer.decode(filled)) + "\n")
+    return fill_in
+
+
+def _translate(model, ids, beam):
+    """The text a seq2seq model writes for source `ids`. The task's tokenizer numbers its
+    symbols as data.SYMBOLS does, so the task decodes them: the symbols after <bos>, up to
+    <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens."""
+    src = np.array([ids])
+    if beam:
+        out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
+                          max_len=model.context, eos_id=EOS).tokens
+    else:
+        out = model.greedy_decode(src, model.context, BOS, EOS)[0]
+    return Seq2SeqTask.decode(out[1:])
+
+
+class TextStream:
+    """Write a GPT's text as generate() chooses its tokens.
+
+    A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
+    rest arrives, so what is written is the decoded text of all new tokens so far, less a
+    trailing U+FFFD, less what was already written. `skip_newlines` drops the new lines at the
+    very start (after the new line that starts a text from nothing)."""
+
+    def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None],
+                 end_of_text: int | None, skip_newlines: bool = False) -> None:
+        self.tokenizer, self.write, self.end_of_text = tokenizer, write, end_of_text
+        self.skip_newlines = skip_newlines
+        self.ids: list[int] = []
+        self.shown = 0
+
+    def __call__(self, next_token: np.ndarray) -> None:       # (1,): one row
+        if next_token[0] != self.end_of_text:                   # generate stops there
+            self.ids.append(int(next_token[0]))
+            self._show(self._text().removesuffix("\ufffd"))
+
+    def close(self) -> None:
+        """Write the rest, a character cut short at the end included (as U+FFFD)."""
+        self._show(self._text())
+
+    def _text(self):
+        text = self.tokenizer.decode(self.ids)
+        return text.lstrip("\n") if self.skip_newlines else text
+
+    def _show(self, text):
+        self.write(escape_controls(text[self.shown:]))
+        self.shown = len(text)
