@@ -14,8 +14,8 @@ import pytest
 from tinyautograd import nn
 from tinyformer import BERT, GPT, MultiHeadAttention, Transformer
 from tinyformer.blocks import Decoder, DecoderLayer, Encoder, EncoderLayer
-from tinyformer.checkpoint import (CheckpointError, in_current_layout, load_arrays, load_model,
-                                   save_checkpoint)
+from tinyformer.checkpoint import in_current_layout, load_model
+from tinyformer.rundir import CheckpointError, load_arrays, save_checkpoint
 from tinyformer.layers import Embeddings, RotaryPositions
 from tinyformer.tokenizers import CharTokenizer
 

@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from tinyformer import checkpoint
+from tinyformer import checkpoint, rundir
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
@@ -186,7 +186,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
         return step()
     monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
     assert trainer.train() == "interrupted"
-    assert checkpoint.read_config(str(tmp_path / "cut"))["step"] == 5
+    assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
 
     resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
     assert resumed.step == 5

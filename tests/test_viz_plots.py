@@ -12,7 +12,8 @@ pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 from cli import main  # noqa: E402
-from viz.plots import plot_metrics, read_metrics, smooth  # noqa: E402
+from tinyformer.rundir import read_metrics  # noqa: E402
+from viz.plots import plot_metrics, smooth  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",

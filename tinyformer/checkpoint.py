@@ -1,97 +1,37 @@
-"""Checkpoints: a run directory that holds everything needed to use a model or resume its run.
+"""Loading a model from a directory: a run directory of ours, or a Hugging Face GPT-2 folder.
 
-    runs/gpt/
-      config.json             the model's class and arguments, the training settings, the step,
-                              the optimizer's and random generators' small state, and the name
-                              and SHA-256 of each file below. Written last: the commit point.
-      tokenizer.json          the tokenizer (JSON)
-      weights-000600.npz      the parameters by dotted name, one array each
-      optimizer-000600.npz    the optimizer's arrays (Adam's moments), for --resume
-      tokens.bin              the tokenised corpus (train, then validation), memory-mapped
-      metrics.jsonl           one JSON line a step, appended as training goes
-
-Saving is atomic. The step's weights and optimizer go to new files first; only then is
-config.json replaced (write to a temporary file, rename over the old one) to point at them, and
-only after that are the previous step's files removed. A crash or kill at any moment leaves a
-config.json that names a complete, earlier or later, checkpoint.
-
-Nothing here unpickles: arrays load with `allow_pickle=False`, the rest is JSON. A file that
-holds pickled data is refused, since unpickling can run any code.
-
-`load_model` also reads a Hugging Face GPT-2 directory (config.json with a "model_type",
-model.safetensors, and the tokenizer as vocab.json + merges.txt): a real GPT-2 downloaded from
-its model page, or a model of ours that `export_pretrained` wrote (tinyformer/pretrained.py has
-the format). A character-level tokenizer has no GPT-2 form, so an exported character model
-keeps its tokenizer as tinyformer-tokenizer.json beside the rest.
+`load_model(directory)` is the one way in, for the command line and for Python. It reads the
+run's checkpoint (rundir.py owns those files), checks that config.json describes a model that
+can be built and that fits its weights, renames the weights of checkpoints written before GPT,
+BERT and the Transformer shared one stack, and builds the model. A Hugging Face directory
+(config.json with a "model_type", model.safetensors, and the tokenizer as vocab.json +
+merges.txt) is read by pretrained.py's GPT-2 reader instead: a real GPT-2 downloaded from its
+model page, or a model of ours that `export_pretrained` wrote. A character-level tokenizer has
+no GPT-2 form, so an exported character model keeps its tokenizer as tinyformer-tokenizer.json.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-import zipfile
 from typing import Any, Union
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, atomic_write
+from .files import StrPath, current_umask
 from .gpt import GPT
 from .schema import Optional, Whole, check_settings
-from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from .rundir import (CheckpointError, load_arrays, load_tokenizer_for, read_config)
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
-FORMAT, VERSION = CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
 Model = Union[GPT, BERT, Transformer]                            # one of MODELS
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be used; the message says why and what to do."""
-
-
-def sha256(path: StrPath) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_arrays(path: StrPath, arrays: dict[str, ArrayLike]) -> None:
-    with atomic_write(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def checkpoint_files(step: int) -> dict[str, str]:
-    """The names of the files a checkpoint at `step` is written as (its config.json aside)."""
-    return {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
-            "tokenizer": "tokenizer.json"}
-
-
-def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[str, np.ndarray],
-                    optimizer_arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    """Write one checkpoint into `directory` (which already holds tokenizer.json), its
-    config.json last: until then the previous checkpoint is the one config.json names. The
-    previous checkpoint's files are left for the caller, which knows what it owns, to remove.
-
-    config: a JSON-able dict (the caller's: model, settings, step, small state).
-    weights, optimizer_arrays: dicts of name -> numpy array."""
-    files = checkpoint_files(config["step"])
-    save_arrays(os.path.join(directory, files["weights"]), weights)
-    save_arrays(os.path.join(directory, files["optimizer"]), optimizer_arrays)
-    config = {"format": FORMAT, "version": VERSION, **config, "files": files,
-              "sha256": {name: sha256(os.path.join(directory, name)) for name in files.values()}}
-    with atomic_write(os.path.join(directory, "config.json")) as f:
-        json.dump(config, f, indent=2)
-    return files
 
 
 def is_pretrained_dir(directory: StrPath) -> bool:
@@ -103,79 +43,6 @@ def is_pretrained_dir(directory: StrPath) -> bool:
     except (OSError, ValueError, RecursionError):   # read_config will say what is wrong
         return False
     return isinstance(config, dict) and "model_type" in config and "format" not in config
-
-
-def read_config(directory: StrPath) -> dict[str, Any]:
-    """The checkpoint's config.json as a dict, with its files present and intact."""
-    if not os.path.isdir(directory):
-        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
-                              f"directory of a `tinyformer train` run, or a GPT-2 directory")
-    path = os.path.join(directory, "config.json")
-    if not os.path.exists(path):
-        raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
-                              f"the --out directory of a `tinyformer train` run, or a GPT-2 "
-                              f"directory (config.json, model.safetensors, and vocab.json + "
-                              f"merges.txt or tokenizer.json)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise CheckpointError(f"{path} is corrupted (not valid JSON); the checkpoint cannot be "
-                              f"used, train again") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
-                              f"directory of a `tinyformer train` run")
-    if config.get("version") != VERSION:
-        raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
-                              f"this tinyformer reads version {VERSION}")
-    files, digests = config.get("files"), config.get("sha256")
-    if not (isinstance(files, dict) and isinstance(digests, dict)
-            and {"weights", "tokenizer"} <= set(files)
-            and all(isinstance(n, str) and n == os.path.basename(n) and n in digests
-                    for n in files.values())
-            and all(isinstance(d, str) for d in digests.values())
-            and config.get("model") in MODELS):
-        raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
-                              f"tinyformer wrote them); put back the config.json this run "
-                              f"wrote, or train again")
-    for name, digest in config["sha256"].items():
-        file = os.path.join(directory, name)
-        if not os.path.exists(file):
-            raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
-                                  f"incomplete, train again or restore the file")
-        if name != "tokenizer.json" and sha256(file) != digest:   # the tokenizer: see below
-            raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
-                                  f"the one config.json recorded); restore it or train again")
-    return config
-
-
-def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
-    """name -> array from an .npz file, refusing pickled data."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except ValueError as e:        # numpy refused it: pickled data, or a malformed array
-        raise CheckpointError(f"{path} cannot be read ({e}); tinyformer never loads pickled "
-                              f"data (unpickling can run code): use a checkpoint written by "
-                              f"`tinyformer train`, or train again") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"{path} is not a readable .npz archive ({e}); restore it or "
-                              f"train again") from None
-
-
-def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
-                       vocab_size: int) -> Tokenizer:
-    """The checkpoint's tokenizer, checked against the model it belongs to."""
-    path = os.path.join(directory, config["files"]["tokenizer"])
-    tokenizer = load_tokenizer(path)
-    if tokenizer.vocab_size != vocab_size:
-        raise CheckpointError(f"{path} does not match the model: it has {tokenizer.vocab_size} "
-                              f"tokens, the model {vocab_size}; put back the tokenizer.json "
-                              f"this run was trained with")
-    if sha256(path) != config["sha256"][config["files"]["tokenizer"]]:
-        raise CheckpointError(f"{path} does not match the model: it is not the tokenizer this "
-                              f"run was trained with (SHA-256 differs); put that one back")
-    return tokenizer
 
 
 # The sizes in config.json's "model_config", checked before a model is built from them (the

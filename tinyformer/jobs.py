@@ -27,9 +27,9 @@ from tinyautograd import functional as F
 from .bert import BERT, IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    lm_batch, recall_prompts, recalled)
-from .files import StrPath, atomic_write, iter_text
+from .files import StrPath, iter_text
 from .gpt import GPT
-from .rundir import TOKENS
+from .rundir import TOKENS, open_tokens, write_tokens
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
 
@@ -76,23 +76,11 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
     return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
 
 
-def write_tokens(path: StrPath, tokenizer: Tokenizer, chunks: Chunks,
-                 check_length: Callable[[int], None]) -> tuple[str, int]:
-    """Encode the text chunk by chunk into a flat array file; returns (dtype name, length).
-    `check_length(n)` may refuse the result, in which case no file is left behind."""
-    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
-    n = 0
-    with atomic_write(path, "wb") as f:
-        for chunk in chunks():
-            if isinstance(tokenizer, CharTokenizer):
-                ids = encode_chars(tokenizer, chunk)
-            else:
-                ids = tokenizer.encode(chunk)   # a word cut by a chunk's edge: two tokens
-            ids = np.asarray(ids, dtype=dtype)
-            ids.tofile(f)
-            n += len(ids)
-        check_length(n)
-    return np.dtype(dtype).name, n
+def encode_chunks(tokenizer: Tokenizer, chunks: Chunks) -> Iterator[list[int]]:
+    """The ids of the text, chunk by chunk (a word cut by a chunk's edge: two tokens)."""
+    for chunk in chunks():
+        yield encode_chars(tokenizer, chunk) if isinstance(tokenizer, CharTokenizer) \
+            else tokenizer.encode(chunk)
 
 
 class TextData:
@@ -102,7 +90,7 @@ class TextData:
     VAL_FRACTION = 0.1
 
     def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int) -> None:
-        tokens = np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
+        tokens = open_tokens(path, dtype, n_tokens)
         n_train = self.n_train(n_tokens)
         self.train, self.val = tokens[:n_train], tokens[n_train:]
 
@@ -139,7 +127,8 @@ class TextData:
         log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()
         tokenizer = train_tokenizer(config, chunks, special_tokens)
-        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS), tokenizer, chunks,
+        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS),
+                                       encode_chunks(tokenizer, chunks), tokenizer.vocab_size,
                                        check_length)
         info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens}
         n_train = cls.n_train(n_tokens)

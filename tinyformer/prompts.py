@@ -10,7 +10,7 @@ checkpoint's model.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -20,6 +20,11 @@ from .data import BOS, EOS, Seq2SeqTask
 from .decoding import beam_search
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
+
+if TYPE_CHECKING:                   # names only: the models need not be loaded to read this
+    from .bert import BERT
+    from .gpt import GPT
+    from .transformer import Transformer
 
 __all__ = ["respond", "example_prompt", "TextStream"]
 
@@ -31,7 +36,7 @@ def example_prompt(kind: str, task: str | None = None) -> str:
     return "the kite of eve is <mask><mask><mask>" if kind == "bert" else "eve has a red kite."
 
 
-def respond(model, tokenizer: Tokenizer, kind: str, prompt: str, max_new_tokens: int = 200,
+def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str, max_new_tokens: int = 200,
             temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None,
             seed: int = 0, beam: int | None = None,
             name: Callable[[str], str] = str) -> Callable[[Callable[[str], None]], None]:

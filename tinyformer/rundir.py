@@ -1,11 +1,20 @@
-"""A run directory: which files a `tinyformer train` run owns, and one writer at a time.
+"""The run directory: every file a `tinyformer train` run writes, and one writer at a time.
 
     runs/shakespeare/
         manifest.json      what the run owns: the names of its files, and its settings
         run.lock           there while a process trains here; holds that process's id
-        config.json, weights-NNNNNN.npz, optimizer-NNNNNN.npz, tokenizer.json   the checkpoint
-        tokens.bin, metrics.jsonl, loss.png
+        config.json        the checkpoint: the model's class and arguments, the training
+                           settings, the step, the optimizer's and random generators' small
+                           state, and the name and SHA-256 of each file below; written last
+        weights-NNNNNN.npz     the parameters by dotted name, one array each
+        optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
+        tokenizer.json     the tokenizer (tokenizers.py's JSON)
+        tokens.bin         the tokenised corpus (train, then validation), memory-mapped
+        metrics.jsonl      one JSON line a step, appended as training goes
+        loss.png           the curves (viz draws them)
         notes.txt          a user's own file: never touched
+
+This module is the one place that reads and writes these files.
 
 Ownership is recorded, never guessed from a name: a file is the run's when manifest.json lists
 it, and a name is listed before the file is first written, so a crash at any moment leaves
@@ -25,12 +34,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
+import math
 import os
 import re
+import zipfile
 from typing import Any, Callable, Collection, Iterable
 
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
 from .files import StrPath, atomic_write
+from .tokenizers import Tokenizer, load_tokenizer
 
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
@@ -44,7 +60,7 @@ PLOT = "loss.png"
 RUN_FILES = (CONFIG, TOKENIZER, TOKENS, METRICS, PLOT)
 CHECKPOINT_FILE = re.compile(r"(weights|optimizer)-\d{6}\.npz")   # only to refuse, not to delete
 FORMAT, VERSION = "tinyformer-run", 1
-# config.json's "format": what a checkpoint of ours says it is (checkpoint.py writes it, and
+# config.json's "format": what a checkpoint of ours says it is (save_checkpoint writes it, and
 # pretrained.py tells our folders from Hugging Face's by it)
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "tinyformer-checkpoint", 1
 
@@ -283,3 +299,219 @@ class RunDirectory:
         self.remove(self.owned - set(keep) - {MANIFEST, LOCK})
         self.owned, self.settings, self.checkpoint = set(RUN_FILES), settings, None
         self.write_manifest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint: config.json, the weights, the optimizer's arrays and the tokenizer
+#
+# Saving is atomic. The step's weights and optimizer go to new files first; only then is
+# config.json replaced (atomic_write) to point at them, and only after that are the previous
+# step's files removed. A crash or kill at any moment leaves a config.json that names a
+# complete, earlier or later, checkpoint. Nothing here unpickles: arrays load with
+# `allow_pickle=False`, the rest is JSON.
+
+MODEL_KINDS = ("gpt", "bert", "transformer")       # config.json's "model"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be used; the message says why and what to do."""
+
+
+def sha256(path: StrPath) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_arrays(path: StrPath, arrays: dict[str, ArrayLike]) -> None:
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def checkpoint_files(step: int) -> dict[str, str]:
+    """The names of the files a checkpoint at `step` is written as (its config.json aside)."""
+    return {"weights": f"weights-{step:06d}.npz", "optimizer": f"optimizer-{step:06d}.npz",
+            "tokenizer": "tokenizer.json"}
+
+
+def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[str, np.ndarray],
+                    optimizer_arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """Write one checkpoint into `directory` (which already holds tokenizer.json), its
+    config.json last: until then the previous checkpoint is the one config.json names. The
+    previous checkpoint's files are left for the caller, which knows what it owns, to remove.
+
+    config: a JSON-able dict (the caller's: model, settings, step, small state).
+    weights, optimizer_arrays: dicts of name -> numpy array."""
+    files = checkpoint_files(config["step"])
+    save_arrays(os.path.join(directory, files["weights"]), weights)
+    save_arrays(os.path.join(directory, files["optimizer"]), optimizer_arrays)
+    config = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **config, "files": files,
+              "sha256": {name: sha256(os.path.join(directory, name)) for name in files.values()}}
+    with atomic_write(os.path.join(directory, CONFIG)) as f:
+        json.dump(config, f, indent=2)
+    return files
+
+
+def read_config(directory: StrPath) -> dict[str, Any]:
+    """The checkpoint's config.json as a dict, with its files present and intact."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
+                              f"directory of a `tinyformer train` run, or a GPT-2 directory")
+    path = os.path.join(directory, CONFIG)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
+                              f"the --out directory of a `tinyformer train` run, or a GPT-2 "
+                              f"directory (config.json, model.safetensors, and vocab.json + "
+                              f"merges.txt or tokenizer.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise CheckpointError(f"{path} is corrupted (not valid JSON); the checkpoint cannot be "
+                              f"used, train again") from None
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
+                              f"directory of a `tinyformer train` run")
+    if config.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
+                              f"this tinyformer reads version {CHECKPOINT_VERSION}")
+    files, digests = config.get("files"), config.get("sha256")
+    if not (isinstance(files, dict) and isinstance(digests, dict)
+            and {"weights", "tokenizer"} <= set(files)
+            and all(isinstance(n, str) and n == os.path.basename(n) and n in digests
+                    for n in files.values())
+            and all(isinstance(d, str) for d in digests.values())
+            and config.get("model") in MODEL_KINDS):
+        raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
+                              f"tinyformer wrote them); put back the config.json this run "
+                              f"wrote, or train again")
+    for name, digest in config["sha256"].items():
+        file = os.path.join(directory, name)
+        if not os.path.exists(file):
+            raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
+                                  f"incomplete, train again or restore the file")
+        if name != "tokenizer.json" and sha256(file) != digest:   # the tokenizer: see below
+            raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
+                                  f"the one config.json recorded); restore it or train again")
+    return config
+
+
+def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
+    """name -> array from an .npz file, refusing pickled data."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as e:        # numpy refused it: pickled data, or a malformed array
+        raise CheckpointError(f"{path} cannot be read ({e}); tinyformer never loads pickled "
+                              f"data (unpickling can run code): use a checkpoint written by "
+                              f"`tinyformer train`, or train again") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path} is not a readable .npz archive ({e}); restore it or "
+                              f"train again") from None
+
+
+def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
+                       vocab_size: int) -> Tokenizer:
+    """The checkpoint's tokenizer, checked against the model it belongs to."""
+    path = os.path.join(directory, config["files"]["tokenizer"])
+    tokenizer = load_tokenizer(path)
+    if tokenizer.vocab_size != vocab_size:
+        raise CheckpointError(f"{path} does not match the model: it has {tokenizer.vocab_size} "
+                              f"tokens, the model {vocab_size}; put back the tokenizer.json "
+                              f"this run was trained with")
+    if sha256(path) != config["sha256"][config["files"]["tokenizer"]]:
+        raise CheckpointError(f"{path} does not match the model: it is not the tokenizer this "
+                              f"run was trained with (SHA-256 differs); put that one back")
+    return tokenizer
+
+# ---------------------------------------------------------------------------------------------
+# metrics.jsonl: one JSON object a line, appended as training goes
+
+def read_metrics(path: StrPath) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl file, as a list of dicts in file order.
+
+    A run killed mid-write can leave its last line cut off; that line is dropped. Anything
+    else wrong (no file, no records, a bad line in the middle, a line without `step` and
+    `train_loss`) is a ValueError of one line."""
+    if not os.path.exists(path):
+        raise ValueError(f"metrics file {path!r} does not exist; train a run first "
+                         f"(tinyformer train --out DIR)")
+    if os.path.isdir(path):
+        raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
+                         f"{METRICS}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
+            from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            # The last line, cut off by a crash, is ignored; but a file whose only line is
+            # not JSON is more likely not a metrics file at all.
+            if number == len(lines) and records:
+                break
+            raise ValueError(f"metrics file {path!r} line {number} is not JSON; is it a "
+                             f"metrics.jsonl?") from None
+        if not (isinstance(record, dict) and _is_number(record.get("step"))
+                and _is_number(record.get("train_loss"))):
+            raise ValueError(f"metrics file {path!r} line {number} has no numeric 'step' and "
+                             f"'train_loss'; is it a metrics.jsonl?")
+        records.append(record)
+    if not records:
+        raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
+                         f"step")
+    return records
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def truncate_metrics(path: StrPath, step: int) -> None:
+    """Drop the lines of metrics.jsonl past `step` (written after the checkpoint a run resumes
+    from, before a crash), so that the resumed run's lines follow on without a repeat."""
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:          # a line cut short by the crash
+                continue
+            if record.get("step", math.inf) <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    with atomic_write(path) as f:
+        f.writelines(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokens.bin: the tokenised corpus as one flat array of ids (train, then validation), which
+# training reads as a memory map, so the text's size is bounded by the disk, not the memory
+
+def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
+                 check_length: Callable[[int], None]) -> tuple[str, int]:
+    """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length).
+    `check_length(n)` may refuse the result, in which case no file is left behind."""
+    dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
+    n = 0
+    with atomic_write(path, "wb") as f:
+        for ids in id_chunks:
+            ids = np.asarray(ids, dtype=dtype)
+            ids.tofile(f)
+            n += len(ids)
+        check_length(n)
+    return np.dtype(dtype).name, n
+
+
+def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:
+    """The ids that write_tokens wrote, as a read-only memory map (never read whole)."""
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))

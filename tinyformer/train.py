@@ -39,11 +39,13 @@ from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight
 from . import checkpoint
 from .checkpoint import MODELS, Model
 from .data import TASKS
-from .files import StrPath, atomic_write, check_text_file, read_text
+from .files import StrPath, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
 from .resources import check_memory
-from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
+from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
+                     RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
+                     truncate_metrics)
 from .tokenizers import escape_controls
 from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
 
@@ -335,7 +337,7 @@ class Trainer:
                 return cls.start(config, directory, force=True, log=log, run=run)
             model, tokenizer, saved = checkpoint.load_model(directory)
             if "train" not in saved or "resume" not in saved:
-                raise checkpoint.CheckpointError(
+                raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "
                     f"`tinyformer train` run; generate from it with `tinyformer generate "
                     f"--checkpoint {directory}`")
@@ -350,7 +352,7 @@ class Trainer:
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
-                raise checkpoint.CheckpointError(
+                raise CheckpointError(
                     f"{run.file(CONFIG)} holds a damaged resume state ({type(e).__name__}: "
                     f"{str(e).splitlines()[0] if str(e) else ''}); put back the config.json "
                     f"this run wrote, or start again with --force") from None
@@ -389,9 +391,9 @@ class Trainer:
         # The run owns the new files before they exist, and gives up the previous checkpoint's
         # only once config.json names the new one: a crash anywhere leaves a good checkpoint
         # and nothing unlisted.
-        new = set(checkpoint.checkpoint_files(self.step).values())
+        new = set(checkpoint_files(self.step).values())
         self.run.own(new)
-        checkpoint.save_checkpoint(self.directory, config, weights, arrays)
+        save_checkpoint(self.directory, config, weights, arrays)
         self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
         self.checkpoint_files = new
 
@@ -400,7 +402,7 @@ class Trainer:
         already in the model)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
-        arrays = checkpoint.load_arrays(os.path.join(self.directory, files["optimizer"]))
+        arrays = load_arrays(os.path.join(self.directory, files["optimizer"]))
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
         for key, value in arrays.items():
@@ -412,25 +414,7 @@ class Trainer:
         self.data_rng.bit_generator.state = resume["data_rng"]
         ta.random.set_state(resume["engine_rng"])
         self.step = saved["step"]
-        self._truncate_metrics()
-
-    def _truncate_metrics(self):
-        """Drop metrics.jsonl lines past the checkpoint (written after it, before a crash), so
-        the resumed run's lines follow on without a repeat."""
-        path = self.run.file(METRICS)
-        if not os.path.exists(path):
-            return
-        kept = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:          # a line cut short by the crash
-                    continue
-                if record.get("step", math.inf) <= self.step:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-        with atomic_write(path) as f:
-            f.writelines(kept)
+        truncate_metrics(self.run.file(METRICS), self.step)
 
     # -- the loop ------------------------------------------------------------------------------
 

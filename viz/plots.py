@@ -14,58 +14,14 @@ matplotlib is imported inside the function, not at the top: the rest of viz (and
 line) work without it, and only drawing a plot needs it.
 """
 
-import json
 import os
 
 from tinyformer.files import atomic_write
+from tinyformer.rundir import METRICS, PLOT, read_metrics
 
-METRICS_FILE = "metrics.jsonl"
-PLOT_FILE = "loss.png"
 
 # Validation figures other than the loss that a job may report, with their axis labels.
 EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
-
-
-def read_metrics(path):
-    """The records of a metrics.jsonl file, as a list of dicts in file order.
-
-    A run killed mid-write can leave its last line cut off; that line is dropped. Anything
-    else wrong (no file, no records, a bad line in the middle, a line without `step` and
-    `train_loss`) is a ValueError of one line."""
-    if not os.path.exists(path):
-        raise ValueError(f"metrics file {path!r} does not exist; train a run first "
-                         f"(tinyformer train --out DIR)")
-    if os.path.isdir(path):
-        raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
-                         f"{METRICS_FILE}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
-            from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            # The last line, cut off by a crash, is ignored; but a file whose only line is
-            # not JSON is more likely not a metrics file at all.
-            if number == len(lines) and records:
-                break
-            raise ValueError(f"metrics file {path!r} line {number} is not JSON; is it a "
-                             f"metrics.jsonl?") from None
-        if not (isinstance(record, dict) and _is_number(record.get("step"))
-                and _is_number(record.get("train_loss"))):
-            raise ValueError(f"metrics file {path!r} line {number} has no numeric 'step' and "
-                             f"'train_loss'; is it a metrics.jsonl?")
-        records.append(record)
-    if not records:
-        raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
-                         f"step")
-    return records
 
 
 def _is_number(value):
@@ -106,7 +62,7 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     fig = metrics_figure(metrics_path)
     if out_path is None:
-        out_path = os.path.join(run_dir, PLOT_FILE)
+        out_path = os.path.join(run_dir, PLOT)
     with atomic_write(out_path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     return out_path
@@ -115,7 +71,7 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
 def _run_paths(run_dir_or_metrics_path):
     source = os.fspath(run_dir_or_metrics_path)
     if os.path.isdir(source):
-        return source, os.path.join(source, METRICS_FILE)
+        return source, os.path.join(source, METRICS)
     return os.path.dirname(source) or ".", source
 
 
