@@ -273,7 +273,7 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     with pytest.raises(PretrainedError, match="is not a valid safetensors file"):
         GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{")
-    with pytest.raises(PretrainedError, match="config.json is not valid JSON"):
+    with pytest.raises(ValueError, match="config.json is corrupted: not valid JSON"):
         GPT.from_pretrained(tmp_path)
 
 

@@ -12,7 +12,6 @@ no GPT-2 form, so an exported character model keeps its tokenizer as tinyformer-
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -26,23 +25,13 @@ from .bert import BERT
 from .files import StrPath, current_umask
 from .gpt import GPT
 from .schema import Optional, Whole, check_settings
-from .rundir import (CheckpointError, load_arrays, load_tokenizer_for, read_config)
+from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
+                     read_config_json)
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
 Model = Union[GPT, BERT, Transformer]                            # one of MODELS
-
-
-def is_pretrained_dir(directory: StrPath) -> bool:
-    """True when `directory` holds a Hugging Face model: its config.json names a "model_type"
-    (a tinyformer checkpoint's names its "format" instead)."""
-    try:
-        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError, RecursionError):   # read_config will say what is wrong
-        return False
-    return isinstance(config, dict) and "model_type" in config and "format" not in config
 
 
 # The sizes in config.json's "model_config", checked before a model is built from them (the
@@ -104,7 +93,8 @@ def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
-    if is_pretrained_dir(directory):
+    config = read_config_json(directory)
+    if "model_type" in config and not is_ours(config):          # a Hugging Face model's
         model, tokenizer, config = load_pretrained(directory)
         check_finite_weights(model, directory)
         return model, tokenizer, config

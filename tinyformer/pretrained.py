@@ -45,7 +45,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .files import StrPath, atomic_write
-from .rundir import CHECKPOINT_FORMAT as TINYFORMER_FORMAT
+from .rundir import is_ours, read_config_json
 from .safetensors import SafetensorsError, load_file, save_file
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
@@ -156,16 +156,8 @@ def _read_config(directory):
                               f"{WEIGHTS}, as transformers' save_pretrained writes them or the "
                               f"GPT-2 model page offers them (pytorch_model.bin is never read: "
                               f"it is a pickle, and unpickling can run code)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except OSError as e:
-        raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
-    if not isinstance(config, dict):
-        raise PretrainedError(f"{path} is not a JSON object")
-    if config.get("format") == TINYFORMER_FORMAT:
+    config = read_config_json(directory)
+    if is_ours(config):
         raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
                               f"one; load it with tinyformer.checkpoint.load_model")
     if config.get("model_type") != "gpt2":
@@ -289,7 +281,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
             raise PretrainedError(f"{what} {token} is not a token of the model's vocabulary "
                                   f"(0..{config['vocab_size'] - 1})")
     path = os.path.join(directory, CONFIG)
-    if _is_tinyformer_checkpoint(path):
+    if os.path.exists(path) and is_ours(read_config_json(directory)):
         raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
                               f"this would overwrite; choose another directory")
     d_model, d_ff = config["d_model"], config["d_ff"]
@@ -314,13 +306,3 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     with atomic_write(path) as f:
         json.dump(gpt2_config, f, indent=2)
         f.write("\n")
-
-
-def _is_tinyformer_checkpoint(path):
-    """Whether `path` is the config.json of one of our own checkpoints (tinyformer.checkpoint)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):             # no file, or not JSON: not ours
-        return False
-    return isinstance(config, dict) and config.get("format") == TINYFORMER_FORMAT

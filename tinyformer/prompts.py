@@ -36,9 +36,9 @@ def example_prompt(kind: str, task: str | None = None) -> str:
     return "the kite of eve is <mask><mask><mask>" if kind == "bert" else "eve has a red kite."
 
 
-def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str, max_new_tokens: int = 200,
-            temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None,
-            seed: int = 0, beam: int | None = None,
+def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
+            max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
+            top_p: float | None = None, seed: int = 0, beam: int | None = None,
             name: Callable[[str], str] = str) -> Callable[[Callable[[str], None]], None]:
     """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
     continues, translates or fills it in, writing the text (control characters escaped, a new

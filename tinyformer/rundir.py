@@ -192,13 +192,12 @@ class RunDirectory:
         """A run written before manifests existed: its config.json lists its checkpoint's
         files, and the run's other names are fixed."""
         try:
-            with open(self.file(CONFIG), encoding="utf-8") as f:
-                config = json.load(f)
+            config = read_config_json(self.path)
             files = list(config["files"].values())
             settings = config["train"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
-        if config.get("format") == "tinyformer-checkpoint" and all(
+        if is_ours(config) and all(
                 isinstance(n, str) and n == os.path.basename(n) for n in files):
             self.owned, self.settings = set(RUN_FILES) | set(files), settings
             self.checkpoint, self.has_manifest = config.get("step"), True
@@ -354,8 +353,10 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
     return files
 
 
-def read_config(directory: StrPath) -> dict[str, Any]:
-    """The checkpoint's config.json as a dict, with its files present and intact."""
+def read_config_json(directory: StrPath) -> dict[str, Any]:
+    """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
+    place that reads the file. CheckpointError (one line) when the directory or the file is
+    missing, or the file is not a JSON object."""
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
                               f"directory of a `tinyformer train` run, or a GPT-2 directory")
@@ -368,10 +369,27 @@ def read_config(directory: StrPath) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise CheckpointError(f"{path} is corrupted (not valid JSON); the checkpoint cannot be "
-                              f"used, train again") from None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror})") from None
+    except (ValueError, RecursionError):           # not UTF-8, not JSON, or nested too deep
+        raise CheckpointError(f"{path} is corrupted: not valid JSON; restore it, or train "
+                              f"again") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} is not a JSON object; restore it, or train again")
+    return config
+
+
+def is_ours(config: dict[str, Any]) -> bool:
+    """Whether a config.json (read_config_json) is one of our checkpoints' rather than a
+    Hugging Face model's: ours names its "format", theirs a "model_type"."""
+    return config.get("format") == CHECKPOINT_FORMAT
+
+
+def read_config(directory: StrPath) -> dict[str, Any]:
+    """The checkpoint's config.json as a dict, with its files present and intact."""
+    config = read_config_json(directory)
+    path = os.path.join(directory, CONFIG)
+    if not is_ours(config):
         raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
                               f"directory of a `tinyformer train` run")
     if config.get("version") != CHECKPOINT_VERSION:
