@@ -403,49 +403,17 @@ threads_option = click.option(
 
 
 def train_options(command):
-    """The settings of TrainConfig as options. Each defaults to None, meaning "not given", so
-    that a --config file's value or the job's default applies; what is given overrides both."""
-    options = [
-        click.option("--corpus", metavar="PATH", help="A UTF-8 text file to train on (default: "
-                     "the built-in corpus of generated stories)."),
-        click.option("--task", metavar="NAME", help="A seq2seq task: copy, reverse, sort or "
-                     "add (trains an encoder-decoder)."),
-        click.option("--min-len", type=int, help="Shortest task sequence [4]."),
-        click.option("--max-len", type=int, help="Longest task sequence [10]."),
-        click.option("--model", metavar="NAME", help="gpt, bert or transformer [gpt; "
-                     "transformer with --task]."),
-        click.option("--tokenizer", metavar="KIND", help="char or bpe [char]."),
-        click.option("--vocab-size", type=int, help="BPE vocabulary size [512]."),
-        click.option("--n-layer", type=int, help="Transformer blocks."),
-        click.option("--n-head", type=int, help="Attention heads per block."),
-        click.option("--d-model", type=int, help="Width of the residual stream."),
-        click.option("--d-ff", type=int, help="Width of the feed-forward layer [4 d_model]."),
-        click.option("--context", type=int, help="Longest sequence the model sees."),
-        click.option("--positions", metavar="KIND", help="learned, sinusoidal, rope or none "
-                     "[the model's own]."),
-        click.option("--norm", metavar="WHERE", help="pre or post [the model's own]."),
-        click.option("--dropout", type=float, help="Dropout rate [0]."),
-        click.option("--batch-size", type=int, help="Sequences per step."),
-        click.option("--iters", type=int, help="Optimizer steps."),
-        click.option("--lr", type=float, help="Peak learning rate."),
-        click.option("--min-lr", type=float, help="Learning rate at the end of the cosine "
-                     "[lr / 10]."),
-        click.option("--warmup", type=int, help="Steps of linear warmup."),
-        click.option("--schedule", metavar="KIND", help="cosine or noam [cosine]."),
-        click.option("--weight-decay", type=float, help="AdamW's decoupled weight decay, on "
-                     "weights only [0.1]."),
-        click.option("--clip", type=float, help="Largest gradient norm, 0 for none [1.0]."),
-        click.option("--label-smoothing", type=float, help="For seq2seq tasks [0]."),
-        click.option("--eval-every", type=int, help="Steps between evaluations (validation "
-                     "loss, a sample, a checkpoint)."),
-        click.option("--eval-iters", type=int, help="Validation batches per evaluation [20]."),
-        click.option("--checkpoint-every", type=int, help="Steps between checkpoints "
-                     "[eval-every]."),
-        click.option("--seed", type=int, help="Seeds the data order, the initial weights and "
-                     "dropout [0]."),
-    ]
-    for option in reversed(options):
-        command = option(command)
+    """The settings of TrainConfig that have help, as options. Each defaults to None, meaning
+    "not given", so that a --config file's value or the job's default applies; what is given
+    overrides both. A setting's type is its annotation's: `int | None` takes a whole number."""
+    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
+                    positions="KIND", norm="WHERE", schedule="KIND")
+    for field in reversed(dataclasses.fields(TrainConfig)):
+        if "help" in field.metadata:
+            kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0])
+            command = click.option("--" + field.name.replace("_", "-"), type=kind,
+                                   metavar=metavars.get(field.name), default=None,
+                                   help=field.metadata["help"])(command)
     return command
 
 

@@ -70,41 +70,50 @@ DEFAULTS = {
 TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
 
 
+def setting(default: Any, help: str | None = None) -> Any:
+    """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
+    (--min-len for min_len) and says what it means there. The rest are for config files."""
+    return dataclasses.field(default=default, metadata={"help": help} if help else {})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
     class's own default for positions and norm); `resolved()` fills them in."""
-    model: str | None = None       # gpt | bert | transformer (gpt; transformer with a task)
-    corpus: str | None = None      # a UTF-8 text file; None: the built-in corpus
-    task: str | None = None        # copy | reverse | sort | add
-    min_len: int = 4               # task source lengths
-    max_len: int = 10
-    tokenizer: str = "char"        # char | bpe
-    vocab_size: int = 512          # bpe only
-    n_layer: int | None = None
-    n_head: int | None = None
-    d_model: int | None = None
-    d_ff: int | None = None        # None: 4 * d_model
-    context: int | None = None
-    positions: str | None = None   # learned | sinusoidal | rope | none
-    norm: str | None = None        # pre | post
-    dropout: float = 0.0
-    batch_size: int | None = None
-    iters: int | None = None
-    lr: float | None = None        # the peak learning rate
-    min_lr: float | None = None    # cosine's floor; None: lr / 10
-    warmup: int | None = None
-    schedule: str = "cosine"       # cosine | noam
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    clip: float = 1.0              # max gradient norm; 0: no clipping
-    label_smoothing: float = 0.0
-    eval_every: int | None = None
-    eval_iters: int = 20           # validation batches per evaluation
-    checkpoint_every: int | None = None  # None: at every evaluation
-    sample_tokens: int = 200       # tokens generated for the sample at each evaluation
-    seed: int = 0
+    corpus: str | None = setting(None, "A UTF-8 text file to train on (default: the built-in "
+                                 "corpus of generated stories).")
+    task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
+                               "encoder-decoder).")
+    min_len: int = setting(4, "Shortest task sequence [4].")
+    max_len: int = setting(10, "Longest task sequence [10].")
+    model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
+    tokenizer: str = setting("char", "char or bpe [char].")
+    vocab_size: int = setting(512, "BPE vocabulary size [512].")
+    n_layer: int | None = setting(None, "Transformer blocks.")
+    n_head: int | None = setting(None, "Attention heads per block.")
+    d_model: int | None = setting(None, "Width of the residual stream.")
+    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model].")
+    context: int | None = setting(None, "Longest sequence the model sees.")
+    positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
+    norm: str | None = setting(None, "pre or post [the model's own].")
+    dropout: float = setting(0.0, "Dropout rate [0].")
+    batch_size: int | None = setting(None, "Sequences per step.")
+    iters: int | None = setting(None, "Optimizer steps.")
+    lr: float | None = setting(None, "Peak learning rate.")
+    min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
+    warmup: int | None = setting(None, "Steps of linear warmup.")
+    schedule: str = setting("cosine", "cosine or noam [cosine].")
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only [0.1].")
+    beta1: float = setting(0.9)
+    beta2: float = setting(0.99)
+    clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
+    label_smoothing: float = setting(0.0, "For seq2seq tasks [0].")
+    eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
+                                     "sample, a checkpoint).")
+    eval_iters: int = setting(20, "Validation batches per evaluation [20].")
+    checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
+    sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
+    seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
 
     @property
     def job(self) -> str:
