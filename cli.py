@@ -9,7 +9,6 @@ asks for a report, and `tinyformer --debug ...` shows the traceback).
 import contextlib
 import dataclasses
 import errno
-import functools
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ import click
 import tinyautograd
 from tinyformer.summary import summary_line
 from tinyformer.checkpoint import export_pretrained, load_model
-from tinyformer.data import builtin_corpus
+from tinyformer.data import builtin_bpe
+from tinyformer import files
 from tinyformer.files import iter_text, read_text
 from tinyformer.prompts import example_prompt, respond
 from tinyformer.resources import blas_threads
@@ -122,11 +122,7 @@ def main(debug):
 # ---------------------------------------------------------------------------------------------
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
-# `show` without --tokenizer: a BPE learned on the built-in corpus. Its stories use a few dozen
-# distinct words, which run out of pairs to merge long before 512 ids (about 110 merges); 64
-# merges keep the commonest words whole and leave the rest in pieces, which is what `show` is
-# there to show.
-DEFAULT_SHOW_MERGES = 64
+DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
 
 
 @main.group(epilog="""\b
@@ -209,42 +205,13 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
 
 
 def check_out_file(path, suffixes=None, force=True):
-    """InputError unless a file can be written at `path` (the --out of `tokenize train`, `plot`,
-    `attention` and `graph`), checked before any work so that a mistake costs no waiting:
-    not a directory, a suffix among `suffixes` (which name the format) if given, not an
-    existing file unless `force`, in a directory that exists and is writable."""
-    if os.path.isdir(path):
-        raise InputError(f"--out {path!r} is a directory; give a file name")
-    if suffixes and not path.lower().endswith(tuple(suffixes)):
-        raise InputError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
-                         f"says the format")
-    if os.path.exists(path) and not force:
-        raise InputError(f"--out {path!r} exists; pass --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write --out {path!r}: directory {directory!r} is not "
-                         f"writable")
+    with input_errors():
+        files.check_out_file(path, suffixes, force)
 
 
 def open_tokenizer(path):
-    """The tokenizer saved at `path`, or an InputError saying why it cannot be read."""
-    if not os.path.exists(path):
-        raise InputError(f"tokenizer {path!r} does not exist; make one with "
-                         f"`tinyformer tokenize train`")
-    if os.path.isdir(path):
-        raise InputError(f"tokenizer {path!r} is a directory; give its JSON file")
     with input_errors(ValueError, OSError):
         return load_tokenizer(path)
-
-
-@functools.lru_cache(maxsize=1)
-def default_tokenizer():
-    """The tokenizer `show` uses without --tokenizer: a BPE learned on the built-in corpus,
-    in a tenth of a second, so that it needs no file."""
-    vocab_size = 256 + DEFAULT_SHOW_MERGES + len(DEFAULT_SPECIALS)
-    return BPETokenizer.train(builtin_corpus(), vocab_size, special_tokens=DEFAULT_SPECIALS)
 
 
 def text_to_tokenize(text, file_path):
@@ -348,7 +315,8 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     |Hello|,| world|. Newlines and tabs are shown as \\n and \\t; a BPE token holding only
     part of a character's bytes is shown as \\xNN.
     """
-    tok = open_tokenizer(tokenizer_path) if tokenizer_path else default_tokenizer()
+    tok = (open_tokenizer(tokenizer_path) if tokenizer_path
+           else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text = text_to_tokenize(text, file_path)
     ids = encode_or_fail(tok, text, allow_special)
     pieces = [one_line(tok.id_to_token(i)) for i in ids]

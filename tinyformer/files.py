@@ -15,7 +15,7 @@ import codecs
 import contextlib
 import os
 import tempfile
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, Sequence, Union
 
 CHUNK_BYTES = 1 << 20          # 1 MiB at a time
 
@@ -108,3 +108,24 @@ def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator
             # disk's error, raised by write, names no file at all).
             raise OSError(error.errno, error.strerror, path) from None
         raise
+
+
+def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
+                   force: bool = True) -> None:
+    """ValueError unless a file can be written at `path` (a command's --out), checked before
+    any work so that a mistake costs no waiting: not a directory, a suffix among `suffixes`
+    (which name the format) if given, not an existing file unless `force`, in a directory that
+    exists and is writable."""
+    if os.path.isdir(path):
+        raise ValueError(f"--out {path!r} is a directory; give a file name")
+    if suffixes and not str(path).lower().endswith(tuple(suffixes)):
+        raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
+                         f"says the format")
+    if os.path.exists(path) and not force:
+        raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
+                         f"writable")

@@ -23,6 +23,7 @@ as Hugging Face's transformers does, and then encodes and decodes exactly as GPT
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -181,6 +182,11 @@ class Tokenizer:
 
 def load_tokenizer(path: StrPath) -> Tokenizer:
     """Read any tokenizer that `save` wrote, choosing the class by the file's "type"."""
+    if not os.path.exists(path):
+        raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
+                         f"`tinyformer tokenize train`")
+    if os.path.isdir(path):
+        raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
     data = _read_json(path)
     return _build(TOKENIZERS[data["type"]], data, path)
 
