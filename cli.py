@@ -352,7 +352,7 @@ Examples:
   tinyformer train --model bert --iters 300
   tinyformer train --config run.toml --lr 3e-4      flags override the file
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
-  tinyformer train --corpus input.txt --threads 2   two BLAS threads [default: all cores]
+  tinyformer train --corpus input.txt --threads 1   one BLAS thread [default: see --threads]
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
@@ -365,9 +365,10 @@ metrics.jsonl (one JSON line a step).
 
 
 threads_option = click.option(
-    "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
-    help="BLAS threads for the matrix products [default: as numpy's BLAS chooses, usually one "
-         "per core]; 1 is steadiest on a shared machine.")
+    "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
+    show_envvar=True, help="BLAS threads for the matrix products [default: training times its "
+    "own steps to choose, and chooses again as the machine's load changes; generating lets "
+    "BLAS choose, one per core].")
 
 
 def train_options(command):
@@ -426,8 +427,7 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     first_step = trainer.step
     try:
-        with blas_threads(threads):
-            outcome = trainer.train()
+        outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: the input's fault
         # Resuming would diverge again, the same way: the settings must change.
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "

@@ -1,11 +1,13 @@
 """The machine's resources a run asks for: memory, checked before anything is allocated, and
-the BLAS threads numpy's matrix products use."""
+the BLAS threads numpy's matrix products use (threadpoolctl sets them while we run)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, ContextManager
+import statistics
+import time
+from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from .checkpoint import least_parameters
 
@@ -62,3 +64,63 @@ def blas_threads(n: int | None) -> ContextManager:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n, user_api="blas")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class AdaptiveThreads:
+    """The BLAS thread count that makes training steps fastest now, chosen again and again as
+    the machine's load changes.
+
+    On a quiet machine every core helps a matrix product. Beside a process that keeps one core
+    busy, the thread that lands on that core gets half of it, and every product waits for its
+    share: one thread fewer is faster. No fixed count is right for both, so the trainer times
+    its own steps. Every `period` steps it runs `trial` steps with each candidate count and
+    keeps the fastest by the median; in between, it trains with that one. Exploring costs a few
+    slow steps per period at worst. The count changes how fast a product is computed, not its
+    result: OpenBLAS splits the output among threads and each sum runs in the same order, so
+    the losses are the same to the bit (tests/test_resources.py checks it).
+
+        threads = AdaptiveThreads()
+        for step in ...:
+            with threads.step():
+                train_step()
+    """
+
+    def __init__(self, candidates: tuple[int, ...] | None = None, period: int = 200,
+                 trial: int = 4) -> None:
+        from threadpoolctl import ThreadpoolController
+        cores = usable_cores()
+        self.candidates = candidates or tuple(sorted({1, cores}))
+        self.period, self.trial = period, trial
+        self.controller = ThreadpoolController()
+        self.chosen = self.candidates[-1]
+        self.count = 0
+        self.times: dict[int, list[float]] = {}
+
+    def _threads_now(self) -> int:
+        """The count for the step about to run: a candidate on trial, or the one chosen."""
+        position = self.count % self.period
+        exploring = len(self.candidates) * self.trial
+        if position < exploring:
+            return self.candidates[position // self.trial]
+        if position == exploring and self.times:        # the trials are in: choose
+            self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
+            self.times = {}
+        return self.chosen
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[int]:
+        """Run one step under the chosen count (or a candidate on trial), timing it."""
+        n = self._threads_now()
+        began = time.perf_counter()
+        with self.controller.limit(limits=n, user_api="blas"):
+            yield n
+        if self.count % self.period < len(self.candidates) * self.trial:
+            self.times.setdefault(n, []).append(time.perf_counter() - began)
+        self.count += 1

@@ -42,7 +42,7 @@ from .data import TASKS
 from .files import StrPath, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
-from .resources import check_memory
+from .resources import AdaptiveThreads, blas_threads, check_memory
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
                      truncate_metrics)
@@ -455,18 +455,23 @@ class Trainer:
         self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
         return figures
 
-    def train(self) -> str:
+    def train(self, threads: int | None = None) -> str:
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
-        checkpoint saved at the last whole step). Releases the run directory as it ends."""
+        checkpoint saved at the last whole step). Releases the run directory as it ends.
+
+        `threads`: the BLAS threads of the matrix products; None lets the steps' own timing
+        choose, again and again as the machine's load changes (resources.AdaptiveThreads)."""
+        steps = AdaptiveThreads() if threads is None else None
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                return self._train()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    blas_threads(threads):
+                return self._train(steps)
         finally:
             self.close()
 
-    def _train(self):
+    def _train(self, threads):
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
@@ -486,7 +491,8 @@ class Trainer:
                 open(metrics_path, "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
                 began = time.perf_counter()
-                loss, lr, n_tokens = self.train_step()
+                with threads.step() if threads else contextlib.nullcontext():
+                    loss, lr, n_tokens = self.train_step()
                 self.step += 1
                 progress.update(self.step, loss, n_tokens, time.perf_counter() - began)
                 if not math.isfinite(loss):
