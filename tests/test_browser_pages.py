@@ -123,6 +123,16 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     assert chromium.errors(browser) == []
 
 
+def only_used_by(view, ids):
+    """The leaves outside every box that only the nodes `ids` take as inputs."""
+    users = {}
+    for i, node in view["nodes"].items():
+        for source in node["inputs"]:
+            users.setdefault(source, set()).add(i)
+    return {i for i, n in view["nodes"].items() if not n["boxes"] and not n["keep"]
+            and users.get(i) and users[i] <= set(ids)}
+
+
 def graph_height(browser):
     return browser.execute_script(
         "return document.querySelector('#svg-forward g.graph').getBBox().height")
@@ -142,18 +152,30 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert folded.text.splitlines()[0] == "decoder.layers.0: DecoderLayer"
     hidden = browser.execute_script(
         "return [...document.querySelectorAll('#svg-forward g.node.gone')].map(g => g.dataset.id)")
-    assert set(inside) <= set(hidden)
-    assert {data["nodes"][i]["kind"] for i in set(hidden) - set(inside)} <= {"param", "constant"}
+    # With it go the leaves only it uses: its parameters.
+    assert set(hidden) == set(inside) | only_used_by(data, inside)
     assert graph_height(browser) < 0.8 * before          # the room it took is given back
 
     browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]').click()
     assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
     assert graph_height(browser) == pytest.approx(before, rel=1e-3)
 
+    # The token embedding's weight is also the head's (tied): folding `embed` leaves it out.
+    (embed,) = [c for c, info in data["clusters"].items() if info["path"] == "embed"]
+    browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", embed)
+    browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{embed}"] > text').click()
+    inside = [i for i, n in data["nodes"].items() if embed in n["boxes"]]
+    hidden = browser.execute_script(
+        "return [...document.querySelectorAll('#svg-forward g.node.gone')].map(g => g.dataset.id)")
+    assert set(hidden) == set(inside) | only_used_by(data, inside)
+    titles = {data["nodes"][i]["title"] for i in hidden}
+    assert "embed.pos.embedding.weight" in titles and "embed.tok.weight" not in titles
+    browser.find_element(By.ID, "unfold").click()
+
     browser.find_element(By.ID, "fold-repeats").click()
     (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
     assert stack.get_attribute("data-key") == "r:decoder.layers"
-    assert "decoder.layers: DecoderLayer x 2" in stack.text
+    assert "decoder.layers: DecoderLayer x 2" in stack.get_attribute("textContent")
     Select(browser.find_element(By.ID, "depth")).select_by_value("2")   # every block, one by one
     assert len(browser.find_elements(By.CSS_SELECTOR, "g.folded")) >= 3
     assert chromium.errors(browser) == []
