@@ -60,10 +60,11 @@ def pose(browser, kind):
         canvas = browser.find_element(By.ID, "heatmap")
         cell = float(canvas.get_attribute("data-cell"))
         left, top = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top"))
-        hover(browser, canvas, left + 3.5 * cell, top + 40.5 * cell)
+        hover(browser, canvas, left + 3.5 * cell, top + 22.5 * cell)
     elif kind == "lens":
+        # The last position: layer 1 is unsure of the colour, layer 2 has fetched it.
         cells = browser.find_elements(By.CSS_SELECTOR, "td[data-t]")
-        hover(browser, cells[-1], 10, 10)
+        hover(browser, cells[-2], 20, 10)
     elif kind == "report":
         chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
         hover(browser, chart, chart.size["width"] * 0.6, 150)
@@ -76,6 +77,8 @@ def main(run, out):
         browser = chromium.start(width=1200, height=700)
         try:
             for kind, page in pages.items():
+                # The lens is a long table: its screenshot is taller, to show all of it.
+                browser.set_window_size(*((720, 1640) if kind == "lens" else (1200, 700)))
                 seconds = chromium.open_page(browser, page)
                 setup = browser.execute_script("return document.body.dataset.ready")
                 assert chromium.errors(browser) == [], chromium.errors(browser)

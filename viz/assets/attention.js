@@ -118,9 +118,7 @@ heatmap.addEventListener("mousemove", (event) => {
                      layout.cell, layout.cell);
   tooltip.textContent = `query ${at.i} ${info.queries[at.i]}\nkey ${at.j} ${info.keys[at.j]}\n` +
     (w === null ? "blocked by the mask" : `weight ${w.toFixed(4)}`);
-  tooltip.style.left = `${event.clientX + 14}px`;
-  tooltip.style.top = `${event.clientY + 14}px`;
-  tooltip.hidden = false;
+  placeTooltip(event);
 });
 heatmap.addEventListener("mouseleave", () => {
   tooltip.hidden = true;
@@ -133,7 +131,10 @@ function drawGrid() {
   const info = data.maps[state.map];
   grid.replaceChildren();
   grid.style.gridTemplateColumns = `repeat(${info.heads}, auto)`;
-  const size = Math.max(48, Math.min(120, 2 * Math.max(info.queries.length, info.keys.length)));
+  // As large as 2 pixels a token, up to 120, while a row of heads fits beside the large map.
+  const room = Math.floor(grid.parentElement.clientWidth / info.heads) - 14;
+  const size = Math.max(40, Math.min(120, room,
+                                     2 * Math.max(info.queries.length, info.keys.length)));
   for (let layer = 0; layer < info.layers; layer++) {
     for (let head = 0; head < info.heads; head++) {
       const figure = document.createElement("figure");
@@ -210,3 +211,15 @@ fillMenu(headSelect, first.heads, "head");
 drawGrid();
 choose({});
 document.body.dataset.ready = (performance.now() - started).toFixed(0);
+
+// Show the tooltip beside the mouse, on the side where it fits in the window.
+function placeTooltip(event) {
+  tooltip.hidden = false;
+  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
+  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
+    : Math.max(0, event.clientX - gap - width);
+  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
+    : Math.max(0, event.clientY - gap - height);
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}

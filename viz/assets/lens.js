@@ -17,10 +17,20 @@ table.addEventListener("mousemove", (event) => {
   const lines = data.cells[t][s].map(([token, p]) => `${(100 * p).toFixed(1).padStart(5)}%  ${token}`);
   tooltip.textContent = `position ${t} (${data.tokens[t]}), after ${data.states[s]}:\n` +
     lines.join("\n");
-  tooltip.style.left = `${event.clientX + 14}px`;
-  tooltip.style.top = `${event.clientY + 14}px`;
-  tooltip.hidden = false;
+  placeTooltip(event);
 });
 table.addEventListener("mouseleave", () => { tooltip.hidden = true; });
 
 document.body.dataset.ready = (performance.now() - started).toFixed(0);
+
+// Show the tooltip beside the mouse, on the side where it fits in the window.
+function placeTooltip(event) {
+  tooltip.hidden = false;
+  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
+  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
+    : Math.max(0, event.clientX - gap - width);
+  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
+    : Math.max(0, event.clientY - gap - height);
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}

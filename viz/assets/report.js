@@ -142,9 +142,7 @@ main.addEventListener("mousemove", (event) => {
     }
   }
   tooltip.textContent = lines.join("\n");
-  tooltip.style.left = `${Math.min(event.clientX + 16, window.innerWidth - 330)}px`;
-  tooltip.style.top = `${event.clientY + 16}px`;
-  tooltip.hidden = false;
+  placeTooltip(event);
 });
 main.addEventListener("mouseleave", hide);
 
@@ -169,3 +167,15 @@ const started = performance.now();
 draw();
 if (data.refresh) reloadSoon();
 document.body.dataset.ready = (performance.now() - started).toFixed(0);
+
+// Show the tooltip beside the mouse, on the side where it fits in the window.
+function placeTooltip(event) {
+  tooltip.hidden = false;
+  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
+  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
+    : Math.max(0, event.clientX - gap - width);
+  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
+    : Math.max(0, event.clientY - gap - height);
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}
