@@ -102,11 +102,11 @@ def metrics_page(run_dir_or_metrics_path, refresh=None):
 
 
 def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sleep):
-    """Write the report page of the run in `run_dir` to `out_path`, and while the run is
-    training, write it again each time its metrics.jsonl changes (looking every `every`
-    seconds); the page reloads itself as often. Returns the path once a page says the run has
-    ended (finished or stopped), or on Ctrl-C."""
-    metrics_path = os.path.join(run_dir, METRICS_FILE)
+    """Write the report page of the run in `run_dir` (or of its metrics.jsonl) to `out_path`,
+    and while the run is training, write it again each time its metrics.jsonl changes
+    (looking every `every` seconds); the page reloads itself as often. Returns the path once a
+    page says the run has ended (finished or stopped), or on Ctrl-C."""
+    run_dir, metrics_path = _run_paths(run_dir)     # the directory, or its metrics.jsonl
     seen = None
     try:
         while True:

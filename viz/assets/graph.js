@@ -207,7 +207,7 @@ canvas.addEventListener("pointermove", (event) => {
   drag.y = event.clientY;
 });
 canvas.addEventListener("pointerup", (event) => {
-  if (drag && !drag.moved) click(drag.target, event);
+  if (drag && !drag.moved) click(drag.target);
   drag = null;
   canvas.classList.remove("dragging");
 });
@@ -303,8 +303,8 @@ function keepInPlace(view, box, change) {
 function reveal(view, id) {
   const info = view.info.nodes[id];
   let boxes = info.boxes;
-  if (!boxes.length && view.rep[id]) {   // a leaf hidden with the box its users are in
-    boxes = view.info.nodes[(view.users[id] || [])[0]].boxes;
+  if (!boxes.length && view.rep[id]) {   // a leaf (or a gradient) hidden with its neighbours
+    boxes = view.info.nodes[(view.users[id] || info.inputs)[0]].boxes;
   }
   for (const name of boxes) {
     view.collapsed.delete(name);
