@@ -675,8 +675,7 @@ function describe(viewName, id) {
       `<tr><th>${node.op ? "output shape" : "shape"}</th>` +
       `<td data-field="shape">${shapeText(node.value.shape)}</td></tr>` +
       `<tr><th>dtype</th><td data-field="dtype">${esc(node.value.dtype)}</td></tr></table>`);
-    parts.push(`<h3>${viewName === "backward" && node.kind !== "saved" && node.kind !== "constant"
-      ? "value (a gradient, or a part of one)" : "value"}</h3>` + stats("value", node.value));
+    parts.push("<h3>value</h3>" + stats("value", node.value));
   }
   if (viewName === "forward" && "grad" in node) {
     parts.push("<h3>gradient dL/d(this)</h3>" + stats("grad", node.grad));
