@@ -545,13 +545,15 @@ Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
   tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
   tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which cross
+  tinyformer attention --checkpoint runs/gpt-builtin --prompt "the kite is " --out attention.html
 
 \b
 One heatmap per layer (rows) and head (columns): row i is how query token i spreads its
 attention over the key tokens (it sums to 1). Spaces show as '␣'. A seq2seq checkpoint
 translates the prompt greedily and shows the decoder's cross-attention (target -> source) by
 default; --which encoder or decoder shows the self-attention of either side. Prompts longer
-than 48 tokens show their last 48.
+than 48 tokens show their last 48. An .html --out is a page with every attention, layer and
+head (all the tokens): menus choose one, hovering reads a weight, thumbnails show them all.
 """
 
 
@@ -561,29 +563,38 @@ than 48 tokens show their last 48.
 @click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
               "allowed; for seq2seq, the source to translate).")
 @click.option("--out", "out_path", default="attention.png", show_default=True,
-              metavar="FILE.png", help="Where to write the picture; an existing file is "
-              "replaced.")
+              metavar="FILE.png|FILE.html", help="Where to write the picture, or the "
+              "interactive page (.html: every attention, layer and head); an existing file "
+              "is replaced.")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
               help="Which attention of a seq2seq checkpoint [cross]; GPT and BERT have "
-              "self-attention only.")
+              "self-attention only. A page holds all three, and opens on this one.")
 def attention(checkpoint_dir, prompt, out_path, which):
-    """Draw a checkpoint's attention maps for a prompt: every layer and head, as a PNG."""
-    check_out_file(out_path, [".png"])           # before loading and running the model
+    """Draw a checkpoint's attention maps for a prompt: every layer and head, as a PNG or an
+    interactive page."""
+    check_out_file(out_path, [".png", ".html"])   # before loading and running the model
+    as_page = out_path.lower().endswith(".html")
     try:
         from viz.attention import attention_maps, choose_map, plot_attention
-        import matplotlib  # noqa: F401  (imported late by plot_attention; checked here)
+        from viz.attention_page import attention_page
+        if not as_page:
+            import matplotlib  # noqa: F401  (imported late by plot_attention; checked here)
     except ModuleNotFoundError:
         raise InputError("drawing attention needs matplotlib: pip install matplotlib") from None
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         kind = saved["model"]
         name = choose_map(model, which)
-        chosen = attention_maps(model, tokenizer, prompt, kind)[name]
+        maps = attention_maps(model, tokenizer, prompt, kind)
+    chosen = maps[name]
     run = os.path.basename(os.path.abspath(checkpoint_dir))
     title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
              f"{chosen.weights.shape[1]} heads")
     with input_errors(OSError):                      # e.g. the disk filled up
-        plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
+        if as_page:
+            attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
+        else:
+            plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
     click.echo(out_path)
 
 
@@ -596,6 +607,7 @@ Examples:
   tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
   tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.png
   tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456
+  tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.html
 
 \b
 The logit lens: the residual stream after the embeddings and after each layer, read by the
@@ -613,23 +625,27 @@ step.
               help="A run directory written by `tinyformer train`, or a GPT-2 folder.")
 @click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
               "allowed; for seq2seq, the source to translate).")
-@click.option("--out", "out_path", default="-", show_default=True, metavar="-|FILE.png",
-              help="- prints the table; a .png file draws it (an existing file is replaced).")
+@click.option("--out", "out_path", default="-", show_default=True,
+              metavar="-|FILE.png|FILE.html", help="- prints the table; a .png file draws "
+              "it, an .html file makes it a page (an existing file is replaced).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
     from viz.lens import lens_figure, lens_of_prompt, lens_text
+    from viz.lens_page import lens_page
     if out_path != "-":
-        check_out_file(out_path, [".png"])             # before loading and running the model
+        check_out_file(out_path, [".png", ".html"])    # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     if out_path == "-":
         click.echo(lens_text(table, tokens, tokenizer, style=_by_probability))
         return
-    run = os.path.basename(os.path.abspath(checkpoint_dir))
+    title = f"{os.path.basename(os.path.abspath(checkpoint_dir))}: the logit lens"
     with input_errors(OSError):
-        lens_figure(table, tokens, tokenizer, title=f"{run}: the logit lens").savefig(
-            out_path, dpi=120)
+        if out_path.lower().endswith(".html"):
+            lens_page(table, tokens, tokenizer, title).save(out_path)
+        else:
+            lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
     click.echo(out_path)
 
 
@@ -649,28 +665,50 @@ Examples:
   tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
   tinyformer plot runs/gpt-builtin --out curves.png
   tinyformer plot runs/gpt-builtin/metrics.jsonl   the metrics file itself also works
+  tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
 
 \b
 The picture: train loss per step (thin) and smoothed (thick), validation loss at each
 evaluation (dots), recall or accuracy if the run measured one, and the learning rate below.
 `tinyformer train` draws it at the end of every run; this command redraws it, e.g. while a
-run is still going.
+run is still going. --out FILE.html writes the same curves as a page (hover to read the values
+at a step); with --follow it is rewritten while the run trains, reloads itself, and the
+command ends when the run does (or on Ctrl-C).
 """
 
 
 @main.command(epilog=PLOT_EPILOG)
 @click.argument("run_dir", metavar="RUN_DIR")
-@click.option("--out", "out_path", metavar="FILE.png", help="Where to write the picture "
-              "[RUN_DIR/loss.png]; an existing file is replaced.")
-def plot(run_dir, out_path):
-    """Plot a run's loss curves and learning rate (from its metrics.jsonl) to a PNG."""
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="Where to write the "
+              "picture [RUN_DIR/loss.png], or the run's report page (.html); an existing file "
+              "is replaced.")
+@click.option("--follow", is_flag=True, help="With an .html --out: while the run trains, "
+              "rewrite the page as it goes (the page reloads itself), until the run ends.")
+def plot(run_dir, out_path, follow):
+    """Plot a run's loss curves and learning rate (from its metrics.jsonl) to a PNG, or write
+    its report page."""
     if not os.path.exists(run_dir):
         raise InputError(f"run directory {run_dir!r} does not exist; check the path")
     if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
         raise InputError(f"run directory {run_dir!r} has no metrics.jsonl; is it a run "
                          f"directory from tinyformer train?")
     if out_path is not None:
-        check_out_file(out_path, [".png"])
+        check_out_file(out_path, [".png", ".html"])
+    if out_path is not None and out_path.lower().endswith(".html"):
+        from viz.report_page import follow_run, metrics_page
+        with input_errors(ValueError, OSError):
+            if follow:
+                written = follow_run(run_dir, out_path, log=click.echo)
+            else:
+                report = metrics_page(run_dir)
+                written = report.save(out_path)
+                if report.status["state"] == "running":
+                    click.echo("note: the run is still training; --follow keeps the page "
+                               "up to date", err=True)
+        click.echo(written)
+        return
+    if follow:
+        raise InputError("--follow needs an .html --out (a page that reloads itself)")
     try:
         from viz.plots import plot_metrics
         import matplotlib  # noqa: F401  (imported late by plot_metrics; checked here)
@@ -714,6 +752,7 @@ Examples:
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
       --what backward --depth 1 --out gpt-backward.png
   tinyformer graph --example attention --out attention.dot  the graphviz source only
+  tinyformer graph --example gpt --fold-repeats --out gpt.html   the interactive page
 
 \b
 --what forward draws the graph that computes the loss: each op with its output shape, each
@@ -739,6 +778,12 @@ pass; on the backward graph, each node is the gradient it computes.
 --checkpoint takes a run of any model: a GPT predicts each next token of --prompt, a BERT
 guesses every seventh token of it, hidden; a seq2seq Transformer translates it, a source of
 its task (e.g. "3141+27" for add), into the task's answer (teacher forcing).
+
+\b
+--out FILE.html writes one self-contained page (it loads nothing) holding both graphs: pan
+and zoom, find a node by name, click a module box to fold it (and the folded box to open it),
+click a node for its formula, shape, values and gradient; clicking a forward op shows the
+backward ops that compute its gradients. --what, --depth and --fold-repeats say how it opens.
 """
 
 
@@ -764,10 +809,11 @@ its task (e.g. "3141+27" for add), into the task's answer (teacher forcing).
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
-              metavar="FILE.svg|png|pdf|dot")
+              metavar="FILE.svg|png|pdf|dot|html")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
-    """Draw a computation graph, forward or backward, to svg, png, pdf or dot."""
+    """Draw a computation graph, forward or backward, to svg, png, pdf or dot, or make the
+    interactive page of both (.html)."""
     import viz
     from viz.examples import checkpoint_step
     from viz.examples import example as build_example
@@ -775,7 +821,8 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
         raise InputError("give one of --example NAME or --checkpoint DIR")
     if checkpoint_dir is not None and prompt is None:
         raise InputError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
-    check_out_file(out_path, [".svg", ".png", ".pdf", ".dot", ".gv"])
+    check_out_file(out_path, [".svg", ".png", ".pdf", ".dot", ".gv", ".html"])
+    as_page = out_path.lower().endswith(".html")
     # Recording which module made each op costs little, and lets the picture box the ops by
     # module (and collapse them with --depth). The model is built inside, so no root is given:
     # the outermost module called is taken as the root.
@@ -785,7 +832,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
         else:
             shown = checkpoint_step(*load_model(checkpoint_dir), prompt)
     folding = dict(depth=depth, fold_repeats=fold_repeats)
-    if what == "backward":
+    if what == "backward" and not as_page:
         picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
                                     show_data=show_data, show_grad=show_grad,
                                     color_by_grad=flow, max_nodes=max_nodes, **folding)
@@ -794,11 +841,13 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
             if flow:
                 viz.retain_grads(shown.loss)        # so that ops, not only leaves, get colours
             shown.loss.backward(retain_graph=True)
-        picture = viz.draw_graph(shown.loss, params=shown.params, inputs=shown.inputs,
-                                 show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
-                                 color_by_grad=flow, **folding)
+        drawing = viz.graph_page if as_page else viz.draw_graph
+        extra = dict(view=what) if as_page else {}  # a page holds both graphs, opens on one
+        picture = drawing(shown.loss, params=shown.params, inputs=shown.inputs,
+                          show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
+                          color_by_grad=flow, **folding, **extra)
     try:
-        written = viz.render(picture, out_path)
+        written = picture.save(out_path) if as_page else viz.render(picture, out_path)
     except viz.DotNotFoundError as e:
         raise InputError(str(e)) from None
     click.echo(written)

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
+from typing import NamedTuple
 
 import graphviz
 import numpy as np
@@ -62,6 +63,53 @@ INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
 
 class DotNotFoundError(RuntimeError):
     """`render` needed graphviz's `dot` program and it is not installed."""
+
+
+class Graph(graphviz.Digraph):
+    """What draw_graph and draw_backward return: a graphviz.Digraph (render it, or show it in a
+    notebook as it is) that also remembers what it was drawn from, to make the interactive
+    page of the same graph: `page()` (a notebook shows it inline) or `save_html(path)`.
+    It keeps the graph's tensors alive while it lives."""
+
+    page_options = None        # draw_graph's or draw_backward's arguments, and the view
+
+    def page(self, **changes):
+        """The interactive page of this graph (viz.graph_page), `changes` to its options."""
+        if self.page_options is None:
+            raise ValueError("only a graph returned by draw_graph or draw_backward has a page")
+        from .graph_page import graph_page          # graph_page builds on this module
+        return graph_page(**{**self.page_options, **changes})
+
+    def save_html(self, path):
+        """Write the interactive page of this graph to `path` (.html); returns the path."""
+        return self.page().save(path)
+
+
+class DrawnNode(NamedTuple):
+    """What one node of a picture shows, for the interactive page: its `kind` ("op", "param",
+    "input", "constant", "module"; in the backward graph also "seed", "saved" and "gradient"),
+    its `title`, the `tensor` it stands for (an op's output, a leaf, a gradient), the op's
+    Context `node`, the `module` path it belongs to, and for a gradient the leaf it is `of`."""
+    kind: str
+    title: str
+    tensor: object
+    node: object
+    module: object
+    of: object = None
+
+
+class Drawing(NamedTuple):
+    """A picture and what is in it: the Digraph, `nodes` (node id -> DrawnNode), `boxes` (node
+    id -> the keys of the boxes it is drawn in, outermost first), `clusters` (the key of each
+    box, `cluster_i` being item i), `ids` (graph key -> node id) and the module tree, and the
+    graph's `edges` as (graph key, graph key)."""
+    dot: Graph
+    nodes: dict
+    boxes: dict
+    clusters: list
+    ids: dict
+    tree: object
+    edges: list
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +268,23 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     Leaves get their `.grad`; an op gets its result's `.grad`, which the engine keeps only for
     tensors that asked (`retain_grads(loss)` asks for all of them before backward).
     Nodes without a gradient are white. Vanishing gradients show as a dark start of the graph.
+
+    The Digraph returned also makes the interactive page of the same graph:
+    `.save_html("graph.html")`, or `.page()` to show it in a notebook (see `viz.graph_page`).
     """
+    options = dict(params=params, inputs=inputs, show_data=show_data, show_grad=show_grad,
+                   max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
+                   grad_range=grad_range, modules=modules, depth=depth,
+                   fold_repeats=fold_repeats)
+    dot = _draw_forward(tensor, cluster_params=cluster_params, **options).dot
+    dot.page_options = dict(tensor=tensor, view="forward", **options)
+    return dot
+
+
+def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=False,
+                  max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
+                  grad_range=None, modules=None, depth=None, fold_repeats=False):
+    """draw_graph's picture, as a Drawing: the Digraph and what each of its nodes shows."""
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
@@ -244,12 +308,14 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
 
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
+    drawn = {}              # node id -> DrawnNode
     for kind, obj, output in kept:
         if kind == "module":
             placed.append(_module_node(obj, tree, folded, ids, len(placed),
                                        [_count(module_ops[obj], "op")],
                                        penwidth="2.5" if _is_result(tensor, obj, folded)
                                        else "1"))
+            drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
@@ -259,6 +325,7 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
             # the result's op gets a thick border: that is where the arrows lead
             colours["penwidth"] = "2.5" if output is tensor else "1"
             placed.append((tree.boxes(obj.module_path), node_id, label, colours))
+            drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         name, leaf_kind = names.get(id(obj), (obj.name, None))
@@ -273,8 +340,9 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
         label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
         group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
         placed.append((tree.boxes(group), node_id, label, attrs))
+        drawn[node_id] = DrawnNode(leaf_kind, name or "tensor", obj, None, None)
 
-    _add_clusters(dot, placed)
+    clusters = _add_clusters(dot, placed)
     _add_edges(dot, edges, ids, folded)
 
     if dropped:
@@ -289,7 +357,7 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
         _add_legend(dot, grad_range)
-    return dot
+    return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
 def _check_depth(caller, depth):
@@ -464,12 +532,18 @@ def _is_result(tensor, path, folded):
     return tensor.grad_fn is not None and folded.get(("op", id(tensor.grad_fn))) == path
 
 
+def _box_keys(placed):
+    """node id -> the keys of its boxes, outermost first, from _add_clusters' entries."""
+    return {node_id: tuple(key for key, _ in boxes) for boxes, node_id, _, _ in placed}
+
+
 def _add_clusters(dot, placed):
     """Add the nodes, each inside its nested boxes: `placed` holds (boxes, node id, label,
     attrs), `boxes` a tuple of (key, label) from the outermost box in, so that
     `decoder.layers.0.attn` sits in a box inside `decoder.layers.0`'s box. graphviz draws a
     subgraph whose name starts with "cluster" as a box around its nodes; the name is ours (a
-    counter), the text goes in the escaped label."""
+    counter), the text goes in the escaped label. Returns the box keys in the order of
+    those names: the key of `cluster_i` is item i."""
     members, children, labels = {None: []}, {}, {}
     for boxes, node_id, label, attrs in placed:
         parent = None
@@ -494,6 +568,7 @@ def _add_clusters(dot, placed):
 
     counter = []
     fill(dot, None)
+    return counter
 
 
 def _op_label(node, output, show_data, show_grad, color_by_grad=False):
@@ -564,7 +639,23 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
     `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
     log scale and legend as draw_graph's gradient flow (`grad_range`; by default the powers of
     ten around the drawn gradients' norms). Saved values and constants are no gradients: white.
+
+    Like draw_graph's, the Digraph returned makes the interactive page (`.save_html(path)`,
+    `.page()`), which opens on this backward view.
     """
+    options = dict(params=params, inputs=inputs, show_data=show_data, show_grad=show_grad,
+                   max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
+                   grad_range=grad_range, modules=modules, depth=depth,
+                   fold_repeats=fold_repeats)
+    dot = _draw_backward(loss, **options).dot
+    dot.page_options = dict(tensor=loss, view="backward", **options)
+    return dot
+
+
+def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=False,
+                   max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
+                   modules=None, depth=None, fold_repeats=False):
+    """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows."""
     if loss.size != 1:
         raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
     if max_nodes < 1:
@@ -636,13 +727,14 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
         lines = [_summary("grad", array)] if show_grad else []
         return lines + ([_norm_line(array)] if color_by_grad else [])
 
-    ids, placed = {}, []
+    ids, placed, drawn = {}, [], {}
     for kind, obj, output in kept:
         if kind == "module":
             lines = [_count(module_ops[obj], "op")]
             if module_grads.get(obj):
                 lines.append(f"computes {_count(module_grads[obj], 'gradient')}")
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines))
+            drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
@@ -659,9 +751,12 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
             lines += gradient_lines(grad)
             placed.append((boxes, node_id, _label(obj.name, lines),
                            {"fillcolor": OP_COLOUR, **fill(grad)}))
+            drawn[node_id] = DrawnNode("op", obj.name, output, obj, module_of[id(obj)])
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         title, lines, attrs = _backward_leaf(obj, seed, forward, names, op_number)
+        role = "seed" if obj is seed else "saved" if id(obj) in forward else "constant"
+        drawn[node_id] = DrawnNode(role, title, obj, None, None)
         if show_data:
             lines.append(_summary("data", obj.data))
         if obj is seed:
@@ -671,15 +766,18 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
             attrs["fillcolor"] = NO_GRAD_COLOUR
         placed.append(((), node_id, _label(title, lines), attrs))
 
-    _add_clusters(dot, placed)
+    clusters = _add_clusters(dot, placed)
     _add_edges(dot, edges, ids, folded)
 
     for i, (t, g) in enumerate(shown):
         name = names.get(id(t), (t.name or "tensor",))[0]
         dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)] + gradient_lines(g.data)),
                  **{"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data)})
+        drawn[f"grad{i}"] = DrawnNode("gradient", f"dL/d{name}", g, None, None, of=t)
         if source_of(g) in ids:
             dot.edge(ids[source_of(g)], f"grad{i}")
+            edges = edges + [(source_of(g), ("grad", i))]
+            ids[("grad", i)] = f"grad{i}"
 
     if dropped:
         dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
@@ -687,7 +785,7 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
         _add_legend(dot, grad_range)
-    return dot
+    return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
 def _downstream(start, edges):
@@ -896,7 +994,7 @@ def _cap(items, limit):
 
 
 def _digraph(name, rankdir):
-    dot = graphviz.Digraph(name)
+    dot = Graph(name)
     dot.attr(rankdir=rankdir)
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
     dot.attr("edge", color="#666666")

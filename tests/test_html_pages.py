@@ -1,0 +1,562 @@
+"""The HTML pages' data, without a browser: what each page embeds (the JSON its script reads,
+and the SVG graphviz drew) is checked against the tensors and models it came from; the pages
+load nothing from anywhere; `tinyformer graph|attention|lens|plot --out FILE.html` write them.
+(tests/test_browser_pages.py opens them in a real browser.)"""
+
+import html
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+import viz
+from cli import main
+from tinyautograd import Function, nn
+from tinyformer.attention import causal_mask
+from tinyformer.gpt import GPT
+from viz.attention import AttentionMap
+from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
+from viz.examples import language_modelling
+from viz.html import HISTOGRAM_BINS, POLICY, script_json, summary, viridis
+from viz.lens_page import lens_page
+from viz.report_page import follow_run, metrics_page, run_status
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
+                               reason="graphviz's dot is not installed")
+
+
+def page_data(text):
+    """The JSON a page's script reads."""
+    found = re.search(r'<script id="page-data" type="application/json">(.*?)</script>', text,
+                      re.S)
+    return json.loads(found.group(1))
+
+
+def svg_of(text, view):
+    return re.search(rf'<svg id="svg-{view}".*?</svg>', text, re.S).group(0)
+
+
+def titles(svg, kind):
+    """graphviz's names of the nodes (kind "node") or boxes ("cluster") of a picture."""
+    return re.findall(rf'<g id="[a-z]+-[a-z]+\d+" class="{kind}">\s*<title>(.*?)</title>', svg)
+
+
+def stats(array):
+    values = np.asarray(array, dtype=np.float64)
+    return {"norm": np.linalg.norm(values), "min": values.min(), "max": values.max(),
+            "mean": values.mean()}
+
+
+def assert_summary(found, array):
+    assert found["shape"] == list(np.shape(array))
+    for key, value in stats(array).items():
+        assert found[key] == pytest.approx(value, rel=2e-5, abs=1e-12), key
+    assert sum(found["hist"]["counts"]) == np.size(array)
+
+
+# ------------------------------------------------------------------------------ shared pieces
+
+
+def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite():
+    values = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    found = summary(values)
+    assert_summary(found, values)
+    assert found["dtype"] == "float32" and found["nonfinite"] == 0
+    assert len(found["hist"]["counts"]) == HISTOGRAM_BINS
+    assert found["hist"]["lo"] == pytest.approx(values.min(), rel=1e-5)
+    counts, _ = np.histogram(values, bins=HISTOGRAM_BINS)
+    assert found["hist"]["counts"] == counts.tolist()
+
+    broken = np.array([1.0, np.nan, 3.0, np.inf])
+    found = summary(broken)
+    assert found["nonfinite"] == 2 and found["max"] == 3.0 and found["mean"] == 2.0
+    assert summary(np.array([np.nan]))["nonfinite"] == 1 and "norm" not in summary([np.nan])
+    assert summary(None) is None
+    assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
+
+
+def test_a_name_that_closes_the_script_cannot_break_out_of_the_json():
+    hostile = '</script><script>alert("x")</script><!--'
+    text = script_json({hostile: [hostile]})
+    assert "</" not in text and "<!--" not in text
+    assert json.loads(text) == {hostile: [hostile]}
+
+
+def test_viridis_runs_from_violet_to_yellow():
+    assert viridis(0) == "#440154" and viridis(1) == "#fde725" and viridis(0.5) == "#21918c"
+    assert viridis(-3) == viridis(0) and viridis(7) == viridis(1)
+
+
+def assert_self_contained(text):
+    """Nothing is fetched: no external script, style, image or link, and the page's own
+    policy forbids any."""
+    assert f'content="{POLICY}"' in text and "default-src 'none'" in POLICY
+    assert not re.search(r"<(link|iframe|img|object|embed)\b", text)
+    assert not re.search(r"<script[^>]*\bsrc=", text)
+    assert not re.search(r"(?<!xmlns=\")(?<!xmlns:xlink=\")https?://(?!www\.w3\.org/)", text)
+    assert not re.search(r"@import|url\(", text)
+
+
+# ------------------------------------------------------------------------------ the graph page
+
+
+class Scale(Function):
+    """y = s * x (s a setting);  dy/dx = s"""
+
+    @staticmethod
+    def forward(ctx, x, s, mask):
+        ctx.s, ctx.mask = s, mask
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.s
+
+
+@pytest.fixture(scope="module")
+def gpt_page():
+    """A two-layer GPT's training step, its page, and the gradients of a backward taken after
+    the page was made (the page must not have touched them)."""
+    ta.manual_seed(0)
+    with viz.record():
+        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
+        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    viz.retain_grads(step.loss)
+    page = viz.graph_page(step.loss, params=model, fold_repeats=True, depth=3)
+    untouched = all(p.grad is None for p in model.parameters())
+    step.loss.backward(retain_graph=True)
+    return model, step.loss, page, page_data(page.html), untouched
+
+
+def node_texts(svg):
+    """graphviz's name of each node -> the lines of text in its box."""
+    groups = re.findall(r'class="node">\s*<title>(.*?)</title>(.*?)</g>', svg, re.S)
+    return {name: [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", body)]
+            for name, body in groups}
+
+
+@needs_dot
+def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page):
+    _, _, page, data, _ = gpt_page
+    assert set(data["views"]) == {"forward", "backward"} and data["missing"] is None
+    for view, info in data["views"].items():
+        svg = svg_of(page.html, view)
+        assert set(titles(svg, "node")) == set(info["nodes"])
+        assert set(titles(svg, "cluster")) == set(info["clusters"])
+        texts = node_texts(svg)
+        for name, node in info["nodes"].items():
+            assert set(node["inputs"]) <= set(info["nodes"])
+            assert set(node["boxes"]) <= set(info["clusters"])
+            shape = str(tuple(node["value"]["shape"]))
+            if node["kind"] == "op":      # its box says its op and its output's shape
+                assert texts[name][:2] == [node["op"], shape], (texts[name], node)
+            elif node["kind"] in ("param", "input", "gradient"):
+                assert texts[name][:2] == [node["title"], shape], (texts[name], node)
+    assert_self_contained(page.html)
+
+
+@needs_dot
+def test_each_forward_node_shows_its_tensors_values_and_gradient(gpt_page):
+    model, loss, _, data, untouched = gpt_page
+    assert untouched                               # the page took gradients with grad()
+    nodes = data["views"]["forward"]["nodes"]
+    # The same picture again: which tensor each node id stands for (the ids follow the
+    # graph's order, the same every time).
+    drawing = viz.graph._draw_forward(loss, params=model)
+    assert set(drawing.nodes) == set(nodes)
+    for node_id, drawn in drawing.nodes.items():
+        node, t = nodes[node_id], drawn.tensor
+        assert node["kind"] == drawn.kind and node["title"] == drawn.title
+        assert_summary(node["value"], t.data)
+        assert node["value"]["dtype"] == str(t.data.dtype)
+        if not t.requires_grad:                       # a constant: no gradient
+            assert node["grad"] is None and "ratio" not in node
+            continue
+        assert_summary(node["grad"], t.grad)          # .grad of a backward after the page
+        value_norm = np.linalg.norm(t.data.astype(np.float64))
+        if value_norm == 0:                           # a bias still at its initial zeros
+            assert node["ratio"] is None
+        else:
+            assert node["ratio"] == pytest.approx(
+                np.linalg.norm(t.grad.astype(np.float64)) / value_norm, rel=1e-4)
+    params = dict(model.named_parameters())
+    assert {n["title"] for n in nodes.values() if n["kind"] == "param"} == set(params)
+    (result,) = [n for n in nodes.values() if n["kind"] == "op" and n["keep"]]
+    assert result["op"] == loss.grad_fn.name
+    assert result["grad"]["min"] == result["grad"]["max"] == 1.0     # dL/dL
+
+
+@needs_dot
+def test_an_ops_formula_is_its_functions_docstring(gpt_page):
+    _, loss, _, data, _ = gpt_page
+    import inspect
+    assert data["docs"][loss.grad_fn.name] == inspect.getdoc(loss.grad_fn.fn)
+    assert data["docs"]["add"].startswith("y = a + b")
+
+
+@needs_dot
+def test_the_backward_view_is_tied_to_the_forward_one(gpt_page):
+    _, loss, _, data, _ = gpt_page
+    forward, backward = (data["views"][v]["nodes"] for v in ("forward", "backward"))
+    linked = 0
+    for fid, node in forward.items():
+        for bid in node.get("backward", []):
+            assert backward[bid]["of"] == fid
+            linked += 1
+        if node.get("backward"):
+            box = data["views"]["backward"]["clusters"][node["backward_box"]]
+            assert box["kind"] == "backward" and box["of"] == fid
+            assert box["label"] == f"{node['op']} backward"
+    # Every backward op that differentiates a forward op says which; only the chain rule's
+    # sums of paths differentiate none.
+    for node in backward.values():
+        if node["kind"] == "op":
+            assert ("of" in node) != ("note" in node), node
+    assert linked == sum("of" in n for n in backward.values()) > 50
+    grads = [n for n in backward.values() if n["kind"] == "gradient"]
+    assert {forward[n["forward"]]["title"] for n in grads} == {
+        n["title"] for n in forward.values() if n["kind"] == "param"}
+    for n in grads:              # dL/dw is w's gradient (summed in another order: float32)
+        grad = forward[n["forward"]]["grad"]
+        for key in ("norm", "min", "max"):
+            assert n["value"][key] == pytest.approx(grad[key], rel=1e-4, abs=1e-9)
+        assert n["value"]["mean"] == pytest.approx(grad["mean"], abs=1e-6)
+    seed = [n for n in backward.values() if n["kind"] == "seed"]
+    assert len(seed) == 1 and seed[0]["keep"] and seed[0]["value"]["max"] == 1.0
+
+
+@needs_dot
+def test_modules_fold_by_depth_and_a_stack_of_blocks_by_its_class(gpt_page):
+    model, _, _, data, _ = gpt_page
+    for view in data["views"].values():
+        clusters = view["clusters"]
+        (stack,) = view["repeats"]
+        assert stack["path"] == "decoder.layers"
+        assert sorted(clusters[c]["path"] for c in stack["items"]) == [
+            "decoder.layers.0", "decoder.layers.1"]
+        assert stack["label"] == "decoder.layers: DecoderLayer x 2"
+        assert stack["params"] == sum(layer.num_parameters() for layer in model.decoder.layers)
+        assert stack["ops"] == sum(clusters[c]["ops"] for c in stack["items"])
+        assert view["folded"] == ["decoder.layers"]                 # fold_repeats=True
+        assert {clusters[c]["path"] for c in view["collapsed"]} >= {
+            "decoder.layers.0.attn", "decoder.layers.1.ffn"}        # depth=3
+        for name, cluster in clusters.items():
+            if cluster["kind"] != "module":
+                continue
+            assert (name in view["collapsed"]) == (cluster["level"] == 3)
+            # a box sits in the boxes of its module's ancestors, and counts the ops inside
+            outer = [clusters[c]["path"] for c in cluster["boxes"]]
+            assert outer == [p for p in outer if cluster["path"].startswith(p + ".")]
+            assert cluster["ops"] == sum(1 for n in view["nodes"].values()
+                                         if "op" in n and name in n["boxes"])
+    forward = data["views"]["forward"]
+    for node in forward["nodes"].values():          # an op is in the box of its own module
+        if node["kind"] == "op" and node["module"]:
+            assert forward["clusters"][node["boxes"][-1]]["path"] == node["module"]
+    layer = next(c for c in forward["clusters"].values() if c["path"] == "decoder.layers.1")
+    assert layer["label"] == "decoder.layers.1: DecoderLayer"
+    assert layer["params"] == model.decoder.layers[1].num_parameters()
+    assert layer["ops"] == sum(1 for n in forward["nodes"].values() if n["kind"] == "op" and
+                               (n["module"] or "").startswith("decoder.layers.1"))
+
+
+@needs_dot
+def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = Scale.apply(x, s=2.5, mask=np.ones((2, 3), dtype=bool)).sum()
+    data = page_data(viz.graph_page(y, inputs={"x": x}).html)
+    (scale,) = [n for n in data["views"]["forward"]["nodes"].values() if n.get("op") == "scale"]
+    assert scale["saved"] == [{"name": "s", "value": "2.5"},
+                              {"name": "mask", "shape": [2, 3], "dtype": "bool"}]
+    assert data["docs"]["scale"] == "y = s * x (s a setting);  dy/dx = s"
+    (leaf,) = [n for n in data["views"]["forward"]["nodes"].values() if n["kind"] == "input"]
+    assert leaf["title"] == "x" and leaf["keep"]
+    np.testing.assert_allclose(leaf["grad"]["min"], 2.5)
+
+
+@needs_dot
+def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
+    w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
+    data = page_data(viz.graph_page(w * 3.0).html)
+    assert list(data["views"]) == ["forward"] and "one number" in data["missing"]
+    assert all("grad" not in n for n in data["views"]["forward"]["nodes"].values())
+    with pytest.raises(ValueError, match="no backward graph"):
+        viz.graph_page(w * 3.0, view="backward")
+    loss = (w * 3.0).sum()
+    loss.backward()                                    # frees the graph
+    data = page_data(viz.graph_page(loss).html)
+    assert list(data["views"]) == ["forward"] and "retain_graph" in data["missing"]
+    with pytest.raises(ValueError, match="view must be"):
+        viz.graph_page(loss, view="sideways")
+
+
+@needs_dot
+def test_draw_graph_and_draw_backward_make_the_page_of_what_they_drew(tmp_path):
+    model = nn.Linear(3, 2)
+    x = ta.Tensor(np.ones((4, 3)))
+    loss = model(x).tanh().sum()
+    picture = viz.draw_graph(loss, params=model, inputs={"x": x})
+    assert "digraph" in picture.source                     # still a graphviz Digraph
+    path = picture.save_html(tmp_path / "graph.html")
+    data = page_data(path.read_text())
+    assert data["view"] == "forward" and {"forward", "backward"} == set(data["views"])
+    assert "linear" in {n.get("op") for n in data["views"]["forward"]["nodes"].values()}
+    page = viz.draw_backward(loss, params=model).page()
+    assert page_data(page.html)["view"] == "backward"
+    frame = page._repr_html_()
+    assert frame.startswith("<iframe srcdoc=") and "&lt;script" in frame
+    with pytest.raises(ValueError, match="draw_graph or draw_backward"):
+        viz.graph.Graph().page()
+
+
+# ------------------------------------------------------------------------------ attention
+
+
+def synthetic_maps(rng):
+    """An encoder-decoder's three maps, with blocked keys (causal) and one tiny weight."""
+    def softmax(scores):
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    source, target = list("abcde"), ["<bos>", "x", "y"]
+    decoder = softmax(np.where(causal_mask(3), rng.standard_normal((2, 3, 3, 3)), -np.inf))
+    cross = softmax(rng.standard_normal((2, 3, 3, 5)))
+    cross[0, 0, 0] = [1 - 3e-6, 1e-6, 1e-6, 5e-7, 5e-7]               # small, but not blocked
+    return {"cross": AttentionMap(cross, target, source, "cross"),
+            "encoder": AttentionMap(softmax(rng.standard_normal((2, 3, 5, 5))), source, source,
+                                    "encoder self"),
+            "decoder": AttentionMap(decoder, target, target, "decoder masked self")}
+
+
+def decode(rows):
+    rows = np.array(rows, dtype=np.float64)
+    return np.where(rows == BLOCKED, 0.0, rows / SCALE), rows == BLOCKED
+
+
+def test_the_attention_page_holds_every_map_layer_and_head():
+    maps = synthetic_maps(np.random.default_rng(0))
+    page = attention_page(maps, "a seq2seq run", which="decoder")
+    data = page_data(page.html)
+    assert data["which"] == "decoder" and list(data["maps"]) == ["cross", "encoder", "decoder"]
+    for name, chosen in maps.items():
+        info = data["maps"][name]
+        assert (info["layers"], info["heads"]) == chosen.weights.shape[:2]
+        assert info["queries"] == chosen.queries and info["keys"] == chosen.keys
+        for layer in range(info["layers"]):
+            for head in range(info["heads"]):
+                weights, blocked = decode(info["weights"][layer][head])
+                np.testing.assert_allclose(weights, chosen.weights[layer, head], atol=0.5 / SCALE)
+                np.testing.assert_array_equal(blocked, chosen.weights[layer, head] == 0)
+    # the causal mask's zeros are blocked; a weight that rounds to 0 is not
+    _, blocked = decode(data["maps"]["decoder"]["weights"][0][0])
+    np.testing.assert_array_equal(blocked, ~causal_mask(3))
+    assert not decode(data["maps"]["cross"]["weights"][0][0])[1].any()
+    assert_self_contained(page.html)
+    assert attention_page(maps, "t").html != page.html
+    assert page_data(attention_page(maps, "t").html)["which"] == "cross"
+
+
+def test_bad_attention_maps_are_refused():
+    maps = synthetic_maps(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no map 'self'"):
+        attention_page(maps, "t", which="self")
+    with pytest.raises(ValueError, match="labels"):
+        attention_page({"self": maps["cross"]._replace(keys=["a"])}, "t")
+    with pytest.raises(ValueError, match="layers, heads"):
+        attention_page({"self": maps["cross"]._replace(weights=np.ones((3, 5)))}, "t")
+    assert encode_weights(np.array([[0.0, 0.25, 0.75]])) == [[BLOCKED, 2500, 7500]]
+
+
+# ------------------------------------------------------------------------------ lens
+
+
+class Letters:
+    """Just enough of a tokenizer for the lens: ids are letters."""
+    def id_to_token(self, i):
+        return "abcdefghij"[i]
+
+
+def test_the_lens_page_colours_each_cell_by_its_top_probability():
+    from tinyformer.lens import Lens
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 4))                  # (states, T, V)
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    page = lens_page(lens, list("wxyz"), Letters(), "a run: the logit lens")
+    data = page_data(page.html)
+    assert data["states"] == lens.rows and data["tokens"] == list("wxyz")
+    cells = re.findall(r'<td data-t="(\d)" data-s="(\d)" style="background: (#[0-9a-f]{6}); '
+                       r'color: (\w+)"><span class="guess">(\w)</span> <span class="p">(\d+)%',
+                       page.html)
+    assert len(cells) == 12
+    for t, s, colour, ink, guess, percent in cells:
+        t, s = int(t), int(s)
+        p = lens.top_probs[s, t, 0]
+        assert guess == "abcdefghij"[lens.top_ids[s, t, 0]] and int(percent) == round(100 * p)
+        assert colour == viridis(round(p, 6)) and ink == ("black" if p > 0.5 else "white")
+        assert [c[0] for c in data["cells"][t][s]] == [
+            "abcdefghij"[i] for i in lens.top_ids[s, t]]
+        np.testing.assert_allclose([c[1] for c in data["cells"][t][s]], lens.top_probs[s, t],
+                                   rtol=1e-5)
+    assert_self_contained(page.html)
+    with pytest.raises(ValueError, match="3 tokens"):
+        lens_page(lens, list("xyz"), Letters(), "t")
+
+
+# ------------------------------------------------------------------------------ run report
+
+
+def write_run(directory, steps, iters=None, lock=None, extra=None):
+    """A run directory as `tinyformer train` leaves it: metrics.jsonl, and (with `iters`)
+    manifest.json; `lock` a process id for run.lock."""
+    directory.mkdir(exist_ok=True)
+    with open(directory / "metrics.jsonl", "w") as f:
+        for step in range(1, steps + 1):
+            record = {"step": step, "train_loss": 3.0 / step, "lr": 0.01 * step}
+            if step % 2 == 0:
+                record.update(val_loss=3.5 / step, val_recall=step / 10)
+            record.update(extra or {})
+            f.write(json.dumps(record) + "\n")
+    if iters is not None:
+        (directory / "manifest.json").write_text(json.dumps(
+            {"format": "tinyformer-run", "version": 1, "owns": [], "settings": {"iters": iters},
+             "checkpoint": None}))
+    if lock is not None:
+        (directory / "run.lock").write_text(f"{lock}\n")
+    return directory
+
+
+def dead_process_id():
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_run_is_finished_running_stopped_or_unknown(tmp_path):
+    assert run_status(write_run(tmp_path / "a", 6, iters=6))["state"] == "finished"
+    assert run_status(write_run(tmp_path / "b", 4, iters=6, lock=os.getpid())) == {
+        "state": "running", "step": 4, "iters": 6}
+    assert run_status(write_run(tmp_path / "c", 4, iters=6))["state"] == "stopped"
+    assert run_status(write_run(tmp_path / "d", 4, iters=6,
+                                lock=dead_process_id()))["state"] == "stopped"
+    assert run_status(write_run(tmp_path / "e", 4))["state"] == "unknown"
+
+
+def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_path):
+    run = write_run(tmp_path / "run", 6, iters=10, lock=os.getpid(), extra={"grad_norm": 0.5})
+    page = metrics_page(run, refresh=2)
+    data = page_data(page.html)
+    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert data["train"] == [[r["step"], pytest.approx(r["train_loss"])] for r in records]
+    assert data["val"] == [[r["step"], pytest.approx(r["val_loss"])] for r in records
+                           if "val_loss" in r]
+    assert data["lr"] == [[r["step"], pytest.approx(r["lr"])] for r in records]
+    assert set(data["curves"]) == {"val_recall", "grad_norm"}
+    assert data["refresh"] == 2 and "reloads every 2 s" in page.html
+    assert data["status"]["state"] == "running" and "running: step 6 of 10" in page.html
+    assert len(data["smoothed"]) == 6
+    assert_self_contained(page.html)
+    assert page_data(metrics_page(run).html)["refresh"] is None           # not asked
+    (run / "run.lock").unlink()
+    stopped = metrics_page(run, refresh=2)
+    assert page_data(stopped.html)["refresh"] is None and "stopped at step 6" in stopped.html
+    with pytest.raises(ValueError, match="does not exist"):
+        metrics_page(tmp_path / "nothing")
+
+
+def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
+    run = write_run(tmp_path / "run", 2, iters=4, lock=os.getpid())
+    out = tmp_path / "report.html"
+    written, logged = [], []
+
+    def sleep(seconds):
+        """Meanwhile, the run trains a step (and ends after step 4)."""
+        written.append(page_data(out.read_text())["status"]["step"])
+        steps = written[-1] + 1
+        write_run(run, steps, iters=4, lock=os.getpid() if steps < 4 else None)
+        os.utime(run / "metrics.jsonl", ns=(steps * 10**9, steps * 10**9))
+
+    assert follow_run(run, out, every=1, log=logged.append, sleep=sleep) == out
+    assert written == [2, 3] and len(logged) == 2
+    final = page_data(out.read_text())
+    assert final["status"] == {"state": "finished", "step": 4, "iters": 4}
+    assert final["refresh"] is None                     # the last page stays as it is
+
+
+# ------------------------------------------------------------------------------ the commands
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A GPT run and an encoder-decoder run of two steps each."""
+    root = tmp_path_factory.mktemp("runs")
+    small = ["--n-layer", 1, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--iters", 2,
+             "--eval-iters", 1]
+    gpt = tinyformer("train", *small, "--context", 16, "--out", root / "gpt")
+    seq2seq = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 5, *small,
+                         "--out", root / "reverse")
+    assert gpt.exit_code == 0 and seq2seq.exit_code == 0, gpt.output + seq2seq.output
+    return root
+
+
+@needs_dot
+def test_graph_writes_the_page_for_an_html_out(tmp_path):
+    out = tmp_path / "gpt.html"
+    result = tinyformer("graph", "--example", "gpt", "--what", "backward", "--fold-repeats",
+                        "--depth", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    data = page_data(out.read_text())
+    assert data["view"] == "backward" and data["depth"] == 2
+    assert data["views"]["backward"]["collapsed"]
+
+
+def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
+    out = tmp_path / "attention.html"
+    result = tinyformer("attention", "--checkpoint", runs / "reverse", "--prompt", "012",
+                        "--which", "encoder", "--out", out)
+    assert result.exit_code == 0, result.output
+    data = page_data(out.read_text())
+    assert data["which"] == "encoder" and set(data["maps"]) == {"cross", "encoder", "decoder"}
+    assert data["maps"]["encoder"]["queries"] == list("012")
+
+    out = tmp_path / "lens.html"
+    result = tinyformer("lens", "--checkpoint", runs / "gpt", "--prompt", "eve", "--out", out)
+    assert result.exit_code == 0, result.output
+    data = page_data(out.read_text())
+    assert data["tokens"] == list("eve") and data["states"] == ["embed", "layer 1"]
+
+    out = tmp_path / "report.html"
+    result = tinyformer("plot", runs / "gpt", "--out", out)
+    assert result.exit_code == 0 and result.output.strip() == str(out), result.output
+    data = page_data(out.read_text())
+    assert data["status"] == {"state": "finished", "step": 2, "iters": 2}
+    result = tinyformer("plot", runs / "gpt", "--out", out, "--follow")    # ended: returns
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
+    (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),
+    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"], ".png or .html"),
+    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"], ".html"),
+    (["graph", "--example", "mlp", "--out", "g.htm"], ".html"),
+])
+def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer(*[a.format(gpt=runs / "gpt") for a in args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,225 @@
+// The attention page (viz/attention_page.py writes it): one head drawn large, with its tokens
+// on both axes and its weights read by hovering, and a thumbnail of every head beside it.
+"use strict";
+
+const data = JSON.parse(document.getElementById("page-data").textContent);
+const mapSelect = document.getElementById("map");
+const layerSelect = document.getElementById("layer");
+const headSelect = document.getElementById("head");
+const heatmap = document.getElementById("heatmap");
+const tooltip = document.getElementById("tooltip");
+const grid = document.getElementById("grid");
+const state = {map: data.which, layer: 0, head: 0};
+
+// viridis, at eleven even steps; weights are placed on it by their square root, so that an
+// even spread over T keys (1/T each) stays visible next to a weight near 1.
+const VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
+                 "#44bf70", "#7ad151", "#bddf26", "#fde725"].map((hex) =>
+  [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
+
+function colour(weight) {
+  const t = Math.sqrt(Math.min(Math.max(weight, 0), 1)) * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(t), VIRIDIS.length - 2), f = t - i;
+  const [r, g, b] = VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
+  return `rgb(${r},${g},${b})`;
+}
+
+// The weights of one head: rows of numbers, null where the mask blocked the key.
+function weights(map, layer, head) {
+  const info = data.maps[map];
+  return info.weights[layer][head].map((row) =>
+    row.map((w) => (w === data.blocked ? null : w / data.scale)));
+}
+
+// ------------------------------------------------------------------------------ the large map
+
+const FONT = "12px system-ui, sans-serif";
+let layout = null;       // where the cells are: {left, top, cell, rows, cols}
+let picture = null;      // the drawn map, to restore after a hover outline
+
+function drawHeatmap() {
+  const info = data.maps[state.map], rows = weights(state.map, state.layer, state.head);
+  const queries = info.queries, keys = info.keys;
+  const cell = Math.max(6, Math.min(28, Math.floor(640 / Math.max(queries.length, keys.length))));
+  const context = heatmap.getContext("2d");
+  context.font = FONT;
+  const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
+  const upright = keys.every((k) => k.length <= 1);        // single characters read upright
+  const left = Math.ceil(measure(queries)) + 10;
+  const top = upright ? 20 : Math.ceil(measure(keys)) + 10;
+  const width = left + cell * keys.length + 10, height = top + cell * queries.length + 10;
+  const ratio = window.devicePixelRatio || 1;
+  heatmap.width = width * ratio;
+  heatmap.height = height * ratio;
+  heatmap.style.width = `${width}px`;
+  heatmap.style.height = `${height}px`;
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.font = FONT;
+  context.fillStyle = "white";
+  context.fillRect(0, 0, width, height);
+  rows.forEach((row, i) => row.forEach((w, j) => {
+    if (w === null) return;                     // blocked: left white
+    context.fillStyle = colour(w);
+    context.fillRect(left + j * cell, top + i * cell, cell, cell);
+  }));
+  context.strokeStyle = "#bbb";
+  context.strokeRect(left - 0.5, top - 0.5, cell * keys.length + 1, cell * queries.length + 1);
+  // Labels: every one when a cell is tall enough for a line of text, else every n-th.
+  const every = Math.ceil(13 / cell);
+  context.fillStyle = "#222";
+  context.textBaseline = "middle";
+  context.textAlign = "right";
+  queries.forEach((q, i) => {
+    if (i % every === 0) context.fillText(q, left - 5, top + (i + 0.5) * cell);
+  });
+  keys.forEach((k, j) => {
+    if (j % every) return;
+    const x = left + (j + 0.5) * cell;
+    if (upright) {
+      context.textAlign = "center";
+      context.fillText(k, x, top - 10);
+    } else {
+      context.save();
+      context.translate(x, top - 5);
+      context.rotate(-Math.PI / 2);
+      context.textAlign = "left";
+      context.fillText(k, 0, 0);
+      context.restore();
+    }
+  });
+  layout = {left, top, cell, rows: queries.length, cols: keys.length};
+  // For whoever reads the map from outside (the tests): where its cells are.
+  Object.assign(heatmap.dataset, {left, top, cell});
+  picture = context.getImageData(0, 0, heatmap.width, heatmap.height);
+  document.getElementById("focus-title").textContent =
+    `layer ${state.layer}, head ${state.head}`;
+  document.getElementById("description").textContent = info.description;
+}
+
+function cellAt(event) {
+  const box = heatmap.getBoundingClientRect();
+  const j = Math.floor((event.clientX - box.left - layout.left) / layout.cell);
+  const i = Math.floor((event.clientY - box.top - layout.top) / layout.cell);
+  return i >= 0 && j >= 0 && i < layout.rows && j < layout.cols ? {i, j} : null;
+}
+
+heatmap.addEventListener("mousemove", (event) => {
+  const at = cellAt(event), context = heatmap.getContext("2d");
+  context.putImageData(picture, 0, 0);
+  if (!at) {
+    tooltip.hidden = true;
+    return;
+  }
+  const info = data.maps[state.map];
+  const w = weights(state.map, state.layer, state.head)[at.i][at.j];
+  context.strokeStyle = "#d62728";
+  context.lineWidth = 2;
+  context.strokeRect(layout.left + at.j * layout.cell, layout.top + at.i * layout.cell,
+                     layout.cell, layout.cell);
+  tooltip.textContent = `query ${at.i} ${info.queries[at.i]}\nkey ${at.j} ${info.keys[at.j]}\n` +
+    (w === null ? "blocked by the mask" : `weight ${w.toFixed(4)}`);
+  placeTooltip(event);
+});
+heatmap.addEventListener("mouseleave", () => {
+  tooltip.hidden = true;
+  heatmap.getContext("2d").putImageData(picture, 0, 0);
+});
+
+// ------------------------------------------------------------------------------ the model view
+
+function drawGrid() {
+  const info = data.maps[state.map];
+  grid.replaceChildren();
+  grid.style.gridTemplateColumns = `repeat(${info.heads}, auto)`;
+  // As large as 2 pixels a token, up to 120, while a row of heads fits beside the large map.
+  const room = Math.floor(grid.parentElement.clientWidth / info.heads) - 14;
+  const size = Math.max(40, Math.min(120, room,
+                                     2 * Math.max(info.queries.length, info.keys.length)));
+  for (let layer = 0; layer < info.layers; layer++) {
+    for (let head = 0; head < info.heads; head++) {
+      const figure = document.createElement("figure");
+      figure.dataset.layer = layer;
+      figure.dataset.head = head;
+      figure.title = `layer ${layer}, head ${head}`;
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = size;
+      const context = canvas.getContext("2d"), rows = weights(state.map, layer, head);
+      const h = size / info.queries.length, w = size / info.keys.length;
+      context.fillStyle = "white";
+      context.fillRect(0, 0, size, size);
+      rows.forEach((row, i) => row.forEach((weight, j) => {
+        if (weight === null) return;
+        context.fillStyle = colour(weight);
+        context.fillRect(j * w, i * h, Math.ceil(w), Math.ceil(h));
+      }));
+      const caption = document.createElement("figcaption");
+      caption.textContent = `L${layer} H${head}`;
+      figure.append(canvas, caption);
+      grid.appendChild(figure);
+    }
+  }
+  markChosen();
+}
+
+function markChosen() {
+  for (const figure of grid.children) {
+    figure.classList.toggle("chosen", Number(figure.dataset.layer) === state.layer &&
+                            Number(figure.dataset.head) === state.head);
+  }
+}
+
+grid.addEventListener("click", (event) => {
+  const figure = event.target.closest("figure");
+  if (!figure) return;
+  choose({layer: Number(figure.dataset.layer), head: Number(figure.dataset.head)});
+});
+
+// ------------------------------------------------------------------------------ the menus
+
+function fillMenu(select, count, word) {
+  select.replaceChildren(...Array.from({length: count}, (_, i) => new Option(`${word} ${i}`, i)));
+}
+
+function choose(change) {
+  const mapChanged = change.map !== undefined && change.map !== state.map;
+  Object.assign(state, change);
+  const info = data.maps[state.map];
+  if (mapChanged) {
+    fillMenu(layerSelect, info.layers, "layer");
+    fillMenu(headSelect, info.heads, "head");
+    state.layer = Math.min(state.layer, info.layers - 1);
+    state.head = Math.min(state.head, info.heads - 1);
+    drawGrid();
+  }
+  mapSelect.value = state.map;
+  layerSelect.value = state.layer;
+  headSelect.value = state.head;
+  drawHeatmap();
+  markChosen();
+}
+
+for (const [name, info] of Object.entries(data.maps)) mapSelect.add(new Option(info.description, name));
+mapSelect.disabled = Object.keys(data.maps).length < 2;
+mapSelect.addEventListener("change", () => choose({map: mapSelect.value}));
+layerSelect.addEventListener("change", () => choose({layer: Number(layerSelect.value)}));
+headSelect.addEventListener("change", () => choose({head: Number(headSelect.value)}));
+
+const started = performance.now();
+const first = data.maps[state.map];
+fillMenu(layerSelect, first.layers, "layer");
+fillMenu(headSelect, first.heads, "head");
+drawGrid();
+choose({});
+document.body.dataset.ready = (performance.now() - started).toFixed(0);
+
+// Show the tooltip beside the mouse, on the side where it fits in the window.
+function placeTooltip(event) {
+  tooltip.hidden = false;
+  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
+  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
+    : Math.max(0, event.clientX - gap - width);
+  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
+    : Math.max(0, event.clientY - gap - height);
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}

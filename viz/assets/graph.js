@@ -1,0 +1,795 @@
+// The interactive computation graph (viz/graph_page.py writes the page).
+//
+// The page holds graphviz's SVG of the forward graph and of the backward graph, and a JSON
+// object that says what each node is. graphviz names every node, edge and dashed box in a
+// <title> (node "op3", edge "op3->op7", box "cluster_2"): those names are the keys of the
+// JSON, so this script never parses a label. What it does:
+//   pan (drag) and zoom (wheel) by moving the SVG's viewBox;
+//   fold a module box into one box drawn over it (a click), and open it again;
+//   show a node's numbers in the side panel, and the nodes of the other view tied to it;
+//   find nodes and modules by name.
+"use strict";
+
+const data = JSON.parse(document.getElementById("page-data").textContent);
+const canvas = document.getElementById("canvas");
+const panel = document.getElementById("panel");
+const statusLine = document.getElementById("status");
+const SVG_NS = "http://www.w3.org/2000/svg";
+const views = {};            // "forward" / "backward" -> the view's state, see makeView
+let current = data.view;     // the view shown
+let selected = null;         // {view, id} of the node whose numbers the panel shows
+
+// ------------------------------------------------------------------------------ text
+
+function esc(text) {
+  return String(text).replace(/[&<>"']/g, (c) =>
+    ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
+}
+
+// A number as the panel shows it: 4 significant digits, or powers of ten when very big or
+// small; a dash when there is none.
+function fmt(x) {
+  if (x === null || x === undefined) return "\u2014";
+  if (x === 0) return "0";
+  const size = Math.abs(x);
+  return size >= 1e4 || size < 1e-3 ? x.toExponential(3) : x.toPrecision(4);
+}
+
+// A shape as Python writes it: (), (10,), (2, 8, 8).
+function shapeText(shape) {
+  return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+}
+
+// ------------------------------------------------------------------------------ the views
+
+function makeView(name) {
+  const info = data.views[name];
+  const picture = document.querySelector(`.picture[data-view="${name}"]`);
+  const svg = picture.querySelector("svg");
+  const view = {
+    name, info, picture, svg,
+    graph: svg.querySelector("g.graph"),
+    axis: data.rankdir === "LR" ? 0 : 1,  // the coordinate along which the graph flows
+    nodes: {},          // node id -> its <g>
+    nodeBox: {},        // node id -> its rectangle {x, y, width, height} as graphviz drew it
+    clusters: {},       // cluster name -> its <g>
+    boxes: {},          // cluster name -> its rectangle as graphviz drew it
+    edges: [],          // {el, from, to}
+    drawn: [],          // every coordinate to move when folding: {el, attr, original}
+    users: {},          // node id -> ids of the nodes that take it as an input
+    repeatOf: {},       // cluster name -> the stack of repeated blocks it is an item of
+    collapsed: new Set(info.collapsed),   // cluster names folded one by one
+    folded: new Set(info.folded),         // paths of stacks folded into "Block x N"
+    depth: data.depth === null ? "" : String(data.depth),   // the fold menu's choice
+    rep: {},            // node id -> the key of the folded box it is hidden in, or null
+    move: (v) => v,     // the coordinate of a point as drawn -> as shown now (see compaction)
+    overlay: document.createElementNS(SVG_NS, "g"),
+  };
+  const keep = (el, attr) => view.drawn.push({el, attr, original: el.getAttribute(attr)});
+  // The white background, then graphviz's parts. The native tooltip would show graphviz's
+  // names ("op3"): read them, then drop them.
+  keep(view.graph.querySelector(":scope > polygon"), "points");
+  for (const g of svg.querySelectorAll("g.node")) {
+    const title = g.querySelector("title");
+    view.nodes[title.textContent] = g;
+    const {x, y, width, height} = g.getBBox();
+    view.nodeBox[title.textContent] = {x, y, width, height};
+    g.dataset.id = title.textContent;
+    title.remove();
+  }
+  for (const g of svg.querySelectorAll("g.cluster")) {
+    const title = g.querySelector("title");
+    view.clusters[title.textContent] = g;
+    view.boxes[title.textContent] = polygonBox(g.querySelector("polygon"));
+    g.dataset.cluster = title.textContent;
+    title.remove();
+  }
+  for (const g of svg.querySelectorAll("g.edge")) {
+    const title = g.querySelector("title");
+    const [from, to] = title.textContent.split("->");
+    view.edges.push({el: g, from, to});
+    title.remove();
+  }
+  for (const g of svg.querySelectorAll("g.cluster, g.edge")) {
+    for (const el of g.querySelectorAll("polygon, polyline")) keep(el, "points");
+    for (const el of g.querySelectorAll("path")) keep(el, "d");
+    for (const el of g.querySelectorAll("text")) keep(el, view.axis ? "y" : "x");
+  }
+  for (const [id, node] of Object.entries(info.nodes)) {
+    for (const input of node.inputs) (view.users[input] ||= []).push(id);
+  }
+  for (const repeat of info.repeats) {
+    for (const item of repeat.items) view.repeatOf[item] = repeat;
+  }
+  view.overlay.setAttribute("class", "overlay");
+  view.graph.appendChild(view.overlay);
+  const [x, y, width, height] = svg.getAttribute("viewBox").split(/\s+/).map(Number);
+  view.drawnSize = {x, y, width, height};
+  view.viewBox = {...view.drawnSize};
+  return view;
+}
+
+function polygonBox(polygon) {
+  const xs = [], ys = [];
+  for (const point of polygon.getAttribute("points").trim().split(/\s+/)) {
+    const [x, y] = point.split(",").map(Number);
+    xs.push(x);
+    ys.push(y);
+  }
+  const x = Math.min(...xs), y = Math.min(...ys);
+  return {x, y, width: Math.max(...xs) - x, height: Math.max(...ys) - y};
+}
+
+// ------------------------------------------------------------------------------ pan and zoom
+
+function setViewBox(view, box) {
+  view.viewBox = box;
+  view.svg.setAttribute("viewBox", `${box.x} ${box.y} ${box.width} ${box.height}`);
+}
+
+function svgPoint(view, clientX, clientY) {
+  const point = new DOMPoint(clientX, clientY).matrixTransform(view.svg.getScreenCTM().inverse());
+  return {x: point.x, y: point.y};
+}
+
+function zoom(view, factor, clientX, clientY) {
+  const p = svgPoint(view, clientX, clientY), b = view.viewBox;
+  // Not closer than a few nodes, nor farther than twice the whole graph.
+  const width = Math.min(Math.max(b.width * factor, 60), view.drawnSize.width * 2 + 400);
+  const f = width / b.width;
+  setViewBox(view, {x: p.x - (p.x - b.x) * f, y: p.y - (p.y - b.y) * f,
+                    width: b.width * f, height: b.height * f});
+}
+
+// Show the rectangle `box` (in the graph's coordinates), with a margin, not zoomed in closer
+// than `minWidth`.
+function showBox(view, box, minWidth = 800) {
+  const t = graphTransform(view);
+  const width = Math.max(box.width + 80, minWidth), height = Math.max(box.height + 80, minWidth * 0.6);
+  const cx = t.a * (box.x + box.width / 2) + t.e, cy = t.d * (box.y + box.height / 2) + t.f;
+  setViewBox(view, {x: cx - width / 2, y: cy - height / 2, width, height});
+}
+
+// graphviz's translation from the graph's coordinates to the SVG's.
+function graphTransform(view) {
+  const transform = view.graph.transform.baseVal.consolidate();
+  return transform ? transform.matrix : new DOMMatrix();
+}
+
+function unionBox(boxes) {
+  const x = Math.min(...boxes.map((b) => b.x)), y = Math.min(...boxes.map((b) => b.y));
+  return {x, y, width: Math.max(...boxes.map((b) => b.x + b.width)) - x,
+          height: Math.max(...boxes.map((b) => b.y + b.height)) - y};
+}
+
+// A rectangle as graphviz drew it -> where it is now, the folds having moved it.
+function moved(view, box) {
+  const start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
+  const from = view.move(box[start]), to = view.move(box[start] + box[size]);
+  return {...box, [start]: from, [size]: to - from};
+}
+
+// The rectangle that stands for node `id` now: its own, or its folded box's.
+function boxOf(view, id) {
+  const rep = view.rep[id];
+  if (rep) return moved(view, foldedBox(view, rep));
+  if (!view.nodeBox[id]) return null;
+  const box = view.nodeBox[id], start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
+  const middle = box[start] + box[size] / 2;      // a node moves as a whole, keeping its size
+  return {...box, [start]: box[start] + view.move(middle) - middle};
+}
+
+function focus(view, ids) {
+  const boxes = ids.map((id) => boxOf(view, id)).filter((b) => b);
+  if (boxes.length) showBox(view, unionBox(boxes));
+}
+
+function fit(view) {
+  setViewBox(view, contentBox(view));
+}
+
+// Dragging pans; a press and release without moving is a click.
+let drag = null;
+canvas.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0) return;
+  drag = {x: event.clientX, y: event.clientY, moved: false, target: event.target};
+  canvas.setPointerCapture(event.pointerId);
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (!drag) return hover(event);
+  const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
+  if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+  drag.moved = true;
+  canvas.classList.add("dragging");
+  const view = views[current], scale = view.svg.getScreenCTM().a, b = view.viewBox;
+  setViewBox(view, {...b, x: b.x - dx / scale, y: b.y - dy / scale});
+  drag.x = event.clientX;
+  drag.y = event.clientY;
+});
+canvas.addEventListener("pointerup", (event) => {
+  if (drag && !drag.moved) click(drag.target);
+  drag = null;
+  canvas.classList.remove("dragging");
+});
+canvas.addEventListener("wheel", (event) => {
+  event.preventDefault();
+  zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
+}, {passive: false});
+
+// ------------------------------------------------------------------------------ clicks
+
+function click(target) {
+  const view = views[current];
+  const folded = target.closest("g.folded");
+  if (folded) return unfold(view, folded.dataset.key);
+  const node = target.closest("g.node");
+  if (node && view.info.nodes[node.dataset.id]) return select(current, node.dataset.id);
+  const cluster = target.closest("g.cluster");
+  if (cluster) return fold(view, cluster.dataset.cluster);
+  clearSelection();
+}
+
+function hover(event) {
+  const view = views[current];
+  const folded = event.target.closest("g.folded");
+  const node = event.target.closest("g.node");
+  const cluster = event.target.closest("g.cluster");
+  if (folded) {
+    statusLine.textContent = `click to open ${describeFold(view, folded.dataset.key).title}`;
+  } else if (node && view.info.nodes[node.dataset.id]) {
+    const info = view.info.nodes[node.dataset.id];
+    statusLine.textContent = `${info.title}${info.module ? " in " + info.module : ""}: click for ` +
+      "its values";
+  } else if (cluster) {
+    const info = view.info.clusters[cluster.dataset.cluster];
+    statusLine.textContent = `click to fold ${info.label} into one box`;
+  } else {
+    statusLine.textContent = "";
+  }
+}
+
+// ------------------------------------------------------------------------------ folding
+
+// A folded box's key: "c:" + a cluster name, or "r:" + the path of a stack of repeated blocks.
+function foldedKeyOf(view, boxes) {
+  for (const name of boxes) {
+    const repeat = view.repeatOf[name];
+    if (repeat && view.folded.has(repeat.path)) return "r:" + repeat.path;
+    if (view.collapsed.has(name)) return "c:" + name;
+  }
+  return null;
+}
+
+function foldedBox(view, key) {
+  if (key.startsWith("c:")) return view.boxes[key.slice(2)];
+  const repeat = view.info.repeats.find((r) => r.path === key.slice(2));
+  return unionBox(repeat.items.map((name) => view.boxes[name]));
+}
+
+function describeFold(view, key) {
+  const count = (n, what) => `${n.toLocaleString("en")} ${what}${n === 1 ? "" : "s"}`;
+  const about = key.startsWith("r:") ? view.info.repeats.find((r) => r.path === key.slice(2))
+    : view.info.clusters[key.slice(2)];
+  const lines = about.params === null || about.params === undefined ? []
+    : [count(about.params, "param")];
+  lines.push(count(about.ops, "op"));
+  const gradients = Object.entries(view.rep).filter(([id, rep]) =>
+    rep === key && view.info.nodes[id].kind === "gradient").length;
+  if (gradients) lines.push(`computes ${count(gradients, "gradient")}`);
+  return {title: about.label, lines};
+}
+
+function fold(view, name) {
+  keepInPlace(view, view.boxes[name], () => view.collapsed.add(name));
+}
+
+function unfold(view, key) {
+  keepInPlace(view, foldedBox(view, key), () => {
+    if (key.startsWith("r:")) view.folded.delete(key.slice(2));
+    else view.collapsed.delete(key.slice(2));
+  });
+}
+
+// Fold or open (`change`) and pan so that `box` stays where it was on the screen.
+function keepInPlace(view, box, change) {
+  const start = view.axis ? "y" : "x", before = view.move(box[start]);
+  change();
+  applyFolding(view);
+  const shift = view.move(box[start]) - before;
+  setViewBox(view, {...view.viewBox, [start]: view.viewBox[start] + shift});
+}
+
+// Open every fold that hides node `id`, so that it can be shown.
+function reveal(view, id) {
+  const info = view.info.nodes[id];
+  let boxes = info.boxes;
+  if (!boxes.length && view.rep[id]) {   // a leaf (or a gradient) hidden with its neighbours
+    boxes = view.info.nodes[(view.users[id] || info.inputs)[0]].boxes;
+  }
+  for (const name of boxes) {
+    view.collapsed.delete(name);
+    if (view.repeatOf[name]) view.folded.delete(view.repeatOf[name].path);
+  }
+  applyFolding(view);
+}
+
+// Hide what the folded boxes hold and draw the boxes over them. A node is hidden in the
+// outermost folded box around it; a leaf outside every box (a parameter, a constant) goes
+// with the box that every one of its users is in. An arrow between two nodes of one folded
+// box disappears; an arrow into a folded box ends at its border, where a small head is drawn.
+// Then the space the folded boxes no longer need is taken out (compaction).
+function applyFolding(view) {
+  const info = view.info;
+  for (const [id, node] of Object.entries(info.nodes)) {
+    view.rep[id] = foldedKeyOf(view, node.boxes);
+  }
+  for (const [id, node] of Object.entries(info.nodes)) {
+    if (node.boxes.length || node.keep) continue;
+    // A leaf goes with the nodes it feeds; a gradient dL/d(leaf) with the op that made it.
+    const next = view.users[id] || node.inputs;
+    const reps = new Set(next.map((other) => view.rep[other]));
+    if (reps.size === 1) view.rep[id] = [...reps][0];
+  }
+  for (const [id, g] of Object.entries(view.nodes)) {
+    g.classList.toggle("gone", Boolean(view.rep[id]));
+  }
+  for (const [name, g] of Object.entries(view.clusters)) {
+    g.classList.toggle("gone", clusterHidden(view, name));
+  }
+  for (const edge of view.edges) {
+    const from = view.rep[edge.from], to = view.rep[edge.to];
+    edge.el.classList.toggle("gone", Boolean(from) && from === to);
+  }
+  const shown = new Set(Object.values(view.rep).filter((key) => key));
+  view.move = compaction(view, shown);
+  redraw(view);
+  view.overlay.replaceChildren();
+  for (const key of shown) drawFolded(view, key);
+  for (const edge of view.edges) {
+    const from = view.rep[edge.from], to = view.rep[edge.to];
+    if (to && from !== to) {
+      drawEntry(view, edge.el.querySelector("path"), moved(view, foldedBox(view, to)));
+    }
+  }
+  markLinks();
+  updateFoldButtons();
+}
+
+function clusterHidden(view, name) {
+  return foldedKeyOf(view, view.info.clusters[name].boxes.concat([name])) !== null;
+}
+
+// Folding leaves a box much emptier than graphviz drew it. This finds, along the direction
+// the graph flows, the stretches inside folded boxes where nothing visible is (no node, no
+// label of a box still open, not the folded box's own label) and shrinks each to GAP. It
+// returns the map from a coordinate as drawn to the coordinate shown: piecewise linear,
+// increasing, the identity when nothing is folded (the open picture stays graphviz's own).
+const GAP = 24, PAD = 6, LABEL = 22;
+
+function compaction(view, shown) {
+  const start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
+  const span = (box) => [box[start], box[start] + box[size]];
+  const bands = [...shown].map((key) => span(foldedBox(view, key)));
+  if (!bands.length) return (v) => v;
+  const busy = [];
+  for (const [id, box] of Object.entries(view.nodeBox)) {
+    if (!view.rep[id]) busy.push([box[start] - PAD, box[start] + box[size] + PAD]);
+  }
+  for (const [name, box] of Object.entries(view.boxes)) {
+    if (clusterHidden(view, name)) continue;
+    const [from, to] = span(box);
+    busy.push([from, from + LABEL], [to - PAD, to]);     // its label, and its bottom border
+  }
+  for (const key of shown) {
+    const [from] = span(foldedBox(view, key));
+    busy.push([from, from + foldedLabel(view, key).height]);
+  }
+  const cuts = subtract(merge(bands), merge(busy)).filter(([a, b]) => b - a > GAP);
+  return (v) => {
+    let shift = 0;
+    for (const [a, b] of cuts) {
+      if (v >= b) shift += b - a - GAP;
+      else if (v > a) return a - shift + (v - a) * GAP / (b - a);
+      else break;
+    }
+    return v - shift;
+  };
+}
+
+// Intervals [a, b]: merged into disjoint sorted ones; and the parts of one set not in another.
+function merge(intervals) {
+  const sorted = intervals.slice().sort((p, q) => p[0] - q[0]), out = [];
+  for (const [a, b] of sorted) {
+    if (out.length && a <= out[out.length - 1][1]) {
+      out[out.length - 1][1] = Math.max(out[out.length - 1][1], b);
+    } else {
+      out.push([a, b]);
+    }
+  }
+  return out;
+}
+
+function subtract(intervals, holes) {
+  const out = [];
+  for (let [a, b] of intervals) {
+    for (const [c, d] of holes) {
+      if (d <= a || c >= b) continue;
+      if (c > a) out.push([a, c]);
+      a = Math.max(a, d);
+    }
+    if (b > a) out.push([a, b]);
+  }
+  return out;
+}
+
+// Move every drawn coordinate by view.move: whole nodes, and the points of boxes and arrows.
+function redraw(view) {
+  const axis = view.axis;
+  const pairs = /(-?[\d.]+(?:e[-+]?\d+)?),(-?[\d.]+(?:e[-+]?\d+)?)/g;
+  for (const {el, attr, original} of view.drawn) {
+    if (attr === "points" || attr === "d") {
+      el.setAttribute(attr, original.replace(pairs, (_, x, y) => {
+        const p = [Number(x), Number(y)];
+        p[axis] = view.move(p[axis]);
+        return `${p[0]},${p[1]}`;
+      }));
+    } else {
+      el.setAttribute(attr, view.move(Number(original)));
+    }
+  }
+  for (const [id, g] of Object.entries(view.nodes)) {
+    const box = view.nodeBox[id], now = boxOf(view, id);
+    const shift = axis ? now.y - box.y : now.x - box.x;
+    if (shift) g.setAttribute("transform", axis ? `translate(0 ${shift})` : `translate(${shift} 0)`);
+    else g.removeAttribute("transform");
+  }
+}
+
+// What is shown now, in the SVG's coordinates: the box that "fit" shows.
+function contentBox(view) {
+  const boxes = [];
+  for (const id of Object.keys(view.nodes)) if (!view.rep[id]) boxes.push(boxOf(view, id));
+  for (const [name, box] of Object.entries(view.boxes)) {
+    if (!clusterHidden(view, name)) boxes.push(moved(view, box));
+  }
+  for (const key of new Set(Object.values(view.rep))) {
+    if (key) boxes.push(moved(view, foldedBox(view, key)));
+  }
+  if (!boxes.length) return {...view.drawnSize};
+  const box = unionBox(boxes), t = graphTransform(view), margin = 12;
+  return {x: box.x + t.e - margin, y: box.y + t.f - margin, width: box.width + 2 * margin,
+          height: box.height + 2 * margin};
+}
+
+// The lines of a folded box's label and the room they take.
+function foldedLabel(view, key) {
+  const about = describeFold(view, key);
+  const lines = [about.title].concat(about.lines, ["click to open"]);
+  const box = foldedBox(view, key), longest = Math.max(...lines.map((line) => line.length));
+  const size = Math.max(7, Math.min(14, (box.width - 8) / (0.6 * longest)));
+  return {lines, size, height: 10 + lines.length * size * 1.3};
+}
+
+function drawFolded(view, key) {
+  const box = moved(view, foldedBox(view, key)), label = foldedLabel(view, key);
+  const g = document.createElementNS(SVG_NS, "g");
+  g.setAttribute("class", "folded");
+  g.dataset.key = key;
+  const rect = document.createElementNS(SVG_NS, "rect");
+  for (const [name, value] of Object.entries(box)) rect.setAttribute(name, value);
+  rect.setAttribute("rx", 6);
+  g.appendChild(rect);
+  label.lines.forEach((line, i) => {
+    const text = document.createElementNS(SVG_NS, "text");
+    text.setAttribute("x", box.x + box.width / 2);
+    text.setAttribute("y", box.y + 6 + (i + 0.9) * label.size * 1.3);
+    text.setAttribute("font-size", i === 0 ? label.size : label.size * 0.85);
+    if (i === 0) text.setAttribute("class", "title");
+    text.textContent = line;
+    g.appendChild(text);
+  });
+  view.overlay.appendChild(g);
+}
+
+// An arrowhead where `path` enters `box`: the arrow's own head is under the folded box.
+function drawEntry(view, path, box) {
+  if (!path) return;
+  const inside = (p) => p.x > box.x && p.x < box.x + box.width && p.y > box.y &&
+    p.y < box.y + box.height;
+  const length = path.getTotalLength();
+  if (!inside(path.getPointAtLength(length)) || inside(path.getPointAtLength(0))) return;
+  let low = 0, high = length;              // outside at low, inside at high
+  for (let i = 0; i < 20; i++) {
+    const middle = (low + high) / 2;
+    if (inside(path.getPointAtLength(middle))) high = middle;
+    else low = middle;
+  }
+  const tip = path.getPointAtLength(high), back = path.getPointAtLength(Math.max(0, high - 9));
+  const angle = Math.atan2(tip.y - back.y, tip.x - back.x), w = 4;
+  const left = [back.x + w * Math.sin(angle), back.y - w * Math.cos(angle)];
+  const right = [back.x - w * Math.sin(angle), back.y + w * Math.cos(angle)];
+  const head = document.createElementNS(SVG_NS, "path");
+  head.setAttribute("class", "entry");
+  head.setAttribute("d", `M${tip.x},${tip.y}L${left}L${right}Z`);
+  view.overlay.appendChild(head);
+}
+
+// ------------------------------------------------------------------------------ the toolbar
+
+const depthSelect = document.getElementById("depth");
+const repeatsButton = document.getElementById("fold-repeats");
+
+function setUpToolbar() {
+  const levels = new Set();
+  for (const view of Object.values(views)) {
+    for (const cluster of Object.values(view.info.clusters)) {
+      if (cluster.kind === "module") levels.add(cluster.level);
+    }
+  }
+  depthSelect.add(new Option("no modules", ""));
+  for (const level of [...levels].sort((a, b) => a - b)) {
+    depthSelect.add(new Option(`modules ${level} level${level === 1 ? "" : "s"} down`, level));
+  }
+  depthSelect.addEventListener("change", () => {
+    const view = views[current], level = depthSelect.value;
+    view.depth = level;
+    view.collapsed = new Set(Object.entries(view.info.clusters)
+      .filter(([, c]) => c.kind === "module" && String(c.level) === level).map(([name]) => name));
+    applyFolding(view);
+  });
+  repeatsButton.disabled = !Object.values(views).some((v) => v.info.repeats.length);
+  repeatsButton.addEventListener("click", () => {
+    const view = views[current];
+    const allFolded = view.info.repeats.every((r) => view.folded.has(r.path));
+    view.folded = new Set(allFolded ? [] : view.info.repeats.map((r) => r.path));
+    applyFolding(view);
+  });
+  document.getElementById("unfold").addEventListener("click", () => {
+    const view = views[current];
+    view.collapsed.clear();
+    view.folded.clear();
+    view.depth = depthSelect.value = "";
+    applyFolding(view);
+  });
+  document.getElementById("fit").addEventListener("click", () => fit(views[current]));
+  for (const button of document.querySelectorAll(".views button")) {
+    button.disabled = !views[button.dataset.view];
+    if (button.disabled) button.title = data.missing;
+    button.addEventListener("click", () => show(button.dataset.view));
+  }
+}
+
+function updateFoldButtons() {
+  const view = views[current];
+  const all = view.info.repeats.length && view.info.repeats.every((r) => view.folded.has(r.path));
+  repeatsButton.setAttribute("aria-pressed", all ? "true" : "false");
+}
+
+function show(name, focusIds) {
+  if (!views[name]) return;
+  current = name;
+  for (const view of Object.values(views)) {
+    view.picture.classList.toggle("inactive", view.name !== name);
+  }
+  for (const button of document.querySelectorAll(".views button")) {
+    button.setAttribute("aria-pressed", button.dataset.view === name ? "true" : "false");
+  }
+  document.body.dataset.view = name;
+  depthSelect.value = views[name].depth;
+  updateFoldButtons();
+  if (focusIds && focusIds.length) focus(views[name], focusIds);
+  search.dispatchEvent(new Event("input"));
+}
+
+// ------------------------------------------------------------------------------ selection
+
+function clearSelection() {
+  selected = null;
+  for (const el of document.querySelectorAll(".selected, .linked")) {
+    el.classList.remove("selected", "linked");
+  }
+  panel.innerHTML = '<p class="hint">Click a node to see its values and gradient.</p>';
+}
+
+function select(viewName, id) {
+  selected = {view: viewName, id};
+  markLinks();
+  panel.innerHTML = describe(viewName, id);
+  panel.scrollTop = 0;
+}
+
+// The nodes of the other view tied to the selected one: a forward op's backward ops, a
+// backward op's forward op, the forward tensor a saved value or a gradient belongs to.
+function linksOf(viewName, id) {
+  const node = data.views[viewName].nodes[id];
+  if (viewName === "forward") return {view: "backward", ids: node.backward || []};
+  const of = node.of || node.forward;
+  return {view: "forward", ids: of ? [of] : []};
+}
+
+function markLinks() {
+  for (const el of document.querySelectorAll(".selected, .linked")) {
+    el.classList.remove("selected", "linked");
+  }
+  if (!selected) return;
+  const view = views[selected.view];
+  view.nodes[selected.id]?.classList.add("selected");
+  const links = linksOf(selected.view, selected.id), other = views[links.view];
+  if (!other) return;
+  for (const id of links.ids) {
+    other.nodes[id]?.classList.add("linked");
+    if (other.rep[id]) {
+      other.overlay.querySelector(`g.folded[data-key="${CSS.escape(other.rep[id])}"]`)
+        ?.classList.add("linked");
+    }
+  }
+  const node = view.info.nodes[selected.id];
+  if (node.backward_box && other.clusters[node.backward_box]) {
+    other.clusters[node.backward_box].classList.add("linked");
+  }
+}
+
+function stats(field, summary) {
+  if (!summary) return '<p class="muted">none</p>';
+  if (summary.norm === undefined) {
+    return `<p class="muted">${summary.size ? "no finite value" : "empty"}</p>`;
+  }
+  const rows = ["norm", "min", "max", "mean"].map((key) =>
+    `<tr><th>${key}</th><td data-field="${field}.${key}">${fmt(summary[key])}</td></tr>`);
+  if (summary.nonfinite) {
+    rows.push(`<tr><th>NaN or inf</th><td data-field="${field}.nonfinite">` +
+              `${summary.nonfinite}</td></tr>`);
+  }
+  return `<table class="stats">${rows.join("")}</table>` + histogram(field, summary.hist);
+}
+
+// A small bar chart of how the values spread between their min and max.
+function histogram(field, hist) {
+  const width = 320, height = 54, most = Math.max(...hist.counts, 1);
+  const bar = width / hist.counts.length;
+  const bars = hist.counts.map((count, i) => {
+    const h = count ? Math.max(1, (count / most) * (height - 14)) : 0;
+    return `<rect x="${i * bar + 0.5}" y="${height - 12 - h}" width="${bar - 1}" height="${h}">` +
+           `<title>${count} values</title></rect>`;
+  }).join("");
+  return `<svg class="histogram ${field === "grad" ? "gradient" : ""}" width="${width}" ` +
+    `height="${height}" viewBox="0 0 ${width} ${height}" aria-label="histogram of the ${field}">` +
+    `${bars}<text x="0" y="${height - 1}">${fmt(hist.lo)}</text>` +
+    `<text x="${width}" y="${height - 1}" text-anchor="end">${fmt(hist.hi)}</text></svg>`;
+}
+
+const KINDS = {op: "op", param: "parameter", input: "input", constant: "constant",
+               seed: "seed", saved: "saved forward value", gradient: "gradient"};
+
+function describe(viewName, id) {
+  const node = data.views[viewName].nodes[id], parts = [];
+  parts.push(`<h2><span data-field="title">${esc(node.title)}</span>` +
+             `<span class="kind">${KINDS[node.kind] || node.kind}</span></h2>`);
+  if (node.module !== null && node.module !== undefined) {
+    parts.push(`<p class="muted">made in <b>${esc(node.module || "(the root module)")}</b></p>`);
+  }
+  if (node.op) parts.push(`<pre class="doc" data-field="doc">${esc(data.docs[node.op])}</pre>`);
+  if (node.note) parts.push(`<p class="note">${esc(node.note)}</p>`);
+  if (node.value) {
+    parts.push('<table class="stats">' +
+      `<tr><th>${node.op ? "output shape" : "shape"}</th>` +
+      `<td data-field="shape">${shapeText(node.value.shape)}</td></tr>` +
+      `<tr><th>dtype</th><td data-field="dtype">${esc(node.value.dtype)}</td></tr></table>`);
+    parts.push("<h3>value</h3>" + stats("value", node.value));
+  }
+  if (viewName === "forward" && "grad" in node) {
+    parts.push("<h3>gradient dL/d(this)</h3>" + stats("grad", node.grad));
+    parts.push(`<table class="stats"><tr><th>|grad| / |value|</th>` +
+               `<td data-field="ratio">${fmt(node.ratio)}</td></tr></table>`);
+  } else if (viewName === "forward" && data.missing) {
+    parts.push(`<h3>gradient</h3><p class="muted">${esc(data.missing)}</p>`);
+  }
+  if (node.inputs.length) {
+    parts.push("<h3>inputs</h3><ul>" + node.inputs.map((input) => {
+      const other = data.views[viewName].nodes[input];
+      return `<li><a data-goto="${esc(input)}">${esc(other.title)}</a> ` +
+        `<span class="muted">${other.value ? shapeText(other.value.shape) : ""}</span></li>`;
+    }).join("") + "</ul>");
+  }
+  if (node.saved && node.saved.length) {
+    parts.push("<h3>kept for backward (besides its inputs and output)</h3><ul>" +
+      node.saved.map((s) => `<li>${esc(s.name)}: ${s.shape ? shapeText(s.shape) + " " +
+        esc(s.dtype) : esc(s.value)}</li>`).join("") + "</ul>");
+  }
+  const links = linksOf(viewName, id);
+  if (links.ids.length && views[links.view]) {
+    const what = viewName === "forward"
+      ? `${links.ids.length} backward op${links.ids.length === 1 ? "" : "s"} compute its gradients`
+      : node.of ? "the backward of a forward op" : "a tensor of the forward graph";
+    parts.push(`<h3>${links.view} graph</h3><p>${what} ` +
+               `<button type="button" data-jump="${links.view}">show in the ${links.view} ` +
+               "graph</button></p>");
+  }
+  return parts.join("\n");
+}
+
+panel.addEventListener("click", (event) => {
+  const goto = event.target.closest("[data-goto]");
+  if (goto) goTo(current, goto.dataset.goto);
+  const jump = event.target.closest("[data-jump]");
+  if (jump && selected) show(jump.dataset.jump, linksOf(selected.view, selected.id).ids);
+});
+
+function goTo(viewName, id) {
+  if (viewName !== current) show(viewName);
+  const view = views[viewName];
+  if (view.rep[id]) reveal(view, id);
+  select(viewName, id);
+  focus(view, [id]);
+}
+
+// ------------------------------------------------------------------------------ search
+
+const search = document.getElementById("search");
+const matchList = document.getElementById("matches");
+
+function findMatches(query) {
+  const view = views[current], found = [];
+  if (!query) return found;
+  for (const [id, node] of Object.entries(view.info.nodes)) {
+    const text = `${node.title} ${node.op || ""} ${node.module || ""}`.toLowerCase();
+    if (text.includes(query)) found.push(id);
+  }
+  return found;
+}
+
+search.addEventListener("input", () => {
+  const view = views[current], query = search.value.trim().toLowerCase();
+  const found = findMatches(query);
+  for (const v of Object.values(views)) {
+    for (const g of Object.values(v.nodes)) g.classList.remove("match");
+  }
+  for (const id of found) view.nodes[id]?.classList.add("match");
+  matchList.replaceChildren();
+  for (const id of found.slice(0, 40)) {
+    const node = view.info.nodes[id], item = document.createElement("div");
+    item.textContent = node.title + (node.module ? `  \u2014 ${node.module}` : "");
+    item.dataset.id = id;
+    matchList.appendChild(item);
+  }
+  matchList.hidden = !query || !found.length;
+  statusLine.textContent = query ? `${found.length} match${found.length === 1 ? "" : "es"}` : "";
+});
+search.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    const first = matchList.querySelector("div");
+    if (first) goTo(current, first.dataset.id);
+    matchList.hidden = true;
+  } else if (event.key === "Escape") {
+    search.value = "";
+    search.dispatchEvent(new Event("input"));
+  }
+});
+matchList.addEventListener("click", (event) => {
+  const item = event.target.closest("div[data-id]");
+  if (item) goTo(current, item.dataset.id);
+  matchList.hidden = true;
+});
+document.addEventListener("keydown", (event) => {
+  if (event.target === search) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    search.focus();
+  } else if (event.key === "Escape") {
+    clearSelection();
+  }
+});
+
+// ------------------------------------------------------------------------------ start
+
+const started = performance.now();
+for (const name of Object.keys(data.views)) views[name] = makeView(name);
+setUpToolbar();
+for (const view of Object.values(views)) {
+  applyFolding(view);
+  fit(view);
+}
+show(current);
+if (data.missing) statusLine.textContent = `no backward graph: ${data.missing}`;
+// For whoever measures the page (the tests): how long the script took to set it up.
+document.body.dataset.ready = (performance.now() - started).toFixed(0);

@@ -1,0 +1,181 @@
+// The run report (viz/report_page.py writes it): the training curves as SVG charts that share
+// the step axis; hovering any of them shows every value at that step. A page of a run still
+// going reloads itself from disk every few seconds (`tinyformer plot --follow` rewrites it).
+"use strict";
+
+const data = JSON.parse(document.getElementById("page-data").textContent);
+const main = document.getElementById("charts");
+const tooltip = document.getElementById("tooltip");
+const SVG_NS = "http://www.w3.org/2000/svg";
+const MARGIN = {left: 70, right: 20, top: 26, bottom: 30};
+
+// What to draw: one chart per kind of figure, each a list of series of [step, value] points.
+function chartList() {
+  const list = [{title: "loss (cross-entropy, nats)", height: 300, series: [
+    {name: "train loss (each step)", points: data.train, colour: "#1f77b4", width: 1, faint: true},
+    {name: "train loss (smoothed)", points: data.smoothed, colour: "#1f77b4", width: 2.2},
+    {name: "validation loss", points: data.val, colour: "#ff7f0e", width: 1.5, dots: true},
+  ]}];
+  for (const [key, curve] of Object.entries(data.curves)) {
+    const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
+    list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
+      points: curve.points, colour: fraction ? "#2ca02c" : "#d62728", width: 1.5, dots: fraction}]});
+  }
+  if (data.lr.length) {
+    list.push({title: "learning rate", height: 130, series: [{name: "learning rate",
+      points: data.lr, colour: "#7f7f7f", width: 1.5}]});
+  }
+  return list.map((chart) => ({...chart, series: chart.series.filter((s) => s.points.length)}));
+}
+
+// Round tick values: steps of 1, 2 or 5 times a power of ten, about `count` of them.
+function ticks(low, high, count) {
+  const raw = (high - low) / count, power = 10 ** Math.floor(Math.log10(raw || 1));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || power;
+  const out = [];
+  for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) out.push(v);
+  return out;
+}
+
+function tickText(v) {
+  const size = Math.abs(v);
+  return v === 0 ? "0" : size >= 1e5 || size < 1e-3 ? v.toExponential(1) : String(+v.toPrecision(4));
+}
+
+function el(name, attributes, parent) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+let drawn = [];          // the charts as drawn: {svg, chart, x, y, cross}
+
+function draw() {
+  main.replaceChildren();
+  drawn = [];
+  const charts = chartList();
+  const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0])));
+  const first = Math.min(...all), last = Math.max(...all);
+  const width = Math.max(420, main.clientWidth - 8);
+  for (const chart of charts) {
+    const height = chart.height, values = chart.series.flatMap((s) => s.points.map((p) => p[1]));
+    let low = Math.min(...values), high = Math.max(...values);
+    if (chart.fraction) [low, high] = [0, 1.05];
+    const pad = (high - low) * 0.06 || Math.abs(high) * 0.1 || 1;
+    if (!chart.fraction) [low, high] = [low - pad, high + pad];
+    const x = (step) => MARGIN.left + (width - MARGIN.left - MARGIN.right) *
+      (last > first ? (step - first) / (last - first) : 0.5);
+    const y = (v) => height - MARGIN.bottom - (height - MARGIN.top - MARGIN.bottom) *
+      (v - low) / (high - low);
+    const figure = document.createElement("figure");
+    const svg = el("svg", {width, height, "data-chart": chart.title, role: "img",
+                           "aria-label": chart.title});
+    figure.appendChild(svg);
+    main.appendChild(figure);
+    el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg).textContent = chart.title;
+    for (const v of ticks(low, high, chart.height > 200 ? 6 : 3)) {
+      el("line", {x1: MARGIN.left, x2: width - MARGIN.right, y1: y(v), y2: y(v), class: "grid"}, svg);
+      el("text", {x: MARGIN.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end"}, svg)
+        .textContent = tickText(v);
+    }
+    for (const step of ticks(first, last, 8)) {
+      el("line", {x1: x(step), x2: x(step), y1: MARGIN.top, y2: height - MARGIN.bottom,
+                  class: "grid"}, svg);
+      el("text", {x: x(step), y: height - MARGIN.bottom + 16, class: "tick",
+                  "text-anchor": "middle"}, svg).textContent = tickText(step);
+    }
+    let legendX = width - MARGIN.right;
+    for (const s of chart.series.slice().reverse()) {
+      const label = el("text", {x: legendX, y: 16, class: "legend", "text-anchor": "end",
+                                fill: s.colour}, svg);
+      label.textContent = s.name;
+      legendX -= s.name.length * 6.3 + 18;
+    }
+    for (const s of chart.series) {
+      const path = s.points.map(([step, v], i) => `${i ? "L" : "M"}${x(step).toFixed(1)},${y(v).toFixed(1)}`);
+      el("path", {d: path.join(""), fill: "none", stroke: s.colour, "stroke-width": s.width,
+                  opacity: s.faint ? 0.4 : 1}, svg);
+      if (s.dots) {
+        for (const [step, v] of s.points) el("circle", {cx: x(step), cy: y(v), r: 3.5, fill: s.colour}, svg);
+      }
+    }
+    const cross = el("line", {y1: MARGIN.top, y2: height - MARGIN.bottom, class: "cross",
+                              visibility: "hidden"}, svg);
+    drawn.push({svg, chart, x, cross, invert: (px) => first + (last - first) *
+      (px - MARGIN.left) / (width - MARGIN.left - MARGIN.right)});
+  }
+  if (drawn.length) el("text", {x: width - MARGIN.right, y: drawn[drawn.length - 1].chart.height - 2,
+    class: "tick", "text-anchor": "end"}, drawn[drawn.length - 1].svg).textContent = "step";
+}
+
+// The point of `points` nearest to `step` (they are in step order).
+function nearest(points, step) {
+  let low = 0, high = points.length - 1;
+  while (high - low > 1) {
+    const middle = (low + high) >> 1;
+    if (points[middle][0] < step) low = middle;
+    else high = middle;
+  }
+  return Math.abs(points[low][0] - step) <= Math.abs(points[high][0] - step) ? points[low] : points[high];
+}
+
+let hovering = false;
+
+main.addEventListener("mousemove", (event) => {
+  const here = drawn.find((d) => d.svg.contains(event.target) || d.svg === event.target);
+  if (!here) return hide();
+  hovering = true;
+  const box = here.svg.getBoundingClientRect();
+  const step = Math.round(here.invert(event.clientX - box.left));
+  const at = nearest(data.train, step)[0];           // every step has a train loss
+  const lines = [`step ${at}`];
+  for (const d of drawn) {
+    d.cross.setAttribute("x1", d.x(at));
+    d.cross.setAttribute("x2", d.x(at));
+    d.cross.setAttribute("visibility", "visible");
+    for (const s of d.chart.series) {
+      const [where, value] = nearest(s.points, at);
+      // A sparse series (validation) is read at its nearest evaluated step, which is said.
+      lines.push(`${s.name}: ${value === null ? "\u2014" : +value.toPrecision(5)}` +
+                 (where === at ? "" : `  (step ${where})`));
+    }
+  }
+  tooltip.textContent = lines.join("\n");
+  placeTooltip(event);
+});
+main.addEventListener("mouseleave", hide);
+
+function hide() {
+  hovering = false;
+  tooltip.hidden = true;
+  for (const d of drawn) d.cross.setAttribute("visibility", "hidden");
+}
+
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(draw, 150);
+});
+
+// A run still going: read the page again from disk, but not while someone reads a value.
+function reloadSoon() {
+  setTimeout(() => (hovering ? reloadSoon() : location.reload()), data.refresh * 1000);
+}
+
+const started = performance.now();
+draw();
+if (data.refresh) reloadSoon();
+document.body.dataset.ready = (performance.now() - started).toFixed(0);
+
+// Show the tooltip beside the mouse, on the side where it fits in the window.
+function placeTooltip(event) {
+  tooltip.hidden = false;
+  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
+  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
+    : Math.max(0, event.clientX - gap - width);
+  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
+    : Math.max(0, event.clientY - gap - height);
+  tooltip.style.left = `${left}px`;
+  tooltip.style.top = `${top}px`;
+}

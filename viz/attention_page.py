@@ -1,0 +1,84 @@
+"""The attention page: every layer and head of a model on one prompt, in one HTML file.
+
+    maps = attention_maps(model, tokenizer, prompt, kind)     # viz.attention
+    attention_page(maps, "my run").save("attention.html")
+
+A menu picks the attention (an encoder-decoder has three: the encoder's self-attention, the
+decoder's masked self-attention and the cross-attention from target to source), a layer and a
+head; the chosen head is drawn large, queries down and keys across, and hovering a cell reads
+its weight. Beside it the "model view": every head of every layer as a thumbnail, a click
+choosing one. The colours are those of the PNG (viridis on a square-root scale); a weight of
+exactly 0, a key the mask blocks, is left white. The script is viz/assets/attention.js.
+"""
+
+import html
+
+import numpy as np
+
+from .html import Page, page
+
+# Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
+# finer than a colour can show. A blocked key (a weight of exactly 0) is BLOCKED.
+SCALE = 10_000
+BLOCKED = -1
+
+
+def encode_weights(weights):
+    """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
+    weight is exactly 0."""
+    weights = np.asarray(weights, dtype=np.float64)
+    coded = np.rint(weights * SCALE).astype(np.int64)
+    coded[weights == 0.0] = BLOCKED
+    return coded.tolist()
+
+
+def attention_page(maps, title, which=None):
+    """The page of `maps` (name -> AttentionMap, as viz.attention.attention_maps returns),
+    opening on the map `which` (its first by default)."""
+    if not maps:
+        raise ValueError("attention_page: no attention maps to show")
+    which = which or next(iter(maps))
+    if which not in maps:
+        raise ValueError(f"attention_page: no map {which!r}; the maps are {', '.join(maps)}")
+    data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "maps": {}}
+    for name, chosen in maps.items():
+        weights = np.asarray(chosen.weights)
+        if weights.ndim != 4:
+            raise ValueError(f"attention_page: the weights of {name!r} must be (layers, heads, "
+                             f"queries, keys), got shape {weights.shape}")
+        n_layer, n_head, t_q, t_k = weights.shape
+        if (len(chosen.queries), len(chosen.keys)) != (t_q, t_k):
+            raise ValueError(f"attention_page: {len(chosen.queries)} query and "
+                             f"{len(chosen.keys)} key labels for {t_q} queries and {t_k} keys")
+        data["maps"][name] = {
+            "description": chosen.description, "queries": list(chosen.queries),
+            "keys": list(chosen.keys), "layers": n_layer, "heads": n_head,
+            # weights[layer][head] = rows of coded weights
+            "weights": [[encode_weights(weights[layer, head]) for head in range(n_head)]
+                        for layer in range(n_layer)]}
+    return Page(page(title, "attention", _body(title), data), title)
+
+
+def _body(title):
+    return f"""<header>
+<h1>{html.escape(title)}</h1>
+<label>attention <select id="map" aria-label="attention"></select></label>
+<label>layer <select id="layer" aria-label="layer"></select></label>
+<label>head <select id="head" aria-label="head"></select></label>
+<span class="legend" aria-hidden="true"><span>0</span><span class="ramp"></span><span>1</span>
+<span class="muted">(square-root scale; white: blocked)</span></span>
+</header>
+<main>
+<section class="focus">
+<h2 id="focus-title"></h2>
+<p id="description" class="muted"></p>
+<p class="muted">Row i is how query token i spreads its attention over the keys (it sums to 1);
+hover a cell to read its weight.</p>
+<canvas id="heatmap"></canvas>
+</section>
+<section class="model-view">
+<h2>model view: every layer (rows) and head (columns)</h2>
+<div id="grid"></div>
+</section>
+</main>
+<div id="tooltip" class="tooltip" hidden></div>"""

@@ -1,0 +1,284 @@
+"""The interactive page of a computation graph: its forward graph and its backward graph in one
+self-contained HTML file, to pan, zoom, search, fold by module and inspect node by node.
+
+    page = graph_page(loss, params=model)           # or draw_graph(loss, params=model).page()
+    page.save("graph.html")                         # a notebook shows `page` inline
+
+The pictures are the ones draw_graph and draw_backward make (graphviz lays them out, as SVG);
+the page adds, as JSON for its script (viz/assets/graph.js):
+
+  * for each node: what it is (op, parameter, input, constant; in the backward graph also the
+    seed, the saved forward values and the gradients dL/d<leaf>), the op's formula (its
+    Function's docstring), its output's shape and dtype, a summary of its values (norm, min,
+    max, mean, histogram) and what its forward saved for backward; in the forward graph also
+    the summary of its gradient dL/d(output) and the ratio of the gradient's norm to the
+    value's;
+  * for each dashed module box: its path, class, parameter count and ops, so that a click folds
+    it into one box (a stack of blocks of one class folds into `decoder.layers: DecoderLayer
+    x 4`) and a second click opens it again;
+  * the links between the two graphs: the backward ops that compute a forward op's gradients
+    (the engine stamps them, `Context.backward_of`), and the forward tensors that the backward
+    graph reads.
+
+The gradients are taken by the page itself, with `tinyautograd.grad(tensor, every tensor of
+the graph, retain_graph=True)`: nothing's `.grad` is touched, and the result must be one
+number (a loss). The graph must still be whole: draw before `backward()`, or call it with
+`retain_graph=True`.
+"""
+
+import html
+import inspect
+import re
+
+import numpy as np
+
+import tinyautograd as ta
+
+from .graph import DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
+from .html import Page, number, page, summary
+
+# What the panel says of the ops that are no Function's own formula.
+PATH_SUM = ("The chain rule's sum: a tensor that reaches the loss along several paths gets the "
+            "sum of the gradients that each path brings back.")
+# Context attributes the engine sets; the others are what an op's forward saved for backward.
+ENGINE_ATTRIBUTES = {"fn", "inputs", "needs_input_grad", "freed", "backward_of", "module_path",
+                     "created_at"}
+VIEWS = ("forward", "backward")
+
+
+def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", depth=None,
+               fold_repeats=False, max_nodes=2000, show_data=False, show_grad=False,
+               color_by_grad=False, grad_range=None, rankdir="TB", title=None):
+    """The interactive page of the graph behind `tensor`, as a Page (`.save(path)`, `.html`).
+
+    `params`, `inputs`, `modules`, `max_nodes`, `rankdir` and the labels' `show_data`,
+    `show_grad`, `color_by_grad` and `grad_range` are those of draw_graph and draw_backward
+    (`color_by_grad` needs the `.grad`s that a `backward(retain_graph=True)` leaves, as
+    draw_graph does). The page opens on `view` ("forward" or "backward") with the modules
+    `depth` levels down folded and, with `fold_repeats`, each stack of blocks folded; a click
+    opens them. When `tensor` is one number, the page holds its backward graph as well, and
+    the gradient of every node of the forward one."""
+    if view not in VIEWS:
+        raise ValueError(f"graph_page: view must be 'forward' or 'backward', got {view!r}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"graph_page: depth must be 0 or more, got {depth}")
+    labels = dict(show_data=show_data, show_grad=show_grad, color_by_grad=color_by_grad,
+                  grad_range=grad_range, rankdir=rankdir, max_nodes=max_nodes)
+    # The page folds modules itself, so the pictures are drawn whole.
+    forward = _draw_forward(tensor, params=params, inputs=inputs, modules=modules, **labels)
+    grads, missing = _gradients(tensor, forward)
+    backward = None
+    if missing is None:
+        backward = _draw_backward(tensor, params=params, inputs=inputs, modules=modules,
+                                  **labels)
+    if view == "backward" and backward is None:
+        raise ValueError(f"graph_page: no backward graph to show: {missing}")
+
+    docs = {}
+    data = {"view": view, "depth": depth, "rankdir": rankdir, "missing": missing, "docs": docs,
+            "views": {}}
+    svgs = {}
+    for name, drawing in (("forward", forward), ("backward", backward)):
+        if drawing is None:
+            continue
+        data["views"][name] = _view_data(name, drawing, forward, grads, docs, tensor, depth,
+                                         fold_repeats)
+        svgs[name] = _svg(drawing.dot, name)
+    _link(data["views"], forward, backward)
+    title = title or f"computation graph of a {_shape(tensor)} {'loss' if grads else 'tensor'}"
+    data["title"] = title
+    return Page(page(title, "graph", _body(title, svgs, view), data), title)
+
+
+def _shape(tensor):
+    return "x".join(str(n) for n in tensor.shape) or "scalar"
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients
+
+
+def _gradients(tensor, forward):
+    """id(tensor) -> dL/d(tensor) (a numpy array) for every tensor of the forward picture that
+    requires a gradient, and None; or {} and the reason why there are none."""
+    if tensor.size != 1:
+        return {}, (f"the result has shape {tensor.shape}: gradients are taken of one number "
+                    f"(a loss)")
+    if not tensor.requires_grad:
+        return {}, "nothing in the graph requires a gradient"
+    if any(n.node is not None and n.node.freed for n in forward.nodes.values()):
+        return {}, ("backward() has freed the graph: draw it before backward, or call "
+                    "backward(retain_graph=True)")
+    wanted = {}
+    for drawn in forward.nodes.values():
+        if drawn.tensor is not None and drawn.tensor.requires_grad:
+            wanted[id(drawn.tensor)] = drawn.tensor
+    found = ta.grad(tensor, list(wanted.values()), retain_graph=True)
+    return {key: None if g is None else g.data for key, g in zip(wanted, found)}, None
+
+
+# --------------------------------------------------------------------------------------------
+# What the page's script reads
+
+
+def _view_data(view, drawing, forward, grads, docs, result, depth, fold_repeats):
+    """The JSON of one view: its nodes, its boxes (clusters), its stacks of repeated blocks and
+    the boxes folded when the page opens."""
+    inputs = {node_id: [] for node_id in drawing.nodes}
+    for source, target in drawing.edges:
+        if source in drawing.ids and target in drawing.ids:
+            inputs.setdefault(drawing.ids[target], []).append(drawing.ids[source])
+    cluster_name = {key: f"cluster_{i}" for i, key in enumerate(drawing.clusters)}
+
+    nodes = {}
+    for node_id, drawn in drawing.nodes.items():
+        info = {"kind": drawn.kind, "title": str(drawn.title), "module": drawn.module,
+                "boxes": [cluster_name[key] for key in drawing.boxes.get(node_id, ())],
+                "inputs": inputs.get(node_id, [])}
+        t = drawn.tensor
+        if t is not None:
+            info["value"] = summary(t.data)
+        if drawn.node is not None:
+            info["op"] = drawn.node.name
+            docs.setdefault(drawn.node.name, inspect.getdoc(drawn.node.fn) or "")
+            info["saved"] = _saved(drawn.node)
+            if view == "backward" and drawn.node.backward_of is None:
+                info["note"] = PATH_SUM
+        if view == "forward" and t is not None and grads:
+            gradient = grads.get(id(t))
+            info["grad"] = summary(gradient)
+            if gradient is not None:
+                value_norm = np.linalg.norm(np.asarray(t.data, dtype=np.float64))
+                grad_norm = np.linalg.norm(np.asarray(gradient, dtype=np.float64))
+                info["ratio"] = number(grad_norm / value_norm) if value_norm > 0 else None
+        # Folding a box never hides where the graph starts and ends.
+        info["keep"] = (drawn.kind in ("input", "seed")
+                        or (view == "forward" and t is result))
+        nodes[node_id] = info
+
+    clusters = {}
+    for key, name in cluster_name.items():
+        clusters[name] = _cluster_data(key, drawing, nodes, name, cluster_name)
+    repeats = []
+    for path, items in drawing.tree.lists.items():
+        names = [cluster_name[item] for item in items if item in cluster_name]
+        if len(names) >= 2:
+            members = [drawing.tree.modules[item] for item in items]
+            repeats.append({"path": path, "items": names,
+                            "label": f"{path}: {type(members[0]).__name__} x {len(names)}",
+                            "params": sum(m.num_parameters() for m in members),
+                            "ops": sum(clusters[n]["ops"] for n in names)})
+    collapsed = [name for name, c in clusters.items()
+                 if depth is not None and c.get("level") == depth]
+    folded = [r["path"] for r in repeats] if fold_repeats else []
+    return {"nodes": nodes, "clusters": clusters, "repeats": repeats,
+            "collapsed": collapsed, "folded": folded}
+
+
+def _cluster_data(key, drawing, nodes, name, cluster_name):
+    """One dashed box: a module's (its path as key) or an op's backward (("backward", id))."""
+    members = [n for n in nodes.values() if name in n["boxes"]]
+    outer = []
+    for n in members:                       # the boxes around it: those before it in a chain
+        outer = n["boxes"][:n["boxes"].index(name)]
+        break
+    info = {"boxes": outer, "ops": sum("op" in n for n in members)}
+    if isinstance(key, tuple):              # ("backward", id(forward op)): _link labels it
+        info.update(kind="backward", path=None, label="backward", of=None)
+        return info
+    module = drawing.tree.modules.get(key)
+    info.update(kind="module", path=key, level=len(drawing.tree.ancestors(key)) - 1,
+                label=key if module is None else f"{key}: {type(module).__name__}",
+                params=None if module is None else module.num_parameters())
+    return info
+
+
+def _saved(node):
+    """What an op's forward kept on its Context for backward, besides its inputs and output:
+    name, and shape and dtype (arrays) or the value (settings)."""
+    saved = []
+    for name, value in vars(node).items():
+        if name.startswith("_") or name in ENGINE_ATTRIBUTES:
+            continue
+        if isinstance(value, ta.Tensor):
+            value = value.data
+        if isinstance(value, np.ndarray):
+            saved.append({"name": name, "shape": list(value.shape), "dtype": str(value.dtype)})
+        else:
+            text = repr(value)
+            saved.append({"name": name, "value": text if len(text) <= 60 else text[:57] + "..."})
+    return saved
+
+
+def _link(views, forward, backward):
+    """Tie the two graphs together: a forward op lists the backward ops that compute its
+    gradients (`backward`) and the box they are drawn in (`backward_box`); a backward op names
+    the forward op it differentiates (`of`), a saved value or a gradient the forward node it
+    is the value or the gradient of (`forward`)."""
+    if backward is None:
+        return
+
+    def forward_id(t):
+        key = ("leaf", id(t)) if t.grad_fn is None else ("op", id(t.grad_fn))
+        return forward.ids.get(key)
+
+    fwd, bwd = views["forward"]["nodes"], views["backward"]["nodes"]
+    clusters = views["backward"]["clusters"]
+    box_of = {key[1]: f"cluster_{i}" for i, key in enumerate(backward.clusters)
+              if isinstance(key, tuple)}           # id(forward op) -> its "backward" box
+    for node_id, drawn in backward.nodes.items():
+        target = None if drawn.node is None else drawn.node.backward_of
+        if target is not None:
+            of = forward.ids.get(("op", id(target)))
+            box = box_of.get(id(target))
+            if box is not None:
+                clusters[box].update(label=f"{target.name} backward", of=of)
+            if of in fwd:
+                bwd[node_id]["of"] = of
+                fwd[of].setdefault("backward", []).append(node_id)
+                fwd[of]["backward_box"] = box
+        elif drawn.kind == "saved":
+            bwd[node_id]["forward"] = forward_id(drawn.tensor)
+        elif drawn.kind == "gradient":
+            bwd[node_id]["forward"] = forward_id(drawn.of)
+
+
+# --------------------------------------------------------------------------------------------
+# The page's HTML
+
+
+def _svg(dot, view):
+    """The picture as an inline <svg> element: graphviz's SVG without its XML prologue, its
+    element ids prefixed by the view (two pictures share one document)."""
+    image = _layout(dot.source, "svg")
+    if image is None:
+        raise DotNotFoundError(INSTALL_HINT)
+    svg = image.decode("utf-8")
+    svg = re.sub(r"<!--.*?-->\n?", "", svg[svg.index("<svg"):], flags=re.S)   # node names
+    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', f'<svg id="svg-{view}"', svg, count=1)
+    return re.sub(r' id="(graph|node|edge|clust|a_)', rf' id="{view}-\1', svg)
+
+
+def _body(title, svgs, view):
+    buttons = "".join(
+        f'<button type="button" data-view="{name}" aria-pressed="{str(name == view).lower()}">'
+        f'{name}</button>' for name in VIEWS)
+    pictures = "".join(f'<div class="picture{"" if name == view else " inactive"}" '
+                       f'data-view="{name}">{svg}</div>' for name, svg in svgs.items())
+    return f"""<header>
+<h1>{html.escape(title)}</h1>
+<div class="views" role="group" aria-label="view">{buttons}</div>
+<input id="search" type="search" placeholder="find a node or module" autocomplete="off"
+ aria-label="find a node or module">
+<div id="matches" hidden></div>
+<label>fold <select id="depth" aria-label="fold modules"></select></label>
+<button type="button" id="fold-repeats">fold repeated blocks</button>
+<button type="button" id="unfold">unfold all</button>
+<button type="button" id="fit">fit</button>
+</header>
+<main>
+<div id="canvas">{pictures}</div>
+<aside id="panel"><p class="hint">Click a node to see its values and gradient; click a dashed
+module box to fold it (and the folded box to open it). Drag to pan, wheel to zoom.</p></aside>
+</main>
+<footer id="status"></footer>"""

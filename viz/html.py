@@ -1,0 +1,140 @@
+"""Self-contained HTML pages: one file that a browser opens from disk, with nothing fetched.
+
+Every page is put together the same way:
+
+    <style>   viz/assets/page.css, then the page kind's own CSS
+    <body>    the HTML the page kind writes (tables, inline SVG from graphviz, ...)
+    <script type="application/json">   the numbers the page shows (`data`), as JSON
+    <script>  viz/assets/<kind>.js, which reads that JSON and makes the page interactive
+
+The script and the styles are our own (no library, no CDN), and a Content-Security-Policy
+forbids the page to load anything at all, so it works offline and shows the same thing
+wherever it is opened. `Page.save(path)` writes it; in a Jupyter notebook a Page shows itself
+inline, inside an iframe, so its ids and styles cannot clash with the notebook's.
+"""
+
+import html
+import json
+import math
+from importlib import resources
+
+import numpy as np
+
+from tinyformer.files import atomic_write
+
+HISTOGRAM_BINS = 16     # bars in the small histogram of a tensor's values
+SIGNIFICANT = 6         # digits kept of each number a page embeds
+
+# Nothing may be loaded from anywhere: only the inline styles and scripts run, and pictures
+# may come from data: URLs.
+POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+          "img-src data:")
+
+
+# viridis at eleven even steps (dark violet for 0, yellow for 1), as matplotlib draws it.
+VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
+           "#44bf70", "#7ad151", "#bddf26", "#fde725"]
+
+
+def viridis(t):
+    """The colour ("#rrggbb") of `t` in [0, 1] on viridis (clipped), linearly between steps."""
+    t = min(max(float(t), 0.0), 1.0) * (len(VIRIDIS) - 1)
+    i = min(int(t), len(VIRIDIS) - 2)
+    a, b = (bytes.fromhex(c[1:]) for c in VIRIDIS[i:i + 2])
+    return "#" + "".join(f"{round(x + (y - x) * (t - i)):02x}" for x, y in zip(a, b))
+
+
+def asset(name):
+    """The text of one of viz's asset files (viz/assets/NAME), shipped with the package."""
+    return resources.files("viz").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def script_json(data):
+    """`data` as JSON that can sit inside a <script> element. Only '<' could end the element
+    early (a name such as `</script>`); inside JSON it can only be in a string, where
+    \\u003c means the same character."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.replace("<", "\\u003c")
+
+
+def number(value):
+    """A float rounded to SIGNIFICANT digits (JSON has no NaN or infinity: those are None)."""
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return float(f"{value:.{SIGNIFICANT}g}")
+
+
+def summary(array):
+    """What a page shows of an array: its size, dtype and shape, and over its finite values
+    the norm, min, max and mean and a histogram of HISTOGRAM_BINS bars between min and max
+    (`lo`, `hi`, `counts`). `nonfinite` counts the NaN and infinite values left out.
+    None for None (a tensor without a gradient)."""
+    if array is None:
+        return None
+    array = np.asarray(array)
+    values = array.astype(np.float64).ravel()     # ints and bools too; float64 for the norm
+    finite = values[np.isfinite(values)]
+    out = {"shape": list(array.shape), "dtype": str(array.dtype), "size": int(values.size),
+           "nonfinite": int(values.size - finite.size)}
+    if finite.size == 0:
+        return out
+    low, high = finite.min(), finite.max()
+    # A constant array gets one bar in the middle of a range of width 1.
+    edges = (low, high) if high > low else (low - 0.5, high + 0.5)
+    counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS, range=edges)
+    out.update(norm=number(np.linalg.norm(finite)), min=number(low), max=number(high),
+               mean=number(finite.mean()),
+               hist={"lo": number(edges[0]), "hi": number(edges[1]),
+                     "counts": [int(c) for c in counts]})
+    return out
+
+
+def page(title, kind, body, data):
+    """The HTML text of a page of `kind` (which names its assets): `body` is HTML (already
+    escaped), `data` what the page's script reads, as JSON."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{POLICY}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="tinyformer">
+<title>{html.escape(title)}</title>
+<style>
+{asset("page.css")}
+{asset(kind + ".css")}
+</style>
+</head>
+<body class="{kind}">
+{body}
+<script id="page-data" type="application/json">{script_json(data)}</script>
+<script>
+{asset(kind + ".js")}
+</script>
+</body>
+</html>
+"""
+
+
+class Page:
+    """A finished page: `html` is its text; `save(path)` writes it; a notebook shows it."""
+
+    def __init__(self, text, title):
+        self.html, self.title = text, title
+
+    def save(self, path):
+        """Write the page to `path`, atomically (a failure leaves no half-written file).
+        Returns the path."""
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.write(self.html)
+        return path
+
+    def _repr_html_(self):
+        # An iframe keeps the page's ids, styles and scripts apart from the notebook's.
+        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '
+                f'title="{html.escape(self.title, quote=True)}" '
+                f'style="width: 100%; height: 640px; border: 1px solid #ccc"></iframe>')
+
+    def __repr__(self):
+        return f"<Page {self.title!r}: {len(self.html.encode('utf-8')):,} bytes>"

@@ -1,0 +1,60 @@
+"""The logit lens as a page: the table of viz.lens, each cell coloured by its probability.
+
+    lens, tokens = lens_of_prompt(model, tokenizer, prompt, kind)      # viz.lens
+    lens_page(lens, tokens, tokenizer, "my run").save("lens.html")
+
+One row per position of the sequence (its token on the left), one column per state of the
+residual stream (the embeddings, then each layer), each cell the token that state would
+predict and its probability, on viridis as in the PNG (dark for unsure, yellow for sure).
+Hovering a cell lists the k likeliest tokens there (viz/assets/lens.js).
+"""
+
+import html
+
+from .html import Page, number, page, viridis
+from .lens import _guess
+
+
+def lens_page(lens, tokens, tokenizer, title):
+    """The page of `lens` (a tinyformer.lens.Lens) over `tokens` (one label a position)."""
+    n_states, n_positions, k = lens.top_ids.shape
+    if len(tokens) != n_positions:
+        raise ValueError(f"lens_page: {len(tokens)} tokens for a lens of {n_positions} positions")
+    cells = [[[[_guess(tokenizer, int(lens.top_ids[s, t, r])), number(lens.top_probs[s, t, r])]
+               for r in range(k)] for s in range(n_states)] for t in range(n_positions)]
+    data = {"title": title, "states": list(lens.rows), "tokens": list(tokens), "cells": cells}
+    return Page(page(title, "lens", _body(title, lens, tokens, cells), data), title)
+
+
+def _body(title, lens, tokens, cells):
+    head = "".join(f"<th>{html.escape(state)}</th>" for state in lens.rows)
+    rows = []
+    for t, token in enumerate(tokens):
+        row = [f'<th class="token">{html.escape(token)}</th>']
+        for s, predictions in enumerate(cells[t]):
+            guess, probability = predictions[0]
+            ink = "black" if probability > 0.5 else "white"      # as the PNG writes it
+            row.append(f'<td data-t="{t}" data-s="{s}" style="background: '
+                       f'{viridis(probability)}; color: {ink}">'
+                       f'<span class="guess">{html.escape(guess)}</span> '
+                       f'<span class="p">{probability:.0%}</span></td>')
+        rows.append(f"<tr>{''.join(row)}</tr>")
+    return f"""<header>
+<h1>{html.escape(title)}</h1>
+<span class="legend" aria-hidden="true"><span>0%</span><span class="ramp"></span>
+<span>100%</span><span class="muted">probability of the top prediction</span></span>
+</header>
+<main>
+<p class="muted">Each row is a position of the prompt (its token on the left); each column a
+state of the residual stream, read by the model's own final norm and head as if the model
+stopped there; each cell the token that state would predict, and its probability. The last
+column is the model's own prediction. Hover a cell for the {len(cells[0][0])} likeliest
+tokens.</p>
+<table id="lens">
+<thead><tr><th>position</th>{head}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+</main>
+<div id="tooltip" class="tooltip" hidden></div>"""

@@ -1,0 +1,145 @@
+"""The run report: a run's training curves as a page, with values read by hovering.
+
+    metrics_page("runs/gpt").save("report.html")
+
+The curves are those of the PNG (viz.plots), drawn by the page's script (viz/assets/report.js)
+from the numbers of metrics.jsonl embedded in it: the train loss at each step and smoothed, the
+validation loss where the run evaluated, recall or accuracy if it measured one, the gradient
+norm if it recorded one, and the learning rate. Hovering a chart shows every value at that step.
+
+A page reads nothing once written, so a page of a run still going is only as new as the
+moment it was written. `run_status` tells from the run directory whether the run is going:
+`tinyformer plot DIR --out report.html --follow` rewrites the page as the run goes, and the
+page, written with `refresh=`, reloads itself from disk every so many seconds until a page
+says the run has ended.
+"""
+
+import html
+import json
+import os
+import time
+
+from .html import Page, number, page
+from .plots import EXTRA_FIGURES, METRICS_FILE, _is_number, _run_paths, read_metrics, smooth
+
+MANIFEST = "manifest.json"   # what `tinyformer train` writes: the run's files and settings
+LOCK = "run.lock"            # there while a process trains in the run; holds its process id
+# Figures a run may record besides the loss and learning rate, with their chart titles.
+CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
+FOLLOW_SECONDS = 5           # how often a followed page is rewritten and reloads itself
+
+
+def run_status(run_dir, records=None):
+    """Where the run in `run_dir` stands, as a dict: `step` (the last step in its metrics),
+    `iters` (the steps it plans, from manifest.json; None without one) and `state`:
+
+        finished   it has trained all its planned steps
+        running    a process is training in it (run.lock names a live process)
+        stopped    neither: interrupted or killed; `tinyformer train --resume` continues it
+        unknown    no manifest.json (a metrics file on its own): nothing tells
+    """
+    if records is None:
+        records = read_metrics(os.path.join(run_dir, METRICS_FILE))
+    step = records[-1]["step"]
+    iters = None
+    try:
+        with open(os.path.join(run_dir, MANIFEST), encoding="utf-8") as f:
+            iters = json.load(f)["settings"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not _is_number(iters):
+        return {"state": "unknown", "step": step, "iters": None}
+    if step >= iters:
+        return {"state": "finished", "step": step, "iters": iters}
+    return {"state": "running" if _trainer_alive(run_dir) else "stopped", "step": step,
+            "iters": iters}
+
+
+def _trainer_alive(run_dir):
+    """Whether run.lock names a process that is still alive (a killed trainer leaves its
+    run.lock behind, with the id of a process that no longer exists)."""
+    try:
+        with open(os.path.join(run_dir, LOCK), encoding="ascii") as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)                  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:              # it exists, and belongs to someone else
+        return True
+    return True
+
+
+def metrics_page(run_dir_or_metrics_path, refresh=None):
+    """The report page of a run directory (or of its metrics.jsonl). With `refresh` (seconds),
+    a page of a run that is still going reloads itself that often. ValueError (one line) when
+    the metrics are missing, empty or not a metrics.jsonl."""
+    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
+    records = read_metrics(metrics_path)
+    status = run_status(run_dir, records)
+    name = os.path.basename(os.path.abspath(run_dir))
+    title = f"training run: {name}"
+
+    def points(key):
+        return [[r["step"], number(r[key])] for r in records if _is_number(r.get(key))]
+
+    train = points("train_loss")
+    data = {
+        "title": title, "status": status, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "refresh": refresh if refresh and status["state"] == "running" else None,
+        "train": train,
+        "smoothed": [[step, number(v)] for (step, _), v in
+                     zip(train, smooth([v for _, v in train]))],
+        "val": points("val_loss"), "lr": points("lr"),
+        "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
+                   if any(_is_number(r.get(key)) for r in records)},
+    }
+    report = Page(page(title, "report", _body(title, status, data), data), title)
+    report.status = status
+    return report
+
+
+def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sleep):
+    """Write the report page of the run in `run_dir` (or of its metrics.jsonl) to `out_path`,
+    and while the run is training, write it again each time its metrics.jsonl changes
+    (looking every `every` seconds); the page reloads itself as often. Returns the path once a
+    page says the run has ended (finished or stopped), or on Ctrl-C."""
+    run_dir, metrics_path = _run_paths(run_dir)     # the directory, or its metrics.jsonl
+    seen = None
+    try:
+        while True:
+            changed = os.stat(metrics_path).st_mtime_ns
+            if changed != seen:
+                seen = changed
+                report = metrics_page(run_dir, refresh=every)
+                report.save(out_path)
+                status = report.status
+                if status["state"] != "running":
+                    return out_path
+                log(f"step {status['step']:,} of {status['iters']:,}: wrote {out_path}")
+            elif run_status(run_dir)["state"] != "running":   # stopped without a new line
+                metrics_page(run_dir).save(out_path)
+                return out_path
+            sleep(every)
+    except KeyboardInterrupt:
+        return out_path
+
+
+def _body(title, status, data):
+    step, iters = status["step"], status["iters"]
+    said = {"finished": f"finished: {step:,} of {iters:,} steps" if iters else "",
+            "running": f"running: step {step:,} of {iters or 0:,}",
+            "stopped": f"stopped at step {step:,} of {iters or 0:,} (tinyformer train --resume "
+                       f"continues it)",
+            "unknown": f"{step:,} steps"}[status["state"]]
+    if data["refresh"]:
+        said += f"; this page reloads every {data['refresh']:g} s"
+    return f"""<header>
+<h1>{html.escape(title)}</h1>
+<span id="run-status" class="status {status['state']}">{html.escape(said)}</span>
+<span class="muted">written {data['written']}</span>
+</header>
+<main id="charts"></main>
+<div id="tooltip" class="tooltip" hidden></div>"""
