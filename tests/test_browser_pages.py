@@ -240,7 +240,7 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
 
 
 def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_path):
-    run = write_run(tmp_path / "run", 6, iters=10, lock=os.getpid())
+    run = write_run(tmp_path / "run", 6, iters=10, lock="held")
     path = viz.metrics_page(run, refresh=1).save(tmp_path / "report.html")
     open_clean(browser, path)
     browser.execute_script("window.notReloaded = true")

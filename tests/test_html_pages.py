@@ -411,9 +411,13 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
 # ------------------------------------------------------------------------------ run report
 
 
+HELD_LOCKS = []          # run.lock files held open and locked, as a trainer holds its own
+
+
 def write_run(directory, steps, iters=None, lock=None, extra=None):
     """A run directory as `tinyformer train` leaves it: metrics.jsonl, and (with `iters`)
-    manifest.json; `lock` a process id for run.lock."""
+    manifest.json; `lock` a process id for run.lock, or "held" for a run.lock locked as a
+    training process locks it."""
     directory.mkdir(exist_ok=True)
     with open(directory / "metrics.jsonl", "w") as f:
         for step in range(1, steps + 1):
@@ -426,9 +430,24 @@ def write_run(directory, steps, iters=None, lock=None, extra=None):
         (directory / "manifest.json").write_text(json.dumps(
             {"format": "tinyformer-run", "version": 1, "owns": [], "settings": {"iters": iters},
              "checkpoint": None}))
-    if lock is not None:
+    if lock == "held" and not any(f.name == str(directory / "run.lock") for f in HELD_LOCKS):
+        import fcntl
+        f = open(directory / "run.lock", "w")
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        HELD_LOCKS.append(f)
+    elif lock not in (None, "held"):
         (directory / "run.lock").write_text(f"{lock}\n")
     return directory
+
+
+def release(directory):
+    """The training process ends: it removes its run.lock and lets go of the lock."""
+    for f in [f for f in HELD_LOCKS if f.name == str(directory / "run.lock")]:
+        os.remove(f.name)
+        f.close()
+        HELD_LOCKS.remove(f)
 
 
 def dead_process_id():
@@ -442,16 +461,16 @@ def dead_process_id():
 
 def test_a_run_is_finished_running_stopped_or_unknown(tmp_path):
     assert run_status(write_run(tmp_path / "a", 6, iters=6))["state"] == "finished"
-    assert run_status(write_run(tmp_path / "b", 4, iters=6, lock=os.getpid())) == {
+    assert run_status(write_run(tmp_path / "b", 4, iters=6, lock="held")) == {
         "state": "running", "step": 4, "iters": 6}
     assert run_status(write_run(tmp_path / "c", 4, iters=6))["state"] == "stopped"
     assert run_status(write_run(tmp_path / "d", 4, iters=6,
-                                lock=dead_process_id()))["state"] == "stopped"
+                                lock=dead_process_id()))["state"] == "stopped"  # killed
     assert run_status(write_run(tmp_path / "e", 4))["state"] == "unknown"
 
 
 def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_path):
-    run = write_run(tmp_path / "run", 6, iters=10, lock=os.getpid(), extra={"grad_norm": 0.5})
+    run = write_run(tmp_path / "run", 6, iters=10, lock="held", extra={"grad_norm": 0.5})
     page = metrics_page(run, refresh=2)
     data = page_data(page.html)
     records = [json.loads(line) for line in open(run / "metrics.jsonl")]
@@ -465,7 +484,7 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
     assert len(data["smoothed"]) == 6
     assert_self_contained(page.html)
     assert page_data(metrics_page(run).html)["refresh"] is None           # not asked
-    (run / "run.lock").unlink()
+    release(run)                                        # the trainer ends
     stopped = metrics_page(run, refresh=2)
     assert page_data(stopped.html)["refresh"] is None and "stopped at step 6" in stopped.html
     with pytest.raises(ValueError, match="does not exist"):
@@ -473,7 +492,7 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
 
 
 def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
-    run = write_run(tmp_path / "run", 2, iters=4, lock=os.getpid())
+    run = write_run(tmp_path / "run", 2, iters=4, lock="held")
     out = tmp_path / "report.html"
     written, logged = [], []
 
@@ -481,7 +500,7 @@ def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
         """Meanwhile, the run trains a step (and ends after step 4)."""
         written.append(page_data(out.read_text())["status"]["step"])
         steps = written[-1] + 1
-        write_run(run, steps, iters=4, lock=os.getpid() if steps < 4 else None)
+        write_run(run, steps, iters=4, lock="held" if steps < 4 else None)
         os.utime(run / "metrics.jsonl", ns=(steps * 10**9, steps * 10**9))
 
     assert follow_run(run, out, every=1, log=logged.append, sleep=sleep) == out

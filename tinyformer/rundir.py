@@ -444,6 +444,45 @@ def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
                               f"run was trained with (SHA-256 differs); put that one back")
     return tokenizer
 
+def is_training(path: StrPath) -> bool:
+    """Whether a process is training in the run directory now: run.lock exists and is locked.
+    (A killed trainer's run.lock stays behind, unlocked.)"""
+    try:
+        fd = os.open(os.path.join(path, LOCK), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)                                 # and with it our shared lock, if taken
+    return False
+
+
+def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Where the run in directory `path` stands, as a dict: `step` (the last step in its
+    metrics), `iters` (the steps it plans, from manifest.json; None without one) and `state`:
+
+        finished   it has trained all its planned steps
+        running    a process is training in it now
+        stopped    neither: interrupted or killed; `tinyformer train --resume` continues it
+        unknown    no manifest.json (a metrics file on its own): nothing tells
+    """
+    if records is None:
+        records = read_metrics(os.path.join(path, METRICS))
+    step = records[-1]["step"]
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+            iters = json.load(f)["settings"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        iters = None
+    if not (isinstance(iters, int) and not isinstance(iters, bool)):
+        return {"state": "unknown", "step": step, "iters": None}
+    state = "finished" if step >= iters else "running" if is_training(path) else "stopped"
+    return {"state": state, "step": step, "iters": iters}
+
+
 # ---------------------------------------------------------------------------------------------
 # metrics.jsonl: one JSON object a line, appended as training goes
 

@@ -15,61 +15,17 @@ says the run has ended.
 """
 
 import html
-import json
 import os
 import time
 
 from .html import Page, number, page
-from .plots import EXTRA_FIGURES, METRICS_FILE, _is_number, _run_paths, read_metrics, smooth
+from tinyformer.rundir import read_metrics, run_status
 
-MANIFEST = "manifest.json"   # what `tinyformer train` writes: the run's files and settings
-LOCK = "run.lock"            # there while a process trains in the run; holds its process id
+from .plots import EXTRA_FIGURES, _is_number, _run_paths, smooth
+
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
 FOLLOW_SECONDS = 5           # how often a followed page is rewritten and reloads itself
-
-
-def run_status(run_dir, records=None):
-    """Where the run in `run_dir` stands, as a dict: `step` (the last step in its metrics),
-    `iters` (the steps it plans, from manifest.json; None without one) and `state`:
-
-        finished   it has trained all its planned steps
-        running    a process is training in it (run.lock names a live process)
-        stopped    neither: interrupted or killed; `tinyformer train --resume` continues it
-        unknown    no manifest.json (a metrics file on its own): nothing tells
-    """
-    if records is None:
-        records = read_metrics(os.path.join(run_dir, METRICS_FILE))
-    step = records[-1]["step"]
-    iters = None
-    try:
-        with open(os.path.join(run_dir, MANIFEST), encoding="utf-8") as f:
-            iters = json.load(f)["settings"]["iters"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if not _is_number(iters):
-        return {"state": "unknown", "step": step, "iters": None}
-    if step >= iters:
-        return {"state": "finished", "step": step, "iters": iters}
-    return {"state": "running" if _trainer_alive(run_dir) else "stopped", "step": step,
-            "iters": iters}
-
-
-def _trainer_alive(run_dir):
-    """Whether run.lock names a process that is still alive (a killed trainer leaves its
-    run.lock behind, with the id of a process that no longer exists)."""
-    try:
-        with open(os.path.join(run_dir, LOCK), encoding="ascii") as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)                  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:              # it exists, and belongs to someone else
-        return True
-    return True
 
 
 def metrics_page(run_dir_or_metrics_path, refresh=None):
