@@ -1,6 +1,7 @@
 """The course proves itself: for every exercise, the untouched file fails its checker and the
-file with the reference solution's definitions appended (the solution is kept here, in
-tests/exercise_solutions/, never shipped in a workspace; see tests/solutions.py) passes it."""
+file with the reference solution's definitions appended (the solutions are kept in
+tinyformer/exercises/solutions/, never copied into a workspace; see tests/solutions.py) passes
+it."""
 
 import ast
 

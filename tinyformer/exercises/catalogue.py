@@ -1,7 +1,8 @@
 """The course: its chapters, and every exercise with its file, hints and checker.
 
-Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace)
-and a module of checkers under `checks/`. A checker module registers its exercises, in the order
+Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace),
+a folder of reference solutions under `solutions/` (never copied: `tinyformer exercises solution
+N` shows one, after asking) and a module of checkers under `checks/`. A checker module registers its exercises, in the order
 a learner meets them, with the `exercise` decorator.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 COURSE_DIR = Path(__file__).parent / "course"
+SOLUTIONS_DIR = Path(__file__).parent / "solutions"
 
 # (folder under course/ and checks/, title): the order in which the ideas build.
 CHAPTERS = [
@@ -51,6 +53,12 @@ class Exercise:
     def source(self):
         """The untouched exercise file shipped with the package."""
         return COURSE_DIR / self.file
+
+    @property
+    def solution(self):
+        """The reference solution: only what the learner writes (the functions, or the whole
+        class, that the exercise leaves as TODOs), meant to replace the exercise's TODO ones."""
+        return SOLUTIONS_DIR / self.file
 
 
 _registered = []
