@@ -2,8 +2,9 @@
 
 Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace),
 a folder of reference solutions under `solutions/` (never copied: `tinyformer exercises solution
-N` shows one, after asking) and a module of checkers under `checks/`. A checker module registers its exercises, in the order
-a learner meets them, with the `exercise` decorator.
+N` shows one, after asking) and a module of checkers under `checks/`. A checker module registers
+its exercises, in the order a learner meets them, with the `exercise` decorator, and defines its
+chapter's "predict, then run" question as `QUESTION`.
 """
 
 import importlib
@@ -61,6 +62,16 @@ class Exercise:
         return SOLUTIONS_DIR / self.file
 
 
+@dataclass
+class Question:
+    """A chapter's "predict, then run" question: a few lines that use the chapter's ideas,
+    whose printed output the learner writes down before the runner runs them. A checker module
+    defines its chapter's as `QUESTION`."""
+    code: str                 # a self-contained snippet; what it prints is the answer
+    output: str               # what it prints (the tests run `code` and compare)
+    why: str                  # the idea behind the answer, shown once the learner has guessed
+
+
 _registered = []
 
 
@@ -109,3 +120,23 @@ def find(name):
             return ex
     raise ValueError(f"there is no exercise called {name!r}: give a number or a name from "
                      f"`tinyformer exercises list`")
+
+
+def question(chapter):
+    """The "predict, then run" question of `chapter` (1-based)."""
+    folder = CHAPTERS[chapter - 1][0]
+    return importlib.import_module(f"tinyformer.exercises.checks.ch{folder}").QUESTION
+
+
+def find_chapter(name):
+    """The chapter a learner means by `name`: its number (`4`) or its folder (`04_autograd`).
+    Returns the 1-based number; raises ValueError with what there is to choose from."""
+    name = str(name)
+    if name.isdigit() and 1 <= int(name) <= len(CHAPTERS):
+        return int(name)
+    for number, (folder, _) in enumerate(CHAPTERS, start=1):
+        if name == folder:
+            return number
+    raise ValueError(f"there is no chapter {name!r}: give a number from 1 to {len(CHAPTERS)} "
+                     f"or a folder name such as {CHAPTERS[0][0]} (see `tinyformer exercises "
+                     f"list`)")

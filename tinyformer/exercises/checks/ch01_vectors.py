@@ -2,8 +2,24 @@
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
+QUESTION = Question(code="""\
+import numpy as np
+
+table = np.array([[1, 2], [3, 4], [5, 6]])      # 3 rows, one per token
+one_hot = np.array([[0, 0, 1],
+                    [1, 0, 0]])                 # token 2, then token 0
+print(one_hot @ table)
+""", output="""\
+[[5 6]
+ [1 2]]
+""", why=(
+    "A one-hot row has a single 1, so multiplying it by a table picks one row: token 2 gives the "
+    "table's row 2, [5 6]. That is why an embedding is a lookup (chapter 5), and why chapter 3 "
+    'can look masks up with a product.'))
 
 
 @exercise("one_hot", "One-hot vectors", hints=[

@@ -9,8 +9,24 @@ element stands for.
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 2`).
+QUESTION = Question(code="""\
+words = "the dog ran down the hill and the dog ran home".split()
+follows = {}
+for word, following in zip(words, words[1:]):
+    follows.setdefault(word, []).append(following)
+print(follows["ran"])
+print(follows["the"])
+""", output="""\
+['down', 'home']
+['dog', 'hill', 'dog']
+""", why=(
+    'After "ran" the counts hold "down" and "home" once each: a first-order model sees only the '
+    'current word and cannot choose between them. After "the" it has seen "dog" twice, so it '
+    'predicts "dog" even where "hill" was meant.'))
 
 SHORT_CORPUS = [
     "show me my directories please",

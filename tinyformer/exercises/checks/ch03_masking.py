@@ -4,12 +4,30 @@ chapter 2's second-order model as a ReLU feature layer and a matrix product."""
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import describe, expect, expect_array
 from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
                             normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
 from .ch08_training import _expect_numpy as expect_numpy
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 3`).
+QUESTION = Question(code="""\
+import numpy as np
+
+ids = np.array([0, 1, 0, 2])            # the tokens a, b, a, c
+Q = np.eye(3)[ids]                      # (4, 3): one-hot queries
+K = np.eye(3)[ids]                      # (4, 3): one-hot keys
+print(np.tril(Q @ K.T, k=-1))           # query t against every earlier key s < t
+""", output="""\
+[[0. 0. 0. 0.]
+ [0. 0. 0. 0.]
+ [1. 0. 0. 0.]
+ [0. 0. 0. 0.]]
+""", why=(
+    "Q @ K.T is 1 where a query and a key are the same token, and np.tril(..., k=-1) keeps only "
+    "the earlier keys: position 2 (the second a) finds the first a, and no other position has an "
+    'earlier copy of itself. A lookup done by a matrix product is what attention is.'))
 
 
 def reference_mask(weights):

@@ -8,9 +8,26 @@ import numpy as np
 
 from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, as_array, describe, describe_call, expect, expect_array,
                         run_learner_code)
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
+QUESTION = Question(code="""\
+from tinyautograd import Tensor
+
+a = Tensor(3.0, requires_grad=True)
+(a * a).backward()
+print(a.grad)
+(a * a).backward()
+print(a.grad)
+""", output="""\
+6.0
+12.0
+""", why=(
+    "Gradients accumulate: every backward adds (+=) into .grad, so the second backward adds "
+    "another 2a = 6 to the first. That is why a training step calls zero_grad() before "
+    'backward().'))
 
 # ---------------------------------------------------------------------------------------------
 # Helpers local to this chapter

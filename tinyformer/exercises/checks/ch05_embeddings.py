@@ -6,9 +6,27 @@ import numpy as np
 
 from tinyautograd import Tensor, functional
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_array
 from .ch04_autograd import _Apply, _gradcheck, _returned_gradients, _tensor
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 5`).
+QUESTION = Question(code="""\
+import numpy as np
+from tinyautograd import Tensor
+
+table = Tensor(np.zeros((3, 2)), requires_grad=True)    # 3 tokens, 2 features each
+out = table[np.array([1, 1, 2])]                         # look up tokens 1, 1 and 2
+out.sum().backward()
+print(table.grad)
+""", output="""\
+[[0. 0.]
+ [2. 2.]
+ [1. 1.]]
+""", why=(
+    "Token 1 was looked up twice, so row 1 receives the gradient of both uses (2 in each column); "
+    "row 2 was used once and row 0 never. An embedding's backward adds into the rows (np.add.at) "
+    'rather than assigning.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. Embeddings

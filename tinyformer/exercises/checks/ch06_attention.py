@@ -10,8 +10,29 @@ import numpy as np
 
 from tinyautograd import Tensor
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, expect, expect_array, expect_gradients
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 6`).
+QUESTION = Question(code="""\
+import numpy as np
+
+scores = np.array([[0.0, 5.0, 1.0],
+                   [0.0, 5.0, 1.0],
+                   [0.0, 5.0, 1.0]])            # every query scores the keys alike
+allowed = np.tril(np.ones((3, 3), dtype=bool))  # causal: query t sees keys 0..t
+scores = np.where(allowed, scores, -1e9)
+weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+weights = weights / weights.sum(axis=-1, keepdims=True)
+print(weights.round(2))
+""", output="""\
+[[1.   0.   0.  ]
+ [0.01 0.99 0.  ]
+ [0.01 0.98 0.02]]
+""", why=(
+    'The first query may see only key 0, so all its weight goes there, whatever the scores. The '
+    "later rows spread over more keys, but key 1's score of 5 takes almost everything: softmax "
+    'turns a gap of 4 into a factor of e^4, about 55.'))
 
 # ---------------------------------------------------------------------------------------------
 # Helpers, shared with chapter 7's checkers

@@ -8,9 +8,27 @@ import numpy as np
 
 from tinyautograd import Tensor, no_grad
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, expect_array, expect_gradients
 from .ch06_attention import backward_through, expect_output, tensor64
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 7`).
+QUESTION = Question(code="""\
+import numpy as np
+
+def layer_norm(x):
+    return (x - x.mean()) / x.std()
+
+x = np.array([1.0, 2.0, 3.0])
+print(layer_norm(x).round(3))
+print(layer_norm(100 * x + 7).round(3))
+""", output="""\
+[-1.225  0.     1.225]
+[-1.225  0.     1.225]
+""", why=(
+    'Layer norm removes the mean and divides by the spread, so scaling by 100 and shifting by 7 '
+    "change nothing. That is why a norm keeps a sub-layer's input on one scale, however large the "
+    'residual stream grows.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. The feed-forward network and GELU

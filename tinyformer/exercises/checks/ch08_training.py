@@ -11,8 +11,25 @@ import numpy as np
 import tinyautograd
 from tinyautograd import Tensor, functional, nn, optim
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 8`).
+QUESTION = Question(code="""\
+# Gradient descent on loss = w ** 2 (its minimum is at w = 0), at two learning rates.
+for lr in [0.1, 1.1]:
+    w = 1.0
+    for step in range(5):
+        grad = 2 * w                   # d loss / d w
+        w = w - lr * grad
+    print(lr, round(w, 4))
+""", output="""\
+0.1 0.3277
+1.1 -2.4883
+""", why=(
+    'Each step multiplies w by (1 - 2 lr): by 0.8 at lr 0.1, which shrinks w towards the minimum, '
+    'and by -1.2 at lr 1.1, which overshoots it further every step. Too large a learning rate '
+    'diverges; warmup starts small for this reason.'))
 
 
 def _expect_numpy(got, expected, call, what="returned", mistakes=(), atol=1e-5):

@@ -12,9 +12,26 @@ import numpy as np
 
 from tinyautograd import Tensor
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import (Call, CheckFailure, as_array, describe, expect, expect_array,
                         expect_equal)
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
+QUESTION = Question(code="""\
+import numpy as np
+
+logits = np.array([2.0, 1.0, 0.0])
+for temperature in [1.0, 0.5, 100.0]:
+    p = np.exp(logits / temperature)
+    print(temperature, (p / p.sum()).round(2))
+""", output="""\
+1.0 [0.67 0.24 0.09]
+0.5 [0.87 0.12 0.02]
+100.0 [0.34 0.33 0.33]
+""", why=(
+    'Dividing the logits by a temperature below 1 widens their gaps and sharpens the distribution '
+    '(0.87 for the best token); a large temperature flattens it towards uniform (a third each). '
+    'Temperature 0 is the limit of sharpening: greedy decoding.'))
 
 
 class Model:

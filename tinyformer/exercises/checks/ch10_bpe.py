@@ -14,7 +14,20 @@ import numpy as np
 from tinyformer.tokenizers import BPETokenizer, merge as repository_merge
 
 from ..checking import CheckFailure, describe, expect, expect_equal
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 10`).
+QUESTION = Question(code="""\
+text = "hi é"
+print(list(text.encode("utf-8")))
+print(len(text), len(text.encode("utf-8")))
+""", output="""\
+[104, 105, 32, 195, 169]
+4 5
+""", why=(
+    'é is one character but two bytes in UTF-8 (195, 169), so the text has 4 characters and 5 '
+    'bytes. Byte-level BPE starts from the 256 byte values, so it can write any text, and its '
+    'merges learn the common pieces of several bytes.'))
 
 
 def _readable(ids):

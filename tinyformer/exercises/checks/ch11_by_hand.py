@@ -12,8 +12,24 @@ import numpy as np
 from tinyautograd import Tensor
 from tinyformer.attention import attention_weights, causal_mask
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 11`).
+QUESTION = Question(code="""\
+import numpy as np
+
+for top in [2.0, 20.0]:
+    scores = np.array([top, 0.0, 0.0, 0.0])        # one key scores `top`, three score 0
+    weights = np.exp(scores) / np.exp(scores).sum()
+    print(top, weights.round(3))
+""", output="""\
+2.0 [0.711 0.096 0.096 0.096]
+20.0 [1. 0. 0. 0.]
+""", why=(
+    'Softmax turns a gap in scores into a ratio e^gap: with a gap of 2 each other key keeps e^-2 '
+    "of the top one's weight (0.096 against 0.711); with a gap of 20, about 2e-9. Weights set by "
+    'hand use large scores so that a head attends to exactly one position.'))
 
 # ---------------------------------------------------------------------------------------------
 # Weights: names and shapes

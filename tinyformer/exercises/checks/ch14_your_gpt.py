@@ -18,8 +18,26 @@ from threadpoolctl import threadpool_limits
 from tinyautograd import Tensor, functional, manual_seed, no_grad, optim
 from tinyformer.data import builtin_corpus
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_equal
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 14`).
+QUESTION = Question(code="""\
+import numpy as np
+
+ids = np.arange(10, 20)              # a text of 10 tokens
+context, start = 4, 3
+x = ids[start:start + context]
+y = ids[start + 1:start + 1 + context]
+print(x, y)
+print(len(y), "predictions are graded from this one window")
+""", output="""\
+[13 14 15 16] [14 15 16 17]
+4 predictions are graded from this one window
+""", why=(
+    "The targets are the same window one token on: position 0 of x (13) must predict 14, "
+    "positions 0 and 1 (13 14) must predict 15, and so on. One window grades as many predictions "
+    'as it has tokens, in one forward pass, thanks to the causal mask.'))
 
 # ---------------------------------------------------------------------------------------------
 # Teacher forcing

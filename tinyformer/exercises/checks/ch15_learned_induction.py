@@ -15,8 +15,23 @@ from threadpoolctl import threadpool_limits
 
 from tinyautograd import no_grad
 
-from ..catalogue import COURSE_DIR, exercise
+from ..catalogue import COURSE_DIR, Question, exercise
 from ..checking import CheckFailure, describe, expect
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 15`).
+QUESTION = Question(code="""\
+tokens = ["a", "b", "c", "a", "b", "c", "a"]
+t = 6                                            # the last "a"
+earlier = [s for s in range(t) if tokens[s] == tokens[t]]
+print(earlier)
+print(tokens[earlier[-1] + 1])                   # what came after its last occurrence
+""", output="""\
+[0, 3]
+b
+""", why=(
+    "An induction head finds the earlier places where the current token appeared (positions 0 and "
+    '3) and copies what came after the last one: "b". Chapter 11 builds it from two heads by '
+    'hand; chapter 15 watches training find it.'))
 
 # ---------------------------------------------------------------------------------------------
 # The definitions, and the usual mistakes
