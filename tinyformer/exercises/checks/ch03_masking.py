@@ -53,10 +53,12 @@ def reference_scores(ids, mask_table):
 @exercise("selective_mask", "A selective mask: let only the informative features vote", hints=[
     "informative_mask: weights.max(axis=-1) has shape (V, V) and is indexed [w, x]; the mask "
     "table is indexed [x, w], so transpose it (.T) at the end.",
-    "(weights.max(axis=-1) == 1.0).astype(float).T is the whole mask table. masked_vote: "
-    "x = vocab.index(context[-1]); earlier = np.zeros(len(vocab)).",
-    "Set earlier[vocab.index(w)] = 1.0 for each w in context[:-1] (set, don't add: a word seen "
-    "twice still votes once), then return (earlier * mask_table[x]) @ weights[:, x, :].",
+    "A feature is informative when it decides the next word: the largest of its weights over "
+    "the next words is exactly 1.0. masked_vote: x is the current word's index, and the "
+    "earlier words become a 0/1 vector of length V.",
+    "Set (don't add) a 1.0 for each earlier word: a word seen twice still votes once. The "
+    "current word's row of the mask table switches off the useless earlier words, and what is "
+    "left weighs the rows of weights[:, x, :]: one vector-matrix product.",
 ])
 def check_selective_mask(learner):
     informative_mask = learner.function("informative_mask")
@@ -102,11 +104,12 @@ def check_selective_mask(learner):
 
 
 @exercise("attention_as_matmul", "Attention as matrix multiplication: masks by Q K^T", hints=[
-    "V = mask_table.shape[0] and T = len(ids). lookup_masks is one_hot(ids, V) @ mask_table: "
-    "(T, V) @ (V, V).",
+    "V = mask_table.shape[0] and T = len(ids). lookup_masks looks up one row of the mask "
+    "table per token: chapter 1's table lookup by a one-hot product, (T, V) @ (V, V).",
     "attention_scores: Q @ K.T is (T, V) @ (V, T) -> (T, T). Keep only s < t with "
     "np.tril(np.ones((T, T)), k=-1): k=-1 drops the diagonal too.",
-    "attend: attention_scores(ids, mask_table) @ one_hot(ids, V), (T, T) @ (T, V) -> (T, V).",
+    "attend: each position adds up the tokens of the positions its scores let through: the "
+    "(T, T) scores times a (T, V) matrix that holds one token per row.",
 ])
 def check_attention_as_matmul(learner):
     # A hand-made table (not symmetric, so that a transpose shows): word 0 listens for word 1,

@@ -373,11 +373,12 @@ def _random_broadcast(rng):
 @exercise("broadcast_gradients", "Gradients through broadcasting", hints=[
     "Two steps: first sum away the extra leading axes, then sum (keepdims=True) over the axes "
     "where the input had size 1.",
-    "Step 1: grad = grad.sum(axis=tuple(range(grad.ndim - len(shape)))). Now grad.ndim equals "
-    "len(shape).",
-    "Step 2: axes = tuple(i for i, n in enumerate(shape) if n == 1), then "
-    "grad.sum(axis=axes, keepdims=True).",
-    "mul_backward: return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape).",
+    "Step 1: the extra leading axes are the first grad.ndim - len(shape) of them; summing "
+    "over them (a tuple of axes) leaves grad with as many axes as the input.",
+    "Step 2: sum, keeping the axis (keepdims=True), over every axis where the input has size "
+    "1 and grad does not.",
+    "mul_backward: each input's gradient is grad times the other input, as for numbers, "
+    "brought back to that input's own shape. Which of your two functions does that last part?",
 ], forbid=["tinyautograd.engine"])
 def check_broadcast_gradients(learner):
     unbroadcast = learner.function("unbroadcast")
@@ -428,7 +429,9 @@ def _shapes(inputs):
     "(n, m). Only one product of grad with the other operand gives each shape.",
     "dL/dA = grad @ B^T and dL/dB = A^T @ grad.",
     "For batches transpose only the last two axes: b.swapaxes(-1, -2), not b.T.",
-    "return grad @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ grad",
+    "The rule is the same in any number of dimensions: each gradient is grad times the other "
+    "operand transposed in its last two axes, in the order that gives back that input's "
+    "shape. The engine sums away the batch axes of a shared weight for you.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_matmul_backward(learner):
     MatMul = learner.attribute("MatMul")
@@ -485,10 +488,11 @@ def _engine_gradient(forward, x, grad):
 @exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
     "Softmax: the formula is p * (g - s) where s = (g * p).sum(axis=-1, keepdims=True): one "
     "number per row, broadcast back over the row.",
-    "Cross-entropy: d = ctx.p.copy(); then d[n, targets[n]] -= 1 for every row n. "
-    "A loop works; so does d[np.arange(N), ctx.targets] -= 1.",
-    "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad (the "
-    "gradient arriving from whatever came after the loss).",
+    "Cross-entropy: start from a copy of the saved probabilities p (never change ctx.p "
+    "itself), then subtract 1 at each row's target. Integer-array indexing with the row "
+    "numbers and the targets does every row at once.",
+    "The loss is a mean over the N rows, so each row's gradient is divided by N; and the "
+    "chain rule multiplies by grad, the gradient arriving from whatever came after the loss.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_softmax_cross_entropy_backward(learner):
     Softmax = learner.attribute("Softmax")
@@ -527,10 +531,14 @@ def check_softmax_cross_entropy_backward(learner):
 
 @exercise("layer_norm_backward", "The backward of layer normalisation", hints=[
     "Return three arrays, in the order x, gamma, beta, shaped like x, (C,) and (C,).",
-    "rows = g.reshape(-1, g.shape[-1]) puts every position on axis 0: d_beta = "
-    "rows.sum(axis=0), and d_gamma is the same with rows * x_hat.reshape(rows.shape).",
-    "d_xhat = g * gamma; d_x = rstd * (d_xhat - d_xhat.mean(-1, keepdims=True) - x_hat * "
-    "(d_xhat * x_hat).mean(-1, keepdims=True)).",
+    "beta is added at every position, so its gradient is g summed over every axis but the "
+    "last; gamma multiplies x_hat, so its gradient is the same sum of g * x_hat. Reshaping to "
+    "(-1, C) puts every position on axis 0 for one sum.",
+    "For x, go through x_hat, whose gradient is g * gamma. Both the mean subtracted and the "
+    "spread divided by depend on the whole row, so on its way to x that gradient loses two "
+    "parts: its own mean over the row, and x_hat times the row mean of (that gradient * "
+    "x_hat). What remains is scaled by rstd. Work it out on a row of two numbers if it does "
+    "not click.",
 ], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops"])
 def check_layer_norm_backward(learner):
     LayerNormFunction = learner.attribute("LayerNormFunction")

@@ -73,9 +73,10 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
 @exercise("feed_forward", "The feed-forward network and GELU", hints=[
     "gelu is one line of Tensor arithmetic: a plain number times a Tensor is a Tensor, and "
     "x.tanh() is tanh elementwise. Write the cube as x * x * x.",
-    "gelu(x) = 0.5 * x * (1 + (c * (x + 0.044715 * x * x * x)).tanh()) with "
-    "c = math.sqrt(2 / math.pi).",
-    "feed_forward: h = gelu(x @ w1 + b1) is (B, T, d_ff); the answer is h @ w2 + b2.",
+    "gelu(x) = 0.5 * x * (1 + tanh(c * (x + 0.044715 * x^3))) with c = sqrt(2 / pi): "
+    "math.sqrt and math.pi give the constant.",
+    "feed_forward widens each position with the first layer, applies gelu to every element, "
+    "and narrows back with the second: (B, T, C) -> (B, T, d_ff) -> (B, T, C).",
 ], forbid=["tinyformer.layers", "tinyformer.blocks"])
 def check_feed_forward(learner):
     gelu = learner.function("gelu")

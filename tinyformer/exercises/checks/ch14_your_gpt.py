@@ -246,8 +246,9 @@ def _check_training(learner):
 @exercise("your_gpt", "Your GPT: assemble it and train it", hints=[
     "teacher_forcing_batch: one slice ids[s:s + context] per start for x, the same one "
     "shifted by one for y; np.stack makes the rows a (B, context) array.",
-    "__init__: nn.init.normal_(nn.Parameter(np.zeros((vocab_size, d_model))), std=0.02) is "
-    "E, likewise P; nn.ModuleList([Block(d_model, n_head) for ...]); nn.LayerNorm(d_model).",
+    "__init__: two Parameters drawn from a normal of std 0.02 (nn.init.normal_): the "
+    "(vocab_size, d_model) token table E and the (context, d_model) positions P; then an "
+    "nn.ModuleList of n_layer Blocks, and an nn.LayerNorm(d_model).",
     "forward: E[ids] is (B, T, C) and P[:T] (T, C) broadcasts over the batch. Which one "
     "matrix turns the normalised stream (B, T, C) back into V scores per position?",
 ], forbid=["tinyformer.gpt", "tinyformer.blocks", "tinyformer.layers", "tinyformer.attention",
