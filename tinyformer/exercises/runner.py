@@ -24,6 +24,7 @@ returns False.
 import ast
 import math
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -245,9 +246,8 @@ def predict(workspace, chapter, answer=None):
 
 def read_until_empty_line():
     """Lines typed by the learner, up to an empty line or the end of the input."""
-    stream = click.get_text_stream("stdin")
     lines = []
-    for line in iter(stream.readline, ""):
+    for line in iter(sys.stdin.readline, ""):
         if not line.strip():
             break
         lines.append(line.rstrip("\n"))
