@@ -327,11 +327,11 @@ def draw(workspace, ex, out=None, timeout=120):
                           f"{names}")
     path = Path(out) if out is not None else \
         workspace.pictures_dir() / f"{ex.number:02d}_{ex.slug}.png"
+    if path.is_dir():
+        raise RunnerError(f"--out {out} is a directory; give a file name")
     if path.suffix.lower() not in PICTURE_SUFFIXES:
         raise RunnerError(f"--out {out}: give a file name ending in "
                           f"{' or '.join(PICTURE_SUFFIXES)}")
-    if path.is_dir():
-        raise RunnerError(f"--out {out} is a directory; give a file name")
     if out is None:
         path.parent.mkdir(exist_ok=True)
     elif not path.parent.is_dir():
