@@ -17,7 +17,6 @@ from tinyformer.exercises import find, run_check
 from tinyformer.exercises.catalogue import SOLUTIONS_DIR
 from tinyformer.exercises.checking import CHECKER_ERROR
 
-MARKER = "# --- the reference solution: it replaces the TODOs ---"
 
 
 def solution_path(ex):
@@ -30,11 +29,9 @@ def solution_text(ex):
 
 
 def solved_text(ex, solution=None):
-    """The exercise file followed by the marker and its solution (`solution`, text to use in
-    place of the solution file's, lets a test write a wrong answer)."""
-    if solution is None:
-        solution = solution_text(ex)
-    return f"{ex.source.read_text().rstrip()}\n\n\n{MARKER}\n\n{solution}"
+    """The exercise file followed by its solution (`solution`, text to use in place of the
+    solution file's, lets a test write a wrong answer)."""
+    return ex.solved_text(solution)
 
 
 def write_solved(ex, path, solution=None):

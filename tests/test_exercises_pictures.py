@@ -291,3 +291,25 @@ def test_draw_needs_a_workspace(tmp_path, monkeypatch):
     result = run("draw", "scalar_engine")
     assert result.exit_code == 2 and "no exercise workspace" in result.stderr
 
+
+
+# -- the course's page shows a picture a chapter ----------------------------------------------
+
+def test_the_course_page_shows_one_picture_a_chapter_drawn_by_the_docs_script():
+    import importlib.util
+    import re
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("make_course_pictures",
+                                                  docs / "make_course_pictures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    expected = [script.picture_path(find(slug)) for slug in script.CHAPTER_PICTURES]
+    assert [find(slug).chapter for slug in script.CHAPTER_PICTURES] == \
+        list(range(1, len(CHAPTERS) + 1))
+    page = (docs / "course.md").read_text()
+    shown = [docs / link for link in re.findall(r"!\[[^\]]*\]\((images/course/[^)]+)\)", page)]
+    assert shown == expected
+    for path in shown:
+        assert path.read_bytes().startswith(PNG), path
+    for chapter, path in enumerate(shown, start=1):              # under its own chapter
+        assert page.index(f"## Chapter {chapter}. ") < page.index(path.name)

@@ -14,6 +14,7 @@ from typing import Callable
 
 COURSE_DIR = Path(__file__).parent / "course"
 SOLUTIONS_DIR = Path(__file__).parent / "solutions"
+SOLVED_MARKER = "# --- the reference solution: it replaces the TODOs ---"
 
 # (folder under course/ and checks/, title): the order in which the ideas build.
 CHAPTERS = [
@@ -60,6 +61,16 @@ class Exercise:
         """The reference solution: only what the learner writes (the functions, or the whole
         class, that the exercise leaves as TODOs), meant to replace the exercise's TODO ones."""
         return SOLUTIONS_DIR / self.file
+
+    def solved_text(self, solution=None):
+        """The exercise file with the reference solution (or `solution`, text to use in its
+        place) appended: its definitions replace the TODO ones, and everything else (the
+        given helpers, data and imports) is the exercise's own. The file's `if __name__ ==
+        "__main__":` block stays above the solution; a checker imports the file, so it does
+        not run."""
+        if solution is None:
+            solution = self.solution.read_text()
+        return f"{self.source.read_text().rstrip()}\n\n\n{SOLVED_MARKER}\n\n{solution}"
 
 
 @dataclass

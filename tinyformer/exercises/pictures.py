@@ -266,11 +266,11 @@ def _draw_attention_as_matmul(learner):
     scores = learner.function("attention_scores")
     T = len(ids)
     return Picture("attention_scores: position t (row) hears position s (column)", [
-        Panel(f"attention_scores(ids, mask_table) for \"{LONG_CORPUS[2]}\"",
+        Panel("attention_scores(ids, mask_table)",
               values=_matrix(scores(ids, mask_table), (T, T), scores.last_call),
               rows=words, cols=words, numbers=True)],
-        caption="Only earlier positions (below the diagonal) whose word the current word's "
-                "mask finds informative.")
+        caption="Only earlier positions (below the diagonal), and of those only the words "
+                "that the current word's mask finds informative.")
 
 
 # ---------------------------------------------------------------------------------------------
