@@ -679,8 +679,9 @@ def _draw_padding_mask(learner):
     return Picture("A batch of three sequences, padded with id 0", [
         Panel("pad_batch(sequences, 0)  (B, T)", values=ids, rows=_labels("seq ", 3),
               cols=_labels("", 4), numbers=True),
-        Panel("padding_mask(ids, 0)[:, 0, 0]: keys that may be read", values=allowed[:, 0, 0],
-              rows=_labels("seq ", 3), cols=_labels("key ", 4), numbers=True)])
+        Panel("padding_mask(ids, 0): keys to read", values=allowed[:, 0, 0],
+              rows=_labels("seq ", 3), cols=_labels("key ", 4), numbers=True)],
+        caption="The mask is (B, 1, 1, T): the same row of keys for every head and query.")
 
 
 @drawer("attention_masks", "the masks of GPT, BERT and the encoder-decoder")
