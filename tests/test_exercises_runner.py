@@ -98,6 +98,7 @@ def test_an_unknown_chapter_says_what_there_is(name):
     ("0.1 0.33", "0.1 0.3277\n"),                                  # within 1%
     ("[1 0 0 0]", "[1. 0. 0. 0.]\n"),
     ("-2.49", "-2.4883\n"),
+    ("[[1 0 0] [0 1 0]]", "[[1.   0.   0.  ]\n [0.01 0.99 0.  ]]\n"),     # to within 0.01
 ])
 def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
     assert same_output(predicted, printed)
@@ -107,6 +108,7 @@ def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
     ("[[1 2]\n [5 6]]", "[[5 6]\n [1 2]]\n"),                    # the rows swapped
     ("6.0", "6.0\n12.0\n"),                                        # a line missing
     ("0.1 0.35", "0.1 0.3277\n"),                                  # 7% off
+    ("[0 1 0]", "[0.02 0.98 0.  ]\n"),                             # 0.02 off
     ("[dog, hill]", "['down', 'home']\n"),
     ("2.49", "-2.4883\n"),                                         # the sign matters
     ("True False", "[ True False False]\n"),

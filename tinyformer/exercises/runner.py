@@ -22,9 +22,9 @@ returns False.
 """
 
 import ast
-import math
 import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -223,7 +223,7 @@ def predict(workspace, chapter, answer=None):
     asked = question(chapter)
     click.echo(click.style(f"Chapter {chapter}, {title}: what will this print?", bold=True))
     click.echo()
-    click.echo("\n".join("    " + line for line in asked.code.rstrip().splitlines()))
+    click.echo("\n".join(("    " + line).rstrip() for line in asked.code.rstrip().splitlines()))
     click.echo()
     if answer is None:
         click.echo("Your prediction (then an empty line):")
@@ -236,9 +236,9 @@ def predict(workspace, chapter, answer=None):
     click.echo(side_by_side(("You predicted:", answer), ("It printed:", printed)))
     click.echo(click.style("Right." if right else "Not quite.", bold=True,
                            fg="green" if right else "yellow")
-               + ("" if right else "  Spaces, commas and quotes aside, and numbers to within "
-                                   "1%, the two differ."))
-    click.echo(f"Why: {asked.why}")
+               + ("" if right else " They differ, even with spacing, commas and quotes set "
+                                   "aside and numbers allowed 1% (or 0.01) off."))
+    click.echo(textwrap.fill(f"Why: {asked.why}", width=92, subsequent_indent="     "))
     if workspace is not None:
         workspace.record_prediction(folder, answer, right)
     return right
@@ -261,18 +261,20 @@ _TOKEN = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\w+|[^\s\w,'\"]")
 
 def same_output(predicted, printed):
     """Whether a prediction says what was printed: the same words and signs in the same
-    order, and numbers equal to within 1% (or 0.005), whatever the spacing."""
-    a, b = _TOKEN.findall(predicted), _TOKEN.findall(printed)
-    if len(a) != len(b):
+    order, and numbers equal to within 1% or 0.01, whatever the spacing."""
+    guessed, shown = _TOKEN.findall(predicted), _TOKEN.findall(printed)
+    if len(guessed) != len(shown):
         return False
-    for x, y in zip(a, b):
-        try:
-            if not math.isclose(float(x), float(y), rel_tol=1e-2, abs_tol=5e-3):
-                return False
-        except ValueError:
-            if x != y:
-                return False
-    return True
+    return all(_same_token(x, y) for x, y in zip(guessed, shown))
+
+
+def _same_token(guessed, shown):
+    try:
+        x, y = float(guessed), float(shown)
+    except ValueError:
+        return guessed == shown
+    # + 1e-9: 1 and 0.99 are 0.01 apart, though not quite in binary floating point
+    return abs(x - y) <= max(0.01, 0.01 * max(abs(x), abs(y))) + 1e-9
 
 
 def side_by_side(left, right):
