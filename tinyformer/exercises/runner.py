@@ -22,6 +22,7 @@ returns False.
 """
 
 import ast
+import math
 import re
 import sys
 import textwrap
@@ -273,6 +274,8 @@ def _same_token(guessed, shown):
         x, y = float(guessed), float(shown)
     except ValueError:
         return guessed == shown
+    if not (math.isfinite(x) and math.isfinite(y)):             # inf, -inf, nan
+        return x == y or (math.isnan(x) and math.isnan(y))
     # + 1e-9: 1 and 0.99 are 0.01 apart, though not quite in binary floating point
     return abs(x - y) <= max(0.01, 0.01 * max(abs(x), abs(y))) + 1e-9
 
