@@ -172,7 +172,8 @@ def test_the_induction_picture_has_both_layers(tmp_path):
 
 def test_the_gelu_and_schedule_curves_are_the_learners(tmp_path):
     (_, xs, ys), (_, _, relu) = picture_of("feed_forward", tmp_path).panels[0].lines
-    assert np.allclose(ys[[0, 80, 160]], [-0.0002, 0.0, 3.9998], atol=1e-3)
+    assert np.allclose(ys[[0, 60, 80, 160]], [-0.0001, -0.1588, 0.0, 3.9999], atol=1e-4)
+    assert np.array_equal(relu, np.maximum(xs, 0.0))
     (_, steps, rates), = picture_of("warmup_schedule", tmp_path).panels[0].lines
     assert rates.argmax() == 20 and np.isclose(rates[0], 3e-3 / 21)
     assert np.isclose(rates[-1], 3e-4) and np.all(np.diff(rates[20:101]) <= 1e-12)
