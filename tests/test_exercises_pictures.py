@@ -314,3 +314,12 @@ def test_the_course_page_shows_one_picture_a_chapter_drawn_by_the_docs_script():
         assert path.read_bytes().startswith(PNG), path
     for chapter, path in enumerate(shown, start=1):              # under its own chapter
         assert page.index(f"## Chapter {chapter}. ") < page.index(path.name)
+
+
+def test_a_result_the_drawer_cannot_use_is_reported_not_raised(tmp_path):
+    ex = find("bpe_train")
+    solved = write_solved(ex, tmp_path / "bpe_train.py", solution_text(ex).replace(
+        "    return merges", "    return [('a', 'b')]"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message.startswith("the picture could not use what your code returned:")
+    assert "ValueError" in message and "tinyformer exercises check bpe_train" in message

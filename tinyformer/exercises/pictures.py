@@ -193,6 +193,15 @@ def draw(exercise, path, picture_path):
     try:
         learner = load_learner_file(path)
         picture = DRAWERS[exercise.slug].draw(learner)
+    except CheckFailure as failure:
+        return str(failure)
+    except Exception as error:
+        # What the learner's code returned tripped the drawer (a list where an array was due,
+        # say): say so, as a check does, rather than show the drawer's traceback.
+        return (f"the picture could not use what your code returned:\n"
+                f"    {type(error).__name__}: {error}\n"
+                f"`tinyformer exercises check {exercise.slug}` says what is wrong.")
+    try:
         render(picture, picture_path)
     except CheckFailure as failure:
         return str(failure)
