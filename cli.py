@@ -1140,15 +1140,9 @@ def exercises_predict(chapter, answer, workspace_dir):
     unfinished exercise], take your prediction of what they print, run them, and show both
     with the idea behind the answer. CHAPTER is a number or a folder name (04_autograd)."""
     from tinyformer.exercises import runner
-    from tinyformer.exercises.catalogue import find_chapter
     workspace = open_workspace(workspace_dir, required=False)
-    if chapter is None:
-        following = workspace.next_unfinished() if workspace else None
-        chapter = following.chapter if following else 1
-    with input_errors():
-        chapter = find_chapter(chapter)
     with learner_errors():
-        runner.predict(workspace, chapter, answer)
+        runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
 @exercises.command("solution")

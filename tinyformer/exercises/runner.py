@@ -11,6 +11,7 @@ the errors below into exit statuses; everything a learner reads is written here:
     check_all(workspace, timeout)        check every exercise, one line each
     watch(workspace, ex, timeout)        check again on every save, then move on
     predict(workspace, chapter, answer)  a chapter's question: predict, then run
+    chapter_to_ask(workspace, name)      the chapter `predict` asks about
     solution(workspace, ex, confirmed)   the reference solution, after a confirmation
     draw(workspace, ex, out, timeout)    a picture of what the learner's code computes
     reset(workspace, ex)                 restore an exercise's file, keeping the learner's
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import click
 
-from .catalogue import CHAPTERS, exercises, question
+from .catalogue import CHAPTERS, exercises, find_chapter, question
 from .isolated import draw_in_subprocess, run_question
 from .workspace import init_workspace
 
@@ -243,6 +244,18 @@ def predict(workspace, chapter, answer=None):
     if workspace is not None:
         workspace.record_prediction(folder, answer, right)
     return right
+
+
+def chapter_to_ask(workspace, name=None):
+    """The chapter a learner means by `name` (a number or a folder name), or without one the
+    chapter of the next unfinished exercise (the first chapter outside a workspace)."""
+    if name is None:
+        following = workspace.next_unfinished() if workspace else None
+        return following.chapter if following else 1
+    try:
+        return find_chapter(name)
+    except ValueError as error:
+        raise RunnerError(str(error)) from None
 
 
 def read_until_empty_line():
