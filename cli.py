@@ -865,11 +865,16 @@ Examples:
   tinyformer exercises check                check the next unfinished exercise
   tinyformer exercises watch                the same, again on every save
   tinyformer exercises hint 1               a hint (ask again for the next one)
+  tinyformer exercises predict 4            chapter 4's question: what will this print?
+  tinyformer exercises draw 10              a picture of what your code computes
 """)
 def exercises():
     """Work through the course: from one-hot vectors to a Transformer whose weights you set
     by hand. Each exercise is a file you edit; the runner says what is still wrong."""
 
+
+# What each command does is in tinyformer/exercises/runner.py; here are its options, and the
+# mapping of a learner's mistakes (a RunnerError, a WorkspaceError) to exit status 2.
 
 def workspace_option(command):
     return click.option("--workspace", "-w", "workspace_dir", metavar="DIR",
@@ -881,10 +886,25 @@ def exercise_argument(required=True):
     return click.argument("name", metavar="N" if required else "[N]", required=required)
 
 
-def open_workspace(workspace_dir):
-    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-    with input_errors(WorkspaceError):
-        return find_workspace(workspace_dir)
+def timeout_option(command):
+    return click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
+                        help="Seconds before a run of your code that has not finished is "
+                             "stopped.")(command)
+
+
+@contextlib.contextmanager
+def learner_errors():
+    """The runner's and the workspace's complaints, as one line and exit status 2."""
+    from tinyformer.exercises.runner import RunnerError
+    from tinyformer.exercises.workspace import WorkspaceError
+    with input_errors(RunnerError, WorkspaceError):
+        yield
+
+
+def open_workspace(workspace_dir, required=True):
+    from tinyformer.exercises.workspace import find_workspace
+    with learner_errors():
+        return find_workspace(workspace_dir, required=required)
 
 
 def find_exercise(name):
@@ -893,50 +913,22 @@ def find_exercise(name):
         return find(name)
 
 
-STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
-
-
 @exercises.command("init")
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
     """Copy a fresh workspace of exercise files into DIR (new or empty)
     [tinyformer-exercises]."""
-    from tinyformer.exercises import exercises as course
-    from tinyformer.exercises.workspace import WorkspaceError, init_workspace
-    with input_errors(WorkspaceError):
-        workspace = init_workspace(directory)
-    first = course()[0]
-    click.echo(f"Wrote {len(course())} exercises to {workspace.root}/. Start with:\n"
-               f"  cd {directory}\n"
-               f"  tinyformer exercises show 1      then edit {first.file}\n"
-               f"  tinyformer exercises check       or `watch`, to re-check on every save")
+    from tinyformer.exercises import runner
+    with learner_errors():
+        runner.init(directory)
 
 
 @exercises.command("list")
 @workspace_option
 def exercises_list(workspace_dir):
     """Every exercise, by chapter, done or not done."""
-    from tinyformer.exercises import CHAPTERS
-    from tinyformer.exercises import exercises as course
-    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-    with input_errors(WorkspaceError):
-        workspace = find_workspace(workspace_dir, required=False)
-    done = 0
-    for chapter, (_, title) in enumerate(CHAPTERS, start=1):
-        click.echo(click.style(f"{chapter}. {title}", bold=True))
-        for ex in course():
-            if ex.chapter != chapter:
-                continue
-            status = workspace.status(ex) if workspace else ""
-            done += status == "done"
-            mark = click.style(f"{status:9s}", fg=STATUS_STYLE.get(status))
-            click.echo(f"  {ex.number:3d}  {mark} {ex.slug:32s} {ex.title}")
-    if workspace is None:
-        click.echo("\nNo workspace here: `tinyformer exercises init DIR` makes one.")
-    else:
-        click.echo(f"\n{done} of {len(course())} done, in {workspace.root}")
-        if any(workspace.status(ex) == "edited" for ex in course()):
-            click.echo("(edited: it passed once and has changed since; check it again)")
+    from tinyformer.exercises import runner
+    runner.list_course(open_workspace(workspace_dir, required=False))
 
 
 @exercises.command("show")
@@ -944,21 +936,9 @@ def exercises_list(workspace_dir):
 @workspace_option
 def exercises_show(name, workspace_dir):
     """Print exercise N's explanation (N is its number or its name)."""
-    import ast
-    from tinyformer.exercises import exercises as course
+    from tinyformer.exercises import runner
     ex = find_exercise(name)
-    doc = ast.get_docstring(ast.parse(ex.source.read_text()))
-    click.echo(click.style(f"Exercise {ex.number} of {len(course())}: {ex.title}  "
-                           f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
-    body = doc.split("\n", 1)[1].strip() if "\n" in doc else doc   # line 1 is the title
-    click.echo(f"\n{body}\n")
-    from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-    with input_errors(WorkspaceError):
-        workspace = find_workspace(workspace_dir, required=False)
-    if workspace is None:
-        click.echo(f"Your file: {ex.file}, in a workspace made by `tinyformer exercises init`")
-    else:
-        click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
+    runner.show(ex, open_workspace(workspace_dir, required=False))
 
 
 @exercises.command("hint")
@@ -966,118 +946,99 @@ def exercises_show(name, workspace_dir):
 @workspace_option
 def exercises_hint(name, workspace_dir):
     """One more hint for exercise N each time you ask."""
+    from tinyformer.exercises import runner
     workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name)
-    shown = workspace.take_hint(ex)
-    for i, hint in enumerate(shown, start=1):
-        click.echo(f"Hint {i} of {len(ex.hints)}: {hint}")
-    if len(shown) < len(ex.hints):
-        click.echo(f"(ask again for hint {len(shown) + 1})")
-
-
-def report_check(workspace, ex, message, printed, quiet=False):
-    """Print one check's outcome; True when it passed."""
-    name = f"{ex.number} {ex.slug} ({ex.file})"
-    if printed.strip() and not quiet:
-        lines = printed.rstrip().splitlines()
-        shown = lines[-20:]
-        click.echo(click.style("Your code printed:", dim=True)
-                   + (f" (the last 20 of {len(lines)} lines)" if len(lines) > 20 else ""))
-        click.echo("\n".join("  " + line for line in shown))
-    if message is None:
-        click.echo(click.style("PASS ", fg="green", bold=True) + name)
-        return True
-    click.echo(click.style("FAIL ", fg="red", bold=True) + name)
-    if not quiet:
-        click.echo("\n".join("  " + line for line in message.splitlines()))
-        click.echo(f"  (a hint: tinyformer exercises hint {ex.number})")
-    return False
-
-
-def say_next(workspace):
-    following = workspace.next_unfinished()
-    if following is None:
-        from tinyformer.exercises import exercises as course
-        click.echo(f"All {len(course())} exercises pass. You have built a Transformer, "
-                   f"piece by piece.")
-    else:
-        click.echo(f"Next: {following.number} {following.slug}, {following.title}: "
-                   f"tinyformer exercises show {following.number}")
+    runner.hint(workspace, find_exercise(name))
 
 
 @exercises.command("check", epilog="""\b
 Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True, help="Check every exercise, one line each.")
-@click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
-              help="Seconds before a check that has not finished is stopped.")
+@timeout_option
 @workspace_option
 def exercises_check(name, check_all, timeout, workspace_dir):
     """Check exercise N [the next unfinished one] and say what is still wrong."""
-    from tinyformer.exercises import exercises as course
-    from tinyformer.exercises.workspace import WorkspaceError
+    from tinyformer.exercises import runner
     workspace = open_workspace(workspace_dir)
     if check_all and name is not None:
         raise InputError("give an exercise N or --all, not both")
-    if check_all:
-        passed = 0
-        for ex in course():
-            with input_errors(WorkspaceError):
-                message, printed = workspace.check(ex, timeout)
-            passed += report_check(workspace, ex, message, printed, quiet=True)
-        click.echo(f"\n{passed} of {len(course())} pass")
-        sys.exit(0 if passed == len(course()) else 1)
-    ex = find_exercise(name) if name is not None else workspace.next_unfinished()
-    if ex is None:
-        say_next(workspace)
-        return
-    with input_errors(WorkspaceError):
-        message, printed = workspace.check(ex, timeout)
-    if report_check(workspace, ex, message, printed):
-        say_next(workspace)
-        return
-    sys.exit(1)
+    ex = find_exercise(name) if name is not None else None
+    with learner_errors():
+        passed = runner.check_all(workspace, timeout) if check_all else \
+            runner.check(workspace, ex, timeout)
+    sys.exit(0 if passed else 1)
 
 
 @exercises.command("watch")
 @exercise_argument(required=False)
-@click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
-              help="Seconds before a check that has not finished is stopped.")
+@timeout_option
 @click.option("--max-checks", type=click.IntRange(min=1), hidden=True,
               help="Stop after this many checks (for tests).")
 @workspace_option
 def exercises_watch(name, timeout, max_checks, workspace_dir):
     """Check exercise N [the next unfinished one] again every time you save it; when it
     passes, move on to the next. Ctrl-C stops."""
-    from tinyformer.exercises.workspace import WorkspaceError
+    from tinyformer.exercises import runner
     workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name) if name is not None else workspace.next_unfinished()
-    checks = 0
-    try:
-        while ex is not None:
-            with input_errors(WorkspaceError):
-                message, printed = workspace.check(ex, timeout)
-            checks += 1
-            passed = report_check(workspace, ex, message, printed)
-            if passed:
-                say_next(workspace)
-                ex = workspace.next_unfinished()
-                if ex is None or (max_checks and checks >= max_checks):
-                    return
-                continue        # check the next one at once: it says what to write first
-            if max_checks and checks >= max_checks:
-                return
-            path = workspace.path(ex)
-            click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)",
-                                   dim=True))
-            seen = path.stat().st_mtime_ns if path.exists() else None
-            while (path.stat().st_mtime_ns if path.exists() else None) == seen:
-                time.sleep(0.3)
-            click.echo()
-    except KeyboardInterrupt:
-        click.echo("\nStopped watching.")
-    if ex is None:                  # every exercise passes (from the start, or now)
-        say_next(workspace)
+    ex = find_exercise(name) if name is not None else None
+    with learner_errors():
+        runner.watch(workspace, ex, timeout, max_checks)
+
+
+@exercises.command("predict", epilog="""\b
+Examples:
+  tinyformer exercises predict 4            shows the code, reads your answer, runs it
+  tinyformer exercises predict 04_autograd --answer "6.0 12.0"
+""")
+@click.argument("chapter", metavar="[CHAPTER]", required=False)
+@click.option("--answer", metavar="TEXT",
+              help="Your prediction, instead of typing it after the code is shown.")
+@workspace_option
+def exercises_predict(chapter, answer, workspace_dir):
+    """Predict, then run: show a few lines that use CHAPTER's ideas [the chapter of the next
+    unfinished exercise], take your prediction of what they print, run them, and show both
+    with the idea behind the answer. CHAPTER is a number or a folder name (04_autograd)."""
+    from tinyformer.exercises import runner
+    workspace = open_workspace(workspace_dir, required=False)
+    with learner_errors():
+        runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
+
+
+@exercises.command("solution")
+@exercise_argument()
+@click.option("--yes", "-y", is_flag=True, help="Show it without asking first.")
+@workspace_option
+def exercises_solution(name, yes, workspace_dir):
+    """Show exercise N's reference solution, after asking whether you want to see it; the
+    workspace remembers it, and `list` marks the exercise."""
+    from tinyformer.exercises import runner
+    ex = find_exercise(name)
+    runner.solution(open_workspace(workspace_dir, required=False), ex, confirmed=yes)
+
+
+@exercises.command("draw", epilog="""\b
+Examples:
+  tinyformer exercises draw scalar_engine   your Value graph, with every .data and .grad
+  tinyformer exercises draw 17 --out attention.svg
+\b
+Exit status: 0 when it is drawn, 1 when your code cannot draw it yet (it says why).""")
+@exercise_argument()
+@click.option("--out", "out_path", metavar="FILE",
+              help="The picture to write, .png or .svg [pictures/NN_NAME.png in the "
+                   "workspace].")
+@timeout_option
+@workspace_option
+def exercises_draw(name, out_path, timeout, workspace_dir):
+    """Draw what your code for exercise N computes: the scalar engine's graph, a gradient
+    exercise's backward pass, the attention maps of the attention chapters, and more. Your
+    code runs in a separate process, as in a check."""
+    from tinyformer.exercises import runner
+    workspace = open_workspace(workspace_dir)
+    ex = find_exercise(name)
+    with learner_errors():
+        failure = runner.draw(workspace, ex, out_path, timeout)
+    sys.exit(0 if failure is None else 1)
 
 
 @exercises.command("reset")
@@ -1085,11 +1046,9 @@ def exercises_watch(name, timeout, max_checks, workspace_dir):
 @workspace_option
 def exercises_reset(name, workspace_dir):
     """Restore exercise N's file as it came; your version is kept in .tinyformer/backups/."""
+    from tinyformer.exercises import runner
     workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name)
-    backup = workspace.reset(ex)
-    click.echo(f"Restored {workspace.path(ex)}"
-               + (f"; your version is in {backup}" if backup else ""))
+    runner.reset(workspace, find_exercise(name))
 
 
 # ---------------------------------------------------------------------------------------------

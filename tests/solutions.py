@@ -1,7 +1,8 @@
 """The reference solutions, composed with their exercises.
 
-A file in tests/exercise_solutions/ holds only what a learner writes: the functions (or the
-whole class, where the learner writes some of its methods) that the exercise leaves as TODOs.
+A file in tinyformer/exercises/solutions/ (shipped with the package: `tinyformer exercises
+solution N` shows it) holds only what a learner writes: the functions (or the whole class, where
+the learner writes some of its methods) that the exercise leaves as TODOs.
 `solved_text` appends it to the untouched exercise file, so that its definitions replace the
 exercise's TODO ones and everything else (the exercise's given helpers, data and imports) is
 the exercise's own: a change to a given helper is tested against the solution at once.
@@ -13,16 +14,14 @@ does not run, since a checker imports the file as the module `learner`.
 from pathlib import Path
 
 from tinyformer.exercises import find, run_check
+from tinyformer.exercises.catalogue import SOLUTIONS_DIR
 from tinyformer.exercises.checking import CHECKER_ERROR
 
-SOLUTIONS = Path(__file__).parent / "exercise_solutions"
-
-MARKER = "# --- the reference solution (tests/exercise_solutions): it replaces the TODOs ---"
 
 
 def solution_path(ex):
     """The reference solution of exercise `ex`: only the learner's part."""
-    return SOLUTIONS / ex.file
+    return SOLUTIONS_DIR / ex.file
 
 
 def solution_text(ex):
@@ -30,11 +29,9 @@ def solution_text(ex):
 
 
 def solved_text(ex, solution=None):
-    """The exercise file followed by the marker and its solution (`solution`, text to use in
-    place of the solution file's, lets a test write a wrong answer)."""
-    if solution is None:
-        solution = solution_text(ex)
-    return f"{ex.source.read_text().rstrip()}\n\n\n{MARKER}\n\n{solution}"
+    """The exercise file followed by its solution (`solution`, text to use in place of the
+    solution file's, lets a test write a wrong answer)."""
+    return ex.solved_text(solution)
 
 
 def write_solved(ex, path, solution=None):

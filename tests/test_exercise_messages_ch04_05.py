@@ -7,28 +7,128 @@ from solutions import edited_message
 
 
 
-def test_scalar_engine_assigning_instead_of_adding(tmp_path):
-    message = edited_message(tmp_path, "scalar_engine",
-                             "self.grad += other.data * out.grad",
-                             "self.grad = other.data * out.grad",
-                             ("other.grad += self.data * out.grad",
-                              "other.grad = self.data * out.grad"))
-    assert "y = a * a" in message and "a.grad is 3" in message and "= 6" in message
-    assert "+=" in message
+# -- the scalar engine: each slip is found by behaviour and named, with the op it is in ------
+
+def scalar_engine_message(tmp_path, *edits):
+    return edited_message(tmp_path, "scalar_engine", *edits[0], *edits[1:])
 
 
-def test_scalar_engine_no_topological_order(tmp_path):
-    # Walking the graph depth-first and passing gradients on at once: a node that feeds two
-    # operations passes its gradient on before it has received all of it.
-    message = edited_message(
-        tmp_path, "scalar_engine",
-        "        visit(self)\n        self.grad = 1.0\n        for value in reversed(order):\n"
-        "            value._backward()",
-        "        self.grad = 1.0\n\n        def push(value):\n            value._backward()\n"
-        "            for child in value._children:\n                push(child)\n\n"
-        "        push(self)")
-    assert "c = a * b" in message and "should be d y / d" in message
-    assert "topological" in message
+def op_probe_says(message, op, name="a"):
+    """The message is about `op`'s _backward alone, probed with an upstream gradient that is
+    not 1 and a share already in the input's gradient."""
+    assert message.startswith(f"the `_backward` of `Value.{op}` is wrong.")
+    assert "out.grad = 2.5" in message and f"{name}.grad = 0.5 before" in message
+
+
+@pytest.mark.parametrize("op, edits", [
+    ("__add__", [("            self.grad += out.grad\n            other.grad += out.grad",
+                  "            self.grad = out.grad\n            other.grad = out.grad")]),
+    ("__mul__", [("self.grad += other.data * out.grad", "self.grad = other.data * out.grad"),
+                 ("other.grad += self.data * out.grad", "other.grad = self.data * out.grad")]),
+    ("tanh", [("self.grad += (1 - out.data ** 2) * out.grad",
+               "self.grad = (1 - out.data ** 2) * out.grad")]),
+])
+def test_scalar_engine_assigning_instead_of_adding_is_named_in_its_op(tmp_path, op, edits):
+    message = scalar_engine_message(tmp_path, *edits)
+    op_probe_says(message, op)
+    assert "that share is gone" in message and "`=`" in message and "`+=`" in message
+    assert "out.grad`" not in message.split("\n")[1]      # not blamed on the chain rule
+
+
+@pytest.mark.parametrize("op, edits, expected", [
+    ("__mul__", [("self.grad += other.data * out.grad", "self.grad += other.data"),
+                 ("other.grad += self.data * out.grad", "other.grad += self.data")],
+     "it should be 0.5 + b.data * out.grad = -7."),
+    ("tanh", [("self.grad += (1 - out.data ** 2) * out.grad", "self.grad += 1 - out.data ** 2")],
+     "it should be 0.5 + (1 - out.data ** 2) * out.grad = 2.46612."),
+    ("exp", [("self.grad += out.data * out.grad", "self.grad += out.data")],
+     "it should be 0.5 + out.data * out.grad = 5.53438."),
+])
+def test_scalar_engine_missing_upstream_gradient_is_named_in_its_op(tmp_path, op, edits,
+                                                                    expected):
+    message = scalar_engine_message(tmp_path, *edits)
+    op_probe_says(message, op)
+    assert expected in message
+    assert "It leaves out `* out.grad`" in message and "+=" not in message
+
+
+def test_scalar_engine_both_slips_at_once_are_both_named(tmp_path):
+    message = scalar_engine_message(tmp_path, ("self.grad += other.data * out.grad",
+                                               "self.grad = other.data"))
+    op_probe_says(message, "__mul__")
+    assert "`+=`" in message and "leaves out `* out.grad`" in message
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("exponent * self.data ** (exponent - 1) * out.grad",
+     "exponent * self.data ** exponent * out.grad", "the power is the exponent minus one"),
+    ("exponent * self.data ** (exponent - 1) * out.grad",
+     "self.data ** (exponent - 1) * out.grad", "the exponent itself multiplies too"),
+])
+def test_scalar_engine_wrong_exponent_in_pow(tmp_path, old, new, words):
+    message = scalar_engine_message(tmp_path, (old, new))
+    op_probe_says(message, "__pow__")
+    assert "out = a ** 3 with a = 2" in message and "= 30.5." in message and words in message
+
+
+@pytest.mark.parametrize("op, old, new, words", [
+    ("tanh", "(1 - out.data ** 2) * out.grad", "(1 - self.data ** 2) * out.grad",
+     "not a's own data"),
+    ("tanh", "(1 - out.data ** 2) * out.grad", "(1 - out.data) * out.grad",
+     "out.data must be squared"),
+    ("exp", "self.grad += out.data * out.grad", "self.grad += self.data * out.grad",
+     "exp itself"),
+    ("__mul__", "self.grad += other.data * out.grad", "self.grad += self.data * out.grad",
+     "the other input's data"),
+])
+def test_scalar_engine_wrong_local_derivative(tmp_path, op, old, new, words):
+    message = scalar_engine_message(tmp_path, (old, new))
+    op_probe_says(message, op)
+    assert words in message
+
+
+def test_scalar_engine_second_input_of_an_op_is_probed_too(tmp_path):
+    message = scalar_engine_message(tmp_path, ("other.grad += self.data * out.grad",
+                                               "other.grad += self.data"))
+    op_probe_says(message, "__mul__", name="b")
+    assert "left b.grad = 2.5; it should be 0.5 + a.data * out.grad = 5.5." in message
+
+
+ORDER = "y.backward() on c = a * b; d = c + a; y = d * c with a = 1.5, b = -2"
+VISIT = ("                visited.add(value)\n                for child in value._children:\n"
+         "                    visit(child)\n                order.append(value)")
+
+
+@pytest.mark.parametrize("edits, words", [
+    # Walking the graph and passing gradients on at once: c is reached twice.
+    ([("        visit(self)\n        self.grad = 1.0\n        for value in reversed(order):\n"
+       "            value._backward()",
+       "        self.grad = 1.0\n\n        def push(value):\n            value._backward()\n"
+       "            for child in value._children:\n                push(child)\n\n"
+       "        push(self)")],
+     "The _backward of c (= a * b) ran 2 times"),
+    ([("for value in reversed(order):", "for value in order:")],
+     "The _backward of d (= c + a) ran before that of y"),
+    ([(VISIT, "                visited.add(value)\n                order.append(value)\n"
+              "                for child in value._children:\n                    visit(child)")],
+     "The _backward of d (= c + a) ran before that of y"),
+    ([("            if value not in visited:\n" + VISIT,
+       "            if True:\n" + VISIT.replace("visited.add(value)", "pass"))],
+     "ran 2 times"),
+    ([("        self.grad = 1.0\n", "")], "y.grad was 0.0 when y's _backward ran"),
+])
+def test_scalar_engine_visiting_order_is_diagnosed_from_what_ran(tmp_path, edits, words):
+    message = scalar_engine_message(tmp_path, *edits)
+    assert message.startswith(ORDER) and "should be d y / d a = 6" in message
+    assert words in message
+    if "ran" in words and "y.grad" not in words:
+        assert "reverse topological order" in message
+
+
+def test_scalar_engine_a_backward_that_calls_nothing(tmp_path):
+    message = scalar_engine_message(tmp_path, ("            value._backward()", "            pass"))
+    assert message.startswith(ORDER)
+    assert "The _backward of y never ran" in message
 
 
 def test_scalar_engine_todo_in_one_op_is_named(tmp_path):

@@ -74,6 +74,9 @@ def test_encoder_layer_pre_ln(tmp_path):
         "    h = norm(x, w, 1)\n    x = x + multi_head_attention(h, h, w, \"self\", n_head, mask)\n"
         "    return x + feed_forward(norm(x, w, 2), w)")
     assert "encoder_layer(" in got and "with the pre-LN order" in got
+    # The dict of weights is named by its keys and shapes, not printed number by number.
+    assert "w={self_q: (8, 8), self_k: (8, 8)," in got and "... 12 in all}" in got
+    assert "Tensor([[" not in got and len(got.splitlines()[0]) < 300
 
 
 def test_encoder_layer_with_a_causal_mask(tmp_path):

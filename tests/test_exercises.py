@@ -1,13 +1,15 @@
 """The course proves itself: for every exercise, the untouched file fails its checker and the
-file with the reference solution's definitions appended (the solution is kept here, in
-tests/exercise_solutions/, never shipped in a workspace; see tests/solutions.py) passes it."""
+file with the reference solution's definitions appended (the solutions are kept in
+tinyformer/exercises/solutions/, never copied into a workspace; see tests/solutions.py) passes
+it."""
 
 import ast
+import re
 
 import pytest
 from solutions import solution_path, write_solved
 
-from tinyformer.exercises import CHAPTERS, exercises, run_check
+from tinyformer.exercises import CHAPTERS, exercises, find, run_check
 from tinyformer.exercises.checking import CHECKER_ERROR
 
 COURSE = exercises()
@@ -87,3 +89,45 @@ def test_the_course_has_every_chapter_and_enough_exercises():
     assert chapters == set(range(1, len(CHAPTERS) + 1))
     assert len(COURSE) >= 42 and len(CHAPTERS) >= 14
     assert len({ex.slug for ex in COURSE}) == len(COURSE), "two exercises share a name"
+
+
+def squashed(text):
+    """`text` without spaces and backticks: code compares alike however it is spaced."""
+    return re.sub(r"[\s`]", "", text)
+
+
+def solution_statements(ex, shortest=14):
+    """The simple statements of the reference solution (assignments, returns, calls) that the
+    exercise file does not already hold, squashed, both as written and as Python prints them
+    back; statements shorter than `shortest` (`i += 1`, `return ids`) give nothing away."""
+    text = ex.solution.read_text()
+    given = squashed(ex.source.read_text())
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Expr)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue                                                  # a docstring
+        for form in (ast.get_source_segment(text, node), ast.unparse(node)):
+            code = squashed(form)
+            if len(code) >= shortest and code not in given:
+                found.add(code)
+    return found
+
+
+@pytest.mark.parametrize("ex", COURSE, ids=[e.file.removesuffix(".py") for e in COURSE])
+def test_no_hint_gives_away_a_line_of_the_solution(ex):
+    """Hints escalate, but even the last one points to the idea: none holds a statement of
+    the reference solution (`tinyformer exercises solution N` is there for that)."""
+    statements = solution_statements(ex)
+    assert statements, f"{ex.file}: no statement of the solution found to compare with"
+    for number, hint in enumerate(ex.hints, start=1):
+        given_away = sorted(s for s in statements if s in squashed(hint))
+        assert not given_away, f"{ex.slug} hint {number} holds the solution's {given_away}"
+
+
+def test_a_hint_holding_a_solution_line_is_caught_however_it_is_spaced():
+    statements = solution_statements(find("one_hot"))
+    hint = "Without a loop: `out[np.arange(len(ids)),ids] = 1.0` sets one element in each row."
+    assert any(s in squashed(hint) for s in statements)
+    assert not any(s in squashed(find("one_hot").hints[-1]) for s in statements)

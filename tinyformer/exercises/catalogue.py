@@ -1,8 +1,10 @@
 """The course: its chapters, and every exercise with its file, hints and checker.
 
-Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace)
-and a module of checkers under `checks/`. A checker module registers its exercises, in the order
-a learner meets them, with the `exercise` decorator.
+Each chapter has a folder of exercise files under `course/` (copied into a learner's workspace),
+a folder of reference solutions under `solutions/` (never copied: `tinyformer exercises solution
+N` shows one, after asking) and a module of checkers under `checks/`. A checker module registers
+its exercises, in the order a learner meets them, with the `exercise` decorator, and defines its
+chapter's "predict, then run" question as `QUESTION`.
 """
 
 import importlib
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 COURSE_DIR = Path(__file__).parent / "course"
+SOLUTIONS_DIR = Path(__file__).parent / "solutions"
+SOLVED_MARKER = "# --- the reference solution: it replaces the TODOs ---"
 
 # (folder under course/ and checks/, title): the order in which the ideas build.
 CHAPTERS = [
@@ -51,6 +55,32 @@ class Exercise:
     def source(self):
         """The untouched exercise file shipped with the package."""
         return COURSE_DIR / self.file
+
+    @property
+    def solution(self):
+        """The reference solution: only what the learner writes (the functions, or the whole
+        class, that the exercise leaves as TODOs), meant to replace the exercise's TODO ones."""
+        return SOLUTIONS_DIR / self.file
+
+    def solved_text(self, solution=None):
+        """The exercise file with the reference solution (or `solution`, text to use in its
+        place) appended: its definitions replace the TODO ones, and everything else (the
+        given helpers, data and imports) is the exercise's own. The file's `if __name__ ==
+        "__main__":` block stays above the solution; a checker imports the file, so it does
+        not run."""
+        if solution is None:
+            solution = self.solution.read_text()
+        return f"{self.source.read_text().rstrip()}\n\n\n{SOLVED_MARKER}\n\n{solution}"
+
+
+@dataclass
+class Question:
+    """A chapter's "predict, then run" question: a few lines that use the chapter's ideas,
+    whose printed output the learner writes down before the runner runs them. A checker module
+    defines its chapter's as `QUESTION`."""
+    code: str                 # a self-contained snippet; what it prints is the answer
+    output: str               # what it prints (the tests run `code` and compare)
+    why: str                  # the idea behind the answer, shown once the learner has guessed
 
 
 _registered = []
@@ -101,3 +131,23 @@ def find(name):
             return ex
     raise ValueError(f"there is no exercise called {name!r}: give a number or a name from "
                      f"`tinyformer exercises list`")
+
+
+def question(chapter):
+    """The "predict, then run" question of `chapter` (1-based)."""
+    folder = CHAPTERS[chapter - 1][0]
+    return importlib.import_module(f"tinyformer.exercises.checks.ch{folder}").QUESTION
+
+
+def find_chapter(name):
+    """The chapter a learner means by `name`: its number (`4`) or its folder (`04_autograd`).
+    Returns the 1-based number; raises ValueError with what there is to choose from."""
+    name = str(name)
+    if name.isdigit() and 1 <= int(name) <= len(CHAPTERS):
+        return int(name)
+    for number, (folder, _) in enumerate(CHAPTERS, start=1):
+        if name == folder:
+            return number
+    raise ValueError(f"there is no chapter {name!r}: give a number from 1 to {len(CHAPTERS)} "
+                     f"or a folder name such as {CHAPTERS[0][0]} (see `tinyformer exercises "
+                     f"list`)")

@@ -156,7 +156,8 @@ def _where(error, path):
 # ---------------------------------------------------------------------------------------------
 
 def describe(value, limit=12):
-    """A short picture of a value for a message: small arrays in full, big ones by shape."""
+    """A short picture of a value for a message: small arrays in full, big ones by shape, and
+    a dict or list of weights by the names and shapes of its arrays."""
     if isinstance(value, Tensor):
         return "Tensor " + describe(value.data, limit)
     if isinstance(value, np.ndarray):
@@ -164,12 +165,30 @@ def describe(value, limit=12):
             text = np.array2string(value, precision=4, separator=", ", threshold=limit)
             return " ".join(text.split())
         return f"array of shape {value.shape}, {value.dtype}"
+    if isinstance(value, dict) and _holds_arrays(value.values()):
+        return _by_shape([(f"{k}: ", v) for k, v in value.items()], "{", "}")
+    if isinstance(value, (list, tuple)) and _holds_arrays(value):
+        return _by_shape([("", v) for v in value], *"[]" if isinstance(value, list) else "()")
     if isinstance(value, (list, tuple)) and len(value) > limit:
         return f"{type(value).__name__} of {len(value)} items"
     if isinstance(value, str) and len(value) > 60:
         return repr(value[:57] + "...")
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _holds_arrays(values):
+    return any(isinstance(v, (np.ndarray, Tensor)) for v in values)
+
+
+def _by_shape(items, opening, closing, shown=6):
+    """`{w_q: (8, 8), w_k: (8, 8), ... 16 in all}`: each (label, value) pair with an array's
+    shape in place of its numbers, the first `shown` of them."""
+    parts = [label + (str(as_array(v).shape) if isinstance(v, (np.ndarray, Tensor))
+                      else describe(v, limit=4)) for label, v in items[:shown]]
+    if len(items) > shown:
+        parts.append(f"... {len(items)} in all")
+    return opening + ", ".join(parts) + closing
 
 
 def describe_call(name, fn, args, kwargs):

@@ -1,22 +1,109 @@
-"""`python -m tinyformer.exercises.isolated SLUG FILE RESULT.json`: check one learner's file
-in this fresh process and write {"message": null or the failure} to RESULT.json.
+"""Running the learner's code, and the chapters' questions, in a fresh Python process.
 
-The runner (`workspace.check_in_subprocess`) starts this, so that whatever the learner's code
-does (loops forever, exits, prints) cannot take the runner down with it.
+Whatever the learner's code does (loops forever, calls exit(), prints) cannot take the runner
+down with it, and every run sees a freshly imported file. The runner calls the functions at the
+top of this module; they start this same module as a program:
+
+    python -m tinyformer.exercises.isolated check SLUG FILE RESULT.json
+        check the learner's FILE; writes {"message": null, or the failure}
+    python -m tinyformer.exercises.isolated draw SLUG FILE PICTURE RESULT.json
+        draw what FILE computes into PICTURE; writes {"message": null, or why it could not}
+    python -m tinyformer.exercises.isolated predict CHAPTER
+        run chapter CHAPTER's "predict, then run" question; it prints its answer
 """
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from .catalogue import find
-from .checking import run_check
+# The folder holding this tinyformer package: the fresh process imports tinyformer from there
+# too, so it runs the same code as the runner, whatever else is installed or on the path.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+
+# ---------------------------------------------------------------------------------------------
+# The runner's side
+# ---------------------------------------------------------------------------------------------
 
 
-def main(slug, path, result_path):
-    message = run_check(find(slug), path)
+def check_in_subprocess(ex, path, timeout=120):
+    """Run the exercise's checker on `path` in a fresh process. Returns (message or None when
+    it passes, what the learner's code printed)."""
+    return _run_learner(["check", ex.slug, str(path)], path, timeout, "check")
+
+
+def draw_in_subprocess(ex, path, picture, timeout=120):
+    """Draw what the learner's file `path` computes into the file `picture`, in a fresh
+    process. Returns (message or None when it was drawn, what the learner's code printed)."""
+    return _run_learner(["draw", ex.slug, str(path), str(picture)], path, timeout, "drawing")
+
+
+def _run_learner(arguments, path, timeout, what):
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
+                   str(result_file)]
+        try:
+            # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would.
+            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                 cwd=Path(path).parent, env=_environment())
+        except subprocess.TimeoutExpired as e:
+            printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) \
+                else (e.stdout or "")
+            return (f"the {what} did not finish within {timeout} s: is there a loop that never "
+                    f"ends? (--timeout sets the limit)"), printed
+        printed = run.stdout + run.stderr
+        if not result_file.exists():
+            return (f"your code ended the {what} early (exit status {run.returncode}), before "
+                    f"it could finish; does it call exit() or os._exit()?"), printed
+        return json.loads(result_file.read_text())["message"], printed
+
+
+def _environment():
+    """This process's environment, with this tinyformer first on the module path."""
+    paths = [str(PACKAGE_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                   if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def run_question(chapter, timeout=60):
+    """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
+    the answer is computed, not stored)."""
+    command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                         env=_environment())
+    if run.returncode != 0:
+        raise RuntimeError(f"the question of chapter {chapter} failed: "
+                           f"{run.stderr.strip().splitlines()[-1:]}")
+    return run.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The fresh process's side
+# ---------------------------------------------------------------------------------------------
+
+def main(action, *arguments):
+    if action == "predict":
+        from .catalogue import question
+        code = question(int(arguments[0])).code
+        exec(compile(code, f"<chapter {arguments[0]}>", "exec"), {"__name__": "__main__"})
+        return
+    from .catalogue import find
+    if action == "check":
+        from .checking import run_check
+        slug, path, result_path = arguments
+        message = run_check(find(slug), path)
+    elif action == "draw":
+        from .pictures import draw
+        slug, path, picture, result_path = arguments
+        message = draw(find(slug), path, picture)
+    else:
+        raise SystemExit(f"unknown action {action!r}: check, draw or predict")
     with open(result_path, "w") as f:
         json.dump({"message": message}, f)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])

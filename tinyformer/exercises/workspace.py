@@ -4,8 +4,10 @@
         README.md                  how to work through the course
         01_vectors/one_hot.py      the exercise files, one folder per chapter
         ...
+        pictures/                  what `tinyformer exercises draw N` drew of the learner's code
         .tinyformer/progress.json  which exercises passed (and the file's hash when they did),
-                                   how many hints were shown
+                                   how many hints were shown, which solutions were shown,
+                                   each chapter's prediction and whether it was right
         .tinyformer/backups/       a learner's file as it was before `reset`
 
 An exercise is done when its last check passed and the file has not changed since: the hash
@@ -16,16 +18,16 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from .catalogue import CHAPTERS, exercises
+from .isolated import check_in_subprocess
 
 STATE_DIR = ".tinyformer"
 PROGRESS = "progress.json"
+PICTURES = "pictures"
 DEFAULT_DIR = "tinyformer-exercises"
 
 
@@ -57,7 +59,7 @@ def init_workspace(directory):
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(ex.source, target)
         (root / "README.md").write_text(workspace_readme())
-        workspace = Workspace(root, {"version": 1, "passed": {}, "hints": {}})
+        workspace = Workspace(root, fresh_progress())
         workspace.save()        # written last: its presence marks a complete workspace
     except BaseException:
         if created:
@@ -100,16 +102,16 @@ class Workspace:
     def load(cls, root):
         path = Path(root) / STATE_DIR / PROGRESS
         if not path.exists():
-            return cls(root, {"version": 1, "passed": {}, "hints": {}})
+            return cls(root, fresh_progress())
         try:
             progress = json.loads(path.read_text())
-            if not isinstance(progress.get("passed"), dict) or \
-                    not isinstance(progress.get("hints", {}), dict):
-                raise ValueError
+            # A workspace made before a key existed lacks it; one of the wrong type is damage.
+            for key, empty in fresh_progress().items():
+                if not isinstance(progress.setdefault(key, empty), type(empty)):
+                    raise ValueError
         except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
             raise WorkspaceError(f"{path} is damaged; delete it to start the progress afresh "
                                  f"(your exercise files are kept)") from None
-        progress.setdefault("hints", {})
         return cls(root, progress)
 
     def save(self):
@@ -163,6 +165,27 @@ class Workspace:
         self.save()
         return ex.hints[:shown]
 
+    def mark_solution_shown(self, ex):
+        if ex.slug not in self.progress["solutions"]:
+            self.progress["solutions"].append(ex.slug)
+            self.save()
+
+    def solution_shown(self, ex):
+        return ex.slug in self.progress["solutions"]
+
+    def record_prediction(self, folder, answer, right):
+        """Remember a chapter's prediction (the chapter by its folder, `04_autograd`)."""
+        self.progress["predictions"][folder] = {"answer": answer, "right": bool(right)}
+        self.save()
+
+    def prediction(self, folder):
+        """{"answer": ..., "right": ...} of the chapter's last prediction, or None."""
+        found = self.progress["predictions"].get(folder)
+        return found if isinstance(found, dict) else None
+
+    def pictures_dir(self):
+        return self.root / PICTURES
+
     def reset(self, ex):
         """Restore the exercise's file to its untouched state. The learner's version is kept
         in .tinyformer/backups/ (returned), so a reset never loses work."""
@@ -185,6 +208,11 @@ class Workspace:
         return backup
 
 
+def fresh_progress():
+    """The progress of a workspace where nothing has happened yet."""
+    return {"version": 1, "passed": {}, "hints": {}, "solutions": [], "predictions": {}}
+
+
 def workspace_readme():
     lines = ["# The tinyformer course", "",
              "Each file here is one exercise: its docstring explains the idea, and its TODOs say",
@@ -194,36 +222,12 @@ def workspace_readme():
              "    tinyformer exercises check       check the next unfinished exercise",
              "    tinyformer exercises watch       re-check on every save (Ctrl-C stops)",
              "    tinyformer exercises hint N      one more hint for exercise N",
+             "    tinyformer exercises draw N      a picture of what your code for exercise N does",
+             "    tinyformer exercises predict C   chapter C's question: what will this print?",
+             "    tinyformer exercises solution N  the reference solution, after asking",
              "    tinyformer exercises reset N     restore exercise N's file (yours is backed up)",
              "", "Run them from anywhere inside this folder. The chapters:", ""]
     for number, (folder, title) in enumerate(CHAPTERS, start=1):
         names = ", ".join(ex.slug for ex in exercises() if ex.chapter == number)
         lines.append(f"{number:2d}. {title} (`{folder}/`: {names})")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Running a check in its own process
-# ---------------------------------------------------------------------------------------------
-
-def check_in_subprocess(ex, path, timeout=120):
-    """Run the exercise's checker on `path` in a fresh Python process, so that an endless loop
-    can be stopped, a `sys.exit` in the learner's code cannot end the runner, and every check
-    sees a freshly imported file. Returns (message or None, what the learner's code printed)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result_file = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "tinyformer.exercises.isolated", ex.slug, str(path),
-                   str(result_file)]
-        try:
-            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                 cwd=Path(path).parent)
-        except subprocess.TimeoutExpired as e:
-            printed = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
-            return (f"the check did not finish within {timeout} s: is there a loop that never "
-                    f"ends? (--timeout sets the limit)"), printed
-        printed = run.stdout + run.stderr
-        if not result_file.exists():
-            return (f"your code ended the check early (exit status {run.returncode}), before the "
-                    f"checker could finish; does it call exit() or os._exit()?"), printed
-        return json.loads(result_file.read_text())["message"], printed

@@ -2,14 +2,32 @@
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
+QUESTION = Question(code="""\
+import numpy as np
+
+table = np.array([[1, 2], [3, 4], [5, 6]])      # 3 rows, one per token
+one_hot = np.array([[0, 0, 1],
+                    [1, 0, 0]])                 # token 2, then token 0
+print(one_hot @ table)
+""", output="""\
+[[5 6]
+ [1 2]]
+""", why=(
+    "A one-hot row has a single 1, so multiplying it by a table picks one row: token 2 gives the "
+    "table's row 2, [5 6]. That is why an embedding is a lookup (chapter 5), and why chapter 3 "
+    'can look masks up with a product.'))
 
 
 @exercise("one_hot", "One-hot vectors", hints=[
-    "Make the result first: np.zeros((len(ids), vocab_size), dtype=np.float32).",
+    "Make the result first: an array of zeros of shape (len(ids), vocab_size), dtype float32.",
     "Row i needs a 1.0 in column ids[i]. A loop `for i, token in enumerate(ids)` does it.",
-    "Without a loop: out[np.arange(len(ids)), ids] = 1.0 sets one element in every row.",
+    "Without a loop: numpy's integer-array indexing sets one element in each row at once, "
+    "given one array of row numbers and one of column numbers, side by side. Which two arrays "
+    "are those here?",
 ])
 def check_one_hot(learner):
     one_hot = learner.function("one_hot")
@@ -22,11 +40,12 @@ def check_one_hot(learner):
 
 
 @exercise("dot_and_matmul", "Dot products and matrix multiplication", hints=[
-    "dot: `total = 0.0`, then `for k in range(len(a)): total += a[k] * b[k]`, then return it.",
-    "matmul: A has A.shape[0] rows, B has B.shape[1] columns; the result is "
-    "np.zeros((A.shape[0], B.shape[1])).",
-    "Row i of A is A[i, :] and column j of B is B[:, j]; inside two loops, "
-    "C[i, j] = dot(A[i, :], B[:, j]).",
+    "dot: start a running total at 0.0 and add the product of each pair of elements, a[k] "
+    "with b[k].",
+    "matmul: the result has as many rows as A and as many columns as B. Make an array of "
+    "zeros of that shape and fill it one element at a time, in two nested loops.",
+    "Element [i, j] of a product pairs one row of A with one column of B: which ones, and "
+    "what does your `dot` do with two vectors?",
 ])
 def check_dot_and_matmul(learner):
     dot = learner.function("dot")
@@ -50,9 +69,11 @@ def check_dot_and_matmul(learner):
 
 @exercise("table_lookup", "Matrix multiplication as table lookup", hints=[
     "The vocabulary size is the number of rows of the table: table.shape[0].",
-    "lookup_by_matmul: one_hot(ids, table.shape[0]) is (N, V); multiply it by the (V, d) table "
-    "with `@`.",
-    "lookup_by_index: `table[ids]` picks row ids[0], then row ids[1], ... in that order.",
+    "lookup_by_matmul: the one-hot matrix of the ids is (N, V) and the table (V, d); their "
+    "product is (N, d), one row per id.",
+    "lookup_by_index: numpy indexes an array with an array of ids too, one row per id, in "
+    "order, repeats included. Both functions give the same rows: that is the point of the "
+    "exercise.",
 ])
 def check_table_lookup(learner):
     table = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])    # (V=4, d=2)

@@ -9,8 +9,24 @@ element stands for.
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 2`).
+QUESTION = Question(code="""\
+words = "the dog ran down the hill and the dog ran home".split()
+follows = {}
+for word, following in zip(words, words[1:]):
+    follows.setdefault(word, []).append(following)
+print(follows["ran"])
+print(follows["the"])
+""", output="""\
+['down', 'home']
+['dog', 'hill', 'dog']
+""", why=(
+    'After "ran" the counts hold "down" and "home" once each: a first-order model sees only the '
+    'current word and cannot choose between them. After "the" it has seen "dog" twice, so it '
+    'predicts "dog" even where "hill" was meant.'))
 
 SHORT_CORPUS = [
     "show me my directories please",
@@ -142,13 +158,15 @@ def expect_word(got, expected, call):
 
 @exercise("markov_first_order", "A first-order model: the next word from the current word",
           hints=[
-    "transition_counts: `words = sentence.split()`, then `zip(words, words[1:])` gives every "
-    "(word, next word) pair of neighbours in the sentence.",
-    "Add 1 at counts[vocab.index(word), vocab.index(following)]. normalise_rows: "
-    "sums = counts.sum(axis=1, keepdims=True) has shape (V, 1) and broadcasts over the row.",
-    "Divide only where the sum is not zero: np.divide(counts, sums, out=np.zeros_like(counts), "
-    "where=sums > 0). predict_next: row = probs[vocab.index(word)]; `if not row.any(): return "
-    "None`; else vocab[int(np.argmax(row))].",
+    "transition_counts: split each sentence into words; `zip(words, words[1:])` gives every "
+    "(word, next word) pair of neighbours.",
+    "Each pair adds 1 in the word's row and the next word's column (vocab.index gives both). "
+    "normalise_rows: divide each row by its own sum, kept as a (V, 1) column (keepdims=True) "
+    "so that it broadcasts along the row.",
+    "A word never followed by anything has a row of zeros, which must stay zeros rather than "
+    "become nan: np.divide can divide only `where` the sum is positive, into an `out` array "
+    "of zeros. predict_next reads the word's row: nothing in it means None, else the word of "
+    "its largest column.",
 ])
 def check_markov_first_order(learner):
     transition_counts = learner.function("transition_counts")
@@ -194,10 +212,10 @@ def check_markov_first_order(learner):
           hints=[
     "zip(words, words[1:], words[2:]) gives every three neighbouring words (first, second, "
     "next).",
-    "The row of the pair is vocab.index(first) * V + vocab.index(second), with V = len(vocab); "
-    "the column is vocab.index(next).",
-    "predict_after_pair: row = probs[vocab.index(first) * len(vocab) + vocab.index(second)]; "
-    "None if `not row.any()`, else vocab[int(np.argmax(row))].",
+    "The row of the pair is vocab.index(first) * V + vocab.index(second), with V = "
+    "len(vocab); the column is vocab.index(next).",
+    "predict_after_pair is the first-order predict_next again, reading the pair's row instead "
+    "of the word's: the same two cases.",
 ])
 def check_markov_second_order(learner):
     pair_counts = learner.function("pair_counts")
@@ -258,10 +276,11 @@ def expect_mistakes(got, expected, call):
     "skip_weights: for t in range(len(words) - 1), the current word is words[t] and the next "
     "words[t + 1]; the features are the words in set(words[:t]) (empty at t = 0).",
     "After counting, normalise over the last axis: normalise_rows(counts) does it for a 3-D "
-    "array too. vote: start from np.zeros(len(vocab)) and add weights[vocab.index(w), x] for "
-    "each w in set(context[:-1]).",
-    "mistakes: for t in range(2, len(words)): predicted = predict_next(words[:t], weights, "
-    "vocab); if predicted != words[t]: append((\" \".join(words[:t]), words[t], predicted)).",
+    "array too. vote: each distinct earlier word w adds its row for the current word x, "
+    "weights[w, x] (a vector over the next words), to a running total that starts at zeros.",
+    "mistakes: every position t from 2 on is one prediction from the words before it. Compare "
+    "it with the word really at t, and keep (the context joined by spaces, the right word, "
+    "the prediction) when they differ.",
 ])
 def check_second_order_skips(learner):
     skip_weights = learner.function("skip_weights")

@@ -4,12 +4,30 @@ chapter 2's second-order model as a ReLU feature layer and a matrix product."""
 
 import numpy as np
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import describe, expect, expect_array
 from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
                             normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
 from .ch08_training import _expect_numpy as expect_numpy
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 3`).
+QUESTION = Question(code="""\
+import numpy as np
+
+ids = np.array([0, 1, 0, 2])            # the tokens a, b, a, c
+Q = np.eye(3)[ids]                      # (4, 3): one-hot queries
+K = np.eye(3)[ids]                      # (4, 3): one-hot keys
+print(np.tril(Q @ K.T, k=-1))           # query t against every earlier key s < t
+""", output="""\
+[[0. 0. 0. 0.]
+ [0. 0. 0. 0.]
+ [1. 0. 0. 0.]
+ [0. 0. 0. 0.]]
+""", why=(
+    "Q @ K.T is 1 where a query and a key are the same token, and np.tril(..., k=-1) keeps only "
+    "the earlier keys: position 2 (the second a) finds the first a, and no other position has an "
+    'earlier copy of itself. A lookup done by a matrix product is what attention is.'))
 
 
 def reference_mask(weights):
@@ -35,10 +53,12 @@ def reference_scores(ids, mask_table):
 @exercise("selective_mask", "A selective mask: let only the informative features vote", hints=[
     "informative_mask: weights.max(axis=-1) has shape (V, V) and is indexed [w, x]; the mask "
     "table is indexed [x, w], so transpose it (.T) at the end.",
-    "(weights.max(axis=-1) == 1.0).astype(float).T is the whole mask table. masked_vote: "
-    "x = vocab.index(context[-1]); earlier = np.zeros(len(vocab)).",
-    "Set earlier[vocab.index(w)] = 1.0 for each w in context[:-1] (set, don't add: a word seen "
-    "twice still votes once), then return (earlier * mask_table[x]) @ weights[:, x, :].",
+    "A feature is informative when it decides the next word: the largest of its weights over "
+    "the next words is exactly 1.0. masked_vote: x is the current word's index, and the "
+    "earlier words become a 0/1 vector of length V.",
+    "Set (don't add) a 1.0 for each earlier word: a word seen twice still votes once. The "
+    "current word's row of the mask table switches off the useless earlier words, and what is "
+    "left weighs the rows of weights[:, x, :]: one vector-matrix product.",
 ])
 def check_selective_mask(learner):
     informative_mask = learner.function("informative_mask")
@@ -84,11 +104,12 @@ def check_selective_mask(learner):
 
 
 @exercise("attention_as_matmul", "Attention as matrix multiplication: masks by Q K^T", hints=[
-    "V = mask_table.shape[0] and T = len(ids). lookup_masks is one_hot(ids, V) @ mask_table: "
-    "(T, V) @ (V, V).",
+    "V = mask_table.shape[0] and T = len(ids). lookup_masks looks up one row of the mask "
+    "table per token: chapter 1's table lookup by a one-hot product, (T, V) @ (V, V).",
     "attention_scores: Q @ K.T is (T, V) @ (V, T) -> (T, T). Keep only s < t with "
     "np.tril(np.ones((T, T)), k=-1): k=-1 drops the diagonal too.",
-    "attend: attention_scores(ids, mask_table) @ one_hot(ids, V), (T, T) @ (T, V) -> (T, V).",
+    "attend: each position adds up the tokens of the positions its scores let through: the "
+    "(T, T) scores times a (T, V) matrix that holds one token per row.",
 ])
 def check_attention_as_matmul(learner):
     # A hand-made table (not symmetric, so that a transpose shows): word 0 listens for word 1,

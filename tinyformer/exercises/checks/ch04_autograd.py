@@ -8,9 +8,26 @@ import numpy as np
 
 from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, as_array, describe, describe_call, expect, expect_array,
                         run_learner_code)
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
+QUESTION = Question(code="""\
+from tinyautograd import Tensor
+
+a = Tensor(3.0, requires_grad=True)
+(a * a).backward()
+print(a.grad)
+(a * a).backward()
+print(a.grad)
+""", output="""\
+6.0
+12.0
+""", why=(
+    "Gradients accumulate: every backward adds (+=) into .grad, so the second backward adds "
+    "another 2a = 6 to the first. That is why a training step calls zero_grad() before "
+    'backward().'))
 
 # ---------------------------------------------------------------------------------------------
 # Helpers local to this chapter
@@ -83,7 +100,180 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
 
 # ---------------------------------------------------------------------------------------------
 # 1. A scalar engine
+#
+# The checker looks for a wrong answer's cause by behaviour, in the order a learner builds the
+# engine: first each op's `_backward` on its own (a graph of that one op), then the order in
+# which `backward()` visits a graph, and last whole expressions. Each op is probed with an
+# upstream gradient of 2.5, not 1 (a missing `* out.grad` changes nothing at 1), and with its
+# inputs already holding a share from another use (an `=` in place of `+=` loses it); a wrong
+# result is then matched against the usual slips, each named.
 # ---------------------------------------------------------------------------------------------
+
+_UPSTREAM = 2.5           # out.grad: what reaches the op from above
+_EARLIER = 0.5            # what each input received from another use before this op's turn
+
+
+class _Op:
+    """One op of the scalar engine, as the checker probes it: `build(a, b)` makes `out` from
+    Values, `inputs` are their numbers, `derivatives` maps each input's name to (its local
+    derivative as the docstring writes it, its value), and `slips` maps a diagnosis to the
+    local derivative a learner who made that slip computes instead."""
+
+    def __init__(self, text, method, build, inputs, derivatives, slips=()):
+        self.text, self.method, self.build = text, method, build
+        self.inputs, self.derivatives, self.slips = inputs, derivatives, list(slips)
+
+
+def _scalar_ops():
+    a, b, n, t = 2.0, -3.0, 3, 0.5
+    tanh, exp = np.tanh(t), np.exp(0.7)
+    return [
+        _Op("out = a + b", "__add__", lambda v: v["a"] + v["b"], {"a": a, "b": b},
+            {"a": ("1", 1.0), "b": ("1", 1.0)}),
+        _Op("out = a * b", "__mul__", lambda v: v["a"] * v["b"], {"a": a, "b": b},
+            {"a": ("b.data", b), "b": ("a.data", a)},
+            [("each input's gradient uses the other input's data: d (a * b) / d a is b.data, "
+              "not a.data", {"a": a, "b": b})]),
+        _Op("out = a ** 3", "__pow__", lambda v: v["a"] ** n, {"a": a},
+            {"a": ("3 * a.data ** 2", n * a ** (n - 1))},
+            [("the power is the exponent minus one: d (a ** n) / d a = n * a ** (n - 1)",
+              {"a": n * a ** n}),
+             ("the exponent itself multiplies too: d (a ** n) / d a = n * a ** (n - 1)",
+              {"a": a ** (n - 1)}),
+             ("the factor in front is the exponent, and the power one less: d (a ** n) / d a "
+              "= n * a ** (n - 1)", {"a": (n - 1) * a ** (n - 1)})]),
+        _Op("out = a.tanh()", "tanh", lambda v: v["a"].tanh(), {"a": t},
+            {"a": ("1 - out.data ** 2", 1 - tanh ** 2)},
+            [("the derivative of tanh is 1 - tanh(a) ** 2: square out.data (which is "
+              "tanh(a)), not a's own data", {"a": 1 - t ** 2}),
+             ("the derivative of tanh is 1 - tanh(a) ** 2: out.data must be squared",
+              {"a": 1 - tanh})]),
+        _Op("out = a.exp()", "exp", lambda v: v["a"].exp(), {"a": 0.7},
+            {"a": ("out.data", exp)},
+            [("the derivative of exp is exp itself: out.data, not a's own data",
+              {"a": 0.7})]),
+    ]
+
+
+def _diagnose_op(op, name, got):
+    """The slip that gives `got` as input `name`'s gradient after `op`'s _backward, in words
+    (empty when it matches none). Accumulating with += and multiplying by out.grad are
+    judged first, since every op needs both."""
+    local = op.derivatives[name][1]
+
+    def near(x):
+        return np.isclose(got, x, rtol=1e-6, atol=1e-9)
+
+    if near(_EARLIER):
+        return (f"{name}.grad did not change: the _backward gives {name} nothing. Add its share "
+                f"to {name}.grad.")
+    if near(local * _UPSTREAM) or near(local):
+        times = "" if near(local * _UPSTREAM) else \
+            f" It also leaves out `* out.grad`: {local:.4g} is the local derivative alone."
+        return (f"{name} had already received {_EARLIER} from another use, and that share is "
+                f"gone: the _backward sets {name}.grad with `=`. Add to it with `+=`, so that a "
+                f"Value used twice (a * a) gets both shares.{times}")
+    if near(_EARLIER + local):
+        return ("It leaves out `* out.grad`: the chain rule multiplies the local derivative "
+                f"by the gradient arriving from above (here {_UPSTREAM}), which is 1 only at "
+                "the loss itself.")
+    for words, wrong in op.slips:
+        if near(_EARLIER + wrong[name] * _UPSTREAM):
+            return f"It looks as if {words}."
+    return ""
+
+
+def _probe_op(learner, Value, op):
+    """Run `op`'s _backward alone, on a graph of that one op, and name what is wrong."""
+    values = {k: Value(x) for k, x in op.inputs.items()}
+    out = run_learner_code(learner.path, lambda: op.build(values), f"computing {op.text}")
+    for value in values.values():
+        value.grad = _EARLIER
+    out.grad = _UPSTREAM
+    where = f"the `_backward` of `Value.{op.method}`"
+    run_learner_code(learner.path, out._backward, f"{where} ran on {op.text}")
+    shown = ", ".join(f"{k} = {x:g}" for k, x in op.inputs.items())
+    for name, value in values.items():
+        formula, local = op.derivatives[name]
+        formula = f"({formula})" if " " in formula else formula
+        expected = _EARLIER + local * _UPSTREAM
+        got = value.grad
+        expect(isinstance(got, (int, float)),
+               f"after {where} on {op.text}, {name}.grad is {describe(got)}; it should be a "
+               f"number.")
+        if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
+            diagnosis = _diagnose_op(op, name, got)
+            raise CheckFailure(
+                f"{where} is wrong. On {op.text} with {shown}, out.grad = {_UPSTREAM} (the "
+                f"gradient arriving from above) and {name}.grad = {_EARLIER} before (a share "
+                f"from another use of {name}), it left {name}.grad = {got:.6g}; it should be "
+                f"{_EARLIER} + {formula} * out.grad = {expected:.6g}."
+                + (f"\n    {diagnosis}" if diagnosis else ""))
+
+
+_ORDER_GRAPH = "c = a * b; d = c + a; y = d * c"
+
+
+def _order_graph(Value):
+    """c = a * b, d = c + a, y = d * c with a = 1.5, b = -2: c feeds two ops, one of which
+    (d) feeds the other, so c must not pass its gradient on before both have added theirs.
+    Returns the leaves {name: Value}, the ops [(name, Value, names of the ops using it)] from
+    y down, and d y / d each leaf."""
+    a, b = Value(1.5), Value(-2.0)
+    c = a * b
+    d = c + a
+    y = d * c
+    ops = [("y", y, []), ("d (= c + a)", d, ["y"]), ("c (= a * b)", c, ["y", "d (= c + a)"])]
+    c_, d_ = 1.5 * -2.0, 1.5 * -2.0 + 1.5
+    dy_dc = c_ + d_                         # through d, and directly
+    expected = {"a": dy_dc * -2.0 + c_, "b": dy_dc * 1.5}
+    return {"a": a, "b": b}, ops, expected
+
+
+def _probe_order(learner, Value):
+    """Run the learner's backward() on _order_graph with each op's _backward logged; when the
+    gradients come out wrong, say which rule of the visiting order the log shows broken."""
+    leaves, ops, expected = _order_graph(Value)
+    calls = []                              # (name of the op whose _backward ran, its grad then)
+    for name, node, _ in ops:
+        def logged(name=name, node=node, original=node._backward):
+            calls.append((name, node.grad))
+            original()
+        node._backward = logged
+    y = ops[0][1]
+    run_learner_code(learner.path, y.backward, f"y.backward() ran on {_ORDER_GRAPH}")
+    got = {k: leaves[k].grad for k in expected}
+    if all(np.isclose(got[k], expected[k], rtol=1e-6, atol=1e-9) for k in expected):
+        return
+    said = (f"y.backward() on {_ORDER_GRAPH} with a = 1.5, b = -2 leaves a.grad = "
+            f"{got['a']:.6g} and b.grad = {got['b']:.6g}; they should be d y / d a = "
+            f"{expected['a']:.6g} and d y / d b = {expected['b']:.6g}.\n    ")
+    called = [name for name, _ in calls]
+    seed = next((grad for name, grad in calls if name == "y"), None)
+    if seed is not None and seed != 1.0:
+        raise CheckFailure(said + f"y.grad was {seed} when y's _backward ran: backward() must "
+                           f"set self.grad = 1.0 (d y / d y) before any _backward runs.")
+    for name, _, _ in ops:
+        if name not in called:
+            raise CheckFailure(said + f"The _backward of {name} never ran: backward() must "
+                               f"call it for every Value that y depends on.")
+    for name, _, _ in ops:
+        if called.count(name) > 1:
+            raise CheckFailure(
+                said + f"The _backward of {name} ran {called.count(name)} times, and each run "
+                f"adds its share again: visit each Value once (a `visited` set), in reverse "
+                f"topological order.")
+    for name, _, users in ops:
+        before = called[:called.index(name)]
+        for user in users:
+            if user not in before:
+                raise CheckFailure(
+                    said + f"The _backward of {name} ran before that of {user}, which adds to "
+                    f"its gradient, so it passed its gradient on before it had all of it. Call "
+                    f"_backward in reverse topological order: each Value after every Value "
+                    f"that uses it.")
+    raise CheckFailure(said.rstrip())
+
 
 def _neuron(v):
     return (v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["bias"]).tanh()
@@ -98,25 +288,13 @@ def _mlp(v):
 
 
 _EXPRESSIONS = [
-    # (what it says, function of a dict of inputs, the inputs, a note for a wrong answer)
-    ("y = a + b", lambda v: v["a"] + v["b"], {"a": 2.0, "b": -3.0}, ""),
-    ("y = a * b", lambda v: v["a"] * v["b"], {"a": 2.0, "b": -3.0}, ""),
-    ("y = a ** 3", lambda v: v["a"] ** 3, {"a": -1.5}, ""),
-    ("y = a.tanh()", lambda v: v["a"].tanh(), {"a": 0.5}, ""),
-    ("y = a.exp()", lambda v: v["a"].exp(), {"a": 0.7}, ""),
-    ("y = a * a", lambda v: v["a"] * v["a"], {"a": 3.0},
-     "a is both operands of the *, so it must receive both shares: 3 + 3. Use += in "
-     "_backward, not =."),
-    ("y = a * b + a", lambda v: v["a"] * v["b"] + v["a"], {"a": 2.0, "b": -3.0},
-     "a is used twice, so its gradient is the sum of what both uses send it (+=)."),
-    ("c = a * b;  y = (c + a) * c", lambda v: (lambda c: (c + v["a"]) * c)(v["a"] * v["b"]),
-     {"a": 1.5, "b": -2.0},
-     "c feeds two operations, so it must have received both shares before it passes its "
-     "gradient on: call _backward in reverse topological order."),
+    # (what it says, function of a dict of inputs, the inputs)
+    ("y = a * a", lambda v: v["a"] * v["a"], {"a": 3.0}),
+    ("y = a * b + a", lambda v: v["a"] * v["b"] + v["a"], {"a": 2.0, "b": -3.0}),
     ("y = (a - b) / (a * b).exp()", lambda v: (v["a"] - v["b"]) / (v["a"] * v["b"]).exp(),
-     {"a": 0.8, "b": -0.4}, ""),
+     {"a": 0.8, "b": -0.4}),
     ("y = tanh(w1*x1 + w2*x2 + bias)  (a neuron)", _neuron,
-     {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "bias": 6.8813735870195432}, ""),
+     {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "bias": 6.8813735870195432}),
 ]
 
 
@@ -130,18 +308,23 @@ def _random_mlp_inputs():
 @exercise("scalar_engine", "A scalar autograd engine", hints=[
     "Each _backward adds (local derivative) * out.grad to each child's grad, with +=. The "
     "table in the docstring gives every local derivative.",
-    "In __mul__: self.grad += other.data * out.grad and other.grad += self.data * out.grad. "
-    "The others follow the same pattern with their own derivative.",
-    "backward(): a nested `def visit(v)` that, if v is not in a `visited` set, adds it, visits "
-    "each child, then appends v to `order`. Call visit(self).",
-    "Then self.grad = 1.0, and `for v in reversed(order): v._backward()`.",
+    "In __mul__ each input's local derivative is the other input's data; in tanh and exp the "
+    "derivative is easiest written with out.data, which already holds tanh(x) or exp(x).",
+    "backward() needs an order in which every Value comes after all the Values it was made "
+    "from. A depth-first search gives one: visit a Value's children first, then list the "
+    "Value; a `visited` set keeps a Value reached twice from being listed twice.",
+    "The gradient flows from the output back to the leaves, so walk that list from its end, "
+    "after seeding the output's own gradient: d y / d y is 1.",
 ], forbid=["tinyautograd"])
 def check_scalar_engine(learner):
     Value = learner.attribute("Value")
+    for op in _scalar_ops():
+        _probe_op(learner, Value, op)
+    _probe_order(learner, Value)
     expressions = _EXPRESSIONS + [("loss = (a 3-4-1 tanh network's output - 0.5) ** 2, "
                                    "inputs and weights drawn at random", _mlp,
-                                   _random_mlp_inputs(), "")]
-    for text, fn, inputs, note in expressions:
+                                   _random_mlp_inputs())]
+    for text, fn, inputs in expressions:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in inputs.items())
         shown = shown if len(inputs) <= 6 else "the inputs of the random network"
         values = {k: Value(x) for k, x in inputs.items()}
@@ -157,10 +340,8 @@ def check_scalar_engine(learner):
                    f"{text} with {shown}: after y.backward(), {name}.grad is {describe(got)}; "
                    f"it should be a number.")
             if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
-                raise CheckFailure(
-                    f"{text} with {shown}: after y.backward(), {name}.grad is {got:.6g}; it "
-                    f"should be d y / d {name} = {expected:.6g}."
-                    + (f"\n    {note}" if note else ""))
+                raise CheckFailure(f"{text} with {shown}: after y.backward(), {name}.grad is "
+                                   f"{got:.6g}; it should be d y / d {name} = {expected:.6g}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,11 +373,12 @@ def _random_broadcast(rng):
 @exercise("broadcast_gradients", "Gradients through broadcasting", hints=[
     "Two steps: first sum away the extra leading axes, then sum (keepdims=True) over the axes "
     "where the input had size 1.",
-    "Step 1: grad = grad.sum(axis=tuple(range(grad.ndim - len(shape)))). Now grad.ndim equals "
-    "len(shape).",
-    "Step 2: axes = tuple(i for i, n in enumerate(shape) if n == 1), then "
-    "grad.sum(axis=axes, keepdims=True).",
-    "mul_backward: return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape).",
+    "Step 1: the extra leading axes are the first grad.ndim - len(shape) of them; summing "
+    "over them (a tuple of axes) leaves grad with as many axes as the input.",
+    "Step 2: sum, keeping the axis (keepdims=True), over every axis where the input has size "
+    "1 and grad does not.",
+    "mul_backward: each input's gradient is grad times the other input, as for numbers, "
+    "brought back to that input's own shape. Which of your two functions does that last part?",
 ], forbid=["tinyautograd.engine"])
 def check_broadcast_gradients(learner):
     unbroadcast = learner.function("unbroadcast")
@@ -247,7 +429,9 @@ def _shapes(inputs):
     "(n, m). Only one product of grad with the other operand gives each shape.",
     "dL/dA = grad @ B^T and dL/dB = A^T @ grad.",
     "For batches transpose only the last two axes: b.swapaxes(-1, -2), not b.T.",
-    "return grad @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ grad",
+    "The rule is the same in any number of dimensions: each gradient is grad times the other "
+    "operand transposed in its last two axes, in the order that gives back that input's "
+    "shape. The engine sums away the batch axes of a shared weight for you.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_matmul_backward(learner):
     MatMul = learner.attribute("MatMul")
@@ -304,10 +488,11 @@ def _engine_gradient(forward, x, grad):
 @exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
     "Softmax: the formula is p * (g - s) where s = (g * p).sum(axis=-1, keepdims=True): one "
     "number per row, broadcast back over the row.",
-    "Cross-entropy: d = ctx.p.copy(); then d[n, targets[n]] -= 1 for every row n. "
-    "A loop works; so does d[np.arange(N), ctx.targets] -= 1.",
-    "Then divide by N = len(ctx.targets) (the loss is a mean) and multiply by grad (the "
-    "gradient arriving from whatever came after the loss).",
+    "Cross-entropy: start from a copy of the saved probabilities p (never change ctx.p "
+    "itself), then subtract 1 at each row's target. Integer-array indexing with the row "
+    "numbers and the targets does every row at once.",
+    "The loss is a mean over the N rows, so each row's gradient is divided by N; and the "
+    "chain rule multiplies by grad, the gradient arriving from whatever came after the loss.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
 def check_softmax_cross_entropy_backward(learner):
     Softmax = learner.attribute("Softmax")
@@ -346,10 +531,14 @@ def check_softmax_cross_entropy_backward(learner):
 
 @exercise("layer_norm_backward", "The backward of layer normalisation", hints=[
     "Return three arrays, in the order x, gamma, beta, shaped like x, (C,) and (C,).",
-    "rows = g.reshape(-1, g.shape[-1]) puts every position on axis 0: d_beta = "
-    "rows.sum(axis=0), and d_gamma is the same with rows * x_hat.reshape(rows.shape).",
-    "d_xhat = g * gamma; d_x = rstd * (d_xhat - d_xhat.mean(-1, keepdims=True) - x_hat * "
-    "(d_xhat * x_hat).mean(-1, keepdims=True)).",
+    "beta is added at every position, so its gradient is g summed over every axis but the "
+    "last; gamma multiplies x_hat, so its gradient is the same sum of g * x_hat. Reshaping to "
+    "(-1, C) puts every position on axis 0 for one sum.",
+    "For x, go through x_hat, whose gradient is g * gamma. Both the mean subtracted and the "
+    "spread divided by depend on the whole row, so on its way to x that gradient loses two "
+    "parts: its own mean over the row, and x_hat times the row mean of (that gradient * "
+    "x_hat). What remains is scaled by rstd. Work it out on a row of two numbers if it does "
+    "not click.",
 ], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops"])
 def check_layer_norm_backward(learner):
     LayerNormFunction = learner.attribute("LayerNormFunction")

@@ -6,9 +6,27 @@ import numpy as np
 
 from tinyautograd import Tensor, functional
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_array
 from .ch04_autograd import _Apply, _gradcheck, _returned_gradients, _tensor
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 5`).
+QUESTION = Question(code="""\
+import numpy as np
+from tinyautograd import Tensor
+
+table = Tensor(np.zeros((3, 2)), requires_grad=True)    # 3 tokens, 2 features each
+out = table[np.array([1, 1, 2])]                         # look up tokens 1, 1 and 2
+out.sum().backward()
+print(table.grad)
+""", output="""\
+[[0. 0.]
+ [2. 2.]
+ [1. 1.]]
+""", why=(
+    "Token 1 was looked up twice, so row 1 receives the gradient of both uses (2 in each column); "
+    "row 2 was used once and row 0 never. An embedding's backward adds into the rows (np.add.at) "
+    'rather than assigning.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. Embeddings
@@ -32,11 +50,12 @@ def _repeated_row_note(ids, table_grad_expected, got):
 
 
 @exercise("embedding", "Embeddings: a lookup table that learns", hints=[
-    "forward is one line of numpy: return table[ids].",
-    "backward: table_grad = np.zeros(ctx.inputs[0].shape); every position's gradient row goes "
-    "into table_grad at row ids[position], added, not assigned.",
-    "np.add.at(table_grad, ctx.ids, grad) adds grad[p] into table_grad[ctx.ids[p]] "
-    "for every position p, repeats included. Then return table_grad.",
+    "forward is one line of numpy: integer-array indexing picks one row of the table per id.",
+    "backward: start from zeros of the table's shape (ctx.inputs[0].shape); every position's "
+    "gradient row goes into the row of its id, added, not assigned.",
+    "`table_grad[ids] += grad` keeps only one of the rows of a repeated id, because numpy "
+    "buffers the writes. np.add.at(array, indices, values) adds every one of them, repeats "
+    "included.",
 ], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops", "tinyformer.layers"])
 def check_embedding(learner):
     Embedding = learner.attribute("Embedding")
@@ -80,10 +99,12 @@ def _tinyformer_table(context, d_model):
 @exercise("sinusoidal_positions", "Sinusoidal positions", hints=[
     "Row pos, columns 2i and 2i+1 share one angle: pos / 10000 ** (2i / d_model). Column 0 "
     "and 1 use 2i = 0, so the angle is just pos.",
-    "pos = np.arange(context)[:, None] (a column) and two_i = np.arange(0, d_model, 2) (a "
-    "row): pos / 10000 ** (two_i / d_model) broadcasts to (context, d_model/2).",
-    "table = np.zeros((context, d_model)); table[:, 0::2] = np.sin(angle); table[:, 1::2] = "
-    "np.cos(angle).",
+    "Build the angles for every position and every pair of columns at once: a column of "
+    "positions, shape (context, 1), against a row of the even column numbers 2i, shape "
+    "(d_model/2,), broadcasts to (context, d_model/2).",
+    "Even columns get the sine of those angles and odd columns the cosine: slicing with a "
+    "step of 2 (0::2 and 1::2) writes half the columns of a (context, d_model) table at a "
+    "time.",
 ], forbid=["tinyformer.layers"])
 def check_sinusoidal_positions(learner):
     positions = learner.function("sinusoidal_positions")

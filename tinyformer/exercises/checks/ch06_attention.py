@@ -10,8 +10,29 @@ import numpy as np
 
 from tinyautograd import Tensor
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, expect, expect_array, expect_gradients
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 6`).
+QUESTION = Question(code="""\
+import numpy as np
+
+scores = np.array([[0.0, 5.0, 1.0],
+                   [0.0, 5.0, 1.0],
+                   [0.0, 5.0, 1.0]])            # every query scores the keys alike
+allowed = np.tril(np.ones((3, 3), dtype=bool))  # causal: query t sees keys 0..t
+scores = np.where(allowed, scores, -1e9)
+weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+weights = weights / weights.sum(axis=-1, keepdims=True)
+print(weights.round(2))
+""", output="""\
+[[1.   0.   0.  ]
+ [0.01 0.99 0.  ]
+ [0.01 0.98 0.02]]
+""", why=(
+    'The first query may see only key 0, so all its weight goes there, whatever the scores. The '
+    "later rows spread over more keys, but key 1's score of 5 takes almost everything: softmax "
+    'turns a gap of 4 into a factor of e^4, about 55.'))
 
 # ---------------------------------------------------------------------------------------------
 # Helpers, shared with chapter 7's checkers
@@ -113,12 +134,13 @@ def _check_attention_call(fn, q, k, v, mask=None, call_with_mask=True):
 
 
 @exercise("scaled_dot_product", "Scaled dot-product attention", hints=[
-    "Three steps: scores = q @ k^T / sqrt(d_k), weights = softmax(scores) over the keys, "
-    "out = weights @ v. Stay with Tensor operations so that gradients reach q, k and v.",
-    "k^T of a (B, T, d) Tensor is k.swapaxes(-2, -1), (B, d, T); d_k is q.shape[-1]. "
-    "The softmax runs along the last axis: scores.softmax(axis=-1).",
-    "The mask is True where a query may attend. Block the rest before the softmax: "
-    "scores = scores.masked_fill(~mask, -1e9), so exp gives them weight 0.",
+    "Three steps: scores = q @ k^T / sqrt(d_k), weights = softmax(scores) over the keys, out "
+    "= weights @ v. Stay with Tensor operations so that gradients reach q, k and v.",
+    "k^T of a (B, T, d) Tensor is k.swapaxes(-2, -1), (B, d, T); d_k is q.shape[-1]. The "
+    "softmax runs along the last axis: scores.softmax(axis=-1).",
+    "The mask is True where a query may attend. A blocked key must get no weight after the "
+    "softmax, so give its score a very negative number before it (Tensor.masked_fill, with "
+    "the mask inverted): its exp is then 0.",
 ], forbid=["tinyformer.attention"])
 def check_scaled_dot_product(learner):
     fn = learner.function("scaled_dot_product")
@@ -178,10 +200,10 @@ def _check_causal_mask(fn, T):
 @exercise("causal_mask", "The causal mask", hints=[
     "Query t may attend key s exactly when s <= t: the lower triangle of a (T, T) matrix, "
     "diagonal included.",
-    "np.tril(x) keeps the lower triangle of x and zeroes the rest. Start from "
-    "np.ones((T, T), dtype=bool) so that the result is boolean.",
-    "causal_attention needs no new maths: T = q.shape[1], then "
-    "attention(q, k, v, causal_mask(T)).",
+    "np.tril(x) keeps the lower triangle of x and zeroes the rest. Start from np.ones((T, T), "
+    "dtype=bool) so that the result is boolean.",
+    "causal_attention needs no new maths: it is your attention with the mask for its sequence "
+    "length. Which axis of q holds T?",
 ], forbid=["tinyformer.attention"])
 def check_causal_mask(learner):
     mask_fn = learner.function("causal_mask")
@@ -288,8 +310,9 @@ def _check_mha(fn, x, weights, n_head, mask=None):
     "shape but puts the wrong numbers in each head.",
     "merge_heads is split_heads backwards: x.swapaxes(1, 2) is (B, T, n_head, d_head), then "
     "reshape to (B, T, n_head * d_head).",
-    "multi_head_attention: q = split_heads(x @ w_q, n_head), the same for k and v; then "
-    "merge_heads(attention(q, k, v, mask)) @ w_o.",
+    "multi_head_attention: project x into queries, keys and values with their weights, split "
+    "each into heads, attend (every head on its own slice of the features), merge the heads "
+    "back, and project with w_o.",
 ], forbid=["tinyformer.attention", "tinyformer.blocks"])
 def check_multi_head_attention(learner):
     split = learner.function("split_heads")

@@ -8,9 +8,27 @@ import numpy as np
 
 from tinyautograd import Tensor, no_grad
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, expect_array, expect_gradients
 from .ch06_attention import backward_through, expect_output, tensor64
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 7`).
+QUESTION = Question(code="""\
+import numpy as np
+
+def layer_norm(x):
+    return (x - x.mean()) / x.std()
+
+x = np.array([1.0, 2.0, 3.0])
+print(layer_norm(x).round(3))
+print(layer_norm(100 * x + 7).round(3))
+""", output="""\
+[-1.225  0.     1.225]
+[-1.225  0.     1.225]
+""", why=(
+    'Layer norm removes the mean and divides by the spread, so scaling by 100 and shifting by 7 '
+    "change nothing. That is why a norm keeps a sub-layer's input on one scale, however large the "
+    'residual stream grows.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. The feed-forward network and GELU
@@ -55,9 +73,10 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
 @exercise("feed_forward", "The feed-forward network and GELU", hints=[
     "gelu is one line of Tensor arithmetic: a plain number times a Tensor is a Tensor, and "
     "x.tanh() is tanh elementwise. Write the cube as x * x * x.",
-    "gelu(x) = 0.5 * x * (1 + (c * (x + 0.044715 * x * x * x)).tanh()) with "
-    "c = math.sqrt(2 / math.pi).",
-    "feed_forward: h = gelu(x @ w1 + b1) is (B, T, d_ff); the answer is h @ w2 + b2.",
+    "gelu(x) = 0.5 * x * (1 + tanh(c * (x + 0.044715 * x^3))) with c = sqrt(2 / pi): "
+    "math.sqrt and math.pi give the constant.",
+    "feed_forward widens each position with the first layer, applies gelu to every element, "
+    "and narrows back with the second: (B, T, C) -> (B, T, d_ff) -> (B, T, C).",
 ], forbid=["tinyformer.layers", "tinyformer.blocks"])
 def check_feed_forward(learner):
     gelu = learner.function("gelu")

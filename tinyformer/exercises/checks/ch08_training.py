@@ -11,8 +11,25 @@ import numpy as np
 import tinyautograd
 from tinyautograd import Tensor, functional, nn, optim
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe, expect, expect_array
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 8`).
+QUESTION = Question(code="""\
+# Gradient descent on loss = w ** 2 (its minimum is at w = 0), at two learning rates.
+for lr in [0.1, 1.1]:
+    w = 1.0
+    for step in range(5):
+        grad = 2 * w                   # d loss / d w
+        w = w - lr * grad
+    print(lr, round(w, 4))
+""", output="""\
+0.1 0.3277
+1.1 -2.4883
+""", why=(
+    'Each step multiplies w by (1 - 2 lr): by 0.8 at lr 0.1, which shrinks w towards the minimum, '
+    'and by -1.2 at lr 1.1, which overshoots it further every step. Too large a learning rate '
+    'diverges; warmup starts small for this reason.'))
 
 
 def _expect_numpy(got, expected, call, what="returned", mistakes=(), atol=1e-5):
@@ -127,12 +144,15 @@ def _reference_adamw(param, grads, settings):
 
 
 @exercise("adam_step", "One step of AdamW", hints=[
-    "First the two running averages: m = beta1 * m + (1 - beta1) * grad, and v the same with "
-    "beta2 and grad * grad. Return these new m and v.",
-    "Bias correction uses the step number as it is (1 for the first update): "
-    "m_hat = m / (1 - beta1 ** step), v_hat = v / (1 - beta2 ** step).",
-    "Decay first, then step: param = param * (1 - lr * weight_decay), then "
-    "param = param - lr * m_hat / (np.sqrt(v_hat) + eps). Return (param, m, v).",
+    "First the two running averages: m keeps beta1 of its old value and takes (1 - beta1) of "
+    "the gradient; v does the same with beta2 and the squared gradient. Return these new m "
+    "and v.",
+    "Bias correction divides each average by (1 - beta ** step), with the step number as it "
+    "is (1 for the first update): early on the averages are still close to their start at "
+    "zero.",
+    "The decay is decoupled: the parameter shrinks by the factor (1 - lr * weight_decay) "
+    "first, on its own, and then the Adam step moves it by lr times m_hat over (sqrt(v_hat) + "
+    "eps).",
 ], forbid=["tinyautograd.optim"])
 def check_adam_step(learner):
     fn = learner.function("adam_step")
@@ -210,8 +230,9 @@ def _schedule_mistakes(step, base_lr, warmup_steps, total_steps, min_lr):
     "(min_lr), and the cosine for everything in between.",
     "The ramp is base_lr * (step + 1) / (warmup_steps + 1): at step 0 it is already above 0, "
     "and it would reach base_lr at step = warmup_steps, where the cosine takes over.",
-    "In between: progress = (step - warmup_steps) / (total_steps - warmup_steps), then "
-    "min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * progress)) / 2.",
+    "In between, the progress runs from 0 at the end of the warmup to 1 at total_steps, and "
+    "the rate follows half a cosine wave from base_lr down to min_lr: (1 + cos(pi * "
+    "progress)) / 2 goes from 1 to 0.",
 ], forbid=["tinyautograd.optim", "tinyformer.train"])
 def check_warmup_schedule(learner):
     fn = learner.function("warmup_schedule")
@@ -323,10 +344,11 @@ def _explain_difference(got, expected, call):
 @exercise("training_loop", "The training loop", hints=[
     "Inside `for _ in range(steps):` write the five lines of the lesson, in order: forward, "
     "loss, zero_grad, backward, step.",
-    "logits = model(inputs) is (N, vocab_size); loss = functional.cross_entropy(logits, "
-    "targets) is one number, a Tensor; losses.append(loss.item()) keeps it as a float.",
-    "optimizer.zero_grad(); loss.backward(); optimizer.step() -- then, after the loop, "
-    "`return losses`.",
+    "The model maps the inputs to (N, vocab_size) logits; functional.cross_entropy of the "
+    "logits and the targets is the loss, one number in a Tensor. Record it as a plain float "
+    "with .item().",
+    "Gradients add up (+=) across backward calls, so clear them before each backward; and "
+    "record the loss of the weights it was computed with, which is before the update.",
 ], forbid=["tinyformer.train", "tinyformer.jobs"])
 def check_training_loop(learner):
     train = learner.function("train")

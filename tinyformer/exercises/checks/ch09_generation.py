@@ -12,9 +12,26 @@ import numpy as np
 
 from tinyautograd import Tensor
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import (Call, CheckFailure, as_array, describe, expect, expect_array,
                         expect_equal)
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
+QUESTION = Question(code="""\
+import numpy as np
+
+logits = np.array([2.0, 1.0, 0.0])
+for temperature in [1.0, 0.5, 100.0]:
+    p = np.exp(logits / temperature)
+    print(temperature, (p / p.sum()).round(2))
+""", output="""\
+1.0 [0.67 0.24 0.09]
+0.5 [0.87 0.12 0.02]
+100.0 [0.34 0.33 0.33]
+""", why=(
+    'Dividing the logits by a temperature below 1 widens their gaps and sharpens the distribution '
+    '(0.87 for the best token); a large temperature flattens it towards uniform (a third each). '
+    'Temperature 0 is the limit of sharpening: greedy decoding.'))
 
 
 class Model:
@@ -87,8 +104,8 @@ def _expect_sequence(got, expected, call, prompt):
     "Start from ids = list(prompt), then loop `for _ in range(max_new_tokens)`.",
     "Each step: logits = next_logits(ids) with the whole list so far; the token is "
     "int(np.argmax(logits)).",
-    "Append the token first, then `if token == end_id: break`, so the end id is part of the "
-    "result and nothing follows it.",
+    "The end id belongs to the result and nothing may follow it: decide whether to stop only "
+    "after appending the token.",
 ], forbid=["tinyformer.decoding", "tinyformer.sampling"])
 def check_greedy(learner):
     greedy = learner.function("greedy")
@@ -126,11 +143,12 @@ def reference_probs(logits, temperature=1.0, top_k=None):
 
 
 @exercise("temperature_top_k", "Temperature and top-k", hints=[
-    "Handle temperature == 0 first: a one-hot array at np.argmax(logits), no division by zero.",
-    "Then logits = logits / temperature, and softmax: e = np.exp(logits - logits.max()); "
-    "e / e.sum().",
-    "Top-k: kth = np.sort(logits)[-top_k]; logits = np.where(logits < kth, -np.inf, logits) "
-    "before the softmax; `<` (not `<=`) keeps every token tied with the k-th.",
+    "Handle temperature == 0 first: a one-hot array at np.argmax(logits), no division by "
+    "zero.",
+    "Then divide the logits by the temperature and take the softmax; subtracting the largest "
+    "logit first keeps exp from overflowing.",
+    "Top-k keeps the tokens whose logit is at least the k-th largest (ties with it included) "
+    "and gives every other one -inf before the softmax, so that its probability is exactly 0.",
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_temperature_top_k(learner):
     probs_of = learner.function("next_token_probs")
@@ -189,11 +207,13 @@ def _expect_nucleus(got, probs, top_p, call):
 
 
 @exercise("top_p", "Top-p (nucleus) filtering", hints=[
-    "order = np.argsort(-probs, kind='stable') lists the ids likeliest first, ties by lower id.",
+    "List the ids likeliest first: a stable argsort of the negated probabilities "
+    "(kind='stable') keeps ties in the order of their ids.",
     "The mass before each token in that order is np.cumsum(probs[order]) - probs[order]; a "
     "token stays when that is < top_p, so the first always stays.",
-    "keep = np.zeros(len(probs), bool); keep[order] = before < top_p; then zero the rest "
-    "with np.where and divide by the sum.",
+    "That decision is made in sorted order: carry it back to the ids' own order (a boolean "
+    "array of length V, indexed by the sorted ids), zero the others, and renormalise so that "
+    "the kept probabilities sum to 1.",
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_top_p(learner):
     top_p_filter = learner.function("top_p_filter")
@@ -300,12 +320,14 @@ def _expect_hypothesis(got, expected, call, note=""):
 @exercise("beam_search", "Beam search", hints=[
     "Keep beams as a list of (tokens, log_prob) pairs, best first, starting with "
     "[(list(prompt), 0.0)], and best = None for the best finished (tokens, log_prob).",
-    "Each step: candidates = [(log_prob + lp[v], b, v) for each beam b and token v], then "
-    "candidates.sort(key=lambda c: -c[0]); the sort is stable, which gives the tie order.",
-    "Walk the sorted candidates: v == end_id -> compare with best (strictly larger replaces); "
-    "otherwise append (beams[b][0] + [v], log_prob) to the next beams and break at beam_size.",
-    "After the loop: `for tokens, lp in beams: if best is None or lp > best[1]: best = "
-    "(tokens, lp)`; return best. No division by the length anywhere.",
+    "Each step every beam proposes every token: a candidate is (its beam's log-prob + the "
+    "token's log-prob, the beam, the token). Sort them best first; Python's sort is stable, "
+    "which gives the tie order.",
+    "Walk the sorted candidates: one that ends (the end id) competes with the best finished "
+    "sequence so far, and only a strictly larger log-prob replaces it; any other extends its "
+    "beam into the next beams, until there are beam_size of them.",
+    "When the steps run out, the unfinished beams compete with the best finished one on the "
+    "same terms: plain log-probability, with no division by the length.",
 ], forbid=["tinyformer.decoding"])
 def check_beam_search(learner):
     beam_search = learner.function("beam_search")
@@ -362,11 +384,13 @@ def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
 
 
 @exercise("kv_cache", "A key-value cache", hints=[
-    "q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v: one row each, (d_head,).",
-    "Append before attending: self.keys = np.vstack([self.keys, k[None, :]]) (same for "
-    "values); the new token attends to itself too.",
-    "scores = self.keys @ q / np.sqrt(len(q)) is (t+1,); softmax it (subtract the max) and "
-    "return weights @ self.values.",
+    "The new token's query, key and value are its row x times w_q, w_k and w_v: one vector "
+    "each, of length d_head.",
+    "Append the new key and value to the cache (one more row each, np.vstack) before "
+    "attending: the new token attends to itself too.",
+    "Then it is attention for a single query: its scores against every cached key, divided by "
+    "sqrt(d_head), a softmax (subtract the largest score first), and the weighted sum of the "
+    "cached values.",
 ], forbid=["tinyformer.attention", "tinyformer.decoding"])
 def check_kv_cache(learner):
     eye = np.eye(2)

@@ -14,7 +14,20 @@ import numpy as np
 from tinyformer.tokenizers import BPETokenizer, merge as repository_merge
 
 from ..checking import CheckFailure, describe, expect, expect_equal
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 10`).
+QUESTION = Question(code="""\
+text = "hi é"
+print(list(text.encode("utf-8")))
+print(len(text), len(text.encode("utf-8")))
+""", output="""\
+[104, 105, 32, 195, 169]
+4 5
+""", why=(
+    'é is one character but two bytes in UTF-8 (195, 169), so the text has 4 characters and 5 '
+    'bytes. Byte-level BPE starts from the 256 byte values, so it can write any text, and its '
+    'merges learn the common pieces of several bytes.'))
 
 
 def _readable(ids):
@@ -75,8 +88,9 @@ def _expect_pair_counts(got, expected, call):
     "zip(ids, ids[1:]) gives every pair of neighbours; collections.Counter counts them.",
     "merge: walk an index i over ids with a while loop, since a match jumps by 2 and anything "
     "else by 1.",
-    "The test for a match: `i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]`; "
-    "on a match append new_id and i += 2, otherwise append ids[i] and i += 1.",
+    "A match needs an element after position i at all (mind the last position). On a match "
+    "the new id stands for both ids, so the walk steps past the pair: that is why merges "
+    "never overlap.",
 ], forbid=["tinyformer.tokenizers"])
 def check_bpe_merge(learner):
     count_pairs = learner.function("count_pairs")
@@ -164,9 +178,11 @@ def _expect_merges(got, text, n_merges, expected, call):
 
 @exercise("bpe_train", "Training byte-pair encoding", hints=[
     "Keep `ids` and a `merges` list; loop `for new_id in range(256, 256 + n_merges)`.",
-    "Each round: counts = count_pairs(ids); if not counts, break; then choose, merge, record.",
-    "best = min(counts, key=lambda pair: (-counts[pair], pair)) picks the most frequent pair, "
-    "the smallest on ties; then ids = merge(ids, best, new_id) and merges.append(best).",
+    "Each round: count the pairs of the current ids and stop when there are none; else choose "
+    "the best pair, merge it everywhere into new_id, and record it.",
+    "Choose by two keys: the highest count first, and among equal counts the smallest pair "
+    "(tuples compare element by element). `min` with a key that returns (-count, pair) does "
+    "both.",
 ], forbid=["tinyformer.tokenizers"])
 def check_bpe_train(learner):
     bpe_train = learner.function("bpe_train")
@@ -219,15 +235,16 @@ def _expect_encoding(bpe_encode, text, merges, expected):
 
 
 @exercise("bpe_encode", "Encoding and decoding with learned merges", hints=[
-    "encode: rank = {tuple(pair): 256 + k for k, pair in enumerate(merges)} gives each merge's "
-    "new id, and a lower new id means learned earlier.",
-    "encode, each round: present = [rank[p] for p in zip(ids, ids[1:]) if p in rank]; stop "
-    "when it is empty, else new_id = min(present) and ids = merge(ids, merges[new_id - 256], "
-    "new_id).",
-    "decode: vocab = [bytes([i]) for i in range(256)], then for a, b in merges: "
-    "vocab.append(vocab[a] + vocab[b]).",
-    "decode: b\"\".join(vocab[i] for i in ids).decode(\"utf-8\", errors=\"replace\"); joining "
-    "the bytes first keeps characters of several bytes whole.",
+    "encode: a merge's new id is 256 plus its position in merges, so a lower new id means "
+    "learned earlier. A dict from pair to new id finds them fast.",
+    "encode, each round: among the neighbouring pairs of the current ids, find those that are "
+    "merges; stop when there are none, else apply the earliest learned one everywhere with "
+    "your merge.",
+    "decode: the bytes of every id. Ids below 256 are single bytes, and each merge's bytes "
+    "are its two parts' bytes joined, built in the order the merges were learned.",
+    "Join all the bytes first and decode them once: a character of several bytes may be split "
+    "across tokens, and only the joined bytes are valid UTF-8 (errors='replace' covers ids "
+    "that are not).",
 ], forbid=["tinyformer.tokenizers"])
 def check_bpe_encode(learner):
     bpe_encode = learner.function("bpe_encode")

@@ -12,8 +12,24 @@ import numpy as np
 from tinyautograd import Tensor
 from tinyformer.attention import attention_weights, causal_mask
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, as_array, describe
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 11`).
+QUESTION = Question(code="""\
+import numpy as np
+
+for top in [2.0, 20.0]:
+    scores = np.array([top, 0.0, 0.0, 0.0])        # one key scores `top`, three score 0
+    weights = np.exp(scores) / np.exp(scores).sum()
+    print(top, weights.round(3))
+""", output="""\
+2.0 [0.711 0.096 0.096 0.096]
+20.0 [1. 0. 0. 0.]
+""", why=(
+    'Softmax turns a gap in scores into a ratio e^gap: with a gap of 2 each other key keeps e^-2 '
+    "of the top one's weight (0.096 against 0.711); with a gap of 20, about 2e-9. Weights set by "
+    'hand use large scores so that a head attends to exactly one position.'))
 
 # ---------------------------------------------------------------------------------------------
 # Weights: names and shapes
@@ -188,15 +204,15 @@ SIZES = [(10, 16), (40, 24), (5, 64)]
 
 
 @exercise("attend_to_first", "Attend to the first token", hints=[
-    "Give each kind of information its own slots in the stream: TOKEN = x[:, :V], POS = "
-    "x[:, V:V+context], COPY = x[:, V+context:] (d_model = 2V + context). W_emb and W_pos are "
+    "Give each kind of information its own slots in the stream: TOKEN = x[:, :V], POS = x[:, "
+    "V:V+context], COPY = x[:, V+context:] (d_model = 2V + context). W_emb and W_pos are "
     "identity blocks (np.eye) into TOKEN and POS.",
     "The score of query t against key j is q_t . k_j / sqrt(d_head). With d_head = 1, let W_Q "
-    "put 1.0 in column 0 for every POS row, and W_K a large number (say 20) in position 0's POS "
-    "row only: the scores are then 20 for key 0 and 0 for every other key.",
-    "W_V (d_model, V) reads TOKEN: W_V[TOKEN, :] = np.eye(V); W_O (V, d_model) writes it into "
-    "COPY: W_O[:, COPY] = np.eye(V). W_U (d_model, V) reads COPY the same way and nothing else "
-    "(reading TOKEN too would add a vote for the current token).",
+    "put 1.0 in column 0 for every POS row, and W_K a large number (say 20) in position 0's "
+    "POS row only: the scores are then 20 for key 0 and 0 for every other key.",
+    "The value reads the token slots and the output writes what it read into the copy slots, "
+    "identity blocks both; the unembedding reads the copy slots only (reading the token slots "
+    "too would add a vote for the current token).",
 ])
 def check_attend_to_first(learner):
     make_weights = learner.function("make_weights")
@@ -219,13 +235,14 @@ def check_attend_to_first(learner):
 
 @exercise("previous_token", "A previous-token head", hints=[
     "Keep attend_to_first's slots (TOKEN, POS, COPY) and its W_emb, W_pos, W_V, W_O and W_U: "
-    "the value still fetches a token into COPY. Only where each position looks changes, so only "
-    "W_Q and W_K.",
-    "Let d_head = context and W_Q[POS, :] = np.eye(context): q_t is the one-hot of t. You want "
-    "k_j to be the one-hot of j + 1, so that q_t . k_j is nonzero only for j = t - 1.",
-    "np.eye(context, k=1) has its ones at (j, j + 1): W_K[POS, :] = s * np.eye(context, k=1). "
-    "The model divides by sqrt(d_head) = sqrt(context), so s = 20 * sqrt(context) leaves a "
-    "score of 20 against 0 for every other position.",
+    "the value still fetches a token into COPY. Only where each position looks changes, so "
+    "only W_Q and W_K.",
+    "Let d_head = context and make q_t the one-hot of t (an identity block on the POS rows). "
+    "You want k_j to be the one-hot of j + 1, so that q_t . k_j is nonzero only for j = t - "
+    "1.",
+    "np.eye(context, k=1) has its ones at (j, j + 1). Scale the keys so that the score is "
+    "still large after the model divides by sqrt(d_head) = sqrt(context): about 20, against 0 "
+    "for every other position.",
 ])
 def check_previous_token(learner):
     make_weights = learner.function("make_weights")
@@ -265,9 +282,9 @@ def _induction_targets(ids):
     "W_U reads OUT only.",
     "Layer 1 is your previous_token head, with W_O1 writing into PREV instead of COPY. After "
     "it, row t of the stream holds token t in TOKEN and token t - 1 in PREV.",
-    "Layer 2 with d_head2 = V: W_Q2[TOKEN, :] = np.eye(V) and W_K2[PREV, :] = s * np.eye(V), so "
-    "q_t . k_j = s exactly where the token before j is the token at t. W_V2 reads TOKEN, "
-    "W_O2 writes into OUT.",
+    "Layer 2 with d_head2 = V: the query carries the current token (from TOKEN) and the key "
+    "the token before (from PREV), so q_t . k_j is large exactly where the token before j is "
+    "the token at t. Its value reads TOKEN and its output writes into OUT.",
     "Both softmaxes must be nearly one-hot after the division by sqrt(d_head): s = 20 * "
     "sqrt(d_head) works for either layer (d_head1 = context, d_head2 = vocab_size).",
 ])

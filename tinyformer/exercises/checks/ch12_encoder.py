@@ -12,9 +12,29 @@ import numpy as np
 
 from tinyautograd import Tensor, functional, no_grad
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_equal, expect_gradients
 from .ch06_attention import backward_through, expect_output, tensor64
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 12`).
+QUESTION = Question(code="""\
+import numpy as np
+
+ids = np.array([[5, 6, 0],
+                [7, 0, 0]])                    # two sources, padded with id 0
+mask = (ids != 0)[:, None, None, :]            # True on real tokens
+scores = np.zeros((2, 4, 3, 3))                # (B, n_head, T_q, T_k)
+print(mask.shape)
+print(np.broadcast_shapes(mask.shape, scores.shape))
+print(mask[1, 0, 0])
+""", output="""\
+(2, 1, 1, 3)
+(2, 4, 3, 3)
+[ True False False]
+""", why=(
+    'Indexing with None inserts axes of size 1: the mask is (B, 1, 1, T_k) and broadcasts over '
+    'the heads and the queries, so no query of any head reads a padding key. The second source '
+    'has one real token, so only its first key is allowed.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. Padding and the padding mask

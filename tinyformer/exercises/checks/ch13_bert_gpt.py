@@ -11,8 +11,25 @@ import numpy as np
 
 from tinyautograd import Tensor
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_array, expect_equal
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 13`).
+QUESTION = Question(code="""\
+import numpy as np
+
+p_right = np.array([0.9, 0.5, 0.9, 0.25])      # the model's probability of the right token
+hidden = np.array([False, True, False, True])  # BERT hid only positions 1 and 3
+loss = -np.log(p_right[hidden])
+print(round(loss.mean(), 3))
+print(round(loss.sum() / len(p_right), 3))
+""", output="""\
+1.04
+0.52
+""", why=(
+    'The masked LM loss averages over the hidden positions only: (-ln 0.5 - ln 0.25) / 2 = 1.04. '
+    'Dividing by all four positions would halve it, and the loss would shrink whenever fewer '
+    'tokens are hidden, which says nothing about the model.'))
 
 # ---------------------------------------------------------------------------------------------
 # 1. The masked-language-model loss

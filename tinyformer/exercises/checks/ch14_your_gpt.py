@@ -18,8 +18,26 @@ from threadpoolctl import threadpool_limits
 from tinyautograd import Tensor, functional, manual_seed, no_grad, optim
 from tinyformer.data import builtin_corpus
 
-from ..catalogue import exercise
+from ..catalogue import Question, exercise
 from ..checking import CheckFailure, describe, expect, expect_equal
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 14`).
+QUESTION = Question(code="""\
+import numpy as np
+
+ids = np.arange(10, 20)              # a text of 10 tokens
+context, start = 4, 3
+x = ids[start:start + context]
+y = ids[start + 1:start + 1 + context]
+print(x, y)
+print(len(y), "predictions are graded from this one window")
+""", output="""\
+[13 14 15 16] [14 15 16 17]
+4 predictions are graded from this one window
+""", why=(
+    "The targets are the same window one token on: position 0 of x (13) must predict 14, "
+    "positions 0 and 1 (13 14) must predict 15, and so on. One window grades as many predictions "
+    'as it has tokens, in one forward pass, thanks to the causal mask.'))
 
 # ---------------------------------------------------------------------------------------------
 # Teacher forcing
@@ -228,8 +246,9 @@ def _check_training(learner):
 @exercise("your_gpt", "Your GPT: assemble it and train it", hints=[
     "teacher_forcing_batch: one slice ids[s:s + context] per start for x, the same one "
     "shifted by one for y; np.stack makes the rows a (B, context) array.",
-    "__init__: nn.init.normal_(nn.Parameter(np.zeros((vocab_size, d_model))), std=0.02) is "
-    "E, likewise P; nn.ModuleList([Block(d_model, n_head) for ...]); nn.LayerNorm(d_model).",
+    "__init__: two Parameters drawn from a normal of std 0.02 (nn.init.normal_): the "
+    "(vocab_size, d_model) token table E and the (context, d_model) positions P; then an "
+    "nn.ModuleList of n_layer Blocks, and an nn.LayerNorm(d_model).",
     "forward: E[ids] is (B, T, C) and P[:T] (T, C) broadcasts over the batch. Which one "
     "matrix turns the normalised stream (B, T, C) back into V scores per position?",
 ], forbid=["tinyformer.gpt", "tinyformer.blocks", "tinyformer.layers", "tinyformer.attention",

@@ -15,8 +15,23 @@ from threadpoolctl import threadpool_limits
 
 from tinyautograd import no_grad
 
-from ..catalogue import COURSE_DIR, exercise
+from ..catalogue import COURSE_DIR, Question, exercise
 from ..checking import CheckFailure, describe, expect
+
+# The chapter's "predict, then run" question (`tinyformer exercises predict 15`).
+QUESTION = Question(code="""\
+tokens = ["a", "b", "c", "a", "b", "c", "a"]
+t = 6                                            # the last "a"
+earlier = [s for s in range(t) if tokens[s] == tokens[t]]
+print(earlier)
+print(tokens[earlier[-1] + 1])                   # what came after its last occurrence
+""", output="""\
+[0, 3]
+b
+""", why=(
+    "An induction head finds the earlier places where the current token appeared (positions 0 and "
+    '3) and copies what came after the last one: "b". Chapter 11 builds it from two heads by '
+    'hand; chapter 15 watches training find it.'))
 
 # ---------------------------------------------------------------------------------------------
 # The definitions, and the usual mistakes
@@ -114,8 +129,9 @@ FOUND = 0.5      # a head's own score must reach this, and beat the other layer'
 @exercise("induction_scores", "A learned induction head, and how to find it", hints=[
     "previous_token_score: the entries A[1, 0], A[2, 1], ... are a diagonal just below the "
     "main one; np.diagonal(pattern, offset=-1) gives them all.",
-    "induction_score: earlier = np.flatnonzero(ids[:t] == ids[t]) lists the earlier "
-    "positions of the token at t, in order; earlier[-1] is the last.",
+    "induction_score: for each position t, the earlier positions holding the same token are "
+    "where ids[:t] equals ids[t] (np.flatnonzero lists them in order); the last of them is "
+    "the latest occurrence.",
     "Which key holds what the induction head wants to copy: the earlier occurrence of the "
     "token, or what came right after it? And which positions have anything to copy at all?",
 ])

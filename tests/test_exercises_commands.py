@@ -1,0 +1,146 @@
+"""`tinyformer exercises predict`, `solution` and `draw`, and what `list` shows of them, on a
+real workspace in tmp_path (as tests/test_cli_exercises.py does for the other commands)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from solutions import write_solved
+
+from cli import main
+from tinyformer.exercises import exercises, find
+from tinyformer.exercises.catalogue import question
+from tinyformer.exercises.workspace import STATE_DIR
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, ["exercises", *map(str, args)], input=input)
+
+
+def assert_input_error(result, *words):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    assert run("init", tmp_path / "course").exit_code == 0
+    monkeypatch.chdir(tmp_path / "course")
+    return tmp_path / "course"
+
+
+def progress(workspace):
+    return json.loads((workspace / STATE_DIR / "progress.json").read_text())
+
+
+def listed_line(text, slug):
+    return next(line for line in text.splitlines() if f" {slug} " in line)
+
+
+# -- predict ----------------------------------------------------------------------------------
+
+def test_predict_shows_the_code_runs_it_and_judges_a_typed_prediction(workspace):
+    result = run("predict", 4, input="6.0\n12.0\n\n")
+    assert result.exit_code == 0, result.output
+    assert "Chapter 4, Autograd by hand: what will this print?" in result.output
+    assert "    (a * a).backward()" in result.output             # the code, indented
+    assert result.output.index("(a * a).backward()") < result.output.index("It printed:")
+    assert "Right." in result.output
+    assert " ".join(question(4).why.split()) in " ".join(result.output.split())
+    assert progress(workspace)["predictions"] == {
+        "04_autograd": {"answer": "6.0\n12.0", "right": True}}
+    heading = next(line for line in run("list").output.splitlines() if "Autograd by" in line)
+    assert "(prediction: right)" in heading
+
+
+def test_a_wrong_prediction_is_shown_beside_the_output(workspace):
+    result = run("predict", "04_autograd", "--answer", "6.0 6.0")
+    assert result.exit_code == 0
+    row = next(line for line in result.output.splitlines() if line.startswith("  6.0"))
+    assert row.split() == ["6.0", "6.0", "6.0"]               # yours, then what it printed
+    assert "Not quite." in result.output
+    assert progress(workspace)["predictions"]["04_autograd"]["right"] is False
+    heading = next(line for line in run("list").output.splitlines() if "Autograd by" in line)
+    assert "(prediction: wrong)" in heading
+
+
+def test_predict_without_a_chapter_asks_the_next_unfinished_exercises_chapter(workspace):
+    write_solved(exercises()[0], workspace / exercises()[0].file)
+    assert "Chapter 1," in run("predict", "--answer", "1").output
+    for ex in exercises()[:3]:                                 # chapter 1 done
+        write_solved(ex, workspace / ex.file)
+        assert run("check", ex.number).exit_code == 0
+    assert "Chapter 2," in run("predict", "--answer", "1").output
+
+
+def test_predict_works_outside_a_workspace_and_remembers_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("predict", 1, "--answer", "[[5 6] [1 2]]")
+    assert result.exit_code == 0 and "Right." in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (["predict", 16, "--answer", "x"], ["no chapter '16'", "1 to 15"]),
+    (["predict", 4, "--answer", "  "], ["no prediction given"]),
+])
+def test_predict_input_errors(workspace, args, words):
+    assert_input_error(run(*args), *words)
+
+
+def test_an_empty_typed_prediction_is_an_input_error(workspace):
+    assert_input_error(run("predict", 4, input="\n"), "no prediction given")
+
+
+# -- solution ---------------------------------------------------------------------------------
+
+def test_solution_asks_first_and_shows_nothing_on_no(workspace):
+    ex = find("scalar_engine")
+    result = run("solution", ex.number, input="n\n")
+    assert result.exit_code == 0
+    assert "Show the reference solution?" in result.output and "Not shown." in result.output
+    assert "def backward(self):" not in result.output
+    assert progress(workspace)["solutions"] == []
+    assert "[solution shown]" not in run("list").output
+
+
+def test_solution_on_yes_shows_it_remembers_it_and_list_marks_it(workspace):
+    ex = find("scalar_engine")
+    result = run("solution", "scalar_engine", input="y\n")
+    assert result.exit_code == 0
+    assert ex.solution.read_text().rstrip() in result.output
+    assert f"replace the TODO ones in {ex.file}" in result.output
+    assert progress(workspace)["solutions"] == ["scalar_engine"]
+    listed = run("list").output
+    assert "[solution shown]" in listed_line(listed, "scalar_engine")
+    assert "[solution shown]" not in listed_line(listed, "one_hot")
+    run("solution", ex.number, "--yes")                        # remembered once
+    assert progress(workspace)["solutions"] == ["scalar_engine"]
+
+
+def test_solution_with_yes_does_not_ask(workspace):
+    result = run("solution", 1, "--yes")
+    assert result.exit_code == 0 and "Show the reference solution?" not in result.output
+    assert find("one_hot").solution.read_text().rstrip() in result.output
+
+
+def test_solution_without_an_answer_to_the_question_shows_nothing(workspace):
+    result = run("solution", 1)                                # no input at all: end of file
+    assert result.exit_code == 0 and "Not shown." in result.output
+    assert progress(workspace)["solutions"] == []
+
+
+def test_a_workspace_from_before_these_commands_still_loads(workspace):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text(json.dumps({"version": 1, "passed": {}, "hints": {}}))
+    assert run("solution", 1, "--yes").exit_code == 0
+    assert progress(workspace)["solutions"] == ["one_hot"]
+
+
+def test_a_progress_file_with_a_damaged_new_key_is_an_input_error(workspace):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text(json.dumps({"version": 1, "passed": {}, "hints": {}, "solutions": {}}))
+    assert_input_error(run("list"), "damaged", "delete it")

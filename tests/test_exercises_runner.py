@@ -1,0 +1,125 @@
+"""The runner's parts that a learner meets outside a check: the chapters' "predict, then run"
+questions and how a prediction is judged, and how messages describe the values they name."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyautograd import Tensor
+from tinyformer.exercises import CHAPTERS
+from tinyformer.exercises.catalogue import Question, find_chapter, question
+from tinyformer.exercises.checking import describe, describe_call
+from tinyformer.exercises.isolated import run_question
+from tinyformer.exercises.runner import same_output, side_by_side
+
+# -- describing values in a message -----------------------------------------------------------
+
+
+def test_weights_in_a_message_are_named_by_shape():
+    weights = {"w_q": Tensor(np.zeros((8, 8))), "b_q": np.zeros(8), "n_head": 2}
+    assert describe(weights) == "{w_q: (8, 8), b_q: (8,), n_head: 2}"
+    assert describe([np.zeros((2, 3))] * 8) == \
+        "[(2, 3), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3), ... 8 in all]"
+    assert describe({"a": 1, "b": [1, 2]}) == "{'a': 1, 'b': [1, 2]}"      # no arrays: as is
+
+    def layer(x, w):
+        return x
+    assert describe_call("layer", layer, (np.zeros((4, 5)),), {"w": weights}) == \
+        "layer(x=array of shape (4, 5), float64, w={w_q: (8, 8), b_q: (8,), n_head: 2})"
+
+
+# -- the chapters' questions ------------------------------------------------------------------
+
+RUN_ALL = """
+import contextlib, io, json, sys
+from tinyformer.exercises.catalogue import question
+printed = {}
+for chapter in range(1, int(sys.argv[1]) + 1):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(question(chapter).code, {"__name__": "__main__"})
+    printed[chapter] = out.getvalue()
+sys.stdout.write(json.dumps(printed))
+"""
+
+
+def printed_by_every_question(hash_seed):
+    """{chapter: what its question printed}, all run in one fresh process."""
+    import json
+    import os
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+    run = subprocess.run([sys.executable, "-c", RUN_ALL, str(len(CHAPTERS))], env=env,
+                         capture_output=True, text=True, check=True)
+    return {int(k): v for k, v in json.loads(run.stdout).items()}
+
+
+def test_every_chapter_asks_a_well_formed_question_whose_answer_is_what_its_code_prints():
+    first, second = printed_by_every_question(1), printed_by_every_question(2)
+    assert first == second, "a question prints something else in another process"
+    for chapter in range(1, len(CHAPTERS) + 1):
+        asked = question(chapter)
+        assert isinstance(asked, Question)
+        compile(asked.code, f"chapter {chapter}", "exec")
+        assert first[chapter] == asked.output, \
+            f"chapter {chapter}: its code prints {first[chapter]!r}, its stored answer is " \
+            f"{asked.output!r}"
+        assert 1 <= len(asked.output.splitlines()) <= 6, f"chapter {chapter}: too long to guess"
+        assert len(asked.code.splitlines()) <= 12, f"chapter {chapter}: too long to read"
+        assert 100 <= len(asked.why) <= 400, f"chapter {chapter}: the why is thin or long"
+        assert not asked.why.startswith(" ") and asked.why.endswith(".")
+    assert len({question(c).code for c in range(1, len(CHAPTERS) + 1)}) == len(CHAPTERS)
+
+
+def test_a_question_runs_in_its_own_process():
+    assert run_question(4) == question(4).output
+
+
+@pytest.mark.parametrize("name, number", [("4", 4), ("04_autograd", 4), ("15", 15),
+                                          ("01_vectors", 1)])
+def test_a_chapter_is_found_by_number_or_folder(name, number):
+    assert find_chapter(name) == number
+
+
+@pytest.mark.parametrize("name", ["0", "16", "autograd", ""])
+def test_an_unknown_chapter_says_what_there_is(name):
+    with pytest.raises(ValueError, match="give a number from 1 to 15 or a folder name"):
+        find_chapter(name)
+
+
+# -- judging a prediction ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("predicted, printed", [
+    ("[[5 6]\n [1 2]]", "[[5 6]\n [1 2]]\n"),
+    ("[[5, 6], [1, 2]]", "[[5 6]\n [1 2]]\n"),                    # commas and lines aside
+    ("[down, home]", "['down', 'home']\n"),                       # quotes aside
+    ("6\n12", "6.0\n12.0\n"),                                      # 6 is 6.0
+    ("0.1 0.33", "0.1 0.3277\n"),                                  # within 1%
+    ("[1 0 0 0]", "[1. 0. 0. 0.]\n"),
+    ("-2.49", "-2.4883\n"),
+    ("[[1 0 0] [0 1 0]]", "[[1.   0.   0.  ]\n [0.01 0.99 0.  ]]\n"),     # to within 0.01
+    ("inf nan", "inf nan\n"),
+])
+def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
+    assert same_output(predicted, printed)
+
+
+@pytest.mark.parametrize("predicted, printed", [
+    ("[[1 2]\n [5 6]]", "[[5 6]\n [1 2]]\n"),                    # the rows swapped
+    ("6.0", "6.0\n12.0\n"),                                        # a line missing
+    ("0.1 0.35", "0.1 0.3277\n"),                                  # 7% off
+    ("[0 1 0]", "[0.02 0.98 0.  ]\n"),                             # 0.02 off
+    ("[dog, hill]", "['down', 'home']\n"),
+    ("2.49", "-2.4883\n"),                                         # the sign matters
+    ("True False", "[ True False False]\n"),
+])
+def test_a_prediction_that_differs_is_wrong(predicted, printed):
+    assert not same_output(predicted, printed)
+
+
+def test_side_by_side_lines_up_the_second_column():
+    text = side_by_side(("You predicted:", "6\n12"), ("It printed:", "6.0\n12.0\n"))
+    lines = text.splitlines()
+    assert [line.index("It printed:" if i == 0 else "6.0" if i == 1 else "12.0")
+            for i, line in enumerate(lines)] == [18, 20, 20]

@@ -1,0 +1,366 @@
+"""The exercise runner: what each `tinyformer exercises` command does and shows the learner.
+
+The command line (cli.py) parses the options, finds the workspace and the exercise, and turns
+the errors below into exit statuses; everything a learner reads is written here:
+
+    init(directory)                      copy a fresh workspace, and say where to start
+    list_course(workspace)               every exercise by chapter, done or not
+    show(ex, workspace)                  an exercise's explanation (its file's docstring)
+    hint(workspace, ex)                  one more hint each call
+    check(workspace, ex, timeout)        check one exercise; True when it passes
+    check_all(workspace, timeout)        check every exercise, one line each
+    watch(workspace, ex, timeout)        check again on every save, then move on
+    predict(workspace, chapter, answer)  a chapter's question: predict, then run
+    chapter_to_ask(workspace, name)      the chapter `predict` asks about
+    solution(workspace, ex, confirmed)   the reference solution, after a confirmation
+    draw(workspace, ex, out, timeout)    a picture of what the learner's code computes
+    reset(workspace, ex)                 restore an exercise's file, keeping the learner's
+
+`workspace` is a `workspace.Workspace`, or None where a command works without one. A learner's
+mistake in using a command raises RunnerError, and one about the workspace WorkspaceError
+(both ValueErrors, both one line saying what to do); a failing check is no error: `check`
+returns False.
+"""
+
+import ast
+import math
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import click
+
+from .catalogue import CHAPTERS, exercises, find_chapter, question
+from .isolated import draw_in_subprocess, run_question
+from .workspace import init_workspace
+
+STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
+PICTURE_SUFFIXES = (".png", ".svg")
+
+
+class RunnerError(ValueError):
+    """A command given in a way that cannot work; the message says what to give instead."""
+
+
+# ---------------------------------------------------------------------------------------------
+# init, list, show, hint, reset
+# ---------------------------------------------------------------------------------------------
+
+def init(directory):
+    workspace = init_workspace(directory)
+    first = exercises()[0]
+    click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
+               f"  cd {directory}\n"
+               f"  tinyformer exercises show 1      then edit {first.file}\n"
+               f"  tinyformer exercises check       or `watch`, to re-check on every save")
+
+
+def list_course(workspace):
+    """Every exercise by chapter with its status, and what the learner has seen: the solutions
+    shown and each chapter's prediction."""
+    done = 0
+    for chapter, (folder, title) in enumerate(CHAPTERS, start=1):
+        heading = click.style(f"{chapter}. {title}", bold=True)
+        guess = workspace.prediction(folder) if workspace else None
+        if guess is not None:
+            heading += click.style(f"  (prediction: {'right' if guess['right'] else 'wrong'})",
+                                   dim=True)
+        click.echo(heading)
+        for ex in exercises():
+            if ex.chapter != chapter:
+                continue
+            status = workspace.status(ex) if workspace else ""
+            done += status == "done"
+            mark = click.style(f"{status:9s}", fg=STATUS_STYLE.get(status))
+            seen = click.style("  [solution shown]", fg="magenta") \
+                if workspace and workspace.solution_shown(ex) else ""
+            click.echo(f"  {ex.number:3d}  {mark} {ex.slug:32s} {ex.title}{seen}")
+    if workspace is None:
+        click.echo("\nNo workspace here: `tinyformer exercises init DIR` makes one.")
+        return
+    click.echo(f"\n{done} of {len(exercises())} done, in {workspace.root}")
+    if any(workspace.status(ex) == "edited" for ex in exercises()):
+        click.echo("(edited: it passed once and has changed since; check it again)")
+    click.echo("Each chapter has a question to answer before you run it: "
+               "tinyformer exercises predict CHAPTER")
+
+
+def explanation(ex):
+    """The lesson of exercise `ex`: its file's docstring without the first line (the title)."""
+    doc = ast.get_docstring(ast.parse(ex.source.read_text()))
+    return doc.split("\n", 1)[1].strip() if "\n" in doc else doc
+
+
+def show(ex, workspace):
+    click.echo(click.style(f"Exercise {ex.number} of {len(exercises())}: {ex.title}  "
+                           f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
+    click.echo(f"\n{explanation(ex)}\n")
+    if workspace is None:
+        click.echo(f"Your file: {ex.file}, in a workspace made by `tinyformer exercises init`")
+    else:
+        click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
+
+
+def hint(workspace, ex):
+    shown = workspace.take_hint(ex)
+    for i, text in enumerate(shown, start=1):
+        click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
+    if len(shown) < len(ex.hints):
+        click.echo(f"(ask again for hint {len(shown) + 1})")
+
+
+def reset(workspace, ex):
+    backup = workspace.reset(ex)
+    click.echo(f"Restored {workspace.path(ex)}"
+               + (f"; your version is in {backup}" if backup else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# check and watch
+# ---------------------------------------------------------------------------------------------
+
+def report_check(ex, message, printed, quiet=False, failed="FAIL "):
+    """Print one check's outcome (with what the learner's code printed, unless `quiet`); True
+    when it passed. `failed` heads a failure's line."""
+    name = f"{ex.number} {ex.slug} ({ex.file})"
+    if printed.strip() and not quiet:
+        lines = printed.rstrip().splitlines()
+        click.echo(click.style("Your code printed:", dim=True)
+                   + (f" (the last 20 of {len(lines)} lines)" if len(lines) > 20 else ""))
+        click.echo("\n".join("  " + line for line in lines[-20:]))
+    if message is None:
+        click.echo(click.style("PASS ", fg="green", bold=True) + name)
+        return True
+    click.echo(click.style(failed, fg="red", bold=True) + name)
+    if not quiet:
+        click.echo("\n".join("  " + line for line in message.splitlines()))
+        click.echo(f"  (a hint: tinyformer exercises hint {ex.number})")
+    return False
+
+
+def say_next(workspace):
+    following = workspace.next_unfinished()
+    if following is None:
+        click.echo(f"All {len(exercises())} exercises pass. You have built a Transformer, "
+                   f"piece by piece.")
+    else:
+        click.echo(f"Next: {following.number} {following.slug}, {following.title}: "
+                   f"tinyformer exercises show {following.number}")
+
+
+def check(workspace, ex, timeout=120):
+    """Check exercise `ex` (None: the next unfinished one) and say what is still wrong, or
+    what comes next. True when it passes (or nothing is left to check)."""
+    ex = ex or workspace.next_unfinished()
+    if ex is None:
+        say_next(workspace)
+        return True
+    message, printed = workspace.check(ex, timeout)
+    passed = report_check(ex, message, printed)
+    if passed:
+        say_next(workspace)
+    return passed
+
+
+def check_all(workspace, timeout=120):
+    """Check every exercise, one line each; True when all pass."""
+    passed = 0
+    for ex in exercises():
+        message, printed = workspace.check(ex, timeout)
+        passed += report_check(ex, message, printed, quiet=True)
+    click.echo(f"\n{passed} of {len(exercises())} pass")
+    return passed == len(exercises())
+
+
+def watch(workspace, ex, timeout=120, max_checks=None, poll_seconds=0.3):
+    """Check `ex` (None: the next unfinished one) every time its file is saved; once it
+    passes, go on to the next. Ctrl-C stops; so does `max_checks` checks (for tests)."""
+    ex = ex or workspace.next_unfinished()
+    checks = 0
+    try:
+        while ex is not None:
+            message, printed = workspace.check(ex, timeout)
+            checks += 1
+            if report_check(ex, message, printed):
+                say_next(workspace)
+                ex = workspace.next_unfinished()
+                if ex is None or (max_checks and checks >= max_checks):
+                    return
+                continue        # check the next one at once: it says what to write first
+            if max_checks and checks >= max_checks:
+                return
+            wait_for_save(workspace.path(ex), poll_seconds)
+            click.echo()
+    except KeyboardInterrupt:
+        click.echo("\nStopped watching.")
+    if ex is None:                  # every exercise passes (from the start, or now)
+        say_next(workspace)
+
+
+def wait_for_save(path, poll_seconds):
+    """Return once `path` is saved again (its modification time changes), or created or
+    deleted. Polling needs nothing installed and sees every editor's way of saving."""
+    click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)", dim=True))
+
+    def stamp():
+        return path.stat().st_mtime_ns if path.exists() else None
+
+    seen = stamp()
+    while stamp() == seen:
+        time.sleep(poll_seconds)
+
+
+# ---------------------------------------------------------------------------------------------
+# predict: a chapter's "predict, then run" question
+# ---------------------------------------------------------------------------------------------
+
+def predict(workspace, chapter, answer=None):
+    """Show chapter `chapter`'s snippet, take the learner's prediction of what it prints
+    (`answer`, or lines read from the terminal up to an empty one), run it in a fresh process,
+    and show both side by side with the idea behind the answer. Returns whether the
+    prediction was right; the workspace, if any, remembers it."""
+    folder, title = CHAPTERS[chapter - 1]
+    asked = question(chapter)
+    click.echo(click.style(f"Chapter {chapter}, {title}: what will this print?", bold=True))
+    click.echo()
+    click.echo("\n".join(("    " + line).rstrip() for line in asked.code.rstrip().splitlines()))
+    click.echo()
+    if answer is None:
+        click.echo("Your prediction (then an empty line):")
+        answer = read_until_empty_line()
+    if not answer.strip():
+        raise RunnerError("no prediction given: write what you expect it to print, then an "
+                          "empty line (or pass --answer TEXT)")
+    printed = run_question(chapter)
+    right = same_output(answer, printed)
+    click.echo(side_by_side(("You predicted:", answer), ("It printed:", printed)))
+    click.echo(click.style("Right." if right else "Not quite.", bold=True,
+                           fg="green" if right else "yellow")
+               + ("" if right else " They differ, even with spacing, commas and quotes set "
+                                   "aside and numbers allowed 1% (or 0.01) off."))
+    click.echo(textwrap.fill(f"Why: {asked.why}", width=92, subsequent_indent="     "))
+    if workspace is not None:
+        workspace.record_prediction(folder, answer, right)
+    return right
+
+
+def chapter_to_ask(workspace, name=None):
+    """The chapter a learner means by `name` (a number or a folder name), or without one the
+    chapter of the next unfinished exercise (the first chapter outside a workspace)."""
+    if name is None:
+        following = workspace.next_unfinished() if workspace else None
+        return following.chapter if following else 1
+    try:
+        return find_chapter(name)
+    except ValueError as error:
+        raise RunnerError(str(error)) from None
+
+
+def read_until_empty_line():
+    """Lines typed by the learner, up to an empty line or the end of the input."""
+    lines = []
+    for line in iter(sys.stdin.readline, ""):
+        if not line.strip():
+            break
+        lines.append(line.rstrip("\n"))
+    return "\n".join(lines)
+
+
+# A word, a number (as Python and numpy print them), or one sign. Commas and quotes are left
+# out: `[5, 6]` and `[5 6]`, 'dog' and dog, say the same thing.
+_TOKEN = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\w+|[^\s\w,'\"]")
+
+
+def same_output(predicted, printed):
+    """Whether a prediction says what was printed: the same words and signs in the same
+    order, and numbers equal to within 1% or 0.01, whatever the spacing."""
+    guessed, shown = _TOKEN.findall(predicted), _TOKEN.findall(printed)
+    if len(guessed) != len(shown):
+        return False
+    return all(_same_token(x, y) for x, y in zip(guessed, shown))
+
+
+def _same_token(guessed, shown):
+    try:
+        x, y = float(guessed), float(shown)
+    except ValueError:
+        return guessed == shown
+    if not (math.isfinite(x) and math.isfinite(y)):             # inf, -inf, nan
+        return x == y or (math.isnan(x) and math.isnan(y))
+    # + 1e-9: 1 and 0.99 are 0.01 apart, though not quite in binary floating point
+    return abs(x - y) <= max(0.01, 0.01 * max(abs(x), abs(y))) + 1e-9
+
+
+def side_by_side(left, right):
+    """Two (heading, text) columns next to each other."""
+    (left_title, left_text), (right_title, right_text) = left, right
+    lefts = [left_title] + ["  " + line for line in left_text.rstrip().splitlines()]
+    rights = [right_title] + ["  " + line for line in right_text.rstrip().splitlines()]
+    width = max(len(line) for line in lefts) + 4
+    rows = max(len(lefts), len(rights))
+    lefts += [""] * (rows - len(lefts))
+    rights += [""] * (rows - len(rights))
+    return "\n".join(f"{a:{width}s}{b}".rstrip() for a, b in zip(lefts, rights))
+
+
+# ---------------------------------------------------------------------------------------------
+# solution and draw
+# ---------------------------------------------------------------------------------------------
+
+def solution(workspace, ex, confirmed=False):
+    """Print exercise `ex`'s reference solution once the learner confirms (or `confirmed`),
+    and remember in the workspace that it was shown. Returns whether it was shown."""
+    if not confirmed:
+        hints = workspace.progress["hints"].get(ex.slug, 0) if workspace else 0
+        click.echo(f"Exercise {ex.number}, {ex.slug}: working it out is what teaches. You "
+                   f"have seen {hints} of its {len(ex.hints)} hints "
+                   f"(tinyformer exercises hint {ex.number}).")
+        try:
+            confirmed = click.confirm("Show the reference solution?", default=False)
+        except click.Abort:         # no terminal to answer from, or Ctrl-C: a no
+            click.echo()
+            confirmed = False
+        if not confirmed:
+            click.echo("Not shown.")
+            return False
+    if workspace is not None:
+        workspace.mark_solution_shown(ex)
+    click.echo(click.style(f"Reference solution of exercise {ex.number}, {ex.slug}: these "
+                           f"definitions replace the TODO ones in {ex.file}", bold=True))
+    click.echo()
+    click.echo(ex.solution.read_text().rstrip())
+    return True
+
+
+def draw(workspace, ex, out=None, timeout=120):
+    """Run the learner's file of exercise `ex` in a fresh process and draw what it computes
+    into `out` (default: the workspace's pictures/ folder). Returns the message saying why it
+    could not be drawn (the learner's code is not ready), or None once the path is printed."""
+    from .pictures import DRAWERS
+    if ex.slug not in DRAWERS:
+        names = ", ".join(f"{e.number} {e.slug}" for e in exercises() if e.slug in DRAWERS)
+        raise RunnerError(f"exercise {ex.number} ({ex.slug}) has no picture; these have: "
+                          f"{names}")
+    path = Path(out) if out is not None else \
+        workspace.pictures_dir() / f"{ex.number:02d}_{ex.slug}.png"
+    if path.is_dir():
+        raise RunnerError(f"--out {out} is a directory; give a file name")
+    if path.suffix.lower() not in PICTURE_SUFFIXES:
+        raise RunnerError(f"--out {out}: give a file name ending in "
+                          f"{' or '.join(PICTURE_SUFFIXES)}")
+    if out is None:
+        path.parent.mkdir(exist_ok=True)
+    elif not path.parent.is_dir():
+        raise RunnerError(f"--out {out}: the directory {path.parent} does not exist")
+    source = workspace.path(ex)
+    if not source.exists():
+        raise RunnerError(f"{source} is missing; `tinyformer exercises reset {ex.number}` "
+                          f"brings back a fresh copy")
+    message, printed = draw_in_subprocess(ex, source, path.resolve(), timeout)
+    if message is not None:
+        report_check(ex, message, printed, failed="CANNOT DRAW ")   # as a check says why
+        return message
+    click.echo(f"Drew {DRAWERS[ex.slug].what} to {path}")
+    return None
