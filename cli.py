@@ -537,10 +537,10 @@ def export(checkpoint_dir, out_dir):
 
 
 # ---------------------------------------------------------------------------------------------
-# attention
+# attention, lens, plot, graph: what viz draws (viz/write.py)
 # ---------------------------------------------------------------------------------------------
 
-ATTENTION_EPILOG = """\b
+@main.command(epilog="""\b
 Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
   tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
@@ -548,79 +548,51 @@ Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "the kite is " --out attention.html
 
 \b
-One heatmap per layer (rows) and head (columns): row i is how query token i spreads its
-attention over the key tokens (it sums to 1). Spaces show as '␣'. A seq2seq checkpoint
-translates the prompt greedily and shows the decoder's cross-attention (target -> source) by
-default; --which encoder or decoder shows the self-attention of either side. Prompts longer
-than 48 tokens show their last 48. An .html --out is a page with every attention, layer and
-head (all the tokens): menus choose one, hovering reads a weight, thumbnails show them all.
-"""
-
-
-@main.command(epilog=ATTENTION_EPILOG)
+A PNG has one heatmap per layer (rows) and head (columns): row i is how query token i spreads
+its attention over the key tokens (it sums to 1); spaces show as '␣', and a long prompt its
+last 48 tokens. A seq2seq checkpoint translates the prompt greedily. An .html page holds every
+attention, layer and head: menus choose one, hovering reads a weight, thumbnails show them all.
+""")
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`.")
 @click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
               "allowed; for seq2seq, the source to translate).")
 @click.option("--out", "out_path", default="attention.png", show_default=True,
-              metavar="FILE.png|FILE.html", help="Where to write the picture, or the "
-              "interactive page (.html: every attention, layer and head); an existing file "
+              metavar="FILE.png|FILE.html", help="The picture, or the page; an existing file "
               "is replaced.")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
               help="Which attention of a seq2seq checkpoint [cross]; GPT and BERT have "
-              "self-attention only. A page holds all three, and opens on this one.")
+              "self-attention only. A page holds all, and opens on this one.")
 def attention(checkpoint_dir, prompt, out_path, which):
-    """Draw a checkpoint's attention maps for a prompt: every layer and head, as a PNG or an
-    interactive page."""
+    """Draw a checkpoint's attention maps for a prompt: every layer and head."""
+    from viz.attention import attention_maps, choose_map
+    from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
-    as_page = out_path.lower().endswith(".html")
-    try:
-        from viz.attention import attention_maps, choose_map, plot_attention
-        from viz.attention_page import attention_page
-        if not as_page:
-            import matplotlib  # noqa: F401  (imported late by plot_attention; checked here)
-    except ModuleNotFoundError:
-        raise InputError("drawing attention needs matplotlib: pip install matplotlib") from None
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
-        kind = saved["model"]
         name = choose_map(model, which)
-        maps = attention_maps(model, tokenizer, prompt, kind)
-    chosen = maps[name]
-    run = os.path.basename(os.path.abspath(checkpoint_dir))
-    title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
-             f"{chosen.weights.shape[1]} heads")
-    with input_errors(OSError):                      # e.g. the disk filled up
-        if as_page:
-            attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
-        else:
-            plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
-    click.echo(out_path)
+        maps = attention_maps(model, tokenizer, prompt, saved["model"])
+    with input_errors(OSError):                   # e.g. the disk filled up
+        click.echo(write_attention(out_path, maps, name, saved["model"], run_name(checkpoint_dir)))
 
 
-# ---------------------------------------------------------------------------------------------
-# lens
-# ---------------------------------------------------------------------------------------------
+def run_name(directory):
+    return os.path.basename(os.path.abspath(directory))
 
-LENS_EPILOG = """\b
+
+@main.command(epilog="""\b
 Examples:
   tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
-  tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.png
-  tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456
   tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.html
+  tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456
 
 \b
-The logit lens: the residual stream after the embeddings and after each layer, read by the
-model's own final norm and head, as if the model stopped there. Each row is a position of the
-prompt (its token on the left); each column a state of the stream; each cell the token that
-state would predict, and its probability (coloured in a terminal): the next token for a GPT
-or a seq2seq decoder, the token at that position for BERT. The last column is the model's own
-prediction. A seq2seq checkpoint translates the prompt greedily and shows its decoder at each
-step.
-"""
-
-
-@main.command(epilog=LENS_EPILOG)
+The logit lens reads the residual stream after the embeddings and after each layer with the
+model's own final norm and head, as if the model stopped there. A row is a position of the
+prompt, a column a state of the stream, a cell the token that state would predict (the next
+one; for BERT the one at that position) and its probability. The last column is the model's
+own prediction. A seq2seq checkpoint translates the prompt greedily and shows its decoder.
+""")
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`, or a GPT-2 folder.")
 @click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
@@ -630,164 +602,91 @@ step.
               "it, an .html file makes it a page (an existing file is replaced).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
-    from viz.lens import lens_figure, lens_of_prompt, lens_text
-    from viz.lens_page import lens_page
+    from viz.lens import lens_of_prompt, lens_text
+    from viz.write import write_lens
     if out_path != "-":
         check_out_file(out_path, [".png", ".html"])    # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
-    if out_path == "-":
-        click.echo(lens_text(table, tokens, tokenizer, style=_by_probability))
-        return
-    title = f"{os.path.basename(os.path.abspath(checkpoint_dir))}: the logit lens"
     with input_errors(OSError):
-        if out_path.lower().endswith(".html"):
-            lens_page(table, tokens, tokenizer, title).save(out_path)
-        else:
-            lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
-    click.echo(out_path)
+        click.echo(lens_text(table, tokens, tokenizer, style=by_probability) if out_path == "-"
+                   else write_lens(out_path, table, tokens, tokenizer, run_name(checkpoint_dir)))
 
 
-def _by_probability(text, probability):
+def by_probability(text, probability):
     """A prediction in a terminal: bright and bold when sure, dim when not."""
     if probability >= 0.8:
         return click.style(text, fg="bright_green", bold=True)
     return click.style(text, fg="green") if probability >= 0.4 else click.style(text, dim=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# plot
-# ---------------------------------------------------------------------------------------------
-
-PLOT_EPILOG = """\b
+@main.command(epilog="""\b
 Examples:
   tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
-  tinyformer plot runs/gpt-builtin --out curves.png
-  tinyformer plot runs/gpt-builtin/metrics.jsonl   the metrics file itself also works
+  tinyformer plot runs/gpt-builtin/metrics.jsonl --out curves.png
   tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
 
 \b
-The picture: train loss per step (thin) and smoothed (thick), validation loss at each
-evaluation (dots), recall or accuracy if the run measured one, and the learning rate below.
-`tinyformer train` draws it at the end of every run; this command redraws it, e.g. while a
-run is still going. --out FILE.html writes the same curves as a page (hover to read the values
-at a step); with --follow it is rewritten while the run trains, reloads itself, and the
-command ends when the run does (or on Ctrl-C).
-"""
-
-
-@main.command(epilog=PLOT_EPILOG)
+The curves: train loss per step (thin) and smoothed (thick), validation loss at each
+evaluation (dots), recall or accuracy if the run measured one, and the learning rate.
+`tinyformer train` draws loss.png at the end of every run. A page shows the values at a step
+on hover; with --follow it is rewritten while the run trains, and reloads itself.
+""")
 @click.argument("run_dir", metavar="RUN_DIR")
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="Where to write the "
-              "picture [RUN_DIR/loss.png], or the run's report page (.html); an existing file "
-              "is replaced.")
-@click.option("--follow", is_flag=True, help="With an .html --out: while the run trains, "
-              "rewrite the page as it goes (the page reloads itself), until the run ends.")
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="The picture "
+              "[RUN_DIR/loss.png], or the report page; an existing file is replaced.")
+@click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
+              "trains, until it ends.")
 def plot(run_dir, out_path, follow):
-    """Plot a run's loss curves and learning rate (from its metrics.jsonl) to a PNG, or write
-    its report page."""
+    """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page."""
+    from viz.write import write_curves
     if not os.path.exists(run_dir):
         raise InputError(f"run directory {run_dir!r} does not exist; check the path")
-    if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
-        raise InputError(f"run directory {run_dir!r} has no metrics.jsonl; is it a run "
-                         f"directory from tinyformer train?")
     if out_path is not None:
         check_out_file(out_path, [".png", ".html"])
-    if out_path is not None and out_path.lower().endswith(".html"):
-        from viz.report_page import follow_run, metrics_page
-        with input_errors(ValueError, OSError):
-            if follow:
-                written = follow_run(run_dir, out_path, log=click.echo)
-            else:
-                report = metrics_page(run_dir)
-                written = report.save(out_path)
-                if report.status["state"] == "running":
-                    click.echo("note: the run is still training; --follow keeps the page "
-                               "up to date", err=True)
-        click.echo(written)
-        return
-    if follow:
-        raise InputError("--follow needs an .html --out (a page that reloads itself)")
-    try:
-        from viz.plots import plot_metrics
-        import matplotlib  # noqa: F401  (imported late by plot_metrics; checked here)
-    except ModuleNotFoundError:
-        raise InputError("plotting needs matplotlib: pip install matplotlib") from None
-    with input_errors(ValueError, OSError):          # OSError: e.g. a read-only disk
-        written = plot_metrics(run_dir, out_path)
-    click.echo(written)
+    with input_errors(ValueError, OSError):          # metrics not as a run writes them
+        click.echo(write_curves(run_dir, out_path, follow, log=click.echo))
 
 
 def plot_after_training(directory):
-    """Draw the run's loss.png at the end of `tinyformer train`. A missing matplotlib or a
-    run with no metrics yet is a note, not an error: the checkpoint is what matters."""
-    try:
-        from viz.plots import plot_metrics
-        import matplotlib  # noqa: F401
-    except ModuleNotFoundError:
-        click.echo("note: no loss plot (matplotlib is not installed: pip install matplotlib)",
-                   err=True)
-        return
+    """Draw the run's loss.png at the end of `tinyformer train`; a run with no metrics yet
+    is a note, not an error: the checkpoint is what matters."""
+    from viz.plots import plot_metrics
     try:
         click.echo(f"loss plot: {plot_metrics(directory)}")
     except ValueError as e:
         click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# graph
-# ---------------------------------------------------------------------------------------------
-
-GRAPH_EPILOG = """\b
+@main.command(epilog="""\b
 Examples:
   tinyformer graph --example mlp --out mlp.svg
   tinyformer graph --example layernorm --what backward --out ln-backward.png
   tinyformer graph --example gpt --what backward --depth 2 --out gpt-backward.svg
   tinyformer graph --example bert --fold-repeats --out bert.svg    layers: EncoderLayer x 2
-  tinyformer graph --example gpt --grad --out gpt.pdf       gradient norms in the boxes
   tinyformer graph --example mlp --flow --out flow.png      coloured by gradient norm
-  tinyformer graph --example transformer --what backward --flow --depth 1 --out flow.svg
-  tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." --out step.svg
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
       --what backward --depth 1 --out gpt-backward.png
-  tinyformer graph --example attention --out attention.dot  the graphviz source only
   tinyformer graph --example gpt --fold-repeats --out gpt.html   the interactive page
 
 \b
---what forward draws the graph that computes the loss: each op with its output shape, each
-parameter by its name in the module tree. --what backward draws the graph that computing the
-gradients records: how each gradient comes from the one above it and the values the forward
-saved, the chain rule made visible, down to one dL/d<parameter> per parameter. svg, png and
-pdf need graphviz's dot program.
-
-\b
-Both graphs box the ops of each module by its path (decoder.layers.0, decoder.layers.0.attn,
-...); a backward op goes in the box of the forward op whose backward it is. --depth N
-collapses each module N levels down into one node with its class, parameter count and number
-of ops: --depth 2 draws a GPT as its token and position embeddings, each block and the final
-norm. --fold-repeats collapses a stack of blocks of one class into one node,
-"decoder.layers: DecoderLayer x 4".
-
-\b
---grad writes each gradient's norm, min and max in its box; --flow colours every node by its
-gradient norm on a log scale, with a legend. On the forward graph they come from a backward
-pass; on the backward graph, each node is the gradient it computes.
+forward: the graph that computes the loss, each op with its output shape, each parameter by
+its name. backward: the graph that computing the gradients records, the chain rule made
+visible, down to one dL/d<parameter> per parameter. Both box the ops of each module by its
+path; a backward op goes in the box of the forward op whose backward it is. svg, png and pdf
+need graphviz's dot program.
 
 \b
 --checkpoint takes a run of any model: a GPT predicts each next token of --prompt, a BERT
-guesses every seventh token of it, hidden; a seq2seq Transformer translates it, a source of
-its task (e.g. "3141+27" for add), into the task's answer (teacher forcing).
+guesses every seventh token, hidden; a seq2seq model translates it, a source of its task (e.g.
+"3141+27" for add), by teacher forcing.
 
 \b
---out FILE.html writes one self-contained page (it loads nothing) holding both graphs: pan
-and zoom, find a node by name, click a module box to fold it (and the folded box to open it),
-click a node for its formula, shape, values and gradient; clicking a forward op shows the
-backward ops that compute its gradients. --what, --depth and --fold-repeats say how it opens.
-"""
-
-
-@main.command(epilog=GRAPH_EPILOG)
+An .html page holds both graphs: pan and zoom, find a node, click a module box to fold it,
+click a node for its formula, shape, values and gradient; a forward op shows the backward ops
+that compute its gradients. --what, --depth and --fold-repeats say how it opens.
+""")
 @click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt", "bert",
                                               "transformer"]),
               help="A small built-in computation to draw.")
@@ -798,14 +697,15 @@ backward ops that compute its gradients. --what, --depth and --fold-repeats say 
               show_default=True)
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
-              "max.")
+              "max (from a backward pass; on the backward graph, of the gradient it computes).")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
               "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
               help="Draw at most this many nodes, those nearest the loss (forward) or the "
               "gradients (backward).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Collapse each module N levels down into one node.")
+              help="Collapse each module N levels down into one node (its class, parameters "
+              "and ops): --depth 2 draws a GPT as its embeddings, each block and the final norm.")
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
@@ -814,43 +714,19 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, to svg, png, pdf or dot, or make the
     interactive page of both (.html)."""
-    import viz
-    from viz.examples import checkpoint_step
-    from viz.examples import example as build_example
+    from viz import DotNotFoundError
+    from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
     if (example is None) == (checkpoint_dir is None):
         raise InputError("give one of --example NAME or --checkpoint DIR")
     if checkpoint_dir is not None and prompt is None:
         raise InputError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
-    check_out_file(out_path, [".svg", ".png", ".pdf", ".dot", ".gv", ".html"])
-    as_page = out_path.lower().endswith(".html")
-    # Recording which module made each op costs little, and lets the picture box the ops by
-    # module (and collapse them with --depth). The model is built inside, so no root is given:
-    # the outermost module called is taken as the root.
-    with input_errors(), viz.record():
-        if example is not None:
-            shown = build_example(example)
-        else:
-            shown = checkpoint_step(*load_model(checkpoint_dir), prompt)
-    folding = dict(depth=depth, fold_repeats=fold_repeats)
-    if what == "backward" and not as_page:
-        picture = viz.draw_backward(shown.loss, params=shown.params, inputs=shown.inputs,
-                                    show_data=show_data, show_grad=show_grad,
-                                    color_by_grad=flow, max_nodes=max_nodes, **folding)
-    else:
-        if show_grad or flow:
-            if flow:
-                viz.retain_grads(shown.loss)        # so that ops, not only leaves, get colours
-            shown.loss.backward(retain_graph=True)
-        drawing = viz.graph_page if as_page else viz.draw_graph
-        extra = dict(view=what) if as_page else {}  # a page holds both graphs, opens on one
-        picture = drawing(shown.loss, params=shown.params, inputs=shown.inputs,
-                          show_data=show_data, show_grad=show_grad, max_nodes=max_nodes,
-                          color_by_grad=flow, **folding, **extra)
-    try:
-        written = picture.save(out_path) if as_page else viz.render(picture, out_path)
-    except viz.DotNotFoundError as e:
-        raise InputError(str(e)) from None
-    click.echo(written)
+    check_out_file(out_path, GRAPH_SUFFIXES)
+    with input_errors():
+        shown = step_to_draw(example, load_model(checkpoint_dir) if checkpoint_dir else None,
+                             prompt)
+    with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install
+        click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow, max_nodes,
+                               depth, fold_repeats))
 
 
 # ---------------------------------------------------------------------------------------------

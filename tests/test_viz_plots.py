@@ -149,7 +149,7 @@ def bad_inputs(tmp_path):
     locked.chmod(0o500)
     return [
         (["plot", tmp_path / "missing"], "does not exist", tmp_path),
-        (["plot", empty], "no metrics.jsonl", empty),
+        (["plot", empty], "metrics.jsonl' does not exist; train a run first", empty),
         (["plot", no_records], "no records", no_records),
         (["plot", corrupt], "not UTF-8", corrupt),
         (["plot", good, "--out", tmp_path / "nodir" / "x.png"], "does not exist", good),

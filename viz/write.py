@@ -1,0 +1,96 @@
+"""What the `graph`, `attention`, `lens` and `plot` commands write, one function each, the
+format chosen by the file's suffix: a picture (svg, png, pdf, or graphviz's dot source) or the
+interactive page (.html). Each returns the path written; a problem with the input is a
+ValueError of one line, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+from tinyautograd.nn import record_module_paths
+
+from .attention import plot_attention
+from .attention_page import attention_page
+from .examples import checkpoint_step, example
+from .graph import draw_backward, draw_graph, render, retain_grads
+from .graph_page import graph_page
+from .lens import lens_figure
+from .lens_page import lens_page
+from .plots import plot_metrics
+from .report_page import follow_run, metrics_page
+
+__all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
+           "write_curves"]
+
+GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
+
+
+def _is_page(path):
+    return str(path).lower().endswith(".html")
+
+
+def step_to_draw(example_name: str | None = None, checkpoint=None, prompt: str | None = None):
+    """The computation to draw: a built-in example, or a checkpoint's training step on
+    `prompt` (`checkpoint` is load_model's (model, tokenizer, config)); ValueError for a
+    prompt the checkpoint cannot read.
+
+    Recording which module made each op costs little, and lets the picture box the ops by
+    module (and collapse them with `depth`). The model is built inside the recording, so the
+    outermost module called is taken as the root."""
+    with record_module_paths():
+        return example(example_name) if example_name else checkpoint_step(*checkpoint, prompt)
+
+
+def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = False,
+                show_grad: bool = False, flow: bool = False, max_nodes: int = 1000,
+                depth: int | None = None, fold_repeats: bool = False) -> str:
+    """Draw the forward or backward graph of `shown` (step_to_draw's)."""
+    folding = dict(depth=depth, fold_repeats=fold_repeats)
+    drawn = dict(params=shown.params, inputs=shown.inputs, show_data=show_data,
+                 show_grad=show_grad, color_by_grad=flow, max_nodes=max_nodes, **folding)
+    if what == "backward" and not _is_page(out_path):
+        return render(draw_backward(shown.loss, **drawn), out_path)
+    if show_grad or flow:                  # the forward graph's gradients: a backward first
+        if flow:
+            retain_grads(shown.loss)       # so that ops, not only leaves, get colours
+        shown.loss.backward(retain_graph=True)
+    if _is_page(out_path):                 # a page holds both graphs, and opens on one
+        return graph_page(shown.loss, view=what, **drawn).save(out_path)
+    return render(draw_graph(shown.loss, **drawn), out_path)
+
+
+def write_attention(out_path: str, maps, name: str, kind: str, run: str = "") -> str:
+    """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
+    map `name`, or as a page holding them all, opened on `name`."""
+    if _is_page(out_path):
+        return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
+    chosen = maps[name]
+    title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
+             f"{chosen.weights.shape[1]} heads")
+    plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
+    return out_path
+
+
+def write_lens(out_path: str, table, tokens: list[str], tokenizer, run: str = "") -> str:
+    """The logit lens (viz.lens.lens_of_prompt's table) as a PNG or a page."""
+    title = f"{run}: the logit lens"
+    if _is_page(out_path):
+        return lens_page(table, tokens, tokenizer, title).save(out_path)
+    lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
+    return out_path
+
+
+def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False,
+                 log=print) -> str:
+    """A run's curves as a PNG [the run's loss.png], or its report page. With `follow`, the
+    page is rewritten as the run trains (and reloads itself), until the run ends. ValueError
+    for metrics that are missing or not a metrics.jsonl."""
+    if follow and not (out_path and _is_page(out_path)):
+        raise ValueError("--follow needs an .html --out (a page that reloads itself)")
+    if out_path is None or not _is_page(out_path):
+        return plot_metrics(run_dir, out_path)
+    if follow:
+        return follow_run(run_dir, out_path, log=log)
+    report = metrics_page(run_dir)
+    if report.status["state"] == "running":
+        log("note: the run is still training; --follow keeps the page up to date")
+    return report.save(out_path)
