@@ -176,8 +176,8 @@ def selected(only, whole_run):
                           if name not in ON_REQUEST or (name == "whole_run" and whole_run)]
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     names = selected(args.only or [], args.whole_run)
     if "whole_run" in names and not os.path.exists(CORPUS):
         print(f"(whole_run needs {CORPUS}; left out)")

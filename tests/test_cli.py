@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import tinyautograd
-from cli import main
+from tinyformer_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

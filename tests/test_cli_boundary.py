@@ -8,8 +8,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
-import cli
-from cli import main
+import tinyformer_cli as cli
+from tinyformer_cli import main
 from tinyformer.prompts import TextStream
 from tinyformer.tokenizers import BPETokenizer, escape_controls
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from solutions import solution_text, write_solved
 
-from cli import main
+from tinyformer_cli import main
 from tinyformer.exercises import exercises, find
 from tinyformer.exercises.workspace import STATE_DIR
 

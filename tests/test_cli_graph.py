@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from tinyformer_cli import main
 from dot_source import svg_clusters, svg_titles
 from tinyformer.checkpoint import load_model
 from viz.examples import EXAMPLES, example

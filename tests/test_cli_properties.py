@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cli import main
+from tinyformer_cli import main
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
         "--batch-size", "4", "--eval-iters", "1", "--iters", "2"]

@@ -7,7 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
         "Don't they've 12 345 naïve café 東京 😀 ok\n") * 20

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from solutions import write_solved
 
-from cli import main
+from tinyformer_cli import main
 from tinyformer.exercises import exercises, find
 from tinyformer.exercises.catalogue import question
 from tinyformer.exercises.workspace import STATE_DIR

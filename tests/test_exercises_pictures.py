@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from solutions import solution_text, write_solved
 
-from cli import main
+from tinyformer_cli import main
 from tinyformer.exercises import CHAPTERS, exercises, find
 from tinyformer.exercises.checking import load_learner_file
 from tinyformer.exercises.pictures import DRAWERS, Picture, draw, render

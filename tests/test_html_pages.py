@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import tinyautograd as ta
 import viz
-from cli import main
+from tinyformer_cli import main
 from tinyautograd import Function, nn
 from tinyformer.attention import causal_mask
 from tinyformer.gpt import GPT

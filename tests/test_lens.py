@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import tinyautograd as ta
-from cli import main
+from tinyformer_cli import main
 from tinyformer.attention import causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT

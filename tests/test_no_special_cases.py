@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(path for folder in ("tinyautograd", "tinyformer", "viz")
+SOURCES = sorted(path for folder in ("tinyautograd", "tinyformer", "viz", "tinyformer_cli")
                  for path in (ROOT / folder).rglob("*.py")
                  if "course" not in path.relative_to(ROOT).parts) + [ROOT / "cli.py"]
+# The layers, bottom up: each package may import those below it, never one above.
+LAYERS = ["tinyautograd", "tinyformer", "viz", "tinyformer_cli"]
 
 
 def is_op_name(node):
@@ -124,3 +126,35 @@ def test_the_cycle_check_finds_a_late_import(tmp_path):
     (tmp_path / "a.py").write_text("from .b import x\n")
     (tmp_path / "b.py").write_text("def f():\n    from .a import y\n")
     assert imports_of(tmp_path / "b.py", "pkg") == {"pkg.a"}
+
+
+def imported_names(path):
+    """(package, name) for every `from package.module import name`, and `package` alone for
+    every `import package.module`, in the file: top-level packages only."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                yield node.module.split(".")[0], alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], None
+
+
+def test_imports_flow_one_way_and_never_reach_a_private_name():
+    wrong = []
+    for path in SOURCES:
+        package = path.relative_to(ROOT).parts[0].removesuffix(".py")
+        level = LAYERS.index("tinyformer_cli" if package == "cli" else package)
+        for imported, name in imported_names(path):
+            if imported in LAYERS and imported != LAYERS[level]:
+                if LAYERS.index(imported) > level:
+                    wrong.append(f"{path.relative_to(ROOT)} imports {imported}, a layer above")
+                elif name and name.startswith("_"):
+                    wrong.append(f"{path.relative_to(ROOT)} imports {imported}'s private {name}")
+    assert not wrong, "; ".join(wrong)
+
+
+def test_the_layer_check_sees_an_upward_import(tmp_path):
+    (tmp_path / "x.py").write_text("def f():\n    from viz.graph import draw_graph, _private\n")
+    assert list(imported_names(tmp_path / "x.py")) == [("viz", "draw_graph"), ("viz", "_private")]

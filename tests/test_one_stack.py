@@ -220,7 +220,7 @@ RESUMED_LOSSES = [4.077972888946533, 3.428802490234375]
 def test_a_run_of_the_previous_layout_resumes_exactly(tmp_path):
     from click.testing import CliRunner
 
-    from cli import main
+    from tinyformer_cli import main
     run = tmp_path / "run"
     shutil.copytree(PREVIOUS / "seq2seq-run", run)
     result = CliRunner().invoke(main, ["train", "--resume", str(run)])

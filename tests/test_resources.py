@@ -7,7 +7,7 @@ import time
 from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 
-from cli import main
+from tinyformer_cli import main
 from tinyformer.resources import AdaptiveThreads
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",

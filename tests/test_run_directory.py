@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from tinyformer_cli import main
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

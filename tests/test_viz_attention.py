@@ -15,7 +15,7 @@ from tinyformer.attention import KVCache, MultiHeadAttention, causal_mask, paddi
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
-from cli import main  # noqa: E402
+from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
 from viz.attention import attention_maps, plot_attention  # noqa: E402
 

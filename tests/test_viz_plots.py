@@ -11,7 +11,7 @@ from click.testing import CliRunner
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
-from cli import main  # noqa: E402
+from tinyformer_cli import main  # noqa: E402
 from tinyformer.rundir import read_metrics  # noqa: E402
 from viz.plots import plot_metrics, smooth  # noqa: E402
 
