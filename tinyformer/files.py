@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import os
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
@@ -129,3 +130,13 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
                          f"writable")
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OSError: the file it concerns and what went wrong, with what to do
+    when there is something obvious."""
+    what = error.strerror or str(error) or type(error).__name__
+    advice = {errno.ENOSPC: "; free some disk space and try again",
+              errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"

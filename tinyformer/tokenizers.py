@@ -29,7 +29,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import regex
@@ -75,6 +75,25 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special tokens must be distinct, got {special_tokens!r}")
     return special_tokens
+
+
+def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[str],
+                   name: Callable[[str], str] = str) -> int:
+    """The vocabulary size to train a `kind` ("bpe" or "char") tokenizer with [512 for a BPE],
+    or a one-line ValueError for settings that cannot work. `name(key)` says how a setting is
+    called to the caller's user: `vocab_size` in Python, `--vocab-size` on the command line."""
+    check_special_tokens(special_tokens)
+    if kind == "char":
+        if vocab_size is not None:
+            raise ValueError(f"{name('vocab_size')} is for a bpe tokenizer; a char tokenizer's "
+                             f"vocabulary is the characters of its text")
+        return 0
+    vocab_size = 512 if vocab_size is None else vocab_size
+    if vocab_size < 256 + len(special_tokens):
+        raise ValueError(f"{name('vocab_size')} {vocab_size} is too small: a byte-level BPE "
+                         f"needs the 256 bytes plus {len(special_tokens)} special tokens, at "
+                         f"least {256 + len(special_tokens)}")
+    return vocab_size
 
 
 def special_pattern(special_tokens: Sequence[str]) -> re.Pattern | None:

@@ -1,14 +1,10 @@
-"""The `tinyformer` command line (also `python cli.py ...`).
-
-Its commands: train, generate, graph, attention, lens, plot, tokenize, exercises, bench, and
-export, the way out to Hugging Face's GPT-2 format. Exit status is 0 on success, 2 on a usage
-or input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message
-asks for a report, and `tinyformer --debug ...` shows the traceback).
-"""
+"""The `tinyformer` command line (also `python cli.py ...`): options, help, and the mapping of
+errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
+input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
+for a report, and `tinyformer --debug ...` shows the traceback)."""
 
 import contextlib
 import dataclasses
-import errno
 import importlib.util
 import os
 import sys
@@ -28,7 +24,7 @@ from tinyformer.prompts import example_prompt, respond
 from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_special_tokens,
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_training,
                                    describe_vocabulary, load_tokenizer, one_line)
 from tinyformer.train import Trainer, TrainConfig, default_out_dir
 
@@ -76,19 +72,18 @@ class Program(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
-        # What the commands did not turn into an InputError themselves. Running out of memory
-        # or disk, or a file that cannot be read or written, is the machine's answer to the
-        # input, not a bug: one line, exit status 2.
+        # Out of memory or disk, a file that cannot be read or written: the machine's answer
+        # to the input, not a bug: one line, exit status 2.
         except MemoryError:
             click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
                        "--d-model, --n-layer) or close other programs", err=True)
             sys.exit(2)
         except OSError as e:
-            click.echo(f"Error: {describe_os_error(e)}", err=True)
+            click.echo(f"Error: {files.describe_os_error(e)}", err=True)
             sys.exit(2)
         except Exception:
-            # Anything else is a bug of ours: exit status 1, and a request to report it. The
-            # traceback, which helps us and not the user, is shown with --debug.
+            # Anything else is a bug of ours: exit 1, and a request to report it (--debug
+            # shows the traceback, which helps us and not the user).
             if getattr(self, "debug", False):
                 raise
             error = sys.exc_info()[1]
@@ -97,16 +92,6 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `tinyformer --debug ...`", err=True)
             sys.exit(1)
-
-
-def describe_os_error(error):
-    """One line for an OSError: the file it concerns and what went wrong, with what to do
-    when there is something obvious."""
-    what = error.strerror or str(error) or type(error).__name__
-    advice = {errno.ENOSPC: "; free some disk space and try again",
-              errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
-    where = f"{error.filename}: " if error.filename else ""
-    return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"
 
 
 @click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
@@ -124,39 +109,31 @@ def main(debug):
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
+SHOW_COLOURS = ("cyan", "yellow", "green", "magenta")     # where one token ends, the next starts
 
 
 @main.group(epilog="""\b
 Examples:
   tinyformer tokenize train corpus.txt --out tok.json        a 512-token BPE
-  tinyformer tokenize train corpus.txt --kind char --out chars.json
   tinyformer tokenize show "Hello, world" --tokenizer tok.json
-  tinyformer tokenize encode "Hello, world" --tokenizer tok.json
-  tinyformer tokenize decode 72 101 108 --tokenizer tok.json
 """)
 def tokenize():
-    """Train, apply and inspect tokenizers (text <-> ids).
-
-    A tokenizer file is the JSON that `tokenize train` writes; in Python,
-    tinyformer.tokenizers.load_tokenizer(path) reads it.
-    """
+    """Train, apply and inspect tokenizers (text <-> ids). A tokenizer file is the JSON that
+    `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it."""
 
 
 @tokenize.command("train", epilog="""\b
 Examples:
-  tinyformer tokenize train corpus.txt --out tok.json
   tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
 @click.argument("input_path", metavar="INPUT")
 @click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
               help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
-@click.option("--vocab-size", type=int, default=None,
-              help="Total ids for bpe, the 256 bytes and the special tokens included "
-                   "[default: 512].")
-@click.option("--special", "specials", multiple=True, metavar="TOKEN",
-              help="A special token (repeat for several) [default: "
-                   + " ".join(DEFAULT_SPECIALS) + "].")
+@click.option("--vocab-size", type=int, help="Total ids for bpe, the 256 bytes and the special "
+              "tokens included [default: 512].")
+@click.option("--special", "specials", multiple=True, metavar="TOKEN", help="A special token "
+              f"(repeat for several) [default: {' '.join(DEFAULT_SPECIALS)}].")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
 @click.option("--out", "out_path", required=True, metavar="FILE.json",
               help="Where to save the tokenizer.")
@@ -164,27 +141,16 @@ Examples:
 def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path, force):
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON.
 
-    A BPE tokenizer starts from the 256 bytes, so it encodes any text, and learns merges
-    until it has --vocab-size ids; a char tokenizer has one id per character of INPUT and
-    cannot encode characters that INPUT lacks. Prints the vocabulary and the compression on
-    INPUT (bytes per token: higher means shorter sequences for the model).
+    A BPE starts from the 256 bytes, so it encodes any text, and learns merges until it has
+    --vocab-size ids; a char tokenizer has one id per character of INPUT. Prints the
+    vocabulary and the compression on INPUT (bytes per token: higher means shorter sequences).
     """
     if no_special and specials:
         raise InputError("give --special or --no-special, not both")
     with input_errors():
-        specials = [] if no_special else check_special_tokens(specials or DEFAULT_SPECIALS)
-    if kind == "char" and vocab_size is not None:
-        raise InputError("--vocab-size is for --kind bpe; a char tokenizer's vocabulary is "
-                         "the characters of INPUT")
-    if kind == "bpe":
-        vocab_size = 512 if vocab_size is None else vocab_size
-        smallest = 256 + len(specials)
-        if vocab_size < smallest:
-            raise InputError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs "
-                             f"the 256 bytes plus {len(specials)} special tokens, at least "
-                             f"{smallest}")
+        specials = [] if no_special else list(specials or DEFAULT_SPECIALS)
+        vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force)        # before the work, not after it
-
     with input_errors():
         text = "".join(iter_text(input_path, "input file"))
     n_bytes = os.path.getsize(input_path)
@@ -215,115 +181,83 @@ def open_tokenizer(path):
         return load_tokenizer(path)
 
 
-def text_to_tokenize(text, file_path):
-    """TEXT or the contents of --file: exactly one of them."""
+def text_options(command):
+    """TEXT, or --file, and --allow-special: what `encode` and `show` read."""
+    command = click.option("--allow-special", is_flag=True, help="Give special tokens written "
+                           "in the text (\"<eos>\") their own ids [plain text].")(command)
+    command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
+                           "UTF-8 file instead of TEXT.")(command)
+    return click.argument("text", required=False)(command)
+
+
+def encode_text(tok, text, file_path, allow_special):
+    """The text (TEXT or --file's: exactly one of them) and its ids."""
     if (text is None) == (file_path is None):
         raise InputError("give a TEXT or --file PATH (one of them)")
-    if file_path is not None:
-        with input_errors():
-            return read_text(file_path, "file")
-    # Bytes of the command line that are not UTF-8 reach Python as lone surrogates, which no
-    # UTF-8 tokenizer can encode.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InputError(f"TEXT is not valid UTF-8 (at character {e.start})") from None
-    return text
-
-
-def encode_or_fail(tok, text, allow_special):
-    with input_errors():            # a char tokenizer meets a character it does not know
-        return tok.encode(text, allow_special=allow_special)
-
-
-text_options = [
-    click.argument("text", required=False),
-    click.option("--file", "file_path", metavar="PATH", help="Read the text from a UTF-8 "
-                 "file instead of TEXT."),
-    click.option("--allow-special", is_flag=True, help="Give special tokens written in the "
-                 "text (\"<eos>\") their own ids; by default they are plain text."),
-]
-
-
-def with_text_options(command):
-    for option in reversed(text_options):
-        command = option(command)
-    return command
+    with input_errors():
+        if file_path is not None:
+            text = read_text(file_path, "file")
+        # Bytes of the command line that are not UTF-8 reach Python as lone surrogates.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"TEXT is not valid UTF-8 (at character {e.start})") from None
+        return text, tok.encode(text, allow_special=allow_special)  # a char it does not know
 
 
 @tokenize.command("encode", epilog="""\b
 Examples:
-  tinyformer tokenize encode "Hello, world" --tokenizer tok.json
   tinyformer tokenize encode --file story.txt --tokenizer tok.json > ids.txt
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
-@with_text_options
+@text_options
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
               help="A tokenizer saved by `tokenize train`.")
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
-    tok = open_tokenizer(tokenizer_path)
-    ids = encode_or_fail(tok, text_to_tokenize(text, file_path), allow_special)
+    _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
     click.echo(" ".join(map(str, ids)))
 
 
 @tokenize.command("decode", epilog="""\b
 Examples:
-  tinyformer tokenize decode 72 101 108 108 111 --tokenizer tok.json
-  tinyformer tokenize decode $(tinyformer tokenize encode "Hi" --tokenizer tok.json) \\
-      --tokenizer tok.json
+  tinyformer tokenize decode 72 101 108 --tokenizer tok.json
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
               help="A tokenizer saved by `tokenize train`.")
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS (followed by a newline).
-
-    With a BPE tokenizer, ids that cut a character's bytes apart decode to the replacement
-    character (U+FFFD); the ids of any text decode to exactly that text.
-    """
+    """Print the text of the token IDS. With a BPE, ids that cut a character's bytes apart
+    decode to U+FFFD; the ids of any text decode to exactly that text."""
     tok = open_tokenizer(tokenizer_path)
     with input_errors():            # an id outside the vocabulary
         click.echo(tok.decode(ids))
 
 
-# Alternating background colours mark where one token ends and the next begins.
-SHOW_COLOURS = ("cyan", "yellow", "green", "magenta")
-
-
 @tokenize.command("show", epilog=f"""\b
 Examples:
   tinyformer tokenize show "Hello, world"                   the default tokenizer
-  tinyformer tokenize show "Hello, world" --tokenizer tok.json --ids
-  tinyformer tokenize show --file story.txt --tokenizer chars.json --no-color
+  tinyformer tokenize show --file story.txt --tokenizer chars.json --ids --no-color
 
-Without --tokenizer, `show` uses a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-in
-corpus (the stories `tinyformer train` learns from) in a fraction of a second, so it needs no
-file: the corpus's commonest words (" the", " has") are single tokens, and any other text
-falls back to smaller pieces and, at worst, bytes. Train your own with `tokenize train`.
+Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-in corpus in a
+fraction of a second: its commonest words (" the", " has") are single tokens, and any other
+text falls back to smaller pieces and, at worst, bytes.
 """)
-@with_text_options
+@text_options
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json",
               help="A tokenizer saved by `tokenize train` [default: see below].")
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
-@click.option("--color/--no-color", default=None,
-              help="Colour the tokens [default: when writing to a terminal]; without colour "
-                   "they are framed by '|'.")
+@click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
+              "terminal]; without colour they are framed by '|'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
-    """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses.
-
-    Tokens are shown in alternating colours on a terminal, otherwise framed by '|' as in
-    |Hello|,| world|. Newlines and tabs are shown as \\n and \\t; a BPE token holding only
-    part of a character's bytes is shown as \\xNN.
-    """
+    """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
+    |Hello|,| world| (or in colours), new lines and tabs as \\n and \\t, a BPE token that
+    holds part of a character's bytes as \\xNN."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
-    text = text_to_tokenize(text, file_path)
-    ids = encode_or_fail(tok, text, allow_special)
+    text, ids = encode_text(tok, text, file_path, allow_special)
     pieces = [one_line(tok.id_to_token(i)) for i in ids]
-    if color is None:
-        color = sys.stdout.isatty()
-    if color:
+    if color if color is not None else sys.stdout.isatty():
         click.echo("".join(click.style(p, bg=SHOW_COLOURS[k % len(SHOW_COLOURS)], fg="black")
                            for k, p in enumerate(pieces)), color=True)
     else:
@@ -331,37 +265,14 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     if show_ids:
         click.echo("ids: " + " ".join(map(str, ids)))
     n_bytes = len(text.encode("utf-8"))
-    summary = f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes)"
-    if ids:
-        summary += (f": {len(text) / len(ids):.2f} characters per token, "
-                    f"{n_bytes / len(ids):.2f} bytes per token")
-    click.echo(summary)
-    source = tokenizer_path or "the default (see --help)"
-    click.echo(f"tokenizer: {source}, {tok.kind}, {tok.vocab_size} ids")
+    per_token = (f": {len(text) / len(ids):.2f} characters per token, "
+                 f"{n_bytes / len(ids):.2f} bytes per token") if ids else ""
+    click.echo(f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes){per_token}")
+    click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
+               f"{tok.vocab_size} ids")
 
 
-# ----- train
-
-TRAIN_EPILOG = """\b
-Examples:
-  tinyformer train                                   a small GPT on the built-in stories
-  tinyformer train --corpus input.txt --out runs/shakespeare
-  tinyformer train --corpus input.txt --tokenizer bpe --vocab-size 512
-  tinyformer train --task reverse --min-len 10 --max-len 10
-  tinyformer train --model bert --iters 300
-  tinyformer train --config run.toml --lr 3e-4      flags override the file
-  tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
-  tinyformer train --corpus input.txt --threads 1   one BLAS thread [default: see --threads]
-
-\b
-Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
---corpus file gets nanoGPT's small CPU recipe (4 layers, 4 heads, width 128, context 64,
-batch 12, 2000 steps, lr 1e-3 with 100 warmup steps, cosine to 1e-4); a --task a 2-layer
-encoder-decoder, for 400 steps (copy, reverse), 1000 (sort) or 4000 (add). A run
-directory holds config.json, the weights, the tokenizer, the optimizer state and
-metrics.jsonl (one JSON line a step).
-"""
-
+# ----- train, generate, export
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
@@ -371,8 +282,8 @@ threads_option = click.option(
 
 
 def train_options(command):
-    """The settings of TrainConfig that have help, as options. Each defaults to None, meaning
-    "not given", so that a --config file's value or the job's default applies; what is given
+    """The settings of TrainConfig that have help, as options. Each defaults to None, "not
+    given", so that a --config file's value or the job's default applies; what is given
     overrides both. A setting's type is its annotation's: `int | None` takes a whole number."""
     metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
                     positions="KIND", norm="WHERE", schedule="KIND")
@@ -385,7 +296,19 @@ def train_options(command):
     return command
 
 
-@main.command(epilog=TRAIN_EPILOG)
+@main.command(epilog="""\b
+Examples:
+  tinyformer train                                   a small GPT on the built-in stories
+  tinyformer train --corpus input.txt --out runs/shakespeare
+  tinyformer train --task reverse
+  tinyformer train --config run.toml --lr 3e-4      flags override the file
+  tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
+
+\b
+Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
+--corpus file gets nanoGPT's small CPU recipe (4 layers, width 128, 2000 steps); a --task, a
+2-layer encoder-decoder. The run directory holds the checkpoint and metrics.jsonl.
+""")
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
               help="Settings from a TOML file (keys as the options, with _ or -).")
@@ -408,9 +331,8 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
         if resume_dir is not None:
-            extra = [f"--{name.replace('_', '-')}" for name in given]
-            extra += [flag for flag, value in (("--config", config_path), ("--out", out),
-                                               ("--force", force)) if value]
+            extra = [option_name(name) for name in given] + [flag for flag, value in (
+                ("--config", config_path), ("--out", out), ("--force", force)) if value]
             if extra:
                 raise ValueError(f"--resume continues a run with its saved settings; drop "
                                  f"{' '.join(extra)}")
@@ -420,15 +342,13 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
             # options' as options ("--lr"); the options override the file.
             config = TrainConfig.from_toml(config_path) if config_path else TrainConfig()
             config = dataclasses.replace(config, **given).resolved()
-            out = out or default_out_dir(config)
-            trainer = Trainer.start(config, out, force=force, log=click.echo)
-    directory = trainer.directory
+            trainer = Trainer.start(config, out or default_out_dir(config), force=force,
+                                    log=click.echo)
+    directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
-    first_step = trainer.step
     try:
         outcome = trainer.train(threads)
-    except FloatingPointError as e:       # settings that diverge: the input's fault
-        # Resuming would diverge again, the same way: the settings must change.
+    except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
                          f"train --out {directory} --force ...` replaces this one") from None
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
@@ -442,29 +362,28 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
 
 
-# ----- generate
+def plot_after_training(directory):
+    """Draw the run's loss.png at the end of `tinyformer train`; a run with no metrics yet
+    is a note, not an error: the checkpoint is what matters."""
+    from viz.plots import plot_metrics
+    try:
+        click.echo(f"loss plot: {plot_metrics(directory)}")
+    except ValueError as e:
+        click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
 
-GENERATE_EPILOG = """\b
+
+@main.command(epilog="""\b
 Examples:
-  tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
-  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob" --temperature 0 (greedy)
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
-  tinyformer generate --checkpoint runs/transformer-reverse --prompt 0123456789 --beam 4
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
-  tinyformer generate --checkpoint gpt2 --prompt "Hello, I'm a language model," --top-k 40
-  tinyformer generate --checkpoint gpt2 --threads 2     two BLAS threads [default: all cores]
 
 \b
---checkpoint also takes a Hugging Face GPT-2 directory: config.json, model.safetensors,
-vocab.json and merges.txt (or transformers' tokenizer.json), as on GPT-2's model page
-(README: "Real GPT-2 in, your model out"), or as `tinyformer export` writes. With GPT-2's
-tokenizer, no --prompt starts from <|endoftext|>, and generation stops where the model writes
-<|endoftext|>.
-"""
-
-
-@main.command(epilog=GENERATE_EPILOG)
+--checkpoint also takes a Hugging Face GPT-2 directory (config.json, model.safetensors,
+vocab.json and merges.txt or tokenizer.json), as on GPT-2's model page or as `tinyformer
+export` writes. With GPT-2's tokenizer, no --prompt starts from <|endoftext|>, and generation
+stops where the model writes <|endoftext|>.
+""")
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
@@ -498,23 +417,15 @@ def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k,
     answer(lambda text: click.echo(text, nl=False))
 
 
-# ----- export
-
-EXPORT_EPILOG = """\b
+@main.command(epilog="""\b
 Examples:
   tinyformer export --checkpoint runs/shakespeare --out shakespeare-hf
-  tinyformer generate --checkpoint shakespeare-hf --prompt "ROMEO:"
+  python -c 'import transformers; transformers.GPT2LMHeadModel.from_pretrained("shakespeare-hf")'
 
 \b
-The directory is in Hugging Face's GPT-2 format, so PyTorch users load it with
-  transformers.GPT2LMHeadModel.from_pretrained("shakespeare-hf")
-A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (then
-transformers.AutoTokenizer loads it too); a character tokenizer has no GPT-2 form and is kept
-as tinyformer-tokenizer.json.
-"""
-
-
-@main.command(epilog=EXPORT_EPILOG)
+A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (transformers.AutoTokenizer
+loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer-tokenizer.json.
+""")
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A GPT run directory written by `tinyformer train` (or a GPT-2 directory).")
 @click.option("--out", "out_dir", required=True, metavar="DIR",
@@ -533,29 +444,34 @@ def export(checkpoint_dir, out_dir):
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
 
+checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+                                 help="A run directory written by `tinyformer train`.")
+prompt_option = click.option("--prompt", required=True, help="The text to read (for BERT, "
+                             "<mask> tokens allowed; for seq2seq, the source to translate).")
+
+
+def run_name(directory):
+    return os.path.basename(os.path.abspath(directory))
+
+
 @main.command(epilog="""\b
 Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
-  tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
-  tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which cross
-  tinyformer attention --checkpoint runs/gpt-builtin --prompt "the kite is " --out attention.html
+  tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which encoder
+  tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask>" --out a.html
 
 \b
 A PNG has one heatmap per layer (rows) and head (columns): row i is how query token i spreads
-its attention over the key tokens (it sums to 1); spaces show as '␣', and a long prompt its
-last 48 tokens. A seq2seq checkpoint translates the prompt greedily. An .html page holds every
-attention, layer and head: menus choose one, hovering reads a weight, thumbnails show them all.
+its attention over the keys (it sums to 1); a long prompt shows its last 48 tokens. A seq2seq
+checkpoint translates the prompt greedily. A page holds every attention, layer and head: menus
+choose one, hovering reads a weight, thumbnails show them all.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A run directory written by `tinyformer train`.")
-@click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
-              "allowed; for seq2seq, the source to translate).")
+@checkpoint_option
+@prompt_option
 @click.option("--out", "out_path", default="attention.png", show_default=True,
-              metavar="FILE.png|FILE.html", help="The picture, or the page; an existing file "
-              "is replaced.")
+              metavar="FILE.png|FILE.html", help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
-              help="Which attention of a seq2seq checkpoint [cross]; GPT and BERT have "
-              "self-attention only. A page holds all, and opens on this one.")
+              help="Which attention of a seq2seq checkpoint [cross]; a page opens on it.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, choose_map
@@ -569,30 +485,22 @@ def attention(checkpoint_dir, prompt, out_path, which):
         click.echo(write_attention(out_path, maps, name, saved["model"], run_name(checkpoint_dir)))
 
 
-def run_name(directory):
-    return os.path.basename(os.path.abspath(directory))
-
-
 @main.command(epilog="""\b
 Examples:
   tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
-  tinyformer lens --checkpoint runs/gpt-builtin --prompt "bob has a" --out lens.html
-  tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456
+  tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456 --out lens.html
 
 \b
-The logit lens reads the residual stream after the embeddings and after each layer with the
-model's own final norm and head, as if the model stopped there. A row is a position of the
-prompt, a column a state of the stream, a cell the token that state would predict (the next
-one; for BERT the one at that position) and its probability. The last column is the model's
-own prediction. A seq2seq checkpoint translates the prompt greedily and shows its decoder.
+The residual stream after the embeddings and after each layer, read by the model's own final
+norm and head as if the model stopped there. A row is a position of the prompt, a column a
+state of the stream, a cell the token it would predict (the next one; for BERT the one at
+that position) and its probability. The last column is the model's own prediction.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A run directory written by `tinyformer train`, or a GPT-2 folder.")
-@click.option("--prompt", required=True, help="The text to read (for BERT, <mask> tokens "
-              "allowed; for seq2seq, the source to translate).")
+@checkpoint_option
+@prompt_option
 @click.option("--out", "out_path", default="-", show_default=True,
-              metavar="-|FILE.png|FILE.html", help="- prints the table; a .png file draws "
-              "it, an .html file makes it a page (an existing file is replaced).")
+              metavar="-|FILE.png|FILE.html", help="- prints the table; a .png draws it, an "
+              ".html makes it a page (replaced if there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
     from viz.lens import lens_of_prompt, lens_text
@@ -621,16 +529,14 @@ Examples:
   tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
 
 \b
-The curves: train loss per step (thin) and smoothed (thick), validation loss at each
-evaluation (dots), recall or accuracy if the run measured one, and the learning rate.
-`tinyformer train` draws loss.png at the end of every run. A page shows the values at a step
-on hover; with --follow it is rewritten while the run trains, and reloads itself.
+Train loss per step and smoothed, validation loss at each evaluation, recall or accuracy if
+the run measured one, and the learning rate. A page shows the values at a step on hover.
 """)
 @click.argument("run_dir", metavar="RUN_DIR")
 @click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="The picture "
-              "[RUN_DIR/loss.png], or the report page; an existing file is replaced.")
+              "[RUN_DIR/loss.png], or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
-              "trains, until it ends.")
+              "trains (it reloads itself), until the run ends.")
 def plot(run_dir, out_path, follow):
     """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page."""
     from viz.write import write_curves
@@ -642,71 +548,46 @@ def plot(run_dir, out_path, follow):
         click.echo(write_curves(run_dir, out_path, follow, log=click.echo))
 
 
-def plot_after_training(directory):
-    """Draw the run's loss.png at the end of `tinyformer train`; a run with no metrics yet
-    is a note, not an error: the checkpoint is what matters."""
-    from viz.plots import plot_metrics
-    try:
-        click.echo(f"loss plot: {plot_metrics(directory)}")
-    except ValueError as e:
-        click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
-
-
 @main.command(epilog="""\b
 Examples:
-  tinyformer graph --example mlp --out mlp.svg
   tinyformer graph --example layernorm --what backward --out ln-backward.png
-  tinyformer graph --example gpt --what backward --depth 2 --out gpt-backward.svg
-  tinyformer graph --example bert --fold-repeats --out bert.svg    layers: EncoderLayer x 2
   tinyformer graph --example mlp --flow --out flow.png      coloured by gradient norm
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
       --what backward --depth 1 --out gpt-backward.png
   tinyformer graph --example gpt --fold-repeats --out gpt.html   the interactive page
 
 \b
-forward: the graph that computes the loss, each op with its output shape, each parameter by
-its name. backward: the graph that computing the gradients records, the chain rule made
-visible, down to one dL/d<parameter> per parameter. Both box the ops of each module by its
-path; a backward op goes in the box of the forward op whose backward it is. svg, png and pdf
-need graphviz's dot program.
-
-\b
---checkpoint takes a run of any model: a GPT predicts each next token of --prompt, a BERT
-guesses every seventh token, hidden; a seq2seq model translates it, a source of its task (e.g.
-"3141+27" for add), by teacher forcing.
-
-\b
-An .html page holds both graphs: pan and zoom, find a node, click a module box to fold it,
-click a node for its formula, shape, values and gradient; a forward op shows the backward ops
-that compute its gradients. --what, --depth and --fold-repeats say how it opens.
+forward: the graph that computes the loss; backward: the graph that computing the gradients
+records, the chain rule made visible. Both box the ops of each module. svg, png and pdf need
+graphviz's dot. A page holds both graphs: pan, zoom, find a node, click a box to fold it,
+click a node for its formula, shape, values and gradient.
 """)
 @click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt", "bert",
                                               "transformer"]),
               help="A small built-in computation to draw.")
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
-              "training step (forward and loss) on --prompt instead.")
+              "training step on --prompt instead (a BERT guesses every seventh token; a "
+              "seq2seq model translates it by teacher forcing).")
 @click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True)
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
-              "max (from a backward pass; on the backward graph, of the gradient it computes).")
+              "max.")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
               "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="Draw at most this many nodes, those nearest the loss (forward) or the "
-              "gradients (backward).")
+              help="Draw at most this many nodes, those nearest the loss (or the gradients).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Collapse each module N levels down into one node (its class, parameters "
-              "and ops): --depth 2 draws a GPT as its embeddings, each block and the final norm.")
+              help="Collapse each module N levels down into one node: --depth 2 draws a GPT "
+              "as its embeddings, each block and the final norm.")
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot|html")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
-    """Draw a computation graph, forward or backward, to svg, png, pdf or dot, or make the
-    interactive page of both (.html)."""
+    """Draw a computation graph, forward or backward, or make the page of both (.html)."""
     from viz import DotNotFoundError
     from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
     if (example is None) == (checkpoint_dir is None):
@@ -722,58 +603,40 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
                                depth, fold_repeats))
 
 
-# ----- exercises: the course, with a runner that checks a learner's files
+# ----- exercises: the course (tinyformer/exercises/runner.py does the work)
 
 @main.group(epilog="""\b
 Examples:
-  tinyformer exercises init my-course       copy a fresh set of exercise files into my-course/
-  cd my-course
-  tinyformer exercises show 1               read exercise 1's explanation, then edit its file
-  tinyformer exercises check                check the next unfinished exercise
-  tinyformer exercises watch                the same, again on every save
-  tinyformer exercises hint 1               a hint (ask again for the next one)
-  tinyformer exercises predict 4            chapter 4's question: what will this print?
-  tinyformer exercises draw 10              a picture of what your code computes
+  tinyformer exercises init my-course && cd my-course    a fresh set of exercise files
+  tinyformer exercises show 1        read exercise 1's explanation, then edit its file
+  tinyformer exercises watch         check the next unfinished exercise on every save
 """)
 def exercises():
     """Work through the course: from one-hot vectors to a Transformer whose weights you set
     by hand. Each exercise is a file you edit; the runner says what is still wrong."""
 
 
-# What each command does is in tinyformer/exercises/runner.py; here are its options, and the
-# mapping of a learner's mistakes (a RunnerError, a WorkspaceError) to exit status 2.
-
-def workspace_option(command):
-    return click.option("--workspace", "-w", "workspace_dir", metavar="DIR",
-                        envvar="TINYFORMER_EXERCISES",
-                        help="The workspace [the one holding the current directory].")(command)
+LEARNER_ERRORS = (runner.RunnerError, WorkspaceError)       # a learner's mistake: exit 2
+workspace_option = click.option("--workspace", "-w", "workspace_dir", metavar="DIR",
+                                envvar="TINYFORMER_EXERCISES",
+                                help="The workspace [the one holding the current directory].")
+timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
+                              show_default=True, help="Seconds before a run of your code that "
+                              "has not finished is stopped.")
 
 
 def exercise_argument(required=True):
     return click.argument("name", metavar="N" if required else "[N]", required=required)
 
 
-def timeout_option(command):
-    return click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True,
-                        help="Seconds before a run of your code that has not finished is "
-                             "stopped.")(command)
-
-
-@contextlib.contextmanager
-def learner_errors():
-    """The runner's and the workspace's complaints, as one line and exit status 2."""
-    with input_errors(runner.RunnerError, WorkspaceError):
-        yield
-
-
 def open_workspace(workspace_dir, required=True):
-    with learner_errors():
+    with input_errors(*LEARNER_ERRORS):
         return find_workspace(workspace_dir, required=required)
 
 
 def find_exercise(name):
     with input_errors():
-        return find(name)
+        return find(name) if name is not None else None
 
 
 @exercises.command("init")
@@ -781,7 +644,7 @@ def find_exercise(name):
 def exercises_init(directory):
     """Copy a fresh workspace of exercise files into DIR (new or empty)
     [tinyformer-exercises]."""
-    with learner_errors():
+    with input_errors(*LEARNER_ERRORS):
         runner.init(directory)
 
 
@@ -797,8 +660,7 @@ def exercises_list(workspace_dir):
 @workspace_option
 def exercises_show(name, workspace_dir):
     """Print exercise N's explanation (N is its number or its name)."""
-    ex = find_exercise(name)
-    runner.show(ex, open_workspace(workspace_dir, required=False))
+    runner.show(find_exercise(name), open_workspace(workspace_dir, required=False))
 
 
 @exercises.command("hint")
@@ -806,12 +668,11 @@ def exercises_show(name, workspace_dir):
 @workspace_option
 def exercises_hint(name, workspace_dir):
     """One more hint for exercise N each time you ask."""
-    workspace = open_workspace(workspace_dir)
-    runner.hint(workspace, find_exercise(name))
+    runner.hint(open_workspace(workspace_dir), find_exercise(name))
 
 
-@exercises.command("check", epilog="""\b
-Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
+@exercises.command("check", epilog="Exit status: 0 when the check passes (with --all: all of "
+                   "them), 1 when it does not.")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True, help="Check every exercise, one line each.")
 @timeout_option
@@ -821,8 +682,8 @@ def exercises_check(name, check_all, timeout, workspace_dir):
     workspace = open_workspace(workspace_dir)
     if check_all and name is not None:
         raise InputError("give an exercise N or --all, not both")
-    ex = find_exercise(name) if name is not None else None
-    with learner_errors():
+    ex = find_exercise(name)
+    with input_errors(*LEARNER_ERRORS):
         passed = runner.check_all(workspace, timeout) if check_all else \
             runner.check(workspace, ex, timeout)
     sys.exit(0 if passed else 1)
@@ -838,14 +699,13 @@ def exercises_watch(name, timeout, max_checks, workspace_dir):
     """Check exercise N [the next unfinished one] again every time you save it; when it
     passes, move on to the next. Ctrl-C stops."""
     workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name) if name is not None else None
-    with learner_errors():
+    ex = find_exercise(name)
+    with input_errors(*LEARNER_ERRORS):
         runner.watch(workspace, ex, timeout, max_checks)
 
 
 @exercises.command("predict", epilog="""\b
 Examples:
-  tinyformer exercises predict 4            shows the code, reads your answer, runs it
   tinyformer exercises predict 04_autograd --answer "6.0 12.0"
 """)
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
@@ -853,11 +713,10 @@ Examples:
               help="Your prediction, instead of typing it after the code is shown.")
 @workspace_option
 def exercises_predict(chapter, answer, workspace_dir):
-    """Predict, then run: show a few lines that use CHAPTER's ideas [the chapter of the next
-    unfinished exercise], take your prediction of what they print, run them, and show both
-    with the idea behind the answer. CHAPTER is a number or a folder name (04_autograd)."""
+    """Predict, then run: a few lines that use CHAPTER's ideas [the next unfinished one's];
+    say what they print, then see what they do print, and why."""
     workspace = open_workspace(workspace_dir, required=False)
-    with learner_errors():
+    with input_errors(*LEARNER_ERRORS):
         runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
@@ -872,25 +731,19 @@ def exercises_solution(name, yes, workspace_dir):
     runner.solution(open_workspace(workspace_dir, required=False), ex, confirmed=yes)
 
 
-@exercises.command("draw", epilog="""\b
-Examples:
-  tinyformer exercises draw scalar_engine   your Value graph, with every .data and .grad
-  tinyformer exercises draw 17 --out attention.svg
-\b
-Exit status: 0 when it is drawn, 1 when your code cannot draw it yet (it says why).""")
+@exercises.command("draw", epilog="Exit status: 0 when it is drawn, 1 when your code cannot draw "
+                   "it yet (it says why).")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE",
-              help="The picture to write, .png or .svg [pictures/NN_NAME.png in the "
-                   "workspace].")
+@click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
+              "[pictures/NN_NAME.png in the workspace].")
 @timeout_option
 @workspace_option
 def exercises_draw(name, out_path, timeout, workspace_dir):
-    """Draw what your code for exercise N computes: the scalar engine's graph, a gradient
-    exercise's backward pass, the attention maps of the attention chapters, and more. Your
-    code runs in a separate process, as in a check."""
+    """Draw what your code for exercise N computes: the scalar engine's graph, a backward
+    pass, attention maps, and more (your code runs in a process of its own)."""
     workspace = open_workspace(workspace_dir)
     ex = find_exercise(name)
-    with learner_errors():
+    with input_errors(*LEARNER_ERRORS):
         failure = runner.draw(workspace, ex, out_path, timeout)
     sys.exit(0 if failure is None else 1)
 
@@ -900,8 +753,7 @@ def exercises_draw(name, out_path, timeout, workspace_dir):
 @workspace_option
 def exercises_reset(name, workspace_dir):
     """Restore exercise N's file as it came; your version is kept in .tinyformer/backups/."""
-    workspace = open_workspace(workspace_dir)
-    runner.reset(workspace, find_exercise(name))
+    runner.reset(open_workspace(workspace_dir), find_exercise(name))
 
 
 # ----- bench: the benchmarks, ours beside PyTorch eager
@@ -914,14 +766,11 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 @main.command(epilog="""\b
 Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
-  tinyformer bench --only train_step        one training step, ours and PyTorch's
-  tinyformer bench --whole-run --save       also 2000 Shakespeare steps; keep the JSON
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
 
 \b
-It runs the scripts in the repository's benchmarks/ folder (benchmarks/suite.py), each in its
-own process, and prints their tables and a summary against the project's speed targets.
-PyTorch's columns appear when PyTorch is installed (pip install -e '.[test]').""")
+It runs the scripts of the repository's benchmarks/ folder, each in its own process, and sums
+them up against the project's speed targets; PyTorch's columns need PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
