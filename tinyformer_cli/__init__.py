@@ -617,26 +617,31 @@ def exercises():
 
 
 LEARNER_ERRORS = (runner.RunnerError, WorkspaceError)       # a learner's mistake: exit 2
-workspace_option = click.option("--workspace", "-w", "workspace_dir", metavar="DIR",
-                                envvar="TINYFORMER_EXERCISES",
-                                help="The workspace [the one holding the current directory].")
-timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
-                              show_default=True, help="Seconds before a run of your code that "
-                              "has not finished is stopped.")
+
+
+def workspace_option(required=True):
+    """--workspace, given to the command as the open workspace (None if not required and
+    there is none)."""
+    def open_workspace(ctx, param, directory):
+        with input_errors(*LEARNER_ERRORS):
+            return find_workspace(directory, required=required)
+    return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
+                        envvar="TINYFORMER_EXERCISES",
+                        help="The workspace [the one holding the current directory].")
 
 
 def exercise_argument(required=True):
-    return click.argument("name", metavar="N" if required else "[N]", required=required)
+    """N, given to the command as the exercise (None if not required and not given)."""
+    def find_exercise(ctx, param, name):
+        with input_errors():
+            return find(name) if name is not None else None
+    return click.argument("ex", metavar="N" if required else "[N]", required=required,
+                          callback=find_exercise)
 
 
-def open_workspace(workspace_dir, required=True):
-    with input_errors(*LEARNER_ERRORS):
-        return find_workspace(workspace_dir, required=required)
-
-
-def find_exercise(name):
-    with input_errors():
-        return find(name) if name is not None else None
+timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
+                              show_default=True, help="Seconds before a run of your code that "
+                              "has not finished is stopped.")
 
 
 @exercises.command("init")
@@ -649,26 +654,26 @@ def exercises_init(directory):
 
 
 @exercises.command("list")
-@workspace_option
-def exercises_list(workspace_dir):
+@workspace_option(required=False)
+def exercises_list(workspace):
     """Every exercise, by chapter, done or not done."""
-    runner.list_course(open_workspace(workspace_dir, required=False))
+    runner.list_course(workspace)
 
 
 @exercises.command("show")
 @exercise_argument()
-@workspace_option
-def exercises_show(name, workspace_dir):
+@workspace_option(required=False)
+def exercises_show(ex, workspace):
     """Print exercise N's explanation (N is its number or its name)."""
-    runner.show(find_exercise(name), open_workspace(workspace_dir, required=False))
+    runner.show(ex, workspace)
 
 
 @exercises.command("hint")
 @exercise_argument()
-@workspace_option
-def exercises_hint(name, workspace_dir):
+@workspace_option()
+def exercises_hint(ex, workspace):
     """One more hint for exercise N each time you ask."""
-    runner.hint(open_workspace(workspace_dir), find_exercise(name))
+    runner.hint(workspace, ex)
 
 
 @exercises.command("check", epilog="Exit status: 0 when the check passes (with --all: all of "
@@ -676,13 +681,11 @@ def exercises_hint(name, workspace_dir):
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True, help="Check every exercise, one line each.")
 @timeout_option
-@workspace_option
-def exercises_check(name, check_all, timeout, workspace_dir):
+@workspace_option()
+def exercises_check(ex, check_all, timeout, workspace):
     """Check exercise N [the next unfinished one] and say what is still wrong."""
-    workspace = open_workspace(workspace_dir)
-    if check_all and name is not None:
+    if check_all and ex is not None:
         raise InputError("give an exercise N or --all, not both")
-    ex = find_exercise(name)
     with input_errors(*LEARNER_ERRORS):
         passed = runner.check_all(workspace, timeout) if check_all else \
             runner.check(workspace, ex, timeout)
@@ -694,12 +697,10 @@ def exercises_check(name, check_all, timeout, workspace_dir):
 @timeout_option
 @click.option("--max-checks", type=click.IntRange(min=1), hidden=True,
               help="Stop after this many checks (for tests).")
-@workspace_option
-def exercises_watch(name, timeout, max_checks, workspace_dir):
+@workspace_option()
+def exercises_watch(ex, timeout, max_checks, workspace):
     """Check exercise N [the next unfinished one] again every time you save it; when it
     passes, move on to the next. Ctrl-C stops."""
-    workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name)
     with input_errors(*LEARNER_ERRORS):
         runner.watch(workspace, ex, timeout, max_checks)
 
@@ -711,11 +712,10 @@ Examples:
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
 @click.option("--answer", metavar="TEXT",
               help="Your prediction, instead of typing it after the code is shown.")
-@workspace_option
-def exercises_predict(chapter, answer, workspace_dir):
+@workspace_option(required=False)
+def exercises_predict(chapter, answer, workspace):
     """Predict, then run: a few lines that use CHAPTER's ideas [the next unfinished one's];
     say what they print, then see what they do print, and why."""
-    workspace = open_workspace(workspace_dir, required=False)
     with input_errors(*LEARNER_ERRORS):
         runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
@@ -723,12 +723,11 @@ def exercises_predict(chapter, answer, workspace_dir):
 @exercises.command("solution")
 @exercise_argument()
 @click.option("--yes", "-y", is_flag=True, help="Show it without asking first.")
-@workspace_option
-def exercises_solution(name, yes, workspace_dir):
+@workspace_option(required=False)
+def exercises_solution(ex, yes, workspace):
     """Show exercise N's reference solution, after asking whether you want to see it; the
     workspace remembers it, and `list` marks the exercise."""
-    ex = find_exercise(name)
-    runner.solution(open_workspace(workspace_dir, required=False), ex, confirmed=yes)
+    runner.solution(workspace, ex, confirmed=yes)
 
 
 @exercises.command("draw", epilog="Exit status: 0 when it is drawn, 1 when your code cannot draw "
@@ -737,12 +736,10 @@ def exercises_solution(name, yes, workspace_dir):
 @click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
               "[pictures/NN_NAME.png in the workspace].")
 @timeout_option
-@workspace_option
-def exercises_draw(name, out_path, timeout, workspace_dir):
+@workspace_option()
+def exercises_draw(ex, out_path, timeout, workspace):
     """Draw what your code for exercise N computes: the scalar engine's graph, a backward
     pass, attention maps, and more (your code runs in a process of its own)."""
-    workspace = open_workspace(workspace_dir)
-    ex = find_exercise(name)
     with input_errors(*LEARNER_ERRORS):
         failure = runner.draw(workspace, ex, out_path, timeout)
     sys.exit(0 if failure is None else 1)
@@ -750,10 +747,10 @@ def exercises_draw(name, out_path, timeout, workspace_dir):
 
 @exercises.command("reset")
 @exercise_argument()
-@workspace_option
-def exercises_reset(name, workspace_dir):
+@workspace_option()
+def exercises_reset(ex, workspace):
     """Restore exercise N's file as it came; your version is kept in .tinyformer/backups/."""
-    runner.reset(open_workspace(workspace_dir), find_exercise(name))
+    runner.reset(workspace, ex)
 
 
 # ----- bench: the benchmarks, ours beside PyTorch eager
