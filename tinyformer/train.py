@@ -66,6 +66,18 @@ DEFAULTS = {
                  lr=3e-3, warmup=100, eval_every=100),
 }
 TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
+# BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
+# one. On the built-in stories, a recipe that learns to fill in a story's hidden colour: whole
+# words hidden (a colour's letters together, as in a prompt), 30% of them (the colour must be
+# hidden in the last sentence and shown in the first: 21% of stories); pre-norm, where
+# post-norm at any of 3e-3 to 1e-2 stays at the letters' unigram loss; batch 32 and lr 1e-2.
+# Its val_recall reaches 0.98 to 1.00 by step 800 to 900 on seeds 0 to 3 (a guess from the
+# number of hidden letters alone gets 0.64 of the same stories), in under two minutes.
+BERT_DEFAULTS = {
+    "builtin": dict(norm="pre", batch_size=32, iters=1000, lr=1e-2, mask_rate=0.3,
+                    whole_words=True),
+    "corpus": dict(mask_rate=0.15, whole_words=False),
+}
 
 
 @dataclasses.dataclass
@@ -98,6 +110,8 @@ class TrainConfig:
     beta2: float = 0.99
     clip: float = 1.0              # max gradient norm; 0: no clipping
     label_smoothing: float = 0.0
+    mask_rate: float | None = None   # BERT: the share of tokens hidden
+    whole_words: bool | None = None  # BERT: hide a word's letters together
     eval_every: int | None = None
     eval_iters: int = 20           # validation batches per evaluation
     checkpoint_every: int | None = None  # None: at every evaluation
@@ -129,7 +143,10 @@ class TrainConfig:
         c = dataclasses.replace(self)
         if c.model is None:
             c.model = "transformer" if c.task else "gpt"
-        for key, value in DEFAULTS[c.job].items():
+        defaults = DEFAULTS[c.job]
+        if c.model == "bert":
+            defaults = {**defaults, **BERT_DEFAULTS.get(c.job, {})}
+        for key, value in defaults.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
         if c.iters is None:
@@ -210,6 +227,7 @@ SETTING_RULES = {
     "schedule": OneOf("cosine", "noam"),
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
     "clip": Number(0), "label_smoothing": Number(0, below=1),
+    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(OneOf(True, False)),
     "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
     "checkpoint_every": Optional(Whole(1, BIG)),
     "sample_tokens": Whole(0, 1 << 20),
