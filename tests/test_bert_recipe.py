@@ -156,6 +156,7 @@ def test_a_line_is_cut_to_the_context_and_long_lines_give_windows():
     for _ in range(20):
         batch = line_batch(tokens, 8, 10, nl, PAD, rng)
         assert batch.shape == (8, 10) and not (batch == nl).any()
+        assert (batch != PAD).all()              # every line here is longer than the context
         # Each row: a line from its start (after the empty line too) cut to 10, or a window.
         assert all(len(set(row)) == 1 for row in batch.tolist())
     # Near the end of the text: the last lines, however little of the text is left.
@@ -265,8 +266,8 @@ def test_the_recall_hides_only_the_last_colour_of_a_story_read_alone(job):
 
 def test_bert_on_the_built_in_stories_takes_its_own_recipe():
     bert = TrainConfig(model="bert").resolved()
-    assert (bert.norm, bert.lr, bert.batch_size, bert.iters, bert.mask_rate,
-            bert.whole_words) == ("pre", 1e-2, 32, 1000, 0.3, True)
+    assert (bert.lr, bert.batch_size, bert.iters, bert.mask_rate,
+            bert.whole_words) == (1e-2, 32, 1000, 0.3, True)
     assert (bert.n_layer, bert.d_model, bert.context) == (2, 64, 128)
     # GPT's built-in recipe, and BERT's on a text, are as they were.
     gpt = TrainConfig().resolved()
@@ -275,8 +276,8 @@ def test_bert_on_the_built_in_stories_takes_its_own_recipe():
     text = TrainConfig(model="bert", corpus="x.txt").resolved()
     assert (text.norm, text.lr, text.mask_rate, text.whole_words) == (None, 1e-3, 0.15, False)
     # What is given wins.
-    mine = TrainConfig(model="bert", norm="post", mask_rate=0.15, whole_words=False).resolved()
-    assert (mine.norm, mine.mask_rate, mine.whole_words) == ("post", 0.15, False)
+    mine = TrainConfig(model="bert", lr=3e-3, mask_rate=0.15, whole_words=False).resolved()
+    assert (mine.lr, mine.mask_rate, mine.whole_words) == (3e-3, 0.15, False)
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -297,7 +298,6 @@ def test_tinyformer_train_model_bert_uses_the_recipe_and_reports_the_recall(tmp_
                                        str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "config.json").read_text())
-    assert saved["model_config"]["norm"] == "pre"
     assert (saved["train"]["mask_rate"], saved["train"]["whole_words"],
             saved["train"]["lr"]) == (0.3, True, 1e-2)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
