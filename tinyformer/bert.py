@@ -96,7 +96,7 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
     if in_word is not None:                            # a word's first token's, for all of it
         words = np.asarray(in_word, dtype=bool)[idx]
-        draw, roll = take_words_draw(draw, words), take_words_draw(roll, words)
+        draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
     chosen = ordinary & draw
     inputs = idx.copy()
     inputs[chosen & (roll < 0.8)] = mask_id
@@ -106,13 +106,14 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     return inputs, targets
 
 
-def take_words_draw(draw: np.ndarray, in_word: np.ndarray) -> np.ndarray:
-    """Each token takes the draw (B, T) of the first token of its word, so a word's tokens are
-    chosen together. in_word (B, T): the token is part of a word; a token continues the word
-    before it when both it and the token before it are."""
+def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:
+    """Each token takes the value (B, T) of the first token of its word, so that a word's
+    tokens are chosen, and treated, alike. in_word (B, T): the token is part of a word; a token
+    continues the word before it when both it and the token before it are; a word ends at the
+    end of its row."""
     continues = np.zeros_like(in_word)
     continues[..., 1:] = in_word[..., 1:] & in_word[..., :-1]
-    position = np.broadcast_to(np.arange(draw.shape[-1]), draw.shape)
+    position = np.broadcast_to(np.arange(values.shape[-1]), values.shape)
     # The first token of each token's word: the last position at or before it that begins one.
     first = np.maximum.accumulate(np.where(continues, 0, position), axis=-1)   # (B, T)
-    return np.take_along_axis(draw, first, axis=-1)
+    return np.take_along_axis(values, first, axis=-1)

@@ -72,7 +72,7 @@ TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
 # teaches the recall when its last colour is hidden and its first is not: 21% of stories), at
 # batch 32 and lr 1e-2; the model's own post-norm. Its val_recall reaches 0.98 to 1.00 by step
 # 800 to 900 on seeds 0 to 3 (a guess from the number of hidden letters alone gets 0.64 of the
-# same stories), in under two minutes on two cores.
+# same stories), in about 50 s on two shared cores with --threads 1.
 BERT_DEFAULTS = {
     "builtin": dict(batch_size=32, iters=1000, lr=1e-2, mask_rate=0.3, whole_words=True),
     "corpus": dict(mask_rate=0.15, whole_words=False),
