@@ -110,6 +110,37 @@ def lm_batch(tokens: np.ndarray, batch_size: int, context: int,
     return x, y
 
 
+def line_batch(tokens: np.ndarray, batch_size: int, context: int, newline_id: int,
+               pad_id: int, rng: np.random.Generator) -> np.ndarray:
+    """Lines of a token array (an ndarray or a np.memmap, which is never read whole) as a batch
+    (B, T): each the first non-empty line after a random position, without its newline, cut to
+    `context` tokens, and padded at the end with `pad_id` to the longest. Where no line starts
+    within `context` + 1 tokens of the random position (a text of long lines), the row is the
+    `context` tokens from there. For a text of one example a line, as the built-in stories
+    are, the rows are the examples themselves, each from its start, as a prompt is."""
+    if len(tokens) <= context:
+        raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
+                         f"{context + 1}; use a longer text or a smaller --context")
+    rows = []
+    for s in rng.integers(0, len(tokens) - context, batch_size):
+        ahead = np.asarray(tokens[s:s + 2 * context + 1])
+        is_newline = ahead == newline_id
+        # A line starts after a newline that is not followed by another (an empty line); one
+        # starting within context + 1 tokens has `context` tokens in `ahead` to be cut from.
+        begins = is_newline[:-1] & ~is_newline[1:]              # a line begins after i
+        starts = np.flatnonzero(begins[:context + 1]) + 1
+        if len(starts):
+            line = ahead[starts[0]:starts[0] + context]
+            ends = np.flatnonzero(line == newline_id)
+            rows.append(line[:ends[0]] if len(ends) else line)
+        else:
+            rows.append(ahead[:context])
+    batch = np.full((batch_size, max(map(len, rows))), pad_id, dtype=np.int64)
+    for row, line in zip(batch, rows):
+        row[:len(line)] = line
+    return batch
+
+
 # --------------------------------------------------------------------------------------------
 # Seq2seq tasks: map one digit string to another.
 

@@ -26,7 +26,7 @@ from tinyautograd import functional as F
 
 from .bert import BERT, IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
-                   lm_batch, recall_prompts, recalled)
+                   line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
 from .gpt import GPT
 from .rundir import TOKENS, open_tokens, write_tokens
@@ -237,58 +237,101 @@ class LanguageModelling:
 
 
 class MaskedLM(LanguageModelling):
-    """BERT on a text: hide 15% of the tokens of random windows and predict them."""
+    """BERT on a text: hide `mask_rate` of the tokens of its lines (whole words at a time with
+    `whole_words`) and predict them."""
 
     special_tokens = ["<pad>", "<mask>"]
 
     def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
         super().__init__(config, tokenizer, data)
         self.mask_id = tokenizer.token_to_id("<mask>")
+        self.pad_id = tokenizer.token_to_id("<pad>")
         self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
+        # Runs saved before these two settings existed hid 15% of the tokens one by one.
+        self.mask_rate = 0.15 if config.mask_rate is None else config.mask_rate
+        self.in_word = word_tokens(tokenizer) if config.whole_words else None
+        self.newline_id = _single_token(tokenizer, "\n")      # None: a text without lines
 
     def model_config(self) -> dict[str, Any]:
         config = super().model_config()
-        config["pad_id"] = self.tokenizer.token_to_id("<pad>")
+        config["pad_id"] = self.pad_id
         return config
 
     def _masked(self, x, rng):
         return mask_tokens(x, self.mask_id, self.tokenizer.vocab_size, self.special_ids,
-                           rng=rng)
+                           rate=self.mask_rate, rng=rng, in_word=self.in_word)
 
     def recall(self, model: BERT) -> float:
-        """On the built-in corpus: the share of held-out stories whose last colour, hidden
-        whole, the model fills in exactly (every letter its most likely token). The colour is
-        only in the first sentence, so this is what attention buys. Without it, the best guess
-        knows only how many letters are hidden: right for 4 stories in 6 (red and yellow are
-        the only colours of their lengths; blue and pink, green and white share theirs)."""
-        colours = [colour for _, colour in self.recall_prompts]
-        inputs = np.array([self.tokenizer.encode(prompt + colour + ".")[-self.config.context:]
-                           for prompt, colour in self.recall_prompts])             # (n, T)
-        T = inputs.shape[1]
-        hidden = np.zeros(inputs.shape, dtype=bool)          # the colour's letters, before "."
-        for row, colour in enumerate(colours):
-            hidden[row, T - 1 - len(colour):T - 1] = True
-        inputs[hidden] = self.mask_id
+        """On the built-in corpus: the share of held-out stories (GPT's, from another seed)
+        whose last colour, hidden whole, the model fills in exactly (every letter its most
+        likely token). Each story is read alone, from its start, as a prompt to `tinyformer
+        generate` would be. The colour is only in the first sentence, so this is what attention
+        buys. Without it, the best guess knows only how many letters are hidden: right for 4
+        stories in 6 (red and yellow are the only colours of their lengths; blue and pink,
+        green and white share theirs); the commonest letter everywhere gets none."""
+        inputs, hidden, colours = self.recall_inputs()
         guesses = model(inputs).data.argmax(axis=-1)                              # (n, T)
         return float(np.mean([self.tokenizer.decode(guess[row_hidden].tolist()) == colour
                               for guess, row_hidden, colour in zip(guesses, hidden, colours)]))
 
+    def recall_inputs(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The held-out stories with their last colour's letters replaced by <mask>, padded at
+        the end with <pad> to the longest: inputs (n, T), where the colour was hidden (n, T),
+        and the colours."""
+        stories = [(prompt.rsplit("\n", 1)[-1], colour)            # the story, from its start
+                   for prompt, colour in self.recall_prompts]
+        rows = [self.tokenizer.encode(story + colour + ".")[-self.config.context:]
+                for story, colour in stories]
+        inputs = np.full((len(rows), max(map(len, rows))), self.pad_id, dtype=np.int64)
+        hidden = np.zeros(inputs.shape, dtype=bool)
+        for i, (row, (_, colour)) in enumerate(zip(rows, stories)):
+            inputs[i, :len(row)] = row
+            hidden[i, len(row) - 1 - len(colour):len(row) - 1] = True      # before the "."
+        inputs[hidden] = self.mask_id
+        return inputs, hidden, [colour for _, colour in stories]
+
     def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
-        """Windows of `tokens` with 15% of their tokens hidden: (inputs, targets)."""
-        x, _ = super().batch(tokens, rng)
-        return self._masked(x, rng)
+        """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets)."""
+        return self._masked(self.examples(tokens, rng), rng)
+
+    def examples(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """What BERT reads (B, T): where the text has lines, a line each, padded (a built-in
+        story each, from its start, as a prompt is); else random windows."""
+        if self.newline_id is None:
+            return super().batch(tokens, rng)[0]
+        return line_batch(tokens, self.config.batch_size, self.config.context,
+                          self.newline_id, self.pad_id, rng)
 
     def loss(self, model: BERT, batch: Batch) -> Tensor:
         return masked_lm_loss(model, *batch)
 
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
-        """A held-out window with some tokens hidden, and the model's guesses for them."""
-        window = np.asarray(self.data.val[:min(self.config.context, 64)], dtype=np.int64)
-        inputs, targets = self._masked(window[None], rng)
+        """A held-out example with some tokens hidden, and the model's guesses for them."""
+        example = self.examples(self.data.val, rng)[0]
+        example = example[example != self.pad_id]                                     # (T,)
+        inputs, targets = self._masked(example[None], rng)
         guess = model(inputs).data.argmax(-1)[0]
         shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]
         return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
+
+
+def word_tokens(tokenizer: Tokenizer) -> np.ndarray:
+    """Which ids of the vocabulary are parts of words, for whole-word masking: the ordinary
+    tokens spelled with letters only (a character tokenizer's letters; a BPE's pieces such as
+    "ing", while " the", with its space, begins a word of its own)."""
+    special = set(tokenizer.special_tokens)
+    pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
+    return np.array([piece not in special and piece.isalpha() for piece in pieces])
+
+
+def _single_token(tokenizer, text):
+    """The id of `text` if the tokenizer has one token for it, else None."""
+    try:
+        ids = tokenizer.encode(text)
+    except ValueError:                                  # a vocabulary without it
+        return None
+    return ids[0] if len(ids) == 1 else None
 
 
 class Seq2Seq:

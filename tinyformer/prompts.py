@@ -33,7 +33,9 @@ def example_prompt(kind: str, task: str | None = None) -> str:
     """A prompt that shows what a model trained on the built-in data has learned."""
     if task is not None:
         return "0123456789"
-    return "the kite of eve is <mask><mask><mask>" if kind == "bert" else "eve has a red kite."
+    if kind == "bert":                  # a whole story: the colour is recalled from its start
+        return "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
+    return "eve has a red kite."
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,

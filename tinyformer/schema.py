@@ -51,7 +51,8 @@ class Number(Rule):
     def describe(self) -> str:
         bottom = f"> {self.above}" if self.above is not None else f">= {self.low}"
         if self.below is not None:
-            return f"in [{self.low}, {self.below})"
+            return f"in [{self.low}, {self.below})" if self.above is None else \
+                f"in ({self.above}, {self.below})"
         if math.isfinite(self.high):
             return f"in [{self.low}, {self.high}]" if self.above is None else \
                 f"in ({self.above}, {self.high}]"

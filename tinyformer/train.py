@@ -68,6 +68,17 @@ DEFAULTS = {
                  lr=3e-3, warmup=100, eval_every=100),
 }
 TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
+# BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
+# one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
+# whole words hidden (a colour's letters together, as in a prompt), 30% of them (a story
+# teaches the recall when its last colour is hidden and its first is not: 21% of stories), at
+# batch 32 and lr 1e-2; the model's own post-norm. Its val_recall reaches 0.98 to 1.00 by step
+# 800 to 900 on seeds 0 to 3 (a guess from the number of hidden letters alone gets 0.64 of the
+# same stories), in about 50 s on two shared cores with --threads 1.
+BERT_DEFAULTS = {
+    "builtin": dict(batch_size=32, iters=1000, lr=1e-2, mask_rate=0.3, whole_words=True),
+    "corpus": dict(mask_rate=0.15, whole_words=False),
+}
 
 
 def setting(default: Any, help: str | None = None) -> Any:
@@ -108,6 +119,10 @@ class TrainConfig:
     beta2: float = setting(0.99)
     clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
     label_smoothing: float = setting(0.0, "For seq2seq tasks [0].")
+    mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden "
+                                      "[0.3 of words on the built-in stories, else 0.15].")
+    whole_words: bool | None = setting(None, "BERT: hide a word's letters together [on the "
+                                       "built-in stories].")
     eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
                                      "sample, a checkpoint).")
     eval_iters: int = setting(20, "Validation batches per evaluation [20].")
@@ -155,7 +170,10 @@ class TrainConfig:
         c = dataclasses.replace(self)
         if c.model is None:
             c.model = "transformer" if c.task else "gpt"
-        for key, value in DEFAULTS[c.job].items():
+        defaults = DEFAULTS[c.job]
+        if c.model == "bert":
+            defaults = {**defaults, **BERT_DEFAULTS.get(c.job, {})}
+        for key, value in defaults.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
         if c.iters is None:
@@ -236,6 +254,7 @@ SETTING_RULES = {
     "schedule": OneOf("cosine", "noam"),
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
     "clip": Number(0), "label_smoothing": Number(0, below=1),
+    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(OneOf(True, False)),
     "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
     "checkpoint_every": Optional(Whole(1, BIG)),
     "sample_tokens": Whole(0, 1 << 20),

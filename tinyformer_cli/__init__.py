@@ -289,8 +289,10 @@ def train_options(command):
                     positions="KIND", norm="WHERE", schedule="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
         if "help" in field.metadata:
-            kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0])
-            command = click.option("--" + field.name.replace("_", "-"), type=kind,
+            flag, kind = "--" + field.name.replace("_", "-"), str(field.type).split(" ")[0]
+            if kind == "bool":                         # --whole-words / --no-whole-words
+                flag, kind = f"{flag}/--no-{flag[2:]}", None
+            command = click.option(flag, field.name, type={"int": int, "float": float}.get(kind),
                                    metavar=metavars.get(field.name), default=None,
                                    help=field.metadata["help"])(command)
     return command
@@ -301,6 +303,7 @@ Examples:
   tinyformer train                                   a small GPT on the built-in stories
   tinyformer train --corpus input.txt --out runs/shakespeare
   tinyformer train --task reverse
+  tinyformer train --model bert                      learns to fill in a hidden colour
   tinyformer train --config run.toml --lr 3e-4      flags override the file
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
 
@@ -376,7 +379,8 @@ def plot_after_training(directory):
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
-  tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask>"
+  tinyformer generate --checkpoint runs/bert-builtin --prompt "eve has a red kite. the kite of
+      eve is <mask><mask><mask>."
 
 \b
 --checkpoint also takes a Hugging Face GPT-2 directory (config.json, model.safetensors,

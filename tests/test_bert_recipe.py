@@ -1,0 +1,320 @@
+"""BERT's recipe for the built-in stories: whole-word masking, one story an example, the
+colour-recall metric, and the defaults `tinyformer train --model bert` takes."""
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+from cli import main
+from tinyformer.bert import IGNORE, mask_tokens
+from tinyformer.data import builtin_corpus, line_batch
+from tinyformer.jobs import word_tokens
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer
+from tinyformer.train import TrainConfig, Trainer
+
+PAD, MASK = 0, 1
+TINY = dict(model="bert", n_layer=1, n_head=2, d_model=16, batch_size=4, eval_iters=1,
+            sample_tokens=1)
+
+
+def quiet(*args):
+    pass
+
+
+# ------------------------------------------------------------------------- whole-word masking
+
+# A vocabulary of 40: PAD, MASK, then ids 2-9 stand for spaces and full stops (not in words),
+# and 10-39 for letters.
+VOCAB = 40
+IN_WORD = np.arange(VOCAB) >= 10
+
+
+def words_of(row):
+    """(start, end) of each run of letters in a row of ids."""
+    letters = IN_WORD[row]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], letters.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def sentences(n_rows, length, rng):
+    """Rows of words of 1 to 7 letters, each followed by one or two non-word tokens."""
+    rows = []
+    for _ in range(n_rows):
+        row = []
+        while len(row) < length:
+            row += list(rng.integers(10, VOCAB, rng.integers(1, 8)))
+            row += list(rng.integers(2, 10, rng.integers(1, 3)))
+        rows.append(row[:length])
+    return np.array(rows)
+
+
+def test_whole_word_masking_hides_each_word_whole_at_the_rate_asked():
+    rng = np.random.default_rng(0)
+    idx = sentences(400, 80, rng)                 # about 8,000 words and 13,000 other tokens
+    idx[:, -6:] = PAD
+    inputs, targets = mask_tokens(idx, MASK, VOCAB, special_ids=(PAD, MASK), rate=0.3, rng=rng,
+                                  in_word=IN_WORD)
+    chosen = targets != IGNORE
+    np.testing.assert_array_equal(targets[chosen], idx[chosen])
+    assert not chosen[idx == PAD].any()                       # padding is never chosen
+    words = [(r, a, b) for r, row in enumerate(idx) for a, b in words_of(row)]
+    picked = [chosen[r, a:b] for r, a, b in words]
+    assert all(p.all() or not p.any() for p in picked)      # a word: all its letters, or none
+    # Each word, each other token, and so each token: chosen with probability 0.3 (tolerances
+    # of 4 standard deviations of a proportion).
+    share_of_words = np.mean([p.all() for p in picked])
+    assert abs(share_of_words - 0.3) < 4 * np.sqrt(0.21 / len(words))
+    ordinary = idx != PAD
+    assert abs(chosen[ordinary].mean() - 0.3) < 0.02
+    others = ordinary & ~IN_WORD[idx]
+    assert abs(chosen[others].mean() - 0.3) < 4 * np.sqrt(0.21 / others.sum())
+    # A word and the token before it are chosen independently (not as one unit).
+    before = np.array([chosen[r, a - 1] for r, a, b in words if a > 0])
+    after = np.array([chosen[r, a] for r, a, b in words if a > 0])
+    assert abs((before & after).mean() - 0.09) < 0.02
+
+
+def test_a_chosen_word_is_replaced_whole_by_the_80_10_10_rule():
+    rng = np.random.default_rng(1)
+    idx = sentences(600, 80, rng)
+    inputs, targets = mask_tokens(idx, MASK, VOCAB, special_ids=(PAD, MASK), rate=0.3, rng=rng,
+                                  in_word=IN_WORD)
+    chosen = targets != IGNORE
+    kinds = Counter()
+    for r, row in enumerate(idx):
+        for a, b in words_of(row):
+            if b - a < 3 or not chosen[r, a]:
+                continue
+            shown = inputs[r, a:b]
+            kinds["masked" if (shown == MASK).all() else "kept" if (shown == row[a:b]).all()
+                  else "swapped"] += 1
+    n = sum(kinds.values())                        # about 2,800 chosen words of 3+ letters
+    # Tolerances of 4 standard deviations; one swap in 40 draws MASK.
+    assert abs(kinds["masked"] / n - 0.8) < 0.03
+    assert abs(kinds["kept"] / n - 0.1) < 0.023
+    assert abs(kinds["swapped"] / n - 0.1) < 0.023
+
+
+def test_words_end_at_the_edge_of_a_row():
+    # Every row one word of the same letters: rows are chosen independently, not as one word.
+    idx = np.full((2000, 5), 20)
+    _, targets = mask_tokens(idx, MASK, VOCAB, rate=0.3, rng=np.random.default_rng(2),
+                             in_word=IN_WORD)
+    chosen = targets != IGNORE
+    assert (chosen.all(axis=1) | ~chosen.any(axis=1)).all()
+    assert abs(chosen[:, 0].mean() - 0.3) < 0.04
+
+
+def test_without_in_word_each_token_is_chosen_alone():
+    rng = np.random.default_rng(3)
+    idx = sentences(400, 80, rng)
+    _, targets = mask_tokens(idx, MASK, VOCAB, special_ids=(PAD,), rate=0.3, rng=rng)
+    chosen = targets != IGNORE
+    whole = [chosen[r, a:b].all() or not chosen[r, a:b].any()
+             for r, row in enumerate(idx) for a, b in words_of(row) if b - a >= 4]
+    assert np.mean(whole) < 0.3                    # 0.3^4 + 0.7^4 = 0.25 for 4 letters
+
+
+def test_word_tokens_are_the_pieces_spelled_with_letters():
+    tok = CharTokenizer(sorted(set("eve has a kite.\n")), ["<pad>", "<mask>"])
+    in_word = word_tokens(tok)
+    assert [tok.id_to_token(i) for i in np.flatnonzero(in_word)] == list("aehikstv")
+    bpe = BPETokenizer.train("the kite of eve is the kite " * 20, 270, ["<pad>", "<mask>"])
+    in_word = word_tokens(bpe)
+    pieces = {bpe.id_to_token(i): in_word[i] for i in range(bpe.vocab_size)}
+    assert pieces["k"] and not pieces[" "] and not pieces["<mask>"]
+    assert not any(flag for piece, flag in pieces.items() if piece.startswith(" "))
+
+
+# ---------------------------------------------------------------------------- one story a row
+
+STORY = re.compile(r"\w+ has a \w+ \w+\. .* the \w+ of \w+ is \w+\.")
+
+
+def test_a_batch_of_lines_holds_whole_stories_from_their_start():
+    text = builtin_corpus(20_000)
+    tok = CharTokenizer.train(text, ["<pad>", "<mask>"])
+    tokens = np.array(tok.encode(text), dtype=np.uint16)
+    batch = line_batch(tokens, 64, 128, tok.encode("\n")[0], PAD, np.random.default_rng(0))
+    assert batch.dtype == np.int64 and batch.shape[0] == 64
+    stories = [tok.decode(row[row != PAD]) for row in batch]
+    assert all(STORY.fullmatch(story) for story in stories)
+    lengths = [len(story) for story in stories]
+    assert batch.shape[1] == max(lengths)                    # padded to the longest, no more
+    assert (batch[:, -1] != PAD).any() and len(set(stories)) > 50
+
+
+def test_a_line_is_cut_to_the_context_and_long_lines_give_windows():
+    nl = 99
+    tokens = np.array([5] * 30 + [nl] + [nl] + [6] * 40 + [nl] + [7] * 300)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        batch = line_batch(tokens, 8, 10, nl, PAD, rng)
+        assert batch.shape == (8, 10) and not (batch == nl).any()
+        assert (batch != PAD).all()              # every line here is longer than the context
+        # Each row: a line from its start (after the empty line too) cut to 10, or a window.
+        assert all(len(set(row)) == 1 for row in batch.tolist())
+    # Near the end of the text: the last lines, however little of the text is left.
+    short = np.array([5, nl, 6, 6, nl, 7, nl, nl, 8, 8, 8, 8, 8, nl])
+    for seed in range(30):
+        batch = line_batch(short, 4, 10, nl, PAD, np.random.default_rng(seed))
+        assert all(set(row) - {PAD} in ({6}, {7}, {8}) for row in batch.tolist())
+    with pytest.raises(ValueError, match="fewer than context"):
+        line_batch(tokens[:10], 8, 10, nl, PAD, rng)
+
+
+# ---------------------------------------------------------------------------- the metric
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    config = TrainConfig(**TINY, iters=1).resolved()
+    return Trainer.start(config, str(tmp_path_factory.mktemp("bert")), log=quiet).job
+
+
+def shown(job, row):
+    """A row of ids as text, <mask> shown as '?' and padding left out."""
+    return "".join("?" if i == job.mask_id else job.tokenizer.decode([i])
+                   for i in row if i != job.pad_id)
+
+
+def answering(job, answer):
+    """A "model" whose logits put the text `answer(story, n_hidden)` at the masked positions
+    of each row (and the input token elsewhere); story is the row as `shown`."""
+    vocab = job.tokenizer.vocab_size
+
+    def model(inputs):
+        guesses = inputs.copy()
+        for row, guess in zip(inputs, guesses):
+            hidden = np.flatnonzero(row == job.mask_id)
+            guess[hidden] = job.tokenizer.encode(answer(shown(job, row), len(hidden)))
+        return ta.Tensor(np.eye(vocab)[guesses])
+    return model
+
+
+def training_colours(job):
+    """The colour of each training story, counted."""
+    text = job.tokenizer.decode(np.asarray(job.data.train).tolist())
+    return Counter(re.findall(r" is (\w+)\.", text))
+
+
+@pytest.mark.parametrize("settings, rate, whole", [(dict(), 0.3, True),
+                                                   (dict(mask_rate=0.15, whole_words=False),
+                                                    0.15, False)])
+def test_the_job_hides_what_its_settings_say(tmp_path, settings, rate, whole):
+    config = TrainConfig(**TINY, **settings, iters=1).resolved()
+    job = Trainer.start(config, str(tmp_path), log=quiet).job
+    inputs, targets = zip(*(job.train_batch(np.random.default_rng(i)) for i in range(20)))
+    chosen = [t != IGNORE for t in targets]
+    real = [i != job.pad_id for i in inputs]
+    share = np.sum([c.sum() for c in chosen]) / np.sum([r.sum() for r in real])
+    assert abs(share - rate) < 0.03                       # of about 5,000 tokens
+    # The name that starts each story (3 letters): hidden whole or not at all, or, letter by
+    # letter, often in part.
+    name_whole = [(c[:, :3].all(axis=1) | ~c[:, :3].any(axis=1)).mean() for c in chosen]
+    assert (np.mean(name_whole) == 1.0) == whole
+
+
+def test_the_recall_of_a_reader_of_the_first_sentence_is_one(job):
+    # A perfect BERT reads the colour from the first sentence.
+    def reader(story, n_hidden):
+        return re.match(r"\w+ has a (\w+) ", story)[1]
+    assert job.recall(answering(job, reader)) == 1.0
+    assert len(job.recall_prompts) == 100
+    # One story wrong in 100 (a letter short of its colour) costs 0.01.
+    first = shown(job, job.recall_inputs()[0][0])
+    wrong_once = answering(job, lambda story, n: reader(story, n)[:-1] + "x"
+                           if story == first else reader(story, n))
+    assert job.recall(wrong_once) == 0.99
+
+
+def test_the_recall_of_a_guess_that_does_not_read_is_what_the_guess_earns(job):
+    colours = [colour for _, colour in job.recall_prompts]
+    # The unigram guess: the commonest training token, at every hidden position.
+    commonest = Counter(np.asarray(job.data.train).tolist()).most_common(1)[0][0]
+    letter = job.tokenizer.decode([commonest])
+    assert letter == " "                    # so the unigram guess fills a colour with spaces
+    assert job.recall(answering(job, lambda story, n: letter * n)) == 0.0
+    # The best guess that does not read the story: the commonest training colour of as many
+    # letters as are hidden.
+    counts = training_colours(job)
+    by_length = {}
+    for colour, _ in counts.most_common():
+        by_length.setdefault(len(colour), colour)
+    share = np.mean([by_length[len(colour)] == colour for colour in colours])
+    assert 0.5 < share < 0.8
+    assert job.recall(answering(job, lambda story, n: by_length[n])) == share
+
+
+def test_the_recall_hides_only_the_last_colour_of_a_story_read_alone(job):
+    inputs, hidden, colours = job.recall_inputs()
+    assert (inputs[hidden] == job.mask_id).all() and (inputs[~hidden] != job.mask_id).all()
+    for row, row_hidden, colour in zip(inputs, hidden, colours):
+        text = shown(job, row)
+        assert row_hidden.sum() == len(colour)
+        assert text.endswith(f" is {'?' * len(colour)}.") and "\n" not in text
+        assert (row[len(text):] == job.pad_id).all()
+
+
+# ----------------------------------------------------------------------- the defaults, a run
+
+
+def test_bert_on_the_built_in_stories_takes_its_own_recipe():
+    bert = TrainConfig(model="bert").resolved()
+    assert (bert.lr, bert.batch_size, bert.iters, bert.mask_rate,
+            bert.whole_words) == (1e-2, 32, 1000, 0.3, True)
+    assert (bert.n_layer, bert.d_model, bert.context) == (2, 64, 128)
+    # GPT's built-in recipe, and BERT's on a text, are as they were.
+    gpt = TrainConfig().resolved()
+    assert (gpt.norm, gpt.lr, gpt.batch_size, gpt.iters, gpt.mask_rate) == (None, 8e-3, 16,
+                                                                             800, None)
+    text = TrainConfig(model="bert", corpus="x.txt").resolved()
+    assert (text.norm, text.lr, text.mask_rate, text.whole_words) == (None, 1e-3, 0.15, False)
+    # What is given wins.
+    mine = TrainConfig(model="bert", lr=3e-3, mask_rate=0.15, whole_words=False).resolved()
+    assert (mine.lr, mine.mask_rate, mine.whole_words) == (3e-3, 0.15, False)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(mask_rate=0.0), "--mask-rate must be a finite number in (0, 1), got 0.0"),
+    (dict(mask_rate=1), "--mask-rate must be a finite number in (0, 1), got 1"),
+    (dict(whole_words="yes"), "--whole-words must be one of True, False, got 'yes'"),
+])
+def test_bad_masking_settings_are_refused_in_one_line(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(model="bert", **settings).resolved()
+
+
+def test_tinyformer_train_model_bert_uses_the_recipe_and_reports_the_recall(tmp_path):
+    out = tmp_path / "bert"
+    result = CliRunner().invoke(main, ["train", "--model", "bert", "--n-layer", "1",
+                                       "--d-model", "16", "--batch-size", "4", "--iters", "3",
+                                       "--eval-every", "3", "--eval-iters", "1", "--out",
+                                       str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["train"]["mask_rate"], saved["train"]["whole_words"],
+            saved["train"]["lr"]) == (0.3, True, 1e-2)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "val_recall" in line] == [3]
+    assert re.search(r"step 3 \(end of training\): val_loss \d\.\d+, val_recall [01]\.\d+",
+                     result.output)
+    # The sample is a held-out story with words hidden in brackets.
+    assert re.search(r"\n    [a-z .]*\[[a-z .]\].*\n    \(hidden tokens in \[brackets\]",
+                     result.output)
+
+
+def test_the_same_seed_gives_the_same_bert_run(tmp_path):
+    def losses(directory, seed):
+        trainer = Trainer.start(TrainConfig(**TINY, iters=4, seed=seed), str(directory),
+                                log=quiet)
+        trainer.train()
+        return [json.loads(line)["train_loss"]
+                for line in open(directory / "metrics.jsonl")]
+    first = losses(tmp_path / "a", 0)
+    assert losses(tmp_path / "b", 0) == first != losses(tmp_path / "c", 1)
