@@ -1,16 +1,24 @@
 """The public API carries type hints: every public function and method of tinyautograd and of
-tinyformer names the types of its parameters and of its result, and the hints resolve (no
-misspelt names).
+tinyformer, the course (tinyformer.exercises) included, names the types of its parameters and
+of its result, and the hints resolve (no misspelt names).
 
 Public: names without a leading underscore, defined in the package (not imported into it),
 their public methods, `__init__` and `__call__`, and properties; a function behind a decorator
 (`functools.lru_cache`) is checked as written. Exceptions are left out, and so are the ops'
 Function classes (tinyformer's Attention among them): their forward and backward follow
-`Function`'s, which the check covers. tinyformer.exercises, the course, is left out.
+`Function`'s, which the check covers.
+
+The course's modules are checked: the catalogue, checking, the runner, the workspace, the
+isolated process, the pictures, and the per-chapter checkers under checks/. The checkers are
+in because they are not only called by the catalogue: their reference computations and helpers
+are used by other chapters, by pictures.py and by the tests, and a checker's own signature,
+check(learner: Learner) -> None, is the catalogue's `Checker`. Left out are the files under
+course/ and solutions/: they are the learner's exercise files and their answers, written as a
+learner would write them (not importable as modules: their folders start with a digit).
 
 A hint resolves in its own module, or names a class of the checked modules: a module may
 import such a class for its hints alone (`if TYPE_CHECKING:`), where a real import would be
-circular.
+circular (the catalogue names checking.py's Learner so).
 """
 
 import importlib
@@ -22,6 +30,9 @@ import pytest
 
 import tinyautograd
 import tinyformer
+import tinyformer.exercises
+import tinyformer.exercises.checks
+from tinyformer.exercises import exercises
 
 MODULES = [importlib.import_module(f"tinyautograd.{name}") for name in
            ("engine", "factories", "functional", "gradcheck", "nn", "optim", "random")]
@@ -29,6 +40,12 @@ ops = importlib.import_module("tinyautograd.ops")
 TINYFORMER = [tinyformer] + [importlib.import_module(f"tinyformer.{info.name}")
                              for info in pkgutil.iter_modules(tinyformer.__path__)
                              if info.name != "exercises"]
+# The course: its modules and the checkers' (course/ and solutions/ hold no modules: the
+# learner's files are loaded by path).
+EXERCISES = [tinyformer.exercises] + [
+    importlib.import_module(f"{package.__name__}.{info.name}")
+    for package in (tinyformer.exercises, tinyformer.exercises.checks)
+    for info in pkgutil.iter_modules(package.__path__) if not info.ispkg]
 
 
 def public_callables(module, classes=True):
@@ -54,11 +71,12 @@ def public_callables(module, classes=True):
                     yield f"{module.__name__}.{name}.{attr}", member
 
 
-CALLABLES = [pair for module in MODULES + TINYFORMER for pair in public_callables(module)] + \
+CHECKED = MODULES + TINYFORMER + EXERCISES
+CALLABLES = [pair for module in CHECKED for pair in public_callables(module)] + \
     list(public_callables(ops, classes=False))
 
 # The classes the checked modules define, by name: what a hint may name besides its module's own.
-CLASSES = {name: obj for module in MODULES + TINYFORMER for name, obj in vars(module).items()
+CLASSES = {name: obj for module in CHECKED for name, obj in vars(module).items()
            if inspect.isclass(obj) and obj.__module__ == module.__name__}
 
 
@@ -87,8 +105,31 @@ def test_the_check_sees_the_api():
             "tinyformer.attention.causal_mask", "tinyformer.files.atomic_write",
             "tinyformer.train.TrainConfig.__init__", "tinyformer.train.Trainer.resume",
             "tinyformer.safetensors.load_file", "tinyformer.schema.Number.why"} <= names
-    assert not any(".Attention." in name or ".exercises." in name or "Error." in name
+    assert not any(".Attention." in name or "Error." in name for name in names)
+
+
+def test_the_check_sees_the_course():
+    names = {name for name, _ in CALLABLES}
+    assert {"tinyformer.exercises.catalogue.find", "tinyformer.exercises.catalogue.exercise",
+            "tinyformer.exercises.catalogue.Exercise.__init__",
+            "tinyformer.exercises.catalogue.Exercise.solved_text",
+            "tinyformer.exercises.catalogue.Exercise.source",
+            "tinyformer.exercises.checking.Learner.function",
+            "tinyformer.exercises.checking.Call.__call__",
+            "tinyformer.exercises.checking.expect_array", "tinyformer.exercises.checking.run_check",
+            "tinyformer.exercises.workspace.Workspace.check",
+            "tinyformer.exercises.workspace.init_workspace", "tinyformer.exercises.runner.draw",
+            "tinyformer.exercises.runner.same_output",
+            "tinyformer.exercises.isolated.check_in_subprocess",
+            "tinyformer.exercises.pictures.render", "tinyformer.exercises.pictures.Panel.__init__",
+            "tinyformer.exercises.checks.ch02_counting.vocabulary",
+            "tinyformer.exercises.checks.ch06_attention.expect_output",
+            "tinyformer.exercises.checks.ch09_generation.Model.__call__",
+            "tinyformer.exercises.checks.ch15_learned_induction.shipped_model"} <= names
+    assert not any(".course." in name or ".solutions." in name or "Error." in name
                    for name in names)
+    # Every exercise's checker, whichever chapter registers it.
+    assert {ex.check for ex in exercises()} <= {fn for _, fn in CALLABLES}
 
 
 @pytest.mark.parametrize("name, fn", CALLABLES, ids=[name for name, _ in CALLABLES])

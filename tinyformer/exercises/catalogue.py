@@ -7,10 +7,19 @@ its exercises, in the order a learner meets them, with the `exercise` decorator,
 chapter's "predict, then run" question as `QUESTION`.
 """
 
+from __future__ import annotations
+
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:                   # checking.py imports this module
+    from .checking import Learner
+
+# A checker: check(learner) returns when the learner's file is right, and raises CheckFailure
+# saying what differs while it is not.
+Checker = Callable[["Learner"], None]
 
 COURSE_DIR = Path(__file__).parent / "course"
 SOLUTIONS_DIR = Path(__file__).parent / "solutions"
@@ -41,28 +50,28 @@ class Exercise:
     slug: str                 # the name a learner can type: `check one_hot`
     chapter: int              # 1-based, into CHAPTERS
     title: str
-    hints: list
-    check: Callable           # check(learner) raises CheckFailure while something is wrong
-    forbid: tuple = ()        # modules the learner's file may not use: they hold the answer
+    hints: list[str]
+    check: Checker            # check(learner) raises CheckFailure while something is wrong
+    forbid: tuple[str, ...] = ()    # modules the learner's file may not use: they hold the answer
     number: int = 0           # 1-based position in the whole course, set by `exercises()`
     file: str = field(default="")   # path inside the workspace, e.g. "01_vectors/one_hot.py"
 
     @property
-    def chapter_title(self):
+    def chapter_title(self) -> str:
         return CHAPTERS[self.chapter - 1][1]
 
     @property
-    def source(self):
+    def source(self) -> Path:
         """The untouched exercise file shipped with the package."""
         return COURSE_DIR / self.file
 
     @property
-    def solution(self):
+    def solution(self) -> Path:
         """The reference solution: only what the learner writes (the functions, or the whole
         class, that the exercise leaves as TODOs), meant to replace the exercise's TODO ones."""
         return SOLUTIONS_DIR / self.file
 
-    def solved_text(self, solution=None):
+    def solved_text(self, solution: str | None = None) -> str:
         """The exercise file with the reference solution (or `solution`, text to use in its
         place) appended: its definitions replace the TODO ones, and everything else (the
         given helpers, data and imports) is the exercise's own. The file's `if __name__ ==
@@ -83,15 +92,16 @@ class Question:
     why: str                  # the idea behind the answer, shown once the learner has guessed
 
 
-_registered = []
+_registered: list[Exercise] = []
 
 
-def exercise(slug, title, hints, forbid=()):
+def exercise(slug: str, title: str, hints: Iterable[str],
+             forbid: Iterable[str] = ()) -> Callable[[Checker], Checker]:
     """Register the decorated function as the checker of exercise `slug`, whose file is
     `course/<chapter folder>/<slug>.py`; the chapter is the checker module's own. `forbid`
     names the modules that implement what the exercise asks for (e.g. "tinyformer.blocks"): a
     file that uses them is refused before it is checked."""
-    def register(check):
+    def register(check: Checker) -> Checker:
         folder = check.__module__.rsplit(".", 1)[-1].removeprefix("ch")
         chapter = [name for name, _ in CHAPTERS].index(folder) + 1
         _registered.append(Exercise(slug, chapter, title, list(hints), check,
@@ -100,10 +110,10 @@ def exercise(slug, title, hints, forbid=()):
     return register
 
 
-_catalogue = None
+_catalogue: list[Exercise] | None = None
 
 
-def exercises():
+def exercises() -> list[Exercise]:
     """Every exercise, numbered in course order."""
     global _catalogue
     if _catalogue is None:
@@ -116,7 +126,7 @@ def exercises():
     return _catalogue
 
 
-def find(name):
+def find(name: int | str) -> Exercise:
     """The exercise a learner means by `name`: its number (`3`) or its slug (`one_hot`).
     Raises ValueError with what there is to choose from."""
     catalogue = exercises()
@@ -133,13 +143,13 @@ def find(name):
                      f"`tinyformer exercises list`")
 
 
-def question(chapter):
+def question(chapter: int) -> Question:
     """The "predict, then run" question of `chapter` (1-based)."""
     folder = CHAPTERS[chapter - 1][0]
     return importlib.import_module(f"tinyformer.exercises.checks.ch{folder}").QUESTION
 
 
-def find_chapter(name):
+def find_chapter(name: int | str) -> int:
     """The chapter a learner means by `name`: its number (`4`) or its folder (`04_autograd`).
     Returns the 1-based number; raises ValueError with what there is to choose from."""
     name = str(name)

@@ -14,6 +14,8 @@ the worst element's index with the expected and the actual value, or, for gradie
 input's gradient is wrong.
 """
 
+from __future__ import annotations
+
 import ast
 import importlib
 import importlib.util
@@ -22,10 +24,16 @@ import linecache
 import sys
 import traceback
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor
+
+from ..files import StrPath
+from .catalogue import Exercise
 
 
 class CheckFailure(Exception):
@@ -36,7 +44,7 @@ class CheckFailure(Exception):
 # Loading the learner's file and calling its functions
 # ---------------------------------------------------------------------------------------------
 
-def load_learner_file(path, module_name="learner"):
+def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
     """Import the learner's file as a fresh module. A file that does not even run becomes a
     CheckFailure pointing at the line."""
     path = Path(path).resolve()     # tracebacks name it so; messages match frames by it
@@ -57,25 +65,25 @@ class Learner:
     """The learner's file, loaded: hands out its functions and classes wrapped so that a TODO
     still in place, or an exception, becomes a CheckFailure that names the call."""
 
-    def __init__(self, module, path):
+    def __init__(self, module: ModuleType, path: StrPath) -> None:
         self.module, self.path = module, Path(path)
 
-    def _get(self, name):
+    def _get(self, name: str) -> Any:
         if not hasattr(self.module, name):
             raise CheckFailure(f"{self.path.name} has no `{name}`: the checker calls it by that "
                                f"name, so keep the name the exercise gave it.")
         return getattr(self.module, name)
 
-    def function(self, name):
+    def function(self, name: str) -> Call:
         """The learner's function (or class: calling it builds one), wrapped."""
         return Call(self._get(name), name, self.path)
 
-    def attribute(self, name):
+    def attribute(self, name: str) -> Any:
         """A plain value or class from the file, unwrapped (for classes whose methods the
         checker calls through `call_method`)."""
         return self._get(name)
 
-    def call_method(self, obj, method, *args, **kwargs):
+    def call_method(self, obj: object, method: str, *args: Any, **kwargs: Any) -> Any:
         """obj.method(*args, **kwargs), with the learner's TODOs and crashes reported."""
         name = f"{type(obj).__name__}.{method}"
         return Call(getattr(obj, method), name, self.path)(*args, **kwargs)
@@ -85,16 +93,16 @@ class Call:
     """A learner's function. Calling it runs it; `last_call` then reads like
     `one_hot(ids=[2 0], vocab_size=3)`, for messages."""
 
-    def __init__(self, fn, name, path):
+    def __init__(self, fn: Callable[..., Any], name: str, path: StrPath) -> None:
         self.fn, self.name, self.path = fn, name, path
         self.last_call = name + "(...)"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.last_call = describe_call(self.name, self.fn, args, kwargs)
         return run_learner_code(self.path, lambda: self.fn(*args, **kwargs), self.last_call)
 
 
-def run_learner_code(path, action, doing):
+def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> Any:
     """Run `action()`, which calls into the learner's file at `path`. A TODO still in place
     becomes a CheckFailure naming the function it is in (a closure by the method around it);
     any other error one that names what was being done (`doing`: the call, usually) and the
@@ -115,7 +123,7 @@ def run_learner_code(path, action, doing):
         raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}") from None
 
 
-def _learner_frame(error, path):
+def _learner_frame(error: BaseException, path: StrPath) -> tuple[str | None, int | None]:
     """(qualified function name, line) of the innermost frame of the learner's file in the
     error's traceback, or (None, None)."""
     found, path = (None, None), Path(path).resolve()
@@ -128,7 +136,7 @@ def _learner_frame(error, path):
     return found
 
 
-def _todo_name(qualname, doing):
+def _todo_name(qualname: str | None, doing: str) -> str:
     """`Value.__mul__.<locals>._backward` -> "the `_backward` inside `Value.__mul__`"; without a
     frame in the learner's file, what was being done."""
     if qualname is None:
@@ -139,7 +147,7 @@ def _todo_name(qualname, doing):
     return f"`{qualname}`"
 
 
-def _where(error, path):
+def _where(error: BaseException, path: StrPath) -> str:
     """`ValueError: ...` followed by the lines of the learner's file the error went through."""
     lines = []
     for frame in traceback.extract_tb(error.__traceback__):
@@ -155,7 +163,7 @@ def _where(error, path):
 # Describing values and calls briefly
 # ---------------------------------------------------------------------------------------------
 
-def describe(value, limit=12):
+def describe(value: Any, limit: int = 12) -> str:
     """A short picture of a value for a message: small arrays in full, big ones by shape, and
     a dict or list of weights by the names and shapes of its arrays."""
     if isinstance(value, Tensor):
@@ -177,11 +185,11 @@ def describe(value, limit=12):
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _holds_arrays(values):
+def _holds_arrays(values: Iterable[Any]) -> bool:
     return any(isinstance(v, (np.ndarray, Tensor)) for v in values)
 
 
-def _by_shape(items, opening, closing, shown=6):
+def _by_shape(items: list[tuple[str, Any]], opening: str, closing: str, shown: int = 6) -> str:
     """`{w_q: (8, 8), w_k: (8, 8), ... 16 in all}`: each (label, value) pair with an array's
     shape in place of its numbers, the first `shown` of them."""
     parts = [label + (str(as_array(v).shape) if isinstance(v, (np.ndarray, Tensor))
@@ -191,7 +199,8 @@ def _by_shape(items, opening, closing, shown=6):
     return opening + ", ".join(parts) + closing
 
 
-def describe_call(name, fn, args, kwargs):
+def describe_call(name: str, fn: Callable[..., Any], args: Sequence[Any],
+                  kwargs: Mapping[str, Any]) -> str:
     """`name(a=..., b=...)`, with the parameter names of the learner's own signature."""
     try:
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
@@ -205,12 +214,13 @@ def describe_call(name, fn, args, kwargs):
 # Comparing answers
 # ---------------------------------------------------------------------------------------------
 
-def as_array(value):
+def as_array(value: Any) -> np.ndarray:
     """A Tensor's data, or the value as an array; used before comparing."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
-def expect_array(got, expected, call, what="returned", atol=1e-5, rtol=1e-4, tensor=None):
+def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned",
+                 atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None) -> None:
     """Compare an array (or Tensor) with the expected one; on a difference, raise a
     CheckFailure naming the call, then the shape or the worst element.
 
@@ -255,12 +265,12 @@ def expect_array(got, expected, call, what="returned", atol=1e-5, rtol=1e-4, ten
                        f"{_number(shown[worst])}  ({among}){whole}")
 
 
-def _number(x):
+def _number(x: Any) -> str:
     x = x.item() if hasattr(x, "item") else x
     return f"{x:.6g}" if isinstance(x, float) else repr(x)
 
 
-def expect_equal(got, expected, call, what="returned"):
+def expect_equal(got: Any, expected: Any, call: str, what: str = "returned") -> None:
     """Exact comparison for ints, strings, lists, dicts; the message shows both."""
     if isinstance(got, (np.ndarray, Tensor)) and not isinstance(expected, np.ndarray):
         got = as_array(got).tolist()
@@ -272,7 +282,8 @@ def expect_equal(got, expected, call, what="returned"):
                            f"    got:      {describe(got, limit=40)}")
 
 
-def expect_gradients(inputs, expected, call, atol=1e-5, rtol=1e-4):
+def expect_gradients(inputs: Mapping[str, Tensor], expected: Mapping[str, ArrayLike], call: str,
+                     atol: float = 1e-5, rtol: float = 1e-4) -> None:
     """Compare each input Tensor's `.grad` with the expected gradient.
 
     `inputs` and `expected` are dicts keyed by the input's name; the message says which input's
@@ -287,7 +298,7 @@ def expect_gradients(inputs, expected, call, atol=1e-5, rtol=1e-4):
                      what=f"gives the gradient with respect to `{name}`", atol=atol, rtol=rtol)
 
 
-def expect(condition, message):
+def expect(condition: object, message: str) -> None:
     """A CheckFailure with `message` unless `condition` holds."""
     if not condition:
         raise CheckFailure(message)
@@ -297,7 +308,7 @@ def expect(condition, message):
 # Refusing a file that calls the implementation it is asked to write
 # ---------------------------------------------------------------------------------------------
 
-def refuse_forbidden(learner, forbidden):
+def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
     """A CheckFailure if the learner's file reaches one of the `forbidden` modules (e.g.
     "tinyformer.blocks" in the exercise that asks for an encoder layer): by an import anywhere
     in the file, by an attribute of an imported package (`tinyformer.blocks.EncoderLayer`,
@@ -318,13 +329,13 @@ def refuse_forbidden(learner, forbidden):
             raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
 
 
-def _refusal(path, where, home, forbidden):
+def _refusal(path: Path, where: str, home: str, forbidden: Sequence[str]) -> str:
     return (f"{path.name} uses {home}, in {where}: this exercise asks you to write that part "
             f"yourself, so it may not use {', '.join(forbidden)}. Build it from the pieces "
             f"in the file{_what_else_is_fine(forbidden)}.")
 
 
-def _what_else_is_fine(forbidden):
+def _what_else_is_fine(forbidden: Sequence[str]) -> str:
     """What a refused file may still use: numpy always, and what it may of tinyautograd."""
     if "tinyautograd" in forbidden:
         return " and numpy"
@@ -333,11 +344,11 @@ def _what_else_is_fine(forbidden):
     return " (numpy and tinyautograd are fine)"
 
 
-def _is_forbidden(home, forbidden):
+def _is_forbidden(home: str | None, forbidden: Sequence[str]) -> bool:
     return home is not None and any(home == f or home.startswith(f + ".") for f in forbidden)
 
 
-def _home(value):
+def _home(value: Any) -> str | None:
     """The module a value comes from: a module's own name, else its `__module__`."""
     if inspect.ismodule(value):
         return value.__name__
@@ -345,7 +356,7 @@ def _home(value):
     return home if isinstance(home, str) else None
 
 
-def _resolve(dotted):
+def _resolve(dotted: str) -> str | None:
     """The home module of what `a.b.c` names, importing only as far as it must; None when it
     names nothing."""
     parts = dotted.split(".")
@@ -360,7 +371,7 @@ def _resolve(dotted):
     return None
 
 
-def _forbidden_in_source(tree, forbidden):
+def _forbidden_in_source(tree: ast.AST, forbidden: Sequence[str]) -> tuple[int, str] | None:
     """(line, home module) of the first place the parsed file names a forbidden module, or
     None. Only names under the forbidden modules' top-level packages are resolved, so that no
     other module (a slow `import torch`, say) is imported to judge it."""
@@ -393,7 +404,7 @@ def _forbidden_in_source(tree, forbidden):
     return None
 
 
-def run_check(exercise, path):
+def run_check(exercise: Exercise, path: StrPath) -> str | None:
     """Load the learner's file and run the exercise's checker on it. Returns None when it
     passes, or the failure message."""
     sys.modules.pop("learner", None)

@@ -12,12 +12,17 @@ top of this module; they start this same module as a program:
         run chapter CHAPTER's "predict, then run" question; it prints its answer
 """
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from ..files import StrPath
+from .catalogue import Exercise
 
 # The folder holding this tinyformer package: the fresh process imports tinyformer from there
 # too, so it runs the same code as the runner, whatever else is installed or on the path.
@@ -28,19 +33,22 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 # ---------------------------------------------------------------------------------------------
 
 
-def check_in_subprocess(ex, path, timeout=120):
+def check_in_subprocess(ex: Exercise, path: StrPath,
+                        timeout: float = 120) -> tuple[str | None, str]:
     """Run the exercise's checker on `path` in a fresh process. Returns (message or None when
     it passes, what the learner's code printed)."""
     return _run_learner(["check", ex.slug, str(path)], path, timeout, "check")
 
 
-def draw_in_subprocess(ex, path, picture, timeout=120):
+def draw_in_subprocess(ex: Exercise, path: StrPath, picture: StrPath,
+                       timeout: float = 120) -> tuple[str | None, str]:
     """Draw what the learner's file `path` computes into the file `picture`, in a fresh
     process. Returns (message or None when it was drawn, what the learner's code printed)."""
     return _run_learner(["draw", ex.slug, str(path), str(picture)], path, timeout, "drawing")
 
 
-def _run_learner(arguments, path, timeout, what):
+def _run_learner(arguments: list[str], path: StrPath, timeout: float,
+                 what: str) -> tuple[str | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
@@ -61,14 +69,14 @@ def _run_learner(arguments, path, timeout, what):
         return json.loads(result_file.read_text())["message"], printed
 
 
-def _environment():
+def _environment() -> dict[str, str]:
     """This process's environment, with this tinyformer first on the module path."""
     paths = [str(PACKAGE_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                    if p]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def run_question(chapter, timeout=60):
+def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
@@ -84,7 +92,7 @@ def run_question(chapter, timeout=60):
 # The fresh process's side
 # ---------------------------------------------------------------------------------------------
 
-def main(action, *arguments):
+def main(action: str, *arguments: str) -> None:
     if action == "predict":
         from .catalogue import question
         code = question(int(arguments[0])).code

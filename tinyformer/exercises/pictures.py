@@ -29,16 +29,21 @@ graphs and trained models; these are a learner's scalars and small matrices, wit
 written in).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, functional, no_grad
 
-from .checking import CheckFailure, as_array, load_learner_file, run_learner_code
+from ..files import StrPath
+from .catalogue import Exercise
+from .checking import CheckFailure, Learner, as_array, load_learner_file, run_learner_code
 
 # ---------------------------------------------------------------------------------------------
 # What a drawer returns, and how it is rendered
@@ -52,11 +57,11 @@ class Panel:
     xs, ys) each) or "bars" (`values` 1-D, `cols` its labels)."""
     title: str
     kind: str = "heatmap"
-    values: np.ndarray = None
-    rows: list = None
-    cols: list = None
+    values: np.ndarray | None = None
+    rows: list[str] | None = None
+    cols: list[str] | None = None
     numbers: bool = False
-    lines: list = field(default_factory=list)
+    lines: list[tuple[str, ArrayLike, ArrayLike]] = field(default_factory=list)
     xlabel: str = ""
     ylabel: str = ""
 
@@ -66,18 +71,21 @@ class Picture:
     """What a drawer made: panels side by side under a title, or a graphviz graph (`dot`,
     a graphviz.Digraph)."""
     title: str
-    panels: list = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
     dot: object = None
     caption: str = ""
+
+
+DrawFunction = Callable[[Learner], Picture]     # draw(learner) -> Picture
 
 
 @dataclass
 class Drawer:
     what: str                     # "the graph of a neuron in your Value engine": for messages
-    draw: Callable                # draw(learner) -> Picture
+    draw: DrawFunction
 
 
-def render(picture, path):
+def render(picture: Picture, path: StrPath) -> Path:
     """Write `picture` to `path`, a .png or a .svg."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
@@ -176,18 +184,18 @@ def _bars(ax, panel):
 # Drawing an exercise: the entry point of the fresh process
 # ---------------------------------------------------------------------------------------------
 
-DRAWERS = {}
+DRAWERS: dict[str, Drawer] = {}
 
 
-def drawer(slug, what):
+def drawer(slug: str, what: str) -> Callable[[DrawFunction], DrawFunction]:
     """Register the decorated function as the drawer of exercise `slug`."""
-    def register(draw):
+    def register(draw: DrawFunction) -> DrawFunction:
         DRAWERS[slug] = Drawer(what, draw)
         return draw
     return register
 
 
-def draw(exercise, path, picture_path):
+def draw(exercise: Exercise, path: StrPath, picture_path: StrPath) -> str | None:
     """Load the learner's file of `exercise` from `path`, draw it, and write the picture to
     `picture_path`. Returns None, or the message saying why it could not be drawn."""
     try:
@@ -208,7 +216,7 @@ def draw(exercise, path, picture_path):
     return None
 
 
-def _matrix(got, shape, call, what="returned"):
+def _matrix(got: Any, shape: tuple[int, ...], call: str, what: str = "returned") -> np.ndarray:
     """The learner's result as a float array of `shape`, or a CheckFailure saying it cannot
     be drawn (a check says more about the values)."""
     if got is None:
@@ -224,7 +232,7 @@ def _matrix(got, shape, call, what="returned"):
     return array
 
 
-def _labels(prefix, n):
+def _labels(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
 
 
@@ -233,7 +241,7 @@ def _labels(prefix, n):
 # ---------------------------------------------------------------------------------------------
 
 @drawer("table_lookup", "one_hot(ids), the table, and the rows their product picks")
-def _draw_table_lookup(learner):
+def _draw_table_lookup(learner: Learner) -> Picture:
     one_hot, lookup = learner.function("one_hot"), learner.function("lookup_by_matmul")
     ids = np.array([2, 0, 3, 2])
     table = np.arange(1.0, 13.0).reshape(4, 3)                         # (V=4, d=3)
@@ -250,7 +258,7 @@ def _draw_table_lookup(learner):
 
 
 @drawer("markov_first_order", "the table of next-word probabilities")
-def _draw_markov_first_order(learner):
+def _draw_markov_first_order(learner: Learner) -> Picture:
     corpus = learner.attribute("CORPUS")
     vocab = learner.function("vocabulary")(corpus)
     counts = learner.function("transition_counts")
@@ -265,7 +273,7 @@ def _draw_markov_first_order(learner):
 
 
 @drawer("attention_as_matmul", "which earlier positions each position attends to")
-def _draw_attention_as_matmul(learner):
+def _draw_attention_as_matmul(learner: Learner) -> Picture:
     from .checks.ch02_counting import reference_skip_weights, vocabulary
     from .checks.ch03_masking import LONG_CORPUS, reference_mask
     vocab = vocabulary(LONG_CORPUS)
@@ -296,7 +304,7 @@ def _digraph(rankdir="LR"):
 
 
 @drawer("scalar_engine", "the graph of a neuron in your Value engine, with .data and .grad")
-def _draw_scalar_engine(learner):
+def _draw_scalar_engine(learner: Learner) -> Picture:
     """o = tanh(x1*w1 + x2*w2 + b), as micrograd draws it: a box per Value (its name, data
     and grad), an oval per op, after o.backward()."""
     Value = learner.attribute("Value")
@@ -400,7 +408,7 @@ def _engine_gradients(forward, inputs, upstream):
 
 
 @drawer("broadcast_gradients", "the backward pass of a * b, with b broadcast over a's rows")
-def _draw_broadcast_gradients(learner):
+def _draw_broadcast_gradients(learner: Learner) -> Picture:
     mul_backward = learner.function("mul_backward")
     a = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     b = np.array([0.5, -1.0, 2.0])
@@ -433,7 +441,7 @@ def _function_backward(learner, wrapper, function, inputs, extra, upstream, n_in
 
 
 @drawer("matmul_backward", "the backward pass of your MatMul")
-def _draw_matmul_backward(learner):
+def _draw_matmul_backward(learner: Learner) -> Picture:
     a = np.array([[1.0, 2.0, 0.0], [-1.0, 0.5, 3.0]])
     b = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]])
     upstream = np.array([[1.0, -2.0], [0.5, 1.0]])
@@ -446,7 +454,7 @@ def _draw_matmul_backward(learner):
 
 
 @drawer("softmax_cross_entropy_backward", "the backward pass of your SoftmaxCrossEntropy")
-def _draw_softmax_cross_entropy_backward(learner):
+def _draw_softmax_cross_entropy_backward(learner: Learner) -> Picture:
     logits = np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]]))
     targets = np.array([0, 2])
     upstream = np.float64(1.0)
@@ -462,7 +470,7 @@ def _draw_softmax_cross_entropy_backward(learner):
 
 
 @drawer("layer_norm_backward", "the backward pass of your LayerNormFunction")
-def _draw_layer_norm_backward(learner):
+def _draw_layer_norm_backward(learner: Learner) -> Picture:
     x = np.array([[1.0, 2.0, 3.0, 6.0], [0.0, -1.0, 1.0, 0.5]])
     gamma, beta = np.array([1.0, 2.0, 0.5, -1.0]), np.array([0.0, 0.1, 0.2, 0.3])
     upstream = np.array([[1.0, 0.0, -1.0, 2.0], [0.5, 1.0, 0.0, -2.0]])
@@ -480,7 +488,7 @@ def _draw_layer_norm_backward(learner):
 # ---------------------------------------------------------------------------------------------
 
 @drawer("embedding", "the backward pass of your Embedding: a repeated id adds up")
-def _draw_embedding(learner):
+def _draw_embedding(learner: Learner) -> Picture:
     table = np.arange(10.0).reshape(5, 2)
     ids = np.array([1, 3, 1, 1])
     upstream = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 1.0]])
@@ -494,7 +502,7 @@ def _draw_embedding(learner):
 
 
 @drawer("sinusoidal_positions", "the table of sinusoidal positions")
-def _draw_sinusoidal_positions(learner):
+def _draw_sinusoidal_positions(learner: Learner) -> Picture:
     positions = learner.function("sinusoidal_positions")
     context, d_model = 48, 32
     table = _matrix(positions(context, d_model), (context, d_model), positions.last_call)
@@ -527,7 +535,7 @@ def _weights_by_identity(attend, q, k, T, what):
 
 
 @drawer("scaled_dot_product", "the attention weights of your scaled_dot_product")
-def _draw_scaled_dot_product(learner):
+def _draw_scaled_dot_product(learner: Learner) -> Picture:
     attention = learner.function("scaled_dot_product")
     T = len(_WORDS)
     q, k = _queries_and_keys(T, 4, seed=0)
@@ -543,7 +551,7 @@ def _draw_scaled_dot_product(learner):
 
 
 @drawer("causal_mask", "your causal mask and the attention it allows")
-def _draw_causal_mask(learner):
+def _draw_causal_mask(learner: Learner) -> Picture:
     mask_fn, attend = learner.function("causal_mask"), learner.function("causal_attention")
     T = len(_WORDS)
     mask = _matrix(mask_fn(T), (T, T), mask_fn.last_call)
@@ -557,7 +565,7 @@ def _draw_causal_mask(learner):
 
 
 @drawer("multi_head_attention", "each head's attention weights, through your split_heads")
-def _draw_multi_head_attention(learner):
+def _draw_multi_head_attention(learner: Learner) -> Picture:
     split_heads, attention = learner.function("split_heads"), learner.function("attention")
     T, C, n_head = len(_WORDS), 8, 2
     rng = np.random.default_rng(2)
@@ -590,19 +598,19 @@ def _hand_set_heads(learner, layers, ids, title):
 
 
 @drawer("attend_to_first", "where your hand-set head looks: the first token")
-def _draw_attend_to_first(learner):
+def _draw_attend_to_first(learner: Learner) -> Picture:
     return _hand_set_heads(learner, 1, np.array([3, 1, 4, 1, 5, 2, 0, 3]),
                            "Attend to the first token: every row has its weight in column 0")
 
 
 @drawer("previous_token", "where your hand-set head looks: the previous token")
-def _draw_previous_token(learner):
+def _draw_previous_token(learner: Learner) -> Picture:
     return _hand_set_heads(learner, 1, np.array([3, 1, 4, 1, 5, 2, 0, 3]),
                            "A previous-token head: the weight sits just below the diagonal")
 
 
 @drawer("induction_head", "where your two hand-set layers look on a repeated pattern")
-def _draw_induction_head(learner):
+def _draw_induction_head(learner: Learner) -> Picture:
     return _hand_set_heads(learner, 2, np.array([0, 3, 1, 4, 5, 3, 1, 4, 5]),
                            "An induction head: layer 1 looks back one token; layer 2 looks "
                            "after the earlier copy of the current token")
@@ -613,7 +621,7 @@ def _draw_induction_head(learner):
 # ---------------------------------------------------------------------------------------------
 
 @drawer("feed_forward", "your GELU beside ReLU")
-def _draw_feed_forward(learner):
+def _draw_feed_forward(learner: Learner) -> Picture:
     gelu = learner.function("gelu")
     xs = np.linspace(-4.0, 4.0, 161)
     with no_grad():
@@ -624,7 +632,7 @@ def _draw_feed_forward(learner):
 
 
 @drawer("warmup_schedule", "the learning rate your schedule gives at every step")
-def _draw_warmup_schedule(learner):
+def _draw_warmup_schedule(learner: Learner) -> Picture:
     schedule = learner.function("warmup_schedule")
     steps = np.arange(0, 121)
     rates = np.array([_matrix(schedule(int(s), 3e-3, 20, 100, 3e-4), (), schedule.last_call)
@@ -635,7 +643,7 @@ def _draw_warmup_schedule(learner):
 
 
 @drawer("temperature_top_k", "one distribution at several temperatures, and a top-k")
-def _draw_temperature_top_k(learner):
+def _draw_temperature_top_k(learner: Learner) -> Picture:
     probs = learner.function("next_token_probs")
     logits = np.array([2.0, 1.5, 1.0, 0.0, -0.5, -1.0])
     tokens = _labels("t", len(logits))
@@ -647,7 +655,7 @@ def _draw_temperature_top_k(learner):
 
 
 @drawer("bpe_train", "the merges your BPE learns, as a tree of tokens")
-def _draw_bpe_train(learner):
+def _draw_bpe_train(learner: Learner) -> Picture:
     train = learner.function("bpe_train")
     text = learner.attribute("TEXT")
     merges = train(text, 10)
@@ -671,7 +679,7 @@ def _draw_bpe_train(learner):
     return Picture(f"bpe_train(TEXT, 10) on {text!r}", dot=dot)
 
 
-def _shown(piece):
+def _shown(piece: bytes) -> str:
     return piece.decode("utf-8", errors="replace").replace(" ", "\u2423")
 
 
@@ -680,7 +688,7 @@ def _shown(piece):
 # ---------------------------------------------------------------------------------------------
 
 @drawer("padding_mask", "a padded batch and your padding mask")
-def _draw_padding_mask(learner):
+def _draw_padding_mask(learner: Learner) -> Picture:
     pad, mask = learner.function("pad_batch"), learner.function("padding_mask")
     sequences = [[5, 6, 7, 8], [9, 4], [3, 2, 1]]
     ids = _matrix(pad(sequences, 0), (3, 4), pad.last_call)
@@ -694,7 +702,7 @@ def _draw_padding_mask(learner):
 
 
 @drawer("attention_masks", "the masks of GPT, BERT and the encoder-decoder")
-def _draw_attention_masks(learner):
+def _draw_attention_masks(learner: Learner) -> Picture:
     src = np.array([[4, 5, 6, 0, 0]])
     tgt = np.array([[7, 8, 9, 0]])
     masks = [("GPT: causal", "gpt_mask", (tgt,), 4, 4),
@@ -718,7 +726,7 @@ def _draw_attention_masks(learner):
 
 
 @drawer("your_gpt", "the loss of your GPT over its first training steps")
-def _draw_your_gpt(learner, steps=120):
+def _draw_your_gpt(learner: Learner, steps: int = 120) -> Picture:
     from threadpoolctl import threadpool_limits
 
     from tinyautograd import manual_seed, optim
@@ -749,7 +757,7 @@ def _draw_your_gpt(learner, steps=120):
 
 
 @drawer("induction_scores", "the trained model's attention maps, scored by your functions")
-def _draw_induction_scores(learner):
+def _draw_induction_scores(learner: Learner) -> Picture:
     previous = learner.function("previous_token_score")
     induction = learner.function("induction_score")
     train, run_model = learner.attribute("train"), learner.attribute("run_model")
@@ -770,5 +778,5 @@ def _draw_induction_scores(learner):
                            "layer 2 as an induction head.")
 
 
-def _score(got, call):
+def _score(got: Any, call: str) -> float:
     return float(_matrix(got, (), call))

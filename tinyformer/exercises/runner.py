@@ -22,6 +22,8 @@ mistake in using a command raises RunnerError, and one about the workspace Works
 returns False.
 """
 
+from __future__ import annotations
+
 import ast
 import math
 import re
@@ -32,9 +34,10 @@ from pathlib import Path
 
 import click
 
-from .catalogue import CHAPTERS, exercises, find_chapter, question
+from ..files import StrPath
+from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import draw_in_subprocess, run_question
-from .workspace import init_workspace
+from .workspace import Workspace, init_workspace
 
 STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
 PICTURE_SUFFIXES = (".png", ".svg")
@@ -48,7 +51,7 @@ class RunnerError(ValueError):
 # init, list, show, hint, reset
 # ---------------------------------------------------------------------------------------------
 
-def init(directory):
+def init(directory: StrPath) -> None:
     workspace = init_workspace(directory)
     first = exercises()[0]
     click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
@@ -57,7 +60,7 @@ def init(directory):
                f"  tinyformer exercises check       or `watch`, to re-check on every save")
 
 
-def list_course(workspace):
+def list_course(workspace: Workspace | None) -> None:
     """Every exercise by chapter with its status, and what the learner has seen: the solutions
     shown and each chapter's prediction."""
     done = 0
@@ -87,13 +90,13 @@ def list_course(workspace):
                "tinyformer exercises predict CHAPTER")
 
 
-def explanation(ex):
+def explanation(ex: Exercise) -> str:
     """The lesson of exercise `ex`: its file's docstring without the first line (the title)."""
     doc = ast.get_docstring(ast.parse(ex.source.read_text()))
     return doc.split("\n", 1)[1].strip() if "\n" in doc else doc
 
 
-def show(ex, workspace):
+def show(ex: Exercise, workspace: Workspace | None) -> None:
     click.echo(click.style(f"Exercise {ex.number} of {len(exercises())}: {ex.title}  "
                            f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
     click.echo(f"\n{explanation(ex)}\n")
@@ -103,7 +106,7 @@ def show(ex, workspace):
         click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
 
 
-def hint(workspace, ex):
+def hint(workspace: Workspace, ex: Exercise) -> None:
     shown = workspace.take_hint(ex)
     for i, text in enumerate(shown, start=1):
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
@@ -111,7 +114,7 @@ def hint(workspace, ex):
         click.echo(f"(ask again for hint {len(shown) + 1})")
 
 
-def reset(workspace, ex):
+def reset(workspace: Workspace, ex: Exercise) -> None:
     backup = workspace.reset(ex)
     click.echo(f"Restored {workspace.path(ex)}"
                + (f"; your version is in {backup}" if backup else ""))
@@ -121,7 +124,8 @@ def reset(workspace, ex):
 # check and watch
 # ---------------------------------------------------------------------------------------------
 
-def report_check(ex, message, printed, quiet=False, failed="FAIL "):
+def report_check(ex: Exercise, message: str | None, printed: str, quiet: bool = False,
+                 failed: str = "FAIL ") -> bool:
     """Print one check's outcome (with what the learner's code printed, unless `quiet`); True
     when it passed. `failed` heads a failure's line."""
     name = f"{ex.number} {ex.slug} ({ex.file})"
@@ -140,7 +144,7 @@ def report_check(ex, message, printed, quiet=False, failed="FAIL "):
     return False
 
 
-def say_next(workspace):
+def say_next(workspace: Workspace) -> None:
     following = workspace.next_unfinished()
     if following is None:
         click.echo(f"All {len(exercises())} exercises pass. You have built a Transformer, "
@@ -150,7 +154,7 @@ def say_next(workspace):
                    f"tinyformer exercises show {following.number}")
 
 
-def check(workspace, ex, timeout=120):
+def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bool:
     """Check exercise `ex` (None: the next unfinished one) and say what is still wrong, or
     what comes next. True when it passes (or nothing is left to check)."""
     ex = ex or workspace.next_unfinished()
@@ -164,7 +168,7 @@ def check(workspace, ex, timeout=120):
     return passed
 
 
-def check_all(workspace, timeout=120):
+def check_all(workspace: Workspace, timeout: float = 120) -> bool:
     """Check every exercise, one line each; True when all pass."""
     passed = 0
     for ex in exercises():
@@ -174,7 +178,8 @@ def check_all(workspace, timeout=120):
     return passed == len(exercises())
 
 
-def watch(workspace, ex, timeout=120, max_checks=None, poll_seconds=0.3):
+def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
+          max_checks: int | None = None, poll_seconds: float = 0.3) -> None:
     """Check `ex` (None: the next unfinished one) every time its file is saved; once it
     passes, go on to the next. Ctrl-C stops; so does `max_checks` checks (for tests)."""
     ex = ex or workspace.next_unfinished()
@@ -199,12 +204,12 @@ def watch(workspace, ex, timeout=120, max_checks=None, poll_seconds=0.3):
         say_next(workspace)
 
 
-def wait_for_save(path, poll_seconds):
+def wait_for_save(path: Path, poll_seconds: float) -> None:
     """Return once `path` is saved again (its modification time changes), or created or
     deleted. Polling needs nothing installed and sees every editor's way of saving."""
     click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)", dim=True))
 
-    def stamp():
+    def stamp() -> int | None:
         return path.stat().st_mtime_ns if path.exists() else None
 
     seen = stamp()
@@ -216,7 +221,7 @@ def wait_for_save(path, poll_seconds):
 # predict: a chapter's "predict, then run" question
 # ---------------------------------------------------------------------------------------------
 
-def predict(workspace, chapter, answer=None):
+def predict(workspace: Workspace | None, chapter: int, answer: str | None = None) -> bool:
     """Show chapter `chapter`'s snippet, take the learner's prediction of what it prints
     (`answer`, or lines read from the terminal up to an empty one), run it in a fresh process,
     and show both side by side with the idea behind the answer. Returns whether the
@@ -246,7 +251,7 @@ def predict(workspace, chapter, answer=None):
     return right
 
 
-def chapter_to_ask(workspace, name=None):
+def chapter_to_ask(workspace: Workspace | None, name: int | str | None = None) -> int:
     """The chapter a learner means by `name` (a number or a folder name), or without one the
     chapter of the next unfinished exercise (the first chapter outside a workspace)."""
     if name is None:
@@ -258,7 +263,7 @@ def chapter_to_ask(workspace, name=None):
         raise RunnerError(str(error)) from None
 
 
-def read_until_empty_line():
+def read_until_empty_line() -> str:
     """Lines typed by the learner, up to an empty line or the end of the input."""
     lines = []
     for line in iter(sys.stdin.readline, ""):
@@ -273,7 +278,7 @@ def read_until_empty_line():
 _TOKEN = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\w+|[^\s\w,'\"]")
 
 
-def same_output(predicted, printed):
+def same_output(predicted: str, printed: str) -> bool:
     """Whether a prediction says what was printed: the same words and signs in the same
     order, and numbers equal to within 1% or 0.01, whatever the spacing."""
     guessed, shown = _TOKEN.findall(predicted), _TOKEN.findall(printed)
@@ -282,7 +287,7 @@ def same_output(predicted, printed):
     return all(_same_token(x, y) for x, y in zip(guessed, shown))
 
 
-def _same_token(guessed, shown):
+def _same_token(guessed: str, shown: str) -> bool:
     try:
         x, y = float(guessed), float(shown)
     except ValueError:
@@ -293,7 +298,7 @@ def _same_token(guessed, shown):
     return abs(x - y) <= max(0.01, 0.01 * max(abs(x), abs(y))) + 1e-9
 
 
-def side_by_side(left, right):
+def side_by_side(left: tuple[str, str], right: tuple[str, str]) -> str:
     """Two (heading, text) columns next to each other."""
     (left_title, left_text), (right_title, right_text) = left, right
     lefts = [left_title] + ["  " + line for line in left_text.rstrip().splitlines()]
@@ -309,7 +314,7 @@ def side_by_side(left, right):
 # solution and draw
 # ---------------------------------------------------------------------------------------------
 
-def solution(workspace, ex, confirmed=False):
+def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False) -> bool:
     """Print exercise `ex`'s reference solution once the learner confirms (or `confirmed`),
     and remember in the workspace that it was shown. Returns whether it was shown."""
     if not confirmed:
@@ -334,7 +339,8 @@ def solution(workspace, ex, confirmed=False):
     return True
 
 
-def draw(workspace, ex, out=None, timeout=120):
+def draw(workspace: Workspace, ex: Exercise, out: StrPath | None = None,
+         timeout: float = 120) -> str | None:
     """Run the learner's file of exercise `ex` in a fresh process and draw what it computes
     into `out` (default: the workspace's pictures/ folder). Returns the message saying why it
     could not be drawn (the learner's code is not ready), or None once the path is printed."""

@@ -14,6 +14,8 @@ An exercise is done when its last check passed and the file has not changed sinc
 tells. Everything stays in the workspace; nothing needs a network.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -21,8 +23,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from .catalogue import CHAPTERS, exercises
+from ..files import StrPath
+from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess
 
 STATE_DIR = ".tinyformer"
@@ -35,11 +39,11 @@ class WorkspaceError(ValueError):
     """Something about the workspace the learner must fix; the message says what to do."""
 
 
-def file_hash(path):
+def file_hash(path: StrPath) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def init_workspace(directory):
+def init_workspace(directory: StrPath) -> Workspace:
     """Copy a fresh set of exercise files into `directory` (new or empty) and start the
     progress file. Refuses a directory with anything in it, so nothing is overwritten."""
     root = Path(directory).resolve()          # checks run elsewhere: the path must be whole
@@ -68,13 +72,13 @@ def init_workspace(directory):
     return workspace
 
 
-def is_workspace(root):
+def is_workspace(root: StrPath) -> bool:
     """A workspace is marked by its .tinyformer folder; its progress.json may be missing (a
     learner deleted a damaged one, as its error advises), which is progress started afresh."""
     return (Path(root) / STATE_DIR).is_dir()
 
 
-def find_workspace(directory=None, required=True):
+def find_workspace(directory: StrPath | None = None, required: bool = True) -> Workspace | None:
     """The workspace in `directory`, or else the one holding the current directory (None when
     there is none and it is not `required`). Its root is an absolute path: checks run in
     another directory, where a relative one would point elsewhere."""
@@ -95,11 +99,11 @@ def find_workspace(directory=None, required=True):
 
 
 class Workspace:
-    def __init__(self, root, progress):
+    def __init__(self, root: StrPath, progress: dict[str, Any]) -> None:
         self.root, self.progress = Path(root), progress
 
     @classmethod
-    def load(cls, root):
+    def load(cls, root: StrPath) -> Workspace:
         path = Path(root) / STATE_DIR / PROGRESS
         if not path.exists():
             return cls(root, fresh_progress())
@@ -114,7 +118,7 @@ class Workspace:
                                  f"(your exercise files are kept)") from None
         return cls(root, progress)
 
-    def save(self):
+    def save(self) -> None:
         state = self.root / STATE_DIR
         state.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=state, prefix=".progress-")
@@ -122,10 +126,10 @@ class Workspace:
             json.dump(self.progress, f, indent=1, sort_keys=True)
         os.replace(tmp, state / PROGRESS)
 
-    def path(self, ex):
+    def path(self, ex: Exercise) -> Path:
         return self.root / ex.file
 
-    def status(self, ex):
+    def status(self, ex: Exercise) -> str:
         """'done', 'not done', or 'edited' (it passed, and the file changed since)."""
         passed_hash = self.progress["passed"].get(ex.slug)
         if passed_hash is None:
@@ -135,11 +139,11 @@ class Workspace:
             return "done"
         return "edited"
 
-    def next_unfinished(self):
+    def next_unfinished(self) -> Exercise | None:
         """The first exercise in course order that is not done, or None when all are."""
         return next((ex for ex in exercises() if self.status(ex) != "done"), None)
 
-    def check(self, ex, timeout=120):
+    def check(self, ex: Exercise, timeout: float = 120) -> tuple[str | None, str]:
         """Check the learner's file and remember the outcome. Returns (message or None when it
         passes, what the learner's code printed)."""
         path = self.path(ex)
@@ -151,42 +155,42 @@ class Workspace:
         self.record(ex, checked_hash if message is None else None)
         return message, printed
 
-    def record(self, ex, passed_hash):
+    def record(self, ex: Exercise, passed_hash: str | None) -> None:
         if passed_hash:
             self.progress["passed"][ex.slug] = passed_hash
         else:
             self.progress["passed"].pop(ex.slug, None)
         self.save()
 
-    def take_hint(self, ex):
+    def take_hint(self, ex: Exercise) -> list[str]:
         """The hints shown so far, one more each call (up to all of them)."""
         shown = min(self.progress["hints"].get(ex.slug, 0) + 1, len(ex.hints))
         self.progress["hints"][ex.slug] = shown
         self.save()
         return ex.hints[:shown]
 
-    def mark_solution_shown(self, ex):
+    def mark_solution_shown(self, ex: Exercise) -> None:
         if ex.slug not in self.progress["solutions"]:
             self.progress["solutions"].append(ex.slug)
             self.save()
 
-    def solution_shown(self, ex):
+    def solution_shown(self, ex: Exercise) -> bool:
         return ex.slug in self.progress["solutions"]
 
-    def record_prediction(self, folder, answer, right):
+    def record_prediction(self, folder: str, answer: str, right: bool) -> None:
         """Remember a chapter's prediction (the chapter by its folder, `04_autograd`)."""
         self.progress["predictions"][folder] = {"answer": answer, "right": bool(right)}
         self.save()
 
-    def prediction(self, folder):
+    def prediction(self, folder: str) -> dict[str, Any] | None:
         """{"answer": ..., "right": ...} of the chapter's last prediction, or None."""
         found = self.progress["predictions"].get(folder)
         return found if isinstance(found, dict) else None
 
-    def pictures_dir(self):
+    def pictures_dir(self) -> Path:
         return self.root / PICTURES
 
-    def reset(self, ex):
+    def reset(self, ex: Exercise) -> Path | None:
         """Restore the exercise's file to its untouched state. The learner's version is kept
         in .tinyformer/backups/ (returned), so a reset never loses work."""
         path = self.path(ex)
@@ -208,12 +212,12 @@ class Workspace:
         return backup
 
 
-def fresh_progress():
+def fresh_progress() -> dict[str, Any]:
     """The progress of a workspace where nothing has happened yet."""
     return {"version": 1, "passed": {}, "hints": {}, "solutions": [], "predictions": {}}
 
 
-def workspace_readme():
+def workspace_readme() -> str:
     lines = ["# The tinyformer course", "",
              "Each file here is one exercise: its docstring explains the idea, and its TODOs say",
              "what to write. Edit a file, then let the runner check it:", "",

@@ -1,9 +1,11 @@
 """Checkers for chapter 1: one-hot vectors, dot products, matrix multiplication as lookup."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import expect_array
+from ..checking import Learner, expect_array
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
 QUESTION = Question(code="""\
@@ -29,7 +31,7 @@ print(one_hot @ table)
     "given one array of row numbers and one of column numbers, side by side. Which two arrays "
     "are those here?",
 ])
-def check_one_hot(learner):
+def check_one_hot(learner: Learner) -> None:
     one_hot = learner.function("one_hot")
     expect_array(one_hot(np.array([2, 0, 3]), 4),
                  [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], one_hot.last_call, tensor=False)
@@ -47,7 +49,7 @@ def check_one_hot(learner):
     "Element [i, j] of a product pairs one row of A with one column of B: which ones, and "
     "what does your `dot` do with two vectors?",
 ])
-def check_dot_and_matmul(learner):
+def check_dot_and_matmul(learner: Learner) -> None:
     dot = learner.function("dot")
     expect_array(dot(np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])), 32.0,
                  dot.last_call)
@@ -75,7 +77,7 @@ def check_dot_and_matmul(learner):
     "order, repeats included. Both functions give the same rows: that is the point of the "
     "exercise.",
 ])
-def check_table_lookup(learner):
+def check_table_lookup(learner: Learner) -> None:
     table = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])    # (V=4, d=2)
     rng = np.random.default_rng(2)
     big_table = rng.normal(size=(10, 3))                                  # V != d on purpose

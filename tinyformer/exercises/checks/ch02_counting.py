@@ -7,10 +7,14 @@ corpora from a fixed seed. Where a table is wrong, the message also says which w
 element stands for.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, as_array, describe, expect, expect_array
+from ..checking import CheckFailure, Learner, as_array, describe, expect, expect_array
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 2`).
 QUESTION = Question(code="""\
@@ -42,12 +46,14 @@ LONG_CORPUS = [
     "check the battery log and find out whether it ran down please",
 ]
 
+# A wrong prediction: (the words so far, the word that came next, the word predicted or None).
+Mistake = tuple[str, str, str | None]
 
 # ---------------------------------------------------------------------------------------------
 # The reference computations, and random corpora
 # ---------------------------------------------------------------------------------------------
 
-def vocabulary(sentences):
+def vocabulary(sentences: Iterable[str]) -> list[str]:
     words = []
     for sentence in sentences:
         for word in sentence.split():
@@ -56,12 +62,12 @@ def vocabulary(sentences):
     return words
 
 
-def normalise(counts):
+def normalise(counts: np.ndarray) -> np.ndarray:
     sums = counts.sum(axis=-1, keepdims=True)
     return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)
 
 
-def reference_transition_counts(sentences, vocab):
+def reference_transition_counts(sentences: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
     counts = np.zeros((len(vocab), len(vocab)))
     for sentence in sentences:
         words = sentence.split()
@@ -70,7 +76,7 @@ def reference_transition_counts(sentences, vocab):
     return counts
 
 
-def reference_pair_counts(sentences, vocab):
+def reference_pair_counts(sentences: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
     V = len(vocab)
     counts = np.zeros((V * V, V))
     for sentence in sentences:
@@ -80,7 +86,7 @@ def reference_pair_counts(sentences, vocab):
     return counts
 
 
-def reference_skip_weights(sentences, vocab):
+def reference_skip_weights(sentences: Iterable[str], vocab: Sequence[str]) -> np.ndarray:
     V = len(vocab)
     counts = np.zeros((V, V, V))
     for sentence in sentences:
@@ -92,7 +98,8 @@ def reference_skip_weights(sentences, vocab):
     return normalise(counts)
 
 
-def reference_vote(context, weights, vocab):
+def reference_vote(context: Sequence[str], weights: np.ndarray,
+                   vocab: Sequence[str]) -> np.ndarray:
     x = vocab.index(context[-1])
     votes = np.zeros(len(vocab))
     for w in set(context[:-1]):
@@ -100,11 +107,12 @@ def reference_vote(context, weights, vocab):
     return votes
 
 
-def best_word(scores, vocab):
+def best_word(scores: np.ndarray, vocab: Sequence[str]) -> str | None:
     return vocab[int(np.argmax(scores))] if np.any(scores) else None
 
 
-def reference_mistakes(sentences, weights, vocab):
+def reference_mistakes(sentences: Iterable[str], weights: np.ndarray,
+                       vocab: Sequence[str]) -> list[Mistake]:
     wrong = []
     for sentence in sentences:
         words = sentence.split()
@@ -115,7 +123,8 @@ def reference_mistakes(sentences, weights, vocab):
     return wrong
 
 
-def random_corpus(rng, n_sentences=6, n_words=7):
+def random_corpus(rng: np.random.Generator, n_sentences: int = 6,
+                  n_words: int = 7) -> list[str]:
     """Sentences of 3 to 8 words drawn from a few made-up words."""
     pool = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu"][:n_words]
     return [" ".join(rng.choice(pool, size=rng.integers(3, 9)))
@@ -126,7 +135,8 @@ def random_corpus(rng, n_sentences=6, n_words=7):
 # Messages that say which words a wrong element stands for
 # ---------------------------------------------------------------------------------------------
 
-def expect_table(got, expected, call, explain):
+def expect_table(got: Any, expected: np.ndarray, call: str,
+                 explain: Callable[[tuple[int, ...]], str]) -> None:
     """expect_array, and on a wrong value, a line from `explain(index)` saying which words the
     worst element's index stands for."""
     try:
@@ -140,7 +150,7 @@ def expect_table(got, expected, call, explain):
         raise CheckFailure(f"{failure}\n    {explain(tuple(int(i) for i in worst))}") from None
 
 
-def expect_word(got, expected, call):
+def expect_word(got: Any, expected: str | None, call: str) -> None:
     """A predicted word (or None, which here is an answer: "no evidence"), compared exactly.
     checking.expect_equal would read a None as a forgotten `return`."""
     if isinstance(got, np.str_):
@@ -168,7 +178,7 @@ def expect_word(got, expected, call):
     "of zeros. predict_next reads the word's row: nothing in it means None, else the word of "
     "its largest column.",
 ])
-def check_markov_first_order(learner):
+def check_markov_first_order(learner: Learner) -> None:
     transition_counts = learner.function("transition_counts")
     small = ["show me my files please", "show me my photos please"]
     for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(3))):
@@ -217,7 +227,7 @@ def check_markov_first_order(learner):
     "predict_after_pair is the first-order predict_next again, reading the pair's row instead "
     "of the word's: the same two cases.",
 ])
-def check_markov_second_order(learner):
+def check_markov_second_order(learner: Learner) -> None:
     pair_counts = learner.function("pair_counts")
     small = SHORT_CORPUS[3:]
     for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(5))):
@@ -253,7 +263,7 @@ def check_markov_second_order(learner):
 # 3. Second order with skips
 # ---------------------------------------------------------------------------------------------
 
-def expect_mistakes(got, expected, call):
+def expect_mistakes(got: Any, expected: list[Mistake], call: str) -> None:
     """The learner's list of (context, expected, predicted) against ours, entry by entry."""
     expect(isinstance(got, (list, tuple)),
            f"{call} returned {describe(got)}; it should return a list of "
@@ -282,7 +292,7 @@ def expect_mistakes(got, expected, call):
     "it with the word really at t, and keep (the context joined by spaces, the right word, "
     "the prediction) when they differ.",
 ])
-def check_second_order_skips(learner):
+def check_second_order_skips(learner: Learner) -> None:
     skip_weights = learner.function("skip_weights")
     for sentences in (LONG_CORPUS[2:], LONG_CORPUS, random_corpus(np.random.default_rng(7))):
         vocab = vocabulary(sentences)

@@ -2,10 +2,15 @@
 chapter 2, then the same lookup written as Q K^T), and the bridge to a Transformer's layers:
 chapter 2's second-order model as a ReLU feature layer and a matrix product."""
 
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..catalogue import Question, exercise
-from ..checking import describe, expect, expect_array
+from ..checking import Learner, describe, expect, expect_array
 from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
                             normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
@@ -30,22 +35,23 @@ print(np.tril(Q @ K.T, k=-1))           # query t against every earlier key s < 
     'earlier copy of itself. A lookup done by a matrix product is what attention is.'))
 
 
-def reference_mask(weights):
+def reference_mask(weights: np.ndarray) -> np.ndarray:
     return (weights.max(axis=-1) > 0.999).astype(float).T        # [current x, earlier w]
 
 
-def reference_masked_vote(context, weights, mask_table, vocab):
+def reference_masked_vote(context: Sequence[str], weights: np.ndarray, mask_table: np.ndarray,
+                          vocab: Sequence[str]) -> np.ndarray:
     x = vocab.index(context[-1])
     earlier = np.zeros(len(vocab))
     earlier[[vocab.index(w) for w in context[:-1]]] = 1.0
     return (earlier * mask_table[x]) @ weights[:, x, :]
 
 
-def one_hot(ids, vocab_size):
+def one_hot(ids: ArrayLike, vocab_size: int) -> np.ndarray:
     return np.eye(vocab_size)[np.asarray(ids)]
 
 
-def reference_scores(ids, mask_table):
+def reference_scores(ids: np.ndarray, mask_table: np.ndarray) -> np.ndarray:
     T = len(ids)
     return mask_table[np.ix_(ids, ids)] * np.tril(np.ones((T, T)), k=-1)
 
@@ -60,7 +66,7 @@ def reference_scores(ids, mask_table):
     "current word's row of the mask table switches off the useless earlier words, and what is "
     "left weighs the rows of weights[:, x, :]: one vector-matrix product.",
 ])
-def check_selective_mask(learner):
+def check_selective_mask(learner: Learner) -> None:
     informative_mask = learner.function("informative_mask")
     for sentences in (LONG_CORPUS, random_corpus(np.random.default_rng(9))):
         vocab = vocabulary(sentences)
@@ -111,7 +117,7 @@ def check_selective_mask(learner):
     "attend: each position adds up the tokens of the positions its scores let through: the "
     "(T, T) scores times a (T, V) matrix that holds one token per row.",
 ])
-def check_attention_as_matmul(learner):
+def check_attention_as_matmul(learner: Learner) -> None:
     # A hand-made table (not symmetric, so that a transpose shows): word 0 listens for word 1,
     # word 1 for word 2, word 2 for every word, itself included.
     table = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
@@ -152,7 +158,8 @@ def check_attention_as_matmul(learner):
 # The bridge: second order as matrix products, with a ReLU feature layer
 
 
-def reference_feature_weights(V, pairs, first=0, second=1, bias=-1.0):
+def reference_feature_weights(V: int, pairs: Sequence[tuple[int, int]], first: int = 0,
+                              second: int = 1, bias: float = -1.0) -> tuple[np.ndarray, np.ndarray]:
     """W (2V, P) and bias; `first`/`second` say which half holds the previous word (a mistake
     swaps them), `bias` what the bias is."""
     W = np.zeros((2 * V, len(pairs)))
@@ -162,7 +169,7 @@ def reference_feature_weights(V, pairs, first=0, second=1, bias=-1.0):
     return W, np.full(len(pairs), bias)
 
 
-def reference_pair_inputs(ids, V, swapped=False):
+def reference_pair_inputs(ids: np.ndarray, V: int, swapped: bool = False) -> np.ndarray:
     previous, current = one_hot(ids[:-1], V), one_hot(ids[1:], V)
     return np.concatenate([current, previous] if swapped else [previous, current], axis=1)
 
@@ -189,7 +196,7 @@ def _feature_mistakes(ids, W, bias):
     "broadcasts over the rows), then the ReLU. Work out x_t . W[:, p] for a full match, a half "
     "match and no match: the bias must turn exactly the full match into the only positive one.",
 ], forbid=["tinyformer"])
-def check_pair_features(learner):
+def check_pair_features(learner: Learner) -> None:
     feature_weights = learner.function("feature_weights")
     worked = [(0, 2), (1, 2)]
     rng = np.random.default_rng(12)

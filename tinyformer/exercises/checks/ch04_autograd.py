@@ -2,6 +2,8 @@
 tinyautograd's own (in float64) or with finite differences through `tinyautograd.gradcheck`,
 and a wrong one is reported by the name of the input whose gradient it is."""
 
+from __future__ import annotations
+
 import re
 
 import numpy as np
@@ -9,8 +11,8 @@ import numpy as np
 from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
 
 from ..catalogue import Question, exercise
-from ..checking import (CheckFailure, as_array, describe, describe_call, expect, expect_array,
-                        run_learner_code)
+from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
+                        expect_array, run_learner_code)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
 QUESTION = Question(code="""\
@@ -316,7 +318,7 @@ def _random_mlp_inputs():
     "The gradient flows from the output back to the leaves, so walk that list from its end, "
     "after seeding the output's own gradient: d y / d y is 1.",
 ], forbid=["tinyautograd"])
-def check_scalar_engine(learner):
+def check_scalar_engine(learner: Learner) -> None:
     Value = learner.attribute("Value")
     for op in _scalar_ops():
         _probe_op(learner, Value, op)
@@ -380,7 +382,7 @@ def _random_broadcast(rng):
     "mul_backward: each input's gradient is grad times the other input, as for numbers, "
     "brought back to that input's own shape. Which of your two functions does that last part?",
 ], forbid=["tinyautograd.engine"])
-def check_broadcast_gradients(learner):
+def check_broadcast_gradients(learner: Learner) -> None:
     unbroadcast = learner.function("unbroadcast")
     grad = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     for shape in [(2, 1), (3,), (1, 3), (), (2, 3), (1, 1)]:
@@ -433,7 +435,7 @@ def _shapes(inputs):
     "operand transposed in its last two axes, in the order that gives back that input's "
     "shape. The engine sums away the batch axes of a shared weight for you.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
-def check_matmul_backward(learner):
+def check_matmul_backward(learner: Learner) -> None:
     MatMul = learner.attribute("MatMul")
     matmul = _Apply(learner, "matmul")
     a = np.array([[1.0, 2.0, 0.0], [-1.0, 0.5, 3.0]])                          # (2, 3)
@@ -494,7 +496,7 @@ def _engine_gradient(forward, x, grad):
     "The loss is a mean over the N rows, so each row's gradient is divided by N; and the "
     "chain rule multiplies by grad, the gradient arriving from whatever came after the loss.",
 ], forbid=["tinyautograd.ops", "tinyautograd.functional"])
-def check_softmax_cross_entropy_backward(learner):
+def check_softmax_cross_entropy_backward(learner: Learner) -> None:
     Softmax = learner.attribute("Softmax")
     softmax = _Apply(learner, "softmax")
     z = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
@@ -540,7 +542,7 @@ def check_softmax_cross_entropy_backward(learner):
     "x_hat). What remains is scaled by rstd. Work it out on a row of two numbers if it does "
     "not click.",
 ], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops"])
-def check_layer_norm_backward(learner):
+def check_layer_norm_backward(learner: Learner) -> None:
     LayerNormFunction = learner.attribute("LayerNormFunction")
     layer_norm = _Apply(learner, "layer_norm")
     rng = np.random.default_rng(0)

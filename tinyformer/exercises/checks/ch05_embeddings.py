@@ -2,12 +2,14 @@
 tinyautograd.functional.embedding's, and the positional table with tinyformer's own
 (tinyformer/layers.py, SinusoidalPositions)."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from tinyautograd import Tensor, functional
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, describe, expect, expect_array
+from ..checking import CheckFailure, Learner, describe, expect, expect_array
 from .ch04_autograd import _Apply, _gradcheck, _returned_gradients, _tensor
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 5`).
@@ -57,7 +59,7 @@ def _repeated_row_note(ids, table_grad_expected, got):
     "buffers the writes. np.add.at(array, indices, values) adds every one of them, repeats "
     "included.",
 ], forbid=["tinyautograd.functional", "tinyautograd.nn", "tinyautograd.ops", "tinyformer.layers"])
-def check_embedding(learner):
+def check_embedding(learner: Learner) -> None:
     Embedding = learner.attribute("Embedding")
     embed = _Apply(learner, "embed")
     rng = np.random.default_rng(0)
@@ -106,7 +108,7 @@ def _tinyformer_table(context, d_model):
     "step of 2 (0::2 and 1::2) writes half the columns of a (context, d_model) table at a "
     "time.",
 ], forbid=["tinyformer.layers"])
-def check_sinusoidal_positions(learner):
+def check_sinusoidal_positions(learner: Learner) -> None:
     positions = learner.function("sinusoidal_positions")
     rng = np.random.default_rng(0)
     sizes = [(2, 4), (3, 6), (50, 16)] + [(int(rng.integers(5, 40)), 2 * int(rng.integers(2, 20)))

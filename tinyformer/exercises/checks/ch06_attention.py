@@ -6,12 +6,17 @@ Where a wrong answer matches a well-known mistake (no 1/sqrt(d_k), softmax over 
 the mask the wrong way round), the message says so.
 """
 
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, as_array, expect, expect_array, expect_gradients
+from ..checking import CheckFailure, Learner, as_array, expect, expect_array, expect_gradients
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 6`).
 QUESTION = Question(code="""\
@@ -38,12 +43,12 @@ print(weights.round(2))
 # Helpers, shared with chapter 7's checkers
 
 
-def tensor64(array):
+def tensor64(array: ArrayLike) -> Tensor:
     """A float64 leaf Tensor that collects a gradient."""
     return Tensor(np.array(array, dtype=np.float64), requires_grad=True, dtype=np.float64)
 
 
-def backward_through(out, upstream):
+def backward_through(out: Any, upstream: ArrayLike) -> None:
     """loss = sum(out * upstream), then backward: every input's .grad becomes d loss / d input.
     A random `upstream` (not all ones) lets no gradient cancel out by accident. A result that is
     cut off from the inputs is left alone: expect_gradients then says which input it lost."""
@@ -51,7 +56,8 @@ def backward_through(out, upstream):
         (out * Tensor(upstream, dtype=np.float64)).sum().backward()
 
 
-def expect_output(got, expected, call, mistakes=(), what="returned"):
+def expect_output(got: Any, expected: ArrayLike, call: str,
+                  mistakes: Iterable[tuple[str, ArrayLike]] = (), what: str = "returned") -> None:
     """expect_array(tensor=True), and when the answer is wrong but equals one of `mistakes`
     ((description, array) pairs), say which mistake it looks like."""
     try:
@@ -71,7 +77,9 @@ def _softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def numpy_attention(q, k, v, mask=None, scale=None, axis=-1, mask_after=False):
+def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
+                    scale: float | None = None, axis: int = -1,
+                    mask_after: bool = False) -> np.ndarray:
     """Attention in numpy, with knobs to reproduce the usual mistakes."""
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ np.swapaxes(k, -2, -1) * scale
@@ -142,7 +150,7 @@ def _check_attention_call(fn, q, k, v, mask=None, call_with_mask=True):
     "softmax, so give its score a very negative number before it (Tensor.masked_fill, with "
     "the mask inverted): its exp is then 0.",
 ], forbid=["tinyformer.attention"])
-def check_scaled_dot_product(learner):
+def check_scaled_dot_product(learner: Learner) -> None:
     fn = learner.function("scaled_dot_product")
     # By hand: one sequence of two positions, d_k = 2.
     q = np.array([[[1.0, 0.0], [0.0, 2.0]]])
@@ -205,7 +213,7 @@ def _check_causal_mask(fn, T):
     "causal_attention needs no new maths: it is your attention with the mask for its sequence "
     "length. Which axis of q holds T?",
 ], forbid=["tinyformer.attention"])
-def check_causal_mask(learner):
+def check_causal_mask(learner: Learner) -> None:
     mask_fn = learner.function("causal_mask")
     for T in (4, 1, 2, 7):
         _check_causal_mask(mask_fn, T)
@@ -314,7 +322,7 @@ def _check_mha(fn, x, weights, n_head, mask=None):
     "each into heads, attend (every head on its own slice of the features), merge the heads "
     "back, and project with w_o.",
 ], forbid=["tinyformer.attention", "tinyformer.blocks"])
-def check_multi_head_attention(learner):
+def check_multi_head_attention(learner: Learner) -> None:
     split = learner.function("split_heads")
     example = np.arange(8.0).reshape(1, 2, 4)             # the worked example of the lesson
     rng = np.random.default_rng(0)

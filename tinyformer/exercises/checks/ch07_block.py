@@ -4,12 +4,14 @@ Outputs and gradients are compared, in float64, with tinyautograd's `Tensor.gelu
 tinyformer's own layers (`FeedForward`, `DecoderLayer`) holding the same weights.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from tinyautograd import Tensor, no_grad
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, expect_array, expect_gradients
+from ..checking import CheckFailure, Learner, expect_array, expect_gradients
 from .ch06_attention import backward_through, expect_output, tensor64
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 7`).
@@ -78,7 +80,7 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
     "feed_forward widens each position with the first layer, applies gelu to every element, "
     "and narrows back with the second: (B, T, C) -> (B, T, d_ff) -> (B, T, C).",
 ], forbid=["tinyformer.layers", "tinyformer.blocks"])
-def check_feed_forward(learner):
+def check_feed_forward(learner: Learner) -> None:
     gelu = learner.function("gelu")
     _check_gelu(gelu, np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
     rng = np.random.default_rng(0)
@@ -279,7 +281,7 @@ def _check_block(fn, placement, rng):
     "Post-LN: the norm is applied to the SUM: x = norm(x + sublayer(x)). ln1 goes with attn, "
     "ln2 with ffn, in both blocks.",
 ], forbid=["tinyformer.blocks"])
-def check_residual_blocks(learner):
+def check_residual_blocks(learner: Learner) -> None:
     rng = np.random.default_rng(0)
     _check_block(learner.function("pre_ln_block"), "pre", rng)
     _check_block(learner.function("post_ln_block"), "post", rng)

@@ -4,6 +4,8 @@ Each is compared with tinyautograd's own optimizer and schedule (`optim.AdamW`,
 `optim.WarmupCosine`), and the training loop with the same loop run beside it.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -12,7 +14,7 @@ import tinyautograd
 from tinyautograd import Tensor, functional, nn, optim
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, as_array, describe, expect, expect_array
+from ..checking import CheckFailure, Learner, as_array, describe, expect, expect_array
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 8`).
 QUESTION = Question(code="""\
@@ -154,7 +156,7 @@ def _reference_adamw(param, grads, settings):
     "first, on its own, and then the Adam step moves it by lr times m_hat over (sqrt(v_hat) + "
     "eps).",
 ], forbid=["tinyautograd.optim"])
-def check_adam_step(learner):
+def check_adam_step(learner: Learner) -> None:
     fn = learner.function("adam_step")
     # The worked example of the lesson, then the same with weight decay.
     for weight_decay in (0.0, 0.5):
@@ -234,7 +236,7 @@ def _schedule_mistakes(step, base_lr, warmup_steps, total_steps, min_lr):
     "the rate follows half a cosine wave from base_lr down to min_lr: (1 + cos(pi * "
     "progress)) / 2 goes from 1 to 0.",
 ], forbid=["tinyautograd.optim", "tinyformer.train"])
-def check_warmup_schedule(learner):
+def check_warmup_schedule(learner: Learner) -> None:
     fn = learner.function("warmup_schedule")
     cases = [
         ((1.0, 3, 9, 0.1), range(12)),                        # the lesson's worked example
@@ -350,7 +352,7 @@ def _explain_difference(got, expected, call):
     "Gradients add up (+=) across backward calls, so clear them before each backward; and "
     "record the loss of the weights it was computed with, which is before the update.",
 ], forbid=["tinyformer.train", "tinyformer.jobs"])
-def check_training_loop(learner):
+def check_training_loop(learner: Learner) -> None:
     train = learner.function("train")
     vocab = sorted(set(_TEXT))
     ids = np.array([vocab.index(ch) for ch in _TEXT])

@@ -6,14 +6,18 @@ from a generator seeded by the sequence itself, so they are deterministic and de
 token, not only on the last one.
 """
 
+from __future__ import annotations
+
 import itertools
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import (Call, CheckFailure, as_array, describe, expect, expect_array,
+from ..checking import (Call, CheckFailure, Learner, as_array, describe, expect, expect_array,
                         expect_equal)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
@@ -33,22 +37,25 @@ for temperature in [1.0, 0.5, 100.0]:
     '(0.87 for the best token); a large temperature flattens it towards uniform (a third each). '
     'Temperature 0 is the limit of sharpening: greedy decoding.'))
 
+Ids = Union[Sequence[int], np.ndarray]      # a sequence so far: a list of ids, or an array
+NextScores = Callable[[Ids], np.ndarray]    # a model: the sequence so far -> (V,) scores
+
 
 class Model:
     """A model given to the learner's function: ids -> (V,) scores, shown by its name in
     messages (`greedy(next_logits=<random model, V=6>, ...)`)."""
 
-    def __init__(self, next_scores, name):
+    def __init__(self, next_scores: NextScores, name: str) -> None:
         self.next_scores, self.name = next_scores, name
 
-    def __call__(self, ids):
+    def __call__(self, ids: Ids) -> np.ndarray:
         return self.next_scores(ids)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{self.name}>"
 
 
-def random_model(vocab_size, seed, log_probs=False):
+def random_model(vocab_size: int, seed: int, log_probs: bool = False) -> Model:
     """A model ids -> (V,) logits (or log-probabilities), random but fixed for each sequence."""
     def next_scores(ids):
         rng = np.random.default_rng([seed, len(ids), *(int(i) for i in ids)])
@@ -59,7 +66,7 @@ def random_model(vocab_size, seed, log_probs=False):
     return Model(next_scores, f"random model, V={vocab_size}, reads every token of ids")
 
 
-def table_model(table, name, log=False):
+def table_model(table: ArrayLike, name: str, log: bool = False) -> Model:
     """A model that looks at the last token only: row ids[-1] of `table` (or its log)."""
     table = np.asarray(table, dtype=np.float64)
 
@@ -73,7 +80,8 @@ def table_model(table, name, log=False):
 # Greedy decoding
 # ---------------------------------------------------------------------------------------------
 
-def reference_greedy(next_logits, prompt, max_new_tokens, end_id=None):
+def reference_greedy(next_logits: NextScores, prompt: Iterable[int], max_new_tokens: int,
+                     end_id: int | None = None) -> list[int]:
     ids = list(prompt)
     for _ in range(max_new_tokens):
         token = int(np.argmax(next_logits(list(ids))))
@@ -107,7 +115,7 @@ def _expect_sequence(got, expected, call, prompt):
     "The end id belongs to the result and nothing may follow it: decide whether to stop only "
     "after appending the token.",
 ], forbid=["tinyformer.decoding", "tinyformer.sampling"])
-def check_greedy(learner):
+def check_greedy(learner: Learner) -> None:
     greedy = learner.function("greedy")
     bigram = table_model(BIGRAM, "the file's bigram_logits")
     for prompt, max_new, end_id in [([0], 10, 3), ([0], 2, 3), ([2, 0], 5, None), ([1], 0, 3)]:
@@ -131,7 +139,8 @@ def check_greedy(learner):
 # Temperature and top-k
 # ---------------------------------------------------------------------------------------------
 
-def reference_probs(logits, temperature=1.0, top_k=None):
+def reference_probs(logits: ArrayLike, temperature: float = 1.0,
+                    top_k: int | None = None) -> np.ndarray:
     """What tinyformer/sampling.py's sample_next draws from, for one row of logits."""
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
@@ -150,7 +159,7 @@ def reference_probs(logits, temperature=1.0, top_k=None):
     "Top-k keeps the tokens whose logit is at least the k-th largest (ties with it included) "
     "and gives every other one -inf before the softmax, so that its probability is exactly 0.",
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
-def check_temperature_top_k(learner):
+def check_temperature_top_k(learner: Learner) -> None:
     probs_of = learner.function("next_token_probs")
     logits = np.array([2.0, 1.0, 0.0, 1.0])
     cases = [((), {}), ((0.5,), {}), ((2.0,), {}), ((0,), {}), ((1.0, 1), {}), ((1.0, 2), {}),
@@ -175,7 +184,7 @@ def check_temperature_top_k(learner):
 # Top-p
 # ---------------------------------------------------------------------------------------------
 
-def reference_top_p(probs, top_p):
+def reference_top_p(probs: ArrayLike, top_p: float) -> np.ndarray:
     """sample_next's nucleus, with ties in probability ordered by the lower id."""
     probs = np.asarray(probs, dtype=np.float64)
     if top_p >= 1:
@@ -215,7 +224,7 @@ def _expect_nucleus(got, probs, top_p, call):
     "array of length V, indexed by the sorted ids), zero the others, and renormalise so that "
     "the kept probabilities sum to 1.",
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
-def check_top_p(learner):
+def check_top_p(learner: Learner) -> None:
     top_p_filter = learner.function("top_p_filter")
     probs = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
     for p in [0.5, 0.75, 0.8, 0.3, 0.9, 1.0]:
@@ -235,7 +244,8 @@ def check_top_p(learner):
 # Beam search
 # ---------------------------------------------------------------------------------------------
 
-def reference_beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):
+def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], beam_size: int,
+                          max_new_tokens: int, end_id: int | None) -> tuple[list[int], float]:
     """tinyformer/decoding.py's beam search with no length penalty (alpha = 0), for any
     prompt."""
     beams, best = [(list(prompt), 0.0)], None
@@ -262,7 +272,8 @@ def reference_beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end
     return best
 
 
-def repository_beam_search(next_log_probs, bos_id, beam_size, max_new_tokens, end_id):
+def repository_beam_search(next_log_probs: NextScores, bos_id: int, beam_size: int,
+                           max_new_tokens: int, end_id: int | None) -> tuple[list[int], float]:
     """tinyformer.decoding.beam_search itself (alpha = 0), on a session made from
     next_log_probs: the interface every model's decoding session has."""
     from tinyformer.decoding import beam_search
@@ -283,7 +294,8 @@ def repository_beam_search(next_log_probs, bos_id, beam_size, max_new_tokens, en
     return [int(t) for t in best.tokens], best.log_prob
 
 
-def brute_force_best(next_log_probs, prompt, max_new_tokens, end_id, vocab_size):
+def brute_force_best(next_log_probs: NextScores, prompt: Iterable[int], max_new_tokens: int,
+                     end_id: int | None, vocab_size: int) -> tuple[list[int], float] | None:
     """The likeliest of all sequences: ended by end_id within max_new_tokens, or cut off at
     max_new_tokens without it."""
     best = None
@@ -329,7 +341,7 @@ def _expect_hypothesis(got, expected, call, note=""):
     "When the steps run out, the unfinished beams compete with the best finished one on the "
     "same terms: plain log-probability, with no division by the length.",
 ], forbid=["tinyformer.decoding"])
-def check_beam_search(learner):
+def check_beam_search(learner: Learner) -> None:
     beam_search = learner.function("beam_search")
     table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
     for beam_size, max_new in [(2, 3), (1, 3), (3, 4), (1, 1)]:
@@ -359,7 +371,8 @@ def check_beam_search(learner):
 # The key-value cache
 # ---------------------------------------------------------------------------------------------
 
-def full_causal_attention(x, w_q, w_k, w_v):
+def full_causal_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
+                          w_v: np.ndarray) -> np.ndarray:
     """Rows of causal self-attention over x (T, d_model), by tinyformer's attention."""
     from tinyformer.attention import causal_mask, scaled_dot_product_attention
     q, k, v = (Tensor(x @ w, dtype=np.float64) for w in (w_q, w_k, w_v))
@@ -392,7 +405,7 @@ def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
     "sqrt(d_head), a softmax (subtract the largest score first), and the weighted sum of the "
     "cached values.",
 ], forbid=["tinyformer.attention", "tinyformer.decoding"])
-def check_kv_cache(learner):
+def check_kv_cache(learner: Learner) -> None:
     eye = np.eye(2)
     _check_cached_attention(learner, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye, eye,
                             eye, "w_q = w_k = w_v = identity")

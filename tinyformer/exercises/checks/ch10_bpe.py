@@ -6,14 +6,16 @@ do not. On text made of letters only the whole text is one word, and there the t
 exactly; on other text the checker's own reference (the same loop, no cutting) is used.
 """
 
+from __future__ import annotations
+
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from tinyformer.tokenizers import BPETokenizer, merge as repository_merge
 
-from ..checking import CheckFailure, describe, expect, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal
 from ..catalogue import Question, exercise
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 10`).
@@ -92,7 +94,7 @@ def _expect_pair_counts(got, expected, call):
     "the new id stands for both ids, so the walk steps past the pair: that is why merges "
     "never overlap.",
 ], forbid=["tinyformer.tokenizers"])
-def check_bpe_merge(learner):
+def check_bpe_merge(learner: Learner) -> None:
     count_pairs = learner.function("count_pairs")
     for ids in [[97, 97, 97, 98], [1, 2, 1, 2, 1], [5], [], [3, 3, 3, 3, 4, 3]]:
         got = count_pairs(list(ids))
@@ -121,7 +123,7 @@ def check_bpe_merge(learner):
 # Training
 # ---------------------------------------------------------------------------------------------
 
-def reference_train(text, n_merges):
+def reference_train(text: str, n_merges: int) -> list[tuple[int, int]]:
     """BPE on the bytes of `text` (no cutting into words); ties to the smallest pair."""
     ids, merges = list(text.encode("utf-8")), []
     for new_id in range(256, 256 + n_merges):
@@ -184,7 +186,7 @@ def _expect_merges(got, text, n_merges, expected, call):
     "(tuples compare element by element). `min` with a key that returns (-count, pair) does "
     "both.",
 ], forbid=["tinyformer.tokenizers"])
-def check_bpe_train(learner):
+def check_bpe_train(learner: Learner) -> None:
     bpe_train = learner.function("bpe_train")
     got = bpe_train("aaabdaaabac", 3)
     _expect_merges(got, "aaabdaaabac", 3, [(97, 97), (97, 98), (256, 257)],
@@ -209,7 +211,7 @@ def check_bpe_train(learner):
 # Encoding and decoding
 # ---------------------------------------------------------------------------------------------
 
-def reference_encode(text, merges):
+def reference_encode(text: str, merges: Sequence[tuple[int, int]]) -> list[int]:
     """BPETokenizer's encoding of one word, for any text (no cutting into words)."""
     ids = list(text.encode("utf-8"))
     rank = {pair: 256 + k for k, pair in enumerate(merges)}
@@ -246,7 +248,7 @@ def _expect_encoding(bpe_encode, text, merges, expected):
     "across tokens, and only the joined bytes are valid UTF-8 (errors='replace' covers ids "
     "that are not).",
 ], forbid=["tinyformer.tokenizers"])
-def check_bpe_encode(learner):
+def check_bpe_encode(learner: Learner) -> None:
     bpe_encode = learner.function("bpe_encode")
     bpe_decode = learner.function("bpe_decode")
     merges = [(97, 97), (97, 98), (256, 257)]             # learned from "aaabdaaabac"

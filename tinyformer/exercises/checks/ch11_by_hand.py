@@ -7,13 +7,15 @@ random sequences and demands the algorithm's answer at every checked position. I
 behaviour only: nothing here knows what the right weights are.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from tinyautograd import Tensor
 from tinyformer.attention import attention_weights, causal_mask
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, as_array, describe
+from ..checking import CheckFailure, Learner, as_array, describe
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 11`).
 QUESTION = Question(code="""\
@@ -214,7 +216,7 @@ SIZES = [(10, 16), (40, 24), (5, 64)]
     "identity blocks both; the unembedding reads the copy slots only (reading the token slots "
     "too would add a vote for the current token).",
 ])
-def check_attend_to_first(learner):
+def check_attend_to_first(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
     def check(vocab_size, context, sequences):
@@ -244,7 +246,7 @@ def check_attend_to_first(learner):
     "still large after the model divides by sqrt(d_head) = sqrt(context): about 20, against 0 "
     "for every other position.",
 ])
-def check_previous_token(learner):
+def check_previous_token(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
     def check(vocab_size, context, sequences):
@@ -288,7 +290,7 @@ def _induction_targets(ids):
     "Both softmaxes must be nearly one-hot after the division by sqrt(d_head): s = 20 * "
     "sqrt(d_head) works for either layer (d_head1 = context, d_head2 = vocab_size).",
 ])
-def check_induction_head(learner):
+def check_induction_head(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
     def explain(ids):

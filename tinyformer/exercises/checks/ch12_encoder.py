@@ -8,12 +8,16 @@ modules name their parts. Every wrong answer that matches a known mistake (a mas
 way round or on the wrong axis, keys from the decoder, a causal encoder...) is named.
 """
 
+from __future__ import annotations
+
+from typing import Mapping
+
 import numpy as np
 
 from tinyautograd import Tensor, functional, no_grad
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, describe, expect, expect_equal, expect_gradients
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal, expect_gradients
 from .ch06_attention import backward_through, expect_output, tensor64
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 12`).
@@ -71,7 +75,7 @@ def _expect_mask(got, expected, call, mistakes):
     "The mask must broadcast against scores of shape (B, n_head, T_q, T_k): line the shapes "
     "up from the right. Which axis of the scores stands for the keys?",
 ], forbid=["tinyformer.attention", "tinyformer.transformer", "tinyformer.bert"])
-def check_padding_mask(learner):
+def check_padding_mask(learner: Learner) -> None:
     pad_batch = learner.function("pad_batch")
     for sequences, pad_id in (([[5, 6, 7], [8, 9]], 0), ([[1], [2, 3, 4, 5], [6, 7]], 9),
                               ([[4, 4], [4, 4]], 0)):
@@ -110,7 +114,8 @@ def check_padding_mask(learner):
 # 2. Cross-attention: the reference, with the knobs of the usual mistakes
 
 
-def reference_mha(x, context, w_q, w_k, w_v, w_o, n_head, mask=None):
+def reference_mha(x: Tensor, context: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, w_o: Tensor,
+                  n_head: int, mask: np.ndarray | None = None) -> Tensor:
     """Multi-head attention, queries from x, keys and values from `context`; Tensors in,
     Tensor out, through tinyformer's attention op."""
     from tinyformer.attention import scaled_dot_product_attention
@@ -172,7 +177,7 @@ def _check_cross_attention(fn, B, T_q, T_k, C, n_head, with_mask, rng):
     "Which of the two sequences asks the questions, and which one holds the answers? The one "
     "that asks gives the output its length.",
 ], forbid=["tinyformer.attention", "tinyformer.blocks", "tinyformer.transformer"])
-def check_cross_attention(learner):
+def check_cross_attention(learner: Learner) -> None:
     fn = learner.function("cross_attention")
     rng = np.random.default_rng(0)
     # Without a mask first: a wrong source of keys then shows as wrong numbers, not as a mask
@@ -228,7 +233,8 @@ def _sublayers(w, n_head):
     return attend, ffn, norm
 
 
-def reference_encoder_layer(x, w, n_head, mask, variant=None):
+def reference_encoder_layer(x: Tensor, w: Mapping[str, Tensor], n_head: int,
+                            mask: np.ndarray | None, variant: str | None = None) -> Tensor:
     """The encoder layer; `variant` names a known mistake to reproduce instead."""
     from tinyformer.attention import causal_mask
     attend, ffn, norm = _sublayers(w, n_head)
@@ -243,7 +249,9 @@ def reference_encoder_layer(x, w, n_head, mask, variant=None):
     return norm(x + ffn(x), 2)
 
 
-def reference_decoder_layer(y, memory, w, n_head, self_mask, memory_mask, variant=None):
+def reference_decoder_layer(y: Tensor, memory: Tensor, w: Mapping[str, Tensor], n_head: int,
+                            self_mask: np.ndarray | None, memory_mask: np.ndarray | None,
+                            variant: str | None = None) -> Tensor:
     """The decoder layer; `variant` names a known mistake to reproduce instead."""
     attend, ffn, norm = _sublayers(w, n_head)
 
@@ -311,7 +319,7 @@ def _check_layer(fn, args, reference, variants, inputs, upstream, call_args, if_
     "cross-attention the source padding.",
 ], forbid=["tinyformer.blocks", "tinyformer.attention", "tinyformer.transformer",
            "tinyformer.bert", "tinyformer.layers"])
-def check_encoder_decoder_layers(learner):
+def check_encoder_decoder_layers(learner: Learner) -> None:
     from tinyformer.attention import causal_mask
     rng = np.random.default_rng(0)
     B, T_src, T_tgt, C, n_head, d_ff = 2, 5, 4, 8, 2, 16

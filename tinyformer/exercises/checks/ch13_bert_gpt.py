@@ -7,12 +7,14 @@ scores (B, n_head, T_q, T_k), as attention uses it, so any shape that broadcasts
 right. Every wrong answer that matches a known mistake is named.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, describe, expect, expect_array, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_array, expect_equal
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 13`).
 QUESTION = Question(code="""\
@@ -40,7 +42,8 @@ def _log_softmax(x):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def reference_mlm_loss(logits, targets, ignore_index):
+def reference_mlm_loss(logits: np.ndarray, targets: np.ndarray,
+                       ignore_index: int) -> tuple[float, np.ndarray]:
     """(loss, d loss / d logits) of the mean cross-entropy over the counted positions."""
     log_probs = _log_softmax(logits)
     counted = targets != ignore_index
@@ -140,7 +143,7 @@ def _check_mlm_loss(masked_lm_loss, logits, targets, ignore_index):
     "number per counted position, and gradients flow through it. Which count divides their "
     "sum?",
 ], forbid=["tinyautograd.functional", "tinyformer.bert", "tinyformer.jobs"])
-def check_masked_lm_loss(learner):
+def check_masked_lm_loss(learner: Learner) -> None:
     mask_tokens = learner.function("mask_tokens")
     rng = np.random.default_rng(0)
     # The worked example, then token 0 hidden and another ignore_index, then a random batch
@@ -236,7 +239,7 @@ def _queries(ids, pad_id):
     "sequence's padding can its keys hold?",
 ], forbid=["tinyformer.attention", "tinyformer.gpt", "tinyformer.bert",
            "tinyformer.transformer"])
-def check_attention_masks(learner):
+def check_attention_masks(learner: Learner) -> None:
     rng = np.random.default_rng(0)
     pad_id = 0
     # (source, target) batches: the worked example; B != T and T_src != T_tgt, with padding of

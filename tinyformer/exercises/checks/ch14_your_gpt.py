@@ -9,8 +9,11 @@ batches, and must recall the colour of each held-out story clearly more often th
 counting model of chapter 2 (two words of context, so one guess among six colours) does.
 """
 
+from __future__ import annotations
+
 import math
 from collections import Counter, defaultdict
+from typing import Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -19,7 +22,7 @@ from tinyautograd import Tensor, functional, manual_seed, no_grad, optim
 from tinyformer.data import builtin_corpus
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, describe, expect, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 14`).
 QUESTION = Question(code="""\
@@ -173,7 +176,7 @@ def _held_out_prompts():
     return [(s[:s.rindex(" is ") + 4], s[s.rindex(" is ") + 4:].rstrip(".")) for s in stories]
 
 
-def counting_model_recall(text, prompts):
+def counting_model_recall(text: str, prompts: Sequence[tuple[str, str]]) -> float:
     """Chapter 2's second-order model, on words: the next word is the one that most often
     followed the last two in the training text. Its recall of the colours."""
     counts = defaultdict(Counter)
@@ -253,7 +256,7 @@ def _check_training(learner):
     "matrix turns the normalised stream (B, T, C) back into V scores per position?",
 ], forbid=["tinyformer.gpt", "tinyformer.blocks", "tinyformer.layers", "tinyformer.attention",
            "tinyformer.transformer", "tinyformer.bert", "tinyformer.pretrained"])
-def check_your_gpt(learner):
+def check_your_gpt(learner: Learner) -> None:
     _check_batches(learner.function("teacher_forcing_batch"))
     _check_behaviour(learner)
     _check_training(learner)

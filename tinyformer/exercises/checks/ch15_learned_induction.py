@@ -8,7 +8,10 @@ the last, position 0 counted...) is named. Then the model of the exercise file, 
 layers apart: layer 1 a previous-token head, layer 2 an induction head.
 """
 
+from __future__ import annotations
+
 import importlib.util
+from types import ModuleType
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -16,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tinyautograd import no_grad
 
 from ..catalogue import COURSE_DIR, Question, exercise
-from ..checking import CheckFailure, describe, expect
+from ..checking import CheckFailure, Learner, describe, expect
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 15`).
 QUESTION = Question(code="""\
@@ -51,11 +54,11 @@ def _mean(values):
     return float(np.mean(values)) if len(values) else 0.0
 
 
-def reference_previous(pattern):
+def reference_previous(pattern: np.ndarray) -> float:
     return _mean([pattern[t, t - 1] for t in range(1, len(pattern))])
 
 
-def reference_induction(pattern, ids):
+def reference_induction(pattern: np.ndarray, ids: np.ndarray) -> float:
     return _mean([pattern[t, j + 1] for t, j in _last_earlier(ids)])
 
 
@@ -114,7 +117,7 @@ def _random_pattern(rng, T):
 # Training the shipped model
 
 
-def shipped_model():
+def shipped_model() -> ModuleType:
     """The exercise file as shipped, for its model and training loop."""
     spec = importlib.util.spec_from_file_location(
         "shipped_induction_scores", COURSE_DIR / "15_learned_induction" / "induction_scores.py")
@@ -135,7 +138,7 @@ FOUND = 0.5      # a head's own score must reach this, and beat the other layer'
     "Which key holds what the induction head wants to copy: the earlier occurrence of the "
     "token, or what came right after it? And which positions have anything to copy at all?",
 ])
-def check_induction_scores(learner):
+def check_induction_scores(learner: Learner) -> None:
     previous = learner.function("previous_token_score")
     induction = learner.function("induction_score")
     rng = np.random.default_rng(0)
