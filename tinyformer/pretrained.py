@@ -120,6 +120,11 @@ def from_gpt2(state: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarra
 # Loading
 
 
+def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
+    """GPT.from_pretrained: a GPT-2 checkpoint (see load_gpt2)."""
+    return load_gpt2(directory, gpt)
+
+
 def load_gpt2(directory: StrPath, gpt: type[GPT]) -> GPT:
     """A `gpt` (our GPT class: GPT.from_pretrained passes itself, so that this module needs no
     import of it), in eval mode, from a GPT-2 checkpoint directory (config.json and
@@ -276,10 +281,17 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
     config = model.config
-    for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu")):
-        if config[setting] != gpt2:
+    # GPT-2's block is the 2017 one: any of the modern switches takes a model out of its reach.
+    n_kv_head = config.get("n_kv_head") or config["n_head"]
+    for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu"),
+                          ("normalization", "layernorm"), ("qk_norm", False),
+                          ("logit_softcap", None), ("bias", True), ("d_head", None)):
+        if config.get(setting, gpt2) != gpt2:
             raise PretrainedError(f"GPT-2 cannot express {setting}={config[setting]!r}: it has "
                                   f"{setting}={gpt2!r} only")
+    if n_kv_head != config["n_head"]:
+        raise PretrainedError(f"GPT-2 cannot express n_kv_head={n_kv_head}: every head of its "
+                              f"attention has its own keys and values")
     eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
     if len(eps) != 1:
         raise PretrainedError(f"GPT-2 has one layer_norm_epsilon; this model's layer norms use "
