@@ -445,6 +445,20 @@ def train_options(command):
         click.option("--positions", metavar="KIND", help="learned, sinusoidal, rope or none "
                      "[the model's own]."),
         click.option("--norm", metavar="WHERE", help="pre or post [the model's own]."),
+        click.option("--normalization", metavar="KIND", help="layernorm or rmsnorm, for every "
+                     "norm [layernorm]."),
+        click.option("--activation", metavar="NAME", help="The feed-forward's: gelu, relu, "
+                     "swiglu or relu2 [the model's own]."),
+        click.option("--n-kv-head", type=int, help="Key-value heads, dividing --n-head: "
+                     "grouped-query attention (1: multi-query) [n-head]."),
+        click.option("--qk-norm", is_flag=True, default=None, help="Normalise each head's "
+                     "queries and keys before their dot product."),
+        click.option("--logit-softcap", type=float, help="Squash the logits into (-c, c), "
+                     "c tanh(logits / c) [none]."),
+        click.option("--no-bias", "bias", flag_value=False, default=None, help="No biases in "
+                     "the linear layers and norms."),
+        click.option("--rope-theta", type=float, help="RoPE's base, with --positions rope "
+                     "[10000]."),
         click.option("--dropout", type=float, help="Dropout rate [0]."),
         click.option("--batch-size", type=int, help="Sequences per step."),
         click.option("--iters", type=int, help="Optimizer steps."),

@@ -45,7 +45,8 @@ from .progress import Progress
 from .resources import check_memory
 from .rundir import CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, RunDirectory
 from .tokenizers import escape_controls
-from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
+from .layers import ACTIVATIONS, NORMALIZATIONS
+from .schema import SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -86,6 +87,15 @@ class TrainConfig:
     context: int | None = None
     positions: str | None = None   # learned | sinusoidal | rope | none
     norm: str | None = None        # pre | post
+    # The modern block's switches (None: the model's own default, the 2017 block's)
+    normalization: str | None = None     # layernorm | rmsnorm
+    rmsnorm_affine: bool | None = None   # False: RMS norms without a learned weight
+    activation: str | None = None        # gelu | relu | swiglu | relu2
+    n_kv_head: int | None = None         # grouped-query attention: key-value heads
+    qk_norm: bool | None = None          # normalise queries and keys per head
+    logit_softcap: float | None = None   # cap * tanh(logits / cap)
+    bias: bool | None = None             # False: no biases in linear layers and norms
+    rope_theta: float | None = None      # RoPE's base, with positions = rope
     dropout: float = 0.0
     batch_size: int | None = None
     iters: int | None = None
@@ -167,6 +177,17 @@ class TrainConfig:
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
                              f"= {self.d_model // self.n_head}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            divisors = [n for n in range(1, self.n_head + 1) if self.n_head % n == 0]
+            raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
+                             f"{self.n_head}: each key-value head serves a whole group of "
+                             f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
+        if self.rope_theta is not None and self.positions != "rope":
+            raise ValueError("--rope-theta is the base of RoPE's rotations; it needs "
+                             "--positions rope")
+        if self.rmsnorm_affine is not None and self.normalization != "rmsnorm":
+            raise ValueError("rmsnorm_affine says whether RMS norms learn a weight; it needs "
+                             "normalization = \"rmsnorm\"")
         if not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
@@ -201,6 +222,14 @@ SETTING_RULES = {
     "context": Optional(Whole(1, 1 << 20)),
     "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
     "norm": Optional(OneOf("pre", "post")),
+    "normalization": Optional(OneOf(*NORMALIZATIONS)),
+    "rmsnorm_affine": Optional(Flag()),
+    "activation": Optional(OneOf(*ACTIVATIONS)),
+    "n_kv_head": Optional(Whole(1, 4_096)),
+    "qk_norm": Optional(Flag()),
+    "logit_softcap": Optional(Number(above=0)),
+    "bias": Optional(Flag()),
+    "rope_theta": Optional(Number(above=1)),
     "dropout": Number(0, below=1),
     "batch_size": Optional(Whole(1, 1 << 20)),
     "iters": Optional(Whole(1, BIG)),
