@@ -227,7 +227,8 @@ def reshaped(name, shape):
 
 
 REFUSALS = [    # (changes to config.json, a change to the weights, what the error says)
-    ({"model_type": "llama"}, None, "config.json: model_type is 'llama'; only 'gpt2'"),
+    ({"model_type": "gpt_neox"}, None, "config.json: model_type is 'gpt_neox'; tinyformer "
+                                       "reads 'gpt2', 'llama' and 'qwen3'"),
     ({"activation_function": "relu"}, None, "activation_function 'relu': our GELU is the tanh"),
     ({"activation_function": "gelu"}, None, "activation_function 'gelu'"),   # the erf GELU
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),

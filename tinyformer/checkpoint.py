@@ -22,7 +22,8 @@ holds pickled data is refused, since unpickling can run any code.
 model.safetensors, and the tokenizer as vocab.json + merges.txt): a real GPT-2 downloaded from
 its model page, or a model of ours that `export_pretrained` wrote (tinyformer/pretrained.py has
 the format). A character-level tokenizer has no GPT-2 form, so an exported character model
-keeps its tokenizer as tinyformer-tokenizer.json beside the rest.
+keeps its tokenizer as tinyformer-tokenizer.json beside the rest. It reads a Llama or Qwen3
+directory (SmolLM's, say) too, with its tokenizer.json.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .bert import BERT
 from .files import StrPath, current_umask, atomic_write
 from .gpt import GPT
 from .layers import default_d_ff
+from .pretrained import is_llama_family, read_tokenizer_json
 from .schema import Optional, Whole, check_settings
 from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
@@ -359,11 +361,14 @@ PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2
 
 
 def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:
-    """(model, tokenizer, config) from a Hugging Face GPT-2 directory, the model in eval mode;
-    config is {"model": "gpt", "model_config": ...}, as a checkpoint's says."""
+    """(model, tokenizer, config) from a Hugging Face GPT-2, Llama or Qwen3 directory, the
+    model in eval mode; config is {"model": "gpt", "model_config": ...}, as a checkpoint's
+    says."""
     model = GPT.from_pretrained(directory)
-    if any(os.path.exists(os.path.join(directory, name))
-           for name in ("vocab.json", "tokenizer.json")):      # GPT-2's, or transformers 5's
+    if is_llama_family(directory):                             # tokenizer.json, any layout
+        tokenizer = read_tokenizer_json(directory, model.config["vocab_size"])
+    elif any(os.path.exists(os.path.join(directory, name))
+             for name in ("vocab.json", "tokenizer.json")):    # GPT-2's, or transformers 5's
         tokenizer = BPETokenizer.from_pretrained(directory)
     elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
