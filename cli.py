@@ -1250,7 +1250,8 @@ def exercises_reset(name, workspace_dir):
 # bench: the benchmarks, ours beside PyTorch eager
 # ---------------------------------------------------------------------------------------------
 
-BENCH_NAMES = ["train_step", "generation", "ops", "memory", "tokenizer", "whole_run", "gpt2"]
+BENCH_NAMES = ["train_step", "generation", "ops", "memory", "tokenizer", "whole_run", "gpt2",
+               "blocks"]
 BENCH_SUITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks", "suite.py")
 
 
