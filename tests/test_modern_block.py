@@ -187,6 +187,19 @@ def test_softcap_squashes_the_logits_and_nothing_else():
     np.testing.assert_allclose(got, 1.5 * np.tanh(raw / 1.5), rtol=1e-5, atol=1e-6)
 
 
+def test_softcap_and_rope_theta_act_in_every_model():
+    idx = tokens((2, 8), low=1)
+    for build in (lambda **k: GPT(V, CONTEXT, **SIZES, **k),
+                  lambda **k: BERT(V, CONTEXT, **SIZES, **k),
+                  lambda **k: Transformer(V, V, CONTEXT, **SIZES, tie_weights=False, **k)):
+        ta.manual_seed(0)
+        model = sharpened(build(logit_softcap=0.5, positions="rope", rope_theta=77.0), 5.0)
+        logits = (model(idx, idx) if isinstance(model, Transformer) else model(idx)).data
+        assert 0.45 < np.abs(logits).max() <= 0.5          # float32: tanh rounds to 1
+        rotaries = [m for m in model.modules() if isinstance(m, RotaryPositions)]
+        assert rotaries and all(r.base == 77.0 for r in rotaries)
+
+
 def test_the_switches_reach_bert_and_the_transformer_too():
     for model in (BERT(V, CONTEXT, **SIZES, **SWITCHES["all"]),
                   Transformer(V, V, CONTEXT, **SIZES, **SWITCHES["all"])):

@@ -303,8 +303,8 @@ class MultiHeadAttention(nn.Module):
       d_head), and the Attention op broadcasts over the group.
     - `qk_norm` (Qwen3, OLMo 2, nanochat): each head's queries and keys are normalised (a
       norm over d_head, of the kind `normalization` names, its weight shared by the heads)
-      before RoPE and the dot product, so the scores cannot grow without bound as training
-      sharpens them.
+      before RoPE and the dot product, so the scores follow the directions of q and k, not
+      their lengths, which training would otherwise grow until softmax saturates.
     - `bias=False`: no biases in the four projections (nor in the qk norms).
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
@@ -325,7 +325,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
                              f"{d_model}")
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        if int(n_kv_head) != n_kv_head or n_kv_head < 1 or n_head % n_kv_head:
+        whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
+        if not whole or n_kv_head < 1 or n_head % n_kv_head:
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
                              f"query heads")
