@@ -11,8 +11,8 @@
 - bad settings are one-line errors; a config without the switches (an old checkpoint's) builds
   the model it always did.
 The ops themselves (RMS norm, SwiGLU, squared ReLU, soft-capping) are in tests/op_cases.py
-(gradcheck, gradgradcheck, PyTorch); whole models' second derivatives in
-tests/test_second_order.py.
+(gradcheck, gradgradcheck, PyTorch); here their second derivatives against PyTorch's too;
+whole models' second derivatives in tests/test_second_order.py.
 """
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch.nn.functional as TF
 
 import tinyautograd as ta
 from tinyautograd import Tensor, nn
+from tinyautograd import functional as F
 from tinyformer import BERT, GPT, MultiHeadAttention, Transformer
 from tinyformer.attention import KVCache, causal_mask, padding_mask
 from tinyformer.layers import FeedForward, RotaryPositions, default_d_ff
@@ -216,6 +217,39 @@ def test_d_head_can_differ_from_d_model_over_n_head():
     assert attn.q.weight.shape == (16, 24) and attn.k.weight.shape == (16, 12)
     assert attn.out.weight.shape == (24, 16) and attn.q_norm.weight.shape == (6,)
     check_cache_equals_recomputing(model)
+
+
+# --------------------------------------------------------------------------------------------
+# The new ops' second derivatives against PyTorch's (first derivatives: tests/op_cases.py)
+
+
+NEW_OPS = {
+    "rms_norm": (lambda x, w: F.rms_norm(x, w, eps=1e-3),
+                 lambda x, w: TF.rms_norm(x, (x.shape[-1],), w, 1e-3), [(3, 5), (5,)]),
+    "swiglu": (F.swiglu, lambda x: TF.silu(x[..., :3]) * x[..., 3:], [(2, 4, 6)]),
+    "relu_squared": (F.relu_squared, lambda x: torch.relu(x) ** 2, [(4, 5)]),
+    "softcap": (lambda x: F.softcap(x, 1.5), lambda x: 1.5 * torch.tanh(x / 1.5), [(4, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", NEW_OPS)
+def test_the_new_ops_second_derivatives_are_pytorchs(name):
+    ours_fn, torch_fn, shapes = NEW_OPS[name]
+    rng = np.random.default_rng(3)
+    arrays = [2 * rng.standard_normal(shape) for shape in shapes]
+    out_shape = ours_fn(*[Tensor(a, dtype=np.float64) for a in arrays]).shape
+    v = rng.standard_normal(out_shape)                  # d(v . f(x))/dx, then along w
+    w = [rng.standard_normal(shape) for shape in shapes]
+    ours = [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
+    grads = ta.grad((ours_fn(*ours) * v).sum(), ours, create_graph=True)
+    hvp = ta.grad(sum((g * wi).sum() for g, wi in zip(grads, w)), ours)
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    t_grads = torch.autograd.grad((torch_fn(*theirs) * torch.tensor(v)).sum(), theirs,
+                                  create_graph=True)
+    t_hvp = torch.autograd.grad(sum((g * torch.tensor(wi)).sum() for g, wi in zip(t_grads, w)),
+                                theirs)
+    for mine, want in zip(hvp, t_hvp):
+        np.testing.assert_allclose(mine.data, want.numpy(), rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
