@@ -6,6 +6,7 @@ project's speed targets. `tinyformer bench` runs this script.
     python benchmarks/suite.py --only train_step generation
     python benchmarks/suite.py --whole-run           # also 2000 steps of Shakespeare (~10 min)
     python benchmarks/suite.py --only gpt2           # GPT-2 small's generation (~2 min)
+    python benchmarks/suite.py --only blocks         # each change to the block (~an hour)
     python benchmarks/suite.py --save                # keep the raw JSON in benchmarks/results/
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
@@ -41,10 +42,11 @@ BENCHMARKS = {
                   ["--seeds", "0", "--iters", "200", "--eval-every", "100", "--eval-iters", "20"]),
     "gpt2": ("generation.py", GPT2 + ["--new-tokens", "128", "--blocks", "2", "--reps", "1"],
              GPT2 + ["--prompt-len", "16", "--new-tokens", "16", "--blocks", "1", "--reps", "1"]),
+    "blocks": ("blocks.py", [], ["--recipes", "builtin", "--iters", "30", "--eval-iters", "2"]),
 }
 TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 # Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
-ON_REQUEST = {"whole_run", "gpt2"}
+ON_REQUEST = {"whole_run", "gpt2", "blocks"}
 
 
 def parse_args(argv=None):
@@ -143,9 +145,16 @@ def rows_gpt2(r):
                row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
 
 
+def rows_blocks(r):
+    for run in r["runs"]:
+        if run["variant"] in ("baseline", "all") and run["seed"] == r["runs"][0]["seed"]:
+            yield (f"{run['recipe']} {run['variant']} block, val loss", run["val_loss"], None,
+                   None, "", None)
+
+
 SUMMARY_ROWS = {"train_step": rows_train_step, "generation": rows_generation, "ops": rows_ops,
                 "memory": rows_memory, "tokenizer": rows_tokenizer, "whole_run": rows_whole_run,
-                "gpt2": rows_gpt2}
+                "gpt2": rows_gpt2, "blocks": rows_blocks}
 
 
 def number(x):

@@ -22,8 +22,8 @@ An `OpCase` has
                   False where the case is not differentiable at its inputs on purpose (ties in
                   max): no gradcheck, only parity with torch
 
-Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm)
-included, is twice differentiable.
+Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm,
+RMS norm, SwiGLU, ...) included, is twice differentiable.
 
 API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
 full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
@@ -45,7 +45,8 @@ from hypothesis.extra import numpy as hnp
 import tinyautograd as ta
 import tinyautograd.functional as F
 from tinyautograd import ops
-from tinyautograd.functional import CrossEntropy, LayerNorm
+from tinyautograd.functional import (CrossEntropy, LayerNorm, ReluSquared, RMSNorm, SoftCap,
+                                     SwiGLU)
 
 MAX_SIDE = 4       # elements per axis
 MAX_SIZE = 32      # elements per input: gradcheck costs two forwards per element
@@ -439,6 +440,27 @@ def draw_layer_norm(affine):
     return draw
 
 
+def draw_rms_norm(affine):
+    def draw(d):
+        shape = d.shape(min_dims=1)
+        arrays = [d.normal(shape, 3.0)]
+        if affine:
+            arrays.append(d.normal(shape[-1:]))
+        return arrays, {"eps": d.sample([1e-6, 1e-3])}
+    return draw
+
+
+def draw_swiglu(d):
+    """The gate and the values side by side: an even last axis."""
+    shape = d.shape(min_dims=1, max_side=MAX_SIDE // 2)
+    return [d.normal(shape[:-1] + (2 * shape[-1],), 2.0)], {}
+
+
+def draw_softcap(d):
+    # A cap of 0.5 squashes values of size 2 hard; 30 (Gemma's) leaves them nearly as they are.
+    return [d.normal(d.shape(), 2.0)], {"cap": d.sample([0.5, 2, 30.0])}
+
+
 def draw_dropout(d):
     shape = d.shape()
     return [d.normal(shape)], {"p": d.sample([0.1, 0.5]), "seed": d.integer(0, 100)}
@@ -497,6 +519,15 @@ def torch_cross_entropy(logits, targets, ignore_index, label_smoothing):
 
 def torch_layer_norm(x, weight=None, bias=None, eps=1e-5):
     return TF.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def torch_rms_norm(x, weight=None, eps=1e-6):
+    return TF.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def torch_swiglu(x):
+    gate, up = x.chunk(2, dim=-1)
+    return TF.silu(gate) * up
 
 
 def torch_var(x, axis, keepdims, ddof):
@@ -641,6 +672,17 @@ CASES = [
     OpCase("layer_norm: no weight or bias", (LayerNorm,),
            lambda x, eps: F.layer_norm(x, eps=eps), lambda x, eps: torch_layer_norm(x, eps=eps),
            draw_layer_norm(affine=False)),
+    OpCase("rms_norm: weight", (RMSNorm,),
+           lambda x, w, eps: F.rms_norm(x, w, eps=eps), torch_rms_norm, draw_rms_norm(True)),
+    OpCase("rms_norm: no weight", (RMSNorm,),
+           lambda x, eps: F.rms_norm(x, eps=eps), lambda x, eps: torch_rms_norm(x, eps=eps),
+           draw_rms_norm(False)),
+    OpCase("swiglu: silu(gate) * up, side by side on the last axis", (SwiGLU,), F.swiglu,
+           torch_swiglu, draw_swiglu),
+    OpCase("relu_squared", (ReluSquared,), F.relu_squared, lambda x: torch.relu(x) ** 2,
+           one(away_from_zero)),
+    OpCase("softcap: cap * tanh(x / cap)", (SoftCap,), lambda x, cap: F.softcap(x, cap),
+           lambda x, cap: cap * torch.tanh(x / cap), draw_softcap),
     OpCase("dropout (seeded)", (ops.Mul,),
            lambda x, p, seed: F.dropout(x, p, generator=np.random.default_rng(seed)),
            torch_dropout, draw_dropout),

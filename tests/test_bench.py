@@ -123,3 +123,23 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+
+
+def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path, capsys):
+    """Two variants of the built-in recipe, two steps each (about five seconds: the one run of
+    the benchmark end to end); the records and the suite's summary rows."""
+    out = tmp_path / "blocks.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "blocks.py"), "--recipes",
+                           "builtin", "--variants", "baseline", "all", "--iters", "2",
+                           "--eval-iters", "1", "--jobs", "2", "--json", str(out)],
+                          check=True, capture_output=True, text=True)
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["recipe"], r["variant"], r["seed"], r["iters"]) for r in runs] == [
+        ("builtin", "baseline", 0, 2), ("builtin", "all", 0, 2)]
+    baseline, modern = runs
+    assert modern["params"] < baseline["params"]          # fewer key-value heads, no biases
+    assert all(r["val_loss"] > 0 and r["val_recall"] is not None and r["ms_per_step"] > 0
+               for r in runs)
+    assert "| all | 0 |" in done.stdout and "vs baseline" in done.stdout
+    suite.summary({"blocks": json.loads(out.read_text())}, threads=1)
+    assert "builtin all block, val loss" in capsys.readouterr().out

@@ -72,13 +72,18 @@ def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
     assert_input_error(result, "has a model but no tokenizer", "vocab.json")
 
 
-def test_a_model_that_is_not_gpt2_is_refused(gpt2_dir, tmp_path):
+def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     config = json.loads((directory / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "gpt_neox"}))
     (tmp_path / "model.safetensors").write_bytes((directory / "model.safetensors").read_bytes())
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
-    assert_input_error(result, "model_type is 'llama'; only 'gpt2'")
+    assert_input_error(result, "model_type is 'gpt_neox'; tinyformer reads 'gpt2', 'llama' "
+                               "and 'qwen3'")
+    # A GPT-2 config.json relabelled llama lacks a Llama's sizes: named, in one line.
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "hidden_size is missing; a llama config.json gives")
 
 
 # -- export ------------------------------------------------------------------------------------

@@ -39,8 +39,10 @@ TRAIN_OPTIONS = ["--n-layer", "--n-head", "--d-model", "--d-ff", "--context", "-
                  "--clip", "--label-smoothing", "--eval-every", "--eval-iters", "--seed",
                  "--vocab-size", "--tokenizer", "--positions", "--norm", "--schedule",
                  "--model", "--task", "--min-len", "--max-len", "--threads", "--corpus",
-                 "--checkpoint-every"]
-TRAIN_KEYS = [o[2:].replace("-", "_") for o in TRAIN_OPTIONS if o != "--threads"]
+                 "--checkpoint-every", "--normalization", "--activation", "--n-kv-head",
+                 "--logit-softcap", "--rope-theta"]
+TRAIN_KEYS = [o[2:].replace("-", "_") for o in TRAIN_OPTIONS if o != "--threads"] + [
+    "qk_norm", "bias", "rmsnorm_affine"]                      # flags on the command line
 GENERATE_OPTIONS = ["--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed",
                     "--beam", "--threads", "--prompt"]
 BIG_ENOUGH = {"--iters", "--eval-iters", "--batch-size", "--n-layer", "--max-new-tokens",
@@ -144,7 +146,9 @@ def test_generate_options(world, args):
 @FEW
 @given(section=st.sampled_from(["model_config", "train", "top"]),
        key=st.sampled_from(["vocab_size", "context", "n_layer", "n_head", "d_model", "d_ff",
-                            "lr", "iters", "seed", "step", "positions", "model", "files"]),
+                            "lr", "iters", "seed", "step", "positions", "model", "files",
+                            "normalization", "activation", "n_kv_head", "qk_norm",
+                            "logit_softcap", "bias", "rope_theta", "d_head"]),
        value=TYPED, command=st.sampled_from(["generate", "resume"]))
 def test_an_edited_config_json(world, section, key, value, command):
     assume(not (key == "iters" and isinstance(value, int) and value > 4))

@@ -227,7 +227,8 @@ def reshaped(name, shape):
 
 
 REFUSALS = [    # (changes to config.json, a change to the weights, what the error says)
-    ({"model_type": "llama"}, None, "config.json: model_type is 'llama'; only 'gpt2'"),
+    ({"model_type": "gpt_neox"}, None, "config.json: model_type is 'gpt_neox'; tinyformer "
+                                       "reads 'gpt2', 'llama' and 'qwen3'"),
     ({"activation_function": "relu"}, None, "activation_function 'relu': our GELU is the tanh"),
     ({"activation_function": "gelu"}, None, "activation_function 'gelu'"),   # the erf GELU
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),
@@ -283,6 +284,12 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     (dict(positions="none"), "positions='none'"),
     (dict(norm="post"), "GPT-2 cannot express norm='post': it has norm='pre' only"),
     (dict(activation="relu"), "activation='relu'"),
+    (dict(activation="swiglu"), "activation='swiglu'"),
+    (dict(normalization="rmsnorm"), "GPT-2 cannot express normalization='rmsnorm'"),
+    (dict(n_kv_head=1), "GPT-2 cannot express n_kv_head=1"),
+    (dict(qk_norm=True), "qk_norm=True"),
+    (dict(logit_softcap=30.0), "logit_softcap=30.0"),
+    (dict(bias=False), "bias=False"),
 ])
 def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16, **setting)

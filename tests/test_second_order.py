@@ -1,7 +1,8 @@
 """Gradients of gradients through whole models: a Hessian-vector product of the training loss of
 GPT, BERT and the encoder-decoder Transformer, with their real layers (the Attention op, layer
-norm, GELU, cross-entropy with ignore_index and label smoothing), equals finite differences of
-the gradient (float64).
+norm, GELU, cross-entropy with ignore_index and label smoothing) and with the modern block's
+(RMS norm, SwiGLU, squared ReLU, grouped-query attention, QK-norm, soft-capped logits, no
+biases), equals finite differences of the gradient (float64).
 
     H v = d/dθ (dL/dθ . v)                       grad(create_graph=True), then grad again
         ~ (dL/dθ(θ + eps v) - dL/dθ(θ - eps v)) / 2 eps      two ordinary backward passes
@@ -99,17 +100,29 @@ def check_hessian_vector_product(model, loss_fn):
     {},                                                          # learned positions, pre-norm
     {"positions": "rope", "norm": "post", "activation": "relu", "tie_weights": False},
     {"positions": "sinusoidal"},
+    # Llama's block, with QK-norm and soft-capping; nanochat's (no norm weights, relu^2, MQA)
+    {"positions": "rope", "rope_theta": 100.0, "normalization": "rmsnorm",
+     "activation": "swiglu", "n_kv_head": 1, "qk_norm": True, "logit_softcap": 3.0,
+     "bias": False},
+    {"positions": "rope", "normalization": "rmsnorm", "rmsnorm_affine": False,
+     "activation": "relu2", "qk_norm": True, "logit_softcap": 2.0, "tie_weights": False},
 ])
 def test_gpt_hessian_vector_product(options):
     check_hessian_vector_product(*gpt_loss(options))
 
 
-@pytest.mark.parametrize("options", [{}, {"norm": "pre", "positions": "rope"}])
+@pytest.mark.parametrize("options", [
+    {}, {"norm": "pre", "positions": "rope"},
+    {"normalization": "rmsnorm", "activation": "swiglu", "n_kv_head": 1, "qk_norm": True,
+     "bias": False, "logit_softcap": 3.0}])
 def test_bert_hessian_vector_product(options):
     check_hessian_vector_product(*bert_loss(options))
 
 
-@pytest.mark.parametrize("options", [{}, {"norm": "pre", "activation": "gelu"}])
+@pytest.mark.parametrize("options", [
+    {}, {"norm": "pre", "activation": "gelu"},
+    {"norm": "pre", "normalization": "rmsnorm", "activation": "relu2", "n_kv_head": 1,
+     "qk_norm": True, "bias": False, "tie_weights": False}])
 def test_transformer_hessian_vector_product(options):
     check_hessian_vector_product(*transformer_loss(options))
 

@@ -179,6 +179,181 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     return LayerNorm.apply(x, weight, bias, eps=eps)
 
 
+# ---------------------------------------------------------------------------- RMS norm
+
+
+class RMSNorm(Function):
+    """Root-mean-square normalisation of the last axis, then a scale (Zhang & Sennrich 2019):
+    layer norm without the centring and without the shift (Llama, Gemma, nanochat).
+
+        r = 1 / sqrt(mean(x^2) + eps),   x_hat = x * r,   y = x_hat * weight
+
+    Backward, with g = dL/dy and dx_hat = g * weight, averaging over the last axis:
+
+        dL/dx = (dx_hat - x_hat * mean(dx_hat * x_hat)) * r
+        dL/dweight = sum(g * x_hat)          (a sum over every other axis)
+
+    (layer norm's formula less its mean(dx_hat) term, which came from subtracting the mean.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, eps=1e-6):
+        y, rstd = _rms_normalised(x, eps)     # x_hat, a new array
+        ctx.rstd, ctx.eps = rstd, eps
+        y *= weight
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.operands
+        # Forward kept only 1/rms, a column: x_hat = x * rstd is one product away. Under
+        # create_graph both are computed again from x, as Tensors, for the second derivative.
+        if ctx.create_graph:
+            x_hat, rstd = _rms_normalised(x, ctx.eps)
+        else:
+            rstd = ctx.rstd
+            x_hat = x * rstd
+        d_weight = _column_dot(grad, x_hat) if ctx.needs_input_grad[1] else None    # (C,)
+        d_x = grad * weight                            # dL/dx_hat, made into dL/dx below
+        x_hat *= _row_dot(d_x, x_hat) / x.shape[-1]    # in place on arrays: not read again
+        d_x -= x_hat
+        d_x *= rstd
+        return d_x, d_weight
+
+
+def _rms_normalised(x, eps):
+    """x_hat = x / sqrt(mean(x^2) + eps) over the last axis, and 1 / sqrt(mean(x^2) + eps),
+    for arrays and Tensors alike."""
+    rstd = 1 / sqrt(_row_dot(x, x) / x.shape[-1] + eps)                 # (..., 1)
+    return x * rstd, rstd
+
+
+def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
+             eps: float = 1e-6) -> Tensor:
+    """RMS normalisation over the last axis, with an optional elementwise scale `weight` (C,).
+    One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    size = x.shape[-1]
+    weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
+    if weight.shape != (size,):
+        raise ShapeError(f"rms_norm: input {x.shape} needs a weight of shape ({size},), got "
+                         f"{weight.shape}")
+    return RMSNorm.apply(x, weight, eps=eps)
+
+
+# ---------------------------------------------------------------------------- activations
+
+
+class SwiGLU(Function):
+    """The gated linear unit with a SiLU gate (Shazeer 2020, "GLU Variants Improve
+    Transformer"; Llama's feed-forward). The last axis holds the gate's pre-activations a
+    and the values b side by side, x = [a, b], each of size n:
+
+        y = silu(a) * b,   silu(a) = a * s,   s = sigmoid(a)
+        dL/da = g * b * silu'(a),   silu'(a) = s * (1 + a * (1 - s))
+        dL/db = g * silu(a)
+
+    One input, not two: the feed-forward layer computes [a, b] with one matrix product (its
+    weight is the gate's and the up-projection's side by side), and this op splits it.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        n = _half(x)
+        a, b = x[..., :n], x[..., n:]                 # views
+        # sigmoid(a) = (1 + tanh(a/2)) / 2: one tanh, in place in one new array, several times
+        # faster than the two-branch exp of the Sigmoid op (whose care for tiny values is lost
+        # here anyway: silu multiplies them by a).
+        s = np.multiply(a, 0.5, out=np.empty_like(a))
+        np.tanh(s, out=s)
+        s *= 0.5
+        s += 0.5
+        if ctx.needs_input_grad[0]:
+            ctx.s = s                                 # sigmoid(a), for backward
+        y = a * s                                     # silu(a)
+        y *= b
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.operands[0]
+        n = x.shape[-1] // 2
+        a, b = x[..., :n], x[..., n:]
+        # Forward kept s = sigmoid(a); under create_graph it is computed again from a, as a
+        # Tensor, or the second derivative would miss it.
+        s = ops.sigmoid(a) if ctx.create_graph else ctx.s
+        silu = a * s
+        d_a = (1 - s) * a
+        d_a += 1
+        d_a *= s                                      # silu'(a)
+        d_a *= b
+        d_a *= grad
+        return ops.concat([d_a, grad * silu], axis=-1)    # (..., 2n), as x
+
+
+def _half(x):
+    if x.ndim == 0 or x.shape[-1] % 2:
+        raise ShapeError(f"swiglu: the last axis holds the gate and the values side by side, "
+                         f"so its size must be even; got shape {x.shape}")
+    return x.shape[-1] // 2
+
+
+def swiglu(x: Tensor) -> Tensor:
+    """silu(a) * b for x = [a, b] split in half along the last axis: (..., 2n) -> (..., n)."""
+    return SwiGLU.apply(x)
+
+
+class ReluSquared(Function):
+    """The squared ReLU (So et al. 2021, "Primer"; nanochat's feed-forward):
+
+        y = max(x, 0)^2,   dy/dx = 2 max(x, 0)
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        y = np.maximum(x, 0)
+        y *= y
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.operands
+        return grad * ops.relu(x) * 2
+
+
+def relu_squared(x: Tensor) -> Tensor:
+    return ReluSquared.apply(x)
+
+
+class SoftCap(Function):
+    """Soft-capping (Gemma 2, nanochat): squash x smoothly into (-cap, cap), nearly the
+    identity where |x| is well below cap:
+
+        y = cap * tanh(x / cap),   dy/dx = 1 - tanh^2(x / cap) = 1 - (y / cap)^2
+    """
+
+    @staticmethod
+    def forward(ctx, x, cap):
+        ctx.cap = cap
+        y = np.divide(x, cap, out=np.empty_like(x))     # one new array, then in place
+        np.tanh(y, out=y)
+        y *= cap
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        t = ctx.result / ctx.cap        # tanh(x / cap); the output's own node under create_graph
+        return grad * (1 - t * t)
+
+
+def softcap(x: Tensor, cap: float) -> Tensor:
+    """cap * tanh(x / cap), cap > 0: logits kept within (-cap, cap)."""
+    if not (isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0
+            and np.isfinite(cap)):
+        raise ValueError(f"softcap: cap must be a finite number > 0, got {cap!r}")
+    return SoftCap.apply(x, cap=float(cap))
+
+
 # ---------------------------------------------------------------------------- linear
 
 

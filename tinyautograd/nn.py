@@ -504,18 +504,36 @@ class Embedding(Module):
 class LayerNorm(Module):
     """Normalise the last axis (of size `dim`) to zero mean and unit variance, then scale by
     `weight` (starts at ones) and shift by `bias` (starts at zeros):
-    y = (x - mean) / sqrt(var + eps) * weight + bias."""
+    y = (x - mean) / sqrt(var + eps) * weight + bias. With bias=False there is no shift."""
 
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim))
-        self.bias = Parameter(np.zeros(dim))
+        self.bias = Parameter(np.zeros(dim)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return functional.layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.dim}, eps={self.eps}"
+        return f"{self.dim}, eps={self.eps}" + ("" if self.bias is not None else ", bias=False")
+
+
+class RMSNorm(Module):
+    """Divide the last axis (of size `dim`) by its root mean square, then scale by `weight`
+    (starts at ones): y = x / sqrt(mean(x^2) + eps) * weight. LayerNorm without the centring
+    and the shift: cheaper, and as good in practice (Llama's). With elementwise_affine=False
+    there is no weight at all, and nothing is learned (nanochat's)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, elementwise_affine: bool = True) -> None:
+        self.dim, self.eps = dim, eps
+        self.weight = Parameter(np.ones(dim)) if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return functional.rms_norm(x, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        affine = "" if self.weight is not None else ", elementwise_affine=False"
+        return f"{self.dim}, eps={self.eps}{affine}"
 
 
 class Dropout(Module):

@@ -43,6 +43,20 @@ def tanh(x: Array) -> Array:
     return x.tanh() if isinstance(x, Tensor) else np.tanh(x)
 
 
+def sigmoid(x: Array) -> Array:
+    return x.sigmoid() if isinstance(x, Tensor) else Sigmoid.forward(None, x)
+
+
+def relu(x: Array) -> Array:
+    return x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
+
+
+def concat(xs: list[Array], axis: int = 0) -> Array:
+    if any(isinstance(x, Tensor) for x in xs):
+        return Concat.apply(*xs, axis=axis)
+    return np.concatenate(xs, axis=axis)
+
+
 def broadcast_to(x: Array, shape: tuple[int, ...]) -> Array:
     return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 

@@ -28,6 +28,8 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn
 
+from .layers import norm_layer
+
 if TYPE_CHECKING:
     from .layers import RotaryPositions
 
@@ -288,7 +290,23 @@ class MultiHeadAttention(nn.Module):
     the encoder-decoder Transformer). Each of the h = n_head heads works in d_head =
     d_model / n_head dimensions, so all of them cost about what one full-width head would,
     while each can attend to different positions. The h projections of one kind are held as one
-    (d_model, d_model) Linear, head i using columns i*d_head..(i+1)*d_head.
+    (d_model, n_head * d_head) Linear, head i using columns i*d_head..(i+1)*d_head.
+
+    The modern switches:
+
+    - `n_kv_head` (grouped-query attention, Ainslie et al. 2023): fewer key and value heads
+      than query heads, each shared by a group of n_head / n_kv_head query heads (query head
+      i reads key-value head i // group). None means n_head (the paper's); 1 is multi-query
+      attention (Shazeer 2019). The KV cache then holds n_kv_head heads: a fraction of the
+      memory, which is what generation is short of. The shared heads are never copied: the
+      queries are grouped, (B, n_kv_head, group, T, d_head), against keys (B, n_kv_head, 1, S,
+      d_head), and the Attention op broadcasts over the group.
+    - `qk_norm` (Qwen3, OLMo 2, nanochat): each head's queries and keys are normalised (a
+      norm over d_head, of the kind `normalization` names, its weight shared by the heads)
+      before RoPE and the dot product, so the scores follow the directions of q and k, not
+      their lengths, which training would otherwise grow until softmax saturates.
+    - `bias=False`: no biases in the four projections (nor in the qk norms).
+    - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
     each forward then also stores softmax(q k^T / sqrt(d) + mask), before dropout, as a numpy
@@ -300,19 +318,34 @@ class MultiHeadAttention(nn.Module):
     last_weights = None
 
     def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, bias: bool = True,
-                 rotary: RotaryPositions | None = None) -> None:
-        if d_model % n_head:
+                 rotary: RotaryPositions | None = None, n_kv_head: int | None = None,
+                 qk_norm: bool = False, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
+        if d_head is None and d_model % n_head:
             raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
                              f"{d_model}")
+        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
+        if not whole or n_kv_head < 1 or n_head % n_kv_head:
+            raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
+                             f"n_head {n_head}: each key-value head serves a whole group of "
+                             f"query heads")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
-        self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
+        self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
+        self.d_head = d_model // n_head if d_head is None else d_head
         self.dropout = dropout                     # applied to the attention weights
         self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
-        self.q = nn.Linear(d_model, d_model, bias)
-        self.k = nn.Linear(d_model, d_model, bias)
-        self.v = nn.Linear(d_model, d_model, bias)
-        self.out = nn.Linear(d_model, d_model, bias)
+        d_q, d_kv = n_head * self.d_head, n_kv_head * self.d_head
+        self.q = nn.Linear(d_model, d_q, bias)
+        self.k = nn.Linear(d_model, d_kv, bias)
+        self.v = nn.Linear(d_model, d_kv, bias)
+        self.out = nn.Linear(d_q, d_model, bias)
+        if qk_norm:
+            self.q_norm = norm_layer(normalization, self.d_head, rmsnorm_affine, bias)
+            self.k_norm = norm_layer(normalization, self.d_head, rmsnorm_affine, bias)
+        else:
+            self.q_norm = self.k_norm = None
 
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Mask | None = None,
                 cache: KVCache | None = None) -> Tensor:
@@ -323,32 +356,64 @@ class MultiHeadAttention(nn.Module):
         come from the cache (self-attention only)."""
         start = 0 if cache is None else cache.length   # position of x's first token
         context = x if context is None else context
-        q = self._split_heads(self.q(x))           # (B, T, C) -> (B, n_head, T, d_head)
-        k = self._split_heads(self.k(context))     # (B, S, C) -> (B, n_head, S, d_head)
-        v = self._split_heads(self.v(context))     # (B, S, C) -> (B, n_head, S, d_head)
+        q = self._split_heads(self.q(x), self.n_head)          # (B, n_head, T, d_head)
+        k = self._split_heads(self.k(context), self.n_kv_head)  # (B, n_kv_head, S, d_head)
+        v = self._split_heads(self.v(context), self.n_kv_head)  # (B, n_kv_head, S, d_head)
+        if self.q_norm is not None:                # QK-norm: each head's q and k, over d_head
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.rotary is not None:                # RoPE: positions enter through q and k only
             q, k = self.rotary.rotate(q, start), self.rotary.rotate(k, start)
-        if cache is not None:                      # (B, n_head, start + T, d_head)
+        if cache is not None:                      # (B, n_kv_head, start + T, d_head)
             k, v = cache.extend(self, k, v)
+        B, _, T, _ = q.shape
+        if self.n_kv_head != self.n_head:          # grouped: the group's queries share k, v
+            group = self.n_head // self.n_kv_head
+            q = q.reshape(B, self.n_kv_head, group, T, self.d_head)  # (B, n_kv, group, T, d)
+            k = k.reshape(B, self.n_kv_head, 1, *k.shape[2:])        # (B, n_kv, 1, S, d)
+            v = v.reshape(B, self.n_kv_head, 1, *v.shape[2:])
+            mask = _grouped(mask, self.n_kv_head)
         heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
         if self.record_weights:                    # a copy for viewing, outside any graph
             with no_grad():
-                self.last_weights = attention_weights(q, k, mask).data.copy()
-        B, _, T, _ = heads.shape                   # (B, n_head, T, d_head)
+                weights = attention_weights(q, k, mask).data
+                self.last_weights = weights.reshape(B, self.n_head, T, -1).copy()
         # Concat(head_1, ..., head_h): put the heads side by side again.
-        # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, C)
+        # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, n_head * d_head)
+        d_q = self.n_head * self.d_head
         if T == 1:                                 # one token (generation): see _split_heads
-            return self.out(heads.reshape(B, T, self.d_model))
-        return self.out(heads.swapaxes(1, 2).reshape(B, T, self.d_model))
+            return self.out(heads.reshape(B, T, d_q))
+        if self.n_kv_head != self.n_head:          # ungroup: (B, n_head, T, d_head)
+            heads = heads.reshape(B, self.n_head, T, self.d_head)
+        return self.out(heads.swapaxes(1, 2).reshape(B, T, d_q))
 
-    def _split_heads(self, x):
+    def _split_heads(self, x, n_head):
         B, T, _ = x.shape
-        # (B, T, C) -> (B, T, n_head, d_head) -> (B, n_head, T, d_head): each head a batch entry.
-        # With one token, swapping the T axis (of size 1) moves no element: one reshape does it,
-        # one engine op fewer per call where generation spends its time on per-op overhead.
+        # (B, T, n_head * d_head) -> (B, T, n_head, d_head) -> (B, n_head, T, d_head): each head
+        # a batch entry. With one token, swapping the T axis (of size 1) moves no element: one
+        # reshape does it, one engine op fewer per call where generation spends its time on
+        # per-op overhead.
         if T == 1:
-            return x.reshape(B, self.n_head, T, self.d_head)
-        return x.reshape(B, T, self.n_head, self.d_head).swapaxes(1, 2)
+            return x.reshape(B, n_head, T, self.d_head)
+        return x.reshape(B, T, n_head, self.d_head).swapaxes(1, 2)
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_head={self.n_head}, dropout={self.dropout}"
+        grouped = f", n_kv_head={self.n_kv_head}" if self.n_kv_head != self.n_head else ""
+        qk_norm = ", qk_norm=True" if self.q_norm is not None else ""
+        return (f"d_model={self.d_model}, n_head={self.n_head}{grouped}{qk_norm}, "
+                f"dropout={self.dropout}")
+
+
+def _grouped(mask: Mask | None, n_kv_head: int) -> np.ndarray | None:
+    """A mask made for the scores (B, n_head, T, S), fitted to the grouped scores (B,
+    n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
+    one of size n_head is split into (n_kv_head, group). A mask without a heads axis ((T, S),
+    a causal mask) broadcasts as it is."""
+    if mask is None:
+        return None
+    keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    if keep.ndim < 3:
+        return keep
+    heads = keep.shape[-3]
+    if heads == 1:
+        return keep[..., None, :, :]                              # (..., 1, 1, T, S)
+    return keep.reshape(keep.shape[:-3] + (n_kv_head, heads // n_kv_head) + keep.shape[-2:])

@@ -23,45 +23,59 @@ from tinyautograd import Tensor, nn
 
 from .attention import padding_mask
 from .blocks import Encoder
-from .layers import Embeddings, TokenEmbedding, Tokens, token_array
+from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, default_d_ff,
+                     norm_layer, soft_capped, token_array)
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 
 
 class MLMHead(nn.Module):
     """The masked-language-model head: a dense layer with GELU and a layer norm, then the
-    (tied) output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c."""
+    (tied) output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c.
+    The norm is of the model's kind (`normalization`); with bias=False, no b and no c."""
 
-    def __init__(self, embedding: TokenEmbedding, d_model: int) -> None:
-        self.dense = nn.Linear(d_model, d_model)
-        self.norm = nn.LayerNorm(d_model)
+    def __init__(self, embedding: TokenEmbedding, d_model: int,
+                 normalization: str = "layernorm", rmsnorm_affine: bool = True,
+                 bias: bool = True) -> None:
+        self.dense = nn.Linear(d_model, d_model, bias)
+        self.norm = norm_layer(normalization, d_model, rmsnorm_affine, bias)
         self.embedding = embedding                  # the token embedding, shared (tied)
-        self.bias = nn.Parameter(np.zeros(embedding.num_embeddings))
+        self.bias = nn.Parameter(np.zeros(embedding.num_embeddings)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.embedding.unembed(self.norm(self.dense(x).gelu())) + self.bias
+        logits = self.embedding.unembed(self.norm(self.dense(x).gelu()))
+        return logits if self.bias is None else logits + self.bias
 
 
 class BERT(nn.Module):
     """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
     Positions holding `pad_id` are hidden from attention. Post-norm, learned positions and GELU
-    by default, as in the original."""
+    by default, as in the original. The modern block's switches are GPT's (normalization,
+    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta)."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
                  positions: str = "learned", norm: str = "post", activation: str = "gelu",
-                 pad_id: int = 0) -> None:
-        d_ff = 4 * d_model if d_ff is None else d_ff
+                 pad_id: int = 0, normalization: str = "layernorm", rmsnorm_affine: bool = True,
+                 n_kv_head: int | None = None, qk_norm: bool = False,
+                 logit_softcap: float | None = None, bias: bool = True,
+                 rope_theta: float = 10000.0) -> None:
+        d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
                            positions=positions, norm=norm, activation=activation,
-                           pad_id=pad_id)
+                           pad_id=pad_id, normalization=normalization,
+                           rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
+                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta)
         self.context, self.pad_id = context, pad_id
+        self.logit_softcap = check_logit_softcap(logit_softcap)
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=d_model // n_head)
+                                d_head=d_model // n_head, rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.embed.rotary)
-        self.head = MLMHead(self.embed.tok, d_model)
+                               rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,
+                               **norms)
+        self.head = MLMHead(self.embed.tok, d_model, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
         idx = token_array(idx)                                   # (B, T)
@@ -71,8 +85,9 @@ class BERT(nn.Module):
         return self.logits(x)                                    # (B, T, vocab)
 
     def logits(self, x: Tensor) -> Tensor:
-        """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C)."""
-        return self.head(x)
+        """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C), soft-capped
+        with logit_softcap."""
+        return soft_capped(self.head(x), self.logit_softcap)
 
 
 def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),

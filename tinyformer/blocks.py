@@ -15,6 +15,12 @@ untouched from input to output and trains deep stacks without a warmup:
 
 Both are one function here, `residual`, so the difference is exactly one line.
 
+The modern block (Llama, Qwen3, nanochat) is this one with a few switches turned, each a
+keyword of every layer and stack here and of the models: `normalization` ('layernorm' or
+'rmsnorm', for every norm; `rmsnorm_affine`), `activation` (the feed-forward's: 'relu', 'gelu',
+'swiglu', 'relu2'), `n_kv_head` (grouped-query attention), `qk_norm`, and `bias` (False: no
+biases in the linear layers and norms). See layers.py and attention.py for each.
+
 Every model names the parts alike, so that a tool can find them without asking which model
 it is: in a layer, `attn` (self-attention) and `attn_norm`, `cross_attn` and `cross_norm` (a
 decoder reading an encoder only), `ffn` and `ffn_norm`, `drop`; in a stack, `layers` and
@@ -28,14 +34,14 @@ from typing import Callable
 from tinyautograd import Tensor, nn
 
 from .attention import KVCache, Mask, MultiHeadAttention
-from .layers import FeedForward, RotaryPositions
+from .layers import FeedForward, Norm, RotaryPositions, norm_layer
 
 NORM_PLACEMENTS = ("pre", "post")
 
 
-def residual(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.LayerNorm,
+def residual(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: Norm,
              dropout: nn.Dropout, placement: str) -> Tensor:
-    """One sub-layer with its residual connection and layer norm, placed 'pre' or 'post'."""
+    """One sub-layer with its residual connection and norm, placed 'pre' or 'post'."""
     if placement == "pre":
         return x + dropout(sublayer(norm(x)))
     return norm(x + dropout(sublayer(x)))
@@ -53,17 +59,22 @@ class EncoderLayer(nn.Module):
         x = residual(x, SelfAttention)      every position attends to every (unpadded) one
         x = residual(x, FeedForward)
 
-    `rotary` (a RotaryPositions, or None) rotates the self-attention's queries and keys.
+    `rotary` (a RotaryPositions, or None) rotates the self-attention's queries and keys; the
+    keywords after it are the modern block's switches (see the top of this file).
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu",
-                 rotary: RotaryPositions | None = None) -> None:
+                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, bias: bool = True) -> None:
         self.norm_placement = _check_placement(norm)
-        self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary)
-        self.attn_norm = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
-        self.ffn_norm = nn.LayerNorm(d_model)
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
+        self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary,
+                                       n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
+        self.attn_norm = norm_layer(dim=d_model, **norms)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias)
+        self.ffn_norm = norm_layer(dim=d_model, **norms)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
@@ -83,21 +94,27 @@ class DecoderLayer(nn.Module):
 
     With `cross_attention=False` there is no encoder to attend to, and no `cross_attn` or
     `cross_norm`: that is GPT's block. `rotary` rotates the self-attention's queries and keys
-    (never cross-attention's: a source and a target position are not on one axis).
+    (never cross-attention's: a source and a target position are not on one axis). The
+    keywords after it are the modern block's switches (see the top of this file); `d_head`
+    sets the width of a head when it is not d_model / n_head.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu", cross_attention: bool = True,
-                 rotary: RotaryPositions | None = None) -> None:
+                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, bias: bool = True, d_head: int | None = None) -> None:
         self.norm_placement = _check_placement(norm)
         self.cross_attention = cross_attention
-        self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary)
-        self.attn_norm = nn.LayerNorm(d_model)
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
+        heads = dict(n_kv_head=n_kv_head, qk_norm=qk_norm, d_head=d_head, **norms)
+        self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary, **heads)
+        self.attn_norm = norm_layer(dim=d_model, **norms)
         if cross_attention:
-            self.cross_attn = MultiHeadAttention(d_model, n_head, dropout)
-            self.cross_norm = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
-        self.ffn_norm = nn.LayerNorm(d_model)
+            self.cross_attn = MultiHeadAttention(d_model, n_head, dropout, **heads)
+            self.cross_norm = norm_layer(dim=d_model, **norms)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias)
+        self.ffn_norm = norm_layer(dim=d_model, **norms)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Mask | None = None, memory: Tensor | None = None,
@@ -126,17 +143,22 @@ class Encoder(nn.Module):
         x = EncoderLayer_N( ... EncoderLayer_1(x))      (B, S, C) -> (B, S, C)
 
     With pre-norm, each layer normalises only what goes into its sub-layers; the residual
-    stream itself is never normalised, so a final LayerNorm does it once at the top. Post-norm
-    layers already end in a LayerNorm and need none.
+    stream itself is never normalised, so a final norm does it once at the top. Post-norm
+    layers already end in a norm and need none. The keywords after `rotary` are the modern
+    block's switches, the same for every layer.
     """
 
     def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu",
-                 rotary: RotaryPositions | None = None) -> None:
+                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, bias: bool = True) -> None:
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.layers = nn.ModuleList([
-            EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary)
+            EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary,
+                         n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
             for _ in range(n_layer)])
-        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
+        self.final_norm = norm_layer(dim=d_model, **norms) if norm == "pre" else None
 
     stream = None     # a list, while the logit lens reads the residual stream (lens.py)
 
@@ -154,19 +176,25 @@ class Decoder(nn.Module):
 
         y = DecoderLayer_N( ... DecoderLayer_1(y, memory), memory)    (B, T, C) -> (B, T, C)
 
-    A final LayerNorm with pre-norm, for the same reason as in the Encoder.
+    A final norm with pre-norm, for the same reason as in the Encoder. The keywords after
+    `cross_attention` are the modern block's switches, the same for every layer.
     """
 
     stream = None     # a list, while the logit lens reads the residual stream (lens.py)
 
     def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu",
-                 rotary: RotaryPositions | None = None, cross_attention: bool = True) -> None:
+                 rotary: RotaryPositions | None = None, cross_attention: bool = True, *,
+                 normalization: str = "layernorm", rmsnorm_affine: bool = True,
+                 n_kv_head: int | None = None, qk_norm: bool = False, bias: bool = True,
+                 d_head: int | None = None) -> None:
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.layers = nn.ModuleList([
             DecoderLayer(d_model, n_head, d_ff, dropout, norm, activation,
-                         cross_attention=cross_attention, rotary=rotary)
+                         cross_attention=cross_attention, rotary=rotary, n_kv_head=n_kv_head,
+                         qk_norm=qk_norm, d_head=d_head, **norms)
             for _ in range(n_layer)])
-        self.final_norm = nn.LayerNorm(d_model) if norm == "pre" else None
+        self.final_norm = norm_layer(dim=d_model, **norms) if norm == "pre" else None
 
     def forward(self, y: Tensor, memory: Tensor | None = None, mask: Mask | None = None,
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:

@@ -8,6 +8,7 @@ BERT and the Transformer shared one stack, and builds the model. A Hugging Face 
 merges.txt) is read by pretrained.py's GPT-2 reader instead: a real GPT-2 downloaded from its
 model page, or a model of ours that `export_pretrained` wrote. A character-level tokenizer has
 no GPT-2 form, so an exported character model keeps its tokenizer as tinyformer-tokenizer.json.
+A Llama or Qwen3 directory (SmolLM's, say) is read too, with its tokenizer.json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from tinyautograd import nn
 from .bert import BERT
 from .files import StrPath, current_umask
 from .gpt import GPT
+from .layers import default_d_ff
+from .pretrained import is_llama_family, read_tokenizer_json
 from .schema import Optional, Whole, check_settings
 from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
                      read_config_json)
@@ -39,21 +42,27 @@ Model = Union[GPT, BERT, Transformer]                            # one of MODELS
 MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
     "vocab_size", "src_vocab_size", "tgt_vocab_size", "context", "n_layer", "n_head",
     "d_model")}
-MODEL_SIZE_RULES["d_ff"] = Optional(Whole(1, 1 << 22))        # None: 4 d_model
+for name in ("d_ff", "n_kv_head", "d_head"):                   # None: from the others
+    MODEL_SIZE_RULES[name] = Optional(Whole(1, 1 << 22))
 
 
 def least_parameters(model_config: dict[str, Any]) -> int:
     """A lower bound on the parameters a model of this config has: its embeddings and its
-    blocks' weight matrices (attention's four, the feed-forward network's two; an
-    encoder-decoder's decoder has cross-attention's four more). Biases and norms are left out,
-    so a model never has fewer."""
+    blocks' weight matrices (attention's four, the key and value ones narrower with fewer
+    key-value heads; the feed-forward network's two, three with SwiGLU; an encoder-decoder's
+    decoder has cross-attention's four more). Biases and norms are left out, so a model never
+    has fewer."""
     c = model_config
     d = c["d_model"]
-    d_ff = c.get("d_ff") or 4 * d
-    block = 4 * d * d + 2 * d * d_ff
+    activation = c.get("activation", "gelu")
+    d_ff = c.get("d_ff") or default_d_ff(d, activation)
+    d_head = c.get("d_head") or d // c["n_head"]
+    n_kv_head = c.get("n_kv_head") or c["n_head"]
+    attention = 2 * d * c["n_head"] * d_head + 2 * d * n_kv_head * d_head
+    block = attention + (3 if activation == "swiglu" else 2) * d * d_ff
     if "src_vocab_size" in c:                         # the encoder-decoder
         return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + c["n_layer"] * (
-            2 * block + 4 * d * d)
+            2 * block + attention)
     return c["vocab_size"] * d + c["n_layer"] * block
 
 
@@ -209,11 +218,14 @@ PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2
 
 
 def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:
-    """(model, tokenizer, config) from a Hugging Face GPT-2 directory, the model in eval mode;
-    config is {"model": "gpt", "model_config": ...}, as a checkpoint's says."""
+    """(model, tokenizer, config) from a Hugging Face GPT-2, Llama or Qwen3 directory, the
+    model in eval mode; config is {"model": "gpt", "model_config": ...}, as a checkpoint's
+    says."""
     model = GPT.from_pretrained(directory)
-    if any(os.path.exists(os.path.join(directory, name))
-           for name in ("vocab.json", "tokenizer.json")):      # GPT-2's, or transformers 5's
+    if is_llama_family(directory):                             # tokenizer.json, any layout
+        tokenizer = read_tokenizer_json(directory, model.config["vocab_size"])
+    elif any(os.path.exists(os.path.join(directory, name))
+             for name in ("vocab.json", "tokenizer.json")):    # GPT-2's, or transformers 5's
         tokenizer = BPETokenizer.from_pretrained(directory)
     elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))

@@ -6,7 +6,10 @@
     logits = x @ E^T           (B, T, vocab), the head tied to the token embedding E
 
 GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learned positions,
-GELU, tied embeddings, and its initialisation (below).
+GELU, tied embeddings, and its initialisation (below). The modern block's switches turn it into
+Llama's (positions="rope", normalization="rmsnorm", activation="swiglu", n_kv_head, bias=False),
+Qwen3's (with qk_norm=True) or nanochat's (rmsnorm_affine=False, activation="relu2", qk_norm,
+logit_softcap); see blocks.py.
 """
 
 from __future__ import annotations
@@ -23,50 +26,68 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
-from .layers import Embeddings, Tokens
-from .pretrained import load_gpt2, save_gpt2
+from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped
+from .pretrained import load_pretrained_gpt, save_gpt2
 
 
 class GPT(nn.Module):
     """`GPT(vocab_size, context, n_layer, n_head, d_model)`; `model(idx)` gives logits
-    (B, T, vocab_size) for integer tokens idx (B, T), T <= context."""
+    (B, T, vocab_size) for integer tokens idx (B, T), T <= context.
+
+    The modern block's switches: `normalization` ('layernorm' or 'rmsnorm', with
+    `rmsnorm_affine`), `activation` ('gelu', 'relu', 'swiglu', 'relu2'; d_ff defaults to
+    4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
+    `qk_norm`, `logit_softcap` (cap * tanh(logits / cap) on the output), `bias` (False: no
+    biases in linear layers and norms), `rope_theta` (RoPE's base). `d_head` sets the width
+    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints)."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 4, n_head: int = 4,
                  d_model: int = 128, d_ff: int | None = None, dropout: float = 0.0,
                  positions: str = "learned", norm: str = "pre", activation: str = "gelu",
-                 tie_weights: bool = True) -> None:
+                 tie_weights: bool = True, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
+                 rope_theta: float = 10000.0, d_head: int | None = None) -> None:
         for name, value in (("vocab_size", vocab_size), ("context", context),
                             ("n_layer", n_layer), ("n_head", n_head), ("d_model", d_model)):
             if int(value) != value or value < 1:
                 raise ValueError(f"GPT: {name} must be a whole number >= 1, got {value}")
-        d_ff = 4 * d_model if d_ff is None else d_ff
+        d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
                            positions=positions, norm=norm, activation=activation,
-                           tie_weights=tie_weights)
+                           tie_weights=tie_weights, normalization=normalization,
+                           rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
+                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
+                           d_head=d_head)
         self.context = context
+        self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
-                                d_head=d_model // n_head)
+                                d_head=d_model // n_head if d_head is None else d_head,
+                                rope_theta=rope_theta)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.embed.rotary, cross_attention=False)
+                               rotary=self.embed.rotary, cross_attention=False,
+                               normalization=normalization, rmsnorm_affine=rmsnorm_affine,
+                               n_kv_head=n_kv_head, qk_norm=qk_norm, bias=bias, d_head=d_head)
         # Tied (None): the logits come from the token embedding, embed.tok.unembed.
         self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(n_layer)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> GPT:
-        """A GPT, in eval mode, from a Hugging Face GPT-2 checkpoint: a directory holding
-        config.json and model.safetensors, as transformers' save_pretrained writes them or the
-        GPT-2 model page offers them. ValueError, one line, for anything it cannot load
-        exactly. See tinyformer/pretrained.py."""
-        return load_gpt2(directory, cls)
+        """A GPT, in eval mode, from a Hugging Face checkpoint: a directory holding
+        config.json and model.safetensors, as transformers' save_pretrained writes them or a
+        model page offers them, of model type gpt2, llama (SmolLM, Llama) or qwen3. ValueError,
+        one line, for anything it cannot load exactly. See tinyformer/pretrained.py."""
+        return load_pretrained_gpt(directory, cls)
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
                         eos_token_id: int | None = None) -> None:
         """Write this GPT as a GPT-2 checkpoint (config.json and model.safetensors) that
         transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
         has such tokens, are for transformers' generate. ValueError for a setting GPT-2
-        cannot express (positions other than learned, post-norm, ReLU)."""
+        cannot express (positions other than learned, post-norm, ReLU, any of the modern
+        block's switches)."""
         save_gpt2(self, directory, bos_token_id, eos_token_id)
 
     def _init_weights(self, n_layer):
@@ -93,8 +114,10 @@ class GPT(nn.Module):
         return self.logits(x)                                    # (B, T, vocab)
 
     def logits(self, x: Tensor) -> Tensor:
-        """The head: logits (B, T, vocab) from the top of the stack x (B, T, C)."""
-        return self.embed.tok.unembed(x) if self.head is None else self.head(x)
+        """The head: logits (B, T, vocab) from the top of the stack x (B, T, C), soft-capped
+        with logit_softcap."""
+        logits = self.embed.tok.unembed(x) if self.head is None else self.head(x)
+        return soft_capped(logits, self.logit_softcap)
 
     def start_decoding(self, prompt: ArrayLike, use_cache: bool = True) -> DecoderOnlySession:
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):

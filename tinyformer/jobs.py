@@ -193,7 +193,8 @@ class LanguageModelling:
         c = self.config
         return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
                           n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
-                          dropout=c.dropout, positions=c.positions, norm=c.norm)
+                          dropout=c.dropout, positions=c.positions, norm=c.norm,
+                          **block_switches(c))
 
     def train_batch(self, rng: np.random.Generator) -> Batch:
         return self.batch(self.data.train, rng)
@@ -359,7 +360,7 @@ class Seq2Seq:
         return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
                           context=c.context or self.data.context, n_layer=c.n_layer,
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
-                          positions=c.positions, norm=c.norm, pad_id=PAD)
+                          positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
 
     def data_info(self) -> None:
         return None                             # the task is made again from its settings
@@ -405,6 +406,13 @@ class Seq2Seq:
 
 
 Job = Union[LanguageModelling, MaskedLM, Seq2Seq]
+
+
+def block_switches(config: TrainConfig) -> dict[str, Any]:
+    """The modern block's switches of a run, as every model takes them (None: its default)."""
+    return {name: getattr(config, name) for name in (
+        "normalization", "rmsnorm_affine", "activation", "n_kv_head", "qk_norm",
+        "logit_softcap", "bias", "rope_theta")}
 
 
 def _drop_none(**kwargs):

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, nn, stack
+from tinyautograd import functional as F
 
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
@@ -129,10 +130,11 @@ class RotaryPositions(nn.Module):
         q, k = rope.rotate(q), rope.rotate(k)        # (B, n_head, T, d_head), before q @ k^T
 
     Features are rotated in pairs (2i, 2i+1), the paper's convention (GPT-NeoX and Llama pair
-    feature i with i + d/2 instead; the two differ only by a fixed permutation of the features).
-    The pair i of the vector at position m turns by the angle m * theta_i:
+    feature i with i + d/2 instead; the two differ only by a fixed permutation of the features,
+    which is how tinyformer/pretrained.py loads Llama's weights). The pair i of the vector at
+    position m turns by the angle m * theta_i, with `base` = 10000 in the paper:
 
-        theta_i = 10000^(-2i/d_head),   i = 0 .. d_head/2 - 1
+        theta_i = base^(-2i/d_head),   i = 0 .. d_head/2 - 1
         rotate(x)[m, 2i]   = x[m, 2i] cos(m theta_i) - x[m, 2i+1] sin(m theta_i)
         rotate(x)[m, 2i+1] = x[m, 2i] sin(m theta_i) + x[m, 2i+1] cos(m theta_i)
 
@@ -140,16 +142,21 @@ class RotaryPositions(nn.Module):
     difference only: <rotate(q)[m], rotate(k)[n]> is a function of q, k and m - n. So the
     attention scores see relative positions, and no position is ever added to the values.
 
+    The slowest pair turns once every 2 pi base positions: a larger base (Llama 3's 500000,
+    `rope_theta` in the models) keeps distant positions apart for long contexts.
+
     `forward` is the identity, so that a model can apply any positional encoding to its token
     embeddings in the same way; the work happens in `rotate`.
     """
 
-    def __init__(self, context: int, d_head: int) -> None:
+    def __init__(self, context: int, d_head: int, base: float = 10000.0) -> None:
         if d_head % 2:
             raise ValueError(f"RotaryPositions: d_head must be even (features turn in pairs), "
                              f"got {d_head}")
-        self.context, self.d_head = context, d_head
-        theta = 10000.0 ** (-np.arange(0, d_head, 2) / d_head)    # (d_head/2,)
+        if not base > 1:
+            raise ValueError(f"RotaryPositions: rope_theta must be a number > 1, got {base!r}")
+        self.context, self.d_head, self.base = context, d_head, base
+        theta = float(base) ** (-np.arange(0, d_head, 2) / d_head)    # (d_head/2,)
         angle = np.arange(context)[:, None] * theta                # (context, d_head/2): m theta_i
         self.cos, self.sin = np.cos(angle), np.sin(angle)          # constants, float64, as above
 
@@ -166,7 +173,7 @@ class RotaryPositions(nn.Module):
         return rotated.reshape(x.shape)                            # interleave back: 2i, 2i+1
 
     def extra_repr(self) -> str:
-        return f"context={self.context}, d_head={self.d_head}"
+        return f"context={self.context}, d_head={self.d_head}, base={self.base:g}"
 
 
 class NoPositions(nn.Module):
@@ -177,19 +184,19 @@ class NoPositions(nn.Module):
         return x
 
 
-def positional_encoding(kind: str, context: int, d_model: int,
-                        d_head: int | None = None) -> Positions:
+def positional_encoding(kind: str, context: int, d_model: int, d_head: int | None = None,
+                        rope_theta: float = 10000.0) -> Positions:
     """The positional encoding named `kind`: 'sinusoidal', 'learned', 'rope' or 'none'.
 
     RoPE rotates the queries and keys of each head, so it is sized by `d_head` (d_model //
-    n_head); without it, d_model is used, as for a single head.
+    n_head); without it, d_model is used, as for a single head. `rope_theta` is its base.
     """
     if kind == "sinusoidal":
         return SinusoidalPositions(context, d_model)
     if kind == "learned":
         return LearnedPositions(context, d_model)
     if kind == "rope":
-        return RotaryPositions(context, d_model if d_head is None else d_head)
+        return RotaryPositions(context, d_model if d_head is None else d_head, rope_theta)
     if kind == "none":
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
@@ -219,8 +226,10 @@ class Embeddings(nn.Module):
       adds nothing here; it is handed to attention as `rotary`, which rotates queries and keys.
       `d_head` sizes it (d_model // n_head); the other encodings ignore it.
     - `scale`: multiply the token embeddings by sqrt(d_model) ("Attention Is All You Need").
-    - `norm`: a LayerNorm on the sum (BERT's); without it, `norm` is None.
+    - `norm`: a norm on the sum (BERT's), of the kind `normalization` names (see
+      `norm_layer`); without it, `norm` is None.
     - `dropout`: on the result ("Attention Is All You Need", section 5.4).
+    - `rope_theta`: RoPE's base, with positions='rope'.
 
     Every positional encoding is a table of `context` positions, so this is where a model
     checks that a sequence fits: the one place, for every model.
@@ -228,11 +237,13 @@ class Embeddings(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, context: int, positions: str,
                  dropout: float, scale: bool = False, norm: bool = False,
-                 d_head: int | None = None) -> None:
+                 d_head: int | None = None, rope_theta: float = 10000.0,
+                 normalization: str = "layernorm", rmsnorm_affine: bool = True,
+                 bias: bool = True) -> None:
         self.context = context
         self.tok = TokenEmbedding(vocab_size, d_model, scale=scale)
-        self.pos = positional_encoding(positions, context, d_model, d_head)
-        self.norm = nn.LayerNorm(d_model) if norm else None
+        self.pos = positional_encoding(positions, context, d_model, d_head, rope_theta)
+        self.norm = norm_layer(normalization, d_model, rmsnorm_affine, bias) if norm else None
         self.drop = nn.Dropout(dropout)
 
     @property
@@ -255,10 +266,83 @@ class Embeddings(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
+# Norms
+#
+# Every norm of a model (around its sub-layers, at the top of a pre-norm stack, on BERT's
+# embeddings, on the queries and keys with qk_norm) is of one kind, chosen by `normalization`:
+#
+#     layernorm   (x - mean) / sqrt(var + eps) * weight + bias      the 2017 Transformer, GPT-2
+#     rmsnorm     x / sqrt(mean(x^2) + eps) * weight                Llama, Gemma, nanochat
+#
+# RMSNorm drops the centring and the shift: one statistic instead of two, and the models
+# trained with it do as well. `bias=False` drops LayerNorm's shift too; `rmsnorm_affine=False`
+# drops RMSNorm's weight, leaving nothing to learn (nanochat's choice).
+
+NORMALIZATIONS = ("layernorm", "rmsnorm")
+Norm = Union[nn.LayerNorm, nn.RMSNorm]
+
+
+def norm_layer(normalization: str, dim: int, rmsnorm_affine: bool = True,
+               bias: bool = True) -> Norm:
+    """A norm of the kind `normalization` names ('layernorm' or 'rmsnorm') over `dim`."""
+    if normalization == "layernorm":
+        return nn.LayerNorm(dim, bias=bias)
+    if normalization == "rmsnorm":
+        return nn.RMSNorm(dim, elementwise_affine=rmsnorm_affine)
+    raise ValueError(f"unknown normalization {normalization!r}; choose 'layernorm' or "
+                     f"'rmsnorm'")
+
+
+# --------------------------------------------------------------------------------------------
+# Logit soft-capping
+
+
+def check_logit_softcap(cap: float | None) -> float | None:
+    """`cap` if it is None or a finite number > 0; ValueError, in one line, otherwise."""
+    if cap is None or (isinstance(cap, (int, float)) and not isinstance(cap, bool)
+                       and math.isfinite(cap) and cap > 0):
+        return cap
+    raise ValueError(f"logit_softcap must be a number > 0 (or None for no cap), got {cap!r}")
+
+
+def soft_capped(logits: Tensor, cap: float | None) -> Tensor:
+    """The head's logits squashed into (-cap, cap), cap * tanh(logits / cap) (Gemma 2,
+    nanochat); as they are when cap is None. Near zero it is the identity: only logits that
+    grow towards the cap are held back, so no token's probability can run away."""
+    return logits if cap is None else F.softcap(logits, cap)
+
+
+# --------------------------------------------------------------------------------------------
 # Feed-forward network
 
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+class SwiGLU(nn.Module):
+    """silu(a) * b, where the input holds a and b side by side, (..., 2 d_ff) -> (..., d_ff):
+    a gate, computed from the input, that scales each feature of b (Shazeer 2020)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.swiglu(x)
+
+
+class ReLUSquared(nn.Module):
+    """max(x, 0)^2 (So et al. 2021, "Primer"; nanochat)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu_squared(x)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swiglu": SwiGLU, "relu2": ReLUSquared}
+
+
+def default_d_ff(d_model: int, activation: str) -> int:
+    """The feed-forward width when none is given: 4 d_model (the paper's 2048 for 512); for
+    SwiGLU, two thirds of that, rounded up to a multiple of 8 (Llama's rule, with 8 for its
+    256): its first layer has two matrices instead of one, so the layer keeps about the
+    parameters and FLOPs of the 4 d_model one."""
+    if activation == "swiglu":
+        two_thirds = math.ceil(8 * d_model / 3)                    # 2/3 of 4 d_model
+        return math.ceil(two_thirds / 8) * 8
+    return 4 * d_model
 
 
 class FeedForward(nn.Module):
@@ -268,22 +352,29 @@ class FeedForward(nn.Module):
         FFN(x) = act(x W1 + b1) W2 + b2,    W1 (d_model, d_ff), W2 (d_ff, d_model)
 
     with act = ReLU in the paper (d_ff = 4 d_model = 2048) and the tanh approximation of GELU in
-    GPT-2 and BERT. Attention mixes information between positions; this is where each position
-    computes on what it gathered.
+    GPT-2 and BERT; ReLU squared in nanochat. Attention mixes information between positions;
+    this is where each position computes on what it gathered.
 
-    Dropout, if any, is applied to the hidden activations, as in the Annotated Transformer; the
-    dropout on the sub-layer's output before the residual addition belongs to the block.
+    With SwiGLU (Llama), the first layer computes a gate beside the values, W1 = [W_gate, W_up]
+    of shape (d_model, 2 d_ff), one matrix product for both:
+
+        FFN(x) = (silu(x W_gate) * (x W_up)) W2
+
+    `bias=False` leaves out b1 and b2. Dropout, if any, is applied to the hidden activations,
+    as in the Annotated Transformer; the dropout on the sub-layer's output before the residual
+    addition belongs to the block.
     """
 
     def __init__(self, d_model: int, d_ff: int, activation: str = "relu",
-                 dropout: float = 0.0) -> None:
-        if activation not in _ACTIVATIONS:
+                 dropout: float = 0.0, bias: bool = True) -> None:
+        if activation not in ACTIVATIONS:
             raise ValueError(f"FeedForward: unknown activation {activation!r}; choose one of "
-                             f"{', '.join(map(repr, _ACTIVATIONS))}")
-        self.fc1 = nn.Linear(d_model, d_ff)
-        self.act = _ACTIVATIONS[activation]()
+                             f"{', '.join(map(repr, ACTIVATIONS))}")
+        gated = activation == "swiglu"
+        self.fc1 = nn.Linear(d_model, 2 * d_ff if gated else d_ff, bias)
+        self.act = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(d_ff, d_model)
+        self.fc2 = nn.Linear(d_ff, d_model, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.dropout(self.act(self.fc1(x)))                    # (B, T, C) -> (B, T, d_ff)

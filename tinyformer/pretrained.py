@@ -1,9 +1,11 @@
-"""GPT-2 in the Hugging Face format: load OpenAI's GPT-2 (or any `GPT2LMHeadModel` checkpoint)
-into our GPT, and save our GPT so that transformers loads it.
+"""Checkpoints in the Hugging Face format: load OpenAI's GPT-2 (or any `GPT2LMHeadModel`
+checkpoint) into our GPT, and save our GPT so that transformers loads it; load a Llama (SmolLM)
+or a Qwen3, and its tokenizer.json, into our GPT with the modern block's switches (the second
+half of this file).
 
 Such a checkpoint is a directory of two files:
 
-    config.json          a GPT2Config: the sizes and a few switches
+    config.json          a GPT2Config (LlamaConfig, Qwen3Config): the sizes and some switches
     model.safetensors    the weights by name (tinyformer/safetensors.py reads and writes them)
 
 Our GPT with positions="learned", norm="pre", activation="gelu" (the tanh approximation, which
@@ -36,17 +38,21 @@ original checkpoints on the GPT-2 model page), which also hold each layer's caus
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import unicodedata
 from typing import TYPE_CHECKING
 
 import numpy as np
+import regex
 
 from tinyautograd import nn
 
 from .files import StrPath, atomic_write
 from .rundir import is_ours, read_config_json
 from .safetensors import SafetensorsError, load_file, save_file
+from .tokenizers import Tokenizer, bytes_to_unicode, merge, pre_split, special_pattern
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -120,16 +126,30 @@ def from_gpt2(state: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarra
 # Loading
 
 
-def load_gpt2(directory: StrPath, gpt: type[GPT]) -> GPT:
-    """A `gpt` (our GPT class: GPT.from_pretrained passes itself, so that this module needs no
-    import of it), in eval mode, from a GPT-2 checkpoint directory (config.json and
-    model.safetensors). Weights in float16 or bfloat16 are loaded as float32. The model has
-    no dropout: config.json's dropout rates matter to training only (nanoGPT fine-tunes
-    GPT-2 without dropout too).
+def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
+    """GPT.from_pretrained: a `gpt` (our GPT class, passed in so that this module needs no
+    import of it), in eval mode, from a Hugging Face checkpoint directory (config.json and
+    model.safetensors) whose model type is gpt2 (load_gpt2), llama or qwen3 (load_llama)."""
+    config, path = _read_config(directory)
+    model_type = config.get("model_type")
+    if model_type == "gpt2":
+        return load_gpt2(directory, gpt, config)
+    if model_type in LLAMA_FAMILY:
+        return load_llama(directory, gpt, config)
+    raise PretrainedError(f"{path}: model_type is {model_type!r}; tinyformer reads 'gpt2', "
+                          f"'llama' and 'qwen3' checkpoints")
+
+
+def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) -> GPT:
+    """A `gpt` in eval mode from a GPT-2 checkpoint directory (config.json, read already if
+    `config` is given, and model.safetensors). Weights in float16 or bfloat16 are loaded as
+    float32. The model has no dropout: config.json's dropout rates matter to training only
+    (nanoGPT fine-tunes GPT-2 without dropout too).
 
     Anything that our GPT cannot compute exactly is refused with a PretrainedError (a
     ValueError) of one line, rather than loaded into a model that computes something else."""
-    config = _read_config(directory)
+    path = os.path.join(directory, CONFIG)
+    config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     try:
@@ -142,27 +162,32 @@ def load_gpt2(directory: StrPath, gpt: type[GPT]) -> GPT:
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    state = _read_weights(directory, model)
+    tensors, where = _read_tensors(directory, prefix="transformer.")
+    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
+             and not (name == "lm_head.weight" and model.head is None)}   # tied: it is wte
+    _check_tensors(state, to_gpt2(model), where, "GPT-2")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
 
 
 def _read_config(directory):
-    """config.json as a dict with GPT2Config's defaults filled in, checked."""
+    """(config.json as a dict, its path), for a directory that also holds the weights."""
     path = os.path.join(directory, CONFIG)
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
-        raise PretrainedError(f"{directory!r} is not a GPT-2 checkpoint: it needs {CONFIG} and "
-                              f"{WEIGHTS}, as transformers' save_pretrained writes them or the "
-                              f"GPT-2 model page offers them (pytorch_model.bin is never read: "
-                              f"it is a pickle, and unpickling can run code)")
+        raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
+                              f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
+                              f"them or a model page offers them (pytorch_model.bin is never "
+                              f"read: it is a pickle, and unpickling can run code)")
     config = read_config_json(directory)
     if is_ours(config):
         raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
                               f"one; load it with tinyformer.checkpoint.load_model")
-    if config.get("model_type") != "gpt2":
-        raise PretrainedError(f"{path}: model_type is {config.get('model_type')!r}; only "
-                              f"'gpt2' checkpoints can be loaded")
+    return config, path
+
+
+def _gpt2_config(config, path):
+    """A GPT-2 config.json with GPT2Config's defaults filled in, checked."""
     if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
         config["n_positions"] = config["n_ctx"]
     config = {**DEFAULTS, **config}
@@ -201,9 +226,9 @@ def _read_config(directory):
     return config
 
 
-def _read_weights(directory, model):
-    """GPT-2 name -> array from model.safetensors, checked against the names and shapes of
-    `model`: no tensor missing, none left over, each of the right shape."""
+def _read_tensors(directory, prefix):
+    """(name -> array of every tensor in model.safetensors or its shards, with `prefix` taken
+    off the names; the path to name in messages). Floats only; a name twice is refused."""
     path = os.path.join(directory, WEIGHTS)
     if os.path.isfile(path):
         files = [path]
@@ -227,29 +252,273 @@ def _read_weights(directory, model):
             raise PretrainedError(str(e)) from None
     state = {}
     for name, array in arrays:
-        name = name.removeprefix("transformer.")
+        name = name.removeprefix(prefix)
         if name in state:
             raise PretrainedError(f"{path}: tensor {name!r} is there twice")
-        if BUFFER.fullmatch(name):
-            continue
-        if name == "lm_head.weight" and model.head is None:   # tied: the head is wte
-            continue
         if not np.issubdtype(array.dtype, np.floating):
             raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
         state[name] = array
-    expected = {name: array.shape for name, array in to_gpt2(model).items()}
-    missing = [name for name in expected if name not in state]
-    extra = [name for name in state if name not in expected]
-    wrong = [name for name in expected if name in state and state[name].shape != expected[name]]
-    for names, problem in ((missing, "is missing"), (extra, "is not part of GPT-2"),
+    return state, path
+
+
+def _check_tensors(state, expected, path, family):
+    """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
+    (name -> array of the right shape): none missing, none left over, each of its shape."""
+    shapes = {name: np.shape(array) for name, array in expected.items()}
+    missing = [name for name in shapes if name not in state]
+    extra = [name for name in state if name not in shapes]
+    wrong = [name for name in shapes if name in state and state[name].shape != shapes[name]]
+    for names, problem in ((missing, "is missing"), (extra, f"is not part of {family}"),
                            (wrong, "has the wrong shape")):
         if names:
             name, more = names[0], f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            if problem == "has the wrong shape":
-                problem += f": {state[name].shape}, but {CONFIG} makes it {expected[name]}"
+            if names is wrong:
+                problem += f": {state[name].shape}, but {CONFIG} makes it {shapes[name]}"
             else:
                 problem += f", given {CONFIG}"
             raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}")
+
+
+# --------------------------------------------------------------------------------------------
+# Llama and Qwen3
+#
+# A Llama (SmolLM, TinyLlama's architecture, Llama 2 and 3 without rope scaling) is our GPT
+# with the modern block's switches: positions="rope" (rope_theta from the config),
+# normalization="rmsnorm", activation="swiglu", n_kv_head (num_key_value_heads), bias=False
+# (or True, with attention_bias and mlp_bias), pre-norm with a final norm; Qwen3 adds
+# qk_norm=True and gives its own head_dim. The names:
+#
+#     Llama / Qwen3                                      ours
+#     model.embed_tokens.weight       (vocab, C)         embed.tok.weight
+#     model.layers.{i}.input_layernorm                   decoder.layers.{i}.attn_norm
+#     model.layers.{i}.self_attn.q_proj  (H d, C)        decoder.layers.{i}.attn.q   (C, H d) *
+#     model.layers.{i}.self_attn.k_proj  (KV d, C)       decoder.layers.{i}.attn.k   (C, KV d) *
+#     model.layers.{i}.self_attn.v_proj  (KV d, C)       decoder.layers.{i}.attn.v   (C, KV d)
+#     model.layers.{i}.self_attn.o_proj  (C, H d)        decoder.layers.{i}.attn.out (H d, C)
+#     model.layers.{i}.self_attn.q_norm  (d,)  (Qwen3)   decoder.layers.{i}.attn.q_norm *
+#     model.layers.{i}.self_attn.k_norm  (d,)  (Qwen3)   decoder.layers.{i}.attn.k_norm *
+#     model.layers.{i}.post_attention_layernorm          decoder.layers.{i}.ffn_norm
+#     model.layers.{i}.mlp.gate_proj  (F, C)  } side     decoder.layers.{i}.ffn.fc1  (C, 2F):
+#     model.layers.{i}.mlp.up_proj    (F, C)  } by side    [gate | up], SwiGLU's halves
+#     model.layers.{i}.mlp.down_proj  (C, F)             decoder.layers.{i}.ffn.fc2  (F, C)
+#     model.norm                                         decoder.final_norm
+#     lm_head.weight                  (vocab, C)         head.weight (C, vocab), when untied
+#
+# Their linear layers are torch's, (out, in): each is transposed. (*) Their RoPE turns feature
+# i of a head with feature i + d/2 (the "rotate_half" of GPT-NeoX); ours turns 2i with 2i+1.
+# Reordering each head's query and key features, ours[2i] = theirs[i] and ours[2i+1] =
+# theirs[i + d/2], makes our rotation of every pair theirs; a dot product of two vectors
+# reordered alike is unchanged, so the attention scores, and the model, are theirs exactly.
+
+LLAMA_FAMILY = ("llama", "qwen3")
+# The fields transformers fills in when a config.json leaves them out (LlamaConfig's and
+# Qwen3Config's defaults); the sizes are not among them: a config.json must give those.
+LLAMA_DEFAULTS = {
+    "llama": dict(num_key_value_heads=None, head_dim=None, hidden_act="silu",
+                  max_position_embeddings=2048, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                  attention_bias=False, mlp_bias=False),
+    "qwen3": dict(num_key_value_heads=None, head_dim=128, hidden_act="silu",
+                  max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                  attention_bias=False, mlp_bias=False),
+}
+LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+               "num_attention_heads")
+# Fields that would make the model another function than ours, when they are set.
+LLAMA_REFUSED = {
+    "rope_scaling": "a scaled RoPE (longer contexts by rescaled frequencies)",
+    "quantization_config": "quantised weights",
+    "num_experts": "a mixture of experts", "num_local_experts": "a mixture of experts",
+    "use_sliding_window": "sliding-window attention",
+}
+# Constants some checkpoints carry beside the weights: RoPE's frequencies. We compute our own.
+LLAMA_BUFFER = re.compile(r"layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
+
+
+def is_llama_family(directory: StrPath) -> bool:
+    """Whether `directory` holds a Llama or Qwen3 checkpoint (by its config.json)."""
+    try:
+        return _read_config(directory)[0].get("model_type") in LLAMA_FAMILY
+    except PretrainedError:
+        return False
+
+
+def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
+    """A `gpt` in eval mode from a Llama or Qwen3 checkpoint directory, whose config.json is
+    `config`. Weights in float16 or bfloat16 are loaded as float32."""
+    path = os.path.join(directory, CONFIG)
+    settings, eps = _llama_settings(config, path)
+    try:
+        model = nn.skip_init(gpt, **settings)
+    except (TypeError, ValueError) as e:
+        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
+    for module in model.modules():
+        if isinstance(module, nn.RMSNorm):
+            module.eps = eps
+    tensors, where = _read_tensors(directory, prefix="")
+    state = {name.removeprefix("model."): array for name, array in tensors.items()}
+    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)
+             and not (name == "lm_head.weight" and model.head is None)}   # tied: embed_tokens
+    expected = to_llama(model)
+    _check_tensors(state, expected, where, config["model_type"])
+    model.load_state_dict(from_llama(state, model))
+    return model.eval()
+
+
+def _llama_settings(config, path):
+    """(our GPT's arguments, the RMS norms' eps) for a Llama or Qwen3 config.json, checked."""
+    model_type = config["model_type"]
+    missing = [name for name in LLAMA_SIZES if name not in config]
+    if missing:
+        raise PretrainedError(f"{path}: {missing[0]} is missing; a {model_type} config.json "
+                              f"gives {', '.join(LLAMA_SIZES)}")
+    for name, why in LLAMA_REFUSED.items():
+        if config.get(name) not in (None, False, 0):
+            raise PretrainedError(f"{path}: {name} is {json.dumps(config[name])}: {why}, which "
+                                  f"tinyformer does not compute")
+    c = {**LLAMA_DEFAULTS[model_type], **config}
+    for name in (*LLAMA_SIZES, "max_position_embeddings"):
+        if type(c[name]) is not int or c[name] < 1:
+            raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
+                                  f"{c[name]!r}")
+    for name in ("num_key_value_heads", "head_dim"):
+        if c[name] is not None and (type(c[name]) is not int or c[name] < 1):
+            raise PretrainedError(f"{path}: {name} must be a whole number >= 1 or null, got "
+                                  f"{c[name]!r}")
+    for name in ("tie_word_embeddings", "attention_bias", "mlp_bias"):
+        if type(c[name]) is not bool:
+            raise PretrainedError(f"{path}: {name} must be true or false, got {c[name]!r}")
+    eps = c["rms_norm_eps"]
+    if type(eps) not in (int, float) or not eps > 0:
+        raise PretrainedError(f"{path}: rms_norm_eps must be a number above 0, got {eps!r}")
+    if c["hidden_act"] != "silu":
+        raise PretrainedError(f"{path}: hidden_act is {c['hidden_act']!r}: the feed-forward we "
+                              f"compute is SwiGLU, whose gate is silu")
+    if c["attention_bias"] != c["mlp_bias"]:
+        raise PretrainedError(f"{path}: attention_bias is {json.dumps(c['attention_bias'])} "
+                              f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
+                              f"one for every layer")
+    layer_types = c.get("layer_types") or []
+    if any(kind != "full_attention" for kind in layer_types):
+        raise PretrainedError(f"{path}: layer_types holds "
+                              f"{next(k for k in layer_types if k != 'full_attention')!r}: "
+                              f"only full attention is computed here, no sliding windows")
+    d_model, n_head = c["hidden_size"], c["num_attention_heads"]
+    d_head = c["head_dim"] if c["head_dim"] is not None else d_model // n_head
+    return dict(vocab_size=c["vocab_size"], context=c["max_position_embeddings"],
+                n_layer=c["num_hidden_layers"], n_head=n_head, d_model=d_model,
+                d_ff=c["intermediate_size"], positions="rope", norm="pre",
+                activation="swiglu", tie_weights=c["tie_word_embeddings"],
+                normalization="rmsnorm", n_kv_head=c["num_key_value_heads"],
+                qk_norm=model_type == "qwen3", bias=c["attention_bias"],
+                rope_theta=_rope_theta(c, path),
+                d_head=None if d_head * n_head == d_model else d_head), eps
+
+
+def _rope_theta(config, path):
+    """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
+    rope_type must be the default (any other rescales the frequencies)."""
+    parameters = config.get("rope_parameters")
+    if parameters is None:
+        theta = config.get("rope_theta", 10000.0)
+    elif not isinstance(parameters, dict):
+        raise PretrainedError(f"{path}: rope_parameters must be an object, got {parameters!r}")
+    else:
+        kind = parameters.get("rope_type", "default")
+        if kind != "default":
+            raise PretrainedError(f"{path}: rope_parameters has rope_type {kind!r}: a scaled "
+                                  f"RoPE, which tinyformer does not compute")
+        if parameters.get("partial_rotary_factor", 1) != 1:
+            raise PretrainedError(f"{path}: rope_parameters has partial_rotary_factor "
+                                  f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
+                                  f"each head, which tinyformer does not compute")
+        theta = parameters.get("rope_theta", 10000.0)
+    if type(theta) not in (int, float) or not theta > 1:
+        raise PretrainedError(f"{path}: rope_theta must be a number above 1, got {theta!r}")
+    return float(theta)
+
+
+def _rotary_order(d_head):
+    """Where each of our features of a head comes from in theirs: ours[2i] = theirs[i],
+    ours[2i+1] = theirs[i + d/2] (see the table above)."""
+    half = d_head // 2
+    return np.stack([np.arange(half), np.arange(half) + half], axis=1).reshape(-1)   # (d,)
+
+
+def _per_head(array, d_head, order):
+    """`array` with the features of each head (d_head of them, heads side by side along the
+    last axis) taken in `order`: new[..., h d + m] = array[..., h d + order[m]]."""
+    n_head = array.shape[-1] // d_head
+    return array[..., (np.arange(n_head)[:, None] * d_head + order).reshape(-1)]
+
+
+def from_llama(state: dict[str, np.ndarray], model: GPT) -> dict[str, np.ndarray]:
+    """Our name -> array, from a Llama or Qwen3 checkpoint's tensors (names without
+    "model.", already checked to be those `to_llama` gives for `model`)."""
+    d_head = model.decoder.layers[0].attn.d_head
+    order = _rotary_order(d_head)
+    ours = {"embed.tok.weight": state["embed_tokens.weight"],
+            "decoder.final_norm.weight": state["norm.weight"]}
+    for i in range(model.config["n_layer"]):
+        layer, theirs = f"decoder.layers.{i}", f"layers.{i}"
+        ours[f"{layer}.attn_norm.weight"] = state[f"{theirs}.input_layernorm.weight"]
+        ours[f"{layer}.ffn_norm.weight"] = state[f"{theirs}.post_attention_layernorm.weight"]
+        for name, proj in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("out", "o_proj")):
+            for p in ("weight", "bias"):
+                array = state.get(f"{theirs}.self_attn.{proj}.{p}")
+                if array is not None:
+                    array = array.T                                   # (out, in) -> (in, out)
+                    ours[f"{layer}.attn.{name}.{p}"] = (_per_head(array, d_head, order)
+                                                        if name in ("q", "k") else array)
+        for name in ("q_norm", "k_norm"):
+            if f"{theirs}.self_attn.{name}.weight" in state:
+                ours[f"{layer}.attn.{name}.weight"] = state[f"{theirs}.self_attn.{name}.weight"][
+                    order]
+        mlp = f"{theirs}.mlp"
+        ours[f"{layer}.ffn.fc1.weight"] = np.concatenate(
+            [state[f"{mlp}.gate_proj.weight"].T, state[f"{mlp}.up_proj.weight"].T], axis=1)
+        ours[f"{layer}.ffn.fc2.weight"] = state[f"{mlp}.down_proj.weight"].T
+        if f"{mlp}.gate_proj.bias" in state:
+            ours[f"{layer}.ffn.fc1.bias"] = np.concatenate([state[f"{mlp}.gate_proj.bias"],
+                                                            state[f"{mlp}.up_proj.bias"]])
+            ours[f"{layer}.ffn.fc2.bias"] = state[f"{mlp}.down_proj.bias"]
+    if "lm_head.weight" in state:
+        ours["head.weight"] = state["lm_head.weight"].T                 # (V, C) -> (C, V)
+    return ours
+
+
+def to_llama(model: GPT) -> dict[str, np.ndarray]:
+    """Llama name (without "model.") -> array, from our GPT's parameters: from_llama's
+    inverse, and so the names and shapes a checkpoint of this model holds."""
+    d_head = model.decoder.layers[0].attn.d_head
+    back = np.argsort(_rotary_order(d_head))               # ours -> theirs, within a head
+    ours = {name: p.data for name, p in model.named_parameters()}
+    state = {"embed_tokens.weight": ours["embed.tok.weight"],
+             "norm.weight": ours["decoder.final_norm.weight"]}
+    for i in range(model.config["n_layer"]):
+        layer, theirs = f"decoder.layers.{i}", f"layers.{i}"
+        state[f"{theirs}.input_layernorm.weight"] = ours[f"{layer}.attn_norm.weight"]
+        state[f"{theirs}.post_attention_layernorm.weight"] = ours[f"{layer}.ffn_norm.weight"]
+        for name, proj in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("out", "o_proj")):
+            for p in ("weight", "bias"):
+                array = ours.get(f"{layer}.attn.{name}.{p}")
+                if array is not None:
+                    if name in ("q", "k"):
+                        array = _per_head(array, d_head, back)
+                    state[f"{theirs}.self_attn.{proj}.{p}"] = array.T
+        for name in ("q_norm", "k_norm"):
+            if f"{layer}.attn.{name}.weight" in ours:
+                state[f"{theirs}.self_attn.{name}.weight"] = ours[f"{layer}.attn.{name}.weight"][
+                    back]
+        mlp, ffn = f"{theirs}.mlp", f"{layer}.ffn"
+        gate, up = np.split(ours[f"{ffn}.fc1.weight"], 2, axis=1)
+        state[f"{mlp}.gate_proj.weight"], state[f"{mlp}.up_proj.weight"] = gate.T, up.T
+        state[f"{mlp}.down_proj.weight"] = ours[f"{ffn}.fc2.weight"].T
+        if f"{ffn}.fc1.bias" in ours:
+            state[f"{mlp}.gate_proj.bias"], state[f"{mlp}.up_proj.bias"] = np.split(
+                ours[f"{ffn}.fc1.bias"], 2)
+            state[f"{mlp}.down_proj.bias"] = ours[f"{ffn}.fc2.bias"]
+    if model.head is not None:
+        state["lm_head.weight"] = ours["head.weight"].T                 # (C, V) -> (V, C)
     return state
 
 
@@ -268,10 +537,17 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
     config = model.config
-    for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu")):
-        if config[setting] != gpt2:
+    # GPT-2's block is the 2017 one: any of the modern switches takes a model out of its reach.
+    n_kv_head = config.get("n_kv_head") or config["n_head"]
+    for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu"),
+                          ("normalization", "layernorm"), ("qk_norm", False),
+                          ("logit_softcap", None), ("bias", True), ("d_head", None)):
+        if config.get(setting, gpt2) != gpt2:
             raise PretrainedError(f"GPT-2 cannot express {setting}={config[setting]!r}: it has "
                                   f"{setting}={gpt2!r} only")
+    if n_kv_head != config["n_head"]:
+        raise PretrainedError(f"GPT-2 cannot express n_kv_head={n_kv_head}: every head of its "
+                              f"attention has its own keys and values")
     eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
     if len(eps) != 1:
         raise PretrainedError(f"GPT-2 has one layer_norm_epsilon; this model's layer norms use "
@@ -306,3 +582,298 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     with atomic_write(path) as f:
         json.dump(gpt2_config, f, indent=2)
         f.write("\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The tokenizer of a Llama or Qwen3 directory: tokenizer.json
+#
+# The tokenizers library describes a tokenizer as a pipeline, and tokenizer.json holds each
+# stage. SmolLM's and Qwen's are byte-level BPEs like GPT-2's, with other stages around the
+# merges:
+#
+#     added tokens    split the text at them first: "<|im_start|>" is one token, never merged
+#     normalizer      none (SmolLM), or NFC (Qwen): one Unicode spelling of each character
+#     pre-tokenizer   cut the text into chunks that merges never cross: GPT-2's pattern
+#                     (ByteLevel with use_regex), after each digit on its own (SmolLM's
+#                     Digits), or a pattern of its own (Qwen's and Llama 3's Split)
+#     model           byte-level BPE: each chunk's UTF-8 bytes, merged by the merges' ranks
+#     decoder         ByteLevel: the tokens' bytes joined and read as UTF-8
+#
+# tokenizers.py's BPETokenizer holds the vocabulary in our order (bytes first, merge k making
+# id 256 + k); these vocabularies put their ids anywhere (SmolLM's special tokens come first)
+# and their merges make tokens whose ids are not their ranks. ByteLevelBPE keeps both maps,
+# and does every stage above exactly; a tokenizer.json with any other stage, or a setting
+# that changes what one does, is refused in one line naming it.
+
+
+class ByteLevelBPE(Tokenizer):
+    """A byte-level BPE read from a tokenizers-library tokenizer.json (`read_tokenizer_json`),
+    encoding and decoding as the tokenizers library does. Special tokens written in the text
+    are recognised with allow_special=True (as for every tokenizer here); other added tokens
+    (Qwen's <think>, say) always, as the tokenizers library does."""
+
+    kind = "tokenizer.json"
+    CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
+
+    def __init__(self, pieces: list[bytes], byte_ids: list[int],
+                 ranks: dict[tuple[int, int], tuple[int, int]], added: dict[str, int],
+                 special: list[str], steps: list[tuple], normalization: str | None,
+                 ignore_merges: bool) -> None:
+        super().__init__(special, first_special_id=0)
+        self._special_ids = {token: added[token] for token in special}    # their own ids
+        # The other added tokens are found in any text; special ones only when allowed.
+        self._always = {token: i for token, i in added.items() if token not in special}
+        self._marked = {False: self._always, True: {**self._always, **self._special_ids}}
+        self._marked_re = {allow: special_pattern(list(tokens))   # longest first, as the
+                           for allow, tokens in self._marked.items()}   # library matches
+        self._pieces = pieces                          # id -> its bytes
+        self._byte_ids = byte_ids                      # byte -> id
+        self._ranks = ranks                            # (id, id) -> (rank, merged id)
+        self._steps = steps                            # the pre-tokenizer's, in order
+        self._normalization = normalization            # "NFC", ..., or None
+        self._whole = {piece: i for i, piece in enumerate(pieces)
+                       if i not in added.values()} if ignore_merges else None
+        self._cache = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._pieces)
+
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        marked, pattern = self._marked[allow_special], self._marked_re[allow_special]
+        ids, start = [], 0
+        if pattern is not None:
+            for match in pattern.finditer(text):
+                ids += self._encode_text(text[start:match.start()], start)
+                ids.append(marked[match.group()])
+                start = match.end()
+        return ids + self._encode_text(text[start:], start)
+
+    def _encode_text(self, text, offset):
+        if self._normalization is not None:
+            text = unicodedata.normalize(self._normalization, text)
+        ids = []
+        for chunk in self._chunks(text):
+            if chunk not in self._cache:
+                if len(self._cache) >= self.CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[chunk] = self._encode_chunk(chunk)
+            ids.extend(self._cache[chunk])
+        return ids
+
+    def _chunks(self, text):
+        """The pre-tokenizer: each step cuts every chunk so far into smaller ones."""
+        chunks = [text] if text else []
+        for kind, setting in self._steps:
+            if kind == "split":          # the pattern's matches, and what lies between them
+                chunks = [piece for chunk in chunks for piece in _isolated(setting, chunk)]
+            elif kind == "digits":       # digits (any Unicode number) alone, or in runs
+                chunks = [piece for chunk in chunks for piece in _digit_runs(chunk, setting)]
+            elif setting:                # ByteLevel with use_regex: GPT-2's chunks
+                chunks = [piece for chunk in chunks for piece in pre_split(chunk)]
+        return chunks
+
+    def _encode_chunk(self, chunk):
+        data = chunk.encode("utf-8")
+        if self._whole is not None and data in self._whole:     # ignore_merges: a whole word
+            return [self._whole[data]]
+        ids = [self._byte_ids[b] for b in data]
+        while len(ids) > 1:
+            # The pair of the lowest rank, merged everywhere, left to right (the library's
+            # priority queue does the same: a pair made by a merge ranks after it).
+            rank, pair = min((self._ranks.get(pair, (math.inf, None))[0], pair)
+                             for pair in zip(ids, ids[1:]))
+            if rank == math.inf:
+                break
+            ids = merge(ids, pair, self._ranks[pair][1])
+        return ids
+
+    def _piece(self, i):
+        return self._pieces[i]
+
+    @staticmethod
+    def _join(pieces):
+        return b"".join(pieces).decode("utf-8", errors="replace")
+
+    @staticmethod
+    def _readable(piece):
+        return piece.decode("utf-8", errors="backslashreplace")
+
+    def save(self, path: StrPath) -> None:
+        raise ValueError(f"a tokenizer read from a tokenizer.json is not saved as {path}: keep "
+                         f"the tokenizer.json it was read from")
+
+
+def _isolated(pattern, text):
+    """`text` cut at the matches of `pattern`, each match a piece of its own (the tokenizers
+    library's Split with behavior "Isolated")."""
+    pieces, start = [], 0
+    for match in pattern.finditer(text):
+        if match.start() == match.end():
+            continue
+        pieces += [text[start:match.start()], match.group()]
+        start = match.end()
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece]
+
+
+def _digit_runs(text, individual):
+    """`text` with its numbers cut out (categories Nd, Nl, No, as Rust's char::is_numeric):
+    each alone if `individual`, else each run of them together."""
+    pieces = []
+    for c in text:
+        numeric = unicodedata.category(c)[0] == "N"
+        if pieces and not numeric and not pieces[-1][1]:
+            pieces[-1][0] += c
+        elif pieces and numeric and pieces[-1][1] and not individual:
+            pieces[-1][0] += c
+        else:
+            pieces.append([c, numeric])
+    return [piece for piece, _ in pieces]
+
+
+TOKENIZER_JSON = "tokenizer.json"
+
+
+def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> ByteLevelBPE:
+    """The ByteLevelBPE of `directory`'s tokenizer.json, with ids up to `vocab_size` (a model's
+    embedding may have more rows than the tokenizer has tokens, as Qwen's does: those ids
+    decode to nothing). PretrainedError, one line, for a tokenizer it cannot reproduce."""
+    path = os.path.join(directory, TOKENIZER_JSON)
+    if not os.path.isfile(path):
+        raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
+                              f"directory holds its tokenizer in {TOKENIZER_JSON}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
+    try:
+        tokenizer = _tokenizer_from_json(data, path)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise PretrainedError(f"{path} is not a tokenizers-library tokenizer.json ("
+                              f"{type(e).__name__}: {e})") from None
+    if vocab_size is not None:
+        if tokenizer.vocab_size > vocab_size:
+            raise PretrainedError(f"{path} has {tokenizer.vocab_size} tokens, more than the "
+                                  f"model's {vocab_size}; they must belong together")
+        tokenizer._pieces += [b""] * (vocab_size - tokenizer.vocab_size)
+    return tokenizer
+
+
+def _refuse(path, what, why):
+    raise PretrainedError(f"{path}: {what}: {why}; tinyformer reads byte-level BPE tokenizers "
+                          f"(as GPT-2's, SmolLM's and Qwen's) only")
+
+
+def _tokenizer_from_json(data, path):
+    model = data["model"]
+    if model.get("type") != "BPE":
+        _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
+    for setting in ("dropout", "byte_fallback", "continuing_subword_prefix",
+                    "end_of_word_suffix"):
+        if model.get(setting):
+            _refuse(path, f"model {setting} is {json.dumps(model[setting])}",
+                    "it changes how words are cut")
+    normalizer = data.get("normalizer")
+    normalization = None
+    if normalizer is not None:
+        normalization = normalizer.get("type")
+        if normalization not in ("NFC", "NFD", "NFKC", "NFKD"):
+            _refuse(path, f"normalizer {normalization!r}", "it changes the text in a way not "
+                    "reproduced here")
+    steps = _pre_tokenizer_steps(data.get("pre_tokenizer"), path)
+    post = data.get("post_processor")
+    for stage in ([] if post is None else post.get("processors", [post])):
+        kind = stage.get("type")
+        adds = kind == "TemplateProcessing" and any("Sequence" not in part
+                                                    for part in stage["single"])
+        if kind not in ("ByteLevel", "TemplateProcessing") or adds:
+            _refuse(path, f"post_processor {kind!r}", "it adds tokens around the text")
+    decoder = data.get("decoder")
+    if decoder is None or decoder.get("type") != "ByteLevel":
+        _refuse(path, f"decoder {None if decoder is None else decoder.get('type')!r}",
+                "not byte-level decoding")
+
+    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    vocab = model["vocab"]
+    pieces = {}
+    for token, i in vocab.items():
+        if type(i) is not int or i < 0 or i in pieces:
+            _refuse(path, f"vocabulary id {i!r} of {token!r}", "ids must be distinct whole "
+                    "numbers")
+        if not all(char in byte_of for char in token):
+            _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
+        pieces[i] = bytes(byte_of[char] for char in token)
+    added, special = {}, []
+    for entry in data.get("added_tokens", []):
+        token, i = entry["content"], entry["id"]
+        for setting in ("lstrip", "rstrip", "single_word"):
+            if entry.get(setting):
+                _refuse(path, f"added token {token!r} has {setting}", "it changes the text "
+                        "around the token")
+        if type(i) is not int or i < 0 or (i in pieces and vocab.get(token) != i):
+            _refuse(path, f"added token {token!r} has id {i!r}", "another token's id")
+        pieces[i] = token.encode("utf-8")
+        added[token] = i
+        if entry.get("special"):
+            special.append(token)
+    missing = [b for b, char in bytes_to_unicode().items() if char not in vocab]
+    if missing:
+        _refuse(path, f"the vocabulary lacks the byte 0x{missing[0]:02x}",
+                "some texts could not be encoded")
+    byte_ids = [vocab[bytes_to_unicode()[b]] for b in range(256)]
+    ranks = {}
+    for rank, pair in enumerate(model["merges"]):
+        parts = pair.split(" ") if isinstance(pair, str) else pair
+        if len(parts) != 2 or not all(part in vocab for part in parts) \
+                or "".join(parts) not in vocab:
+            _refuse(path, f"merge {rank} {pair!r}", "its tokens and their join must be in the "
+                    "vocabulary")
+        ranks[vocab[parts[0]], vocab[parts[1]]] = (rank, vocab["".join(parts)])
+    size = max(pieces) + 1
+    return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added,
+                        special, steps, normalization, bool(model.get("ignore_merges")))
+
+
+def _pre_tokenizer_steps(pre_tokenizer, path):
+    """The pre-tokenizer as a list of steps ("split", compiled pattern), ("digits",
+    individual) and, last, ("bytelevel", use_regex)."""
+    if pre_tokenizer is None:
+        _refuse(path, "no pre_tokenizer", "a byte-level BPE has a ByteLevel one")
+    stages = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) \
+        if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    steps = []
+    for stage in stages:
+        kind = stage.get("type")
+        if steps and steps[-1][0] == "bytelevel":
+            _refuse(path, f"pre_tokenizer {kind!r} after ByteLevel", "its chunks would be of "
+                    "bytes' characters")
+        if kind == "ByteLevel":
+            if stage.get("add_prefix_space"):
+                _refuse(path, "pre_tokenizer ByteLevel has add_prefix_space", "it adds a space "
+                        "in front of the text")
+            steps.append(("bytelevel", stage.get("use_regex", True)))
+        elif kind == "Digits":
+            steps.append(("digits", bool(stage.get("individual_digits"))))
+        elif kind == "Split":
+            pattern = stage["pattern"]
+            if stage.get("behavior") != "Isolated" or stage.get("invert"):
+                _refuse(path, f"pre_tokenizer Split with behavior {stage.get('behavior')!r}"
+                        f"{' inverted' if stage.get('invert') else ''}", "only Isolated is "
+                        "reproduced")
+            try:
+                compiled = regex.compile(pattern["Regex"] if "Regex" in pattern
+                                         else regex.escape(pattern["String"]))
+            except regex.error as e:
+                _refuse(path, "pre_tokenizer Split's pattern", f"it does not compile ({e})")
+            steps.append(("split", compiled))
+        else:
+            _refuse(path, f"pre_tokenizer {kind!r}", "not a step reproduced here")
+    if not steps or steps[-1][0] != "bytelevel":
+        _refuse(path, "the pre_tokenizer has no ByteLevel step", "not a byte-level BPE")
+    return steps

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from .checkpoint import least_parameters
+from .layers import default_d_ff
 
 if TYPE_CHECKING:                    # train.py imports this module
     from .train import TrainConfig
@@ -34,8 +35,10 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
     the parameters four times over (weights, gradients, AdamW's two moments) and the
     activations that the backward pass keeps, the attention scores and logits among them."""
-    d, d_ff = config.d_model, config.d_ff or 4 * config.d_model
-    sizes = {"d_model": d, "d_ff": d_ff, "n_layer": config.n_layer}
+    d = config.d_model
+    d_ff = config.d_ff or default_d_ff(d, config.activation or "gelu")
+    sizes = {"d_model": d, "d_ff": d_ff, "n_layer": config.n_layer, "n_head": config.n_head,
+             "n_kv_head": config.n_kv_head, "activation": config.activation}
     if config.task:
         sizes.update(src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
     else:

@@ -79,6 +79,13 @@ class OneOf(Rule):
         return f"must be one of {shown}, got {value!r}"
 
 
+class Flag(Rule):
+    """true or false (a boolean: not 0 or 1, not the text "true")."""
+
+    def why(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
 class Text(Rule):
     """A non-empty string (a path, a name)."""
 

@@ -1,5 +1,7 @@
-"""What a model costs: parameters per module, and FLOPs per token, counted exactly from the
-graph of a forward pass and set beside the usual 6N approximation.
+"""What a model is and what it costs: its block in words (which norm, feed-forward, attention,
+positions: the modern block's switches), parameters per module and per part, and FLOPs per
+token, counted exactly from the graph of a forward pass and set beside the usual 6N
+approximation.
 
 The exact count walks the recorded graph and adds up the multiply-adds of every matrix
 product (2 m k n FLOPs for an (m, k) @ (k, n)), attention's two products included. Elementwise
@@ -20,6 +22,7 @@ import tinyautograd as ta
 from tinyautograd import Tensor, nn
 
 from .attention import Attention
+from .layers import default_d_ff
 
 
 def _matmul_flops(node):
@@ -35,17 +38,47 @@ def _matmul_flops(node):
     return 0
 
 
-def forward_flops(output: Tensor) -> int:
-    """Matrix-product FLOPs of the whole graph that produced `output`."""
-    total, seen, todo = 0, set(), [output.grad_fn]
+def _nodes(output):
+    """Every node of the graph that produced `output`, each once."""
+    seen, todo = set(), [output.grad_fn]
     while todo:
         node = todo.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        total += _matmul_flops(node)
+        yield node
         todo.extend(t.grad_fn for t in node.inputs)
-    return total
+
+
+def forward_flops(output: Tensor) -> int:
+    """Matrix-product FLOPs of the whole graph that produced `output`."""
+    return sum(_matmul_flops(node) for node in _nodes(output))
+
+
+def _part(path: str) -> str:
+    """The part of the model a parameter or module path belongs to."""
+    parts = path.split(".")
+    if "attn" in parts or "cross_attn" in parts:
+        return "attention"
+    if "ffn" in parts:
+        return "feed-forward"
+    if any(part.endswith("norm") for part in parts):
+        return "norms"
+    if parts[0].endswith("embed"):
+        return "embeddings"
+    return "head"
+
+
+PARTS = ("embeddings", "attention", "feed-forward", "norms", "head")
+
+
+def parameters_by_part(model: nn.Module) -> dict[str, int]:
+    """{part: parameters}: embeddings, attention (its projections and QK-norms), feed-forward,
+    norms (around the sub-layers and at the top) and head (a tied head has none of its own)."""
+    counts = dict.fromkeys(PARTS, 0)
+    for name, p in model.named_parameters():
+        counts[_part(name)] += p.size
+    return counts
 
 
 def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
@@ -53,11 +86,8 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
     model's context by default), counted on the graph, and 6 N for comparison. For the
     encoder-decoder, the source and the target both have T tokens, and the count is per
     target token."""
-    T = T or model.context
-    idx = np.zeros((1, T), dtype=np.int64)
-    with ta.enable_grad():
-        logits = model(idx) if not hasattr(model, "encode") else model(idx, idx)
-    forward = forward_flops(logits) / T
+    logits = _forward_graph(model, T)
+    forward = forward_flops(logits) / (T or model.context)
     # N leaves out embedding tables (token and learned positions): a lookup costs no FLOPs.
     tables = {id(p): p.size for module in model.modules() if isinstance(module, nn.Embedding)
               for p in module.parameters()}
@@ -65,19 +95,85 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
     return {"forward": forward, "training": 3 * forward, "six_n": 6 * n}
 
 
+def _forward_graph(model, T):
+    """The logits of a forward pass on T tokens, with its graph, each node knowing the module
+    that made it (nn.record_module_paths)."""
+    T = T or model.context
+    idx = np.zeros((1, T), dtype=np.int64)
+    with ta.enable_grad(), nn.record_module_paths(model):
+        return model(idx) if not hasattr(model, "encode") else model(idx, idx)
+
+
+def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, float]:
+    """Forward FLOPs per token, by part: attention's projections, attention's own two
+    products (which grow with T), the feed-forward network and the head."""
+    counts = {"attention projections": 0, "attention scores": 0, "feed-forward": 0, "head": 0}
+    for node in _nodes(_forward_graph(model, T)):
+        flops = _matmul_flops(node)
+        if flops:
+            part = _part(node.module_path or "")
+            if part == "attention":
+                part = "attention scores" if node.fn is Attention else "attention projections"
+            counts[part if part in counts else "head"] += flops
+    return {part: flops / (T or model.context) for part, flops in counts.items()}
+
+
+_NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
+_ACTIVATIONS = {"gelu": "GELU", "relu": "ReLU", "swiglu": "SwiGLU", "relu2": "squared-ReLU"}
+
+
+def describe_block(model: nn.Module) -> str:
+    """The model's block in words, from its config: its norms, feed-forward network,
+    attention and positions, and the switches that are on. For GPT-2's defaults: 'pre-norm
+    LayerNorm, GELU feed-forward of width 512, multi-head attention (4 heads), learned
+    positions'."""
+    c = model.config
+    n_head = c["n_head"]
+    n_kv_head = c.get("n_kv_head") or n_head
+    activation = c["activation"]
+    d_ff = c.get("d_ff") or default_d_ff(c["d_model"], activation)
+    norm = _NORMS[c.get("normalization", "layernorm")]
+    if norm == "RMSNorm" and not c.get("rmsnorm_affine", True):
+        norm += " without weights"
+    if n_kv_head == n_head:
+        attention = f"multi-head attention ({n_head} heads)"
+    else:
+        kind = "multi-query" if n_kv_head == 1 else "grouped-query"
+        attention = (f"{kind} attention ({n_head} query heads, {n_kv_head} key-value "
+                     f"head{'s' if n_kv_head > 1 else ''})")
+    positions = c.get("positions") or "learned"
+    words = [f"{c['norm']}-norm {norm}",
+             f"{_ACTIVATIONS[activation]} feed-forward of width {d_ff}", attention]
+    if c.get("qk_norm"):
+        words.append("QK-norm")
+    words.append(f"RoPE (theta {c.get('rope_theta', 10000.0):g})" if positions == "rope"
+                 else "no positions" if positions == "none" else f"{positions} positions")
+    if not c.get("bias", True):
+        words.append("no biases")
+    if c.get("logit_softcap") is not None:
+        words.append(f"logits soft-capped at {c['logit_softcap']:g}")
+    return ", ".join(words)
+
+
 def summary(model: nn.Module, T: int | None = None) -> str:
-    """A table of parameters per top-level module and the FLOPs per token, as text."""
+    """The block in words, a table of parameters per top-level module and per part, and the
+    FLOPs per token (in all and per part), as text."""
     rows = [(name or type(model).__name__, module.num_parameters())
             for name, module in model.named_children()]
     width = max(len(name) for name, _ in rows + [("total", 0)])
-    lines = [f"{'module':<{width}}  {'parameters':>12}"]
+    lines = [f"{type(model).__name__}: {describe_block(model)}", ""]
+    lines.append(f"{'module':<{width}}  {'parameters':>12}")
     lines += [f"{name:<{width}}  {count:>12,}" for name, count in rows]
     lines.append(f"{'total':<{width}}  {model.num_parameters():>12,}")
+    lines.append("by part: " + ", ".join(f"{part} {count:,}"
+                                         for part, count in parameters_by_part(model).items()))
     flops = flops_per_token(model, T)
     lines.append("")
     lines.append(f"FLOPs per token at T={T or model.context}: forward {flops['forward']:,.0f}, "
                  f"training {flops['training']:,.0f} (counted on the graph); "
                  f"6N = {flops['six_n']:,.0f}")
+    lines.append("forward by part: " + ", ".join(
+        f"{part} {count:,.0f}" for part, count in forward_flops_by_part(model, T).items()))
     return "\n".join(lines)
 
 

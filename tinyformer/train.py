@@ -47,7 +47,8 @@ from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointErr
                      RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
                      truncate_metrics)
 from .tokenizers import escape_controls
-from .schema import SEED, Number, OneOf, Optional, Text, Whole, check_settings
+from .layers import ACTIVATIONS, NORMALIZATIONS
+from .schema import SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -107,6 +108,19 @@ class TrainConfig:
     context: int | None = setting(None, "Longest sequence the model sees.")
     positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
     norm: str | None = setting(None, "pre or post [the model's own].")
+    normalization: str | None = setting(None, "layernorm or rmsnorm, for every norm "
+                                        "[layernorm].")
+    rmsnorm_affine: bool | None = setting(None)      # False: RMS norms without a learned weight
+    activation: str | None = setting(None, "The feed-forward's: gelu, relu, swiglu or relu2 "
+                                     "[the model's own].")
+    n_kv_head: int | None = setting(None, "Key-value heads, dividing --n-head: grouped-query "
+                                    "attention (1: multi-query) [n-head].")
+    qk_norm: bool | None = setting(None, "Normalise each head's queries and keys before their "
+                                   "dot product [no].")
+    logit_softcap: float | None = setting(None, "Squash the logits into (-c, c), "
+                                          "c tanh(logits / c) [none].")
+    bias: bool | None = setting(None, "Biases in the linear layers and norms [yes].")
+    rope_theta: float | None = setting(None, "RoPE's base, with --positions rope [10000].")
     dropout: float = setting(0.0, "Dropout rate [0].")
     batch_size: int | None = setting(None, "Sequences per step.")
     iters: int | None = setting(None, "Optimizer steps.")
@@ -211,6 +225,17 @@ class TrainConfig:
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
                              f"= {self.d_model // self.n_head}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            divisors = [n for n in range(1, self.n_head + 1) if self.n_head % n == 0]
+            raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
+                             f"{self.n_head}: each key-value head serves a whole group of "
+                             f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
+        if self.rope_theta is not None and self.positions != "rope":
+            raise ValueError("--rope-theta is the base of RoPE's rotations; it needs "
+                             "--positions rope")
+        if self.rmsnorm_affine is not None and self.normalization != "rmsnorm":
+            raise ValueError("rmsnorm_affine says whether RMS norms learn a weight; it needs "
+                             "normalization = \"rmsnorm\"")
         if not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
@@ -245,6 +270,14 @@ SETTING_RULES = {
     "context": Optional(Whole(1, 1 << 20)),
     "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
     "norm": Optional(OneOf("pre", "post")),
+    "normalization": Optional(OneOf(*NORMALIZATIONS)),
+    "rmsnorm_affine": Optional(Flag()),
+    "activation": Optional(OneOf(*ACTIVATIONS)),
+    "n_kv_head": Optional(Whole(1, 4_096)),
+    "qk_norm": Optional(Flag()),
+    "logit_softcap": Optional(Number(above=0)),
+    "bias": Optional(Flag()),
+    "rope_theta": Optional(Number(above=1)),
     "dropout": Number(0, below=1),
     "batch_size": Optional(Whole(1, 1 << 20)),
     "iters": Optional(Whole(1, BIG)),

@@ -26,7 +26,7 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import EncoderDecoderSession, generate
-from .layers import Embeddings, Tokens, token_array
+from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped, token_array
 
 __all__ = ["Transformer"]
 
@@ -50,6 +50,9 @@ class Transformer(nn.Module):
       table when the positions are learned; needs equal vocabulary sizes.
     - `tie_weights`: the output projection is the target embedding transposed (section 3.4);
       otherwise a Linear head of its own.
+    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`),
+      `activation`, `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
+      `bias`, `rope_theta`.
 
     `encode` and `decode` are the two halves of `forward`, so that a decoding loop runs the
     encoder once and the decoder at every step.
@@ -59,34 +62,42 @@ class Transformer(nn.Module):
                  n_head: int = 4, d_model: int = 64, d_ff: int | None = None,
                  dropout: float = 0.0, positions: str = "sinusoidal", norm: str = "post",
                  activation: str = "relu", share_embeddings: bool = False,
-                 tie_weights: bool = True, pad_id: int = 0) -> None:
+                 tie_weights: bool = True, pad_id: int = 0, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
+                 rope_theta: float = 10000.0) -> None:
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
             n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
             positions=positions, norm=norm, activation=activation,
-            share_embeddings=share_embeddings, tie_weights=tie_weights, pad_id=pad_id)
+            share_embeddings=share_embeddings, tie_weights=tie_weights, pad_id=pad_id,
+            normalization=normalization, rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head,
+            qk_norm=qk_norm, logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"Transformer: share_embeddings needs one vocabulary, got "
                              f"src_vocab_size {src_vocab_size} and tgt_vocab_size "
                              f"{tgt_vocab_size}")
-        d_ff = 4 * d_model if d_ff is None else d_ff
+        d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.context, self.pad_id = context, pad_id
+        self.logit_softcap = check_logit_softcap(logit_softcap)
+        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
+        switches = dict(n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
 
         # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
         # of the embeddings and the positional encodings.
         d_head = d_model // n_head if d_model % n_head == 0 else None   # else MHA says why
         self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
-                                    scale=True, d_head=d_head)
+                                    scale=True, d_head=d_head, rope_theta=rope_theta)
         self.tgt_embed = (self.src_embed if share_embeddings else
                           Embeddings(tgt_vocab_size, d_model, context, positions, dropout,
-                                     scale=True, d_head=d_head))
+                                     scale=True, d_head=d_head, rope_theta=rope_theta))
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.src_embed.rotary)
+                               rotary=self.src_embed.rotary, **switches)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
-                               rotary=self.tgt_embed.rotary, cross_attention=True)
+                               rotary=self.tgt_embed.rotary, cross_attention=True, **switches)
         # Tied (None): the logits come from the target embedding, tgt_embed.tok.unembed.
-        self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size)
+        self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size, bias)
 
     def forward(self, src: Tokens, tgt: Tokens) -> Tensor:
         """src (B, S), tgt (B, T) integer tokens -> logits (B, T, tgt_vocab_size)."""
@@ -126,8 +137,9 @@ class Transformer(nn.Module):
 
     def logits(self, y: Tensor) -> Tensor:
         """The head: logits (B, T, V) from the top of the decoder y (B, T, C); y @ E^T when
-        tied to the target embedding E."""
-        return self.tgt_embed.tok.unembed(y) if self.head is None else self.head(y)
+        tied to the target embedding E. Soft-capped with logit_softcap."""
+        logits = self.tgt_embed.tok.unembed(y) if self.head is None else self.head(y)
+        return soft_capped(logits, self.logit_softcap)
 
     def start_decoding(self, src: Tokens, bos_id: int,
                        use_cache: bool = True) -> EncoderDecoderSession:

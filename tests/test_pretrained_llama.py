@@ -1,0 +1,439 @@
+"""Llama-family checkpoints: a Llama (SmolLM's architecture) and a Qwen3 that transformers
+writes here, with tokenizers that the tokenizers library trains here in SmolLM's and Qwen's
+layouts, load into our GPT with the logits of transformers to 1e-5 and its greedy
+continuations; the tokenizer encodes and decodes as the tokenizers library does; `tinyformer
+generate` writes what transformers writes; and everything we do not compute (scaled RoPE,
+sliding windows, experts, other model types, other tokenizers) is refused in one line. Nothing
+is downloaded."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_cli_train import assert_input_error, tinyformer
+from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
+                        processors, trainers)
+from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3Config,
+                          Qwen3ForCausalLM)
+
+import tinyautograd as ta
+from tinyformer.checkpoint import load_model
+from tinyformer.gpt import GPT
+from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.safetensors import load_file, save_file
+from tinyformer.summary import describe_block
+from tinyformer.tokenizers import bytes_to_unicode
+
+CONTEXT = 48
+TEXT = ("It's 2024: the quick brown fox, 3 dogs and 12 cats jumped over 1.5 lazy dogs!\n"
+        "Ünïcödé naïve café, e\u0301 (NFC makes it é) and 你好世界 ½ ² \t tabs  spaces\r\n") * 30
+# Qwen2's and Qwen3's pre-tokenizer pattern (Llama 3's is nearly the same).
+QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+"
+                r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+EOT = "<|endoftext|>"
+
+
+def train_tokenizer(layout):
+    """A tokenizer.json (as a dict) of SmolLM's layout (special tokens first, then the bytes;
+    each digit alone, then GPT-2's pattern) or of Qwen's (its own pattern, NFC, the added
+    tokens after the merges, one of them not special). Trained once, copied each time."""
+    if layout not in TRAINED:
+        TRAINED[layout] = json.dumps(_train_tokenizer(layout))
+    return json.loads(TRAINED[layout])
+
+
+TRAINED = {}
+
+
+def _train_tokenizer(layout):
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    if layout == "smollm":
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+        specials = [EOT, "<|im_start|>", "<|im_end|>"]
+    else:
+        tokenizer.normalizer = normalizers.NFC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        specials = []
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator([TEXT], trainer)
+    if layout == "qwen":
+        tokenizer.add_special_tokens([EOT, "<|im_start|>"])
+        tokenizer.add_tokens(["<think>"])                       # not special: always found
+    return json.loads(tokenizer.to_str())
+
+
+@pytest.fixture(scope="module", params=["smollm", "qwen"])
+def tokenizer_dir(request, tmp_path_factory):
+    directory = tmp_path_factory.mktemp(request.param)
+    (directory / "tokenizer.json").write_text(json.dumps(train_tokenizer(request.param)))
+    return directory
+
+
+def perturbed(model):
+    """Away from the initialisation (norms at 1), so that every weight matters."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+LLAMAS = {
+    # SmolLM-135M's shape, scaled down: grouped-query attention, tied embeddings
+    "llama, tied, gqa": ("llama", dict(num_key_value_heads=2, tie_word_embeddings=True)),
+    "llama, untied, mqa, theta 500": ("llama", dict(num_key_value_heads=1, rope_theta=500.0)),
+    "llama, biases": ("llama", dict(attention_bias=True, mlp_bias=True)),
+    # Qwen3-0.6B's: QK-norm, a head_dim that is not hidden_size / heads, a padded vocabulary
+    "qwen3": ("qwen3", dict(num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)),
+}
+
+
+def hf_model(kind, vocab_size, **changes):
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=40,
+                 num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=CONTEXT,
+                 rms_norm_eps=1e-5, **changes)
+    if kind == "qwen3":
+        return perturbed(Qwen3ForCausalLM(Qwen3Config(**sizes)))
+    return perturbed(LlamaForCausalLM(LlamaConfig(**sizes)))
+
+
+@pytest.fixture(scope="module", params=list(LLAMAS))
+def llama(request, tmp_path_factory):
+    """(a random transformers model, the directory its save_pretrained wrote)."""
+    kind, changes = LLAMAS[request.param]
+    model = hf_model(kind, 120, **changes)
+    directory = tmp_path_factory.mktemp(kind)
+    model.save_pretrained(directory)
+    return model, directory
+
+
+def tokens(shape, seed=0, vocab=120):
+    return np.random.default_rng(seed).integers(0, vocab, shape)
+
+
+def their_logits(model, idx):
+    with torch.no_grad():
+        return model(torch.tensor(idx)).logits.numpy()
+
+
+def test_the_logits_are_transformers_to_1e_5(llama):
+    model, directory = llama
+    ours = GPT.from_pretrained(directory)
+    assert not ours.training
+    for length in (1, 7, CONTEXT):
+        idx = tokens((2, length), seed=length)
+        with ta.no_grad():
+            np.testing.assert_allclose(ours(idx).data, their_logits(model, idx), rtol=0,
+                                       atol=1e-5)
+
+
+def test_the_model_is_the_modern_block_it_should_be(llama):
+    model, directory = llama
+    config = GPT.from_pretrained(directory).config
+    hf = model.config
+    assert (config["positions"], config["normalization"], config["activation"]) == (
+        "rope", "rmsnorm", "swiglu")
+    assert config["n_kv_head"] == hf.num_key_value_heads
+    assert config["qk_norm"] == (hf.model_type == "qwen3")
+    assert config["bias"] == hf.attention_bias
+    assert config["tie_weights"] == hf.tie_word_embeddings
+    assert config["rope_theta"] == hf.rope_parameters["rope_theta"]
+    assert config["d_head"] == (16 if hf.model_type == "qwen3" else None)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_greedy_continuations_are_transformers(llama, use_cache):
+    model, directory = llama
+    idx = tokens((2, 6), seed=3)
+    theirs = model.generate(torch.tensor(idx), attention_mask=torch.ones(idx.shape, dtype=int),
+                            do_sample=False, max_new_tokens=12, pad_token_id=0,
+                            eos_token_id=None).numpy()
+    ours = GPT.from_pretrained(directory).generate(idx, 12, temperature=0, use_cache=use_cache)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_transformers_4_config_with_rope_theta_and_the_rotary_buffers_loads(llama, tmp_path):
+    # SmolLM's config.json predates rope_parameters: rope_theta and rope_scaling at the top;
+    # older saves also kept each layer's RoPE frequencies among the weights.
+    model, directory = llama
+    config = json.loads((directory / "config.json").read_text())
+    config["rope_theta"] = config.pop("rope_parameters")["rope_theta"]
+    config["rope_scaling"] = None
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    weights = load_file(directory / "model.safetensors")
+    for i in range(2):
+        weights[f"model.layers.{i}.self_attn.rotary_emb.inv_freq"] = np.ones(4, np.float32)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    idx = tokens((1, 20))
+    with ta.no_grad():
+        np.testing.assert_allclose(GPT.from_pretrained(tmp_path)(idx).data,
+                                   their_logits(model, idx), rtol=0, atol=1e-5)
+
+
+def test_the_summary_describes_a_loaded_qwen3(tmp_path):
+    hf_model("qwen3", 50, num_key_value_heads=1, head_dim=16).save_pretrained(tmp_path)
+    assert describe_block(GPT.from_pretrained(tmp_path)) == (
+        "pre-norm RMSNorm, SwiGLU feed-forward of width 40, multi-query attention (4 query "
+        "heads, 1 key-value head), QK-norm, RoPE (theta 10000), no biases")
+
+
+# --------------------------------------------------------------------------------------------
+# The tokenizer
+
+
+SAMPLES = ["Hello world", "  leading spaces and trailing ", "It's 2024, 3.14159 and 1e10",
+           "e\u0301 versus \u00e9", "tabs\tand\r\nnew lines\n\n\n", "你好世界 ½ ² ٣٤",
+           "<think>the answer</think>", "IT'S DON'T", "", "\u0000\u007f bytes"]
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_the_tokenizer_encodes_and_decodes_as_the_library_does(tokenizer_dir, text):
+    theirs = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    ours = read_tokenizer_json(tokenizer_dir)
+    ids = theirs.encode(text).ids
+    assert ours.encode(text) == ids
+    assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
+
+
+@pytest.fixture(scope="module")
+def both_tokenizers(tmp_path_factory):
+    """{layout: (the library's tokenizer, ours)} of each layout."""
+    both = {}
+    for layout in ("smollm", "qwen"):
+        directory = tmp_path_factory.mktemp(f"both-{layout}")
+        (directory / "tokenizer.json").write_text(json.dumps(train_tokenizer(layout)))
+        both[layout] = (Tokenizer.from_file(str(directory / "tokenizer.json")),
+                        read_tokenizer_json(directory))
+    return both
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(max_size=60))
+def test_the_tokenizer_agrees_with_the_library_on_any_text(both_tokenizers, text):
+    for layout, (theirs, ours) in both_tokenizers.items():
+        assert ours.encode(text) == theirs.encode(text).ids, layout
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab 1½²٣\n'sT"), max_size=30) | st.text(max_size=30))
+def test_the_pre_tokenizer_cuts_where_the_librarys_does(both_tokenizers, text):
+    # The chunks themselves, spelled in bytes as the library spells them: merges never cross
+    # a chunk's border, so a chunk cut elsewhere may not show in the ids of a small vocabulary.
+    spelled = bytes_to_unicode()
+    for layout, (theirs, ours) in both_tokenizers.items():
+        normal = theirs.normalizer.normalize_str(text) if theirs.normalizer else text
+        want = [piece for piece, _ in theirs.pre_tokenizer.pre_tokenize_str(normal)]
+        got = ["".join(spelled[b] for b in chunk.encode("utf-8"))
+               for chunk in ours._chunks(normal)]
+        assert got == want, layout
+
+
+def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
+        both_tokenizers):
+    theirs, ours = both_tokenizers["qwen"]
+    think, eot = theirs.token_to_id("<think>"), theirs.token_to_id(EOT)
+    assert ours.encode("a<think>b") == theirs.encode("a<think>b").ids        # always one token
+    assert think in ours.encode("a<think>b")
+    assert eot not in ours.encode(f"a{EOT}b")                                # plain text ...
+    assert ours.encode(f"a{EOT}b", allow_special=True) == theirs.encode(f"a{EOT}b").ids
+    assert ours.special_id(EOT) == eot and ours.special_id("<think>") is None
+    smollm, ours = both_tokenizers["smollm"]
+    assert ours.special_id(EOT) == smollm.token_to_id(EOT) == 0
+
+
+def test_transformers_reads_the_same_ids_from_the_same_file(tokenizer_dir):
+    theirs = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"))
+    ours = read_tokenizer_json(tokenizer_dir)
+    for text in SAMPLES:
+        assert ours.encode(text) == theirs.encode(text, add_special_tokens=False)
+
+
+def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
+    size = read_tokenizer_json(tokenizer_dir).vocab_size
+    padded = read_tokenizer_json(tokenizer_dir, vocab_size=size + 5)
+    assert padded.vocab_size == size + 5 and padded.decode([size + 4]) == ""
+    with pytest.raises(PretrainedError, match=f"has {size} tokens, more than the model's 10"):
+        read_tokenizer_json(tokenizer_dir, vocab_size=10)
+
+
+def edited(data, change):
+    data = json.loads(json.dumps(data))
+    change(data)
+    return data
+
+
+def set_at(*path_and_value):
+    *path, value = path_and_value
+
+    def change(data):
+        for key in path[:-1]:
+            data = data[key]
+        data[path[-1]] = value
+    return change
+
+
+TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
+    (set_at("model", "byte_fallback", True), "model byte_fallback is true"),
+    (set_at("model", "dropout", 0.1), "model dropout is 0.1"),
+    (set_at("model", "type", "WordPiece"), "model type 'WordPiece'"),
+    (set_at("normalizer", {"type": "Lowercase"}), "normalizer 'Lowercase'"),
+    (set_at("pre_tokenizer", {"type": "Metaspace", "replacement": "_"}),
+     "pre_tokenizer 'Metaspace'"),
+    (set_at("pre_tokenizer", "pretokenizers", 1, "add_prefix_space", True),
+     "ByteLevel has add_prefix_space"),
+    (set_at("pre_tokenizer", "pretokenizers", 0, {"type": "Split", "pattern": {"String": " "},
+                                                  "behavior": "Removed", "invert": False}),
+     "Split with behavior 'Removed'"),
+    (set_at("decoder", {"type": "Metaspace"}), "decoder 'Metaspace'"),
+    (set_at("post_processor", {"type": "TemplateProcessing",
+                               "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
+                                          {"Sequence": {"id": "A", "type_id": 0}}],
+                               "pair": [], "special_tokens": {}}),
+     "post_processor 'TemplateProcessing': it adds tokens"),
+    (set_at("added_tokens", 0, "lstrip", True), "added token '<|endoftext|>' has lstrip"),
+    (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
+    (lambda data: data["model"].pop("merges"), "not a tokenizers-library tokenizer.json"),
+]
+
+
+@pytest.mark.parametrize("change, phrase", TOKENIZER_REFUSALS,
+                         ids=[phrase[:30] for _, phrase in TOKENIZER_REFUSALS])
+def test_a_tokenizer_we_cannot_reproduce_is_refused_in_one_line(tmp_path, change, phrase):
+    (tmp_path / "tokenizer.json").write_text(json.dumps(edited(train_tokenizer("smollm"),
+                                                               change)))
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert phrase in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+# --------------------------------------------------------------------------------------------
+# What we do not compute, refused in one line
+
+
+def without(name):
+    return lambda weights: weights.pop(name)
+
+
+REFUSALS = [    # (changes to config.json, a change to the weights, what the error says)
+    ({"model_type": "mistral"}, None, "model_type is 'mistral'; tinyformer reads 'gpt2', "
+                                      "'llama' and 'qwen3'"),
+    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, None,
+     "rope_parameters has rope_type 'llama3': a scaled RoPE"),
+    ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
+                          "partial_rotary_factor": 0.5}}, None, "partial_rotary_factor 0.5"),
+    ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
+     "rope_scaling is {\"rope_type\": \"linear\", \"factor\": 2.0}: a scaled RoPE"),
+    ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
+    ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
+    ({"layer_types": ["full_attention", "sliding_attention"]}, None,
+     "layer_types holds 'sliding_attention'"),
+    ({"num_experts": 8}, None, "num_experts is 8: a mixture of experts"),
+    ({"quantization_config": {"quant_method": "bitsandbytes"}}, None, "quantised weights"),
+    ({"attention_bias": True}, None, "attention_bias is true and mlp_bias false"),
+    ({"num_key_value_heads": 3}, None, "n_kv_head 3 does not divide n_head 4"),
+    ({"rms_norm_eps": "1e-5"}, None, "rms_norm_eps must be a number above 0"),
+    ({"hidden_size": None}, None, "hidden_size must be a whole number >= 1, got None"),
+    ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
+    ({}, without("model.layers.1.mlp.up_proj.weight"),
+     "tensor 'layers.1.mlp.up_proj.weight' is missing, given config.json"),
+    ({}, lambda w: w.update({"model.layers.0.mlp.extra": np.zeros(2, np.float32)}),
+     "tensor 'layers.0.mlp.extra' is not part of llama"),
+    ({}, lambda w: w.update({"model.norm.weight": np.ones(31, np.float32)}),
+     "'norm.weight' has the wrong shape: (31,), but config.json makes it (32,)"),
+]
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("llama-base")
+    hf_model("llama", 120, num_key_value_heads=2).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("config_changes, change_weights, problem", REFUSALS,
+                         ids=[problem[:40] for *_, problem in REFUSALS])
+def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, config_changes,
+                                                       change_weights, problem):
+    config = {**json.loads((llama_dir / "config.json").read_text()), **config_changes}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    weights = load_file(llama_dir / "model.safetensors")
+    if change_weights is not None:
+        change_weights(weights)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert problem in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_a_missing_size_is_named(llama_dir, tmp_path):
+    config = json.loads((llama_dir / "config.json").read_text())
+    del config["intermediate_size"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    with pytest.raises(PretrainedError, match="intermediate_size is missing; a llama "
+                                              "config.json gives vocab_size, hidden_size"):
+        GPT.from_pretrained(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# On the command line
+
+
+@pytest.fixture(scope="module")
+def smollm_dir(tmp_path_factory):
+    """A tiny SmolLM: its architecture and its tokenizer's layout, <|endoftext|> its id 0."""
+    directory = tmp_path_factory.mktemp("smollm")
+    tokenizer = train_tokenizer("smollm")
+    (directory / "tokenizer.json").write_text(json.dumps(tokenizer))
+    vocab_size = len(tokenizer["model"]["vocab"])
+    model = hf_model("llama", vocab_size, num_key_value_heads=2, tie_word_embeddings=True,
+                     bos_token_id=0, eos_token_id=0)
+    model.save_pretrained(directory)
+    return directory, model, Tokenizer.from_file(str(directory / "tokenizer.json"))
+
+
+def test_generate_reads_a_llama_directory_and_writes_what_transformers_writes(smollm_dir):
+    directory, model, tokenizer = smollm_dir
+    prompt = "the quick brown"
+    result = tinyformer("generate", "--checkpoint", directory, "--prompt", prompt,
+                        "--temperature", 0, "--max-new-tokens", 10)
+    assert result.exit_code == 0, result.output
+    ids = tokenizer.encode(prompt).ids
+    with torch.no_grad():
+        theirs = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                do_sample=False, max_new_tokens=10)[0, len(ids):].tolist()
+    theirs = theirs[:theirs.index(0)] if 0 in theirs else theirs       # stops at eos, unshown
+    assert result.output == prompt + tokenizer.decode(theirs) + "\n"
+    _, ours, saved = load_model(directory)
+    assert saved["model_config"]["activation"] == "swiglu" and ours.special_id(EOT) == 0
+
+
+def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path):
+    directory, _, _ = smollm_dir
+    config = json.loads((directory / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(directory / "model.safetensors", tmp_path)
+    shutil.copy(directory / "tokenizer.json", tmp_path)
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
+                       "rope_type 'yarn': a scaled RoPE")
+    (tmp_path / "config.json").write_text((directory / "config.json").read_text())
+    (tmp_path / "tokenizer.json").unlink()
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
+                       "has a model but no tokenizer", "tokenizer.json")
+    data = edited(train_tokenizer("smollm"), set_at("model", "byte_fallback", True))
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
+                       "model byte_fallback is true")
