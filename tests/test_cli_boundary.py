@@ -94,7 +94,9 @@ def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_pa
     monkeypatch.setattr(cli, "plot_after_training", lambda directory: None)
     result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
-    monkeypatch.setattr(cli, "write_generation", lambda *args: seen.append(blas_threads_now()))
+    monkeypatch.setattr(cli, "load_model", lambda directory: (None, None, {"model": "gpt"}))
+    monkeypatch.setattr(cli, "respond", lambda *args, **kwargs: seen.append(
+        blas_threads_now()) or (lambda write: None))
     assert run("generate", "--checkpoint", tmp_path, "--threads", threads).exit_code == 0
     assert seen == [{threads}, {threads}]
     assert blas_threads_now() == before                 # only for the command's work

@@ -246,3 +246,16 @@ def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     tok = trainer.job.tokenizer
     assert [tok.id_to_token(i) for i in range(tok.vocab_size)] == SYMBOLS
     assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")
+
+
+def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+    result = CliRunner().invoke(main, ["train", "--n-layer", "1", "--n-head", "2", "--d-model",
+                                       "16", "--context", "16", "--batch-size", "4", "--iters",
+                                       "3", "--eval-every", "3", "--eval-iters", "1",
+                                       "--clip", "1e-6", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    # The norm of the step's gradients as computed, not as clipped to 1e-6.
+    assert all(isinstance(r["grad_norm"], float) and r["grad_norm"] > 1e-3 for r in records)

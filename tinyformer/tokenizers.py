@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
@@ -34,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import regex
 
-from .files import StrPath, atomic_write
+from .files import StrPath, atomic_write, iter_text
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
 
@@ -65,6 +66,36 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
             + special_note,
             "first merges " + " ".join(repr(t) for t in learned[:8]),
             "longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:])]
+
+
+def compression(text: str, ids: Sequence[int]) -> str:
+    """How many tokens a text took, and how many characters and bytes each holds on average."""
+    n_bytes = len(text.encode("utf-8"))
+    per_token = (f": {len(text) / len(ids):.2f} characters per token, "
+                 f"{n_bytes / len(ids):.2f} bytes per token") if len(ids) else ""
+    return f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes){per_token}"
+
+
+def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
+                    special_tokens: Sequence[str] = (),
+                    log: Callable[[str], None] = print) -> tuple[Tokenizer, list[str]]:
+    """A `kind` ("bpe" or "char") tokenizer learned from the UTF-8 text file at `path`, and a
+    report of it for a person: what was trained and how long it took, its vocabulary, and its
+    compression of the text. `log` hears what is starting (a BPE of a large text takes a
+    while). ValueError for a file that cannot be used, or too little text for the merges."""
+    text = "".join(iter_text(path, "input file"))
+    n_bytes = os.path.getsize(path)
+    what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
+    log(f"Training {what} on {path} ({n_bytes:,} bytes)...")
+    start = time.perf_counter()
+    tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens) if kind == "bpe"
+           else CharTokenizer.train(text, special_tokens=special_tokens))
+    seconds = time.perf_counter() - start
+    n_tokens = len(tok.encode(text))
+    return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
+        "  " + line for line in describe_vocabulary(tok)] + [
+        f"  compression  {n_bytes / n_tokens:.2f} bytes per token on the input "
+        f"({n_tokens:,} tokens)"]
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:

@@ -386,6 +386,28 @@ class Trainer:
         return cls(config, run, job, model, log)
 
     @classmethod
+    def open(cls, resume: StrPath | None = None, config_file: StrPath | None = None,
+             overrides: dict[str, Any] | None = None, out: StrPath | None = None,
+             force: bool = False, log: Callable[[str], None] = print,
+             name: Callable[[str], str] = str) -> Trainer:
+        """The run `tinyformer train` asks for: the one in `resume`, continued with its saved
+        settings; or a new one in `out` [runs/<model>-<data>], with the settings of the TOML
+        `config_file`, then `overrides` over them, then the job's defaults for the rest. The
+        file's values are checked and named as the file's ("lr in run.toml"), the overrides'
+        by `name` ("--lr" on the command line)."""
+        overrides = overrides or {}
+        if resume is not None:
+            extra = [name(key) for key in overrides] + [name(key) for key, value in (
+                ("config", config_file), ("out", out), ("force", force)) if value]
+            if extra:
+                raise ValueError(f"{name('resume')} continues a run with its saved settings; "
+                                 f"drop {' '.join(extra)}")
+            return cls.resume(resume, log=log)
+        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+        config = dataclasses.replace(config, **overrides).resolved()
+        return cls.start(config, out or default_out_dir(config), force=force, log=log)
+
+    @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:
         """The run saved in `directory`, ready to continue where its checkpoint left off. A
         run that stopped before its first checkpoint starts again, with its settings."""
@@ -487,8 +509,8 @@ class Trainer:
         loss = self.job.loss(self.model, batch)
         self.optimizer.zero_grad()
         loss.backward()
-        if self.config.clip:
-            clip_grad_norm(self.model.parameters(), self.config.clip)
+        if self.config.clip:                   # the norm before clipping, for metrics.jsonl
+            self.grad_norm = clip_grad_norm(self.model.parameters(), self.config.clip)
         self.optimizer.step()
         self.schedule.step()
         return loss.item(), lr, batch[0].size
@@ -551,6 +573,8 @@ class Trainer:
                     raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
                                              f"lower --lr or raise --warmup")
                 record = {"step": self.step, "train_loss": loss, "lr": lr}
+                if c.clip:
+                    record["grad_norm"] = self.grad_norm
                 if self.step % c.eval_every == 0 or self.step == c.iters:
                     progress.clear()
                     record.update(self.evaluate("end of training" if self.step == c.iters

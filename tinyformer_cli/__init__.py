@@ -8,7 +8,6 @@ import dataclasses
 import importlib.util
 import os
 import sys
-import time
 
 import click
 
@@ -19,14 +18,14 @@ from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files
-from tinyformer.files import iter_text, read_text
+from tinyformer.files import read_text
 from tinyformer.prompts import example_prompt, respond
 from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, check_training,
-                                   describe_vocabulary, load_tokenizer, one_line)
-from tinyformer.train import Trainer, TrainConfig, default_out_dir
+from tinyformer.tokenizers import (check_training, compression, load_tokenizer, one_line,
+                                   train_tokenizer)
+from tinyformer.train import Trainer, TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -105,7 +104,6 @@ def main(debug):
     click.get_current_context().command.debug = debug
 
 
-# ----- tokenize: train, apply and inspect tokenizers
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
@@ -151,24 +149,13 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
         specials = [] if no_special else list(specials or DEFAULT_SPECIALS)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force)        # before the work, not after it
-    with input_errors():
-        text = "".join(iter_text(input_path, "input file"))
-    n_bytes = os.path.getsize(input_path)
-    what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
-    # BPE on a large corpus takes a while: say so (on stderr: stdout keeps only the result).
-    click.echo(f"Training {what} on {input_path} ({n_bytes:,} bytes)...", err=True)
-    start = time.perf_counter()
-    with input_errors():                      # e.g. too little text for that many merges
-        tok = (BPETokenizer.train(text, vocab_size, special_tokens=specials) if kind == "bpe"
-               else CharTokenizer.train(text, special_tokens=specials))
-    seconds = time.perf_counter() - start
-    with input_errors(OSError):               # e.g. the disk filled up since the check
+    with input_errors():                         # unreadable text, too little for the merges
+        # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
+        tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
+                                      log=lambda line: click.echo(line, err=True))
+    with input_errors(OSError):                  # e.g. the disk filled up since the check
         tok.save(out_path)
-    click.echo(f"Trained {what} on {input_path} in {seconds:.2f} s, saved to {out_path}")
-    n_tokens = len(tok.encode(text))
-    for line in describe_vocabulary(tok) + [f"compression  {n_bytes / n_tokens:.2f} bytes per "
-                                            f"token on the input ({n_tokens:,} tokens)"]:
-        click.echo("  " + line)
+    click.echo(f"{report[0]}, saved to {out_path}\n" + "\n".join(report[1:]))
 
 
 def check_out_file(path, suffixes=None, force=True):
@@ -262,12 +249,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
                            for k, p in enumerate(pieces)), color=True)
     else:
         click.echo("|" + "|".join(pieces) + "|" if pieces else "(no tokens)")
-    if show_ids:
-        click.echo("ids: " + " ".join(map(str, ids)))
-    n_bytes = len(text.encode("utf-8"))
-    per_token = (f": {len(text) / len(ids):.2f} characters per token, "
-                 f"{n_bytes / len(ids):.2f} bytes per token") if ids else ""
-    click.echo(f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes){per_token}")
+    click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
                f"{tok.vocab_size} ids")
 
@@ -302,7 +284,6 @@ def train_options(command):
 Examples:
   tinyformer train                                   a small GPT on the built-in stories
   tinyformer train --corpus input.txt --out runs/shakespeare
-  tinyformer train --task reverse
   tinyformer train --model bert                      learns to fill in a hidden colour
   tinyformer train --config run.toml --lr 3e-4      flags override the file
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
@@ -333,20 +314,8 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
-        if resume_dir is not None:
-            extra = [option_name(name) for name in given] + [flag for flag, value in (
-                ("--config", config_path), ("--out", out), ("--force", force)) if value]
-            if extra:
-                raise ValueError(f"--resume continues a run with its saved settings; drop "
-                                 f"{' '.join(extra)}")
-            trainer = Trainer.resume(resume_dir, log=click.echo)
-        else:
-            # The file's values are checked and named as the file's ("lr in run.toml"), the
-            # options' as options ("--lr"); the options override the file.
-            config = TrainConfig.from_toml(config_path) if config_path else TrainConfig()
-            config = dataclasses.replace(config, **given).resolved()
-            trainer = Trainer.start(config, out or default_out_dir(config), force=force,
-                                    log=click.echo)
+        trainer = Trainer.open(resume_dir, config_path, given, out, force, log=click.echo,
+                               name=option_name)
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     try:
@@ -383,10 +352,8 @@ Examples:
       eve is <mask><mask><mask>."
 
 \b
---checkpoint also takes a Hugging Face GPT-2 directory (config.json, model.safetensors,
-vocab.json and merges.txt or tokenizer.json), as on GPT-2's model page or as `tinyformer
-export` writes. With GPT-2's tokenizer, no --prompt starts from <|endoftext|>, and generation
-stops where the model writes <|endoftext|>.
+--checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
+as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
@@ -406,19 +373,13 @@ def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, 
              threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
     with blas_threads(threads):
-        write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p,
-                         seed, beam)
-
-
-def write_generation(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                     beam):
-    with input_errors():
-        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
-        check_settings({"seed": seed}, {"seed": SEED})
-        model, tokenizer, saved = load_model(checkpoint_dir)
-        answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens, temperature,
-                         top_k, top_p, seed, beam, name=option_name)
-    answer(lambda text: click.echo(text, nl=False))
+        with input_errors():
+            check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+            check_settings({"seed": seed}, {"seed": SEED})
+            model, tokenizer, saved = load_model(checkpoint_dir)
+            answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
+                             temperature, top_k, top_p, seed, beam, name=option_name)
+        answer(lambda text: click.echo(text, nl=False))
 
 
 @main.command(epilog="""\b
@@ -770,8 +731,8 @@ Examples:
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
 
 \b
-It runs the scripts of the repository's benchmarks/ folder, each in its own process, and sums
-them up against the project's speed targets; PyTorch's columns need PyTorch installed.""")
+Each script of the repository's benchmarks/ runs in its own process; PyTorch's columns need
+PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
