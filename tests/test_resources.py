@@ -31,19 +31,20 @@ def run_steps(threads, n, seconds_per_step):
 
 
 def test_it_tries_each_count_then_keeps_the_fastest_and_chooses_again_later():
-    threads = AdaptiveThreads(candidates=(1, 2), period=12, trial=2)
-    quiet = {1: 0.004, 2: 0.001}                         # two threads faster
-    used = run_steps(threads, 12, quiet)
-    assert used == [1, 1, 2, 2] + [2] * 8
-    busy = {1: 0.001, 2: 0.004}                          # a neighbour took a core
-    used = run_steps(threads, 12, busy)
-    assert used == [1, 1, 2, 2] + [1] * 8
+    with AdaptiveThreads(candidates=(1, 2), period=12, trial=2) as threads:
+        quiet = {1: 0.004, 2: 0.001}                     # two threads faster
+        assert run_steps(threads, 12, quiet) == [1, 1, 2, 2] + [2] * 8
+        busy = {1: 0.001, 2: 0.004}                      # a neighbour took a core
+        assert run_steps(threads, 4, busy) == [1, 1, 2, 2]
+        assert blas_threads_now() == {1}      # chosen at once: what runs between steps uses it
+        assert run_steps(threads, 8, busy) == [1] * 8
 
 
-def test_the_limit_is_lifted_after_each_step():
+def test_the_limit_is_lifted_when_the_run_ends():
     before = blas_threads_now()
-    threads = AdaptiveThreads(candidates=(1,), period=4, trial=1)
-    run_steps(threads, 3, {1: 0.0})
+    with AdaptiveThreads(candidates=(1,), period=4, trial=1) as threads:
+        run_steps(threads, 3, {1: 0.0})
+        assert blas_threads_now() == {1}
     assert blas_threads_now() == before
 
 

@@ -89,10 +89,10 @@ class AdaptiveThreads:
     result: OpenBLAS splits the output among threads and each sum runs in the same order, so
     the losses are the same to the bit (tests/test_resources.py checks it).
 
-        threads = AdaptiveThreads()
-        for step in ...:
-            with threads.step():
-                train_step()
+        with AdaptiveThreads() as threads:
+            for step in ...:
+                with threads.step():
+                    train_step()
     """
 
     def __init__(self, candidates: tuple[int, ...] | None = None, period: int = 200,
@@ -102,28 +102,34 @@ class AdaptiveThreads:
         self.candidates = candidates or tuple(sorted({1, cores}))
         self.period, self.trial = period, trial
         self.controller = ThreadpoolController()
-        self.chosen = self.candidates[-1]
+        self.chosen = self.candidates[0]    # until the first trials: the safe choice
         self.count = 0
         self.times: dict[int, list[float]] = {}
 
-    def _threads_now(self) -> int:
-        """The count for the step about to run: a candidate on trial, or the one chosen."""
-        position = self.count % self.period
-        exploring = len(self.candidates) * self.trial
-        if position < exploring:
-            return self.candidates[position // self.trial]
-        if position == exploring and self.times:        # the trials are in: choose
-            self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
-            self.times = {}
-        return self.chosen
+    def __enter__(self) -> AdaptiveThreads:
+        # Between steps (an evaluation, a sample) the count chosen so far applies too.
+        self._outside = self.controller.limit(limits=self.chosen, user_api="blas")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._outside.restore_original_limits()
+
+    def _on_trial(self) -> bool:
+        return self.count % self.period < len(self.candidates) * self.trial
 
     @contextlib.contextmanager
     def step(self) -> Iterator[int]:
-        """Run one step under the chosen count (or a candidate on trial), timing it."""
-        n = self._threads_now()
+        """Run one step under the chosen count, or a candidate on trial, timing it; after the
+        period's last trial, choose."""
+        n = self.candidates[self.count % self.period // self.trial] if self._on_trial() \
+            else self.chosen
+        self.controller.limit(limits=n, user_api="blas")
         began = time.perf_counter()
-        with self.controller.limit(limits=n, user_api="blas"):
-            yield n
-        if self.count % self.period < len(self.candidates) * self.trial:
+        yield n
+        if self._on_trial():
             self.times.setdefault(n, []).append(time.perf_counter() - began)
         self.count += 1
+        if self.times and not self._on_trial():         # the trials are in: choose
+            self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
+            self.times = {}
+        self.controller.limit(limits=self.chosen, user_api="blas")

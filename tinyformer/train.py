@@ -540,7 +540,7 @@ class Trainer:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    blas_threads(threads):
+                    blas_threads(threads), steps or contextlib.nullcontext():
                 return self._train(steps)
         finally:
             self.close()
