@@ -104,6 +104,7 @@ def main(debug):
     click.get_current_context().command.debug = debug
 
 
+# ----- tokenize: train, apply and inspect tokenizers
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
