@@ -5,7 +5,8 @@ Every page is put together the same way:
     <style>   viz/assets/page.css, then the page kind's own CSS
     <body>    the HTML the page kind writes (tables, inline SVG from graphviz, ...)
     <script type="application/json">   the numbers the page shows (`data`), as JSON
-    <script>  viz/assets/<kind>.js, which reads that JSON and makes the page interactive
+    <script>  viz/assets/page.js (what every page shares), then viz/assets/<kind>.js, which
+              reads that JSON and makes the page interactive
 
 The script and the styles are our own (no library, no CDN), and a Content-Security-Policy
 forbids the page to load anything at all, so it works offline and shows the same thing
@@ -110,6 +111,7 @@ def page(title, kind, body, data):
 {body}
 <script id="page-data" type="application/json">{script_json(data)}</script>
 <script>
+{asset("page.js")}
 {asset(kind + ".js")}
 </script>
 </body>

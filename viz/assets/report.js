@@ -167,15 +167,3 @@ const started = performance.now();
 draw();
 if (data.refresh) reloadSoon();
 document.body.dataset.ready = (performance.now() - started).toFixed(0);
-
-// Show the tooltip beside the mouse, on the side where it fits in the window.
-function placeTooltip(event) {
-  tooltip.hidden = false;
-  const width = tooltip.offsetWidth, height = tooltip.offsetHeight, gap = 14;
-  const left = event.clientX + gap + width < window.innerWidth ? event.clientX + gap
-    : Math.max(0, event.clientX - gap - width);
-  const top = event.clientY + gap + height < window.innerHeight ? event.clientY + gap
-    : Math.max(0, event.clientY - gap - height);
-  tooltip.style.left = `${left}px`;
-  tooltip.style.top = `${top}px`;
-}
