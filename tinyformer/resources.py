@@ -109,10 +109,16 @@ class AdaptiveThreads:
     def __enter__(self) -> AdaptiveThreads:
         # Between steps (an evaluation, a sample) the count chosen so far applies too.
         self._outside = self.controller.limit(limits=self.chosen, user_api="blas")
+        self._current = self.chosen
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._outside.restore_original_limits()
+
+    def _use(self, n: int) -> None:
+        if n != self._current:
+            self.controller.limit(limits=n, user_api="blas")
+            self._current = n
 
     def _on_trial(self) -> bool:
         return self.count % self.period < len(self.candidates) * self.trial
@@ -121,15 +127,15 @@ class AdaptiveThreads:
     def step(self) -> Iterator[int]:
         """Run one step under the chosen count, or a candidate on trial, timing it; after the
         period's last trial, choose."""
-        n = self.candidates[self.count % self.period // self.trial] if self._on_trial() \
-            else self.chosen
-        self.controller.limit(limits=n, user_api="blas")
+        on_trial = self._on_trial()
+        n = self.candidates[self.count % self.period // self.trial] if on_trial else self.chosen
+        self._use(n)
         began = time.perf_counter()
         yield n
-        if self._on_trial():
+        if on_trial:
             self.times.setdefault(n, []).append(time.perf_counter() - began)
         self.count += 1
         if self.times and not self._on_trial():         # the trials are in: choose
             self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
             self.times = {}
-        self.controller.limit(limits=self.chosen, user_api="blas")
+        self._use(self.chosen)
