@@ -214,6 +214,8 @@ def files(tmp_path):
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
+    (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
+    (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
     (["--n-layer", "0"], ["--n-layer must be a whole number >= 1, got 0"]),
     (["--d-model", "-8"], ["--d-model must be a whole number >= 1"]),
     (["--iters", "0"], ["--iters must be a whole number >= 1"]),

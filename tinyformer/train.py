@@ -230,6 +230,10 @@ class TrainConfig:
             raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
                              f"{self.n_head}: each key-value head serves a whole group of "
                              f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
+        if self.model != "bert" and (self.mask_rate, self.whole_words) != (None, None):
+            raise ValueError(f"--mask-rate and --whole-words say what BERT hides; a "
+                             f"{self.model} does not hide tokens: drop them, or give "
+                             f"--model bert")
         if self.rope_theta is not None and self.positions != "rope":
             raise ValueError("--rope-theta is the base of RoPE's rotations; it needs "
                              "--positions rope")
