@@ -110,9 +110,9 @@ def one_run(recipe, variant, seed, args):
         trainer = Trainer.start(config, directory, log=lambda *_: None)
         step, times = trainer.train_step, []
 
-        def timed_step():
+        def timed_step(threads=1):
             began = time.perf_counter()
-            figures = step()
+            figures = step(threads)
             times.append(time.perf_counter() - began)
             return figures
 

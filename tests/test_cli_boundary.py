@@ -89,7 +89,7 @@ def blas_threads_now():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_path, threads):
     seen, before = [], blas_threads_now()
-    monkeypatch.setattr(cli.Trainer, "_train", lambda self, steps: seen.append(
+    monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
         blas_threads_now()) or "done")
     monkeypatch.setattr(cli, "plot_after_training", lambda directory: None)
     result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")

@@ -183,10 +183,10 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     # Press Ctrl-C (a real SIGINT) during step 5: the step finishes, a checkpoint is saved.
     trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
     step = trainer.train_step
-    def step_then_ctrl_c():
+    def step_then_ctrl_c(threads=1):
         if trainer.step == 4:
             os.kill(os.getpid(), signal.SIGINT)
-        return step()
+        return step(threads)
     monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
     assert trainer.train() == "interrupted"
     assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import traceback
 import weakref
 from typing import Any, Callable, Sequence, Union
@@ -40,7 +41,10 @@ DEFAULT_DTYPE = np.float32
 # Modes: is the graph being recorded, and are NaNs being hunted?
 
 
-class _Mode:
+class _Mode(threading.local):
+    """Each thread has its own modes, as in PyTorch: a worker computing one micro-batch's
+    gradients records its graph while another thread runs under no_grad. (These class
+    attributes are every new thread's starting values.)"""
     grad_enabled = True
     anomaly = False
     annotations = None     # attributes given to every node recorded now (see `annotate`)

@@ -205,6 +205,10 @@ class LanguageModelling:
     def loss(self, model: GPT, batch: Batch) -> Tensor:
         return next_token_loss(model, *batch)
 
+    def counted(self, batch: Batch) -> int:
+        """How many targets the loss averages over (micro-batches weigh by it): all of them."""
+        return batch[1].size
+
     def evaluate(self, model: GPT | BERT) -> dict[str, float]:
         """The mean loss over eval_iters validation batches: the same batches every time
         (their own generator, seeded afresh), so evaluations compare like with like."""
@@ -306,6 +310,10 @@ class MaskedLM(LanguageModelling):
     def loss(self, model: BERT, batch: Batch) -> Tensor:
         return masked_lm_loss(model, *batch)
 
+    def counted(self, batch: Batch) -> int:
+        """The hidden tokens: the loss averages over those alone."""
+        return int(np.count_nonzero(batch[1] != IGNORE))
+
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out example with some tokens hidden, and the model's guesses for them."""
         example = self.examples(self.data.val, rng)[0]
@@ -371,6 +379,10 @@ class Seq2Seq:
     def loss(self, model: Transformer,
              batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tensor:
         return seq2seq_loss(model, *batch, label_smoothing=self.config.label_smoothing)
+
+    def counted(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+        """The target tokens other than padding: the loss averages over those."""
+        return int(np.count_nonzero(batch[2] != PAD))
 
     def evaluate(self, model: Transformer) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""

@@ -1,13 +1,17 @@
 """The machine's resources a run asks for: memory, checked before anything is allocated, and
-the BLAS threads numpy's matrix products use (threadpoolctl sets them while we run)."""
+threads: how many a training step uses, and the BLAS threads numpy's matrix products use
+(threadpoolctl sets them while we run)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import statistics
 import time
 from typing import TYPE_CHECKING, ContextManager, Iterator
+
+from threadpoolctl import ThreadpoolController
 
 from .checkpoint import least_parameters
 from .layers import default_d_ff
@@ -65,8 +69,14 @@ def blas_threads(n: int | None) -> ContextManager:
     as many as BLAS chooses by itself (usually one per core)."""
     if n is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api="blas")
+    return blas_controller().limit(limits=n, user_api="blas")
+
+
+@functools.cache
+def blas_controller() -> ThreadpoolController:
+    """threadpoolctl's handle on the BLAS libraries loaded, found once (that takes a while;
+    setting a limit through it then takes microseconds, so a step may do it)."""
+    return ThreadpoolController()
 
 
 def usable_cores() -> int:
@@ -77,31 +87,31 @@ def usable_cores() -> int:
 
 
 class AdaptiveThreads:
-    """The BLAS thread count that makes training steps fastest now, chosen again and again as
-    the machine's load changes.
+    """The thread count that makes training steps fastest now, chosen again and again as the
+    machine's load changes.
 
-    On a quiet machine every core helps a matrix product. Beside a process that keeps one core
-    busy, the thread that lands on that core gets half of it, and every product waits for its
-    share: one thread fewer is faster. No fixed count is right for both, so the trainer times
-    its own steps. Every `period` steps it runs `trial` steps with each candidate count and
-    keeps the fastest by the median; in between, it trains with that one. Exploring costs a few
-    slow steps per period at worst. The count changes how fast a product is computed, not its
-    result: OpenBLAS splits the output among threads and each sum runs in the same order, so
-    the losses are the same to the bit (tests/test_resources.py checks it).
+    A step's micro-batches run on that many threads (tinyformer/parallel.py), and between steps
+    (an evaluation, a sample) BLAS uses that many. On a quiet machine every core helps. Beside a
+    process that keeps one core busy, the thread that lands on that core gets half of it, and
+    the step waits for it: one thread fewer is faster. No fixed count is right for both, so the
+    trainer times its own steps. Every `period` steps it runs `trial` steps with each candidate
+    count and keeps the fastest by the median; in between, it trains with that one. Exploring
+    costs a few slow steps per period at worst. The count changes how fast a step is computed,
+    not its result: the micro-batches are the same and their gradients are added in the same
+    order, so the losses are the same to the bit (tests/test_resources.py checks it).
 
         with AdaptiveThreads() as threads:
             for step in ...:
-                with threads.step():
-                    train_step()
+                with threads.step() as n:
+                    train_step(n)
     """
 
     def __init__(self, candidates: tuple[int, ...] | None = None, period: int = 200,
                  trial: int = 4) -> None:
-        from threadpoolctl import ThreadpoolController
         cores = usable_cores()
         self.candidates = candidates or tuple(sorted({1, cores}))
         self.period, self.trial = period, trial
-        self.controller = ThreadpoolController()
+        self.controller = blas_controller()
         self.chosen = self.candidates[0]    # until the first trials: the safe choice
         self.count = 0
         self.times: dict[int, list[float]] = {}

@@ -36,7 +36,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight_decay_groups
 
-from . import checkpoint
+from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
 from .data import TASKS
 from .files import StrPath, check_text_file, read_text
@@ -123,6 +123,8 @@ class TrainConfig:
     rope_theta: float | None = setting(None, "RoPE's base, with --positions rope [10000].")
     dropout: float = setting(0.0, "Dropout rate [0].")
     batch_size: int | None = setting(None, "Sequences per step.")
+    micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
+                                 "the threads; the losses do not depend on the threads [2].")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
     min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
@@ -284,6 +286,7 @@ SETTING_RULES = {
     "rope_theta": Optional(Number(above=1)),
     "dropout": Number(0, below=1),
     "batch_size": Optional(Whole(1, 1 << 20)),
+    "micro_batches": Whole(1, 1 << 10),
     "iters": Optional(Whole(1, BIG)),
     "lr": Optional(Number(above=0)),
     "min_lr": Optional(Number(0)),
@@ -346,6 +349,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, run: RunDirectory, job: Job, model: Model,
                  log: Callable[[str], None] = print) -> None:
         self.config, self.run, self.job, self.model = config, run, job, model
+        self.parameters = list(model.parameters())
         self.directory = run.path
         self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
         self.log = log
@@ -428,7 +432,10 @@ class Trainer:
                     f"{directory!r} holds a model, not a training run: --resume continues a "
                     f"`tinyformer train` run; generate from it with `tinyformer generate "
                     f"--checkpoint {directory}`")
-            config = TrainConfig.from_dict(saved["train"], run.file(CONFIG))
+            # A run saved before batches were cut into micro-batches computed each one whole,
+            # and goes on so: a resumed run continues exactly.
+            config = TrainConfig.from_dict({"micro_batches": 1, **saved["train"]},
+                                           run.file(CONFIG))
             config.check()
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
@@ -505,19 +512,21 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def train_step(self) -> tuple[float, float, int]:
-        """One update; returns its loss (before the update), the learning rate it used, and the
-        number of tokens in its batch (for the progress bar's tokens per second)."""
+    def train_step(self, threads: int = 1) -> tuple[float, float, int]:
+        """One update, its micro-batches on up to `threads` threads; returns its loss (before
+        the update), the learning rate it used, and the number of tokens in its batch (for the
+        progress bar's tokens per second)."""
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
-        loss = self.job.loss(self.model, batch)
+        parts = parallel.split(batch, self.config.micro_batches, self.job.counted)
         self.optimizer.zero_grad()
-        loss.backward()
+        loss = parallel.batch_gradients(lambda part: self.job.loss(self.model, part), parts,
+                                        self.parameters, threads)
         if self.config.clip:                   # the norm before clipping, for metrics.jsonl
-            self.grad_norm = clip_grad_norm(self.model.parameters(), self.config.clip)
+            self.grad_norm = clip_grad_norm(self.parameters, self.config.clip)
         self.optimizer.step()
         self.schedule.step()
-        return loss.item(), lr, batch[0].size
+        return loss, lr, batch[0].size
 
     def evaluate(self, title: str) -> dict[str, float]:
         """Validation figures and a sample, printed; the figures returned for metrics.jsonl."""
@@ -537,19 +546,20 @@ class Trainer:
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
         checkpoint saved at the last whole step). Releases the run directory as it ends.
 
-        `threads`: the BLAS threads of the matrix products; None lets the steps' own timing
-        choose, again and again as the machine's load changes (resources.AdaptiveThreads)."""
-        steps = AdaptiveThreads() if threads is None else None
+        `threads`: the threads a step's micro-batches run on (and the matrix products, when
+        there are more threads than micro-batches); None lets the steps' own timing choose,
+        again and again as the machine's load changes (resources.AdaptiveThreads)."""
+        adaptive = AdaptiveThreads() if threads is None else None
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    blas_threads(threads), steps or contextlib.nullcontext():
-                return self._train(steps)
+                    blas_threads(threads), adaptive or contextlib.nullcontext():
+                return self._train(adaptive, threads)
         finally:
             self.close()
 
-    def _train(self, threads):
+    def _train(self, adaptive, threads):
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
@@ -569,8 +579,8 @@ class Trainer:
                 open(metrics_path, "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
                 began = time.perf_counter()
-                with threads.step() if threads else contextlib.nullcontext():
-                    loss, lr, n_tokens = self.train_step()
+                with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
+                    loss, lr, n_tokens = self.train_step(n)
                 self.step += 1
                 progress.update(self.step, loss, n_tokens, time.perf_counter() - began)
                 if not math.isfinite(loss):
