@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import regex
 
-from .files import StrPath, atomic_write, iter_text
+from .files import StrPath, atomic_write, iter_text, read_text
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
 
@@ -52,6 +52,30 @@ def escape_controls(text: str) -> str:
 def one_line(piece: str) -> str:
     """A token's text with the characters that would break the line shown as escapes."""
     return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
+                 allow_special: bool = False) -> tuple[str, list[int]]:
+    """The text to encode (given, or read from the UTF-8 file at `path`) and its ids.
+    ValueError, one line, for a text that is not UTF-8 or holds a character a char tokenizer
+    does not know."""
+    if path is not None:
+        text = read_text(path, "file")
+    try:      # bytes of a command line that are not UTF-8 reach Python as lone surrogates
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the text is not valid UTF-8 (at character {e.start})") from None
+    return text, tok.encode(text, allow_special=allow_special)
+
+
+def split_shown(tok: Tokenizer, ids: Sequence[int],
+                colour: Callable[[str, int], str] | None = None) -> str:
+    """How a text splits into tokens, on one line: |Hello|,| world|, or each token painted by
+    `colour(piece, k)` (a terminal's colours, alternating); new lines shown as \\n."""
+    pieces = [one_line(tok.id_to_token(i)) for i in ids]
+    if colour is not None:
+        return "".join(colour(piece, k) for k, piece in enumerate(pieces))
+    return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 
 def describe_vocabulary(tok: Tokenizer) -> list[str]:

@@ -18,13 +18,12 @@ from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files
-from tinyformer.files import read_text
 from tinyformer.prompts import example_prompt, respond
 from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression, load_tokenizer, one_line,
-                                   train_tokenizer)
+from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
+                                   text_and_ids, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
 
 EPILOG = """\b
@@ -183,14 +182,7 @@ def encode_text(tok, text, file_path, allow_special):
     if (text is None) == (file_path is None):
         raise InputError("give a TEXT or --file PATH (one of them)")
     with input_errors():
-        if file_path is not None:
-            text = read_text(file_path, "file")
-        # Bytes of the command line that are not UTF-8 reach Python as lone surrogates.
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValueError(f"TEXT is not valid UTF-8 (at character {e.start})") from None
-        return text, tok.encode(text, allow_special=allow_special)  # a char it does not know
+        return text_and_ids(tok, text, file_path, allow_special)
 
 
 @tokenize.command("encode", epilog="""\b
@@ -244,24 +236,26 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
-    pieces = [one_line(tok.id_to_token(i)) for i in ids]
-    if color if color is not None else sys.stdout.isatty():
-        click.echo("".join(click.style(p, bg=SHOW_COLOURS[k % len(SHOW_COLOURS)], fg="black")
-                           for k, p in enumerate(pieces)), color=True)
-    else:
-        click.echo("|" + "|".join(pieces) + "|" if pieces else "(no tokens)")
+    color = color if color is not None else sys.stdout.isatty()
+    click.echo(split_shown(tok, ids, paint if color else None), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
                f"{tok.vocab_size} ids")
+
+
+def paint(piece, k):
+    """Token k in a terminal: the background colours take turns."""
+    return click.style(piece, bg=SHOW_COLOURS[k % len(SHOW_COLOURS)], fg="black")
 
 
 # ----- train, generate, export
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, help="BLAS threads for the matrix products [default: training times its "
-    "own steps to choose, and chooses again as the machine's load changes; generating lets "
-    "BLAS choose, one per core].")
+    show_envvar=True, help="Threads: a training step's micro-batches run side by side on "
+    "them, a matrix product on them otherwise [default: training times its own steps to "
+    "choose, and chooses again as the machine's load changes; generating lets BLAS choose, "
+    "one per core].")
 
 
 def train_options(command):
