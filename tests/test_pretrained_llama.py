@@ -268,6 +268,18 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
 
 
+def test_merges_written_as_a_b_strings_read_as_pairs_do(tokenizer_dir, tmp_path):
+    # The tokenizers library writes each merge as a pair [a, b]; older files as one string.
+    data = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+    assert all(isinstance(pair, list) for pair in data["model"]["merges"])
+    data["model"]["merges"] = [" ".join(pair) for pair in data["model"]["merges"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    pairs, strings = read_tokenizer_json(tokenizer_dir), read_tokenizer_json(tmp_path)
+    for text in SAMPLES + [TEXT]:
+        assert strings.encode(text) == pairs.encode(text)
+    assert len(strings.encode(TEXT)) < len(TEXT) / 2                # the merges were applied
+
+
 def edited(data, change):
     data = json.loads(json.dumps(data))
     change(data)
