@@ -280,6 +280,21 @@ def test_merges_written_as_a_b_strings_read_as_pairs_do(tokenizer_dir, tmp_path)
     assert len(strings.encode(TEXT)) < len(TEXT) / 2                # the merges were applied
 
 
+def test_the_earliest_merge_wins_as_in_the_library(tmp_path):
+    # In "xqz" both (x, q) and (q, z) are merges: the one listed first is applied first, so
+    # the text is x + qz. (The trained merges alone cannot tell: on their repeated text,
+    # every order gives the same ids.)
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    for token in ("qz", "xq"):
+        vocab[token] = len(vocab)
+    data["model"]["merges"] += [["q", "z"], ["x", "q"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
+
+
 def edited(data, change):
     data = json.loads(json.dumps(data))
     change(data)
