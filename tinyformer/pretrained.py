@@ -600,7 +600,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
 # "a b" a line, in the order learned, after a "#version" line), each token spelled in
 # bytes_to_unicode's characters (the space is "Ġ"). transformers adds tokenizer_config.json: the
 # class that reads them, and the added tokens. transformers 5 writes the same vocabulary and
-# merges as one tokenizer.json instead (read with the Llama family's, below). Our BPETokenizer
+# merges as one tokenizer.json instead (parsed as the Llama family's is, below). Our BPETokenizer
 # is this BPE exactly, when the vocabulary has its shape: ids 0-255 the single bytes (in any
 # order: GPT-2's is bytes_to_unicode's), id 256 + k made by merge k, then the special tokens.
 
