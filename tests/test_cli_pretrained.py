@@ -12,6 +12,7 @@ import transformers
 from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 
 from tinyformer.checkpoint import load_model
+from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import BPETokenizer
 
 EOT = "<|endoftext|>"
@@ -29,7 +30,7 @@ def gpt2_dir(tmp_path_factory):
                                      n_layer=2, n_head=2, bos_token_id=eot, eos_token_id=eot)
     model = transformers.GPT2LMHeadModel(config).eval()
     model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    save_gpt2_tokenizer(tokenizer, directory)
     return directory, model, tokenizer
 
 
@@ -162,7 +163,7 @@ def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
-    BPETokenizer.train(TEXT, 265, special_tokens=[EOT]).save_pretrained(tmp_path)
+    save_gpt2_tokenizer(BPETokenizer.train(TEXT, 265, special_tokens=[EOT]), tmp_path)
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "the tokenizer has 265 tokens, the model 270")
 

@@ -268,6 +268,33 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
 
 
+def test_merges_written_as_a_b_strings_read_as_pairs_do(tokenizer_dir, tmp_path):
+    # The tokenizers library writes each merge as a pair [a, b]; older files as one string.
+    data = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+    assert all(isinstance(pair, list) for pair in data["model"]["merges"])
+    data["model"]["merges"] = [" ".join(pair) for pair in data["model"]["merges"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    pairs, strings = read_tokenizer_json(tokenizer_dir), read_tokenizer_json(tmp_path)
+    for text in SAMPLES + [TEXT]:
+        assert strings.encode(text) == pairs.encode(text)
+    assert len(strings.encode(TEXT)) < len(TEXT) / 2                # the merges were applied
+
+
+def test_the_earliest_merge_wins_as_in_the_library(tmp_path):
+    # In "xqz" both (x, q) and (q, z) are merges: the one listed first is applied first, so
+    # the text is x + qz. (The trained merges alone cannot tell: on their repeated text,
+    # every order gives the same ids.)
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    for token in ("qz", "xq"):
+        vocab[token] = len(vocab)
+    data["model"]["merges"] += [["q", "z"], ["x", "q"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
+
+
 def edited(data, change):
     data = json.loads(json.dumps(data))
     change(data)

@@ -127,6 +127,18 @@ def test_id_to_token_and_token_to_id_are_inverse():
             tok.token_to_id("no such token")
 
 
+def test_id_to_bytes_is_each_ids_bytes_as_they_are():
+    first_byte_of_e_acute = "é".encode()[0]
+    assert BPE.id_to_bytes(first_byte_of_e_acute) == bytes([first_byte_of_e_acute])
+    for i, (a, b) in enumerate(BPE.merges, start=256):
+        assert BPE.id_to_bytes(i) == BPE.id_to_bytes(a) + BPE.id_to_bytes(b)
+    assert BPE.id_to_bytes(BPE.token_to_id("<eos>")) == b"<eos>"
+    assert b"".join(BPE.id_to_bytes(i) for i in BPE.encode(TEXT)) == TEXT.encode()
+    for bad in (-1, BPE.vocab_size):
+        with pytest.raises(ValueError, match="cannot decode id"):
+            BPE.id_to_bytes(bad)
+
+
 # -- special tokens ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])

@@ -1,6 +1,6 @@
-"""GPT-2's tokenizer files: BPETokenizer writes and reads them, and then encodes and decodes as
-transformers' GPT-2 tokenizer does, on any text. Everything is built here; nothing is
-downloaded.
+"""GPT-2's tokenizer files: pretrained.py writes and reads a BPETokenizer as them
+(save_gpt2_tokenizer, load_gpt2_tokenizer), and it then encodes and decodes as transformers'
+GPT-2 tokenizer does, on any text. Everything is built here; nothing is downloaded.
 
 Unicode versions: GPT-2's pattern classes characters as letters, numbers, spaces or others,
 by the Unicode tables of each regex engine. tokenizers 0.23 (Rust, which transformers uses)
@@ -20,7 +20,9 @@ import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import BPETokenizer, bytes_to_unicode, load_tokenizer, pre_split
+from tinyformer.pretrained import load_gpt2_tokenizer, save_gpt2_tokenizer
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, bytes_to_unicode, load_tokenizer,
+                                   pre_split)
 
 import transformers  # noqa: E402  (a test extra)
 from tokenizers.pre_tokenizers import ByteLevel  # noqa: E402  (transformers brings tokenizers)
@@ -64,7 +66,7 @@ def ours():
 @pytest.fixture(scope="module")
 def saved(ours, tmp_path_factory):
     directory = tmp_path_factory.mktemp("ours")
-    ours.save_pretrained(directory)
+    save_gpt2_tokenizer(ours, directory)
     return directory
 
 
@@ -143,11 +145,11 @@ def test_transformers_sees_the_special_token_and_its_settings(theirs):
     assert tok.clean_up_tokenization_spaces is False
 
 
-def test_save_pretrained_keeps_other_files_and_makes_the_directory(ours, tmp_path):
+def test_saving_keeps_other_files_and_makes_the_directory(ours, tmp_path):
     directory = tmp_path / "model" / "tokenizer"
-    ours.save_pretrained(directory)
+    save_gpt2_tokenizer(ours, directory)
     (directory / "weights.bin").write_bytes(b"w")
-    ours.save_pretrained(directory)
+    save_gpt2_tokenizer(ours, directory)
     assert sorted(p.name for p in directory.iterdir()) == \
         ["merges.txt", "tokenizer_config.json", "vocab.json", "weights.bin"]
     assert (directory / "merges.txt").read_text("utf-8").startswith("#version: 0.2\n")
@@ -155,18 +157,18 @@ def test_save_pretrained_keeps_other_files_and_makes_the_directory(ours, tmp_pat
 
 def test_specials_other_than_endoftext_are_added_tokens_and_nothing_else(tmp_path):
     tok = BPETokenizer.train(TEXT, 300, special_tokens=["<pad>", "<eos>"])
-    tok.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(tok, tmp_path)
     auto = transformers.AutoTokenizer.from_pretrained(tmp_path)
     s = "a<eos><pad><|endoftext|> b<eos>"
     assert len(auto) == 300 and auto.encode(s) == tok.encode(s, allow_special=True)
 
 
-def test_save_pretrained_refuses_two_ids_for_one_token(tmp_path):
+def test_saving_refuses_two_ids_for_one_token(tmp_path):
     a, b, c = b"abc"
     tok = BPETokenizer([(a, b), (256, c), (b, c), (a, 258)])      # "abc" twice: 257 and 259
     with pytest.raises(ValueError, match=r"^cannot save in GPT-2's format: 2 ids are the token "
                                          r"'abc'"):
-        tok.save_pretrained(tmp_path)
+        save_gpt2_tokenizer(tok, tmp_path)
 
 
 # -- GPT-2-shaped files, read by us -----------------------------------------------------------
@@ -175,7 +177,7 @@ def test_save_pretrained_refuses_two_ids_for_one_token(tmp_path):
 def gpt2_shaped(ours, tmp_path_factory):
     directory = tmp_path_factory.mktemp("gpt2")
     new_id = gpt2_shaped_files(ours, directory)
-    return (BPETokenizer.from_pretrained(directory),
+    return (load_gpt2_tokenizer(directory),
             transformers.GPT2Tokenizer(vocab=str(directory / "vocab.json"),
                                        merges=str(directory / "merges.txt")),
             new_id)
@@ -199,12 +201,12 @@ def test_gpt2_shaped_files_encode_and_decode_as_in_transformers(gpt2_shaped, s):
 
 
 def test_round_trips_through_both_formats(ours, gpt2_shaped, saved, tmp_path):
-    loaded = BPETokenizer.from_pretrained(saved)
+    loaded = load_gpt2_tokenizer(saved)
     assert (loaded.merges, loaded.special_tokens) == (ours.merges, ours.special_tokens)
     tok = gpt2_shaped[0]
-    tok.save_pretrained(tmp_path / "again")
+    save_gpt2_tokenizer(tok, tmp_path / "again")
     tok.save(tmp_path / "tok.json")                 # our JSON keeps GPT-2's order of bytes
-    for loaded in (BPETokenizer.from_pretrained(tmp_path / "again"),
+    for loaded in (load_gpt2_tokenizer(tmp_path / "again"),
                    load_tokenizer(tmp_path / "tok.json")):
         assert loaded.encode(TEXT, allow_special=True) == tok.encode(TEXT, allow_special=True)
         assert loaded.special_tokens == tok.special_tokens
@@ -226,7 +228,7 @@ def test_added_tokens_of_tokenizer_config_come_after_vocab_json(ours, tmp_path):
     gpt2_shaped_files(ours, tmp_path)
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
         "457": {"content": "<pad>", "special": True}, "456": {"content": EOT}}}))
-    tok = BPETokenizer.from_pretrained(tmp_path)
+    tok = load_gpt2_tokenizer(tmp_path)
     assert tok.special_tokens == [EOT, "<pad>"]
     assert tok.encode("<pad>", allow_special=True) == [457]
 
@@ -255,36 +257,46 @@ def garble(directory, name, text):
     ("tokenizer_config.json", '{"added_tokens_decoder": [1]}', "tokenizer_config.json: expected"),
 ])
 def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, text, message):
-    ours.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(ours, tmp_path)
     if text is None:
         (tmp_path / name).unlink()
     else:
         garble(tmp_path, name, text)
     with pytest.raises(ValueError) as info:
-        BPETokenizer.from_pretrained(tmp_path)
+        load_gpt2_tokenizer(tmp_path)
     assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
     assert regex.search(message, str(info.value)), str(info.value)
 
 
 def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
-    ours.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(ours, tmp_path)
     lines = (tmp_path / "merges.txt").read_text("utf-8").splitlines()
     lines[1], lines[2] = lines[2], lines[1]
     garble(tmp_path, "merges.txt", "\n".join(lines))
     with pytest.raises(ValueError, match=r"merges.txt, line 2: .* should give .* the id 256, "
                                          r"not 257$"):
-        BPETokenizer.from_pretrained(tmp_path)
+        load_gpt2_tokenizer(tmp_path)
 
 
 # -- transformers 5's own files: tokenizer.json -----------------------------------------------
 
 @pytest.fixture(scope="module")
-def transformers_saved(theirs, tmp_path_factory):
+def saved_by_transformers(theirs, tmp_path_factory):
     # transformers 5 saves a tokenizer as tokenizer.json only (no vocab.json, no merges.txt).
     directory = tmp_path_factory.mktemp("transformers-saved")
     theirs["AutoTokenizer"].save_pretrained(directory)
     assert not (directory / "vocab.json").exists()
-    return BPETokenizer.from_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def transformers_saved(saved_by_transformers):
+    return load_gpt2_tokenizer(saved_by_transformers)
+
+
+def their_tokenizer_json(saved_by_transformers):
+    """The tokenizer.json transformers wrote, as a dict to change."""
+    return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
 
 
 def test_what_transformers_saves_loads(ours, transformers_saved):
@@ -307,12 +319,12 @@ def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, 
                                    {"Sequence": {"id": "A", "type_id": 0}}]}},
 ], ids=["metaspace", "lowercase", "bos-template"])
 def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
-    ours.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
     data = json.loads((tmp_path / "other" / "tokenizer.json").read_text("utf-8"))
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps({**data, **change}), "utf-8")
     with pytest.raises(ValueError, match=r"tokenizer.json: not GPT-2's byte-level BPE"):
-        BPETokenizer.from_pretrained(tmp_path / "other")
+        load_gpt2_tokenizer(tmp_path / "other")
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -320,17 +332,62 @@ def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
     ({"id": 457, "content": "<x>", "special": False}, "'<x>' is not special"),
 ])
 def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry, message):
-    ours.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
     data = json.loads((tmp_path / "other" / "tokenizer.json").read_text("utf-8"))
     data["added_tokens"].append(entry)
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
     with pytest.raises(ValueError, match=message):
-        BPETokenizer.from_pretrained(tmp_path / "other")
+        load_gpt2_tokenizer(tmp_path / "other")
 
 
 def test_a_blank_last_line_in_merges_txt_is_fine(ours, tmp_path):
-    ours.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(ours, tmp_path)
     with open(tmp_path / "merges.txt", "a", encoding="utf-8") as f:
         f.write("\n")
-    assert BPETokenizer.from_pretrained(tmp_path).merges == ours.merges
+    assert load_gpt2_tokenizer(tmp_path).merges == ours.merges
+
+
+def test_merges_written_as_a_b_strings_read_as_pairs_do(ours, saved_by_transformers, tmp_path):
+    # transformers 5 writes each merge as a pair [a, b]; older files as one string "a b".
+    data = their_tokenizer_json(saved_by_transformers)
+    assert all(isinstance(pair, list) for pair in data["model"]["merges"])
+    data["model"]["merges"] = [" ".join(pair) for pair in data["model"]["merges"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    tok = load_gpt2_tokenizer(tmp_path)
+    assert (tok.merges, tok.special_tokens) == (ours.merges, ours.special_tokens)
+
+
+def test_a_merge_out_of_order_in_a_tokenizer_json_is_named(saved_by_transformers, tmp_path):
+    data = their_tokenizer_json(saved_by_transformers)
+    merges = data["model"]["merges"]
+    merges[0], merges[1] = merges[1], merges[0]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    named = regex.escape(f"tokenizer.json, merge 0 {merges[0]!r} makes merge 0")
+    with pytest.raises(ValueError, match=rf"{named}, so the vocabulary should give .* the id "
+                                         r"256, not 257$"):
+        load_gpt2_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not valid JSON (JSONDecodeError)"),
+    ("[1, 2]", "is not a tokenizers-library tokenizer.json (TypeError"),
+    ('{"model": {"vocab": {}}}', "is not a tokenizers-library tokenizer.json (KeyError: 'merges')"),
+    ('{"model": {"vocab": {}, "merges": []}, "added_tokens": [{"id": 1}]}',
+     "is not a tokenizers-library tokenizer.json (KeyError: 'content')"),
+    ('{"model": {"type": "BPE", "vocab": {}, "merges": []}}',
+     "is not a tokenizers-library tokenizer.json (KeyError: 'pre_tokenizer')"),
+], ids=["not-json", "a-list", "no-merges", "added-token-without-content", "no-pre-tokenizer"])
+def test_a_broken_tokenizer_json_is_one_line_naming_it(tmp_path, text, message):
+    (tmp_path / "tokenizer.json").write_text(text, "utf-8")
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'tokenizer.json'} {message}"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_only_a_bpe_is_saved_as_gpt2s_files(tmp_path):
+    with pytest.raises(ValueError, match=r"^GPT-2's tokenizer files hold a byte-level BPE, not a "
+                                         r"CharTokenizer; save it with its own save\(path\)$"):
+        save_gpt2_tokenizer(CharTokenizer.train("abc"), tmp_path)
+    assert list(tmp_path.iterdir()) == []

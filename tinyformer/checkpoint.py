@@ -26,7 +26,8 @@ from .bert import BERT
 from .files import StrPath, current_umask
 from .gpt import GPT
 from .layers import default_d_ff
-from .pretrained import is_llama_family, read_tokenizer_json
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
+                         read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
                      read_config_json)
@@ -225,8 +226,8 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
     if is_llama_family(directory):                             # tokenizer.json, any layout
         tokenizer = read_tokenizer_json(directory, model.config["vocab_size"])
     elif any(os.path.exists(os.path.join(directory, name))
-             for name in ("vocab.json", "tokenizer.json")):    # GPT-2's, or transformers 5's
-        tokenizer = BPETokenizer.from_pretrained(directory)
+             for name in (VOCAB_JSON, TOKENIZER_JSON)):        # GPT-2's, or transformers 5's
+        tokenizer = load_gpt2_tokenizer(directory)
     elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
     else:
@@ -262,7 +263,7 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)
         if isinstance(tokenizer, BPETokenizer):
-            tokenizer.save_pretrained(staging)
+            save_gpt2_tokenizer(tokenizer, staging)
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
         os.rename(staging, directory)

@@ -87,7 +87,8 @@ class GPT(nn.Module):
         transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
         has such tokens, are for transformers' generate. ValueError for a setting GPT-2
         cannot express (positions other than learned, post-norm, ReLU, any of the modern
-        block's switches)."""
+        block's switches). A BPE tokenizer goes beside it with
+        tinyformer.pretrained.save_gpt2_tokenizer."""
         save_gpt2(self, directory, bos_token_id, eos_token_id)
 
     def _init_weights(self, n_layer):

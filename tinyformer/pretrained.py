@@ -1,9 +1,16 @@
-"""Checkpoints in the Hugging Face format: load OpenAI's GPT-2 (or any `GPT2LMHeadModel`
-checkpoint) into our GPT, and save our GPT so that transformers loads it; load a Llama (SmolLM)
-or a Qwen3, and its tokenizer.json, into our GPT with the modern block's switches (the second
-half of this file).
+"""Checkpoints in the Hugging Face format, and their tokenizers: this module owns their files.
 
-Such a checkpoint is a directory of two files:
+    GPT-2               load OpenAI's GPT-2 (or any `GPT2LMHeadModel` checkpoint) into our GPT,
+                        and save our GPT so that transformers loads it
+    Llama, Qwen3        load a Llama (SmolLM) or a Qwen3 into our GPT with the modern block's
+                        switches
+    GPT-2's tokenizer   vocab.json + merges.txt (+ tokenizer_config.json), or tokenizer.json,
+                        to and from a BPETokenizer: `save_gpt2_tokenizer`, `load_gpt2_tokenizer`
+    tokenizer.json      the tokenizers library's file, parsed in one place for both readers:
+                        GPT-2's above, and `read_tokenizer_json`'s ByteLevelBPE for a Llama or
+                        a Qwen3 (the end of this file)
+
+A checkpoint's model is a directory of two files (beside its tokenizer's):
 
     config.json          a GPT2Config (LlamaConfig, Qwen3Config): the sizes and some switches
     model.safetensors    the weights by name (tinyformer/safetensors.py reads and writes them)
@@ -42,6 +49,7 @@ import math
 import os
 import re
 import unicodedata
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,7 +60,8 @@ from tinyautograd import nn
 from .files import StrPath, atomic_write
 from .rundir import is_ours, read_config_json
 from .safetensors import SafetensorsError, load_file, save_file
-from .tokenizers import Tokenizer, bytes_to_unicode, merge, pre_split, special_pattern
+from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
+                         pre_split, special_pattern)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -585,6 +594,231 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
 
 
 # --------------------------------------------------------------------------------------------
+# GPT-2's tokenizer: vocab.json, merges.txt and tokenizer_config.json, or tokenizer.json
+#
+# OpenAI's GPT-2 keeps its BPE in two files: vocab.json (token -> id) and merges.txt (one merge
+# "a b" a line, in the order learned, after a "#version" line), each token spelled in
+# bytes_to_unicode's characters (the space is "Ġ"). transformers adds tokenizer_config.json: the
+# class that reads them, and the added tokens. transformers 5 writes the same vocabulary and
+# merges as one tokenizer.json instead (parsed as the Llama family's is, below). Our BPETokenizer
+# is this BPE exactly, when the vocabulary has its shape: ids 0-255 the single bytes (in any
+# order: GPT-2's is bytes_to_unicode's), id 256 + k made by merge k, then the special tokens.
+
+VOCAB_JSON, MERGES_TXT, TOKENIZER_CONFIG = "vocab.json", "merges.txt", "tokenizer_config.json"
+
+
+def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
+    """Write `tokenizer` as GPT-2's files into `directory` (made if missing; other files in it
+    are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge "a b"
+    a line, in order) and tokenizer_config.json, which tells transformers' AutoTokenizer to
+    read them with GPT2Tokenizer and which ids are special tokens."""
+    if not isinstance(tokenizer, BPETokenizer):
+        raise PretrainedError(f"GPT-2's tokenizer files hold a byte-level BPE, not a "
+                              f"{type(tokenizer).__name__}; save it with its own save(path)")
+    spelling = bytes_to_unicode()
+    tokens = ["".join(spelling[b] for b in tokenizer.id_to_bytes(i))      # the bytes, then
+              for i in range(256 + len(tokenizer.merges))]                 # each merge's
+    specials = tokenizer.special_tokens
+    vocab = {token: i for i, token in enumerate(tokens + specials)}
+    if len(vocab) < tokenizer.vocab_size:     # two merge orders built the same bytes, say
+        token, count = Counter(tokens + specials).most_common(1)[0]
+        raise PretrainedError(f"cannot save in GPT-2's format: {count} ids are the token "
+                              f"{token!r}, and vocab.json gives each token one id")
+    os.makedirs(directory, exist_ok=True)
+    # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
+    # unless told otherwise, and would add it as a new id to a vocabulary without it.
+    eot = END_OF_TEXT if END_OF_TEXT in specials else None
+    config = {
+        "tokenizer_class": "GPT2Tokenizer",
+        "added_tokens_decoder": {
+            str(tokenizer.special_id(token)): {
+                "content": token, "special": True, "lstrip": False, "rstrip": False,
+                "normalized": False, "single_word": False}
+            for token in specials},
+        "bos_token": eot, "eos_token": eot, "unk_token": eot,
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,     # decode gives the text back as it was
+    }
+    with atomic_write(os.path.join(directory, VOCAB_JSON), encoding="utf-8") as f:
+        json.dump(vocab, f)
+    with atomic_write(os.path.join(directory, MERGES_TXT), encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        f.writelines(f"{tokens[a]} {tokens[b]}\n" for a, b in tokenizer.merges)
+    with atomic_write(os.path.join(directory, TOKENIZER_CONFIG), encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+
+
+def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
+    """GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2 and
+    `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
+    is one, or else tokenizer.json (what transformers 5's save_pretrained writes, the same
+    vocabulary and merges in one file). The vocabulary must have our shape: ids 0-255 the
+    single bytes (in any order), id 256 + k made by merge k, then only special tokens; a
+    PretrainedError (a ValueError) of one line names the file and what is wrong."""
+    tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
+    if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
+        vocab, merges, added, where = _read_vocab_and_merges(directory)
+    else:
+        vocab, merges, added, where = _gpt2_tokenizer_json(tokenizer_json)
+    if not (isinstance(vocab, dict) and all(type(i) is int for i in vocab.values())):
+        raise PretrainedError(f"{where['vocab']}: expected a JSON object of token -> id")
+    if sorted(vocab.values()) != list(range(len(vocab))):
+        raise PretrainedError(f"{where['vocab']}: the ids must be 0, 1, 2, ... each once, with "
+                              f"no gaps")
+    tokens = sorted(vocab, key=vocab.get)                               # id -> token
+    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    if len(tokens) < 256 or not all(token in byte_of for token in tokens[:256]):
+        raise PretrainedError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
+                              f"spelled as GPT-2's bytes_to_unicode spells them")
+
+    merge_ids = []
+    for k, (line, parts) in enumerate(merges):
+        new_id = 256 + k
+        if not (isinstance(parts, list) and len(parts) == 2
+                and all(isinstance(part, str) and vocab.get(part, new_id) < new_id
+                        for part in parts)):
+            raise PretrainedError(f"{where['merges']}, {line} is not two tokens of the "
+                                  f"vocabulary with ids below {new_id}")
+        if vocab.get("".join(parts)) != new_id:
+            raise PretrainedError(f"{where['merges']}, {line} makes merge {k}, so the "
+                                  f"vocabulary should give {''.join(parts)!r} the id {new_id}, "
+                                  f"not {vocab.get(''.join(parts))}")
+        merge_ids.append([vocab[part] for part in parts])
+
+    # After the merges come the special tokens: those of the vocabulary, then any added
+    # tokens it lacks (each must take the next id).
+    special_tokens = tokens[256 + len(merges):]
+    for i, token, special in added:
+        if type(i) is not int or not isinstance(token, str):
+            raise PretrainedError(f"{where['added']}: added token {token!r} has id {i!r}; "
+                                  f"expected a string and a whole number")
+        if not special:
+            raise PretrainedError(f"{where['added']}: added token {token!r} is not special; "
+                                  f"tinyformer reads only special added tokens")
+    for i, token, _ in sorted(added):
+        if i == len(tokens):
+            tokens.append(token)
+            special_tokens.append(token)
+        elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
+            raise PretrainedError(f"{where['added']}: added token {token!r} has id {i}; only "
+                                  f"special tokens after the merges are supported")
+    try:
+        return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
+    except ValueError as e:
+        raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
+
+
+def _read_vocab_and_merges(directory):
+    """GPT-2's own files: (vocab, merges as (where, [a, b]), added tokens as (id, token,
+    special), {what: which file})."""
+    vocab_path, merges_path = (os.path.join(directory, name) for name in (VOCAB_JSON, MERGES_TXT))
+    config_path = os.path.join(directory, TOKENIZER_CONFIG)
+    vocab = _read_gpt2_file(vocab_path)
+    lines = _read_gpt2_file(merges_path).splitlines()
+    skip = 1 if lines and lines[0].startswith("#version") else 0
+    merges = [(f"line {n}: {line!r}", line.split(" "))
+              for n, line in enumerate(lines[skip:], start=skip + 1) if line]
+    config = _read_gpt2_file(config_path) if os.path.exists(config_path) else {}
+    try:
+        added = [(int(i), token["content"], token.get("special", True))
+                 for i, token in config.get("added_tokens_decoder", {}).items()]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise PretrainedError(f"{config_path}: expected an object whose "
+                              f"\"added_tokens_decoder\" maps each id to "
+                              f"{{\"content\": token, ...}}") from None
+    return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
+                                  "added": config_path}
+
+
+def _gpt2_tokenizer_json(path):
+    """The same from a tokenizer.json, which must describe GPT-2's byte-level BPE (other BPEs
+    cut and spell text differently)."""
+    data, vocab, merges, added = _parse_tokenizer_json(path)
+    try:
+        model, pre_tokenizer = data["model"], data["pre_tokenizer"] or {}
+        post_processor = data.get("post_processor") or {}
+        # A template may add tokens around the text (a BOS); transformers 5 writes one that
+        # adds nothing: the sequence alone.
+        adds_tokens = (post_processor.get("type") == "TemplateProcessing"
+                       and any("Sequence" not in part for part in post_processor["single"]))
+        # Anything that changes the text or the ids around BPE would give other ids than ours:
+        # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
+        # from the vocabulary before merging (ignore_merges).
+        gpt2_like = (model.get("type") == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
+                     and not pre_tokenizer.get("add_prefix_space")
+                     and pre_tokenizer.get("use_regex", True)
+                     and data.get("normalizer") is None and not adds_tokens
+                     and post_processor.get("type", "ByteLevel") in ("ByteLevel",
+                                                                    "TemplateProcessing")
+                     and not model.get("dropout") and not model.get("ignore_merges"))
+    except MALFORMED as e:
+        raise _malformed(path, e) from None
+    if not gpt2_like:
+        raise PretrainedError(f"{path}: not GPT-2's byte-level BPE (model {model.get('type')!r}, "
+                              f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
+                              f"post-processor, dropout or ignore_merges set); tinyformer reads "
+                              f"GPT-2-style tokenizers only")
+    added = [(i, token, entry.get("special", True)) for i, token, entry in added]
+    return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
+
+
+def _read_gpt2_file(path):
+    """The text of one of GPT-2's tokenizer files (parsed, for .json), or a one-line
+    PretrainedError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return json.loads(text) if path.endswith(".json") else text
+    except OSError as e:
+        raise PretrainedError(f"{path}: cannot read it ({e.strerror}); a GPT-2 tokenizer "
+                              f"directory holds vocab.json and merges.txt (save_gpt2_tokenizer "
+                              f"and `tinyformer export` write them), or tokenizer.json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise PretrainedError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# tokenizer.json: the tokenizers library's file, GPT-2's (transformers 5 writes it) and every
+# Llama's and Qwen's. Both readers take its parts from here, then check and build their own.
+
+TOKENIZER_JSON = "tokenizer.json"
+# What a tokenizer.json without a part its reader looks for raises: a missing key, a list
+# where an object should be, ...
+MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
+
+
+def _parse_tokenizer_json(path):
+    """(the whole file as a dict, for its pipeline's stages; the BPE's vocabulary, token -> id;
+    its merges as (where, [a, b]), in order; its added tokens as (id, token, the entry, with
+    "special", "lstrip", ...)), as written: each reader checks what it needs of them. A
+    PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
+    these parts."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
+    try:
+        model = data["model"]
+        # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
+        merges = [(f"merge {k} {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
+                  for k, pair in enumerate(model["merges"])]
+        added = [(entry["id"], entry["content"], entry)
+                 for entry in data.get("added_tokens", [])]
+        return data, model["vocab"], merges, added
+    except MALFORMED as e:
+        raise _malformed(path, e) from None
+
+
+def _malformed(path, error):
+    """The one-line error for a tokenizer.json that lacks a part (one of MALFORMED's)."""
+    return PretrainedError(f"{path} is not a tokenizers-library tokenizer.json "
+                           f"({type(error).__name__}: {error})")
+
+
+# --------------------------------------------------------------------------------------------
 # The tokenizer of a Llama or Qwen3 directory: tokenizer.json
 #
 # The tokenizers library describes a tokenizer as a pipeline, and tokenizer.json holds each
@@ -734,9 +968,6 @@ def _digit_runs(text, individual):
     return [piece for piece, _ in pieces]
 
 
-TOKENIZER_JSON = "tokenizer.json"
-
-
 def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> ByteLevelBPE:
     """The ByteLevelBPE of `directory`'s tokenizer.json, with ids up to `vocab_size` (a model's
     embedding may have more rows than the tokenizer has tokens, as Qwen's does: those ids
@@ -745,18 +976,11 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     if not os.path.isfile(path):
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds its tokenizer in {TOKENIZER_JSON}")
+    data, vocab, merges, added = _parse_tokenizer_json(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
-    try:
-        tokenizer = _tokenizer_from_json(data, path)
-    except (KeyError, TypeError, AttributeError, IndexError) as e:
-        raise PretrainedError(f"{path} is not a tokenizers-library tokenizer.json ("
-                              f"{type(e).__name__}: {e})") from None
+        tokenizer = _byte_level_bpe(data, vocab, merges, added, path)
+    except MALFORMED as e:
+        raise _malformed(path, e) from None
     if vocab_size is not None:
         if tokenizer.vocab_size > vocab_size:
             raise PretrainedError(f"{path} has {tokenizer.vocab_size} tokens, more than the "
@@ -770,7 +994,9 @@ def _refuse(path, what, why):
                           f"(as GPT-2's, SmolLM's and Qwen's) only")
 
 
-def _tokenizer_from_json(data, path):
+def _byte_level_bpe(data, vocab, merges, added, path):
+    """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
+    stage checked to be one reproduced here."""
     model = data["model"]
     if model.get("type") != "BPE":
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
@@ -800,7 +1026,6 @@ def _tokenizer_from_json(data, path):
                 "not byte-level decoding")
 
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
-    vocab = model["vocab"]
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
@@ -809,9 +1034,8 @@ def _tokenizer_from_json(data, path):
         if not all(char in byte_of for char in token):
             _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
-    added, special = {}, []
-    for entry in data.get("added_tokens", []):
-        token, i = entry["content"], entry["id"]
+    added_ids, special = {}, []
+    for i, token, entry in added:
         for setting in ("lstrip", "rstrip", "single_word"):
             if entry.get(setting):
                 _refuse(path, f"added token {token!r} has {setting}", "it changes the text "
@@ -819,7 +1043,7 @@ def _tokenizer_from_json(data, path):
         if type(i) is not int or i < 0 or (i in pieces and vocab.get(token) != i):
             _refuse(path, f"added token {token!r} has id {i!r}", "another token's id")
         pieces[i] = token.encode("utf-8")
-        added[token] = i
+        added_ids[token] = i
         if entry.get("special"):
             special.append(token)
     missing = [b for b, char in bytes_to_unicode().items() if char not in vocab]
@@ -828,15 +1052,13 @@ def _tokenizer_from_json(data, path):
                 "some texts could not be encoded")
     byte_ids = [vocab[bytes_to_unicode()[b]] for b in range(256)]
     ranks = {}
-    for rank, pair in enumerate(model["merges"]):
-        parts = pair.split(" ") if isinstance(pair, str) else pair
+    for rank, (where, parts) in enumerate(merges):
         if len(parts) != 2 or not all(part in vocab for part in parts) \
                 or "".join(parts) not in vocab:
-            _refuse(path, f"merge {rank} {pair!r}", "its tokens and their join must be in the "
-                    "vocabulary")
+            _refuse(path, where, "its tokens and their join must be in the vocabulary")
         ranks[vocab[parts[0]], vocab[parts[1]]] = (rank, vocab["".join(parts)])
     size = max(pieces) + 1
-    return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added,
+    return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,
                         special, steps, normalization, bool(model.get("ignore_merges")))
 
 

@@ -16,8 +16,9 @@ recognised only when asked (`encode(text, allow_special=True)`); by default it i
 so a user's input cannot smuggle in an `<eos>`.
 
 Both save to and load from JSON (`{"type": "char" | "bpe", ...}`); `load_tokenizer(path)` reads
-either. BPETokenizer also writes and reads GPT-2's files (`save_pretrained`, `from_pretrained`),
-as Hugging Face's transformers does, and then encodes and decodes exactly as GPT-2 does.
+either. A BPETokenizer is GPT-2's kind of tokenizer: pretrained.py writes and reads it as GPT-2's
+files (`save_gpt2_tokenizer`, `load_gpt2_tokenizer`), as Hugging Face's transformers does, and it
+then encodes and decodes exactly as GPT-2 does.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -446,10 +446,10 @@ class BPETokenizer(Tokenizer):
     string encodes, and decoding concatenates the bytes and reads them as UTF-8: exact for any
     text. Both work within GPT-2's chunks (`pre_split`): a token never spans two words.
 
-    `save_pretrained(directory)` and `from_pretrained(directory)` write and read GPT-2's files
-    (vocab.json, merges.txt), which transformers reads and writes: our encode(text,
-    allow_special=True) and decode give the ids and text of its GPT-2 tokenizer's encode(text)
-    and decode(ids).
+    tinyformer.pretrained's `save_gpt2_tokenizer(tok, directory)` and
+    `load_gpt2_tokenizer(directory)` write and read GPT-2's files (vocab.json, merges.txt),
+    which transformers reads and writes: our encode(text, allow_special=True) and decode give
+    the ids and text of its GPT-2 tokenizer's encode(text) and decode(ids).
     """
 
     kind = "bpe"
@@ -532,6 +532,12 @@ class BPETokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self._bytes) + len(self.special_tokens)
 
+    def id_to_bytes(self, i: int) -> bytes:
+        """The bytes that id i stands for, as they are (a special token's: its UTF-8), where
+        id_to_token shows them readably: id_to_bytes(256 + k) is the bytes of merge k's two
+        ids, joined."""
+        return self._piece(self._check_id(i))
+
     def _encode_text(self, text, offset):
         ids = []
         for chunk in pre_split(text):
@@ -586,176 +592,6 @@ class BPETokenizer(Tokenizer):
             raise TypeError("'merges' must be a list of [id, id] pairs")
         return cls(merges, _list_of(data["special_tokens"], "special_tokens"),
                    _list_of(data.get("byte_order", list(range(256))), "byte_order"))
-
-    # -- GPT-2's files ------------------------------------------------------------------------
-
-    def save_pretrained(self, directory: StrPath) -> None:
-        """Write the tokenizer as GPT-2's files into `directory` (made if missing; other files in
-        it are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge
-        "a b" a line, in order) and tokenizer_config.json, which tells transformers'
-        AutoTokenizer to read them with GPT2Tokenizer and which ids are special tokens."""
-        spelling = bytes_to_unicode()
-        tokens = ["".join(spelling[b] for b in piece) for piece in self._bytes]
-        vocab = {token: i for i, token in enumerate(tokens + self.special_tokens)}
-        if len(vocab) < self.vocab_size:     # two merge orders built the same bytes, say
-            token, count = Counter(tokens + self.special_tokens).most_common(1)[0]
-            raise ValueError(f"cannot save in GPT-2's format: {count} ids are the token "
-                             f"{token!r}, and vocab.json gives each token one id")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
-        # unless told otherwise, and would add it as a new id to a vocabulary without it.
-        eot = END_OF_TEXT if END_OF_TEXT in self.special_tokens else None
-        config = {
-            "tokenizer_class": "GPT2Tokenizer",
-            "added_tokens_decoder": {
-                str(i): {"content": token, "special": True, "lstrip": False, "rstrip": False,
-                         "normalized": False, "single_word": False}
-                for token, i in self._special_ids.items()},
-            "bos_token": eot, "eos_token": eot, "unk_token": eot,
-            "add_prefix_space": False,
-            "clean_up_tokenization_spaces": False,     # decode gives the text back as it was
-        }
-        with atomic_write(directory / "vocab.json", encoding="utf-8") as f:
-            json.dump(vocab, f)
-        with atomic_write(directory / "merges.txt", encoding="utf-8") as f:
-            f.write("#version: 0.2\n")
-            f.writelines(f"{tokens[a]} {tokens[b]}\n" for a, b in self.merges)
-        with atomic_write(directory / "tokenizer_config.json", encoding="utf-8") as f:
-            json.dump(config, f, indent=2)
-
-    @classmethod
-    def from_pretrained(cls, directory: StrPath) -> BPETokenizer:
-        """Read GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2
-        and `save_pretrained` write them) with the added tokens of tokenizer_config.json if
-        there is one, or else tokenizer.json (what transformers 5's save_pretrained writes,
-        the same vocabulary and merges in one file). The vocabulary must have our shape: ids
-        0-255 the single bytes (in any order), id 256 + k made by merge k, then only special
-        tokens; a one-line ValueError names the file and what is wrong."""
-        directory = Path(directory)
-        if (directory / "vocab.json").exists() or not (directory / "tokenizer.json").exists():
-            vocab, merges, added, where = _read_vocab_and_merges(directory)
-        else:
-            vocab, merges, added, where = _read_tokenizer_json(directory / "tokenizer.json")
-        if not (isinstance(vocab, dict) and all(type(i) is int for i in vocab.values())):
-            raise ValueError(f"{where['vocab']}: expected a JSON object of token -> id")
-        if sorted(vocab.values()) != list(range(len(vocab))):
-            raise ValueError(f"{where['vocab']}: the ids must be 0, 1, 2, ... each once, with "
-                             f"no gaps")
-        tokens = sorted(vocab, key=vocab.get)
-        byte_of = {char: b for b, char in bytes_to_unicode().items()}
-        if len(tokens) < 256 or not all(token in byte_of for token in tokens[:256]):
-            raise ValueError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
-                             f"spelled as GPT-2's bytes_to_unicode spells them")
-
-        merge_ids = []
-        for k, (line, parts) in enumerate(merges):
-            new_id = 256 + k
-            if not (isinstance(parts, list) and len(parts) == 2
-                    and all(isinstance(part, str) and vocab.get(part, new_id) < new_id
-                            for part in parts)):
-                raise ValueError(f"{where['merges']}, {line} is not two tokens of the "
-                                 f"vocabulary with ids below {new_id}")
-            if vocab.get("".join(parts)) != new_id:
-                raise ValueError(f"{where['merges']}, {line} makes merge {k}, so the "
-                                 f"vocabulary should give {''.join(parts)!r} the id {new_id}, "
-                                 f"not {vocab.get(''.join(parts))}")
-            merge_ids.append([vocab[part] for part in parts])
-
-        # After the merges come the special tokens: those of the vocabulary, then any added
-        # tokens it lacks (each must take the next id).
-        special_tokens = tokens[256 + len(merges):]
-        for i, token, special in added:
-            if type(i) is not int or not isinstance(token, str):
-                raise ValueError(f"{where['added']}: added token {token!r} has id {i!r}; "
-                                 f"expected a string and a whole number")
-            if not special:
-                raise ValueError(f"{where['added']}: added token {token!r} is not special; "
-                                 f"tinyformer reads only special added tokens")
-        for i, token, _ in sorted(added):
-            if i == len(tokens):
-                tokens.append(token)
-                special_tokens.append(token)
-            elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
-                raise ValueError(f"{where['added']}: added token {token!r} has id {i}; only "
-                                 f"special tokens after the merges are supported")
-        try:
-            return cls(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
-        except ValueError as e:
-            raise ValueError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
-
-
-def _read_vocab_and_merges(directory):
-    """GPT-2's own files: (vocab, merges as (where, [a, b]), added tokens as (id, token),
-    {what: which file})."""
-    vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
-    config_path = directory / "tokenizer_config.json"
-    vocab = _read_gpt2_file(vocab_path)
-    lines = _read_gpt2_file(merges_path).splitlines()
-    skip = 1 if lines and lines[0].startswith("#version") else 0
-    merges = [(f"line {n}: {line!r}", line.split(" "))
-              for n, line in enumerate(lines[skip:], start=skip + 1) if line]
-    config = _read_gpt2_file(config_path) if config_path.exists() else {}
-    try:
-        added = [(int(i), token["content"], token.get("special", True))
-                 for i, token in config.get("added_tokens_decoder", {}).items()]
-    except (AttributeError, KeyError, TypeError, ValueError):
-        raise ValueError(f"{config_path}: expected an object whose \"added_tokens_decoder\" "
-                         f"maps each id to {{\"content\": token, ...}}") from None
-    return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
-                                  "added": config_path}
-
-
-def _read_tokenizer_json(path):
-    """The same from the tokenizers library's tokenizer.json, which must describe GPT-2's
-    byte-level BPE (other BPEs cut and spell text differently)."""
-    data = _read_gpt2_file(path)
-    try:
-        model, pre_tokenizer = data["model"], data["pre_tokenizer"] or {}
-        post_processor = data.get("post_processor") or {}
-        # A template may add tokens around the text (a BOS); transformers 5 writes one that
-        # adds nothing: the sequence alone.
-        adds_tokens = (post_processor.get("type") == "TemplateProcessing"
-                       and any("Sequence" not in part for part in post_processor["single"]))
-        # Anything that changes the text or the ids around BPE would give other ids than ours:
-        # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
-        # from the vocabulary before merging (ignore_merges).
-        gpt2_like = (model["type"] == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
-                     and not pre_tokenizer.get("add_prefix_space")
-                     and pre_tokenizer.get("use_regex", True)
-                     and data.get("normalizer") is None and not adds_tokens
-                     and post_processor.get("type", "ByteLevel") in ("ByteLevel",
-                                                                    "TemplateProcessing")
-                     and not model.get("dropout") and not model.get("ignore_merges"))
-        vocab, merges = model["vocab"], model["merges"]
-        added = [(token["id"], token["content"], token.get("special", True))
-                 for token in data.get("added_tokens", [])]
-    except (AttributeError, KeyError, TypeError):
-        raise ValueError(f"{path}: not a tokenizers-library tokenizer.json (it needs \"model\" "
-                         f"with \"vocab\" and \"merges\", and \"pre_tokenizer\")") from None
-    if not gpt2_like:
-        raise ValueError(f"{path}: not GPT-2's byte-level BPE (model {model.get('type')!r}, "
-                         f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
-                         f"post-processor, dropout or ignore_merges set); tinyformer reads "
-                         f"GPT-2-style tokenizers only")
-    # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
-    merges = [(f"merge {k}: {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
-              for k, pair in enumerate(merges)]
-    return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
-
-
-def _read_gpt2_file(path):
-    """The text of one of GPT-2's tokenizer files (parsed, for .json), or a one-line
-    ValueError naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        return json.loads(text) if path.suffix == ".json" else text
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read it ({e.strerror}); a GPT-2 tokenizer directory "
-                         f"holds vocab.json and merges.txt (save_pretrained writes them), or "
-                         f"tokenizer.json") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
 
 
 TOKENIZERS = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}
