@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
+import viz.write
 from tinyformer_cli import main
 from tinyformer.prompts import TextStream
 from tinyformer.tokenizers import BPETokenizer, escape_controls
@@ -91,7 +92,7 @@ def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_pa
     seen, before = [], blas_threads_now()
     monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
         blas_threads_now()) or "done")
-    monkeypatch.setattr(cli, "plot_after_training", lambda directory: None)
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
     result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
     monkeypatch.setattr(cli, "load_model", lambda directory: (None, None, {"model": "gpt"}))

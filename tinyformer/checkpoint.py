@@ -241,6 +241,20 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
     return model, tokenizer, {"model": "gpt", "model_config": model.config}
 
 
+def check_export_dir(directory: StrPath) -> str:
+    """A directory to export into must be new, in a folder that exists (which is returned);
+    a one-line CheckpointError otherwise. Checked before loading anything, and again when
+    writing."""
+    if not os.fspath(directory).strip():
+        raise CheckpointError("the directory to export into is empty (no name); give a new one")
+    if os.path.exists(directory):
+        raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
+    parent = os.path.dirname(os.path.abspath(directory))
+    if not os.path.isdir(parent):
+        raise CheckpointError(f"cannot export to {directory!r}: {parent!r} does not exist")
+    return parent
+
+
 def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
                       directory: StrPath) -> None:
     """Write a GPT and its tokenizer as a Hugging Face GPT-2 directory, which
@@ -251,11 +265,7 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
     if not isinstance(model, GPT):
         raise CheckpointError(f"only GPT models have the GPT-2 format; this is a "
                               f"{type(model).__name__}")
-    if os.path.exists(directory):
-        raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
-    parent = os.path.dirname(os.path.abspath(directory))
-    if not os.path.isdir(parent):
-        raise CheckpointError(f"cannot export to {directory!r}: {parent!r} does not exist")
+    parent = check_export_dir(directory)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         os.chmod(staging, 0o777 & ~current_umask())      # mkdtemp makes it private

@@ -13,7 +13,7 @@ import click
 
 import tinyautograd
 from tinyformer.summary import summary_line
-from tinyformer.checkpoint import export_pretrained, load_model
+from tinyformer.checkpoint import check_export_dir, export_pretrained, load_model
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
@@ -187,7 +187,6 @@ def encode_text(tok, text, file_path, allow_special):
 
 @tokenize.command("encode", epilog="""\b
 Examples:
-  tinyformer tokenize encode --file story.txt --tokenizer tok.json > ids.txt
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
 @text_options
@@ -219,9 +218,8 @@ Examples:
   tinyformer tokenize show "Hello, world"                   the default tokenizer
   tinyformer tokenize show --file story.txt --tokenizer chars.json --ids --no-color
 
-Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-in corpus in a
-fraction of a second: its commonest words (" the", " has") are single tokens, and any other
-text falls back to smaller pieces and, at worst, bytes.
+Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-in corpus: its
+commonest words (" the", " has") are single tokens, other text falls back to pieces and bytes.
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json",
@@ -285,8 +283,8 @@ Examples:
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
---corpus file gets nanoGPT's small CPU recipe (4 layers, width 128, 2000 steps); a --task, a
-2-layer encoder-decoder. The run directory holds the checkpoint and metrics.jsonl.
+--corpus file gets nanoGPT's small CPU recipe (4 layers, width 128); a --task, a 2-layer
+encoder-decoder.
 """)
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
@@ -319,7 +317,8 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
                          f"train --out {directory} --force ...` replaces this one") from None
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
-        plot_after_training(directory)
+        from viz.write import plot_after_training
+        click.echo(plot_after_training(directory))
     if outcome == "interrupted":
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
                    f"continue with: tinyformer train --resume {directory}", err=True)
@@ -329,22 +328,11 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
 
 
-def plot_after_training(directory):
-    """Draw the run's loss.png at the end of `tinyformer train`; a run with no metrics yet
-    is a note, not an error: the checkpoint is what matters."""
-    from viz.plots import plot_metrics
-    try:
-        click.echo(f"loss plot: {plot_metrics(directory)}")
-    except ValueError as e:
-        click.echo(f"note: no loss plot ({str(e).splitlines()[0]})", err=True)
-
-
 @main.command(epilog="""\b
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
-  tinyformer generate --checkpoint runs/bert-builtin --prompt "eve has a red kite. the kite of
-      eve is <mask><mask><mask>."
+  tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask><mask>."
 
 \b
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
@@ -392,11 +380,8 @@ loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's GPT-2 format (config.json, model.safetensors)."""
-    if not out_dir.strip():
-        raise InputError("--out is empty; give the name of a new directory")
     with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
-        if os.path.exists(out_dir):           # before loading anything
-            raise InputError(f"--out {out_dir!r} exists; give a new directory")
+        check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
         export_pretrained(model, tokenizer, out_dir)
     click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {out_dir}")
@@ -410,10 +395,6 @@ prompt_option = click.option("--prompt", required=True, help="The text to read (
                              "<mask> tokens allowed; for seq2seq, the source to translate).")
 
 
-def run_name(directory):
-    return os.path.basename(os.path.abspath(directory))
-
-
 @main.command(epilog="""\b
 Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
@@ -421,10 +402,9 @@ Examples:
   tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask>" --out a.html
 
 \b
-A PNG has one heatmap per layer (rows) and head (columns): row i is how query token i spreads
-its attention over the keys (it sums to 1); a long prompt shows its last 48 tokens. A seq2seq
-checkpoint translates the prompt greedily. A page holds every attention, layer and head: menus
-choose one, hovering reads a weight, thumbnails show them all.
+A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
+attention over the keys (summing to 1), for the last 48 tokens. A seq2seq checkpoint translates
+the prompt greedily. A page holds every attention, layer and head, weights read on hover.
 """)
 @checkpoint_option
 @prompt_option
@@ -442,7 +422,7 @@ def attention(checkpoint_dir, prompt, out_path, which):
         name = choose_map(model, which)
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):                   # e.g. the disk filled up
-        click.echo(write_attention(out_path, maps, name, saved["model"], run_name(checkpoint_dir)))
+        click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir))
 
 
 @main.command(epilog="""\b
@@ -451,10 +431,9 @@ Examples:
   tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456 --out lens.html
 
 \b
-The residual stream after the embeddings and after each layer, read by the model's own final
-norm and head as if the model stopped there. A row is a position of the prompt, a column a
-state of the stream, a cell the token it would predict (the next one; for BERT the one at
-that position) and its probability. The last column is the model's own prediction.
+The residual stream after the embeddings and each layer, read by the model's own final norm
+and head as if it stopped there: a row per position, a column per layer, a cell the token it
+would predict (for BERT, the one at that position) and its probability.
 """)
 @checkpoint_option
 @prompt_option
@@ -472,7 +451,7 @@ def lens(checkpoint_dir, prompt, out_path):
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, style=by_probability) if out_path == "-"
-                   else write_lens(out_path, table, tokens, tokenizer, run_name(checkpoint_dir)))
+                   else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
 
 
 def by_probability(text, probability):
@@ -518,9 +497,8 @@ Examples:
 
 \b
 forward: the graph that computes the loss; backward: the graph that computing the gradients
-records, the chain rule made visible. Both box the ops of each module. svg, png and pdf need
-graphviz's dot. A page holds both graphs: pan, zoom, find a node, click a box to fold it,
-click a node for its formula, shape, values and gradient.
+records, the chain rule made visible. svg, png and pdf need graphviz's dot. A page holds both:
+pan, zoom, search, fold a module's box, click a node for its formula, values and gradient.
 """)
 @click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt", "bert",
                                               "transformer"]),
@@ -565,7 +543,16 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
 
 # ----- exercises: the course (tinyformer/exercises/runner.py does the work)
 
-@main.group(epilog="""\b
+class Course(click.Group):
+    """The exercises' commands, where a learner's mistakes (no workspace here, a file that is
+    not an exercise's) are input errors: one line, exit status 2."""
+
+    def invoke(self, ctx):
+        with input_errors(runner.RunnerError, WorkspaceError):
+            return super().invoke(ctx)
+
+
+@main.group(cls=Course, epilog="""\b
 Examples:
   tinyformer exercises init my-course && cd my-course    a fresh set of exercise files
   tinyformer exercises show 1        read exercise 1's explanation, then edit its file
@@ -576,15 +563,11 @@ def exercises():
     by hand. Each exercise is a file you edit; the runner says what is still wrong."""
 
 
-LEARNER_ERRORS = (runner.RunnerError, WorkspaceError)       # a learner's mistake: exit 2
-
-
 def workspace_option(required=True):
     """--workspace, given to the command as the open workspace (None if not required and
     there is none)."""
     def open_workspace(ctx, param, directory):
-        with input_errors(*LEARNER_ERRORS):
-            return find_workspace(directory, required=required)
+        return find_workspace(directory, required=required)
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
                         envvar="TINYFORMER_EXERCISES",
                         help="The workspace [the one holding the current directory].")
@@ -609,8 +592,7 @@ timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=1
 def exercises_init(directory):
     """Copy a fresh workspace of exercise files into DIR (new or empty)
     [tinyformer-exercises]."""
-    with input_errors(*LEARNER_ERRORS):
-        runner.init(directory)
+    runner.init(directory)
 
 
 @exercises.command("list")
@@ -646,9 +628,8 @@ def exercises_check(ex, check_all, timeout, workspace):
     """Check exercise N [the next unfinished one] and say what is still wrong."""
     if check_all and ex is not None:
         raise InputError("give an exercise N or --all, not both")
-    with input_errors(*LEARNER_ERRORS):
-        passed = runner.check_all(workspace, timeout) if check_all else \
-            runner.check(workspace, ex, timeout)
+    passed = runner.check_all(workspace, timeout) if check_all else \
+        runner.check(workspace, ex, timeout)
     sys.exit(0 if passed else 1)
 
 
@@ -661,8 +642,7 @@ def exercises_check(ex, check_all, timeout, workspace):
 def exercises_watch(ex, timeout, max_checks, workspace):
     """Check exercise N [the next unfinished one] again every time you save it; when it
     passes, move on to the next. Ctrl-C stops."""
-    with input_errors(*LEARNER_ERRORS):
-        runner.watch(workspace, ex, timeout, max_checks)
+    runner.watch(workspace, ex, timeout, max_checks)
 
 
 @exercises.command("predict", epilog="""\b
@@ -676,8 +656,7 @@ Examples:
 def exercises_predict(chapter, answer, workspace):
     """Predict, then run: a few lines that use CHAPTER's ideas [the next unfinished one's];
     say what they print, then see what they do print, and why."""
-    with input_errors(*LEARNER_ERRORS):
-        runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
+    runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
 @exercises.command("solution")
@@ -700,8 +679,7 @@ def exercises_solution(ex, yes, workspace):
 def exercises_draw(ex, out_path, timeout, workspace):
     """Draw what your code for exercise N computes: the scalar engine's graph, a backward
     pass, attention maps, and more (your code runs in a process of its own)."""
-    with input_errors(*LEARNER_ERRORS):
-        failure = runner.draw(workspace, ex, out_path, timeout)
+    failure = runner.draw(workspace, ex, out_path, timeout)
     sys.exit(0 if failure is None else 1)
 
 

@@ -6,6 +6,8 @@ ValueError of one line, raised before anything is written.
 
 from __future__ import annotations
 
+import os
+
 from tinyautograd.nn import record_module_paths
 
 from .attention import plot_attention
@@ -22,6 +24,10 @@ __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "
            "write_curves"]
 
 GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
+
+
+def _run_name(run_dir):
+    return os.path.basename(os.path.abspath(run_dir)) if run_dir else ""
 
 
 def _is_page(path):
@@ -58,9 +64,10 @@ def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = F
     return render(draw_graph(shown.loss, **drawn), out_path)
 
 
-def write_attention(out_path: str, maps, name: str, kind: str, run: str = "") -> str:
+def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = "") -> str:
     """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
-    map `name`, or as a page holding them all, opened on `name`."""
+    map `name`, or as a page holding them all, opened on `name`; titled by the run."""
+    run = _run_name(run_dir)
     if _is_page(out_path):
         return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
     chosen = maps[name]
@@ -70,9 +77,9 @@ def write_attention(out_path: str, maps, name: str, kind: str, run: str = "") ->
     return out_path
 
 
-def write_lens(out_path: str, table, tokens: list[str], tokenizer, run: str = "") -> str:
+def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str = "") -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG or a page."""
-    title = f"{run}: the logit lens"
+    title = f"{_run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
@@ -94,3 +101,12 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     if report.status["state"] == "running":
         log("note: the run is still training; --follow keeps the page up to date")
     return report.save(out_path)
+
+
+def plot_after_training(run_dir: str) -> str:
+    """The line `tinyformer train` ends with: where the run's loss.png went, or why there is
+    none (a run stopped before its first step has no metrics: a note, not an error)."""
+    try:
+        return f"loss plot: {plot_metrics(run_dir)}"
+    except ValueError as e:
+        return f"note: no loss plot ({str(e).splitlines()[0]})"
