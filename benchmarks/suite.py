@@ -25,8 +25,8 @@ The cases (--case, one thread unless asked; or --threads N, both engines on N th
                 neighbour starts before the case's first benchmark and is stopped after its
                 last, however the case ends.
 The benchmarks whose speed depends on the threads (training step, generation, memory, the whole
-run, GPT-2) run in each case; the others (per-op overhead, tokenizer, blocks) run once, on one
-thread and with no neighbour, and have a table of their own.
+run, GPT-2) run in each case; the others (per-op overhead, tokenizer, blocks) run once, with one
+BLAS thread and no neighbour, and have a table of their own.
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
@@ -95,7 +95,8 @@ CASES = {
 }
 DEFAULT_CASE = "one-thread"
 # The benchmarks that do not depend on the threads run once, so: the same in every case.
-ONCE = Case("the rest, measured once, on one thread with no neighbour", 1, False)
+ONCE = Case("the rest, measured once, quiet (their figures hardly depend on the threads)", 1,
+            False)
 
 
 def fixed_threads(n):
