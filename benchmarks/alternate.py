@@ -12,8 +12,15 @@ and PyTorch 66 ms on one thread; interleaved in one process, 79 and 82 ms. On tw
 over the two cores, and each engine evicts the other's data from the shared caches. Alternating
 whole blocks, each in a fresh process, keeps what taking turns was for: a busy spell on a
 shared machine still falls on both engines alike, as long as it lasts longer than a block.
+
+The threads: every script's `--threads` takes a count, fixed for both engines, or `auto`: each
+engine as a user gets it. For ours that is what `tinyformer` does by default (training times its
+own steps to choose the BLAS threads, tinyformer.resources.AdaptiveThreads; generating lets BLAS
+choose); for PyTorch, its defaults (no set_num_threads). The helpers below are the one place
+where a count becomes the thread-count variables of a process's environment.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -21,17 +28,47 @@ import sys
 import tempfile
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+AUTO = "auto"
+
+
+def thread_count(text):
+    """The type of every script's --threads: a whole number of threads, or "auto"."""
+    if text == AUTO:
+        return AUTO
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes a whole number of threads (1 or "
+                                         f"more) or {AUTO!r}")
+    return int(text)
+
+
+def set_thread_variables(environment, threads):
+    """Write `threads` into a process's environment (a dict, or os.environ before numpy is
+    imported): a fixed count into every thread-count variable, or, for "auto", none of them at
+    all (removing those the caller had), so that OpenBLAS and PyTorch choose as they would for a
+    user. Returns the environment."""
+    for name in THREAD_VARIABLES:
+        if threads == AUTO:
+            environment.pop(name, None)
+        else:
+            environment[name] = str(threads)
+    return environment
+
+
+def set_torch_threads(torch, threads):
+    """PyTorch's intra-op threads: the fixed count, or for "auto" its own default, untouched."""
+    if threads != AUTO:
+        torch.set_num_threads(threads)
 
 
 def alternate(script, engines, blocks, threads, arguments=(), show_output=False):
     """{engine: [the JSON each of its `blocks` children wrote, in order]}.
 
     Each child runs `python script --engine ENGINE --json PATH --threads THREADS *arguments`
-    with the thread-count variables set in its environment (OpenBLAS reads them when numpy is
-    imported, before the child has parsed its arguments). With show_output the children print
-    to our stdout; otherwise their output is kept out of the way. A child that fails raises
-    RuntimeError with the end of its stderr."""
-    env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+    with the thread-count variables set in its environment, or none of them for "auto" (OpenBLAS
+    reads them when numpy is imported, before the child has parsed its arguments). With
+    show_output the children print to our stdout; otherwise their output is kept out of the
+    way. A child that fails raises RuntimeError with the end of its stderr."""
+    env = set_thread_variables(dict(os.environ), threads)
     results = {engine: [] for engine in engines}
     with tempfile.TemporaryDirectory() as directory:
         for block in range(blocks):

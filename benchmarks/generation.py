@@ -2,6 +2,7 @@
 
     python benchmarks/generation.py                      # batch 1 and 8, 256 new tokens, 1 thread
     python benchmarks/generation.py --threads 2 --reps 3 --blocks 5
+    python benchmarks/generation.py --threads auto       # each engine as a user gets it
     python benchmarks/generation.py --json benchmarks/results/generation.json
     python benchmarks/generation.py --model gpt2 --batch-sizes 1 --reps 3    # GPT-2 124M
 
@@ -25,11 +26,18 @@ which the continuations differ). Each engine is timed alone, in a process of its
 block by block: in every block each generates once untimed, then `--reps` timed times, for each
 batch size. The medians over all blocks are compared. Tokens per second counts the new tokens of
 every row of the batch.
+
+With `--threads auto` each engine generates as a user gets it: PyTorch at its defaults (one
+thread a core), ours as `tinyformer generate` does without --threads, BLAS choosing its own
+count (one thread a core). Generating does not time its steps to choose as training does: a
+token's products are small, and a prompt's answer too short to pay for the trials.
 """
 
 import argparse
 import os
 import sys
+
+from alternate import alternate, set_thread_variables, set_torch_threads, thread_count
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -39,7 +47,8 @@ MODELS = {"shakespeare": (65, 4, 4, 128, 512), "gpt2": (50257, 12, 12, 768, 3072
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads, and torch's threads")
+    p.add_argument("--threads", type=thread_count, default=1,
+                   help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--model", choices=sorted(MODELS), default="shakespeare",
                    help="the recipe's small GPT, or GPT-2 small's shape (124M parameters)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
@@ -58,8 +67,7 @@ def parse_args(argv=None):
 # OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
 if __name__ == "__main__":
     ARGS = parse_args()
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.threads)
+    set_thread_variables(os.environ, ARGS.threads)
 
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -74,7 +82,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
-from alternate import alternate  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 
 # PyTorch (and transformers) are imported only in their own children, so that ours runs without
@@ -94,7 +101,7 @@ def generator(args):
         return (lambda prompt: ours.generate(prompt, args.new_tokens, temperature=0),
                 np.__version__, parameters)
     import torch
-    torch.set_num_threads(args.threads)
+    set_torch_threads(torch, args.threads)
     if args.engine == "torch":
         from torch_gpt import TorchGPT, copy_weights, torch_generate
         theirs = TorchGPT(vocab, args.prompt_len + args.new_tokens, n_layer, n_head, d_model,
@@ -174,7 +181,7 @@ def report(figures):
     print(f"Greedy generation with a KV cache: prompt {figures['prompt_len']}, "
           f"{figures['results'][0]['new_tokens']} new tokens, context {figures['context']}; "
           f"{figures['method']}; {figures['machine']}, numpy {figures['numpy']}, "
-          f"{torch_version} ({figures['threads']} thread(s))")
+          f"{torch_version} (threads: {figures['threads']})")
     print(f"model: {figures['model']}, {figures['parameters']:,} parameters")
     hf = "transformers_tok_s" in figures["results"][0]
     print(f"\n{'batch':>5}  {'ours tok/s':>10}  {'torch tok/s':>11}  {'ours/torch':>10}  "

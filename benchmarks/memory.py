@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py                  # 200 steps of the Shakespeare recipe, each engine
     python benchmarks/memory.py --steps 50 --json benchmarks/results/memory.json
+    python benchmarks/memory.py --threads auto   # each engine as a user gets it
 
 Each engine trains in a process of its own (this script started again with --engine), because
 a process's peak resident set size (VmHWM in /proc/self/status) is the one honest figure of
@@ -12,6 +13,10 @@ model, and its peak; the engines alternate over --runs runs and the medians are 
 
 Imports count: PyTorch's libraries are far larger than numpy's, and a user pays for them. The
 "above imports" column shows what training itself added.
+
+With `--threads auto` PyTorch trains at its defaults and ours through AdaptiveThreads, choosing
+its BLAS threads by timing its steps as `tinyformer train` does (OpenBLAS's buffers are per
+thread, so the count can move the peak a little).
 """
 
 import argparse
@@ -22,13 +27,16 @@ import statistics
 import subprocess
 import sys
 
+from alternate import AUTO, set_thread_variables, set_torch_threads, thread_count
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--runs", type=int, default=3, help="runs of each engine, alternating")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads, and torch's threads")
+    p.add_argument("--threads", type=thread_count, default=1,
+                   help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--engine", choices=["ours", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the figures to this file")
     return p.parse_args(argv)
@@ -45,15 +53,21 @@ def resident_mib(field):
 
 def child(args):
     """Train one engine for args.steps steps; print its memory figures as JSON."""
+    import contextlib
+
     import numpy as np
     figures = {}
+    adaptive = None
     if args.engine == "ours":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         import tinyautograd as ta
         from tinyautograd import functional as F
         from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups
         from tinyformer.gpt import GPT
+        from tinyformer.resources import AdaptiveThreads
         figures["imports"] = resident_mib("VmRSS")
+        if args.threads == AUTO:            # as Trainer.train: each step at the chosen count
+            adaptive = AdaptiveThreads()
         ta.manual_seed(0)
         model = GPT(65, 64, 4, 4, 128, d_ff=512)
         optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=1e-3,
@@ -61,17 +75,18 @@ def child(args):
         figures["model"] = resident_mib("VmRSS")
 
         def step(x, y):
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            clip_grad_norm(model.parameters(), 1.0)
-            optimizer.step()
+            with adaptive.step() if adaptive else contextlib.nullcontext():
+                loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                clip_grad_norm(model.parameters(), 1.0)
+                optimizer.step()
     else:
         import torch
         import torch.nn.functional as TF
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from torch_gpt import TorchGPT
-        torch.set_num_threads(args.threads)
+        set_torch_threads(torch, args.threads)
         figures["imports"] = resident_mib("VmRSS")
         torch.manual_seed(0)
         model = TorchGPT(65, 64, 4, 4, 128, 512)
@@ -91,9 +106,10 @@ def child(args):
             optimizer.step()
 
     rng = np.random.default_rng(0)
-    for _ in range(args.steps):
-        tokens = rng.integers(0, 65, (12, 65))
-        step(tokens[:, :-1], tokens[:, 1:])
+    with adaptive or contextlib.nullcontext():
+        for _ in range(args.steps):
+            tokens = rng.integers(0, 65, (12, 65))
+            step(tokens[:, :-1], tokens[:, 1:])
     figures["peak"] = resident_mib("VmHWM")
     print(json.dumps(figures))
 
@@ -107,8 +123,7 @@ def measure(args):
         pass
     for _ in range(args.runs):
         for engine in runs:
-            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
-                       OMP_NUM_THREADS=str(args.threads))
+            env = set_thread_variables(dict(os.environ), args.threads)
             done = subprocess.run([sys.executable, os.path.abspath(__file__), "--engine", engine,
                                    "--steps", str(args.steps), "--threads", str(args.threads)],
                                   capture_output=True, text=True, env=env, check=True)
@@ -126,7 +141,7 @@ def measure(args):
 def report(figures):
     print(f"Peak resident memory, {figures['steps']} training steps of the Shakespeare recipe; "
           f"median of {figures['runs']} runs each; {figures['machine']}, python "
-          f"{figures['python']}, {figures['threads']} thread(s)")
+          f"{figures['python']}, threads: {figures['threads']}")
     print(f"\n{'engine':7}  {'after imports':>13}  {'with model':>10}  {'peak':>8}  "
           f"{'above imports':>13}   (MiB)")
     for engine in [e for e in ("ours", "torch") if e in figures]:

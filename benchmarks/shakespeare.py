@@ -7,6 +7,7 @@ and once by PyTorch eager, with a nanoGPT-style model written below.
     python benchmarks/shakespeare.py                          # seeds 0 1 2, 2000 steps each
     python benchmarks/shakespeare.py --seeds 0 --iters 300    # a quick look
     python benchmarks/shakespeare.py --threads 1 --json benchmarks/results/shakespeare.json
+    python benchmarks/shakespeare.py --seeds 0 --threads auto  # each engine as a user gets it
 
 The recipe: 4 layers, 4 heads, d_model 128, context 64, batch 12, 2000 steps; AdamW lr 1e-3,
 betas (0.9, 0.99), weight decay 0.1 on matrices only; gradients clipped to norm 1.0; 100 warmup
@@ -20,7 +21,10 @@ learned positions; pre-norm blocks and a final LayerNorm; float32 throughout.
     with the seed, as our trainer does (checked: both generators end in the same state);
   - the same validation batches (eval_iters of them, from a generator seeded with seed + 1);
   - the same optimizer, parameter groups, clipping and learning rate at every step;
-  - the same number of CPU threads for numpy's BLAS and for PyTorch.
+  - the same number of CPU threads for numpy's BLAS and for PyTorch; or, with `--threads auto`,
+    each engine as a user gets it: PyTorch at its defaults (one thread a core), ours choosing
+    its BLAS threads by timing its steps, as `Trainer.train` does by default
+    (tinyformer.resources.AdaptiveThreads; the count does not change our losses).
 
 Only the arithmetic differs (the order of float32 sums in different kernels). Such rounding
 could in principle grow over 2000 steps until the runs differ like two seeds do, so compare the
@@ -38,6 +42,8 @@ import argparse
 import os
 import sys
 
+from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
+
 
 def parse_args(argv=None):
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -51,9 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--eval-every", type=int, default=500,
                    help="validation loss every this many steps (and at the end)")
     p.add_argument("--eval-iters", type=int, default=200, help="validation batches")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=thread_count,
                    default=int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count())),
-                   help="CPU threads for numpy's BLAS and for PyTorch")
+                   help="CPU threads for numpy's BLAS and for PyTorch; auto: each engine as a "
+                   "user gets it")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--engine", choices=["ours", "torch"],
                    help="child mode: train this engine alone and write its record to --json")
@@ -63,12 +70,13 @@ def parse_args(argv=None):
 # The thread count has to reach OpenBLAS (numpy's BLAS) through the environment, before numpy is
 # imported; so the arguments are read first, and everything else is imported after. Note that on
 # a machine where another program keeps a core busy, 2 BLAS threads can be 5 times slower than 1:
-# OpenBLAS threads spin waiting for each other (see benchmarks/seq2seq.py). --threads 1 then.
+# OpenBLAS threads spin waiting for each other (see benchmarks/seq2seq.py). --threads 1 then, or
+# auto, with which our trainer times its steps to choose.
 if __name__ == "__main__":
     ARGS = parse_args()
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.threads)
+    set_thread_variables(os.environ, ARGS.threads)
 
+import contextlib  # noqa: E402
 import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -83,8 +91,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
-from alternate import alternate  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
+from tinyformer.resources import AdaptiveThreads  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
 # PyTorch is imported only in its own child (run_torch), so that ours trains without it loaded.
@@ -178,11 +186,15 @@ def train_loop(c, step_fn, evaluate, eval_every, seed):
 
 
 def run_ours(args, seed, train_tokens, val_tokens):
-    with tempfile.TemporaryDirectory() as out_dir:
+    # With auto, the BLAS threads as Trainer.train chooses them: every step at the count that
+    # AdaptiveThreads has chosen or is trying, the evaluations at the one chosen so far.
+    adaptive = AdaptiveThreads() if args.threads == AUTO else None
+    with tempfile.TemporaryDirectory() as out_dir, adaptive or contextlib.nullcontext():
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
-            loss, lr, _ = trainer.train_step()
+            with adaptive.step() if adaptive else contextlib.nullcontext():
+                loss, lr, _ = trainer.train_step()
             trainer.step += 1
             return loss, lr
 
@@ -196,7 +208,7 @@ def run_torch(args, seed, train_tokens, val_tokens):
     import torch
     import torch.nn.functional as TF
     from torch_gpt import TorchGPT, copy_weights
-    torch.set_num_threads(args.threads)
+    set_torch_threads(torch, args.threads)
 
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
@@ -355,6 +367,12 @@ def print_table(results, iters):
               f"mean {max(r['train_gap_by_100_steps']):.1e}")
 
 
+def threads_text(threads):
+    if threads == AUTO:
+        return "threads: ours chosen by timing its steps, PyTorch's defaults"
+    return f"{threads} thread(s) each"
+
+
 def main():
     args = ARGS
     train_tokens, val_tokens, chars = load_corpus(args.corpus)
@@ -364,7 +382,7 @@ def main():
           f"vocabulary {len(chars)}; {args.iters} steps, seeds {args.seeds}\n"
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{load:.2f} at the start; numpy {np.__version__} and torch {torch_version}, "
-          f"{args.threads} thread(s) each; each engine in its own process, one after the other"
+          f"{threads_text(args.threads)}; each engine in its own process, one after the other"
           f"\n", flush=True)
     results = []
     for seed in args.seeds:

@@ -1,13 +1,32 @@
-"""Every benchmark, one after another, and one table of ours against PyTorch eager with the
-project's speed targets. `tinyformer bench` runs this script.
+"""The benchmarks in each case asked for, and a summary table a case: ours against PyTorch eager.
 
-    python benchmarks/suite.py                       # everything but the whole run (minutes)
+One benchmark after another, and then each case's table, with the project's speed targets in
+its last column. `tinyformer bench` runs this script.
+
+    python benchmarks/suite.py                       # one thread; all but the whole run (minutes)
     python benchmarks/suite.py --quick               # fewer repetitions (about a minute)
+    python benchmarks/suite.py --case loaded         # beside a busy core, as a user runs them
+    python benchmarks/suite.py --case one-thread two-threads loaded --quick     # all three
+    python benchmarks/suite.py --threads 4           # both engines on 4 threads
     python benchmarks/suite.py --only train_step generation
     python benchmarks/suite.py --whole-run           # also 2000 steps of Shakespeare (~10 min)
     python benchmarks/suite.py --only gpt2           # GPT-2 small's generation (~2 min)
     python benchmarks/suite.py --only blocks         # each change to the block (~an hour)
     python benchmarks/suite.py --save                # keep the raw JSON in benchmarks/results/
+
+The cases (--case, one thread unless asked; or --threads N, both engines on N threads):
+  one-thread    both engines on one thread: BLAS's and PyTorch's
+  two-threads   both on two threads
+  loaded        beside a neighbour process that keeps one core busy, as a browser or an editor
+                does on a learner's laptop, with each engine as a user gets it: PyTorch at its
+                defaults (one thread a core), ours as tinyformer runs by default (training
+                times its own steps to choose its BLAS threads, with AdaptiveThreads of
+                tinyformer/resources.py; generating lets BLAS choose, one thread a core). The
+                neighbour starts before the case's first benchmark and is stopped after its
+                last, however the case ends.
+The benchmarks whose speed depends on the threads (training step, generation, memory, the whole
+run, GPT-2) run in each case; the others (per-op overhead, tokenizer, blocks) run once, with one
+BLAS thread and no neighbour, and have a table of their own.
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
@@ -17,6 +36,8 @@ Without PyTorch installed, the scripts print our figures alone and the summary h
 """
 
 import argparse
+import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -26,6 +47,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from alternate import AUTO, set_thread_variables  # noqa: E402
+
 CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
@@ -44,39 +68,133 @@ BENCHMARKS = {
              GPT2 + ["--prompt-len", "16", "--new-tokens", "16", "--blocks", "1", "--reps", "1"]),
     "blocks": ("blocks.py", [], ["--recipes", "builtin", "--iters", "30", "--eval-iters", "2"]),
 }
+# Those whose figures depend on the threads: they take --threads, and run in every case.
 TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 # Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
 ON_REQUEST = {"whole_run", "gpt2", "blocks"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """How both engines run: on `threads` (a count, or AUTO: each engine as a user gets it),
+    beside a neighbour that keeps a core busy or not; and the targets of the training step's
+    and the whole run's time, ours / torch (None: no target)."""
+    title: str
+    threads: int | str
+    neighbour: bool
+    step_target: float | None = None
+    whole_run_target: float | None = None
+
+
+CASES = {
+    "one-thread": Case("both engines on one thread", 1, False, step_target=0.90),
+    "two-threads": Case("both engines on two threads", 2, False, step_target=1.00,
+                        whole_run_target=1.00),
+    "loaded": Case("beside a process that keeps one core busy; PyTorch at its defaults, ours "
+                   "choosing its threads", AUTO, True, step_target=0.80),
+}
+DEFAULT_CASE = "one-thread"
+# The benchmarks that do not depend on the threads run once, so: the same in every case.
+ONCE = Case("the rest, measured once, quiet (their figures hardly depend on the threads)", 1,
+            False)
+
+
+def fixed_threads(n):
+    """(name, Case) of --threads N: both engines on N threads, with no neighbour; that is the
+    one-thread or two-threads case, or for more threads two threads' targets."""
+    if n <= 2:
+        name = ["one-thread", "two-threads"][n - 1]
+        return name, CASES[name]
+    return f"{n}-threads", dataclasses.replace(CASES["two-threads"], threads=n,
+                                               title=f"both engines on {n} threads")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__[__doc__.index("The cases"):
+                                               __doc__.index("Each benchmark is")])
+    p.add_argument("--only", nargs="+", default=[], metavar="NAME",
                    help=f"run only these: {', '.join(BENCHMARKS)}")
+    p.add_argument("--case", nargs="+", default=[], metavar="CASE", dest="cases",
+                   help=f"run these cases: {', '.join(CASES)} (default: {DEFAULT_CASE})")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, rougher figures")
     p.add_argument("--whole-run", action="store_true",
                    help="also train the Shakespeare recipe to the end in both engines")
-    p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads and torch threads (1 is steadiest on a shared machine)")
+    p.add_argument("--threads", type=int,
+                   help="both engines on this many BLAS and torch threads, instead of --case")
     p.add_argument("--save", action="store_true",
                    help="write each benchmark's JSON to benchmarks/results/")
     return p.parse_args(argv)
 
 
-def run(name, args, out_dir):
-    """Run one benchmark script, its output going straight to ours; returns its JSON or None."""
-    script, full, quick = BENCHMARKS[name]
-    arguments = list(quick if args.quick else full)
+def check_choices(only, cases, threads):
+    """ValueError, in one line saying what to do, for a benchmark or a case that does not
+    exist, a thread count below 1, or --threads given with --case."""
+    for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"no {kind} is called {unknown[0]!r}; choose from "
+                             f"{', '.join(known)}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be 1 or more, not {threads}")
+    if threads is not None and cases:
+        raise ValueError("--threads N runs both engines on N threads and --case chooses "
+                         "cases: give one or the other")
+
+
+def cases_to_run(cases, threads):
+    """[(name, Case)]: those named, or the one of --threads N, or the default."""
+    if threads is not None:
+        return [fixed_threads(threads)]
+    return [(name, CASES[name]) for name in dict.fromkeys(cases or [DEFAULT_CASE])]
+
+
+# The neighbour: a busy loop that also ends by itself if the suite dies without stopping it
+# (it is then no longer our child), so that nothing spins on after us; Ctrl-C is left to the
+# suite, which stops it.
+NEIGHBOUR = """\
+import os, signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+parent = os.getppid()
+print("busy", flush=True)
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
+@contextlib.contextmanager
+def busy_neighbour():
+    """A process that keeps one core busy for the length of the `with`, and is stopped at its
+    end however it ends (a failure, Ctrl-C). Yields its process id."""
+    neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR], stdout=subprocess.PIPE,
+                                 text=True)
+    try:
+        neighbour.stdout.readline()          # it has started and is spinning
+        yield neighbour.pid
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+        neighbour.stdout.close()
+
+
+def run(name, case_name, case, quick, out_dir):
+    """Run one benchmark script under `case`'s threads, its output going straight to ours;
+    returns its JSON or None."""
+    script, full, quick_arguments = BENCHMARKS[name]
+    arguments = list(quick_arguments if quick else full)
     if name in TAKES_THREADS:
-        arguments += ["--threads", str(args.threads)]
-    # Named after the script; gpt2 runs generation.py too, so it gets a name of its own.
-    json_path = os.path.join(out_dir, "generation_gpt2.json" if name == "gpt2" else
-                             script.replace(".py", ".json"))
+        arguments += ["--threads", str(case.threads)]
+    # Named after the script; gpt2 runs generation.py too, so it gets a name of its own; a case
+    # other than the default adds its name (train_step-loaded.json).
+    stem = "generation_gpt2" if name == "gpt2" else script.replace(".py", "")
+    suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
+    json_path = os.path.join(out_dir, stem + suffix + ".json")
     command = [sys.executable, os.path.join(HERE, script), *arguments, "--json", json_path]
-    print(f"\n=== {name}: python benchmarks/{script} {' '.join(arguments)}", flush=True)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
-               OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
+          flush=True)
+    env = set_thread_variables(dict(os.environ), case.threads)
     done = subprocess.run(command, env=env)
     if done.returncode != 0 or not os.path.exists(json_path):
         print(f"(the {name} benchmark failed with exit status {done.returncode})")
@@ -85,26 +203,43 @@ def run(name, args, out_dir):
         return json.load(f)
 
 
-# Each row of the summary: (what, ours, torch, ratio ours/torch, target, met?).
+def run_case(case_name, case, names, quick, out_dir):
+    """{name: its figures, or None where it failed} for each benchmark of `names` under `case`,
+    beside the busy neighbour where the case asks for one."""
+    with busy_neighbour() if case.neighbour else contextlib.nullcontext():
+        return {name: run(name, case_name, case, quick, out_dir) for name in names}
 
-def rows_train_step(r):
+
+# Each row of the summary: (what, ours, torch, ratio ours/torch, target, met?). Every row
+# function takes the benchmark's figures and the case it ran in, whose targets some rows use.
+
+def at_most(ratio, target):
+    """The target column and its verdict for a ratio that should be at most `target`."""
+    if target is None:
+        return "", None
+    return f"<= {target:.2f}", ratio is not None and ratio <= target
+
+
+def rows_train_step(r, case):
     ours, torch = r["ours"], r.get("torch")
     ratio = r.get("ratio")
     yield ("training step, ms", ours["median_ms"], torch and torch["median_ms"], ratio,
-           "<= 0.75", ratio is not None and ratio <= 0.75)
+           *at_most(ratio, case.step_target))
     yield ("  tokens/s", ours["tokens_per_s"], torch and torch["tokens_per_s"], None, "", None)
     yield ("  % of numpy's GEMM FLOP/s", 100 * ours["share_of_numpy_gemm"],
            torch and 100 * torch["share_of_numpy_gemm"], None, "", None)
+    if "threads" in ours:           # for ours under AUTO: the count its steps' timing chose
+        yield ("  threads", ours["threads"], torch and torch["threads"], None, "", None)
 
 
-def rows_generation(r):
+def rows_generation(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"generation, batch {row['batch']}, tok/s", row["ours_tok_s"],
                row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
 
 
-def rows_ops(r):
+def rows_ops(r, case):
     overhead = [row["overhead ratio"] for row in r["rows"]
                 if row.get("overhead ratio") is not None]
     both = [row["f+b ratio"] for row in r["rows"] if row.get("f+b ratio") is not None]
@@ -116,36 +251,39 @@ def rows_ops(r):
         yield ("  forward+backward (median ratio)", None, None, median, "<= 1", median <= 1)
 
 
-def rows_memory(r):
+def rows_memory(r, case):
     ratio = r.get("ratio")
     yield ("peak memory of training, MiB", r["ours"]["peak"], r.get("torch", {}).get("peak"),
            ratio, "<= 1", ratio is not None and ratio <= 1)
 
 
-def rows_tokenizer(r):
+def rows_tokenizer(r, case):
     bpe = r["results"]["ours bpe"]
     yield ("BPE training, s", bpe["train s"], None, None, "< 30", bpe["train s"] < 30)
     yield ("BPE encoding, MB/s", bpe["encode cold MB/s"], None, None, ">= 1",
            bpe["encode cold MB/s"] >= 1)
 
 
-def rows_whole_run(r):
+SAME_LOSS = 1e-4          # the whole run's final validation loss, ours against torch's
+
+
+def rows_whole_run(r, case):
     for run in r["results"]:
         o, t = run["ours"], run["torch"]
         yield (f"whole run ({r['iters']} steps), wall s", o["wall_s"], t["wall_s"],
-               run["wall_ratio"], "<= 0.75", run["wall_ratio"] <= 0.75)
+               run["wall_ratio"], *at_most(run["wall_ratio"], case.whole_run_target))
         yield ("  final validation loss", o["final_val_loss"], t["final_val_loss"], None,
-               "within 0.02", abs(run["final_diff"]) <= 0.02)
+               "within 1e-4", abs(run["final_diff"]) <= SAME_LOSS)
 
 
-def rows_gpt2(r):
+def rows_gpt2(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"GPT-2 small generation, batch {row['batch']}", row["ours_tok_s"],
                row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
 
 
-def rows_blocks(r):
+def rows_blocks(r, case):
     for run in r["runs"]:
         if run["variant"] in ("baseline", "all") and run["seed"] == r["runs"][0]["seed"]:
             yield (f"{run['recipe']} {run['variant']} block, val loss", run["val_loss"], None,
@@ -165,15 +303,15 @@ def number(x):
     return f"{x:,.1f}" if abs(x) < 100 else f"{x:,.0f}"
 
 
-def summary(results, threads):
-    print(f"\n=== summary: ours against PyTorch eager, {threads} thread(s); ratio = ours / "
-          f"torch")
+def summary(results, case_name, case):
+    """The table of one case: each benchmark's rows, its target and whether it is met."""
+    print(f"\n=== summary, {case_name}: {case.title}; ratio = ours / torch")
     print(f"{'':38}{'ours':>10}{'torch':>10}{'ratio':>8}  {'target':>11}  ")
     for name, figures in results.items():
         if figures is None:
             print(f"{name:38}{'(failed)':>10}")
             continue
-        for what, ours, torch, ratio, target, met in SUMMARY_ROWS[name](figures):
+        for what, ours, torch, ratio, target, met in SUMMARY_ROWS[name](figures, case):
             verdict = "" if met is None else ("met" if met else "not yet")
             print(f"{what:38}{number(ours):>10}{number(torch):>10}"
                   f"{'-' if ratio is None else f'{ratio:.2f}':>8}  {target:>11}  {verdict}")
@@ -187,7 +325,12 @@ def selected(only, whole_run):
 
 def main(argv=None):
     args = parse_args(argv)
-    names = selected(args.only or [], args.whole_run)
+    try:
+        check_choices(args.only, args.cases, args.threads)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    names = selected(args.only, args.whole_run)
     if "whole_run" in names and not os.path.exists(CORPUS):
         print(f"(whole_run needs {CORPUS}; left out)")
         names.remove("whole_run")
@@ -198,9 +341,15 @@ def main(argv=None):
             print("(whole_run is a comparison with PyTorch; left out)")
             names.remove("whole_run")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
-    results = {name: run(name, args, out_dir) for name in names}
-    summary(results, args.threads)
-    return 0 if all(r is not None for r in results.values()) else 1
+    per_case = [name for name in names if name in TAKES_THREADS]
+    once = [name for name in names if name not in TAKES_THREADS]
+    tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir))
+              for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
+    if once:
+        tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick, out_dir)))
+    for case_name, case, results in tables:
+        summary(results, case_name, case)
+    return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py --threads 1                  # 1 BLAS thread (the default: 1)
     python benchmarks/train_step.py --threads 2 --reps 60 --blocks 5
+    python benchmarks/train_step.py --threads auto               # each engine as a user gets it
     python benchmarks/train_step.py --threads 1 --json benchmarks/results/train_step.json
 
 The model is benchmarks/shakespeare.py's: GPT(vocab 65, context 64, 4 layers, 4 heads,
@@ -22,17 +23,27 @@ multiply speed: the step's matmul FLOPs, counted analytically (6 x parameters in
 tokens, plus attention's q k^T and p v, forward and backward), divided by the step's time, as a
 share of what numpy's GEMM achieves on the step's own matmul shapes, timed alone in a child
 of its own (`--engine gemm`) that takes its turn after the engines in every block.
+
+With `--threads auto` each engine runs as a user gets it: PyTorch at its defaults (one thread a
+core), ours through tinyformer.resources.AdaptiveThreads, as `Trainer.train` trains by default:
+it times its own steps at each candidate count and keeps the fastest. Its first round of
+trials falls in the untimed warm-up, both engines' warm-up lengthened to hold it if need be: a
+run tries again only every 200 steps, so the steady step is the one to compare. numpy's GEMM is then
+timed at each of those counts, and the faster taken.
 """
 
 import argparse
 import os
 import sys
 
+from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads, and torch's threads")
+    p.add_argument("--threads", type=thread_count, default=1,
+                   help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--blocks", type=int, default=3, help="turns of each engine, each its own "
                    "process")
     p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
@@ -46,9 +57,9 @@ def parse_args(argv=None):
 # OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
 if __name__ == "__main__":
     ARGS = parse_args()
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.threads)
+    set_thread_variables(os.environ, ARGS.threads)
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -61,11 +72,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
-from alternate import alternate  # noqa: E402
 from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
+from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
 
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -82,26 +93,30 @@ def build_ours(seed=0):
     return model, optimizer
 
 
-def our_stepper():
+def our_stepper(adaptive=None):
+    """Our step; under `adaptive` (an entered AdaptiveThreads) each step runs at the count it
+    chooses, as in Trainer.train."""
     model, optimizer = build_ours()
 
     def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm(model.parameters(), CLIP)
-        optimizer.step()
+        with adaptive.step() if adaptive else contextlib.nullcontext():
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            clip_grad_norm(model.parameters(), CLIP)
+            optimizer.step()
         return loss.item()
     return step
 
 
 def torch_stepper(threads):
-    """PyTorch's step, on a copy of our freshly initialised model (built here too)."""
+    """PyTorch's step, on a copy of our freshly initialised model (built here too); its version
+    and the threads it runs on."""
     import torch
     import torch.nn.functional as TF
     from torch_gpt import TorchGPT, copy_weights
 
-    torch.set_num_threads(threads)
+    set_torch_threads(torch, threads)
     model = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
     copy_weights(build_ours()[0], model)
     params = list(model.parameters())
@@ -118,7 +133,7 @@ def torch_stepper(threads):
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
         return loss.item()
-    return step, torch.__version__
+    return step, torch.__version__, torch.get_num_threads()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,26 +187,45 @@ def numpy_gemm_seconds(reps=20):
 # The child: one engine alone
 
 
+def gemm_child(args):
+    """numpy's GEMM on the step's shapes: at the fixed count, or for "auto" at each count
+    AdaptiveThreads would try, the faster kept."""
+    if args.threads != AUTO:
+        return {"gemm_ms": 1000 * numpy_gemm_seconds()}
+    counts = AdaptiveThreads().candidates
+    seconds = {}
+    for n in counts:
+        with blas_threads(n):
+            seconds[n] = numpy_gemm_seconds()
+    return {"gemm_ms": 1000 * min(seconds.values())}
+
+
 def child(args):
-    """Time one engine (or numpy's GEMM) in this process and write its figures to args.json."""
+    """Time one engine (or numpy's GEMM) in this process and write its figures to args.json:
+    the timed steps' ms, every step's loss, and the threads the engine ran on (for ours under
+    "auto", the count it had chosen at the end)."""
     if args.engine == "gemm":
-        figures = {"gemm_ms": 1000 * numpy_gemm_seconds()}
+        figures = gemm_child(args)
     else:
-        version = np.__version__
-        if args.engine == "ours":
-            step = our_stepper()
-        else:
-            step, version = torch_stepper(args.threads)
-        tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
-        rng = np.random.default_rng(1)           # every block and engine: the same batches
-        ms, losses = [], []
-        for i in range(args.warmup + args.reps):
-            x, y = lm_batch(tokens, BATCH, CONTEXT, rng)
-            t0 = time.perf_counter()
-            losses.append(step(x, y))
-            if i >= args.warmup:
-                ms.append(1000 * (time.perf_counter() - t0))
-        figures = {"ms": ms, "losses": losses, "version": version}
+        with contextlib.ExitStack() as stack:
+            adaptive = None
+            if args.engine == "ours" and args.threads == AUTO:
+                adaptive = stack.enter_context(AdaptiveThreads())
+            if args.engine == "ours":
+                step, version, threads = our_stepper(adaptive), np.__version__, args.threads
+            else:
+                step, version, threads = torch_stepper(args.threads)
+            tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
+            rng = np.random.default_rng(1)           # every block and engine: the same batches
+            ms, losses = [], []
+            for i in range(args.warmup + args.reps):
+                x, y = lm_batch(tokens, BATCH, CONTEXT, rng)
+                t0 = time.perf_counter()
+                losses.append(step(x, y))
+                if i >= args.warmup:
+                    ms.append(1000 * (time.perf_counter() - t0))
+            figures = {"ms": ms, "losses": losses, "version": version,
+                       "threads": adaptive.chosen if adaptive else threads}
     with open(args.json, "w") as f:
         json.dump(figures, f)
 
@@ -202,6 +236,11 @@ def child(args):
 
 def main():
     args = ARGS
+    if args.threads == AUTO:
+        # Ours' first round of trials is warm-up (a run tries again only every `period` steps):
+        # lengthened if need be to hold it, for both engines alike.
+        trials = AdaptiveThreads()
+        args.warmup = max(args.warmup, len(trials.candidates) * trials.trial)
     engines = ["ours", "torch"] if HAVE_TORCH else ["ours"]
     runs = alternate(__file__, engines + ["gemm"], args.blocks, args.threads,
                      ["--warmup", args.warmup, "--reps", args.reps])
@@ -224,7 +263,9 @@ def main():
         result[name] = {"median_ms": median_ms, "tokens_per_s": tokens_per_step / median_ms * 1e3,
                         "gflops": flops / median_ms / 1e6,
                         "share_of_numpy_gemm": flops / (median_ms / 1e3) / gemm_flops_per_s,
-                        "block_medians_ms": [statistics.median(run["ms"]) for run in runs[name]]}
+                        "block_medians_ms": [statistics.median(run["ms"]) for run in runs[name]],
+                        # the count most blocks ran on (for ours under auto: chose)
+                        "threads": statistics.mode(run["threads"] for run in runs[name])}
     if HAVE_TORCH:
         result["ratio"] = result["ours"]["median_ms"] / result["torch"]["median_ms"]
         # The same batches from the same weights in every block: compare them all, pairwise.
@@ -232,16 +273,18 @@ def main():
             float(np.max(np.abs(np.subtract(ours["losses"], theirs["losses"]))))
             for ours, theirs in zip(runs["ours"], runs["torch"]))
 
-    print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {args.threads} thread(s); "
-          f"{method}")
+    threads = ("threads as a user gets them (ours timing its steps to choose, PyTorch at its "
+               "defaults)" if args.threads == AUTO else f"{args.threads} thread(s)")
+    print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {threads}; {method}")
     print(f"matmul FLOPs per step {flops / 1e9:.3f} G; numpy GEMM on these shapes "
           f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s")
-    print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}   per block")
+    print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}{'threads':>9}"
+          f"   per block")
     for name in engines:
         r = result[name]
         blocks = " ".join(f"{ms:.1f}" for ms in r["block_medians_ms"])
         print(f"{name:8}{r['median_ms']:9.1f}{r['tokens_per_s']:10.0f}{r['gflops']:9.1f}"
-              f"{r['share_of_numpy_gemm']:9.0%}   {blocks}")
+              f"{r['share_of_numpy_gemm']:9.0%}{r['threads']:9d}   {blocks}")
     if not HAVE_TORCH:
         print("(PyTorch is not installed: no comparison)")
     else:

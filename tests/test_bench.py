@@ -1,29 +1,44 @@
-"""`tinyformer bench`: it runs the benchmark scripts and sums them up against issue 7's targets.
-(The figures themselves are measured, never asserted: a test only checks that the machinery
-runs and reads its results right.)"""
+"""`tinyformer bench`: it runs the benchmark scripts, in each case asked for (one thread, two,
+beside a busy neighbour), and sums them up against the speed targets. (The figures themselves
+are measured, never asserted: a test only checks that the machinery runs, gives each engine the
+threads its case says, stops the neighbour however a case ends, and reads its results right.)"""
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
+from processes import process_state, running_children, runs_code
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("suite", ROOT / "benchmarks" / "suite.py")
 suite = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(suite)
+spec = importlib.util.spec_from_file_location("alternate", ROOT / "benchmarks" / "alternate.py")
+alternate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(alternate)
+THREAD_VARIABLES = alternate.THREAD_VARIABLES
+
+
+def neighbours_of(parent):
+    """The busy neighbours that the process `parent` started and that still run."""
+    return running_children(parent, suite.NEIGHBOUR)
 
 
 def test_bench_runs_a_benchmark_and_prints_the_summary(capfd):
     result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "memory"])
     out = result.output + capfd.readouterr().out    # the suite, and the scripts it starts
     assert result.exit_code == 0, out
-    assert "=== memory: python benchmarks/memory.py" in out
-    summary = out.split("=== summary")[1]
+    assert "=== memory (one-thread): python benchmarks/memory.py" in out
+    summary = out.split("=== summary, one-thread: both engines on one thread")[1]
     assert "peak memory of training, MiB" in summary and "<= 1" in summary
 
 
@@ -37,6 +52,150 @@ def test_bench_without_the_repository_says_what_to_do(monkeypatch):
 def test_an_unknown_benchmark_is_a_usage_error():
     result = CliRunner().invoke(cli.main, ["bench", "--only", "nonsense"])
     assert result.exit_code == 2 and "nonsense" in result.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--case", "one-thread", "--case", "busy"], "no case is called 'busy'; choose from "
+     "one-thread, two-threads, loaded"),
+    (["--case", "loaded", "--threads", "2"], "give one or the other")])
+def test_an_unknown_case_or_a_case_with_threads_is_a_one_line_usage_error(args, said):
+    result = CliRunner().invoke(cli.main, ["bench", *args])
+    line, = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and line.startswith("Error: ") and said in line
+
+
+@pytest.fixture
+def suite_arguments(tmp_path, monkeypatch):
+    """The bench command against a suite whose main only writes down the arguments it got (the
+    rest is the real suite's): returns a function from bench's options to the suite's parsed
+    arguments."""
+    fake = tmp_path / "suite.py"
+    got = tmp_path / "argv.json"
+    real = str(ROOT / "benchmarks" / "suite.py")
+    fake.write_text(
+        "import importlib.util, json\n"
+        f"spec = importlib.util.spec_from_file_location('real', {real!r})\n"
+        "real = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(real)\n"
+        "BENCHMARKS, check_choices = real.BENCHMARKS, real.check_choices\n"
+        "def main(argv):\n"
+        f"    open({str(got)!r}, 'w').write(json.dumps(argv))\n"
+        "    return 0\n")
+    monkeypatch.setattr(cli, "BENCH_SUITE", str(fake))
+
+    def arguments(*options):
+        result = CliRunner().invoke(cli.main, ["bench", *options])
+        assert result.exit_code == 0, result.output
+        return suite.parse_args(json.loads(got.read_text()))
+    return arguments
+
+
+def test_bench_hands_its_cases_to_the_suite(suite_arguments):
+    def cases(args):
+        return [(name, case.threads, case.neighbour)
+                for name, case in suite.cases_to_run(args.cases, args.threads)]
+    args = suite_arguments("--case", "loaded", "--case", "one-thread", "--quick")
+    assert cases(args) == [("loaded", "auto", True), ("one-thread", 1, False)] and args.quick
+    assert cases(suite_arguments()) == [("one-thread", 1, False)]              # the default
+    assert cases(suite_arguments("--case", "two-threads")) == [("two-threads", 2, False)]
+    assert cases(suite_arguments("--threads", "2")) == [("two-threads", 2, False)]
+    assert cases(suite_arguments("--threads", "3", "--only", "train_step")) == [
+        ("3-threads", 3, False)]
+
+
+def test_the_help_names_every_case():
+    result = CliRunner().invoke(cli.main, ["bench", "--help"])
+    assert all(name in result.output for name in suite.CASES)
+
+
+def test_a_fixed_thread_count_is_judged_by_the_targets_of_one_or_of_several_threads():
+    assert suite.fixed_threads(1) == ("one-thread", suite.CASES["one-thread"])
+    name, case = suite.fixed_threads(4)
+    assert (name, case.threads, case.neighbour, case.step_target) == ("4-threads", 4, False, 1.0)
+
+
+@pytest.fixture
+def fake_benchmark(tmp_path, monkeypatch):
+    """A benchmark that measures nothing: it writes down the threads it was given, the thread
+    variables of its environment and the busy neighbours beside it (its parent's, with their
+    state), then exits with $FAKE_EXIT. Returns the records, one a run, as a function."""
+    log = tmp_path / "runs.jsonl"
+    script = tmp_path / "fake.py"
+    script.write_text(
+        "import json, os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from processes import process_state, running_children, runs_code\n"
+        "args = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
+        "record = {'threads': args['--threads'],\n"
+        f"          'environment': [os.environ.get(v) for v in {THREAD_VARIABLES!r}],\n"
+        "          'neighbours': [(pid, process_state(pid)) for pid in\n"
+        f"                         running_children(os.getppid(), {suite.NEIGHBOUR!r})]}}\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(record) + '\\n')\n"
+        "json.dump(record, open(args['--json'], 'w'))\n"
+        "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
+    monkeypatch.setitem(suite.BENCHMARKS, "fake", (str(script), [], []))
+    monkeypatch.setattr(suite, "TAKES_THREADS", suite.TAKES_THREADS | {"fake"})
+    monkeypatch.setitem(suite.SUMMARY_ROWS, "fake", lambda r, case: [
+        ("fake figure", 1.0, 1.0, 1.0, "", None)])
+    for name in THREAD_VARIABLES:        # the caller's own, which the loaded case must drop
+        monkeypatch.setenv(name, "3")
+    return lambda: [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_each_case_runs_at_its_threads_and_only_the_loaded_one_beside_a_busy_neighbour(
+        fake_benchmark, capsys):
+    assert suite.main(["--only", "fake", "--case", "one-thread", "loaded"]) == 0
+    quiet, loaded = fake_benchmark()
+    assert quiet == {"threads": "1", "environment": ["1"] * 3, "neighbours": []}
+    assert loaded["threads"] == "auto" and loaded["environment"] == [None] * 3
+    (pid, state), = loaded["neighbours"]
+    assert state == "R"                                # spinning, not sleeping
+    assert process_state(pid) is None and neighbours_of(os.getpid()) == []
+    out = capsys.readouterr().out
+    assert "=== summary, one-thread: both engines on one thread" in out
+    assert "=== summary, loaded: beside a process that keeps one core busy" in out
+
+
+def test_the_neighbour_is_stopped_when_a_benchmark_fails(fake_benchmark, monkeypatch):
+    monkeypatch.setenv("FAKE_EXIT", "1")
+    assert suite.main(["--only", "fake", "--case", "loaded"]) == 1
+    (pid, _), = fake_benchmark()[0]["neighbours"]
+    assert process_state(pid) is None and neighbours_of(os.getpid()) == []
+
+
+def test_the_neighbour_is_stopped_when_a_case_is_interrupted(monkeypatch):
+    seen = []
+
+    def interrupted(*args):                   # Ctrl-C in the middle of the case's benchmark
+        seen.extend(neighbours_of(os.getpid()))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(suite, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        suite.run_case("loaded", suite.CASES["loaded"], ["train_step"], True, "unused")
+    assert len(seen) == 1 and process_state(seen[0]) is None
+
+
+def test_a_neighbour_whose_suite_was_killed_stops_by_itself():
+    benchmarks = str(ROOT / "benchmarks")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {benchmarks!r})\n"
+         "import suite\n"
+         "with suite.busy_neighbour() as pid:\n"
+         "    print(pid, flush=True)\n"
+         "    time.sleep(60)\n"], stdout=subprocess.PIPE, text=True)
+    pid = int(holder.stdout.readline())
+    try:
+        assert process_state(pid) == "R"
+        holder.kill()                          # no finally runs: the neighbour is on its own
+        holder.wait()
+        holder.stdout.close()
+        deadline = time.monotonic() + 10
+        while process_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process_state(pid) in (None, "Z")
+    finally:                                   # never leave it spinning, even when this fails
+        if runs_code(pid, suite.NEIGHBOUR):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_the_summary_judges_each_target_in_its_own_direction(capsys):
@@ -56,16 +215,42 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
         "gpt2": {"results": [{"batch": 1, "ours_tok_s": 39.0, "torch_tok_s": 24.0,
                               "ratio": 39 / 24}]},
     }
-    suite.summary(results, threads=1)
+    suite.summary(results, "one-thread", suite.CASES["one-thread"])
     out = capsys.readouterr().out.splitlines()
     lines = {line.strip().split("  ")[0]: line for line in out}
-    assert lines["training step, ms"].endswith("met")                # 0.6 <= 0.75
+    assert lines["training step, ms"].endswith("met")                # 0.6 <= 0.90
     assert lines["generation, batch 1, tok/s"].endswith("not yet")   # 0.9 tok/s ratio < 1
     assert lines["peak memory of training, MiB"].endswith("met")
     assert lines["per-op overhead (median ratio)"].endswith("met")   # median 0.9
     assert "1.15" in lines["forward+backward (median ratio)"]      # median of 1.2 and 1.1
     assert "(failed)" in lines["tokenizer"]
     assert lines["GPT-2 small generation, batch 1"].endswith("met")
+
+
+def test_each_case_judges_the_training_step_and_the_whole_run_by_its_own_targets(capsys):
+    def verdicts(case_name, step_ratio, wall_ratio, final_diff):
+        step = {"ratio": step_ratio, "ours": {"median_ms": 50.0, "tokens_per_s": 1.0,
+                                               "share_of_numpy_gemm": 0.5},
+                "torch": {"median_ms": 50.0, "tokens_per_s": 1.0, "share_of_numpy_gemm": 0.5}}
+        side = {"wall_s": 100.0, "final_val_loss": 1.887}
+        whole = {"iters": 200, "results": [{"ours": side, "torch": side, "wall_ratio": wall_ratio,
+                                             "final_diff": final_diff}]}
+        suite.summary({"train_step": step, "whole_run": whole}, case_name,
+                      suite.CASES[case_name])
+        lines = capsys.readouterr().out.splitlines()[2:]
+        return [line.split("  ")[-1].strip() if "  " in line else "" for line in lines
+                if line.startswith(("training step", "whole run", "  final"))]
+    # training step: <= 0.90 on one thread, <= 1.00 on two, <= 0.80 beside a busy core
+    assert verdicts("one-thread", 0.85, 2.0, 0.0)[0] == "met"
+    assert verdicts("loaded", 0.85, 2.0, 0.0)[0] == "not yet"
+    assert verdicts("loaded", 0.79, 2.0, 0.0)[0] == "met"
+    assert verdicts("one-thread", 0.95, 2.0, 0.0)[0] == "not yet"
+    assert verdicts("two-threads", 0.95, 2.0, 0.0)[0] == "met"
+    assert verdicts("two-threads", 1.05, 2.0, 0.0)[0] == "not yet"
+    # the whole run's time has a target on two threads only; its loss, within 1e-4, in all
+    assert verdicts("two-threads", 0.5, 0.99, 5e-5)[1:] == ["met", "met"]
+    assert verdicts("two-threads", 0.5, 1.01, -2e-4)[1:] == ["not yet", "not yet"]
+    assert verdicts("one-thread", 0.5, 1.5, 0.0)[1:] == ["", "met"]
 
 
 def test_the_command_names_the_suites_benchmarks():
@@ -80,13 +265,11 @@ def test_the_slow_benchmarks_run_only_when_asked_for():
     assert suite.selected(["gpt2"], whole_run=False) == ["gpt2"]
 
 
-def test_alternate_runs_each_engine_alone_in_turns(tmp_path):
-    """Each child is its own process with the thread count in its environment; the engines take
-    turns block by block; a failing child raises with its stderr."""
-    spec = importlib.util.spec_from_file_location("alternate",
-                                                  ROOT / "benchmarks" / "alternate.py")
-    alternate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(alternate)
+def test_alternate_runs_each_engine_alone_in_turns(tmp_path, monkeypatch):
+    """Each child is its own process with the thread count in its environment, or none of the
+    thread variables for "auto" (not even those of the caller); the engines take turns block by
+    block; a failing child raises with its stderr."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")          # the caller's own: auto must drop it
     order = tmp_path / "order.txt"
     script = tmp_path / "child.py"
     script.write_text(
@@ -96,20 +279,41 @@ def test_alternate_runs_each_engine_alone_in_turns(tmp_path):
         "a = p.parse_args()\n"
         "if a.engine == 'broken': raise SystemExit('the child says why')\n"
         "open(a.order, 'a').write(a.engine + ' ')\n"
-        "json.dump({'pid': os.getpid(), 'blas': os.environ['OPENBLAS_NUM_THREADS'],\n"
-        "           'threads': a.threads}, open(a.json, 'w'))\n")
+        f"variables = {THREAD_VARIABLES!r}\n"
+        "json.dump({'pid': os.getpid(), 'threads': a.threads,\n"
+        "           'environment': [os.environ.get(name) for name in variables]},\n"
+        "          open(a.json, 'w'))\n")
     runs = alternate.alternate(str(script), ["ours", "torch"], blocks=2, threads=2,
                                arguments=["--order", order])
     assert order.read_text().split() == ["ours", "torch", "ours", "torch"]
-    assert [run["blas"] for run in runs["ours"] + runs["torch"]] == ["2"] * 4
+    assert [run["environment"] for run in runs["ours"] + runs["torch"]] == [["2"] * 3] * 4
     assert runs["ours"][0]["threads"] == "2"
     assert len({run["pid"] for run in runs["ours"] + runs["torch"]}) == 4
-    try:
+    runs = alternate.alternate(str(script), ["ours", "torch"], blocks=1, threads="auto",
+                               arguments=["--order", order])
+    for run in runs["ours"] + runs["torch"]:
+        assert run["threads"] == "auto" and run["environment"] == [None] * 3
+    with pytest.raises(RuntimeError, match="the child says why"):
         alternate.alternate(str(script), ["broken"], blocks=1, threads=1)
-    except RuntimeError as error:
-        assert "the child says why" in str(error)
-    else:
-        raise AssertionError("a failing child must raise")
+
+
+def test_a_scripts_threads_are_a_count_or_auto():
+    assert alternate.thread_count("2") == 2 and alternate.thread_count("auto") == "auto"
+    for bad in ("0", "-1", "two", "1.5", ""):
+        with pytest.raises(Exception, match="whole number of threads"):
+            alternate.thread_count(bad)
+
+
+def test_auto_leaves_pytorchs_threads_at_its_default():
+    calls = []
+
+    class Torch:                    # stands in for the module: records what it is asked
+        def set_num_threads(self, n):
+            calls.append(n)
+    alternate.set_torch_threads(Torch(), "auto")
+    assert calls == []
+    alternate.set_torch_threads(Torch(), 2)
+    assert calls == [2]
 
 
 def test_train_step_times_each_engine_in_its_own_process(tmp_path):
@@ -123,6 +327,29 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+
+
+def test_under_auto_each_engine_trains_as_a_user_gets_it(tmp_path):
+    """A real, tiny run with --threads auto, started with the thread variables set to 1 (as a
+    shell might have them): PyTorch runs on its default count, that of a process whose
+    environment has none of them, and ours chose a count by timing its steps, after its first
+    round of trials (the warm-up, lengthened to hold it). About 5 seconds: the one run of the
+    real children under auto."""
+    clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           env=clean, capture_output=True, text=True)
+    out = tmp_path / "train_step.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--threads", "auto",
+                    "--blocks", "1", "--reps", "1", "--warmup", "0", "--json", str(out)],
+                   check=True, capture_output=True, env=dict(clean, **dict.fromkeys(
+                       THREAD_VARIABLES, "1")))
+    figures = json.loads(out.read_text())
+    candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
+    assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
+    assert figures["ours"]["threads"] in candidates
+    if figures["torch"] is not None:
+        assert figures["torch"]["threads"] == int(probe.stdout)
+        assert figures["max_loss_diff"] < 1e-4
 
 
 def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path, capsys):
@@ -141,5 +368,5 @@ def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path,
     assert all(r["val_loss"] > 0 and r["val_recall"] is not None and r["ms_per_step"] > 0
                for r in runs)
     assert "| all | 0 |" in done.stdout and "vs baseline" in done.stdout
-    suite.summary({"blocks": json.loads(out.read_text())}, threads=1)
+    suite.summary({"blocks": json.loads(out.read_text())}, "one-thread", suite.CASES["one-thread"])
     assert "builtin all block, val loss" in capsys.readouterr().out

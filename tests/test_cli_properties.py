@@ -171,7 +171,7 @@ def test_an_edited_config_json(world, section, key, value, command):
     ["plot", "ckpt", "--out"],
     ["export", "--checkpoint", "ckpt", "--out"],
     ["exercises", "show"], ["exercises", "hint", "-w", "ckpt"],
-    ["bench", "--threads"], ["bench", "--only"]]), value=VALUES)
+    ["bench", "--threads"], ["bench", "--only"], ["bench", "--case"]]), value=VALUES)
 def test_the_other_commands(world, command, value):
     # A valid bench runs benchmarks for minutes: only its refusals are exercised here.
     assume(command[0] != "bench" or not (value.isdigit() and int(value) >= 1))

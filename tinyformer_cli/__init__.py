@@ -701,21 +701,26 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 @main.command(epilog="""\b
 Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
+  tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
+  tinyformer bench --case one-thread --case two-threads --case loaded --quick
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
 
 \b
-Each script of the repository's benchmarks/ runs in its own process; PyTorch's columns need
-PyTorch installed.""")
+Cases, a table each: one-thread, two-threads (both engines on one or two threads), loaded (a
+busy core beside; PyTorch at its defaults, ours choosing its threads as it does by default). Each
+script of the repository's benchmarks/ runs alone; PyTorch's columns need PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
               "in both engines (about ten minutes; needs the tinyshakespeare text: see README).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="BLAS and PyTorch threads (one is steadiest on a shared machine).")
+@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run this case "
+              "(repeatable): one-thread, two-threads or loaded [default: one-thread].")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
+              "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
-def bench(only, list_names, quick, whole_run, threads, save):
+def bench(only, list_names, quick, whole_run, cases, threads, save):
     """Measure our engine beside PyTorch eager: training step, generation, per-op overhead,
     memory, tokenizer, and the whole Shakespeare run."""
     if not os.path.exists(BENCH_SUITE):
@@ -727,10 +732,9 @@ def bench(only, list_names, quick, whole_run, threads, save):
     if list_names:
         click.echo("\n".join(suite.BENCHMARKS))
         return
-    unknown = [name for name in only if name not in suite.BENCHMARKS]
-    if unknown:
-        raise InputError(f"no benchmark is called {unknown[0]!r}; choose from "
-                         f"{', '.join(suite.BENCHMARKS)}")
-    arguments = ["--threads", str(threads)] + (["--only", *only] if only else [])
-    arguments += ["--quick"] * quick + ["--whole-run"] * whole_run + ["--save"] * save
+    with input_errors():
+        suite.check_choices(only, cases, threads)
+    arguments = ["--only", *only] * bool(only) + ["--case", *cases] * bool(cases)
+    arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
+    arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
