@@ -63,6 +63,7 @@ def child(args):
         import tinyautograd as ta
         from tinyautograd import functional as F
         from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups
+        from tinyformer import parallel
         from tinyformer.gpt import GPT
         from tinyformer.resources import AdaptiveThreads
         figures["imports"] = resident_mib("VmRSS")
@@ -74,12 +75,16 @@ def child(args):
                           betas=(0.9, 0.99))
         figures["model"] = resident_mib("VmRSS")
 
-        def step(x, y):
-            with adaptive.step() if adaptive else contextlib.nullcontext():
-                loss = F.cross_entropy(model(x), y)
+        params = list(model.parameters())
+
+        def step(x, y):             # as the trainer takes it: two micro-batches on the threads
+            with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
+                parts = parallel.split((x, y), 2, lambda batch: batch[1].size)
                 optimizer.zero_grad()
-                loss.backward()
-                clip_grad_norm(model.parameters(), 1.0)
+                parallel.batch_gradients(lambda batch: F.cross_entropy(model(batch[0]),
+                                                                       batch[1]),
+                                         parts, params, n)
+                clip_grad_norm(params, 1.0)
                 optimizer.step()
     else:
         import torch

@@ -193,8 +193,8 @@ def run_ours(args, seed, train_tokens, val_tokens):
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
-            with adaptive.step() if adaptive else contextlib.nullcontext():
-                loss, lr, _ = trainer.train_step()
+            with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
+                loss, lr, _ = trainer.train_step(n)
             trainer.step += 1
             return loss, lr
 

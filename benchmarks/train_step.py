@@ -74,6 +74,7 @@ sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups  # noqa: E402
+from tinyformer import parallel  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
@@ -83,6 +84,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF, BATCH = 65, 64, 4, 4, 128, 512, 12
 LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
+MICRO_BATCHES = 2                 # the trainer's default (TrainConfig.micro_batches)
 
 
 def build_ours(seed=0):
@@ -93,19 +95,25 @@ def build_ours(seed=0):
     return model, optimizer
 
 
-def our_stepper(adaptive=None):
-    """Our step; under `adaptive` (an entered AdaptiveThreads) each step runs at the count it
-    chooses, as in Trainer.train."""
+def our_stepper(threads, adaptive=None):
+    """Our step, as the trainer takes it: the batch in MICRO_BATCHES parts computed side by side
+    on `threads` threads (tinyformer/parallel.py); under `adaptive` (an entered AdaptiveThreads)
+    each step on the count it chooses, as in Trainer.train."""
     model, optimizer = build_ours()
+    params = list(model.parameters())
+
+    def loss_of(batch):
+        x, y = batch
+        return F.cross_entropy(model(x), y)
 
     def step(x, y):
-        with adaptive.step() if adaptive else contextlib.nullcontext():
-            loss = F.cross_entropy(model(x), y)
+        with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
+            parts = parallel.split((x, y), MICRO_BATCHES, lambda batch: batch[1].size)
             optimizer.zero_grad()
-            loss.backward()
-            clip_grad_norm(model.parameters(), CLIP)
+            loss = parallel.batch_gradients(loss_of, parts, params, n)
+            clip_grad_norm(params, CLIP)
             optimizer.step()
-        return loss.item()
+        return loss
     return step
 
 
@@ -212,7 +220,8 @@ def child(args):
             if args.engine == "ours" and args.threads == AUTO:
                 adaptive = stack.enter_context(AdaptiveThreads())
             if args.engine == "ours":
-                step, version, threads = our_stepper(adaptive), np.__version__, args.threads
+                step, version, threads = (our_stepper(args.threads, adaptive), np.__version__,
+                                          args.threads)
             else:
                 step, version, threads = torch_stepper(args.threads)
             tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)
