@@ -132,12 +132,13 @@ def lr_at(step, c):
     return c.min_lr + (c.lr - c.min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
 
-def evaluate_ours(trainer):
-    """Our trainer's own evaluation: the mean loss over eval_iters fixed validation batches."""
+def evaluate_ours(trainer, threads):
+    """Our trainer's own evaluation: the mean loss over eval_iters fixed validation batches, on
+    `threads` threads."""
     trainer.model.eval()
     try:
         with ta.no_grad():
-            return trainer.job.evaluate(trainer.model)["val_loss"]
+            return trainer.job.evaluate(trainer.model, threads)["val_loss"]
     finally:
         trainer.model.train()
 
@@ -198,8 +199,10 @@ def run_ours(args, seed, train_tokens, val_tokens):
             trainer.step += 1
             return loss, lr
 
-        side = train_loop(trainer.config, step_fn, lambda: evaluate_ours(trainer),
-                          args.eval_every, seed)
+        def evaluate():             # on the count chosen so far, or given
+            return evaluate_ours(trainer, adaptive.chosen if adaptive else args.threads)
+
+        side = train_loop(trainer.config, step_fn, evaluate, args.eval_every, seed)
         side["batch_rng_state"] = trainer.data_rng.bit_generator.state
     return side
 

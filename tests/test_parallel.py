@@ -123,3 +123,22 @@ def test_seeded_gives_this_thread_its_own_generator_and_leaves_the_shared_one_al
     with ta.random.seeded(7):
         np.testing.assert_array_equal(ta.randn(4).data, inside)     # the seed decides
     assert not np.array_equal(ta.randn(4).data, inside)           # after: the shared one
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_evaluation_on_two_threads_gives_the_same_figures_and_records_no_graph(tmp_path, job,
+                                                                              monkeypatch):
+    trainer = trainer_for(tmp_path, **dict(JOBS[job], eval_iters=4))
+    trainer.model.eval()
+    alone = trainer.job.evaluate(trainer.model, 1)
+    recording = []
+    loss = trainer.job.loss
+
+    def loss_and_mode(model, batch):
+        recording.append(ta.is_grad_enabled())
+        return loss(model, batch)
+
+    monkeypatch.setattr(trainer.job, "loss", loss_and_mode)
+    with ta.no_grad():                              # as Trainer.evaluate calls it
+        assert trainer.job.evaluate(trainer.model, 2) == alone
+    assert recording and not any(recording)         # the workers too ran without a graph

@@ -29,6 +29,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
                    line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
 from .gpt import GPT
+from .parallel import run_in_threads, without_graph
 from .rundir import TOKENS, open_tokens, write_tokens
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
@@ -209,12 +210,14 @@ class LanguageModelling:
         """How many targets the loss averages over (micro-batches weigh by it): all of them."""
         return batch[1].size
 
-    def evaluate(self, model: GPT | BERT) -> dict[str, float]:
+    def evaluate(self, model: GPT | BERT, threads: int = 1) -> dict[str, float]:
         """The mean loss over eval_iters validation batches: the same batches every time
-        (their own generator, seeded afresh), so evaluations compare like with like."""
+        (their own generator, seeded afresh), so evaluations compare like with like; up to
+        `threads` batches at once, which changes nothing but the time."""
         rng = np.random.default_rng(self.config.seed + 1)
-        losses = [self.loss(model, self.batch(self.data.val, rng)).item()
-                  for _ in range(self.config.eval_iters)]
+        batches = [self.batch(self.data.val, rng) for _ in range(self.config.eval_iters)]
+        losses = run_in_threads(without_graph(lambda batch: self.loss(model, batch).item()),
+                                batches, threads)
         figures = {"val_loss": float(np.mean(losses))}
         if self.recall_prompts is not None:
             figures["val_recall"] = self.recall(model)
@@ -384,16 +387,21 @@ class Seq2Seq:
         """The target tokens other than padding: the loss averages over those."""
         return int(np.count_nonzero(batch[2] != PAD))
 
-    def evaluate(self, model: Transformer) -> dict[str, float]:
-        """Teacher-forced loss and exact match of greedy decoding on every held-out pair."""
-        losses, correct, pairs = [], 0, self.data.val
-        for i in range(0, len(pairs), 250):
-            chunk = pairs[i:i + 250]
+    def evaluate(self, model: Transformer, threads: int = 1) -> dict[str, float]:
+        """Teacher-forced loss and exact match of greedy decoding on every held-out pair, in
+        chunks of 250 pairs, up to `threads` chunks at once."""
+        pairs = self.data.val
+
+        def score(chunk):                       # (the chunk's summed loss, its right answers)
             batch = self.data.batch(chunk)
-            losses.append(self.loss(model, batch).item() * len(chunk))
-            for (_, target), guess in zip(chunk, self.translate(model, batch[0])):
-                correct += guess == target
-        return {"val_loss": sum(losses) / len(pairs), "val_accuracy": correct / len(pairs)}
+            guesses = self.translate(model, batch[0])
+            return (self.loss(model, batch).item() * len(chunk),
+                    sum(guess == target for (_, target), guess in zip(chunk, guesses)))
+
+        chunks = [pairs[i:i + 250] for i in range(0, len(pairs), 250)]
+        scores = run_in_threads(without_graph(score), chunks, threads)
+        return {"val_loss": sum(loss for loss, _ in scores) / len(pairs),
+                "val_accuracy": sum(right for _, right in scores) / len(pairs)}
 
     def translate(self, model: Transformer, src: np.ndarray) -> list[str | None]:
         """Greedy answers for src (B, S): a string each, or None where the output is not

@@ -92,3 +92,13 @@ def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
 def _pool() -> ThreadPoolExecutor:
     """One pool for the process, made on first use: threads cost little while they wait."""
     return ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="micro-batch")
+
+
+def without_graph(work: Callable[[Item], Result]) -> Callable[[Item], Result]:
+    """`work` under no_grad in whichever thread runs it: the engine's modes are each thread's
+    own, so a caller's no_grad does not reach a worker."""
+    @functools.wraps(work)
+    def run(item: Item) -> Result:
+        with ta.no_grad():
+            return work(item)
+    return run

@@ -68,13 +68,16 @@ def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
     return text, tok.encode(text, allow_special=allow_special)
 
 
-def split_shown(tok: Tokenizer, ids: Sequence[int],
-                colour: Callable[[str, int], str] | None = None) -> str:
-    """How a text splits into tokens, on one line: |Hello|,| world|, or each token painted by
-    `colour(piece, k)` (a terminal's colours, alternating); new lines shown as \\n."""
+BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta backgrounds
+
+
+def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str:
+    """How a text splits into tokens, on one line: |Hello|,| world|, or with `colour` (for a
+    terminal) black on backgrounds that take turns; new lines shown as \\n."""
     pieces = [one_line(tok.id_to_token(i)) for i in ids]
-    if colour is not None:
-        return "".join(colour(piece, k) for k, piece in enumerate(pieces))
+    if colour:
+        return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
+                       for k, piece in enumerate(pieces))
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 

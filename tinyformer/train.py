@@ -528,12 +528,13 @@ class Trainer:
         self.schedule.step()
         return loss, lr, batch[0].size
 
-    def evaluate(self, title: str) -> dict[str, float]:
-        """Validation figures and a sample, printed; the figures returned for metrics.jsonl."""
+    def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
+        """Validation figures (on up to `threads` threads) and a sample, printed; the figures
+        returned for metrics.jsonl."""
         self.model.eval()
         try:
             with ta.no_grad():
-                figures = self.job.evaluate(self.model)
+                figures = self.job.evaluate(self.model, threads)
                 sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
                                                                             self.step]))
         finally:
@@ -569,8 +570,10 @@ class Trainer:
             log(f"the run in {self.directory} has finished its {c.iters} steps; to train "
                 f"further, start a new run")
             return "done"
+        def threads_now():               # for evaluations: the count chosen so far, or given
+            return adaptive.chosen if adaptive else threads
         if self.step == 0:
-            self.evaluate("before training")
+            self.evaluate("before training", threads_now())
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
@@ -591,8 +594,9 @@ class Trainer:
                     record["grad_norm"] = self.grad_norm
                 if self.step % c.eval_every == 0 or self.step == c.iters:
                     progress.clear()
-                    record.update(self.evaluate("end of training" if self.step == c.iters
-                                                else f"{progress.elapsed():.0f} s"))
+                    title = ("end of training" if self.step == c.iters
+                             else f"{progress.elapsed():.0f} s")
+                    record.update(self.evaluate(title, threads_now()))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
                 if self.step % c.checkpoint_every == 0 or self.step == c.iters:

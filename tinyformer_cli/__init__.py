@@ -42,9 +42,8 @@ class InputError(click.ClickException):
 
 @contextlib.contextmanager
 def input_errors(*kinds):
-    """Turn the library's complaints about the user's input (ValueError by default) into an
-    InputError, so they reach the user as one line. Used only around code whose errors are the
-    input's fault; anything else stays a traceback with exit status 1."""
+    """The library's complaints about the input (ValueError by default) as one line, exit 2;
+    only around code whose errors are the input's fault (anything else is our bug: exit 1)."""
     kinds = kinds or (ValueError,)
     try:
         yield
@@ -53,8 +52,7 @@ def input_errors(*kinds):
 
 
 class Program(click.Group):
-    """The command group, with click's usage errors shortened to one line: click prints the
-    usage and a hint on lines of their own, we print what was wrong and where to look."""
+    """The command group, each error one line: what was wrong and where to look."""
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
@@ -71,8 +69,7 @@ class Program(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
-        # to the input, not a bug: one line, exit status 2.
-        except MemoryError:
+        except MemoryError:                         # to the input, not a bug: exit status 2
             click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
                        "--d-model, --n-layer) or close other programs", err=True)
             sys.exit(2)
@@ -80,8 +77,7 @@ class Program(click.Group):
             click.echo(f"Error: {files.describe_os_error(e)}", err=True)
             sys.exit(2)
         except Exception:
-            # Anything else is a bug of ours: exit 1, and a request to report it (--debug
-            # shows the traceback, which helps us and not the user).
+            # Anything else is a bug of ours: exit 1, and a request to report it.
             if getattr(self, "debug", False):
                 raise
             error = sys.exc_info()[1]
@@ -107,7 +103,6 @@ def main(debug):
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
-SHOW_COLOURS = ("cyan", "yellow", "green", "magenta")     # where one token ends, the next starts
 
 
 @main.group(epilog="""\b
@@ -137,12 +132,9 @@ Examples:
               help="Where to save the tokenizer.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path, force):
-    """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON.
-
-    A BPE starts from the 256 bytes, so it encodes any text, and learns merges until it has
-    --vocab-size ids; a char tokenizer has one id per character of INPUT. Prints the
-    vocabulary and the compression on INPUT (bytes per token: higher means shorter sequences).
-    """
+    """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
+    merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
+    Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
     if no_special and specials:
         raise InputError("give --special or --no-special, not both")
     with input_errors():
@@ -206,8 +198,7 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
               help="A tokenizer saved by `tokenize train`.")
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS. With a BPE, ids that cut a character's bytes apart
-    decode to U+FFFD; the ids of any text decode to exactly that text."""
+    """Print the text of the token IDS (ids that cut a character's bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
     with input_errors():            # an id outside the vocabulary
         click.echo(tok.decode(ids))
@@ -235,31 +226,24 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
     color = color if color is not None else sys.stdout.isatty()
-    click.echo(split_shown(tok, ids, paint if color else None), color=color)
+    click.echo(split_shown(tok, ids, colour=color), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
                f"{tok.vocab_size} ids")
-
-
-def paint(piece, k):
-    """Token k in a terminal: the background colours take turns."""
-    return click.style(piece, bg=SHOW_COLOURS[k % len(SHOW_COLOURS)], fg="black")
 
 
 # ----- train, generate, export
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, help="Threads: a training step's micro-batches run side by side on "
-    "them, a matrix product on them otherwise [default: training times its own steps to "
-    "choose, and chooses again as the machine's load changes; generating lets BLAS choose, "
-    "one per core].")
+    show_envvar=True, help="Threads for a training step's micro-batches, else for the matrix "
+    "products [default: training times its steps to choose, again as the machine's load "
+    "changes; generating, one per core].")
 
 
 def train_options(command):
-    """The settings of TrainConfig that have help, as options. Each defaults to None, "not
-    given", so that a --config file's value or the job's default applies; what is given
-    overrides both. A setting's type is its annotation's: `int | None` takes a whole number."""
+    """TrainConfig's settings that have help, as options of their annotation's type, each None
+    unless given (so that a --config file's value or the job's default applies)."""
     metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
                     positions="KIND", norm="WHERE", schedule="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
@@ -298,12 +282,9 @@ encoder-decoder.
 @threads_option
 @click.pass_context
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
-    """Train a model, printing samples and saving checkpoints as it goes.
-
-    With no options: a small GPT learns the built-in stories, whose last sentence recalls a
-    colour from the first, so it needs attention to get them right. Ctrl-C stops after the
-    current step with a checkpoint; --resume continues it.
-    """
+    """Train a model, printing samples and saving checkpoints as it goes; with no options, a
+    small GPT learns the built-in stories (their last sentence recalls a colour from the
+    first). Ctrl-C stops after the current step with a checkpoint; --resume continues it."""
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
@@ -399,7 +380,6 @@ prompt_option = click.option("--prompt", required=True, help="The text to read (
 Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
   tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which encoder
-  tinyformer attention --checkpoint runs/bert-builtin --prompt "the kite is <mask>" --out a.html
 
 \b
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
@@ -450,21 +430,13 @@ def lens(checkpoint_dir, prompt, out_path):
         model, tokenizer, saved = load_model(checkpoint_dir)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
-        click.echo(lens_text(table, tokens, tokenizer, style=by_probability) if out_path == "-"
+        click.echo(lens_text(table, tokens, tokenizer, colour=True) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
-
-
-def by_probability(text, probability):
-    """A prediction in a terminal: bright and bold when sure, dim when not."""
-    if probability >= 0.8:
-        return click.style(text, fg="bright_green", bold=True)
-    return click.style(text, fg="green") if probability >= 0.4 else click.style(text, dim=True)
 
 
 @main.command(epilog="""\b
 Examples:
   tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
-  tinyformer plot runs/gpt-builtin/metrics.jsonl --out curves.png
   tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
 
 \b
@@ -490,7 +462,6 @@ def plot(run_dir, out_path, follow):
 @main.command(epilog="""\b
 Examples:
   tinyformer graph --example layernorm --what backward --out ln-backward.png
-  tinyformer graph --example mlp --flow --out flow.png      coloured by gradient norm
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
       --what backward --depth 1 --out gpt-backward.png
   tinyformer graph --example gpt --fold-repeats --out gpt.html   the interactive page
@@ -500,9 +471,8 @@ forward: the graph that computes the loss; backward: the graph that computing th
 records, the chain rule made visible. svg, png and pdf need graphviz's dot. A page holds both:
 pan, zoom, search, fold a module's box, click a node for its formula, values and gradient.
 """)
-@click.option("--example", type=click.Choice(["mlp", "attention", "layernorm", "gpt", "bert",
-                                              "transformer"]),
-              help="A small built-in computation to draw.")
+@click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
+    ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
               "seq2seq model translates it by teacher forcing).")
@@ -510,8 +480,7 @@ pan, zoom, search, fold a module's box, click a node for its formula, values and
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True)
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
-@click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min and "
-              "max.")
+@click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min, max.")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
               "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
@@ -528,14 +497,9 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
     from viz import DotNotFoundError
     from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
-    if (example is None) == (checkpoint_dir is None):
-        raise InputError("give one of --example NAME or --checkpoint DIR")
-    if checkpoint_dir is not None and prompt is None:
-        raise InputError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
     check_out_file(out_path, GRAPH_SUFFIXES)
     with input_errors():
-        shown = step_to_draw(example, load_model(checkpoint_dir) if checkpoint_dir else None,
-                             prompt)
+        shown = step_to_draw(example, checkpoint_dir, prompt)
     with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install
         click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow, max_nodes,
                                depth, fold_repeats))
@@ -564,8 +528,7 @@ def exercises():
 
 
 def workspace_option(required=True):
-    """--workspace, given to the command as the open workspace (None if not required and
-    there is none)."""
+    """--workspace, given to the command as the open workspace (None if optional and none)."""
     def open_workspace(ctx, param, directory):
         return find_workspace(directory, required=required)
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
@@ -583,15 +546,13 @@ def exercise_argument(required=True):
 
 
 timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
-                              show_default=True, help="Seconds before a run of your code that "
-                              "has not finished is stopped.")
+                              show_default=True, help="Seconds your code may run, then stopped.")
 
 
 @exercises.command("init")
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
-    """Copy a fresh workspace of exercise files into DIR (new or empty)
-    [tinyformer-exercises]."""
+    """Copy fresh exercise files into DIR (new or empty) [tinyformer-exercises]."""
     runner.init(directory)
 
 
@@ -664,8 +625,7 @@ def exercises_predict(chapter, answer, workspace):
 @click.option("--yes", "-y", is_flag=True, help="Show it without asking first.")
 @workspace_option(required=False)
 def exercises_solution(ex, yes, workspace):
-    """Show exercise N's reference solution, after asking whether you want to see it; the
-    workspace remembers it, and `list` marks the exercise."""
+    """Show exercise N's reference solution, once you confirm; `list` marks it as seen."""
     runner.solution(workspace, ex, confirmed=yes)
 
 
@@ -702,13 +662,11 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
-  tinyformer bench --case one-thread --case two-threads --case loaded --quick
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
 
 \b
-Cases, a table each: one-thread, two-threads (both engines on one or two threads), loaded (a
-busy core beside; PyTorch at its defaults, ours choosing its threads as it does by default). Each
-script of the repository's benchmarks/ runs alone; PyTorch's columns need PyTorch installed.""")
+A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
+at its defaults, ours as by default). PyTorch's columns need PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")

@@ -9,8 +9,6 @@ figure, each cell coloured by its probability (viridis: dark for unsure, yellow 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from tinyformer.lens import Lens, logit_lens
@@ -54,18 +52,23 @@ def lens_rows(lens: Lens, tokens: list[str], tokenizer,
     return table
 
 
-def lens_text(lens: Lens, tokens: list[str], tokenizer,
-              style: Callable[[str, float], str] = lambda text, p: text) -> str:
-    """The table as aligned text; `style(text, probability)` may colour each prediction (the
-    command line colours it in a terminal)."""
+def lens_text(lens: Lens, tokens: list[str], tokenizer, colour: bool = False) -> str:
+    """The table as aligned text; with `colour`, each prediction styled for a terminal by its
+    probability: bright and bold when sure, dim when not."""
     table = lens_rows(lens, tokens, tokenizer)
     widths = [max(len(row[c][0]) for row in table) for c in range(len(table[0]))]
     lines = []
     for row in table:
-        cells = [(text if p is None else style(text, p)) + " " * (w - len(text))
+        cells = [(text if p is None or not colour else _styled(text, p)) + " " * (w - len(text))
                  for (text, p), w in zip(row, widths)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _styled(text, probability):
+    """ANSI styles (which click.echo drops where the output is not a terminal)."""
+    style = "1;92" if probability >= 0.8 else "32" if probability >= 0.4 else "2"
+    return f"\x1b[{style}m{text}\x1b[0m"
 
 
 def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):

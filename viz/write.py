@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from tinyautograd.nn import record_module_paths
+from tinyformer.checkpoint import load_model
 
 from .attention import plot_attention
 from .attention_page import attention_page
@@ -34,14 +35,20 @@ def _is_page(path):
     return str(path).lower().endswith(".html")
 
 
-def step_to_draw(example_name: str | None = None, checkpoint=None, prompt: str | None = None):
-    """The computation to draw: a built-in example, or a checkpoint's training step on
-    `prompt` (`checkpoint` is load_model's (model, tokenizer, config)); ValueError for a
-    prompt the checkpoint cannot read.
+def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = None,
+                 prompt: str | None = None):
+    """The computation to draw: a built-in example, or the training step on `prompt` of the
+    checkpoint in `checkpoint_dir`; ValueError, one line, for neither or both, or a prompt
+    missing or one the checkpoint cannot read.
 
     Recording which module made each op costs little, and lets the picture box the ops by
     module (and collapse them with `depth`). The model is built inside the recording, so the
     outermost module called is taken as the root."""
+    if (example_name is None) == (checkpoint_dir is None):
+        raise ValueError("give one of --example NAME or --checkpoint DIR")
+    if checkpoint_dir is not None and prompt is None:
+        raise ValueError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
+    checkpoint = load_model(checkpoint_dir) if checkpoint_dir else None
     with record_module_paths():
         return example(example_name) if example_name else checkpoint_step(*checkpoint, prompt)
 
