@@ -61,6 +61,7 @@ def test_defaults_depend_on_the_job():
     (dict(n_layer=0), "--n-layer must be a whole number >= 1"),
     (dict(d_model=-4), "--d-model must be a whole number >= 1"),
     (dict(batch_size=2.5), "--batch-size must be a whole number"),
+    (dict(micro_batches=0), "--micro-batches must be a whole number >= 1"),
     (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64"),
     (dict(model="lstm"), "--model must be one of gpt, bert, transformer, got 'lstm'"),
     (dict(task="juggle"), "--task must be one of copy, reverse, sort, add, got 'juggle'"),
