@@ -3,6 +3,7 @@ however many threads compute it, dropout included; and the engine's modes and ra
 belong to each thread."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -142,3 +143,15 @@ def test_evaluation_on_two_threads_gives_the_same_figures_and_records_no_graph(t
     with ta.no_grad():                              # as Trainer.evaluate calls it
         assert trainer.job.evaluate(trainer.model, 2) == alone
     assert recording and not any(recording)         # the workers too ran without a graph
+
+
+def test_the_workers_keep_the_callers_numpy_error_settings():
+    def overflow(_):
+        return np.float32(3e38) * np.float32(10)          # inf, and numpy's overflow warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # a warning anywhere fails the test
+        with np.errstate(over="ignore"):                   # as Trainer.train runs its steps
+            assert parallel.run_in_threads(overflow, range(4), 2) == [np.inf] * 4
+        with pytest.raises(RuntimeWarning):                # outside it, numpy warns again
+            parallel.run_in_threads(overflow, range(4), 2)

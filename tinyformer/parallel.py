@@ -25,6 +25,7 @@ each part's own (`tinyautograd.random.seeded`), seeded in order before the threa
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
@@ -84,8 +85,15 @@ def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
     workers = min(threads, len(items))
     if workers <= 1:
         return [work(item) for item in items]
+    # A new thread starts from an empty context: numpy's error settings (np.errstate) would
+    # be the defaults there. Each item runs in a copy of the caller's instead.
+    caller = contextvars.copy_context()
+
+    def in_callers_context(item: Item) -> Result:
+        return caller.copy().run(work, item)
+
     with blas_threads(threads // workers):
-        return list(_pool().map(work, items))
+        return list(_pool().map(in_callers_context, items))
 
 
 @functools.cache
