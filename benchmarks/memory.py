@@ -15,7 +15,7 @@ Imports count: PyTorch's libraries are far larger than numpy's, and a user pays 
 "above imports" column shows what training itself added.
 
 With `--threads auto` PyTorch trains at its defaults and ours through AdaptiveThreads, choosing
-its BLAS threads by timing its steps as `tinyformer train` does (OpenBLAS's buffers are per
+its threads by timing its steps as `tinyformer train` does (OpenBLAS's buffers are per
 thread, so the count can move the peak a little).
 """
 

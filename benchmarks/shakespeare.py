@@ -23,7 +23,7 @@ learned positions; pre-norm blocks and a final LayerNorm; float32 throughout.
   - the same optimizer, parameter groups, clipping and learning rate at every step;
   - the same number of CPU threads for numpy's BLAS and for PyTorch; or, with `--threads auto`,
     each engine as a user gets it: PyTorch at its defaults (one thread a core), ours choosing
-    its BLAS threads by timing its steps, as `Trainer.train` does by default
+    its threads by timing its steps, as `Trainer.train` does by default
     (tinyformer.resources.AdaptiveThreads; the count does not change our losses).
 
 Only the arithmetic differs (the order of float32 sums in different kernels). Such rounding
@@ -187,7 +187,7 @@ def train_loop(c, step_fn, evaluate, eval_every, seed):
 
 
 def run_ours(args, seed, train_tokens, val_tokens):
-    # With auto, the BLAS threads as Trainer.train chooses them: every step at the count that
+    # With auto, the threads as Trainer.train chooses them: every step at the count that
     # AdaptiveThreads has chosen or is trying, the evaluations at the one chosen so far.
     adaptive = AdaptiveThreads() if args.threads == AUTO else None
     with tempfile.TemporaryDirectory() as out_dir, adaptive or contextlib.nullcontext():

@@ -1,6 +1,6 @@
 """One training step of nanoGPT's Shakespeare CPU recipe: our engine against PyTorch eager.
 
-    python benchmarks/train_step.py --threads 1                  # 1 BLAS thread (the default: 1)
+    python benchmarks/train_step.py --threads 1                  # 1 thread (the default)
     python benchmarks/train_step.py --threads 2 --reps 60 --blocks 5
     python benchmarks/train_step.py --threads auto               # each engine as a user gets it
     python benchmarks/train_step.py --threads 1 --json benchmarks/results/train_step.json
@@ -8,9 +8,10 @@
 The model is benchmarks/shakespeare.py's: GPT(vocab 65, context 64, 4 layers, 4 heads,
 d_model 128, GELU MLP 512, tied embeddings), batch 12, float32; one step is forward,
 cross-entropy, backward, clip to norm 1.0 and AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1
-on matrices). PyTorch's model is benchmarks/torch_gpt.py's TorchGPT (the one shakespeare.py
-trains), loaded with our initial weights. Both engines get the same batches (random tokens: the
-time does not depend on the text).
+on matrices). Ours takes it as the trainer does: the batch in two micro-batches, side by side
+on the threads (tinyformer/parallel.py). PyTorch's model is benchmarks/torch_gpt.py's TorchGPT
+(the one shakespeare.py trains), loaded with our initial weights. Both engines get the same
+batches (random tokens: the time does not depend on the text).
 
 Each engine is timed alone, in a process of its own (`--engine ours|torch`, the child mode),
 and the engines take turns block by block (benchmarks/alternate.py says why: in one process
