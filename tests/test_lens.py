@@ -105,3 +105,18 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, monkeypatch
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_colour_a_sure_prediction_is_bright_and_bold_and_an_unsure_one_dim():
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_text
+    tokenizer = CharTokenizer("abc")
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.array([[[0]], [[1]]]),
+                top_probs=np.array([[[0.9]], [[0.1]]]))            # (rows, T=1, k=1)
+    plain = lens_text(lens, ["a"], tokenizer)
+    coloured = lens_text(lens, ["a"], tokenizer, colour=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[1;92ma 90%\x1b[0m" in coloured and "\x1b[2mb 10%\x1b[0m" in coloured
+    assert coloured.replace("\x1b[1;92m", "").replace("\x1b[2m", "").replace("\x1b[0m", "") \
+        .split() == plain.split()
