@@ -44,8 +44,8 @@ Item, Result = TypeVar("Item"), TypeVar("Result")
 def split(batch: Batch, n: int, counted: Callable[[Batch], int]) -> list[tuple[Batch, float]]:
     """The batch cut into `n` micro-batches of consecutive rows, each with its weight: its
     share of the targets the loss averages over (`counted(part)`). A part with no counted
-    targets (no token hidden in its rows, say) adds nothing to the gradient and is left out;
-    so is everything if the batch has fewer rows than parts would need."""
+    targets (no token hidden in its rows, say, or no rows at all when the batch has fewer
+    than `n`) adds nothing to the gradient and is left out."""
     total = counted(batch)
     if n <= 1 or total == 0:
         return [(batch, 1.0)]
@@ -72,9 +72,9 @@ def batch_gradients(loss_of: Callable[[Batch], Tensor], parts: Sequence[tuple[Ba
 
     results = run_in_threads(part_gradient, range(len(parts)), threads)
     for k, p in enumerate(parameters):
-        grads = [grads[k].data for _, grads in results if grads[k] is not None]
-        if grads:
-            p.grad = functools.reduce(np.add, grads)      # in the parts' order, every time
+        of_p = [grads[k].data for _, grads in results if grads[k] is not None]     # dL_i/dp
+        if of_p:
+            p.grad = functools.reduce(np.add, of_p)       # in the parts' order, every time
     return sum(loss for loss, _ in results)
 
 
