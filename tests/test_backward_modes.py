@@ -160,3 +160,18 @@ def test_a_kept_graph_gives_the_same_gradients_every_time():
     for later in grads[1:]:
         for first, again in zip(grads[0], later):
             np.testing.assert_array_equal(first, again)
+
+
+def test_gelu_forward_keeps_the_derivative_its_formula_gives_to_the_bit():
+    # Forward computes dy/dx while x and tanh u are in the cache; a backward through a kept
+    # graph (or under create_graph) computes it again with _gelu_slope, in the same order.
+    x = ta.Tensor((np.random.default_rng(0).standard_normal(1000) * 3).astype(np.float32),
+                  requires_grad=True)
+    y = x.gelu()
+    kept = y.grad_fn.derivative.copy()
+    np.testing.assert_array_equal(kept, ops._gelu_slope(x.data))
+    y.sum().backward(retain_graph=True)                 # the kept derivative
+    first = x.grad.copy()
+    x.grad = None
+    y.sum().backward()                                  # again, through _gelu_slope
+    np.testing.assert_array_equal(x.grad, first)

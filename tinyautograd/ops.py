@@ -351,28 +351,30 @@ class Gelu(Function):
     def forward(ctx, x):
         # In place in two buffers: every new array of this size costs its page faults, more
         # than the arithmetic on it. With the factored forms
+        #     u = x (C + aC x^2),   du/dx = C + 3aC x^2          (C = sqrt(2/pi), a = 0.044715)
         #     y = x h,   h = (1 + t)/2 = 1 - (1 - t)/2,   t = tanh u
         #     dy/dx = h (1 + x (1 - t) du/dx)              since 1 - t^2 = (1 - t)(1 + t)
-        # the first buffer goes u -> t -> 1 - t -> h -> y, and the second, only when a gradient
-        # is wanted, holds dy/dx for backward: computed here, while x and t are in the cache,
-        # backward's chain rule is one product instead of the formula on arrays read back cold.
+        # x^2 serves u and du/dx; the first buffer goes x^2 -> u -> t -> 1 - t -> h -> y, and
+        # the second, only when a gradient is wanted, holds dy/dx for backward: computed here,
+        # while x and t are in the cache, backward's chain rule is one product instead of the
+        # formula on arrays read back cold. 15 passes over memory, 9 without the gradient.
         b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
-        b *= 0.044715
-        b += 1
-        b *= x
-        b *= _GELU_C                                       # u = sqrt(2/pi) x (1 + 0.044715 x^2)
+        d = None
+        if ctx.needs_input_grad[0]:
+            d = b * (3 * 0.044715 * _GELU_C)
+            d += _GELU_C                                   # du/dx
+            d *= x                                         # x du/dx
+        b *= 0.044715 * _GELU_C
+        b += _GELU_C
+        b *= x                                             # u
         np.tanh(b, out=b)
         np.subtract(1, b, out=b)                           # 1 - t
-        if ctx.needs_input_grad[0]:
-            d = np.multiply(x, x, out=np.empty_like(x))
-            d *= 3 * 0.044715 * _GELU_C
-            d += _GELU_C                                   # du/dx
-            d *= x
+        if d is not None:
             d *= b
             d += 1                                         # 1 + x (1 - t) du/dx
         b *= -0.5
         b += 1                                             # h
-        if ctx.needs_input_grad[0]:
+        if d is not None:
             d *= b
             ctx.derivative = d                             # dy/dx
         b *= x                                             # y
@@ -395,10 +397,11 @@ def _gelu_slope(x):
     """dy/dx of GELU for an array or a Tensor: the factored form of forward's comment,
     h (1 + x (1 - t) du/dx), computed step for step in forward's order, so that on arrays it
     gives forward's bits."""
-    one_minus_t = 1 - tanh((x * x * 0.044715 + 1) * x * _GELU_C)
-    du_dx = x * x * (3 * 0.044715 * _GELU_C) + _GELU_C
+    x2 = x * x
+    x_du_dx = (x2 * (3 * 0.044715 * _GELU_C) + _GELU_C) * x
+    one_minus_t = 1 - tanh((x2 * (0.044715 * _GELU_C) + _GELU_C) * x)
     h = one_minus_t * -0.5 + 1
-    return (du_dx * x * one_minus_t + 1) * h
+    return (x_du_dx * one_minus_t + 1) * h
 
 
 # ---------------------------------------------------------------------------- reductions
