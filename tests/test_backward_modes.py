@@ -175,3 +175,12 @@ def test_gelu_forward_keeps_the_derivative_its_formula_gives_to_the_bit():
     x.grad = None
     y.sum().backward()                                  # again, through _gelu_slope
     np.testing.assert_array_equal(x.grad, first)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 1, 7), (200, 16), (6, 4, 64, 64), (70, 0)])
+def test_row_sum_is_numpys_sum_over_the_last_axis_on_few_rows_and_many(shape):
+    # Many rows go through a product with a column of ones, a few through numpy's own sum.
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    assert_allclose(ops.row_sum(x), x.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-5)
+    t = ops.row_sum(Tensor(x))
+    assert isinstance(t, Tensor) and t.shape == shape[:-1] + (1,)
