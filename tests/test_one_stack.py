@@ -177,7 +177,10 @@ def test_previous_layout_weights_load_and_give_the_same_logits(kind, tmp_path):
     tokenizer.save(tmp_path / "tokenizer.json")
     save_checkpoint(tmp_path, {"model": kind, "model_config": config, "step": 1}, weights, {})
     model, _, _ = load_model(tmp_path)
-    np.testing.assert_array_equal(logits(model, expected), expected["logits"])
+    # The same to float32's rounding: the kernels' order of operations may change since these
+    # logits were saved (GELU's did), a misplaced weight would change them entirely.
+    np.testing.assert_allclose(logits(model, expected), expected["logits"], rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["gpt", "bert", "transformer"])
