@@ -33,7 +33,7 @@ from tinyautograd import Tensor, no_grad, random
 
 from .attention import KVCache
 from .layers import Tokens
-from .sampling import check_sampling, sample_next
+from .sampling import check_sampling, draw_next
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -132,7 +132,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     finished = np.zeros(len(session.tokens), dtype=bool)
     with no_grad():
         for _ in range(max_new_tokens):
-            next_token = sample_next(session.next_logits(), temperature, top_k, top_p, rng)
+            next_token = draw_next(session.next_logits(), temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)
             session.append(next_token)

@@ -38,6 +38,13 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
     """
     check_sampling(temperature, top_k, top_p)
+    return draw_next(logits, temperature, top_k, top_p, rng)
+
+
+def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: float | None,
+              rng: np.random.Generator | None = None) -> np.ndarray:
+    """`sample_next` for settings already checked: a decoding loop checks them once, not at
+    every token."""
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return logits.argmax(axis=-1)
