@@ -68,6 +68,11 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     return out_path
 
 
+def run_name(run_dir: str) -> str:
+    """A run directory's name, for titles ("" for none)."""
+    return os.path.basename(os.path.abspath(run_dir)) if run_dir else ""
+
+
 def _run_paths(run_dir_or_metrics_path):
     source = os.fspath(run_dir_or_metrics_path)
     if os.path.isdir(source):
@@ -101,7 +106,7 @@ def metrics_figure(run_dir_or_metrics_path):
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
-    fig.suptitle(f"training run: {os.path.basename(os.path.abspath(run_dir))}",
+    fig.suptitle(f"training run: {run_name(run_dir)}",
                  fontsize=13, fontweight="bold")
 
     ax = axes["loss"]

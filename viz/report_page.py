@@ -21,7 +21,7 @@ import time
 from .html import Page, number, page
 from tinyformer.rundir import read_metrics, run_status
 
-from .plots import EXTRA_FIGURES, _is_number, _run_paths, smooth
+from .plots import EXTRA_FIGURES, _is_number, _run_paths, run_name, smooth
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -35,8 +35,7 @@ def metrics_page(run_dir_or_metrics_path, refresh=None):
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     records = read_metrics(metrics_path)
     status = run_status(run_dir, records)
-    name = os.path.basename(os.path.abspath(run_dir))
-    title = f"training run: {name}"
+    title = f"training run: {run_name(run_dir)}"
 
     def points(key):
         return [[r["step"], number(r[key])] for r in records if _is_number(r.get(key))]

@@ -6,8 +6,6 @@ ValueError of one line, raised before anything is written.
 
 from __future__ import annotations
 
-import os
-
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
 
@@ -18,17 +16,13 @@ from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import plot_metrics
+from .plots import plot_metrics, run_name
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
            "write_curves"]
 
 GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
-
-
-def _run_name(run_dir):
-    return os.path.basename(os.path.abspath(run_dir)) if run_dir else ""
 
 
 def _is_page(path):
@@ -74,7 +68,7 @@ def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = F
 def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = "") -> str:
     """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
     map `name`, or as a page holding them all, opened on `name`; titled by the run."""
-    run = _run_name(run_dir)
+    run = run_name(run_dir)
     if _is_page(out_path):
         return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
     chosen = maps[name]
@@ -86,7 +80,7 @@ def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = ""
 
 def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str = "") -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG or a page."""
-    title = f"{_run_name(run_dir)}: the logit lens"
+    title = f"{run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
