@@ -46,11 +46,14 @@ def split(batch: Batch, n: int, counted: Callable[[Batch], int]) -> list[tuple[B
     share of the targets the loss averages over (`counted(part)`). A part with no counted
     targets (no token hidden in its rows, say, or no rows at all when the batch has fewer
     than `n`) adds nothing to the gradient and is left out."""
-    total = counted(batch)
-    if n <= 1 or total == 0:
+    if n <= 1:
         return [(batch, 1.0)]
-    parts = zip(*(np.array_split(array, n) for array in batch))
-    return [(part, counted(part) / total) for part in parts if counted(part) > 0]
+    parts = list(zip(*(np.array_split(array, n) for array in batch)))
+    counts = [counted(part) for part in parts]
+    total = sum(counts)
+    if total == 0:                         # nothing to learn from: the loss decides what then
+        return [(batch, 1.0)]
+    return [(part, count / total) for part, count in zip(parts, counts) if count > 0]
 
 
 def batch_gradients(loss_of: Callable[[Batch], Tensor], parts: Sequence[tuple[Batch, float]],
