@@ -62,10 +62,10 @@ def child(args):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         import tinyautograd as ta
         from tinyautograd import functional as F
-        from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups
-        from tinyformer import parallel
+        from tinyautograd.optim import AdamW, weight_decay_groups
         from tinyformer.gpt import GPT
         from tinyformer.resources import AdaptiveThreads
+        from tinyformer.train import update
         figures["imports"] = resident_mib("VmRSS")
         if args.threads == AUTO:            # as Trainer.train: each step at the chosen count
             adaptive = AdaptiveThreads()
@@ -77,15 +77,10 @@ def child(args):
 
         params = list(model.parameters())
 
-        def step(x, y):             # as the trainer takes it: two micro-batches on the threads
+        def step(x, y):             # the trainer's: two micro-batches on the threads
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
-                parts = parallel.split((x, y), 2, lambda batch: batch[1].size)
-                optimizer.zero_grad()
-                parallel.batch_gradients(lambda batch: F.cross_entropy(model(batch[0]),
-                                                                       batch[1]),
-                                         parts, params, n)
-                clip_grad_norm(params, 1.0)
-                optimizer.step()
+                update(lambda batch: F.cross_entropy(model(batch[0]), batch[1]), (x, y),
+                       lambda batch: batch[1].size, params, optimizer, 2, n, 1.0)
     else:
         import torch
         import torch.nn.functional as TF

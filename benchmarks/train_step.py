@@ -74,10 +74,10 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyautograd import functional as F  # noqa: E402
-from tinyautograd.optim import AdamW, clip_grad_norm, weight_decay_groups  # noqa: E402
-from tinyformer import parallel  # noqa: E402
+from tinyautograd.optim import AdamW, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
+from tinyformer.train import update  # noqa: E402
 from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
 
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
@@ -97,8 +97,8 @@ def build_ours(seed=0):
 
 
 def our_stepper(threads, adaptive=None):
-    """Our step, as the trainer takes it: the batch in MICRO_BATCHES parts computed side by side
-    on `threads` threads (tinyformer/parallel.py); under `adaptive` (an entered AdaptiveThreads)
+    """Our step, the trainer's own (`tinyformer.train.update`): the batch in MICRO_BATCHES
+    parts side by side on `threads` threads; under `adaptive` (an entered AdaptiveThreads)
     each step on the count it chooses, as in Trainer.train."""
     model, optimizer = build_ours()
     params = list(model.parameters())
@@ -109,11 +109,8 @@ def our_stepper(threads, adaptive=None):
 
     def step(x, y):
         with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
-            parts = parallel.split((x, y), MICRO_BATCHES, lambda batch: batch[1].size)
-            optimizer.zero_grad()
-            loss = parallel.batch_gradients(loss_of, parts, params, n)
-            clip_grad_norm(params, CLIP)
-            optimizer.step()
+            loss, _ = update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer,
+                             MICRO_BATCHES, n, CLIP)
         return loss
     return step
 

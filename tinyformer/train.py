@@ -34,7 +34,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 import tinyautograd as ta
-from tinyautograd.optim import AdamW, Noam, WarmupCosine, clip_grad_norm, weight_decay_groups
+from tinyautograd import Tensor
+from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_norm,
+                                weight_decay_groups)
 
 from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
@@ -343,6 +345,22 @@ def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[],
 # ---------------------------------------------------------------------------------------------
 
 
+def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
+           counted: Callable[[parallel.Batch], int], parameters: list[Tensor],
+           optimizer: Optimizer, micro_batches: int = 2, threads: int = 1,
+           clip: float = 1.0) -> tuple[float, float | None]:
+    """One step of the optimizer: the batch's gradient, its micro-batches side by side on up
+    to `threads` threads (parallel.py), its norm clipped to `clip` (0: not clipped), then the
+    update. Returns the batch's loss before the update and the gradient's norm before clipping
+    (None when not clipped). The trainer's step, and what the benchmarks time."""
+    parts = parallel.split(batch, micro_batches, counted)
+    optimizer.zero_grad()
+    loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
+    grad_norm = clip_grad_norm(parameters, clip) if clip else None
+    optimizer.step()
+    return loss, grad_norm
+
+
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
@@ -518,13 +536,10 @@ class Trainer:
         progress bar's tokens per second)."""
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
-        parts = parallel.split(batch, self.config.micro_batches, self.job.counted)
-        self.optimizer.zero_grad()
-        loss = parallel.batch_gradients(lambda part: self.job.loss(self.model, part), parts,
-                                        self.parameters, threads)
-        if self.config.clip:                   # the norm before clipping, for metrics.jsonl
-            self.grad_norm = clip_grad_norm(self.parameters, self.config.clip)
-        self.optimizer.step()
+        c = self.config
+        loss, self.grad_norm = update(lambda part: self.job.loss(self.model, part), batch,
+                                      self.job.counted, self.parameters, self.optimizer,
+                                      c.micro_batches, threads, c.clip)  # norm: metrics.jsonl
         self.schedule.step()
         return loss, lr, batch[0].size
 
