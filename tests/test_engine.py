@@ -322,6 +322,27 @@ def test_matmul_error_names_op_and_shapes():
         Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
 
 
+@pytest.mark.parametrize("a, b, says", [
+    ((), (3,), r"matmul: \(\) @ \(3,\): operands must have at least one axis; use \*"),
+    ((5,), (4,), r"matmul: \(5,\) @ \(4,\): inner sizes 5 and 4 differ"),
+    ((2, 3, 4), (5,), r"inner sizes 4 and 5 differ"),
+    ((2, 2, 3), (3, 3, 4), r"matmul: \(2, 2, 3\) @ \(3, 3, 4\): the batch axes \(2,\) and "
+                           r"\(3,\) do not broadcast"),
+])
+def test_matmul_says_which_shapes_do_not_fit(a, b, says):
+    # The shapes are diagnosed after numpy refuses them (not checked before every product):
+    # each kind of misfit still gets its own message.
+    with pytest.raises(ta.ShapeError, match=says):
+        Tensor(np.ones(a)) @ Tensor(np.ones(b))
+
+
+def test_linear_says_when_its_inner_sizes_differ():
+    x, w, b = Tensor(np.ones((2, 6, 3))), Tensor(np.ones((4, 5))), Tensor(np.ones(5))
+    with pytest.raises(ta.ShapeError, match=r"matmul: \(2, 6, 3\) @ \(4, 5\): inner sizes 3 "
+                                            r"and 4 differ"):
+        ta.functional.linear(x, w, b)
+
+
 def test_broadcast_error_names_op_and_shapes():
     with pytest.raises(ta.ShapeError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
         Tensor(np.ones((2, 3))) * Tensor(np.ones(4))

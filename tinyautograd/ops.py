@@ -179,19 +179,28 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: operands must have at least one "
-                             f"axis; use * to multiply by a scalar")
-        inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if a.shape[-1] != inner_b:
-            raise ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} and "
-                             f"{inner_b} differ")
-        return _matmul(a, b)
+        try:
+            return _matmul(a, b)
+        except ValueError:      # the shapes are looked at only then: generation runs ~25 a token
+            raise _matmul_shape_error(a, b) from None
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.operands
         return _matmul_grads(a, b, grad, ctx.needs_input_grad)
+
+
+def _matmul_shape_error(a, b):
+    """What is wrong with the shapes of a @ b, which numpy refused."""
+    if a.ndim == 0 or b.ndim == 0:
+        return ShapeError(f"matmul: {a.shape} @ {b.shape}: operands must have at least one "
+                          f"axis; use * to multiply by a scalar")
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != inner_b:
+        return ShapeError(f"matmul: {a.shape} @ {b.shape}: inner sizes {a.shape[-1]} and "
+                          f"{inner_b} differ")
+    return ShapeError(f"matmul: {a.shape} @ {b.shape}: the batch axes "
+                      f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast")
 
 
 def _matmul(a, b):
