@@ -57,18 +57,19 @@ def child(args):
 
     import numpy as np
     figures = {}
-    adaptive = None
+    adaptive, surroundings = None, contextlib.nullcontext()
     if args.engine == "ours":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         import tinyautograd as ta
         from tinyautograd import functional as F
         from tinyautograd.optim import AdamW, weight_decay_groups
         from tinyformer.gpt import GPT
-        from tinyformer.resources import AdaptiveThreads
+        from tinyformer.resources import AdaptiveThreads, freed_memory_kept
         from tinyformer.train import update
         figures["imports"] = resident_mib("VmRSS")
         if args.threads == AUTO:            # as Trainer.train: each step at the chosen count
             adaptive = AdaptiveThreads()
+        surroundings = freed_memory_kept()  # as Trainer.train: freed arrays kept for reuse
         ta.manual_seed(0)
         model = GPT(65, 64, 4, 4, 128, d_ff=512)
         optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=1e-3,
@@ -106,7 +107,7 @@ def child(args):
             optimizer.step()
 
     rng = np.random.default_rng(0)
-    with adaptive or contextlib.nullcontext():
+    with surroundings, adaptive or contextlib.nullcontext():
         for _ in range(args.steps):
             tokens = rng.integers(0, 65, (12, 65))
             step(tokens[:, :-1], tokens[:, 1:])

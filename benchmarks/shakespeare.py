@@ -92,7 +92,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
-from tinyformer.resources import AdaptiveThreads  # noqa: E402
+from tinyformer.resources import AdaptiveThreads, freed_memory_kept  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
 # PyTorch is imported only in its own child (run_torch), so that ours trains without it loaded.
@@ -190,7 +190,8 @@ def run_ours(args, seed, train_tokens, val_tokens):
     # With auto, the threads as Trainer.train chooses them: every step at the count that
     # AdaptiveThreads has chosen or is trying, the evaluations at the one chosen so far.
     adaptive = AdaptiveThreads() if args.threads == AUTO else None
-    with tempfile.TemporaryDirectory() as out_dir, adaptive or contextlib.nullcontext():
+    with tempfile.TemporaryDirectory() as out_dir, freed_memory_kept(), \
+            adaptive or contextlib.nullcontext():
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule

@@ -78,7 +78,7 @@ from tinyautograd.optim import AdamW, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.train import update  # noqa: E402
-from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
+from tinyformer.resources import AdaptiveThreads, blas_threads, freed_memory_kept  # noqa: E402
 
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -215,6 +215,8 @@ def child(args):
     else:
         with contextlib.ExitStack() as stack:
             adaptive = None
+            if args.engine == "ours":          # the memory and the threads as Trainer.train
+                stack.enter_context(freed_memory_kept())
             if args.engine == "ours" and args.threads == AUTO:
                 adaptive = stack.enter_context(AdaptiveThreads())
             if args.engine == "ours":

@@ -44,7 +44,7 @@ from .data import TASKS
 from .files import StrPath, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
-from .resources import AdaptiveThreads, blas_threads, check_memory
+from .resources import AdaptiveThreads, blas_threads, check_memory, freed_memory_kept
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
                      truncate_metrics)
@@ -570,7 +570,8 @@ class Trainer:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    blas_threads(threads), adaptive or contextlib.nullcontext():
+                    freed_memory_kept(), blas_threads(threads), \
+                    adaptive or contextlib.nullcontext():
                 return self._train(adaptive, threads)
         finally:
             self.close()
