@@ -14,9 +14,9 @@ whole blocks, each in a fresh process, keeps what taking turns was for: a busy s
 shared machine still falls on both engines alike, as long as it lasts longer than a block.
 
 The threads: every script's `--threads` takes a count, fixed for both engines, or `auto`: each
-engine as a user gets it. For ours that is what `tinyformer` does by default (training times its
-own steps to choose its threads, tinyformer.resources.AdaptiveThreads; generating lets BLAS
-choose); for PyTorch, its defaults (no set_num_threads). The helpers below are the one place
+engine as a user gets it. For ours that is what `tinyformer` does by default (training and
+generating time their own steps to choose their threads, tinyformer.resources.AdaptiveThreads);
+for PyTorch, its defaults (no set_num_threads). The helpers below are the one place
 where a count becomes the thread-count variables of a process's environment.
 """
 

@@ -28,16 +28,16 @@ batch size. The medians over all blocks are compared. Tokens per second counts t
 every row of the batch.
 
 With `--threads auto` each engine generates as a user gets it: PyTorch at its defaults (one
-thread a core), ours as `tinyformer generate` does without --threads, BLAS choosing its own
-count (one thread a core). Generating does not time its steps to choose as training does: a
-token's products are small, and a prompt's answer too short to pay for the trials.
+thread a core), ours as `tinyformer generate` does without --threads: each generation times
+its steps (a token each) to choose its BLAS threads, with a fresh
+tinyformer.resources.AdaptiveThreads, its first steps the trials.
 """
 
 import argparse
 import os
 import sys
 
-from alternate import alternate, set_thread_variables, set_torch_threads, thread_count
+from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -83,6 +83,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
+from tinyformer.resources import thread_choice  # noqa: E402
 
 # PyTorch (and transformers) are imported only in their own children, so that ours runs without
 # them loaded.
@@ -98,8 +99,10 @@ def generator(args):
     ours = GPT(vocab, args.prompt_len + args.new_tokens, n_layer, n_head, d_model, d_ff=d_ff)
     parameters = ours.num_parameters()
     if args.engine == "ours":
-        return (lambda prompt: ours.generate(prompt, args.new_tokens, temperature=0),
-                np.__version__, parameters)
+        def generate(prompt):           # as `tinyformer generate`: the count, or its steps' choice
+            with thread_choice(None if args.threads == AUTO else args.threads) as adaptive:
+                return ours.generate(prompt, args.new_tokens, temperature=0, threads=adaptive)
+        return generate, np.__version__, parameters
     import torch
     set_torch_threads(torch, args.threads)
     if args.engine == "torch":

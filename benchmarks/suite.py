@@ -20,8 +20,8 @@ The cases (--case, one thread unless asked; or --threads N, both engines on N th
   loaded        beside a neighbour process that keeps one core busy, as a browser or an editor
                 does on a learner's laptop, with each engine as a user gets it: PyTorch at its
                 defaults (one thread a core), ours as tinyformer runs by default (training
-                times its own steps to choose its threads, with AdaptiveThreads of
-                tinyformer/resources.py; generating lets BLAS choose, one thread a core). The
+                and generating time their own steps to choose their threads, with
+                AdaptiveThreads of tinyformer/resources.py). The
                 neighbour starts before the case's first benchmark and is stopped after its
                 last, however the case ends.
 The benchmarks whose speed depends on the threads (training step, generation, memory, the whole

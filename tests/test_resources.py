@@ -12,7 +12,16 @@ import time
 from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 
+import numpy as np
+import pytest
+
+import tinyautograd as ta
 import tinyformer.train
+from tinyformer.decoding import beam_search
+from tinyformer.gpt import GPT
+from tinyformer.prompts import respond
+from tinyformer.tokenizers import CharTokenizer
+from tinyformer.transformer import Transformer
 from tinyformer_cli import main
 from tinyformer.resources import AdaptiveThreads
 
@@ -65,6 +74,75 @@ def test_the_thread_count_does_not_change_the_losses(tmp_path):
         lines = (out / "metrics.jsonl").read_text().splitlines()
         losses[threads] = [json.loads(line)["train_loss"] for line in lines]
     assert losses["1"] == losses["2"] == losses[None]
+
+
+# ----- generating: each token a step, timed to choose the BLAS threads
+
+
+def counted_steps(work):
+    """(what work(threads) returns, the number of steps it ran under `threads`): an
+    AdaptiveThreads that tries one thread, then two, a step each."""
+    with AdaptiveThreads(candidates=(1, 2), period=1000, trial=1) as threads:
+        result = work(threads)
+    return result, threads.count
+
+
+def test_each_generated_token_is_a_timed_step_and_the_tokens_do_not_change():
+    ta.manual_seed(0)
+    gpt = GPT(11, 16, n_layer=1, n_head=2, d_model=8)
+    prompt = np.array([[1, 2, 3]])
+    plain = gpt.generate(prompt, 6, temperature=0)
+    tokens, count = counted_steps(lambda threads: gpt.generate(prompt, 6, temperature=0,
+                                                                  threads=threads))
+    assert count == 6 and np.array_equal(tokens, plain)
+    best, count = counted_steps(lambda threads: beam_search(
+        gpt.start_decoding(prompt), beam_size=2, max_len=5, threads=threads))
+    assert count == 5                                   # no eos: every step to max_len
+    assert np.array_equal(best.tokens,
+                          beam_search(gpt.start_decoding(prompt), beam_size=2, max_len=5).tokens)
+    ta.manual_seed(0)
+    seq2seq = Transformer(9, 9, context=10, n_layer=1, n_head=2, d_model=8).eval()
+    src = np.array([[3, 4, 5]])
+    out, count = counted_steps(lambda threads: seq2seq.greedy_decode(src, 4, 1, 2,
+                                                                         threads=threads))
+    assert count == len(out[0]) - 1 >= 1
+    assert np.array_equal(out, seq2seq.greedy_decode(src, 4, 1, 2))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_answer_is_computed_on_the_threads_given(monkeypatch, threads):
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .")
+    gpt = GPT(tokenizer.vocab_size, 32, n_layer=1, n_head=2, d_model=8)
+    seen = []
+    forward = GPT.forward
+    monkeypatch.setattr(GPT, "forward", lambda self, *args, **kwargs: seen.append(
+        blas_threads_now()) or forward(self, *args, **kwargs))
+    before = blas_threads_now()
+    respond(gpt, tokenizer, "gpt", "abc", max_new_tokens=3, temperature=0,
+            threads=threads)(lambda text: None)
+    assert seen and all(count == {threads} for count in seen)
+    assert blas_threads_now() == before
+
+
+def test_without_a_count_the_answer_times_its_steps_to_choose(monkeypatch):
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .")
+    gpt = GPT(tokenizer.vocab_size, 32, n_layer=1, n_head=2, d_model=8)
+    made = []
+    original_init = AdaptiveThreads.__init__
+
+    def recorded_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        made.append(self)
+    monkeypatch.setattr(AdaptiveThreads, "__init__", recorded_init)
+    texts = []
+    respond(gpt, tokenizer, "gpt", "abc", max_new_tokens=5, temperature=0)(texts.append)
+    assert len(made) == 1 and made[0].count == 5         # a step a token, timed
+    with_one = []
+    respond(gpt, tokenizer, "gpt", "abc", max_new_tokens=5, temperature=0,
+            threads=1)(with_one.append)
+    assert texts == with_one                            # the same text, whatever the count
 
 
 # ----- the memory a run frees

@@ -24,6 +24,7 @@ likely sequences (see its docstring).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Callable, NamedTuple, Union
 
 import numpy as np
@@ -37,6 +38,7 @@ from .sampling import check_sampling, draw_next
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
+    from .resources import AdaptiveThreads
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
@@ -120,19 +122,24 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              generator: np.random.Generator | None = None,
              streamer: Callable[[np.ndarray], None] | None = None,
-             fill_after_eos: int | None = None) -> np.ndarray:
+             fill_after_eos: int | None = None,
+             threads: AdaptiveThreads | None = None) -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
     session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
     written `eos_id`; with `fill_after_eos`, a finished row's later tokens are that token (a
     padding id) instead of whatever the model would go on to write. `streamer`, if given, is
     called with each step's tokens (B,) as soon as they are chosen. `generator` (a numpy
-    Generator) makes sampling repeatable; by default it is the engine's seeded one."""
+    Generator) makes sampling repeatable; by default it is the engine's seeded one. `threads`
+    (an entered resources.AdaptiveThreads) times the steps to choose the BLAS threads, as
+    training does; the tokens do not depend on it."""
     check_sampling(temperature, top_k, top_p)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with no_grad():
         for _ in range(max_new_tokens):
-            next_token = draw_next(session.next_logits(), temperature, top_k, top_p, rng)
+            with _timed(threads):
+                logits = session.next_logits()
+            next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)
             session.append(next_token)
@@ -143,6 +150,11 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
                 if finished.all():
                     break
     return session.tokens
+
+
+def _timed(threads):
+    """A step under `threads`' choice of BLAS threads, timed for its next choice; or as it is."""
+    return threads.step() if threads is not None else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +175,8 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
 
 
 def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: int | None = None,
-                length_penalty: float = 0.6) -> Hypothesis:
+                length_penalty: float = 0.6, threads: AdaptiveThreads | None = None
+                ) -> Hypothesis:
     """The best continuation of the one sequence in `session` (its batch holds one row), by
     beam search with the GNMT length penalty (Wu et al. 2016, section 7):
 
@@ -188,7 +201,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     reach is log P(beam) / the largest lp still reachable. The search stops once a hypothesis
     has finished and no live beam's bound beats it: that returns what waiting for more would.
     Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
-    finished ones as they are.
+    finished ones as they are. `threads`: as for `generate`.
     """
     if int(beam_size) != beam_size or beam_size < 1:
         raise ValueError(f"beam_search: beam_size must be a whole number >= 1, got "
@@ -203,7 +216,8 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     with no_grad():
         for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
             # 1. Expand. float64: log-probabilities add up over many steps.
-            logits = Tensor(session.next_logits(), dtype=np.float64)
+            with _timed(threads):
+                logits = Tensor(session.next_logits(), dtype=np.float64)
             candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)
             V = candidates.shape[1]
             # 2. Rank: a stable sort of the flattened (n * V,) array breaks ties by beam,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,6 +28,9 @@ from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
 from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped
 from .pretrained import load_pretrained_gpt, save_gpt2
+
+if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
+    from .resources import AdaptiveThreads
 
 
 class GPT(nn.Module):
@@ -128,7 +131,8 @@ class GPT(nn.Module):
     def generate(self, idx: ArrayLike, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                  generator: np.random.Generator | None = None, use_cache: bool = True,
-                 streamer: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+                 streamer: Callable[[np.ndarray], None] | None = None,
+                 threads: AdaptiveThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
         at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy
@@ -137,11 +141,13 @@ class GPT(nn.Module):
         chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
-        work; the logits are the same as recomputing everything (tinyformer/decoding.py)."""
+        work; the logits are the same as recomputing everything (tinyformer/decoding.py).
+        `threads` (an entered resources.AdaptiveThreads) times the steps to choose the BLAS
+        threads, as training does."""
         was_training = self.training
         self.eval()
         try:
             return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer)
+                            top_k, top_p, eos_id, generator, streamer, threads=threads)
         finally:
             self.train(was_training)

@@ -18,6 +18,7 @@ from tinyautograd import no_grad
 
 from .data import BOS, EOS, Seq2SeqTask
 from .decoding import beam_search
+from .resources import blas_threads, thread_choice
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
 
@@ -41,10 +42,12 @@ def example_prompt(kind: str, task: str | None = None) -> str:
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
             max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
             top_p: float | None = None, seed: int = 0, beam: int | None = None,
-            name: Callable[[str], str] = str) -> Callable[[Callable[[str], None]], None]:
+            name: Callable[[str], str] = str, threads: int | None = None
+            ) -> Callable[[Callable[[str], None]], None]:
     """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
     continues, translates or fills it in, writing the text (control characters escaped, a new
-    line at the end) through the `write(text)` it is given.
+    line at the end) through the `write(text)` it is given. It computes on `threads` BLAS
+    threads, or, with None, on the count that timing its steps chooses (resources.py).
 
     What cannot be done is a ValueError here, before any work: a sampling setting out of
     range, a beam for BERT, a prompt the tokenizer cannot encode or that lacks what the model
@@ -67,15 +70,17 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
             write(escape_controls(prompt))
             stream = TextStream(tokenizer, write, end_of_text,
                                 skip_newlines=not prompt and end_of_text is None)
-            if beam:                         # the most likely continuation, then shown
-                best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
-                                   max_len=max_new_tokens, eos_id=end_of_text)
-                for token in best.tokens[len(ids):]:
-                    stream(token[None])
-            else:
-                model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                               eos_id=end_of_text, generator=np.random.default_rng(seed),
-                               streamer=stream)
+            with thread_choice(threads) as adaptive:
+                if beam:                     # the most likely continuation, then shown
+                    best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
+                                       max_len=max_new_tokens, eos_id=end_of_text,
+                                       threads=adaptive)
+                    for token in best.tokens[len(ids):]:
+                        stream(token[None])
+                else:
+                    model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
+                                   eos_id=end_of_text, generator=np.random.default_rng(seed),
+                                   streamer=stream, threads=adaptive)
             stream.close()
             write("\n")
         return write_on
@@ -85,7 +90,7 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"{'translate' if kind == 'transformer' else 'fill in'}")
     ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
     if kind == "transformer":
-        return lambda write: write(escape_controls(_translate(model, ids, beam)) + "\n")
+        return lambda write: write(escape_controls(_translate(model, ids, beam, threads)) + "\n")
 
     mask_id = tokenizer.token_to_id("<mask>")
     if mask_id not in ids:
@@ -93,23 +98,24 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"one, e.g. \"the kite is <mask><mask><mask>\"")
 
     def fill_in(write):
-        with no_grad():
+        with no_grad(), blas_threads(threads):                         # one step: no timing
             guess = model(np.array([ids])).data.argmax(-1)[0]           # (T,)
         filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")
     return fill_in
 
 
-def _translate(model, ids, beam):
+def _translate(model, ids, beam, threads):
     """The text a seq2seq model writes for source `ids`. The task's tokenizer numbers its
     symbols as data.SYMBOLS does, so the task decodes them: the symbols after <bos>, up to
     <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens."""
     src = np.array([ids])
-    if beam:
-        out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
-                          max_len=model.context, eos_id=EOS).tokens
-    else:
-        out = model.greedy_decode(src, model.context, BOS, EOS)[0]
+    with thread_choice(threads) as adaptive:
+        if beam:
+            out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
+                              max_len=model.context, eos_id=EOS, threads=adaptive).tokens
+        else:
+            out = model.greedy_decode(src, model.context, BOS, EOS, threads=adaptive)[0]
     return Seq2SeqTask.decode(out[1:])
 
 

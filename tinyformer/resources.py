@@ -138,19 +138,34 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+@contextlib.contextmanager
+def thread_choice(threads: int | None) -> Iterator[AdaptiveThreads | None]:
+    """The threads a run's steps take: inside, `threads` BLAS threads when the user gave a
+    count (yields None); with None, yields an entered AdaptiveThreads, under whose `step()`
+    each step runs, so that the steps' own timing chooses. Training and generating both."""
+    if threads is not None:
+        with blas_threads(threads):
+            yield None
+    else:
+        with AdaptiveThreads() as adaptive:
+            yield adaptive
+
+
 class AdaptiveThreads:
-    """The thread count that makes training steps fastest now, chosen again and again as the
+    """The thread count that makes a run's steps fastest now, chosen again and again as the
     machine's load changes.
 
-    A step's micro-batches run on that many threads (tinyformer/parallel.py), and between steps
-    (an evaluation, a sample) BLAS uses that many. On a quiet machine every core helps. Beside a
-    process that keeps one core busy, the thread that lands on that core gets half of it, and
-    the step waits for it: one thread fewer is faster. No fixed count is right for both, so the
-    trainer times its own steps. Every `period` steps it runs `trial` steps with each candidate
-    count and keeps the fastest by the median; in between, it trains with that one. Exploring
-    costs a few slow steps per period at worst. The count changes how fast a step is computed,
-    not its result: the micro-batches are the same and their gradients are added in the same
-    order, so the losses are the same to the bit (tests/test_resources.py checks it).
+    A training step's micro-batches run on that many threads (tinyformer/parallel.py), and
+    between steps (an evaluation, a sample) BLAS uses that many; a decoding step (a token)
+    runs its matrix products on that many BLAS threads (tinyformer/decoding.py). On a quiet
+    machine more cores can help. Beside a process that keeps one core busy, the thread that
+    lands on that core gets half of it, and the step waits for it: one thread fewer is faster.
+    No fixed count is right for both, so a run times its own steps. Every `period` steps it
+    runs `trial` steps with each candidate count and keeps the fastest by the median; in
+    between, it runs with that one. Exploring costs a few slow steps per period at worst. The
+    count changes how fast a step is computed, not its result: the micro-batches are the same
+    and their gradients are added in the same order, so the losses are the same to the bit,
+    and so are the tokens generated (tests/test_resources.py checks both).
 
         with AdaptiveThreads() as threads:
             for step in ...:

@@ -44,7 +44,7 @@ from .data import TASKS
 from .files import StrPath, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
-from .resources import AdaptiveThreads, blas_threads, check_memory, freed_memory_kept
+from .resources import check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
                      truncate_metrics)
@@ -565,13 +565,11 @@ class Trainer:
         `threads`: the threads a step's micro-batches run on (and the matrix products, when
         there are more threads than micro-batches); None lets the steps' own timing choose,
         again and again as the machine's load changes (resources.AdaptiveThreads)."""
-        adaptive = AdaptiveThreads() if threads is None else None
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    freed_memory_kept(), blas_threads(threads), \
-                    adaptive or contextlib.nullcontext():
+                    freed_memory_kept(), thread_choice(threads) as adaptive:
                 return self._train(adaptive, threads)
         finally:
             self.close()

@@ -19,6 +19,8 @@ length, C = d_model, V the target vocabulary.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tinyautograd import Tensor, nn
@@ -27,6 +29,9 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import EncoderDecoderSession, generate
 from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped, token_array
+
+if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
+    from .resources import AdaptiveThreads
 
 __all__ = ["Transformer"]
 
@@ -148,7 +153,8 @@ class Transformer(nn.Module):
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
     def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: int | None = None,
-                      use_cache: bool = True) -> np.ndarray:
+                      use_cache: bool = True, threads: AdaptiveThreads | None = None
+                      ) -> np.ndarray:
         """Translate src (B, S) by taking the most likely token at every step.
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens. A
@@ -156,10 +162,10 @@ class Transformer(nn.Module):
         stops once every sequence is finished. The encoder runs once; with `use_cache` (the
         default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
         on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
-        first if the model has dropout.
+        first if the model has dropout. `threads`: as for GPT.generate.
         """
         return generate(self.start_decoding(src, bos_id, use_cache), max_len, temperature=0,
-                        eos_id=eos_id, fill_after_eos=self.pad_id)
+                        eos_id=eos_id, fill_after_eos=self.pad_id, threads=threads)
 
     def extra_repr(self) -> str:
         c = self.config

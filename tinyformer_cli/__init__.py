@@ -19,7 +19,6 @@ from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files
 from tinyformer.prompts import example_prompt, respond
-from tinyformer.resources import blas_threads
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
@@ -237,8 +236,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
     show_envvar=True, help="Threads for a training step's micro-batches, else for the matrix "
-    "products [default: training times its steps to choose, again as the machine's load "
-    "changes; generating, one per core].")
+    "products [default: the steps' own timing chooses, again as the machine's load changes].")
 
 
 def train_options(command):
@@ -336,14 +334,14 @@ as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tok
 def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
-    with blas_threads(threads):
-        with input_errors():
-            check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
-            check_settings({"seed": seed}, {"seed": SEED})
-            model, tokenizer, saved = load_model(checkpoint_dir)
-            answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
-                             temperature, top_k, top_p, seed, beam, name=option_name)
-        answer(lambda text: click.echo(text, nl=False))
+    with input_errors():
+        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+        check_settings({"seed": seed}, {"seed": SEED})
+        model, tokenizer, saved = load_model(checkpoint_dir)
+        answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
+                         temperature, top_k, top_p, seed, beam, name=option_name,
+                         threads=threads)
+    answer(lambda text: click.echo(text, nl=False))
 
 
 @main.command(epilog="""\b
