@@ -77,7 +77,7 @@ def blas_threads(n: int | None) -> ContextManager:
 # glibc's mallopt() parameters (malloc.h) and what they are set to while a run trains.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEEP_UP_TO = 32 << 20         # arrays up to 32 MiB from the reusable heap (glibc's own maximum)
-_RETURN_ABOVE = 2**31 - 1      # free memory at the heap's top handed back: above 2 GiB (an int)
+_RETURN_ABOVE = 2**31 - 1      # the heap's free top handed back above 2 GiB (mallopt takes an int)
 _GLIBC_TRIM_DEFAULT = 128 << 10
 
 
@@ -90,10 +90,10 @@ def freed_memory_kept() -> Iterator[bool]:
     in the next step. glibc's malloc, by default, returns freed blocks above 128 KiB to the
     system (an array of a micro-batch's activations is 200 KiB to 800 KiB), and every page of
     the next step's arrays is then faulted in again, zeroed by the kernel: about 2,600 page
-    faults a step of the Shakespeare recipe on one thread, 6% of its time. Here
-    arrays up to 32 MiB come from the heap, and the heap is not trimmed until the block ends;
-    then what is free goes back (malloc_trim). Both thresholds are set: glibc stops adapting
-    either one as soon as a program sets one. The peak memory is the run's either way.
+    faults a step of the Shakespeare recipe on one thread, 6% of its time. Here arrays up to
+    32 MiB come from the heap, and the heap is not trimmed until the block ends; then what is
+    free goes back (malloc_trim). Both thresholds are set: glibc stops adapting either one as
+    soon as a program sets one. The peak memory is the run's either way.
 
     Linux with glibc only (elsewhere this does nothing), and not when the environment sets
     glibc's own MALLOC_* variables or GLIBC_TUNABLES: those are the user's to choose."""
