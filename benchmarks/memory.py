@@ -9,7 +9,9 @@ a process's peak resident set size (VmHWM in /proc/self/status) is the one hones
 what a run needed, and it cannot be shared between two engines in one process. The step is the
 Shakespeare recipe's (4 layers, 4 heads, d_model 128, context 64, batch 12, AdamW, clipping),
 on random tokens. Each child reports its resident size after its imports, after building the
-model, and its peak; the engines alternate over --runs runs and the medians are compared.
+model, and its peak; the engines alternate over --runs runs and the medians are compared. Ours
+keeps the memory it frees for its next arrays, as `tinyformer train` does
+(tinyformer.resources.freed_memory_kept): the peak is what matters here, and it is the same.
 
 Imports count: PyTorch's libraries are far larger than numpy's, and a user pays for them. The
 "above imports" column shows what training itself added.

@@ -9,7 +9,8 @@ The model is benchmarks/shakespeare.py's: GPT(vocab 65, context 64, 4 layers, 4 
 d_model 128, GELU MLP 512, tied embeddings), batch 12, float32; one step is forward,
 cross-entropy, backward, clip to norm 1.0 and AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1
 on matrices). Ours takes it as the trainer does: the batch in two micro-batches, side by side
-on the threads (tinyformer/parallel.py). PyTorch's model is benchmarks/torch_gpt.py's TorchGPT
+on the threads (tinyformer/parallel.py), with the memory it frees kept for the next step
+(tinyformer.resources.freed_memory_kept). PyTorch's model is benchmarks/torch_gpt.py's TorchGPT
 (the one shakespeare.py trains), loaded with our initial weights. Both engines get the same
 batches (random tokens: the time does not depend on the text).
 
