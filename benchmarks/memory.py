@@ -44,13 +44,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def resident_mib(field):
-    """VmRSS (now) or VmHWM (the peak so far) of this process, in MiB."""
-    with open("/proc/self/status") as f:
+def resident_mib(field, pid="self"):
+    """VmRSS (now) or VmHWM (the peak so far) of this process (or process `pid`), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
 def child(args):
@@ -66,6 +66,7 @@ def child(args):
         from tinyautograd import functional as F
         from tinyautograd.optim import AdamW, weight_decay_groups
         from tinyformer.gpt import GPT
+        from tinyformer.parallel import workers_for
         from tinyformer.resources import AdaptiveThreads, freed_memory_kept
         from tinyformer.train import update
         figures["imports"] = resident_mib("VmRSS")
@@ -80,10 +81,19 @@ def child(args):
 
         params = list(model.parameters())
 
-        def step(x, y):             # the trainer's: two micro-batches on the threads
+        def loss_of(batch):
+            return F.cross_entropy(model(batch[0]), batch[1])
+
+        # As Trainer.train: the micro-batches in worker processes where fork is safe; their
+        # memory counts too (below).
+        most = adaptive.candidates[-1] if adaptive else args.threads
+        workers = workers_for(loss_of, model, params, most, 2)
+        at_fork = resident_mib("VmRSS")
+
+        def step(x, y):             # the trainer's: two micro-batches side by side
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
-                update(lambda batch: F.cross_entropy(model(batch[0]), batch[1]), (x, y),
-                       lambda batch: batch[1].size, params, optimizer, 2, n, 1.0)
+                update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer, 2, n,
+                       1.0, running)
     else:
         import torch
         import torch.nn.functional as TF
@@ -109,11 +119,16 @@ def child(args):
             optimizer.step()
 
     rng = np.random.default_rng(0)
-    with surroundings, adaptive or contextlib.nullcontext():
+    with surroundings, adaptive or contextlib.nullcontext(), \
+            workers if args.engine == "ours" else contextlib.nullcontext() as running:
         for _ in range(args.steps):
             tokens = rng.integers(0, 65, (12, 65))
             step(tokens[:, :-1], tokens[:, 1:])
-    figures["peak"] = resident_mib("VmHWM")
+        # A worker shares what this process held when it forked; what it added is its own.
+        pids = running.pids if running else []
+        added = sum(max(0.0, resident_mib("VmHWM", pid) - at_fork) for pid in pids)
+    figures["peak"] = resident_mib("VmHWM") + added
+    figures["workers"] = len(pids)
     print(json.dumps(figures))
 
 

@@ -191,8 +191,11 @@ def run_ours(args, seed, train_tokens, val_tokens):
     # AdaptiveThreads has chosen or is trying, the evaluations at the one chosen so far.
     adaptive = AdaptiveThreads() if args.threads == AUTO else None
     with tempfile.TemporaryDirectory() as out_dir, freed_memory_kept(), \
-            adaptive or contextlib.nullcontext():
+            adaptive or contextlib.nullcontext(), contextlib.ExitStack() as stack:
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
+        # As Trainer.train: the micro-batches in worker processes where fork is safe.
+        stack.enter_context(trainer.workers_for(adaptive.candidates[-1] if adaptive
+                                                else args.threads))
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:

@@ -78,6 +78,7 @@ from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
+from tinyformer.parallel import workers_for  # noqa: E402
 from tinyformer.train import update  # noqa: E402
 from tinyformer.resources import AdaptiveThreads, blas_threads, freed_memory_kept  # noqa: E402
 
@@ -97,10 +98,11 @@ def build_ours(seed=0):
     return model, optimizer
 
 
-def our_stepper(threads, adaptive=None):
+def our_stepper(threads, adaptive=None, stack=None):
     """Our step, the trainer's own (`tinyformer.train.update`): the batch in MICRO_BATCHES
-    parts side by side on `threads` threads; under `adaptive` (an entered AdaptiveThreads)
-    each step on the count it chooses, as in Trainer.train."""
+    parts side by side in up to `threads` processes where fork is safe (else threads), as
+    Trainer.train runs them, the worker processes living as long as `stack` (an ExitStack);
+    under `adaptive` (an entered AdaptiveThreads) each step on the count it chooses."""
     model, optimizer = build_ours()
     params = list(model.parameters())
 
@@ -108,10 +110,13 @@ def our_stepper(threads, adaptive=None):
         x, y = batch
         return F.cross_entropy(model(x), y)
 
+    most = adaptive.candidates[-1] if adaptive else threads
+    workers = stack.enter_context(workers_for(loss_of, model, params, most, MICRO_BATCHES))
+
     def step(x, y):
         with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
             loss, _ = update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer,
-                             MICRO_BATCHES, n, CLIP)
+                             MICRO_BATCHES, n, CLIP, workers)
         return loss
     return step
 
@@ -221,8 +226,8 @@ def child(args):
             if args.engine == "ours" and args.threads == AUTO:
                 adaptive = stack.enter_context(AdaptiveThreads())
             if args.engine == "ours":
-                step, version, threads = (our_stepper(args.threads, adaptive), np.__version__,
-                                          args.threads)
+                step, version, threads = (our_stepper(args.threads, adaptive, stack),
+                                          np.__version__, args.threads)
             else:
                 step, version, threads = torch_stepper(args.threads)
             tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)

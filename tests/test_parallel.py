@@ -1,8 +1,13 @@
 """Micro-batches side by side: the batch's gradient is the same however the batch is cut and
-however many threads compute it, dropout included; and the engine's modes and random numbers
-belong to each thread."""
+however many threads or processes compute it, dropout included; the engine's modes and random
+numbers belong to each thread; worker processes stop when they are told or orphaned, and say
+what went wrong."""
 
+import os
+import signal
+import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -26,13 +31,17 @@ def trainer_for(tmp_path, **settings):
     return Trainer.start(TrainConfig(**settings), str(tmp_path / "run"), log=lambda *_: None)
 
 
-def gradients(trainer, batch, micro_batches, threads):
+def gradients(trainer, batch, micro_batches, threads, workers=None):
     """(the loss, every parameter's gradient) of one batch, computed in micro-batches."""
     parts = parallel.split(batch, micro_batches, trainer.job.counted)
     trainer.optimizer.zero_grad()
-    loss = parallel.batch_gradients(lambda part: trainer.job.loss(trainer.model, part), parts,
-                                    trainer.parameters, threads)
+    loss = parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, threads,
+                                    workers)
     return loss, [None if p.grad is None else p.grad.copy() for p in trainer.parameters]
+
+
+# Worker processes are forked: Linux's (and CI's) way, where the trainer uses them.
+needs_fork = pytest.mark.skipif(not parallel.Workers.available(), reason="fork: Linux only")
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -155,3 +164,109 @@ def test_the_workers_keep_the_callers_numpy_error_settings():
             assert parallel.run_in_threads(overflow, range(4), 2) == [np.inf] * 4
         with pytest.raises(RuntimeWarning):                # outside it, numpy warns again
             parallel.run_in_threads(overflow, range(4), 2)
+
+
+@needs_fork
+@pytest.mark.parametrize("job", JOBS)
+def test_worker_processes_give_the_threads_bits_and_follow_the_updates(tmp_path, job):
+    trainer = trainer_for(tmp_path, **JOBS[job], dropout=0.3)
+    trainer.model.train()
+    batch = trainer.job.train_batch(np.random.default_rng(0))
+    # Python's own Ctrl-C (KeyboardInterrupt) here, whatever this test process inherited, so
+    # that a worker that kept it would die of the SIGINT below.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters, 1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with workers:
+        time.sleep(0.2)                                # the worker waits for its first part
+        os.kill(workers.pids[0], signal.SIGINT)        # Ctrl-C is the parent's to handle
+        time.sleep(0.1)
+        for micro_batches, mode in ((2, "train"), (3, "train"), (2, "eval")):
+            getattr(trainer.model, mode)()             # the worker follows this process's mode
+            for _ in range(2):                         # the update in between reaches them
+                ta.manual_seed(5)
+                on_threads = gradients(trainer, batch, micro_batches, 2)
+                ta.manual_seed(5)
+                in_processes = gradients(trainer, batch, micro_batches, 2, workers)
+                assert in_processes[0] == on_threads[0]
+                for a, b in zip(on_threads[1], in_processes[1]):
+                    assert (a is None) == (b is None)
+                    if a is not None:
+                        np.testing.assert_array_equal(a, b)
+                trainer.optimizer.step()
+        pids = workers.pids
+    for pid in pids:                                   # stopped and waited for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@needs_fork
+def test_a_workers_error_is_raised_here_in_one_line(tmp_path):
+    trainer = trainer_for(tmp_path, **TINY)
+    calls = []
+
+    def loss_of(part):                                 # fails in the worker only
+        calls.append(part)
+        if os.getpid() != here:
+            raise FloatingPointError("the loss became nan")
+        return trainer.part_loss(part)
+    here = os.getpid()
+    batch = trainer.job.train_batch(np.random.default_rng(0))
+    parts = parallel.split(batch, 2, trainer.job.counted)
+    with parallel.Workers(loss_of, trainer.model, trainer.parameters, 1) as workers:
+        with pytest.raises(RuntimeError, match=r"^a micro-batch worker failed: "
+                                               r"FloatingPointError: the loss became nan$"):
+            parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
+        with pytest.raises(ValueError, match="another loss"):
+            parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, 2, workers)
+        os.kill(workers.pids[0], signal.SIGKILL)       # the kernel's out-of-memory killer, say
+        with pytest.raises(RuntimeError, match=r"^a micro-batch worker process ended without "
+                                               r"an answer \(out of memory\?\); train with "
+                                               r"--threads 1"):
+            parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
+
+
+@needs_fork
+def test_a_worker_whose_parent_is_gone_stops(tmp_path):
+    # A parent that dies without closing them (killed, say) must not leave workers behind.
+    script = f"""
+import sys
+sys.path.insert(0, {os.getcwd()!r})
+from tinyformer import parallel
+from tinyformer.train import TrainConfig, Trainer
+trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16),
+                        {str(tmp_path / "run")!r}, log=lambda *_: None)
+workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters, 1)
+print(workers.pids[0], flush=True)
+import os
+os._exit(0)                                  # no close: the worker is orphaned
+"""
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    pid = int(out.stdout.split()[-1])
+    for _ in range(100):                               # up to 5 s to notice and stop
+        if not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0]
+
+
+def test_training_computes_its_micro_batches_in_processes_where_fork_is_safe(tmp_path):
+    trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
+    seen = []
+    step = trainer.train_step
+    trainer.train_step = lambda threads: seen.append(trainer.workers) or step(threads)
+    trainer.train(threads=2)
+    if parallel.Workers.available():
+        assert all(isinstance(w, parallel.Workers) for w in seen) and len(seen) == 2
+    else:
+        assert seen == [None, None]
+    assert trainer.workers is None                     # gone with the run

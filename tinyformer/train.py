@@ -348,14 +348,16 @@ def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[],
 def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
            counted: Callable[[parallel.Batch], int], parameters: list[Tensor],
            optimizer: Optimizer, micro_batches: int = 2, threads: int = 1,
-           clip: float = 1.0) -> tuple[float, float | None]:
+           clip: float = 1.0, workers: parallel.Workers | None = None
+           ) -> tuple[float, float | None]:
     """One step of the optimizer: the batch's gradient, its micro-batches side by side on up
-    to `threads` threads (parallel.py), its norm clipped to `clip` (0: not clipped), then the
-    update. Returns the batch's loss before the update and the gradient's norm before clipping
-    (None when not clipped). The trainer's step, and what the benchmarks time."""
+    to `threads` threads, or in up to `threads` processes given `workers` (parallel.py), its
+    norm clipped to `clip` (0: not clipped), then the update. Returns the batch's loss before
+    the update and the gradient's norm before clipping (None when not clipped). The trainer's
+    step, and what the benchmarks time."""
     parts = parallel.split(batch, micro_batches, counted)
     optimizer.zero_grad()
-    loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
+    loss = parallel.batch_gradients(loss_of, parts, parameters, threads, workers)
     grad_norm = clip_grad_norm(parameters, clip) if clip else None
     optimizer.step()
     return loss, grad_norm
@@ -537,9 +539,9 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
         c = self.config
-        loss, self.grad_norm = update(lambda part: self.job.loss(self.model, part), batch,
-                                      self.job.counted, self.parameters, self.optimizer,
-                                      c.micro_batches, threads, c.clip)  # norm: metrics.jsonl
+        loss, self.grad_norm = update(self.part_loss, batch, self.job.counted,
+                                      self.parameters, self.optimizer, c.micro_batches,
+                                      threads, c.clip, self.workers)  # norm: metrics.jsonl
         self.schedule.step()
         return loss, lr, batch[0].size
 
@@ -562,17 +564,36 @@ class Trainer:
         """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
         checkpoint saved at the last whole step). Releases the run directory as it ends.
 
-        `threads`: the threads a step's micro-batches run on (and the matrix products, when
-        there are more threads than micro-batches); None lets the steps' own timing choose,
-        again and again as the machine's load changes (resources.AdaptiveThreads)."""
+        `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
+        run in, and the matrix products' threads when there are more than micro-batches; None
+        lets the steps' own timing choose, again and again as the machine's load changes
+        (resources.AdaptiveThreads)."""
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    freed_memory_kept(), thread_choice(threads) as adaptive:
+                    freed_memory_kept(), thread_choice(threads) as adaptive, \
+                    self.workers_for(adaptive.candidates[-1] if adaptive else threads):
                 return self._train(adaptive, threads)
         finally:
             self.close()
+
+    workers = None      # inside `workers_for`: the processes that share the micro-batches
+
+    @contextlib.contextmanager
+    def workers_for(self, processes: int) -> Iterator[parallel.Workers | None]:
+        """Inside, up to `processes` processes (this one included) compute each step's
+        micro-batches, where fork is safe (Linux); elsewhere, and outside, threads do."""
+        with parallel.workers_for(self.part_loss, self.model, self.parameters, processes,
+                                  self.config.micro_batches) as self.workers:
+            try:
+                yield self.workers
+            finally:
+                self.workers = None
+
+    def part_loss(self, part: parallel.Batch) -> Tensor:
+        """The loss of a part of a batch (a micro-batch): the job's."""
+        return self.job.loss(self.model, part)
 
     def _train(self, adaptive, threads):
         c = self.config

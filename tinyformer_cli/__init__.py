@@ -235,8 +235,9 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, help="Threads for a training step's micro-batches, else for the matrix "
-    "products [default: the steps' own timing chooses, again as the machine's load changes].")
+    show_envvar=True, help="Cores for a training step's micro-batches (processes on Linux, "
+    "else threads), and threads for the matrix products [default: the steps' own timing "
+    "chooses, again as the machine's load changes].")
 
 
 def train_options(command):
