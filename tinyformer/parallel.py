@@ -134,7 +134,8 @@ class Workers:
             ours, theirs = multiprocessing.Pipe()
             pid = os.fork()
             if pid == 0:                                        # the worker: never returns
-                ours.close()
+                for parents_end in [ours, *self.connections]:  # so that each sees the end
+                    parents_end.close()
                 _serve(theirs, loss_of, model, self.parameters, buffer)
             theirs.close()
             self.connections.append(ours)
