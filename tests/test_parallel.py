@@ -270,3 +270,16 @@ def test_training_computes_its_micro_batches_in_processes_where_fork_is_safe(tmp
     else:
         assert seen == [None, None]
     assert trainer.workers is None                     # gone with the run
+
+
+@needs_fork
+def test_where_fork_fails_training_goes_on_threads(tmp_path, monkeypatch):
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(os, "fork", refused)
+    trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
+    seen = []
+    step = trainer.train_step
+    trainer.train_step = lambda threads: seen.append(trainer.workers) or step(threads)
+    assert trainer.train(threads=2) == "done"
+    assert seen == [None, None]

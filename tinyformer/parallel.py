@@ -132,7 +132,13 @@ class Workers:
         self.connections, self.pids = [], []
         for buffer in self.buffers:
             ours, theirs = multiprocessing.Pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:                     # no more processes allowed, say
+                ours.close()
+                theirs.close()
+                self.close()
+                raise
             if pid == 0:                                        # the worker: never returns
                 for parents_end in [ours, *self.connections]:  # so that each sees the end
                     parents_end.close()
@@ -210,7 +216,10 @@ def workers_for(loss_of: Callable[[Batch], Tensor], model: nn.Module,
     n = min(processes, micro_batches) - 1
     if n < 1 or not Workers.available():
         return contextlib.nullcontext()
-    return Workers(loss_of, model, parameters, n)
+    try:
+        return Workers(loss_of, model, parameters, n)
+    except OSError:                 # no fork or shared memory here after all: threads, then
+        return contextlib.nullcontext()
 
 
 def _serve(connection, loss_of, model, parameters, buffer):
