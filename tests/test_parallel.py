@@ -203,22 +203,25 @@ def test_worker_processes_give_the_threads_bits_and_follow_the_updates(tmp_path,
 
 
 @needs_fork
-def test_a_workers_error_is_raised_here_in_one_line(tmp_path):
+def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
     trainer = trainer_for(tmp_path, **TINY)
-    calls = []
 
-    def loss_of(part):                                 # fails in the worker only
-        calls.append(part)
-        if os.getpid() != here:
+    def loss_of(part):      # fails in the worker: on 3 rows plainly, else as pickle cannot carry
+        if os.getpid() != here and part[0].shape[0] == 3:
             raise FloatingPointError("the loss became nan")
+        if os.getpid() != here:
+            raise Unpicklable()
         return trainer.part_loss(part)
     here = os.getpid()
     batch = trainer.job.train_batch(np.random.default_rng(0))
     parts = parallel.split(batch, 2, trainer.job.counted)
     with parallel.Workers(loss_of, trainer.model, trainer.parameters, 1) as workers:
-        with pytest.raises(RuntimeError, match=r"^a micro-batch worker failed: "
-                                               r"FloatingPointError: the loss became nan$"):
+        with pytest.raises(FloatingPointError, match=r"^the loss became nan$"):
             parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
+        thirds = parallel.split(batch, 3, trainer.job.counted)     # rows of 2: Unpicklable
+        with pytest.raises(RuntimeError, match=r"^a micro-batch worker failed: Unpicklable: "
+                                               r"it stays where it was raised$"):
+            parallel.batch_gradients(loss_of, thirds, trainer.parameters, 2, workers)
         with pytest.raises(ValueError, match="another loss"):
             parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, 2, workers)
         os.kill(workers.pids[0], signal.SIGKILL)       # the kernel's out-of-memory killer, say
@@ -226,6 +229,12 @@ def test_a_workers_error_is_raised_here_in_one_line(tmp_path):
                                                r"an answer \(out of memory\?\); train with "
                                                r"--threads 1"):
             parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
+
+
+class Unpicklable(Exception):
+    def __init__(self):
+        super().__init__("it stays where it was raised")
+        self.lock = threading.Lock()          # what pickle cannot take
 
 
 @needs_fork

@@ -173,7 +173,9 @@ class Workers:
     def _received(self, connection, buffer):
         with _worker_lost():
             reply = connection.recv()
-        if isinstance(reply, str):                 # the worker's error, as one line
+        if isinstance(reply, BaseException):       # raised here, as a thread's would be
+            raise reply
+        if isinstance(reply, str):                 # one that could not travel: its words
             raise RuntimeError(f"a micro-batch worker failed: {reply}")
         loss, reached = reply
         return loss, [array.copy() if got else None for array, got in zip(buffer, reached)]
@@ -245,7 +247,10 @@ def _serve(connection, loss_of, model, parameters, buffer):
                         array[...] = g
                 connection.send((loss, [g is not None for g in grads]))
             except Exception as error:            # told to the parent, which raises it
-                connection.send(f"{type(error).__name__}: {error}")
+                try:
+                    connection.send(error)
+                except Exception:                 # an exception that does not pickle
+                    connection.send(f"{type(error).__name__}: {error}")
     except BaseException:
         status = 1
     finally:
