@@ -58,21 +58,16 @@ def child(args):
     import contextlib
 
     import numpy as np
-    figures = {}
-    adaptive, surroundings = None, contextlib.nullcontext()
+    figures, workers = {}, None
+    stack = contextlib.ExitStack()
     if args.engine == "ours":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         import tinyautograd as ta
         from tinyautograd import functional as F
         from tinyautograd.optim import AdamW, weight_decay_groups
         from tinyformer.gpt import GPT
-        from tinyformer.parallel import workers_for
-        from tinyformer.resources import AdaptiveThreads, freed_memory_kept
-        from tinyformer.train import update
+        from tinyformer.train import run_conditions, update
         figures["imports"] = resident_mib("VmRSS")
-        if args.threads == AUTO:            # as Trainer.train: each step at the chosen count
-            adaptive = AdaptiveThreads()
-        surroundings = freed_memory_kept()  # as Trainer.train: freed arrays kept for reuse
         ta.manual_seed(0)
         model = GPT(65, 64, 4, 4, 128, d_ff=512)
         optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=1e-3,
@@ -84,16 +79,16 @@ def child(args):
         def loss_of(batch):
             return F.cross_entropy(model(batch[0]), batch[1])
 
-        # As Trainer.train: the micro-batches in worker processes where fork is safe; their
-        # memory counts too (below).
-        most = adaptive.candidates[-1] if adaptive else args.threads
-        workers = workers_for(loss_of, model, params, most, 2)
+        # As Trainer.train: the memory kept, the threads chosen (or given), and the
+        # micro-batches in worker processes where fork is safe, whose memory counts too.
+        adaptive, workers = stack.enter_context(run_conditions(
+            None if args.threads == AUTO else args.threads, loss_of, model, params, 2))
         at_fork = resident_mib("VmRSS")
 
         def step(x, y):             # the trainer's: two micro-batches side by side
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
                 update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer, 2, n,
-                       1.0, running)
+                       1.0, workers)
     else:
         import torch
         import torch.nn.functional as TF
@@ -119,13 +114,12 @@ def child(args):
             optimizer.step()
 
     rng = np.random.default_rng(0)
-    with surroundings, adaptive or contextlib.nullcontext(), \
-            workers if args.engine == "ours" else contextlib.nullcontext() as running:
+    with stack:
         for _ in range(args.steps):
             tokens = rng.integers(0, 65, (12, 65))
             step(tokens[:, :-1], tokens[:, 1:])
         # A worker shares what this process held when it forked; what it added is its own.
-        pids = running.pids if running else []
+        pids = workers.pids if workers else []
         added = sum(max(0.0, resident_mib("VmHWM", pid) - at_fork) for pid in pids)
     figures["peak"] = resident_mib("VmHWM") + added
     figures["workers"] = len(pids)

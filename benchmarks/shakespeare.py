@@ -92,7 +92,6 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
-from tinyformer.resources import AdaptiveThreads, freed_memory_kept  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
 # PyTorch is imported only in its own child (run_torch), so that ours trains without it loaded.
@@ -189,13 +188,11 @@ def train_loop(c, step_fn, evaluate, eval_every, seed):
 def run_ours(args, seed, train_tokens, val_tokens):
     # With auto, the threads as Trainer.train chooses them: every step at the count that
     # AdaptiveThreads has chosen or is trying, the evaluations at the one chosen so far.
-    adaptive = AdaptiveThreads() if args.threads == AUTO else None
-    with tempfile.TemporaryDirectory() as out_dir, freed_memory_kept(), \
-            adaptive or contextlib.nullcontext(), contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as out_dir, contextlib.ExitStack() as stack:
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
-        # As Trainer.train: the micro-batches in worker processes where fork is safe.
-        stack.enter_context(trainer.workers_for(adaptive.candidates[-1] if adaptive
-                                                else args.threads))
+        # As Trainer.train: the memory kept, the threads chosen, the worker processes.
+        adaptive = stack.enter_context(trainer.running(None if args.threads == AUTO
+                                                       else args.threads))
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:

@@ -78,9 +78,8 @@ from tinyautograd import functional as F  # noqa: E402
 from tinyautograd.optim import AdamW, weight_decay_groups  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
-from tinyformer.parallel import workers_for  # noqa: E402
-from tinyformer.train import update  # noqa: E402
-from tinyformer.resources import AdaptiveThreads, blas_threads, freed_memory_kept  # noqa: E402
+from tinyformer.train import run_conditions, update  # noqa: E402
+from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
 
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -98,11 +97,12 @@ def build_ours(seed=0):
     return model, optimizer
 
 
-def our_stepper(threads, adaptive=None, stack=None):
-    """Our step, the trainer's own (`tinyformer.train.update`): the batch in MICRO_BATCHES
-    parts side by side in up to `threads` processes where fork is safe (else threads), as
-    Trainer.train runs them, the worker processes living as long as `stack` (an ExitStack);
-    under `adaptive` (an entered AdaptiveThreads) each step on the count it chooses."""
+def our_stepper(threads, stack):
+    """(our step, the AdaptiveThreads choosing its count or None). The step is the trainer's
+    own (`tinyformer.train.update`) under the trainer's conditions (`run_conditions`, as long
+    as `stack` lasts): the batch in MICRO_BATCHES parts side by side in up to `threads`
+    processes where fork is safe (else threads); with "auto", each step on the count the
+    steps' timing chooses."""
     model, optimizer = build_ours()
     params = list(model.parameters())
 
@@ -110,15 +110,15 @@ def our_stepper(threads, adaptive=None, stack=None):
         x, y = batch
         return F.cross_entropy(model(x), y)
 
-    most = adaptive.candidates[-1] if adaptive else threads
-    workers = stack.enter_context(workers_for(loss_of, model, params, most, MICRO_BATCHES))
+    adaptive, workers = stack.enter_context(run_conditions(
+        None if threads == AUTO else threads, loss_of, model, params, MICRO_BATCHES))
 
     def step(x, y):
         with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
             loss, _ = update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer,
                              MICRO_BATCHES, n, CLIP, workers)
         return loss
-    return step
+    return step, adaptive
 
 
 def torch_stepper(threads):
@@ -221,13 +221,9 @@ def child(args):
     else:
         with contextlib.ExitStack() as stack:
             adaptive = None
-            if args.engine == "ours":          # the memory and the threads as Trainer.train
-                stack.enter_context(freed_memory_kept())
-            if args.engine == "ours" and args.threads == AUTO:
-                adaptive = stack.enter_context(AdaptiveThreads())
             if args.engine == "ours":
-                step, version, threads = (our_stepper(args.threads, adaptive, stack),
-                                          np.__version__, args.threads)
+                (step, adaptive), version, threads = (our_stepper(args.threads, stack),
+                                                      np.__version__, args.threads)
             else:
                 step, version, threads = torch_stepper(args.threads)
             tokens = np.random.default_rng(0).integers(0, VOCAB, 100_000).astype(np.uint16)

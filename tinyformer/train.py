@@ -44,7 +44,7 @@ from .data import TASKS
 from .files import StrPath, check_text_file, read_text
 from .jobs import Job, make_job
 from .progress import Progress
-from .resources import check_memory, freed_memory_kept, thread_choice
+from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
                      truncate_metrics)
@@ -363,6 +363,21 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     return loss, grad_norm
 
 
+@contextlib.contextmanager
+def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tensor],
+                   model: Model, parameters: list[Tensor], micro_batches: int
+                   ) -> Iterator[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
+    """What a run's training steps run under, the trainer's and the benchmarks' alike: the
+    memory numpy frees kept for the next step (resources.freed_memory_kept); `threads`, or with
+    None the count the steps' own timing chooses (resources.thread_choice); and, where fork is
+    safe, the worker processes that share each step's micro-batches (parallel.workers_for).
+    Yields (the AdaptiveThreads or None, the Workers or None) for `update`."""
+    with freed_memory_kept(), thread_choice(threads) as adaptive:
+        most = adaptive.candidates[-1] if adaptive else threads
+        with parallel.workers_for(loss_of, model, parameters, most, micro_batches) as workers:
+            yield adaptive, workers
+
+
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
@@ -572,22 +587,21 @@ class Trainer:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    freed_memory_kept(), thread_choice(threads) as adaptive, \
-                    self.workers_for(adaptive.candidates[-1] if adaptive else threads):
+                    self.running(threads) as adaptive:
                 return self._train(adaptive, threads)
         finally:
             self.close()
 
-    workers = None      # inside `workers_for`: the processes that share the micro-batches
+    workers = None      # inside `running`: the processes that share the micro-batches
 
     @contextlib.contextmanager
-    def workers_for(self, processes: int) -> Iterator[parallel.Workers | None]:
-        """Inside, up to `processes` processes (this one included) compute each step's
-        micro-batches, where fork is safe (Linux); elsewhere, and outside, threads do."""
-        with parallel.workers_for(self.part_loss, self.model, self.parameters, processes,
-                                  self.config.micro_batches) as self.workers:
+    def running(self, threads: int | None) -> Iterator[AdaptiveThreads | None]:
+        """Inside, this trainer's steps run under `run_conditions`, its workers in
+        `self.workers`; yields the AdaptiveThreads (None when `threads` is given)."""
+        with run_conditions(threads, self.part_loss, self.model, self.parameters,
+                            self.config.micro_batches) as (adaptive, self.workers):
             try:
-                yield self.workers
+                yield adaptive
             finally:
                 self.workers = None
 
