@@ -136,9 +136,10 @@ def test_without_a_count_the_answer_times_its_steps_to_choose(monkeypatch):
         original_init(self, *args, **kwargs)
         made.append(self)
     monkeypatch.setattr(AdaptiveThreads, "__init__", recorded_init)
-    texts = []
+    texts, before = [], blas_threads_now()
     respond(gpt, tokenizer, "gpt", "abc", max_new_tokens=5, temperature=0)(texts.append)
     assert len(made) == 1 and made[0].count == 5         # a step a token, timed
+    assert blas_threads_now() == before                 # and the limit lifted afterwards
     with_one = []
     respond(gpt, tokenizer, "gpt", "abc", max_new_tokens=5, temperature=0,
             threads=1)(with_one.append)
