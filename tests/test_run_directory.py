@@ -4,6 +4,7 @@ tested by taking it."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
+from tinyformer.rundir import RunDirectory, is_training
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +137,41 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
         holder.kill()
         holder.wait()
     assert tinyformer("train", "--resume", run).exit_code == 0      # free again
+
+
+def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
+    """The trainer's micro-batch workers are forked while it holds the run's lock; one that
+    outlives its killed trainer for a moment must not keep the run in use."""
+    run = tmp_path / "run"
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", "import os, signal, sys, time\n"
+         "from tinyformer.rundir import RunDirectory\n"
+         "run = RunDirectory.claim(sys.argv[1], log=lambda m: None, create=True)\n"
+         "ready, done = os.pipe()\n"
+         "worker = os.fork()\n"
+         "if worker == 0:\n"
+         "    run.release()\n"                           # the trainer's, not the worker's
+         "    os.write(done, b'.')\n"
+         "    time.sleep(60)\n"
+         "    os._exit(0)\n"
+         "os.close(done)\n"
+         "if os.read(ready, 1) != b'.':\n"                # the worker failed before letting go
+         "    sys.exit(3)\n"
+         "print(worker, flush=True)\n"
+         "os.kill(os.getpid(), signal.SIGKILL)", str(run)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = int(trainer.stdout.readline())
+    trainer.wait()
+    try:
+        os.kill(worker, 0)                                  # still alive: it sleeps a minute
+        assert (run / "run.lock").read_text().strip() == str(trainer.pid)
+        assert not is_training(run)
+        notes = []
+        RunDirectory.claim(run, log=notes.append).release()
+        assert notes == [f"note: {run / 'run.lock'} was left by process {trainer.pid}, which has "
+                         f"stopped without releasing it; taking it over"]
+    finally:
+        os.kill(worker, signal.SIGKILL)
 
 
 def test_two_trainings_started_together_into_one_new_out(tmp_path):

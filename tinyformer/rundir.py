@@ -26,7 +26,9 @@ The lock is an advisory lock (flock) on run.lock, held from the moment a run cla
 directory until it ends. The operating system drops it when the process dies, however it dies,
 so a run.lock left by a killed process is recognised as stale (its lock is free) and
 reclaimed, with a note naming the process that left it. A second writer meanwhile gets one
-line naming the process that holds it.
+line naming the process that holds it. A flock belongs to the open file, which a forked process
+shares, so a process forked while a run holds its lock (the trainer's micro-batch workers) lets
+go of it at once: otherwise a worker outliving its killed trainer would keep the run locked.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ FORMAT, VERSION = "tinyformer-run", 1
 # config.json's "format": what a checkpoint of ours says it is (save_checkpoint writes it, and
 # pretrained.py tells our folders from Hugging Face's by it)
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "tinyformer-checkpoint", 1
+
+
+_LOCKS_HELD: set[int] = set()      # the descriptors of the run.lock files this process holds
+
+
+def _let_go_of_locks_in_forked_child():
+    """Close a forked child's copies of the lock files (not removing them: the parent still
+    holds them)."""
+    for fd in _LOCKS_HELD:
+        os.close(fd)
+    _LOCKS_HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_let_go_of_locks_in_forked_child)
 
 
 class RunDirectoryError(ValueError):
@@ -142,15 +159,18 @@ class RunDirectory:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd
+        _LOCKS_HELD.add(fd)
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start). run.lock is
-        removed while still locked, so that no one can lock the old file after us."""
-        if self._lock is not None:
+        removed while still locked, so that no one can lock the old file after us. (In a
+        process forked from the holder, there is nothing left to give up.)"""
+        if self._lock in _LOCKS_HELD:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.file(LOCK))
+            _LOCKS_HELD.discard(self._lock)
             os.close(self._lock)
-            self._lock = None
+        self._lock = None
 
     def _remove_created(self):
         """After a failure to start: remove the directories this run created, if still empty
