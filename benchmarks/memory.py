@@ -82,7 +82,7 @@ def child(args):
         # As Trainer.train: the memory kept, the threads chosen (or given), and the
         # micro-batches in worker processes where fork is safe, whose memory counts too.
         adaptive, workers = stack.enter_context(run_conditions(
-            None if args.threads == AUTO else args.threads, loss_of, model, params, 2))
+            None if args.threads == AUTO else args.threads, loss_of, model, params, optimizer, 2))
         at_fork = resident_mib("VmRSS")
 
         def step(x, y):             # the trainer's: two micro-batches side by side

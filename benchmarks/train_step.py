@@ -111,7 +111,7 @@ def our_stepper(threads, stack):
         return F.cross_entropy(model(x), y)
 
     adaptive, workers = stack.enter_context(run_conditions(
-        None if threads == AUTO else threads, loss_of, model, params, MICRO_BATCHES))
+        None if threads == AUTO else threads, loss_of, model, params, optimizer, MICRO_BATCHES))
 
     def step(x, y):
         with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:

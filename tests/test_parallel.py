@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import tinyautograd as ta
+from tinyautograd import Tensor
 from tinyformer import parallel
-from tinyformer.train import TrainConfig, Trainer
+from tinyformer.train import TrainConfig, Trainer, update
 
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=6, eval_iters=1,
             sample_tokens=4)
@@ -31,12 +32,11 @@ def trainer_for(tmp_path, **settings):
     return Trainer.start(TrainConfig(**settings), str(tmp_path / "run"), log=lambda *_: None)
 
 
-def gradients(trainer, batch, micro_batches, threads, workers=None):
+def gradients(trainer, batch, micro_batches, threads):
     """(the loss, every parameter's gradient) of one batch, computed in micro-batches."""
     parts = parallel.split(batch, micro_batches, trainer.job.counted)
     trainer.optimizer.zero_grad()
-    loss = parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, threads,
-                                    workers)
+    loss = parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, threads)
     return loss, [None if p.grad is None else p.grad.copy() for p in trainer.parameters]
 
 
@@ -168,67 +168,110 @@ def test_the_workers_keep_the_callers_numpy_error_settings():
 
 @needs_fork
 @pytest.mark.parametrize("job", JOBS)
-def test_worker_processes_give_the_threads_bits_and_follow_the_updates(tmp_path, job):
-    trainer = trainer_for(tmp_path, **JOBS[job], dropout=0.3)
-    trainer.model.train()
-    batch = trainer.job.train_batch(np.random.default_rng(0))
+def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path, job):
+    """The parts, the sums, the clipping and the update shared out over two processes leave
+    the model, its gradients and the optimizer's state as one process alone leaves them."""
+    alone, shared = (trainer_for(tmp_path / name, **JOBS[job], dropout=0.3) for name in "ab")
     # Python's own Ctrl-C (KeyboardInterrupt) here, whatever this test process inherited, so
     # that a worker that kept it would die of the SIGINT below.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters, 1)
+        workers = parallel.Workers(shared.part_loss, shared.model, shared.parameters,
+                                   shared.optimizer, 1, parts=3)
     finally:
         signal.signal(signal.SIGINT, previous)
     with workers:
-        time.sleep(0.2)                                # the worker waits for its first part
+        time.sleep(0.2)                                # the worker waits for its first step
         os.kill(workers.pids[0], signal.SIGINT)        # Ctrl-C is the parent's to handle
         time.sleep(0.1)
-        for micro_batches, mode in ((2, "train"), (3, "train"), (2, "eval")):
-            getattr(trainer.model, mode)()             # the worker follows this process's mode
-            for _ in range(2):                         # the update in between reaches them
+        clipped = []
+        for step, (micro_batches, mode, clip, threads) in enumerate(
+                [(2, "train", 0.05, 2), (2, "train", 0.05, 1),      # one thread: this process
+                 (2, "train", 0.05, 2), (3, "train", 1.0, 2), (2, "eval", 0, 2)]):
+            batch = alone.job.train_batch(np.random.default_rng(step))
+            results = []
+            for trainer, its_workers in ((alone, None), (shared, workers)):
+                getattr(trainer.model, mode)()         # the worker follows this process's mode
+                for group in trainer.optimizer.param_groups:        # and its lr
+                    group["lr"] = 0.01 * (step + 1)
                 ta.manual_seed(5)
-                on_threads = gradients(trainer, batch, micro_batches, 2)
-                ta.manual_seed(5)
-                in_processes = gradients(trainer, batch, micro_batches, 2, workers)
-                assert in_processes[0] == on_threads[0]
-                for a, b in zip(on_threads[1], in_processes[1]):
-                    assert (a is None) == (b is None)
-                    if a is not None:
-                        np.testing.assert_array_equal(a, b)
-                trainer.optimizer.step()
+                results.append(update(trainer.part_loss, batch, trainer.job.counted,
+                                      trainer.parameters, trainer.optimizer, micro_batches,
+                                      threads, clip, its_workers))
+            assert results[0] == results[1]            # the loss and the norm before clipping
+            clipped.append(bool(clip) and results[0][1] > clip)
+            for p, q in zip(alone.parameters, shared.parameters):
+                assert (p.grad is None) == (q.grad is None)
+                if p.grad is not None:
+                    np.testing.assert_array_equal(p.grad, q.grad)     # clipped alike
+                np.testing.assert_array_equal(p.data, q.data)         # updated alike
+            _assert_same_state(alone.optimizer.state_dict(), shared.optimizer.state_dict())
+        assert clipped[0] and clipped[2]               # the norm was really shared out
         pids = workers.pids
     for pid in pids:                                   # stopped and waited for
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
 
 
+def _assert_same_state(a, b):
+    assert a["param_groups"] == b["param_groups"]
+    for mine, theirs in zip(a["state"], b["state"], strict=True):
+        assert mine.keys() == theirs.keys() and mine.get("step") == theirs.get("step")
+        for key in mine:
+            np.testing.assert_array_equal(mine[key], theirs[key])
+
+
+def test_shares_cut_the_parameters_into_runs_of_about_equal_size():
+    sizes = [Tensor(np.zeros(n)) for n in (10, 1, 1, 30, 8, 40, 10)]
+    assert parallel._shares(sizes, 1) == [range(0, 7)]
+    assert parallel._shares(sizes, 2) == [range(0, 5), range(5, 7)]     # 50 and 50
+    assert parallel._shares(sizes, 3) == [range(0, 4), range(4, 6), range(6, 7)]
+    assert parallel._shares(sizes[:1], 2) == [range(0, 1), range(1, 1)]  # nothing to share
+
+
 @needs_fork
 def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
     trainer = trainer_for(tmp_path, **TINY)
 
-    def loss_of(part):      # fails in the worker: on 3 rows plainly, else as pickle cannot carry
-        if os.getpid() != here and part[0].shape[0] == 3:
+    def loss_of(part):
+        rows, in_worker = part[0].shape[0], os.getpid() != here
+        if in_worker and rows == 3:
             raise FloatingPointError("the loss became nan")
-        if os.getpid() != here:
-            raise Unpicklable()
+        if in_worker and rows == 2:
+            raise Unpicklable()                        # what pickle cannot carry back
+        if not in_worker and rows == 1:
+            raise ZeroDivisionError("this process's own")
         return trainer.part_loss(part)
     here = os.getpid()
-    batch = trainer.job.train_batch(np.random.default_rng(0))
-    parts = parallel.split(batch, 2, trainer.job.counted)
-    with parallel.Workers(loss_of, trainer.model, trainer.parameters, 1) as workers:
+    batch = trainer.job.train_batch(np.random.default_rng(0))              # 6 rows
+    with parallel.Workers(loss_of, trainer.model, trainer.parameters, trainer.optimizer, 1,
+                          parts=6) as workers:
+        def step(n, rows=batch):
+            return workers.update(loss_of, parallel.split(rows, n, trainer.job.counted), 2, 1)
         with pytest.raises(FloatingPointError, match=r"^the loss became nan$"):
-            parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
-        thirds = parallel.split(batch, 3, trainer.job.counted)     # rows of 2: Unpicklable
+            step(2)
         with pytest.raises(RuntimeError, match=r"^a micro-batch worker failed: Unpicklable: "
                                                r"it stays where it was raised$"):
-            parallel.batch_gradients(loss_of, thirds, trainer.parameters, 2, workers)
+            step(3)
+        with pytest.raises(ZeroDivisionError, match=r"^this process's own$"):
+            step(6)
         with pytest.raises(ValueError, match="another loss"):
-            parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, 2, workers)
+            workers.update(trainer.part_loss, parallel.split(batch, 2, trainer.job.counted),
+                           2, 1)
+        # after each error the worker is ready for the next step: parts of 6 rows are fine
+        twice = tuple(np.concatenate([array, array]) for array in batch)
+        ta.manual_seed(1)
+        expected = parallel.batch_gradients(trainer.part_loss,
+                                            parallel.split(twice, 2, trainer.job.counted),
+                                            trainer.parameters, 2)
+        ta.manual_seed(1)
+        assert step(2, twice)[0] == expected
         os.kill(workers.pids[0], signal.SIGKILL)       # the kernel's out-of-memory killer, say
         with pytest.raises(RuntimeError, match=r"^a micro-batch worker process ended without "
                                                r"an answer \(out of memory\?\); train with "
                                                r"--threads 1"):
-            parallel.batch_gradients(loss_of, parts, trainer.parameters, 2, workers)
+            step(2)
+        assert workers.pids == []                      # the others stopped, all waited for
 
 
 class Unpicklable(Exception):
@@ -247,7 +290,8 @@ from tinyformer import parallel
 from tinyformer.train import TrainConfig, Trainer
 trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16),
                         {str(tmp_path / "run")!r}, log=lambda *_: None)
-workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters, 1)
+workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                           trainer.optimizer, 1)
 print(workers.pids[0], flush=True)
 import os
 os._exit(0)                                  # no close: the worker is orphaned

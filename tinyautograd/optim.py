@@ -44,7 +44,8 @@ class Optimizer:
     group keeps its own 'lr', which schedules rewrite as training goes.
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
-    gradient, its own state (a dict, empty before its first step) and its group's options.
+    gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
+    group)`: that state before the parameter's first update (zeroed moments, say).
     """
 
     def __init__(self, params: Params, defaults: dict) -> None:
@@ -87,7 +88,13 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self.update(p, p.grad, self.state.setdefault(id(p), {}), group)
+                    if id(p) not in self.state:
+                        self.state[id(p)] = self.initial_state(p, group)
+                    self.update(p, p.grad, self.state[id(p)], group)
+
+    def initial_state(self, param: Tensor, group: dict) -> dict:
+        """A parameter's state before its first update: none, unless the rule keeps some."""
+        return {}
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
@@ -182,17 +189,16 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
+    def initial_state(self, param: Tensor, group: dict) -> dict:
+        # A zero buffer makes the first step's buf = g, as torch's copy of g does, bit for bit.
+        return {"momentum_buffer": np.zeros_like(param.data)} if group["momentum"] else {}
+
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if group["momentum"]:
-            if "momentum_buffer" not in state:
-                # A copy of its own, and an array even for a 0-d parameter, where numpy
-                # arithmetic hands back scalars.
-                state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
-            else:
-                state["momentum_buffer"] *= group["momentum"]
-                state["momentum_buffer"] += grad
+            state["momentum_buffer"] *= group["momentum"]
+            state["momentum_buffer"] += grad
             grad = state["momentum_buffer"]
         param.data -= group["lr"] * grad
 
@@ -219,12 +225,13 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
 
+    def initial_state(self, param: Tensor, group: dict) -> dict:
+        return {"step": 0, "exp_avg": np.zeros_like(param.data),
+                "exp_avg_sq": np.zeros_like(param.data)}
+
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(param.data),
-                         exp_avg_sq=np.zeros_like(param.data))
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
@@ -285,7 +292,8 @@ def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
     return [decay, no_decay]
 
 
-def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
+                   total_norm: float | None = None) -> float:
     """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
 
         total = sqrt(sum over all gradients of sum(grad^2))
@@ -297,19 +305,24 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
     float64, and a float32 gradient whose squares overflow is summed again in float64, so a
     huge gradient is still measured. Returns the total norm before clipping, as a Python float
     (worth logging: spikes show instability).
+
+    `total_norm`, when given, is the norm to clip by, where `params` hold only some of the
+    gradients (processes that each update a share of a model's parameters: the norm is then
+    math.sqrt of the sum of every gradient's `sum_of_squares`, in the parameters' order).
     """
     if isinstance(params, Tensor):
         params = [params]
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(_sum_of_squares(g) for g in grads))
-    scale = max_norm / (total + 1e-6)    # the 1e-6 keeps an all-zero gradient from dividing by 0
+    if total_norm is None:
+        total_norm = math.sqrt(sum(sum_of_squares(g) for g in grads))
+    scale = max_norm / (total_norm + 1e-6)    # the 1e-6: an all-zero gradient, not a division by 0
     if scale < 1:
         for g in grads:
             g *= scale
-    return total
+    return total_norm
 
 
-def _sum_of_squares(grad):
+def sum_of_squares(grad: np.ndarray) -> float:
     """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made."""
     flat = grad.reshape(-1)
     with np.errstate(over="ignore"):                        # an overflow is handled below

@@ -23,7 +23,9 @@ the threads touch the same Python objects: a micro-batch of the Shakespeare reci
 ms on each of two threads where it takes 20.7 ms alone. So where fork is safe (Linux), the
 trainer forks worker processes (`Workers`), which share the parameters' memory and nothing
 else, and compute at one-thread speed; elsewhere the parts run on threads (`run_in_threads`).
-Both give the same numbers.
+Both give the same numbers. The processes share out the rest of the step too: adding the
+parts' gradients, clipping them and the optimizer's update, each for a share of the parameters
+(`step_share`), which one process alone spends a tenth of the step on.
 
 The parts are the same whatever the count, and their gradients are added in the same order, so
 one thread or two, or two processes, give the same losses to the bit. Dropout draws from a
@@ -36,18 +38,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 import mmap
 import multiprocessing
 import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, ContextManager, Sequence, TypeVar
+from typing import Callable, ContextManager, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 
 import tinyautograd as ta
-from tinyautograd import Tensor, nn
+from tinyautograd import Tensor, nn, optim
+from tinyautograd.optim import Optimizer
 
 from .resources import blas_threads, usable_cores
 
@@ -71,30 +75,27 @@ def split(batch: Batch, n: int, counted: Callable[[Batch], int]) -> list[tuple[B
 
 
 def batch_gradients(loss_of: Callable[[Batch], Tensor], parts: Sequence[tuple[Batch, float]],
-                    parameters: Sequence[Tensor], threads: int = 1,
-                    workers: Workers | None = None) -> float:
+                    parameters: Sequence[Tensor], threads: int = 1) -> float:
     """Set each parameter's `.grad` to the gradient of the whole batch's loss, the parts (from
-    `split`) computed side by side on up to `threads` threads, or, given `workers`, in up to
-    `threads` processes (this one and its workers); returns that loss."""
+    `split`) computed side by side on up to `threads` threads; returns that loss."""
     if len(parts) == 1:                 # nothing to share out: the plain step
         (batch, _), = parts
         loss = loss_of(batch)
         loss.backward()
         return loss.item()
-    seeds = ta.random.default_generator().integers(2**63, size=len(parts))
-    if workers is not None:
-        if workers.loss_of != loss_of:
-            raise ValueError("batch_gradients: the workers compute another loss than loss_of")
-        results = workers.part_gradients(parts, seeds, threads)
-    else:
-        results = run_in_threads(lambda i: part_gradient(loss_of, parameters, *parts[i],
-                                                         seeds[i]),
-                                 range(len(parts)), threads)
+    seeds = _seeds(parts)
+    results = run_in_threads(lambda i: part_gradient(loss_of, parameters, *parts[i], seeds[i]),
+                             range(len(parts)), threads)
     for k, p in enumerate(parameters):
         of_p = [grads[k] for _, grads in results if grads[k] is not None]          # dL_i/dp
         if of_p:
             p.grad = functools.reduce(np.add, of_p)       # in the parts' order, every time
     return sum(loss for loss, _ in results)
+
+
+def _seeds(parts):
+    """A seed for each part's dropout, drawn from the engine's generator in the parts' order."""
+    return ta.random.default_generator().integers(2**63, size=len(parts))
 
 
 def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tensor],
@@ -107,30 +108,36 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
 
 
 class Workers:
-    """Processes, forked from this one, that compute micro-batches beside it.
+    """Processes, forked from this one, that share each training step with it.
 
     Threads share Python's lock, and the reference counts of every object they both touch: two
     micro-batches of the Shakespeare recipe on two threads take 27.5 ms each, where one alone
     takes 20.7 ms. Forked processes share neither, and each computes its part at one-thread
-    speed. What they do share is memory: the parameters are moved into a shared mapping (the
-    optimizer updates them in place, so every process computes with the new values), and each
-    worker writes its part's gradient into a shared buffer of its own, which this process
-    reads. A worker serves parts until it is closed, or until this process is gone.
+    speed. What they do share is memory: the parameters and the optimizer's state are moved
+    into shared mappings, and each part's gradient is written into a shared buffer of its own.
+    So the whole step is shared out (`update`), not only the parts: each process then adds,
+    clips and updates a share of the parameters, where one process alone would spend a tenth
+    of the step on it. A worker serves steps until it is closed, or until this process is gone.
 
-        with Workers(loss_of, model, parameters, n=1) as workers:
-            ... batch_gradients(loss_of, parts, parameters, threads=2, workers=workers)
+        with Workers(loss_of, model, parameters, optimizer, n=1, parts=2) as workers:
+            loss, norm = workers.update(loss_of, parallel.split(batch, 2, counted), 2, clip)
 
     Linux only (`available()`): elsewhere fork is missing (Windows) or unsafe (macOS's
     system libraries), and the micro-batches run on threads instead.
     """
 
     def __init__(self, loss_of: Callable[[Batch], Tensor], model: nn.Module,
-                 parameters: Sequence[Tensor], n: int) -> None:
-        self.loss_of, self.model, self.parameters = loss_of, model, list(parameters)
-        _into_shared_memory(self.parameters)
-        self.buffers = [_shared_like(self.parameters) for _ in range(n)]
+                 parameters: Sequence[Tensor], optimizer: Optimizer, n: int,
+                 parts: int = 2) -> None:
+        self.loss_of, self.model, self.optimizer = loss_of, model, optimizer
+        self.parameters = list(parameters)
+        for p, shared in zip(self.parameters, _shared_copies([p.data for p in self.parameters])):
+            p.data = shared
+        _optimizer_state_into_shared_memory(optimizer)
+        self.gradients = [_shared_copies([np.zeros_like(p.data) for p in self.parameters])
+                          for _ in range(parts)]                    # a buffer for each part's
         self.connections, self.pids = [], []
-        for buffer in self.buffers:
+        for _ in range(n):
             ours, theirs = multiprocessing.Pipe()
             try:
                 pid = os.fork()
@@ -142,7 +149,7 @@ class Workers:
             if pid == 0:                                        # the worker: never returns
                 for parents_end in [ours, *self.connections]:  # so that each sees the end
                     parents_end.close()
-                _serve(theirs, loss_of, model, self.parameters, buffer)
+                _serve(theirs, self)
             theirs.close()
             self.connections.append(ours)
             self.pids.append(pid)
@@ -151,34 +158,60 @@ class Workers:
     def available() -> bool:
         return sys.platform.startswith("linux") and hasattr(os, "fork")
 
-    def part_gradients(self, parts: Sequence[tuple[Batch, float]], seeds: Sequence[int],
-                       threads: int) -> list[tuple[float, list]]:
-        """part_gradient of every part, in order: part i in process i % n, n = `threads`
-        processes (this one first), a round at a time."""
-        n = min(threads, len(parts), 1 + len(self.connections))
-        blas = threads // n                # the threads left over, for each process's BLAS
-        results = [None] * len(parts)
-        for first in range(0, len(parts), n):
-            sent = list(range(first + 1, min(first + n, len(parts))))
-            with _worker_lost():
-                for i, connection in zip(sent, self.connections):
-                    connection.send((parts[i], seeds[i], self.model.training, blas))
-            with blas_threads(blas):
-                results[first] = part_gradient(self.loss_of, self.parameters, *parts[first],
-                                               seeds[first])
-            for i, connection, buffer in zip(sent, self.connections, self.buffers):
-                results[i] = self._received(connection, buffer)
-        return results
+    def processes(self, threads: int, parts: int) -> int:
+        """How many processes a step of `parts` parts on `threads` threads runs in."""
+        return min(threads, parts, 1 + len(self.connections))
 
-    def _received(self, connection, buffer):
-        with _worker_lost():
-            reply = connection.recv()
-        if isinstance(reply, BaseException):       # raised here, as a thread's would be
-            raise reply
-        if isinstance(reply, str):                 # one that could not travel: its words
-            raise RuntimeError(f"a micro-batch worker failed: {reply}")
-        loss, reached = reply
-        return loss, [array.copy() if got else None for array, got in zip(buffer, reached)]
+    def update(self, loss_of: Callable[[Batch], Tensor], parts: Sequence[tuple[Batch, float]],
+               threads: int, clip: float) -> tuple[float, float | None]:
+        """One optimizer step shared out over `processes(threads, len(parts))` processes (this
+        one and its workers; see `step_share`); each parameter's `.grad` is left holding the
+        batch's gradient, clipped. Returns the batch's loss and the gradient's norm before
+        clipping (None when `clip` is 0)."""
+        if loss_of != self.loss_of:
+            raise ValueError("Workers.update: the workers compute another loss than loss_of")
+        if len(parts) > len(self.gradients):
+            raise ValueError(f"Workers.update: {len(parts)} parts, where these workers were "
+                             f"made for at most {len(self.gradients)}")
+        n = self.processes(threads, len(parts))
+        scalars = {k: _scalars(state) for k, state in enumerate(map(self._state, self.parameters))
+                   if state is not None}
+        step = Step(parts, _seeds(parts), n, self.model.training, threads // n, clip,
+                    [{key: value for key, value in group.items() if key != "params"}
+                     for group in self.optimizer.param_groups], scalars)
+        with _worker_lost(self):
+            for me, connection in enumerate(self.connections[:n - 1], start=1):
+                connection.send((me, step))
+        loss, norm, reached, scalars = step_share(0, step, self, self._meet(n))
+        for k, p in enumerate(self.parameters):                # every share's, now: all of it
+            state = self._state(p)
+            if state is not None:
+                state.update(scalars.get(k, {}))
+            first = next((i for i in range(len(parts)) if reached[i][k]), None)
+            p.grad = None if first is None else self.gradients[first][k]
+        return loss, norm
+
+    def _state(self, p):
+        return self.optimizer.state.get(id(p))
+
+    def _meet(self, n):
+        """How this process meets the step's other n - 1: it gathers what each brings, and
+        hands everyone the list; an error any of them brought stops the step everywhere."""
+        def meet(mine):
+            everyone = [mine]
+            with _worker_lost(self):
+                for connection in self.connections[:n - 1]:
+                    everyone.append(connection.recv())
+                failure = next((x for x in everyone if isinstance(x, (BaseException, str))),
+                               None)
+                for connection in self.connections[:n - 1]:
+                    connection.send(None if failure is not None else everyone)
+            if isinstance(failure, str):               # one that could not travel: its words
+                raise RuntimeError(f"a micro-batch worker failed: {failure}")
+            if failure is not None:                    # raised here, as a thread's would be
+                raise failure
+            return everyone
+        return meet
 
     def __enter__(self) -> Workers:
         return self
@@ -198,36 +231,152 @@ class Workers:
         self.connections, self.pids = [], []
 
 
+class Step(NamedTuple):
+    """What every process of a step needs to know, sent to each worker at its start."""
+    parts: Sequence[tuple[Batch, float]]
+    seeds: Sequence[int]
+    n: int                      # the processes sharing it
+    training: bool              # the model's mode
+    blas: int                   # BLAS threads for each process
+    clip: float
+    groups: list[dict]          # the optimizer's groups' settings (the lr of this step)
+    scalars: dict[int, dict]    # the optimizer's state other than arrays (Adam's step count)
+
+
+def step_share(me: int, step: Step, workers: Workers,
+               meet: Callable[[object], list]) -> tuple[float, float | None, dict, dict]:
+    """What process `me` of the step's n does, the same in every one of them:
+
+    1. its parts' gradients (part i in process i % n), each into a shared buffer of its own;
+    2. for its share of the parameters (the n-th part `me` of them, in order), the sum of the
+       parts' gradients, in the parts' order, so that the bits are a single process's;
+    3. clipped by the whole gradient's norm, from everyone's sums of squares in order;
+    4. the optimizer's update of its share.
+
+    They meet (`meet(what this one brings) -> what each brought`) after step 1, after step 2
+    (bringing their sums of squares) and after step 4 (bringing the state's new scalars).
+    Returns the loss, the norm before clipping (None: not clipped), which parameters each
+    part's gradient reached, and the state scalars of every share's parameters."""
+    parameters, gradients, optimizer = workers.parameters, workers.gradients, workers.optimizer
+    parts = step.parts
+
+    def my_parts():
+        losses, reached = {}, {}
+        workers.model.train(step.training)
+        with blas_threads(step.blas):
+            for i in range(me, len(parts), step.n):
+                losses[i], grads = part_gradient(workers.loss_of, parameters, *parts[i],
+                                                 step.seeds[i])
+                for buffer, g in zip(gradients[i], grads):
+                    if g is not None:
+                        buffer[...] = g
+                reached[i] = [g is not None for g in grads]
+        return losses, reached
+    losses, reached = {}, {}
+    for their_losses, their_reached in _together(meet, my_parts):
+        losses.update(their_losses)
+        reached.update(their_reached)
+    mine = _shares(parameters, step.n)[me]
+
+    def my_sums():
+        for k, p in enumerate(parameters):
+            of_p = [gradients[i][k] for i in range(len(parts)) if reached[i][k]]  # dL_i/dp
+            p.grad = None
+            if k in mine and of_p:      # added in place into the first part's buffer
+                p.grad = functools.reduce(lambda a, b: np.add(a, b, out=a), of_p)
+        if not step.clip:
+            return []
+        return [optim.sum_of_squares(p.grad) for p in parameters if p.grad is not None]
+    squares = [s for theirs in _together(meet, my_sums) for s in theirs]
+    norm = None
+    if step.clip:
+        norm = optim.clip_grad_norm(parameters, step.clip, total_norm=math.sqrt(sum(squares)))
+
+    def my_update():
+        for group, settings in zip(optimizer.param_groups, step.groups):
+            group.update(settings)
+        for k in mine:
+            state = optimizer.state.get(id(parameters[k]))
+            if state is not None:
+                state.update(step.scalars.get(k, {}))
+        optimizer.step()                          # of the parameters with a gradient: mine
+        return {k: _scalars(optimizer.state[id(parameters[k])])
+                for k in mine if id(parameters[k]) in optimizer.state}
+    scalars = {k: state for theirs in _together(meet, my_update) for k, state in theirs.items()}
+    return sum(losses[i] for i in range(len(parts))), norm, reached, scalars
+
+
+def _scalars(state):
+    """An optimizer state's entries other than arrays (which live in shared memory)."""
+    return {key: value for key, value in state.items() if not isinstance(value, np.ndarray)}
+
+
+def _together(meet, work):
+    """work() in this process, then the meeting, bringing its result or its error."""
+    try:
+        mine = work()
+    except Exception as error:
+        mine = error
+    return meet(mine)
+
+
+def _shares(parameters, n):
+    """The parameters cut into n runs of consecutive ones, of about equal numbers of numbers:
+    process j adds, clips and updates run j."""
+    total, done, cuts = sum(p.size for p in parameters), 0, [0]
+    for k, p in enumerate(parameters):
+        done += p.size
+        if len(cuts) < n and done * n >= total * len(cuts):
+            cuts.append(k + 1)
+    cuts += [len(parameters)] * (n + 1 - len(cuts))
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
 @contextlib.contextmanager
-def _worker_lost():
-    """A worker that is gone (killed: out of memory, say) as one line."""
+def _worker_lost(workers):
+    """A worker that is gone (killed: out of memory, say) as one line, the others stopped."""
     try:
         yield
     except (EOFError, OSError):
+        workers.close()
         raise RuntimeError("a micro-batch worker process ended without an answer (out of "
                            "memory?); train with --threads 1 to compute in one process"
                            ) from None
 
 
 def workers_for(loss_of: Callable[[Batch], Tensor], model: nn.Module,
-                parameters: Sequence[Tensor], processes: int,
+                parameters: Sequence[Tensor], optimizer: Optimizer, processes: int,
                 micro_batches: int) -> ContextManager[Workers | None]:
-    """Workers for up to `processes` processes (this one included) sharing `micro_batches`
-    parts, where there is more than one process's work and fork is safe; else None (the
-    parts then run on threads)."""
+    """Workers for up to `processes` processes (this one included) sharing steps of
+    `micro_batches` parts, where there is more than one process's work and fork is safe; else
+    None (the parts then run on threads)."""
     n = min(processes, micro_batches) - 1
     if n < 1 or not Workers.available():
         return contextlib.nullcontext()
     try:
-        return Workers(loss_of, model, parameters, n)
+        return Workers(loss_of, model, parameters, optimizer, n, micro_batches)
     except OSError:                 # no fork or shared memory here after all: threads, then
         return contextlib.nullcontext()
 
 
-def _serve(connection, loss_of, model, parameters, buffer):
-    """A worker's life: a part in, its loss and gradient out, until told to stop or orphaned.
-    Ctrl-C is the parent's to handle (it stops at the end of a step)."""
+class _StepStopped(Exception):
+    """Another process brought an error to a meeting: this step is over."""
+
+
+def _serve(connection, workers):
+    """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C is the
+    parent's to handle (it stops at the end of a step)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def meet(mine):
+        try:
+            connection.send(mine)
+        except Exception:                         # an exception that does not pickle
+            connection.send(f"{type(mine).__name__}: {mine}")
+        everyone = connection.recv()
+        if everyone is None:
+            raise _StepStopped
+        return everyone
     status = 0
     try:
         while True:
@@ -237,44 +386,38 @@ def _serve(connection, loss_of, model, parameters, buffer):
                 break
             if message is None:
                 break
-            (batch, weight), seed, training, blas = message
-            try:
-                model.train(training)
-                with blas_threads(blas):
-                    loss, grads = part_gradient(loss_of, parameters, batch, weight, seed)
-                for array, g in zip(buffer, grads):
-                    if g is not None:
-                        array[...] = g
-                connection.send((loss, [g is not None for g in grads]))
-            except Exception as error:            # told to the parent, which raises it
-                try:
-                    connection.send(error)
-                except Exception:                 # an exception that does not pickle
-                    connection.send(f"{type(error).__name__}: {error}")
+            me, step = message
+            with contextlib.suppress(_StepStopped):
+                step_share(me, step, workers, meet)
     except BaseException:
         status = 1
     finally:
         os._exit(status)                          # not the parent's exit handlers
 
 
-def _into_shared_memory(parameters):
-    """Move each parameter's array into one mapping shared with processes forked later."""
-    for p, shared in zip(parameters, _shared_like(parameters)):
-        shared[...] = p.data
-        p.data = shared
+def _optimizer_state_into_shared_memory(optimizer):
+    """Every parameter's optimizer state made now (as its first update would) and its arrays
+    moved into shared memory, so that whichever process updates a parameter updates them."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.setdefault(id(p), optimizer.initial_state(p, group))
+            arrays = [key for key, value in state.items() if isinstance(value, np.ndarray)]
+            state.update(zip(arrays, _shared_copies([state[key] for key in arrays])))
 
 
-def _shared_like(parameters):
-    """Zeroed arrays shaped as the parameters, in one anonymous mapping that forked processes
-    share (each array starts on a 64-byte boundary, as numpy's own do)."""
-    sizes = [-(-p.data.nbytes // 64) * 64 for p in parameters]
+def _shared_copies(arrays):
+    """Copies of `arrays` in one anonymous mapping that processes forked later share (each
+    starting on a 64-byte boundary, as numpy's own do)."""
+    sizes = [-(-a.nbytes // 64) * 64 for a in arrays]
     memory = mmap.mmap(-1, max(sum(sizes), 1))
-    arrays, offset = [], 0
-    for p, size in zip(parameters, sizes):
-        arrays.append(np.frombuffer(memory, dtype=p.dtype, count=p.size,
-                                    offset=offset).reshape(p.shape))
+    copies, offset = [], 0
+    for a, size in zip(arrays, sizes):
+        copy = np.frombuffer(memory, dtype=a.dtype, count=a.size, offset=offset)
+        copy = copy.reshape(a.shape)
+        copy[...] = a
+        copies.append(copy)
         offset += size
-    return arrays
+    return copies
 
 
 def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],

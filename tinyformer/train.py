@@ -351,13 +351,15 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
            clip: float = 1.0, workers: parallel.Workers | None = None
            ) -> tuple[float, float | None]:
     """One step of the optimizer: the batch's gradient, its micro-batches side by side on up
-    to `threads` threads, or in up to `threads` processes given `workers` (parallel.py), its
-    norm clipped to `clip` (0: not clipped), then the update. Returns the batch's loss before
+    to `threads` threads, its norm clipped to `clip` (0: not clipped), then the update; or,
+    given `workers`, all of that shared out over up to `threads` processes (parallel.py). Returns the batch's loss before
     the update and the gradient's norm before clipping (None when not clipped). The trainer's
     step, and what the benchmarks time."""
     parts = parallel.split(batch, micro_batches, counted)
     optimizer.zero_grad()
-    loss = parallel.batch_gradients(loss_of, parts, parameters, threads, workers)
+    if workers is not None and workers.processes(threads, len(parts)) > 1:
+        return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
+    loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
     grad_norm = clip_grad_norm(parameters, clip) if clip else None
     optimizer.step()
     return loss, grad_norm
@@ -365,7 +367,8 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
 
 @contextlib.contextmanager
 def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tensor],
-                   model: Model, parameters: list[Tensor], micro_batches: int
+                   model: Model, parameters: list[Tensor], optimizer: Optimizer,
+                   micro_batches: int
                    ) -> Iterator[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
     """What a run's training steps run under, the trainer's and the benchmarks' alike: the
     memory numpy frees kept for the next step (resources.freed_memory_kept); `threads`, or with
@@ -374,7 +377,8 @@ def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tens
     Yields (the AdaptiveThreads or None, the Workers or None) for `update`."""
     with freed_memory_kept(), thread_choice(threads) as adaptive:
         most = adaptive.candidates[-1] if adaptive else threads
-        with parallel.workers_for(loss_of, model, parameters, most, micro_batches) as workers:
+        with parallel.workers_for(loss_of, model, parameters, optimizer, most,
+                                  micro_batches) as workers:
             yield adaptive, workers
 
 
@@ -599,7 +603,7 @@ class Trainer:
         """Inside, this trainer's steps run under `run_conditions`, its workers in
         `self.workers`; yields the AdaptiveThreads (None when `threads` is given)."""
         with run_conditions(threads, self.part_loss, self.model, self.parameters,
-                            self.config.micro_batches) as (adaptive, self.workers):
+                            self.optimizer, self.config.micro_batches) as (adaptive, self.workers):
             try:
                 yield adaptive
             finally:
