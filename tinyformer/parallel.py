@@ -174,25 +174,16 @@ class Workers:
             raise ValueError(f"Workers.update: {len(parts)} parts, where these workers were "
                              f"made for at most {len(self.gradients)}")
         n = self.processes(threads, len(parts))
-        scalars = {k: _scalars(state) for k, state in enumerate(map(self._state, self.parameters))
-                   if state is not None}
-        step = Step(parts, _seeds(parts), n, self.model.training, threads // n, clip,
-                    [{key: value for key, value in group.items() if key != "params"}
-                     for group in self.optimizer.param_groups], scalars)
+        # A group's options, not its lists (of parameters, and of their names): the lr is all
+        # that changes from step to step.
+        groups = [{key: value for key, value in group.items() if not isinstance(value, list)}
+                  for group in self.optimizer.param_groups]
+        step = Step(parts, _seeds(parts), n, self.model.training, threads // n, clip, groups,
+                    _scalars(self.optimizer, self.parameters, range(len(self.parameters))))
         with _worker_lost(self):
             for me, connection in enumerate(self.connections[:n - 1], start=1):
                 connection.send((me, step))
-        loss, norm, reached, scalars = step_share(0, step, self, self._meet(n))
-        for k, p in enumerate(self.parameters):                # every share's, now: all of it
-            state = self._state(p)
-            if state is not None:
-                state.update(scalars.get(k, {}))
-            first = next((i for i in range(len(parts)) if reached[i][k]), None)
-            p.grad = None if first is None else self.gradients[first][k]
-        return loss, norm
-
-    def _state(self, p):
-        return self.optimizer.state.get(id(p))
+        return step_share(0, step, self, self._meet(n))
 
     def _meet(self, n):
         """How this process meets the step's other n - 1: it gathers what each brings, and
@@ -239,12 +230,12 @@ class Step(NamedTuple):
     training: bool              # the model's mode
     blas: int                   # BLAS threads for each process
     clip: float
-    groups: list[dict]          # the optimizer's groups' settings (the lr of this step)
-    scalars: dict[int, dict]    # the optimizer's state other than arrays (Adam's step count)
+    groups: list[dict]          # the optimizer's groups' options (the lr of this step)
+    scalars: dict[int, dict]    # the optimizer's state other than arrays (Adam's step counts)
 
 
 def step_share(me: int, step: Step, workers: Workers,
-               meet: Callable[[object], list]) -> tuple[float, float | None, dict, dict]:
+               meet: Callable[[object], list]) -> tuple[float, float | None]:
     """What process `me` of the step's n does, the same in every one of them:
 
     1. its parts' gradients (part i in process i % n), each into a shared buffer of its own;
@@ -255,8 +246,8 @@ def step_share(me: int, step: Step, workers: Workers,
 
     They meet (`meet(what this one brings) -> what each brought`) after step 1, after step 2
     (bringing their sums of squares) and after step 4 (bringing the state's new scalars).
-    Returns the loss, the norm before clipping (None: not clipped), which parameters each
-    part's gradient reached, and the state scalars of every share's parameters."""
+    Then every process's `.grad`s and optimizer state are the whole step's. Returns the loss
+    and the norm before clipping (None: not clipped)."""
     parameters, gradients, optimizer = workers.parameters, workers.gradients, workers.optimizer
     parts = step.parts
 
@@ -277,12 +268,14 @@ def step_share(me: int, step: Step, workers: Workers,
         losses.update(their_losses)
         reached.update(their_reached)
     mine = _shares(parameters, step.n)[me]
+    # dL_i/dp for each parameter p, in the parts' order; their sum goes into the first.
+    of = [[gradients[i][k] for i in range(len(parts)) if reached[i][k]]
+          for k in range(len(parameters))]
 
     def my_sums():
-        for k, p in enumerate(parameters):
-            of_p = [gradients[i][k] for i in range(len(parts)) if reached[i][k]]  # dL_i/dp
-            p.grad = None
-            if k in mine and of_p:      # added in place into the first part's buffer
+        for k, (p, of_p) in enumerate(zip(parameters, of)):
+            p.grad = None               # the optimizer updates what has a gradient: my share
+            if k in mine and of_p:
                 p.grad = functools.reduce(lambda a, b: np.add(a, b, out=a), of_p)
         if not step.clip:
             return []
@@ -293,22 +286,29 @@ def step_share(me: int, step: Step, workers: Workers,
         norm = optim.clip_grad_norm(parameters, step.clip, total_norm=math.sqrt(sum(squares)))
 
     def my_update():
-        for group, settings in zip(optimizer.param_groups, step.groups):
-            group.update(settings)
-        for k in mine:
-            state = optimizer.state.get(id(parameters[k]))
-            if state is not None:
-                state.update(step.scalars.get(k, {}))
-        optimizer.step()                          # of the parameters with a gradient: mine
-        return {k: _scalars(optimizer.state[id(parameters[k])])
-                for k in mine if id(parameters[k]) in optimizer.state}
-    scalars = {k: state for theirs in _together(meet, my_update) for k, state in theirs.items()}
-    return sum(losses[i] for i in range(len(parts))), norm, reached, scalars
+        for group, options in zip(optimizer.param_groups, step.groups):
+            group.update(options)
+        _set_scalars(optimizer, parameters, step.scalars)     # steps this one did not share
+        optimizer.step()
+        return _scalars(optimizer, parameters, mine)
+    for theirs in _together(meet, my_update):
+        _set_scalars(optimizer, parameters, theirs)
+    for p, of_p in zip(parameters, of):          # every share's sum, clipped: all of it
+        p.grad = of_p[0] if of_p else None
+    return sum(losses[i] for i in range(len(parts))), norm
 
 
-def _scalars(state):
-    """An optimizer state's entries other than arrays (which live in shared memory)."""
-    return {key: value for key, value in state.items() if not isinstance(value, np.ndarray)}
+def _scalars(optimizer, parameters, ks):
+    """{k: the optimizer's state of parameter k other than its arrays (those live in shared
+    memory)} for the parameters numbered ks that have a state."""
+    states = ((k, optimizer.state.get(id(parameters[k]))) for k in ks)
+    return {k: {key: value for key, value in state.items() if not isinstance(value, np.ndarray)}
+            for k, state in states if state is not None}
+
+
+def _set_scalars(optimizer, parameters, scalars):
+    for k, values in scalars.items():
+        optimizer.state[id(parameters[k])].update(values)
 
 
 def _together(meet, work):

@@ -352,9 +352,9 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
            ) -> tuple[float, float | None]:
     """One step of the optimizer: the batch's gradient, its micro-batches side by side on up
     to `threads` threads, its norm clipped to `clip` (0: not clipped), then the update; or,
-    given `workers`, all of that shared out over up to `threads` processes (parallel.py). Returns the batch's loss before
-    the update and the gradient's norm before clipping (None when not clipped). The trainer's
-    step, and what the benchmarks time."""
+    given `workers`, all of that shared out over up to `threads` processes (parallel.py).
+    Returns the batch's loss before the update and the gradient's norm before clipping (None
+    when not clipped). The trainer's step, and what the benchmarks time."""
     parts = parallel.split(batch, micro_batches, counted)
     optimizer.zero_grad()
     if workers is not None and workers.processes(threads, len(parts)) > 1:
@@ -603,7 +603,8 @@ class Trainer:
         """Inside, this trainer's steps run under `run_conditions`, its workers in
         `self.workers`; yields the AdaptiveThreads (None when `threads` is given)."""
         with run_conditions(threads, self.part_loss, self.model, self.parameters,
-                            self.optimizer, self.config.micro_batches) as (adaptive, self.workers):
+                            self.optimizer, self.config.micro_batches
+                            ) as (adaptive, self.workers):
             try:
                 yield adaptive
             finally:
