@@ -13,7 +13,7 @@ import torch
 
 from tinyautograd import Tensor
 from tinyautograd.optim import (SGD, Adam, AdamW, Noam, WarmupCosine, clip_grad_norm,
-                                weight_decay_groups)
+                                sum_of_squares, weight_decay_groups)
 
 SHAPES = [(3, 4), (5,), (2, 3, 2), ()]
 
@@ -338,6 +338,22 @@ def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     assert total == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
     assert p.grad.dtype == np.float32
     assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grad_norm_of_some_gradients_by_the_norm_of_all():
+    # Processes that each clip a share of the parameters clip it as one process clips all.
+    params, alone = make_params(8), make_params(8)
+    for p, q in zip(params, alone):
+        p.grad = np.random.default_rng(p.size).normal(size=p.shape) * 3
+        q.grad = p.grad.copy()
+    whole = clip_grad_norm(alone, 1.0)
+    total = math.sqrt(sum(sum_of_squares(p.grad) for p in params))
+    assert total == whole > 1
+    first, rest = params[:2], params[2:]
+    assert clip_grad_norm(first, 1.0, total_norm=total) == whole
+    assert clip_grad_norm(rest, 1.0, total_norm=total) == whole
+    for p, q in zip(params, alone):
+        np.testing.assert_array_equal(p.grad, q.grad)
 
 
 # ---------------------------------------------------------------------------- lr schedules
