@@ -136,22 +136,118 @@ def test_seeded_gives_this_thread_its_own_generator_and_leaves_the_shared_one_al
 
 
 @pytest.mark.parametrize("job", JOBS)
-def test_evaluation_on_two_threads_gives_the_same_figures_and_records_no_graph(tmp_path, job,
-                                                                              monkeypatch):
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_evaluation_side_by_side_gives_the_same_figures_and_records_no_graph(tmp_path, job,
+                                                                             fork, monkeypatch):
     trainer = trainer_for(tmp_path, **dict(JOBS[job], eval_iters=4))
     trainer.model.eval()
     alone = trainer.job.evaluate(trainer.model, 1)
-    recording = []
-    loss = trainer.job.loss
+    where, loss = [], trainer.job.loss
 
-    def loss_and_mode(model, batch):
-        recording.append(ta.is_grad_enabled())
+    def loss_without_a_graph(model, batch):
+        # raised in a worker process too, and then here: its other effects stay there
+        assert not ta.is_grad_enabled(), "a graph recorded while evaluating"
+        where.append((os.getpid(), threading.current_thread().name))
         return loss(model, batch)
 
-    monkeypatch.setattr(trainer.job, "loss", loss_and_mode)
+    monkeypatch.setattr(trainer.job, "loss", loss_without_a_graph)
+    monkeypatch.setattr(parallel.Workers, "available", staticmethod(lambda: fork))
     with ta.no_grad():                              # as Trainer.evaluate calls it
         assert trainer.job.evaluate(trainer.model, 2) == alone
-    assert recording and not any(recording)         # the workers too ran without a graph
+    if fork:                                        # here, only this process's share
+        assert set(where) == {(os.getpid(), threading.current_thread().name)}
+    else:
+        assert {pid for pid, _ in where} == {os.getpid()} and len(set(where)) == 2
+
+
+def test_run_in_processes_keeps_the_order_and_really_uses_processes():
+    here = os.getpid()
+    results = parallel.run_in_processes(lambda i: (i, os.getpid()), range(7), 3)
+    assert [i for i, _ in results] == list(range(7))
+    pids = [pid for _, pid in results]
+    assert pids[0] == here and len(set(pids)) == 3
+    assert all(pids[i] == pids[i % 3] for i in range(7))       # item i in process i % 3
+    assert parallel.run_in_processes(lambda i: os.getpid(), range(3), 1) == [here] * 3
+    assert parallel.run_in_processes(lambda i: os.getpid(), [5], 4) == [here]
+    assert parallel.run_in_processes(lambda i: i, [], 2) == []
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """The pids of the processes forked meanwhile."""
+    pids, fork = [], os.fork
+
+    def fork_and_note():
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+    monkeypatch.setattr(os, "fork", fork_and_note)
+    return pids
+
+
+def _all_waited_for(pids):
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    return bool(pids)
+
+
+@needs_fork
+def test_run_in_processes_raises_a_childs_error_here_and_waits_for_every_child(forked):
+    def work(i):
+        if i == 4:
+            raise FloatingPointError("item 4 became nan")
+        if i == 5:
+            raise Unpicklable()
+        return i
+
+    with pytest.raises(FloatingPointError, match=r"^item 4 became nan$"):
+        parallel.run_in_processes(work, range(5), 3)        # item 4: the first child's
+    with pytest.raises(RuntimeError, match=r"^a worker process failed: Unpicklable: it stays "
+                                           r"where it was raised$"):
+        parallel.run_in_processes(work, [0, 5], 2)          # item 5: the child's
+    with pytest.raises(RuntimeError, match=r"^a worker process failed: .*(pickle|local)"):
+        parallel.run_in_processes(lambda i: lambda: i, range(2), 2)   # a result that cannot
+    assert _all_waited_for(forked)
+
+
+@needs_fork
+def test_run_in_processes_says_when_a_child_is_killed(forked):
+    here = os.getpid()
+
+    def work(i):
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)          # the out-of-memory killer, say
+        return i
+
+    with pytest.raises(RuntimeError, match=r"^a worker process ended without an answer \(out "
+                                           r"of memory\?\); run with --threads 1"):
+        parallel.run_in_processes(work, range(4), 2)
+    assert _all_waited_for(forked)
+
+
+@needs_fork
+def test_an_error_here_stops_the_children_at_once(forked):
+    def work(i):
+        if i == 0:
+            raise KeyboardInterrupt                       # Ctrl-C in this process
+        time.sleep(60)                                    # the children: still at work
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_in_processes(work, range(3), 3)
+    assert time.monotonic() - start < 30
+    assert _all_waited_for(forked) and len(forked) == 2
+
+
+@needs_fork
+def test_side_by_side_uses_threads_where_fork_is_refused(monkeypatch):
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(os, "fork", refused)
+    names = parallel.side_by_side(lambda i: (i, threading.current_thread().name), range(4), 2)
+    assert [i for i, _ in names] == list(range(4))
+    assert all(name.startswith("micro-batch") for _, name in names)
 
 
 def test_the_workers_keep_the_callers_numpy_error_settings():

@@ -29,7 +29,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
                    line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
 from .gpt import GPT
-from .parallel import run_in_threads, without_graph
+from .parallel import side_by_side, without_graph
 from .rundir import TOKENS, open_tokens, write_tokens
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
@@ -216,7 +216,7 @@ class LanguageModelling:
         `threads` batches at once, which changes nothing but the time."""
         rng = np.random.default_rng(self.config.seed + 1)
         batches = [self.batch(self.data.val, rng) for _ in range(self.config.eval_iters)]
-        losses = run_in_threads(without_graph(lambda batch: self.loss(model, batch).item()),
+        losses = side_by_side(without_graph(lambda batch: self.loss(model, batch).item()),
                                 batches, threads)
         figures = {"val_loss": float(np.mean(losses))}
         if self.recall_prompts is not None:
@@ -399,7 +399,7 @@ class Seq2Seq:
                     sum(guess == target for (_, target), guess in zip(chunk, guesses)))
 
         chunks = [pairs[i:i + 250] for i in range(0, len(pairs), 250)]
-        scores = run_in_threads(without_graph(score), chunks, threads)
+        scores = side_by_side(without_graph(score), chunks, threads)
         return {"val_loss": sum(loss for loss, _ in scores) / len(pairs),
                 "val_accuracy": sum(right for _, right in scores) / len(pairs)}
 

@@ -25,7 +25,9 @@ trainer forks worker processes (`Workers`), which share the parameters' memory a
 else, and compute at one-thread speed; elsewhere the parts run on threads (`run_in_threads`).
 Both give the same numbers. The processes share out the rest of the step too: adding the
 parts' gradients, clipping them and the optimizer's update, each for a share of the parameters
-(`step_share`), which one process alone spends a tenth of the step on.
+(`step_share`), which one process alone spends a tenth of the step on. Work that only computes
+(evaluation: a loss per validation batch) runs the same way through `side_by_side`, which forks
+its processes for the call.
 
 The parts are the same whatever the count, and their gradients are added in the same order, so
 one thread or two, or two processes, give the same losses to the bit. Dropout draws from a
@@ -418,6 +420,100 @@ def _shared_copies(arrays):
         copies.append(copy)
         offset += size
     return copies
+
+
+def side_by_side(work: Callable[[Item], Result], items: Sequence[Item],
+                 threads: int) -> list[Result]:
+    """[work(item) for item in items], up to `threads` items at once: in processes forked for
+    the call where fork is safe (`run_in_processes`), else on threads (`run_in_threads`). The
+    same results either way; processes compute at one-thread speed, where threads take turns
+    with Python's lock. For work that only computes: what it changes in a forked process stays
+    there."""
+    if Workers.available():
+        try:
+            return run_in_processes(work, items, threads)
+        except _ForkRefused:
+            pass
+    return run_in_threads(work, items, threads)
+
+
+def run_in_processes(work: Callable[[Item], Result], items: Sequence[Item],
+                     processes: int) -> list[Result]:
+    """[work(item) for item in items], in up to `processes` processes: this one, and processes
+    forked for this call, which start as copies of this one (the model, the data, `work`
+    itself: nothing is sent but the results, which must pickle). Item i goes to process
+    i % n, every process computes its items in order, and the forked ones send back their
+    results and exit. An error in any of them is raised here; BLAS gets the threads left over
+    (processes // n each). Linux only (fork: `Workers.available()`)."""
+    n = min(processes, len(items))
+    if n <= 1:
+        return [work(item) for item in items]
+    children, shares = [], []               # (pid, the end we read); the results, in order
+    try:
+        for me in range(1, n):
+            ours, theirs = multiprocessing.Pipe(duplex=False)
+            try:
+                pid = os.fork()
+            except OSError as error:            # no more processes allowed, say
+                ours.close()
+                theirs.close()
+                raise _ForkRefused(error) from error
+            if pid == 0:                                # the child: never returns
+                ours.close()
+                for _, sibling in children:
+                    sibling.close()
+                _compute_and_exit(theirs, work, items[me::n], processes // n)
+            theirs.close()
+            children.append((pid, ours))
+        with blas_threads(processes // n):
+            shares.append([work(item) for item in items[::n]])
+        for _, connection in children:
+            shares.append(_answer(connection))
+    finally:
+        for k, (pid, connection) in enumerate(children, start=1):
+            connection.close()
+            if k >= len(shares):        # not answered (an error here first): the call is over
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return [shares[i % n][i // n] for i in range(len(items))]
+
+
+class _ForkRefused(OSError):
+    """The system would not fork another process (side_by_side then uses threads)."""
+
+
+def _compute_and_exit(connection, work, items, blas):
+    """A forked child's life in `run_in_processes`: its items' results, or its error, sent."""
+    status = 0
+    try:
+        with blas_threads(blas):
+            answer = ("results", [work(item) for item in items])
+    except BaseException as error:
+        answer, status = ("error", error), 1
+    try:
+        try:
+            connection.send(answer)
+        except Exception as unsent:             # what does not pickle: its words instead
+            kind, what = answer
+            error = what if kind == "error" else unsent
+            connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        os._exit(status)                        # not the parent's exit handlers
+
+
+def _answer(connection):
+    """A child's results, or its error raised here (as itself, or its words)."""
+    try:
+        kind, what = connection.recv()
+    except (EOFError, OSError):
+        raise RuntimeError("a worker process ended without an answer (out of memory?); "
+                           "run with --threads 1 to compute in one process") from None
+    if kind == "results":
+        return what
+    if isinstance(what, str):
+        raise RuntimeError(f"a worker process failed: {what}")
+    raise what
 
 
 def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
