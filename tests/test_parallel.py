@@ -241,6 +241,27 @@ def test_an_error_here_stops_the_children_at_once(forked):
 
 
 @needs_fork
+def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path):
+    heard, here = tmp_path / "heard", os.getpid()
+
+    def handler(signum, frame):                 # as the trainer's: say so, stop later
+        with open(heard, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def work(i):
+        if os.getpid() != here:                 # the terminal signals every process
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)                     # time for a handler to run
+        return i
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        assert parallel.run_in_processes(work, range(4), 2) == [0, 1, 2, 3]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not heard.exists()
+
+
+@needs_fork
 def test_side_by_side_uses_threads_where_fork_is_refused(monkeypatch):
     def refused():
         raise BlockingIOError(11, "Resource temporarily unavailable")

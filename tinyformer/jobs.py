@@ -217,7 +217,7 @@ class LanguageModelling:
         rng = np.random.default_rng(self.config.seed + 1)
         batches = [self.batch(self.data.val, rng) for _ in range(self.config.eval_iters)]
         losses = side_by_side(without_graph(lambda batch: self.loss(model, batch).item()),
-                                batches, threads)
+                              batches, threads)
         figures = {"val_loss": float(np.mean(losses))}
         if self.recall_prompts is not None:
             figures["val_recall"] = self.recall(model)

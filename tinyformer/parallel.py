@@ -485,6 +485,9 @@ class _ForkRefused(OSError):
 
 def _compute_and_exit(connection, work, items, blas):
     """A forked child's life in `run_in_processes`: its items' results, or its error, sent."""
+    # Ctrl-C reaches every process of the terminal's group: it is the parent's to handle (the
+    # trainer's handler, inherited, would announce a checkpoint a second time from here).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = 0
     try:
         with blas_threads(blas):
