@@ -272,6 +272,9 @@ def rows_whole_run(r, case):
         o, t = run["ours"], run["torch"]
         yield (f"whole run ({r['iters']} steps), wall s", o["wall_s"], t["wall_s"],
                run["wall_ratio"], *at_most(run["wall_ratio"], case.whole_run_target))
+        if "eval_s" in o and "eval_s" in t:    # where the time went: steps, or evaluations
+            yield ("  its evaluations, s", o["eval_s"], t["eval_s"],
+                   o["eval_s"] / t["eval_s"] if t["eval_s"] else None, "", None)
         yield ("  final validation loss", o["final_val_loss"], t["final_val_loss"], None,
                "within 1e-4", abs(run["final_diff"]) <= SAME_LOSS)
 

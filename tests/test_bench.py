@@ -253,6 +253,16 @@ def test_each_case_judges_the_training_step_and_the_whole_run_by_its_own_targets
     assert verdicts("one-thread", 0.5, 1.5, 0.0)[1:] == ["", "met"]
 
 
+def test_the_whole_run_says_how_long_its_evaluations_took(capsys):
+    ours, torch = ({"wall_s": wall, "final_val_loss": 1.887, "eval_s": evals}
+                   for wall, evals in ((110.0, 12.0), (100.0, 8.0)))
+    whole = {"iters": 2000, "results": [{"ours": ours, "torch": torch, "wall_ratio": 1.1,
+                                          "final_diff": 0.0}]}
+    suite.summary({"whole_run": whole}, "two-threads", suite.CASES["two-threads"])
+    row, = [line for line in capsys.readouterr().out.splitlines() if "evaluations" in line]
+    assert row.split()[-3:] == ["12.0", "8", "1.50"]        # ours, torch, ratio
+
+
 def test_the_command_names_the_suites_benchmarks():
     result = CliRunner().invoke(cli.main, ["bench", "--list"])
     assert result.exit_code == 0 and result.output.split() == list(suite.BENCHMARKS)
