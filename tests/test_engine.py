@@ -348,9 +348,23 @@ def test_broadcast_error_names_op_and_shapes():
         Tensor(np.ones((2, 3))) * Tensor(np.ones(4))
 
 
-def test_reshape_error_names_the_sizes():
-    with pytest.raises(ta.ShapeError, match=r"reshape: .*size 6 into shape \(4,2\)"):
-        Tensor(np.ones((2, 3))).reshape(4, 2)
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["no graph", "graph"])
+def test_reshape_error_names_the_sizes(requires_grad):
+    # Outside a graph reshape skips the op's bookkeeping; its errors are the op's all the same.
+    with pytest.raises(ta.ShapeError, match=r"^reshape: shapes \(2, 3\): .*size 6 into shape "
+                                            r"\(4,2\)$"):
+        Tensor(np.ones((2, 3)), requires_grad=requires_grad).reshape(4, 2)
+
+
+def test_reshape_outside_a_graph_is_a_view_and_anomaly_mode_still_sees_it():
+    x = Tensor(np.arange(6.0))
+    y = x.reshape((2, 3))
+    assert y.shape == (2, 3) and y.grad_fn is None and not y.requires_grad
+    assert np.shares_memory(y.data, x.data)
+    with ta.detect_anomaly():                   # every op's output is checked, a view's too
+        with pytest.raises(ta.AnomalyError, match=r"^reshape: the output of shape \(3, 1\) "
+                                                  r"contains NaN"):
+            Tensor([np.nan, 1.0, 2.0]).reshape(3, 1)
 
 
 def test_transpose_with_two_axes_points_to_swapaxes():
