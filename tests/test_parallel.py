@@ -225,7 +225,7 @@ def test_run_in_processes_says_when_a_child_is_killed(forked):
         return i
 
     with pytest.raises(RuntimeError, match=r"^a worker process ended without an answer \(out "
-                                           r"of memory\?\); run with --threads 1"):
+                                           r"of memory\?\); train with --threads 1"):
         parallel.run_in_processes(work, range(4), 2)
     assert _all_waited_for(forked)
 
@@ -370,7 +370,7 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
             return workers.update(loss_of, parallel.split(rows, n, trainer.job.counted), 2, 1)
         with pytest.raises(FloatingPointError, match=r"^the loss became nan$"):
             step(2)
-        with pytest.raises(RuntimeError, match=r"^a micro-batch worker failed: Unpicklable: "
+        with pytest.raises(RuntimeError, match=r"^a worker process failed: Unpicklable: "
                                                r"it stays where it was raised$"):
             step(3)
         with pytest.raises(ZeroDivisionError, match=r"^this process's own$"):
@@ -387,7 +387,7 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
         ta.manual_seed(1)
         assert step(2, twice)[0] == expected
         os.kill(workers.pids[0], signal.SIGKILL)       # the kernel's out-of-memory killer, say
-        with pytest.raises(RuntimeError, match=r"^a micro-batch worker process ended without "
+        with pytest.raises(RuntimeError, match=r"^a worker process ended without "
                                                r"an answer \(out of memory\?\); train with "
                                                r"--threads 1"):
             step(2)

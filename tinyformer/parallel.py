@@ -199,10 +199,8 @@ class Workers:
                                None)
                 for connection in self.connections[:n - 1]:
                     connection.send(None if failure is not None else everyone)
-            if isinstance(failure, str):               # one that could not travel: its words
-                raise RuntimeError(f"a micro-batch worker failed: {failure}")
             if failure is not None:                    # raised here, as a thread's would be
-                raise failure
+                _raise_brought(failure)
             return everyone
         return meet
 
@@ -341,9 +339,25 @@ def _worker_lost(workers):
         yield
     except (EOFError, OSError):
         workers.close()
-        raise RuntimeError("a micro-batch worker process ended without an answer (out of "
-                           "memory?); train with --threads 1 to compute in one process"
-                           ) from None
+        raise RuntimeError(_ENDED) from None
+
+
+# What a process that died (killed when memory ran out, say) leaves the others to say.
+_ENDED = ("a worker process ended without an answer (out of memory?); train with --threads 1 "
+          "to compute in one process")
+
+
+def _words(error):
+    """An exception as one line of text: what travels for one that does not pickle."""
+    return f"{type(error).__name__}: {error}"
+
+
+def _raise_brought(failure):
+    """Raise here what another process brought: its exception, or the words of one that
+    could not travel."""
+    if isinstance(failure, str):
+        raise RuntimeError(f"a worker process failed: {failure}")
+    raise failure
 
 
 def workers_for(loss_of: Callable[[Batch], Tensor], model: nn.Module,
@@ -374,7 +388,7 @@ def _serve(connection, workers):
         try:
             connection.send(mine)
         except Exception:                         # an exception that does not pickle
-            connection.send(f"{type(mine).__name__}: {mine}")
+            connection.send(_words(mine))
         everyone = connection.recv()
         if everyone is None:
             raise _StepStopped
@@ -500,7 +514,7 @@ def _compute_and_exit(connection, work, items, blas):
         except Exception as unsent:             # what does not pickle: its words instead
             kind, what = answer
             error = what if kind == "error" else unsent
-            connection.send(("error", f"{type(error).__name__}: {error}"))
+            connection.send(("error", _words(error)))
     finally:
         os._exit(status)                        # not the parent's exit handlers
 
@@ -510,13 +524,10 @@ def _answer(connection):
     try:
         kind, what = connection.recv()
     except (EOFError, OSError):
-        raise RuntimeError("a worker process ended without an answer (out of memory?); "
-                           "run with --threads 1 to compute in one process") from None
-    if kind == "results":
-        return what
-    if isinstance(what, str):
-        raise RuntimeError(f"a worker process failed: {what}")
-    raise what
+        raise RuntimeError(_ENDED) from None
+    if kind == "error":
+        _raise_brought(what)
+    return what
 
 
 def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
