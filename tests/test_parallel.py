@@ -16,6 +16,7 @@ import pytest
 import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyformer import parallel
+from tinyformer.resources import blas_threads
 from tinyformer.train import TrainConfig, Trainer, update
 
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=6, eval_iters=1,
@@ -152,7 +153,8 @@ def test_evaluation_side_by_side_gives_the_same_figures_and_records_no_graph(tmp
     monkeypatch.setattr(trainer.job, "loss", loss_without_a_graph)
     monkeypatch.setattr(parallel.Workers, "available", staticmethod(lambda: fork))
     with ta.no_grad():                              # as Trainer.evaluate calls it
-        alone = trainer.job.evaluate(trainer.model, 1)
+        with blas_threads(1):       # as each side computes: BLAS on two threads rounds apart
+            alone = trainer.job.evaluate(trainer.model, 1)
         items, where[:] = len(where), []            # batches, or chunks of pairs
         assert items >= 2
         assert trainer.job.evaluate(trainer.model, 2) == alone
@@ -407,6 +409,7 @@ def test_a_worker_whose_parent_is_gone_stops(tmp_path):
 import sys
 sys.path.insert(0, {os.getcwd()!r})
 from tinyformer import parallel
+from tinyformer.resources import blas_threads
 from tinyformer.train import TrainConfig, Trainer
 trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16),
                         {str(tmp_path / "run")!r}, log=lambda *_: None)

@@ -1,10 +1,10 @@
 """Llama-family checkpoints: a Llama (SmolLM's architecture) and a Qwen3 that transformers
 writes here, with tokenizers that the tokenizers library trains here in SmolLM's and Qwen's
-layouts, load into our GPT with the logits of transformers to 1e-5 and its greedy
-continuations; the tokenizer encodes and decodes as the tokenizers library does; `tinyformer
-generate` writes what transformers writes; and everything we do not compute (scaled RoPE,
-sliding windows, experts, other model types, other tokenizers) is refused in one line. Nothing
-is downloaded."""
+layouts, load into our GPT with the logits of transformers to 3e-5 (float32's rounding) and
+its greedy continuations; the tokenizer encodes and decodes as the tokenizers library does;
+`tinyformer generate` writes what transformers writes; and everything we do not compute
+(scaled RoPE, sliding windows, experts, other model types, other tokenizers) is refused in one
+line. Nothing is downloaded."""
 
 import json
 import shutil
@@ -128,7 +128,13 @@ def their_logits(model, idx):
         return model(torch.tensor(idx)).logits.numpy()
 
 
-def test_the_logits_are_transformers_to_1e_5(llama):
+# How far float32 logits may be from transformers': the two engines round differently, and
+# BLAS's rounding differs with the machine's kernels (seen up to 1.1e-5 here). Any real mismatch
+# is larger: the norms' eps at 1e-6 instead of 1e-5 alone moves some logit by 1.6e-4 or more.
+ROUNDING = 3e-5
+
+
+def test_the_logits_are_transformers_to_float32_rounding(llama):
     model, directory = llama
     ours = GPT.from_pretrained(directory)
     assert not ours.training
@@ -136,7 +142,7 @@ def test_the_logits_are_transformers_to_1e_5(llama):
         idx = tokens((2, length), seed=length)
         with ta.no_grad():
             np.testing.assert_allclose(ours(idx).data, their_logits(model, idx), rtol=0,
-                                       atol=1e-5)
+                                       atol=ROUNDING)
 
 
 def test_the_model_is_the_modern_block_it_should_be(llama):
@@ -179,7 +185,7 @@ def test_a_transformers_4_config_with_rope_theta_and_the_rotary_buffers_loads(ll
     idx = tokens((1, 20))
     with ta.no_grad():
         np.testing.assert_allclose(GPT.from_pretrained(tmp_path)(idx).data,
-                                   their_logits(model, idx), rtol=0, atol=1e-5)
+                                   their_logits(model, idx), rtol=0, atol=ROUNDING)
 
 
 def test_the_summary_describes_a_loaded_qwen3(tmp_path):
