@@ -3,6 +3,8 @@ and the gradients for a random upstream gradient agree to a relative 1e-7, on sh
 broadcasts drawn by hypothesis. torch is a test-only dependency.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,26 @@ def test_sigmoid_of_large_inputs_is_finite_and_exact():
         assert np.isfinite(y.data).all() and np.isfinite(x.grad).all()
         expected = torch.sigmoid(torch.tensor(values, dtype=getattr(torch, dtype.__name__)))
         assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=1e-300)   # subnormals
+
+
+def test_gelu_of_far_tails_is_finite_and_torchs():
+    # Far below zero, e^(-2u) of GELU's formula would overflow: y and dy/dx are 0 there, not
+    # NaN, without an overflow warning; far above, y = x and dy/dx = 1. Both orders too.
+    values = np.array([-1e4, -100.0, -30.0, -11.0, -6.0, -1.0, 0.0, 1.0, 6.0, 30.0, 1e4])
+    for dtype in (np.float32, np.float64):
+        x = Tensor(values, requires_grad=True, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = x.gelu()
+            (slope,) = ta.grad(y.sum(), [x], create_graph=True)
+            (curvature,) = ta.grad(slope.sum(), [x])
+        t = torch.tensor(values, dtype=getattr(torch, dtype.__name__), requires_grad=True)
+        y_t = torch.nn.functional.gelu(t, approximate="tanh")
+        (slope_t,) = torch.autograd.grad(y_t.sum(), [t], create_graph=True)
+        (curvature_t,) = torch.autograd.grad(slope_t.sum(), [t])
+        for ours, theirs in [(y, y_t), (slope, slope_t), (curvature, curvature_t)]:
+            assert np.isfinite(ours.data).all()
+            assert_allclose(ours.data, theirs.detach().numpy(), rtol=RTOL, atol=1e-6)
 
 
 def test_cross_entropy_with_huge_logits_is_finite():
