@@ -368,10 +368,11 @@ class Gelu(Function):
     since 1 - h = h e^(-2u).
     """
 
-    # numpy's exp runs about twice as fast as its tanh, and 1 - h no longer comes from
-    # subtracting tanh u from 1, which loses the small values of the negative tail. x * x * x,
-    # not x ** 3: numpy raises float32 to a power through the general pow(), some hundred times
-    # slower than two multiplications.
+    # Why e^(-2u): 1 - h no longer comes from subtracting tanh u from 1, which loses the small
+    # values of the negative tail; and where numpy's float32 kernels are AVX2 ones, its exp
+    # runs twice as fast as its tanh (the op: 15% faster). With AVX-512 kernels tanh was found
+    # the faster (BENCHMARKS.md). x * x * x, not x ** 3: numpy raises float32 to a power
+    # through the general pow(), some hundred times slower than two multiplications.
 
     @staticmethod
     def forward(ctx, x):
