@@ -409,7 +409,6 @@ def test_a_worker_whose_parent_is_gone_stops(tmp_path):
 import sys
 sys.path.insert(0, {os.getcwd()!r})
 from tinyformer import parallel
-from tinyformer.resources import blas_threads
 from tinyformer.train import TrainConfig, Trainer
 trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16),
                         {str(tmp_path / "run")!r}, log=lambda *_: None)
