@@ -12,7 +12,8 @@ from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
 from tinyformer.exercises import exercises, find
-from tinyformer.exercises.workspace import STATE_DIR
+from tinyformer.exercises import workspace as workspace_module
+from tinyformer.exercises.workspace import STATE_DIR, Workspace, WorkspaceError
 
 FIRST = exercises()[0]
 
@@ -160,6 +161,55 @@ def test_check_all_reports_one_line_per_exercise(workspace):
     assert result.output.count("FAIL ") == len(exercises()) - 1
     assert f"1 of {len(exercises())} pass" in result.output
     assert result.exit_code == (0 if len(exercises()) == 1 else 1)
+
+
+def fake_checks(monkeypatch, cores, check):
+    """`check(ex)` -> (message, printed) in place of the subprocess; `cores` cores."""
+    monkeypatch.setattr(workspace_module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(workspace_module, "check_in_subprocess",
+                        lambda ex, path, timeout: check(ex))
+
+
+def test_the_checks_run_one_per_core_at_once_and_report_in_course_order(workspace, monkeypatch):
+    together = threading.Barrier(2, timeout=20)     # broken unless two checks run at once
+
+    def check(ex):
+        if ex in exercises()[:2]:
+            together.wait()
+            time.sleep(0.2 if ex == FIRST else 0.0)     # the first finishes last
+        return (None if ex == FIRST else f"{ex.slug} is wrong"), ""
+
+    fake_checks(monkeypatch, 2, check)
+    checked = list(Workspace.load(workspace).check_each(exercises()))
+    assert [ex for ex, _, _ in checked] == exercises()
+    assert [message for _, message, _ in checked][:2] == [None, f"{exercises()[1].slug} is wrong"]
+    assert list(progress(workspace)["passed"]) == [FIRST.slug]
+
+
+def test_checks_stopped_early_start_no_more(workspace, monkeypatch):
+    started, gate = [], threading.Event()
+
+    def check(ex):                  # the second check is still running when the loop stops
+        started.append(ex)
+        if ex != FIRST:
+            gate.wait(timeout=20)
+        return "wrong", ""
+
+    fake_checks(monkeypatch, 1, check)
+    checks = Workspace.load(workspace).check_each(exercises())
+    next(checks)
+    threading.Timer(0.3, gate.set).start()          # lets the running check end
+    checks.close()                                  # as Ctrl-C leaves the loop
+    assert started in (exercises()[:1], exercises()[:2])     # the second may not have begun
+
+
+def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
+    started = []
+    fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
+    (workspace / exercises()[2].file).unlink()
+    with pytest.raises(WorkspaceError, match="is missing; `tinyformer exercises reset 3`"):
+        list(Workspace.load(workspace).check_each(exercises()))
+    assert started == []
 
 
 def test_what_the_learners_code_prints_is_shown(workspace):

@@ -581,7 +581,8 @@ def exercises_hint(ex, workspace):
 @exercises.command("check", epilog="Exit status: 0 when the check passes (with --all: all of "
                    "them), 1 when it does not.")
 @exercise_argument(required=False)
-@click.option("--all", "check_all", is_flag=True, help="Check every exercise, one line each.")
+@click.option("--all", "check_all", is_flag=True,
+              help="Check every exercise, one line each (as many at once as there are cores).")
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, timeout, workspace):

@@ -169,10 +169,10 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bo
 
 
 def check_all(workspace: Workspace, timeout: float = 120) -> bool:
-    """Check every exercise, one line each; True when all pass."""
+    """Check every exercise, one line each in course order (one check per core at once);
+    True when all pass."""
     passed = 0
-    for ex in exercises():
-        message, printed = workspace.check(ex, timeout)
+    for ex, message, printed in workspace.check_each(exercises(), timeout):
         passed += report_check(ex, message, printed, quiet=True)
     click.echo(f"\n{passed} of {len(exercises())} pass")
     return passed == len(exercises())

@@ -22,10 +22,12 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..files import StrPath
+from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess
 
@@ -146,14 +148,30 @@ class Workspace:
     def check(self, ex: Exercise, timeout: float = 120) -> tuple[str | None, str]:
         """Check the learner's file and remember the outcome. Returns (message or None when it
         passes, what the learner's code printed)."""
-        path = self.path(ex)
-        if not path.exists():
-            raise WorkspaceError(f"{path} is missing; `tinyformer exercises reset {ex.number}` "
-                                 f"brings back a fresh copy")
-        checked_hash = file_hash(path)      # before the check: a save during it must re-check
-        message, printed = check_in_subprocess(ex, path, timeout)
-        self.record(ex, checked_hash if message is None else None)
+        [(_, message, printed)] = self.check_each([ex], timeout)
         return message, printed
+
+    def check_each(self, chosen: list[Exercise], timeout: float = 120
+                   ) -> Iterator[tuple[Exercise, str | None, str]]:
+        """Check the learner's files of `chosen` and remember each outcome: yields (exercise,
+        message or None when it passes, what the learner's code printed) in the order given.
+        Each check is a fresh process, so up to one per core run at once."""
+        paths = [self.path(ex) for ex in chosen]
+        for ex, path in zip(chosen, paths):
+            if not path.exists():
+                raise WorkspaceError(f"{path} is missing; `tinyformer exercises reset "
+                                     f"{ex.number}` brings back a fresh copy")
+        hashes = [file_hash(path) for path in paths]   # before the checks: a save during one
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(chosen), usable_cores())))
+        try:                                            # must check again
+            checks = [pool.submit(check_in_subprocess, ex, path, timeout)
+                      for ex, path in zip(chosen, paths)]
+            for ex, checked_hash, check in zip(chosen, hashes, checks):
+                message, printed = check.result()
+                self.record(ex, checked_hash if message is None else None)
+                yield ex, message, printed
+        finally:                        # stopped early (Ctrl-C): start no check that waits
+            pool.shutdown(cancel_futures=True)
 
     def record(self, ex: Exercise, passed_hash: str | None) -> None:
         if passed_hash:
