@@ -161,9 +161,10 @@ class Workspace:
             if not path.exists():
                 raise WorkspaceError(f"{path} is missing; `tinyformer exercises reset "
                                      f"{ex.number}` brings back a fresh copy")
-        hashes = [file_hash(path) for path in paths]   # before the checks: a save during one
+        # Hashed before the checks: a file saved during its check must be checked again.
+        hashes = [file_hash(path) for path in paths]
         pool = ThreadPoolExecutor(max_workers=max(1, min(len(chosen), usable_cores())))
-        try:                                            # must check again
+        try:
             checks = [pool.submit(check_in_subprocess, ex, path, timeout)
                       for ex, path in zip(chosen, paths)]
             for ex, checked_hash, check in zip(chosen, hashes, checks):
