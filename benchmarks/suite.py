@@ -225,6 +225,12 @@ def rows_train_step(r, case):
     ratio = r.get("ratio")
     yield ("training step, ms", ours["median_ms"], torch and torch["median_ms"], ratio,
            *at_most(ratio, case.step_target))
+    if torch and "block_medians_ms" in ours and "block_medians_ms" in torch:
+        # Each block of ours ran just before one of PyTorch's: a spell of the shared machine
+        # falls on both, so the blocks' own ratios, lowest and highest, say how noisy it was.
+        ratios = [o / t for o, t in zip(ours["block_medians_ms"], torch["block_medians_ms"])]
+        yield ("  its blocks' ratios, lowest", None, None, min(ratios), "", None)
+        yield ("  its blocks' ratios, highest", None, None, max(ratios), "", None)
     yield ("  tokens/s", ours["tokens_per_s"], torch and torch["tokens_per_s"], None, "", None)
     yield ("  % of numpy's GEMM FLOP/s", 100 * ours["share_of_numpy_gemm"],
            torch and 100 * torch["share_of_numpy_gemm"], None, "", None)

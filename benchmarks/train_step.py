@@ -299,8 +299,11 @@ def main():
     if not HAVE_TORCH:
         print("(PyTorch is not installed: no comparison)")
     else:
-        print(f"ratio ours / torch: {result['ratio']:.2f}   (largest |loss ours - torch| over "
-              f"the steps: {result['max_loss_diff']:.1e})")
+        blocks = [o / t for o, t in zip(result["ours"]["block_medians_ms"],
+                                        result["torch"]["block_medians_ms"])]
+        print(f"ratio ours / torch: {result['ratio']:.2f}, block by block {min(blocks):.2f} to "
+              f"{max(blocks):.2f}   (largest |loss ours - torch| over the steps: "
+              f"{result['max_loss_diff']:.1e})")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

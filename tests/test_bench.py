@@ -227,6 +227,19 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["GPT-2 small generation, batch 1"].endswith("met")
 
 
+def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
+    step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
+                                   "share_of_numpy_gemm": 0.5,
+                                   "block_medians_ms": [60.0, 45.0, 55.0]},
+            "torch": {"median_ms": 50.0, "tokens_per_s": 1.0, "share_of_numpy_gemm": 0.5,
+                      "block_medians_ms": [40.0, 50.0, 50.0]}}
+    suite.summary({"train_step": step}, "one-thread", suite.CASES["one-thread"])
+    lines = {line.strip().split("  ")[0]: line.split()
+             for line in capsys.readouterr().out.splitlines()}
+    assert lines["its blocks' ratios, lowest"][-1] == "0.90"      # 45 / 50
+    assert lines["its blocks' ratios, highest"][-1] == "1.50"     # 60 / 40, not 60 / 50
+
+
 def test_each_case_judges_the_training_step_and_the_whole_run_by_its_own_targets(capsys):
     def verdicts(case_name, step_ratio, wall_ratio, final_diff):
         step = {"ratio": step_ratio, "ours": {"median_ms": 50.0, "tokens_per_s": 1.0,
