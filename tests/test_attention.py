@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyautograd as ta
+from precision import to_float64
 from tinyautograd import Tensor
 from tinyformer.attention import (Attention, MultiHeadAttention, attention_readable,
                                   causal_mask, padding_mask, scaled_dot_product_attention)
@@ -262,12 +263,6 @@ def test_dropout_in_the_op_drops_what_the_readable_graph_drops_and_only_when_tra
 
 
 # -------------------------------------------------------------------------- MultiHeadAttention
-
-
-def to_float64(module):
-    for p in module.parameters():
-        p.data = p.data.astype(np.float64)
-    return module
 
 
 def torch_copy(attn, bias=True):

@@ -5,6 +5,7 @@ import pytest
 
 import tinyautograd as ta
 import tinyautograd.functional as F
+from precision import to_float64
 from tinyautograd import optim
 from tinyformer.bert import BERT, IGNORE, mask_tokens
 
@@ -66,9 +67,7 @@ def test_the_masking_recipe_80_10_10():
 
 def test_gradcheck_over_every_parameter_of_a_tiny_bert():
     ta.manual_seed(1)
-    model = BERT(vocab_size=5, context=4, n_layer=1, n_head=2, d_model=4)
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
+    model = to_float64(BERT(vocab_size=5, context=4, n_layer=1, n_head=2, d_model=4))
     idx = np.array([[2, 3, 4, 0], [4, 2, 0, 0]])
     targets = np.array([[3, IGNORE, 2, IGNORE], [IGNORE, 4, IGNORE, IGNORE]])
     assert ta.gradcheck(lambda *_: F.cross_entropy(model(idx), targets, ignore_index=IGNORE),

@@ -8,6 +8,7 @@ import torch.nn.functional as TF
 
 import tinyautograd as ta
 import tinyautograd.functional as F
+from precision import to_float64
 from tinyautograd import optim
 from tinyformer.gpt import GPT
 from tinyformer.sampling import sample_next
@@ -17,12 +18,6 @@ def tiny_gpt(**options):
     ta.manual_seed(0)
     settings = dict(vocab_size=7, context=8, n_layer=2, n_head=2, d_model=8)
     return GPT(**{**settings, **options})
-
-
-def to_float64(model):
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
 
 
 def tokens(shape, vocab=7, seed=0):

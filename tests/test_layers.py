@@ -9,17 +9,11 @@ import pytest
 import torch
 
 import tinyautograd as ta
+from precision import to_float64
 from tinyautograd import Tensor
 from tinyformer.layers import (Embeddings, FeedForward, LearnedPositions, NoPositions,
                                RotaryPositions, SinusoidalPositions, TokenEmbedding,
                                positional_encoding)
-
-
-def to_float64(module):
-    """Compare with torch in float64, where rounding does not hide a wrong formula."""
-    for p in module.parameters():
-        p.data = p.data.astype(np.float64)
-    return module
 
 
 def randn(*shape, seed=0, requires_grad=False):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as TF
 
 import tinyautograd as ta
+from precision import to_float64
 from tinyautograd import Tensor, nn
 from tinyautograd import functional as F
 from tinyformer import BERT, GPT, MultiHeadAttention, Transformer
@@ -60,15 +61,6 @@ def sharpened(model, scale=3.0):
         centre = 1.0 if "norm" in name and name.endswith("weight") else 0.0
         p.data = (centre + scale * 0.3 * rng.standard_normal(p.shape)).astype(p.dtype)
     return model.eval()
-
-
-def in_float64(model):
-    """The model with float64 parameters (so float64 activations): two ways of computing the
-    same logits then agree to 1e-10, where float32 leaves BLAS's own rounding, which differs
-    with the product's shape and the machine, at about 1e-5."""
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
 
 
 def gpt(**switches):
@@ -392,7 +384,7 @@ def test_a_later_token_changes_no_earlier_logit(name):
 
 def check_cache_equals_recomputing(model):
     idx = tokens((3, 10), seed=1)
-    model = in_float64(model)
+    model = to_float64(model)
     with ta.no_grad():
         full = model(idx).data
         cache = KVCache()
@@ -440,7 +432,7 @@ def test_bert_padding_changes_no_real_tokens_logits(name):
 def test_the_transformer_with_grouped_heads_ignores_padding_and_caches_exactly(name):
     ta.manual_seed(0)
     switches = {k: v for k, v in SWITCHES[name].items()}
-    model = in_float64(sharpened(Transformer(V, V, CONTEXT, **SIZES, **switches)))
+    model = to_float64(sharpened(Transformer(V, V, CONTEXT, **SIZES, **switches)))
     rng = np.random.default_rng(0)
     src, tgt = rng.integers(1, V, (2, 6)), rng.integers(1, V, (2, 7))
     src_padded = np.concatenate([src, np.zeros((2, 3), int)], axis=1)

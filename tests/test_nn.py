@@ -9,15 +9,9 @@ import torch
 import torch.nn.functional as F
 
 import tinyautograd as ta
+from precision import to_float64
 from tinyautograd import Tensor, nn
 from tinyautograd.nn import Parameter
-
-
-def to_float64(module):
-    """Compare with torch in float64, where rounding does not hide a wrong formula."""
-    for p in module.parameters():
-        p.data = p.data.astype(np.float64)
-    return module
 
 
 def torch_leaf(array):

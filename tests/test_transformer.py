@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from precision import to_float64
 from tinyautograd import Tensor, gradcheck, manual_seed, optim
 from tinyautograd.functional import cross_entropy
 from tinyformer.attention import causal_mask, padding_mask
 from tinyformer.transformer import Transformer
 
 PAD = 0
-
-
-def float64(model):
-    """Cast every parameter to float64 in place, for comparisons at rtol 1e-7."""
-    for p in model.parameters():
-        p.data = p.data.astype(np.float64)
-    return model
 
 
 def random_tokens(rng, batch, length, vocab_size):
@@ -213,8 +207,8 @@ def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer):
                                   activation="relu", batch_first=True, norm_first=False,
                                   dtype=torch.float64)
     theirs.encoder.norm = theirs.decoder.norm = None       # see the comment above
-    ours = float64(Transformer(5, 5, context=8, n_layer=n_layer, n_head=2, d_model=8,
-                               d_ff=16))
+    ours = to_float64(Transformer(5, 5, context=8, n_layer=n_layer, n_head=2, d_model=8,
+                                  d_ff=16))
     pairs = list(_parameter_pairs(ours, theirs))
     stack_params = list(ours.encoder.parameters()) + list(ours.decoder.parameters())
     assert {id(p) for p, *_ in pairs} == {id(p) for p in stack_params}   # every one is copied
@@ -264,8 +258,8 @@ def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer):
 ])
 def test_gradcheck_every_parameter(kwargs):
     manual_seed(0)
-    model = float64(Transformer(5, 5, context=6, n_layer=1, n_head=2, d_model=4, d_ff=8,
-                                **kwargs))
+    model = to_float64(Transformer(5, 5, context=6, n_layer=1, n_head=2, d_model=4, d_ff=8,
+                                   **kwargs))
     src = np.array([[1, 2, 3, 4], [4, 3, PAD, PAD]])
     tgt = np.array([[1, 3, 2, 4], [1, 2, 4, PAD]])
     targets = np.array([[3, 2, 4, 1], [2, 4, 3, 3]])
