@@ -356,6 +356,7 @@ class Abs(Function):
 
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
+_GELU_CAP = 80.0    # the cap on -2u: e^80 is 5.5e34, below float32's largest, 3.4e38
 
 
 class Gelu(Function):
@@ -418,9 +419,6 @@ class Gelu(Function):
             slope = _gelu_slope(ctx.operands[0])
         slope *= grad
         return slope
-
-
-_GELU_CAP = 80.0      # the cap on -2u: e^80 is 5.5e34, below float32's largest, 3.4e38
 
 
 def _gelu_slope(x):
