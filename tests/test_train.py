@@ -170,6 +170,31 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
 
 
+def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
+    # The prompts leave room in the context for the longest colour and its full stop, so the
+    # window never slides while they are written: one pass over the prompts, then one
+    # position per letter (a sliding window would run the whole context again each time).
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path), log=quiet)
+    job, model = trainer.job, trainer.model
+    room = len("yellow.")
+    assert {len(prompt) for prompt, _ in job.recall_prompts} == {TINY["context"] - room}
+    lengths, forward = [], model.forward
+
+    def recording(idx, cache=None):
+        lengths.append(np.shape(idx)[1])
+        return forward(idx, cache)
+    model.forward = recording
+    recall = job.recall(model)
+    assert lengths == [TINY["context"] - room] + [1] * (room - 1)
+    # The same figure as the model gives without the cache, recomputing every position.
+    prompts = np.array([job.tokenizer.encode(prompt) for prompt, _ in job.recall_prompts])
+    out = model.generate(prompts, room, temperature=0, use_cache=False)[:, prompts.shape[1]:]
+    hits = [job.tokenizer.decode(row).startswith(colour + ".")
+            for row, (_, colour) in zip(out, job.recall_prompts)]
+    assert recall == np.mean(hits)
+    trainer.close()
+
+
 def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path):
     first = run(tmp_path / "a", **JOBS["gpt"], iters=5, seed=3)
     assert run(tmp_path / "b", **JOBS["gpt"], iters=5, seed=3) == first

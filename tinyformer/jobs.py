@@ -177,6 +177,11 @@ class LanguageModelling:
     """GPT on a text: predict every next token of random windows."""
 
     special_tokens = []
+    # The letters a recall writes after its prompt: the longest colour and its full stop. The
+    # prompts leave room for them in the context, so that the window never slides while they
+    # are written: the KV cache then serves each new letter, where a sliding window would run
+    # the model over all of it again, letter after letter (seven times the work).
+    recall_letters = max(map(len, COLOURS)) + 1
 
     def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
         self.config, self.tokenizer, self.data = config, tokenizer, data
@@ -184,7 +189,8 @@ class LanguageModelling:
         # measure the colour recall, on prompts made once.
         self.recall_prompts = None
         if config.corpus is None and isinstance(tokenizer, CharTokenizer):
-            self.recall_prompts = recall_prompts(100, config.seed + 1000, config.context)
+            length = max(config.context - self.recall_letters, 1)
+            self.recall_prompts = recall_prompts(100, config.seed + 1000, length)
 
     def data_info(self) -> dict[str, Any]:
         """What config.json records of the data, to find the tokens again on --resume."""
@@ -229,7 +235,7 @@ class LanguageModelling:
         chain gets 1 in len(COLOURS)."""
         prompts = self.recall_prompts
         idx = np.array([self.tokenizer.encode(prompt) for prompt, _ in prompts])   # (n, T)
-        out = model.generate(idx, max(map(len, COLOURS)) + 1, temperature=0)[:, idx.shape[1]:]
+        out = model.generate(idx, self.recall_letters, temperature=0)[:, idx.shape[1]:]
         return float(np.mean([recalled(self.tokenizer.decode(row), colour)
                               for row, (_, colour) in zip(out, prompts)]))
 
@@ -249,6 +255,7 @@ class MaskedLM(LanguageModelling):
     `whole_words`) and predict them."""
 
     special_tokens = ["<pad>", "<mask>"]
+    recall_letters = 0                  # the colour is filled in where it stands: no room needed
 
     def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
         super().__init__(config, tokenizer, data)
