@@ -29,7 +29,8 @@ def test_ci_runs_the_readme_test_command():
     done = subprocess.run(["bash", "-c", extract.group(1)], cwd=ROOT, capture_output=True,
                           text=True, check=True)
     command = done.stdout.strip()
-    assert command.startswith("pip install torch==") and command.endswith("python -m pytest")
+    assert command.startswith("pip install torch==")
+    assert command.endswith("python -m pytest -n auto")        # on every core
     assert f"```bash\n{command}\n```" in README
 
 
