@@ -37,10 +37,11 @@ if TYPE_CHECKING:
 __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weights",
            "Attention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
 
-# The score given to a blocked key. -inf would also make its softmax weight exactly 0, but a row
-# whose keys are all blocked would then compute -inf - (-inf) = NaN inside softmax. A large
-# finite number underflows exp to exactly 0 just the same and keeps such a row finite; its
-# weights are then set to 0, so a query with nothing to attend to outputs zeros.
+# The score given to a blocked key (or added to it, which softmax cannot tell apart). -inf would
+# also make its softmax weight exactly 0, but a row whose keys are all blocked would then
+# compute -inf - (-inf) = NaN inside softmax. A large finite number underflows exp to exactly 0
+# just the same and keeps such a row finite; its weights are then set to 0, so a query with
+# nothing to attend to outputs zeros.
 _BLOCKED = -1e9
 
 Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
@@ -200,7 +201,7 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
 class Attention(Function):
     """Attention in one op: the function of `attention_readable`.
 
-    Forward, with s = 1/sqrt(d), blocked scores set to -1e9, and D the dropout mask (each
+    Forward, with s = 1/sqrt(d), blocked scores lowered by 1e9, and D the dropout mask (each
     weight kept with probability 1 - p and scaled by 1/(1 - p); all ones without dropout):
 
         S = Q K^T s,   P = softmax(S) (rows blocking every key set to 0),   O = (P * D) V
@@ -227,7 +228,9 @@ class Attention(Function):
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
         scores *= scale
         if keep is not None:
-            np.copyto(scores, _BLOCKED, where=~keep)
+            # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and
+            # runs two to three times faster than np.copyto(where=) with a mask that broadcasts.
+            scores += np.where(keep, 0, _BLOCKED).astype(scores.dtype)
         # `initial`: numpy's max along a last axis of 64 (the recipe's context) runs 2.5 times
         # faster with it, for the same result.
         scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
