@@ -161,17 +161,26 @@ class AdaptiveThreads:
     machine more cores can help. Beside a process that keeps one core busy, the thread that
     lands on that core gets half of it, and the step waits for it: one thread fewer is faster.
     No fixed count is right for both, so a run times its own steps. Every `period` steps it
-    runs `trial` steps with each candidate count and keeps the fastest by the median; in
-    between, it runs with that one. Exploring costs a few slow steps per period at worst. The
-    count changes how fast a step is computed, not its result: the micro-batches are the same
-    and their gradients are added in the same order, so the losses are the same to the bit,
-    and so are the tokens generated (tests/test_resources.py checks both).
+    runs `trial` steps with each candidate count and keeps the fastest by the median (the
+    fewest threads within 10% of it); in between, it runs with that one. The candidates take
+    turns (1, 2, 1, 2, ...), so that a passing slow spell weighs on each alike: the steps
+    just after an evaluation run slow whatever the count, and in blocks (1, 1, 1, 1, 2, ...)
+    they would all fall to the first candidate, which would then lose the trial. Exploring
+    costs a few slow steps per period at worst. The count changes how fast a step is
+    computed, not its result: the micro-batches are the same and their gradients are added in
+    the same order, so the losses are the same to the bit, and so are the tokens generated
+    (tests/test_resources.py checks both).
 
         with AdaptiveThreads() as threads:
             for step in ...:
                 with threads.step() as n:
                     train_step(n)
     """
+
+    # More threads must be clearly faster to be chosen. Beside a busy neighbour one thread and
+    # two come within a few per cent of each other, and the noise would choose, now one, now
+    # two; one then leaves the neighbour its core. On a quiet machine two win by far more.
+    margin = 0.10
 
     def __init__(self, candidates: tuple[int, ...] | None = None, period: int = 200,
                  trial: int = 4) -> None:
@@ -205,7 +214,8 @@ class AdaptiveThreads:
         """Run one step under the chosen count, or a candidate on trial, timing it; after the
         period's last trial, choose."""
         on_trial = self._on_trial()
-        n = self.candidates[self.count % self.period // self.trial] if on_trial else self.chosen
+        turn = self.count % self.period % len(self.candidates)
+        n = self.candidates[turn] if on_trial else self.chosen
         self._use(n)
         began = time.perf_counter()
         yield n
@@ -213,6 +223,11 @@ class AdaptiveThreads:
             self.times.setdefault(n, []).append(time.perf_counter() - began)
         self.count += 1
         if self.times and not self._on_trial():         # the trials are in: choose
-            self.chosen = min(self.times, key=lambda n: statistics.median(self.times[n]))
+            self.chosen = self._choice({n: statistics.median(t) for n, t in self.times.items()})
             self.times = {}
         self._use(self.chosen)
+
+    def _choice(self, medians: dict[int, float]) -> int:
+        """The fewest threads whose median step is within `margin` of the fastest."""
+        fastest = min(medians.values())
+        return min(n for n, median in medians.items() if median <= fastest * (1 + self.margin))
