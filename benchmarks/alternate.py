@@ -60,6 +60,13 @@ def set_torch_threads(torch, threads):
         torch.set_num_threads(threads)
 
 
+def block_ratios(ours_ms, theirs_ms):
+    """Each block of ours (its median) against the block of theirs that ran just after it: a
+    spell of the shared machine falls on both, so how far these spread says how noisy the
+    run was."""
+    return [o / t for o, t in zip(ours_ms, theirs_ms)]
+
+
 def alternate(script, engines, blocks, threads, arguments=(), show_output=False):
     """{engine: [the JSON each of its `blocks` children wrote, in order]}.
 

@@ -48,7 +48,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from alternate import AUTO, set_thread_variables  # noqa: E402
+from alternate import AUTO, block_ratios, set_thread_variables  # noqa: E402
 
 CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
@@ -226,9 +226,7 @@ def rows_train_step(r, case):
     yield ("training step, ms", ours["median_ms"], torch and torch["median_ms"], ratio,
            *at_most(ratio, case.step_target))
     if torch and "block_medians_ms" in ours and "block_medians_ms" in torch:
-        # Each block of ours ran just before one of PyTorch's: a spell of the shared machine
-        # falls on both, so the blocks' own ratios, lowest and highest, say how noisy it was.
-        ratios = [o / t for o, t in zip(ours["block_medians_ms"], torch["block_medians_ms"])]
+        ratios = block_ratios(ours["block_medians_ms"], torch["block_medians_ms"])
         yield ("  its blocks' ratios, lowest", None, None, min(ratios), "", None)
         yield ("  its blocks' ratios, highest", None, None, max(ratios), "", None)
     yield ("  tokens/s", ours["tokens_per_s"], torch and torch["tokens_per_s"], None, "", None)

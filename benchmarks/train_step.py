@@ -38,7 +38,8 @@ import argparse
 import os
 import sys
 
-from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
+from alternate import (AUTO, alternate, block_ratios, set_thread_variables,
+                       set_torch_threads, thread_count)
 
 
 def parse_args(argv=None):
@@ -299,8 +300,8 @@ def main():
     if not HAVE_TORCH:
         print("(PyTorch is not installed: no comparison)")
     else:
-        blocks = [o / t for o, t in zip(result["ours"]["block_medians_ms"],
-                                        result["torch"]["block_medians_ms"])]
+        blocks = block_ratios(result["ours"]["block_medians_ms"],
+                              result["torch"]["block_medians_ms"])
         print(f"ratio ours / torch: {result['ratio']:.2f}, block by block {min(blocks):.2f} to "
               f"{max(blocks):.2f}   (largest |loss ours - torch| over the steps: "
               f"{result['max_loss_diff']:.1e})")
