@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 from click.testing import CliRunner
 from threadpoolctl import threadpool_info
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import tinyautograd as ta
+import tinyformer.resources
 import tinyformer.train
 from tinyformer.decoding import beam_search
 from tinyformer.gpt import GPT
@@ -55,25 +57,40 @@ def test_it_tries_each_count_then_keeps_the_fastest_and_chooses_again_later():
         assert run_steps(threads, 8, busy) == [1] * 8
 
 
-def test_a_slow_spell_as_the_trials_begin_does_not_decide_them():
+def clocked_steps(monkeypatch, threads, n, seconds):
+    """Run `n` steps, step i taking seconds(i, count) on a clock of the test's own, the one
+    AdaptiveThreads reads, so that no machine's timing blurs a near thing; returns the count
+    each step ran with."""
+    now = [0.0]
+    monkeypatch.setattr(tinyformer.resources, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    used = []
+    for i in range(n):
+        with threads.step() as count:
+            now[0] += seconds(i, count)
+            used.append(count)
+    return used
+
+
+def test_a_slow_spell_as_the_trials_begin_does_not_decide_them(monkeypatch):
     # The first steps after an evaluation run slow whatever the count. The counts take turns
     # on trial, so the spell slows one step of each, and the medians still see one thread
     # as the faster. (In blocks, one thread would have had two slow steps of its three.)
     with AdaptiveThreads(candidates=(1, 2), period=12, trial=3) as threads:
-        used = []
-        for i in range(12):
-            with threads.step() as count:
-                time.sleep(0.03 if i < 2 else {1: 0.002, 2: 0.008}[count])
-                used.append(count)
+        used = clocked_steps(monkeypatch, threads, 12,
+                             lambda i, count: 0.03 if i < 2 else {1: 0.002, 2: 0.008}[count])
         assert used == [1, 2, 1, 2, 1, 2] + [1] * 6
 
 
-def test_more_threads_must_be_clearly_faster_to_be_chosen():
+def test_more_threads_must_be_clearly_faster_to_be_chosen(monkeypatch):
     # Beside a busy neighbour one thread and two come close; one is kept unless two win by
     # more than the margin (10%).
     with AdaptiveThreads(candidates=(1, 2), period=8, trial=3) as threads:
-        assert run_steps(threads, 8, {1: 0.010, 2: 0.0095})[6:] == [1, 1]      # 5% faster
-        assert run_steps(threads, 8, {1: 0.010, 2: 0.007})[6:] == [2, 2]       # 30% faster
+        near = {1: 0.010, 2: 0.0095}                                       # 5% faster
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: near[n])[6:] == [1, 1]
+        clear = {1: 0.010, 2: 0.007}                                       # 30% faster
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: clear[n])[6:] == [2, 2]
+        just_over = {1: 0.010, 2: 0.0090}                                  # 11% faster
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: just_over[n])[6:] == [2, 2]
 
 
 def test_the_limit_is_lifted_when_the_run_ends():
