@@ -195,6 +195,16 @@ def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
     trainer.close()
 
 
+def test_the_recall_runs_on_a_context_too_short_to_leave_room(tmp_path):
+    # Shorter than the colour and its full stop: one-letter prompts, and the window slides.
+    trainer = Trainer.start(TrainConfig(**dict(TINY, context=4), iters=1), str(tmp_path),
+                            log=quiet)
+    assert len(trainer.job.recall_prompts) == 100
+    assert {len(prompt) for prompt, _ in trainer.job.recall_prompts} == {1}
+    assert 0 <= trainer.job.recall(trainer.model) <= 1
+    trainer.close()
+
+
 def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path):
     first = run(tmp_path / "a", **JOBS["gpt"], iters=5, seed=3)
     assert run(tmp_path / "b", **JOBS["gpt"], iters=5, seed=3) == first
