@@ -103,6 +103,34 @@ def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_pa
     assert blas_threads_now() == before                 # only for the command's work
 
 
+def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch, tmp_path):
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 3)
+    seen = []
+    monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
+        threads) or "done")
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
+    monkeypatch.setattr(cli, "load_model", lambda directory: (None, None, {"model": "gpt"}))
+    monkeypatch.setattr(cli, "respond", lambda *args, **kwargs: seen.append(
+        kwargs["threads"]) or (lambda write: None))
+
+    def said(result):
+        assert result.exit_code == 0, result.output
+        return [line for line in result.stderr.splitlines() if "core" in line]
+
+    lines = said(run("train", *TINY, "--iters", 1, "--threads", 8, "--out", tmp_path / "a"))
+    assert lines == ["--threads 8: this machine lets the run use 3 cores, and threads beyond "
+                     "the cores only slow it down; using 3"]
+    assert said(run("generate", "--checkpoint", tmp_path / "a", "--threads", 4))[0].startswith(
+        "--threads 4: ")
+    assert said(run("train", *TINY, "--iters", 1, "--threads", 3, "--out", tmp_path / "b")) == []
+    # From the environment, the message names the variable that gave it.
+    result = CliRunner(env={"TINYFORMER_THREADS": "5"}).invoke(
+        main, ["train", *TINY, "--iters", "1", "--out", str(tmp_path / "c")])
+    assert said(result)[0].startswith("TINYFORMER_THREADS=5: ")
+    assert seen == [3, 3, 3, 3]
+
+
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,
                                                                                  monkeypatch):
     import tinyformer.resources

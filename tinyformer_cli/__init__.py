@@ -17,7 +17,7 @@ from tinyformer.checkpoint import check_export_dir, export_pretrained, load_mode
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-from tinyformer import files
+from tinyformer import files, resources
 from tinyformer.prompts import example_prompt, respond
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
@@ -233,11 +233,26 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
 
 # ----- train, generate, export
 
+def at_most_the_cores(ctx, param, threads):
+    """--threads, lowered to the cores this process may run on, and said so: threads beyond
+    them wait for each other (a BLAS thread spins while it waits, on a core another needs)."""
+    cores = resources.usable_cores()
+    if threads is None or threads <= cores:
+        return threads
+    given = (f"{param.envvar}={threads}" if ctx.get_parameter_source(param.name) ==
+             click.core.ParameterSource.ENVIRONMENT else f"--threads {threads}")
+    click.echo(f"{given}: this machine lets the run use {cores} "
+               f"core{'s' * (cores > 1)}, and threads beyond the cores only slow it down; "
+               f"using {cores}", err=True)
+    return cores
+
+
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, help="Cores for a training step's micro-batches (processes on Linux, "
-    "else threads), and threads for the matrix products [default: the steps' own timing "
-    "chooses, again as the machine's load changes].")
+    show_envvar=True, callback=at_most_the_cores, help="Cores for a training step's "
+    "micro-batches (processes on Linux, else threads), and threads for the matrix products, "
+    "at most the machine's cores [default: the steps' own timing chooses, again as the "
+    "machine's load changes].")
 
 
 def train_options(command):
