@@ -244,3 +244,69 @@ def test_training_keeps_the_memory_it_frees(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", *TINY, "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert entered == ["in", "out"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A container's limits: its cgroup's files, here written into a directory of the test's own
+
+
+def cgroup_tree(tmp_path, files, membership):
+    """A cgroup file system under tmp_path/cgroup (files: {relative path: text}), and the
+    process's membership file (/proc/self/cgroup's format)."""
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (tmp_path / "membership").write_text(membership)
+    return str(root), str(tmp_path / "membership")
+
+
+def test_a_cpu_quota_is_read_from_cgroup_v2_the_least_up_to_the_root(tmp_path):
+    v2 = {"cgroup.controllers": "cpu memory\n", "box/cpu.max": "150000 100000\n",
+          "box/run/cpu.max": "max 100000\n", "cpu.max": "800000 100000\n"}
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path, v2, "0::/box/run\n")) == 1.5
+    # Without any quota, none; and a container's path not visible here: the root it sees.
+    none = {"cgroup.controllers": "cpu\n", "cpu.max": "max 100000\n"}
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path / "a", none, "0::/\n")) is None
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(
+        tmp_path / "b", {"cgroup.controllers": "", "cpu.max": "250000 100000"},
+        "0::/docker/1234\n")) == 2.5
+
+
+def test_a_cpu_quota_is_read_from_cgroup_v1(tmp_path):
+    v1 = {"cpu/docker/abc/cpu.cfs_quota_us": "-1\n", "cpu/docker/abc/cpu.cfs_period_us": "100000\n",
+          "cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}
+    membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n"
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path, v1, membership)) == 2.0
+    assert tinyformer.resources.cpu_quota(str(tmp_path / "nothing"), membership) is None
+
+
+def test_usable_cores_are_at_most_the_quota_rounded_up(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    for quota, cores in [(None, 8), (1.5, 2), (0.2, 1), (32.0, 8)]:
+        monkeypatch.setattr(tinyformer.resources, "cpu_quota", lambda q=quota: q)
+        assert tinyformer.resources.usable_cores() == cores
+
+
+def test_a_memory_limit_leaves_what_the_group_has_not_used_its_cache_aside(tmp_path):
+    gib = 1 << 30
+    v2 = {"cgroup.controllers": "memory\n", "box/memory.max": f"{2 * gib}\n",
+          "box/memory.current": f"{gib}\n",
+          "box/memory.stat": f"anon 5\ninactive_file {gib // 4}\n",
+          "memory.max": "max\n", "memory.current": f"{3 * gib}\n"}
+    left = tinyformer.resources.cgroup_memory_left(*cgroup_tree(tmp_path, v2, "0::/box\n"))
+    assert left == 2 * gib - gib + gib // 4
+    v1 = {"memory/memory.limit_in_bytes": f"{4 * gib}\n", "memory/memory.usage_in_bytes":
+          f"{gib}\n", "memory/memory.stat": f"inactive_file 7\ntotal_inactive_file {gib}\n"}
+    assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
+        tmp_path / "v1", v1, "5:memory:/\n")) == 4 * gib
+    assert tinyformer.resources.cgroup_memory_left(str(tmp_path / "none"), "0::/\n") is None
+
+
+def test_available_memory_is_at_most_what_the_container_leaves(monkeypatch):
+    monkeypatch.setattr(tinyformer.resources, "machine_memory", lambda: 10**10)
+    for container, available in [(12345, 12345), (None, 10**10), (10**11, 10**10)]:
+        monkeypatch.setattr(tinyformer.resources, "cgroup_memory_left", lambda c=container: c)
+        assert tinyformer.resources.available_memory() == available
+    monkeypatch.setattr(tinyformer.resources, "machine_memory", lambda: None)
+    assert tinyformer.resources.available_memory() == 10**11

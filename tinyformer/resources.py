@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import math
 import os
 import statistics
 import sys
@@ -25,8 +26,15 @@ FLOAT = 4                     # bytes: the engine computes in float32
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), or the
-    machine's physical memory where that cannot be read; None if neither can."""
+    """Bytes of memory available to a new allocation now: what the machine has
+    (`machine_memory`), and at most what a container's memory limit leaves
+    (`cgroup_memory_left`); None if neither can be read."""
+    return min((n for n in (machine_memory(), cgroup_memory_left()) if n is not None),
+               default=None)
+
+
+def machine_memory() -> int | None:
+    """Linux's MemAvailable, or the machine's physical memory where that cannot be read."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/meminfo") as f:
             for line in f:
@@ -35,6 +43,88 @@ def available_memory() -> int | None:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return None
+
+
+# A container sees the machine's memory and cores, but its cgroup may allow it far less: a
+# run sized by the machine's figures is then killed for memory, or runs a thread a core on
+# cores it gets a fraction of. Linux's cgroups say how much, in files under CGROUPS.
+CGROUPS = "/sys/fs/cgroup"
+
+
+def cgroup_memory_left(root: str = CGROUPS, membership: str = "/proc/self/cgroup") -> int | None:
+    """Bytes this process's cgroup may still take before its memory limit (a container started
+    with --memory=2g, say), the least along the way up to the root; None without a limit.
+    The limit (cgroup v2's memory.max, "max" for none; v1's memory.limit_in_bytes) less what
+    the group uses (memory.current; memory.usage_in_bytes), not counting the file cache the
+    kernel drops first when memory runs short (inactive_file in memory.stat)."""
+    left = []
+    for directory in _cgroup_directories("memory", root, membership):
+        v2 = os.path.exists(os.path.join(directory, "memory.max"))
+        limit = _number_in(directory, "memory.max" if v2 else "memory.limit_in_bytes")
+        used = _number_in(directory, "memory.current" if v2 else "memory.usage_in_bytes")
+        cache = _memory_stat(directory, "inactive_file" if v2 else "total_inactive_file")
+        if limit is not None and used is not None:
+            left.append(max(limit - used + cache, 0))
+    return min(left, default=None)
+
+
+def cpu_quota(root: str = CGROUPS, membership: str = "/proc/self/cgroup") -> float | None:
+    """How many cores' worth of time this process's cgroup may use (a container started with
+    --cpus=2, say), the least along the way up to the root; None without a quota. cgroup v2's
+    cpu.max holds "quota period" ("max period" for none); v1 has cpu.cfs_quota_us (-1 for
+    none) and cpu.cfs_period_us."""
+    quotas = []
+    for directory in _cgroup_directories("cpu", root, membership):
+        quota, period = (_number_in(directory, "cpu.max", 0), _number_in(directory, "cpu.max", 1))
+        if quota is None:
+            quota, period = (_number_in(directory, "cpu.cfs_quota_us"),
+                             _number_in(directory, "cpu.cfs_period_us"))
+        if quota is not None and period and quota > 0:
+            quotas.append(quota / period)
+    return min(quotas, default=None)
+
+
+def _cgroup_directories(controller: str, root: str, membership: str) -> list[str]:
+    """This process's cgroup directories for `controller`: its own, then its ancestors' up to
+    the root (a limit set on any of them applies), those that this process can see. cgroup v2
+    has one tree at `root`; v1 a tree per controller (`root`/memory, `root`/cpu). Inside a
+    container its own cgroup is usually the root it sees."""
+    v2 = os.path.exists(os.path.join(root, "cgroup.controllers"))
+    tree = root if v2 else os.path.join(root, controller)
+    path = "/"
+    with contextlib.suppress(OSError, ValueError):
+        with open(membership) as f:
+            for line in f:                        # "hierarchy:controllers:path"
+                _, controllers, where = line.rstrip("\n").split(":", 2)
+                ours = controllers == "" if v2 else controller in controllers.split(",")
+                if ours:
+                    path = where
+    directories = []
+    while True:
+        directory = tree + path.rstrip("/")
+        if os.path.isdir(directory):
+            directories.append(directory)
+        if path.rstrip("/") == "":
+            return directories
+        path = os.path.dirname(path.rstrip("/"))
+
+
+def _number_in(directory: str, name: str, field: int = 0) -> int | None:
+    """The whole number in field `field` of a cgroup file, or None (no such file, "max")."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open(os.path.join(directory, name)) as f:
+            return int(f.read().split()[field])
+    return None
+
+
+def _memory_stat(directory: str, key: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(directory, "memory.stat")) as f:
+            for line in f:
+                name, value = line.split()
+                if name == key:
+                    return int(value)
+    return 0
 
 
 def training_memory(config: TrainConfig, vocab_size: int) -> int:
@@ -132,10 +222,14 @@ def blas_controller() -> ThreadpoolController:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers narrow)."""
-    with contextlib.suppress(AttributeError, OSError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The cores this process may use: those it may run on (its CPU affinity, which containers
+    narrow), and no more than its cgroup's CPU quota, rounded up (`cpu_quota`)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
 
 
 @contextlib.contextmanager
