@@ -118,6 +118,7 @@ def _number_in(directory: str, name: str, field: int = 0) -> int | None:
 
 
 def _memory_stat(directory: str, key: str) -> int:
+    """One figure of a cgroup's memory.stat ("key value" lines), 0 where it cannot be read."""
     with contextlib.suppress(OSError, ValueError):
         with open(os.path.join(directory, "memory.stat")) as f:
             for line in f:
