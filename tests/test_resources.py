@@ -282,7 +282,7 @@ def test_a_cpu_quota_is_read_from_cgroup_v1(tmp_path):
 
 
 def test_usable_cores_are_at_most_the_quota_rounded_up(monkeypatch):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     for quota, cores in [(None, 8), (1.5, 2), (0.2, 1), (32.0, 8)]:
         monkeypatch.setattr(tinyformer.resources, "cpu_quota", lambda q=quota: q)
         assert tinyformer.resources.usable_cores() == cores
