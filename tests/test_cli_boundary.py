@@ -89,6 +89,8 @@ def blas_threads_now():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_path, threads):
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)   # on any machine
     seen, before = [], blas_threads_now()
     monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
         blas_threads_now()) or "done")
