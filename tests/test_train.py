@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tinyformer import checkpoint, rundir
+from tinyformer.data import recalled
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
@@ -189,7 +190,7 @@ def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
     # The same figure as the model gives without the cache, recomputing every position.
     prompts = np.array([job.tokenizer.encode(prompt) for prompt, _ in job.recall_prompts])
     out = model.generate(prompts, room, temperature=0, use_cache=False)[:, prompts.shape[1]:]
-    hits = [job.tokenizer.decode(row).startswith(colour + ".")
+    hits = [recalled(job.tokenizer.decode(row), colour)
             for row, (_, colour) in zip(out, job.recall_prompts)]
     assert recall == np.mean(hits)
     trainer.close()
