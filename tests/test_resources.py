@@ -301,6 +301,11 @@ def test_a_memory_limit_leaves_what_the_group_has_not_used_its_cache_aside(tmp_p
     assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
         tmp_path / "v1", v1, "5:memory:/\n")) == 4 * gib
     assert tinyformer.resources.cgroup_memory_left(str(tmp_path / "none"), "0::/\n") is None
+    # A group briefly over its limit (the kernel reclaiming) has nothing left, not less.
+    over = {"cgroup.controllers": "memory\n", "memory.max": f"{gib}\n",
+            "memory.current": f"{2 * gib}\n"}
+    assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
+        tmp_path / "over", over, "0::/\n")) == 0
 
 
 def test_available_memory_is_at_most_what_the_container_leaves(monkeypatch):
