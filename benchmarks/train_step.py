@@ -237,7 +237,8 @@ def child(args):
                 if i >= args.warmup:
                     ms.append(1000 * (time.perf_counter() - t0))
             figures = {"ms": ms, "losses": losses, "version": version,
-                       "threads": adaptive.chosen if adaptive else threads}
+                       "threads": adaptive.chosen if adaptive else threads,
+                       "micro_batches": MICRO_BATCHES if args.engine == "ours" else None}
     with open(args.json, "w") as f:
         json.dump(figures, f)
 

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -350,6 +351,26 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+
+
+def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
+    """A real, tiny run of benchmarks/envelope.py: every variant timed; one part takes the
+    batch whole and trains the same model (its losses agree with ours to rounding); free
+    kernels compute nothing for layer norm, GELU and softmax (its losses are not the model's)."""
+    out = tmp_path / "envelope.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "envelope.py"), "--blocks", "1",
+                    "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
+                   capture_output=True)
+    figures = json.loads(out.read_text())
+    variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels"]
+    assert all(figures["median_ms"][name] > 0 for name in variants)
+    assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1]
+    losses = {name: np.array(figures["losses"][name]) for name in figures["losses"]}
+    np.testing.assert_allclose(losses["one-part"], losses["ours"], rtol=1e-5)
+    for name in ("free-kernels", "one-part-free-kernels"):
+        assert not np.allclose(losses[name], losses["ours"], rtol=1e-3)   # NaN counts as apart
+    if "torch" in losses:
+        np.testing.assert_allclose(losses["torch"], losses["ours"], rtol=1e-5)
 
 
 def test_under_auto_each_engine_trains_as_a_user_gets_it(tmp_path):

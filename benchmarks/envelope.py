@@ -1,0 +1,139 @@
+"""How far our training step could go on one thread: benchmarks/train_step.py's step, ours as
+the trainer takes it and three variants of it, beside PyTorch's.
+
+    python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 6 minutes
+    python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
+
+The variants answer what the rest of the step costs, with the matrix products unchanged:
+
+- one-part: the batch whole, where the trainer cuts it in two micro-batches (as
+  `tinyformer train --micro-batches 1` does). The two parts keep the losses the same whatever
+  the thread count; on one thread the engine then runs the step's graph twice.
+- free-kernels: layer norm, GELU and attention's softmax do no arithmetic, forward or backward:
+  each returns an uninitialised array of its result's shape (attention keeps its two matrix
+  products). That is what compiled kernels for them could give at best, were they free. Its
+  losses are meaningless (they soon turn to NaN, which costs the matrix products nothing).
+- one-part-free-kernels: both.
+
+Each engine alone in its own process, the engines taking turns block by block
+(benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
+"""
+
+import argparse
+import os
+import statistics
+
+from alternate import alternate, block_ratios, set_thread_variables, thread_count
+
+VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=thread_count, default=1,
+                   help="BLAS threads, and torch's threads (a count: the variants are fixed)")
+    p.add_argument("--blocks", type=int, default=5, help="turns of each engine, each its own "
+                   "process")
+    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--engine", choices=VARIANTS + ["torch"],
+                   help="child mode: time this engine alone and write its figures to --json")
+    return p.parse_args(argv)
+
+
+# OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
+if __name__ == "__main__":
+    ARGS = parse_args()
+    set_thread_variables(os.environ, ARGS.threads)
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import train_step  # noqa: E402  (puts the repository on sys.path)
+from tinyautograd import functional, ops  # noqa: E402
+from tinyformer import attention  # noqa: E402
+
+
+def free_kernels():
+    """Layer norm, GELU and attention's softmax replaced, in this process, by versions that
+    only allocate their results: the same graph, the same matrix products."""
+    def layer_norm_forward(ctx, x, weight, bias, eps=1e-5):
+        return np.empty_like(x)
+
+    def layer_norm_backward(ctx, grad):
+        _, weight, _ = ctx.operands
+        return np.empty_like(grad), np.empty_like(weight), grad
+
+    def gelu_forward(ctx, x):
+        return np.empty_like(x)
+
+    def gelu_backward(ctx, grad):
+        return np.empty_like(grad)
+
+    def attention_forward(ctx, q, k, v, keep=None, drop=None):
+        ctx.p = q @ np.swapaxes(k, -2, -1)                 # the scores, as if the weights
+        return ctx.p @ v
+
+    def attention_backward(ctx, grad):
+        q, k, v = ctx.operands
+        d_v = np.swapaxes(ctx.p, -2, -1) @ grad
+        d_s = grad @ np.swapaxes(v, -2, -1)
+        return d_s @ k, np.swapaxes(d_s, -2, -1) @ q, d_v
+
+    functional.LayerNorm.forward = staticmethod(layer_norm_forward)
+    functional.LayerNorm.backward = staticmethod(layer_norm_backward)
+    ops.Gelu.forward = staticmethod(gelu_forward)
+    ops.Gelu.backward = staticmethod(gelu_backward)
+    attention.Attention.forward = staticmethod(attention_forward)
+    attention.Attention.backward = staticmethod(attention_backward)
+
+
+def child(args):
+    """One engine alone: train_step.py's child, with this variant's changes made first."""
+    if "one-part" in args.engine:
+        train_step.MICRO_BATCHES = 1
+    if "free-kernels" in args.engine:
+        free_kernels()
+    args.engine = "torch" if args.engine == "torch" else "ours"
+    train_step.child(args)
+
+
+def main():
+    args = ARGS
+    engines = VARIANTS + (["torch"] if train_step.HAVE_TORCH else [])
+    runs = alternate(__file__, engines, args.blocks, args.threads,
+                     ["--warmup", args.warmup, "--reps", args.reps])
+    medians = {name: statistics.median(ms for run in runs[name] for ms in run["ms"])
+               for name in engines}
+    blocks = {name: [statistics.median(run["ms"]) for run in runs[name]] for name in engines}
+    result = {"threads": args.threads, "blocks": args.blocks, "reps": args.reps,
+              "warmup": args.warmup, "median_ms": medians, "block_medians_ms": blocks,
+              "micro_batches": {name: runs[name][0]["micro_batches"] for name in engines},
+              # the same batches from the same weights in every block: the first block's
+              "losses": {name: runs[name][0]["losses"] for name in engines}}
+    print(f"one training step of nanoGPT's Shakespeare CPU recipe, {args.threads} thread(s); "
+          f"each engine alone in its own process, {args.blocks} alternating blocks of "
+          f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
+    print(f"{'':24}{'ms/step':>9}{'/ torch':>9}   block by block")
+    for name in engines:
+        versus = ""
+        if "torch" in medians and name != "torch":
+            ratios = block_ratios(blocks[name], blocks["torch"])
+            versus = (f"{medians[name] / medians['torch']:9.2f}   "
+                      f"{min(ratios):.2f} to {max(ratios):.2f}")
+        print(f"{name:24}{medians[name]:9.1f}{versus}")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    if ARGS.engine:
+        child(ARGS)
+    else:
+        main()
