@@ -60,6 +60,22 @@ def set_torch_threads(torch, threads):
         torch.set_num_threads(threads)
 
 
+def step_options(description, engines, blocks):
+    """The options of a script that times training steps engine by engine, in blocks that take
+    turns (train_step.py, envelope.py); `engines` are its child modes."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--threads", type=thread_count, default=1,
+                   help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
+    p.add_argument("--blocks", type=int, default=blocks, help="turns of each engine, each its "
+                   "own process")
+    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--engine", choices=engines,
+                   help="child mode: time this engine alone and write its figures to --json")
+    return p
+
 def block_ratios(ours_ms, theirs_ms):
     """Each block of ours (its median) against the block of theirs that ran just after it: a
     spell of the shared machine falls on both, so how far these spread says how noisy the
@@ -92,3 +108,11 @@ def alternate(script, engines, blocks, threads, arguments=(), show_output=False)
                 with open(json_path) as f:
                     results[engine].append(json.load(f))
     return results
+
+
+def write_figures(path, figures):
+    """A benchmark's figures as JSON at `path`, its directory made if need be; says so."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(figures, f, indent=1)
+    print(f"written: {path}")

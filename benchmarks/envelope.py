@@ -19,36 +19,27 @@ Each engine alone in its own process, the engines taking turns block by block
 (benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
 """
 
-import argparse
 import os
 import statistics
 
-from alternate import alternate, block_ratios, set_thread_variables, thread_count
+from alternate import (AUTO, alternate, block_ratios, set_thread_variables, step_options,
+                       write_figures)
 
 VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=thread_count, default=1,
-                   help="BLAS threads, and torch's threads (a count: the variants are fixed)")
-    p.add_argument("--blocks", type=int, default=5, help="turns of each engine, each its own "
-                   "process")
-    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
-    p.add_argument("--json", help="also write the figures to this file")
-    p.add_argument("--engine", choices=VARIANTS + ["torch"],
-                   help="child mode: time this engine alone and write its figures to --json")
-    return p.parse_args(argv)
+    options = step_options(__doc__.split("\n")[0], VARIANTS + ["torch"], blocks=5)
+    args = options.parse_args(argv)
+    if args.threads == AUTO:
+        options.error("--threads auto: the variants are compared at one fixed count; give a number")
+    return args
 
 
 # OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
 if __name__ == "__main__":
     ARGS = parse_args()
     set_thread_variables(os.environ, ARGS.threads)
-
-import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -126,10 +117,7 @@ def main():
                       f"{min(ratios):.2f} to {max(ratios):.2f}")
         print(f"{name:24}{medians[name]:9.1f}{versus}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"written: {args.json}")
+        write_figures(args.json, result)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ import argparse
 import os
 import sys
 
-from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
+from alternate import (AUTO, alternate, set_thread_variables, set_torch_threads, thread_count,
+                       write_figures)
 
 
 def parse_args(argv=None):
@@ -394,14 +395,12 @@ def main():
         print(f"seed {seed}: {results[-1]['wall_s']:.0f} s", flush=True)
     print_table(results, args.iters)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"corpus": os.path.basename(args.corpus), "iters": args.iters,
-                       "threads": args.threads, "numpy": np.__version__,
-                       "torch": torch_version, "load_average_at_start": load,
-                       "method": "each engine alone in its own process, one after the other",
-                       "results": results}, f, indent=1)
-        print(f"\nraw results: {args.json}")
+        write_figures(args.json, {
+            "corpus": os.path.basename(args.corpus), "iters": args.iters,
+            "threads": args.threads, "numpy": np.__version__, "torch": torch_version,
+            "load_average_at_start": load,
+            "method": "each engine alone in its own process, one after the other",
+            "results": results})
 
 
 if __name__ == "__main__":

@@ -34,27 +34,16 @@ run tries again only every 200 steps, so the steady step is the one to compare. 
 timed at each of those counts, and the faster taken.
 """
 
-import argparse
 import os
 import sys
 
-from alternate import (AUTO, alternate, block_ratios, set_thread_variables,
-                       set_torch_threads, thread_count)
+from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_torch_threads,
+                       step_options, write_figures)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--threads", type=thread_count, default=1,
-                   help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
-    p.add_argument("--blocks", type=int, default=3, help="turns of each engine, each its own "
-                   "process")
-    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
-    p.add_argument("--json", help="also write the figures to this file")
-    p.add_argument("--engine", choices=["ours", "torch", "gemm"],
-                   help="child mode: time this engine alone and write its figures to --json")
-    return p.parse_args(argv)
+    options = step_options(__doc__.split("\n")[0], ["ours", "torch", "gemm"], blocks=3)
+    return options.parse_args(argv)
 
 
 # OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
@@ -307,10 +296,7 @@ def main():
               f"{max(blocks):.2f}   (largest |loss ours - torch| over the steps: "
               f"{result['max_loss_diff']:.1e})")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"written: {args.json}")
+        write_figures(args.json, result)
 
 
 if __name__ == "__main__":
