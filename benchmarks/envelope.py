@@ -1,7 +1,7 @@
 """How far our training step could go on one thread: benchmarks/train_step.py's step, ours as
-the trainer takes it and three variants of it, beside PyTorch's.
+the trainer takes it and five variants of it, beside PyTorch's.
 
-    python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 6 minutes
+    python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 3 minutes
     python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
 
 The variants answer what the rest of the step costs, with the matrix products unchanged:
@@ -14,18 +14,26 @@ The variants answer what the rest of the step costs, with the matrix products un
   products). That is what compiled kernels for them could give at best, were they free. Its
   losses are meaningless (they soon turn to NaN, which costs the matrix products nothing).
 - one-part-free-kernels: both.
+- compiled-kernels: layer norm, GELU, attention's softmax and AdamW's update as loops compiled
+  by numba (benchmarks/compiled_kernels.py), where numba is installed: what compiled kernels do
+  give. Its losses agree with ours to rounding.
+- one-part-compiled-kernels: one part and the compiled kernels.
 
 Each engine alone in its own process, the engines taking turns block by block
 (benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
 """
 
+import importlib.util
+import json
 import os
 import statistics
 
 from alternate import (AUTO, alternate, block_ratios, set_thread_variables, step_options,
                        write_figures)
 
-VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels"]
+VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "compiled-kernels",
+            "one-part-compiled-kernels"]
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None        # for compiled_kernels.py
 
 
 def parse_args(argv=None):
@@ -44,42 +52,53 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 import train_step  # noqa: E402  (puts the repository on sys.path)
-from tinyautograd import functional, ops  # noqa: E402
+from tinyautograd import functional, ops, optim  # noqa: E402
 from tinyformer import attention  # noqa: E402
 
 
-def free_kernels():
-    """Layer norm, GELU and attention's softmax replaced, in this process, by versions that
-    only allocate their results: the same graph, the same matrix products."""
+class FreeKernels:
+    """Layer norm, GELU and attention's softmax that only allocate their results: the same
+    graph, the same matrix products, as forward and backward functions of our ops' kind."""
+
+    @staticmethod
     def layer_norm_forward(ctx, x, weight, bias, eps=1e-5):
         return np.empty_like(x)
 
+    @staticmethod
     def layer_norm_backward(ctx, grad):
         _, weight, _ = ctx.operands
         return np.empty_like(grad), np.empty_like(weight), grad
 
+    @staticmethod
     def gelu_forward(ctx, x):
         return np.empty_like(x)
 
+    @staticmethod
     def gelu_backward(ctx, grad):
         return np.empty_like(grad)
 
+    @staticmethod
     def attention_forward(ctx, q, k, v, keep=None, drop=None):
         ctx.p = q @ np.swapaxes(k, -2, -1)                 # the scores, as if the weights
         return ctx.p @ v
 
+    @staticmethod
     def attention_backward(ctx, grad):
         q, k, v = ctx.operands
         d_v = np.swapaxes(ctx.p, -2, -1) @ grad
         d_s = grad @ np.swapaxes(v, -2, -1)
         return d_s @ k, np.swapaxes(d_s, -2, -1) @ q, d_v
 
-    functional.LayerNorm.forward = staticmethod(layer_norm_forward)
-    functional.LayerNorm.backward = staticmethod(layer_norm_backward)
-    ops.Gelu.forward = staticmethod(gelu_forward)
-    ops.Gelu.backward = staticmethod(gelu_backward)
-    attention.Attention.forward = staticmethod(attention_forward)
-    attention.Attention.backward = staticmethod(attention_backward)
+
+def put_in_place(kernels):
+    """Our layer norm's, GELU's and attention's forward and backward replaced, in this process,
+    by `kernels`' (FreeKernels, or the compiled_kernels module)."""
+    functional.LayerNorm.forward = staticmethod(kernels.layer_norm_forward)
+    functional.LayerNorm.backward = staticmethod(kernels.layer_norm_backward)
+    ops.Gelu.forward = staticmethod(kernels.gelu_forward)
+    ops.Gelu.backward = staticmethod(kernels.gelu_backward)
+    attention.Attention.forward = staticmethod(kernels.attention_forward)
+    attention.Attention.backward = staticmethod(kernels.attention_backward)
 
 
 def child(args):
@@ -87,14 +106,26 @@ def child(args):
     if "one-part" in args.engine:
         train_step.MICRO_BATCHES = 1
     if "free-kernels" in args.engine:
-        free_kernels()
+        put_in_place(FreeKernels)
+    if "compiled-kernels" in args.engine:
+        import compiled_kernels
+        put_in_place(compiled_kernels)
+        optim.Adam.update = compiled_kernels.adam_update
     args.engine = "torch" if args.engine == "torch" else "ours"
     train_step.child(args)
+    if args.engine == "ours":                      # which code computed the step, for the record
+        with open(args.json) as f:
+            figures = json.load(f)
+        figures["kernels"] = {name: function.__module__ for name, function in [
+            ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
+            ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
+        write_figures(args.json, figures)
 
 
 def main():
     args = ARGS
-    engines = VARIANTS + (["torch"] if train_step.HAVE_TORCH else [])
+    variants = [name for name in VARIANTS if HAVE_NUMBA or "compiled" not in name]
+    engines = variants + (["torch"] if train_step.HAVE_TORCH else [])
     runs = alternate(__file__, engines, args.blocks, args.threads,
                      ["--warmup", args.warmup, "--reps", args.reps])
     medians = {name: statistics.median(ms for run in runs[name] for ms in run["ms"])
@@ -103,6 +134,7 @@ def main():
     result = {"threads": args.threads, "blocks": args.blocks, "reps": args.reps,
               "warmup": args.warmup, "median_ms": medians, "block_medians_ms": blocks,
               "micro_batches": {name: runs[name][0]["micro_batches"] for name in engines},
+              "kernels": {name: runs[name][0].get("kernels") for name in engines},
               # the same batches from the same weights in every block: the first block's
               "losses": {name: runs[name][0]["losses"] for name in engines}}
     print(f"one training step of nanoGPT's Shakespeare CPU recipe, {args.threads} thread(s); "
@@ -116,6 +148,9 @@ def main():
             versus = (f"{medians[name] / medians['torch']:9.2f}   "
                       f"{min(ratios):.2f} to {max(ratios):.2f}")
         print(f"{name:24}{medians[name]:9.1f}{versus}")
+    if not HAVE_NUMBA:
+        print("(numba is not installed, so the compiled-kernels variants did not run: "
+              "pip install numba)")
     if args.json:
         write_figures(args.json, result)
 
