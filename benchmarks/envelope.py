@@ -24,7 +24,6 @@ Each engine alone in its own process, the engines taking turns block by block
 """
 
 import importlib.util
-import json
 import os
 import statistics
 
@@ -111,15 +110,14 @@ def child(args):
         import compiled_kernels
         put_in_place(compiled_kernels)
         optim.Adam.update = compiled_kernels.adam_update
-    args.engine = "torch" if args.engine == "torch" else "ours"
-    train_step.child(args)
-    if args.engine == "ours":                      # which code computed the step, for the record
-        with open(args.json) as f:
-            figures = json.load(f)
-        figures["kernels"] = {name: function.__module__ for name, function in [
-            ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
-            ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
-        write_figures(args.json, figures)
+    kernels = {name: function.__module__ for name, function in [    # which code computes
+        ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
+        ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
+    if args.engine == "torch":
+        train_step.child(args)
+    else:
+        args.engine = "ours"
+        train_step.child(args, record={"kernels": kernels})
 
 
 def main():

@@ -202,10 +202,10 @@ def gemm_child(args):
     return {"gemm_ms": 1000 * min(seconds.values())}
 
 
-def child(args):
+def child(args, record=None):
     """Time one engine (or numpy's GEMM) in this process and write its figures to args.json:
     the timed steps' ms, every step's loss, and the threads the engine ran on (for ours under
-    "auto", the count it had chosen at the end)."""
+    "auto", the count it had chosen at the end), with what the caller adds in `record`."""
     if args.engine == "gemm":
         figures = gemm_child(args)
     else:
@@ -228,6 +228,7 @@ def child(args):
             figures = {"ms": ms, "losses": losses, "version": version,
                        "threads": adaptive.chosen if adaptive else threads,
                        "micro_batches": MICRO_BATCHES if args.engine == "ours" else None}
+    figures.update(record or {})
     with open(args.json, "w") as f:
         json.dump(figures, f)
 
