@@ -37,7 +37,7 @@ def _exp(x, out, bits):
     """out = e^x, for float32 arrays x, out and an int32 scratch `bits`, all of one length."""
     for i in range(x.shape[0]):
         v = min(max(x[i], np.float32(-87.0)), np.float32(88.0))
-        k = np.floor(v * np.float32(1.4426950408889634) + np.float32(0.5))    # v / ln 2
+        k = np.floor(v * np.float32(1.4426950408889634) + np.float32(0.5))    # round(v / ln 2)
         r = v - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)  # v - k ln 2
         p = np.float32(1.9875691500e-4)
         p = p * r + np.float32(1.3981999507e-3)
@@ -53,7 +53,7 @@ def _exp(x, out, bits):
 
 
 # --------------------------------------------------------------------------------------------
-# layer norm: ops.LayerNorm's formulas, row by row
+# layer norm: functional.LayerNorm's formulas, row by row
 
 
 @kernel
@@ -144,6 +144,8 @@ def _value_and_slope(x, e, y, slope):                          # e = e^(-2u), h 
 
 @kernel
 def _gelu(x, y, slope):
+    # Three loops a block, each writing an array of its own: so numba vectorises every one. The
+    # exp written in place into -2u's array took 482 us on 196,608 floats, this way 143.
     minus_2u, e = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32)
     bits = np.empty(BLOCK, np.int32)
     for start in range(0, x.shape[0], BLOCK):
