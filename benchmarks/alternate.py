@@ -41,6 +41,16 @@ def thread_count(text):
     return int(text)
 
 
+def at_least(minimum):
+    """The type of a count option: a whole number, `minimum` or more."""
+    def count(text):
+        if not text.isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"takes a whole number, {minimum} or more; got "
+                                             f"{text!r}")
+        return int(text)
+    return count
+
+
 def set_thread_variables(environment, threads):
     """Write `threads` into a process's environment (a dict, or os.environ before numpy is
     imported): a fixed count into every thread-count variable, or, for "auto", none of them at
@@ -67,10 +77,12 @@ def step_options(description, engines, blocks):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
-    p.add_argument("--blocks", type=int, default=blocks, help="turns of each engine, each its "
-                   "own process")
-    p.add_argument("--reps", type=int, default=30, help="timed steps of each engine per block")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first, in every block")
+    p.add_argument("--blocks", type=at_least(1), default=blocks, help="turns of each engine, "
+                   "each its own process")
+    p.add_argument("--reps", type=at_least(1), default=30,
+                   help="timed steps of each engine per block")
+    p.add_argument("--warmup", type=at_least(0), default=5,
+                   help="untimed steps first, in every block")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=engines,
                    help="child mode: time this engine alone and write its figures to --json")

@@ -328,6 +328,18 @@ def test_a_scripts_threads_are_a_count_or_auto():
             alternate.thread_count(bad)
 
 
+def test_a_step_scripts_counts_are_whole_numbers_from_their_least(capsys):
+    options = alternate.step_options("a step script", ["ours"], blocks=3)
+    args = options.parse_args(["--blocks", "1", "--reps", "2", "--warmup", "0"])
+    assert (args.blocks, args.reps, args.warmup) == (1, 2, 0)
+    for option, bad in [("--blocks", "0"), ("--reps", "0"), ("--warmup", "-1"),
+                        ("--reps", "two"), ("--blocks", "1.5")]:
+        with pytest.raises(SystemExit) as exit:
+            options.parse_args([option, bad])
+        assert exit.value.code == 2
+        assert f"argument {option}: takes a whole number" in capsys.readouterr().err
+
+
 def test_auto_leaves_pytorchs_threads_at_its_default():
     calls = []
 
