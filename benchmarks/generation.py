@@ -37,7 +37,8 @@ import argparse
 import os
 import sys
 
-from alternate import AUTO, alternate, set_thread_variables, set_torch_threads, thread_count
+from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
+                       thread_count)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -51,12 +52,12 @@ def parse_args(argv=None):
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--model", choices=sorted(MODELS), default="shakespeare",
                    help="the recipe's small GPT, or GPT-2 small's shape (124M parameters)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--prompt-len", type=int, default=64)
-    p.add_argument("--new-tokens", type=int, default=256)
-    p.add_argument("--blocks", type=int, default=3, help="turns of each engine, each its own "
-                   "process")
-    p.add_argument("--reps", type=int, default=2,
+    p.add_argument("--batch-sizes", type=at_least(1), nargs="+", default=[1, 8])
+    p.add_argument("--prompt-len", type=at_least(1), default=64)
+    p.add_argument("--new-tokens", type=at_least(1), default=256)
+    p.add_argument("--blocks", type=at_least(1), default=3,
+                   help="turns of each engine, each its own process")
+    p.add_argument("--reps", type=at_least(1), default=2,
                    help="timed repetitions of each engine per block and batch size")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=["ours", "torch", "transformers"],

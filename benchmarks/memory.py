@@ -29,14 +29,14 @@ import statistics
 import subprocess
 import sys
 
-from alternate import AUTO, set_thread_variables, set_torch_threads, thread_count
+from alternate import AUTO, at_least, set_thread_variables, set_torch_threads, thread_count
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--runs", type=int, default=3, help="runs of each engine, alternating")
+    p.add_argument("--steps", type=at_least(1), default=200)
+    p.add_argument("--runs", type=at_least(1), default=3, help="runs of each engine, alternating")
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--engine", choices=["ours", "torch"], help=argparse.SUPPRESS)
