@@ -72,6 +72,19 @@ def test_layer_norm_is_ours(shape):
                         kernels.layer_norm_backward, (x, weight, bias), eps=1e-5)
 
 
+def test_layer_norm_backward_writes_its_sums_whatever_the_arrays_held():
+    """The wrapper hands the kernel np.empty arrays: the weight's and bias's sums over the rows
+    must start from 0, not from what the memory held."""
+    x_hat = rng.standard_normal((5, 7), dtype=np.float32)
+    grad = rng.standard_normal((5, 7), dtype=np.float32)
+    rstd, weight = np.ones(5, np.float32), np.ones(7, np.float32)
+    outputs = [np.full_like(grad, np.nan), np.full_like(weight, np.nan),
+               np.full_like(weight, np.nan)]
+    kernels._layer_norm_backward(grad, x_hat, rstd, weight, *outputs)
+    np.testing.assert_allclose(outputs[1], (grad * x_hat).sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(outputs[2], grad.sum(axis=0), rtol=1e-5)
+
+
 def test_gelu_is_ours_across_blocks_and_in_both_tails():
     n = 2 * kernels.BLOCK + 7
     x = (np.linspace(-12, 12, n, dtype=np.float32)[rng.permutation(n)]).reshape(1, n)
