@@ -88,6 +88,7 @@ def step_options(description, engines, blocks):
                    help="child mode: time this engine alone and write its figures to --json")
     return p
 
+
 def block_ratios(ours_ms, theirs_ms):
     """Each block of ours (its median) against the block of theirs that ran just after it: a
     spell of the shared machine falls on both, so how far these spread says how noisy the
