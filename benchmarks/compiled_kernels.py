@@ -1,5 +1,6 @@
 """What compiled kernels would give: layer norm, GELU, attention's softmax and AdamW's update
-written as loops and compiled by numba, for benchmarks/envelope.py to put in our ops' place.
+written as loops and compiled by numba, for benchmarks/envelope.py to put in our ops' place
+through kernel_ops.py's wrappers (`OPS`).
 
 This is a measurement, not part of the engine: the package never imports it, and the ops it
 stands in for (tinyautograd/functional.py's LayerNorm, tinyautograd/ops.py's Gelu,
@@ -17,9 +18,12 @@ degree 7, and 2^k built from its exponent bits. Relative error below 3e-7 for x 
 """
 
 import math
+import sys
 
 import numpy as np
 from numba import njit
+
+from kernel_ops import ops_with
 
 # fastmath lets the loops' sums be vectorised; error_model="numpy" drops Python's check for a
 # division by zero in every division, which would keep a loop from being vectorised.
@@ -52,12 +56,18 @@ def _exp(x, out, bits):
         out[i] *= two_to_k[i]
 
 
+@kernel
+def exp(x, out):
+    """out = e^x, for float32 arrays of one length."""
+    _exp(x, out, np.empty(x.shape[0], np.int32))
+
+
 # --------------------------------------------------------------------------------------------
 # layer norm: functional.LayerNorm's formulas, row by row
 
 
 @kernel
-def _layer_norm_forward(x, weight, bias, eps, y, x_hat, rstd):
+def layer_norm_rows(x, weight, bias, eps, y, x_hat, rstd):
     rows, n = x.shape
     inv_n = np.float32(1) / np.float32(n)
     for r in range(rows):
@@ -79,7 +89,7 @@ def _layer_norm_forward(x, weight, bias, eps, y, x_hat, rstd):
 
 
 @kernel
-def _layer_norm_backward(grad, x_hat, rstd, weight, d_x, d_weight, d_bias):
+def layer_norm_rows_backward(grad, x_hat, rstd, weight, d_x, d_weight, d_bias):
     rows, n = grad.shape
     inv_n = np.float32(1) / np.float32(n)
     d_weight[:] = 0
@@ -98,23 +108,6 @@ def _layer_norm_backward(grad, x_hat, rstd, weight, d_x, d_weight, d_bias):
         mean_dh *= inv_n
         for j in range(n):
             d_x[r, j] = (grad[r, j] * weight[j] - mean_d - x_hat[r, j] * mean_dh) * rstd[r]
-
-
-def layer_norm_forward(ctx, x, weight, bias, eps=1e-5):
-    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    y, x_hat = np.empty_like(rows), np.empty_like(rows)
-    rstd = np.empty(len(rows), x.dtype)
-    _layer_norm_forward(rows, weight, bias, np.float32(eps), y, x_hat, rstd)
-    ctx.x_hat, ctx.rstd = x_hat, rstd
-    return y.reshape(x.shape)
-
-
-def layer_norm_backward(ctx, grad):
-    x, weight, _ = ctx.operands
-    rows = np.ascontiguousarray(grad).reshape(ctx.x_hat.shape)
-    d_x, d_weight, d_bias = np.empty_like(rows), np.empty_like(weight), np.empty_like(weight)
-    _layer_norm_backward(rows, ctx.x_hat, ctx.rstd, weight, d_x, d_weight, d_bias)
-    return d_x.reshape(x.shape), d_weight, d_bias
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def _value_and_slope(x, e, y, slope):                          # e = e^(-2u), h 
 
 
 @kernel
-def _gelu(x, y, slope):
+def gelu(x, y, slope):
     # Three loops a block, each writing an array of its own: so numba vectorises every one. The
     # exp written in place into -2u's array took 482 us on 196,608 floats, this way 143.
     minus_2u, e = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32)
@@ -156,26 +149,12 @@ def _gelu(x, y, slope):
         _value_and_slope(x[start:end], e[:m], y[start:end], slope[start:end])
 
 
-def gelu_forward(ctx, x):
-    flat = np.ascontiguousarray(x).reshape(-1)
-    y, slope = np.empty_like(flat), np.empty_like(flat)
-    _gelu(flat, y, slope)
-    ctx.derivative = slope.reshape(x.shape)
-    return y.reshape(x.shape)
-
-
-def gelu_backward(ctx, grad):
-    slope, ctx.derivative = ctx.derivative, None
-    slope *= grad
-    return slope
-
-
 # --------------------------------------------------------------------------------------------
 # attention: the same products, its softmax and softmax's backward as loops over rows
 
 
 @kernel
-def _softmax_rows(scores, blocked):
+def softmax_rows(scores, blocked):
     """scores (rows, T_k) in place: softmax(scores + blocked[row % T_q]) along each row."""
     rows, n = scores.shape
     e, bits = np.empty(n, np.float32), np.empty(n, np.int32)
@@ -198,7 +177,7 @@ def _softmax_rows(scores, blocked):
 
 
 @kernel
-def _softmax_backward_rows(d_s, p, row_sums, scale):
+def softmax_rows_backward(d_s, p, row_sums, scale):
     """d_s = (d_s - rowsum(dO * O)) * p * scale, in place, row by row."""
     rows, n = d_s.shape
     for r in range(rows):
@@ -206,38 +185,12 @@ def _softmax_backward_rows(d_s, p, row_sums, scale):
             d_s[r, j] = (d_s[r, j] - row_sums[r]) * p[r, j] * scale
 
 
-def attention_forward(ctx, q, k, v, keep=None, drop=None):
-    if drop is not None or (keep is not None and keep.size != keep.shape[-2] * keep.shape[-1]):
-        raise NotImplementedError("the compiled softmax takes one (T_q, T_k) mask, no dropout")
-    scale = 1 / math.sqrt(q.shape[-1])
-    scores = q @ np.swapaxes(k, -2, -1)                               # (..., T_q, T_k)
-    scores *= scale
-    n = scores.shape[-1]
-    blocked = (np.zeros((1, n), np.float32) if keep is None else
-               np.where(keep.reshape(keep.shape[-2:]), 0, -1e9).astype(np.float32))
-    _softmax_rows(scores.reshape(-1, n), blocked)
-    ctx.p, ctx.scale = scores, scale
-    return scores @ v
-
-
-def attention_backward(ctx, grad):
-    q, k, v = ctx.operands
-    p = ctx.p
-    d_v = np.swapaxes(p, -2, -1) @ grad
-    d_s = grad @ np.swapaxes(v, -2, -1)
-    row_sums = (grad * ctx.result).sum(axis=-1)                       # rowsum(dO * O)
-    n = p.shape[-1]
-    _softmax_backward_rows(d_s.reshape(-1, n), p.reshape(-1, n), row_sums.reshape(-1),
-                           np.float32(ctx.scale))
-    return d_s @ k, np.swapaxes(d_s, -2, -1) @ q, d_v
-
-
 # --------------------------------------------------------------------------------------------
 # AdamW: optim.Adam.update's formulas, one pass over each parameter
 
 
 @njit(error_model="numpy", cache=True)       # no fastmath: Adam.update's order of operations
-def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, step_size,
+def adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, step_size,
           bias2_sqrt, eps):
     for i in range(p.shape[0]):
         m[i] = m[i] * beta1 + g[i] * one_minus_beta1
@@ -245,16 +198,4 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, ste
         p[i] = p[i] * decay - m[i] / (np.sqrt(v[i]) / bias2_sqrt + eps) * step_size
 
 
-def adam_update(self, param, grad, state, group):
-    lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
-    beta1, beta2 = group["betas"]
-    if weight_decay and not self.decoupled_weight_decay:
-        raise NotImplementedError("the compiled update is AdamW's (decoupled weight decay)")
-    state["step"] += 1
-    t = state["step"]
-    f32 = np.float32
-    _adam(param.data.reshape(-1), np.ascontiguousarray(grad).reshape(-1),
-          state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1), f32(beta1),
-          f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(1 - lr * weight_decay),
-          f32(lr / (1 - beta1 ** t)), f32(math.sqrt(1 - beta2 ** t)), f32(eps))
-
+OPS = ops_with(sys.modules[__name__])

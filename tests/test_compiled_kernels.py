@@ -1,8 +1,10 @@
-"""benchmarks/compiled_kernels.py, the numba kernels that benchmarks/envelope.py puts in our
-ops' place to measure what compiled code would give. A kernel that computed something else
-would measure nothing: each must give what the op it stands in for gives, to float32 rounding,
-on shapes that are not multiples of the vector width, on a GELU input longer than one block,
-and through attention's mask. (numba comes with the test extra.)"""
+"""benchmarks/compiled_kernels.py (numba) and benchmarks/c_kernels.py (C, through ctypes): the
+kernels that benchmarks/envelope.py puts in our ops' place, through benchmarks/kernel_ops.py's
+wrappers, to measure what compiled code would give. A kernel that computed something else would
+measure nothing: each must give what the op it stands in for gives, to float32 rounding, on
+shapes that are not multiples of the vector width, on a GELU input longer than one block, and
+through attention's mask. (numba comes with the test extra; the C kernels need a C compiler,
+which CI installs.)"""
 
 import importlib.util
 import sys
@@ -15,11 +17,21 @@ from tinyautograd import Tensor, functional, ops, optim
 from tinyformer import attention
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("compiled_kernels",
-                                              ROOT / "benchmarks" / "compiled_kernels.py")
-kernels = importlib.util.module_from_spec(spec)
-sys.modules["compiled_kernels"] = kernels        # numba's cache finds the kernels by name
-spec.loader.exec_module(kernels)
+sys.path.insert(0, str(ROOT / "benchmarks"))     # the kernel modules import kernel_ops
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                   # numba's cache finds the kernels by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=["compiled_kernels", "c_kernels"], scope="module")
+def kernels(request):
+    return load(request.param)
+
 
 rng = np.random.default_rng(0)
 
@@ -55,24 +67,24 @@ def assert_same_as_ours(op, forward, backward, inputs, **settings):
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5 * np.abs(a).max())
 
 
-def test_exp_is_numpys_to_float32_rounding():
+def test_exp_is_numpys_to_float32_rounding(kernels):
     x = np.concatenate([np.linspace(-87, 88, 100_001, dtype=np.float32),
                         np.float32([-200, -88, 0, 89, 200])])          # clamped beyond
-    out, bits = np.empty_like(x), np.empty(x.size, np.int32)
-    kernels._exp(x, out, bits)
+    out = np.empty_like(x)
+    kernels.exp(x, out)
     exact = np.exp(np.clip(x, -87, 88).astype(np.float64))
     assert np.max(np.abs(out - exact) / exact) < 3e-7
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7), (384, 128)])
-def test_layer_norm_is_ours(shape):
+def test_layer_norm_is_ours(kernels, shape):
     x = rng.standard_normal(shape, dtype=np.float32) * 3 + 1
     weight, bias = (rng.standard_normal(shape[-1:], dtype=np.float32) for _ in range(2))
-    assert_same_as_ours(functional.LayerNorm, kernels.layer_norm_forward,
-                        kernels.layer_norm_backward, (x, weight, bias), eps=1e-5)
+    assert_same_as_ours(functional.LayerNorm, kernels.OPS.layer_norm_forward,
+                        kernels.OPS.layer_norm_backward, (x, weight, bias), eps=1e-5)
 
 
-def test_layer_norm_backward_writes_its_sums_whatever_the_arrays_held():
+def test_layer_norm_backward_writes_its_sums_whatever_the_arrays_held(kernels):
     """The wrapper hands the kernel np.empty arrays: the weight's and bias's sums over the rows
     must start from 0, not from what the memory held."""
     x_hat = rng.standard_normal((5, 7), dtype=np.float32)
@@ -80,26 +92,26 @@ def test_layer_norm_backward_writes_its_sums_whatever_the_arrays_held():
     rstd, weight = np.ones(5, np.float32), np.ones(7, np.float32)
     outputs = [np.full_like(grad, np.nan), np.full_like(weight, np.nan),
                np.full_like(weight, np.nan)]
-    kernels._layer_norm_backward(grad, x_hat, rstd, weight, *outputs)
+    kernels.layer_norm_rows_backward(grad, x_hat, rstd, weight, *outputs)
     np.testing.assert_allclose(outputs[1], (grad * x_hat).sum(axis=0), rtol=1e-5)
     np.testing.assert_allclose(outputs[2], grad.sum(axis=0), rtol=1e-5)
 
 
-def test_gelu_is_ours_across_blocks_and_in_both_tails():
+def test_gelu_is_ours_across_blocks_and_in_both_tails(kernels):
     n = 2 * kernels.BLOCK + 7
     x = (np.linspace(-12, 12, n, dtype=np.float32)[rng.permutation(n)]).reshape(1, n)
-    assert_same_as_ours(ops.Gelu, kernels.gelu_forward, kernels.gelu_backward, (x,))
+    assert_same_as_ours(ops.Gelu, kernels.OPS.gelu_forward, kernels.OPS.gelu_backward, (x,))
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_attention_is_ours_with_and_without_its_mask(causal):
+def test_attention_is_ours_with_and_without_its_mask(kernels, causal):
     q, k, v = (rng.standard_normal((2, 3, 5, 4), dtype=np.float32) for _ in range(3))
     keep = np.tril(np.ones((5, 5), bool)) if causal else None
-    assert_same_as_ours(attention.Attention, kernels.attention_forward,
-                        kernels.attention_backward, (q, k, v), keep=keep)
+    assert_same_as_ours(attention.Attention, kernels.OPS.attention_forward,
+                        kernels.OPS.attention_backward, (q, k, v), keep=keep)
 
 
-def test_the_adamw_update_is_ours_bit_for_bit():
+def test_the_adamw_update_is_ours_bit_for_bit(kernels):
     start = rng.standard_normal((3, 5), dtype=np.float32)
     params = [Tensor(start.copy(), requires_grad=True) for _ in range(2)]
     optimizer = optim.AdamW(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
@@ -108,7 +120,7 @@ def test_the_adamw_update_is_ours_bit_for_bit():
     for _ in range(3):
         grad = rng.standard_normal(start.shape, dtype=np.float32)
         optimizer.update(params[0], grad, states[0], group)
-        kernels.adam_update(optimizer, params[1], grad, states[1], group)
+        kernels.OPS.adam_update(optimizer, params[1], grad, states[1], group)
     assert not np.array_equal(params[0].data, start)
     np.testing.assert_array_equal(params[1].data, params[0].data)
     for key in ("exp_avg", "exp_avg_sq"):
