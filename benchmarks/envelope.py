@@ -1,7 +1,7 @@
 """How far our training step could go on one thread: benchmarks/train_step.py's step, ours as
-the trainer takes it and five variants of it, beside PyTorch's.
+the trainer takes it and six variants of it, beside PyTorch's.
 
-    python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 3 minutes
+    python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 4 minutes
     python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
 
 The variants answer what the rest of the step costs, with the matrix products unchanged:
