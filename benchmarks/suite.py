@@ -48,7 +48,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
 from alternate import AUTO, block_ratios, set_thread_variables  # noqa: E402
+from tinyautograd import kernels  # noqa: E402
 
 CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
@@ -347,6 +349,12 @@ def main(argv=None):
         if "whole_run" in names:
             print("(whole_run is a comparison with PyTorch; left out)")
             names.remove("whole_run")
+    if kernels.in_use():
+        print("(our layer norm, GELU, softmax and Adam run their compiled loops; "
+              "TINYAUTOGRAD_KERNELS=numpy for their numpy forms)")
+    else:
+        print("(our layer norm, GELU, softmax and Adam run their numpy forms: "
+              "TINYAUTOGRAD_KERNELS=numpy, or no C compiler to build their loops)")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]

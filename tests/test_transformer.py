@@ -294,7 +294,9 @@ def test_learns_to_copy_digit_sequences():
     optimizer = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
-    for _ in range(400):
+    # 500 steps: with the compiled kernels (tinyautograd.kernels) 400 left 9 digits of 1,000
+    # wrong, with the numpy forms none; other roundings, another path from the first step.
+    for _ in range(500):
         src, tgt = copy_batch(rng, 32)
         # Teacher forcing: the decoder reads tgt[:, :-1] and predicts tgt[:, 1:].
         loss = cross_entropy(model(src, tgt[:, :-1]), tgt[:, 1:], ignore_index=PAD)
@@ -308,4 +310,4 @@ def test_learns_to_copy_digit_sequences():
     # Every sequence ended with EOS, so decoding stopped at the longest one.
     np.testing.assert_array_equal(decoded, tgt[:, :decoded.shape[1]])
     assert (decoded == EOS).sum() == 100
-    print(f"copy task: 400 steps, {seconds:.1f} s, final loss {loss.item():.4f}")
+    print(f"copy task: 500 steps, {seconds:.1f} s, final loss {loss.item():.4f}")

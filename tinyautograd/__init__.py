@@ -4,7 +4,7 @@ Start with `engine.py` (Tensor, Function, backward), then `ops.py` (every primit
 gradient), `functional.py` (fused kernels), `nn.py` and `optim.py`.
 """
 
-from . import functional, nn, optim
+from . import functional, kernels, nn, optim
 from .engine import (AnomalyError, Context, Function, ShapeError, Tensor, concat,
                      detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
                      set_grad_enabled, stack, where)
@@ -20,5 +20,5 @@ __all__ = [
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
     "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange",
     "gradcheck", "gradgradcheck", "GradcheckError", "manual_seed",
-    "functional", "nn", "optim",
+    "functional", "kernels", "nn", "optim",
 ]

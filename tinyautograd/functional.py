@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import ops, random
+from . import kernels, ops, random
 from .engine import Function, ShapeError, Tensor, _lift
 from .ops import exp, row_sum, sqrt
 
@@ -108,8 +108,12 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
+        ctx.eps = eps
+        if kernels.usable(x, weight, bias):           # these formulas, compiled (kernels.py)
+            y, ctx.x_hat, ctx.rstd = kernels.layer_norm(x, weight, bias, eps)
+            return y
         x_hat, rstd = _normalised(x, eps)
-        ctx.x_hat, ctx.rstd, ctx.eps = x_hat, rstd, eps
+        ctx.x_hat, ctx.rstd = x_hat, rstd
         y = x_hat * weight
         y += bias                              # y is new: add in place
         return y
@@ -126,6 +130,8 @@ class LayerNorm(Function):
             x_hat, rstd = _normalised(x, ctx.eps)
         else:
             rstd = ctx.rstd
+        if kernels.usable(grad, x_hat, rstd, weight):  # the formulas below, compiled
+            return kernels.layer_norm_backward(grad, x_hat, rstd, weight)
         n = x.shape[-1]
         d_weight = _column_dot(grad, x_hat)            # sum(g * x_hat) over all rows: (C,)
         d_x = grad * weight              # dL/dx_hat, made into dL/dx in place below
@@ -140,6 +146,10 @@ class LayerNorm(Function):
 def _normalised(x, eps):
     """x_hat = (x - mean) / sqrt(var + eps) over the last axis, and 1 / sqrt(var + eps).
     For arrays (in place, where a new array would cost its page faults) and Tensors alike."""
+    if kernels.usable(x):                   # forward's loops, for forward's bits
+        _, x_hat, rstd = kernels.layer_norm(x, np.ones(x.shape[-1], x.dtype),
+                                            np.zeros(x.shape[-1], x.dtype), eps)
+        return x_hat, rstd
     n = x.shape[-1]
     x_hat = x - row_sum(x) / n                                        # centred, for now
     rstd = 1 / sqrt(_row_dot(x_hat, x_hat) / n + eps)

@@ -27,6 +27,7 @@ from typing import Iterable, Union
 
 import numpy as np
 
+from . import kernels
 from .engine import Tensor
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
@@ -235,10 +236,17 @@ class Adam(Optimizer):
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
+        decay = 1.0
         if weight_decay and self.decoupled_weight_decay:
-            param.data *= 1 - lr * weight_decay
+            decay = 1 - lr * weight_decay
         elif weight_decay:
             grad = grad + weight_decay * param.data
+        step_size, bias2_sqrt = lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
+        if kernels.usable(param.data, grad, m, v):     # these operations, compiled (kernels.py)
+            kernels.adam(param.data, grad, m, v, beta1, beta2, decay, step_size, bias2_sqrt, eps)
+            return
+        if decay != 1.0:
+            param.data *= decay
         # The formulas above, each product written into one scratch array (out=) instead of
         # a new array per operation; the same operations in the same order, so the same bits.
         scratch = np.empty_like(param.data)
@@ -247,9 +255,8 @@ class Adam(Optimizer):
         v *= beta2
         np.multiply(grad, 1 - beta2, out=scratch)
         v += np.multiply(scratch, grad, out=scratch)                   # (1 - beta2) g^2
-        step_size = lr / (1 - beta1 ** t)
         denominator = np.sqrt(v, out=scratch)
-        denominator /= math.sqrt(1 - beta2 ** t)
+        denominator /= bias2_sqrt
         denominator += eps
         update = np.divide(m, denominator, out=scratch)
         update *= step_size

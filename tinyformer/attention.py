@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tinyautograd import Function, ShapeError, Tensor, concat, functional, no_grad, nn
+from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
+                          nn)
 from tinyautograd.ops import row_sum
 
 from .layers import norm_layer
@@ -227,15 +228,22 @@ class Attention(Function):
         scale = 1 / math.sqrt(q.shape[-1])
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
         scores *= scale
-        if keep is not None:
-            # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and
-            # runs two to three times faster than np.copyto(where=) with a mask that broadcasts.
-            scores += np.where(keep, 0, _BLOCKED).astype(scores.dtype)
-        # `initial`: numpy's max along a last axis of 64 (the recipe's context) runs 2.5 times
-        # faster with it, for the same result.
-        scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
-        p = np.exp(scores, out=scores)
-        p /= row_sum(p)
+        # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and runs
+        # two to three times faster than np.copyto(where=) with a mask that broadcasts.
+        blocked = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
+        if kernels.usable(scores) and (blocked is None or _one_mask(blocked, scores)):
+            # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels)
+            kernels.softmax_rows(scores, np.zeros((1, scores.shape[-1]), scores.dtype)
+                                 if blocked is None else blocked.reshape(scores.shape[-2:]))
+        else:
+            if blocked is not None:
+                scores += blocked
+            # `initial`: numpy's max along a last axis of 64 (the recipe's context) runs 2.5
+            # times faster with it, for the same result.
+            scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
+            np.exp(scores, out=scores)
+            scores /= row_sum(scores)
+        p = scores
         if keep is not None and not keep.any(axis=-1).all():
             # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
             # all zeros instead. (Other blocked entries are exp(-1e9 - max) = 0 already.)
@@ -255,12 +263,21 @@ class Attention(Function):
         d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
         if drop is not None:
             d_s *= drop
-        d_s -= row_sum(grad * ctx.result)                             # - rowsum(dP * P)
-        d_s *= p                                   # in place on arrays, as forward
-        d_s *= ctx.scale                           # once here, not on d_q and d_k each
+        row_sums = row_sum(grad * ctx.result)                         # rowsum(dP * P)
+        if kernels.usable(d_s, p, row_sums):       # the three lines below, compiled
+            kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
+        else:
+            d_s -= row_sums
+            d_s *= p                               # in place on arrays, as forward
+            d_s *= ctx.scale                       # once here, not on d_q and d_k each
         d_q = d_s @ k                                                 # (..., T_q, d)
         d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
         return d_q, d_k, d_v
+
+
+def _one_mask(blocked, scores):
+    """Whether `blocked` is one (T_q, T_k) mask for every batch and head of `scores`."""
+    return blocked.shape[-2:] == scores.shape[-2:] and blocked.size == np.prod(scores.shape[-2:])
 
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,

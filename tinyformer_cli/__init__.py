@@ -96,6 +96,10 @@ def main(debug):
     """tinyformer: see every gradient of a Transformer, on a numpy autograd engine."""
     # Program.main reads it when an exception reaches it, after this context has closed.
     click.get_current_context().command.debug = debug
+    try:                      # refused before any work, rather than at a run's first op
+        tinyautograd.kernels.check()
+    except tinyautograd.kernels.KernelError as error:
+        raise click.UsageError(str(error)) from None
 
 
 # ----- tokenize: train, apply and inspect tokenizers

@@ -1,0 +1,198 @@
+"""tinyautograd.kernels: the compiled loops behind layer norm, GELU, attention's softmax and
+Adam's update. Each op is run twice, with the loops and with its numpy form (the reference),
+on shapes that are not multiples of the vector width, across GELU's blocks, through attention's
+masks (including the ones the loops must leave to numpy), and the results must agree to
+float32 rounding; Adam's update to the bit. Then TINYAUTOGRAD_KERNELS, and what happens where
+the loops cannot be built. (CI installs a C compiler: there these tests run the loops.)"""
+
+import ctypes
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+from tinyautograd import Tensor, functional, kernels, optim
+from tinyformer import attention
+from tinyformer_cli import main
+
+rng = np.random.default_rng(0)
+
+
+@pytest.fixture
+def numpy_forms(monkeypatch):
+    """A function that runs `work()` with the loops turned off: the ops' numpy forms."""
+    def run(work):
+        with monkeypatch.context() as patch:
+            patch.setattr(kernels, "usable", lambda *arrays: False)
+            return work()
+    return run
+
+
+def value_and_grads(function, *arrays):
+    """function(*tensors) and d(sum(out * g))/d(each input), g random but fixed by shape."""
+    tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    out = function(*tensors)
+    g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    (out * Tensor(g)).sum().backward()
+    return [out.data] + [t.grad for t in tensors]
+
+
+def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5):
+    assert kernels.in_use()
+    compiled = value_and_grads(function, *arrays)
+    reference = numpy_forms(lambda: value_and_grads(function, *arrays))
+    for a, b in zip(compiled, reference):
+        assert a.shape == b.shape and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+
+
+def test_exp_is_within_float32_rounding_and_clamped_beyond():
+    x = np.concatenate([np.linspace(-87, 88, 100_001, dtype=np.float32),
+                        np.float32([-200, -88, 0, 89, 200])])
+    exact = np.exp(np.clip(x, -87, 88).astype(np.float64))
+    assert np.max(np.abs(kernels.exp(x) - exact) / exact) < 3e-7
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (384, 128), (5,)])
+def test_layer_norm(numpy_forms, shape):
+    x = rng.standard_normal(shape, dtype=np.float32) * 3 + 1
+    weight, bias = (rng.standard_normal(shape[-1:], dtype=np.float32) for _ in range(2))
+    assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
+
+
+def test_layer_norm_backward_sums_start_from_zero_whatever_the_memory_held():
+    """The wrapper hands the loop np.empty arrays for the weight's and bias's sums."""
+    x_hat, grad = (rng.standard_normal((5, 7), dtype=np.float32) for _ in range(2))
+    rstd, weight = np.ones(5, np.float32), np.ones(7, np.float32)
+    outputs = [np.full_like(grad, np.nan), np.full(7, np.nan, np.float32),
+               np.full(7, np.nan, np.float32)]
+    addresses = [a.ctypes.data for a in [grad, x_hat, rstd, weight, *outputs]]
+    kernels._library().layer_norm_backward(5, 7, *addresses)
+    np.testing.assert_allclose(outputs[1], (grad * x_hat).sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(outputs[2], grad.sum(axis=0), rtol=1e-5)
+
+
+def test_gelu_across_blocks_and_in_both_tails(numpy_forms):
+    block = ctypes.c_int64.in_dll(kernels._library(), "gelu_block").value
+    n = 2 * block + 7
+    x = np.linspace(-12, 12, n, dtype=np.float32)[rng.permutation(n)].reshape(1, n)
+    assert_loops_agree(numpy_forms, lambda t: t.gelu(), x)
+
+
+def test_gelu_of_a_0d_array_stays_0d(numpy_forms):
+    assert_loops_agree(numpy_forms, lambda t: t.gelu(), np.float32(0.7))
+
+
+def attend(mask):
+    return lambda q, k, v: attention.scaled_dot_product_attention(q, k, v, mask)
+
+
+@pytest.mark.parametrize("mask", [
+    None,
+    np.tril(np.ones((5, 5), bool)),                           # one mask for all: the loops
+    np.tril(np.ones((5, 5), bool))[None, None],
+    # One mask per batch row, as padding gives, with as many rows as queries: the loops' one
+    # (T_q, T_k) mask would be the wrong one; numpy's broadcasting is the right one.
+    rng.random((5, 1, 1, 5)) < 0.7,
+    np.ones((5, 5), bool) & (np.arange(5) > 0)[:, None],      # a row that sees nothing: zeros
+])
+def test_attention_under_each_kind_of_mask(numpy_forms, mask):
+    q, k, v = (rng.standard_normal((5, 3, 5, 4), dtype=np.float32) for _ in range(3))
+    assert_loops_agree(numpy_forms, attend(mask), q, k, v)
+
+
+def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):
+    q = rng.standard_normal((2, 3, 1, 4), dtype=np.float32)
+    k, v = (rng.standard_normal((2, 3, 6, 4), dtype=np.float32) for _ in range(2))
+    assert_loops_agree(numpy_forms, attend(np.ones((1, 6), bool)), q, k, v)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: optim.AdamW(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1),
+    lambda params: optim.Adam(params, lr=1e-2, weight_decay=0.1),     # L2, through the gradient
+    lambda params: optim.Adam(params, lr=1e-2),
+])
+def test_adam_updates_are_the_numpy_forms_to_the_bit(numpy_forms, make):
+    start = rng.standard_normal((3, 37), dtype=np.float32)
+    grads = [rng.standard_normal(start.shape, dtype=np.float32) for _ in range(3)]
+
+    def train():
+        param = Tensor(start.copy(), requires_grad=True)
+        optimizer = make([param])
+        for g in grads:
+            param.grad = g.copy()
+            optimizer.step()
+        return param.data, optimizer.state_dict()["state"]
+
+    (compiled, state), (reference, reference_state) = train(), numpy_forms(train)
+    assert not np.array_equal(compiled, start)
+    np.testing.assert_array_equal(compiled, reference)
+    for key in ("exp_avg", "exp_avg_sq"):
+        np.testing.assert_array_equal(state[0][key], reference_state[0][key])
+
+
+def test_float64_and_second_derivatives_take_the_numpy_forms():
+    x = rng.standard_normal((3, 4))                                     # float64
+    assert not kernels.usable(x)
+    assert not kernels.usable(Tensor(x.astype(np.float32)))
+    assert not kernels.usable(np.asfortranarray(rng.standard_normal((3, 4), dtype=np.float32)))
+    assert ta.gradgradcheck(lambda t: functional.layer_norm(t).gelu(),
+                            Tensor(x, requires_grad=True, dtype=np.float64))
+
+
+# ------------------------------------------------------------------ TINYAUTOGRAD_KERNELS
+
+
+def in_a_process(env, code="import tinyautograd as ta; print(ta.kernels.in_use())"):
+    """Python run with `env` added to this one's environment: its exit status and output."""
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                          capture_output=True, text=True)
+    return done.returncode, done.stdout.strip(), done.stderr.strip()
+
+
+def failing_compiler(tmp_path):
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\necho 'cc: fatal error: no such thing' >&2\nexit 1\n")
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    return str(cc)
+
+
+def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path):
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert in_a_process(cache) == (0, "True", "")
+    assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}) == (0, "False", "")
+    assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "c"}) == (0, "True", "")
+    built = list((tmp_path / "cache" / "tinyautograd").glob("kernels-*.so"))
+    assert len(built) == 1                    # built once, then found
+    status, _, error = in_a_process({"TINYAUTOGRAD_KERNELS": "fast"})
+    assert status == 1 and error.endswith("TINYAUTOGRAD_KERNELS='fast': give 'numpy' or 'c', "
+                                          "or unset it")
+
+
+def test_where_the_loops_cannot_be_built_numpy_runs_unless_the_loops_were_asked_for(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": failing_compiler(tmp_path)}
+    layer_norm = ("import numpy as np, tinyautograd as ta; "
+                  "print(ta.kernels.in_use(), ta.functional.layer_norm(np.ones((2, 3), "
+                  "np.float32)).data.sum())")
+    assert in_a_process(env, layer_norm) == (0, "False 0.0", "")
+    status, _, error = in_a_process({**env, "TINYAUTOGRAD_KERNELS": "c"}, layer_norm)
+    assert status == 1
+    assert error.splitlines()[-1] == ("tinyautograd.kernels.KernelError: TINYAUTOGRAD_KERNELS="
+                                      "c, but the kernels cannot be built: cc failed: cc: "
+                                      "fatal error: no such thing")
+
+
+def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYAUTOGRAD_KERNELS", "gpu")
+    result = CliRunner().invoke(main, ["train", "--iters", "1", "--out", str(tmp_path / "run")],
+                                prog_name="tinyformer")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it (see tinyformer "
+        "--help)"]
+    assert not (tmp_path / "run").exists()
