@@ -96,8 +96,9 @@ def attend(mask):
     None,
     np.tril(np.ones((5, 5), bool)),                           # one mask for all: the loops
     np.tril(np.ones((5, 5), bool))[None, None],
-    # One mask per batch row, as padding gives, with as many rows as queries: the loops' one
-    # (T_q, T_k) mask would be the wrong one; numpy's broadcasting is the right one.
+    # A (T_q, T_k) mask for each batch row: the loops take one mask for all of them, so these
+    # must go to numpy, whose broadcasting is right; and one per batch row as padding gives.
+    rng.random((5, 1, 5, 5)) < 0.7,
     rng.random((5, 1, 1, 5)) < 0.7,
     np.ones((5, 5), bool) & (np.arange(5) > 0)[:, None],      # a row that sees nothing: zeros
 ])
