@@ -1,5 +1,5 @@
 """How far our training step could go on one thread: benchmarks/train_step.py's step, ours as
-the trainer takes it and six variants of it, beside PyTorch's.
+the trainer takes it and five variants of it, beside PyTorch's.
 
     python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 4 minutes
     python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
@@ -18,8 +18,6 @@ The variants answer what the rest of the step costs, with the matrix products un
   by numba (benchmarks/compiled_kernels.py), where numba is installed: what compiled kernels do
   give. Its losses agree with ours to rounding.
 - one-part-compiled-kernels: one part and the compiled kernels.
-- c-kernels: the same kernels written in C (benchmarks/c_kernels.c), compiled by the system's
-  C compiler and called through ctypes, where one is found: compiled kernels without numba.
 
 Each engine alone in its own process, the engines taking turns block by block
 (benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
@@ -27,17 +25,14 @@ Each engine alone in its own process, the engines taking turns block by block
 
 import importlib.util
 import os
-import shutil
 import statistics
 
 from alternate import (AUTO, alternate, block_ratios, set_thread_variables, step_options,
                        write_figures)
 
 VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "compiled-kernels",
-            "one-part-compiled-kernels", "c-kernels"]
+            "one-part-compiled-kernels"]
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None        # for compiled_kernels.py
-HAVE_CC = any(shutil.which(name) for name in [os.environ.get("CC"), "cc", "gcc", "clang"]
-              if name)                                             # for c_kernels.py
 
 
 def parse_args(argv=None):
@@ -116,9 +111,6 @@ def child(args):
     if "compiled-kernels" in args.engine:
         import compiled_kernels
         put_in_place(compiled_kernels.OPS)
-    if "c-kernels" in args.engine:
-        import c_kernels
-        put_in_place(c_kernels.OPS)
     kernels = {name: function.__module__ for name, function in [    # which code computes
         ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
         ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
@@ -131,8 +123,7 @@ def child(args):
 
 def main():
     args = ARGS
-    variants = [name for name in VARIANTS if (HAVE_NUMBA or "compiled" not in name)
-                and (HAVE_CC or "c-kernels" not in name)]
+    variants = [name for name in VARIANTS if HAVE_NUMBA or "compiled" not in name]
     engines = variants + (["torch"] if train_step.HAVE_TORCH else [])
     runs = alternate(__file__, engines, args.blocks, args.threads,
                      ["--warmup", args.warmup, "--reps", args.reps])
@@ -159,9 +150,6 @@ def main():
     if not HAVE_NUMBA:
         print("(numba is not installed, so the compiled-kernels variants did not run: "
               "pip install numba)")
-    if not HAVE_CC:
-        print("(no C compiler was found, so the c-kernels variant did not run: install cc, "
-              "gcc or clang, or set CC)")
     if args.json:
         write_figures(args.json, result)
 

@@ -1,5 +1,5 @@
-"""Our ops' forward and backward functions around compiled loops, for benchmarks/envelope.py to
-put in the ops' place: the wrappers that compiled_kernels.py (numba) and c_kernels.py (C) share.
+"""Our ops' forward and backward functions around compiled_kernels.py's numba loops, for
+benchmarks/envelope.py to put in the ops' place.
 
 Each wrapper takes what the op's own function takes (tinyautograd/functional.py's LayerNorm,
 tinyautograd/ops.py's Gelu, tinyformer/attention.py's Attention, tinyautograd/optim.py's

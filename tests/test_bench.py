@@ -367,27 +367,26 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
 
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     """A real, tiny run of benchmarks/envelope.py: every variant timed; one part takes the
-    batch whole and the compiled kernels (numba's and C's) compute what our ops do, so all
-    train the same model (their losses agree with ours to rounding); free kernels compute
-    nothing for layer norm, GELU and softmax (their losses are not the model's). numba comes
-    with the test extra; CI installs a C compiler."""
+    batch whole and numba's kernels compute what our ops do, so both train the same model
+    (their losses agree with ours to rounding); free kernels compute nothing for layer norm,
+    GELU and softmax (their losses are not the model's). numba comes with the test extra."""
     out = tmp_path / "envelope.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "envelope.py"), "--blocks", "1",
                     "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
                    capture_output=True)
     figures = json.loads(out.read_text())
     variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "compiled-kernels",
-                "one-part-compiled-kernels", "c-kernels"]
+                "one-part-compiled-kernels"]
     assert all(figures["median_ms"][name] > 0 for name in variants)
-    assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1, 2, 1, 2]
+    assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1, 2, 1]
     ours = {"layer_norm": "tinyautograd.functional", "gelu": "tinyautograd.ops",
             "attention": "tinyformer.attention", "adam_update": "tinyautograd.optim"}
     free = dict(ours, layer_norm="__main__", gelu="__main__", attention="__main__")
-    numba, c = dict.fromkeys(ours, "compiled_kernels"), dict.fromkeys(ours, "c_kernels")
+    numba = dict.fromkeys(ours, "compiled_kernels")
     assert [figures["kernels"][name] for name in variants] == [ours, ours, free, free, numba,
-                                                               numba, c]
+                                                               numba]
     losses = {name: np.array(figures["losses"][name]) for name in figures["losses"]}
-    for name in ("one-part", "compiled-kernels", "one-part-compiled-kernels", "c-kernels"):
+    for name in ("one-part", "compiled-kernels", "one-part-compiled-kernels"):
         np.testing.assert_allclose(losses[name], losses["ours"], rtol=1e-5)
     for name in ("free-kernels", "one-part-free-kernels"):
         assert not np.allclose(losses[name], losses["ours"], rtol=1e-3)   # NaN counts as apart

@@ -1,10 +1,9 @@
-"""benchmarks/compiled_kernels.py (numba) and benchmarks/c_kernels.py (C, through ctypes): the
-kernels that benchmarks/envelope.py puts in our ops' place, through benchmarks/kernel_ops.py's
-wrappers, to measure what compiled code would give. A kernel that computed something else would
-measure nothing: each must give what the op it stands in for gives, to float32 rounding, on
-shapes that are not multiples of the vector width, on a GELU input longer than one block, and
-through attention's mask. (numba comes with the test extra; the C kernels need a C compiler,
-which CI installs.)"""
+"""benchmarks/compiled_kernels.py (numba): the kernels that benchmarks/envelope.py puts in our
+ops' place, through benchmarks/kernel_ops.py's wrappers, to measure what numba's code would
+give. A kernel that computed something else would measure nothing: each must give what the op
+it stands in for gives, to float32 rounding, on shapes that are not multiples of the vector
+width, on a GELU input longer than one block, and through attention's mask. (numba comes with
+the test extra.)"""
 
 import importlib.util
 import sys
@@ -28,7 +27,7 @@ def load(name):
     return module
 
 
-@pytest.fixture(params=["compiled_kernels", "c_kernels"], scope="module")
+@pytest.fixture(params=["compiled_kernels"], scope="module")
 def kernels(request):
     return load(request.param)
 
