@@ -84,6 +84,16 @@ def test_gelu_across_blocks_and_in_both_tails(numpy_forms):
     assert_loops_agree(numpy_forms, lambda t: t.gelu(), x)
 
 
+def test_gelu_without_a_gradient_gives_the_same_values_and_keeps_no_slope():
+    x = np.linspace(-12, 12, 3001, dtype=np.float32)
+    with ta.no_grad():
+        y = Tensor(x).gelu()
+    assert y.grad_fn is None
+    wanted = Tensor(x, requires_grad=True).gelu()
+    np.testing.assert_array_equal(y.data, wanted.data)
+    assert kernels.gelu(x, slope=False)[1] is None
+
+
 def test_gelu_of_a_0d_array_stays_0d(numpy_forms):
     assert_loops_agree(numpy_forms, lambda t: t.gelu(), np.float32(0.7))
 

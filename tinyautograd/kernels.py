@@ -184,11 +184,11 @@ def exp(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def gelu(x: np.ndarray):
-    """Gelu's y and dy/dx."""
-    y, slope = np.empty_like(x), np.empty_like(x)
-    _library().gelu(x.size, _at(x), _at(y), _at(slope))
-    return y, slope
+def gelu(x: np.ndarray, slope: bool = True):
+    """Gelu's y, and dy/dx (None without `slope`: no gradient wanted, no array for it)."""
+    y, dy_dx = np.empty_like(x), np.empty_like(x) if slope else None
+    _library().gelu(x.size, _at(x), _at(y), _at(dy_dx) if slope else None)
+    return y, dy_dx
 
 
 def softmax_rows(scores: np.ndarray, blocked: np.ndarray) -> None:

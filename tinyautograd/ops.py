@@ -379,7 +379,7 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, x):
         if kernels.usable(x):                          # these formulas, compiled (kernels.py)
-            y, ctx.derivative = kernels.gelu(x)
+            y, ctx.derivative = kernels.gelu(x, slope=ctx.needs_input_grad[0])
             return y
         # In place, where a new array of this size would cost its page faults, more than the
         # arithmetic on it. With C = sqrt(2/pi) and a = 0.044715, factored:
