@@ -39,7 +39,8 @@ MODES = ("numpy", "c")
 
 
 class KernelError(RuntimeError):
-    """TINYAUTOGRAD_KERNELS=c, and the loops cannot be built or loaded here."""
+    """TINYAUTOGRAD_KERNELS holds neither 'numpy' nor 'c', or holds 'c' where the loops cannot
+    be built or loaded."""
 
 
 def mode() -> str | None:
