@@ -220,7 +220,9 @@ def _matmul_grads(a, b, grad, needs_input_grad):
     # then drops that axis from the result. Put the axes back, so one rule serves all cases.
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    # A matrix on the right (a Linear's weight) broadcasts to a's batch axes as they are.
+    batch = (a2.shape[:-2] if b2.ndim == 2
+             else np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
     grad = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))          # (..., n, m)
     grad_a = grad_b = None
     if needs_input_grad[0]:
@@ -399,7 +401,10 @@ class Gelu(Function):
         b *= -2 * 0.044715 * _GELU_C
         b += -2 * _GELU_C
         b *= x                                             # -2u
-        np.minimum(b, _GELU_CAP, out=b)
+        # The cap by a masked copy: numpy's minimum of float32s and a number runs at a
+        # quarter of a multiplication's speed (AVX2 builds), a comparison and copyto in a third
+        # of its time. NaN stays NaN, as with minimum.
+        np.copyto(b, _GELU_CAP, where=b > _GELU_CAP)
         e = np.exp(b, out=b)
         h = np.add(e, 1, out=e if d is None else np.empty_like(e))   # (d needs e again)
         np.divide(1, h, out=h)                             # h = 1 / (1 + e)
@@ -542,7 +547,9 @@ class Transpose(Function):
     def backward(ctx, grad):
         if ctx.axes is None:
             return grad.transpose()
-        return grad.transpose(tuple(np.argsort(ctx.axes).tolist()))
+        # The inverse permutation (numpy's argsort of the axes, in plain Python: on a tuple,
+        # np.argsort takes longer than the transpose itself).
+        return grad.transpose(sorted(range(len(ctx.axes)), key=ctx.axes.__getitem__))
 
 
 class BroadcastTo(Function):
