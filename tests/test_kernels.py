@@ -117,6 +117,13 @@ def test_attention_under_each_kind_of_mask(numpy_forms, mask):
     assert_loops_agree(numpy_forms, attend(mask), q, k, v)
 
 
+def test_attention_subtracts_each_rows_largest_score(numpy_forms):
+    # Scores of several hundred: e^score overflows float32 unless each row's largest is
+    # subtracted first.
+    q, k, v = (rng.standard_normal((2, 3, 5, 4), dtype=np.float32) for _ in range(3))
+    assert_loops_agree(numpy_forms, attend(np.tril(np.ones((5, 5), bool))), q * 30, k * 30, v)
+
+
 def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):
     q = rng.standard_normal((2, 3, 1, 4), dtype=np.float32)
     k, v = (rng.standard_normal((2, 3, 6, 4), dtype=np.float32) for _ in range(2))
