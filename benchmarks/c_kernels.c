@@ -152,27 +152,38 @@ void gelu(int64_t n, const float *x, float *y, float *slope)
 }
 
 /* ------------------------------------------------------------------------------------------
- * attention's softmax, rows of n in place: softmax(scores + blocked[row % blocked_rows]) */
+ * attention's softmax, rows of n in place: softmax(scores + blocked[row % blocked_rows])
+ *
+ * The exponentials in one loop over the whole array, not row by row: a row of the recipe's
+ * context is 64 floats, 8 vectors, too short a loop for the processor to overlap the
+ * exponential's long chain of dependent operations. 110 us against 152 for (1536, 64). */
 
 void softmax_rows(int64_t rows, int64_t n, float *scores, const float *blocked,
                   int64_t blocked_rows)
 {
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows; r++) {                 /* s = s + blocked - max(row) */
         float *s = scores + r * n;
         const float *add = blocked + (r % blocked_rows) * n;
-        float top = -INFINITY, total = 0.0f;
+        float top = -INFINITY;
 #pragma omp simd reduction(max:top)
         for (int64_t j = 0; j < n; j++) {
             float v = s[j] + add[j];
-            s[j] = v;
             top = v > top ? v : top;
         }
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            s[j] = (s[j] + add[j]) - top;
+    }
+    int64_t size = rows * n;
+#pragma omp simd
+    for (int64_t i = 0; i < size; i++)                   /* e^s */
+        scores[i] = exp_f32(scores[i]);
+    for (int64_t r = 0; r < rows; r++) {                 /* / sum(row) */
+        float *s = scores + r * n;
+        float total = 0.0f;
 #pragma omp simd reduction(+:total)
-        for (int64_t j = 0; j < n; j++) {
-            float e = exp_f32(s[j] - top);
-            s[j] = e;
-            total += e;
-        }
+        for (int64_t j = 0; j < n; j++)
+            total += s[j];
         float inverse = 1.0f / total;
 #pragma omp simd
         for (int64_t j = 0; j < n; j++)
