@@ -4,6 +4,7 @@
     python benchmarks/train_step.py --threads 2 --reps 60 --blocks 5
     python benchmarks/train_step.py --threads auto               # each engine as a user gets it
     python benchmarks/train_step.py --threads 1 --json benchmarks/results/train_step.json
+    python benchmarks/train_step.py --tiny                       # the fixed cost per step
 
 The model is benchmarks/shakespeare.py's: GPT(vocab 65, context 64, 4 layers, 4 heads,
 d_model 128, GELU MLP 512, tied embeddings), batch 12, float32; one step is forward,
@@ -43,6 +44,11 @@ from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_
 
 def parse_args(argv=None):
     options = step_options(__doc__.split("\n")[0], ["ours", "torch", "gemm"], blocks=3)
+    options.add_argument("--tiny", action="store_true",
+                         help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch "
+                         "2): the arithmetic is almost nothing, so what is timed is each "
+                         "engine's fixed cost per step, its ops' bookkeeping and its cost per "
+                         "call of numpy or of PyTorch's kernels")
     return options.parse_args(argv)
 
 
@@ -75,6 +81,8 @@ from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF, BATCH = 65, 64, 4, 4, 128, 512, 12
+if __name__ == "__main__" and ARGS.tiny:     # the same graph, every array tiny (--tiny)
+    CONTEXT, D_MODEL, D_FF, BATCH = 2, 8, 16, 2
 LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
 MICRO_BATCHES = 2                 # the trainer's default (TrainConfig.micro_batches)
 
@@ -227,7 +235,8 @@ def child(args, record=None):
                     ms.append(1000 * (time.perf_counter() - t0))
             figures = {"ms": ms, "losses": losses, "version": version,
                        "threads": adaptive.chosen if adaptive else threads,
-                       "micro_batches": MICRO_BATCHES if args.engine == "ours" else None}
+                       "micro_batches": MICRO_BATCHES if args.engine == "ours" else None,
+                       "d_model": D_MODEL}
     figures.update(record or {})
     with open(args.json, "w") as f:
         json.dump(figures, f)
@@ -246,7 +255,7 @@ def main():
         args.warmup = max(args.warmup, len(trials.candidates) * trials.trial)
     engines = ["ours", "torch"] if HAVE_TORCH else ["ours"]
     runs = alternate(__file__, engines + ["gemm"], args.blocks, args.threads,
-                     ["--warmup", args.warmup, "--reps", args.reps])
+                     ["--warmup", args.warmup, "--reps", args.reps] + ["--tiny"] * args.tiny)
 
     tokens_per_step = BATCH * CONTEXT
     flops = step_flops()
@@ -254,7 +263,7 @@ def main():
     gemm_flops_per_s = flops / gemm_s
     method = (f"each engine alone in its own process, {args.blocks} alternating blocks of "
               f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
-    result = {"threads": args.threads, "reps": args.reps, "blocks": args.blocks,
+    result = {"threads": args.threads, "tiny": args.tiny, "reps": args.reps, "blocks": args.blocks,
               "warmup": args.warmup, "method": method, "numpy": np.__version__,
               "torch": None,                # the engine's figures below, where installed
               "torch_version": runs["torch"][0]["version"] if HAVE_TORCH else None,
@@ -268,7 +277,8 @@ def main():
                         "share_of_numpy_gemm": flops / (median_ms / 1e3) / gemm_flops_per_s,
                         "block_medians_ms": [statistics.median(run["ms"]) for run in runs[name]],
                         # the count most blocks ran on (for ours under auto: chose)
-                        "threads": statistics.mode(run["threads"] for run in runs[name])}
+                        "threads": statistics.mode(run["threads"] for run in runs[name]),
+                        "d_model": runs[name][0]["d_model"]}       # the sizes it ran (--tiny)
     if HAVE_TORCH:
         result["ratio"] = result["ours"]["median_ms"] / result["torch"]["median_ms"]
         # The same batches from the same weights in every block: compare them all, pairwise.
@@ -278,7 +288,8 @@ def main():
 
     threads = ("threads as a user gets them (ours timing its steps to choose, PyTorch at its "
                "defaults)" if args.threads == AUTO else f"{args.threads} thread(s)")
-    print(f"one training step, batch {BATCH} x {CONTEXT} tokens, {threads}; {method}")
+    sizes = f", d_model {D_MODEL} (tiny)" if args.tiny else ""
+    print(f"one training step, batch {BATCH} x {CONTEXT} tokens{sizes}, {threads}; {method}")
     print(f"matmul FLOPs per step {flops / 1e9:.3f} G; numpy GEMM on these shapes "
           f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s")
     print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}{'threads':>9}"

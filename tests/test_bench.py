@@ -361,8 +361,22 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
                    capture_output=True)
     figures = json.loads(out.read_text())
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
+    assert not figures["tiny"] and figures["ours"]["d_model"] == 128
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+
+
+def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path):
+    """--tiny reaches each engine's process: both run the recipe's graph at d_model 8 (and take
+    the same steps, their losses agreeing to rounding), which times their fixed cost per step."""
+    out = tmp_path / "train_step.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--tiny",
+                    "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out)],
+                   check=True, capture_output=True)
+    figures = json.loads(out.read_text())
+    assert figures["tiny"] and figures["ours"]["d_model"] == 8
+    if figures["torch"] is not None:
+        assert figures["torch"]["d_model"] == 8 and figures["max_loss_diff"] < 1e-4
 
 
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
