@@ -114,12 +114,12 @@ def test_gelu_is_ours_across_blocks_and_in_both_tails(kernels):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("size", [1, 30])
-def test_attention_is_ours_with_and_without_its_mask(kernels, causal, size):
-    # size 30: scores of several hundred, where e^score overflows unless each row's largest
+@pytest.mark.parametrize("scale", [1, 30])
+def test_attention_is_ours_with_and_without_its_mask(kernels, causal, scale):
+    # scale 30: scores of several hundred, where e^score overflows unless each row's largest
     # is subtracted first.
     q, k, v = (rng.standard_normal((2, 3, 5, 4), dtype=np.float32) for _ in range(3))
-    q, k = q * size, k * size
+    q, k = q * scale, k * scale
     keep = np.tril(np.ones((5, 5), bool)) if causal else None
     assert_same_as_ours(attention.Attention, kernels.OPS.attention_forward,
                         kernels.OPS.attention_backward, (q, k, v), keep=keep)

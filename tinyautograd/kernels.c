@@ -176,11 +176,12 @@ void softmax_rows(int64_t rows, int64_t n, float *scores, const float *blocked,
 #pragma omp simd reduction(max:top)
         for (int64_t j = 0; j < n; j++) {
             float v = s[j] + add[j];
+            s[j] = v;
             top = v > top ? v : top;
         }
 #pragma omp simd
         for (int64_t j = 0; j < n; j++)
-            s[j] = (s[j] + add[j]) - top;
+            s[j] -= top;
     }
     int64_t size = rows * n;
 #pragma omp simd
