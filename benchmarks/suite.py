@@ -349,12 +349,7 @@ def main(argv=None):
         if "whole_run" in names:
             print("(whole_run is a comparison with PyTorch; left out)")
             names.remove("whole_run")
-    if kernels.in_use():
-        print("(our layer norm, GELU, softmax and Adam run their compiled loops; "
-              "TINYAUTOGRAD_KERNELS=numpy for their numpy forms)")
-    else:
-        print("(our layer norm, GELU, softmax and Adam run their numpy forms: "
-              "TINYAUTOGRAD_KERNELS=numpy, or no C compiler to build their loops)")
+    print(f"(ours: {kernels.summary()})")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]

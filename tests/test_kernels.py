@@ -214,3 +214,23 @@ def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeyp
         "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it (see tinyformer "
         "--help)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_says_which_forms_its_ops_run_and_how_to_run_the_others(tmp_path, monkeypatch):
+    summary = "import tinyautograd as ta; print(ta.kernels.summary())"
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    loops = in_a_process(cache, summary)[1]
+    assert loops.startswith("layer norm, GELU, softmax and Adam run compiled loops")
+    assert loops.endswith("TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
+    assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}, summary)[1] == (
+        "layer norm, GELU, softmax and Adam run their numpy forms (TINYAUTOGRAD_KERNELS=numpy)")
+    assert in_a_process({**cache, "CC": failing_compiler(tmp_path)}, summary)[1] == (
+        "layer norm, GELU, softmax and Adam run their numpy forms (no C compiler built the "
+        "loops)")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--iters", "1", "--d-model", "8", "--n-layer",
+                                       "1", "--n-head", "1", "--context", "8", "--batch-size",
+                                       "2", "--eval-iters", "1", "--out", "run"],
+                                prog_name="tinyformer")
+    assert result.exit_code == 0, result.output
+    assert f"engine: {loops}" in result.output.splitlines()

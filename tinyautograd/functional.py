@@ -109,7 +109,9 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
         ctx.eps = eps
-        if kernels.usable(x, weight, bias):           # these formulas, compiled (kernels.py)
+        # kernels.py's loops compute these formulas; TINYAUTOGRAD_KERNELS=numpy runs them as
+        # written here (to try an edit of them).
+        if kernels.usable(x, weight, bias):
             y, ctx.x_hat, ctx.rstd = kernels.layer_norm(x, weight, bias, eps)
             return y
         x_hat, rstd = _normalised(x, eps)

@@ -63,6 +63,15 @@ def in_use() -> bool:
     return _library() is not None
 
 
+def summary() -> str:
+    """One line for a run's log: which forms the four ops run, and how to run the other."""
+    if in_use():
+        return ("layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c); "
+                "TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
+    why = "TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else "no C compiler built the loops"
+    return f"layer norm, GELU, softmax and Adam run their numpy forms ({why})"
+
+
 def usable(*arrays: np.ndarray) -> bool:
     """Whether the loops compute an op on these arrays: C-contiguous float32 numpy arrays (not
     Tensors: a second derivative takes the numpy forms), and the library built."""

@@ -381,7 +381,9 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
-        if kernels.usable(x):                          # these formulas, compiled (kernels.py)
+        # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
+        # as written here (to try an edit of them).
+        if kernels.usable(x):
             y, ctx.derivative = kernels.gelu(x, slope=ctx.needs_input_grad[0])
             return y
         # In place, where a new array of this size would cost its page faults, more than the

@@ -242,7 +242,9 @@ class Adam(Optimizer):
         elif weight_decay:
             grad = grad + weight_decay * param.data
         step_size, bias2_sqrt = lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
-        if kernels.usable(param.data, grad, m, v):     # these operations, compiled (kernels.py)
+        # kernels.py's loop runs the operations below; TINYAUTOGRAD_KERNELS=numpy runs them as
+        # written here (to try an edit of them).
+        if kernels.usable(param.data, grad, m, v):
             kernels.adam(param.data, grad, m, v, beta1, beta2, decay, step_size, bias2_sqrt, eps)
             return
         if decay != 1.0:

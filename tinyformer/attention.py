@@ -232,7 +232,8 @@ class Attention(Function):
         # two to three times faster than np.copyto(where=) with a mask that broadcasts.
         blocked = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
         if kernels.usable(scores) and (blocked is None or _one_mask(blocked, scores)):
-            # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels)
+            # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels); with
+            # TINYAUTOGRAD_KERNELS=numpy, the lines below run as written (to try an edit).
             kernels.softmax_rows(scores, np.zeros((1, scores.shape[-1]), scores.dtype)
                                  if blocked is None else blocked.reshape(scores.shape[-2:]))
         else:

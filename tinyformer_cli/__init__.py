@@ -310,6 +310,7 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
                                name=option_name)
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
+    click.echo(f"engine: {tinyautograd.kernels.summary()}")
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
