@@ -205,6 +205,22 @@ def test_where_the_loops_cannot_be_built_numpy_runs_unless_the_loops_were_asked_
                                       "fatal error: no such thing")
 
 
+def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_processor(
+        tmp_path):
+    calls = tmp_path / "calls"
+    cc = tmp_path / "cc"                     # the machine's compiler, as an old clang on ARM
+    cc.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\ncase \"$*\" in *=native*) "
+                  f"echo 'error: unsupported option' >&2; exit 1;; esac\n"
+                  f"exec {kernels.compiler()} \"$@\"\n")
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": str(cc)}
+    assert in_a_process(env) == (0, "True", "")
+    tried = calls.read_text().splitlines()
+    assert len(tried) == 2 and "=native" in tried[0] and "=native" not in tried[1]
+    assert in_a_process(env) == (0, "True", "")
+    assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
+
+
 def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYAUTOGRAD_KERNELS", "gpu")
     result = CliRunner().invoke(main, ["train", "--iters", "1", "--out", str(tmp_path / "run")],

@@ -30,11 +30,15 @@ import tempfile
 import numpy as np
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
-# -march=native: the library is built on the machine that runs it (and named after it below).
 # -fno-math-errno and -fno-trapping-math: the loops read neither errno nor the floating-point
 # flags, and without them the compiler keeps sqrtf and floorf as calls, and the loops scalar.
-FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno",
-         "-fno-trapping-math", "-shared", "-fPIC"]
+FLAGS = ["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+         "-shared", "-fPIC"]
+# The processor's own instructions (AVX2, AVX-512, ...): the library is built on the machine
+# that runs it, and named after it below. ARM's compilers call the flag -mcpu. Some compilers
+# refuse it (clang on ARM before version 15): the loops are then built for any processor.
+NATIVE = ["-mcpu=native"] if platform.machine().lower() in ("arm64", "aarch64") else [
+    "-march=native"]
 MODES = ("numpy", "c")
 
 
@@ -104,28 +108,34 @@ def compiler() -> str:
 
 
 def _built() -> str:
-    """The library's path, compiled now if this source, compiler, flags and processor have not
-    been. The processor is in the name because -march=native code may not run on another (a
-    home directory shared between machines)."""
+    """The library's path: one built before for this source, compiler and processor, else one
+    compiled now, for this processor if the compiler can, else for any."""
     with open(SOURCE, "rb") as file:
         source = file.read()
     cc = compiler()
-    key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(FLAGS).encode(),
-                                     _processor().encode()])).hexdigest()[:16]
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                          "tinyautograd")
-    library = os.path.join(cache, f"kernels-{key}.so")
-    if not os.path.exists(library):
-        os.makedirs(cache, exist_ok=True)
+    choices = []                           # (flags, library), the faster first
+    for flags in [FLAGS + NATIVE, FLAGS]:
+        # The processor is in the name because native code may not run on another (a home
+        # directory shared between machines).
+        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
+                                         _processor().encode()])).hexdigest()[:16]
+        choices.append((flags, os.path.join(cache, f"kernels-{key}.so")))
+    for _, library in choices:
+        if os.path.exists(library):
+            return library
+    os.makedirs(cache, exist_ok=True)
+    for flags, library in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             built = os.path.join(scratch, "kernels.so")
-            done = subprocess.run([cc, *FLAGS, SOURCE, "-o", built, "-lm"], timeout=120,
+            done = subprocess.run([cc, *flags, SOURCE, "-o", built, "-lm"], timeout=120,
                                   capture_output=True, text=True)
-            if done.returncode:
-                raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
-            os.replace(built, library)
-    return library
+            if not done.returncode:
+                os.replace(built, library)
+                return library
+    raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
 
 
 def _processor() -> str:
