@@ -14,25 +14,23 @@ The variants answer what the rest of the step costs, with the matrix products un
   products). That is what compiled kernels for them could give at best, were they free. Its
   losses are meaningless (they soon turn to NaN, which costs the matrix products nothing).
 - one-part-free-kernels: both.
-- compiled-kernels: layer norm, GELU, attention's softmax and AdamW's update as loops compiled
-  by numba (benchmarks/compiled_kernels.py), where numba is installed: what compiled kernels do
+- numpy-forms: layer norm, GELU, attention's softmax and AdamW's update as their numpy forms
+  (TINYAUTOGRAD_KERNELS=numpy), where ours runs the engine's compiled loops: what the loops
   give. Its losses agree with ours to rounding.
-- one-part-compiled-kernels: one part and the compiled kernels.
+- one-part-numpy-forms: one part and the numpy forms.
 
 Each engine alone in its own process, the engines taking turns block by block
 (benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
 """
 
-import importlib.util
 import os
 import statistics
 
 from alternate import (AUTO, alternate, block_ratios, set_thread_variables, step_options,
                        write_figures)
 
-VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "compiled-kernels",
-            "one-part-compiled-kernels"]
-HAVE_NUMBA = importlib.util.find_spec("numba") is not None        # for compiled_kernels.py
+VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
+            "one-part-numpy-forms"]
 
 
 def parse_args(argv=None):
@@ -43,15 +41,18 @@ def parse_args(argv=None):
     return args
 
 
-# OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
+# OpenBLAS reads its thread count when numpy is imported, and the engine its choice of loops at
+# its first op, so the arguments come first.
 if __name__ == "__main__":
     ARGS = parse_args()
     set_thread_variables(os.environ, ARGS.threads)
+    if ARGS.engine and "numpy-forms" in ARGS.engine:
+        os.environ["TINYAUTOGRAD_KERNELS"] = "numpy"
 
 import numpy as np  # noqa: E402
 
 import train_step  # noqa: E402  (puts the repository on sys.path)
-from tinyautograd import functional, ops, optim  # noqa: E402
+from tinyautograd import functional, kernels, ops, optim  # noqa: E402
 from tinyformer import attention  # noqa: E402
 
 
@@ -89,17 +90,15 @@ class FreeKernels:
         return d_s @ k, np.swapaxes(d_s, -2, -1) @ q, d_v
 
 
-def put_in_place(kernels):
+def put_in_place(free=FreeKernels):
     """Our layer norm's, GELU's and attention's forward and backward replaced, in this process,
-    by `kernels`' (FreeKernels, or a compiled module's OPS), and AdamW's update where it has one."""
-    functional.LayerNorm.forward = staticmethod(kernels.layer_norm_forward)
-    functional.LayerNorm.backward = staticmethod(kernels.layer_norm_backward)
-    ops.Gelu.forward = staticmethod(kernels.gelu_forward)
-    ops.Gelu.backward = staticmethod(kernels.gelu_backward)
-    attention.Attention.forward = staticmethod(kernels.attention_forward)
-    attention.Attention.backward = staticmethod(kernels.attention_backward)
-    if hasattr(kernels, "adam_update"):
-        optim.Adam.update = kernels.adam_update
+    by FreeKernels'."""
+    functional.LayerNorm.forward = staticmethod(free.layer_norm_forward)
+    functional.LayerNorm.backward = staticmethod(free.layer_norm_backward)
+    ops.Gelu.forward = staticmethod(free.gelu_forward)
+    ops.Gelu.backward = staticmethod(free.gelu_backward)
+    attention.Attention.forward = staticmethod(free.attention_forward)
+    attention.Attention.backward = staticmethod(free.attention_backward)
 
 
 def child(args):
@@ -107,24 +106,21 @@ def child(args):
     if "one-part" in args.engine:
         train_step.MICRO_BATCHES = 1
     if "free-kernels" in args.engine:
-        put_in_place(FreeKernels)
-    if "compiled-kernels" in args.engine:
-        import compiled_kernels
-        put_in_place(compiled_kernels.OPS)
-    kernels = {name: function.__module__ for name, function in [    # which code computes
+        put_in_place()
+    computes = {name: function.__module__ for name, function in [    # which code computes
         ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
         ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
+    computes["loops"] = kernels.in_use()            # the ops' compiled loops, or numpy forms
     if args.engine == "torch":
         train_step.child(args)
     else:
         args.engine = "ours"
-        train_step.child(args, record={"kernels": kernels})
+        train_step.child(args, record={"kernels": computes})
 
 
 def main():
     args = ARGS
-    variants = [name for name in VARIANTS if HAVE_NUMBA or "compiled" not in name]
-    engines = variants + (["torch"] if train_step.HAVE_TORCH else [])
+    engines = VARIANTS + (["torch"] if train_step.HAVE_TORCH else [])
     runs = alternate(__file__, engines, args.blocks, args.threads,
                      ["--warmup", args.warmup, "--reps", args.reps])
     medians = {name: statistics.median(ms for run in runs[name] for ms in run["ms"])
@@ -147,9 +143,6 @@ def main():
             versus = (f"{medians[name] / medians['torch']:9.2f}   "
                       f"{min(ratios):.2f} to {max(ratios):.2f}")
         print(f"{name:24}{medians[name]:9.1f}{versus}")
-    if not HAVE_NUMBA:
-        print("(numba is not installed, so the compiled-kernels variants did not run: "
-              "pip install numba)")
     if args.json:
         write_figures(args.json, result)
 

@@ -381,26 +381,28 @@ def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path
 
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     """A real, tiny run of benchmarks/envelope.py: every variant timed; one part takes the
-    batch whole and numba's kernels compute what our ops do, so both train the same model
-    (their losses agree with ours to rounding); free kernels compute nothing for layer norm,
-    GELU and softmax (their losses are not the model's). numba comes with the test extra."""
+    batch whole and the numpy forms compute what the compiled loops do, so both train the same
+    model (their losses agree with ours to rounding); free kernels compute nothing for layer
+    norm, GELU and softmax (their losses are not the model's). CI has the C compiler that
+    builds the loops."""
     out = tmp_path / "envelope.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "envelope.py"), "--blocks", "1",
                     "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
                    capture_output=True)
     figures = json.loads(out.read_text())
-    variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "compiled-kernels",
-                "one-part-compiled-kernels"]
+    variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
+                "one-part-numpy-forms"]
     assert all(figures["median_ms"][name] > 0 for name in variants)
     assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1, 2, 1]
     ours = {"layer_norm": "tinyautograd.functional", "gelu": "tinyautograd.ops",
-            "attention": "tinyformer.attention", "adam_update": "tinyautograd.optim"}
+            "attention": "tinyformer.attention", "adam_update": "tinyautograd.optim",
+            "loops": True}
     free = dict(ours, layer_norm="__main__", gelu="__main__", attention="__main__")
-    numba = dict.fromkeys(ours, "compiled_kernels")
-    assert [figures["kernels"][name] for name in variants] == [ours, ours, free, free, numba,
-                                                               numba]
+    numpy_forms = dict(ours, loops=False)
+    assert [figures["kernels"][name] for name in variants] == [ours, ours, free, free,
+                                                               numpy_forms, numpy_forms]
     losses = {name: np.array(figures["losses"][name]) for name in figures["losses"]}
-    for name in ("one-part", "compiled-kernels", "one-part-compiled-kernels"):
+    for name in ("one-part", "numpy-forms", "one-part-numpy-forms"):
         np.testing.assert_allclose(losses[name], losses["ours"], rtol=1e-5)
     for name in ("free-kernels", "one-part-free-kernels"):
         assert not np.allclose(losses[name], losses["ours"], rtol=1e-3)   # NaN counts as apart
