@@ -202,7 +202,30 @@ def test_where_the_loops_cannot_be_built_numpy_runs_unless_the_loops_were_asked_
     assert status == 1
     assert error.splitlines()[-1] == ("tinyautograd.kernels.KernelError: TINYAUTOGRAD_KERNELS="
                                       "c, but the kernels cannot be built: cc failed: cc: "
-                                      "fatal error: no such thing")
+                                      "fatal error: no such thing (unset TINYAUTOGRAD_KERNELS "
+                                      "to run the numpy forms)")
+
+
+def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cannot_be_built(
+        tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "CC": failing_compiler(tmp_path), "TINYAUTOGRAD_KERNELS": "c"}
+    command = [sys.executable, "-c", "from tinyformer_cli import main; "
+               "main(prog_name='tinyformer')", "train", "--iters", "1", "--out",
+               str(tmp_path / "run")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "Error: TINYAUTOGRAD_KERNELS=c, but the kernels cannot be built: cc failed: cc: fatal "
+        "error: no such thing (unset TINYAUTOGRAD_KERNELS to run the numpy forms) (see "
+        "tinyformer --help)"]
+    assert not (tmp_path / "run").exists()
+    del env["TINYAUTOGRAD_KERNELS"]                 # the advice, followed
+    done = subprocess.run(command + ["--d-model", "8", "--n-layer", "1", "--n-head", "1",
+                                     "--context", "8", "--batch-size", "2", "--eval-iters", "1"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "engine: layer norm, GELU, softmax and Adam run their numpy forms" in done.stdout
 
 
 def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_processor(
@@ -241,8 +264,8 @@ def test_a_run_says_which_forms_its_ops_run_and_how_to_run_the_others(tmp_path, 
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}, summary)[1] == (
         "layer norm, GELU, softmax and Adam run their numpy forms (TINYAUTOGRAD_KERNELS=numpy)")
     assert in_a_process({**cache, "CC": failing_compiler(tmp_path)}, summary)[1] == (
-        "layer norm, GELU, softmax and Adam run their numpy forms (no C compiler built the "
-        "loops)")
+        "layer norm, GELU, softmax and Adam run their numpy forms (the loops could not be "
+        "built here; TINYAUTOGRAD_KERNELS=c says why)")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["train", "--iters", "1", "--d-model", "8", "--n-layer",
                                        "1", "--n-head", "1", "--context", "8", "--batch-size",

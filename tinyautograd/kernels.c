@@ -201,7 +201,7 @@ void softmax_rows(int64_t rows, int64_t n, float *scores, const float *blocked,
 }
 
 /* d_s = (d_s - rowsum(dO * O)) * p * scale, in place, rows of n */
-void softmax_backward_rows(int64_t rows, int64_t n, float *d_s, const float *p,
+void softmax_rows_backward(int64_t rows, int64_t n, float *d_s, const float *p,
                            const float *row_sums, float scale)
 {
     for (int64_t r = 0; r < rows; r++) {

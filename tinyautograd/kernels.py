@@ -72,7 +72,8 @@ def summary() -> str:
     if in_use():
         return ("layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c); "
                 "TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
-    why = "TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else "no C compiler built the loops"
+    why = ("TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else
+           "the loops could not be built here; TINYAUTOGRAD_KERNELS=c says why")
     return f"layer norm, GELU, softmax and Adam run their numpy forms ({why})"
 
 
@@ -95,7 +96,8 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, subprocess.SubprocessError) as error:
         if wanted == "c":
             raise KernelError(f"TINYAUTOGRAD_KERNELS=c, but the kernels cannot be built: "
-                              f"{error}") from None
+                              f"{error} (unset TINYAUTOGRAD_KERNELS to run the numpy forms)"
+                              ) from None
         return None
 
 
@@ -156,7 +158,7 @@ def _declared(lib: ctypes.CDLL) -> ctypes.CDLL:
             ("layer_norm_backward", [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr]),
             ("gelu", [i64, ptr, ptr, ptr]),
             ("softmax_rows", [i64, i64, ptr, ptr, i64]),
-            ("softmax_backward_rows", [i64, i64, ptr, ptr, ptr, f32]),
+            ("softmax_rows_backward", [i64, i64, ptr, ptr, ptr, f32]),
             ("adam", [i64, ptr, ptr, ptr, ptr] + [f32] * 8)]:
         function = getattr(lib, name)
         function.argtypes, function.restype = arguments, None
@@ -222,7 +224,7 @@ def softmax_rows_backward(d_s: np.ndarray, p: np.ndarray, row_sums: np.ndarray,
                           scale: float) -> None:
     """d_s (..., n), in place: (d_s - row_sums) * p * scale, row_sums one number a row."""
     n = d_s.shape[-1]
-    _library().softmax_backward_rows(d_s.size // n, n, _at(d_s), _at(p), _at(row_sums), scale)
+    _library().softmax_rows_backward(d_s.size // n, n, _at(d_s), _at(p), _at(row_sums), scale)
 
 
 def adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
