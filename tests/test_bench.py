@@ -451,3 +451,26 @@ def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path,
     assert "| all | 0 |" in done.stdout and "vs baseline" in done.stdout
     suite.summary({"blocks": json.loads(out.read_text())}, "one-thread", suite.CASES["one-thread"])
     assert "builtin all block, val loss" in capsys.readouterr().out
+
+
+def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
+    """A real, tiny run of benchmarks/neighbour_share.py: a row for each count asked for, and
+    the neighbour's CPU time read as some of the one core it can spin on, never more."""
+    out = tmp_path / "share.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                           "--processes", "1", "2", "--steps", "3", "--gemms", "4",
+                           "--json", str(out)], check=True, capture_output=True, text=True)
+    figures = json.loads(out.read_text())
+    assert [row["processes"] for row in figures["rows"]] == [1, 2]
+    for row in figures["rows"]:
+        assert row["quiet_ms"] > 0 and row["beside_ms"] > 0 and row["ours_cores_beside"] > 0
+        assert 0 < row["neighbour_cores"] <= 1.05
+    assert "| 2 |" in done.stdout and "the neighbour's (cores)" in done.stdout
+
+
+def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                           "--processes", "2", "3", "--gemms", "4"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2
+    assert "--gemms 4 cannot be shared evenly over 3 processes" in done.stderr
