@@ -2,7 +2,7 @@
 
 import tinyautograd as ta
 from tinyformer.gpt import GPT
-from tinyformer.summary import flops_per_token, summary
+from tinyformer.summary import flops_per_token, summary, summary_line
 
 
 def test_flops_counted_on_the_graph_equal_the_formula():
@@ -27,3 +27,10 @@ def test_summary_lists_modules_parameters_and_flops():
     text = summary(model)
     assert "decoder" in text and f"{model.num_parameters():,}" in text
     assert "6N = " in text and "FLOPs per token at T=8" in text
+
+
+def test_the_one_line_summary_counts_in_words_one_layer_and_many():
+    assert "(1 layer, 1 head, width 8, context 4)" in summary_line(
+        GPT(5, context=4, n_layer=1, n_head=1, d_model=8))
+    assert "(2 layers, 4 heads, width 16, context 8)" in summary_line(
+        GPT(5, context=8, n_layer=2, n_head=4, d_model=16))

@@ -7,6 +7,8 @@ import signal
 import numpy as np
 import pytest
 
+import tinyautograd as ta
+
 from tinyformer import checkpoint, rundir
 from tinyformer.data import recalled
 from tinyformer.tokenizers import CharTokenizer
@@ -232,6 +234,69 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert resumed.step == 5
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def cut_short(directory, monkeypatch, after, **settings):
+    """A run stopped by Ctrl-C (a real SIGINT) during step `after` + 1, which it finishes and
+    saves."""
+    trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    step = trainer.train_step
+    def step_then_ctrl_c(threads=1):
+        if trainer.step == after:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(threads)
+    monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
+    assert trainer.train() == "interrupted"
+
+
+@pytest.mark.parametrize("then, now", [(True, False), (False, True), (True, True),
+                                       (False, False)])
+def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exactly(
+        tmp_path, monkeypatch, then, now):
+    """The compiled loops and the numpy forms agree to rounding, not to the bit: a run resumed
+    with the other forms than it trained with goes on, and says that it will not continue
+    exactly, and how it would."""
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: then)
+    cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4)
+    assert rundir.read_config(str(tmp_path))["engine"] == {"compiled_loops": then}
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: now)
+    said = []
+    resumed = Trainer.resume(str(tmp_path), log=said.append)
+    assert resumed.train() == "done"
+    notes = [line for line in said if "last digits" in line]
+    if then == now:
+        assert notes == []
+    elif then:
+        assert notes == [notes[0]] and "trained with the compiled loops" in notes[0]
+        assert "without TINYAUTOGRAD_KERNELS=numpy" in notes[0]
+    else:
+        assert notes == [notes[0]] and "trained with the numpy forms" in notes[0]
+        assert "resume with TINYAUTOGRAD_KERNELS=numpy" in notes[0]
+    said = []                                   # a finished run goes on no further: no note
+    Trainer.resume(str(tmp_path), log=said.append).close()
+    assert not [line for line in said if "last digits" in line]
+
+
+def test_a_checkpoint_that_does_not_say_which_forms_ran_resumes_without_a_note(tmp_path,
+                                                                                monkeypatch):
+    cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4)
+    config = rundir.read_config(str(tmp_path))
+    del config["engine"]                                   # written before runs recorded it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    other = not ta.kernels.in_use()
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: other)
+    said = []
+    Trainer.resume(str(tmp_path), log=said.append).close()
+    assert not [line for line in said if "last digits" in line]
+    config["engine"] = {"compiled_loops": not other}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    said = []
+    Trainer.resume(str(tmp_path), log=said.append).close()
+    assert [line for line in said if "last digits" in line]      # the same file, with the key
+    config["engine"] = {"compiled_loops": "sometimes"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(rundir.CheckpointError, match="damaged resume state.*sometimes"):
+        Trainer.resume(str(tmp_path), log=quiet)
 
 
 def test_a_crash_leaves_the_last_checkpoint_and_resume_drops_later_metrics(tmp_path, monkeypatch):

@@ -180,6 +180,7 @@ def summary(model: nn.Module, T: int | None = None) -> str:
 def summary_line(model: nn.Module) -> str:
     """A model's class, parameter count and sizes, in one line."""
     c = model.config
+    layers, heads = (f"{n} {word}{'' if n == 1 else 's'}"
+                     for n, word in [(c["n_layer"], "layer"), (c["n_head"], "head")])
     return (f"{type(model).__name__} with {model.num_parameters():,} parameters "
-            f"({c['n_layer']} layers, {c['n_head']} heads, width {c['d_model']}, "
-            f"context {c['context']})")
+            f"({layers}, {heads}, width {c['d_model']}, context {c['context']})")

@@ -320,6 +320,26 @@ def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
     return path
 
 
+def forms_changed(compiled_loops_then: bool | None) -> str | None:
+    """What a resumed run should be told when its ops now run other forms than they trained
+    with (tinyautograd.kernels): the compiled loops and the numpy forms agree to float32
+    rounding, not to the bit, so the run goes on, but not exactly as an unbroken run would.
+    None when the forms are the same, or the checkpoint does not say."""
+    if compiled_loops_then not in (None, True, False):
+        raise TypeError(f"engine's compiled_loops is {compiled_loops_then!r}, not true or false")
+    now = ta.kernels.in_use()
+    if compiled_loops_then is None or compiled_loops_then == now:
+        return None
+    if compiled_loops_then:
+        return ("note: this run trained with the compiled loops and goes on with the numpy "
+                "forms, so its losses may differ in their last digits from an unbroken run's; "
+                "to go on exactly, resume where the loops can be built, without "
+                "TINYAUTOGRAD_KERNELS=numpy")
+    return ("note: this run trained with the numpy forms and goes on with the compiled loops, "
+            "so its losses may differ in their last digits from an unbroken run's; to go on "
+            "exactly, resume with TINYAUTOGRAD_KERNELS=numpy")
+
+
 @contextlib.contextmanager
 def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
     """Ctrl-C asks the loop to stop after the step in progress (so that the checkpoint holds
@@ -482,6 +502,7 @@ class Trainer:
                 job = make_job(config, directory, log, tokenizer, saved["data"])
                 trainer = cls(config, run, job, model, log)
                 trainer.load_state(saved)
+                changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
@@ -492,6 +513,8 @@ class Trainer:
         except BaseException:
             run.release()
             raise
+        if changed and trainer.step < trainer.config.iters:
+            log(changed)
         return trainer
 
     def close(self) -> None:
@@ -514,6 +537,7 @@ class Trainer:
             "model": self.config.model, "model_config": self.model.config,
             "train": dataclasses.asdict(self.config), "step": self.step,
             "data": self.job.data_info(),
+            "engine": {"compiled_loops": ta.kernels.in_use()},      # see forms_changed
             "resume": {"optimizer": {"param_groups": state["param_groups"],
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
