@@ -3,6 +3,7 @@
 import tinyautograd as ta
 from tinyformer.gpt import GPT
 from tinyformer.summary import flops_per_token, summary, summary_line
+from tinyformer.tokenizers import compression
 
 
 def test_flops_counted_on_the_graph_equal_the_formula():
@@ -29,8 +30,15 @@ def test_summary_lists_modules_parameters_and_flops():
     assert "6N = " in text and "FLOPs per token at T=8" in text
 
 
-def test_the_one_line_summary_counts_in_words_one_layer_and_many():
-    assert "(1 layer, 1 head, width 8, context 4)" in summary_line(
-        GPT(5, context=4, n_layer=1, n_head=1, d_model=8))
+def test_counts_are_said_in_words_one_and_many():
+    one = GPT(5, context=4, n_layer=1, n_head=1, d_model=8)
+    assert "(1 layer, 1 head, width 8, context 4)" in summary_line(one)
+    assert "multi-head attention (1 head)" in summary(one)
     assert "(2 layers, 4 heads, width 16, context 8)" in summary_line(
         GPT(5, context=8, n_layer=2, n_head=4, d_model=16))
+    for n, said in [(1000, "GPT with 1,000 parameters ("), (1, "GPT with 1 parameter (")]:
+        one.num_parameters = lambda n=n: n
+        assert said in summary_line(one)
+    assert compression("a", [7]) == ("1 token, 1 character (1 byte): 1.00 characters per "
+                                     "token, 1.00 bytes per token")
+    assert compression("", []) == "0 tokens, 0 characters (0 bytes)"

@@ -136,11 +136,11 @@ def describe_block(model: nn.Module) -> str:
     if norm == "RMSNorm" and not c.get("rmsnorm_affine", True):
         norm += " without weights"
     if n_kv_head == n_head:
-        attention = f"multi-head attention ({n_head} heads)"
+        attention = f"multi-head attention ({counted(n_head, 'head')})"
     else:
         kind = "multi-query" if n_kv_head == 1 else "grouped-query"
-        attention = (f"{kind} attention ({n_head} query heads, {n_kv_head} key-value "
-                     f"head{'s' if n_kv_head > 1 else ''})")
+        attention = (f"{kind} attention ({counted(n_head, 'query head')}, "
+                     f"{counted(n_kv_head, 'key-value head')})")
     positions = c.get("positions") or "learned"
     words = [f"{c['norm']}-norm {norm}",
              f"{_ACTIVATIONS[activation]} feed-forward of width {d_ff}", attention]
@@ -177,10 +177,14 @@ def summary(model: nn.Module, T: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def counted(n: int, noun: str) -> str:
+    """n and the noun, in the singular for one: '1 layer', '4 layers', '1,024 tokens'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_line(model: nn.Module) -> str:
     """A model's class, parameter count and sizes, in one line."""
     c = model.config
-    layers, heads = (f"{n} {word}{'' if n == 1 else 's'}"
-                     for n, word in [(c["n_layer"], "layer"), (c["n_head"], "head")])
-    return (f"{type(model).__name__} with {model.num_parameters():,} parameters "
-            f"({layers}, {heads}, width {c['d_model']}, context {c['context']})")
+    return (f"{type(model).__name__} with {counted(model.num_parameters(), 'parameter')} "
+            f"({counted(c['n_layer'], 'layer')}, {counted(c['n_head'], 'head')}, "
+            f"width {c['d_model']}, context {c['context']})")

@@ -36,6 +36,7 @@ import numpy as np
 import regex
 
 from .files import StrPath, atomic_write, iter_text, read_text
+from .summary import counted
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
 
@@ -100,7 +101,8 @@ def compression(text: str, ids: Sequence[int]) -> str:
     n_bytes = len(text.encode("utf-8"))
     per_token = (f": {len(text) / len(ids):.2f} characters per token, "
                  f"{n_bytes / len(ids):.2f} bytes per token") if len(ids) else ""
-    return f"{len(ids)} tokens, {len(text)} characters ({n_bytes} bytes){per_token}"
+    return (f"{counted(len(ids), 'token')}, {counted(len(text), 'character')} "
+            f"({counted(n_bytes, 'byte')}){per_token}")
 
 
 def train_tokenizer(path: StrPath, kind: str, vocab_size: int,

@@ -50,6 +50,7 @@ from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointErr
                      truncate_metrics)
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
+from .summary import counted
 from .schema import SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings
 
 # ---------------------------------------------------------------------------------------------
@@ -645,8 +646,8 @@ class Trainer:
             progress.clear()
             self.log(message)
         if self.step >= c.iters:
-            log(f"the run in {self.directory} has finished its {c.iters} steps; to train "
-                f"further, start a new run")
+            log(f"the run in {self.directory} has finished its {counted(c.iters, 'step')}; "
+                f"to train further, start a new run")
             return "done"
         def threads_now():               # for evaluations: the count chosen so far, or given
             return adaptive.chosen if adaptive else threads

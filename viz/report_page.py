@@ -20,6 +20,7 @@ import time
 
 from .html import Page, number, page
 from tinyformer.rundir import read_metrics, run_status
+from tinyformer.summary import counted
 
 from .plots import EXTRA_FIGURES, _is_number, _run_paths, run_name, smooth
 
@@ -84,11 +85,11 @@ def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sl
 
 def _body(title, status, data):
     step, iters = status["step"], status["iters"]
-    said = {"finished": f"finished: {step:,} of {iters:,} steps" if iters else "",
+    said = {"finished": f"finished: {step:,} of {counted(iters, 'step')}" if iters else "",
             "running": f"running: step {step:,} of {iters or 0:,}",
             "stopped": f"stopped at step {step:,} of {iters or 0:,} (tinyformer train --resume "
                        f"continues it)",
-            "unknown": f"{step:,} steps"}[status["state"]]
+            "unknown": counted(step, "step")}[status["state"]]
     if data["refresh"]:
         said += f"; this page reloads every {data['refresh']:g} s"
     return f"""<header>

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
+from tinyformer.summary import counted
 
 from .attention import plot_attention
 from .attention_page import attention_page
@@ -72,8 +73,9 @@ def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = ""
     if _is_page(out_path):
         return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
     chosen = maps[name]
-    title = (f"{run} ({kind}): {chosen.description} - {chosen.weights.shape[0]} layers x "
-             f"{chosen.weights.shape[1]} heads")
+    layers, heads = chosen.weights.shape[:2]
+    title = (f"{run} ({kind}): {chosen.description} - {counted(layers, 'layer')} x "
+             f"{counted(heads, 'head')}")
     plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
     return out_path
 
