@@ -1,6 +1,7 @@
 """How much of two cores a training step can get beside a process that keeps one of them busy.
 
     python benchmarks/neighbour_share.py                      # 1, 2, 3, 4, 8 processes
+    python benchmarks/neighbour_share.py --processes 2 --placement free pinned moved
     python benchmarks/neighbour_share.py --processes 2 8 --steps 50 --json share.json
 
 A step here is fixed work (--gemms products of two 256 x 256 float32 matrices, one BLAS thread)
@@ -8,15 +9,24 @@ split evenly over n processes that meet at the step's end through pipes, as `tin
 train`'s workers do (tinyformer/parallel.py). It has none of a real step's costs per part (a
 graph per micro-batch) and no work that stays on one core, so it shows the scheduler alone:
 for each n, the median step on a quiet machine and beside the busy neighbour
-(benchmarks/suite.py's), and what each side got, in cores' worth of time:
+(benchmarks/suite.py's); what each side got there, in cores' worth of time; and where ours ran:
 
     ours        the work's one-core time / the step's time
     neighbour   its CPU time / the wall time, while the steps ran beside it
+    two of ours on one core
+                the share of the steps beside it in which two of our processes ended their
+                shares on the same core (shown where there are as many cores as processes)
 
-Linux only (fork, and /proc for the neighbour's CPU time).
+--placement says where the processes run: `free`, where Linux puts them (tinyformer's way);
+`pinned`, each to a core of its own; `moved` (two processes), pinned, and the first done with
+its share moves the other onto its own core, to finish there alone.
+
+Linux only (fork, sched_getcpu, and /proc for the neighbour's CPU time).
 """
 
 import argparse
+import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
@@ -31,12 +41,14 @@ from alternate import at_least
 from suite import busy_neighbour
 
 SIZE = 256
+PLACEMENTS = ("free", "pinned", "moved")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--processes", type=at_least(1), nargs="+", default=[1, 2, 3, 4, 8])
+    p.add_argument("--placement", choices=PLACEMENTS, nargs="+", default=["free"])
     p.add_argument("--steps", type=at_least(1), default=100, help="timed steps for each count")
     p.add_argument("--gemms", type=at_least(1), default=120,
                    help="products in a step, a multiple of each process count")
@@ -46,6 +58,8 @@ def parse_args(argv=None):
     if uneven:
         p.error(f"--gemms {args.gemms} cannot be shared evenly over {uneven[0]} processes: "
                 f"give a multiple of each count in --processes")
+    if "moved" in args.placement and args.processes != [2]:
+        p.error("--placement moved moves one process onto the other's core: give --processes 2")
     return args
 
 
@@ -54,36 +68,59 @@ def gemms(k, a):
         a @ a
 
 
-def timed_steps(n, steps, work):
-    """The median wall time of `steps` steps, each `work` products split over n processes: this
-    one and n - 1 forked workers, told to start through a pipe and answering when done."""
+def timed_steps(n, steps, work, placement="free"):
+    """(the median wall time of `steps` steps, the share of them in which two of the n
+    processes ended their shares on one core). A step is `work` products split over n
+    processes: this one and n - 1 forked workers, told to start through a pipe and answering
+    with the core they ended on."""
     a = np.random.default_rng(0).random((SIZE, SIZE), dtype=np.float32)
     share = work // n
-    pipes = []
-    for _ in range(n - 1):
+    cores = sorted(os.sched_getaffinity(0))
+    core_now = ctypes.CDLL(None).sched_getcpu
+    done = multiprocessing.Value("i", 0)           # processes done with this step's share
+    pids, pipes = [os.getpid()], []
+
+    def my_share(me):
+        """Process me's share of the step; returns the core it ended on."""
+        gemms(share, a)
+        if placement == "moved":
+            with done.get_lock():
+                done.value += 1
+                first = done.value == 1
+            if first:                    # lend my core to the other, to finish there alone
+                with contextlib.suppress(OSError):       # it may have ended just now
+                    os.sched_setaffinity(pids[1 - me], {core_now()})
+        return core_now()
+
+    for me in range(1, n):
         ours, theirs = multiprocessing.Pipe()
-        if os.fork() == 0:                       # a worker: a share per step, until told 0
+        pid = os.fork()
+        if pid == 0:                             # a worker: a share per step, until told 0
             while theirs.recv():
-                gemms(share, a)
-                theirs.send(True)
+                theirs.send(my_share(me))
             os._exit(0)
+        pids.append(pid)
         pipes.append(ours)
-    times = []
+    times, together = [], 0
     try:
-        for _ in range(steps + 2):               # the first two warm the caches
+        for step in range(steps + 2):            # the first two warm the caches
             start = time.perf_counter()
+            done.value = 0
+            if placement != "free":              # each to its own core, again (moved: back)
+                for me, pid in enumerate(pids):
+                    os.sched_setaffinity(pid, {cores[me % len(cores)]})
             for pipe in pipes:
                 pipe.send(True)
-            gemms(share, a)
-            for pipe in pipes:
-                pipe.recv()
+            ended_on = [my_share(0)] + [pipe.recv() for pipe in pipes]
             times.append(time.perf_counter() - start)
+            together += step >= 2 and len(set(ended_on)) < len(ended_on)
     finally:
         for pipe in pipes:
             pipe.send(False)
         for _ in pipes:
             os.wait()
-    return statistics.median(times[2:])
+        os.sched_setaffinity(0, cores)
+    return statistics.median(times[2:]), together / steps
 
 
 def cpu_seconds(pid):
@@ -98,24 +135,30 @@ def main(argv=None):
     if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
         sys.exit("neighbour_share.py forks its workers and reads /proc: it runs on Linux")
     threadpool_limits(1)
-    one_core = timed_steps(1, args.steps, args.gemms)
+    one_core, _ = timed_steps(1, args.steps, args.gemms)
     rows = []
-    for n in args.processes:
-        quiet = timed_steps(n, args.steps, args.gemms)
-        with busy_neighbour() as pid:
-            cpu, wall = cpu_seconds(pid), time.perf_counter()
-            beside = timed_steps(n, args.steps, args.gemms)
-            neighbour = (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
-        rows.append({"processes": n, "quiet_ms": quiet * 1e3, "beside_ms": beside * 1e3,
-                     "ours_cores_beside": one_core / beside, "neighbour_cores": neighbour})
+    for placement in args.placement:
+        for n in args.processes:
+            quiet, _ = timed_steps(n, args.steps, args.gemms, placement)
+            with busy_neighbour() as pid:
+                cpu, wall = cpu_seconds(pid), time.perf_counter()
+                beside, together = timed_steps(n, args.steps, args.gemms, placement)
+                neighbour = (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
+            rows.append({"placement": placement, "processes": n, "quiet_ms": quiet * 1e3,
+                         "beside_ms": beside * 1e3, "ours_cores_beside": one_core / beside,
+                         "neighbour_cores": neighbour, "one_core_beside": together})
     print(f"a step: {args.gemms} products of {SIZE} x {SIZE}, {one_core * 1e3:.1f} ms on one core")
-    print("| processes | quiet | beside a busy core | beside / quiet | ours (cores) "
-          "| the neighbour's (cores) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| placement | processes | quiet | beside a busy core | beside / quiet | ours (cores) "
+          "| the neighbour's (cores) | two of ours on one core |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    cores = len(os.sched_getaffinity(0))
     for r in rows:
-        print(f"| {r['processes']} | {r['quiet_ms']:.1f} ms | {r['beside_ms']:.1f} ms | "
-              f"{r['beside_ms'] / r['quiet_ms']:.2f} | {r['ours_cores_beside']:.2f} | "
-              f"{r['neighbour_cores']:.2f} |")
+        one_core_beside = (f"{r['one_core_beside']:.0%} of steps"
+                           if 1 < r["processes"] <= cores else "-")
+        print(f"| {r['placement']} | {r['processes']} | {r['quiet_ms']:.1f} ms | "
+              f"{r['beside_ms']:.1f} ms | {r['beside_ms'] / r['quiet_ms']:.2f} | "
+              f"{r['ours_cores_beside']:.2f} | {r['neighbour_cores']:.2f} | "
+              f"{one_core_beside} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"one_core_ms": one_core * 1e3, "gemms": args.gemms, "rows": rows}, f,

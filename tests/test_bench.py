@@ -465,7 +465,23 @@ def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
     for row in figures["rows"]:
         assert row["quiet_ms"] > 0 and row["beside_ms"] > 0 and row["ours_cores_beside"] > 0
         assert 0 < row["neighbour_cores"] <= 1.05
-    assert "| 2 |" in done.stdout and "the neighbour's (cores)" in done.stdout
+    assert "| free | 2 |" in done.stdout and "the neighbour's (cores)" in done.stdout
+
+
+def test_the_neighbours_share_pins_each_process_to_a_core_of_its_own(tmp_path):
+    """--placement pinned: never two of our processes on one core (where there are two
+    cores); moved: only with two processes."""
+    out = tmp_path / "share.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                    "--processes", "2", "--placement", "pinned", "moved", "--steps", "3",
+                    "--gemms", "4", "--json", str(out)], check=True, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["placement"], row["processes"]) for row in rows] == [("pinned", 2), ("moved", 2)]
+    assert rows[0]["one_core_beside"] == (0 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                              "--processes", "2", "3", "--placement", "moved", "--gemms", "6"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "give --processes 2" in refused.stderr
 
 
 def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
