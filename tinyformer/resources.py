@@ -253,9 +253,11 @@ class AdaptiveThreads:
     A training step's micro-batches run on that many threads (tinyformer/parallel.py), and
     between steps (an evaluation, a sample) BLAS uses that many; a decoding step (a token)
     runs its matrix products on that many BLAS threads (tinyformer/decoding.py). On a quiet
-    machine more cores can help. Beside a process that keeps one core busy, the thread that
-    lands on that core gets half of it, and the step waits for it: one thread fewer is faster.
-    No fixed count is right for both, so a run times its own steps. Every `period` steps it
+    machine more cores can help. Beside a process that keeps one core busy, a second thread
+    or process adds little or nothing: it shares a core with the neighbour, or with the first
+    (Linux mostly wakes it on the core of the one that woke it when no core is idle;
+    benchmarks/neighbour_share.py), and the step waits for it. No fixed count is right for
+    both, so a run times its own steps. Every `period` steps it
     runs `trial` steps with each candidate count and keeps the fastest by the median (the
     fewest threads within 10% of it); in between, it runs with that one. The candidates take
     turns (1, 2, 1, 2, ...), so that a passing slow spell weighs on each alike: the steps
