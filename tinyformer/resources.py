@@ -257,13 +257,13 @@ class AdaptiveThreads:
     or process adds little or nothing: it shares a core with the neighbour, or with the first
     (Linux mostly wakes it on the core of the one that woke it when no core is idle;
     benchmarks/neighbour_share.py), and the step waits for it. No fixed count is right for
-    both, so a run times its own steps. Every `period` steps it
-    runs `trial` steps with each candidate count and keeps the fastest by the median (the
-    fewest threads within 10% of it); in between, it runs with that one. The candidates take
-    turns (1, 2, 1, 2, ...), so that a passing slow spell weighs on each alike: the steps
-    just after an evaluation run slow whatever the count, and in blocks (1, 1, 1, 1, 2, ...)
-    they would all fall to the first candidate, which would then lose the trial. Exploring
-    costs a few slow steps per period at worst. The count changes how fast a step is
+    both, so a run times its own steps. Every `period` steps it runs `trial` steps with each
+    candidate count and keeps the fastest by the median (the fewest threads within 10% of
+    it); in between, it runs with that one. The candidates take turns (1, 2, 1, 2, ...), so
+    that a passing slow spell weighs on each alike: the steps just after an evaluation run
+    slow whatever the count, and in blocks (1, 1, 1, 1, 2, ...) they would all fall to the
+    first candidate, which would then lose the trial. Exploring costs a few slow steps per
+    period at worst. The count changes how fast a step is
     computed, not its result: the micro-batches are the same and their gradients are added in
     the same order, so the losses are the same to the bit, and so are the tokens generated
     (tests/test_resources.py checks both).
