@@ -21,7 +21,7 @@ for each n, the median step on a quiet machine and beside the busy neighbour
 `pinned`, each to a core of its own; `moved` (two processes), pinned, and the first done with
 its share moves the other onto its own core, to finish there alone.
 
-Linux only (fork, sched_getcpu, and /proc for the neighbour's CPU time).
+Linux only (fork, sched_getcpu, and /proc/PID/schedstat for the neighbour's CPU time).
 """
 
 import argparse
@@ -124,10 +124,10 @@ def timed_steps(n, steps, work, placement="free"):
 
 
 def cpu_seconds(pid):
-    """A process's user and system time so far (/proc/PID/stat), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The time a process has spent on a core so far, in seconds: /proc/PID/schedstat's
+    nanoseconds (/proc/PID/stat counts in ticks of 10 ms, too coarse for a short run)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
 
 
 def main(argv=None):

@@ -458,7 +458,7 @@ def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
     the neighbour's CPU time read as some of the one core it can spin on, never more."""
     out = tmp_path / "share.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                           "--processes", "1", "2", "--steps", "3", "--gemms", "4",
+                           "--processes", "1", "2", "--steps", "10", "--gemms", "20",
                            "--json", str(out)], check=True, capture_output=True, text=True)
     figures = json.loads(out.read_text())
     assert [row["processes"] for row in figures["rows"]] == [1, 2]
