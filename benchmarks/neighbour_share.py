@@ -70,9 +70,9 @@ def gemms(k, a):
 
 def timed_steps(n, steps, work, placement="free"):
     """(the median wall time of `steps` steps, the share of them in which two of the n
-    processes ended their shares on one core). A step is `work` products split over n
-    processes: this one and n - 1 forked workers, told to start through a pipe and answering
-    with the core they ended on."""
+    processes ended their shares on one core, the share after which one had been moved onto
+    the other's core). A step is `work` products split over n processes: this one and n - 1
+    forked workers, told to start through a pipe and answering with the core they ended on."""
     a = np.random.default_rng(0).random((SIZE, SIZE), dtype=np.float32)
     share = work // n
     cores = sorted(os.sched_getaffinity(0))
@@ -101,7 +101,7 @@ def timed_steps(n, steps, work, placement="free"):
             os._exit(0)
         pids.append(pid)
         pipes.append(ours)
-    times, together = [], 0
+    times, together, moved = [], 0, 0
     try:
         for step in range(steps + 2):            # the first two warm the caches
             start = time.perf_counter()
@@ -114,13 +114,18 @@ def timed_steps(n, steps, work, placement="free"):
             ended_on = [my_share(0)] + [pipe.recv() for pipe in pipes]
             times.append(time.perf_counter() - start)
             together += step >= 2 and len(set(ended_on)) < len(ended_on)
+            # Both held to one and the same core: the first done moved the other (the move is
+            # made before its mover answers, so it is seen here, unlike where the other ended).
+            held_to = {frozenset(os.sched_getaffinity(pid)) for pid in pids}
+            moved += (step >= 2 and 1 < n <= len(cores) and len(held_to) == 1
+                      and len(min(held_to)) == 1)
     finally:
         for pipe in pipes:
             pipe.send(False)
         for _ in pipes:
             os.wait()
         os.sched_setaffinity(0, cores)
-    return statistics.median(times[2:]), together / steps
+    return statistics.median(times[2:]), together / steps, moved / steps
 
 
 def cpu_seconds(pid):
@@ -135,18 +140,19 @@ def main(argv=None):
     if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
         sys.exit("neighbour_share.py forks its workers and reads /proc: it runs on Linux")
     threadpool_limits(1)
-    one_core, _ = timed_steps(1, args.steps, args.gemms)
+    one_core, _, _ = timed_steps(1, args.steps, args.gemms)
     rows = []
     for placement in args.placement:
         for n in args.processes:
-            quiet, _ = timed_steps(n, args.steps, args.gemms, placement)
+            quiet, _, _ = timed_steps(n, args.steps, args.gemms, placement)
             with busy_neighbour() as pid:
                 cpu, wall = cpu_seconds(pid), time.perf_counter()
-                beside, together = timed_steps(n, args.steps, args.gemms, placement)
+                beside, together, moved = timed_steps(n, args.steps, args.gemms, placement)
                 neighbour = (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
             rows.append({"placement": placement, "processes": n, "quiet_ms": quiet * 1e3,
                          "beside_ms": beside * 1e3, "ours_cores_beside": one_core / beside,
-                         "neighbour_cores": neighbour, "one_core_beside": together})
+                         "neighbour_cores": neighbour, "one_core_beside": together,
+                         "moved_beside": moved})
     print(f"a step: {args.gemms} products of {SIZE} x {SIZE}, {one_core * 1e3:.1f} ms on one core")
     print("| placement | processes | quiet | beside a busy core | beside / quiet | ours (cores) "
           "| the neighbour's (cores) | two of ours on one core |")

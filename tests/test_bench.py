@@ -470,14 +470,17 @@ def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
 
 def test_the_neighbours_share_pins_each_process_to_a_core_of_its_own(tmp_path):
     """--placement pinned: never two of our processes on one core (where there are two
-    cores); moved: only with two processes."""
+    cores), and none moved; moved: the first done moves the other in every step, and only
+    two processes are asked for."""
     out = tmp_path / "share.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
                     "--processes", "2", "--placement", "pinned", "moved", "--steps", "3",
                     "--gemms", "4", "--json", str(out)], check=True, capture_output=True)
     rows = json.loads(out.read_text())["rows"]
     assert [(row["placement"], row["processes"]) for row in rows] == [("pinned", 2), ("moved", 2)]
-    assert rows[0]["one_core_beside"] == (0 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    two_cores = len(os.sched_getaffinity(0)) >= 2
+    assert rows[0]["one_core_beside"] == (0 if two_cores else 1)
+    assert rows[0]["moved_beside"] == 0 and rows[1]["moved_beside"] == (1 if two_cores else 0)
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
                               "--processes", "2", "3", "--placement", "moved", "--gemms", "6"],
                              capture_output=True, text=True)
