@@ -263,10 +263,10 @@ class AdaptiveThreads:
     that a passing slow spell weighs on each alike: the steps just after an evaluation run
     slow whatever the count, and in blocks (1, 1, 1, 1, 2, ...) they would all fall to the
     first candidate, which would then lose the trial. Exploring costs a few slow steps per
-    period at worst. The count changes how fast a step is
-    computed, not its result: the micro-batches are the same and their gradients are added in
-    the same order, so the losses are the same to the bit, and so are the tokens generated
-    (tests/test_resources.py checks both).
+    period at worst. The count changes how fast a step is computed, not its result: the
+    micro-batches are the same and their gradients are added in the same order, so the losses
+    are the same to the bit, and so are the tokens generated (tests/test_resources.py checks
+    both).
 
         with AdaptiveThreads() as threads:
             for step in ...:
