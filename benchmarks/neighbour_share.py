@@ -2,6 +2,7 @@
 
     python benchmarks/neighbour_share.py                      # 1, 2, 3, 4, 8 processes
     python benchmarks/neighbour_share.py --processes 2 --placement free pinned moved
+    python benchmarks/neighbour_share.py --processes 2 --placement free pinned --dealt pulled
     python benchmarks/neighbour_share.py --processes 2 8 --steps 50 --json share.json
 
 A step here is fixed work (--gemms products of two 256 x 256 float32 matrices, one BLAS thread)
@@ -16,10 +17,17 @@ for each n, the median step on a quiet machine and beside the busy neighbour
     two of ours on one core
                 the share of the steps beside it in which two of our processes ended their
                 shares on the same core (shown where there are as many cores as processes)
+    the busiest one's share
+                of a step's products beside it (median): 1/n when dealt in fixed shares
 
 --placement says where the processes run: `free`, where Linux puts them (tinyformer's way);
 `pinned`, each to a core of its own; `moved` (two processes), pinned, and the first done with
 its share moves the other onto its own core, to finish there alone.
+
+--dealt says how the work is shared out: `fixed`, an equal share for each process, as the
+training step's parts are (part i to process i % n); `pulled`, cut into --pieces equal pieces
+that the processes take in turn from a shared counter, each as soon as it is done with its
+last, so that a process slowed by the neighbour does fewer.
 
 Linux only (fork, sched_getcpu, and /proc/PID/schedstat for the neighbour's CPU time).
 """
@@ -27,6 +35,7 @@ Linux only (fork, sched_getcpu, and /proc/PID/schedstat for the neighbour's CPU 
 import argparse
 import contextlib
 import ctypes
+import itertools
 import json
 import multiprocessing
 import os
@@ -42,6 +51,7 @@ from suite import busy_neighbour
 
 SIZE = 256
 PLACEMENTS = ("free", "pinned", "moved")
+DEALINGS = ("fixed", "pulled")
 
 
 def parse_args(argv=None):
@@ -49,15 +59,21 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--processes", type=at_least(1), nargs="+", default=[1, 2, 3, 4, 8])
     p.add_argument("--placement", choices=PLACEMENTS, nargs="+", default=["free"])
+    p.add_argument("--dealt", choices=DEALINGS, nargs="+", default=["fixed"])
     p.add_argument("--steps", type=at_least(1), default=100, help="timed steps for each count")
     p.add_argument("--gemms", type=at_least(1), default=120,
                    help="products in a step, a multiple of each process count")
+    p.add_argument("--pieces", type=at_least(1), default=12,
+                   help="with --dealt pulled: the pieces a step is cut into, dividing --gemms")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     uneven = [n for n in args.processes if args.gemms % n]
     if uneven:
         p.error(f"--gemms {args.gemms} cannot be shared evenly over {uneven[0]} processes: "
                 f"give a multiple of each count in --processes")
+    if "pulled" in args.dealt and args.gemms % args.pieces:
+        p.error(f"--gemms {args.gemms} cannot be cut into {args.pieces} equal pieces: give "
+                f"--pieces dividing it")
     if "moved" in args.placement and args.processes != [2]:
         p.error("--placement moved moves one process onto the other's core: give --processes 2")
     return args
@@ -68,21 +84,36 @@ def gemms(k, a):
         a @ a
 
 
-def timed_steps(n, steps, work, placement="free"):
+def timed_steps(n, steps, work, placement="free", pieces=None):
     """(the median wall time of `steps` steps, the share of them in which two of the n
     processes ended their shares on one core, the share after which one had been moved onto
-    the other's core). A step is `work` products split over n processes: this one and n - 1
-    forked workers, told to start through a pipe and answering with the core they ended on."""
+    the other's core, the median share of a step's products that the busiest process did).
+    A step is `work` products split over n processes: this one and n - 1 forked workers, told
+    to start through a pipe and answering with the core they ended on and the products they
+    did. Each does work // n products, or, given `pieces`, takes pieces of work // pieces
+    products from a shared counter until none is left."""
     a = np.random.default_rng(0).random((SIZE, SIZE), dtype=np.float32)
-    share = work // n
     cores = sorted(os.sched_getaffinity(0))
     core_now = ctypes.CDLL(None).sched_getcpu
     done = multiprocessing.Value("i", 0)           # processes done with this step's share
+    taken = multiprocessing.Value("i", 0)          # pieces taken so far in this step
     pids, pipes = [os.getpid()], []
 
     def my_share(me):
-        """Process me's share of the step; returns the core it ended on."""
-        gemms(share, a)
+        """Process me's share of the step; returns the core it ended on, and its products."""
+        if pieces is None:
+            gemms(work // n, a)
+            products = work // n
+        else:
+            products = 0
+        while pieces is not None:
+            with taken.get_lock():
+                piece = taken.value
+                taken.value += 1
+            if piece >= pieces:
+                break
+            gemms(work // pieces, a)
+            products += work // pieces
         if placement == "moved":
             with done.get_lock():
                 done.value += 1
@@ -90,7 +121,7 @@ def timed_steps(n, steps, work, placement="free"):
             if first:                    # lend my core to the other, to finish there alone
                 with contextlib.suppress(OSError):       # it may have ended just now
                     os.sched_setaffinity(pids[1 - me], {core_now()})
-        return core_now()
+        return core_now(), products
 
     for me in range(1, n):
         ours, theirs = multiprocessing.Pipe()
@@ -101,18 +132,21 @@ def timed_steps(n, steps, work, placement="free"):
             os._exit(0)
         pids.append(pid)
         pipes.append(ours)
-    times, together, moved = [], 0, 0
+    times, together, moved, largest = [], 0, 0, []
     try:
         for step in range(steps + 2):            # the first two warm the caches
             start = time.perf_counter()
-            done.value = 0
+            done.value = taken.value = 0
             if placement != "free":              # each to its own core, again (moved: back)
                 for me, pid in enumerate(pids):
                     os.sched_setaffinity(pid, {cores[me % len(cores)]})
             for pipe in pipes:
                 pipe.send(True)
-            ended_on = [my_share(0)] + [pipe.recv() for pipe in pipes]
+            ended_on, products = zip(my_share(0), *(pipe.recv() for pipe in pipes))
             times.append(time.perf_counter() - start)
+            if sum(products) != work:
+                raise RuntimeError(f"a step did {sum(products)} products, not {work}")
+            largest.append(max(products) / work)
             together += step >= 2 and len(set(ended_on)) < len(ended_on)
             # Both held to one and the same core: the first done moved the other (the move is
             # made before its mover answers, so it is seen here, unlike where the other ended).
@@ -125,7 +159,8 @@ def timed_steps(n, steps, work, placement="free"):
         for _ in pipes:
             os.wait()
         os.sched_setaffinity(0, cores)
-    return statistics.median(times[2:]), together / steps, moved / steps
+    return (statistics.median(times[2:]), together / steps, moved / steps,
+            statistics.median(largest[2:]))
 
 
 def cpu_seconds(pid):
@@ -140,31 +175,34 @@ def main(argv=None):
     if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
         sys.exit("neighbour_share.py forks its workers and reads /proc: it runs on Linux")
     threadpool_limits(1)
-    one_core, _, _ = timed_steps(1, args.steps, args.gemms)
+    one_core, *_ = timed_steps(1, args.steps, args.gemms)
     rows = []
-    for placement in args.placement:
-        for n in args.processes:
-            quiet, _, _ = timed_steps(n, args.steps, args.gemms, placement)
-            with busy_neighbour() as pid:
-                cpu, wall = cpu_seconds(pid), time.perf_counter()
-                beside, together, moved = timed_steps(n, args.steps, args.gemms, placement)
-                neighbour = (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
-            rows.append({"placement": placement, "processes": n, "quiet_ms": quiet * 1e3,
-                         "beside_ms": beside * 1e3, "ours_cores_beside": one_core / beside,
-                         "neighbour_cores": neighbour, "one_core_beside": together,
-                         "moved_beside": moved})
+    for placement, dealt, n in itertools.product(args.placement, args.dealt, args.processes):
+        pieces = args.pieces if dealt == "pulled" else None
+        quiet, *_ = timed_steps(n, args.steps, args.gemms, placement, pieces)
+        with busy_neighbour() as pid:
+            cpu, wall = cpu_seconds(pid), time.perf_counter()
+            beside, together, moved, largest = timed_steps(n, args.steps, args.gemms,
+                                                           placement, pieces)
+            neighbour = (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
+        rows.append({"placement": placement, "dealt": dealt, "processes": n,
+                     "quiet_ms": quiet * 1e3, "beside_ms": beside * 1e3,
+                     "ours_cores_beside": one_core / beside, "neighbour_cores": neighbour,
+                     "one_core_beside": together, "moved_beside": moved,
+                     "largest_share_beside": largest})
     print(f"a step: {args.gemms} products of {SIZE} x {SIZE}, {one_core * 1e3:.1f} ms on one core")
-    print("| placement | processes | quiet | beside a busy core | beside / quiet | ours (cores) "
-          "| the neighbour's (cores) | two of ours on one core |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| placement | dealt | processes | quiet | beside a busy core | beside / quiet "
+          "| ours (cores) | the neighbour's (cores) | two of ours on one core "
+          "| the busiest one's share |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     cores = len(os.sched_getaffinity(0))
     for r in rows:
         one_core_beside = (f"{r['one_core_beside']:.0%} of steps"
                            if 1 < r["processes"] <= cores else "-")
-        print(f"| {r['placement']} | {r['processes']} | {r['quiet_ms']:.1f} ms | "
+        print(f"| {r['placement']} | {r['dealt']} | {r['processes']} | {r['quiet_ms']:.1f} ms | "
               f"{r['beside_ms']:.1f} ms | {r['beside_ms'] / r['quiet_ms']:.2f} | "
               f"{r['ours_cores_beside']:.2f} | {r['neighbour_cores']:.2f} | "
-              f"{one_core_beside} |")
+              f"{one_core_beside} | {r['largest_share_beside']:.0%} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"one_core_ms": one_core * 1e3, "gemms": args.gemms, "rows": rows}, f,

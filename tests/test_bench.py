@@ -465,7 +465,7 @@ def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
     for row in figures["rows"]:
         assert row["quiet_ms"] > 0 and row["beside_ms"] > 0 and row["ours_cores_beside"] > 0
         assert 0 < row["neighbour_cores"] <= 1.05
-    assert "| free | 2 |" in done.stdout and "the neighbour's (cores)" in done.stdout
+    assert "| free | fixed | 2 |" in done.stdout and "the neighbour's (cores)" in done.stdout
 
 
 def test_the_neighbours_share_pins_each_process_to_a_core_of_its_own(tmp_path):
@@ -485,6 +485,24 @@ def test_the_neighbours_share_pins_each_process_to_a_core_of_its_own(tmp_path):
                               "--processes", "2", "3", "--placement", "moved", "--gemms", "6"],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "give --processes 2" in refused.stderr
+
+
+def test_the_neighbours_share_deals_pieces_to_whichever_process_is_free(tmp_path):
+    """--dealt pulled: every piece done once (the script checks each step's count), and with
+    three pieces over two processes one of them did two (a fixed share is half each)."""
+    out = tmp_path / "share.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                    "--processes", "2", "--dealt", "fixed", "pulled", "--pieces", "3",
+                    "--steps", "3", "--gemms", "6", "--json", str(out)],
+                   check=True, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["dealt"], row["processes"]) for row in rows] == [("fixed", 2), ("pulled", 2)]
+    assert rows[0]["largest_share_beside"] == 0.5
+    assert rows[1]["largest_share_beside"] in (2 / 3, 1.0)
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                              "--processes", "2", "--dealt", "pulled", "--pieces", "4",
+                              "--gemms", "6"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "cannot be cut into 4 equal pieces" in refused.stderr
 
 
 def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
