@@ -1,4 +1,5 @@
-"""A one-line progress bar for training: step, loss, tokens per second, time left.
+"""A one-line progress bar for training: step, loss, tokens per second, the cores the steps
+run on, time left.
 
 On a terminal the line redraws itself in place (carriage return); into a file or a pipe it
 prints a plain line every so often instead, so logs stay readable. Messages printed through
@@ -10,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+from .summary import counted
 
 
 def duration(seconds: float) -> str:
@@ -30,15 +33,18 @@ class Progress:
         self.tokens = 0
         self.shown = False
 
-    def update(self, step: int, loss: float, n_tokens: int, seconds: float) -> None:
-        """After a step: its number, loss, tokens and time taken."""
+    def update(self, step: int, loss: float, n_tokens: int, seconds: float,
+               cores: int | None = None) -> None:
+        """After a step: its number, loss, tokens and time taken, and the cores the steps run
+        on now (shown when given: beside a busy program the run chooses fewer)."""
         self.step_time += seconds
         self.tokens += n_tokens
         done = step - self.start
         rate = self.tokens / self.step_time if self.step_time else 0.0
         left = self.step_time / done * (self.total - step) if done else 0.0
+        on = "" if cores is None else f"{counted(cores, 'core')} | "
         line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
-                f"{rate / 1000:.1f}k tok/s | {duration(left)} left")
+                f"{rate / 1000:.1f}k tok/s | {on}{duration(left)} left")
         if self.live:
             width = max(0, 20 - len(line) % 20)        # pad, so a shorter line hides a longer
             self.stream.write("\r" + line + " " * width)

@@ -664,7 +664,8 @@ class Trainer:
                 with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
                     loss, lr, n_tokens = self.train_step(n)
                 self.step += 1
-                progress.update(self.step, loss, n_tokens, time.perf_counter() - began)
+                progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
+                                cores=threads_now())
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
                                              f"lower --lr or raise --warmup")

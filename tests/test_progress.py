@@ -1,0 +1,67 @@
+"""The training progress line: plain lines into a file, one line redrawn on a terminal, and
+the cores a run's steps take (fewer beside a busy program)."""
+
+import io
+
+from tinyformer.progress import Progress, duration
+from tinyformer.train import TrainConfig, Trainer
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_into_a_file_about_ten_plain_lines_a_run_and_the_last_step():
+    out = io.StringIO()
+    progress = Progress(25, stream=out)
+    for step in range(1, 26):
+        progress.update(step, loss=1.0 / step, n_tokens=1000, seconds=0.5, cores=2)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" |")[0] for line in lines] == [f"step {s:>2}/25" for s in
+                                                       (2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                                        22, 24, 25)]
+    # 1,000 tokens in half a second; half a second for each of the 15 steps left at step 10.
+    assert lines[4] == "step 10/25 | loss 0.1000 | 2.0k tok/s | 2 cores | 0:08 left"
+    assert lines[-1].endswith("| 0:00 left")
+
+
+def test_the_cores_are_shown_as_the_run_gives_them_and_left_out_when_not_given():
+    def line(cores):
+        out = io.StringIO()
+        Progress(1, stream=out).update(1, 2.0, 100, 0.1, cores=cores)
+        return out.getvalue()
+    assert "| 1 core |" in line(1) and "| 4 cores |" in line(4)
+    assert line(None) == "step 1/1 | loss 2.0000 | 1.0k tok/s | 0:00 left\n"
+
+
+def test_on_a_terminal_one_line_redrawn_in_place_and_cleared_for_messages():
+    out = Terminal()
+    progress = Progress(100, stream=out)
+    progress.update(1, 3.0, 100, 0.01, cores=1)
+    progress.update(2, 2.5, 100, 0.01, cores=2)
+    drawn = out.getvalue()
+    assert drawn.count("\r") == 2 and "\n" not in drawn
+    assert drawn.rstrip().endswith("step   2/100 | loss 2.5000 | 10.0k tok/s | 2 cores | 0:01 left")
+    assert len(drawn.split("\r")[2]) % 20 == 0       # padded: a shorter line hides a longer
+    progress.clear()
+    assert out.getvalue().endswith("\r\033[K")
+    progress.clear()                                 # nothing shown now: nothing written
+    progress.close()
+    assert out.getvalue().endswith("\r\033[K")
+
+
+def test_durations_read_as_a_clock():
+    assert [duration(s) for s in (0, 59.6, 61, 3599, 3600, 3725)] == [
+        "0:00", "1:00", "1:01", "59:59", "1:00:00", "1:02:05"]
+
+
+def test_a_run_shows_the_cores_its_steps_run_on(tmp_path, capsys):
+    config = TrainConfig(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, iters=4,
+                         eval_every=4, eval_iters=1, sample_tokens=4)
+    for threads, shown in ((1, "| 1 core |"), (2, "| 2 cores |")):
+        trainer = Trainer.start(config, str(tmp_path / str(threads)), log=lambda *_: None)
+        trainer.train(threads=threads)
+        steps = [line for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("step")]
+        assert len(steps) == 4 and all(shown in line for line in steps)
