@@ -238,7 +238,10 @@ def step_share(me: int, step: Step, workers: Workers,
                meet: Callable[[object], list]) -> tuple[float, float | None]:
     """What process `me` of the step's n does, the same in every one of them:
 
-    1. its parts' gradients (part i in process i % n), each into a shared buffer of its own;
+    1. its parts' gradients (part i in process i % n), each into a shared buffer of its own
+       (taken from a shared counter by whichever process was free, each process pinned to a
+       core, four parts made the built-in run slower, quiet and beside a busy program alike:
+       BENCHMARKS.md);
     2. for its share of the parameters (the n-th part `me` of them, in order), the sum of the
        parts' gradients, in the parts' order, so that the bits are a single process's;
     3. clipped by the whole gradient's norm, from everyone's sums of squares in order;
