@@ -3,10 +3,12 @@ beside a busy neighbour), and sums them up against the speed targets. (The figur
 are measured, never asserted: a test only checks that the machinery runs, gives each engine the
 threads its case says, stops the neighbour however a case ends, and reads its results right.)"""
 
+import contextlib
 import importlib.util
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -511,3 +513,44 @@ def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
                           text=True)
     assert done.returncode == 2
     assert "--gemms 4 cannot be shared evenly over 3 processes" in done.stderr
+
+
+def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
+    """A real, tiny run of benchmarks/builtin_run.py: each turn's two times, the same final
+    loss in both, their ratio; a run directory of its own asked for is refused, and a bad
+    setting of tinyformer train's is passed on with its exit status."""
+    out = tmp_path / "builtin.json"
+    tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
+            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
+                           "--turns", "2", "--json", str(out), "--", *tiny],
+                          check=True, capture_output=True, text=True)
+    figures = json.loads(out.read_text())
+    assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
+    assert len(figures["turns"]) == 2
+    for turn in figures["turns"]:
+        assert turn["quiet_s"] > 0 and turn["beside_s"] > 0 and 2.0 < turn["val_loss"] < 4.0
+    assert figures["turns"][0]["val_loss"] == figures["turns"][1]["val_loss"]
+    quiet = statistics.median(turn["quiet_s"] for turn in figures["turns"])
+    beside = statistics.median(turn["beside_s"] for turn in figures["turns"])
+    assert figures["ratio"] == pytest.approx(beside / quiet)
+    assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
+                              "--", "--out", str(tmp_path / "mine")], capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "leave out --out and --resume" in refused.stderr
+    assert not (tmp_path / "mine").exists()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
+                          "--turns", "1", "--", "--n-head", "3", "--d-model", "16"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not divide --d-model 16" in bad.stderr
+
+
+def test_the_builtin_run_refuses_two_runs_that_end_at_other_losses(monkeypatch):
+    import builtin_run                       # benchmarks/ is on the path since suite loaded
+    losses = iter([3.0, 3.5])
+    monkeypatch.setattr(builtin_run, "timed_run", lambda arguments, directory:
+                        (1.0, next(losses)))
+    monkeypatch.setattr(builtin_run, "busy_neighbour", contextlib.nullcontext)
+    with pytest.raises(SystemExit, match="the losses must not depend on the threads"):
+        builtin_run.main(["--turns", "1"])

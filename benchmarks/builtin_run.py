@@ -1,0 +1,97 @@
+"""The built-in `tinyformer train`, timed around the command: quiet, and beside a busy core.
+
+    python benchmarks/builtin_run.py                       # two turns, the default run
+    python benchmarks/builtin_run.py --turns 3 -- --threads 1
+    python benchmarks/builtin_run.py --json builtin.json -- --iters 200
+
+What a learner runs first, as they run it: the whole command in a process of its own (Python
+starting, the corpus tokenised, every step, evaluation and sample, the checkpoints), timed from
+outside. Each turn runs it on a quiet machine, then beside a process that keeps one core busy
+(benchmarks/suite.py's neighbour, as a browser or an editor does), each in a fresh run
+directory. Arguments after `--` go to `tinyformer train` (not --out: each run gets its own).
+
+It reports each run's wall time and final validation loss, and the median beside the busy core
+over the median quiet (the project's target is at most 1.15). Both runs of a turn end at the
+same loss: the threads a run chooses change its speed, never its losses, and this script
+checks it. The compiled loops are built on a machine's first run and cached: run once
+before timing on a fresh machine.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from alternate import at_least
+from suite import busy_neighbour
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+TARGET = 1.15
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--turns", type=at_least(1), default=2,
+                   help="turns, each a quiet run then one beside the busy core")
+    p.add_argument("--json", help="write the figures here")
+    p.add_argument("train", nargs="*", metavar="-- TRAIN ARGUMENTS",
+                   help="given to tinyformer train")
+    args = p.parse_args(argv)
+    if any(a == "--out" or a.startswith("--out=") or a == "--resume" for a in args.train):
+        p.error("each run gets a fresh run directory of its own: leave out --out and --resume")
+    return args
+
+
+def timed_run(train_arguments, directory):
+    """(seconds, the final validation loss) of `tinyformer train` into `directory`."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    command = [sys.executable, "-m", "tinyformer_cli", "train", "--out", directory,
+               *train_arguments]
+    began = time.perf_counter()
+    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:                  # its own exit status: 2 for bad arguments
+        last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        print(f"tinyformer train {' '.join(train_arguments)} failed: {last}", file=sys.stderr)
+        sys.exit(done.returncode)
+    with open(os.path.join(directory, "metrics.jsonl")) as f:
+        losses = [record["val_loss"] for record in map(json.loads, f) if "val_loss" in record]
+    return seconds, losses[-1]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    turns = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for turn in range(args.turns):
+            quiet = timed_run(args.train, os.path.join(scratch, f"quiet-{turn}"))
+            with busy_neighbour():
+                beside = timed_run(args.train, os.path.join(scratch, f"beside-{turn}"))
+            if quiet[1] != beside[1]:
+                sys.exit(f"turn {turn + 1}: the run beside the busy core ended at val_loss "
+                         f"{beside[1]}, the quiet one at {quiet[1]}: the losses must not "
+                         f"depend on the threads")
+            turns.append({"quiet_s": quiet[0], "beside_s": beside[0], "val_loss": quiet[1]})
+            print(f"turn {turn + 1}: quiet {quiet[0]:.1f} s, beside a busy core "
+                  f"{beside[0]:.1f} s ({beside[0] / quiet[0]:.2f}); val_loss {quiet[1]:.4f}",
+                  flush=True)
+    ratio = (statistics.median(t["beside_s"] for t in turns)
+             / statistics.median(t["quiet_s"] for t in turns))
+    verdict = "met" if ratio <= TARGET else "not met"
+    print(f"beside a busy core / quiet, medians: {ratio:.2f} (target at most {TARGET}: "
+          f"{verdict})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": ["tinyformer", "train", *args.train], "turns": turns,
+                       "ratio": ratio, "target": TARGET}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
