@@ -34,13 +34,13 @@ TARGET = 1.15
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--turns", type=at_least(1), default=2,
-                   help="turns, each a quiet run then one beside the busy core")
+                   help="turns, each a quiet run then one beside the busy core (default: 2)")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("train", nargs="*", metavar="-- TRAIN ARGUMENTS",
-                   help="given to tinyformer train")
+                   help="given to tinyformer train (none: the built-in run)")
     args = p.parse_args(argv)
     if any(a == "--out" or a.startswith("--out=") or a == "--resume" for a in args.train):
         p.error("each run gets a fresh run directory of its own: leave out --out and --resume")

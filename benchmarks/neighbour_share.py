@@ -55,16 +55,21 @@ DEALINGS = ("fixed", "pulled")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--processes", type=at_least(1), nargs="+", default=[1, 2, 3, 4, 8])
-    p.add_argument("--placement", choices=PLACEMENTS, nargs="+", default=["free"])
-    p.add_argument("--dealt", choices=DEALINGS, nargs="+", default=["fixed"])
-    p.add_argument("--steps", type=at_least(1), default=100, help="timed steps for each count")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--processes", type=at_least(1), nargs="+", default=[1, 2, 3, 4, 8],
+                   help="the counts of processes to share a step (default: 1 2 3 4 8)")
+    p.add_argument("--placement", choices=PLACEMENTS, nargs="+", default=["free"],
+                   help="where the processes run (see above)")
+    p.add_argument("--dealt", choices=DEALINGS, nargs="+", default=["fixed"],
+                   help="how the step's work is shared out (see above)")
+    p.add_argument("--steps", type=at_least(1), default=100,
+                   help="timed steps for each count (default: 100)")
     p.add_argument("--gemms", type=at_least(1), default=120,
-                   help="products in a step, a multiple of each process count")
+                   help="products in a step, a multiple of each process count (default: 120)")
     p.add_argument("--pieces", type=at_least(1), default=12,
-                   help="with --dealt pulled: the pieces a step is cut into, dividing --gemms")
+                   help="with --dealt pulled: the pieces a step is cut into, dividing --gemms "
+                   "(default: 12)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     uneven = [n for n in args.processes if args.gemms % n]
