@@ -12,6 +12,7 @@ its last column. `tinyformer bench` runs this script.
     python benchmarks/suite.py --whole-run           # also 2000 steps of Shakespeare (~10 min)
     python benchmarks/suite.py --only gpt2           # GPT-2 small's generation (~2 min)
     python benchmarks/suite.py --only blocks         # each change to the block (~an hour)
+    python benchmarks/suite.py --only builtin_run    # tinyformer train, quiet and loaded (~3 min)
     python benchmarks/suite.py --save                # keep the raw JSON in benchmarks/results/
 
 The cases (--case, one thread unless asked; or --threads N, both engines on N threads):
@@ -26,7 +27,9 @@ The cases (--case, one thread unless asked; or --threads N, both engines on N th
                 last, however the case ends.
 The benchmarks whose speed depends on the threads (training step, generation, memory, the whole
 run, GPT-2) run in each case; the others (per-op overhead, tokenizer, blocks) run once, with one
-BLAS thread and no neighbour, and have a table of their own.
+BLAS thread and no neighbour, and have a table of their own, with the built-in run
+(builtin_run.py: `tinyformer train` as a user runs it, quiet, then beside a neighbour of its
+own).
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
@@ -69,11 +72,15 @@ BENCHMARKS = {
     "gpt2": ("generation.py", GPT2 + ["--new-tokens", "128", "--blocks", "2", "--reps", "1"],
              GPT2 + ["--prompt-len", "16", "--new-tokens", "16", "--blocks", "1", "--reps", "1"]),
     "blocks": ("blocks.py", [], ["--recipes", "builtin", "--iters", "30", "--eval-iters", "2"]),
+    # Quiet, then beside its own busy neighbour: it is not run in a case, and chooses its
+    # threads as the command does. Arguments after "--" go to tinyformer train.
+    "builtin_run": ("builtin_run.py", ["--turns", "2"],
+                    ["--turns", "1", "--", "--iters", "200", "--eval-every", "100"]),
 }
 # Those whose figures depend on the threads: they take --threads, and run in every case.
 TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 # Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
-ON_REQUEST = {"whole_run", "gpt2", "blocks"}
+ON_REQUEST = {"whole_run", "gpt2", "blocks", "builtin_run"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +104,8 @@ CASES = {
 }
 DEFAULT_CASE = "one-thread"
 # The benchmarks that do not depend on the threads run once, so: the same in every case.
-ONCE = Case("the rest, measured once, quiet (their figures hardly depend on the threads)", 1,
-            False)
+ONCE = Case("the rest, measured once, quiet (their figures hardly depend on the threads; the "
+            "built-in run takes turns, quiet and beside a busy core)", 1, False)
 
 
 def fixed_threads(n):
@@ -193,7 +200,8 @@ def run(name, case_name, case, quick, out_dir):
     stem = "generation_gpt2" if name == "gpt2" else script.replace(".py", "")
     suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
     json_path = os.path.join(out_dir, stem + suffix + ".json")
-    command = [sys.executable, os.path.join(HERE, script), *arguments, "--json", json_path]
+    # --json first: what follows a "--" in the arguments is another command's.
+    command = [sys.executable, os.path.join(HERE, script), "--json", json_path, *arguments]
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)
@@ -299,9 +307,18 @@ def rows_blocks(r, case):
                    None, "", None)
 
 
+def rows_builtin_run(r, case):
+    quiet = statistics.median(turn["quiet_s"] for turn in r["turns"])
+    beside = statistics.median(turn["beside_s"] for turn in r["turns"])
+    yield ("built-in train, quiet, s", quiet, None, None, "", None)
+    yield ("  beside a busy core, s", beside, None, None, "", None)
+    yield ("  beside / quiet", r["ratio"], None, None, f"<= {r['target']:.2f}",
+           r["ratio"] <= r["target"])
+
+
 SUMMARY_ROWS = {"train_step": rows_train_step, "generation": rows_generation, "ops": rows_ops,
                 "memory": rows_memory, "tokenizer": rows_tokenizer, "whole_run": rows_whole_run,
-                "gpt2": rows_gpt2, "blocks": rows_blocks}
+                "gpt2": rows_gpt2, "blocks": rows_blocks, "builtin_run": rows_builtin_run}
 
 
 def number(x):

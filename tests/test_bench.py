@@ -554,3 +554,41 @@ def test_the_builtin_run_refuses_two_runs_that_end_at_other_losses(monkeypatch):
     monkeypatch.setattr(builtin_run, "busy_neighbour", contextlib.nullcontext)
     with pytest.raises(SystemExit, match="the losses must not depend on the threads"):
         builtin_run.main(["--turns", "1"])
+
+
+def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(monkeypatch, tmp_path,
+                                                                         capsys):
+    """`--only builtin_run`: its script gets --json before the "--" that starts tinyformer
+    train's arguments, and the summary holds the run's times and judges beside / quiet."""
+    assert "builtin_run" not in suite.selected([], whole_run=True)
+    tiny = ["--iters", "2", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
+            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
+    monkeypatch.setitem(suite.BENCHMARKS, "builtin_run",
+                        ("builtin_run.py", ["--turns", "1", "--", *tiny], []))
+    figures = suite.run("builtin_run", "once", suite.ONCE, False, str(tmp_path))
+    assert figures["command"] == ["tinyformer", "train", *tiny]
+    for ratio, verdict in ((1.72, "not yet"), (1.10, "met")):
+        suite.summary({"builtin_run": dict(figures, ratio=ratio)}, "once", suite.ONCE)
+        lines = {line.strip().split("  ")[0]: line.split()
+                 for line in capsys.readouterr().out.splitlines()}
+        assert " ".join(lines["beside / quiet"]).endswith(f"{ratio:.4g} - - <= 1.15 {verdict}")
+        quiet = figures["turns"][0]["quiet_s"]
+        assert lines["built-in train, quiet, s"][-3:] == [f"{quiet:.4g}", "-", "-"]
+
+
+def test_the_builtin_run_runs_the_command_without_the_suites_thread_variables(monkeypatch,
+                                                                               tmp_path):
+    import builtin_run
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    seen = {}
+
+    def fake_run(command, env, **_):
+        seen.update(command=command, env=env)
+        (tmp_path / "metrics.jsonl").write_text('{"step": 1, "val_loss": 2.5}\n')
+        return subprocess.CompletedProcess(command, 0, "", "")
+    monkeypatch.setattr(builtin_run.subprocess, "run", fake_run)
+    seconds, loss = builtin_run.timed_run(["--iters", "1"], str(tmp_path))
+    assert loss == 2.5 and seconds >= 0
+    assert "OPENBLAS_NUM_THREADS" not in seen["env"]
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
+    assert seen["command"][-4:] == ["--out", str(tmp_path), "--iters", "1"]

@@ -683,6 +683,7 @@ Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
+  tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
 
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
