@@ -516,25 +516,29 @@ def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
 
 
 def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
-    """A real, tiny run of benchmarks/builtin_run.py: each turn's two times, the same final
-    loss in both, their ratio; a run directory of its own asked for is refused, and a bad
-    setting of tinyformer train's is passed on with its exit status."""
+    """A real, tiny run of benchmarks/builtin_run.py: each turn's three times (quiet, beside
+    the busy core, quiet on one core), the same final loss in all, the ratios; a run directory
+    of its own asked for is refused, and a bad setting of tinyformer train's is passed on with
+    its exit status."""
     out = tmp_path / "builtin.json"
     tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
             "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
-                           "--turns", "2", "--json", str(out), "--", *tiny],
+                           "--turns", "2", "--one-core", "--json", str(out), "--", *tiny],
                           check=True, capture_output=True, text=True)
     figures = json.loads(out.read_text())
     assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
     assert len(figures["turns"]) == 2
     for turn in figures["turns"]:
-        assert turn["quiet_s"] > 0 and turn["beside_s"] > 0 and 2.0 < turn["val_loss"] < 4.0
+        assert min(turn["quiet_s"], turn["beside_s"], turn["one_core_s"]) > 0
+        assert 2.0 < turn["val_loss"] < 4.0
     assert figures["turns"][0]["val_loss"] == figures["turns"][1]["val_loss"]
-    quiet = statistics.median(turn["quiet_s"] for turn in figures["turns"])
-    beside = statistics.median(turn["beside_s"] for turn in figures["turns"])
+    quiet, beside, one_core = (statistics.median(turn[f"{run}_s"] for turn in figures["turns"])
+                               for run in ("quiet", "beside", "one_core"))
     assert figures["ratio"] == pytest.approx(beside / quiet)
+    assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
     assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
+    assert f"quiet on one core, medians: {beside / one_core:.2f}" in done.stdout
     refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
                               "--", "--out", str(tmp_path / "mine")], capture_output=True,
                              text=True)
@@ -568,12 +572,14 @@ def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(monkeypa
     figures = suite.run("builtin_run", "once", suite.ONCE, False, str(tmp_path))
     assert figures["command"] == ["tinyformer", "train", *tiny]
     for ratio, verdict in ((1.72, "not yet"), (1.10, "met")):
-        suite.summary({"builtin_run": dict(figures, ratio=ratio)}, "once", suite.ONCE)
+        suite.summary({"builtin_run": dict(figures, ratio=ratio, ratio_to_one_core=1.05)},
+                      "once", suite.ONCE)
         lines = {line.strip().split("  ")[0]: line.split()
                  for line in capsys.readouterr().out.splitlines()}
         assert " ".join(lines["beside / quiet"]).endswith(f"{ratio:.4g} - - <= 1.15 {verdict}")
         quiet = figures["turns"][0]["quiet_s"]
         assert lines["built-in train, quiet, s"][-3:] == [f"{quiet:.4g}", "-", "-"]
+        assert lines["beside / quiet on one core"][-3:] == ["1.05", "-", "-"]
 
 
 def test_the_builtin_run_runs_the_command_without_the_suites_thread_variables(monkeypatch,
@@ -592,3 +598,16 @@ def test_the_builtin_run_runs_the_command_without_the_suites_thread_variables(mo
     assert "OPENBLAS_NUM_THREADS" not in seen["env"]
     assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
     assert seen["command"][-4:] == ["--out", str(tmp_path), "--iters", "1"]
+
+
+def test_the_builtin_runs_one_core_run_is_the_same_command_on_one_thread(monkeypatch, capsys):
+    import builtin_run
+    calls = []
+    monkeypatch.setattr(builtin_run, "timed_run", lambda arguments, directory:
+                        calls.append(arguments) or (2.0 if len(calls) % 3 == 2 else 1.0, 3.0))
+    monkeypatch.setattr(builtin_run, "busy_neighbour", contextlib.nullcontext)
+    builtin_run.main(["--turns", "1", "--one-core", "--", "--iters", "4"])
+    assert calls == [["--iters", "4"], ["--iters", "4"], ["--iters", "4", "--threads", "1"]]
+    out = capsys.readouterr().out
+    assert "quiet 1.0 s, beside a busy core 2.0 s, quiet on one core 1.0 s" in out
+    assert "medians: 2.00 (target at most 1.15: not met)" in out
