@@ -104,6 +104,12 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
     taken = multiprocessing.Value("i", 0)          # pieces taken so far in this step
     pids, pipes = [os.getpid()], []
 
+    def take():
+        """The number of the next piece of this step (all taken: pieces or more)."""
+        with taken.get_lock():
+            taken.value += 1
+            return taken.value - 1
+
     def my_share(me):
         """Process me's share of the step; returns the core it ended on, and its products."""
         if pieces is None:
@@ -111,14 +117,9 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
             products = work // n
         else:
             products = 0
-        while pieces is not None:
-            with taken.get_lock():
-                piece = taken.value
-                taken.value += 1
-            if piece >= pieces:
-                break
-            gemms(work // pieces, a)
-            products += work // pieces
+            while take() < pieces:
+                gemms(work // pieces, a)
+                products += work // pieces
         if placement == "moved":
             with done.get_lock():
                 done.value += 1
