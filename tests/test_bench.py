@@ -516,25 +516,21 @@ def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
 
 
 def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
-    """A real, tiny run of benchmarks/builtin_run.py: each turn's three times (quiet, beside
-    the busy core, quiet on one core), the same final loss in all, the ratios; a run directory
-    of its own asked for is refused, and a bad setting of tinyformer train's is passed on with
-    its exit status."""
+    """A real, tiny run of benchmarks/builtin_run.py: a turn's three times (quiet, beside the
+    busy core, quiet on one core) and the ratios (the script checks that the runs end at one
+    loss); a run directory of its own asked for is refused, and a bad setting of tinyformer
+    train's is passed on with its exit status."""
     out = tmp_path / "builtin.json"
     tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
             "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
-                           "--turns", "2", "--one-core", "--json", str(out), "--", *tiny],
+                           "--turns", "1", "--one-core", "--json", str(out), "--", *tiny],
                           check=True, capture_output=True, text=True)
     figures = json.loads(out.read_text())
     assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
-    assert len(figures["turns"]) == 2
-    for turn in figures["turns"]:
-        assert min(turn["quiet_s"], turn["beside_s"], turn["one_core_s"]) > 0
-        assert 2.0 < turn["val_loss"] < 4.0
-    assert figures["turns"][0]["val_loss"] == figures["turns"][1]["val_loss"]
-    quiet, beside, one_core = (statistics.median(turn[f"{run}_s"] for turn in figures["turns"])
-                               for run in ("quiet", "beside", "one_core"))
+    turn, = figures["turns"]
+    quiet, beside, one_core = turn["quiet_s"], turn["beside_s"], turn["one_core_s"]
+    assert min(quiet, beside, one_core) > 0 and 2.0 < turn["val_loss"] < 4.0
     assert figures["ratio"] == pytest.approx(beside / quiet)
     assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
     assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
