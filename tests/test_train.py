@@ -214,28 +214,6 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path)
     assert run(tmp_path / "c", **JOBS["gpt"], iters=5, seed=4) != first
 
 
-@pytest.mark.parametrize("job", sorted(JOBS))
-def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
-    settings = dict(JOBS[job], iters=8, eval_every=3)
-    whole = run(tmp_path / "whole", **settings)
-
-    # Press Ctrl-C (a real SIGINT) during step 5: the step finishes, a checkpoint is saved.
-    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
-    step = trainer.train_step
-    def step_then_ctrl_c(threads=1):
-        if trainer.step == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step(threads)
-    monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
-    assert trainer.train() == "interrupted"
-    assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
-
-    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
-    assert resumed.step == 5
-    assert resumed.train() == "done"
-    assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
-
-
 def cut_short(directory, monkeypatch, after, **settings):
     """A run stopped by Ctrl-C (a real SIGINT) during step `after` + 1, which it finishes and
     saves."""
@@ -247,6 +225,21 @@ def cut_short(directory, monkeypatch, after, **settings):
         return step(threads)
     monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
     assert trainer.train() == "interrupted"
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
+    settings = dict(JOBS[job], iters=8, eval_every=3)
+    whole = run(tmp_path / "whole", **settings)
+
+    # Ctrl-C during step 5: the step finishes, a checkpoint is saved.
+    cut_short(tmp_path / "cut", monkeypatch, after=4, **settings)
+    assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
+
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.step == 5
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
 
 
 @pytest.mark.parametrize("then, now", [(True, False), (False, True), (True, True),
