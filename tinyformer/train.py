@@ -331,14 +331,13 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
     now = ta.kernels.in_use()
     if compiled_loops_then is None or compiled_loops_then == now:
         return None
-    if compiled_loops_then:
-        return ("note: this run trained with the compiled loops and goes on with the numpy "
-                "forms, so its losses may differ in their last digits from an unbroken run's; "
-                "to go on exactly, resume where the loops can be built, without "
-                "TINYAUTOGRAD_KERNELS=numpy")
-    return ("note: this run trained with the numpy forms and goes on with the compiled loops, "
-            "so its losses may differ in their last digits from an unbroken run's; to go on "
-            "exactly, resume with TINYAUTOGRAD_KERNELS=numpy")
+    forms = {True: "the compiled loops", False: "the numpy forms"}
+    # How to run the forms it trained with again.
+    again = {True: "resume where the loops can be built, without TINYAUTOGRAD_KERNELS=numpy",
+             False: "resume with TINYAUTOGRAD_KERNELS=numpy"}
+    return (f"note: this run trained with {forms[compiled_loops_then]} and goes on with "
+            f"{forms[now]}, so its losses may differ in their last digits from an unbroken "
+            f"run's; to go on exactly, {again[compiled_loops_then]}")
 
 
 @contextlib.contextmanager
