@@ -72,6 +72,9 @@ def timed_run(train_arguments, directory):
     return seconds, losses[-1]
 
 
+WORDS = {"quiet": "quiet", "beside": "beside a busy core", "one_core": "quiet on one core"}
+
+
 def main(argv=None):
     args = parse_args(argv)
     turns = []
@@ -93,25 +96,21 @@ def main(argv=None):
             print(f"turn {turn + 1}: " + ", ".join(f"{WORDS[name]} {seconds:.1f} s"
                                                    for name, (seconds, _) in runs.items())
                   + f"; val_loss {losses['quiet']:.4f}", flush=True)
+    medians = {name: statistics.median(turn[f"{name}_s"] for turn in turns)
+               for name in runs}                          # the runs every turn made
     figures = {"command": ["tinyformer", "train", *args.train], "turns": turns,
-               "ratio": median(turns, "beside") / median(turns, "quiet"), "target": TARGET}
+               "medians_s": medians, "ratio": medians["beside"] / medians["quiet"],
+               "target": TARGET}
     verdict = "met" if figures["ratio"] <= TARGET else "not met"
     print(f"beside a busy core / quiet, medians: {figures['ratio']:.2f} (target at most "
           f"{TARGET}: {verdict})")
     if args.one_core:
-        figures["ratio_to_one_core"] = median(turns, "beside") / median(turns, "one_core")
+        figures["ratio_to_one_core"] = medians["beside"] / medians["one_core"]
         print(f"beside a busy core / quiet on one core, medians: "
               f"{figures['ratio_to_one_core']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)
-
-
-WORDS = {"quiet": "quiet", "beside": "beside a busy core", "one_core": "quiet on one core"}
-
-
-def median(turns, run):
-    return statistics.median(turn[f"{run}_s"] for turn in turns)
 
 
 if __name__ == "__main__":

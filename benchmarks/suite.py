@@ -309,10 +309,8 @@ def rows_blocks(r, case):
 
 
 def rows_builtin_run(r, case):
-    quiet = statistics.median(turn["quiet_s"] for turn in r["turns"])
-    beside = statistics.median(turn["beside_s"] for turn in r["turns"])
-    yield ("built-in train, quiet, s", quiet, None, None, "", None)
-    yield ("  beside a busy core, s", beside, None, None, "", None)
+    yield ("built-in train, quiet, s", r["medians_s"]["quiet"], None, None, "", None)
+    yield ("  beside a busy core, s", r["medians_s"]["beside"], None, None, "", None)
     yield ("  beside / quiet", r["ratio"], None, None, f"<= {r['target']:.2f}",
            r["ratio"] <= r["target"])
     if "ratio_to_one_core" in r:

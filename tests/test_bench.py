@@ -530,6 +530,7 @@ def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
     turn, = figures["turns"]
     quiet, beside, one_core = turn["quiet_s"], turn["beside_s"], turn["one_core_s"]
     assert min(quiet, beside, one_core) > 0 and 2.0 < turn["val_loss"] < 4.0
+    assert figures["medians_s"] == {"quiet": quiet, "beside": beside, "one_core": one_core}
     assert figures["ratio"] == pytest.approx(beside / quiet)
     assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
     assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
@@ -606,3 +607,16 @@ def test_the_builtin_runs_one_core_run_is_the_same_command_on_one_thread(monkeyp
     out = capsys.readouterr().out
     assert "quiet 1.0 s, beside a busy core 2.0 s, quiet on one core 1.0 s" in out
     assert "medians: 2.00 (target at most 1.15: not met)" in out
+
+
+def test_the_builtin_run_compares_the_medians_of_its_turns(monkeypatch, tmp_path, capsys):
+    import builtin_run
+    times = iter([10.0, 20.0, 12.0, 80.0, 11.0, 22.0])       # quiet, beside; three turns
+    monkeypatch.setattr(builtin_run, "timed_run", lambda arguments, directory:
+                        (next(times), 3.0))
+    monkeypatch.setattr(builtin_run, "busy_neighbour", contextlib.nullcontext)
+    builtin_run.main(["--turns", "3", "--json", str(tmp_path / "out.json")])
+    figures = json.loads((tmp_path / "out.json").read_text())
+    assert figures["medians_s"] == {"quiet": 11.0, "beside": 22.0}   # not the means
+    assert figures["ratio"] == 2.0 and "ratio_to_one_core" not in figures
+    assert "medians: 2.00 (target at most 1.15: not met)" in capsys.readouterr().out
