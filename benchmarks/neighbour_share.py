@@ -66,14 +66,15 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=at_least(1), default=100,
                    help="timed steps for each count (default: 100)")
     p.add_argument("--gemms", type=at_least(1), default=120,
-                   help="products in a step, a multiple of each process count (default: 120)")
+                   help="products in a step, a multiple of each process count when dealt "
+                   "fixed (default: 120)")
     p.add_argument("--pieces", type=at_least(1), default=12,
                    help="with --dealt pulled: the pieces a step is cut into, dividing --gemms "
                    "(default: 12)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     uneven = [n for n in args.processes if args.gemms % n]
-    if uneven:
+    if uneven and "fixed" in args.dealt:             # pulled pieces need no even shares
         p.error(f"--gemms {args.gemms} cannot be shared evenly over {uneven[0]} processes: "
                 f"give a multiple of each count in --processes")
     if "pulled" in args.dealt and args.gemms % args.pieces:

@@ -504,6 +504,11 @@ def test_the_neighbours_share_deals_pieces_to_whichever_process_is_free(tmp_path
                               "--processes", "2", "--dealt", "pulled", "--pieces", "4",
                               "--gemms", "6"], capture_output=True, text=True)
     assert refused.returncode == 2 and "cannot be cut into 4 equal pieces" in refused.stderr
+    # Pulled alone: pieces that divide the work, whatever the process count.
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
+                    "--processes", "3", "--dealt", "pulled", "--pieces", "2", "--steps", "1",
+                    "--gemms", "4", "--json", str(out)], check=True, capture_output=True)
+    assert json.loads(out.read_text())["rows"][0]["largest_share_beside"] in (0.5, 1.0)
 
 
 def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
