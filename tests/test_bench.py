@@ -30,6 +30,12 @@ spec.loader.exec_module(alternate)
 THREAD_VARIABLES = alternate.THREAD_VARIABLES
 
 
+def script(name, *arguments, **options):
+    """benchmarks/NAME run in a process of its own, its output captured as text."""
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *arguments],
+                          capture_output=True, text=True, **options)
+
+
 def neighbours_of(parent):
     """The busy neighbours that the process `parent` started and that still run."""
     return running_children(parent, suite.NEIGHBOUR)
@@ -357,9 +363,8 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
     """A real, tiny run: the figures the suite reads are there, and both engines took the same
     steps from the same weights (their losses agree to rounding)."""
     out = tmp_path / "train_step.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--blocks", "1",
-                    "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
-                   capture_output=True)
+    script("train_step.py", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out),
+           check=True)
     figures = json.loads(out.read_text())
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
     assert not figures["tiny"] and figures["ours"]["d_model"] == 128
@@ -371,9 +376,8 @@ def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path
     """--tiny reaches each engine's process: both run the recipe's graph at d_model 8 (and take
     the same steps, their losses agreeing to rounding), which times their fixed cost per step."""
     out = tmp_path / "train_step.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--tiny",
-                    "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out)],
-                   check=True, capture_output=True)
+    script("train_step.py", "--tiny", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json",
+           str(out), check=True)
     figures = json.loads(out.read_text())
     assert figures["tiny"] and figures["ours"]["d_model"] == 8
     if figures["torch"] is not None:
@@ -387,9 +391,8 @@ def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     norm, GELU and softmax (their losses are not the model's). CI has the C compiler that
     builds the loops."""
     out = tmp_path / "envelope.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "envelope.py"), "--blocks", "1",
-                    "--reps", "2", "--warmup", "0", "--json", str(out)], check=True,
-                   capture_output=True)
+    script("envelope.py", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out),
+           check=True)
     figures = json.loads(out.read_text())
     variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
                 "one-part-numpy-forms"]
@@ -421,10 +424,9 @@ def test_under_auto_each_engine_trains_as_a_user_gets_it(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            env=clean, capture_output=True, text=True)
     out = tmp_path / "train_step.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--threads", "auto",
-                    "--blocks", "1", "--reps", "1", "--warmup", "0", "--json", str(out)],
-                   check=True, capture_output=True, env=dict(clean, **dict.fromkeys(
-                       THREAD_VARIABLES, "1")))
+    script("train_step.py", "--threads", "auto", "--blocks", "1", "--reps", "1", "--warmup", "0",
+           "--json", str(out), check=True,
+           env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
     figures = json.loads(out.read_text())
     candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
     assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
@@ -438,10 +440,8 @@ def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path,
     """Two variants of the built-in recipe, two steps each (about five seconds: the one run of
     the benchmark end to end); the records and the suite's summary rows."""
     out = tmp_path / "blocks.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "blocks.py"), "--recipes",
-                           "builtin", "--variants", "baseline", "all", "--iters", "2",
-                           "--eval-iters", "1", "--jobs", "2", "--json", str(out)],
-                          check=True, capture_output=True, text=True)
+    done = script("blocks.py", "--recipes", "builtin", "--variants", "baseline", "all", "--iters",
+                  "2", "--eval-iters", "1", "--jobs", "2", "--json", str(out), check=True)
     runs = json.loads(out.read_text())["runs"]
     assert [(r["recipe"], r["variant"], r["seed"], r["iters"]) for r in runs] == [
         ("builtin", "baseline", 0, 2), ("builtin", "all", 0, 2)]
@@ -458,9 +458,8 @@ def test_the_neighbours_share_is_measured_for_each_process_count(tmp_path):
     """A real, tiny run of benchmarks/neighbour_share.py: a row for each count asked for, and
     the neighbour's CPU time read as some of the one core it can spin on, never more."""
     out = tmp_path / "share.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                           "--processes", "1", "2", "--steps", "10", "--gemms", "20",
-                           "--json", str(out)], check=True, capture_output=True, text=True)
+    done = script("neighbour_share.py", "--processes", "1", "2", "--steps", "10", "--gemms", "20",
+                  "--json", str(out), check=True)
     figures = json.loads(out.read_text())
     assert [row["processes"] for row in figures["rows"]] == [1, 2]
     for row in figures["rows"]:
@@ -474,17 +473,15 @@ def test_the_neighbours_share_pins_each_process_to_a_core_of_its_own(tmp_path):
     cores), and none moved; moved: the first done moves the other in every step, and only
     two processes are asked for."""
     out = tmp_path / "share.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                    "--processes", "2", "--placement", "pinned", "moved", "--steps", "3",
-                    "--gemms", "4", "--json", str(out)], check=True, capture_output=True)
+    script("neighbour_share.py", "--processes", "2", "--placement", "pinned", "moved", "--steps",
+           "3", "--gemms", "4", "--json", str(out), check=True)
     rows = json.loads(out.read_text())["rows"]
     assert [(row["placement"], row["processes"]) for row in rows] == [("pinned", 2), ("moved", 2)]
     two_cores = len(os.sched_getaffinity(0)) >= 2
     assert rows[0]["one_core_beside"] == (0 if two_cores else 1)
     assert rows[0]["moved_beside"] == 0 and rows[1]["moved_beside"] == (1 if two_cores else 0)
-    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                              "--processes", "2", "3", "--placement", "moved", "--gemms", "6"],
-                             capture_output=True, text=True)
+    refused = script("neighbour_share.py", "--processes", "2", "3", "--placement", "moved",
+                     "--gemms", "6")
     assert refused.returncode == 2 and "give --processes 2" in refused.stderr
 
 
@@ -492,29 +489,23 @@ def test_the_neighbours_share_deals_pieces_to_whichever_process_is_free(tmp_path
     """--dealt pulled: every piece done once (the script checks each step's count), and with
     three pieces over two processes one of them did two (a fixed share is half each)."""
     out = tmp_path / "share.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                    "--processes", "2", "--dealt", "fixed", "pulled", "--pieces", "3",
-                    "--steps", "3", "--gemms", "6", "--json", str(out)],
-                   check=True, capture_output=True)
+    script("neighbour_share.py", "--processes", "2", "--dealt", "fixed", "pulled", "--pieces", "3",
+           "--steps", "3", "--gemms", "6", "--json", str(out), check=True)
     rows = json.loads(out.read_text())["rows"]
     assert [(row["dealt"], row["processes"]) for row in rows] == [("fixed", 2), ("pulled", 2)]
     assert rows[0]["largest_share_beside"] == 0.5
     assert rows[1]["largest_share_beside"] in (2 / 3, 1.0)
-    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                              "--processes", "2", "--dealt", "pulled", "--pieces", "4",
-                              "--gemms", "6"], capture_output=True, text=True)
+    refused = script("neighbour_share.py", "--processes", "2", "--dealt", "pulled", "--pieces", "4",
+                     "--gemms", "6")
     assert refused.returncode == 2 and "cannot be cut into 4 equal pieces" in refused.stderr
     # Pulled alone: pieces that divide the work, whatever the process count.
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                    "--processes", "3", "--dealt", "pulled", "--pieces", "2", "--steps", "1",
-                    "--gemms", "4", "--json", str(out)], check=True, capture_output=True)
+    script("neighbour_share.py", "--processes", "3", "--dealt", "pulled", "--pieces", "2",
+           "--steps", "1", "--gemms", "4", "--json", str(out), check=True)
     assert json.loads(out.read_text())["rows"][0]["largest_share_beside"] in (0.5, 1.0)
 
 
 def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neighbour_share.py"),
-                           "--processes", "2", "3", "--gemms", "4"], capture_output=True,
-                          text=True)
+    done = script("neighbour_share.py", "--processes", "2", "3", "--gemms", "4")
     assert done.returncode == 2
     assert "--gemms 4 cannot be shared evenly over 3 processes" in done.stderr
 
@@ -527,9 +518,8 @@ def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
     out = tmp_path / "builtin.json"
     tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
             "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
-                           "--turns", "1", "--one-core", "--json", str(out), "--", *tiny],
-                          check=True, capture_output=True, text=True)
+    done = script("builtin_run.py", "--turns", "1", "--one-core", "--json", str(out), "--", *tiny,
+                  check=True)
     figures = json.loads(out.read_text())
     assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
     turn, = figures["turns"]
@@ -540,14 +530,10 @@ def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
     assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
     assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
     assert f"quiet on one core, medians: {beside / one_core:.2f}" in done.stdout
-    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
-                              "--", "--out", str(tmp_path / "mine")], capture_output=True,
-                             text=True)
+    refused = script("builtin_run.py", "--", "--out", str(tmp_path / "mine"))
     assert refused.returncode == 2 and "leave out --out and --resume" in refused.stderr
     assert not (tmp_path / "mine").exists()
-    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "builtin_run.py"),
-                          "--turns", "1", "--", "--n-head", "3", "--d-model", "16"],
-                         capture_output=True, text=True)
+    bad = script("builtin_run.py", "--turns", "1", "--", "--n-head", "3", "--d-model", "16")
     assert bad.returncode == 2 and "does not divide --d-model 16" in bad.stderr
 
 
