@@ -141,3 +141,31 @@ def test_finished_rows_can_be_padded_and_the_loop_stops_when_all_are_done():
     out = generate(Scripted(), 10, temperature=0, eos_id=EOS, fill_after_eos=PAD)
     # row 1 ends at once and is padded after; the loop stops when row 0 ends too
     np.testing.assert_array_equal(out, [[0, 3, EOS], [0, EOS, PAD]])
+
+
+def test_an_encoder_decoder_target_holding_the_pad_id_gives_one_set_of_logits():
+    # Targets are padded on the right, so the causal mask alone keeps padding from every real
+    # position; a pad_id inside a target (a model may write it) is then a token like any other:
+    # one run over the whole target, the cache and no cache see the same thing.
+    model = sharpened(tiny_transformer())
+    src = np.array([[3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3]])
+    tgt = np.array([[BOS, PAD, 5, PAD, 4], [BOS, 3, PAD, PAD, 6]])
+    with ta.no_grad():
+        whole = model(src, tgt).data                                     # (2, 5, V)
+    cached, uncached = (EncoderDecoderSession(model, src, BOS, use_cache)
+                        for use_cache in (True, False))
+    for t in range(tgt.shape[1]):
+        for session in (cached, uncached):
+            np.testing.assert_allclose(session.next_logits(), whole[:, t], rtol=1e-5,
+                                       atol=1e-5)
+            if t + 1 < tgt.shape[1]:
+                session.append(tgt[:, t + 1])
+    # The decoding loops agree too, on a model that writes the pad_id itself.
+    written = [model.greedy_decode(src, 8, bos_id=BOS, use_cache=use_cache)
+               for use_cache in (True, False)]
+    assert (written[0][:, 1:] == PAD).any(), "no PAD written: the test would prove nothing"
+    np.testing.assert_array_equal(*written)
+    for row in range(2):
+        one = beam_search(EncoderDecoderSession(model, src[row:row + 1], BOS, use_cache=False),
+                          beam_size=1, max_len=8, length_penalty=0.0)
+        np.testing.assert_array_equal(one.tokens, written[0][row])

@@ -119,7 +119,7 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: Tensor, mask: Mask | None = None, memory: Tensor | None = None,
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
-        """x (B, T, C) -> (B, T, C). `mask` is the look-ahead mask (with target padding);
+        """x (B, T, C) -> (B, T, C). `mask` is the look-ahead mask;
         `memory` (B, S, C) is the encoder's output and `memory_mask` hides its padding;
         `cache` (a KVCache) holds the self-attention keys and values of earlier tokens."""
         x = residual(x, lambda h: self.attn(h, mask=mask, cache=cache), self.attn_norm,
@@ -198,8 +198,9 @@ class Decoder(nn.Module):
 
     def forward(self, y: Tensor, memory: Tensor | None = None, mask: Mask | None = None,
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
-        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` (B, 1, T, T) is causal
-        and hides the target padding; `memory_mask` (B, 1, 1, S) hides the source padding.
+        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` (T, T) is causal (targets
+        are padded on the right, so it hides their padding from every real position);
+        `memory_mask` (B, 1, 1, S) hides the source padding.
 
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
         self-attention adds their keys and values, and the cache then counts them."""

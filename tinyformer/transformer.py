@@ -39,8 +39,9 @@ __all__ = ["Transformer"]
 class Transformer(nn.Module):
     """The encoder-decoder Transformer: `model(src, tgt)` gives logits (B, T, tgt_vocab_size).
 
-    src (B, S) and tgt (B, T) are integer token arrays, padded with `pad_id`; padded tokens are
-    never attended to. Logits at target position t depend on tgt[:, :t+1] and the whole source.
+    src (B, S) and tgt (B, T) are integer token arrays, padded on the right with `pad_id`: no
+    source padding is attended to, and the causal mask keeps target padding from every real
+    target position. Logits at target position t depend on tgt[:, :t+1] and the whole source.
 
     - `context`: the longest source or target sequence the model accepts.
     - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper).
@@ -123,20 +124,19 @@ class Transformer(nn.Module):
                cache: KVCache | None = None) -> Tensor:
         """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
 
-        Target position t may attend to target positions <= t that are not padding (the
-        look-ahead mask of section 3.2.3), and to every unpadded source position. With a
-        KVCache, tgt holds only the tokens after those already cached (decoding feeds one at a
-        time); it must then hold real tokens, since cached keys are not checked for padding.
+        Target position t may attend to target positions <= t (the look-ahead mask of section
+        3.2.3), and to every unpadded source position. The causal mask is all the target needs:
+        targets are padded on the right, so no real position ever sees a padding key (and the
+        loss ignores the padding's own positions), while a pad_id that decoding writes stays a
+        token like any other, with the cache and without it. With a KVCache, tgt holds only
+        the tokens after those already cached (decoding feeds one at a time).
         """
         tgt = token_array(tgt)                                          # (B, T)
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
         y = self.tgt_embed(tgt, start)                                  # (B, T, C)
-        if cache is None:
-            tgt_mask = causal_mask(T) & padding_mask(tgt != self.pad_id)   # (B, 1, T, T)
-        else:
-            # (T, start + T); one new query (generation) sees every key: no mask
-            tgt_mask = causal_mask(T, start) if T > 1 else None
+        # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
+        tgt_mask = causal_mask(T, start) if T > 1 else None
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
         return self.logits(y)                                           # (B, T, V)
 
