@@ -209,11 +209,17 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
 
 def token_array(idx: Tokens) -> np.ndarray:
     """The (B, T) integer array of a batch of tokens given as an array, a nested list or a
-    Tensor; TypeError, in one line, for anything else."""
+    Tensor; TypeError, in one line, for anything else. Every model's input and every decoding
+    loop's prompt pass through here: the one check of a batch of tokens.
+
+    ValueError for rows of no tokens (T = 0): there is nothing to attend to, and nothing to
+    continue."""
     idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
                         f"{idx.shape}")
+    if idx.shape[1] == 0:
+        raise ValueError(f"tokens must hold at least one token a row, got shape {idx.shape}")
     return idx
 
 
