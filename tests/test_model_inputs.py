@@ -39,3 +39,32 @@ def test_an_empty_sequence_is_refused_in_one_line(use):
     with pytest.raises(ValueError, match=r"^tokens must hold at least one token a row, got "
                                          r"shape \(1, 0\)$"):
         every_use(np.zeros((1, 0), dtype=np.int64))[use]()
+
+
+@pytest.mark.parametrize("use", every_use(None).keys())
+@pytest.mark.parametrize("tokens, message", [
+    ("abc", "tokens must be token ids, not text; encode it with the tokenizer first"),
+    ([["a", "b"]], "tokens must be token ids, not text; encode it with the tokenizer first"),
+    ([[1.7, 2.2]], r"tokens must be a \(B, T\) integer array, got float64 of shape \(1, 2\)"),
+    ([[1.0, 2.0]], r"tokens must be a \(B, T\) integer array, got float64 of shape \(1, 2\)"),
+    ([[True, False]], r"tokens must be a \(B, T\) integer array, got bool of shape \(1, 2\)"),
+    ([3, 4], r"tokens must be a \(B, T\) integer array, got int64 of shape \(2,\)"),
+    ([[3, 4], [5]], r"tokens must be a \(B, T\) integer array with rows of one length"),
+], ids=["text", "letters", "floats", "whole floats", "booleans", "one row", "ragged"])
+def test_tokens_that_are_not_a_batch_of_ids_are_refused_alike_everywhere(use, tokens, message):
+    # generate once converted its prompt itself: float ids were truncated, text failed in int()
+    with pytest.raises(TypeError, match=f"^{message}"):
+        every_use(tokens)[use]()
+
+
+def test_a_prompt_of_ids_in_any_integer_form_generates_the_same_tokens():
+    gpt = tiny_models()[0]
+    prompt = np.array([[3, 4, 5]])
+    expected = gpt.generate(prompt, 3, temperature=0)
+    assert expected.dtype == np.int64
+    for same in (prompt.tolist(), prompt.astype(np.uint8), ta.Tensor(prompt)):
+        out = gpt.generate(same, 3, temperature=0)
+        assert out.dtype == np.int64
+        np.testing.assert_array_equal(out, expected)
+    # A batch of no rows writes no rows (it once failed on reading its first row's length).
+    assert gpt.generate(np.zeros((0, 3), dtype=np.int64), 2).shape == (0, 5)

@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, no_grad, random
 
 from .attention import KVCache
-from .layers import Tokens
+from .layers import Tokens, token_array
 from .sampling import check_sampling, draw_next
 
 if TYPE_CHECKING:                   # the models import this module
@@ -57,14 +57,16 @@ class DecoderOnlySession:
     slides: every position shifts, so the cached keys no longer fit and each step runs the
     model on its whole window again, exactly as without the cache."""
 
-    def __init__(self, model: GPT, prompt: ArrayLike, use_cache: bool = True) -> None:
+    def __init__(self, model: GPT, prompt: Tokens, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
-        self.tokens = np.array(prompt, dtype=np.int64, ndmin=2)          # (B, T)
+        # The model's own check of its input, now rather than at the first step; int64, as
+        # the tokens written after it.
+        self.tokens = token_array(prompt).astype(np.int64)               # (B, T)
         self.cache = None
 
     def next_logits(self) -> np.ndarray:
         context = self.model.context
-        if self.cache is not None and len(self.tokens[0]) <= context:
+        if self.cache is not None and self.tokens.shape[1] <= context:
             new = self.tokens[:, self.cache.length:]                    # not yet in the cache
         else:                                                           # first step, or slid
             self.cache = KVCache() if self.use_cache else None

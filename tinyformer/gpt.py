@@ -19,7 +19,6 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, nn
 
@@ -123,12 +122,12 @@ class GPT(nn.Module):
         logits = self.embed.tok.unembed(x) if self.head is None else self.head(x)
         return soft_capped(logits, self.logit_softcap)
 
-    def start_decoding(self, prompt: ArrayLike, use_cache: bool = True) -> DecoderOnlySession:
+    def start_decoding(self, prompt: Tokens, use_cache: bool = True) -> DecoderOnlySession:
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):
         what generate and beam search write with."""
         return DecoderOnlySession(self, prompt, use_cache)
 
-    def generate(self, idx: ArrayLike, max_new_tokens: int, temperature: float = 1.0,
+    def generate(self, idx: Tokens, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                  generator: np.random.Generator | None = None, use_cache: bool = True,
                  streamer: Callable[[np.ndarray], None] | None = None,

@@ -214,7 +214,14 @@ def token_array(idx: Tokens) -> np.ndarray:
 
     ValueError for rows of no tokens (T = 0): there is nothing to attend to, and nothing to
     continue."""
-    idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    try:
+        idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
+    except ValueError:                          # numpy's words for lists of different lengths
+        raise TypeError("tokens must be a (B, T) integer array with rows of one length; pad "
+                        "the shorter rows") from None
+    if idx.dtype.kind in "US":                  # a common slip: the text itself
+        raise TypeError("tokens must be token ids, not text; encode it with the tokenizer "
+                        "first (tokenizer.encode)")
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
                         f"{idx.shape}")
