@@ -2,6 +2,8 @@
 decoding loop go through one check), and the sizes and counts they are given, each refused in
 one line that says what was wrong."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,45 @@ def test_a_prompt_of_ids_in_any_integer_form_generates_the_same_tokens():
         np.testing.assert_array_equal(out, expected)
     # A batch of no rows writes no rows (it once failed on reading its first row's length).
     assert gpt.generate(np.zeros((0, 3), dtype=np.int64), 2).shape == (0, 5)
+
+
+# --------------------------------------------------------------------------------------------
+# How many tokens to write
+
+
+def loops():
+    """Each decoding loop, as a call taking its count of tokens to write, and that count's
+    name and least value."""
+    gpt, _, seq2seq = tiny_models()
+    prompt, src = np.array([[3, 4, 5]]), np.array([[3, 4, 5]])
+    return {"generate": (lambda n: gpt.generate(prompt, n), "max_new_tokens", 0),
+            "greedy_decode": (lambda n: seq2seq.greedy_decode(src, n, bos_id=BOS), "max_len", 0),
+            "beam_search": (lambda n: beam_search(gpt.start_decoding(prompt), max_len=n),
+                            "max_len", 1)}
+
+
+@pytest.mark.parametrize("loop", loops().keys())
+@pytest.mark.parametrize("count", [-1, 2.5, 2.0, True, "3", None])
+def test_a_count_of_tokens_that_is_not_a_whole_number_in_range_is_refused(loop, count):
+    # -1 once gave back the prompt, 2.5 a TypeError from range(), 2.0 went through
+    write, name, least = loops()[loop]
+    with pytest.raises(ValueError, match=f"^{loop}: {name} must be a whole number >= {least}, "
+                                         f"got {re.escape(repr(count))}$"):
+        write(count)
+
+
+@pytest.mark.parametrize("loop", loops().keys())
+def test_a_count_of_tokens_in_range_writes_that_many(loop):
+    write, _, least = loops()[loop]
+    for count in (least, np.int64(2)):
+        out = write(count)
+        written = (out.tokens if loop == "beam_search" else out).shape[-1]
+        assert written == (1 if loop == "greedy_decode" else 3) + count    # <bos>, or the prompt
+
+
+@pytest.mark.parametrize("beam_size", [0, 1.5, 2.0, True])
+def test_a_beam_size_that_is_not_a_whole_number_is_refused(beam_size):
+    gpt = tiny_models()[0]
+    with pytest.raises(ValueError, match=f"^beam_search: beam_size must be a whole number >= 1, "
+                                         f"got {beam_size!r}$"):
+        beam_search(gpt.start_decoding([[3, 4]]), beam_size=beam_size)

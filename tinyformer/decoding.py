@@ -35,6 +35,7 @@ from tinyautograd import Tensor, no_grad, random
 from .attention import KVCache
 from .layers import Tokens, token_array
 from .sampling import check_sampling, draw_next
+from .schema import check_whole
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -133,7 +134,8 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     called with each step's tokens (B,) as soon as they are chosen. `generator` (a numpy
     Generator) makes sampling repeatable; by default it is the engine's seeded one. `threads`
     (an entered resources.AdaptiveThreads) times the steps to choose the BLAS threads, as
-    training does; the tokens do not depend on it."""
+    training does; the tokens do not depend on it. `max_new_tokens` 0 writes nothing."""
+    check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
@@ -205,11 +207,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
     finished ones as they are. `threads`: as for `generate`.
     """
-    if int(beam_size) != beam_size or beam_size < 1:
-        raise ValueError(f"beam_search: beam_size must be a whole number >= 1, got "
-                         f"{beam_size}")
-    if int(max_len) != max_len or max_len < 1:
-        raise ValueError(f"beam_search: max_len must be a whole number >= 1, got {max_len}")
+    check_whole("beam_search", 1, beam_size=beam_size, max_len=max_len)
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}")

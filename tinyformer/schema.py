@@ -124,5 +124,17 @@ def check_settings(values: dict[str, Any], rules: dict[str, Rule], where: str | 
             raise ValueError(f"{called} {problem}")
 
 
+def check_whole(where: str, low: int, **values: Any) -> None:
+    """ValueError, in one line, unless each value is a whole number >= low: a true integer
+    (numpy's too), not 2.0, not True, not "3". For the counts and sizes a function is given,
+    named as its caller wrote them:
+
+        check_whole("beam_search", 1, max_len=0)
+        # ValueError: beam_search: max_len must be a whole number >= 1, got 0
+    """
+    rule = Whole(low, 2 ** 62)
+    check_settings(values, dict.fromkeys(values, rule), name=lambda key: f"{where}: {key}")
+
+
 def option_name(key: str) -> str:
     return "--" + key.replace("_", "-")

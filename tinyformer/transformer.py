@@ -29,6 +29,7 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import EncoderDecoderSession, generate
 from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped, token_array
+from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
     from .resources import AdaptiveThreads
@@ -164,6 +165,7 @@ class Transformer(nn.Module):
         on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
         first if the model has dropout. `threads`: as for GPT.generate.
         """
+        check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
         return generate(self.start_decoding(src, bos_id, use_cache), max_len, temperature=0,
                         eos_id=eos_id, fill_after_eos=self.pad_id, threads=threads)
 
