@@ -112,3 +112,32 @@ def test_a_beam_size_that_is_not_a_whole_number_is_refused(beam_size):
     with pytest.raises(ValueError, match=f"^beam_search: beam_size must be a whole number >= 1, "
                                          f"got {beam_size!r}$"):
         beam_search(gpt.start_decoding([[3, 4]]), beam_size=beam_size)
+
+
+# --------------------------------------------------------------------------------------------
+# The sizes a model is built with
+
+
+SIZES = {"GPT": dict(vocab_size=11, context=8, n_layer=1, n_head=2, d_model=8, d_ff=16,
+                     d_head=4),
+         "BERT": dict(vocab_size=11, context=8, n_layer=1, n_head=2, d_model=8, d_ff=16),
+         "Transformer": dict(src_vocab_size=11, tgt_vocab_size=11, context=8, n_layer=1,
+                             n_head=2, d_model=8, d_ff=16)}
+MODELS = {"GPT": GPT, "BERT": BERT, "Transformer": Transformer}
+
+
+@pytest.mark.parametrize("model, size", [(model, size) for model, sizes in SIZES.items()
+                                         for size in sizes])
+@pytest.mark.parametrize("value", [0, -1, 2.0, 2.5, True, "2"])
+def test_every_models_sizes_are_whole_numbers_of_at_least_one(model, size, value):
+    # BERT and the Transformer once divided by n_head 0; every model by d_ff 0; GPT took 2.0
+    with pytest.raises(ValueError, match=f"^{model}: {size} must be a whole number >= 1, got "
+                                         f"{re.escape(repr(value))}$"):
+        MODELS[model](**{**SIZES[model], size: value})
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sizes_given_as_numpy_integers_build_the_same_model(model):
+    shapes = [{name: p.shape for name, p in MODELS[model](**sizes).named_parameters()}
+              for sizes in (SIZES[model], {k: np.int64(v) for k, v in SIZES[model].items()})]
+    assert shapes[0] == shapes[1]

@@ -23,8 +23,8 @@ from tinyautograd import Tensor, nn
 
 from .attention import padding_mask
 from .blocks import Encoder
-from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, default_d_ff,
-                     norm_layer, soft_capped, token_array)
+from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
+                     default_d_ff, norm_layer, soft_capped, token_array)
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 
@@ -60,6 +60,8 @@ class BERT(nn.Module):
                  n_kv_head: int | None = None, qk_norm: bool = False,
                  logit_softcap: float | None = None, bias: bool = True,
                  rope_theta: float = 10000.0) -> None:
+        check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
+                    n_head=n_head, d_model=d_model, d_ff=d_ff)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

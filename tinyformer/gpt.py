@@ -25,7 +25,8 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
-from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
+                     soft_capped)
 from .pretrained import load_pretrained_gpt, save_gpt2
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -50,10 +51,8 @@ class GPT(nn.Module):
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None,
                  qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
                  rope_theta: float = 10000.0, d_head: int | None = None) -> None:
-        for name, value in (("vocab_size", vocab_size), ("context", context),
-                            ("n_layer", n_layer), ("n_head", n_head), ("d_model", d_model)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"GPT: {name} must be a whole number >= 1, got {value}")
+        check_sizes("GPT", vocab_size=vocab_size, context=context, n_layer=n_layer,
+                    n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

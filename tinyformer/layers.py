@@ -18,6 +18,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, nn, stack
 from tinyautograd import functional as F
 
+from .schema import check_whole
+
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
 # What `positional_encoding` makes: each is called as pos(x, start) on the token embeddings.
@@ -201,6 +203,18 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
                      f"'learned', 'rope', 'none'")
+
+
+# --------------------------------------------------------------------------------------------
+# The sizes a model is built with
+
+
+def check_sizes(model: str, **sizes: int | None) -> None:
+    """ValueError, in one line, unless every size is a whole number >= 1: a true integer, not
+    2.0 or True (schema.check_whole); a size left None takes its default. GPT, BERT and the
+    Transformer check theirs here first, before any arithmetic on them (d_model // n_head)
+    could fail less clearly."""
+    check_whole(model, 1, **{name: size for name, size in sizes.items() if size is not None})
 
 
 # --------------------------------------------------------------------------------------------

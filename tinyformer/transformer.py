@@ -28,7 +28,8 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import EncoderDecoderSession, generate
-from .layers import Embeddings, Tokens, check_logit_softcap, default_d_ff, soft_capped, token_array
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
+                     soft_capped, token_array)
 from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -73,6 +74,8 @@ class Transformer(nn.Module):
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None,
                  qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
                  rope_theta: float = 10000.0) -> None:
+        check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                    context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff)
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
