@@ -97,3 +97,32 @@ def test_bert_learns_to_fill_in_masked_tokens_well_above_chance():
     chosen = targets != IGNORE
     accuracy = (model(inputs).data.argmax(-1)[chosen] == targets[chosen]).mean()
     assert accuracy > 0.8, accuracy                # chance is 0.1
+
+
+def test_an_untied_head_has_an_output_weight_of_its_own_that_a_checkpoint_keeps(tmp_path):
+    from tinyformer.checkpoint import load_model
+    from tinyformer.rundir import save_checkpoint
+    from tinyformer.tokenizers import CharTokenizer
+
+    tied, untied = tiny_bert(), tiny_bert(tie_weights=False)
+    assert tied.config["tie_weights"] is True and untied.config["tie_weights"] is False
+    names = [{name for name, _ in model.named_parameters()} for model in (tied, untied)]
+    assert names[1] - names[0] == {"head.out.weight"}
+    assert untied.head.out.weight.shape == (8, 9)                  # (d_model, vocab)
+    idx = np.random.default_rng(0).integers(2, 8, (2, 6))          # never token 8
+    logits = [model(idx).data for model in (tied, untied)]
+    for model in (tied, untied):
+        model.embed.tok.weight.data[8] += 5.0
+    # Tied, the head reads the changed row as token 8's output weight; untied, nothing does.
+    assert not np.allclose(tied(idx).data[..., 8], logits[0][..., 8])
+    np.testing.assert_array_equal(untied(idx).data, logits[1])
+    F.cross_entropy(untied(idx), idx).backward()
+    for name, p in untied.named_parameters():
+        assert p.grad is not None and np.abs(p.grad).sum() > 0, name
+    # The option is in the config a checkpoint keeps: it loads back as the same model.
+    CharTokenizer("abcdefghi").save(tmp_path / "tokenizer.json")
+    save_checkpoint(tmp_path, {"model": "bert", "model_config": untied.config, "step": 1},
+                    {name: p.data for name, p in untied.named_parameters()}, {})
+    loaded, _, _ = load_model(tmp_path)
+    assert loaded.config == untied.config
+    np.testing.assert_array_equal(loaded(idx).data, untied(idx).data)

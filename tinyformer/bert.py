@@ -31,26 +31,34 @@ IGNORE = -1     # the target of a position that was not masked: cross_entropy(ig
 
 class MLMHead(nn.Module):
     """The masked-language-model head: a dense layer with GELU and a layer norm, then the
-    (tied) output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c.
-    The norm is of the model's kind (`normalization`); with bias=False, no b and no c."""
+    output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c.
+    The norm is of the model's kind (`normalization`); with bias=False, no b and no c.
+
+    With `tie_weights` (the original's choice) E is the token embedding itself, shared;
+    otherwise the head has an output weight of its own, `out` (d_model, vocab), as GPT's
+    untied head."""
 
     def __init__(self, embedding: TokenEmbedding, d_model: int,
                  normalization: str = "layernorm", rmsnorm_affine: bool = True,
-                 bias: bool = True) -> None:
+                 bias: bool = True, tie_weights: bool = True) -> None:
+        vocab_size = embedding.num_embeddings
         self.dense = nn.Linear(d_model, d_model, bias)
         self.norm = norm_layer(normalization, d_model, rmsnorm_affine, bias)
-        self.embedding = embedding                  # the token embedding, shared (tied)
-        self.bias = nn.Parameter(np.zeros(embedding.num_embeddings)) if bias else None
+        self.embedding = embedding if tie_weights else None     # the token embedding, shared
+        self.out = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
+        self.bias = nn.Parameter(np.zeros(vocab_size)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        logits = self.embedding.unembed(self.norm(self.dense(x).gelu()))
+        h = self.norm(self.dense(x).gelu())                             # (B, T, C)
+        logits = self.embedding.unembed(h) if self.out is None else self.out(h)
         return logits if self.bias is None else logits + self.bias
 
 
 class BERT(nn.Module):
     """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
-    Positions holding `pad_id` are hidden from attention. Post-norm, learned positions and GELU
-    by default, as in the original. The modern block's switches are GPT's (normalization,
+    Positions holding `pad_id` are hidden from attention. Post-norm, learned positions, GELU and
+    the head tied to the token embedding (`tie_weights`) by default, as in the original. The
+    modern block's switches are GPT's (normalization,
     rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta)."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
@@ -59,7 +67,7 @@ class BERT(nn.Module):
                  pad_id: int = 0, normalization: str = "layernorm", rmsnorm_affine: bool = True,
                  n_kv_head: int | None = None, qk_norm: bool = False,
                  logit_softcap: float | None = None, bias: bool = True,
-                 rope_theta: float = 10000.0) -> None:
+                 rope_theta: float = 10000.0, tie_weights: bool = True) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
@@ -68,7 +76,8 @@ class BERT(nn.Module):
                            positions=positions, norm=norm, activation=activation,
                            pad_id=pad_id, normalization=normalization,
                            rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
-                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta)
+                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
+                           tie_weights=tie_weights)
         self.context, self.pad_id = context, pad_id
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
@@ -77,7 +86,7 @@ class BERT(nn.Module):
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,
                                **norms)
-        self.head = MLMHead(self.embed.tok, d_model, **norms)
+        self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
         idx = token_array(idx)                                   # (B, T)
