@@ -1,6 +1,8 @@
 """GPT: shapes and options, causality, parity with a GPT written in torch, gradcheck over every
 parameter, generation, and learning to memorise a text."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -156,6 +158,21 @@ def test_top_k_and_top_p_restrict_the_choices():
     draws = sample_next(logits, rng=rng)
     np.testing.assert_allclose(np.bincount(draws, minlength=4) / len(draws),
                                [0.5, 0.3, 0.15, 0.05], atol=0.03)
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-320, 5e-324])
+def test_a_tiny_temperature_tends_to_greedy(temperature):
+    # logits / 1e-320 once overflowed to inf, softmax gave NaN, and token 0 came out every time
+    logits = np.array([[0.0, 1.0, 3.0, 2.0], [5.0, -1.0, 4.9, 0.0], [-2.0, -3.0, -1.5, -9.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # no overflow on the way either
+        drawn = sample_next(logits, temperature, rng=np.random.default_rng(0))
+        assert drawn.tolist() == [2, 0, 2]
+        model = tiny_gpt()
+        prompt = tokens((3, 2))
+        greedy = model.generate(prompt, 6, temperature=0)
+        assert (greedy[:, 2:] != 0).any(), "greedy writes only token 0: this would prove nothing"
+        np.testing.assert_array_equal(model.generate(prompt, 6, temperature=temperature), greedy)
 
 
 def test_bad_sampling_settings_are_clear_errors():

@@ -48,7 +48,11 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return logits.argmax(axis=-1)
-    logits = logits / temperature
+    # The largest logit made 0 first (softmax does not change): then a tiny temperature sends
+    # the others to -inf, probability 0, which is greedy, where dividing first overflowed
+    # every logit to +-inf and gave NaN probabilities.
+    with np.errstate(over="ignore"):
+        logits = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = np.sort(logits, axis=-1)[:, -top_k][:, None]     # (B, 1)
         logits = np.where(logits < kth_largest, -np.inf, logits)
