@@ -175,6 +175,18 @@ def test_a_tiny_temperature_tends_to_greedy(temperature):
         np.testing.assert_array_equal(model.generate(prompt, 6, temperature=temperature), greedy)
 
 
+def test_sample_next_draws_from_the_engines_seeded_generator_by_default():
+    # it once drew from a fresh, unseeded numpy generator: manual_seed did not repeat it
+    logits = np.zeros((200, 5))                             # every token equally likely
+    ta.manual_seed(3)
+    first = sample_next(logits)
+    ta.manual_seed(3)
+    np.testing.assert_array_equal(sample_next(logits), first)
+    ta.manual_seed(3)
+    np.testing.assert_array_equal(sample_next(logits, rng=ta.random.default_generator()),
+                                  first)
+
+
 def test_bad_sampling_settings_are_clear_errors():
     model = tiny_gpt()
     with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tinyautograd import Tensor
+from tinyautograd import Tensor, random
 
 from .schema import Number, Optional, Whole, check_settings
 
@@ -36,6 +36,8 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
+    `rng` (a numpy Generator) makes the draws repeatable; by default the engine's seeded one
+    (tinyautograd.manual_seed) is used, as by generate.
     """
     check_sampling(temperature, top_k, top_p)
     return draw_next(logits, temperature, top_k, top_p, rng)
@@ -66,7 +68,7 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         probs = np.where(drop, 0.0, probs)
         probs /= probs.sum(axis=-1, keepdims=True)
-    rng = rng or np.random.default_rng()
+    rng = rng if rng is not None else random.default_generator()     # as generate's default
     u = rng.random((probs.shape[0], 1))                                 # one uniform per row
     # Inverse-CDF sampling; the min() guards against rounding leaving u above the last sum.
     return np.minimum((np.cumsum(probs, axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
