@@ -1,6 +1,7 @@
 """Tokenizers: characters and byte-level BPE, their special tokens, and their JSON files."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,6 +103,20 @@ def test_bpe_refuses_an_impossible_vocab_size():
 def test_bpe_round_trips_any_string(s):
     assert BPE.decode(BPE.encode(s)) == s
     assert BPE.decode(BPE.encode(s, allow_special=True)) == s
+
+
+@pytest.mark.parametrize("text, allow_special, position", [
+    ("ab\ud800c", False, 2), ("\udcff", False, 0), ("<eos>x y\udfff", True, 8),
+    ("<eos>x y\udfff", False, 8), ("ok \ud83d\ude00", False, 3),    # a pair split in two
+])
+def test_bpe_names_a_lone_surrogate_it_cannot_encode(text, allow_special, position):
+    # Half of a UTF-16 pair is no character and has no UTF-8 bytes: it once raised a raw
+    # UnicodeEncodeError. GPT-2's tokenizer refuses it too; CharTokenizer's message names it.
+    surrogate = text[position]
+    for tok in (BPE, BPETokenizer(BPE.merges, SPECIALS)):        # the chunk cache, or not
+        with pytest.raises(ValueError, match=f"^cannot encode {re.escape(repr(surrogate))} at "
+                                             f"position {position}: a lone surrogate"):
+            tok.encode(text, allow_special=allow_special)
 
 
 def test_bpe_compresses_the_text_it_learned_from():

@@ -448,8 +448,11 @@ class BPETokenizer(Tokenizer):
     Encoding (`encode`) replays the merges on new text in the order they were learned: while
     some adjacent pair is a learned merge, merge the earliest-learned one. "aaab" -> Z a b ->
     Z Y -> X. Text the merges never saw ("é" is two bytes) falls back to its bytes, so every
-    string encodes, and decoding concatenates the bytes and reads them as UTF-8: exact for any
-    text. Both work within GPT-2's chunks (`pre_split`): a token never spans two words.
+    text encodes, and decoding concatenates the bytes and reads them as UTF-8: exact for any
+    text. Both work within GPT-2's chunks (`pre_split`): a token never spans two words. A
+    Python string may also hold a lone surrogate (half of a UTF-16 pair, as undecodable bytes
+    of a command line become), which is no character and has no UTF-8: encode refuses it in
+    one line naming its position, as GPT-2's tokenizer in transformers refuses it.
 
     tinyformer.pretrained's `save_gpt2_tokenizer(tok, directory)` and
     `load_gpt2_tokenizer(directory)` write and read GPT-2's files (vocab.json, merges.txt),
@@ -549,7 +552,14 @@ class BPETokenizer(Tokenizer):
             if chunk not in self._cache:
                 if len(self._cache) >= self.CACHE_LIMIT:
                     self._cache.clear()
-                self._cache[chunk] = self._encode_chunk(chunk)
+                try:
+                    self._cache[chunk] = self._encode_chunk(chunk)
+                except UnicodeEncodeError as e:      # the text's first lone surrogate
+                    bad = e.object[e.start]
+                    raise ValueError(f"cannot encode {bad!r} at position "
+                                     f"{offset + text.index(bad)}: a lone surrogate (half of a "
+                                     f"UTF-16 pair) is no character and has no UTF-8 bytes"
+                                     ) from None
             ids.extend(self._cache[chunk])
         return ids
 
