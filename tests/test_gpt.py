@@ -149,6 +149,25 @@ def test_generation_stops_when_every_row_has_ended():
     assert out.shape == (1, 3)
 
 
+def test_in_a_batch_a_row_that_has_ended_is_filled_with_eos_while_the_others_go_on():
+    # As transformers fills with pad_token_id, which is eos_token_id for GPT-2: a finished row
+    # once went on writing the model's tokens until every row was done.
+    model = tiny_gpt()
+    for p in model.parameters():            # sharper: the rows write different tokens
+        if p.ndim == 2:
+            p.data = 4 * p.data
+    prompt = np.array([[3, 3], [5, 6]])
+    free = model.generate(prompt, 8, temperature=0)[:, 2:]
+    eos = free[1, 0]                        # row 1 ends at once; row 0 never writes it
+    assert eos not in free[0] and (free[1, 1:] != eos).any(), "the test would prove nothing"
+    out = model.generate(prompt, 8, temperature=0, eos_id=eos)
+    np.testing.assert_array_equal(out[0, 2:], free[0])
+    np.testing.assert_array_equal(out[1, 2:], [eos] * 8)
+    streamed = []
+    model.generate(prompt, 8, temperature=0, eos_id=eos, streamer=streamed.append)
+    np.testing.assert_array_equal(np.stack(streamed, axis=1), out[:, 2:])   # what it streams
+
+
 def test_top_k_and_top_p_restrict_the_choices():
     rng = np.random.default_rng(0)
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2000))

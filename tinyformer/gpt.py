@@ -133,7 +133,9 @@ class GPT(nn.Module):
                  threads: AdaptiveThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
-        at each step. Stops early once every row has produced `eos_id`. `generator` (a numpy
+        at each step. Stops early once every row has produced `eos_id`; a row that has ended
+        before the others is filled with eos_id (as transformers fills it with pad_token_id,
+        which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
         Generator) makes sampling repeatable; by default the engine's seeded one is used.
         `streamer`, if given, is called with each step's new tokens (B,) as soon as they are
         chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
@@ -146,6 +148,7 @@ class GPT(nn.Module):
         self.eval()
         try:
             return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer, threads=threads)
+                            top_k, top_p, eos_id, generator, streamer, fill_after_eos=eos_id,
+                            threads=threads)
         finally:
             self.train(was_training)
