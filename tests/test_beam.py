@@ -41,6 +41,8 @@ class BigramStub:
     Tokens left out get logit -1e9, so log_softmax gives the listed log-probabilities (to
     rounding) and the left-out tokens never matter."""
 
+    context = 32                                # the longest target it reads
+
     def __init__(self, table):
         self.logits = np.full((VOCAB, VOCAB), -1e9)
         for last, row in table.items():

@@ -128,6 +128,7 @@ def test_finished_rows_can_be_padded_and_the_loop_stops_when_all_are_done():
         """A session whose rows write these tokens, one a step, whatever came before."""
         script = [[3, EOS, 7, 7], [EOS, 7, 7, 7]]
         tokens = np.zeros((2, 1), dtype=np.int64)
+        room = None                                     # as many steps as asked for
 
         def next_logits(self):
             step = self.tokens.shape[1] - 1
@@ -169,3 +170,28 @@ def test_an_encoder_decoder_target_holding_the_pad_id_gives_one_set_of_logits():
         one = beam_search(EncoderDecoderSession(model, src[row:row + 1], BOS, use_cache=False),
                           beam_size=1, max_len=8, length_penalty=0.0)
         np.testing.assert_array_equal(one.tokens, written[0][row])
+
+
+def test_an_encoder_decoder_refuses_to_write_past_its_context_before_any_step():
+    # Writing token n reads <bos> and the n - 1 before it, so a context of 10 writes at most 10.
+    # Asked for more, the loops once did the work and failed at the 11th step.
+    model = tiny_transformer()
+    src = np.random.default_rng(1).integers(3, 9, (2, 6))
+    steps = []
+
+    def session():
+        made = model.start_decoding(src[:1], BOS)
+        next_logits = made.next_logits
+        made.next_logits = lambda: (steps.append(1), next_logits())[1]
+        return made
+
+    loops = {"greedy_decode: max_len": lambda n: model.greedy_decode(src, n, bos_id=BOS),
+             "generate: max_new_tokens": lambda n: generate(session(), n, temperature=0),
+             "beam_search: max_len": lambda n: beam_search(session(), max_len=n)}
+    for called, write in loops.items():
+        with pytest.raises(ValueError, match=f"^{called} 11 does not fit in the model's "
+                                             f"context: give at most 10$"):
+            write(11)
+        assert not steps, f"{called}: a step ran before the refusal"
+    assert model.greedy_decode(src, 10, bos_id=BOS).shape == (2, 11)
+    assert len(beam_search(session(), beam_size=2, max_len=10).tokens) == 11

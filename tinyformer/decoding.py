@@ -10,6 +10,8 @@ and the decoding loops below are written once against it:
     session.append(tokens)  (B,) add one token to every sequence
     session.select(rows)    keep these rows, in this order, repeats allowed: beam search
                             copies and drops sequences as it goes
+    session.room            how many more tokens the model can write, or None for no end;
+                            a loop asked for more refuses before its first step
 
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
@@ -56,7 +58,10 @@ class DecoderOnlySession:
 
     The model sees at most `model.context` tokens. Once the sequences outgrow it, the window
     slides: every position shifts, so the cached keys no longer fit and each step runs the
-    model on its whole window again, exactly as without the cache."""
+    model on its whole window again, exactly as without the cache. So it can write on and on:
+    its `room` is None."""
+
+    room = None
 
     def __init__(self, model: GPT, prompt: Tokens, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache
@@ -94,6 +99,13 @@ class EncoderDecoderSession:
         self.memory, self.src_mask = model.encode(src)                   # (B, S, C), (B,1,1,S)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.cache = KVCache() if use_cache else None
+
+    @property
+    def room(self) -> int:
+        """How many more tokens it can write: writing one reads every token so far, <bos>
+        included, and the decoder reads at most `model.context` (it has no window to slide:
+        each target position is attended from the source as it is)."""
+        return self.model.context - self.tokens.shape[1] + 1
 
     def next_logits(self) -> np.ndarray:
         if self.cache is None:
@@ -136,6 +148,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     (an entered resources.AdaptiveThreads) times the steps to choose the BLAS threads, as
     training does; the tokens do not depend on it. `max_new_tokens` 0 writes nothing."""
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
+    check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
@@ -154,6 +167,16 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
                 if finished.all():
                     break
     return session.tokens
+
+
+def check_room(session: Session, where: str, **count: int) -> None:
+    """ValueError, in one line, unless the session's model can write the count of tokens
+    asked for (`session.room`), named as the caller wrote it: refused before any work, not
+    at the step that no longer fits."""
+    (name, value), = count.items()
+    if session.room is not None and value > session.room:
+        raise ValueError(f"{where}: {name} {value} does not fit in the model's context: give "
+                         f"at most {session.room}")
 
 
 def _timed(threads):
@@ -208,6 +231,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     finished ones as they are. `threads`: as for `generate`.
     """
     check_whole("beam_search", 1, beam_size=beam_size, max_len=max_len)
+    check_room(session, "beam_search", max_len=max_len)
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}")

@@ -27,7 +27,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
-from .decoding import EncoderDecoderSession, generate
+from .decoding import EncoderDecoderSession, check_room, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped, token_array)
 from .schema import check_whole
@@ -161,7 +161,8 @@ class Transformer(nn.Module):
                       ) -> np.ndarray:
         """Translate src (B, S) by taking the most likely token at every step.
 
-        Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens. A
+        Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens, and
+        max_len <= context (the last token written reads the context's worth before it). A
         sequence that has produced eos_id is finished; its later tokens are pad_id, and the loop
         stops once every sequence is finished. The encoder runs once; with `use_cache` (the
         default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
@@ -169,8 +170,10 @@ class Transformer(nn.Module):
         first if the model has dropout. `threads`: as for GPT.generate.
         """
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
-        return generate(self.start_decoding(src, bos_id, use_cache), max_len, temperature=0,
-                        eos_id=eos_id, fill_after_eos=self.pad_id, threads=threads)
+        session = self.start_decoding(src, bos_id, use_cache)
+        check_room(session, "greedy_decode", max_len=max_len)
+        return generate(session, max_len, temperature=0, eos_id=eos_id,
+                        fill_after_eos=self.pad_id, threads=threads)
 
     def extra_repr(self) -> str:
         c = self.config

@@ -280,6 +280,7 @@ def repository_beam_search(next_log_probs: NextScores, bos_id: int, beam_size: i
 
     class Session:
         tokens = np.array([[bos_id]])
+        room = None                                  # writes as long as it is asked to
 
         def next_logits(self):                       # log-probabilities are logits too
             return np.array([next_log_probs([int(i) for i in row]) for row in self.tokens])
