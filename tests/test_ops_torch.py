@@ -113,6 +113,28 @@ def test_cross_entropy_with_huge_logits_is_finite():
     assert_allclose(x[0].grad, t[0].grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(label_smoothing):
+    # A batch of padding only: torch's loss is 0/0 = nan, but its gradient is 0, so that one
+    # such batch does not fill every parameter with NaN. Second order too.
+    logits = np.random.default_rng(0).standard_normal((2, 3, 4))
+    targets = np.full((2, 3), -100)
+    x, t = both([logits])
+    loss = ta.functional.cross_entropy(x[0], targets, ignore_index=-100,
+                                       label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(t[0].reshape(-1, 4),
+                                                 torch.tensor(targets).reshape(-1),
+                                                 ignore_index=-100,
+                                                 label_smoothing=label_smoothing)
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    (grad,) = ta.grad(loss, [x[0]], create_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected, [t[0]])
+    assert_array_equal(grad.data, expected_grad.numpy())
+    assert_array_equal(grad.data, np.zeros(logits.shape))
+    (curvature,) = ta.grad((grad * grad).sum() + grad.sum(), [x[0]])
+    assert_array_equal(curvature.data, np.zeros(logits.shape))
+
+
 # ------------------------------------------------------------------------------ operands
 
 

@@ -44,11 +44,12 @@ class CrossEntropy(Function):
         count = len(targets) if keep is None else int(keep.sum())
         total = nll.sum() if keep is None else nll[keep].sum()
         # What backward needs: log p, and the weight of each row in the mean (1/count, or 0
-        # for an ignored row), which is a constant.
+        # for an ignored row), which is a constant. With every row ignored, the loss is 0/0 =
+        # nan and the gradient 0, as torch's: every weight is 0 (max: not 0/0 = nan).
         ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
-        with np.errstate(divide="ignore", invalid="ignore"):   # all ignored: 0/0 = nan, as torch
-            ctx.row_weight = (np.float64(1.0) / count if keep is None
-                              else (keep / count)[:, None]).astype(logits.dtype)
+        ctx.row_weight = (np.float64(1.0) / max(count, 1) if keep is None
+                          else (keep / max(count, 1))[:, None]).astype(logits.dtype)
+        with np.errstate(invalid="ignore"):
             return np.asarray(total / count, dtype=logits.dtype)
 
     @staticmethod
