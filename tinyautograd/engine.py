@@ -397,7 +397,9 @@ class Tensor:
         return Tensor._make(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
+        # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
+        return np.array(self.data, dtype=dtype, copy=copy)
 
     def __len__(self):
         return len(self.data)
