@@ -3,8 +3,11 @@ conversions to Python numbers, the grad modes, in-place operators."""
 
 import numpy as np
 import pytest
+import torch
+from numpy.testing import assert_allclose
 
-from tinyautograd import Tensor
+import tinyautograd as ta
+from tinyautograd import Tensor, nn
 
 # ------------------------------------------------------------------ the array protocol
 
@@ -18,3 +21,91 @@ def test_np_array_copies_unless_told_not_to():
     assert np.shares_memory(np.array(t, copy=False), t.data)
     with pytest.raises(ValueError, match="copy"):
         np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
+
+
+# ------------------------------------------------------------------ dtypes, as torch promotes them
+
+# The same expression on tinyautograd and on torch: i, f, d, b are int64, float32, float64 and
+# bool tensors, `lib` the library (for where).
+PROMOTIONS = {
+    "i / 2": lambda lib, i, f, d, b: i / 2,
+    "2 / i": lambda lib, i, f, d, b: 2 / i,
+    "i / i": lambda lib, i, f, d, b: i / i,
+    "i * 0.5": lambda lib, i, f, d, b: i * 0.5,
+    "0.5 + i": lambda lib, i, f, d, b: 0.5 + i,
+    "i - 0.5": lambda lib, i, f, d, b: i - 0.5,
+    "i ** 0.5": lambda lib, i, f, d, b: i ** 0.5,
+    "2.0 ** i": lambda lib, i, f, d, b: 2.0 ** i,
+    "i + f": lambda lib, i, f, d, b: i + f,
+    "f + i": lambda lib, i, f, d, b: f + i,
+    "f * i": lambda lib, i, f, d, b: f * i,
+    "i / f": lambda lib, i, f, d, b: i / f,
+    "f ** i": lambda lib, i, f, d, b: f ** i,
+    "i + d": lambda lib, i, f, d, b: i + d,
+    "d / i": lambda lib, i, f, d, b: d / i,
+    "f + d": lambda lib, i, f, d, b: f + d,
+    "b + f": lambda lib, i, f, d, b: b + f,
+    "b * 0.5": lambda lib, i, f, d, b: b * 0.5,
+    "where(b, i, f)": lambda lib, i, f, d, b: lib.where(b, i, f),
+    "where(b, i, 0.5)": lambda lib, i, f, d, b: lib.where(b, i, 0.5),
+    "i.exp()": lambda lib, i, f, d, b: i.exp(),
+    "i.log()": lambda lib, i, f, d, b: i.log(),
+    "i.sqrt()": lambda lib, i, f, d, b: i.sqrt(),
+    "i.tanh()": lambda lib, i, f, d, b: i.tanh(),
+    "i.sigmoid()": lambda lib, i, f, d, b: i.sigmoid(),
+    # integers stay integers where the result is whole
+    "i + 1": lambda lib, i, f, d, b: i + 1,
+    "i * i": lambda lib, i, f, d, b: i * i,
+    "i ** 2": lambda lib, i, f, d, b: i ** 2,
+    "-i": lambda lib, i, f, d, b: -i,
+    "i.relu()": lambda lib, i, f, d, b: i.relu(),
+    "i.abs()": lambda lib, i, f, d, b: i.abs(),
+    "i.sum()": lambda lib, i, f, d, b: i.sum(),
+    "b.sum()": lambda lib, i, f, d, b: b.sum(),
+    "i.max()": lambda lib, i, f, d, b: i.max(),
+}
+
+
+def operands(lib):
+    values = [[1, 2, 3], [0.5, 1.5, 2.5], [0.25, 0.5, 4.0], [True, False, True]]
+    if lib is torch:
+        return [torch.tensor(v, dtype=dtype) for v, dtype in
+                zip(values, [torch.int64, torch.float32, torch.float64, torch.bool])]
+    return [Tensor(np.array(v, dtype=dtype), dtype=dtype)
+            for v, dtype in zip(values, [np.int64, np.float32, np.float64, bool])]
+
+
+@pytest.mark.parametrize("expression", PROMOTIONS)
+def test_result_dtypes_are_torchs(expression):
+    fn = PROMOTIONS[expression]
+    ours, theirs = fn(ta, *operands(ta)), fn(torch, *operands(torch))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+FRACTIONS = {   # torch refuses these on integer tensors; here they follow the same rule
+    "i.gelu()": (lambda i, f: i.gelu(), [0.841192, 1.954598, 2.996363]),
+    "i.softmax()": (lambda i, f: i.softmax(), [0.090031, 0.244728, 0.665241]),
+    "i.log_softmax()": (lambda i, f: i.log_softmax(), [-2.407606, -1.407606, -0.407606]),
+    "i.mean()": (lambda i, f: i.mean(), 2.0),
+    "i.var()": (lambda i, f: i.var(), 2 / 3),
+    "i @ f": (lambda i, f: i @ f, 11.0),
+}
+
+
+@pytest.mark.parametrize("expression", FRACTIONS)
+def test_fractions_of_integer_tensors_are_float32(expression):
+    fn, expected = FRACTIONS[expression]
+    i, f, _, _ = operands(ta)
+    result = fn(i, f)
+    assert result.dtype == np.float32
+    assert_allclose(result.data, expected, rtol=1e-5)
+
+
+def test_a_linear_layer_keeps_float32_on_integer_input():
+    layer = nn.Linear(3, 2)
+    for x in (Tensor([1, 2, 3]), np.array([1, 2, 3])):
+        y = layer(x)
+        assert y.dtype == np.float32
+        assert_allclose(y.data, np.array([1, 2, 3]) @ layer.weight.data + layer.bias.data,
+                        rtol=1e-6)

@@ -321,12 +321,33 @@ def _lift(value, like):
     return Tensor(value)
 
 
+def _operands(a, b):
+    """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
+    dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
+    boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
+    make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
+    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.)"""
+    if not isinstance(b, Tensor):
+        b = _lift(b, a)
+    elif not isinstance(a, Tensor):
+        a = _lift(a, b)
+    if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
+        a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
+        if a_floats and not b_floats:               # an integer tensor never requires a grad:
+            b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
+        elif b_floats and not a_floats:
+            a = Tensor._make(a.data.astype(b.dtype))
+    return a, b
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
     `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
     otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
-    the final dtype is used as it is, without a copy.
+    the final dtype is used as it is, without a copy. Dtypes combine as in torch: an integer
+    tensor with a float (number or tensor) computes in the float's dtype, float32 for a number,
+    and `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
     """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
@@ -419,20 +440,20 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(self, _lift(other, self))
-    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(_lift(other, self), self)
-    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(self, _lift(other, self))
-    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(_lift(other, self), self)
-    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(self, _lift(other, self))
-    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(_lift(other, self), self)
-    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(self, _lift(other, self))
-    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(_lift(other, self), self)
-    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(self, _lift(other, self))
-    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(_lift(other, self), self)
+    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(self, other))
+    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(other, self))
+    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(self, other))
+    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(other, self))
+    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(self, other))
+    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(other, self))
+    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(self, other))
+    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(other, self))
+    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(self, other))
+    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(other, self))
     def __matmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(self, _lift(other, self))
+        return ops.MatMul.apply(*_operands(self, other))
     def __rmatmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(_lift(other, self), self)
+        return ops.MatMul.apply(*_operands(other, self))
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
@@ -612,8 +633,9 @@ def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike
     """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
     side was chosen."""
     cond = cond if isinstance(cond, Tensor) else Tensor(cond)
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
-    return ops.Where.apply(np.asarray(cond.data, dtype=bool), _lift(a, like), _lift(b, like))
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    return ops.Where.apply(np.asarray(cond.data, dtype=bool), *_operands(a, b))
 
 
 # --------------------------------------------------------------------------------------------

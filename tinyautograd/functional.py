@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import Function, ShapeError, Tensor, _lift
+from .engine import Function, ShapeError, Tensor, _lift, _operands
 from .ops import exp, row_sum, sqrt
 
 # ---------------------------------------------------------------------------- cross-entropy
@@ -373,7 +373,10 @@ def softcap(x: Tensor, cap: float) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
     product, with the bias added in place) rather than a MatMul and an Add."""
-    return x @ weight if bias is None else ops.Linear.apply(x, weight, bias)
+    if bias is None:
+        return x @ weight
+    x, weight = _operands(x, weight)     # as for x @ weight: an integer x computes in float32
+    return ops.Linear.apply(x, weight, bias)
 
 
 # ---------------------------------------------------------------------------- the rest

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import kernels
-from .engine import Function, ShapeError, Tensor
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor
 
 # ---------------------------------------------------------------------------- arrays or Tensors
 # The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
@@ -91,6 +91,12 @@ def index_add(x: Array, index: Any, shape: tuple[int, ...]) -> Array:
         return IndexAdd.apply(x, index=index, shape=shape)
     return _scatter_add(x, index, shape)
 
+
+def _floating(x: np.ndarray) -> np.ndarray:
+    """x, or an integer or boolean x as the default float: the ops whose results are fractions
+    (`/`, exp, sigmoid, softmax...) give float32 from integers, as torch's do (numpy's float64)."""
+    return x if x.dtype.kind in "fc" else x.astype(DEFAULT_DTYPE)
+
 # ---------------------------------------------------------------------------- arithmetic
 
 
@@ -151,7 +157,7 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a / b
+        return _floating(a) / _floating(b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -274,7 +280,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.exp(x)
+        return np.exp(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -286,7 +292,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.log(x)
+        return np.log(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -299,7 +305,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.sqrt(x)
+        return np.sqrt(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -311,7 +317,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.tanh(x)
+        return np.tanh(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -325,6 +331,7 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         # Two branches so that e^(-x) never overflows: for x < 0 use e^x / (1 + e^x).
+        x = _floating(x)
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -381,6 +388,7 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = _floating(x)
         # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
         # as written here (to try an edit of them).
         if kernels.usable(x):
@@ -499,6 +507,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        x = _floating(x)
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 
@@ -514,6 +523,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        x = _floating(x)
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
