@@ -472,6 +472,24 @@ def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
     assert ta.gradcheck(WrongSquare.apply, x, raise_exception=False) is False
 
 
+def test_gradcheck_fails_a_nan_gradient():
+    class NanSquare(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.operands
+            return grad * 2 * x / (x != 0)     # nan at 0, where 2x is 0
+
+    x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(ta.GradcheckError, match=r"index \(0,\): analytic nan"):
+            ta.gradcheck(NanSquare.apply, x)
+        assert ta.gradcheck(NanSquare.apply, x, raise_exception=False) is False
+
+
 def test_gradcheck_wants_float64():
     with pytest.raises(TypeError, match="float64"):
         ta.gradcheck(lambda x: x * 2, Tensor([1.0], requires_grad=True))
