@@ -168,7 +168,10 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)"""
+    """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)
+
+    At a = 0 the formulas can give 0 * inf: b a^(b-1) where b = 0 too (y = 1 is flat there),
+    and y ln a where b >= 0 (y = 0 or 1). Those derivatives are 0, as torch takes them."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -177,9 +180,23 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.operands
-        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        grad_b = grad * ctx.result * log(a) if ctx.needs_input_grad[1] else None
+        base, exponent = ctx.inputs[0].data, ctx.inputs[1].data      # constants, for masks
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = grad * b * _one_where(a, (base == 0) & (exponent == 0)) ** (b - 1)
+        if ctx.needs_input_grad[1]:
+            grad_b = grad * ctx.result * log(_one_where(a, (base == 0) & (exponent >= 0)))
         return grad_a, grad_b
+
+
+def _one_where(a, mask):
+    """a with 1 in place of the masked zeros of Pow's base: then b 1^(b-1) = b = 0 and ln 1 = 0
+    there, the derivatives torch gives, and the derivatives of these, under create_graph, are
+    finite too (a where() after the product would keep the NaN in them). Where no zero is
+    masked, a itself: the usual graph is unchanged."""
+    if not mask.any():
+        return a
+    return where(mask, np.ones((), a.dtype), a)
 
 
 class MatMul(Function):
