@@ -442,6 +442,42 @@ def test_custom_function_with_wrong_number_of_gradients():
         Bad.apply(f64(2), f64(2)).sum().backward()
 
 
+def returning(make_gradient):
+    """A custom op y = 2x whose backward returns make_gradient(grad)."""
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return make_gradient(grad)
+
+    return Doubled
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("make_gradient, shape", [
+    (lambda g: 2 * g.T, r"\(2, 3\)"),               # transposed: the input's size, scrambled
+    (lambda g: 2 * g.reshape(-1), r"\(6,\)"),       # flattened
+    (lambda g: 2 * g[:2], r"\(2, 2\)"),             # too few rows
+], ids=["transposed", "flattened", "too few rows"])
+def test_a_backward_returning_a_gradient_of_the_wrong_shape_is_refused(make_gradient, shape,
+                                                                       create_graph):
+    x = f64(3, 2)
+    y = returning(make_gradient).apply(x)
+    with pytest.raises(RuntimeError, match=rf"^doubled\.backward returned an invalid gradient "
+                                           rf"of shape {shape} for an input of shape \(3, 2\)"):
+        ta.grad(y.sum(), [x], create_graph=create_graph)
+
+
+def test_a_backward_may_return_a_gradient_in_a_shape_the_input_broadcasts_to():
+    x = f64(3, 1)
+    y = returning(lambda g: 2 * g + np.zeros((4, 3, 2))).apply(x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.full((3, 1), 2.0 * 4 * 2))
+
+
 def test_graph_is_introspectable_for_drawing():
     x = f64(2)
     y = (x * 2).exp()

@@ -668,10 +668,16 @@ def _topological_order(roots):
     return order
 
 
-def _sum_to(grad, shape):
+def _sum_to(grad, shape, op):
     """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
-    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array."""
+    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
+    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
+    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
     lead = grad.ndim - len(shape)
+    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
+        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
+                           f"for an input of shape {shape}: it must have the input's shape, or "
+                           f"one the input broadcasts to")
     axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
                                       if size == 1 and grad.shape[lead + i] != 1)
     if axes:
@@ -753,7 +759,7 @@ def _input_grads(node, grad, create_graph):
                     f"rather than .data, so that it works on Tensors too")
         else:
             g = g.data if isinstance(g, Tensor) else np.asarray(g)
-        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape))
+        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape, node.name))
     return shaped
 
 
