@@ -286,6 +286,31 @@ def test_grad_returns_none_for_an_unused_input_and_does_not_touch_grad():
     assert gu is None and x.grad is None
 
 
+def test_grad_takes_one_gradient_for_one_output_as_a_tensor_an_array_or_a_number():
+    x = f64(2)
+    for seed in (np.full(2, 3.0), Tensor(np.full(2, 3.0), dtype=np.float64), [np.full(2, 3.0)]):
+        np.testing.assert_allclose(ta.grad(x * 2, x, grad_outputs=seed).data, [6.0, 6.0])
+    np.testing.assert_allclose(ta.grad((x * 2).sum(), x, grad_outputs=3.0).data, [6.0, 6.0])
+    both = ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(2)])
+    np.testing.assert_allclose(both.data, [5.0, 5.0])
+
+
+def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
+    x = f64(2)
+    with pytest.raises(RuntimeError, match=r"^grad: 2 outputs but 1 grad_outputs; give one "):
+        ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2)])
+    with pytest.raises(RuntimeError, match=r"^grad: 1 outputs but 2 grad_outputs"):
+        ta.grad(x * 2, x, grad_outputs=[np.ones(2), np.ones(2)])
+    with pytest.raises(ta.ShapeError, match=r"^grad: grad_outputs\[1\] has shape \(3,\) but "
+                                            r"the output has shape \(2,\)$"):
+        ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(3)])
+    with pytest.raises(ta.ShapeError, match=r"grad_outputs\[0\] has shape \(1,\)"):
+        ta.grad(x * 2, x, grad_outputs=np.ones(1))           # not broadcast
+    with pytest.raises(RuntimeError, match=r"^grad: the output has shape \(2,\), so its "
+                                           r"gradient is ambiguous.*grad_outputs\[0\]"):
+        ta.grad(x * 2, x)
+
+
 # ------------------------------------------------------------------ anomaly detection
 
 

@@ -563,16 +563,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require a gradient: no input of "
                                "its computation had requires_grad=True (or it ran in no_grad)")
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward: the output has shape {self.shape}, so its "
-                                   f"gradient is ambiguous; reduce it to one number first (for "
-                                   f"example .sum()), or pass grad= of shape {self.shape}")
-            grad = Tensor._make(np.ones_like(self.data))
-        grad = _lift(grad, self)
-        if grad.shape != self.shape:
-            raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape "
-                             f"{self.shape}")
+        grad = _seed(self, grad, "backward", "grad")
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
                       else retain_graph, create_graph=create_graph)
 
@@ -598,6 +589,22 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
+
+
+def _seed(output, grad, caller, argument):
+    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
+    output's dtype, checked against its shape; or 1 for an output of one number."""
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
+                               f"is ambiguous; reduce it to one number first (for example "
+                               f".sum()), or pass {argument} of shape {output.shape}")
+        return Tensor._make(np.ones_like(output.data))
+    grad = _lift(grad, output)
+    if grad.shape != output.shape:
+        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
+                         f"{output.shape}")
+    return grad
 
 
 def _plain_index(index):
@@ -806,32 +813,32 @@ def _accumulate(t, grad, create_graph):
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
-         grad_outputs: Tensor | Sequence[Tensor | None] | None = None,
+         grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None,
          create_graph: bool = False) -> Tensor | None | tuple[Tensor | None, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
-    An input that the outputs do not depend on gets None.
+    An input that the outputs do not depend on gets None. `grad_outputs` holds d(loss)/d(output)
+    for each output, in its shape (None for an output of one number); for a single output it
+    may be the one Tensor, array or number itself.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
         grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} "
+                           f"grad_outputs; give one (or None) per output")
     seeds = []
-    for out, g in zip(outputs, grad_outputs):
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:
             raise RuntimeError("grad: an output does not require a gradient")
-        if g is None:
-            if out.size != 1:
-                raise RuntimeError(f"grad: an output has shape {out.shape}; pass grad_outputs "
-                                   f"for it, or reduce it to one number first")
-            g = Tensor._make(np.ones_like(out.data))
-        seeds.append(_lift(g, out))
+        seeds.append(_seed(out, g, "grad", f"grad_outputs[{i}]"))
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("grad: an input does not require a gradient")
