@@ -1,6 +1,8 @@
 """Where numpy and PyTorch have a convention, Tensor keeps it: the array protocol, dtypes,
 conversions to Python numbers, the grad modes, in-place operators."""
 
+import operator
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,31 @@ def test_a_linear_layer_keeps_float32_on_integer_input():
         assert y.dtype == np.float32
         assert_allclose(y.data, np.array([1, 2, 3]) @ layer.weight.data + layer.bias.data,
                         rtol=1e-6)
+
+
+# ------------------------------------------------------------------ Python numbers, as torch
+
+
+def test_a_tensor_of_one_element_converts_to_a_python_number():
+    loss = ta.functional.cross_entropy(Tensor([[2.0, 0.5]]), np.array([0]))
+    assert float(loss) == pytest.approx(0.2014133) and isinstance(float(loss), float)
+    assert f"{loss:.3f}" == "0.201" and f"{Tensor([[2.5]]):.1f}" == "2.5"
+    assert int(Tensor(3.7)) == 3 and int(Tensor([[3]])) == 3
+    assert operator.index(Tensor(2)) == 2 and [10, 20, 30][Tensor([1])] == 20
+    assert list(range(Tensor(3))) == [0, 1, 2]
+    assert bool(Tensor([1.0])) and not bool(Tensor(0))
+    assert f"{Tensor([1.0, 2.0])}" == repr(Tensor([1.0, 2.0]))      # no format spec: as str()
+
+
+def test_a_larger_tensor_does_not_convert():
+    t = Tensor([1.0, 2.0])
+    for convert in (float, int, lambda t: f"{t:.3f}"):
+        with pytest.raises(ValueError, match=r"only a tensor of one element converts to a "
+                                             r"Python number; this one has shape \(2,\)"):
+            convert(t)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(t)
+    for t in (Tensor(1.0), Tensor([1, 2])):
+        with pytest.raises(TypeError, match=r"only an integer tensor of one element can be an "
+                                            r"index; this one is (float32|int64) of shape"):
+            operator.index(t)

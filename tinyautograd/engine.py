@@ -422,10 +422,33 @@ class Tensor:
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
 
+    # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
+    # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.
+    def _number(self, conversion):
+        if self.size != 1:
+            raise ValueError(f"{conversion}: only a tensor of one element converts to a Python "
+                             f"number; this one has shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self):
+        return float(self._number("float"))
+
+    def __int__(self):
+        return int(self._number("int"))
+
+    def __index__(self):           # range(t), a_list[t]: integers only, as for numpy's arrays
+        if self.dtype.kind not in "biu" or self.size != 1:
+            raise TypeError(f"only an integer tensor of one element can be an index; this one "
+                            f"is {self.dtype} of shape {self.shape}")
+        return int(self.data.item())
+
+    def __format__(self, spec):
+        return format(self._number("format"), spec) if spec else str(self)
+
     def __len__(self):
         return len(self.data)
 
-    def __bool__(self):
+    def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
 
     __hash__ = object.__hash__   # == is elementwise, so hash by identity
