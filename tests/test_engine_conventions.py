@@ -139,3 +139,63 @@ def test_a_larger_tensor_does_not_convert():
         with pytest.raises(TypeError, match=r"only an integer tensor of one element can be an "
                                             r"index; this one is (float32|int64) of shape"):
             operator.index(t)
+
+
+# ------------------------------------------------------------------ grad modes, as torch
+
+
+@pytest.fixture
+def restores_grad_mode():
+    yield
+    ta.set_grad_enabled(True)
+
+
+def test_set_grad_enabled_called_alone_switches_the_mode(restores_grad_mode):
+    ta.set_grad_enabled(False)
+    assert not ta.is_grad_enabled()
+    assert not (Tensor([1.0], requires_grad=True) * 2).requires_grad
+    ta.set_grad_enabled(True)
+    assert ta.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_context_restores_the_mode_it_found(restores_grad_mode):
+    with ta.set_grad_enabled(False):
+        assert not ta.is_grad_enabled()
+        with ta.set_grad_enabled(True):
+            assert ta.is_grad_enabled()
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+
+
+def test_grad_modes_as_decorators_with_and_without_parentheses(restores_grad_mode):
+    @ta.set_grad_enabled(False)
+    def off():
+        return ta.is_grad_enabled()
+
+    @ta.no_grad
+    def bare_off():
+        return ta.is_grad_enabled()
+
+    @ta.no_grad()
+    def called_off():
+        return ta.is_grad_enabled()
+
+    @ta.enable_grad
+    def on():
+        return ta.is_grad_enabled()
+
+    assert ta.is_grad_enabled()            # decorating switches nothing
+    assert off() is False and bare_off() is False and called_off() is False
+    with ta.no_grad():
+        assert on() is True
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+    assert bare_off.__name__ == "bare_off"
+
+
+def test_no_grad_takes_effect_only_when_entered(restores_grad_mode):
+    context = ta.no_grad()
+    assert ta.is_grad_enabled()
+    with context:
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()

@@ -53,8 +53,9 @@ class _Mode(threading.local):
 _mode = _Mode()
 
 
-class set_grad_enabled:
-    """Context manager (or decorator) that turns graph recording on or off inside it."""
+class _GradMode:
+    """Context manager (or decorator) that turns graph recording on or off inside it, and
+    gives back the mode it found on the way out."""
 
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
@@ -69,19 +70,38 @@ class set_grad_enabled:
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(self.mode):
+            with _GradMode(self.mode):
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-def no_grad() -> set_grad_enabled:
-    """`with no_grad():` computes without recording a graph: faster, and nothing to free."""
-    return set_grad_enabled(False)
+class set_grad_enabled(_GradMode):
+    """`set_grad_enabled(False)` turns recording off at once, as in torch; as a context manager
+    it gives back the mode it found on exit; as a decorator it only wraps the function."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        self.prev = _mode.grad_enabled
+        _mode.grad_enabled = self.mode
+
+    def __enter__(self):
+        pass                                   # switched already, by the call
+
+    def __call__(self, fn: Callable) -> Callable:
+        _mode.grad_enabled = self.prev         # a decorator switches nothing until fn runs
+        return super().__call__(fn)
 
 
-def enable_grad() -> set_grad_enabled:
-    return set_grad_enabled(True)
+def no_grad(fn: Callable | None = None) -> Any:
+    """`with no_grad():` computes without recording a graph: faster, and nothing to free.
+    Also a decorator, `@no_grad()` or `@no_grad`."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
+
+
+def enable_grad(fn: Callable | None = None) -> Any:
+    """Recording on again inside it (within no_grad); a decorator too, as no_grad."""
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
 def is_grad_enabled() -> bool:
