@@ -199,3 +199,70 @@ def test_no_grad_takes_effect_only_when_entered(restores_grad_mode):
     with context:
         assert not ta.is_grad_enabled()
     assert ta.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ x += y
+
+
+def test_augmented_assignment_under_no_grad_updates_a_parameter_in_place():
+    p = nn.Parameter(np.ones(3))
+    alias, array = p, p.data
+    p.grad = np.array([1.0, 2.0, 4.0], dtype=np.float32)
+    with ta.no_grad():
+        p -= 0.5 * p.grad
+        p += np.float64(1.0)                     # the parameter's dtype stays float32
+        p *= Tensor([2.0, 2.0, 2.0])
+        p /= 4
+    assert p is alias and type(p) is nn.Parameter and p.requires_grad
+    assert p.data is array and p.dtype == np.float32
+    assert_allclose(p.data, [0.75, 0.5, 0.0])
+
+
+def test_augmented_assignment_outside_a_graph_is_in_place_as_numpy():
+    t = Tensor([1.0, 2.0])
+    alias = t
+    t += 1
+    assert t is alias and t.data.tolist() == [2.0, 3.0]
+    i = Tensor([1, 2])
+    i *= 3
+    assert i.dtype == np.int64 and i.data.tolist() == [3, 6]
+
+
+def test_augmented_assignment_on_a_leaf_that_requires_grad_is_refused_while_recording():
+    p = nn.Parameter(np.ones(2))
+    with pytest.raises(RuntimeError, match=r"^in-place -= on a tensor that requires grad: do "
+                                           r"it under no_grad\(\), or write x = x - y$"):
+        p -= 0.5
+    assert p.data.tolist() == [1.0, 1.0]
+
+
+def test_augmented_assignment_that_must_be_recorded_makes_a_new_tensor():
+    # x = x * y, recorded: what a backward written for arrays and Tensors alike does with
+    # `d *= mask` under create_graph (torch would record it in place).
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    before = y
+    y *= x
+    assert y is not before and y.grad_fn.name == "mul"
+    y.sum().backward()
+    assert_allclose(x.grad, 4 * x.data)
+    w = Tensor([3.0], requires_grad=True)
+    total = Tensor([0.0])
+    total += w                                   # a constant plus a leaf that requires grad
+    assert total.requires_grad
+    total.backward()
+    assert w.grad.tolist() == [1.0]
+
+
+def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
+    i = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"^in-place /= cannot keep this tensor's dtype int64"):
+        i /= 2
+    for other in (np.ones((3, 2), dtype=np.int64), np.ones(3, dtype=np.int64)):
+        with pytest.raises(ta.ShapeError, match=r"^in-place \+=: shapes \(2,\) and \(3, ?2?\) "
+                                                r"do not give this tensor's shape"):
+            i += other
+    view = Tensor([1.0]).broadcast_to(2, 1)
+    with pytest.raises(ValueError, match=r"read-only"):
+        view += 1
+    assert i.data.tolist() == [1, 2]

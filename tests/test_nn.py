@@ -487,6 +487,27 @@ def test_mlp_learns_two_moons_with_plain_gradient_descent():
     assert accuracy == 1.0, f"accuracy {accuracy}, loss {loss.item()}"
 
 
+def test_a_hand_written_sgd_step_with_augmented_assignment_trains_the_model():
+    # The classic loop of a first course: `p -= lr * p.grad` changes the model's parameters
+    # in place; parameters() gives the same objects afterwards.
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    params = list(model.parameters())
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 2)))
+    y = Tensor((x.data[:, :1] * x.data[:, 1:] > 0).astype(np.float32))
+    losses = []
+    for _ in range(30):
+        loss = ((model(x) - y) ** 2).mean()
+        losses.append(loss.item())
+        model.zero_grad()
+        loss.backward()
+        with ta.no_grad():
+            for p in model.parameters():
+                p -= 0.2 * p.grad
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(a is b for a, b in zip(model.parameters(), params))
+
+
 def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():
     from tinyformer.gpt import GPT
     ta.manual_seed(0)

@@ -22,6 +22,7 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import threading
 import traceback
@@ -499,6 +500,41 @@ class Tensor:
         return ops.MatMul.apply(*_operands(other, self))
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
+    # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
+    # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
+    # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
+    # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
+    # is recorded, a leaf that requires a gradient refuses, as in torch (the step must not be
+    # differentiated); any other tensor gets a new, recorded x = x + y (torch would record the
+    # change in place), on which every backward written for arrays and Tensors alike relies
+    # (`d *= mask` under create_graph).
+    def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
+    def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
+    def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
+    def __itruediv__(self, other: Operand) -> Tensor: return self._update("/", other)
+
+    def _update(self, symbol, other):
+        in_place, recorded = _UPDATES[symbol]
+        if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
+                                   and other._requires_grad):
+            if self.grad_fn is None and self._requires_grad:
+                raise RuntimeError(f"in-place {symbol}= on a tensor that requires grad: do it "
+                                   f"under no_grad(), or write x = x {symbol} y")
+            return recorded(self, other)
+        if not self.data.flags.writeable:
+            raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
+                             f"broadcast view); write x = x {symbol} y")
+        operand = other.data if isinstance(other, Tensor) else other
+        try:
+            in_place(self.data, operand, out=self.data)
+        except TypeError as error:              # numpy's: the result's dtype would differ
+            raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
+                            f"({error}); write x = x {symbol} y") from None
+        except ValueError:                      # numpy's: the result's shape would differ
+            raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
+                             f"do not give this tensor's shape; write x = x {symbol} y") from None
+        return self
+
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
         return Tensor._make(compare(self.data, _lift(other, self).data))
@@ -632,6 +668,12 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
+
+
+_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
+    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
+    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+}
 
 
 def _seed(output, grad, caller, argument):
