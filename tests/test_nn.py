@@ -167,6 +167,31 @@ def test_module_list_indexing_append_and_names_inside_a_module():
         model.layers.append(Parameter([1.0]))
 
 
+def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
+    class Scaled(nn.Sequential):
+        def __init__(self):
+            super().__init__(nn.Linear(2, 2))
+            self.scale = Parameter(np.ones(2))
+            self.head = nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.head(super().forward(x) * self.scale)
+
+    class Tower(nn.ModuleList):
+        def __init__(self):
+            super().__init__([nn.Linear(2, 2)])
+            self.gain = Parameter(np.ones(1))
+
+    model = Scaled()
+    # as torch: the module's own parameters first, then its children's, items before the rest
+    assert [n for n, _ in model.named_parameters()] == [
+        "scale", "0.weight", "0.bias", "head.weight", "head.bias"]
+    assert list(model.state_dict()) == [n for n, _ in model.named_parameters()]
+    assert [n for n, _ in model.named_children()] == ["0", "head"]
+    assert [n for n, _ in Tower().named_parameters()] == ["gain", "0.weight", "0.bias"]
+    assert len(model) == 1 and [type(m) for m in model] == [nn.Linear]
+
+
 # ------------------------------------------------------------------ state_dict
 
 
