@@ -25,6 +25,20 @@ def test_np_array_copies_unless_told_not_to():
         np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
 
 
+def test_concat_with_axis_none_flattens_as_numpy_and_has_its_gradient():
+    a = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True, dtype=np.float64)
+    b = Tensor([10.0, 20.0, 30.0], requires_grad=True, dtype=np.float64)
+    joined = ta.concat([a, b], axis=None)
+    assert joined.shape == (7,)
+    assert_allclose(joined.data, np.concatenate([a.data, b.data], axis=None))
+    direction = np.arange(7.0)
+    joined.backward(direction)
+    assert_allclose(a.grad, direction[:4].reshape(2, 2))
+    assert_allclose(b.grad, direction[4:])
+    assert ta.gradcheck(lambda a, b: ta.concat([a, b], axis=None), a, b)
+    assert ta.gradgradcheck(lambda a, b: ta.concat([a * a, b], axis=None), a, b)
+
+
 # ------------------------------------------------------------------ dtypes, as torch promotes them
 
 # The same expression on tinyautograd and on torch: i, f, d, b are int64, float32, float64 and

@@ -711,8 +711,12 @@ def _count(shape, axis):
 # Functions of several tensors
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (numpy's concatenate)."""
+def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
+    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+    if axis is None:
+        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+        return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
     return ops.Concat.apply(*tensors, axis=axis)
 
 
