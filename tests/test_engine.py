@@ -397,6 +397,39 @@ def test_transpose_with_two_axes_points_to_swapaxes():
         Tensor(np.ones((2, 3, 4))).transpose(-2, -1)
 
 
+def test_swapaxes_out_of_range_names_the_axis_and_shape():
+    with pytest.raises(ta.ShapeError, match=r"^swapaxes: axis 5 is out of range for the 2 axes "
+                                            r"of shape \(2, 3\)$"):
+        Tensor(np.ones((2, 3))).swapaxes(0, 5)
+    assert Tensor(np.ones((2, 3))).swapaxes(0, -1).shape == (3, 2)
+
+
+def test_numpys_shape_errors_name_the_op_and_shapes_and_other_errors_pass_intact():
+    with pytest.raises(ta.ShapeError, match=r"^sum: shapes \(2, 3\): axis 5 is out of bounds"):
+        Tensor(np.ones((2, 3))).sum(axis=5)
+    with pytest.raises(ta.ShapeError, match=r"^stack: shapes \(1,\) and \(2,\): .*same shape"):
+        ta.stack([Tensor([1.0]), Tensor([1.0, 2.0])])
+    with pytest.raises(ta.ShapeError, match=r"^broadcastto: shapes \(3,\): .*\(2,4\)"):
+        Tensor(np.ones(3)).broadcast_to(2, 4)
+    with pytest.raises(ta.ShapeError, match=r"^concat: shapes \(2, 3\) and \(3, 4\): .*"
+                                            r"dimension"):
+        ta.concat([Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))], axis=1)
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers") as raised:
+        Tensor([1, 2]) ** -1
+    assert type(raised.value) is ValueError
+
+    class Checked(Function):
+        @staticmethod
+        def forward(ctx, a, b, scale):
+            if scale <= 0:
+                raise ValueError(f"checked: scale must be > 0, got {scale}")
+            return a * scale
+
+    with pytest.raises(ValueError, match=r"^checked: scale must be > 0, got -1$") as raised:
+        Checked.apply(np.ones((2, 3)), np.ones(4), scale=-1)
+    assert type(raised.value) is ValueError
+
+
 def test_cross_entropy_errors():
     logits = Tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"targets of shape \(2,\)"):

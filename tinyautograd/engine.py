@@ -265,6 +265,10 @@ class Function:
     `ctx.create_graph` is True, or its second derivative would be missing.
     """
 
+    # True for an op that broadcasts its operands together, as numpy's elementwise operations
+    # do: a ValueError in its forward, where their shapes do not broadcast, is reported so.
+    broadcasts = False
+
     @classmethod
     def name(cls) -> str:
         return cls.__name__.lower()
@@ -302,7 +306,10 @@ class Function:
         except ShapeError:
             raise
         except ValueError as error:
-            raise _shape_error(cls, inputs, error) from None
+            misfit = _shape_error(cls, inputs, error)
+            if misfit is None:                 # an op's own error, or numpy's about values
+                raise
+            raise misfit from None
         out = Tensor._make(data)
         if True in needs_input_grad:
             out._requires_grad = True
@@ -317,13 +324,26 @@ class Function:
 
 
 def _shape_error(fn, inputs, error):
-    shapes = " and ".join(str(t.shape) for t in inputs)
-    if len(inputs) > 1:
+    """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
+    operands' shapes; None when the error is not about the shapes. Its type and the shapes tell,
+    not its words: numpy's AxisError is an axis out of range, and in an op that broadcasts its
+    operands (`Function.broadcasts`), shapes that do not broadcast are what went wrong."""
+    if fn.broadcasts and len(inputs) > 1:
         try:
             np.broadcast_shapes(*(t.shape for t in inputs))
         except ValueError:
+            shapes = " and ".join(str(t.shape) for t in inputs)
             return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
                               "size must match or be 1)")
+    if isinstance(error, np.exceptions.AxisError):
+        return _misfit(fn, inputs, error)
+    return None
+
+
+def _misfit(fn, operands, error):
+    """ShapeError: the shapes of op `fn`'s operands (Tensors or arrays) do not fit, as numpy's
+    `error` says. For the ops whose numpy call fails only over shapes (reshape, concat)."""
+    shapes = " and ".join(str(t.shape) for t in operands)
     return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
 
 
@@ -584,15 +604,15 @@ class Tensor:
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
-            # No graph to record: the reshaped array is all there is. Generation reshapes each
-            # head's queries, keys and values at every token, where the op's bookkeeping
-            # would cost four times the reshape itself.
-            try:
+        try:
+            if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
+                # No graph to record: the reshaped array is all there is. Generation reshapes
+                # each head's queries, keys and values at every token, where the op's
+                # bookkeeping would cost four times the reshape itself.
                 return Tensor._make(self.data.reshape(shape))
-            except ValueError as error:
-                raise _shape_error(ops.Reshape, (self,), error) from None
-        return ops.Reshape.apply(self, shape=shape)
+            return ops.Reshape.apply(self, shape=shape)
+        except ValueError as error:              # numpy's: the sizes do not fit
+            raise _misfit(ops.Reshape, (self,), error) from None
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
@@ -616,7 +636,12 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes (torch's two-argument transpose)."""
         axes = list(range(self.ndim))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        try:
+            axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        except IndexError:
+            bad = axis1 if not -self.ndim <= axis1 < self.ndim else axis2
+            raise ShapeError(f"swapaxes: axis {bad} is out of range for the {self.ndim} axes "
+                             f"of shape {self.shape}") from None
         return ops.Transpose.apply(self, axes=tuple(axes))
 
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:

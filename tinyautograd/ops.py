@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import kernels
-from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _misfit
 
 # ---------------------------------------------------------------------------- arrays or Tensors
 # The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
@@ -103,6 +103,8 @@ def _floating(x: np.ndarray) -> np.ndarray:
 class Add(Function):
     """y = a + b;  dy/da = 1, dy/db = 1"""
 
+    broadcasts = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -114,6 +116,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -139,6 +143,8 @@ class Neg(Function):
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a"""
 
+    broadcasts = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a * b
@@ -154,6 +160,8 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -172,6 +180,8 @@ class Pow(Function):
 
     At a = 0 the formulas can give 0 * inf: b a^(b-1) where b = 0 too (y = 1 is flat there),
     and y ln a where b >= 0 (y = 0 or 1). Those derivatives are 0, as torch takes them."""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -587,7 +597,10 @@ class BroadcastTo(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        return np.broadcast_to(x, shape)
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError as error:             # numpy's: x does not broadcast to the shape
+            raise _misfit(BroadcastTo, (x,), error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -664,7 +677,10 @@ class Concat(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        return np.concatenate(xs, axis=axis)
+        try:
+            return np.concatenate(xs, axis=axis)
+        except ValueError as error:             # numpy's: the shapes do not fit together
+            raise _misfit(Concat, xs, error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -683,7 +699,10 @@ class Stack(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        return np.stack(xs, axis=axis)
+        try:
+            return np.stack(xs, axis=axis)
+        except ValueError as error:             # numpy's: the shapes do not fit together
+            raise _misfit(Stack, xs, error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -693,6 +712,8 @@ class Stack(Function):
 
 class Where(Function):
     """y = a where cond else b;  the gradient flows only to the side that was chosen"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, cond, a, b):
