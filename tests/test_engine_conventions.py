@@ -11,6 +11,24 @@ from numpy.testing import assert_allclose
 import tinyautograd as ta
 from tinyautograd import Tensor, nn
 
+# ------------------------------------------------------------------ the constructor
+
+
+def test_wrapping_a_tensor_keeps_its_dtype_as_np_asarray_does():
+    t64 = Tensor([1.0], dtype=np.float64)
+    assert Tensor(t64).dtype == np.float64 and nn.Parameter(t64).dtype == np.float64
+    assert Tensor(t64, dtype=np.float32).dtype == np.float32
+    assert Tensor(Tensor([1, 2])).dtype == np.int64
+    assert Tensor(np.zeros(2)).dtype == np.float32          # an array's floats: float32
+
+
+@pytest.mark.parametrize("data", [None, "a", ["a", "b"], {"a": 1}, [1, None]],
+                         ids=["None", "str", "strs", "dict", "ragged None"])
+def test_data_that_is_not_numbers_is_refused(data):
+    with pytest.raises(TypeError, match=r"^Tensor: the data must be numbers or booleans, got "):
+        Tensor(data)
+
+
 # ------------------------------------------------------------------ the array protocol
 
 

@@ -386,7 +386,8 @@ class Tensor:
 
     `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
     otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
-    the final dtype is used as it is, without a copy. Dtypes combine as in torch: an integer
+    the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
+    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: an integer
     tensor with a float (number or tensor) computes in the float's dtype, float32 for a number,
     and `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
     """
@@ -406,11 +407,15 @@ class Tensor:
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
                  dtype: DTypeLike = None) -> None:
         if isinstance(data, Tensor):
+            dtype = data.dtype if dtype is None else dtype
             data = data.data
-        data = np.asarray(data, dtype=dtype)
-        if dtype is None and data.dtype.kind == "f" and data.dtype != DEFAULT_DTYPE:
-            data = data.astype(DEFAULT_DTYPE)
-        self.data = data
+        array = np.asarray(data, dtype=dtype)
+        if array.dtype.kind not in "biufc":      # numpy would hold None or text as objects
+            raise TypeError(f"Tensor: the data must be numbers or booleans, got "
+                            f"{type(data).__name__} (numpy's dtype {array.dtype})")
+        if dtype is None and array.dtype.kind == "f" and array.dtype != DEFAULT_DTYPE:
+            array = array.astype(DEFAULT_DTYPE)
+        self.data = array
         if requires_grad:
             self.requires_grad = True
 
