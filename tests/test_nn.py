@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from numpy.testing import assert_array_equal
 
 import tinyautograd as ta
 from precision import to_float64
@@ -283,8 +284,21 @@ def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     assert dropout.eval()(x) is x
-    with pytest.raises(ValueError, match="p must be"):
-        nn.Dropout(1.0)
+    for p in (1.5, -0.1):
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got"):
+            nn.Dropout(p)
+
+
+def test_dropout_of_one_drops_everything_as_torch():
+    x = Tensor(np.ones((4, 5)), requires_grad=True)
+    dropout = nn.Dropout(1.0)
+    y = dropout(x)
+    assert_array_equal(y.data, torch.nn.functional.dropout(torch.ones(4, 5), 1.0).numpy())
+    assert_array_equal(y.data, np.zeros((4, 5)))
+    y.sum().backward()
+    assert_array_equal(x.grad, np.zeros((4, 5)))
+    assert dropout.eval()(x) is x
+    assert_array_equal(ta.functional.dropout_mask((3,), 1.0), np.zeros(3))
 
 
 def test_zero_grad_clears_grad_and_grad_tensor():

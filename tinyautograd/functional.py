@@ -385,10 +385,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def dropout(x: Tensor, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
-    expected value is unchanged; the identity when not training. Seeded by
-    `tinyautograd.manual_seed` or an explicit numpy `generator`."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    expected value is unchanged (p = 1: all zeros, as torch); the identity when not training.
+    Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     return x * Tensor._make(dropout_mask(x.shape, p, x.dtype, generator))
@@ -399,10 +399,10 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    keep = (generator or random.default_generator()).random(shape) >= p
-    return (keep / (1 - p)).astype(dtype)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    keep = (generator or random.default_generator()).random(shape) >= p    # none when p = 1
+    return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
 
 def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:

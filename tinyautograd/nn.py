@@ -544,12 +544,12 @@ class RMSNorm(Module):
 
 
 class Dropout(Module):
-    """While training, zero each element with probability p and scale the rest by 1/(1-p);
-    in eval mode, the identity."""
+    """While training, zero each element with probability p and scale the rest by 1/(1-p)
+    (p = 1: all zeros, as torch); in eval mode, the identity."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0.0 <= p < 1.0:     # here, not at the first forward: the error points at the model
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:    # here, not at the first forward: the error points at the model
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
