@@ -286,6 +286,31 @@ def test_grad_returns_none_for_an_unused_input_and_does_not_touch_grad():
     assert gu is None and x.grad is None
 
 
+def test_grad_takes_one_gradient_for_one_output_as_a_tensor_an_array_or_a_number():
+    x = f64(2)
+    for seed in (np.full(2, 3.0), Tensor(np.full(2, 3.0), dtype=np.float64), [np.full(2, 3.0)]):
+        np.testing.assert_allclose(ta.grad(x * 2, x, grad_outputs=seed).data, [6.0, 6.0])
+    np.testing.assert_allclose(ta.grad((x * 2).sum(), x, grad_outputs=3.0).data, [6.0, 6.0])
+    both = ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(2)])
+    np.testing.assert_allclose(both.data, [5.0, 5.0])
+
+
+def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
+    x = f64(2)
+    with pytest.raises(RuntimeError, match=r"^grad: 2 outputs but 1 grad_outputs; give one "):
+        ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2)])
+    with pytest.raises(RuntimeError, match=r"^grad: 1 outputs but 2 grad_outputs"):
+        ta.grad(x * 2, x, grad_outputs=[np.ones(2), np.ones(2)])
+    with pytest.raises(ta.ShapeError, match=r"^grad: grad_outputs\[1\] has shape \(3,\) but "
+                                            r"the output has shape \(2,\)$"):
+        ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(3)])
+    with pytest.raises(ta.ShapeError, match=r"grad_outputs\[0\] has shape \(1,\)"):
+        ta.grad(x * 2, x, grad_outputs=np.ones(1))           # not broadcast
+    with pytest.raises(RuntimeError, match=r"^grad: the output has shape \(2,\), so its "
+                                           r"gradient is ambiguous.*grad_outputs\[0\]"):
+        ta.grad(x * 2, x)
+
+
 # ------------------------------------------------------------------ anomaly detection
 
 
@@ -372,6 +397,39 @@ def test_transpose_with_two_axes_points_to_swapaxes():
         Tensor(np.ones((2, 3, 4))).transpose(-2, -1)
 
 
+def test_swapaxes_out_of_range_names_the_axis_and_shape():
+    with pytest.raises(ta.ShapeError, match=r"^swapaxes: axis 5 is out of range for the 2 axes "
+                                            r"of shape \(2, 3\)$"):
+        Tensor(np.ones((2, 3))).swapaxes(0, 5)
+    assert Tensor(np.ones((2, 3))).swapaxes(0, -1).shape == (3, 2)
+
+
+def test_numpys_shape_errors_name_the_op_and_shapes_and_other_errors_pass_intact():
+    with pytest.raises(ta.ShapeError, match=r"^sum: shapes \(2, 3\): axis 5 is out of bounds"):
+        Tensor(np.ones((2, 3))).sum(axis=5)
+    with pytest.raises(ta.ShapeError, match=r"^stack: shapes \(1,\) and \(2,\): .*same shape"):
+        ta.stack([Tensor([1.0]), Tensor([1.0, 2.0])])
+    with pytest.raises(ta.ShapeError, match=r"^broadcastto: shapes \(3,\): .*\(2,4\)"):
+        Tensor(np.ones(3)).broadcast_to(2, 4)
+    with pytest.raises(ta.ShapeError, match=r"^concat: shapes \(2, 3\) and \(3, 4\): .*"
+                                            r"dimension"):
+        ta.concat([Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))], axis=1)
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers") as raised:
+        Tensor([1, 2]) ** -1
+    assert type(raised.value) is ValueError
+
+    class Checked(Function):
+        @staticmethod
+        def forward(ctx, a, b, scale):
+            if scale <= 0:
+                raise ValueError(f"checked: scale must be > 0, got {scale}")
+            return a * scale
+
+    with pytest.raises(ValueError, match=r"^checked: scale must be > 0, got -1$") as raised:
+        Checked.apply(np.ones((2, 3)), np.ones(4), scale=-1)
+    assert type(raised.value) is ValueError
+
+
 def test_cross_entropy_errors():
     logits = Tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"targets of shape \(2,\)"):
@@ -442,6 +500,42 @@ def test_custom_function_with_wrong_number_of_gradients():
         Bad.apply(f64(2), f64(2)).sum().backward()
 
 
+def returning(make_gradient):
+    """A custom op y = 2x whose backward returns make_gradient(grad)."""
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return make_gradient(grad)
+
+    return Doubled
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("make_gradient, shape", [
+    (lambda g: 2 * g.T, r"\(2, 3\)"),               # transposed: the input's size, scrambled
+    (lambda g: 2 * g.reshape(-1), r"\(6,\)"),       # flattened
+    (lambda g: 2 * g[:2], r"\(2, 2\)"),             # too few rows
+], ids=["transposed", "flattened", "too few rows"])
+def test_a_backward_returning_a_gradient_of_the_wrong_shape_is_refused(make_gradient, shape,
+                                                                       create_graph):
+    x = f64(3, 2)
+    y = returning(make_gradient).apply(x)
+    with pytest.raises(RuntimeError, match=rf"^doubled\.backward returned an invalid gradient "
+                                           rf"of shape {shape} for an input of shape \(3, 2\)"):
+        ta.grad(y.sum(), [x], create_graph=create_graph)
+
+
+def test_a_backward_may_return_a_gradient_in_a_shape_the_input_broadcasts_to():
+    x = f64(3, 1)
+    y = returning(lambda g: 2 * g + np.zeros((4, 3, 2))).apply(x)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.full((3, 1), 2.0 * 4 * 2))
+
+
 def test_graph_is_introspectable_for_drawing():
     x = f64(2)
     y = (x * 2).exp()
@@ -470,6 +564,24 @@ def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
                                                 r"analytic .*, numeric"):
         ta.gradcheck(WrongSquare.apply, x)
     assert ta.gradcheck(WrongSquare.apply, x, raise_exception=False) is False
+
+
+def test_gradcheck_fails_a_nan_gradient():
+    class NanSquare(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.operands
+            return grad * 2 * x / (x != 0)     # nan at 0, where 2x is 0
+
+    x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(ta.GradcheckError, match=r"index \(0,\): analytic nan"):
+            ta.gradcheck(NanSquare.apply, x)
+        assert ta.gradcheck(NanSquare.apply, x, raise_exception=False) is False
 
 
 def test_gradcheck_wants_float64():

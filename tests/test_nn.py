@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from numpy.testing import assert_array_equal
 
 import tinyautograd as ta
 from precision import to_float64
@@ -167,6 +168,31 @@ def test_module_list_indexing_append_and_names_inside_a_module():
         model.layers.append(Parameter([1.0]))
 
 
+def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
+    class Scaled(nn.Sequential):
+        def __init__(self):
+            super().__init__(nn.Linear(2, 2))
+            self.scale = Parameter(np.ones(2))
+            self.head = nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.head(super().forward(x) * self.scale)
+
+    class Tower(nn.ModuleList):
+        def __init__(self):
+            super().__init__([nn.Linear(2, 2)])
+            self.gain = Parameter(np.ones(1))
+
+    model = Scaled()
+    # as torch: the module's own parameters first, then its children's, items before the rest
+    assert [n for n, _ in model.named_parameters()] == [
+        "scale", "0.weight", "0.bias", "head.weight", "head.bias"]
+    assert list(model.state_dict()) == [n for n, _ in model.named_parameters()]
+    assert [n for n, _ in model.named_children()] == ["0", "head"]
+    assert [n for n, _ in Tower().named_parameters()] == ["gain", "0.weight", "0.bias"]
+    assert len(model) == 1 and [type(m) for m in model] == [nn.Linear]
+
+
 # ------------------------------------------------------------------ state_dict
 
 
@@ -258,8 +284,21 @@ def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     assert dropout.eval()(x) is x
-    with pytest.raises(ValueError, match="p must be"):
-        nn.Dropout(1.0)
+    for p in (1.5, -0.1):
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got"):
+            nn.Dropout(p)
+
+
+def test_dropout_of_one_drops_everything_as_torch():
+    x = Tensor(np.ones((4, 5)), requires_grad=True)
+    dropout = nn.Dropout(1.0)
+    y = dropout(x)
+    assert_array_equal(y.data, torch.nn.functional.dropout(torch.ones(4, 5), 1.0).numpy())
+    assert_array_equal(y.data, np.zeros((4, 5)))
+    y.sum().backward()
+    assert_array_equal(x.grad, np.zeros((4, 5)))
+    assert dropout.eval()(x) is x
+    assert_array_equal(ta.functional.dropout_mask((3,), 1.0), np.zeros(3))
 
 
 def test_zero_grad_clears_grad_and_grad_tensor():
@@ -485,6 +524,27 @@ def test_mlp_learns_two_moons_with_plain_gradient_descent():
             p.data -= 0.5 * p.grad
     accuracy = (model(x).data.argmax(axis=1) == labels).mean()
     assert accuracy == 1.0, f"accuracy {accuracy}, loss {loss.item()}"
+
+
+def test_a_hand_written_sgd_step_with_augmented_assignment_trains_the_model():
+    # The classic loop of a first course: `p -= lr * p.grad` changes the model's parameters
+    # in place; parameters() gives the same objects afterwards.
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    params = list(model.parameters())
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 2)))
+    y = Tensor((x.data[:, :1] * x.data[:, 1:] > 0).astype(np.float32))
+    losses = []
+    for _ in range(30):
+        loss = ((model(x) - y) ** 2).mean()
+        losses.append(loss.item())
+        model.zero_grad()
+        loss.backward()
+        with ta.no_grad():
+            for p in model.parameters():
+                p -= 0.2 * p.grad
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(a is b for a, b in zip(model.parameters(), params))
 
 
 def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():

@@ -113,6 +113,80 @@ def test_cross_entropy_with_huge_logits_is_finite():
     assert_allclose(x[0].grad, t[0].grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(label_smoothing):
+    # A batch of padding only: torch's loss is 0/0 = nan, but its gradient is 0, so that one
+    # such batch does not fill every parameter with NaN. Second order too.
+    logits = np.random.default_rng(0).standard_normal((2, 3, 4))
+    targets = np.full((2, 3), -100)
+    x, t = both([logits])
+    loss = ta.functional.cross_entropy(x[0], targets, ignore_index=-100,
+                                       label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(t[0].reshape(-1, 4),
+                                                 torch.tensor(targets).reshape(-1),
+                                                 ignore_index=-100,
+                                                 label_smoothing=label_smoothing)
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    (grad,) = ta.grad(loss, [x[0]], create_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected, [t[0]])
+    assert_array_equal(grad.data, expected_grad.numpy())
+    assert_array_equal(grad.data, np.zeros(logits.shape))
+    (curvature,) = ta.grad((grad * grad).sum() + grad.sum(), [x[0]])
+    assert_array_equal(curvature.data, np.zeros(logits.shape))
+
+
+def pow_grid():
+    """Every pair (a, b) of a few bases, 0 among them, and exponents, as two flat arrays."""
+    a, b = np.meshgrid([0.0, 2.0, -2.0], [0.0, 0.5, 1.0, 2.0, 3.0, -1.0])
+    return a.ravel(), b.ravel()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # 0 ** -1 and (-2) ** 0.5
+def test_pow_gradients_at_a_zero_base_are_torchs():
+    # b a^(b-1) at a = b = 0 is 0 * inf, and y ln a at a = 0 is 0 * -inf (b > 0) or 1 * -inf
+    # (b = 0): torch takes 0 for all three (a^0 = 1 is flat; 0^b is 0 or 1 for every b >= 0).
+    (a, b), (ta_, tb) = both(pow_grid())
+    grads = ta.grad((a ** b).sum(), [a, b])
+    expected = torch.autograd.grad((ta_ ** tb).sum(), [ta_, tb])
+    for ours, theirs in zip(grads, expected):
+        assert_allclose(ours.data, theirs.numpy(), rtol=RTOL)      # nan and inf where torch's
+    zeros = (a.data == 0) & (b.data == 0)
+    assert (grads[0].data[zeros] == 0).all() and (grads[1].data[(a.data == 0) & (b.data >= 0)]
+                                                   == 0).all()
+    # a constant exponent or a constant base, as torch's pow(tensor, number) and
+    # pow(number, tensor)
+    x, t = both([[0.0, 1.5, -2.0]])
+    for exponent in (0.0, 2.0):
+        (ours,) = ta.grad((x[0] ** exponent).sum(), x)
+        (theirs,) = torch.autograd.grad((t[0] ** exponent).sum(), t)
+        assert_array_equal(ours.data, theirs.numpy())
+    e, t = both([[0.0, 0.5, 2.0]])
+    (ours,) = ta.grad((0.0 ** e[0]).sum(), e)
+    (theirs,) = torch.autograd.grad((0.0 ** t[0]).sum(), t)
+    assert_array_equal(ours.data, theirs.numpy())
+
+
+def test_pow_at_a_zero_base_is_twice_differentiable():
+    # x ** n at x = 0 for a constant n: smooth, so finite differences hold, and no 0 * inf
+    # reaches the second derivative (torch's is nan for x ** tensor(0.)).
+    x = Tensor([0.0, 1.5, -2.0], requires_grad=True, dtype=np.float64)
+    for n in (0.0, 1.0, 2.0, 3.0):
+        assert ta.gradcheck(lambda x, n=n: x ** n, x)
+        assert ta.gradgradcheck(lambda x, n=n: x ** n, x)
+    (slope,) = ta.grad((x ** 0.0).sum(), [x], create_graph=True)
+    (curvature,) = ta.grad(slope.sum(), [x])
+    assert_array_equal(curvature.data, np.zeros(3))
+    # with both a and b variable, at a = 0: d2y/da2 and d2y/da db are torch's where it has
+    # numbers (b = 1, 2, 3)
+    values = np.array([0.0, 0.0, 0.0]), np.array([1.0, 2.0, 3.0])
+    (a, b), (ta_, tb) = both(values)
+    slope_a, _ = ta.grad((a ** b).sum(), [a, b], create_graph=True)
+    slope_ta, _ = torch.autograd.grad((ta_ ** tb).sum(), [ta_, tb], create_graph=True)
+    for ours, theirs in zip(ta.grad(slope_a.sum(), [a, b]),
+                            torch.autograd.grad(slope_ta.sum(), [ta_, tb])):
+        assert_allclose(ours.data, theirs.numpy(), rtol=RTOL)
+
+
 # ------------------------------------------------------------------------------ operands
 
 

@@ -174,6 +174,29 @@ def test_bad_parameter_lists_are_refused():
         SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda p: SGD(p, lr=-0.1), r"^SGD: lr must be >= 0, got -0.1$"),
+    (lambda p: SGD(p, lr=math.nan), r"^SGD: lr must be >= 0, got nan$"),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.5), r"^SGD: momentum must be >= 0"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1.0), r"^SGD: weight_decay must be >= 0"),
+    (lambda p: Adam(p, lr=-1e-3), r"^Adam: lr must be >= 0"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), r"^Adam: betas\[0\] must be in \[0, 1\), got 1.0$"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), r"^Adam: betas\[1\] must be in \[0, 1\)"),
+    (lambda p: AdamW(p, eps=-1e-8), r"^AdamW: eps must be >= 0"),
+    (lambda p: AdamW(p, weight_decay=-0.01), r"^AdamW: weight_decay must be >= 0"),
+    (lambda p: Adam([{"params": p, "lr": -1.0}]), r"^Adam: lr must be >= 0"),   # a group's own
+])
+def test_hyperparameters_out_of_range_are_refused_as_torch_refuses_them(make, says):
+    with pytest.raises(ValueError, match=says):
+        make([Tensor(np.zeros(3), requires_grad=True)])
+
+
+def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
+    p = [Tensor(np.zeros(3), requires_grad=True)]
+    SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)
+    Adam(p, lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
+
+
 # ---------------------------------------------------------------------------- state dicts
 
 

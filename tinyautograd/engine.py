@@ -22,6 +22,7 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import threading
 import traceback
@@ -53,8 +54,9 @@ class _Mode(threading.local):
 _mode = _Mode()
 
 
-class set_grad_enabled:
-    """Context manager (or decorator) that turns graph recording on or off inside it."""
+class _GradMode:
+    """Context manager (or decorator) that turns graph recording on or off inside it, and
+    gives back the mode it found on the way out."""
 
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
@@ -69,19 +71,38 @@ class set_grad_enabled:
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(self.mode):
+            with _GradMode(self.mode):
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-def no_grad() -> set_grad_enabled:
-    """`with no_grad():` computes without recording a graph: faster, and nothing to free."""
-    return set_grad_enabled(False)
+class set_grad_enabled(_GradMode):
+    """`set_grad_enabled(False)` turns recording off at once, as in torch; as a context manager
+    it gives back the mode it found on exit; as a decorator it only wraps the function."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        self.prev = _mode.grad_enabled
+        _mode.grad_enabled = self.mode
+
+    def __enter__(self):
+        pass                                   # switched already, by the call
+
+    def __call__(self, fn: Callable) -> Callable:
+        _mode.grad_enabled = self.prev         # a decorator switches nothing until fn runs
+        return super().__call__(fn)
 
 
-def enable_grad() -> set_grad_enabled:
-    return set_grad_enabled(True)
+def no_grad(fn: Callable | None = None) -> Any:
+    """`with no_grad():` computes without recording a graph: faster, and nothing to free.
+    Also a decorator, `@no_grad()` or `@no_grad`."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
+
+
+def enable_grad(fn: Callable | None = None) -> Any:
+    """Recording on again inside it (within no_grad); a decorator too, as no_grad."""
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
 def is_grad_enabled() -> bool:
@@ -244,6 +265,10 @@ class Function:
     `ctx.create_graph` is True, or its second derivative would be missing.
     """
 
+    # True for an op that broadcasts its operands together, as numpy's elementwise operations
+    # do: a ValueError in its forward, where their shapes do not broadcast, is reported so.
+    broadcasts = False
+
     @classmethod
     def name(cls) -> str:
         return cls.__name__.lower()
@@ -281,7 +306,10 @@ class Function:
         except ShapeError:
             raise
         except ValueError as error:
-            raise _shape_error(cls, inputs, error) from None
+            misfit = _shape_error(cls, inputs, error)
+            if misfit is None:                 # an op's own error, or numpy's about values
+                raise
+            raise misfit from None
         out = Tensor._make(data)
         if True in needs_input_grad:
             out._requires_grad = True
@@ -296,13 +324,26 @@ class Function:
 
 
 def _shape_error(fn, inputs, error):
-    shapes = " and ".join(str(t.shape) for t in inputs)
-    if len(inputs) > 1:
+    """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
+    operands' shapes; None when the error is not about the shapes. Its type and the shapes tell,
+    not its words: numpy's AxisError is an axis out of range, and in an op that broadcasts its
+    operands (`Function.broadcasts`), shapes that do not broadcast are what went wrong."""
+    if fn.broadcasts and len(inputs) > 1:
         try:
             np.broadcast_shapes(*(t.shape for t in inputs))
         except ValueError:
+            shapes = " and ".join(str(t.shape) for t in inputs)
             return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
                               "size must match or be 1)")
+    if isinstance(error, np.exceptions.AxisError):
+        return _misfit(fn, inputs, error)
+    return None
+
+
+def _misfit(fn, operands, error):
+    """ShapeError: the shapes of op `fn`'s operands (Tensors or arrays) do not fit, as numpy's
+    `error` says. For the ops whose numpy call fails only over shapes (reshape, concat)."""
+    shapes = " and ".join(str(t.shape) for t in operands)
     return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
 
 
@@ -321,12 +362,34 @@ def _lift(value, like):
     return Tensor(value)
 
 
+def _operands(a, b):
+    """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
+    dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
+    boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
+    make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
+    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.)"""
+    if not isinstance(b, Tensor):
+        b = _lift(b, a)
+    elif not isinstance(a, Tensor):
+        a = _lift(a, b)
+    if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
+        a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
+        if a_floats and not b_floats:               # an integer tensor never requires a grad:
+            b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
+        elif b_floats and not a_floats:
+            a = Tensor._make(a.data.astype(b.dtype))
+    return a, b
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
     `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
     otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
-    the final dtype is used as it is, without a copy.
+    the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
+    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: an integer
+    tensor with a float (number or tensor) computes in the float's dtype, float32 for a number,
+    and `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
     """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
@@ -344,11 +407,15 @@ class Tensor:
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
                  dtype: DTypeLike = None) -> None:
         if isinstance(data, Tensor):
+            dtype = data.dtype if dtype is None else dtype
             data = data.data
-        data = np.asarray(data, dtype=dtype)
-        if dtype is None and data.dtype.kind == "f" and data.dtype != DEFAULT_DTYPE:
-            data = data.astype(DEFAULT_DTYPE)
-        self.data = data
+        array = np.asarray(data, dtype=dtype)
+        if array.dtype.kind not in "biufc":      # numpy would hold None or text as objects
+            raise TypeError(f"Tensor: the data must be numbers or booleans, got "
+                            f"{type(data).__name__} (numpy's dtype {array.dtype})")
+        if dtype is None and array.dtype.kind == "f" and array.dtype != DEFAULT_DTYPE:
+            array = array.astype(DEFAULT_DTYPE)
+        self.data = array
         if requires_grad:
             self.requires_grad = True
 
@@ -397,12 +464,37 @@ class Tensor:
         return Tensor._make(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
+        # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
+        return np.array(self.data, dtype=dtype, copy=copy)
+
+    # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
+    # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.
+    def _number(self, conversion):
+        if self.size != 1:
+            raise ValueError(f"{conversion}: only a tensor of one element converts to a Python "
+                             f"number; this one has shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self):
+        return float(self._number("float"))
+
+    def __int__(self):
+        return int(self._number("int"))
+
+    def __index__(self):           # range(t), a_list[t]: integers only, as for numpy's arrays
+        if self.dtype.kind not in "biu" or self.size != 1:
+            raise TypeError(f"only an integer tensor of one element can be an index; this one "
+                            f"is {self.dtype} of shape {self.shape}")
+        return int(self.data.item())
+
+    def __format__(self, spec):
+        return format(self._number("format"), spec) if spec else str(self)
 
     def __len__(self):
         return len(self.data)
 
-    def __bool__(self):
+    def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
 
     __hash__ = object.__hash__   # == is elementwise, so hash by identity
@@ -417,21 +509,56 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(self, _lift(other, self))
-    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(_lift(other, self), self)
-    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(self, _lift(other, self))
-    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(_lift(other, self), self)
-    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(self, _lift(other, self))
-    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(_lift(other, self), self)
-    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(self, _lift(other, self))
-    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(_lift(other, self), self)
-    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(self, _lift(other, self))
-    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(_lift(other, self), self)
+    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(self, other))
+    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(other, self))
+    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(self, other))
+    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(other, self))
+    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(self, other))
+    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(other, self))
+    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(self, other))
+    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(other, self))
+    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(self, other))
+    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(other, self))
     def __matmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(self, _lift(other, self))
+        return ops.MatMul.apply(*_operands(self, other))
     def __rmatmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(_lift(other, self), self)
+        return ops.MatMul.apply(*_operands(other, self))
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+
+    # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
+    # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
+    # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
+    # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
+    # is recorded, a leaf that requires a gradient refuses, as in torch (the step must not be
+    # differentiated); any other tensor gets a new, recorded x = x + y (torch would record the
+    # change in place), on which every backward written for arrays and Tensors alike relies
+    # (`d *= mask` under create_graph).
+    def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
+    def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
+    def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
+    def __itruediv__(self, other: Operand) -> Tensor: return self._update("/", other)
+
+    def _update(self, symbol, other):
+        in_place, recorded = _UPDATES[symbol]
+        if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
+                                   and other._requires_grad):
+            if self.grad_fn is None and self._requires_grad:
+                raise RuntimeError(f"in-place {symbol}= on a tensor that requires grad: do it "
+                                   f"under no_grad(), or write x = x {symbol} y")
+            return recorded(self, other)
+        if not self.data.flags.writeable:
+            raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
+                             f"broadcast view); write x = x {symbol} y")
+        operand = other.data if isinstance(other, Tensor) else other
+        try:
+            in_place(self.data, operand, out=self.data)
+        except TypeError as error:              # numpy's: the result's dtype would differ
+            raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
+                            f"({error}); write x = x {symbol} y") from None
+        except ValueError:                      # numpy's: the result's shape would differ
+            raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
+                             f"do not give this tensor's shape; write x = x {symbol} y") from None
+        return self
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
@@ -482,15 +609,15 @@ class Tensor:
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
-            # No graph to record: the reshaped array is all there is. Generation reshapes each
-            # head's queries, keys and values at every token, where the op's bookkeeping
-            # would cost four times the reshape itself.
-            try:
+        try:
+            if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
+                # No graph to record: the reshaped array is all there is. Generation reshapes
+                # each head's queries, keys and values at every token, where the op's
+                # bookkeeping would cost four times the reshape itself.
                 return Tensor._make(self.data.reshape(shape))
-            except ValueError as error:
-                raise _shape_error(ops.Reshape, (self,), error) from None
-        return ops.Reshape.apply(self, shape=shape)
+            return ops.Reshape.apply(self, shape=shape)
+        except ValueError as error:              # numpy's: the sizes do not fit
+            raise _misfit(ops.Reshape, (self,), error) from None
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
@@ -514,7 +641,12 @@ class Tensor:
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes (torch's two-argument transpose)."""
         axes = list(range(self.ndim))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        try:
+            axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        except IndexError:
+            bad = axis1 if not -self.ndim <= axis1 < self.ndim else axis2
+            raise ShapeError(f"swapaxes: axis {bad} is out of range for the {self.ndim} axes "
+                             f"of shape {self.shape}") from None
         return ops.Transpose.apply(self, axes=tuple(axes))
 
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
@@ -540,16 +672,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require a gradient: no input of "
                                "its computation had requires_grad=True (or it ran in no_grad)")
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward: the output has shape {self.shape}, so its "
-                                   f"gradient is ambiguous; reduce it to one number first (for "
-                                   f"example .sum()), or pass grad= of shape {self.shape}")
-            grad = Tensor._make(np.ones_like(self.data))
-        grad = _lift(grad, self)
-        if grad.shape != self.shape:
-            raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape "
-                             f"{self.shape}")
+        grad = _seed(self, grad, "backward", "grad")
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
                       else retain_graph, create_graph=create_graph)
 
@@ -577,6 +700,28 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
+_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
+    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
+    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+}
+
+
+def _seed(output, grad, caller, argument):
+    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
+    output's dtype, checked against its shape; or 1 for an output of one number."""
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
+                               f"is ambiguous; reduce it to one number first (for example "
+                               f".sum()), or pass {argument} of shape {output.shape}")
+        return Tensor._make(np.ones_like(output.data))
+    grad = _lift(grad, output)
+    if grad.shape != output.shape:
+        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
+                         f"{output.shape}")
+    return grad
+
+
 def _plain_index(index):
     """Tensors inside an index become their arrays."""
     if isinstance(index, tuple):
@@ -596,8 +741,12 @@ def _count(shape, axis):
 # Functions of several tensors
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (numpy's concatenate)."""
+def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
+    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+    if axis is None:
+        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+        return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
     return ops.Concat.apply(*tensors, axis=axis)
 
 
@@ -610,8 +759,9 @@ def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike
     """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
     side was chosen."""
     cond = cond if isinstance(cond, Tensor) else Tensor(cond)
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
-    return ops.Where.apply(np.asarray(cond.data, dtype=bool), _lift(a, like), _lift(b, like))
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    return ops.Where.apply(np.asarray(cond.data, dtype=bool), *_operands(a, b))
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,10 +794,16 @@ def _topological_order(roots):
     return order
 
 
-def _sum_to(grad, shape):
+def _sum_to(grad, shape, op):
     """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
-    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array."""
+    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
+    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
+    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
     lead = grad.ndim - len(shape)
+    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
+        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
+                           f"for an input of shape {shape}: it must have the input's shape, or "
+                           f"one the input broadcasts to")
     axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
                                       if size == 1 and grad.shape[lead + i] != 1)
     if axes:
@@ -729,7 +885,7 @@ def _input_grads(node, grad, create_graph):
                     f"rather than .data, so that it works on Tensors too")
         else:
             g = g.data if isinstance(g, Tensor) else np.asarray(g)
-        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape))
+        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape, node.name))
     return shaped
 
 
@@ -776,32 +932,32 @@ def _accumulate(t, grad, create_graph):
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
-         grad_outputs: Tensor | Sequence[Tensor | None] | None = None,
+         grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None,
          create_graph: bool = False) -> Tensor | None | tuple[Tensor | None, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
-    An input that the outputs do not depend on gets None.
+    An input that the outputs do not depend on gets None. `grad_outputs` holds d(loss)/d(output)
+    for each output, in its shape (None for an output of one number); for a single output it
+    may be the one Tensor, array or number itself.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
         grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} "
+                           f"grad_outputs; give one (or None) per output")
     seeds = []
-    for out, g in zip(outputs, grad_outputs):
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:
             raise RuntimeError("grad: an output does not require a gradient")
-        if g is None:
-            if out.size != 1:
-                raise RuntimeError(f"grad: an output has shape {out.shape}; pass grad_outputs "
-                                   f"for it, or reduce it to one number first")
-            g = Tensor._make(np.ones_like(out.data))
-        seeds.append(_lift(g, out))
+        seeds.append(_seed(out, g, "grad", f"grad_outputs[{i}]"))
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("grad: an input does not require a gradient")

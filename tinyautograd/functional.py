@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import Function, ShapeError, Tensor, _lift
+from .engine import Function, ShapeError, Tensor, _lift, _operands
 from .ops import exp, row_sum, sqrt
 
 # ---------------------------------------------------------------------------- cross-entropy
@@ -44,11 +44,12 @@ class CrossEntropy(Function):
         count = len(targets) if keep is None else int(keep.sum())
         total = nll.sum() if keep is None else nll[keep].sum()
         # What backward needs: log p, and the weight of each row in the mean (1/count, or 0
-        # for an ignored row), which is a constant.
+        # for an ignored row), which is a constant. With every row ignored, the loss is 0/0 =
+        # nan and the gradient 0, as torch's: every weight is 0 (max: not 0/0 = nan).
         ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
-        with np.errstate(divide="ignore", invalid="ignore"):   # all ignored: 0/0 = nan, as torch
-            ctx.row_weight = (np.float64(1.0) / count if keep is None
-                              else (keep / count)[:, None]).astype(logits.dtype)
+        ctx.row_weight = (np.float64(1.0) / max(count, 1) if keep is None
+                          else (keep / max(count, 1))[:, None]).astype(logits.dtype)
+        with np.errstate(invalid="ignore"):
             return np.asarray(total / count, dtype=logits.dtype)
 
     @staticmethod
@@ -372,7 +373,10 @@ def softcap(x: Tensor, cap: float) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
     product, with the bias added in place) rather than a MatMul and an Add."""
-    return x @ weight if bias is None else ops.Linear.apply(x, weight, bias)
+    if bias is None:
+        return x @ weight
+    x, weight = _operands(x, weight)     # as for x @ weight: an integer x computes in float32
+    return ops.Linear.apply(x, weight, bias)
 
 
 # ---------------------------------------------------------------------------- the rest
@@ -381,10 +385,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def dropout(x: Tensor, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
-    expected value is unchanged; the identity when not training. Seeded by
-    `tinyautograd.manual_seed` or an explicit numpy `generator`."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    expected value is unchanged (p = 1: all zeros, as torch); the identity when not training.
+    Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     return x * Tensor._make(dropout_mask(x.shape, p, x.dtype, generator))
@@ -395,10 +399,10 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    keep = (generator or random.default_generator()).random(shape) >= p
-    return (keep / (1 - p)).astype(dtype)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    keep = (generator or random.default_generator()).random(shape) >= p    # none when p = 1
+    return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
 
 def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:

@@ -64,6 +64,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6, ato
             flat[j] = saved
             numeric.reshape(-1)[j] = (up - down) / (2 * eps)
         error = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
+        error = np.where(np.isnan(error), np.inf, error)   # a NaN either side: the worst misfit
         if error.size and error.max() > 0:
             worst = np.unravel_index(np.argmax(error), x.shape)
             message = (f"gradcheck: gradient of input {i} (shape {x.shape}) is wrong at index "

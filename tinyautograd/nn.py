@@ -130,16 +130,7 @@ class Module:
         """(name, value) for every Parameter and Module this module holds directly: its
         attributes in the order they were set, and the items of lists, tuples and dicts among
         them, named `attribute.index` or `attribute.key`. Anything else is not learned state."""
-        for name, value in vars(self).items():
-            if isinstance(value, (list, tuple)):
-                items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
-            elif isinstance(value, dict):
-                items = [(f"{name}.{key}", item) for key, item in value.items()]
-            else:
-                items = [(name, value)]
-            for item_name, item in items:
-                if isinstance(item, (Parameter, Module)):
-                    yield item_name, item
+        return _learned(vars(self).items())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) for each Module held directly, as in `blocks.0`."""
@@ -270,6 +261,20 @@ class Module:
         return "\n".join(lines)
 
 
+def _learned(attributes):
+    """The (name, value) pairs among `attributes` that hold learned state (Module._members)."""
+    for name, value in attributes:
+        if isinstance(value, (list, tuple)):
+            items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
+        elif isinstance(value, dict):
+            items = [(f"{name}.{key}", item) for key, item in value.items()]
+        else:
+            items = [(name, value)]
+        for item_name, item in items:
+            if isinstance(item, (Parameter, Module)):
+                yield item_name, item
+
+
 def _params_comment(count):
     """'  # 1,234 params'; nothing for a module without parameters, where it would be noise."""
     if count == 0:
@@ -291,9 +296,11 @@ class ModuleList(Module):
             self.append(module)
 
     def _members(self):
-        # The items, named by position, stand in for the attributes.
+        # The items, named by position; then whatever else a subclass holds (a scale, a head).
         for i, module in enumerate(self._modules):
             yield str(i), module
+        yield from _learned((name, value) for name, value in vars(self).items()
+                            if name != "_modules")
 
     def append(self, module: Module) -> ModuleList:
         if not isinstance(module, Module):
@@ -537,12 +544,12 @@ class RMSNorm(Module):
 
 
 class Dropout(Module):
-    """While training, zero each element with probability p and scale the rest by 1/(1-p);
-    in eval mode, the identity."""
+    """While training, zero each element with probability p and scale the rest by 1/(1-p)
+    (p = 1: all zeros, as torch); in eval mode, the identity."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0.0 <= p < 1.0:     # here, not at the first forward: the error points at the model
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:    # here, not at the first forward: the error points at the model
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import kernels
-from .engine import Function, ShapeError, Tensor
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _misfit
 
 # ---------------------------------------------------------------------------- arrays or Tensors
 # The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
@@ -91,11 +91,19 @@ def index_add(x: Array, index: Any, shape: tuple[int, ...]) -> Array:
         return IndexAdd.apply(x, index=index, shape=shape)
     return _scatter_add(x, index, shape)
 
+
+def _floating(x: np.ndarray) -> np.ndarray:
+    """x, or an integer or boolean x as the default float: the ops whose results are fractions
+    (`/`, exp, sigmoid, softmax...) give float32 from integers, as torch's do (numpy's float64)."""
+    return x if x.dtype.kind in "fc" else x.astype(DEFAULT_DTYPE)
+
 # ---------------------------------------------------------------------------- arithmetic
 
 
 class Add(Function):
     """y = a + b;  dy/da = 1, dy/db = 1"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -108,6 +116,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -133,6 +143,8 @@ class Neg(Function):
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a"""
 
+    broadcasts = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a * b
@@ -149,9 +161,11 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b"""
 
+    broadcasts = True
+
     @staticmethod
     def forward(ctx, a, b):
-        return a / b
+        return _floating(a) / _floating(b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -162,7 +176,12 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)"""
+    """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)
+
+    At a = 0 the formulas can give 0 * inf: b a^(b-1) where b = 0 too (y = 1 is flat there),
+    and y ln a where b >= 0 (y = 0 or 1). Those derivatives are 0, as torch takes them."""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -171,9 +190,23 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.operands
-        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        grad_b = grad * ctx.result * log(a) if ctx.needs_input_grad[1] else None
+        base, exponent = ctx.inputs[0].data, ctx.inputs[1].data      # constants, for masks
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = grad * b * _one_where(a, (base == 0) & (exponent == 0)) ** (b - 1)
+        if ctx.needs_input_grad[1]:
+            grad_b = grad * ctx.result * log(_one_where(a, (base == 0) & (exponent >= 0)))
         return grad_a, grad_b
+
+
+def _one_where(a, mask):
+    """a with 1 in place of the masked zeros of Pow's base: then b 1^(b-1) = b = 0 and ln 1 = 0
+    there, the derivatives torch gives, and the derivatives of these, under create_graph, are
+    finite too (a where() after the product would keep the NaN in them). Where no zero is
+    masked, a itself: the usual graph is unchanged."""
+    if not mask.any():
+        return a
+    return where(mask, np.ones((), a.dtype), a)
 
 
 class MatMul(Function):
@@ -274,7 +307,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.exp(x)
+        return np.exp(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -286,7 +319,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.log(x)
+        return np.log(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -299,7 +332,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.sqrt(x)
+        return np.sqrt(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -311,7 +344,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return np.tanh(x)
+        return np.tanh(_floating(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -325,6 +358,7 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         # Two branches so that e^(-x) never overflows: for x < 0 use e^x / (1 + e^x).
+        x = _floating(x)
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -381,6 +415,7 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = _floating(x)
         # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
         # as written here (to try an edit of them).
         if kernels.usable(x):
@@ -499,6 +534,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        x = _floating(x)
         e = np.exp(x - x.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 
@@ -514,6 +550,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        x = _floating(x)
         shifted = x - x.max(axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -560,7 +597,10 @@ class BroadcastTo(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        return np.broadcast_to(x, shape)
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError as error:             # numpy's: x does not broadcast to the shape
+            raise _misfit(BroadcastTo, (x,), error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -637,7 +677,10 @@ class Concat(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        return np.concatenate(xs, axis=axis)
+        try:
+            return np.concatenate(xs, axis=axis)
+        except ValueError as error:             # numpy's: the shapes do not fit together
+            raise _misfit(Concat, xs, error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -656,7 +699,10 @@ class Stack(Function):
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        return np.stack(xs, axis=axis)
+        try:
+            return np.stack(xs, axis=axis)
+        except ValueError as error:             # numpy's: the shapes do not fit together
+            raise _misfit(Stack, xs, error) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -666,6 +712,8 @@ class Stack(Function):
 
 class Where(Function):
     """y = a where cond else b;  the gradient flows only to the side that was chosen"""
+
+    broadcasts = True
 
     @staticmethod
     def forward(ctx, cond, a, b):

@@ -69,6 +69,7 @@ class Optimizer:
     def add_param_group(self, group: dict) -> None:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
+        _check_options(type(self).__name__, group)
         group["params"] = list(group["params"])
         seen = {id(p) for p in self._all_params()}
         for p in group["params"]:
@@ -170,6 +171,17 @@ class Optimizer:
                 state[key] = value
             if state:
                 self.state[id(p)] = state
+
+
+def _check_options(optimizer, group):
+    """Refuse the options torch refuses: a negative lr, momentum, weight decay or eps (NaN
+    too), a beta outside [0, 1). A typo there would train silently in the wrong direction."""
+    for option in ("lr", "momentum", "weight_decay", "eps"):
+        if option in group and not group[option] >= 0:
+            raise ValueError(f"{optimizer}: {option} must be >= 0, got {group[option]}")
+    for i, beta in enumerate(group.get("betas", ())):
+        if not 0 <= beta < 1:
+            raise ValueError(f"{optimizer}: betas[{i}] must be in [0, 1), got {beta}")
 
 
 # ---------------------------------------------------------------------------- the optimizers

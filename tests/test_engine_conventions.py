@@ -1,0 +1,300 @@
+"""Where numpy and PyTorch have a convention, Tensor keeps it: the array protocol, dtypes,
+conversions to Python numbers, the grad modes, in-place operators."""
+
+import operator
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+
+import tinyautograd as ta
+from tinyautograd import Tensor, nn
+
+# ------------------------------------------------------------------ the constructor
+
+
+def test_wrapping_a_tensor_keeps_its_dtype_as_np_asarray_does():
+    t64 = Tensor([1.0], dtype=np.float64)
+    assert Tensor(t64).dtype == np.float64 and nn.Parameter(t64).dtype == np.float64
+    assert Tensor(t64, dtype=np.float32).dtype == np.float32
+    assert Tensor(Tensor([1, 2])).dtype == np.int64
+    assert Tensor(np.zeros(2)).dtype == np.float32          # an array's floats: float32
+
+
+@pytest.mark.parametrize("data", [None, "a", ["a", "b"], {"a": 1}, [1, None]],
+                         ids=["None", "str", "strs", "dict", "ragged None"])
+def test_data_that_is_not_numbers_is_refused(data):
+    with pytest.raises(TypeError, match=r"^Tensor: the data must be numbers or booleans, got "):
+        Tensor(data)
+
+
+# ------------------------------------------------------------------ the array protocol
+
+
+def test_np_array_copies_unless_told_not_to():
+    t = Tensor([1.0, 2.0])
+    for copied in (np.array(t), np.array(t, copy=True), np.array(t, dtype=np.float64)):
+        copied[0] = 99.0
+        assert t.data[0] == 1.0
+    assert np.asarray(t) is t.data                          # as for an ndarray: no copy
+    assert np.shares_memory(np.array(t, copy=False), t.data)
+    with pytest.raises(ValueError, match="copy"):
+        np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
+
+
+def test_concat_with_axis_none_flattens_as_numpy_and_has_its_gradient():
+    a = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True, dtype=np.float64)
+    b = Tensor([10.0, 20.0, 30.0], requires_grad=True, dtype=np.float64)
+    joined = ta.concat([a, b], axis=None)
+    assert joined.shape == (7,)
+    assert_allclose(joined.data, np.concatenate([a.data, b.data], axis=None))
+    direction = np.arange(7.0)
+    joined.backward(direction)
+    assert_allclose(a.grad, direction[:4].reshape(2, 2))
+    assert_allclose(b.grad, direction[4:])
+    assert ta.gradcheck(lambda a, b: ta.concat([a, b], axis=None), a, b)
+    assert ta.gradgradcheck(lambda a, b: ta.concat([a * a, b], axis=None), a, b)
+
+
+# ------------------------------------------------------------------ dtypes, as torch promotes them
+
+# The same expression on tinyautograd and on torch: i, f, d, b are int64, float32, float64 and
+# bool tensors, `lib` the library (for where).
+PROMOTIONS = {
+    "i / 2": lambda lib, i, f, d, b: i / 2,
+    "2 / i": lambda lib, i, f, d, b: 2 / i,
+    "i / i": lambda lib, i, f, d, b: i / i,
+    "i * 0.5": lambda lib, i, f, d, b: i * 0.5,
+    "0.5 + i": lambda lib, i, f, d, b: 0.5 + i,
+    "i - 0.5": lambda lib, i, f, d, b: i - 0.5,
+    "i ** 0.5": lambda lib, i, f, d, b: i ** 0.5,
+    "2.0 ** i": lambda lib, i, f, d, b: 2.0 ** i,
+    "i + f": lambda lib, i, f, d, b: i + f,
+    "f + i": lambda lib, i, f, d, b: f + i,
+    "f * i": lambda lib, i, f, d, b: f * i,
+    "i / f": lambda lib, i, f, d, b: i / f,
+    "f ** i": lambda lib, i, f, d, b: f ** i,
+    "i + d": lambda lib, i, f, d, b: i + d,
+    "d / i": lambda lib, i, f, d, b: d / i,
+    "f + d": lambda lib, i, f, d, b: f + d,
+    "b + f": lambda lib, i, f, d, b: b + f,
+    "b * 0.5": lambda lib, i, f, d, b: b * 0.5,
+    "where(b, i, f)": lambda lib, i, f, d, b: lib.where(b, i, f),
+    "where(b, i, 0.5)": lambda lib, i, f, d, b: lib.where(b, i, 0.5),
+    "i.exp()": lambda lib, i, f, d, b: i.exp(),
+    "i.log()": lambda lib, i, f, d, b: i.log(),
+    "i.sqrt()": lambda lib, i, f, d, b: i.sqrt(),
+    "i.tanh()": lambda lib, i, f, d, b: i.tanh(),
+    "i.sigmoid()": lambda lib, i, f, d, b: i.sigmoid(),
+    # integers stay integers where the result is whole
+    "i + 1": lambda lib, i, f, d, b: i + 1,
+    "i * i": lambda lib, i, f, d, b: i * i,
+    "i ** 2": lambda lib, i, f, d, b: i ** 2,
+    "-i": lambda lib, i, f, d, b: -i,
+    "i.relu()": lambda lib, i, f, d, b: i.relu(),
+    "i.abs()": lambda lib, i, f, d, b: i.abs(),
+    "i.sum()": lambda lib, i, f, d, b: i.sum(),
+    "b.sum()": lambda lib, i, f, d, b: b.sum(),
+    "i.max()": lambda lib, i, f, d, b: i.max(),
+}
+
+
+def operands(lib):
+    values = [[1, 2, 3], [0.5, 1.5, 2.5], [0.25, 0.5, 4.0], [True, False, True]]
+    if lib is torch:
+        return [torch.tensor(v, dtype=dtype) for v, dtype in
+                zip(values, [torch.int64, torch.float32, torch.float64, torch.bool])]
+    return [Tensor(np.array(v, dtype=dtype), dtype=dtype)
+            for v, dtype in zip(values, [np.int64, np.float32, np.float64, bool])]
+
+
+@pytest.mark.parametrize("expression", PROMOTIONS)
+def test_result_dtypes_are_torchs(expression):
+    fn = PROMOTIONS[expression]
+    ours, theirs = fn(ta, *operands(ta)), fn(torch, *operands(torch))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+FRACTIONS = {   # torch refuses these on integer tensors; here they follow the same rule
+    "i.gelu()": (lambda i, f: i.gelu(), [0.841192, 1.954598, 2.996363]),
+    "i.softmax()": (lambda i, f: i.softmax(), [0.090031, 0.244728, 0.665241]),
+    "i.log_softmax()": (lambda i, f: i.log_softmax(), [-2.407606, -1.407606, -0.407606]),
+    "i.mean()": (lambda i, f: i.mean(), 2.0),
+    "i.var()": (lambda i, f: i.var(), 2 / 3),
+    "i @ f": (lambda i, f: i @ f, 11.0),
+}
+
+
+@pytest.mark.parametrize("expression", FRACTIONS)
+def test_fractions_of_integer_tensors_are_float32(expression):
+    fn, expected = FRACTIONS[expression]
+    i, f, _, _ = operands(ta)
+    result = fn(i, f)
+    assert result.dtype == np.float32
+    assert_allclose(result.data, expected, rtol=1e-5)
+
+
+def test_a_linear_layer_keeps_float32_on_integer_input():
+    layer = nn.Linear(3, 2)
+    for x in (Tensor([1, 2, 3]), np.array([1, 2, 3])):
+        y = layer(x)
+        assert y.dtype == np.float32
+        assert_allclose(y.data, np.array([1, 2, 3]) @ layer.weight.data + layer.bias.data,
+                        rtol=1e-6)
+
+
+# ------------------------------------------------------------------ Python numbers, as torch
+
+
+def test_a_tensor_of_one_element_converts_to_a_python_number():
+    loss = ta.functional.cross_entropy(Tensor([[2.0, 0.5]]), np.array([0]))
+    assert float(loss) == pytest.approx(0.2014133) and isinstance(float(loss), float)
+    assert f"{loss:.3f}" == "0.201" and f"{Tensor([[2.5]]):.1f}" == "2.5"
+    assert int(Tensor(3.7)) == 3 and int(Tensor([[3]])) == 3
+    assert operator.index(Tensor(2)) == 2 and [10, 20, 30][Tensor([1])] == 20
+    assert list(range(Tensor(3))) == [0, 1, 2]
+    assert bool(Tensor([1.0])) and not bool(Tensor(0))
+    assert f"{Tensor([1.0, 2.0])}" == repr(Tensor([1.0, 2.0]))      # no format spec: as str()
+
+
+def test_a_larger_tensor_does_not_convert():
+    t = Tensor([1.0, 2.0])
+    for convert in (float, int, lambda t: f"{t:.3f}"):
+        with pytest.raises(ValueError, match=r"only a tensor of one element converts to a "
+                                             r"Python number; this one has shape \(2,\)"):
+            convert(t)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(t)
+    for t in (Tensor(1.0), Tensor([1, 2])):
+        with pytest.raises(TypeError, match=r"only an integer tensor of one element can be an "
+                                            r"index; this one is (float32|int64) of shape"):
+            operator.index(t)
+
+
+# ------------------------------------------------------------------ grad modes, as torch
+
+
+@pytest.fixture
+def restores_grad_mode():
+    yield
+    ta.set_grad_enabled(True)
+
+
+def test_set_grad_enabled_called_alone_switches_the_mode(restores_grad_mode):
+    ta.set_grad_enabled(False)
+    assert not ta.is_grad_enabled()
+    assert not (Tensor([1.0], requires_grad=True) * 2).requires_grad
+    ta.set_grad_enabled(True)
+    assert ta.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_context_restores_the_mode_it_found(restores_grad_mode):
+    with ta.set_grad_enabled(False):
+        assert not ta.is_grad_enabled()
+        with ta.set_grad_enabled(True):
+            assert ta.is_grad_enabled()
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+
+
+def test_grad_modes_as_decorators_with_and_without_parentheses(restores_grad_mode):
+    @ta.set_grad_enabled(False)
+    def off():
+        return ta.is_grad_enabled()
+
+    @ta.no_grad
+    def bare_off():
+        return ta.is_grad_enabled()
+
+    @ta.no_grad()
+    def called_off():
+        return ta.is_grad_enabled()
+
+    @ta.enable_grad
+    def on():
+        return ta.is_grad_enabled()
+
+    assert ta.is_grad_enabled()            # decorating switches nothing
+    assert off() is False and bare_off() is False and called_off() is False
+    with ta.no_grad():
+        assert on() is True
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+    assert bare_off.__name__ == "bare_off"
+
+
+def test_no_grad_takes_effect_only_when_entered(restores_grad_mode):
+    context = ta.no_grad()
+    assert ta.is_grad_enabled()
+    with context:
+        assert not ta.is_grad_enabled()
+    assert ta.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ x += y
+
+
+def test_augmented_assignment_under_no_grad_updates_a_parameter_in_place():
+    p = nn.Parameter(np.ones(3))
+    alias, array = p, p.data
+    p.grad = np.array([1.0, 2.0, 4.0], dtype=np.float32)
+    with ta.no_grad():
+        p -= 0.5 * p.grad
+        p += np.float64(1.0)                     # the parameter's dtype stays float32
+        p *= Tensor([2.0, 2.0, 2.0])
+        p /= 4
+    assert p is alias and type(p) is nn.Parameter and p.requires_grad
+    assert p.data is array and p.dtype == np.float32
+    assert_allclose(p.data, [0.75, 0.5, 0.0])
+
+
+def test_augmented_assignment_outside_a_graph_is_in_place_as_numpy():
+    t = Tensor([1.0, 2.0])
+    alias = t
+    t += 1
+    assert t is alias and t.data.tolist() == [2.0, 3.0]
+    i = Tensor([1, 2])
+    i *= 3
+    assert i.dtype == np.int64 and i.data.tolist() == [3, 6]
+
+
+def test_augmented_assignment_on_a_leaf_that_requires_grad_is_refused_while_recording():
+    p = nn.Parameter(np.ones(2))
+    with pytest.raises(RuntimeError, match=r"^in-place -= on a tensor that requires grad: do "
+                                           r"it under no_grad\(\), or write x = x - y$"):
+        p -= 0.5
+    assert p.data.tolist() == [1.0, 1.0]
+
+
+def test_augmented_assignment_that_must_be_recorded_makes_a_new_tensor():
+    # x = x * y, recorded: what a backward written for arrays and Tensors alike does with
+    # `d *= mask` under create_graph (torch would record it in place).
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    before = y
+    y *= x
+    assert y is not before and y.grad_fn.name == "mul"
+    y.sum().backward()
+    assert_allclose(x.grad, 4 * x.data)
+    w = Tensor([3.0], requires_grad=True)
+    total = Tensor([0.0])
+    total += w                                   # a constant plus a leaf that requires grad
+    assert total.requires_grad
+    total.backward()
+    assert w.grad.tolist() == [1.0]
+
+
+def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
+    i = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"^in-place /= cannot keep this tensor's dtype int64"):
+        i /= 2
+    for other in (np.ones((3, 2), dtype=np.int64), np.ones(3, dtype=np.int64)):
+        with pytest.raises(ta.ShapeError, match=r"^in-place \+=: shapes \(2,\) and \(3, ?2?\) "
+                                                r"do not give this tensor's shape"):
+            i += other
+    view = Tensor([1.0]).broadcast_to(2, 1)
+    with pytest.raises(ValueError, match=r"read-only"):
+        view += 1
+    assert i.data.tolist() == [1, 2]
