@@ -22,6 +22,8 @@ def test_the_python_tour_runs_in_order(capsys):
     printed = capsys.readouterr().out
     assert "grad_fn=<sum>" in printed and "[0 1 1 0]" in printed
     assert "sqrt backward" in printed and "dL/dh = [1. 1.]" in printed
+    trained = re.search(r"^loss (\S+)$", printed, re.M)    # the step by hand, in place, trained
+    assert float(trained.group(1)) < 1e-3
 
 
 def test_ci_runs_the_readme_test_command():
