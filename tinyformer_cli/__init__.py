@@ -1,7 +1,7 @@
 """The `tinyformer` command line (also `python cli.py ...`): options, help, and the mapping of
 errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
 input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
-for a report, and `tinyformer --debug ...` shows the traceback)."""
+for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C."""
 
 import contextlib
 import dataclasses
@@ -34,6 +34,9 @@ Examples:
 """
 
 
+INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+
+
 class InputError(click.ClickException):
     """Bad input from the user: printed as one line `Error: ...`, exit status 2."""
     exit_code = 2
@@ -64,9 +67,9 @@ class Program(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except click.Abort:                 # Ctrl-C (click's name for it): the shell's code
+            click.echo("stopped by Ctrl-C", err=True)
+            sys.exit(INTERRUPTED)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
         except MemoryError:                         # to the input, not a bug: exit status 2
             click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
@@ -311,18 +314,23 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     click.echo(f"engine: {tinyautograd.kernels.summary()}")
+    resume = f"continue with: tinyformer train --resume {directory}"
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
                          f"train --out {directory} --force ...` replaces this one") from None
+    except KeyboardInterrupt:             # a second Ctrl-C: stopped at once, within a step
+        click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
+                   err=True)
+        sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
         click.echo(plot_after_training(directory))
     if outcome == "interrupted":
-        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
-                   f"continue with: tinyformer train --resume {directory}", err=True)
-        sys.exit(130)                                # the shell's code for "stopped by Ctrl-C"
+        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
+                   err=True)
+        sys.exit(INTERRUPTED)
     prompt = f' --prompt "{example_prompt(trainer.config.model, trainer.config.task)}"'
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
