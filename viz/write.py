@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
+from tinyformer.files import atomic_write
 from tinyformer.summary import counted
 
 from .attention import plot_attention
@@ -85,7 +86,9 @@ def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str 
     title = f"{run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
-    lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
+    figure = lens_figure(table, tokens, tokenizer, title=title)
+    with atomic_write(out_path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120)
     return out_path
 
 
