@@ -495,8 +495,9 @@ Examples:
 
 \b
 forward: the graph that computes the loss; backward: the graph that computing the gradients
-records, the chain rule made visible. svg, png and pdf need graphviz's dot. A page holds both:
-pan, zoom, search, fold a module's box, click a node for its formula, values and gradient.
+records, the chain rule made visible. svg, png and pdf need graphviz's dot (without it, the
+source is saved as FILE.dot, unless that file exists). A page holds both: pan, zoom, search,
+fold a module's box, click a node for its formula, values and gradient.
 """)
 @click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))

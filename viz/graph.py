@@ -954,7 +954,8 @@ def render(digraph, path):
     source itself for .dot or .gv. Returns the path written.
 
     Images need graphviz's `dot` program. Without it, the source is written next to `path`
-    (same name, .dot) so nothing is lost, and DotNotFoundError says how to install it.
+    (same name, .dot; never over an existing file) so nothing is lost, and DotNotFoundError
+    says how to install it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -964,8 +965,11 @@ def render(digraph, path):
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; "
                          f"use one of .svg .png .pdf .dot .gv")
     image = _layout(digraph.source, _FORMATS[suffix])
-    if image is None:
+    if image is None:                  # the source instead, unless that replaces a file
         fallback = path.with_suffix(".dot")
+        if fallback.exists():
+            raise DotNotFoundError(f"{INSTALL_HINT}; {fallback} exists, so the source was not "
+                                   f"written (name another .dot file to get it)")
         _write(fallback, digraph.source.encode("utf-8"))
         raise DotNotFoundError(f"{INSTALL_HINT}; wrote the source to {fallback}") from None
     return _write(path, image)
