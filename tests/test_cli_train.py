@@ -252,6 +252,17 @@ def test_a_bad_toml_file(files):
                        "unknown setting 'nlayers'")
 
 
+@pytest.mark.parametrize("toml, phrase", [
+    ("[model]\nn_layer = 1\n[train]\niters = 3\n", "[model] in s.toml is outside"),
+    ("lr = 0.1\n[train]\niters = 3\n", "lr in s.toml is outside"),
+])
+def test_a_toml_file_with_a_train_table_holds_every_setting_in_it(files, toml, phrase):
+    (files / "s.toml").write_text(toml)        # nothing of it dropped without a word
+    result = tinyformer("train", "--config", "s.toml", "--out", "run", cwd=files)
+    assert_input_error(result, phrase, "[train]")
+    assert not (files / "run").exists()
+
+
 def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)

@@ -170,7 +170,8 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: StrPath) -> TrainConfig:
-        """A config from a TOML file: its [train] table, or its keys at the top level."""
+        """A config from a TOML file: its [train] table, or its keys at the top level (not
+        both: a setting beside a [train] table is an error, not dropped)."""
         try:
             import tomllib
         except ModuleNotFoundError:                   # Python 3.10
@@ -180,6 +181,12 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
         if isinstance(settings.get("train"), dict):
+            outside = sorted(set(settings) - {"train"})
+            if outside:
+                key = outside[0]
+                shown = f"[{key}]" if isinstance(settings[key], dict) else key
+                raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
+                                 f"setting in [train], or every one at the top level")
             settings = settings["train"]
         return cls.from_dict(settings, str(path))
 
