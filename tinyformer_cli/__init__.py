@@ -693,6 +693,7 @@ Examples:
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
+  tinyformer bench --whole-run --corpus texts/tinyshakespeare.txt    also the whole run
 
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
@@ -702,13 +703,17 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
-              "in both engines (about ten minutes; needs the tinyshakespeare text: see README).")
+              "in both engines (about ten minutes; needs the tinyshakespeare text: --corpus).")
+@click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
+              "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
+              "corpus); README says how to download it [tinyshakespeare.txt, in the current "
+              "directory].")
 @click.option("--case", "cases", multiple=True, metavar="NAME", help="Run this case "
               "(repeatable): one-thread, two-threads or loaded [default: one-thread].")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
-def bench(only, list_names, quick, whole_run, cases, threads, save):
+def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     """Measure our engine beside PyTorch eager: training step, generation, per-op overhead,
     memory, tokenizer, and the whole Shakespeare run."""
     if not os.path.exists(BENCH_SUITE):
@@ -721,8 +726,9 @@ def bench(only, list_names, quick, whole_run, cases, threads, save):
         click.echo("\n".join(suite.BENCHMARKS))
         return
     with input_errors():
-        suite.check_choices(only, cases, threads)
+        suite.check_choices(only, cases, threads, whole_run, quick, corpus)
     arguments = ["--only", *only] * bool(only) + ["--case", *cases] * bool(cases)
+    arguments += ["--corpus", corpus] * (corpus is not None)
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
