@@ -29,3 +29,11 @@ def test_python_cli_py_is_the_same_program():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--version"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and tinyautograd.__version__ in done.stdout
+
+
+def test_a_command_group_without_a_command_prints_its_help_as_help_does():
+    for group in ([], ["tokenize"], ["exercises"]):
+        result = CliRunner().invoke(main, group)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == CliRunner().invoke(main, [*group, "--help"]).stdout
+        assert result.stderr == ""

@@ -60,6 +60,9 @@ class Program(click.Group):
         extra.pop("standalone_mode", None)
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
+            click.echo(e.ctx.get_help(), color=e.ctx.color)  # its help, as --help prints it
+            sys.exit(0)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             click.echo(f"Error: {e.format_message()}{where}", err=True)
