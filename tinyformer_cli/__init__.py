@@ -159,6 +159,13 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
     click.echo(f"{report[0]}, saved to {out_path}\n" + "\n".join(report[1:]))
 
 
+def given_options(ctx, *names):
+    """Those of the options `names` that the user gave (not left at their defaults), as
+    --names: to refuse one that does not apply, rather than ignore it."""
+    return [option_name(name) for name in names
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+
+
 def check_out_file(path, suffixes=None, force=True):
     with input_errors():
         files.check_out_file(path, suffixes, force)
@@ -339,6 +346,11 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
 
 
+# What the checkpoints that neither sample nor choose a length write.
+WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
+                    "transformer": "translates its prompt to its end, greedily or with --beam"}
+
+
 @main.command(epilog="""\b
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
@@ -363,13 +375,24 @@ as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tok
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
 @threads_option
-def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
+@click.pass_context
+def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
+    sampling = given_options(ctx, "temperature", "top_k", "top_p", "seed")
+    if beam is not None and sampling:
+        raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
+                         f"{' '.join(sampling)}, or --beam")
     with input_errors():
         check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
+    unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed")
+    if saved["model"] in WRITES_NO_SAMPLE and unused:
+        raise InputError(f"a {saved['model']} checkpoint {WRITES_NO_SAMPLE[saved['model']]}: "
+                         f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
+                         f"apply; drop {'it' if len(unused) == 1 else 'them'}")
+    with input_errors():
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
                          threads=threads)
