@@ -1,6 +1,6 @@
 """What the drawing commands write is written whole or not at all: a write that fails (a full
-disk) leaves no file behind, and a file that was there as it was; the error is one line, exit
-status 2."""
+disk) leaves no file behind, and a file that was there as it was; the error is one line that
+names the file, exit status 2."""
 
 import os
 import shutil
@@ -56,7 +56,8 @@ def test_a_failed_write_leaves_no_file_and_an_existing_one_as_it_was(tmp_path, r
     with files_limited_to(1000):
         result = tinyformer(*args)
     assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line == f"Error: {out}: file too large", line     # the file named, as for train's
     assert os.listdir(tmp_path) == ([out.name] if there else [])      # no temporary file left
     if there:
         assert out.read_text() == "the user's old picture"

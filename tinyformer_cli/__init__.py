@@ -45,12 +45,15 @@ class InputError(click.ClickException):
 @contextlib.contextmanager
 def input_errors(*kinds):
     """The library's complaints about the input (ValueError by default) as one line, exit 2;
-    only around code whose errors are the input's fault (anything else is our bug: exit 1)."""
+    only around code whose errors are the input's fault (anything else is our bug: exit 1).
+    An OSError (a full disk, a permission) is said as every other is: its file, what went
+    wrong, and what to do."""
     kinds = kinds or (ValueError,)
     try:
         yield
     except kinds as e:
-        raise InputError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        message = files.describe_os_error(e) if isinstance(e, OSError) else str(e)
+        raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
 class Program(click.Group):
