@@ -61,3 +61,22 @@ def test_a_failed_write_leaves_no_file_and_an_existing_one_as_it_was(tmp_path, r
     assert os.listdir(tmp_path) == ([out.name] if there else [])      # no temporary file left
     if there:
         assert out.read_text() == "the user's old picture"
+
+
+@pytest.mark.parametrize("command", [
+    ["attention", "--checkpoint", "RUN", "--prompt", "eve has a", "--out"],
+    ["lens", "--checkpoint", "RUN", "--prompt", "eve has a", "--out"],
+    ["plot", "RUN", "--out"],
+    ["graph", "--example", "mlp", "--out"],
+    ["tokenize", "train", "RUN/tokenizer.json", "--kind", "char", "--out"]])
+def test_an_out_inside_a_file_is_said_to_be_inside_a_file(run, tmp_path, command):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "deeper" / "x.png"
+    suffix = ".json" if command[0] == "tokenize" else ".png"
+    args = [a.replace("RUN", str(run)) for a in command]
+    result = tinyformer(*args, out.with_suffix(suffix))
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a directory" in line, line
+    assert "does not exist" not in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
