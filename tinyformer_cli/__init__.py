@@ -156,7 +156,8 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
-                                      log=lambda line: click.echo(line, err=True))
+                                      log=lambda line: click.echo(line, err=True),
+                                      name=option_name)
     with input_errors(OSError):                  # e.g. the disk filled up since the check
         tok.save(out_path)
     click.echo(f"{report[0]}, saved to {out_path}\n" + "\n".join(report[1:]))
