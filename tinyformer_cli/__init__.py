@@ -268,19 +268,21 @@ def at_most_the_cores(ctx, param, threads):
     return cores
 
 
-threads_option = click.option(
-    "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, callback=at_most_the_cores, help="Cores for a training step's "
-    "micro-batches (processes on Linux, else threads), and threads for the matrix products, "
-    "at most the machine's cores [default: the steps' own timing chooses, again as the "
-    "machine's load changes].")
+def threads_option(what):
+    """--threads, whose help says what the threads run: `what`."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+        envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
+        help=f"{what}, at most the machine's cores [default: the steps' own timing chooses, "
+        f"again as the machine's load changes].")
 
 
 def train_options(command):
     """TrainConfig's settings that have help, as options of their annotation's type, each None
     unless given (so that a --config file's value or the job's default applies)."""
     metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
-                    positions="KIND", norm="WHERE", schedule="KIND")
+                    positions="KIND", norm="WHERE", schedule="KIND", normalization="KIND",
+                    activation="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
         if "help" in field.metadata:
             flag, kind = "--" + field.name.replace("_", "-"), str(field.type).split(" ")[0]
@@ -314,7 +316,8 @@ encoder-decoder.
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
-@threads_option
+@threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
+                "and threads for the matrix products")
 @click.pass_context
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
@@ -364,21 +367,25 @@ Examples:
 \b
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
 as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
+--temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces; a
+seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
+              help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=float, default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
 @click.option("--top-k", type=int, help="Sample among the k likeliest tokens only.")
 @click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
               "probabilities add up to p (nucleus sampling).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
-@threads_option
+@threads_option("Threads for the matrix products of each generated token")
 @click.pass_context
 def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              threads):
@@ -536,7 +543,8 @@ fold a module's box, click a node for its formula, values and gradient.
               "seq2seq model translates it by teacher forcing).")
 @click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
-              show_default=True)
+              show_default=True, help="The graph that computes the loss, or the one that "
+              "computing its gradients records (a page opens on it).")
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min, max.")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
@@ -549,7 +557,8 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
-              metavar="FILE.svg|png|pdf|dot|html")
+              metavar="FILE.svg|png|pdf|dot|html", help="The picture, its graphviz source "
+              "(.dot), or the page (replaced if there); the suffix says which.")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
@@ -607,21 +616,33 @@ timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=1
                               show_default=True, help="Seconds your code may run, then stopped.")
 
 
-@exercises.command("init")
+@exercises.command("init", epilog="""\b
+Examples:
+  tinyformer exercises init                     into ./tinyformer-exercises
+  tinyformer exercises init my-course && cd my-course
+""")
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
     """Copy fresh exercise files into DIR (new or empty) [tinyformer-exercises]."""
     runner.init(directory)
 
 
-@exercises.command("list")
+@exercises.command("list", epilog="""\b
+Examples:
+  tinyformer exercises list                     in (or below) the workspace
+  tinyformer exercises list -w my-course
+""")
 @workspace_option(required=False)
 def exercises_list(workspace):
     """Every exercise, by chapter, done or not done."""
     runner.list_course(workspace)
 
 
-@exercises.command("show")
+@exercises.command("show", epilog="""\b
+Examples:
+  tinyformer exercises show 1
+  tinyformer exercises show one_hot             by its name
+""")
 @exercise_argument()
 @workspace_option(required=False)
 def exercises_show(ex, workspace):
@@ -629,7 +650,10 @@ def exercises_show(ex, workspace):
     runner.show(ex, workspace)
 
 
-@exercises.command("hint")
+@exercises.command("hint", epilog="""\b
+Examples:
+  tinyformer exercises hint 1                   again for the next hint
+""")
 @exercise_argument()
 @workspace_option()
 def exercises_hint(ex, workspace):
@@ -637,8 +661,13 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", epilog="Exit status: 0 when the check passes (with --all: all of "
-                   "them), 1 when it does not.")
+@exercises.command("check", epilog="""\b
+Examples:
+  tinyformer exercises check                    the next unfinished exercise
+  tinyformer exercises check 3 --timeout 30
+  tinyformer exercises check --all              where the whole course stands
+
+Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each (as many at once as there are cores).")
@@ -653,7 +682,11 @@ def exercises_check(ex, check_all, timeout, workspace):
     sys.exit(0 if passed else 1)
 
 
-@exercises.command("watch")
+@exercises.command("watch", epilog="""\b
+Examples:
+  tinyformer exercises watch                    from the next unfinished exercise on
+  tinyformer exercises watch 4
+""")
 @exercise_argument(required=False)
 @timeout_option
 @click.option("--max-checks", type=click.IntRange(min=1), hidden=True,
@@ -679,7 +712,11 @@ def exercises_predict(chapter, answer, workspace):
     runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
-@exercises.command("solution")
+@exercises.command("solution", epilog="""\b
+Examples:
+  tinyformer exercises solution 1               asks first
+  tinyformer exercises solution 1 --yes
+""")
 @exercise_argument()
 @click.option("--yes", "-y", is_flag=True, help="Show it without asking first.")
 @workspace_option(required=False)
@@ -688,8 +725,12 @@ def exercises_solution(ex, yes, workspace):
     runner.solution(workspace, ex, confirmed=yes)
 
 
-@exercises.command("draw", epilog="Exit status: 0 when it is drawn, 1 when your code cannot draw "
-                   "it yet (it says why).")
+@exercises.command("draw", epilog="""\b
+Examples:
+  tinyformer exercises draw 3                   into pictures/ in the workspace
+  tinyformer exercises draw scalar_engine --out engine.svg
+
+Exit status: 0 when it is drawn, 1 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
 @click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
               "[pictures/NN_NAME.png in the workspace].")
@@ -702,7 +743,10 @@ def exercises_draw(ex, out_path, timeout, workspace):
     sys.exit(0 if failure is None else 1)
 
 
-@exercises.command("reset")
+@exercises.command("reset", epilog="""\b
+Examples:
+  tinyformer exercises reset 1                  your version kept in .tinyformer/backups/
+""")
 @exercise_argument()
 @workspace_option()
 def exercises_reset(ex, workspace):
