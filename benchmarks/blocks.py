@@ -3,12 +3,14 @@ trained with the block as GPT-2 uses it, then with each of today's changes added
 then with all of them together; same seed, same steps, same data.
 
     python benchmarks/blocks.py                              # both recipes, every variant
+    python benchmarks/blocks.py --corpus PATH                # Shakespeare's text from PATH
     python benchmarks/blocks.py --recipes builtin --jobs 2   # two variants at a time
     python benchmarks/blocks.py --iters 20 --eval-iters 2    # a quick look that it all runs
     python benchmarks/blocks.py --json benchmarks/results/blocks.json
 
 Each run is exactly `tinyformer train` (the trainer, with the recipe's defaults: the built-in
-corpus's, or nanoGPT's small CPU recipe for a text file) plus the variant's switches, and
+corpus's, or nanoGPT's small CPU recipe for a text file: the tinyshakespeare text, --corpus,
+tinyshakespeare.txt in the current directory by default) plus the variant's switches, and
 reports:
 
     val loss     the mean loss on the held-out batches at the last step
@@ -46,8 +48,9 @@ import sys
 import tempfile
 import time
 
+import shakespeare_text
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
 VARIANTS = {
     "baseline": {},
@@ -71,7 +74,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--corpus", default=CORPUS, help="the Shakespeare recipe's text")
+    p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
+                   help=f"the Shakespeare recipe's: {shakespeare_text.HELP}")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="every variant with the first; the baseline with each")
     p.add_argument("--iters", type=int, help="training steps [the recipe's: 800, 2000]")
@@ -81,7 +85,11 @@ def parse_args(argv=None):
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--run", nargs=3, metavar=("RECIPE", "VARIANT", "SEED"),
                    help="child mode: one run, its record as JSON on stdout")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    problem = shakespeare_text.missing(args.corpus)
+    if "shakespeare" in ([args.run[0]] if args.run else args.recipes) and problem:
+        p.error(f"the Shakespeare recipe needs {problem} (or run --recipes builtin)")
+    return args
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,9 +220,6 @@ def main():
         recipe, variant, seed = args.run
         print(json.dumps(one_run(recipe, variant, int(seed), args)))
         return 0
-    if "shakespeare" in args.recipes and not os.path.exists(args.corpus):
-        print(f"(the Shakespeare recipe needs {args.corpus}; left out)")
-        args.recipes = [r for r in args.recipes if r != "shakespeare"]
     print(f"{len(planned(args))} runs, {args.jobs} at a time", flush=True)
     began = time.perf_counter()
     records = run_all(args)

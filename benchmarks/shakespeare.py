@@ -8,6 +8,10 @@ and once by PyTorch eager, with a nanoGPT-style model written below.
     python benchmarks/shakespeare.py --seeds 0 --iters 300    # a quick look
     python benchmarks/shakespeare.py --threads 1 --json benchmarks/results/shakespeare.json
     python benchmarks/shakespeare.py --seeds 0 --threads auto  # each engine as a user gets it
+    python benchmarks/shakespeare.py --corpus PATH            # the text from PATH
+
+The text is tinyshakespeare.txt in the current directory unless --corpus names another file
+(README says how to download it).
 
 The recipe: 4 layers, 4 heads, d_model 128, context 64, batch 12, 2000 steps; AdamW lr 1e-3,
 betas (0.9, 0.99), weight decay 0.1 on matrices only; gradients clipped to norm 1.0; 100 warmup
@@ -42,17 +46,16 @@ import argparse
 import os
 import sys
 
+import shakespeare_text
 from alternate import (AUTO, alternate, set_thread_variables, set_torch_threads, thread_count,
                        write_figures)
 
 
 def parse_args(argv=None):
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--corpus", default=os.path.normpath(
-        os.path.join(root, "..", "shared", "data", "tinyshakespeare.txt")),
-        help="a UTF-8 text file (default: tinyshakespeare, next to the repository)")
+    p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
+                   help=shakespeare_text.HELP)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--iters", type=int, default=2000, help="training steps")
     p.add_argument("--eval-every", type=int, default=500,
@@ -65,7 +68,11 @@ def parse_args(argv=None):
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--engine", choices=["ours", "torch"],
                    help="child mode: train this engine alone and write its record to --json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    problem = shakespeare_text.missing(args.corpus)
+    if problem:
+        p.error(f"this benchmark needs {problem}")
+    return args
 
 
 # The thread count has to reach OpenBLAS (numpy's BLAS) through the environment, before numpy is

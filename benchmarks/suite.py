@@ -10,6 +10,7 @@ its last column. `tinyformer bench` runs this script.
     python benchmarks/suite.py --threads 4           # both engines on 4 threads
     python benchmarks/suite.py --only train_step generation
     python benchmarks/suite.py --whole-run           # also 2000 steps of Shakespeare (~10 min)
+    python benchmarks/suite.py --whole-run --corpus data/tinyshakespeare.txt   # found there
     python benchmarks/suite.py --only gpt2           # GPT-2 small's generation (~2 min)
     python benchmarks/suite.py --only blocks         # each change to the block (~an hour)
     python benchmarks/suite.py --only builtin_run    # tinyformer train, quiet and loaded (~5 min)
@@ -30,6 +31,10 @@ run, GPT-2) run in each case; the others (per-op overhead, tokenizer, blocks) ru
 BLAS thread and no neighbour, and have a table of their own, with the built-in run
 (builtin_run.py: `tinyformer train` as a user runs it, quiet, then beside a neighbour of its
 own).
+
+The whole run and the blocks' Shakespeare recipe read the tinyshakespeare text, and so does the
+tokenizer benchmark where it is there (else it measures the built-in corpus): --corpus PATH, by
+default tinyshakespeare.txt in the current directory (README says how to download it).
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
@@ -52,10 +57,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
+import shakespeare_text  # noqa: E402
 from alternate import AUTO, block_ratios, set_thread_variables  # noqa: E402
 from tinyautograd import kernels  # noqa: E402
-
-CORPUS = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "tinyshakespeare.txt"))
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
 GPT2 = ["--model", "gpt2", "--batch-sizes", "1"]
@@ -82,6 +86,8 @@ BENCHMARKS = {
 TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 # Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
 ON_REQUEST = {"whole_run", "gpt2", "blocks", "builtin_run"}
+# Those that read the tinyshakespeare text (--corpus), given to them as --corpus.
+READS_TEXT = {"whole_run", "blocks", "tokenizer"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,12 +141,16 @@ def parse_args(argv=None):
                    help="both engines on this many BLAS and torch threads, instead of --case")
     p.add_argument("--save", action="store_true",
                    help="write each benchmark's JSON to benchmarks/results/")
+    p.add_argument("--corpus", metavar="PATH", help=shakespeare_text.HELP)
     return p.parse_args(argv)
 
 
-def check_choices(only, cases, threads):
+def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, a thread count below 1, or --threads given with --case."""
+    exist, a thread count below 1, --threads given with --case, or a benchmark to run that
+    needs the tinyshakespeare text (at `corpus`, or by default in the current directory) where
+    it is not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the
+    tokenizer's if `corpus` names it (without, it measures the built-in corpus instead)."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
@@ -151,6 +161,11 @@ def check_choices(only, cases, threads):
     if threads is not None and cases:
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
+    needing = [name for name in selected(only, whole_run) if name == "whole_run" or
+               name == "blocks" and not quick or name == "tokenizer" and corpus is not None]
+    problem = shakespeare_text.missing(corpus or shakespeare_text.DEFAULT)
+    if needing and problem:
+        raise ValueError(f"{needing[0]} needs {problem}")
 
 
 def cases_to_run(cases, threads):
@@ -189,13 +204,17 @@ def busy_neighbour():
         neighbour.stdout.close()
 
 
-def run(name, case_name, case, quick, out_dir):
-    """Run one benchmark script under `case`'s threads, its output going straight to ours;
+def run(name, case_name, case, quick, out_dir, corpus=None):
+    """Run one benchmark script under `case`'s threads, its output going straight to ours,
+    given the tinyshakespeare text (`corpus`, or the default) if it reads it and it is there;
     returns its JSON or None."""
     script, full, quick_arguments = BENCHMARKS[name]
     arguments = list(quick_arguments if quick else full)
     if name in TAKES_THREADS:
         arguments += ["--threads", str(case.threads)]
+    corpus = corpus or shakespeare_text.DEFAULT
+    if name in READS_TEXT and os.path.isfile(corpus):
+        arguments += ["--corpus", os.path.abspath(corpus)]
     # Named after the script; gpt2 runs generation.py too, so it gets a name of its own; a case
     # other than the default adds its name (train_step-loaded.json).
     stem = "generation_gpt2" if name == "gpt2" else script.replace(".py", "")
@@ -214,11 +233,11 @@ def run(name, case_name, case, quick, out_dir):
         return json.load(f)
 
 
-def run_case(case_name, case, names, quick, out_dir):
+def run_case(case_name, case, names, quick, out_dir, corpus=None):
     """{name: its figures, or None where it failed} for each benchmark of `names` under `case`,
     beside the busy neighbour where the case asks for one."""
     with busy_neighbour() if case.neighbour else contextlib.nullcontext():
-        return {name: run(name, case_name, case, quick, out_dir) for name in names}
+        return {name: run(name, case_name, case, quick, out_dir, corpus) for name in names}
 
 
 # Each row of the summary: (what, ours, torch, ratio ours/torch, target, met?). Every row
@@ -353,14 +372,12 @@ def selected(only, whole_run):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        check_choices(args.only, args.cases, args.threads)
+        check_choices(args.only, args.cases, args.threads, args.whole_run, args.quick,
+                      args.corpus)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     names = selected(args.only, args.whole_run)
-    if "whole_run" in names and not os.path.exists(CORPUS):
-        print(f"(whole_run needs {CORPUS}; left out)")
-        names.remove("whole_run")
     if importlib.util.find_spec("torch") is None:
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
@@ -371,10 +388,12 @@ def main(argv=None):
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
-    tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir))
+    tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
+                                         args.corpus))
               for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
     if once:
-        tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick, out_dir)))
+        tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick, out_dir,
+                                              args.corpus)))
     for case_name, case, results in tables:
         summary(results, case_name, case)
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1

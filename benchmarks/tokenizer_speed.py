@@ -3,9 +3,10 @@
     python benchmarks/tokenizer_speed.py                          # tinyshakespeare, the table
     python benchmarks/tokenizer_speed.py --corpus my.txt --json out.json
 
-Measured on one corpus (default ../shared/data/tinyshakespeare.txt; the built-in corpus if that
-file is missing), for our byte-level BPE (trained to --vocab-size, 512 by default) and our
-character tokenizer. Where they are importable, references run beside them:
+Measured on one corpus (--corpus PATH, by default tinyshakespeare.txt in the current directory,
+and the built-in corpus where that file is missing), for our byte-level BPE (trained to
+--vocab-size, 512 by default) and our character tokenizer. Where they are importable,
+references run beside them:
 
   tiktoken        OpenAI's Rust BPE encoder, given *our* merges (it cannot train), so that it
                   encodes with the very same vocabulary: a like-for-like speed comparison.
@@ -33,6 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
+import shakespeare_text  # noqa: E402
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
@@ -46,7 +48,6 @@ try:
 except ImportError:
     hf = None
 
-DEFAULT_CORPUS = os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt")
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 # GPT-2's pre-split pattern, which ours imitates with Python's `re` (see tinyformer/tokenizers.py)
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -160,23 +161,25 @@ def print_table(results, header):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", help="a UTF-8 text file [default: tinyshakespeare]")
+    parser.add_argument("--corpus", metavar="PATH", help=f"a UTF-8 text file [default: "
+                        f"{shakespeare_text.HELP[1:-1]}, else the built-in corpus]")
     parser.add_argument("--vocab-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
 
     vocab_size = args.vocab_size
-    if args.corpus is None and not os.path.exists(DEFAULT_CORPUS):
+    problem = shakespeare_text.missing(shakespeare_text.DEFAULT)
+    if args.corpus is None and problem:
         # The built-in stories use a few dozen distinct words: they run out of pairs to merge
         # long before 512 ids, so learn 64 merges (as `tinyformer tokenize show` does).
         text, corpus = builtin_corpus(), "built-in corpus"
         vocab_size = min(vocab_size, 256 + 64 + len(SPECIALS))
-        print(f"NOTE: {os.path.relpath(DEFAULT_CORPUS)} not found; measuring the built-in "
-              f"corpus instead, with a BPE of {vocab_size} ids (its few distinct words run out of "
-              f"merges well before 512). Not comparable with tinyshakespeare's figures.\n")
+        print(f"NOTE: measuring the built-in corpus, with a BPE of {vocab_size} ids (its few "
+              f"distinct words run out of merges well before 512), not comparable with "
+              f"tinyshakespeare's figures; those need {problem}.\n")
     else:
-        path = args.corpus or DEFAULT_CORPUS
+        path = args.corpus or shakespeare_text.DEFAULT
         try:
             text, corpus = read_text(path, "corpus"), os.path.relpath(path)
         except ValueError as e:          # a corpus named on the command line must exist

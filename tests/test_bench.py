@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -611,3 +612,67 @@ def test_the_builtin_run_compares_the_medians_of_its_turns(monkeypatch, tmp_path
     assert figures["medians_s"] == {"quiet": 11.0, "beside": 22.0}   # not the means
     assert figures["ratio"] == 2.0 and "ratio_to_one_core" not in figures
     assert "medians: 2.00 (target at most 1.15: not met)" in capsys.readouterr().out
+
+
+# -- the tinyshakespeare text: --corpus, by default tinyshakespeare.txt here --------------------
+
+@pytest.mark.parametrize("args", [["--whole-run"], ["--only", "whole_run"], ["--only", "blocks"],
+                                  ["--only", "tokenizer", "--corpus", "typo.txt"]])
+def test_a_benchmark_that_needs_the_text_says_how_to_get_it_before_running(
+        suite_arguments, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)                             # no tinyshakespeare.txt here
+    result = CliRunner().invoke(cli.main, ["bench", *args])
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "needs the tinyshakespeare text" in line
+    assert "curl -o tinyshakespeare.txt https://" in line and "--corpus PATH" in line
+    assert not (tmp_path / "argv.json").exists()            # nothing ran
+
+
+def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert suite_arguments("--only", "tokenizer").corpus is None     # the built-in corpus
+    assert suite_arguments("--only", "blocks", "--quick").corpus is None   # built-in recipe
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "shakespeare.txt").write_text("First Citizen:\n" * 100)
+    assert suite_arguments("--whole-run", "--corpus", "texts/shakespeare.txt").corpus == \
+        "texts/shakespeare.txt"
+    (tmp_path / "tinyshakespeare.txt").write_text("First Citizen:\n" * 100)
+    assert suite_arguments("--whole-run").corpus is None
+
+
+def test_the_suite_gives_the_text_to_the_benchmarks_that_read_it(monkeypatch, tmp_path):
+    commands = []
+    monkeypatch.setattr(suite.subprocess, "run", lambda command, env: commands.append(
+        command) or subprocess.CompletedProcess(command, 1))
+    text = tmp_path / "shakespeare.txt"
+    text.write_text("First Citizen:\n")
+    for name in ("whole_run", "blocks", "tokenizer", "memory"):
+        suite.run(name, "one-thread", suite.CASES["one-thread"], True, str(tmp_path),
+                  corpus=str(text))
+    given = [command[command.index("--corpus") + 1] if "--corpus" in command else None
+             for command in commands]
+    assert given == [str(text)] * 3 + [None]
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("shakespeare.py", ["--seeds", "0", "--iters", "1"]),
+    ("blocks.py", ["--recipes", "shakespeare", "--variants", "baseline", "--iters", "1"])])
+def test_the_scripts_that_need_the_text_say_how_to_get_it(tmp_path, name, arguments):
+    done = script(name, *arguments, cwd=tmp_path)           # no tinyshakespeare.txt here
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "needs the tinyshakespeare text" in done.stderr and "--corpus PATH" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_tokenizer_benchmark_without_the_text_measures_the_built_in_corpus(tmp_path):
+    done = script("tokenizer_speed.py", "--repeats", "1", "--json", str(tmp_path / "t.json"),
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "measuring the built-in corpus" in done.stdout and "curl -o" in done.stdout
+    assert json.loads((tmp_path / "t.json").read_text())["corpus"] == "built-in corpus"
+
+
+def test_no_benchmark_looks_for_files_outside_the_repository():
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        assert not re.search(r'"\.\.",\s*"(\.\.|shared)"', path.read_text()), path.name

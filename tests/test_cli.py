@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 import tinyautograd
@@ -29,3 +30,41 @@ def test_python_cli_py_is_the_same_program():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--version"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and tinyautograd.__version__ in done.stdout
+
+
+def test_a_command_group_without_a_command_prints_its_help_as_help_does():
+    for group in ([], ["tokenize"], ["exercises"]):
+        result = CliRunner().invoke(main, group)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == CliRunner().invoke(main, [*group, "--help"]).stdout
+        assert result.stderr == ""
+
+
+def commands(command=main, path=()):
+    """Every command and group, with the words that call it."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from commands(sub, (*path, name))
+
+
+def test_every_command_has_examples_and_every_option_says_what_it_does():
+    for path, command in commands():
+        assert "Examples:" in (command.epilog or ""), path
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, (path, param.opts)
+
+
+def option_help(path, option):
+    """The help text of `option` of the command `path`, as --help shows it."""
+    command = dict(commands())[path]
+    param, = [p for p in command.params if option in getattr(p, "opts", ())]
+    return param.get_help_record(click.Context(command))
+
+
+def test_an_options_help_speaks_of_its_own_command():
+    assert "micro-batches" in option_help(("train",), "--threads")[1]
+    assert "micro-batches" not in option_help(("generate",), "--threads")[1]
+    assert "replaced if there" in option_help(("graph",), "--out")[1]
+    for option in ("--normalization", "--activation"):
+        assert option_help(("train",), option)[0] == f"{option} KIND"

@@ -239,6 +239,16 @@ def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):
     assert result.exit_code == 1 and "is not valid Python" in result.output
 
 
+def test_a_file_with_a_nul_byte_is_reported_with_its_line(workspace):
+    path = workspace / FIRST.file
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + "x = 1\0\n" + "".join(lines[2:]))
+    result = run("check", 1)
+    assert result.exit_code == 1
+    assert f"{path.name} line 3 is not valid Python" in result.output, result.output
+    assert "None" not in result.output
+
+
 def test_check_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert_input_error(run("check"), "no exercise workspace", "tinyformer exercises init")

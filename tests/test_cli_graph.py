@@ -177,6 +177,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
 @pytest.mark.parametrize("args, words", [
     ([], "give one of --example NAME or --checkpoint DIR"),
     (["--example", "mlp", "--checkpoint", "x"], "give one of"),
+    (["--example", "mlp", "--prompt", "hi"], "--prompt is the text of a --checkpoint's batch"),
     (["--example", "mlp", "--out", "g.txt"], "the suffix says the format"),
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),
     (["--example", "lstm"], "Invalid value for '--example'"),
@@ -196,3 +197,21 @@ def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_graphviz_the_source_is_kept_in_a_new_dot_file_never_over_the_users(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))   # no `dot` anywhere on PATH
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.dot").write_text("MY NOTES")
+    result = tinyformer("graph", "--example", "mlp", "--out", "notes.svg")
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "apt-get install graphviz" in line and "notes.dot exists" in line, line
+    assert (tmp_path / "notes.dot").read_text() == "MY NOTES"
+    assert sorted(os.listdir(tmp_path)) == ["notes.dot"]
+    # With no such file, the source is saved there, so that the drawing is not lost.
+    result = tinyformer("graph", "--example", "mlp", "--out", "graph.svg")
+    assert result.exit_code == 2 and "wrote the source to graph.dot" in result.stderr
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert not (tmp_path / "graph.svg").exists()

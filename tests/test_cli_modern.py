@@ -42,9 +42,9 @@ def test_a_gpt_with_every_switch_on_trains_from_the_command_line(modern_run):
 
 def test_it_generates_from_its_checkpoint(modern_run):
     out, _ = modern_run
-    for extra in ([], ["--beam", "2"]):
-        result = tinyformer("generate", "--checkpoint", out, "--prompt", "eve", "--temperature",
-                            0, "--max-new-tokens", 5, *extra)
+    for extra in (["--temperature", 0], ["--beam", 2]):     # greedy, and the beam's search
+        result = tinyformer("generate", "--checkpoint", out, "--prompt", "eve",
+                            "--max-new-tokens", 5, *extra)
         assert result.exit_code == 0 and result.output.startswith("eve"), result.output
 
 

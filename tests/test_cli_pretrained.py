@@ -173,7 +173,7 @@ def test_an_export_the_system_refuses_is_one_line(char_run, tmp_path, monkeypatc
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr("tinyformer.checkpoint.tempfile.mkdtemp", refuse)
     result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "x")
-    assert_input_error(result, "Permission denied")
+    assert_input_error(result, "permission denied; check the permissions")
     assert not (tmp_path / "x").exists()
 
 

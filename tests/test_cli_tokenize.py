@@ -281,3 +281,25 @@ def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
                        "NUL byte")
     assert_input_error(run("show", "--file", empty_file(tmp_path), "--tokenizer", bpe),
                        "is empty")
+
+
+def test_train_refuses_a_vocabulary_larger_than_the_text_can_give_before_training(
+        tmp_path, corpus, monkeypatch):
+    import tinyformer.tokenizers
+    def merging(*args):
+        pytest.fail("trained before refusing")
+    monkeypatch.setattr(tinyformer.tokenizers, "merge", merging)
+    result = run("train", corpus, "--vocab-size", 100_000_000, "--out", tmp_path / "t.json")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()[-1:]
+    assert "ask for a --vocab-size of at most" in line and "vocab_size" not in line
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_vocabulary_the_text_runs_out_of_merges_for_names_the_option(tmp_path):
+    (tmp_path / "a.txt").write_text("aaaa aaaa")     # 3 merges: aa, aaaa, then " aaaa"
+    result = run("train", tmp_path / "a.txt", "--vocab-size", 256 + 4 + 5, "--out",
+                 tmp_path / "t.json")
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert "only 3 merges to learn; ask for a --vocab-size of at most 263" in line, line

@@ -252,6 +252,30 @@ def test_a_bad_toml_file(files):
                        "unknown setting 'nlayers'")
 
 
+@pytest.mark.parametrize("toml, phrase", [
+    ("[model]\nn_layer = 1\n[train]\niters = 3\n", "[model] in s.toml is outside"),
+    ("lr = 0.1\n[train]\niters = 3\n", "lr in s.toml is outside"),
+])
+def test_a_toml_file_with_a_train_table_holds_every_setting_in_it(files, toml, phrase):
+    (files / "s.toml").write_text(toml)        # nothing of it dropped without a word
+    result = tinyformer("train", "--config", "s.toml", "--out", "run", cwd=files)
+    assert_input_error(result, phrase, "[train]")
+    assert not (files / "run").exists()
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--label-smoothing", "0.3"], "--label-smoothing smooths a --task's targets"),
+    (["--min-len", "3"], "--min-len and --max-len set the lengths of a --task's sequences"),
+    (["--max-len", "12"], "--min-len and --max-len set the lengths of a --task's sequences"),
+    (["--task", "copy", "--tokenizer", "bpe"], "a --task has its own tokenizer"),
+    (["--tokenizer", "char", "--vocab-size", "300"], "--vocab-size is for a bpe tokenizer"),
+])
+def test_a_train_option_that_does_not_apply_is_refused(tmp_path, args, phrase):
+    result = tinyformer("train", *args, "--out", tmp_path / "run")
+    assert_input_error(result, phrase)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)
@@ -435,3 +459,27 @@ def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
         assert all(name.endswith(".npy") for name in archive.namelist())
     with np.load(weights_file(out), allow_pickle=False) as weights:
         assert "embed.tok.weight" in weights.files
+
+
+@pytest.mark.parametrize("options, phrase", [
+    (["--beam", 2, "--top-k", 3], "--beam searches for the likeliest text; it does not sample"),
+    (["--beam", 2, "--temperature", 0], "drop --temperature"),
+    (["--beam", 2, "--top-p", 0.5, "--seed", 1], "drop --top-p --seed"),
+])
+def test_generate_refuses_sampling_options_with_beam_search(gpt_run, options, phrase):
+    out, _ = gpt_run
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "eve", *options),
+                       phrase)
+
+
+def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run, tmp_path):
+    bert = tmp_path / "bert"
+    assert tinyformer("train", "--model", "bert", *TINY, "--iters", 1, "--out", bert
+                      ).exit_code == 0
+    assert_input_error(tinyformer("generate", "--checkpoint", bert, "--prompt", "a <mask>",
+                                  "--max-new-tokens", 7),
+                       "a bert checkpoint fills in", "--max-new-tokens does not apply")
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "123",
+                                  "--temperature", 1.5, "--max-new-tokens", 7),
+                       "a transformer checkpoint translates",
+                       "--max-new-tokens --temperature do not apply")

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from full_disk import files_limited_to
 from solutions import write_solved
 
 from tinyformer_cli import main
@@ -125,6 +126,16 @@ def test_solution_with_yes_does_not_ask(workspace):
     result = run("solution", 1, "--yes")
     assert result.exit_code == 0 and "Show the reference solution?" not in result.output
     assert find("one_hot").solution.read_text().rstrip() in result.output
+
+
+def test_progress_that_cannot_be_saved_leaves_the_old_file_and_no_other(workspace):
+    state = workspace / STATE_DIR
+    before = (state / "progress.json").read_bytes()
+    with files_limited_to(len(before) - 1):                 # the disk fills up
+        result = run("solution", 1, "--yes")
+    assert result.exit_code == 2 and "progress.json" in result.stderr, result.output
+    assert (state / "progress.json").read_bytes() == before
+    assert sorted(p.name for p in state.iterdir()) == ["progress.json"]
 
 
 def test_solution_without_an_answer_to_the_question_shows_nothing(workspace):

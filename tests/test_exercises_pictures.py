@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from full_disk import files_limited_to
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
@@ -225,6 +226,17 @@ def test_render_writes_png_and_svg_of_both_kinds(tmp_path):
         assert isinstance(picture, Picture)
         assert render(picture, tmp_path / f"{slug}.png").read_bytes().startswith(PNG)
         assert b"<svg" in render(picture, tmp_path / f"{slug}.svg").read_bytes()[:400]
+
+
+@pytest.mark.parametrize("slug", ["table_lookup", "scalar_engine"])     # matplotlib, graphviz
+def test_render_that_fails_to_write_leaves_the_old_picture(tmp_path, slug):
+    picture = picture_of(slug, tmp_path)
+    out = tmp_path / "picture.png"
+    out.write_text("the old picture")
+    with files_limited_to(1000), pytest.raises(OSError):
+        render(picture, out)
+    assert out.read_text() == "the old picture"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
 
 
 def run(*args):

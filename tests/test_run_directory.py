@@ -221,3 +221,11 @@ def test_a_diverging_run_exits_2_and_says_how_to_start_again(tmp_path):
     assert f"tinyformer train --out {out} --force" in line
     result = tinyformer("train", *TINY, "--iters", 2, "--out", out, "--force")
     assert result.exit_code == 0, result.output
+
+
+def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
+    line = one_line_error(tinyformer("train", "--resume", run / "config.json"),
+                          "--resume", "is a file, not a directory")
+    assert "--out" not in line and "a `tinyformer train` run" in line
+    line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
+                          "is a file, not a directory", "choose another --out")

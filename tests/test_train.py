@@ -92,6 +92,37 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("settings, message", [
+    (dict(label_smoothing=0.1), "--label-smoothing smooths a --task's targets"),
+    (dict(min_len=3), "--min-len and --max-len set the lengths of a --task's sequences"),
+    (dict(max_len=8, model="bert"), "--min-len and --max-len set the lengths"),
+    (dict(task="copy", tokenizer="bpe"), "a --task has its own tokenizer"),
+    (dict(task="copy", tokenizer="char"), "a --task has its own tokenizer"),
+    (dict(task="copy", vocab_size=600), "a --task has its own tokenizer"),
+    (dict(vocab_size=300), "--vocab-size is for a bpe tokenizer"),
+    (dict(tokenizer="char", vocab_size=300), "--vocab-size is for a bpe tokenizer"),
+])
+def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**settings).resolved()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_path,
+                                                                           monkeypatch):
+    """Runs saved before such settings were refused hold their defaults, unused: they resume,
+    exactly, with those settings unset."""
+    whole = run(tmp_path / "whole", **TINY, iters=4)
+    cut_short(tmp_path / "cut", monkeypatch, after=1, **TINY, iters=4)
+    config = rundir.read_config(str(tmp_path / "cut"))
+    config["train"].update(min_len=4, max_len=10, label_smoothing=0.0, vocab_size=512)
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert (resumed.config.min_len, resumed.config.vocab_size) == (None, None)
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
 def test_unknown_setting_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown setting 'nlayer' in f.toml; known settings"):
         TrainConfig.from_dict({"nlayer": 2}, "f.toml")
@@ -125,8 +156,9 @@ def test_a_corpus_file_becomes_a_memory_mapped_token_array(tmp_path, tokenizer):
     text = "the quick brown fox jumps over the lazy dog. " * 200 + "ünïcödé ✓\n"
     corpus.write_text(text, encoding="utf-8")
     out = tmp_path / "run"
+    sizes = dict(vocab_size=300) if tokenizer == "bpe" else {}     # a char one has none
     trainer = Trainer.start(TrainConfig(corpus=str(corpus), tokenizer=tokenizer, **TINY,
-                                        iters=2, vocab_size=300), str(out), log=quiet)
+                                        iters=2, **sizes), str(out), log=quiet)
     data = trainer.job.data
     assert isinstance(data.train, np.memmap) and isinstance(data.val, np.memmap)
     tokens = np.concatenate([data.train, data.val])

@@ -126,10 +126,21 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
         raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise ValueError(f"cannot write --out {path!r}: directory {directory!r} does not exist")
+        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
                          f"writable")
+
+
+def why_not_a_directory(directory: StrPath) -> str:
+    """Why `directory`, which is not a directory, is not: it, or the first folder of its path
+    that exists, is a file; or it does not exist."""
+    there = os.path.abspath(directory)
+    while not os.path.exists(there) and os.path.dirname(there) != there:
+        there = os.path.dirname(there)
+    if os.path.exists(there) and not os.path.isdir(there):
+        return f"{there!r} is a file, not a directory"
+    return f"directory {str(directory)!r} does not exist"
 
 
 def describe_os_error(error: OSError) -> str:

@@ -108,12 +108,13 @@ class RunDirectory:
         RunDirectoryError if it cannot be written, or another process holds it. Returns the
         RunDirectory, with what its manifest says it owns."""
         run = cls(path, log)
+        # A new run's directory is --out, one to continue --resume's.
+        option, instead = (("--out", "choose another --out") if create else
+                           ("--resume", "give the directory of a `tinyformer train` run"))
         if os.path.exists(path) and not os.path.isdir(path):
-            raise RunDirectoryError(f"{path!r} is a file, not a directory; choose another "
-                                    f"--out")
+            raise RunDirectoryError(f"{option} {path!r} is a file, not a directory; {instead}")
         if not create and not os.path.isdir(path):
-            raise RunDirectoryError(f"{path!r} is not a directory; give the --out directory of "
-                                    f"a `tinyformer train` run")
+            raise RunDirectoryError(f"{option} {path!r} is not a directory; {instead}")
         run.created = None
         parent = os.path.abspath(path)
         while not os.path.exists(parent):
@@ -123,8 +124,8 @@ class RunDirectory:
             run._acquire()
         except OSError as e:
             run._remove_created()
-            raise RunDirectoryError(f"cannot write to --out {path!r} ({e.strerror}); choose "
-                                    f"a directory you can write to") from None
+            raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
+                                    f"choose a directory you can write to") from None
         try:
             run._read_manifest()
         except BaseException:

@@ -107,7 +107,8 @@ def compression(text: str, ids: Sequence[int]) -> str:
 
 def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
                     special_tokens: Sequence[str] = (),
-                    log: Callable[[str], None] = print) -> tuple[Tokenizer, list[str]]:
+                    log: Callable[[str], None] = print,
+                    name: Callable[[str], str] = str) -> tuple[Tokenizer, list[str]]:
     """A `kind` ("bpe" or "char") tokenizer learned from the UTF-8 text file at `path`, and a
     report of it for a person: what was trained and how long it took, its vocabulary, and its
     compression of the text. `log` hears what is starting (a BPE of a large text takes a
@@ -117,8 +118,8 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
     log(f"Training {what} on {path} ({n_bytes:,} bytes)...")
     start = time.perf_counter()
-    tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens) if kind == "bpe"
-           else CharTokenizer.train(text, special_tokens=special_tokens))
+    tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name)
+           if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
     seconds = time.perf_counter() - start
     n_tokens = len(tok.encode(text))
     return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
@@ -485,12 +486,14 @@ class BPETokenizer(Tokenizer):
         self._cache = {}                                     # chunk -> its ids
 
     @classmethod
-    def train(cls, text: str, vocab_size: int,
-              special_tokens: Iterable[str] = ()) -> BPETokenizer:
+    def train(cls, text: str, vocab_size: int, special_tokens: Iterable[str] = (),
+              name: Callable[[str], str] = str) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
         are borders, not text to learn from. Ties between equally frequent pairs go to the
-        smallest pair of ids, so training is deterministic."""
+        smallest pair of ids, so training is deterministic. ValueError if the text has too few
+        pairs for so many merges: before any merging where that is certain. `name(key)` says
+        how a setting is called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
@@ -503,6 +506,12 @@ class BPETokenizer(Tokenizer):
         chunk_counts = Counter(chunk for part in between_specials for chunk in pre_split(part))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         counts = list(chunk_counts.values())
+        # A merge shortens some word by a token at least: there are at most this many.
+        at_most = sum(len(ids) - 1 for ids in words)
+        if n_merges > at_most:
+            raise ValueError(f"the text has at most {at_most} merges to learn; ask for a "
+                             f"{name('vocab_size')} of at most "
+                             f"{256 + at_most + len(special_tokens)}")
 
         # pair -> how often it occurs (weighted), and pair -> which words may hold it.
         pair_counts = Counter()
@@ -516,7 +525,8 @@ class BPETokenizer(Tokenizer):
         for new_id in range(256, 256 + n_merges):
             if not pair_counts:
                 raise ValueError(f"the text has only {len(merges)} merges to learn; ask for a "
-                                 f"vocab_size of at most {new_id + len(special_tokens)}")
+                                 f"{name('vocab_size')} of at most "
+                                 f"{new_id + len(special_tokens)}")
             best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
             merges.append(best)
             # Only the words holding the pair change: take their old pairs out of the counts

@@ -99,11 +99,11 @@ class TrainConfig:
                                  "corpus of generated stories).")
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
                                "encoder-decoder).")
-    min_len: int = setting(4, "Shortest task sequence [4].")
-    max_len: int = setting(10, "Longest task sequence [10].")
+    min_len: int | None = setting(None, "Shortest task sequence [4].")
+    max_len: int | None = setting(None, "Longest task sequence [10].")
     model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
-    tokenizer: str = setting("char", "char or bpe [char].")
-    vocab_size: int = setting(512, "BPE vocabulary size [512].")
+    tokenizer: str | None = setting(None, "char or bpe [char].")
+    vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
     d_model: int | None = setting(None, "Width of the residual stream.")
@@ -137,7 +137,7 @@ class TrainConfig:
     beta1: float = setting(0.9)
     beta2: float = setting(0.99)
     clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
-    label_smoothing: float = setting(0.0, "For seq2seq tasks [0].")
+    label_smoothing: float | None = setting(None, "For seq2seq tasks [0].")
     mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden "
                                       "[0.3 of words on the built-in stories, else 0.15].")
     whole_words: bool | None = setting(None, "BERT: hide a word's letters together [on the "
@@ -169,8 +169,16 @@ class TrainConfig:
         return cls(**settings)
 
     @classmethod
+    def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
+        """The config of a saved run (from_dict's checks), without the settings that do not
+        apply to it: a run saved before they were refused holds their defaults, unused."""
+        config = cls.from_dict(settings, where)
+        return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
+
+    @classmethod
     def from_toml(cls, path: StrPath) -> TrainConfig:
-        """A config from a TOML file: its [train] table, or its keys at the top level."""
+        """A config from a TOML file: its [train] table, or its keys at the top level (not
+        both: a setting beside a [train] table is an error, not dropped)."""
         try:
             import tomllib
         except ModuleNotFoundError:                   # Python 3.10
@@ -180,6 +188,12 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
         if isinstance(settings.get("train"), dict):
+            outside = sorted(set(settings) - {"train"})
+            if outside:
+                key = outside[0]
+                shown = f"[{key}]" if isinstance(settings[key], dict) else key
+                raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
+                                 f"setting in [train], or every one at the top level")
             settings = settings["train"]
         return cls.from_dict(settings, str(path))
 
@@ -193,6 +207,13 @@ class TrainConfig:
         if c.model == "bert":
             defaults = {**defaults, **BERT_DEFAULTS.get(c.job, {})}
         for key, value in defaults.items():
+            if getattr(c, key) is None:
+                setattr(c, key, value)
+        # The settings that apply only to some runs get their defaults only there: elsewhere
+        # they stay unset, and given, check() refuses them.
+        applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
+            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None}
+        for key, value in applying.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
         if c.iters is None:
@@ -235,16 +256,9 @@ class TrainConfig:
             raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
                              f"{self.n_head}: each key-value head serves a whole group of "
                              f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
-        if self.model != "bert" and (self.mask_rate, self.whole_words) != (None, None):
-            raise ValueError(f"--mask-rate and --whole-words say what BERT hides; a "
-                             f"{self.model} does not hide tokens: drop them, or give "
-                             f"--model bert")
-        if self.rope_theta is not None and self.positions != "rope":
-            raise ValueError("--rope-theta is the base of RoPE's rotations; it needs "
-                             "--positions rope")
-        if self.rmsnorm_affine is not None and self.normalization != "rmsnorm":
-            raise ValueError("rmsnorm_affine says whether RMS norms learn a weight; it needs "
-                             "normalization = \"rmsnorm\"")
+        for key, why in self.not_applying().items():
+            if getattr(self, key) is not None:
+                raise ValueError(why)
         if not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
@@ -253,7 +267,7 @@ class TrainConfig:
                              f"fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError("--schedule noam needs --warmup >= 1")
-        if self.min_len > self.max_len:
+        if self.task and self.min_len > self.max_len:
             raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
         if self.task and self.min_len < 2:
             raise ValueError("--min-len must be at least 2")
@@ -261,6 +275,38 @@ class TrainConfig:
             raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
                              f"BPE: it needs the 256 bytes, special tokens and some merges; try "
                              f"512")
+
+    def not_applying(self) -> dict[str, str]:
+        """{setting: why it does not apply} for each setting that does nothing in this run (a
+        task's lengths without a task, BERT's masking for a GPT, ...): check() refuses such a
+        setting given a value, rather than ignore it."""
+        tasks = "|".join(TASKS)
+        why = {}
+        if not self.task:
+            why["min_len"] = why["max_len"] = (f"--min-len and --max-len set the lengths of a "
+                                               f"--task's sequences; drop them, or give --task "
+                                               f"{tasks}")
+            why["label_smoothing"] = (f"--label-smoothing smooths a --task's targets; drop it, "
+                                      f"or give --task {tasks}")
+        if self.task:
+            for key in ("tokenizer", "vocab_size"):
+                why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
+                            f"--{key.replace('_', '-')}")
+        elif self.tokenizer != "bpe":
+            why["vocab_size"] = ("--vocab-size is for a bpe tokenizer; a char tokenizer's "
+                                 "vocabulary is the characters of its text: drop it, or give "
+                                 "--tokenizer bpe")
+        if self.model != "bert":
+            why["mask_rate"] = why["whole_words"] = (
+                f"--mask-rate and --whole-words say what BERT hides; a {self.model} does not "
+                f"hide tokens: drop them, or give --model bert")
+        if self.positions != "rope":
+            why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
+                                 "--positions rope")
+        if self.normalization != "rmsnorm":
+            why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
+                                     "needs normalization = \"rmsnorm\"")
+        return why
 
 
 # Each setting's type and range. The upper bounds are far beyond anything that trains on one
@@ -271,9 +317,9 @@ SETTING_RULES = {
     "model": Optional(OneOf(*MODELS)),
     "corpus": Optional(Text()),
     "task": Optional(OneOf(*TASKS)),
-    "min_len": Whole(1, 10_000), "max_len": Whole(1, 10_000),
-    "tokenizer": OneOf("char", "bpe"),
-    "vocab_size": Whole(1, 1 << 20),
+    "min_len": Optional(Whole(1, 10_000)), "max_len": Optional(Whole(1, 10_000)),
+    "tokenizer": Optional(OneOf("char", "bpe")),
+    "vocab_size": Optional(Whole(1, 1 << 20)),
     "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
     "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
     "context": Optional(Whole(1, 1 << 20)),
@@ -296,7 +342,7 @@ SETTING_RULES = {
     "warmup": Optional(Whole(0, BIG)),
     "schedule": OneOf("cosine", "noam"),
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
-    "clip": Number(0), "label_smoothing": Number(0, below=1),
+    "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
     "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(OneOf(True, False)),
     "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
     "checkpoint_every": Optional(Whole(1, BIG)),
@@ -481,7 +527,7 @@ class Trainer:
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
-                config = TrainConfig.from_dict(run.settings or {}, run.file(MANIFEST))
+                config = TrainConfig.from_saved(run.settings or {}, run.file(MANIFEST))
                 log(f"{directory} stopped before its first checkpoint: starting it again from "
                     f"step 0, with its settings")
                 return cls.start(config, directory, force=True, log=log, run=run)
@@ -493,8 +539,8 @@ class Trainer:
                     f"--checkpoint {directory}`")
             # A run saved before batches were cut into micro-batches computed each one whole,
             # and goes on so: a resumed run continues exactly.
-            config = TrainConfig.from_dict({"micro_batches": 1, **saved["train"]},
-                                           run.file(CONFIG))
+            config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},
+                                            run.file(CONFIG))
             config.check()
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))

@@ -1,7 +1,7 @@
 """The `tinyformer` command line (also `python cli.py ...`): options, help, and the mapping of
 errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
 input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
-for a report, and `tinyformer --debug ...` shows the traceback)."""
+for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C."""
 
 import contextlib
 import dataclasses
@@ -34,6 +34,9 @@ Examples:
 """
 
 
+INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+
+
 class InputError(click.ClickException):
     """Bad input from the user: printed as one line `Error: ...`, exit status 2."""
     exit_code = 2
@@ -42,12 +45,15 @@ class InputError(click.ClickException):
 @contextlib.contextmanager
 def input_errors(*kinds):
     """The library's complaints about the input (ValueError by default) as one line, exit 2;
-    only around code whose errors are the input's fault (anything else is our bug: exit 1)."""
+    only around code whose errors are the input's fault (anything else is our bug: exit 1).
+    An OSError (a full disk, a permission) is said as every other is: its file, what went
+    wrong, and what to do."""
     kinds = kinds or (ValueError,)
     try:
         yield
     except kinds as e:
-        raise InputError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        message = files.describe_os_error(e) if isinstance(e, OSError) else str(e)
+        raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
 class Program(click.Group):
@@ -57,6 +63,9 @@ class Program(click.Group):
         extra.pop("standalone_mode", None)
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
+            click.echo(e.ctx.get_help(), color=e.ctx.color)  # its help, as --help prints it
+            sys.exit(0)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             click.echo(f"Error: {e.format_message()}{where}", err=True)
@@ -64,9 +73,9 @@ class Program(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except click.Abort:                 # Ctrl-C (click's name for it): the shell's code
+            click.echo("stopped by Ctrl-C", err=True)
+            sys.exit(INTERRUPTED)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
         except MemoryError:                         # to the input, not a bug: exit status 2
             click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
@@ -147,10 +156,18 @@ def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path,
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
-                                      log=lambda line: click.echo(line, err=True))
+                                      log=lambda line: click.echo(line, err=True),
+                                      name=option_name)
     with input_errors(OSError):                  # e.g. the disk filled up since the check
         tok.save(out_path)
     click.echo(f"{report[0]}, saved to {out_path}\n" + "\n".join(report[1:]))
+
+
+def given_options(ctx, *names):
+    """Those of the options `names` that the user gave (not left at their defaults), as
+    --names: to refuse one that does not apply, rather than ignore it."""
+    return [option_name(name) for name in names
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
 
 
 def check_out_file(path, suffixes=None, force=True):
@@ -251,19 +268,21 @@ def at_most_the_cores(ctx, param, threads):
     return cores
 
 
-threads_option = click.option(
-    "--threads", type=click.IntRange(min=1, max=4096), metavar="N", envvar="TINYFORMER_THREADS",
-    show_envvar=True, callback=at_most_the_cores, help="Cores for a training step's "
-    "micro-batches (processes on Linux, else threads), and threads for the matrix products, "
-    "at most the machine's cores [default: the steps' own timing chooses, again as the "
-    "machine's load changes].")
+def threads_option(what):
+    """--threads, whose help says what the threads run: `what`."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+        envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
+        help=f"{what}, at most the machine's cores [default: the steps' own timing chooses, "
+        f"again as the machine's load changes].")
 
 
 def train_options(command):
     """TrainConfig's settings that have help, as options of their annotation's type, each None
     unless given (so that a --config file's value or the job's default applies)."""
     metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
-                    positions="KIND", norm="WHERE", schedule="KIND")
+                    positions="KIND", norm="WHERE", schedule="KIND", normalization="KIND",
+                    activation="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
         if "help" in field.metadata:
             flag, kind = "--" + field.name.replace("_", "-"), str(field.type).split(" ")[0]
@@ -297,7 +316,8 @@ encoder-decoder.
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
-@threads_option
+@threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
+                "and threads for the matrix products")
 @click.pass_context
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
@@ -311,21 +331,31 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     click.echo(f"engine: {tinyautograd.kernels.summary()}")
+    resume = f"continue with: tinyformer train --resume {directory}"
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
                          f"train --out {directory} --force ...` replaces this one") from None
+    except KeyboardInterrupt:             # a second Ctrl-C: stopped at once, within a step
+        click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
+                   err=True)
+        sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
         click.echo(plot_after_training(directory))
     if outcome == "interrupted":
-        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; "
-                   f"continue with: tinyformer train --resume {directory}", err=True)
-        sys.exit(130)                                # the shell's code for "stopped by Ctrl-C"
+        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
+                   err=True)
+        sys.exit(INTERRUPTED)
     prompt = f' --prompt "{example_prompt(trainer.config.model, trainer.config.task)}"'
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
                f"{directory}{prompt if trainer.config.corpus is None else ''}")
+
+
+# What the checkpoints that neither sample nor choose a length write.
+WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
+                    "transformer": "translates its prompt to its end, greedily or with --beam"}
 
 
 @main.command(epilog="""\b
@@ -337,28 +367,43 @@ Examples:
 \b
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
 as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
+--temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces; a
+seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
+              help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=float, default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
 @click.option("--top-k", type=int, help="Sample among the k likeliest tokens only.")
 @click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
               "probabilities add up to p (nucleus sampling).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
-@threads_option
-def generate(checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
+@threads_option("Threads for the matrix products of each generated token")
+@click.pass_context
+def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
+    sampling = given_options(ctx, "temperature", "top_k", "top_p", "seed")
+    if beam is not None and sampling:
+        raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
+                         f"{' '.join(sampling)}, or --beam")
     with input_errors():
         check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
+    unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed")
+    if saved["model"] in WRITES_NO_SAMPLE and unused:
+        raise InputError(f"a {saved['model']} checkpoint {WRITES_NO_SAMPLE[saved['model']]}: "
+                         f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
+                         f"apply; drop {'it' if len(unused) == 1 else 'them'}")
+    with input_errors():
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
                          threads=threads)
@@ -487,8 +532,9 @@ Examples:
 
 \b
 forward: the graph that computes the loss; backward: the graph that computing the gradients
-records, the chain rule made visible. svg, png and pdf need graphviz's dot. A page holds both:
-pan, zoom, search, fold a module's box, click a node for its formula, values and gradient.
+records, the chain rule made visible. svg, png and pdf need graphviz's dot (without it, the
+source is saved as FILE.dot, unless that file exists). A page holds both: pan, zoom, search,
+fold a module's box, click a node for its formula, values and gradient.
 """)
 @click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
@@ -497,7 +543,8 @@ pan, zoom, search, fold a module's box, click a node for its formula, values and
               "seq2seq model translates it by teacher forcing).")
 @click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
-              show_default=True)
+              show_default=True, help="The graph that computes the loss, or the one that "
+              "computing its gradients records (a page opens on it).")
 @click.option("--data", "show_data", is_flag=True, help="Show each value's norm, min and max.")
 @click.option("--grad", "show_grad", is_flag=True, help="Show each gradient's norm, min, max.")
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
@@ -510,7 +557,8 @@ pan, zoom, search, fold a module's box, click a node for its formula, values and
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
-              metavar="FILE.svg|png|pdf|dot|html")
+              metavar="FILE.svg|png|pdf|dot|html", help="The picture, its graphviz source "
+              "(.dot), or the page (replaced if there); the suffix says which.")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
@@ -568,21 +616,33 @@ timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=1
                               show_default=True, help="Seconds your code may run, then stopped.")
 
 
-@exercises.command("init")
+@exercises.command("init", epilog="""\b
+Examples:
+  tinyformer exercises init                     into ./tinyformer-exercises
+  tinyformer exercises init my-course && cd my-course
+""")
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
     """Copy fresh exercise files into DIR (new or empty) [tinyformer-exercises]."""
     runner.init(directory)
 
 
-@exercises.command("list")
+@exercises.command("list", epilog="""\b
+Examples:
+  tinyformer exercises list                     in (or below) the workspace
+  tinyformer exercises list -w my-course
+""")
 @workspace_option(required=False)
 def exercises_list(workspace):
     """Every exercise, by chapter, done or not done."""
     runner.list_course(workspace)
 
 
-@exercises.command("show")
+@exercises.command("show", epilog="""\b
+Examples:
+  tinyformer exercises show 1
+  tinyformer exercises show one_hot             by its name
+""")
 @exercise_argument()
 @workspace_option(required=False)
 def exercises_show(ex, workspace):
@@ -590,7 +650,10 @@ def exercises_show(ex, workspace):
     runner.show(ex, workspace)
 
 
-@exercises.command("hint")
+@exercises.command("hint", epilog="""\b
+Examples:
+  tinyformer exercises hint 1                   again for the next hint
+""")
 @exercise_argument()
 @workspace_option()
 def exercises_hint(ex, workspace):
@@ -598,8 +661,13 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", epilog="Exit status: 0 when the check passes (with --all: all of "
-                   "them), 1 when it does not.")
+@exercises.command("check", epilog="""\b
+Examples:
+  tinyformer exercises check                    the next unfinished exercise
+  tinyformer exercises check 3 --timeout 30
+  tinyformer exercises check --all              where the whole course stands
+
+Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each (as many at once as there are cores).")
@@ -614,7 +682,11 @@ def exercises_check(ex, check_all, timeout, workspace):
     sys.exit(0 if passed else 1)
 
 
-@exercises.command("watch")
+@exercises.command("watch", epilog="""\b
+Examples:
+  tinyformer exercises watch                    from the next unfinished exercise on
+  tinyformer exercises watch 4
+""")
 @exercise_argument(required=False)
 @timeout_option
 @click.option("--max-checks", type=click.IntRange(min=1), hidden=True,
@@ -640,7 +712,11 @@ def exercises_predict(chapter, answer, workspace):
     runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
-@exercises.command("solution")
+@exercises.command("solution", epilog="""\b
+Examples:
+  tinyformer exercises solution 1               asks first
+  tinyformer exercises solution 1 --yes
+""")
 @exercise_argument()
 @click.option("--yes", "-y", is_flag=True, help="Show it without asking first.")
 @workspace_option(required=False)
@@ -649,8 +725,12 @@ def exercises_solution(ex, yes, workspace):
     runner.solution(workspace, ex, confirmed=yes)
 
 
-@exercises.command("draw", epilog="Exit status: 0 when it is drawn, 1 when your code cannot draw "
-                   "it yet (it says why).")
+@exercises.command("draw", epilog="""\b
+Examples:
+  tinyformer exercises draw 3                   into pictures/ in the workspace
+  tinyformer exercises draw scalar_engine --out engine.svg
+
+Exit status: 0 when it is drawn, 1 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
 @click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
               "[pictures/NN_NAME.png in the workspace].")
@@ -663,7 +743,10 @@ def exercises_draw(ex, out_path, timeout, workspace):
     sys.exit(0 if failure is None else 1)
 
 
-@exercises.command("reset")
+@exercises.command("reset", epilog="""\b
+Examples:
+  tinyformer exercises reset 1                  your version kept in .tinyformer/backups/
+""")
 @exercise_argument()
 @workspace_option()
 def exercises_reset(ex, workspace):
@@ -684,6 +767,7 @@ Examples:
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
+  tinyformer bench --whole-run --corpus texts/tinyshakespeare.txt    also the whole run
 
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
@@ -693,13 +777,17 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
-              "in both engines (about ten minutes; needs the tinyshakespeare text: see README).")
+              "in both engines (about ten minutes; needs the tinyshakespeare text: --corpus).")
+@click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
+              "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
+              "corpus); README says how to download it [tinyshakespeare.txt, in the current "
+              "directory].")
 @click.option("--case", "cases", multiple=True, metavar="NAME", help="Run this case "
               "(repeatable): one-thread, two-threads or loaded [default: one-thread].")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
-def bench(only, list_names, quick, whole_run, cases, threads, save):
+def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     """Measure our engine beside PyTorch eager: training step, generation, per-op overhead,
     memory, tokenizer, and the whole Shakespeare run."""
     if not os.path.exists(BENCH_SUITE):
@@ -712,8 +800,9 @@ def bench(only, list_names, quick, whole_run, cases, threads, save):
         click.echo("\n".join(suite.BENCHMARKS))
         return
     with input_errors():
-        suite.check_choices(only, cases, threads)
+        suite.check_choices(only, cases, threads, whole_run, quick, corpus)
     arguments = ["--only", *only] * bool(only) + ["--case", *cases] * bool(cases)
+    arguments += ["--corpus", corpus] * (corpus is not None)
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))

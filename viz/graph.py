@@ -37,6 +37,7 @@ import graphviz
 import numpy as np
 
 import tinyautograd as ta
+from tinyformer.files import atomic_write
 
 # Fill colours of the three kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
@@ -953,22 +954,31 @@ def render(digraph, path):
     source itself for .dot or .gv. Returns the path written.
 
     Images need graphviz's `dot` program. Without it, the source is written next to `path`
-    (same name, .dot) so nothing is lost, and DotNotFoundError says how to install it.
+    (same name, .dot; never over an existing file) so nothing is lost, and DotNotFoundError
+    says how to install it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".dot", ".gv"):
-        path.write_text(digraph.source, encoding="utf-8")
-        return path
+        return _write(path, digraph.source.encode("utf-8"))
     if suffix not in _FORMATS:
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; "
                          f"use one of .svg .png .pdf .dot .gv")
     image = _layout(digraph.source, _FORMATS[suffix])
-    if image is None:
+    if image is None:                  # the source instead, unless that replaces a file
         fallback = path.with_suffix(".dot")
-        fallback.write_text(digraph.source, encoding="utf-8")
+        if fallback.exists():
+            raise DotNotFoundError(f"{INSTALL_HINT}; {fallback} exists, so the source was not "
+                                   f"written (name another .dot file to get it)")
+        _write(fallback, digraph.source.encode("utf-8"))
         raise DotNotFoundError(f"{INSTALL_HINT}; wrote the source to {fallback}") from None
-    path.write_bytes(image)
+    return _write(path, image)
+
+
+def _write(path, data):
+    """Write the bytes `data` to `path`, all or nothing (a failed write leaves what was there)."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
     return path
 
 

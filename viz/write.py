@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
+from tinyformer.files import atomic_write
 from tinyformer.summary import counted
 
 from .attention import plot_attention
@@ -34,7 +35,7 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
                  prompt: str | None = None):
     """The computation to draw: a built-in example, or the training step on `prompt` of the
     checkpoint in `checkpoint_dir`; ValueError, one line, for neither or both, or a prompt
-    missing or one the checkpoint cannot read.
+    missing, given to an example, or one the checkpoint cannot read.
 
     Recording which module made each op costs little, and lets the picture box the ops by
     module (and collapse them with `depth`). The model is built inside the recording, so the
@@ -43,6 +44,9 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
         raise ValueError("give one of --example NAME or --checkpoint DIR")
     if checkpoint_dir is not None and prompt is None:
         raise ValueError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
+    if example_name is not None and prompt is not None:
+        raise ValueError("--prompt is the text of a --checkpoint's batch; an --example brings "
+                         "its own input: drop --prompt")
     checkpoint = load_model(checkpoint_dir) if checkpoint_dir else None
     with record_module_paths():
         return example(example_name) if example_name else checkpoint_step(*checkpoint, prompt)
@@ -85,7 +89,9 @@ def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str 
     title = f"{run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
-    lens_figure(table, tokens, tokenizer, title=title).savefig(out_path, dpi=120)
+    figure = lens_figure(table, tokens, tokenizer, title=title)
+    with atomic_write(out_path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120)
     return out_path
 
 

@@ -53,8 +53,17 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
-        raise CheckFailure(f"{path.name} line {e.lineno} is not valid Python: {e.msg}\n"
-                           f"    {(e.text or '').strip()}") from None
+        line, text = e.lineno, e.text
+        if line is None:          # a NUL byte: refused before any line is read; find it
+            data = path.read_bytes()
+            nul = data.find(b"\0")
+            if nul >= 0:
+                line = data.count(b"\n", 0, nul) + 1
+                text = data.splitlines()[line - 1].decode("utf-8", "replace").replace("\0",
+                                                                                     "\\x00")
+        where = f" line {line}" if line is not None else ""
+        raise CheckFailure(f"{path.name}{where} is not valid Python: {e.msg}\n"
+                           f"    {(text or '').strip()}") from None
     except Exception as e:
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None

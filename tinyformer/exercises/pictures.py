@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, functional, no_grad
 
-from ..files import StrPath
+from ..files import StrPath, atomic_write
 from .catalogue import Exercise
 from .checking import CheckFailure, Learner, as_array, load_learner_file, run_learner_code
 
@@ -86,7 +86,7 @@ class Drawer:
 
 
 def render(picture: Picture, path: StrPath) -> Path:
-    """Write `picture` to `path`, a .png or a .svg."""
+    """Write `picture` to `path`, a .png or a .svg, all or nothing."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if picture.dot is not None:
@@ -99,10 +99,12 @@ def render(picture: Picture, path: StrPath) -> Path:
             raise CheckFailure("graphviz's `dot` program was not found, and this picture is a "
                                "graph: install it (apt-get install graphviz, or brew install "
                                "graphviz) and draw again.") from None
-        path.write_bytes(image)
+        with atomic_write(path, "wb") as f:
+            f.write(image)
         return path
     figure = _figure(picture)
-    figure.savefig(path, format=fmt, dpi=110)
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format=fmt, dpi=110)
     return path
 
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..files import StrPath
+from ..files import StrPath, atomic_write
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess
@@ -123,10 +121,8 @@ class Workspace:
     def save(self) -> None:
         state = self.root / STATE_DIR
         state.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=state, prefix=".progress-")
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(state / PROGRESS) as f:
             json.dump(self.progress, f, indent=1, sort_keys=True)
-        os.replace(tmp, state / PROGRESS)
 
     def path(self, ex: Exercise) -> Path:
         return self.root / ex.file

@@ -1,0 +1,78 @@
+"""Ctrl-C, in every command: exit status 130 (the shell's "stopped by Ctrl-C"), one line on
+stderr and no traceback; a training run stopped says how to continue it.
+
+A real SIGINT goes to a process started with Python's own handlers (Popen, not `timeout -s
+INT` or a shell's `&`, which start it with SIGINT ignored)."""
+
+import os
+import random
+import signal
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import tinyformer_cli as cli
+import viz.write
+from tinyformer_cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_ctrl_c_in_a_real_process_exits_130_with_one_line_and_writes_nothing(tmp_path):
+    rng = random.Random(0)      # many distinct words: a BPE that takes minutes to learn
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 10)))
+             for _ in range(5000)]
+    (tmp_path / "big.txt").write_text(" ".join(rng.choice(words) for _ in range(50000)))
+    out = tmp_path / "tok.json"
+    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "tokenize", "train",
+                                str(tmp_path / "big.txt"), "--vocab-size", "8000", "--out",
+                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stderr.readline().startswith("Training a 8000-token BPE")   # at work
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["stopped by Ctrl-C"]
+    assert not out.exists()
+
+
+def test_ctrl_c_before_training_starts_exits_130(monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):          # e.g. while a large corpus is tokenised
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli.Trainer, "open", interrupted)
+    result = run("train", "--out", tmp_path / "run")
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == ["stopped by Ctrl-C"]
+    monkeypatch.setattr(cli, "load_model", interrupted)
+    result = run("generate", "--checkpoint", tmp_path)
+    assert result.exit_code == 130 and "Traceback" not in result.output
+
+
+def test_a_second_ctrl_c_stops_training_at_once_exits_130_and_says_how_to_resume(
+        monkeypatch, tmp_path):
+    out = tmp_path / "run"
+    step = cli.Trainer.train_step
+    def step_then_ctrl_c_twice(self, threads=1):
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)      # finish this step and save ...
+            os.kill(os.getpid(), signal.SIGINT)      # ... no: stop now
+        return step(self, threads)
+    monkeypatch.setattr(cli.Trainer, "train_step", step_then_ctrl_c_twice)
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
+    result = run("train", *TINY, "--iters", 6, "--eval-every", 2, "--out", out)
+    assert result.exit_code == 130, result.output
+    assert "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert "stopped at once" in last and f"tinyformer train --resume {out}" in last
+    monkeypatch.setattr(cli.Trainer, "train_step", step)
+    result = run("train", "--resume", out)               # the advice works
+    assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output

@@ -1,0 +1,82 @@
+"""What the drawing commands write is written whole or not at all: a write that fails (a full
+disk) leaves no file behind, and a file that was there as it was; the error is one line that
+names the file, exit status 2."""
+
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from full_disk import files_limited_to
+from tinyformer_cli import main
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "2"]
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gpt"
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    import matplotlib.font_manager      # noqa: F401  its font cache, written before the limit
+    return out
+
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
+                               reason="graphviz's dot is not installed (CI installs it)")
+COMMANDS = {
+    "graph .dot": ["graph", "--example", "gpt", "--out", "OUT.dot"],
+    "graph .svg": pytest.param(["graph", "--example", "gpt", "--out", "OUT.svg"],
+                               marks=needs_dot),
+    "graph .png": pytest.param(["graph", "--example", "gpt", "--out", "OUT.png"],
+                               marks=needs_dot),
+    "graph .html": ["graph", "--example", "mlp", "--out", "OUT.html"],
+    "lens .png": ["lens", "--checkpoint", "RUN", "--prompt", "eve has a", "--out",
+                  "OUT.png"],
+    "attention .png": ["attention", "--checkpoint", "RUN", "--prompt", "eve has a",
+                       "--out", "OUT.png"],
+}
+
+
+@pytest.mark.parametrize("args", COMMANDS.values(), ids=COMMANDS.keys())
+@pytest.mark.parametrize("there", [False, True], ids=["new", "replaced"])
+def test_a_failed_write_leaves_no_file_and_an_existing_one_as_it_was(tmp_path, run, args,
+                                                                     there):
+    suffix = args[-1].split(".")[-1]
+    out = tmp_path / f"out.{suffix}"
+    if there:
+        out.write_text("the user's old picture")
+    args = [str(run) if a == "RUN" else str(out) if a.startswith("OUT.") else a for a in args]
+    with files_limited_to(1000):
+        result = tinyformer(*args)
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert line == f"Error: {out}: file too large", line     # the file named, as for train's
+    assert os.listdir(tmp_path) == ([out.name] if there else [])      # no temporary file left
+    if there:
+        assert out.read_text() == "the user's old picture"
+
+
+@pytest.mark.parametrize("command", [
+    ["attention", "--checkpoint", "RUN", "--prompt", "eve has a", "--out"],
+    ["lens", "--checkpoint", "RUN", "--prompt", "eve has a", "--out"],
+    ["plot", "RUN", "--out"],
+    ["graph", "--example", "mlp", "--out"],
+    ["tokenize", "train", "RUN/tokenizer.json", "--kind", "char", "--out"]])
+def test_an_out_inside_a_file_is_said_to_be_inside_a_file(run, tmp_path, command):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / "deeper" / "x.png"
+    suffix = ".json" if command[0] == "tokenize" else ".png"
+    args = [a.replace("RUN", str(run)) for a in command]
+    result = tinyformer(*args, out.with_suffix(suffix))
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a directory" in line, line
+    assert "does not exist" not in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
