@@ -157,6 +157,10 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     assert_input_error(result, "only GPT models have the GPT-2 format")
     assert not (tmp_path / "x").exists()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".export-")]
+    (tmp_path / "a-file").write_text("mine")          # a file where a folder should be
+    result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "a-file" / "x")
+    assert_input_error(result, "a-file' is a file, not a directory")
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask
+from .files import StrPath, current_umask, why_not_a_directory
 from .gpt import GPT
 from .layers import default_d_ff
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
@@ -251,7 +251,7 @@ def check_export_dir(directory: StrPath) -> str:
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
     parent = os.path.dirname(os.path.abspath(directory))
     if not os.path.isdir(parent):
-        raise CheckpointError(f"cannot export to {directory!r}: {parent!r} does not exist")
+        raise CheckpointError(f"cannot export to {directory!r}: {why_not_a_directory(parent)}")
     return parent
 
 
