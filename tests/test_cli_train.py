@@ -225,6 +225,8 @@ def files(tmp_path):
     (["--out", "a-file"], ["is a file, not a directory"]),
     (["--config", "missing.toml"], ["does not exist"]),
     (["--n-layer", "two"], ["'two' is not a valid integer"]),
+    (["--corpus", "short.txt", "--tokenizer", "bpe", "--vocab-size", "5000", "--context", "4"],
+     ["merges to learn; ask for a --vocab-size of at most"]),          # named as the option
 ])
 def test_bad_train_input(files, args, phrases):
     before = snapshot(files)

@@ -31,6 +31,7 @@ from .files import StrPath, iter_text
 from .gpt import GPT
 from .parallel import side_by_side, without_graph
 from .rundir import TOKENS, open_tokens, write_tokens
+from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
 
@@ -74,7 +75,8 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
         size += len(sample[-1])
         if size >= BPE_TRAIN_CHARS:
             break
-    return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens)
+    return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens,
+                              name=option_name)          # as the settings are named
 
 
 def encode_chunks(tokenizer: Tokenizer, chunks: Chunks) -> Iterator[list[int]]:
