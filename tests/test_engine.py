@@ -548,26 +548,10 @@ def test_graph_is_introspectable_for_drawing():
 # ------------------------------------------------------------------ gradcheck itself
 
 
-def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
-    class WrongSquare(Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * x
-
-        @staticmethod
-        def backward(ctx, grad):
-            (x,) = ctx.inputs
-            return grad * x              # should be 2x
-
-    x = f64(3)
-    with pytest.raises(ta.GradcheckError, match=r"input 0 \(shape \(3,\)\).*index \(\d,\): "
-                                                r"analytic .*, numeric"):
-        ta.gradcheck(WrongSquare.apply, x)
-    assert ta.gradcheck(WrongSquare.apply, x, raise_exception=False) is False
-
-
-def test_gradcheck_fails_a_nan_gradient():
-    class NanSquare(Function):
+def square_with(backward_formula):
+    """x * x as an op whose backward is `backward_formula(x, grad)`: a wrong one, for gradcheck
+    to catch."""
+    class Square(Function):
         @staticmethod
         def forward(ctx, x):
             return x * x
@@ -575,13 +559,27 @@ def test_gradcheck_fails_a_nan_gradient():
         @staticmethod
         def backward(ctx, grad):
             (x,) = ctx.operands
-            return grad * 2 * x / (x != 0)     # nan at 0, where 2x is 0
+            return backward_formula(x, grad)
 
+    return Square.apply
+
+
+def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
+    wrong_square = square_with(lambda x, grad: grad * x)            # should be 2x
+    x = f64(3)
+    with pytest.raises(ta.GradcheckError, match=r"input 0 \(shape \(3,\)\).*index \(\d,\): "
+                                                r"analytic .*, numeric"):
+        ta.gradcheck(wrong_square, x)
+    assert ta.gradcheck(wrong_square, x, raise_exception=False) is False
+
+
+def test_gradcheck_fails_a_nan_gradient():
+    nan_square = square_with(lambda x, grad: grad * 2 * x / (x != 0))   # nan at 0, where 2x is 0
     x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         with pytest.raises(ta.GradcheckError, match=r"index \(0,\): analytic nan"):
-            ta.gradcheck(NanSquare.apply, x)
-        assert ta.gradcheck(NanSquare.apply, x, raise_exception=False) is False
+            ta.gradcheck(nan_square, x)
+        assert ta.gradcheck(nan_square, x, raise_exception=False) is False
 
 
 def test_gradcheck_wants_float64():
