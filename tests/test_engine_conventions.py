@@ -43,6 +43,15 @@ def test_np_array_copies_unless_told_not_to():
         np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
 
 
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (1, False), (-1, True),
+                                            (0, True)])
+def test_argmax_is_numpys(axis, keepdims):
+    values = np.array([[1.0, 5.0, 5.0], [7.0, 0.0, 2.0]])          # a tie: the first wins
+    got = Tensor(values).argmax(axis=axis, keepdims=keepdims)
+    expected = values.argmax(axis=axis, keepdims=keepdims)
+    assert got.shape == expected.shape and got.tolist() == expected.tolist()
+
+
 def test_concat_with_axis_none_flattens_as_numpy_and_has_its_gradient():
     a = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True, dtype=np.float64)
     b = Tensor([10.0, 20.0, 30.0], requires_grad=True, dtype=np.float64)

@@ -596,8 +596,10 @@ class Tensor:
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def argmax(self, axis: int | None = None) -> Tensor:
-        return Tensor._make(self.data.argmax(axis=axis))
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """The index of the largest value (the first of ties), along `axis` or of the flattened
+        tensor, as numpy's: an integer tensor outside the graph."""
+        return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
         return ops.Softmax.apply(self, axis=axis)
