@@ -108,6 +108,14 @@ def test_smooth_has_no_lag_and_keeps_constants():
     assert smooth([1.0, 5.0], span=1) == [1.0, 5.0]
 
 
+def test_a_short_run_is_smoothed_too():
+    losses = [2.0] * 30
+    losses[9] = 6.0                            # one spike in a run of 30 steps
+    smoothed = smooth(losses)
+    assert 2.0 < smoothed[9] < 4.0             # the spike averaged with its neighbours
+    assert smoothed[8] > 2.0 and smoothed[10] > 2.0
+
+
 def test_training_writes_the_plot(tmp_path):
     out = tmp_path / "run"
     result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)

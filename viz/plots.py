@@ -37,9 +37,10 @@ def smooth(values, span=None):
     Adam do), else it would begin at 0 and draw a fake dip.
 
     `span` is roughly how many points each pass averages over; by default a fiftieth of the
-    run, so the smoothed line looks alike for 100 steps and for 10,000."""
+    run, so the smoothed line looks alike for 200 steps and for 10,000, and at least 4 points,
+    so that a short run's line is smoothed too (a span of 1 averages nothing)."""
     if span is None:
-        span = max(1, len(values) // 50)
+        span = max(4, len(values) // 50)
     beta = 1 - 2 / (span + 1)                 # pandas' ewm(span=...) convention
 
     def ema(xs):
