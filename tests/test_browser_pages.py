@@ -173,6 +173,11 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     browser.find_element(By.ID, "unfold").click()
 
     browser.find_element(By.ID, "fold-repeats").click()
+    # The view fits the folded graph, not the unfolded one's size, where it would be a speck.
+    shown, graph = browser.execute_script(
+        "const v = views.forward, a = v.viewBox, b = contentBox(v); "
+        "return [[a.width, a.height], [b.width, b.height]]")
+    assert shown == pytest.approx(graph)
     (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
     assert stack.get_attribute("data-key") == "r:decoder.layers"
     assert "decoder.layers: DecoderLayer x 2" in stack.get_attribute("textContent")

@@ -519,6 +519,13 @@ function drawEntry(view, path, box) {
 const depthSelect = document.getElementById("depth");
 const repeatsButton = document.getElementById("fold-repeats");
 
+// The toolbar folds or opens the whole graph at once, which changes its size many times over:
+// the view follows it (a click on one box folds it in place, where the reader is looking).
+function refold(view) {
+  applyFolding(view);
+  fit(view);
+}
+
 function setUpToolbar() {
   const levels = new Set();
   for (const view of Object.values(views)) {
@@ -535,21 +542,21 @@ function setUpToolbar() {
     view.depth = level;
     view.collapsed = new Set(Object.entries(view.info.clusters)
       .filter(([, c]) => c.kind === "module" && String(c.level) === level).map(([name]) => name));
-    applyFolding(view);
+    refold(view);
   });
   repeatsButton.disabled = !Object.values(views).some((v) => v.info.repeats.length);
   repeatsButton.addEventListener("click", () => {
     const view = views[current];
     const allFolded = view.info.repeats.every((r) => view.folded.has(r.path));
     view.folded = new Set(allFolded ? [] : view.info.repeats.map((r) => r.path));
-    applyFolding(view);
+    refold(view);
   });
   document.getElementById("unfold").addEventListener("click", () => {
     const view = views[current];
     view.collapsed.clear();
     view.folded.clear();
     view.depth = depthSelect.value = "";
-    applyFolding(view);
+    refold(view);
   });
   document.getElementById("fit").addEventListener("click", () => fit(views[current]));
   for (const button of document.querySelectorAll(".views button")) {
