@@ -205,8 +205,11 @@ def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, 
     open_clean(browser, path)
     Select(browser.find_element(By.ID, "map")).select_by_value("decoder")
     browser.find_element(By.CSS_SELECTOR, '#grid figure[data-layer="1"][data-head="2"]').click()
-    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
-    assert Select(browser.find_element(By.ID, "head")).first_selected_option.text == "head 2"
+    # Counted from 1, as the lens and the course count layers: this is the second layer.
+    assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 3"
+    assert Select(browser.find_element(By.ID, "head")).first_selected_option.text == "head 3"
+    figure = browser.find_element(By.CSS_SELECTOR, '#grid figure[data-layer="0"][data-head="0"]')
+    assert figure.text == "L1 H1" and figure.get_attribute("title") == "layer 1, head 1"
     assert browser.find_element(By.ID, "description").text == "decoder masked self"
     canvas = browser.find_element(By.ID, "heatmap")
     text = hover_cell(browser, canvas, 2, 1)

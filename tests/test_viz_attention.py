@@ -17,7 +17,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
-from viz.attention import attention_maps, plot_attention  # noqa: E402
+from viz.attention import attention_figure, attention_maps, plot_attention  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -142,6 +142,13 @@ def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     assert maps["cross"].weights.shape == (1, 2, T, S)
     assert maps["cross"].keys == list("0123")
     assert maps["decoder"].weights.shape == (1, 2, T, T)
+
+
+def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
+    labels = list("ab")
+    figure = attention_figure(np.full((2, 3, 2, 2), 0.5), labels, labels, "t")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles[0] == "layer 1 head 1" and titles[-1] == "layer 2 head 3"
 
 
 def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):

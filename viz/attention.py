@@ -248,7 +248,7 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
             ax = axes[layer, head]
             image = ax.imshow(weights[layer, head], cmap=colours, norm=norm,
                               interpolation="nearest")
-            ax.set_title(f"layer {layer} head {head}", fontsize=9)
+            ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=9)   # as the lens counts
             ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
                           fontsize=7)
             ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=7)

@@ -92,7 +92,7 @@ function drawHeatmap() {
   Object.assign(heatmap.dataset, {left, top, cell});
   picture = context.getImageData(0, 0, heatmap.width, heatmap.height);
   document.getElementById("focus-title").textContent =
-    `layer ${state.layer}, head ${state.head}`;
+    `layer ${state.layer + 1}, head ${state.head + 1}`;
   document.getElementById("description").textContent = info.description;
 }
 
@@ -140,7 +140,7 @@ function drawGrid() {
       const figure = document.createElement("figure");
       figure.dataset.layer = layer;
       figure.dataset.head = head;
-      figure.title = `layer ${layer}, head ${head}`;
+      figure.title = `layer ${layer + 1}, head ${head + 1}`;
       const canvas = document.createElement("canvas");
       canvas.width = canvas.height = size;
       const context = canvas.getContext("2d"), rows = weights(state.map, layer, head);
@@ -153,7 +153,7 @@ function drawGrid() {
         context.fillRect(j * w, i * h, Math.ceil(w), Math.ceil(h));
       }));
       const caption = document.createElement("figcaption");
-      caption.textContent = `L${layer} H${head}`;
+      caption.textContent = `L${layer + 1} H${head + 1}`;
       figure.append(canvas, caption);
       grid.appendChild(figure);
     }
@@ -177,7 +177,7 @@ grid.addEventListener("click", (event) => {
 // ------------------------------------------------------------------------------ the menus
 
 function fillMenu(select, count, word) {
-  select.replaceChildren(...Array.from({length: count}, (_, i) => new Option(`${word} ${i}`, i)));
+  select.replaceChildren(...Array.from({length: count}, (_, i) => new Option(`${word} ${i + 1}`, i)));
 }
 
 function choose(change) {
