@@ -48,6 +48,19 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     assert x.grad is None and w.grad is None
 
 
+def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
+    # dL/dw = x.T @ dL/dy: x needs no gradient, so its transpose is a leaf of the backward graph
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))
+    w = ta.Tensor(np.ones((3, 4)), requires_grad=True)
+    dot = draw_backward((x @ w).sum(), params={"w": w}, inputs={"x": x})
+    title, into = titles(dot), feeds(dot)
+    (dw,) = [node for node, t in title.items() if t == "dL/dw"]
+    (matmul,) = into[dw]
+    assert sorted(title[leaf] for leaf in into[matmul] if leaf.startswith("leaf")) == ["x"]
+    assert "saved forward value, viewed as (3, 2)" in dot.source
+    assert "constant" not in title.values()
+
+
 class MLP(nn.Module):
     def __init__(self):
         self.hidden = nn.Linear(3, 4)

@@ -667,6 +667,12 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     for kind, obj, output in forward_order:
         t = output if kind == "op" else obj
         forward[id(t)] = t
+    # A backward formula that takes a view of a forward value outside any graph (x.T in
+    # matmul's, where x needs no gradient) records no op for it: the view is a leaf here, named
+    # after the forward tensor whose numbers it shows, the first to hold that memory.
+    viewed = {}                             # id(the array that owns the memory) -> tensor
+    for t in forward.values():
+        viewed.setdefault(id(_owner(t.data)), t)
     names = _leaf_names(params, inputs)
     if params is None and inputs is None:
         wanted = [t for t in forward.values() if t.grad_fn is None and t.requires_grad]
@@ -755,8 +761,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, module_of[id(obj)])
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
-        title, lines, attrs = _backward_leaf(obj, seed, forward, names, op_number)
-        role = "seed" if obj is seed else "saved" if id(obj) in forward else "constant"
+        title, lines, attrs = _backward_leaf(obj, seed, forward, viewed, names, op_number)
+        role = ("seed" if obj is seed else "saved" if id(obj) in forward
+                or _viewed_from(obj, viewed) is not None else "constant")
         drawn[node_id] = DrawnNode(role, title, obj, None, None)
         if show_data:
             lines.append(_summary("data", obj.data))
@@ -837,7 +844,26 @@ def _backward_box_label(node, op_number):
     return _label(f"{node.name} backward", detail)
 
 
-def _backward_leaf(t, seed, forward, names, op_number):
+def _owner(array):
+    """The numpy array that owns `array`'s memory: itself, or the base its view was taken of."""
+    while array.base is not None and isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _viewed_from(t, viewed):
+    """The forward tensor whose memory `t`, a leaf of the backward graph, is a view of, or None."""
+    return viewed.get(id(_owner(t.data))) if t.data.base is not None else None
+
+
+def _forward_title(t, names, op_number):
+    """What a forward tensor is called in the backward graph: its name, or the op it came from."""
+    if t.grad_fn is not None:
+        return f"{t.grad_fn.name} #{op_number[id(t.grad_fn)]} output"
+    return names.get(id(t), (t.name or "tensor",))[0]
+
+
+def _backward_leaf(t, seed, forward, viewed, names, op_number):
     """Title, detail lines and graphviz attributes of a leaf of the backward graph."""
     if t is seed:
         return "dL/dL = 1", ["the upstream gradient (seed)"], {"fillcolor": SEED_COLOUR,
@@ -846,11 +872,13 @@ def _backward_leaf(t, seed, forward, names, op_number):
     attrs = {"shape": "ellipse", "style": "filled"}
     if id(t) in forward:
         # A forward tensor: a named leaf, or the output of a forward op, saved for backward.
-        if t.grad_fn is not None:
-            title = f"{t.grad_fn.name} #{op_number[id(t.grad_fn)]} output"
-        else:
-            title = names.get(id(t), (t.name or "tensor",))[0]
-        return title, ["saved forward value", _shape(t.data)], dict(attrs, fillcolor=SAVED_COLOUR)
+        return (_forward_title(t, names, op_number), ["saved forward value", _shape(t.data)],
+                dict(attrs, fillcolor=SAVED_COLOUR))
+    shown = _viewed_from(t, viewed)
+    if shown is not None:
+        return (_forward_title(shown, names, op_number),
+                [f"saved forward value, viewed as {_shape(t.data)}"],
+                dict(attrs, fillcolor=SAVED_COLOUR))
     # A constant a backward formula made: the 1 of `1 - y * y`, the mask of relu, ...
     if t.size == 1:
         value = f"{t.data.item():.4g}" if t.dtype.kind in "fc" else f"{t.data.item()}"
