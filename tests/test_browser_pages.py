@@ -186,6 +186,21 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
+    _, _, path = gpt
+    size = browser.get_window_size()
+    browser.set_window_size(500, 800)
+    try:
+        open_clean(browser, path)
+        canvas = browser.find_element(By.ID, "canvas").rect
+        panel = browser.find_element(By.ID, "panel").rect
+        width = browser.execute_script("return document.documentElement.clientWidth")
+        assert canvas["width"] >= 0.95 * width                # the picture keeps the width
+        assert panel["y"] >= canvas["y"] + canvas["height"] - 1   # the panel below it
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 # ------------------------------------------------------------------------------ attention
 
 
