@@ -165,6 +165,13 @@ def test_grad_and_flow_on_both_graphs(tmp_path, what):
         assert fill not in ("#ffffff", "#cfe2f3")
 
 
+def test_grad_alone_shows_every_ops_gradient_on_the_forward_graph(tmp_path):
+    source = draw(tmp_path, "--example", "mlp", "--grad", suffix=".dot")
+    ops = re.findall(r"^\s*op\d+ \[label=<<B>(\w+)</B>(.*)$", source, re.M)
+    assert {"linear", "tanh"} <= {name for name, _ in ops}
+    assert all("grad: norm" in label for _, label in ops)     # not only the parameters'
+
+
 @pytest.mark.parametrize("extra", [[], ["--depth", "1"], ["--fold-repeats"]])
 def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     source = draw(tmp_path, "--example", "gpt", "--flow", *extra, suffix=".dot")

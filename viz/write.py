@@ -62,8 +62,7 @@ def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = F
     if what == "backward" and not _is_page(out_path):
         return render(draw_backward(shown.loss, **drawn), out_path)
     if show_grad or flow:                  # the forward graph's gradients: a backward first
-        if flow:
-            retain_grads(shown.loss)       # so that ops, not only leaves, get colours
+        retain_grads(shown.loss)           # so that ops, not only leaves, show theirs
         shown.loss.backward(retain_graph=True)
     if _is_page(out_path):                 # a page holds both graphs, and opens on one
         return graph_page(shown.loss, view=what, **drawn).save(out_path)
