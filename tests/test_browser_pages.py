@@ -262,6 +262,28 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
         100 * lens.top_probs[1, 2], abs=0.051)
 
 
+@pytest.mark.parametrize("window", [1400, 500])
+def test_the_reports_charts_fit_the_window_and_their_legends_clear_the_titles(browser, tmp_path,
+                                                                            window):
+    run = write_run(tmp_path / "run", 6, iters=6)
+    path = viz.metrics_page(run).save(tmp_path / "report.html")
+    size = browser.get_window_size()
+    browser.set_window_size(window, 900)
+    try:
+        open_clean(browser, path)
+        assert browser.execute_script(   # nothing past the right edge: the last step's dots
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        for chart in browser.find_elements(By.CSS_SELECTOR, "svg[data-chart]"):
+            title = chart.find_element(By.CSS_SELECTOR, ".chart-title").rect
+            for legend in chart.find_elements(By.CSS_SELECTOR, ".legend"):
+                box = legend.rect
+                apart = (box["x"] >= title["x"] + title["width"]
+                         or box["y"] >= title["y"] + title["height"])
+                assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_path):
     run = write_run(tmp_path / "run", 6, iters=10, lock="held")
     path = viz.metrics_page(run, refresh=1).save(tmp_path / "report.html")

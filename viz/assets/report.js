@@ -57,16 +57,23 @@ function draw() {
   const charts = chartList();
   const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0])));
   const first = Math.min(...all), last = Math.max(...all);
-  const width = Math.max(420, main.clientWidth - 8);
+  const style = getComputedStyle(main);      // the charts fill main's width inside its padding
+  const width = Math.max(420, main.clientWidth - parseFloat(style.paddingLeft) -
+                         parseFloat(style.paddingRight));
   for (const chart of charts) {
-    const height = chart.height, values = chart.series.flatMap((s) => s.points.map((p) => p[1]));
+    // The legend stands right of the title, or in a narrow window on a line of its own below
+    // it (its width estimated from its characters, as where each name goes below).
+    const legendWidth = chart.series.reduce((sum, s) => sum + s.name.length * 6.3 + 18, 0);
+    const below = MARGIN.left + chart.title.length * 7.5 + legendWidth > width - MARGIN.right;
+    const top = MARGIN.top + (below ? 16 : 0), height = chart.height + (below ? 16 : 0);
+    const values = chart.series.flatMap((s) => s.points.map((p) => p[1]));
     let low = Math.min(...values), high = Math.max(...values);
     if (chart.fraction) [low, high] = [0, 1.05];
     const pad = (high - low) * 0.06 || Math.abs(high) * 0.1 || 1;
     if (!chart.fraction) [low, high] = [low - pad, high + pad];
     const x = (step) => MARGIN.left + (width - MARGIN.left - MARGIN.right) *
       (last > first ? (step - first) / (last - first) : 0.5);
-    const y = (v) => height - MARGIN.bottom - (height - MARGIN.top - MARGIN.bottom) *
+    const y = (v) => height - MARGIN.bottom - (height - top - MARGIN.bottom) *
       (v - low) / (high - low);
     const figure = document.createElement("figure");
     const svg = el("svg", {width, height, "data-chart": chart.title, role: "img",
@@ -80,15 +87,15 @@ function draw() {
         .textContent = tickText(v);
     }
     for (const step of ticks(first, last, 8)) {
-      el("line", {x1: x(step), x2: x(step), y1: MARGIN.top, y2: height - MARGIN.bottom,
+      el("line", {x1: x(step), x2: x(step), y1: top, y2: height - MARGIN.bottom,
                   class: "grid"}, svg);
       el("text", {x: x(step), y: height - MARGIN.bottom + 16, class: "tick",
                   "text-anchor": "middle"}, svg).textContent = tickText(step);
     }
     let legendX = width - MARGIN.right;
     for (const s of chart.series.slice().reverse()) {
-      const label = el("text", {x: legendX, y: 16, class: "legend", "text-anchor": "end",
-                                fill: s.colour}, svg);
+      const label = el("text", {x: legendX, y: below ? 32 : 16, class: "legend",
+                                "text-anchor": "end", fill: s.colour}, svg);
       label.textContent = s.name;
       legendX -= s.name.length * 6.3 + 18;
     }
@@ -100,12 +107,12 @@ function draw() {
         for (const [step, v] of s.points) el("circle", {cx: x(step), cy: y(v), r: 3.5, fill: s.colour}, svg);
       }
     }
-    const cross = el("line", {y1: MARGIN.top, y2: height - MARGIN.bottom, class: "cross",
+    const cross = el("line", {y1: top, y2: height - MARGIN.bottom, class: "cross",
                               visibility: "hidden"}, svg);
     drawn.push({svg, chart, x, cross, invert: (px) => first + (last - first) *
       (px - MARGIN.left) / (width - MARGIN.left - MARGIN.right)});
   }
-  if (drawn.length) el("text", {x: width - MARGIN.right, y: drawn[drawn.length - 1].chart.height - 2,
+  if (drawn.length) el("text", {x: width - MARGIN.right, y: drawn[drawn.length - 1].svg.height.baseVal.value - 2,
     class: "tick", "text-anchor": "end"}, drawn[drawn.length - 1].svg).textContent = "step";
 }
 
