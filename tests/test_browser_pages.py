@@ -34,6 +34,7 @@ import viz  # noqa: E402
 from test_html_pages import Letters, synthetic_maps, write_run  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
+from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
 
 
@@ -242,6 +243,22 @@ def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, 
 
 
 # ------------------------------------------------------------------------------ lens and report
+
+
+def test_the_attention_page_fits_a_narrow_window(browser, tmp_path):
+    tokens = [f"t{i}" for i in range(40)]                    # a map of 640 px in a wide window
+    weights = np.full((1, 2, 40, 40), 1 / 40)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a long prompt").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(500, 900)
+    try:
+        open_clean(browser, path)
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 1, 0)   # still read
+    finally:
+        browser.set_window_size(size["width"], size["height"])
 
 
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):

@@ -40,7 +40,9 @@ let picture = null;      // the drawn map, to restore after a hover outline
 function drawHeatmap() {
   const info = data.maps[state.map], rows = weights(state.map, state.layer, state.head);
   const queries = info.queries, keys = info.keys;
-  const cell = Math.max(6, Math.min(28, Math.floor(640 / Math.max(queries.length, keys.length))));
+  // The cells fill 640 px at most, less in a narrow window (the labels and margins aside).
+  const room = Math.min(640, document.documentElement.clientWidth - 100);
+  const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
   const context = heatmap.getContext("2d");
   context.font = FONT;
   const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
@@ -203,6 +205,12 @@ mapSelect.disabled = Object.keys(data.maps).length < 2;
 mapSelect.addEventListener("change", () => choose({map: mapSelect.value}));
 layerSelect.addEventListener("change", () => choose({layer: Number(layerSelect.value)}));
 headSelect.addEventListener("change", () => choose({head: Number(headSelect.value)}));
+
+let resizing = null;                   // a window made narrower or wider: the map follows
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(drawHeatmap, 150);
+});
 
 const started = performance.now();
 const first = data.maps[state.map];
