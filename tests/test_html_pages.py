@@ -539,6 +539,16 @@ def test_graph_writes_the_page_for_an_html_out(tmp_path):
     data = page_data(out.read_text())
     assert data["view"] == "backward" and data["depth"] == 2
     assert data["views"]["backward"]["collapsed"]
+    assert data["title"] == "the gpt example: its loss's graph"     # what is drawn, by name
+
+
+def test_a_checkpoints_graph_page_is_titled_by_its_run_and_prompt(runs, tmp_path):
+    out = tmp_path / "step.html"
+    result = tinyformer("graph", "--checkpoint", runs / "gpt", "--prompt", "eve", "--out", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert page_data(text)["title"] == "gpt: the graph of the loss on 'eve'"
+    assert "<title>gpt: the graph of the loss on &#x27;eve&#x27;" in text
 
 
 def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):

@@ -563,13 +563,16 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
     from viz import DotNotFoundError
+    from viz.plots import run_name
     from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
     check_out_file(out_path, GRAPH_SUFFIXES)
     with input_errors():
         shown = step_to_draw(example, checkpoint_dir, prompt)
+    title = (f"the {example} example: its loss's graph" if example else
+             f"{run_name(checkpoint_dir)}: the graph of the loss on {prompt!r}")
     with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install
         click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow, max_nodes,
-                               depth, fold_repeats))
+                               depth, fold_repeats, title))
 
 
 # ----- exercises: the course (tinyformer/exercises/runner.py does the work)

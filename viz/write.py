@@ -54,8 +54,10 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
 
 def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = False,
                 show_grad: bool = False, flow: bool = False, max_nodes: int = 1000,
-                depth: int | None = None, fold_repeats: bool = False) -> str:
-    """Draw the forward or backward graph of `shown` (step_to_draw's)."""
+                depth: int | None = None, fold_repeats: bool = False,
+                title: str | None = None) -> str:
+    """Draw the forward or backward graph of `shown` (step_to_draw's); a page is headed by
+    `title` (graph_page's, by default)."""
     folding = dict(depth=depth, fold_repeats=fold_repeats)
     drawn = dict(params=shown.params, inputs=shown.inputs, show_data=show_data,
                  show_grad=show_grad, color_by_grad=flow, max_nodes=max_nodes, **folding)
@@ -65,7 +67,7 @@ def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = F
         retain_grads(shown.loss)           # so that ops, not only leaves, show theirs
         shown.loss.backward(retain_graph=True)
     if _is_page(out_path):                 # a page holds both graphs, and opens on one
-        return graph_page(shown.loss, view=what, **drawn).save(out_path)
+        return graph_page(shown.loss, view=what, title=title, **drawn).save(out_path)
     return render(draw_graph(shown.loss, **drawn), out_path)
 
 
