@@ -47,28 +47,31 @@ def run_steps(threads, n, seconds_per_step):
     return used
 
 
-def test_it_tries_each_count_then_keeps_the_fastest_and_chooses_again_later():
-    with AdaptiveThreads(candidates=(1, 2), period=12, trial=2) as threads:
-        quiet = {1: 0.004, 2: 0.001}                     # two threads faster
-        assert run_steps(threads, 12, quiet) == [1, 2, 1, 2] + [2] * 8
-        busy = {1: 0.001, 2: 0.004}                      # a neighbour took a core
-        assert run_steps(threads, 4, busy) == [1, 2, 1, 2]
-        assert blas_threads_now() == {1}      # chosen at once: what runs between steps uses it
-        assert run_steps(threads, 8, busy) == [1] * 8
-
-
 def clocked_steps(monkeypatch, threads, n, seconds):
     """Run `n` steps, step i taking seconds(i, count) on a clock of the test's own, the one
-    AdaptiveThreads reads, so that no machine's timing blurs a near thing; returns the count
+    AdaptiveThreads reads, so that no machine's timing blurs a near thing (a busy spell of a
+    few ms on a shared machine would decide between steps of 1 and 4); returns the count
     each step ran with."""
     now = [0.0]
     monkeypatch.setattr(tinyformer.resources, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     used = []
     for i in range(n):
         with threads.step() as count:
+            assert blas_threads_now() == {count}        # the count is really applied
             now[0] += seconds(i, count)
             used.append(count)
     return used
+
+
+def test_it_tries_each_count_then_keeps_the_fastest_and_chooses_again_later(monkeypatch):
+    with AdaptiveThreads(candidates=(1, 2), period=12, trial=2) as threads:
+        quiet = {1: 0.004, 2: 0.001}                     # two threads faster
+        assert clocked_steps(monkeypatch, threads, 12, lambda i, n: quiet[n]) == \
+            [1, 2, 1, 2] + [2] * 8
+        busy = {1: 0.001, 2: 0.004}                      # a neighbour took a core
+        assert clocked_steps(monkeypatch, threads, 4, lambda i, n: busy[n]) == [1, 2, 1, 2]
+        assert blas_threads_now() == {1}      # chosen at once: what runs between steps uses it
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: busy[n]) == [1] * 8
 
 
 def test_a_slow_spell_as_the_trials_begin_does_not_decide_them(monkeypatch):
