@@ -52,6 +52,16 @@ def test_argmax_is_numpys(axis, keepdims):
     assert got.shape == expected.shape and got.tolist() == expected.tolist()
 
 
+def test_requires_grad_is_turned_off_on_a_leaf_only():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    y = w * 3
+    with pytest.raises(RuntimeError, match=r"on a leaf only.*mul.*\.detach\(\)"):
+        y.requires_grad = False                      # as torch: its graph would stay behind
+    assert y.requires_grad and y.grad_fn is not None
+    w.requires_grad = False                          # a leaf: allowed
+    assert not (w * 3).requires_grad
+
+
 def test_concat_with_axis_none_flattens_as_numpy_and_has_its_gradient():
     a = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True, dtype=np.float64)
     b = Tensor([10.0, 20.0, 30.0], requires_grad=True, dtype=np.float64)

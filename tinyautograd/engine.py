@@ -436,6 +436,10 @@ class Tensor:
         if value and self.data.dtype.kind not in "fc":
             raise TypeError(f"only floating-point tensors can require gradients; this one is "
                             f"{self.data.dtype}")
+        if not value and self.grad_fn is not None:   # the graph through it would stay, unused
+            raise RuntimeError(f"requires_grad can be turned off on a leaf only; this tensor "
+                               f"was computed by {self.grad_fn.name}: use .detach() for it "
+                               f"outside the graph")
         self._requires_grad = bool(value)
 
     # -- what it is ---------------------------------------------------------------------------
