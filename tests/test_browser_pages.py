@@ -106,7 +106,7 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     assert field(browser, "title") == loss.grad_fn.name == nodes[result]["op"]
     assert field(browser, "doc").startswith(loss.grad_fn.fn.__doc__.strip()[:20])
     assert close(field(browser, "value.mean"), loss.item())
-    assert field(browser, "grad.min") == field(browser, "grad.max") == "1.000"
+    assert field(browser, "grad.min") == field(browser, "grad.max") == "1"
 
     # Its backward ops are marked in the backward graph, which the panel's button shows.
     backward_ids = nodes[result]["backward"]
@@ -137,6 +137,13 @@ def only_used_by(view, ids):
 def graph_height(browser):
     return browser.execute_script(
         "return document.querySelector('#svg-forward g.graph').getBBox().height")
+
+
+def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
+    open_clean(browser, gpt[2])
+    shown = browser.execute_script("return [1, 0.5, -3, 1234.56, 0.001234, 2e-5, 23456].map(fmt)")
+    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "2.000e-5", "2.346e+4"]
+    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234)] == shown[:5]   # as in labels
 
 
 def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):

@@ -26,13 +26,14 @@ function esc(text) {
     ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
 }
 
-// A number as the panel shows it: 4 significant digits, or powers of ten when very big or
-// small; a dash when there is none.
+// A number as the panel shows it, as Python's "{:.4g}" in the pictures: 4 significant digits
+// without trailing zeros (1, not 1.000), or powers of ten when very big or small; a dash when
+// there is none.
 function fmt(x) {
   if (x === null || x === undefined) return "\u2014";
   if (x === 0) return "0";
   const size = Math.abs(x);
-  return size >= 1e4 || size < 1e-3 ? x.toExponential(3) : x.toPrecision(4);
+  return size >= 1e4 || size < 1e-3 ? x.toExponential(3) : String(+x.toPrecision(4));
 }
 
 // A shape as Python writes it: (), (10,), (2, 8, 8).
