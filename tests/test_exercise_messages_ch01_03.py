@@ -14,6 +14,16 @@ def test_one_hot_off_by_one(tmp_path):
     assert "one_hot(ids=[2, 0, 3], vocab_size=4)" in message and "at [" in message
 
 
+@pytest.mark.parametrize("line, changed, given", [
+    ("dtype=np.float32", "dtype=int", "an array of dtype int64"),
+    ("return out", "return out.tolist()", "a list"),
+])
+def test_one_hot_of_another_type_than_its_docstring_says(tmp_path, line, changed, given):
+    message = edited_message(tmp_path, "one_hot", line, changed)
+    assert message.startswith("one_hot(ids=[2, 0, 3], vocab_size=4) returned " + given)
+    assert "dtype float32, as the docstring says" in message
+
+
 def test_dot_adds_instead_of_multiplying(tmp_path):
     message = edited_message(tmp_path, "dot_and_matmul", "x * y", "x + y")
     assert "dot(a=[1., 2., 3.], b=[4., 5., 6.])" in message and "expected 32" in message

@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 from tinyautograd import Tensor
 
@@ -229,16 +229,23 @@ def as_array(value: Any) -> np.ndarray:
 
 
 def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned",
-                 atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None) -> None:
+                 atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None,
+                 dtype: DTypeLike = None) -> None:
     """Compare an array (or Tensor) with the expected one; on a difference, raise a
-    CheckFailure naming the call, then the shape or the worst element.
+    CheckFailure naming the call, then the dtype, the shape or the worst element.
 
     `what` says which value this is ("returned", "the gradient with respect to `x`");
     `tensor=True` also demands a tinyautograd Tensor (so that gradients can flow through it),
-    `tensor=False` a numpy array.
+    `tensor=False` a numpy array; `dtype`, where the exercise names one, that dtype.
     """
     if got is None:
         raise CheckFailure(f"{call} {what} None. Did you forget a `return`?")
+    if dtype is not None and getattr(got, "dtype", None) != np.dtype(dtype):
+        given = (f"an array of dtype {got.dtype}" if hasattr(got, "dtype")
+                 else f"a {type(got).__name__}")
+        raise CheckFailure(f"{call} {what} {given}; it should be an array of dtype "
+                           f"{np.dtype(dtype)}, as the docstring says (numpy's functions take "
+                           f"dtype=np.{np.dtype(dtype)}).")
     if tensor is True and not isinstance(got, Tensor):
         raise CheckFailure(f"{call} {what} a {type(got).__name__}; it should be a Tensor, "
                            f"computed with Tensor operations so that gradients flow through it.")

@@ -34,7 +34,8 @@ print(one_hot @ table)
 def check_one_hot(learner: Learner) -> None:
     one_hot = learner.function("one_hot")
     expect_array(one_hot(np.array([2, 0, 3]), 4),
-                 [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], one_hot.last_call, tensor=False)
+                 [[0., 0., 1., 0.], [1., 0., 0., 0.], [0., 0., 0., 1.]], one_hot.last_call,
+                 tensor=False, dtype=np.float32)
     expect_array(one_hot(np.array([1, 1]), 2), [[0, 1], [0, 1]], one_hot.last_call)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, size=30)
