@@ -80,6 +80,21 @@ def test_init_refuses_an_existing_workspace(workspace):
     assert snapshot(workspace) == before
 
 
+@pytest.mark.parametrize("place, words", [
+    ("new", ["is not an exercise workspace", "`tinyformer exercises init {dir}`"]),
+    ("a-file", ["is a file, not an exercise workspace"]),
+    ("full", ["is not an exercise workspace", "in a new folder", "init DIR"]),
+])
+def test_a_workspace_option_that_is_not_one_gets_advice_that_works(tmp_path, place, words):
+    (tmp_path / "a-file").write_text("mine")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    target = tmp_path / place
+    assert_input_error(run("list", "-w", target), *[w.format(dir=target) for w in words])
+    if place == "new":                                     # the advice, followed, works
+        assert run("init", target).exit_code == 0 and run("list", "-w", target).exit_code == 0
+
+
 # -- list, show, hint --------------------------------------------------------------------------
 
 def test_list_shows_every_exercise_by_chapter_done_or_not(workspace):

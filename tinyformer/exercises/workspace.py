@@ -85,6 +85,14 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
     if directory is not None:
         root = Path(directory).resolve()
         if not is_workspace(root):
+            # The advice must work: init makes a workspace only in a new or empty folder.
+            if root.exists() and not root.is_dir():
+                raise WorkspaceError(f"{directory} is a file, not an exercise workspace; give "
+                                     f"the workspace's folder")
+            if root.is_dir() and any(root.iterdir()):
+                raise WorkspaceError(f"{directory} is not an exercise workspace; give the "
+                                     f"workspace's folder, or make one in a new folder with "
+                                     f"`tinyformer exercises init DIR`")
             raise WorkspaceError(f"{directory} is not an exercise workspace; make one with "
                                  f"`tinyformer exercises init {directory}`")
         return Workspace.load(root)
