@@ -137,7 +137,8 @@ def test_each_hint_call_shows_one_more_hint(workspace):
         result = run("hint", 1)
         assert result.exit_code == 0
         assert result.output.count("Hint ") == min(shown, n)
-    assert FIRST.hints[-1] in result.output
+        assert ("that was the last hint" in result.output) == (shown >= n)
+    assert FIRST.hints[-1] in result.output and "exercises solution 1" in result.output
 
 
 # -- check ------------------------------------------------------------------------------------
@@ -325,6 +326,10 @@ def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):
     backups = list((workspace / STATE_DIR / "backups").rglob("*.py"))
     assert [b.read_text() for b in backups] == [mine]
     assert FIRST.slug not in progress(workspace)["passed"]
+    again = run("reset", FIRST.slug)                  # untouched now: nothing to keep
+    assert again.exit_code == 0 and "your version" not in again.output
+    assert len(list((workspace / STATE_DIR / "backups").rglob("*.py"))) == 1
+    path.write_text(mine)
     run("reset", FIRST.slug)
     assert len(list((workspace / STATE_DIR / "backups").rglob("*.py"))) == 2
 

@@ -112,6 +112,9 @@ def hint(workspace: Workspace, ex: Exercise) -> None:
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
     if len(shown) < len(ex.hints):
         click.echo(f"(ask again for hint {len(shown) + 1})")
+    else:
+        click.echo(f"(that was the last hint; `tinyformer exercises solution {ex.number}` "
+                   f"shows a solution)")
 
 
 def reset(workspace: Workspace, ex: Exercise) -> None:

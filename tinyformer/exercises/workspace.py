@@ -215,10 +215,11 @@ class Workspace:
 
     def reset(self, ex: Exercise) -> Path | None:
         """Restore the exercise's file to its untouched state. The learner's version is kept
-        in .tinyformer/backups/ (returned), so a reset never loses work."""
+        in .tinyformer/backups/ (returned), so a reset never loses work; an untouched file has
+        nothing to keep (None)."""
         path = self.path(ex)
         backup = None
-        if path.exists():
+        if path.exists() and path.read_bytes() != ex.source.read_bytes():
             stamp = time.strftime("%Y%m%d-%H%M%S")
             backup = self.root / STATE_DIR / "backups" / f"{ex.file[:-3]}-{stamp}.py"
             n = 1
