@@ -265,9 +265,11 @@ class Function:
     `ctx.create_graph` is True, or its second derivative would be missing.
     """
 
-    # True for an op that broadcasts its operands together, as numpy's elementwise operations
-    # do: a ValueError in its forward, where their shapes do not broadcast, is reported so.
-    broadcasts = False
+    # What a ValueError from numpy in the op's forward means, to report it as a ShapeError:
+    # "broadcast", the operands' shapes do not broadcast together (the elementwise ops);
+    # "shapes", the shapes do not fit, the only way its numpy call fails (reshape, concat);
+    # None, nothing about shapes: the op's own message, or numpy's about values, passes as it is.
+    shape_errors = None
 
     @classmethod
     def name(cls) -> str:
@@ -325,26 +327,18 @@ class Function:
 
 def _shape_error(fn, inputs, error):
     """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
-    operands' shapes; None when the error is not about the shapes. Its type and the shapes tell,
-    not its words: numpy's AxisError is an axis out of range, and in an op that broadcasts its
-    operands (`Function.broadcasts`), shapes that do not broadcast are what went wrong."""
-    if fn.broadcasts and len(inputs) > 1:
+    operands' shapes; None when the error is not about the shapes. The op's `shape_errors` and
+    the error's type tell, not its words: numpy's AxisError is an axis out of range."""
+    shapes = " and ".join(str(t.shape) for t in inputs)
+    if fn.shape_errors == "broadcast" and len(inputs) > 1:
         try:
             np.broadcast_shapes(*(t.shape for t in inputs))
         except ValueError:
-            shapes = " and ".join(str(t.shape) for t in inputs)
             return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
                               "size must match or be 1)")
-    if isinstance(error, np.exceptions.AxisError):
-        return _misfit(fn, inputs, error)
+    if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
+        return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
     return None
-
-
-def _misfit(fn, operands, error):
-    """ShapeError: the shapes of op `fn`'s operands (Tensors or arrays) do not fit, as numpy's
-    `error` says. For the ops whose numpy call fails only over shapes (reshape, concat)."""
-    shapes = " and ".join(str(t.shape) for t in operands)
-    return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,8 +616,8 @@ class Tensor:
                 # bookkeeping would cost four times the reshape itself.
                 return Tensor._make(self.data.reshape(shape))
             return ops.Reshape.apply(self, shape=shape)
-        except ValueError as error:              # numpy's: the sizes do not fit
-            raise _misfit(ops.Reshape, (self,), error) from None
+        except ValueError as error:              # numpy's, on the path without the op
+            raise _shape_error(ops.Reshape, (self,), error) from None
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import kernels
-from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _misfit
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor
 
 # ---------------------------------------------------------------------------- arrays or Tensors
 # The same call for a numpy array and a Tensor; on Tensors it is recorded under create_graph.
@@ -103,7 +103,7 @@ def _floating(x: np.ndarray) -> np.ndarray:
 class Add(Function):
     """y = a + b;  dy/da = 1, dy/db = 1"""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -117,7 +117,7 @@ class Add(Function):
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1"""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -143,7 +143,7 @@ class Neg(Function):
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a"""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -161,7 +161,7 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b"""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -181,7 +181,7 @@ class Pow(Function):
     At a = 0 the formulas can give 0 * inf: b a^(b-1) where b = 0 too (y = 1 is flat there),
     and y ln a where b >= 0 (y = 0 or 1). Those derivatives are 0, as torch takes them."""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, a, b):
@@ -566,6 +566,8 @@ class LogSoftmax(Function):
 class Reshape(Function):
     """Same elements, new shape;  the gradient is reshaped back"""
 
+    shape_errors = "shapes"
+
     @staticmethod
     def forward(ctx, x, shape):
         return x.reshape(shape)
@@ -595,12 +597,11 @@ class Transpose(Function):
 class BroadcastTo(Function):
     """Repeat x along broadcast axes (a view, no copy);  the engine sums the gradient back"""
 
+    shape_errors = "shapes"
+
     @staticmethod
     def forward(ctx, x, shape):
-        try:
-            return np.broadcast_to(x, shape)
-        except ValueError as error:             # numpy's: x does not broadcast to the shape
-            raise _misfit(BroadcastTo, (x,), error) from None
+        return np.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -674,13 +675,12 @@ def _add_rows(out, index, x):
 class Concat(Function):
     """Join along an existing axis;  each input gets back its slice of the gradient"""
 
+    shape_errors = "shapes"
+
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        try:
-            return np.concatenate(xs, axis=axis)
-        except ValueError as error:             # numpy's: the shapes do not fit together
-            raise _misfit(Concat, xs, error) from None
+        return np.concatenate(xs, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -696,13 +696,12 @@ class Concat(Function):
 class Stack(Function):
     """Join along a new axis;  input i gets the gradient's slice i along that axis"""
 
+    shape_errors = "shapes"
+
     @staticmethod
     def forward(ctx, *xs, axis=0):
         ctx.axis = axis
-        try:
-            return np.stack(xs, axis=axis)
-        except ValueError as error:             # numpy's: the shapes do not fit together
-            raise _misfit(Stack, xs, error) from None
+        return np.stack(xs, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
@@ -713,7 +712,7 @@ class Stack(Function):
 class Where(Function):
     """y = a where cond else b;  the gradient flows only to the side that was chosen"""
 
-    broadcasts = True
+    shape_errors = "broadcast"
 
     @staticmethod
     def forward(ctx, cond, a, b):
