@@ -609,15 +609,15 @@ class Tensor:
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        try:
-            if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
-                # No graph to record: the reshaped array is all there is. Generation reshapes
-                # each head's queries, keys and values at every token, where the op's
-                # bookkeeping would cost four times the reshape itself.
+        if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
+            # No graph to record: the reshaped array is all there is. Generation reshapes each
+            # head's queries, keys and values at every token, where the op's bookkeeping
+            # would cost four times the reshape itself.
+            try:
                 return Tensor._make(self.data.reshape(shape))
-            return ops.Reshape.apply(self, shape=shape)
-        except ValueError as error:              # numpy's, on the path without the op
-            raise _shape_error(ops.Reshape, (self,), error) from None
+            except ValueError as error:
+                raise _shape_error(ops.Reshape, (self,), error) from None
+        return ops.Reshape.apply(self, shape=shape)
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
