@@ -4,6 +4,9 @@ the traceback behind --debug. And what a model writes cannot drive the user's te
 
 import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -50,6 +53,30 @@ def test_a_full_disk_names_the_file_not_a_temporary_one(monkeypatch, tmp_path):
     assert line.startswith(f"Error: {tmp_path / 'run'}{os.sep}")
     assert "no space left on device; free some disk space" in line
     assert ".tmp-" not in line and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["tokenize", "show", "--file"], ["tokenize", "show", "--ids",
+                                                                      "--file"]])
+def test_a_reader_that_stops_early_stops_the_command_quietly(tmp_path, command):
+    # `tinyformer tokenize show --file big.txt | head`: head closes the pipe after its lines.
+    (tmp_path / "big.txt").write_text("hello world, " * 50_000)
+    cli_py = Path(__file__).resolve().parent.parent / "cli.py"
+    process = subprocess.Popen([sys.executable, str(cli_py), *command, str(tmp_path / "big.txt")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(100)           # it has begun to write
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == cli.PIPE_CLOSED == 141     # as the shell's `cat | head`
+    assert error == ""                        # no traceback, no "internal error"
+
+
+def test_a_closed_pipe_is_no_input_error_where_other_os_errors_are():
+    with pytest.raises(BrokenPipeError):         # left for the program to stop quietly
+        with cli.input_errors(OSError):
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    with pytest.raises(cli.InputError):
+        with cli.input_errors(OSError):
+            raise PermissionError(errno.EACCES, "Permission denied", "out.png")
 
 
 def test_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, tmp_path):

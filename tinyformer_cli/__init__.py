@@ -35,6 +35,7 @@ Examples:
 
 
 INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 
 
 class InputError(click.ClickException):
@@ -52,12 +53,26 @@ def input_errors(*kinds):
     try:
         yield
     except kinds as e:
+        if isinstance(e, BrokenPipeError):          # not the input's fault: Program's to answer
+            raise
         message = files.describe_os_error(e) if isinstance(e, OSError) else str(e)
         raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
 class Program(click.Group):
     """The command group, each error one line: what was wrong and where to look."""
+
+    def invoke(self, ctx):
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()        # what is still buffered, while a closed pipe can be told
+            return result
+        except BrokenPipeError:
+            # The reader (`| head`) has read all it wanted: stop quietly, as a Unix tool that
+            # SIGPIPE stops, not as a bug (click's own answer is exit status 1). What Python
+            # would flush at exit goes nowhere instead of failing again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(PIPE_CLOSED)
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
