@@ -354,6 +354,21 @@ def test_clip_grad_norm_matches_torch(max_norm):
     assert extra.grad is None
 
 
+@pytest.mark.parametrize("bad, max_norm", [(math.nan, 1.0), (math.inf, 1.0),
+                                           (math.inf, math.inf)])
+def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
+    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])]
+    params = [Tensor(np.zeros(2), requires_grad=True, dtype=np.float64) for _ in grads]
+    twins = torch_twins(params)
+    for p, t, g in zip(params, twins, grads):
+        p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
+    total = clip_grad_norm(params, max_norm)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    np.testing.assert_equal(total, reference.item())
+    for p, t in zip(params, twins):
+        np.testing.assert_array_equal(p.grad, t.grad.numpy())     # NaN where torch's is
+
+
 def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     p = Tensor(np.zeros(1000, dtype=np.float32), requires_grad=True)
     p.grad = np.full(1000, 1e20, dtype=np.float32)     # each square overflows float32

@@ -327,6 +327,10 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
     huge gradient is still measured. Returns the total norm before clipping, as a Python float
     (worth logging: spikes show instability).
 
+    A gradient holding NaN or inf has a NaN or inf norm, and clipping spreads it as torch's
+    clip_grad_norm_ does: an inf norm scales every gradient by 0 (inf * 0 is NaN), a NaN norm
+    makes every gradient NaN. The returned norm says which happened.
+
     `total_norm`, when given, is the norm to clip by, where `params` hold only some of the
     gradients (processes that each update a share of a model's parameters: the norm is then
     math.sqrt of the sum of every gradient's `sum_of_squares`, in the parameters' order).
@@ -337,9 +341,13 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
     if total_norm is None:
         total_norm = math.sqrt(sum(sum_of_squares(g) for g in grads))
     scale = max_norm / (total_norm + 1e-6)    # the 1e-6: an all-zero gradient, not a division by 0
-    if scale < 1:
-        for g in grads:
-            g *= scale
+    # A NaN norm (a NaN gradient somewhere, or inf / inf) gives a NaN scale, which compares
+    # False to everything: it scales every gradient to NaN, as torch's does, rather than
+    # leaving them unclipped.
+    if not scale >= 1:
+        with np.errstate(invalid="ignore"):               # inf * 0: the NaN torch gives too
+            for g in grads:
+                g *= scale
     return total_norm
 
 
