@@ -164,6 +164,18 @@ def test_zero_grad_clears_both_gradients():
     assert all(p.grad is None and p.grad_tensor is None for p in params)
 
 
+def test_a_group_of_one_tensor_updates_that_tensor_as_torch_does():
+    params = make_params(6)
+    twins = torch_twins(params)
+    optimizer = SGD([{"params": params[0]}, {"params": params[1:]}], lr=0.1)
+    reference = torch.optim.SGD([{"params": twins[0]}, {"params": twins[1:]}], lr=0.1)
+    assert optimizer.param_groups[0]["params"][0] is params[0]
+    set_gradients(params, 0, twins)
+    optimizer.step()
+    reference.step()
+    assert_same(params, twins)
+
+
 def test_bad_parameter_lists_are_refused():
     p = Tensor(np.zeros(3), requires_grad=True)
     with pytest.raises(ValueError):

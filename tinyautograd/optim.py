@@ -70,7 +70,10 @@ class Optimizer:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
         _check_options(type(self).__name__, group)
-        group["params"] = list(group["params"])
+        params = group["params"]
+        # One Tensor stands for itself, as in torch: list() of it would be its rows, copies that
+        # no backward ever gives a gradient, so nothing would train.
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for p in self._all_params()}
         for p in group["params"]:
             if not isinstance(p, Tensor):
