@@ -78,6 +78,12 @@ class Optimizer:
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError(f"the optimizer can only update Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                # backward leaves no .grad on a computed tensor, so it would never move (torch
+                # refuses it too). The usual cause: w = Tensor(..., requires_grad=True) * 0.02.
+                raise ValueError(f"the optimizer can only update leaf Tensors, not one computed "
+                                 f"by {p.grad_fn.name}; scale the array before making the "
+                                 f"Tensor, or use Tensor(t.data, requires_grad=True)")
             if id(p) in seen:
                 raise ValueError("a parameter appears twice in the optimizer, so each step "
                                  "would update it twice")
