@@ -377,6 +377,18 @@ def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")
 
 
+def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path):
+    # Evaluated in chunks of 250 pairs; each chunk's mean weighs by its tokens, not its pairs.
+    settings = dict(JOBS["transformer"], min_len=2, max_len=9, iters=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    job, model = trainer.job, trainer.model.eval()
+    assert len(job.data.val) > 250
+    with ta.no_grad():
+        whole = job.loss(model, job.data.batch(job.data.val)).item()   # all pairs at once
+        assert job.evaluate(model)["val_loss"] == pytest.approx(whole, rel=2e-6)
+    trainer.close()
+
+
 def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
     from click.testing import CliRunner
     from tinyformer_cli import main
