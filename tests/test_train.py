@@ -1,5 +1,6 @@
 """Training: settings, data preparation, the loop, checkpoints and exact resumption."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -101,6 +102,7 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
     (dict(task="copy", vocab_size=600), "a --task has its own tokenizer"),
     (dict(vocab_size=300), "--vocab-size is for a bpe tokenizer"),
     (dict(tokenizer="char", vocab_size=300), "--vocab-size is for a bpe tokenizer"),
+    (dict(schedule="noam", min_lr=1e-4), "--schedule noam has no floor: drop --min-lr"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
     with pytest.raises(ValueError) as e:
@@ -121,6 +123,16 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     assert (resumed.config.min_len, resumed.config.vocab_size) == (None, None)
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
+    assert TrainConfig(schedule="noam").resolved().min_lr is None
+    assert TrainConfig(schedule="cosine", lr=1e-3).resolved().min_lr == 1e-4
+    saved = dataclasses.asdict(TrainConfig(schedule="noam").resolved())
+    saved["min_lr"] = saved["lr"] / 10                 # as runs saved it before it was refused
+    config = TrainConfig.from_saved(saved, "config.json")
+    assert config.min_lr is None
+    config.check()
 
 
 def test_unknown_setting_names_the_known_ones():
