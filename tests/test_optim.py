@@ -98,6 +98,19 @@ def test_param_groups_with_their_own_options_match_torch(ours, theirs):
         assert_same(params, twins)
 
 
+def test_sgd_given_momentum_after_steps_without_matches_torch():
+    params = make_params(10)
+    twins = torch_twins(params)
+    optimizer, reference = SGD(params, lr=0.1), torch.optim.SGD(twins, lr=0.1)
+    for step in range(6):
+        if step == 3:
+            optimizer.param_groups[0]["momentum"] = reference.param_groups[0]["momentum"] = 0.9
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+
+
 def test_adamw_is_not_adam_with_l2():
     """The two weight decays differ; a mix-up between them must show."""
     adam_params, adamw_params = make_params(2), make_params(2)

@@ -219,6 +219,8 @@ class SGD(Optimizer):
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if group["momentum"]:
+            if "momentum_buffer" not in state:       # momentum given after steps without it
+                state.update(self.initial_state(param, group))
             state["momentum_buffer"] *= group["momentum"]
             state["momentum_buffer"] += grad
             grad = state["momentum_buffer"]
