@@ -430,6 +430,19 @@ def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path)
     trainer.close()
 
 
+def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_losses(tmp_path):
+    # One example of 8 letters with 30% of words hidden: a batch often draws nothing to hide,
+    # and a loss averaged over no token is NaN.
+    settings = dict(TINY, model="bert", context=8, batch_size=1, iters=6, eval_every=3)
+    lines = run(tmp_path, **settings)
+    assert [line["step"] for line in lines] == list(range(1, 7))
+    assert all(np.isfinite([line["train_loss"], line.get("val_loss", 0)]).all() for line in lines)
+    trainer = Trainer.resume(str(tmp_path), log=quiet)
+    rng = np.random.default_rng(0)
+    assert all(trainer.job.counted(trainer.job.train_batch(rng)) > 0 for _ in range(50))
+    trainer.close()
+
+
 def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
     from click.testing import CliRunner
     from tinyformer_cli import main

@@ -308,8 +308,17 @@ class MaskedLM(LanguageModelling):
         return inputs, hidden, [colour for _, colour in stories]
 
     def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
-        """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets)."""
-        return self._masked(self.examples(tokens, rng), rng)
+        """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets).
+
+        A batch with nothing hidden has no loss (a mean over no tokens is NaN), which would
+        stop training as if it diverged: its hiding is drawn again until something is hidden
+        (a small batch of short examples can draw nothing; BERT's own data hid at least one
+        token of every example)."""
+        examples = self.examples(tokens, rng)
+        while True:
+            batch = self._masked(examples, rng)
+            if self.counted(batch):
+                return batch
 
     def examples(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """What BERT reads (B, T): where the text has lines, a line each, padded (a built-in
