@@ -128,6 +128,14 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     assert metrics(tmp_path / "cut") == whole
 
 
+def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
+    assert TrainConfig(schedule="noam", iters=5).resolved().warmup == 1
+    assert TrainConfig(schedule="cosine", iters=5).resolved().warmup == 0
+    assert TrainConfig(schedule="noam", iters=2000).resolved().warmup == 60    # the default
+    with pytest.raises(ValueError, match="--schedule noam needs --warmup >= 1"):
+        TrainConfig(schedule="noam", iters=5, warmup=0).resolved()     # given: refused
+
+
 def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
     assert TrainConfig(schedule="noam").resolved().min_lr is None
     assert TrainConfig(schedule="cosine", lr=1e-3).resolved().min_lr == 1e-4

@@ -220,6 +220,8 @@ class TrainConfig:
             c.iters = TASK_ITERS.get(c.task, 1000)
         if self.warmup is None:           # a short run asked for gets a short default warmup
             c.warmup = min(c.warmup, c.iters // 10)
+            if c.schedule == "noam":      # whose formula needs at least one warmup step
+                c.warmup = max(c.warmup, 1)
         if c.min_lr is None and c.schedule == "cosine":      # the only schedule with a floor
             c.min_lr = c.lr / 10
         if c.checkpoint_every is None:
