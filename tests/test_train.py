@@ -402,6 +402,19 @@ def test_a_crash_leaves_the_last_checkpoint_and_resume_drops_later_metrics(tmp_p
     assert metrics(tmp_path / "crash") == whole
 
 
+def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_saved(tmp_path):
+    # A far too large lr, unclipped: an infinite gradient makes the weights NaN while the
+    # loss of the step's batch, computed before the update, is still finite.
+    settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, eval_every=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        trainer.train()
+    step = rundir.read_config(str(tmp_path))["step"]
+    weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
+    assert all(np.isfinite(weights[name]).all() for name in weights.files)     # a good one
+    assert all(np.isfinite(list(line.values())).all() for line in metrics(tmp_path))
+
+
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()

@@ -36,7 +36,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_norm,
-                                weight_decay_groups)
+                                sum_of_squares, weight_decay_groups)
 
 from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
@@ -718,9 +718,15 @@ class Trainer:
                 self.step += 1
                 progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
                                 cores=threads_now())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
-                                             f"lower --lr or raise --warmup")
+                # The loss is the batch's before the update; the update itself can make the
+                # weights NaN (from an infinite gradient), and they must not reach an evaluation
+                # or a checkpoint: the last checkpoint is the run's last good one.
+                weights = sum(sum_of_squares(p.data) for p in self.parameters)   # one pass
+                if not math.isfinite(loss) or not math.isfinite(weights):
+                    what = (f"the loss became {loss}" if not math.isfinite(loss) else
+                            "the update made the weights NaN or infinite")
+                    raise FloatingPointError(f"{what} at step {self.step}; lower --lr or raise "
+                                             f"--warmup")
                 record = {"step": self.step, "train_loss": loss, "lr": lr}
                 if c.clip:
                     record["grad_norm"] = self.grad_norm
