@@ -191,6 +191,24 @@ def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_pa
     assert metrics.read_text() == (whole / "metrics.jsonl").read_text()
 
 
+def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_path,
+                                                                         monkeypatch):
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):                 # during the evaluation at step 0
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out)
+    assert result.exit_code == 130
+    said = result.stderr.strip().splitlines()[-1]
+    assert "keeps its last checkpoint" not in said
+    assert f"has no checkpoint yet; tinyformer train --resume {out} starts it again" in said
+    monkeypatch.undo()
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
+
+
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------
 
 

@@ -98,6 +98,19 @@ def test_param_groups_with_their_own_options_match_torch(ours, theirs):
         assert_same(params, twins)
 
 
+def test_sgd_given_momentum_after_steps_without_matches_torch():
+    params = make_params(10)
+    twins = torch_twins(params)
+    optimizer, reference = SGD(params, lr=0.1), torch.optim.SGD(twins, lr=0.1)
+    for step in range(6):
+        if step == 3:
+            optimizer.param_groups[0]["momentum"] = reference.param_groups[0]["momentum"] = 0.9
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+
+
 def test_adamw_is_not_adam_with_l2():
     """The two weight decays differ; a mix-up between them must show."""
     adam_params, adamw_params = make_params(2), make_params(2)
@@ -164,6 +177,18 @@ def test_zero_grad_clears_both_gradients():
     assert all(p.grad is None and p.grad_tensor is None for p in params)
 
 
+def test_a_group_of_one_tensor_updates_that_tensor_as_torch_does():
+    params = make_params(6)
+    twins = torch_twins(params)
+    optimizer = SGD([{"params": params[0]}, {"params": params[1:]}], lr=0.1)
+    reference = torch.optim.SGD([{"params": twins[0]}, {"params": twins[1:]}], lr=0.1)
+    assert optimizer.param_groups[0]["params"][0] is params[0]
+    set_gradients(params, 0, twins)
+    optimizer.step()
+    reference.step()
+    assert_same(params, twins)
+
+
 def test_bad_parameter_lists_are_refused():
     p = Tensor(np.zeros(3), requires_grad=True)
     with pytest.raises(ValueError):
@@ -172,6 +197,11 @@ def test_bad_parameter_lists_are_refused():
         SGD(p, lr=0.1)
     with pytest.raises(ValueError):
         SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    computed = Tensor(np.ones(3), requires_grad=True) * 0.02    # never given a .grad
+    with pytest.raises(ValueError, match="only update leaf Tensors, not one computed by mul"):
+        SGD([computed], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        torch.optim.SGD([torch.ones(3, requires_grad=True) * 0.02], lr=0.1)
 
 
 @pytest.mark.parametrize("make, says", [
@@ -352,6 +382,21 @@ def test_clip_grad_norm_matches_torch(max_norm):
     for p, t in zip(params, twins):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
     assert extra.grad is None
+
+
+@pytest.mark.parametrize("bad, max_norm", [(math.nan, 1.0), (math.inf, 1.0),
+                                           (math.inf, math.inf)])
+def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
+    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])]
+    params = [Tensor(np.zeros(2), requires_grad=True, dtype=np.float64) for _ in grads]
+    twins = torch_twins(params)
+    for p, t, g in zip(params, twins, grads):
+        p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
+    total = clip_grad_norm(params, max_norm)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    np.testing.assert_equal(total, reference.item())
+    for p, t in zip(params, twins):
+        np.testing.assert_array_equal(p.grad, t.grad.numpy())     # NaN where torch's is
 
 
 def test_clip_grad_norm_keeps_float32_and_sums_in_float64():

@@ -1,7 +1,10 @@
 """Training: settings, data preparation, the loop, checkpoints and exact resumption."""
 
+import dataclasses
+import io
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -13,6 +16,7 @@ from tinyformer import checkpoint, rundir
 from tinyformer.data import recalled
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
+from tinyformer.progress import Progress
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
 
@@ -101,6 +105,7 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
     (dict(task="copy", vocab_size=600), "a --task has its own tokenizer"),
     (dict(vocab_size=300), "--vocab-size is for a bpe tokenizer"),
     (dict(tokenizer="char", vocab_size=300), "--vocab-size is for a bpe tokenizer"),
+    (dict(schedule="noam", min_lr=1e-4), "--schedule noam has no floor: drop --min-lr"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
     with pytest.raises(ValueError) as e:
@@ -121,6 +126,24 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     assert (resumed.config.min_len, resumed.config.vocab_size) == (None, None)
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
+    assert TrainConfig(schedule="noam", iters=5).resolved().warmup == 1
+    assert TrainConfig(schedule="cosine", iters=5).resolved().warmup == 0
+    assert TrainConfig(schedule="noam", iters=2000).resolved().warmup == 60    # the default
+    with pytest.raises(ValueError, match="--schedule noam needs --warmup >= 1"):
+        TrainConfig(schedule="noam", iters=5, warmup=0).resolved()     # given: refused
+
+
+def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
+    assert TrainConfig(schedule="noam").resolved().min_lr is None
+    assert TrainConfig(schedule="cosine", lr=1e-3).resolved().min_lr == 1e-4
+    saved = dataclasses.asdict(TrainConfig(schedule="noam").resolved())
+    saved["min_lr"] = saved["lr"] / 10                 # as runs saved it before it was refused
+    config = TrainConfig.from_saved(saved, "config.json")
+    assert config.min_lr is None
+    config.check()
 
 
 def test_unknown_setting_names_the_known_ones():
@@ -203,6 +226,32 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
     assert evaluated[-1]["val_loss"] < 2.6
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
+
+
+def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_longer():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def screen(text):
+        """What a terminal shows of `text` on its last line: \r returns to the start, \033[K
+        erases to the end of the line, other characters overwrite."""
+        line, column = "", 0
+        for part in re.split(r"(\r|\033\[K)", text.rsplit("\n", 1)[-1]):
+            if part == "\r":
+                column = 0
+            elif part == "\033[K":
+                line = line[:column]
+            else:
+                line = line[:column] + part + line[column + len(part):]
+                column += len(part)
+        return line
+
+    terminal = Terminal()
+    progress = Progress(10000, stream=terminal)
+    progress.update(1, 1234.5, n_tokens=1000, seconds=0.001)    # a line of 61 characters
+    progress.update(2, 1.5, n_tokens=1, seconds=1.0)            # then one of 58
+    assert screen(terminal.getvalue()).rstrip().endswith("| 1.0k tok/s | 1:23:24 left")
 
 
 def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
@@ -353,6 +402,19 @@ def test_a_crash_leaves_the_last_checkpoint_and_resume_drops_later_metrics(tmp_p
     assert metrics(tmp_path / "crash") == whole
 
 
+def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_saved(tmp_path):
+    # A far too large lr, unclipped: an infinite gradient makes the weights NaN while the
+    # loss of the step's batch, computed before the update, is still finite.
+    settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, eval_every=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        trainer.train()
+    step = rundir.read_config(str(tmp_path))["step"]
+    weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
+    assert all(np.isfinite(weights[name]).all() for name in weights.files)     # a good one
+    assert all(np.isfinite(list(line.values())).all() for line in metrics(tmp_path))
+
+
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()
@@ -375,6 +437,31 @@ def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     tok = trainer.job.tokenizer
     assert [tok.id_to_token(i) for i in range(tok.vocab_size)] == SYMBOLS
     assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")
+
+
+def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path):
+    # Evaluated in chunks of 250 pairs; each chunk's mean weighs by its tokens, not its pairs.
+    settings = dict(JOBS["transformer"], min_len=2, max_len=9, iters=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    job, model = trainer.job, trainer.model.eval()
+    assert len(job.data.val) > 250
+    with ta.no_grad():
+        whole = job.loss(model, job.data.batch(job.data.val)).item()   # all pairs at once
+        assert job.evaluate(model)["val_loss"] == pytest.approx(whole, rel=2e-6)
+    trainer.close()
+
+
+def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_losses(tmp_path):
+    # One example of 8 letters with 30% of words hidden: a batch often draws nothing to hide,
+    # and a loss averaged over no token is NaN.
+    settings = dict(TINY, model="bert", context=8, batch_size=1, iters=6, eval_every=3)
+    lines = run(tmp_path, **settings)
+    assert [line["step"] for line in lines] == list(range(1, 7))
+    assert all(np.isfinite([line["train_loss"], line.get("val_loss", 0)]).all() for line in lines)
+    trainer = Trainer.resume(str(tmp_path), log=quiet)
+    rng = np.random.default_rng(0)
+    assert all(trainer.job.counted(trainer.job.train_batch(rng)) > 0 for _ in range(50))
+    trainer.close()
 
 
 def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):

@@ -70,11 +70,20 @@ class Optimizer:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
         _check_options(type(self).__name__, group)
-        group["params"] = list(group["params"])
+        params = group["params"]
+        # One Tensor stands for itself, as in torch: list() of it would be its rows, copies that
+        # no backward ever gives a gradient, so nothing would train.
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for p in self._all_params()}
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError(f"the optimizer can only update Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                # backward leaves no .grad on a computed tensor, so it would never move (torch
+                # refuses it too). The usual cause: w = Tensor(..., requires_grad=True) * 0.02.
+                raise ValueError(f"the optimizer can only update leaf Tensors, not one computed "
+                                 f"by {p.grad_fn.name}; scale the array before making the "
+                                 f"Tensor, or use Tensor(t.data, requires_grad=True)")
             if id(p) in seen:
                 raise ValueError("a parameter appears twice in the optimizer, so each step "
                                  "would update it twice")
@@ -210,6 +219,8 @@ class SGD(Optimizer):
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if group["momentum"]:
+            if "momentum_buffer" not in state:       # momentum given after steps without it
+                state.update(self.initial_state(param, group))
             state["momentum_buffer"] *= group["momentum"]
             state["momentum_buffer"] += grad
             grad = state["momentum_buffer"]
@@ -327,6 +338,10 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
     huge gradient is still measured. Returns the total norm before clipping, as a Python float
     (worth logging: spikes show instability).
 
+    A gradient holding NaN or inf has a NaN or inf norm, and clipping spreads it as torch's
+    clip_grad_norm_ does: an inf norm scales every gradient by 0 (inf * 0 is NaN), a NaN norm
+    makes every gradient NaN. The returned norm says which happened.
+
     `total_norm`, when given, is the norm to clip by, where `params` hold only some of the
     gradients (processes that each update a share of a model's parameters: the norm is then
     math.sqrt of the sum of every gradient's `sum_of_squares`, in the parameters' order).
@@ -337,9 +352,13 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
     if total_norm is None:
         total_norm = math.sqrt(sum(sum_of_squares(g) for g in grads))
     scale = max_norm / (total_norm + 1e-6)    # the 1e-6: an all-zero gradient, not a division by 0
-    if scale < 1:
-        for g in grads:
-            g *= scale
+    # A NaN norm (a NaN gradient somewhere, or inf / inf) gives a NaN scale, which compares
+    # False to everything: it scales every gradient to NaN, as torch's does, rather than
+    # leaving them unclipped.
+    if not scale >= 1:
+        with np.errstate(invalid="ignore"):               # inf * 0: the NaN torch gives too
+            for g in grads:
+                g *= scale
     return total_norm
 
 

@@ -308,8 +308,17 @@ class MaskedLM(LanguageModelling):
         return inputs, hidden, [colour for _, colour in stories]
 
     def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
-        """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets)."""
-        return self._masked(self.examples(tokens, rng), rng)
+        """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets).
+
+        A batch with nothing hidden has no loss (a mean over no tokens is NaN), which would
+        stop training as if it diverged: its hiding is drawn again until something is hidden
+        (a small batch of short examples can draw nothing; BERT's own data hid at least one
+        token of every example)."""
+        examples = self.examples(tokens, rng)
+        while True:
+            batch = self._masked(examples, rng)
+            if self.counted(batch):
+                return batch
 
     def examples(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """What BERT reads (B, T): where the text has lines, a line each, padded (a built-in
@@ -398,19 +407,22 @@ class Seq2Seq:
 
     def evaluate(self, model: Transformer, threads: int = 1) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair, in
-        chunks of 250 pairs, up to `threads` chunks at once."""
+        chunks of 250 pairs, up to `threads` chunks at once. The loss is the mean over every
+        held-out target token, as one batch of all the pairs would give it: each chunk's mean
+        weighs by its tokens, as micro-batches do in training."""
         pairs = self.data.val
 
-        def score(chunk):                       # (the chunk's summed loss, its right answers)
+        def score(chunk):              # (the chunk's summed loss, its tokens, its right answers)
             batch = self.data.batch(chunk)
             guesses = self.translate(model, batch[0])
-            return (self.loss(model, batch).item() * len(chunk),
+            tokens = self.counted(batch)
+            return (self.loss(model, batch).item() * tokens, tokens,
                     sum(guess == target for (_, target), guess in zip(chunk, guesses)))
 
         chunks = [pairs[i:i + 250] for i in range(0, len(pairs), 250)]
         scores = side_by_side(without_graph(score), chunks, threads)
-        return {"val_loss": sum(loss for loss, _ in scores) / len(pairs),
-                "val_accuracy": sum(right for _, right in scores) / len(pairs)}
+        return {"val_loss": sum(loss for loss, _, _ in scores) / sum(n for _, n, _ in scores),
+                "val_accuracy": sum(right for _, _, right in scores) / len(pairs)}
 
     def translate(self, model: Transformer, src: np.ndarray) -> list[str | None]:
         """Greedy answers for src (B, S): a string each, or None where the output is not

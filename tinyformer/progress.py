@@ -45,9 +45,8 @@ class Progress:
         on = "" if cores is None else f"{counted(cores, 'core')} | "
         line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
                 f"{rate / 1000:.1f}k tok/s | {on}{duration(left)} left")
-        if self.live:
-            width = max(0, 20 - len(line) % 20)        # pad, so a shorter line hides a longer
-            self.stream.write("\r" + line + " " * width)
+        if self.live:                          # \033[K: erase what a longer line left behind
+            self.stream.write("\r" + line + "\033[K")
             self.stream.flush()
             self.shown = True
         elif done % self.every == 0 or step == self.total:

@@ -36,7 +36,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_norm,
-                                weight_decay_groups)
+                                sum_of_squares, weight_decay_groups)
 
 from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
@@ -220,7 +220,9 @@ class TrainConfig:
             c.iters = TASK_ITERS.get(c.task, 1000)
         if self.warmup is None:           # a short run asked for gets a short default warmup
             c.warmup = min(c.warmup, c.iters // 10)
-        if c.min_lr is None:
+            if c.schedule == "noam":      # whose formula needs at least one warmup step
+                c.warmup = max(c.warmup, 1)
+        if c.min_lr is None and c.schedule == "cosine":      # the only schedule with a floor
             c.min_lr = c.lr / 10
         if c.checkpoint_every is None:
             c.checkpoint_every = c.eval_every
@@ -231,8 +233,9 @@ class TrainConfig:
         """ValueError, in one line, for the first setting that cannot work: each against its
         rule (SETTING_RULES), then the settings against each other."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)
-        for name in ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
-                     "min_lr", "warmup", "eval_every", "checkpoint_every"]:
+        required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
+                    "warmup", "eval_every", "checkpoint_every"]
+        for name in required + (["min_lr"] if self.schedule == "cosine" else []):
             if getattr(self, name) is None:          # resolved() fills these in
                 raise ValueError(f"--{name.replace('_', '-')} is not set")
         if self.task and self.model != "transformer":
@@ -259,7 +262,7 @@ class TrainConfig:
         for key, why in self.not_applying().items():
             if getattr(self, key) is not None:
                 raise ValueError(why)
-        if not self.min_lr <= self.lr:
+        if self.min_lr is not None and not self.min_lr <= self.lr:
             raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
                              f"{self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
@@ -303,6 +306,10 @@ class TrainConfig:
         if self.positions != "rope":
             why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
                                  "--positions rope")
+        if self.schedule != "cosine":
+            why["min_lr"] = (f"--min-lr is where the cosine schedule ends; --schedule "
+                             f"{self.schedule} has no floor: drop --min-lr, or give --schedule "
+                             f"cosine")
         if self.normalization != "rmsnorm":
             why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
                                      "needs normalization = \"rmsnorm\"")
@@ -711,9 +718,15 @@ class Trainer:
                 self.step += 1
                 progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
                                 cores=threads_now())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
-                                             f"lower --lr or raise --warmup")
+                # The loss is the batch's before the update; the update itself can make the
+                # weights NaN (from an infinite gradient), and they must not reach an evaluation
+                # or a checkpoint: the last checkpoint is the run's last good one.
+                weights = sum(sum_of_squares(p.data) for p in self.parameters)   # one pass
+                if not math.isfinite(loss) or not math.isfinite(weights):
+                    what = (f"the loss became {loss}" if not math.isfinite(loss) else
+                            "the update made the weights NaN or infinite")
+                    raise FloatingPointError(f"{what} at step {self.step}; lower --lr or raise "
+                                             f"--warmup")
                 record = {"step": self.step, "train_loss": loss, "lr": lr}
                 if c.clip:
                     record["grad_norm"] = self.grad_norm

@@ -352,9 +352,13 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
                          f"train --out {directory} --force ...` replaces this one") from None
-    except KeyboardInterrupt:             # a second Ctrl-C: stopped at once, within a step
-        click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
-                   err=True)
+    except KeyboardInterrupt:             # a second Ctrl-C (or one before step 1): at once
+        if trainer.checkpoint_files:
+            click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
+                       err=True)
+        else:
+            click.echo(f"stopped at once; {directory} has no checkpoint yet; tinyformer train "
+                       f"--resume {directory} starts it again from step 0", err=True)
         sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
