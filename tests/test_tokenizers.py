@@ -134,6 +134,21 @@ def test_bpe_decodes_arbitrary_ids_with_replacement_characters():
             BPE.decode([bad])
 
 
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+@pytest.mark.parametrize("ids, words", [
+    ([1.7], "got 1.7"),                         # not id 1
+    ([np.float32(2)], "got np.float32(2.0)"),
+    ("72", "got '7'"),                          # not ids 7 and 2
+    (np.array([[5, 6, 7]]), "a row of 3 ids (decode a batch"),
+    ([[5, 6]], "a row of 2 ids"),
+])
+def test_decode_refuses_ids_that_are_not_integers(tok, ids, words):
+    """As Hugging Face's tokenizers: a TypeError, rather than int() truncating the id."""
+    with pytest.raises(TypeError, match=re.escape(words)):
+        tok.decode(ids)
+    assert tok.decode(np.array([5, 6], dtype=np.uint16)) == tok.decode([5, 6])
+
+
 def test_id_to_token_and_token_to_id_are_inverse():
     for tok in (BPE, CHAR):
         for i in range(tok.vocab_size):

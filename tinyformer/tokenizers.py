@@ -24,6 +24,7 @@ then encodes and decodes exactly as GPT-2 does.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import time
@@ -199,11 +200,17 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
-        """The text of a sequence of ids (ints or a numpy array)."""
+        """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
         return self._join([self._piece(self._check_id(i)) for i in ids])
 
     def _check_id(self, i):
-        i = int(i)
+        try:    # an id is an integer: int() would read 1.7 as id 1 and the digits of "72" as ids
+            i = operator.index(i)
+        except TypeError:
+            row = isinstance(i, (list, tuple)) or isinstance(i, np.ndarray) and i.ndim > 0
+            got = (f"a row of {len(i)} ids (decode a batch (B, T) one row at a time)"
+                   if row else repr(i))
+            raise TypeError(f"a token id must be an integer, got {got}") from None
         if not 0 <= i < self.vocab_size:          # a negative id would index from the end
             raise ValueError(f"cannot decode id {i}: the vocabulary has ids 0 to "
                              f"{self.vocab_size - 1}")
