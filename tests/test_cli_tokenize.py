@@ -138,6 +138,14 @@ def test_show_escapes_newlines_and_colours_on_request(bpe, char):
     assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
 
 
+def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
+    """An escape sequence or a bell in the text is shown, not sent to the terminal."""
+    result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")
+    assert result.stdout.splitlines()[0].startswith(r"|a|\x1b|[")
+    assert r"\x07" in result.stdout and r"\x7f" in result.stdout
+    assert not {"\x1b", "\x07", "\x7f"} & set(result.stdout)
+
+
 def test_show_needs_no_tokenizer_file():
     result = run("show", "Hello, the sun has set.", "--no-color")
     assert result.exit_code == 0, result.output

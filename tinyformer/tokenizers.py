@@ -52,8 +52,11 @@ def escape_controls(text: str) -> str:
 
 
 def one_line(piece: str) -> str:
-    """A token's text with the characters that would break the line shown as escapes."""
-    return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    """A token's text on one line, with nothing a terminal would act on: new lines, returns and
+    tabs shown as \\n \\r \\t, the other control characters (escape, bell) as escape_controls
+    shows them."""
+    return escape_controls(piece.replace("\n", "\\n").replace("\r", "\\r")
+                           .replace("\t", "\\t"))
 
 
 def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
