@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, load_tokenizer, merge,
-                                   pre_split)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, encode_prompt, load_tokenizer,
+                                   merge, pre_split)
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
@@ -117,6 +117,15 @@ def test_bpe_names_a_lone_surrogate_it_cannot_encode(text, allow_special, positi
         with pytest.raises(ValueError, match=f"^cannot encode {re.escape(repr(surrogate))} at "
                                              f"position {position}: a lone surrogate"):
             tok.encode(text, allow_special=allow_special)
+
+
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
+    """The bytes b"ab\\xffc" of a command line reach Python as "ab\\udcffc": the prompt is not
+    UTF-8, which is not a character the model was not trained on (a BPE knows every one)."""
+    with pytest.raises(ValueError, match=r"^the prompt is not valid UTF-8 \(at character 2\)$"):
+        encode_prompt(tok, "ab\udcffc")
+    assert encode_prompt(tok, "the cat") == tok.encode("the cat")
 
 
 def test_bpe_compresses_the_text_it_learned_from():

@@ -66,11 +66,17 @@ def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
     does not know."""
     if path is not None:
         text = read_text(path, "file")
-    try:      # bytes of a command line that are not UTF-8 reach Python as lone surrogates
+    check_utf8(text, "the text")
+    return text, tok.encode(text, allow_special=allow_special)
+
+
+def check_utf8(text: str, what: str) -> None:
+    """ValueError unless `text` (`what` it is, to the user) has UTF-8 bytes: the bytes of a
+    command line that are not UTF-8 reach Python as lone surrogates, which have none."""
+    try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"the text is not valid UTF-8 (at character {e.start})") from None
-    return text, tok.encode(text, allow_special=allow_special)
+        raise ValueError(f"{what} is not valid UTF-8 (at character {e.start})") from None
 
 
 BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta backgrounds
@@ -283,8 +289,10 @@ def load_tokenizer(path: StrPath) -> Tokenizer:
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
                   context: int | None = None) -> list[int]:
-    """A user's prompt as ids, or a one-line ValueError that says what to change: characters
-    the tokenizer cannot encode, or (given the model's `context`) more tokens than it reads."""
+    """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
+    is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
+    tokens than it reads."""
+    check_utf8(prompt, "the prompt")      # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
