@@ -56,6 +56,9 @@ def test_char_rejects_a_bad_vocabulary():
     for chars, specials in ((["a", "a"], ()), (["ab"], ()), (["a"], [""]), (["<"], ["<"])):
         with pytest.raises(ValueError):
             CharTokenizer(chars, specials)
+    with pytest.raises(ValueError, match=r"^'\|' is both a character of the vocabulary and a "
+                       r"special token.*more than one character, as <eos> is$"):
+        CharTokenizer.train("a|b", special_tokens=["<eos>", "|"])
 
 
 # -- byte-pair encoding -----------------------------------------------------------------------

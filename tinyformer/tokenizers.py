@@ -348,9 +348,11 @@ class CharTokenizer(Tokenizer):
         if len(set(chars)) != len(chars):
             raise ValueError("the vocabulary holds a character twice")
         super().__init__(special_tokens, first_special_id=0)
-        clash = set(chars) & set(self.special_tokens)
+        clash = sorted(set(chars) & set(self.special_tokens))
         if clash:
-            raise ValueError(f"{sorted(clash)!r} both a character and a special token")
+            raise ValueError(f"{clash[0]!r} is both a character of the vocabulary and a special "
+                             f"token, which needs an id of its own; name the special token with "
+                             f"more than one character, as <eos> is")
         self.chars = chars
         self._pieces = self.special_tokens + chars
         self._ids = {c: i for i, c in enumerate(chars, start=len(self.special_tokens))}
