@@ -63,8 +63,14 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         if prompt:
             ids = encode_prompt(tokenizer, prompt, allow_special=False)
-        else:                                # from nothing: <|endoftext|>, or a new line
-            ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
+        elif end_of_text is not None:        # from nothing: <|endoftext|>, or a new line
+            ids = [end_of_text]
+        else:
+            try:
+                ids = tokenizer.encode("\n")
+            except ValueError:               # a character vocabulary of a text of one line
+                raise ValueError(f"this model's vocabulary has neither {END_OF_TEXT} nor a new "
+                                 f"line to start a text from; give a {name('prompt')}") from None
 
         def write_on(write):
             write(escape_controls(prompt))
