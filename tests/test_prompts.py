@@ -4,8 +4,8 @@ import pytest
 
 import tinyautograd as ta
 from tinyformer.gpt import GPT
-from tinyformer.prompts import respond
-from tinyformer.tokenizers import CharTokenizer
+from tinyformer.prompts import TextStream, respond
+from tinyformer.tokenizers import CharTokenizer, escape_controls
 
 
 def test_a_gpt_that_cannot_start_from_nothing_asks_for_a_prompt():
@@ -22,3 +22,16 @@ def test_a_gpt_that_cannot_start_from_nothing_asks_for_a_prompt():
     respond(gpt, with_newline, "gpt", "", max_new_tokens=3, temperature=0, threads=1)(
         written.append)
     assert written[-1] == "\n"
+
+
+def test_windows_line_ends_are_written_as_they_are_and_a_lone_return_is_escaped():
+    """A model trained on a text with \\r\\n line ends writes them: each ends a line, as \\n
+    does. A \\r alone would move the cursor back over the line, and is shown as \\x0d."""
+    assert escape_controls("a\r\nb\rc\r") == "a\r\nb\\x0dc\\x0d"
+    tokenizer = CharTokenizer("ab\r\n")
+    written = []
+    stream = TextStream(tokenizer, written.append, end_of_text=None)
+    for token in tokenizer.encode("a\r\nb\rb\r"):       # a token at a time, as generated
+        stream([token])
+    stream.close()
+    assert "".join(written) == "a\r\nb\\x0db\\x0d"

@@ -130,7 +130,8 @@ class TextStream:
 
     A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
     rest arrives, so what is written is the decoded text of all new tokens so far, less a
-    trailing U+FFFD, less what was already written. `skip_newlines` drops the new lines at the
+    trailing U+FFFD, less what was already written. A trailing \\r waits too: followed by \\n it
+    ends a line (Windows' way), alone it is escaped. `skip_newlines` drops the new lines at the
     very start (after the new line that starts a text from nothing)."""
 
     def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None],
@@ -143,7 +144,7 @@ class TextStream:
     def __call__(self, next_token: np.ndarray) -> None:       # (1,): one row
         if next_token[0] != self.end_of_text:                   # generate stops there
             self.ids.append(int(next_token[0]))
-            self._show(self._text().removesuffix("\ufffd"))
+            self._show(self._text().removesuffix("\ufffd").removesuffix("\r"))
 
     def close(self) -> None:
         """Write the rest, a character cut short at the end included (as U+FFFD)."""

@@ -45,10 +45,11 @@ END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document
 def escape_controls(text: str) -> str:
     """`text` with its control characters (NUL, BEL, backspace, escape, DEL, ...) written as
     escapes such as \\x07, so that printing a model's output cannot ring, erase or recolour
-    the user's terminal; new lines and tabs stay as they are. A byte-level model can write any
-    byte, these included."""
-    return "".join(c if c in "\n\t" or unicodedata.category(c) != "Cc"
-                   else f"\\x{ord(c):02x}" for c in text)
+    the user's terminal; new lines (Windows' \\r\\n too) and tabs stay as they are. A
+    byte-level model can write any byte, these included."""
+    return "".join(c if c in "\n\t" or c == "\r" and text[i + 1:i + 2] == "\n"
+                   or unicodedata.category(c) != "Cc" else f"\\x{ord(c):02x}"
+                   for i, c in enumerate(text))
 
 
 def one_line(piece: str) -> str:
