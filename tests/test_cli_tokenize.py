@@ -138,6 +138,14 @@ def test_show_escapes_newlines_and_colours_on_request(bpe, char):
     assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
 
 
+def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
+    """An escape sequence or a bell in the text is shown, not sent to the terminal."""
+    result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")
+    assert result.stdout.splitlines()[0].startswith(r"|a|\x1b|[")
+    assert r"\x07" in result.stdout and r"\x7f" in result.stdout
+    assert not {"\x1b", "\x07", "\x7f"} & set(result.stdout)
+
+
 def test_show_needs_no_tokenizer_file():
     result = run("show", "Hello, the sun has set.", "--no-color")
     assert result.exit_code == 0, result.output
@@ -166,6 +174,19 @@ def latin1_file(tmp_path):
     return path
 
 
+def utf16_file(tmp_path):
+    """As Windows writes "Unicode" text: a byte order mark, then two bytes a character."""
+    path = tmp_path / "utf16.txt"
+    path.write_text("the cat sat\n", encoding="utf-16")
+    return path
+
+
+def utf32_file(tmp_path):
+    path = tmp_path / "utf32.txt"
+    path.write_text("the cat sat\n", encoding="utf-32")
+    return path
+
+
 def empty_file(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_bytes(b"")
@@ -178,6 +199,8 @@ def empty_file(tmp_path):
     (empty_file, ["is empty"]),
     (binary_file, ["NUL byte"]),
     (latin1_file, ["not UTF-8"]),
+    (utf16_file, ["is UTF-16 text", "iconv -f utf-16 -t utf-8"]),      # not "looks binary"
+    (utf32_file, ["is UTF-32 text", "iconv -f utf-32 -t utf-8"]),
 ])
 def test_train_refuses_bad_input_files(tmp_path, make_input, words):
     out = tmp_path / "out.json"

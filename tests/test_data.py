@@ -90,3 +90,14 @@ def test_recall_prompts_end_where_the_colour_is_recalled():
         assert f"has a {colour} " in story
     assert recalled("red. the", "red") and not recalled("re", "red")
     assert not recalled("redd.", "red")
+
+
+@pytest.mark.parametrize("context", [4096, 8192, 20_000])
+def test_there_are_as_many_recall_prompts_as_asked_for_any_context(context):
+    """A long context leaves out more stories at the start: as many are made after them. The
+    held-out corpus is the same text for any length asked, so a short context's prompts are
+    those they were."""
+    from tinyformer.data import recall_prompts
+    prompts = recall_prompts(100, seed=1000, context=context)
+    assert len(prompts) == 100 and all(len(prompt) == context for prompt, _ in prompts)
+    assert recall_prompts(5, seed=1000, context=64) == recall_prompts(100, 1000, 64)[:5]

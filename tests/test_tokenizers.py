@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, load_tokenizer, merge,
-                                   pre_split)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, encode_prompt, load_tokenizer,
+                                   merge, pre_split)
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
@@ -56,6 +56,9 @@ def test_char_rejects_a_bad_vocabulary():
     for chars, specials in ((["a", "a"], ()), (["ab"], ()), (["a"], [""]), (["<"], ["<"])):
         with pytest.raises(ValueError):
             CharTokenizer(chars, specials)
+    with pytest.raises(ValueError, match=r"^'\|' is both a character of the vocabulary and a "
+                       r"special token.*more than one character, as <eos> is$"):
+        CharTokenizer.train("a|b", special_tokens=["<eos>", "|"])
 
 
 # -- byte-pair encoding -----------------------------------------------------------------------
@@ -119,6 +122,15 @@ def test_bpe_names_a_lone_surrogate_it_cannot_encode(text, allow_special, positi
             tok.encode(text, allow_special=allow_special)
 
 
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
+    """The bytes b"ab\\xffc" of a command line reach Python as "ab\\udcffc": the prompt is not
+    UTF-8, which is not a character the model was not trained on (a BPE knows every one)."""
+    with pytest.raises(ValueError, match=r"^the prompt is not valid UTF-8 \(at character 2\)$"):
+        encode_prompt(tok, "ab\udcffc")
+    assert encode_prompt(tok, "the cat") == tok.encode("the cat")
+
+
 def test_bpe_compresses_the_text_it_learned_from():
     ids = BPE.encode(TEXT)
     assert len(ids) < len(TEXT.encode()) / 2
@@ -132,6 +144,21 @@ def test_bpe_decodes_arbitrary_ids_with_replacement_characters():
     for bad in (-1, BPE.vocab_size):
         with pytest.raises(ValueError, match="cannot decode id"):
             BPE.decode([bad])
+
+
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+@pytest.mark.parametrize("ids, words", [
+    ([1.7], "got 1.7"),                         # not id 1
+    ([np.float32(2)], "got np.float32(2.0)"),
+    ("72", "got '7'"),                          # not ids 7 and 2
+    (np.array([[5, 6, 7]]), "a row of 3 ids (decode a batch"),
+    ([[5, 6]], "a row of 2 ids"),
+])
+def test_decode_refuses_ids_that_are_not_integers(tok, ids, words):
+    """As Hugging Face's tokenizers: a TypeError, rather than int() truncating the id."""
+    with pytest.raises(TypeError, match=re.escape(words)):
+        tok.decode(ids)
+    assert tok.decode(np.array([5, 6], dtype=np.uint16)) == tok.decode([5, 6])
 
 
 def test_id_to_token_and_token_to_id_are_inverse():

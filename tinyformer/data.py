@@ -77,7 +77,9 @@ def recall_prompts(n_stories: int, seed: int, context: int) -> list[tuple[str, s
     including the last sentence's "is ", with the stories before it in front (cropped to
     `context` characters), just as a random training window would show it. A story may repeat
     one from training word for word; its colour is still only in its first sentence."""
-    text = builtin_corpus(n_chars=(n_stories + 10) * 100, seed=seed)
+    # The stories within the first `context` characters have too little in front of them; a
+    # story is under 100 characters, so n_stories + 10 stories follow those.
+    text = builtin_corpus(n_chars=context + (n_stories + 10) * 100, seed=seed)
     pairs, start = [], 0
     for line in text.splitlines(keepends=True):
         cut = line.rindex(" is ") + len(" is ")         # every story ends "is {colour}."

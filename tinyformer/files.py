@@ -1,8 +1,8 @@
 """Reading the user's text files and writing ours, carefully.
 
-A text file given on the command line may be missing, a directory, empty, binary or not UTF-8;
-each gets a ValueError of one line that says what is wrong and what to do, before any work
-starts. Text is read in chunks, so a 100 MB corpus is never one Python string.
+A text file given on the command line may be missing, a directory, empty, binary, UTF-16 or
+otherwise not UTF-8; each gets a ValueError of one line that says what is wrong and what to do,
+before any work starts. Text is read in chunks, so a 100 MB corpus is never one Python string.
 
 Everything we write goes through `atomic_write`: a temporary file in the same directory, then
 a rename. A rename within a directory is atomic, so a crash or a kill at any moment leaves either
@@ -50,6 +50,8 @@ def iter_text(path: StrPath, what: str = "file",
         while True:
             block = f.read(chunk_bytes)
             final = not block
+            if offset == 0:
+                check_not_utf16(block, path, what)
             nul = block.find(b"\0")
             if nul >= 0:
                 raise ValueError(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
@@ -68,6 +70,21 @@ def iter_text(path: StrPath, what: str = "file",
             if final:
                 return
             offset += len(block)
+
+
+# The byte order marks that start a UTF-32 or UTF-16 text (as Windows tools write it: Notepad's
+# "Unicode", PowerShell's `>`), the longer first: UTF-32-LE's begins with UTF-16-LE's.
+OTHER_ENCODINGS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                   (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]
+
+
+def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
+    """ValueError if the first bytes of a file are the mark of a UTF-16 or UTF-32 text, whose
+    NUL bytes would otherwise make it look binary."""
+    for mark, encoding in OTHER_ENCODINGS:
+        if start.startswith(mark):
+            raise ValueError(f"{what} {path!r} is {encoding} text, not UTF-8; convert it, e.g. "
+                             f"iconv -f {encoding.lower()} -t utf-8")
 
 
 def read_text(path: StrPath, what: str = "file") -> str:

@@ -63,8 +63,14 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         if prompt:
             ids = encode_prompt(tokenizer, prompt, allow_special=False)
-        else:                                # from nothing: <|endoftext|>, or a new line
-            ids = [end_of_text] if end_of_text is not None else tokenizer.encode("\n")
+        elif end_of_text is not None:        # from nothing: <|endoftext|>, or a new line
+            ids = [end_of_text]
+        else:
+            try:
+                ids = tokenizer.encode("\n")
+            except ValueError:               # a character vocabulary of a text of one line
+                raise ValueError(f"this model's vocabulary has neither {END_OF_TEXT} nor a new "
+                                 f"line to start a text from; give a {name('prompt')}") from None
 
         def write_on(write):
             write(escape_controls(prompt))
@@ -124,7 +130,8 @@ class TextStream:
 
     A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
     rest arrives, so what is written is the decoded text of all new tokens so far, less a
-    trailing U+FFFD, less what was already written. `skip_newlines` drops the new lines at the
+    trailing U+FFFD, less what was already written. A trailing \\r waits too: followed by \\n it
+    ends a line (Windows' way), alone it is escaped. `skip_newlines` drops the new lines at the
     very start (after the new line that starts a text from nothing)."""
 
     def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None],
@@ -137,7 +144,7 @@ class TextStream:
     def __call__(self, next_token: np.ndarray) -> None:       # (1,): one row
         if next_token[0] != self.end_of_text:                   # generate stops there
             self.ids.append(int(next_token[0]))
-            self._show(self._text().removesuffix("\ufffd"))
+            self._show(self._text().removesuffix("\ufffd").removesuffix("\r"))
 
     def close(self) -> None:
         """Write the rest, a character cut short at the end included (as U+FFFD)."""

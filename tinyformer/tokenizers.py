@@ -24,6 +24,7 @@ then encodes and decodes exactly as GPT-2 does.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import time
@@ -44,15 +45,19 @@ END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document
 def escape_controls(text: str) -> str:
     """`text` with its control characters (NUL, BEL, backspace, escape, DEL, ...) written as
     escapes such as \\x07, so that printing a model's output cannot ring, erase or recolour
-    the user's terminal; new lines and tabs stay as they are. A byte-level model can write any
-    byte, these included."""
-    return "".join(c if c in "\n\t" or unicodedata.category(c) != "Cc"
-                   else f"\\x{ord(c):02x}" for c in text)
+    the user's terminal; new lines (Windows' \\r\\n too) and tabs stay as they are. A
+    byte-level model can write any byte, these included."""
+    return "".join(c if c in "\n\t" or c == "\r" and text[i + 1:i + 2] == "\n"
+                   or unicodedata.category(c) != "Cc" else f"\\x{ord(c):02x}"
+                   for i, c in enumerate(text))
 
 
 def one_line(piece: str) -> str:
-    """A token's text with the characters that would break the line shown as escapes."""
-    return piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    """A token's text on one line, with nothing a terminal would act on: new lines, returns and
+    tabs shown as \\n \\r \\t, the other control characters (escape, bell) as escape_controls
+    shows them."""
+    return escape_controls(piece.replace("\n", "\\n").replace("\r", "\\r")
+                           .replace("\t", "\\t"))
 
 
 def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
@@ -62,11 +67,17 @@ def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
     does not know."""
     if path is not None:
         text = read_text(path, "file")
-    try:      # bytes of a command line that are not UTF-8 reach Python as lone surrogates
+    check_utf8(text, "the text")
+    return text, tok.encode(text, allow_special=allow_special)
+
+
+def check_utf8(text: str, what: str) -> None:
+    """ValueError unless `text` (`what` it is, to the user) has UTF-8 bytes: the bytes of a
+    command line that are not UTF-8 reach Python as lone surrogates, which have none."""
+    try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"the text is not valid UTF-8 (at character {e.start})") from None
-    return text, tok.encode(text, allow_special=allow_special)
+        raise ValueError(f"{what} is not valid UTF-8 (at character {e.start})") from None
 
 
 BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta backgrounds
@@ -199,11 +210,17 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
-        """The text of a sequence of ids (ints or a numpy array)."""
+        """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
         return self._join([self._piece(self._check_id(i)) for i in ids])
 
     def _check_id(self, i):
-        i = int(i)
+        try:    # an id is an integer: int() would read 1.7 as id 1 and the digits of "72" as ids
+            i = operator.index(i)
+        except TypeError:
+            row = isinstance(i, (list, tuple)) or isinstance(i, np.ndarray) and i.ndim > 0
+            got = (f"a row of {len(i)} ids (decode a batch (B, T) one row at a time)"
+                   if row else repr(i))
+            raise TypeError(f"a token id must be an integer, got {got}") from None
         if not 0 <= i < self.vocab_size:          # a negative id would index from the end
             raise ValueError(f"cannot decode id {i}: the vocabulary has ids 0 to "
                              f"{self.vocab_size - 1}")
@@ -273,8 +290,10 @@ def load_tokenizer(path: StrPath) -> Tokenizer:
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
                   context: int | None = None) -> list[int]:
-    """A user's prompt as ids, or a one-line ValueError that says what to change: characters
-    the tokenizer cannot encode, or (given the model's `context`) more tokens than it reads."""
+    """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
+    is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
+    tokens than it reads."""
+    check_utf8(prompt, "the prompt")      # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
@@ -330,9 +349,11 @@ class CharTokenizer(Tokenizer):
         if len(set(chars)) != len(chars):
             raise ValueError("the vocabulary holds a character twice")
         super().__init__(special_tokens, first_special_id=0)
-        clash = set(chars) & set(self.special_tokens)
+        clash = sorted(set(chars) & set(self.special_tokens))
         if clash:
-            raise ValueError(f"{sorted(clash)!r} both a character and a special token")
+            raise ValueError(f"{clash[0]!r} is both a character of the vocabulary and a special "
+                             f"token, which needs an id of its own; name the special token with "
+                             f"more than one character, as <eos> is")
         self.chars = chars
         self._pieces = self.special_tokens + chars
         self._ids = {c: i for i, c in enumerate(chars, start=len(self.special_tokens))}

@@ -255,8 +255,8 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
               "terminal]; without colour they are framed by '|'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
-    |Hello|,| world| (or in colours), new lines and tabs as \\n and \\t, a BPE token that
-    holds part of a character's bytes as \\xNN."""
+    |Hello|,| world| (or in colours), new lines and tabs as \\n and \\t, other control
+    characters and a BPE token that holds part of a character's bytes as \\xNN."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
