@@ -80,7 +80,7 @@ def test_defaults_depend_on_the_job():
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a non-empty text"),
     (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
-    (dict(dropout=1.0), "--dropout must be a finite number in [0, 1)"),
+    (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
     (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
@@ -203,6 +203,14 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
     assert evaluated[-1]["val_loss"] < 2.6
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
+
+
+def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
+    # Every activation dropped: the model learns only what needs no input (its biases), but
+    # the run is as valid as torch's nn.Dropout(1.0) and MultiheadAttention(dropout=1.0) make it.
+    lines = run(tmp_path, **TINY, iters=2, dropout=1.0)
+    assert [line["step"] for line in lines] == [1, 2]
+    assert all(np.isfinite(line["train_loss"]) for line in lines)
 
 
 def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):

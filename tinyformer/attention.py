@@ -354,8 +354,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
                              f"query heads")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_model // n_head if d_head is None else d_head
         self.dropout = dropout                     # applied to the attention weights
