@@ -206,6 +206,19 @@ def test_sample_next_draws_from_the_engines_seeded_generator_by_default():
                                   first)
 
 
+def test_sample_next_on_one_row_of_logits_draws_one_token():
+    # (V,) logits once drew V tokens, each against its own uniform (and top-k raised
+    # IndexError); like np.argmax, they give one token, the one the row (1, V) gives.
+    logits = np.log([0.1, 0.2, 0.3, 0.4])
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.5), dict(temperature=0)):
+        one = sample_next(logits, rng=np.random.default_rng(5), **settings)
+        row = sample_next(logits[None], rng=np.random.default_rng(5), **settings)
+        assert one.shape == () and one == row[0]
+    for shape in [(2, 3, 4), (), (2, 0)]:
+        with pytest.raises(ValueError, match="logits must be"):
+            sample_next(np.zeros(shape))
+
+
 def test_bad_sampling_settings_are_clear_errors():
     model = tiny_gpt()
     with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):

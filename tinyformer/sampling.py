@@ -36,10 +36,17 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
-    `rng` (a numpy Generator) makes the draws repeatable; by default the engine's seeded one
-    (tinyautograd.manual_seed) is used, as by generate.
+    Logits (V,) give one token, as np.argmax does. `rng` (a numpy Generator) makes the draws
+    repeatable; by default the engine's seeded one (tinyautograd.manual_seed) is used, as by
+    generate.
     """
     check_sampling(temperature, top_k, top_p)
+    logits = np.asarray(logits)
+    if logits.ndim not in (1, 2) or logits.shape[-1] == 0:
+        raise ValueError(f"sample_next: logits must be (B, V) or (V,) with V >= 1, got shape "
+                         f"{logits.shape}")
+    if logits.ndim == 1:            # one row: its token, as a numpy integer
+        return draw_next(logits[None], temperature, top_k, top_p, rng)[0]
     return draw_next(logits, temperature, top_k, top_p, rng)
 
 
