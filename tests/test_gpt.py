@@ -219,6 +219,18 @@ def test_sample_next_on_one_row_of_logits_draws_one_token():
             sample_next(np.zeros(shape))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_logits_with_no_distribution_are_refused_when_sampling(bad):
+    # Their probabilities were NaN, and the inverse-CDF draw gave token 0 without a word;
+    # torch.multinomial refuses them. -inf alone is a token ruled out; a row of -inf is not.
+    logits = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    logits[0] = -np.inf if bad == -np.inf else [0.0, bad, 2.0]
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5)):
+        with pytest.raises(ValueError, match="give no probabilities to draw from"):
+            sample_next(logits, rng=np.random.default_rng(0), **settings)
+    assert sample_next([[0.0, -np.inf, -np.inf]], rng=np.random.default_rng(0)) == [0]
+
+
 def test_bad_sampling_settings_are_clear_errors():
     model = tiny_gpt()
     with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
