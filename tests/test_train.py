@@ -376,6 +376,17 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     assert config["train"]["iters"] == 4 and config["model_config"] == trainer.model.config
 
 
+@pytest.mark.parametrize("job", ["bert", "transformer"])
+def test_a_checkpoint_records_the_pad_id_its_model_hides(tmp_path, job):
+    # The models hide no token unless given a pad_id; config.json records the tokenizer's
+    # <pad>, so a checkpoint, of this version or an earlier one, hides its padding.
+    trainer = Trainer.start(TrainConfig(**JOBS[job], iters=1), str(tmp_path), log=quiet)
+    trainer.train()
+    saved = json.loads((tmp_path / "config.json").read_text())["model_config"]
+    model, tokenizer, _ = checkpoint.load_model(str(tmp_path))
+    assert saved["pad_id"] == model.pad_id == tokenizer.token_to_id("<pad>")
+
+
 def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     from tinyformer.data import SYMBOLS, Seq2SeqTask
     trainer = Trainer.start(TrainConfig(**JOBS["transformer"], iters=1), str(tmp_path),

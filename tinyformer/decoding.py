@@ -96,7 +96,7 @@ class EncoderDecoderSession:
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
         self.model = model
-        self.memory, self.src_mask = model.encode(src)                   # (B, S, C), (B,1,1,S)
+        self.memory, self.src_mask = model.encode(src)       # (B, S, C), (B, 1, 1, S) or None
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.cache = KVCache() if use_cache else None
 
@@ -120,7 +120,8 @@ class EncoderDecoderSession:
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
         self.memory = Tensor(self.memory.data[rows], dtype=self.memory.dtype)
-        self.src_mask = self.src_mask[rows]
+        if self.src_mask is not None:
+            self.src_mask = self.src_mask[rows]
         if self.cache is not None:
             self.cache.select(rows)
 
