@@ -179,6 +179,25 @@ def test_top_k_and_top_p_restrict_the_choices():
                                [0.5, 0.3, 0.15, 0.05], atol=0.03)
 
 
+class EvenUniforms:
+    """A stand-in generator whose uniforms, one per row, are spread evenly over (0, 1): rows
+    of equal logits then draw every token of nonzero probability (above 1 / rows)."""
+
+    def random(self, shape):
+        return (np.arange(shape[0])[:, None] + 0.5) / shape[0]
+
+
+def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():
+    # np.argsort's default order among equal values is its own beyond 16 of them: which of
+    # the tied tokens made the nucleus was not the rule the course states (lower id first).
+    logits = np.random.default_rng(0).integers(0, 3, 40).astype(float)     # ties everywhere
+    drawn = set(sample_next(np.tile(logits, (4000, 1)), top_p=0.5, rng=EvenUniforms()).tolist())
+    probs = np.exp(logits) / np.exp(logits).sum()
+    order = np.argsort(-probs, kind="stable")
+    nucleus = order[np.cumsum(probs[order]) - probs[order] < 0.5]
+    assert drawn == set(nucleus.tolist())
+
+
 @pytest.mark.parametrize("temperature", [1e-300, 1e-320, 5e-324])
 def test_a_tiny_temperature_tends_to_greedy(temperature):
     # logits / 1e-320 once overflowed to inf, softmax gave NaN, and token 0 came out every time

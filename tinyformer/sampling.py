@@ -71,7 +71,9 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
         raise ValueError("sampling: logits holding NaN or +inf, or only -inf, give no "
                          "probabilities to draw from")
     if top_p is not None and top_p < 1:
-        order = np.argsort(-probs, axis=-1)                             # most likely first
+        # Most likely first; among equal probabilities the lower id first (stable), so that
+        # which of them make the nucleus is fixed, whatever the vocabulary's size.
+        order = np.argsort(-probs, axis=-1, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=-1)
         # Drop a token when the tokens before it already reach p; the first always stays.
         drop_sorted = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p
