@@ -353,6 +353,19 @@ def test_n_head_must_divide_d_model():
         MultiHeadAttention(64, 3)
 
 
+@pytest.mark.parametrize("args, kwargs, message", [
+    # ZeroDivisionError, or a word about n_kv_head, before
+    ((16, 0), {}, "n_head must be a whole number >= 1, got 0"),
+    ((16, -2), {}, "n_head must be a whole number >= 1, got -2"),
+    ((16, 2.0), {}, "n_head must be a whole number >= 1, got 2.0"),
+    ((0, 2), {}, "d_model must be a whole number >= 1, got 0"),
+    ((16, 2), dict(d_head=0), "d_head must be a whole number >= 1, got 0"),
+])
+def test_sizes_are_whole_numbers_or_a_clear_error(args, kwargs, message):
+    with pytest.raises(ValueError, match=f"MultiHeadAttention: {message}"):
+        MultiHeadAttention(*args, **kwargs)
+
+
 def test_dropout_of_one_drops_every_weight_as_torch_does():
     # torch's MultiheadAttention and nn.Dropout both take p = 1: training, every attention
     # weight is dropped and the output is the output projection's bias alone.
