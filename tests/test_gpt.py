@@ -187,6 +187,31 @@ class EvenUniforms:
         return (np.arange(shape[0])[:, None] + 0.5) / shape[0]
 
 
+def test_sampling_draws_from_what_transformers_warpers_leave():
+    # temperature, then top-k, then top-p, in transformers' order and by its rules: ties at
+    # the k-th logit all stay, the token that carries the sum past p stays, top_k beyond the
+    # vocabulary and top_p = 1 change nothing.
+    from transformers.generation.logits_process import (TemperatureLogitsWarper,
+                                                         TopKLogitsWarper, TopPLogitsWarper)
+    rng, rows = np.random.default_rng(0), 5000
+    for _ in range(60):
+        V = int(rng.integers(2, 9))
+        logits = rng.normal(size=V).round(1)                      # rounded: some ties
+        temperature = float(rng.choice([0.5, 1.0, 2.0]))
+        top_k = [None, 1, 2, V - 1, V + 2][rng.integers(5)]
+        top_p = [None, 0.1, 0.5, 0.9, 1.0][rng.integers(5)]
+        scores = TemperatureLogitsWarper(temperature)(None, torch.tensor(logits)[None])
+        if top_k is not None:
+            scores = TopKLogitsWarper(top_k)(None, scores)
+        if top_p is not None and top_p < 1:                       # transformers skips 1.0
+            scores = TopPLogitsWarper(top_p)(None, scores)
+        want = scores.softmax(-1)[0].numpy()
+        drawn = sample_next(np.tile(logits, (rows, 1)), temperature, top_k, top_p,
+                            rng=EvenUniforms())
+        np.testing.assert_allclose(np.bincount(drawn, minlength=V) / rows, want, atol=2 / rows,
+                                   err_msg=f"{logits} {temperature} {top_k} {top_p}")
+
+
 def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():
     # np.argsort's default order among equal values is its own beyond 16 of them: which of
     # the tied tokens made the nucleus was not the rule the course states (lower id first).
