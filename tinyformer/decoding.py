@@ -16,8 +16,10 @@ and the decoding loops below are written once against it:
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
 <bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
-step computes the new token's keys and values only, and gives the same logits as running the
-model on the whole sequence again (`use_cache=False` does that, for the tests and the curious).
+step computes the self-attention keys and values of the new token only (the cross-attention
+of the encoder-decoder still projects the whole encoding at every step), and gives the same
+logits as running the model on the whole sequence again (`use_cache=False` does that, for the
+tests and the curious).
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
