@@ -351,3 +351,33 @@ def test_n_head_must_divide_d_model():
     with pytest.raises(ValueError, match="MultiHeadAttention: n_head 3 does not divide "
                                          "d_model 64"):
         MultiHeadAttention(64, 3)
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    # ZeroDivisionError, or a word about n_kv_head, before
+    ((16, 0), {}, "n_head must be a whole number >= 1, got 0"),
+    ((16, -2), {}, "n_head must be a whole number >= 1, got -2"),
+    ((16, 2.0), {}, "n_head must be a whole number >= 1, got 2.0"),
+    ((0, 2), {}, "d_model must be a whole number >= 1, got 0"),
+    ((16, 2), dict(d_head=0), "d_head must be a whole number >= 1, got 0"),
+])
+def test_sizes_are_whole_numbers_or_a_clear_error(args, kwargs, message):
+    with pytest.raises(ValueError, match=f"MultiHeadAttention: {message}"):
+        MultiHeadAttention(*args, **kwargs)
+
+
+def test_dropout_of_one_drops_every_weight_as_torch_does():
+    # torch's MultiheadAttention and nn.Dropout both take p = 1: training, every attention
+    # weight is dropped and the output is the output projection's bias alone.
+    attn = to_float64(MultiHeadAttention(12, 3, dropout=1.0)).train()
+    attn.out.bias.data[:] = np.arange(12)
+    ref = torch_copy(attn)
+    ref.dropout = 1.0
+    x = np.random.default_rng(0).standard_normal((B, T, 12))
+    out = attn(Tensor(x, dtype=np.float64), mask=causal_mask(T))
+    want, _ = ref(*[torch.tensor(x)] * 3, need_weights=False,
+                  attn_mask=torch.tensor(~causal_mask(T)))
+    np.testing.assert_array_equal(out.data, want.detach().numpy())
+    np.testing.assert_array_equal(out.data, np.broadcast_to(np.arange(12.0), (B, T, 12)))
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\], got 1.5"):
+        MultiHeadAttention(12, 3, dropout=1.5)

@@ -181,7 +181,8 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 @pytest.mark.parametrize("seed", range(6))
 def test_a_beam_of_one_is_greedy_decoding(seed):
     manual_seed(seed)
-    model = Transformer(7, 7, context=12, n_layer=1, n_head=2, d_model=16, tie_weights=False)
+    model = Transformer(7, 7, context=12, n_layer=1, n_head=2, d_model=16, tie_weights=False,
+                        pad_id=PAD)
     # An untrained model barely looks at its input; sharper logits and a likelier eos give a
     # mix of outputs over the seeds: some end in eos early, some run to max_len.
     model.head.weight.data *= 4
@@ -217,7 +218,7 @@ def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3():
     manual_seed(0)
     vocab = 3 + N_DIGITS
     model = Transformer(vocab, vocab, context=MAX_LEN + 2, n_layer=1, n_head=2, d_model=32,
-                        share_embeddings=True)
+                        share_embeddings=True, pad_id=PAD)
     optimizer = optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     rng = np.random.default_rng(0)
     for _ in range(STEPS):

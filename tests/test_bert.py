@@ -29,8 +29,26 @@ def test_logits_and_a_gradient_for_every_parameter(positions, norm):
         assert p.grad is not None and np.abs(p.grad).sum() > 0, name
 
 
+def test_without_a_pad_id_token_0_is_read_like_any_other():
+    # pad_id was 0 by default: a tokenizer with no padding (CharTokenizer("ab"): "a" is 0)
+    # had every "a" hidden from attention. As a Hugging Face BERT given no attention mask,
+    # every token is read now; a pad_id hides padding.
+    from tinyformer.tokenizers import CharTokenizer
+    idx = np.array([CharTokenizer("ab").encode("abbaab")])
+    for pad_id, read in ((None, True), (PAD, False)):
+        model = tiny_bert(vocab_size=2, pad_id=pad_id)
+        before = model(idx).data
+        model.embed.tok.weight.data[0] = np.random.default_rng(0).standard_normal(8)
+        after = model(idx).data
+        b = idx[0] == 1                                     # the "b"s, seeing the "a"s or not
+        unchanged = np.allclose(after[0, b, 1], before[0, b, 1], rtol=1e-5, atol=1e-6)
+        assert unchanged != read, f"pad_id {pad_id}"
+    with pytest.raises(ValueError, match="BERT: pad_id must be a whole number >= 0"):
+        tiny_bert(pad_id=1.5)
+
+
 def test_padding_never_changes_the_real_positions():
-    model = tiny_bert()
+    model = tiny_bert(pad_id=PAD)
     idx = np.random.default_rng(0).integers(2, 9, (2, 8))
     idx[0, 5:] = PAD
     idx[1, 3:] = PAD

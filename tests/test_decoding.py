@@ -27,9 +27,9 @@ def tiny_gpt(context=8, positions="learned"):
                positions=positions).eval()
 
 
-def tiny_transformer():
+def tiny_transformer(pad_id=None):
     ta.manual_seed(0)
-    return Transformer(9, 9, context=10, n_layer=1, n_head=2, d_model=16).eval()
+    return Transformer(9, 9, context=10, n_layer=1, n_head=2, d_model=16, pad_id=pad_id).eval()
 
 
 def sharpened(model):
@@ -148,7 +148,7 @@ def test_an_encoder_decoder_target_holding_the_pad_id_gives_one_set_of_logits():
     # Targets are padded on the right, so the causal mask alone keeps padding from every real
     # position; a pad_id inside a target (a model may write it) is then a token like any other:
     # one run over the whole target, the cache and no cache see the same thing.
-    model = sharpened(tiny_transformer())
+    model = sharpened(tiny_transformer(pad_id=PAD))
     src = np.array([[3, 4, 5, 6, 7, 8], [8, 7, 6, 5, 4, 3]])
     tgt = np.array([[BOS, PAD, 5, PAD, 4], [BOS, 3, PAD, PAD, 6]])
     with ta.no_grad():

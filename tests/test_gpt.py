@@ -179,6 +179,50 @@ def test_top_k_and_top_p_restrict_the_choices():
                                [0.5, 0.3, 0.15, 0.05], atol=0.03)
 
 
+class EvenUniforms:
+    """A stand-in generator whose uniforms, one per row, are spread evenly over (0, 1): rows
+    of equal logits then draw every token of nonzero probability (above 1 / rows)."""
+
+    def random(self, shape):
+        return (np.arange(shape[0])[:, None] + 0.5) / shape[0]
+
+
+def test_sampling_draws_from_what_transformers_warpers_leave():
+    # temperature, then top-k, then top-p, in transformers' order and by its rules: ties at
+    # the k-th logit all stay, the token that carries the sum past p stays, top_k beyond the
+    # vocabulary and top_p = 1 change nothing.
+    from transformers.generation.logits_process import (TemperatureLogitsWarper,
+                                                         TopKLogitsWarper, TopPLogitsWarper)
+    rng, rows = np.random.default_rng(0), 5000
+    for _ in range(60):
+        V = int(rng.integers(2, 9))
+        logits = rng.normal(size=V).round(1)                      # rounded: some ties
+        temperature = float(rng.choice([0.5, 1.0, 2.0]))
+        top_k = [None, 1, 2, V - 1, V + 2][rng.integers(5)]
+        top_p = [None, 0.1, 0.5, 0.9, 1.0][rng.integers(5)]
+        scores = TemperatureLogitsWarper(temperature)(None, torch.tensor(logits)[None])
+        if top_k is not None:
+            scores = TopKLogitsWarper(top_k)(None, scores)
+        if top_p is not None and top_p < 1:                       # transformers skips 1.0
+            scores = TopPLogitsWarper(top_p)(None, scores)
+        want = scores.softmax(-1)[0].numpy()
+        drawn = sample_next(np.tile(logits, (rows, 1)), temperature, top_k, top_p,
+                            rng=EvenUniforms())
+        np.testing.assert_allclose(np.bincount(drawn, minlength=V) / rows, want, atol=2 / rows,
+                                   err_msg=f"{logits} {temperature} {top_k} {top_p}")
+
+
+def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():
+    # np.argsort's default order among equal values is its own beyond 16 of them: which of
+    # the tied tokens made the nucleus was not the rule the course states (lower id first).
+    logits = np.random.default_rng(0).integers(0, 3, 40).astype(float)     # ties everywhere
+    drawn = set(sample_next(np.tile(logits, (4000, 1)), top_p=0.5, rng=EvenUniforms()).tolist())
+    probs = np.exp(logits) / np.exp(logits).sum()
+    order = np.argsort(-probs, kind="stable")
+    nucleus = order[np.cumsum(probs[order]) - probs[order] < 0.5]
+    assert drawn == set(nucleus.tolist())
+
+
 @pytest.mark.parametrize("temperature", [1e-300, 1e-320, 5e-324])
 def test_a_tiny_temperature_tends_to_greedy(temperature):
     # logits / 1e-320 once overflowed to inf, softmax gave NaN, and token 0 came out every time
@@ -204,6 +248,31 @@ def test_sample_next_draws_from_the_engines_seeded_generator_by_default():
     ta.manual_seed(3)
     np.testing.assert_array_equal(sample_next(logits, rng=ta.random.default_generator()),
                                   first)
+
+
+def test_sample_next_on_one_row_of_logits_draws_one_token():
+    # (V,) logits once drew V tokens, each against its own uniform (and top-k raised
+    # IndexError); like np.argmax, they give one token, the one the row (1, V) gives.
+    logits = np.log([0.1, 0.2, 0.3, 0.4])
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.5), dict(temperature=0)):
+        one = sample_next(logits, rng=np.random.default_rng(5), **settings)
+        row = sample_next(logits[None], rng=np.random.default_rng(5), **settings)
+        assert one.shape == () and one == row[0]
+    for shape in [(2, 3, 4), (), (2, 0)]:
+        with pytest.raises(ValueError, match="logits must be"):
+            sample_next(np.zeros(shape))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_logits_with_no_distribution_are_refused_when_sampling(bad):
+    # Their probabilities were NaN, and the inverse-CDF draw gave token 0 without a word;
+    # torch.multinomial refuses them. -inf alone is a token ruled out; a row of -inf is not.
+    logits = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    logits[0] = -np.inf if bad == -np.inf else [0.0, bad, 2.0]
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5)):
+        with pytest.raises(ValueError, match="give no probabilities to draw from"):
+            sample_next(logits, rng=np.random.default_rng(0), **settings)
+    assert sample_next([[0.0, -np.inf, -np.inf]], rng=np.random.default_rng(0)) == [0]
 
 
 def test_bad_sampling_settings_are_clear_errors():

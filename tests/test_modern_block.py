@@ -416,7 +416,7 @@ def test_generation_with_the_cache_equals_generation_without_for_every_switch():
 def test_bert_padding_changes_no_real_tokens_logits(name):
     ta.manual_seed(0)
     switches = {k: v for k, v in SWITCHES[name].items() if k != "tie_weights"}
-    model = sharpened(BERT(V, CONTEXT, **SIZES, **switches))
+    model = sharpened(BERT(V, CONTEXT, **SIZES, **switches, pad_id=0))
     idx = tokens((2, 7), low=1)
     padded = np.concatenate([idx, np.zeros((2, 3), int)], axis=1)    # pad_id 0 at the end
     padded[1, 5:] = 0                                                 # and a shorter row
@@ -432,7 +432,7 @@ def test_bert_padding_changes_no_real_tokens_logits(name):
 def test_the_transformer_with_grouped_heads_ignores_padding_and_caches_exactly(name):
     ta.manual_seed(0)
     switches = {k: v for k, v in SWITCHES[name].items()}
-    model = to_float64(sharpened(Transformer(V, V, CONTEXT, **SIZES, **switches)))
+    model = to_float64(sharpened(Transformer(V, V, CONTEXT, **SIZES, **switches, pad_id=0)))
     rng = np.random.default_rng(0)
     src, tgt = rng.integers(1, V, (2, 6)), rng.integers(1, V, (2, 7))
     src_padded = np.concatenate([src, np.zeros((2, 3), int)], axis=1)

@@ -47,7 +47,7 @@ def gpt_loss(options):
 def bert_loss(options):
     ta.manual_seed(0)
     model = to_float64(BERT(vocab_size=7, context=6, n_layer=2, n_head=2, d_model=8,
-                            **options))
+                            pad_id=0, **options))
     idx = tokens((2, 6), 7, seed=2)
     idx[1, 4:] = model.pad_id                              # padding: a masked key
     targets = np.where(np.random.default_rng(3).random(idx.shape) < 0.5, idx, -1)
@@ -58,7 +58,7 @@ def bert_loss(options):
 def transformer_loss(options):
     ta.manual_seed(0)
     model = to_float64(Transformer(src_vocab_size=7, tgt_vocab_size=6, context=6, n_layer=1,
-                                   n_head=2, d_model=8, **options))
+                                   n_head=2, d_model=8, pad_id=0, **options))
     src, tgt = tokens((2, 5), 7, seed=4), tokens((2, 5), 6, seed=5)
     src[1, 3:] = model.pad_id                              # padded source: cross-attention mask
     tgt[0, 4] = model.pad_id                               # an ignored target

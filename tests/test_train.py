@@ -84,7 +84,7 @@ def test_defaults_depend_on_the_job():
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a non-empty text"),
     (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
-    (dict(dropout=1.0), "--dropout must be a finite number in [0, 1)"),
+    (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
     (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
@@ -252,6 +252,14 @@ def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_l
     progress.update(1, 1234.5, n_tokens=1000, seconds=0.001)    # a line of 61 characters
     progress.update(2, 1.5, n_tokens=1, seconds=1.0)            # then one of 58
     assert screen(terminal.getvalue()).rstrip().endswith("| 1.0k tok/s | 1:23:24 left")
+
+
+def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
+    # Every activation dropped: the model learns only what needs no input (its biases), but
+    # the run is as valid as torch's nn.Dropout(1.0) and MultiheadAttention(dropout=1.0) make it.
+    lines = run(tmp_path, **TINY, iters=2, dropout=1.0)
+    assert [line["step"] for line in lines] == [1, 2]
+    assert all(np.isfinite(line["train_loss"]) for line in lines)
 
 
 def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
@@ -428,6 +436,17 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     x = np.array([tokenizer.encode("alice has a")])
     np.testing.assert_array_equal(model(x).data, trainer.model.eval()(x).data)
     assert config["train"]["iters"] == 4 and config["model_config"] == trainer.model.config
+
+
+@pytest.mark.parametrize("job", ["bert", "transformer"])
+def test_a_checkpoint_records_the_pad_id_its_model_hides(tmp_path, job):
+    # The models hide no token unless given a pad_id; config.json records the tokenizer's
+    # <pad>, so a checkpoint, of this version or an earlier one, hides its padding.
+    trainer = Trainer.start(TrainConfig(**JOBS[job], iters=1), str(tmp_path), log=quiet)
+    trainer.train()
+    saved = json.loads((tmp_path / "config.json").read_text())["model_config"]
+    model, tokenizer, _ = checkpoint.load_model(str(tmp_path))
+    assert saved["pad_id"] == model.pad_id == tokenizer.token_to_id("<pad>")
 
 
 def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):

@@ -63,6 +63,8 @@ def test_config_rebuilds_the_same_model():
     (dict(n_head=3), "n_head 3 does not divide d_model 8"),
     (dict(n_head=2, norm="middle"), "unknown norm placement 'middle'"),
     (dict(n_head=2, positions="alibi"), "unknown positional encoding 'alibi'"),
+    (dict(n_head=2, pad_id=-1), "Transformer: pad_id must be a whole number >= 0, got -1"),
+    (dict(n_head=2, pad_id="0"), "Transformer: pad_id must be a whole number >= 0, got '0'"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -100,7 +102,7 @@ def test_changing_a_future_target_token_never_changes_earlier_logits(positions):
 
 def test_source_padding_never_changes_the_logits():
     manual_seed(0)
-    model = Transformer(6, 6, context=10, n_layer=2, n_head=2, d_model=8)
+    model = Transformer(6, 6, context=10, n_layer=2, n_head=2, d_model=8, pad_id=PAD)
     rng = np.random.default_rng(2)
     lengths = np.array([3, 6, 8])
     src = random_tokens(rng, 3, 8, 6)
@@ -115,6 +117,36 @@ def test_source_padding_never_changes_the_logits():
     model.src_embed.tok.weight.data[PAD] = rng.standard_normal(8)
     more_padding = np.concatenate([src, np.full((3, 2), PAD)], axis=1)
     np.testing.assert_allclose(model(more_padding, tgt).data, padded, rtol=1e-5, atol=1e-6)
+
+
+def test_without_a_pad_id_every_source_token_is_read():
+    # pad_id was 0 by default: token 0 of a vocabulary with no padding was hidden from
+    # attention. As torch's nn.Transformer with no key padding mask, nothing is hidden now.
+    manual_seed(0)
+    model = Transformer(6, 6, context=10, n_layer=1, n_head=2, d_model=8)
+    rng = np.random.default_rng(2)
+    src, tgt = random_tokens(rng, 2, 6, 6), random_tokens(rng, 2, 4, 6)
+    src[:, ::2] = 0                                           # a real token, half the source
+    before = model(src, tgt).data
+    model.src_embed.tok.weight.data[0] = rng.standard_normal(8)
+    assert not np.allclose(model(src, tgt).data, before)     # token 0 is read
+    assert model.encode(src)[1] is None
+
+
+def test_without_a_pad_id_greedy_decoding_fills_a_finished_row_with_eos():
+    # As transformers' generate pads with eos when there is no pad token.
+    manual_seed(0)
+    model = Transformer(6, 6, context=10, n_layer=1, n_head=2, d_model=8)
+    for p in model.parameters():
+        p.data *= 3                             # sharper: the two rows write different tokens
+    src = np.random.default_rng(0).integers(0, 6, (2, 6))
+    free = model.greedy_decode(src, 6, bos_id=1)              # (2, 7), no eos
+    eos = 3
+    end = list(free[1]).index(eos)                            # row 1 writes eos here
+    assert eos not in free[0] and (free[1, end + 1:] != eos).any(), "would prove nothing"
+    out = model.greedy_decode(src, 6, bos_id=1, eos_id=eos)
+    np.testing.assert_array_equal(out[0], free[0])
+    np.testing.assert_array_equal(out[1], [*free[1, :end], *[eos] * (7 - end)])
 
 
 def test_target_padding_never_changes_the_logits_of_real_target_positions():
@@ -259,7 +291,7 @@ def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer):
 def test_gradcheck_every_parameter(kwargs):
     manual_seed(0)
     model = to_float64(Transformer(5, 5, context=6, n_layer=1, n_head=2, d_model=4, d_ff=8,
-                                   **kwargs))
+                                   pad_id=PAD, **kwargs))
     src = np.array([[1, 2, 3, 4], [4, 3, PAD, PAD]])
     tgt = np.array([[1, 3, 2, 4], [1, 2, 4, PAD]])
     targets = np.array([[3, 2, 4, 1], [2, 4, 3, 3]])
@@ -290,7 +322,7 @@ def copy_batch(rng, size):
 def test_learns_to_copy_digit_sequences():
     manual_seed(0)
     model = Transformer(13, 13, context=MAX_DIGITS + 2, n_layer=1, n_head=4, d_model=32,
-                        share_embeddings=True)
+                        share_embeddings=True, pad_id=PAD)
     optimizer = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     rng = np.random.default_rng(0)
     start = time.perf_counter()

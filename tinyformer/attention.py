@@ -30,7 +30,7 @@ from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kern
                           nn)
 from tinyautograd.ops import row_sum
 
-from .layers import norm_layer
+from .layers import check_sizes, norm_layer
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -345,6 +345,7 @@ class MultiHeadAttention(nn.Module):
                  rotary: RotaryPositions | None = None, n_kv_head: int | None = None,
                  qk_norm: bool = False, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
+        check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
         if d_head is None and d_model % n_head:
             raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
                              f"{d_model}")
@@ -354,8 +355,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
                              f"query heads")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_model // n_head if d_head is None else d_head
         self.dropout = dropout                     # applied to the attention weights

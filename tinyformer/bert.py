@@ -25,6 +25,7 @@ from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
                      default_d_ff, norm_layer, soft_capped, token_array)
+from .schema import check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 
@@ -56,20 +57,24 @@ class MLMHead(nn.Module):
 
 class BERT(nn.Module):
     """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
-    Positions holding `pad_id` are hidden from attention. Post-norm, learned positions, GELU and
-    the head tied to the token embedding (`tie_weights`) by default, as in the original. The
-    modern block's switches are GPT's (normalization,
+    Positions holding `pad_id` are hidden from attention; with None (the default) every token
+    is read, as a Hugging Face model given no attention mask reads them all: id 0 is a real
+    token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm,
+    learned positions, GELU and the head tied to the token embedding (`tie_weights`) by
+    default, as in the original. The modern block's switches are GPT's (normalization,
     rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta)."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
                  positions: str = "learned", norm: str = "post", activation: str = "gelu",
-                 pad_id: int = 0, normalization: str = "layernorm", rmsnorm_affine: bool = True,
-                 n_kv_head: int | None = None, qk_norm: bool = False,
+                 pad_id: int | None = None, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None, qk_norm: bool = False,
                  logit_softcap: float | None = None, bias: bool = True,
                  rope_theta: float = 10000.0, tie_weights: bool = True) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff)
+        if pad_id is not None:
+            check_whole("BERT", 0, pad_id=pad_id)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
@@ -90,7 +95,8 @@ class BERT(nn.Module):
 
     def forward(self, idx: Tokens) -> Tensor:
         idx = token_array(idx)                                   # (B, T)
-        mask = padding_mask(idx != self.pad_id)                  # (B, 1, 1, T): real keys
+        mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
+                else padding_mask(idx != self.pad_id))
         x = self.embed(idx)                                      # (B, T, C)
         x = self.encoder(x, mask)                                # (B, T, C)
         return self.logits(x)                                    # (B, T, vocab)

@@ -16,8 +16,10 @@ and the decoding loops below are written once against it:
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
 <bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
-step computes the new token's keys and values only, and gives the same logits as running the
-model on the whole sequence again (`use_cache=False` does that, for the tests and the curious).
+step computes the self-attention keys and values of the new token only (the cross-attention
+of the encoder-decoder still projects the whole encoding at every step), and gives the same
+logits as running the model on the whole sequence again (`use_cache=False` does that, for the
+tests and the curious).
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
@@ -96,7 +98,7 @@ class EncoderDecoderSession:
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
         self.model = model
-        self.memory, self.src_mask = model.encode(src)                   # (B, S, C), (B,1,1,S)
+        self.memory, self.src_mask = model.encode(src)       # (B, S, C), (B, 1, 1, S) or None
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.cache = KVCache() if use_cache else None
 
@@ -120,7 +122,8 @@ class EncoderDecoderSession:
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
         self.memory = Tensor(self.memory.data[rows], dtype=self.memory.dtype)
-        self.src_mask = self.src_mask[rows]
+        if self.src_mask is not None:
+            self.src_mask = self.src_mask[rows]
         if self.cache is not None:
             self.cache.select(rows)
 

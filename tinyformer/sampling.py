@@ -36,10 +36,18 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
-    `rng` (a numpy Generator) makes the draws repeatable; by default the engine's seeded one
-    (tinyautograd.manual_seed) is used, as by generate.
+    Logits (V,) give one token, as np.argmax does. Sampling refuses (ValueError) a row with
+    NaN or +inf, or with only -inf, as torch.multinomial does. `rng` (a numpy Generator)
+    makes the draws repeatable; by default the engine's seeded one (tinyautograd.manual_seed)
+    is used, as by generate.
     """
     check_sampling(temperature, top_k, top_p)
+    logits = np.asarray(logits)
+    if logits.ndim not in (1, 2) or logits.shape[-1] == 0:
+        raise ValueError(f"sample_next: logits must be (B, V) or (V,) with V >= 1, got shape "
+                         f"{logits.shape}")
+    if logits.ndim == 1:            # one row: its token, as a numpy integer
+        return draw_next(logits[None], temperature, top_k, top_p, rng)[0]
     return draw_next(logits, temperature, top_k, top_p, rng)
 
 
@@ -53,14 +61,19 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
     # The largest logit made 0 first (softmax does not change): then a tiny temperature sends
     # the others to -inf, probability 0, which is greedy, where dividing first overflowed
     # every logit to +-inf and gave NaN probabilities.
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):     # invalid: NaN, refused below
         logits = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = np.sort(logits, axis=-1)[:, -top_k][:, None]     # (B, 1)
         logits = np.where(logits < kth_largest, -np.inf, logits)
     probs = Tensor(logits, dtype=np.float64).softmax(axis=-1).data      # the engine's, stable
+    if np.isnan(probs).any():       # as torch.multinomial refuses them, rather than token 0
+        raise ValueError("sampling: logits holding NaN or +inf, or only -inf, give no "
+                         "probabilities to draw from")
     if top_p is not None and top_p < 1:
-        order = np.argsort(-probs, axis=-1)                             # most likely first
+        # Most likely first; among equal probabilities the lower id first (stable), so that
+        # which of them make the nucleus is fixed, whatever the vocabulary's size.
+        order = np.argsort(-probs, axis=-1, kind="stable")
         sorted_probs = np.take_along_axis(probs, order, axis=-1)
         # Drop a token when the tokens before it already reach p; the first always stays.
         drop_sorted = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p

@@ -340,7 +340,7 @@ SETTING_RULES = {
     "logit_softcap": Optional(Number(above=0)),
     "bias": Optional(Flag()),
     "rope_theta": Optional(Number(above=1)),
-    "dropout": Number(0, below=1),
+    "dropout": Number(0, high=1),
     "batch_size": Optional(Whole(1, 1 << 20)),
     "micro_batches": Whole(1, 1 << 10),
     "iters": Optional(Whole(1, BIG)),

@@ -44,6 +44,9 @@ class Transformer(nn.Module):
     src (B, S) and tgt (B, T) are integer token arrays, padded on the right with `pad_id`: no
     source padding is attended to, and the causal mask keeps target padding from every real
     target position. Logits at target position t depend on tgt[:, :t+1] and the whole source.
+    With pad_id None (the default) every source token is attended to, as torch's
+    nn.Transformer given no key padding mask: id 0 is a real token to a tokenizer with no
+    padding (give its <pad> id to hide padding).
 
     - `context`: the longest source or target sequence the model accepts.
     - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper).
@@ -70,12 +73,15 @@ class Transformer(nn.Module):
                  n_head: int = 4, d_model: int = 64, d_ff: int | None = None,
                  dropout: float = 0.0, positions: str = "sinusoidal", norm: str = "post",
                  activation: str = "relu", share_embeddings: bool = False,
-                 tie_weights: bool = True, pad_id: int = 0, normalization: str = "layernorm",
-                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 tie_weights: bool = True, pad_id: int | None = None,
+                 normalization: str = "layernorm", rmsnorm_affine: bool = True,
+                 n_kv_head: int | None = None,
                  qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
                  rope_theta: float = 10000.0) -> None:
         check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                     context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff)
+        if pad_id is not None:
+            check_whole("Transformer", 0, pad_id=pad_id)
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
@@ -114,13 +120,15 @@ class Transformer(nn.Module):
         memory, src_mask = self.encode(src)
         return self.decode(tgt, memory, src_mask)
 
-    def encode(self, src: Tokens) -> tuple[Tensor, np.ndarray]:
+    def encode(self, src: Tokens) -> tuple[Tensor, np.ndarray | None]:
         """Run the encoder: src (B, S) -> (memory (B, S, C), src_mask (B, 1, 1, S)).
 
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
+        It is None when the model has no pad_id: every source token is real.
         """
         src = token_array(src)                                       # (B, S)
-        src_mask = padding_mask(src != self.pad_id)                  # (B, 1, 1, S)
+        src_mask = (None if self.pad_id is None                      # (B, 1, 1, S)
+                    else padding_mask(src != self.pad_id))
         x = self.src_embed(src)                                      # (B, S, C)
         return self.encoder(x, src_mask), src_mask
 
@@ -163,8 +171,9 @@ class Transformer(nn.Module):
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens, and
         max_len <= context (the last token written reads the context's worth before it). A
-        sequence that has produced eos_id is finished; its later tokens are pad_id, and the loop
-        stops once every sequence is finished. The encoder runs once; with `use_cache` (the
+        sequence that has produced eos_id is finished; its later tokens are pad_id (eos_id when
+        the model has no pad_id, as transformers pads with eos), and the loop stops once every
+        sequence is finished. The encoder runs once; with `use_cache` (the
         default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
         on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
         first if the model has dropout. `threads`: as for GPT.generate.
@@ -172,8 +181,9 @@ class Transformer(nn.Module):
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
         session = self.start_decoding(src, bos_id, use_cache)
         check_room(session, "greedy_decode", max_len=max_len)
-        return generate(session, max_len, temperature=0, eos_id=eos_id,
-                        fill_after_eos=self.pad_id, threads=threads)
+        fill = eos_id if self.pad_id is None else self.pad_id
+        return generate(session, max_len, temperature=0, eos_id=eos_id, fill_after_eos=fill,
+                        threads=threads)
 
     def extra_repr(self) -> str:
         c = self.config

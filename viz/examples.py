@@ -63,11 +63,11 @@ def bert():
 def transformer():
     """A one-layer encoder-decoder Transformer and its teacher-forced loss on the `reverse`
     task: 2 sources of 5 digits, their targets shifted right."""
-    from tinyformer.data import Seq2SeqTask
+    from tinyformer.data import PAD, Seq2SeqTask
     from tinyformer.transformer import Transformer
     task = Seq2SeqTask("reverse", min_len=5, max_len=5, n_train=2, n_val=0)
     model = Transformer(task.vocab_size, task.vocab_size, context=task.context, n_layer=1,
-                        n_head=2, d_model=8)
+                        n_head=2, d_model=8, pad_id=PAD)
     return sequence_to_sequence(model, *task.batch(task.train))
 
 

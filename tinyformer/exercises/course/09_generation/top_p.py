@@ -15,9 +15,6 @@ The rule, precisely (tinyformer/sampling.py's `sample_next` does the same):
     3. Set the others to 0 and divide by the sum of the kept ones.
     top_p = 1 keeps every token (return the probabilities as they are).
 
-(`sample_next` sorts with np.argsort's default, which promises no order among equal
-probabilities; fixing it to "lower id first" makes the answer unique.)
-
 Worked example, probs = [0.125, 0.5, 0.25, 0.125] (order: ids 1, 2, 0, 3):
     sums before each token in that order: 0, 0.5, 0.75, 0.875
     top_p=0.5   keeps id 1               -> [0, 1, 0, 0]
