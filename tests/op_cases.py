@@ -102,12 +102,12 @@ class Draw:
 
     def axis(self, ndim, allow_none=True, allow_tuple=True):
         """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
-        (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.)"""
+        (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.) A 0-d
+        input takes axis 0 or -1 as well, meaning all of it, in numpy and torch alike."""
         options = [st.none()] if allow_none or ndim == 0 else []
-        if ndim:
-            options.append(st.integers(-ndim, ndim - 1))
-            if allow_tuple:
-                options.append(hnp.valid_tuple_axes(ndim, min_size=1))
+        options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
+        if ndim and allow_tuple:
+            options.append(hnp.valid_tuple_axes(ndim, min_size=1))
         return self(st.one_of(options), label="axis")
 
     def sample(self, options, label=None):

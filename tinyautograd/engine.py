@@ -730,8 +730,9 @@ def _plain_index(index):
 
 
 def _count(shape, axis):
-    """How many elements a reduction over `axis` combines into each result."""
-    if axis is None:
+    """How many elements a reduction over `axis` combines into each result (all of a 0-d
+    tensor's one element, for axis 0 or -1 as for None)."""
+    if axis is None or not shape:
         return int(np.prod(shape, dtype=np.int64))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))

@@ -485,8 +485,9 @@ def _gelu_slope(x):
 
 
 def _keepdims_shape(shape, axis):
-    """The shape of a reduction's result with keepdims=True: reduced axes become 1."""
-    if axis is None:
+    """The shape of a reduction's result with keepdims=True: reduced axes become 1. (A 0-d
+    x has no axis: numpy and torch take axis 0 or -1 as the whole of it, and keep it 0-d.)"""
+    if axis is None or not shape:
         return (1,) * len(shape)
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     axes = {a % len(shape) for a in axes}
