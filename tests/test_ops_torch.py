@@ -68,6 +68,38 @@ def test_softmax_and_log_softmax_of_huge_logits_are_finite():
         assert np.isfinite(x[0].grad).all()
 
 
+SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis of size 0
+    "softmax along an empty axis": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (2, 0)),
+    "log_softmax along an empty axis": (lambda x: x.log_softmax(0), lambda x: x.log_softmax(0),
+                                        (0, 3)),
+    "softmax of no rows": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (0, 3)),
+    "sum of nothing": (lambda x: x.sum(axis=0), lambda x: x.sum(dim=0), (0, 3)),
+    "mean over an empty batch": (lambda x: x.mean(axis=-1), lambda x: x.mean(dim=-1), (0, 3)),
+    "matmul with an inner size 0": (lambda x: x @ np.ones((0, 2)),
+                                    lambda x: x @ torch.ones((0, 2), dtype=x.dtype), (3, 0)),
+    "getitem with no indices": (lambda x: x[np.array([], int)],
+                                lambda x: x[torch.tensor([], dtype=torch.long)], (3, 2)),
+    "concat with an empty part": (lambda x: ta.concat([x, x[:0]], axis=0),
+                                  lambda x: torch.cat([x, x[:0]], dim=0), (2, 3)),
+    "layer_norm of no rows": (lambda x: ta.functional.layer_norm(x),
+                              lambda x: torch.nn.functional.layer_norm(x, (3,)), (0, 3)),
+}
+
+
+@pytest.mark.parametrize("case", SIZE_0_CASES, ids=str)
+def test_axes_of_size_0_as_torch(case):
+    fn, torch_fn, shape = SIZE_0_CASES[case]
+    x, t = both([np.zeros(shape)])
+    out, expected = fn(x[0]), torch_fn(t[0])
+    assert out.shape == tuple(expected.shape)
+    assert_allclose(out.data, expected.detach().numpy())
+    direction = np.ones(out.shape)
+    (grad,) = ta.grad(out, x, grad_outputs=Tensor(direction, dtype=np.float64))
+    (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(direction))
+    assert grad.shape == shape
+    assert_allclose(grad.data, expected_grad.numpy())
+
+
 def test_sigmoid_of_large_inputs_is_finite_and_exact():
     values = np.array([-1000.0, -745.0, -40.0, 40.0, 745.0, 1000.0])
     for dtype in (np.float32, np.float64):

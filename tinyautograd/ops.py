@@ -530,13 +530,14 @@ class Softmax(Function):
     """s = e^x / sum e^x along axis;  dL/dx = s * (g - sum(g * s))
 
     Subtracting the maximum first changes nothing mathematically and keeps e^x from overflowing.
+    (Its `initial`: an axis of size 0 has no maximum, and gives an empty softmax, as torch's.)
     """
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         return e / e.sum(axis=axis, keepdims=True)
 
     @staticmethod
@@ -552,7 +553,7 @@ class LogSoftmax(Function):
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     @staticmethod
