@@ -5,7 +5,8 @@ One table serves every op-level check:
 
     tests/test_ops_gradcheck.py   finite differences (gradcheck, gradgradcheck), float32 dtypes,
                                   the registry (every Function has a case, every tag is real)
-    tests/test_ops_torch.py       forward values and gradients equal PyTorch's (float64)
+    tests/test_ops_torch.py       forward values, gradients and double backward equal
+                                  PyTorch's (float64)
 
 An `OpCase` has
 

@@ -1,6 +1,7 @@
 """Every op against PyTorch (float64), with the op table in tests/op_cases.py: the forward values
 and the gradients for a random upstream gradient agree to a relative 1e-7, on shapes, axes and
-broadcasts drawn by hypothesis. torch is a test-only dependency.
+broadcasts drawn by hypothesis; so do the second derivatives (double backward). torch is a
+test-only dependency.
 """
 
 import warnings
@@ -51,6 +52,39 @@ def test_matches_torch(case, data):
         e = np.zeros(ours[i].shape) if e is None else e.numpy()
         assert g.dtype == np.float64
         assert_allclose(g, e, rtol=RTOL, atol=ATOL, err_msg=f"gradient of input {i}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_double_backward_matches_torch(case, data):
+    """The backward under create_graph, differentiated again, against torch's double backward:
+    d/d(inputs, g) of sum(w_i * grad_i), where grad_i = d(sum(out * g))/d(input i) and the w_i
+    are fixed random weights. Differentiating in the incoming gradient g too reaches the
+    backward of every op, linear ones (sum, reshape, indexing) included."""
+    arrays, params = case.draw(Draw(data))
+    ours, theirs = both(arrays)
+    rng = np.random.default_rng(0)
+    out = case.fn(*ours, **params)
+    expected = case.torch_fn(*theirs, **params)
+    direction = rng.standard_normal(out.shape)
+    g, tg = Tensor(direction, requires_grad=True, dtype=np.float64), torch.tensor(
+        direction, requires_grad=True)
+    grads = ta.grad(out, ours, grad_outputs=g, create_graph=True)
+    expected_grads = torch.autograd.grad(expected, theirs, tg, create_graph=True,
+                                         allow_unused=True)
+    weights = [rng.standard_normal(x.shape) for x in ours]
+    projected = sum((gi * w).sum() for gi, w in zip(grads, weights) if gi is not None)
+    expected_projected = sum((e * torch.tensor(w)).sum()
+                             for e, w in zip(expected_grads, weights) if e is not None)
+    second = ta.grad(projected, ours + [g])
+    expected_second = torch.autograd.grad(expected_projected, theirs + [tg], allow_unused=True)
+    for i, (h, e) in enumerate(zip(second, expected_second)):
+        shape = (ours + [g])[i].shape
+        h = np.zeros(shape) if h is None else h.data
+        e = np.zeros(shape) if e is None else e.detach().numpy(force=True)   # a ZeroTensor too
+        assert_allclose(h, e, rtol=RTOL, atol=ATOL,
+                        err_msg=f"second derivative in {'g' if i == len(ours) else i}")
 
 
 # ------------------------------------------------------------------------------ numerics
