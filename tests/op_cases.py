@@ -1,5 +1,6 @@
-"""The op table: every differentiable operation of tinyautograd, written once with tinyautograd and
-once with PyTorch, with the inputs to try it on. It reads as documentation of the op set.
+"""The op table: every differentiable operation of tinyautograd (and tinyformer's fused attention),
+written once with tinyautograd and once with PyTorch, with the inputs to try it on. It reads as
+documentation of the op set.
 
 One table serves every op-level check:
 
@@ -13,7 +14,7 @@ An `OpCase` has
     name          the test id
     covers        the Function classes the case exercises; a test walks the graph of the result
                   to check that a node of each is really there, and another that every Function
-                  subclass in tinyautograd is covered by some case
+                  subclass in tinyautograd and tinyformer is covered by some case
     fn            fn(*tensors, **params): the computation with tinyautograd
     torch_fn      torch_fn(*tensors, **params): the same computation with torch
     draw          draw(d) -> (arrays, params): the differentiable inputs (float64 numpy arrays, in
@@ -48,6 +49,7 @@ import tinyautograd.functional as F
 from tinyautograd import ops
 from tinyautograd.functional import (CrossEntropy, LayerNorm, ReluSquared, RMSNorm, SoftCap,
                                      SwiGLU)
+from tinyformer.attention import Attention, scaled_dot_product_attention
 
 MAX_SIDE = 4       # elements per axis
 MAX_SIZE = 32      # elements per input: gradcheck costs two forwards per element
@@ -467,6 +469,25 @@ def draw_dropout(d):
     return [d.normal(shape)], {"p": d.sample([0.1, 0.5]), "seed": d.integer(0, 100)}
 
 
+def draw_attention(d):
+    """q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) whose batch axes broadcast, as
+    grouped-query attention's (B, n_kv, group) queries against (B, n_kv, 1) keys; maybe a
+    boolean mask that broadcasts to the scores (..., T_q, T_k), leaving each query a key."""
+    batch_q, batch_kv = d(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2,
+                                                            max_side=3),
+                          label="batch").input_shapes
+    t_q, t_k, dim, dim_v = (d.integer(1, 3) for _ in range(4))
+    scores = np.broadcast_shapes(batch_q, batch_kv) + (t_q, t_k)
+    mask = None
+    if d.boolean(label="mask"):
+        # Each axis of the scores, or 1 to broadcast; leading axes maybe left out.
+        shape = tuple(size if d.boolean() else 1 for size in scores)
+        mask = d.rng.random(shape[d.integer(0, len(scores) - 2, label="dropped axes"):]) < 0.6
+        mask[..., 0] = True
+    return [d.normal(batch_q + (t_q, dim), 2.0), d.normal(batch_kv + (t_k, dim), 2.0),
+            d.normal(batch_kv + (t_k, dim_v))], {"mask": mask}
+
+
 def draw_embedding(d):
     num, dim = d.integer(1, 5), d.integer(1, 4)
     indices = d.rng.integers(0, num, d.shape(0, 2))     # repeats: rows add up their gradients
@@ -691,4 +712,11 @@ CASES = [
            lambda weight, indices: F.embedding(indices, weight),
            lambda weight, indices: TF.embedding(torch.as_tensor(indices), weight),
            draw_embedding),
+
+    # -- tinyformer's fused op
+    OpCase("attention: softmax(q k^T / sqrt(d)) v, a mask, broadcast batch axes", (Attention,),
+           lambda q, k, v, mask: scaled_dot_product_attention(q, k, v, mask),
+           lambda q, k, v, mask: TF.scaled_dot_product_attention(
+               q, k, v, attn_mask=None if mask is None else torch.as_tensor(mask)),
+           draw_attention),
 ]
