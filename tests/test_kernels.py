@@ -48,7 +48,8 @@ def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5):
     reference = numpy_forms(lambda: value_and_grads(function, *arrays))
     for a, b in zip(compiled, reference):
         assert a.shape == b.shape and a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=tolerance,
+                                   atol=tolerance * np.abs(b).max(initial=0))   # b may be empty
 
 
 def test_exp_is_within_float32_rounding_and_clamped_beyond():
@@ -115,6 +116,14 @@ def attend(mask):
 def test_attention_under_each_kind_of_mask(numpy_forms, mask):
     q, k, v = (rng.standard_normal((5, 3, 5, 4), dtype=np.float32) for _ in range(3))
     assert_loops_agree(numpy_forms, attend(mask), q, k, v)
+
+
+def test_attention_with_no_keys_outputs_zeros(numpy_forms):
+    # Rows of no scores, as torch's attention takes them: nothing to attend to, zeros out.
+    q = rng.standard_normal((2, 3, 5, 4), dtype=np.float32)
+    k, v = (np.zeros((2, 3, 0, 4), np.float32) for _ in range(2))
+    assert_loops_agree(numpy_forms, attend(None), q, k, v)
+    assert_loops_agree(numpy_forms, attend(np.ones((5, 0), bool)), q, k, v)
 
 
 def test_attention_subtracts_each_rows_largest_score(numpy_forms):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -217,14 +218,16 @@ def softmax_rows(scores: np.ndarray, blocked: np.ndarray) -> None:
     """scores (..., n), in place: softmax(scores + blocked[r % len(blocked)]) along each of its
     rows r, counted over all leading axes; `blocked` (m, n) holds 0 or -1e9."""
     n = scores.shape[-1]
-    _library().softmax_rows(scores.size // n, n, _at(scores), _at(blocked), len(blocked))
+    rows = math.prod(scores.shape[:-1])                 # (not size // n: n may be 0)
+    _library().softmax_rows(rows, n, _at(scores), _at(blocked), len(blocked))
 
 
 def softmax_rows_backward(d_s: np.ndarray, p: np.ndarray, row_sums: np.ndarray,
                           scale: float) -> None:
     """d_s (..., n), in place: (d_s - row_sums) * p * scale, row_sums one number a row."""
     n = d_s.shape[-1]
-    _library().softmax_rows_backward(d_s.size // n, n, _at(d_s), _at(p), _at(row_sums), scale)
+    rows = math.prod(d_s.shape[:-1])
+    _library().softmax_rows_backward(rows, n, _at(d_s), _at(p), _at(row_sums), scale)
 
 
 def adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
