@@ -346,13 +346,18 @@ def draw_basic_index(d):
 
 
 def draw_integer_array_index(d):
-    """Integer arrays (with repeated entries, whose gradients must add up), alone, in pairs, or
-    next to a slice."""
+    """Integer arrays (with repeated entries, whose gradients must add up), alone, in pairs
+    (maybe broadcasting against each other), next to a slice, or on either side of one (then
+    numpy and torch put the indexed axes first)."""
     shape = d.shape(min_dims=1)
     size = shape[0]
     picks = d.rng.integers(-size, size, d.shape(1, 2, max_side=5))   # negative ones too
-    kind = d.sample(["x[idx]", "x[idx, 1:]", "x[:, idx]", "x[rows, cols]", "x[list]"]
-                    if len(shape) > 1 else ["x[idx]", "x[list]"], label="kind")
+    kinds = ["x[idx]", "x[list]"]
+    if len(shape) > 1:
+        kinds += ["x[idx, 1:]", "x[:, idx]", "x[rows, cols]", "x[rows[:, None], cols]"]
+    if len(shape) > 2:
+        kinds.append("x[idx, :, idx]")
+    kind = d.sample(kinds, label="kind")
     if kind == "x[idx]":
         index = picks
     elif kind == "x[list]":
@@ -361,8 +366,13 @@ def draw_integer_array_index(d):
         index = (picks, slice(1, None))
     elif kind == "x[:, idx]":
         index = (slice(None), d.rng.integers(0, shape[1], picks.shape))
-    else:
+    elif kind == "x[rows, cols]":
         index = (picks, d.rng.integers(0, shape[1], picks.shape))
+    elif kind == "x[rows[:, None], cols]":
+        # (n, 1) rows against (m,) columns: an (n, m) block of picks, repeats included
+        index = (picks.reshape(-1, 1), d.rng.integers(-shape[1], shape[1], d.integer(1, 3)))
+    else:
+        index = (picks, slice(None), d.rng.integers(-shape[2], shape[2], picks.shape))
     return [d.normal(shape)], {"index": index}
 
 
@@ -399,6 +409,11 @@ def draw_joined(stack=False):
             arrays.append(d.normal(tuple(s)))
         return arrays, {"axis": axis}
     return draw
+
+
+def draw_flattened(d):
+    """Tensors of any shapes, for concat(axis=None), which flattens them first (numpy's)."""
+    return [d.normal(d.shape(max_dims=2)) for _ in range(d.integer(1, 3))], {}
 
 
 def draw_where(d):
@@ -673,6 +688,9 @@ CASES = [
     # -- several tensors
     OpCase("concat", (ops.Concat,), lambda *xs, axis: ta.concat(xs, axis=axis),
            lambda *xs, axis: torch.cat(xs, dim=axis), draw_joined()),
+    OpCase("concat: axis None flattens first", (ops.Concat, ops.Reshape),
+           lambda *xs: ta.concat(xs, axis=None),
+           lambda *xs: torch.cat([x.reshape(-1) for x in xs]), draw_flattened),
     OpCase("stack", (ops.Stack,), lambda *xs, axis: ta.stack(xs, axis=axis),
            lambda *xs, axis: torch.stack(xs, dim=axis), draw_joined(stack=True)),
     OpCase("where", (ops.Where,), lambda a, b, cond: ta.where(cond, a, b),
