@@ -134,6 +134,17 @@ def test_axes_of_size_0_as_torch(case):
     assert_allclose(grad.data, expected_grad.numpy())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero
+@pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
+@pytest.mark.parametrize("ddof", [3, 4, 10])
+def test_var_with_ddof_not_below_the_count_is_infinite_as_numpys_and_torchs(ddof):
+    # numpy and torch divide by max(N - ddof, 0): no variance is negative.
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
+    ours = Tensor(x, dtype=np.float64).var(axis=1, ddof=ddof)
+    assert_array_equal(ours.data, np.var(x, axis=1, ddof=ddof))     # inf, and 0/0 = nan
+    assert_array_equal(ours.data, torch.tensor(x).var(dim=1, correction=ddof).numpy())
+
+
 def test_sigmoid_of_large_inputs_is_finite_and_exact():
     values = np.array([-1000.0, -745.0, -40.0, 40.0, 745.0, 1000.0])
     for dtype in (np.float32, np.float64):

@@ -587,9 +587,11 @@ class Tensor:
         return self.sum(axis, keepdims) / _count(self.shape, axis)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1)."""
+        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
+        ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
+        negative variance."""
         centred = self - self.mean(axis, keepdims=True)
-        return (centred * centred).sum(axis, keepdims) / (_count(self.shape, axis) - ddof)
+        return (centred * centred).sum(axis, keepdims) / max(_count(self.shape, axis) - ddof, 0)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
