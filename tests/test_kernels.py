@@ -1,9 +1,10 @@
 """tinyautograd.kernels: the compiled loops behind layer norm, GELU, attention's softmax and
 Adam's update. Each op is run twice, with the loops and with its numpy form (the reference),
 on shapes that are not multiples of the vector width, across GELU's blocks, through attention's
-masks (including the ones the loops must leave to numpy), and the results must agree to
-float32 rounding; Adam's update to the bit. Then TINYAUTOGRAD_KERNELS, and what happens where
-the loops cannot be built. (CI installs a C compiler: there these tests run the loops.)"""
+masks (including the ones the loops must leave to numpy), on the op table's drawn cases, and
+the results must agree to float32 rounding; Adam's update to the bit. Then
+TINYAUTOGRAD_KERNELS, and what happens where the loops cannot be built. (CI installs a C
+compiler: there these tests run the loops.)"""
 
 import ctypes
 import os
@@ -14,9 +15,12 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tinyautograd as ta
-from tinyautograd import Tensor, functional, kernels, optim
+from op_cases import CASES, Draw
+from tinyautograd import Tensor, functional, kernels, ops, optim
 from tinyformer import attention
 from tinyformer_cli import main
 
@@ -42,14 +46,17 @@ def value_and_grads(function, *arrays):
     return [out.data] + [t.grad for t in tensors]
 
 
-def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5):
+def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5, scale=0.0):
+    """The loops' results and gradients are the numpy forms' to `tolerance`, relative to the
+    largest of each (or to `scale`, where that is larger: a result that cancels to about 0,
+    as layer norm's gradient over 2 elements, holds only rounding of that scale)."""
     assert kernels.in_use()
     compiled = value_and_grads(function, *arrays)
     reference = numpy_forms(lambda: value_and_grads(function, *arrays))
     for a, b in zip(compiled, reference):
         assert a.shape == b.shape and a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=tolerance,
-                                   atol=tolerance * np.abs(b).max(initial=0))   # b may be empty
+        largest = np.abs(b).max(initial=scale)                  # (b may be empty)
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * largest)
 
 
 def test_exp_is_within_float32_rounding_and_clamped_beyond():
@@ -161,6 +168,20 @@ def test_adam_updates_are_the_numpy_forms_to_the_bit(numpy_forms, make):
     np.testing.assert_array_equal(compiled, reference)
     for key in ("exp_avg", "exp_avg_sq"):
         np.testing.assert_array_equal(state[0][key], reference_state[0][key])
+
+
+# The op table's cases of the ops with loops, on shapes, axes, masks and broadcasts it draws.
+LOOPED_CASES = [case for case in CASES
+                if {ops.Gelu, functional.LayerNorm, attention.Attention} & set(case.covers)]
+
+
+@pytest.mark.parametrize("case", LOOPED_CASES, ids=repr)
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_loops_agree_with_the_numpy_forms_on_the_op_tables_cases(numpy_forms, case, data):
+    arrays, params = case.draw(Draw(data))
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    assert_loops_agree(numpy_forms, lambda *xs: case.fn(*xs, **params), *arrays, scale=1.0)
 
 
 def test_float64_and_second_derivatives_take_the_numpy_forms():
