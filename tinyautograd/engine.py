@@ -594,6 +594,9 @@ class Tensor:
         return (centred * centred).sum(axis, keepdims) / max(_count(self.shape, axis) - ddof, 0)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
+        also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
+        gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
