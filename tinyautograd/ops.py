@@ -268,7 +268,8 @@ def _matmul_grads(a, b, grad, needs_input_grad):
             # A weight shared by every batch element: fold the batch into the rows and do
             # one large GEMM, instead of a GEMM per element and a sum over the batch.
             k, m = b2.shape
-            grad_b = matmul(a2.reshape(-1, k).T, grad.reshape(-1, m))  # (k, m)
+            rows = math.prod(a2.shape[:-1])            # (not -1: k or m may be 0)
+            grad_b = matmul(a2.reshape(rows, k).T, grad.reshape(rows, m))  # (k, m)
         else:
             grad_b = matmul(a2.swapaxes(-1, -2), grad)                  # (..., k, m)
         if b.ndim == 1:
