@@ -73,6 +73,14 @@ def test_layer_norm(numpy_forms, shape):
     assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # the numpy form's means of no numbers
+@pytest.mark.parametrize("shape", [(0, 7), (3, 0)])
+def test_layer_norm_of_no_rows_or_no_features(numpy_forms, shape):
+    x = np.zeros(shape, np.float32)
+    weight, bias = np.ones(shape[-1:], np.float32), np.zeros(shape[-1:], np.float32)
+    assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
+
+
 def test_layer_norm_backward_sums_start_from_zero_whatever_the_memory_held():
     """The wrapper hands the loop np.empty arrays for the weight's and bias's sums."""
     x_hat, grad = (rng.standard_normal((5, 7), dtype=np.float32) for _ in range(2))

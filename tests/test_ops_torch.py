@@ -121,12 +121,17 @@ SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis
                                 lambda x: x[torch.tensor([], dtype=torch.long)], (3, 2)),
     "concat with an empty part": (lambda x: ta.concat([x, x[:0]], axis=0),
                                   lambda x: torch.cat([x, x[:0]], dim=0), (2, 3)),
+    "layer_norm over no features": (lambda x: ta.functional.layer_norm(x),
+                                    lambda x: torch.nn.functional.layer_norm(x, (0,)), (2, 0)),
+    "rms_norm over no features, with a weight": (
+        lambda x: ta.functional.rms_norm(x, Tensor(np.ones(0), requires_grad=True)),
+        lambda x: torch.nn.functional.rms_norm(x, (0,), torch.ones(0, dtype=x.dtype)), (2, 0)),
     "layer_norm of no rows": (lambda x: ta.functional.layer_norm(x),
                               lambda x: torch.nn.functional.layer_norm(x, (3,)), (0, 3)),
 }
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # log_softmax: log of an empty sum, 0
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # log of an empty sum, mean of nothing
 @pytest.mark.parametrize("case", SIZE_0_CASES, ids=str)
 def test_axes_of_size_0_as_torch(case):
     fn, torch_fn, shape = SIZE_0_CASES[case]

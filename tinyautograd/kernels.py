@@ -182,7 +182,7 @@ def _at(array: np.ndarray) -> int:
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
     """LayerNorm.forward's y, x_hat and rstd (shaped (..., 1), as its numpy form's)."""
-    rows = x.reshape(-1, x.shape[-1])
+    rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])      # (not -1: the last may be 0)
     y, x_hat = np.empty_like(rows), np.empty_like(rows)
     rstd = np.empty(len(rows), np.float32)
     _library().layer_norm_forward(*rows.shape, _at(rows), _at(weight), _at(bias), eps, _at(y),
@@ -193,7 +193,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
 def layer_norm_backward(grad: np.ndarray, x_hat: np.ndarray, rstd: np.ndarray,
                         weight: np.ndarray):
     """LayerNorm.backward's dL/dx, dL/dweight and dL/dbias."""
-    rows = grad.reshape(-1, grad.shape[-1])
+    rows = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])
     d_x, d_weight, d_bias = np.empty_like(rows), np.empty_like(weight), np.empty_like(weight)
     _library().layer_norm_backward(*rows.shape, _at(rows), _at(x_hat), _at(rstd), _at(weight),
                                    _at(d_x), _at(d_weight), _at(d_bias))
