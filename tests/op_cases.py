@@ -107,7 +107,7 @@ class Draw:
         """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
         (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.) A 0-d
         input takes axis 0 or -1 as well, meaning all of it, in numpy and torch alike."""
-        options = [st.none()] if allow_none or ndim == 0 else []
+        options = [st.none()] if allow_none else []
         options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
         if ndim and allow_tuple:
             options.append(hnp.valid_tuple_axes(ndim, min_size=1))
@@ -282,7 +282,7 @@ def draw_max_ties(d):
 
 def draw_along_axis(scale=1.0):
     def draw(d):
-        shape = d.shape(min_dims=1)
+        shape = d.shape()                          # 0-d too: axis 0 or -1
         return [d.normal(shape, scale)], {"axis": d.axis(len(shape), False, False)}
     return draw
 
