@@ -1,18 +1,20 @@
-"""The op table: every differentiable operation of tinyautograd, written once with tinyautograd and
-once with PyTorch, with the inputs to try it on. It reads as documentation of the op set.
+"""The op table: every differentiable operation of tinyautograd (and tinyformer's fused attention),
+written once with tinyautograd and once with PyTorch, with the inputs to try it on. It reads as
+documentation of the op set.
 
 One table serves every op-level check:
 
     tests/test_ops_gradcheck.py   finite differences (gradcheck, gradgradcheck), float32 dtypes,
                                   the registry (every Function has a case, every tag is real)
-    tests/test_ops_torch.py       forward values and gradients equal PyTorch's (float64)
+    tests/test_ops_torch.py       forward values, gradients and double backward equal
+                                  PyTorch's (float64)
 
 An `OpCase` has
 
     name          the test id
     covers        the Function classes the case exercises; a test walks the graph of the result
                   to check that a node of each is really there, and another that every Function
-                  subclass in tinyautograd is covered by some case
+                  subclass in tinyautograd and tinyformer is covered by some case
     fn            fn(*tensors, **params): the computation with tinyautograd
     torch_fn      torch_fn(*tensors, **params): the same computation with torch
     draw          draw(d) -> (arrays, params): the differentiable inputs (float64 numpy arrays, in
@@ -47,6 +49,7 @@ import tinyautograd.functional as F
 from tinyautograd import ops
 from tinyautograd.functional import (CrossEntropy, LayerNorm, ReluSquared, RMSNorm, SoftCap,
                                      SwiGLU)
+from tinyformer.attention import Attention, scaled_dot_product_attention
 
 MAX_SIDE = 4       # elements per axis
 MAX_SIZE = 32      # elements per input: gradcheck costs two forwards per element
@@ -102,12 +105,12 @@ class Draw:
 
     def axis(self, ndim, allow_none=True, allow_tuple=True):
         """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
-        (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.)"""
-        options = [st.none()] if allow_none or ndim == 0 else []
-        if ndim:
-            options.append(st.integers(-ndim, ndim - 1))
-            if allow_tuple:
-                options.append(hnp.valid_tuple_axes(ndim, min_size=1))
+        (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.) A 0-d
+        input takes axis 0 or -1 as well, meaning all of it, in numpy and torch alike."""
+        options = [st.none()] if allow_none else []
+        options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
+        if ndim and allow_tuple:
+            options.append(hnp.valid_tuple_axes(ndim, min_size=1))
         return self(st.one_of(options), label="axis")
 
     def sample(self, options, label=None):
@@ -279,7 +282,7 @@ def draw_max_ties(d):
 
 def draw_along_axis(scale=1.0):
     def draw(d):
-        shape = d.shape(min_dims=1)
+        shape = d.shape()                          # 0-d too: axis 0 or -1
         return [d.normal(shape, scale)], {"axis": d.axis(len(shape), False, False)}
     return draw
 
@@ -343,13 +346,18 @@ def draw_basic_index(d):
 
 
 def draw_integer_array_index(d):
-    """Integer arrays (with repeated entries, whose gradients must add up), alone, in pairs, or
-    next to a slice."""
+    """Integer arrays (with repeated entries, whose gradients must add up), alone, in pairs
+    (maybe broadcasting against each other), next to a slice, or on either side of one (then
+    numpy and torch put the indexed axes first)."""
     shape = d.shape(min_dims=1)
     size = shape[0]
     picks = d.rng.integers(-size, size, d.shape(1, 2, max_side=5))   # negative ones too
-    kind = d.sample(["x[idx]", "x[idx, 1:]", "x[:, idx]", "x[rows, cols]", "x[list]"]
-                    if len(shape) > 1 else ["x[idx]", "x[list]"], label="kind")
+    kinds = ["x[idx]", "x[list]"]
+    if len(shape) > 1:
+        kinds += ["x[idx, 1:]", "x[:, idx]", "x[rows, cols]", "x[rows[:, None], cols]"]
+    if len(shape) > 2:
+        kinds.append("x[idx, :, idx]")
+    kind = d.sample(kinds, label="kind")
     if kind == "x[idx]":
         index = picks
     elif kind == "x[list]":
@@ -358,8 +366,13 @@ def draw_integer_array_index(d):
         index = (picks, slice(1, None))
     elif kind == "x[:, idx]":
         index = (slice(None), d.rng.integers(0, shape[1], picks.shape))
-    else:
+    elif kind == "x[rows, cols]":
         index = (picks, d.rng.integers(0, shape[1], picks.shape))
+    elif kind == "x[rows[:, None], cols]":
+        # (n, 1) rows against (m,) columns: an (n, m) block of picks, repeats included
+        index = (picks.reshape(-1, 1), d.rng.integers(-shape[1], shape[1], d.integer(1, 3)))
+    else:
+        index = (picks, slice(None), d.rng.integers(-shape[2], shape[2], picks.shape))
     return [d.normal(shape)], {"index": index}
 
 
@@ -396,6 +409,11 @@ def draw_joined(stack=False):
             arrays.append(d.normal(tuple(s)))
         return arrays, {"axis": axis}
     return draw
+
+
+def draw_flattened(d):
+    """Tensors of any shapes, for concat(axis=None), which flattens them first (numpy's)."""
+    return [d.normal(d.shape(max_dims=2)) for _ in range(d.integer(1, 3))], {}
 
 
 def draw_where(d):
@@ -464,6 +482,25 @@ def draw_softcap(d):
 def draw_dropout(d):
     shape = d.shape()
     return [d.normal(shape)], {"p": d.sample([0.1, 0.5]), "seed": d.integer(0, 100)}
+
+
+def draw_attention(d):
+    """q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) whose batch axes broadcast, as
+    grouped-query attention's (B, n_kv, group) queries against (B, n_kv, 1) keys; maybe a
+    boolean mask that broadcasts to the scores (..., T_q, T_k), leaving each query a key."""
+    batch_q, batch_kv = d(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2,
+                                                            max_side=3),
+                          label="batch").input_shapes
+    t_q, t_k, dim, dim_v = (d.integer(1, 3) for _ in range(4))
+    scores = np.broadcast_shapes(batch_q, batch_kv) + (t_q, t_k)
+    mask = None
+    if d.boolean(label="mask"):
+        # Each axis of the scores, or 1 to broadcast; leading axes maybe left out.
+        shape = tuple(size if d.boolean() else 1 for size in scores)
+        mask = d.rng.random(shape[d.integer(0, len(scores) - 2, label="dropped axes"):]) < 0.6
+        mask[..., 0] = True
+    return [d.normal(batch_q + (t_q, dim), 2.0), d.normal(batch_kv + (t_k, dim), 2.0),
+            d.normal(batch_kv + (t_k, dim_v))], {"mask": mask}
 
 
 def draw_embedding(d):
@@ -651,6 +688,9 @@ CASES = [
     # -- several tensors
     OpCase("concat", (ops.Concat,), lambda *xs, axis: ta.concat(xs, axis=axis),
            lambda *xs, axis: torch.cat(xs, dim=axis), draw_joined()),
+    OpCase("concat: axis None flattens first", (ops.Concat, ops.Reshape),
+           lambda *xs: ta.concat(xs, axis=None),
+           lambda *xs: torch.cat([x.reshape(-1) for x in xs]), draw_flattened),
     OpCase("stack", (ops.Stack,), lambda *xs, axis: ta.stack(xs, axis=axis),
            lambda *xs, axis: torch.stack(xs, dim=axis), draw_joined(stack=True)),
     OpCase("where", (ops.Where,), lambda a, b, cond: ta.where(cond, a, b),
@@ -690,4 +730,11 @@ CASES = [
            lambda weight, indices: F.embedding(indices, weight),
            lambda weight, indices: TF.embedding(torch.as_tensor(indices), weight),
            draw_embedding),
+
+    # -- tinyformer's fused op
+    OpCase("attention: softmax(q k^T / sqrt(d)) v, a mask, broadcast batch axes", (Attention,),
+           lambda q, k, v, mask: scaled_dot_product_attention(q, k, v, mask),
+           lambda q, k, v, mask: TF.scaled_dot_product_attention(
+               q, k, v, attn_mask=None if mask is None else torch.as_tensor(mask)),
+           draw_attention),
 ]

@@ -1,9 +1,10 @@
 """tinyautograd.kernels: the compiled loops behind layer norm, GELU, attention's softmax and
 Adam's update. Each op is run twice, with the loops and with its numpy form (the reference),
 on shapes that are not multiples of the vector width, across GELU's blocks, through attention's
-masks (including the ones the loops must leave to numpy), and the results must agree to
-float32 rounding; Adam's update to the bit. Then TINYAUTOGRAD_KERNELS, and what happens where
-the loops cannot be built. (CI installs a C compiler: there these tests run the loops.)"""
+masks (including the ones the loops must leave to numpy), on the op table's drawn cases, and
+the results must agree to float32 rounding; Adam's update to the bit. Then
+TINYAUTOGRAD_KERNELS, and what happens where the loops cannot be built. (CI installs a C
+compiler: there these tests run the loops.)"""
 
 import ctypes
 import os
@@ -14,9 +15,12 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tinyautograd as ta
-from tinyautograd import Tensor, functional, kernels, optim
+from op_cases import CASES, Draw
+from tinyautograd import Tensor, functional, kernels, ops, optim
 from tinyformer import attention
 from tinyformer_cli import main
 
@@ -42,13 +46,17 @@ def value_and_grads(function, *arrays):
     return [out.data] + [t.grad for t in tensors]
 
 
-def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5):
+def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5, scale=0.0):
+    """The loops' results and gradients are the numpy forms' to `tolerance`, relative to the
+    largest of each (or to `scale`, where that is larger: a result that cancels to about 0,
+    as layer norm's gradient over 2 elements, holds only rounding of that scale)."""
     assert kernels.in_use()
     compiled = value_and_grads(function, *arrays)
     reference = numpy_forms(lambda: value_and_grads(function, *arrays))
     for a, b in zip(compiled, reference):
         assert a.shape == b.shape and a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max())
+        largest = np.abs(b).max(initial=scale)                  # (b may be empty)
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * largest)
 
 
 def test_exp_is_within_float32_rounding_and_clamped_beyond():
@@ -62,6 +70,14 @@ def test_exp_is_within_float32_rounding_and_clamped_beyond():
 def test_layer_norm(numpy_forms, shape):
     x = rng.standard_normal(shape, dtype=np.float32) * 3 + 1
     weight, bias = (rng.standard_normal(shape[-1:], dtype=np.float32) for _ in range(2))
+    assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # the numpy form's means of no numbers
+@pytest.mark.parametrize("shape", [(0, 7), (3, 0)])
+def test_layer_norm_of_no_rows_or_no_features(numpy_forms, shape):
+    x = np.zeros(shape, np.float32)
+    weight, bias = np.ones(shape[-1:], np.float32), np.zeros(shape[-1:], np.float32)
     assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
 
 
@@ -117,6 +133,14 @@ def test_attention_under_each_kind_of_mask(numpy_forms, mask):
     assert_loops_agree(numpy_forms, attend(mask), q, k, v)
 
 
+def test_attention_with_no_keys_outputs_zeros(numpy_forms):
+    # Rows of no scores, as torch's attention takes them: nothing to attend to, zeros out.
+    q = rng.standard_normal((2, 3, 5, 4), dtype=np.float32)
+    k, v = (np.zeros((2, 3, 0, 4), np.float32) for _ in range(2))
+    assert_loops_agree(numpy_forms, attend(None), q, k, v)
+    assert_loops_agree(numpy_forms, attend(np.ones((5, 0), bool)), q, k, v)
+
+
 def test_attention_subtracts_each_rows_largest_score(numpy_forms):
     # Scores of several hundred: e^score overflows float32 unless each row's largest is
     # subtracted first.
@@ -152,6 +176,20 @@ def test_adam_updates_are_the_numpy_forms_to_the_bit(numpy_forms, make):
     np.testing.assert_array_equal(compiled, reference)
     for key in ("exp_avg", "exp_avg_sq"):
         np.testing.assert_array_equal(state[0][key], reference_state[0][key])
+
+
+# The op table's cases of the ops with loops, on shapes, axes, masks and broadcasts it draws.
+LOOPED_CASES = [case for case in CASES
+                if {ops.Gelu, functional.LayerNorm, attention.Attention} & set(case.covers)]
+
+
+@pytest.mark.parametrize("case", LOOPED_CASES, ids=repr)
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_loops_agree_with_the_numpy_forms_on_the_op_tables_cases(numpy_forms, case, data):
+    arrays, params = case.draw(Draw(data))
+    arrays = [np.asarray(a, np.float32) for a in arrays]
+    assert_loops_agree(numpy_forms, lambda *xs: case.fn(*xs, **params), *arrays, scale=1.0)
 
 
 def test_float64_and_second_derivatives_take_the_numpy_forms():

@@ -1,7 +1,7 @@
 """Every op's gradient against finite differences, with the op table in tests/op_cases.py.
 
-- the registry: every Function subclass in tinyautograd has a case, and every case's graph holds
-  the Functions it is tagged with;
+- the registry: every Function subclass in tinyautograd and tinyformer has a case, and every
+  case's graph holds the Functions it is tagged with;
 - gradcheck (float64 central differences) for every case, broadcasting included;
 - gradgradcheck for every case, the fused kernels (cross-entropy, layer norm) included, and the
   gradient differentiated with respect to the incoming gradient too (torch's gradgradcheck does
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import tinyautograd as ta
+import tinyformer
 from op_cases import CASES, Draw
 from tinyautograd import Tensor
 
@@ -50,17 +51,27 @@ def functions_in_graph(out):
     return found
 
 
+def ours(module_name):
+    """A module of tinyautograd or tinyformer; not the exercise course, whose Functions are the
+    student's to write (its own checks test them)."""
+    return (module_name.startswith(("tinyautograd.", "tinyformer."))
+            and not module_name.startswith("tinyformer.exercises"))
+
+
 def function_registry():
-    """Every Function subclass defined in tinyautograd (all its modules imported first)."""
-    for module in pkgutil.walk_packages(ta.__path__, "tinyautograd."):
-        importlib.import_module(module.name)
+    """Every Function subclass defined in tinyautograd and tinyformer (their modules imported
+    first): the fused ops of both."""
+    for package in (ta, tinyformer):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ours(module.name):
+                importlib.import_module(module.name)
     found, todo = set(), [ta.Function]
     while todo:
         for sub in todo.pop().__subclasses__():
             if sub not in found:
                 found.add(sub)
                 todo.append(sub)
-    return {f for f in found if f.__module__.startswith("tinyautograd")}
+    return {f for f in found if ours(f.__module__)}
 
 
 def names(functions):

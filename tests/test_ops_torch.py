@@ -1,6 +1,7 @@
 """Every op against PyTorch (float64), with the op table in tests/op_cases.py: the forward values
 and the gradients for a random upstream gradient agree to a relative 1e-7, on shapes, axes and
-broadcasts drawn by hypothesis. torch is a test-only dependency.
+broadcasts drawn by hypothesis; so do the second derivatives (double backward). torch is a
+test-only dependency.
 """
 
 import warnings
@@ -53,6 +54,39 @@ def test_matches_torch(case, data):
         assert_allclose(g, e, rtol=RTOL, atol=ATOL, err_msg=f"gradient of input {i}")
 
 
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_double_backward_matches_torch(case, data):
+    """The backward under create_graph, differentiated again, against torch's double backward:
+    d/d(inputs, g) of sum(w_i * grad_i), where grad_i = d(sum(out * g))/d(input i) and the w_i
+    are fixed random weights. Differentiating in the incoming gradient g too reaches the
+    backward of every op, linear ones (sum, reshape, indexing) included."""
+    arrays, params = case.draw(Draw(data))
+    ours, theirs = both(arrays)
+    rng = np.random.default_rng(0)
+    out = case.fn(*ours, **params)
+    expected = case.torch_fn(*theirs, **params)
+    direction = rng.standard_normal(out.shape)
+    g, tg = Tensor(direction, requires_grad=True, dtype=np.float64), torch.tensor(
+        direction, requires_grad=True)
+    grads = ta.grad(out, ours, grad_outputs=g, create_graph=True)
+    expected_grads = torch.autograd.grad(expected, theirs, tg, create_graph=True,
+                                         allow_unused=True)
+    weights = [rng.standard_normal(x.shape) for x in ours]
+    projected = sum((gi * w).sum() for gi, w in zip(grads, weights) if gi is not None)
+    expected_projected = sum((e * torch.tensor(w)).sum()
+                             for e, w in zip(expected_grads, weights) if e is not None)
+    second = ta.grad(projected, ours + [g])
+    expected_second = torch.autograd.grad(expected_projected, theirs + [tg], allow_unused=True)
+    for i, (h, e) in enumerate(zip(second, expected_second)):
+        shape = (ours + [g])[i].shape
+        h = np.zeros(shape) if h is None else h.data
+        e = np.zeros(shape) if e is None else e.detach().numpy(force=True)   # a ZeroTensor too
+        assert_allclose(h, e, rtol=RTOL, atol=ATOL,
+                        err_msg=f"second derivative in {'g' if i == len(ours) else i}")
+
+
 # ------------------------------------------------------------------------------ numerics
 
 
@@ -66,6 +100,61 @@ def test_softmax_and_log_softmax_of_huge_logits_are_finite():
         assert_allclose(ours.data, theirs.detach().numpy(), rtol=RTOL)
         ours.sum().backward()
         assert np.isfinite(x[0].grad).all()
+
+
+SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis of size 0
+    "softmax along an empty axis": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (2, 0)),
+    "log_softmax along an empty axis": (lambda x: x.log_softmax(0), lambda x: x.log_softmax(0),
+                                        (0, 3)),
+    "softmax of no rows": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (0, 3)),
+    "sum of nothing": (lambda x: x.sum(axis=0), lambda x: x.sum(dim=0), (0, 3)),
+    "mean over an empty batch": (lambda x: x.mean(axis=-1), lambda x: x.mean(dim=-1), (0, 3)),
+    "matmul with an inner size 0": (lambda x: x @ np.ones((0, 2)),
+                                    lambda x: x @ torch.ones((0, 2), dtype=x.dtype), (3, 0)),
+    "a batch times a weight of no rows": (lambda w: np.ones((2, 3, 0)) @ w,
+                                          lambda w: torch.ones((2, 3, 0), dtype=w.dtype) @ w,
+                                          (0, 2)),
+    "a batch times a weight of no columns": (lambda w: np.ones((2, 3, 4)) @ w,
+                                             lambda w: torch.ones((2, 3, 4), dtype=w.dtype) @ w,
+                                             (4, 0)),
+    "getitem with no indices": (lambda x: x[np.array([], int)],
+                                lambda x: x[torch.tensor([], dtype=torch.long)], (3, 2)),
+    "concat with an empty part": (lambda x: ta.concat([x, x[:0]], axis=0),
+                                  lambda x: torch.cat([x, x[:0]], dim=0), (2, 3)),
+    "layer_norm over no features": (lambda x: ta.functional.layer_norm(x),
+                                    lambda x: torch.nn.functional.layer_norm(x, (0,)), (2, 0)),
+    "rms_norm over no features, with a weight": (
+        lambda x: ta.functional.rms_norm(x, Tensor(np.ones(0), requires_grad=True)),
+        lambda x: torch.nn.functional.rms_norm(x, (0,), torch.ones(0, dtype=x.dtype)), (2, 0)),
+    "layer_norm of no rows": (lambda x: ta.functional.layer_norm(x),
+                              lambda x: torch.nn.functional.layer_norm(x, (3,)), (0, 3)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # log of an empty sum, mean of nothing
+@pytest.mark.parametrize("case", SIZE_0_CASES, ids=str)
+def test_axes_of_size_0_as_torch(case):
+    fn, torch_fn, shape = SIZE_0_CASES[case]
+    x, t = both([np.zeros(shape)])
+    out, expected = fn(x[0]), torch_fn(t[0])
+    assert out.shape == tuple(expected.shape)
+    assert_allclose(out.data, expected.detach().numpy())
+    direction = np.ones(out.shape)
+    (grad,) = ta.grad(out, x, grad_outputs=Tensor(direction, dtype=np.float64))
+    (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(direction))
+    assert grad.shape == shape
+    assert_allclose(grad.data, expected_grad.numpy())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero
+@pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
+@pytest.mark.parametrize("ddof", [3, 4, 10])
+def test_var_with_ddof_not_below_the_count_is_infinite_as_numpys_and_torchs(ddof):
+    # numpy and torch divide by max(N - ddof, 0): no variance is negative.
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
+    ours = Tensor(x, dtype=np.float64).var(axis=1, ddof=ddof)
+    assert_array_equal(ours.data, np.var(x, axis=1, ddof=ddof))     # inf, and 0/0 = nan
+    assert_array_equal(ours.data, torch.tensor(x).var(dim=1, correction=ddof).numpy())
 
 
 def test_sigmoid_of_large_inputs_is_finite_and_exact():

@@ -587,11 +587,16 @@ class Tensor:
         return self.sum(axis, keepdims) / _count(self.shape, axis)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1)."""
+        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
+        ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
+        negative variance."""
         centred = self - self.mean(axis, keepdims=True)
-        return (centred * centred).sum(axis, keepdims) / (_count(self.shape, axis) - ddof)
+        return (centred * centred).sum(axis, keepdims) / max(_count(self.shape, axis) - ddof, 0)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
+        also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
+        gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -730,8 +735,9 @@ def _plain_index(index):
 
 
 def _count(shape, axis):
-    """How many elements a reduction over `axis` combines into each result."""
-    if axis is None:
+    """How many elements a reduction over `axis` combines into each result (all of a 0-d
+    tensor's one element, for axis 0 or -1 as for None)."""
+    if axis is None or not shape:
         return int(np.prod(shape, dtype=np.int64))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))

@@ -8,6 +8,8 @@ create_graph its formula is recorded step by step: a picture of the backward gra
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
@@ -163,10 +165,10 @@ def _normalised(x, eps):
 def _column_dot(a, b):
     """sum(a * b) over every axis but the last: (C,). On arrays one einsum over the rows,
     without the product as a temporary."""
-    n = a.shape[-1]
+    rows, n = math.prod(a.shape[:-1]), a.shape[-1]      # (not -1 rows: n may be 0)
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return (a * b).reshape(-1, n).sum(axis=0)
-    return np.einsum("ni,ni->i", a.reshape(-1, n), b.reshape(-1, n))
+        return (a * b).reshape(rows, n).sum(axis=0)
+    return np.einsum("ni,ni->i", a.reshape(rows, n), b.reshape(rows, n))
 
 
 def _row_dot(a, b):

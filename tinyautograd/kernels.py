@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -181,7 +182,7 @@ def _at(array: np.ndarray) -> int:
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
     """LayerNorm.forward's y, x_hat and rstd (shaped (..., 1), as its numpy form's)."""
-    rows = x.reshape(-1, x.shape[-1])
+    rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])      # (not -1: the last may be 0)
     y, x_hat = np.empty_like(rows), np.empty_like(rows)
     rstd = np.empty(len(rows), np.float32)
     _library().layer_norm_forward(*rows.shape, _at(rows), _at(weight), _at(bias), eps, _at(y),
@@ -192,7 +193,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
 def layer_norm_backward(grad: np.ndarray, x_hat: np.ndarray, rstd: np.ndarray,
                         weight: np.ndarray):
     """LayerNorm.backward's dL/dx, dL/dweight and dL/dbias."""
-    rows = grad.reshape(-1, grad.shape[-1])
+    rows = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])
     d_x, d_weight, d_bias = np.empty_like(rows), np.empty_like(weight), np.empty_like(weight)
     _library().layer_norm_backward(*rows.shape, _at(rows), _at(x_hat), _at(rstd), _at(weight),
                                    _at(d_x), _at(d_weight), _at(d_bias))
@@ -217,14 +218,16 @@ def softmax_rows(scores: np.ndarray, blocked: np.ndarray) -> None:
     """scores (..., n), in place: softmax(scores + blocked[r % len(blocked)]) along each of its
     rows r, counted over all leading axes; `blocked` (m, n) holds 0 or -1e9."""
     n = scores.shape[-1]
-    _library().softmax_rows(scores.size // n, n, _at(scores), _at(blocked), len(blocked))
+    rows = math.prod(scores.shape[:-1])                 # (not size // n: n may be 0)
+    _library().softmax_rows(rows, n, _at(scores), _at(blocked), len(blocked))
 
 
 def softmax_rows_backward(d_s: np.ndarray, p: np.ndarray, row_sums: np.ndarray,
                           scale: float) -> None:
     """d_s (..., n), in place: (d_s - row_sums) * p * scale, row_sums one number a row."""
     n = d_s.shape[-1]
-    _library().softmax_rows_backward(d_s.size // n, n, _at(d_s), _at(p), _at(row_sums), scale)
+    rows = math.prod(d_s.shape[:-1])
+    _library().softmax_rows_backward(rows, n, _at(d_s), _at(p), _at(row_sums), scale)
 
 
 def adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,

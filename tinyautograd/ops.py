@@ -268,7 +268,8 @@ def _matmul_grads(a, b, grad, needs_input_grad):
             # A weight shared by every batch element: fold the batch into the rows and do
             # one large GEMM, instead of a GEMM per element and a sum over the batch.
             k, m = b2.shape
-            grad_b = matmul(a2.reshape(-1, k).T, grad.reshape(-1, m))  # (k, m)
+            rows = math.prod(a2.shape[:-1])            # (not -1: k or m may be 0)
+            grad_b = matmul(a2.reshape(rows, k).T, grad.reshape(rows, m))  # (k, m)
         else:
             grad_b = matmul(a2.swapaxes(-1, -2), grad)                  # (..., k, m)
         if b.ndim == 1:
@@ -485,8 +486,9 @@ def _gelu_slope(x):
 
 
 def _keepdims_shape(shape, axis):
-    """The shape of a reduction's result with keepdims=True: reduced axes become 1."""
-    if axis is None:
+    """The shape of a reduction's result with keepdims=True: reduced axes become 1. (A 0-d
+    x has no axis: numpy and torch take axis 0 or -1 as the whole of it, and keep it 0-d.)"""
+    if axis is None or not shape:
         return (1,) * len(shape)
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     axes = {a % len(shape) for a in axes}
@@ -529,13 +531,14 @@ class Softmax(Function):
     """s = e^x / sum e^x along axis;  dL/dx = s * (g - sum(g * s))
 
     Subtracting the maximum first changes nothing mathematically and keeps e^x from overflowing.
+    (Its `initial`: an axis of size 0 has no maximum, and gives an empty softmax, as torch's.)
     """
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         return e / e.sum(axis=axis, keepdims=True)
 
     @staticmethod
@@ -551,7 +554,7 @@ class LogSoftmax(Function):
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     @staticmethod
