@@ -366,6 +366,9 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
      "rope_parameters has rope_type 'llama3': a scaled RoPE"),
     ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
                           "partial_rotary_factor": 0.5}}, None, "partial_rotary_factor 0.5"),
+    # transformers reads the older "type" where "rope_type" is missing
+    ({"rope_parameters": {"type": "linear", "rope_theta": 1e4, "factor": 2.0}}, None,
+     "rope_parameters has rope_type 'linear': a scaled RoPE"),
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
      "rope_scaling is {\"rope_type\": \"linear\", \"factor\": 2.0}: a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
@@ -408,6 +411,18 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert problem in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("rope", [
+    {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
+    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}}])
+def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
+    # rope_parameters without a rope_theta takes the top-level one, not the default
+    config = {**json.loads((llama_dir / "config.json").read_text()), **rope}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
+    assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
 
 
 def test_a_missing_size_is_named(llama_dir, tmp_path):

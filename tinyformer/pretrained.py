@@ -425,14 +425,16 @@ def _llama_settings(config, path):
 
 def _rope_theta(config, path):
     """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
-    rope_type must be the default (any other rescales the frequencies)."""
+    rope_type must be the default (any other rescales the frequencies). What rope_parameters
+    leaves out, transformers takes from the older places: the base from the top-level
+    rope_theta, the type from "type"."""
     parameters = config.get("rope_parameters")
-    if parameters is None:
-        theta = config.get("rope_theta", 10000.0)
-    elif not isinstance(parameters, dict):
-        raise PretrainedError(f"{path}: rope_parameters must be an object, got {parameters!r}")
-    else:
-        kind = parameters.get("rope_type", "default")
+    theta = config.get("rope_theta", 10000.0)
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise PretrainedError(f"{path}: rope_parameters must be an object, got "
+                                  f"{parameters!r}")
+        kind = parameters.get("rope_type", parameters.get("type", "default"))
         if kind != "default":
             raise PretrainedError(f"{path}: rope_parameters has rope_type {kind!r}: a scaled "
                                   f"RoPE, which tinyformer does not compute")
@@ -440,7 +442,7 @@ def _rope_theta(config, path):
             raise PretrainedError(f"{path}: rope_parameters has partial_rotary_factor "
                                   f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
                                   f"each head, which tinyformer does not compute")
-        theta = parameters.get("rope_theta", 10000.0)
+        theta = parameters.get("rope_theta", theta)
     if type(theta) not in (int, float) or not theta > 1:
         raise PretrainedError(f"{path}: rope_theta must be a number above 1, got {theta!r}")
     return float(theta)
