@@ -238,7 +238,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
                                            "'1e-5'"),
     ({"layer_norm_epsilon": 0}, None, "layer_norm_epsilon must be a number above 0, got 0"),
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
-    ({"n_layer": "2"}, None, "n_layer must be a whole number, got '2'"),
+    ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
+    ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
     ({"n_head": 3}, None, "describes no GPT we can build: MultiHeadAttention: n_head 3 does"),
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
@@ -263,6 +264,20 @@ def test_what_we_cannot_represent_is_refused_in_one_line(hf, tmp_path, config_ch
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_it(
+        hf, tmp_path, monkeypatch):
+    # gpt2-xl's config.json beside these weights: building it first would take 6 GB
+    config, weights = hub_layout(hf, tmp_path)
+    write_checkpoint(tmp_path, {**config, "n_embd": 1600, "n_layer": 48, "n_head": 25}, weights)
+    monkeypatch.setattr(nn, "skip_init", lambda *args, **kwargs: pytest.fail("model built"))
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}/config.json describes a model of at least 1,474,721,600 parameters, but "
+        f"{tmp_path}/model.safetensors holds 29,984 numbers: they are not one model's; put the "
+        f"config.json and the weights of one model together")
 
 
 def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):

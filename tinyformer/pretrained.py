@@ -58,6 +58,7 @@ import regex
 from tinyautograd import nn
 
 from .files import StrPath, atomic_write
+from .layers import least_parameters
 from .rundir import is_ours, read_config_json
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
@@ -161,22 +162,36 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
-    try:
-        # No random initial weights (seconds of work for GPT-2): the checkpoint's replace them.
-        model = nn.skip_init(gpt, config["vocab_size"], config["n_positions"], n_layer,
-                             config["n_head"], n_embd, d_ff,
-                             tie_weights=config["tie_word_embeddings"])
-    except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{directory}/{CONFIG} describes no GPT we can build: {e}") from None
+    tensors, where = _read_tensors(directory, prefix="transformer.")
+    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
+             and not (name == "lm_head.weight" and config["tie_word_embeddings"])}  # it is wte
+    model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
+                             n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
+                             tie_weights=config["tie_word_embeddings"]), state, path, where)
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    tensors, where = _read_tensors(directory, prefix="transformer.")
-    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and model.head is None)}   # tied: it is wte
     _check_tensors(state, to_gpt2(model), where, "GPT-2")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
+
+
+def _build(gpt, settings, state, path, where):
+    """`gpt(**settings)` without its random initial weights (seconds of work for GPT-2: the
+    checkpoint's replace them), unless the checkpoint's tensors (`state`, read from `where`)
+    hold fewer than half the parameters it would have: then they cannot be its weights with a
+    tensor or two missing (those are named once it is built), but another model's, as gpt2's
+    weights beside gpt2-xl's config.json, which would take gigabytes to build only to be
+    refused."""
+    least, held = least_parameters(settings), sum(array.size for array in state.values())
+    if least > 2 * held:
+        raise PretrainedError(f"{path} describes a model of at least {least:,} parameters, but "
+                              f"{where} holds {held:,} numbers: they are not one model's; put "
+                              f"the config.json and the weights of one model together")
+    try:
+        return nn.skip_init(gpt, **settings)
+    except (TypeError, ValueError) as e:
+        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
 
 
 def _read_config(directory):
@@ -202,11 +217,12 @@ def _gpt2_config(config, path):
     config = {**DEFAULTS, **config}
     # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
     for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-        if type(config[name]) is not int:
-            raise PretrainedError(f"{path}: {name} must be a whole number, got "
+        if type(config[name]) is not int or config[name] < 1:
+            raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
                                   f"{config[name]!r}")
-    if config["n_inner"] is not None and type(config["n_inner"]) is not int:
-        raise PretrainedError(f"{path}: n_inner must be a whole number or null, got "
+    if config["n_inner"] is not None and (type(config["n_inner"]) is not int
+                                          or config["n_inner"] < 1):
+        raise PretrainedError(f"{path}: n_inner must be a whole number >= 1 or null, got "
                               f"{config['n_inner']!r}")
     epsilon = config["layer_norm_epsilon"]
     if type(epsilon) not in (int, float) or not epsilon > 0:
@@ -356,17 +372,14 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
     `config`. Weights in float16 or bfloat16 are loaded as float32."""
     path = os.path.join(directory, CONFIG)
     settings, eps = _llama_settings(config, path)
-    try:
-        model = nn.skip_init(gpt, **settings)
-    except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
-    for module in model.modules():
-        if isinstance(module, nn.RMSNorm):
-            module.eps = eps
     tensors, where = _read_tensors(directory, prefix="")
     state = {name.removeprefix("model."): array for name, array in tensors.items()}
     state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and model.head is None)}   # tied: embed_tokens
+             and not (name == "lm_head.weight" and settings["tie_weights"])}  # embed_tokens
+    model = _build(gpt, settings, state, path, where)
+    for module in model.modules():
+        if isinstance(module, nn.RMSNorm):
+            module.eps = eps
     expected = to_llama(model)
     _check_tensors(state, expected, where, config["model_type"])
     model.load_state_dict(from_llama(state, model))
