@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
 from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
-from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model
@@ -272,6 +272,21 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
     assert padded.vocab_size == size + 5 and padded.decode([size + 4]) == ""
     with pytest.raises(PretrainedError, match=f"has {size} tokens, more than the model's 10"):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
+
+
+@pytest.mark.parametrize("tokenizer_class", ["GPT2Tokenizer", "Qwen2Tokenizer"])
+def test_a_tokenizer_config_with_add_prefix_space_is_refused(tokenizer_dir, tmp_path,
+                                                             tokenizer_class):
+    # SmolLM's and Qwen's tokenizer_config.json name these classes, which heed the switch: read
+    # without it, every text would have other ids than transformers gives it.
+    (tmp_path / "tokenizer.json").write_bytes((tokenizer_dir / "tokenizer.json").read_bytes())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": tokenizer_class, "add_prefix_space": True}))
+    theirs = AutoTokenizer.from_pretrained(tmp_path)
+    assert theirs.encode("Hi") != read_tokenizer_json(tokenizer_dir).encode("Hi")
+    with pytest.raises(PretrainedError, match="tokenizer_config.json: add_prefix_space is true: "
+                                              "transformers' tokenizer adds a space in front"):
+        read_tokenizer_json(tmp_path)
 
 
 def test_merges_written_as_a_b_strings_read_as_pairs_do(tokenizer_dir, tmp_path):

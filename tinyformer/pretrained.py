@@ -734,6 +734,7 @@ def _read_vocab_and_merges(directory):
     merges = [(f"line {n}: {line!r}", line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_gpt2_file(config_path) if os.path.exists(config_path) else {}
+    _refuse_additions(directory, ADDED_TO_THE_TEXT)
     try:
         added = [(int(i), token["content"], token.get("special", True))
                  for i, token in config.get("added_tokens_decoder", {}).items()]
@@ -773,6 +774,8 @@ def _gpt2_tokenizer_json(path):
                               f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
                               f"post-processor, dropout or ignore_merges set); tinyformer reads "
                               f"GPT-2-style tokenizers only")
+    # With a tokenizer.json, transformers' GPT2Tokenizer heeds add_prefix_space alone.
+    _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
     added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
@@ -790,6 +793,25 @@ def _read_gpt2_file(path):
                               f"and `tinyformer export` write them), or tokenizer.json") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise PretrainedError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
+
+
+# tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond
+# what the vocabulary and merges say (GPT2Tokenizer and Qwen2Tokenizer heed them): its ids would
+# be other than ours, so a tokenizer that turns one on is refused rather than read without it.
+ADDED_TO_THE_TEXT = {"add_prefix_space": "a space in front of each text",
+                     "add_bos_token": "the begin-of-text token in front of each text",
+                     "add_eos_token": "the end-of-text token after each text"}
+
+
+def _refuse_additions(directory, settings):
+    """PretrainedError, one line, if `directory`'s tokenizer_config.json turns on any of
+    `settings` (names in ADDED_TO_THE_TEXT)."""
+    path = os.path.join(directory, TOKENIZER_CONFIG)
+    config = _read_gpt2_file(path) if os.path.exists(path) else {}
+    for setting in settings:
+        if isinstance(config, dict) and config.get(setting) is True:
+            raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
+                                  f"{ADDED_TO_THE_TEXT[setting]}, which tinyformer's does not")
 
 
 # --------------------------------------------------------------------------------------------
@@ -992,6 +1014,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds its tokenizer in {TOKENIZER_JSON}")
     data, vocab, merges, added = _parse_tokenizer_json(path)
+    _refuse_additions(directory, ["add_prefix_space"])
     try:
         tokenizer = _byte_level_bpe(data, vocab, merges, added, path)
     except MALFORMED as e:
