@@ -161,6 +161,18 @@ def test_the_original_hub_layout_loads(hf, tmp_path):
                                their_logits(hf[0], idx), atol=1e-4)
 
 
+def test_mask_buffers_of_integers_are_ignored_as_the_others(hf, tmp_path):
+    # transformers 4.0 to 4.2x kept each layer's causal mask as uint8, and the checkpoints it
+    # saved then kept it when converted to safetensors; transformers loads them
+    config, weights = hub_layout(hf, tmp_path)
+    for i in range(2):
+        weights[f"h.{i}.attn.bias"] = weights[f"h.{i}.attn.bias"].astype(np.uint8)
+    write_checkpoint(tmp_path, config, weights)
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
 def test_a_checkpoint_in_shards_loads(hf, tmp_path):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")     # big models come in shards
     assert (tmp_path / "model.safetensors.index.json").exists()

@@ -253,7 +253,7 @@ def _gpt2_config(config, path):
 
 def _read_tensors(directory, prefix):
     """(name -> array of every tensor in model.safetensors or its shards, with `prefix` taken
-    off the names; the path to name in messages). Floats only; a name twice is refused."""
+    off the names; the path to name in messages). A name twice is refused."""
     path = os.path.join(directory, WEIGHTS)
     if os.path.isfile(path):
         files = [path]
@@ -280,15 +280,15 @@ def _read_tensors(directory, prefix):
         name = name.removeprefix(prefix)
         if name in state:
             raise PretrainedError(f"{path}: tensor {name!r} is there twice")
-        if not np.issubdtype(array.dtype, np.floating):
-            raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
         state[name] = array
     return state, path
 
 
 def _check_tensors(state, expected, path, family):
     """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
-    (name -> array of the right shape): none missing, none left over, each of its shape."""
+    (name -> array of the right shape): none missing, none left over, each of its shape and of
+    floats. (The constants a checkpoint may carry beside them, of any dtype, are taken out of
+    `state` before.)"""
     shapes = {name: np.shape(array) for name, array in expected.items()}
     missing = [name for name in shapes if name not in state]
     extra = [name for name in state if name not in shapes]
@@ -302,6 +302,9 @@ def _check_tensors(state, expected, path, family):
             else:
                 problem += f", given {CONFIG}"
             raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}")
+    for name, array in state.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
 
 
 # --------------------------------------------------------------------------------------------
