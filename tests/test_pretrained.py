@@ -16,7 +16,9 @@ import tinyautograd as ta
 import tinyautograd.functional as F
 from tinyautograd import nn, optim
 from tinyformer.gpt import GPT
-from tinyformer.pretrained import PretrainedError
+from tinyformer.checkpoint import CheckpointError, check_export_dir, load_model
+from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.rundir import read_metrics
 from tinyformer.safetensors import load_file, save_file
 
 VOCAB, CONTEXT = 101, 40
@@ -323,6 +325,30 @@ def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
     with pytest.raises(PretrainedError, match=problem):
         model.save_pretrained(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
+    # not as "PosixPath('/tmp/...')"
+    def refused(error, call, *args):
+        with pytest.raises(error) as info:
+            call(*args)
+        return str(info.value)
+
+    named = repr(str(tmp_path))
+    assert refused(PretrainedError, GPT.from_pretrained, tmp_path).startswith(
+        f"{named} is not a Hugging Face checkpoint")
+    assert refused(CheckpointError, load_model, tmp_path).startswith(f"{named} is not a "
+                                                                      f"checkpoint")
+    assert refused(PretrainedError, read_tokenizer_json, tmp_path).startswith(
+        f"{named} has a model but no tokenizer")
+    assert refused(CheckpointError, check_export_dir, tmp_path) == (
+        f"{named} exists; give a new directory to export into")
+    assert refused(ValueError, read_metrics, tmp_path / "m.jsonl").startswith(
+        f"metrics file {str(tmp_path / 'm.jsonl')!r} does not exist")
+    (tmp_path / "config.json").write_text(json.dumps({"format": "tinyformer-checkpoint"}))
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    assert refused(PretrainedError, model.save_pretrained, tmp_path).startswith(
+        f"{named} holds a tinyformer checkpoint")
 
 
 def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):

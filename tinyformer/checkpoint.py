@@ -83,6 +83,7 @@ def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
+    directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config = read_config_json(directory)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
         model, tokenizer, config = load_pretrained(directory)
@@ -225,7 +226,8 @@ def check_export_dir(directory: StrPath) -> str:
     """A directory to export into must be new, in a folder that exists (which is returned);
     a one-line CheckpointError otherwise. Checked before loading anything, and again when
     writing."""
-    if not os.fspath(directory).strip():
+    directory = os.fspath(directory)
+    if not directory.strip():
         raise CheckpointError("the directory to export into is empty (no name); give a new one")
     if os.path.exists(directory):
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")

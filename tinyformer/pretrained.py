@@ -140,6 +140,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
     """GPT.from_pretrained: a `gpt` (our GPT class, passed in so that this module needs no
     import of it), in eval mode, from a Hugging Face checkpoint directory (config.json and
     model.safetensors) whose model type is gpt2 (load_gpt2), llama or qwen3 (load_llama)."""
+    directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config, path = _read_config(directory)
     model_type = config.get("model_type")
     if model_type == "gpt2":
@@ -563,6 +564,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     atomically, config.json last, so a directory with a config.json has its weights. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
+    directory = os.fspath(directory)
     config = model.config
     # GPT-2's block is the 2017 one: any of the modern switches takes a model out of its reach.
     n_kv_head = config.get("n_kv_head") or config["n_head"]
@@ -1012,6 +1014,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     """The ByteLevelBPE of `directory`'s tokenizer.json, with ids up to `vocab_size` (a model's
     embedding may have more rows than the tokenizer has tokens, as Qwen's does: those ids
     decode to nothing). PretrainedError, one line, for a tokenizer it cannot reproduce."""
+    directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.isfile(path):
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "

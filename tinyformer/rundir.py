@@ -513,6 +513,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     A run killed mid-write can leave its last line cut off; that line is dropped. Anything
     else wrong (no file, no records, a bad line in the middle, a line without `step` and
     `train_loss`) is a ValueError of one line."""
+    path = os.fspath(path)                      # a pathlib.Path is named as its text
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
                          f"(tinyformer train --out DIR)")
