@@ -423,8 +423,12 @@ def test_a_config_that_makes_transformers_add_to_every_text_is_refused(
         load_gpt2_tokenizer(tmp_path)
 
 
+@pytest.mark.parametrize("with_vocab_json", [False, True])
 def test_a_bos_switch_that_transformers_ignores_beside_a_tokenizer_json_is_ignored(
-        ours, saved_by_transformers, tmp_path):
+        ours, saved, saved_by_transformers, tmp_path, with_vocab_json):
     with_config_setting(saved_by_transformers, ["tokenizer.json"], tmp_path, "add_bos_token")
+    if with_vocab_json:                         # as on GPT-2's own model page
+        for name in ("vocab.json", "merges.txt"):
+            (tmp_path / name).write_bytes((saved / name).read_bytes())
     assert transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"] == \
         ours.encode("Hello") == load_gpt2_tokenizer(tmp_path).encode("Hello")

@@ -739,7 +739,9 @@ def _read_vocab_and_merges(directory):
     merges = [(f"line {n}: {line!r}", line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_gpt2_file(config_path) if os.path.exists(config_path) else {}
-    _refuse_additions(directory, ADDED_TO_THE_TEXT)
+    # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
+    _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
+        os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
     try:
         added = [(int(i), token["content"], token.get("special", True))
                  for i, token in config.get("added_tokens_decoder", {}).items()]
