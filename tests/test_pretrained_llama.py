@@ -390,6 +390,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
     ({"layer_types": ["full_attention", "sliding_attention"]}, None,
      "layer_types holds 'sliding_attention'"),
+    ({"layer_types": 2}, None, "layer_types must be a list of each layer's kind of attention, "
+                               "got 2"),
     ({"num_experts": 8}, None, "num_experts is 8: a mixture of experts"),
     ({"quantization_config": {"quant_method": "bitsandbytes"}}, None, "quantised weights"),
     ({"attention_bias": True}, None, "attention_bias is true and mlp_bias false"),

@@ -424,6 +424,9 @@ def _llama_settings(config, path):
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
     layer_types = c.get("layer_types") or []
+    if not isinstance(layer_types, list):
+        raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
+                              f"attention, got {layer_types!r}")
     if any(kind != "full_attention" for kind in layer_types):
         raise PretrainedError(f"{path}: layer_types holds "
                               f"{next(k for k in layer_types if k != 'full_attention')!r}: "
