@@ -358,3 +358,16 @@ def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"format": "tinyformer-checkpoint"}))
     with pytest.raises(PretrainedError, match="holds a tinyformer checkpoint"):
         model.save_pretrained(tmp_path)
+
+
+def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    for bad in (1.5, True, "5", -1):
+        with pytest.raises(ValueError, match=rf"^save_pretrained: eos_token_id must be a whole "
+                                             rf"number >= 0, got {bad!r}$"):
+            model.save_pretrained(tmp_path / "bad", eos_token_id=bad)
+        assert not (tmp_path / "bad").exists()
+    # as an array of ids gives them: numpy's integers, which json cannot write as they are
+    model.save_pretrained(tmp_path / "ok", bos_token_id=np.int64(3), eos_token_id=np.int32(4))
+    config = GPT2Config.from_pretrained(tmp_path / "ok")
+    assert (config.bos_token_id, config.eos_token_id) == (3, 4)

@@ -60,6 +60,7 @@ from tinyautograd import nn
 from .files import StrPath, atomic_write
 from .layers import least_parameters
 from .rundir import is_ours, read_config_json
+from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
                          pre_split, special_pattern)
@@ -584,10 +585,15 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     if len(eps) != 1:
         raise PretrainedError(f"GPT-2 has one layer_norm_epsilon; this model's layer norms use "
                               f"{sorted(eps)}")
-    for what, token in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id)):
-        if token is not None and not 0 <= token < config["vocab_size"]:
+    token_ids = {"bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
+    for what, token in token_ids.items():
+        if token is None:
+            continue
+        check_whole("save_pretrained", 0, **{what: token})     # numpy's integers too
+        if not token < config["vocab_size"]:
             raise PretrainedError(f"{what} {token} is not a token of the model's vocabulary "
                                   f"(0..{config['vocab_size'] - 1})")
+        token_ids[what] = int(token)                            # for json: not np.int64
     path = os.path.join(directory, CONFIG)
     if os.path.exists(path) and is_ours(read_config_json(directory)):
         raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
@@ -602,7 +608,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
         "tie_word_embeddings": config["tie_weights"],
         # Written even when unknown: left out, GPT2Config would make them 50256, GPT-2's
         # <|endoftext|>, which is no token of a smaller vocabulary.
-        "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
+        **token_ids,
         # Our one dropout rate, for anyone who trains the model on in transformers.
         "resid_pdrop": config["dropout"], "embd_pdrop": config["dropout"],
         "attn_pdrop": config["dropout"],
