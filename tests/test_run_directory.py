@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from tinyformer.rundir import RunDirectory, is_training
+from tinyformer.rundir import RunDirectory, is_training, read_metrics, truncate_metrics
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,3 +229,13 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+
+
+def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):
+    # A hand-edited or damaged metrics.jsonl: its unreadable lines go, as a line cut short by a
+    # crash does, rather than stopping the resumed run with an error that blames config.json.
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "train_loss": 2.0}\n[1]\n"x"\n{"step": "2"}\n\xff\n'
+                     b'{"step": 2, "train_loss": 1.5}\n{"step": 3, "train_loss": 1.0}\n{"st')
+    truncate_metrics(path, 2)
+    assert [record["step"] for record in read_metrics(path)] == [1, 2]

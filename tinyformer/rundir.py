@@ -38,7 +38,6 @@ import errno
 import fcntl
 import hashlib
 import json
-import math
 import os
 import re
 import zipfile
@@ -560,14 +559,13 @@ def truncate_metrics(path: StrPath, step: int) -> None:
     if not os.path.exists(path):
         return
     kept = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:          # a line cut short by the crash
-                continue
-            if record.get("step", math.inf) <= step:
-                kept.append(line if line.endswith("\n") else line + "\n")
+                if json.loads(line)["step"] <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue                          # a line cut short by the crash, or no record
     with atomic_write(path) as f:
         f.writelines(kept)
 
