@@ -85,6 +85,9 @@ def test_a_run_that_died_before_its_first_checkpoint_can_be_continued(tmp_path, 
         patch.setattr(Trainer, "save", out_of_memory)
         one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out), "out of memory")
     assert (out / "manifest.json").exists() and not (out / "config.json").exists()
+    line = one_line_error(tinyformer("generate", "--checkpoint", out),
+                          "is a run that stopped before its first checkpoint, so there is no "
+                          f"model to load; `tinyformer train --resume {out}` starts it again")
     line = one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out),
                           "stopped before its first checkpoint")
     command = line.split("`")[1]                 # the advice: tinyformer train --resume DIR
@@ -239,3 +242,14 @@ def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):
                      b'{"step": 2, "train_loss": 1.5}\n{"step": 3, "train_loss": 1.0}\n{"st')
     truncate_metrics(path, 2)
     assert [record["step"] for record in read_metrics(path)] == [1, 2]
+
+
+def test_generating_from_a_run_before_its_first_checkpoint_says_to_wait(tmp_path):
+    out = tmp_path / "run"
+    training = RunDirectory.claim(out, log=lambda message: None, create=True)   # the lock
+    try:
+        training.prepare_new_run({}, force=False)                               # manifest.json
+        one_line_error(tinyformer("generate", "--checkpoint", out), "is a run training now "
+                       "that has no checkpoint yet; wait for its first")
+    finally:
+        training.release()

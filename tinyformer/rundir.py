@@ -381,6 +381,14 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
                               f"directory of a `tinyformer train` run, or a GPT-2 directory")
     path = os.path.join(directory, CONFIG)
+    if not os.path.exists(path) and _before_first_checkpoint(directory):
+        if is_training(directory):
+            raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "
+                                  f"yet; wait for its first (every --checkpoint-every steps, "
+                                  f"--eval-every by default) and try again")
+        raise CheckpointError(f"{directory!r} is a run that stopped before its first "
+                              f"checkpoint, so there is no model to load; `tinyformer train "
+                              f"--resume {directory}` starts it again")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "
@@ -397,6 +405,17 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; restore it, or train again")
     return config
+
+
+def _before_first_checkpoint(directory):
+    """Whether `directory` holds a run of ours that has not written its first checkpoint: its
+    manifest.json records none (a run whose config.json went missing after one is damaged)."""
+    try:
+        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+        return manifest["format"] == FORMAT and manifest.get("checkpoint") is None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return False
 
 
 def is_ours(config: dict[str, Any]) -> bool:
