@@ -16,7 +16,9 @@ import tinyautograd as ta
 import tinyautograd.functional as F
 from tinyautograd import nn, optim
 from tinyformer.gpt import GPT
-from tinyformer.pretrained import PretrainedError
+from tinyformer.checkpoint import CheckpointError, check_export_dir, load_model
+from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.rundir import read_metrics
 from tinyformer.safetensors import load_file, save_file
 
 VOCAB, CONTEXT = 101, 40
@@ -161,6 +163,18 @@ def test_the_original_hub_layout_loads(hf, tmp_path):
                                their_logits(hf[0], idx), atol=1e-4)
 
 
+def test_mask_buffers_of_integers_are_ignored_as_the_others(hf, tmp_path):
+    # transformers 4.0 to 4.2x kept each layer's causal mask as uint8, and the checkpoints it
+    # saved then kept it when converted to safetensors; transformers loads them
+    config, weights = hub_layout(hf, tmp_path)
+    for i in range(2):
+        weights[f"h.{i}.attn.bias"] = weights[f"h.{i}.attn.bias"].astype(np.uint8)
+    write_checkpoint(tmp_path, config, weights)
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
 def test_a_checkpoint_in_shards_loads(hf, tmp_path):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")     # big models come in shards
     assert (tmp_path / "model.safetensors.index.json").exists()
@@ -238,7 +252,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
                                            "'1e-5'"),
     ({"layer_norm_epsilon": 0}, None, "layer_norm_epsilon must be a number above 0, got 0"),
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
-    ({"n_layer": "2"}, None, "n_layer must be a whole number, got '2'"),
+    ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
+    ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
     ({"n_head": 3}, None, "describes no GPT we can build: MultiHeadAttention: n_head 3 does"),
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
@@ -263,6 +278,20 @@ def test_what_we_cannot_represent_is_refused_in_one_line(hf, tmp_path, config_ch
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert problem in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_it(
+        hf, tmp_path, monkeypatch):
+    # gpt2-xl's config.json beside these weights: building it first would take 6 GB
+    config, weights = hub_layout(hf, tmp_path)
+    write_checkpoint(tmp_path, {**config, "n_embd": 1600, "n_layer": 48, "n_head": 25}, weights)
+    monkeypatch.setattr(nn, "skip_init", lambda *args, **kwargs: pytest.fail("model built"))
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}/config.json describes a model of at least 1,474,721,600 parameters, but "
+        f"{tmp_path}/model.safetensors holds 29,984 numbers: they are not one model's; put the "
+        f"config.json and the weights of one model together")
 
 
 def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
@@ -298,6 +327,30 @@ def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
+    # not as "PosixPath('/tmp/...')"
+    def refused(error, call, *args):
+        with pytest.raises(error) as info:
+            call(*args)
+        return str(info.value)
+
+    named = repr(str(tmp_path))
+    assert refused(PretrainedError, GPT.from_pretrained, tmp_path).startswith(
+        f"{named} is not a Hugging Face checkpoint")
+    assert refused(CheckpointError, load_model, tmp_path).startswith(f"{named} is not a "
+                                                                      f"checkpoint")
+    assert refused(PretrainedError, read_tokenizer_json, tmp_path).startswith(
+        f"{named} has a model but no tokenizer")
+    assert refused(CheckpointError, check_export_dir, tmp_path) == (
+        f"{named} exists; give a new directory to export into")
+    assert refused(ValueError, read_metrics, tmp_path / "m.jsonl").startswith(
+        f"metrics file {str(tmp_path / 'm.jsonl')!r} does not exist")
+    (tmp_path / "config.json").write_text(json.dumps({"format": "tinyformer-checkpoint"}))
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    assert refused(PretrainedError, model.save_pretrained, tmp_path).startswith(
+        f"{named} holds a tinyformer checkpoint")
+
+
 def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(PretrainedError, match="eos_token_id 101 is not a token"):
@@ -305,3 +358,16 @@ def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"format": "tinyformer-checkpoint"}))
     with pytest.raises(PretrainedError, match="holds a tinyformer checkpoint"):
         model.save_pretrained(tmp_path)
+
+
+def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    for bad in (1.5, True, "5", -1):
+        with pytest.raises(ValueError, match=rf"^save_pretrained: eos_token_id must be a whole "
+                                             rf"number >= 0, got {bad!r}$"):
+            model.save_pretrained(tmp_path / "bad", eos_token_id=bad)
+        assert not (tmp_path / "bad").exists()
+    # as an array of ids gives them: numpy's integers, which json cannot write as they are
+    model.save_pretrained(tmp_path / "ok", bos_token_id=np.int64(3), eos_token_id=np.int32(4))
+    config = GPT2Config.from_pretrained(tmp_path / "ok")
+    assert (config.bos_token_id, config.eos_token_id) == (3, 4)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
 from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
-from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model
@@ -274,6 +274,21 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
 
 
+@pytest.mark.parametrize("tokenizer_class", ["GPT2Tokenizer", "Qwen2Tokenizer"])
+def test_a_tokenizer_config_with_add_prefix_space_is_refused(tokenizer_dir, tmp_path,
+                                                             tokenizer_class):
+    # SmolLM's and Qwen's tokenizer_config.json name these classes, which heed the switch: read
+    # without it, every text would have other ids than transformers gives it.
+    (tmp_path / "tokenizer.json").write_bytes((tokenizer_dir / "tokenizer.json").read_bytes())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": tokenizer_class, "add_prefix_space": True}))
+    theirs = AutoTokenizer.from_pretrained(tmp_path)
+    assert theirs.encode("Hi") != read_tokenizer_json(tokenizer_dir).encode("Hi")
+    with pytest.raises(PretrainedError, match="tokenizer_config.json: add_prefix_space is true: "
+                                              "transformers' tokenizer adds a space in front"):
+        read_tokenizer_json(tmp_path)
+
+
 def test_merges_written_as_a_b_strings_read_as_pairs_do(tokenizer_dir, tmp_path):
     # The tokenizers library writes each merge as a pair [a, b]; older files as one string.
     data = json.loads((tokenizer_dir / "tokenizer.json").read_text())
@@ -366,18 +381,24 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
      "rope_parameters has rope_type 'llama3': a scaled RoPE"),
     ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
                           "partial_rotary_factor": 0.5}}, None, "partial_rotary_factor 0.5"),
+    # transformers reads the older "type" where "rope_type" is missing
+    ({"rope_parameters": {"type": "linear", "rope_theta": 1e4, "factor": 2.0}}, None,
+     "rope_parameters has rope_type 'linear': a scaled RoPE"),
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
      "rope_scaling is {\"rope_type\": \"linear\", \"factor\": 2.0}: a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
     ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
     ({"layer_types": ["full_attention", "sliding_attention"]}, None,
      "layer_types holds 'sliding_attention'"),
+    ({"layer_types": 2}, None, "layer_types must be a list of each layer's kind of attention, "
+                               "got 2"),
     ({"num_experts": 8}, None, "num_experts is 8: a mixture of experts"),
     ({"quantization_config": {"quant_method": "bitsandbytes"}}, None, "quantised weights"),
     ({"attention_bias": True}, None, "attention_bias is true and mlp_bias false"),
     ({"num_key_value_heads": 3}, None, "n_kv_head 3 does not divide n_head 4"),
     ({"rms_norm_eps": "1e-5"}, None, "rms_norm_eps must be a number above 0"),
     ({"hidden_size": None}, None, "hidden_size must be a whole number >= 1, got None"),
+    ({"num_hidden_layers": 64}, None, "config.json describes a model of at least"),
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({}, without("model.layers.1.mlp.up_proj.weight"),
      "tensor 'layers.1.mlp.up_proj.weight' is missing, given config.json"),
@@ -408,6 +429,18 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert problem in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("rope", [
+    {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
+    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}}])
+def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
+    # rope_parameters without a rope_theta takes the top-level one, not the default
+    config = {**json.loads((llama_dir / "config.json").read_text()), **rope}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
+    assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
 
 
 def test_a_missing_size_is_named(llama_dir, tmp_path):

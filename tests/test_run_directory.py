@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from tinyformer.rundir import RunDirectory, is_training
+from tinyformer.rundir import RunDirectory, is_training, read_metrics, truncate_metrics
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,9 @@ def test_a_run_that_died_before_its_first_checkpoint_can_be_continued(tmp_path, 
         patch.setattr(Trainer, "save", out_of_memory)
         one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out), "out of memory")
     assert (out / "manifest.json").exists() and not (out / "config.json").exists()
+    line = one_line_error(tinyformer("generate", "--checkpoint", out),
+                          "is a run that stopped before its first checkpoint, so there is no "
+                          f"model to load; `tinyformer train --resume {out}` starts it again")
     line = one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out),
                           "stopped before its first checkpoint")
     command = line.split("`")[1]                 # the advice: tinyformer train --resume DIR
@@ -229,3 +232,24 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+
+
+def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):
+    # A hand-edited or damaged metrics.jsonl: its unreadable lines go, as a line cut short by a
+    # crash does, rather than stopping the resumed run with an error that blames config.json.
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "train_loss": 2.0}\n[1]\n"x"\n{"step": "2"}\n\xff\n'
+                     b'{"step": 2, "train_loss": 1.5}\n{"step": 3, "train_loss": 1.0}\n{"st')
+    truncate_metrics(path, 2)
+    assert [record["step"] for record in read_metrics(path)] == [1, 2]
+
+
+def test_generating_from_a_run_before_its_first_checkpoint_says_to_wait(tmp_path):
+    out = tmp_path / "run"
+    training = RunDirectory.claim(out, log=lambda message: None, create=True)   # the lock
+    try:
+        training.prepare_new_run({}, force=False)                               # manifest.json
+        one_line_error(tinyformer("generate", "--checkpoint", out), "is a run training now "
+                       "that has no checkpoint yet; wait for its first")
+    finally:
+        training.release()

@@ -391,3 +391,44 @@ def test_only_a_bpe_is_saved_as_gpt2s_files(tmp_path):
                                          r"CharTokenizer; save it with its own save\(path\)$"):
         save_gpt2_tokenizer(CharTokenizer.train("abc"), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- tokenizer_config.json's switches that add to every text ------------------------------------
+
+def with_config_setting(source, names, directory, setting):
+    """`source`'s files `names` copied into `directory`, with `setting` true in its
+    tokenizer_config.json."""
+    for name in names:
+        (directory / name).write_bytes((source / name).read_bytes())
+    config = json.loads((source / "tokenizer_config.json").read_text("utf-8"))
+    (directory / "tokenizer_config.json").write_text(json.dumps({**config, setting: True}))
+
+
+@pytest.mark.parametrize("setting, files", [
+    ("add_prefix_space", ["vocab.json", "merges.txt"]),
+    ("add_bos_token", ["vocab.json", "merges.txt"]),
+    ("add_eos_token", ["vocab.json", "merges.txt"]),
+    ("add_prefix_space", ["tokenizer.json"]),           # transformers 5's files
+])
+def test_a_config_that_makes_transformers_add_to_every_text_is_refused(
+        ours, saved, saved_by_transformers, tmp_path, setting, files):
+    # Read without the switch, every text would have other ids than transformers gives it.
+    source = saved if files[0] == "vocab.json" else saved_by_transformers
+    with_config_setting(source, files, tmp_path, setting)
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"] != \
+        ours.encode("Hello")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'tokenizer_config.json'}: {setting} is "
+                                         rf"true: transformers' tokenizer adds .* each text, "
+                                         rf"which tinyformer's does not$"):
+        load_gpt2_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("with_vocab_json", [False, True])
+def test_a_bos_switch_that_transformers_ignores_beside_a_tokenizer_json_is_ignored(
+        ours, saved, saved_by_transformers, tmp_path, with_vocab_json):
+    with_config_setting(saved_by_transformers, ["tokenizer.json"], tmp_path, "add_bos_token")
+    if with_vocab_json:                         # as on GPT-2's own model page
+        for name in ("vocab.json", "merges.txt"):
+            (tmp_path / name).write_bytes((saved / name).read_bytes())
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"] == \
+        ours.encode("Hello") == load_gpt2_tokenizer(tmp_path).encode("Hello")

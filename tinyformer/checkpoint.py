@@ -25,7 +25,7 @@ from tinyautograd import nn
 from .bert import BERT
 from .files import StrPath, current_umask, why_not_a_directory
 from .gpt import GPT
-from .layers import default_d_ff
+from .layers import least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
@@ -45,26 +45,6 @@ MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
     "d_model")}
 for name in ("d_ff", "n_kv_head", "d_head"):                   # None: from the others
     MODEL_SIZE_RULES[name] = Optional(Whole(1, 1 << 22))
-
-
-def least_parameters(model_config: dict[str, Any]) -> int:
-    """A lower bound on the parameters a model of this config has: its embeddings and its
-    blocks' weight matrices (attention's four, the key and value ones narrower with fewer
-    key-value heads; the feed-forward network's two, three with SwiGLU; an encoder-decoder's
-    decoder has cross-attention's four more). Biases and norms are left out, so a model never
-    has fewer."""
-    c = model_config
-    d = c["d_model"]
-    activation = c.get("activation", "gelu")
-    d_ff = c.get("d_ff") or default_d_ff(d, activation)
-    d_head = c.get("d_head") or d // c["n_head"]
-    n_kv_head = c.get("n_kv_head") or c["n_head"]
-    attention = 2 * d * c["n_head"] * d_head + 2 * d * n_kv_head * d_head
-    block = attention + (3 if activation == "swiglu" else 2) * d * d_ff
-    if "src_vocab_size" in c:                         # the encoder-decoder
-        return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + c["n_layer"] * (
-            2 * block + attention)
-    return c["vocab_size"] * d + c["n_layer"] * block
 
 
 def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where: str) -> None:
@@ -103,6 +83,7 @@ def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
+    directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config = read_config_json(directory)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
         model, tokenizer, config = load_pretrained(directory)
@@ -245,7 +226,8 @@ def check_export_dir(directory: StrPath) -> str:
     """A directory to export into must be new, in a folder that exists (which is returned);
     a one-line CheckpointError otherwise. Checked before loading anything, and again when
     writing."""
-    if not os.fspath(directory).strip():
+    directory = os.fspath(directory)
+    if not directory.strip():
         raise CheckpointError("the directory to export into is empty (no name); give a new one")
     if os.path.exists(directory):
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")

@@ -372,6 +372,26 @@ def default_d_ff(d_model: int, activation: str) -> int:
     return 4 * d_model
 
 
+def least_parameters(model_config: dict) -> int:
+    """A lower bound on the parameters a model of this config has: its embeddings and its
+    blocks' weight matrices (attention's four, the key and value ones narrower with fewer
+    key-value heads; the feed-forward network's two, three with SwiGLU; an encoder-decoder's
+    decoder has cross-attention's four more). Biases and norms are left out, so a model never
+    has fewer."""
+    c = model_config
+    d = c["d_model"]
+    activation = c.get("activation", "gelu")
+    d_ff = c.get("d_ff") or default_d_ff(d, activation)
+    d_head = c.get("d_head") or d // c["n_head"]
+    n_kv_head = c.get("n_kv_head") or c["n_head"]
+    attention = 2 * d * c["n_head"] * d_head + 2 * d * n_kv_head * d_head
+    block = attention + (3 if activation == "swiglu" else 2) * d * d_ff
+    if "src_vocab_size" in c:                         # the encoder-decoder
+        return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + c["n_layer"] * (
+            2 * block + attention)
+    return c["vocab_size"] * d + c["n_layer"] * block
+
+
 class FeedForward(nn.Module):
     """The position-wise feed-forward network ("Attention Is All You Need", section 3.3): the
     same two-layer MLP applied to every position on its own,

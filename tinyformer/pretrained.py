@@ -58,7 +58,9 @@ import regex
 from tinyautograd import nn
 
 from .files import StrPath, atomic_write
+from .layers import least_parameters
 from .rundir import is_ours, read_config_json
+from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
                          pre_split, special_pattern)
@@ -139,6 +141,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
     """GPT.from_pretrained: a `gpt` (our GPT class, passed in so that this module needs no
     import of it), in eval mode, from a Hugging Face checkpoint directory (config.json and
     model.safetensors) whose model type is gpt2 (load_gpt2), llama or qwen3 (load_llama)."""
+    directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config, path = _read_config(directory)
     model_type = config.get("model_type")
     if model_type == "gpt2":
@@ -161,22 +164,36 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
-    try:
-        # No random initial weights (seconds of work for GPT-2): the checkpoint's replace them.
-        model = nn.skip_init(gpt, config["vocab_size"], config["n_positions"], n_layer,
-                             config["n_head"], n_embd, d_ff,
-                             tie_weights=config["tie_word_embeddings"])
-    except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{directory}/{CONFIG} describes no GPT we can build: {e}") from None
+    tensors, where = _read_tensors(directory, prefix="transformer.")
+    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
+             and not (name == "lm_head.weight" and config["tie_word_embeddings"])}  # it is wte
+    model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
+                             n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
+                             tie_weights=config["tie_word_embeddings"]), state, path, where)
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    tensors, where = _read_tensors(directory, prefix="transformer.")
-    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and model.head is None)}   # tied: it is wte
     _check_tensors(state, to_gpt2(model), where, "GPT-2")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
+
+
+def _build(gpt, settings, state, path, where):
+    """`gpt(**settings)` without its random initial weights (seconds of work for GPT-2: the
+    checkpoint's replace them), unless the checkpoint's tensors (`state`, read from `where`)
+    hold fewer than half the parameters it would have: then they cannot be its weights with a
+    tensor or two missing (those are named once it is built), but another model's, as gpt2's
+    weights beside gpt2-xl's config.json, which would take gigabytes to build only to be
+    refused."""
+    least, held = least_parameters(settings), sum(array.size for array in state.values())
+    if least > 2 * held:
+        raise PretrainedError(f"{path} describes a model of at least {least:,} parameters, but "
+                              f"{where} holds {held:,} numbers: they are not one model's; put "
+                              f"the config.json and the weights of one model together")
+    try:
+        return nn.skip_init(gpt, **settings)
+    except (TypeError, ValueError) as e:
+        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
 
 
 def _read_config(directory):
@@ -202,11 +219,12 @@ def _gpt2_config(config, path):
     config = {**DEFAULTS, **config}
     # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
     for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-        if type(config[name]) is not int:
-            raise PretrainedError(f"{path}: {name} must be a whole number, got "
+        if type(config[name]) is not int or config[name] < 1:
+            raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
                                   f"{config[name]!r}")
-    if config["n_inner"] is not None and type(config["n_inner"]) is not int:
-        raise PretrainedError(f"{path}: n_inner must be a whole number or null, got "
+    if config["n_inner"] is not None and (type(config["n_inner"]) is not int
+                                          or config["n_inner"] < 1):
+        raise PretrainedError(f"{path}: n_inner must be a whole number >= 1 or null, got "
                               f"{config['n_inner']!r}")
     epsilon = config["layer_norm_epsilon"]
     if type(epsilon) not in (int, float) or not epsilon > 0:
@@ -237,7 +255,7 @@ def _gpt2_config(config, path):
 
 def _read_tensors(directory, prefix):
     """(name -> array of every tensor in model.safetensors or its shards, with `prefix` taken
-    off the names; the path to name in messages). Floats only; a name twice is refused."""
+    off the names; the path to name in messages). A name twice is refused."""
     path = os.path.join(directory, WEIGHTS)
     if os.path.isfile(path):
         files = [path]
@@ -264,15 +282,15 @@ def _read_tensors(directory, prefix):
         name = name.removeprefix(prefix)
         if name in state:
             raise PretrainedError(f"{path}: tensor {name!r} is there twice")
-        if not np.issubdtype(array.dtype, np.floating):
-            raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
         state[name] = array
     return state, path
 
 
 def _check_tensors(state, expected, path, family):
     """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
-    (name -> array of the right shape): none missing, none left over, each of its shape."""
+    (name -> array of the right shape): none missing, none left over, each of its shape and of
+    floats. (The constants a checkpoint may carry beside them, of any dtype, are taken out of
+    `state` before.)"""
     shapes = {name: np.shape(array) for name, array in expected.items()}
     missing = [name for name in shapes if name not in state]
     extra = [name for name in state if name not in shapes]
@@ -286,6 +304,9 @@ def _check_tensors(state, expected, path, family):
             else:
                 problem += f", given {CONFIG}"
             raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}")
+    for name, array in state.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,17 +377,14 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
     `config`. Weights in float16 or bfloat16 are loaded as float32."""
     path = os.path.join(directory, CONFIG)
     settings, eps = _llama_settings(config, path)
-    try:
-        model = nn.skip_init(gpt, **settings)
-    except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
-    for module in model.modules():
-        if isinstance(module, nn.RMSNorm):
-            module.eps = eps
     tensors, where = _read_tensors(directory, prefix="")
     state = {name.removeprefix("model."): array for name, array in tensors.items()}
     state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and model.head is None)}   # tied: embed_tokens
+             and not (name == "lm_head.weight" and settings["tie_weights"])}  # embed_tokens
+    model = _build(gpt, settings, state, path, where)
+    for module in model.modules():
+        if isinstance(module, nn.RMSNorm):
+            module.eps = eps
     expected = to_llama(model)
     _check_tensors(state, expected, where, config["model_type"])
     model.load_state_dict(from_llama(state, model))
@@ -407,6 +425,9 @@ def _llama_settings(config, path):
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
     layer_types = c.get("layer_types") or []
+    if not isinstance(layer_types, list):
+        raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
+                              f"attention, got {layer_types!r}")
     if any(kind != "full_attention" for kind in layer_types):
         raise PretrainedError(f"{path}: layer_types holds "
                               f"{next(k for k in layer_types if k != 'full_attention')!r}: "
@@ -425,14 +446,16 @@ def _llama_settings(config, path):
 
 def _rope_theta(config, path):
     """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
-    rope_type must be the default (any other rescales the frequencies)."""
+    rope_type must be the default (any other rescales the frequencies). What rope_parameters
+    leaves out, transformers takes from the older places: the base from the top-level
+    rope_theta, the type from "type"."""
     parameters = config.get("rope_parameters")
-    if parameters is None:
-        theta = config.get("rope_theta", 10000.0)
-    elif not isinstance(parameters, dict):
-        raise PretrainedError(f"{path}: rope_parameters must be an object, got {parameters!r}")
-    else:
-        kind = parameters.get("rope_type", "default")
+    theta = config.get("rope_theta", 10000.0)
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise PretrainedError(f"{path}: rope_parameters must be an object, got "
+                                  f"{parameters!r}")
+        kind = parameters.get("rope_type", parameters.get("type", "default"))
         if kind != "default":
             raise PretrainedError(f"{path}: rope_parameters has rope_type {kind!r}: a scaled "
                                   f"RoPE, which tinyformer does not compute")
@@ -440,7 +463,7 @@ def _rope_theta(config, path):
             raise PretrainedError(f"{path}: rope_parameters has partial_rotary_factor "
                                   f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
                                   f"each head, which tinyformer does not compute")
-        theta = parameters.get("rope_theta", 10000.0)
+        theta = parameters.get("rope_theta", theta)
     if type(theta) not in (int, float) or not theta > 1:
         raise PretrainedError(f"{path}: rope_theta must be a number above 1, got {theta!r}")
     return float(theta)
@@ -545,6 +568,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     atomically, config.json last, so a directory with a config.json has its weights. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
+    directory = os.fspath(directory)
     config = model.config
     # GPT-2's block is the 2017 one: any of the modern switches takes a model out of its reach.
     n_kv_head = config.get("n_kv_head") or config["n_head"]
@@ -561,10 +585,15 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     if len(eps) != 1:
         raise PretrainedError(f"GPT-2 has one layer_norm_epsilon; this model's layer norms use "
                               f"{sorted(eps)}")
-    for what, token in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id)):
-        if token is not None and not 0 <= token < config["vocab_size"]:
+    token_ids = {"bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
+    for what, token in token_ids.items():
+        if token is None:
+            continue
+        check_whole("save_pretrained", 0, **{what: token})     # numpy's integers too
+        if not token < config["vocab_size"]:
             raise PretrainedError(f"{what} {token} is not a token of the model's vocabulary "
                                   f"(0..{config['vocab_size'] - 1})")
+        token_ids[what] = int(token)                            # for json: not np.int64
     path = os.path.join(directory, CONFIG)
     if os.path.exists(path) and is_ours(read_config_json(directory)):
         raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
@@ -579,7 +608,7 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
         "tie_word_embeddings": config["tie_weights"],
         # Written even when unknown: left out, GPT2Config would make them 50256, GPT-2's
         # <|endoftext|>, which is no token of a smaller vocabulary.
-        "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
+        **token_ids,
         # Our one dropout rate, for anyone who trains the model on in transformers.
         "resid_pdrop": config["dropout"], "embd_pdrop": config["dropout"],
         "attn_pdrop": config["dropout"],
@@ -719,6 +748,9 @@ def _read_vocab_and_merges(directory):
     merges = [(f"line {n}: {line!r}", line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_gpt2_file(config_path) if os.path.exists(config_path) else {}
+    # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
+    _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
+        os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
     try:
         added = [(int(i), token["content"], token.get("special", True))
                  for i, token in config.get("added_tokens_decoder", {}).items()]
@@ -758,6 +790,8 @@ def _gpt2_tokenizer_json(path):
                               f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
                               f"post-processor, dropout or ignore_merges set); tinyformer reads "
                               f"GPT-2-style tokenizers only")
+    # With a tokenizer.json, transformers' GPT2Tokenizer heeds add_prefix_space alone.
+    _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
     added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
@@ -775,6 +809,25 @@ def _read_gpt2_file(path):
                               f"and `tinyformer export` write them), or tokenizer.json") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise PretrainedError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
+
+
+# tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond
+# what the vocabulary and merges say (GPT2Tokenizer and Qwen2Tokenizer heed them): its ids would
+# be other than ours, so a tokenizer that turns one on is refused rather than read without it.
+ADDED_TO_THE_TEXT = {"add_prefix_space": "a space in front of each text",
+                     "add_bos_token": "the begin-of-text token in front of each text",
+                     "add_eos_token": "the end-of-text token after each text"}
+
+
+def _refuse_additions(directory, settings):
+    """PretrainedError, one line, if `directory`'s tokenizer_config.json turns on any of
+    `settings` (names in ADDED_TO_THE_TEXT)."""
+    path = os.path.join(directory, TOKENIZER_CONFIG)
+    config = _read_gpt2_file(path) if os.path.exists(path) else {}
+    for setting in settings:
+        if isinstance(config, dict) and config.get(setting) is True:
+            raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
+                                  f"{ADDED_TO_THE_TEXT[setting]}, which tinyformer's does not")
 
 
 # --------------------------------------------------------------------------------------------
@@ -972,11 +1025,13 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     """The ByteLevelBPE of `directory`'s tokenizer.json, with ids up to `vocab_size` (a model's
     embedding may have more rows than the tokenizer has tokens, as Qwen's does: those ids
     decode to nothing). PretrainedError, one line, for a tokenizer it cannot reproduce."""
+    directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.isfile(path):
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds its tokenizer in {TOKENIZER_JSON}")
     data, vocab, merges, added = _parse_tokenizer_json(path)
+    _refuse_additions(directory, ["add_prefix_space"])
     try:
         tokenizer = _byte_level_bpe(data, vocab, merges, added, path)
     except MALFORMED as e:

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from threadpoolctl import ThreadpoolController
 
-from .checkpoint import least_parameters
-from .layers import default_d_ff
+from .layers import default_d_ff, least_parameters
 
 if TYPE_CHECKING:                    # train.py imports this module
     from .train import TrainConfig

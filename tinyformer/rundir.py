@@ -38,7 +38,6 @@ import errno
 import fcntl
 import hashlib
 import json
-import math
 import os
 import re
 import zipfile
@@ -382,6 +381,14 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
                               f"directory of a `tinyformer train` run, or a GPT-2 directory")
     path = os.path.join(directory, CONFIG)
+    if not os.path.exists(path) and _before_first_checkpoint(directory):
+        if is_training(directory):
+            raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "
+                                  f"yet; wait for its first (every --checkpoint-every steps, "
+                                  f"--eval-every by default) and try again")
+        raise CheckpointError(f"{directory!r} is a run that stopped before its first "
+                              f"checkpoint, so there is no model to load; `tinyformer train "
+                              f"--resume {directory}` starts it again")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "
@@ -398,6 +405,17 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; restore it, or train again")
     return config
+
+
+def _before_first_checkpoint(directory):
+    """Whether `directory` holds a run of ours that has not written its first checkpoint: its
+    manifest.json records none (a run whose config.json went missing after one is damaged)."""
+    try:
+        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+        return manifest["format"] == FORMAT and manifest.get("checkpoint") is None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return False
 
 
 def is_ours(config: dict[str, Any]) -> bool:
@@ -513,6 +531,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     A run killed mid-write can leave its last line cut off; that line is dropped. Anything
     else wrong (no file, no records, a bad line in the middle, a line without `step` and
     `train_loss`) is a ValueError of one line."""
+    path = os.fspath(path)                      # a pathlib.Path is named as its text
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
                          f"(tinyformer train --out DIR)")
@@ -559,14 +578,13 @@ def truncate_metrics(path: StrPath, step: int) -> None:
     if not os.path.exists(path):
         return
     kept = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:          # a line cut short by the crash
-                continue
-            if record.get("step", math.inf) <= step:
-                kept.append(line if line.endswith("\n") else line + "\n")
+                if json.loads(line)["step"] <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue                          # a line cut short by the crash, or no record
     with atomic_write(path) as f:
         f.writelines(kept)
 

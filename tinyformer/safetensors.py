@@ -98,7 +98,11 @@ def load_file(path: StrPath) -> dict[str, np.ndarray]:
     for name, entry in header.items():
         begin, end = entry["data_offsets"]
         dtype = DTYPES[entry["dtype"]]
-        array = data[begin:end].view(dtype).reshape(entry["shape"])
+        try:
+            array = data[begin:end].view(dtype).reshape(entry["shape"])
+        except ValueError as e:   # more than 64 axes, or an axis longer than numpy's limit
+            raise _invalid(path, f"tensor {name!r} has shape {entry['shape']}, which no numpy "
+                                 f"array can have ({e})") from None
         if entry["dtype"] == "BF16":                  # the high half of a float32's bits
             array = (array.astype(np.uint32) << 16).view(np.float32)
         arrays[name] = array
