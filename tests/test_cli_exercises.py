@@ -131,6 +131,12 @@ def test_show_an_unknown_exercise_is_an_input_error(workspace, name):
     assert_input_error(run("show", name), "exercises list")
 
 
+@pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])
+def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, command):
+    assert_input_error(run(command, "-1"), "no exercise -1", f"numbered 1 to {len(exercises())}")
+    assert_input_error(run("predict", "-4"), "no chapter '-4'", "a number from 1 to")
+
+
 def test_each_hint_call_shows_one_more_hint(workspace):
     n = len(FIRST.hints)
     for shown in range(1, n + 2):

@@ -583,7 +583,18 @@ class Course(click.Group):
 
     def invoke(self, ctx):
         with input_errors(runner.RunnerError, WorkspaceError):
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except click.NoSuchOption as e:
+                # `show -1` is a number to the learner, an option to click: said as the
+                # course says any number that is not an exercise's or a chapter's.
+                number, params = e.option_name, {p.name for p in e.ctx.command.params}
+                if number.removeprefix("-").isdigit() and "ex" in params:
+                    with input_errors():
+                        find(number)
+                if number.removeprefix("-").isdigit() and "chapter" in params:
+                    runner.chapter_to_ask(None, number)
+                raise
 
 
 @main.group(cls=Course, epilog="""\b
