@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from click.testing import CliRunner
+from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
 from tinyformer_cli import main
@@ -40,19 +41,23 @@ def test_a_command_group_without_a_command_prints_its_help_as_help_does():
         assert result.stderr == ""
 
 
-def commands(command=main, path=()):
-    """Every command and group, with the words that call it."""
-    yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from commands(sub, (*path, name))
-
-
 def test_every_command_has_examples_and_every_option_says_what_it_does():
     for path, command in commands():
         assert "Examples:" in (command.epilog or ""), path
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
                 assert param.help, (path, param.opts)
+
+
+def test_every_example_in_every_help_is_a_command_line_that_parses():
+    examples = [(path, line) for path, command in commands()
+                for line in tinyformer_lines(command.epilog or "")]
+    assert len(examples) > 40
+    for path, line in examples:
+        try:
+            parse(line)
+        except click.ClickException as error:
+            raise AssertionError(f"{' '.join(path)} --help: {line}: {error}") from None
 
 
 def option_help(path, option):

@@ -360,7 +360,7 @@ WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
 
 @main.command(epilog="""\b
 Examples:
-  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4   the likeliest text
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask><mask>."
 
@@ -781,7 +781,7 @@ Examples:
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
-  tinyformer bench --whole-run --corpus texts/tinyshakespeare.txt    also the whole run
+  tinyformer bench --whole-run --corpus tinyshakespeare.txt          also the whole run
 
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
