@@ -19,7 +19,7 @@ def commands(command=main, path=()):
 def tinyformer_lines(text):
     """The `tinyformer ...` lines of a help's examples or a shell block, continuation lines
     joined, each without its prompt ($), its comment (after two spaces) or what follows &&."""
-    for line in text.replace("\\\n", " ").splitlines():
+    for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines():
         line = line.strip().removeprefix("$ ")
         if line.startswith("tinyformer ") and "COMMAND" not in line:   # COMMAND: any of them
             yield re.split(r"\s{2,}|\s#|&&", line)[0].strip()

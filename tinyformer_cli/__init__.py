@@ -471,7 +471,8 @@ def attention(checkpoint_dir, prompt, out_path, which):
 
 @main.command(epilog="""\b
 Examples:
-  tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
+  tinyformer lens --checkpoint runs/gpt-builtin \\
+      --prompt "eve has a red kite. it rained. the kite of eve is "
   tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456 --out lens.html
 
 \b
