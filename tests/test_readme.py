@@ -22,6 +22,8 @@ def test_the_python_tour_runs_in_order(capsys):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
+    shown = re.search(r"^print\(y\) +# (Tensor\(.*)\.\.\.(.*)$", README, re.M)  # as README has it
+    assert re.search(re.escape(shown.group(1)) + r"\d*" + re.escape(shown.group(2)), printed)
     assert "grad_fn=<sum>" in printed and "[0 1 1 0]" in printed
     assert "sqrt backward" in printed and "dL/dh = [1. 1.]" in printed
     trained = re.search(r"^loss (\S+)$", printed, re.M)    # the step by hand, in place, trained
