@@ -1,5 +1,6 @@
 """The command line: entry points, help and version, exit codes."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer.train import TrainConfig
 from tinyformer_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +67,13 @@ def option_help(path, option):
     command = dict(commands())[path]
     param, = [p for p in command.params if option in getattr(p, "opts", ())]
     return param.get_help_record(click.Context(command))
+
+
+def test_every_setting_of_a_run_is_an_option_of_train_or_named_by_its_config_help():
+    options = {param.name for param in main.commands["train"].params}
+    config_help = option_help(("train",), "--config")[1]
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in options or field.name in config_help, field.name
 
 
 def test_an_options_help_speaks_of_its_own_command():
