@@ -62,6 +62,13 @@ def test_every_example_in_every_help_is_a_command_line_that_parses():
             raise AssertionError(f"{' '.join(path)} --help: {line}: {error}") from None
 
 
+def test_every_environment_variable_an_option_reads_is_named_in_its_help():
+    for path, command in commands():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar:
+                assert param.envvar in option_help(path, param.opts[0])[1], (path, param.opts)
+
+
 def option_help(path, option):
     """The help text of `option` of the command `path`, as --help shows it."""
     command = dict(commands())[path]

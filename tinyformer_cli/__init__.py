@@ -616,7 +616,7 @@ def workspace_option(required=True):
     def open_workspace(ctx, param, directory):
         return find_workspace(directory, required=required)
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES",
+                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         help="The workspace [the one holding the current directory].")
 
 
