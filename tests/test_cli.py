@@ -62,6 +62,15 @@ def test_every_example_in_every_help_is_a_command_line_that_parses():
             raise AssertionError(f"{' '.join(path)} --help: {line}: {error}") from None
 
 
+def test_a_groups_help_lists_its_commands_each_in_words_not_cut_short():
+    for path, command in commands():
+        if isinstance(command, click.Group):
+            listed = CliRunner().invoke(main, [*path, "--help"]).output.split("Commands:")[1]
+            for name in command.commands:
+                line, = [line for line in listed.splitlines() if line.split()[:1] == [name]]
+                assert not line.endswith("..."), (path, line)
+
+
 def test_every_environment_variable_an_option_reads_is_named_in_its_help():
     for path, command in commands():
         for param in command.params:
