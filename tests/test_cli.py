@@ -35,6 +35,12 @@ def test_python_cli_py_is_the_same_program():
     assert done.returncode == 0 and tinyautograd.__version__ in done.stdout
 
 
+def test_python_cli_py_names_itself_as_it_is_run():
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--no-such-option"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "(see python cli.py train --help)" in done.stderr
+
+
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():
     for group in ([], ["tokenize"], ["exercises"]):
         result = CliRunner().invoke(main, group)
