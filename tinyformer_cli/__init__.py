@@ -618,8 +618,8 @@ Examples:
   tinyformer exercises watch         check the next unfinished exercise on every save
 """)
 def exercises():
-    """Work through the course: from one-hot vectors to a Transformer whose weights you set
-    by hand. Each exercise is a file you edit; the runner says what is still wrong."""
+    """Work through the course: from one-hot vectors to a GPT you assemble and train
+    yourself. Each exercise is a file you edit; the runner says what is still wrong."""
 
 
 def workspace_option(required=True):
