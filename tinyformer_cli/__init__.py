@@ -601,12 +601,13 @@ class Course(click.Group):
             except click.NoSuchOption as e:
                 # `show -1` is a number to the learner, an option to click: said as the
                 # course says any number that is not an exercise's or a chapter's.
-                number, params = e.option_name, {p.name for p in e.ctx.command.params}
-                if number.removeprefix("-").isdigit() and "ex" in params:
-                    with input_errors():
-                        find(number)
-                if number.removeprefix("-").isdigit() and "chapter" in params:
-                    runner.chapter_to_ask(None, number)
+                takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
+                if e.option_name.removeprefix("-").isdigit():
+                    if "ex" in takes:
+                        with input_errors():
+                            find(e.option_name)
+                    if "chapter" in takes:
+                        runner.chapter_to_ask(None, e.option_name)
                 raise
 
 
