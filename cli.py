@@ -7,4 +7,4 @@ import sys
 from tinyformer_cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog_name="python cli.py"))     # as usage lines and errors name it

@@ -3,7 +3,7 @@
     python examples/moons.py
 
 No straight line separates the two moons, so the network has to bend its decision boundary:
-a hidden layer, a non-linearity, cross-entropy, backward, AdamW, and a few hundred steps.
+two hidden layers with ReLU, cross-entropy, backward, AdamW, and a few hundred steps.
 """
 
 import numpy as np

@@ -1,13 +1,16 @@
 """The command line: entry points, help and version, exit codes."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import click
 from click.testing import CliRunner
+from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer.train import TrainConfig
 from tinyformer_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,19 +35,18 @@ def test_python_cli_py_is_the_same_program():
     assert done.returncode == 0 and tinyautograd.__version__ in done.stdout
 
 
+def test_python_cli_py_names_itself_as_it_is_run():
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--no-such-option"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "(see python cli.py train --help)" in done.stderr
+
+
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():
     for group in ([], ["tokenize"], ["exercises"]):
         result = CliRunner().invoke(main, group)
         assert result.exit_code == 0, result.output
         assert result.stdout == CliRunner().invoke(main, [*group, "--help"]).stdout
         assert result.stderr == ""
-
-
-def commands(command=main, path=()):
-    """Every command and group, with the words that call it."""
-    yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from commands(sub, (*path, name))
 
 
 def test_every_command_has_examples_and_every_option_says_what_it_does():
@@ -55,11 +57,45 @@ def test_every_command_has_examples_and_every_option_says_what_it_does():
                 assert param.help, (path, param.opts)
 
 
+def test_every_example_in_every_help_is_a_command_line_that_parses():
+    examples = [(path, line) for path, command in commands()
+                for line in tinyformer_lines(command.epilog or "")]
+    assert len(examples) > 40
+    for path, line in examples:
+        try:
+            parse(line)
+        except click.ClickException as error:
+            raise AssertionError(f"{' '.join(path)} --help: {line}: {error}") from None
+
+
+def test_a_groups_help_lists_its_commands_each_in_words_not_cut_short():
+    for path, command in commands():
+        if isinstance(command, click.Group):
+            listed = CliRunner().invoke(main, [*path, "--help"]).output.split("Commands:")[1]
+            for name in command.commands:
+                line, = [line for line in listed.splitlines() if line.split()[:1] == [name]]
+                assert not line.endswith("..."), (path, line)
+
+
+def test_every_environment_variable_an_option_reads_is_named_in_its_help():
+    for path, command in commands():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.envvar:
+                assert param.envvar in option_help(path, param.opts[0])[1], (path, param.opts)
+
+
 def option_help(path, option):
     """The help text of `option` of the command `path`, as --help shows it."""
     command = dict(commands())[path]
     param, = [p for p in command.params if option in getattr(p, "opts", ())]
     return param.get_help_record(click.Context(command))
+
+
+def test_every_setting_of_a_run_is_an_option_of_train_or_named_by_its_config_help():
+    options = {param.name for param in main.commands["train"].params}
+    config_help = option_help(("train",), "--config")[1]
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in options or field.name in config_help, field.name
 
 
 def test_an_options_help_speaks_of_its_own_command():

@@ -5,13 +5,14 @@ import json
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
-from tinyformer.exercises import exercises, find
+from tinyformer.exercises import exercises, find, runner
 from tinyformer.exercises import workspace as workspace_module
 from tinyformer.exercises.workspace import STATE_DIR, Workspace, WorkspaceError
 
@@ -129,6 +130,12 @@ def test_show_prints_the_explanation_by_number_or_name(workspace):
 @pytest.mark.parametrize("name", ["0", "9999", "no_such_exercise"])
 def test_show_an_unknown_exercise_is_an_input_error(workspace, name):
     assert_input_error(run("show", name), "exercises list")
+
+
+@pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])
+def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, command):
+    assert_input_error(run(command, "-1"), "no exercise -1", f"numbered 1 to {len(exercises())}")
+    assert_input_error(run("predict", "-4"), "no chapter '-4'", "a number from 1 to")
 
 
 def test_each_hint_call_shows_one_more_hint(workspace):
@@ -313,6 +320,26 @@ def test_watch_checks_again_when_the_file_is_saved(workspace):
     assert result.exit_code == 0, result.output
     assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index("Watching")
     assert result.output.index("Watching") < result.output.index(f"PASS 1 {FIRST.slug}")
+
+
+def test_watch_checks_a_save_made_while_it_was_checking(workspace, monkeypatch):
+    check, saves = Workspace.check, []
+
+    def check_while_the_learner_saves(self, ex, timeout):
+        outcome = check(self, ex, timeout)          # the file as it was when the check read it
+        if not saves:                               # saved before the check has reported
+            saves.append(solve(workspace, ex))
+        return outcome
+    polls = []
+
+    def sleep(seconds):
+        polls.append(seconds)
+        assert len(polls) < 50, "watch waits for a save that it has not checked"
+    monkeypatch.setattr(Workspace, "check", check_while_the_learner_saves)
+    monkeypatch.setattr(runner, "time", SimpleNamespace(sleep=sleep))
+    result = run("watch", 1, "--max-checks", 2)
+    assert result.exit_code == 0, result.output
+    assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index(f"PASS 1 {FIRST.slug}")
 
 
 def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+from command_lines import parse, tinyformer_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -20,6 +22,8 @@ def test_the_python_tour_runs_in_order(capsys):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
+    shown = re.search(r"^print\(y\) +# (Tensor\(.*)\.\.\.(.*)$", README, re.M)  # as README has it
+    assert re.search(re.escape(shown.group(1)) + r"\d*" + re.escape(shown.group(2)), printed)
     assert "grad_fn=<sum>" in printed and "[0 1 1 0]" in printed
     assert "sqrt backward" in printed and "dL/dh = [1. 1.]" in printed
     trained = re.search(r"^loss (\S+)$", printed, re.M)    # the step by hand, in place, trained
@@ -44,3 +48,15 @@ def test_the_moons_example_learns_to_full_accuracy():
         sys.path.pop(0)
     loss, accuracy = moons.train(verbose=False)
     assert accuracy == 1.0 and loss < 0.05
+
+
+def test_every_command_in_the_readme_and_the_course_is_one_the_program_takes():
+    for name in ("README.md", "docs/course.md"):
+        blocks = (ROOT / name).read_text().split("```")[1::2]
+        lines = [line for block in blocks for line in tinyformer_lines(block)]
+        assert len(lines) > 5, name
+        for line in lines:
+            try:
+                parse(line)
+            except click.ClickException as error:
+                raise AssertionError(f"{name}: {line}: {error}") from None

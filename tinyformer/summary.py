@@ -157,7 +157,8 @@ def describe_block(model: nn.Module) -> str:
 
 def summary(model: nn.Module, T: int | None = None) -> str:
     """The block in words, a table of parameters per top-level module and per part, and the
-    FLOPs per token (in all and per part), as text."""
+    FLOPs per token (in all and per part) for a sequence of T tokens (the model's context by
+    default), as text."""
     rows = [(name or type(model).__name__, module.num_parameters())
             for name, module in model.named_children()]
     width = max(len(name) for name, _ in rows + [("total", 0)])

@@ -107,7 +107,8 @@ class TrainConfig:
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
     d_model: int | None = setting(None, "Width of the residual stream.")
-    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model].")
+    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model; with swiglu, "
+                               "8/3 d_model rounded up to a multiple of 8].")
     context: int | None = setting(None, "Longest sequence the model sees.")
     positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
     norm: str | None = setting(None, "pre or post [the model's own].")

@@ -49,7 +49,8 @@ class Transformer(nn.Module):
     padding (give its <pad> id to hide padding).
 
     - `context`: the longest source or target sequence the model accepts.
-    - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper).
+    - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper;
+      about 8/3 d_model for SwiGLU, as in GPT).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
       Source and target each get their own encoding (their own table, when learned, unless
       they share their embeddings); RoPE

@@ -142,7 +142,8 @@ def tokenize():
     `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it."""
 
 
-@tokenize.command("train", epilog="""\b
+@tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
+                  epilog="""\b
 Examples:
   tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
@@ -225,7 +226,8 @@ def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     click.echo(" ".join(map(str, ids)))
 
 
-@tokenize.command("decode", epilog="""\b
+@tokenize.command("decode", short_help="Print the text of the token IDS.",
+                  epilog="""\b
 Examples:
   tinyformer tokenize decode 72 101 108 --tokenizer tok.json
 """)
@@ -239,7 +241,8 @@ def tokenize_decode(ids, tokenizer_path):
         click.echo(tok.decode(ids))
 
 
-@tokenize.command("show", epilog=f"""\b
+@tokenize.command("show", short_help="Show how a text splits into tokens.",
+                  epilog=f"""\b
 Examples:
   tinyformer tokenize show "Hello, world"                   the default tokenizer
   tinyformer tokenize show --file story.txt --tokenizer chars.json --ids --no-color
@@ -309,7 +312,8 @@ def train_options(command):
     return command
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Train a model, with samples and checkpoints as it goes.",
+              epilog="""\b
 Examples:
   tinyformer train                                   a small GPT on the built-in stories
   tinyformer train --corpus input.txt --out runs/shakespeare
@@ -324,7 +328,9 @@ encoder-decoder.
 """)
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
-              help="Settings from a TOML file (keys as the options, with _ or -).")
+              help="Settings from a TOML file (keys as the options, with _ or -; and those "
+              "only a file sets: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
+                                                if "help" not in f.metadata) + ").")
 @click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
               "if taken].")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
@@ -377,9 +383,10 @@ WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
                     "transformer": "translates its prompt to its end, greedily or with --beam"}
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Continue a prompt (or translate it, or fill in its masks).",
+              epilog="""\b
 Examples:
-  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4 (most likely)
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4   the likeliest text
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask><mask>."
 
@@ -429,7 +436,8 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     answer(lambda text: click.echo(text, nl=False))
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Write a trained GPT in Hugging Face's GPT-2 format.",
+              epilog="""\b
 Examples:
   tinyformer export --checkpoint runs/shakespeare --out shakespeare-hf
   python -c 'import transformers; transformers.GPT2LMHeadModel.from_pretrained("shakespeare-hf")'
@@ -459,7 +467,8 @@ prompt_option = click.option("--prompt", required=True, help="The text to read (
                              "<mask> tokens allowed; for seq2seq, the source to translate).")
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Draw a checkpoint's attention maps for a prompt.",
+              epilog="""\b
 Examples:
   tinyformer attention --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite is "
   tinyformer attention --checkpoint runs/transformer-reverse --prompt 0123456 --which encoder
@@ -488,9 +497,11 @@ def attention(checkpoint_dir, prompt, out_path, which):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir))
 
 
-@main.command(epilog="""\b
+@main.command(short_help="The logit lens: what each layer would predict.",
+              epilog="""\b
 Examples:
-  tinyformer lens --checkpoint runs/gpt-builtin --prompt "eve has a red kite. the kite of eve is "
+  tinyformer lens --checkpoint runs/gpt-builtin \\
+      --prompt "eve has a red kite. it rained. the kite of eve is "
   tinyformer lens --checkpoint runs/transformer-reverse --prompt 0123456 --out lens.html
 
 \b
@@ -517,7 +528,8 @@ def lens(checkpoint_dir, prompt, out_path):
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Plot a run's curves, or write its report page.",
+              epilog="""\b
 Examples:
   tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
   tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
@@ -542,7 +554,8 @@ def plot(run_dir, out_path, follow):
         click.echo(write_curves(run_dir, out_path, follow, log=click.echo))
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Draw a computation graph, forward or backward, or its page.",
+              epilog="""\b
 Examples:
   tinyformer graph --example layernorm --what backward --out ln-backward.png
   tinyformer graph --checkpoint runs/gpt-builtin --prompt "eve has a red kite." \\
@@ -602,18 +615,31 @@ class Course(click.Group):
 
     def invoke(self, ctx):
         with input_errors(runner.RunnerError, WorkspaceError):
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except click.NoSuchOption as e:
+                # `show -1` is a number to the learner, an option to click: said as the
+                # course says any number that is not an exercise's or a chapter's.
+                takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
+                if e.option_name.removeprefix("-").isdigit():
+                    if "ex" in takes:
+                        with input_errors():
+                            find(e.option_name)
+                    if "chapter" in takes:
+                        runner.chapter_to_ask(None, e.option_name)
+                raise
 
 
-@main.group(cls=Course, epilog="""\b
+@main.group(cls=Course, short_help="Work through the course, one exercise file at a time.",
+            epilog="""\b
 Examples:
   tinyformer exercises init my-course && cd my-course    a fresh set of exercise files
   tinyformer exercises show 1        read exercise 1's explanation, then edit its file
   tinyformer exercises watch         check the next unfinished exercise on every save
 """)
 def exercises():
-    """Work through the course: from one-hot vectors to a Transformer whose weights you set
-    by hand. Each exercise is a file you edit; the runner says what is still wrong."""
+    """Work through the course: from one-hot vectors to a GPT you assemble and train
+    yourself. Each exercise is a file you edit; the runner says what is still wrong."""
 
 
 def workspace_option(required=True):
@@ -621,7 +647,7 @@ def workspace_option(required=True):
     def open_workspace(ctx, param, directory):
         return find_workspace(directory, required=required)
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES",
+                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         help="The workspace [the one holding the current directory].")
 
 
@@ -638,7 +664,8 @@ timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=1
                               show_default=True, help="Seconds your code may run, then stopped.")
 
 
-@exercises.command("init", epilog="""\b
+@exercises.command("init", short_help="Copy fresh exercise files into DIR.",
+                   epilog="""\b
 Examples:
   tinyformer exercises init                     into ./tinyformer-exercises
   tinyformer exercises init my-course && cd my-course
@@ -683,7 +710,8 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", epilog="""\b
+@exercises.command("check", short_help="Check exercise N [the next unfinished one].",
+                   epilog="""\b
 Examples:
   tinyformer exercises check                    the next unfinished exercise
   tinyformer exercises check 3 --timeout 30
@@ -704,7 +732,8 @@ def exercises_check(ex, check_all, timeout, workspace):
     sys.exit(0 if passed else 1)
 
 
-@exercises.command("watch", epilog="""\b
+@exercises.command("watch", short_help="Check exercise N again on every save.",
+                   epilog="""\b
 Examples:
   tinyformer exercises watch                    from the next unfinished exercise on
   tinyformer exercises watch 4
@@ -720,7 +749,8 @@ def exercises_watch(ex, timeout, max_checks, workspace):
     runner.watch(workspace, ex, timeout, max_checks)
 
 
-@exercises.command("predict", epilog="""\b
+@exercises.command("predict", short_help="Predict what a chapter's code prints, then run it.",
+                   epilog="""\b
 Examples:
   tinyformer exercises predict 04_autograd --answer "6.0 12.0"
 """)
@@ -734,7 +764,8 @@ def exercises_predict(chapter, answer, workspace):
     runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
-@exercises.command("solution", epilog="""\b
+@exercises.command("solution", short_help="Show exercise N's reference solution.",
+                   epilog="""\b
 Examples:
   tinyformer exercises solution 1               asks first
   tinyformer exercises solution 1 --yes
@@ -747,7 +778,8 @@ def exercises_solution(ex, yes, workspace):
     runner.solution(workspace, ex, confirmed=yes)
 
 
-@exercises.command("draw", epilog="""\b
+@exercises.command("draw", short_help="Draw what your code for exercise N computes.",
+                   epilog="""\b
 Examples:
   tinyformer exercises draw 3                   into pictures/ in the workspace
   tinyformer exercises draw scalar_engine --out engine.svg
@@ -765,7 +797,8 @@ def exercises_draw(ex, out_path, timeout, workspace):
     sys.exit(0 if failure is None else 1)
 
 
-@exercises.command("reset", epilog="""\b
+@exercises.command("reset", short_help="Restore exercise N's file as it came (yours kept).",
+                   epilog="""\b
 Examples:
   tinyformer exercises reset 1                  your version kept in .tinyformer/backups/
 """)
@@ -783,13 +816,14 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "benchmarks", "suite.py")
 
 
-@main.command(epilog="""\b
+@main.command(short_help="Time our engine beside PyTorch eager.",
+              epilog="""\b
 Examples:
   tinyformer bench --quick                  every benchmark, briefly (about two minutes)
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
-  tinyformer bench --whole-run --corpus texts/tinyshakespeare.txt    also the whole run
+  tinyformer bench --whole-run --corpus tinyshakespeare.txt          also the whole run
 
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch

@@ -93,7 +93,7 @@ def language_modelling(model, tokens):
     return Example(next_token_loss(model, tokens[:, :-1], tokens[:, 1:]), model, {})
 
 
-# BERT hides 15% of the tokens at random in training (data.mask_tokens); a picture hides one in
+# BERT hides 15% of the tokens at random in training (bert.mask_tokens); a picture hides one in
 # seven, from the first token on, so that a prompt of any length hides at least one.
 HIDE_EVERY = 7
 

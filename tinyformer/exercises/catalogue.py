@@ -130,7 +130,7 @@ def find(name: int | str) -> Exercise:
     """The exercise a learner means by `name`: its number (`3`) or its slug (`one_hot`).
     Raises ValueError with what there is to choose from."""
     catalogue = exercises()
-    if str(name).isdigit():
+    if str(name).removeprefix("-").isdigit():           # -1 too: a number, if not an exercise's
         number = int(name)
         if 1 <= number <= len(catalogue):
             return catalogue[number - 1]

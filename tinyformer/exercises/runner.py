@@ -189,7 +189,8 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
     checks = 0
     try:
         while ex is not None:
-            message, printed = workspace.check(ex, timeout)
+            checked = saved_at(workspace.path(ex))    # before the check: a save during it
+            message, printed = workspace.check(ex, timeout)          # is one to check too
             checks += 1
             if report_check(ex, message, printed):
                 say_next(workspace)
@@ -199,7 +200,7 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
                 continue        # check the next one at once: it says what to write first
             if max_checks and checks >= max_checks:
                 return
-            wait_for_save(workspace.path(ex), poll_seconds)
+            wait_for_save(workspace.path(ex), checked, poll_seconds)
             click.echo()
     except KeyboardInterrupt:
         click.echo("\nStopped watching.")
@@ -207,16 +208,17 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
         say_next(workspace)
 
 
-def wait_for_save(path: Path, poll_seconds: float) -> None:
-    """Return once `path` is saved again (its modification time changes), or created or
-    deleted. Polling needs nothing installed and sees every editor's way of saving."""
+def saved_at(path: Path) -> int | None:
+    """When `path` was last saved (its modification time), or None if it is missing."""
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def wait_for_save(path: Path, checked: int | None, poll_seconds: float) -> None:
+    """Return once `path` has been saved since `checked` (saved_at when its check began), or
+    created or deleted. Polling needs nothing installed and sees every editor's way of
+    saving."""
     click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)", dim=True))
-
-    def stamp() -> int | None:
-        return path.stat().st_mtime_ns if path.exists() else None
-
-    seen = stamp()
-    while stamp() == seen:
+    while saved_at(path) == checked:
         time.sleep(poll_seconds)
 
 
