@@ -309,11 +309,19 @@ def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspac
 
 # -- watch and reset --------------------------------------------------------------------------
 
-def test_watch_checks_again_when_the_file_is_saved(workspace):
-    def save_the_solution_soon():
-        time.sleep(1.0)
+def test_watch_checks_again_when_the_file_is_saved(workspace, monkeypatch):
+    waiting, wait_for_save = threading.Event(), runner.wait_for_save
+
+    def wait_and_say_so(*args):          # the learner saves once watch waits, however slow
+        waiting.set()                     # the first check was (not after a fixed time)
+        wait_for_save(*args)
+
+    def save_the_solution_once_watched():
+        assert waiting.wait(timeout=120)
+        time.sleep(0.05)                  # a save a moment later, as an editor's
         solve(workspace, FIRST)
-    saver = threading.Thread(target=save_the_solution_soon)
+    monkeypatch.setattr(runner, "wait_for_save", wait_and_say_so)
+    saver = threading.Thread(target=save_the_solution_once_watched)
     saver.start()
     result = run("watch", 1, "--max-checks", 2)
     saver.join()
