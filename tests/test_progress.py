@@ -2,6 +2,7 @@
 the cores a run's steps take (fewer beside a busy program)."""
 
 import io
+import re
 
 from tinyformer.progress import Progress, duration
 from tinyformer.train import TrainConfig, Trainer
@@ -42,13 +43,34 @@ def test_on_a_terminal_one_line_redrawn_in_place_and_cleared_for_messages():
     progress.update(2, 2.5, 100, 0.01, cores=2)
     drawn = out.getvalue()
     assert drawn.count("\r") == 2 and "\n" not in drawn
-    assert drawn.rstrip().endswith("step   2/100 | loss 2.5000 | 10.0k tok/s | 2 cores | 0:01 left")
-    assert len(drawn.split("\r")[2]) % 20 == 0       # padded: a shorter line hides a longer
+    assert drawn.endswith("step   2/100 | loss 2.5000 | 10.0k tok/s | 2 cores | 0:01 left\033[K")
     progress.clear()
     assert out.getvalue().endswith("\r\033[K")
     progress.clear()                                 # nothing shown now: nothing written
     progress.close()
     assert out.getvalue().endswith("\r\033[K")
+
+
+def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_longer():
+    def screen(text):
+        r"""What a terminal shows of `text` on its last line: \r returns to the start, \033[K
+        erases to the end of the line, other characters overwrite."""
+        line, column = "", 0
+        for part in re.split(r"(\r|\033\[K)", text.rsplit("\n", 1)[-1]):
+            if part == "\r":
+                column = 0
+            elif part == "\033[K":
+                line = line[:column]
+            else:
+                line = line[:column] + part + line[column + len(part):]
+                column += len(part)
+        return line
+
+    terminal = Terminal()
+    progress = Progress(10000, stream=terminal)
+    progress.update(1, 1234.5, n_tokens=1000, seconds=0.001)    # a line of 61 characters
+    progress.update(2, 1.5, n_tokens=1, seconds=1.0)            # then one of 58
+    assert screen(terminal.getvalue()).rstrip().endswith("| 1.0k tok/s | 1:23:24 left")
 
 
 def test_durations_read_as_a_clock():

@@ -1,10 +1,8 @@
 """Training: settings, data preparation, the loop, checkpoints and exact resumption."""
 
 import dataclasses
-import io
 import json
 import os
-import re
 import signal
 
 import numpy as np
@@ -16,7 +14,6 @@ from tinyformer import checkpoint, rundir
 from tinyformer.data import recalled
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.jobs import encode_chars
-from tinyformer.progress import Progress
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
 
@@ -226,32 +223,6 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
     assert evaluated[-1]["val_loss"] < 2.6
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
-
-
-def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_longer():
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    def screen(text):
-        """What a terminal shows of `text` on its last line: \r returns to the start, \033[K
-        erases to the end of the line, other characters overwrite."""
-        line, column = "", 0
-        for part in re.split(r"(\r|\033\[K)", text.rsplit("\n", 1)[-1]):
-            if part == "\r":
-                column = 0
-            elif part == "\033[K":
-                line = line[:column]
-            else:
-                line = line[:column] + part + line[column + len(part):]
-                column += len(part)
-        return line
-
-    terminal = Terminal()
-    progress = Progress(10000, stream=terminal)
-    progress.update(1, 1234.5, n_tokens=1000, seconds=0.001)    # a line of 61 characters
-    progress.update(2, 1.5, n_tokens=1, seconds=1.0)            # then one of 58
-    assert screen(terminal.getvalue()).rstrip().endswith("| 1.0k tok/s | 1:23:24 left")
 
 
 def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
