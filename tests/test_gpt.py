@@ -168,6 +168,26 @@ def test_in_a_batch_a_row_that_has_ended_is_filled_with_eos_while_the_others_go_
     np.testing.assert_array_equal(np.stack(streamed, axis=1), out[:, 2:])   # what it streams
 
 
+def test_several_eos_ids_end_a_row_at_any_of_them_and_fill_it_with_the_first():
+    # As transformers' eos_token_id list (a chat model's <|im_end|> and <|endoftext|>).
+    model = tiny_gpt()
+    for p in model.parameters():
+        if p.ndim == 2:
+            p.data = 4 * p.data
+    prompt = np.array([[3, 3], [5, 6]])
+    free = model.generate(prompt, 8, temperature=0)[:, 2:]
+    unused = next(t for t in range(7) if t not in free)    # first in the list: the filler
+    eos = [unused, free[1, 0]]                              # row 1 ends at its first token
+    assert free[1, 0] not in free[0] and (free[1, 1:] != free[1, 0]).any(), "proves nothing"
+    out = model.generate(prompt, 8, temperature=0, eos_id=eos)
+    np.testing.assert_array_equal(out[0, 2:], free[0])
+    np.testing.assert_array_equal(out[1, 2:], [free[1, 0]] + [unused] * 7)
+    assert model.generate(prompt, 8, temperature=0, eos_id=[free[0, 0], free[1, 0]]).shape \
+        == (2, 3)                                           # both rows end at once: it stops
+    with pytest.raises(ValueError, match="eos_id names no token"):
+        model.generate(prompt, 8, eos_id=[])
+
+
 def test_top_k_and_top_p_restrict_the_choices():
     rng = np.random.default_rng(0)
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2000))

@@ -486,6 +486,41 @@ def test_generate_reads_a_llama_directory_and_writes_what_transformers_writes(sm
     assert saved["model_config"]["activation"] == "swiglu" and ours.special_id(EOT) == 0
 
 
+def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smollm_dir,
+                                                                              tmp_path):
+    # A chat model's generation_config.json names two ends (Qwen3's <|im_end|> and
+    # <|endoftext|>); transformers' generate stops at either, and so must ours.
+    directory, model, tokenizer = smollm_dir
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        shutil.copy(directory / name, tmp_path)
+    prompt = "the quick brown"
+    ids = tokenizer.encode(prompt).ids
+
+    def theirs(**eos):
+        with torch.no_grad():
+            return model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                  do_sample=False, max_new_tokens=10, **eos)[0, len(ids):].tolist()
+    unstopped = theirs(eos_token_id=None)
+    # An end after the first token, whose unstopped run writes something else next.
+    end = next(t for i, t in enumerate(unstopped[:-1])
+               if i >= 1 and t not in unstopped[:i] + [0] and unstopped[i + 1] != t)
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [end, 0]}))
+    stopped = theirs(eos_token_id=[end, 0])
+    assert stopped[-1] == end and len(stopped) < len(unstopped)        # it ends early there
+    for beam in ([], ["--beam", "1"]):       # one beam is greedy: the same text, the same end
+        result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
+                            "--max-new-tokens", 10, *(beam or ["--temperature", 0]))
+        assert result.exit_code == 0, result.output
+        assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
+    for bad in ([], [len(tokenizer.get_vocab()) + 5], ["0"], True):
+        (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": bad}))
+        assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
+                           "generation_config.json: eos_token_id", "ids of the vocabulary")
+    (tmp_path / "generation_config.json").write_text("{not json")
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
+                       "generation_config.json is not valid JSON")
+
+
 def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path):
     directory, _, _ = smollm_dir
     config = json.loads((directory / "config.json").read_text())

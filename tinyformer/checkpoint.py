@@ -27,7 +27,7 @@ from .files import StrPath, current_umask, why_not_a_directory
 from .gpt import GPT
 from .layers import least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
-                         read_tokenizer_json, save_gpt2_tokenizer)
+                         read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
                      read_config_json)
@@ -202,7 +202,7 @@ PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2
 def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a Hugging Face GPT-2, Llama or Qwen3 directory, the
     model in eval mode; config is {"model": "gpt", "model_config": ...}, as a checkpoint's
-    says."""
+    says, and "eos_ids": the ids that end its texts (pretrained.read_eos_ids), or None."""
     model = GPT.from_pretrained(directory)
     if is_llama_family(directory):                             # tokenizer.json, any layout
         tokenizer = read_tokenizer_json(directory, model.config["vocab_size"])
@@ -219,7 +219,8 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
     if tokenizer.vocab_size != vocab_size:     # (a vocabulary padded to 50304, say, too)
         raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
                               f"the model {vocab_size}; tinyformer needs them to match")
-    return model, tokenizer, {"model": "gpt", "model_config": model.config}
+    return model, tokenizer, {"model": "gpt", "model_config": model.config,
+                              "eos_ids": read_eos_ids(directory, vocab_size)}
 
 
 def check_export_dir(directory: StrPath) -> str:

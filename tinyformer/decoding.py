@@ -29,7 +29,7 @@ likely sequences (see its docstring).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, NamedTuple, Union
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -47,7 +47,18 @@ if TYPE_CHECKING:                   # the models import this module
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
-           "Hypothesis", "gnmt_length_penalty"]
+           "Hypothesis", "gnmt_length_penalty", "ends"]
+
+# The token that ends a sequence, or several (as transformers' eos_token_id: a chat model's
+# <|im_end|> ends its answer, <|endoftext|> a whole text), or None: nothing ends it early.
+EosIds = Union[int, Sequence[int], None]
+
+
+def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
+    """Where `tokens` end their sequence: True at each token that is `eos_id`, or one of them."""
+    if eos_id is None:
+        return np.zeros(np.shape(tokens), dtype=bool)
+    return np.isin(tokens, eos_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,19 +148,20 @@ Session = Union[DecoderOnlySession, EncoderDecoderSession]
 
 
 def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+             top_k: int | None = None, top_p: float | None = None, eos_id: EosIds = None,
              generator: np.random.Generator | None = None,
              streamer: Callable[[np.ndarray], None] | None = None,
              fill_after_eos: int | None = None,
              threads: AdaptiveThreads | None = None) -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
     session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
-    written `eos_id`; with `fill_after_eos`, a finished row's later tokens are that token (a
-    padding id) instead of whatever the model would go on to write. `streamer`, if given, is
-    called with each step's tokens (B,) as soon as they are chosen. `generator` (a numpy
-    Generator) makes sampling repeatable; by default it is the engine's seeded one. `threads`
-    (an entered resources.AdaptiveThreads) times the steps to choose the BLAS threads, as
-    training does; the tokens do not depend on it. `max_new_tokens` 0 writes nothing."""
+    written `eos_id` (or one of several ids); with `fill_after_eos`, a finished row's later
+    tokens are that token (a padding id) instead of whatever the model would go on to write.
+    `streamer`, if given, is called with each step's tokens (B,) as soon as they are chosen.
+    `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
+    seeded one. `threads` (an entered resources.AdaptiveThreads) times the steps to choose the
+    BLAS threads, as training does; the tokens do not depend on it. `max_new_tokens` 0 writes
+    nothing."""
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
@@ -165,10 +177,9 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
             session.append(next_token)
             if streamer is not None:
                 streamer(next_token)
-            if eos_id is not None:
-                finished |= next_token == eos_id
-                if finished.all():
-                    break
+            finished |= ends(next_token, eos_id)
+            if finished.all():
+                break
     return session.tokens
 
 
@@ -204,7 +215,7 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: int | None = None,
+def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: EosIds = None,
                 length_penalty: float = 0.6, threads: AdaptiveThreads | None = None
                 ) -> Hypothesis:
     """The best continuation of the one sequence in `session` (its batch holds one row), by
@@ -231,7 +242,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     reach is log P(beam) / the largest lp still reachable. The search stops once a hypothesis
     has finished and no live beam's bound beats it: that returns what waiting for more would.
     Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
-    finished ones as they are. `threads`: as for `generate`.
+    finished ones as they are. `eos_id` may name several ids, and `threads`, as for `generate`.
     """
     check_whole("beam_search", 1, beam_size=beam_size, max_len=max_len)
     check_room(session, "beam_search", max_len=max_len)
@@ -254,7 +265,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             for rank, flat in enumerate(order):
                 beam, token = divmod(int(flat), V)
                 log_prob = float(candidates[beam, token])
-                if token == eos_id:
+                if ends(token, eos_id):
                     # 3. Finish: only an eos among the first beam_size candidates counts.
                     if rank < beam_size:
                         done = Hypothesis(np.append(session.tokens[beam], token),

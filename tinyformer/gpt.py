@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -127,15 +127,17 @@ class GPT(nn.Module):
         return DecoderOnlySession(self, prompt, use_cache)
 
     def generate(self, idx: Tokens, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+                 top_k: int | None = None, top_p: float | None = None,
+                 eos_id: int | Sequence[int] | None = None,
                  generator: np.random.Generator | None = None, use_cache: bool = True,
                  streamer: Callable[[np.ndarray], None] | None = None,
                  threads: AdaptiveThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
-        at each step. Stops early once every row has produced `eos_id`; a row that has ended
-        before the others is filled with eos_id (as transformers fills it with pad_token_id,
-        which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
+        at each step. Stops early once every row has produced `eos_id`, or one of several ids
+        (as transformers' eos_token_id, a list for a chat model); a row that has ended before
+        the others is filled with eos_id, the first of several (as transformers fills it with
+        pad_token_id, which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
         Generator) makes sampling repeatable; by default the engine's seeded one is used.
         `streamer`, if given, is called with each step's new tokens (B,) as soon as they are
         chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
@@ -144,11 +146,14 @@ class GPT(nn.Module):
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
         `threads` (an entered resources.AdaptiveThreads) times the steps to choose the BLAS
         threads, as training does."""
+        if eos_id is not None and np.size(eos_id) == 0:
+            raise ValueError("generate: eos_id names no token; give an id, a list of ids, or None")
+        fill = None if eos_id is None else int(np.ravel(eos_id)[0])
         was_training = self.training
         self.eval()
         try:
             return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer, fill_after_eos=eos_id,
+                            top_k, top_p, eos_id, generator, streamer, fill_after_eos=fill,
                             threads=threads)
         finally:
             self.train(was_training)

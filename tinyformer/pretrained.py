@@ -554,6 +554,44 @@ def to_llama(model: GPT) -> dict[str, np.ndarray]:
     return state
 
 
+GENERATION_CONFIG = "generation_config.json"
+
+
+def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
+    """The ids that end a text, as transformers' generate reads them: generation_config.json's
+    eos_token_id, else config.json's; one id or a list (a chat model's answer ends at
+    <|im_end|>, a text at <|endoftext|>). None where neither names one. PretrainedError, one
+    line, for ids that are not tokens of the vocabulary."""
+    for name in (GENERATION_CONFIG, CONFIG):
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            continue
+        config = _generation_config(path) if name == GENERATION_CONFIG else \
+            read_config_json(directory)
+        ids = config.get("eos_token_id") if isinstance(config, dict) else None
+        if ids is None:
+            continue
+        ids = ids if isinstance(ids, list) else [ids]
+        if not ids or not all(isinstance(i, int) and not isinstance(i, bool)
+                              and 0 <= i < vocab_size for i in ids):
+            raise PretrainedError(f"{path}: eos_token_id {config['eos_token_id']!r} is not "
+                                  f"one or more ids of the vocabulary (0..{vocab_size - 1})")
+        return ids
+    return None
+
+
+def _generation_config(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise PretrainedError(f"{path}: cannot read it ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise PretrainedError(f"{path} is not valid JSON; restore it from the model's "
+                              f"page, or delete it (config.json then says the end of text)"
+                              ) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Saving
 

@@ -10,14 +10,14 @@ checkpoint's model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from tinyautograd import no_grad
 
 from .data import BOS, EOS, Seq2SeqTask
-from .decoding import beam_search
+from .decoding import beam_search, ends
 from .resources import blas_threads, thread_choice
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
@@ -42,12 +42,14 @@ def example_prompt(kind: str, task: str | None = None) -> str:
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
             max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
             top_p: float | None = None, seed: int = 0, beam: int | None = None,
-            name: Callable[[str], str] = str, threads: int | None = None
-            ) -> Callable[[Callable[[str], None]], None]:
+            name: Callable[[str], str] = str, threads: int | None = None,
+            eos_ids: Sequence[int] | None = None) -> Callable[[Callable[[str], None]], None]:
     """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
     continues, translates or fills it in, writing the text (control characters escaped, a new
     line at the end) through the `write(text)` it is given. It computes on `threads` BLAS
-    threads, or, with None, on the count that timing its steps chooses (resources.py).
+    threads, or, with None, on the count that timing its steps chooses (resources.py). A GPT's
+    text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
+    eos_token_id: a chat model's <|im_end|>).
 
     What cannot be done is a ValueError here, before any work: a sampling setting out of
     range, a beam for BERT, a prompt the tokenizer cannot encode or that lacks what the model
@@ -61,6 +63,7 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         # GPT-2 marks where one document ends and the next begins with <|endoftext|>: it
         # starts a text from nothing, and ends one.
         end_of_text = tokenizer.special_id(END_OF_TEXT)
+        ends_text = eos_ids or end_of_text
         if prompt:
             ids = encode_prompt(tokenizer, prompt, allow_special=False)
         elif end_of_text is not None:        # from nothing: <|endoftext|>, or a new line
@@ -74,18 +77,18 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
 
         def write_on(write):
             write(escape_controls(prompt))
-            stream = TextStream(tokenizer, write, end_of_text,
+            stream = TextStream(tokenizer, write, ends_text,
                                 skip_newlines=not prompt and end_of_text is None)
             with thread_choice(threads) as adaptive:
                 if beam:                     # the most likely continuation, then shown
                     best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
-                                       max_len=max_new_tokens, eos_id=end_of_text,
+                                       max_len=max_new_tokens, eos_id=ends_text,
                                        threads=adaptive)
                     for token in best.tokens[len(ids):]:
                         stream(token[None])
                 else:
                     model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
-                                   eos_id=end_of_text, generator=np.random.default_rng(seed),
+                                   eos_id=ends_text, generator=np.random.default_rng(seed),
                                    streamer=stream, threads=adaptive)
             stream.close()
             write("\n")
@@ -135,14 +138,14 @@ class TextStream:
     very start (after the new line that starts a text from nothing)."""
 
     def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None],
-                 end_of_text: int | None, skip_newlines: bool = False) -> None:
+                 end_of_text: int | Sequence[int] | None, skip_newlines: bool = False) -> None:
         self.tokenizer, self.write, self.end_of_text = tokenizer, write, end_of_text
         self.skip_newlines = skip_newlines
         self.ids: list[int] = []
         self.shown = 0
 
     def __call__(self, next_token: np.ndarray) -> None:       # (1,): one row
-        if next_token[0] != self.end_of_text:                   # generate stops there
+        if not ends(next_token[0], self.end_of_text):          # generate stops there
             self.ids.append(int(next_token[0]))
             self._show(self._text().removesuffix("\ufffd").removesuffix("\r"))
 

@@ -432,7 +432,7 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     with input_errors():
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
-                         threads=threads)
+                         threads=threads, eos_ids=saved.get("eos_ids"))
     answer(lambda text: click.echo(text, nl=False))
 
 
