@@ -512,10 +512,17 @@ def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smo
                             "--max-new-tokens", 10, *(beam or ["--temperature", 0]))
         assert result.exit_code == 0, result.output
         assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
-    for bad in ([], [len(tokenizer.get_vocab()) + 5], ["0"], True):
+    for bad in ([], [-1], ["0"], True, 1.5):
         (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": bad}))
         assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
-                           "generation_config.json: eos_token_id", "ids of the vocabulary")
+                           "generation_config.json: eos_token_id", "one token id or a list")
+    # An id beyond the vocabulary (GPT2Config's 50256 beside a small one) can never be
+    # written: it ends nothing, and the text still ends at the others.
+    beyond = len(tokenizer.get_vocab()) + 5
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [beyond, end]}))
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
+                        "--max-new-tokens", 10, "--temperature", 0)
+    assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
     (tmp_path / "generation_config.json").write_text("{not json")
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
                        "generation_config.json is not valid JSON")
