@@ -120,8 +120,12 @@ def check_greedy(learner: Learner) -> None:
     bigram = table_model(BIGRAM, "the file's bigram_logits")
     for prompt, max_new, end_id in [([0], 10, 3), ([0], 2, 3), ([2, 0], 5, None), ([1], 0, 3)]:
         expected = reference_greedy(bigram, prompt, max_new, end_id)
-        got = greedy(bigram, list(prompt), max_new, end_id)
+        given = list(prompt)
+        got = greedy(bigram, given, max_new, end_id)
         _expect_sequence(got, expected, greedy.last_call, prompt)
+        expect(given == prompt, f"{greedy.last_call} changed the caller's prompt list (it now "
+                                f"holds {describe(given, 40)}): start from a copy, "
+                                f"ids = list(prompt).")
     # A model that reads the whole sequence, and ties (argmax takes the lowest id).
     ties = table_model([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [5.0, 5.0, 5.0]],
                        "a model with tied logits: the lowest id wins")
