@@ -172,6 +172,10 @@ def check_temperature_top_k(learner: Learner) -> None:
         got = probs_of(logits, *args, **kwargs)
         expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
                      tensor=False)
+    tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
+    expect_array(probs_of(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
+                 "for the largest logit: temperature 0 gives all the probability to the lowest "
+                 "id, as np.argmax)", tensor=False)
     rng = np.random.default_rng(9)
     for temperature, top_k in [(1.3, None), (0.4, 5), (0.0, None), (2.5, 1), (0.8, 12)]:
         logits = rng.standard_normal(12) * 3
