@@ -76,6 +76,17 @@ def table_model(table: ArrayLike, name: str, log: bool = False) -> Model:
     return Model(next_scores, name)
 
 
+def step_model(rows: ArrayLike, name: str) -> Model:
+    """A model of log-probabilities that depend on the step only: the log of row
+    len(ids) - 1 of `rows` (for a prompt of one token)."""
+    rows = np.asarray(rows, dtype=np.float64)
+
+    def next_scores(ids):
+        with np.errstate(divide="ignore"):
+            return np.log(rows[len(ids) - 1])
+    return Model(next_scores, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Greedy decoding
 # ---------------------------------------------------------------------------------------------
@@ -357,6 +368,15 @@ def check_beam_search(learner: Learner) -> None:
         got = beam_search(table, [0], beam_size, max_new, 3)
         _expect_hypothesis(got, reference_beam_search(table, [0], beam_size, max_new, 3),
                            beam_search.last_call)
+    # Probabilities of 1/2 and 1 make sums of log-probabilities tie exactly: the tie rules decide.
+    ties = step_model([[0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]],
+                      "a model that gives 1/2 or 1 by step")
+    for beam_size, max_new, end_id in [(2, 3, 3), (1, 1, 1)]:
+        got = beam_search(ties, [0], beam_size, max_new, end_id)
+        _expect_hypothesis(got, reference_beam_search(ties, [0], beam_size, max_new, end_id),
+                           beam_search.last_call, "  (log-probabilities that tie: the earlier "
+                           "beam, then the lower token, ranks first, and only a strictly larger "
+                           "log P replaces the best finished sequence)")
     # Enough beams to keep every sequence: beam search becomes exhaustive search.
     model = random_model(3, seed=7, log_probs=True)
     got = beam_search(model, [0], 27, 3, 2)
