@@ -42,6 +42,9 @@ CASES = [
     ("top_p", "09_generation/top_p.py", "before < top_p", "before <= top_p",
      ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5)", "keeps the ids [1, 2]",
       "the nucleus is the ids [1]"]),
+    ("top_p", "09_generation/top_p.py", 'np.argsort(-probs, kind="stable")',
+     'np.argsort(-probs, kind="heapsort")', ["top_p_filter(probs=array of shape (24,), float64, "
+     "top_p=0.5)", "kind='stable'", "at [0]: expected 0.0625, got 0"]),
     ("top_p", "09_generation/top_p.py", "before = np.cumsum(sorted_probs) - sorted_probs",
      "before = np.cumsum(sorted_probs)", ["top_p=0.5", "at [0]: expected 0, got nan"]),
     ("top_p", "09_generation/top_p.py", "return filtered / filtered.sum()",

@@ -250,6 +250,13 @@ def check_top_p(learner: Learner) -> None:
         got = top_p_filter(probs, p)
         _expect_nucleus(got, probs, p, top_p_filter.last_call)
         expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False)
+    # Many ties at the border, and more than 16 tokens: there numpy's default sort reorders
+    # equal probabilities, and only a stable one keeps them in the order of their ids.
+    probs = np.array([1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1, 2, 3, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1]) / 32
+    for p in [0.5, 0.7]:
+        expect_array(top_p_filter(probs, p), reference_top_p(probs, p), top_p_filter.last_call +
+                     "  (equal probabilities: the lower id first, which a stable sort, "
+                     "kind='stable', keeps)", tensor=False)
     rng = np.random.default_rng(4)
     for p in [0.9, 0.5, 0.99, 0.05]:
         logits = rng.standard_normal(20) * 2
