@@ -165,6 +165,18 @@ def test_mask_tokens_the_wrong_way_round(tmp_path):
     assert "masked the wrong way round" in got
 
 
+def test_mask_tokens_writing_the_mask_into_the_callers_ids(tmp_path):
+    # The targets come out right, and so do the inputs; but the caller's ids are lost.
+    got = edited_message(tmp_path, "masked_lm_loss",
+                         "inputs = np.where(hidden, mask_id, ids).astype(np.int64)\n"
+                         "    targets = np.where(hidden, ids, ignore_index).astype(np.int64)",
+                         "targets = np.where(hidden, ids, ignore_index).astype(np.int64)\n"
+                         "    inputs = ids\n    inputs[hidden] = mask_id")
+    assert "mask_tokens(ids=[[1, 0, 0, 1]]" in got
+    assert "changed the ids array it was given (it now holds [[1, 2, 0, 2]])" in got
+    assert "the model reads the answer" not in got
+
+
 def test_mask_tokens_without_ignore_index(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss",
                          "targets = np.where(hidden, ids, ignore_index).astype(np.int64)",

@@ -83,8 +83,12 @@ def _mlm_mistakes(logits, targets, ignore_index):
 
 
 def _check_mask_tokens(mask_tokens, ids, hidden, mask_id, ignore_index):
-    got = mask_tokens(ids, hidden, mask_id, ignore_index)
+    given = ids.copy()
+    got = mask_tokens(given, hidden, mask_id, ignore_index)
     call = mask_tokens.last_call
+    expect(np.array_equal(given, ids), f"{call} changed the ids array it was given (it now "
+                                       f"holds {describe(given, 40)}): the caller still needs "
+                                       f"the original tokens. Build new arrays; np.where does.")
     expect(isinstance(got, tuple) and len(got) == 2,
            f"{call} returned {describe(got)}; return the pair (inputs, targets).")
     inputs, targets = got
