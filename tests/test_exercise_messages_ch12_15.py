@@ -353,6 +353,16 @@ def test_gpt_with_a_separate_unembedding(tmp_path):
     assert "has 2 matrices shaped like the token table (11, 8)" in got and "Tie it" in got
 
 
+def test_gpt_that_returns_after_the_first_block(tmp_path):
+    # One block learns the stories well enough: only the unused second block gives it away.
+    got = edited_message(tmp_path, "your_gpt",
+                         "            x = block(x)\n        return self.norm(x)",
+                         "            x = block(x)\n            return self.norm(x)")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2): 16 of its " \
+        "parameters get no gradient from the logits (blocks.1.ln1.weight," in got
+    assert "x = block(x)" in got
+
+
 def test_gpt_without_the_final_norm(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "self.norm(x) @ self.embedding.T",
                          "x @ self.embedding.T")

@@ -149,6 +149,14 @@ def _check_behaviour(learner):
            f"{std.max():.3g}; a freshly made layer norm gives 0 and about 1). Apply the final "
            f"nn.LayerNorm after the last block, before the unembedding.")
 
+    # The gradients of the backward pass above: None where the logits never reached.
+    unused = [name for name, parameter in model.named_parameters() if parameter.grad is None]
+    expect(not unused,
+           f"{call}: {len(unused)} of its parameters get no gradient from the logits "
+           f"({', '.join(unused[:3])}{', ...' if len(unused) > 3 else ''}), so forward never "
+           f"uses them. Run x through every block in turn (x = block(x) in the loop) and use "
+           f"every part that __init__ makes.")
+
     blocks = sum(learner.attribute("Block")(C, HEADS).num_parameters() for _ in range(LAYERS))
     expected = V * C + CONTEXT * C + blocks + 2 * C
     got = model.num_parameters()
