@@ -3,7 +3,8 @@
 The model is judged by behaviour first, on a small one whose sizes all differ (so that a
 shape tells which table it is): a later token never changes earlier logits; the same token at
 two positions gives two different outputs; one (V, C) matrix both embeds and unembeds; the
-stream the unembedding reads has been normalised; the first loss is near a uniform guess's.
+stream the unembedding reads has been normalised; every parameter gets a gradient; the first
+loss is near a uniform guess's.
 Then it is trained with teacher forcing on the built-in stories, with the learner's own
 batches, and must recall the colour of each held-out story clearly more often than the
 counting model of chapter 2 (two words of context, so one guess among six colours) does.
