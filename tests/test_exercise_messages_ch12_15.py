@@ -330,6 +330,13 @@ def test_teacher_forcing_swapped(tmp_path):
     assert "x and y swapped" in got
 
 
+def test_teacher_forcing_returning_lists(tmp_path):
+    # Lists would pass the batch check and then break the learner's forward during training.
+    got = edited_message(tmp_path, "your_gpt", "return x, y", "return x.tolist(), y.tolist()")
+    assert "teacher_forcing_batch(ids=" in got and "returned x = [[100, 101, 102, 103]" in got
+    assert "return integer numpy arrays" in got and "GPT.forward" not in got
+
+
 def test_gpt_without_positions(tmp_path):
     got = edited_message(tmp_path, "your_gpt",
                          "x = self.embedding[ids] + self.positions[:ids.shape[1]]",
