@@ -55,6 +55,9 @@ CASES = [
     ("beam_search", "09_generation/beam_search.py", "best = (tokens, log_prob)\n            else:",
      "best = (tokens, log_prob / len(tokens))\n            else:",
      ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34"]),
+    ("beam_search", "09_generation/beam_search.py", "    return best\n",
+     "    return best[0], str(best[1])\n", ["returned the right tokens but, as their log_prob, "
+                                          "'-1.0216", "which is not an array of numbers"]),
     ("beam_search", "09_generation/beam_search.py", "len(next_beams) == beam_size",
      "len(next_beams) == beam_size + 1", ["beam_size=1", "returned tokens with a wrong value"]),
     ("beam_search", "09_generation/beam_search.py",
