@@ -56,6 +56,9 @@ CASES = [
      "best = (tokens, log_prob / len(tokens))\n            else:",
      ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34"]),
     ("beam_search", "09_generation/beam_search.py", "    return best\n",
+     "    return best[1], best[0]\n", ["end_id=3) returned (-1.02165, [0, 2, 3]): the log_prob "
+                                     "first", "(tokens, log_prob)"]),
+    ("beam_search", "09_generation/beam_search.py", "    return best\n",
      "    return best[0], str(best[1])\n", ["returned the right tokens but, as their log_prob, "
                                           "'-1.0216", "which is not an array of numbers"]),
     ("beam_search", "09_generation/beam_search.py", "len(next_beams) == beam_size",

@@ -350,6 +350,11 @@ def _expect_hypothesis(got, expected, call, note=""):
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
     tokens, log_prob = got
     expected_tokens, expected_log_prob = expected
+    if isinstance(tokens, (float, np.floating)) and isinstance(log_prob, (list, tuple,
+                                                                         np.ndarray)):
+        raise CheckFailure(f"{call} returned ({float(tokens):.6g}, {describe(log_prob, 40)}): "
+                           f"the log_prob first. Return the pair the other way round, (tokens, "
+                           f"log_prob).")
     expect_equal(tokens if not isinstance(tokens, np.ndarray) else tokens.tolist(),
                  expected_tokens, call + note, what="returned tokens with")
     expect_array(log_prob, expected_log_prob, call + note,
