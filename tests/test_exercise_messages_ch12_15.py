@@ -269,6 +269,20 @@ def test_bert_mask_of_shape_b_t(tmp_path):
     assert "does not broadcast against scores" in got
 
 
+def test_bert_mask_with_the_padding_id_written_in(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "(ids != pad_id)[:, None, None, :]",
+                         "(ids != 0)[:, None, None, :]")
+    assert "bert_mask(ids=[[4, 0, 8, 6, 5, 4], [5, 8, 2, 9, 9, 9]], pad_id=9)" in got
+    assert "with 0 written in for the padding id: compare with pad_id, 9 here" in got
+
+
+def test_cross_mask_with_the_padding_id_written_in(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return (src_ids != 0)[:, None, None, :]")
+    assert "cross_mask(src_ids=" in got and "pad_id=9" in got
+    assert "with 0 written in for the padding id" in got
+
+
 def test_decoder_self_mask_causal_only(tmp_path):
     got = edited_message(tmp_path, "attention_masks",
                          "return gpt_mask(tgt_ids) & bert_mask(tgt_ids, pad_id)",
