@@ -165,6 +165,18 @@ def test_mask_tokens_the_wrong_way_round(tmp_path):
     assert "masked the wrong way round" in got
 
 
+def test_mask_tokens_writing_the_mask_into_the_callers_ids(tmp_path):
+    # The targets come out right, and so do the inputs; but the caller's ids are lost.
+    got = edited_message(tmp_path, "masked_lm_loss",
+                         "inputs = np.where(hidden, mask_id, ids).astype(np.int64)\n"
+                         "    targets = np.where(hidden, ids, ignore_index).astype(np.int64)",
+                         "targets = np.where(hidden, ids, ignore_index).astype(np.int64)\n"
+                         "    inputs = ids\n    inputs[hidden] = mask_id")
+    assert "mask_tokens(ids=[[1, 0, 0, 1]]" in got
+    assert "changed the ids array it was given (it now holds [[1, 2, 0, 2]])" in got
+    assert "the model reads the answer" not in got
+
+
 def test_mask_tokens_without_ignore_index(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss",
                          "targets = np.where(hidden, ids, ignore_index).astype(np.int64)",
@@ -257,6 +269,20 @@ def test_bert_mask_of_shape_b_t(tmp_path):
     assert "does not broadcast against scores" in got
 
 
+def test_bert_mask_with_the_padding_id_written_in(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "(ids != pad_id)[:, None, None, :]",
+                         "(ids != 0)[:, None, None, :]")
+    assert "bert_mask(ids=[[4, 0, 8, 6, 5, 4], [5, 8, 2, 9, 9, 9]], pad_id=9)" in got
+    assert "with 0 written in for the padding id: compare with pad_id, 9 here" in got
+
+
+def test_cross_mask_with_the_padding_id_written_in(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return (src_ids != 0)[:, None, None, :]")
+    assert "cross_mask(src_ids=" in got and "pad_id=9" in got
+    assert "with 0 written in for the padding id" in got
+
+
 def test_decoder_self_mask_causal_only(tmp_path):
     got = edited_message(tmp_path, "attention_masks",
                          "return gpt_mask(tgt_ids) & bert_mask(tgt_ids, pad_id)",
@@ -318,6 +344,13 @@ def test_teacher_forcing_swapped(tmp_path):
     assert "x and y swapped" in got
 
 
+def test_teacher_forcing_returning_lists(tmp_path):
+    # Lists would pass the batch check and then break the learner's forward during training.
+    got = edited_message(tmp_path, "your_gpt", "return x, y", "return x.tolist(), y.tolist()")
+    assert "teacher_forcing_batch(ids=" in got and "returned x = [[100, 101, 102, 103]" in got
+    assert "return integer numpy arrays" in got and "GPT.forward" not in got
+
+
 def test_gpt_without_positions(tmp_path):
     got = edited_message(tmp_path, "your_gpt",
                          "x = self.embedding[ids] + self.positions[:ids.shape[1]]",
@@ -339,6 +372,16 @@ def test_gpt_with_a_separate_unembedding(tmp_path):
                          "        self.head = nn.Linear(d_model, vocab_size, bias=False)",
                          ("self.norm(x) @ self.embedding.T", "self.head(self.norm(x))"))
     assert "has 2 matrices shaped like the token table (11, 8)" in got and "Tie it" in got
+
+
+def test_gpt_that_returns_after_the_first_block(tmp_path):
+    # One block learns the stories well enough: only the unused second block gives it away.
+    got = edited_message(tmp_path, "your_gpt",
+                         "            x = block(x)\n        return self.norm(x)",
+                         "            x = block(x)\n            return self.norm(x)")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2): 16 of its " \
+        "parameters get no gradient from the logits (blocks.1.ln1.weight," in got
+    assert "x = block(x)" in got
 
 
 def test_gpt_without_the_final_norm(tmp_path):

@@ -254,6 +254,8 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
                            f"return an ndarray.")
     try:
         shown = as_array(got)           # as it came, for the message (True stays True)
+        if shown.dtype.kind in "US":    # astype would read the text "0.5" as the number 0.5
+            raise TypeError
         got = shown.astype(np.float64)
     except (TypeError, ValueError):
         raise CheckFailure(f"{call} {what} {describe(got)}, which is not an array of "

@@ -76,6 +76,17 @@ def table_model(table: ArrayLike, name: str, log: bool = False) -> Model:
     return Model(next_scores, name)
 
 
+def step_model(rows: ArrayLike, name: str) -> Model:
+    """A model of log-probabilities that depend on the step only: the log of row
+    len(ids) - 1 of `rows` (for a prompt of one token)."""
+    rows = np.asarray(rows, dtype=np.float64)
+
+    def next_scores(ids):
+        with np.errstate(divide="ignore"):
+            return np.log(rows[len(ids) - 1])
+    return Model(next_scores, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Greedy decoding
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +131,12 @@ def check_greedy(learner: Learner) -> None:
     bigram = table_model(BIGRAM, "the file's bigram_logits")
     for prompt, max_new, end_id in [([0], 10, 3), ([0], 2, 3), ([2, 0], 5, None), ([1], 0, 3)]:
         expected = reference_greedy(bigram, prompt, max_new, end_id)
-        got = greedy(bigram, list(prompt), max_new, end_id)
+        given = list(prompt)
+        got = greedy(bigram, given, max_new, end_id)
         _expect_sequence(got, expected, greedy.last_call, prompt)
+        expect(given == prompt, f"{greedy.last_call} changed the caller's prompt list (it now "
+                                f"holds {describe(given, 40)}): start from a copy, "
+                                f"ids = list(prompt).")
     # A model that reads the whole sequence, and ties (argmax takes the lowest id).
     ties = table_model([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [5.0, 5.0, 5.0]],
                        "a model with tied logits: the lowest id wins")
@@ -168,6 +183,10 @@ def check_temperature_top_k(learner: Learner) -> None:
         got = probs_of(logits, *args, **kwargs)
         expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
                      tensor=False)
+    tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
+    expect_array(probs_of(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
+                 "for the largest logit: temperature 0 gives all the probability to the lowest "
+                 "id, as np.argmax)", tensor=False)
     rng = np.random.default_rng(9)
     for temperature, top_k in [(1.3, None), (0.4, 5), (0.0, None), (2.5, 1), (0.8, 12)]:
         logits = rng.standard_normal(12) * 3
@@ -231,6 +250,13 @@ def check_top_p(learner: Learner) -> None:
         got = top_p_filter(probs, p)
         _expect_nucleus(got, probs, p, top_p_filter.last_call)
         expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False)
+    # Many ties at the border, and more than 16 tokens: there numpy's default sort reorders
+    # equal probabilities, and only a stable one keeps them in the order of their ids.
+    probs = np.array([1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1, 2, 3, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1]) / 32
+    for p in [0.5, 0.7]:
+        expect_array(top_p_filter(probs, p), reference_top_p(probs, p), top_p_filter.last_call +
+                     "  (equal probabilities: the lower id first, which a stable sort, "
+                     "kind='stable', keeps)", tensor=False)
     rng = np.random.default_rng(4)
     for p in [0.9, 0.5, 0.99, 0.05]:
         logits = rng.standard_normal(20) * 2
@@ -324,6 +350,11 @@ def _expect_hypothesis(got, expected, call, note=""):
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
     tokens, log_prob = got
     expected_tokens, expected_log_prob = expected
+    if isinstance(tokens, (float, np.floating)) and isinstance(log_prob, (list, tuple,
+                                                                         np.ndarray)):
+        raise CheckFailure(f"{call} returned ({float(tokens):.6g}, {describe(log_prob, 40)}): "
+                           f"the log_prob first. Return the pair the other way round, (tokens, "
+                           f"log_prob).")
     expect_equal(tokens if not isinstance(tokens, np.ndarray) else tokens.tolist(),
                  expected_tokens, call + note, what="returned tokens with")
     expect_array(log_prob, expected_log_prob, call + note,
@@ -349,6 +380,15 @@ def check_beam_search(learner: Learner) -> None:
         got = beam_search(table, [0], beam_size, max_new, 3)
         _expect_hypothesis(got, reference_beam_search(table, [0], beam_size, max_new, 3),
                            beam_search.last_call)
+    # Probabilities of 1/2 and 1 make sums of log-probabilities tie exactly: the tie rules decide.
+    ties = step_model([[0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]],
+                      "a model that gives 1/2 or 1 by step")
+    for beam_size, max_new, end_id in [(2, 3, 3), (1, 1, 1)]:
+        got = beam_search(ties, [0], beam_size, max_new, end_id)
+        _expect_hypothesis(got, reference_beam_search(ties, [0], beam_size, max_new, end_id),
+                           beam_search.last_call, "  (log-probabilities that tie: the earlier "
+                           "beam, then the lower token, ranks first, and only a strictly larger "
+                           "log P replaces the best finished sequence)")
     # Enough beams to keep every sequence: beam search becomes exhaustive search.
     model = random_model(3, seed=7, log_probs=True)
     got = beam_search(model, [0], 27, 3, 2)

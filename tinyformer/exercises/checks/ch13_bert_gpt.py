@@ -83,8 +83,12 @@ def _mlm_mistakes(logits, targets, ignore_index):
 
 
 def _check_mask_tokens(mask_tokens, ids, hidden, mask_id, ignore_index):
-    got = mask_tokens(ids, hidden, mask_id, ignore_index)
+    given = ids.copy()
+    got = mask_tokens(given, hidden, mask_id, ignore_index)
     call = mask_tokens.last_call
+    expect(np.array_equal(given, ids), f"{call} changed the ids array it was given (it now "
+                                       f"holds {describe(given, 40)}): the caller still needs "
+                                       f"the original tokens. Build new arrays; np.where does.")
     expect(isinstance(got, tuple) and len(got) == 2,
            f"{call} returned {describe(got)}; return the pair (inputs, targets).")
     inputs, targets = got
@@ -241,21 +245,23 @@ def _queries(ids, pad_id):
            "tinyformer.transformer"])
 def check_attention_masks(learner: Learner) -> None:
     rng = np.random.default_rng(0)
-    pad_id = 0
-    # (source, target) batches: the worked example; B != T and T_src != T_tgt, with padding of
-    # different lengths; random ones of equal lengths, where a causal cross mask broadcasts.
-    cases = [(np.array([[7, 0]]), np.array([[5, 6, 0]])),
-             (np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]]), np.array([[1, 2, 0], [3, 4, 5]])),
+    # (source, target, pad_id) batches: the worked example; B != T and T_src != T_tgt, with
+    # padding of different lengths; random ones of equal lengths, where a causal cross mask
+    # broadcasts, padded with 9 and holding the token 0.
+    cases = [(np.array([[7, 0]]), np.array([[5, 6, 0]]), 0),
+             (np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]]), np.array([[1, 2, 0], [3, 4, 5]]), 0),
              (np.array([[4, 4, 0, 0], [1, 2, 3, 0], [5, 6, 7, 8]]),
-              np.array([[1, 0, 0, 0], [2, 3, 0, 0], [4, 5, 6, 0]]))]
-    random_src = rng.integers(1, 9, size=(2, 6))
-    random_src[0, 4:] = pad_id
-    random_tgt = rng.integers(1, 9, size=(2, 6))
-    random_tgt[1, 3:] = pad_id
-    cases.append((random_src, random_tgt))
+              np.array([[1, 0, 0, 0], [2, 3, 0, 0], [4, 5, 6, 0]]), 0)]
+    random_src = rng.integers(0, 9, size=(2, 6))
+    random_src[0, 4:] = 9
+    random_src[1, 0] = 0
+    random_tgt = rng.integers(0, 9, size=(2, 6))
+    random_tgt[1, 3:] = 9
+    random_tgt[0, 1] = 0
+    cases.append((random_src, random_tgt, 9))
 
     gpt_mask = learner.function("gpt_mask")
-    for _, ids in cases:
+    for _, ids, pad_id in cases:
         B, T = ids.shape
         expected = np.broadcast_to(_causal(T), (B, 1, T, T))
         _expect_allows(gpt_mask(ids), expected, gpt_mask.last_call, [
@@ -268,7 +274,8 @@ def check_attention_masks(learner: Learner) -> None:
         ])
 
     bert_mask = learner.function("bert_mask")
-    for ids in [tgt for _, tgt in cases] + [src for src, _ in cases]:
+    for ids, pad_id in ([(tgt, pad_id) for _, tgt, pad_id in cases]
+                        + [(src, pad_id) for src, _, pad_id in cases]):
         B, T = ids.shape
         expected = np.broadcast_to(_keys(ids, pad_id), (B, 1, T, T))
         _expect_allows(bert_mask(ids, pad_id), expected, bert_mask.last_call, [
@@ -279,10 +286,11 @@ def check_attention_masks(learner: Learner) -> None:
             ("with the padding on the query axis, (B, 1, T, 1): then real tokens still read "
              "the padding; the keys are the last axis", _queries(ids, pad_id)),
             ("without hiding the padding", np.ones((B, 1, T, T), dtype=bool)),
+            *_zero_for_pad_id(pad_id, _keys(ids, 0)),
         ])
 
     decoder_self_mask = learner.function("decoder_self_mask")
-    for _, ids in cases:
+    for _, ids, pad_id in cases:
         B, T = ids.shape
         expected = np.broadcast_to(_causal(T) & _keys(ids, pad_id), (B, 1, T, T))
         _expect_allows(decoder_self_mask(ids, pad_id), expected, decoder_self_mask.last_call, [
@@ -297,7 +305,7 @@ def check_attention_masks(learner: Learner) -> None:
         ])
 
     cross_mask = learner.function("cross_mask")
-    for src, tgt in cases:
+    for src, tgt, pad_id in cases:
         B, T_src, T_tgt = len(src), src.shape[1], tgt.shape[1]
         expected = np.broadcast_to(_keys(src, pad_id), (B, 1, T_tgt, T_src))
         mistakes = [
@@ -309,9 +317,16 @@ def check_attention_masks(learner: Learner) -> None:
             ("with a causal mask: the whole source is known before the decoder starts, so "
              "every target position may read all of it",
              np.tril(np.ones((T_tgt, T_src), dtype=bool))[None, None] & _keys(src, pad_id)),
+            *_zero_for_pad_id(pad_id, _keys(src, 0)),
         ]
         mistakes = [(d, w) for d, w in mistakes if _broadcasts(w, expected.shape)]
         _expect_allows(cross_mask(src, tgt, pad_id), expected, cross_mask.last_call, mistakes)
+
+
+def _zero_for_pad_id(pad_id, wrong):
+    """The mistake of a mask that takes 0 for the padding id, where pad_id is another one."""
+    return [] if pad_id == 0 else [(f"with 0 written in for the padding id: compare with "
+                                    f"pad_id, {pad_id} here", wrong)]
 
 
 def _broadcasts(array, shape):

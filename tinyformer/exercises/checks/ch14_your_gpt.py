@@ -3,7 +3,8 @@
 The model is judged by behaviour first, on a small one whose sizes all differ (so that a
 shape tells which table it is): a later token never changes earlier logits; the same token at
 two positions gives two different outputs; one (V, C) matrix both embeds and unembeds; the
-stream the unembedding reads has been normalised; the first loss is near a uniform guess's.
+stream the unembedding reads has been normalised; every parameter gets a gradient; the first
+loss is near a uniform guess's.
 Then it is trained with teacher forcing on the built-in stories, with the learner's own
 batches, and must recall the colour of each held-out story clearly more often than the
 counting model of chapter 2 (two words of context, so one guess among six colours) does.
@@ -53,7 +54,7 @@ def _check_batches(batch):
     call = batch.last_call
     expect(isinstance(got, tuple) and len(got) == 2,
            f"{call} returned {describe(got)}; return the pair (x, y).")
-    x, y = (np.asarray(a) if isinstance(a, (list, np.ndarray)) else a for a in got)
+    x, y = got
     for name, value in (("x", x), ("y", y)):
         expect(isinstance(value, np.ndarray) and value.dtype.kind in "iu",
                f"{call} returned {name} = {describe(value)}; return integer numpy arrays "
@@ -148,6 +149,14 @@ def _check_behaviour(learner):
            f"d_model is up to {mean:.3g}, their standard deviation from {std.min():.3g} to "
            f"{std.max():.3g}; a freshly made layer norm gives 0 and about 1). Apply the final "
            f"nn.LayerNorm after the last block, before the unembedding.")
+
+    # The gradients of the backward pass above: None where the logits never reached.
+    unused = [name for name, parameter in model.named_parameters() if parameter.grad is None]
+    expect(not unused,
+           f"{call}: {len(unused)} of its parameters get no gradient from the logits "
+           f"({', '.join(unused[:3])}{', ...' if len(unused) > 3 else ''}), so forward never "
+           f"uses them. Run x through every block in turn (x = block(x) in the loop) and use "
+           f"every part that __init__ makes.")
 
     blocks = sum(learner.attribute("Block")(C, HEADS).num_parameters() for _ in range(LAYERS))
     expected = V * C + CONTEXT * C + blocks + 2 * C

@@ -1,7 +1,7 @@
 """Checker for chapter 15: a learned induction head, found by its attention scores.
 
 First the learner's two scores are compared with their definitions on made-up patterns whose
-sequences reach every edge (a token seen three times, a token repeated at once, no repeat at
+sequences reach every edge (a token seen four times, a token repeated at once, no repeat at
 all); a wrong answer that matches a known mistake (the wrong offset, the first occurrence for
 the last, position 0 counted...) is named. Then the model of the exercise file, as shipped
 (the learner's copy may be edited), is trained, and the learner's scores must tell its two

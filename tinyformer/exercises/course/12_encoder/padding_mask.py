@@ -16,11 +16,13 @@ scores (B, n_head, T_q, T_k):
 For the example: mask[1, 0, 0] = [True, True, False]: every query of sequence 1, in every
 head, may look at keys 0 and 1 and never at key 2.
 
-Two shapes look right and are not. (B, 1, T, 1) puts the tokens on the QUERY axis: it hides
-the padding's own output but lets every real token attend to the padding. (B, T) does not
-broadcast against (B, n_head, T_q, T_k) at all: numpy lines up the last axes, so it reads
-T as the key axis but B as the query axis. The padding position's own query still attends to
-the real tokens: its output is computed and then ignored (the loss skips it, chapter 13).
+Two shapes look right and are not. (B, 1, T, 1) puts the tokens on the QUERY axis: it masks
+the padding's own row of scores but lets every real token attend to the padding. (B, T) lines
+up wrongly against (B, n_head, T_q, T_k): numpy matches shapes from the right, so it reads T
+as the key axis but B as the query axis. Mostly that fails to broadcast; when B happens to
+equal T_q it broadcasts without a word, and query b of every sequence gets sequence b's
+padding. The padding position's own query still attends to the real tokens: its output is
+computed and then ignored (the loss skips it, chapter 13).
 
 tinyformer/attention.py's `padding_mask` builds this mask, and `Transformer.encode` in
 tinyformer/transformer.py builds it from the source ids (`src != pad_id`) for the encoder and
