@@ -175,6 +175,17 @@ def test_08_training_adam_step_counting_from_zero(tmp_path):
     assert "step=1" in message and "not every value is a finite number" in message
 
 
+@pytest.mark.parametrize("old, new, name", [
+    ("    m = beta1 * m + (1 - beta1) * grad",
+     "    m *= beta1\n    m += (1 - beta1) * grad", "m"),
+    ("param = param * (1 - lr * weight_decay)", "param *= 1 - lr * weight_decay", "param"),
+])
+def test_08_training_adam_step_that_changes_its_arguments_in_place(tmp_path, old, new, name):
+    message = edited_message(tmp_path, "adam_step", old, new)
+    assert message.startswith("adam_step(param=")
+    assert f"changed the `{name}` it was given, in place" in message
+
+
 def test_08_training_adam_step_returns_three_arrays(tmp_path):
     message = edited_message(tmp_path, "adam_step", "return param, m, v",
                              "return param")
