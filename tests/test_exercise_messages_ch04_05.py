@@ -194,6 +194,14 @@ def test_cross_entropy_backward_mistakes(tmp_path, old, new):
         assert "grad=2.5 returns" in message
 
 
+def test_cross_entropy_backward_that_changes_the_saved_probabilities(tmp_path):
+    # Right the first time, but a second backward (retain_graph=True) subtracts the 1 again.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward", "d = ctx.p.copy()",
+                             "d = ctx.p")
+    assert message.startswith("SoftmaxCrossEntropy.backward after softmax_cross_entropy(")
+    assert "a second time on the same forward pass" in message and "ctx.p.copy()" in message
+
+
 def test_layer_norm_backward_wrong_gamma(tmp_path):
     message = edited_message(tmp_path, "layer_norm_backward",
                              "d_gamma = (rows * x_hat.reshape(rows.shape)).sum(axis=0)",

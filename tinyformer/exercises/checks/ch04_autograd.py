@@ -478,6 +478,14 @@ def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name
     expect(got is not None, f"{function.__name__}.backward after {call} returned None.")
     expect_array(got, expected, f"{function.__name__}.backward after {call}",
                  what=f"returns as the gradient with respect to `{name}`")
+    # A backward may run more than once on one forward pass (retain_graph=True), so it must
+    # leave what forward saved on ctx as it found it.
+    (again,) = _returned_gradients(learner, function, out, grad, 1, call)
+    expect(again is not None and again.shape == got.shape and np.allclose(again, got),
+           f"{function.__name__}.backward after {call} returns another gradient when it runs "
+           f"a second time on the same forward pass: the first run changed what forward saved "
+           f"on ctx (ctx.p). Work on a copy, ctx.p.copy(), so that backward can run again, as "
+           f"it does after loss.backward(retain_graph=True).")
 
 
 def _engine_gradient(forward, x, grad):
