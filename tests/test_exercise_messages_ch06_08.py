@@ -230,6 +230,13 @@ def test_08_training_training_loop_records_the_loss_after_the_update(tmp_path):
     assert "at step 0" in message and "one step early" in message
 
 
+def test_08_training_training_loop_records_the_loss_tensor(tmp_path):
+    message = edited_message(tmp_path, "training_loop", "losses.append(loss.item())",
+                             "losses.append(loss)")
+    assert message.startswith("train(model=Bigram(...)")
+    assert "item 0 is a Tensor" in message and "append loss.item()" in message
+
+
 def test_08_training_training_loop_one_step_short(tmp_path):
     message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
                              "for _ in range(steps - 1):")

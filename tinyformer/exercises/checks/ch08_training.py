@@ -307,6 +307,10 @@ def _as_losses(result, call):
            f"{call} returned {describe(result)}; return the list of losses, one per step.")
     losses = []
     for i, loss in enumerate(result):
+        expect(not isinstance(loss, Tensor),
+               f"{call} returned a list whose item {i} is a Tensor, {describe(loss)}: append "
+               f"loss.item(), the plain Python float the docstring asks for. The Tensor still "
+               f"carries requires_grad and the node of the graph that made it.")
         try:
             losses.append(float(as_array(loss)))
         except (TypeError, ValueError):
