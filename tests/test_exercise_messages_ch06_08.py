@@ -186,6 +186,16 @@ def test_08_training_adam_step_that_changes_its_arguments_in_place(tmp_path, old
     assert f"changed the `{name}` it was given, in place" in message
 
 
+@pytest.mark.parametrize("new, says", [
+    ("return None, m, v", "returned, as new_param, None. Did you forget a `return`?"),
+    ("return 'param', m, v", "returned, as new_param, 'param', which is not an array of numbers"),
+])
+def test_08_training_adam_step_without_a_new_param(tmp_path, new, says):
+    message = edited_message(tmp_path, "adam_step", "return param, m, v", new)
+    assert message.startswith("adam_step(param=") and says in message
+    assert "finite" not in message
+
+
 def test_08_training_adam_step_returns_three_arrays(tmp_path):
     message = edited_message(tmp_path, "adam_step", "return param, m, v",
                              "return param")

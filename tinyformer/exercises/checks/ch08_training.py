@@ -123,8 +123,11 @@ def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
                                    ("new_v", new_v, expected[2], l2[2])):
         _expect_numpy(got, want, fn.last_call, what=f"returned, as {name},",
                       mistakes=[(l2_says, wrong)] if settings["weight_decay"] else [])
-    finite = np.isfinite(np.asarray(new_param, dtype=np.float64))
-    if not finite.all():
+    try:
+        values = None if new_param is None else np.asarray(new_param, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = None                   # not numbers: the comparison below says what it is
+    if values is not None and not np.isfinite(values).all():
         raise CheckFailure(f"{fn.last_call} returned, as new_param, "
                            f"{describe(np.asarray(new_param))}: not every value is a finite "
                            f"number. A division by zero? At the first update step is 1, so "
