@@ -15,6 +15,7 @@ from solutions import edited_message
     ("softmax(axis=-1)", "softmax(axis=-2)", "softmax over the queries (axis -2)"),
     ("masked_fill(~mask", "masked_fill(mask", "the mask the wrong way round"),
     ("if mask is not None:", "if False:", "ignoring the mask"),
+    ("masked_fill(~mask, -1e9)", "masked_fill(~mask, 0.0)", "setting the blocked scores to 0"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
