@@ -129,6 +129,19 @@ def test_07_block_pre_ln_block_with_the_wrong_norm(tmp_path):
     assert "ln1 for both sub-layers" in message
 
 
+@pytest.mark.parametrize("old, new, block", [
+    ("    x = x + attn(ln1(x))           # the residual stream: x itself is never normalised\n"
+     "    return x + ffn(ln2(x))", "    return x + attn(ln1(x)) + ffn(ln2(x))", "pre_ln_block"),
+    ("    x = ln1(x + attn(x))           # normalise after adding\n"
+     "    return ln2(x + ffn(x))", "    y = ln1(x + attn(x))\n    return ln2(y + ffn(x))",
+     "post_ln_block"),
+])
+def test_07_block_with_both_sub_layers_reading_the_input(tmp_path, old, new, block):
+    message = edited_message(tmp_path, "residual_blocks", old, new)
+    assert message.startswith(f"{block}(x=") and "both sub-layers reading the block's input" \
+        in message
+
+
 def test_07_block_post_ln_block_in_pre_ln_order(tmp_path):
     message = edited_message(tmp_path, "residual_blocks",
                              "x = ln1(x + attn(x))           # normalise after adding\n"
