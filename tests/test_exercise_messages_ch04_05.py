@@ -180,6 +180,14 @@ def test_softmax_backward_without_the_sum(tmp_path):
     assert "gradient with respect to `z`" in message and "at [" in message
 
 
+def test_softmax_backward_from_the_diagonal_alone(tmp_path):
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "return p * (g - (g * p).sum(axis=-1, keepdims=True))",
+                             "return g * p * (1 - p)")
+    assert message.startswith("Softmax.backward after softmax(z=")
+    assert "from the diagonal of the Jacobian alone" in message
+
+
 @pytest.mark.parametrize("old, new", [
     ("return d / n * grad", "return d / n"),             # the incoming gradient ignored
     ("return d / n * grad", "return d * grad"),          # the mean's 1/N forgotten

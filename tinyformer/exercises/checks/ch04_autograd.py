@@ -465,9 +465,11 @@ def check_matmul_backward(learner: Learner) -> None:
 # 4. The backward of softmax and cross-entropy
 # ---------------------------------------------------------------------------------------------
 
-def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name):
+def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name,
+                        mistakes=()):
     """Apply the learner's function through `call_fn` (a Call) to `inputs` (Tensors), call its
-    backward directly with `grad`, and compare the one gradient with `expected`."""
+    backward directly with `grad`, and compare the one gradient with `expected`; when it is
+    wrong and equals one of `mistakes` ((description, array) pairs), say which."""
     out = call_fn(*inputs)
     shown = f"{float(grad):g}" if np.ndim(grad) == 0 else describe(np.asarray(grad), limit=8)
     call = f"{call_fn.last_call} with grad={shown}"
@@ -476,8 +478,15 @@ def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name
            f"{function.__name__}.apply.")
     (got,) = _returned_gradients(learner, function, out, grad, 1, call)
     expect(got is not None, f"{function.__name__}.backward after {call} returned None.")
-    expect_array(got, expected, f"{function.__name__}.backward after {call}",
-                 what=f"returns as the gradient with respect to `{name}`")
+    try:
+        expect_array(got, expected, f"{function.__name__}.backward after {call}",
+                     what=f"returns as the gradient with respect to `{name}`")
+    except CheckFailure as failure:
+        for description, wrong in mistakes:
+            if got.shape == np.shape(wrong) and np.allclose(got, wrong, atol=1e-5, rtol=1e-4):
+                raise CheckFailure(f"{failure}\n    That is exactly what you get "
+                                   f"{description}.") from None
+        raise
     # A backward may run more than once on one forward pass (retain_graph=True), so it must
     # leave what forward saved on ctx as it found it.
     (again,) = _returned_gradients(learner, function, out, grad, 1, call)
@@ -509,8 +518,12 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
     softmax = _Apply(learner, "softmax")
     z = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     g = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 1.0]])
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
     _check_one_gradient(learner, Softmax, softmax, [_tensor(z)], g,
-                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z")
+                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z", mistakes=[
+                            ("from the diagonal of the Jacobian alone, g * p * (1 - p): each "
+                             "p_c depends on every z_j of its row, so subtract the row sum of "
+                             "g * p from g", g * p * (1 - p))])
     rng = np.random.default_rng(0)
     for shape in [(3, 5), (2, 3, 4)]:
         inputs = {"z": rng.normal(size=shape)}
