@@ -241,6 +241,18 @@ def test_embedding_fancy_index_plus_equals(tmp_path):
     assert "id 1 appears 3 times" in message and "np.add.at" in message
 
 
+@pytest.mark.parametrize("old, new, given", [
+    ("table = np.zeros((context, d_model))",
+     "table = np.zeros((context, d_model), dtype=np.float32)", "an array of dtype float32"),
+    ("return table", "return table.tolist()", "a list"),
+])
+def test_sinusoidal_positions_of_another_type_than_its_docstring_says(tmp_path, old, new,
+                                                                       given):
+    message = edited_message(tmp_path, "sinusoidal_positions", old, new)
+    assert message.startswith(f"sinusoidal_positions(context=2, d_model=4) returned {given}")
+    assert "dtype float64, as the docstring says" in message
+
+
 def test_sinusoidal_positions_i_instead_of_2i(tmp_path):
     message = edited_message(tmp_path, "sinusoidal_positions",
                              "two_i = np.arange(0, d_model, 2)",
