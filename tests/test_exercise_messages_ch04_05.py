@@ -172,6 +172,17 @@ def test_matmul_backward_full_transpose_fails_for_batches(tmp_path):
     assert f"matmul_backward.py line {line}, in backward: grad_a = grad @ b.T" in message
 
 
+def test_matmul_backward_with_a_numpy_function_fails_for_second_derivatives(tmp_path):
+    # Right on arrays; under create_graph=True grad and the operands are Tensors.
+    message = edited_message(tmp_path, "matmul_backward", "grad @ b.swapaxes(-1, -2)",
+                             "np.matmul(grad, b.swapaxes(-1, -2))",
+                             ("from tinyautograd import Function",
+                              "import numpy as np\nfrom tinyautograd import Function"))
+    assert message.startswith("gradgradcheck ran matmul(a, b)")
+    assert "in backward: grad_a = np.matmul(grad, b.swapaxes(-1, -2))" in message
+    assert "with @ and .swapaxes(-1, -2)" in message
+
+
 def test_softmax_backward_without_the_sum(tmp_path):
     message = edited_message(tmp_path, "softmax_cross_entropy_backward",
                              "return p * (g - (g * p).sum(axis=-1, keepdims=True))",

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
+from tinyautograd import GradcheckError, Tensor, functional, gradcheck, gradgradcheck, no_grad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
@@ -52,30 +52,31 @@ class _Apply:
                                 f"running {self.last_call}")
 
 
-def _gradcheck(learner, fn, inputs, call):
-    """tinyautograd.gradcheck(fn, *inputs.values()), its 'input i' reported by the input's
-    name. `inputs`: {name: float64 array}."""
+def _gradcheck(learner, fn, inputs, call, check_with=gradcheck):
+    """tinyautograd.gradcheck(fn, *inputs.values()) (or `check_with`, gradgradcheck), its
+    'input i' reported by the input's name. `inputs`: {name: float64 array}."""
     tensors = [Tensor(np.array(v, dtype=np.float64), requires_grad=True, dtype=np.float64)
                for v in inputs.values()]
+    checker = check_with.__name__
 
     def check():
         # A wrong gradient comes back as a value: run_learner_code would report a GradcheckError
         # raised inside it as a crash of the learner's code.
         try:
-            gradcheck(fn, *tensors)
+            check_with(fn, *tensors)
         except GradcheckError as error:
             return error
 
-    error = run_learner_code(learner.path, check, f"gradcheck ran {call} forward and backward")
+    error = run_learner_code(learner.path, check, f"{checker} ran {call} forward and backward")
     if error is not None:
         text = str(error)
         match = re.search(r"input (\d+) \(shape (.*?)\) is wrong at index (\(.*?\)): analytic "
                           r"(\S+), numeric (\S+)", text)
         if not match:
-            raise CheckFailure(f"gradcheck of {call}: {text}") from None
+            raise CheckFailure(f"{checker} of {call}: {text}") from None
         name = list(inputs)[int(match.group(1))]
         raise CheckFailure(
-            f"gradcheck of {call}: the gradient with respect to `{name}` (shape "
+            f"{checker} of {call}: the gradient with respect to `{name}` (shape "
             f"{match.group(2)}) is wrong.\n"
             f"    at {match.group(3)}: your backward gives {match.group(4)}, finite differences "
             f"give {match.group(5)}") from None
@@ -459,6 +460,16 @@ def check_matmul_backward(learner: Learner) -> None:
                                    ((2, 2, 3, 4), (2, 2, 4, 3), "4-D, like attention heads")]:
         inputs = {"a": rng.normal(size=a_shape), "b": rng.normal(size=b_shape)}
         _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
+    # Second derivatives: under create_graph=True the same backward runs on Tensors.
+    inputs = {"a": rng.normal(size=(2, 3, 4)), "b": rng.normal(size=(4, 2))}
+    try:
+        _gradcheck(learner, fn, inputs, f"matmul(a, b) ({_shapes(inputs)})",
+                   check_with=gradgradcheck)
+    except CheckFailure as failure:
+        raise CheckFailure(f"{failure}\n    For second derivatives (backward with "
+                           f"create_graph=True) grad and ctx.operands are Tensors: write the "
+                           f"backward with @ and .swapaxes(-1, -2), which arrays and Tensors "
+                           f"both have, not with numpy functions.") from None
 
 
 # ---------------------------------------------------------------------------------------------
