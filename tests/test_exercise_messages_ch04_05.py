@@ -94,6 +94,17 @@ def test_scalar_engine_second_input_of_an_op_is_probed_too(tmp_path):
     assert "left b.grad = 2.5; it should be 0.5 + a.data * out.grad = 5.5." in message
 
 
+@pytest.mark.parametrize("old, new, op", [
+    ("self.grad += other.data * out.grad", "self.grad += other * out.grad", "__mul__"),
+    ("self.grad += (1 - out.data ** 2) * out.grad", "self.grad += (1 - out ** 2) * out.grad",
+     "tanh"),
+])
+def test_scalar_engine_a_value_in_a_gradient(tmp_path, old, new, op):
+    message = scalar_engine_message(tmp_path, (old, new))
+    assert message.startswith(f"after the `_backward` of `Value.{op}`")
+    assert "it should be a number. A Value got into it" in message and ".data`" in message
+
+
 ORDER = "y.backward() on c = a * b; d = c + a; y = d * c with a = 1.5, b = -2"
 VISIT = ("                visited.add(value)\n                for child in value._children:\n"
          "                    visit(child)\n                order.append(value)")

@@ -186,6 +186,14 @@ def _diagnose_op(op, name, got):
     return ""
 
 
+def _value_in_grad(grad):
+    """The next step when a gradient became a Value: a _backward multiplied by a Value."""
+    if hasattr(grad, "data") and hasattr(grad, "_children"):
+        return (" A Value got into it: a _backward multiplied by a Value (`other`, `out`) "
+                "where it needs its number (`other.data`, `out.data`).")
+    return ""
+
+
 def _probe_op(learner, Value, op):
     """Run `op`'s _backward alone, on a graph of that one op, and name what is wrong."""
     values = {k: Value(x) for k, x in op.inputs.items()}
@@ -203,7 +211,7 @@ def _probe_op(learner, Value, op):
         got = value.grad
         expect(isinstance(got, (int, float)),
                f"after {where} on {op.text}, {name}.grad is {describe(got)}; it should be a "
-               f"number.")
+               f"number.{_value_in_grad(got)}")
         if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
             diagnosis = _diagnose_op(op, name, got)
             raise CheckFailure(
@@ -341,7 +349,7 @@ def check_scalar_engine(learner: Learner) -> None:
             got, expected = value.grad, float(tensors[name].grad)
             expect(isinstance(got, (int, float)),
                    f"{text} with {shown}: after y.backward(), {name}.grad is {describe(got)}; "
-                   f"it should be a number.")
+                   f"it should be a number.{_value_in_grad(got)}")
             if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
                 raise CheckFailure(f"{text} with {shown}: after y.backward(), {name}.grad is "
                                    f"{got:.6g}; it should be d y / d {name} = {expected:.6g}.")
