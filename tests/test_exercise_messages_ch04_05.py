@@ -232,6 +232,19 @@ def test_cross_entropy_backward_that_changes_the_saved_probabilities(tmp_path):
     assert "a second time on the same forward pass" in message and "ctx.p.copy()" in message
 
 
+@pytest.mark.parametrize("slug, old, start", [
+    ("embedding", "return table_grad", "Embedding.backward after embed("),
+    ("softmax_cross_entropy_backward", "return d / n * grad",
+     "SoftmaxCrossEntropy.backward after softmax_cross_entropy("),
+])
+def test_a_backward_with_a_gradient_for_its_setting_too(tmp_path, slug, old, start):
+    # torch's autograd.Function wants a None for every argument of forward; here the ids and
+    # the targets are settings, not inputs.
+    message = edited_message(tmp_path, slug, old, old + ", None")
+    assert message.startswith(start) and "it should return one gradient, an array" in message
+    assert "not an input and gets no gradient, not even None" in message
+
+
 def test_layer_norm_backward_wrong_gamma(tmp_path):
     message = edited_message(tmp_path, "layer_norm_backward",
                              "d_gamma = (rows * x_hat.reshape(rows.shape)).sum(axis=0)",

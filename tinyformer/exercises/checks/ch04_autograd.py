@@ -93,10 +93,16 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
             return function.backward(out.grad_fn, np.asarray(grad, dtype=np.float64))
 
     got = run_learner_code(learner.path, backward, f"{name} ran after {call}")
-    if n_inputs == 1 and not isinstance(got, (tuple, list)):
+    shown = describe(got)
+    if not isinstance(got, tuple):          # as the engine reads it: one gradient
         got = (got,)
-    expect(isinstance(got, (tuple, list)) and len(got) == n_inputs,
-           f"{name} after {call} returned {describe(got)}; it should return {n_inputs} "
+    if n_inputs == 1:
+        expect(len(got) == 1,
+               f"{name} after {call} returned {shown}; it should return one gradient, an "
+               f"array, for its one input. A setting passed to apply by keyword (the ids, the "
+               f"targets) is not an input and gets no gradient, not even None.")
+    expect(len(got) == n_inputs,
+           f"{name} after {call} returned {shown}; it should return {n_inputs} "
            f"gradients, one per input, as a tuple: `return grad_a, grad_b`.")
     return tuple(None if g is None else as_array(g) for g in got)
 
