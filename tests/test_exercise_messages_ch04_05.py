@@ -245,6 +245,19 @@ def test_a_backward_with_a_gradient_for_its_setting_too(tmp_path, slug, old, sta
     assert "not an input and gets no gradient, not even None" in message
 
 
+@pytest.mark.parametrize("slug, old, new, start", [
+    ("layer_norm_backward", "d_xhat = g * gamma", "d_xhat = g\n        d_xhat *= gamma",
+     "LayerNormFunction.backward after layer_norm("),
+    ("softmax_cross_entropy_backward",
+     "return p * (g - (g * p).sum(axis=-1, keepdims=True))",
+     "g -= (g * p).sum(axis=-1, keepdims=True)\n        return p * g",
+     "Softmax.backward after softmax("),
+])
+def test_a_backward_that_writes_into_the_incoming_gradient(tmp_path, slug, old, new, start):
+    message = edited_message(tmp_path, slug, old, new)
+    assert message.startswith(start) and "changed `grad`, the gradient it was given" in message
+
+
 def test_layer_norm_backward_wrong_gamma(tmp_path):
     message = edited_message(tmp_path, "layer_norm_backward",
                              "d_gamma = (rows * x_hat.reshape(rows.shape)).sum(axis=0)",

@@ -87,12 +87,19 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
     ordinary backward pass does (numpy arrays, nothing recorded), and return its gradients as
     a tuple of arrays (None stays None)."""
     name = f"{function.__name__}.backward"
+    given = np.array(grad, dtype=np.float64)          # the learner's copy
 
     def backward():
         with no_grad():
-            return function.backward(out.grad_fn, np.asarray(grad, dtype=np.float64))
+            return function.backward(out.grad_fn, given)
 
     got = run_learner_code(learner.path, backward, f"{name} ran after {call}")
+    # The engine may hand one gradient array to several nodes (both inputs of a sum get the
+    # same one), so a backward that writes into it spoils the others' gradients.
+    expect(np.array_equal(given, np.asarray(grad, dtype=np.float64)),
+           f"{name} after {call} changed `grad`, the gradient it was given, in place (`g -= "
+           f"...`, `g *= ...`): the engine may hand that same array to other nodes too. Make "
+           f"new arrays instead (`g = g - ...`).")
     shown = describe(got)
     if not isinstance(got, tuple):          # as the engine reads it: one gradient
         got = (got,)
