@@ -264,4 +264,11 @@ def test_08_training_training_loop_records_the_loss_tensor(tmp_path):
 def test_08_training_training_loop_one_step_short(tmp_path):
     message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
                              "for _ in range(steps - 1):")
-    assert "returned 59 losses for 60 steps" in message
+    assert "returned 44 losses for 45 steps" in message
+
+
+def test_08_training_training_loop_that_ignores_its_arguments(tmp_path):
+    message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
+                             "for _ in range(60):")
+    assert message.startswith("train(model=Bigram(...)") and "steps=45, lr=0.06" in message
+    assert "returned 60 losses for 45 steps: loop `steps` times (the argument)" in message
