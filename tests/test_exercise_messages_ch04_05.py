@@ -94,6 +94,17 @@ def test_scalar_engine_second_input_of_an_op_is_probed_too(tmp_path):
     assert "left b.grad = 2.5; it should be 0.5 + a.data * out.grad = 5.5." in message
 
 
+@pytest.mark.parametrize("old, new, op", [
+    ("self.grad += other.data * out.grad", "self.grad += other * out.grad", "__mul__"),
+    ("self.grad += (1 - out.data ** 2) * out.grad", "self.grad += (1 - out ** 2) * out.grad",
+     "tanh"),
+])
+def test_scalar_engine_a_value_in_a_gradient(tmp_path, old, new, op):
+    message = scalar_engine_message(tmp_path, (old, new))
+    assert message.startswith(f"after the `_backward` of `Value.{op}`")
+    assert "it should be a number. A Value got into it" in message and ".data`" in message
+
+
 ORDER = "y.backward() on c = a * b; d = c + a; y = d * c with a = 1.5, b = -2"
 VISIT = ("                visited.add(value)\n                for child in value._children:\n"
          "                    visit(child)\n                order.append(value)")
@@ -172,12 +183,31 @@ def test_matmul_backward_full_transpose_fails_for_batches(tmp_path):
     assert f"matmul_backward.py line {line}, in backward: grad_a = grad @ b.T" in message
 
 
+def test_matmul_backward_with_a_numpy_function_fails_for_second_derivatives(tmp_path):
+    # Right on arrays; under create_graph=True grad and the operands are Tensors.
+    message = edited_message(tmp_path, "matmul_backward", "grad @ b.swapaxes(-1, -2)",
+                             "np.matmul(grad, b.swapaxes(-1, -2))",
+                             ("from tinyautograd import Function",
+                              "import numpy as np\nfrom tinyautograd import Function"))
+    assert message.startswith("gradgradcheck ran matmul(a, b)")
+    assert "in backward: grad_a = np.matmul(grad, b.swapaxes(-1, -2))" in message
+    assert "with @ and .swapaxes(-1, -2)" in message
+
+
 def test_softmax_backward_without_the_sum(tmp_path):
     message = edited_message(tmp_path, "softmax_cross_entropy_backward",
                              "return p * (g - (g * p).sum(axis=-1, keepdims=True))",
                              "return p * g")
     assert "Softmax.backward after softmax(z=" in message
     assert "gradient with respect to `z`" in message and "at [" in message
+
+
+def test_softmax_backward_from_the_diagonal_alone(tmp_path):
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "return p * (g - (g * p).sum(axis=-1, keepdims=True))",
+                             "return g * p * (1 - p)")
+    assert message.startswith("Softmax.backward after softmax(z=")
+    assert "from the diagonal of the Jacobian alone" in message
 
 
 @pytest.mark.parametrize("old, new", [
@@ -192,6 +222,40 @@ def test_cross_entropy_backward_mistakes(tmp_path, old, new):
         assert "grad=1 returns" in message
     else:
         assert "grad=2.5 returns" in message
+
+
+def test_cross_entropy_backward_that_changes_the_saved_probabilities(tmp_path):
+    # Right the first time, but a second backward (retain_graph=True) subtracts the 1 again.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward", "d = ctx.p.copy()",
+                             "d = ctx.p")
+    assert message.startswith("SoftmaxCrossEntropy.backward after softmax_cross_entropy(")
+    assert "a second time on the same forward pass" in message and "ctx.p.copy()" in message
+
+
+@pytest.mark.parametrize("slug, old, start", [
+    ("embedding", "return table_grad", "Embedding.backward after embed("),
+    ("softmax_cross_entropy_backward", "return d / n * grad",
+     "SoftmaxCrossEntropy.backward after softmax_cross_entropy("),
+])
+def test_a_backward_with_a_gradient_for_its_setting_too(tmp_path, slug, old, start):
+    # torch's autograd.Function wants a None for every argument of forward; here the ids and
+    # the targets are settings, not inputs.
+    message = edited_message(tmp_path, slug, old, old + ", None")
+    assert message.startswith(start) and "it should return one gradient, an array" in message
+    assert "not an input and gets no gradient, not even None" in message
+
+
+@pytest.mark.parametrize("slug, old, new, start", [
+    ("layer_norm_backward", "d_xhat = g * gamma", "d_xhat = g\n        d_xhat *= gamma",
+     "LayerNormFunction.backward after layer_norm("),
+    ("softmax_cross_entropy_backward",
+     "return p * (g - (g * p).sum(axis=-1, keepdims=True))",
+     "g -= (g * p).sum(axis=-1, keepdims=True)\n        return p * g",
+     "Softmax.backward after softmax("),
+])
+def test_a_backward_that_writes_into_the_incoming_gradient(tmp_path, slug, old, new, start):
+    message = edited_message(tmp_path, slug, old, new)
+    assert message.startswith(start) and "changed `grad`, the gradient it was given" in message
 
 
 def test_layer_norm_backward_wrong_gamma(tmp_path):
@@ -223,6 +287,18 @@ def test_embedding_fancy_index_plus_equals(tmp_path):
     assert "Embedding.backward after embed(table=" in message
     assert "gradient with respect to `table`" in message and "at [1, " in message
     assert "id 1 appears 3 times" in message and "np.add.at" in message
+
+
+@pytest.mark.parametrize("old, new, given", [
+    ("table = np.zeros((context, d_model))",
+     "table = np.zeros((context, d_model), dtype=np.float32)", "an array of dtype float32"),
+    ("return table", "return table.tolist()", "a list"),
+])
+def test_sinusoidal_positions_of_another_type_than_its_docstring_says(tmp_path, old, new,
+                                                                       given):
+    message = edited_message(tmp_path, "sinusoidal_positions", old, new)
+    assert message.startswith(f"sinusoidal_positions(context=2, d_model=4) returned {given}")
+    assert "dtype float64, as the docstring says" in message
 
 
 def test_sinusoidal_positions_i_instead_of_2i(tmp_path):

@@ -15,6 +15,7 @@ from solutions import edited_message
     ("softmax(axis=-1)", "softmax(axis=-2)", "softmax over the queries (axis -2)"),
     ("masked_fill(~mask", "masked_fill(mask", "the mask the wrong way round"),
     ("if mask is not None:", "if False:", "ignoring the mask"),
+    ("masked_fill(~mask, -1e9)", "masked_fill(~mask, 0.0)", "setting the blocked scores to 0"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
@@ -128,6 +129,19 @@ def test_07_block_pre_ln_block_with_the_wrong_norm(tmp_path):
     assert "ln1 for both sub-layers" in message
 
 
+@pytest.mark.parametrize("old, new, block", [
+    ("    x = x + attn(ln1(x))           # the residual stream: x itself is never normalised\n"
+     "    return x + ffn(ln2(x))", "    return x + attn(ln1(x)) + ffn(ln2(x))", "pre_ln_block"),
+    ("    x = ln1(x + attn(x))           # normalise after adding\n"
+     "    return ln2(x + ffn(x))", "    y = ln1(x + attn(x))\n    return ln2(y + ffn(x))",
+     "post_ln_block"),
+])
+def test_07_block_with_both_sub_layers_reading_the_input(tmp_path, old, new, block):
+    message = edited_message(tmp_path, "residual_blocks", old, new)
+    assert message.startswith(f"{block}(x=") and "both sub-layers reading the block's input" \
+        in message
+
+
 def test_07_block_post_ln_block_in_pre_ln_order(tmp_path):
     message = edited_message(tmp_path, "residual_blocks",
                              "x = ln1(x + attn(x))           # normalise after adding\n"
@@ -175,6 +189,27 @@ def test_08_training_adam_step_counting_from_zero(tmp_path):
     assert "step=1" in message and "not every value is a finite number" in message
 
 
+@pytest.mark.parametrize("old, new, name", [
+    ("    m = beta1 * m + (1 - beta1) * grad",
+     "    m *= beta1\n    m += (1 - beta1) * grad", "m"),
+    ("param = param * (1 - lr * weight_decay)", "param *= 1 - lr * weight_decay", "param"),
+])
+def test_08_training_adam_step_that_changes_its_arguments_in_place(tmp_path, old, new, name):
+    message = edited_message(tmp_path, "adam_step", old, new)
+    assert message.startswith("adam_step(param=")
+    assert f"changed the `{name}` it was given, in place" in message
+
+
+@pytest.mark.parametrize("new, says", [
+    ("return None, m, v", "returned, as new_param, None. Did you forget a `return`?"),
+    ("return 'param', m, v", "returned, as new_param, 'param', which is not an array of numbers"),
+])
+def test_08_training_adam_step_without_a_new_param(tmp_path, new, says):
+    message = edited_message(tmp_path, "adam_step", "return param, m, v", new)
+    assert message.startswith("adam_step(param=") and says in message
+    assert "finite" not in message
+
+
 def test_08_training_adam_step_returns_three_arrays(tmp_path):
     message = edited_message(tmp_path, "adam_step", "return param, m, v",
                              "return param")
@@ -219,7 +254,21 @@ def test_08_training_training_loop_records_the_loss_after_the_update(tmp_path):
     assert "at step 0" in message and "one step early" in message
 
 
+def test_08_training_training_loop_records_the_loss_tensor(tmp_path):
+    message = edited_message(tmp_path, "training_loop", "losses.append(loss.item())",
+                             "losses.append(loss)")
+    assert message.startswith("train(model=Bigram(...)")
+    assert "item 0 is a Tensor" in message and "append loss.item()" in message
+
+
 def test_08_training_training_loop_one_step_short(tmp_path):
     message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
                              "for _ in range(steps - 1):")
-    assert "returned 59 losses for 60 steps" in message
+    assert "returned 44 losses for 45 steps" in message
+
+
+def test_08_training_training_loop_that_ignores_its_arguments(tmp_path):
+    message = edited_message(tmp_path, "training_loop", "for _ in range(steps):",
+                             "for _ in range(60):")
+    assert message.startswith("train(model=Bigram(...)") and "steps=45, lr=0.06" in message
+    assert "returned 60 losses for 45 steps: loop `steps` times (the argument)" in message

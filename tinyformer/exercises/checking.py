@@ -240,7 +240,9 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     """
     if got is None:
         raise CheckFailure(f"{call} {what} None. Did you forget a `return`?")
-    if dtype is not None and getattr(got, "dtype", None) != np.dtype(dtype):
+    # (Not `getattr(got, "dtype", None) != ...`: numpy reads None as float64, so a list
+    # would pass for float64.)
+    if dtype is not None and (not hasattr(got, "dtype") or got.dtype != np.dtype(dtype)):
         given = (f"an array of dtype {got.dtype}" if hasattr(got, "dtype")
                  else f"a {type(got).__name__}")
         raise CheckFailure(f"{call} {what} {given}; it should be an array of dtype "

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from tinyautograd import GradcheckError, Tensor, functional, gradcheck, no_grad
+from tinyautograd import GradcheckError, Tensor, functional, gradcheck, gradgradcheck, no_grad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
@@ -52,30 +52,31 @@ class _Apply:
                                 f"running {self.last_call}")
 
 
-def _gradcheck(learner, fn, inputs, call):
-    """tinyautograd.gradcheck(fn, *inputs.values()), its 'input i' reported by the input's
-    name. `inputs`: {name: float64 array}."""
+def _gradcheck(learner, fn, inputs, call, check_with=gradcheck):
+    """tinyautograd.gradcheck(fn, *inputs.values()) (or `check_with`, gradgradcheck), its
+    'input i' reported by the input's name. `inputs`: {name: float64 array}."""
     tensors = [Tensor(np.array(v, dtype=np.float64), requires_grad=True, dtype=np.float64)
                for v in inputs.values()]
+    checker = check_with.__name__
 
     def check():
         # A wrong gradient comes back as a value: run_learner_code would report a GradcheckError
         # raised inside it as a crash of the learner's code.
         try:
-            gradcheck(fn, *tensors)
+            check_with(fn, *tensors)
         except GradcheckError as error:
             return error
 
-    error = run_learner_code(learner.path, check, f"gradcheck ran {call} forward and backward")
+    error = run_learner_code(learner.path, check, f"{checker} ran {call} forward and backward")
     if error is not None:
         text = str(error)
         match = re.search(r"input (\d+) \(shape (.*?)\) is wrong at index (\(.*?\)): analytic "
                           r"(\S+), numeric (\S+)", text)
         if not match:
-            raise CheckFailure(f"gradcheck of {call}: {text}") from None
+            raise CheckFailure(f"{checker} of {call}: {text}") from None
         name = list(inputs)[int(match.group(1))]
         raise CheckFailure(
-            f"gradcheck of {call}: the gradient with respect to `{name}` (shape "
+            f"{checker} of {call}: the gradient with respect to `{name}` (shape "
             f"{match.group(2)}) is wrong.\n"
             f"    at {match.group(3)}: your backward gives {match.group(4)}, finite differences "
             f"give {match.group(5)}") from None
@@ -86,16 +87,29 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
     ordinary backward pass does (numpy arrays, nothing recorded), and return its gradients as
     a tuple of arrays (None stays None)."""
     name = f"{function.__name__}.backward"
+    given = np.array(grad, dtype=np.float64)          # the learner's copy
 
     def backward():
         with no_grad():
-            return function.backward(out.grad_fn, np.asarray(grad, dtype=np.float64))
+            return function.backward(out.grad_fn, given)
 
     got = run_learner_code(learner.path, backward, f"{name} ran after {call}")
-    if n_inputs == 1 and not isinstance(got, (tuple, list)):
+    # The engine may hand one gradient array to several nodes (both inputs of a sum get the
+    # same one), so a backward that writes into it spoils the others' gradients.
+    expect(np.array_equal(given, np.asarray(grad, dtype=np.float64)),
+           f"{name} after {call} changed `grad`, the gradient it was given, in place (`g -= "
+           f"...`, `g *= ...`): the engine may hand that same array to other nodes too. Make "
+           f"new arrays instead (`g = g - ...`).")
+    shown = describe(got)
+    if not isinstance(got, tuple):          # as the engine reads it: one gradient
         got = (got,)
-    expect(isinstance(got, (tuple, list)) and len(got) == n_inputs,
-           f"{name} after {call} returned {describe(got)}; it should return {n_inputs} "
+    if n_inputs == 1:
+        expect(len(got) == 1,
+               f"{name} after {call} returned {shown}; it should return one gradient, an "
+               f"array, for its one input. A setting passed to apply by keyword (the ids, the "
+               f"targets) is not an input and gets no gradient, not even None.")
+    expect(len(got) == n_inputs,
+           f"{name} after {call} returned {shown}; it should return {n_inputs} "
            f"gradients, one per input, as a tuple: `return grad_a, grad_b`.")
     return tuple(None if g is None else as_array(g) for g in got)
 
@@ -185,6 +199,14 @@ def _diagnose_op(op, name, got):
     return ""
 
 
+def _value_in_grad(grad):
+    """The next step when a gradient became a Value: a _backward multiplied by a Value."""
+    if hasattr(grad, "data") and hasattr(grad, "_children"):
+        return (" A Value got into it: a _backward multiplied by a Value (`other`, `out`) "
+                "where it needs its number (`other.data`, `out.data`).")
+    return ""
+
+
 def _probe_op(learner, Value, op):
     """Run `op`'s _backward alone, on a graph of that one op, and name what is wrong."""
     values = {k: Value(x) for k, x in op.inputs.items()}
@@ -202,7 +224,7 @@ def _probe_op(learner, Value, op):
         got = value.grad
         expect(isinstance(got, (int, float)),
                f"after {where} on {op.text}, {name}.grad is {describe(got)}; it should be a "
-               f"number.")
+               f"number.{_value_in_grad(got)}")
         if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
             diagnosis = _diagnose_op(op, name, got)
             raise CheckFailure(
@@ -340,7 +362,7 @@ def check_scalar_engine(learner: Learner) -> None:
             got, expected = value.grad, float(tensors[name].grad)
             expect(isinstance(got, (int, float)),
                    f"{text} with {shown}: after y.backward(), {name}.grad is {describe(got)}; "
-                   f"it should be a number.")
+                   f"it should be a number.{_value_in_grad(got)}")
             if not np.isclose(got, expected, rtol=1e-6, atol=1e-9):
                 raise CheckFailure(f"{text} with {shown}: after y.backward(), {name}.grad is "
                                    f"{got:.6g}; it should be d y / d {name} = {expected:.6g}.")
@@ -459,15 +481,27 @@ def check_matmul_backward(learner: Learner) -> None:
                                    ((2, 2, 3, 4), (2, 2, 4, 3), "4-D, like attention heads")]:
         inputs = {"a": rng.normal(size=a_shape), "b": rng.normal(size=b_shape)}
         _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
+    # Second derivatives: under create_graph=True the same backward runs on Tensors.
+    inputs = {"a": rng.normal(size=(2, 3, 4)), "b": rng.normal(size=(4, 2))}
+    try:
+        _gradcheck(learner, fn, inputs, f"matmul(a, b) ({_shapes(inputs)})",
+                   check_with=gradgradcheck)
+    except CheckFailure as failure:
+        raise CheckFailure(f"{failure}\n    For second derivatives (backward with "
+                           f"create_graph=True) grad and ctx.operands are Tensors: write the "
+                           f"backward with @ and .swapaxes(-1, -2), which arrays and Tensors "
+                           f"both have, not with numpy functions.") from None
 
 
 # ---------------------------------------------------------------------------------------------
 # 4. The backward of softmax and cross-entropy
 # ---------------------------------------------------------------------------------------------
 
-def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name):
+def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name,
+                        mistakes=()):
     """Apply the learner's function through `call_fn` (a Call) to `inputs` (Tensors), call its
-    backward directly with `grad`, and compare the one gradient with `expected`."""
+    backward directly with `grad`, and compare the one gradient with `expected`; when it is
+    wrong and equals one of `mistakes` ((description, array) pairs), say which."""
     out = call_fn(*inputs)
     shown = f"{float(grad):g}" if np.ndim(grad) == 0 else describe(np.asarray(grad), limit=8)
     call = f"{call_fn.last_call} with grad={shown}"
@@ -476,8 +510,23 @@ def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name
            f"{function.__name__}.apply.")
     (got,) = _returned_gradients(learner, function, out, grad, 1, call)
     expect(got is not None, f"{function.__name__}.backward after {call} returned None.")
-    expect_array(got, expected, f"{function.__name__}.backward after {call}",
-                 what=f"returns as the gradient with respect to `{name}`")
+    try:
+        expect_array(got, expected, f"{function.__name__}.backward after {call}",
+                     what=f"returns as the gradient with respect to `{name}`")
+    except CheckFailure as failure:
+        for description, wrong in mistakes:
+            if got.shape == np.shape(wrong) and np.allclose(got, wrong, atol=1e-5, rtol=1e-4):
+                raise CheckFailure(f"{failure}\n    That is exactly what you get "
+                                   f"{description}.") from None
+        raise
+    # A backward may run more than once on one forward pass (retain_graph=True), so it must
+    # leave what forward saved on ctx as it found it.
+    (again,) = _returned_gradients(learner, function, out, grad, 1, call)
+    expect(again is not None and again.shape == got.shape and np.allclose(again, got),
+           f"{function.__name__}.backward after {call} returns another gradient when it runs "
+           f"a second time on the same forward pass: the first run changed what forward saved "
+           f"on ctx (ctx.p). Work on a copy, ctx.p.copy(), so that backward can run again, as "
+           f"it does after loss.backward(retain_graph=True).")
 
 
 def _engine_gradient(forward, x, grad):
@@ -501,8 +550,12 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
     softmax = _Apply(learner, "softmax")
     z = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     g = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 1.0]])
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
     _check_one_gradient(learner, Softmax, softmax, [_tensor(z)], g,
-                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z")
+                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z", mistakes=[
+                            ("from the diagonal of the Jacobian alone, g * p * (1 - p): each "
+                             "p_c depends on every z_j of its row, so subtract the row sum of "
+                             "g * p from g", g * p * (1 - p))])
     rng = np.random.default_rng(0)
     for shape in [(3, 5), (2, 3, 4)]:
         inputs = {"z": rng.normal(size=shape)}

@@ -117,7 +117,7 @@ def check_sinusoidal_positions(learner: Learner) -> None:
         got = positions(context, d_model)
         try:
             expect_array(got, _tinyformer_table(context, d_model), positions.last_call,
-                         tensor=False, atol=1e-6, rtol=1e-5)
+                         tensor=False, atol=1e-6, rtol=1e-5, dtype=np.float64)
         except CheckFailure as failure:
             raise CheckFailure(f"{failure}\n    (row pos, column c: sin if c is even, cos if "
                                f"odd, of pos / 10000 ** (2i / d_model) with 2i = c - c % 2)") \

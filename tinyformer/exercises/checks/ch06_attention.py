@@ -79,12 +79,12 @@ def _softmax(x, axis):
 
 def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
                     scale: float | None = None, axis: int = -1,
-                    mask_after: bool = False) -> np.ndarray:
+                    mask_after: bool = False, blocked: float = -1e9) -> np.ndarray:
     """Attention in numpy, with knobs to reproduce the usual mistakes."""
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ np.swapaxes(k, -2, -1) * scale
     if mask is not None and not mask_after:
-        scores = np.where(mask, scores, -1e9)
+        scores = np.where(mask, scores, blocked)
     weights = _softmax(scores, axis)
     if mask is not None and mask_after:
         weights = np.where(mask, weights, 0.0)
@@ -109,6 +109,9 @@ def _attention_mistakes(q, k, v, mask=None):
             ("zeroing blocked weights after the softmax: the rest then no longer sum to 1; "
              "block the scores before the softmax instead",
              numpy_attention(q, k, v, mask, mask_after=True)),
+            ("setting the blocked scores to 0: a score of 0 still gets weight (exp(0) = 1); "
+             "a very negative score, -1e9, is what gets none",
+             numpy_attention(q, k, v, mask, blocked=0.0)),
         ]
     return mistakes
 

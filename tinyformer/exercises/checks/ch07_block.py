@@ -198,6 +198,9 @@ def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
         if placement == "pre":
             y = ln1(x) + attn(ln1(x))
             mistakes += [
+                ("with both sub-layers reading the block's input: the feed-forward network "
+                 "reads x after attention has added to it, so reassign x on the first line",
+                 x + attn(ln1(x)) + ffn(ln2(x))),
                 ("without the residual connections: add each sub-layer's output to x",
                  ffn(ln2(attn(ln1(x))))),
                 ("adding the normalised x instead of x itself: the residual stream carries x "
@@ -208,6 +211,9 @@ def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
                 ("normalising the sub-layer's output before adding it: post-LN normalises "
                  "the sum, ln1(x + attn(x))",
                  _add_normed(x + ln1(attn(x)), ffn, ln2)),
+                ("with both sub-layers reading the block's input: the feed-forward network "
+                 "reads x after the first line has changed it, so reassign x there",
+                 ln2(ln1(x + attn(x)) + ffn(x))),
                 ("without the residual connections: add x to each sub-layer's output",
                  ln2(ffn(ln1(attn(x))))),
             ]

@@ -107,8 +107,14 @@ def _unpack3(result, call):
 def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
     """Call the learner's adam_step once; compare m, v, then the parameter."""
     before = [a.copy() for a in (param, grad, m, v)]
-    result = _unpack3(fn(param.copy(), grad.copy(), m.copy(), v.copy(), t, **settings),
-                      fn.last_call)
+    given = [a.copy() for a in before]         # the learner's to keep, or to spoil
+    result = _unpack3(fn(*given, t, **settings), fn.last_call)
+    for name, array, original in zip(("param", "grad", "m", "v"), given, before):
+        expect(np.array_equal(array, original),
+               f"{fn.last_call} changed the `{name}` it was given, in place (`{name} *= ...`, "
+               f"`{name} -= ...` and `{name}[...] = ...` write into the caller's array): the "
+               f"docstring asks for new arrays. Write `{name} = ...`, which makes a new one and "
+               f"leaves the argument as it was.")
     new_param, new_m, new_v = result
     l2 = _adam(*before, t, **settings, variant="l2")          # decay through the gradient
     l2_says = ("adding weight_decay * param to the gradient (Adam's L2 decay); AdamW leaves "
@@ -117,8 +123,11 @@ def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
                                    ("new_v", new_v, expected[2], l2[2])):
         _expect_numpy(got, want, fn.last_call, what=f"returned, as {name},",
                       mistakes=[(l2_says, wrong)] if settings["weight_decay"] else [])
-    finite = np.isfinite(np.asarray(new_param, dtype=np.float64))
-    if not finite.all():
+    try:
+        values = None if new_param is None else np.asarray(new_param, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = None                   # not numbers: the comparison below says what it is
+    if values is not None and not np.isfinite(values).all():
         raise CheckFailure(f"{fn.last_call} returned, as new_param, "
                            f"{describe(np.asarray(new_param))}: not every value is a finite "
                            f"number. A division by zero? At the first update step is 1, so "
@@ -264,7 +273,8 @@ def check_warmup_schedule(learner: Learner) -> None:
 
 
 _TEXT = "the cat sat on the mat. the rat ate the hat. "     # the exercise file's TEXT
-_STEPS, _LR, _GOOD_LOSS = 60, 0.05, 1.0
+# Not train's defaults (60 steps, lr 0.05), so that a loop that ignores its arguments shows.
+_STEPS, _LR, _GOOD_LOSS = 45, 0.06, 1.0
 
 
 class _Bigram(nn.Module):
@@ -301,13 +311,18 @@ def _as_losses(result, call):
            f"{call} returned {describe(result)}; return the list of losses, one per step.")
     losses = []
     for i, loss in enumerate(result):
+        expect(not isinstance(loss, Tensor),
+               f"{call} returned a list whose item {i} is a Tensor, {describe(loss)}: append "
+               f"loss.item(), the plain Python float the docstring asks for. The Tensor still "
+               f"carries requires_grad and the node of the graph that made it.")
         try:
             losses.append(float(as_array(loss)))
         except (TypeError, ValueError):
             raise CheckFailure(f"{call} returned a list whose item {i} is {describe(loss)}, "
                                f"not a number: append loss.item().") from None
     expect(len(losses) == _STEPS, f"{call} returned {len(losses)} losses for {_STEPS} "
-                                  f"steps: record one loss per step.")
+                                  f"steps: loop `steps` times (the argument), and record one "
+                                  f"loss per step.")
     return np.array(losses)
 
 

@@ -30,7 +30,8 @@ Worked example: param = [1, -2], g = [0.5, 0.5], m = v = 0, t = 1, lr = 0.1, no 
     param = [1, -2] - 0.1 * 0.5 / (0.5 + 1e-8) = [0.9, -2.1]
 
 Shapes: param, grad, m, v are numpy arrays of one shape; step is an int (1 for the first
-update). Return new arrays (new_param, new_m, new_v); this is numpy only, no Tensors.
+update). Return new arrays (new_param, new_m, new_v) and leave the ones you were given
+as they were; this is numpy only, no Tensors.
 tinyautograd/optim.py's `AdamW` (`Adam.update`) does exactly this in place on each parameter,
 as torch.optim.AdamW does; the checker runs it beside your function for several steps.
 

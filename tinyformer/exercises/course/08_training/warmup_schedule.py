@@ -27,7 +27,8 @@ Worked example, base_lr = 1.0, min_lr = 0.1, warmup_steps = 3, total_steps = 9:
     lr:    0.25  0.5   0.75  1.0   0.9397  0.775   0.55   0.325   0.1603  0.1   0.1
 
 tinyautograd/optim.py's `WarmupCosine` computes this in `lr_at(step)` and writes it into the
-optimizer's param groups after each `optimizer.step()`; the checker compares with it.
+optimizer's param groups when it is made and at each `schedule.step()`, which a training loop
+calls after `optimizer.step()`; the checker compares with it.
 
 Your task
     Write `warmup_schedule`. It returns a Python float.
