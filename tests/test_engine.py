@@ -256,6 +256,24 @@ def test_backward_create_graph_leaves_a_differentiable_grad_tensor():
     np.testing.assert_allclose(x.grad, 6 * x.data)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_grad_tensor_is_always_grad_with_a_graph_as_torchs_grad_is():
+    import torch
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    xt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    for t, clear in ((x, None), (xt, None)):
+        (t ** 3).sum().backward(create_graph=True)
+        t.grad = clear                                   # the torch idiom for zeroing
+        (t ** 2).sum().backward(create_graph=True)
+        (t ** 4).sum().backward()                        # a backward without a graph adds ...
+        (t * t).sum().backward(create_graph=True)        # ... a constant to the next one
+    np.testing.assert_allclose(x.grad, xt.grad.detach().numpy())
+    np.testing.assert_allclose(x.grad_tensor.data, xt.grad.detach().numpy())
+    second_x = ta.grad(x.grad_tensor.sum(), x)
+    (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt)
+    np.testing.assert_allclose(second_x.data, second_xt.numpy())
+
+
 def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
     x, w = f64(3), f64(3, seed=1)
     y = x * w

@@ -391,7 +391,7 @@ class Tensor:
 
     # Defaults live on the class, so creating a tensor only sets what differs.
     grad = None           # numpy array of the same shape, filled by backward (leaves only)
-    grad_tensor = None    # after backward(create_graph=True): the gradient as a Tensor, with graph
+    grad_tensor = None    # after backward(create_graph=True): .grad as a Tensor, with its graph
     grad_fn = None        # the Context node that produced this tensor; None for a leaf
     _requires_grad = False
     name = None           # optional label, shown by viz
@@ -927,14 +927,19 @@ def _as_tensor(g):
 
 def _accumulate(t, grad, create_graph):
     data = grad.data if create_graph else grad
+    # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
+    # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
+    # through later backwards without one, until .grad is cleared.
+    if t.grad is None:
+        t.grad_tensor = grad if create_graph else None
+    elif create_graph or t.grad_tensor is not None:
+        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t.grad.copy())
+        with enable_grad():
+            t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
     if t.grad is None:
         t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
     else:
         t.grad += data
-    if create_graph:
-        t.grad_tensor = grad if t.grad_tensor is None else t.grad_tensor + grad
-    else:
-        t.grad_tensor = None
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
