@@ -263,6 +263,16 @@ def test_non_strict_load_returns_the_mismatches_but_still_refuses_wrong_shapes()
         model.load_state_dict({"bias": np.zeros(2)}, strict=False)
 
 
+@pytest.mark.parametrize("bad_bias", [np.array(["1", "2", "3"]), np.array([1j, 2j, 3j])],
+                         ids=["text", "complex"])
+def test_a_value_that_cannot_be_a_parameters_dtype_is_refused_before_anything_is_loaded(bad_bias):
+    model = nn.Linear(2, 3)
+    weight_before = model.weight.data.copy()
+    with pytest.raises(RuntimeError, match=r"nothing was loaded:\n  wrong dtypes: bias: "):
+        model.load_state_dict({"weight": np.ones((2, 3)), "bias": bad_bias})
+    np.testing.assert_array_equal(model.weight.data, weight_before)
+
+
 # ------------------------------------------------------------------ modes and gradients
 
 

@@ -192,18 +192,26 @@ class Module:
         in place: each parameter keeps its dtype, and whoever holds its array sees the new values.
 
         Everything is checked before anything is copied, so a failed load changes nothing.
-        A shape mismatch is always an error; keys present on one side only are an error when
+        A shape mismatch, or numbers that do not convert to the parameter's dtype (text,
+        complex), is always an error; keys present on one side only are an error when
         `strict`, and are otherwise returned as `(missing_keys, unexpected_keys)`.
         """
         own = dict(self.named_parameters())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
-        wrong_shapes = [f"{name}: {np.shape(state[name])} in the state, {p.shape} in the model"
-                        for name, p in own.items()
-                        if name in state and np.shape(state[name]) != p.shape]
+        arrays = {name: np.asarray(state[name]) for name in own if name in state}
+        wrong_shapes = [f"{name}: {array.shape} in the state, {own[name].shape} in the model"
+                        for name, array in arrays.items() if array.shape != own[name].shape]
+        # Numbers of another kind (text, complex) would fail, or lose their imaginary part,
+        # only when copied: after the parameters before them had been loaded.
+        wrong_dtypes = [f"{name}: {array.dtype} in the state, {own[name].dtype} in the model"
+                        for name, array in arrays.items()
+                        if not np.can_cast(array.dtype, own[name].dtype, casting="same_kind")]
         problems = []
         if wrong_shapes:
             problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}")
+        if wrong_dtypes:
+            problems.append(f"  wrong dtypes: {'; '.join(wrong_dtypes)}")
         if strict and missing:
             problems.append(f"  missing keys (in the model, not in the state): "
                             f"{', '.join(missing)}")
@@ -214,9 +222,8 @@ class Module:
             raise RuntimeError(f"load_state_dict: the state does not fit this "
                                f"{type(self).__name__}, nothing was loaded:\n"
                                + "\n".join(problems))
-        for name, parameter in own.items():
-            if name in state:
-                parameter.data[...] = np.asarray(state[name])
+        for name, array in arrays.items():
+            own[name].data[...] = array
         return IncompatibleKeys(missing, unexpected)
 
     # -- modes and gradients ----------------------------------------------------------------
