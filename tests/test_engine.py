@@ -617,6 +617,14 @@ def test_manual_seed_makes_draws_repeatable():
     np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
 
 
+@pytest.mark.parametrize("factory", [ta.randn, ta.rand], ids=["randn", "rand"])
+@pytest.mark.parametrize("dtype", [np.int64, bool])
+def test_random_factories_refuse_a_dtype_that_would_truncate_the_draws_as_torch(factory, dtype):
+    with pytest.raises(TypeError, match=r"dtype must be a floating-point type"):
+        factory(3, dtype=dtype)
+    assert factory(3, dtype=np.float64).dtype == np.float64
+
+
 def test_dropout_keeps_the_expectation_and_is_identity_off_training():
     x = ta.ones(20_000)
     y = ta.functional.dropout(x, 0.25)

@@ -33,9 +33,16 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
 
 
+def _floating_dtype(dtype, caller):
+    """Random draws are real numbers: truncated to integers they would be mostly 0 and -1."""
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{caller}: dtype must be a floating-point type, got {np.dtype(dtype)}")
+
+
 def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
           requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
     """Standard normal samples from the engine's seeded generator (or `generator`)."""
+    _floating_dtype(dtype, "randn")
     rng = generator or random.default_generator()
     data = rng.standard_normal(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
@@ -44,6 +51,7 @@ def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
 def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
          requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
     """Uniform samples in [0, 1)."""
+    _floating_dtype(dtype, "rand")
     rng = generator or random.default_generator()
     data = rng.random(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
