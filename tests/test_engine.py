@@ -605,6 +605,38 @@ def test_gradcheck_wants_float64():
         ta.gradcheck(lambda x: x * 2, Tensor([1.0], requires_grad=True))
 
 
+@pytest.mark.parametrize("check", [ta.gradcheck, ta.gradgradcheck])
+def test_gradcheck_takes_torchs_forms_of_inputs_and_outputs(check):
+    import torch
+    x, w = f64(3), f64(3, seed=1)
+    rows = Tensor([2, 0])                                   # an index: passed on, not checked
+    scale = Tensor([2.0], dtype=np.float64)                 # a constant: passed on, not checked
+    xt, wt = (torch.tensor(t.data, requires_grad=True) for t in (x, w))
+    torch_check = getattr(torch.autograd, check.__name__)
+    assert check(lambda x, w: (x * w).exp(), x, w)
+    assert check(lambda x, w: (x * w).exp(), (x, w))                 # torch's one tuple
+    assert torch_check(lambda x, w: (x * w).exp(), (xt, wt))
+    assert check(lambda x, i, c: (x[i.data] * c).tanh(), x, rows, scale)
+    assert torch_check(lambda x, i, c: (x[i] * c).tanh(),
+                       (xt, torch.tensor([2, 0]), torch.tensor([2.0], dtype=torch.float64)))
+    assert check(lambda x, w: (x * w, (x - w).sigmoid()), x, w)        # several outputs
+    assert torch_check(lambda x, w: (x * w, (x - w).sigmoid()), (xt, wt))
+    assert check(lambda x: Tensor([1.0], dtype=np.float64), x)         # a constant output
+    assert torch.autograd.gradcheck(lambda x: torch.ones(1, dtype=torch.float64), (xt,))
+
+
+def test_gradcheck_checks_every_output_and_names_the_input_by_its_position():
+    wrong_square = square_with(lambda x, grad: grad * x)            # should be 2x
+    x = f64(3)
+    with pytest.raises(ta.GradcheckError, match=r"gradient of input 2 \(shape \(3,\)\)"):
+        ta.gradcheck(lambda c, i, x: (x * c, wrong_square(x)), Tensor(2.0), [0], x)
+    with pytest.raises(TypeError, match=r"no input is a Tensor with requires_grad=True"):
+        ta.gradcheck(lambda c: c * 2, Tensor([1.0], dtype=np.float64))
+    with pytest.raises(TypeError, match=r"fn must return a Tensor or a tuple of Tensors, got "
+                                        r"ndarray"):
+        ta.gradcheck(lambda x: x.data * 2, x)
+
+
 # ------------------------------------------------------------------ random numbers
 
 

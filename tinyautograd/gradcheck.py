@@ -12,6 +12,8 @@ in float32 the differences drown in rounding.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 import numpy as np
@@ -24,34 +26,70 @@ class GradcheckError(AssertionError):
 
 
 def _as_inputs(inputs):
-    for t in inputs:
-        if not isinstance(t, Tensor) or not t.requires_grad:
-            raise TypeError("gradcheck: every input must be a Tensor with requires_grad=True")
+    """The inputs as a list, and the positions of those to check: the Tensors that require a
+    gradient, which must be float64. Other inputs (indices, masks, constants) go to fn as they
+    are. As in torch, the inputs may also come as one tuple or list: gradcheck(fn, (x, y))."""
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)):
+        inputs = inputs[0]
+    inputs = list(inputs)
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise TypeError("gradcheck: no input is a Tensor with requires_grad=True, so there is "
+                        "no gradient to check")
+    for i in checked:
+        t = inputs[i]
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs must be float64 (got {t.dtype}); in float32 "
                             f"finite differences drown in rounding error")
         t.data = np.asarray(t.data, order="C")   # contiguous, so reshape(-1) below is a view
-    return list(inputs)
+    return inputs, checked
 
 
-def gradcheck(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, seed: int = 0, raise_exception: bool = True) -> bool:
-    """True when fn's analytic gradients match central differences for every input element.
+def _outputs(result):
+    """fn's result as a tuple of Tensors: one, or several (a tuple or list), as torch takes."""
+    outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+    for out in outputs:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: fn must return a Tensor or a tuple of Tensors, got "
+                            f"{type(out).__name__}")
+    return outputs
 
-    On a mismatch, raises GradcheckError naming the input, the worst element's index, and the
-    analytic and numeric values (or returns False with raise_exception=False).
+
+def _project(outputs, directions, constants_too=False):
+    """v . f: the sum over the outputs of (output * its direction).sum(), a Tensor. Outputs
+    that do not require a gradient are constants, left out unless `constants_too`; None when
+    nothing is left."""
+    terms = [(out * d).sum() for out, d in zip(outputs, directions)
+             if constants_too or out.requires_grad]
+    return functools.reduce(operator.add, terms) if terms else None
+
+
+def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | object,
+              eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 0,
+              raise_exception: bool = True) -> bool:
+    """True when fn's analytic gradients match central differences for every element of every
+    input that requires a gradient.
+
+    On a mismatch, raises GradcheckError naming the input (its position among all of them),
+    the worst element's index, and the analytic and numeric values (or returns False with
+    raise_exception=False).
     """
-    inputs = _as_inputs(inputs)
-    out = fn(*inputs)
+    inputs, checked = _as_inputs(inputs)
+    outputs = _outputs(fn(*inputs))
     rng = np.random.default_rng(seed)
-    direction = rng.standard_normal(out.shape)
+    directions = [Tensor(rng.standard_normal(out.shape), dtype=np.float64) for out in outputs]
 
     def projected(*xs):
         with no_grad():
-            return float((fn(*xs).data * direction).sum())
+            return float(_project(_outputs(fn(*xs)), directions, constants_too=True).data)
 
-    analytic = grad((out * Tensor(direction, dtype=np.float64)).sum(), inputs)
-    for i, (x, a) in enumerate(zip(inputs, analytic)):
+    total = _project(outputs, directions)
+    if total is None:                      # no output requires a gradient: every one is zero
+        analytic = [None] * len(checked)
+    else:
+        analytic = grad(total, [inputs[i] for i in checked])
+    for i, a in zip(checked, analytic):
+        x = inputs[i]
         a = np.zeros(x.shape) if a is None else a.data
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)          # a view: nudging it nudges the input in place
@@ -76,20 +114,25 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6, ato
     return True
 
 
-def gradgradcheck(fn: Callable[..., Tensor], *inputs: Tensor, seed: int = 1,
-                  **tolerances: float) -> bool:
+def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | object,
+                  seed: int = 1, **tolerances: float) -> bool:
     """Check second derivatives: gradcheck the function x -> (d(v . fn(x))/dx) . w, whose
-    gradient is a Hessian-vector product, computed through backward(create_graph=True)."""
-    inputs = _as_inputs(inputs)
+    gradient is a Hessian-vector product, computed through backward(create_graph=True).
+    Inputs and outputs as for gradcheck."""
+    inputs, checked = _as_inputs(inputs)
     rng = np.random.default_rng(seed)
-    out = fn(*inputs)
-    v = Tensor(rng.standard_normal(out.shape), dtype=np.float64)
-    w = [Tensor(rng.standard_normal(x.shape), dtype=np.float64) for x in inputs]
+    v = [Tensor(rng.standard_normal(out.shape), dtype=np.float64)
+         for out in _outputs(fn(*inputs))]
+    w = [Tensor(rng.standard_normal(inputs[i].shape), dtype=np.float64) for i in checked]
 
     def first_derivative_projected(*xs):
         with enable_grad():    # gradcheck evaluates this under no_grad; it needs its graph
-            grads = grad((fn(*xs) * v).sum(), list(xs), create_graph=True)
-            total = sum((x * 0.0).sum() for x in xs)   # keeps the result in the graph
+            wrt = [xs[i] for i in checked]
+            total = sum((x * 0.0).sum() for x in wrt)   # keeps the result in the graph
+            first = _project(_outputs(fn(*xs)), v)
+            if first is None:                             # fn is constant: so is its gradient
+                return total
+            grads = grad(first, wrt, create_graph=True)
             for g, wi in zip(grads, w):
                 if g is not None:
                     total = total + (g * wi).sum()
