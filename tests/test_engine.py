@@ -222,6 +222,16 @@ def test_retain_grad_keeps_a_non_leaf_gradient():
     assert (x * 3).grad is None
 
 
+def test_retain_grad_on_a_tensor_outside_the_graph_is_refused_as_in_torch():
+    import torch
+    with pytest.raises(RuntimeError, match="requires_grad=False"):
+        torch.ones(2).retain_grad()
+    for outside in (Tensor([1.0, 2.0]), f64(2).detach()):
+        with pytest.raises(RuntimeError, match=r"^retain_grad: this tensor does not require a "
+                                               r"gradient$"):
+            outside.retain_grad()
+
+
 # ------------------------------------------------------------------ higher order
 
 

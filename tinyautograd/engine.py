@@ -683,6 +683,8 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection)."""
+        if not self.requires_grad:              # no gradient will ever reach it
+            raise RuntimeError("retain_grad: this tensor does not require a gradient")
         self._retains_grad = True
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | ArrayLike | None]) -> _HookHandle:
