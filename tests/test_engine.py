@@ -659,6 +659,18 @@ def test_manual_seed_makes_draws_repeatable():
     np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
 
 
+@pytest.mark.parametrize("name", ["zeros_like", "ones_like"])
+def test_like_factories_take_a_dtype_as_numpy_and_torch(name):
+    import torch
+    ints = Tensor([[1, 2, 3]])
+    made = getattr(ta, name)(ints, dtype=np.float64, requires_grad=True)
+    expected = getattr(np, name)(ints.data, dtype=np.float64)
+    assert made.dtype == np.float64 and made.requires_grad
+    np.testing.assert_array_equal(made.data, expected)
+    assert getattr(torch, name)(torch.tensor([[1, 2, 3]]), dtype=torch.float64).shape == (1, 3)
+    assert getattr(ta, name)(ints).dtype == np.int64                   # t's dtype by default
+
+
 @pytest.mark.parametrize("factory", [ta.randn, ta.rand], ids=["randn", "rand"])
 @pytest.mark.parametrize("dtype", [np.int64, bool])
 def test_random_factories_refuse_a_dtype_that_would_truncate_the_draws_as_torch(factory, dtype):

@@ -25,12 +25,15 @@ def ones(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+def zeros_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
+               requires_grad: bool = False) -> Tensor:
+    """Zeros of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's)."""
+    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=t.dtype, requires_grad=requires_grad)
+def ones_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
+              requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
 def _floating_dtype(dtype, caller):
