@@ -232,6 +232,23 @@ def test_retain_grad_on_a_tensor_outside_the_graph_is_refused_as_in_torch():
             outside.retain_grad()
 
 
+def test_grad_takes_torchs_allow_unused_and_by_default_gives_none_for_an_unused_input():
+    import torch
+    x, unused = f64(2), f64(3, seed=1)
+    xt, unused_t = (torch.tensor(t.data, requires_grad=True) for t in (x, unused))
+    with pytest.raises(RuntimeError, match="index 1 appears to not have been used"):
+        torch.autograd.grad((xt * xt).sum(), [xt, unused_t])
+    with pytest.raises(RuntimeError, match=r"^grad: input 1 was not used to compute the "
+                                           r"outputs.*allow_unused=True"):
+        ta.grad((x * x).sum(), [x, unused], allow_unused=False)
+    for allow_unused in ({}, {"allow_unused": True}):
+        gx, g_unused = ta.grad((x * x).sum(), [x, unused], **allow_unused)
+        assert g_unused is None and torch.autograd.grad(
+            (xt * xt).sum(), [xt, unused_t], allow_unused=True)[1] is None
+        np.testing.assert_allclose(gx.data, 2 * x.data)
+    assert ta.grad((x * x).sum(), x, allow_unused=False) is not None
+
+
 # ------------------------------------------------------------------ higher order
 
 

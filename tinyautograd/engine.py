@@ -946,13 +946,14 @@ def _accumulate(t, grad, create_graph):
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Operand | Sequence[Operand | None] | None = None,
-         retain_graph: bool | None = None,
-         create_graph: bool = False) -> Tensor | None | tuple[Tensor | None, ...]:
+         retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = True) -> Tensor | None | tuple[Tensor | None, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
-    An input that the outputs do not depend on gets None. `grad_outputs` holds d(loss)/d(output)
+    An input that the outputs do not depend on gets None (torch's default, allow_unused=False,
+    raises instead; pass it to have the same check). `grad_outputs` holds d(loss)/d(output)
     for each output, in its shape (None for an output of one number); for a single output it
     may be the one Tensor, array or number itself.
     """
@@ -976,6 +977,10 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             raise RuntimeError("grad: an input does not require a gradient")
     found = _run_backward(outputs, seeds, create_graph if retain_graph is None else retain_graph,
                           create_graph, wanted=inputs)
+    unused = [i for i, g in enumerate(found) if g is None]
+    if unused and not allow_unused:
+        raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
+                           f"it has no gradient; pass allow_unused=True to get None for it")
     return found[0] if single else tuple(found)
 
 
