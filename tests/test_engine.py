@@ -205,6 +205,24 @@ def test_hook_reads_and_replaces_a_gradient():
     np.testing.assert_allclose(x.grad, np.full(3, 20.0))
 
 
+@pytest.mark.parametrize("leaf", [True, False], ids=["leaf", "result"])
+@pytest.mark.parametrize("misshapen", [lambda g: g.sum(), lambda g: g[:2],
+                                       lambda g: np.ones((2, 3))], ids=["sum", "slice", "bigger"])
+def test_a_hook_that_changes_the_gradients_shape_is_refused_as_in_torch(leaf, misshapen):
+    import torch
+    xt = torch.ones(3, requires_grad=True)
+    xt.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match="changed the size"):
+        (xt * xt).sum().backward()
+    x = f64(3)
+    h = x if leaf else x * 2
+    h.register_hook(misshapen)
+    with pytest.raises(RuntimeError, match=r"returned a gradient of shape \(.*\) for a tensor "
+                                           r"of shape \(3,\); it must keep the shape"):
+        (h * h).sum().backward()
+    assert x.grad is None
+
+
 def test_hook_handle_removes_the_hook():
     x = f64(3)
     handle = x.register_hook(lambda g: g * 0)

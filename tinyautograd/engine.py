@@ -689,7 +689,7 @@ class Tensor:
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | ArrayLike | None]) -> _HookHandle:
         """Call `hook(grad)` when this tensor's gradient is computed; a returned value (Tensor
-        or array) replaces the gradient. Returns a handle whose `.remove()` undoes it."""
+        or array, of this tensor's shape) replaces the gradient. Returns a handle whose `.remove()` undoes it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require a gradient")
         if not self._hooks:
@@ -910,6 +910,10 @@ def _run_hooks(t, grad, create_graph):
         replaced = hook(grad if create_graph else Tensor._make(grad))
         if replaced is not None:
             replaced = _lift(replaced, t)
+            if replaced.shape != t.shape:   # it would become .grad, or reach the wrong op
+                raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
+                                   f"gradient of shape {replaced.shape} for a tensor of shape "
+                                   f"{t.shape}; it must keep the shape")
             grad = replaced if create_graph else replaced.data
     return grad
 
