@@ -400,6 +400,19 @@ def test_layer_norm_matches_torch():
         np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-7, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
+    x = Tensor(np.ones((2, 4)))
+    getattr(F, name)(torch.ones(2, 4), (4,), torch.ones(4))         # torch's order works there
+    with pytest.raises(ta.ShapeError, match=r"got \(1,\).*; \(4,\) was taken as the weight: "
+                                            r"the norm is always over the last axis, so there "
+                                            r"is no normalized_shape argument"):
+        getattr(ta.functional, name)(x, (4,), Tensor(np.ones(4)))
+    with pytest.raises(ta.ShapeError) as info:
+        getattr(ta.functional, name)(x, [1.0, 2.0])     # a weight, only too short: no hint
+    assert "normalized_shape" not in str(info.value)
+
+
 def test_activation_modules_match_torch():
     x_np = np.linspace(-4, 4, 17)
     x = Tensor(x_np, dtype=np.float64)

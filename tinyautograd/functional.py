@@ -180,17 +180,27 @@ def _row_dot(a, b):
     return (a[..., None, :] @ b[..., :, None])[..., 0]
 
 
+def _normalized_shape_hint(weight):
+    """torch's layer_norm and rms_norm take normalized_shape before the weight; written here,
+    (C,) lands on the weight and the shapes seem not to fit: say what happened."""
+    if isinstance(weight, (tuple, list)) and all(isinstance(n, int) for n in weight):
+        return (f"; {tuple(weight)} was taken as the weight: the norm is always over the last "
+                f"axis, so there is no normalized_shape argument (torch's second)")
+    return ""
+
+
 def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
                bias: Tensor | ArrayLike | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation over the last axis, with optional elementwise affine weight and bias
     (shape (C,)). One fused kernel, forward and backward."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
+    hint = _normalized_shape_hint(weight)
     weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
     bias = Tensor._make(np.zeros(size, x.dtype)) if bias is None else _lift(bias, x)
     if weight.shape != (size,) or bias.shape != (size,):
         raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
-                         f"({size},), got {weight.shape} and {bias.shape}")
+                         f"({size},), got {weight.shape} and {bias.shape}{hint}")
     return LayerNorm.apply(x, weight, bias, eps=eps)
 
 
@@ -249,10 +259,11 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
+    hint = _normalized_shape_hint(weight)
     weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
     if weight.shape != (size,):
         raise ShapeError(f"rms_norm: input {x.shape} needs a weight of shape ({size},), got "
-                         f"{weight.shape}")
+                         f"{weight.shape}{hint}")
     return RMSNorm.apply(x, weight, eps=eps)
 
 
