@@ -52,6 +52,19 @@ def test_argmax_is_numpys(axis, keepdims):
     assert got.shape == expected.shape and got.tolist() == expected.tolist()
 
 
+def test_iteration_goes_row_by_row_and_a_0d_tensor_refuses_it_as_numpy_and_torch():
+    for zero_d in (np.array(3.0), torch.tensor(3.0)):
+        with pytest.raises(TypeError, match="iteration over a 0-d"):
+            list(zero_d)
+    with pytest.raises(TypeError, match=r"^iteration over a 0-d tensor$"):
+        list(Tensor(3.0))
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(x)
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    (rows[0] * rows[1]).sum().backward()                     # each row is in the graph
+    assert x.grad.tolist() == [[3.0, 4.0], [1.0, 2.0]]
+
+
 def test_requires_grad_is_turned_off_on_a_leaf_only():
     w = Tensor([1.0, 2.0], requires_grad=True)
     y = w * 3

@@ -492,6 +492,11 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __iter__(self):            # row by row, each a differentiable index, as in torch
+        if self.ndim == 0:         # numpy's and torch's error (Python's fallback gave no rows)
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
     def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
 
@@ -689,7 +694,8 @@ class Tensor:
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | ArrayLike | None]) -> _HookHandle:
         """Call `hook(grad)` when this tensor's gradient is computed; a returned value (Tensor
-        or array, of this tensor's shape) replaces the gradient. Returns a handle whose `.remove()` undoes it."""
+        or array, of this tensor's shape) replaces the gradient. Returns a handle whose
+        `.remove()` undoes it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require a gradient")
         if not self._hooks:
