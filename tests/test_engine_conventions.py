@@ -168,6 +168,13 @@ def test_fractions_of_integer_tensors_are_float32(expression):
     assert_allclose(result.data, expected, rtol=1e-5)
 
 
+def test_dropout_of_an_integer_tensor_scales_the_survivors_in_float32():
+    ta.manual_seed(0)
+    dropped = ta.functional.dropout(Tensor(np.full(1000, 3)), 0.25)
+    assert dropped.dtype == np.float32                    # as 3 / 0.75 would be
+    assert set(np.unique(dropped.data)) == {0.0, np.float32(3 / 0.75)}
+
+
 def test_a_linear_layer_keeps_float32_on_integer_input():
     layer = nn.Linear(3, 2)
     for x in (Tensor([1, 2, 3]), np.array([1, 2, 3])):

@@ -404,7 +404,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    return x * Tensor._make(dropout_mask(x.shape, p, x.dtype, generator))
+    # The survivors' 1/(1-p) is a fraction: integers compute in float32, as for `/`.
+    dtype = x.dtype if x.dtype.kind == "f" else np.float32
+    return x * Tensor._make(dropout_mask(x.shape, p, dtype, generator))
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32,
