@@ -65,6 +65,22 @@ def test_iteration_goes_row_by_row_and_a_0d_tensor_refuses_it_as_numpy_and_torch
     assert x.grad.tolist() == [[3.0, 4.0], [1.0, 2.0]]
 
 
+def test_requires_grad_underscore_sets_it_in_place_and_returns_the_tensor_or_module_as_torch():
+    x = Tensor([1.0, 2.0])
+    assert x.requires_grad_() is x and x.requires_grad
+    assert x.requires_grad_(False) is x and not x.requires_grad
+    restarted = (Tensor([3.0], requires_grad=True) * 2).detach().requires_grad_()
+    (restarted * restarted).sum().backward()
+    assert restarted.is_leaf and restarted.grad.tolist() == [12.0]
+    with pytest.raises(TypeError, match="only floating-point"):
+        Tensor([1, 2]).requires_grad_()
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    twin = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    assert model[0].requires_grad_(False) is model[0] and twin[0].requires_grad_(False) is twin[0]
+    assert ([p.requires_grad for p in model.parameters()]
+            == [p.requires_grad for p in twin.parameters()] == [False, False, True, True])
+
+
 def test_requires_grad_is_turned_off_on_a_leaf_only():
     w = Tensor([1.0, 2.0], requires_grad=True)
     y = w * 3

@@ -436,6 +436,12 @@ class Tensor:
                                f"outside the graph")
         self._requires_grad = bool(value)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set `requires_grad` in place and return this tensor, as torch's
+        (`x = x.detach().requires_grad_()`)."""
+        self.requires_grad = requires_grad
+        return self
+
     # -- what it is ---------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]: return self.data.shape

@@ -236,6 +236,12 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter, as torch's; returns this module."""
+        for parameter in self.parameters():
+            parameter.requires_grad = requires_grad
+        return self
+
     def zero_grad(self) -> None:
         """Forget the gradients: backward accumulates into `.grad`, so clear it between steps."""
         for parameter in self.parameters():
