@@ -311,6 +311,22 @@ def test_dropout_of_one_drops_everything_as_torch():
     assert_array_equal(ta.functional.dropout_mask((3,), 1.0), np.zeros(3))
 
 
+def test_apply_visits_children_before_parents_as_torch_and_returns_the_module():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.Linear(3, 1)))
+    twin = torch.nn.Sequential(torch.nn.Linear(2, 3),
+                               torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(3, 1)))
+    seen, seen_torch = [], []
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    twin.apply(lambda m: seen_torch.append(type(m).__name__))
+    assert seen == seen_torch == ["Linear", "ReLU", "Linear", "Sequential", "Sequential"]
+
+    def init_weights(module):                                # the usual use: init by type
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+    model.apply(init_weights)
+    assert all(not layer.bias.data.any() for layer in (model[0], model[1][1]))
+
+
 def test_zero_grad_clears_grad_and_grad_tensor():
     model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     model(Tensor([[1.0, 2.0]])).sum().backward(create_graph=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import types
 from collections import namedtuple
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -235,6 +235,15 @@ class Module:
 
     def eval(self) -> Module:
         return self.train(False)
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn(module)` on every module inside this one, then on this one (children
+        before their parent, as torch's), and return this module: the usual way to initialise
+        a model's weights by layer type, `model.apply(init_weights)`."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter, as torch's; returns this module."""
