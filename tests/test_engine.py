@@ -267,6 +267,26 @@ def test_grad_takes_torchs_allow_unused_and_by_default_gives_none_for_an_unused_
     assert ta.grad((x * x).sum(), x, allow_unused=False) is not None
 
 
+def test_a_seed_tensor_of_another_dtype_gives_gradients_in_the_inputs_dtype_as_torch():
+    import torch
+    xt = torch.ones(2, requires_grad=True)
+    (gt,) = torch.autograd.grad(xt * xt, xt, grad_outputs=torch.ones(2, dtype=torch.float64))
+    assert gt.dtype == torch.float32                                    # torch casts the seed
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    seed64 = Tensor([1.0, 1.0], dtype=np.float64)
+    assert ta.grad(x * x, x, grad_outputs=seed64).dtype == np.float32    # as an array's seed
+    assert ta.grad(x * x, x, grad_outputs=np.ones(2)).dtype == np.float32
+    seen = []
+    y = x * x
+    y.register_hook(lambda g: seen.append(g.dtype))
+    y.backward(seed64)
+    assert seen == [np.float32] and x.grad.tolist() == [2.0, 4.0]
+    with pytest.raises(TypeError, match=r"^grad: grad_outputs\[0\] has dtype float64 but the "
+                                        r"output has dtype float32$"):
+        ta.grad(x * x, x, grad_outputs=Tensor([1.0, 1.0], requires_grad=True, dtype=np.float64),
+                create_graph=True)
+
+
 # ------------------------------------------------------------------ higher order
 
 

@@ -738,6 +738,13 @@ def _seed(output, grad, caller, argument):
     if grad.shape != output.shape:
         raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
                          f"{output.shape}")
+    if grad.dtype != output.dtype:
+        # Cast, as an array is and as torch does, or the gradients would come out in grad's
+        # dtype; one with a graph of its own cannot be cast without cutting it: it must match.
+        if grad.requires_grad:
+            raise TypeError(f"{caller}: {argument} has dtype {grad.dtype} but the output has "
+                            f"dtype {output.dtype}")
+        grad = Tensor._make(grad.data.astype(output.dtype))
     return grad
 
 
