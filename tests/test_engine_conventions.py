@@ -65,6 +65,14 @@ def test_iteration_goes_row_by_row_and_a_0d_tensor_refuses_it_as_numpy_and_torch
     assert x.grad.tolist() == [[3.0, 4.0], [1.0, 2.0]]
 
 
+@pytest.mark.parametrize("value", [2.0, 5, 0, np.float32(3.0)])
+def test_in_looks_for_an_equal_element_at_any_depth_as_numpy_and_torch(value):
+    values = [[1.0, 2.0], [3.0, 4.0]]
+    expected = value in np.array(values)
+    assert expected == (value in torch.tensor(values))
+    assert (value in Tensor(values)) is expected
+
+
 def test_requires_grad_underscore_sets_it_in_place_and_returns_the_tensor_or_module_as_torch():
     x = Tensor([1.0, 2.0])
     assert x.requires_grad_() is x and x.requires_grad

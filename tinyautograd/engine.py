@@ -503,6 +503,9 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self)))
 
+    def __contains__(self, value: Any) -> bool:   # numpy's and torch's: any element equal
+        return bool((self.data == _lift(value, self).data).any())
+
     def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
 
