@@ -583,6 +583,23 @@ def test_custom_function_with_wrong_number_of_gradients():
         Bad.apply(f64(2), f64(2)).sum().backward()
 
 
+@pytest.mark.parametrize("outputs", [lambda x: (2 * x, 3 * x), lambda x: [x.sum(), x.max()]],
+                         ids=["tuple", "list"])
+def test_a_forward_with_several_outputs_is_refused_rather_than_stacked(outputs):
+    class Several(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return outputs(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(TypeError, match=r"^several.forward returned a (tuple|list); a Function "
+                                        r"has one output, a numpy array"):
+        Several.apply(f64(2))
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

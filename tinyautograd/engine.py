@@ -312,6 +312,10 @@ class Function:
             if misfit is None:                 # an op's own error, or numpy's about values
                 raise
             raise misfit from None
+        if data.__class__ is not np.ndarray and isinstance(data, (tuple, list)):
+            # numpy would stack several outputs into one array: a silently different op
+            raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
+                            f"has one output, a numpy array (write one Function per output)")
         out = Tensor._make(data)
         if True in needs_input_grad:
             out._requires_grad = True
