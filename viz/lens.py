@@ -80,7 +80,9 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
 
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, 0.9 + 0.32 * T))
+    # At least tall enough for the colour bar's label and the axes' (a short sequence: a
+    # translation ended at once, a one-token prompt), which would otherwise be cut off.
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, max(3.6, 0.9 + 0.32 * T)))
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
         for s in range(n):
