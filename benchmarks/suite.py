@@ -244,10 +244,16 @@ def run_case(case_name, case, names, quick, out_dir, corpus=None):
 # function takes the benchmark's figures and the case it ran in, whose targets some rows use.
 
 def at_most(ratio, target):
-    """The target column and its verdict for a ratio that should be at most `target`."""
+    """The target column and its verdict for a ratio that should be at most `target`; no
+    verdict without a ratio (PyTorch not installed, or its run failed): nothing to judge."""
     if target is None:
         return "", None
-    return f"<= {target:.2f}", ratio is not None and ratio <= target
+    return f"<= {target:.2f}", None if ratio is None else ratio <= target
+
+
+def at_least(ratio, target):
+    """The same for a ratio that should be at least `target`."""
+    return f">= {target:g}", None if ratio is None else ratio >= target
 
 
 def rows_train_step(r, case):
@@ -270,7 +276,7 @@ def rows_generation(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"generation, batch {row['batch']}, tok/s", row["ours_tok_s"],
-               row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
+               row.get("torch_tok_s"), ratio, *at_least(ratio, 1))
 
 
 def rows_ops(r, case):
@@ -288,7 +294,7 @@ def rows_ops(r, case):
 def rows_memory(r, case):
     ratio = r.get("ratio")
     yield ("peak memory of training, MiB", r["ours"]["peak"], r.get("torch", {}).get("peak"),
-           ratio, "<= 1", ratio is not None and ratio <= 1)
+           ratio, "<= 1", None if ratio is None else ratio <= 1)
 
 
 def rows_tokenizer(r, case):
@@ -317,7 +323,7 @@ def rows_gpt2(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"GPT-2 small generation, batch {row['batch']}", row["ours_tok_s"],
-               row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
+               row.get("torch_tok_s"), ratio, *at_least(ratio, 1))
 
 
 def rows_blocks(r, case):

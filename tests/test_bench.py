@@ -236,6 +236,22 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["GPT-2 small generation, batch 1"].endswith("met")
 
 
+def test_without_pytorchs_figures_no_target_is_judged(capsys):
+    # PyTorch not installed (or its run failed): no ratio, and so no verdict, not "not yet".
+    results = {
+        "train_step": {"ours": {"median_ms": 30.0, "tokens_per_s": 25600.0,
+                                "share_of_numpy_gemm": 0.5}, "torch": None, "ratio": None},
+        "generation": {"results": [{"batch": 1, "ours_tok_s": 900.0}]},
+        "memory": {"ours": {"peak": 100.0}},
+        "gpt2": {"results": [{"batch": 1, "ours_tok_s": 39.0}]},
+    }
+    suite.summary(results, "one-thread", suite.CASES["one-thread"])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("training step", "generation", "peak", "GPT-2"))]
+    assert len(rows) == 4
+    for row in rows:
+        assert row.split()[-1] in ("0.90", "1") and not row.endswith(("met", "not yet")), row
+
 def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
     step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
                                    "share_of_numpy_gemm": 0.5,
