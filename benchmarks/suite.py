@@ -40,7 +40,8 @@ Each benchmark is its own script, run in its own process (so that each sets its 
 count before numpy loads, and memory is measured per process); its own table is printed as it
 runs, and its JSON is read back for the summary. The scripts that time both engines run each
 engine in a process of its own too (benchmarks/alternate.py), so that neither slows the other.
-Without PyTorch installed, the scripts print our figures alone and the summary has no ratios.
+Without PyTorch installed, the scripts print our figures alone and the summary has no ratios
+(and no verdicts); the whole run, a comparison, is refused.
 """
 
 import argparse
@@ -147,10 +148,11 @@ def parse_args(argv=None):
 
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, a thread count below 1, --threads given with --case, or a benchmark to run that
-    needs the tinyshakespeare text (at `corpus`, or by default in the current directory) where
-    it is not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the
-    tokenizer's if `corpus` names it (without, it measures the built-in corpus instead)."""
+    exist, a thread count below 1, --threads given with --case, the whole run without PyTorch
+    (a comparison with nothing to compare with), or a benchmark to run that needs the
+    tinyshakespeare text (at `corpus`, or by default in the current directory) where it is
+    not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the tokenizer's
+    if `corpus` names it (without, it measures the built-in corpus instead)."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
@@ -161,11 +163,18 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if threads is not None and cases:
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
+    if "whole_run" in selected(only, whole_run) and not have_torch():
+        raise ValueError("whole_run trains the recipe in both engines to compare them, and "
+                         "PyTorch is not installed: pip install torch")
     needing = [name for name in selected(only, whole_run) if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer" and corpus is not None]
     problem = shakespeare_text.missing(corpus or shakespeare_text.DEFAULT)
     if needing and problem:
         raise ValueError(f"{needing[0]} needs {problem}")
+
+
+def have_torch():
+    return importlib.util.find_spec("torch") is not None
 
 
 def cases_to_run(cases, threads):
@@ -384,12 +393,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     names = selected(args.only, args.whole_run)
-    if importlib.util.find_spec("torch") is None:
+    if not have_torch():
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
-        if "whole_run" in names:
-            print("(whole_run is a comparison with PyTorch; left out)")
-            names.remove("whole_run")
     print(f"(ours: {kernels.summary()})")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]

@@ -63,6 +63,22 @@ def test_an_unknown_benchmark_is_a_usage_error():
     assert result.exit_code == 2 and "nonsense" in result.stderr
 
 
+def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_install(
+        monkeypatch, tmp_path):
+    # It compares the two engines: without PyTorch it used to be left out, and bench said
+    # nothing was wrong (exit status 0, no table).
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "torch" else find_spec(name, *rest))
+    text = tmp_path / "tinyshakespeare.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "whole_run", "--corpus", text])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["Error: whole_run trains the recipe in both engines "
+                                          "to compare them, and PyTorch is not installed: pip "
+                                          "install torch"]
+    assert result.stdout == ""
+
 @pytest.mark.parametrize("args, said", [
     (["--case", "one-thread", "--case", "busy"], "no case is called 'busy'; choose from "
      "one-thread, two-threads, loaded"),
