@@ -379,9 +379,10 @@ def summary(results, case_name, case):
 
 
 def selected(only, whole_run):
-    """The benchmarks to run: those named, or all but the ones run only on request."""
-    return list(only) or [name for name in BENCHMARKS
-                          if name not in ON_REQUEST or (name == "whole_run" and whole_run)]
+    """The benchmarks to run: those named, or all but the ones run only on request; and the
+    whole run too with `whole_run` (--whole-run beside --only adds it, as beside nothing)."""
+    names = list(only) or [name for name in BENCHMARKS if name not in ON_REQUEST]
+    return names + ["whole_run"] * (whole_run and "whole_run" not in names)
 
 
 def main(argv=None):

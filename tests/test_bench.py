@@ -327,6 +327,9 @@ def test_the_slow_benchmarks_run_only_when_asked_for():
     assert "gpt2" not in default and "whole_run" not in default and "train_step" in default
     assert suite.selected([], whole_run=True) == default + ["whole_run"]
     assert suite.selected(["gpt2"], whole_run=False) == ["gpt2"]
+    # --whole-run is "also the whole run", beside --only as beside nothing (it was ignored)
+    assert suite.selected(["ops"], whole_run=True) == ["ops", "whole_run"]
+    assert suite.selected(["whole_run"], whole_run=True) == ["whole_run"]
 
 
 def test_alternate_runs_each_engine_alone_in_turns(tmp_path, monkeypatch):
