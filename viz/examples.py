@@ -125,6 +125,8 @@ def checkpoint_step(model, tokenizer, saved, prompt):
     from tinyformer.tokenizers import encode_prompt
     kind = saved["model"]
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
+    if not ids:
+        raise ValueError("--prompt is empty; give the text of the batch")
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind == "gpt":
         if len(ids) < 2:
