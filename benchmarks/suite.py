@@ -149,7 +149,8 @@ def parse_args(argv=None):
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
     exist, a thread count below 1, --threads given with --case, the whole run without PyTorch
-    (a comparison with nothing to compare with), or a benchmark to run that needs the
+    (a comparison with nothing to compare with), a `corpus` that no benchmark to run reads
+    (given, and ignored, it would look used), or a benchmark to run that needs the
     tinyshakespeare text (at `corpus`, or by default in the current directory) where it is
     not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the tokenizer's
     if `corpus` names it (without, it measures the built-in corpus instead)."""
@@ -166,6 +167,9 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if "whole_run" in selected(only, whole_run) and not have_torch():
         raise ValueError("whole_run trains the recipe in both engines to compare them, and "
                          "PyTorch is not installed: pip install torch")
+    if corpus is not None and not READS_TEXT & set(selected(only, whole_run)):
+        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only, and none "
+                         f"of them is to run: drop --corpus, or name one with --only")
     needing = [name for name in selected(only, whole_run) if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer" and corpus is not None]
     problem = shakespeare_text.missing(corpus or shakespeare_text.DEFAULT)

@@ -79,6 +79,15 @@ def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_ins
                                           "install torch"]
     assert result.stdout == ""
 
+
+def test_a_corpus_that_no_benchmark_to_run_reads_is_refused():
+    # Given and ignored without a word, it would look used.
+    with pytest.raises(ValueError, match="^--corpus is read by blocks, tokenizer, whole_run "
+                                         "only, and none of them is to run: drop --corpus"):
+        suite.check_choices(["train_step", "ops"], [], None, corpus="tinyshakespeare.txt")
+    with pytest.raises(ValueError, match="tokenizer needs the tinyshakespeare text"):
+        suite.check_choices(["train_step", "tokenizer"], [], None, corpus="no-such-file.txt")
+
 @pytest.mark.parametrize("args, said", [
     (["--case", "one-thread", "--case", "busy"], "no case is called 'busy'; choose from "
      "one-thread, two-threads, loaded"),
