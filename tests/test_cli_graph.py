@@ -194,6 +194,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
     (["--checkpoint", "RUN:gpt", "--prompt", ""], "--prompt is empty"),
     (["--checkpoint", "RUN:bert", "--prompt", ""], "--prompt is empty"),
+    (["--checkpoint", "RUN:bert", "--prompt", "eve has a <mask>"], "without <mask>"),
     (["--checkpoint", "RUN:transformer", "--prompt", ""], "--prompt is empty"),
     (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
     (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),

@@ -124,6 +124,10 @@ def checkpoint_step(model, tokenizer, saved, prompt):
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.tokenizers import encode_prompt
     kind = saved["model"]
+    if kind == "bert" and "<mask>" in prompt:
+        # The step hides tokens itself, and must know each hidden one to score the guess.
+        raise ValueError("--prompt: the graph of a BERT hides every seventh token itself; "
+                         "give the whole text, without <mask>")
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
         raise ValueError("--prompt is empty; give the text of the batch")
