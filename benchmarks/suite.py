@@ -383,9 +383,10 @@ def summary(results, case_name, case):
 
 
 def selected(only, whole_run):
-    """The benchmarks to run: those named, or all but the ones run only on request; and the
-    whole run too with `whole_run` (--whole-run beside --only adds it, as beside nothing)."""
-    names = list(only) or [name for name in BENCHMARKS if name not in ON_REQUEST]
+    """The benchmarks to run: those named (each once), or all but the ones run only on
+    request; and the whole run too with `whole_run` (--whole-run beside --only adds it, as
+    beside nothing)."""
+    names = list(dict.fromkeys(only)) or [name for name in BENCHMARKS if name not in ON_REQUEST]
     return names + ["whole_run"] * (whole_run and "whole_run" not in names)
 
 

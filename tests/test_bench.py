@@ -339,6 +339,8 @@ def test_the_slow_benchmarks_run_only_when_asked_for():
     # --whole-run is "also the whole run", beside --only as beside nothing (it was ignored)
     assert suite.selected(["ops"], whole_run=True) == ["ops", "whole_run"]
     assert suite.selected(["whole_run"], whole_run=True) == ["whole_run"]
+    # named twice, run once (as a case named twice is), not for as long again
+    assert suite.selected(["ops", "memory", "ops"], whole_run=False) == ["ops", "memory"]
 
 
 def test_alternate_runs_each_engine_alone_in_turns(tmp_path, monkeypatch):
