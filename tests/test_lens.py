@@ -141,3 +141,17 @@ def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(posit
             box = text.get_window_extent()
             assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
                 text.get_text()
+
+
+def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_terminal():
+    # A carriage return or an escape in the prompt (a byte-level BPE reads any text) was
+    # printed raw in the position column: the terminal moved its cursor or changed colour.
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_of_prompt, lens_text
+    tokenizer = CharTokenizer("ab\r\x1b")
+    ta.manual_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=2, d_model=16)
+    lens, tokens = lens_of_prompt(model, tokenizer, "a\rb\x1b", "gpt")
+    assert tokens == ["a", "\\r", "b", "\\x1b"]
+    text = lens_text(lens, tokens, tokenizer)
+    assert all(c.isprintable() for line in text.splitlines() for c in line), repr(text)

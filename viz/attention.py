@@ -54,11 +54,14 @@ class AttentionMap(NamedTuple):
 
 def token_labels(tokenizer, ids):
     """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
-    label cannot be told from a missing one; special tokens (<bos>) keep their names."""
+    label cannot be told from a missing one; other control characters escaped ('\\r',
+    '\\x1b'), which a terminal would act on (a carriage return moves the cursor back);
+    special tokens (<bos>) keep their names."""
     labels = []
     for i in ids:
         text = tokenizer.id_to_token(int(i))
-        labels.append(text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥"))
+        text = text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥")
+        labels.append("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
     return labels
 
 

@@ -29,10 +29,9 @@ def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list
 
 
 def _guess(tokenizer, token_id: int) -> str:
-    """A predicted token labelled as the positions are (token_labels), control characters
-    escaped so that a cell never moves the terminal's cursor."""
-    label = token_labels(tokenizer, [token_id])[0]
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in label) or "\u2205"
+    """A predicted token labelled as the positions are (token_labels: control characters
+    escaped, so that a cell never moves the terminal's cursor); an empty one as '∅'."""
+    return token_labels(tokenizer, [token_id])[0] or "\u2205"
 
 
 def lens_rows(lens: Lens, tokens: list[str], tokenizer,
