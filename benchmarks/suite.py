@@ -148,7 +148,8 @@ def parse_args(argv=None):
 
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, a thread count below 1, --threads given with --case, the whole run without PyTorch
+    exist, a thread count below 1, --threads given with --case (or either where no benchmark
+    to run depends on the threads), the whole run without PyTorch
     (a comparison with nothing to compare with), a `corpus` that no benchmark to run reads
     (given, and ignored, it would look used), or a benchmark to run that needs the
     tinyshakespeare text (at `corpus`, or by default in the current directory) where it is
@@ -164,6 +165,11 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if threads is not None and cases:
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
+    given = "--threads" if threads is not None else "--case" if cases else None
+    if given and not TAKES_THREADS & set(selected(only, whole_run)):
+        raise ValueError(f"{given} applies to {', '.join(sorted(TAKES_THREADS))} only (the "
+                         f"others run once, on one thread), and none of them is to run: drop "
+                         f"{given}, or name one with --only")
     if "whole_run" in selected(only, whole_run) and not have_torch():
         raise ValueError("whole_run trains the recipe in both engines to compare them, and "
                          "PyTorch is not installed: pip install torch")

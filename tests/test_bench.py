@@ -80,6 +80,16 @@ def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_ins
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("threads, cases", [(4, []), (None, ["loaded"])])
+def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(threads, cases):
+    # ops and the tokenizer run once, on one thread: --threads 4 or --case loaded was ignored
+    given = "--threads" if threads else "--case"
+    with pytest.raises(ValueError, match=f"^{given} applies to generation, gpt2, memory, "
+                                         f"train_step, whole_run only"):
+        suite.check_choices(["ops", "tokenizer"], cases, threads)
+    suite.check_choices(["ops", "memory"], cases, threads)             # memory depends on them
+
+
 def test_a_corpus_that_no_benchmark_to_run_reads_is_refused():
     # Given and ignored without a word, it would look used.
     with pytest.raises(ValueError, match="^--corpus is read by blocks, tokenizer, whole_run "
