@@ -149,12 +149,12 @@ def parse_args(argv=None):
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
     exist, a thread count below 1, --threads given with --case (or either where no benchmark
-    to run depends on the threads), the whole run without PyTorch
-    (a comparison with nothing to compare with), a `corpus` that no benchmark to run reads
-    (given, and ignored, it would look used), or a benchmark to run that needs the
-    tinyshakespeare text (at `corpus`, or by default in the current directory) where it is
-    not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the tokenizer's
-    if `corpus` names it (without, it measures the built-in corpus instead)."""
+    to run depends on the threads), the whole run without PyTorch (a comparison with nothing
+    to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it would
+    look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`, or by
+    default in the current directory) where it is not: the whole run, the blocks' Shakespeare
+    recipe (not with `quick`), and the tokenizer's if `corpus` names it (without, it measures
+    the built-in corpus instead)."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
