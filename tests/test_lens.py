@@ -61,6 +61,14 @@ def test_the_last_row_is_the_models_own_prediction(build, run):
     assert len(lens.rows) == 3 and head_stack(model).stream is None
 
 
+def test_a_batch_of_several_sequences_is_refused_not_read_as_its_first():
+    # The lens is of one sequence; a batch of two was read as its first sequence alone.
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match="a batch of 2 sequences; run the model on one"):
+        logit_lens(model, lambda m: m(np.concatenate([IDX, IDX])))
+    assert model.decoder.stream is None
+
+
 def test_the_stream_is_dropped_even_when_the_run_fails():
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(ValueError, match="exceeds the context"):
