@@ -40,7 +40,8 @@ Each benchmark is its own script, run in its own process (so that each sets its 
 count before numpy loads, and memory is measured per process); its own table is printed as it
 runs, and its JSON is read back for the summary. The scripts that time both engines run each
 engine in a process of its own too (benchmarks/alternate.py), so that neither slows the other.
-Without PyTorch installed, the scripts print our figures alone and the summary has no ratios.
+Without PyTorch installed, the scripts print our figures alone and the summary has no ratios
+(and no verdicts); the whole run, a comparison, is refused.
 """
 
 import argparse
@@ -147,10 +148,13 @@ def parse_args(argv=None):
 
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, a thread count below 1, --threads given with --case, or a benchmark to run that
-    needs the tinyshakespeare text (at `corpus`, or by default in the current directory) where
-    it is not: the whole run, the blocks' Shakespeare recipe (not with `quick`), and the
-    tokenizer's if `corpus` names it (without, it measures the built-in corpus instead)."""
+    exist, a thread count below 1, --threads given with --case (or either where no benchmark
+    to run depends on the threads), the whole run without PyTorch (a comparison with nothing
+    to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it would
+    look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`, or by
+    default in the current directory) where it is not: the whole run, the blocks' Shakespeare
+    recipe (not with `quick`), and the tokenizer's if `corpus` names it (without, it measures
+    the built-in corpus instead)."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
@@ -161,11 +165,26 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if threads is not None and cases:
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
+    given = "--threads" if threads is not None else "--case" if cases else None
+    if given and not TAKES_THREADS & set(selected(only, whole_run)):
+        raise ValueError(f"{given} applies to {', '.join(sorted(TAKES_THREADS))} only (the "
+                         f"others run once, on one thread), and none of them is to run: drop "
+                         f"{given}, or name one with --only")
+    if "whole_run" in selected(only, whole_run) and not have_torch():
+        raise ValueError("whole_run trains the recipe in both engines to compare them, and "
+                         "PyTorch is not installed: pip install torch")
+    if corpus is not None and not READS_TEXT & set(selected(only, whole_run)):
+        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only, and none "
+                         f"of them is to run: drop --corpus, or name one with --only")
     needing = [name for name in selected(only, whole_run) if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer" and corpus is not None]
     problem = shakespeare_text.missing(corpus or shakespeare_text.DEFAULT)
     if needing and problem:
         raise ValueError(f"{needing[0]} needs {problem}")
+
+
+def have_torch():
+    return importlib.util.find_spec("torch") is not None
 
 
 def cases_to_run(cases, threads):
@@ -244,10 +263,16 @@ def run_case(case_name, case, names, quick, out_dir, corpus=None):
 # function takes the benchmark's figures and the case it ran in, whose targets some rows use.
 
 def at_most(ratio, target):
-    """The target column and its verdict for a ratio that should be at most `target`."""
+    """The target column and its verdict for a ratio that should be at most `target`; no
+    verdict without a ratio (PyTorch not installed, or its run failed): nothing to judge."""
     if target is None:
         return "", None
-    return f"<= {target:.2f}", ratio is not None and ratio <= target
+    return f"<= {target:.2f}", None if ratio is None else ratio <= target
+
+
+def at_least(ratio, target):
+    """The same for a ratio that should be at least `target`."""
+    return f">= {target:g}", None if ratio is None else ratio >= target
 
 
 def rows_train_step(r, case):
@@ -270,7 +295,7 @@ def rows_generation(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"generation, batch {row['batch']}, tok/s", row["ours_tok_s"],
-               row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
+               row.get("torch_tok_s"), ratio, *at_least(ratio, 1))
 
 
 def rows_ops(r, case):
@@ -288,7 +313,7 @@ def rows_ops(r, case):
 def rows_memory(r, case):
     ratio = r.get("ratio")
     yield ("peak memory of training, MiB", r["ours"]["peak"], r.get("torch", {}).get("peak"),
-           ratio, "<= 1", ratio is not None and ratio <= 1)
+           ratio, "<= 1", None if ratio is None else ratio <= 1)
 
 
 def rows_tokenizer(r, case):
@@ -317,7 +342,7 @@ def rows_gpt2(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
         yield (f"GPT-2 small generation, batch {row['batch']}", row["ours_tok_s"],
-               row.get("torch_tok_s"), ratio, ">= 1", ratio is not None and ratio >= 1)
+               row.get("torch_tok_s"), ratio, *at_least(ratio, 1))
 
 
 def rows_blocks(r, case):
@@ -364,9 +389,11 @@ def summary(results, case_name, case):
 
 
 def selected(only, whole_run):
-    """The benchmarks to run: those named, or all but the ones run only on request."""
-    return list(only) or [name for name in BENCHMARKS
-                          if name not in ON_REQUEST or (name == "whole_run" and whole_run)]
+    """The benchmarks to run: those named (each once), or all but the ones run only on
+    request; and the whole run too with `whole_run` (--whole-run beside --only adds it, as
+    beside nothing)."""
+    names = list(dict.fromkeys(only)) or [name for name in BENCHMARKS if name not in ON_REQUEST]
+    return names + ["whole_run"] * (whole_run and "whole_run" not in names)
 
 
 def main(argv=None):
@@ -378,12 +405,9 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     names = selected(args.only, args.whole_run)
-    if importlib.util.find_spec("torch") is None:
+    if not have_torch():
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
-        if "whole_run" in names:
-            print("(whole_run is a comparison with PyTorch; left out)")
-            names.remove("whole_run")
     print(f"(ours: {kernels.summary()})")
     out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]

@@ -63,6 +63,41 @@ def test_an_unknown_benchmark_is_a_usage_error():
     assert result.exit_code == 2 and "nonsense" in result.stderr
 
 
+def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_install(
+        monkeypatch, tmp_path):
+    # It compares the two engines: without PyTorch it used to be left out, and bench said
+    # nothing was wrong (exit status 0, no table).
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "torch" else find_spec(name, *rest))
+    text = tmp_path / "tinyshakespeare.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "whole_run", "--corpus", text])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["Error: whole_run trains the recipe in both engines "
+                                          "to compare them, and PyTorch is not installed: pip "
+                                          "install torch"]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("threads, cases", [(4, []), (None, ["loaded"])])
+def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(threads, cases):
+    # ops and the tokenizer run once, on one thread: --threads 4 or --case loaded was ignored
+    given = "--threads" if threads else "--case"
+    with pytest.raises(ValueError, match=f"^{given} applies to generation, gpt2, memory, "
+                                         f"train_step, whole_run only"):
+        suite.check_choices(["ops", "tokenizer"], cases, threads)
+    suite.check_choices(["ops", "memory"], cases, threads)             # memory depends on them
+
+
+def test_a_corpus_that_no_benchmark_to_run_reads_is_refused():
+    # Given and ignored without a word, it would look used.
+    with pytest.raises(ValueError, match="^--corpus is read by blocks, tokenizer, whole_run "
+                                         "only, and none of them is to run: drop --corpus"):
+        suite.check_choices(["train_step", "ops"], [], None, corpus="tinyshakespeare.txt")
+    with pytest.raises(ValueError, match="tokenizer needs the tinyshakespeare text"):
+        suite.check_choices(["train_step", "tokenizer"], [], None, corpus="no-such-file.txt")
+
 @pytest.mark.parametrize("args, said", [
     (["--case", "one-thread", "--case", "busy"], "no case is called 'busy'; choose from "
      "one-thread, two-threads, loaded"),
@@ -236,6 +271,22 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["GPT-2 small generation, batch 1"].endswith("met")
 
 
+def test_without_pytorchs_figures_no_target_is_judged(capsys):
+    # PyTorch not installed (or its run failed): no ratio, and so no verdict, not "not yet".
+    results = {
+        "train_step": {"ours": {"median_ms": 30.0, "tokens_per_s": 25600.0,
+                                "share_of_numpy_gemm": 0.5}, "torch": None, "ratio": None},
+        "generation": {"results": [{"batch": 1, "ours_tok_s": 900.0}]},
+        "memory": {"ours": {"peak": 100.0}},
+        "gpt2": {"results": [{"batch": 1, "ours_tok_s": 39.0}]},
+    }
+    suite.summary(results, "one-thread", suite.CASES["one-thread"])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("training step", "generation", "peak", "GPT-2"))]
+    assert len(rows) == 4
+    for row in rows:
+        assert row.split()[-1] in ("0.90", "1") and not row.endswith(("met", "not yet")), row
+
 def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
     step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
                                    "share_of_numpy_gemm": 0.5,
@@ -295,6 +346,11 @@ def test_the_slow_benchmarks_run_only_when_asked_for():
     assert "gpt2" not in default and "whole_run" not in default and "train_step" in default
     assert suite.selected([], whole_run=True) == default + ["whole_run"]
     assert suite.selected(["gpt2"], whole_run=False) == ["gpt2"]
+    # --whole-run is "also the whole run", beside --only as beside nothing (it was ignored)
+    assert suite.selected(["ops"], whole_run=True) == ["ops", "whole_run"]
+    assert suite.selected(["whole_run"], whole_run=True) == ["whole_run"]
+    # named twice, run once (as a case named twice is), not for as long again
+    assert suite.selected(["ops", "memory", "ops"], whole_run=False) == ["ops", "memory"]
 
 
 def test_alternate_runs_each_engine_alone_in_turns(tmp_path, monkeypatch):

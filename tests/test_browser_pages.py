@@ -308,6 +308,15 @@ def test_the_reports_charts_fit_the_window_and_their_legends_clear_the_titles(br
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_path):
+    # A line through one point draws nothing: the train loss and the learning rate were blank.
+    run = write_run(tmp_path / "run", 1, iters=1)
+    path = viz.metrics_page(run).save(tmp_path / "report.html")
+    open_clean(browser, path)
+    for title in ("loss", "learning rate"):
+        chart = browser.find_element(By.CSS_SELECTOR, f'svg[data-chart^="{title}"]')
+        assert len(chart.find_elements(By.TAG_NAME, "circle")) == 1, title
+
 def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_path):
     run = write_run(tmp_path / "run", 6, iters=10, lock="held")
     path = viz.metrics_page(run, refresh=1).save(tmp_path / "report.html")

@@ -192,9 +192,13 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
     (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
+    (["--checkpoint", "RUN:gpt", "--prompt", ""], "--prompt is empty"),
+    (["--checkpoint", "RUN:bert", "--prompt", ""], "--prompt is empty"),
+    (["--checkpoint", "RUN:bert", "--prompt", "eve has a <mask>"], "without <mask>"),
+    (["--checkpoint", "RUN:transformer", "--prompt", ""], "--prompt is empty"),
     (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
     (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),
-    (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"], "exceeds the context"),
+    (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"], "the prompt has 22"),
 ])
 def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     monkeypatch.chdir(tmp_path)
@@ -205,6 +209,21 @@ def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
 
+
+def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
+    # A reversed prompt as long as the context fits the encoder; the decoder reads <bos> and
+    # the answer, one token more. It was refused as "12 tokens; give at most 11" of 11 given.
+    from viz.examples import checkpoint_step
+    model, tokenizer, saved = load_model(runs["transformer"])
+    saved = {**saved, "train": {**saved["train"], "task": "reverse"}}
+    prompt = "1234567890"[:model.context - 1] + "0"
+    assert len(prompt) == model.context
+    with pytest.raises(ValueError) as error:
+        checkpoint_step(model, tokenizer, saved, prompt)
+    assert str(error.value) == (f"--prompt is too long for this model, which reads at most "
+                                f"{model.context} tokens: <bos> and the answer "
+                                f"{prompt[::-1]!r} make {model.context + 1}")
+    assert checkpoint_step(model, tokenizer, saved, prompt[1:]).loss.shape == ()
 
 def test_without_graphviz_the_source_is_kept_in_a_new_dot_file_never_over_the_users(
         tmp_path, monkeypatch):

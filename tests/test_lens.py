@@ -61,6 +61,14 @@ def test_the_last_row_is_the_models_own_prediction(build, run):
     assert len(lens.rows) == 3 and head_stack(model).stream is None
 
 
+def test_a_batch_of_several_sequences_is_refused_not_read_as_its_first():
+    # The lens is of one sequence; a batch of two was read as its first sequence alone.
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match="a batch of 2 sequences; run the model on one"):
+        logit_lens(model, lambda m: m(np.concatenate([IDX, IDX])))
+    assert model.decoder.stream is None
+
+
 def test_the_stream_is_dropped_even_when_the_run_fails():
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(ValueError, match="exceeds the context"):
@@ -120,3 +128,38 @@ def test_in_colour_a_sure_prediction_is_bright_and_bold_and_an_unsure_one_dim():
     assert "\x1b[1;92ma 90%\x1b[0m" in coloured and "\x1b[2mb 10%\x1b[0m" in coloured
     assert coloured.replace("\x1b[1;92m", "").replace("\x1b[2m", "").replace("\x1b[0m", "") \
         .split() == plain.split()
+
+
+@pytest.mark.parametrize("positions", [1, 4, 30])
+def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(positions):
+    # A seq2seq that ends its translation at once has one position; the axis labels and the
+    # colour bar's are longer than so short a table, and were cut off.
+    from matplotlib.text import Text
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_figure
+    lens = Lens(rows=["embed", "layer 1", "layer 2"],
+                top_ids=np.zeros((3, positions, 1), dtype=int),
+                top_probs=np.full((3, positions, 1), 0.5))
+    figure = lens_figure(lens, ["a"] * positions, CharTokenizer("abc"), title="run: the lens")
+    figure.canvas.draw()                          # lays it out as saving it does
+    width, height = figure.bbox.width, figure.bbox.height
+    for text in figure.findobj(Text):
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent()
+            assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
+                text.get_text()
+
+
+def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_terminal():
+    # A carriage return or an escape in the prompt (a byte-level BPE reads any text) was
+    # printed raw in the position column: the terminal moved its cursor or changed colour.
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_of_prompt, lens_text
+    tokenizer = CharTokenizer("ab\r\x1b")
+    ta.manual_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=2, d_model=16)
+    lens, tokens = lens_of_prompt(model, tokenizer, "a\rb\x1b", "gpt")
+    assert tokens == ["a", "\\r", "b", "\\x1b"]
+    text = lens_text(lens, tokens, tokenizer)
+    assert all(c.isprintable() for line in text.splitlines() for c in line), repr(text)

@@ -1,5 +1,7 @@
 """The model summary: FLOPs counted on the graph equal the formula, and 6N beside them."""
 
+import pytest
+
 import tinyautograd as ta
 from tinyformer.gpt import GPT
 from tinyformer.summary import flops_per_token, summary, summary_line
@@ -21,6 +23,18 @@ def test_flops_counted_on_the_graph_equal_the_formula():
     assert flops["training"] == 3 * expected
     non_embedding = model.num_parameters() - vocab * d_model - T * d_model
     assert flops["six_n"] == 6 * non_embedding
+
+
+@pytest.mark.parametrize("T, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError),
+                                      (True, TypeError)])
+def test_a_sequence_length_that_counts_no_tokens_is_refused(T, error):
+    # 0 stood for the context unasked; -1 failed in numpy ("negative dimensions")
+    model = GPT(11, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(error, match="T must be a (whole )?number of tokens"):
+        flops_per_token(model, T)
+    with pytest.raises(error, match="T must be a (whole )?number of tokens"):
+        summary(model, T)
+    assert flops_per_token(model, 4)["forward"] < flops_per_token(model)["forward"]
 
 
 def test_summary_lists_modules_parameters_and_flops():

@@ -195,3 +195,22 @@ def test_the_figure_itself_for_jupyter(tmp_path):
     fig = viz.metrics_figure(run)
     assert isinstance(fig, Figure) and len(fig.axes) == 3          # loss, recall, lr
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_run_of_a_step_or_a_few_shows_its_curves_on_whole_steps(tmp_path, n):
+    # After one step the train loss and the learning rate were lines through one point,
+    # which draw nothing; and the steps read 0.96, 0.98, ... (1.5, 2.5 after a few).
+    import viz
+    fig = viz.metrics_figure(write_metrics(tmp_path / "run", n=n, eval_every=1, extra=None))
+    loss, lr = fig.axes
+    curves = [line for line in loss.get_lines()
+              if line.get_label() == "train loss (smoothed)"] + lr.get_lines()
+    assert len(curves) == 2
+    for line in curves:
+        assert len(line.get_xdata()) > 1 or line.get_marker() not in ("None", ""), line
+    fig.canvas.draw()
+    low, high = lr.get_xlim()
+    steps = [step for step in lr.get_xticks() if low <= step <= high]
+    assert steps and all(float(step).is_integer() for step in steps), steps

@@ -60,13 +60,17 @@ def head_stack(model: nn.Module) -> Encoder | Decoder:
 def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3) -> Lens:
     """The logit lens of `model` on one sequence: `run(model)` runs the model's forward on it
     (for a GPT, `lambda m: m(idx)`, idx (1, T)); the stream its head stack keeps meanwhile is
-    read through the stack's final norm and `model.logits`, the model's own head."""
+    read through the stack's final norm and `model.logits`, the model's own head. ValueError
+    for a run on a batch of several sequences."""
     if k < 1:
         raise ValueError(f"logit_lens: k must be at least 1, got {k}")
     stack = head_stack(model)
     with no_grad(), _recording(stack) as stream:
         run(model)
         states = list(stream)
+        if states and states[0].shape[0] != 1:      # (B, T, C): a lens is of one sequence
+            raise ValueError(f"logit_lens: the run gave a batch of {states[0].shape[0]} "
+                             f"sequences; run the model on one, (1, T)")
         rows, top_ids, top_probs = [], [], []
         for i, state in enumerate(states):
             h = state if stack.final_norm is None else stack.final_norm(state)

@@ -81,13 +81,26 @@ def parameters_by_part(model: nn.Module) -> dict[str, int]:
     return counts
 
 
+def _tokens(model, T):
+    """T, or the model's context for None; TypeError for a T that is no whole number,
+    ValueError for one below 1 (0 would count nothing, or stand for the context unasked)."""
+    if T is None:
+        return model.context
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
+        raise TypeError(f"T must be a whole number of tokens, got {T!r}")
+    if T < 1:
+        raise ValueError(f"T must be a number of tokens, 1 or more, got {T}")
+    return int(T)
+
+
 def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
     """{'forward', 'training', 'six_n'}: FLOPs per token for a sequence of T tokens (the
     model's context by default), counted on the graph, and 6 N for comparison. For the
     encoder-decoder, the source and the target both have T tokens, and the count is per
     target token."""
+    T = _tokens(model, T)
     logits = _forward_graph(model, T)
-    forward = forward_flops(logits) / (T or model.context)
+    forward = forward_flops(logits) / T
     # N leaves out embedding tables (token and learned positions): a lookup costs no FLOPs.
     tables = {id(p): p.size for module in model.modules() if isinstance(module, nn.Embedding)
               for p in module.parameters()}
@@ -98,8 +111,7 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
 def _forward_graph(model, T):
     """The logits of a forward pass on T tokens, with its graph, each node knowing the module
     that made it (nn.record_module_paths)."""
-    T = T or model.context
-    idx = np.zeros((1, T), dtype=np.int64)
+    idx = np.zeros((1, _tokens(model, T)), dtype=np.int64)
     with ta.enable_grad(), nn.record_module_paths(model):
         return model(idx) if not hasattr(model, "encode") else model(idx, idx)
 
@@ -107,6 +119,7 @@ def _forward_graph(model, T):
 def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, float]:
     """Forward FLOPs per token, by part: attention's projections, attention's own two
     products (which grow with T), the feed-forward network and the head."""
+    T = _tokens(model, T)
     counts = {"attention projections": 0, "attention scores": 0, "feed-forward": 0, "head": 0}
     for node in _nodes(_forward_graph(model, T)):
         flops = _matmul_flops(node)
@@ -115,7 +128,7 @@ def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, f
             if part == "attention":
                 part = "attention scores" if node.fn is Attention else "attention projections"
             counts[part if part in counts else "head"] += flops
-    return {part: flops / (T or model.context) for part, flops in counts.items()}
+    return {part: flops / T for part, flops in counts.items()}
 
 
 _NORMS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}
@@ -170,7 +183,7 @@ def summary(model: nn.Module, T: int | None = None) -> str:
                                          for part, count in parameters_by_part(model).items()))
     flops = flops_per_token(model, T)
     lines.append("")
-    lines.append(f"FLOPs per token at T={T or model.context}: forward {flops['forward']:,.0f}, "
+    lines.append(f"FLOPs per token at T={_tokens(model, T)}: forward {flops['forward']:,.0f}, "
                  f"training {flops['training']:,.0f} (counted on the graph); "
                  f"6N = {flops['six_n']:,.0f}")
     lines.append("forward by part: " + ", ".join(

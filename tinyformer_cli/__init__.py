@@ -833,7 +833,8 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
-              "in both engines (about ten minutes; needs the tinyshakespeare text: --corpus).")
+              "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
+              "--corpus).")
 @click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
               "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
               "corpus); README says how to download it [tinyshakespeare.txt, in the current "

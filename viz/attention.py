@@ -21,6 +21,7 @@ gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported in
 """
 
 import math
+import textwrap
 from typing import NamedTuple
 
 import numpy as np
@@ -53,11 +54,14 @@ class AttentionMap(NamedTuple):
 
 def token_labels(tokenizer, ids):
     """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
-    label cannot be told from a missing one; special tokens (<bos>) keep their names."""
+    label cannot be told from a missing one; other control characters escaped ('\\r',
+    '\\x1b'), which a terminal would act on (a carriage return moves the cursor back);
+    special tokens (<bos>) keep their names."""
     labels = []
     for i in ids:
         text = tokenizer.id_to_token(int(i))
-        labels.append(text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥"))
+        text = text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥")
+        labels.append("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
     return labels
 
 
@@ -234,7 +238,8 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
     height = max(1.8, cell * rows + 0.6)
     scale = min(1.0, 40 / (n_head * width))
     width, height = width * scale, height * scale
-    fig = Figure(figsize=(n_head * width + 1.5, n_layer * height + 1.0), layout="constrained")
+    fig_width = n_head * width + 1.5
+    fig = Figure(figsize=(fig_width, n_layer * height + 1.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_layer, n_head, squeeze=False)
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
@@ -259,5 +264,9 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
                 ax.set_xlabel("key (attended to)", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=min(1.0, 4 / n_layer + 0.2), pad=0.01,
                  label="attention weight", ticks=[0, 0.05, 0.2, 0.5, 1])
-    fig.suptitle(title, fontsize=11)
+    # A title wider than the figure (one or two heads) is cut off at both ends: wrapped to the
+    # width instead, taking an 11-point character as about 6.6 points wide.
+    per_line = max(20, int(fig_width * 72 / 6.6))
+    fig.suptitle("\n".join(textwrap.fill(line, per_line) for line in title.split("\n")),
+                 fontsize=11)
     return fig

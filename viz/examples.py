@@ -124,7 +124,13 @@ def checkpoint_step(model, tokenizer, saved, prompt):
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.tokenizers import encode_prompt
     kind = saved["model"]
+    if kind == "bert" and "<mask>" in prompt:
+        # The step hides tokens itself, and must know each hidden one to score the guess.
+        raise ValueError("--prompt: the graph of a BERT hides every seventh token itself; "
+                         "give the whole text, without <mask>")
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
+    if not ids:
+        raise ValueError("--prompt is empty; give the text of the batch")
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind == "gpt":
         if len(ids) < 2:
@@ -142,6 +148,13 @@ def checkpoint_step(model, tokenizer, saved, prompt):
             raise ValueError(f"--prompt {prompt!r} is no source of the {task} task this "
                              f"checkpoint was trained on") from None
         target_ids = Seq2SeqTask.encode(target)
+        # The decoder reads <bos> and the answer: one more token than the answer (a reversed
+        # or sorted prompt as long as the context fits the encoder, not the decoder).
+        for what, n in (("the prompt has", len(ids)),
+                        (f"<bos> and the answer {target!r} make", len(target_ids) + 1)):
+            if n > model.context:
+                raise ValueError(f"--prompt is too long for this model, which reads at most "
+                                 f"{model.context} tokens: {what} {n}")
         return sequence_to_sequence(model, np.array([ids]), np.array([[BOS] + target_ids]),
                                     np.array([target_ids + [EOS]]),
                                     train.get("label_smoothing", 0.0))

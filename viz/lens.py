@@ -29,10 +29,9 @@ def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list
 
 
 def _guess(tokenizer, token_id: int) -> str:
-    """A predicted token labelled as the positions are (token_labels), control characters
-    escaped so that a cell never moves the terminal's cursor."""
-    label = token_labels(tokenizer, [token_id])[0]
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in label) or "\u2205"
+    """A predicted token labelled as the positions are (token_labels: control characters
+    escaped, so that a cell never moves the terminal's cursor); an empty one as '∅'."""
+    return token_labels(tokenizer, [token_id])[0] or "\u2205"
 
 
 def lens_rows(lens: Lens, tokens: list[str], tokenizer,
@@ -80,7 +79,9 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
 
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, 0.9 + 0.32 * T))
+    # At least tall enough for the colour bar's label and the axes' (a short sequence: a
+    # translation ended at once, a one-token prompt), which would otherwise be cut off.
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, max(3.6, 0.9 + 0.32 * T)))
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
         for s in range(n):

@@ -92,6 +92,7 @@ def metrics_figure(run_dir_or_metrics_path):
     # list (a leak if not closed) and would switch the backend of a user's notebook too.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     steps = [r["step"] for r in records]
     train_loss = [r["train_loss"] for r in records]
@@ -110,10 +111,13 @@ def metrics_figure(run_dir_or_metrics_path):
     fig.suptitle(f"training run: {run_name(run_dir)}",
                  fontsize=13, fontweight="bold")
 
+    # A line through one point draws nothing: a run of one step (or stopped after its first)
+    # marks its point instead.
+    dot = "o" if len(steps) == 1 else None
     ax = axes["loss"]
     ax.plot(steps, train_loss, color="tab:blue", linewidth=0.8, alpha=0.4,
             label="train loss (each step)")
-    ax.plot(steps, smooth(train_loss), color="tab:blue", linewidth=2,
+    ax.plot(steps, smooth(train_loss), color="tab:blue", linewidth=2, marker=dot,
             label="train loss (smoothed)")
     if evaluated:
         ax.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated],
@@ -145,10 +149,13 @@ def metrics_figure(run_dir_or_metrics_path):
         ax = axes["lr"]
         points = [r for r in records if _is_number(r.get("lr"))]
         ax.plot([r["step"] for r in points], [r["lr"] for r in points], color="tab:gray",
-                linewidth=1.5)
+                linewidth=1.5, marker="o" if len(points) == 1 else None)
         ax.set_ylabel("learning rate")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         ax.grid(True, alpha=0.3)
 
     axes[panels[-1]].set_xlabel("step")
+    # Steps are whole numbers: no tick at step 1.5, nor at 0.98 when there is one step.
+    axes[panels[-1]].xaxis.set_major_locator(
+        MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 5, 10]))
     return fig

@@ -103,7 +103,8 @@ function draw() {
       const path = s.points.map(([step, v], i) => `${i ? "L" : "M"}${x(step).toFixed(1)},${y(v).toFixed(1)}`);
       el("path", {d: path.join(""), fill: "none", stroke: s.colour, "stroke-width": s.width,
                   opacity: s.faint ? 0.4 : 1}, svg);
-      if (s.dots) {
+      // A path through one point draws nothing: a run of one step marks its point (once).
+      if (s.dots || (s.points.length === 1 && !s.faint)) {
         for (const [step, v] of s.points) el("circle", {cx: x(step), cy: y(v), r: 3.5, fill: s.colour}, svg);
       }
     }
