@@ -178,7 +178,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
             if streamer is not None:
                 streamer(next_token)
             finished |= ends(next_token, eos_id)
-            if finished.all():
+            if eos_id is not None and finished.all():     # (a batch of no rows goes on)
                 break
     return session.tokens
 
