@@ -7,6 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from tinyformer.files import iter_text
 from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
@@ -108,6 +109,28 @@ def test_encode_a_file_gives_the_ids_of_its_text(tmp_path, corpus, bpe):
     assert len(by_file.stdout.split()) < len(TEXT)          # BPE merged something
 
 
+def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
+    """Windows line ends and a byte order mark are read as Python's open() reads text (\\r\\n
+    as \\n, the mark dropped): the same tokenizers, the same ids, no \\r or \\ufeff token."""
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes(b"\xef\xbb\xbf" + TEXT.replace("\n", "\r\n").encode("utf-8"))
+    for kind in ("char", "bpe"):
+        unix_json, windows_json = tmp_path / f"unix-{kind}.json", tmp_path / f"win-{kind}.json"
+        for path, out in ((corpus, unix_json), (windows, windows_json)):
+            assert run("train", path, "--kind", kind, "--out", out,
+                       *(["--vocab-size", 300] if kind == "bpe" else [])).exit_code == 0
+        assert windows_json.read_text() == unix_json.read_text()
+        by_windows = run("encode", "--file", windows, "--tokenizer", unix_json).stdout
+        assert by_windows == run("encode", "--file", corpus, "--tokenizer", unix_json).stdout
+
+
+def test_a_line_end_cut_by_a_chunk_is_one_line_end(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_bytes(b"ab\r\ncd\re\r")
+    for chunk_bytes in (1, 2, 3, 4, 100):
+        assert "".join(iter_text(path, chunk_bytes=chunk_bytes)) == "ab\ncd\ne\n"
+
+
 def test_bpe_compresses_the_text_it_learned_from(bpe):
     ids = run("encode", "The cat sat on the mat.", "--tokenizer", bpe).stdout.split()
     assert len(ids) < len("The cat sat on the mat.")
@@ -193,10 +216,17 @@ def empty_file(tmp_path):
     return path
 
 
+def byte_order_mark_only(tmp_path):
+    path = tmp_path / "mark.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    return path
+
+
 @pytest.mark.parametrize("make_input, words", [
     (lambda tmp: tmp / "missing.txt", ["does not exist"]),
     (lambda tmp: tmp, ["is a directory"]),
     (empty_file, ["is empty"]),
+    (byte_order_mark_only, ["is empty"]),
     (binary_file, ["NUL byte"]),
     (latin1_file, ["not UTF-8"]),
     (utf16_file, ["is UTF-16 text", "iconv -f utf-16 -t utf-8"]),      # not "looks binary"

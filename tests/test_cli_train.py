@@ -140,6 +140,29 @@ def test_a_toml_config_with_flags_overriding_it(tmp_path):
     assert (saved["n_layer"], saved["iters"], saved["lr"]) == (1, 3, 0.002)
 
 
+def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
+    """Windows line ends and a byte order mark (as Notepad writes them) change nothing: the
+    TOML file is read, and the corpus trains the run that its Unix form trains."""
+    text = "".join(f"line {i} of the text, {i * 7 % 13} apples.\n" for i in range(60))
+    settings = "".join(f"{key} = {value}\n" for key, value in (
+        ("n_layer", 1), ("n_head", 2), ("d_model", 16), ("context", 16), ("batch_size", 4),
+        ("iters", 2), ("eval_iters", 1)))
+    metrics = {}
+    for system, line_end in (("unix", "\n"), ("windows", "\r\n")):
+        mark = b"\xef\xbb\xbf" if system == "windows" else b""
+        corpus, config = tmp_path / f"{system}.txt", tmp_path / f"{system}.toml"
+        corpus.write_bytes(mark + text.replace("\n", line_end).encode("utf-8"))
+        config.write_bytes(mark + settings.replace("\n", line_end).encode("utf-8"))
+        out = tmp_path / system
+        result = tinyformer("train", "--config", config, "--corpus", corpus, "--threads", 1,
+                            "--out", out)
+        assert result.exit_code == 0, result.output
+        metrics[system] = [json.loads(line)["train_loss"]
+                           for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert "\\r" not in (out / "tokenizer.json").read_text()
+    assert metrics["windows"] == metrics["unix"]
+
+
 def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
     for expected in ("gpt-builtin", "gpt-builtin-2"):
         result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)
