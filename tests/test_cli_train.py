@@ -474,6 +474,24 @@ def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkey
     assert snapshot(broken) == before
 
 
+def test_a_model_shared_without_its_optimizer_state_generates_but_does_not_resume(
+        broken, gpt_run, tmp_path):
+    """The optimizer's state is for resuming: without it (deleted to save space, or left out
+    of a copy) the model still generates, attends and exports; resuming names the file."""
+    optimizer = broken / json.loads((broken / "config.json").read_text())["files"]["optimizer"]
+    optimizer.unlink()
+    prompt = ("--prompt", "alice", "--max-new-tokens", 5)
+    result = tinyformer("generate", "--checkpoint", broken, *prompt)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == tinyformer("generate", "--checkpoint", gpt_run[0], *prompt).stdout
+    result = tinyformer("export", "--checkpoint", broken, "--out", tmp_path / "hf")
+    assert result.exit_code == 0, result.output
+    assert_input_error(tinyformer("train", "--resume", broken),
+                       f"is missing {optimizer.name}", "incomplete")
+    optimizer.write_bytes(b"not the state it saved")
+    assert_input_error(tinyformer("train", "--resume", broken), "truncated or corrupted")
+
+
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     out, _ = gpt_run
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),

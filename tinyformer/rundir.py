@@ -425,7 +425,9 @@ def is_ours(config: dict[str, Any]) -> bool:
 
 
 def read_config(directory: StrPath) -> dict[str, Any]:
-    """The checkpoint's config.json as a dict, with its files present and intact."""
+    """The checkpoint's config.json as a dict, with the files a model is built from present
+    and intact: its weights and tokenizer. The optimizer's state is for resuming only (see
+    check_checkpoint_file): a model shared without it generates."""
     config = read_config_json(directory)
     path = os.path.join(directory, CONFIG)
     if not is_ours(config):
@@ -444,15 +446,22 @@ def read_config(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
                               f"tinyformer wrote them); put back the config.json this run "
                               f"wrote, or train again")
-    for name, digest in config["sha256"].items():
-        file = os.path.join(directory, name)
-        if not os.path.exists(file):
-            raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
-                                  f"incomplete, train again or restore the file")
-        if name != "tokenizer.json" and sha256(file) != digest:   # the tokenizer: see below
-            raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
-                                  f"the one config.json recorded); restore it or train again")
+    for kind in ("weights", "tokenizer"):
+        check_checkpoint_file(directory, config, kind)
     return config
+
+
+def check_checkpoint_file(directory: StrPath, config: dict[str, Any], kind: str) -> None:
+    """CheckpointError unless the checkpoint's file of `kind` ("weights", "tokenizer",
+    "optimizer") is there, with the SHA-256 its config.json (read by read_config) recorded."""
+    name = config["files"][kind]
+    file = os.path.join(directory, name)
+    if not os.path.exists(file):
+        raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
+                              f"incomplete, train again or restore the file")
+    if kind != "tokenizer" and sha256(file) != config["sha256"][name]:   # tokenizer: see below
+        raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
+                              f"the one config.json recorded); restore it or train again")
 
 
 def load_arrays(path: StrPath) -> dict[str, np.ndarray]:

@@ -46,8 +46,8 @@ from .jobs import Job, make_job
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
-                     RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
-                     truncate_metrics)
+                     RunDirectory, check_checkpoint_file, checkpoint_files, load_arrays,
+                     save_checkpoint, truncate_metrics)
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
@@ -613,6 +613,7 @@ class Trainer:
         already in the model)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
+        check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         arrays = load_arrays(os.path.join(self.directory, files["optimizer"]))
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
