@@ -3,6 +3,7 @@ each gets one line `Error: ...`, exit status 2, no traceback, and no file writte
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -161,6 +162,24 @@ def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
                            for line in (out / "metrics.jsonl").read_text().splitlines()]
         assert "\\r" not in (out / "tokenizer.json").read_text()
     assert metrics["windows"] == metrics["unix"]
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model):
+    """The last line of a run is a command to try: it runs as shown, with a space in the run's
+    directory and a quote in the prompt; BERT's gives a prompt of masks to fill in."""
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("".join(f"the {name} sat on the mat, said {name}'s friend.\n"
+                              for name in ("cat", "dog", "owl") * 30), encoding="utf-8")
+    result = tinyformer("train", "--model", model, "--corpus", corpus, *TINY, "--iters", 2,
+                        "--threads", 1, "--out", tmp_path / "my run")
+    assert result.exit_code == 0, result.output
+    suggested = result.stdout.strip().splitlines()[-1]
+    assert suggested.startswith("try: tinyformer generate --checkpoint ")
+    command = shlex.split(suggested.removeprefix("try: tinyformer "))
+    assert ("<mask>" in " ".join(command)) == (model == "bert")
+    tried = tinyformer(*command)
+    assert tried.exit_code == 0, tried.output
 
 
 def test_without_out_runs_get_fresh_numbered_directories(tmp_path):

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import shlex
 import sys
 
 import click
@@ -373,9 +374,13 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
                    err=True)
         sys.exit(INTERRUPTED)
-    prompt = f' --prompt "{example_prompt(trainer.config.model, trainer.config.task)}"'
+    # The built-in data has its own prompts; on a text, a GPT starts from a new line, and
+    # BERT fills in a held-out line of the text.
+    prompt = (example_prompt(trainer.config.model, trainer.config.task)
+              if trainer.config.corpus is None
+              else trainer.job.example_prompt() if trainer.config.model == "bert" else None)
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
-               f"{directory}{prompt if trainer.config.corpus is None else ''}")
+               f"{shlex.quote(directory)}" + (f" --prompt {shlex.quote(prompt)}" if prompt else ""))
 
 
 # What the checkpoints that neither sample nor choose a length write.
