@@ -182,6 +182,21 @@ def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model):
     assert tried.exit_code == 0, tried.output
 
 
+def test_the_commands_that_messages_suggest_run_with_a_space_in_a_path(tmp_path, gpt_run):
+    run_dir = tmp_path / "my run"
+    shutil.copytree(gpt_run[0], run_dir)
+    refused = tinyformer("train", "--out", run_dir)
+    assert_input_error(refused, "holds a run")
+    suggested = refused.stderr.split("`")[1]               # `tinyformer train --resume ...`
+    tried = tinyformer(*shlex.split(suggested.removeprefix("tinyformer ")))
+    assert tried.exit_code == 0 and "has finished its" in tried.output, tried.output
+    exported = tinyformer("export", "--checkpoint", run_dir, "--out", tmp_path / "my hf")
+    assert exported.exit_code == 0, exported.output
+    suggested = exported.stdout.strip().split("try tinyformer ")[1]
+    tried = tinyformer(*shlex.split(suggested), "--max-new-tokens", 3)
+    assert tried.exit_code == 0, tried.output
+
+
 def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
     for expected in ("gpt-builtin", "gpt-builtin-2"):
         result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)

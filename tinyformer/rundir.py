@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import zipfile
 from typing import Any, Callable, Collection, Iterable
 
@@ -272,15 +273,15 @@ class RunDirectory:
         directory, or with `force` a previous run's, whose files will be replaced (see
         `replace_previous`). RunDirectoryError saying what to do otherwise."""
         here = self.path
+        resume = f"`tinyformer train --resume {shlex.quote(os.fspath(here))}`"   # for a shell
         if not force:
             if self.has_manifest and self.has_checkpoint():
                 raise RunDirectoryError(f"--out {here!r} holds a run; continue it with "
-                                        f"`tinyformer train --resume {here}`, or give --force "
-                                        f"to replace it")
+                                        f"{resume}, or give --force to replace it")
             if self.has_manifest:
                 raise RunDirectoryError(f"--out {here!r} holds a run that stopped before its "
-                                        f"first checkpoint; `tinyformer train --resume {here}` "
-                                        f"starts it again, or give --force to replace it")
+                                        f"first checkpoint; {resume} starts it again, or give "
+                                        f"--force to replace it")
             if self.others():
                 raise RunDirectoryError(f"--out {here!r} is not empty; give another --out, or "
                                         f"--force to start a run there (only files a run "
@@ -388,7 +389,7 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
                                   f"--eval-every by default) and try again")
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
                               f"checkpoint, so there is no model to load; `tinyformer train "
-                              f"--resume {directory}` starts it again")
+                              f"--resume {shlex.quote(os.fspath(directory))}` starts it again")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import threading
 import time
@@ -544,7 +545,7 @@ class Trainer:
                 raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "
                     f"`tinyformer train` run; generate from it with `tinyformer generate "
-                    f"--checkpoint {directory}`")
+                    f"--checkpoint {shlex.quote(os.fspath(directory))}`")
             # A run saved before batches were cut into micro-batches computed each one whole,
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},

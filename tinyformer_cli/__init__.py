@@ -353,19 +353,20 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     click.echo(f"engine: {tinyautograd.kernels.summary()}")
-    resume = f"continue with: tinyformer train --resume {directory}"
+    quoted = shlex.quote(os.fspath(directory))       # commands to copy, as a shell reads them
+    resume = f"continue with: tinyformer train --resume {quoted}"
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
-                         f"train --out {directory} --force ...` replaces this one") from None
+                         f"train --out {quoted} --force ...` replaces this one") from None
     except KeyboardInterrupt:             # a second Ctrl-C (or one before step 1): at once
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
         else:
             click.echo(f"stopped at once; {directory} has no checkpoint yet; tinyformer train "
-                       f"--resume {directory} starts it again from step 0", err=True)
+                       f"--resume {quoted} starts it again from step 0", err=True)
         sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
@@ -380,7 +381,7 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
               if trainer.config.corpus is None
               else trainer.job.example_prompt() if trainer.config.model == "bert" else None)
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
-               f"{shlex.quote(directory)}" + (f" --prompt {shlex.quote(prompt)}" if prompt else ""))
+               f"{quoted}" + (f" --prompt {shlex.quote(prompt)}" if prompt else ""))
 
 
 # What the checkpoints that neither sample nor choose a length write.
@@ -461,7 +462,7 @@ def export(checkpoint_dir, out_dir):
         check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
         export_pretrained(model, tokenizer, out_dir)
-    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {out_dir}")
+    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {shlex.quote(out_dir)}")
 
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
