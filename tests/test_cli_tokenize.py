@@ -116,10 +116,14 @@ def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
     windows.write_bytes(b"\xef\xbb\xbf" + TEXT.replace("\n", "\r\n").encode("utf-8"))
     for kind in ("char", "bpe"):
         unix_json, windows_json = tmp_path / f"unix-{kind}.json", tmp_path / f"win-{kind}.json"
+        reports = []
         for path, out in ((corpus, unix_json), (windows, windows_json)):
-            assert run("train", path, "--kind", kind, "--out", out,
-                       *(["--vocab-size", 300] if kind == "bpe" else [])).exit_code == 0
+            result = run("train", path, "--kind", kind, "--out", out,
+                         *(["--vocab-size", 300] if kind == "bpe" else []))
+            assert result.exit_code == 0, result.output
+            reports.append(result.stdout.splitlines()[1:])       # after "Trained ... in 0.01 s"
         assert windows_json.read_text() == unix_json.read_text()
+        assert reports[1] == reports[0]                          # the compression too
         by_windows = run("encode", "--file", windows, "--tokenizer", unix_json).stdout
         assert by_windows == run("encode", "--file", corpus, "--tokenizer", unix_json).stdout
 
