@@ -135,6 +135,25 @@ def test_a_line_end_cut_by_a_chunk_is_one_line_end(tmp_path):
         assert "".join(iter_text(path, chunk_bytes=chunk_bytes)) == "ab\ncd\ne\n"
 
 
+def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, corpus):
+    """--tokenizer takes a run's directory, or its Hugging Face export, as generate's
+    --checkpoint does: the same ids as the run's own tokenizer file."""
+    run_dir, exported = tmp_path / "run", tmp_path / "hf"
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 300, "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
+        "--eval-iters", 1, "--threads", 1, "--out", run_dir)])
+    assert trained.exit_code == 0, trained.output
+    assert CliRunner().invoke(main, ["export", "--checkpoint", str(run_dir),
+                                     "--out", str(exported)]).exit_code == 0
+    by_file = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
+    assert by_file.exit_code == 0, by_file.output
+    for directory in (run_dir, exported):
+        by_directory = run("encode", TEXT, "--tokenizer", directory)
+        assert by_directory.exit_code == 0, by_directory.output
+        assert by_directory.stdout == by_file.stdout
+
+
 def test_bpe_compresses_the_text_it_learned_from(bpe):
     ids = run("encode", "The cat sat on the mat.", "--tokenizer", bpe).stdout.split()
     assert len(ids) < len("The cat sat on the mat.")
@@ -305,9 +324,9 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
         assert_input_error(run(*args, "--tokenizer", path), *words)
 
 
-def test_a_binary_tokenizer_file_or_a_directory_is_refused(tmp_path):
+def test_a_binary_tokenizer_file_or_a_directory_without_a_checkpoint_is_refused(tmp_path):
     assert_input_error(run("encode", "hi", "--tokenizer", binary_file(tmp_path)), "tokenizer")
-    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is a directory")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is not a checkpoint")
 
 
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):

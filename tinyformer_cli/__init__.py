@@ -140,7 +140,8 @@ Examples:
 """)
 def tokenize():
     """Train, apply and inspect tokenizers (text <-> ids). A tokenizer file is the JSON that
-    `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it."""
+    `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it.
+    --tokenizer also takes a checkpoint directory, for the ids its model reads."""
 
 
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
@@ -192,9 +193,15 @@ def check_out_file(path, suffixes=None, force=True):
         files.check_out_file(path, suffixes, force)
 
 
+TOKENIZER_HELP = ("A tokenizer saved by `tokenize train`, or a checkpoint's (a run directory, or "
+                  "a Hugging Face model's, as generate --checkpoint takes).")
+
+
 def open_tokenizer(path):
+    """A tokenizer file, or the tokenizer of a checkpoint directory (a run's, or a Hugging Face
+    model's), as generate reads it: the ids that its model reads."""
     with input_errors(ValueError, OSError):
-        return load_tokenizer(path)
+        return load_model(path)[1] if os.path.isdir(path) else load_tokenizer(path)
 
 
 def text_options(command):
@@ -219,8 +226,8 @@ Examples:
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train`.")
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
     _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
@@ -233,8 +240,8 @@ Examples:
   tinyformer tokenize decode 72 101 108 --tokenizer tok.json
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
-@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train`.")
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS (ids that cut a character's bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
@@ -252,8 +259,8 @@ Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-
 commonest words (" the", " has") are single tokens, other text falls back to pieces and bytes.
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train` [default: see below].")
+@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
+              help=f"{TOKENIZER_HELP} [default: see below].")
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
               "terminal]; without colour they are framed by '|'.")
