@@ -520,10 +520,24 @@ def test_a_model_shared_without_its_optimizer_state_generates_but_does_not_resum
     assert result.stdout == tinyformer("generate", "--checkpoint", gpt_run[0], *prompt).stdout
     result = tinyformer("export", "--checkpoint", broken, "--out", tmp_path / "hf")
     assert result.exit_code == 0, result.output
-    assert_input_error(tinyformer("train", "--resume", broken),
-                       f"is missing {optimizer.name}", "incomplete")
-    optimizer.write_bytes(b"not the state it saved")
-    assert_input_error(tinyformer("train", "--resume", broken), "truncated or corrupted")
+    for damage in ("missing", "corrupted"):
+        if damage == "corrupted":
+            optimizer.write_bytes(b"not the state it saved")
+        result = tinyformer("train", "--resume", broken)
+        assert_input_error(result, optimizer.name, "incomplete" if damage == "missing"
+                           else "truncated or corrupted")
+        assert "put back the config.json" not in result.stderr     # config.json is intact
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda path: path.unlink(), "is missing"),
+    (lambda path: path.write_bytes(path.read_bytes()[:10]), "is truncated or changed"),
+], ids=["missing", "truncated"])
+def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, phrase):
+    damage(broken / "tokens.bin")
+    result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, f"tokens.bin (the tokenised corpus) {phrase}", "--force")
+    assert "put back the config.json" not in result.stderr
 
 
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):

@@ -619,5 +619,14 @@ def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
 
 
 def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:
-    """The ids that write_tokens wrote, as a read-only memory map (never read whole)."""
+    """The ids that write_tokens wrote, as a read-only memory map (never read whole).
+    CheckpointError if the file is gone, or is not of the size written."""
+    expected = n_tokens * np.dtype(dtype).itemsize
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} (the tokenised corpus) is missing; restore it, or start "
+                              f"the run again with --force")
+    if os.path.getsize(path) != expected:
+        raise CheckpointError(f"{path} (the tokenised corpus) is truncated or changed: "
+                              f"{os.path.getsize(path):,} bytes where the run wrote "
+                              f"{expected:,}; restore it, or start the run again with --force")
     return np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))

@@ -558,6 +558,8 @@ class Trainer:
                 trainer = cls(config, run, job, model, log)
                 trainer.load_state(saved)
                 changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
+            except CheckpointError:         # a file of the run, which the message names
+                raise
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
