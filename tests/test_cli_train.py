@@ -266,6 +266,27 @@ def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_pa
     assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
+        tmp_path, monkeypatch):
+    """Starting again reads the corpus again: named as given (relative to where train ran),
+    it is still found when --resume runs elsewhere."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):
+        raise KeyboardInterrupt
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    (work / "text.txt").write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    stopped = tinyformer("train", "--corpus", "text.txt", *TINY, "--iters", 2, "--out", "run",
+                         cwd=work)
+    assert stopped.exit_code == 130, stopped.output
+    monkeypatch.undo()
+    resumed = tinyformer("train", "--resume", work / "run", cwd=elsewhere)
+    assert resumed.exit_code == 0, resumed.output
+    assert "starting it again from step 0" in resumed.output
+
+
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------
 
 

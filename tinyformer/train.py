@@ -492,6 +492,8 @@ class Trainer:
         # built-in corpus's size, which any text is unlikely to be smaller than.
         check_memory(config, config.vocab_size if config.tokenizer == "bpe" else 32)
         settings = dataclasses.asdict(config)
+        if config.corpus is not None:     # a run that stops before its first checkpoint reads
+            settings["corpus"] = os.path.abspath(config.corpus)   # it again, maybe elsewhere
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
             run.prepare_new_run(settings, force)
