@@ -113,6 +113,7 @@ def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert {"config.json", "model.safetensors", "tinyformer-tokenizer.json"} <= set(
         os.listdir(out))
+    assert "transformers loads the model, and tinyformer reads the tokenizer" in result.stdout
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask      # not the temporary folder's 0o700
@@ -123,7 +124,8 @@ def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
 
 def test_transformers_loads_an_export_and_computes_our_logits(bpe_run, tmp_path):
     out = tmp_path / "exported"
-    assert tinyformer("export", "--checkpoint", bpe_run, "--out", out).exit_code == 0
+    exported = tinyformer("export", "--checkpoint", bpe_run, "--out", out)
+    assert exported.exit_code == 0 and "no GPT-2 form" not in exported.output
     ours, tokenizer, _ = load_model(bpe_run)
     theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     their_tokenizer = transformers.AutoTokenizer.from_pretrained(out)

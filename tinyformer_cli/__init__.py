@@ -469,6 +469,9 @@ def export(checkpoint_dir, out_dir):
         check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
         export_pretrained(model, tokenizer, out_dir)
+    if tokenizer.kind != "bpe":                  # see export_pretrained
+        click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
+                   f"the model, and tinyformer reads the tokenizer (tinyformer-tokenizer.json)")
     click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {shlex.quote(out_dir)}")
 
 
