@@ -348,6 +348,11 @@ def test_a_bad_toml_file(files):
     assert_input_error(tinyformer("train", "--config", files / "bad.toml"), "not valid TOML")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
+    for key in ("threads", "out"):                   # options of the command line, not the run
+        (files / "option.toml").write_text(f"{key} = 1\n")
+        assert_input_error(tinyformer("train", "--config", files / "option.toml"),
+                           f"{key} in ", "is not a setting of the run",
+                           f"give --{key} on the command line")
 
 
 @pytest.mark.parametrize("toml, phrase", [

@@ -92,6 +92,11 @@ def setting(default: Any, help: str | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"help": help} if help else {})
 
 
+# Options of `tinyformer train` that say where and how a run goes, not what it is: they are
+# not saved with it, and a --config file does not hold them.
+COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
@@ -197,6 +202,11 @@ class TrainConfig:
                 raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
                                  f"setting in [train], or every one at the top level")
             settings = settings["train"]
+        for key in settings:
+            option = str(key).replace("_", "-")
+            if option in COMMAND_LINE_ONLY:
+                raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
+                                 f"on the command line")
         return cls.from_dict(settings, str(path))
 
     def resolved(self) -> TrainConfig:

@@ -336,9 +336,10 @@ encoder-decoder.
 """)
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
-              help="Settings from a TOML file (keys as the options, with _ or -; and those "
-              "only a file sets: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
-                                                if "help" not in f.metadata) + ").")
+              help="Settings from a TOML file (keys as the options, with _ or -, but for "
+              "--out, --force, --resume and --threads; and those only a file sets: "
+              + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
+                          if "help" not in f.metadata) + ").")
 @click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
               "if taken].")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
