@@ -165,6 +165,15 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
+def test_export_makes_the_folders_its_directory_goes_in(char_run, tmp_path):
+    """As train's --out and transformers' save_pretrained do."""
+    out = tmp_path / "exports" / "2024" / "hf"
+    result = tinyformer("export", "--checkpoint", char_run, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").exists()
+    assert os.listdir(out.parent) == ["hf"]                        # no staging folder left
+
+
 def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     for name in ("config.json", "model.safetensors"):
