@@ -113,6 +113,7 @@ def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert {"config.json", "model.safetensors", "tinyformer-tokenizer.json"} <= set(
         os.listdir(out))
+    assert "transformers loads the model, and tinyformer reads the tokenizer" in result.stdout
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask      # not the temporary folder's 0o700
@@ -123,7 +124,8 @@ def test_an_exported_run_generates_what_the_run_generates(char_run, tmp_path):
 
 def test_transformers_loads_an_export_and_computes_our_logits(bpe_run, tmp_path):
     out = tmp_path / "exported"
-    assert tinyformer("export", "--checkpoint", bpe_run, "--out", out).exit_code == 0
+    exported = tinyformer("export", "--checkpoint", bpe_run, "--out", out)
+    assert exported.exit_code == 0 and "no GPT-2 form" not in exported.output
     ours, tokenizer, _ = load_model(bpe_run)
     theirs = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     their_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
@@ -161,6 +163,15 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "a-file" / "x")
     assert_input_error(result, "a-file' is a file, not a directory")
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_export_makes_the_folders_its_directory_goes_in(char_run, tmp_path):
+    """As train's --out and transformers' save_pretrained do."""
+    out = tmp_path / "exports" / "2024" / "hf"
+    result = tinyformer("export", "--checkpoint", char_run, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").exists()
+    assert os.listdir(out.parent) == ["hf"]                        # no staging folder left
 
 
 def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):

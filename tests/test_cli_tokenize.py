@@ -7,6 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from tinyformer.files import iter_text
 from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
@@ -108,6 +109,51 @@ def test_encode_a_file_gives_the_ids_of_its_text(tmp_path, corpus, bpe):
     assert len(by_file.stdout.split()) < len(TEXT)          # BPE merged something
 
 
+def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
+    """Windows line ends and a byte order mark are read as Python's open() reads text (\\r\\n
+    as \\n, the mark dropped): the same tokenizers, the same ids, no \\r or \\ufeff token."""
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes(b"\xef\xbb\xbf" + TEXT.replace("\n", "\r\n").encode("utf-8"))
+    for kind in ("char", "bpe"):
+        unix_json, windows_json = tmp_path / f"unix-{kind}.json", tmp_path / f"win-{kind}.json"
+        reports = []
+        for path, out in ((corpus, unix_json), (windows, windows_json)):
+            result = run("train", path, "--kind", kind, "--out", out,
+                         *(["--vocab-size", 300] if kind == "bpe" else []))
+            assert result.exit_code == 0, result.output
+            reports.append(result.stdout.splitlines()[1:])       # after "Trained ... in 0.01 s"
+        assert windows_json.read_text() == unix_json.read_text()
+        assert reports[1] == reports[0]                          # the compression too
+        by_windows = run("encode", "--file", windows, "--tokenizer", unix_json).stdout
+        assert by_windows == run("encode", "--file", corpus, "--tokenizer", unix_json).stdout
+
+
+def test_a_line_end_cut_by_a_chunk_is_one_line_end(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_bytes(b"ab\r\ncd\re\r")
+    for chunk_bytes in (1, 2, 3, 4, 100):
+        assert "".join(iter_text(path, chunk_bytes=chunk_bytes)) == "ab\ncd\ne\n"
+
+
+def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, corpus):
+    """--tokenizer takes a run's directory, or its Hugging Face export, as generate's
+    --checkpoint does: the same ids as the run's own tokenizer file."""
+    run_dir, exported = tmp_path / "run", tmp_path / "hf"
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 300, "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
+        "--eval-iters", 1, "--threads", 1, "--out", run_dir)])
+    assert trained.exit_code == 0, trained.output
+    assert CliRunner().invoke(main, ["export", "--checkpoint", str(run_dir),
+                                     "--out", str(exported)]).exit_code == 0
+    by_file = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
+    assert by_file.exit_code == 0, by_file.output
+    for directory in (run_dir, exported):
+        by_directory = run("encode", TEXT, "--tokenizer", directory)
+        assert by_directory.exit_code == 0, by_directory.output
+        assert by_directory.stdout == by_file.stdout
+
+
 def test_bpe_compresses_the_text_it_learned_from(bpe):
     ids = run("encode", "The cat sat on the mat.", "--tokenizer", bpe).stdout.split()
     assert len(ids) < len("The cat sat on the mat.")
@@ -193,10 +239,17 @@ def empty_file(tmp_path):
     return path
 
 
+def byte_order_mark_only(tmp_path):
+    path = tmp_path / "mark.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    return path
+
+
 @pytest.mark.parametrize("make_input, words", [
     (lambda tmp: tmp / "missing.txt", ["does not exist"]),
     (lambda tmp: tmp, ["is a directory"]),
     (empty_file, ["is empty"]),
+    (byte_order_mark_only, ["is empty"]),
     (binary_file, ["NUL byte"]),
     (latin1_file, ["not UTF-8"]),
     (utf16_file, ["is UTF-16 text", "iconv -f utf-16 -t utf-8"]),      # not "looks binary"
@@ -271,9 +324,9 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
         assert_input_error(run(*args, "--tokenizer", path), *words)
 
 
-def test_a_binary_tokenizer_file_or_a_directory_is_refused(tmp_path):
+def test_a_binary_tokenizer_file_or_a_directory_without_a_checkpoint_is_refused(tmp_path):
     assert_input_error(run("encode", "hi", "--tokenizer", binary_file(tmp_path)), "tokenizer")
-    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is a directory")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is not a checkpoint")
 
 
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):

@@ -3,6 +3,7 @@ each gets one line `Error: ...`, exit status 2, no traceback, and no file writte
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -140,6 +141,62 @@ def test_a_toml_config_with_flags_overriding_it(tmp_path):
     assert (saved["n_layer"], saved["iters"], saved["lr"]) == (1, 3, 0.002)
 
 
+def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
+    """Windows line ends and a byte order mark (as Notepad writes them) change nothing: the
+    TOML file is read, and the corpus trains the run that its Unix form trains."""
+    text = "".join(f"line {i} of the text, {i * 7 % 13} apples.\n" for i in range(60))
+    settings = "".join(f"{key} = {value}\n" for key, value in (
+        ("n_layer", 1), ("n_head", 2), ("d_model", 16), ("context", 16), ("batch_size", 4),
+        ("iters", 2), ("eval_iters", 1)))
+    metrics = {}
+    for system, line_end in (("unix", "\n"), ("windows", "\r\n")):
+        mark = b"\xef\xbb\xbf" if system == "windows" else b""
+        corpus, config = tmp_path / f"{system}.txt", tmp_path / f"{system}.toml"
+        corpus.write_bytes(mark + text.replace("\n", line_end).encode("utf-8"))
+        config.write_bytes(mark + settings.replace("\n", line_end).encode("utf-8"))
+        out = tmp_path / system
+        result = tinyformer("train", "--config", config, "--corpus", corpus, "--threads", 1,
+                            "--out", out)
+        assert result.exit_code == 0, result.output
+        metrics[system] = [json.loads(line)["train_loss"]
+                           for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert "\\r" not in (out / "tokenizer.json").read_text()
+    assert metrics["windows"] == metrics["unix"]
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model):
+    """The last line of a run is a command to try: it runs as shown, with a space in the run's
+    directory and a quote in the prompt; BERT's gives a prompt of masks to fill in."""
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("".join(f"the {name} sat on the mat, said {name}'s friend.\n"
+                              for name in ("cat", "dog", "owl") * 30), encoding="utf-8")
+    result = tinyformer("train", "--model", model, "--corpus", corpus, *TINY, "--iters", 2,
+                        "--threads", 1, "--out", tmp_path / "my run")
+    assert result.exit_code == 0, result.output
+    suggested = result.stdout.strip().splitlines()[-1]
+    assert suggested.startswith("try: tinyformer generate --checkpoint ")
+    command = shlex.split(suggested.removeprefix("try: tinyformer "))
+    assert ("<mask>" in " ".join(command)) == (model == "bert")
+    tried = tinyformer(*command)
+    assert tried.exit_code == 0, tried.output
+
+
+def test_the_commands_that_messages_suggest_run_with_a_space_in_a_path(tmp_path, gpt_run):
+    run_dir = tmp_path / "my run"
+    shutil.copytree(gpt_run[0], run_dir)
+    refused = tinyformer("train", "--out", run_dir)
+    assert_input_error(refused, "holds a run")
+    suggested = refused.stderr.split("`")[1]               # `tinyformer train --resume ...`
+    tried = tinyformer(*shlex.split(suggested.removeprefix("tinyformer ")))
+    assert tried.exit_code == 0 and "has finished its" in tried.output, tried.output
+    exported = tinyformer("export", "--checkpoint", run_dir, "--out", tmp_path / "my hf")
+    assert exported.exit_code == 0, exported.output
+    suggested = exported.stdout.strip().split("try tinyformer ")[1]
+    tried = tinyformer(*shlex.split(suggested), "--max-new-tokens", 3)
+    assert tried.exit_code == 0, tried.output
+
+
 def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
     for expected in ("gpt-builtin", "gpt-builtin-2"):
         result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)
@@ -209,6 +266,27 @@ def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_pa
     assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
+        tmp_path, monkeypatch):
+    """Starting again reads the corpus again: named as given (relative to where train ran),
+    it is still found when --resume runs elsewhere."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):
+        raise KeyboardInterrupt
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    (work / "text.txt").write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    stopped = tinyformer("train", "--corpus", "text.txt", *TINY, "--iters", 2, "--out", "run",
+                         cwd=work)
+    assert stopped.exit_code == 130, stopped.output
+    monkeypatch.undo()
+    resumed = tinyformer("train", "--resume", work / "run", cwd=elsewhere)
+    assert resumed.exit_code == 0, resumed.output
+    assert "starting it again from step 0" in resumed.output
+
+
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------
 
 
@@ -270,6 +348,11 @@ def test_a_bad_toml_file(files):
     assert_input_error(tinyformer("train", "--config", files / "bad.toml"), "not valid TOML")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
+    for key in ("threads", "out"):                   # options of the command line, not the run
+        (files / "option.toml").write_text(f"{key} = 1\n")
+        assert_input_error(tinyformer("train", "--config", files / "option.toml"),
+                           f"{key} in ", "is not a setting of the run",
+                           f"give --{key} on the command line")
 
 
 @pytest.mark.parametrize("toml, phrase", [
@@ -449,6 +532,38 @@ def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkey
         result = tinyformer("train", "--resume", broken)
     assert_input_error(result, *phrases)
     assert snapshot(broken) == before
+
+
+def test_a_model_shared_without_its_optimizer_state_generates_but_does_not_resume(
+        broken, gpt_run, tmp_path):
+    """The optimizer's state is for resuming: without it (deleted to save space, or left out
+    of a copy) the model still generates, attends and exports; resuming names the file."""
+    optimizer = broken / json.loads((broken / "config.json").read_text())["files"]["optimizer"]
+    optimizer.unlink()
+    prompt = ("--prompt", "alice", "--max-new-tokens", 5)
+    result = tinyformer("generate", "--checkpoint", broken, *prompt)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == tinyformer("generate", "--checkpoint", gpt_run[0], *prompt).stdout
+    result = tinyformer("export", "--checkpoint", broken, "--out", tmp_path / "hf")
+    assert result.exit_code == 0, result.output
+    for damage in ("missing", "corrupted"):
+        if damage == "corrupted":
+            optimizer.write_bytes(b"not the state it saved")
+        result = tinyformer("train", "--resume", broken)
+        assert_input_error(result, optimizer.name, "incomplete" if damage == "missing"
+                           else "truncated or corrupted")
+        assert "put back the config.json" not in result.stderr     # config.json is intact
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda path: path.unlink(), "is missing"),
+    (lambda path: path.write_bytes(path.read_bytes()[:10]), "is truncated or changed"),
+], ids=["missing", "truncated"])
+def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, phrase):
+    damage(broken / "tokens.bin")
+    result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, f"tokens.bin (the tokenised corpus) {phrase}", "--force")
+    assert "put back the config.json" not in result.stderr
 
 
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):

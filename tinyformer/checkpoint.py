@@ -23,7 +23,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, why_not_a_directory
+from .files import StrPath, current_umask
 from .gpt import GPT
 from .layers import least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
@@ -224,17 +224,22 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
 
 
 def check_export_dir(directory: StrPath) -> str:
-    """A directory to export into must be new, in a folder that exists (which is returned);
-    a one-line CheckpointError otherwise. Checked before loading anything, and again when
-    writing."""
+    """A directory to export into must be new; the folder it goes in (which is returned) is
+    made if missing, as train's --out is and transformers' save_pretrained does, unless a file
+    stands in its path. A one-line CheckpointError otherwise. Checked before loading anything,
+    and again when writing."""
     directory = os.fspath(directory)
     if not directory.strip():
         raise CheckpointError("the directory to export into is empty (no name); give a new one")
     if os.path.exists(directory):
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
     parent = os.path.dirname(os.path.abspath(directory))
-    if not os.path.isdir(parent):
-        raise CheckpointError(f"cannot export to {directory!r}: {why_not_a_directory(parent)}")
+    existing = parent
+    while not os.path.exists(existing):         # the root exists: this ends
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CheckpointError(f"cannot export to {directory!r}: {existing!r} is a file, not a "
+                              f"directory")
     return parent
 
 
@@ -249,6 +254,7 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         raise CheckpointError(f"only GPT models have the GPT-2 format; this is a "
                               f"{type(model).__name__}")
     parent = check_export_dir(directory)
+    os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         os.chmod(staging, 0o777 & ~current_umask())      # mkdtemp makes it private

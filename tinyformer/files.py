@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import io
 import os
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
@@ -36,22 +37,32 @@ def iter_text(path: StrPath, what: str = "file",
               chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
     """The text of a UTF-8 file as a sequence of strings of about `chunk_bytes` each.
 
-    A character whose bytes straddle two chunks is kept whole (an incremental decoder).
-    ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid UTF-8."""
+    Read as Python's open() reads text: Windows line ends (\\r\\n, and a lone \\r) become \\n,
+    so that a text saved on Windows trains the model that the same text saved elsewhere does,
+    and a byte order mark at the start (which Windows tools write) is not part of the text.
+    A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
+    is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
+    UTF-8."""
     if not os.path.exists(path):
         raise ValueError(f"{what} {path!r} does not exist; check the path")
     if os.path.isdir(path):
         raise ValueError(f"{what} {path!r} is a directory; give a text file")
+    empty = ValueError(f"{what} {path!r} is empty; give a file with some text")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"{what} {path!r} is empty; give a file with some text")
-    decoder = codecs.getincrementaldecoder("utf-8")()
+        raise empty
+    decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(),
+                                           translate=True)
     offset = 0
+    read_any = False
     with open(path, "rb") as f:
         while True:
             block = f.read(chunk_bytes)
             final = not block
             if offset == 0:
                 check_not_utf16(block, path, what)
+                if block.startswith(codecs.BOM_UTF8):
+                    block = block[len(codecs.BOM_UTF8):]
+                    offset = len(codecs.BOM_UTF8)
             nul = block.find(b"\0")
             if nul >= 0:
                 raise ValueError(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
@@ -66,8 +77,11 @@ def iter_text(path: StrPath, what: str = "file",
                                  f"{max(0, offset - held + e.start)}); convert it to UTF-8, "
                                  f"e.g. iconv -t utf-8") from None
             if text:
+                read_any = True
                 yield text
             if final:
+                if not read_any:                 # a byte order mark alone
+                    raise empty
                 return
             offset += len(block)
 

@@ -335,6 +335,22 @@ class MaskedLM(LanguageModelling):
         """The hidden tokens: the loss averages over those alone."""
         return int(np.count_nonzero(batch[1] != IGNORE))
 
+    def example_prompt(self) -> str:
+        """A prompt for `tinyformer generate` that shows what the model learned: a held-out
+        example (a line, where the text has lines) with its last word hidden, a <mask> for
+        each of the word's tokens (for a text without words, its last token)."""
+        example = self.examples(self.data.val, np.random.default_rng(0))[0]
+        ids = example[example != self.pad_id].tolist()                              # (T,)
+        pieces = [self.tokenizer.decode([i]) for i in ids]
+        is_letters = [piece.strip().isalpha() for piece in pieces]
+        end = max((k for k in range(len(ids)) if is_letters[k]), default=len(ids) - 1)
+        start = end
+        # A word's tokens are letters, and only its first begins with a space (" pro" "ceed").
+        while start > 0 and is_letters[start - 1] and not pieces[start][:1].isspace():
+            start -= 1
+        return (self.tokenizer.decode(ids[:start]) + "<mask>" * (end + 1 - start)
+                + self.tokenizer.decode(ids[end + 1:]))
+
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out example with some tokens hidden, and the model's guesses for them."""
         example = self.examples(self.data.val, rng)[0]

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import zipfile
 from typing import Any, Callable, Collection, Iterable
 
@@ -272,15 +273,15 @@ class RunDirectory:
         directory, or with `force` a previous run's, whose files will be replaced (see
         `replace_previous`). RunDirectoryError saying what to do otherwise."""
         here = self.path
+        resume = f"`tinyformer train --resume {shlex.quote(os.fspath(here))}`"   # for a shell
         if not force:
             if self.has_manifest and self.has_checkpoint():
                 raise RunDirectoryError(f"--out {here!r} holds a run; continue it with "
-                                        f"`tinyformer train --resume {here}`, or give --force "
-                                        f"to replace it")
+                                        f"{resume}, or give --force to replace it")
             if self.has_manifest:
                 raise RunDirectoryError(f"--out {here!r} holds a run that stopped before its "
-                                        f"first checkpoint; `tinyformer train --resume {here}` "
-                                        f"starts it again, or give --force to replace it")
+                                        f"first checkpoint; {resume} starts it again, or give "
+                                        f"--force to replace it")
             if self.others():
                 raise RunDirectoryError(f"--out {here!r} is not empty; give another --out, or "
                                         f"--force to start a run there (only files a run "
@@ -388,7 +389,7 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
                                   f"--eval-every by default) and try again")
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
                               f"checkpoint, so there is no model to load; `tinyformer train "
-                              f"--resume {directory}` starts it again")
+                              f"--resume {shlex.quote(os.fspath(directory))}` starts it again")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "
@@ -425,7 +426,9 @@ def is_ours(config: dict[str, Any]) -> bool:
 
 
 def read_config(directory: StrPath) -> dict[str, Any]:
-    """The checkpoint's config.json as a dict, with its files present and intact."""
+    """The checkpoint's config.json as a dict, with the files a model is built from present
+    and intact: its weights and tokenizer. The optimizer's state is for resuming only (see
+    check_checkpoint_file): a model shared without it generates."""
     config = read_config_json(directory)
     path = os.path.join(directory, CONFIG)
     if not is_ours(config):
@@ -444,15 +447,22 @@ def read_config(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
                               f"tinyformer wrote them); put back the config.json this run "
                               f"wrote, or train again")
-    for name, digest in config["sha256"].items():
-        file = os.path.join(directory, name)
-        if not os.path.exists(file):
-            raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
-                                  f"incomplete, train again or restore the file")
-        if name != "tokenizer.json" and sha256(file) != digest:   # the tokenizer: see below
-            raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
-                                  f"the one config.json recorded); restore it or train again")
+    for kind in ("weights", "tokenizer"):
+        check_checkpoint_file(directory, config, kind)
     return config
+
+
+def check_checkpoint_file(directory: StrPath, config: dict[str, Any], kind: str) -> None:
+    """CheckpointError unless the checkpoint's file of `kind` ("weights", "tokenizer",
+    "optimizer") is there, with the SHA-256 its config.json (read by read_config) recorded."""
+    name = config["files"][kind]
+    file = os.path.join(directory, name)
+    if not os.path.exists(file):
+        raise CheckpointError(f"checkpoint {directory!r} is missing {name}; it is "
+                              f"incomplete, train again or restore the file")
+    if kind != "tokenizer" and sha256(file) != config["sha256"][name]:   # tokenizer: see below
+        raise CheckpointError(f"{file} is truncated or corrupted (its SHA-256 differs from "
+                              f"the one config.json recorded); restore it or train again")
 
 
 def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
@@ -609,5 +619,14 @@ def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
 
 
 def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:
-    """The ids that write_tokens wrote, as a read-only memory map (never read whole)."""
+    """The ids that write_tokens wrote, as a read-only memory map (never read whole).
+    CheckpointError if the file is gone, or is not of the size written."""
+    expected = n_tokens * np.dtype(dtype).itemsize
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} (the tokenised corpus) is missing; restore it, or start "
+                              f"the run again with --force")
+    if os.path.getsize(path) != expected:
+        raise CheckpointError(f"{path} (the tokenised corpus) is truncated or changed: "
+                              f"{os.path.getsize(path):,} bytes where the run wrote "
+                              f"{expected:,}; restore it, or start the run again with --force")
     return np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))

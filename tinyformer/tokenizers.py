@@ -133,9 +133,11 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
            if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
     seconds = time.perf_counter() - start
     n_tokens = len(tok.encode(text))
+    # The text's own bytes: a file's line ends (\r\n) and byte order mark are not its text.
+    n_text_bytes = len(text.encode("utf-8"))
     return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
         "  " + line for line in describe_vocabulary(tok)] + [
-        f"  compression  {n_bytes / n_tokens:.2f} bytes per token on the input "
+        f"  compression  {n_text_bytes / n_tokens:.2f} bytes per token on the input "
         f"({n_tokens:,} tokens)"]
 
 

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import threading
 import time
@@ -46,8 +47,8 @@ from .jobs import Job, make_job
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
-                     RunDirectory, checkpoint_files, load_arrays, save_checkpoint,
-                     truncate_metrics)
+                     RunDirectory, check_checkpoint_file, checkpoint_files, load_arrays,
+                     save_checkpoint, truncate_metrics)
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
@@ -89,6 +90,11 @@ def setting(default: Any, help: str | None = None) -> Any:
     """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
     (--min-len for min_len) and says what it means there. The rest are for config files."""
     return dataclasses.field(default=default, metadata={"help": help} if help else {})
+
+
+# Options of `tinyformer train` that say where and how a run goes, not what it is: they are
+# not saved with it, and a --config file does not hold them.
+COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 
 
 @dataclasses.dataclass
@@ -196,6 +202,11 @@ class TrainConfig:
                 raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
                                  f"setting in [train], or every one at the top level")
             settings = settings["train"]
+        for key in settings:
+            option = str(key).replace("_", "-")
+            if option in COMMAND_LINE_ONLY:
+                raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
+                                 f"on the command line")
         return cls.from_dict(settings, str(path))
 
     def resolved(self) -> TrainConfig:
@@ -491,6 +502,8 @@ class Trainer:
         # built-in corpus's size, which any text is unlikely to be smaller than.
         check_memory(config, config.vocab_size if config.tokenizer == "bpe" else 32)
         settings = dataclasses.asdict(config)
+        if config.corpus is not None:     # a run that stops before its first checkpoint reads
+            settings["corpus"] = os.path.abspath(config.corpus)   # it again, maybe elsewhere
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
             run.prepare_new_run(settings, force)
@@ -544,7 +557,7 @@ class Trainer:
                 raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "
                     f"`tinyformer train` run; generate from it with `tinyformer generate "
-                    f"--checkpoint {directory}`")
+                    f"--checkpoint {shlex.quote(os.fspath(directory))}`")
             # A run saved before batches were cut into micro-batches computed each one whole,
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},
@@ -557,6 +570,8 @@ class Trainer:
                 trainer = cls(config, run, job, model, log)
                 trainer.load_state(saved)
                 changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
+            except CheckpointError:         # a file of the run, which the message names
+                raise
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
@@ -613,6 +628,7 @@ class Trainer:
         already in the model)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
+        check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         arrays = load_arrays(os.path.join(self.directory, files["optimizer"]))
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import shlex
 import sys
 
 import click
@@ -139,7 +140,8 @@ Examples:
 """)
 def tokenize():
     """Train, apply and inspect tokenizers (text <-> ids). A tokenizer file is the JSON that
-    `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it."""
+    `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it.
+    --tokenizer also takes a checkpoint directory, for the ids its model reads."""
 
 
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
@@ -191,9 +193,15 @@ def check_out_file(path, suffixes=None, force=True):
         files.check_out_file(path, suffixes, force)
 
 
+TOKENIZER_HELP = ("A tokenizer saved by `tokenize train`, or a checkpoint's (a run directory, or "
+                  "a Hugging Face model's, as generate --checkpoint takes).")
+
+
 def open_tokenizer(path):
+    """A tokenizer file, or the tokenizer of a checkpoint directory (a run's, or a Hugging Face
+    model's), as generate reads it: the ids that its model reads."""
     with input_errors(ValueError, OSError):
-        return load_tokenizer(path)
+        return load_model(path)[1] if os.path.isdir(path) else load_tokenizer(path)
 
 
 def text_options(command):
@@ -218,8 +226,8 @@ Examples:
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train`.")
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
     _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
@@ -232,8 +240,8 @@ Examples:
   tinyformer tokenize decode 72 101 108 --tokenizer tok.json
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
-@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train`.")
+@click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS (ids that cut a character's bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
@@ -251,8 +259,8 @@ Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-
 commonest words (" the", " has") are single tokens, other text falls back to pieces and bytes.
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json",
-              help="A tokenizer saved by `tokenize train` [default: see below].")
+@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
+              help=f"{TOKENIZER_HELP} [default: see below].")
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
               "terminal]; without colour they are framed by '|'.")
@@ -328,9 +336,10 @@ encoder-decoder.
 """)
 @train_options
 @click.option("--config", "config_path", metavar="FILE.toml",
-              help="Settings from a TOML file (keys as the options, with _ or -; and those "
-              "only a file sets: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
-                                                if "help" not in f.metadata) + ").")
+              help="Settings from a TOML file (keys as the options, with _ or -, but for "
+              "--out, --force, --resume and --threads; and those only a file sets: "
+              + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
+                          if "help" not in f.metadata) + ").")
 @click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
               "if taken].")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
@@ -352,19 +361,20 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     click.echo(f"engine: {tinyautograd.kernels.summary()}")
-    resume = f"continue with: tinyformer train --resume {directory}"
+    quoted = shlex.quote(os.fspath(directory))       # commands to copy, as a shell reads them
+    resume = f"continue with: tinyformer train --resume {quoted}"
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
         raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
-                         f"train --out {directory} --force ...` replaces this one") from None
+                         f"train --out {quoted} --force ...` replaces this one") from None
     except KeyboardInterrupt:             # a second Ctrl-C (or one before step 1): at once
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
         else:
             click.echo(f"stopped at once; {directory} has no checkpoint yet; tinyformer train "
-                       f"--resume {directory} starts it again from step 0", err=True)
+                       f"--resume {quoted} starts it again from step 0", err=True)
         sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
@@ -373,9 +383,13 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
                    err=True)
         sys.exit(INTERRUPTED)
-    prompt = f' --prompt "{example_prompt(trainer.config.model, trainer.config.task)}"'
+    # The built-in data has its own prompts; on a text, a GPT starts from a new line, and
+    # BERT fills in a held-out line of the text.
+    prompt = (example_prompt(trainer.config.model, trainer.config.task)
+              if trainer.config.corpus is None
+              else trainer.job.example_prompt() if trainer.config.model == "bert" else None)
     click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
-               f"{directory}{prompt if trainer.config.corpus is None else ''}")
+               f"{quoted}" + (f" --prompt {shlex.quote(prompt)}" if prompt else ""))
 
 
 # What the checkpoints that neither sample nor choose a length write.
@@ -456,7 +470,10 @@ def export(checkpoint_dir, out_dir):
         check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
         export_pretrained(model, tokenizer, out_dir)
-    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {out_dir}")
+    if tokenizer.kind != "bpe":                  # see export_pretrained
+        click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
+                   f"the model, and tinyformer reads the tokenizer (tinyformer-tokenizer.json)")
+    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {shlex.quote(out_dir)}")
 
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
