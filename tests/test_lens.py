@@ -7,6 +7,7 @@ the table or draws it, and refuses bad input in one line."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from figures import assert_every_text_inside
 
 import tinyautograd as ta
 from tinyformer_cli import main
@@ -134,7 +135,6 @@ def test_in_colour_a_sure_prediction_is_bright_and_bold_and_an_unsure_one_dim():
 def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(positions):
     # A seq2seq that ends its translation at once has one position; the axis labels and the
     # colour bar's are longer than so short a table, and were cut off.
-    from matplotlib.text import Text
     from tinyformer.lens import Lens
     from tinyformer.tokenizers import CharTokenizer
     from viz.lens import lens_figure
@@ -142,13 +142,7 @@ def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(posit
                 top_ids=np.zeros((3, positions, 1), dtype=int),
                 top_probs=np.full((3, positions, 1), 0.5))
     figure = lens_figure(lens, ["a"] * positions, CharTokenizer("abc"), title="run: the lens")
-    figure.canvas.draw()                          # lays it out as saving it does
-    width, height = figure.bbox.width, figure.bbox.height
-    for text in figure.findobj(Text):
-        if text.get_visible() and text.get_text():
-            box = text.get_window_extent()
-            assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
-                text.get_text()
+    assert_every_text_inside(figure)
 
 
 def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_terminal():

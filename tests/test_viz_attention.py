@@ -13,6 +13,7 @@ import tinyautograd as ta
 from tinyformer.attention import KVCache, MultiHeadAttention, causal_mask, padding_mask
 
 pytest.importorskip("matplotlib")
+from figures import assert_every_text_inside  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
@@ -155,18 +156,11 @@ def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
 def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     # One head makes a narrow figure; the title the command gives it is wider, and was cut
     # off at both ends.
-    from matplotlib.text import Text
     title = ("transformer-reverse (transformer): decoder cross-attention (target -> source) "
              "- 2 layers x 1 head")
     figure = attention_figure(np.full(shape, 1 / shape[-1]), ["a"] * shape[2],
                               ["b"] * shape[3], title)
-    figure.canvas.draw()                          # lays it out as saving it does
-    width, height = figure.bbox.width, figure.bbox.height
-    for text in figure.findobj(Text):
-        if text.get_visible() and text.get_text():
-            box = text.get_window_extent()
-            assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
-                text.get_text()
+    assert_every_text_inside(figure)
     assert " ".join(figure.get_suptitle().split()) == title
 
 def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):

@@ -1,0 +1,15 @@
+"""What a picture's test checks of a matplotlib figure, shared by the picture tests."""
+
+from matplotlib.text import Text
+
+
+def assert_every_text_inside(figure):
+    """Every visible text of `figure` (titles, labels, ticks, colour bars) lies within it, laid
+    out as saving it lays it out: none cut off at an edge."""
+    figure.canvas.draw()
+    width, height = figure.bbox.width, figure.bbox.height
+    for text in figure.findobj(Text):
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent()
+            assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
+                text.get_text()
