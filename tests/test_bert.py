@@ -35,14 +35,14 @@ def test_without_a_pad_id_token_0_is_read_like_any_other():
     # every token is read now; a pad_id hides padding.
     from tinyformer.tokenizers import CharTokenizer
     idx = np.array([CharTokenizer("ab").encode("abbaab")])
-    for pad_id, read in ((None, True), (PAD, False)):
-        model = tiny_bert(vocab_size=2, pad_id=pad_id)
+    for options, read in (({}, True), ({"pad_id": None}, True), ({"pad_id": PAD}, False)):
+        model = tiny_bert(vocab_size=2, **options)          # {}: the default, None
         before = model(idx).data
         model.embed.tok.weight.data[0] = np.random.default_rng(0).standard_normal(8)
         after = model(idx).data
         b = idx[0] == 1                                     # the "b"s, seeing the "a"s or not
         unchanged = np.allclose(after[0, b, 1], before[0, b, 1], rtol=1e-5, atol=1e-6)
-        assert unchanged != read, f"pad_id {pad_id}"
+        assert unchanged != read, f"BERT({options})"
     with pytest.raises(ValueError, match="BERT: pad_id must be a whole number >= 0"):
         tiny_bert(pad_id=1.5)
 
