@@ -599,7 +599,8 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--flow", is_flag=True, help="Colour every node by its gradient norm on a log "
               "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="Draw at most this many nodes, those nearest the loss (or the gradients).")
+              help="Draw at most this many nodes, those nearest the loss (or the gradients; a "
+              "backward graph draws every dL/d box besides).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Collapse each module N levels down into one node: --depth 2 draws a GPT "
               "as its embeddings, each block and the final norm.")

@@ -628,7 +628,8 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
     are None. They are returned by `grad`, not accumulated: `.grad` is left as it was, and the
     forward graph is kept. `show_data` adds the norm and range of every drawn tensor,
     `show_grad` those of every gradient (each backward op's result is one, or a part of one);
-    at most `max_nodes` nodes are drawn, the ones nearest the gradients.
+    at most `max_nodes` nodes are drawn, the ones nearest the gradients, besides the gradients
+    themselves (every dL/d box is drawn, however many there are).
 
     Large graphs, by module, as draw_graph does: when the forward ran inside
     `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
