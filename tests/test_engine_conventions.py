@@ -89,6 +89,30 @@ def test_requires_grad_underscore_sets_it_in_place_and_returns_the_tensor_or_mod
             == [p.requires_grad for p in twin.parameters()] == [False, False, True, True])
 
 
+def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
+    x, twin = Tensor(np.ones((2, 3, 4))), torch.ones(2, 3, 4)
+    assert (x.numel(), x.dim()) == (twin.numel(), twin.dim()) == (24, 3)
+    layers = nn.ModuleList([nn.Linear(2, 2)])
+    torch_layers = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+    assert layers.extend([nn.Linear(2, 3), nn.Linear(3, 1)]) is layers
+    torch_layers.extend([torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)])
+    assert ([name for name, _ in layers.named_parameters()]
+            == [name for name, _ in torch_layers.named_parameters()])      # 0. to 2.
+    with pytest.raises(TypeError, match="holds Modules, not int"):
+        layers.extend([3])
+    model = nn.Linear(2, 1)
+    optimizer = ta.optim.SGD(model.parameters(), lr=0.1)
+    for clear in (model.zero_grad, optimizer.zero_grad):
+        model(Tensor(np.ones((1, 2)))).sum().backward()
+        grad = model.weight.grad
+        clear(set_to_none=False)                    # zeros, in the same array, as torch's
+        assert model.weight.grad is grad and not grad.any() and model.bias.grad.shape == (1,)
+        clear()                                     # torch's default: None
+        assert model.weight.grad is None and model.bias.grad is None
+    clear(set_to_none=False)                        # no gradient yet: stays None
+    assert model.weight.grad is None
+
+
 def test_requires_grad_is_turned_off_on_a_leaf_only():
     w = Tensor([1.0, 2.0], requires_grad=True)
     y = w * 3

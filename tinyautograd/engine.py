@@ -457,6 +457,8 @@ class Tensor:
     def size(self) -> int: return self.data.size
     @property
     def is_leaf(self) -> bool: return self.grad_fn is None
+    def numel(self) -> int: return self.data.size       # torch's names for .size and .ndim
+    def dim(self) -> int: return self.data.ndim
 
     def numpy(self) -> np.ndarray:
         return self.data
@@ -955,6 +957,17 @@ def _check_finite(node, i, inp, g):
 
 def _as_tensor(g):
     return g if isinstance(g, Tensor) else Tensor._make(g)
+
+
+def _zero_grads(params, set_to_none=True):
+    """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
+    set_to_none=False, set it to zeros in place, as torch's."""
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            p.grad[...] = 0
+        p.grad_tensor = None
 
 
 def _accumulate(t, grad, create_graph):

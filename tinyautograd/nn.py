@@ -251,11 +251,10 @@ class Module:
             parameter.requires_grad = requires_grad
         return self
 
-    def zero_grad(self) -> None:
-        """Forget the gradients: backward accumulates into `.grad`, so clear it between steps."""
-        for parameter in self.parameters():
-            parameter.grad = None
-            parameter.grad_tensor = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: backward accumulates into `.grad`, so clear it between steps
+        (to None; with set_to_none=False, to zeros, as torch's)."""
+        engine._zero_grads(self.parameters(), set_to_none)
 
     # -- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -309,13 +308,12 @@ def _params_comment(count):
 
 
 class ModuleList(Module):
-    """A list of modules, named by position ('0', '1', ...). Indexing, `len`, iteration and
-    `append` work as for a list; a slice is a ModuleList."""
+    """A list of modules, named by position ('0', '1', ...). Indexing, `len`, iteration,
+    `append` and `extend` work as for a list; a slice is a ModuleList."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
         self._modules = []
-        for module in modules:
-            self.append(module)
+        self.extend(modules)
 
     def _members(self):
         # The items, named by position; then whatever else a subclass holds (a scale, a head).
@@ -328,6 +326,11 @@ class ModuleList(Module):
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__} holds Modules, not {type(module).__name__}")
         self._modules.append(module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
         return self
 
     def __getitem__(self, index):

@@ -28,7 +28,7 @@ from typing import Iterable, Union
 import numpy as np
 
 from . import kernels
-from .engine import Tensor
+from .engine import Tensor, _zero_grads
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
 Params = Union[Iterable[Tensor], Iterable[dict]]
@@ -110,11 +110,10 @@ class Optimizer:
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError
 
-    def zero_grad(self) -> None:
-        """Forget the gradients, so that the next backward starts from nothing."""
-        for p in self._all_params():
-            p.grad = None
-            p.grad_tensor = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients, so that the next backward starts from nothing (to None; with
+        set_to_none=False, to zeros, as torch's)."""
+        _zero_grads(self._all_params(), set_to_none)
 
     def state_dict(self) -> dict:
         """Everything needed to resume: the groups' options and each parameter's state.
