@@ -226,8 +226,9 @@ def test_run_in_processes_says_when_a_child_is_killed(forked):
             os.kill(os.getpid(), signal.SIGKILL)          # the out-of-memory killer, say
         return i
 
-    with pytest.raises(RuntimeError, match=r"^a worker process ended without an answer \(out "
-                                           r"of memory\?\); train with --threads 1"):
+    with pytest.raises(parallel.WorkerLost, match=r"^a worker process ended without an "
+                                                 r"answer \(out of memory\?\); train "
+                                                 r"with --threads 1"):
         parallel.run_in_processes(work, range(4), 2)
     assert _all_waited_for(forked)
 
@@ -389,9 +390,9 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
         ta.manual_seed(1)
         assert step(2, twice)[0] == expected
         os.kill(workers.pids[0], signal.SIGKILL)       # the kernel's out-of-memory killer, say
-        with pytest.raises(RuntimeError, match=r"^a worker process ended without "
-                                               r"an answer \(out of memory\?\); train with "
-                                               r"--threads 1"):
+        with pytest.raises(parallel.WorkerLost, match=r"^a worker process ended without "
+                                                     r"an answer \(out of memory\?\); "
+                                                     r"train with --threads 1"):
             step(2)
         assert workers.pids == []                      # the others stopped, all waited for
 
@@ -458,3 +459,29 @@ def test_where_fork_fails_training_goes_on_threads(tmp_path, monkeypatch):
     trainer.train_step = lambda threads: seen.append(trainer.workers) or step(threads)
     assert trainer.train(threads=2) == "done"
     assert seen == [None, None]
+
+
+@needs_fork
+def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path, monkeypatch):
+    """The kernel's out-of-memory killer is no bug of ours: one line and exit 2, as for the
+    other answers of the operating system, no worker left behind."""
+    from click.testing import CliRunner
+
+    import tinyformer_cli as cli
+    here, part_loss = os.getpid(), Trainer.part_loss
+
+    def killed_in_a_worker(self, part):
+        if os.getpid() != here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return part_loss(self, part)
+    monkeypatch.setattr(Trainer, "part_loss", killed_in_a_worker)
+    monkeypatch.setattr(cli.resources, "usable_cores", lambda: 2)      # two, on any machine
+    result = CliRunner().invoke(cli.main, ["train", "--n-layer", "1", "--n-head", "2",
+                                           "--d-model", "16", "--context", "16", "--iters", "2",
+                                           "--threads", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: a worker process ended without an answer (out of memory?); train with "
+        "--threads 1 to compute in one process"]
+    with pytest.raises(ChildProcessError):             # every child waited for
+        os.waitpid(-1, os.WNOHANG)

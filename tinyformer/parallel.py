@@ -342,7 +342,13 @@ def _worker_lost(workers):
         yield
     except (EOFError, OSError):
         workers.close()
-        raise RuntimeError(_ENDED) from None
+        raise WorkerLost(_ENDED) from None
+
+
+class WorkerLost(ChildProcessError):
+    """A worker process ended without an answer: killed, by the kernel when memory ran out,
+    say. The machine's trouble, not a bug: an OSError, as the other answers of the operating
+    system are."""
 
 
 # What a process that died (killed when memory ran out, say) leaves the others to say.
@@ -527,7 +533,7 @@ def _answer(connection):
     try:
         kind, what = connection.recv()
     except (EOFError, OSError):
-        raise RuntimeError(_ENDED) from None
+        raise WorkerLost(_ENDED) from None
     if kind == "error":
         _raise_brought(what)
     return what
