@@ -207,8 +207,10 @@ def test_run_in_processes_raises_a_childs_error_here_and_waits_for_every_child(f
             raise Unpicklable()
         return i
 
-    with pytest.raises(FloatingPointError, match=r"^item 4 became nan$"):
+    with pytest.raises(FloatingPointError, match=r"^item 4 became nan$") as raised:
         parallel.run_in_processes(work, range(5), 3)        # item 4: the first child's
+    # where it happened, for a bug's report: the child's traceback, as the error's cause
+    assert 'raise FloatingPointError("item 4 became nan")' in str(raised.value.__cause__)
     with pytest.raises(RuntimeError, match=r"^a worker process failed: Unpicklable: it stays "
                                            r"where it was raised$"):
         parallel.run_in_processes(work, [0, 5], 2)          # item 5: the child's
@@ -371,8 +373,9 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
                           parts=6) as workers:
         def step(n, rows=batch):
             return workers.update(loss_of, parallel.split(rows, n, trainer.job.counted), 2, 1)
-        with pytest.raises(FloatingPointError, match=r"^the loss became nan$"):
+        with pytest.raises(FloatingPointError, match=r"^the loss became nan$") as raised:
             step(2)
+        assert "in loss_of" in str(raised.value.__cause__)     # the worker's traceback
         with pytest.raises(RuntimeError, match=r"^a worker process failed: Unpicklable: "
                                                r"it stays where it was raised$"):
             step(3)

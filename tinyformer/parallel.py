@@ -46,6 +46,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, ContextManager, NamedTuple, Sequence, TypeVar
 
@@ -361,11 +362,30 @@ def _words(error):
     return f"{type(error).__name__}: {error}"
 
 
+def _with_its_traceback(error):
+    """`error`, carrying the text of its traceback: the traceback itself does not travel to
+    another process, and without it a bug in a worker would be reported from where the
+    error was raised again, never from where it happened."""
+    with contextlib.suppress(AttributeError, TypeError):
+        error.worker_traceback = "".join(traceback.format_exception(error))
+    return error
+
+
+class _WorkerTraceback(Exception):
+    """Where a worker process raised an error: its traceback, shown as the error's cause."""
+
+    def __str__(self):
+        return "in the worker process:\n" + self.args[0]
+
+
 def _raise_brought(failure):
-    """Raise here what another process brought: its exception, or the words of one that
-    could not travel."""
+    """Raise here what another process brought: its exception (its traceback there as the
+    cause), or the words of one that could not travel."""
     if isinstance(failure, str):
         raise RuntimeError(f"a worker process failed: {failure}")
+    where = getattr(failure, "worker_traceback", None)
+    if where:
+        raise failure from _WorkerTraceback(where)
     raise failure
 
 
@@ -394,6 +414,8 @@ def _serve(connection, workers):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def meet(mine):
+        if isinstance(mine, BaseException):
+            mine = _with_its_traceback(mine)
         try:
             connection.send(mine)
         except Exception:                         # an exception that does not pickle
@@ -516,7 +538,7 @@ def _compute_and_exit(connection, work, items, blas):
         with blas_threads(blas):
             answer = ("results", [work(item) for item in items])
     except BaseException as error:
-        answer, status = ("error", error), 1
+        answer, status = ("error", _with_its_traceback(error)), 1
     try:
         try:
             connection.send(answer)
