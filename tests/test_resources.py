@@ -117,6 +117,26 @@ def test_the_thread_count_does_not_change_the_losses(tmp_path):
     assert losses["1"] == losses["2"] == losses[None]
 
 
+def test_on_more_cores_than_micro_batches_the_timing_chooses_among_counts_that_agree(
+        tmp_path, monkeypatch):
+    """Beyond a process a micro-batch, BLAS would split each product over the threads left
+    over, and a product's last bits depend on how it is split: a run whose timing chose that
+    count would lose the same seed's losses. The candidates stop at the micro-batches."""
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 8)
+    counts = []
+    step = tinyformer.train.Trainer.train_step
+    monkeypatch.setattr(tinyformer.train.Trainer, "train_step",
+                        lambda self, threads: counts.append(threads) or step(self, threads))
+    for micro_batches in (2, 1):
+        trainer = tinyformer.train.Trainer.start(
+            tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16, context=16,
+                                         batch_size=4, iters=4, eval_every=4,
+                                         micro_batches=micro_batches),
+            str(tmp_path / f"run-{micro_batches}"), log=lambda *_: None)
+        trainer.train()                                 # the first steps: the trials
+    assert counts == [1, 2, 1, 2] + [1, 1, 1, 1]
+
+
 # ----- generating: each token a step, timed to choose the BLAS threads
 
 

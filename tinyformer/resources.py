@@ -233,15 +233,17 @@ def usable_cores() -> int:
 
 
 @contextlib.contextmanager
-def thread_choice(threads: int | None) -> Iterator[AdaptiveThreads | None]:
+def thread_choice(threads: int | None, most: int | None = None
+                  ) -> Iterator[AdaptiveThreads | None]:
     """The threads a run's steps take: inside, `threads` BLAS threads when the user gave a
     count (yields None); with None, yields an entered AdaptiveThreads, under whose `step()`
-    each step runs, so that the steps' own timing chooses. Training and generating both."""
+    each step runs, so that the steps' own timing chooses, among counts up to `most` (None:
+    the cores). Training and generating both."""
     if threads is not None:
         with blas_threads(threads):
             yield None
     else:
-        with AdaptiveThreads() as adaptive:
+        with AdaptiveThreads(most=most) as adaptive:
             yield adaptive
 
 
@@ -265,7 +267,9 @@ class AdaptiveThreads:
     period at worst. The count changes how fast a step is computed, not its result: the
     micro-batches are the same and their gradients are added in the same order, so the losses
     are the same to the bit, and so are the tokens generated (tests/test_resources.py checks
-    both).
+    both). That holds while each micro-batch is computed on one thread: BLAS threads that
+    split a product change its last bits, so a training run's candidates go no higher than
+    its micro-batches (`most`), one process each.
 
         with AdaptiveThreads() as threads:
             for step in ...:
@@ -279,8 +283,8 @@ class AdaptiveThreads:
     margin = 0.10
 
     def __init__(self, candidates: tuple[int, ...] | None = None, period: int = 200,
-                 trial: int = 4) -> None:
-        cores = usable_cores()
+                 trial: int = 4, most: int | None = None) -> None:
+        cores = min(usable_cores(), most or usable_cores())
         self.candidates = candidates or tuple(sorted({1, cores}))
         self.period, self.trial = period, trial
         self.controller = blas_controller()

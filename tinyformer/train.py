@@ -134,7 +134,8 @@ class TrainConfig:
     dropout: float = setting(0.0, "Dropout rate [0].")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
-                                 "the threads; the losses do not depend on the threads [2].")
+                                 "the threads; the losses do not depend on the threads, up "
+                                 "to one a part [2].")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
     min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
@@ -460,7 +461,10 @@ def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tens
     None the count the steps' own timing chooses (resources.thread_choice); and, where fork is
     safe, the worker processes that share each step's micro-batches (parallel.workers_for).
     Yields (the AdaptiveThreads or None, the Workers or None) for `update`."""
-    with freed_memory_kept(), thread_choice(threads) as adaptive:
+    # The timing chooses among counts up to one process a micro-batch: beyond that, BLAS would
+    # split each product over the threads left over, and the bits of a product depend on how
+    # it is split, so the losses would depend on the machine's load.
+    with freed_memory_kept(), thread_choice(threads, most=micro_batches) as adaptive:
         most = adaptive.candidates[-1] if adaptive else threads
         with parallel.workers_for(loss_of, model, parameters, optimizer, most,
                                   micro_batches) as workers:
