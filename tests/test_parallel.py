@@ -488,3 +488,22 @@ def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path,
         "--threads 1 to compute in one process"]
     with pytest.raises(ChildProcessError):             # every child waited for
         os.waitpid(-1, os.WNOHANG)
+
+
+@needs_fork
+def test_a_child_that_cannot_write_out_its_traceback_still_sends_its_error(forked,
+                                                                             monkeypatch):
+    """Where memory ran out, formatting the traceback fails too: the child must still send
+    its error and exit, never run on into its parent's code."""
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(parallel.traceback, "format_exception", out_of_memory)
+    here = os.getpid()
+
+    def work(i):
+        if os.getpid() != here:
+            raise FloatingPointError("item 1 became nan")
+        return i
+    with pytest.raises(FloatingPointError, match=r"^item 1 became nan$"):
+        parallel.run_in_processes(work, range(2), 2)
+    assert os.getpid() == here and _all_waited_for(forked)

@@ -365,8 +365,9 @@ def _words(error):
 def _with_its_traceback(error):
     """`error`, carrying the text of its traceback: the traceback itself does not travel to
     another process, and without it a bug in a worker would be reported from where the
-    error was raised again, never from where it happened."""
-    with contextlib.suppress(AttributeError, TypeError):
+    error was raised again, never from where it happened. A nicety: where the text cannot be
+    made (out of memory, say), the error goes without it."""
+    with contextlib.suppress(Exception):
         error.worker_traceback = "".join(traceback.format_exception(error))
     return error
 
