@@ -465,7 +465,8 @@ def test_where_fork_fails_training_goes_on_threads(tmp_path, monkeypatch):
 
 
 @needs_fork
-def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path, monkeypatch):
+def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path, monkeypatch,
+                                                                      forked):
     """The kernel's out-of-memory killer is no bug of ours: one line and exit 2, as for the
     other answers of the operating system, no worker left behind."""
     from click.testing import CliRunner
@@ -486,8 +487,7 @@ def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path,
     assert result.stderr.splitlines() == [
         "Error: a worker process ended without an answer (out of memory?); train with "
         "--threads 1 to compute in one process"]
-    with pytest.raises(ChildProcessError):             # every child waited for
-        os.waitpid(-1, os.WNOHANG)
+    assert _all_waited_for(forked)
 
 
 @needs_fork
