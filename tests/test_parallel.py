@@ -507,3 +507,32 @@ def test_a_child_that_cannot_write_out_its_traceback_still_sends_its_error(forke
     with pytest.raises(FloatingPointError, match=r"^item 1 became nan$"):
         parallel.run_in_processes(work, range(2), 2)
     assert os.getpid() == here and _all_waited_for(forked)
+
+
+@needs_fork
+def test_ctrl_c_as_a_child_is_forked_is_not_the_childs(tmp_path, monkeypatch):
+    """A Ctrl-C that lands in a child before it could ignore it must not raise there: the
+    KeyboardInterrupt would run the parent's code on in the child."""
+    here, fork = os.getpid(), os.fork
+
+    def fork_then_ctrl_c():
+        pid = fork()
+        if pid == 0:
+            os.kill(os.getpid(), signal.SIGINT)         # the terminal's, to the whole group
+        return pid
+    monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's own
+    try:
+        results = parallel.run_in_processes(lambda i: (i, os.getpid() != here), range(4), 2)
+        trainer = trainer_for(tmp_path, **TINY)
+        with parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                              trainer.optimizer, 1) as workers:
+            batch = trainer.job.train_batch(np.random.default_rng(0))
+            loss, _ = workers.update(trainer.part_loss,
+                                     parallel.split(batch, 2, trainer.job.counted), 2, 1)
+    finally:
+        if os.getpid() != here:                         # a child that ran on: stop it here
+            os._exit(3)
+        signal.signal(signal.SIGINT, previous)
+    assert results == [(0, False), (1, True), (2, False), (3, True)]
+    assert np.isfinite(loss)

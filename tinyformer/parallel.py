@@ -110,6 +110,23 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
     return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
 
 
+def _fork() -> int:
+    """os.fork(), the child ignoring Ctrl-C from its start. Ctrl-C reaches every process of
+    the terminal's group, and it is the parent's to handle: in a child, the trainer's handler,
+    inherited, would announce a checkpoint a second time, and Python's own would raise
+    KeyboardInterrupt, which would run the parent's code on in the child. So SIGINT waits
+    (blocked) across the fork: a child starts with none waiting, and ignores it before it
+    takes any, while the parent takes its own as soon as the fork is done."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pid
+
+
 class Workers:
     """Processes, forked from this one, that share each training step with it.
 
@@ -143,7 +160,7 @@ class Workers:
         for _ in range(n):
             ours, theirs = multiprocessing.Pipe()
             try:
-                pid = os.fork()
+                pid = _fork()
             except OSError:                     # no more processes allowed, say
                 ours.close()
                 theirs.close()
@@ -411,9 +428,7 @@ class _StepStopped(Exception):
 
 def _serve(connection, workers):
     """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C is the
-    parent's to handle (it stops at the end of a step)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
+    parent's to handle (it stops at the end of a step): `_fork`."""
     def meet(mine):
         if isinstance(mine, BaseException):
             mine = _with_its_traceback(mine)
@@ -499,7 +514,7 @@ def run_in_processes(work: Callable[[Item], Result], items: Sequence[Item],
         for me in range(1, n):
             ours, theirs = multiprocessing.Pipe(duplex=False)
             try:
-                pid = os.fork()
+                pid = _fork()
             except OSError as error:            # no more processes allowed, say
                 ours.close()
                 theirs.close()
@@ -531,9 +546,6 @@ class _ForkRefused(OSError):
 
 def _compute_and_exit(connection, work, items, blas):
     """A forked child's life in `run_in_processes`: its items' results, or its error, sent."""
-    # Ctrl-C reaches every process of the terminal's group: it is the parent's to handle (the
-    # trainer's handler, inherited, would announce a checkpoint a second time from here).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     status = 0
     try:
         with blas_threads(blas):
