@@ -49,6 +49,7 @@ import tempfile
 import time
 
 import shakespeare_text
+from alternate import at_least
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -78,10 +79,11 @@ def parse_args(argv=None):
                    help=f"the Shakespeare recipe's: {shakespeare_text.HELP}")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="every variant with the first; the baseline with each")
-    p.add_argument("--iters", type=int, help="training steps [the recipe's: 800, 2000]")
-    p.add_argument("--eval-iters", type=int, help="validation batches [20; 200 for "
+    p.add_argument("--iters", type=at_least(1), help="training steps [the recipe's: 800, 2000]")
+    p.add_argument("--eval-iters", type=at_least(1), help="validation batches [20; 200 for "
                    "Shakespeare, as in the README's run]")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    p.add_argument("--jobs", type=at_least(1), default=1,
+                   help="runs at a time, each in its own process")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--run", nargs=3, metavar=("RECIPE", "VARIANT", "SEED"),
                    help="child mode: one run, its record as JSON on stdout")

@@ -47,8 +47,8 @@ import os
 import sys
 
 import shakespeare_text
-from alternate import (AUTO, alternate, set_thread_variables, set_torch_threads, thread_count,
-                       write_figures)
+from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
+                       thread_count, write_figures)
 
 
 def parse_args(argv=None):
@@ -57,10 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
                    help=shakespeare_text.HELP)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--iters", type=int, default=2000, help="training steps")
-    p.add_argument("--eval-every", type=int, default=500,
+    p.add_argument("--iters", type=at_least(1), default=2000, help="training steps")
+    p.add_argument("--eval-every", type=at_least(1), default=500,
                    help="validation loss every this many steps (and at the end)")
-    p.add_argument("--eval-iters", type=int, default=200, help="validation batches")
+    p.add_argument("--eval-iters", type=at_least(1), default=200, help="validation batches")
     p.add_argument("--threads", type=thread_count,
                    default=int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count())),
                    help="CPU threads for numpy's BLAS and for PyTorch; auto: each engine as a "

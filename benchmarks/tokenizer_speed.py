@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 import shakespeare_text  # noqa: E402
+from alternate import at_least  # noqa: E402
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
@@ -163,8 +164,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", metavar="PATH", help=f"a UTF-8 text file [default: "
                         f"{shakespeare_text.HELP[1:-1]}, else the built-in corpus]")
-    parser.add_argument("--vocab-size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    # Every byte has an id of its own, and so has each special token: those come first.
+    parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)), default=512)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
 

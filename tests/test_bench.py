@@ -732,3 +732,18 @@ def test_the_tokenizer_benchmark_without_the_text_measures_the_built_in_corpus(t
 def test_no_benchmark_looks_for_files_outside_the_repository():
     for path in (ROOT / "benchmarks").glob("*.py"):
         assert not re.search(r'"\.\.",\s*"(\.\.|shared)"', path.read_text()), path.name
+
+
+@pytest.mark.parametrize("name, arguments, said", [
+    ("engine.py", ["--calls", "0"], "--calls: takes a whole number, 1 or more"),
+    ("tokenizer_speed.py", ["--vocab-size", "10"], "--vocab-size: takes a whole number, 260"),
+    ("tokenizer_speed.py", ["--repeats", "0"], "--repeats: takes a whole number, 1 or more"),
+    ("corpus.py", ["--orders", "3,x"], "--orders: takes a whole number, 1 or more; got 'x'"),
+    ("seq2seq.py", ["--min-len", "5", "--max-len", "3"], "--min-len 5 is above --max-len 3"),
+    ("shakespeare.py", ["--iters", "0"], "--iters: takes a whole number, 1 or more"),
+    ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")])
+def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, arguments, said):
+    # They went on to a traceback (a median of no repeats, a division by zero calls, int('x')).
+    done = script(name, *arguments, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert said in done.stderr.splitlines()[-1]
