@@ -169,25 +169,32 @@ def run_all(args):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     todo, running, records = list(planned(args)), [], {}
     order = list(todo)
-    while todo or running:
-        while todo and len(running) < args.jobs:
-            run = todo.pop(0)
-            errors = tempfile.TemporaryFile(mode="w+")     # the child's progress bar, or why
-            running.append((run, errors, subprocess.Popen(
-                child_command(run, args), env=env, stdout=subprocess.PIPE, stderr=errors,
-                text=True)))
-        for job in list(running):
-            run, errors, process = job
-            if process.poll() is None:
-                continue
-            running.remove(job)
-            if process.returncode != 0:
-                errors.seek(0)
-                raise RuntimeError(f"the run {' '.join(map(str, run))} failed with exit status "
-                                   f"{process.returncode}:\n{errors.read()[-2000:]}")
-            records[run] = json.loads(process.stdout.read())
-            print(f"  done: {row_text(records[run])}", flush=True)
-        time.sleep(0.2)
+    try:
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                run = todo.pop(0)
+                errors = tempfile.TemporaryFile(mode="w+")   # the child's progress bar, or why
+                running.append((run, errors, subprocess.Popen(
+                    child_command(run, args), env=env, stdout=subprocess.PIPE, stderr=errors,
+                    text=True)))
+            for job in list(running):
+                run, errors, process = job
+                if process.poll() is None:
+                    continue
+                running.remove(job)
+                if process.returncode != 0:
+                    errors.seek(0)
+                    raise RuntimeError(f"the run {' '.join(map(str, run))} failed with exit "
+                                       f"status {process.returncode}:\n{errors.read()[-2000:]}")
+                records[run] = json.loads(process.stdout.read())
+                print(f"  done: {row_text(records[run])}", flush=True)
+            time.sleep(0.2)
+    finally:
+        # A run failed, or we were interrupted: the runs still going would train on for
+        # minutes with nobody to read them. Stop them.
+        for _, _, process in running:
+            process.kill()
+            process.wait()
     return [records[run] for run in order]
 
 

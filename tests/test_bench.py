@@ -3,6 +3,7 @@ beside a busy neighbour), and sums them up against the speed targets. (The figur
 are measured, never asserted: a test only checks that the machinery runs, gives each engine the
 threads its case says, stops the neighbour however a case ends, and reads its results right.)"""
 
+import argparse
 import contextlib
 import importlib.util
 import json
@@ -747,3 +748,20 @@ def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, argument
     done = script(name, *arguments, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1]
+
+
+def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
+    # The other runs of --jobs trained on, for minutes, after the benchmark had given up.
+    import blocks                            # benchmarks/ is on the path since suite loaded
+    slow = "import time; time.sleep(60)"
+    monkeypatch.setattr(blocks, "planned", lambda args: [("builtin", "slow", 0),
+                                                         ("builtin", "broken", 0)])
+    monkeypatch.setattr(blocks, "child_command", lambda run, args: [
+        sys.executable, "-c", slow if run[1] == "slow" else "raise SystemExit(3)"])
+    try:
+        with pytest.raises(RuntimeError, match="builtin broken 0 failed with exit status 3"):
+            blocks.run_all(argparse.Namespace(jobs=2))
+        assert running_children(os.getpid(), slow) == []
+    finally:                                 # never leave it sleeping, even when this fails
+        for pid in running_children(os.getpid(), slow):
+            os.kill(pid, signal.SIGKILL)
