@@ -163,7 +163,8 @@ def print_table(results, header):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", metavar="PATH", help=f"a UTF-8 text file [default: "
-                        f"{shakespeare_text.HELP[1:-1]}, else the built-in corpus]")
+                        f"{shakespeare_text.DEFAULT} in the current directory, else the "
+                        f"built-in corpus]")
     # Every byte has an id of its own, and so has each special token: those come first.
     parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)), default=512)
     parser.add_argument("--repeats", type=at_least(1), default=3)

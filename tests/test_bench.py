@@ -765,3 +765,10 @@ def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
     finally:                                 # never leave it sleeping, even when this fails
         for pid in running_children(os.getpid(), slow):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
+    # It read "[default: he tinyshakespeare text [tinyshakespeare.txt, ... directory, else ...]".
+    said = " ".join(script("tokenizer_speed.py", "--help").stdout.split())
+    assert ("--corpus PATH a UTF-8 text file [default: tinyshakespeare.txt in the current "
+            "directory, else the built-in corpus]") in said
