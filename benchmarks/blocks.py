@@ -71,7 +71,7 @@ RECIPES = ("builtin", "shakespeare")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))

@@ -772,3 +772,12 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
     said = " ".join(script("tokenizer_speed.py", "--help").stdout.split())
     assert ("--corpus PATH a UTF-8 text file [default: tinyshakespeare.txt in the current "
             "directory, else the built-in corpus]") in said
+
+
+@pytest.mark.parametrize("name, says", [
+    ("blocks.py", "then with all of them together; same seed, same steps, same data."),
+    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's.")])
+def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
+    # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
+    said = " ".join(script(name, "--help").stdout.split())
+    assert says in said
