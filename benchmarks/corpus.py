@@ -163,7 +163,8 @@ def train_gpt(args, train_ids, vocab_size):
                 activation=args.activation, positions=args.positions)
     optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
                       lr=args.lr, betas=(0.9, 0.99))
-    schedule = WarmupCosine(optimizer, args.warmup, args.iters, args.min_lr)
+    warmup = min(args.warmup, args.iters)     # a short test run (--iters 20) still works
+    schedule = WarmupCosine(optimizer, warmup, args.iters, args.min_lr)
     rng = np.random.default_rng(args.seed)
     print(f"GPT: {model.num_parameters():,} parameters, {args.iters} steps")
     start, start_cpu = time.perf_counter(), time.process_time()

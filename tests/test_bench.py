@@ -781,3 +781,12 @@ def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, s
     # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
     said = " ".join(script(name, "--help").stdout.split())
     assert says in said
+
+
+def test_the_corpus_benchmark_runs_fewer_steps_than_its_warmup():
+    # --iters 2 (a quick look that it runs) met the 60 warmup steps in a traceback.
+    done = script("corpus.py", "--n-chars", "5000", "--iters", "2", "--recall-stories", "3",
+                  "--orders", "3", "--context", "16", "--d-model", "8", "--n-layer", "1",
+                  "--n-head", "2", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert "GPT 1x8, 2 heads, ctx 16" in done.stdout
