@@ -50,6 +50,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -223,6 +224,25 @@ def busy_neighbour():
         neighbour.stdout.close()
 
 
+def run_with_all_it_starts(command, env):
+    """Run `command` to its end and return its exit status. It runs in a process group of its
+    own, with every process it starts (a benchmark's engines, their workers, a run's own busy
+    neighbour), so that however we leave (Ctrl-C, or an interrupt sent to this process alone)
+    none of them runs on: they are interrupted, as Ctrl-C would, so that each cleans up, and
+    whatever still runs a few seconds later is killed."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return process.wait()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):     # none left: the usual end
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def run(name, case_name, case, quick, out_dir, corpus=None):
     """Run one benchmark script under `case`'s threads, its output going straight to ours,
     given the tinyshakespeare text (`corpus`, or the default) if it reads it and it is there;
@@ -244,9 +264,9 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)
-    done = subprocess.run(command, env=env)
-    if done.returncode != 0 or not os.path.exists(json_path):
-        print(f"(the {name} benchmark failed with exit status {done.returncode})")
+    returncode = run_with_all_it_starts(command, env)
+    if returncode != 0 or not os.path.exists(json_path):
+        print(f"(the {name} benchmark failed with exit status {returncode})")
         return None
     with open(json_path) as f:
         return json.load(f)

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -700,8 +701,8 @@ def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, 
 
 def test_the_suite_gives_the_text_to_the_benchmarks_that_read_it(monkeypatch, tmp_path):
     commands = []
-    monkeypatch.setattr(suite.subprocess, "run", lambda command, env: commands.append(
-        command) or subprocess.CompletedProcess(command, 1))
+    monkeypatch.setattr(suite, "run_with_all_it_starts", lambda command, env: commands.append(
+        command) or 1)
     text = tmp_path / "shakespeare.txt"
     text.write_text("First Citizen:\n")
     for name in ("whole_run", "blocks", "tokenizer", "memory"):
@@ -790,3 +791,34 @@ def test_the_corpus_benchmark_runs_fewer_steps_than_its_warmup():
                   "--n-head", "2", "--batch-size", "2")
     assert done.returncode == 0, done.stderr
     assert "GPT 1x8, 2 heads, ctx 16" in done.stdout
+
+
+def test_an_interrupted_benchmark_leaves_nothing_it_started_running(tmp_path, monkeypatch):
+    """Interrupted alone (not its whole process group, as Ctrl-C in a terminal does), the suite
+    killed its benchmark and left what that had started running on: an engine's process, a
+    run's workers, for minutes."""
+    sleeper = "import time; time.sleep(60)"
+    pid_file = tmp_path / "pid"
+    fake = tmp_path / "fake.py"
+    fake.write_text("import subprocess, sys\n"
+                    f"child = subprocess.Popen([sys.executable, '-c', {sleeper!r}])\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                    "child.wait()\n")
+    monkeypatch.setitem(suite.BENCHMARKS, "fake", (str(fake), [], []))
+
+    def interrupt_once_it_has_started():
+        while not (pid_file.exists() and pid_file.read_text()):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_once_it_has_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        suite.run("fake", "one-thread", suite.CASES["one-thread"], False, str(tmp_path))
+    pid = int(pid_file.read_text())
+    try:
+        deadline = time.monotonic() + 10
+        while process_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process_state(pid) in (None, "Z")
+    finally:                                   # never leave it sleeping, even when this fails
+        if runs_code(pid, sleeper):
+            os.kill(pid, signal.SIGKILL)
