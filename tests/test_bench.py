@@ -822,3 +822,26 @@ def test_an_interrupted_benchmark_leaves_nothing_it_started_running(tmp_path, mo
     finally:                                   # never leave it sleeping, even when this fails
         if runs_code(pid, sleeper):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_neighbours_shares_workers_leave_ctrl_c_to_their_parent():
+    # Each forked worker took Ctrl-C for itself and ran on into its parent's code (the
+    # `with busy_neighbour()` of main, a traceback): one traceback a process.
+    benchmarks = str(ROOT / "benchmarks")
+    code = (f"import sys; sys.path.insert(0, {benchmarks!r})\n"
+            "import neighbour_share\n"
+            "neighbour_share.timed_steps(3, steps=10 ** 6, work=3)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := running_children(holder.pid, code)) < 2:     # forked: same code
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(holder.pid, signal.SIGINT)            # Ctrl-C, to every process of it
+        _, errors = holder.communicate(timeout=30)
+        assert errors.count("Traceback") == 1, errors
+        assert all(process_state(pid) in (None, "Z") for pid in workers)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(holder.pid, signal.SIGKILL)
