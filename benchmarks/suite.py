@@ -224,16 +224,25 @@ def busy_neighbour():
         neighbour.stdout.close()
 
 
+def end_as_after_ctrl_c(number, frame):
+    sys.exit(128 + number)
+
+
 def run_with_all_it_starts(command, env):
     """Run `command` to its end and return its exit status. It runs in a process group of its
     own, with every process it starts (a benchmark's engines, their workers, a run's own busy
-    neighbour), so that however we leave (Ctrl-C, or an interrupt sent to this process alone)
-    none of them runs on: they are interrupted, as Ctrl-C would, so that each cleans up, and
-    whatever still runs a few seconds later is killed."""
+    neighbour), so that however we leave (Ctrl-C, an interrupt sent to this process alone, a
+    terminal closed, `timeout`) none of them runs on: they are interrupted, as Ctrl-C would,
+    so that each cleans up, and whatever still runs a few seconds later is killed."""
     process = subprocess.Popen(command, env=env, start_new_session=True)
+    # Signals that would end us at once, with no `finally` run: end as after Ctrl-C instead.
+    previous = {number: signal.signal(number, end_as_after_ctrl_c)
+                for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return process.wait()
     finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):

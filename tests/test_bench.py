@@ -845,3 +845,33 @@ def test_the_neighbours_shares_workers_leave_ctrl_c_to_their_parent():
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(holder.pid, signal.SIGKILL)
+
+
+def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):
+    """SIGTERM (`timeout`) or SIGHUP (a terminal closed) ended the suite at once, with no
+    `finally` run; its benchmark, in a process group of its own, ran on to its end."""
+    benchmarks = str(ROOT / "benchmarks")
+    started = tmp_path / "started"
+    fake = tmp_path / "fake.py"
+    fake.write_text(f"open({str(started)!r}, 'w').close()\nimport time; time.sleep(60)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {benchmarks!r})\n"
+         "import suite\n"
+         f"suite.BENCHMARKS['fake'] = ({str(fake)!r}, [], [])\n"
+         "suite.run('fake', 'one-thread', suite.CASES['one-thread'], False, "
+         f"{str(tmp_path)!r})\n"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        benchmark = int(subprocess.run(["pgrep", "-P", str(holder.pid)], capture_output=True,
+                                       text=True).stdout)
+        holder.terminate()
+        assert holder.wait(timeout=30) == 128 + signal.SIGTERM
+        assert process_state(benchmark) in (None, "Z")
+    finally:
+        holder.kill()
+        for pid in subprocess.run(["pgrep", "-f", str(fake)], capture_output=True,
+                                  text=True).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
