@@ -438,15 +438,16 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
-    out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
-    tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
-                                         args.corpus))
-              for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
-    if once:
-        tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick, out_dir,
-                                              args.corpus)))
+    with tempfile.TemporaryDirectory() as scratch:     # the JSON, unless kept with --save
+        out_dir = os.path.join(HERE, "results") if args.save else scratch
+        tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
+                                             args.corpus))
+                  for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
+        if once:
+            tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick,
+                                                  out_dir, args.corpus)))
     for case_name, case, results in tables:
         summary(results, case_name, case)
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1

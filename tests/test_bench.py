@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -875,3 +876,12 @@ def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):
         for pid in subprocess.run(["pgrep", "-f", str(fake)], capture_output=True,
                                   text=True).stdout.split():
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
+    # Each run left a folder of JSON in the temporary directory, never removed.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert suite.main(["--only", "fake"]) == 0
+    assert fake_benchmark() and list(scratch.iterdir()) == []
