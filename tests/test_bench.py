@@ -885,3 +885,17 @@ def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_pa
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert suite.main(["--only", "fake"]) == 0
     assert fake_benchmark() and list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, said", [
+    ("", "corpus 'corpus.txt' is empty"),
+    ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 10,
+     "corpus 'corpus.txt' is too short: its last tenth, held out, has 61 characters")])
+def test_the_whole_run_refuses_a_text_it_cannot_train_on_in_one_line(tmp_path, text, said):
+    # Each ended in a traceback from the training process, after the run had started.
+    (tmp_path / "corpus.txt").write_text(text)
+    done = script("shakespeare.py", "--seeds", "0", "--iters", "1", "--corpus", "corpus.txt",
+                  cwd=tmp_path)
+    line, = done.stderr.splitlines()
+    assert done.returncode == 2 and line.startswith(f"shakespeare.py: error: {said}")
+    assert done.stdout == ""
