@@ -188,6 +188,10 @@ def main(argv=None):
         except ValueError as e:          # a corpus named on the command line must exist
             parser.error(str(e))
 
+    try:                       # a short text has too few pairs to merge for --vocab-size
+        our_bpe = BPETokenizer.train(text, vocab_size, SPECIALS)
+    except ValueError as e:
+        parser.error(f"corpus {corpus!r} is too short for --vocab-size {vocab_size}: {e}")
     load = os.getloadavg()
     columns = ours(text, vocab_size)
     results = {}
@@ -195,7 +199,6 @@ def main(argv=None):
         for name, (train, load_fn, encode, decode) in columns.items():
             results[name] = measure(name, train, load_fn, encode, decode, text, args.repeats,
                                     workdir)
-        our_bpe = BPETokenizer.train(text, vocab_size, SPECIALS)
         for name, (train, load_fn, encode, decode) in references(text, vocab_size,
                                                                  our_bpe).items():
             results[name] = measure(name, train, load_fn, encode, decode, text, args.repeats,

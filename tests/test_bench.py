@@ -899,3 +899,12 @@ def test_the_whole_run_refuses_a_text_it_cannot_train_on_in_one_line(tmp_path, t
     line, = done.stderr.splitlines()
     assert done.returncode == 2 and line.startswith(f"shakespeare.py: error: {said}")
     assert done.stdout == ""
+
+
+def test_the_tokenizer_benchmark_refuses_a_text_too_short_for_its_vocabulary(tmp_path):
+    # It ended in the BPE's ValueError, a traceback.
+    (tmp_path / "short.txt").write_text("First Citizen:\nBefore we proceed.\n")
+    done = script("tokenizer_speed.py", "--corpus", "short.txt", "--repeats", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "tokenizer_speed.py: error: corpus 'short.txt' is too short for --vocab-size 512: ")
