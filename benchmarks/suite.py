@@ -236,20 +236,33 @@ def run_with_all_it_starts(command, env):
     so that each cleans up, and whatever still runs a few seconds later is killed."""
     process = subprocess.Popen(command, env=env, start_new_session=True)
     # Signals that would end us at once, with no `finally` run: end as after Ctrl-C instead.
-    previous = {number: signal.signal(number, end_as_after_ctrl_c)
-                for number in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {number: signal.signal(number, end_as_after_ctrl_c) for number in
+                [getattr(signal, name) for name in ENDING if hasattr(signal, name)]}
     try:
         return process.wait()
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):     # none left: the usual end
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_with_its_group(process)
+
+
+ENDING = ("SIGTERM", "SIGHUP")      # SIGHUP: a terminal closed (POSIX only)
+
+
+def stop_with_its_group(process):
+    """Stop `process` and every process of its group: an interrupt, then a kill a few seconds
+    later for whatever still runs. Windows has no process groups: the process alone."""
+    if not hasattr(os, "killpg"):
+        process.kill()
         process.wait()
+        return
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):     # none left: the usual end
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def run(name, case_name, case, quick, out_dir, corpus=None):

@@ -908,3 +908,12 @@ def test_the_tokenizer_benchmark_refuses_a_text_too_short_for_its_vocabulary(tmp
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].startswith(
         "tokenizer_speed.py: error: corpus 'short.txt' is too short for --vocab-size 512: ")
+
+
+def test_the_suite_runs_its_benchmarks_where_there_are_no_process_groups(fake_benchmark,
+                                                                         monkeypatch, tmp_path):
+    # Windows has neither os.killpg nor SIGHUP: bench failed there with an AttributeError.
+    monkeypatch.delattr(os, "killpg")
+    monkeypatch.delattr(signal, "SIGHUP")
+    figures = suite.run("fake", "one-thread", suite.CASES["one-thread"], False, str(tmp_path))
+    assert figures["threads"] == "1" and fake_benchmark()
