@@ -49,6 +49,7 @@ import tempfile
 import time
 
 import shakespeare_text
+from alternate import at_least
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,7 +71,7 @@ RECIPES = ("builtin", "shakespeare")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
@@ -78,10 +79,11 @@ def parse_args(argv=None):
                    help=f"the Shakespeare recipe's: {shakespeare_text.HELP}")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="every variant with the first; the baseline with each")
-    p.add_argument("--iters", type=int, help="training steps [the recipe's: 800, 2000]")
-    p.add_argument("--eval-iters", type=int, help="validation batches [20; 200 for "
+    p.add_argument("--iters", type=at_least(1), help="training steps [the recipe's: 800, 2000]")
+    p.add_argument("--eval-iters", type=at_least(1), help="validation batches [20; 200 for "
                    "Shakespeare, as in the README's run]")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    p.add_argument("--jobs", type=at_least(1), default=1,
+                   help="runs at a time, each in its own process")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--run", nargs=3, metavar=("RECIPE", "VARIANT", "SEED"),
                    help="child mode: one run, its record as JSON on stdout")
@@ -167,25 +169,32 @@ def run_all(args):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     todo, running, records = list(planned(args)), [], {}
     order = list(todo)
-    while todo or running:
-        while todo and len(running) < args.jobs:
-            run = todo.pop(0)
-            errors = tempfile.TemporaryFile(mode="w+")     # the child's progress bar, or why
-            running.append((run, errors, subprocess.Popen(
-                child_command(run, args), env=env, stdout=subprocess.PIPE, stderr=errors,
-                text=True)))
-        for job in list(running):
-            run, errors, process = job
-            if process.poll() is None:
-                continue
-            running.remove(job)
-            if process.returncode != 0:
-                errors.seek(0)
-                raise RuntimeError(f"the run {' '.join(map(str, run))} failed with exit status "
-                                   f"{process.returncode}:\n{errors.read()[-2000:]}")
-            records[run] = json.loads(process.stdout.read())
-            print(f"  done: {row_text(records[run])}", flush=True)
-        time.sleep(0.2)
+    try:
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                run = todo.pop(0)
+                errors = tempfile.TemporaryFile(mode="w+")   # the child's progress bar, or why
+                running.append((run, errors, subprocess.Popen(
+                    child_command(run, args), env=env, stdout=subprocess.PIPE, stderr=errors,
+                    text=True)))
+            for job in list(running):
+                run, errors, process = job
+                if process.poll() is None:
+                    continue
+                running.remove(job)
+                if process.returncode != 0:
+                    errors.seek(0)
+                    raise RuntimeError(f"the run {' '.join(map(str, run))} failed with exit "
+                                       f"status {process.returncode}:\n{errors.read()[-2000:]}")
+                records[run] = json.loads(process.stdout.read())
+                print(f"  done: {row_text(records[run])}", flush=True)
+            time.sleep(0.2)
+    finally:
+        # A run failed, or we were interrupted: the runs still going would train on for
+        # minutes with nobody to read them. Stop them.
+        for _, _, process in running:
+            process.kill()
+            process.wait()
     return [records[run] for run in order]
 
 

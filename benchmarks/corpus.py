@@ -32,6 +32,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from alternate import at_least
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
@@ -43,12 +45,17 @@ from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.tokenizers import CharTokenizer  # noqa: E402
 
 
+def orders(text):
+    """The type of --orders: whole numbers, 1 or more, separated by commas."""
+    return [at_least(1)(k) for k in text.split(",")]
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--n-chars", type=int, default=200_000, help="corpus size in characters")
+    p.add_argument("--n-chars", type=at_least(1), default=200_000, help="corpus size in characters")
     p.add_argument("--seed", type=int, default=0, help="corpus, model and batch seed")
-    p.add_argument("--orders", default="3,5,8,10",
+    p.add_argument("--orders", type=orders, default="3,5,8,10",
                    help="Markov orders to try (comma-separated); the best on val is reported")
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--n-head", type=int, default=4)
@@ -59,7 +66,7 @@ def parse_args():
     p.add_argument("--positions", default="learned",
                    choices=["learned", "sinusoidal", "rope", "none"])
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--iters", type=int, default=600, help="training steps")
+    p.add_argument("--iters", type=at_least(1), default=600, help="training steps")
     p.add_argument("--lr", type=float, default=8e-3, help="peak learning rate")
     p.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the end")
     p.add_argument("--warmup", type=int, default=60, help="warmup steps")
@@ -156,7 +163,8 @@ def train_gpt(args, train_ids, vocab_size):
                 activation=args.activation, positions=args.positions)
     optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
                       lr=args.lr, betas=(0.9, 0.99))
-    schedule = WarmupCosine(optimizer, args.warmup, args.iters, args.min_lr)
+    warmup = min(args.warmup, args.iters)     # a short test run (--iters 20) still works
+    schedule = WarmupCosine(optimizer, warmup, args.iters, args.min_lr)
     rng = np.random.default_rng(args.seed)
     print(f"GPT: {model.num_parameters():,} parameters, {args.iters} steps")
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -222,9 +230,8 @@ def main():
           f"{max(map(len, lines))} chars; {len(COLOURS)} colours, so chance recall is "
           f"{1 / len(COLOURS):.0%}")
 
-    orders = [int(k) for k in args.orders.split(",")]
     start = time.perf_counter()
-    k, markov_loss, markov_recall = markov_baseline(train_text, val_text, prompts, orders)
+    k, markov_loss, markov_recall = markov_baseline(train_text, val_text, prompts, args.orders)
     markov_time = time.perf_counter() - start
 
     tok = CharTokenizer.train(text)

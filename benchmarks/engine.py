@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
+from alternate import at_least  # noqa: E402
 
 try:
     import torch
@@ -148,8 +149,8 @@ def print_table(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--calls", type=int, default=300, help="calls per timed repetition")
+    parser.add_argument("--repeats", type=at_least(1), default=15)
+    parser.add_argument("--calls", type=at_least(1), default=300, help="calls per timed repetition")
     parser.add_argument("--json", help="also write the raw medians to this file")
     args = parser.parse_args(argv)
     if torch is not None:

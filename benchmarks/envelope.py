@@ -34,7 +34,7 @@ VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-
 
 
 def parse_args(argv=None):
-    options = step_options(__doc__.split("\n")[0], VARIANTS + ["torch"], blocks=5)
+    options = step_options(__doc__.split("\n\n")[0], VARIANTS + ["torch"], blocks=5)
     args = options.parse_args(argv)
     if args.threads == AUTO:
         options.error("--threads auto: the variants are compared at one fixed count; give a number")

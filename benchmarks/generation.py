@@ -9,10 +9,10 @@
 The model is the Shakespeare recipe's GPT (4 layers, 4 heads, d_model 128, GELU MLP 512, tied
 embeddings, vocab 65) with a context of 320, so that a 64-token prompt and 256 new tokens fit:
 past the context the window slides, every position shifts and no cache can help, which would
-measure something else. PyTorch's model is benchmarks/shakespeare.py's TorchGPT loaded with our
-weights, and decodes with a KV cache written below the way one writes it in eager PyTorch: the
-prompt in one pass, then one position per step, keys and values appended per layer,
-F.scaled_dot_product_attention over the cache.
+measure something else. PyTorch's model is benchmarks/torch_gpt.py's TorchGPT loaded with our
+weights, and decodes with that file's KV cache (torch_generate), written the way one writes it
+in eager PyTorch: the prompt in one pass, then one position per step, keys and values
+appended per layer, F.scaled_dot_product_attention over the cache.
 
 With `--model gpt2` the model is GPT-2 small's shape instead (124M parameters: vocab 50257,
 12 layers, 12 heads, d_model 768, MLP 3072), with random weights: speed does not depend on what

@@ -39,6 +39,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import time
@@ -134,9 +135,15 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
         ours, theirs = multiprocessing.Pipe()
         pid = os.fork()
         if pid == 0:                             # a worker: a share per step, until told 0
-            while theirs.recv():
-                theirs.send(my_share(me))
-            os._exit(0)
+            # Ctrl-C is the parent's to answer: it tells us to stop. Whatever happens, a
+            # worker ends here, never running on into the parent's code (its parent gone,
+            # recv raises EOFError).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                while theirs.recv():
+                    theirs.send(my_share(me))
+            finally:
+                os._exit(0)
         pids.append(pid)
         pipes.append(ours)
     times, together, moved, largest = [], 0, 0, []

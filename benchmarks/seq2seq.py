@@ -33,6 +33,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+from alternate import at_least  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd  # noqa: E402
@@ -49,10 +50,10 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     task = p.add_argument_group("task")
     task.add_argument("--task", choices=TASKS, default="reverse")
-    task.add_argument("--min-len", type=int, default=10, help="shortest source, in digits")
-    task.add_argument("--max-len", type=int, default=10, help="longest source, in digits")
-    task.add_argument("--n-train", type=int, default=20_000, help="training pairs")
-    task.add_argument("--n-val", type=int, default=500, help="held-out validation pairs")
+    task.add_argument("--min-len", type=at_least(2), default=10, help="shortest source, in digits")
+    task.add_argument("--max-len", type=at_least(2), default=10, help="longest source, in digits")
+    task.add_argument("--n-train", type=at_least(1), default=20_000, help="training pairs")
+    task.add_argument("--n-val", type=at_least(1), default=500, help="held-out validation pairs")
     task.add_argument("--data-seed", type=int, default=0,
                       help="seed of the pairs (--seed changes only the model and batches)")
 
@@ -69,8 +70,8 @@ def parse_args(argv=None):
                        help="one embedding table for the source, another for the target")
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--iters", type=int, default=400, help="training steps")
-    opt.add_argument("--batch-size", type=int, default=64)
+    opt.add_argument("--iters", type=at_least(1), default=400, help="training steps")
+    opt.add_argument("--batch-size", type=at_least(1), default=64)
     opt.add_argument("--lr", type=float, default=3e-3,
                      help="peak learning rate (with --schedule noam: the factor instead)")
     opt.add_argument("--warmup", type=int, default=100, help="warmup steps")
@@ -82,10 +83,13 @@ def parse_args(argv=None):
     opt.add_argument("--seed", type=int, default=0, help="model initialisation and batches")
 
     run = p.add_argument_group("reporting")
-    run.add_argument("--eval-every", type=int, default=100)
+    run.add_argument("--eval-every", type=at_least(1), default=100)
     run.add_argument("--stop-at", type=float, default=None,
                      help="stop at the first evaluation whose exact match reaches this (0.99)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.min_len > args.max_len:
+        p.error(f"--min-len {args.min_len} is above --max-len {args.max_len}")
+    return args
 
 
 def make_schedule(args, optimizer):

@@ -47,8 +47,8 @@ import os
 import sys
 
 import shakespeare_text
-from alternate import (AUTO, alternate, set_thread_variables, set_torch_threads, thread_count,
-                       write_figures)
+from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
+                       thread_count, write_figures)
 
 
 def parse_args(argv=None):
@@ -57,10 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
                    help=shakespeare_text.HELP)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--iters", type=int, default=2000, help="training steps")
-    p.add_argument("--eval-every", type=int, default=500,
+    p.add_argument("--iters", type=at_least(1), default=2000, help="training steps")
+    p.add_argument("--eval-every", type=at_least(1), default=500,
                    help="validation loss every this many steps (and at the end)")
-    p.add_argument("--eval-iters", type=int, default=200, help="validation batches")
+    p.add_argument("--eval-iters", type=at_least(1), default=200, help="validation batches")
     p.add_argument("--threads", type=thread_count,
                    default=int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count())),
                    help="CPU threads for numpy's BLAS and for PyTorch; auto: each engine as a "
@@ -100,6 +100,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyformer.data import lm_batch  # noqa: E402
+from tinyformer.files import read_text  # noqa: E402
 from tinyformer.train import TrainConfig, Trainer  # noqa: E402
 
 # PyTorch is imported only in its own child (run_torch), so that ours trains without it loaded.
@@ -113,13 +114,16 @@ def load_corpus(path):
     """(train tokens, val tokens, vocabulary): ids index the sorted set of characters; the first
     90% of the characters train, the last 10% are held out. Written here independently of
     tinyformer, then checked against what our trainer tokenised, so both engines provably see
-    the same text."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    the same text. ValueError, in one line, for a file that is empty, not UTF-8 text, or too
+    short for the recipe's context of 64 characters."""
+    text = read_text(path, "corpus")
     chars = sorted(set(text))
     lookup = {c: i for i, c in enumerate(chars)}
     ids = np.array([lookup[c] for c in text], dtype=np.uint16)
     n_train = int(len(ids) * 0.9)
+    if len(ids) - n_train <= 64:                   # a window of the context, and its target
+        raise ValueError(f"corpus {path!r} is too short: its last tenth, held out, has "
+                         f"{len(ids) - n_train} characters, and the recipe's context needs 65")
     return ids[:n_train], ids[n_train:], chars
 
 
@@ -387,7 +391,11 @@ def threads_text(threads):
 
 def main():
     args = ARGS
-    train_tokens, val_tokens, chars = load_corpus(args.corpus)
+    try:
+        train_tokens, val_tokens, chars = load_corpus(args.corpus)
+    except ValueError as error:                    # the usage error's manner, and its status
+        print(f"{os.path.basename(__file__)}: error: {error}", file=sys.stderr)
+        sys.exit(2)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     torch_version = importlib.metadata.version("torch")
     print(f"{args.corpus}: {len(train_tokens):,} train / {len(val_tokens):,} val characters, "

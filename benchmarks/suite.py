@@ -50,6 +50,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -223,6 +224,47 @@ def busy_neighbour():
         neighbour.stdout.close()
 
 
+def end_as_after_ctrl_c(number, frame):
+    sys.exit(128 + number)
+
+
+def run_with_all_it_starts(command, env):
+    """Run `command` to its end and return its exit status. It runs in a process group of its
+    own, with every process it starts (a benchmark's engines, their workers, a run's own busy
+    neighbour), so that however we leave (Ctrl-C, an interrupt sent to this process alone, a
+    terminal closed, `timeout`) none of them runs on: they are interrupted, as Ctrl-C would,
+    so that each cleans up, and whatever still runs a few seconds later is killed."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    # Signals that would end us at once, with no `finally` run: end as after Ctrl-C instead.
+    previous = {number: signal.signal(number, end_as_after_ctrl_c) for number in
+                [getattr(signal, name) for name in ENDING if hasattr(signal, name)]}
+    try:
+        return process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        stop_with_its_group(process)
+
+
+ENDING = ("SIGTERM", "SIGHUP")      # SIGHUP: a terminal closed (POSIX only)
+
+
+def stop_with_its_group(process):
+    """Stop `process` and every process of its group: an interrupt, then a kill a few seconds
+    later for whatever still runs. Windows has no process groups: the process alone."""
+    if not hasattr(os, "killpg"):
+        process.kill()
+        process.wait()
+        return
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):     # none left: the usual end
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def run(name, case_name, case, quick, out_dir, corpus=None):
     """Run one benchmark script under `case`'s threads, its output going straight to ours,
     given the tinyshakespeare text (`corpus`, or the default) if it reads it and it is there;
@@ -244,9 +286,9 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)
-    done = subprocess.run(command, env=env)
-    if done.returncode != 0 or not os.path.exists(json_path):
-        print(f"(the {name} benchmark failed with exit status {done.returncode})")
+    returncode = run_with_all_it_starts(command, env)
+    if returncode != 0 or not os.path.exists(json_path):
+        print(f"(the {name} benchmark failed with exit status {returncode})")
         return None
     with open(json_path) as f:
         return json.load(f)
@@ -409,15 +451,16 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
-    out_dir = os.path.join(HERE, "results") if args.save else tempfile.mkdtemp()
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
-    tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
-                                         args.corpus))
-              for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
-    if once:
-        tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick, out_dir,
-                                              args.corpus)))
+    with tempfile.TemporaryDirectory() as scratch:     # the JSON, unless kept with --save
+        out_dir = os.path.join(HERE, "results") if args.save else scratch
+        tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
+                                             args.corpus))
+                  for case_name, case in cases_to_run(args.cases, args.threads) if per_case]
+        if once:
+            tables.append(("once", ONCE, run_case(DEFAULT_CASE, ONCE, once, args.quick,
+                                                  out_dir, args.corpus)))
     for case_name, case, results in tables:
         summary(results, case_name, case)
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1

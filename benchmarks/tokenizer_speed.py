@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 import shakespeare_text  # noqa: E402
+from alternate import at_least  # noqa: E402
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
@@ -162,9 +163,11 @@ def print_table(results, header):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", metavar="PATH", help=f"a UTF-8 text file [default: "
-                        f"{shakespeare_text.HELP[1:-1]}, else the built-in corpus]")
-    parser.add_argument("--vocab-size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+                        f"{shakespeare_text.DEFAULT} in the current directory, else the "
+                        f"built-in corpus]")
+    # Every byte has an id of its own, and so has each special token: those come first.
+    parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)), default=512)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
 
@@ -185,6 +188,10 @@ def main(argv=None):
         except ValueError as e:          # a corpus named on the command line must exist
             parser.error(str(e))
 
+    try:                       # a short text has too few pairs to merge for --vocab-size
+        our_bpe = BPETokenizer.train(text, vocab_size, SPECIALS)
+    except ValueError as e:
+        parser.error(f"corpus {corpus!r} is too short for --vocab-size {vocab_size}: {e}")
     load = os.getloadavg()
     columns = ours(text, vocab_size)
     results = {}
@@ -192,7 +199,6 @@ def main(argv=None):
         for name, (train, load_fn, encode, decode) in columns.items():
             results[name] = measure(name, train, load_fn, encode, decode, text, args.repeats,
                                     workdir)
-        our_bpe = BPETokenizer.train(text, vocab_size, SPECIALS)
         for name, (train, load_fn, encode, decode) in references(text, vocab_size,
                                                                  our_bpe).items():
             results[name] = measure(name, train, load_fn, encode, decode, text, args.repeats,

@@ -3,6 +3,7 @@ beside a busy neighbour), and sums them up against the speed targets. (The figur
 are measured, never asserted: a test only checks that the machinery runs, gives each engine the
 threads its case says, stops the neighbour however a case ends, and reads its results right.)"""
 
+import argparse
 import contextlib
 import importlib.util
 import json
@@ -11,6 +12,8 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -699,8 +702,8 @@ def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, 
 
 def test_the_suite_gives_the_text_to_the_benchmarks_that_read_it(monkeypatch, tmp_path):
     commands = []
-    monkeypatch.setattr(suite.subprocess, "run", lambda command, env: commands.append(
-        command) or subprocess.CompletedProcess(command, 1))
+    monkeypatch.setattr(suite, "run_with_all_it_starts", lambda command, env: commands.append(
+        command) or 1)
     text = tmp_path / "shakespeare.txt"
     text.write_text("First Citizen:\n")
     for name in ("whole_run", "blocks", "tokenizer", "memory"):
@@ -732,3 +735,185 @@ def test_the_tokenizer_benchmark_without_the_text_measures_the_built_in_corpus(t
 def test_no_benchmark_looks_for_files_outside_the_repository():
     for path in (ROOT / "benchmarks").glob("*.py"):
         assert not re.search(r'"\.\.",\s*"(\.\.|shared)"', path.read_text()), path.name
+
+
+@pytest.mark.parametrize("name, arguments, said", [
+    ("engine.py", ["--calls", "0"], "--calls: takes a whole number, 1 or more"),
+    ("tokenizer_speed.py", ["--vocab-size", "10"], "--vocab-size: takes a whole number, 260"),
+    ("tokenizer_speed.py", ["--repeats", "0"], "--repeats: takes a whole number, 1 or more"),
+    ("corpus.py", ["--orders", "3,x"], "--orders: takes a whole number, 1 or more; got 'x'"),
+    ("seq2seq.py", ["--min-len", "5", "--max-len", "3"], "--min-len 5 is above --max-len 3"),
+    ("shakespeare.py", ["--iters", "0"], "--iters: takes a whole number, 1 or more"),
+    ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")])
+def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, arguments, said):
+    # They went on to a traceback (a median of no repeats, a division by zero calls, int('x')).
+    done = script(name, *arguments, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert said in done.stderr.splitlines()[-1]
+
+
+def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
+    # The other runs of --jobs trained on, for minutes, after the benchmark had given up.
+    import blocks                            # benchmarks/ is on the path since suite loaded
+    slow = "import time; time.sleep(60)"
+    monkeypatch.setattr(blocks, "planned", lambda args: [("builtin", "slow", 0),
+                                                         ("builtin", "broken", 0)])
+    monkeypatch.setattr(blocks, "child_command", lambda run, args: [
+        sys.executable, "-c", slow if run[1] == "slow" else "raise SystemExit(3)"])
+    try:
+        with pytest.raises(RuntimeError, match="builtin broken 0 failed with exit status 3"):
+            blocks.run_all(argparse.Namespace(jobs=2))
+        assert running_children(os.getpid(), slow) == []
+    finally:                                 # never leave it sleeping, even when this fails
+        for pid in running_children(os.getpid(), slow):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
+    # It read "[default: he tinyshakespeare text [tinyshakespeare.txt, ... directory, else ...]".
+    said = " ".join(script("tokenizer_speed.py", "--help").stdout.split())
+    assert ("--corpus PATH a UTF-8 text file [default: tinyshakespeare.txt in the current "
+            "directory, else the built-in corpus]") in said
+
+
+@pytest.mark.parametrize("name, says", [
+    ("blocks.py", "then with all of them together; same seed, same steps, same data."),
+    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's.")])
+def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
+    # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
+    said = " ".join(script(name, "--help").stdout.split())
+    assert says in said
+
+
+def test_the_corpus_benchmark_runs_fewer_steps_than_its_warmup():
+    # --iters 2 (a quick look that it runs) met the 60 warmup steps in a traceback.
+    done = script("corpus.py", "--n-chars", "5000", "--iters", "2", "--recall-stories", "3",
+                  "--orders", "3", "--context", "16", "--d-model", "8", "--n-layer", "1",
+                  "--n-head", "2", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert "GPT 1x8, 2 heads, ctx 16" in done.stdout
+
+
+def test_an_interrupted_benchmark_leaves_nothing_it_started_running(tmp_path, monkeypatch):
+    """Interrupted alone (not its whole process group, as Ctrl-C in a terminal does), the suite
+    killed its benchmark and left what that had started running on: an engine's process, a
+    run's workers, for minutes."""
+    sleeper = "import time; time.sleep(60)"
+    pid_file = tmp_path / "pid"
+    fake = tmp_path / "fake.py"
+    fake.write_text("import subprocess, sys\n"
+                    f"child = subprocess.Popen([sys.executable, '-c', {sleeper!r}])\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                    "child.wait()\n")
+    monkeypatch.setitem(suite.BENCHMARKS, "fake", (str(fake), [], []))
+
+    def interrupt_once_it_has_started():
+        while not (pid_file.exists() and pid_file.read_text()):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_once_it_has_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        suite.run("fake", "one-thread", suite.CASES["one-thread"], False, str(tmp_path))
+    pid = int(pid_file.read_text())
+    try:
+        deadline = time.monotonic() + 10
+        while process_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process_state(pid) in (None, "Z")
+    finally:                                   # never leave it sleeping, even when this fails
+        if runs_code(pid, sleeper):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_neighbours_shares_workers_leave_ctrl_c_to_their_parent():
+    # Each forked worker took Ctrl-C for itself and ran on into its parent's code (the
+    # `with busy_neighbour()` of main, a traceback): one traceback a process.
+    benchmarks = str(ROOT / "benchmarks")
+    code = (f"import sys; sys.path.insert(0, {benchmarks!r})\n"
+            "import neighbour_share\n"
+            "neighbour_share.timed_steps(3, steps=10 ** 6, work=3)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := running_children(holder.pid, code)) < 2:     # forked: same code
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(holder.pid, signal.SIGINT)            # Ctrl-C, to every process of it
+        _, errors = holder.communicate(timeout=30)
+        assert errors.count("Traceback") == 1, errors
+        assert all(process_state(pid) in (None, "Z") for pid in workers)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(holder.pid, signal.SIGKILL)
+
+
+def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):
+    """SIGTERM (`timeout`) or SIGHUP (a terminal closed) ended the suite at once, with no
+    `finally` run; its benchmark, in a process group of its own, ran on to its end."""
+    benchmarks = str(ROOT / "benchmarks")
+    started = tmp_path / "started"
+    fake = tmp_path / "fake.py"
+    fake.write_text(f"open({str(started)!r}, 'w').close()\nimport time; time.sleep(60)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {benchmarks!r})\n"
+         "import suite\n"
+         f"suite.BENCHMARKS['fake'] = ({str(fake)!r}, [], [])\n"
+         "suite.run('fake', 'one-thread', suite.CASES['one-thread'], False, "
+         f"{str(tmp_path)!r})\n"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        benchmark = int(subprocess.run(["pgrep", "-P", str(holder.pid)], capture_output=True,
+                                       text=True).stdout)
+        holder.terminate()
+        assert holder.wait(timeout=30) == 128 + signal.SIGTERM
+        assert process_state(benchmark) in (None, "Z")
+    finally:
+        holder.kill()
+        for pid in subprocess.run(["pgrep", "-f", str(fake)], capture_output=True,
+                                  text=True).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
+    # Each run left a folder of JSON in the temporary directory, never removed.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert suite.main(["--only", "fake"]) == 0
+    assert fake_benchmark() and list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, said", [
+    ("", "corpus 'corpus.txt' is empty"),
+    ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 10,
+     "corpus 'corpus.txt' is too short: its last tenth, held out, has 61 characters")])
+def test_the_whole_run_refuses_a_text_it_cannot_train_on_in_one_line(tmp_path, text, said):
+    # Each ended in a traceback from the training process, after the run had started.
+    (tmp_path / "corpus.txt").write_text(text)
+    done = script("shakespeare.py", "--seeds", "0", "--iters", "1", "--corpus", "corpus.txt",
+                  cwd=tmp_path)
+    line, = done.stderr.splitlines()
+    assert done.returncode == 2 and line.startswith(f"shakespeare.py: error: {said}")
+    assert done.stdout == ""
+
+
+def test_the_tokenizer_benchmark_refuses_a_text_too_short_for_its_vocabulary(tmp_path):
+    # It ended in the BPE's ValueError, a traceback.
+    (tmp_path / "short.txt").write_text("First Citizen:\nBefore we proceed.\n")
+    done = script("tokenizer_speed.py", "--corpus", "short.txt", "--repeats", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "tokenizer_speed.py: error: corpus 'short.txt' is too short for --vocab-size 512: ")
+
+
+def test_the_suite_runs_its_benchmarks_where_there_are_no_process_groups(fake_benchmark,
+                                                                         monkeypatch, tmp_path):
+    # Windows has neither os.killpg nor SIGHUP: bench failed there with an AttributeError.
+    monkeypatch.delattr(os, "killpg")
+    monkeypatch.delattr(signal, "SIGHUP")
+    figures = suite.run("fake", "one-thread", suite.CASES["one-thread"], False, str(tmp_path))
+    assert figures["threads"] == "1" and fake_benchmark()
