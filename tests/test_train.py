@@ -381,10 +381,13 @@ def test_a_crash_leaves_the_last_checkpoint_and_resume_drops_later_metrics(tmp_p
     assert metrics(tmp_path / "crash") == whole
 
 
-def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_saved(tmp_path):
+@pytest.mark.parametrize("every", [dict(eval_every=1), dict(eval_every=100, checkpoint_every=1)])
+def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_saved(tmp_path,
+                                                                                    every):
     # A far too large lr, unclipped: an infinite gradient makes the weights NaN while the
-    # loss of the step's batch, computed before the update, is still finite.
-    settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, eval_every=1)
+    # loss of the step's batch, computed before the update, is still finite. (The weights are
+    # checked before an evaluation or a checkpoint only: a later step's loss shows them.)
+    settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, **every)
     trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
     with pytest.raises(FloatingPointError, match="lower --lr"):
         trainer.train()

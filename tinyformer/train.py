@@ -712,6 +712,16 @@ class Trainer:
         """The loss of a part of a batch (a micro-batch): the job's."""
         return self.job.loss(self.model, part)
 
+    def _check_weights(self):
+        """FloatingPointError if an update has made the weights NaN or infinite (from an
+        infinite gradient) while the step's loss, computed before it, was finite: such weights
+        must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
+        last good one. One pass over the weights, so only before those, not at every step (a
+        later step's loss would show them)."""
+        if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
+            raise FloatingPointError(f"the update made the weights NaN or infinite at step "
+                                     f"{self.step}; lower --lr or raise --warmup")
+
     def _train(self, adaptive, threads):
         c = self.config
         progress = Progress(c.iters, start=self.step)
@@ -739,29 +749,28 @@ class Trainer:
                 self.step += 1
                 progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
                                 cores=threads_now())
-                # The loss is the batch's before the update; the update itself can make the
-                # weights NaN (from an infinite gradient), and they must not reach an evaluation
-                # or a checkpoint: the last checkpoint is the run's last good one.
-                weights = sum(sum_of_squares(p.data) for p in self.parameters)   # one pass
-                if not math.isfinite(loss) or not math.isfinite(weights):
-                    what = (f"the loss became {loss}" if not math.isfinite(loss) else
-                            "the update made the weights NaN or infinite")
-                    raise FloatingPointError(f"{what} at step {self.step}; lower --lr or raise "
-                                             f"--warmup")
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
+                                             f"lower --lr or raise --warmup")
+                evaluating = self.step % c.eval_every == 0 or self.step == c.iters
+                saving = self.step % c.checkpoint_every == 0 or self.step == c.iters
+                if evaluating or saving:
+                    self._check_weights()
                 record = {"step": self.step, "train_loss": loss, "lr": lr}
                 if c.clip:
                     record["grad_norm"] = self.grad_norm
-                if self.step % c.eval_every == 0 or self.step == c.iters:
+                if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
                     record.update(self.evaluate(title, threads_now()))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
-                if self.step % c.checkpoint_every == 0 or self.step == c.iters:
+                if saving:
                     self.save()
                 if interrupted() and self.step < c.iters:
-                    if self.step % c.checkpoint_every:          # else just saved
+                    if not saving:                              # else just saved
+                        self._check_weights()
                         self.save()
                     progress.close()
                     return "interrupted"
