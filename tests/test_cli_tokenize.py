@@ -152,6 +152,11 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
         by_directory = run("encode", TEXT, "--tokenizer", directory)
         assert by_directory.exit_code == 0, by_directory.output
         assert by_directory.stdout == by_file.stdout
+    # A Hugging Face model's weights (they can be gigabytes) are not read, only its
+    # tokenizer: it reads the same with them gone.
+    (exported / "model.safetensors").unlink()
+    again = run("encode", TEXT, "--tokenizer", exported)
+    assert again.stdout == by_file.stdout, again.output
 
 
 def test_bpe_compresses_the_text_it_learned_from(bpe):

@@ -108,9 +108,25 @@ def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
                               f"run wrote, or train again") from None
     check_finite_weights(model, os.path.join(directory, config["files"]["weights"]))
     model.eval()
+    return model, load_tokenizer_for(directory, config, _vocab_size(config)), config
+
+
+def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
+    """The tokenizer that load_model gives with a checkpoint directory's model, without
+    reading the weights (a Hugging Face model's can be gigabytes): what `tinyformer tokenize`
+    reads for a directory. CheckpointError, one line, as load_model's."""
+    directory = os.fspath(directory)
+    config = read_config_json(directory)
+    if "model_type" in config and not is_ours(config):          # a Hugging Face model's
+        return pretrained_tokenizer(directory, config.get("vocab_size"))
+    config = read_config(directory)
+    return load_tokenizer_for(directory, config, _vocab_size(config))
+
+
+def _vocab_size(config):
+    """The vocabulary of our checkpoint's model (a Transformer's, its target's)."""
     model_config = config["model_config"]
-    vocab_size = model_config.get("vocab_size", model_config.get("tgt_vocab_size"))
-    return model, load_tokenizer_for(directory, config, vocab_size), config
+    return model_config.get("vocab_size", model_config.get("tgt_vocab_size"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,8 +220,15 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
     model in eval mode; config is {"model": "gpt", "model_config": ...}, as a checkpoint's
     says, and "eos_ids": the ids that end its texts (pretrained.read_eos_ids), or None."""
     model = GPT.from_pretrained(directory)
+    tokenizer = pretrained_tokenizer(directory, model.config["vocab_size"])
+    return model, tokenizer, {"model": "gpt", "model_config": model.config,
+                              "eos_ids": read_eos_ids(directory, model.config["vocab_size"])}
+
+
+def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
+    """The tokenizer beside a Hugging Face model, checked against its `vocab_size`."""
     if is_llama_family(directory):                             # tokenizer.json, any layout
-        tokenizer = read_tokenizer_json(directory, model.config["vocab_size"])
+        tokenizer = read_tokenizer_json(directory, vocab_size)
     elif any(os.path.exists(os.path.join(directory, name))
              for name in (VOCAB_JSON, TOKENIZER_JSON)):        # GPT-2's, or transformers 5's
         tokenizer = load_gpt2_tokenizer(directory)
@@ -215,12 +238,10 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
                               f"and merges.txt (GPT-2's tokenizer files, on the same model "
                               f"page), or the tokenizer.json of transformers' save_pretrained")
-    vocab_size = model.config["vocab_size"]
     if tokenizer.vocab_size != vocab_size:     # (a vocabulary padded to 50304, say, too)
         raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
                               f"the model {vocab_size}; tinyformer needs them to match")
-    return model, tokenizer, {"model": "gpt", "model_config": model.config,
-                              "eos_ids": read_eos_ids(directory, vocab_size)}
+    return tokenizer
 
 
 def check_export_dir(directory: StrPath) -> str:

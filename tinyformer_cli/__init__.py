@@ -14,7 +14,8 @@ import click
 
 import tinyautograd
 from tinyformer.summary import summary_line
-from tinyformer.checkpoint import check_export_dir, export_pretrained, load_model
+from tinyformer.checkpoint import (check_export_dir, export_pretrained,
+                                   load_checkpoint_tokenizer, load_model)
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
@@ -201,7 +202,7 @@ def open_tokenizer(path):
     """A tokenizer file, or the tokenizer of a checkpoint directory (a run's, or a Hugging Face
     model's), as generate reads it: the ids that its model reads."""
     with input_errors(ValueError, OSError):
-        return load_model(path)[1] if os.path.isdir(path) else load_tokenizer(path)
+        return load_checkpoint_tokenizer(path) if os.path.isdir(path) else load_tokenizer(path)
 
 
 def text_options(command):
