@@ -177,9 +177,10 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
             session.append(next_token)
             if streamer is not None:
                 streamer(next_token)
-            finished |= ends(next_token, eos_id)
-            if eos_id is not None and finished.all():     # (a batch of no rows goes on)
-                break
+            if eos_id is not None:
+                finished |= ends(next_token, eos_id)
+                if finished.all():
+                    break
     return session.tokens
 
 
@@ -249,6 +250,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}")
+    eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
     with no_grad():
@@ -265,7 +267,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             for rank, flat in enumerate(order):
                 beam, token = divmod(int(flat), V)
                 log_prob = float(candidates[beam, token])
-                if ends(token, eos_id):
+                if token in eos_ids:
                     # 3. Finish: only an eos among the first beam_size candidates counts.
                     if rank < beam_size:
                         done = Hypothesis(np.append(session.tokens[beam], token),
