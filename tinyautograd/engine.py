@@ -976,15 +976,14 @@ def _accumulate(t, grad, create_graph):
     # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
     # through later backwards without one, until .grad is cleared.
     if t.grad is None:
+        t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
         t.grad_tensor = grad if create_graph else None
-    elif create_graph or t.grad_tensor is not None:
+        return
+    if create_graph or t.grad_tensor is not None:
         earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t.grad.copy())
         with enable_grad():
             t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
-    if t.grad is None:
-        t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
-    else:
-        t.grad += data
+    t.grad += data
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
