@@ -25,14 +25,13 @@ def test_flops_counted_on_the_graph_equal_the_formula():
     assert flops["six_n"] == 6 * non_embedding
 
 
-@pytest.mark.parametrize("T, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError),
-                                      (True, TypeError)])
-def test_a_sequence_length_that_counts_no_tokens_is_refused(T, error):
+@pytest.mark.parametrize("T", [0, -1, 2.5, True])
+def test_a_sequence_length_that_counts_no_tokens_is_refused(T):
     # 0 stood for the context unasked; -1 failed in numpy ("negative dimensions")
     model = GPT(11, context=8, n_layer=1, n_head=2, d_model=16)
-    with pytest.raises(error, match="T must be a (whole )?number of tokens"):
+    with pytest.raises(ValueError, match=r"summary: T must be a whole number >= 1, got"):
         flops_per_token(model, T)
-    with pytest.raises(error, match="T must be a (whole )?number of tokens"):
+    with pytest.raises(ValueError, match=r"summary: T must be a whole number >= 1, got"):
         summary(model, T)
     assert flops_per_token(model, 4)["forward"] < flops_per_token(model)["forward"]
 

@@ -23,6 +23,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import Attention
 from .layers import default_d_ff
+from .schema import check_whole
 
 
 def _matmul_flops(node):
@@ -82,14 +83,11 @@ def parameters_by_part(model: nn.Module) -> dict[str, int]:
 
 
 def _tokens(model, T):
-    """T, or the model's context for None; TypeError for a T that is no whole number,
-    ValueError for one below 1 (0 would count nothing, or stand for the context unasked)."""
+    """T, or the model's context for None; ValueError for a T that is no whole number from 1
+    (0 would count nothing, or stand for the context unasked)."""
     if T is None:
         return model.context
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
-        raise TypeError(f"T must be a whole number of tokens, got {T!r}")
-    if T < 1:
-        raise ValueError(f"T must be a number of tokens, 1 or more, got {T}")
+    check_whole("summary", 1, T=T)
     return int(T)
 
 
@@ -109,9 +107,9 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
 
 
 def _forward_graph(model, T):
-    """The logits of a forward pass on T tokens, with its graph, each node knowing the module
-    that made it (nn.record_module_paths)."""
-    idx = np.zeros((1, _tokens(model, T)), dtype=np.int64)
+    """The logits of a forward pass on T tokens (a whole number, _tokens's), with its graph,
+    each node knowing the module that made it (nn.record_module_paths)."""
+    idx = np.zeros((1, T), dtype=np.int64)
     with ta.enable_grad(), nn.record_module_paths(model):
         return model(idx) if not hasattr(model, "encode") else model(idx, idx)
 
