@@ -166,18 +166,19 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if threads is not None and cases:
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
+    to_run = selected(only, whole_run)
     given = "--threads" if threads is not None else "--case" if cases else None
-    if given and not TAKES_THREADS & set(selected(only, whole_run)):
+    if given and not TAKES_THREADS & set(to_run):
         raise ValueError(f"{given} applies to {', '.join(sorted(TAKES_THREADS))} only (the "
                          f"others run once, on one thread), and none of them is to run: drop "
                          f"{given}, or name one with --only")
-    if "whole_run" in selected(only, whole_run) and not have_torch():
+    if "whole_run" in to_run and not have_torch():
         raise ValueError("whole_run trains the recipe in both engines to compare them, and "
                          "PyTorch is not installed: pip install torch")
-    if corpus is not None and not READS_TEXT & set(selected(only, whole_run)):
+    if corpus is not None and not READS_TEXT & set(to_run):
         raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only, and none "
                          f"of them is to run: drop --corpus, or name one with --only")
-    needing = [name for name in selected(only, whole_run) if name == "whole_run" or
+    needing = [name for name in to_run if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer" and corpus is not None]
     problem = shakespeare_text.missing(corpus or shakespeare_text.DEFAULT)
     if needing and problem:
