@@ -23,7 +23,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask
+from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
@@ -255,12 +255,8 @@ def check_export_dir(directory: StrPath) -> str:
     if os.path.exists(directory):
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
     parent = os.path.dirname(os.path.abspath(directory))
-    existing = parent
-    while not os.path.exists(existing):         # the root exists: this ends
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise CheckpointError(f"cannot export to {directory!r}: {existing!r} is a file, not a "
-                              f"directory")
+    if not os.path.isdir(first_existing(parent)):          # missing folders are made
+        raise CheckpointError(f"cannot export to {directory!r}: {why_not_a_directory(parent)}")
     return parent
 
 

@@ -166,12 +166,18 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
 def why_not_a_directory(directory: StrPath) -> str:
     """Why `directory`, which is not a directory, is not: it, or the first folder of its path
     that exists, is a file; or it does not exist."""
-    there = os.path.abspath(directory)
-    while not os.path.exists(there) and os.path.dirname(there) != there:
-        there = os.path.dirname(there)
+    there = first_existing(directory)
     if os.path.exists(there) and not os.path.isdir(there):
         return f"{there!r} is a file, not a directory"
     return f"directory {str(directory)!r} does not exist"
+
+
+def first_existing(path: StrPath) -> str:
+    """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
+    there = os.path.abspath(path)
+    while not os.path.exists(there) and os.path.dirname(there) != there:
+        there = os.path.dirname(there)
+    return there
 
 
 def describe_os_error(error: OSError) -> str:
