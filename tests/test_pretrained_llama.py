@@ -525,7 +525,8 @@ def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smo
     assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
     (tmp_path / "generation_config.json").write_text("{not json")
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
-                       "generation_config.json is not valid JSON")
+                       "generation_config.json: not a generation config",
+                       "restore it from the model's page, or delete it")
 
 
 def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path):

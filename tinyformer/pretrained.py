@@ -568,7 +568,7 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
         path = os.path.join(directory, name)
         if not os.path.exists(path):
             continue
-        config = _generation_config(path) if name == GENERATION_CONFIG else \
+        config = _read_hf_file(path, GENERATION) if name == GENERATION_CONFIG else \
             read_config_json(directory)
         ids = config.get("eos_token_id") if isinstance(config, dict) else None
         if ids is None:
@@ -581,17 +581,6 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
         return [i for i in ids if i < vocab_size] or None
     return None
 
-
-def _generation_config(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as e:
-        raise PretrainedError(f"{path}: cannot read it ({e.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise PretrainedError(f"{path} is not valid JSON; restore it from the model's "
-                              f"page, or delete it (config.json then says the end of text)"
-                              ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,12 +771,12 @@ def _read_vocab_and_merges(directory):
     special), {what: which file})."""
     vocab_path, merges_path = (os.path.join(directory, name) for name in (VOCAB_JSON, MERGES_TXT))
     config_path = os.path.join(directory, TOKENIZER_CONFIG)
-    vocab = _read_gpt2_file(vocab_path)
-    lines = _read_gpt2_file(merges_path).splitlines()
+    vocab = _read_hf_file(vocab_path)
+    lines = _read_hf_file(merges_path).splitlines()
     skip = 1 if lines and lines[0].startswith("#version") else 0
     merges = [(f"line {n}: {line!r}", line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
-    config = _read_gpt2_file(config_path) if os.path.exists(config_path) else {}
+    config = _read_hf_file(config_path) if os.path.exists(config_path) else {}
     # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
     _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
         os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
@@ -836,19 +825,27 @@ def _gpt2_tokenizer_json(path):
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
 
-def _read_gpt2_file(path):
-    """The text of one of GPT-2's tokenizer files (parsed, for .json), or a one-line
-    PretrainedError naming it."""
+# What a Hugging Face file read by _read_hf_file is, to the user: (what to do when it cannot
+# be read, what it is not when it cannot be parsed).
+GPT2_TOKENIZER = ("a GPT-2 tokenizer directory holds vocab.json and merges.txt "
+                  "(save_gpt2_tokenizer and `tinyformer export` write them), or tokenizer.json",
+                  "a GPT-2 tokenizer file")
+GENERATION = ("restore it from the model's page, or delete it (config.json then says where a "
+              "text ends)", "a generation config")
+
+
+def _read_hf_file(path, kind=GPT2_TOKENIZER):
+    """The text of a Hugging Face file (parsed, for .json), or a one-line PretrainedError
+    naming it, in the words of its `kind`."""
+    advice, what = kind
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         return json.loads(text) if path.endswith(".json") else text
     except OSError as e:
-        raise PretrainedError(f"{path}: cannot read it ({e.strerror}); a GPT-2 tokenizer "
-                              f"directory holds vocab.json and merges.txt (save_gpt2_tokenizer "
-                              f"and `tinyformer export` write them), or tokenizer.json") from None
+        raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise PretrainedError(f"{path}: not a GPT-2 tokenizer file ({e})") from None
+        raise PretrainedError(f"{path}: not {what} ({e}); {advice}") from None
 
 
 # tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond
@@ -863,7 +860,7 @@ def _refuse_additions(directory, settings):
     """PretrainedError, one line, if `directory`'s tokenizer_config.json turns on any of
     `settings` (names in ADDED_TO_THE_TEXT)."""
     path = os.path.join(directory, TOKENIZER_CONFIG)
-    config = _read_gpt2_file(path) if os.path.exists(path) else {}
+    config = _read_hf_file(path) if os.path.exists(path) else {}
     for setting in settings:
         if isinstance(config, dict) and config.get(setting) is True:
             raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
