@@ -39,7 +39,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import sys
 import time
@@ -49,6 +48,9 @@ from threadpoolctl import threadpool_limits
 
 from alternate import at_least
 from suite import busy_neighbour
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tinyformer.parallel import fork  # noqa: E402  (the training step's workers' own fork)
 
 SIZE = 256
 PLACEMENTS = ("free", "pinned", "moved")
@@ -133,12 +135,10 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
 
     for me in range(1, n):
         ours, theirs = multiprocessing.Pipe()
-        pid = os.fork()
-        if pid == 0:                             # a worker: a share per step, until told 0
-            # Ctrl-C is the parent's to answer: it tells us to stop. Whatever happens, a
-            # worker ends here, never running on into the parent's code (its parent gone,
-            # recv raises EOFError).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        pid = fork()                             # Ctrl-C ignored from the child's start:
+        if pid == 0:                             # it is the parent's to answer, telling us
+            # to stop. A worker, a share per step until told 0, ends here whatever happens,
+            # never running on into the parent's code (its parent gone, recv raises EOFError).
             try:
                 while theirs.recv():
                     theirs.send(my_share(me))

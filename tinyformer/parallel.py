@@ -110,7 +110,7 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
     return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
 
 
-def _fork() -> int:
+def fork() -> int:
     """os.fork(), the child ignoring Ctrl-C from its start. Ctrl-C reaches every process of
     the terminal's group, and it is the parent's to handle: in a child, the trainer's handler,
     inherited, would announce a checkpoint a second time, and Python's own would raise
@@ -160,7 +160,7 @@ class Workers:
         for _ in range(n):
             ours, theirs = multiprocessing.Pipe()
             try:
-                pid = _fork()
+                pid = fork()
             except OSError:                     # no more processes allowed, say
                 ours.close()
                 theirs.close()
@@ -428,7 +428,7 @@ class _StepStopped(Exception):
 
 def _serve(connection, workers):
     """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C is the
-    parent's to handle (it stops at the end of a step): `_fork`."""
+    parent's to handle (it stops at the end of a step): `fork`."""
     def meet(mine):
         if isinstance(mine, BaseException):
             mine = _with_its_traceback(mine)
@@ -514,7 +514,7 @@ def run_in_processes(work: Callable[[Item], Result], items: Sequence[Item],
         for me in range(1, n):
             ours, theirs = multiprocessing.Pipe(duplex=False)
             try:
-                pid = _fork()
+                pid = fork()
             except OSError as error:            # no more processes allowed, say
                 ours.close()
                 theirs.close()
