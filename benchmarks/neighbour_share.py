@@ -50,7 +50,7 @@ from alternate import at_least
 from suite import busy_neighbour
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tinyformer.parallel import fork  # noqa: E402  (the training step's workers' own fork)
+from tinyformer.parallel import forked  # noqa: E402  (the training step's workers' own fork)
 
 SIZE = 256
 PLACEMENTS = ("free", "pinned", "moved")
@@ -133,21 +133,27 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
                     os.sched_setaffinity(pids[1 - me], {core_now()})
         return core_now(), products
 
-    for me in range(1, n):
-        ours, theirs = multiprocessing.Pipe()
-        pid = fork()                             # Ctrl-C ignored from the child's start:
-        if pid == 0:                             # it is the parent's to answer, telling us
-            # to stop. A worker, a share per step until told 0, ends here whatever happens,
-            # never running on into the parent's code (its parent gone, recv raises EOFError).
-            try:
-                while theirs.recv():
-                    theirs.send(my_share(me))
-            finally:
-                os._exit(0)
-        pids.append(pid)
-        pipes.append(ours)
     times, together, moved, largest = [], 0, 0, []
     try:
+        for me in range(1, n):
+            ours, theirs = multiprocessing.Pipe()
+            pipes.append(ours)
+            try:
+                with forked() as pid:            # Ctrl-C ignored from the child's start: it is
+                    if pid == 0:                 # the parent's to answer, telling us to stop.
+                        # A worker, a share per step until told 0, ends here whatever happens,
+                        # never running on into the parent's code. It keeps no end of the
+                        # parent's, so that with its parent gone recv raises EOFError.
+                        try:
+                            for parents_end in pipes:
+                                parents_end.close()
+                            while theirs.recv():
+                                theirs.send(my_share(me))
+                        finally:
+                            os._exit(0)
+                    pids.append(pid)
+            finally:
+                theirs.close()
         for step in range(steps + 2):            # the first two warm the caches
             start = time.perf_counter()
             done.value = taken.value = 0
@@ -169,9 +175,11 @@ def timed_steps(n, steps, work, placement="free", pieces=None):
                       and len(min(held_to)) == 1)
     finally:
         for pipe in pipes:
-            pipe.send(False)
-        for _ in pipes:
-            os.wait()
+            with contextlib.suppress(OSError):   # a worker not forked (fork refused)
+                pipe.send(False)
+            pipe.close()
+        for pid in pids[1:]:
+            os.waitpid(pid, 0)
         os.sched_setaffinity(0, cores)
     return (statistics.median(times[2:]), together / steps, moved / steps,
             statistics.median(largest[2:]))

@@ -34,3 +34,8 @@ def running_children(parent, code):
     """The process ids of the children of `parent` started as `python -c CODE` that still run."""
     return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
             if runs_code(pid, code) and (_stat_fields(pid) or [0, 0])[1] == str(parent)]
+
+
+def running(code):
+    """The process ids of every process started as `python -c CODE` that still runs."""
+    return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc")) if runs_code(pid, code)]

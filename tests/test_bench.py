@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
-from processes import process_state, running_children, runs_code
+from processes import process_state, running, running_children, runs_code
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("suite", ROOT / "benchmarks" / "suite.py")
@@ -171,7 +171,7 @@ def fake_benchmark(tmp_path, monkeypatch):
     script.write_text(
         "import json, os, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from processes import process_state, running_children, runs_code\n"
+        "from processes import process_state, running, running_children, runs_code\n"
         "args = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
         "record = {'threads': args['--threads'],\n"
         f"          'environment': [os.environ.get(v) for v in {THREAD_VARIABLES!r}],\n"
@@ -846,6 +846,42 @@ def test_the_neighbours_shares_workers_leave_ctrl_c_to_their_parent():
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(holder.pid, signal.SIGKILL)
+
+
+def test_the_neighbours_shares_workers_end_with_their_parent():
+    # Each worker kept its own pipe's other end (and its elder siblings'), so it never saw its
+    # parent go: killed, or stopped by a Ctrl-C between two forks, the parent left them waiting.
+    benchmarks = str(ROOT / "benchmarks")
+    for ctrl_c_at_the_second_fork in (False, True):
+        code = (f"import os, signal, sys; sys.path.insert(0, {benchmarks!r})\n"
+                "import neighbour_share\n"
+                "fork, forks = os.fork, []\n"
+                "def fork_then_ctrl_c():\n"
+                "    pid = fork()\n"
+                "    forks.append(pid)\n"
+                f"    if pid and len(forks) == 2 and {ctrl_c_at_the_second_fork}:\n"
+                "        os.kill(os.getpid(), signal.SIGINT)\n"
+                "    return pid\n"
+                "os.fork = fork_then_ctrl_c\n"
+                "neighbour_share.timed_steps(3, steps=10 ** 6, work=3)\n")
+        holder = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        try:
+            if not ctrl_c_at_the_second_fork:
+                deadline = time.monotonic() + 30
+                while len(running_children(holder.pid, code)) < 2:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                holder.kill()                           # the parent only, with no word
+            _, errors = holder.communicate(timeout=30)  # the workers hold its stderr too
+            assert ("KeyboardInterrupt" in errors) == ctrl_c_at_the_second_fork, errors
+            deadline = time.monotonic() + 30
+            while running(code):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(holder.pid, signal.SIGKILL)
 
 
 def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):

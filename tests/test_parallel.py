@@ -3,6 +3,7 @@ however many threads or processes compute it, dropout included; the engine's mod
 numbers belong to each thread; worker processes stop when they are told or orphaned, and say
 what went wrong."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -419,6 +420,7 @@ trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16)
 workers = parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
                            trainer.optimizer, 1)
 print(workers.pids[0], flush=True)
+import contextlib
 import os
 os._exit(0)                                  # no close: the worker is orphaned
 """
@@ -536,3 +538,37 @@ def test_ctrl_c_as_a_child_is_forked_is_not_the_childs(tmp_path, monkeypatch):
         signal.signal(signal.SIGINT, previous)
     assert results == [(0, False), (1, True), (2, False), (3, True)]
     assert np.isfinite(loss)
+
+
+@needs_fork
+@pytest.mark.parametrize("forks", ["run_in_processes", "Workers"])
+def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch, forked,
+                                                            forks):
+    """A Ctrl-C that came as a child was forked raised KeyboardInterrupt in the parent before
+    it had noted the child: run_in_processes never waited for it, and Workers left every
+    worker it had made waiting on its pipe for as long as the parent lived."""
+    here, fork = os.getpid(), os.fork
+
+    def fork_then_ctrl_c():
+        pid = fork()                                    # the fixture's: it notes the pid
+        if pid and len(forked) == 2:
+            os.kill(here, signal.SIGINT)                # the terminal's, to the whole group
+        return pid
+    monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's own
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if forks == "run_in_processes":
+                parallel.run_in_processes(lambda i: i, range(3), 3)
+            else:
+                trainer = trainer_for(tmp_path, **TINY)
+                parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                                 trainer.optimizer, 2)
+        assert len(forked) == 2 and _all_waited_for(forked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for pid in forked:                              # never leave one behind, even failing
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)

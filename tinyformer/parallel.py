@@ -46,9 +46,10 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, ContextManager, NamedTuple, Sequence, TypeVar
+from typing import Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 
@@ -110,21 +111,38 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
     return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
 
 
-def fork() -> int:
-    """os.fork(), the child ignoring Ctrl-C from its start. Ctrl-C reaches every process of
-    the terminal's group, and it is the parent's to handle: in a child, the trainer's handler,
-    inherited, would announce a checkpoint a second time, and Python's own would raise
-    KeyboardInterrupt, which would run the parent's code on in the child. So SIGINT waits
-    (blocked) across the fork: a child starts with none waiting, and ignores it before it
-    takes any, while the parent takes its own as soon as the fork is done."""
+@contextlib.contextmanager
+def forked() -> Iterator[int]:
+    """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C from its start.
+
+    Ctrl-C reaches every process of the terminal's group, and it is the parent's to handle: in
+    a child, the trainer's handler, inherited, would announce a checkpoint a second time, and
+    Python's own would raise KeyboardInterrupt, which would run the parent's code on in the
+    child. So SIGINT is blocked across the fork: a child starts with none waiting, and ignores
+    it before it takes any. The parent holds a Ctrl-C that comes during the block, and takes
+    it at the block's end, once the block has noted the child (its pid, its pipe): raised any
+    sooner, a KeyboardInterrupt would leave a child the parent does not know of, and cannot
+    stop. Blocking alone does not hold it in the parent, since a Ctrl-C is the whole process's,
+    and any other thread (BLAS's, say) takes it for Python's handler; the handler is swapped
+    instead (where there is one to swap: in the main thread, the only one that runs them)."""
+    holds = (threading.current_thread() is threading.main_thread()
+             and signal.getsignal(signal.SIGINT) is not None)
+    if holds:
+        held = []
+        previous = signal.signal(signal.SIGINT, lambda *_: held.append(True))
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    pid = None
     try:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        yield pid
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return pid
+        if holds and pid != 0:                          # (a child goes on ignoring it)
+            signal.signal(signal.SIGINT, previous)
+            if held:
+                signal.raise_signal(signal.SIGINT)     # to its own handler, now
 
 
 class Workers:
@@ -157,22 +175,22 @@ class Workers:
         self.gradients = [_shared_copies([np.zeros_like(p.data) for p in self.parameters])
                           for _ in range(parts)]                    # a buffer for each part's
         self.connections, self.pids = [], []
-        for _ in range(n):
-            ours, theirs = multiprocessing.Pipe()
-            try:
-                pid = fork()
-            except OSError:                     # no more processes allowed, say
-                ours.close()
-                theirs.close()
-                self.close()
-                raise
-            if pid == 0:                                        # the worker: never returns
-                for parents_end in [ours, *self.connections]:  # so that each sees the end
-                    parents_end.close()
-                _serve(theirs, self)
-            theirs.close()
-            self.connections.append(ours)
-            self.pids.append(pid)
+        try:
+            for _ in range(n):
+                ours, theirs = multiprocessing.Pipe()
+                self.connections.append(ours)           # closed by close(), whatever comes next
+                try:
+                    with forked() as pid:
+                        if pid == 0:                                # the worker: never returns
+                            for parents_end in self.connections:   # so that each sees the end
+                                parents_end.close()
+                            _serve(theirs, self)
+                        self.pids.append(pid)
+                finally:
+                    theirs.close()
+        except BaseException:       # no more processes allowed, say, or Ctrl-C: none left behind
+            self.close()
+            raise
 
     @staticmethod
     def available() -> bool:
@@ -514,18 +532,18 @@ def run_in_processes(work: Callable[[Item], Result], items: Sequence[Item],
         for me in range(1, n):
             ours, theirs = multiprocessing.Pipe(duplex=False)
             try:
-                pid = fork()
+                with forked() as pid:
+                    if pid == 0:                                # the child: never returns
+                        ours.close()
+                        for _, sibling in children:
+                            sibling.close()
+                        _compute_and_exit(theirs, work, items[me::n], processes // n)
+                    children.append((pid, ours))
             except OSError as error:            # no more processes allowed, say
                 ours.close()
-                theirs.close()
                 raise _ForkRefused(error) from error
-            if pid == 0:                                # the child: never returns
-                ours.close()
-                for _, sibling in children:
-                    sibling.close()
-                _compute_and_exit(theirs, work, items[me::n], processes // n)
-            theirs.close()
-            children.append((pid, ours))
+            finally:
+                theirs.close()
         with blas_threads(processes // n):
             shares.append([work(item) for item in items[::n]])
         for _, connection in children:
