@@ -59,8 +59,11 @@ def test_repr_names_dtype_and_node():
 
 def test_detach_shares_data_and_leaves_the_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
-    d = (x * 2).detach()
+    y = x * 2
+    d = y.detach()
     assert not d.requires_grad and d.grad_fn is None
+    d.data[0] = 7.0                      # the same array, as torch's detach shares storage
+    assert y.data[0] == 7.0
 
 
 def test_item_numpy_tolist():
