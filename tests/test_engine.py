@@ -133,6 +133,17 @@ def test_second_backward_through_freed_graph_raises():
         y.backward()
 
 
+def test_create_graph_keeps_the_graph_unless_told_otherwise_as_torch():
+    # retain_graph defaults to create_graph: the gradient's own graph goes through the forward
+    # nodes (here h's, in the backward of h * h), which must still be there.
+    x = f64(3)
+    h = x * x
+    (h * h).sum().backward(create_graph=True)
+    g, x.grad = x.grad_tensor, None
+    g.sum().backward()
+    np.testing.assert_allclose(x.grad, 12 * x.data ** 2)
+
+
 def test_retain_graph_allows_a_second_backward():
     x = f64(3)
     y = (x.exp() * 2).sum()
