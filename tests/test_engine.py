@@ -366,6 +366,17 @@ def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_different
     assert y.grad_fn.backward_of is None and ta.engine._mode.annotations is None
 
 
+def test_a_gradient_recorded_inside_an_annotation_gets_both_attributes():
+    # Nested annotations add to the outer ones: a module whose forward takes a gradient (a
+    # gradient penalty) gives its backward nodes both its path and the node they differentiate.
+    x = f64(3)
+    y = x.exp()
+    with ta.engine.annotate(module_path="penalty"):
+        (g,) = ta.grad(y.sum(), [x], create_graph=True)
+    assert g.grad_fn.module_path == "penalty" and g.grad_fn.backward_of is y.grad_fn
+    assert ta.engine._mode.annotations is None
+
+
 def test_every_model_op_is_twice_differentiable():
     # The fused kernels too: the gradient of cross-entropy after layer norm has a graph.
     x = f64(4, 5)
