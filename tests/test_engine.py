@@ -458,6 +458,7 @@ def test_matmul_error_names_op_and_shapes():
 @pytest.mark.parametrize("a, b, says", [
     ((), (3,), r"matmul: \(\) @ \(3,\): operands must have at least one axis; use \*"),
     ((5,), (4,), r"matmul: \(5,\) @ \(4,\): inner sizes 5 and 4 differ"),
+    ((3,), (), r"matmul: \(3,\) @ \(\): operands must have at least one axis; use \*"),
     ((2, 3, 4), (5,), r"inner sizes 4 and 5 differ"),
     ((2, 2, 3), (3, 3, 4), r"matmul: \(2, 2, 3\) @ \(3, 3, 4\): the batch axes \(2,\) and "
                            r"\(3,\) do not broadcast"),
@@ -473,6 +474,13 @@ def test_linear_says_when_its_inner_sizes_differ():
     x, w, b = Tensor(np.ones((2, 6, 3))), Tensor(np.ones((4, 5))), Tensor(np.ones(5))
     with pytest.raises(ta.ShapeError, match=r"matmul: \(2, 6, 3\) @ \(4, 5\): inner sizes 3 "
                                             r"and 4 differ"):
+        ta.functional.linear(x, w, b)
+
+
+def test_linear_says_when_its_bias_does_not_fit_the_weight():
+    x, w, b = Tensor(np.ones((2, 3))), Tensor(np.ones((3, 5))), Tensor(np.ones(4))
+    with pytest.raises(ta.ShapeError, match=r"linear: needs weight \(in, out\) and bias "
+                                            r"\(out,\), got \(3, 5\) and \(4,\)"):
         ta.functional.linear(x, w, b)
 
 
