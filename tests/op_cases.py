@@ -194,6 +194,11 @@ positive = Draw.positive
 away_from_zero = Draw.away_from_zero
 
 
+def at_kinks(d, shape):
+    """-1, 0 and 1: many exact zeros, where relu and abs have a kink (torch's gradient: 0)."""
+    return d.rng.integers(-1, 2, shape).astype(float)
+
+
 def large(d, shape):
     """|x| between 20 and 800: e^x overflows, e^-x underflows."""
     return d.away_from_zero(shape, 20.0, 800.0)
@@ -628,6 +633,10 @@ CASES = [
            one(large)),
     OpCase("relu", (ops.Relu,), lambda x: x.relu(), torch.relu, one(away_from_zero)),
     OpCase("abs", (ops.Abs,), lambda x: x.abs(), torch.abs, one(away_from_zero)),
+    OpCase("relu at 0: gradient 0, as torch", (ops.Relu,), lambda x: x.relu(), torch.relu,
+           one(at_kinks), finite_differences=False),
+    OpCase("abs at 0: gradient 0, as torch", (ops.Abs,), lambda x: x.abs(), torch.abs,
+           one(at_kinks), finite_differences=False),
     OpCase("gelu (tanh approximation)", (ops.Gelu,), lambda x: x.gelu(),
            lambda x: TF.gelu(x, approximate="tanh"), one(lambda d, shape: d.normal(shape, 2.0))),
 
