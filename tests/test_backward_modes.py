@@ -137,16 +137,18 @@ def test_index_add_of_rows_equals_np_add_at(index):
     np.testing.assert_array_equal(out.data, expected)
 
 
-def test_a_kept_graph_gives_the_same_gradients_every_time():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_a_kept_graph_gives_the_same_gradients_every_time(dtype):
     # GELU, layer norm, cross-entropy and attention keep arrays for their backward and work in
     # place on arrays they make there: none may write into what forward kept. Two backwards
-    # with retain_graph=True and a last one without must all give the same gradients.
+    # with retain_graph=True and a last one without must all give the same gradients. (float32
+    # runs the compiled loops where they are built, float64 always the numpy forms.)
     from tinyformer.attention import causal_mask, scaled_dot_product_attention
 
     rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
-    w = Tensor(rng.standard_normal(4) + 1, requires_grad=True)
-    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    x = Tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True, dtype=dtype)
+    w = Tensor(rng.standard_normal(4) + 1, requires_grad=True, dtype=dtype)
+    b = Tensor(rng.standard_normal(4), requires_grad=True, dtype=dtype)
     h = ta.functional.layer_norm(x, w, b).gelu()
     out = scaled_dot_product_attention(h, h * 0.5, h.gelu(), mask=causal_mask(5))
     loss = ta.functional.cross_entropy(out, rng.integers(0, 4, out.shape[:-1]),
