@@ -429,6 +429,16 @@ def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
     assert "normalized_shape" not in str(info.value)
 
 
+def test_a_norm_refuses_a_bias_or_weight_that_does_not_fit_the_last_axis():
+    x = Tensor(np.ones((2, 4)))
+    with pytest.raises(ta.ShapeError, match=r"layer_norm: input \(2, 4\) needs weight and bias "
+                                            r"of shape \(4,\), got \(4,\) and \(3,\)$"):
+        ta.functional.layer_norm(x, np.ones(4), np.zeros(3))
+    with pytest.raises(ta.ShapeError, match=r"rms_norm: input \(2, 4\) needs a weight of shape "
+                                            r"\(4,\), got \(5,\)$"):
+        ta.functional.rms_norm(x, np.ones(5))
+
+
 def test_activation_modules_match_torch():
     x_np = np.linspace(-4, 4, 17)
     x = Tensor(x_np, dtype=np.float64)
