@@ -556,6 +556,16 @@ def test_cross_entropy_errors():
         ta.functional.cross_entropy(logits, np.array([0.0, 1.0]))
 
 
+def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
+    with pytest.raises(ta.ShapeError, match=r"swiglu: .* its size must be even; got shape "
+                                            r"\(2, 5\)"):
+        ta.functional.swiglu(Tensor(np.ones((2, 5))))
+    for cap in (0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match=f"softcap: cap must be a finite number > 0, got "
+                                             f"{cap!r}"):
+            ta.functional.softcap(Tensor(np.ones(3)), cap)
+
+
 def test_embedding_index_out_of_range():
     with pytest.raises(IndexError, match="index 7 is out of range for a table of 5 rows"):
         ta.functional.embedding(np.array([1, 7]), Tensor(np.zeros((5, 2))))
