@@ -566,9 +566,15 @@ def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
             ta.functional.softcap(Tensor(np.ones(3)), cap)
 
 
-def test_embedding_index_out_of_range():
-    with pytest.raises(IndexError, match="index 7 is out of range for a table of 5 rows"):
-        ta.functional.embedding(np.array([1, 7]), Tensor(np.zeros((5, 2))))
+@pytest.mark.parametrize("index", [5, 7, -1])
+def test_embedding_index_out_of_range(index):
+    with pytest.raises(IndexError, match=f"index {index} is out of range for a table of 5 rows"):
+        ta.functional.embedding(np.array([1, index]), Tensor(np.zeros((5, 2))))
+
+
+def test_embedding_indices_must_be_integers():
+    with pytest.raises(TypeError, match="embedding: indices must be integers, got float64"):
+        ta.functional.embedding(np.array([1.0, 2.0]), Tensor(np.zeros((5, 2))))
 
 
 # ------------------------------------------------------------------ custom ops
