@@ -806,3 +806,12 @@ def test_dropout_keeps_the_expectation_and_is_identity_off_training():
     assert abs(y.data.mean() - 1.0) < 0.03
     assert set(np.unique(y.data)) == {0.0, np.float32(1 / 0.75)}
     assert ta.functional.dropout(x, 0.25, training=False) is x
+
+
+def test_dropout_draws_from_the_generator_it_is_given_and_leaves_the_default_one_alone():
+    x = ta.ones(100)
+    state = ta.random.get_state()
+    y = ta.functional.dropout(x, 0.5, generator=np.random.default_rng(3))
+    assert ta.random.get_state() == state
+    keep = np.random.default_rng(3).random(100) >= 0.5
+    np.testing.assert_array_equal(y.data, np.where(keep, np.float32(2.0), np.float32(0.0)))
