@@ -554,6 +554,9 @@ def test_cross_entropy_errors():
         ta.functional.cross_entropy(logits, np.array([0, 3]))
     with pytest.raises(TypeError, match="integers"):
         ta.functional.cross_entropy(logits, np.array([0.0, 1.0]))
+    for eps in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"label_smoothing must be in \\[0, 1\\], got {eps}"):
+            ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing=eps)
 
 
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
