@@ -620,6 +620,29 @@ def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():
     assert {n.module_path for n in _nodes(again)} == recorded
 
 
+class MakesALayerOnTheFly(nn.Module):
+    def __init__(self):
+        self.first = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = self.first(x)
+        extra = nn.Linear(3, 2)                      # not in the model's tree
+        return extra(h) * 2
+
+
+def test_a_module_outside_the_tree_records_the_path_of_its_caller_and_each_root_its_own():
+    model, other = MakesALayerOnTheFly(), nn.Linear(3, 1)
+    x = Tensor(np.ones((2, 3)))
+    for recorder in (nn.record_module_paths(model), nn.record_module_paths()):
+        with recorder:
+            y = model(x)
+            z = other(x)
+        extra = y.grad_fn.inputs[0].grad_fn
+        first = extra.inputs[0].grad_fn
+        assert (y.grad_fn.module_path, extra.module_path, first.module_path) == ("", "", "first")
+    assert z.grad_fn.module_path == ""               # without a model, a second root: its own
+
+
 def _nodes(tensor):
     seen, stack = {}, [tensor]
     while stack:
