@@ -429,6 +429,19 @@ def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
     assert "normalized_shape" not in str(info.value)
 
 
+def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_them():
+    # LayerNorm(bias=False) has a weight only; RMSNorm(elementwise_affine=False) has nothing.
+    x = np.random.default_rng(0).standard_normal((2, 5)) * 3 + 1
+    pairs = [(nn.LayerNorm(5, bias=False), torch.nn.LayerNorm(5, bias=False)),
+             (nn.RMSNorm(5, elementwise_affine=False),
+              torch.nn.RMSNorm(5, eps=1e-6, elementwise_affine=False))]
+    for ours, theirs in pairs:
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+        y = ours(Tensor(x, dtype=np.float64))
+        expected = theirs.double()(torch.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-12)
+
+
 def test_a_norm_refuses_a_bias_or_weight_that_does_not_fit_the_last_axis():
     x = Tensor(np.ones((2, 4)))
     with pytest.raises(ta.ShapeError, match=r"layer_norm: input \(2, 4\) needs weight and bias "
