@@ -673,3 +673,6 @@ def test_skip_init_builds_the_module_without_drawing_random_numbers():
     assert ta.random.get_state() == state                      # nothing was drawn
     assert layer.weight.shape == (4, 3) and not layer.weight.data.any()
     assert nn.Linear(4, 3).weight.data.any()                   # and afterwards init draws again
+    state = ta.random.get_state()
+    table = nn.skip_init(nn.Embedding, 5, 2)                   # normal_, as uniform_ above
+    assert ta.random.get_state() == state and not table.weight.data.any()
