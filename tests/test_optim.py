@@ -318,6 +318,27 @@ def test_loading_into_a_differently_shaped_optimizer_is_refused():
         Adam(make_params(7)[::-1]).load_state_dict(state)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_loaded_state_is_the_optimizers_own_in_the_parameters_dtype(dtype):
+    # The saved arrays (float64 here) become copies in each parameter's dtype: later steps
+    # leave the state dict that was loaded as it was.
+    params = make_params(7)
+    optimizer = Adam(params)
+    set_gradients(params, 0)
+    optimizer.step()
+    state = optimizer.state_dict()
+    before = [{key: np.copy(value) for key, value in s.items()} for s in state["state"]]
+    resumed_params = make_params(7, dtype=dtype)
+    resumed = Adam(resumed_params)
+    resumed.load_state_dict(state)
+    assert all(resumed.state[id(p)]["exp_avg"].dtype == dtype for p in resumed_params)
+    set_gradients(resumed_params, 1)
+    resumed.step()
+    for saved, now in zip(before, state["state"]):
+        for key in saved:
+            np.testing.assert_array_equal(saved[key], now[key])
+
+
 # ---------------------------------------------------------------------------- weight decay groups
 
 
