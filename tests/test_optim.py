@@ -405,6 +405,15 @@ def test_clip_grad_norm_matches_torch(max_norm):
     assert extra.grad is None
 
 
+def test_clip_grad_norm_of_one_tensor_clips_it_as_torch():
+    (p,) = make_params(8)[:1]
+    (t,) = torch_twins([p])
+    set_gradients([p], 0, [t])
+    total = clip_grad_norm(p, 0.5)
+    assert total == pytest.approx(torch.nn.utils.clip_grad_norm_(t, 0.5).item(), rel=1e-12)
+    np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+
+
 @pytest.mark.parametrize("bad, max_norm", [(math.nan, 1.0), (math.inf, 1.0),
                                            (math.inf, math.inf)])
 def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
