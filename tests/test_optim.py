@@ -536,6 +536,14 @@ def test_noam_peaks_at_warmup():
     assert schedule.get_last_lr() == [lrs[0]]               # the optimizer's 123 is replaced
 
 
+def test_schedules_refuse_warmups_they_cannot_compute():
+    with pytest.raises(ValueError, match=r"^Noam needs warmup_steps >= 1, got 0$"):
+        Noam(one_param_sgd(1.0), d_model=64, warmup_steps=0)        # 0 ** -1.5 at step 0
+    with pytest.raises(ValueError, match=r"^WarmupCosine needs 0 <= warmup_steps <= "
+                                         r"total_steps, got warmup_steps=5, total_steps=4$"):
+        WarmupCosine(one_param_sgd(1.0), warmup_steps=5, total_steps=4)
+
+
 def test_noam_matches_torch_lambda_lr_and_resumes():
     optimizer = one_param_sgd(1.0)
     schedule = Noam(optimizer, d_model=64, warmup_steps=10, factor=0.5)
