@@ -783,6 +783,21 @@ def test_manual_seed_makes_draws_repeatable():
     np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
 
 
+@pytest.mark.parametrize("factory, draw", [(ta.randn, "standard_normal"), (ta.rand, "random")],
+                         ids=["randn", "rand"])
+def test_random_factories_draw_from_the_generator_they_are_given(factory, draw):
+    state = ta.random.get_state()
+    made = factory(2, 3, dtype=np.float64, generator=np.random.default_rng(5))
+    assert ta.random.get_state() == state                      # the default one is left alone
+    np.testing.assert_array_equal(made.data, getattr(np.random.default_rng(5), draw)((2, 3)))
+
+
+def test_arange_is_numpys_and_takes_a_dtype():
+    assert ta.arange(4).dtype == np.int64 and ta.arange(0, 1, 0.25).dtype == np.float32
+    made = ta.arange(3, dtype=np.float64)
+    assert made.dtype == np.float64 and made.tolist() == [0.0, 1.0, 2.0]
+
+
 @pytest.mark.parametrize("name", ["zeros_like", "ones_like"])
 def test_like_factories_take_a_dtype_as_numpy_and_torch(name):
     import torch
