@@ -137,6 +137,21 @@ def test_seeded_gives_this_thread_its_own_generator_and_leaves_the_shared_one_al
     assert not np.array_equal(ta.randn(4).data, inside)           # after: the shared one
 
 
+def test_seeded_inside_seeded_gives_back_the_outer_generator():
+    state = ta.manual_seed(1).bit_generator.state
+    with ta.random.seeded(7):
+        first = ta.randn(4).data
+        with ta.random.seeded(8):
+            inner = ta.randn(4).data
+        then = ta.randn(4).data                                     # seed 7's stream goes on
+    assert ta.random.get_state() == state
+    outer = np.random.default_rng(7)
+    np.testing.assert_array_equal(first, outer.standard_normal(4).astype(np.float32))
+    np.testing.assert_array_equal(then, outer.standard_normal(4).astype(np.float32))
+    np.testing.assert_array_equal(inner, np.random.default_rng(8).standard_normal(4)
+                                  .astype(np.float32))
+
+
 @pytest.mark.parametrize("job", JOBS)
 @pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
 def test_evaluation_side_by_side_gives_the_same_figures_and_records_no_graph(tmp_path, job,
