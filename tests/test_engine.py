@@ -759,6 +759,14 @@ def test_gradcheck_takes_torchs_forms_of_inputs_and_outputs(check):
     assert torch.autograd.gradcheck(lambda x: torch.ones(1, dtype=torch.float64), (xt,))
 
 
+def test_gradcheck_nudges_an_input_that_is_a_transposed_view():
+    # Its elements are not in row order in memory: gradcheck must still nudge the input itself.
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 2)).T, requires_grad=True,
+               dtype=np.float64)
+    assert not x.data.flags.c_contiguous
+    assert ta.gradcheck(lambda x: (x * x).sum(axis=0), x)
+
+
 def test_gradcheck_checks_every_output_and_names_the_input_by_its_position():
     wrong_square = square_with(lambda x, grad: grad * x)            # should be 2x
     x = f64(3)
