@@ -688,6 +688,25 @@ def test_a_backward_may_return_a_gradient_in_a_shape_the_input_broadcasts_to():
     np.testing.assert_allclose(x.grad, np.full((3, 1), 2.0 * 4 * 2))
 
 
+def test_a_gradient_for_an_input_that_needs_none_is_dropped_unread():
+    # Whatever a backward returns for a constant (here an array of no fitting shape, even under
+    # create_graph), nothing reads it: only the inputs that require a gradient get one.
+    class Scaled(Function):
+        @staticmethod
+        def forward(ctx, x, scale):
+            return x * scale
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, scale = ctx.operands
+            return grad * scale, np.zeros(7)
+
+    x, scale = f64(3), Tensor(np.full(3, 2.0), dtype=np.float64)
+    for create_graph in (False, True):
+        (g,) = ta.grad(Scaled.apply(x, scale).sum(), [x], create_graph=create_graph)
+        np.testing.assert_allclose(g.data, np.full(3, 2.0))
+
+
 def test_graph_is_introspectable_for_drawing():
     x = f64(2)
     y = (x * 2).exp()
