@@ -417,6 +417,10 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
     with pytest.raises(RuntimeError, match=r"^grad: the output has shape \(2,\), so its "
                                            r"gradient is ambiguous.*grad_outputs\[0\]"):
         ta.grad(x * 2, x)
+    with pytest.raises(RuntimeError, match=r"^grad: an output does not require a gradient$"):
+        ta.grad(Tensor(np.ones(2)).sum(), x)                 # torch refuses it too
+    with pytest.raises(RuntimeError, match=r"^grad: an input does not require a gradient$"):
+        ta.grad((x * 2).sum(), Tensor(np.ones(2)))
 
 
 # ------------------------------------------------------------------ anomaly detection
