@@ -442,6 +442,13 @@ def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_t
         np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-12)
 
 
+def test_rms_norm_module_takes_its_eps_as_torch():
+    x = np.random.default_rng(0).standard_normal((2, 5)) * 0.1     # mean(x^2) well below eps
+    y = nn.RMSNorm(5, eps=0.5)(Tensor(x, dtype=np.float64))
+    expected = torch.nn.RMSNorm(5, eps=0.5).double()(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+
+
 def test_a_norm_refuses_a_bias_or_weight_that_does_not_fit_the_last_axis():
     x = Tensor(np.ones((2, 4)))
     with pytest.raises(ta.ShapeError, match=r"layer_norm: input \(2, 4\) needs weight and bias "
