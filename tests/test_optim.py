@@ -91,6 +91,8 @@ def test_param_groups_with_their_own_options_match_torch(ours, theirs):
     reference = theirs(groups(twins), lr=0.01, weight_decay=0.05, **extra)
     assert [g["lr"] for g in optimizer.param_groups] == [0.03, 0.01, 0.01]
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.2, 0.05, 0.0]
+    numbered = [g["params"] for g in reference.state_dict()["param_groups"]]    # [[0, 1], [2], [3]]
+    assert [g["params"] for g in optimizer.state_dict()["param_groups"]] == numbered
     for step in range(20):
         set_gradients(params, step, twins)
         optimizer.step()
