@@ -41,7 +41,6 @@ def _as_inputs(inputs):
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs must be float64 (got {t.dtype}); in float32 "
                             f"finite differences drown in rounding error")
-        t.data = np.asarray(t.data, order="C")   # contiguous, so reshape(-1) below is a view
     return inputs, checked
 
 
@@ -92,15 +91,14 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
         x = inputs[i]
         a = np.zeros(x.shape) if a is None else a.data
         numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)          # a view: nudging it nudges the input in place
-        for j in range(flat.size):
-            saved = flat[j]
-            flat[j] = saved + eps
+        for j in np.ndindex(x.shape):      # each element nudged in place, in x's own array
+            saved = x.data[j]
+            x.data[j] = saved + eps
             up = projected(*inputs)
-            flat[j] = saved - eps
+            x.data[j] = saved - eps
             down = projected(*inputs)
-            flat[j] = saved
-            numeric.reshape(-1)[j] = (up - down) / (2 * eps)
+            x.data[j] = saved
+            numeric[j] = (up - down) / (2 * eps)
         error = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         error = np.where(np.isnan(error), np.inf, error)   # a NaN either side: the worst misfit
         if error.size and error.max() > 0:
