@@ -153,6 +153,9 @@ def test_generation_crops_to_the_context_and_restores_training_mode():
     model = tiny_gpt()
     out = model.generate(tokens((1, 8)), 5, temperature=0)
     assert out.shape == (1, 13) and model.training
+    model.eval()
+    model.generate(tokens((1, 3)), 2, temperature=0)
+    assert not model.training                       # an evaluating model stays so
 
 
 def test_generation_stops_when_every_row_has_ended():
