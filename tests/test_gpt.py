@@ -248,6 +248,16 @@ def test_sampling_draws_from_what_transformers_warpers_leave():
                                    err_msg=f"{logits} {temperature} {top_k} {top_p}")
 
 
+def test_top_p_drops_the_token_at_which_the_sum_reaches_p_exactly_as_transformers_does():
+    # Four tokens of probability 0.25 exactly: the first two reach p = 0.5, so the nucleus is
+    # those two, as transformers' TopPLogitsWarper leaves it (the third is not needed).
+    from transformers.generation.logits_process import TopPLogitsWarper
+    logits = np.zeros(4)
+    kept = TopPLogitsWarper(0.5)(None, torch.tensor(logits)[None]).isfinite().sum().item()
+    drawn = set(sample_next(np.tile(logits, (400, 1)), top_p=0.5, rng=EvenUniforms()).tolist())
+    assert drawn == {0, 1} and len(drawn) == kept
+
+
 def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():
     # np.argsort's default order among equal values is its own beyond 16 of them: which of
     # the tied tokens made the nucleus was not the rule the course states (lower id first).
