@@ -225,6 +225,12 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
 
 
+def test_the_last_step_is_evaluated_and_saved_though_eval_every_does_not_divide_it(tmp_path):
+    lines = run(tmp_path, **TINY, iters=5, eval_every=2)
+    assert [line["step"] for line in lines if "val_loss" in line] == [2, 4, 5]
+    assert rundir.read_config(str(tmp_path))["step"] == 5
+
+
 def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
     # Every activation dropped: the model learns only what needs no input (its biases), but
     # the run is as valid as torch's nn.Dropout(1.0) and MultiheadAttention(dropout=1.0) make it.
