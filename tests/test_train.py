@@ -231,6 +231,15 @@ def test_the_last_step_is_evaluated_and_saved_though_eval_every_does_not_divide_
     assert rundir.read_config(str(tmp_path))["step"] == 5
 
 
+def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):
+    # Noam's rate is factor / sqrt(d_model * step) after warmup and peaks at the warmup's
+    # last step; the trainer chooses the factor that makes that peak --lr.
+    lines = run(tmp_path, **TINY, iters=6, warmup=3, schedule="noam", lr=2e-3)
+    rates = [line["lr"] for line in lines]
+    assert max(rates) == pytest.approx(2e-3, rel=1e-9)
+    assert rates.index(max(rates)) == 2                          # the third step's
+
+
 def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
     # Every activation dropped: the model learns only what needs no input (its biases), but
     # the run is as valid as torch's nn.Dropout(1.0) and MultiheadAttention(dropout=1.0) make it.
