@@ -86,11 +86,23 @@ def test_defaults_depend_on_the_job():
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
     (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
     (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
+    (dict(tokenizer="bpe", vocab_size=258), "--vocab-size 258 is too small"),
+    (dict(lr=1e-3, min_lr=2e-3), "--min-lr must be between 0 and --lr (0.001), got 0.002"),
 ])
 def test_bad_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError) as e:
         TrainConfig(**settings).resolved()
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(lr=1e-3, min_lr=1e-3),                  # a constant rate after the warmup
+    dict(iters=10, warmup=10),                   # a warmup as long as the run
+    dict(tokenizer="bpe", vocab_size=259),       # the bytes, and some merges
+])
+def test_settings_at_the_edge_of_their_range_are_accepted(settings):
+    resolved = TrainConfig(**settings).resolved()
+    assert all(getattr(resolved, key) == value for key, value in settings.items())
 
 
 @pytest.mark.parametrize("settings, message", [
