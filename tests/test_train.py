@@ -203,6 +203,17 @@ def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
     corpus.write_text("a few words only, and then some more words to make it longer")
     with pytest.raises(ValueError, match="the corpus is too short: its validation part has "):
         Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run"), log=quiet)
+    # Each part needs context + 1 tokens (a window and its next token): the 10% held out of
+    # 160 characters is 16 = TINY's context, one too few; of 170, 17 is enough.
+    corpus.write_text("ab" * 80)
+    with pytest.raises(ValueError, match="validation part has 16 tokens, fewer than --context "
+                                         r"\+ 1 = 17"):
+        Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run"), log=quiet)
+    corpus.write_text("ab" * 85)
+    trainer = Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run2"),
+                            log=quiet)
+    assert len(trainer.job.data.val) == 17
+    trainer.close()
 
 
 def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
