@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -468,6 +469,22 @@ def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     tok = trainer.job.tokenizer
     assert [tok.id_to_token(i) for i in range(tok.vocab_size)] == SYMBOLS
     assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")
+
+
+def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_inside():
+    from tinyformer.data import BOS, EOS, PAD, Seq2SeqTask
+    from tinyformer.jobs import Seq2Seq
+
+    class Written:                                  # a model that writes these rows
+        context = 5
+        def greedy_decode(self, src, max_len, bos_id, eos_id):
+            return np.array([[BOS, 5, 6, EOS, PAD],             # "23"
+                             [BOS, 5, BOS, 6, EOS],             # a special token inside
+                             [BOS, 5, 6, 7, 8],                 # never ended
+                             [BOS, EOS, PAD, PAD, PAD]])        # an empty answer
+    # translate reads only the task's decode: a job without its 20,000 training pairs.
+    job = SimpleNamespace(data=Seq2SeqTask)
+    assert Seq2Seq.translate(job, Written(), np.zeros((4, 3), int)) == ["23", None, None, ""]
 
 
 def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path):
