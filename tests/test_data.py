@@ -51,6 +51,11 @@ def test_lm_batches_are_shifted_windows_and_work_on_a_memmap(tmp_path):
     np.testing.assert_array_equal(y, x + 1)
     with pytest.raises(ValueError, match="fewer than context"):
         lm_batch(tokens[:8], 4, 8, np.random.default_rng(0))
+    # Every window that fits is drawn, the last one (whose target ends the text) included,
+    # and none that runs past the end.
+    x, y = lm_batch(tokens[:20], 500, 8, np.random.default_rng(0))
+    assert set(x[:, 0].tolist()) == set(range(12))
+    np.testing.assert_array_equal(y, x + 1)
 
 
 @pytest.mark.parametrize("task", TASKS)
