@@ -6,6 +6,7 @@ no shape and raise no error, so nothing else would notice.
   at 0.02, biases at 0 and the norms at weight 1, bias 0;
 - the trainer clips the gradient norm before the optimizer's step;
 - each step starts from zero gradients (backward adds to what is there);
+- the optimizer decays the matrices by --weight-decay, and nothing else;
 - every residual branch of every layer goes through dropout, and so do the embeddings of every
   model;
 - sampling divides the logits by the temperature (a higher temperature flattens).
@@ -95,6 +96,17 @@ def test_each_step_starts_from_zero_gradients(micro_batches):
     first, second = step(), step()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_trainer_decays_the_matrices_by_weight_decay_and_nothing_else(tmp_path):
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, iters=1,
+                         weight_decay=0.05)
+    trainer = Trainer.start(config, str(tmp_path), log=lambda *a: None)
+    for group in trainer.optimizer.param_groups:
+        for p in group["params"]:
+            assert group["weight_decay"] == (0.05 if p.ndim >= 2 else 0.0)
+    trainer.close()
 
 
 # ------------------------------------------------------------------------------ dropout
