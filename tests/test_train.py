@@ -487,6 +487,15 @@ def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_
     assert Seq2Seq.translate(job, Written(), np.zeros((4, 3), int)) == ["23", None, None, ""]
 
 
+def test_a_task_takes_a_context_just_long_enough_and_refuses_a_shorter_one():
+    from tinyformer.jobs import Seq2Seq
+    needed = 6                       # max_len 5: the longest target and its <bos> or <eos>
+    assert Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1,
+                               context=needed).resolved()).data.context == needed
+    with pytest.raises(ValueError, match=f"--context {needed - 1} is too short for --max-len 5"):
+        Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1, context=needed - 1).resolved())
+
+
 def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path):
     # Evaluated in chunks of 250 pairs; each chunk's mean weighs by its tokens, not its pairs.
     settings = dict(JOBS["transformer"], min_len=2, max_len=9, iters=1)
