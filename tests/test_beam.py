@@ -140,6 +140,19 @@ def test_max_len_cuts_the_live_beams_off_and_they_compete():
     assert best.log_prob == pytest.approx(3 * math.log(0.9), rel=1e-12)
 
 
+def test_the_early_stop_waits_for_a_beam_that_a_longer_length_penalty_can_still_lift():
+    # After step 1, BOS EOS has finished with log 0.6 = -0.51; the live beam BOS A has log 0.4
+    # = -0.92, and only a long continuation's lp lifts it: BOS A^10, cut off at max_len,
+    # scores (log 0.4 + 9 log 0.95) / lp(10) = -0.22. Its bound must use the largest lp
+    # still reachable, lp(max_len) = 6.25, not the next step's lp(2) = 1.36 (-0.67, a stop).
+    stub = BigramStub({BOS: {EOS: 0.6, A: 0.4}, A: {A: 0.95, EOS: 0.05}})
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=2, max_len=10,
+                   length_penalty=2.0)
+    assert list(best.tokens) == [BOS] + [A] * 10
+    assert best.score == pytest.approx((math.log(0.4) + 9 * math.log(0.95))
+                                       / gnmt_length_penalty(10, 2.0), rel=1e-9)
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):

@@ -51,6 +51,11 @@ def test_lm_batches_are_shifted_windows_and_work_on_a_memmap(tmp_path):
     np.testing.assert_array_equal(y, x + 1)
     with pytest.raises(ValueError, match="fewer than context"):
         lm_batch(tokens[:8], 4, 8, np.random.default_rng(0))
+    # Every window that fits is drawn, the last one (whose target ends the text) included,
+    # and none that runs past the end.
+    x, y = lm_batch(tokens[:20], 500, 8, np.random.default_rng(0))
+    assert set(x[:, 0].tolist()) == set(range(12))
+    np.testing.assert_array_equal(y, x + 1)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -66,7 +71,14 @@ def test_tasks_solve_hold_out_and_batch(task):
     for i, (source, target) in enumerate(t.val[:5]):
         assert t.decode(src[i]) == source and t.decode(tgt_out[i]) == target
         assert tgt_out[i, len(target)] == EOS and (tgt_out[i, len(target) + 1:] == PAD).all()
-    assert t.context >= max(src.shape[1], tgt_in.shape[1])
+    # The context is the longest sequence the model sees: a source ("1234+5678" for add, one
+    # longer than max_len), or a target with its <bos> or <eos>.
+    pairs = t.train + t.val
+    longest_source = max(len(source) for source, _ in pairs)
+    assert t.context == max(longest_source, max(len(target) for _, target in pairs) + 1)
+    if task == "add":                                         # numbers as written: no "07"
+        assert not any(number.startswith("0") for source, _ in pairs
+                       for number in source.split("+"))
 
 
 def test_task_examples_and_errors():

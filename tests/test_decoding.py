@@ -109,6 +109,34 @@ def test_a_beam_of_one_is_greedy_and_a_wider_beam_is_never_worse(kind):
     assert wide.log_prob >= one.log_prob - 1e-6
 
 
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_selecting_rows_gives_the_logits_a_session_of_those_rows_would(kind):
+    # Rows of different sources (padded differently): the encoding and its padding mask must
+    # follow the selected rows, as the tokens and the cache do.
+    rows = np.array([1, 1, 0])
+    if kind == "gpt":
+        model, start = tiny_gpt(), np.array([[3, 4, 5], [6, 7, 8]])
+        def session(prompt, use_cache=True):
+            return DecoderOnlySession(model, prompt, use_cache)
+    else:
+        model, start = tiny_transformer(pad_id=PAD), np.array([[3, 4, 5, 6], [7, 8, PAD, PAD]])
+        def session(src, use_cache=True):
+            return EncoderDecoderSession(model, src, BOS, use_cache)
+    written = np.array([[4, 5], [6, 7]])                       # (B, 2) tokens
+    with ta.no_grad():
+        selected = session(start)
+        selected.next_logits()
+        selected.append(written[:, 0])
+        selected.next_logits()
+        selected.select(rows)
+        selected.append(written[rows, 1])
+        fresh = session(start[rows], use_cache=False)
+        fresh.append(written[rows, 0])
+        fresh.append(written[rows, 1])
+        np.testing.assert_allclose(selected.next_logits(), fresh.next_logits(), rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_the_cache_keeps_the_selected_rows_in_order():
     cache = KVCache()
     layer = object()

@@ -140,6 +140,9 @@ def test_generation_crops_to_the_context_and_restores_training_mode():
     model = tiny_gpt()
     out = model.generate(tokens((1, 8)), 5, temperature=0)
     assert out.shape == (1, 13) and model.training
+    model.eval()
+    model.generate(tokens((1, 3)), 2, temperature=0)
+    assert not model.training                       # an evaluating model stays so
 
 
 def test_generation_stops_when_every_row_has_ended():
@@ -230,6 +233,16 @@ def test_sampling_draws_from_what_transformers_warpers_leave():
                             rng=EvenUniforms())
         np.testing.assert_allclose(np.bincount(drawn, minlength=V) / rows, want, atol=2 / rows,
                                    err_msg=f"{logits} {temperature} {top_k} {top_p}")
+
+
+def test_top_p_drops_the_token_at_which_the_sum_reaches_p_exactly_as_transformers_does():
+    # Four tokens of probability 0.25 exactly: the first two reach p = 0.5, so the nucleus is
+    # those two, as transformers' TopPLogitsWarper leaves it (the third is not needed).
+    from transformers.generation.logits_process import TopPLogitsWarper
+    logits = np.zeros(4)
+    kept = TopPLogitsWarper(0.5)(None, torch.tensor(logits)[None]).isfinite().sum().item()
+    drawn = set(sample_next(np.tile(logits, (400, 1)), top_p=0.5, rng=EvenUniforms()).tolist())
+    assert drawn == {0, 1} and len(drawn) == kept
 
 
 def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():

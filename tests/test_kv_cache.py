@@ -84,3 +84,19 @@ def test_under_recording_the_cache_concatenates_so_gradients_reach_earlier_steps
     model(idx[:, 4:], cache)[:, -1].sum().backward()
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, full[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_a_cache_that_switches_between_recording_and_not_still_equals_recomputing():
+    # Steps with and without a graph in one cache: a recorded step's keys are not in the
+    # buffers of the unrecorded ones, so the next unrecorded step must not reuse those.
+    model = tiny_gpt("learned")
+    idx = np.random.default_rng(0).integers(0, 11, (2, 8))
+    with ta.no_grad():
+        full = model(idx).data                                   # (2, 8, 11)
+    cache = KVCache()
+    with ta.no_grad():
+        pieces = [model(idx[:, :3], cache).data]                 # into the buffers
+    pieces.append(model(idx[:, 3:5], cache).data)               # recorded: concatenated
+    with ta.no_grad():
+        pieces += [model(idx[:, t:t + 1], cache).data for t in range(5, 8)]
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ from precision import to_float64
 from tinyautograd import Tensor
 from tinyformer.layers import (Embeddings, FeedForward, LearnedPositions, NoPositions,
                                RotaryPositions, SinusoidalPositions, TokenEmbedding,
-                               positional_encoding)
+                               least_parameters, positional_encoding)
 
 
 def randn(*shape, seed=0, requires_grad=False):
@@ -273,3 +273,18 @@ def test_feed_forward_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of 'relu', "
                                          "'gelu'"):
         FeedForward(4, 16, activation="swish")
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_least_parameters_counts_exactly_the_weight_matrices(kind):
+    # Without position tables or an untied head, the bound leaves out only biases and norms
+    # (vectors): it must count every matrix, cross-attention's included.
+    from tinyformer import GPT, Transformer
+    if kind == "gpt":
+        model = GPT(vocab_size=13, context=8, n_layer=2, n_head=4, d_model=16, n_kv_head=2,
+                    activation="swiglu", positions="rope")
+    else:
+        model = Transformer(11, 11, context=8, n_layer=2, n_head=4, d_model=16, n_kv_head=2,
+                            share_embeddings=True)
+    matrices = sum(p.size for p in model.parameters() if p.ndim == 2)
+    assert least_parameters(model.config) == matrices

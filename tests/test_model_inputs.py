@@ -68,6 +68,7 @@ def test_a_prompt_of_ids_in_any_integer_form_generates_the_same_tokens():
         out = gpt.generate(same, 3, temperature=0)
         assert out.dtype == np.int64
         np.testing.assert_array_equal(out, expected)
+    assert gpt.generate(prompt.astype(np.uint8), 0).dtype == np.int64     # writing nothing too
     # A batch of no rows writes no rows (it once failed on reading its first row's length).
     assert gpt.generate(np.zeros((0, 3), dtype=np.int64), 2).shape == (0, 5)
 

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,11 +87,23 @@ def test_defaults_depend_on_the_job():
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
     (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
     (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
+    (dict(tokenizer="bpe", vocab_size=258), "--vocab-size 258 is too small"),
+    (dict(lr=1e-3, min_lr=2e-3), "--min-lr must be between 0 and --lr (0.001), got 0.002"),
 ])
 def test_bad_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError) as e:
         TrainConfig(**settings).resolved()
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(lr=1e-3, min_lr=1e-3),                  # a constant rate after the warmup
+    dict(iters=10, warmup=10),                   # a warmup as long as the run
+    dict(tokenizer="bpe", vocab_size=259),       # the bytes, and some merges
+])
+def test_settings_at_the_edge_of_their_range_are_accepted(settings):
+    resolved = TrainConfig(**settings).resolved()
+    assert all(getattr(resolved, key) == value for key, value in settings.items())
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -191,6 +204,17 @@ def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
     corpus.write_text("a few words only, and then some more words to make it longer")
     with pytest.raises(ValueError, match="the corpus is too short: its validation part has "):
         Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run"), log=quiet)
+    # Each part needs context + 1 tokens (a window and its next token): the 10% held out of
+    # 160 characters is 16 = TINY's context, one too few; of 170, 17 is enough.
+    corpus.write_text("ab" * 80)
+    with pytest.raises(ValueError, match="validation part has 16 tokens, fewer than --context "
+                                         r"\+ 1 = 17"):
+        Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run"), log=quiet)
+    corpus.write_text("ab" * 85)
+    trainer = Trainer.start(TrainConfig(corpus=str(corpus), **TINY), str(tmp_path / "run2"),
+                            log=quiet)
+    assert len(trainer.job.data.val) == 17
+    trainer.close()
 
 
 def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
@@ -223,6 +247,21 @@ def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     assert np.mean([line["train_loss"] for line in lines[-10:]]) < 2.6
     assert evaluated[-1]["val_loss"] < 2.6
     assert all(0 <= line["val_recall"] <= 1 for line in evaluated)   # the built-in corpus's
+
+
+def test_the_last_step_is_evaluated_and_saved_though_eval_every_does_not_divide_it(tmp_path):
+    lines = run(tmp_path, **TINY, iters=5, eval_every=2)
+    assert [line["step"] for line in lines if "val_loss" in line] == [2, 4, 5]
+    assert rundir.read_config(str(tmp_path))["step"] == 5
+
+
+def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):
+    # Noam's rate is factor / sqrt(d_model * step) after warmup and peaks at the warmup's
+    # last step; the trainer chooses the factor that makes that peak --lr.
+    lines = run(tmp_path, **TINY, iters=6, warmup=3, schedule="noam", lr=2e-3)
+    rates = [line["lr"] for line in lines]
+    assert max(rates) == pytest.approx(2e-3, rel=1e-9)
+    assert rates.index(max(rates)) == 2                          # the third step's
 
 
 def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
@@ -430,6 +469,31 @@ def test_the_task_tokenizer_is_the_tasks_own_symbols(tmp_path):
     tok = trainer.job.tokenizer
     assert [tok.id_to_token(i) for i in range(tok.vocab_size)] == SYMBOLS
     assert tok.encode("12+7") == Seq2SeqTask.encode("12+7")
+
+
+def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_inside():
+    from tinyformer.data import BOS, EOS, PAD, Seq2SeqTask
+    from tinyformer.jobs import Seq2Seq
+
+    class Written:                                  # a model that writes these rows
+        context = 5
+        def greedy_decode(self, src, max_len, bos_id, eos_id):
+            return np.array([[BOS, 5, 6, EOS, PAD],             # "23"
+                             [BOS, 5, BOS, 6, EOS],             # a special token inside
+                             [BOS, 5, 6, 7, 8],                 # never ended
+                             [BOS, EOS, PAD, PAD, PAD]])        # an empty answer
+    # translate reads only the task's decode: a job without its 20,000 training pairs.
+    job = SimpleNamespace(data=Seq2SeqTask)
+    assert Seq2Seq.translate(job, Written(), np.zeros((4, 3), int)) == ["23", None, None, ""]
+
+
+def test_a_task_takes_a_context_just_long_enough_and_refuses_a_shorter_one():
+    from tinyformer.jobs import Seq2Seq
+    needed = 6                       # max_len 5: the longest target and its <bos> or <eos>
+    assert Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1,
+                               context=needed).resolved()).data.context == needed
+    with pytest.raises(ValueError, match=f"--context {needed - 1} is too short for --max-len 5"):
+        Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1, context=needed - 1).resolved())
 
 
 def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path):

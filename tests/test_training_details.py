@@ -5,6 +5,8 @@ no shape and raise no error, so nothing else would notice.
   output, the feed-forward's second layer) start at 0.02 / sqrt(2 n_layer), the other matrices
   at 0.02, biases at 0 and the norms at weight 1, bias 0;
 - the trainer clips the gradient norm before the optimizer's step;
+- each step starts from zero gradients (backward adds to what is there);
+- the optimizer decays the matrices by --weight-decay, and nothing else;
 - every residual branch of every layer goes through dropout, and so do the embeddings of every
   model;
 - sampling divides the logits by the temperature (a higher temperature flattens).
@@ -72,6 +74,39 @@ def test_the_trainer_clips_the_gradient_norm_before_the_step(tmp_path):
     unclipped = gradient_norm_after_a_step(0, "unclipped")
     assert unclipped > 0.01                # so that clipping to 1e-3 changes it
     assert gradient_norm_after_a_step(1e-3, "clipped") == pytest.approx(1e-3, rel=1e-4)
+
+
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_each_step_starts_from_zero_gradients(micro_batches):
+    # With one micro-batch the gradient comes from backward, which adds to .grad: a step that
+    # did not zero it first would follow the sum of every batch's gradient so far.
+    from tinyautograd.functional import cross_entropy
+    from tinyautograd.optim import SGD
+    from tinyformer.train import update
+
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=4, n_layer=1, n_head=2, d_model=8)
+    parameters = list(model.parameters())
+    batch = tuple(np.random.default_rng(0).integers(0, 7, (2, 4, 4)))       # x, y (4, 4)
+    def step():                              # lr 0: the weights, so the gradient, stay
+        update(lambda part: cross_entropy(model(part[0]), part[1]), batch,
+               lambda part: part[1].size, parameters, SGD(parameters, lr=0.0), micro_batches,
+               clip=0)
+        return [p.grad.copy() for p in parameters]
+    first, second = step(), step()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_trainer_decays_the_matrices_by_weight_decay_and_nothing_else(tmp_path):
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, iters=1,
+                         weight_decay=0.05)
+    trainer = Trainer.start(config, str(tmp_path), log=lambda *a: None)
+    for group in trainer.optimizer.param_groups:
+        for p in group["params"]:
+            assert group["weight_decay"] == (0.05 if p.ndim >= 2 else 0.0)
+    trainer.close()
 
 
 # ------------------------------------------------------------------------------ dropout

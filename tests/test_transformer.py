@@ -71,6 +71,13 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
         Transformer(5, 6, context=8, d_model=8, **kwargs)
 
 
+def test_a_decoder_with_cross_attention_refuses_to_run_without_the_encoders_output():
+    # Without the check, cross-attention would silently attend to the decoder's own input.
+    model = Transformer(5, 5, context=8, n_head=2, d_model=8)
+    with pytest.raises(ValueError, match="cross-attention needs the encoder's output"):
+        model.decoder(Tensor(np.zeros((1, 3, 8))))
+
+
 @pytest.mark.parametrize("positions", ["sinusoidal", "none"])
 def test_sequences_longer_than_the_context_are_refused(positions):
     model = Transformer(5, 5, context=4, n_layer=1, n_head=2, d_model=8, positions=positions)
