@@ -164,6 +164,8 @@ def test_a_line_is_cut_to_the_context_and_long_lines_give_windows():
     for seed in range(30):
         batch = line_batch(short, 4, 10, nl, PAD, np.random.default_rng(seed))
         assert all(set(row) - {PAD} in ({6}, {7}, {8}) for row in batch.tolist())
+    # Exactly context + 1 tokens, no newline among them: one place to start, and its window.
+    np.testing.assert_array_equal(line_batch(tokens[:11], 2, 10, nl, PAD, rng), [[5] * 10] * 2)
     with pytest.raises(ValueError, match="fewer than context"):
         line_batch(tokens[:10], 8, 10, nl, PAD, rng)
 
