@@ -66,6 +66,8 @@ def test_tasks_solve_hold_out_and_batch(task):
     for source, target in t.train[:50]:
         assert target == solve(task, source)
         assert 4 <= len(source.replace("+", "")) <= 8
+        if task == "add":                            # two numbers, neither with a leading zero
+            assert not any(number.startswith("0") for number in source.split("+"))
     src, tgt_in, tgt_out = t.batch(t.val[:5])
     assert (tgt_in[:, 0] == BOS).all()
     for i, (source, target) in enumerate(t.val[:5]):
@@ -82,6 +84,10 @@ def test_task_examples_and_errors():
         Seq2SeqTask("divide")
     with pytest.raises(ValueError, match="2 <= min_len <= max_len"):
         Seq2SeqTask("copy", min_len=5, max_len=3)
+    with pytest.raises(ValueError, match="2 <= min_len <= max_len, got 1 and 3"):
+        Seq2SeqTask("add", min_len=1, max_len=3)         # one digit: no room for a "+"
+    # decode reads up to the first <eos>, dropping <pad> and <bos> on the way.
+    assert Seq2SeqTask.decode([BOS, 5, PAD, 6, EOS, 7]) == "23"
 
 
 def test_recall_prompts_end_where_the_colour_is_recalled():
