@@ -250,6 +250,19 @@ def byte_order_mark_only(tmp_path):
     return path
 
 
+def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
+    from tinyformer.files import iter_text
+    path = tmp_path / "bad.txt"
+    for content, chunk_bytes, problem in [
+            (b"\xef\xbb\xbfab\xff", 1 << 20, "invalid byte at offset 5"),   # a mark counts
+            (b"\xef\xbb\xbfab\0", 1 << 20, "NUL byte at offset 5"),
+            ("abé".encode() + b"\xff", 3, "invalid byte at offset 4"),    # é cut by a chunk
+            (b"abc\0", 3, "NUL byte at offset 3")]:
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=problem):
+            list(iter_text(path, chunk_bytes=chunk_bytes))
+
+
 @pytest.mark.parametrize("make_input, words", [
     (lambda tmp: tmp / "missing.txt", ["does not exist"]),
     (lambda tmp: tmp, ["is a directory"]),

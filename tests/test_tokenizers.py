@@ -1,6 +1,7 @@
 """Tokenizers: characters and byte-level BPE, their special tokens, and their JSON files."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -264,6 +265,17 @@ def test_save_load_round_trip(tmp_path, tok):
         assert loaded.special_tokens == tok.special_tokens
         assert loaded.encode(TEXT, allow_special=True) == tok.encode(TEXT, allow_special=True)
     assert json.loads(path.read_text())["type"] == tok.kind
+
+
+def test_a_saved_tokenizer_has_the_permissions_of_any_new_file(tmp_path):
+    umask = os.umask(0o022)                # as most systems have it: others may read
+    try:
+        BPE.save(tmp_path / "tok.json")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(umask)
+    modes = {(tmp_path / name).stat().st_mode & 0o777 for name in ("tok.json", "plain.json")}
+    assert modes == {0o644}
 
 
 def test_loading_the_wrong_kind_says_so(tmp_path):
