@@ -302,6 +302,13 @@ def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     assert out.read_text() == "precious"
 
 
+def test_an_out_files_suffix_is_read_in_any_case_as_the_writers_read_it(tmp_path):
+    from tinyformer.files import check_out_file
+    check_out_file(tmp_path / "Report.HTML", [".png", ".html"])      # Windows' own spelling
+    with pytest.raises(ValueError, match="should end in .png or .html"):
+        check_out_file(tmp_path / "report.htm", [".png", ".html"])
+
+
 @pytest.mark.parametrize("out, words", [
     ("no-such-dir/out.json", ["does not exist"]),
     (".", ["is a directory"]),
