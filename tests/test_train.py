@@ -77,6 +77,7 @@ def test_defaults_depend_on_the_job():
     (dict(min_lr="x"), "--min-lr must be a finite number >= 0, got 'x'"),
     (dict(n_layer=True), "--n-layer must be a whole number >= 1, got True"),
     (dict(d_model=10 ** 12), "--d-model must be at most 65,536"),
+    (dict(d_model=65_537, n_head=1), "--d-model must be at most 65,536, got 65,537"),
     (dict(seed=-1), "--seed must be a whole number >= 0"),
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a non-empty text"),
