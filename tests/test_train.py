@@ -81,6 +81,8 @@ def test_defaults_depend_on_the_job():
     (dict(seed=-1), "--seed must be a whole number >= 0"),
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a non-empty text"),
+    (dict(corpus="  "), "--corpus must be a non-empty text, got '  '"),
+    (dict(corpus="a\0b"), "--corpus must be a non-empty text"),    # no file has such a name
     (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
