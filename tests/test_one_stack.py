@@ -201,7 +201,9 @@ def test_current_weights_pass_as_they_are():
 
 
 @pytest.mark.parametrize("names", [["tok.weight", "encoder.layers.0.attn.q.weight"],
-                                   ["blocks.0.norm2.weight"], ["wte.weight"]])
+                                   ["blocks.0.norm2.weight"], ["wte.weight"],
+                                   ["blocks.x.norm1.weight"],      # a layer's number is digits
+                                   ["blocks.0.norm1"]])            # a module, no parameter
 def test_names_of_neither_layout_are_one_line_error(names):
     weights = {name: np.zeros(3) for name in names}
     with pytest.raises(CheckpointError) as error:
