@@ -92,6 +92,8 @@ def test_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, tmp_path):
 def test_control_characters_are_escaped_not_sent_to_the_terminal():
     assert escape_controls("a\0b\a\b\x7f\x1b[31m\u0085é\n\t") == \
         "a\\x00b\\x07\\x08\\x7f\\x1b[31m\\x85é\n\t"
+    # Windows' \r\n is a new line; a lone \r would send the cursor back over the line.
+    assert escape_controls("a\r\nb\rc\r") == "a\r\nb\\x0dc\\x0d"
     tok = BPETokenizer.train("some text to learn from " * 20, 260)
     ids = tok.encode("hi\0\a\b\x7f!")
     shown = []
