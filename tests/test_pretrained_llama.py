@@ -23,7 +23,7 @@ from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrain
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model
 from tinyformer.gpt import GPT
-from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.safetensors import load_file, save_file
 from tinyformer.summary import describe_block
 from tinyformer.tokenizers import bytes_to_unicode
@@ -433,10 +433,13 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
 
 @pytest.mark.parametrize("rope", [
     {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
-    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}}])
+    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}},
+    {}])                                                  # neither: LlamaConfig's default
 def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     # rope_parameters without a rope_theta takes the top-level one, not the default
-    config = {**json.loads((llama_dir / "config.json").read_text()), **rope}
+    config = json.loads((llama_dir / "config.json").read_text())
+    config = {**{k: v for k, v in config.items() if k not in ("rope_theta", "rope_parameters")},
+              **rope}
     (tmp_path / "config.json").write_text(json.dumps(config))
     shutil.copy(llama_dir / "model.safetensors", tmp_path)
     theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
@@ -523,6 +526,8 @@ def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smo
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
                         "--max-new-tokens", 10, "--temperature", 0)
     assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [100, 99]}))
+    assert read_eos_ids(tmp_path, vocab_size=100) == [99]          # the first id beyond, too
     (tmp_path / "generation_config.json").write_text("{not json")
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
                        "generation_config.json: not a generation config",
