@@ -276,6 +276,13 @@ def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
     with pytest.raises(ValueError, match=r"merges.txt, line 2: .* should give .* the id 256, "
                                          r"not 257$"):
         load_gpt2_tokenizer(tmp_path)
+    # A first merge of a token that only a later merge makes (id 300)
+    later = {i: token for token, i in json.loads((tmp_path / "vocab.json").read_text()).items()}
+    lines[1] = f"{later[300]} {later[0]}"
+    garble(tmp_path, "merges.txt", "\n".join(lines))
+    with pytest.raises(ValueError, match=r"merges.txt, line 2: .* is not two tokens of the "
+                                         r"vocabulary with ids below 256$"):
+        load_gpt2_tokenizer(tmp_path)
 
 
 # -- transformers 5's own files: tokenizer.json -----------------------------------------------
