@@ -246,6 +246,24 @@ def test_the_pre_tokenizer_cuts_where_the_librarys_does(both_tokenizers, text):
         assert got == want, layout
 
 
+@pytest.mark.parametrize("steps", [
+    [pre_tokenizers.Digits(individual_digits=False),               # runs of digits, and a
+     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)],    # step that keeps
+    [pre_tokenizers.Split(Regex("(?=b)|x*"), behavior="isolated"),  # matches of no characters
+     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]],
+    ids=["digit runs", "empty matches"])
+def test_other_pre_tokenizers_cut_where_the_librarys_do(tmp_path, steps):
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer("smollm")))
+    theirs.pre_tokenizer = pre_tokenizers.Sequence(steps)
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours, spelled = read_tokenizer_json(tmp_path), bytes_to_unicode()
+    for text in ("a12b3 4x½²", "abab cab", "bxxb"):
+        want = [piece for piece, _ in theirs.pre_tokenizer.pre_tokenize_str(text)]
+        got = ["".join(spelled[b] for b in chunk.encode("utf-8")) for chunk in ours._chunks(text)]
+        assert got == want, text
+        assert ours.encode(text) == theirs.encode(text).ids
+
+
 def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
         both_tokenizers):
     theirs, ours = both_tokenizers["qwen"]
