@@ -334,6 +334,21 @@ def test_the_earliest_merge_wins_as_in_the_library(tmp_path):
     assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
 
 
+def test_ignore_merges_takes_a_whole_word_from_the_vocabulary_as_the_library_does(tmp_path):
+    # Llama 3's tokenizer.json: a chunk that is a token of the vocabulary is that token,
+    # however the merges would have built it ("xqz" has no merges at all).
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    vocab["xqz"] = len(vocab)
+    data["model"]["ignore_merges"] = True
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in ("xqz", "the xqz of xqzs"):
+        assert ours.encode(text) == theirs.encode(text).ids
+    assert ours.encode("xqz") == [vocab["xqz"]]
+
+
 def edited(data, change):
     data = json.loads(json.dumps(data))
     change(data)
