@@ -207,10 +207,13 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
 
 
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
-    (run / "manifest.json").write_text("{not json")
-    one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
-                   "damaged", "move out what you want to keep and remove")
-    one_line_error(tinyformer("train", "--resume", run), "manifest.json is damaged")
+    manifest = json.loads((run / "manifest.json").read_text())
+    for damaged in ("{not json", json.dumps({**manifest, "owns": ["config.json", 1]}),
+                    json.dumps({**manifest, "checkpoint": "3"})):
+        (run / "manifest.json").write_text(damaged)
+        one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
+                       "damaged", "move out what you want to keep and remove")
+        one_line_error(tinyformer("train", "--resume", run), "manifest.json is damaged")
     for path in run.iterdir():                           # the advice, taken
         path.unlink()
     run.rmdir()
