@@ -324,7 +324,9 @@ def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, 
     {"post_processor": {"type": "TemplateProcessing", "special_tokens": {},     # a BOS first
                         "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
                                    {"Sequence": {"id": "A", "type_id": 0}}]}},
-], ids=["metaspace", "lowercase", "bos-template"])
+    {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,       # no cutting into
+                       "trim_offsets": True, "use_regex": False}},           # words first
+], ids=["metaspace", "lowercase", "bos-template", "no-regex"])
 def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
     save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
