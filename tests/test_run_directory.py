@@ -55,8 +55,14 @@ def test_force_removes_only_what_the_run_owns(run):
     (run / "weights-notes.txt").write_text("mine")            # looks like ours, is not
     (run / "optimizer-old").mkdir()                            # a folder, likewise
     (run / "optimizer-old" / "keep.txt").write_text("mine too")
+    # A manifest that names files outside the run (edited, or damaged): never removed.
+    (run.parent / "outside.txt").write_text("mine")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["owns"] += ["../outside.txt", "optimizer-old/keep.txt"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
     result = tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force")
     assert result.exit_code == 0, result.output
+    assert (run.parent / "outside.txt").read_text() == "mine"
     assert (run / "weights-notes.txt").read_text() == "mine"
     assert (run / "optimizer-old" / "keep.txt").read_text() == "mine too"
     assert not (run / "weights-000002.npz").exists() and (run / "weights-000003.npz").exists()
