@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from tinyformer.rundir import RunDirectory, is_training, read_metrics, truncate_metrics
+from tinyformer.rundir import (RunDirectory, is_training, open_tokens, read_metrics,
+                               truncate_metrics, write_tokens)
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,14 @@ def run(tmp_path):
     out = tmp_path / "run"
     assert tinyformer("train", *TINY, "--iters", 2, "--out", out).exit_code == 0
     return out
+
+
+def test_token_ids_are_stored_in_the_smallest_type_that_holds_them(tmp_path):
+    for vocab_size, dtype in ((65_536, "uint16"), (65_537, "uint32")):
+        path = tmp_path / f"{vocab_size}.bin"
+        ids = [0, vocab_size - 1]
+        assert write_tokens(path, [ids], vocab_size, check_length=lambda n: None) == (dtype, 2)
+        assert open_tokens(path, dtype, 2).tolist() == ids
 
 
 def test_force_removes_only_what_the_run_owns(run):
