@@ -385,6 +385,8 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
      "post_processor 'TemplateProcessing': it adds tokens"),
     (set_at("added_tokens", 0, "lstrip", True), "added token '<|endoftext|>' has lstrip"),
     (set_at("added_tokens", 0, "id", 100), "added token '<|endoftext|>' has id 100"),  # taken
+    (lambda data: data["pre_tokenizer"]["pretokenizers"].reverse(),
+     "pre_tokenizer 'Digits' after ByteLevel"),
     (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
     (lambda data: data["model"].pop("merges"), "not a tokenizers-library tokenizer.json"),
 ]
