@@ -69,13 +69,24 @@ def test_force_removes_only_what_the_run_owns(run):
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["owns"] += ["../outside.txt", "optimizer-old/keep.txt"]
     (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / ".tmp-weights-000002.npz-k1ll3d").write_bytes(b"half")   # a kill left it writing
     result = tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force")
     assert result.exit_code == 0, result.output
     assert (run.parent / "outside.txt").read_text() == "mine"
+    assert not (run / ".tmp-weights-000002.npz-k1ll3d").exists()
     assert (run / "weights-notes.txt").read_text() == "mine"
     assert (run / "optimizer-old" / "keep.txt").read_text() == "mine too"
     assert not (run / "weights-000002.npz").exists() and (run / "weights-000003.npz").exists()
     assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
+
+
+def test_force_names_a_folder_where_the_run_would_write_a_file_of_its_own(run):
+    (run / "loss.png").unlink(missing_ok=True)
+    (run / "loss.png").mkdir()
+    before = files(run)
+    one_line_error(tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force"),
+                   "loss.png", "(or a folder)", "move it away")
+    assert files(run) == before
 
 
 @pytest.mark.parametrize("name, folder", [("tokens.bin", True), ("weights-000003.npz", False),
