@@ -517,6 +517,15 @@ def break_config_shapes(d):
     edit_config(d, lambda c: c["model_config"].update(context=c["model_config"]["context"] - 1))
 
 
+def break_config_path(d):
+    """config.json naming weights outside the directory (checksum and all)."""
+    def outside(config):
+        name = config["files"]["weights"]
+        config["files"]["weights"] = "../" + name
+        config["sha256"]["../" + name] = config["sha256"][name]
+    edit_config(d, outside)
+
+
 def break_config_type(d):
     edit_config(d, lambda c: c["model_config"].update(d_model="16"))
 
@@ -528,6 +537,7 @@ def break_config_type(d):
     (break_config_one_more_layer, ["config.json no longer matches its weights", "at least"]),
     (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
+    (break_config_path, ["config.json is damaged"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),
