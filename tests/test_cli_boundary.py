@@ -40,6 +40,15 @@ def test_a_bug_of_ours_exits_1_and_asks_for_a_report(monkeypatch, tmp_path):
     assert result.exit_code == 1 and isinstance(result.exception, TypeError)
 
 
+def test_an_input_error_of_several_lines_is_said_in_its_first(monkeypatch, tmp_path):
+    def refuse(path):
+        raise ValueError("the tokenizer file is damaged\nand this is detail for the curious")
+    monkeypatch.setattr(cli, "load_tokenizer", refuse)
+    result = run("tokenize", "encode", "hi", "--tokenizer", tmp_path / "tok.json")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: the tokenizer file is damaged\n"
+
+
 def test_a_full_disk_names_the_file_not_a_temporary_one(monkeypatch, tmp_path):
     calls = []
     def full(fd):                         # the disk fills up after the first file
