@@ -177,6 +177,7 @@ def test_previous_layout_weights_load_and_give_the_same_logits(kind, tmp_path):
     tokenizer.save(tmp_path / "tokenizer.json")
     save_checkpoint(tmp_path, {"model": kind, "model_config": config, "step": 1}, weights, {})
     model, _, _ = load_model(tmp_path)
+    assert not model.training                                 # no dropout when generating
     # The same to float32's rounding: the kernels' order of operations may change since these
     # logits were saved (GELU's did), a misplaced weight would change them entirely.
     np.testing.assert_allclose(logits(model, expected), expected["logits"], rtol=1e-5,
