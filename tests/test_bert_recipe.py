@@ -164,6 +164,8 @@ def test_a_line_is_cut_to_the_context_and_long_lines_give_windows():
     for seed in range(30):
         batch = line_batch(short, 4, 10, nl, PAD, np.random.default_rng(seed))
         assert all(set(row) - {PAD} in ({6}, {7}, {8}) for row in batch.tolist())
+    # Exactly context + 1 tokens, no newline among them: one place to start, and its window.
+    np.testing.assert_array_equal(line_batch(tokens[:11], 2, 10, nl, PAD, rng), [[5] * 10] * 2)
     with pytest.raises(ValueError, match="fewer than context"):
         line_batch(tokens[:10], 8, 10, nl, PAD, rng)
 
@@ -298,6 +300,7 @@ def test_bert_on_the_built_in_stories_takes_its_own_recipe():
     (dict(mask_rate=0.0), "--mask-rate must be a finite number in (0, 1), got 0.0"),
     (dict(mask_rate=1), "--mask-rate must be a finite number in (0, 1), got 1"),
     (dict(whole_words="yes"), "--whole-words must be one of True, False, got 'yes'"),
+    (dict(whole_words=1), "--whole-words must be one of True, False, got 1"),   # 1 == True
 ])
 def test_bad_masking_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)):

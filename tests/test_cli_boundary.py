@@ -40,6 +40,15 @@ def test_a_bug_of_ours_exits_1_and_asks_for_a_report(monkeypatch, tmp_path):
     assert result.exit_code == 1 and isinstance(result.exception, TypeError)
 
 
+def test_an_input_error_of_several_lines_is_said_in_its_first(monkeypatch, tmp_path):
+    def refuse(path):
+        raise ValueError("the tokenizer file is damaged\nand this is detail for the curious")
+    monkeypatch.setattr(cli, "load_tokenizer", refuse)
+    result = run("tokenize", "encode", "hi", "--tokenizer", tmp_path / "tok.json")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: the tokenizer file is damaged\n"
+
+
 def test_a_full_disk_names_the_file_not_a_temporary_one(monkeypatch, tmp_path):
     calls = []
     def full(fd):                         # the disk fills up after the first file
@@ -92,6 +101,8 @@ def test_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, tmp_path):
 def test_control_characters_are_escaped_not_sent_to_the_terminal():
     assert escape_controls("a\0b\a\b\x7f\x1b[31m\u0085é\n\t") == \
         "a\\x00b\\x07\\x08\\x7f\\x1b[31m\\x85é\n\t"
+    # Windows' \r\n is a new line; a lone \r would send the cursor back over the line.
+    assert escape_controls("a\r\nb\rc\r") == "a\r\nb\\x0dc\\x0d"
     tok = BPETokenizer.train("some text to learn from " * 20, 260)
     ids = tok.encode("hi\0\a\b\x7f!")
     shown = []

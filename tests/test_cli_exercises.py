@@ -184,6 +184,8 @@ def test_check_all_reports_one_line_per_exercise(workspace):
     assert result.output.count("FAIL ") == len(exercises()) - 1
     assert f"1 of {len(exercises())} pass" in result.output
     assert result.exit_code == (0 if len(exercises()) == 1 else 1)
+    result = run("check", "one_hot", "--all")                # which did the user mean?
+    assert result.exit_code == 2 and "give an exercise N or --all, not both" in result.output
 
 
 def fake_checks(monkeypatch, cores, check):

@@ -11,7 +11,7 @@ import torch
 import transformers
 from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 
-from tinyformer.checkpoint import load_model
+from tinyformer.checkpoint import check_export_dir, load_model
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import BPETokenizer
 
@@ -155,6 +155,8 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", taken), "exists")
     assert snapshot(tmp_path) == before
     assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", ""), "empty")
+    with pytest.raises(ValueError, match="empty"):       # a name of spaces, before any work
+        check_export_dir("  ")
     result = tinyformer("export", "--checkpoint", seq2seq_run, "--out", tmp_path / "x")
     assert_input_error(result, "only GPT models have the GPT-2 format")
     assert not (tmp_path / "x").exists()

@@ -250,6 +250,19 @@ def byte_order_mark_only(tmp_path):
     return path
 
 
+def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
+    from tinyformer.files import iter_text
+    path = tmp_path / "bad.txt"
+    for content, chunk_bytes, problem in [
+            (b"\xef\xbb\xbfab\xff", 1 << 20, "invalid byte at offset 5"),   # a mark counts
+            (b"\xef\xbb\xbfab\0", 1 << 20, "NUL byte at offset 5"),
+            ("abé".encode() + b"\xff", 3, "invalid byte at offset 4"),    # é cut by a chunk
+            (b"abc\0", 3, "NUL byte at offset 3")]:
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=problem):
+            list(iter_text(path, chunk_bytes=chunk_bytes))
+
+
 @pytest.mark.parametrize("make_input, words", [
     (lambda tmp: tmp / "missing.txt", ["does not exist"]),
     (lambda tmp: tmp, ["is a directory"]),
@@ -287,6 +300,13 @@ def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     out.write_text("precious")
     assert_input_error(run("train", corpus, "--out", out), "--force")
     assert out.read_text() == "precious"
+
+
+def test_an_out_files_suffix_is_read_in_any_case_as_the_writers_read_it(tmp_path):
+    from tinyformer.files import check_out_file
+    check_out_file(tmp_path / "Report.HTML", [".png", ".html"])      # Windows' own spelling
+    with pytest.raises(ValueError, match="should end in .png or .html"):
+        check_out_file(tmp_path / "report.htm", [".png", ".html"])
 
 
 @pytest.mark.parametrize("out, words", [

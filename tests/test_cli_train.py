@@ -482,23 +482,48 @@ def edit_config(d, edit):
     (d / "config.json").write_text(json.dumps(config))
 
 
-def break_nan_weights(d):
-    """Weights that are all NaN, checksummed as a diverged run would have written them."""
+def rewrite_weights(d, change):
+    """Each weight array made change(array), checksummed as a run would have written it."""
     import hashlib
     path = weights_file(d)
     with np.load(path) as archive:
-        arrays = {name: np.full_like(archive[name], np.nan) for name in archive.files}
+        arrays = {name: change(archive[name]) for name in archive.files}
     np.savez(path.open("wb"), **arrays)
     edit_config(d, lambda c: c["sha256"].update(
         {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}))
+
+
+def break_nan_weights(d):
+    """Weights that are all NaN, as a diverged run would have written them."""
+    rewrite_weights(d, lambda array: np.full_like(array, np.nan))
+
+
+def break_inf_weights(d):
+    """The first weight of each array infinite, the others as trained."""
+    rewrite_weights(d, lambda array: np.where(np.arange(array.size).reshape(array.shape) == 0,
+                                              np.inf, array).astype(array.dtype))
 
 
 def break_config_huge(d):
     edit_config(d, lambda c: c["model_config"].update(d_model=60_000, n_head=1))
 
 
+def break_config_one_more_layer(d):
+    """Fewer weights than config.json's model has, though not half as many."""
+    edit_config(d, lambda c: c["model_config"].update(n_layer=c["model_config"]["n_layer"] + 1))
+
+
 def break_config_shapes(d):
     edit_config(d, lambda c: c["model_config"].update(context=c["model_config"]["context"] - 1))
+
+
+def break_config_path(d):
+    """config.json naming weights outside the directory (checksum and all)."""
+    def outside(config):
+        name = config["files"]["weights"]
+        config["files"]["weights"] = "../" + name
+        config["sha256"]["../" + name] = config["sha256"][name]
+    edit_config(d, outside)
 
 
 def break_config_type(d):
@@ -507,9 +532,12 @@ def break_config_type(d):
 
 @pytest.mark.parametrize("damage, phrases", [
     (break_nan_weights, ["weights hold NaN or infinite values", "lower --lr"]),
+    (break_inf_weights, ["weights hold NaN or infinite values", "lower --lr"]),
     (break_config_huge, ["config.json no longer matches its weights", "at least"]),
+    (break_config_one_more_layer, ["config.json no longer matches its weights", "at least"]),
     (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
+    (break_config_path, ["config.json is damaged"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),

@@ -15,7 +15,8 @@ STORY = re.compile(r"(\w+) has a (\w+) (\w+)\. .* the (\w+) of (\w+) is (\w+)\."
 def test_the_corpus_is_seeded_and_sized():
     text = builtin_corpus(20_000, seed=3)
     assert text == builtin_corpus(20_000, seed=3) != builtin_corpus(20_000, seed=4)
-    assert 20_000 <= len(text) < 21_000
+    # It stops at the story that reaches 20,000 characters: at most 90 and a newline beyond.
+    assert 20_000 <= len(text) <= 20_000 + 90
 
 
 def test_the_recalled_colour_needs_the_first_sentence():
@@ -49,6 +50,10 @@ def test_lm_batches_are_shifted_windows_and_work_on_a_memmap(tmp_path):
     x, y = lm_batch(mapped, 4, 8, np.random.default_rng(0))
     assert x.shape == y.shape == (4, 8) and x.dtype == np.int64
     np.testing.assert_array_equal(y, x + 1)
+    # Exactly context + 1 tokens hold one window, which every row then is.
+    x, y = lm_batch(mapped[:9], 4, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(x, np.tile(tokens[:8], (4, 1)))
+    np.testing.assert_array_equal(y, np.tile(tokens[1:9], (4, 1)))
     with pytest.raises(ValueError, match="fewer than context"):
         lm_batch(tokens[:8], 4, 8, np.random.default_rng(0))
     # Every window that fits is drawn, the last one (whose target ends the text) included,
@@ -66,6 +71,8 @@ def test_tasks_solve_hold_out_and_batch(task):
     for source, target in t.train[:50]:
         assert target == solve(task, source)
         assert 4 <= len(source.replace("+", "")) <= 8
+        if task == "add":                            # two numbers, neither with a leading zero
+            assert not any(number.startswith("0") for number in source.split("+"))
     src, tgt_in, tgt_out = t.batch(t.val[:5])
     assert (tgt_in[:, 0] == BOS).all()
     for i, (source, target) in enumerate(t.val[:5]):
@@ -89,6 +96,10 @@ def test_task_examples_and_errors():
         Seq2SeqTask("divide")
     with pytest.raises(ValueError, match="2 <= min_len <= max_len"):
         Seq2SeqTask("copy", min_len=5, max_len=3)
+    with pytest.raises(ValueError, match="2 <= min_len <= max_len, got 1 and 3"):
+        Seq2SeqTask("add", min_len=1, max_len=3)         # one digit: no room for a "+"
+    # decode reads up to the first <eos>, dropping <pad> and <bos> on the way.
+    assert Seq2SeqTask.decode([BOS, 5, PAD, 6, EOS, 7]) == "23"
 
 
 def test_recall_prompts_end_where_the_colour_is_recalled():

@@ -177,6 +177,7 @@ def test_previous_layout_weights_load_and_give_the_same_logits(kind, tmp_path):
     tokenizer.save(tmp_path / "tokenizer.json")
     save_checkpoint(tmp_path, {"model": kind, "model_config": config, "step": 1}, weights, {})
     model, _, _ = load_model(tmp_path)
+    assert not model.training                                 # no dropout when generating
     # The same to float32's rounding: the kernels' order of operations may change since these
     # logits were saved (GELU's did), a misplaced weight would change them entirely.
     np.testing.assert_allclose(logits(model, expected), expected["logits"], rtol=1e-5,
@@ -201,7 +202,9 @@ def test_current_weights_pass_as_they_are():
 
 
 @pytest.mark.parametrize("names", [["tok.weight", "encoder.layers.0.attn.q.weight"],
-                                   ["blocks.0.norm2.weight"], ["wte.weight"]])
+                                   ["blocks.0.norm2.weight"], ["wte.weight"],
+                                   ["blocks.x.norm1.weight"],      # a layer's number is digits
+                                   ["blocks.0.norm1"]])            # a module, no parameter
 def test_names_of_neither_layout_are_one_line_error(names):
     weights = {name: np.zeros(3) for name in names}
     with pytest.raises(CheckpointError) as error:

@@ -193,6 +193,19 @@ def test_shards_must_sit_beside_their_index(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+def test_a_tensor_in_two_shards_is_refused(hf, tmp_path):
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    holder = index["weight_map"]["transformer.wte.weight"]
+    other = next(shard for shard in shards if shard != holder)
+    arrays = load_file(tmp_path / other)     # a copy of wte in another shard: which is it?
+    arrays["transformer.wte.weight"] = load_file(tmp_path / holder)["transformer.wte.weight"]
+    save_file(arrays, tmp_path / other, metadata={"format": "pt"})
+    with pytest.raises(PretrainedError, match="tensor 'wte.weight' is there twice"):
+        GPT.from_pretrained(tmp_path)
+
+
 def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
     _, weights = hub_layout(hf, tmp_path / "f16", np.float16)
     model = GPT.from_pretrained(tmp_path / "f16")

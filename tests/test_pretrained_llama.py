@@ -23,7 +23,7 @@ from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrain
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model
 from tinyformer.gpt import GPT
-from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.safetensors import load_file, save_file
 from tinyformer.summary import describe_block
 from tinyformer.tokenizers import bytes_to_unicode
@@ -246,6 +246,24 @@ def test_the_pre_tokenizer_cuts_where_the_librarys_does(both_tokenizers, text):
         assert got == want, layout
 
 
+@pytest.mark.parametrize("steps", [
+    [pre_tokenizers.Digits(individual_digits=False),               # runs of digits, and a
+     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)],    # step that keeps
+    [pre_tokenizers.Split(Regex("(?=b)|x*"), behavior="isolated"),  # matches of no characters
+     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]],
+    ids=["digit runs", "empty matches"])
+def test_other_pre_tokenizers_cut_where_the_librarys_do(tmp_path, steps):
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer("smollm")))
+    theirs.pre_tokenizer = pre_tokenizers.Sequence(steps)
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours, spelled = read_tokenizer_json(tmp_path), bytes_to_unicode()
+    for text in ("a12b3 4x½²", "abab cab", "bxxb"):
+        want = [piece for piece, _ in theirs.pre_tokenizer.pre_tokenize_str(text)]
+        got = ["".join(spelled[b] for b in chunk.encode("utf-8")) for chunk in ours._chunks(text)]
+        assert got == want, text
+        assert ours.encode(text) == theirs.encode(text).ids
+
+
 def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
         both_tokenizers):
     theirs, ours = both_tokenizers["qwen"]
@@ -316,6 +334,21 @@ def test_the_earliest_merge_wins_as_in_the_library(tmp_path):
     assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
 
 
+def test_ignore_merges_takes_a_whole_word_from_the_vocabulary_as_the_library_does(tmp_path):
+    # Llama 3's tokenizer.json: a chunk that is a token of the vocabulary is that token,
+    # however the merges would have built it ("xqz" has no merges at all).
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    vocab["xqz"] = len(vocab)
+    data["model"]["ignore_merges"] = True
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in ("xqz", "the xqz of xqzs"):
+        assert ours.encode(text) == theirs.encode(text).ids
+    assert ours.encode("xqz") == [vocab["xqz"]]
+
+
 def edited(data, change):
     data = json.loads(json.dumps(data))
     change(data)
@@ -351,6 +384,9 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
                                "pair": [], "special_tokens": {}}),
      "post_processor 'TemplateProcessing': it adds tokens"),
     (set_at("added_tokens", 0, "lstrip", True), "added token '<|endoftext|>' has lstrip"),
+    (set_at("added_tokens", 0, "id", 100), "added token '<|endoftext|>' has id 100"),  # taken
+    (lambda data: data["pre_tokenizer"]["pretokenizers"].reverse(),
+     "pre_tokenizer 'Digits' after ByteLevel"),
     (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
     (lambda data: data["model"].pop("merges"), "not a tokenizers-library tokenizer.json"),
 ]
@@ -433,10 +469,13 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
 
 @pytest.mark.parametrize("rope", [
     {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
-    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}}])
+    {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}},
+    {}])                                                  # neither: LlamaConfig's default
 def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     # rope_parameters without a rope_theta takes the top-level one, not the default
-    config = {**json.loads((llama_dir / "config.json").read_text()), **rope}
+    config = json.loads((llama_dir / "config.json").read_text())
+    config = {**{k: v for k, v in config.items() if k not in ("rope_theta", "rope_parameters")},
+              **rope}
     (tmp_path / "config.json").write_text(json.dumps(config))
     shutil.copy(llama_dir / "model.safetensors", tmp_path)
     theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
@@ -523,6 +562,8 @@ def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smo
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
                         "--max-new-tokens", 10, "--temperature", 0)
     assert result.output == prompt + tokenizer.decode(stopped[:-1]) + "\n"
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [100, 99]}))
+    assert read_eos_ids(tmp_path, vocab_size=100) == [99]          # the first id beyond, too
     (tmp_path / "generation_config.json").write_text("{not json")
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
                        "generation_config.json: not a generation config",

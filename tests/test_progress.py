@@ -27,6 +27,17 @@ def test_into_a_file_about_ten_plain_lines_a_run_and_the_last_step():
     assert lines[-1].endswith("| 0:00 left")
 
 
+def test_a_resumed_run_prints_about_ten_lines_and_the_time_left_by_its_own_steps():
+    out = io.StringIO()
+    progress = Progress(30, start=10, stream=out)
+    for step in range(11, 31):
+        progress.update(step, loss=1.0, n_tokens=100, seconds=1.0)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" |")[0] for line in lines] == [f"step {s}/30" for s in range(12, 31, 2)]
+    # At step 20: ten steps taken since the start, a second each, and ten to go.
+    assert lines[4].startswith("step 20/30") and lines[4].endswith("| 0:10 left")
+
+
 def test_the_cores_are_shown_as_the_run_gives_them_and_left_out_when_not_given():
     def line(cores):
         out = io.StringIO()

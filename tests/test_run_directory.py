@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from tinyformer.rundir import RunDirectory, is_training, read_metrics, truncate_metrics
+from tinyformer.rundir import (RunDirectory, is_training, open_tokens, read_metrics,
+                               truncate_metrics, write_tokens)
 from tinyformer.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,16 +52,41 @@ def run(tmp_path):
     return out
 
 
+def test_token_ids_are_stored_in_the_smallest_type_that_holds_them(tmp_path):
+    for vocab_size, dtype in ((65_536, "uint16"), (65_537, "uint32")):
+        path = tmp_path / f"{vocab_size}.bin"
+        ids = [0, vocab_size - 1]
+        assert write_tokens(path, [ids], vocab_size, check_length=lambda n: None) == (dtype, 2)
+        assert open_tokens(path, dtype, 2).tolist() == ids
+
+
 def test_force_removes_only_what_the_run_owns(run):
     (run / "weights-notes.txt").write_text("mine")            # looks like ours, is not
     (run / "optimizer-old").mkdir()                            # a folder, likewise
     (run / "optimizer-old" / "keep.txt").write_text("mine too")
+    # A manifest that names files outside the run (edited, or damaged): never removed.
+    (run.parent / "outside.txt").write_text("mine")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["owns"] += ["../outside.txt", "optimizer-old/keep.txt"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / ".tmp-weights-000002.npz-k1ll3d").write_bytes(b"half")   # a kill left it writing
     result = tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force")
     assert result.exit_code == 0, result.output
+    assert (run.parent / "outside.txt").read_text() == "mine"
+    assert not (run / ".tmp-weights-000002.npz-k1ll3d").exists()
     assert (run / "weights-notes.txt").read_text() == "mine"
     assert (run / "optimizer-old" / "keep.txt").read_text() == "mine too"
     assert not (run / "weights-000002.npz").exists() and (run / "weights-000003.npz").exists()
     assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
+
+
+def test_force_names_a_folder_where_the_run_would_write_a_file_of_its_own(run):
+    (run / "loss.png").unlink(missing_ok=True)
+    (run / "loss.png").mkdir()
+    before = files(run)
+    one_line_error(tinyformer("train", *TINY, "--iters", 3, "--out", run, "--force"),
+                   "loss.png", "(or a folder)", "move it away")
+    assert files(run) == before
 
 
 @pytest.mark.parametrize("name, folder", [("tokens.bin", True), ("weights-000003.npz", False),
@@ -207,10 +233,13 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
 
 
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
-    (run / "manifest.json").write_text("{not json")
-    one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
-                   "damaged", "move out what you want to keep and remove")
-    one_line_error(tinyformer("train", "--resume", run), "manifest.json is damaged")
+    manifest = json.loads((run / "manifest.json").read_text())
+    for damaged in ("{not json", json.dumps({**manifest, "owns": ["config.json", 1]}),
+                    json.dumps({**manifest, "checkpoint": "3"})):
+        (run / "manifest.json").write_text(damaged)
+        one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
+                       "damaged", "move out what you want to keep and remove")
+        one_line_error(tinyformer("train", "--resume", run), "manifest.json is damaged")
     for path in run.iterdir():                           # the advice, taken
         path.unlink()
     run.rmdir()

@@ -1,6 +1,7 @@
 """Tokenizers: characters and byte-level BPE, their special tokens, and their JSON files."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, encode_prompt, load_tokenizer,
-                                   merge, pre_split)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, compression, encode_prompt,
+                                   load_tokenizer, merge, pre_split, split_shown)
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
@@ -45,6 +46,9 @@ def test_char_names_the_first_character_it_cannot_encode():
     with pytest.raises(ValueError, match=r"^cannot encode 'é' at position 3: not in the "
                                          r"tokenizer's 26-character vocabulary$"):
         tok.encode("abcéü")
+    # The position counts from the start of the whole text, special tokens included.
+    with pytest.raises(ValueError, match=r"^cannot encode 'é' at position 7"):
+        CharTokenizer.train("ab", special_tokens=["<eos>"]).encode("ab<eos>é", allow_special=True)
 
 
 @given(st.text(alphabet=sorted(set(TEXT))))
@@ -99,6 +103,9 @@ def test_bpe_refuses_an_impossible_vocab_size():
     # "aaaa" -> Z Z -> one token: two merges, and then no pair is left.
     with pytest.raises(ValueError, match="only 2 merges to learn; .* at most 258"):
         BPETokenizer.train("aaaa", 259)
+    # "ab" has one pair: a second merge is refused before any merging, by the count.
+    with pytest.raises(ValueError, match="has at most 1 merges to learn; .* at most 257"):
+        BPETokenizer.train("ab", 258)
 
 
 @given(st.text())
@@ -129,6 +136,23 @@ def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
     with pytest.raises(ValueError, match=r"^the prompt is not valid UTF-8 \(at character 2\)$"):
         encode_prompt(tok, "ab\udcffc")
     assert encode_prompt(tok, "the cat") == tok.encode("the cat")
+
+
+def test_a_prompt_as_long_as_the_context_is_read_and_a_longer_one_refused():
+    assert encode_prompt(CHAR, "cat", context=3) == CHAR.encode("cat")
+    with pytest.raises(ValueError, match="^the prompt has 4 tokens; this model reads at most 3$"):
+        encode_prompt(CHAR, "cats", context=3)
+
+
+def test_coloured_tokens_take_the_four_backgrounds_in_turn():
+    tok = CharTokenizer.train("abcde")
+    shown = split_shown(tok, tok.encode("abcde"), colour=True)
+    assert re.findall(r"\x1b\[30;(\d+)m", shown) == ["46", "43", "42", "45", "46"]
+
+
+def test_compression_counts_characters_and_bytes_apart():
+    assert compression("héllo", [1, 2]) == ("2 tokens, 5 characters (6 bytes): 2.50 characters "
+                                            "per token, 3.00 bytes per token")
 
 
 def test_bpe_compresses_the_text_it_learned_from():
@@ -167,6 +191,17 @@ def test_id_to_token_and_token_to_id_are_inverse():
             assert tok.token_to_id(tok.id_to_token(i)) == i
         with pytest.raises(ValueError, match="not a token"):
             tok.token_to_id("no such token")
+
+
+def test_token_to_id_gives_the_lowest_of_two_ids_that_read_alike_and_a_special_over_text():
+    # 257 and 258 both read "aaa"; 262 is "<eos>" merged from bytes, as the special 263 reads.
+    lt, e, o, s, gt, a = b"<eos>a"
+    tok = BPETokenizer([(a, a), (256, a), (a, 256), (lt, e), (o, s), (259, 260), (261, gt)],
+                       special_tokens=["<eos>"])
+    assert tok.id_to_token(257) == tok.id_to_token(258) == "aaa"
+    assert tok.token_to_id("aaa") == 257
+    assert tok.id_to_token(262) == tok.id_to_token(263) == "<eos>"
+    assert tok.token_to_id("<eos>") == 263 == tok.special_id("<eos>")
 
 
 def test_id_to_bytes_is_each_ids_bytes_as_they_are():
@@ -232,6 +267,17 @@ def test_save_load_round_trip(tmp_path, tok):
     assert json.loads(path.read_text())["type"] == tok.kind
 
 
+def test_a_saved_tokenizer_has_the_permissions_of_any_new_file(tmp_path):
+    umask = os.umask(0o022)                # as most systems have it: others may read
+    try:
+        BPE.save(tmp_path / "tok.json")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(umask)
+    modes = {(tmp_path / name).stat().st_mode & 0o777 for name in ("tok.json", "plain.json")}
+    assert modes == {0o644}
+
+
 def test_loading_the_wrong_kind_says_so(tmp_path):
     path = tmp_path / "tok.json"
     BPE.save(path)
@@ -244,9 +290,11 @@ def test_loading_the_wrong_kind_says_so(tmp_path):
     "\xff\xfe",
     "[1, 2]",
     '{"type": "words"}',
+    '{"type": ["bpe"]}',
     '{"type": "bpe", "special_tokens": []}',
     '{"type": "bpe", "merges": [[1, 2], [300, 1]], "special_tokens": []}',
     '{"type": "bpe", "merges": [[1, 2, 3]], "special_tokens": []}',
+    '{"type": "bpe", "merges": [[256, 97]], "special_tokens": []}',    # the merge's own id
     '{"type": "bpe", "merges": "ab", "special_tokens": []}',
     '{"type": "bpe", "merges": [1], "special_tokens": []}',
     '{"type": "char", "chars": ["a", "bc"], "special_tokens": []}',
@@ -259,6 +307,12 @@ def test_a_corrupted_file_gives_a_one_line_value_error(tmp_path, content):
     with pytest.raises(ValueError) as info:
         load_tokenizer(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_byte_order_must_name_each_byte_once():
+    for order in ([0] * 256, range(255), [*range(255), 256]):
+        with pytest.raises(ValueError, match="^byte_order must list each of the bytes 0-255 once"):
+            BPETokenizer(byte_order=order)
 
 
 def test_special_id_is_the_special_tokens_id_or_none():

@@ -276,6 +276,13 @@ def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
     with pytest.raises(ValueError, match=r"merges.txt, line 2: .* should give .* the id 256, "
                                          r"not 257$"):
         load_gpt2_tokenizer(tmp_path)
+    # A first merge of a token that only a later merge makes (id 300)
+    later = {i: token for token, i in json.loads((tmp_path / "vocab.json").read_text()).items()}
+    lines[1] = f"{later[300]} {later[0]}"
+    garble(tmp_path, "merges.txt", "\n".join(lines))
+    with pytest.raises(ValueError, match=r"merges.txt, line 2: .* is not two tokens of the "
+                                         r"vocabulary with ids below 256$"):
+        load_gpt2_tokenizer(tmp_path)
 
 
 # -- transformers 5's own files: tokenizer.json -----------------------------------------------
@@ -317,7 +324,9 @@ def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, 
     {"post_processor": {"type": "TemplateProcessing", "special_tokens": {},     # a BOS first
                         "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
                                    {"Sequence": {"id": "A", "type_id": 0}}]}},
-], ids=["metaspace", "lowercase", "bos-template"])
+    {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,       # no cutting into
+                       "trim_offsets": True, "use_regex": False}},           # words first
+], ids=["metaspace", "lowercase", "bos-template", "no-regex"])
 def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
     save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")

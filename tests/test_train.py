@@ -78,9 +78,12 @@ def test_defaults_depend_on_the_job():
     (dict(min_lr="x"), "--min-lr must be a finite number >= 0, got 'x'"),
     (dict(n_layer=True), "--n-layer must be a whole number >= 1, got True"),
     (dict(d_model=10 ** 12), "--d-model must be at most 65,536"),
+    (dict(d_model=65_537, n_head=1), "--d-model must be at most 65,536, got 65,537"),
     (dict(seed=-1), "--seed must be a whole number >= 0"),
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a non-empty text"),
+    (dict(corpus="  "), "--corpus must be a non-empty text, got '  '"),
+    (dict(corpus="a\0b"), "--corpus must be a non-empty text"),    # no file has such a name
     (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),

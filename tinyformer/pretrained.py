@@ -1032,11 +1032,10 @@ class ByteLevelBPE(Tokenizer):
 
 def _isolated(pattern, text):
     """`text` cut at the matches of `pattern`, each match a piece of its own (the tokenizers
-    library's Split with behavior "Isolated")."""
+    library's Split with behavior "Isolated"). A match of no characters cuts there too, as in
+    the library."""
     pieces, start = [], 0
     for match in pattern.finditer(text):
-        if match.start() == match.end():
-            continue
         pieces += [text[start:match.start()], match.group()]
         start = match.end()
     pieces.append(text[start:])

@@ -161,9 +161,10 @@ def _parse_header(path, f, size):
     if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise _invalid(path, "__metadata__ is not an object of strings")
     for name, entry in header.items():
-        if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
-            raise _invalid(path, f"tensor {name!r} needs exactly dtype, shape and "
-                                f"data_offsets, got {entry!r}")
+        # Fields besides these three are ignored, as the reference reader ignores them.
+        if not (isinstance(entry, dict) and {"dtype", "shape", "data_offsets"} <= set(entry)):
+            raise _invalid(path, f"tensor {name!r} needs dtype, shape and data_offsets, got "
+                                f"{entry!r}")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise _invalid(path, f"tensor {name!r} has dtype {dtype!r}, not one of "
