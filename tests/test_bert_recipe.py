@@ -299,8 +299,8 @@ def test_bert_on_the_built_in_stories_takes_its_own_recipe():
 @pytest.mark.parametrize("settings, message", [
     (dict(mask_rate=0.0), "--mask-rate must be a finite number in (0, 1), got 0.0"),
     (dict(mask_rate=1), "--mask-rate must be a finite number in (0, 1), got 1"),
-    (dict(whole_words="yes"), "--whole-words must be one of True, False, got 'yes'"),
-    (dict(whole_words=1), "--whole-words must be one of True, False, got 1"),   # 1 == True
+    (dict(whole_words="yes"), "--whole-words must be true or false, got 'yes'"),
+    (dict(whole_words=1), "--whole-words must be true or false, got 1"),   # 1 == True
 ])
 def test_bad_masking_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)):

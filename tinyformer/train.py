@@ -363,7 +363,7 @@ SETTING_RULES = {
     "schedule": OneOf("cosine", "noam"),
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
     "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
-    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(OneOf(True, False)),
+    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
     "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
     "checkpoint_every": Optional(Whole(1, BIG)),
     "sample_tokens": Whole(0, 1 << 20),
