@@ -81,6 +81,32 @@ def test_one_thread_or_two_give_the_same_bits_with_dropout(tmp_path):
     assert gradients(trainer, batch, 2, 2)[0] != runs[0][0]
 
 
+def test_a_parameter_that_some_parts_do_not_reach_gets_the_others_gradient():
+    """As torch's backward: a parameter that the loss reaches in some parts only gets their
+    gradient; one that no part reaches keeps no gradient (None), and neither is an error."""
+    import torch
+    x = np.array([[1.0], [2.0], [-3.0], [4.0]])
+    w, u, unused = (Tensor(np.array([0.5]), requires_grad=True) for _ in range(3))
+
+    def loss_of(part):              # u only where a row is negative: in the second part only
+        rows = part[0]
+        loss = (Tensor(rows) * w).sum()
+        if (rows < 0).any():
+            loss = loss + (Tensor(rows[rows < 0]) * u * u).sum()
+        return loss * (1 / len(rows))
+
+    parts = parallel.split((x,), 2, lambda part: len(part[0]))
+    loss = parallel.batch_gradients(loss_of, parts, [w, u, unused], threads=2)
+    tw, tu = (torch.tensor([0.5], dtype=torch.float64, requires_grad=True) for _ in range(2))
+    tx = torch.tensor(x)
+    expected = ((tx * tw).sum() + (tx[tx < 0] * tu * tu).sum()) / len(x)
+    expected.backward()
+    assert loss == pytest.approx(expected.item())
+    np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(u.grad, tu.grad.numpy(), rtol=1e-6)
+    assert unused.grad is None
+
+
 def test_split_leaves_out_parts_with_nothing_to_count_and_cuts_no_finer_than_rows():
     x = np.arange(12).reshape(4, 3)
     counted = {0: 0, 1: 2, 2: 3, 3: 0}                   # targets counted in each row
