@@ -397,6 +397,39 @@ def test_shares_cut_the_parameters_into_runs_of_about_equal_size():
 
 
 @needs_fork
+def test_workers_for_forks_the_processes_beside_this_one_that_the_steps_can_use(tmp_path):
+    trainer = trainer_for(tmp_path, **TINY)
+    model = (trainer.part_loss, trainer.model, trainer.parameters, trainer.optimizer)
+    with parallel.workers_for(*model, processes=1, micro_batches=4) as none:
+        assert none is None                            # this process alone: no fork
+    for processes, micro_batches, forked in [(2, 2, 1), (4, 2, 1), (3, 4, 2)]:
+        with parallel.workers_for(*model, processes, micro_batches) as workers:
+            assert len(workers.pids) == forked
+
+
+def test_shared_copies_hold_the_values_each_on_a_64_byte_boundary():
+    arrays = [np.arange(3, dtype=np.int8), np.linspace(0, 1, 5), np.ones((2, 3), np.float32)]
+    copies = parallel._shared_copies(arrays)
+    for array, copy in zip(arrays, copies):
+        np.testing.assert_array_equal(copy, array)
+        assert copy.dtype == array.dtype and copy.ctypes.data % 64 == 0
+    copies[0][0] = 7                                   # copies, not views
+    assert arrays[0][0] == 0
+
+
+@needs_fork
+def test_run_in_processes_shares_out_the_blas_threads():
+    """Each process's products get the threads left over (processes // n), the forked ones
+    as this one: not as many as the caller had, on every process at once."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads_now(_):
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    with blas_threads(3):
+        assert parallel.run_in_processes(blas_threads_now, range(2), 4) == [{2}, {2}]
+
+
+@needs_fork
 def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
     trainer = trainer_for(tmp_path, **TINY)
 
@@ -426,6 +459,9 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
         with pytest.raises(ValueError, match="another loss"):
             workers.update(trainer.part_loss, parallel.split(batch, 2, trainer.job.counted),
                            2, 1)
+        with pytest.raises(ValueError, match="7 parts, where these workers were made for at "
+                                             "most 6"):
+            step(7, tuple(np.concatenate([array, array[:1]]) for array in batch))   # 7 rows
         # after each error the worker is ready for the next step: parts of 6 rows are fine
         twice = tuple(np.concatenate([array, array]) for array in batch)
         ta.manual_seed(1)
