@@ -302,6 +302,10 @@ def test_a_cpu_quota_is_read_from_cgroup_v1(tmp_path):
     membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n"
     assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path, v1, membership)) == 2.0
     assert tinyformer.resources.cpu_quota(str(tmp_path / "nothing"), membership) is None
+    # A line for each hierarchy: the cpu's own path, not the path on whichever line is last.
+    v1["cpu/docker/abc/cpu.cfs_quota_us"] = "150000\n"
+    lines = "3:cpu,cpuacct:/docker/abc\n2:pids:/system.slice\n1:name=systemd:/init.scope\n"
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path / "lines", v1, lines)) == 1.5
 
 
 def test_usable_cores_are_at_most_the_quota_rounded_up(monkeypatch):
