@@ -235,6 +235,20 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
     assert started == []
 
 
+def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):
+    """The check passed the file as it was when the check began: a version saved meanwhile
+    is unchecked, so the exercise shows as edited, not done."""
+    def check(ex):
+        path = workspace / ex.file
+        path.write_text(path.read_text() + "\n# saved while it was checked\n")
+        return None, ""
+
+    fake_checks(monkeypatch, 1, check)
+    ours = Workspace.load(workspace)
+    assert ours.check(FIRST) == (None, "")
+    assert ours.status(FIRST) == "edited"
+
+
 def test_what_the_learners_code_prints_is_shown(workspace):
     path = workspace / FIRST.file
     path.write_text(path.read_text().replace("    raise NotImplementedError",
