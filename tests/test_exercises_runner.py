@@ -100,6 +100,7 @@ def test_an_unknown_chapter_says_what_there_is(name):
     ("-2.49", "-2.4883\n"),
     ("[[1 0 0] [0 1 0]]", "[[1.   0.   0.  ]\n [0.01 0.99 0.  ]]\n"),     # to within 0.01
     ("inf nan", "inf nan\n"),
+    ("1000 -2.0e3", "1005 -2010\n"),                               # big numbers: 1% of them
 ])
 def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
     assert same_output(predicted, printed)
