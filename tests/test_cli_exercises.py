@@ -146,6 +146,15 @@ def test_each_hint_call_shows_one_more_hint(workspace):
         assert result.output.count("Hint ") == min(shown, n)
         assert ("that was the last hint" in result.output) == (shown >= n)
     assert FIRST.hints[-1] in result.output and "exercises solution 1" in result.output
+    asked = run("solution", 1)                        # no answer to its question: not shown
+    assert f"You have seen {n} of its {n} hints" in asked.output
+
+
+def test_reset_starts_the_hints_again(workspace):
+    run("hint", 1)
+    run("hint", 1)
+    assert run("reset", 1).exit_code == 0
+    assert run("hint", 1).output.count("Hint ") == 1
 
 
 # -- check ------------------------------------------------------------------------------------
@@ -300,6 +309,13 @@ def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypa
     assert "done" in run("list").output
 
 
+def test_the_workspace_is_found_from_a_folder_inside_it(workspace, monkeypatch):
+    monkeypatch.chdir(workspace / FIRST.file.split("/")[0])
+    result = run("list")
+    assert result.exit_code == 0 and f"0 of {len(exercises())} done, in {workspace}" in \
+        result.output
+
+
 def test_a_relative_workspace_path_is_joined_once(workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     solve(workspace, FIRST)
@@ -319,6 +335,13 @@ def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspac
     assert listed.exit_code == 0 and f"0 of {len(exercises())} done" in listed.output
     assert run("check", "--workspace", workspace).exit_code == 0    # progress starts afresh
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
+
+
+def test_a_damaged_prediction_is_not_shown_and_stops_nothing(workspace):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text(json.dumps({**progress(workspace), "predictions": {"04_autograd": "right"}}))
+    result = run("list")
+    assert result.exit_code == 0 and "(prediction" not in result.output, result.output
 
 
 # -- watch and reset --------------------------------------------------------------------------
@@ -362,6 +385,14 @@ def test_watch_checks_a_save_made_while_it_was_checking(workspace, monkeypatch):
     result = run("watch", 1, "--max-checks", 2)
     assert result.exit_code == 0, result.output
     assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index(f"PASS 1 {FIRST.slug}")
+
+
+def test_watch_stops_after_its_last_check_even_a_failing_one(workspace, monkeypatch):
+    def sleep(seconds):
+        raise AssertionError("watch waited for a save after its last check")
+    monkeypatch.setattr(runner, "time", SimpleNamespace(sleep=sleep))
+    result = run("watch", 1, "--max-checks", 1)
+    assert result.exit_code == 0 and f"FAIL 1 {FIRST.slug}" in result.output, result.output
 
 
 def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):
