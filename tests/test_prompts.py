@@ -7,7 +7,7 @@ import tinyautograd as ta
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream, respond
-from tinyformer.tokenizers import CharTokenizer, escape_controls
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 
 
 def test_a_gpt_that_cannot_start_from_nothing_asks_for_a_prompt():
@@ -94,3 +94,16 @@ def test_bert_fills_in_only_the_masks_and_takes_no_beam():
     assert text.startswith("abc def") and len(text) == len("abc def?\n")
     with pytest.raises(ValueError, match="beam is for models that write"):
         respond(bert, tokenizer, "bert", "abc<mask>", beam=2)
+
+
+def test_a_character_split_across_tokens_is_written_once_whole():
+    """A byte-level token may hold part of a character's UTF-8 bytes: nothing of it is
+    written until the rest arrives, and a character cut short at the end shows as U+FFFD."""
+    tokenizer = BPETokenizer.train("ab", 256)           # no merges: a token per byte
+    written = []
+    stream = TextStream(tokenizer, written.append, end_of_text=None)
+    for token in tokenizer.encode("aé€"):                 # 1 + 2 + 3 bytes
+        stream([token])
+    stream([tokenizer.encode("€")[0]])                   # the first byte of three, then the end
+    stream.close()
+    assert [piece for piece in written if piece] == ["a", "é", "€", "\ufffd"]
