@@ -61,6 +61,14 @@ def test_a_gpt_text_ends_at_any_of_the_eos_ids_given():
     assert "".join(written) == "aab\n"
 
 
+def test_a_prompt_is_written_back_with_its_control_characters_escaped():
+    tokenizer = CharTokenizer("ab\x1b")
+    written = []
+    respond(Scripted(tokenizer.encode("b")), tokenizer, "gpt", "a\x1b", threads=1)(
+        written.append)
+    assert "".join(written) == "a\\x1bb\n"
+
+
 def test_a_text_from_nothing_drops_the_new_lines_it_starts_with():
     """From nothing, a character vocabulary starts at a new line: the blank lines the model
     writes first are not shown, what follows is (its own new lines too)."""
