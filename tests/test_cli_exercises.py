@@ -67,6 +67,18 @@ def test_init_copies_every_exercise_and_says_where_to_start(tmp_path):
     assert progress(tmp_path / "course")["passed"] == {}
 
 
+def test_an_init_that_fails_midway_leaves_no_half_made_workspace(tmp_path, monkeypatch):
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(workspace_module.shutil, "copyfile", disk_full)
+    (tmp_path / "empty").mkdir()
+    for place in ("new", "empty"):
+        with pytest.raises(OSError, match="No space left"):
+            workspace_module.init_workspace(tmp_path / place)
+    assert not (tmp_path / "new").exists()                  # made by init: gone again
+    assert list((tmp_path / "empty").iterdir()) == []       # the learner's own: kept, empty
+
+
 def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
@@ -265,6 +277,13 @@ def test_what_the_learners_code_prints_is_shown(workspace):
                                              "    raise NotImplementedError"))
     result = run("check", 1)
     assert "Your code printed:" in result.output and "ids are [2 0 3]" in result.output
+
+
+def test_a_long_print_shows_its_last_20_lines(capsys):
+    runner.report_check(FIRST, None, "".join(f"line {i}\n" for i in range(30)))
+    shown = capsys.readouterr().out
+    assert "Your code printed: (the last 20 of 30 lines)" in shown
+    assert "  line 10\n" in shown and "  line 29\n" in shown and "  line 9\n" not in shown
 
 
 def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
