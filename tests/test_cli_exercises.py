@@ -137,6 +137,8 @@ def test_show_prints_the_explanation_by_number_or_name(workspace):
     assert by_number.exit_code == 0 and by_number.output == by_name.output
     assert f"tinyformer exercises check {FIRST.slug}" in by_number.output
     assert str(workspace / FIRST.file) in by_number.output
+    title = FIRST.source.read_text().splitlines()[0].strip('"')
+    assert f"\n{title}\n" not in by_number.output          # the title: in the heading only
 
 
 @pytest.mark.parametrize("name", ["0", "9999", "no_such_exercise"])
@@ -277,6 +279,23 @@ def test_what_the_learners_code_prints_is_shown(workspace):
                                              "    raise NotImplementedError"))
     result = run("check", 1)
     assert "Your code printed:" in result.output and "ids are [2 0 3]" in result.output
+
+
+def test_a_check_runs_beside_the_learners_file_on_this_tinyformer(workspace, tmp_path,
+                                                                   monkeypatch):
+    """As `python 01_vectors/one_hot.py` would, with this tinyformer, not one found first on
+    the learner's PYTHONPATH."""
+    path = workspace / FIRST.file
+    path.write_text(path.read_text().replace("    raise NotImplementedError",
+                                             "    import os; print('in', os.getcwd())\n"
+                                             "    raise NotImplementedError"))
+    (tmp_path / "elsewhere" / "tinyformer").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "tinyformer" / "__init__.py").write_text(
+        "raise ImportError('another tinyformer')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "elsewhere"))
+    result = run("check", 1)
+    assert f"in {path.parent}\n" in result.output and "is not written yet" in result.output, \
+        result.output
 
 
 def test_a_long_print_shows_its_last_20_lines(capsys):
