@@ -8,6 +8,7 @@ from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream, respond
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
+from tinyformer.transformer import Transformer
 
 
 def test_a_gpt_that_cannot_start_from_nothing_asks_for_a_prompt():
@@ -115,3 +116,14 @@ def test_a_character_split_across_tokens_is_written_once_whole():
     stream([tokenizer.encode("€")[0]])                   # the first byte of three, then the end
     stream.close()
     assert [piece for piece in written if piece] == ["a", "é", "€", "\ufffd"]
+
+
+def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused():
+    """Only BERT reads a special token in its prompt (<mask>); a source holding <eos> would
+    end where the model was never taught it could."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
+    seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=10, n_layer=1,
+                          n_head=2, d_model=8).eval()
+    with pytest.raises(ValueError, match="the prompt cannot be encoded"):
+        respond(seq2seq, tokenizer, "transformer", "12<eos>3")
