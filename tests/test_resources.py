@@ -324,6 +324,10 @@ def test_a_memory_limit_leaves_what_the_group_has_not_used_its_cache_aside(tmp_p
           "memory.max": "max\n", "memory.current": f"{3 * gib}\n"}
     left = tinyformer.resources.cgroup_memory_left(*cgroup_tree(tmp_path, v2, "0::/box\n"))
     assert left == 2 * gib - gib + gib // 4
+    # A parent whose limit leaves less binds: the least along the way up to the root.
+    nested = dict(v2, **{"memory.max": f"{4 * gib}\n"})             # 3 of its 4 GiB used
+    assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
+        tmp_path / "nested", nested, "0::/box\n")) == gib
     v1 = {"memory/memory.limit_in_bytes": f"{4 * gib}\n", "memory/memory.usage_in_bytes":
           f"{gib}\n", "memory/memory.stat": f"inactive_file 7\ntotal_inactive_file {gib}\n"}
     assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
