@@ -67,6 +67,18 @@ def test_init_copies_every_exercise_and_says_where_to_start(tmp_path):
     assert progress(tmp_path / "course")["passed"] == {}
 
 
+def test_an_init_that_fails_midway_leaves_no_half_made_workspace(tmp_path, monkeypatch):
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(workspace_module.shutil, "copyfile", disk_full)
+    (tmp_path / "empty").mkdir()
+    for place in ("new", "empty"):
+        with pytest.raises(OSError, match="No space left"):
+            workspace_module.init_workspace(tmp_path / place)
+    assert not (tmp_path / "new").exists()                  # made by init: gone again
+    assert list((tmp_path / "empty").iterdir()) == []       # the learner's own: kept, empty
+
+
 def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
@@ -125,6 +137,8 @@ def test_show_prints_the_explanation_by_number_or_name(workspace):
     assert by_number.exit_code == 0 and by_number.output == by_name.output
     assert f"tinyformer exercises check {FIRST.slug}" in by_number.output
     assert str(workspace / FIRST.file) in by_number.output
+    title = FIRST.source.read_text().splitlines()[0].strip('"')
+    assert f"\n{title}\n" not in by_number.output          # the title: in the heading only
 
 
 @pytest.mark.parametrize("name", ["0", "9999", "no_such_exercise"])
@@ -146,6 +160,15 @@ def test_each_hint_call_shows_one_more_hint(workspace):
         assert result.output.count("Hint ") == min(shown, n)
         assert ("that was the last hint" in result.output) == (shown >= n)
     assert FIRST.hints[-1] in result.output and "exercises solution 1" in result.output
+    asked = run("solution", 1)                        # no answer to its question: not shown
+    assert f"You have seen {n} of its {n} hints" in asked.output
+
+
+def test_reset_starts_the_hints_again(workspace):
+    run("hint", 1)
+    run("hint", 1)
+    assert run("reset", 1).exit_code == 0
+    assert run("hint", 1).output.count("Hint ") == 1
 
 
 # -- check ------------------------------------------------------------------------------------
@@ -237,6 +260,20 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
     assert started == []
 
 
+def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):
+    """The check passed the file as it was when the check began: a version saved meanwhile
+    is unchecked, so the exercise shows as edited, not done."""
+    def check(ex):
+        path = workspace / ex.file
+        path.write_text(path.read_text() + "\n# saved while it was checked\n")
+        return None, ""
+
+    fake_checks(monkeypatch, 1, check)
+    ours = Workspace.load(workspace)
+    assert ours.check(FIRST) == (None, "")
+    assert ours.status(FIRST) == "edited"
+
+
 def test_what_the_learners_code_prints_is_shown(workspace):
     path = workspace / FIRST.file
     path.write_text(path.read_text().replace("    raise NotImplementedError",
@@ -244,6 +281,30 @@ def test_what_the_learners_code_prints_is_shown(workspace):
                                              "    raise NotImplementedError"))
     result = run("check", 1)
     assert "Your code printed:" in result.output and "ids are [2 0 3]" in result.output
+
+
+def test_a_check_runs_beside_the_learners_file_on_this_tinyformer(workspace, tmp_path,
+                                                                   monkeypatch):
+    """As `python 01_vectors/one_hot.py` would, with this tinyformer, not one found first on
+    the learner's PYTHONPATH."""
+    path = workspace / FIRST.file
+    path.write_text(path.read_text().replace("    raise NotImplementedError",
+                                             "    import os; print('in', os.getcwd())\n"
+                                             "    raise NotImplementedError"))
+    (tmp_path / "elsewhere" / "tinyformer").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "tinyformer" / "__init__.py").write_text(
+        "raise ImportError('another tinyformer')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "elsewhere"))
+    result = run("check", 1)
+    assert f"in {path.parent}\n" in result.output and "is not written yet" in result.output, \
+        result.output
+
+
+def test_a_long_print_shows_its_last_20_lines(capsys):
+    runner.report_check(FIRST, None, "".join(f"line {i}\n" for i in range(30)))
+    shown = capsys.readouterr().out
+    assert "Your code printed: (the last 20 of 30 lines)" in shown
+    assert "  line 10\n" in shown and "  line 29\n" in shown and "  line 9\n" not in shown
 
 
 def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
@@ -288,6 +349,13 @@ def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypa
     assert "done" in run("list").output
 
 
+def test_the_workspace_is_found_from_a_folder_inside_it(workspace, monkeypatch):
+    monkeypatch.chdir(workspace / FIRST.file.split("/")[0])
+    result = run("list")
+    assert result.exit_code == 0 and f"0 of {len(exercises())} done, in {workspace}" in \
+        result.output
+
+
 def test_a_relative_workspace_path_is_joined_once(workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     solve(workspace, FIRST)
@@ -307,6 +375,13 @@ def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspac
     assert listed.exit_code == 0 and f"0 of {len(exercises())} done" in listed.output
     assert run("check", "--workspace", workspace).exit_code == 0    # progress starts afresh
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
+
+
+def test_a_damaged_prediction_is_not_shown_and_stops_nothing(workspace):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text(json.dumps({**progress(workspace), "predictions": {"04_autograd": "right"}}))
+    result = run("list")
+    assert result.exit_code == 0 and "(prediction" not in result.output, result.output
 
 
 # -- watch and reset --------------------------------------------------------------------------
@@ -350,6 +425,14 @@ def test_watch_checks_a_save_made_while_it_was_checking(workspace, monkeypatch):
     result = run("watch", 1, "--max-checks", 2)
     assert result.exit_code == 0, result.output
     assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index(f"PASS 1 {FIRST.slug}")
+
+
+def test_watch_stops_after_its_last_check_even_a_failing_one(workspace, monkeypatch):
+    def sleep(seconds):
+        raise AssertionError("watch waited for a save after its last check")
+    monkeypatch.setattr(runner, "time", SimpleNamespace(sleep=sleep))
+    result = run("watch", 1, "--max-checks", 1)
+    assert result.exit_code == 0 and f"FAIL 1 {FIRST.slug}" in result.output, result.output
 
 
 def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):

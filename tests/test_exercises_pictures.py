@@ -335,3 +335,18 @@ def test_a_result_the_drawer_cannot_use_is_reported_not_raised(tmp_path):
     message = draw(ex, solved, tmp_path / "picture.png")
     assert message.startswith("the picture could not use what your code returned:")
     assert "ValueError" in message and "tinyformer exercises check bpe_train" in message
+
+
+
+@pytest.mark.parametrize("returned, says", [
+    ("None", "returned None. Did you forget a `return`?"),
+    ("out[:, :3]", "returned an array of shape (4, 3); the picture needs (4, 4)."),
+])
+def test_a_result_of_the_wrong_shape_or_none_is_said_before_drawing(tmp_path, returned, says):
+    ex = find("table_lookup")
+    solved = write_solved(ex, tmp_path / "table_lookup.py", solution_text(ex) + (
+        f"\n\ndef one_hot(ids, vocab_size):\n    out = np.eye(vocab_size)[ids]\n"
+        f"    return {returned}\n"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message.startswith("one_hot(ids=[2, 0, 3, 2], vocab_size=4) " + says), message
+    assert not (tmp_path / "picture.png").exists()

@@ -1,6 +1,7 @@
 """The runner's parts that a learner meets outside a check: the chapters' "predict, then run"
 questions and how a prediction is judged, and how messages describe the values they name."""
 
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ import pytest
 from tinyautograd import Tensor
 from tinyformer.exercises import CHAPTERS
 from tinyformer.exercises.catalogue import Question, find_chapter, question
-from tinyformer.exercises.checking import describe, describe_call
+from tinyformer.exercises.checking import (CheckFailure, describe, describe_call, expect_array,
+                                           expect_equal, expect_gradients)
 from tinyformer.exercises.isolated import run_question
 from tinyformer.exercises.runner import same_output, side_by_side
 
@@ -28,6 +30,28 @@ def test_weights_in_a_message_are_named_by_shape():
         return x
     assert describe_call("layer", layer, (np.zeros((4, 5)),), {"w": weights}) == \
         "layer(x=array of shape (4, 5), float64, w={w_q: (8, 8), b_q: (8,), n_head: 2})"
+
+
+
+@pytest.mark.parametrize("got, expected, options, says", [
+    (np.zeros(6), np.zeros((2, 3)), {}, "an array of shape (6,); expected shape (2, 3)"),
+    (np.zeros((3, 2)), np.zeros((2, 3)), {}, "an array of shape (3, 2); expected shape (2, 3)"),
+    ([1.0, 2.0], [1.0, 2.0], {"dtype": np.float64},
+     "returned a list; it should be an array of dtype float64"),
+    (Tensor(np.ones(2)), np.ones(2), {"tensor": False}, "returned a Tensor; this exercise works"),
+    (np.array(["0.5"]), [0.5], {}, "which is not an array of numbers"),
+])
+def test_a_wrong_kind_of_answer_is_named_before_its_values(got, expected, options, says):
+    with pytest.raises(CheckFailure, match=re.escape(says)):
+        expect_array(got, expected, "f(x=1)", **options)
+
+
+def test_a_missing_return_and_a_missing_gradient_are_named():
+    with pytest.raises(CheckFailure, match=re.escape("f() returned None. Did you forget")):
+        expect_equal(None, [1, 2], "f()")
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(CheckFailure, match="`x` has no gradient: it is not connected"):
+        expect_gradients({"x": x}, {"x": np.ones(2)}, "f(x)")
 
 
 # -- the chapters' questions ------------------------------------------------------------------
@@ -100,6 +124,7 @@ def test_an_unknown_chapter_says_what_there_is(name):
     ("-2.49", "-2.4883\n"),
     ("[[1 0 0] [0 1 0]]", "[[1.   0.   0.  ]\n [0.01 0.99 0.  ]]\n"),     # to within 0.01
     ("inf nan", "inf nan\n"),
+    ("1000 -2.0e3", "1005 -2010\n"),                               # big numbers: 1% of them
 ])
 def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
     assert same_output(predicted, printed)

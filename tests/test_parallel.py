@@ -81,6 +81,32 @@ def test_one_thread_or_two_give_the_same_bits_with_dropout(tmp_path):
     assert gradients(trainer, batch, 2, 2)[0] != runs[0][0]
 
 
+def test_a_parameter_that_some_parts_do_not_reach_gets_the_others_gradient():
+    """As torch's backward: a parameter that the loss reaches in some parts only gets their
+    gradient; one that no part reaches keeps no gradient (None), and neither is an error."""
+    import torch
+    x = np.array([[1.0], [2.0], [-3.0], [4.0]])
+    w, u, unused = (Tensor(np.array([0.5]), requires_grad=True) for _ in range(3))
+
+    def loss_of(part):              # u only where a row is negative: in the second part only
+        rows = part[0]
+        loss = (Tensor(rows) * w).sum()
+        if (rows < 0).any():
+            loss = loss + (Tensor(rows[rows < 0]) * u * u).sum()
+        return loss * (1 / len(rows))
+
+    parts = parallel.split((x,), 2, lambda part: len(part[0]))
+    loss = parallel.batch_gradients(loss_of, parts, [w, u, unused], threads=2)
+    tw, tu = (torch.tensor([0.5], dtype=torch.float64, requires_grad=True) for _ in range(2))
+    tx = torch.tensor(x)
+    expected = ((tx * tw).sum() + (tx[tx < 0] * tu * tu).sum()) / len(x)
+    expected.backward()
+    assert loss == pytest.approx(expected.item())
+    np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(u.grad, tu.grad.numpy(), rtol=1e-6)
+    assert unused.grad is None
+
+
 def test_split_leaves_out_parts_with_nothing_to_count_and_cuts_no_finer_than_rows():
     x = np.arange(12).reshape(4, 3)
     counted = {0: 0, 1: 2, 2: 3, 3: 0}                   # targets counted in each row
@@ -371,6 +397,39 @@ def test_shares_cut_the_parameters_into_runs_of_about_equal_size():
 
 
 @needs_fork
+def test_workers_for_forks_the_processes_beside_this_one_that_the_steps_can_use(tmp_path):
+    trainer = trainer_for(tmp_path, **TINY)
+    model = (trainer.part_loss, trainer.model, trainer.parameters, trainer.optimizer)
+    with parallel.workers_for(*model, processes=1, micro_batches=4) as none:
+        assert none is None                            # this process alone: no fork
+    for processes, micro_batches, forked in [(2, 2, 1), (4, 2, 1), (3, 4, 2)]:
+        with parallel.workers_for(*model, processes, micro_batches) as workers:
+            assert len(workers.pids) == forked
+
+
+def test_shared_copies_hold_the_values_each_on_a_64_byte_boundary():
+    arrays = [np.arange(3, dtype=np.int8), np.linspace(0, 1, 5), np.ones((2, 3), np.float32)]
+    copies = parallel._shared_copies(arrays)
+    for array, copy in zip(arrays, copies):
+        np.testing.assert_array_equal(copy, array)
+        assert copy.dtype == array.dtype and copy.ctypes.data % 64 == 0
+    copies[0][0] = 7                                   # copies, not views
+    assert arrays[0][0] == 0
+
+
+@needs_fork
+def test_run_in_processes_shares_out_the_blas_threads():
+    """Each process's products get the threads left over (processes // n), the forked ones
+    as this one: not as many as the caller had, on every process at once."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads_now(_):
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    with blas_threads(3):
+        assert parallel.run_in_processes(blas_threads_now, range(2), 4) == [{2}, {2}]
+
+
+@needs_fork
 def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
     trainer = trainer_for(tmp_path, **TINY)
 
@@ -400,6 +459,9 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
         with pytest.raises(ValueError, match="another loss"):
             workers.update(trainer.part_loss, parallel.split(batch, 2, trainer.job.counted),
                            2, 1)
+        with pytest.raises(ValueError, match="7 parts, where these workers were made for at "
+                                             "most 6"):
+            step(7, tuple(np.concatenate([array, array[:1]]) for array in batch))   # 7 rows
         # after each error the worker is ready for the next step: parts of 6 rows are fine
         twice = tuple(np.concatenate([array, array]) for array in batch)
         ta.manual_seed(1)

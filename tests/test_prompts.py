@@ -1,11 +1,14 @@
 """What a model does with a prompt (prompts.respond), where the command line does not show it."""
 
+import numpy as np
 import pytest
 
 import tinyautograd as ta
+from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream, respond
-from tinyformer.tokenizers import CharTokenizer, escape_controls
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
+from tinyformer.transformer import Transformer
 
 
 def test_a_gpt_that_cannot_start_from_nothing_asks_for_a_prompt():
@@ -35,3 +38,92 @@ def test_windows_line_ends_are_written_as_they_are_and_a_lone_return_is_escaped(
         stream([token])
     stream.close()
     assert "".join(written) == "a\r\nb\\x0db\\x0d"
+
+
+class Scripted:
+    """A GPT that writes the tokens it was given, stopping at eos_id as a GPT does."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+
+    def generate(self, ids, max_new_tokens, *sampling, eos_id=None, streamer=None, **options):
+        for token in self.tokens[:max_new_tokens]:
+            streamer(np.array([token]))
+            if token in np.atleast_1d(eos_id if eos_id is not None else []):
+                return
+
+
+def test_a_gpt_text_ends_at_any_of_the_eos_ids_given():
+    """A chat model's <|im_end|> ends its answer, as <|endoftext|> does: not written."""
+    tokenizer = CharTokenizer("ab.\n")
+    written = []
+    respond(Scripted(tokenizer.encode("ab.b")), tokenizer, "gpt", "a", threads=1,
+            eos_ids=tokenizer.encode("."))(written.append)
+    assert "".join(written) == "aab\n"
+
+
+def test_a_prompt_is_written_back_with_its_control_characters_escaped():
+    tokenizer = CharTokenizer("ab\x1b")
+    written = []
+    respond(Scripted(tokenizer.encode("b")), tokenizer, "gpt", "a\x1b", threads=1)(
+        written.append)
+    assert "".join(written) == "a\\x1bb\n"
+
+
+def test_a_text_from_nothing_drops_the_new_lines_it_starts_with():
+    """From nothing, a character vocabulary starts at a new line: the blank lines the model
+    writes first are not shown, what follows is (its own new lines too)."""
+    tokenizer = CharTokenizer("ab\n")
+    written = []
+    respond(Scripted(tokenizer.encode("\n\nab\nb")), tokenizer, "gpt", "", threads=1)(
+        written.append)
+    assert "".join(written) == "ab\nb\n"
+
+
+def test_the_same_seed_samples_the_same_text_and_another_seed_another():
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .")
+    gpt = GPT(tokenizer.vocab_size, 32, n_layer=1, n_head=1, d_model=8)
+
+    def text(seed):
+        written = []
+        respond(gpt, tokenizer, "gpt", "a", max_new_tokens=20, temperature=1.0, seed=seed,
+                threads=1)(written.append)
+        return "".join(written)
+    assert text(3) == text(3) != text(4)
+
+
+def test_bert_fills_in_only_the_masks_and_takes_no_beam():
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .", special_tokens=["<mask>"])
+    bert = BERT(tokenizer.vocab_size, 16, n_layer=1, n_head=1, d_model=8)
+    written = []
+    respond(bert, tokenizer, "bert", "abc def<mask>", threads=1)(written.append)
+    [text] = written
+    assert text.startswith("abc def") and len(text) == len("abc def?\n")
+    with pytest.raises(ValueError, match="beam is for models that write"):
+        respond(bert, tokenizer, "bert", "abc<mask>", beam=2)
+
+
+def test_a_character_split_across_tokens_is_written_once_whole():
+    """A byte-level token may hold part of a character's UTF-8 bytes: nothing of it is
+    written until the rest arrives, and a character cut short at the end shows as U+FFFD."""
+    tokenizer = BPETokenizer.train("ab", 256)           # no merges: a token per byte
+    written = []
+    stream = TextStream(tokenizer, written.append, end_of_text=None)
+    for token in tokenizer.encode("aé€"):                 # 1 + 2 + 3 bytes
+        stream([token])
+    stream([tokenizer.encode("€")[0]])                   # the first byte of three, then the end
+    stream.close()
+    assert [piece for piece in written if piece] == ["a", "é", "€", "\ufffd"]
+
+
+def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused():
+    """Only BERT reads a special token in its prompt (<mask>); a source holding <eos> would
+    end where the model was never taught it could."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
+    seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=10, n_layer=1,
+                          n_head=2, d_model=8).eval()
+    with pytest.raises(ValueError, match="the prompt cannot be encoded"):
+        respond(seq2seq, tokenizer, "transformer", "12<eos>3")

@@ -68,7 +68,8 @@ def test_it_tries_each_count_then_keeps_the_fastest_and_chooses_again_later(monk
         quiet = {1: 0.004, 2: 0.001}                     # two threads faster
         assert clocked_steps(monkeypatch, threads, 12, lambda i, n: quiet[n]) == \
             [1, 2, 1, 2] + [2] * 8
-        busy = {1: 0.001, 2: 0.004}                      # a neighbour took a core
+        busy = {1: 0.001, 2: 0.002}                      # a neighbour took a core: the
+        # new trials alone choose (with the last period's times, two threads would win)
         assert clocked_steps(monkeypatch, threads, 4, lambda i, n: busy[n]) == [1, 2, 1, 2]
         assert blas_threads_now() == {1}      # chosen at once: what runs between steps uses it
         assert clocked_steps(monkeypatch, threads, 8, lambda i, n: busy[n]) == [1] * 8
@@ -302,6 +303,10 @@ def test_a_cpu_quota_is_read_from_cgroup_v1(tmp_path):
     membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n"
     assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path, v1, membership)) == 2.0
     assert tinyformer.resources.cpu_quota(str(tmp_path / "nothing"), membership) is None
+    # A line for each hierarchy: the cpu's own path, not the path on whichever line is last.
+    v1["cpu/docker/abc/cpu.cfs_quota_us"] = "150000\n"
+    lines = "3:cpu,cpuacct:/docker/abc\n2:pids:/system.slice\n1:name=systemd:/init.scope\n"
+    assert tinyformer.resources.cpu_quota(*cgroup_tree(tmp_path / "lines", v1, lines)) == 1.5
 
 
 def test_usable_cores_are_at_most_the_quota_rounded_up(monkeypatch):
@@ -319,6 +324,10 @@ def test_a_memory_limit_leaves_what_the_group_has_not_used_its_cache_aside(tmp_p
           "memory.max": "max\n", "memory.current": f"{3 * gib}\n"}
     left = tinyformer.resources.cgroup_memory_left(*cgroup_tree(tmp_path, v2, "0::/box\n"))
     assert left == 2 * gib - gib + gib // 4
+    # A parent whose limit leaves less binds: the least along the way up to the root.
+    nested = dict(v2, **{"memory.max": f"{4 * gib}\n"})             # 3 of its 4 GiB used
+    assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
+        tmp_path / "nested", nested, "0::/box\n")) == gib
     v1 = {"memory/memory.limit_in_bytes": f"{4 * gib}\n", "memory/memory.usage_in_bytes":
           f"{gib}\n", "memory/memory.stat": f"inactive_file 7\ntotal_inactive_file {gib}\n"}
     assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
@@ -329,6 +338,18 @@ def test_a_memory_limit_leaves_what_the_group_has_not_used_its_cache_aside(tmp_p
             "memory.current": f"{2 * gib}\n"}
     assert tinyformer.resources.cgroup_memory_left(*cgroup_tree(
         tmp_path / "over", over, "0::/\n")) == 0
+
+
+@pytest.mark.parametrize("task", [None, "reverse"])
+def test_the_memory_estimate_holds_every_parameter_four_times_over(tmp_path, task):
+    """Weights, their gradients and AdamW's two moments: at least 16 bytes for each parameter
+    of the model the run builds (few tokens, so that the parameters are most of it)."""
+    config = tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=64, batch_size=1,
+                                          **({"task": task} if task else {"context": 8}))
+    trainer = tinyformer.train.Trainer.start(config, tmp_path / "run", log=lambda *_: None)
+    numbers = sum(p.size for p in trainer.parameters)
+    vocab_size = trainer.job.tokenizer.vocab_size
+    assert tinyformer.resources.training_memory(config.resolved(), vocab_size) >= 16 * numbers
 
 
 def test_available_memory_is_at_most_what_the_container_leaves(monkeypatch):

@@ -66,8 +66,16 @@ def init_workspace(directory: StrPath) -> Workspace:
         workspace = Workspace(root, fresh_progress())
         workspace.save()        # written last: its presence marks a complete workspace
     except BaseException:
+        # What is in the folder now is this init's (it was new or empty): all of it goes, so
+        # that init can run there again. A folder the learner made stays, empty.
         if created:
             shutil.rmtree(root, ignore_errors=True)
+        else:
+            for made in root.iterdir():
+                if made.is_dir():
+                    shutil.rmtree(made, ignore_errors=True)
+                else:
+                    made.unlink(missing_ok=True)
         raise
     return workspace
 
