@@ -138,7 +138,14 @@ def test_show_data_and_show_grad_summaries(mlp_loss):
     w = model.hidden.weight
     assert f"norm {np.linalg.norm(w.grad):.4g}" in dot.source
     assert f"max {w.data.max():.4g}" in dot.source
+    assert f"min {w.data.min():.4g}" in dot.source
     assert "grad: none" not in dot.source
+
+
+def test_show_data_of_an_empty_tensor_says_so():
+    x = ta.Tensor(np.zeros((0, 3)), requires_grad=True)
+    dot = draw_graph(x.sum(), params={"x": x}, show_data=True, show_grad=True)
+    assert "data: empty (0, 3)" in dot.source and "grad: none" in dot.source
 
 
 def test_hostile_names_are_escaped(tmp_path):
@@ -156,6 +163,19 @@ def test_hostile_names_are_escaped(tmp_path):
     if shutil.which("dot"):
         svg = render(dot, tmp_path / "hostile.svg").read_text()
         assert "w&lt;script&gt;" in svg and "<script>" not in svg
+
+
+def test_every_kind_of_line_break_in_a_name_shows_as_one():
+    c = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((c * 2).sum(), inputs={"a\rb\r\nc\nd": c})
+    assert "a<BR/>b<BR/>c<BR/>d" in dot.source and "\r" not in dot.source
+
+
+def test_a_tensor_named_as_a_parameter_and_an_input_is_drawn_as_the_parameter():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((w * 2).sum(), params={"w": w}, inputs={"x": w})
+    assert "<B>w</B>" in dot.source and "<B>x</B>" not in dot.source
+    assert viz.graph.PARAM_COLOUR in dot.source and viz.graph.INPUT_COLOUR not in dot.source
 
 
 def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
