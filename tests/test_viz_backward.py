@@ -356,6 +356,18 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
         draw_backward(loss, params=model, depth=-1)
 
 
+def test_an_add_summing_a_gradient_made_outside_every_module_is_not_folded():
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3))
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    with viz.record(model):
+        y = model(x)
+    loss = y.sum() + (x * 2).sum()          # x's gradient: one path in the model, one outside
+    dot = draw_backward(loss, params=model, inputs={"x": x}, depth=0)
+    assert len(module_nodes(dot)) == 1
+    assert "sums the gradients of several paths" in dot.source
+
+
 def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
     model, loss = gpt2
     n_ops = len(backward_ops(model, loss))

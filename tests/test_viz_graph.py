@@ -80,6 +80,12 @@ def test_hand_built_mlp_has_one_node_per_op_and_leaf():
         assert f"<B>{op}</B>" in dot.source
     assert "<B>W</B>" in dot.source and "<B>x</B>" in dot.source
     assert "(2, 4)" in dot.source                       # an op's output shape
+    # the result's op, where the arrows lead, and it alone, has a thick border
+    thick = [line for line in dot.source.splitlines() if "penwidth=2.5" in line]
+    assert len(thick) == 1 and "<B>sum</B>" in thick[0]
+    # W and b require a gradient: parameters (boxes); x is the named input (an ellipse)
+    unnamed = draw_graph(loss)
+    assert unnamed.source.count(viz.graph.PARAM_COLOUR) == 2
 
 
 def test_edges_follow_the_data_from_inputs_to_the_op_that_used_them():
@@ -311,6 +317,7 @@ def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
     assert "decoder.layers.0.attn.q.weight" not in dot.source
     assert "embed.tok.weight" in dot.source
     assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
+    assert all(a != b for a, b in edges(dot))            # none from a module to itself
     assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
     assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
 
@@ -321,7 +328,11 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
     assert len(nodes(dot, "module")) == 1 and "GPT" in dot.source
     capped = draw_graph(loss, params=model, depth=2, max_nodes=5)
     assert len(nodes(capped)) == 5
-    assert "collapsed modules left out (max_nodes=5)" in capped.source
+    whole = draw_graph(loss, params=model, depth=2)
+    left = {kind: len(nodes(whole, kind)) - len(nodes(capped, kind))
+            for kind in ("op", "leaf", "module")}
+    assert (f"{left['op']} ops, {left['leaf']} leaves and {left['module']} collapsed modules "
+            f"left out (max_nodes=5)") in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
 
@@ -358,3 +369,26 @@ def test_fold_repeats_needs_two_blocks_of_one_class():
         loss = model(np.zeros((1, 4), dtype=np.int64)).sum()
     assert draw_graph(loss, params=model, fold_repeats=True).source == \
         draw_graph(loss, params=model).source
+
+
+class Stack(nn.Module):
+    def __init__(self, layers):
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_fold_repeats_folds_a_list_of_one_class_only():
+    ta.manual_seed(0)
+    x = ta.Tensor(np.ones((2, 3)))
+    for layers, folds in (([nn.Linear(3, 3), nn.Linear(3, 3)], True),
+                          ([nn.Linear(3, 3), nn.LayerNorm(3)], False)):
+        model = Stack(layers)
+        with viz.record(model):
+            loss = model(x).sum()
+        folded = draw_graph(loss, params=model, fold_repeats=True)
+        assert ("<B>layers: Linear x 2</B>" in folded.source) == folds
+        assert (folded.source == draw_graph(loss, params=model).source) != folds
