@@ -142,6 +142,12 @@ def test_token_labels_make_blanks_visible_and_escape_control_characters():
     assert token_labels(tokenizer, [tokenizer.token_to_id("<bos>")]) == ["<bos>"]
 
 
+def test_an_unknown_model_kind_is_a_value_error(runs):
+    model, tokenizer, _ = load_model(runs["gpt"])
+    with pytest.raises(ValueError, match="unknown model kind 'gpt2'"):
+        attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt2")
+
+
 def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     model, tokenizer, _ = load_model(runs["transformer"])
     maps = attention_maps(model, tokenizer, "0123", "transformer")
@@ -213,8 +219,9 @@ def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
     plot_attention(np.full((1, 1, 48, 48), 1 / 48), long_labels[:48], long_labels[:48],
                    tmp_path / "48.png", "48")
     assert imread(tmp_path / "long.png").shape[1] == imread(tmp_path / "48.png").shape[1]
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="5 row and 6 column labels for 6 queries and 6 keys"):
         plot_attention(weights, labels[:5], labels, tmp_path / "bad.png", "bad")
+    assert not (tmp_path / "bad.png").exists()
 
 
 # ---------------------------------------------------------------------------- bad inputs

@@ -392,3 +392,21 @@ def test_fold_repeats_folds_a_list_of_one_class_only():
         folded = draw_graph(loss, params=model, fold_repeats=True)
         assert ("<B>layers: Linear x 2</B>" in folded.source) == folds
         assert (folded.source == draw_graph(loss, params=model).source) != folds
+
+
+def test_a_named_input_stays_drawn_when_the_module_using_it_is_folded():
+    ta.manual_seed(0)
+    model = Stack([nn.Linear(3, 3)])
+    x = ta.Tensor(np.ones((2, 3)))
+    with viz.record(model):
+        loss = model(x).sum()
+    dot = draw_graph(loss, params=model, inputs={"x": x}, depth=0)
+    assert "<B>x</B>" in dot.source and len(nodes(dot, "module")) == 1
+    assert "<B>layers.0.weight</B>" not in dot.source       # its parameters went inside it
+
+
+def test_a_named_scalar_shows_its_shape_and_an_unnamed_one_its_value():
+    w = ta.Tensor(np.array(3.0), requires_grad=True)
+    dot = draw_graph(w * 2.5, params={"w": w})
+    assert '<B>w</B><BR/><FONT POINT-SIZE="10">()</FONT>' in dot.source
+    assert '<B>tensor</B><BR/><FONT POINT-SIZE="10">= 2.5</FONT>' in dot.source
