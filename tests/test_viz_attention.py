@@ -203,6 +203,14 @@ def test_a_cropped_map_shows_the_last_queries_and_keys_and_blanks_blocked_keys()
     assert whole.get_suptitle() == "t"
 
 
+def test_key_labels_stand_upright_only_when_each_is_one_character():
+    def rotation(keys):
+        figure = attention_figure(np.full((1, 1, 1, 2), 0.5), ["q"], keys, "t")
+        return {label.get_rotation() for label in figure.axes[0].get_xticklabels()}
+
+    assert rotation(["a", "b"]) == {0} and rotation(["a", "<b"]) == {90}
+
+
 def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
     labels = list("abcdef")
     weights = np.full((1, 3, 6, 6), 1 / 6)
