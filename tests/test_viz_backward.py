@@ -48,6 +48,16 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     assert x.grad is None and w.grad is None
 
 
+def test_forward_ops_are_numbered_in_the_order_they_ran():
+    x = ta.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w = ta.Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    dot = draw_backward((x * w).exp().sum(), params={"w": w}, inputs={"x": x})
+    for number, op in enumerate(("mul", "exp", "sum"), start=1):
+        assert f'<B>{op} backward</B><BR/><FONT POINT-SIZE="10">of forward op #{number}' \
+            in dot.source
+    assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
+
+
 def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     # dL/dw = x.T @ dL/dy: x needs no gradient, so its transpose is a leaf of the backward graph
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))
