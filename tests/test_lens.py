@@ -70,6 +70,12 @@ def test_a_batch_of_several_sequences_is_refused_not_read_as_its_first():
     assert model.decoder.stream is None
 
 
+def test_k_below_one_is_refused():
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
+        logit_lens(model, lambda m: m(IDX), k=0)
+
+
 def test_the_stream_is_dropped_even_when_the_run_fails():
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(ValueError, match="exceeds the context"):
