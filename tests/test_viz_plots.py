@@ -128,6 +128,12 @@ def test_a_true_or_false_is_no_value_to_plot(tmp_path):
     assert list(val.get_xdata()) == [10, 20, 30, 40] and len(lr.get_lines()[0].get_xdata()) == 40
 
 
+def test_a_bare_metrics_file_name_is_titled_by_the_directory_it_is_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(write_metrics(tmp_path / "myrun"))
+    assert metrics_figure("metrics.jsonl").get_suptitle() == "training run: myrun"
+    assert plot_metrics("metrics.jsonl") == os.path.join(".", "loss.png")
+
+
 def test_a_short_run_is_smoothed_too():
     losses = [2.0] * 30
     losses[9] = 6.0                            # one spike in a run of 30 steps
