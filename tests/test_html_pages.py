@@ -280,6 +280,16 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
 
 
 @needs_dot
+def test_a_view_of_a_saved_input_is_a_saved_value_linked_to_it_on_the_page():
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))        # dL/dw = x.T @ dL/dy reads x as x.T
+    w = ta.Tensor(np.ones((3, 4)), requires_grad=True)
+    data = page_data(viz.graph_page((x @ w).sum(), params={"w": w}, inputs={"x": x}).html)
+    forward, backward = (data["views"][view]["nodes"] for view in ("forward", "backward"))
+    (x_id,) = [node_id for node_id, node in forward.items() if node["title"] == "x"]
+    viewed = [node for node in backward.values() if node["title"] == "x"]
+    assert viewed and all(n["kind"] == "saved" and n["forward"] == x_id for n in viewed)
+
+
 def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
     w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
     data = page_data(viz.graph_page(w * 3.0).html)
