@@ -254,6 +254,15 @@ def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
 
 
+def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
+    x = ta.Tensor(np.array([1.0]), requires_grad=True)
+    loss = x.sum()
+    loss.backward(retain_graph=True)                     # dL/dx = [1]: the only norm, 1
+    dot = draw_graph(loss, params={"x": x}, color_by_grad=True)
+    assert ">1e0<" in dot.source and ">1e1<" in dot.source
+    assert f'fillcolor="{grad_colour(1.0, (1.0, 10.0))}"' in dot.source
+
+
 def test_gradient_flow_without_retain_grads_colours_the_parameters_only(tmp_path):
     ta.manual_seed(0)
     model = MLP()
