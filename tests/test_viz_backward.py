@@ -223,6 +223,22 @@ def test_the_colour_scale_is_logarithmic_and_brightens_with_the_norm():
         grad_colour(1.0, grad_range=(1.0, 1e-3))
 
 
+def test_gradient_flow_writes_white_on_dark_fills_and_a_legend_of_at_most_a_dozen_cells():
+    x = ta.Tensor(np.array([1e-20, 1.0]), requires_grad=True)
+    w = ta.Tensor(np.array([1.0, 1e-20]), requires_grad=True)
+    loss = (x * w).sum()
+    loss.backward(retain_graph=True)                     # dL/dx = w, dL/dw = x: both norm 1
+    dot = draw_graph(loss, params={"x": x, "w": w}, color_by_grad=True, grad_range=(1e-30, 1))
+    bright = [line for line in dot.source.splitlines() if "<B>x</B>" in line]
+    assert "fontcolor=black" in bright[0]
+    dim = draw_graph(loss, params={"x": x, "w": w}, color_by_grad=True, grad_range=(1, 1e30))
+    assert "fontcolor=white" in [line for line in dim.source.splitlines() if "<B>x</B>" in line][0]
+    assert 1 < dot.source.count("<TD BGCOLOR") <= 12     # 31 powers of ten, every third shown
+    backward = draw_backward(loss, params={"x": x, "w": w}, color_by_grad=True)
+    saved = [line for line in backward.source.splitlines() if "saved forward value" in line]
+    assert saved and all(f'fillcolor="{NO_GRAD_COLOUR}"' in line for line in saved)
+
+
 @pytest.mark.parametrize("residual", [False, True])
 def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     ta.manual_seed(0)

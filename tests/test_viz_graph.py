@@ -171,6 +171,13 @@ def test_hostile_names_are_escaped(tmp_path):
         assert "w&lt;script&gt;" in svg and "<script>" not in svg
 
 
+def test_a_top_level_parameter_is_in_no_box():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    v = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((w * v).sum(), params={"w": w, "layer.v": v}, cluster_params=True)
+    assert "label=<<B>layer</B>>" in dot.source and dot.source.count("subgraph cluster_") == 1
+
+
 def test_every_kind_of_line_break_in_a_name_shows_as_one():
     c = ta.Tensor(np.ones(2), requires_grad=True)
     dot = draw_graph((c * 2).sum(), inputs={"a\rb\r\nc\nd": c})
@@ -231,6 +238,14 @@ def test_render_dot_source_and_unknown_suffix(mlp_loss, tmp_path):
     assert render(dot, tmp_path / "g.dot").read_text() == dot.source
     with pytest.raises(ValueError, match="format"):
         render(dot, tmp_path / "g.jpeg2000")
+    with pytest.raises(ValueError, match="max_nodes must be at least 1, got 0"):
+        draw_graph(loss, params=model, max_nodes=0)
+
+
+@needs_dot
+def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
+    model, x, loss = mlp_loss
+    assert render(draw_graph(loss), tmp_path / "g.SVG").read_bytes()[:5] == b"<?xml"
 
 
 def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, tmp_path,
