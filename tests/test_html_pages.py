@@ -22,7 +22,7 @@ from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
 from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
-from viz.html import HISTOGRAM_BINS, POLICY, script_json, summary, viridis
+from viz.html import HISTOGRAM_BINS, POLICY, number, script_json, summary, viridis
 from viz.lens_page import lens_page
 from viz.report_page import follow_run, metrics_page, run_status
 
@@ -78,6 +78,13 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     assert summary(np.array([np.nan]))["nonfinite"] == 1 and "norm" not in summary([np.nan])
     assert summary(None) is None
     assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
+    assert summary(np.full(4, 2.0))["hist"] | {"counts": None} == {"lo": 1.5, "hi": 2.5,
+                                                                    "counts": None}
+
+
+def test_numbers_keep_six_significant_digits_and_json_has_no_nan():
+    assert number(1 / 3) == 0.333333 and number(123456789) == 123457000.0
+    assert number(float("nan")) is None and number(-np.inf) is None
 
 
 def test_a_name_that_closes_the_script_cannot_break_out_of_the_json():
@@ -288,6 +295,25 @@ def test_a_view_of_a_saved_input_is_a_saved_value_linked_to_it_on_the_page():
     (x_id,) = [node_id for node_id, node in forward.items() if node["title"] == "x"]
     viewed = [node for node in backward.values() if node["title"] == "x"]
     assert viewed and all(n["kind"] == "saved" and n["forward"] == x_id for n in viewed)
+
+
+@needs_dot
+def test_a_page_opens_unfolded_on_the_view_asked_for():
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=2, n_head=2, d_model=8)
+    with viz.record(model):
+        loss = model(np.zeros((1, 4), dtype=np.int64)).sum()
+    page = viz.graph_page(loss, params=model, view="backward")
+    data = page_data(page.html)
+    for view in data["views"].values():              # no depth, no fold_repeats: all open
+        assert view["collapsed"] == [] and view["folded"] == [] and view["repeats"]
+    assert 'data-view="backward" aria-pressed="true"' in page.html
+    assert 'data-view="forward" aria-pressed="false"' in page.html
+    # gradients dL/d(node) are the forward view's; the backward view's nodes are gradients
+    assert all("grad" not in n for n in data["views"]["backward"]["nodes"].values())
+    assert all("grad" in n for n in data["views"]["forward"]["nodes"].values())
+    with pytest.raises(ValueError, match="depth must be 0 or more, got -1"):
+        viz.graph_page(loss, depth=-1)
 
 
 def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
