@@ -546,6 +546,22 @@ def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
     assert final["refresh"] is None                     # the last page stays as it is
 
 
+def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp_path):
+    run = write_run(tmp_path / "run", 2, iters=4, lock="held")
+    out = tmp_path / "report.html"
+    naps = []
+
+    def sleep(seconds):
+        """Meanwhile, the trainer is killed before it writes another line."""
+        naps.append(seconds)
+        assert len(naps) == 1, "still following a run that has stopped"
+        release(run)
+
+    assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
+    final = page_data(out.read_text())
+    assert final["status"]["state"] == "stopped" and final["refresh"] is None
+
+
 # ------------------------------------------------------------------------------ the commands
 
 
