@@ -284,6 +284,12 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
     (leaf,) = [n for n in data["views"]["forward"]["nodes"].values() if n["kind"] == "input"]
     assert leaf["title"] == "x" and leaf["keep"]
     np.testing.assert_allclose(leaf["grad"]["min"], 2.5)
+    index = (slice(0, 1), slice(0, 2), slice(1, 3), slice(None, None, 2))
+    data = page_data(viz.graph_page(x.reshape(1, 1, 2, 3)[index].sum(), inputs={"x": x}).html)
+    (getitem,) = [n for n in data["views"]["forward"]["nodes"].values()
+                  if n.get("op") == "getitem"]
+    (saved,) = getitem["saved"]                      # a long setting is cut to 60 characters
+    assert saved["name"] == "index" and saved["value"] == repr(index)[:57] + "..."
 
 
 @needs_dot
