@@ -411,6 +411,8 @@ def test_bad_attention_maps_are_refused():
         attention_page({"self": maps["cross"]._replace(keys=["a"])}, "t")
     with pytest.raises(ValueError, match="layers, heads"):
         attention_page({"self": maps["cross"]._replace(weights=np.ones((3, 5)))}, "t")
+    with pytest.raises(ValueError, match="no attention maps to show"):
+        attention_page({}, "t")
     assert encode_weights(np.array([[0.0, 0.25, 0.75]])) == [[BLOCKED, 2500, 7500]]
 
 
@@ -427,6 +429,7 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
     from tinyformer.lens import Lens
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(3, 4))                  # (states, T, V)
+    probs[1, 2] = np.full(10, 0.01) + 0.9 * np.eye(10)[3]            # one sure cell: 91%
     order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
     lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
     page = lens_page(lens, list("wxyz"), Letters(), "a run: the logit lens")
@@ -445,6 +448,7 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
             "abcdefghij"[i] for i in lens.top_ids[s, t]]
         np.testing.assert_allclose([c[1] for c in data["cells"][t][s]], lens.top_probs[s, t],
                                    rtol=1e-5)
+    assert "black" in {cell[3] for cell in cells}          # the sure cell, in black
     assert_self_contained(page.html)
     with pytest.raises(ValueError, match="3 tokens"):
         lens_page(lens, list("xyz"), Letters(), "t")
