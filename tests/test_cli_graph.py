@@ -44,6 +44,11 @@ def test_every_example_is_a_scalar_loss_with_named_parameters(name):
     assert list(shown.params.named_parameters())
 
 
+def test_an_unknown_example_is_a_value_error_naming_the_examples():
+    with pytest.raises(ValueError, match="unknown example 'nope'; choose one of mlp, "):
+        example("nope")
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_each_example_draws_to_dot_with_its_parameter_names(name, tmp_path):
     source = draw(tmp_path, "--example", name, suffix=".dot")

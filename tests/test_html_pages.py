@@ -22,7 +22,7 @@ from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
 from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
-from viz.html import HISTOGRAM_BINS, POLICY, script_json, summary, viridis
+from viz.html import HISTOGRAM_BINS, POLICY, number, script_json, summary, viridis
 from viz.lens_page import lens_page
 from viz.report_page import follow_run, metrics_page, run_status
 
@@ -78,6 +78,13 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     assert summary(np.array([np.nan]))["nonfinite"] == 1 and "norm" not in summary([np.nan])
     assert summary(None) is None
     assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
+    assert summary(np.full(4, 2.0))["hist"] | {"counts": None} == {"lo": 1.5, "hi": 2.5,
+                                                                    "counts": None}
+
+
+def test_numbers_keep_six_significant_digits_and_json_has_no_nan():
+    assert number(1 / 3) == 0.333333 and number(123456789) == 123457000.0
+    assert number(float("nan")) is None and number(-np.inf) is None
 
 
 def test_a_name_that_closes_the_script_cannot_break_out_of_the_json():
@@ -277,9 +284,44 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
     (leaf,) = [n for n in data["views"]["forward"]["nodes"].values() if n["kind"] == "input"]
     assert leaf["title"] == "x" and leaf["keep"]
     np.testing.assert_allclose(leaf["grad"]["min"], 2.5)
+    index = (slice(0, 1), slice(0, 2), slice(1, 3), slice(None, None, 2))
+    data = page_data(viz.graph_page(x.reshape(1, 1, 2, 3)[index].sum(), inputs={"x": x}).html)
+    (getitem,) = [n for n in data["views"]["forward"]["nodes"].values()
+                  if n.get("op") == "getitem"]
+    (saved,) = getitem["saved"]                      # a long setting is cut to 60 characters
+    assert saved["name"] == "index" and saved["value"] == repr(index)[:57] + "..."
 
 
 @needs_dot
+def test_a_view_of_a_saved_input_is_a_saved_value_linked_to_it_on_the_page():
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3))        # dL/dw = x.T @ dL/dy reads x as x.T
+    w = ta.Tensor(np.ones((3, 4)), requires_grad=True)
+    data = page_data(viz.graph_page((x @ w).sum(), params={"w": w}, inputs={"x": x}).html)
+    forward, backward = (data["views"][view]["nodes"] for view in ("forward", "backward"))
+    (x_id,) = [node_id for node_id, node in forward.items() if node["title"] == "x"]
+    viewed = [node for node in backward.values() if node["title"] == "x"]
+    assert viewed and all(n["kind"] == "saved" and n["forward"] == x_id for n in viewed)
+
+
+@needs_dot
+def test_a_page_opens_unfolded_on_the_view_asked_for():
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=2, n_head=2, d_model=8)
+    with viz.record(model):
+        loss = model(np.zeros((1, 4), dtype=np.int64)).sum()
+    page = viz.graph_page(loss, params=model, view="backward")
+    data = page_data(page.html)
+    for view in data["views"].values():              # no depth, no fold_repeats: all open
+        assert view["collapsed"] == [] and view["folded"] == [] and view["repeats"]
+    assert 'data-view="backward" aria-pressed="true"' in page.html
+    assert 'data-view="forward" aria-pressed="false"' in page.html
+    # gradients dL/d(node) are the forward view's; the backward view's nodes are gradients
+    assert all("grad" not in n for n in data["views"]["backward"]["nodes"].values())
+    assert all("grad" in n for n in data["views"]["forward"]["nodes"].values())
+    with pytest.raises(ValueError, match="depth must be 0 or more, got -1"):
+        viz.graph_page(loss, depth=-1)
+
+
 def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
     w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
     data = page_data(viz.graph_page(w * 3.0).html)
@@ -369,6 +411,8 @@ def test_bad_attention_maps_are_refused():
         attention_page({"self": maps["cross"]._replace(keys=["a"])}, "t")
     with pytest.raises(ValueError, match="layers, heads"):
         attention_page({"self": maps["cross"]._replace(weights=np.ones((3, 5)))}, "t")
+    with pytest.raises(ValueError, match="no attention maps to show"):
+        attention_page({}, "t")
     assert encode_weights(np.array([[0.0, 0.25, 0.75]])) == [[BLOCKED, 2500, 7500]]
 
 
@@ -385,6 +429,7 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
     from tinyformer.lens import Lens
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(3, 4))                  # (states, T, V)
+    probs[1, 2] = np.full(10, 0.01) + 0.9 * np.eye(10)[3]            # one sure cell: 91%
     order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
     lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
     page = lens_page(lens, list("wxyz"), Letters(), "a run: the logit lens")
@@ -403,6 +448,7 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
             "abcdefghij"[i] for i in lens.top_ids[s, t]]
         np.testing.assert_allclose([c[1] for c in data["cells"][t][s]], lens.top_probs[s, t],
                                    rtol=1e-5)
+    assert "black" in {cell[3] for cell in cells}          # the sure cell, in black
     assert_self_contained(page.html)
     with pytest.raises(ValueError, match="3 tokens"):
         lens_page(lens, list("xyz"), Letters(), "t")
@@ -508,6 +554,22 @@ def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
     final = page_data(out.read_text())
     assert final["status"] == {"state": "finished", "step": 4, "iters": 4}
     assert final["refresh"] is None                     # the last page stays as it is
+
+
+def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp_path):
+    run = write_run(tmp_path / "run", 2, iters=4, lock="held")
+    out = tmp_path / "report.html"
+    naps = []
+
+    def sleep(seconds):
+        """Meanwhile, the trainer is killed before it writes another line."""
+        naps.append(seconds)
+        assert len(naps) == 1, "still following a run that has stopped"
+        release(run)
+
+    assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
+    final = page_data(out.read_text())
+    assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
 # ------------------------------------------------------------------------------ the commands

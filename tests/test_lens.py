@@ -70,6 +70,12 @@ def test_a_batch_of_several_sequences_is_refused_not_read_as_its_first():
     assert model.decoder.stream is None
 
 
+def test_k_below_one_is_refused():
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
+        logit_lens(model, lambda m: m(IDX), k=0)
+
+
 def test_the_stream_is_dropped_even_when_the_run_fails():
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(ValueError, match="exceeds the context"):
@@ -129,6 +135,32 @@ def test_in_colour_a_sure_prediction_is_bright_and_bold_and_an_unsure_one_dim():
     assert "\x1b[1;92ma 90%\x1b[0m" in coloured and "\x1b[2mb 10%\x1b[0m" in coloured
     assert coloured.replace("\x1b[1;92m", "").replace("\x1b[2m", "").replace("\x1b[0m", "") \
         .split() == plain.split()
+    edges = Lens(rows=["embed", "layer 1"], top_ids=np.array([[[0]], [[1]]]),
+                 top_probs=np.array([[[0.8]], [[0.4]]]))        # sure from 80%, fair from 40%
+    coloured = lens_text(edges, ["a"], tokenizer, colour=True)
+    assert "\x1b[1;92ma 80%\x1b[0m" in coloured and "\x1b[32mb 40%\x1b[0m" in coloured
+
+
+def test_the_table_cuts_long_tokens_and_leaves_no_trailing_blanks():
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_text
+    lens = Lens(rows=["embed"], top_ids=np.array([[[0], [1]]]),
+                top_probs=np.array([[[0.5], [1.0]]]))                # (rows, T=2, k=1)
+    text = lens_text(lens, ["abcdefghijk", "b"], CharTokenizer("ab"))
+    assert text.splitlines() == ["position  embed",
+                                 "abcdefgh  a 50%",
+                                 "b         b 100%"]
+
+
+def test_the_picture_writes_on_bright_cells_in_black_and_on_dark_ones_in_white():
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_figure
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.zeros((2, 1, 1), dtype=int),
+                top_probs=np.array([[[0.9]], [[0.1]]]))
+    texts = lens_figure(lens, ["a"], CharTokenizer("ab")).axes[0].texts
+    assert [text.get_color() for text in texts] == ["black", "white"]
 
 
 @pytest.mark.parametrize("positions", [1, 4, 30])

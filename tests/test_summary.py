@@ -55,3 +55,50 @@ def test_counts_are_said_in_words_one_and_many():
     assert compression("a", [7]) == ("1 token, 1 character (1 byte): 1.00 characters per "
                                      "token, 1.00 bytes per token")
     assert compression("", []) == "0 tokens, 0 characters (0 bytes)"
+
+
+def test_parameters_by_part_put_each_module_in_its_part():
+    from tinyformer.summary import parameters_by_part
+    from tinyformer.transformer import Transformer
+    model = Transformer(11, 13, context=8, n_layer=2, n_head=2, d_model=16, tie_weights=False)
+    by_part = parameters_by_part(model)
+    assert sum(by_part.values()) == model.num_parameters()
+    modules = dict(model.named_modules())
+    attention = sum(m.num_parameters() for path, m in modules.items()
+                    if path.rsplit(".", 1)[-1] in ("attn", "cross_attn"))
+    ffn = sum(m.num_parameters() for path, m in modules.items() if path.endswith(".ffn"))
+    norms = sum(m.num_parameters() for m in modules.values() if isinstance(m, ta.nn.LayerNorm))
+    tables = sum(m.num_parameters() for m in modules.values()
+                 if isinstance(m, ta.nn.Embedding))
+    assert by_part == {"embeddings": tables, "attention": attention, "feed-forward": ffn,
+                       "norms": norms, "head": 16 * 13 + 13}
+
+
+def test_forward_flops_by_part_add_up_to_the_forward_and_attention_scores_grow_with_t():
+    from tinyformer.summary import forward_flops_by_part
+    ta.manual_seed(0)
+    T, n_layer, d_model = 8, 2, 16
+    model = GPT(11, context=T, n_layer=n_layer, n_head=4, d_model=d_model)
+    by_part = forward_flops_by_part(model)
+    assert sum(by_part.values()) == flops_per_token(model)["forward"]
+    assert by_part["attention scores"] == n_layer * 4 * T * d_model
+    assert by_part["head"] == 2 * d_model * 11
+    assert by_part["attention projections"] == 2 * 4 * d_model * d_model * n_layer
+
+
+def test_the_block_names_its_kind_of_attention_and_reads_older_configs():
+    from types import SimpleNamespace
+
+    from tinyformer.summary import describe_block
+
+    def said(**switches):
+        return describe_block(GPT(11, context=8, n_layer=1, n_head=4, d_model=16, **switches))
+
+    assert "multi-query attention (4 query heads, 1 key-value head)" in said(n_kv_head=1)
+    assert "grouped-query attention (4 query heads, 2 key-value heads)" in said(n_kv_head=2)
+    model = GPT(11, context=8, n_layer=1, n_head=4, d_model=16, normalization="rmsnorm")
+    older = dict(model.config)
+    del older["rmsnorm_affine"]                 # a config written before the switch existed
+    assert describe_block(SimpleNamespace(config=older)) == describe_block(model)
+    assert "pre-norm RMSNorm," in describe_block(model)
+    assert "no biases" in said(bias=False) and "no biases" not in said()

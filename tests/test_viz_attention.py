@@ -18,7 +18,8 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
-from viz.attention import attention_figure, attention_maps, plot_attention  # noqa: E402
+from viz.attention import (attention_figure, attention_maps, plot_attention,  # noqa: E402
+                            token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -133,6 +134,20 @@ def test_maps_have_one_heatmap_per_layer_and_head(runs):
     assert not any(attn.record_weights for attn in (b.attn for b in model.decoder.layers))
 
 
+def test_token_labels_make_blanks_visible_and_escape_control_characters():
+    from tinyformer.tokenizers import CharTokenizer
+    tokenizer = CharTokenizer(" \n\t\r\x1ba", special_tokens=["<bos>"])
+    ids = tokenizer.encode("a \n\t\r\x1b")
+    assert token_labels(tokenizer, ids) == ["a", "␣", "⏎", "⇥", "\\r", "\\x1b"]
+    assert token_labels(tokenizer, [tokenizer.token_to_id("<bos>")]) == ["<bos>"]
+
+
+def test_an_unknown_model_kind_is_a_value_error(runs):
+    model, tokenizer, _ = load_model(runs["gpt"])
+    with pytest.raises(ValueError, match="unknown model kind 'gpt2'"):
+        attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt2")
+
+
 def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     model, tokenizer, _ = load_model(runs["transformer"])
     maps = attention_maps(model, tokenizer, "0123", "transformer")
@@ -143,6 +158,11 @@ def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     assert maps["cross"].weights.shape == (1, 2, T, S)
     assert maps["cross"].keys == list("0123")
     assert maps["decoder"].weights.shape == (1, 2, T, T)
+    # the decoder's queries are <bos> and every token the translation wrote but the last
+    src = np.array([tokenizer.encode("0123")])
+    bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
+    written = model.greedy_decode(src, model.context - 1, bos, eos)[0]
+    assert maps["decoder"].queries == token_labels(tokenizer, written[:-1])
 
 
 def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
@@ -163,6 +183,34 @@ def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     assert_every_text_inside(figure)
     assert " ".join(figure.get_suptitle().split()) == title
 
+def test_a_cropped_map_shows_the_last_queries_and_keys_and_blanks_blocked_keys():
+    weights = np.random.default_rng(0).random((1, 1, 6, 5))
+    weights[0, 0, -1, -1] = 0.0                          # a blocked key
+    figure = attention_figure(weights, list("abcdef"), list("vwxyz"), "t", max_tokens=3)
+    ax = figure.axes[0]
+    shown = ax.images[0].get_array()
+    np.testing.assert_array_equal(shown.data, weights[0, 0, -3:, -3:])
+    assert shown.mask[-1, -1] and shown.mask.sum() == 1
+    assert [label.get_text() for label in ax.get_yticklabels()] == list("def")
+    assert [label.get_text() for label in ax.get_xticklabels()] == list("xyz")
+    assert " ".join(figure.get_suptitle().split()) == \
+        "t (showing the last 3 of 6 queries and last 3 of 5 keys)"
+    square = attention_figure(np.full((1, 1, 4, 4), 0.25), list("abcd"), list("abcd"), "t",
+                              max_tokens=3)
+    assert " ".join(square.get_suptitle().split()) == "t (showing the last 3 of 4 tokens)"
+    whole = attention_figure(np.full((1, 1, 3, 3), 1 / 3), list("abc"), list("abc"), "t",
+                             max_tokens=3)
+    assert whole.get_suptitle() == "t"
+
+
+def test_key_labels_stand_upright_only_when_each_is_one_character():
+    def rotation(keys):
+        figure = attention_figure(np.full((1, 1, 1, 2), 0.5), ["q"], keys, "t")
+        return {label.get_rotation() for label in figure.axes[0].get_xticklabels()}
+
+    assert rotation(["a", "b"]) == {0} and rotation(["a", "<b"]) == {90}
+
+
 def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
     labels = list("abcdef")
     weights = np.full((1, 3, 6, 6), 1 / 6)
@@ -179,8 +227,9 @@ def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
     plot_attention(np.full((1, 1, 48, 48), 1 / 48), long_labels[:48], long_labels[:48],
                    tmp_path / "48.png", "48")
     assert imread(tmp_path / "long.png").shape[1] == imread(tmp_path / "48.png").shape[1]
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="5 row and 6 column labels for 6 queries and 6 keys"):
         plot_attention(weights, labels[:5], labels, tmp_path / "bad.png", "bad")
+    assert not (tmp_path / "bad.png").exists()
 
 
 # ---------------------------------------------------------------------------- bad inputs

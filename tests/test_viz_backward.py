@@ -48,6 +48,16 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     assert x.grad is None and w.grad is None
 
 
+def test_forward_ops_are_numbered_in_the_order_they_ran():
+    x = ta.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w = ta.Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    dot = draw_backward((x * w).exp().sum(), params={"w": w}, inputs={"x": x})
+    for number, op in enumerate(("mul", "exp", "sum"), start=1):
+        assert f'<B>{op} backward</B><BR/><FONT POINT-SIZE="10">of forward op #{number}' \
+            in dot.source
+    assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
+
+
 def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     # dL/dw = x.T @ dL/dy: x needs no gradient, so its transpose is a leaf of the backward graph
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))
@@ -213,6 +223,22 @@ def test_the_colour_scale_is_logarithmic_and_brightens_with_the_norm():
         grad_colour(1.0, grad_range=(1.0, 1e-3))
 
 
+def test_gradient_flow_writes_white_on_dark_fills_and_a_legend_of_at_most_a_dozen_cells():
+    x = ta.Tensor(np.array([1e-20, 1.0]), requires_grad=True)
+    w = ta.Tensor(np.array([1.0, 1e-20]), requires_grad=True)
+    loss = (x * w).sum()
+    loss.backward(retain_graph=True)                     # dL/dx = w, dL/dw = x: both norm 1
+    dot = draw_graph(loss, params={"x": x, "w": w}, color_by_grad=True, grad_range=(1e-30, 1))
+    bright = [line for line in dot.source.splitlines() if "<B>x</B>" in line]
+    assert "fontcolor=black" in bright[0]
+    dim = draw_graph(loss, params={"x": x, "w": w}, color_by_grad=True, grad_range=(1, 1e30))
+    assert "fontcolor=white" in [line for line in dim.source.splitlines() if "<B>x</B>" in line][0]
+    assert 1 < dot.source.count("<TD BGCOLOR") <= 12     # 31 powers of ten, every third shown
+    backward = draw_backward(loss, params={"x": x, "w": w}, color_by_grad=True)
+    saved = [line for line in backward.source.splitlines() if "saved forward value" in line]
+    assert saved and all(f'fillcolor="{NO_GRAD_COLOUR}"' in line for line in saved)
+
+
 @pytest.mark.parametrize("residual", [False, True])
 def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     ta.manual_seed(0)
@@ -242,6 +268,15 @@ def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     for e in range(-6, 3):
         assert f'BGCOLOR="{grad_colour(10.0 ** e, grad_range)}"' in dot.source
     assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
+
+
+def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
+    x = ta.Tensor(np.array([1.0]), requires_grad=True)
+    loss = x.sum()
+    loss.backward(retain_graph=True)                     # dL/dx = [1]: the only norm, 1
+    dot = draw_graph(loss, params={"x": x}, color_by_grad=True)
+    assert ">1e0<" in dot.source and ">1e1<" in dot.source
+    assert f'fillcolor="{grad_colour(1.0, (1.0, 10.0))}"' in dot.source
 
 
 def test_gradient_flow_without_retain_grads_colours_the_parameters_only(tmp_path):
@@ -354,6 +389,18 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
     assert "DecoderLayer" in folded["decoder.layers.1"]
     with pytest.raises(ValueError, match="depth"):
         draw_backward(loss, params=model, depth=-1)
+
+
+def test_an_add_summing_a_gradient_made_outside_every_module_is_not_folded():
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3))
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    with viz.record(model):
+        y = model(x)
+    loss = y.sum() + (x * 2).sum()          # x's gradient: one path in the model, one outside
+    dot = draw_backward(loss, params=model, inputs={"x": x}, depth=0)
+    assert len(module_nodes(dot)) == 1
+    assert "sums the gradients of several paths" in dot.source
 
 
 def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):

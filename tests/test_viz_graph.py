@@ -80,6 +80,12 @@ def test_hand_built_mlp_has_one_node_per_op_and_leaf():
         assert f"<B>{op}</B>" in dot.source
     assert "<B>W</B>" in dot.source and "<B>x</B>" in dot.source
     assert "(2, 4)" in dot.source                       # an op's output shape
+    # the result's op, where the arrows lead, and it alone, has a thick border
+    thick = [line for line in dot.source.splitlines() if "penwidth=2.5" in line]
+    assert len(thick) == 1 and "<B>sum</B>" in thick[0]
+    # W and b require a gradient: parameters (boxes); x is the named input (an ellipse)
+    unnamed = draw_graph(loss)
+    assert unnamed.source.count(viz.graph.PARAM_COLOUR) == 2
 
 
 def test_edges_follow_the_data_from_inputs_to_the_op_that_used_them():
@@ -138,7 +144,14 @@ def test_show_data_and_show_grad_summaries(mlp_loss):
     w = model.hidden.weight
     assert f"norm {np.linalg.norm(w.grad):.4g}" in dot.source
     assert f"max {w.data.max():.4g}" in dot.source
+    assert f"min {w.data.min():.4g}" in dot.source
     assert "grad: none" not in dot.source
+
+
+def test_show_data_of_an_empty_tensor_says_so():
+    x = ta.Tensor(np.zeros((0, 3)), requires_grad=True)
+    dot = draw_graph(x.sum(), params={"x": x}, show_data=True, show_grad=True)
+    assert "data: empty (0, 3)" in dot.source and "grad: none" in dot.source
 
 
 def test_hostile_names_are_escaped(tmp_path):
@@ -156,6 +169,26 @@ def test_hostile_names_are_escaped(tmp_path):
     if shutil.which("dot"):
         svg = render(dot, tmp_path / "hostile.svg").read_text()
         assert "w&lt;script&gt;" in svg and "<script>" not in svg
+
+
+def test_a_top_level_parameter_is_in_no_box():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    v = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((w * v).sum(), params={"w": w, "layer.v": v}, cluster_params=True)
+    assert "label=<<B>layer</B>>" in dot.source and dot.source.count("subgraph cluster_") == 1
+
+
+def test_every_kind_of_line_break_in_a_name_shows_as_one():
+    c = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((c * 2).sum(), inputs={"a\rb\r\nc\nd": c})
+    assert "a<BR/>b<BR/>c<BR/>d" in dot.source and "\r" not in dot.source
+
+
+def test_a_tensor_named_as_a_parameter_and_an_input_is_drawn_as_the_parameter():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_graph((w * 2).sum(), params={"w": w}, inputs={"x": w})
+    assert "<B>w</B>" in dot.source and "<B>x</B>" not in dot.source
+    assert viz.graph.PARAM_COLOUR in dot.source and viz.graph.INPUT_COLOUR not in dot.source
 
 
 def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
@@ -205,6 +238,14 @@ def test_render_dot_source_and_unknown_suffix(mlp_loss, tmp_path):
     assert render(dot, tmp_path / "g.dot").read_text() == dot.source
     with pytest.raises(ValueError, match="format"):
         render(dot, tmp_path / "g.jpeg2000")
+    with pytest.raises(ValueError, match="max_nodes must be at least 1, got 0"):
+        draw_graph(loss, params=model, max_nodes=0)
+
+
+@needs_dot
+def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
+    model, x, loss = mlp_loss
+    assert render(draw_graph(loss), tmp_path / "g.SVG").read_bytes()[:5] == b"<?xml"
 
 
 def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, tmp_path,
@@ -291,6 +332,7 @@ def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
     assert "decoder.layers.0.attn.q.weight" not in dot.source
     assert "embed.tok.weight" in dot.source
     assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
+    assert all(a != b for a, b in edges(dot))            # none from a module to itself
     assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
     assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
 
@@ -301,7 +343,11 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
     assert len(nodes(dot, "module")) == 1 and "GPT" in dot.source
     capped = draw_graph(loss, params=model, depth=2, max_nodes=5)
     assert len(nodes(capped)) == 5
-    assert "collapsed modules left out (max_nodes=5)" in capped.source
+    whole = draw_graph(loss, params=model, depth=2)
+    left = {kind: len(nodes(whole, kind)) - len(nodes(capped, kind))
+            for kind in ("op", "leaf", "module")}
+    assert (f"{left['op']} ops, {left['leaf']} leaves and {left['module']} collapsed modules "
+            f"left out (max_nodes=5)") in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
 
@@ -338,3 +384,44 @@ def test_fold_repeats_needs_two_blocks_of_one_class():
         loss = model(np.zeros((1, 4), dtype=np.int64)).sum()
     assert draw_graph(loss, params=model, fold_repeats=True).source == \
         draw_graph(loss, params=model).source
+
+
+class Stack(nn.Module):
+    def __init__(self, layers):
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_fold_repeats_folds_a_list_of_one_class_only():
+    ta.manual_seed(0)
+    x = ta.Tensor(np.ones((2, 3)))
+    for layers, folds in (([nn.Linear(3, 3), nn.Linear(3, 3)], True),
+                          ([nn.Linear(3, 3), nn.LayerNorm(3)], False)):
+        model = Stack(layers)
+        with viz.record(model):
+            loss = model(x).sum()
+        folded = draw_graph(loss, params=model, fold_repeats=True)
+        assert ("<B>layers: Linear x 2</B>" in folded.source) == folds
+        assert (folded.source == draw_graph(loss, params=model).source) != folds
+
+
+def test_a_named_input_stays_drawn_when_the_module_using_it_is_folded():
+    ta.manual_seed(0)
+    model = Stack([nn.Linear(3, 3)])
+    x = ta.Tensor(np.ones((2, 3)))
+    with viz.record(model):
+        loss = model(x).sum()
+    dot = draw_graph(loss, params=model, inputs={"x": x}, depth=0)
+    assert "<B>x</B>" in dot.source and len(nodes(dot, "module")) == 1
+    assert "<B>layers.0.weight</B>" not in dot.source       # its parameters went inside it
+
+
+def test_a_named_scalar_shows_its_shape_and_an_unnamed_one_its_value():
+    w = ta.Tensor(np.array(3.0), requires_grad=True)
+    dot = draw_graph(w * 2.5, params={"w": w})
+    assert '<B>w</B><BR/><FONT POINT-SIZE="10">()</FONT>' in dot.source
+    assert '<B>tensor</B><BR/><FONT POINT-SIZE="10">= 2.5</FONT>' in dot.source

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -13,7 +14,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.rundir import read_metrics  # noqa: E402
-from viz.plots import plot_metrics, smooth  # noqa: E402
+from viz.plots import metrics_figure, plot_metrics, smooth  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -106,6 +107,31 @@ def test_smooth_has_no_lag_and_keeps_constants():
     # A forward-only EMA would trail a straight line by about span/2; forwards-backwards not.
     assert smooth(line, span=9)[50] == pytest.approx(50.0, abs=0.01)
     assert smooth([1.0, 5.0], span=1) == [1.0, 5.0]
+
+
+def test_smooth_is_pandas_ewm_with_span_run_forwards_then_backwards():
+    def ewm(xs, span):                # pandas' ewm(span=span, adjust=True).mean(), in numpy
+        decay = 1 - 2 / (span + 1)
+        weights = [decay ** np.arange(t, -1, -1) for t in range(len(xs))]   # x_0 .. x_t
+        return [np.dot(w, xs[:len(w)]) / w.sum() for w in weights]
+
+    values = list(np.random.default_rng(0).normal(size=40))
+    expected = ewm(ewm(values, 5)[::-1], 5)[::-1]
+    np.testing.assert_allclose(smooth(values, span=5), expected, rtol=1e-12)
+
+
+def test_a_true_or_false_is_no_value_to_plot(tmp_path):
+    odd = {"step": 41, "train_loss": 0.4, "val_loss": True, "val_accuracy": False, "lr": True}
+    run = write_metrics(tmp_path / "run", extra=None, tail=json.dumps(odd) + "\n")
+    loss, lr = metrics_figure(run).axes                  # no panel for an accuracy of False
+    train, smoothed, val = loss.get_lines()
+    assert list(val.get_xdata()) == [10, 20, 30, 40] and len(lr.get_lines()[0].get_xdata()) == 40
+
+
+def test_a_bare_metrics_file_name_is_titled_by_the_directory_it_is_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(write_metrics(tmp_path / "myrun"))
+    assert metrics_figure("metrics.jsonl").get_suptitle() == "training run: myrun"
+    assert plot_metrics("metrics.jsonl") == os.path.join(".", "loss.png")
 
 
 def test_a_short_run_is_smoothed_too():

@@ -90,7 +90,8 @@ class DrawnNode(NamedTuple):
     """What one node of a picture shows, for the interactive page: its `kind` ("op", "param",
     "input", "constant", "module"; in the backward graph also "seed", "saved" and "gradient"),
     its `title`, the `tensor` it stands for (an op's output, a leaf, a gradient), the op's
-    Context `node`, the `module` path it belongs to, and for a gradient the leaf it is `of`."""
+    Context `node`, the `module` path it belongs to, and for a gradient the leaf it is `of`
+    (for a saved value, the forward tensor whose numbers it shows: itself, or the one it views)."""
     kind: str
     title: str
     tensor: object
@@ -763,9 +764,11 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         title, lines, attrs = _backward_leaf(obj, seed, forward, viewed, names, op_number)
-        role = ("seed" if obj is seed else "saved" if id(obj) in forward
-                or _viewed_from(obj, viewed) is not None else "constant")
-        drawn[node_id] = DrawnNode(role, title, obj, None, None)
+        # A saved value is a forward tensor, or a view of one: the page links it to that one.
+        shows = obj if id(obj) in forward else _viewed_from(obj, viewed)
+        role = "seed" if obj is seed else "saved" if shows is not None else "constant"
+        drawn[node_id] = DrawnNode(role, title, obj, None, None,
+                                   of=shows if role == "saved" else None)
         if show_data:
             lines.append(_summary("data", obj.data))
         if obj is seed:

@@ -237,9 +237,7 @@ def _link(views, forward, backward):
                 bwd[node_id]["of"] = of
                 fwd[of].setdefault("backward", []).append(node_id)
                 fwd[of]["backward_box"] = box
-        elif drawn.kind == "saved":
-            bwd[node_id]["forward"] = forward_id(drawn.tensor)
-        elif drawn.kind == "gradient":
+        elif drawn.kind in ("saved", "gradient"):     # x.T in matmul's backward: x's node
             bwd[node_id]["forward"] = forward_id(drawn.of)
 
 
