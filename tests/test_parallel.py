@@ -623,16 +623,22 @@ def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch
                                                             forks):
     """A Ctrl-C that came as a child was forked raised KeyboardInterrupt in the parent before
     it had noted the child: run_in_processes never waited for it, and Workers left every
-    worker it had made waiting on its pipe for as long as the parent lived."""
+    worker it had made waiting on its pipe for as long as the parent lived. Another thread
+    is running, as BLAS's do: the Ctrl-C goes to it, which blocking SIGINT in the forking
+    thread does not hold back from Python's handler."""
     here, fork = os.getpid(), os.fork
 
     def fork_then_ctrl_c():
         pid = fork()                                    # the fixture's: it notes the pid
         if pid and len(forked) == 2:
             os.kill(here, signal.SIGINT)                # the terminal's, to the whole group
+            time.sleep(0.1)                             # taken by the other thread meanwhile
         return pid
     monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's own
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             if forks == "run_in_processes":
@@ -643,6 +649,8 @@ def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch
                                  trainer.optimizer, 2)
         assert len(forked) == 2 and _all_waited_for(forked)
     finally:
+        done.set()
+        other.join()
         signal.signal(signal.SIGINT, previous)
         for pid in forked:                              # never leave one behind, even failing
             with contextlib.suppress(ChildProcessError):
