@@ -446,7 +446,7 @@ class _StepStopped(Exception):
 
 def _serve(connection, workers):
     """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C is the
-    parent's to handle (it stops at the end of a step): `fork`."""
+    parent's to handle (it stops at the end of a step): `forked`."""
     def meet(mine):
         if isinstance(mine, BaseException):
             mine = _with_its_traceback(mine)
