@@ -16,6 +16,7 @@ import contextlib
 import errno
 import io
 import os
+import shlex
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
@@ -178,6 +179,12 @@ def first_existing(path: StrPath) -> str:
     while not os.path.exists(there) and os.path.dirname(there) != there:
         there = os.path.dirname(there)
     return there
+
+
+def command_line(*words: StrPath) -> str:
+    """`tinyformer WORDS...` as a shell reads it, each word quoted where it must be (a path
+    with spaces, a prompt): the commands that messages advise, to be copied as they stand."""
+    return shlex.join(["tinyformer", *map(os.fspath, words)])
 
 
 def describe_os_error(error: OSError) -> str:

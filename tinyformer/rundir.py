@@ -40,14 +40,13 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import zipfile
 from typing import Any, Callable, Collection, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write
+from .files import StrPath, atomic_write, command_line
 from .tokenizers import Tokenizer, load_tokenizer
 
 MANIFEST = "manifest.json"
@@ -273,7 +272,7 @@ class RunDirectory:
         directory, or with `force` a previous run's, whose files will be replaced (see
         `replace_previous`). RunDirectoryError saying what to do otherwise."""
         here = self.path
-        resume = f"`tinyformer train --resume {shlex.quote(os.fspath(here))}`"   # for a shell
+        resume = f"`{command_line('train', '--resume', here)}`"
         if not force:
             if self.has_manifest and self.has_checkpoint():
                 raise RunDirectoryError(f"--out {here!r} holds a run; continue it with "
@@ -388,8 +387,8 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
                                   f"yet; wait for its first (every --checkpoint-every steps, "
                                   f"--eval-every by default) and try again")
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
-                              f"checkpoint, so there is no model to load; `tinyformer train "
-                              f"--resume {shlex.quote(os.fspath(directory))}` starts it again")
+                              f"checkpoint, so there is no model to load; "
+                              f"`{command_line('train', '--resume', directory)}` starts it again")
     if not os.path.exists(path):
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"the --out directory of a `tinyformer train` run, or a GPT-2 "

@@ -26,7 +26,6 @@ import dataclasses
 import json
 import math
 import os
-import shlex
 import signal
 import threading
 import time
@@ -42,7 +41,7 @@ from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_
 from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
 from .data import TASKS
-from .files import StrPath, check_text_file, read_text
+from .files import StrPath, check_text_file, command_line, read_text
 from .jobs import Job, make_job
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
@@ -560,8 +559,8 @@ class Trainer:
             if "train" not in saved or "resume" not in saved:
                 raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "
-                    f"`tinyformer train` run; generate from it with `tinyformer generate "
-                    f"--checkpoint {shlex.quote(os.fspath(directory))}`")
+                    f"`tinyformer train` run; generate from it with "
+                    f"`{command_line('generate', '--checkpoint', directory)}`")
             # A run saved before batches were cut into micro-batches computed each one whole,
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},

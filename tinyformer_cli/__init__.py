@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
-import shlex
 import sys
 
 import click
@@ -362,20 +361,21 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     directory, first_step = trainer.directory, trainer.step
     click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
     click.echo(f"engine: {tinyautograd.kernels.summary()}")
-    quoted = shlex.quote(os.fspath(directory))       # commands to copy, as a shell reads them
-    resume = f"continue with: tinyformer train --resume {quoted}"
+    resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
         outcome = trainer.train(threads)
     except FloatingPointError as e:       # settings that diverge: resuming would diverge again
-        raise InputError(f"{e}, with the run's other settings, in a new run: `tinyformer "
-                         f"train --out {quoted} --force ...` replaces this one") from None
+        raise InputError(f"{e}, with the run's other settings, in a new run: "
+                         f"`{files.command_line('train', '--out', directory, '--force')} ...` "
+                         f"replaces this one") from None
     except KeyboardInterrupt:             # a second Ctrl-C (or one before step 1): at once
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
         else:
-            click.echo(f"stopped at once; {directory} has no checkpoint yet; tinyformer train "
-                       f"--resume {quoted} starts it again from step 0", err=True)
+            click.echo(f"stopped at once; {directory} has no checkpoint yet; "
+                       f"{files.command_line('train', '--resume', directory)} starts it again "
+                       f"from step 0", err=True)
         sys.exit(INTERRUPTED)
     if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
         from viz.write import plot_after_training
@@ -389,8 +389,8 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     prompt = (example_prompt(trainer.config.model, trainer.config.task)
               if trainer.config.corpus is None
               else trainer.job.example_prompt() if trainer.config.model == "bert" else None)
-    click.echo(f"done: checkpoint in {directory}\ntry: tinyformer generate --checkpoint "
-               f"{quoted}" + (f" --prompt {shlex.quote(prompt)}" if prompt else ""))
+    click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
+        "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
 
 # What the checkpoints that neither sample nor choose a length write.
@@ -474,7 +474,7 @@ def export(checkpoint_dir, out_dir):
     if tokenizer.kind != "bpe":                  # see export_pretrained
         click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
                    f"the model, and tinyformer reads the tokenizer (tinyformer-tokenizer.json)")
-    click.echo(f"wrote {out_dir}: try tinyformer generate --checkpoint {shlex.quote(out_dir)}")
+    click.echo(f"wrote {out_dir}: try {files.command_line('generate', '--checkpoint', out_dir)}")
 
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
