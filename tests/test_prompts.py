@@ -53,31 +53,30 @@ class Scripted:
                 return
 
 
+def shown(model, tokenizer, prompt, **settings):
+    """All that `respond` writes for a GPT's prompt, as one text."""
+    written = []
+    respond(model, tokenizer, "gpt", prompt, threads=1, **settings)(written.append)
+    return "".join(written)
+
+
 def test_a_gpt_text_ends_at_any_of_the_eos_ids_given():
     """A chat model's <|im_end|> ends its answer, as <|endoftext|> does: not written."""
     tokenizer = CharTokenizer("ab.\n")
-    written = []
-    respond(Scripted(tokenizer.encode("ab.b")), tokenizer, "gpt", "a", threads=1,
-            eos_ids=tokenizer.encode("."))(written.append)
-    assert "".join(written) == "aab\n"
+    assert shown(Scripted(tokenizer.encode("ab.b")), tokenizer, "a",
+                 eos_ids=tokenizer.encode(".")) == "aab\n"
 
 
 def test_a_prompt_is_written_back_with_its_control_characters_escaped():
     tokenizer = CharTokenizer("ab\x1b")
-    written = []
-    respond(Scripted(tokenizer.encode("b")), tokenizer, "gpt", "a\x1b", threads=1)(
-        written.append)
-    assert "".join(written) == "a\\x1bb\n"
+    assert shown(Scripted(tokenizer.encode("b")), tokenizer, "a\x1b") == "a\\x1bb\n"
 
 
 def test_a_text_from_nothing_drops_the_new_lines_it_starts_with():
     """From nothing, a character vocabulary starts at a new line: the blank lines the model
     writes first are not shown, what follows is (its own new lines too)."""
     tokenizer = CharTokenizer("ab\n")
-    written = []
-    respond(Scripted(tokenizer.encode("\n\nab\nb")), tokenizer, "gpt", "", threads=1)(
-        written.append)
-    assert "".join(written) == "ab\nb\n"
+    assert shown(Scripted(tokenizer.encode("\n\nab\nb")), tokenizer, "") == "ab\nb\n"
 
 
 def test_the_same_seed_samples_the_same_text_and_another_seed_another():
@@ -86,10 +85,7 @@ def test_the_same_seed_samples_the_same_text_and_another_seed_another():
     gpt = GPT(tokenizer.vocab_size, 32, n_layer=1, n_head=1, d_model=8)
 
     def text(seed):
-        written = []
-        respond(gpt, tokenizer, "gpt", "a", max_new_tokens=20, temperature=1.0, seed=seed,
-                threads=1)(written.append)
-        return "".join(written)
+        return shown(gpt, tokenizer, "a", max_new_tokens=20, temperature=1.0, seed=seed)
     assert text(3) == text(3) != text(4)
 
 
