@@ -385,3 +385,166 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     with pytest.raises(ValueError, match=r"read-only"):
         view += 1
     assert i.data.tolist() == [1, 2]
+
+
+# ------------------------------------------------------------------ changed after it was saved
+#
+# Each scenario changes in place a tensor that a recorded op uses, then runs backward. The
+# engine counts in-place changes as torch does (`_version`), so both refuse the same ones; a
+# change that no backward reads (an Add's input), or that comes after backward, is fine.
+
+
+class Engine:
+    """What a scenario needs of an engine, for tinyautograd and torch alike."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def tensor(self, values, requires_grad=False):
+        if self.module is torch:
+            return torch.tensor(values, dtype=torch.float64, requires_grad=requires_grad)
+        return Tensor(np.array(values, dtype=np.float64), requires_grad=requires_grad)
+
+    def no_grad(self):
+        return self.module.no_grad()
+
+
+def _changed_factor(e):                   # mul's backward needs the other factor
+    a, b = e.tensor([1.0, 2.0], True), e.tensor([3.0, 4.0])
+    y = (a * b).sum()
+    b += 1
+    return y, a
+
+
+def _changed_through_detach(e):           # detach shares the array, and its count
+    a = e.tensor([1.0, 2.0], True)
+    y = (a * a).sum()
+    d = a.detach()
+    d += 1
+    return y, a
+
+
+def _changed_output(e):                   # exp's backward uses its result
+    a = e.tensor([1.0, 2.0], True)
+    out = a.exp()
+    y = out.sum()
+    with e.no_grad():
+        out *= 2
+    return y, a
+
+
+def _changed_base_of_a_view(e):           # matmul saved a view of b; b changes
+    a, b = e.tensor([[1.0, 2.0]], True), e.tensor([[3.0, 4.0]])
+    y = (a @ b.T).sum()
+    b += 1
+    return y, a
+
+
+def _changed_through_a_view(e):           # the view changes; mul saved its base
+    a, b = e.tensor([[1.0, 2.0]], True), e.tensor([[3.0, 4.0]])
+    y = (a * b).sum()
+    view = b.reshape(2)
+    view += 1
+    return y, a
+
+
+def _changed_through_a_view_of_a_view(e):   # mul saved a row of b; a view of the row changes
+    a, b = e.tensor([1.0, 2.0], True), e.tensor([[3.0, 4.0], [5.0, 6.0]])
+    row = b[0]
+    y = (a * row).sum()
+    view = row.reshape(1, 2)
+    view += 1
+    return y, a
+
+
+def _changed_by_an_optimizer_step(e):     # a retained graph used after the step
+    w = e.tensor([1.0, 2.0], True)
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    optimizer = (torch.optim.SGD if e.module is torch else ta.optim.SGD)([w], lr=0.1)
+    optimizer.step()
+    return y, w
+
+
+def _changed_input_of_add(e):             # add's backward reads no input: nothing to refuse
+    a, b = e.tensor([1.0, 2.0], True), e.tensor([3.0, 4.0])
+    y = (a + b).sum()
+    b += 1
+    return y, a
+
+
+def _changed_after_backward(e):           # the usual training step: backward, then change
+    a, b = e.tensor([1.0, 2.0], True), e.tensor([3.0, 4.0])
+    y = (a * b).sum()
+    y.backward()
+    b += 1
+    return (a * b).sum(), a
+
+
+REFUSED = {"a factor": (_changed_factor, "mul", "input 1"),
+           "through detach": (_changed_through_detach, "mul", "input 0"),
+           "an output": (_changed_output, "exp", "output"),
+           "the base of a view": (_changed_base_of_a_view, "matmul", "input 1"),
+           "through a view": (_changed_through_a_view, "mul", "input 1"),
+           "through a view of a view": (_changed_through_a_view_of_a_view, "mul", "input 1"),
+           "by an optimizer step": (_changed_by_an_optimizer_step, "mul", "input 0")}
+ALLOWED = {"an input of add": _changed_input_of_add,
+           "after backward": _changed_after_backward}
+
+
+@pytest.mark.parametrize("scenario, op, which", REFUSED.values(), ids=REFUSED.keys())
+def test_backward_refuses_a_saved_tensor_changed_in_place_as_torch(scenario, op, which):
+    y, _ = scenario(Engine(torch))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    y, _ = scenario(Engine(ta))
+    with pytest.raises(RuntimeError, match=rf"^backward of {op}: its {which} \(shape \(.*\)\) "
+                                           rf"was changed in place after {op} used it, so its "
+                                           rf"gradient would be wrong; change it after "
+                                           rf"backward, or make a new tensor \(x = x \+ y, not "
+                                           rf"x \+= y\); run the forward under "
+                                           rf"detect_anomaly\(\) to see where"):
+        y.backward()
+
+
+@pytest.mark.parametrize("scenario", ALLOWED.values(), ids=ALLOWED.keys())
+def test_a_change_that_no_backward_reads_is_allowed_as_torch(scenario):
+    y, leaf = scenario(Engine(torch))
+    y.backward()
+    expected = leaf.grad.numpy()
+    y, leaf = scenario(Engine(ta))
+    y.backward()
+    assert_allclose(leaf.grad, expected)
+
+
+def test_the_refusal_names_where_the_op_was_called_under_detect_anomaly():
+    with ta.detect_anomaly():
+        y, _ = _changed_factor(Engine(ta))
+    with pytest.raises(RuntimeError, match=r"; the op was called at .*test_engine_conventions"
+                                           r"\.py:\d+: \"y = \(a \* b\)\.sum\(\)\"$"):
+        y.backward()
+
+
+def test_a_tensor_made_from_a_tensor_shares_its_count_where_it_shares_its_array():
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
+    y = (a * b).sum()
+    copy = Tensor(b, dtype=np.float64)           # a new array: changing it changes nothing
+    copy += 1
+    y.backward(retain_graph=True)
+    alias = Tensor(b)                            # b's own array
+    alias += 1
+    with pytest.raises(RuntimeError, match=r"^backward of mul: its input 1 .* was changed"):
+        y.backward()
+
+
+@pytest.mark.parametrize("change", ["fill", "load_state_dict"])
+def test_initialisers_and_loading_count_as_changes_in_place(change):
+    layer = nn.Linear(2, 2)
+    y = layer(Tensor([[1.0, 2.0]])).sum()
+    if change == "fill":
+        nn.init.zeros_(layer.weight)
+    else:
+        layer.load_state_dict(layer.state_dict())
+    with pytest.raises(RuntimeError, match=r"^backward of linear: its input 1 \(shape \(2, 2\)\) "
+                                           r"was changed in place"):
+        y.backward()

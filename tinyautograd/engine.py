@@ -53,6 +53,11 @@ class _Mode(threading.local):
 
 _mode = _Mode()
 
+# The clock of changes in place: how many tensors' arrays were changed in place so far (by
+# `x += y` outside a graph, an optimizer's step, an initialiser, load_state_dict). Each
+# recorded op notes it, and each changed tensor its value at the change (Tensor._changed_at).
+_changes_in_place = [0]
+
 
 class _GradMode:
     """Context manager (or decorator) that turns graph recording on or off inside it, and
@@ -181,6 +186,8 @@ class Context:
       `operands` and `result`: the inputs and the output as a backward computes with them:
       their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
       is recorded and connects to the forward graph; `create_graph`: which of the two it is.
+      Both refuse a tensor changed in place after the op was recorded (`x += 1`, an
+      optimizer's step), whose gradient would be silently wrong, as torch does.
     Set by `annotate`, for pictures only (None when not recorded):
       `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward
       of another node (its formula, and summing the result back to the input's shape), that
@@ -192,6 +199,7 @@ class Context:
     freed = False
     backward_of = None
     module_path = None
+    recorded_at = 0      # the clock of changes in place (Tensor._changed_at) when recorded
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
                  needs_input_grad: tuple[bool, ...]) -> None:
@@ -217,11 +225,29 @@ class Context:
 
     @property
     def operands(self) -> tuple[Tensor, ...] | tuple[np.ndarray, ...]:
+        self._check_unchanged(self.inputs, 0)
         return self.inputs if _mode.grad_enabled else tuple(t.data for t in self.inputs)
 
     @property
     def result(self) -> Tensor | np.ndarray:
+        self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
+
+    def _check_unchanged(self, tensors: Sequence[Tensor], first: int) -> None:
+        """Refuse a saved tensor that was changed in place since this op was recorded: the
+        backward would compute with the new values, and no error would ever show it. Tensor
+        `first + i` of the inputs, then the output, is `tensors[i]`."""
+        for i, t in enumerate(tensors, first):
+            if t._changed_at is None or t._changed_at[0] <= self.recorded_at:
+                continue
+            what = f"input {i}" if i < len(self.inputs) else "output"
+            where = self.__dict__.get("created_at")
+            where = (f"the op was called at {where}" if where else
+                     "run the forward under detect_anomaly() to see where the op was called")
+            raise RuntimeError(
+                f"backward of {self.name}: its {what} (shape {t.shape}) was changed in place "
+                f"after {self.name} used it, so its gradient would be wrong; change it after "
+                f"backward, or make a new tensor (x = x + y, not x += y); {where}")
 
     def free(self) -> None:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
@@ -317,16 +343,31 @@ class Function:
             raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
                             f"has one output, a numpy array (write one Function per output)")
         out = Tensor._make(data)
+        if out.data.base is not None:           # a view, perhaps of an input's array
+            _stamped_with_what_it_views(out, inputs)
         if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
+            ctx.recorded_at = _changes_in_place[0]
         if mode.anomaly:
             ctx.created_at = _user_line()
             if _has_nan_or_inf(out.data):
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _stamped_with_what_it_views(out, inputs):
+    """`out`, sharing the stamp of the input whose array its own array views (a reshape, a
+    transpose, an index), if any: then a change through either is a change of both. numpy's
+    `base` of a view is the array that owns the memory."""
+    base = out.data.base
+    if base is not None:
+        for t in inputs:
+            if t.data is base or t.data.base is base:
+                return out._sharing_stamp_with(t)
+    return out
 
 
 def _shape_error(fn, inputs, error):
@@ -401,9 +442,16 @@ class Tensor:
     name = None           # optional label, shown by viz
     _hooks = ()
     _retains_grad = False
+    # When this tensor's array was last changed in place, on a clock that counts the changes
+    # (`_changes_in_place`): a backward must not use a tensor changed after its op was
+    # recorded, since the gradient would be silently wrong (torch counts changes per tensor,
+    # `_version`, for the same check). Tensors that share one array (a view, `detach`) share
+    # one stamp, a one-item list made when first needed; None: never changed.
+    _changed_at = None
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
                  dtype: DTypeLike = None) -> None:
+        source = data
         if isinstance(data, Tensor):
             dtype = data.dtype if dtype is None else dtype
             data = data.data
@@ -414,6 +462,8 @@ class Tensor:
         if dtype is None and array.dtype.kind == "f" and array.dtype != DEFAULT_DTYPE:
             array = array.astype(DEFAULT_DTYPE)
         self.data = array
+        if isinstance(source, Tensor) and array is source.data:     # one array, one count
+            self._sharing_stamp_with(source)
         if requires_grad:
             self.requires_grad = True
 
@@ -471,7 +521,22 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data (shared, no copy), cut from the graph."""
-        return Tensor._make(self.data)
+        return Tensor._make(self.data)._sharing_stamp_with(self)
+
+    def _changed_in_place(self) -> None:
+        """Stamp a change of this tensor's array in place (every writer in the engine calls
+        this; a write into `.data` by hand is not seen, as torch's `.data` is not)."""
+        _changes_in_place[0] += 1
+        if self._changed_at is None:
+            self._changed_at = [0]
+        self._changed_at[0] = _changes_in_place[0]
+
+    def _sharing_stamp_with(self, other: Tensor) -> Tensor:
+        """This tensor, whose array is a view of other's, sharing other's stamp of changes."""
+        if other._changed_at is None:
+            other._changed_at = [0]
+        self._changed_at = other._changed_at
+        return self
 
     def __array__(self, dtype=None, copy=None):
         # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
@@ -550,7 +615,8 @@ class Tensor:
     # is recorded, a leaf that requires a gradient refuses, as in torch (the step must not be
     # differentiated); any other tensor gets a new, recorded x = x + y (torch would record the
     # change in place), on which every backward written for arrays and Tensors alike relies
-    # (`d *= mask` under create_graph).
+    # (`d *= mask` under create_graph). A change in place is stamped (`_changed_in_place`), so
+    # that a backward that would read the changed tensor refuses instead.
     def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
@@ -576,6 +642,7 @@ class Tensor:
         except ValueError:                      # numpy's: the result's shape would differ
             raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
                              f"do not give this tensor's shape; write x = x {symbol} y") from None
+        self._changed_in_place()
         return self
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
@@ -639,7 +706,7 @@ class Tensor:
             # head's queries, keys and values at every token, where the op's bookkeeping
             # would cost four times the reshape itself.
             try:
-                return Tensor._make(self.data.reshape(shape))
+                return _stamped_with_what_it_views(Tensor._make(self.data.reshape(shape)), (self,))
             except ValueError as error:
                 raise _shape_error(ops.Reshape, (self,), error) from None
         return ops.Reshape.apply(self, shape=shape)

@@ -224,6 +224,7 @@ class Module:
                                + "\n".join(problems))
         for name, array in arrays.items():
             own[name].data[...] = array
+            own[name]._changed_in_place()
         return IncompatibleKeys(missing, unexpected)
 
     # -- modes and gradients ----------------------------------------------------------------
@@ -380,6 +381,7 @@ class Sequential(ModuleList):
 
 def _fill(tensor, values):
     tensor.data[...] = values
+    tensor._changed_in_place()
     return tensor
 
 

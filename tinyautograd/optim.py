@@ -102,6 +102,7 @@ class Optimizer:
                     if id(p) not in self.state:
                         self.state[id(p)] = self.initial_state(p, group)
                     self.update(p, p.grad, self.state[id(p)], group)
+                    p._changed_in_place()      # a graph that saved p would now be wrong
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
         """A parameter's state before its first update: none, unless the rule keeps some."""
