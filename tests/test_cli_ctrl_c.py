@@ -1,5 +1,6 @@
 """Ctrl-C, in every command: exit status 130 (the shell's "stopped by Ctrl-C"), one line on
-stderr and no traceback; a training run stopped says how to continue it.
+stderr and no traceback; a training run stopped says how to continue it (and, stopped by
+SIGTERM, exits with 143).
 
 A real SIGINT goes to a process started with Python's own handlers (Popen, not `timeout -s
 INT` or a shell's `&`, which start it with SIGINT ignored)."""
@@ -76,3 +77,27 @@ def test_a_second_ctrl_c_stops_training_at_once_exits_130_and_says_how_to_resume
     monkeypatch.setattr(cli.Trainer, "train_step", step)
     result = run("train", "--resume", out)               # the advice works
     assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output
+
+
+def test_a_second_sigterm_stops_training_at_once_exits_143(monkeypatch, tmp_path):
+    """As a second Ctrl-C does, but with SIGTERM's exit status (128 + 15)."""
+    out = tmp_path / "run"
+    step = cli.Trainer.train_step
+    def step_then_sigterm_twice(self, threads=1):
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)     # finish this step and save ...
+            os.kill(os.getpid(), signal.SIGTERM)     # ... no: stop now
+        return step(self, threads)
+    monkeypatch.setattr(cli.Trainer, "train_step", step_then_sigterm_twice)
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
+    # This test process's own SIGTERM, for when the trainer's is not there: it must not end.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        result = run("train", *TINY, "--iters", 6, "--eval-every", 2, "--out", out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert "Traceback" not in result.output
+    assert "SIGTERM: finishing this step and saving a checkpoint" in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert "stopped at once" in last and f"tinyformer train --resume {out}" in last

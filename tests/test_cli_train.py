@@ -1,6 +1,7 @@
 """`tinyformer train` and `tinyformer generate` end to end, and every bad input the issue lists:
 each gets one line `Error: ...`, exit status 2, no traceback, and no file written or changed."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from processes import process_state, running_children
 from tinyformer_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,28 +226,84 @@ def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
     assert snapshot(out) == before
 
 
-def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path):
-    settings = [*TINY, "--iters", "600", "--eval-every", "300"]
-    out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", *settings,
-                                "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# A run long enough to be stopped part way; the Ctrl-C and SIGTERM tests stop it, resume it,
+# and compare with this run unbroken.
+LONG = [*TINY, "--iters", "600", "--eval-every", "300"]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    """The metrics.jsonl of the LONG run, never stopped."""
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    assert tinyformer("train", *LONG, "--out", out).exit_code == 0
+    return (out / "metrics.jsonl").read_text()
+
+
+def started(command, out, **popen):
+    """`command`, a training run into `out`, started and seen to be a few steps in."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, **popen)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 300):
         time.sleep(0.02)
+    return process
+
+
+def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path, unbroken):
+    out = tmp_path / "run"
+    process = started([sys.executable, str(ROOT / "cli.py"), "train", *LONG, "--out", str(out)],
+                      out)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and f"tinyformer train --resume {out}" in stderr
     step = json.loads((out / "config.json").read_text())["step"]
-    lines = metrics.read_text().splitlines()
+    lines = (out / "metrics.jsonl").read_text().splitlines()
     assert 1 <= step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
 
     assert tinyformer("train", "--resume", out).exit_code == 0
-    whole = tmp_path / "whole"
-    assert tinyformer("train", *settings, "--out", whole).exit_code == 0
-    assert metrics.read_text() == (whole / "metrics.jsonl").read_text()
+    assert (out / "metrics.jsonl").read_text() == unbroken
+
+
+# `tinyformer train` on two cores, wherever the test runs, so that it forks a worker to share
+# its steps (the default threads do too, as --threads 2 does); forked, the worker runs this same
+# command, which is how running_children finds it.
+ON_TWO_CORES = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+                "from tinyformer import resources\n"
+                "resources.usable_cores = lambda: 2\n"
+                "from tinyformer_cli import main\n"
+                "main(sys.argv[1:])\n")
+
+
+@pytest.mark.parametrize("threads", [[], ["--threads", "2"]], ids=["default", "threads-2"])
+def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exactly(
+        tmp_path, unbroken, threads):
+    """SIGTERM (here to the whole process group, as `timeout` sends it) ended the run at once,
+    losing its steps since the last checkpoint, and its workers in the middle of a step."""
+    out = tmp_path / "run"
+    process = started([sys.executable, "-c", ON_TWO_CORES, "train", *LONG, *threads,
+                       "--out", str(out)], out, start_new_session=True)
+    try:
+        workers = running_children(process.pid, ON_TWO_CORES)
+        assert workers
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 143, stderr
+    assert all(process_state(pid) in (None, "Z") for pid in workers)
+    step = json.loads((out / "config.json").read_text())["step"]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert 1 <= step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"stopped by SIGTERM at step {step} with a checkpoint in {out}; continue with: "
+        f"tinyformer train --resume {out}")
+
+    assert tinyformer("train", "--resume", out).exit_code == 0
+    assert (out / "metrics.jsonl").read_text() == unbroken
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_path,

@@ -45,6 +45,11 @@ def gradients(trainer, batch, micro_batches, threads):
 # Worker processes are forked: Linux's (and CI's) way, where the trainer uses them.
 needs_fork = pytest.mark.skipif(not parallel.Workers.available(), reason="fork: Linux only")
 
+# The signals that stop a run, each the parent's to handle: Ctrl-C, and SIGTERM (`kill`,
+# `timeout`, a container's stop).
+stopping_signals = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                                           ids=["Ctrl-C", "SIGTERM"])
+
 
 @pytest.mark.parametrize("job", JOBS)
 def test_micro_batches_give_the_whole_batchs_loss_and_gradient(tmp_path, job):
@@ -291,7 +296,8 @@ def test_an_error_here_stops_the_children_at_once(forked):
 
 
 @needs_fork
-def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path):
+@stopping_signals
+def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path, signum):
     heard, here = tmp_path / "heard", os.getpid()
 
     def handler(signum, frame):                 # as the trainer's: say so, stop later
@@ -300,14 +306,14 @@ def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path):
 
     def work(i):
         if os.getpid() != here:                 # the terminal signals every process
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
             time.sleep(0.1)                     # time for a handler to run
         return i
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signum, handler)
     try:
         assert parallel.run_in_processes(work, range(4), 2) == [0, 1, 2, 3]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
     assert not heard.exists()
 
 
@@ -350,6 +356,7 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
     with workers:
         time.sleep(0.2)                                # the worker waits for its first step
         os.kill(workers.pids[0], signal.SIGINT)        # Ctrl-C is the parent's to handle
+        os.kill(workers.pids[0], signal.SIGTERM)       # and so is SIGTERM, sent to the group
         time.sleep(0.1)
         clipped = []
         for step, (micro_batches, mode, clip, threads) in enumerate(
@@ -589,18 +596,20 @@ def test_a_child_that_cannot_write_out_its_traceback_still_sends_its_error(forke
 
 
 @needs_fork
-def test_ctrl_c_as_a_child_is_forked_is_not_the_childs(tmp_path, monkeypatch):
-    """A Ctrl-C that lands in a child before it could ignore it must not raise there: the
-    KeyboardInterrupt would run the parent's code on in the child."""
+@stopping_signals
+def test_ctrl_c_as_a_child_is_forked_is_not_the_childs(tmp_path, monkeypatch, signum):
+    """A Ctrl-C (or SIGTERM) that lands in a child before it could ignore it must not raise
+    there: the KeyboardInterrupt would run the parent's code on in the child."""
     here, fork = os.getpid(), os.fork
 
     def fork_then_ctrl_c():
         pid = fork()
         if pid == 0:
-            os.kill(os.getpid(), signal.SIGINT)         # the terminal's, to the whole group
+            os.kill(os.getpid(), signum)                # the terminal's, to the whole group
         return pid
     monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's own
+    # Python's own Ctrl-C, or the trainer's second SIGTERM: KeyboardInterrupt.
+    previous = signal.signal(signum, signal.default_int_handler)
     try:
         results = parallel.run_in_processes(lambda i: (i, os.getpid() != here), range(4), 2)
         trainer = trainer_for(tmp_path, **TINY)
@@ -612,30 +621,33 @@ def test_ctrl_c_as_a_child_is_forked_is_not_the_childs(tmp_path, monkeypatch):
     finally:
         if os.getpid() != here:                         # a child that ran on: stop it here
             os._exit(3)
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
     assert results == [(0, False), (1, True), (2, False), (3, True)]
     assert np.isfinite(loss)
 
 
 @needs_fork
+@stopping_signals
 @pytest.mark.parametrize("forks", ["run_in_processes", "Workers"])
 def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch, forked,
-                                                            forks):
-    """A Ctrl-C that came as a child was forked raised KeyboardInterrupt in the parent before
-    it had noted the child: run_in_processes never waited for it, and Workers left every
-    worker it had made waiting on its pipe for as long as the parent lived. Another thread
-    is running, as BLAS's do: the Ctrl-C goes to it, which blocking SIGINT in the forking
-    thread does not hold back from Python's handler."""
+                                                            forks, signum):
+    """A Ctrl-C (or SIGTERM) that came as a child was forked raised KeyboardInterrupt in the
+    parent before it had noted the child: run_in_processes never waited for it, and Workers
+    left every worker it had made waiting on its pipe for as long as the parent lived. Another
+    thread is running, as BLAS's do: the signal goes to it, which blocking it in the forking
+    thread does not hold back from Python's handler. Held, it is delivered at the block's
+    end."""
     here, fork = os.getpid(), os.fork
 
     def fork_then_ctrl_c():
         pid = fork()                                    # the fixture's: it notes the pid
         if pid and len(forked) == 2:
-            os.kill(here, signal.SIGINT)                # the terminal's, to the whole group
+            os.kill(here, signum)                       # the terminal's, to the whole group
             time.sleep(0.1)                             # taken by the other thread meanwhile
         return pid
     monkeypatch.setattr(os, "fork", fork_then_ctrl_c)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's own
+    # Python's own Ctrl-C, or the trainer's second SIGTERM: KeyboardInterrupt.
+    previous = signal.signal(signum, signal.default_int_handler)
     done = threading.Event()
     other = threading.Thread(target=done.wait)
     other.start()
@@ -651,7 +663,7 @@ def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch
     finally:
         done.set()
         other.join()
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
         for pid in forked:                              # never leave one behind, even failing
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG) == (0, 0):

@@ -131,7 +131,7 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     """Runs saved before such settings were refused hold their defaults, unused: they resume,
     exactly, with those settings unset."""
     whole = run(tmp_path / "whole", **TINY, iters=4)
-    cut_short(tmp_path / "cut", monkeypatch, after=1, **TINY, iters=4)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, **TINY, iters=4) == "interrupted"
     config = rundir.read_config(str(tmp_path / "cut"))
     config["train"].update(min_len=4, max_len=10, label_smoothing=0.0, vocab_size=512)
     (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
@@ -316,17 +316,17 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path)
     assert run(tmp_path / "c", **JOBS["gpt"], iters=5, seed=4) != first
 
 
-def cut_short(directory, monkeypatch, after, **settings):
-    """A run stopped by Ctrl-C (a real SIGINT) during step `after` + 1, which it finishes and
-    saves."""
+def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
+    """A run stopped by a real signal (Ctrl-C's SIGINT, unless `signum` names another) during
+    step `after` + 1, which it finishes and saves. Returns what train() returned."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
     step = trainer.train_step
-    def step_then_ctrl_c(threads=1):
+    def step_then_signal(threads=1):
         if trainer.step == after:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         return step(threads)
-    monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
-    assert trainer.train() == "interrupted"
+    monkeypatch.setattr(trainer, "train_step", step_then_signal)
+    return trainer.train()
 
 
 @pytest.mark.parametrize("job", sorted(JOBS))
@@ -335,13 +335,31 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     whole = run(tmp_path / "whole", **settings)
 
     # Ctrl-C during step 5: the step finishes, a checkpoint is saved.
-    cut_short(tmp_path / "cut", monkeypatch, after=4, **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=4, **settings) == "interrupted"
     assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
 
     resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
     assert resumed.step == 5
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def test_sigterm_stops_after_the_step_as_ctrl_c_does_and_the_handlers_are_put_back(
+        tmp_path, monkeypatch):
+    """SIGTERM (`kill`, `timeout`, a container's stop) ended a run at once, losing every step
+    since its last checkpoint: it finishes the step and saves, as a first Ctrl-C does. The
+    handlers the trainer replaced as it ran (a notebook's, say) are put back as it ends."""
+    theirs = {signal.SIGINT: lambda *_: None, signal.SIGTERM: lambda *_: None}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in theirs.items()}
+    try:
+        outcome = cut_short(tmp_path, monkeypatch, after=2, signum=signal.SIGTERM, **TINY,
+                            iters=6)
+        after = {signum: signal.getsignal(signum) for signum in theirs}
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert outcome == "terminated" and after == theirs
+    assert rundir.read_config(str(tmp_path))["step"] == 3 == metrics(tmp_path)[-1]["step"]
 
 
 @pytest.mark.parametrize("then, now", [(True, False), (False, True), (True, True),
@@ -352,7 +370,7 @@ def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exac
     with the other forms than it trained with goes on, and says that it will not continue
     exactly, and how it would."""
     monkeypatch.setattr(ta.kernels, "in_use", lambda: then)
-    cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4)
+    assert cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4) == "interrupted"
     assert rundir.read_config(str(tmp_path))["engine"] == {"compiled_loops": then}
     monkeypatch.setattr(ta.kernels, "in_use", lambda: now)
     said = []
@@ -376,7 +394,7 @@ def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exac
 
 def test_a_checkpoint_that_does_not_say_which_forms_ran_resumes_without_a_note(tmp_path,
                                                                                 monkeypatch):
-    cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4)
+    assert cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4) == "interrupted"
     config = rundir.read_config(str(tmp_path))
     del config["engine"]                                   # written before runs recorded it
     (tmp_path / "config.json").write_text(json.dumps(config))

@@ -111,38 +111,48 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
     return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
 
 
+# The signals that ask a run to stop: Ctrl-C, and SIGTERM (`kill`, `timeout`, a container's or
+# a cluster's stop). They are the process's that forks to handle (the trainer finishes its step
+# first), never its children's: `forked`.
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def forked() -> Iterator[int]:
-    """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C from its start.
+    """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C and SIGTERM
+    (`STOPPING`) from its start.
 
-    Ctrl-C reaches every process of the terminal's group, and it is the parent's to handle: in
-    a child, the trainer's handler, inherited, would announce a checkpoint a second time, and
-    Python's own would raise KeyboardInterrupt, which would run the parent's code on in the
-    child. So SIGINT is blocked across the fork: a child starts with none waiting, and ignores
-    it before it takes any. The parent holds a Ctrl-C that comes during the block, and takes
-    it at the block's end, once the block has noted the child (its pid, its pipe): raised any
-    sooner, a KeyboardInterrupt would leave a child the parent does not know of, and cannot
-    stop. Blocking alone does not hold it in the parent, since a Ctrl-C is the whole process's,
-    and any other thread (BLAS's, say) takes it for Python's handler; the handler is swapped
-    instead (where there is one to swap: in the main thread, the only one that runs them)."""
-    holds = (threading.current_thread() is threading.main_thread()
-             and signal.getsignal(signal.SIGINT) is not None)
-    if holds:
-        held = []
-        previous = signal.signal(signal.SIGINT, lambda *_: held.append(True))
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    Ctrl-C reaches every process of the terminal's group (and SIGTERM may, sent to the group),
+    and it is the parent's to handle: in a child, the trainer's handler, inherited, would
+    announce a checkpoint a second time, Python's own Ctrl-C would raise KeyboardInterrupt,
+    which would run the parent's code on in the child, and SIGTERM's default would end it in
+    the middle of a step. So both are blocked across the fork: a child starts with none
+    waiting, and ignores them before it takes any. The parent holds one that comes during the
+    block, and takes it at the block's end, once the block has noted the child (its pid, its
+    pipe): raised any sooner, a KeyboardInterrupt would leave a child the parent does not know
+    of, and cannot stop. Blocking alone does not hold it in the parent, since a signal is the
+    whole process's, and any other thread (BLAS's, say) takes it for Python's handler; the
+    handlers are swapped instead (where there is one to swap: in the main thread, the only
+    one that runs them)."""
+    held, previous = [], {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, lambda number, frame: held.append(number))
+                    for signum in STOPPING if signal.getsignal(signum) is not None}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
     pid = None
     try:
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for signum in STOPPING:
+                signal.signal(signum, signal.SIG_IGN)
         yield pid
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if holds and pid != 0:                          # (a child goes on ignoring it)
-            signal.signal(signal.SIGINT, previous)
-            if held:
-                signal.raise_signal(signal.SIGINT)     # to its own handler, now
+        if pid != 0:                                    # (a child goes on ignoring them)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for signum in dict.fromkeys(held):          # each once, in the order they came
+                signal.raise_signal(signum)             # to its own handler, now
 
 
 class Workers:
@@ -445,8 +455,8 @@ class _StepStopped(Exception):
 
 
 def _serve(connection, workers):
-    """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C is the
-    parent's to handle (it stops at the end of a step): `forked`."""
+    """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C and
+    SIGTERM are the parent's to handle (it stops at the end of a step): `forked`."""
     def meet(mine):
         if isinstance(mine, BaseException):
             mine = _with_its_traceback(mine)

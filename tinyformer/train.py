@@ -405,24 +405,39 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
             f"run's; to go on exactly, {again[compiled_loops_then]}")
 
 
+class Terminated(KeyboardInterrupt):
+    """A run stopped at once by a SIGTERM that came after a first Ctrl-C or SIGTERM: handled as
+    a second Ctrl-C's KeyboardInterrupt is, but for the exit status, which says SIGTERM."""
+
+
+# What the trainer calls each signal that stops a run (parallel.STOPPING), and what `train`
+# returns after one.
+SAID = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+OUTCOME = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
 @contextlib.contextmanager
-def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
-    """Ctrl-C asks the loop to stop after the step in progress (so that the checkpoint holds
-    whole steps); a second Ctrl-C stops at once. Yields a function: was Ctrl-C pressed?"""
-    pressed = []
+def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], str | None]]:
+    """Ctrl-C, or SIGTERM (`kill`, `timeout`, a container's or a cluster's stop), asks the loop
+    to stop after the step in progress (so that the checkpoint holds whole steps); a second of
+    either stops at once (KeyboardInterrupt; Terminated for a SIGTERM). Yields a function: the
+    outcome the first asked for ("interrupted" or "terminated"), or None while none came."""
+    asked = []
     def handler(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(True)
-        log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to stop now)")
+        if asked:
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        asked.append(signum)
+        log(f"\n{SAID[signum]}: finishing this step and saving a checkpoint ({SAID[signum]} "
+            f"again to stop now)")
     if threading.current_thread() is not threading.main_thread():   # signals: main thread only
-        yield lambda: False
+        yield lambda: None
         return
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in parallel.STOPPING}
     try:
-        yield lambda: bool(pressed)
+        yield lambda: OUTCOME[asked[0]] if asked else None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, theirs in previous.items():
+            signal.signal(signum, theirs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,8 +692,9 @@ class Trainer:
         return figures
 
     def train(self, threads: int | None = None) -> str:
-        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C (with a
-        checkpoint saved at the last whole step). Releases the run directory as it ends.
+        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C and
+        "terminated" after a SIGTERM (with a checkpoint saved at the last whole step). Releases
+        the run directory as it ends.
 
         `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
         run in, and the matrix products' threads when there are more than micro-batches; None
@@ -739,7 +755,7 @@ class Trainer:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
         metrics_path = self.run.file(METRICS)
-        with interrupt_between_steps(log) as interrupted, \
+        with interrupt_between_steps(log) as stop_asked, \
                 open(metrics_path, "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
                 began = time.perf_counter()
@@ -767,12 +783,12 @@ class Trainer:
                 metrics.flush()
                 if saving:
                     self.save()
-                if interrupted() and self.step < c.iters:
+                if stop_asked() and self.step < c.iters:
                     if not saving:                              # else just saved
                         self._check_weights()
                         self.save()
                     progress.close()
-                    return "interrupted"
+                    return stop_asked()
         progress.close()
         return "done"
 

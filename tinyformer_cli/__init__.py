@@ -1,7 +1,8 @@
 """The `tinyformer` command line (also `python cli.py ...`): options, help, and the mapping of
 errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
 input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
-for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C."""
+for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C,
+143 when a training run is stopped by SIGTERM."""
 
 import contextlib
 import dataclasses
@@ -24,7 +25,7 @@ from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
                                    text_and_ids, train_tokenizer)
-from tinyformer.train import Trainer, TrainConfig
+from tinyformer.train import Terminated, Trainer, TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -36,6 +37,7 @@ Examples:
 
 
 INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 
 
@@ -327,7 +329,7 @@ Examples:
   tinyformer train --corpus input.txt --out runs/shakespeare
   tinyformer train --model bert                      learns to fill in a hidden colour
   tinyformer train --config run.toml --lr 3e-4      flags override the file
-  tinyformer train --resume runs/shakespeare        continue after Ctrl-C or a crash
+  tinyformer train --resume runs/shakespeare        continue after Ctrl-C, SIGTERM or a crash
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
@@ -352,7 +354,8 @@ encoder-decoder.
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
     small GPT learns the built-in stories (their last sentence recalls a colour from the
-    first). Ctrl-C stops after the current step with a checkpoint; --resume continues it."""
+    first). Ctrl-C or SIGTERM stops after the current step with a checkpoint; --resume
+    continues it."""
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
@@ -368,7 +371,8 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         raise InputError(f"{e}, with the run's other settings, in a new run: "
                          f"`{files.command_line('train', '--out', directory, '--force')} ...` "
                          f"replaces this one") from None
-    except KeyboardInterrupt:             # a second Ctrl-C (or one before step 1): at once
+    except KeyboardInterrupt as stop:     # at once: a second Ctrl-C or SIGTERM, or Ctrl-C
+                                          # before step 1
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
@@ -376,14 +380,18 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
             click.echo(f"stopped at once; {directory} has no checkpoint yet; "
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
-        sys.exit(INTERRUPTED)
-    if trainer.step > first_step:                    # also after Ctrl-C: the curves so far
+        sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
+    if trainer.step > first_step:          # also after Ctrl-C or SIGTERM: the curves so far
         from viz.write import plot_after_training
         click.echo(plot_after_training(directory))
     if outcome == "interrupted":
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
                    err=True)
         sys.exit(INTERRUPTED)
+    if outcome == "terminated":
+        click.echo(f"stopped by SIGTERM at step {trainer.step} with a checkpoint in "
+                   f"{directory}; {resume}", err=True)
+        sys.exit(TERMINATED)
     # The built-in data has its own prompts; on a text, a GPT starts from a new line, and
     # BERT fills in a held-out line of the text.
     prompt = (example_prompt(trainer.config.model, trainer.config.task)
