@@ -199,7 +199,7 @@ class Context:
     freed = False
     backward_of = None
     module_path = None
-    recorded_at = 0      # the clock of changes in place (Tensor._changed_at) when recorded
+    _recorded_at = 0      # the clock of changes in place (Tensor._changed_at) when recorded
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
                  needs_input_grad: tuple[bool, ...]) -> None:
@@ -238,7 +238,7 @@ class Context:
         backward would compute with the new values, and no error would ever show it. Tensor
         `first + i` of the inputs, then the output, is `tensors[i]`."""
         for i, t in enumerate(tensors, first):
-            if t._changed_at is None or t._changed_at[0] <= self.recorded_at:
+            if t._changed_at is None or t._changed_at[0] <= self._recorded_at:
                 continue
             what = f"input {i}" if i < len(self.inputs) else "output"
             where = self.__dict__.get("created_at")
@@ -349,7 +349,7 @@ class Function:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
-            ctx.recorded_at = _changes_in_place[0]
+            ctx._recorded_at = _changes_in_place[0]
         if mode.anomaly:
             ctx.created_at = _user_line()
             if _has_nan_or_inf(out.data):
