@@ -48,6 +48,15 @@ def test_it_generates_from_its_checkpoint(modern_run):
         assert result.exit_code == 0 and result.output.startswith("eve"), result.output
 
 
+def test_export_names_the_one_switch_no_hugging_face_format_has(modern_run, tmp_path):
+    # Every other switch is Qwen3's; the soft-capped logits are no format's.
+    out, _ = modern_run
+    assert_input_error(tinyformer("export", "--checkpoint", out, "--out", tmp_path / "hf"),
+                       "no Hugging Face format expresses this GPT: the nearest, Qwen3, cannot "
+                       "express logit_softcap=15.0 (it has None)")
+    assert not (tmp_path / "hf").exists()
+
+
 def test_the_switches_come_from_a_toml_file_too(tmp_path):
     (tmp_path / "run.toml").write_text('normalization = "rmsnorm"\nrmsnorm_affine = false\n'
                                        'activation = "relu2"\nn-kv-head = 1\nqk_norm = true\n'

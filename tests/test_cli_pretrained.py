@@ -1,6 +1,7 @@
 """The GPT-2 format on the command line: `tinyformer generate` reads a Hugging Face GPT-2
-directory, and `tinyformer export` writes one that transformers loads. Everything is built
-here (a random GPT-2 from transformers, tiny runs of our own); nothing is downloaded."""
+directory, and `tinyformer export` writes one that transformers loads (or a Llama or a Qwen3,
+for a run with the modern block). Everything is built here (a random GPT-2 from transformers,
+tiny runs of our own); nothing is downloaded."""
 
 import json
 import os
@@ -135,6 +136,44 @@ def test_transformers_loads_an_export_and_computes_our_logits(bpe_run, tmp_path)
     with torch.no_grad():
         their_logits = theirs(torch.tensor([ids])).logits.numpy()
     np.testing.assert_allclose(ours(np.array([ids])).data, their_logits, atol=1e-4)
+
+
+MODERN_RUNS = {   # the modern block's switches on the command line, and what they export as
+    "llama": (["--positions", "rope", "--normalization", "rmsnorm", "--activation", "swiglu",
+               "--n-kv-head", "1"], "LlamaForCausalLM"),
+    "qwen3": (["--positions", "rope", "--rope-theta", "500", "--normalization", "rmsnorm",
+               "--activation", "swiglu", "--qk-norm", "--no-bias"], "Qwen3ForCausalLM"),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODERN_RUNS))
+def modern_bpe_run(request, tmp_path_factory):
+    switches, architecture = MODERN_RUNS[request.param]
+    out = tmp_path_factory.mktemp("runs") / request.param
+    result = tinyformer("train", *TINY, "--iters", 2, "--eval-every", 2, "--tokenizer", "bpe",
+                        "--vocab-size", 300, *switches, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, architecture
+
+
+def test_a_run_with_the_modern_block_exports_as_a_llama_or_qwen3(modern_bpe_run, tmp_path):
+    run, architecture = modern_bpe_run
+    out = tmp_path / "exported"
+    exported = tinyformer("export", "--checkpoint", run, "--out", out)
+    assert exported.exit_code == 0, exported.output
+    ours, tokenizer, _ = load_model(run)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    assert type(theirs).__name__ == architecture
+    text = "bob has a blue kite."
+    ids = tokenizer.encode(text)
+    assert transformers.AutoTokenizer.from_pretrained(out).encode(text) == ids
+    with torch.no_grad():
+        their_logits = theirs(torch.tensor([ids])).logits.numpy()
+    np.testing.assert_allclose(ours(np.array([ids])).data, their_logits, atol=3e-5)
+    request = ["--prompt", "eve has", "--max-new-tokens", 12, "--seed", 3]   # read back here
+    again, original = (tinyformer("generate", "--checkpoint", directory, *request)
+                       for directory in (out, run))
+    assert again.exit_code == 0 and again.output == original.output, again.output
 
 
 @pytest.fixture(scope="module")

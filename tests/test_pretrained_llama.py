@@ -4,7 +4,8 @@ layouts, load into our GPT with the logits of transformers to 3e-5 (float32's ro
 its greedy continuations; the tokenizer encodes and decodes as the tokenizers library does;
 `tinyformer generate` writes what transformers writes; and everything we do not compute
 (scaled RoPE, sliding windows, experts, other model types, other tokenizers) is refused in one
-line. Nothing is downloaded."""
+line. The other way: our GPT with the modern block saves as a Llama or a Qwen3 that transformers
+loads with our logits, and that loads back here exactly. Nothing is downloaded."""
 
 import json
 import shutil
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
 from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
-from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
-                          Qwen3Config, Qwen3ForCausalLM)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
+                          PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
 
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model
@@ -490,6 +491,101 @@ def test_a_missing_size_is_named(llama_dir, tmp_path):
     with pytest.raises(PretrainedError, match="intermediate_size is missing; a llama "
                                               "config.json gives vocab_size, hidden_size"):
         GPT.from_pretrained(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Our GPT with the modern block, saved as a Llama or a Qwen3
+
+
+SAVED = {   # our GPT's switches (besides RoPE, RMS norms and SwiGLU), and the format they make
+    "llama, tied, gqa": (dict(n_kv_head=2, bias=False), "llama"),
+    "llama, untied, biases, heads of 12, theta 500": (
+        dict(n_kv_head=1, tie_weights=False, d_head=12, rope_theta=500.0), "llama"),
+    "qwen3, tied, gqa, heads of 12": (dict(qk_norm=True, bias=False, n_kv_head=2, d_head=12),
+                                      "qwen3"),
+    "qwen3, untied, every head its own keys": (
+        dict(qk_norm=True, bias=False, n_kv_head=4, tie_weights=False), "qwen3"),
+}
+
+
+def modern_gpt(**switches):
+    """Our GPT with Llama's block and `switches`, its weights away from the initialisation
+    (norms at 1, biases at 0) so that every one matters, its RMS norms' eps not the default
+    (so it must be written to be read back)."""
+    ta.manual_seed(0)
+    model = GPT(120, CONTEXT, n_layer=2, n_head=4, d_model=32, d_ff=40, positions="rope",
+                normalization="rmsnorm", activation="swiglu", **switches)
+    rng = np.random.default_rng(1)
+    for p in model.parameters():
+        p.data += 0.2 * rng.standard_normal(p.shape).astype(np.float32)
+    for module in model.modules():
+        if isinstance(module, ta.nn.RMSNorm):
+            module.eps = 1e-5
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=list(SAVED))
+def saved(request, tmp_path_factory):
+    """(our GPT, the format it should be saved in, the directory its save_pretrained wrote)."""
+    switches, model_type = SAVED[request.param]
+    model = modern_gpt(**switches)
+    directory = tmp_path_factory.mktemp("saved") / "new"          # made by save_pretrained
+    model.save_pretrained(directory, bos_token_id=0, eos_token_id=1)
+    return model, model_type, directory
+
+
+def test_transformers_loads_our_modern_gpt_and_gives_our_logits(saved):
+    model, model_type, directory = saved
+    theirs, info = AutoModelForCausalLM.from_pretrained(directory, output_loading_info=True)
+    assert all(not keys for keys in info.values()), info          # nothing missing or unused
+    assert theirs.config.model_type == model_type
+    assert (theirs.config.bos_token_id, theirs.config.eos_token_id) == (0, 1)
+    for length in (1, CONTEXT):
+        idx = tokens((2, length), seed=length)
+        with ta.no_grad():
+            np.testing.assert_allclose(their_logits(theirs.eval(), idx), model(idx).data,
+                                       rtol=0, atol=ROUNDING)
+
+
+def test_our_modern_gpt_saved_and_loaded_is_itself_exactly(saved):
+    model, _, directory = saved
+    again = GPT.from_pretrained(directory)
+    assert {**again.config, "dropout": 0.0} == {**model.config, "dropout": 0.0}
+    assert {m.eps for m in again.modules() if isinstance(m, ta.nn.RMSNorm)} == {1e-5}
+    for (name, p), (name_again, q) in zip(model.named_parameters(), again.named_parameters()):
+        assert name == name_again
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
+MODERN = dict(positions="rope", normalization="rmsnorm", activation="swiglu")
+UNSAVED = [   # a GPT no format expresses, and what the one line names
+    (dict(normalization="rmsnorm"), "the nearest, GPT-2, cannot express "
+                                    "normalization='rmsnorm' (it has 'layernorm')"),
+    ({**MODERN, "activation": "relu2"}, "Llama, cannot express activation='relu2'"),
+    ({**MODERN, "logit_softcap": 30.0}, "Llama, cannot express logit_softcap=30.0"),
+    ({**MODERN, "rmsnorm_affine": False}, "Llama, cannot express rmsnorm_affine=False"),
+    ({**MODERN, "norm": "post"}, "Llama, cannot express norm='post' (it has 'pre')"),
+    ({**MODERN, "qk_norm": True}, "the nearest, Qwen3, cannot express bias=True (it has False)"),
+]
+
+
+@pytest.mark.parametrize("switches, problem", UNSAVED, ids=[p[-40:] for _, p in UNSAVED])
+def test_a_gpt_that_no_format_expresses_is_refused_in_one_line(tmp_path, switches, problem):
+    model = GPT(120, CONTEXT, n_layer=1, n_head=4, d_model=32, **switches)
+    with pytest.raises(PretrainedError) as error:
+        model.save_pretrained(tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith("no Hugging Face format expresses this GPT: ") and problem in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+
+
+def test_a_llama_has_one_rms_norm_eps(tmp_path):
+    model = modern_gpt()
+    model.decoder.final_norm.eps = 1e-6
+    with pytest.raises(PretrainedError, match=r"^Llama has one rms_norm_eps; this model's norms "
+                                              r"use \[1e-06, 1e-05\]$"):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------------------------

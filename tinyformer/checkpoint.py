@@ -8,7 +8,8 @@ BERT and the Transformer shared one stack, and builds the model. A Hugging Face 
 merges.txt) is read by pretrained.py's GPT-2 reader instead: a real GPT-2 downloaded from its
 model page, or a model of ours that `export_pretrained` wrote. A character-level tokenizer has
 no GPT-2 form, so an exported character model keeps its tokenizer as tinyformer-tokenizer.json.
-A Llama or Qwen3 directory (SmolLM's, say) is read too, with its tokenizer.json.
+A Llama or Qwen3 directory (SmolLM's, say) is read too, with its tokenizer.json; a GPT with
+the modern block is exported as one, with its tokenizer as above.
 """
 
 from __future__ import annotations
@@ -227,12 +228,14 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
 
 def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
     """The tokenizer beside a Hugging Face model, checked against its `vocab_size`."""
-    if is_llama_family(directory):                             # tokenizer.json, any layout
+    def has(name):
+        return os.path.exists(os.path.join(directory, name))
+    if is_llama_family(directory) and has(TOKENIZER_JSON):     # tokenizer.json, any layout
         tokenizer = read_tokenizer_json(directory, vocab_size)
-    elif any(os.path.exists(os.path.join(directory, name))
-             for name in (VOCAB_JSON, TOKENIZER_JSON)):        # GPT-2's, or transformers 5's
+    # GPT-2's files (beside any model `export_pretrained` wrote), or transformers 5's
+    elif has(VOCAB_JSON) or has(TOKENIZER_JSON):
         tokenizer = load_gpt2_tokenizer(directory)
-    elif os.path.exists(os.path.join(directory, PRETRAINED_TOKENIZER)):
+    elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
     else:
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
@@ -262,8 +265,10 @@ def check_export_dir(directory: StrPath) -> str:
 
 def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
                       directory: StrPath) -> None:
-    """Write a GPT and its tokenizer as a Hugging Face GPT-2 directory, which
-    `transformers.GPT2LMHeadModel.from_pretrained(directory)` loads (and so does `load_model`).
+    """Write a GPT and its tokenizer as a Hugging Face directory, which
+    `transformers.AutoModelForCausalLM.from_pretrained(directory)` loads (and so does
+    `load_model`): the model in the format that expresses it (GPT-2's, or Llama's or Qwen3's
+    for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files.
 
     The directory must not exist yet: everything is written into a temporary one beside it,
     renamed into place at the end, so a failure leaves nothing half-written."""

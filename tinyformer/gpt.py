@@ -27,7 +27,7 @@ from .blocks import Decoder
 from .decoding import DecoderOnlySession, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped)
-from .pretrained import load_pretrained_gpt, save_gpt2
+from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
     from .resources import AdaptiveThreads
@@ -84,13 +84,16 @@ class GPT(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
                         eos_token_id: int | None = None) -> None:
-        """Write this GPT as a GPT-2 checkpoint (config.json and model.safetensors) that
-        transformers' GPT2LMHeadModel.from_pretrained loads; the token ids, if the tokenizer
-        has such tokens, are for transformers' generate. ValueError for a setting GPT-2
-        cannot express (positions other than learned, post-norm, ReLU, any of the modern
-        block's switches). A BPE tokenizer goes beside it with
-        tinyformer.pretrained.save_gpt2_tokenizer."""
-        save_gpt2(self, directory, bos_token_id, eos_token_id)
+        """Write this GPT as a Hugging Face checkpoint (config.json and model.safetensors)
+        that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's format for
+        GPT-2's block, Llama's for the modern block as Llama has it (positions="rope",
+        normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and
+        bias), Qwen3's for that block with qk_norm=True and bias=False. The token ids, if the
+        tokenizer has such tokens, are for transformers' generate. ValueError, one line, for
+        a setting no format expresses (sinusoidal positions, post-norm, ReLU, relu2,
+        logit_softcap, or a mix of GPT-2's block and the modern one). A BPE tokenizer goes
+        beside it with tinyformer.pretrained.save_gpt2_tokenizer."""
+        save_pretrained_gpt(self, directory, bos_token_id, eos_token_id)
 
     def _init_weights(self, n_layer):
         """GPT-2's initialisation: weights N(0, 0.02), biases 0; the two projections that

@@ -3,7 +3,8 @@
     GPT-2               load OpenAI's GPT-2 (or any `GPT2LMHeadModel` checkpoint) into our GPT,
                         and save our GPT so that transformers loads it
     Llama, Qwen3        load a Llama (SmolLM) or a Qwen3 into our GPT with the modern block's
-                        switches
+                        switches, and save such a GPT as one (`save_pretrained_gpt` picks the
+                        format that expresses the model)
     GPT-2's tokenizer   vocab.json + merges.txt (+ tokenizer_config.json), or tokenizer.json,
                         to and from a BPETokenizer: `save_gpt2_tokenizer`, `load_gpt2_tokenizer`
     tokenizer.json      the tokenizers library's file, parsed in one place for both readers:
@@ -86,8 +87,8 @@ BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
 
 class PretrainedError(ValueError):
-    """A checkpoint we cannot load, or a model GPT-2 cannot express; the message, one line,
-    says which file or setting and why."""
+    """A checkpoint we cannot load, or a model no Hugging Face format expresses; the message,
+    one line, says which file or setting and why."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -585,12 +586,61 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
 
 # --------------------------------------------------------------------------------------------
 # Saving
+#
+# A GPT is saved in the Hugging Face format that computes exactly what it computes: GPT-2's
+# for the 2017 block, Llama's for the modern block as Llama has it, Qwen3's for that block
+# with QK-norm. Each format fixes some of our settings; the others (the sizes, tie_weights,
+# rope_theta, the number of key-value heads in Llama and Qwen3) take any value. A model that
+# no format fits is refused before anything is written.
+
+LLAMA_BLOCK = dict(positions="rope", norm="pre", normalization="rmsnorm", rmsnorm_affine=True,
+                   activation="swiglu", qk_norm=False, logit_softcap=None)
+# Each format's model, setting by setting, as GPT() takes them: n_kv_head and d_head are None
+# for the plain ones (every head its own keys and values; heads of width d_model / n_head).
+# Qwen3 comes before Llama so that, where a model is as far from both, the setting named is
+# the one Qwen3 lacks: a model with QK-norm is closer to it.
+FORMATS = {
+    "gpt2": ("GPT-2", dict(positions="learned", norm="pre", normalization="layernorm",
+                           activation="gelu", n_kv_head=None, d_head=None, qk_norm=False,
+                           logit_softcap=None, bias=True)),
+    # Qwen3's feed-forward has no biases, and our bias switch is one for every layer.
+    "qwen3": ("Qwen3", {**LLAMA_BLOCK, "qk_norm": True, "bias": False}),
+    "llama": ("Llama", LLAMA_BLOCK),
+}
+ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM",
+                 "qwen3": "Qwen3ForCausalLM"}
 
 
-def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = None,
-              eos_token_id: int | None = None) -> None:
-    """Write our GPT as a GPT-2 checkpoint that transformers loads with
-    `GPT2LMHeadModel.from_pretrained(directory)`: model.safetensors, then config.json.
+def pretrained_format(model: GPT) -> str:
+    """The Hugging Face format that expresses `model` exactly: "gpt2", "llama" or "qwen3".
+    Otherwise a PretrainedError, one line, naming the settings that the nearest format (the
+    one that differs in fewest) cannot express."""
+    config = model.config
+    settings = {name: config[name] for name in ("positions", "norm", "normalization",
+                                                "rmsnorm_affine", "activation", "qk_norm",
+                                                "logit_softcap", "bias")}
+    # Given as the plain ones (a loaded Llama's n_kv_head may equal n_head), they are those.
+    n_kv_head, d_head = config["n_kv_head"], config["d_head"]
+    plain_head = d_head is None or d_head * config["n_head"] == config["d_model"]
+    settings["n_kv_head"] = None if n_kv_head == config["n_head"] else n_kv_head
+    settings["d_head"] = None if plain_head else d_head
+    differences = {family: [name for name, value in fixed.items() if settings[name] != value]
+                   for family, (_, fixed) in FORMATS.items()}
+    nearest = min(differences, key=lambda family: len(differences[family]))  # the first of ties
+    if differences[nearest]:
+        title, fixed = FORMATS[nearest]
+        named = ", ".join(f"{name}={settings[name]!r} (it has {fixed[name]!r})"
+                          for name in differences[nearest])
+        raise PretrainedError(f"no Hugging Face format expresses this GPT: the nearest, {title}, "
+                              f"cannot express {named}")
+    return nearest
+
+
+def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None = None,
+                        eos_token_id: int | None = None) -> None:
+    """GPT.save_pretrained: write `model` in the format that expresses it (pretrained_format:
+    GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
+    (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
 
     The directory is created if needed; other files in it are left alone (mind an old
     generation_config.json or tokenizer, which transformers would read too). Each file is written
@@ -598,57 +648,90 @@ def save_gpt2(model: nn.Module, directory: StrPath, bos_token_id: int | None = N
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use."""
     directory = os.fspath(directory)
-    config = model.config
-    # GPT-2's block is the 2017 one: any of the modern switches takes a model out of its reach.
-    n_kv_head = config.get("n_kv_head") or config["n_head"]
-    for setting, gpt2 in (("positions", "learned"), ("norm", "pre"), ("activation", "gelu"),
-                          ("normalization", "layernorm"), ("qk_norm", False),
-                          ("logit_softcap", None), ("bias", True), ("d_head", None)):
-        if config.get(setting, gpt2) != gpt2:
-            raise PretrainedError(f"GPT-2 cannot express {setting}={config[setting]!r}: it has "
-                                  f"{setting}={gpt2!r} only")
-    if n_kv_head != config["n_head"]:
-        raise PretrainedError(f"GPT-2 cannot express n_kv_head={n_kv_head}: every head of its "
-                              f"attention has its own keys and values")
-    eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
-    if len(eps) != 1:
-        raise PretrainedError(f"GPT-2 has one layer_norm_epsilon; this model's layer norms use "
-                              f"{sorted(eps)}")
+    family = pretrained_format(model)
+    vocab_size = model.config["vocab_size"]
     token_ids = {"bos_token_id": bos_token_id, "eos_token_id": eos_token_id}
     for what, token in token_ids.items():
         if token is None:
             continue
         check_whole("save_pretrained", 0, **{what: token})     # numpy's integers too
-        if not token < config["vocab_size"]:
+        if not token < vocab_size:
             raise PretrainedError(f"{what} {token} is not a token of the model's vocabulary "
-                                  f"(0..{config['vocab_size'] - 1})")
+                                  f"(0..{vocab_size - 1})")
         token_ids[what] = int(token)                            # for json: not np.int64
     path = os.path.join(directory, CONFIG)
     if os.path.exists(path) and is_ours(read_config_json(directory)):
         raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
                               f"this would overwrite; choose another directory")
-    d_model, d_ff = config["d_model"], config["d_ff"]
-    gpt2_config = {
-        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-        "vocab_size": config["vocab_size"], "n_positions": config["context"],
-        "n_embd": d_model, "n_layer": config["n_layer"], "n_head": config["n_head"],
-        "n_inner": None if d_ff == 4 * d_model else d_ff,      # None: 4 n_embd, as GPT-2's own
-        "activation_function": "gelu_new", "layer_norm_epsilon": eps.pop(),
-        "tie_word_embeddings": config["tie_weights"],
-        # Written even when unknown: left out, GPT2Config would make them 50256, GPT-2's
-        # <|endoftext|>, which is no token of a smaller vocabulary.
+    fields, tensors = _gpt2_files(model) if family == "gpt2" else _llama_files(model, family)
+    config = {
+        "model_type": family, "architectures": [ARCHITECTURES[family]], **fields,
+        # Written even when unknown: left out, the config classes would make them their own
+        # models' (GPT-2's 50256, Llama's 1 and 2), which are no tokens of this vocabulary.
         **token_ids,
-        # Our one dropout rate, for anyone who trains the model on in transformers.
-        "resid_pdrop": config["dropout"], "embd_pdrop": config["dropout"],
-        "attn_pdrop": config["dropout"],
         "dtype": "float32",                 # the weights', in which transformers loads them
     }
     os.makedirs(directory, exist_ok=True)
     # transformers reads the "format" metadata to know the names are PyTorch's.
-    save_file(to_gpt2(model), os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
     with atomic_write(path) as f:
-        json.dump(gpt2_config, f, indent=2)
+        json.dump(config, f, indent=2)
         f.write("\n")
+
+
+def _one_eps(model, norm, title, field):
+    """The eps of the norms of the kind `norm` in `model`, which must all have the same one:
+    the format `title` has one, its config's `field`."""
+    eps = {m.eps for m in model.modules() if isinstance(m, norm)}
+    if len(eps) != 1:
+        raise PretrainedError(f"{title} has one {field}; this model's norms use {sorted(eps)}")
+    return eps.pop()
+
+
+def _gpt2_files(model):
+    """(GPT2Config's fields, the tensors by name) of a GPT-2 checkpoint of `model`."""
+    config = model.config
+    d_model, d_ff = config["d_model"], config["d_ff"]
+    return {
+        "vocab_size": config["vocab_size"], "n_positions": config["context"],
+        "n_embd": d_model, "n_layer": config["n_layer"], "n_head": config["n_head"],
+        "n_inner": None if d_ff == 4 * d_model else d_ff,      # None: 4 n_embd, as GPT-2's own
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": _one_eps(model, nn.LayerNorm, "GPT-2", "layer_norm_epsilon"),
+        "tie_word_embeddings": config["tie_weights"],
+        # Our one dropout rate, for anyone who trains the model on in transformers.
+        "resid_pdrop": config["dropout"], "embd_pdrop": config["dropout"],
+        "attn_pdrop": config["dropout"],
+    }, to_gpt2(model)
+
+
+def _llama_files(model, model_type):
+    """(LlamaConfig's or Qwen3Config's fields, the tensors by name) of a checkpoint of
+    `model` of `model_type`: the fields that _llama_settings reads back to this model (and
+    transformers to the same one: head_dim and num_key_value_heads are written always, for
+    Qwen3Config's defaults are no model's here), the tensors to_llama's, with the "model."
+    in front that transformers writes."""
+    config = model.config
+    theta = float(config["rope_theta"])
+    fields = {
+        "vocab_size": config["vocab_size"], "hidden_size": config["d_model"],
+        "intermediate_size": config["d_ff"], "num_hidden_layers": config["n_layer"],
+        "num_attention_heads": config["n_head"],
+        "num_key_value_heads": config["n_kv_head"] or config["n_head"],
+        "head_dim": model.decoder.layers[0].attn.d_head,
+        "hidden_act": "silu",                                   # SwiGLU's gate
+        "max_position_embeddings": config["context"],
+        "rms_norm_eps": _one_eps(model, nn.RMSNorm, FORMATS[model_type][0], "rms_norm_eps"),
+        # transformers 5 reads rope_parameters, earlier versions rope_theta: both, alike.
+        "rope_parameters": {"rope_type": "default", "rope_theta": theta}, "rope_theta": theta,
+        "tie_word_embeddings": config["tie_weights"],
+        "attention_bias": config["bias"],
+    }
+    if model_type == "llama":               # Qwen3's feed-forward has no biases to switch on
+        fields["mlp_bias"] = config["bias"]
+    tensors = {(name if name == "lm_head.weight" else f"model.{name}"): array
+               for name, array in to_llama(model).items()}
+    return fields, tensors
 
 
 # --------------------------------------------------------------------------------------------

@@ -459,13 +459,16 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     answer(lambda text: click.echo(text, nl=False))
 
 
-@main.command(short_help="Write a trained GPT in Hugging Face's GPT-2 format.",
+@main.command(short_help="Write a trained GPT as a GPT-2, Llama or Qwen3 for transformers.",
               epilog="""\b
 Examples:
   tinyformer export --checkpoint runs/shakespeare --out shakespeare-hf
-  python -c 'import transformers; transformers.GPT2LMHeadModel.from_pretrained("shakespeare-hf")'
+  python -c 'import transformers as t; t.AutoModelForCausalLM.from_pretrained("shakespeare-hf")'
 
 \b
+GPT-2's block is written as a GPT-2; the modern block as a Llama (--positions rope
+--normalization rmsnorm --activation swiglu, any --n-kv-head, with or without --no-bias), or
+with --qk-norm and --no-bias as a Qwen3. Other mixes are refused, naming the setting.
 A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (transformers.AutoTokenizer
 loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer-tokenizer.json.
 """)
@@ -474,7 +477,7 @@ loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer
 @click.option("--out", "out_dir", required=True, metavar="DIR",
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
-    """Write a trained GPT in Hugging Face's GPT-2 format (config.json, model.safetensors)."""
+    """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
     with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
         check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
