@@ -402,6 +402,39 @@ def test_a_tokenizer_we_cannot_reproduce_is_refused_in_one_line(tmp_path, change
     assert phrase in str(error.value) and "\n" not in str(error.value), str(error.value)
 
 
+BYTE_LEVEL_SETTINGS = [("add_prefix_space", "yes"), ("add_prefix_space", 0),
+                       ("add_prefix_space", None), ("add_prefix_space", "left out"),
+                       ("use_regex", "no"), ("use_regex", 1), ("use_regex", None)]
+
+
+@pytest.mark.parametrize("setting, value", BYTE_LEVEL_SETTINGS)
+def test_a_byte_level_setting_the_library_refuses_is_refused(tmp_path, setting, value):
+    # Read as truthy or falsy, "yes" or null would give a tokenizer where the library gives
+    # none.
+    data = train_tokenizer("smollm")
+    stage = data["pre_tokenizer"]["pretokenizers"][1]
+    if value == "left out":
+        del stage[setting]
+    else:
+        stage[setting] = value
+    with pytest.raises(Exception, match="expected a boolean|missing field"):
+        Tokenizer.from_str(json.dumps(data))
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'tokenizer.json'}: pre_tokenizer ByteLevel's "
+                                f"{setting} must be true or false, got "
+                                f"{'nothing' if value == 'left out' else json.dumps(value)}")
+
+
+def test_use_regex_left_out_is_true_as_in_the_library(tmp_path):
+    data = train_tokenizer("smollm")
+    del data["pre_tokenizer"]["pretokenizers"][1]["use_regex"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert read_tokenizer_json(tmp_path).encode(TEXT) == theirs.encode(TEXT).ids
+
+
 # --------------------------------------------------------------------------------------------
 # What we do not compute, refused in one line
 

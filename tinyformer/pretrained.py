@@ -805,9 +805,10 @@ def _gpt2_tokenizer_json(path):
         # Anything that changes the text or the ids around BPE would give other ids than ours:
         # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
         # from the vocabulary before merging (ignore_merges).
+        # GPT-2's ByteLevel cuts words by its pattern and adds no space in front: use_regex
+        # true, add_prefix_space false.
         gpt2_like = (model.get("type") == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
-                     and not pre_tokenizer.get("add_prefix_space")
-                     and pre_tokenizer.get("use_regex", True)
+                     and _byte_level_settings(pre_tokenizer, path) == (False, True)
                      and data.get("normalizer") is None and not adds_tokens
                      and post_processor.get("type", "ByteLevel") in ("ByteLevel",
                                                                     "TemplateProcessing")
@@ -900,6 +901,19 @@ def _parse_tokenizer_json(path):
         return data, model["vocab"], merges, added
     except MALFORMED as e:
         raise _malformed(path, e) from None
+
+
+def _byte_level_settings(stage, path):
+    """A ByteLevel pre-tokenizer's (add_prefix_space, use_regex). The tokenizers library
+    refuses a file where either is anything but true or false ("yes", 1, null), or where
+    add_prefix_space is left out (use_regex left out is true); so does this, in one line."""
+    written = {"use_regex": True, **stage}
+    for name in ("add_prefix_space", "use_regex"):
+        if not isinstance(written.get(name), bool):
+            got = json.dumps(written[name]) if name in written else "nothing"
+            raise PretrainedError(f"{path}: pre_tokenizer ByteLevel's {name} must be true or "
+                                  f"false, got {got}")
+    return written["add_prefix_space"], written["use_regex"]
 
 
 def _malformed(path, error):
@@ -1167,10 +1181,11 @@ def _pre_tokenizer_steps(pre_tokenizer, path):
             _refuse(path, f"pre_tokenizer {kind!r} after ByteLevel", "its chunks would be of "
                     "bytes' characters")
         if kind == "ByteLevel":
-            if stage.get("add_prefix_space"):
+            add_prefix_space, use_regex = _byte_level_settings(stage, path)
+            if add_prefix_space:
                 _refuse(path, "pre_tokenizer ByteLevel has add_prefix_space", "it adds a space "
                         "in front of the text")
-            steps.append(("bytelevel", stage.get("use_regex", True)))
+            steps.append(("bytelevel", use_regex))
         elif kind == "Digits":
             steps.append(("digits", bool(stage.get("individual_digits"))))
         elif kind == "Split":
