@@ -324,6 +324,60 @@ def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_pa
     assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
 
 
+# ON_TWO_CORES, waiting at a point before the first step (in `point`, the first argument) once
+# it has said so on stderr, for the test to send its signal there.
+WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
+    "import time\n"
+    "from tinyformer import train\n"
+    "point = sys.argv.pop(1)\n"
+    "def waiting_at(owner, name):\n"
+    "    real = getattr(owner, name)\n"
+    "    def wait_then(*args, **kwargs):\n"
+    "        if name == point:\n"
+    "            print('at ' + name, file=sys.stderr, flush=True)\n"
+    "            time.sleep(60)\n"
+    "        return real(*args, **kwargs)\n"
+    "    setattr(owner, name, wait_then)\n"
+    "waiting_at(train, 'make_job')            # tokenising the corpus\n"
+    "waiting_at(train.Trainer, 'evaluate')    # step 0, the workers forked\n"
+    "from tinyformer_cli import main\n"))
+
+
+@pytest.mark.parametrize("point", ["make_job", "evaluate"], ids=["tokenising", "step-0"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, point, signum):
+    """SIGTERM before the loop ends the run as Ctrl-C there does (its lock let go, its workers
+    stopped, resumable), not by Python's default (dead where it stood), with its own status."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", WAITING, point, "train", *TINY,
+                                "--iters", "4", "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stderr.readline() == f"at {point}\n"
+        workers = running_children(process.pid, WAITING)
+        assert bool(workers) == (point == "evaluate")
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr
+    assert all(process_state(pid) in (None, "Z") for pid in workers)
+    assert "Traceback" not in stderr
+    if point == "make_job":           # a new run, stopped before it wrote anything to keep
+        said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
+        assert stderr.strip().splitlines() == [f"stopped by {said}"]
+        assert not out.exists()
+        return
+    assert stderr.strip().splitlines()[-1] == (
+        f"stopped at once; {out} has no checkpoint yet; tinyformer train --resume {out} starts "
+        f"it again from step 0")
+    assert not (out / "run.lock").exists()
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
+    assert "left by process" not in resumed.output            # no stale lock to take over
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
         tmp_path, monkeypatch):
     """Starting again reads the corpus again: named as given (relative to where train ran),

@@ -385,7 +385,8 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
                                "pair": [], "special_tokens": {}}),
      "post_processor 'TemplateProcessing': it adds tokens"),
     (set_at("added_tokens", 0, "lstrip", True), "added token '<|endoftext|>' has lstrip"),
-    (set_at("added_tokens", 0, "id", 100), "added token '<|endoftext|>' has id 100"),  # taken
+    (set_at("added_tokens", 0, "id", -1), "added token '<|endoftext|>' has id -1"),
+    (set_at("added_tokens", 0, "id", "0"), "added token '<|endoftext|>' has id '0'"),
     (lambda data: data["pre_tokenizer"]["pretokenizers"].reverse(),
      "pre_tokenizer 'Digits' after ByteLevel"),
     (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
@@ -401,6 +402,88 @@ def test_a_tokenizer_we_cannot_reproduce_is_refused_in_one_line(tmp_path, change
     with pytest.raises(PretrainedError) as error:
         read_tokenizer_json(tmp_path)
     assert phrase in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def last_of_the_vocabulary(data):
+    vocab = data["model"]["vocab"]
+    return max(vocab, key=vocab.get)
+
+
+ADDED_IDS = {   # a change to Qwen's layout (added tokens after the vocabulary) -> what it does
+    "past the next free id": lambda data: [token.update(id=token["id"] + 3)
+                                           for token in data["added_tokens"]],
+    "out of the file's order": lambda data: data["added_tokens"].reverse(),
+    "another token's id": set_at("added_tokens", 1, "id", 5),
+    "a vocabulary token listed with an id of its own": lambda data: data["added_tokens"].insert(
+        0, {**data["added_tokens"][2], "content": last_of_the_vocabulary(data), "id": 999}),
+    "a gap in the vocabulary that the added tokens fill": lambda data: [
+        data["model"]["vocab"].update({last_of_the_vocabulary(data): 360}),
+        [token.update(id=token["id"] + 10) for token in data["added_tokens"]]],
+}
+
+
+@pytest.mark.parametrize("change", list(ADDED_IDS))
+def test_added_tokens_take_the_ids_the_library_gives_them_not_the_files(tmp_path, change):
+    data = edited(train_tokenizer("qwen"), ADDED_IDS[change])
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    written = {token["content"]: token["id"] for token in data["added_tokens"]}
+    assert any(theirs.token_to_id(token) != i for token, i in written.items())
+    text = f"a{EOT}b<think>c<|im_start|>d{last_of_the_vocabulary(data)}"
+    ids = theirs.encode(text).ids
+    assert ours.encode(text, allow_special=True) == ids
+    assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
+
+
+def test_an_added_token_the_library_numbers_as_a_vocabulary_token_is_refused(tmp_path):
+    # The vocabulary's ids skip 350 and 351, and its last token is 352: the library counts
+    # 351 tokens, so numbers the added tokens 351, 352, 353, two tokens sharing 352.
+    data = train_tokenizer("qwen")
+    last = last_of_the_vocabulary(data)
+    data["model"]["vocab"][last] = 352
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert theirs.token_to_id("<|im_start|>") == theirs.token_to_id(last) == 352
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'tokenizer.json'}: the tokenizers library gives "
+                                f"added token '<|im_start|>' the id 352, which the vocabulary "
+                                f"gives another token; number the vocabulary 0, 1, 2, ... with "
+                                f"no gaps")
+
+
+BYTE_LEVEL_SETTINGS = [("add_prefix_space", "yes"), ("add_prefix_space", 0),
+                       ("add_prefix_space", None), ("add_prefix_space", "left out"),
+                       ("use_regex", "no"), ("use_regex", 1), ("use_regex", None)]
+
+
+@pytest.mark.parametrize("setting, value", BYTE_LEVEL_SETTINGS)
+def test_a_byte_level_setting_the_library_refuses_is_refused(tmp_path, setting, value):
+    # Read as truthy or falsy, "yes" or null would give a tokenizer where the library gives
+    # none.
+    data = train_tokenizer("smollm")
+    stage = data["pre_tokenizer"]["pretokenizers"][1]
+    if value == "left out":
+        del stage[setting]
+    else:
+        stage[setting] = value
+    with pytest.raises(Exception, match="expected a boolean|missing field"):
+        Tokenizer.from_str(json.dumps(data))
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'tokenizer.json'}: pre_tokenizer ByteLevel's "
+                                f"{setting} must be true or false, got "
+                                f"{'nothing' if value == 'left out' else json.dumps(value)}")
+
+
+def test_use_regex_left_out_is_true_as_in_the_library(tmp_path):
+    data = train_tokenizer("smollm")
+    del data["pre_tokenizer"]["pretokenizers"][1]["use_regex"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert read_tokenizer_json(tmp_path).encode(TEXT) == theirs.encode(TEXT).ids
 
 
 # --------------------------------------------------------------------------------------------

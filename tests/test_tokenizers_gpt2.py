@@ -350,6 +350,45 @@ def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry,
         load_gpt2_tokenizer(tmp_path / "other")
 
 
+@pytest.mark.parametrize("setting, value", [
+    ("add_prefix_space", "yes"), ("add_prefix_space", 0), ("add_prefix_space", None),
+    ("add_prefix_space", "left out"), ("use_regex", "no"), ("use_regex", 1)])
+def test_a_byte_level_setting_the_library_refuses_is_refused(saved_by_transformers, tmp_path,
+                                                              setting, value):
+    # Read as truthy or falsy, "yes" or null would give a tokenizer where transformers gives
+    # none.
+    data = their_tokenizer_json(saved_by_transformers)
+    if value == "left out":
+        del data["pre_tokenizer"][setting]
+    else:
+        data["pre_tokenizer"][setting] = value
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    with pytest.raises(Exception, match="expected a boolean|missing field"):
+        transformers.AutoTokenizer.from_pretrained(tmp_path)
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(tmp_path)
+    assert str(info.value) == (f"{tmp_path / 'tokenizer.json'}: pre_tokenizer ByteLevel's "
+                               f"{setting} must be true or false, got "
+                               f"{'nothing' if value == 'left out' else json.dumps(value)}")
+
+
+def test_added_tokens_take_the_ids_transformers_gives_them_not_the_files(
+        saved_by_transformers, tmp_path):
+    # The tokenizers library numbers the added tokens that are not in the vocabulary itself,
+    # in the file's order from the vocabulary's size on, whatever ids the file writes.
+    data = their_tokenizer_json(saved_by_transformers)
+    size = len(data["model"]["vocab"]) - 1
+    del data["model"]["vocab"][EOT]
+    data["added_tokens"][0]["id"] = size + 3
+    data["added_tokens"] += [{**data["added_tokens"][0], "content": "<a>", "id": size + 2},
+                             {**data["added_tokens"][0], "content": "<b>", "id": size + 1}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    text = f"x<b>y{EOT}z<a>"
+    assert theirs.encode(text) == load_gpt2_tokenizer(tmp_path).encode(text, allow_special=True)
+    assert theirs.convert_tokens_to_ids([EOT, "<a>", "<b>"]) == [size, size + 1, size + 2]
+
+
 def test_a_blank_last_line_in_merges_txt_is_fine(ours, tmp_path):
     save_gpt2_tokenizer(ours, tmp_path)
     with open(tmp_path / "merges.txt", "a", encoding="utf-8") as f:

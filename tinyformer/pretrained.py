@@ -888,9 +888,10 @@ def _gpt2_tokenizer_json(path):
         # Anything that changes the text or the ids around BPE would give other ids than ours:
         # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
         # from the vocabulary before merging (ignore_merges).
+        # GPT-2's ByteLevel cuts words by its pattern and adds no space in front: use_regex
+        # true, add_prefix_space false.
         gpt2_like = (model.get("type") == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
-                     and not pre_tokenizer.get("add_prefix_space")
-                     and pre_tokenizer.get("use_regex", True)
+                     and _byte_level_settings(pre_tokenizer, path) == (False, True)
                      and data.get("normalizer") is None and not adds_tokens
                      and post_processor.get("type", "ByteLevel") in ("ByteLevel",
                                                                     "TemplateProcessing")
@@ -963,7 +964,8 @@ MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
 def _parse_tokenizer_json(path):
     """(the whole file as a dict, for its pipeline's stages; the BPE's vocabulary, token -> id;
     its merges as (where, [a, b]), in order; its added tokens as (id, token, the entry, with
-    "special", "lstrip", ...)), as written: each reader checks what it needs of them. A
+    "special", "lstrip", ...)), as written but for the added tokens' ids, which are those the
+    tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
     try:
@@ -980,9 +982,42 @@ def _parse_tokenizer_json(path):
                   for k, pair in enumerate(model["merges"])]
         added = [(entry["id"], entry["content"], entry)
                  for entry in data.get("added_tokens", [])]
-        return data, model["vocab"], merges, added
+        return data, model["vocab"], merges, _numbered_as_the_library_does(model["vocab"], added)
     except MALFORMED as e:
         raise _malformed(path, e) from None
+
+
+def _numbered_as_the_library_does(vocab, added):
+    """`added`, as (id, token, entry), with the ids the tokenizers library gives them. It does
+    not take them from the file (it only warns where they differ): a token of the vocabulary
+    has its id there, and each other the next id from the vocabulary's count of tokens on, in
+    the file's order. What the library refuses (an id that is not a whole number from 0 to
+    2**32 - 1, a token that is not a string, a vocabulary that is not an object) is left as it
+    is, for the reader to refuse."""
+    if not isinstance(vocab, dict):
+        return added
+    given, next_id, numbered = {}, len(vocab), []
+    for i, token, entry in added:
+        if type(i) is int and 0 <= i < 2**32 and isinstance(token, str):
+            if token not in given:                   # a token listed twice has one id
+                given[token] = vocab[token] if token in vocab else next_id
+                next_id += token not in vocab
+            i = given[token]
+        numbered.append((i, token, entry))
+    return numbered
+
+
+def _byte_level_settings(stage, path):
+    """A ByteLevel pre-tokenizer's (add_prefix_space, use_regex). The tokenizers library
+    refuses a file where either is anything but true or false ("yes", 1, null), or where
+    add_prefix_space is left out (use_regex left out is true); so does this, in one line."""
+    written = {"use_regex": True, **stage}
+    for name in ("add_prefix_space", "use_regex"):
+        if not isinstance(written.get(name), bool):
+            got = json.dumps(written[name]) if name in written else "nothing"
+            raise PretrainedError(f"{path}: pre_tokenizer ByteLevel's {name} must be true or "
+                                  f"false, got {got}")
+    return written["add_prefix_space"], written["use_regex"]
 
 
 def _malformed(path, error):
@@ -1209,14 +1244,22 @@ def _byte_level_bpe(data, vocab, merges, added, path):
             _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special = {}, []
-    for i, token, entry in added:
+    for i, token, entry in added:             # numbered as the library numbers them
         for setting in ("lstrip", "rstrip", "single_word"):
             if entry.get(setting):
                 _refuse(path, f"added token {token!r} has {setting}", "it changes the text "
                         "around the token")
-        if type(i) is not int or i < 0 or (i in pieces and vocab.get(token) != i):
-            _refuse(path, f"added token {token!r} has id {i!r}", "another token's id")
-        pieces[i] = token.encode("utf-8")
+        if type(i) is not int or not 0 <= i < 2**32:
+            _refuse(path, f"added token {token!r} has id {i!r}", "not a whole number from 0 "
+                    "to 4294967295")
+        if token in added_ids:                           # listed twice: one token
+            continue
+        if i in pieces and vocab.get(token) != i:        # the vocabulary's ids skip a number
+            raise PretrainedError(f"{path}: the tokenizers library gives added token {token!r} "
+                                  f"the id {i}, which the vocabulary gives another token; number "
+                                  f"the vocabulary 0, 1, 2, ... with no gaps")
+        if token not in vocab:           # one of the vocabulary decodes to its bytes there
+            pieces[i] = token.encode("utf-8")
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
@@ -1250,10 +1293,11 @@ def _pre_tokenizer_steps(pre_tokenizer, path):
             _refuse(path, f"pre_tokenizer {kind!r} after ByteLevel", "its chunks would be of "
                     "bytes' characters")
         if kind == "ByteLevel":
-            if stage.get("add_prefix_space"):
+            add_prefix_space, use_regex = _byte_level_settings(stage, path)
+            if add_prefix_space:
                 _refuse(path, "pre_tokenizer ByteLevel has add_prefix_space", "it adds a space "
                         "in front of the text")
-            steps.append(("bytelevel", stage.get("use_regex", True)))
+            steps.append(("bytelevel", use_regex))
         elif kind == "Digits":
             steps.append(("digits", bool(stage.get("individual_digits"))))
         elif kind == "Split":

@@ -406,14 +406,34 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
 
 
 class Terminated(KeyboardInterrupt):
-    """A run stopped at once by a SIGTERM that came after a first Ctrl-C or SIGTERM: handled as
-    a second Ctrl-C's KeyboardInterrupt is, but for the exit status, which says SIGTERM."""
+    """A run stopped at once by SIGTERM: one that came outside the training loop, or after a
+    first Ctrl-C or SIGTERM in it. Handled as the KeyboardInterrupt of a Ctrl-C at that point
+    is, but for the exit status, which says SIGTERM."""
 
 
 # What the trainer calls each signal that stops a run (parallel.STOPPING), and what `train`
 # returns after one.
 SAID = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 OUTCOME = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
+@contextlib.contextmanager
+def sigterm_stops_at_once() -> Iterator[None]:
+    """Inside, SIGTERM raises Terminated wherever it comes, as Ctrl-C raises KeyboardInterrupt:
+    a run stopped while it builds its model, tokenises, forks its workers or evaluates step 0
+    then lets go of its lock and its workers and says how to go on, as after Ctrl-C, instead
+    of dying where it stands (Python's default for SIGTERM). interrupt_between_steps takes
+    SIGTERM over for the loop, and gives it back after."""
+    if threading.current_thread() is not threading.main_thread():   # signals: main thread only
+        yield
+        return
+    def handler(signum, frame):
+        raise Terminated
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

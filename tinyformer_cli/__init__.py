@@ -25,7 +25,7 @@ from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
                                    text_and_ids, train_tokenizer)
-from tinyformer.train import Terminated, Trainer, TrainConfig
+from tinyformer.train import Terminated, Trainer, TrainConfig, sigterm_stops_at_once
 
 EPILOG = """\b
 Examples:
@@ -91,7 +91,10 @@ class Program(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:                 # Ctrl-C (click's name for it): the shell's code
+        except click.Abort as e:            # Ctrl-C (click's name for it): the shell's code
+            if isinstance(e.__cause__, Terminated):     # or SIGTERM, in train
+                click.echo("stopped by SIGTERM", err=True)
+                sys.exit(TERMINATED)
             click.echo("stopped by Ctrl-C", err=True)
             sys.exit(INTERRUPTED)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
@@ -356,6 +359,12 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
     small GPT learns the built-in stories (their last sentence recalls a colour from the
     first). Ctrl-C or SIGTERM stops after the current step with a checkpoint; --resume
     continues it."""
+    # SIGTERM, anywhere in the command, stops it as Ctrl-C at that point would.
+    with sigterm_stops_at_once():
+        _train(ctx, config_path, out, force, resume_dir, threads, options)
+
+
+def _train(ctx, config_path, out, force, resume_dir, threads, options):
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
@@ -371,7 +380,7 @@ def train(ctx, config_path, out, force, resume_dir, threads, **options):
         raise InputError(f"{e}, with the run's other settings, in a new run: "
                          f"`{files.command_line('train', '--out', directory, '--force')} ...` "
                          f"replaces this one") from None
-    except KeyboardInterrupt as stop:     # at once: a second Ctrl-C or SIGTERM, or Ctrl-C
+    except KeyboardInterrupt as stop:     # at once: a second Ctrl-C or SIGTERM, or either
                                           # before step 1
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
