@@ -197,7 +197,8 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     with pytest.raises(ValueError, match="empty"):       # a name of spaces, before any work
         check_export_dir("  ")
     result = tinyformer("export", "--checkpoint", seq2seq_run, "--out", tmp_path / "x")
-    assert_input_error(result, "only GPT models have the GPT-2 format")
+    assert_input_error(result, "only GPT models have a Hugging Face format here (GPT-2's, "
+                               "Llama's or Qwen3's); this is a Transformer")
     assert not (tmp_path / "x").exists()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".export-")]
     (tmp_path / "a-file").write_text("mine")          # a file where a folder should be

@@ -27,8 +27,9 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import least_parameters
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
-                         read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, ByteLevelBPE, is_llama_family,
+                         load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
+                         save_gpt2_tokenizer, save_tokenizer_json)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
                      read_config_json)
@@ -264,17 +265,19 @@ def check_export_dir(directory: StrPath) -> str:
 
 
 def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
-                      directory: StrPath) -> None:
+                      directory: StrPath) -> str:
     """Write a GPT and its tokenizer as a Hugging Face directory, which
     `transformers.AutoModelForCausalLM.from_pretrained(directory)` loads (and so does
     `load_model`): the model in the format that expresses it (GPT-2's, or Llama's or Qwen3's
-    for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files.
+    for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files, one read
+    from a tokenizer.json as that file, and any other in tinyformer's own file, which only
+    tinyformer reads. Returns the name of the tokenizer's file (GPT-2's: vocab.json).
 
     The directory must not exist yet: everything is written into a temporary one beside it,
     renamed into place at the end, so a failure leaves nothing half-written."""
     if not isinstance(model, GPT):
-        raise CheckpointError(f"only GPT models have the GPT-2 format; this is a "
-                              f"{type(model).__name__}")
+        raise CheckpointError(f"only GPT models have a Hugging Face format here (GPT-2's, "
+                              f"Llama's or Qwen3's); this is a {type(model).__name__}")
     parent = check_export_dir(directory)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -285,9 +288,15 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)
         if isinstance(tokenizer, BPETokenizer):
             save_gpt2_tokenizer(tokenizer, staging)
+            written = VOCAB_JSON
+        elif isinstance(tokenizer, ByteLevelBPE):
+            save_tokenizer_json(tokenizer, staging)
+            written = TOKENIZER_JSON
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
+            written = PRETRAINED_TOKENIZER
         os.rename(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return written

@@ -14,7 +14,7 @@ import click
 
 import tinyautograd
 from tinyformer.summary import summary_line
-from tinyformer.checkpoint import (check_export_dir, export_pretrained,
+from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, export_pretrained,
                                    load_checkpoint_tokenizer, load_model)
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
@@ -490,10 +490,10 @@ def export(checkpoint_dir, out_dir):
     with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
         check_export_dir(out_dir)                # before loading anything
         model, tokenizer, _ = load_model(checkpoint_dir)
-        export_pretrained(model, tokenizer, out_dir)
-    if tokenizer.kind != "bpe":                  # see export_pretrained
+        written = export_pretrained(model, tokenizer, out_dir)
+    if written == PRETRAINED_TOKENIZER:          # see export_pretrained
         click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
-                   f"the model, and tinyformer reads the tokenizer (tinyformer-tokenizer.json)")
+                   f"the model, and tinyformer reads the tokenizer ({PRETRAINED_TOKENIZER})")
     click.echo(f"wrote {out_dir}: try {files.command_line('generate', '--checkpoint', out_dir)}")
 
 
