@@ -175,7 +175,7 @@ def test_reset_starts_the_hints_again(workspace):
 
 def test_check_goes_to_the_next_unfinished_exercise_and_says_what_is_wrong(workspace):
     result = run("check")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert f"FAIL 1 {FIRST.slug}" in result.output and "not written yet" in result.output
     solve(workspace, FIRST)
     result = run("check")
@@ -195,7 +195,7 @@ def test_a_wrong_answer_is_reported_with_the_call_and_the_worst_element(workspac
         "    out[np.arange(len(ids)), vocab_size - 1 - np.asarray(ids)] = 1.0\n"
         "    return out"))
     result = run("check", "one_hot")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "one_hot(ids=[2, 0, 3], vocab_size=4) returned a wrong value" in result.output
     assert "at [0, 1]: expected 0, got 1" in result.output
 
@@ -206,7 +206,7 @@ def test_check_all_reports_one_line_per_exercise(workspace):
     assert result.output.count("PASS ") == 1
     assert result.output.count("FAIL ") == len(exercises()) - 1
     assert f"1 of {len(exercises())} pass" in result.output
-    assert result.exit_code == (0 if len(exercises()) == 1 else 1)
+    assert result.exit_code == (0 if len(exercises()) == 1 else 3)
     result = run("check", "one_hot", "--all")                # which did the user mean?
     assert result.exit_code == 2 and "give an exercise N or --all, not both" in result.output
 
@@ -312,17 +312,17 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     original = path.read_text()
     path.write_text(original.replace("    raise NotImplementedError", "    raise SystemExit(3)"))
     result = run("check", 1)
-    assert result.exit_code == 1 and "ended the check early (exit status 3)" in result.output
+    assert result.exit_code == 3 and "ended the check early (exit status 3)" in result.output
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
-    assert result.exit_code == 1 and "did not finish within 1 s" in result.output
+    assert result.exit_code == 3 and "did not finish within 1 s" in result.output
 
 
 def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):
     path = workspace / FIRST.file
     path.write_text(path.read_text() + "\ndef broken(:\n")
     result = run("check", 1)
-    assert result.exit_code == 1 and "is not valid Python" in result.output
+    assert result.exit_code == 3 and "is not valid Python" in result.output
 
 
 def test_a_file_with_a_nul_byte_is_reported_with_its_line(workspace):
@@ -330,7 +330,7 @@ def test_a_file_with_a_nul_byte_is_reported_with_its_line(workspace):
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2]) + "x = 1\0\n" + "".join(lines[2:]))
     result = run("check", 1)
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert f"{path.name} line 3 is not valid Python" in result.output, result.output
     assert "None" not in result.output
 
@@ -464,7 +464,7 @@ def test_the_readme_shows_a_real_failed_check(workspace):
     write_solved(second, workspace / second.file,
                  text.replace("dot(A[i, :], B[:, j])", "dot(A[i], B[j])"))
     result = run("check")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     shown = readme.split("# with exercise 1 done, and a slip in exercise 2\n")[1].split("```")[0]
     assert result.output == shown

@@ -268,9 +268,9 @@ def test_draw_out_chooses_the_file_and_its_format(workspace, tmp_path):
     assert b"<svg" in (workspace / "mask.svg").read_bytes()[:400]
 
 
-def test_draw_of_an_unfinished_file_says_why_and_exits_1(workspace):
+def test_draw_of_an_unfinished_file_says_why_and_exits_3(workspace):
     result = run("draw", "matmul_backward")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "CANNOT DRAW" in result.output and "is not written yet" in result.output
     assert not (workspace / "pictures").exists() or not any((workspace / "pictures").iterdir())
 
@@ -281,7 +281,7 @@ def test_draw_runs_the_learners_code_in_its_own_process(workspace):
     path.write_text(path.read_text().replace("    raise NotImplementedError",
                                              "    raise SystemExit(3)", 1))
     result = run("draw", ex.number)
-    assert result.exit_code == 1 and "ended the drawing early (exit status 3)" in result.output
+    assert result.exit_code == 3 and "ended the drawing early (exit status 3)" in result.output
 
 
 @pytest.mark.parametrize("args, words", [

@@ -2,7 +2,7 @@
 errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
 input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
 for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C,
-143 when a training run is stopped by SIGTERM."""
+143 when a training run is stopped by SIGTERM, 3 when an exercise's check does not pass yet."""
 
 import contextlib
 import dataclasses
@@ -39,6 +39,7 @@ Examples:
 INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
 TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
+NOT_YET = 3                # an exercise's check that your code does not pass yet: not our bug (1)
 
 
 class InputError(click.ClickException):
@@ -756,7 +757,7 @@ Examples:
   tinyformer exercises check 3 --timeout 30
   tinyformer exercises check --all              where the whole course stands
 
-Exit status: 0 when the check passes (with --all: all of them), 1 when it does not.""")
+Exit status: 0 when the check passes (with --all: all of them), 3 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each (as many at once as there are cores).")
@@ -768,7 +769,7 @@ def exercises_check(ex, check_all, timeout, workspace):
         raise InputError("give an exercise N or --all, not both")
     passed = runner.check_all(workspace, timeout) if check_all else \
         runner.check(workspace, ex, timeout)
-    sys.exit(0 if passed else 1)
+    sys.exit(0 if passed else NOT_YET)
 
 
 @exercises.command("watch", short_help="Check exercise N again on every save.",
@@ -823,7 +824,7 @@ Examples:
   tinyformer exercises draw 3                   into pictures/ in the workspace
   tinyformer exercises draw scalar_engine --out engine.svg
 
-Exit status: 0 when it is drawn, 1 when your code cannot draw it yet (it says why).""")
+Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
 @click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
               "[pictures/NN_NAME.png in the workspace].")
@@ -833,7 +834,7 @@ def exercises_draw(ex, out_path, timeout, workspace):
     """Draw what your code for exercise N computes: the scalar engine's graph, a backward
     pass, attention maps, and more (your code runs in a process of its own)."""
     failure = runner.draw(workspace, ex, out_path, timeout)
-    sys.exit(0 if failure is None else 1)
+    sys.exit(0 if failure is None else NOT_YET)
 
 
 @exercises.command("reset", short_help="Restore exercise N's file as it came (yours kept).",
