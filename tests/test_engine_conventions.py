@@ -390,8 +390,10 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
 # ------------------------------------------------------------------ changed after it was saved
 #
 # Each scenario changes in place a tensor that a recorded op uses, then runs backward. The
-# engine counts in-place changes as torch does (`_version`), so both refuse the same ones; a
-# change that no backward reads (an Add's input), or that comes after backward, is fine.
+# engine stamps in-place changes where torch counts them (`_version`), and both refuse these;
+# a change that no backward reads (an Add's input), or that comes after backward, is fine.
+# (An op's inputs are checked together, so the engine also refuses a change to one that torch
+# does not keep, as the other factor of `w * c` with only w requiring a gradient.)
 
 
 class Engine:
@@ -457,6 +459,14 @@ def _changed_through_a_view_of_a_view(e):   # mul saved a row of b; a view of th
     return y, a
 
 
+def _changed_mask(e):                     # masked_fill's backward reads its mask
+    a, b = e.tensor([1.0, 2.0], True), e.tensor([1.0, 0.0])
+    mask = b > 0.5
+    y = a.masked_fill(mask, 0.0).sum()
+    mask *= False
+    return y, a
+
+
 def _changed_by_an_optimizer_step(e):     # a retained graph used after the step
     w = e.tensor([1.0, 2.0], True)
     y = (w * w).sum()
@@ -487,6 +497,7 @@ REFUSED = {"a factor": (_changed_factor, "mul", "input 1"),
            "the base of a view": (_changed_base_of_a_view, "matmul", "input 1"),
            "through a view": (_changed_through_a_view, "mul", "input 1"),
            "through a view of a view": (_changed_through_a_view_of_a_view, "mul", "input 1"),
+           "a mask": (_changed_mask, "where", "input 0"),
            "by an optimizer step": (_changed_by_an_optimizer_step, "mul", "input 0")}
 ALLOWED = {"an input of add": _changed_input_of_add,
            "after backward": _changed_after_backward}
@@ -537,10 +548,27 @@ def test_a_tensor_made_from_a_tensor_shares_its_count_where_it_shares_its_array(
         y.backward()
 
 
+def test_an_op_that_hands_its_input_back_shares_its_stamp():
+    class Identity(ta.Function):                 # forward returns its input's own array
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
+    y = (a * Identity.apply(b)).sum()
+    b += 1
+    with pytest.raises(RuntimeError, match=r"^backward of mul: its input 1 .* was changed"):
+        y.backward()
+
+
 @pytest.mark.parametrize("change", ["fill", "load_state_dict"])
 def test_initialisers_and_loading_count_as_changes_in_place(change):
     layer = nn.Linear(2, 2)
-    y = layer(Tensor([[1.0, 2.0]])).sum()
+    y = layer(Tensor([[1.0, 2.0]], requires_grad=True)).sum()   # so torch keeps the weight too
     if change == "fill":
         nn.init.zeros_(layer.weight)
     else:

@@ -248,3 +248,32 @@ def test_float32_gradients_accumulate_in_float32():
     (x * x).sum().backward()
     assert x.grad.dtype == np.float32
     assert_allclose(x.grad, 1.5 + 2 * x.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@settings(max_examples=6, deadline=None)
+@given(data=st.data(), changed=st.integers(0, 9))
+def test_a_change_in_place_before_backward_is_refused_or_harmless(case, data, changed):
+    """Change an input (or the result) in place through a detached alias between the forward
+    and the backward: the backward must refuse, or give the gradient of the forward it was
+    recorded with. Never a gradient silently computed from the new values."""
+    inputs, params = draw_example(case, data)
+    direction = np.random.default_rng(0).standard_normal(case.fn(*inputs, **params).shape)
+    expected = ta.grad(case.fn(*inputs, **params), inputs, grad_outputs=Tensor(direction))
+    out = case.fn(*inputs, **params)
+    target = out if changed >= len(inputs) else inputs[changed]   # the result, or an input
+    alias = target.detach()
+    if not alias.data.flags.writeable:           # a broadcast view: no change in place there
+        return
+    alias += np.random.default_rng(1).standard_normal(target.shape)
+    try:
+        with np.errstate(all="ignore"):
+            found = ta.grad(out, inputs, grad_outputs=Tensor(direction))
+    except RuntimeError as error:
+        assert "was changed in place after" in str(error)
+        return
+    for g, e in zip(found, expected):
+        if e is None:
+            assert g is None
+        else:
+            assert_allclose(g.data, e.data, rtol=1e-12, atol=0)

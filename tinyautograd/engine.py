@@ -22,6 +22,7 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import os
 import threading
@@ -53,10 +54,12 @@ class _Mode(threading.local):
 
 _mode = _Mode()
 
-# The clock of changes in place: how many tensors' arrays were changed in place so far (by
-# `x += y` outside a graph, an optimizer's step, an initialiser, load_state_dict). Each
-# recorded op notes it, and each changed tensor its value at the change (Tensor._changed_at).
-_changes_in_place = [0]
+# A clock that ticks at every recorded op and every change of a tensor's array in place (by
+# `x += y` outside a graph, an optimizer's step, an initialiser, load_state_dict): each notes
+# its own tick (Context._recorded_at, Tensor._changed_at), so a change came after an op was
+# recorded exactly when its tick is the later one. (next() on a count is atomic: threads that
+# record and change at once still get ticks of their own.)
+_clock = itertools.count(1)
 
 
 class _GradMode:
@@ -186,8 +189,12 @@ class Context:
       `operands` and `result`: the inputs and the output as a backward computes with them:
       their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
       is recorded and connects to the forward graph; `create_graph`: which of the two it is.
-      Both refuse a tensor changed in place after the op was recorded (`x += 1`, an
-      optimizer's step), whose gradient would be silently wrong, as torch does.
+      `arrays`: the inputs' numpy arrays in both modes, for masks and signs (constants).
+      All three refuse a tensor changed in place after the op was recorded (`x += 1`, an
+      optimizer's step), whose gradient would be silently wrong, as torch refuses it. They
+      check an op's inputs together, so they refuse a little more than torch, which keeps
+      only the inputs that its gradients need (of `w * c`, with only w requiring a gradient,
+      c alone): read the arrays through them, never through `inputs[i].data`.
     Set by `annotate`, for pictures only (None when not recorded):
       `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward
       of another node (its formula, and summing the result back to the input's shape), that
@@ -199,7 +206,7 @@ class Context:
     freed = False
     backward_of = None
     module_path = None
-    _recorded_at = 0      # the clock of changes in place (Tensor._changed_at) when recorded
+    _recorded_at = 0      # the engine's clock when the op was recorded (see Tensor._changed_at)
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
                  needs_input_grad: tuple[bool, ...]) -> None:
@@ -232,6 +239,12 @@ class Context:
     def result(self) -> Tensor | np.ndarray:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The inputs' numpy arrays in both modes: for masks and signs, constants to the graph."""
+        self._check_unchanged(self.inputs, 0)
+        return tuple(t.data for t in self.inputs)
 
     def _check_unchanged(self, tensors: Sequence[Tensor], first: int) -> None:
         """Refuse a saved tensor that was changed in place since this op was recorded: the
@@ -342,14 +355,12 @@ class Function:
             # numpy would stack several outputs into one array: a silently different op
             raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
                             f"has one output, a numpy array (write one Function per output)")
-        out = Tensor._make(data)
-        if out.data.base is not None:           # a view, perhaps of an input's array
-            _stamped_with_what_it_views(out, inputs)
+        out = _stamped_with_what_it_views(Tensor._make(data), inputs)
         if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
-            ctx._recorded_at = _changes_in_place[0]
+            ctx._recorded_at = next(_clock)
         if mode.anomaly:
             ctx.created_at = _user_line()
             if _has_nan_or_inf(out.data):
@@ -359,14 +370,14 @@ class Function:
 
 
 def _stamped_with_what_it_views(out, inputs):
-    """`out`, sharing the stamp of the input whose array its own array views (a reshape, a
-    transpose, an index), if any: then a change through either is a change of both. numpy's
-    `base` of a view is the array that owns the memory."""
-    base = out.data.base
-    if base is not None:
-        for t in inputs:
-            if t.data is base or t.data.base is base:
-                return out._sharing_stamp_with(t)
+    """`out`, sharing the stamp of the input whose array its own array is or views (a reshape,
+    a transpose, an index; an op that hands its input back), if any: then a change through
+    either is a change of both. numpy's `base` of a view is the array that owns the memory."""
+    array = out.data
+    base = array.base
+    for t in inputs:
+        if t.data is array or base is not None and (t.data is base or t.data.base is base):
+            return out._sharing_stamp_with(t)
     return out
 
 
@@ -442,11 +453,11 @@ class Tensor:
     name = None           # optional label, shown by viz
     _hooks = ()
     _retains_grad = False
-    # When this tensor's array was last changed in place, on a clock that counts the changes
-    # (`_changes_in_place`): a backward must not use a tensor changed after its op was
-    # recorded, since the gradient would be silently wrong (torch counts changes per tensor,
-    # `_version`, for the same check). Tensors that share one array (a view, `detach`) share
-    # one stamp, a one-item list made when first needed; None: never changed.
+    # When this tensor's array was last changed in place, on the engine's clock (`_clock`): a
+    # backward must not use a tensor changed after its op was recorded, since the gradient
+    # would be silently wrong (torch counts changes per tensor, `_version`, for the same
+    # check). Tensors that share one array (a view, `detach`) share one stamp, a one-item list
+    # made when first needed ([0] until a change); None: never changed.
     _changed_at = None
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
@@ -526,10 +537,9 @@ class Tensor:
     def _changed_in_place(self) -> None:
         """Stamp a change of this tensor's array in place (every writer in the engine calls
         this; a write into `.data` by hand is not seen, as torch's `.data` is not)."""
-        _changes_in_place[0] += 1
         if self._changed_at is None:
             self._changed_at = [0]
-        self._changed_at[0] = _changes_in_place[0]
+        self._changed_at[0] = next(_clock)
 
     def _sharing_stamp_with(self, other: Tensor) -> Tensor:
         """This tensor, whose array is a view of other's, sharing other's stamp of changes."""
@@ -864,7 +874,9 @@ def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike
     cond = cond if isinstance(cond, Tensor) else Tensor(cond)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a)
-    return ops.Where.apply(np.asarray(cond.data, dtype=bool), *_operands(a, b))
+    if cond.dtype != bool:                  # (a boolean one goes as it is: a change to it counts)
+        cond = Tensor._make(cond.data.astype(bool))
+    return ops.Where.apply(cond, *_operands(a, b))
 
 
 # --------------------------------------------------------------------------------------------

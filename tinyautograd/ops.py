@@ -190,7 +190,7 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.operands
-        base, exponent = ctx.inputs[0].data, ctx.inputs[1].data      # constants, for masks
+        base, exponent = ctx.arrays                                  # constants, for masks
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_a = grad * b * _one_where(a, (base == 0) & (exponent == 0)) ** (b - 1)
@@ -391,7 +391,8 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * np.sign(ctx.inputs[0].data)   # a constant: the sign has zero derivative
+        (x,) = ctx.arrays
+        return grad * np.sign(x)           # a constant: the sign has zero derivative
 
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
@@ -520,9 +521,9 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.inputs[0].data, ctx.output.data
+        (x,) = ctx.arrays
         shape = _keepdims_shape(x.shape, ctx.axis)
-        is_max = x == y.reshape(shape)                         # a constant, like relu's mask
+        is_max = x == x.max(axis=ctx.axis, keepdims=True)      # a constant, like relu's mask
         share = is_max / is_max.sum(axis=ctx.axis, keepdims=True)
         return grad.reshape(shape) * share.astype(x.dtype)
 
@@ -723,7 +724,7 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        cond = ctx.inputs[0].data                 # a constant: no gradient of its own
+        cond = ctx.arrays[0]                      # a constant: no gradient of its own
         zero = np.zeros((), dtype=grad.dtype)
         grad_a = where(cond, grad, zero) if ctx.needs_input_grad[1] else None
         grad_b = where(cond, zero, grad) if ctx.needs_input_grad[2] else None
