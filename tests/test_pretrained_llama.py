@@ -768,20 +768,11 @@ def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path)
                        "model byte_fallback is true")
 
 
-def test_export_of_a_llama_directory_writes_its_tokenizer_json_back(smollm_dir, tmp_path):
-    directory, model, tokenizer = smollm_dir
-    out = tmp_path / "exported"
-    result = tinyformer("export", "--checkpoint", directory, "--out", out)
-    assert result.exit_code == 0, result.output
-    assert "note:" not in result.output             # no tinyformer-only tokenizer file
-    assert json.loads((out / "tokenizer.json").read_text()) == json.loads(
-        (directory / "tokenizer.json").read_text())
-    theirs = AutoModelForCausalLM.from_pretrained(out).eval()
-    idx = tokens((1, 6), vocab=len(tokenizer.get_vocab()))
-    np.testing.assert_allclose(their_logits(theirs, idx), their_logits(model, idx), rtol=0,
-                               atol=ROUNDING)
-    prompt = "the quick brown"
-    generated = [tinyformer("generate", "--checkpoint", where, "--prompt", prompt,
-                            "--temperature", 0, "--max-new-tokens", 8).output
-                 for where in (directory, out)]
-    assert generated[0] == generated[1] and generated[0].startswith(prompt)
+def test_export_of_a_hugging_face_directory_is_refused_in_one_line(smollm_dir, tmp_path):
+    # It is in that format already: an export, from the model, would lose its other files.
+    directory, _, _ = smollm_dir
+    result = tinyformer("export", "--checkpoint", directory, "--out", tmp_path / "exported")
+    assert_input_error(result, f"{str(directory)!r} is in Hugging Face's format already (a "
+                               f"llama model): use it as it is, or copy it; export writes the "
+                               f"runs of tinyformer train")
+    assert not (tmp_path / "exported").exists()

@@ -27,9 +27,8 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import least_parameters
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, ByteLevelBPE, is_llama_family,
-                         load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
-                         save_gpt2_tokenizer, save_tokenizer_json)
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
+                         read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
                      read_config_json)
@@ -264,14 +263,25 @@ def check_export_dir(directory: StrPath) -> str:
     return parent
 
 
+def check_exportable(directory: StrPath) -> None:
+    """A checkpoint to export must be a run of tinyformer train: a Hugging Face model's is in
+    that format already, and a copy of it keeps every file (its tokenizer's settings, its chat
+    template, its generation settings), which an export, from the model, would not."""
+    config = read_config_json(directory)
+    if "model_type" in config and not is_ours(config):
+        raise CheckpointError(f"{os.fspath(directory)!r} is in Hugging Face's format already "
+                              f"(a {config['model_type']} model): use it as it is, or copy it; "
+                              f"export writes the runs of tinyformer train")
+
+
 def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
                       directory: StrPath) -> str:
     """Write a GPT and its tokenizer as a Hugging Face directory, which
     `transformers.AutoModelForCausalLM.from_pretrained(directory)` loads (and so does
     `load_model`): the model in the format that expresses it (GPT-2's, or Llama's or Qwen3's
-    for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files, one read
-    from a tokenizer.json as that file, and any other in tinyformer's own file, which only
-    tinyformer reads. Returns the name of the tokenizer's file (GPT-2's: vocab.json).
+    for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files, any other in
+    tinyformer's own file, which only tinyformer reads. Returns the name of the tokenizer's
+    file (GPT-2's: vocab.json).
 
     The directory must not exist yet: everything is written into a temporary one beside it,
     renamed into place at the end, so a failure leaves nothing half-written."""
@@ -289,9 +299,6 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         if isinstance(tokenizer, BPETokenizer):
             save_gpt2_tokenizer(tokenizer, staging)
             written = VOCAB_JSON
-        elif isinstance(tokenizer, ByteLevelBPE):
-            save_tokenizer_json(tokenizer, staging)
-            written = TOKENIZER_JSON
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
             written = PRETRAINED_TOKENIZER

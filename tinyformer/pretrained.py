@@ -1144,8 +1144,8 @@ class ByteLevelBPE(Tokenizer):
         return piece.decode("utf-8", errors="backslashreplace")
 
     def save(self, path: StrPath) -> None:
-        raise ValueError(f"a tokenizer read from a tokenizer.json is not saved as {path}: "
-                         f"save_tokenizer_json writes it back as one")
+        raise ValueError(f"a tokenizer read from a tokenizer.json is not saved as {path}: keep "
+                         f"the tokenizer.json it was read from")
 
 
 def _isolated(pattern, text):
@@ -1195,15 +1195,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
             raise PretrainedError(f"{path} has {tokenizer.vocab_size} tokens, more than the "
                                   f"model's {vocab_size}; they must belong together")
         tokenizer._pieces += [b""] * (vocab_size - tokenizer.vocab_size)
-    tokenizer.source = data                  # for save_tokenizer_json: the file, as it was
     return tokenizer
-
-
-def save_tokenizer_json(tokenizer: ByteLevelBPE, directory: StrPath) -> None:
-    """Write the tokenizer.json that `tokenizer` was read from into `directory`, as it was:
-    what it encodes by is what the file says, so the file is the faithful copy."""
-    with atomic_write(os.path.join(directory, TOKENIZER_JSON), encoding="utf-8") as f:
-        json.dump(tokenizer.source, f, ensure_ascii=False)
 
 
 def _refuse(path, what, why):

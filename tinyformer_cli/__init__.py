@@ -14,8 +14,8 @@ import click
 
 import tinyautograd
 from tinyformer.summary import summary_line
-from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, export_pretrained,
-                                   load_checkpoint_tokenizer, load_model)
+from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
+                                   export_pretrained, load_checkpoint_tokenizer, load_model)
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
@@ -490,6 +490,7 @@ def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
     with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
         check_export_dir(out_dir)                # before loading anything
+        check_exportable(checkpoint_dir)
         model, tokenizer, _ = load_model(checkpoint_dir)
         written = export_pretrained(model, tokenizer, out_dir)
     if written == PRETRAINED_TOKENIZER:          # see export_pretrained
