@@ -148,3 +148,31 @@ def test_side_by_side_lines_up_the_second_column():
     lines = text.splitlines()
     assert [line.index("It printed:" if i == 0 else "6.0" if i == 1 else "12.0")
             for i, line in enumerate(lines)] == [18, 20, 20]
+
+
+# -- tinyformer's own failures in the fresh process: a bug, or the machine's answer -------------
+
+def test_a_failure_of_the_runners_own_code_is_a_bug_not_the_learners(tmp_path):
+    # An exercise the fresh process cannot find: the runner's own code fails there. It says
+    # so (the command line: a bug, exit 1), where it blamed the learner's exit() before.
+    import dataclasses
+
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import RunnerError, check_in_subprocess
+    ex = dataclasses.replace(find("one_hot"), slug="no_such_exercise")
+    path = tmp_path / "one_hot.py"
+    path.write_text("")
+    with pytest.raises(RunnerError, match=r"^the check's own code failed, not yours:\n"
+                                          r"Traceback(.|\n)*ValueError: there is no exercise"):
+        check_in_subprocess(ex, path)
+
+
+def test_a_picture_the_machine_refuses_to_write_is_its_answer_not_the_learners(tmp_path):
+    from solutions import write_solved
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import draw_in_subprocess
+    ex = find("causal_mask")
+    path = write_solved(ex, tmp_path / "causal_mask.py")
+    with pytest.raises(FileNotFoundError) as raised:
+        draw_in_subprocess(ex, path, tmp_path / "gone" / "mask.png")
+    assert raised.value.filename is not None and "gone" in raised.value.filename

@@ -8,6 +8,12 @@ top of this module; they start this same module as a program:
         check the learner's FILE; writes {"message": null, or the failure}
     python -m tinyformer.exercises.isolated draw SLUG FILE PICTURE RESULT.json
         draw what FILE computes into PICTURE; writes {"message": null, or why it could not}
+
+A failure of tinyformer's own there, not of the learner's code (whose errors the check and the
+drawing catch and explain), is written as {"bug": its traceback}, or {"os_error": [errno,
+strerror, filename]} for the machine's answer (a full disk), and raised again here: the
+command line then says it is a bug of ours (exit 1), or what the machine said (exit 2), not
+that the learner's code failed.
     python -m tinyformer.exercises.isolated predict CHAPTER
         run chapter CHAPTER's "predict, then run" question; it prints its answer
 """
@@ -19,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from ..files import StrPath
@@ -66,7 +73,16 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         if not result_file.exists():
             return (f"your code ended the {what} early (exit status {run.returncode}), before "
                     f"it could finish; does it call exit() or os._exit()?"), printed
-        return json.loads(result_file.read_text())["message"], printed
+        result = json.loads(result_file.read_text())
+        if "os_error" in result:
+            raise OSError(*result["os_error"])
+        if "bug" in result:
+            raise RunnerError(f"the {what}'s own code failed, not yours:\n{result['bug']}")
+        return result["message"], printed
+
+
+class RunnerError(RuntimeError):
+    """tinyformer's own code failed in the fresh process: a bug, reported as one."""
 
 
 def _environment() -> dict[str, str]:
@@ -98,19 +114,25 @@ def main(action: str, *arguments: str) -> None:
         code = question(int(arguments[0])).code
         exec(compile(code, f"<chapter {arguments[0]}>", "exec"), {"__name__": "__main__"})
         return
-    from .catalogue import find
-    if action == "check":
-        from .checking import run_check
-        slug, path, result_path = arguments
-        message = run_check(find(slug), path)
-    elif action == "draw":
-        from .pictures import draw
-        slug, path, picture, result_path = arguments
-        message = draw(find(slug), path, picture)
-    else:
+    if action not in ("check", "draw"):
         raise SystemExit(f"unknown action {action!r}: check, draw or predict")
-    with open(result_path, "w") as f:
-        json.dump({"message": message}, f)
+    result_path = arguments[-1]
+    try:
+        from .catalogue import find
+        if action == "check":
+            from .checking import run_check
+            slug, path, _ = arguments
+            result = {"message": run_check(find(slug), path)}
+        else:
+            from .pictures import draw
+            slug, path, picture, _ = arguments
+            result = {"message": draw(find(slug), path, picture)}
+    except OSError as error:            # the learner's code's errors are caught in there:
+        where = None if error.filename is None else os.fspath(error.filename)
+        result = {"os_error": [error.errno, error.strerror or str(error), where]}
+    except Exception:                   # one that gets here is tinyformer's own
+        result = {"bug": traceback.format_exc()}
+    Path(result_path).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
