@@ -669,3 +669,23 @@ def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch
                 if os.waitpid(pid, os.WNOHANG) == (0, 0):
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
+
+
+def test_handling_puts_the_handlers_back_in_this_process_only():
+    def mine(signum, frame):
+        pass
+    before = signal.getsignal(signal.SIGTERM)
+    read, write = os.pipe()
+    with parallel.handling([signal.SIGTERM], mine):
+        assert signal.getsignal(signal.SIGTERM) is mine
+        pid = os.fork()
+        if pid == 0:                           # a child forked inside keeps what it sets
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if pid == 0:
+        os.write(write, b"ignored" if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+                 else b"changed")
+        os._exit(0)
+    os.close(write)
+    assert os.waitpid(pid, 0)[1] == 0 and os.read(read, 16) == b"ignored"
+    os.close(read)
+    assert signal.getsignal(signal.SIGTERM) is before

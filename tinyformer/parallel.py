@@ -49,7 +49,7 @@ import sys
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 
@@ -118,6 +118,25 @@ STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
+def handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Inside, `handler` handles each of `signums`; on the way out, what handled them before
+    does again. Only the main thread runs handlers, so elsewhere nothing changes; nor for a
+    signal whose handler was not set from Python (None), which could not be put back; nor in
+    a child forked inside, which keeps what it set for itself."""
+    previous, here = {}, os.getpid()
+    try:
+        if threading.current_thread() is threading.main_thread():
+            for signum in signums:
+                if signal.getsignal(signum) is not None:
+                    previous[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        if os.getpid() == here:
+            for signum, theirs in previous.items():
+                signal.signal(signum, theirs)
+
+
+@contextlib.contextmanager
 def forked() -> Iterator[int]:
     """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C and SIGTERM
     (`STOPPING`) from its start.
@@ -134,23 +153,20 @@ def forked() -> Iterator[int]:
     whole process's, and any other thread (BLAS's, say) takes it for Python's handler; the
     handlers are swapped instead (where there is one to swap: in the main thread, the only
     one that runs them)."""
-    held, previous = [], {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {signum: signal.signal(signum, lambda number, frame: held.append(number))
-                    for signum in STOPPING if signal.getsignal(signum) is not None}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
-    pid = None
+    held, pid = [], None
     try:
-        pid = os.fork()
-        if pid == 0:
-            for signum in STOPPING:
-                signal.signal(signum, signal.SIG_IGN)
-        yield pid
+        with handling(STOPPING, lambda number, frame: held.append(number)):
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    for signum in STOPPING:
+                        signal.signal(signum, signal.SIG_IGN)
+                yield pid
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid != 0:                                    # (a child goes on ignoring them)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             for signum in dict.fromkeys(held):          # each once, in the order they came
                 signal.raise_signal(signum)             # to its own handler, now
 

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import signal
-import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -424,16 +423,10 @@ def sigterm_stops_at_once() -> Iterator[None]:
     then lets go of its lock and its workers and says how to go on, as after Ctrl-C, instead
     of dying where it stands (Python's default for SIGTERM). interrupt_between_steps takes
     SIGTERM over for the loop, and gives it back after."""
-    if threading.current_thread() is not threading.main_thread():   # signals: main thread only
-        yield
-        return
     def handler(signum, frame):
         raise Terminated
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with parallel.handling([signal.SIGTERM], handler):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -449,15 +442,8 @@ def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[],
         asked.append(signum)
         log(f"\n{SAID[signum]}: finishing this step and saving a checkpoint ({SAID[signum]} "
             f"again to stop now)")
-    if threading.current_thread() is not threading.main_thread():   # signals: main thread only
-        yield lambda: None
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in parallel.STOPPING}
-    try:
+    with parallel.handling(parallel.STOPPING, handler):      # (in the main thread only)
         yield lambda: OUTCOME[asked[0]] if asked else None
-    finally:
-        for signum, theirs in previous.items():
-            signal.signal(signum, theirs)
 
 
 # ---------------------------------------------------------------------------------------------

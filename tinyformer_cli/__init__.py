@@ -391,17 +391,18 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
         sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
-    if trainer.step > first_step:          # also after Ctrl-C or SIGTERM: the curves so far
-        from viz.write import plot_after_training
-        click.echo(plot_after_training(directory))
+    # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
     if outcome == "interrupted":
         click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
                    err=True)
-        sys.exit(INTERRUPTED)
     if outcome == "terminated":
         click.echo(f"stopped by SIGTERM at step {trainer.step} with a checkpoint in "
                    f"{directory}; {resume}", err=True)
-        sys.exit(TERMINATED)
+    if trainer.step > first_step:
+        from viz.write import plot_after_training
+        click.echo(plot_after_training(directory))
+    if outcome != "done":
+        sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
     # The built-in data has its own prompts; on a text, a GPT starts from a new line, and
     # BERT fills in a held-out line of the text.
     prompt = (example_prompt(trainer.config.model, trainer.config.task)
