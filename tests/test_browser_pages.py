@@ -252,17 +252,22 @@ def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, 
 # ------------------------------------------------------------------------------ lens and report
 
 
-def test_the_attention_page_fits_a_narrow_window(browser, tmp_path):
+def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_path):
+    # Opened wide, then narrowed: the map and the thumbnails of eight heads both shrink.
     tokens = [f"t{i}" for i in range(40)]                    # a map of 640 px in a wide window
-    weights = np.full((1, 2, 40, 40), 1 / 40)
+    weights = np.full((1, 8, 40, 40), 1 / 40)
     path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
                               "a long prompt").save(tmp_path / "attention.html")
     size = browser.get_window_size()
-    browser.set_window_size(500, 900)
     try:
         open_clean(browser, path)
-        assert browser.execute_script(
-            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        browser.set_window_size(500, 900)
+        began = time.perf_counter()
+        while not browser.execute_script(
+                "return document.documentElement.scrollWidth <= "
+                "document.documentElement.clientWidth"):
+            assert time.perf_counter() - began < 3, "the page did not fit the narrower window"
+            time.sleep(0.05)
         assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 1, 0)   # still read
     finally:
         browser.set_window_size(size["width"], size["height"])
