@@ -26,7 +26,9 @@ if shutil.which("dot") is None and not os.environ.get("CI"):
     pytest.skip("graphviz's dot is not installed", allow_module_level=True)
 
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 import tinyautograd as ta  # noqa: E402
@@ -36,6 +38,7 @@ from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
+from viz.html import viridis  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,10 @@ def open_clean(browser, path):
     chromium.errors(browser)                        # what an earlier page left
     chromium.open_page(browser, path)
     assert chromium.errors(browser) == []
+
+
+def panel_text(browser):
+    return browser.find_element(By.ID, "panel").text
 
 
 def field(browser, name):
@@ -95,6 +102,21 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
         assert close(field(browser, f"grad.{key}"), value), key
     assert close(field(browser, "ratio"),
                  np.linalg.norm(weight.grad) / np.linalg.norm(weight.data))
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-field$="nonfinite"]') == []  # all finite
+    # The histograms: bars as tall as their counts, from the min to the max, the gradient's
+    # in a colour of its own.
+    bars = {}
+    for key in ("value", "grad"):
+        chart = browser.find_element(By.CSS_SELECTOR, f'#panel svg[aria-label="histogram of the '
+                                                      f'{key}"]')
+        bars[key] = chart.find_elements(By.TAG_NAME, "rect")
+        heights = np.array([float(bar.get_attribute("height")) for bar in bars[key]])
+        counts = np.histogram(getattr(weight, "data" if key == "value" else "grad"), 16)[0]
+        assert heights / heights.max() == pytest.approx(counts / counts.max(), abs=0.03)
+        assert [t.text for t in chart.find_elements(By.TAG_NAME, "text")] == [
+            field(browser, f"{key}.min"), field(browser, f"{key}.max")]
+    assert bars["value"][0].value_of_css_property("fill") != \
+        bars["grad"][0].value_of_css_property("fill")
 
     # An op, clicked with the mouse: the loss's own op.
     nodes = data["views"]["forward"]["nodes"]
@@ -107,21 +129,162 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     assert field(browser, "doc").startswith(loss.grad_fn.fn.__doc__.strip()[:20])
     assert close(field(browser, "value.mean"), loss.item())
     assert field(browser, "grad.min") == field(browser, "grad.max") == "1"
+    assert field(browser, "shape") == "()"
+    kept = [item.text for item in browser.find_elements(By.CSS_SELECTOR,
+                                                        "#panel ul:last-of-type li")]
+    assert "log_probs: (12, 11) float32" in kept and "label_smoothing: 0.0" in kept
 
     # Its backward ops are marked in the backward graph, which the panel's button shows.
     backward_ids = nodes[result]["backward"]
-    assert backward_ids
+    assert len(backward_ids) > 1
+    assert f"{len(backward_ids)} backward ops compute its gradients" in panel_text(browser)
+    browser.execute_script(      # the backward view looking elsewhere, far from them
+        "setViewBox(views.backward, {x: -9000, y: -9000, width: 100, height: 60})")
     browser.find_element(By.CSS_SELECTOR, '#panel button[data-jump="backward"]').click()
     assert browser.execute_script("return current") == "backward"
     shown = browser.find_element(By.CSS_SELECTOR, '.picture[data-view="backward"]')
     assert "inactive" not in shown.get_attribute("class")
+    pressed = {b.get_attribute("data-view"): b.get_attribute("aria-pressed")
+               for b in browser.find_elements(By.CSS_SELECTOR, ".views button")}
+    assert pressed == {"forward": "false", "backward": "true"}
     marked = browser.execute_script(
         "return [...document.querySelectorAll('#svg-backward g.node.linked')]"
         ".map(g => g.dataset.id)")
     assert sorted(marked) == sorted(backward_ids)
+    holder = nodes[result]["backward_box"]               # and the box that holds them
+    assert [g.get_attribute("data-cluster") for g in browser.find_elements(
+        By.CSS_SELECTOR, "#svg-backward g.cluster.linked")] == [holder]
+    # ... and shown: the view moves to them.
+    room = browser.find_element(By.ID, "canvas").rect
+    for g in browser.find_elements(By.CSS_SELECTOR, "#svg-backward g.node.linked"):
+        box = g.rect
+        assert room["x"] <= box["x"] and box["x"] + box["width"] <= room["x"] + room["width"]
+        assert room["y"] <= box["y"] and box["y"] + box["height"] <= room["y"] + room["height"]
+    # Folded, the box is marked in their place.
+    browser.execute_script("showBox(views.backward, views.backward.boxes[arguments[0]])", holder)
+    browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{holder}"] > text').click()
+    assert "linked" in browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{holder}"]'
+                                            ).get_attribute("class")
     browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
     assert "inactive" in shown.get_attribute("class")
+
+    # An input in the panel is a link to its node; Escape lets go of the selection.
+    (first,) = [n for n in nodes[result]["inputs"] if nodes[n]["kind"] == "op"]
+    browser.find_element(By.CSS_SELECTOR, f'#panel a[data-goto="{first}"]').click()
+    assert field(browser, "title") == nodes[first]["title"]
+    assert browser.find_element(By.CSS_SELECTOR, "#svg-forward g.node.selected"
+                                ).get_attribute("data-id") == first
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    assert browser.find_elements(By.CSS_SELECTOR, ".selected, .linked") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []
     assert chromium.errors(browser) == []
+
+
+def view_box(browser):
+    return browser.execute_script(
+        "const b = views[current].viewBox; return [b.x, b.y, b.width, b.height]")
+
+
+def matches(browser):
+    """What the search found: the status line, and the names the list shows (if shown)."""
+    return browser.execute_script(
+        "const list = document.getElementById('matches'); "
+        "return [document.getElementById('status').textContent, list.hidden ? null "
+        ": [...list.children].map((item) => item.textContent)]")
+
+
+def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data")["views"]["forward"]["nodes"]
+    canvas = browser.find_element(By.ID, "canvas")
+    scale = browser.execute_script("return views.forward.svg.getScreenCTM().a")
+    (result,) = [i for i, n in nodes.items() if n["keep"]]
+    loss = browser.find_element(By.CSS_SELECTOR, f'#svg-forward g.node[data-id="{result}"]')
+    assert browser.find_element(By.ID, "status").text == ""     # nothing to say yet
+
+    # A drag pans by as much as the mouse moved, and selects nothing, not even the node it
+    # began on; released, the mouse moves the picture no more.
+    x, y, _, _ = view_box(browser)
+    ActionChains(browser).click_and_hold(loss).move_by_offset(10, 5).move_by_offset(20, 10
+                                                                               ).release().perform()
+    assert view_box(browser)[:2] == pytest.approx([x - 30 / scale, y - 15 / scale], abs=0.01)
+    ActionChains(browser).move_by_offset(-40, -20).perform()
+    assert view_box(browser)[:2] == pytest.approx([x - 30 / scale, y - 15 / scale], abs=0.01)
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []
+    # The wheel zooms about the mouse: what is under it stays there.
+    under = ("const b = views.forward.svg.getBoundingClientRect(); "
+             "return svgPoint(views.forward, b.x + b.width / 2 + 100, b.y + b.height / 2 + 50)")
+    before, width = browser.execute_script(under), view_box(browser)[2]
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, 100, 50), 0, 200
+                                             ).perform()
+    assert view_box(browser)[2] == pytest.approx(width * np.exp(200 * 0.0015))   # out, down
+    after = browser.execute_script(under)
+    assert [after["x"], after["y"]] == pytest.approx([before["x"], before["y"]], abs=0.5)
+    browser.find_element(By.ID, "fit").click()
+    assert view_box(browser) == pytest.approx(browser.execute_script(
+        "const b = contentBox(views.forward); return [b.x, b.y, b.width, b.height]"))
+
+    # Hovering says what a node is; a click on nothing lets go of the selection.
+    ActionChains(browser).move_to_element(loss).perform()
+    assert browser.find_element(By.ID, "status").text == "crossentropy: click for its values"
+    (weight,) = [i for i, n in nodes.items() if n["title"] == "decoder.layers.0.attn.q.weight"]
+    (op,) = [i for i in nodes if weight in nodes[i]["inputs"]]
+    browser.execute_script("focus(views.forward, [arguments[0]])", op)
+    ActionChains(browser).move_to_element(browser.find_element(
+        By.CSS_SELECTOR, f'#svg-forward g.node[data-id="{op}"]')).click().perform()
+    assert browser.find_element(By.ID, "status").text == \
+        f"{nodes[op]['title']} in decoder.layers.0.attn.q: click for its values"
+    assert field(browser, "title") == nodes[op]["title"]
+    ActionChains(browser).move_to_element_with_offset(canvas, 5 - canvas.size["width"] // 2,
+                                                      5 - canvas.size["height"] // 2).perform()
+    assert browser.find_element(By.ID, "status").text == ""
+    ActionChains(browser).click().perform()
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field], .selected") == []
+
+    # "/" goes to the search box, which finds nodes in any case, by name, op or module.
+    browser.find_element(By.TAG_NAME, "body").send_keys("/")
+    search = browser.switch_to.active_element
+    assert search.get_attribute("id") == "search"
+    search.send_keys("Q.Weight")
+    q = sorted(n["title"] for n in nodes.values() if "q.weight" in n["title"])
+    status, listed = matches(browser)
+    assert status == f"{len(q)} matches" and sorted(listed) == q
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#svg-forward g.node.match")) == len(q)
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#svg-backward g.node.match")   # there too
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
+    browser.find_elements(By.CSS_SELECTOR, "#matches div")[1].click()    # a click on a match
+    assert field(browser, "title") == listed[1] and matches(browser)[1] is None
+    search.clear()
+    search.send_keys("decoder.layers.0.attn.q")
+    assert f"{nodes[op]['title']}  \u2014 decoder.layers.0.attn.q" in matches(browser)[1]  # its op
+    search.clear()
+    search.send_keys("embed.tok.weight")
+    assert matches(browser) == ["1 match", ["embed.tok.weight"]]
+    search.clear()
+    search.send_keys("layers")                 # more than the list holds
+    found = sum("layers" in f"{n['title']} {n.get('module') or ''}" for n in nodes.values())
+    assert found > 40 and matches(browser)[0] == f"{found} matches"
+    assert len(matches(browser)[1]) == 40
+    search.send_keys("/x")                     # typed, not taken as the shortcut
+    assert search.get_attribute("value") == "layers/x"
+    assert matches(browser) == ["0 matches", None]
+    search.send_keys(Keys.ESCAPE)              # empties the box and forgets the matches
+    assert search.get_attribute("value") == "" and matches(browser) == ["", None]
+    assert browser.find_elements(By.CSS_SELECTOR, "g.node.match") == []
+    assert chromium.errors(browser) == []
+
+
+def test_the_graph_page_shows_names_as_text(browser, tmp_path):
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")
+    open_clean(browser, path)
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("<b>\n")
+    assert field(browser, "title") == "<b>x</b>"
+    search.send_keys(Keys.ESCAPE, "mul\n")
+    assert browser.find_element(By.CSS_SELECTOR, "#panel a[data-goto]").text == "<b>x</b>"
 
 
 def only_used_by(view, ids):
@@ -141,9 +304,60 @@ def graph_height(browser):
 
 def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
     open_clean(browser, gpt[2])
-    shown = browser.execute_script("return [1, 0.5, -3, 1234.56, 0.001234, 2e-5, 23456].map(fmt)")
-    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "2.000e-5", "2.346e+4"]
-    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234)] == shown[:5]   # as in labels
+    shown = browser.execute_script(
+        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 2e-5, 23456, 1e4].map(fmt)")
+    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "2.000e-5", "2.346e+4",
+                     "1.000e+4"]
+    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0)] == shown[:7]  # labels
+    assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
+    # Shapes as Python writes them.
+    assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [
+        "()", "(10,)", "(2, 8, 8)"]
+
+
+def misdrawn(browser):
+    """What is drawn out of place in the forward view: an arrow that misses the nodes it joins,
+    a box's name outside its box, an arrowhead not on a folded box's border, a folded box's
+    text wider than the box."""
+    return browser.execute_script("""
+        const v = views.forward, wrong = [];
+        const near = (p, r, d) => p.x >= r.left - d && p.x <= r.right + d && p.y >= r.top - d
+          && p.y <= r.bottom + d;
+        for (const e of v.edges) {
+          if (e.el.classList.contains("gone") || v.rep[e.from] || v.rep[e.to]) continue;
+          const path = e.el.querySelector("path"), ctm = path.getScreenCTM();
+          const at = (l) => path.getPointAtLength(l).matrixTransform(ctm);
+          if (!near(at(0), v.nodes[e.from].getBoundingClientRect(), 3) ||
+              !near(at(path.getTotalLength()), v.nodes[e.to].getBoundingClientRect(), 12)) {
+            wrong.push(`arrow ${e.from}->${e.to}`);
+          }
+        }
+        for (const [name, g] of Object.entries(v.clusters)) {
+          if (g.classList.contains("gone")) continue;
+          const label = g.querySelector("text");
+          if (label && !near(label.getBoundingClientRect(), g.querySelector("polygon")
+              .getBoundingClientRect(), 2)) wrong.push(`name of ${name}`);
+        }
+        const boxes = [...v.overlay.querySelectorAll("g.folded rect")].map((r) =>
+          ["x", "y", "width", "height"].map((k) => Number(r.getAttribute(k))));
+        for (const head of v.overlay.querySelectorAll("path.entry")) {
+          const [x, y] = head.getAttribute("d").slice(1).split("L")[0].split(",").map(Number);
+          const onBorder = boxes.some(([bx, by, w, h]) =>
+            x > bx - 1.5 && x < bx + w + 1.5 && y > by - 1.5 && y < by + h + 1.5 &&
+            Math.min(Math.abs(x - bx), Math.abs(x - bx - w), Math.abs(y - by),
+                     Math.abs(y - by - h)) < 1.5);
+          if (!onBorder) wrong.push(`arrowhead at ${x},${y}`);
+        }
+        for (const g of v.overlay.querySelectorAll("g.folded")) {
+          const box = g.querySelector("rect").getBoundingClientRect();
+          for (const line of g.querySelectorAll("text")) {
+            const r = line.getBoundingClientRect();
+            if (r.left < box.left - 1 || r.right > box.right + 1) {
+              wrong.push(`${line.textContent} wider than its box`);
+            }
+          }
+        }
+        return wrong;""")
 
 
 def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
@@ -152,12 +366,34 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     data = browser.execute_script("return data")["views"]["forward"]
     (name,) = [c for c, info in data["clusters"].items() if info["path"] == "decoder.layers.0"]
     inside = [i for i, n in data["nodes"].items() if name in n["boxes"]]
+    depth = Select(browser.find_element(By.ID, "depth"))
+    assert [o.text for o in depth.options] == ["no modules", "modules 1 level down"] + [
+        f"modules {n} levels down" for n in (2, 3, 4)]
+    assert depth.first_selected_option.text == "no modules"
     before = graph_height(browser)
     browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", name)
+    top = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > polygon'
+                               ).rect["y"]
     browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > text').click()
 
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
-    assert folded.text.splitlines()[0] == "decoder.layers.0: DecoderLayer"
+    info = data["clusters"][name]
+    assert folded.text.splitlines() == ["decoder.layers.0: DecoderLayer",
+                                        f"{info['params']} params", f"{info['ops']} ops",
+                                        "click to open"]
+    ActionChains(browser).move_to_element(folded).perform()
+    assert browser.find_element(By.ID, "status").text == \
+        "click to open decoder.layers.0: DecoderLayer"
+    # Folded where it was: its box stays where the reader was looking.
+    assert folded.find_element(By.TAG_NAME, "rect").rect["y"] == pytest.approx(top, abs=1)
+    # The arrows inside it go, those into it end at its border, the rest still join their nodes.
+    assert misdrawn(browser) == []
+    shown, entering = browser.execute_script(
+        "const v = views.forward, shown = v.edges.filter(e => !e.el.classList.contains('gone'));"
+        "return [shown.filter(e => v.rep[e.from] && v.rep[e.from] === v.rep[e.to]).length, "
+        "shown.filter(e => v.rep[e.to] && !v.rep[e.from]).length]")
+    assert shown == 0 and entering > 0
+    assert len(browser.find_elements(By.CSS_SELECTOR, "path.entry")) == entering
     hidden = browser.execute_script(
         "return [...document.querySelectorAll('#svg-forward g.node.gone')].map(g => g.dataset.id)")
     # With it go the leaves only it uses: its parameters.
@@ -178,6 +414,14 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert set(hidden) == set(inside) | only_used_by(data, inside)
     titles = {data["nodes"][i]["title"] for i in hidden}
     assert "embed.pos.embedding.weight" in titles and "embed.tok.weight" not in titles
+    # Finding a node hidden in a fold opens the fold.
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("embed.pos.embedding.weight\n")
+    assert matches(browser)[1] is None                  # Enter closes the list
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    assert "gone" not in browser.find_element(By.CSS_SELECTOR, "g.node.selected").get_attribute(
+        "class")
+    search.send_keys(Keys.ESCAPE)
     browser.find_element(By.ID, "unfold").click()
 
     browser.find_element(By.ID, "fold-repeats").click()
@@ -188,9 +432,35 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert shown == pytest.approx(graph)
     (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
     assert stack.get_attribute("data-key") == "r:decoder.layers"
-    assert "decoder.layers: DecoderLayer x 2" in stack.get_attribute("textContent")
-    Select(browser.find_element(By.ID, "depth")).select_by_value("2")   # every block, one by one
-    assert len(browser.find_elements(By.CSS_SELECTOR, "g.folded")) >= 3
+    assert stack.text.splitlines()[:3] == ["decoder.layers: DecoderLayer x 2", "1,744 params",
+                                           "40 ops"]
+    repeats = browser.find_element(By.ID, "fold-repeats")
+    assert repeats.get_attribute("aria-pressed") == "true"
+    assert misdrawn(browser) == []
+    # Finding a node in the stack opens it.
+    search.send_keys("decoder.layers.1.attn.q.weight\n")
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    assert "gone" not in browser.find_element(By.CSS_SELECTOR, "g.node.selected").get_attribute(
+        "class")
+    assert repeats.get_attribute("aria-pressed") == "false"
+    repeats.click()
+    repeats.click()                                     # a second click opens the stack again
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    assert repeats.get_attribute("aria-pressed") == "false"
+
+    depth.select_by_value("2")                          # every block, one by one
+    assert {g.get_attribute("data-key") for g in browser.find_elements(
+        By.CSS_SELECTOR, "g.folded")} == {f"c:{c}" for c, i in data["clusters"].items()
+                                          if i["level"] == 2}
+    assert misdrawn(browser) == []
+    # Each view has its own folds: the menu says the shown one's.
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
+    assert depth.first_selected_option.text == "no modules"
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
+    assert depth.first_selected_option.text == "modules 2 levels down"
+    browser.find_element(By.ID, "unfold").click()
+    assert depth.first_selected_option.text == "no modules"
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
     assert chromium.errors(browser) == []
 
 
@@ -222,50 +492,132 @@ def hover_cell(browser, canvas, i, j):
     return browser.find_element(By.ID, "tooltip").text
 
 
+def pixel(browser, canvas, x, y):
+    """The colour [r, g, b] of the pixel at (x, y) of a canvas, in CSS pixels."""
+    return browser.execute_script(
+        "const r = window.devicePixelRatio || 1; return [...arguments[0].getContext('2d')"
+        ".getImageData(arguments[1] * r, arguments[2] * r, 1, 1).data].slice(0, 3)",
+        canvas, x, y)
+
+
+def labelled(browser, canvas):
+    """Which rows have a label left of the heatmap, and which columns one above it: where a
+    band of the canvas beside the cells has ink."""
+    return browser.execute_script("""
+        const c = arguments[0], {left, top, cell} = c.dataset, r = window.devicePixelRatio || 1;
+        const [x0, y0, size] = [Number(left), Number(top), Number(cell)];
+        const inked = (x, y, w, h) => c.getContext('2d').getImageData(x * r, y * r, w * r, h * r)
+          .data.some((v, i) => i % 4 < 3 && v < 128);
+        const rows = Math.round((c.height / r - y0 - 10) / size);
+        const cols = Math.round((c.width / r - x0 - 10) / size);
+        const row = (i) => inked(0, y0 + i * size + 2, x0 - 4, size - 4);
+        const column = (j) => inked(x0 + j * size + 2, 0, size - 4, y0 - 2);
+        return [[...Array(rows).keys()].filter(row), [...Array(cols).keys()].filter(column)];
+        """, canvas)
+
+
+def chosen(browser):
+    return [(int(f.get_attribute("data-layer")), int(f.get_attribute("data-head")))
+            for f in browser.find_elements(By.CSS_SELECTOR, "#grid figure.chosen")]
+
+
 def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, tmp_path):
     maps = synthetic_maps(np.random.default_rng(0))
+    decoder = maps["decoder"]                        # and a map of fewer layers and heads
+    maps["small"] = AttentionMap(decoder.weights[:1, :2], decoder.queries, decoder.keys, "small")
     path = viz.attention_page(maps, "a seq2seq run").save(tmp_path / "attention.html")
     open_clean(browser, path)
+    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 1"
     Select(browser.find_element(By.ID, "map")).select_by_value("decoder")
     browser.find_element(By.CSS_SELECTOR, '#grid figure[data-layer="1"][data-head="2"]').click()
     # Counted from 1, as the lens and the course count layers: this is the second layer.
     assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 3"
     assert Select(browser.find_element(By.ID, "head")).first_selected_option.text == "head 3"
+    assert chosen(browser) == [(1, 2)]
     figure = browser.find_element(By.CSS_SELECTOR, '#grid figure[data-layer="0"][data-head="0"]')
     assert figure.text == "L1 H1" and figure.get_attribute("title") == "layer 1, head 1"
+    # The model view: a row of heads for each layer.
+    rows = {}
+    for each in browser.find_elements(By.CSS_SELECTOR, "#grid figure"):
+        rows.setdefault(each.rect["y"], []).append(int(each.get_attribute("data-layer")))
+    assert sorted(rows.values()) == [[0, 0, 0], [1, 1, 1]]
+    thumbnail = figure.find_element(By.TAG_NAME, "canvas")         # its future keys blocked
+    assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) == [255, 255, 255]
     assert browser.find_element(By.ID, "description").text == "decoder masked self"
     canvas = browser.find_element(By.ID, "heatmap")
+    assert labelled(browser, canvas) == [[0, 1, 2], [0, 1, 2]]    # every token, on both axes
     text = hover_cell(browser, canvas, 2, 1)
-    assert text.splitlines() == ["query 2 y", "key 1 x",
-                                 f"weight {maps['decoder'].weights[1, 2, 2, 1]:.4f}"]
-    assert hover_cell(browser, canvas, 0, 2).endswith("blocked by the mask")   # the future
+    weight = maps["decoder"].weights[1, 2, 2, 1]
+    assert text.splitlines() == ["query 2 y", "key 1 x", f"weight {weight:.4f}"]
+    # Its colour is the PNG's: viridis at the weight's square root.
+    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
+    colour = viridis(np.sqrt(weight))
+    assert pixel(browser, canvas, left + 1.5 * cell, top + 2.5 * cell) == pytest.approx(
+        [int(colour[i:i + 2], 16) for i in (1, 3, 5)], abs=2)
+    red = pixel(browser, canvas, left + 1.5 * cell, top + 2 * cell)   # the hovered outline
+    # A token is written as text ("<bos>" is no HTML tag), the future is blocked.
+    assert hover_cell(browser, canvas, 0, 2).splitlines() == ["query 0 <bos>", "key 2 y",
+                                                              "blocked by the mask"]
+    assert pixel(browser, canvas, left + 1.5 * cell, top + 2 * cell) != red   # one outline
+    # Off the cells (in the margin left of them, just below the last row, off the map) the
+    # tooltip goes.
+    assert hover_cell(browser, canvas, 1, -1) == hover_cell(browser, canvas, 2.6, 0) == ""
+    hover_cell(browser, canvas, 1, 1)
+    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    assert not browser.find_element(By.ID, "tooltip").is_displayed()
 
     Select(browser.find_element(By.ID, "map")).select_by_value("cross")
     Select(browser.find_element(By.ID, "layer")).select_by_value("0")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#grid figure")) == 2 * 3
+    assert chosen(browser) == [(0, 2)]
+    thumbnail = browser.find_element(By.CSS_SELECTOR, "#grid figure canvas")   # nothing blocked
+    assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) != [255, 255, 255]
     text = hover_cell(browser, canvas, 1, 4)
     assert text.splitlines()[:2] == ["query 1 x", "key 4 e"]
     assert text.endswith(f"{maps['cross'].weights[0, 2, 1, 4]:.4f}")
+    Select(browser.find_element(By.ID, "head")).select_by_value("1")
+    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
+    assert chosen(browser) == [(0, 1)]
+    assert hover_cell(browser, canvas, 1, 4).endswith(f"{maps['cross'].weights[0, 1, 1, 4]:.4f}")
+
+    # A map of fewer layers and heads shows its last of each, the nearest to those chosen.
+    Select(browser.find_element(By.ID, "layer")).select_by_value("1")
+    Select(browser.find_element(By.ID, "head")).select_by_value("2")
+    Select(browser.find_element(By.ID, "map")).select_by_value("small")
+    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
+    assert len(Select(browser.find_element(By.ID, "head")).options) == 2
     assert chromium.errors(browser) == []
+
+
+def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_path):
+    # Opened wide, then narrowed: the map and the thumbnails of eight heads both shrink.
+    tokens = [f"t{i}" for i in range(40)]                    # a map of 640 px in a wide window
+    weights = np.full((1, 8, 40, 40), 1 / 40)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a long prompt").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    try:
+        open_clean(browser, path)
+        assert not browser.find_element(By.ID, "map").is_enabled()     # one map: no choice
+        browser.set_window_size(500, 900)
+        began = time.perf_counter()
+        while not browser.execute_script(
+                "return document.documentElement.scrollWidth <= "
+                "document.documentElement.clientWidth"):
+            assert time.perf_counter() - began < 3, "the page did not fit the narrower window"
+            time.sleep(0.05)
+        assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 1, 0)   # still read
+    finally:
+        browser.set_window_size(size["width"], size["height"])
 
 
 # ------------------------------------------------------------------------------ lens and report
 
 
-def test_the_attention_page_fits_a_narrow_window(browser, tmp_path):
-    tokens = [f"t{i}" for i in range(40)]                    # a map of 640 px in a wide window
-    weights = np.full((1, 2, 40, 40), 1 / 40)
-    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
-                              "a long prompt").save(tmp_path / "attention.html")
-    size = browser.get_window_size()
-    browser.set_window_size(500, 900)
-    try:
-        open_clean(browser, path)
-        assert browser.execute_script(
-            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-        assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 1, 0)   # still read
-    finally:
-        browser.set_window_size(size["width"], size["height"])
+def tooltip(browser):
+    """The tooltip's text, or None while it is hidden."""
+    shown = browser.find_element(By.ID, "tooltip")
+    return shown.text if shown.is_displayed() else None
 
 
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
@@ -273,37 +625,86 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     probs = rng.dirichlet(np.ones(10), size=(2, 3))
     order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
     lens = Lens(["embed", "layer 1"], order, np.take_along_axis(probs, order, -1))
-    path = viz.lens_page(lens, list("xyz"), Letters(), "a lens").save(tmp_path / "lens.html")
+    tokens = ["x", "y", "<b>"]                        # a token that looks like HTML
+    path = viz.lens_page(lens, tokens, Letters(), "a lens").save(tmp_path / "lens.html")
     open_clean(browser, path)
     cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="2"][data-s="1"]')
     assert cell.text.split() == ["abcdefghij"[order[1, 2, 0]],
                                  f"{lens.top_probs[1, 2, 0]:.0%}"]
     ActionChains(browser).move_to_element(cell).perform()
-    lines = browser.find_element(By.ID, "tooltip").text.splitlines()
-    assert lines[0] == "position 2 (z), after layer 1:"
+    lines = tooltip(browser).splitlines()
+    assert lines[0] == "position 2 (<b>), after layer 1:"        # written as text
     assert [line.split()[-1] for line in lines[1:]] == ["abcdefghij"[i] for i in order[1, 2]]
     assert [float(line.split("%")[0]) for line in lines[1:]] == pytest.approx(
         100 * lens.top_probs[1, 2], abs=0.051)
+    # The tooltip stands below and right of the mouse (at the cell's middle), off the cell.
+    box, shown = cell.rect, browser.find_element(By.ID, "tooltip").rect
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert shown["x"] == pytest.approx(middle[0] + 14, abs=1)
+    assert shown["y"] == pytest.approx(middle[1] + 14, abs=1)
+    # Off the cells (outside the table, on a token) it goes.
+    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    assert tooltip(browser) is None
+    ActionChains(browser).move_to_element(cell).perform()
+    ActionChains(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "th.token")
+                                          ).perform()
+    assert tooltip(browser) is None
+    # Near the window's right and bottom edges it goes left of and above the mouse; wider
+    # than the room on either side of it, it starts at the window's left edge, not past it.
+    place = ("placeTooltip({clientX: arguments[0], clientY: arguments[1]}); "
+             "const r = document.getElementById('tooltip').getBoundingClientRect(); "
+             "return [r.left, r.top, r.right, r.bottom]")
+    width, height = browser.execute_script("return [innerWidth, innerHeight]")
+    _, _, right, bottom = browser.execute_script(place, width - 5, height - 5)
+    assert right <= width - 5 - 14 + 1 and bottom <= height - 5 - 14 + 1
+    browser.execute_script("document.getElementById('tooltip').textContent = 'w'.repeat(300)")
+    assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
-@pytest.mark.parametrize("window", [1400, 500])
-def test_the_reports_charts_fit_the_window_and_their_legends_clear_the_titles(browser, tmp_path,
-                                                                            window):
+def legends(chart):
+    """A chart's legend, name by name as it reads from left to right."""
+    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"), key=lambda e: e.rect["x"])
+    for one, other in zip(shown, shown[1:]):
+        assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+    return [one.text for one in shown]
+
+
+def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(browser, tmp_path):
     run = write_run(tmp_path / "run", 6, iters=6)
     path = viz.metrics_page(run).save(tmp_path / "report.html")
     size = browser.get_window_size()
-    browser.set_window_size(window, 900)
     try:
         open_clean(browser, path)
-        assert browser.execute_script(   # nothing past the right edge: the last step's dots
-            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-        for chart in browser.find_elements(By.CSS_SELECTOR, "svg[data-chart]"):
-            title = chart.find_element(By.CSS_SELECTOR, ".chart-title").rect
-            for legend in chart.find_elements(By.CSS_SELECTOR, ".legend"):
-                box = legend.rect
-                apart = (box["x"] >= title["x"] + title["width"]
-                         or box["y"] >= title["y"] + title["height"])
-                assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
+        loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+        assert legends(loss) == ["train loss (each step)", "train loss (smoothed)",
+                                 "validation loss"]
+        each, smoothed = loss.find_elements(By.CSS_SELECTOR, "path")[:2]   # the noisy one faint
+        assert float(each.get_attribute("opacity")) < float(smoothed.get_attribute("opacity"))
+        steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
+        assert [tick.text for tick in steps] == ["1", "2", "3", "4", "5", "6"]
+        # Between two charts, and off them, nothing is read.
+        assert hover_step(browser, loss, 3, 6)[0] == "step 3"
+        ActionChains(browser).move_to_element_with_offset(loss, 0, loss.size["height"] // 2 + 5
+                                                          ).perform()
+        assert tooltip(browser) is None
+        hover_step(browser, loss, 3, 6)
+        ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+        assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
+        for window in (1400, 500):
+            browser.set_window_size(window, 900)
+            began = time.perf_counter()
+            while not browser.execute_script(   # nothing past the right edge: the last step's dots
+                    "return document.documentElement.scrollWidth <= "
+                    "document.documentElement.clientWidth"):
+                assert time.perf_counter() - began < 3, f"the charts overflow a {window} px window"
+                time.sleep(0.05)
+            for chart in browser.find_elements(By.CSS_SELECTOR, "svg[data-chart]"):
+                title = chart.find_element(By.CSS_SELECTOR, ".chart-title").rect
+                for legend in chart.find_elements(By.CSS_SELECTOR, ".legend"):
+                    box = legend.rect
+                    apart = (box["x"] >= title["x"] + title["width"]
+                             or box["y"] >= title["y"] + title["height"])
+                    assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
     finally:
         browser.set_window_size(size["width"], size["height"])
 
@@ -313,9 +714,40 @@ def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_p
     run = write_run(tmp_path / "run", 1, iters=1)
     path = viz.metrics_page(run).save(tmp_path / "report.html")
     open_clean(browser, path)
+    browser.execute_script("window.notReloaded = true")
     for title in ("loss", "learning rate"):
         chart = browser.find_element(By.CSS_SELECTOR, f'svg[data-chart^="{title}"]')
-        assert len(chart.find_elements(By.TAG_NAME, "circle")) == 1, title
+        (dot,) = chart.find_elements(By.TAG_NAME, "circle")
+        width, height = chart.size["width"], chart.size["height"]
+        assert float(dot.get_attribute("cx")) == pytest.approx(70 + (width - 90) / 2)  # middle
+        assert 26 < float(dot.get_attribute("cy")) < height - 30, title
+    # No validation yet: the legend does not name it.
+    assert legends(browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')) == [
+        "train loss (each step)", "train loss (smoothed)"]
+    time.sleep(0.3)
+    assert browser.execute_script("return window.notReloaded === true")   # a finished run's page
+
+    # A metrics.jsonl without a learning rate has no chart of it.
+    (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.5}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    assert [chart.get_attribute("data-chart") for chart in browser.find_elements(
+        By.CSS_SELECTOR, "svg[data-chart]")] == ["loss (cross-entropy, nats)"]
+
+
+def hover_step(browser, chart, step, steps):
+    """Move the mouse over `step` (of 1..steps) on a chart (the charts' margins: 70 px left,
+    20 px right); the tooltip's lines."""
+    width = chart.size["width"]
+    x = 70 + (width - 90) * (step - 1) / (steps - 1)
+    ActionChains(browser).move_to_element_with_offset(chart, int(x - width / 2), 0).perform()
+    return tooltip(browser).splitlines()
+
+
+def crosses_shown(browser):
+    """Whether each chart's line across at the hovered step is shown."""
+    return browser.execute_script("return [...document.querySelectorAll('line.cross')]"
+                                  ".map((line) => getComputedStyle(line).visibility === 'visible')")
+
 
 def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_path):
     run = write_run(tmp_path / "run", 6, iters=10, lock="held")
@@ -323,15 +755,35 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     open_clean(browser, path)
     browser.execute_script("window.notReloaded = true")
     chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
-    width = chart.size["width"]
-    x = 70 + (width - 90) * (3 - 1) / (6 - 1)        # step 3 of 1..6, inside the margins
-    ActionChains(browser).move_to_element_with_offset(chart, int(x - width / 2), 0).perform()
-    lines = browser.find_element(By.ID, "tooltip").text.splitlines()
+    lines = hover_step(browser, chart, 3, 6)
     assert lines[0] == "step 3"
     assert "train loss (each step): 1" in lines                      # 3.0 / 3
+    smoothed = browser.execute_script("return data.smoothed[2][1]")
+    assert f"train loss (smoothed): {smoothed:.5g}" in lines
     assert "validation loss: 1.75  (step 2)" in lines or "validation loss: 0.875  (step 4)" \
         in lines
     assert "learning rate: 0.03" in lines
+    # Every chart marks the step, with a line across at its place.
+    x = 70 + (chart.size["width"] - 90) * 2 / 5
+    assert crosses_shown(browser) == [True] * 3
+    for cross in browser.find_elements(By.CSS_SELECTOR, "line.cross"):
+        assert float(cross.get_attribute("x1")) == float(cross.get_attribute("x2")) == \
+            pytest.approx(x, abs=0.5)
+    assert hover_step(browser, chart, 2.7, 6)[0] == "step 3"           # the nearest step
+    # The loss falls: each validation loss is drawn lower than the one before.
+    heights = [float(c.get_attribute("cy")) for c in chart.find_elements(By.TAG_NAME, "circle")]
+    assert heights == sorted(heights) and len(set(heights)) == 3
+    # Recall is a fraction: its axis runs from 0 to 1, wherever its values are.
+    recall = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="val recall"]')
+    ticks = [t.text for t in recall.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')]
+    assert ticks[0] == "0" and ticks[-1] == "1", ticks
+    # The axes' numbers: powers of ten from 1e5 and below 1e-3, and none of the noise that
+    # adding up steps leaves (0.1 + 0.2 is 0.30000000000000004).
+    shown = browser.execute_script(
+        "return [0, 1, 0.5, 0.1 + 0.2, 0.005, 2.5e-4, 12000, 1e5].map(tickText)")
+    assert shown == ["0", "1", "0.5", "0.3", "0.005", "2.5e-4", "12000", "1.0e+5"]
+    time.sleep(1.3)       # longer than the page waits to reload: not while a value is read
+    assert browser.execute_script("return window.notReloaded === true")
     ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
     began = time.perf_counter()
     while browser.execute_script("return window.notReloaded === true"):

@@ -206,10 +206,14 @@ mapSelect.addEventListener("change", () => choose({map: mapSelect.value}));
 layerSelect.addEventListener("change", () => choose({layer: Number(layerSelect.value)}));
 headSelect.addEventListener("change", () => choose({head: Number(headSelect.value)}));
 
-let resizing = null;                   // a window made narrower or wider: the map follows
+// A window made narrower or wider: the map and the thumbnails, both sized to it, follow.
+let resizing = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizing);
-  resizing = setTimeout(drawHeatmap, 150);
+  resizing = setTimeout(() => {
+    drawGrid();
+    drawHeatmap();
+  }, 150);
 });
 
 const started = performance.now();
