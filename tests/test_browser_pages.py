@@ -177,6 +177,12 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     assert browser.find_elements(By.CSS_SELECTOR, ".selected, .linked") == []
     assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []
+
+    # An op whose gradients one backward op computes: the sentence is singular.
+    single = next(i for i, n in nodes.items() if len(n.get("backward") or ()) == 1)
+    browser.execute_script("focus(views.forward, [arguments[0]])", single)
+    browser.find_element(By.CSS_SELECTOR, f'#svg-forward g.node[data-id="{single}"]').click()
+    assert "1 backward op computes its gradients" in panel_text(browser)
     assert chromium.errors(browser) == []
 
 

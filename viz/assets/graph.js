@@ -707,7 +707,8 @@ function describe(viewName, id) {
   const links = linksOf(viewName, id);
   if (links.ids.length && views[links.view]) {
     const what = viewName === "forward"
-      ? `${links.ids.length} backward op${links.ids.length === 1 ? "" : "s"} compute its gradients`
+      ? (links.ids.length === 1 ? "1 backward op computes its gradients"
+                                : `${links.ids.length} backward ops compute its gradients`)
       : node.of ? "the backward of a forward op" : "a tensor of the forward graph";
     parts.push(`<h3>${links.view} graph</h3><p>${what} ` +
                `<button type="button" data-jump="${links.view}">show in the ${links.view} ` +
