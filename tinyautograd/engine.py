@@ -355,7 +355,11 @@ class Function:
             # numpy would stack several outputs into one array: a silently different op
             raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
                             f"has one output, a numpy array (write one Function per output)")
-        out = _stamped_with_what_it_views(Tensor._make(data), inputs)
+        out = Tensor._make(data)
+        # A view of an input's array, or the array itself (an identity op hands back its
+        # input's): it shares that input's stamp. (Checked this way first, for speed.)
+        if out.data.base is not None or inputs and out.data is inputs[0].data:
+            _stamped_with_what_it_views(out, inputs)
         if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
@@ -372,7 +376,8 @@ class Function:
 def _stamped_with_what_it_views(out, inputs):
     """`out`, sharing the stamp of the input whose array its own array is or views (a reshape,
     a transpose, an index; an op that hands its input back), if any: then a change through
-    either is a change of both. numpy's `base` of a view is the array that owns the memory."""
+    either is a change of both. numpy's `base` of a view is the array that owns the memory.
+    (Function.apply calls it for a view, or for an op that hands back its first input.)"""
     array = out.data
     base = array.base
     for t in inputs:
