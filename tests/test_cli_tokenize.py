@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer.files import iter_text
+from tinyformer.tokenizers import load_tokenizer
 from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
@@ -157,6 +158,28 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
     (exported / "model.safetensors").unlink()
     again = run("encode", TEXT, "--tokenizer", exported)
     assert again.stdout == by_file.stdout, again.output
+
+
+@pytest.mark.parametrize("which", ["bpe", "char"])
+def test_a_tokenizer_file_trains_a_run_that_keeps_its_own_copy(request, tmp_path, corpus, which):
+    """train --tokenizer FILE encodes with the file's tokenizer, of the file's size, and the
+    run keeps its own copy: generate needs the file no more."""
+    tok, run_dir = request.getfixturevalue(which), tmp_path / "run"
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", tok, "--n-layer", 1, "--n-head", 1,
+        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
+        "--threads", 1, "--out", run_dir)])
+    assert trained.exit_code == 0, trained.output
+    by_file = run("encode", TEXT, "--tokenizer", tok)
+    by_run = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
+    assert by_run.exit_code == 0 and by_run.stdout == by_file.stdout, by_run.output
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["model_config"]["vocab_size"] == load_tokenizer(tok).vocab_size
+    os.remove(tok)
+    generated = CliRunner().invoke(main, ["generate", "--checkpoint", str(run_dir), "--prompt",
+                                          "The cat", "--max-new-tokens", "3"])
+    assert generated.exit_code == 0, generated.output
+    assert generated.stdout.startswith("The cat")
 
 
 def test_bpe_compresses_the_text_it_learned_from(bpe):

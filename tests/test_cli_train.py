@@ -380,8 +380,8 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
         tmp_path, monkeypatch):
-    """Starting again reads the corpus again: named as given (relative to where train ran),
-    it is still found when --resume runs elsewhere."""
+    """Starting again reads the corpus and the tokenizer file again: named as given (relative
+    to where train ran), they are still found when --resume runs elsewhere."""
     from tinyformer.train import Trainer
 
     def ctrl_c(self, title, threads=1):
@@ -389,9 +389,12 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_dir
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir(), elsewhere.mkdir()
     (work / "text.txt").write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    made = tinyformer("tokenize", "train", "text.txt", "--kind", "char", "--out", "tok.json",
+                      cwd=work)
+    assert made.exit_code == 0, made.output
     monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
-    stopped = tinyformer("train", "--corpus", "text.txt", *TINY, "--iters", 2, "--out", "run",
-                         cwd=work)
+    stopped = tinyformer("train", "--corpus", "text.txt", "--tokenizer", "tok.json", *TINY,
+                         "--iters", 2, "--out", "run", cwd=work)
     assert stopped.exit_code == 130, stopped.output
     monkeypatch.undo()
     resumed = tinyformer("train", "--resume", work / "run", cwd=elsewhere)
@@ -442,6 +445,57 @@ def test_bad_train_input(files, args, phrases):
                         cwd=files)
     assert_input_error(result, *phrases)
     assert snapshot(files) == before and not (files / "runs").exists()
+
+
+@pytest.fixture
+def tokenizer_files(files):
+    """Tokenizer files beside the bad inputs: tok.json, a BPE that `tokenize train` learned;
+    plain.json, one without special tokens; abc.json, the characters a, b and c only."""
+    (files / "text.txt").write_text("the cat sat on the mat. the dog sat on the log.\n" * 20)
+    (files / "abc.txt").write_text("abcabc\n")
+    (files / "notok.json").write_text('{"type": "wordpiece"}')
+    for args in (["text.txt", "--vocab-size", "270", "--out", "tok.json"],
+                 ["text.txt", "--vocab-size", "270", "--no-special", "--out", "plain.json"],
+                 ["abc.txt", "--kind", "char", "--out", "abc.json"]):
+        made = tinyformer("tokenize", "train", *args, cwd=files)
+        assert made.exit_code == 0, made.output
+    return files
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--tokenizer", "missing.json"], ["tokenizer 'missing.json' is neither char nor bpe, and "
+                                       "no such file exists", "tinyformer tokenize train"]),
+    (["--tokenizer", "a-dir"], ["tokenizer 'a-dir' is a directory"]),
+    (["--tokenizer", "binary.bin"], ["binary.bin: not a tokenizer file"]),
+    (["--tokenizer", "notok.json"], ["notok.json: not a tokenizer file"]),
+    (["--tokenizer", "tok.json", "--vocab-size", "300"],
+     ["the tokenizer file 'tok.json' has its own vocabulary: drop --vocab-size"]),
+    (["--tokenizer", "tok.json", "--task", "copy"],
+     ["a --task has its own tokenizer", "drop --tokenizer"]),
+    (["--tokenizer", "plain.json", "--model", "bert"],
+     ["the tokenizer 'plain.json' has no <pad> and no <mask> token, which --model bert needs"]),
+    (["--tokenizer", "abc.json"], ["the tokenizer 'abc.json' does not fit the text",
+                                   "not in the vocabulary", "use a bpe tokenizer"]),
+])
+def test_a_tokenizer_file_that_cannot_train_the_run_is_refused(tokenizer_files, args, phrases):
+    before = snapshot(tokenizer_files)
+    result = tinyformer("train", *TINY, *args, "--iters", 1, cwd=tokenizer_files)
+    assert_input_error(result, *phrases)
+    assert snapshot(tokenizer_files) == before and not (tokenizer_files / "runs").exists()
+
+
+def test_a_toml_config_names_a_tokenizer_file(tokenizer_files):
+    config = tokenizer_files / "run.toml"
+    config.write_text("[train]\ntokenizer = \"tok.json\"\ncorpus = \"text.txt\"\n"
+                      "n_layer = 1\nn_head = 2\nd_model = 16\ncontext = 16\nbatch_size = 4\n"
+                      "iters = 1\neval_iters = 1\n")
+    result = tinyformer("train", "--config", "run.toml", "--out", "run", cwd=tokenizer_files)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tokenizer_files / "run" / "config.json").read_text())
+    assert saved["train"]["tokenizer"] == "tok.json"
+    assert saved["model_config"]["vocab_size"] == 270
+    assert (tokenizer_files / "run" / "tokenizer.json").read_bytes() == \
+        (tokenizer_files / "tok.json").read_bytes()
 
 
 def test_an_unwritable_out_directory(files):

@@ -12,8 +12,8 @@ import pytest
 import tinyautograd as ta
 
 from tinyformer import checkpoint, rundir
-from tinyformer.data import recalled
-from tinyformer.tokenizers import CharTokenizer
+from tinyformer.data import builtin_corpus, recalled
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
@@ -70,7 +70,8 @@ def test_defaults_depend_on_the_job():
     (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64"),
     (dict(model="lstm"), "--model must be one of gpt, bert, transformer, got 'lstm'"),
     (dict(task="juggle"), "--task must be one of copy, reverse, sort, add, got 'juggle'"),
-    (dict(tokenizer="word"), "--tokenizer must be one of char, bpe, got 'word'"),
+    (dict(tokenizer=3), "--tokenizer must be char, bpe or a tokenizer file's path, got 3"),
+    (dict(tokenizer=" "), "--tokenizer must be char, bpe or a tokenizer file's path"),
     (dict(lr=0), "--lr must be a finite number > 0"),
     (dict(lr=float("nan")), "--lr must be a finite number > 0, got nan"),
     (dict(lr=float("inf")), "--lr must be a finite number > 0"),
@@ -118,6 +119,9 @@ def test_settings_at_the_edge_of_their_range_are_accepted(settings):
     (dict(task="copy", vocab_size=600), "a --task has its own tokenizer"),
     (dict(vocab_size=300), "--vocab-size is for a bpe tokenizer"),
     (dict(tokenizer="char", vocab_size=300), "--vocab-size is for a bpe tokenizer"),
+    (dict(tokenizer="tok.json", vocab_size=300), "the tokenizer file 'tok.json' has its own "
+                                                 "vocabulary: drop --vocab-size"),
+    (dict(task="copy", tokenizer="tok.json"), "a --task has its own tokenizer"),
     (dict(schedule="noam", min_lr=1e-4), "--schedule noam has no floor: drop --min-lr"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
@@ -342,6 +346,20 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert resumed.step == 5
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def test_a_run_with_a_tokenizer_file_resumes_exactly_without_the_file(tmp_path, monkeypatch):
+    """The run keeps its own copy of the tokenizer: resuming needs the file no more."""
+    path = tmp_path / "tok.json"
+    BPETokenizer.train(builtin_corpus(seed=0)[:3000], 300).save(path)
+    settings = dict(JOBS["gpt"], tokenizer=str(path), iters=6, eval_every=3)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=3, **settings) == "interrupted"
+    path.unlink()
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.model.config["vocab_size"] == 300
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
 
 
 def test_sigterm_stops_after_the_step_as_ctrl_c_does_and_the_handlers_are_put_back(

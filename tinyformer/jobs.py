@@ -32,7 +32,7 @@ from .gpt import GPT
 from .parallel import side_by_side, without_graph
 from .rundir import TOKENS, open_tokens, write_tokens
 from .schema import option_name
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
 if TYPE_CHECKING:                    # train.py imports this module
@@ -79,11 +79,22 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
                               name=option_name)          # as the settings are named
 
 
-def encode_chunks(tokenizer: Tokenizer, chunks: Chunks) -> Iterator[list[int]]:
-    """The ids of the text, chunk by chunk (a word cut by a chunk's edge: two tokens)."""
+def encode_chunks(tokenizer: Tokenizer, chunks: Chunks,
+                  source: str | None = None) -> Iterator[list[int]]:
+    """The ids of the text, chunk by chunk (a word cut by a chunk's edge: two tokens).
+    `source`: the file a tokenizer was read from, named when it cannot encode the text (one
+    learned from the text can)."""
     for chunk in chunks():
-        yield encode_chars(tokenizer, chunk) if isinstance(tokenizer, CharTokenizer) \
-            else tokenizer.encode(chunk)
+        try:
+            ids = encode_chars(tokenizer, chunk) if isinstance(tokenizer, CharTokenizer) \
+                else tokenizer.encode(chunk)
+        except ValueError as e:
+            if source is None:
+                raise
+            raise ValueError(f"the tokenizer {source!r} does not fit the text: {e}; use a "
+                             f"bpe tokenizer (it encodes any text), or a char tokenizer "
+                             f"trained on this text") from None
+        yield ids
 
 
 class TextData:
@@ -103,8 +114,10 @@ class TextData:
 
     @classmethod
     def prepare(cls, config: TrainConfig, directory: StrPath, special_tokens: list[str],
-                log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
-        """Tokenise the corpus (or the built-in one) into `directory`; returns (tokenizer, info
+                log: Callable[[str], None], tokenizer: Tokenizer | None = None
+                ) -> tuple[Tokenizer, dict[str, Any]]:
+        """Tokenise the corpus (or the built-in one) into `directory` with `tokenizer` (a
+        tokenizer file's), or else with one learned from the text; returns (tokenizer, info
         for config.json). ValueError if the text cannot be used."""
         if config.corpus is None:
             text = builtin_corpus(seed=config.seed)
@@ -129,10 +142,11 @@ class TextData:
 
         log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()
-        tokenizer = train_tokenizer(config, chunks, special_tokens)
+        if tokenizer is None:
+            tokenizer = train_tokenizer(config, chunks, special_tokens)
         dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS),
-                                       encode_chunks(tokenizer, chunks), tokenizer.vocab_size,
-                                       check_length)
+                                       encode_chunks(tokenizer, chunks, config.tokenizer_file),
+                                       tokenizer.vocab_size, check_length)
         info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens}
         n_train = cls.n_train(n_tokens)
         log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "
@@ -477,13 +491,38 @@ def _drop_none(**kwargs):
     return {key: value for key, value in kwargs.items() if value is not None}
 
 
+def text_job(config: TrainConfig) -> type[LanguageModelling]:
+    """The class of the job of a config on a text: BERT's or GPT's."""
+    return MaskedLM if config.model == "bert" else LanguageModelling
+
+
 def make_job(config: TrainConfig, directory: StrPath, log: Callable[[str], None],
              tokenizer: Tokenizer | None = None, data_info: dict[str, Any] | None = None) -> Job:
     """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
-    from the checkpoint; otherwise the corpus is tokenised into `directory` now."""
+    from the checkpoint; otherwise the corpus is tokenised into `directory` now, with
+    `tokenizer` if given (a tokenizer file's: load_tokenizer_file), else one learned from it."""
     if config.task:
         return Seq2Seq(config, tokenizer)
-    job_class = MaskedLM if config.model == "bert" else LanguageModelling
-    if tokenizer is None:
-        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log)
+    job_class = text_job(config)
+    if data_info is None:
+        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log,
+                                                tokenizer)
     return job_class(config, tokenizer, TextData.load(directory, data_info))
+
+
+def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
+    """The tokenizer saved in the file that config.tokenizer names (`tinyformer tokenize
+    train` writes one, and a run directory holds its own), with the special tokens its job
+    needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
+    path = config.tokenizer_file
+    if not os.path.exists(path):        # most likely a kind misspelt: say what may be given
+        raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
+                         f"exists; give char, bpe, or a file that `tinyformer tokenize train` "
+                         f"wrote")
+    tokenizer = load_tokenizer(path)                  # its complaints name the file
+    missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
+    if missing:
+        raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
+                         f"which --model {config.model} needs; train one with `tinyformer "
+                         f"tokenize train` and its default special tokens")
+    return tokenizer

@@ -87,12 +87,16 @@ class Flag(Rule):
 
 
 class Text(Rule):
-    """A non-empty string (a path, a name)."""
+    """A non-empty string (a path, a name); `what` says what it may be, in the message (a
+    setting that is a name or else a file's path: "char, bpe or a tokenizer file's path")."""
+
+    def __init__(self, what: str = "a non-empty text") -> None:
+        self.what = what
 
     def why(self, value: Any) -> str | None:
         if isinstance(value, str) and value.strip() and "\0" not in value:
             return None
-        return f"must be a non-empty text, got {value!r}"
+        return f"must be {self.what}, got {value!r}"
 
 
 class Optional(Rule):

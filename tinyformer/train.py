@@ -41,7 +41,7 @@ from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
 from .data import TASKS
 from .files import StrPath, check_text_file, command_line, read_text
-from .jobs import Job, make_job
+from .jobs import Job, load_tokenizer_file, make_job
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
@@ -94,6 +94,9 @@ def setting(default: Any, help: str | None = None) -> Any:
 # not saved with it, and a --config file does not hold them.
 COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 
+# The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
+TOKENIZER_KINDS = ("char", "bpe")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -106,7 +109,8 @@ class TrainConfig:
     min_len: int | None = setting(None, "Shortest task sequence [4].")
     max_len: int | None = setting(None, "Longest task sequence [10].")
     model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
-    tokenizer: str | None = setting(None, "char or bpe [char].")
+    tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
+                                    "train) [char].")
     vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
@@ -158,6 +162,12 @@ class TrainConfig:
     @property
     def job(self) -> str:
         return "task" if self.task else "corpus" if self.corpus else "builtin"
+
+    @property
+    def tokenizer_file(self) -> str | None:
+        """The path `tokenizer` names when it is not a kind to learn from the text (char,
+        bpe): a tokenizer saved before, which the run encodes its text with."""
+        return None if self.tokenizer in (None, *TOKENIZER_KINDS) else self.tokenizer
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
@@ -306,6 +316,10 @@ class TrainConfig:
             for key in ("tokenizer", "vocab_size"):
                 why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
                             f"--{key.replace('_', '-')}")
+        elif self.tokenizer_file:
+            why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
+                                 f"the tokenizer file {self.tokenizer_file!r} has its own "
+                                 f"vocabulary: drop --vocab-size")
         elif self.tokenizer != "bpe":
             why["vocab_size"] = ("--vocab-size is for a bpe tokenizer; a char tokenizer's "
                                  "vocabulary is the characters of its text: drop it, or give "
@@ -336,7 +350,8 @@ SETTING_RULES = {
     "corpus": Optional(Text()),
     "task": Optional(OneOf(*TASKS)),
     "min_len": Optional(Whole(1, 10_000)), "max_len": Optional(Whole(1, 10_000)),
-    "tokenizer": Optional(OneOf("char", "bpe")),
+    # A kind, or else the path of a file, which Trainer.start reads: a run resumes without it.
+    "tokenizer": Optional(Text(f"{', '.join(TOKENIZER_KINDS)} or a tokenizer file's path")),
     "vocab_size": Optional(Whole(1, 1 << 20)),
     "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
     "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
@@ -522,18 +537,25 @@ class Trainer:
         config = config.resolved()
         if config.corpus is not None:                     # fail before touching --out
             check_text_file(config.corpus, "corpus")
+        tokenizer = load_tokenizer_file(config) if config.tokenizer_file else None
         # A character vocabulary is known only once the text is read: count at least the
         # built-in corpus's size, which any text is unlikely to be smaller than.
-        check_memory(config, config.vocab_size if config.tokenizer == "bpe" else 32)
+        vocab_size = (tokenizer.vocab_size if tokenizer is not None else
+                      config.vocab_size if config.tokenizer == "bpe" else 32)
+        check_memory(config, vocab_size)
         settings = dataclasses.asdict(config)
-        if config.corpus is not None:     # a run that stops before its first checkpoint reads
-            settings["corpus"] = os.path.abspath(config.corpus)   # it again, maybe elsewhere
+        # A run that stops before its first checkpoint reads its corpus and tokenizer file
+        # again, maybe from elsewhere.
+        if config.corpus is not None:
+            settings["corpus"] = os.path.abspath(config.corpus)
+        if tokenizer is not None:
+            settings["tokenizer"] = os.path.abspath(config.tokenizer)
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
             run.prepare_new_run(settings, force)
             # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
             # corpus that fails here leaves a previous run in `directory` as it was.
-            job = make_job(config, directory, log)
+            job = make_job(config, directory, log, tokenizer)
             run.replace_previous(settings, keep=[] if config.task else [TOKENS])
             job.tokenizer.save(run.file(TOKENIZER))
             ta.manual_seed(config.seed)                   # the same seed, the same init

@@ -312,7 +312,7 @@ def threads_option(what):
 def train_options(command):
     """TrainConfig's settings that have help, as options of their annotation's type, each None
     unless given (so that a --config file's value or the job's default applies)."""
-    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND",
+    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND|FILE",
                     positions="KIND", norm="WHERE", schedule="KIND", normalization="KIND",
                     activation="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
