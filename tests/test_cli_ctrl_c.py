@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
@@ -58,46 +59,32 @@ def test_ctrl_c_before_training_starts_exits_130(monkeypatch, tmp_path):
     assert result.exit_code == 130 and "Traceback" not in result.output
 
 
-def test_a_second_ctrl_c_stops_training_at_once_exits_130_and_says_how_to_resume(
-        monkeypatch, tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch, tmp_path,
+                                                                     signum, status):
+    """A second Ctrl-C, or SIGTERM: the shell's status for the signal (128 + its number)."""
     out = tmp_path / "run"
     step = cli.Trainer.train_step
-    def step_then_ctrl_c_twice(self, threads=1):
+    def step_then_signal_twice(self, threads=1):
         if self.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)      # finish this step and save ...
-            os.kill(os.getpid(), signal.SIGINT)      # ... no: stop now
+            os.kill(os.getpid(), signum)             # finish this step and save ...
+            os.kill(os.getpid(), signum)             # ... no: stop now
         return step(self, threads)
-    monkeypatch.setattr(cli.Trainer, "train_step", step_then_ctrl_c_twice)
+    monkeypatch.setattr(cli.Trainer, "train_step", step_then_signal_twice)
     monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
-    result = run("train", *TINY, "--iters", 6, "--eval-every", 2, "--out", out)
-    assert result.exit_code == 130, result.output
+    # This test process's own handler, for when the trainer's is not there: it must not end.
+    previous = signal.signal(signum, lambda *_: None)
+    try:
+        result = run("train", *TINY, "--iters", 6, "--eval-every", 2, "--out", out)
+    finally:
+        signal.signal(signum, previous)
+    assert result.exit_code == status, result.output
     assert "Traceback" not in result.output
+    said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
+    assert f"{said}: finishing this step and saving a checkpoint" in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert "stopped at once" in last and f"tinyformer train --resume {out}" in last
     monkeypatch.setattr(cli.Trainer, "train_step", step)
     result = run("train", "--resume", out)               # the advice works
     assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output
-
-
-def test_a_second_sigterm_stops_training_at_once_exits_143(monkeypatch, tmp_path):
-    """As a second Ctrl-C does, but with SIGTERM's exit status (128 + 15)."""
-    out = tmp_path / "run"
-    step = cli.Trainer.train_step
-    def step_then_sigterm_twice(self, threads=1):
-        if self.step == 3:
-            os.kill(os.getpid(), signal.SIGTERM)     # finish this step and save ...
-            os.kill(os.getpid(), signal.SIGTERM)     # ... no: stop now
-        return step(self, threads)
-    monkeypatch.setattr(cli.Trainer, "train_step", step_then_sigterm_twice)
-    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
-    # This test process's own SIGTERM, for when the trainer's is not there: it must not end.
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
-    try:
-        result = run("train", *TINY, "--iters", 6, "--eval-every", 2, "--out", out)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert result.exit_code == 143, result.output
-    assert "Traceback" not in result.output
-    assert "SIGTERM: finishing this step and saving a checkpoint" in result.output
-    last = result.stderr.strip().splitlines()[-1]
-    assert "stopped at once" in last and f"tinyformer train --resume {out}" in last
