@@ -483,6 +483,14 @@ def _changed_input_of_add(e):             # add's backward reads no input: nothi
     return y, a
 
 
+def _changed_side_of_where(e):           # where's backward reads its mask alone
+    z, c = e.tensor([1.0, 2.0, 3.0], True), e.tensor([4.0, 5.0, 6.0])
+    mask = e.tensor([1.0, 0.0, 1.0]) > 0.5
+    y = (e.module.where(mask, c, z) * 2).sum()
+    c += 1
+    return y, z
+
+
 def _changed_after_backward(e):           # the usual training step: backward, then change
     a, b = e.tensor([1.0, 2.0], True), e.tensor([3.0, 4.0])
     y = (a * b).sum()
@@ -500,6 +508,7 @@ REFUSED = {"a factor": (_changed_factor, "mul", "input 1"),
            "a mask": (_changed_mask, "where", "input 0"),
            "by an optimizer step": (_changed_by_an_optimizer_step, "mul", "input 0")}
 ALLOWED = {"an input of add": _changed_input_of_add,
+           "the other side of where": _changed_side_of_where,
            "after backward": _changed_after_backward}
 
 
@@ -548,18 +557,20 @@ def test_a_tensor_made_from_a_tensor_shares_its_count_where_it_shares_its_array(
         y.backward()
 
 
-def test_an_op_that_hands_its_input_back_shares_its_stamp():
-    class Identity(ta.Function):                 # forward returns its input's own array
+@pytest.mark.parametrize("handed_back", [0, 1])
+def test_an_op_that_hands_an_input_back_shares_its_stamp(handed_back):
+    class Pick(ta.Function):                     # forward returns one input's own array
         @staticmethod
-        def forward(ctx, x):
-            return x
+        def forward(ctx, x, y):
+            return (x, y)[handed_back]
 
         @staticmethod
         def backward(ctx, grad):
-            return grad
+            return (grad, None) if handed_back == 0 else (None, grad)
 
-    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
-    y = (a * Identity.apply(b)).sum()
+    a, b, other = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0]), Tensor([5.0, 6.0])
+    picked = Pick.apply(b, other) if handed_back == 0 else Pick.apply(other, b)
+    y = (a * picked).sum()
     b += 1
     with pytest.raises(RuntimeError, match=r"^backward of mul: its input 1 .* was changed"):
         y.backward()

@@ -189,12 +189,12 @@ class Context:
       `operands` and `result`: the inputs and the output as a backward computes with them:
       their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
       is recorded and connects to the forward graph; `create_graph`: which of the two it is.
-      `arrays`: the inputs' numpy arrays in both modes, for masks and signs (constants).
+      `array(i)`: input i's numpy array in both modes, for masks and signs (constants).
       All three refuse a tensor changed in place after the op was recorded (`x += 1`, an
-      optimizer's step), whose gradient would be silently wrong, as torch refuses it. They
-      check an op's inputs together, so they refuse a little more than torch, which keeps
-      only the inputs that its gradients need (of `w * c`, with only w requiring a gradient,
-      c alone): read the arrays through them, never through `inputs[i].data`.
+      optimizer's step), whose gradient would be silently wrong, as torch refuses it. Read
+      what a backward uses through them, never through `inputs[i].data`. `operands` checks
+      an op's inputs together, so it refuses a little more than torch, which keeps only the
+      inputs that its gradients need (of `w * c`, with only w requiring a gradient, c alone).
     Set by `annotate`, for pictures only (None when not recorded):
       `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward
       of another node (its formula, and summing the result back to the input's shape), that
@@ -240,11 +240,10 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
-    @property
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The inputs' numpy arrays in both modes: for masks and signs, constants to the graph."""
-        self._check_unchanged(self.inputs, 0)
-        return tuple(t.data for t in self.inputs)
+    def array(self, i: int) -> np.ndarray:
+        """Input i's numpy array in both modes: for masks and signs, constants to the graph."""
+        self._check_unchanged(self.inputs[i:i + 1], i)
+        return self.inputs[i].data
 
     def _check_unchanged(self, tensors: Sequence[Tensor], first: int) -> None:
         """Refuse a saved tensor that was changed in place since this op was recorded: the
@@ -355,11 +354,7 @@ class Function:
             # numpy would stack several outputs into one array: a silently different op
             raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
                             f"has one output, a numpy array (write one Function per output)")
-        out = Tensor._make(data)
-        # A view of an input's array, or the array itself (an identity op hands back its
-        # input's): it shares that input's stamp. (Checked this way first, for speed.)
-        if out.data.base is not None or inputs and out.data is inputs[0].data:
-            _stamped_with_what_it_views(out, inputs)
+        out = _stamped_with_what_it_views(Tensor._make(data), inputs)
         if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
@@ -376,8 +371,7 @@ class Function:
 def _stamped_with_what_it_views(out, inputs):
     """`out`, sharing the stamp of the input whose array its own array is or views (a reshape,
     a transpose, an index; an op that hands its input back), if any: then a change through
-    either is a change of both. numpy's `base` of a view is the array that owns the memory.
-    (Function.apply calls it for a view, or for an op that hands back its first input.)"""
+    either is a change of both. numpy's `base` of a view is the array that owns the memory."""
     array = out.data
     base = array.base
     for t in inputs:
