@@ -689,3 +689,54 @@ def test_handling_puts_the_handlers_back_in_this_process_only():
     assert os.waitpid(pid, 0)[1] == 0 and os.read(read, 16) == b"ignored"
     os.close(read)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("at_call, sent", [(1, signal.SIGTERM), (3, signal.SIGINT)],
+                         ids=["while setting", "while putting back"])
+def test_a_signal_that_raises_inside_handling_leaves_every_handler_put_back(monkeypatch,
+                                                                            at_call, sent):
+    """A signal handled right after one of handling()'s swaps (as one landing in that call
+    would be), whose handler raises: every handler is still what it was before."""
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+    real = signal.signal
+    previous = {s: real(s, stop) for s in parallel.STOPPING}
+    calls = []
+
+    def swap_then_signal(signum, handler):
+        old = real(signum, handler)
+        calls.append(signum)
+        if len(calls) == at_call:
+            os.kill(os.getpid(), sent)                 # handled at the next bytecode
+        return old
+    monkeypatch.setattr(parallel.signal, "signal", swap_then_signal)
+    try:
+        with pytest.raises(Stop):
+            with parallel.handling(parallel.STOPPING, lambda signum, frame: None):
+                time.sleep(0.01)
+            time.sleep(0.01)                           # (a signal sent while putting back)
+        monkeypatch.undo()
+        assert all(signal.getsignal(s) is stop for s in parallel.STOPPING)
+    finally:
+        monkeypatch.undo()
+        for s, handler in previous.items():
+            real(s, handler)
+
+
+def test_handling_outside_the_main_thread_changes_nothing():
+    before = [signal.getsignal(s) for s in parallel.STOPPING]
+    errors = []
+
+    def in_a_thread():
+        try:
+            with parallel.handling(parallel.STOPPING, lambda signum, frame: None):
+                pass
+        except Exception as error:                     # signal.signal refuses other threads
+            errors.append(error)
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert errors == [] and [signal.getsignal(s) for s in parallel.STOPPING] == before

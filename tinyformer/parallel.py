@@ -127,13 +127,25 @@ def handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Ite
     try:
         if threading.current_thread() is threading.main_thread():
             for signum in signums:
-                if signal.getsignal(signum) is not None:
-                    previous[signum] = signal.signal(signum, handler)
+                theirs = signal.getsignal(signum)
+                if theirs is not None:
+                    previous[signum] = theirs      # noted first: a signal that raises in
+                    signal.signal(signum, handler)  # between still finds it put back
         yield
     finally:
         if os.getpid() == here:
-            for signum, theirs in previous.items():
-                signal.signal(signum, theirs)
+            _put_back(list(previous.items()))
+
+
+def _put_back(handlers: list[tuple[int, Any]]) -> None:
+    """Set each (signal, handler), every one of them even if a handler set first raises
+    (a Ctrl-C waiting to be handled, say) before the next is set."""
+    if handlers:
+        (signum, theirs), rest = handlers[0], handlers[1:]
+        try:
+            signal.signal(signum, theirs)
+        finally:
+            _put_back(rest)
 
 
 @contextlib.contextmanager
