@@ -768,11 +768,19 @@ def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path)
                        "model byte_fallback is true")
 
 
-def test_export_of_a_hugging_face_directory_is_refused_in_one_line(smollm_dir, tmp_path):
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_export_of_a_hugging_face_directory_is_refused_before_reading_it(smollm_dir, tmp_path,
+                                                                         model_type):
     # It is in that format already: an export, from the model, would lose its other files.
+    # Refused from its config.json alone: the weights (here damaged) are never read.
     directory, _, _ = smollm_dir
-    result = tinyformer("export", "--checkpoint", directory, "--out", tmp_path / "exported")
-    assert_input_error(result, f"{str(directory)!r} is in Hugging Face's format already (a "
-                               f"llama model): use it as it is, or copy it; export writes the "
-                               f"runs of tinyformer train")
-    assert not (tmp_path / "exported").exists()
+    config = json.loads((directory / "config.json").read_text())
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**config,
+                                                             "model_type": model_type}))
+    (tmp_path / "hf" / "model.safetensors").write_bytes(b"not weights")
+    result = tinyformer("export", "--checkpoint", tmp_path / "hf", "--out", tmp_path / "out")
+    assert_input_error(result, f"{str(tmp_path / 'hf')!r} is in Hugging Face's format already "
+                               f"(a {model_type} model): use it as it is, or copy it; export "
+                               f"writes the runs of tinyformer train")
+    assert not (tmp_path / "out").exists()

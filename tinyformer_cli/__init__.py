@@ -484,7 +484,8 @@ A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (transformers.Au
 loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer-tokenizer.json.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A GPT run directory written by `tinyformer train` (or a GPT-2 directory).")
+              help="A GPT run directory written by `tinyformer train` (a Hugging Face "
+              "directory is in that format already: use it as it is).")
 @click.option("--out", "out_dir", required=True, metavar="DIR",
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
