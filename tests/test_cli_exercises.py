@@ -312,7 +312,13 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     original = path.read_text()
     path.write_text(original.replace("    raise NotImplementedError", "    raise SystemExit(3)"))
     result = run("check", 1)
-    assert result.exit_code == 3 and "ended the check early (exit status 3)" in result.output
+    assert result.exit_code == 3 and "ended the check early (exit status 3): it calls exit()" \
+        in result.output
+    path.write_text("import os\n" + original.replace("    raise NotImplementedError",
+                                                     "    os._exit(4)"))
+    result = run("check", 1)
+    assert result.exit_code == 3 and "ended the check early (exit status 4), before it could " \
+        "finish; does it call os._exit()?" in result.output
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output

@@ -260,6 +260,18 @@ def test_draw_writes_the_picture_into_the_workspace_and_says_where(workspace):
     assert f"Drew {DRAWERS['scalar_engine'].what} to {path}" in result.output
 
 
+def test_draw_of_a_graph_without_graphviz_is_the_machines_answer_not_the_learners(
+        workspace, tmp_path, monkeypatch):
+    ex = find("scalar_engine")
+    write_solved(ex, workspace / ex.file)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))   # no `dot` to be found
+    result = run("draw", "scalar_engine")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: graphviz's `dot` program was not found, and this "
+                                     "picture is a graph: install it (apt-get install "
+                                     "graphviz, or brew install graphviz) and draw again")
+
+
 def test_draw_out_chooses_the_file_and_its_format(workspace, tmp_path):
     ex = find("causal_mask")
     write_solved(ex, workspace / ex.file)
@@ -281,7 +293,8 @@ def test_draw_runs_the_learners_code_in_its_own_process(workspace):
     path.write_text(path.read_text().replace("    raise NotImplementedError",
                                              "    raise SystemExit(3)", 1))
     result = run("draw", ex.number)
-    assert result.exit_code == 3 and "ended the drawing early (exit status 3)" in result.output
+    assert result.exit_code == 3 and "ended the drawing early (exit status 3): it calls exit()" \
+        in result.output
 
 
 @pytest.mark.parametrize("args, words", [

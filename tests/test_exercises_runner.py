@@ -158,13 +158,31 @@ def test_a_failure_of_the_runners_own_code_is_a_bug_not_the_learners(tmp_path):
     import dataclasses
 
     from tinyformer.exercises import find
-    from tinyformer.exercises.isolated import RunnerError, check_in_subprocess
+    from tinyformer.exercises.isolated import HarnessError, check_in_subprocess
     ex = dataclasses.replace(find("one_hot"), slug="no_such_exercise")
     path = tmp_path / "one_hot.py"
     path.write_text("")
-    with pytest.raises(RunnerError, match=r"^the check's own code failed, not yours:\n"
-                                          r"Traceback(.|\n)*ValueError: there is no exercise"):
+    with pytest.raises(HarnessError, match=r"^the check's own code failed, not yours "
+                                           r"\(ValueError: there is no exercise (.|\n)*\)\n"
+                                           r"Traceback"):
         check_in_subprocess(ex, path)
+
+
+def test_an_exception_that_nothing_caught_in_the_fresh_process_is_ours(tmp_path, monkeypatch):
+    # A Python whose program fails before writing its result (tinyformer failing to import,
+    # say): a traceback and exit status 1, which the learner's code cannot cause (its errors
+    # are caught and explained), and calling exit() is told apart.
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import HarnessError, check_in_subprocess
+    failing = tmp_path / "python"
+    failing.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"raise KeyError('ours')\"\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(failing))
+    path = tmp_path / "one_hot.py"
+    path.write_text("")
+    with pytest.raises(HarnessError, match=r"^the check's own code failed, not yours "
+                                           r"\(KeyError: 'ours'\)"):
+        check_in_subprocess(find("one_hot"), path)
 
 
 def test_a_picture_the_machine_refuses_to_write_is_its_answer_not_the_learners(tmp_path):

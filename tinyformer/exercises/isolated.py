@@ -8,14 +8,15 @@ top of this module; they start this same module as a program:
         check the learner's FILE; writes {"message": null, or the failure}
     python -m tinyformer.exercises.isolated draw SLUG FILE PICTURE RESULT.json
         draw what FILE computes into PICTURE; writes {"message": null, or why it could not}
-
-A failure of tinyformer's own there, not of the learner's code (whose errors the check and the
-drawing catch and explain), is written as {"bug": its traceback}, or {"os_error": [errno,
-strerror, filename]} for the machine's answer (a full disk), and raised again here: the
-command line then says it is a bug of ours (exit 1), or what the machine said (exit 2), not
-that the learner's code failed.
     python -m tinyformer.exercises.isolated predict CHAPTER
         run chapter CHAPTER's "predict, then run" question; it prints its answer
+
+The learner's code calling exit() is written as {"exited": its status}. A failure of
+tinyformer's own there, not of the learner's code (whose errors the check and the drawing
+catch and explain), is written as {"bug": its traceback}, or {"os_error": [errno, strerror,
+filename]} for the machine's answer (a full disk, no graphviz), and raised again here, as is
+an exception that nothing caught there: the command line then says it is a bug of ours
+(exit 1), or what the machine said (exit 2), not that the learner's code failed (exit 3).
 """
 
 from __future__ import annotations
@@ -71,18 +72,31 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                     f"ends? (--timeout sets the limit)"), printed
         printed = run.stdout + run.stderr
         if not result_file.exists():
+            if run.returncode == 1 and "Traceback (most recent call last)" in run.stderr:
+                # An exception nothing caught, where the learner's are caught: tinyformer's
+                # own, before or after it could write the result.
+                raise _own_failure(what, run.stderr)
             return (f"your code ended the {what} early (exit status {run.returncode}), before "
-                    f"it could finish; does it call exit() or os._exit()?"), printed
+                    f"it could finish; does it call os._exit()?"), printed
         result = json.loads(result_file.read_text())
         if "os_error" in result:
             raise OSError(*result["os_error"])
         if "bug" in result:
-            raise RunnerError(f"the {what}'s own code failed, not yours:\n{result['bug']}")
+            raise _own_failure(what, result["bug"])
+        if "exited" in result:
+            return (f"your code ended the {what} early (exit status {result['exited']}): it "
+                    f"calls exit() or raises SystemExit; return, or raise an error, "
+                    f"instead"), printed
         return result["message"], printed
 
 
-class RunnerError(RuntimeError):
+class HarnessError(RuntimeError):
     """tinyformer's own code failed in the fresh process: a bug, reported as one."""
+
+
+def _own_failure(what: str, trace: str) -> HarnessError:
+    last = trace.strip().splitlines()[-1]          # the exception, as Python printed it
+    return HarnessError(f"the {what}'s own code failed, not yours ({last})\n{trace}")
 
 
 def _environment() -> dict[str, str]:
@@ -127,6 +141,9 @@ def main(action: str, *arguments: str) -> None:
             from .pictures import draw
             slug, path, picture, _ = arguments
             result = {"message": draw(find(slug), path, picture)}
+    except SystemExit as exit:          # the learner's code called exit()
+        code = exit.code if isinstance(exit.code, (int, str, type(None))) else repr(exit.code)
+        result = {"exited": code}
     except OSError as error:            # the learner's code's errors are caught in there:
         where = None if error.filename is None else os.fspath(error.filename)
         result = {"os_error": [error.errno, error.strerror or str(error), where]}

@@ -31,6 +31,7 @@ written in).
 
 from __future__ import annotations
 
+import errno
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +96,10 @@ def render(picture: Picture, path: StrPath) -> Path:
                          labelloc="t", fontsize="12")
         try:
             image = picture.dot.pipe(format=fmt)
-        except graphviz.ExecutableNotFound:
-            raise CheckFailure("graphviz's `dot` program was not found, and this picture is a "
-                               "graph: install it (apt-get install graphviz, or brew install "
-                               "graphviz) and draw again.") from None
+        except graphviz.ExecutableNotFound:     # the machine's answer, not the learner's code
+            raise OSError(errno.ENOENT, "graphviz's `dot` program was not found, and this "
+                          "picture is a graph: install it (apt-get install graphviz, or brew "
+                          "install graphviz) and draw again") from None
         with atomic_write(path, "wb") as f:
             f.write(image)
         return path
