@@ -180,6 +180,14 @@ def test_a_tokenizer_file_trains_a_run_that_keeps_its_own_copy(request, tmp_path
                                           "The cat", "--max-new-tokens", "3"])
     assert generated.exit_code == 0, generated.output
     assert generated.stdout.startswith("The cat")
+    # A run directory gives its own tokenizer to the next run, as to `tokenize --tokenizer`.
+    again = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", run_dir, "--n-layer", 1, "--n-head", 1,
+        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
+        "--threads", 1, "--out", tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == \
+        (run_dir / "tokenizer.json").read_bytes()
 
 
 def test_bpe_compresses_the_text_it_learned_from(bpe):

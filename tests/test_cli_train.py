@@ -380,8 +380,8 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
         tmp_path, monkeypatch):
-    """Starting again reads the corpus and the tokenizer file again: named as given (relative
-    to where train ran), they are still found when --resume runs elsewhere."""
+    """Starting again reads the corpus again, named as given (relative to where train ran),
+    from wherever --resume runs, and the tokenizer from the run's own copy of the file."""
     from tinyformer.train import Trainer
 
     def ctrl_c(self, title, threads=1):
@@ -397,6 +397,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_dir
                          "--iters", 2, "--out", "run", cwd=work)
     assert stopped.exit_code == 130, stopped.output
     monkeypatch.undo()
+    (work / "tok.json").unlink()              # the run has its own copy of the tokenizer
     resumed = tinyformer("train", "--resume", work / "run", cwd=elsewhere)
     assert resumed.exit_code == 0, resumed.output
     assert "starting it again from step 0" in resumed.output

@@ -188,6 +188,9 @@ def test_encode_chars_agrees_with_the_tokenizer():
     text = "héllo wörld, ✓ naïve\n" * 3
     tok = CharTokenizer.train(text, special_tokens=["<pad>", "<mask>"])
     assert encode_chars(tok, text).tolist() == tok.encode(text)
+    # A tokenizer file's characters may come in any order, not only a learned one's.
+    unsorted = CharTokenizer(list(dict.fromkeys(text)), special_tokens=["<pad>"])
+    assert encode_chars(unsorted, text).tolist() == unsorted.encode(text)
 
 
 @pytest.mark.parametrize("tokenizer", ["char", "bpe"])

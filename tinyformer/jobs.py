@@ -30,7 +30,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, iter_text
 from .gpt import GPT
 from .parallel import side_by_side, without_graph
-from .rundir import TOKENS, open_tokens, write_tokens
+from .rundir import TOKENIZER, TOKENS, open_tokens, write_tokens
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
@@ -50,15 +50,16 @@ Batch = tuple[np.ndarray, np.ndarray]   # (inputs, targets) (B, T) each
 
 def encode_chars(tokenizer: CharTokenizer, text: str) -> np.ndarray:
     """A char tokenizer's ids for `text` as an array, computed in numpy rather than a Python loop
-    (a 100 MB corpus is 100 M characters). The vocabulary is sorted by code point, so an id
-    is found by binary search."""
+    (a 100 MB corpus is 100 M characters): each character found by binary search in the
+    vocabulary sorted by code point (as one learned from a text is; a file's may not be)."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     alphabet = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)
-    where = np.minimum(np.searchsorted(alphabet, codes), len(alphabet) - 1)
-    bad = alphabet[where] != codes
+    order = np.argsort(alphabet, kind="stable")
+    where = np.minimum(np.searchsorted(alphabet[order], codes), len(alphabet) - 1)
+    bad = alphabet[order][where] != codes
     if bad.any():                           # cannot happen for the text it was trained on
         raise ValueError(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
-    return where + len(tokenizer.special_tokens)
+    return order[where] + len(tokenizer.special_tokens)
 
 
 def train_tokenizer(config: TrainConfig, chunks: Chunks,
@@ -519,6 +520,8 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
         raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
                          f"exists; give char, bpe, or a file that `tinyformer tokenize train` "
                          f"wrote")
+    if os.path.isfile(os.path.join(path, TOKENIZER)):  # a run directory: its own tokenizer
+        path = os.path.join(path, TOKENIZER)
     tokenizer = load_tokenizer(path)                  # its complaints name the file
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:

@@ -110,7 +110,7 @@ class TrainConfig:
     max_len: int | None = setting(None, "Longest task sequence [10].")
     model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
-                                    "train) [char].")
+                                    "train; a run directory gives its own) [char].")
     vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
@@ -595,6 +595,10 @@ class Trainer:
         try:
             if run.has_manifest and not run.has_checkpoint():
                 config = TrainConfig.from_saved(run.settings or {}, run.file(MANIFEST))
+                if config.tokenizer_file and os.path.isfile(run.file(TOKENIZER)):
+                    # Its own copy of the tokenizer file, saved when it tokenised: the file
+                    # itself may be gone since, and --resume takes no other.
+                    config = dataclasses.replace(config, tokenizer=run.file(TOKENIZER))
                 log(f"{directory} stopped before its first checkpoint: starting it again from "
                     f"step 0, with its settings")
                 return cls.start(config, directory, force=True, log=log, run=run)
