@@ -301,6 +301,10 @@ class Function:
     to the graph: fine for masks and indices, but a value that depends on the inputs (a
     softmax inside the op, say) must be computed again from `ctx.operands` when
     `ctx.create_graph` is True, or its second derivative would be missing.
+
+    A forward that hands back its first input's array, or a view of it, sets the class
+    attribute `views_input = True`, as Reshape does: a change in place to either is then
+    caught in a backward that reads the other.
     """
 
     # What a ValueError from numpy in the op's forward means, to report it as a ShapeError:
@@ -308,6 +312,12 @@ class Function:
     # "shapes", the shapes do not fit, the only way its numpy call fails (reshape, concat);
     # None, nothing about shapes: the op's own message, or numpy's about values, passes as it is.
     shape_errors = None
+
+    # True for a Function whose forward may hand back its first input's array, or a view of
+    # it (reshape, transpose, indexing): the result then shares that input's stamp of changes
+    # in place (Tensor._changed_at), where it does, so that a change through either counts
+    # for both. (Said, not found out: looking at every op's result costs every op.)
+    views_input = False
 
     @classmethod
     def name(cls) -> str:
@@ -354,7 +364,9 @@ class Function:
             # numpy would stack several outputs into one array: a silently different op
             raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
                             f"has one output, a numpy array (write one Function per output)")
-        out = _stamped_with_what_it_views(Tensor._make(data), inputs)
+        out = Tensor._make(data)
+        if cls.views_input:
+            _stamped_with_what_it_views(out, inputs[0])
         if True in needs_input_grad:
             out._requires_grad = True
             out.grad_fn = ctx
@@ -368,15 +380,13 @@ class Function:
         return out
 
 
-def _stamped_with_what_it_views(out, inputs):
-    """`out`, sharing the stamp of the input whose array its own array is or views (a reshape,
-    a transpose, an index; an op that hands its input back), if any: then a change through
-    either is a change of both. numpy's `base` of a view is the array that owns the memory."""
-    array = out.data
-    base = array.base
-    for t in inputs:
-        if t.data is array or base is not None and (t.data is base or t.data.base is base):
-            return out._sharing_stamp_with(t)
+def _stamped_with_what_it_views(out, t):
+    """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
+    an index: not a copy), so that a change through either is a change of both. numpy's `base`
+    of a view is the array that owns the memory."""
+    array, base = out.data, out.data.base
+    if t.data is array or base is not None and (t.data is base or t.data.base is base):
+        out._sharing_stamp_with(t)
     return out
 
 
@@ -715,7 +725,7 @@ class Tensor:
             # head's queries, keys and values at every token, where the op's bookkeeping
             # would cost four times the reshape itself.
             try:
-                return _stamped_with_what_it_views(Tensor._make(self.data.reshape(shape)), (self,))
+                return _stamped_with_what_it_views(Tensor._make(self.data.reshape(shape)), self)
             except ValueError as error:
                 raise _shape_error(ops.Reshape, (self,), error) from None
         return ops.Reshape.apply(self, shape=shape)

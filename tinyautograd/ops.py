@@ -570,6 +570,7 @@ class Reshape(Function):
     """Same elements, new shape;  the gradient is reshaped back"""
 
     shape_errors = "shapes"
+    views_input = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -582,6 +583,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """Permute axes;  the gradient is permuted back by the inverse permutation"""
+
+    views_input = True
 
     @staticmethod
     def forward(ctx, x, axes=None):
@@ -601,6 +604,7 @@ class BroadcastTo(Function):
     """Repeat x along broadcast axes (a view, no copy);  the engine sums the gradient back"""
 
     shape_errors = "shapes"
+    views_input = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -621,6 +625,8 @@ def _is_basic(index):
 class GetItem(Function):
     """y = x[index], basic or integer-array indexing;  the gradient is scattered back into
     zeros, adding up where an index repeats"""
+
+    views_input = True
 
     @staticmethod
     def forward(ctx, x, index):
