@@ -740,3 +740,32 @@ def test_handling_outside_the_main_thread_changes_nothing():
     thread.start()
     thread.join()
     assert errors == [] and [signal.getsignal(s) for s in parallel.STOPPING] == before
+
+
+def test_every_signal_held_during_a_fork_is_raised_even_if_the_first_handler_raises():
+    class Stop(Exception):
+        pass
+    raised = []
+
+    def first(signum, frame):
+        raised.append(signum)
+        raise Stop
+
+    def second(signum, frame):
+        raised.append(signum)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, first),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, second)}
+    try:
+        with pytest.raises(Stop):
+            with parallel.forked() as pid:
+                if pid == 0:
+                    os._exit(0)
+                os.kill(os.getpid(), signal.SIGINT)      # held until the block ends
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)
+                assert raised == []
+                os.waitpid(pid, 0)
+        assert raised == [signal.SIGINT, signal.SIGTERM]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -134,18 +134,18 @@ def handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Ite
         yield
     finally:
         if os.getpid() == here:
-            _put_back(list(previous.items()))
+            _every([functools.partial(signal.signal, signum, theirs)
+                    for signum, theirs in previous.items()])
 
 
-def _put_back(handlers: list[tuple[int, Any]]) -> None:
-    """Set each (signal, handler), every one of them even if a handler set first raises
-    (a Ctrl-C waiting to be handled, say) before the next is set."""
-    if handlers:
-        (signum, theirs), rest = handlers[0], handlers[1:]
+def _every(calls: list[Callable[[], Any]]) -> None:
+    """Make each call, every one of them even if a call before raises (a handler of a signal
+    waiting to be handled, say, that runs as soon as it is set, or raised)."""
+    if calls:
         try:
-            signal.signal(signum, theirs)
+            calls[0]()
         finally:
-            _put_back(rest)
+            _every(calls[1:])
 
 
 @contextlib.contextmanager
@@ -179,8 +179,8 @@ def forked() -> Iterator[int]:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
         if pid != 0:                                    # (a child goes on ignoring them)
-            for signum in dict.fromkeys(held):          # each once, in the order they came
-                signal.raise_signal(signum)             # to its own handler, now
+            _every([functools.partial(signal.raise_signal, signum)   # to its own handler,
+                    for signum in dict.fromkeys(held)])  # now: each once, in their order
 
 
 class Workers:
