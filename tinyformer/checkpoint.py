@@ -275,13 +275,12 @@ def check_exportable(directory: StrPath) -> None:
 
 
 def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
-                      directory: StrPath) -> str:
+                      directory: StrPath) -> None:
     """Write a GPT and its tokenizer as a Hugging Face directory, which
     `transformers.AutoModelForCausalLM.from_pretrained(directory)` loads (and so does
     `load_model`): the model in the format that expresses it (GPT-2's, or Llama's or Qwen3's
     for the modern block; GPT.save_pretrained), a BPE tokenizer as GPT-2's files, any other in
-    tinyformer's own file, which only tinyformer reads. Returns the name of the tokenizer's
-    file (GPT-2's: vocab.json).
+    tinyformer's own file, which only tinyformer reads.
 
     The directory must not exist yet: everything is written into a temporary one beside it,
     renamed into place at the end, so a failure leaves nothing half-written."""
@@ -298,12 +297,9 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)
         if isinstance(tokenizer, BPETokenizer):
             save_gpt2_tokenizer(tokenizer, staging)
-            written = VOCAB_JSON
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
-            written = PRETRAINED_TOKENIZER
         os.rename(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return written

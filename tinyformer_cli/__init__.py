@@ -494,8 +494,8 @@ def export(checkpoint_dir, out_dir):
         check_export_dir(out_dir)                # before loading anything
         check_exportable(checkpoint_dir)
         model, tokenizer, _ = load_model(checkpoint_dir)
-        written = export_pretrained(model, tokenizer, out_dir)
-    if written == PRETRAINED_TOKENIZER:          # see export_pretrained
+        export_pretrained(model, tokenizer, out_dir)
+    if tokenizer.kind != "bpe":                  # see export_pretrained
         click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
                    f"the model, and tinyformer reads the tokenizer ({PRETRAINED_TOKENIZER})")
     click.echo(f"wrote {out_dir}: try {files.command_line('generate', '--checkpoint', out_dir)}")
