@@ -425,10 +425,10 @@ class Terminated(KeyboardInterrupt):
     is, but for the exit status, which says SIGTERM."""
 
 
-# What the trainer calls each signal that stops a run (parallel.STOPPING), and what `train`
-# returns after one.
-SAID = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
-OUTCOME = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+# Each signal that stops a run (parallel.STOPPING): what the trainer calls it, what `train`
+# returns after a first one, and what a second one raises.
+STOPS = {signal.SIGINT: ("Ctrl-C", "interrupted", KeyboardInterrupt),
+         signal.SIGTERM: ("SIGTERM", "terminated", Terminated)}
 
 
 @contextlib.contextmanager
@@ -452,13 +452,13 @@ def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[],
     outcome the first asked for ("interrupted" or "terminated"), or None while none came."""
     asked = []
     def handler(signum, frame):
+        said, outcome, at_once = STOPS[signum]
         if asked:
-            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-        asked.append(signum)
-        log(f"\n{SAID[signum]}: finishing this step and saving a checkpoint ({SAID[signum]} "
-            f"again to stop now)")
+            raise at_once
+        asked.append(outcome)
+        log(f"\n{said}: finishing this step and saving a checkpoint ({said} again to stop now)")
     with parallel.handling(parallel.STOPPING, handler):      # (in the main thread only)
-        yield lambda: OUTCOME[asked[0]] if asked else None
+        yield lambda: asked[0] if asked else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -392,12 +392,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
                        f"from step 0", err=True)
         sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
     # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
-    if outcome == "interrupted":
-        click.echo(f"stopped at step {trainer.step} with a checkpoint in {directory}; {resume}",
-                   err=True)
-    if outcome == "terminated":
-        click.echo(f"stopped by SIGTERM at step {trainer.step} with a checkpoint in "
-                   f"{directory}; {resume}", err=True)
+    if outcome != "done":
+        by = " by SIGTERM" if outcome == "terminated" else ""
+        click.echo(f"stopped{by} at step {trainer.step} with a checkpoint in {directory}; "
+                   f"{resume}", err=True)
     if trainer.step > first_step:
         from viz.write import plot_after_training
         click.echo(plot_after_training(directory))
