@@ -308,8 +308,17 @@ def test_decoder_self_mask_or(tmp_path):
 def test_cross_mask_from_the_target(tmp_path):
     got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
                          "return bert_mask(tgt_ids, pad_id)")
+    # The mask does not broadcast, but its axes are right: the note is about the sequence.
     assert "cross_mask(src_ids=[[7, 0]], tgt_ids=[[5, 6, 0]], pad_id=0)" in got
-    assert "does not broadcast" in got
+    assert "exactly what you get from the target's padding" in got
+    assert "does not broadcast" not in got
+
+
+def test_cross_mask_with_the_decoders_self_mask(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return decoder_self_mask(tgt_ids, pad_id)")
+    assert "whose last axis, the keys, has the target's length 3" in got
+    assert "the keys of cross-attention are the SOURCE's tokens (2 here)" in got
 
 
 def test_cross_mask_from_the_target_of_the_same_length(tmp_path):
