@@ -36,6 +36,13 @@ def test_06_attention_scaled_dot_product_demands_a_tensor(tmp_path):
     assert "it should be a Tensor" in message
 
 
+def test_06_attention_scaled_dot_product_of_the_wrong_shape_says_it_is_a_tensor(tmp_path):
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "return scores.softmax(axis=-1) @ v",
+                             "return (scores.softmax(axis=-1) @ v)[0]")
+    assert "returned a Tensor of shape (2, 2); expected shape (1, 2, 2)" in message
+
+
 def test_06_attention_causal_mask_the_wrong_way_round(tmp_path):
     message = edited_message(tmp_path, "causal_mask",
                              "np.tril(np.ones((T, T), dtype=bool))",

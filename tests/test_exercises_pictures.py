@@ -143,7 +143,7 @@ def test_an_attention_map_of_the_wrong_shape_names_the_call_once(tmp_path):
                                                     "return (scores.softmax(axis=-1) @ v)[0]"))
     assert str(failure.value).startswith("scaled_dot_product(q, k, v) returned a")
     assert "returned returned" not in str(failure.value)
-    assert "of shape (6, 6); the picture needs (1, 6, 6)" in str(failure.value)
+    assert "a Tensor of shape (6, 6); the picture needs (1, 6, 6)" in str(failure.value)
 
 
 def test_the_causal_mask_picture_shows_the_mask_and_its_weights(tmp_path):

@@ -228,6 +228,12 @@ def as_array(value: Any) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
+def of_shape(value: Any, shape: tuple[int, ...]) -> str:
+    """`a Tensor of shape (2, 2)`, or `an array of shape ...` for anything else: a message
+    says what the learner's code gave."""
+    return f"{'a Tensor' if isinstance(value, Tensor) else 'an array'} of shape {shape}"
+
+
 def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned",
                  atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None,
                  dtype: DTypeLike = None) -> None:
@@ -254,6 +260,7 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     if tensor is False and isinstance(got, Tensor):
         raise CheckFailure(f"{call} {what} a Tensor; this exercise works on numpy arrays: "
                            f"return an ndarray.")
+    given = got
     try:
         shown = as_array(got)           # as it came, for the message (True stays True)
         if shown.dtype.kind in "US":    # astype would read the text "0.5" as the number 0.5
@@ -264,7 +271,7 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
                            f"numbers.") from None
     expected = np.asarray(expected)
     if got.shape != expected.shape:
-        raise CheckFailure(f"{call} {what} an array of shape {got.shape}; expected shape "
+        raise CheckFailure(f"{call} {what} {of_shape(given, got.shape)}; expected shape "
                            f"{expected.shape}.")
     bad = ~np.isclose(got, expected.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True)
     if not bad.any():

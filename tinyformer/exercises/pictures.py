@@ -44,7 +44,8 @@ from tinyautograd import Tensor, functional, no_grad
 
 from ..files import StrPath, atomic_write
 from .catalogue import Exercise
-from .checking import CheckFailure, Learner, as_array, load_learner_file, run_learner_code
+from .checking import (CheckFailure, Learner, as_array, load_learner_file, of_shape,
+                       run_learner_code)
 
 # ---------------------------------------------------------------------------------------------
 # What a drawer returns, and how it is rendered
@@ -230,7 +231,7 @@ def _matrix(got: Any, shape: tuple[int, ...], call: str, what: str = "returned")
         raise CheckFailure(f"{call} {what} something that is not an array of numbers.") \
             from None
     if array.shape != tuple(shape):
-        raise CheckFailure(f"{call} {what} an array of shape {array.shape}; the picture needs "
+        raise CheckFailure(f"{call} {what} {of_shape(got, array.shape)}; the picture needs "
                            f"{tuple(shape)}. `tinyformer exercises check` says more.")
     return array
 
