@@ -148,6 +148,28 @@ def test_importing_the_implementation_is_refused(tmp_path, slug, line, module):
     assert "this exercise asks you to write that part yourself" in got
 
 
+def test_a_refusal_quotes_the_import_not_a_local_name_like_its_alias(tmp_path):
+    # The exercise's own helper says `B, T, C = x.shape` above the import: that B is the
+    # function's, not the module.
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer.blocks as B\n")
+    got = run_check(ex, path)
+    assert "uses tinyformer.blocks, in line" in got
+    assert "(`import tinyformer.blocks as B`)" in got
+
+
+def test_a_refusal_of_a_use_skips_a_parameter_named_like_the_import(tmp_path):
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef unused(tf):\n"
+                    "    return tf.blocks.residual\n\n\ndef shortcut(x):\n"
+                    "    return tf.blocks.residual(x)\n")
+    got = run_check(ex, path)
+    assert "uses tinyformer.blocks, in line" in got
+    assert "(`return tf.blocks.residual(x)`)" in got
+
+
 # ---------------------------------------------------------------------------------------------
 # Chapter 13
 
