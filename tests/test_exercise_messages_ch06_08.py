@@ -183,6 +183,13 @@ def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     assert says in message
 
 
+def test_08_training_adam_step_returning_the_corrected_averages(tmp_path):
+    message = edited_message(tmp_path, "adam_step", "return param, m, v",
+                             "return param, m_hat, v_hat")
+    assert message.startswith("adam_step(param=") and "as new_m" in message
+    assert "returning the bias-corrected m_hat: return m itself" in message
+
+
 def test_08_training_adam_step_with_l2_decay(tmp_path):
     message = edited_message(tmp_path, "adam_step", "    m = beta1 * m",
                              "    grad = grad + weight_decay * param\n    m = beta1 * m")
