@@ -439,6 +439,14 @@ def test_previous_token_score_on_the_diagonal(tmp_path):
     assert "each token's attention to itself" in got
 
 
+def test_previous_token_score_on_the_whole_main_diagonal(tmp_path):
+    got = edited_message(tmp_path, "induction_scores",
+                         "float(np.mean([pattern[t, t - 1] for t in range(1, T)]))",
+                         "float(np.diagonal(pattern).mean())")
+    assert "returned 0.4908, expected 0.2810" in got
+    assert "reading the main diagonal, A[t, t] for every t" in got
+
+
 def test_previous_token_score_transposed(tmp_path):
     got = edited_message(tmp_path, "induction_scores", "pattern[t, t - 1] for t in range(1, T)",
                          "pattern[t - 1, t] for t in range(1, T)")
