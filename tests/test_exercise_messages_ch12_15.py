@@ -117,6 +117,15 @@ def test_decoder_with_the_masks_swapped(tmp_path):
     assert "decoder_layer(" in got and "without the causal mask in the self-attention" in got
 
 
+def test_decoder_with_the_two_masks_swapped(tmp_path):
+    got = edited_message(tmp_path, "encoder_decoder_layers",
+                         "\"self\", n_head, self_mask)", "\"self\", n_head, memory_mask)",
+                         ("\"cross\", n_head, memory_mask)", "\"cross\", n_head, self_mask)"))
+    assert "decoder_layer(" in got and "raised an error" in got
+    assert "masked_fill: the mask of shape (2, 1, 4, 4) does not broadcast against the tensor " \
+        "of shape (2, 2, 4, 5)" in got
+
+
 def test_decoder_cross_attention_first(tmp_path):
     self_line = "y = norm(y + multi_head_attention(y, y, w, \"self\", n_head, self_mask), w, "
     cross_line = ("y = norm(y + multi_head_attention(y, memory, w, \"cross\", n_head, "
