@@ -488,6 +488,13 @@ def test_linear_says_when_its_bias_does_not_fit_the_weight():
         ta.functional.linear(x, w, b)
 
 
+def test_masked_fill_says_its_mask_does_not_fit():
+    with pytest.raises(ta.ShapeError, match=r"^masked_fill: the mask of shape \(2, 1, 4, 4\) "
+                                            r"does not broadcast against the tensor of shape "
+                                            r"\(2, 2, 4, 5\)"):
+        Tensor(np.ones((2, 2, 4, 5))).masked_fill(np.ones((2, 1, 4, 4), dtype=bool), -1e9)
+
+
 def test_broadcast_error_names_op_and_shapes():
     with pytest.raises(ta.ShapeError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
         Tensor(np.ones((2, 3))) * Tensor(np.ones(4))

@@ -54,7 +54,14 @@ def test_transition_counts_transposed(tmp_path):
         "counts[vocab.index(word), vocab.index(following)]",
         "counts[vocab.index(following), vocab.index(word)]")
     assert message.startswith("transition_counts(") and "at [" in message
-    assert "right after" in message
+    assert "exactly what you get counting [next word, word], the table transposed" in message
+
+
+def test_transition_counts_off_by_one_says_which_words(tmp_path):
+    message = edited_message(tmp_path, "markov_first_order",
+                             "for word, following in zip(words, words[1:]):",
+                             "for word, following in zip(words, words[2:]):")
+    assert message.startswith("transition_counts(") and "right after" in message
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the wrong answer divides by zero
@@ -64,6 +71,16 @@ def test_normalise_divides_by_zero(tmp_path):
         "np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)",
         "counts / sums")
     assert "normalise_rows(" in message and "at [1, 0]: expected 0, got nan" in message
+    assert "a row of zeros stays zeros" in message
+
+
+@pytest.mark.parametrize("sums", ["counts.sum(axis=0, keepdims=True)",
+                                  "counts.sum(axis=0)"])
+def test_normalise_columns(tmp_path, sums):
+    message = edited_message(tmp_path, "markov_first_order",
+                             "sums = counts.sum(axis=1, keepdims=True)", f"sums = {sums}")
+    assert "normalise_rows(" in message
+    assert "exactly what you get normalising the columns: each ROW" in message
 
 
 def test_predict_next_forgets_words_never_followed(tmp_path):

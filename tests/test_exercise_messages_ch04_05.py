@@ -265,6 +265,14 @@ def test_layer_norm_backward_wrong_gamma(tmp_path):
     assert "gradient with respect to `gamma`" in message and "at [" in message
 
 
+def test_layer_norm_backward_gradients_in_the_wrong_order(tmp_path):
+    message = edited_message(tmp_path, "layer_norm_backward",
+                             "return d_x, d_gamma, d_beta", "return d_x, d_beta, d_gamma")
+    assert message.startswith("LayerNormFunction.backward after layer_norm(")
+    assert "returns the gradients with respect to (x, beta, gamma), in that order" in message
+    assert "in forward's order (x, gamma, beta)" in message
+
+
 def test_layer_norm_backward_unsummed_beta(tmp_path):
     message = edited_message(tmp_path, "layer_norm_backward",
                              "d_beta = rows.sum(axis=0)",

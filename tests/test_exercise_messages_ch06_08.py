@@ -36,6 +36,13 @@ def test_06_attention_scaled_dot_product_demands_a_tensor(tmp_path):
     assert "it should be a Tensor" in message
 
 
+def test_06_attention_scaled_dot_product_of_the_wrong_shape_says_it_is_a_tensor(tmp_path):
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "return scores.softmax(axis=-1) @ v",
+                             "return (scores.softmax(axis=-1) @ v)[0]")
+    assert "returned a Tensor of shape (2, 2); expected shape (1, 2, 2)" in message
+
+
 def test_06_attention_causal_mask_the_wrong_way_round(tmp_path):
     message = edited_message(tmp_path, "causal_mask",
                              "np.tril(np.ones((T, T), dtype=bool))",
@@ -174,6 +181,13 @@ def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "adam_step", old, new)
     assert message.startswith("adam_step(param=") and "as new_param" in message
     assert says in message
+
+
+def test_08_training_adam_step_returning_the_corrected_averages(tmp_path):
+    message = edited_message(tmp_path, "adam_step", "return param, m, v",
+                             "return param, m_hat, v_hat")
+    assert message.startswith("adam_step(param=") and "as new_m" in message
+    assert "returning the bias-corrected m_hat: return m itself" in message
 
 
 def test_08_training_adam_step_with_l2_decay(tmp_path):

@@ -117,6 +117,15 @@ def test_decoder_with_the_masks_swapped(tmp_path):
     assert "decoder_layer(" in got and "without the causal mask in the self-attention" in got
 
 
+def test_decoder_with_the_two_masks_swapped(tmp_path):
+    got = edited_message(tmp_path, "encoder_decoder_layers",
+                         "\"self\", n_head, self_mask)", "\"self\", n_head, memory_mask)",
+                         ("\"cross\", n_head, memory_mask)", "\"cross\", n_head, self_mask)"))
+    assert "decoder_layer(" in got and "raised an error" in got
+    assert "masked_fill: the mask of shape (2, 1, 4, 4) does not broadcast against the tensor " \
+        "of shape (2, 2, 4, 5)" in got
+
+
 def test_decoder_cross_attention_first(tmp_path):
     self_line = "y = norm(y + multi_head_attention(y, y, w, \"self\", n_head, self_mask), w, "
     cross_line = ("y = norm(y + multi_head_attention(y, memory, w, \"cross\", n_head, "
@@ -146,6 +155,28 @@ def test_importing_the_implementation_is_refused(tmp_path, slug, line, module):
     got = run_check(ex, path)
     assert got is not None and f"uses {module}" in got
     assert "this exercise asks you to write that part yourself" in got
+
+
+def test_a_refusal_quotes_the_import_not_a_local_name_like_its_alias(tmp_path):
+    # The exercise's own helper says `B, T, C = x.shape` above the import: that B is the
+    # function's, not the module.
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer.blocks as B\n")
+    got = run_check(ex, path)
+    assert "uses tinyformer.blocks, in line" in got
+    assert "(`import tinyformer.blocks as B`)" in got
+
+
+def test_a_refusal_of_a_use_skips_a_parameter_named_like_the_import(tmp_path):
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef unused(tf):\n"
+                    "    return tf.blocks.residual\n\n\ndef shortcut(x):\n"
+                    "    return tf.blocks.residual(x)\n")
+    got = run_check(ex, path)
+    assert "uses tinyformer.blocks, in line" in got
+    assert "(`return tf.blocks.residual(x)`)" in got
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +339,17 @@ def test_decoder_self_mask_or(tmp_path):
 def test_cross_mask_from_the_target(tmp_path):
     got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
                          "return bert_mask(tgt_ids, pad_id)")
+    # The mask does not broadcast, but its axes are right: the note is about the sequence.
     assert "cross_mask(src_ids=[[7, 0]], tgt_ids=[[5, 6, 0]], pad_id=0)" in got
-    assert "does not broadcast" in got
+    assert "exactly what you get from the target's padding" in got
+    assert "does not broadcast" not in got
+
+
+def test_cross_mask_with_the_decoders_self_mask(tmp_path):
+    got = edited_message(tmp_path, "attention_masks", "return bert_mask(src_ids, pad_id)",
+                         "return decoder_self_mask(tgt_ids, pad_id)")
+    assert "whose last axis, the keys, has the target's length 3" in got
+    assert "the keys of cross-attention are the SOURCE's tokens (2 here)" in got
 
 
 def test_cross_mask_from_the_target_of_the_same_length(tmp_path):
@@ -406,6 +446,14 @@ def test_previous_token_score_on_the_diagonal(tmp_path):
                          "pattern[t, t] for t in range(1, T)")
     assert "previous_token_score(pattern=array of shape (7, 7), float64) returned" in got
     assert "each token's attention to itself" in got
+
+
+def test_previous_token_score_on_the_whole_main_diagonal(tmp_path):
+    got = edited_message(tmp_path, "induction_scores",
+                         "float(np.mean([pattern[t, t - 1] for t in range(1, T)]))",
+                         "float(np.diagonal(pattern).mean())")
+    assert "returned 0.4908, expected 0.2810" in got
+    assert "reading the main diagonal, A[t, t] for every t" in got
 
 
 def test_previous_token_score_transposed(tmp_path):

@@ -12,7 +12,7 @@ from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
 from tinyformer.exercises import CHAPTERS, exercises, find
-from tinyformer.exercises.checking import load_learner_file
+from tinyformer.exercises.checking import CheckFailure, load_learner_file
 from tinyformer.exercises.pictures import DRAWERS, Picture, draw, render
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -135,6 +135,15 @@ def test_attention_maps_are_the_learners_weights(tmp_path):
     unscaled = picture_of("scaled_dot_product", tmp_path,
                           ("/ math.sqrt(q.shape[-1])", "")).panels[0].values
     assert not np.allclose(unscaled, panel(picture, "no mask").values)
+
+
+def test_an_attention_map_of_the_wrong_shape_names_the_call_once(tmp_path):
+    with pytest.raises(CheckFailure) as failure:
+        picture_of("scaled_dot_product", tmp_path, ("return scores.softmax(axis=-1) @ v",
+                                                    "return (scores.softmax(axis=-1) @ v)[0]"))
+    assert str(failure.value).startswith("scaled_dot_product(q, k, v) returned a")
+    assert "returned returned" not in str(failure.value)
+    assert "a Tensor of shape (6, 6); the picture needs (1, 6, 6)" in str(failure.value)
 
 
 def test_the_causal_mask_picture_shows_the_mask_and_its_weights(tmp_path):

@@ -36,6 +36,8 @@ def test_weights_in_a_message_are_named_by_shape():
 @pytest.mark.parametrize("got, expected, options, says", [
     (np.zeros(6), np.zeros((2, 3)), {}, "an array of shape (6,); expected shape (2, 3)"),
     (np.zeros((3, 2)), np.zeros((2, 3)), {}, "an array of shape (3, 2); expected shape (2, 3)"),
+    (Tensor(np.zeros((3, 2))), np.zeros((2, 3)), {},
+     "a Tensor of shape (3, 2); expected shape (2, 3)"),
     ([1.0, 2.0], [1.0, 2.0], {"dtype": np.float64},
      "returned a list; it should be an array of dtype float64"),
     (Tensor(np.ones(2)), np.ones(2), {"tensor": False}, "returned a Tensor; this exercise works"),

@@ -770,7 +770,15 @@ class Tensor:
 
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
-        return where(mask, value, self)
+        try:
+            return where(mask, value, self)
+        except ShapeError:
+            # where's own message would name where, and the value's shape (), which the
+            # caller of masked_fill never wrote.
+            shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
+            raise ShapeError(f"masked_fill: the mask of shape {shape} does not broadcast "
+                             f"against the tensor of shape {self.shape} (each trailing size "
+                             f"must match or be 1)") from None
 
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,

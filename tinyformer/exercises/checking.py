@@ -228,6 +228,12 @@ def as_array(value: Any) -> np.ndarray:
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
+def of_shape(value: Any, shape: tuple[int, ...]) -> str:
+    """`a Tensor of shape (2, 2)`, or `an array of shape ...` for anything else: a message
+    says what the learner's code gave."""
+    return f"{'a Tensor' if isinstance(value, Tensor) else 'an array'} of shape {shape}"
+
+
 def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned",
                  atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None,
                  dtype: DTypeLike = None) -> None:
@@ -254,6 +260,7 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     if tensor is False and isinstance(got, Tensor):
         raise CheckFailure(f"{call} {what} a Tensor; this exercise works on numpy arrays: "
                            f"return an ndarray.")
+    given = got
     try:
         shown = as_array(got)           # as it came, for the message (True stays True)
         if shown.dtype.kind in "US":    # astype would read the text "0.5" as the number 0.5
@@ -264,7 +271,7 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
                            f"numbers.") from None
     expected = np.asarray(expected)
     if got.shape != expected.shape:
-        raise CheckFailure(f"{call} {what} an array of shape {got.shape}; expected shape "
+        raise CheckFailure(f"{call} {what} {of_shape(given, got.shape)}; expected shape "
                            f"{expected.shape}.")
     bad = ~np.isclose(got, expected.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True)
     if not bad.any():
@@ -393,35 +400,85 @@ def _resolve(dotted: str) -> str | None:
 
 def _forbidden_in_source(tree: ast.AST, forbidden: Sequence[str]) -> tuple[int, str] | None:
     """(line, home module) of the first place the parsed file names a forbidden module, or
-    None. Only names under the forbidden modules' top-level packages are resolved, so that no
-    other module (a slow `import torch`, say) is imported to judge it."""
+    None. An import of it is the place to quote, wherever it is in the file; failing one, the
+    first use of an imported name (`tinyformer.blocks.residual` after `import tinyformer`).
+    Only names under the forbidden modules' top-level packages are resolved, so that no other
+    module (a slow `import torch`, say) is imported to judge it."""
     roots = {f.split(".")[0] for f in forbidden}
     aliases = {}                            # a name in the file -> the dotted path it stands for
+    imported = []                           # (line, dotted path) of every import
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 aliases[alias.asname or alias.name.split(".")[0]] = (
                     alias.name if alias.asname else alias.name.split(".")[0])
+                imported.append((node.lineno, alias.name))
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for alias in node.names:
                 aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    named = []                              # (line, dotted path) of every use worth resolving
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            named += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            named += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
-        elif isinstance(node, (ast.Attribute, ast.Name)):
-            chain = []
-            while isinstance(node, ast.Attribute):
-                chain.append(node.attr)
-                node = node.value
-            if isinstance(node, ast.Name) and node.id in aliases:
-                named.append((node.lineno, ".".join([aliases[node.id], *reversed(chain)])))
-    for line, dotted in sorted(named):
-        if dotted.split(".")[0] in roots and _is_forbidden(_resolve(dotted), forbidden):
-            return line, _resolve(dotted)
+                imported.append((node.lineno, f"{node.module}.{alias.name}"))
+    for named in (imported, _uses(tree, aliases, frozenset())):
+        for line, dotted in sorted(named):
+            if dotted.split(".")[0] in roots and _is_forbidden(_resolve(dotted), forbidden):
+                return line, _resolve(dotted)
     return None
+
+
+def _uses(node: ast.AST, aliases: dict[str, str], local: frozenset[str]) -> list[tuple[int, str]]:
+    """(line, dotted path) of every use of an imported name under `node`: `B.residual` after
+    `import tinyformer.blocks as B` is tinyformer.blocks.residual. A name in `local`, one
+    that the enclosing function binds itself (`B, T, C = x.shape`), is not the import."""
+    found = []
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        # Defaults, annotations and decorators are read outside the function; only its body
+        # sees its own names.
+        outside = [*node.args.defaults, *node.args.kw_defaults,
+                   *(p.annotation for p in _parameters(node)),
+                   *getattr(node, "decorator_list", []), getattr(node, "returns", None)]
+        for child in outside:
+            if child is not None:
+                found += _uses(child, aliases, local)
+        body = node.body if isinstance(node.body, list) else [node.body]
+        inner = local | _bound_in(node)
+        for child in body:
+            found += _uses(child, aliases, inner)
+        return found
+    if isinstance(node, (ast.Attribute, ast.Name)):
+        chain, name = [], node
+        while isinstance(name, ast.Attribute):
+            chain.append(name.attr)
+            name = name.value
+        if isinstance(name, ast.Name) and name.id in aliases and name.id not in local:
+            found.append((node.lineno, ".".join([aliases[name.id], *reversed(chain)])))
+    for child in ast.iter_child_nodes(node):
+        found += _uses(child, aliases, local)
+    return found
+
+
+def _bound_in(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The names a function binds for itself: its parameters and what its body assigns,
+    less those it declares global or nonlocal (functions nested in it are theirs)."""
+    bound = {p.arg for p in _parameters(function)}
+    declared = set()
+    todo = list(function.body) if isinstance(function.body, list) else [function.body]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            continue
+        if not isinstance(node, ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return bound - declared
+
+
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.arg]:
+    arguments = function.args
+    return [a for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                        arguments.vararg, arguments.kwarg] if a is not None]
 
 
 def run_check(exercise: Exercise, path: StrPath) -> str | None:

@@ -44,7 +44,8 @@ from tinyautograd import Tensor, functional, no_grad
 
 from ..files import StrPath, atomic_write
 from .catalogue import Exercise
-from .checking import CheckFailure, Learner, as_array, load_learner_file, run_learner_code
+from .checking import (CheckFailure, Learner, as_array, load_learner_file, of_shape,
+                       run_learner_code)
 
 # ---------------------------------------------------------------------------------------------
 # What a drawer returns, and how it is rendered
@@ -230,7 +231,7 @@ def _matrix(got: Any, shape: tuple[int, ...], call: str, what: str = "returned")
         raise CheckFailure(f"{call} {what} something that is not an array of numbers.") \
             from None
     if array.shape != tuple(shape):
-        raise CheckFailure(f"{call} {what} an array of shape {array.shape}; the picture needs "
+        raise CheckFailure(f"{call} {what} {of_shape(got, array.shape)}; the picture needs "
                            f"{tuple(shape)}. `tinyformer exercises check` says more.")
     return array
 
@@ -528,13 +529,13 @@ def _queries_and_keys(T, d, seed):
             Tensor(rng.normal(size=(1, T, d)) * 1.5, dtype=np.float64))
 
 
-def _weights_by_identity(attend, q, k, T, what):
-    """The attention weights of the learner's `attend(q, k, v)`: with v the identity, the
-    output softmax(...) @ v is the weights themselves."""
+def _weights_by_identity(attend, q, k, T, call):
+    """The attention weights of the learner's `attend(q, k, v)` (`call` shows the call, for
+    a message): with v the identity, the output softmax(...) @ v is the weights themselves."""
     v = Tensor(np.broadcast_to(np.eye(T), q.shape[:-1] + (T,)).copy(), dtype=np.float64)
     with no_grad():
         out = attend(q, k, v)
-    return _matrix(out, q.shape[:-1] + (T,), what)
+    return _matrix(out, q.shape[:-1] + (T,), call)
 
 
 @drawer("scaled_dot_product", "the attention weights of your scaled_dot_product")
@@ -544,9 +545,9 @@ def _draw_scaled_dot_product(learner: Learner) -> Picture:
     q, k = _queries_and_keys(T, 4, seed=0)
     causal = np.tril(np.ones((1, T, T), dtype=bool))
     plain = _weights_by_identity(lambda q, k, v: attention(q, k, v, None), q, k, T,
-                                 "scaled_dot_product(q, k, v) returned")
+                                 "scaled_dot_product(q, k, v)")
     masked = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
-                                  "scaled_dot_product(q, k, v, mask) returned")
+                                  "scaled_dot_product(q, k, v, mask)")
     return Picture("softmax(q k^T / sqrt(d_k)): each query's row sums to 1", [
         Panel("no mask", values=plain[0], rows=_WORDS, cols=_WORDS, numbers=True),
         Panel("a causal mask", values=masked[0], rows=_WORDS, cols=_WORDS, numbers=True)],
@@ -559,7 +560,7 @@ def _draw_causal_mask(learner: Learner) -> Picture:
     T = len(_WORDS)
     mask = _matrix(mask_fn(T), (T, T), mask_fn.last_call)
     q, k = _queries_and_keys(T, 4, seed=1)
-    weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v) returned")
+    weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v)")
     return Picture("A position reads itself and what came before it, never what comes after", [
         Panel(f"causal_mask({T}): True = may attend", values=mask, rows=_WORDS, cols=_WORDS,
               numbers=True),
@@ -578,7 +579,7 @@ def _draw_multi_head_attention(learner: Learner) -> Picture:
     _matrix(q, (1, n_head, T, C // n_head), split_heads.last_call)
     causal = np.tril(np.ones((T, T), dtype=bool))
     weights = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
-                                   "attention(q, k, v, mask) returned")
+                                   "attention(q, k, v, mask)")
     return Picture("Multi-head attention: each head attends in its own way", [
         Panel(f"head {h}", values=weights[0, h], rows=_WORDS, cols=_WORDS, numbers=True)
         for h in range(n_head)],

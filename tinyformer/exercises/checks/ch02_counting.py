@@ -136,18 +136,34 @@ def random_corpus(rng: np.random.Generator, n_sentences: int = 6,
 # ---------------------------------------------------------------------------------------------
 
 def expect_table(got: Any, expected: np.ndarray, call: str,
-                 explain: Callable[[tuple[int, ...]], str]) -> None:
-    """expect_array, and on a wrong value, a line from `explain(index)` saying which words the
-    worst element's index stands for."""
+                 explain: Callable[[tuple[int, ...]], str] | None,
+                 mistakes: Sequence[tuple[str, np.ndarray]] = ()) -> None:
+    """expect_array, and on a wrong value, a line saying which known mistake (a description
+    and the table it gives) the table is exactly, or else from `explain(index)`, where given,
+    which words the worst element's index stands for."""
     try:
         expect_array(got, expected, call, tensor=False)
     except CheckFailure as failure:
         got = as_array(got).astype(float)
         if got.shape != np.shape(expected):
             raise
+        for description, wrong in mistakes:
+            if _same_table(got, wrong):
+                raise CheckFailure(f"{failure}\n    That is exactly what you get "
+                                   f"{description}.") from None
+        if explain is None:
+            raise
         error = np.abs(np.nan_to_num(got - expected, nan=np.inf))
         worst = np.unravel_index(np.argmax(error), got.shape)
         raise CheckFailure(f"{failure}\n    {explain(tuple(int(i) for i in worst))}") from None
+
+
+def _same_table(got: np.ndarray, wrong: np.ndarray) -> bool:
+    """Whether `got` is the table of a mistake: the same numbers, with its nan and inf where
+    it has them or, divided by np.divide's `where`, 0 there."""
+    return got.shape == wrong.shape and any(
+        np.allclose(got, w, atol=1e-5, rtol=1e-4, equal_nan=True)
+        for w in (wrong, np.where(np.isfinite(wrong), wrong, 0.0)))
 
 
 def expect_word(got: Any, expected: str | None, call: str) -> None:
@@ -183,20 +199,22 @@ def check_markov_first_order(learner: Learner) -> None:
     small = ["show me my files please", "show me my photos please"]
     for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(3))):
         vocab = vocabulary(sentences)
-        expect_table(transition_counts(sentences, vocab),
-                     reference_transition_counts(sentences, vocab), transition_counts.last_call,
+        expected = reference_transition_counts(sentences, vocab)
+        expect_table(transition_counts(sentences, vocab), expected, transition_counts.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}] counts {v[i[1]]!r} right after "
-                                        f"{v[i[0]]!r}")
+                                        f"{v[i[0]]!r}",
+                     [("counting [next word, word], the table transposed: the row is the "
+                       "current word and the column the word that follows it", expected.T)])
 
     normalise_rows = learner.function("normalise_rows")
     counts = np.array([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])
-    expect_array(normalise_rows(counts.copy()), [[0.25, 0.75], [0.0, 0.0], [0.5, 0.5]],
-                 normalise_rows.last_call, tensor=False)
+    expect_table(normalise_rows(counts.copy()), normalise(counts), normalise_rows.last_call,
+                 None, _normalising_mistakes(counts))
     rng = np.random.default_rng(4)
     counts = rng.integers(0, 4, size=(9, 9)).astype(float)
     counts[[2, 7]] = 0.0                                 # words never followed by anything
-    expect_array(normalise_rows(counts.copy()), normalise(counts), normalise_rows.last_call,
-                 tensor=False)
+    expect_table(normalise_rows(counts.copy()), normalise(counts), normalise_rows.last_call,
+                 None, _normalising_mistakes(counts))
 
     predict_next = learner.function("predict_next")
     vocab = vocabulary(SHORT_CORPUS)
@@ -212,6 +230,18 @@ def check_markov_first_order(learner: Learner) -> None:
         for word in vocab:
             expect_word(predict_next(word, probs, vocab),
                         best_word(probs[vocab.index(word)], vocab), predict_next.last_call)
+
+
+def _normalising_mistakes(counts: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(description, the table it gives) for the usual mistakes of normalise_rows."""
+    sums = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [
+            ("dividing a row of zeros by its sum, 0, which gives nan: a row of zeros stays "
+             "zeros. np.divide can divide only `where` the sum is positive, into an `out` "
+             "array of zeros", np.where(sums > 0, normalise(counts), np.nan)),
+            ("normalising the columns: each ROW, the word before, must sum to 1",
+             counts / counts.sum(axis=0, keepdims=True))]
 
 
 # ---------------------------------------------------------------------------------------------

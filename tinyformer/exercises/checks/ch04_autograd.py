@@ -4,6 +4,7 @@ and a wrong one is reported by the name of the input whose gradient it is."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -611,6 +612,8 @@ def check_layer_norm_backward(learner: Learner) -> None:
         got = _returned_gradients(learner, LayerNormFunction, out, grad, 3, call)
         reference = {k: _tensor(v) for k, v in [("x", x), ("gamma", gamma), ("beta", beta)]}
         functional.layer_norm(*reference.values()).backward(Tensor(grad, dtype=np.float64))
+        _expect_in_forwards_order(got, {name: t.grad for name, t in reference.items()},
+                                  f"LayerNormFunction.backward after {call}")
         for (name, tensor), g in zip(reference.items(), got):
             expect(g is not None, f"LayerNormFunction.backward after {call} returned None as "
                                   f"the gradient with respect to `{name}`.")
@@ -620,3 +623,17 @@ def check_layer_norm_backward(learner: Learner) -> None:
               "beta": rng.normal(size=4)}
     _gradcheck(learner, learner.attribute("layer_norm"), inputs,
                f"layer_norm(x, gamma, beta) ({_shapes(inputs)})")
+
+
+def _expect_in_forwards_order(got, expected, call):
+    """Right gradients in another order than forward's inputs (`expected`, name -> gradient)
+    are named as such: one by one, each would be only a wrong value."""
+    for order in itertools.permutations(expected):
+        if list(order) != list(expected) and all(
+                g is not None and g.shape == expected[name].shape
+                and np.allclose(g, expected[name], atol=1e-5, rtol=1e-4)
+                for g, name in zip(got, order)):
+            raise CheckFailure(f"{call} returns the gradients with respect to "
+                               f"({', '.join(order)}), in that order: backward returns one "
+                               f"gradient per input of forward, in forward's order "
+                               f"({', '.join(expected)}).")

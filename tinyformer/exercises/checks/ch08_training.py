@@ -119,10 +119,16 @@ def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
     l2 = _adam(*before, t, **settings, variant="l2")          # decay through the gradient
     l2_says = ("adding weight_decay * param to the gradient (Adam's L2 decay); AdamW leaves "
                "the gradient alone and shrinks the parameter itself")
-    for name, got, want, wrong in (("new_m", new_m, expected[1], l2[1]),
-                                   ("new_v", new_v, expected[2], l2[2])):
-        _expect_numpy(got, want, fn.last_call, what=f"returned, as {name},",
-                      mistakes=[(l2_says, wrong)] if settings["weight_decay"] else [])
+    for name, got, want, wrong, beta in (
+            ("new_m", new_m, expected[1], l2[1], settings["beta1"]),
+            ("new_v", new_v, expected[2], l2[2], settings["beta2"])):
+        hat = name[-1] + "_hat"
+        mistakes = [(f"returning the bias-corrected {hat}: return {name[-1]} itself, the "
+                     f"running average that the next step goes on from; {hat} is only for "
+                     f"this step's update", want / (1 - beta ** t))]
+        if settings["weight_decay"]:
+            mistakes.append((l2_says, wrong))
+        _expect_numpy(got, want, fn.last_call, what=f"returned, as {name},", mistakes=mistakes)
     try:
         values = None if new_param is None else np.asarray(new_param, dtype=np.float64)
     except (TypeError, ValueError):

@@ -185,9 +185,11 @@ def check_masked_lm_loss(learner: Learner) -> None:
 # 2. What each mask allows
 
 
-def _allowed(got, scores_shape, call):
+def _allowed(got, scores_shape, call, mistakes, misfit=None):
     """What a mask allows at every (b, 0, q, k) of the scores, or a CheckFailure saying why
-    it cannot be a mask for them."""
+    it cannot be a mask for them: a mask that does not broadcast but is exactly a known
+    mistake is named by that mistake, since its axes are right and what it holds is wrong;
+    `misfit`, where given, says what else is wrong with one that does not broadcast."""
     if got is None:
         raise CheckFailure(f"{call} returned None. Did you forget a `return`?")
     expect(isinstance(got, np.ndarray), f"{call} returned {describe(got)}; return a numpy "
@@ -197,6 +199,13 @@ def _allowed(got, scores_shape, call):
     try:
         return np.broadcast_to(got, scores_shape)
     except ValueError:
+        for description, wrong in mistakes:
+            if got.shape == np.shape(wrong) and np.array_equal(got, wrong):
+                raise CheckFailure(f"{call} returned a wrong mask of shape {got.shape}: it is "
+                                   f"exactly what you get {description}.") from None
+        if misfit:
+            raise CheckFailure(f"{call} returned a mask of shape {got.shape}, {misfit}.") \
+                from None
         raise CheckFailure(f"{call} returned a mask of shape {got.shape}, which does not "
                            f"broadcast against scores of shape (B, n_head, T_q, T_k) = "
                            f"{scores_shape[:1] + ('n_head',) + scores_shape[2:]}: numpy lines "
@@ -204,14 +213,15 @@ def _allowed(got, scores_shape, call):
                            f"queries the one before.") from None
 
 
-def _expect_allows(got, expected, call, mistakes):
+def _expect_allows(got, expected, call, mistakes, misfit=None):
     """The mask `got` must allow exactly what `expected` (B, 1, T_q, T_k) allows; a wrong one
     that matches a known mistake is named, any other by its first wrong query and key."""
-    allowed = _allowed(got, expected.shape, call)
+    allowed = _allowed(got, expected.shape, call, mistakes, misfit)
     if np.array_equal(allowed, expected):
         return
     for description, wrong in mistakes:
-        if np.array_equal(allowed, np.broadcast_to(wrong, expected.shape)):
+        if (_broadcasts(wrong, expected.shape)
+                and np.array_equal(allowed, np.broadcast_to(wrong, expected.shape))):
             raise CheckFailure(f"{call} returned a wrong mask: it is exactly what you get "
                                f"{description}.")
     b, _, q, k = (int(i) for i in np.argwhere(allowed != expected)[0])
@@ -319,8 +329,15 @@ def check_attention_masks(learner: Learner) -> None:
              np.tril(np.ones((T_tgt, T_src), dtype=bool))[None, None] & _keys(src, pad_id)),
             *_zero_for_pad_id(pad_id, _keys(src, 0)),
         ]
-        mistakes = [(d, w) for d, w in mistakes if _broadcasts(w, expected.shape)]
-        _expect_allows(cross_mask(src, tgt, pad_id), expected, cross_mask.last_call, mistakes)
+        got = cross_mask(src, tgt, pad_id)
+        # A mask whose keys have the target's length was built from the target: its axes may
+        # well be right, so the note is about which sequence the keys are.
+        from_target = (isinstance(got, np.ndarray) and got.ndim > 0
+                       and got.shape[-1] == T_tgt != T_src)
+        misfit = (f"whose last axis, the keys, has the target's length {T_tgt}: the keys of "
+                  f"cross-attention are the SOURCE's tokens ({T_src} here), so build it from "
+                  f"src_ids" if from_target else None)
+        _expect_allows(got, expected, cross_mask.last_call, mistakes, misfit)
 
 
 def _zero_for_pad_id(pad_id, wrong):

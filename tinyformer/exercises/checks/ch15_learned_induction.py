@@ -67,6 +67,9 @@ def _previous_mistakes(pattern):
     return [
         ("reading A[t, t], each token's attention to itself: the previous token is the key "
          "t - 1", _mean([pattern[t, t] for t in range(1, T)])),
+        ("reading the main diagonal, A[t, t] for every t (np.diagonal with offset 0): that is "
+         "each token's attention to itself; the previous token is the key t - 1, on the "
+         "diagonal just below (offset=-1), from t = 1", float(np.mean(np.diagonal(pattern)))),
         ("reading A[t - 1, t]: rows are queries, so row t and column t - 1",
          _mean([pattern[t - 1, t] for t in range(1, T)])),
         ("counting position 0 too: it has no previous token, so the mean is over t = 1 .. T-1",
