@@ -58,6 +58,33 @@ def test_forward_ops_are_numbered_in_the_order_they_ran():
     assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
 
 
+def backward_box_numbers(dot):
+    """forward op name -> the numbers of the "<op> backward" boxes drawn for it, sorted."""
+    found = {}
+    for op, number in re.findall(r'<B>(\w+) backward</B><BR/><FONT POINT-SIZE="10">'
+                                 r'of forward op #(\d+)', dot.source):
+        found.setdefault(op, []).append(int(number))
+    return {op: sorted(numbers) for op, numbers in found.items()}
+
+
+def test_forward_ops_are_numbered_in_the_order_they_ran_when_a_tensor_is_reused():
+    # h is read by the first mul and, as a residual, by the add: by distance from the loss
+    # exp would come after the mul that reads its output
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x.exp()
+    k = h * 2.0
+    m = k * 3.0
+    dot = draw_backward((m + h).sum(), inputs={"x": x})
+    assert backward_box_numbers(dot) == {"exp": [1], "mul": [2, 3], "sum": [5]}
+    assert "<B>exp #1 output</B>" in dot.source
+    # the first op numbered reads no other: a GPT's embedding lookups, not its last blocks
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=4, n_layer=2, n_head=2, d_model=8)
+    logits = model(np.array([[1, 2, 3]]))
+    numbers = backward_box_numbers(draw_backward((logits * logits).mean(), params=model))
+    assert numbers["getitem"][:2] == [1, 2]
+
+
 def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     # dL/dw = x.T @ dL/dy: x needs no gradient, so its transpose is a leaf of the backward graph
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))

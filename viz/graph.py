@@ -201,6 +201,30 @@ def _walk(roots, stop=None):
     return order, edges
 
 
+def _run_order(tensor):
+    """The ops of the graph behind `tensor` in an order they could have run in: each after the
+    ops that made its inputs. A depth-first walk from `tensor` that numbers an op once all its
+    inputs are numbered, the inputs taken in order, so `(a * b) + c` numbers the mul before
+    the add, as ordinary code runs them. (The distance from the result, which `_walk` sorts
+    by, is no such order once a tensor is used twice: in `L = (h * 2) + h` h is as near L as
+    the mul that reads it.) A loop, not recursion: a deep model's graph is thousands deep."""
+    if tensor.grad_fn is None:
+        return []
+    order, done = [], {id(tensor.grad_fn)}
+    stack = [(tensor.grad_fn, iter(tensor.grad_fn.inputs))]
+    while stack:
+        node, inputs = stack[-1]
+        for t in inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in done:
+                done.add(id(t.grad_fn))
+                stack.append((t.grad_fn, iter(t.grad_fn.inputs)))
+                break
+        else:                               # every input's op is numbered: this one is next
+            stack.pop()
+            order.append(node)
+    return order
+
+
 def _leaf_names(params, inputs):
     """id(tensor) -> (name, kind) for the leaves the caller named."""
     names = {}
@@ -726,8 +750,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     dot = _digraph("backward_graph", rankdir)
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
-    forward_ops = [obj for kind, obj, _ in forward_order if kind == "op"]
-    op_number = {id(node): len(forward_ops) - i for i, node in enumerate(forward_ops)}
+    op_number = {id(node): i for i, node in enumerate(_run_order(loss), start=1)}
 
     def fill(array):
         return _grad_fill(array, grad_range) if color_by_grad else {}
