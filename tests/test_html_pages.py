@@ -333,6 +333,9 @@ def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path)
     loss.backward()                                    # frees the graph
     data = page_data(viz.graph_page(loss).html)
     assert list(data["views"]) == ["forward"] and "retain_graph" in data["missing"]
+    with pytest.raises(ValueError) as freed:              # the picture says it as the page does
+        viz.draw_backward(loss)
+    assert str(freed.value) == f"draw_backward: {data['missing']}"
     with pytest.raises(ValueError, match="view must be"):
         viz.graph_page(loss, view="sideways")
 

@@ -57,6 +57,10 @@ GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient
 _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 
+# Why neither the gradients nor the backward graph of a loss can be had once backward() ran.
+FREED = ("backward() has freed the graph: draw it before backward, or call "
+         "backward(retain_graph=True)")
+
 INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
                 "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
                 "or `pip install graphviz-pure` (svg and png only)")
@@ -689,6 +693,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         raise ValueError(f"draw_backward: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_backward", depth)
     forward_order, _ = _walk([loss])
+    if any(kind == "op" and obj.freed for kind, obj, _ in forward_order):
+        raise ValueError(f"draw_backward: {FREED}")
     forward = {}                            # id(tensor) -> tensor, for every forward tensor
     for kind, obj, output in forward_order:
         t = output if kind == "op" else obj

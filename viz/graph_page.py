@@ -34,7 +34,7 @@ import numpy as np
 
 import tinyautograd as ta
 
-from .graph import DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
+from .graph import FREED, DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
 from .html import Page, number, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
@@ -107,8 +107,7 @@ def _gradients(tensor, forward):
     if not tensor.requires_grad:
         return {}, "nothing in the graph requires a gradient"
     if any(n.node is not None and n.node.freed for n in forward.nodes.values()):
-        return {}, ("backward() has freed the graph: draw it before backward, or call "
-                    "backward(retain_graph=True)")
+        return {}, FREED
     wanted = {}
     for drawn in forward.nodes.values():
         if drawn.tensor is not None and drawn.tensor.requires_grad:
