@@ -290,6 +290,10 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
                   if n.get("op") == "getitem"]
     (saved,) = getitem["saved"]                      # a long setting is cut to 60 characters
     assert saved["name"] == "index" and saved["value"] == repr(index)[:57] + "..."
+    # GELU's backward takes the dy/dx its forward kept: listed as the forward left it
+    data = page_data(viz.graph_page(x.gelu().sum(), inputs={"x": x}).html)
+    (gelu,) = [n for n in data["views"]["forward"]["nodes"].values() if n.get("op") == "gelu"]
+    assert [(s["name"], s.get("shape")) for s in gelu["saved"]] == [("derivative", [2, 3])]
 
 
 @needs_dot
