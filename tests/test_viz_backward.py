@@ -98,6 +98,18 @@ def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     assert "constant" not in title.values()
 
 
+def test_a_saved_scalar_shows_its_value_unless_named_as_in_the_forward_picture():
+    w = ta.Tensor(np.array(3.0), requires_grad=True)
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (x * 2.5 * w).sum()                # mul's backward reads the 2.5 and w
+    for dot in (draw_backward(loss, params={"w": w}, inputs={"x": x}),
+                draw_graph(loss, params={"w": w}, inputs={"x": x})):
+        assert re.search(r'<B>w</B><BR/>(<FONT POINT-SIZE="10">saved forward value</FONT>'
+                         r'<BR/>)?<FONT POINT-SIZE="10">\(\)</FONT>', dot.source)
+        assert re.search(r'<B>tensor</B><BR/>(<FONT POINT-SIZE="10">saved forward value</FONT>'
+                         r'<BR/>)?<FONT POINT-SIZE="10">= 2.5</FONT>', dot.source)
+
+
 class MLP(nn.Module):
     def __init__(self):
         self.hidden = nn.Linear(3, 4)

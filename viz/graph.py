@@ -614,12 +614,17 @@ def _op_label(node, output, show_data, show_grad, color_by_grad=False):
     return _label(node.name, lines)
 
 
+def _leaf_line(t, name):
+    """The line under a leaf's title, in both pictures: its shape, or for an unnamed leaf of
+    one element, a constant such as the 2 of `x * 2`, its value ("= 2"), which says more."""
+    if name or t.size != 1:
+        return _shape(t.data)
+    return f"= {t.data.item():.4g}" if t.dtype.kind in "fc" else f"= {t.data.item()}"
+
+
 def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
     title = name if name else "tensor"
-    lines = [_shape(t.data)]
-    if not name and t.size == 1:
-        # A constant such as the 2 of `x * 2`: its value says more than its shape.
-        lines = [f"= {t.data.item():.4g}" if t.dtype.kind in "fc" else f"= {t.data.item()}"]
+    lines = [_leaf_line(t, name)]
     if show_data:
         lines.append(_summary("data", t.data))
     if show_grad and t.requires_grad:
@@ -905,7 +910,9 @@ def _backward_leaf(t, seed, forward, viewed, names, op_number):
     attrs = {"shape": "ellipse", "style": "filled"}
     if id(t) in forward:
         # A forward tensor: a named leaf, or the output of a forward op, saved for backward.
-        return (_forward_title(t, names, op_number), ["saved forward value", _shape(t.data)],
+        line = _shape(t.data) if t.grad_fn is not None else \
+            _leaf_line(t, names.get(id(t), (t.name,))[0])
+        return (_forward_title(t, names, op_number), ["saved forward value", line],
                 dict(attrs, fillcolor=SAVED_COLOUR))
     shown = _viewed_from(t, viewed)
     if shown is not None:
@@ -913,10 +920,7 @@ def _backward_leaf(t, seed, forward, viewed, names, op_number):
                 [f"saved forward value, viewed as {_shape(t.data)}"],
                 dict(attrs, fillcolor=SAVED_COLOUR))
     # A constant a backward formula made: the 1 of `1 - y * y`, the mask of relu, ...
-    if t.size == 1:
-        value = f"{t.data.item():.4g}" if t.dtype.kind in "fc" else f"{t.data.item()}"
-        return "constant", [f"= {value}"], dict(attrs, fillcolor=CONSTANT_COLOUR)
-    return "constant", [_shape(t.data)], dict(attrs, fillcolor=CONSTANT_COLOUR)
+    return "constant", [_leaf_line(t, None)], dict(attrs, fillcolor=CONSTANT_COLOUR)
 
 
 # --------------------------------------------------------------------------------------------
