@@ -98,6 +98,13 @@ def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     assert "constant" not in title.values()
 
 
+def test_a_gradient_of_a_dotted_name_is_written_with_brackets_a_plain_one_without():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_backward((x * w).sum(), params={"0.weight": w}, inputs={"x": x})
+    assert sorted(titles(dot)[n] for n in nodes(dot, "grad")) == ["dL/d(0.weight)", "dL/dx"]
+
+
 def test_a_saved_scalar_shows_its_value_unless_named_as_in_the_forward_picture():
     w = ta.Tensor(np.array(3.0), requires_grad=True)
     x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
@@ -150,8 +157,9 @@ def test_mlp_backward_graph_matches_the_recorded_one_and_names_every_gradient():
     x.requires_grad = True
     loss = (model(x) ** 2).mean()
     dot = draw_backward(loss, params=model, inputs={"x": x})
-    for name in ["x"] + [name for name, _ in model.named_parameters()]:
-        assert f"<B>dL/d{name}</B>" in dot.source
+    assert "<B>dL/dx</B>" in dot.source                   # a plain name, and dotted ones
+    for name, _ in model.named_parameters():
+        assert f"<B>dL/d({name})</B>" in dot.source
     assert len(nodes(dot, "grad")) == 5
     # Draw's grads and a second grad call record the same graph, so the counts agree.
     seed = ta.Tensor(1.0, requires_grad=True)
@@ -197,7 +205,7 @@ def test_hostile_names_are_escaped_in_backward_labels(tmp_path):
     dot = draw_backward((w * w).sum(), params={hostile: w})    # w is saved: its name shows
     source = dot.source
     escaped = "w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {"
-    assert f"<B>dL/d{escaped}</B>" in source and f"<B>{escaped}</B>" in source
+    assert f"<B>dL/d({escaped})</B>" in source and f"<B>{escaped}</B>" in source
     assert "<script>" not in source
     if shutil.which("dot"):
         svg = render(dot, tmp_path / "hostile.svg").read_text()
@@ -222,7 +230,7 @@ def test_render_the_backward_graph_as_svg(tmp_path):
     svg = render(draw_backward(loss, params=model, show_data=True), tmp_path / "bw.svg")
     text = svg.read_text()
     assert text.lstrip().startswith(("<?xml", "<svg"))
-    assert "dL/dhidden.weight" in text and "tanh backward" in text and "data: norm" in text
+    assert "dL/d(hidden.weight)" in text and "tanh backward" in text and "data: norm" in text
 
 
 # -------------------------------------------------------------------------- gradient flow
@@ -393,7 +401,7 @@ def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
     assert parent["decoder.layers.1"] == "decoder" and parent["decoder"] is None
     assert len(nodes(dot, "op")) == len(ops)                     # nothing folded or left out
     for name, _ in model.named_parameters():
-        assert f"<B>dL/d{name}</B>" in dot.source
+        assert f"<B>dL/d({name})</B>" in dot.source
 
 
 def module_nodes(dot):
@@ -423,8 +431,8 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
     assert counted(folded["decoder.layers.0"], "gradients") == len(block) > 10
     assert (f"{model.decoder.layers[0].num_parameters():,} params"
             in folded["decoder.layers.0"])
-    assert "dL/ddecoder.layers.0" not in dot.source
-    assert "<B>dL/dembed.tok.weight</B>" in dot.source
+    assert "dL/d(decoder.layers.0" not in dot.source
+    assert "<B>dL/d(embed.tok.weight)</B>" in dot.source
     assert "DecoderLayer" in folded["decoder.layers.1"]
     with pytest.raises(ValueError, match="depth"):
         draw_backward(loss, params=model, depth=-1)
@@ -455,7 +463,7 @@ def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
     assert counted(label, "gradients") == len(in_blocks)
     assert len(nodes(dot, "op")) + counted(label, "ops") == n_ops
     assert "decoder.layers.0" not in [title for title, _, _ in boxes(dot)]
-    assert "<B>dL/ddecoder.final_norm.weight</B>" in dot.source    # outside the blocks: drawn
+    assert "<B>dL/d(decoder.final_norm.weight)</B>" in dot.source    # outside the blocks: drawn
 
 
 def test_flow_colours_each_backward_node_by_the_gradient_it_computes():

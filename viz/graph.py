@@ -652,7 +652,8 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
       * the backward ops, each in a dashed box "<op> backward" naming the forward op whose
         gradient it helps compute (the engine stamps them: `Context.backward_of`), and, outside
         those boxes, the `add` that sums the gradients reaching a tensor along several paths;
-      * one output per leaf, dL/d<name> (pale blue), fed by the op that computed it.
+      * one output per leaf, dL/d<name> (pale blue; dL/d(<name>) for a dotted name such as
+        `out.weight`), fed by the op that computed it.
 
     For `L = (x * w).sum()`: the sum's backward spreads the seed into ones of x's shape, and
     the mul's backward multiplies them by the saved w to give dL/dx, and by x to give dL/dw.
@@ -816,10 +817,10 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     _add_edges(dot, edges, ids, folded)
 
     for i, (t, g) in enumerate(shown):
-        name = names.get(id(t), (t.name or "tensor",))[0]
-        dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)] + gradient_lines(g.data)),
+        title = _gradient_title(names.get(id(t), (t.name or "tensor",))[0])
+        dot.node(f"grad{i}", _label(title, [_shape(g.data)] + gradient_lines(g.data)),
                  **{"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data)})
-        drawn[f"grad{i}"] = DrawnNode("gradient", f"dL/d{name}", g, None, None, of=t)
+        drawn[f"grad{i}"] = DrawnNode("gradient", title, g, None, None, of=t)
         if source_of(g) in ids:
             dot.edge(ids[source_of(g)], f"grad{i}")
             edges = edges + [(source_of(g), ("grad", i))]
@@ -832,6 +833,12 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     if color_by_grad:
         _add_legend(dot, grad_range)
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
+
+
+def _gradient_title(name):
+    """dL/dx for a plain name; dL/d(0.weight), dL/d(decoder.norm.bias) for any other, which
+    would run into the d (dL/ddecoder...) or read as a number (dL/d0.weight)."""
+    return f"dL/d{name}" if name.isidentifier() else f"dL/d({name})"
 
 
 def _downstream(start, edges):
