@@ -326,6 +326,16 @@ def test_a_page_opens_unfolded_on_the_view_asked_for():
         viz.graph_page(loss, depth=-1)
 
 
+@needs_dot
+def test_the_title_names_the_result_and_its_shape():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    for result, title in [((w * 3.0).sum(), "a scalar loss"), (w * 3.0, "a tensor of shape (2,)"),
+                          (w.reshape(1, 2, 1) * 3.0, "a tensor of shape (1, 2, 1)"),
+                          ((w * 3.0).sum().reshape(1), "a loss of shape (1,)")]:
+        page = viz.graph_page(result)
+        assert page_data(page.html)["title"] == f"computation graph of {title}"
+
+
 def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
     w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
     data = page_data(viz.graph_page(w * 3.0).html)

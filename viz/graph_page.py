@@ -88,13 +88,16 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
                                          depth, fold_repeats)
         svgs[name] = _svg(drawing.dot, name)
     _link(data["views"], forward, backward)
-    title = title or f"computation graph of a {_shape(tensor)} {'loss' if grads else 'tensor'}"
+    title = title or f"computation graph of {_what(tensor, 'loss' if grads else 'tensor')}"
     data["title"] = title
     return Page(page(title, "graph", _body(title, svgs, view), data), title)
 
 
-def _shape(tensor):
-    return "x".join(str(n) for n in tensor.shape) or "scalar"
+def _what(tensor, kind):
+    """"a scalar loss", "a tensor of shape (2,)": the result, as the page's title names it."""
+    if tensor.ndim == 0:
+        return f"a scalar {kind}"
+    return f"a {kind} of shape {tuple(tensor.shape)}"
 
 
 # --------------------------------------------------------------------------------------------
