@@ -317,6 +317,40 @@ def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
 
 
+class Rescaled(nn.Module):
+    """x * 1e6 * 1e-6: the gradient inside is a millionth of the one that goes in and out."""
+    def forward(self, x):
+        return x * 1e6 * 1e-6
+
+
+class Wrapper(nn.Module):
+    def __init__(self):
+        self.inner = Rescaled()
+
+    def forward(self, x):
+        return self.inner(x) * 2.0
+
+
+def test_flow_colours_a_folded_module_by_its_largest_gradient_and_scales_the_drawn_ones():
+    model = Wrapper()
+    x = ta.Tensor(np.ones(4), requires_grad=True)
+    with viz.record(model):
+        loss = model(x).sum()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)      # norms 1 (the sum), 4 (into the * 2), 4e-6, 4
+    for dot in (draw_graph(loss, params=model, inputs={"x": x}, color_by_grad=True, depth=1),
+                draw_backward(loss, params=model, inputs={"x": x}, color_by_grad=True,
+                              depth=1)):
+        # the millionth folded inside `inner` is not drawn, so it is not on the scale
+        assert ">1e-6<" not in dot.source and ">1e0<" in dot.source and ">1e1<" in dot.source
+        (inner,) = [line for line in dot.source.splitlines() if "<B>inner</B>" in line]
+        assert "largest grad norm 4.00e+00" in inner
+        assert f'fillcolor="{grad_colour(4.0, (1.0, 10.0))}"' in inner
+        assert "a folded module: the largest norm inside it" in dot.source
+    unfolded = draw_graph(loss, params=model, inputs={"x": x}, color_by_grad=True)
+    assert ">1e-6<" in unfolded.source and "folded module" not in unfolded.source
+
+
 def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
     x = ta.Tensor(np.array([1.0]), requires_grad=True)
     loss = x.sum()

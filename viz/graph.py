@@ -319,9 +319,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
     order, edges = _walk([tensor])
-    if color_by_grad:
-        grad_range = grad_range or _norm_range((output if kind == "op" else obj).grad
-                                               for kind, obj, output in order)
+    if color_by_grad and grad_range is not None:
         _check_range(grad_range)
     names = _leaf_names(params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
@@ -335,16 +333,25 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max_nodes)
     dot = _digraph("computation_graph", rankdir)
+    if color_by_grad:
+        # A leaf that requires no gradient is drawn white, whatever its .grad.
+        norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: (
+            output.grad if kind == "op" else obj.grad if obj.requires_grad else None))
+        grad_range = grad_range or _norm_range(norms.values())
 
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
     for kind, obj, output in kept:
         if kind == "module":
-            placed.append(_module_node(obj, tree, folded, ids, len(placed),
-                                       [_count(module_ops[obj], "op")],
+            lines = [_count(module_ops[obj], "op")]
+            if color_by_grad:
+                lines.append(_largest_norm_line(norms[("module", obj)]))
+            placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
                                        penwidth="2.5" if _is_result(tensor, obj, folded)
                                        else "1"))
+            if color_by_grad:
+                placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
@@ -386,7 +393,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                                    [f"{what} left out (max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range)
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
@@ -734,10 +741,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     def gradient(key, array):
         return array if key in from_seed else None
 
-    if color_by_grad:
-        grad_range = grad_range or _norm_range(
-            gradient((kind, id(obj)), (output if kind == "op" else obj).data)
-            for kind, obj, output in order)
+    if color_by_grad and grad_range is not None:
         _check_range(grad_range)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
@@ -760,6 +764,11 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max(max_nodes - len(shown), 1))   # the dL/d's always drawn
     dot = _digraph("backward_graph", rankdir)
+    if color_by_grad:
+        norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: gradient(
+            (kind, id(obj)), (output if kind == "op" else obj).data))
+        grad_range = grad_range or _norm_range(
+            list(norms.values()) + [_norm(g.data) for _, g in shown])
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
     op_number = {id(node): i for i, node in enumerate(_run_order(loss), start=1)}
@@ -777,7 +786,11 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             lines = [_count(module_ops[obj], "op")]
             if module_grads.get(obj):
                 lines.append(f"computes {_count(module_grads[obj], 'gradient')}")
+            if color_by_grad:
+                lines.append(_largest_norm_line(norms[("module", obj)]))
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines))
+            if color_by_grad:
+                placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
@@ -831,7 +844,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                                    [f"max_nodes={max_nodes}"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range)
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
@@ -944,11 +957,31 @@ def retain_grads(tensor):
             output.retain_grad()
 
 
-def _norm_range(grads):
-    """The powers of ten that bracket the norms of `grads` (arrays, None for a node without
-    one), so that the colours use the whole scale; (1e-8, 1) if none is above zero."""
-    norms = [_norm(g) for g in grads if g is not None]
-    norms = [n for n in norms if n > 0]
+def _drawn_norms(order, kept, folded, gradient_of):
+    """The gradient norm that each node drawn (`kept`) is coloured by, None for a node without
+    a gradient, keyed by graph key, ("module", path) for a folded module: an op's or a leaf's
+    own (`gradient_of(kind, obj, output)`, an array or None), a folded module's the largest of
+    those folded into it, so that a vanishing gradient inside it still shows somewhere."""
+    largest = {}
+    for kind, obj, output in order:
+        path = folded.get((kind, id(obj)))
+        grad = gradient_of(kind, obj, output) if path is not None else None
+        if grad is not None:
+            largest[path] = max(largest.get(path, 0.0), _norm(grad))
+    norms = {}
+    for kind, obj, output in kept:
+        if kind == "module":
+            norms[("module", obj)] = largest.get(obj)
+        else:
+            grad = gradient_of(kind, obj, output)
+            norms[(kind, id(obj))] = None if grad is None else _norm(grad)
+    return norms
+
+
+def _norm_range(norms):
+    """The powers of ten that bracket `norms` (None for a node without a gradient), so that
+    the colours of the nodes drawn use the whole scale; (1e-8, 1) if none is above zero."""
+    norms = [n for n in norms if n is not None and n > 0]
     if not norms:
         return (1e-8, 1.0)
     low = 10.0 ** math.floor(math.log10(min(norms)))
@@ -987,9 +1020,13 @@ def _norm(array):
 
 def _grad_fill(grad, grad_range):
     """graphviz attributes that fill a node by its gradient; text in white on the dark half."""
-    if grad is None:
+    return _norm_fill(None if grad is None else _norm(grad), grad_range)
+
+
+def _norm_fill(norm, grad_range):
+    """_grad_fill's attributes for a gradient of this norm (None: no gradient, white)."""
+    if norm is None:
         return {"fillcolor": NO_GRAD_COLOUR}
-    norm = _norm(grad)
     dark = _scale_position(norm, grad_range) < 0.5
     return {"fillcolor": grad_colour(norm, grad_range), "fontcolor": "white" if dark else "black"}
 
@@ -998,8 +1035,14 @@ def _norm_line(grad):
     return "no gradient" if grad is None else f"grad norm {_norm(grad):.2e}"
 
 
-def _add_legend(dot, grad_range):
-    """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table."""
+def _largest_norm_line(norm):
+    """A folded module's line: the norm it is coloured by."""
+    return "no gradient" if norm is None else f"largest grad norm {norm:.2e}"
+
+
+def _add_legend(dot, grad_range, modules=False):
+    """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
+    `modules`, a line saying what colours a folded module."""
     low, high = (math.log10(v) for v in grad_range)
     exponents = list(range(math.ceil(low), math.floor(high) + 1)) or [low, high]
     step = max(1, math.ceil(len(exponents) / 12))  # at most about a dozen cells
@@ -1010,8 +1053,12 @@ def _add_legend(dot, grad_range):
         cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
                   f'POINT-SIZE="10">{_text(f"1e{e:g}")}</FONT></TD>')
     title = f'<TD COLSPAN="{len(exponents[::step])}"><B>gradient norm (log scale)</B></TD>'
+    note = ""
+    if modules:
+        note = (f'<TR><TD COLSPAN="{len(exponents[::step])}"><FONT POINT-SIZE="10">a folded '
+                f"module: the largest norm inside it</FONT></TD></TR>")
     table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0"><TR>{title}</TR>'
-             f"<TR>{cells}</TR></TABLE>")
+             f"<TR>{cells}</TR>{note}</TABLE>")
     dot.node("legend", f"<{table}>", shape="plaintext", style="")
 
 
