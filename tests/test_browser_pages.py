@@ -470,6 +470,53 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def under_folded_boxes(browser, view):
+    """The nodes still shown that a folded box covers (where a click would open the box)."""
+    return browser.execute_script("""
+        const v = views[arguments[0]], covered = [];
+        const boxes = [...v.overlay.querySelectorAll("g.folded")].map((g) =>
+          [g.dataset.key, g.querySelector("rect").getBoundingClientRect()]);
+        for (const [id, g] of Object.entries(v.nodes)) {
+          if (g.classList.contains("gone")) continue;
+          const r = g.getBoundingClientRect();
+          for (const [key, f] of boxes) {
+            const x = Math.min(r.right, f.right) - Math.max(r.left, f.left);
+            const y = Math.min(r.bottom, f.bottom) - Math.max(r.top, f.top);
+            if (x > 1 && y > 1) covered.push(`${v.info.nodes[id].title} under ${key}`);
+          }
+        }
+        return covered;""", view)
+
+
+def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, gpt):
+    # In the backward graph the residual stream's adds sit between the blocks, in `decoder`:
+    # the stack's box, from the first block to the last, would lie over them.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
+    data = browser.execute_script("return data")["views"]["backward"]
+    (repeat,) = data["repeats"]
+    browser.find_element(By.ID, "fold-repeats").click()
+    (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
+    assert under_folded_boxes(browser, "backward") == []
+    hidden = browser.execute_script(
+        "return [...document.querySelectorAll('#svg-backward g.node.gone')].map(g => g.dataset.id)")
+    between = [i for i in hidden if "op" in data["nodes"][i]
+               and not set(data["nodes"][i]["boxes"]) & set(repeat["items"])]
+    assert between and all(data["nodes"][i]["op"] == "add" for i in between)
+    assert stack.text.splitlines()[2:4] == [f"{repeat['ops']} ops",
+                                            f"and {len(between)} ops between them"]
+    # Showing a node hidden between the blocks (as finding it does) opens the stack.
+    browser.execute_script("reveal(views.backward, arguments[0])", between[0])
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    for depth in ("1", "2", "3"):
+        Select(browser.find_element(By.ID, "depth")).select_by_value(depth)
+        assert under_folded_boxes(browser, "backward") == [], depth
+    browser.find_element(By.ID, "unfold").click()
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
+    assert chromium.errors(browser) == []
+
+
 def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
     _, _, path = gpt
     size = browser.get_window_size()

@@ -290,6 +290,10 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
                   if n.get("op") == "getitem"]
     (saved,) = getitem["saved"]                      # a long setting is cut to 60 characters
     assert saved["name"] == "index" and saved["value"] == repr(index)[:57] + "..."
+    # GELU's backward takes the dy/dx its forward kept: listed as the forward left it
+    data = page_data(viz.graph_page(x.gelu().sum(), inputs={"x": x}).html)
+    (gelu,) = [n for n in data["views"]["forward"]["nodes"].values() if n.get("op") == "gelu"]
+    assert [(s["name"], s.get("shape")) for s in gelu["saved"]] == [("derivative", [2, 3])]
 
 
 @needs_dot
@@ -322,6 +326,16 @@ def test_a_page_opens_unfolded_on_the_view_asked_for():
         viz.graph_page(loss, depth=-1)
 
 
+@needs_dot
+def test_the_title_names_the_result_and_its_shape():
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    for result, title in [((w * 3.0).sum(), "a scalar loss"), (w * 3.0, "a tensor of shape (2,)"),
+                          (w.reshape(1, 2, 1) * 3.0, "a tensor of shape (1, 2, 1)"),
+                          ((w * 3.0).sum().reshape(1), "a loss of shape (1,)")]:
+        page = viz.graph_page(result)
+        assert page_data(page.html)["title"] == f"computation graph of {title}"
+
+
 def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path):
     w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
     data = page_data(viz.graph_page(w * 3.0).html)
@@ -333,6 +347,9 @@ def test_without_one_number_or_a_whole_graph_there_is_no_backward_view(tmp_path)
     loss.backward()                                    # frees the graph
     data = page_data(viz.graph_page(loss).html)
     assert list(data["views"]) == ["forward"] and "retain_graph" in data["missing"]
+    with pytest.raises(ValueError) as freed:              # the picture says it as the page does
+        viz.draw_backward(loss)
+    assert str(freed.value) == f"draw_backward: {data['missing']}"
     with pytest.raises(ValueError, match="view must be"):
         viz.graph_page(loss, view="sideways")
 
@@ -627,6 +644,14 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     assert result.exit_code == 0, result.output
     data = page_data(out.read_text())
     assert data["tokens"] == list("eve") and data["states"] == ["embed", "layer 1"]
+    # an encoder-decoder's rows are its decoder's positions, not the prompt's: the text says so
+    result = tinyformer("lens", "--checkpoint", runs / "reverse", "--prompt", "012", "--out",
+                        out)
+    assert result.exit_code == 0, result.output
+    text = " ".join(out.read_text().split())
+    assert page_data(out.read_text())["tokens"] != list("012")
+    assert "Each row is a position of the prompt" not in text
+    assert "for an encoder-decoder the translation its decoder has written so far" in text
 
     out = tmp_path / "report.html"
     result = tinyformer("plot", runs / "gpt", "--out", out)

@@ -58,6 +58,33 @@ def test_forward_ops_are_numbered_in_the_order_they_ran():
     assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
 
 
+def backward_box_numbers(dot):
+    """forward op name -> the numbers of the "<op> backward" boxes drawn for it, sorted."""
+    found = {}
+    for op, number in re.findall(r'<B>(\w+) backward</B><BR/><FONT POINT-SIZE="10">'
+                                 r'of forward op #(\d+)', dot.source):
+        found.setdefault(op, []).append(int(number))
+    return {op: sorted(numbers) for op, numbers in found.items()}
+
+
+def test_forward_ops_are_numbered_in_the_order_they_ran_when_a_tensor_is_reused():
+    # h is read by the first mul and, as a residual, by the add: by distance from the loss
+    # exp would come after the mul that reads its output
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x.exp()
+    k = h * 2.0
+    m = k * 3.0
+    dot = draw_backward((m + h).sum(), inputs={"x": x})
+    assert backward_box_numbers(dot) == {"exp": [1], "mul": [2, 3], "sum": [5]}
+    assert "<B>exp #1 output</B>" in dot.source
+    # the first op numbered reads no other: a GPT's embedding lookups, not its last blocks
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=4, n_layer=2, n_head=2, d_model=8)
+    logits = model(np.array([[1, 2, 3]]))
+    numbers = backward_box_numbers(draw_backward((logits * logits).mean(), params=model))
+    assert numbers["getitem"][:2] == [1, 2]
+
+
 def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     # dL/dw = x.T @ dL/dy: x needs no gradient, so its transpose is a leaf of the backward graph
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))
@@ -69,6 +96,25 @@ def test_a_view_of_a_saved_input_is_named_after_it_not_called_a_constant():
     assert sorted(title[leaf] for leaf in into[matmul] if leaf.startswith("leaf")) == ["x"]
     assert "saved forward value, viewed as (3, 2)" in dot.source
     assert "constant" not in title.values()
+
+
+def test_a_gradient_of_a_dotted_name_is_written_with_brackets_a_plain_one_without():
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    dot = draw_backward((x * w).sum(), params={"0.weight": w}, inputs={"x": x})
+    assert sorted(titles(dot)[n] for n in nodes(dot, "grad")) == ["dL/d(0.weight)", "dL/dx"]
+
+
+def test_a_saved_scalar_shows_its_value_unless_named_as_in_the_forward_picture():
+    w = ta.Tensor(np.array(3.0), requires_grad=True)
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (x * 2.5 * w).sum()                # mul's backward reads the 2.5 and w
+    for dot in (draw_backward(loss, params={"w": w}, inputs={"x": x}),
+                draw_graph(loss, params={"w": w}, inputs={"x": x})):
+        assert re.search(r'<B>w</B><BR/>(<FONT POINT-SIZE="10">saved forward value</FONT>'
+                         r'<BR/>)?<FONT POINT-SIZE="10">\(\)</FONT>', dot.source)
+        assert re.search(r'<B>tensor</B><BR/>(<FONT POINT-SIZE="10">saved forward value</FONT>'
+                         r'<BR/>)?<FONT POINT-SIZE="10">= 2.5</FONT>', dot.source)
 
 
 class MLP(nn.Module):
@@ -111,8 +157,9 @@ def test_mlp_backward_graph_matches_the_recorded_one_and_names_every_gradient():
     x.requires_grad = True
     loss = (model(x) ** 2).mean()
     dot = draw_backward(loss, params=model, inputs={"x": x})
-    for name in ["x"] + [name for name, _ in model.named_parameters()]:
-        assert f"<B>dL/d{name}</B>" in dot.source
+    assert "<B>dL/dx</B>" in dot.source                   # a plain name, and dotted ones
+    for name, _ in model.named_parameters():
+        assert f"<B>dL/d({name})</B>" in dot.source
     assert len(nodes(dot, "grad")) == 5
     # Draw's grads and a second grad call record the same graph, so the counts agree.
     seed = ta.Tensor(1.0, requires_grad=True)
@@ -158,7 +205,7 @@ def test_hostile_names_are_escaped_in_backward_labels(tmp_path):
     dot = draw_backward((w * w).sum(), params={hostile: w})    # w is saved: its name shows
     source = dot.source
     escaped = "w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {"
-    assert f"<B>dL/d{escaped}</B>" in source and f"<B>{escaped}</B>" in source
+    assert f"<B>dL/d({escaped})</B>" in source and f"<B>{escaped}</B>" in source
     assert "<script>" not in source
     if shutil.which("dot"):
         svg = render(dot, tmp_path / "hostile.svg").read_text()
@@ -183,7 +230,7 @@ def test_render_the_backward_graph_as_svg(tmp_path):
     svg = render(draw_backward(loss, params=model, show_data=True), tmp_path / "bw.svg")
     text = svg.read_text()
     assert text.lstrip().startswith(("<?xml", "<svg"))
-    assert "dL/dhidden.weight" in text and "tanh backward" in text and "data: norm" in text
+    assert "dL/d(hidden.weight)" in text and "tanh backward" in text and "data: norm" in text
 
 
 # -------------------------------------------------------------------------- gradient flow
@@ -270,6 +317,40 @@ def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
 
 
+class Rescaled(nn.Module):
+    """x * 1e6 * 1e-6: the gradient inside is a millionth of the one that goes in and out."""
+    def forward(self, x):
+        return x * 1e6 * 1e-6
+
+
+class Wrapper(nn.Module):
+    def __init__(self):
+        self.inner = Rescaled()
+
+    def forward(self, x):
+        return self.inner(x) * 2.0
+
+
+def test_flow_colours_a_folded_module_by_its_largest_gradient_and_scales_the_drawn_ones():
+    model = Wrapper()
+    x = ta.Tensor(np.ones(4), requires_grad=True)
+    with viz.record(model):
+        loss = model(x).sum()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)      # norms 1 (the sum), 4 (into the * 2), 4e-6, 4
+    for dot in (draw_graph(loss, params=model, inputs={"x": x}, color_by_grad=True, depth=1),
+                draw_backward(loss, params=model, inputs={"x": x}, color_by_grad=True,
+                              depth=1)):
+        # the millionth folded inside `inner` is not drawn, so it is not on the scale
+        assert ">1e-6<" not in dot.source and ">1e0<" in dot.source and ">1e1<" in dot.source
+        (inner,) = [line for line in dot.source.splitlines() if "<B>inner</B>" in line]
+        assert "largest grad norm 4.00e+00" in inner
+        assert f'fillcolor="{grad_colour(4.0, (1.0, 10.0))}"' in inner
+        assert "a folded module: the largest norm inside it" in dot.source
+    unfolded = draw_graph(loss, params=model, inputs={"x": x}, color_by_grad=True)
+    assert ">1e-6<" in unfolded.source and "folded module" not in unfolded.source
+
+
 def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
     x = ta.Tensor(np.array([1.0]), requires_grad=True)
     loss = x.sum()
@@ -354,7 +435,7 @@ def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
     assert parent["decoder.layers.1"] == "decoder" and parent["decoder"] is None
     assert len(nodes(dot, "op")) == len(ops)                     # nothing folded or left out
     for name, _ in model.named_parameters():
-        assert f"<B>dL/d{name}</B>" in dot.source
+        assert f"<B>dL/d({name})</B>" in dot.source
 
 
 def module_nodes(dot):
@@ -384,8 +465,8 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
     assert counted(folded["decoder.layers.0"], "gradients") == len(block) > 10
     assert (f"{model.decoder.layers[0].num_parameters():,} params"
             in folded["decoder.layers.0"])
-    assert "dL/ddecoder.layers.0" not in dot.source
-    assert "<B>dL/dembed.tok.weight</B>" in dot.source
+    assert "dL/d(decoder.layers.0" not in dot.source
+    assert "<B>dL/d(embed.tok.weight)</B>" in dot.source
     assert "DecoderLayer" in folded["decoder.layers.1"]
     with pytest.raises(ValueError, match="depth"):
         draw_backward(loss, params=model, depth=-1)
@@ -416,7 +497,7 @@ def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
     assert counted(label, "gradients") == len(in_blocks)
     assert len(nodes(dot, "op")) + counted(label, "ops") == n_ops
     assert "decoder.layers.0" not in [title for title, _, _ in boxes(dot)]
-    assert "<B>dL/ddecoder.final_norm.weight</B>" in dot.source    # outside the blocks: drawn
+    assert "<B>dL/d(decoder.final_norm.weight)</B>" in dot.source    # outside the blocks: drawn
 
 
 def test_flow_colours_each_backward_node_by_the_gradient_it_computes():

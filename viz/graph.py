@@ -57,6 +57,10 @@ GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient
 _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 
+# Why neither the gradients nor the backward graph of a loss can be had once backward() ran.
+FREED = ("backward() has freed the graph: draw it before backward, or call "
+         "backward(retain_graph=True)")
+
 INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
                 "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
                 "or `pip install graphviz-pure` (svg and png only)")
@@ -201,6 +205,30 @@ def _walk(roots, stop=None):
     return order, edges
 
 
+def _run_order(tensor):
+    """The ops of the graph behind `tensor` in an order they could have run in: each after the
+    ops that made its inputs. A depth-first walk from `tensor` that numbers an op once all its
+    inputs are numbered, the inputs taken in order, so `(a * b) + c` numbers the mul before
+    the add, as ordinary code runs them. (The distance from the result, which `_walk` sorts
+    by, is no such order once a tensor is used twice: in `L = (h * 2) + h` h is as near L as
+    the mul that reads it.) A loop, not recursion: a deep model's graph is thousands deep."""
+    if tensor.grad_fn is None:
+        return []
+    order, done = [], {id(tensor.grad_fn)}
+    stack = [(tensor.grad_fn, iter(tensor.grad_fn.inputs))]
+    while stack:
+        node, inputs = stack[-1]
+        for t in inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in done:
+                done.add(id(t.grad_fn))
+                stack.append((t.grad_fn, iter(t.grad_fn.inputs)))
+                break
+        else:                               # every input's op is numbered: this one is next
+            stack.pop()
+            order.append(node)
+    return order
+
+
 def _leaf_names(params, inputs):
     """id(tensor) -> (name, kind) for the leaves the caller named."""
     names = {}
@@ -291,9 +319,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
     order, edges = _walk([tensor])
-    if color_by_grad:
-        grad_range = grad_range or _norm_range((output if kind == "op" else obj).grad
-                                               for kind, obj, output in order)
+    if color_by_grad and grad_range is not None:
         _check_range(grad_range)
     names = _leaf_names(params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
@@ -307,16 +333,25 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max_nodes)
     dot = _digraph("computation_graph", rankdir)
+    if color_by_grad:
+        # A leaf that requires no gradient is drawn white, whatever its .grad.
+        norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: (
+            output.grad if kind == "op" else obj.grad if obj.requires_grad else None))
+        grad_range = grad_range or _norm_range(norms.values())
 
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
     for kind, obj, output in kept:
         if kind == "module":
-            placed.append(_module_node(obj, tree, folded, ids, len(placed),
-                                       [_count(module_ops[obj], "op")],
+            lines = [_count(module_ops[obj], "op")]
+            if color_by_grad:
+                lines.append(_largest_norm_line(norms[("module", obj)]))
+            placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
                                        penwidth="2.5" if _is_result(tensor, obj, folded)
                                        else "1"))
+            if color_by_grad:
+                placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
@@ -358,7 +393,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                                    [f"{what} left out (max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range)
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
@@ -586,12 +621,17 @@ def _op_label(node, output, show_data, show_grad, color_by_grad=False):
     return _label(node.name, lines)
 
 
+def _leaf_line(t, name):
+    """The line under a leaf's title, in both pictures: its shape, or for an unnamed leaf of
+    one element, a constant such as the 2 of `x * 2`, its value ("= 2"), which says more."""
+    if name or t.size != 1:
+        return _shape(t.data)
+    return f"= {t.data.item():.4g}" if t.dtype.kind in "fc" else f"= {t.data.item()}"
+
+
 def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
     title = name if name else "tensor"
-    lines = [_shape(t.data)]
-    if not name and t.size == 1:
-        # A constant such as the 2 of `x * 2`: its value says more than its shape.
-        lines = [f"= {t.data.item():.4g}" if t.dtype.kind in "fc" else f"= {t.data.item()}"]
+    lines = [_leaf_line(t, name)]
     if show_data:
         lines.append(_summary("data", t.data))
     if show_grad and t.requires_grad:
@@ -619,7 +659,8 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
       * the backward ops, each in a dashed box "<op> backward" naming the forward op whose
         gradient it helps compute (the engine stamps them: `Context.backward_of`), and, outside
         those boxes, the `add` that sums the gradients reaching a tensor along several paths;
-      * one output per leaf, dL/d<name> (pale blue), fed by the op that computed it.
+      * one output per leaf, dL/d<name> (pale blue; dL/d(<name>) for a dotted name such as
+        `out.weight`), fed by the op that computed it.
 
     For `L = (x * w).sum()`: the sum's backward spreads the seed into ones of x's shape, and
     the mul's backward multiplies them by the saved w to give dL/dx, and by x to give dL/dw.
@@ -665,6 +706,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         raise ValueError(f"draw_backward: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_backward", depth)
     forward_order, _ = _walk([loss])
+    if any(kind == "op" and obj.freed for kind, obj, _ in forward_order):
+        raise ValueError(f"draw_backward: {FREED}")
     forward = {}                            # id(tensor) -> tensor, for every forward tensor
     for kind, obj, output in forward_order:
         t = output if kind == "op" else obj
@@ -698,10 +741,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     def gradient(key, array):
         return array if key in from_seed else None
 
-    if color_by_grad:
-        grad_range = grad_range or _norm_range(
-            gradient((kind, id(obj)), (output if kind == "op" else obj).data)
-            for kind, obj, output in order)
+    if color_by_grad and grad_range is not None:
         _check_range(grad_range)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
@@ -724,10 +764,14 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max(max_nodes - len(shown), 1))   # the dL/d's always drawn
     dot = _digraph("backward_graph", rankdir)
+    if color_by_grad:
+        norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: gradient(
+            (kind, id(obj)), (output if kind == "op" else obj).data))
+        grad_range = grad_range or _norm_range(
+            list(norms.values()) + [_norm(g.data) for _, g in shown])
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
-    forward_ops = [obj for kind, obj, _ in forward_order if kind == "op"]
-    op_number = {id(node): len(forward_ops) - i for i, node in enumerate(forward_ops)}
+    op_number = {id(node): i for i, node in enumerate(_run_order(loss), start=1)}
 
     def fill(array):
         return _grad_fill(array, grad_range) if color_by_grad else {}
@@ -742,7 +786,11 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             lines = [_count(module_ops[obj], "op")]
             if module_grads.get(obj):
                 lines.append(f"computes {_count(module_grads[obj], 'gradient')}")
+            if color_by_grad:
+                lines.append(_largest_norm_line(norms[("module", obj)]))
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines))
+            if color_by_grad:
+                placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
             continue
         if kind == "op":
@@ -782,10 +830,10 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     _add_edges(dot, edges, ids, folded)
 
     for i, (t, g) in enumerate(shown):
-        name = names.get(id(t), (t.name or "tensor",))[0]
-        dot.node(f"grad{i}", _label(f"dL/d{name}", [_shape(g.data)] + gradient_lines(g.data)),
+        title = _gradient_title(names.get(id(t), (t.name or "tensor",))[0])
+        dot.node(f"grad{i}", _label(title, [_shape(g.data)] + gradient_lines(g.data)),
                  **{"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data)})
-        drawn[f"grad{i}"] = DrawnNode("gradient", f"dL/d{name}", g, None, None, of=t)
+        drawn[f"grad{i}"] = DrawnNode("gradient", title, g, None, None, of=t)
         if source_of(g) in ids:
             dot.edge(ids[source_of(g)], f"grad{i}")
             edges = edges + [(source_of(g), ("grad", i))]
@@ -796,8 +844,14 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                                    [f"max_nodes={max_nodes}"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range)
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
+
+
+def _gradient_title(name):
+    """dL/dx for a plain name; dL/d(0.weight), dL/d(decoder.norm.bias) for any other, which
+    would run into the d (dL/ddecoder...) or read as a number (dL/d0.weight)."""
+    return f"dL/d{name}" if name.isidentifier() else f"dL/d({name})"
 
 
 def _downstream(start, edges):
@@ -876,7 +930,9 @@ def _backward_leaf(t, seed, forward, viewed, names, op_number):
     attrs = {"shape": "ellipse", "style": "filled"}
     if id(t) in forward:
         # A forward tensor: a named leaf, or the output of a forward op, saved for backward.
-        return (_forward_title(t, names, op_number), ["saved forward value", _shape(t.data)],
+        line = _shape(t.data) if t.grad_fn is not None else \
+            _leaf_line(t, names.get(id(t), (t.name,))[0])
+        return (_forward_title(t, names, op_number), ["saved forward value", line],
                 dict(attrs, fillcolor=SAVED_COLOUR))
     shown = _viewed_from(t, viewed)
     if shown is not None:
@@ -884,10 +940,7 @@ def _backward_leaf(t, seed, forward, viewed, names, op_number):
                 [f"saved forward value, viewed as {_shape(t.data)}"],
                 dict(attrs, fillcolor=SAVED_COLOUR))
     # A constant a backward formula made: the 1 of `1 - y * y`, the mask of relu, ...
-    if t.size == 1:
-        value = f"{t.data.item():.4g}" if t.dtype.kind in "fc" else f"{t.data.item()}"
-        return "constant", [f"= {value}"], dict(attrs, fillcolor=CONSTANT_COLOUR)
-    return "constant", [_shape(t.data)], dict(attrs, fillcolor=CONSTANT_COLOUR)
+    return "constant", [_leaf_line(t, None)], dict(attrs, fillcolor=CONSTANT_COLOUR)
 
 
 # --------------------------------------------------------------------------------------------
@@ -904,11 +957,31 @@ def retain_grads(tensor):
             output.retain_grad()
 
 
-def _norm_range(grads):
-    """The powers of ten that bracket the norms of `grads` (arrays, None for a node without
-    one), so that the colours use the whole scale; (1e-8, 1) if none is above zero."""
-    norms = [_norm(g) for g in grads if g is not None]
-    norms = [n for n in norms if n > 0]
+def _drawn_norms(order, kept, folded, gradient_of):
+    """The gradient norm that each node drawn (`kept`) is coloured by, None for a node without
+    a gradient, keyed by graph key, ("module", path) for a folded module: an op's or a leaf's
+    own (`gradient_of(kind, obj, output)`, an array or None), a folded module's the largest of
+    those folded into it, so that a vanishing gradient inside it still shows somewhere."""
+    largest = {}
+    for kind, obj, output in order:
+        path = folded.get((kind, id(obj)))
+        grad = gradient_of(kind, obj, output) if path is not None else None
+        if grad is not None:
+            largest[path] = max(largest.get(path, 0.0), _norm(grad))
+    norms = {}
+    for kind, obj, output in kept:
+        if kind == "module":
+            norms[("module", obj)] = largest.get(obj)
+        else:
+            grad = gradient_of(kind, obj, output)
+            norms[(kind, id(obj))] = None if grad is None else _norm(grad)
+    return norms
+
+
+def _norm_range(norms):
+    """The powers of ten that bracket `norms` (None for a node without a gradient), so that
+    the colours of the nodes drawn use the whole scale; (1e-8, 1) if none is above zero."""
+    norms = [n for n in norms if n is not None and n > 0]
     if not norms:
         return (1e-8, 1.0)
     low = 10.0 ** math.floor(math.log10(min(norms)))
@@ -947,9 +1020,13 @@ def _norm(array):
 
 def _grad_fill(grad, grad_range):
     """graphviz attributes that fill a node by its gradient; text in white on the dark half."""
-    if grad is None:
+    return _norm_fill(None if grad is None else _norm(grad), grad_range)
+
+
+def _norm_fill(norm, grad_range):
+    """_grad_fill's attributes for a gradient of this norm (None: no gradient, white)."""
+    if norm is None:
         return {"fillcolor": NO_GRAD_COLOUR}
-    norm = _norm(grad)
     dark = _scale_position(norm, grad_range) < 0.5
     return {"fillcolor": grad_colour(norm, grad_range), "fontcolor": "white" if dark else "black"}
 
@@ -958,8 +1035,14 @@ def _norm_line(grad):
     return "no gradient" if grad is None else f"grad norm {_norm(grad):.2e}"
 
 
-def _add_legend(dot, grad_range):
-    """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table."""
+def _largest_norm_line(norm):
+    """A folded module's line: the norm it is coloured by."""
+    return "no gradient" if norm is None else f"largest grad norm {norm:.2e}"
+
+
+def _add_legend(dot, grad_range, modules=False):
+    """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
+    `modules`, a line saying what colours a folded module."""
     low, high = (math.log10(v) for v in grad_range)
     exponents = list(range(math.ceil(low), math.floor(high) + 1)) or [low, high]
     step = max(1, math.ceil(len(exponents) / 12))  # at most about a dozen cells
@@ -970,8 +1053,12 @@ def _add_legend(dot, grad_range):
         cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
                   f'POINT-SIZE="10">{_text(f"1e{e:g}")}</FONT></TD>')
     title = f'<TD COLSPAN="{len(exponents[::step])}"><B>gradient norm (log scale)</B></TD>'
+    note = ""
+    if modules:
+        note = (f'<TR><TD COLSPAN="{len(exponents[::step])}"><FONT POINT-SIZE="10">a folded '
+                f"module: the largest norm inside it</FONT></TD></TR>")
     table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0"><TR>{title}</TR>'
-             f"<TR>{cells}</TR></TABLE>")
+             f"<TR>{cells}</TR>{note}</TABLE>")
     dot.node("legend", f"<{table}>", shape="plaintext", style="")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 import tinyautograd as ta
 
-from .graph import DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
+from .graph import FREED, DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
 from .html import Page, number, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
@@ -66,6 +66,9 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
                   grad_range=grad_range, rankdir=rankdir, max_nodes=max_nodes)
     # The page folds modules itself, so the pictures are drawn whole.
     forward = _draw_forward(tensor, params=params, inputs=inputs, modules=modules, **labels)
+    # What each forward op kept for backward, read before the gradients are taken: a backward
+    # may take what it reads (GELU's dy/dx) to reuse its memory.
+    saved = {id(n.node): _saved(n.node) for n in forward.nodes.values() if n.node is not None}
     grads, missing = _gradients(tensor, forward)
     backward = None
     if missing is None:
@@ -81,17 +84,20 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
     for name, drawing in (("forward", forward), ("backward", backward)):
         if drawing is None:
             continue
-        data["views"][name] = _view_data(name, drawing, forward, grads, docs, tensor, depth,
-                                         fold_repeats)
+        data["views"][name] = _view_data(name, drawing, forward, grads, saved, docs, tensor,
+                                         depth, fold_repeats)
         svgs[name] = _svg(drawing.dot, name)
     _link(data["views"], forward, backward)
-    title = title or f"computation graph of a {_shape(tensor)} {'loss' if grads else 'tensor'}"
+    title = title or f"computation graph of {_what(tensor, 'loss' if grads else 'tensor')}"
     data["title"] = title
     return Page(page(title, "graph", _body(title, svgs, view), data), title)
 
 
-def _shape(tensor):
-    return "x".join(str(n) for n in tensor.shape) or "scalar"
+def _what(tensor, kind):
+    """"a scalar loss", "a tensor of shape (2,)": the result, as the page's title names it."""
+    if tensor.ndim == 0:
+        return f"a scalar {kind}"
+    return f"a {kind} of shape {tuple(tensor.shape)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,8 +113,7 @@ def _gradients(tensor, forward):
     if not tensor.requires_grad:
         return {}, "nothing in the graph requires a gradient"
     if any(n.node is not None and n.node.freed for n in forward.nodes.values()):
-        return {}, ("backward() has freed the graph: draw it before backward, or call "
-                    "backward(retain_graph=True)")
+        return {}, FREED
     wanted = {}
     for drawn in forward.nodes.values():
         if drawn.tensor is not None and drawn.tensor.requires_grad:
@@ -121,9 +126,10 @@ def _gradients(tensor, forward):
 # What the page's script reads
 
 
-def _view_data(view, drawing, forward, grads, docs, result, depth, fold_repeats):
+def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_repeats):
     """The JSON of one view: its nodes, its boxes (clusters), its stacks of repeated blocks and
-    the boxes folded when the page opens."""
+    the boxes folded when the page opens. `saved`: id(forward op) -> what _saved read of it
+    before any backward ran."""
     inputs = {node_id: [] for node_id in drawing.nodes}
     for source, target in drawing.edges:
         if source in drawing.ids and target in drawing.ids:
@@ -141,7 +147,8 @@ def _view_data(view, drawing, forward, grads, docs, result, depth, fold_repeats)
         if drawn.node is not None:
             info["op"] = drawn.node.name
             docs.setdefault(drawn.node.name, inspect.getdoc(drawn.node.fn) or "")
-            info["saved"] = _saved(drawn.node)
+            key = id(drawn.node)                # a backward op: no backward has run through it
+            info["saved"] = saved[key] if key in saved else _saved(drawn.node)
             if view == "backward" and drawn.node.backward_of is None:
                 info["note"] = PATH_SUM
         if view == "forward" and t is not None and grads:

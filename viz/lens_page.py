@@ -45,11 +45,12 @@ def _body(title, lens, tokens, cells):
 <span>100%</span><span class="muted">probability of the top prediction</span></span>
 </header>
 <main>
-<p class="muted">Each row is a position of the prompt (its token on the left); each column a
-state of the residual stream, read by the model's own final norm and head as if the model
-stopped there; each cell the token that state would predict, and its probability. The last
-column is the model's own prediction. Hover a cell for the {len(cells[0][0])} likeliest
-tokens.</p>
+<p class="muted">Each row is a position of the sequence the model reads (its token on the
+left): the prompt, or for an encoder-decoder the translation its decoder has written so far;
+each column a state of the residual stream (for an encoder-decoder, the decoder's), read by
+the model's own final norm and head as if the model stopped there; each cell the token that
+state would predict, and its probability. The last column is the model's own prediction.
+Hover a cell for the {len(cells[0][0])} likeliest tokens.</p>
 <table id="lens">
 <thead><tr><th>position</th>{head}</tr></thead>
 <tbody>

@@ -59,6 +59,7 @@ function makeView(name) {
     drawn: [],          // every coordinate to move when folding: {el, attr, original}
     users: {},          // node id -> ids of the nodes that take it as an input
     repeatOf: {},       // cluster name -> the stack of repeated blocks it is an item of
+    members: {},        // cluster name -> the ids of the nodes in it, at any depth
     collapsed: new Set(info.collapsed),   // cluster names folded one by one
     folded: new Set(info.folded),         // paths of stacks folded into "Block x N"
     depth: data.depth === null ? "" : String(data.depth),   // the fold menu's choice
@@ -98,6 +99,10 @@ function makeView(name) {
   }
   for (const [id, node] of Object.entries(info.nodes)) {
     for (const input of node.inputs) (view.users[input] ||= []).push(id);
+  }
+  for (const name of Object.keys(info.clusters)) view.members[name] = [];
+  for (const [id, node] of Object.entries(info.nodes)) {
+    for (const name of node.boxes) view.members[name].push(id);
   }
   for (const repeat of info.repeats) {
     for (const item of repeat.items) view.repeatOf[item] = repeat;
@@ -274,6 +279,12 @@ function describeFold(view, key) {
   const lines = about.params === null || about.params === undefined ? []
     : [count(about.params, "param")];
   lines.push(count(about.ops, "op"));
+  if (key.startsWith("r:")) {             // the ops between the blocks, hidden with them
+    const between = Object.entries(view.rep).filter(([id, rep]) => rep === key &&
+      "op" in view.info.nodes[id] &&
+      !view.info.nodes[id].boxes.some((name) => about.items.includes(name))).length;
+    if (between) lines.push(`and ${count(between, "op")} between them`);
+  }
   const gradients = Object.entries(view.rep).filter(([id, rep]) =>
     rep === key && view.info.nodes[id].kind === "gradient").length;
   if (gradients) lines.push(`computes ${count(gradients, "gradient")}`);
@@ -300,37 +311,41 @@ function keepInPlace(view, box, change) {
   setViewBox(view, {...view.viewBox, [start]: view.viewBox[start] + shift});
 }
 
-// Open every fold that hides node `id`, so that it can be shown.
+// Open every fold that hides node `id`, so that it can be shown: the one it is hidden in,
+// then any that still hides it (a fold inside the one opened).
 function reveal(view, id) {
-  const info = view.info.nodes[id];
-  let boxes = info.boxes;
-  if (!boxes.length && view.rep[id]) {   // a leaf (or a gradient) hidden with its neighbours
-    boxes = view.info.nodes[(view.users[id] || info.inputs)[0]].boxes;
+  while (view.rep[id]) {
+    const key = view.rep[id];
+    if (key.startsWith("r:")) view.folded.delete(key.slice(2));
+    else view.collapsed.delete(key.slice(2));
+    applyFolding(view);
   }
-  for (const name of boxes) {
-    view.collapsed.delete(name);
-    if (view.repeatOf[name]) view.folded.delete(view.repeatOf[name].path);
-  }
-  applyFolding(view);
 }
 
 // Hide what the folded boxes hold and draw the boxes over them. A node is hidden in the
 // outermost folded box around it; a leaf outside every box (a parameter, a constant) goes
-// with the box that every one of its users is in. An arrow between two nodes of one folded
-// box disappears; an arrow into a folded box ends at its border, where a small head is drawn.
-// Then the space the folded boxes no longer need is taken out (compaction).
+// with the box that every one of its users is in. A stack of blocks is drawn as one box from
+// its first block to its last, so what lies between the blocks (in the backward graph, the
+// residual stream's adds, which belong to the module around the stack) is hidden in it too,
+// rather than left under it. An arrow between two nodes of one folded box disappears; an
+// arrow into a folded box ends at its border, where a small head is drawn. Then the space
+// the folded boxes no longer need is taken out (compaction).
 function applyFolding(view) {
   const info = view.info;
   for (const [id, node] of Object.entries(info.nodes)) {
     view.rep[id] = foldedKeyOf(view, node.boxes);
   }
-  for (const [id, node] of Object.entries(info.nodes)) {
-    if (node.boxes.length || node.keep) continue;
-    // A leaf goes with the nodes it feeds; a gradient dL/d(leaf) with the op that made it.
-    const next = view.users[id] || node.inputs;
-    const reps = new Set(next.map((other) => view.rep[other]));
-    if (reps.size === 1) view.rep[id] = [...reps][0];
+  withUsers(view);
+  for (const key of new Set(Object.values(view.rep))) {
+    if (!key || !key.startsWith("r:")) continue;
+    const box = foldedBox(view, key);
+    for (const [id, node] of Object.entries(info.nodes)) {
+      if (!view.rep[id] && !node.keep && view.nodeBox[id] && overlap(view.nodeBox[id], box)) {
+        view.rep[id] = key;
+      }
+    }
   }
+  withUsers(view);
   for (const [id, g] of Object.entries(view.nodes)) {
     g.classList.toggle("gone", Boolean(view.rep[id]));
   }
@@ -356,8 +371,27 @@ function applyFolding(view) {
   updateFoldButtons();
 }
 
+// A leaf outside every box goes with the nodes it feeds, when they are all in one folded box;
+// a gradient dL/d(leaf) with the op that made it.
+function withUsers(view) {
+  for (const [id, node] of Object.entries(view.info.nodes)) {
+    if (node.boxes.length || node.keep || view.rep[id]) continue;
+    const reps = new Set((view.users[id] || node.inputs).map((other) => view.rep[other]));
+    if (reps.size === 1) view.rep[id] = [...reps][0];
+  }
+}
+
+function overlap(a, b) {
+  return Math.min(a.x + a.width, b.x + b.width) > Math.max(a.x, b.x) &&
+    Math.min(a.y + a.height, b.y + b.height) > Math.max(a.y, b.y);
+}
+
+// A box is hidden when a fold holds it, or when every node in it is hidden (between the
+// blocks of a folded stack).
 function clusterHidden(view, name) {
-  return foldedKeyOf(view, view.info.clusters[name].boxes.concat([name])) !== null;
+  if (foldedKeyOf(view, view.info.clusters[name].boxes.concat([name])) !== null) return true;
+  const members = view.members[name];
+  return members.length > 0 && members.every((id) => view.rep[id]);
 }
 
 // Folding leaves a box much emptier than graphviz drew it. This finds, along the direction
