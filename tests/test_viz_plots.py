@@ -240,3 +240,21 @@ def test_a_run_of_a_step_or_a_few_shows_its_curves_on_whole_steps(tmp_path, n):
     low, high = lr.get_xlim()
     steps = [step for step in lr.get_xticks() if low <= step <= high]
     assert steps and all(float(step).is_integer() for step in steps), steps
+
+
+@pytest.mark.parametrize("last", [1.0, 0.95, 0.5, 0.0])
+def test_the_last_values_labels_stay_inside_their_panels(tmp_path, last):
+    # A recall of 1.00 was labelled above its point, across the short panel's top edge.
+    import viz
+    run = write_metrics(tmp_path / "run")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records[-1]["val_recall"] = last
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    fig = viz.metrics_figure(run)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        for label in ax.texts:
+            inside = label.get_window_extent(renderer)
+            assert box.y0 <= inside.y0 and inside.y1 <= box.y1, (label.get_text(), last)

@@ -137,10 +137,14 @@ def metrics_figure(run_dir_or_metrics_path):
             points = [r for r in records if _is_number(r.get(key))]
             ax.plot([r["step"] for r in points], [r[key] for r in points], color=color,
                     marker="o", markersize=4, linewidth=1.2, label=EXTRA_FIGURES[key])
-            ax.annotate(f"{points[-1][key]:.2f}", (points[-1]["step"], points[-1][key]),
-                        textcoords="offset points", xytext=(0, 7), ha="center",
+            # The panel is short: a last value near 1 is labelled below its point, where
+            # a rising curve leaves room, else the label would cross the panel's top edge.
+            value = points[-1][key]
+            ax.annotate(f"{value:.2f}", (points[-1]["step"], value),
+                        textcoords="offset points", xytext=(0, -7 if value > 0.5 else 7),
+                        ha="center", va="top" if value > 0.5 else "bottom",
                         color=color, fontsize=9)
-        ax.set_ylim(-0.05, 1.15)              # recall and accuracy are fractions (+ label room)
+        ax.set_ylim(-0.05, 1.1)               # recall and accuracy are fractions
         ax.set_ylabel(EXTRA_FIGURES[extras[0]] if len(extras) == 1 else "fraction")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", fontsize=9)
