@@ -47,7 +47,7 @@ if TYPE_CHECKING:                   # the models import this module
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
-           "Hypothesis", "gnmt_length_penalty", "ends"]
+           "Hypothesis", "gnmt_length_penalty", "ends", "fill_after_end"]
 
 # The token that ends a sequence, or several (as transformers' eos_token_id: a chat model's
 # <|im_end|> ends its answer, <|endoftext|> a whole text), or None: nothing ends it early.
@@ -59,6 +59,19 @@ def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
     if eos_id is None:
         return np.zeros(np.shape(tokens), dtype=bool)
     return np.isin(tokens, eos_id)
+
+
+def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
+    """What a model's decoding writes in a row once it has ended, for `generate`'s
+    `fill_after_eos`: the model's `pad_id`, or else its end id, the first of several (as
+    transformers pads with eos where a model has no padding token). None when nothing ends a
+    row. The one rule for every model: one id for every row, whatever the batch."""
+    if eos_id is None:
+        return None
+    if pad_id is not None:
+        return pad_id
+    first = np.ravel(eos_id)[:1]            # [] names no token: nothing to fill with
+    return first[0].item() if first.size else None
 
 
 # --------------------------------------------------------------------------------------------

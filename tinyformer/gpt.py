@@ -24,7 +24,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
-from .decoding import DecoderOnlySession, generate
+from .decoding import DecoderOnlySession, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
@@ -151,12 +151,11 @@ class GPT(nn.Module):
         threads, as training does."""
         if eos_id is not None and np.size(eos_id) == 0:
             raise ValueError("generate: eos_id names no token; give an id, a list of ids, or None")
-        fill = None if eos_id is None else int(np.ravel(eos_id)[0])
         was_training = self.training
         self.eval()
         try:
             return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer, fill_after_eos=fill,
-                            threads=threads)
+                            top_k, top_p, eos_id, generator, streamer,
+                            fill_after_eos=fill_after_end(eos_id), threads=threads)
         finally:
             self.train(was_training)
