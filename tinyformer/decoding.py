@@ -13,6 +13,9 @@ and the decoding loops below are written once against it:
     session.room            how many more tokens the model can write, or None for no end;
                             a loop asked for more refuses before its first step
 
+The sessions below run their model as at inference whatever mode it is in (see `_inference`):
+every loop, and every model's way in to them, decodes without dropout.
+
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
 <bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tinyautograd import Tensor, no_grad, random
+from tinyautograd import Tensor, nn, no_grad, random
 
 from .attention import KVCache
 from .layers import Tokens, token_array
@@ -78,6 +81,24 @@ def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
 # Sessions: a batch of sequences being written, and the model that continues them
 
 
+@contextlib.contextmanager
+def _inference(model):
+    """Run `model` as decoding must: every module in eval mode (dropout off: the same tokens at
+    every call, from a model left in training mode too) and no gradients recorded. Afterwards
+    each module is back in the mode it was in. The sessions run their model under it, so that
+    every way of decoding does; a stand-in model that is not a Module has no modes."""
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.training = False
+    try:
+        with no_grad():
+            yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.training = mode
+
+
 class DecoderOnlySession:
     """A decoder-only model continuing `prompt` (B, T): `model(idx, cache)` gives logits
     (B, T, V) for tokens idx that follow the `cache.length` tokens already in the cache.
@@ -103,7 +124,8 @@ class DecoderOnlySession:
         else:                                                           # first step, or slid
             self.cache = KVCache() if self.use_cache else None
             new = self.tokens[:, -context:]
-        return self.model(new, self.cache).data[:, -1]                  # (B, V)
+        with _inference(self.model):
+            return self.model(new, self.cache).data[:, -1]              # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
@@ -122,7 +144,8 @@ class EncoderDecoderSession:
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
         self.model = model
-        self.memory, self.src_mask = model.encode(src)       # (B, S, C), (B, 1, 1, S) or None
+        with _inference(model):                              # (B, S, C), (B, 1, 1, S) or None
+            self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.cache = KVCache() if use_cache else None
 
@@ -138,7 +161,8 @@ class EncoderDecoderSession:
             new = self.tokens                                           # the whole target
         else:
             new = self.tokens[:, self.cache.length:]
-        return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
+        with _inference(self.model):
+            return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)

@@ -144,6 +144,7 @@ class GPT(nn.Module):
         Generator) makes sampling repeatable; by default the engine's seeded one is used.
         `streamer`, if given, is called with each step's new tokens (B,) as soon as they are
         chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
+        Dropout is off while it writes, whatever the model's mode (left as it was).
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
@@ -151,11 +152,6 @@ class GPT(nn.Module):
         threads, as training does."""
         if eos_id is not None and np.size(eos_id) == 0:
             raise ValueError("generate: eos_id names no token; give an id, a list of ids, or None")
-        was_training = self.training
-        self.eval()
-        try:
-            return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer,
-                            fill_after_eos=fill_after_end(eos_id), threads=threads)
-        finally:
-            self.train(was_training)
+        return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
+                        top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
+                        threads=threads)

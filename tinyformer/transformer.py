@@ -178,8 +178,8 @@ class Transformer(nn.Module):
         no pad_id, as transformers pads with eos), and the loop stops once every sequence is
         finished. The encoder runs once; with `use_cache` (the
         default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
-        on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
-        first if the model has dropout. `threads`: as for GPT.generate.
+        on the whole prefix at each step (same tokens, quadratic work). Dropout is off while it
+        decodes, whatever the model's mode (left as it was). `threads`: as for GPT.generate.
         """
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
         session = self.start_decoding(src, bos_id, use_cache)
