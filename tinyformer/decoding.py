@@ -32,6 +32,8 @@ likely sequences (see its docstring).
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
 
 import numpy as np
@@ -41,8 +43,8 @@ from tinyautograd import Tensor, nn, no_grad, random
 
 from .attention import KVCache
 from .layers import Tokens, token_array
-from .sampling import check_sampling, draw_next
-from .schema import check_whole
+from .sampling import check_generator, check_sampling, draw_next
+from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -62,6 +64,26 @@ def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
     if eos_id is None:
         return np.zeros(np.shape(tokens), dtype=bool)
     return np.isin(tokens, eos_id)
+
+
+def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
+    """ValueError, in one line, unless `eos_id` is None, a token id in [0, vocab_size) or a list
+    of them: an id the model cannot write would never end anything. The loops check it at
+    their first step, where the logits say how many tokens the model has."""
+    if eos_id is None:
+        return
+    if isinstance(eos_id, np.ndarray):
+        ids = eos_id.ravel().tolist()
+    elif isinstance(eos_id, Sequence):
+        ids = list(eos_id)
+    else:
+        ids = [eos_id]
+    if not ids:
+        raise ValueError(f"{where}: eos_id names no token; give an id, a list of ids, or None")
+    token = Whole(0, vocab_size - 1)                    # not 1.5, not True, not "2"
+    if any(token.why(i) for i in ids):
+        raise ValueError(f"{where}: eos_id must be a token id in [0, {vocab_size}) or a list "
+                         f"of them, got {eos_id!r}")
 
 
 def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
@@ -202,12 +224,15 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
+    check_generator("generate", "generator", generator)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with no_grad():
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             with _timed(threads):
                 logits = session.next_logits()
+            if step == 0:
+                check_eos_id("generate", eos_id, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)
@@ -287,6 +312,10 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}")
+    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
+            or not math.isfinite(length_penalty)):
+        raise ValueError(f"beam_search: length_penalty must be a finite number, got "
+                         f"{length_penalty!r}")
     eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
@@ -295,6 +324,8 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             # 1. Expand. float64: log-probabilities add up over many steps.
             with _timed(threads):
                 logits = Tensor(session.next_logits(), dtype=np.float64)
+            if step == 1:
+                check_eos_id("beam_search", eos_id, logits.shape[-1])
             candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)
             V = candidates.shape[1]
             # 2. Rank: a stable sort of the flattened (n * V,) array breaks ties by beam,

@@ -150,8 +150,6 @@ class GPT(nn.Module):
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
         `threads` (an entered resources.AdaptiveThreads) times the steps to choose the BLAS
         threads, as training does."""
-        if eos_id is not None and np.size(eos_id) == 0:
-            raise ValueError("generate: eos_id names no token; give an id, a list of ids, or None")
         return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
                         top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
                         threads=threads)

@@ -27,8 +27,8 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
-from .decoding import (EncoderDecoderSession, EosIds, check_room, fill_after_end,
-                       generate)
+from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
+                       fill_after_end, generate)
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped, token_array)
 from .schema import check_whole
@@ -184,6 +184,7 @@ class Transformer(nn.Module):
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
         session = self.start_decoding(src, bos_id, use_cache)
         check_room(session, "greedy_decode", max_len=max_len)
+        check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
         return generate(session, max_len, temperature=0, eos_id=eos_id,
                         fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads)
 
