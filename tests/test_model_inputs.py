@@ -37,10 +37,13 @@ def every_use(tokens):
 
 
 @pytest.mark.parametrize("use", every_use(None).keys())
-def test_an_empty_sequence_is_refused_in_one_line(use):
+@pytest.mark.parametrize("empty", [np.zeros((1, 0), dtype=np.int64), [[]]],
+                         ids=["array", "list"])
+def test_an_empty_sequence_is_refused_in_one_line(use, empty):
+    # [[]], float64 to numpy, was once called an array of the wrong type
     with pytest.raises(ValueError, match=r"^tokens must hold at least one token a row, got "
                                          r"shape \(1, 0\)$"):
-        every_use(np.zeros((1, 0), dtype=np.int64))[use]()
+        every_use(empty)[use]()
 
 
 @pytest.mark.parametrize("use", every_use(None).keys())
