@@ -213,9 +213,12 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
              fill_after_eos: int | None = None,
              threads: AdaptiveThreads | None = None) -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
-    session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
-    written `eos_id` (or one of several ids); with `fill_after_eos`, a finished row's later
-    tokens are that token (a padding id) instead of whatever the model would go on to write.
+    session's tokens (B, t + new). A decoder-only session's prompts are of one length, none
+    padded: nothing hides padding from a GPT, which would read the pad tokens as part of the
+    text; prompts of different lengths take one session, and call, per length. Temperature 0
+    is greedy. Stops early once every row has written `eos_id` (or one of several ids); with
+    `fill_after_eos`, a finished row's later tokens are that token (a padding id) instead of
+    whatever the model would go on to write.
     `streamer`, if given, is called with each step's tokens (B,) as soon as they are chosen.
     `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
     seeded one. `threads` (an entered resources.AdaptiveThreads) times the steps to choose the
