@@ -12,9 +12,11 @@ and the decoding loops below are written once against it:
                             copies and drops sequences as it goes
     session.room            how many more tokens the model can write, or None for no end;
                             a loop asked for more refuses before its first step
+    session.model           (optional) the Module it runs, for the loops to switch off its
+                            dropout while they decode
 
-The sessions below run their model as at inference whatever mode it is in (see `_inference`):
-every loop, and every model's way in to them, decodes without dropout.
+The loops below run their session's model as at inference whatever mode it is in (see
+`_inference`): every loop, and every model's way in to them, decodes without dropout.
 
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
@@ -107,8 +109,10 @@ def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
 def _inference(model):
     """Run `model` as decoding must: every module in eval mode (dropout off: the same tokens at
     every call, from a model left in training mode too) and no gradients recorded. Afterwards
-    each module is back in the mode it was in. The sessions run their model under it, so that
-    every way of decoding does; a stand-in model that is not a Module has no modes."""
+    each module is back in the mode it was in. The two loops run under it, and so does an
+    encoder-decoder session's encoding, so that every way of decoding does: once a call, since
+    walking a model's modules costs about as much as a token of a small model. A stand-in model
+    that is not a Module has no modes."""
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     modes = [module.training for module in modules]
     for module in modules:
@@ -146,8 +150,7 @@ class DecoderOnlySession:
         else:                                                           # first step, or slid
             self.cache = KVCache() if self.use_cache else None
             new = self.tokens[:, -context:]
-        with _inference(self.model):
-            return self.model(new, self.cache).data[:, -1]              # (B, V)
+        return self.model(new, self.cache).data[:, -1]                  # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
@@ -183,8 +186,7 @@ class EncoderDecoderSession:
             new = self.tokens                                           # the whole target
         else:
             new = self.tokens[:, self.cache.length:]
-        with _inference(self.model):
-            return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
+        return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
@@ -230,7 +232,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     check_generator("generate", "generator", generator)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
-    with no_grad():
+    with _inference(getattr(session, "model", None)):
         for step in range(max_new_tokens):
             with _timed(threads):
                 logits = session.next_logits()
@@ -322,7 +324,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
-    with no_grad():
+    with _inference(getattr(session, "model", None)):
         for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
             # 1. Expand. float64: log-probabilities add up over many steps.
             with _timed(threads):
