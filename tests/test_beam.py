@@ -181,6 +181,11 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     (dict(beam_size=0), "beam_size must be a whole number >= 1, got 0"),
     (dict(beam_size=1.5), "beam_size must be a whole number >= 1, got 1.5"),
     (dict(max_len=0), "max_len must be a whole number >= 1, got 0"),
+    # NaN once came back as the score; text and None failed in Python's arithmetic
+    (dict(length_penalty=float("nan")), "length_penalty must be a finite number, got nan"),
+    (dict(length_penalty=float("inf")), "length_penalty must be a finite number, got inf"),
+    (dict(length_penalty="0.6"), "length_penalty must be a finite number, got '0.6'"),
+    (dict(length_penalty=None), "length_penalty must be a finite number, got None"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

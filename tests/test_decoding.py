@@ -151,6 +151,34 @@ def test_the_cache_keeps_the_selected_rows_in_order():
     np.testing.assert_array_equal(values.data[:, 0, :3, 0], 10 * keys.data[:, 0, :3, 0])
 
 
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_every_way_of_decoding_runs_without_dropout_and_leaves_each_modules_mode(kind):
+    # Only GPT.generate once switched to eval: beam search (and greedy_decode: the sessions are
+    # what every loop runs the model through) on a model left in training mode dropped
+    # activations, a different result at every call.
+    ta.manual_seed(0)
+    if kind == "gpt":
+        model = GPT(vocab_size=9, context=12, n_layer=2, n_head=2, d_model=16, dropout=0.5)
+        start = (np.array([[3, 4, 5]]),)                     # model.start_decoding(*start)
+    else:
+        model = Transformer(9, 9, context=10, n_layer=1, n_head=2, d_model=16, dropout=0.5)
+        start = (np.array([[3, 4, 5, 6]]), BOS)
+    sharpened(model)
+    model.eval()
+    expected = beam_search(model.start_decoding(*start), beam_size=3, max_len=6, eos_id=EOS)
+    model.train()
+    model.decoder.layers[0].eval()                  # a module in a mode of its own keeps it
+    for _ in range(3):
+        found = beam_search(model.start_decoding(*start), beam_size=3, max_len=6, eos_id=EOS)
+        np.testing.assert_array_equal(found.tokens, expected.tokens)
+        assert found.score == expected.score
+    if kind == "gpt":
+        model.generate(np.array([[3, 4, 5]]), 2)    # once left every module in the model's mode
+    modes = {name: module.training for name, module in model.named_modules()}
+    assert not modes["decoder.layers.0"] and not modes["decoder.layers.0.ffn"]
+    assert all(mode for name, mode in modes.items() if not name.startswith("decoder.layers.0"))
+
+
 def test_finished_rows_can_be_padded_and_the_loop_stops_when_all_are_done():
     class Scripted:
         """A session whose rows write these tokens, one a step, whatever came before."""

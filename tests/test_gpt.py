@@ -318,6 +318,12 @@ def test_bad_sampling_settings_are_clear_errors():
         model.generate(tokens((1, 2)), 1, top_p=1.5)
     with pytest.raises(ValueError, match="top_k must be a whole number"):
         model.generate(tokens((1, 2)), 1, top_k=0)
+    # a seed in the generator's place once failed at the first draw: 'int' has no 'random'
+    with pytest.raises(TypeError, match=r"^generate: generator must be a numpy Generator, as "
+                                        r"np.random.default_rng\(seed\) makes, .*got 42$"):
+        model.generate(tokens((1, 2)), 1, generator=42)
+    with pytest.raises(TypeError, match=r"^sample_next: rng must be a numpy Generator.*got 42$"):
+        sample_next([[0.0, 1.0]], rng=42)
 
 
 # ------------------------------------------------------------------ learning

@@ -37,10 +37,13 @@ def every_use(tokens):
 
 
 @pytest.mark.parametrize("use", every_use(None).keys())
-def test_an_empty_sequence_is_refused_in_one_line(use):
+@pytest.mark.parametrize("empty", [np.zeros((1, 0), dtype=np.int64), [[]]],
+                         ids=["array", "list"])
+def test_an_empty_sequence_is_refused_in_one_line(use, empty):
+    # [[]], float64 to numpy, was once called an array of the wrong type
     with pytest.raises(ValueError, match=r"^tokens must hold at least one token a row, got "
                                          r"shape \(1, 0\)$"):
-        every_use(np.zeros((1, 0), dtype=np.int64))[use]()
+        every_use(empty)[use]()
 
 
 @pytest.mark.parametrize("use", every_use(None).keys())
@@ -113,6 +116,44 @@ def test_a_beam_size_that_is_not_a_whole_number_is_refused(beam_size):
     with pytest.raises(ValueError, match=f"^beam_search: beam_size must be a whole number >= 1, "
                                          f"got {beam_size!r}$"):
         beam_search(gpt.start_decoding([[3, 4]]), beam_size=beam_size)
+
+
+# --------------------------------------------------------------------------------------------
+# What ends a sequence
+
+
+def ending_loops():
+    """Each decoding loop, as a call taking its eos_id, and the name it is refused under."""
+    gpt, _, seq2seq = tiny_models()
+    prompt = np.array([[3, 4, 5]])
+    return {"generate": (lambda eos: gpt.generate(prompt, 2, eos_id=eos), "generate"),
+            "greedy_decode": (lambda eos: seq2seq.greedy_decode(prompt, 2, BOS, eos),
+                              "greedy_decode"),
+            "gpt beam_search": (lambda eos: beam_search(gpt.start_decoding(prompt), max_len=2,
+                                                        eos_id=eos), "beam_search"),
+            "transformer beam_search": (lambda eos: beam_search(
+                seq2seq.start_decoding(prompt, BOS), max_len=2, eos_id=eos), "beam_search")}
+
+
+@pytest.mark.parametrize("loop", ending_loops().keys())
+@pytest.mark.parametrize("eos_id", [1.5, -1, 11, True, "2", [3, 11], (3, -1), [3, 2.0],
+                                    np.array([3, 11])])
+def test_an_eos_id_the_model_cannot_write_is_refused(loop, eos_id):
+    # the vocabulary has 11 tokens: these were accepted, and never ended anything
+    write, called = ending_loops()[loop]
+    with pytest.raises(ValueError, match=rf"^{called}: eos_id must be a token id in \[0, 11\) or "
+                                         rf"a list of them, got {re.escape(repr(eos_id))}$"):
+        write(eos_id)
+
+
+@pytest.mark.parametrize("loop", ending_loops().keys())
+def test_an_eos_id_list_naming_no_token_is_refused_and_ids_in_any_integer_form_are_taken(loop):
+    write, called = ending_loops()[loop]
+    with pytest.raises(ValueError, match=f"^{called}: eos_id names no token; give an id, a list "
+                                         f"of ids, or None$"):
+        write([])
+    for eos_id in (np.int64(10), [3, np.int64(10)], np.array([3, 10]), (0, 10)):
+        write(eos_id)
 
 
 # --------------------------------------------------------------------------------------------

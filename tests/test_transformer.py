@@ -156,6 +156,29 @@ def test_without_a_pad_id_greedy_decoding_fills_a_finished_row_with_eos():
     np.testing.assert_array_equal(out[1], [*free[1, :end], *[eos] * (7 - end)])
 
 
+@pytest.mark.parametrize("pad_id", [None, 5])
+def test_greedy_decoding_takes_several_eos_ids_and_fills_with_one_token_as_gpt_does(pad_id):
+    # A list of ids once went into the filling as it was: a broadcast error, or, with as many
+    # rows as ids, row i filled with the i-th id.
+    manual_seed(0)
+    model = Transformer(6, 6, context=10, n_layer=1, n_head=2, d_model=8, pad_id=pad_id)
+    for p in model.parameters():
+        p.data *= 3                             # sharper: the two rows write different tokens
+    src = np.random.default_rng(0).integers(1, 5, (2, 6))
+    free = model.greedy_decode(src, 6, bos_id=1)              # (2, 7), no eos
+    end = 1                                                   # row 1 ends at its first token
+    unused = next(t for t in range(6) if t not in free[:, 1:])
+    assert free[1, end] not in free[0] and (free[1, end + 1:] != free[1, end]).any(), \
+        "would prove nothing"
+    out = model.greedy_decode(src, 6, bos_id=1, eos_id=[unused, free[1, end]])
+    fill = unused if pad_id is None else pad_id               # the first id, or the padding
+    np.testing.assert_array_equal(out[0], free[0])
+    np.testing.assert_array_equal(out[1], [*free[1, :end + 1], *[fill] * (6 - end)])
+    three = np.concatenate([src, src[:1]])                    # a batch of another size
+    np.testing.assert_array_equal(
+        model.greedy_decode(three, 6, bos_id=1, eos_id=[unused, free[1, end]]), [*out, out[0]])
+
+
 def test_target_padding_never_changes_the_logits_of_real_target_positions():
     manual_seed(0)
     model = Transformer(6, 6, context=10, n_layer=2, n_head=2, d_model=8, tie_weights=False)

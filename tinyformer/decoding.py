@@ -12,6 +12,11 @@ and the decoding loops below are written once against it:
                             copies and drops sequences as it goes
     session.room            how many more tokens the model can write, or None for no end;
                             a loop asked for more refuses before its first step
+    session.model           (optional) the Module it runs, for the loops to switch off its
+                            dropout while they decode
+
+The loops below run their session's model as at inference whatever mode it is in (see
+`_inference`): every loop, and every model's way in to them, decodes without dropout.
 
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
@@ -29,17 +34,19 @@ likely sequences (see its docstring).
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tinyautograd import Tensor, no_grad, random
+from tinyautograd import Tensor, nn, no_grad, random
 
 from .attention import KVCache
 from .layers import Tokens, token_array
-from .sampling import check_sampling, draw_next
-from .schema import check_whole
+from .sampling import check_generator, check_sampling, draw_next
+from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -47,7 +54,7 @@ if TYPE_CHECKING:                   # the models import this module
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
-           "Hypothesis", "gnmt_length_penalty", "ends"]
+           "Hypothesis", "gnmt_length_penalty", "ends", "fill_after_end"]
 
 # The token that ends a sequence, or several (as transformers' eos_token_id: a chat model's
 # <|im_end|> ends its answer, <|endoftext|> a whole text), or None: nothing ends it early.
@@ -61,8 +68,61 @@ def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
     return np.isin(tokens, eos_id)
 
 
+def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
+    """ValueError, in one line, unless `eos_id` is None, a token id in [0, vocab_size) or a list
+    of them: an id the model cannot write would never end anything. The loops check it at
+    their first step, where the logits say how many tokens the model has."""
+    if eos_id is None:
+        return
+    if isinstance(eos_id, np.ndarray):
+        ids = eos_id.ravel().tolist()
+    elif isinstance(eos_id, Sequence):
+        ids = list(eos_id)
+    else:
+        ids = [eos_id]
+    if not ids:
+        raise ValueError(f"{where}: eos_id names no token; give an id, a list of ids, or None")
+    token = Whole(0, vocab_size - 1)                    # not 1.5, not True, not "2"
+    if any(token.why(i) for i in ids):
+        raise ValueError(f"{where}: eos_id must be a token id in [0, {vocab_size}) or a list "
+                         f"of them, got {eos_id!r}")
+
+
+def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
+    """What a model's decoding writes in a row once it has ended, for `generate`'s
+    `fill_after_eos`: the model's `pad_id`, or else its end id, the first of several (as
+    transformers pads with eos where a model has no padding token). None when nothing ends a
+    row. The one rule for every model: one id for every row, whatever the batch."""
+    if eos_id is None:
+        return None
+    if pad_id is not None:
+        return pad_id
+    first = np.ravel(eos_id)[:1]            # [] names no token: nothing to fill with
+    return first[0].item() if first.size else None
+
+
 # --------------------------------------------------------------------------------------------
 # Sessions: a batch of sequences being written, and the model that continues them
+
+
+@contextlib.contextmanager
+def _inference(model):
+    """Run `model` as decoding must: every module in eval mode (dropout off: the same tokens at
+    every call, from a model left in training mode too) and no gradients recorded. Afterwards
+    each module is back in the mode it was in. The two loops run under it, and so does an
+    encoder-decoder session's encoding, so that every way of decoding does: once a call, since
+    walking a model's modules costs about as much as a token of a small model. A stand-in model
+    that is not a Module has no modes."""
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.training = False
+    try:
+        with no_grad():
+            yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.training = mode
 
 
 class DecoderOnlySession:
@@ -109,7 +169,8 @@ class EncoderDecoderSession:
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
         self.model = model
-        self.memory, self.src_mask = model.encode(src)       # (B, S, C), (B, 1, 1, S) or None
+        with _inference(model):                              # (B, S, C), (B, 1, 1, S) or None
+            self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.cache = KVCache() if use_cache else None
 
@@ -154,9 +215,12 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
              fill_after_eos: int | None = None,
              threads: AdaptiveThreads | None = None) -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
-    session's tokens (B, t + new). Temperature 0 is greedy. Stops early once every row has
-    written `eos_id` (or one of several ids); with `fill_after_eos`, a finished row's later
-    tokens are that token (a padding id) instead of whatever the model would go on to write.
+    session's tokens (B, t + new). A decoder-only session's prompts are of one length, none
+    padded: nothing hides padding from a GPT, which would read the pad tokens as part of the
+    text; prompts of different lengths take one session, and call, per length. Temperature 0
+    is greedy. Stops early once every row has written `eos_id` (or one of several ids); with
+    `fill_after_eos`, a finished row's later tokens are that token (a padding id) instead of
+    whatever the model would go on to write.
     `streamer`, if given, is called with each step's tokens (B,) as soon as they are chosen.
     `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
     seeded one. `threads` (an entered resources.AdaptiveThreads) times the steps to choose the
@@ -165,12 +229,15 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
+    check_generator("generate", "generator", generator)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
-    with no_grad():
-        for _ in range(max_new_tokens):
+    with _inference(getattr(session, "model", None)):
+        for step in range(max_new_tokens):
             with _timed(threads):
                 logits = session.next_logits()
+            if step == 0:
+                check_eos_id("generate", eos_id, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)
@@ -250,14 +317,20 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}")
+    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
+            or not math.isfinite(length_penalty)):
+        raise ValueError(f"beam_search: length_penalty must be a finite number, got "
+                         f"{length_penalty!r}")
     eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
-    with no_grad():
+    with _inference(getattr(session, "model", None)):
         for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
             # 1. Expand. float64: log-probabilities add up over many steps.
             with _timed(threads):
                 logits = Tensor(session.next_logits(), dtype=np.float64)
+            if step == 1:
+                check_eos_id("beam_search", eos_id, logits.shape[-1])
             candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)
             V = candidates.shape[1]
             # 2. Rank: a stable sort of the flattened (n * V,) array breaks ties by beam,

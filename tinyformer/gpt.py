@@ -24,7 +24,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
-from .decoding import DecoderOnlySession, generate
+from .decoding import DecoderOnlySession, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
@@ -136,27 +136,23 @@ class GPT(nn.Module):
                  streamer: Callable[[np.ndarray], None] | None = None,
                  threads: AdaptiveThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
-        (B, T + new) array. temperature 0 is greedy. The model sees the last `context` tokens
-        at each step. Stops early once every row has produced `eos_id`, or one of several ids
-        (as transformers' eos_token_id, a list for a chat model); a row that has ended before
-        the others is filled with eos_id, the first of several (as transformers fills it with
-        pad_token_id, which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
-        Generator) makes sampling repeatable; by default the engine's seeded one is used.
-        `streamer`, if given, is called with each step's new tokens (B,) as soon as they are
-        chosen (as transformers' streamer=): `tinyformer generate` prints text with it.
+        (B, T + new) array. The rows are prompts of one length, T: a GPT has no padding mask,
+        so a shorter prompt padded would have its pad tokens read as part of its text.
+        Prompts of different lengths take one call per length. temperature 0 is greedy. The
+        model sees the last `context` tokens at each step. Stops early once every row has
+        produced `eos_id`, or one of several ids (as transformers' eos_token_id, a list for a
+        chat model); a row that has ended before the others is filled with eos_id, the first
+        of several (as transformers fills it with pad_token_id, which is eos for GPT-2; a GPT
+        has no padding token). `generator` (a numpy Generator, np.random.default_rng(seed))
+        makes sampling repeatable; by default the engine's seeded one is used. `streamer`, if
+        given, is called with each step's new tokens (B,) as soon as they are chosen (as
+        transformers' streamer=): `tinyformer generate` prints text with it.
+        Dropout is off while it writes, whatever the model's mode (left as it was).
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
         `threads` (an entered resources.AdaptiveThreads) times the steps to choose the BLAS
         threads, as training does."""
-        if eos_id is not None and np.size(eos_id) == 0:
-            raise ValueError("generate: eos_id names no token; give an id, a list of ids, or None")
-        fill = None if eos_id is None else int(np.ravel(eos_id)[0])
-        was_training = self.training
-        self.eval()
-        try:
-            return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature,
-                            top_k, top_p, eos_id, generator, streamer, fill_after_eos=fill,
-                            threads=threads)
-        finally:
-            self.train(was_training)
+        return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
+                        top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
+                        threads=threads)

@@ -236,11 +236,12 @@ def token_array(idx: Tokens) -> np.ndarray:
     if idx.dtype.kind in "US":                  # a common slip: the text itself
         raise TypeError("tokens must be token ids, not text; encode it with the tokenizer "
                         "first (tokenizer.encode)")
+    # Before the dtype: numpy makes [[]] float64, and rows of no tokens are what is wrong.
+    if idx.ndim == 2 and idx.shape[1] == 0:
+        raise ValueError(f"tokens must hold at least one token a row, got shape {idx.shape}")
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
                         f"{idx.shape}")
-    if idx.shape[1] == 0:
-        raise ValueError(f"tokens must hold at least one token a row, got shape {idx.shape}")
     return idx
 
 

@@ -30,6 +30,15 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
                    SAMPLING_RULES, name=name)
 
 
+def check_generator(where: str, name: str, generator: object) -> None:
+    """TypeError, in one line, unless `generator` is None (the engine's seeded one) or a numpy
+    Generator: a seed given in its place would fail at the first draw, deep inside. What the
+    draws use is its `random(shape)`, so a stand-in with one (a test's) is taken too."""
+    if generator is not None and not callable(getattr(generator, "random", None)):
+        raise TypeError(f"{where}: {name} must be a numpy Generator, as np.random.default_rng"
+                        f"(seed) makes, or None for the engine's seeded one, got {generator!r}")
+
+
 def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None,
                 rng: np.random.Generator | None = None) -> np.ndarray:
@@ -42,6 +51,7 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     is used, as by generate.
     """
     check_sampling(temperature, top_k, top_p)
+    check_generator("sample_next", "rng", rng)
     logits = np.asarray(logits)
     if logits.ndim not in (1, 2) or logits.shape[-1] == 0:
         raise ValueError(f"sample_next: logits must be (B, V) or (V,) with V >= 1, got shape "

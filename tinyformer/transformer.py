@@ -27,7 +27,8 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
-from .decoding import EncoderDecoderSession, check_room, generate
+from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
+                       fill_after_end, generate)
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      soft_capped, token_array)
 from .schema import check_whole
@@ -165,26 +166,27 @@ class Transformer(nn.Module):
         (B, S) from `bos_id`: what greedy_decode and beam search write with."""
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
-    def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: int | None = None,
+    def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: EosIds = None,
                       use_cache: bool = True, threads: AdaptiveThreads | None = None
                       ) -> np.ndarray:
         """Translate src (B, S) by taking the most likely token at every step.
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens, and
         max_len <= context (the last token written reads the context's worth before it). A
-        sequence that has produced eos_id is finished; its later tokens are pad_id (eos_id when
-        the model has no pad_id, as transformers pads with eos), and the loop stops once every
-        sequence is finished. The encoder runs once; with `use_cache` (the
+        sequence that has produced eos_id (or one of several ids, as for GPT.generate) is
+        finished; its later tokens are pad_id (eos_id, the first of several, when the model has
+        no pad_id, as transformers pads with eos), and the loop stops once every sequence is
+        finished. The encoder runs once; with `use_cache` (the
         default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
-        on the whole prefix at each step (same tokens, quadratic work). Call `model.eval()`
-        first if the model has dropout. `threads`: as for GPT.generate.
+        on the whole prefix at each step (same tokens, quadratic work). Dropout is off while it
+        decodes, whatever the model's mode (left as it was). `threads`: as for GPT.generate.
         """
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
         session = self.start_decoding(src, bos_id, use_cache)
         check_room(session, "greedy_decode", max_len=max_len)
-        fill = eos_id if self.pad_id is None else self.pad_id
-        return generate(session, max_len, temperature=0, eos_id=eos_id, fill_after_eos=fill,
-                        threads=threads)
+        check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
+        return generate(session, max_len, temperature=0, eos_id=eos_id,
+                        fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads)
 
     def extra_repr(self) -> str:
         c = self.config
