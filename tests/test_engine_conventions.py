@@ -2,6 +2,7 @@
 conversions to Python numbers, the grad modes, in-place operators."""
 
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -27,6 +28,66 @@ def test_wrapping_a_tensor_keeps_its_dtype_as_np_asarray_does():
 def test_data_that_is_not_numbers_is_refused(data):
     with pytest.raises(TypeError, match=r"^Tensor: the data must be numbers or booleans, got "):
         Tensor(data)
+
+
+NOT_NUMBERS = {"None": None, "str": "2", "dict": {"a": 1}, "list with None": [1, None]}
+OPERATORS = ["+", "-", "*", "/", "**", "@", "<", ">=", "==", "!="]
+
+
+def _apply(symbol, a, b):
+    return eval(f"a {symbol} b")   # (one of OPERATORS)
+
+
+@pytest.mark.parametrize("symbol, bad", [
+    (symbol, bad) for symbol in OPERATORS for bad in NOT_NUMBERS.values()
+    # (a string or list times a tensor is Python's repetition, which asks for an index)
+    if not (symbol == "*" and isinstance(bad, (str, list)))])
+def test_an_operand_that_is_not_numbers_gets_pythons_answer_as_in_torch(symbol, bad):
+    # numpy would read "2" as 2 and cast None to NaN: the operators answer NotImplemented, and
+    # Python raises its own TypeError (or, for == and !=, compares identities), as for torch.
+    for ours, theirs in [(Tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])),
+                         (Tensor([1, 2]), torch.tensor([1, 2]))]:
+        # (A string or list on the left is asked first, and repeats or joins itself: not ours.)
+        for left in (True, False) if not isinstance(bad, (str, list)) else (True,):
+            def run(t, left=left):
+                return _apply(symbol, t, bad) if left else _apply(symbol, bad, t)
+            try:
+                expected = run(theirs)
+            except TypeError as error:
+                with pytest.raises(TypeError, match=f"^{re.escape(str(error))}$"):
+                    run(ours)
+            else:
+                assert run(ours) is expected                     # False or True, not a tensor
+
+
+@pytest.mark.parametrize("symbol", ["+", "-", "*", "/"])
+def test_augmented_assignment_with_what_is_not_numbers_gets_pythons_type_error(symbol):
+    x = Tensor([1.0, 2.0])
+    expected = f"unsupported operand type(s) for {symbol}=: 'Tensor' and 'NoneType'"
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        exec(f"x {symbol}= None")
+    assert x.tolist() == [1.0, 2.0]
+
+
+FUNCTIONS_OF_VALUES = {   # each given None, or a string, where numbers belong
+    "where: cond": lambda x: ta.where(None, x, 0.0),
+    "where: a": lambda x: ta.where([True, False], None, x),
+    "where: b": lambda x: ta.where([True, False], x, None),
+    "masked_fill: mask": lambda x: x.masked_fill(None, 0.0),
+    "masked_fill: value": lambda x: x.masked_fill([True, False], None),
+    "in: the value": lambda x: None in x,
+    "backward: grad": lambda x: (x * 2).backward("1"),
+    "layer_norm: weight": lambda x: ta.functional.layer_norm(x, "ab"),
+    "linear: weight": lambda x: ta.functional.linear(x, "ab", Tensor([0.0])),
+}
+
+
+@pytest.mark.parametrize("what", FUNCTIONS_OF_VALUES)
+def test_a_function_given_what_is_not_numbers_names_itself_and_the_type(what):
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=rf"^{what} must be a number, an array of numbers or a "
+                                        rf"Tensor, got (NoneType|str)$"):
+        FUNCTIONS_OF_VALUES[what](x)
 
 
 # ------------------------------------------------------------------ the array protocol

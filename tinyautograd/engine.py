@@ -410,27 +410,51 @@ def _shape_error(fn, inputs, error):
 # Tensor
 
 
-def _lift(value, like):
+class _NotNumbers(TypeError):
+    """An operand that is neither a Tensor nor numbers: None, a string, a dict. numpy would
+    make an array of objects of it (NaN, once cast) or read the string ("2" adding 2).
+    The operators answer NotImplemented for it, so that Python raises its own TypeError, as
+    for torch ("unsupported operand type(s) for +: 'Tensor' and 'NoneType'"); every other
+    caller names itself and the argument (`what`), and the user gets a TypeError saying so."""
+
+
+def _numbers(value, what=None):
+    """`value` (not a Tensor) as a numpy array of numbers or booleans; anything else refused:
+    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        if what is None:
+            raise _NotNumbers(type(value).__name__)
+        raise TypeError(f"{what} must be a number, an array of numbers or a Tensor, got "
+                        f"{type(value).__name__}")
+    return array
+
+
+def _lift(value, like, what=None):
     """A Tensor for an operand. Python numbers and numpy arrays that meet a floating-point tensor
     take its dtype (so `x * 2` stays float32, and a float64 tensor keeps float64 operands
-    exact); anything else goes through the Tensor constructor."""
+    exact); anything else goes through the Tensor constructor. What is not numbers is refused
+    (`_numbers`)."""
     if isinstance(value, Tensor):
         return value
+    array = _numbers(value, what)
     if like.dtype.kind == "f":
-        return Tensor._make(np.asarray(value, dtype=like.dtype))
-    return Tensor(value)
+        return Tensor._make(array.astype(like.dtype, copy=False))
+    return Tensor(array)
 
 
-def _operands(a, b):
+def _operands(a, b, names=None):
     """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
     dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
     boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
     make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
-    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.)"""
+    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
+    name a function's two arguments in the error for one that is not numbers; without them,
+    an operator's operands, _NotNumbers is raised (see `_binary`)."""
     if not isinstance(b, Tensor):
-        b = _lift(b, a)
+        b = _lift(b, a, names and names[1])
     elif not isinstance(a, Tensor):
-        a = _lift(a, b)
+        a = _lift(a, b, names and names[0])
     if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
         a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
         if a_floats and not b_floats:               # an integer tensor never requires a grad:
@@ -438,6 +462,16 @@ def _operands(a, b):
         elif b_floats and not a_floats:
             a = Tensor._make(a.data.astype(b.dtype))
     return a, b
+
+
+def _binary(fn, a, b):
+    """`a <op> b` for the operators: NotImplemented for an operand that is not numbers, so that
+    Python tries the other operand's method and then raises its own TypeError, as for torch."""
+    try:
+        a, b = _operands(a, b)
+    except _NotNumbers:
+        return NotImplemented
+    return fn.apply(a, b)
 
 
 class Tensor:
@@ -594,7 +628,7 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __contains__(self, value: Any) -> bool:   # numpy's and torch's: any element equal
-        return bool((self.data == _lift(value, self).data).any())
+        return bool((self.data == _lift(value, self, "in: the value").data).any())
 
     def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
@@ -611,20 +645,19 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(self, other))
-    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(other, self))
-    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(self, other))
-    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(other, self))
-    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(self, other))
-    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(other, self))
-    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(self, other))
-    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(other, self))
-    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(self, other))
-    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(other, self))
-    def __matmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(*_operands(self, other))
-    def __rmatmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(*_operands(other, self))
+    # (NotImplemented for an operand that is not numbers: see `_binary`.)
+    def __add__(self, other: Operand) -> Tensor: return _binary(ops.Add, self, other)
+    def __radd__(self, other: Operand) -> Tensor: return _binary(ops.Add, other, self)
+    def __sub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, self, other)
+    def __rsub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, other, self)
+    def __mul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, self, other)
+    def __rmul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, other, self)
+    def __truediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, self, other)
+    def __rtruediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, other, self)
+    def __pow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, self, other)
+    def __rpow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, other, self)
+    def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
+    def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
     # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
@@ -643,6 +676,11 @@ class Tensor:
 
     def _update(self, symbol, other):
         in_place, recorded = _UPDATES[symbol]
+        if not isinstance(other, Tensor):
+            try:
+                _numbers(other)
+            except _NotNumbers:     # Python raises its TypeError for x += None, as for torch
+                return NotImplemented
         if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
                                    and other._requires_grad):
             if self.grad_fn is None and self._requires_grad:
@@ -665,8 +703,14 @@ class Tensor:
         return self
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
+    # Against what is not numbers, NotImplemented, as the operators: `x > None` raises Python's
+    # TypeError and `x == None` is False, as for torch.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
-        return Tensor._make(compare(self.data, _lift(other, self).data))
+        try:
+            other = _lift(other, self)
+        except _NotNumbers:
+            return NotImplemented
+        return Tensor._make(compare(self.data, other.data))
 
     def __lt__(self, other: Operand) -> Tensor: return self._compared(other, np.less)
     def __le__(self, other: Operand) -> Tensor: return self._compared(other, np.less_equal)
@@ -770,7 +814,7 @@ class Tensor:
 
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
-        return where(mask, value, self)
+        return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
 
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
@@ -829,7 +873,7 @@ def _seed(output, grad, caller, argument):
                                f"is ambiguous; reduce it to one number first (for example "
                                f".sum()), or pass {argument} of shape {output.shape}")
         return Tensor._make(np.ones_like(output.data))
-    grad = _lift(grad, output)
+    grad = _lift(grad, output, f"{caller}: {argument}")
     if grad.shape != output.shape:
         raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
                          f"{output.shape}")
@@ -880,9 +924,18 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
     side was chosen."""
-    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = Tensor(a)
+    return _where(cond, a, b, "where", ("cond", "a", "b"))
+
+
+def _where(cond, a, b, op, names):
+    """where(cond, a, b) for `op` (where, masked_fill), whose errors name the arguments."""
+    if not isinstance(cond, Tensor):
+        cond = Tensor(_numbers(cond, f"{op}: {names[0]}"))
+    if not isinstance(a, Tensor):
+        a = _lift(a, b, f"{op}: {names[1]}") if isinstance(b, Tensor) else Tensor(
+            _numbers(a, f"{op}: {names[1]}"))
+    if not isinstance(b, Tensor):
+        b = _lift(b, a, f"{op}: {names[2]}")
     if cond.dtype != bool:                  # (a boolean one goes as it is: a change to it counts)
         cond = Tensor._make(cond.data.astype(bool))
     return ops.Where.apply(cond, *_operands(a, b))
@@ -1025,7 +1078,8 @@ def _run_hooks(t, grad, create_graph):
     for hook in t._hooks:
         replaced = hook(grad if create_graph else Tensor._make(grad))
         if replaced is not None:
-            replaced = _lift(replaced, t)
+            replaced = _lift(replaced, t, f"hook {getattr(hook, '__name__', hook)!r}: "
+                                          f"its result")
             if replaced.shape != t.shape:   # it would become .grad, or reach the wrong op
                 raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
                                    f"gradient of shape {replaced.shape} for a tensor of shape "
