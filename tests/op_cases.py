@@ -682,6 +682,11 @@ CASES = [
     OpCase("broadcast_to", (ops.BroadcastTo,), lambda x, shape: x.broadcast_to(shape),
            lambda x, shape: x.broadcast_to(shape), draw_broadcast_to),
 
+    # -- dtypes: the gradient cast back to the input's (float32 goes through float64 here)
+    OpCase("astype: to float64 and back", (ops.AsType,),
+           lambda x: x.astype(np.float64).astype(x.dtype),
+           lambda x: x.to(torch.float64).to(x.dtype), one(normal)),
+
     # -- indexing: the gradient is scattered back, adding up where an index repeats
     OpCase("getitem: basic (slices, negative steps, None, ...)", (ops.GetItem,),
            lambda x, index: x[index], _torch_getitem_by_positions, draw_basic_index),

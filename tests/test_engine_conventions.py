@@ -258,6 +258,54 @@ def test_result_dtypes_are_torchs(expression):
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
 
 
+def test_a_gradient_has_its_inputs_dtype_as_in_torch_when_dtypes_mix():
+    # float32 x times a float64 c computes in float64; x's gradient is float32 all the same:
+    # from grad(), in .grad and .grad_tensor, and as x's hooks see it.
+    def run(lib, x, y, c):
+        seen = []
+        x.register_hook(lambda g: seen.append(g.dtype))
+        grads = lib.grad((x * y * c).sum(), [x, y])
+        (x * y * c).sum().backward()
+        return [g.dtype for g in grads] + seen + [x.grad.dtype, y.grad.dtype]
+
+    ours = run(ta, Tensor([1.0, 2.0], requires_grad=True),
+               Tensor([3.0, 4.0], dtype=np.float64, requires_grad=True),
+               Tensor([5.0, 6.0], dtype=np.float64))
+    theirs = run(torch.autograd, torch.tensor([1.0, 2.0], requires_grad=True),
+                 torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True),
+                 torch.tensor([5.0, 6.0], dtype=torch.float64))
+    assert [d.name for d in ours] == [str(d).removeprefix("torch.") for d in theirs]
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * Tensor([5.0, 6.0], dtype=np.float64)).sum().backward(create_graph=True)
+    assert x.grad_tensor.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_the_cast_of_a_gradient_is_recorded_under_create_graph_as_in_torch():
+    def second(lib, x, c):
+        (g,) = lib.grad((x * x * x * c).sum(), [x], create_graph=True)   # 3 x^2 c, float32
+        (gg,) = lib.grad((g * g).sum(), [x])                             # 36 x^3 c^2
+        return g, gg
+
+    values, constant = [1.0, 2.0], [0.5, 3.0]
+    g, gg = second(ta, Tensor(values, requires_grad=True), Tensor(constant, dtype=np.float64))
+    tg, tgg = second(torch.autograd, torch.tensor(values, requires_grad=True),
+                     torch.tensor(constant, dtype=torch.float64))
+    assert g.dtype == gg.dtype == np.float32 and tg.dtype == tgg.dtype == torch.float32
+    assert_allclose(gg.data, tgg.numpy(), rtol=1e-6)
+
+
+def test_astype_casts_in_the_graph_with_its_gradient_cast_back():
+    x = Tensor([0.7, 1.1, 1.3], dtype=np.float64, requires_grad=True)
+    y = x.astype(np.float32)
+    assert y.dtype == np.float32 and y.grad_fn.name == "astype"
+    # finite differences through float32 need a large step
+    assert ta.gradcheck(lambda x: (x.astype(np.float32) ** 3).astype(np.float64), x, eps=1e-2)
+    mixed = Tensor([1.0, 2.0, 3.0], dtype=np.float64)    # float32 meets float64 on the way back
+    assert ta.gradgradcheck(lambda x: x.astype(np.float32) ** 3 * mixed, x, eps=1e-2)
+    steps = x.astype(np.int64)                           # no gradient: outside the graph, as torch
+    assert steps.dtype == np.int64 and not steps.requires_grad
+
+
 FRACTIONS = {   # torch refuses these on integer tensors; here they follow the same rule
     "i.gelu()": (lambda i, f: i.gelu(), [0.841192, 1.954598, 2.996363]),
     "i.softmax()": (lambda i, f: i.softmax(), [0.090031, 0.244728, 0.665241]),

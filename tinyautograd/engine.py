@@ -804,6 +804,15 @@ class Tensor:
                              f"of shape {self.shape}") from None
         return ops.Transpose.apply(self, axes=tuple(axes))
 
+    def astype(self, dtype: DTypeLike) -> Tensor:
+        """This tensor in another dtype (a copy, as numpy's astype). A floating-point result is
+        in the graph, its gradient cast back; an integer or boolean one is outside it, as in
+        torch, since it has no gradient."""
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            return Tensor._make(self.data.astype(dtype))
+        return ops.AsType.apply(self, dtype=dtype)
+
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -1062,7 +1071,14 @@ def _input_grads(node, grad, create_graph):
                     f"rather than .data, so that it works on Tensors too")
         else:
             g = g.data if isinstance(g, Tensor) else np.asarray(g)
-        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape, node.name))
+        if g.shape != inp.shape:
+            g = _sum_to(g, inp.shape, node.name)
+        if g.dtype != inp.data.dtype:
+            # A gradient has its input's dtype, as torch's engine makes it: a float32 x times a
+            # float64 c gives float64 products, but x's hooks, .grad and grad() want float32.
+            # (A Tensor's astype is an op: under create_graph the cast is recorded.)
+            g = g.astype(inp.data.dtype)
+        shaped.append(g)
     return shaped
 
 
