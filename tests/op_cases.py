@@ -522,7 +522,8 @@ def index_add_via_getitem_backward(g, index, shape):
     """d(sum(x[index] * g))/dx: GetItem's backward, which applies IndexAdd to g."""
     with ta.enable_grad():
         x = ta.Tensor(np.zeros(shape, g.dtype), requires_grad=True, dtype=g.dtype)
-        return ta.grad(x[index], x, grad_outputs=g, create_graph=True)
+        (out,) = ta.grad(x[index], x, grad_outputs=g, create_graph=True)
+        return out
 
 
 def torch_index_add_via_getitem_backward(g, index, shape):

@@ -1147,8 +1147,9 @@ def _accumulate(t, grad, create_graph):
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = True) -> Tensor | None | tuple[Tensor | None, ...]:
-    """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
+         allow_unused: bool = True) -> tuple[Tensor | None, ...]:
+    """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated:
+    a tuple with one per input, even for one input Tensor (`(g,) = grad(loss, w)`).
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
@@ -1158,8 +1159,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     may be the one Tensor, array or number itself.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
@@ -1181,7 +1181,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     if unused and not allow_unused:
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
-    return found[0] if single else tuple(found)
+    return tuple(found)
 
 
 from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)
