@@ -421,6 +421,56 @@ def test_grad_modes_as_decorators_with_and_without_parentheses(restores_grad_mod
     assert bare_off.__name__ == "bare_off"
 
 
+def test_a_decorated_generator_runs_each_step_in_the_mode_as_torch(restores_grad_mode):
+    # Calling a generator function only makes the generator: its body runs at each next(),
+    # after the call has returned. Each step runs in the mode, the caller's mode in between.
+    def steps(lib, decorator, x):
+        @decorator
+        def doubled(x):
+            for _ in range(2):
+                received = yield (x * 2).requires_grad, lib.is_grad_enabled()
+                assert received == "go on"
+            return "done"
+
+        seen, generator = [], doubled(x)
+        seen.append(next(generator))
+        seen.append(lib.is_grad_enabled())               # the caller's mode, between steps
+        seen.append(generator.send("go on"))
+        with pytest.raises(StopIteration) as end:
+            generator.send("go on")
+        return seen + [end.value.value]
+
+    x, xt = Tensor([1.0], requires_grad=True), torch.tensor([1.0], requires_grad=True)
+    for ours, theirs in [(ta.no_grad(), torch.no_grad()),
+                         (ta.set_grad_enabled(False), torch.set_grad_enabled(False))]:
+        ta.set_grad_enabled(True)
+        torch.set_grad_enabled(True)
+        assert (steps(ta, ours, x) == steps(torch, theirs, xt)
+                == [(False, False), True, (False, False), "done"])
+    with ta.no_grad(), torch.no_grad():
+        assert (steps(ta, ta.enable_grad(), x) == steps(torch, torch.enable_grad(), xt)
+                == [(True, True), False, (True, True), "done"])
+
+
+def test_a_decorated_generator_closed_or_thrown_into_runs_that_in_the_mode(restores_grad_mode):
+    seen = []
+
+    @ta.no_grad()
+    def watched():
+        try:
+            yield 1
+        except ValueError:
+            seen.append(("thrown", ta.is_grad_enabled()))
+            yield 2
+        finally:
+            seen.append(("closed", ta.is_grad_enabled()))
+
+    generator = watched()
+    assert next(generator) == 1 and generator.throw(ValueError()) == 2
+    generator.close()
+    assert seen == [("thrown", False), ("closed", False)] and ta.is_grad_enabled()
+
+
 def test_no_grad_takes_effect_only_when_entered(restores_grad_mode):
     context = ta.no_grad()
     assert ta.is_grad_enabled()

@@ -22,6 +22,7 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import operator
 import os
@@ -77,12 +78,43 @@ class _GradMode:
         _mode.grad_enabled = self.prev
 
     def __call__(self, fn: Callable) -> Callable:
+        mode = self.mode
+        if inspect.isgeneratorfunction(fn):
+            return _generator_in_mode(fn, mode)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _GradMode(self.mode):
+            with _GradMode(mode):
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _generator_in_mode(fn, mode):
+    """A generator function `fn` decorated with a grad mode. Calling it only makes the generator;
+    its body runs at each next(), send() or throw(), after the call has returned: each of those
+    runs inside the mode, and the caller's own mode is back in between, as torch does."""
+
+    @functools.wraps(fn)
+    def generator(*args, **kwargs):
+        steps = fn(*args, **kwargs)
+        resume, value = steps.send, None          # how to run fn's next step, and with what
+        while True:
+            with _GradMode(mode):
+                try:
+                    response = resume(value)
+                except StopIteration as end:      # fn returned: so does this generator
+                    return end.value
+            try:
+                resume, value = steps.send, (yield response)
+            except GeneratorExit:                 # closed: fn's generator closes in the mode
+                with _GradMode(mode):
+                    steps.close()
+                raise
+            except BaseException as error:        # thrown in: passed on to fn's generator
+                resume, value = steps.throw, error
+
+    return generator
 
 
 class set_grad_enabled(_GradMode):
