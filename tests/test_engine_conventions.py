@@ -258,6 +258,39 @@ def test_result_dtypes_are_torchs(expression):
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
 
 
+# A Python number is weak, as in torch: it takes a narrow tensor's dtype where it can (and
+# wraps as torch's do: uint8 0 - 1 is 255), and a float meeting integers gives float32.
+WEAK_NUMBERS = {
+    "t + 1": lambda t: t + 1,
+    "t - 1": lambda t: t - 1,
+    "1 - t": lambda t: 1 - t,
+    "t * 2": lambda t: t * 2,
+    "t + 200": lambda t: t + 200,
+    "t * 0.5": lambda t: t * 0.5,
+    "1.5 - t": lambda t: 1.5 - t,
+    "t + True": lambda t: t + True,
+    "t / 2": lambda t: t / 2,
+    "t ** 2": lambda t: t ** 2,
+    "2 ** t": lambda t: 2 ** t,
+    "t == 1": lambda t: t == 1,
+    "t > 0.5": lambda t: t > 0.5,
+}
+NARROW = ["int8", "int16", "int32", "uint8", "float16", "bool"]
+REFUSED_ON_BOOLEANS = {"t - 1", "1 - t", "1.5 - t"}          # by torch
+
+
+@pytest.mark.parametrize("expression, dtype", [
+    (expression, dtype) for expression in WEAK_NUMBERS for dtype in NARROW
+    if not (dtype == "bool" and expression in REFUSED_ON_BOOLEANS)])
+def test_python_numbers_are_weak_with_narrow_dtypes_as_in_torch(expression, dtype):
+    values = [0, 1, 2] if dtype != "bool" else [False, True, True]
+    fn = WEAK_NUMBERS[expression]
+    ours = fn(Tensor(np.array(values, dtype=dtype), dtype=dtype))
+    theirs = fn(torch.tensor(values, dtype=getattr(torch, dtype)))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
+
+
 def test_a_gradient_has_its_inputs_dtype_as_in_torch_when_dtypes_mix():
     # float32 x times a float64 c computes in float64; x's gradient is float32 all the same:
     # from grad(), in .grad and .grad_tensor, and as x's hooks see it.

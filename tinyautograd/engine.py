@@ -462,13 +462,30 @@ def _numbers(value, what=None):
     return array
 
 
+# A Python number is "weak", as in torch (and numpy 2): it takes the tensor's dtype, unless it is
+# of a higher kind (bool < int < float < complex), then its own kind's default dtype. So an int8
+# tensor + 1 stays int8, 0.5 * a float16 tensor stays float16, and an integer tensor * 0.5
+# gives float32. Ranks by numpy's dtype kinds, and each Python type's rank and default dtype:
+_KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
+                   float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
+
+
 def _lift(value, like, what=None):
-    """A Tensor for an operand. Python numbers and numpy arrays that meet a floating-point tensor
-    take its dtype (so `x * 2` stays float32, and a float64 tensor keeps float64 operands
-    exact); anything else goes through the Tensor constructor. What is not numbers is refused
+    """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
+    floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
+    any other goes through the Tensor constructor. What is not numbers is refused
     (`_numbers`)."""
     if isinstance(value, Tensor):
         return value
+    number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
+    if number is not None:
+        rank, own_dtype = number
+        dtype = like.dtype if rank <= _KIND_RANKS[like.dtype.kind] else own_dtype
+        try:
+            return Tensor._make(np.asarray(value, dtype))
+        except OverflowError:     # beyond a narrow integer dtype: it wraps, as torch's (uint8 -1
+            return Tensor._make(np.asarray(value).astype(dtype))     # is 255)
     array = _numbers(value, what)
     if like.dtype.kind == "f":
         return Tensor._make(array.astype(like.dtype, copy=False))
@@ -512,9 +529,10 @@ class Tensor:
     `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
     otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
     the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
-    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: an integer
-    tensor with a float (number or tensor) computes in the float's dtype, float32 for a number,
-    and `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
+    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: a Python number
+    takes the tensor's dtype where it can (an int32 tensor + 1 is int32); an integer tensor
+    with a float (number or tensor) computes in the float's dtype, float32 for a number, and
+    `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
     """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
