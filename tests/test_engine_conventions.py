@@ -768,6 +768,18 @@ def test_an_op_that_says_it_hands_its_input_back_shares_its_stamp():
         y.backward()
 
 
+def test_assignment_into_a_tensor_says_what_to_do_instead():
+    t = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for index in (0, slice(1, None), np.array([True, False, True])):
+        with pytest.raises(TypeError, match=r"^Tensor does not support assignment in place .*"
+                                            r"ta\.where\(mask, value, t\) or "
+                                            r"t\.masked_fill\(mask, value\).*t\.data under "
+                                            r"no_grad\(\)$"):
+            t[index] = 5.0
+    assert t.tolist() == [1.0, 2.0, 3.0]
+    assert t.masked_fill(np.array([True, False, False]), 5.0).tolist() == [5.0, 2.0, 3.0]
+
+
 def test_a_view_that_is_a_copy_does_not_share_its_inputs_stamp():
     a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0, 5.0])
     picked = b[[0, 2]]                           # integer-array indexing: a copy

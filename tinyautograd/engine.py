@@ -871,6 +871,13 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        # Not supported: an assignment in place would have to be recorded as an op of its own
+        # (torch's copy_ into a view). Say what does the same, rather than Python's bare error.
+        raise TypeError("Tensor does not support assignment in place (t[...] = value): make a "
+                        "new tensor with ta.where(mask, value, t) or t.masked_fill(mask, value), "
+                        "or, for an edit outside the graph, write into t.data under no_grad()")
+
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
         return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
