@@ -758,6 +758,19 @@ def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
     assert ta.gradcheck(wrong_square, x, raise_exception=False) is False
 
 
+def test_gradgradcheck_says_it_is_the_second_order_check_that_fails():
+    # Right first derivative 2x, but through x's array, a constant: its own derivative is lost.
+    constant_slope = square_with(lambda x, grad: grad * 2 * (x.data if isinstance(x, Tensor)
+                                                             else x))
+    x = f64(3)
+    assert ta.gradcheck(constant_slope, x)
+    with pytest.raises(ta.GradcheckError, match=r"^gradgradcheck: second-order gradient \(a "
+                                                r"Hessian-vector product\) of input 0 \(shape "
+                                                r"\(3,\)\) is wrong at index"):
+        ta.gradgradcheck(constant_slope, x)
+    assert ta.gradgradcheck(constant_slope, x, raise_exception=False) is False
+
+
 def test_gradcheck_fails_a_nan_gradient():
     nan_square = square_with(lambda x, grad: grad * 2 * x / (x != 0))   # nan at 0, where 2x is 0
     x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
