@@ -771,6 +771,14 @@ def test_gradgradcheck_says_it_is_the_second_order_check_that_fails():
     assert ta.gradgradcheck(constant_slope, x, raise_exception=False) is False
 
 
+@pytest.mark.parametrize("join", [ta.concat, ta.stack])
+def test_joining_no_tensors_says_so(join):
+    for nothing in ([], (), iter([])):
+        with pytest.raises(ValueError, match=rf"^{join.__name__}: needs at least one tensor, "
+                                             r"got an empty list$"):
+            join(nothing)
+
+
 def test_gradcheck_fails_a_nan_gradient():
     nan_square = square_with(lambda x, grad: grad * 2 * x / (x != 0))   # nan at 0, where 2x is 0
     x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
