@@ -522,7 +522,8 @@ def index_add_via_getitem_backward(g, index, shape):
     """d(sum(x[index] * g))/dx: GetItem's backward, which applies IndexAdd to g."""
     with ta.enable_grad():
         x = ta.Tensor(np.zeros(shape, g.dtype), requires_grad=True, dtype=g.dtype)
-        return ta.grad(x[index], x, grad_outputs=g, create_graph=True)
+        (out,) = ta.grad(x[index], x, grad_outputs=g, create_graph=True)
+        return out
 
 
 def torch_index_add_via_getitem_backward(g, index, shape):
@@ -681,6 +682,11 @@ CASES = [
            lambda x, a, b: x.swapaxes(a, b), draw_swapaxes),
     OpCase("broadcast_to", (ops.BroadcastTo,), lambda x, shape: x.broadcast_to(shape),
            lambda x, shape: x.broadcast_to(shape), draw_broadcast_to),
+
+    # -- dtypes: the gradient cast back to the input's (float32 goes through float64 here)
+    OpCase("astype: to float64 and back", (ops.AsType,),
+           lambda x: x.astype(np.float64).astype(x.dtype),
+           lambda x: x.to(torch.float64).to(x.dtype), one(normal)),
 
     # -- indexing: the gradient is scattered back, adding up where an index repeats
     OpCase("getitem: basic (slices, negative steps, None, ...)", (ops.GetItem,),

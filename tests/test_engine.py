@@ -278,7 +278,7 @@ def test_grad_takes_torchs_allow_unused_and_by_default_gives_none_for_an_unused_
         assert g_unused is None and torch.autograd.grad(
             (xt * xt).sum(), [xt, unused_t], allow_unused=True)[1] is None
         np.testing.assert_allclose(gx.data, 2 * x.data)
-    assert ta.grad((x * x).sum(), x, allow_unused=False) is not None
+    assert ta.grad((x * x).sum(), x, allow_unused=False)[0] is not None
 
 
 def test_a_seed_tensor_of_another_dtype_gives_gradients_in_the_inputs_dtype_as_torch():
@@ -288,8 +288,8 @@ def test_a_seed_tensor_of_another_dtype_gives_gradients_in_the_inputs_dtype_as_t
     assert gt.dtype == torch.float32                                    # torch casts the seed
     x = Tensor([1.0, 2.0], requires_grad=True)
     seed64 = Tensor([1.0, 1.0], dtype=np.float64)
-    assert ta.grad(x * x, x, grad_outputs=seed64).dtype == np.float32    # as an array's seed
-    assert ta.grad(x * x, x, grad_outputs=np.ones(2)).dtype == np.float32
+    assert ta.grad(x * x, x, grad_outputs=seed64)[0].dtype == np.float32    # as an array's seed
+    assert ta.grad(x * x, x, grad_outputs=np.ones(2))[0].dtype == np.float32
     seen = []
     y = x * x
     y.register_hook(lambda g: seen.append(g.dtype))
@@ -348,7 +348,7 @@ def test_grad_tensor_is_always_grad_with_a_graph_as_torchs_grad_is():
         (t * t).sum().backward(create_graph=True)        # ... a constant to the next one
     np.testing.assert_allclose(x.grad, xt.grad.detach().numpy())
     np.testing.assert_allclose(x.grad_tensor.data, xt.grad.detach().numpy())
-    second_x = ta.grad(x.grad_tensor.sum(), x)
+    (second_x,) = ta.grad(x.grad_tensor.sum(), x)
     (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt)
     np.testing.assert_allclose(second_x.data, second_xt.numpy())
 
@@ -394,12 +394,22 @@ def test_grad_returns_none_for_an_unused_input_and_does_not_touch_grad():
     assert gu is None and x.grad is None
 
 
+def test_grad_returns_a_tuple_for_one_input_tensor_too_as_torch():
+    import torch
+    w, wt = f64(1, 3), torch.tensor(f64(1, 3).data, requires_grad=True)
+    ours, theirs = ta.grad((w * w).sum(), w), torch.autograd.grad((wt * wt).sum(), wt)
+    assert type(ours) is type(theirs) is tuple and len(ours) == len(theirs) == 1
+    np.testing.assert_allclose(ours[0].data, theirs[0].numpy())       # grad(...)[0], (1, 3)
+
+
 def test_grad_takes_one_gradient_for_one_output_as_a_tensor_an_array_or_a_number():
     x = f64(2)
     for seed in (np.full(2, 3.0), Tensor(np.full(2, 3.0), dtype=np.float64), [np.full(2, 3.0)]):
-        np.testing.assert_allclose(ta.grad(x * 2, x, grad_outputs=seed).data, [6.0, 6.0])
-    np.testing.assert_allclose(ta.grad((x * 2).sum(), x, grad_outputs=3.0).data, [6.0, 6.0])
-    both = ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(2)])
+        (g,) = ta.grad(x * 2, x, grad_outputs=seed)
+        np.testing.assert_allclose(g.data, [6.0, 6.0])
+    (g,) = ta.grad((x * 2).sum(), x, grad_outputs=3.0)
+    np.testing.assert_allclose(g.data, [6.0, 6.0])
+    (both,) = ta.grad([x * 2, x * 3], x, grad_outputs=[np.ones(2), np.ones(2)])
     np.testing.assert_allclose(both.data, [5.0, 5.0])
 
 
@@ -753,6 +763,27 @@ def test_gradcheck_reports_the_worst_element_of_a_wrong_gradient():
                                                 r"analytic .*, numeric"):
         ta.gradcheck(wrong_square, x)
     assert ta.gradcheck(wrong_square, x, raise_exception=False) is False
+
+
+def test_gradgradcheck_says_it_is_the_second_order_check_that_fails():
+    # Right first derivative 2x, but through x's array, a constant: its own derivative is lost.
+    constant_slope = square_with(lambda x, grad: grad * 2 * (x.data if isinstance(x, Tensor)
+                                                             else x))
+    x = f64(3)
+    assert ta.gradcheck(constant_slope, x)
+    with pytest.raises(ta.GradcheckError, match=r"^gradgradcheck: second-order gradient \(a "
+                                                r"Hessian-vector product\) of input 0 \(shape "
+                                                r"\(3,\)\) is wrong at index"):
+        ta.gradgradcheck(constant_slope, x)
+    assert ta.gradgradcheck(constant_slope, x, raise_exception=False) is False
+
+
+@pytest.mark.parametrize("join", [ta.concat, ta.stack])
+def test_joining_no_tensors_says_so(join):
+    for nothing in ([], (), iter([])):
+        with pytest.raises(ValueError, match=rf"^{join.__name__}: needs at least one tensor, "
+                                             r"got an empty list$"):
+            join(nothing)
 
 
 def test_gradcheck_fails_a_nan_gradient():

@@ -2,6 +2,7 @@
 conversions to Python numbers, the grad modes, in-place operators."""
 
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -27,6 +28,66 @@ def test_wrapping_a_tensor_keeps_its_dtype_as_np_asarray_does():
 def test_data_that_is_not_numbers_is_refused(data):
     with pytest.raises(TypeError, match=r"^Tensor: the data must be numbers or booleans, got "):
         Tensor(data)
+
+
+NOT_NUMBERS = {"None": None, "str": "2", "dict": {"a": 1}, "list with None": [1, None]}
+OPERATORS = ["+", "-", "*", "/", "**", "@", "<", ">=", "==", "!="]
+
+
+def _apply(symbol, a, b):
+    return eval(f"a {symbol} b")   # (one of OPERATORS)
+
+
+@pytest.mark.parametrize("symbol, bad", [
+    (symbol, bad) for symbol in OPERATORS for bad in NOT_NUMBERS.values()
+    # (a string or list times a tensor is Python's repetition, which asks for an index)
+    if not (symbol == "*" and isinstance(bad, (str, list)))])
+def test_an_operand_that_is_not_numbers_gets_pythons_answer_as_in_torch(symbol, bad):
+    # numpy would read "2" as 2 and cast None to NaN: the operators answer NotImplemented, and
+    # Python raises its own TypeError (or, for == and !=, compares identities), as for torch.
+    for ours, theirs in [(Tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])),
+                         (Tensor([1, 2]), torch.tensor([1, 2]))]:
+        # (A string or list on the left is asked first, and repeats or joins itself: not ours.)
+        for left in (True, False) if not isinstance(bad, (str, list)) else (True,):
+            def run(t, left=left):
+                return _apply(symbol, t, bad) if left else _apply(symbol, bad, t)
+            try:
+                expected = run(theirs)
+            except TypeError as error:
+                with pytest.raises(TypeError, match=f"^{re.escape(str(error))}$"):
+                    run(ours)
+            else:
+                assert run(ours) is expected                     # False or True, not a tensor
+
+
+@pytest.mark.parametrize("symbol", ["+", "-", "*", "/"])
+def test_augmented_assignment_with_what_is_not_numbers_gets_pythons_type_error(symbol):
+    x = Tensor([1.0, 2.0])
+    expected = f"unsupported operand type(s) for {symbol}=: 'Tensor' and 'NoneType'"
+    with pytest.raises(TypeError, match=f"^{re.escape(expected)}$"):
+        exec(f"x {symbol}= None")
+    assert x.tolist() == [1.0, 2.0]
+
+
+FUNCTIONS_OF_VALUES = {   # each given None, or a string, where numbers belong
+    "where: cond": lambda x: ta.where(None, x, 0.0),
+    "where: a": lambda x: ta.where([True, False], None, x),
+    "where: b": lambda x: ta.where([True, False], x, None),
+    "masked_fill: mask": lambda x: x.masked_fill(None, 0.0),
+    "masked_fill: value": lambda x: x.masked_fill([True, False], None),
+    "in: the value": lambda x: None in x,
+    "backward: grad": lambda x: (x * 2).backward("1"),
+    "layer_norm: weight": lambda x: ta.functional.layer_norm(x, "ab"),
+    "linear: weight": lambda x: ta.functional.linear(x, "ab", Tensor([0.0])),
+}
+
+
+@pytest.mark.parametrize("what", FUNCTIONS_OF_VALUES)
+def test_a_function_given_what_is_not_numbers_names_itself_and_the_type(what):
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=rf"^{what} must be a number, an array of numbers or a "
+                                        rf"Tensor, got (NoneType|str)$"):
+        FUNCTIONS_OF_VALUES[what](x)
 
 
 # ------------------------------------------------------------------ the array protocol
@@ -197,6 +258,87 @@ def test_result_dtypes_are_torchs(expression):
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
 
 
+# A Python number is weak, as in torch: it takes a narrow tensor's dtype where it can (and
+# wraps as torch's do: uint8 0 - 1 is 255), and a float meeting integers gives float32.
+WEAK_NUMBERS = {
+    "t + 1": lambda t: t + 1,
+    "t - 1": lambda t: t - 1,
+    "1 - t": lambda t: 1 - t,
+    "t * 2": lambda t: t * 2,
+    "t + 200": lambda t: t + 200,
+    "t * 0.5": lambda t: t * 0.5,
+    "1.5 - t": lambda t: 1.5 - t,
+    "t + True": lambda t: t + True,
+    "t / 2": lambda t: t / 2,
+    "t ** 2": lambda t: t ** 2,
+    "2 ** t": lambda t: 2 ** t,
+    "t == 1": lambda t: t == 1,
+    "t > 0.5": lambda t: t > 0.5,
+}
+NARROW = ["int8", "int16", "int32", "uint8", "float16", "bool"]
+REFUSED_ON_BOOLEANS = {"t - 1", "1 - t", "1.5 - t"}          # by torch
+
+
+@pytest.mark.parametrize("expression, dtype", [
+    (expression, dtype) for expression in WEAK_NUMBERS for dtype in NARROW
+    if not (dtype == "bool" and expression in REFUSED_ON_BOOLEANS)])
+def test_python_numbers_are_weak_with_narrow_dtypes_as_in_torch(expression, dtype):
+    values = [0, 1, 2] if dtype != "bool" else [False, True, True]
+    fn = WEAK_NUMBERS[expression]
+    ours = fn(Tensor(np.array(values, dtype=dtype), dtype=dtype))
+    theirs = fn(torch.tensor(values, dtype=getattr(torch, dtype)))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
+
+
+def test_a_gradient_has_its_inputs_dtype_as_in_torch_when_dtypes_mix():
+    # float32 x times a float64 c computes in float64; x's gradient is float32 all the same:
+    # from grad(), in .grad and .grad_tensor, and as x's hooks see it.
+    def run(lib, x, y, c):
+        seen = []
+        x.register_hook(lambda g: seen.append(g.dtype))
+        grads = lib.grad((x * y * c).sum(), [x, y])
+        (x * y * c).sum().backward()
+        return [g.dtype for g in grads] + seen + [x.grad.dtype, y.grad.dtype]
+
+    ours = run(ta, Tensor([1.0, 2.0], requires_grad=True),
+               Tensor([3.0, 4.0], dtype=np.float64, requires_grad=True),
+               Tensor([5.0, 6.0], dtype=np.float64))
+    theirs = run(torch.autograd, torch.tensor([1.0, 2.0], requires_grad=True),
+                 torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True),
+                 torch.tensor([5.0, 6.0], dtype=torch.float64))
+    assert [d.name for d in ours] == [str(d).removeprefix("torch.") for d in theirs]
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * Tensor([5.0, 6.0], dtype=np.float64)).sum().backward(create_graph=True)
+    assert x.grad_tensor.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_the_cast_of_a_gradient_is_recorded_under_create_graph_as_in_torch():
+    def second(lib, x, c):
+        (g,) = lib.grad((x * x * x * c).sum(), [x], create_graph=True)   # 3 x^2 c, float32
+        (gg,) = lib.grad((g * g).sum(), [x])                             # 36 x^3 c^2
+        return g, gg
+
+    values, constant = [1.0, 2.0], [0.5, 3.0]
+    g, gg = second(ta, Tensor(values, requires_grad=True), Tensor(constant, dtype=np.float64))
+    tg, tgg = second(torch.autograd, torch.tensor(values, requires_grad=True),
+                     torch.tensor(constant, dtype=torch.float64))
+    assert g.dtype == gg.dtype == np.float32 and tg.dtype == tgg.dtype == torch.float32
+    assert_allclose(gg.data, tgg.numpy(), rtol=1e-6)
+
+
+def test_astype_casts_in_the_graph_with_its_gradient_cast_back():
+    x = Tensor([0.7, 1.1, 1.3], dtype=np.float64, requires_grad=True)
+    y = x.astype(np.float32)
+    assert y.dtype == np.float32 and y.grad_fn.name == "astype"
+    # finite differences through float32 need a large step
+    assert ta.gradcheck(lambda x: (x.astype(np.float32) ** 3).astype(np.float64), x, eps=1e-2)
+    mixed = Tensor([1.0, 2.0, 3.0], dtype=np.float64)    # float32 meets float64 on the way back
+    assert ta.gradgradcheck(lambda x: x.astype(np.float32) ** 3 * mixed, x, eps=1e-2)
+    steps = x.astype(np.int64)                           # no gradient: outside the graph, as torch
+    assert steps.dtype == np.int64 and not steps.requires_grad
+
+
 FRACTIONS = {   # torch refuses these on integer tensors; here they follow the same rule
     "i.gelu()": (lambda i, f: i.gelu(), [0.841192, 1.954598, 2.996363]),
     "i.softmax()": (lambda i, f: i.softmax(), [0.090031, 0.244728, 0.665241]),
@@ -310,6 +452,56 @@ def test_grad_modes_as_decorators_with_and_without_parentheses(restores_grad_mod
         assert not ta.is_grad_enabled()
     assert ta.is_grad_enabled()
     assert bare_off.__name__ == "bare_off"
+
+
+def test_a_decorated_generator_runs_each_step_in_the_mode_as_torch(restores_grad_mode):
+    # Calling a generator function only makes the generator: its body runs at each next(),
+    # after the call has returned. Each step runs in the mode, the caller's mode in between.
+    def steps(lib, decorator, x):
+        @decorator
+        def doubled(x):
+            for _ in range(2):
+                received = yield (x * 2).requires_grad, lib.is_grad_enabled()
+                assert received == "go on"
+            return "done"
+
+        seen, generator = [], doubled(x)
+        seen.append(next(generator))
+        seen.append(lib.is_grad_enabled())               # the caller's mode, between steps
+        seen.append(generator.send("go on"))
+        with pytest.raises(StopIteration) as end:
+            generator.send("go on")
+        return seen + [end.value.value]
+
+    x, xt = Tensor([1.0], requires_grad=True), torch.tensor([1.0], requires_grad=True)
+    for ours, theirs in [(ta.no_grad(), torch.no_grad()),
+                         (ta.set_grad_enabled(False), torch.set_grad_enabled(False))]:
+        ta.set_grad_enabled(True)
+        torch.set_grad_enabled(True)
+        assert (steps(ta, ours, x) == steps(torch, theirs, xt)
+                == [(False, False), True, (False, False), "done"])
+    with ta.no_grad(), torch.no_grad():
+        assert (steps(ta, ta.enable_grad(), x) == steps(torch, torch.enable_grad(), xt)
+                == [(True, True), False, (True, True), "done"])
+
+
+def test_a_decorated_generator_closed_or_thrown_into_runs_that_in_the_mode(restores_grad_mode):
+    seen = []
+
+    @ta.no_grad()
+    def watched():
+        try:
+            yield 1
+        except ValueError:
+            seen.append(("thrown", ta.is_grad_enabled()))
+            yield 2
+        finally:
+            seen.append(("closed", ta.is_grad_enabled()))
+
+    generator = watched()
+    assert next(generator) == 1 and generator.throw(ValueError()) == 2
+    generator.close()
+    assert seen == [("thrown", False), ("closed", False)] and ta.is_grad_enabled()
 
 
 def test_no_grad_takes_effect_only_when_entered(restores_grad_mode):
@@ -574,6 +766,18 @@ def test_an_op_that_says_it_hands_its_input_back_shares_its_stamp():
     b += 1
     with pytest.raises(RuntimeError, match=r"^backward of mul: its input 1 .* was changed"):
         y.backward()
+
+
+def test_assignment_into_a_tensor_says_what_to_do_instead():
+    t = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for index in (0, slice(1, None), np.array([True, False, True])):
+        with pytest.raises(TypeError, match=r"^Tensor does not support assignment in place .*"
+                                            r"ta\.where\(mask, value, t\) or "
+                                            r"t\.masked_fill\(mask, value\).*t\.data under "
+                                            r"no_grad\(\)$"):
+            t[index] = 5.0
+    assert t.tolist() == [1.0, 2.0, 3.0]
+    assert t.masked_fill(np.array([True, False, False]), 5.0).tolist() == [5.0, 2.0, 3.0]
 
 
 def test_a_view_that_is_a_copy_does_not_share_its_inputs_stamp():

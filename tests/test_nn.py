@@ -522,6 +522,35 @@ def test_initialisers_are_seeded_and_accept_a_generator():
                                   draw(generator=np.random.default_rng(7)))
 
 
+GAINS = [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None), ("relu", None),
+         ("selu", None), ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", 0)]
+
+
+@pytest.mark.parametrize("nonlinearity, param", GAINS)
+def test_gains_are_torchs(nonlinearity, param):
+    import torch
+    expected = torch.nn.init.calculate_gain(nonlinearity, param)
+    assert nn.init.calculate_gain(nonlinearity, param) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("nonlinearity, a", [("tanh", 0.0), ("selu", 0.0), ("sigmoid", 0.0),
+                                             ("leaky_relu", math.sqrt(5))])
+def test_kaiming_takes_torchs_nonlinearities_and_slope(nonlinearity, a):
+    import torch
+    fan_in, fan_out = 400, 300           # our weights are (in, out), torch's (out, in)
+    ours = nn.init.kaiming_normal_(Parameter(np.zeros((fan_in, fan_out))), a=a,
+                                   nonlinearity=nonlinearity, generator=np.random.default_rng(0))
+    theirs = torch.nn.init.kaiming_normal_(torch.zeros(fan_out, fan_in), a=a,
+                                           nonlinearity=nonlinearity,
+                                           generator=torch.Generator().manual_seed(0))
+    assert relative_error(ours.data.std(), theirs.std().item()) < 0.02
+    bound = nn.init.kaiming_uniform_(Parameter(np.zeros((fan_in, fan_out))), a,
+                                     nonlinearity=nonlinearity).data
+    theirs = torch.nn.init.kaiming_uniform_(torch.zeros(fan_out, fan_in), a,
+                                            nonlinearity=nonlinearity)
+    assert relative_error(np.abs(bound).max(), theirs.abs().max().item()) < 0.01
+
+
 def test_initialiser_errors():
     with pytest.raises(ValueError, match="at least 2 axes"):
         nn.init.xavier_normal_(Parameter(np.zeros(5)))

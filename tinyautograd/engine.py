@@ -22,6 +22,7 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import operator
 import os
@@ -77,12 +78,43 @@ class _GradMode:
         _mode.grad_enabled = self.prev
 
     def __call__(self, fn: Callable) -> Callable:
+        mode = self.mode
+        if inspect.isgeneratorfunction(fn):
+            return _generator_in_mode(fn, mode)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _GradMode(self.mode):
+            with _GradMode(mode):
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _generator_in_mode(fn, mode):
+    """A generator function `fn` decorated with a grad mode. Calling it only makes the generator;
+    its body runs at each next(), send() or throw(), after the call has returned: each of those
+    runs inside the mode, and the caller's own mode is back in between, as torch does."""
+
+    @functools.wraps(fn)
+    def generator(*args, **kwargs):
+        steps = fn(*args, **kwargs)
+        resume, value = steps.send, None          # how to run fn's next step, and with what
+        while True:
+            with _GradMode(mode):
+                try:
+                    response = resume(value)
+                except StopIteration as end:      # fn returned: so does this generator
+                    return end.value
+            try:
+                resume, value = steps.send, (yield response)
+            except GeneratorExit:                 # closed: fn's generator closes in the mode
+                with _GradMode(mode):
+                    steps.close()
+                raise
+            except BaseException as error:        # thrown in: passed on to fn's generator
+                resume, value = steps.throw, error
+
+    return generator
 
 
 class set_grad_enabled(_GradMode):
@@ -410,27 +442,68 @@ def _shape_error(fn, inputs, error):
 # Tensor
 
 
-def _lift(value, like):
-    """A Tensor for an operand. Python numbers and numpy arrays that meet a floating-point tensor
-    take its dtype (so `x * 2` stays float32, and a float64 tensor keeps float64 operands
-    exact); anything else goes through the Tensor constructor."""
+class _NotNumbers(TypeError):
+    """An operand that is neither a Tensor nor numbers: None, a string, a dict. numpy would
+    make an array of objects of it (NaN, once cast) or read the string ("2" adding 2).
+    The operators answer NotImplemented for it, so that Python raises its own TypeError, as
+    for torch ("unsupported operand type(s) for +: 'Tensor' and 'NoneType'"); every other
+    caller names itself and the argument (`what`), and the user gets a TypeError saying so."""
+
+
+def _numbers(value, what=None):
+    """`value` (not a Tensor) as a numpy array of numbers or booleans; anything else refused:
+    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        if what is None:
+            raise _NotNumbers(type(value).__name__)
+        raise TypeError(f"{what} must be a number, an array of numbers or a Tensor, got "
+                        f"{type(value).__name__}")
+    return array
+
+
+# A Python number is "weak", as in torch (and numpy 2): it takes the tensor's dtype, unless it is
+# of a higher kind (bool < int < float < complex), then its own kind's default dtype. So an int8
+# tensor + 1 stays int8, 0.5 * a float16 tensor stays float16, and an integer tensor * 0.5
+# gives float32. Ranks by numpy's dtype kinds, and each Python type's rank and default dtype:
+_KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
+                   float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
+
+
+def _lift(value, like, what=None):
+    """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
+    floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
+    any other goes through the Tensor constructor. What is not numbers is refused
+    (`_numbers`)."""
     if isinstance(value, Tensor):
         return value
+    number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
+    if number is not None:
+        rank, own_dtype = number
+        dtype = like.dtype if rank <= _KIND_RANKS[like.dtype.kind] else own_dtype
+        try:
+            return Tensor._make(np.asarray(value, dtype))
+        except OverflowError:     # beyond a narrow integer dtype: it wraps, as torch's (uint8 -1
+            return Tensor._make(np.asarray(value).astype(dtype))     # is 255)
+    array = _numbers(value, what)
     if like.dtype.kind == "f":
-        return Tensor._make(np.asarray(value, dtype=like.dtype))
-    return Tensor(value)
+        return Tensor._make(array.astype(like.dtype, copy=False))
+    return Tensor(array)
 
 
-def _operands(a, b):
+def _operands(a, b, names=None):
     """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
     dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
     boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
     make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
-    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.)"""
+    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
+    name a function's two arguments in the error for one that is not numbers; without them,
+    an operator's operands, _NotNumbers is raised (see `_binary`)."""
     if not isinstance(b, Tensor):
-        b = _lift(b, a)
+        b = _lift(b, a, names and names[1])
     elif not isinstance(a, Tensor):
-        a = _lift(a, b)
+        a = _lift(a, b, names and names[0])
     if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
         a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
         if a_floats and not b_floats:               # an integer tensor never requires a grad:
@@ -440,15 +513,26 @@ def _operands(a, b):
     return a, b
 
 
+def _binary(fn, a, b):
+    """`a <op> b` for the operators: NotImplemented for an operand that is not numbers, so that
+    Python tries the other operand's method and then raises its own TypeError, as for torch."""
+    try:
+        a, b = _operands(a, b)
+    except _NotNumbers:
+        return NotImplemented
+    return fn.apply(a, b)
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
     `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
     otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
     the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
-    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: an integer
-    tensor with a float (number or tensor) computes in the float's dtype, float32 for a number,
-    and `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
+    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: a Python number
+    takes the tensor's dtype where it can (an int32 tensor + 1 is int32); an integer tensor
+    with a float (number or tensor) computes in the float's dtype, float32 for a number, and
+    `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
     """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
@@ -594,7 +678,7 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __contains__(self, value: Any) -> bool:   # numpy's and torch's: any element equal
-        return bool((self.data == _lift(value, self).data).any())
+        return bool((self.data == _lift(value, self, "in: the value").data).any())
 
     def __bool__(self):            # numpy's: one element, else "ambiguous"
         return bool(self.data)
@@ -611,20 +695,19 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(self, other))
-    def __radd__(self, other: Operand) -> Tensor: return ops.Add.apply(*_operands(other, self))
-    def __sub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(self, other))
-    def __rsub__(self, other: Operand) -> Tensor: return ops.Sub.apply(*_operands(other, self))
-    def __mul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(self, other))
-    def __rmul__(self, other: Operand) -> Tensor: return ops.Mul.apply(*_operands(other, self))
-    def __truediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(self, other))
-    def __rtruediv__(self, other: Operand) -> Tensor: return ops.Div.apply(*_operands(other, self))
-    def __pow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(self, other))
-    def __rpow__(self, other: Operand) -> Tensor: return ops.Pow.apply(*_operands(other, self))
-    def __matmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(*_operands(self, other))
-    def __rmatmul__(self, other: Operand) -> Tensor:
-        return ops.MatMul.apply(*_operands(other, self))
+    # (NotImplemented for an operand that is not numbers: see `_binary`.)
+    def __add__(self, other: Operand) -> Tensor: return _binary(ops.Add, self, other)
+    def __radd__(self, other: Operand) -> Tensor: return _binary(ops.Add, other, self)
+    def __sub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, self, other)
+    def __rsub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, other, self)
+    def __mul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, self, other)
+    def __rmul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, other, self)
+    def __truediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, self, other)
+    def __rtruediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, other, self)
+    def __pow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, self, other)
+    def __rpow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, other, self)
+    def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
+    def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
     # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
@@ -643,6 +726,11 @@ class Tensor:
 
     def _update(self, symbol, other):
         in_place, recorded = _UPDATES[symbol]
+        if not isinstance(other, Tensor):
+            try:
+                _numbers(other)
+            except _NotNumbers:     # Python raises its TypeError for x += None, as for torch
+                return NotImplemented
         if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
                                    and other._requires_grad):
             if self.grad_fn is None and self._requires_grad:
@@ -665,8 +753,14 @@ class Tensor:
         return self
 
     # Comparisons give boolean tensors outside the graph: a step function has no useful gradient.
+    # Against what is not numbers, NotImplemented, as the operators: `x > None` raises Python's
+    # TypeError and `x == None` is False, as for torch.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
-        return Tensor._make(compare(self.data, _lift(other, self).data))
+        try:
+            other = _lift(other, self)
+        except _NotNumbers:
+            return NotImplemented
+        return Tensor._make(compare(self.data, other.data))
 
     def __lt__(self, other: Operand) -> Tensor: return self._compared(other, np.less)
     def __le__(self, other: Operand) -> Tensor: return self._compared(other, np.less_equal)
@@ -760,6 +854,15 @@ class Tensor:
                              f"of shape {self.shape}") from None
         return ops.Transpose.apply(self, axes=tuple(axes))
 
+    def astype(self, dtype: DTypeLike) -> Tensor:
+        """This tensor in another dtype (a copy, as numpy's astype). A floating-point result is
+        in the graph, its gradient cast back; an integer or boolean one is outside it, as in
+        torch, since it has no gradient."""
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            return Tensor._make(self.data.astype(dtype))
+        return ops.AsType.apply(self, dtype=dtype)
+
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -768,10 +871,17 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        # Not supported: an assignment in place would have to be recorded as an op of its own
+        # (torch's copy_ into a view). Say what does the same, rather than Python's bare error.
+        raise TypeError("Tensor does not support assignment in place (t[...] = value): make a "
+                        "new tensor with ta.where(mask, value, t) or t.masked_fill(mask, value), "
+                        "or, for an edit outside the graph, write into t.data under no_grad()")
+
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
         try:
-            return where(mask, value, self)
+            return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
         except ShapeError:
             # where's own message would name where, and the value's shape (), which the
             # caller of masked_fill never wrote.
@@ -837,7 +947,7 @@ def _seed(output, grad, caller, argument):
                                f"is ambiguous; reduce it to one number first (for example "
                                f".sum()), or pass {argument} of shape {output.shape}")
         return Tensor._make(np.ones_like(output.data))
-    grad = _lift(grad, output)
+    grad = _lift(grad, output, f"{caller}: {argument}")
     if grad.shape != output.shape:
         raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
                          f"{output.shape}")
@@ -874,6 +984,7 @@ def _count(shape, axis):
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+    tensors = _some(tensors, "concat")
     if axis is None:
         tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
@@ -882,15 +993,33 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    return ops.Stack.apply(*tensors, axis=axis)
+    return ops.Stack.apply(*_some(tensors, "stack"), axis=axis)
+
+
+def _some(tensors, op):
+    """The tensors to join as a list, refused when there are none (numpy's words for it,
+    "shapes : need at least one array", would blame shapes)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor, got an empty list")
+    return tensors
 
 
 def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
     side was chosen."""
-    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = Tensor(a)
+    return _where(cond, a, b, "where", ("cond", "a", "b"))
+
+
+def _where(cond, a, b, op, names):
+    """where(cond, a, b) for `op` (where, masked_fill), whose errors name the arguments."""
+    if not isinstance(cond, Tensor):
+        cond = Tensor(_numbers(cond, f"{op}: {names[0]}"))
+    if not isinstance(a, Tensor):
+        a = _lift(a, b, f"{op}: {names[1]}") if isinstance(b, Tensor) else Tensor(
+            _numbers(a, f"{op}: {names[1]}"))
+    if not isinstance(b, Tensor):
+        b = _lift(b, a, f"{op}: {names[2]}")
     if cond.dtype != bool:                  # (a boolean one goes as it is: a change to it counts)
         cond = Tensor._make(cond.data.astype(bool))
     return ops.Where.apply(cond, *_operands(a, b))
@@ -1017,7 +1146,14 @@ def _input_grads(node, grad, create_graph):
                     f"rather than .data, so that it works on Tensors too")
         else:
             g = g.data if isinstance(g, Tensor) else np.asarray(g)
-        shaped.append(g if g.shape == inp.shape else _sum_to(g, inp.shape, node.name))
+        if g.shape != inp.shape:
+            g = _sum_to(g, inp.shape, node.name)
+        if g.dtype != inp.data.dtype:
+            # A gradient has its input's dtype, as torch's engine makes it: a float32 x times a
+            # float64 c gives float64 products, but x's hooks, .grad and grad() want float32.
+            # (A Tensor's astype is an op: under create_graph the cast is recorded.)
+            g = g.astype(inp.data.dtype)
+        shaped.append(g)
     return shaped
 
 
@@ -1033,7 +1169,8 @@ def _run_hooks(t, grad, create_graph):
     for hook in t._hooks:
         replaced = hook(grad if create_graph else Tensor._make(grad))
         if replaced is not None:
-            replaced = _lift(replaced, t)
+            replaced = _lift(replaced, t, f"hook {getattr(hook, '__name__', hook)!r}: "
+                                          f"its result")
             if replaced.shape != t.shape:   # it would become .grad, or reach the wrong op
                 raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
                                    f"gradient of shape {replaced.shape} for a tensor of shape "
@@ -1085,8 +1222,9 @@ def _accumulate(t, grad, create_graph):
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = True) -> Tensor | None | tuple[Tensor | None, ...]:
-    """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated.
+         allow_unused: bool = True) -> tuple[Tensor | None, ...]:
+    """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated:
+    a tuple with one per input, even for one input Tensor (`(g,) = grad(loss, w)`).
 
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
@@ -1096,8 +1234,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     may be the one Tensor, array or number itself.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
@@ -1119,7 +1256,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     if unused and not allow_unused:
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
-    return found[0] if single else tuple(found)
+    return tuple(found)
 
 
 from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)

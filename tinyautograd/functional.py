@@ -196,8 +196,10 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
     hint = _normalized_shape_hint(weight)
-    weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
-    bias = Tensor._make(np.zeros(size, x.dtype)) if bias is None else _lift(bias, x)
+    weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
+              else _lift(weight, x, "layer_norm: weight"))
+    bias = (Tensor._make(np.zeros(size, x.dtype)) if bias is None
+            else _lift(bias, x, "layer_norm: bias"))
     if weight.shape != (size,) or bias.shape != (size,):
         raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
                          f"({size},), got {weight.shape} and {bias.shape}{hint}")
@@ -260,7 +262,8 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
     hint = _normalized_shape_hint(weight)
-    weight = Tensor._make(np.ones(size, x.dtype)) if weight is None else _lift(weight, x)
+    weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
+              else _lift(weight, x, "rms_norm: weight"))
     if weight.shape != (size,):
         raise ShapeError(f"rms_norm: input {x.shape} needs a weight of shape ({size},), got "
                          f"{weight.shape}{hint}")
@@ -388,7 +391,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     product, with the bias added in place) rather than a MatMul and an Add."""
     if bias is None:
         return x @ weight
-    x, weight = _operands(x, weight)     # as for x @ weight: an integer x computes in float32
+    # As for x @ weight: an integer x computes in float32.
+    x, weight = _operands(x, weight, ("linear: x", "linear: weight"))
     return ops.Linear.apply(x, weight, bias)
 
 

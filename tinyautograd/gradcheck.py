@@ -73,6 +73,12 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
     the worst element's index, and the analytic and numeric values (or returns False with
     raise_exception=False).
     """
+    return _check(fn, inputs, eps, atol, rtol, seed, raise_exception, "gradcheck: gradient")
+
+
+def _check(fn, inputs, eps, atol, rtol, seed, raise_exception, wrong):
+    """gradcheck's work; a mismatch's message starts with `wrong`, which says whose
+    derivatives they are (gradgradcheck's are second derivatives)."""
     inputs, checked = _as_inputs(inputs)
     outputs = _outputs(fn(*inputs))
     rng = np.random.default_rng(seed)
@@ -103,7 +109,7 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
         error = np.where(np.isnan(error), np.inf, error)   # a NaN either side: the worst misfit
         if error.size and error.max() > 0:
             worst = np.unravel_index(np.argmax(error), x.shape)
-            message = (f"gradcheck: gradient of input {i} (shape {x.shape}) is wrong at index "
+            message = (f"{wrong} of input {i} (shape {x.shape}) is wrong at index "
                        f"{tuple(int(k) for k in worst)}: analytic {a[worst]:.8g}, numeric "
                        f"{numeric[worst]:.8g}")
             if raise_exception:
@@ -113,10 +119,12 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
 
 
 def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | object,
-                  seed: int = 1, **tolerances: float) -> bool:
+                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 1,
+                  raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck the function x -> (d(v . fn(x))/dx) . w, whose
     gradient is a Hessian-vector product, computed through backward(create_graph=True).
-    Inputs and outputs as for gradcheck."""
+    Inputs, outputs and settings as for gradcheck; a mismatch's message says it is the
+    second-order check."""
     inputs, checked = _as_inputs(inputs)
     rng = np.random.default_rng(seed)
     v = [Tensor(rng.standard_normal(out.shape), dtype=np.float64)
@@ -136,4 +144,5 @@ def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tenso
                     total = total + (g * wi).sum()
             return total
 
-    return gradcheck(first_derivative_projected, *inputs, seed=seed, **tolerances)
+    return _check(first_derivative_projected, inputs, eps, atol, rtol, seed, raise_exception,
+                  "gradgradcheck: second-order gradient (a Hessian-vector product)")

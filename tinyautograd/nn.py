@@ -396,25 +396,38 @@ def _fans(tensor):
     return tensor.shape[-2], tensor.shape[-1]
 
 
-_GAINS = {"linear": 1.0, "relu": math.sqrt(2.0)}
+# torch's table of gains: the layers without a nonlinearity, and the nonlinearities with a
+# fixed gain (leaky_relu's depends on its slope: calculate_gain).
+_IDENTITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+               "conv_transpose3d")
+_GAINS = {**dict.fromkeys(_IDENTITIES, 1.0), "sigmoid": 1.0, "tanh": 5 / 3,
+          "relu": math.sqrt(2.0), "selu": 3 / 4}
 
 
-def _gain(nonlinearity):
-    """The factor on the std that makes up for what the nonlinearity takes: ReLU zeroes half
-    of its inputs, which halves the mean square, so sqrt(2)."""
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The factor on the std that makes up for what the nonlinearity takes, as torch's: ReLU
+    zeroes half of its inputs, which halves the mean square, so sqrt(2); leaky_relu with
+    negative slope `param` (0.01 if None) keeps a^2 of that half, so sqrt(2 / (1 + a^2))."""
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        if isinstance(slope, bool) or not isinstance(slope, (int, float)):
+            raise ValueError(f"calculate_gain: leaky_relu's negative slope must be a number, "
+                             f"got {slope!r}")
+        return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity not in _GAINS:
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of "
-                         f"{', '.join(map(repr, _GAINS))}")
+                         f"{', '.join(map(repr, [*_GAINS, 'leaky_relu']))}")
     return _GAINS[nonlinearity]
 
 
-def _kaiming_std(tensor, mode, nonlinearity):
+def _kaiming_std(tensor, a, mode, nonlinearity):
     """std = gain / sqrt(fan). With fan_in, the outputs of `x @ weight` keep the variance of
-    the inputs; with fan_out, the gradients going back keep theirs."""
+    the inputs; with fan_out, the gradients going back keep theirs. `a` is leaky_relu's
+    negative slope (0 by default: ReLU's gain), as in torch."""
     fan_in, fan_out = _fans(tensor)
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return _gain(nonlinearity) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
 
 
 def _xavier_std(tensor, gain):
@@ -476,14 +489,17 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, mode: str = "fan_in", nonlinearity: str = "relu",
+# torch's signatures, so that torch's calls carry over: kaiming_uniform_(w, a=math.sqrt(5)).
+def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
-    return normal_(tensor, 0.0, _kaiming_std(tensor, mode, nonlinearity), generator)
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
-def kaiming_uniform_(tensor: Tensor, mode: str = "fan_in", nonlinearity: str = "relu",
+def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
-    bound = math.sqrt(3.0) * _kaiming_std(tensor, mode, nonlinearity)
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -491,6 +507,7 @@ init = types.SimpleNamespace(
     normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_,
     xavier_normal_=xavier_normal_, xavier_uniform_=xavier_uniform_,
     kaiming_normal_=kaiming_normal_, kaiming_uniform_=kaiming_uniform_,
+    calculate_gain=calculate_gain,
 )
 
 

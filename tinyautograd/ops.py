@@ -615,6 +615,18 @@ class BroadcastTo(Function):
         return grad
 
 
+class AsType(Function):
+    """y = x in another dtype;  the gradient is cast back to x's dtype"""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.inputs[0].dtype)
+
+
 def _is_basic(index):
     """True for ints, slices, None and ..., which select each element at most once."""
     parts = index if isinstance(index, tuple) else (index,)
