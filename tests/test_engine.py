@@ -436,7 +436,8 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
 # ------------------------------------------------------------------ anomaly detection
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
+# Inside detect_anomaly numpy's warnings are off (its error says where): a warning fails these.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_anomaly_in_forward_names_the_op_and_the_line():
     x = Tensor([-1.0, 1.0], requires_grad=True)
     with ta.detect_anomaly():
@@ -444,13 +445,15 @@ def test_anomaly_in_forward_names_the_op_and_the_line():
             x.log()
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_anomaly_in_backward_names_the_op_that_made_it():
     x = Tensor([0.0, 1.0], requires_grad=True)
+    before = np.geterr()
     with ta.detect_anomaly():
         y = x.sqrt()              # finite forward, infinite derivative at 0
         with pytest.raises(ta.AnomalyError, match=r"sqrt backward.*y = x\.sqrt\(\)"):
             y.sum().backward()
+    assert np.geterr() == before                     # numpy's settings are the user's again
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too

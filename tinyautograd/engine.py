@@ -178,13 +178,18 @@ class detect_anomaly:
 
     Forward results are checked as they are computed, gradients as backward produces them, and
     the error names the op and the line of user code that created it. Slow: for debugging.
+    numpy's own warnings of a division by zero or an overflow are off inside it: they would
+    point into the engine's formulas, where the error names the op and your line.
     """
 
     def __enter__(self):
         self.prev = _mode.anomaly
         _mode.anomaly = True
+        self.numpy_warnings = np.errstate(all="ignore")
+        self.numpy_warnings.__enter__()
 
     def __exit__(self, *exc):
+        self.numpy_warnings.__exit__(*exc)
         _mode.anomaly = self.prev
 
 
