@@ -129,6 +129,12 @@ def test_bpe_names_a_lone_surrogate_it_cannot_encode(text, allow_special, positi
             tok.encode(text, allow_special=allow_special)
 
 
+def test_bpe_training_names_a_lone_surrogate_in_its_text():
+    with pytest.raises(ValueError, match=r"^the text to train on is not valid UTF-8 \(at "
+                                         r"character 6\)$"):
+        BPETokenizer.train("ab ab \ud800 ab", 258)
+
+
 @pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
 def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
     """The bytes b"ab\\xffc" of a command line reach Python as "ab\\udcffc": the prompt is not

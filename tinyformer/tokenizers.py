@@ -518,6 +518,7 @@ class BPETokenizer(Tokenizer):
         pairs for so many merges: before any merging where that is certain. `name(key)` says
         how a setting is called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
+        check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "
