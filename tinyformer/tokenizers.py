@@ -598,9 +598,11 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_chunk(self, chunk):
-        # Each round scans all pairs and merges one kind: the time grows with the square of the
-        # chunk's length. Chunks are words, so that is fine; a 10,000-letter run without a space
-        # takes a second (a heap of pair positions would make it n log n, less readably).
+        # Each round scans the chunk's pairs and applies one merge everywhere in it: the time is
+        # the chunk's length times the number of distinct merges it applies (each at most once,
+        # so never more than the tokenizer's merges). Chunks are words, which take few; a long
+        # run without a space may take many (a heap of pair positions would make it
+        # n log n, less readably).
         ids = list(chunk.encode("utf-8").translate(self._byte_ids))
         while len(ids) > 1:
             # The earliest-learned merge among the adjacent pairs; `none` if no pair is a merge.
