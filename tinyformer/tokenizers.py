@@ -100,11 +100,19 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if not isinstance(tok, BPETokenizer):
         return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
-    learned = [tok.id_to_token(i) for i in range(256, 256 + len(tok.merges))]
+    learned = range(256, 256 + len(tok.merges))
+    # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
+    # one character of three bytes.
+    longest = sorted(learned, key=lambda i: len(tok.id_to_bytes(i)))[-5:]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
-            "first merges " + " ".join(repr(t) for t in learned[:8]),
-            "longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:])]
+            "first merges " + " ".join(shown_token(tok, i) for i in learned[:8]),
+            "longest      " + " ".join(shown_token(tok, i) for i in longest)]
+
+
+def shown_token(tok: Tokenizer, i: int) -> str:
+    """Token i in quotes, as `tokenize show` shows it: new lines and tabs as \\n and \\t."""
+    return f'"{one_line(tok.id_to_token(i))}"'
 
 
 def compression(text: str, ids: Sequence[int]) -> str:
