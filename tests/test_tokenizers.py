@@ -143,6 +143,14 @@ def test_the_longest_merges_are_the_longest_in_bytes_and_shown_as_show_shows_the
     assert longest.split() == ["longest", r'"\n\n"', '"é"', r'"a\xc3"', r'"\n\n\n\n"', '"éé"']
 
 
+def test_the_vocabulary_report_cuts_a_long_token():
+    # Merge k doubles a run of "a": the last is 2**11 = 2048 bytes long.
+    tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(10)])
+    *_, longest = describe_vocabulary(tok)
+    assert longest.endswith(f'"{"a" * 30}…" (1,024 bytes) "{"a" * 30}…" (2,048 bytes)')
+    assert len(longest) < 300
+
+
 @pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
 def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
     """The bytes b"ab\\xffc" of a command line reach Python as "ab\\udcffc": the prompt is not

@@ -110,9 +110,18 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
             "longest      " + " ".join(shown_token(tok, i) for i in longest)]
 
 
+SHOWN_TOKEN_CHARACTERS = 30     # the report cuts a longer token (a run of 1 MB of "a", say)
+
+
 def shown_token(tok: Tokenizer, i: int) -> str:
-    """Token i in quotes, as `tokenize show` shows it: new lines and tabs as \\n and \\t."""
-    return f'"{one_line(tok.id_to_token(i))}"'
+    """Token i in quotes, as `tokenize show` shows it (new lines and tabs as \\n and \\t); a
+    token longer than SHOWN_TOKEN_CHARACTERS cut there, with "…" and its length in bytes."""
+    text = tok.id_to_token(i)
+    if len(text) <= SHOWN_TOKEN_CHARACTERS:
+        return f'"{one_line(text)}"'
+    # Cut before escaping, so that no escape (\x07) is cut in half.
+    return (f'"{one_line(text[:SHOWN_TOKEN_CHARACTERS])}…" '
+            f'({counted(len(tok.id_to_bytes(i)), "byte")})')
 
 
 def compression(text: str, ids: Sequence[int]) -> str:
