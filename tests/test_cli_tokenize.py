@@ -72,6 +72,12 @@ def test_train_prints_vocabulary_time_and_compression(tmp_path, corpus):
     assert "Training" in result.stderr          # the progress note stays off stdout
 
 
+def test_train_of_the_bytes_alone_says_it_has_no_merges(tmp_path, corpus):
+    result = run("train", corpus, "--vocab-size", 256, "--no-special", "--out", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    assert "  first merges (none)\n  longest      (none)\n" in result.stdout
+
+
 def test_train_char_with_no_special_tokens(tmp_path, corpus):
     out = tmp_path / "c.json"
     result = run("train", corpus, "--kind", "char", "--no-special", "--out", out)

@@ -106,8 +106,8 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     longest = sorted(learned, key=lambda i: len(tok.id_to_bytes(i)))[-5:]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
-            "first merges " + " ".join(shown_token(tok, i) for i in learned[:8]),
-            "longest      " + " ".join(shown_token(tok, i) for i in longest)]
+            "first merges " + (" ".join(shown_token(tok, i) for i in learned[:8]) or "(none)"),
+            "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
 
 
 SHOWN_TOKEN_CHARACTERS = 30     # the report cuts a longer token (a run of 1 MB of "a", say)
