@@ -226,6 +226,11 @@ def test_show_escapes_newlines_and_colours_on_request(bpe, char):
     assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
 
 
+def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
+    result = run("show", "a<|x||", "--tokenizer", bpe, "--no-color")
+    assert result.stdout.splitlines()[0] == r"|a|<|\||x|\||\||"
+
+
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
     """An escape sequence or a bell in the text is shown, not sent to the terminal."""
     result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")

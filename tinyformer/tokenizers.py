@@ -85,11 +85,14 @@ BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta
 
 def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str:
     """How a text splits into tokens, on one line: |Hello|,| world|, or with `colour` (for a
-    terminal) black on backgrounds that take turns; new lines shown as \\n."""
+    terminal) black on backgrounds that take turns; new lines shown as \\n. In the frame, a
+    "|" of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
+    |<\\|endoftext\\|>|."""
     pieces = [one_line(tok.id_to_token(i)) for i in ids]
     if colour:
         return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
                        for k, piece in enumerate(pieces))
+    pieces = [piece.replace("|", "\\|") for piece in pieces]
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 
