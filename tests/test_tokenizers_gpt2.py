@@ -246,7 +246,7 @@ def garble(directory, name, text):
     ("vocab.json", "[1, 2]", "vocab.json: expected a JSON object of token -> id"),
     ("vocab.json", '{"a": 0, "b": 2}', "vocab.json: the ids must be 0, 1, 2, ... each once"),
     ("vocab.json", json.dumps({str(i): i for i in range(300)}),
-     "vocab.json: ids 0-255 must be the 256 single bytes"),
+     "vocab.json: id 10 is '10', where ids 0-255 must be the 256 single bytes"),
     ("merges.txt", "Ġ\n", r"merges.txt, line 1: 'Ġ' is not two tokens"),
     ("merges.txt", "#version: 0.2\nt Ġ\n",
      r"merges.txt, line 2: 't Ġ' makes merge 0, so the vocabulary should give 'tĠ' the id 256, "
@@ -266,6 +266,22 @@ def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, te
         load_gpt2_tokenizer(tmp_path)
     assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
     assert regex.search(message, str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files):
+    from tokenizers import ByteLevelBPETokenizer
+    trained = ByteLevelBPETokenizer()
+    trained.train_from_iterator([TEXT], vocab_size=300, special_tokens=[EOT],
+                                show_progress=False)
+    if files == "vocab.json":
+        trained.save_model(str(tmp_path))
+    else:
+        trained.save(str(tmp_path / files))
+    with pytest.raises(ValueError, match=f"{files}: id 0 is '<\\|endoftext\\|>', where ids 0-255 "
+                                         f"must be the 256 single bytes.* train without them, "
+                                         f"then add them with add_special_tokens"):
+        load_gpt2_tokenizer(tmp_path)
 
 
 def test_merged_ids_out_of_order_are_refused(ours, tmp_path):

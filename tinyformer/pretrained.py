@@ -808,9 +808,22 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
                               f"no gaps")
     tokens = sorted(vocab, key=vocab.get)                               # id -> token
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
-    if len(tokens) < 256 or not all(token in byte_of for token in tokens[:256]):
+    if len(tokens) < 256:
         raise PretrainedError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
-                              f"spelled as GPT-2's bytes_to_unicode spells them")
+                              f"spelled as GPT-2's bytes_to_unicode spells them; it has "
+                              f"{len(tokens)} ids")
+    for i, token in enumerate(tokens[:256]):
+        if token not in byte_of:
+            made = {"".join(parts) for _, parts in merges if isinstance(parts, list)
+                    and all(isinstance(part, str) for part in parts)}
+            # No merge makes it: a special token. The tokenizers library's trainer puts those
+            # it is given first, GPT-2 and add_special_tokens after the merges.
+            advice = ("" if token in made else "; a trainer given special tokens puts them "
+                      "first: train without them, then add them with add_special_tokens, which "
+                      "gives them the last ids")
+            raise PretrainedError(f"{where['vocab']}: id {i} is {token!r}, where ids 0-255 must "
+                                  f"be the 256 single bytes, spelled as GPT-2's "
+                                  f"bytes_to_unicode spells them{advice}")
 
     merge_ids = []
     for k, (line, parts) in enumerate(merges):
