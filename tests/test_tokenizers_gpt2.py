@@ -284,6 +284,19 @@ def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files)
         load_gpt2_tokenizer(tmp_path)
 
 
+@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word"])
+def test_an_added_token_matched_otherwise_in_tokenizer_config_is_refused(ours, tmp_path, setting):
+    # transformers would take the spaces beside <|endoftext|> into it, or match it only as a
+    # word: other ids than ours.
+    save_gpt2_tokenizer(ours, tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
+    config["added_tokens_decoder"]["456"][setting] = True
+    garble(tmp_path, "tokenizer_config.json", json.dumps(config))
+    with pytest.raises(ValueError, match=f"tokenizer_config.json: added token "
+                                         f"'<\\|endoftext\\|>' has {setting}: "):
+        load_gpt2_tokenizer(tmp_path)
+
+
 def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
     save_gpt2_tokenizer(ours, tmp_path)
     lines = (tmp_path / "merges.txt").read_text("utf-8").splitlines()
@@ -364,6 +377,21 @@ def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry,
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
     with pytest.raises(ValueError, match=message):
         load_gpt2_tokenizer(tmp_path / "other")
+
+
+@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word", "normalized"])
+def test_an_added_token_matched_otherwise_in_a_tokenizer_json_is_refused(
+        ours, saved_by_transformers, tmp_path, setting):
+    data = their_tokenizer_json(saved_by_transformers)
+    (entry,) = data["added_tokens"]
+    entry[setting] = not entry[setting]
+    garble(tmp_path, "tokenizer.json", json.dumps(data))
+    if setting == "normalized":          # changes nothing without a normaliser: read as it is
+        assert load_gpt2_tokenizer(tmp_path).merges == ours.merges
+        return
+    with pytest.raises(ValueError, match=f"tokenizer.json: added token '<\\|endoftext\\|>' has "
+                                         f"{setting}: "):
+        load_gpt2_tokenizer(tmp_path)
 
 
 @pytest.mark.parametrize("setting, value", [
