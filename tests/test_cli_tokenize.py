@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer.files import iter_text
+from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import load_tokenizer
 from tinyformer_cli import main
 
@@ -393,7 +394,24 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
 
 def test_a_binary_tokenizer_file_or_a_directory_without_a_checkpoint_is_refused(tmp_path):
     assert_input_error(run("encode", "hi", "--tokenizer", binary_file(tmp_path)), "tokenizer")
-    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is not a checkpoint")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "holds no tokenizer")
+
+
+def test_a_directory_of_gpt2_tokenizer_files_gives_their_tokenizer(tmp_path, corpus, bpe):
+    """As save_gpt2_tokenizer writes them (no config.json: no model), for tokenize and train
+    alike."""
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    by_file = run("encode", TEXT, "--allow-special", "--tokenizer", bpe)
+    by_directory = run("encode", TEXT, "--allow-special", "--tokenizer", tmp_path / "gpt2")
+    assert by_directory.exit_code == 0, by_directory.output
+    assert by_directory.stdout == by_file.stdout
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", tmp_path / "gpt2", "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
+        "--eval-iters", 1, "--threads", 1, "--out", tmp_path / "run")])
+    assert trained.exit_code == 0, trained.output
+    assert load_tokenizer(tmp_path / "run" / "tokenizer.json").merges == \
+        load_tokenizer(bpe).merges
 
 
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):

@@ -335,6 +335,24 @@ def their_tokenizer_json(saved_by_transformers):
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
 
 
+def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
+        saved_by_transformers, transformers_saved):
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+
+    def encode(path):
+        return CliRunner().invoke(main, ["tokenize", "encode", TEXT, "--allow-special",
+                                         "--tokenizer", str(path)])
+    by_directory = encode(saved_by_transformers)
+    assert by_directory.exit_code == 0, by_directory.output
+    assert by_directory.stdout.split() == [str(i) for i in transformers_saved.encode(
+        TEXT, allow_special=True)]
+    by_file = encode(saved_by_transformers / "tokenizer.json")
+    assert by_file.exit_code == 2
+    assert by_file.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
+                                   "folder\n")
+
+
 def test_what_transformers_saves_loads(ours, transformers_saved):
     assert transformers_saved.merges == ours.merges
     assert transformers_saved.special_tokens == [EOT]

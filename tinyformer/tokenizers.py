@@ -333,6 +333,9 @@ def _read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
+    if kind is None and isinstance(data, dict) and "model" in data:
+        # The tokenizers library's file, which tinyformer reads (as GPT-2's) from a directory.
+        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise ValueError(f"{path}: not a tokenizer file: expected an object with \"type\" "
