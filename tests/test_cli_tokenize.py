@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer.files import iter_text
+from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import load_tokenizer
 from tinyformer_cli import main
 
@@ -70,6 +71,12 @@ def test_train_prints_vocabulary_time_and_compression(tmp_path, corpus):
     assert "280 ids: 256 bytes + 23 merges + 1 special (<eos>)" in result.stdout
     assert "bytes per token" in result.stdout and " s, saved to " in result.stdout
     assert "Training" in result.stderr          # the progress note stays off stdout
+
+
+def test_train_of_the_bytes_alone_says_it_has_no_merges(tmp_path, corpus):
+    result = run("train", corpus, "--vocab-size", 256, "--no-special", "--out", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    assert "  first merges (none)\n  longest      (none)\n" in result.stdout
 
 
 def test_train_char_with_no_special_tokens(tmp_path, corpus):
@@ -218,6 +225,11 @@ def test_show_escapes_newlines_and_colours_on_request(bpe, char):
     assert result.stdout.splitlines()[0] == r"|q|\t|z|\n|"
     coloured = run("show", "at", "--tokenizer", char, "--color")
     assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
+
+
+def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
+    result = run("show", "a<|x||", "--tokenizer", bpe, "--no-color")
+    assert result.stdout.splitlines()[0] == r"|a|<|\||x|\||\||"
 
 
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
@@ -382,7 +394,24 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
 
 def test_a_binary_tokenizer_file_or_a_directory_without_a_checkpoint_is_refused(tmp_path):
     assert_input_error(run("encode", "hi", "--tokenizer", binary_file(tmp_path)), "tokenizer")
-    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "is not a checkpoint")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path), "holds no tokenizer")
+
+
+def test_a_directory_of_gpt2_tokenizer_files_gives_their_tokenizer(tmp_path, corpus, bpe):
+    """As save_gpt2_tokenizer writes them (no config.json: no model), for tokenize and train
+    alike."""
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    by_file = run("encode", TEXT, "--allow-special", "--tokenizer", bpe)
+    by_directory = run("encode", TEXT, "--allow-special", "--tokenizer", tmp_path / "gpt2")
+    assert by_directory.exit_code == 0, by_directory.output
+    assert by_directory.stdout == by_file.stdout
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", tmp_path / "gpt2", "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
+        "--eval-iters", 1, "--threads", 1, "--out", tmp_path / "run")])
+    assert trained.exit_code == 0, trained.output
+    assert load_tokenizer(tmp_path / "run" / "tokenizer.json").merges == \
+        load_tokenizer(bpe).merges
 
 
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):

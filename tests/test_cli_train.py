@@ -466,7 +466,7 @@ def tokenizer_files(files):
 @pytest.mark.parametrize("args, phrases", [
     (["--tokenizer", "missing.json"], ["tokenizer 'missing.json' is neither char nor bpe, and "
                                        "no such file exists", "tinyformer tokenize train"]),
-    (["--tokenizer", "a-dir"], ["tokenizer 'a-dir' is a directory"]),
+    (["--tokenizer", "a-dir"], ["'a-dir' holds no tokenizer"]),
     (["--tokenizer", "binary.bin"], ["binary.bin: not a tokenizer file"]),
     (["--tokenizer", "notok.json"], ["notok.json: not a tokenizer file"]),
     (["--tokenizer", "tok.json", "--vocab-size", "300"],

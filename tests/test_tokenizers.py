@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, compression, encode_prompt,
-                                   load_tokenizer, merge, pre_split, split_shown)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, compression, describe_vocabulary,
+                                   encode_prompt, load_tokenizer, merge, pre_split, split_shown)
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
@@ -127,6 +127,28 @@ def test_bpe_names_a_lone_surrogate_it_cannot_encode(text, allow_special, positi
         with pytest.raises(ValueError, match=f"^cannot encode {re.escape(repr(surrogate))} at "
                                              f"position {position}: a lone surrogate"):
             tok.encode(text, allow_special=allow_special)
+
+
+def test_bpe_training_names_a_lone_surrogate_in_its_text():
+    with pytest.raises(ValueError, match=r"^the text to train on is not valid UTF-8 \(at "
+                                         r"character 6\)$"):
+        BPETokenizer.train("ab ab \ud800 ab", 258)
+
+
+def test_the_longest_merges_are_the_longest_in_bytes_and_shown_as_show_shows_them():
+    e_acute, newline = list("é".encode("utf-8")), ord("\n")
+    tok = BPETokenizer([(newline, newline), e_acute, (256, 256), (257, 257), (97, e_acute[0])])
+    *_, longest = describe_vocabulary(tok)
+    # Bytes: 2, 2, 4, 4, 2 (a and half of é); characters: 2, 1, 4, 2, 5 (a\xc3 reads so).
+    assert longest.split() == ["longest", r'"\n\n"', '"é"', r'"a\xc3"', r'"\n\n\n\n"', '"éé"']
+
+
+def test_the_vocabulary_report_cuts_a_long_token():
+    # Merge k doubles a run of "a": the last is 2**11 = 2048 bytes long.
+    tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(10)])
+    *_, longest = describe_vocabulary(tok)
+    assert longest.endswith(f'"{"a" * 30}…" (1,024 bytes) "{"a" * 30}…" (2,048 bytes)')
+    assert len(longest) < 300
 
 
 @pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])

@@ -246,7 +246,7 @@ def garble(directory, name, text):
     ("vocab.json", "[1, 2]", "vocab.json: expected a JSON object of token -> id"),
     ("vocab.json", '{"a": 0, "b": 2}', "vocab.json: the ids must be 0, 1, 2, ... each once"),
     ("vocab.json", json.dumps({str(i): i for i in range(300)}),
-     "vocab.json: ids 0-255 must be the 256 single bytes"),
+     "vocab.json: id 10 is '10', where ids 0-255 must be the 256 single bytes"),
     ("merges.txt", "Ġ\n", r"merges.txt, line 1: 'Ġ' is not two tokens"),
     ("merges.txt", "#version: 0.2\nt Ġ\n",
      r"merges.txt, line 2: 't Ġ' makes merge 0, so the vocabulary should give 'tĠ' the id 256, "
@@ -266,6 +266,35 @@ def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, te
         load_gpt2_tokenizer(tmp_path)
     assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
     assert regex.search(message, str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files):
+    from tokenizers import ByteLevelBPETokenizer
+    trained = ByteLevelBPETokenizer()
+    trained.train_from_iterator([TEXT], vocab_size=300, special_tokens=[EOT],
+                                show_progress=False)
+    if files == "vocab.json":
+        trained.save_model(str(tmp_path))
+    else:
+        trained.save(str(tmp_path / files))
+    with pytest.raises(ValueError, match=f"{files}: id 0 is '<\\|endoftext\\|>', where ids 0-255 "
+                                         f"must be the 256 single bytes.* train without them, "
+                                         f"then add them with add_special_tokens"):
+        load_gpt2_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word"])
+def test_an_added_token_matched_otherwise_in_tokenizer_config_is_refused(ours, tmp_path, setting):
+    # transformers would take the spaces beside <|endoftext|> into it, or match it only as a
+    # word: other ids than ours.
+    save_gpt2_tokenizer(ours, tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
+    config["added_tokens_decoder"]["456"][setting] = True
+    garble(tmp_path, "tokenizer_config.json", json.dumps(config))
+    with pytest.raises(ValueError, match=f"tokenizer_config.json: added token "
+                                         f"'<\\|endoftext\\|>' has {setting}: "):
+        load_gpt2_tokenizer(tmp_path)
 
 
 def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
@@ -304,6 +333,24 @@ def transformers_saved(saved_by_transformers):
 def their_tokenizer_json(saved_by_transformers):
     """The tokenizer.json transformers wrote, as a dict to change."""
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
+
+
+def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
+        saved_by_transformers, transformers_saved):
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+
+    def encode(path):
+        return CliRunner().invoke(main, ["tokenize", "encode", TEXT, "--allow-special",
+                                         "--tokenizer", str(path)])
+    by_directory = encode(saved_by_transformers)
+    assert by_directory.exit_code == 0, by_directory.output
+    assert by_directory.stdout.split() == [str(i) for i in transformers_saved.encode(
+        TEXT, allow_special=True)]
+    by_file = encode(saved_by_transformers / "tokenizer.json")
+    assert by_file.exit_code == 2
+    assert by_file.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
+                                   "folder\n")
 
 
 def test_what_transformers_saves_loads(ours, transformers_saved):
@@ -348,6 +395,21 @@ def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry,
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(data), "utf-8")
     with pytest.raises(ValueError, match=message):
         load_gpt2_tokenizer(tmp_path / "other")
+
+
+@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word", "normalized"])
+def test_an_added_token_matched_otherwise_in_a_tokenizer_json_is_refused(
+        ours, saved_by_transformers, tmp_path, setting):
+    data = their_tokenizer_json(saved_by_transformers)
+    (entry,) = data["added_tokens"]
+    entry[setting] = not entry[setting]
+    garble(tmp_path, "tokenizer.json", json.dumps(data))
+    if setting == "normalized":          # changes nothing without a normaliser: read as it is
+        assert load_gpt2_tokenizer(tmp_path).merges == ours.merges
+        return
+    with pytest.raises(ValueError, match=f"tokenizer.json: added token '<\\|endoftext\\|>' has "
+                                         f"{setting}: "):
+        load_gpt2_tokenizer(tmp_path)
 
 
 @pytest.mark.parametrize("setting, value", [

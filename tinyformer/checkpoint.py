@@ -30,8 +30,8 @@ from .layers import least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
-from .rundir import (CheckpointError, is_ours, load_arrays, load_tokenizer_for, read_config,
-                     read_config_json)
+from .rundir import (CONFIG, MANIFEST, CheckpointError, is_ours, load_arrays, load_tokenizer_for,
+                     read_config, read_config_json)
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
 from .transformer import Transformer
 
@@ -112,11 +112,32 @@ def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
     return model, load_tokenizer_for(directory, config, _vocab_size(config)), config
 
 
+def load_tokenizer_at(path: StrPath) -> Tokenizer:
+    """The tokenizer that a --tokenizer option names, for `tinyformer tokenize` and `train`
+    alike: a tokenizer file (load_tokenizer's), or a directory's (load_checkpoint_tokenizer's).
+    ValueError, one line, naming what is wrong."""
+    return load_checkpoint_tokenizer(path) if os.path.isdir(path) else load_tokenizer(path)
+
+
 def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
     """The tokenizer that load_model gives with a checkpoint directory's model, without
-    reading the weights (a Hugging Face model's can be gigabytes): what `tinyformer tokenize`
-    reads for a directory. CheckpointError, one line, as load_model's."""
+    reading the weights (a Hugging Face model's can be gigabytes), or that of a directory of a
+    Hugging Face tokenizer alone (vocab.json and merges.txt, or tokenizer.json, as
+    save_gpt2_tokenizer and transformers' save_pretrained write them): what `tinyformer
+    tokenize` reads for a directory. CheckpointError, one line, as load_model's."""
     directory = os.fspath(directory)
+    def has(name):
+        return os.path.exists(os.path.join(directory, name))
+    # A run of ours has a manifest.json from the start, beside its own tokenizer.json (and
+    # read_config_json says whether it has a checkpoint yet). A directory with neither that nor
+    # a config.json is no checkpoint, but may hold a Hugging Face tokenizer.
+    if not (has(CONFIG) or has(MANIFEST)):
+        if has(VOCAB_JSON) or has(TOKENIZER_JSON):
+            return load_gpt2_tokenizer(directory)
+        raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "
+                              f"checkpoint's directory (a run's, or a Hugging Face model's), or "
+                              f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "
+                              f"tokenizer.json)")
     config = read_config_json(directory)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
         return pretrained_tokenizer(directory, config.get("vocab_size"))

@@ -25,14 +25,15 @@ from tinyautograd import Tensor
 from tinyautograd import functional as F
 
 from .bert import BERT, IGNORE, mask_tokens
+from .checkpoint import load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
 from .gpt import GPT
 from .parallel import side_by_side, without_graph
-from .rundir import TOKENIZER, TOKENS, open_tokens, write_tokens
+from .rundir import TOKENS, open_tokens, write_tokens
 from .schema import option_name
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
 
 if TYPE_CHECKING:                    # train.py imports this module
@@ -520,9 +521,9 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
         raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
                          f"exists; give char, bpe, or a file that `tinyformer tokenize train` "
                          f"wrote")
-    if os.path.isfile(os.path.join(path, TOKENIZER)):  # a run directory: its own tokenizer
-        path = os.path.join(path, TOKENIZER)
-    tokenizer = load_tokenizer(path)                  # its complaints name the file
+    # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
+    # its complaints name the file.
+    tokenizer = load_tokenizer_at(path)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "

@@ -808,9 +808,22 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
                               f"no gaps")
     tokens = sorted(vocab, key=vocab.get)                               # id -> token
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
-    if len(tokens) < 256 or not all(token in byte_of for token in tokens[:256]):
+    if len(tokens) < 256:
         raise PretrainedError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
-                              f"spelled as GPT-2's bytes_to_unicode spells them")
+                              f"spelled as GPT-2's bytes_to_unicode spells them; it has "
+                              f"{len(tokens)} ids")
+    for i, token in enumerate(tokens[:256]):
+        if token not in byte_of:
+            made = {"".join(parts) for _, parts in merges if isinstance(parts, list)
+                    and all(isinstance(part, str) for part in parts)}
+            # No merge makes it: a special token. The tokenizers library's trainer puts those
+            # it is given first, GPT-2 and add_special_tokens after the merges.
+            advice = ("" if token in made else "; a trainer given special tokens puts them "
+                      "first: train without them, then add them with add_special_tokens, which "
+                      "gives them the last ids")
+            raise PretrainedError(f"{where['vocab']}: id {i} is {token!r}, where ids 0-255 must "
+                                  f"be the 256 single bytes, spelled as GPT-2's "
+                                  f"bytes_to_unicode spells them{advice}")
 
     merge_ids = []
     for k, (line, parts) in enumerate(merges):
@@ -864,12 +877,15 @@ def _read_vocab_and_merges(directory):
     _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
         os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
     try:
-        added = [(int(i), token["content"], token.get("special", True))
-                 for i, token in config.get("added_tokens_decoder", {}).items()]
+        added = [(int(i), entry["content"], entry)
+                 for i, entry in config.get("added_tokens_decoder", {}).items()]
     except (AttributeError, KeyError, TypeError, ValueError):
         raise PretrainedError(f"{config_path}: expected an object whose "
                               f"\"added_tokens_decoder\" maps each id to "
                               f"{{\"content\": token, ...}}") from None
+    for _, token, entry in added:
+        check_added_token(config_path, token, entry)
+    added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
                                   "added": config_path}
 
@@ -905,6 +921,8 @@ def _gpt2_tokenizer_json(path):
                               f"GPT-2-style tokenizers only")
     # With a tokenizer.json, transformers' GPT2Tokenizer heeds add_prefix_space alone.
     _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
+    for _, token, entry in added:
+        check_added_token(path, token, entry)
     added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
@@ -949,6 +967,24 @@ def _refuse_additions(directory, settings):
         if isinstance(config, dict) and config.get(setting) is True:
             raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
                                   f"{ADDED_TO_THE_TEXT[setting]}, which tinyformer's does not")
+
+
+# An added token's settings that change which text it matches, in transformers' tokenizers
+# (GPT-2's, Llama's, Qwen's): their ids would be other than ours, which match the token as
+# written, anywhere. ("normalized" changes nothing without a normaliser, and GPT-2's have none.)
+MATCHED_OTHERWISE = {"lstrip": "it takes the spaces before the token into it",
+                     "rstrip": "it takes the spaces after the token into it",
+                     "single_word": "it matches the token only as a whole word"}
+
+
+def check_added_token(path, token, entry):
+    """PretrainedError, one line naming the file at `path`, if the added token `token`'s
+    `entry` (its settings, as tokenizer.json or tokenizer_config.json writes them) turns on
+    any of MATCHED_OTHERWISE; false or absent is as tinyformer reads it."""
+    for setting, effect in MATCHED_OTHERWISE.items():
+        if isinstance(entry, dict) and entry.get(setting):
+            raise PretrainedError(f"{path}: added token {token!r} has {setting}: {effect}, "
+                                  f"which tinyformer's tokenizers do not")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1245,10 +1281,7 @@ def _byte_level_bpe(data, vocab, merges, added, path):
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special = {}, []
     for i, token, entry in added:             # numbered as the library numbers them
-        for setting in ("lstrip", "rstrip", "single_word"):
-            if entry.get(setting):
-                _refuse(path, f"added token {token!r} has {setting}", "it changes the text "
-                        "around the token")
+        check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
             _refuse(path, f"added token {token!r} has id {i!r}", "not a whole number from 0 "
                     "to 4294967295")

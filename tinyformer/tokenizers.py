@@ -85,11 +85,14 @@ BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta
 
 def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str:
     """How a text splits into tokens, on one line: |Hello|,| world|, or with `colour` (for a
-    terminal) black on backgrounds that take turns; new lines shown as \\n."""
+    terminal) black on backgrounds that take turns; new lines shown as \\n. In the frame, a
+    "|" of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
+    |<\\|endoftext\\|>|."""
     pieces = [one_line(tok.id_to_token(i)) for i in ids]
     if colour:
         return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
                        for k, piece in enumerate(pieces))
+    pieces = [piece.replace("|", "\\|") for piece in pieces]
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 
@@ -100,11 +103,28 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if not isinstance(tok, BPETokenizer):
         return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
-    learned = [tok.id_to_token(i) for i in range(256, 256 + len(tok.merges))]
+    learned = range(256, 256 + len(tok.merges))
+    # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
+    # one character of three bytes.
+    longest = sorted(learned, key=lambda i: len(tok.id_to_bytes(i)))[-5:]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
-            "first merges " + " ".join(repr(t) for t in learned[:8]),
-            "longest      " + " ".join(repr(t) for t in sorted(learned, key=len)[-5:])]
+            "first merges " + (" ".join(shown_token(tok, i) for i in learned[:8]) or "(none)"),
+            "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
+
+
+SHOWN_TOKEN_CHARACTERS = 30     # the report cuts a longer token (a run of 1 MB of "a", say)
+
+
+def shown_token(tok: Tokenizer, i: int) -> str:
+    """Token i in quotes, as `tokenize show` shows it (new lines and tabs as \\n and \\t); a
+    token longer than SHOWN_TOKEN_CHARACTERS cut there, with "…" and its length in bytes."""
+    text = tok.id_to_token(i)
+    if len(text) <= SHOWN_TOKEN_CHARACTERS:
+        return f'"{one_line(text)}"'
+    # Cut before escaping, so that no escape (\x07) is cut in half.
+    return (f'"{one_line(text[:SHOWN_TOKEN_CHARACTERS])}…" '
+            f'({counted(len(tok.id_to_bytes(i)), "byte")})')
 
 
 def compression(text: str, ids: Sequence[int]) -> str:
@@ -313,6 +333,9 @@ def _read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
+    if kind is None and isinstance(data, dict) and "model" in data:
+        # The tokenizers library's file, which tinyformer reads (as GPT-2's) from a directory.
+        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise ValueError(f"{path}: not a tokenizer file: expected an object with \"type\" "
@@ -518,6 +541,7 @@ class BPETokenizer(Tokenizer):
         pairs for so many merges: before any merging where that is certain. `name(key)` says
         how a setting is called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
+        check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "
@@ -597,9 +621,11 @@ class BPETokenizer(Tokenizer):
         return ids
 
     def _encode_chunk(self, chunk):
-        # Each round scans all pairs and merges one kind: the time grows with the square of the
-        # chunk's length. Chunks are words, so that is fine; a 10,000-letter run without a space
-        # takes a second (a heap of pair positions would make it n log n, less readably).
+        # Each round scans the chunk's pairs and applies one merge everywhere in it: the time is
+        # the chunk's length times the number of distinct merges it applies (each at most once,
+        # so never more than the tokenizer's merges). Chunks are words, which take few; a long
+        # run without a space may take many (a heap of pair positions would make it
+        # n log n, less readably).
         ids = list(chunk.encode("utf-8").translate(self._byte_ids))
         while len(ids) > 1:
             # The earliest-learned merge among the adjacent pairs; `none` if no pair is a merge.

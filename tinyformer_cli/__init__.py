@@ -15,7 +15,7 @@ import click
 import tinyautograd
 from tinyformer.summary import summary_line
 from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
-                                   export_pretrained, load_checkpoint_tokenizer, load_model)
+                                   export_pretrained, load_model, load_tokenizer_at)
 from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
@@ -23,8 +23,8 @@ from tinyformer import files, resources
 from tinyformer.prompts import example_prompt, respond
 from tinyformer.sampling import check_sampling
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
-                                   text_and_ids, train_tokenizer)
+from tinyformer.tokenizers import (check_training, compression, split_shown, text_and_ids,
+                                   train_tokenizer)
 from tinyformer.train import Terminated, Trainer, TrainConfig, sigterm_stops_at_once
 
 EPILOG = """\b
@@ -147,7 +147,8 @@ Examples:
 def tokenize():
     """Train, apply and inspect tokenizers (text <-> ids). A tokenizer file is the JSON that
     `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it.
-    --tokenizer also takes a checkpoint directory, for the ids its model reads."""
+    --tokenizer also takes a checkpoint directory, for the ids its model reads, or a Hugging
+    Face GPT-2 tokenizer's directory."""
 
 
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
@@ -199,15 +200,17 @@ def check_out_file(path, suffixes=None, force=True):
         files.check_out_file(path, suffixes, force)
 
 
-TOKENIZER_HELP = ("A tokenizer saved by `tokenize train`, or a checkpoint's (a run directory, or "
-                  "a Hugging Face model's, as generate --checkpoint takes).")
+TOKENIZER_HELP = ("A tokenizer saved by `tokenize train`, a checkpoint's (a run directory, or "
+                  "a Hugging Face model's, as generate --checkpoint takes), or a directory of a "
+                  "Hugging Face GPT-2 tokenizer (vocab.json and merges.txt, or tokenizer.json).")
 
 
 def open_tokenizer(path):
-    """A tokenizer file, or the tokenizer of a checkpoint directory (a run's, or a Hugging Face
-    model's), as generate reads it: the ids that its model reads."""
+    """A tokenizer file, the tokenizer of a checkpoint directory (a run's, or a Hugging Face
+    model's, as generate reads it: the ids that its model reads), or a Hugging Face tokenizer's
+    directory."""
     with input_errors(ValueError, OSError):
-        return load_checkpoint_tokenizer(path) if os.path.isdir(path) else load_tokenizer(path)
+        return load_tokenizer_at(path)
 
 
 def text_options(command):
@@ -269,11 +272,13 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
               help=f"{TOKENIZER_HELP} [default: see below].")
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
-              "terminal]; without colour they are framed by '|'.")
+              "terminal]; without colour they are framed by '|', and a '|' of the text shows "
+              "as '\\|'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
-    |Hello|,| world| (or in colours), new lines and tabs as \\n and \\t, other control
-    characters and a BPE token that holds part of a character's bytes as \\xNN."""
+    |Hello|,| world| (or in colours; a '|' of the text as \\|), new lines and tabs as \\n and
+    \\t, other control characters and a BPE token that holds part of a character's bytes as
+    \\xNN."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
