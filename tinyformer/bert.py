@@ -62,7 +62,8 @@ class BERT(nn.Module):
     token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm,
     learned positions, GELU and the head tied to the token embedding (`tie_weights`) by
     default, as in the original. The modern block's switches are GPT's (normalization,
-    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta)."""
+    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so
+    is `d_head`."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
@@ -70,9 +71,10 @@ class BERT(nn.Module):
                  pad_id: int | None = None, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None, qk_norm: bool = False,
                  logit_softcap: float | None = None, bias: bool = True,
-                 rope_theta: float = 10000.0, tie_weights: bool = True) -> None:
+                 rope_theta: float = 10000.0, tie_weights: bool = True,
+                 d_head: int | None = None) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
-                    n_head=n_head, d_model=d_model, d_ff=d_ff)
+                    n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
@@ -82,15 +84,16 @@ class BERT(nn.Module):
                            pad_id=pad_id, normalization=normalization,
                            rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
                            logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
-                           tie_weights=tie_weights)
+                           tie_weights=tie_weights, d_head=d_head)
         self.context, self.pad_id = context, pad_id
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=d_model // n_head, rope_theta=rope_theta, **norms)
+                                d_head=d_model // n_head if d_head is None else d_head,
+                                rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,
-                               **norms)
+                               d_head=d_head, **norms)
         self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
