@@ -30,7 +30,7 @@ from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kern
                           nn)
 from tinyautograd.ops import row_sum
 
-from .layers import check_sizes, norm_layer
+from .layers import check_sizes, head_width, norm_layer
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -346,9 +346,7 @@ class MultiHeadAttention(nn.Module):
                  qk_norm: bool = False, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
         check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
-        if d_head is None and d_model % n_head:
-            raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
-                             f"{d_model}")
+        d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
         if not whole or n_kv_head < 1 or n_head % n_kv_head:
@@ -358,7 +356,7 @@ class MultiHeadAttention(nn.Module):
         if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
-        self.d_head = d_model // n_head if d_head is None else d_head
+        self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
         self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
         d_q, d_kv = n_head * self.d_head, n_kv_head * self.d_head

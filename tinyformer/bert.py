@@ -24,7 +24,7 @@ from tinyautograd import Tensor, nn
 from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
-                     default_d_ff, norm_layer, soft_capped, token_array)
+                     default_d_ff, head_width, norm_layer, soft_capped, token_array)
 from .schema import check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -89,7 +89,7 @@ class BERT(nn.Module):
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=d_model // n_head if d_head is None else d_head,
+                                d_head=head_width("BERT", d_model, n_head, d_head),
                                 rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,

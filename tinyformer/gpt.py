@@ -26,7 +26,7 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     soft_capped)
+                     head_width, soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -64,7 +64,7 @@ class GPT(nn.Module):
         self.context = context
         self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
-                                d_head=d_model // n_head if d_head is None else d_head,
+                                d_head=head_width("GPT", d_model, n_head, d_head),
                                 rope_theta=rope_theta)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, cross_attention=False,

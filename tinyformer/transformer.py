@@ -30,7 +30,7 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     soft_capped, token_array)
+                     head_width, soft_capped, token_array)
 from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -106,8 +106,7 @@ class Transformer(nn.Module):
 
         # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
         # of the embeddings and the positional encodings.
-        width = d_head if d_head is not None else (      # a head's, for RoPE
-            d_model // n_head if d_model % n_head == 0 else None)      # else MHA says why
+        width = head_width("Transformer", d_model, n_head, d_head)     # for RoPE
         self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
                                     scale=True, d_head=width, rope_theta=rope_theta)
         self.tgt_embed = (self.src_embed if share_embeddings else
