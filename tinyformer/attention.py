@@ -111,9 +111,11 @@ class KVCache:
     def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
         and drops sequences). The kept keys and values are copied out of the buffers, which
-        the next `extend` grows again."""
+        the next `extend` grows again. They keep their dtype (a Tensor made from a float64
+        array would otherwise be float32)."""
         for layer, (k, v) in self._kv.items():
-            self._kv[layer] = (Tensor(k.data[rows]), Tensor(v.data[rows]))
+            self._kv[layer] = (Tensor(k.data[rows], dtype=k.dtype),
+                               Tensor(v.data[rows], dtype=v.dtype))
         self._buffers.clear()
 
 
