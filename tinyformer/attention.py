@@ -28,7 +28,6 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn)
-from tinyautograd.ops import row_sum
 
 from .layers import check_sizes, head_width, norm_layer
 
@@ -104,7 +103,7 @@ class KVCache:
                                               _grown(v.data, old_v, 2 * end))
         buffers[0][:, :, filled:end] = k.data
         buffers[1][:, :, filled:end] = v.data
-        k, v = (Tensor._make(b[:, :, :end]) for b in buffers)
+        k, v = (Tensor(b[:, :, :end], dtype=b.dtype) for b in buffers)   # views, no copy
         self._kv[layer] = (k, v)
         return k, v
 
@@ -245,7 +244,7 @@ class Attention(Function):
             # times faster with it, for the same result.
             scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
             np.exp(scores, out=scores)
-            scores /= row_sum(scores)
+            scores /= functional.row_sum(scores)
         p = scores
         if keep is not None and not keep.any(axis=-1).all():
             # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
@@ -266,7 +265,7 @@ class Attention(Function):
         d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
         if drop is not None:
             d_s *= drop
-        row_sums = row_sum(grad * ctx.result)                         # rowsum(dP * P)
+        row_sums = functional.row_sum(grad * ctx.result)              # rowsum(dP * P)
         if kernels.usable(d_s, p, row_sums):       # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
