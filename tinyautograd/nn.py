@@ -33,15 +33,19 @@ class record_module_paths:
     `""` for the root module's own forward; None for ops made outside any module, such as a
     loss).
 
+        model = MLP()                                   # Module's example, below
         with nn.record_module_paths(model):
             loss = F.cross_entropy(model(x), y)
-        loss.grad_fn.inputs[0].grad_fn.module_path     # "head"
+        loss.grad_fn.inputs[0].grad_fn.module_path     # "out": the logits' op
 
     Paths are the names `model.named_modules()` gives, so they match the parameter names; a
-    module shared by two paths takes the first. A module outside `model`'s tree (made on the
-    fly inside a forward) adds nothing: its ops go to the module that called it. Without a
-    `model`, each outermost module called is taken as the root, so code that builds and runs
-    its own model can be recorded from outside.
+    module shared by two paths takes the first. Only a forward, run by calling its module,
+    sets a path: the ops of another method go to the module whose forward called it (logits
+    tied to a token embedding, `self.embed.unembed(x)` in a model's forward, are the
+    model's, not the embedding's). A module outside `model`'s tree (made on the fly inside a
+    forward) adds nothing: its ops go to the module that called it. Without a `model`, each
+    outermost module called is taken as the root, so code that builds and runs its own
+    model can be recorded from outside.
     """
 
     def __init__(self, model: Module | None = None) -> None:
