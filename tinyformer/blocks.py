@@ -196,9 +196,11 @@ class Decoder(nn.Module):
 
     def forward(self, y: Tensor, memory: Tensor | None = None, mask: Mask | None = None,
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
-        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` (T, T) is causal (targets
-        are padded on the right, so it hides their padding from every real position);
-        `memory_mask` (B, 1, 1, S) hides the source padding.
+        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` is the causal mask:
+        (T, T), or (T, start + T) when a cache holds `start` earlier tokens (causal_mask(T,
+        start); None for one new token, which may see them all). Targets are padded on the
+        right, so it hides their padding from every real position. `memory_mask` (B, 1, 1, S)
+        hides the source padding.
 
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
         self-attention adds their keys and values, and the cache then counts them."""
