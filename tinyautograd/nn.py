@@ -109,10 +109,11 @@ class Module:
         class MLP(Module):
             def __init__(self):
                 self.hidden = Linear(2, 16)
+                self.act = ReLU()
                 self.out = Linear(16, 2)
 
             def forward(self, x: Tensor) -> Tensor:
-                return self.out(self.hidden(x).relu())
+                return self.out(self.act(self.hidden(x)))
 
     Calling `super().__init__()` is allowed but not needed: the only state a Module has of its
     own is `training`, a class attribute until `train()` or `eval()` sets it.
@@ -267,7 +268,8 @@ class Module:
         return ""
 
     def __repr__(self):
-        """A tree, one module a line, each with its number of parameters:
+        """A tree, one module a line, each with its number of parameters (the MLP of the
+        class's docstring):
 
             MLP(  # 82 params
               (hidden): Linear(in_features=2, out_features=16, bias=True)  # 48 params

@@ -2,7 +2,8 @@
 
     x = embed(idx)             TokenEmbedding(idx) + Positions, dropout      (B, T, C)
     x = decoder(x)             n_layer DecoderLayers: masked self-attention + feed-forward, no
-                               cross-attention (nothing to encode); LayerNorm at the top
+                               cross-attention (nothing to encode); with pre-norm, a final
+                               norm at the top (of the `normalization` chosen)
     logits = x @ E^T           (B, T, vocab), the head tied to the token embedding E
 
 GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learned positions,
@@ -98,7 +99,8 @@ class GPT(nn.Module):
     def _init_weights(self, n_layer):
         """GPT-2's initialisation: weights N(0, 0.02), biases 0; the two projections that
         write into the residual stream (attention output, second feed-forward layer) get
-        0.02 / sqrt(2 n_layer), so that the stream's variance does not grow with depth."""
+        0.02 / sqrt(2 n_layer), so that the stream's variance does not grow with depth. The
+        token embedding's own N(0, 1/d_model) (TokenEmbedding) is replaced too, as GPT-2's."""
         for name, p in self.named_parameters():
             if name.endswith("bias"):
                 nn.init.zeros_(p)

@@ -54,9 +54,9 @@ class Transformer(nn.Module):
       about 8/3 d_model for SwiGLU, as in GPT).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
       Source and target each get their own encoding (their own table, when learned, unless
-      they share their embeddings); RoPE
-      rotates the queries and keys of the self-attentions instead, and leaves cross-attention
-      alone, since a source position and a target position are not on one axis.
+      they share their embeddings); RoPE rotates the queries and keys of the self-attentions
+      instead, and leaves cross-attention alone, since a source position and a target
+      position are not on one axis.
     - `norm`: 'post' (the paper's) or 'pre'; see blocks.py.
     - `share_embeddings`: source and target share one embeddings module (section 3.4 shares
       the token table, having a joint byte-pair vocabulary): one token table, and one position
