@@ -100,3 +100,16 @@ def test_a_cache_that_switches_between_recording_and_not_still_equals_recomputin
     with ta.no_grad():
         pieces += [model(idx[:, t:t + 1], cache).data for t in range(5, 8)]
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_selecting_rows_keeps_the_caches_dtype():
+    # A float64 model (gradcheck's, the tests') beam-searched: its cache must stay float64,
+    # as extend keeps it, or the kept keys lose their precision at every selection.
+    cache, layer = KVCache(), object()
+    k = ta.Tensor(np.full((2, 1, 3, 1), 1 + 1e-12), dtype=np.float64)
+    cache.extend(layer, k, 2 * k)
+    cache.select(np.array([1, 0, 0]))
+    keys, values = cache.extend(layer, ta.Tensor(np.zeros((3, 1, 1, 1)), dtype=np.float64),
+                                ta.Tensor(np.zeros((3, 1, 1, 1)), dtype=np.float64))
+    assert keys.dtype == values.dtype == np.float64
+    np.testing.assert_array_equal(keys.data[:, 0, :3, 0], 1 + 1e-12)

@@ -220,6 +220,31 @@ def test_d_head_can_differ_from_d_model_over_n_head():
     check_cache_equals_recomputing(model)
 
 
+def test_d_head_reaches_every_attention_of_bert_and_the_transformer():
+    switches = dict(d_head=6, n_kv_head=2, positions="rope", qk_norm=True)
+    bert = BERT(V, CONTEXT, **SIZES, **switches)
+    seq2seq = Transformer(V, V, CONTEXT, **SIZES, **switches)
+    for model in (bert, seq2seq):
+        attentions = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+        assert len(attentions) == (2 if model is bert else 6)
+        for attn in attentions:
+            assert attn.q.weight.shape == (16, 24) and attn.k.weight.shape == (16, 12)
+            assert attn.out.weight.shape == (24, 16) and attn.q_norm.weight.shape == (6,)
+        assert all(m.rotary.d_head == 6 for m in model.modules() if hasattr(m, "rotary")
+                   and m.rotary is not None)
+        assert type(model)(**model.config).config == model.config    # a checkpoint rebuilds it
+    with ta.no_grad():
+        assert bert(tokens((2, 5))).shape == (2, 5, V)
+    model = to_float64(seq2seq)
+    src, tgt = tokens((2, 6), seed=1), tokens((2, 7), seed=2)
+    with ta.no_grad():
+        memory, src_mask = model.encode(src)
+        full = model.decode(tgt, memory, src_mask).data
+        cache = KVCache()
+        steps = [model.decode(tgt[:, t:t + 1], memory, src_mask, cache).data for t in range(7)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=0, atol=1e-10)
+
+
 # --------------------------------------------------------------------------------------------
 # The new ops' second derivatives against PyTorch's (first derivatives: tests/op_cases.py)
 

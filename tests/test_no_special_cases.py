@@ -11,9 +11,12 @@ one without the other.
 """
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
+
+import tinyautograd
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(path for folder in ("tinyautograd", "tinyformer", "viz", "tinyformer_cli")
@@ -141,11 +144,15 @@ def imported_names(path):
                 yield alias.name.split(".")[0], None
 
 
+def package_of(path):
+    package = path.relative_to(ROOT).parts[0].removesuffix(".py")
+    return "tinyformer_cli" if package == "cli" else package
+
+
 def test_imports_flow_one_way_and_never_reach_a_private_name():
     wrong = []
     for path in SOURCES:
-        package = path.relative_to(ROOT).parts[0].removesuffix(".py")
-        level = LAYERS.index("tinyformer_cli" if package == "cli" else package)
+        level = LAYERS.index(package_of(path))
         for imported, name in imported_names(path):
             if imported in LAYERS and imported != LAYERS[level]:
                 if LAYERS.index(imported) > level:
@@ -158,3 +165,88 @@ def test_imports_flow_one_way_and_never_reach_a_private_name():
 def test_the_layer_check_sees_an_upward_import(tmp_path):
     (tmp_path / "x.py").write_text("def f():\n    from viz.graph import draw_graph, _private\n")
     assert list(imported_names(tmp_path / "x.py")) == [("viz", "draw_graph"), ("viz", "_private")]
+
+
+# The engine's public API, which the contract says is all that tinyformer and viz may use: the
+# package's own names, the modules it names in __all__ (functional, kernels, nn, optim), and
+# random (the README's tinyautograd.random.seeded; kept out of __all__, where `import *` would
+# hide the standard library's random). Of ops.py, the ops themselves: the Function classes
+# that a graph's nodes name (node.fn is ops.MatMul), not its helpers. The rest (engine.py,
+# ops.exp...) is the engine's insides, free to change.
+ENGINE_MODULES = {"tinyautograd", "tinyautograd.random"} | {
+    f"tinyautograd.{name}" for name in tinyautograd.__all__
+    if inspect.ismodule(getattr(tinyautograd, name))}
+
+
+def inside_the_engine(dotted):
+    """Whether a dotted name (`tinyautograd.ops.exp`) lies outside the engine's public
+    API: in one of its modules that is not public, other than an op of ops.py."""
+    parts = dotted.split(".")
+    if parts[0] != "tinyautograd" or len(parts) < 2:
+        return False
+    if (not inspect.ismodule(getattr(tinyautograd, parts[1], None))
+            or f"tinyautograd.{parts[1]}" in ENGINE_MODULES):
+        return False
+    if parts[1] == "ops" and len(parts) > 2:
+        op = getattr(tinyautograd.ops, parts[2], None)
+        return not (inspect.isclass(op) and issubclass(op, tinyautograd.Function))
+    return True
+
+
+def beyond_the_public_api(path, package):
+    """What the file, of `package`, takes from another package that is not that package's to
+    give: any private name (`Tensor._make`, `ta.nn._recorder`), and anything inside the
+    engine (`tinyautograd.ops.exp`), imported or reached through a name that was."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    foreign = {}                          # a name bound by an import -> what it names, dotted
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            foreign.update((alias.asname or alias.name, f"{node.module}.{alias.name}")
+                           for alias in node.names)
+        elif isinstance(node, ast.Import):
+            foreign.update((alias.asname, alias.name) if alias.asname else
+                           (alias.name.split(".")[0],) * 2 for alias in node.names)
+    foreign = {name: dotted for name, dotted in foreign.items()
+               if dotted.split(".")[0] in LAYERS and dotted.split(".")[0] != package}
+    uses = [(name, dotted) for name, dotted in foreign.items()]        # the imports themselves
+    inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    for node in ast.walk(tree):                  # each whole chain a.b.c, not its a.b
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain, base = [], node
+            while isinstance(base, ast.Attribute):
+                chain.insert(0, base.attr)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in foreign:
+                uses.append((".".join([base.id] + chain), ".".join([foreign[base.id]] + chain)))
+    for written, dotted in uses:
+        private = [part for part in written.split(".")
+                   if part.startswith("_") and not part.startswith("__")]
+        if private:
+            yield f"reads the private {written}"
+        elif inside_the_engine(dotted):
+            yield f"uses {dotted}, inside the engine"
+
+
+@pytest.mark.parametrize("path", [path for path in SOURCES if package_of(path) != "tinyautograd"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_engine_is_used_through_its_public_api_only(path):
+    found = sorted(set(beyond_the_public_api(path, package_of(path))))
+    assert not found, f"{path.relative_to(ROOT)}: " + "; ".join(found)
+
+
+def test_the_public_api_check_sees_private_names_and_the_engines_insides(tmp_path):
+    (tmp_path / "x.py").write_text(
+        "import tinyautograd as ta\n"
+        "from tinyautograd import Tensor, nn, random\n"
+        "from tinyautograd.ops import row_sum\n"
+        "from tinyautograd.optim import AdamW\n"
+        "import tinyautograd.engine\n"
+        "def f(b, node):\n"
+        "    ta.random.seeded(1); ta.functional.row_sum(b); nn.Linear(2, 3).weight.T\n"
+        "    node.fn is ta.ops.MatMul; Tensor(b).data.sum(); tinyautograd.Tensor(b)\n"
+        "    return Tensor._make(b), ta.nn._recorder, ta.ops.exp(b), tinyautograd.engine.grad\n")
+    assert sorted(set(beyond_the_public_api(tmp_path / "x.py", "tinyformer"))) == [
+        "reads the private Tensor._make", "reads the private ta.nn._recorder",
+        "uses tinyautograd.engine.grad, inside the engine",
+        "uses tinyautograd.ops.exp, inside the engine",
+        "uses tinyautograd.ops.row_sum, inside the engine"]

@@ -124,6 +124,20 @@ def test_rope_reaches_every_self_attention_from_the_embeddings_and_never_cross_a
                     assert id(module.rotary) in rotaries
 
 
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_every_model_blames_an_n_head_that_does_not_divide_d_model(positions):
+    # With RoPE, a width of 12 // 8 = 1 would otherwise reach RotaryPositions first, which
+    # could only say that 1 is not even: a consequence, not the cause.
+    sizes = dict(n_layer=1, n_head=8, d_model=12, positions=positions)
+    for name, build in [("GPT", lambda: GPT(11, 8, **sizes)),
+                        ("BERT", lambda: BERT(11, 8, **sizes)),
+                        ("Transformer", lambda: Transformer(11, 11, 8, **sizes))]:
+        with pytest.raises(ValueError) as error:
+            build()
+        assert str(error.value) == (f"{name}: n_head 8 does not divide d_model 12; choose an "
+                                    f"n_head that does, or give d_head")
+
+
 def test_every_model_refuses_a_sequence_longer_than_its_context_with_one_message():
     gpt, bert, seq2seq = models().values()
     fits, too_long = np.ones((1, 8), int), np.ones((1, 9), int)

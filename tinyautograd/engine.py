@@ -2,8 +2,9 @@
 
 Reading order: this file (Tensor, Function, and `backward`, the chain rule over the graph), then
 `ops.py` (every primitive op, its formula, its forward and its backward), `functional.py` (the
-fused kernels: cross-entropy and layer norm, written the same way), `nn.py`, `optim.py`, and
-`gradcheck.py` (how every gradient is checked against finite differences).
+fused kernels, written the same way: cross-entropy, layer norm, RMS norm, SwiGLU, squared ReLU
+and soft-capping; and dropout, embedding, row_sum), `nn.py`, `optim.py`, and `gradcheck.py`
+(how every gradient is checked against finite differences).
 
 Every operation is a `Function`: a `forward` that computes the result with numpy, and a
 `backward` that turns the gradient of the result into the gradients of the inputs. When an
@@ -1234,9 +1235,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
     An input that the outputs do not depend on gets None (torch's default, allow_unused=False,
-    raises instead; pass it to have the same check). `grad_outputs` holds d(loss)/d(output)
-    for each output, in its shape (None for an output of one number); for a single output it
-    may be the one Tensor, array or number itself.
+    raises instead; pass allow_unused=False for the same check). `grad_outputs` holds
+    d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
+    single output it may be the one Tensor, array or number itself.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)

@@ -33,15 +33,19 @@ class record_module_paths:
     `""` for the root module's own forward; None for ops made outside any module, such as a
     loss).
 
+        model = MLP()                                   # Module's example, below
         with nn.record_module_paths(model):
             loss = F.cross_entropy(model(x), y)
-        loss.grad_fn.inputs[0].grad_fn.module_path     # "head"
+        loss.grad_fn.inputs[0].grad_fn.module_path     # "out": the logits' op
 
     Paths are the names `model.named_modules()` gives, so they match the parameter names; a
-    module shared by two paths takes the first. A module outside `model`'s tree (made on the
-    fly inside a forward) adds nothing: its ops go to the module that called it. Without a
-    `model`, each outermost module called is taken as the root, so code that builds and runs
-    its own model can be recorded from outside.
+    module shared by two paths takes the first. Only a forward, run by calling its module,
+    sets a path: the ops of another method go to the module whose forward called it (logits
+    tied to a token embedding, `self.embed.unembed(x)` in a model's forward, are the
+    model's, not the embedding's). A module outside `model`'s tree (made on the fly inside a
+    forward) adds nothing: its ops go to the module that called it. Without a `model`, each
+    outermost module called is taken as the root, so code that builds and runs its own
+    model can be recorded from outside.
     """
 
     def __init__(self, model: Module | None = None) -> None:
@@ -105,10 +109,11 @@ class Module:
         class MLP(Module):
             def __init__(self):
                 self.hidden = Linear(2, 16)
+                self.act = ReLU()
                 self.out = Linear(16, 2)
 
             def forward(self, x: Tensor) -> Tensor:
-                return self.out(self.hidden(x).relu())
+                return self.out(self.act(self.hidden(x)))
 
     Calling `super().__init__()` is allowed but not needed: the only state a Module has of its
     own is `training`, a class attribute until `train()` or `eval()` sets it.
@@ -263,7 +268,8 @@ class Module:
         return ""
 
     def __repr__(self):
-        """A tree, one module a line, each with its number of parameters:
+        """A tree, one module a line, each with its number of parameters (the MLP of the
+        class's docstring):
 
             MLP(  # 82 params
               (hidden): Linear(in_features=2, out_features=16, bias=True)  # 48 params

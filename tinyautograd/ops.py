@@ -70,17 +70,6 @@ def where(cond: ArrayLike, a: Array, b: Array) -> Array:
     return np.where(cond, a, b)
 
 
-def row_sum(x: Array) -> Array:
-    """x.sum(axis=-1, keepdims=True). On an array of many rows, one matrix-vector product with
-    a column of ones: numpy's reduction along a short last axis costs about 30 ns a row, the
-    product a few us in all (12 against 4 us on (384, 128)). A few rows (generation) keep
-    numpy's, where the product's own calls would cost more."""
-    if isinstance(x, Tensor) or x.size <= 64 * x.shape[-1]:       # (an empty x as well)
-        return x.sum(axis=-1, keepdims=True)
-    rows = x.reshape(-1, x.shape[-1])
-    return (rows @ np.ones((x.shape[-1], 1), x.dtype)).reshape(x.shape[:-1] + (1,))
-
-
 def matmul(a: Array, b: Array) -> Array:
     return a @ b if isinstance(a, Tensor) or isinstance(b, Tensor) else _matmul(a, b)
 

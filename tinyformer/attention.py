@@ -28,9 +28,8 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn)
-from tinyautograd.ops import row_sum
 
-from .layers import check_sizes, norm_layer
+from .layers import check_sizes, head_width, norm_layer
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -104,16 +103,18 @@ class KVCache:
                                               _grown(v.data, old_v, 2 * end))
         buffers[0][:, :, filled:end] = k.data
         buffers[1][:, :, filled:end] = v.data
-        k, v = (Tensor._make(b[:, :, :end]) for b in buffers)
+        k, v = (Tensor(b[:, :, :end], dtype=b.dtype) for b in buffers)   # views, no copy
         self._kv[layer] = (k, v)
         return k, v
 
     def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
         and drops sequences). The kept keys and values are copied out of the buffers, which
-        the next `extend` grows again."""
+        the next `extend` grows again. They keep their dtype (a Tensor made from a float64
+        array would otherwise be float32)."""
         for layer, (k, v) in self._kv.items():
-            self._kv[layer] = (Tensor(k.data[rows]), Tensor(v.data[rows]))
+            self._kv[layer] = (Tensor(k.data[rows], dtype=k.dtype),
+                               Tensor(v.data[rows], dtype=v.dtype))
         self._buffers.clear()
 
 
@@ -243,7 +244,7 @@ class Attention(Function):
             # times faster with it, for the same result.
             scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
             np.exp(scores, out=scores)
-            scores /= row_sum(scores)
+            scores /= functional.row_sum(scores)
         p = scores
         if keep is not None and not keep.any(axis=-1).all():
             # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
@@ -264,7 +265,7 @@ class Attention(Function):
         d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
         if drop is not None:
             d_s *= drop
-        row_sums = row_sum(grad * ctx.result)                         # rowsum(dP * P)
+        row_sums = functional.row_sum(grad * ctx.result)              # rowsum(dP * P)
         if kernels.usable(d_s, p, row_sums):       # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
@@ -346,9 +347,7 @@ class MultiHeadAttention(nn.Module):
                  qk_norm: bool = False, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
         check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
-        if d_head is None and d_model % n_head:
-            raise ValueError(f"MultiHeadAttention: n_head {n_head} does not divide d_model "
-                             f"{d_model}")
+        d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
         if not whole or n_kv_head < 1 or n_head % n_kv_head:
@@ -358,7 +357,7 @@ class MultiHeadAttention(nn.Module):
         if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
-        self.d_head = d_model // n_head if d_head is None else d_head
+        self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
         self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
         d_q, d_kv = n_head * self.d_head, n_kv_head * self.d_head

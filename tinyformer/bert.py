@@ -24,7 +24,7 @@ from tinyautograd import Tensor, nn
 from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
-                     default_d_ff, norm_layer, soft_capped, token_array)
+                     default_d_ff, head_width, norm_layer, soft_capped, token_array)
 from .schema import check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -62,7 +62,8 @@ class BERT(nn.Module):
     token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm,
     learned positions, GELU and the head tied to the token embedding (`tie_weights`) by
     default, as in the original. The modern block's switches are GPT's (normalization,
-    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta)."""
+    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so
+    is `d_head`."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
@@ -70,9 +71,10 @@ class BERT(nn.Module):
                  pad_id: int | None = None, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None, qk_norm: bool = False,
                  logit_softcap: float | None = None, bias: bool = True,
-                 rope_theta: float = 10000.0, tie_weights: bool = True) -> None:
+                 rope_theta: float = 10000.0, tie_weights: bool = True,
+                 d_head: int | None = None) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
-                    n_head=n_head, d_model=d_model, d_ff=d_ff)
+                    n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
@@ -82,15 +84,16 @@ class BERT(nn.Module):
                            pad_id=pad_id, normalization=normalization,
                            rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
                            logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
-                           tie_weights=tie_weights)
+                           tie_weights=tie_weights, d_head=d_head)
         self.context, self.pad_id = context, pad_id
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=d_model // n_head, rope_theta=rope_theta, **norms)
+                                d_head=head_width("BERT", d_model, n_head, d_head),
+                                rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,
-                               **norms)
+                               d_head=d_head, **norms)
         self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:

@@ -53,37 +53,6 @@ def _check_placement(norm):
     return norm
 
 
-class EncoderLayer(nn.Module):
-    """Self-attention over the whole sequence, then the feed-forward network (section 3.1):
-
-        x = residual(x, SelfAttention)      every position attends to every (unpadded) one
-        x = residual(x, FeedForward)
-
-    `rotary` (a RotaryPositions, or None) rotates the self-attention's queries and keys; the
-    keywords after it are the modern block's switches (see the top of this file).
-    """
-
-    def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 norm: str = "post", activation: str = "relu",
-                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
-                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
-                 qk_norm: bool = False, bias: bool = True) -> None:
-        self.norm_placement = _check_placement(norm)
-        norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
-        self.attn = MultiHeadAttention(d_model, n_head, dropout, rotary=rotary,
-                                       n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
-        self.attn_norm = norm_layer(dim=d_model, **norms)
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias)
-        self.ffn_norm = norm_layer(dim=d_model, **norms)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
-        """x (B, T, C) -> (B, T, C); `mask` (True = may attend) hides padded keys."""
-        x = residual(x, lambda h: self.attn(h, mask=mask), self.attn_norm, self.drop,
-                     self.norm_placement)
-        return residual(x, self.ffn, self.ffn_norm, self.drop, self.norm_placement)
-
-
 class DecoderLayer(nn.Module):
     """Masked self-attention, then cross-attention on the encoder's output, then the
     feed-forward network (section 3.1):
@@ -93,10 +62,11 @@ class DecoderLayer(nn.Module):
         x = residual(x, FeedForward)
 
     With `cross_attention=False` there is no encoder to attend to, and no `cross_attn` or
-    `cross_norm`: that is GPT's block. `rotary` rotates the self-attention's queries and keys
-    (never cross-attention's: a source and a target position are not on one axis). The
-    keywords after it are the modern block's switches (see the top of this file); `d_head`
-    sets the width of a head when it is not d_model / n_head.
+    `cross_norm`: that is GPT's block, and the encoder's (EncoderLayer). `rotary` rotates the
+    self-attention's queries and keys (never cross-attention's: a source and a target
+    position are not on one axis). The keywords after it are the modern block's switches
+    (see the top of this file); `d_head` sets the width of a head when it is not d_model /
+    n_head.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
@@ -133,6 +103,33 @@ class DecoderLayer(nn.Module):
         return residual(x, self.ffn, self.ffn_norm, self.drop, self.norm_placement)
 
 
+class EncoderLayer(DecoderLayer):
+    """Self-attention over the whole sequence, then the feed-forward network (section 3.1):
+
+        x = residual(x, SelfAttention)      every position attends to every (unpadded) one
+        x = residual(x, FeedForward)
+
+    A DecoderLayer without cross-attention, GPT's block: the same sub-layers under the same
+    names. What makes it an encoder's is the mask it is given, padding only and never the
+    look-ahead mask, so that each position reads both sides of itself. The keywords are the
+    DecoderLayer's.
+    """
+
+    def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
+                 norm: str = "post", activation: str = "relu",
+                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
+                 rmsnorm_affine: bool = True, n_kv_head: int | None = None,
+                 qk_norm: bool = False, bias: bool = True, d_head: int | None = None) -> None:
+        super().__init__(d_model, n_head, d_ff, dropout, norm, activation,
+                         cross_attention=False, rotary=rotary, normalization=normalization,
+                         rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
+                         bias=bias, d_head=d_head)
+
+    def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
+        """x (B, T, C) -> (B, T, C); `mask` (True = may attend) hides padded keys."""
+        return super().forward(x, mask)
+
+
 # --------------------------------------------------------------------------------------------
 # The stacks
 
@@ -145,18 +142,18 @@ class Encoder(nn.Module):
     With pre-norm, each layer normalises only what goes into its sub-layers; the residual
     stream itself is never normalised, so a final norm does it once at the top. Post-norm
     layers already end in a norm and need none. The keywords after `rotary` are the modern
-    block's switches, the same for every layer.
+    block's switches and `d_head`, the same for every layer.
     """
 
     def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu",
                  rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None,
-                 qk_norm: bool = False, bias: bool = True) -> None:
+                 qk_norm: bool = False, bias: bool = True, d_head: int | None = None) -> None:
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.layers = nn.ModuleList([
             EncoderLayer(d_model, n_head, d_ff, dropout, norm, activation, rotary=rotary,
-                         n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
+                         n_kv_head=n_kv_head, qk_norm=qk_norm, d_head=d_head, **norms)
             for _ in range(n_layer)])
         self.final_norm = norm_layer(dim=d_model, **norms) if norm == "pre" else None
 
@@ -177,7 +174,8 @@ class Decoder(nn.Module):
         y = DecoderLayer_N( ... DecoderLayer_1(y, memory), memory)    (B, T, C) -> (B, T, C)
 
     A final norm with pre-norm, for the same reason as in the Encoder. The keywords after
-    `cross_attention` are the modern block's switches, the same for every layer.
+    `cross_attention` are the modern block's switches and `d_head`, the same for every
+    layer.
     """
 
     stream = None     # a list, while the logit lens reads the residual stream (lens.py)
@@ -198,9 +196,11 @@ class Decoder(nn.Module):
 
     def forward(self, y: Tensor, memory: Tensor | None = None, mask: Mask | None = None,
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
-        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` (T, T) is causal (targets
-        are padded on the right, so it hides their padding from every real position);
-        `memory_mask` (B, 1, 1, S) hides the source padding.
+        """y (B, T, C), memory (B, S, C) or None -> (B, T, C). `mask` is the causal mask:
+        (T, T), or (T, start + T) when a cache holds `start` earlier tokens (causal_mask(T,
+        start); None for one new token, which may see them all). Targets are padded on the
+        right, so it hides their padding from every real position. `memory_mask` (B, 1, 1, S)
+        hides the source padding.
 
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
         self-attention adds their keys and values, and the cache then counts them."""

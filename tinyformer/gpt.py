@@ -2,7 +2,8 @@
 
     x = embed(idx)             TokenEmbedding(idx) + Positions, dropout      (B, T, C)
     x = decoder(x)             n_layer DecoderLayers: masked self-attention + feed-forward, no
-                               cross-attention (nothing to encode); LayerNorm at the top
+                               cross-attention (nothing to encode); with pre-norm, a final
+                               norm at the top (of the `normalization` chosen)
     logits = x @ E^T           (B, T, vocab), the head tied to the token embedding E
 
 GPT-2's choices are the defaults: pre-norm blocks with a final layer norm, learned positions,
@@ -26,7 +27,7 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     soft_capped)
+                     head_width, soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -64,7 +65,7 @@ class GPT(nn.Module):
         self.context = context
         self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
-                                d_head=d_model // n_head if d_head is None else d_head,
+                                d_head=head_width("GPT", d_model, n_head, d_head),
                                 rope_theta=rope_theta)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, cross_attention=False,
@@ -98,7 +99,8 @@ class GPT(nn.Module):
     def _init_weights(self, n_layer):
         """GPT-2's initialisation: weights N(0, 0.02), biases 0; the two projections that
         write into the residual stream (attention output, second feed-forward layer) get
-        0.02 / sqrt(2 n_layer), so that the stream's variance does not grow with depth."""
+        0.02 / sqrt(2 n_layer), so that the stream's variance does not grow with depth. The
+        token embedding's own N(0, 1/d_model) (TokenEmbedding) is replaced too, as GPT-2's."""
         for name, p in self.named_parameters():
             if name.endswith("bias"):
                 nn.init.zeros_(p)

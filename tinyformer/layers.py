@@ -217,6 +217,19 @@ def check_sizes(model: str, **sizes: int | None) -> None:
     check_whole(model, 1, **{name: size for name, size in sizes.items() if size is not None})
 
 
+def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:
+    """The width of an attention head: `d_head` when given, else d_model / n_head, which
+    must then be whole; ValueError, in one line, naming `model`, when it is not. Every model
+    and every attention asks here, so a model sized wrong is told the cause before any part
+    built from the width (RoPE's table, which needs it even) can fail on a consequence."""
+    if d_head is not None:
+        return d_head
+    if d_model % n_head:
+        raise ValueError(f"{model}: n_head {n_head} does not divide d_model {d_model}; choose "
+                         f"an n_head that does, or give d_head")
+    return d_model // n_head
+
+
 # --------------------------------------------------------------------------------------------
 # Embeddings: tokens in, vectors out
 

@@ -30,7 +30,7 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     soft_capped, token_array)
+                     head_width, soft_capped, token_array)
 from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -54,9 +54,9 @@ class Transformer(nn.Module):
       about 8/3 d_model for SwiGLU, as in GPT).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
       Source and target each get their own encoding (their own table, when learned, unless
-      they share their embeddings); RoPE
-      rotates the queries and keys of the self-attentions instead, and leaves cross-attention
-      alone, since a source position and a target position are not on one axis.
+      they share their embeddings); RoPE rotates the queries and keys of the self-attentions
+      instead, and leaves cross-attention alone, since a source position and a target
+      position are not on one axis.
     - `norm`: 'post' (the paper's) or 'pre'; see blocks.py.
     - `share_embeddings`: source and target share one embeddings module (section 3.4 shares
       the token table, having a joint byte-pair vocabulary): one token table, and one position
@@ -65,7 +65,7 @@ class Transformer(nn.Module):
       otherwise a Linear head of its own.
     - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`),
       `activation`, `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
-      `bias`, `rope_theta`.
+      `bias`, `rope_theta`, and `d_head` (every attention's head width).
 
     `encode` and `decode` are the two halves of `forward`, so that a decoding loop runs the
     encoder once and the decoder at every step.
@@ -79,9 +79,10 @@ class Transformer(nn.Module):
                  normalization: str = "layernorm", rmsnorm_affine: bool = True,
                  n_kv_head: int | None = None,
                  qk_norm: bool = False, logit_softcap: float | None = None, bias: bool = True,
-                 rope_theta: float = 10000.0) -> None:
+                 rope_theta: float = 10000.0, d_head: int | None = None) -> None:
         check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-                    context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff)
+                    context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff,
+                    d_head=d_head)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
@@ -91,7 +92,8 @@ class Transformer(nn.Module):
             positions=positions, norm=norm, activation=activation,
             share_embeddings=share_embeddings, tie_weights=tie_weights, pad_id=pad_id,
             normalization=normalization, rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head,
-            qk_norm=qk_norm, logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta)
+            qk_norm=qk_norm, logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
+            d_head=d_head)
         if share_embeddings and src_vocab_size != tgt_vocab_size:
             raise ValueError(f"Transformer: share_embeddings needs one vocabulary, got "
                              f"src_vocab_size {src_vocab_size} and tgt_vocab_size "
@@ -100,16 +102,16 @@ class Transformer(nn.Module):
         self.context, self.pad_id = context, pad_id
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
-        switches = dict(n_kv_head=n_kv_head, qk_norm=qk_norm, **norms)
+        switches = dict(n_kv_head=n_kv_head, qk_norm=qk_norm, d_head=d_head, **norms)
 
         # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
         # of the embeddings and the positional encodings.
-        d_head = d_model // n_head if d_model % n_head == 0 else None   # else MHA says why
+        width = head_width("Transformer", d_model, n_head, d_head)     # for RoPE
         self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
-                                    scale=True, d_head=d_head, rope_theta=rope_theta)
+                                    scale=True, d_head=width, rope_theta=rope_theta)
         self.tgt_embed = (self.src_embed if share_embeddings else
                           Embeddings(tgt_vocab_size, d_model, context, positions, dropout,
-                                     scale=True, d_head=d_head, rope_theta=rope_theta))
+                                     scale=True, d_head=width, rope_theta=rope_theta))
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.src_embed.rotary, **switches)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
