@@ -977,7 +977,7 @@ MATCHED_OTHERWISE = {"lstrip": "it takes the spaces before the token into it",
                      "single_word": "it matches the token only as a whole word"}
 
 
-def check_added_token(path, token, entry):
+def check_added_token(path: StrPath, token: str, entry: dict) -> None:
     """PretrainedError, one line naming the file at `path`, if the added token `token`'s
     `entry` (its settings, as tokenizer.json or tokenizer_config.json writes them) turns on
     any of MATCHED_OTHERWISE; false or absent is as tinyformer reads it."""
