@@ -1,7 +1,8 @@
 """tinyautograd: a tensor autograd engine on numpy, small enough to read in one sitting.
 
 Start with `engine.py` (Tensor, Function, backward), then `ops.py` (every primitive op with its
-gradient), `functional.py` (fused kernels), `nn.py` and `optim.py`. `kernels.py` builds the
+gradient), `functional.py` (fused kernels and the few ops built on them), `nn.py` and
+`optim.py`; `modes.py` holds the switches (no_grad, detect_anomaly). `kernels.py` builds the
 compiled loops that four of those ops run where a C compiler allows, beside their numpy forms.
 """
 
