@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import tinyautograd as ta
 from cli import main
-from tinyformer.bert import IGNORE, mask_tokens
+from tinyformer.bert import BEGINS, CONTINUES, IGNORE, mask_tokens
 from tinyformer.data import builtin_corpus, line_batch
 from tinyformer.jobs import word_tokens
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
@@ -120,15 +120,42 @@ def test_without_in_word_each_token_is_chosen_alone():
     assert np.mean(whole) < 0.3                    # 0.3^4 + 0.7^4 = 0.25 for 4 letters
 
 
-def test_word_tokens_are_the_pieces_spelled_with_letters():
+def test_word_tokens_are_letters_that_continue_a_word_and_a_space_then_letters_that_begin_one():
     tok = CharTokenizer(sorted(set("eve has a kite.\n")), ["<pad>", "<mask>"])
     in_word = word_tokens(tok)
     assert [tok.id_to_token(i) for i in np.flatnonzero(in_word)] == list("aehikstv")
+    assert (in_word[np.flatnonzero(in_word)] == CONTINUES).all()
     bpe = BPETokenizer.train("the kite of eve is the kite " * 20, 270, ["<pad>", "<mask>"])
     in_word = word_tokens(bpe)
     pieces = {bpe.id_to_token(i): in_word[i] for i in range(bpe.vocab_size)}
-    assert pieces["k"] and not pieces[" "] and not pieces["<mask>"]
-    assert not any(flag for piece, flag in pieces.items() if piece.startswith(" "))
+    assert pieces["k"] == CONTINUES and pieces[" kite"] == BEGINS
+    assert pieces[" "] == pieces["<mask>"] == 0
+
+
+def spans_of_words(tokenizer, row):
+    """(start, end) of the tokens of each word (a run of letters) of a row of ids."""
+    pieces = [tokenizer.decode([i]) for i in row]
+    token_at = np.repeat(np.arange(len(row)), [len(piece) for piece in pieces])   # each letter's
+    return [(token_at[m.start()], token_at[m.end() - 1] + 1)
+            for m in re.finditer(r"[a-z]+", "".join(pieces))]
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_whole_word_masking_never_leaves_part_of_a_hidden_word_in_view(kind):
+    text = builtin_corpus(20_000)
+    tok = (CharTokenizer.train(text, ["<pad>", "<mask>"]) if kind == "char" else
+           BPETokenizer.train(text, 300, special_tokens=["<pad>", "<mask>"]))
+    rows = line_batch(np.array(tok.encode(text)), 400, 64, tok.encode("\n")[0],
+                      tok.token_to_id("<pad>"), np.random.default_rng(0))
+    _, targets = mask_tokens(rows, tok.token_to_id("<mask>"), tok.vocab_size,
+                             [tok.token_to_id("<pad>"), tok.token_to_id("<mask>")], rate=0.3,
+                             rng=np.random.default_rng(1), in_word=word_tokens(tok))
+    chosen = targets != IGNORE
+    pad = tok.token_to_id("<pad>")
+    words = [chosen[r, a:b] for r, row in enumerate(rows)
+             for a, b in spans_of_words(tok, row[row != pad])]     # padding comes last
+    assert sum(len(word) > 1 for word in words) > 1000        # words of several pieces
+    assert all(word.all() or not word.any() for word in words)
 
 
 # ---------------------------------------------------------------------------- one story a row

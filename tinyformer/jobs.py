@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike
 from tinyautograd import Tensor
 from tinyautograd import functional as F
 
-from .bert import BERT, IGNORE, mask_tokens
+from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
@@ -378,12 +378,15 @@ class MaskedLM(LanguageModelling):
 
 
 def word_tokens(tokenizer: Tokenizer) -> np.ndarray:
-    """Which ids of the vocabulary are parts of words, for whole-word masking: the ordinary
-    tokens spelled with letters only (a character tokenizer's letters; a BPE's pieces such as
-    "ing", while " the", with its space, begins a word of its own)."""
+    """What each id of the vocabulary is to a word, for whole-word masking (mask_tokens'
+    `in_word`): CONTINUES for the ordinary tokens spelled with letters only (a character
+    tokenizer's letters; a BPE's pieces such as "een"), BEGINS for a space and then letters (a
+    BPE's " g" or " the", which start a word), 0 for the rest."""
     special = set(tokenizer.special_tokens)
     pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
-    return np.array([piece not in special and piece.isalpha() for piece in pieces])
+    return np.array([0 if piece in special else CONTINUES if piece.isalpha()
+                     else BEGINS if piece[:1].isspace() and piece.lstrip().isalpha() else 0
+                     for piece in pieces], dtype=np.int8)
 
 
 def _single_token(tokenizer, text):
