@@ -94,10 +94,22 @@ def test_a_chosen_word_is_replaced_whole_by_the_80_10_10_rule():
             kinds["masked" if (shown == MASK).all() else "kept" if (shown == row[a:b]).all()
                   else "swapped"] += 1
     n = sum(kinds.values())                        # about 2,800 chosen words of 3+ letters
-    # Tolerances of 4 standard deviations; one swap in 40 draws MASK.
+    # Tolerances of 4 standard deviations.
     assert abs(kinds["masked"] / n - 0.8) < 0.03
     assert abs(kinds["kept"] / n - 0.1) < 0.023
     assert abs(kinds["swapped"] / n - 0.1) < 0.023
+
+
+def test_a_random_swap_puts_in_only_ordinary_tokens():
+    # PAD, MASK and two ordinary ids: a PAD put in would be hidden from attention (BERT's
+    # padding mask is read from the ids), a MASK would be a mask, not a swap.
+    idx = np.full((1000, 50), 2)
+    inputs, targets = mask_tokens(idx, MASK, 4, special_ids=(PAD, MASK), rate=0.5,
+                                  rng=np.random.default_rng(4))
+    chosen = targets != IGNORE                       # about 25,000
+    assert set(np.unique(inputs)) == {MASK, 2, 3}
+    # A swap, one chosen token in 10, draws 2 or 3 alike (4 standard deviations).
+    assert abs((inputs[chosen] == 3).mean() - 0.05) < 0.006
 
 
 def test_words_end_at_the_edge_of_a_row():

@@ -114,9 +114,10 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
                 rate: float = 0.15, rng: np.random.Generator | None = None,
                 in_word: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking recipe. Choose `rate` of the ordinary tokens (never a special one such as
-    padding); of those, replace 80% by `mask_id`, 10% by a random token and leave 10% as they
-    are, so that the model cannot rely on seeing [MASK] where it must guess, and must keep a
-    good representation of every token. Returns (inputs, targets): targets hold the original
+    padding); of those, replace 80% by `mask_id`, 10% by a random ordinary token (neither
+    `mask_id` nor a special one: a <pad> put in would be hidden from attention) and leave 10%
+    as they are, so that the model cannot rely on seeing [MASK] where it must guess, and must
+    keep a good representation of every token. Returns (inputs, targets): targets hold the original
     token where one was chosen and IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
 
     Whole-word masking: `in_word`, one per id of the vocabulary, says what each token is to a
@@ -128,7 +129,8 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     is chosen with probability `rate`, so each token still is too."""
     idx = np.asarray(idx)
     rng = rng or ta.random.default_generator()
-    ordinary = ~np.isin(idx, list(special_ids))
+    special_ids = list(special_ids)
+    ordinary = ~np.isin(idx, special_ids)
     draw = rng.random(idx.shape) < rate                # a draw for every token
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
     if in_word is not None:                            # a word's first token's, for all of it
@@ -138,7 +140,9 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     inputs = idx.copy()
     inputs[chosen & (roll < 0.8)] = mask_id
     random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_swap] = rng.integers(0, vocab_size, random_swap.sum())
+    if random_swap.any():
+        swaps = np.setdiff1d(np.arange(vocab_size), [mask_id, *special_ids])  # ordinary ids
+        inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
     targets = np.where(chosen, idx, IGNORE)
     return inputs, targets
 
