@@ -428,6 +428,8 @@ def files(tmp_path):
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
+    (["--task", "add", "--min-len", "2", "--max-len", "2"],      # said at once: none drawn
+     ["--task add with lengths 2 to 2 has 81 distinct sequences, too few to hold some out"]),
     (["--n-layer", "0"], ["--n-layer must be a whole number >= 1, got 0"]),
     (["--d-model", "-8"], ["--d-model must be a whole number >= 1"]),
     (["--iters", "0"], ["--iters must be a whole number >= 1"]),

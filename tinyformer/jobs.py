@@ -411,8 +411,8 @@ class Seq2Seq:
         self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
         if len(self.data.val) < 10:
             raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
-                             f"{config.max_len} has too few distinct sequences to hold some "
-                             f"out for validation; raise --max-len")
+                             f"{config.max_len} has {self.data.n_sources} distinct sequences, "
+                             f"too few to hold some out for validation; raise --max-len")
         if config.context is not None and config.context < self.data.context:
             raise ValueError(f"--context {config.context} is too short for --max-len "
                              f"{config.max_len}: the task needs {self.data.context}")
