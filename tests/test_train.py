@@ -60,6 +60,8 @@ def test_defaults_depend_on_the_job():
             corpus.iters, corpus.lr, corpus.min_lr, corpus.warmup) == (4, 4, 128, 64, 12, 2000,
                                                                       1e-3, 1e-4, 100)
     assert TrainConfig(iters=30).resolved().warmup == 3      # a short run, a short warmup
+    # A text's validation loss is over so many batches; a task scores all its held-out pairs.
+    assert (builtin.eval_iters, corpus.eval_iters, task.eval_iters) == (20, 20, None)
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -123,6 +125,8 @@ def test_settings_at_the_edge_of_their_range_are_accepted(settings):
                                                  "vocabulary: drop --vocab-size"),
     (dict(task="copy", tokenizer="tok.json"), "a --task has its own tokenizer"),
     (dict(schedule="noam", min_lr=1e-4), "--schedule noam has no floor: drop --min-lr"),
+    (dict(task="copy", eval_iters=5), "a task is scored on all its held-out pairs: drop "
+                                      "--eval-iters"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
     with pytest.raises(ValueError) as e:
@@ -141,6 +145,19 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
     resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
     assert (resumed.config.min_len, resumed.config.vocab_size) == (None, None)
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_task_run_saved_with_eval_iters_resumes_without_it(tmp_path, monkeypatch):
+    settings = dict(JOBS["transformer"], iters=4)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path / "cut"))
+    config["train"]["eval_iters"] = 20           # as task runs saved it before it was refused
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.config.eval_iters is None
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
 

@@ -154,7 +154,8 @@ class TrainConfig:
                                        "built-in stories].")
     eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
                                      "sample, a checkpoint).")
-    eval_iters: int = setting(20, "Validation batches per evaluation [20].")
+    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text [20]; "
+                                     "a --task is scored on all its held-out pairs.")
     checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
     sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
     seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
@@ -233,7 +234,8 @@ class TrainConfig:
         # The settings that apply only to some runs get their defaults only there: elsewhere
         # they stay unset, and given, check() refuses them.
         applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
-            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None}
+            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None,
+             "eval_iters": 20}
         for key, value in applying.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
@@ -256,7 +258,9 @@ class TrainConfig:
         check_settings(dataclasses.asdict(self), SETTING_RULES)
         required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
                     "warmup", "eval_every", "checkpoint_every"]
-        for name in required + (["min_lr"] if self.schedule == "cosine" else []):
+        required += ["min_lr"] if self.schedule == "cosine" else []
+        required += [] if self.task else ["eval_iters"]
+        for name in required:
             if getattr(self, name) is None:          # resolved() fills these in
                 raise ValueError(f"--{name.replace('_', '-')} is not set")
         if self.task and self.model != "transformer":
@@ -316,6 +320,8 @@ class TrainConfig:
             for key in ("tokenizer", "vocab_size"):
                 why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
                             f"--{key.replace('_', '-')}")
+            why["eval_iters"] = ("--eval-iters counts the validation batches of a text; a task "
+                                 "is scored on all its held-out pairs: drop --eval-iters")
         elif self.tokenizer_file:
             why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
                                  f"the tokenizer file {self.tokenizer_file!r} has its own "
@@ -377,7 +383,7 @@ SETTING_RULES = {
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
     "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
     "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
-    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
+    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Optional(Whole(1, 1 << 20)),
     "checkpoint_every": Optional(Whole(1, BIG)),
     "sample_tokens": Whole(0, 1 << 20),
     "seed": SEED,
