@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 from types import SimpleNamespace
 
@@ -178,6 +179,14 @@ def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
     config = TrainConfig.from_saved(saved, "config.json")
     assert config.min_lr is None
     config.check()
+
+
+def test_a_setting_spelled_both_ways_is_refused_not_the_later_taken(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('n_layer = 1\n"n-layer" = 2\n')
+    with pytest.raises(ValueError, match=f"^n_layer and n-layer in {re.escape(str(path))} are "
+                                         f"the same setting; keep one$"):
+        TrainConfig.from_toml(path)
 
 
 def test_unknown_setting_names_the_known_ones():

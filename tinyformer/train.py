@@ -177,6 +177,13 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(settings, dict):
             raise ValueError(f"{where} holds no table of settings")
+        spelled: dict[str, str] = {}            # each setting as the file spells it
+        for key in map(str, settings):
+            name = key.replace("-", "_")
+            if name in spelled:                 # else the later would win without a word
+                raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
+                                 f"keep one")
+            spelled[name] = key
         settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
         unknown = sorted(set(settings) - names)
         if unknown:
