@@ -501,6 +501,26 @@ def test_a_toml_config_names_a_tokenizer_file(tokenizer_files):
         (tokenizer_files / "tok.json").read_bytes()
 
 
+@pytest.mark.parametrize("key, found", [
+    ("corpus", "does not exist"),
+    ("tokenizer", "is neither char nor bpe, and no such file exists")])
+def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and_said_so(
+        tmp_path, key, found):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "only_here.txt").write_text("the text beside the file\n" * 20)
+    (tmp_path / "cfg" / "c.toml").write_text(f'{key} = "only_here.txt"\n')
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, f"{key} 'only_here.txt' in {os.path.join('cfg', 'c.toml')} "
+                       f"{found}: a relative path in a --config file is read from the current "
+                       f"directory, not from the file's; give "
+                       f"{os.path.join('cfg', 'only_here.txt')!r}, the one beside the file")
+    (tmp_path / "cfg" / "only_here.txt").unlink()           # nowhere: said as well
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, "is read from the current directory",
+                       "give it from there, or as an absolute path")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_unwritable_out_directory(files):
     if os.geteuid() == 0:      # root writes anywhere; the path-under-a-file case stands in
         result = tinyformer("train", "--out", files / "a-file" / "x", cwd=files)

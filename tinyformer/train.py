@@ -401,6 +401,25 @@ SETTING_RULES = {
 # The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
 
+def check_paths_in_file(config: TrainConfig, config_file: StrPath, overrides: dict[str, Any]
+                        ) -> None:
+    """ValueError, in one line, for a relative path in a --config file (corpus, or tokenizer
+    when not char or bpe) that the command line does not override and that does not exist:
+    it is read from the current directory, as a path on the command line is, and not from the
+    file's own, which a user may well expect; the message says so."""
+    for key, path in (("corpus", config.corpus), ("tokenizer", config.tokenizer_file)):
+        if path is None or key in overrides or os.path.isabs(path) or os.path.exists(path):
+            continue
+        beside = os.path.join(os.path.dirname(config_file), path)
+        what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
+            "does not exist"
+        fix = (f"give {os.path.relpath(beside)!r}, the one beside the file" if
+               os.path.exists(beside) else "give it from there, or as an absolute path")
+        raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
+                         f"--config file is read from the current directory, not from the "
+                         f"file's; {fix}")
+
+
 def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
     """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
     source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
@@ -597,6 +616,8 @@ class Trainer:
                                  f"drop {' '.join(extra)}")
             return cls.resume(resume, log=log)
         config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+        if config_file:
+            check_paths_in_file(config, config_file, overrides)
         config = dataclasses.replace(config, **overrides).resolved()
         return cls.start(config, out or default_out_dir(config), force=force, log=log)
 
