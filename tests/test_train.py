@@ -291,6 +291,17 @@ def test_the_last_step_is_evaluated_and_saved_though_eval_every_does_not_divide_
     assert rundir.read_config(str(tmp_path))["step"] == 5
 
 
+def test_the_readme_names_every_field_of_metrics_jsonl(tmp_path):
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    told = re.search(r"`metrics.jsonl` \(one JSON line a step:(.*?)\) and `loss.png`", readme,
+                     re.S).group(1)
+    written = set()
+    for job in ("gpt", "transformer"):                  # the built-in stories, and a task
+        for line in run(tmp_path / job, **JOBS[job], iters=2):
+            written |= line.keys()
+    assert written <= set(re.findall(r"`(\w+)`", told))
+
+
 def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):
     # Noam's rate is factor / sqrt(d_model * step) after warmup and peaks at the warmup's
     # last step; the trainer chooses the factor that makes that peak --lr.
