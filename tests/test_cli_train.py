@@ -521,6 +521,21 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("toml, args, message", [
+    ("lr = 0.1\nmin_lr = 0.5\n", [], "min_lr in c.toml must be between 0 and lr in c.toml "
+                                     "(0.1), got 0.5"),
+    ("lr = 1.0\nmin_lr = 0.5\n", ["--lr", "0.1"], "min_lr in c.toml must be between 0 and "
+                                                   "--lr (0.1), got 0.5"),
+    ("warmup = 50\n", ["--iters", "10"], "warmup in c.toml must be at most --iters (10), got 50"),
+    ("iters = 10\n", ["--warmup", "50"], "--warmup must be at most iters in c.toml (10), got 50"),
+])
+def test_settings_checked_against_each_other_are_named_as_they_were_given(tmp_path, toml, args,
+                                                                          message):
+    (tmp_path / "c.toml").write_text(toml)
+    assert_input_error(tinyformer("train", "--config", "c.toml", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_unwritable_out_directory(files):
     if os.geteuid() == 0:      # root writes anywhere; the path-under-a-file case stands in
         result = tinyformer("train", "--out", files / "a-file" / "x", cwd=files)

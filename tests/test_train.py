@@ -88,7 +88,7 @@ def test_defaults_depend_on_the_job():
     (dict(corpus=""), "--corpus must be a non-empty text"),
     (dict(corpus="  "), "--corpus must be a non-empty text, got '  '"),
     (dict(corpus="a\0b"), "--corpus must be a non-empty text"),    # no file has such a name
-    (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
+    (dict(iters=10, warmup=20), "--warmup must be at most --iters (10), got 20"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),

@@ -50,7 +50,8 @@ from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointErr
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
-from .schema import SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings
+from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
+                     option_name)
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -203,31 +204,11 @@ class TrainConfig:
     def from_toml(cls, path: StrPath) -> TrainConfig:
         """A config from a TOML file: its [train] table, or its keys at the top level (not
         both: a setting beside a [train] table is an error, not dropped)."""
-        try:
-            import tomllib
-        except ModuleNotFoundError:                   # Python 3.10
-            import tomli as tomllib
-        try:
-            settings = tomllib.loads(read_text(path, "--config file"))
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
-        if isinstance(settings.get("train"), dict):
-            outside = sorted(set(settings) - {"train"})
-            if outside:
-                key = outside[0]
-                shown = f"[{key}]" if isinstance(settings[key], dict) else key
-                raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
-                                 f"setting in [train], or every one at the top level")
-            settings = settings["train"]
-        for key in settings:
-            option = str(key).replace("_", "-")
-            if option in COMMAND_LINE_ONLY:
-                raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
-                                 f"on the command line")
-        return cls.from_dict(settings, str(path))
+        return cls.from_dict(toml_settings(path), str(path))
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every None replaced by its default, checked."""
+    def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
+        """A copy with every None replaced by its default, checked; `name(key)` says how a
+        setting is called in check()'s errors ("--lr", or "lr in run.toml")."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
         c = dataclasses.replace(self)
         if c.model is None:
@@ -256,20 +237,21 @@ class TrainConfig:
             c.min_lr = c.lr / 10
         if c.checkpoint_every is None:
             c.checkpoint_every = c.eval_every
-        c.check()
+        c.check(name)
         return c
 
-    def check(self) -> None:
+    def check(self, name: Callable[[str], str] = option_name) -> None:
         """ValueError, in one line, for the first setting that cannot work: each against its
-        rule (SETTING_RULES), then the settings against each other."""
+        rule (SETTING_RULES), then the settings against each other (the learning rates, the
+        warmup and the run's length named by `name`, as their values were given)."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)
         required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
                     "warmup", "eval_every", "checkpoint_every"]
         required += ["min_lr"] if self.schedule == "cosine" else []
         required += [] if self.task else ["eval_iters"]
-        for name in required:
-            if getattr(self, name) is None:          # resolved() fills these in
-                raise ValueError(f"--{name.replace('_', '-')} is not set")
+        for key in required:
+            if getattr(self, key) is None:           # resolved() fills these in
+                raise ValueError(f"{name(key)} is not set")
         if self.task and self.model != "transformer":
             raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
                              f"default with --task), not {self.model}")
@@ -295,11 +277,11 @@ class TrainConfig:
             if getattr(self, key) is not None:
                 raise ValueError(why)
         if self.min_lr is not None and not self.min_lr <= self.lr:
-            raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
-                             f"{self.min_lr!r}")
+            raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
+                             f"got {self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
-            raise ValueError(f"--warmup {self.warmup} exceeds --iters {self.iters}; warm up for "
-                             f"fewer steps than the run has")
+            raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
+                             f"got {self.warmup}: warm up for fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError("--schedule noam needs --warmup >= 1")
         if self.task and self.min_len > self.max_len:
@@ -352,6 +334,32 @@ class TrainConfig:
             why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
                                      "needs normalization = \"rmsnorm\"")
         return why
+
+
+def toml_settings(path: StrPath) -> dict[str, Any]:
+    """The settings of a TOML file, as it spells them (TrainConfig.from_toml)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:                   # Python 3.10
+        import tomli as tomllib
+    try:
+        settings = tomllib.loads(read_text(path, "--config file"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+    if isinstance(settings.get("train"), dict):
+        outside = sorted(set(settings) - {"train"})
+        if outside:
+            key = outside[0]
+            shown = f"[{key}]" if isinstance(settings[key], dict) else key
+            raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
+                             f"setting in [train], or every one at the top level")
+        settings = settings["train"]
+    for key in settings:
+        option = str(key).replace("_", "-")
+        if option in COMMAND_LINE_ONLY:
+            raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
+                             f"on the command line")
+    return settings
 
 
 # Each setting's type and range. The upper bounds are far beyond anything that trains on one
@@ -615,10 +623,14 @@ class Trainer:
                 raise ValueError(f"{name('resume')} continues a run with its saved settings; "
                                  f"drop {' '.join(extra)}")
             return cls.resume(resume, log=log)
-        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+        in_file = toml_settings(config_file) if config_file else {}
+        config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
         if config_file:
             check_paths_in_file(config, config_file, overrides)
-        config = dataclasses.replace(config, **overrides).resolved()
+        from_file = {str(key).replace("-", "_") for key in in_file} - set(overrides)
+        def called(key):                # a setting as it was given, in the errors about it
+            return f"{key} in {config_file}" if key in from_file else name(key)
+        config = dataclasses.replace(config, **overrides).resolved(called)
         return cls.start(config, out or default_out_dir(config), force=force, log=log)
 
     @classmethod
@@ -646,7 +658,7 @@ class Trainer:
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},
                                             run.file(CONFIG))
-            config.check()
+            config.check(lambda key: f"{key} in {run.file(CONFIG)}")
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:
