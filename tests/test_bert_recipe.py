@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import tinyautograd as ta
 from cli import main
-from tinyformer.bert import IGNORE, mask_tokens
+from tinyformer.bert import BEGINS, CONTINUES, IGNORE, mask_tokens
 from tinyformer.data import builtin_corpus, line_batch
 from tinyformer.jobs import word_tokens
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
@@ -94,10 +94,22 @@ def test_a_chosen_word_is_replaced_whole_by_the_80_10_10_rule():
             kinds["masked" if (shown == MASK).all() else "kept" if (shown == row[a:b]).all()
                   else "swapped"] += 1
     n = sum(kinds.values())                        # about 2,800 chosen words of 3+ letters
-    # Tolerances of 4 standard deviations; one swap in 40 draws MASK.
+    # Tolerances of 4 standard deviations.
     assert abs(kinds["masked"] / n - 0.8) < 0.03
     assert abs(kinds["kept"] / n - 0.1) < 0.023
     assert abs(kinds["swapped"] / n - 0.1) < 0.023
+
+
+def test_a_random_swap_puts_in_only_ordinary_tokens():
+    # PAD, MASK and two ordinary ids: a PAD put in would be hidden from attention (BERT's
+    # padding mask is read from the ids), a MASK would be a mask, not a swap.
+    idx = np.full((1000, 50), 2)
+    inputs, targets = mask_tokens(idx, MASK, 4, special_ids=(PAD, MASK), rate=0.5,
+                                  rng=np.random.default_rng(4))
+    chosen = targets != IGNORE                       # about 25,000
+    assert set(np.unique(inputs)) == {MASK, 2, 3}
+    # A swap, one chosen token in 10, draws 2 or 3 alike (4 standard deviations).
+    assert abs((inputs[chosen] == 3).mean() - 0.05) < 0.006
 
 
 def test_words_end_at_the_edge_of_a_row():
@@ -120,15 +132,42 @@ def test_without_in_word_each_token_is_chosen_alone():
     assert np.mean(whole) < 0.3                    # 0.3^4 + 0.7^4 = 0.25 for 4 letters
 
 
-def test_word_tokens_are_the_pieces_spelled_with_letters():
+def test_word_tokens_are_letters_that_continue_a_word_and_a_space_then_letters_that_begin_one():
     tok = CharTokenizer(sorted(set("eve has a kite.\n")), ["<pad>", "<mask>"])
     in_word = word_tokens(tok)
     assert [tok.id_to_token(i) for i in np.flatnonzero(in_word)] == list("aehikstv")
+    assert (in_word[np.flatnonzero(in_word)] == CONTINUES).all()
     bpe = BPETokenizer.train("the kite of eve is the kite " * 20, 270, ["<pad>", "<mask>"])
     in_word = word_tokens(bpe)
     pieces = {bpe.id_to_token(i): in_word[i] for i in range(bpe.vocab_size)}
-    assert pieces["k"] and not pieces[" "] and not pieces["<mask>"]
-    assert not any(flag for piece, flag in pieces.items() if piece.startswith(" "))
+    assert pieces["k"] == CONTINUES and pieces[" kite"] == BEGINS
+    assert pieces[" "] == pieces["<mask>"] == 0
+
+
+def spans_of_words(tokenizer, row):
+    """(start, end) of the tokens of each word (a run of letters) of a row of ids."""
+    pieces = [tokenizer.decode([i]) for i in row]
+    token_at = np.repeat(np.arange(len(row)), [len(piece) for piece in pieces])   # each letter's
+    return [(token_at[m.start()], token_at[m.end() - 1] + 1)
+            for m in re.finditer(r"[a-z]+", "".join(pieces))]
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_whole_word_masking_never_leaves_part_of_a_hidden_word_in_view(kind):
+    text = builtin_corpus(20_000)
+    tok = (CharTokenizer.train(text, ["<pad>", "<mask>"]) if kind == "char" else
+           BPETokenizer.train(text, 300, special_tokens=["<pad>", "<mask>"]))
+    rows = line_batch(np.array(tok.encode(text)), 400, 64, tok.encode("\n")[0],
+                      tok.token_to_id("<pad>"), np.random.default_rng(0))
+    _, targets = mask_tokens(rows, tok.token_to_id("<mask>"), tok.vocab_size,
+                             [tok.token_to_id("<pad>"), tok.token_to_id("<mask>")], rate=0.3,
+                             rng=np.random.default_rng(1), in_word=word_tokens(tok))
+    chosen = targets != IGNORE
+    pad = tok.token_to_id("<pad>")
+    words = [chosen[r, a:b] for r, row in enumerate(rows)
+             for a, b in spans_of_words(tok, row[row != pad])]     # padding comes last
+    assert sum(len(word) > 1 for word in words) > 1000        # words of several pieces
+    assert all(word.all() or not word.any() for word in words)
 
 
 # ---------------------------------------------------------------------------- one story a row

@@ -84,8 +84,7 @@ def test_the_backward_graph_of_every_example(tmp_path, name):
 # ------------------------------------------------------------------ a checkpoint's step
 
 
-TINY = ["--n-layer", 2, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--eval-iters", 1,
-        "--iters", 1]
+TINY = ["--n-layer", 2, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--iters", 1]
 PROMPTS = {"gpt": "eve has a red kite.", "bert": "eve has a red kite.", "transformer": "314+15"}
 
 
@@ -93,7 +92,8 @@ PROMPTS = {"gpt": "eve has a red kite.", "bert": "eve has a red kite.", "transfo
 def runs(tmp_path_factory):
     """A one-step run of each model kind: {kind: directory}."""
     made = {}
-    for kind, args in [("gpt", ["--context", 16]), ("bert", ["--model", "bert", "--context", 16]),
+    text = ["--context", 16, "--eval-iters", 1]
+    for kind, args in [("gpt", text), ("bert", ["--model", "bert", *text]),
                        ("transformer", ["--task", "add"])]:
         made[kind] = tmp_path_factory.mktemp(kind) / "run"
         result = tinyformer("train", *TINY, *args, "--out", made[kind])

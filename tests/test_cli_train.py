@@ -428,6 +428,8 @@ def files(tmp_path):
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
+    (["--task", "add", "--min-len", "2", "--max-len", "2"],      # said at once: none drawn
+     ["--task add with lengths 2 to 2 has 81 distinct sequences, too few to hold some out"]),
     (["--n-layer", "0"], ["--n-layer must be a whole number >= 1, got 0"]),
     (["--d-model", "-8"], ["--d-model must be a whole number >= 1"]),
     (["--iters", "0"], ["--iters must be a whole number >= 1"]),
@@ -497,6 +499,41 @@ def test_a_toml_config_names_a_tokenizer_file(tokenizer_files):
     assert saved["model_config"]["vocab_size"] == 270
     assert (tokenizer_files / "run" / "tokenizer.json").read_bytes() == \
         (tokenizer_files / "tok.json").read_bytes()
+
+
+@pytest.mark.parametrize("key, found", [
+    ("corpus", "does not exist"),
+    ("tokenizer", "is neither char nor bpe, and no such file exists")])
+def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and_said_so(
+        tmp_path, key, found):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "only_here.txt").write_text("the text beside the file\n" * 20)
+    (tmp_path / "cfg" / "c.toml").write_text(f'{key} = "only_here.txt"\n')
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, f"{key} 'only_here.txt' in {os.path.join('cfg', 'c.toml')} "
+                       f"{found}: a relative path in a --config file is read from the current "
+                       f"directory, not from the file's; give "
+                       f"{os.path.join('cfg', 'only_here.txt')!r}, the one beside the file")
+    (tmp_path / "cfg" / "only_here.txt").unlink()           # nowhere: said as well
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, "is read from the current directory",
+                       "give it from there, or as an absolute path")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("toml, args, message", [
+    ("lr = 0.1\nmin_lr = 0.5\n", [], "min_lr in c.toml must be between 0 and lr in c.toml "
+                                     "(0.1), got 0.5"),
+    ("lr = 1.0\nmin_lr = 0.5\n", ["--lr", "0.1"], "min_lr in c.toml must be between 0 and "
+                                                   "--lr (0.1), got 0.5"),
+    ("warmup = 50\n", ["--iters", "10"], "warmup in c.toml must be at most --iters (10), got 50"),
+    ("iters = 10\n", ["--warmup", "50"], "--warmup must be at most iters in c.toml (10), got 50"),
+])
+def test_settings_checked_against_each_other_are_named_as_they_were_given(tmp_path, toml, args,
+                                                                          message):
+    (tmp_path / "c.toml").write_text(toml)
+    assert_input_error(tinyformer("train", "--config", "c.toml", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_unwritable_out_directory(files):

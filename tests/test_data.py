@@ -6,8 +6,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
+from tinyformer import data
 from tinyformer.data import (ASIDES, BOS, COLOURS, EOS, NAMES, PAD, TASKS, THINGS, Seq2SeqTask,
-                             builtin_corpus, lm_batch, solve)
+                             _source, builtin_corpus, lm_batch, solve)
 
 STORY = re.compile(r"(\w+) has a (\w+) (\w+)\. .* the (\w+) of (\w+) is (\w+)\.")
 
@@ -86,6 +87,27 @@ def test_tasks_solve_hold_out_and_batch(task):
     if task == "add":                                         # numbers as written: no "07"
         assert not any(number.startswith("0") for source, _ in pairs
                        for number in source.split("+"))
+
+
+@pytest.mark.parametrize("task, min_len, max_len, n_sources", [
+    ("copy", 4, 4, 10_000), ("add", 2, 3, 81 + 810), ("sort", 2, 2, 100)])
+def test_lengths_with_too_few_sources_for_both_splits_hold_validation_out_first(
+        task, min_len, max_len, n_sources, monkeypatch):
+    drawn = Counter()
+    def counted_source(*args):
+        drawn["sources"] += 1
+        return _source(*args)
+    monkeypatch.setattr(data, "_source", counted_source)
+    t = Seq2SeqTask(task, min_len, max_len, n_train=20_000, n_val=500, seed=0)
+    # Every source once, found without drawing at random again and again for the last few.
+    assert drawn["sources"] <= n_sources
+    sources = [source for source, _ in t.train + t.val]
+    assert len(set(sources)) == len(sources) == n_sources
+    assert all(target == solve(task, source) for source, target in t.train + t.val)
+    # Validation first, a tenth at most; training the rest.
+    assert len(t.val) == min(500, n_sources // 10)
+    assert Seq2SeqTask(task, min_len, max_len, seed=0).val == t.val != \
+        Seq2SeqTask(task, min_len, max_len, seed=1).val
 
 
 def test_task_examples_and_errors():

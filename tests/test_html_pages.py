@@ -600,9 +600,8 @@ def tinyformer(*args):
 def runs(tmp_path_factory):
     """A GPT run and an encoder-decoder run of two steps each."""
     root = tmp_path_factory.mktemp("runs")
-    small = ["--n-layer", 1, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--iters", 2,
-             "--eval-iters", 1]
-    gpt = tinyformer("train", *small, "--context", 16, "--out", root / "gpt")
+    small = ["--n-layer", 1, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--iters", 2]
+    gpt = tinyformer("train", *small, "--context", 16, "--eval-iters", 1, "--out", root / "gpt")
     seq2seq = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 5, *small,
                          "--out", root / "reverse")
     assert gpt.exit_code == 0 and seq2seq.exit_code == 0, gpt.output + seq2seq.output

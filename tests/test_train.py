@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 from types import SimpleNamespace
 
@@ -60,6 +61,8 @@ def test_defaults_depend_on_the_job():
             corpus.iters, corpus.lr, corpus.min_lr, corpus.warmup) == (4, 4, 128, 64, 12, 2000,
                                                                       1e-3, 1e-4, 100)
     assert TrainConfig(iters=30).resolved().warmup == 3      # a short run, a short warmup
+    # A text's validation loss is over so many batches; a task scores all its held-out pairs.
+    assert (builtin.eval_iters, corpus.eval_iters, task.eval_iters) == (20, 20, None)
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -85,7 +88,7 @@ def test_defaults_depend_on_the_job():
     (dict(corpus=""), "--corpus must be a non-empty text"),
     (dict(corpus="  "), "--corpus must be a non-empty text, got '  '"),
     (dict(corpus="a\0b"), "--corpus must be a non-empty text"),    # no file has such a name
-    (dict(iters=10, warmup=20), "--warmup 20 exceeds --iters 10"),
+    (dict(iters=10, warmup=20), "--warmup must be at most --iters (10), got 20"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
@@ -123,6 +126,8 @@ def test_settings_at_the_edge_of_their_range_are_accepted(settings):
                                                  "vocabulary: drop --vocab-size"),
     (dict(task="copy", tokenizer="tok.json"), "a --task has its own tokenizer"),
     (dict(schedule="noam", min_lr=1e-4), "--schedule noam has no floor: drop --min-lr"),
+    (dict(task="copy", eval_iters=5), "a task is scored on all its held-out pairs: drop "
+                                      "--eval-iters"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_not_ignored(settings, message):
     with pytest.raises(ValueError) as e:
@@ -145,6 +150,19 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     assert metrics(tmp_path / "cut") == whole
 
 
+def test_a_task_run_saved_with_eval_iters_resumes_without_it(tmp_path, monkeypatch):
+    settings = dict(JOBS["transformer"], iters=4)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path / "cut"))
+    config["train"]["eval_iters"] = 20           # as task runs saved it before it was refused
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.config.eval_iters is None
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
 def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
     assert TrainConfig(schedule="noam", iters=5).resolved().warmup == 1
     assert TrainConfig(schedule="cosine", iters=5).resolved().warmup == 0
@@ -161,6 +179,14 @@ def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
     config = TrainConfig.from_saved(saved, "config.json")
     assert config.min_lr is None
     config.check()
+
+
+def test_a_setting_spelled_both_ways_is_refused_not_the_later_taken(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('n_layer = 1\n"n-layer" = 2\n')
+    with pytest.raises(ValueError, match=f"^n_layer and n-layer in {re.escape(str(path))} are "
+                                         f"the same setting; keep one$"):
+        TrainConfig.from_toml(path)
 
 
 def test_unknown_setting_names_the_known_ones():
@@ -263,6 +289,17 @@ def test_the_last_step_is_evaluated_and_saved_though_eval_every_does_not_divide_
     lines = run(tmp_path, **TINY, iters=5, eval_every=2)
     assert [line["step"] for line in lines if "val_loss" in line] == [2, 4, 5]
     assert rundir.read_config(str(tmp_path))["step"] == 5
+
+
+def test_the_readme_names_every_field_of_metrics_jsonl(tmp_path):
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    told = re.search(r"`metrics.jsonl` \(one JSON line a step:(.*?)\) and `loss.png`", readme,
+                     re.S).group(1)
+    written = set()
+    for job in ("gpt", "transformer"):                  # the built-in stories, and a task
+        for line in run(tmp_path / job, **JOBS[job], iters=2):
+            written |= line.keys()
+    assert written <= set(re.findall(r"`(\w+)`", told))
 
 
 def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):

@@ -25,8 +25,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
         "--batch-size", "4", "--eval-iters", "2", "--iters", "2"]
 SEQ2SEQ = ["--task", "reverse", "--min-len", "3", "--max-len", "5", "--n-layer", "1",
-           "--d-model", "16", "--n-head", "2", "--iters", "2", "--batch-size", "4",
-           "--eval-iters", "2"]
+           "--d-model", "16", "--n-head", "2", "--iters", "2", "--batch-size", "4"]
 PROMPTS = {"gpt": "eve has a kite", "bert": "the kite <mask>", "transformer": "01234"}
 
 

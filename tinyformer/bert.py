@@ -28,6 +28,9 @@ from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, ch
 from .schema import check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
+# What a token is to a word, for whole-word masking (mask_tokens' `in_word`): letters only, as
+# "r" and "een" of " g" "r" "een", continue the word before them; a space then letters begins one.
+CONTINUES, BEGINS = 1, 2
 
 
 class MLMHead(nn.Module):
@@ -114,40 +117,46 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
                 rate: float = 0.15, rng: np.random.Generator | None = None,
                 in_word: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking recipe. Choose `rate` of the ordinary tokens (never a special one such as
-    padding); of those, replace 80% by `mask_id`, 10% by a random token and leave 10% as they
-    are, so that the model cannot rely on seeing [MASK] where it must guess, and must keep a
-    good representation of every token. Returns (inputs, targets): targets hold the original
+    padding); of those, replace 80% by `mask_id`, 10% by a random ordinary token (neither
+    `mask_id` nor a special one: a <pad> put in would be hidden from attention) and leave 10%
+    as they are, so that the model cannot rely on seeing [MASK] where it must guess, and must
+    keep a good representation of every token. Returns (inputs, targets): targets hold the original
     token where one was chosen and IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
 
-    Whole-word masking: `in_word`, a boolean per id of the vocabulary, says which tokens are
-    parts of words (a character tokenizer's letters). A run of such tokens is one word, chosen
-    or left whole, so that a hidden word cannot be spelled from its own visible letters; any
-    other token is chosen alone. Each word is chosen with probability `rate`, so each token
-    still is too."""
+    Whole-word masking: `in_word`, one per id of the vocabulary, says what each token is to a
+    word: CONTINUES (letters only: a character tokenizer's letters, a BPE's "een"), BEGINS (a
+    space, then letters: a BPE's " g", which starts a word, never continues one) or 0 (not
+    part of a word; a boolean array reads as CONTINUES and 0). A word, chosen or left whole
+    so that a hidden word cannot be spelled from its own visible pieces, is a token of either
+    kind and the CONTINUES tokens right after it; any other token is chosen alone. Each word
+    is chosen with probability `rate`, so each token still is too."""
     idx = np.asarray(idx)
     rng = rng or ta.random.default_generator()
-    ordinary = ~np.isin(idx, list(special_ids))
+    special_ids = list(special_ids)
+    ordinary = ~np.isin(idx, special_ids)
     draw = rng.random(idx.shape) < rate                # a draw for every token
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
     if in_word is not None:                            # a word's first token's, for all of it
-        words = np.asarray(in_word, dtype=bool)[idx]
+        words = np.asarray(in_word).astype(np.int8)[idx]
         draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
     chosen = ordinary & draw
     inputs = idx.copy()
     inputs[chosen & (roll < 0.8)] = mask_id
     random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_swap] = rng.integers(0, vocab_size, random_swap.sum())
+    if random_swap.any():
+        swaps = np.setdiff1d(np.arange(vocab_size), [mask_id, *special_ids])  # ordinary ids
+        inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
     targets = np.where(chosen, idx, IGNORE)
     return inputs, targets
 
 
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:
     """Each token takes the value (B, T) of the first token of its word, so that a word's
-    tokens are chosen, and treated, alike. in_word (B, T): the token is part of a word; a token
-    continues the word before it when both it and the token before it are; a word ends at the
-    end of its row."""
-    continues = np.zeros_like(in_word)
-    continues[..., 1:] = in_word[..., 1:] & in_word[..., :-1]
+    tokens are chosen, and treated, alike. in_word (B, T): what the token is to a word (see
+    mask_tokens): a CONTINUES token continues the word of the token before it when that one is
+    part of a word too; a BEGINS token always begins one; a word ends at the end of its row."""
+    continues = np.zeros(values.shape, dtype=bool)
+    continues[..., 1:] = (in_word[..., 1:] == CONTINUES) & (in_word[..., :-1] != 0)
     position = np.broadcast_to(np.arange(values.shape[-1]), values.shape)
     # The first token of each token's word: the last position at or before it that begins one.
     first = np.maximum.accumulate(np.where(continues, 0, position), axis=-1)   # (B, T)

@@ -173,10 +173,34 @@ def _source(task, length, rng):
     return "".join(map(str, rng.integers(0, 10, length)))
 
 
+def n_sources(task: str, min_len: int, max_len: int) -> int:
+    """How many distinct sources a task has with lengths in [min_len, max_len]: 10^L digit
+    strings of each length L; for add, 81 10^(L - 2), neither number starting with 0."""
+    return sum(81 * 10 ** (length - 2) if task == "add" else 10 ** length
+               for length in range(min_len, max_len + 1))
+
+
+def all_sources(task: str, min_len: int, max_len: int) -> list[str]:
+    """Every distinct source of the lengths, in order (as many as n_sources says)."""
+    sources = []
+    for length in range(min_len, max_len + 1):
+        if task == "add":                        # as _source splits the digits
+            n_a = max(1, length // 2)
+            sources += [f"{a}+{b}" for a in range(10 ** (n_a - 1), 10 ** n_a)
+                        for b in range(10 ** (length - n_a - 1), 10 ** (length - n_a))]
+        else:
+            sources += [f"{k:0{length}d}" for k in range(10 ** length)]
+    return sources
+
+
 class Seq2SeqTask:
     """A task from TASKS with source lengths in [min_len, max_len]: `train` and `val` lists of
     (source, target) strings. Validation pairs are drawn with their own seed and never occur
-    in training, so validation accuracy measures generalisation, not memory."""
+    in training, so validation accuracy measures generalisation, not memory.
+
+    Lengths with fewer distinct sources than n_train + n_val asked for have them all, shuffled
+    by the seed: validation holds out its share first (n_val, but at most a tenth, as of a
+    text), and training has the rest, up to n_train."""
 
     vocab_size = len(SYMBOLS)
 
@@ -188,16 +212,24 @@ class Seq2SeqTask:
             raise ValueError(f"task lengths must satisfy 2 <= min_len <= max_len, got "
                              f"{min_len} and {max_len}")
         self.name, self.min_len, self.max_len = name, min_len, max_len
-        self.train = self._pairs(n_train, np.random.default_rng(seed), exclude=set())
-        seen = {source for source, _ in self.train}
-        self.val = self._pairs(n_val, np.random.default_rng(seed + 1), exclude=seen)
+        self.n_sources = n_sources(name, min_len, max_len)
+        if self.n_sources >= n_train + n_val:
+            self.train = self._pairs(n_train, np.random.default_rng(seed), exclude=set())
+            seen = {source for source, _ in self.train}
+            self.val = self._pairs(n_val, np.random.default_rng(seed + 1), exclude=seen)
+        else:       # drawing at random would find the last few sources only after many tries
+            sources = all_sources(name, min_len, max_len)
+            order = np.random.default_rng(seed).permutation(len(sources))
+            pairs = [(sources[i], solve(name, sources[i])) for i in order]
+            n_held = min(n_val, len(pairs) // 10)
+            self.val, self.train = pairs[:n_held], pairs[n_held:n_held + n_train]
         # The longest sequence the model sees: a source, or a target with <bos> or <eos>.
         longest_target = max(len(t) for _, t in self.train + self.val)
         self.context = max(self.max_len + 1, longest_target + 1)
 
     def _pairs(self, n, rng, exclude):
         pairs, sources = [], set(exclude)
-        for _ in range(50 * n):                  # bounded: tiny length ranges run out of sources
+        for _ in range(50 * n):                  # bounded: the last sources are slow to find
             if len(pairs) == n:
                 break
             source = _source(self.name, int(rng.integers(self.min_len, self.max_len + 1)), rng)

@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike
 from tinyautograd import Tensor
 from tinyautograd import functional as F
 
-from .bert import BERT, IGNORE, mask_tokens
+from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .checkpoint import load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
@@ -379,12 +379,15 @@ class MaskedLM(LanguageModelling):
 
 
 def word_tokens(tokenizer: Tokenizer) -> np.ndarray:
-    """Which ids of the vocabulary are parts of words, for whole-word masking: the ordinary
-    tokens spelled with letters only (a character tokenizer's letters; a BPE's pieces such as
-    "ing", while " the", with its space, begins a word of its own)."""
+    """What each id of the vocabulary is to a word, for whole-word masking (mask_tokens'
+    `in_word`): CONTINUES for the ordinary tokens spelled with letters only (a character
+    tokenizer's letters; a BPE's pieces such as "een"), BEGINS for a space and then letters (a
+    BPE's " g" or " the", which start a word), 0 for the rest."""
     special = set(tokenizer.special_tokens)
     pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
-    return np.array([piece not in special and piece.isalpha() for piece in pieces])
+    return np.array([0 if piece in special else CONTINUES if piece.isalpha()
+                     else BEGINS if piece[:1].isspace() and piece.lstrip().isalpha() else 0
+                     for piece in pieces], dtype=np.int8)
 
 
 def _single_token(tokenizer, text):
@@ -409,8 +412,8 @@ class Seq2Seq:
         self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
         if len(self.data.val) < 10:
             raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
-                             f"{config.max_len} has too few distinct sequences to hold some "
-                             f"out for validation; raise --max-len")
+                             f"{config.max_len} has {self.data.n_sources} distinct sequences, "
+                             f"too few to hold some out for validation; raise --max-len")
         if config.context is not None and config.context < self.data.context:
             raise ValueError(f"--context {config.context} is too short for --max-len "
                              f"{config.max_len}: the task needs {self.data.context}")

@@ -50,7 +50,8 @@ from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointErr
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
-from .schema import SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings
+from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
+                     option_name)
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -154,7 +155,8 @@ class TrainConfig:
                                        "built-in stories].")
     eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
                                      "sample, a checkpoint).")
-    eval_iters: int = setting(20, "Validation batches per evaluation [20].")
+    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text [20]; "
+                                     "a --task is scored on all its held-out pairs.")
     checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
     sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
     seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
@@ -176,6 +178,13 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(settings, dict):
             raise ValueError(f"{where} holds no table of settings")
+        spelled: dict[str, str] = {}            # each setting as the file spells it
+        for key in map(str, settings):
+            name = key.replace("-", "_")
+            if name in spelled:                 # else the later would win without a word
+                raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
+                                 f"keep one")
+            spelled[name] = key
         settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
         unknown = sorted(set(settings) - names)
         if unknown:
@@ -195,31 +204,11 @@ class TrainConfig:
     def from_toml(cls, path: StrPath) -> TrainConfig:
         """A config from a TOML file: its [train] table, or its keys at the top level (not
         both: a setting beside a [train] table is an error, not dropped)."""
-        try:
-            import tomllib
-        except ModuleNotFoundError:                   # Python 3.10
-            import tomli as tomllib
-        try:
-            settings = tomllib.loads(read_text(path, "--config file"))
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
-        if isinstance(settings.get("train"), dict):
-            outside = sorted(set(settings) - {"train"})
-            if outside:
-                key = outside[0]
-                shown = f"[{key}]" if isinstance(settings[key], dict) else key
-                raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
-                                 f"setting in [train], or every one at the top level")
-            settings = settings["train"]
-        for key in settings:
-            option = str(key).replace("_", "-")
-            if option in COMMAND_LINE_ONLY:
-                raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
-                                 f"on the command line")
-        return cls.from_dict(settings, str(path))
+        return cls.from_dict(toml_settings(path), str(path))
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every None replaced by its default, checked."""
+    def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
+        """A copy with every None replaced by its default, checked; `name(key)` says how a
+        setting is called in check()'s errors ("--lr", or "lr in run.toml")."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
         c = dataclasses.replace(self)
         if c.model is None:
@@ -233,7 +222,8 @@ class TrainConfig:
         # The settings that apply only to some runs get their defaults only there: elsewhere
         # they stay unset, and given, check() refuses them.
         applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
-            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None}
+            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None,
+             "eval_iters": 20}
         for key, value in applying.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
@@ -247,18 +237,21 @@ class TrainConfig:
             c.min_lr = c.lr / 10
         if c.checkpoint_every is None:
             c.checkpoint_every = c.eval_every
-        c.check()
+        c.check(name)
         return c
 
-    def check(self) -> None:
+    def check(self, name: Callable[[str], str] = option_name) -> None:
         """ValueError, in one line, for the first setting that cannot work: each against its
-        rule (SETTING_RULES), then the settings against each other."""
+        rule (SETTING_RULES), then the settings against each other (the learning rates, the
+        warmup and the run's length named by `name`, as their values were given)."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)
         required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
                     "warmup", "eval_every", "checkpoint_every"]
-        for name in required + (["min_lr"] if self.schedule == "cosine" else []):
-            if getattr(self, name) is None:          # resolved() fills these in
-                raise ValueError(f"--{name.replace('_', '-')} is not set")
+        required += ["min_lr"] if self.schedule == "cosine" else []
+        required += [] if self.task else ["eval_iters"]
+        for key in required:
+            if getattr(self, key) is None:           # resolved() fills these in
+                raise ValueError(f"{name(key)} is not set")
         if self.task and self.model != "transformer":
             raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
                              f"default with --task), not {self.model}")
@@ -284,11 +277,11 @@ class TrainConfig:
             if getattr(self, key) is not None:
                 raise ValueError(why)
         if self.min_lr is not None and not self.min_lr <= self.lr:
-            raise ValueError(f"--min-lr must be between 0 and --lr ({self.lr}), got "
-                             f"{self.min_lr!r}")
+            raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
+                             f"got {self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
-            raise ValueError(f"--warmup {self.warmup} exceeds --iters {self.iters}; warm up for "
-                             f"fewer steps than the run has")
+            raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
+                             f"got {self.warmup}: warm up for fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError("--schedule noam needs --warmup >= 1")
         if self.task and self.min_len > self.max_len:
@@ -316,6 +309,8 @@ class TrainConfig:
             for key in ("tokenizer", "vocab_size"):
                 why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
                             f"--{key.replace('_', '-')}")
+            why["eval_iters"] = ("--eval-iters counts the validation batches of a text; a task "
+                                 "is scored on all its held-out pairs: drop --eval-iters")
         elif self.tokenizer_file:
             why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
                                  f"the tokenizer file {self.tokenizer_file!r} has its own "
@@ -339,6 +334,32 @@ class TrainConfig:
             why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
                                      "needs normalization = \"rmsnorm\"")
         return why
+
+
+def toml_settings(path: StrPath) -> dict[str, Any]:
+    """The settings of a TOML file, as it spells them (TrainConfig.from_toml)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:                   # Python 3.10
+        import tomli as tomllib
+    try:
+        settings = tomllib.loads(read_text(path, "--config file"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+    if isinstance(settings.get("train"), dict):
+        outside = sorted(set(settings) - {"train"})
+        if outside:
+            key = outside[0]
+            shown = f"[{key}]" if isinstance(settings[key], dict) else key
+            raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
+                             f"setting in [train], or every one at the top level")
+        settings = settings["train"]
+    for key in settings:
+        option = str(key).replace("_", "-")
+        if option in COMMAND_LINE_ONLY:
+            raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
+                             f"on the command line")
+    return settings
 
 
 # Each setting's type and range. The upper bounds are far beyond anything that trains on one
@@ -377,7 +398,7 @@ SETTING_RULES = {
     "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
     "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
     "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
-    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Whole(1, 1 << 20),
+    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Optional(Whole(1, 1 << 20)),
     "checkpoint_every": Optional(Whole(1, BIG)),
     "sample_tokens": Whole(0, 1 << 20),
     "seed": SEED,
@@ -387,6 +408,25 @@ SETTING_RULES = {
 # ---------------------------------------------------------------------------------------------
 # The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
+
+def check_paths_in_file(config: TrainConfig, config_file: StrPath, overrides: dict[str, Any]
+                        ) -> None:
+    """ValueError, in one line, for a relative path in a --config file (corpus, or tokenizer
+    when not char or bpe) that the command line does not override and that does not exist:
+    it is read from the current directory, as a path on the command line is, and not from the
+    file's own, which a user may well expect; the message says so."""
+    for key, path in (("corpus", config.corpus), ("tokenizer", config.tokenizer_file)):
+        if path is None or key in overrides or os.path.isabs(path) or os.path.exists(path):
+            continue
+        beside = os.path.join(os.path.dirname(config_file), path)
+        what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
+            "does not exist"
+        fix = (f"give {os.path.relpath(beside)!r}, the one beside the file" if
+               os.path.exists(beside) else "give it from there, or as an absolute path")
+        raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
+                         f"--config file is read from the current directory, not from the "
+                         f"file's; {fix}")
+
 
 def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
     """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
@@ -583,8 +623,14 @@ class Trainer:
                 raise ValueError(f"{name('resume')} continues a run with its saved settings; "
                                  f"drop {' '.join(extra)}")
             return cls.resume(resume, log=log)
-        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-        config = dataclasses.replace(config, **overrides).resolved()
+        in_file = toml_settings(config_file) if config_file else {}
+        config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
+        if config_file:
+            check_paths_in_file(config, config_file, overrides)
+        from_file = {str(key).replace("-", "_") for key in in_file} - set(overrides)
+        def called(key):                # a setting as it was given, in the errors about it
+            return f"{key} in {config_file}" if key in from_file else name(key)
+        config = dataclasses.replace(config, **overrides).resolved(called)
         return cls.start(config, out or default_out_dir(config), force=force, log=log)
 
     @classmethod
@@ -612,7 +658,7 @@ class Trainer:
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},
                                             run.file(CONFIG))
-            config.check()
+            config.check(lambda key: f"{key} in {run.file(CONFIG)}")
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:

@@ -350,7 +350,8 @@ encoder-decoder.
               help="Settings from a TOML file (keys as the options, with _ or -, but for "
               "--out, --force, --resume and --threads; and those only a file sets: "
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
-                          if "help" not in f.metadata) + ").")
+                          if "help" not in f.metadata) + "). Relative paths in it are read "
+              "from the current directory, as on the command line.")
 @click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
               "if taken].")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
