@@ -506,6 +506,10 @@ def test_masked_fill_says_its_mask_does_not_fit():
                                             r"does not broadcast against the tensor of shape "
                                             r"\(2, 2, 4, 5\)"):
         Tensor(np.ones((2, 2, 4, 5))).masked_fill(np.ones((2, 1, 4, 4), dtype=bool), -1e9)
+    # A mask that fits and a value that does not: the mask is not to blame.
+    with pytest.raises(ta.ShapeError) as error:
+        Tensor(np.ones((2, 3))).masked_fill(np.ones((2, 3), dtype=bool), np.ones(4))
+    assert "the mask" not in str(error.value) and "(4,)" in str(error.value)
 
 
 def test_broadcast_error_names_op_and_shapes():

@@ -324,6 +324,10 @@ def test_bad_sampling_settings_are_clear_errors():
         model.generate(tokens((1, 2)), 1, generator=42)
     with pytest.raises(TypeError, match=r"^sample_next: rng must be a numpy Generator.*got 42$"):
         sample_next([[0.0, 1.0]], rng=42)
+    # Python's own generator has a random() too, of no shape: it failed deep inside
+    import random
+    with pytest.raises(TypeError, match=r"^generate: generator must be a numpy Generator"):
+        model.generate(tokens((1, 2)), 1, generator=random.Random(0))
 
 
 # ------------------------------------------------------------------ learning

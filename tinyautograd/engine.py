@@ -332,8 +332,11 @@ def _lift(value, like, what=None):
         dtype = like.dtype if rank <= _KIND_RANKS[like.dtype.kind] else own_dtype
         try:
             return Tensor._make(np.asarray(value, dtype))
-        except OverflowError:     # beyond a narrow integer dtype: it wraps, as torch's (uint8 -1
-            return Tensor._make(np.asarray(value).astype(dtype))     # is 255)
+        except OverflowError:
+            # Beyond a narrow integer dtype the number wraps, as in torch: uint8 - 1 is 255, and
+            # so do comparisons (a uint8 tensor == 300 compares with 44), where numpy 2 would
+            # compare the numbers as they are.
+            return Tensor._make(np.asarray(value).astype(dtype))
     array = _numbers(value, what)
     if like.dtype.kind == "f":
         return Tensor._make(array.astype(like.dtype, copy=False))
@@ -724,19 +727,21 @@ class Tensor:
         # (torch's copy_ into a view). Say what does the same, rather than Python's bare error.
         raise TypeError("Tensor does not support assignment in place (t[...] = value): make a "
                         "new tensor with ta.where(mask, value, t) or t.masked_fill(mask, value), "
-                        "or, for an edit outside the graph, write into t.data under no_grad()")
+                        "or, for an edit the graph does not see, write into t.data (before an "
+                        "op uses t, or after backward)")
 
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
         """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
+        shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
         try:
-            return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
-        except ShapeError:
+            np.broadcast_shapes(shape, self.shape)
+        except ValueError:
             # where's own message would name where, and the value's shape (), which the
             # caller of masked_fill never wrote.
-            shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
             raise ShapeError(f"masked_fill: the mask of shape {shape} does not broadcast "
                              f"against the tensor of shape {self.shape} (each trailing size "
                              f"must match or be 1)") from None
+        return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
 
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,

@@ -144,7 +144,13 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     inputs[chosen & (roll < 0.8)] = mask_id
     random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
     if random_swap.any():
-        swaps = np.setdiff1d(np.arange(vocab_size), [mask_id, *special_ids])  # ordinary ids
+        # The ordinary ids; np.delete, not np.setdiff1d, which sorts a GPT-2-sized vocabulary
+        # anew at every batch (a hundred times slower).
+        excluded = np.unique([i for i in (mask_id, *special_ids) if 0 <= i < vocab_size])
+        swaps = np.delete(np.arange(vocab_size), excluded)
+        if not len(swaps):
+            raise ValueError(f"mask_tokens: every id of the vocabulary of {vocab_size} is "
+                             f"special; a random swap needs an ordinary token")
         inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
     targets = np.where(chosen, idx, IGNORE)
     return inputs, targets

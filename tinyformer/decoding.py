@@ -112,7 +112,8 @@ def _inference(model):
     each module is back in the mode it was in. The two loops run under it, and so does an
     encoder-decoder session's encoding, so that every way of decoding does: once a call, since
     walking a model's modules costs about as much as a token of a small model. A stand-in model
-    that is not a Module has no modes."""
+    that is not a Module has no modes. The modes are the model's, not the thread's: decoding
+    one model from several threads at once wants model.eval() first, as in torch."""
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     modes = [module.training for module in modules]
     for module in modules:

@@ -5,6 +5,7 @@ All of it is plain numpy on the last position's logits (B, V); no gradients are 
 
 from __future__ import annotations
 
+from random import Random
 from typing import Callable
 
 import numpy as np
@@ -33,8 +34,10 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
 def check_generator(where: str, name: str, generator: object) -> None:
     """TypeError, in one line, unless `generator` is None (the engine's seeded one) or a numpy
     Generator: a seed given in its place would fail at the first draw, deep inside. What the
-    draws use is its `random(shape)`, so a stand-in with one (a test's) is taken too."""
-    if generator is not None and not callable(getattr(generator, "random", None)):
+    draws use is its `random(shape)`, so a stand-in with one (a test's) is taken too; Python's
+    own `random.Random` has a `random()` that takes no shape, and is refused."""
+    if generator is not None and (isinstance(generator, Random)
+                                  or not callable(getattr(generator, "random", None))):
         raise TypeError(f"{where}: {name} must be a numpy Generator, as np.random.default_rng"
                         f"(seed) makes, or None for the engine's seeded one, got {generator!r}")
 

@@ -628,6 +628,7 @@ class Trainer:
         if config_file:
             check_paths_in_file(config, config_file, overrides)
         from_file = {str(key).replace("-", "_") for key in in_file} - set(overrides)
+
         def called(key):                # a setting as it was given, in the errors about it
             return f"{key} in {config_file}" if key in from_file else name(key)
         config = dataclasses.replace(config, **overrides).resolved(called)
