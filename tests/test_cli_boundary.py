@@ -182,3 +182,22 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert not (tmp_path / "run").exists()
     # The defaults fit in that much.
     assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0
+
+
+@pytest.mark.parametrize("train_options, generate_options", [
+    ([], ["--prompt", "eve", "--max-new-tokens", "99999999999999999999"]),
+    ([], ["--prompt", "eve", "--beam", "99999999999999999999"]),
+    (["--task", "reverse", "--min-len", 3, "--max-len", 5],
+     ["--prompt", "123", "--beam", "99999999999999999999"]),
+])
+def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
+        tmp_path, train_options, generate_options):
+    """Numbers beyond what the decoding loops take are the user's mistake (exit 2), found with
+    the other settings: not after the prompt is on the screen, as an internal error."""
+    out = tmp_path / "run"
+    assert run("train", *TINY, *train_options, "--iters", 1, "--out", out).exit_code == 0
+    result = run("generate", "--checkpoint", out, *generate_options)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"Error: {generate_options[2]} must be at most ")

@@ -20,8 +20,7 @@ from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
-from tinyformer.prompts import example_prompt, respond
-from tinyformer.sampling import check_sampling
+from tinyformer.prompts import check_respond, example_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, load_tokenizer, split_shown,
                                    text_and_ids, train_tokenizer)
@@ -453,7 +452,8 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
         raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
                          f"{' '.join(sampling)}, or --beam")
     with input_errors():
-        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+        check_respond(max_new_tokens, temperature, top_k, top_p, beam,   # before loading
+                      name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
     unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed")
