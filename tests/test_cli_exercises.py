@@ -474,3 +474,14 @@ def test_the_readme_shows_a_real_failed_check(workspace):
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     shown = readme.split("# with exercise 1 done, and a slip in exercise 2\n")[1].split("```")[0]
     assert result.output == shown
+
+
+@pytest.mark.parametrize("command", [["check", 1], ["watch", 1, "--max-checks", 1],
+                                     ["draw", 1]])
+def test_a_timeout_beyond_a_day_is_a_usage_error(workspace, command):
+    """A limit the operating system's timers cannot hold is refused as the option's range,
+    before any check runs, not as an internal error from inside the check."""
+    result = run(*command, "--timeout", 2147484)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--timeout': 2147484 is not in the range 1<=x<=86400" \
+        in result.stderr

@@ -701,8 +701,12 @@ def exercise_argument(required=True):
                           callback=find_exercise)
 
 
-timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
-                              show_default=True, help="Seconds your code may run, then stopped.")
+# A day: longer than any exercise needs, and well within what the operating system's timers
+# take (some weeks more and subprocess fails with an OverflowError).
+MAX_TIMEOUT = 86_400
+timeout_option = click.option("--timeout", type=click.IntRange(min=1, max=MAX_TIMEOUT),
+                              default=120, show_default=True, help="Seconds your code may "
+                              "run, then stopped (a day at most).")
 
 
 @exercises.command("init", short_help="Copy fresh exercise files into DIR.",
