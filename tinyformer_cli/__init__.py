@@ -4,6 +4,8 @@ input error (one line on stderr, no traceback), 1 on an internal error (a bug: t
 for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C,
 143 when a training run is stopped by SIGTERM, 3 when an exercise's check does not pass yet."""
 
+from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
+
 import contextlib
 import dataclasses
 import importlib.util
@@ -35,7 +37,7 @@ Examples:
 """
 
 
-INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = loading.INTERRUPTED   # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
 TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 NOT_YET = 3                # an exercise's check that your code does not pass yet: not our bug (1)
@@ -908,3 +910,6 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
+
+
+loading.done()                # the program has loaded: see loading.py
