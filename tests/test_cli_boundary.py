@@ -201,3 +201,22 @@ def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
     assert result.stdout == ""
     line, = result.stderr.splitlines()
     assert line.startswith(f"Error: {generate_options[2]} must be at most ")
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda model: model.update(d_model="16"), "(d_model in {} must be a whole number >= 1, "
+     "got '16'); put back the config.json"),
+    (lambda model: model.pop("n_head"), "(it has no n_head); put back the config.json")],
+    ids=["a value of the wrong type", "a size missing"])
+def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):
+    """The value in the message keeps both its quotes; a missing key is named as missing."""
+    import json
+    out = tmp_path / "run"
+    assert run("train", *TINY, "--iters", 1, "--out", out).exit_code == 0
+    config = json.loads((out / "config.json").read_text())
+    edit(config["model_config"])
+    (out / "config.json").write_text(json.dumps(config))
+    result = run("generate", "--checkpoint", out)
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert said.format(out / "config.json") in line

@@ -60,9 +60,11 @@ def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where:
                        MODEL_SIZE_RULES, where=where)
         least = least_parameters(model_config)
     except (ValueError, KeyError) as e:
+        # A KeyError's text is the key in quotes; a ValueError's is a sentence, as it is.
+        problem = f"it has no {e.args[0]}" if isinstance(e, KeyError) else str(e)
         raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
-                              f"({str(e).strip(chr(39))}); put back the config.json this run "
-                              f"wrote, or train again") from None
+                              f"({problem}); put back the config.json this run wrote, or "
+                              f"train again") from None
     held = sum(array.size for array in weights.values())
     if least > held:
         raise CheckpointError(f"{where} no longer matches its weights: it describes at least "
