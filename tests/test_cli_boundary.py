@@ -220,3 +220,20 @@ def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):
     assert result.exit_code == 2, result.output
     line, = result.stderr.splitlines()
     assert said.format(out / "config.json") in line
+
+
+@pytest.mark.parametrize("command, offers_pretrained", [
+    (["train", "--resume"], False), (["export", "--out", "exported", "--checkpoint"], False),
+    (["generate", "--checkpoint"], True)])
+def test_a_directory_without_a_checkpoint_is_answered_with_what_the_command_takes(
+        tmp_path, monkeypatch, command, offers_pretrained):
+    """Only generate takes a Hugging Face model's directory: --resume continues a run of
+    tinyformer train, and export writes one in that format."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = run(*command, "empty")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: 'empty' is not a checkpoint: it has no config.json; give "
+                           "the --out directory of a `tinyformer train` run")
+    assert ("GPT-2" in line) == offers_pretrained
