@@ -411,6 +411,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
 
+# --checkpoint of the commands that read a model (generate, attention, lens, graph).
+CHECKPOINT_HELP = ("A run directory written by `tinyformer train`, or a Hugging Face model's "
+                   "(GPT-2, Llama or Qwen3).")
+
 # What the checkpoints that neither sample nor choose a length write.
 WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
                     "transformer": "translates its prompt to its end, greedily or with --beam"}
@@ -430,7 +434,7 @@ as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tok
 seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
+              help=CHECKPOINT_HELP)
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
@@ -504,7 +508,7 @@ def export(checkpoint_dir, out_dir):
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-                                 help="A run directory written by `tinyformer train`.")
+                                 help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", required=True, help="The text to read (for BERT, "
                              "<mask> tokens allowed; for seq2seq, the source to translate).")
 
@@ -614,7 +618,7 @@ fold a module's box, click a node for its formula, values and gradient.
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
-              "seq2seq model translates it by teacher forcing).")
+              "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
 @click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
