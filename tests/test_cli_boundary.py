@@ -237,3 +237,13 @@ def test_a_directory_without_a_checkpoint_is_answered_with_what_the_command_take
     assert line.startswith("Error: 'empty' is not a checkpoint: it has no config.json; give "
                            "the --out directory of a `tinyformer train` run")
     assert ("GPT-2" in line) == offers_pretrained
+
+
+@pytest.mark.parametrize("out", [[], ["--out", "report.html"]])
+def test_plot_names_a_metrics_file_that_is_a_folder_by_its_own_path(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
+    result = run("plot", "run", *out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"Error: metrics file {os.path.join('run', 'metrics.jsonl')!r} "
+                             f"is a directory; give a run directory or its metrics.jsonl\n")
