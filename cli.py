@@ -4,7 +4,11 @@ command runs too; this file only starts it."""
 
 import sys
 
-from tinyformer_cli import main
+try:
+    from tinyformer_cli import main
+except KeyboardInterrupt:   # Ctrl-C before the package could catch it (see its loading.py)
+    sys.stderr.write("stopped by Ctrl-C\n")
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main(prog_name="python cli.py"))     # as usage lines and errors name it

@@ -9,6 +9,13 @@ URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshak
        "input.txt")
 HELP = f"the tinyshakespeare text [{DEFAULT}, in the current directory]"
 
+# What the benchmarks learn from the text, as their scripts do: the Shakespeare recipe
+# (shakespeare.py, blocks.py) holds out the last tenth and reads windows of 64 characters
+# and the one after each; the tokenizer benchmark (tokenizer_speed.py) learns a BPE of 512
+# ids, four of them special tokens.
+RECIPE_CONTEXT = 64
+BPE_VOCAB_SIZE, BPE_SPECIALS = 512, ["<pad>", "<bos>", "<eos>", "<mask>"]
+
 
 def missing(path):
     """None where the text is at `path`; else what is needed and how to get it, to follow
@@ -17,3 +24,32 @@ def missing(path):
         return None
     return (f"the tinyshakespeare text, which is not at {path!r}: download it with "
             f"`curl -o {DEFAULT} {URL}`, or give its path with --corpus PATH")
+
+
+def unusable(path, recipe=False, bpe=False):
+    """None where the text at `path` serves the benchmarks that read it; else what is wrong,
+    in one line. It is read as `tinyformer train --corpus` reads a corpus (an empty file, a
+    binary one, a text not in UTF-8 each said so), then measured against what the benchmarks
+    learn from it: the Shakespeare recipe's context, with `recipe`, and the tokenizer
+    benchmark's merges, with `bpe` (learning them from a short text takes a moment; from the
+    whole tinyshakespeare text, a fraction of a second). Found before any benchmark runs,
+    rather than by the one that reads it, minutes later."""
+    from tinyformer.files import read_text
+    from tinyformer.tokenizers import BPETokenizer
+    try:
+        text = read_text(path, "corpus")
+    except ValueError as e:
+        return str(e)
+    held_out = len(text) - int(len(text) * 0.9)
+    if recipe and held_out <= RECIPE_CONTEXT:
+        return (f"corpus {path!r} is too short: its last tenth, held out, has {held_out} "
+                f"characters, and the Shakespeare recipe's context needs "
+                f"{RECIPE_CONTEXT + 1}; give the tinyshakespeare text")
+    if bpe:
+        try:
+            BPETokenizer.train(text, BPE_VOCAB_SIZE, BPE_SPECIALS)
+        except ValueError:
+            return (f"corpus {path!r} is too short for the tokenizer benchmark's BPE of "
+                    f"{BPE_VOCAB_SIZE} ids: it has too few pairs of tokens to merge; give "
+                    f"the tinyshakespeare text")
+    return None

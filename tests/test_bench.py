@@ -34,6 +34,12 @@ spec.loader.exec_module(alternate)
 THREAD_VARIABLES = alternate.THREAD_VARIABLES
 
 
+# A stand-in for the tinyshakespeare text, varied enough for what the benchmarks learn from
+# it (the tokenizer benchmark's merges), yet small.
+TEXT = "\n".join(" ".join(a + b + c + "e" for b in "aeiou" for c in "bdfgklmnprst")
+                 for a in "bcdfghjklmnprstvw") + "\n"
+
+
 def script(name, *arguments, **options):
     """benchmarks/NAME run in a process of its own, its output captured as text."""
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *arguments],
@@ -688,15 +694,50 @@ def test_a_benchmark_that_needs_the_text_says_how_to_get_it_before_running(
     assert not (tmp_path / "argv.json").exists()            # nothing ran
 
 
+UNUSABLE = [(b"", "corpus 'corpus.txt' is empty; give a file with some text"),
+            (b"First\0Citizen", "corpus 'corpus.txt' holds a NUL byte at offset 5: it looks "
+             "binary"),
+            (b"hi\n", "corpus 'corpus.txt' is too short")]
+
+
+@pytest.mark.parametrize("args, content, said", [
+    *[([], content, said) for content, said in UNUSABLE],          # the tokenizer's
+    *[(["--only", "blocks"], content, said) for content, said in UNUSABLE],
+    (["--whole-run", "--only", "ops"], *UNUSABLE[2]),
+    ([], b"First Citizen:\n" * 100, "corpus 'corpus.txt' is too short for the tokenizer "
+     "benchmark's BPE of 512 ids")])
+def test_a_text_the_benchmarks_cannot_use_is_refused_before_any_runs(
+        suite_arguments, tmp_path, monkeypatch, args, content, said):
+    """Read as `tinyformer train --corpus` reads a corpus, before the first benchmark: not
+    by the one that reads it, after the others, as its script's usage lines."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_bytes(content)
+    result = CliRunner().invoke(cli.main, ["bench", *args, "--corpus", "corpus.txt"])
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"Error: {said}")
+    assert not (tmp_path / "argv.json").exists()            # nothing ran
+
+
+def test_the_text_the_whole_run_needs_is_said_to_be_its(tmp_path, monkeypatch):
+    """--whole-run asks for the text: the error names the whole run, not the tokenizer
+    benchmark that runs beside it."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.main, ["bench", "--whole-run", "--corpus", "nope.txt"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: whole_run needs the tinyshakespeare text, which "
+                                    "is not at 'nope.txt'")
+
+
 def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert suite_arguments("--only", "tokenizer").corpus is None     # the built-in corpus
     assert suite_arguments("--only", "blocks", "--quick").corpus is None   # built-in recipe
     (tmp_path / "texts").mkdir()
-    (tmp_path / "texts" / "shakespeare.txt").write_text("First Citizen:\n" * 100)
+    (tmp_path / "texts" / "shakespeare.txt").write_text(TEXT)
     assert suite_arguments("--whole-run", "--corpus", "texts/shakespeare.txt").corpus == \
         "texts/shakespeare.txt"
-    (tmp_path / "tinyshakespeare.txt").write_text("First Citizen:\n" * 100)
+    (tmp_path / "tinyshakespeare.txt").write_text(TEXT)
     assert suite_arguments("--whole-run").corpus is None
 
 

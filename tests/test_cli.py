@@ -104,3 +104,9 @@ def test_an_options_help_speaks_of_its_own_command():
     assert "replaced if there" in option_help(("graph",), "--out")[1]
     for option in ("--normalization", "--activation"):
         assert option_help(("train",), option)[0] == f"{option} KIND"
+
+
+def test_the_commands_that_read_a_model_say_they_take_a_hugging_face_one():
+    # Each loads its --checkpoint as generate does, a Hugging Face directory too.
+    for command in ("generate", "attention", "lens", "graph"):
+        assert "Hugging Face" in option_help((command,), "--checkpoint")[1], command

@@ -182,3 +182,68 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert not (tmp_path / "run").exists()
     # The defaults fit in that much.
     assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0
+
+
+@pytest.mark.parametrize("train_options, generate_options", [
+    ([], ["--prompt", "eve", "--max-new-tokens", "99999999999999999999"]),
+    ([], ["--prompt", "eve", "--beam", "99999999999999999999"]),
+    (["--task", "reverse", "--min-len", 3, "--max-len", 5],
+     ["--prompt", "123", "--beam", "99999999999999999999"]),
+])
+def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
+        tmp_path, train_options, generate_options):
+    """Numbers beyond what the decoding loops take are the user's mistake (exit 2), found with
+    the other settings: not after the prompt is on the screen, as an internal error."""
+    out = tmp_path / "run"
+    assert run("train", *TINY, *train_options, "--iters", 1, "--out", out).exit_code == 0
+    result = run("generate", "--checkpoint", out, *generate_options)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    line, = result.stderr.splitlines()
+    assert line.startswith(f"Error: {generate_options[2]} must be at most ")
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda model: model.update(d_model="16"), "(d_model in {} must be a whole number >= 1, "
+     "got '16'); put back the config.json"),
+    (lambda model: model.pop("n_head"), "(it has no n_head); put back the config.json")],
+    ids=["a value of the wrong type", "a size missing"])
+def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):
+    """The value in the message keeps both its quotes; a missing key is named as missing."""
+    import json
+    out = tmp_path / "run"
+    assert run("train", *TINY, "--iters", 1, "--out", out).exit_code == 0
+    config = json.loads((out / "config.json").read_text())
+    edit(config["model_config"])
+    (out / "config.json").write_text(json.dumps(config))
+    result = run("generate", "--checkpoint", out)
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert said.format(out / "config.json") in line
+
+
+@pytest.mark.parametrize("command, offers_pretrained", [
+    (["train", "--resume"], False), (["export", "--out", "exported", "--checkpoint"], False),
+    (["generate", "--checkpoint"], True)])
+def test_a_directory_without_a_checkpoint_is_answered_with_what_the_command_takes(
+        tmp_path, monkeypatch, command, offers_pretrained):
+    """Only generate takes a Hugging Face model's directory: --resume continues a run of
+    tinyformer train, and export writes one in that format."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = run(*command, "empty")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: 'empty' is not a checkpoint: it has no config.json; give "
+                           "the --out directory of a `tinyformer train` run")
+    assert ("GPT-2" in line) == offers_pretrained
+
+
+@pytest.mark.parametrize("out", [[], ["--out", "report.html"]])
+def test_plot_names_a_metrics_file_that_is_a_folder_by_its_own_path(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
+    result = run("plot", "run", *out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"Error: metrics file {os.path.join('run', 'metrics.jsonl')!r} "
+                             f"is a directory; give a run directory or its metrics.jsonl\n")

@@ -47,6 +47,49 @@ def test_ctrl_c_in_a_real_process_exits_130_with_one_line_and_writes_nothing(tmp
     assert not out.exists()
 
 
+# Run by Python at its start, as sitecustomize: the import of one module (MODULE) says so on
+# stderr and then waits, so that a test can press Ctrl-C while the program loads, at a moment
+# it knows.
+SLOW_IMPORT = """\
+import sys, time
+class SlowImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == MODULE:
+            sys.stderr.write("importing\\n")
+            sys.stderr.flush()
+            time.sleep(60)
+sys.meta_path.insert(0, SlowImport())
+"""
+STARTS = {"cli.py": [str(ROOT / "cli.py")], "-m": ["-m", "tinyformer_cli"],
+          # as the installed `tinyformer` runs it (pip's script for the entry point)
+          "tinyformer": ["-c", "import sys; from tinyformer_cli import main; sys.exit(main())"]}
+
+
+@pytest.mark.parametrize("start, module", [
+    *[(start, "numpy") for start in STARTS],          # the longest import
+    ("cli.py", "tinyformer_cli.loading"),            # before the package can catch it
+])
+def test_ctrl_c_while_the_program_loads_exits_130_without_a_traceback(tmp_path, start, module):
+    """However the program is started, Ctrl-C while its imports run is said as at any other
+    time."""
+    (tmp_path / "sitecustomize.py").write_text(f"MODULE = {module!r}\n" + SLOW_IMPORT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    process = subprocess.Popen([sys.executable, *STARTS[start], "--version"], env=env,
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stderr.readline() == "importing\n"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines() == ["stopped by Ctrl-C"] and stdout == ""
+
+
+def test_once_loaded_ctrl_c_is_pythons_keyboard_interrupt_again():
+    """The handler that stops the program while it loads is not left behind: in a program
+    that imports tinyformer_cli (a test, a notebook), Ctrl-C raises KeyboardInterrupt."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_before_training_starts_exits_130(monkeypatch, tmp_path):
     def interrupted(*args, **kwargs):          # e.g. while a large corpus is tokenised
         raise KeyboardInterrupt

@@ -341,6 +341,24 @@ def test_a_file_with_a_nul_byte_is_reported_with_its_line(workspace):
     assert "None" not in result.output
 
 
+def test_a_file_that_is_not_text_is_said_so_not_shown(workspace):
+    """Bytes that are not text (a file overwritten by a binary one) are not echoed to the
+    terminal, where they could change its colours or clear it."""
+    path = workspace / FIRST.file
+    path.write_bytes(b"\x1b[2J\x00\xff\xfe" * 50)
+    result = run("check", 1)
+    assert result.exit_code == 3
+    assert f"{path.name} is not a text file: Python cannot read it as source" in result.output
+    assert "\x1b" not in result.output and "\ufffd" not in result.output
+
+
+def test_the_line_shown_of_a_file_that_is_not_python_cannot_drive_the_terminal(workspace):
+    path = workspace / FIRST.file
+    path.write_text("x = 1 +\x1b[31m\n")
+    result = run("check", 1)
+    assert result.exit_code == 3 and "    x = 1 +\\x1b[31m\n" in result.output, result.output
+
+
 def test_check_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert_input_error(run("check"), "no exercise workspace", "tinyformer exercises init")
@@ -474,3 +492,14 @@ def test_the_readme_shows_a_real_failed_check(workspace):
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     shown = readme.split("# exercise 1 passed already, a slip in exercise 2\n")[1].split("```")[0]
     assert result.output == shown
+
+
+@pytest.mark.parametrize("command", [["check", 1], ["watch", 1, "--max-checks", 1],
+                                     ["draw", 1]])
+def test_a_timeout_beyond_a_day_is_a_usage_error(workspace, command):
+    """A limit the operating system's timers cannot hold is refused as the option's range,
+    before any check runs, not as an internal error from inside the check."""
+    result = run(*command, "--timeout", 2147484)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--timeout': 2147484 is not in the range 1<=x<=86400" \
+        in result.stderr

@@ -123,3 +123,19 @@ def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused()
                           n_head=2, d_model=8).eval()
     with pytest.raises(ValueError, match="the prompt cannot be encoded"):
         respond(seq2seq, tokenizer, "transformer", "12<eos>3")
+
+
+@pytest.mark.parametrize("settings, phrase", [
+    ({"max_new_tokens": 2 ** 70}, "max_new_tokens must be at most"),
+    ({"max_new_tokens": -1}, "max_new_tokens must be a whole number >= 0"),
+    ({"beam": 2 ** 70}, "beam must be at most"),
+    ({"beam": 0}, "beam must be a whole number >= 1"),
+    ({"beam": 2, "max_new_tokens": 0}, "max_new_tokens must be a whole number >= 1"),
+])
+def test_counts_out_of_range_are_refused_before_anything_is_written(settings, phrase):
+    """respond checks the counts with the sampling settings: a ValueError before it gives
+    back the work, not one from the decoding loop after the prompt is written."""
+    tokenizer = CharTokenizer("abc .\n")
+    gpt = GPT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8)
+    with pytest.raises(ValueError, match=phrase):
+        respond(gpt, tokenizer, "gpt", "abc", temperature=0, threads=1, **settings)

@@ -60,9 +60,11 @@ def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where:
                        MODEL_SIZE_RULES, where=where)
         least = least_parameters(model_config)
     except (ValueError, KeyError) as e:
+        # A KeyError's text is the key in quotes; a ValueError's is a sentence, as it is.
+        problem = f"it has no {e.args[0]}" if isinstance(e, KeyError) else str(e)
         raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
-                              f"({str(e).strip(chr(39))}); put back the config.json this run "
-                              f"wrote, or train again") from None
+                              f"({problem}); put back the config.json this run wrote, or "
+                              f"train again") from None
     held = sum(array.size for array in weights.values())
     if least > held:
         raise CheckpointError(f"{where} no longer matches its weights: it describes at least "
@@ -80,12 +82,14 @@ def check_finite_weights(model: nn.Module, where: StrPath) -> None:
                               f"diverged before this checkpoint: train again with a lower --lr")
 
 
-def load_model(directory: StrPath) -> tuple[Model, Tokenizer, dict[str, Any]]:
+def load_model(directory: StrPath, pretrained: bool = True
+               ) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
 
-    CheckpointError (a ValueError) for anything wrong with the directory, in one line."""
+    CheckpointError (a ValueError) for anything wrong with the directory, in one line, whose
+    advice offers a Hugging Face model's directory where the caller takes one (`pretrained`)."""
     directory = os.fspath(directory)            # a pathlib.Path is named as its text
-    config = read_config_json(directory)
+    config = read_config_json(directory, pretrained)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
         model, tokenizer, config = load_pretrained(directory)
         check_finite_weights(model, directory)
@@ -288,7 +292,7 @@ def check_exportable(directory: StrPath) -> None:
     """A checkpoint to export must be a run of tinyformer train: a Hugging Face model's is in
     that format already, and a copy of it keeps every file (its tokenizer's settings, its chat
     template, its generation settings), which an export, from the model, would not."""
-    config = read_config_json(directory)
+    config = read_config_json(directory, pretrained=False)
     if "model_type" in config and not is_ours(config):
         raise CheckpointError(f"{os.fspath(directory)!r} is in Hugging Face's format already "
                               f"(a {config['model_type']} model): use it as it is, or copy it; "

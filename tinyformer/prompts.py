@@ -19,6 +19,7 @@ from tinyautograd import no_grad
 from .data import BOS, EOS, Seq2SeqTask
 from .decoding import beam_search, ends
 from .resources import blas_threads, thread_choice
+from . import schema
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
     from .gpt import GPT
     from .transformer import Transformer
 
-__all__ = ["respond", "example_prompt", "TextStream"]
+__all__ = ["respond", "check_respond", "example_prompt", "TextStream"]
 
 
 def example_prompt(kind: str, task: str | None = None) -> str:
@@ -37,6 +38,19 @@ def example_prompt(kind: str, task: str | None = None) -> str:
     if kind == "bert":                  # a whole story: the colour is recalled from its start
         return "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
     return "eve has a red kite."
+
+
+def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
+                  top_p: float | None, beam: int | None,
+                  name: Callable[[str], str] = str) -> None:
+    """ValueError, in one line, for a setting of `respond` out of range: the sampling's, and
+    the counts as decoding's generate and beam_search take them (a beam writes at least one
+    token). Checked by `respond` before any work, so that a count too large is not found
+    after the prompt is written; `tinyformer generate` checks them before loading the model."""
+    check_sampling(temperature, top_k, top_p, name=name)
+    schema.check_settings({"max_new_tokens": max_new_tokens, "beam": beam},
+                          {"max_new_tokens": schema.Whole(1 if beam else 0, 2 ** 62),
+                           "beam": schema.Optional(schema.Whole(1, 2 ** 62))}, name=name)
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
@@ -51,11 +65,11 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
     eos_token_id: a chat model's <|im_end|>).
 
-    What cannot be done is a ValueError here, before any work: a sampling setting out of
-    range, a beam for BERT, a prompt the tokenizer cannot encode or that lacks what the model
-    needs. `name(key)` says how a setting is called to the caller's user: `beam` in Python,
-    `--beam` on the command line."""
-    check_sampling(temperature, top_k, top_p, name=name)
+    What cannot be done is a ValueError here, before any work: a setting out of range (see
+    check_settings), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
+    the model needs. `name(key)` says how a setting is called to the caller's user: `beam` in
+    Python, `--beam` on the command line."""
+    check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)
     if beam is not None and kind == "bert":
         raise ValueError(f"{name('beam')} is for models that write (gpt and seq2seq); a bert "
                          f"checkpoint fills in masks")

@@ -373,13 +373,15 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
     return files
 
 
-def read_config_json(directory: StrPath) -> dict[str, Any]:
+def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
     """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
     place that reads the file. CheckpointError (one line) when the directory or the file is
-    missing, or the file is not a JSON object."""
+    missing, or the file is not a JSON object; its advice offers a Hugging Face model's
+    directory only where the caller takes one (`pretrained`: not --resume, not export)."""
+    ours = "the --out directory of a `tinyformer train` run"
     if not os.path.isdir(directory):
-        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give the --out "
-                              f"directory of a `tinyformer train` run, or a GPT-2 directory")
+        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
+                              f"{', or a GPT-2 directory' if pretrained else ''}")
     path = os.path.join(directory, CONFIG)
     if not os.path.exists(path) and _before_first_checkpoint(directory):
         if is_training(directory):
@@ -390,10 +392,10 @@ def read_config_json(directory: StrPath) -> dict[str, Any]:
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
     if not os.path.exists(path):
+        pretrained_files = (", or a GPT-2 directory (config.json, model.safetensors, and "
+                            "vocab.json + merges.txt or tokenizer.json)")
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
-                              f"the --out directory of a `tinyformer train` run, or a GPT-2 "
-                              f"directory (config.json, model.safetensors, and vocab.json + "
-                              f"merges.txt or tokenizer.json)")
+                              f"{ours}{pretrained_files if pretrained else ''}")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)

@@ -649,7 +649,7 @@ class Trainer:
                 log(f"{directory} stopped before its first checkpoint: starting it again from "
                     f"step 0, with its settings")
                 return cls.start(config, directory, force=True, log=log, run=run)
-            model, tokenizer, saved = checkpoint.load_model(directory)
+            model, tokenizer, saved = checkpoint.load_model(directory, pretrained=False)
             if "train" not in saved or "resume" not in saved:
                 raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "

@@ -4,6 +4,8 @@ input error (one line on stderr, no traceback), 1 on an internal error (a bug: t
 for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C,
 143 when a training run is stopped by SIGTERM, 3 when an exercise's check does not pass yet."""
 
+from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
+
 import contextlib
 import dataclasses
 import importlib.util
@@ -20,8 +22,7 @@ from tinyformer.data import builtin_bpe
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
-from tinyformer.prompts import example_prompt, respond
-from tinyformer.sampling import check_sampling
+from tinyformer.prompts import check_respond, example_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, split_shown, text_and_ids,
                                    train_tokenizer)
@@ -36,7 +37,7 @@ Examples:
 """
 
 
-INTERRUPTED = 130          # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = loading.INTERRUPTED   # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
 TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 NOT_YET = 3                # an exercise's check that your code does not pass yet: not our bug (1)
@@ -416,6 +417,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
 
+# --checkpoint of the commands that read a model (generate, attention, lens, graph).
+CHECKPOINT_HELP = ("A run directory written by `tinyformer train`, or a Hugging Face model's "
+                   "(GPT-2, Llama or Qwen3).")
+
 # What the checkpoints that neither sample nor choose a length write.
 WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
                     "transformer": "translates its prompt to its end, greedily or with --beam"}
@@ -435,7 +440,7 @@ as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tok
 seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-              help="A run directory written by `tinyformer train`, or a GPT-2 directory.")
+              help=CHECKPOINT_HELP)
 @click.option("--prompt", default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
@@ -459,7 +464,8 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
         raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
                          f"{' '.join(sampling)}, or --beam")
     with input_errors():
-        check_sampling(temperature, top_k, top_p, name=option_name)    # before loading
+        check_respond(max_new_tokens, temperature, top_k, top_p, beam,   # before loading
+                      name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
     unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed")
@@ -508,7 +514,7 @@ def export(checkpoint_dir, out_dir):
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-                                 help="A run directory written by `tinyformer train`.")
+                                 help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", required=True, help="The text to read (for BERT, "
                              "<mask> tokens allowed; for seq2seq, the source to translate).")
 
@@ -618,7 +624,7 @@ fold a module's box, click a node for its formula, values and gradient.
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
-              "seq2seq model translates it by teacher forcing).")
+              "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
 @click.option("--prompt", help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
@@ -707,8 +713,12 @@ def exercise_argument(required=True):
                           callback=find_exercise)
 
 
-timeout_option = click.option("--timeout", type=click.IntRange(min=1), default=120,
-                              show_default=True, help="Seconds your code may run, then stopped.")
+# A day: longer than any exercise needs, and well within what the operating system's timers
+# take (some weeks more and subprocess fails with an OverflowError).
+MAX_TIMEOUT = 86_400
+timeout_option = click.option("--timeout", type=click.IntRange(min=1, max=MAX_TIMEOUT),
+                              default=120, show_default=True, help="Seconds your code may "
+                              "run, then stopped (a day at most).")
 
 
 @exercises.command("init", short_help="Copy fresh exercise files into DIR.",
@@ -910,3 +920,6 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
+
+
+loading.done()                # the program has loaded: see loading.py

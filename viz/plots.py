@@ -60,8 +60,8 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     itself. `out_path` defaults to loss.png in the run directory. The file is written
     atomically: a failure leaves no half-written picture. ValueError (one line) when the
     metrics are missing, empty or not a metrics.jsonl."""
-    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
-    fig = metrics_figure(metrics_path)
+    run_dir, _ = _run_paths(run_dir_or_metrics_path)
+    fig = metrics_figure(run_dir_or_metrics_path)     # as given: it finds the metrics itself
     if out_path is None:
         out_path = os.path.join(run_dir, PLOT)
     with atomic_write(out_path, "wb") as f:

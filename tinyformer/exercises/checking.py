@@ -20,8 +20,10 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import io
 import linecache
 import sys
+import tokenize
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +35,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from tinyautograd import Tensor
 
 from ..files import StrPath
+from ..tokenizers import escape_controls
 from .catalogue import Exercise
 
 
@@ -53,21 +56,34 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
+        data = path.read_bytes()
+        _check_text(path, data)
         line, text = e.lineno, e.text
         if line is None:          # a NUL byte: refused before any line is read; find it
-            data = path.read_bytes()
             nul = data.find(b"\0")
             if nul >= 0:
                 line = data.count(b"\n", 0, nul) + 1
-                text = data.splitlines()[line - 1].decode("utf-8", "replace").replace("\0",
-                                                                                     "\\x00")
+                text = data.splitlines()[line - 1].decode("utf-8", "replace")
         where = f" line {line}" if line is not None else ""
+        # The line as the learner wrote it, but for what a terminal would act on (an escape).
         raise CheckFailure(f"{path.name}{where} is not valid Python: {e.msg}\n"
-                           f"    {(text or '').strip()}") from None
+                           f"    {escape_controls((text or '').strip())}") from None
     except Exception as e:
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None
     return Learner(module, path)
+
+
+def _check_text(path: Path, data: bytes) -> None:
+    """CheckFailure for a file that is not text in its encoding (UTF-8, unless a coding line
+    says otherwise): overwritten by something binary, whose lines are no use to show."""
+    try:
+        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError):
+        raise CheckFailure(f"{path.name} is not a text file: Python cannot read it as source "
+                           f"(UTF-8); put your code back, or `tinyformer exercises reset N` "
+                           f"restores the exercise's file as it came") from None
 
 
 class Learner:
