@@ -121,9 +121,9 @@ def load_corpus(path):
     lookup = {c: i for i, c in enumerate(chars)}
     ids = np.array([lookup[c] for c in text], dtype=np.uint16)
     n_train = int(len(ids) * 0.9)
-    if len(ids) - n_train <= 64:                   # a window of the context, and its target
-        raise ValueError(f"corpus {path!r} is too short: its last tenth, held out, has "
-                         f"{len(ids) - n_train} characters, and the recipe's context needs 65")
+    problem = shakespeare_text.unusable(path, recipe=True)
+    if problem:
+        raise ValueError(problem)
     return ids[:n_train], ids[n_train:], chars
 
 

@@ -49,7 +49,7 @@ try:
 except ImportError:
     hf = None
 
-SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
+SPECIALS = shakespeare_text.BPE_SPECIALS
 # GPT-2's pre-split pattern, which ours imitates with Python's `re` (see tinyformer/tokenizers.py)
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -166,7 +166,8 @@ def main(argv=None):
                         f"{shakespeare_text.DEFAULT} in the current directory, else the "
                         f"built-in corpus]")
     # Every byte has an id of its own, and so has each special token: those come first.
-    parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)), default=512)
+    parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)),
+                        default=shakespeare_text.BPE_VOCAB_SIZE)
     parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
