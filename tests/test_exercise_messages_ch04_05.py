@@ -87,6 +87,26 @@ def test_scalar_engine_wrong_local_derivative(tmp_path, op, old, new, words):
     assert words in message
 
 
+@pytest.mark.parametrize("old, new, said", [
+    ("self.grad += other.data * out.grad", "self.grad += self.data * out.grad",
+     "Your d(a * b)/da used a.data; it is b.data: each input's gradient uses the other "
+     "input's data."),
+    ("other.grad += self.data * out.grad", "other.grad += other.data * out.grad",
+     "Your d(a * b)/db used b.data; it is a.data"),
+    ("exponent * self.data ** (exponent - 1) * out.grad",
+     "exponent * self.data ** exponent * out.grad",
+     "Your d(a ** 3)/da was 3 * a.data ** 3; it is 3 * a.data ** 2"),
+    ("(1 - out.data ** 2) * out.grad", "(1 - self.data ** 2) * out.grad",
+     "Your d(a.tanh())/da used 1 - a.data ** 2; it is 1 - out.data ** 2"),
+])
+def test_scalar_engine_slip_says_what_the_learner_wrote_then_the_rule(tmp_path, old, new, said):
+    # The learner's own slip first, then the rule: not a sentence that reads as a description
+    # of the learner's code while stating the rule.
+    message = scalar_engine_message(tmp_path, (old, new))
+    assert "\n    " + said in message
+    assert "It looks as if" not in message
+
+
 def test_scalar_engine_second_input_of_an_op_is_probed_too(tmp_path):
     message = scalar_engine_message(tmp_path, ("other.grad += self.data * out.grad",
                                                "other.grad += self.data"))

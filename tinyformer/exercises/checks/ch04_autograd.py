@@ -133,8 +133,9 @@ _EARLIER = 0.5            # what each input received from another use before thi
 class _Op:
     """One op of the scalar engine, as the checker probes it: `build(a, b)` makes `out` from
     Values, `inputs` are their numbers, `derivatives` maps each input's name to (its local
-    derivative as the docstring writes it, its value), and `slips` maps a diagnosis to the
-    local derivative a learner who made that slip computes instead."""
+    derivative as the docstring writes it, its value), and `slips` are the usual wrong local
+    derivatives, each a map from an input's name to (its value, what the learner wrote and the
+    rule it breaks, in words)."""
 
     def __init__(self, text, method, build, inputs, derivatives, slips=()):
         self.text, self.method, self.build = text, method, build
@@ -144,31 +145,36 @@ class _Op:
 def _scalar_ops():
     a, b, n, t = 2.0, -3.0, 3, 0.5
     tanh, exp = np.tanh(t), np.exp(0.7)
+    power = "d(a ** n)/da = n * a ** (n - 1)"
     return [
         _Op("out = a + b", "__add__", lambda v: v["a"] + v["b"], {"a": a, "b": b},
             {"a": ("1", 1.0), "b": ("1", 1.0)}),
         _Op("out = a * b", "__mul__", lambda v: v["a"] * v["b"], {"a": a, "b": b},
             {"a": ("b.data", b), "b": ("a.data", a)},
-            [("each input's gradient uses the other input's data: d (a * b) / d a is b.data, "
-              "not a.data", {"a": a, "b": b})]),
+            [{name: (value, f"Your d(a * b)/d{name} used {name}.data; it is {other}.data: "
+                            f"each input's gradient uses the other input's data.")
+              for name, other, value in [("a", "b", a), ("b", "a", b)]}]),
         _Op("out = a ** 3", "__pow__", lambda v: v["a"] ** n, {"a": a},
             {"a": ("3 * a.data ** 2", n * a ** (n - 1))},
-            [("the power is the exponent minus one: d (a ** n) / d a = n * a ** (n - 1)",
-              {"a": n * a ** n}),
-             ("the exponent itself multiplies too: d (a ** n) / d a = n * a ** (n - 1)",
-              {"a": a ** (n - 1)}),
-             ("the factor in front is the exponent, and the power one less: d (a ** n) / d a "
-              "= n * a ** (n - 1)", {"a": (n - 1) * a ** (n - 1)})]),
+            [{"a": (n * a ** n, "Your d(a ** 3)/da was 3 * a.data ** 3; it is 3 * a.data ** "
+                                f"2: the power is the exponent minus one, {power}.")},
+             {"a": (a ** (n - 1), "Your d(a ** 3)/da was a.data ** 2; it is 3 * a.data ** 2: "
+                                  f"the exponent itself multiplies too, {power}.")},
+             {"a": ((n - 1) * a ** (n - 1), "Your d(a ** 3)/da was 2 * a.data ** 2; it is 3 * "
+                                            "a.data ** 2: the factor in front is the exponent, "
+                                            f"and the power one less, {power}.")}]),
         _Op("out = a.tanh()", "tanh", lambda v: v["a"].tanh(), {"a": t},
             {"a": ("1 - out.data ** 2", 1 - tanh ** 2)},
-            [("the derivative of tanh is 1 - tanh(a) ** 2: square out.data (which is "
-              "tanh(a)), not a's own data", {"a": 1 - t ** 2}),
-             ("the derivative of tanh is 1 - tanh(a) ** 2: out.data must be squared",
-              {"a": 1 - tanh})]),
+            [{"a": (1 - t ** 2, "Your d(a.tanh())/da used 1 - a.data ** 2; it is 1 - out.data "
+                                "** 2: the derivative of tanh is 1 - tanh(a) ** 2, so square "
+                                "out.data (which is tanh(a)), not a's own data.")},
+             {"a": (1 - tanh, "Your d(a.tanh())/da used 1 - out.data; it is 1 - out.data ** "
+                              "2: the derivative of tanh is 1 - tanh(a) ** 2, so out.data must "
+                              "be squared.")}]),
         _Op("out = a.exp()", "exp", lambda v: v["a"].exp(), {"a": 0.7},
             {"a": ("out.data", exp)},
-            [("the derivative of exp is exp itself: out.data, not a's own data",
-              {"a": 0.7})]),
+            [{"a": (0.7, "Your d(a.exp())/da used a.data; it is out.data: the derivative of "
+                         "exp is exp itself, out.data, not a's own data.")}]),
     ]
 
 
@@ -194,9 +200,10 @@ def _diagnose_op(op, name, got):
         return ("It leaves out `* out.grad`: the chain rule multiplies the local derivative "
                 f"by the gradient arriving from above (here {_UPSTREAM}), which is 1 only at "
                 "the loss itself.")
-    for words, wrong in op.slips:
-        if near(_EARLIER + wrong[name] * _UPSTREAM):
-            return f"It looks as if {words}."
+    for slip in op.slips:
+        wrong, words = slip[name]
+        if near(_EARLIER + wrong * _UPSTREAM):
+            return words
     return ""
 
 
