@@ -72,6 +72,14 @@ CASES = [
      "    for tokens, log_prob in beams:\n        if best is None or log_prob > best[1]:",
      "    for tokens, log_prob in beams:\n        if best is None or log_prob >= best[1]:",
      ["beam_size=1, max_new_tokens=1, end_id=1", "expected: [0, 1]", "got:      [0, 2]"]),
+    # A finished sequence kept as if it held one of the beam_size places.
+    ("beam_search", "09_generation/beam_search.py",
+     "                next_beams.append((tokens, log_prob))\n"
+     "                if len(next_beams) == beam_size:\n",
+     "                next_beams.append((tokens, log_prob))\n"
+     "            if len(next_beams) + (best is not None) >= beam_size:\n",
+     ["<a model whose end token ranks high early>, prompt=[0], beam_size=2, max_new_tokens=3",
+      "only live beams count toward beam_size", "expected: [0, 1, 3]", "got:      [0, 3]"]),
     ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
      "candidates.sort(key=lambda c: (-c[0], -c[2]))",
      ["the earlier beam, then the lower token, ranks first", "got:      [0, 2, 2, 3]"]),

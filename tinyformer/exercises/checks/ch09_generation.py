@@ -345,6 +345,16 @@ BEAM_TABLE = [[0.0, 0.5, 0.4, 0.1],
               [0.0, 1 / 3, 1 / 3, 1 / 3]]
 
 
+# 0 starts, 1 = "a", 2 = "b", 3 = end, 4 = "c". With 2 beams, [0, 3] ranks second at the first
+# step and [0, 1, 3] ranks second at the next: a search that lets a finished sequence keep a
+# beam's place keeps only [0, 1] and then [0, 1, 4], and never sees [0, 1, 3], the best.
+EARLY_END_TABLE = [[0.0, 0.7, 0.1, 0.2, 0.0],
+                   [0.0, 0.0, 0.05, 0.45, 0.5],
+                   [0.0, 0.05, 0.05, 0.9, 0.0],
+                   [0.0, 0.25, 0.25, 0.25, 0.25],
+                   [0.0, 0.5, 0.0, 0.5, 0.0]]
+
+
 def _expect_hypothesis(got, expected, call, note=""):
     expect(isinstance(got, (tuple, list)) and len(got) == 2,
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
@@ -389,6 +399,12 @@ def check_beam_search(learner: Learner) -> None:
                            beam_search.last_call, "  (log-probabilities that tie: the earlier "
                            "beam, then the lower token, ranks first, and only a strictly larger "
                            "log P replaces the best finished sequence)")
+    early_end = table_model(EARLY_END_TABLE, "a model whose end token ranks high early",
+                            log=True)
+    got = beam_search(early_end, [0], 2, 3, 3)
+    _expect_hypothesis(got, reference_beam_search(early_end, [0], 2, 3, 3),
+                       beam_search.last_call, "  (a finished sequence leaves the beams and "
+                       "takes none of their places: only live beams count toward beam_size)")
     # Enough beams to keep every sequence: beam search becomes exhaustive search.
     model = random_model(3, seed=7, log_probs=True)
     got = beam_search(model, [0], 27, 3, 2)
