@@ -214,6 +214,14 @@ def test_matmul_backward_with_a_numpy_function_fails_for_second_derivatives(tmp_
     assert "with @ and .swapaxes(-1, -2)" in message
 
 
+def test_cross_entropy_backward_without_dividing_by_n(tmp_path):
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "return d / n * grad", "return d * grad")
+    assert message.startswith("SoftmaxCrossEntropy.backward after softmax_cross_entropy(")
+    assert "N = 2 times too big" in message
+    assert "The loss is a mean over the N rows, so divide by N." in message
+
+
 def test_softmax_backward_without_the_sum(tmp_path):
     message = edited_message(tmp_path, "softmax_cross_entropy_backward",
                              "return p * (g - (g * p).sum(axis=-1, keepdims=True))",

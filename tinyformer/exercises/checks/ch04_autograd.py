@@ -577,8 +577,12 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
     for upstream in [1.0, 2.5]:
         expected = _engine_gradient(lambda t: functional.cross_entropy(t, targets), logits,
                                     upstream)
+        n = len(targets)
         _check_one_gradient(learner, SoftmaxCrossEntropy, loss_fn, [_tensor(logits), targets],
-                            np.float64(upstream), expected, "logits")
+                            np.float64(upstream), expected, "logits", mistakes=[
+                                (f"without dividing by N: it is N = {n} times too big. The "
+                                 f"loss is a mean over the N rows, so divide by N",
+                                 expected * n)])
     raw = learner.attribute("softmax_cross_entropy")
     for n, v in [(6, 7), (4, 10)]:
         targets = rng.integers(0, v, size=n)
