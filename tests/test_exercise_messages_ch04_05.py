@@ -186,6 +186,19 @@ def test_broadcast_gradients_mul_without_unbroadcast(tmp_path):
     assert "shape" in message
 
 
+@pytest.mark.parametrize("new, name, other", [
+    ("unbroadcast(grad * a, np.shape(a)), unbroadcast(grad * b, np.shape(b))", "a", "b"),
+    ("unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * b, np.shape(b))", "b", "a"),
+])
+def test_broadcast_gradients_mul_by_the_input_itself(tmp_path, new, name, other):
+    message = edited_message(tmp_path, "broadcast_gradients",
+                             "unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * a, "
+                             "np.shape(b))", new)
+    assert message.startswith("mul_backward(") and f"with respect to `{name}`" in message
+    assert (f"That is grad times {name} itself: dL/d{name} is grad times the OTHER input, "
+            f"{other}") in message
+
+
 def test_matmul_backward_gradients_swapped(tmp_path):
     message = edited_message(tmp_path, "matmul_backward",
                              "return grad_a, grad_b",

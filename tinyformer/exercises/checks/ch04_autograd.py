@@ -439,9 +439,20 @@ def check_broadcast_gradients(learner: Learner) -> None:
         expect(isinstance(got, (tuple, list)) and len(got) == 2,
                f"{mul_backward.last_call} returned {describe(got)}; it should return two "
                f"arrays: `return grad_a, grad_b`.")
-        for name, g, tensor in zip("ab", got, (a, b)):
-            expect_array(g, tensor.grad, mul_backward.last_call, tensor=False,
-                         what=f"gives as the gradient with respect to `{name}`")
+        for name, other, g, tensor, own in zip("ab", "ba", got, (a, b), (a.data, b.data)):
+            try:
+                expect_array(g, tensor.grad, mul_backward.last_call, tensor=False,
+                             what=f"gives as the gradient with respect to `{name}`")
+            except CheckFailure as failure:
+                # grad times the input itself, where it is grad times the other one.
+                own_times_grad = _engine_unbroadcast(grad * own, tensor.shape)
+                if (isinstance(g, np.ndarray) and g.shape == own_times_grad.shape
+                        and np.allclose(g, own_times_grad, atol=1e-5, rtol=1e-4)):
+                    raise CheckFailure(
+                        f"{failure}\n    That is grad times {name} itself: dL/d{name} is grad "
+                        f"times the OTHER input, {other} (as for numbers, d(a * b)/da = b), "
+                        f"brought back to {name}'s shape.") from None
+                raise
 
 
 # ---------------------------------------------------------------------------------------------
