@@ -214,6 +214,15 @@ def test_matmul_backward_full_transpose_fails_for_batches(tmp_path):
     lines = (tmp_path / "matmul_backward.py").read_text().splitlines()
     line = 1 + next(i for i, text in enumerate(lines) if "grad_a = grad @ b.T" in text)
     assert f"matmul_backward.py line {line}, in backward: grad_a = grad @ b.T" in message
+    assert ".T reverses every axis of a batched array" in message
+    assert "swap only the last two: .swapaxes(-1, -2)." in message
+
+
+def test_matmul_backward_full_transpose_of_a_fails_for_a_shared_weight(tmp_path):
+    message = edited_message(tmp_path, "matmul_backward", "a.swapaxes(-1, -2) @ grad",
+                             "a.T @ grad")
+    assert "(a batch times a shared weight: a of shape (2, 3, 4)" in message
+    assert ".T reverses every axis of a batched array" in message
 
 
 def test_matmul_backward_with_a_numpy_function_fails_for_second_derivatives(tmp_path):

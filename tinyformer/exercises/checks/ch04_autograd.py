@@ -499,7 +499,16 @@ def check_matmul_backward(learner: Learner) -> None:
                                    ((2, 3, 4), (2, 4, 2), "batched"),
                                    ((2, 2, 3, 4), (2, 2, 4, 3), "4-D, like attention heads")]:
         inputs = {"a": rng.normal(size=a_shape), "b": rng.normal(size=b_shape)}
-        _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
+        try:
+            _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
+        except CheckFailure as failure:
+            # numpy's own words when the operands of @ do not fit: in a batched case, most
+            # likely a .T, which works on 2-D arrays and reverses every axis of the others.
+            if max(len(a_shape), len(b_shape)) > 2 and "matmul: Input operand" in str(failure):
+                raise CheckFailure(f"{failure}\n    .T reverses every axis of a batched array "
+                                   f"((2, 3, 4) becomes (4, 3, 2)); swap only the last two: "
+                                   f".swapaxes(-1, -2).") from None
+            raise
     # Second derivatives: under create_graph=True the same backward runs on Tensors.
     inputs = {"a": rng.normal(size=(2, 3, 4)), "b": rng.normal(size=(4, 2))}
     try:
