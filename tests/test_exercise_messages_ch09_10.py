@@ -104,13 +104,20 @@ CASES = [
      ["merge(ids=", "raised an error", "IndexError"]),
     ("bpe_train", "10_bpe/bpe_train.py", "(-counts[pair], pair)", "(counts[pair], pair)",
      ["bpe_train(text='aaabdaaabac', n_merges=3) learned a wrong merge 0 (new id 256)",
-      "expected (97, 97), got (97, 99)", "(97, 97) occurs 4 times and (97, 99) once"]),
+      "expected (97, 97), got (97, 99); before any merge, (97, 97) occurs 4 times and (97, 99) "
+      "once"]),
     ("bpe_train", "10_bpe/bpe_train.py", "key=lambda pair: (-counts[pair], pair))",
      "key=lambda pair: (-counts[pair], pair[::-1]))",
-     ["wrong merge 1 (new id 257)", "expected (97, 98), got (256, 97)",
+     ["wrong merge 1 (new id 257)", "expected (97, 98), got (256, 97); after the first merge, "
       "both occur 2 times, and ties go to the smaller pair"]),
     ("bpe_train", "10_bpe/bpe_train.py", "ids = merge(ids, best, new_id)",
-     "ids = merge(ids, best, 256)", ["wrong merge 2 (new id 258)", "expected (256, 257)"]),
+     "ids = merge(ids, best, 256)", ["wrong merge 2 (new id 258)", "expected (256, 257)",
+                                     "after the first 2 merges"]),
+    ("bpe_train", "10_bpe/bpe_train.py", 'ids = list(text.encode("utf-8"))',
+     "ids = [ord(c) for c in text]",
+     ["wrong merge 0 (new id 256): expected (195, 169), got (98, 97)",
+      "Those are the merges of the text's code points (ord(c)); the ids start from its UTF-8 "
+      "bytes, text.encode(\"utf-8\"): 'é' is the 2 bytes 195 169, not 233."]),
     ("bpe_encode", "10_bpe/bpe_encode.py", "new_id = min(present)", "new_id = max(present)",
      ["bpe_encode(text='aab', merges=[(97, 97), (97, 98), (256, 257)])",
       "expected: [256, 98]", "got:      [97, 257]", "the text's bytes are [97, 97, 98]"]),

@@ -125,7 +125,12 @@ def check_bpe_merge(learner: Learner) -> None:
 
 def reference_train(text: str, n_merges: int) -> list[tuple[int, int]]:
     """BPE on the bytes of `text` (no cutting into words); ties to the smallest pair."""
-    ids, merges = list(text.encode("utf-8")), []
+    return _train(list(text.encode("utf-8")), n_merges)
+
+
+def _train(ids: list[int], n_merges: int) -> list[tuple[int, int]]:
+    """BPE starting from `ids`: the bytes, or what a learner may start from instead."""
+    merges = []
     for new_id in range(256, 256 + n_merges):
         counts = Counter(zip(ids, ids[1:]))
         if not counts:
@@ -153,6 +158,18 @@ def _as_merges(got, call):
     return merges
 
 
+def _from_code_points(text, merges):
+    """The next step when `merges` are what BPE learns from the text's code points (ord) in
+    place of its UTF-8 bytes; empty otherwise."""
+    wide = next((c for c in text if ord(c) > 127), None)
+    if wide is None or merges != _train([ord(c) for c in text], len(merges)):
+        return ""
+    return (f"\n    Those are the merges of the text's code points (ord(c)); the ids start from "
+            f"its UTF-8 bytes, text.encode(\"utf-8\"): {wide!r} is the "
+            f"{len(wide.encode('utf-8'))} bytes {' '.join(map(str, wide.encode('utf-8')))}, "
+            f"not {ord(wide)}.")
+
+
 def _expect_merges(got, text, n_merges, expected, call):
     """The learner's merges against the expected ones; at the first difference, say how often
     each of the two pairs occurred at that point, which shows a wrong count or a wrong tie."""
@@ -167,10 +184,13 @@ def _expect_merges(got, text, n_merges, expected, call):
         why = (f"both occur {_times(counts[want])}, and ties go to the smaller pair"
                if counts[want] == counts[have] else
                f"{want} occurs {_times(counts[want])} and {have} {_times(counts[have])}")
+        done = ("before any merge" if k == 0 else "after the first merge" if k == 1 else
+                f"after the first {k} merges")
         raise CheckFailure(f"{call} learned a wrong merge {k} (new id {256 + k}): expected "
-                           f"{want}, got {have}; after the first {k} merges, {why}.\n"
+                           f"{want}, got {have}; {done}, {why}.\n"
                            f"    expected merges: {describe(expected, limit=40)}\n"
-                           f"    got:             {describe(merges, limit=40)}")
+                           f"    got:             {describe(merges, limit=40)}"
+                           + _from_code_points(text, merges[:k + 1]))
     if len(merges) != len(expected):
         raise CheckFailure(f"{call} returned {len(merges)} merges; expected {len(expected)} "
                            f"(one per merge asked for, fewer only when no pair is left).\n"
