@@ -54,6 +54,20 @@ def test_cross_attention_with_the_decoders_keys(tmp_path):
     assert "with the keys and values from x (the decoder) instead of from memory" in got
 
 
+@pytest.mark.parametrize("line, source, said", [
+    ("k = split_heads(memory @ w_k, n_head)", "k = split_heads(x @ w_k, n_head)",
+     "the keys from x and the values from memory"),
+    ("v = split_heads(memory @ w_v, n_head)", "v = split_heads(x @ w_v, n_head)",
+     "the keys from memory and the values from x"),
+])
+def test_cross_attention_keys_and_values_from_different_sequences(tmp_path, line, source,
+                                                                  said):
+    got = edited_message(tmp_path, "cross_attention", line, source)
+    assert "raised an error" in got and "ShapeError" in got
+    assert (f"gives exactly what you get with {said}: keys and values both come from memory, "
+            f"the encoder's output.") in got
+
+
 def test_cross_attention_with_queries_from_memory(tmp_path):
     got = edited_message(tmp_path, "cross_attention", "q = split_heads(x @ w_q, n_head)",
                          "q = split_heads(memory @ w_q, n_head)")

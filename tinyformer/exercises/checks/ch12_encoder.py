@@ -115,17 +115,20 @@ def check_padding_mask(learner: Learner) -> None:
 
 
 def reference_mha(x: Tensor, context: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, w_o: Tensor,
-                  n_head: int, mask: np.ndarray | None = None) -> Tensor:
-    """Multi-head attention, queries from x, keys and values from `context`; Tensors in,
-    Tensor out, through tinyformer's attention op."""
+                  n_head: int, mask: np.ndarray | None = None,
+                  values: Tensor | None = None) -> Tensor:
+    """Multi-head attention, queries from x, keys and values from `context` (the values from
+    `values` where given, a mistake to reproduce); Tensors in, Tensor out, through tinyformer's
+    attention op."""
     from tinyformer.attention import scaled_dot_product_attention
     B, T, C = x.shape
+    values = context if values is None else values
 
     def split(t):
         return t.reshape(B, t.shape[1], n_head, C // n_head).swapaxes(1, 2)
 
     heads = scaled_dot_product_attention(split(x @ w_q), split(context @ w_k),
-                                         split(context @ w_v), mask)
+                                         split(values @ w_v), mask)
     return heads.swapaxes(1, 2).reshape(B, T, C) @ w_o
 
 
@@ -169,6 +172,31 @@ def _check_cross_attention(fn, B, T_q, T_k, C, n_head, with_mask, rng):
     expect_gradients(inputs, {name: t.grad for name, t in ref.items()}, fn.last_call)
 
 
+def _keys_and_values_apart(fn):
+    """The next step when `fn` takes its keys and values from different sequences, which
+    raises only where x and memory differ in length: run it where they do not, and compare
+    with both ways of mixing them. Empty when it is neither."""
+    rng = np.random.default_rng(1)
+    x, memory = rng.standard_normal((1, 3, 4)), rng.standard_normal((1, 3, 4))
+    weights = [rng.standard_normal((4, 4)) / 2 for _ in range(4)]
+    try:
+        with no_grad():
+            got = fn(*_as_tensors(x, memory, *weights), 2, None)
+    except CheckFailure:
+        return ""
+    if not isinstance(got, Tensor) or got.shape != x.shape:
+        return ""
+    with no_grad():
+        X, M, *W = _as_tensors(x, memory, *weights)
+        for keys, values, source in ((X, M, "the keys from x and the values from memory"),
+                                     (M, X, "the keys from memory and the values from x")):
+            if np.allclose(got.data, reference_mha(X, keys, *W, 2, values=values).data):
+                return (f"\n    Where x and memory have the same length it runs, and gives "
+                        f"exactly what you get with {source}: keys and values both come from "
+                        f"memory, the encoder's output.")
+    return ""
+
+
 @exercise("cross_attention", "Cross-attention", hints=[
     "It is chapter 6's multi-head attention with two inputs: q from x, k and v from memory. "
     "split_heads reads T from its argument, so it handles T_q and T_k alike.",
@@ -182,7 +210,14 @@ def check_cross_attention(learner: Learner) -> None:
     rng = np.random.default_rng(0)
     # Without a mask first: a wrong source of keys then shows as wrong numbers, not as a mask
     # that does not fit.
-    _check_cross_attention(fn, 2, 3, 5, 4, 2, False, rng)
+    try:
+        _check_cross_attention(fn, 2, 3, 5, 4, 2, False, rng)
+    except CheckFailure as failure:
+        # Keys and values from different sequences do not fit together: an error, raised in
+        # the given `attention`, that does not say whose slip it is.
+        if "raised an error" not in str(failure):
+            raise
+        raise CheckFailure(f"{failure}{_keys_and_values_apart(fn)}") from None
     # The lesson's worked example: one head, C = 1, every weight 1, source position 2 hidden.
     x, memory = np.array([[[1.0], [2.0]]]), np.array([[[0.0], [1.0], [5.0]]])
     ones = [tensor64([[1.0]]) for _ in range(4)]
