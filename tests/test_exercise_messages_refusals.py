@@ -3,7 +3,7 @@ file that uses that module, in one message naming it and the line (an import the
 does not need, appended to the reference solution)."""
 
 import pytest
-from solutions import solved_text
+from solutions import solution_text, solved_text
 
 from tinyformer.exercises import find, run_check
 
@@ -34,6 +34,8 @@ from tinyformer.exercises import find, run_check
     ("multi_head_attention", "from tinyformer.attention import MultiHeadAttention",
      "tinyformer.attention"),
     ("feed_forward", "from tinyformer.layers import FeedForward", "tinyformer.layers"),
+    ("feed_forward", "from tinyautograd.functional import gelu as library_gelu",
+     "tinyautograd.functional"),
     ("residual_blocks", "from tinyformer.blocks import residual", "tinyformer.blocks"),
     ("bpe_merge", "from tinyformer.tokenizers import merge as library_merge",
      "tinyformer.tokenizers"),
@@ -60,3 +62,19 @@ def test_a_refusal_says_what_is_still_fine(tmp_path, slug, line, still_fine):
     path = tmp_path / f"{slug}.py"
     path.write_text(solved_text(ex) + "\n" + line + "\n")
     assert still_fine in run_check(ex, path)
+
+
+@pytest.mark.parametrize("call", ["x.gelu()", "(1.0 * x).gelu()"])
+def test_calling_the_engines_own_gelu_is_refused(tmp_path, call):
+    # The exercise asks for gelu written from Tensor operations; x.gelu() is the engine's.
+    ex = find("feed_forward")
+    solution = solution_text(ex)
+    body = "    inner = math.sqrt(2 / math.pi) * (x + 0.044715 * (x * x * x))\n" \
+           "    return 0.5 * x * (1 + inner.tanh())\n"
+    assert body in solution
+    path = tmp_path / "feed_forward.py"
+    path.write_text(solved_text(ex, solution.replace(body, f"    return {call}\n")))
+    got = run_check(ex, path)
+    assert got is not None and got.startswith("feed_forward.py calls the engine's own "
+                                              "`.gelu()`, in line ")
+    assert f"(`return {call}`): this exercise asks you to write gelu yourself" in got

@@ -53,6 +53,7 @@ class Exercise:
     hints: list[str]
     check: Checker            # check(learner) raises CheckFailure while something is wrong
     forbid: tuple[str, ...] = ()    # modules the learner's file may not use: they hold the answer
+    forbid_methods: tuple[str, ...] = ()    # methods it may not call: the engine's own answer
     number: int = 0           # 1-based position in the whole course, set by `exercises()`
     file: str = field(default="")   # path inside the workspace, e.g. "01_vectors/one_hot.py"
 
@@ -95,17 +96,19 @@ class Question:
 _registered: list[Exercise] = []
 
 
-def exercise(slug: str, title: str, hints: Iterable[str],
-             forbid: Iterable[str] = ()) -> Callable[[Checker], Checker]:
+def exercise(slug: str, title: str, hints: Iterable[str], forbid: Iterable[str] = (),
+             forbid_methods: Iterable[str] = ()) -> Callable[[Checker], Checker]:
     """Register the decorated function as the checker of exercise `slug`, whose file is
     `course/<chapter folder>/<slug>.py`; the chapter is the checker module's own. `forbid`
-    names the modules that implement what the exercise asks for (e.g. "tinyformer.blocks"): a
-    file that uses them is refused before it is checked."""
+    names the modules that implement what the exercise asks for (e.g. "tinyformer.blocks"),
+    and `forbid_methods` the methods that do (e.g. "gelu", for `x.gelu()`): a file that uses
+    them is refused before it is checked."""
     def register(check: Checker) -> Checker:
         folder = check.__module__.rsplit(".", 1)[-1].removeprefix("ch")
         chapter = [name for name, _ in CHAPTERS].index(folder) + 1
         _registered.append(Exercise(slug, chapter, title, list(hints), check,
-                                    forbid=tuple(forbid), file=f"{folder}/{slug}.py"))
+                                    forbid=tuple(forbid), forbid_methods=tuple(forbid_methods),
+                                    file=f"{folder}/{slug}.py"))
         return check
     return register
 

@@ -372,6 +372,25 @@ def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
             raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
 
 
+def refuse_forbidden_methods(learner: Learner, methods: Sequence[str]) -> None:
+    """A CheckFailure if the learner's file calls one of the `methods` on anything (`x.gelu()`
+    in the exercise that asks for gelu): the engine's own version of the answer. Read from the
+    source, so that a call the checks never reach is refused too."""
+    if not methods:
+        return
+    source = learner.path.read_text()
+    calls = sorted((node.lineno, node.func.attr) for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                   and node.func.attr in methods)
+    if calls:
+        line, name = calls[0]
+        text = source.splitlines()[line - 1].strip()
+        raise CheckFailure(f"{learner.path.name} calls the engine's own `.{name}()`, in line "
+                           f"{line} (`{text}`): this exercise asks you to write {name} "
+                           f"yourself, so it may not call it. Build it from other Tensor "
+                           f"operations, as the exercise says.")
+
+
 def _refusal(path: Path, where: str, home: str, forbidden: Sequence[str]) -> str:
     return (f"{path.name} uses {home}, in {where}: this exercise asks you to write that part "
             f"yourself, so it may not use {', '.join(forbidden)}. Build it from the pieces "
@@ -504,6 +523,7 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
     try:
         learner = load_learner_file(path)
         refuse_forbidden(learner, exercise.forbid)
+        refuse_forbidden_methods(learner, exercise.forbid_methods)
         exercise.check(learner)
     except CheckFailure as failure:
         return str(failure)

@@ -79,7 +79,8 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
     "math.sqrt and math.pi give the constant.",
     "feed_forward widens each position with the first layer, applies gelu to every element, "
     "and narrows back with the second: (B, T, C) -> (B, T, d_ff) -> (B, T, C).",
-], forbid=["tinyformer.layers", "tinyformer.blocks"])
+], forbid=["tinyformer.layers", "tinyformer.blocks", "tinyautograd.functional"],
+   forbid_methods=["gelu"])
 def check_feed_forward(learner: Learner) -> None:
     gelu = learner.function("gelu")
     _check_gelu(gelu, np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
