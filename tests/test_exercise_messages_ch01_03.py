@@ -93,7 +93,9 @@ def test_pair_row_swapped(tmp_path):
         tmp_path, "markov_second_order",
         "counts[vocab.index(first) * V + vocab.index(second), vocab.index(following)]",
         "counts[vocab.index(second) * V + vocab.index(first), vocab.index(following)]")
-    assert message.startswith("pair_counts(") and "the pair (" in message
+    assert message.startswith("pair_counts(")
+    assert ("That is exactly what you get with the pair's two indices swapped: the pair (first, "
+            "second) is row first * V + second") in message
 
 
 def test_predict_after_pair_with_the_row_of_first_order(tmp_path):

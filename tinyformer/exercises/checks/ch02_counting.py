@@ -263,11 +263,15 @@ def check_markov_second_order(learner: Learner) -> None:
     for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(5))):
         vocab = vocabulary(sentences)
         V = len(vocab)
-        expect_table(pair_counts(sentences, vocab), reference_pair_counts(sentences, vocab),
-                     pair_counts.last_call,
+        expected = reference_pair_counts(sentences, vocab)
+        # The pair (first, second) in the row of (second, first): second * V + first.
+        swapped = expected.reshape(V, V, V).transpose(1, 0, 2).reshape(V * V, V)
+        expect_table(pair_counts(sentences, vocab), expected, pair_counts.last_call,
                      lambda i, v=vocab, V=V: f"[{i[0]}, {i[1]}] is row {i[0]} = "
                      f"{i[0] // V} * {V} + {i[0] % V}, the pair ({v[i[0] // V]!r}, "
-                     f"{v[i[0] % V]!r}), followed by {v[i[1]]!r}")
+                     f"{v[i[0] % V]!r}), followed by {v[i[1]]!r}",
+                     [("with the pair's two indices swapped: the pair (first, second) is row "
+                       "first * V + second, the first word's index times V", swapped)])
 
     predict_after_pair = learner.function("predict_after_pair")
     vocab = vocabulary(SHORT_CORPUS)
