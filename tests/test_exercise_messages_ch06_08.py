@@ -258,6 +258,12 @@ def test_08_training_training_loop_zero_grad_between_backward_and_step(tmp_path)
                              "# backward adds: clear first\n        loss.backward()",
                              "        loss.backward()\n        optimizer.zero_grad()")
     assert "no parameter of the model changed" in message
+    assert "zero_grad() cleared the gradients before the step" in message
+
+
+def test_08_training_training_loop_without_the_step(tmp_path):
+    message = edited_message(tmp_path, "training_loop", "        optimizer.step()\n", "")
+    assert "no parameter of the model changed" in message and "cleared" not in message
 
 
 def test_08_training_training_loop_records_the_loss_after_the_update(tmp_path):

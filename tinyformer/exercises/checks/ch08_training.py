@@ -389,8 +389,16 @@ def check_training_loop(learner: Learner) -> None:
     losses = _as_losses(train(model, inputs, targets, steps=_STEPS, lr=_LR), train.last_call)
     changed = [name for name, array in model.state_dict().items()
                if not np.array_equal(array, start[name])]
-    expect(changed, f"{train.last_call}: no parameter of the model changed. optimizer.step() "
-                    f"moves them, and only after loss.backward() has filled their .grad.")
+    if not changed:
+        # What the gradients were left as tells a step on cleared gradients from no step.
+        cleared = all(p.grad is None or not np.any(p.grad)
+                      for p in model.parameters())
+        raise CheckFailure(
+            f"{train.last_call}: no parameter of the model changed. optimizer.step() moves "
+            f"them, and only after loss.backward() has filled their .grad."
+            + (" Their .grad are empty after training: zero_grad() cleared the gradients "
+               "before the step, or backward never ran. Each step: zero_grad(), "
+               "loss.backward(), optimizer.step(), in this order." if cleared else ""))
     _explain_difference(losses, expected, train.last_call)
     final = functional.cross_entropy(model(inputs), targets).item()
     expect(final < _GOOD_LOSS, f"{train.last_call}: after training, the model's loss on the "
