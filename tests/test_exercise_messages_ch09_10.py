@@ -27,6 +27,10 @@ CASES = [
      "logits = logits / temperature", "logits = logits",
      ["next_token_probs(logits=[2., 1., 0., 1.], temperature=0.5)", "at [0]"]),
     ("temperature_top_k", "09_generation/temperature_top_k.py",
+     "logits = logits / temperature", "logits = logits * temperature",
+     ["next_token_probs(logits=[2., 1., 0., 1.], temperature=0.5)", "at temperature 1 / 0.5: "
+      "divide the logits by the temperature, not multiply."]),
+    ("temperature_top_k", "09_generation/temperature_top_k.py",
      "probs = np.zeros_like(logits)\n        probs[np.argmax(logits)] = 1.0",
      "probs = (logits == logits.max()).astype(float)", ["next_token_probs(logits=[1. , 3. , "
      "0.5, 3. ], temperature=0)", "to the lowest id", "at [3]: expected 0, got 1"]),

@@ -181,8 +181,17 @@ def check_temperature_top_k(learner: Learner) -> None:
              ((0.7, 3), {}), ((1.0, 4), {}), ((1.0, None), {})]
     for args, kwargs in cases:
         got = probs_of(logits, *args, **kwargs)
-        expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
-                     tensor=False)
+        try:
+            expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
+                         tensor=False)
+        except CheckFailure as failure:
+            # Multiplied by the temperature: the distribution of its inverse.
+            if args and args[0] not in (0, 1) and isinstance(got, np.ndarray) and np.allclose(
+                    got, reference_probs(logits, 1 / args[0], *args[1:]), atol=1e-5):
+                raise CheckFailure(f"{failure}\n    That is the distribution at temperature "
+                                   f"1 / {args[0]:g}: divide the logits by the temperature, "
+                                   f"not multiply.") from None
+            raise
     tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
     expect_array(probs_of(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
                  "for the largest logit: temperature 0 gives all the probability to the lowest "
