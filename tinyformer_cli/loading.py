@@ -1,34 +1,31 @@
 """Ctrl-C while the program loads: importing numpy and the rest takes a moment, and Ctrl-C
 then would end the program with a traceback from inside whichever import was running. The
-package imports this module first, which stops it instead as Ctrl-C does at any other time:
-"stopped by Ctrl-C" on stderr, exit status 130; and calls `done()` at its end, from where
-click's handling takes over. That covers every way of starting it (cli.py, the installed
-`tinyformer`, python -m tinyformer_cli): each imports the package first."""
+package imports this module first. Until `done()`, at the package's end, a KeyboardInterrupt
+that nothing catches is said as Ctrl-C is said at any other time, "stopped by Ctrl-C" on
+stderr, and Python exits with status 130 as it does after any uncaught Ctrl-C. Only what
+Python prints changes, not what happens: a program that imports the package and catches
+KeyboardInterrupt still gets it. That covers every way of starting the command (cli.py, the
+installed `tinyformer`, python -m tinyformer_cli): each imports the package first."""
 
-import signal
 import sys
 
 INTERRUPTED = 130          # as tinyformer_cli's: 128 + SIGINT
 
-
-def _stopped(number, frame):
-    sys.stderr.write("stopped by Ctrl-C\n")
-    raise SystemExit(INTERRUPTED)     # out of the import, which exits quietly with it
+_python_says = sys.excepthook
 
 
-# Not where Ctrl-C is ignored (a shell's `&` starts a program so) or handled already, nor in a
-# thread other than the main one, which cannot set a signal handler.
-_catching = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-if _catching:
-    try:
-        signal.signal(signal.SIGINT, _stopped)
-    except ValueError:
-        _catching = False
+def _said_as_ctrl_c(kind, error, traceback):
+    if issubclass(kind, KeyboardInterrupt):
+        sys.stderr.write("stopped by Ctrl-C\n")
+    else:
+        _python_says(kind, error, traceback)
+
+
+sys.excepthook = _said_as_ctrl_c
 
 
 def done():
-    """The program has loaded: Ctrl-C is Python's KeyboardInterrupt again."""
-    global _catching
-    if _catching:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _catching = False
+    """The program has loaded: from here its own handling says a Ctrl-C, and an uncaught
+    exception is printed as Python prints it."""
+    if sys.excepthook is _said_as_ctrl_c:
+        sys.excepthook = _python_says
