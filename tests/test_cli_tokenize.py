@@ -232,6 +232,37 @@ def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
     assert result.stdout.splitlines()[0] == r"|a|<|\||x|\||\||"
 
 
+def read_frame(frame):
+    r"""The tokens' bytes back from a frame, by the rules the help gives: a "|" alone is a
+    border, a backslash starts an escape (\\ \| \n \r \t \xNN)."""
+    pieces, piece, k = [], bytearray(), 1
+    while k < len(frame):
+        c = frame[k]
+        if c == "|":
+            pieces.append(bytes(piece))
+            piece = bytearray()
+        elif c == "\\":
+            k += 1
+            if frame[k] == "x":
+                piece.append(int(frame[k + 1:k + 3], 16))
+                k += 2
+            else:
+                piece += {"n": "\n", "r": "\r", "t": "\t"}.get(frame[k], frame[k]).encode()
+        else:
+            piece += c.encode()
+        k += 1
+    return pieces
+
+
+@pytest.mark.parametrize("text", ["C:\\new", "C:|new", "a\\|b", "x\\\\y|", "\\n and\n",
+                                  "caf\u00e9 \u65e5\u672c", "<|endoftext|>\\"])
+def test_a_frame_reads_back_as_the_tokens_it_shows(bpe, text):
+    # A backslash of the text once read as the start of an escape: C:\ then new as "|new".
+    tok = load_tokenizer(bpe)
+    frame = run("show", text, "--tokenizer", bpe, "--no-color").stdout.splitlines()[0]
+    assert read_frame(frame) == [tok.id_to_bytes(i) for i in tok.encode(text)]
+
+
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
     """An escape sequence or a bell in the text is shown, not sent to the terminal."""
     result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")

@@ -85,15 +85,28 @@ BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta
 
 def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str:
     """How a text splits into tokens, on one line: |Hello|,| world|, or with `colour` (for a
-    terminal) black on backgrounds that take turns; new lines shown as \\n. In the frame, a
-    "|" of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
-    |<\\|endoftext\\|>|."""
-    pieces = [one_line(tok.id_to_token(i)) for i in ids]
+    terminal) black on backgrounds that take turns. Each piece is shown as one_line shows it
+    (a new line as \\n), with a backslash of the text doubled, so that an escape always means
+    what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart. In the
+    frame a "|" of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one
+    token is |<\\|endoftext\\|>|."""
+    pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
     if colour:
         return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
                        for k, piece in enumerate(pieces))
-    pieces = [piece.replace("|", "\\|") for piece in pieces]
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
+
+
+def _shown_piece(tok, i, frame):
+    # A byte-level token's bytes, with those that are no whole character kept apart (as
+    # surrogates) until the text's own backslashes are doubled; then written as \xNN.
+    to_bytes = getattr(tok, "id_to_bytes", None)
+    text = (to_bytes(i).decode("utf-8", "surrogateescape") if to_bytes
+            else tok.id_to_token(i))
+    shown = one_line(text.replace("\\", "\\\\"))
+    if frame:
+        shown = shown.replace("|", "\\|")
+    return re.sub("[\udc80-\udcff]", lambda cut: f"\\x{ord(cut.group()) - 0xdc00:02x}", shown)
 
 
 def describe_vocabulary(tok: Tokenizer) -> list[str]:

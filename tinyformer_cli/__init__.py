@@ -274,12 +274,12 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
               "terminal]; without colour they are framed by '|', and a '|' of the text shows "
-              "as '\\|'.")
+              "as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (or in colours; a '|' of the text as \\|), new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
-    \\xNN."""
+    \\xNN, and a backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
