@@ -542,3 +542,28 @@ def test_a_bos_switch_that_transformers_ignores_beside_a_tokenizer_json_is_ignor
             (tmp_path / name).write_bytes((saved / name).read_bytes())
     assert transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"] == \
         ours.encode("Hello") == load_gpt2_tokenizer(tmp_path).encode("Hello")
+
+
+def test_a_folder_of_one_of_our_tokenizer_files_or_of_a_wordpiece_is_read_or_refused_so(
+        tmp_path, ours):
+    """A folder holding only tokenizer.json is read by what the file is: one of tinyformer's
+    (as `tokenize train --out DIR/tokenizer.json` writes it) is loaded; a WordPiece's, which
+    has no merges, is refused as no BPE (it once failed on its missing merges: KeyError)."""
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    ours.save(mine / "tokenizer.json")
+    result = CliRunner().invoke(main, ["tokenize", "encode", "the cat", "--tokenizer", str(mine)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(i) for i in ours.encode("the cat")]
+    from tokenizers import Tokenizer as LibraryTokenizer, models
+    wordpiece = tmp_path / "wordpiece"
+    wordpiece.mkdir()
+    LibraryTokenizer(models.WordPiece({"[UNK]": 0, "the": 1}, unk_token="[UNK]")).save(
+        str(wordpiece / "tokenizer.json"))
+    result = CliRunner().invoke(main, ["tokenize", "encode", "the", "--tokenizer", str(wordpiece)])
+    assert result.exit_code == 2
+    assert result.stderr.endswith("model type 'WordPiece': not byte-pair encoding; tinyformer "
+                                  "reads byte-level BPE tokenizers (as GPT-2's, SmolLM's and "
+                                  "Qwen's) only\n")

@@ -32,7 +32,7 @@ from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, is_ours, load_arrays, load_tokenizer_for,
                      read_config, read_config_json)
-from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, load_tokenizer
+from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, is_tokenizer_file, load_tokenizer
 from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
@@ -136,6 +136,8 @@ def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
     # read_config_json says whether it has a checkpoint yet). A directory with neither that nor
     # a config.json is no checkpoint, but may hold a Hugging Face tokenizer.
     if not (has(CONFIG) or has(MANIFEST)):
+        if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
+            return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours
         if has(VOCAB_JSON) or has(TOKENIZER_JSON):
             return load_gpt2_tokenizer(directory)
         raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "

@@ -1013,6 +1013,8 @@ def _parse_tokenizer_json(path):
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
     try:
         model = data["model"]
+        if model.get("type") not in ("BPE", None):         # a WordPiece's has no merges
+            _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
         # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
         merges = [(f"merge {k} {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
                   for k, pair in enumerate(model["merges"])]
@@ -1243,7 +1245,7 @@ def _byte_level_bpe(data, vocab, merges, added, path):
     """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
     stage checked to be one reproduced here."""
     model = data["model"]
-    if model.get("type") != "BPE":
+    if model.get("type") != "BPE":                     # (only None is left, read above)
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
     for setting in ("dropout", "byte_fallback", "continuing_subword_prefix",
                     "end_of_word_suffix"):

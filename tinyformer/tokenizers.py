@@ -356,6 +356,19 @@ def _read_json(path):
     return data
 
 
+def is_tokenizer_file(path: StrPath) -> bool:
+    """Whether the file at `path` is a tokenizer file of tinyformer's (a JSON object whose
+    "type" names one of its tokenizers), as opposed to the tokenizers library's tokenizer.json,
+    which a directory may hold under the same name."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("type"), str) and (
+        data["type"] in TOKENIZERS)
+
+
 def _build(cls, data, path):
     """The tokenizer of class cls from a file's fields; the constructor checks them, and any
     complaint is reported in one line naming the file."""
