@@ -352,6 +352,18 @@ def test_a_file_that_is_not_text_is_said_so_not_shown(workspace):
     assert "\x1b" not in result.output and "\ufffd" not in result.output
 
 
+@pytest.mark.parametrize("encoding, said", [("utf-16", "UTF-16"), ("utf-32", "UTF-32")])
+def test_a_file_saved_as_utf_16_is_said_so_not_called_binary(workspace, encoding, said):
+    # PowerShell 5's `>` writes UTF-16: the learner's code is all there, only saved otherwise.
+    path = workspace / FIRST.file
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))   # with its BOM
+    result = run("check", 1)
+    assert result.exit_code == 3
+    assert f"{path.name} is saved as {said}, and Python reads source as UTF-8: save it " \
+           f"again as UTF-8" in result.output
+    assert "not a text file" not in result.output
+
+
 def test_the_line_shown_of_a_file_that_is_not_python_cannot_drive_the_terminal(workspace):
     path = workspace / FIRST.file
     path.write_text("x = 1 +\x1b[31m\n")

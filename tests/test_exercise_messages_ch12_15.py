@@ -182,15 +182,27 @@ def test_a_refusal_quotes_the_import_not_a_local_name_like_its_alias(tmp_path):
     assert "(`import tinyformer.blocks as B`)" in got
 
 
-def test_a_refusal_of_a_use_skips_a_parameter_named_like_the_import(tmp_path):
+@pytest.mark.parametrize("binds", ["def unused(tf):\n", "def unused():\n    tf = object()\n",
+                                   "def unused():\n    for tf in []:\n        pass\n"],
+                         ids=["parameter", "assignment", "loop"])
+def test_a_refusal_of_a_use_skips_a_name_the_function_binds_like_the_import(tmp_path, binds):
     ex = find("encoder_decoder_layers")
     path = tmp_path / "encoder_decoder_layers.py"
-    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef unused(tf):\n"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\n" + binds +
                     "    return tf.blocks.residual\n\n\ndef shortcut(x):\n"
                     "    return tf.blocks.residual(x)\n")
     got = run_check(ex, path)
     assert "uses tinyformer.blocks, in line" in got
     assert "(`return tf.blocks.residual(x)`)" in got
+
+
+def test_a_comprehensions_own_variable_does_not_hide_the_import(tmp_path):
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef shortcut(x):\n"
+                    "    names = [tf for tf in ('a', 'b')]\n"
+                    "    return tf.blocks.residual(x)\n")
+    assert "(`return tf.blocks.residual(x)`)" in run_check(ex, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ input's gradient is wrong.
 from __future__ import annotations
 
 import ast
+import codecs
 import importlib
 import importlib.util
 import inspect
@@ -77,6 +78,14 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
 def _check_text(path: Path, data: bytes) -> None:
     """CheckFailure for a file that is not text in its encoding (UTF-8, unless a coding line
     says otherwise): overwritten by something binary, whose lines are no use to show."""
+    # Text, but in an encoding Python does not read source in: Windows' PowerShell 5 writes
+    # UTF-16 with `>`. The code is all there; only the saving needs doing again.
+    for encoding, bom in (("UTF-32", codecs.BOM_UTF32_LE), ("UTF-32", codecs.BOM_UTF32_BE),
+                          ("UTF-16", codecs.BOM_UTF16_LE), ("UTF-16", codecs.BOM_UTF16_BE)):
+        if data.startswith(bom):
+            raise CheckFailure(f"{path.name} is saved as {encoding}, and Python reads source as "
+                               f"UTF-8: save it again as UTF-8 (your editor's encoding "
+                               f"setting)")
     try:
         encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
         data.decode(encoding)
@@ -498,6 +507,9 @@ def _bound_in(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> 
     todo = list(function.body) if isinstance(function.body, list) else [function.body]
     while todo:
         node = todo.pop()
+        if isinstance(node, ast.comprehension):     # [tf for tf in ...]: tf is the loop's own
+            todo.extend([node.iter, *node.ifs])
+            continue
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
             bound.add(node.id)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
