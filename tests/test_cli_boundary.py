@@ -237,7 +237,7 @@ def test_a_directory_without_a_checkpoint_is_answered_with_what_the_command_take
     line, = result.stderr.splitlines()
     assert line.startswith("Error: 'empty' is not a checkpoint: it has no config.json; give "
                            "the --out directory of a `tinyformer train` run")
-    assert ("GPT-2" in line) == offers_pretrained
+    assert ("Hugging Face model's directory (GPT-2, Llama or Qwen3" in line) == offers_pretrained
 
 
 @pytest.mark.parametrize("out", [[], ["--out", "report.html"]])

@@ -373,6 +373,9 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
     return files
 
 
+HUGGING_FACE_MODEL = ", or a Hugging Face model's directory (GPT-2, Llama or Qwen3)"
+
+
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
     """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
     place that reads the file. CheckpointError (one line) when the directory or the file is
@@ -381,7 +384,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     ours = "the --out directory of a `tinyformer train` run"
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
-                              f"{', or a GPT-2 directory' if pretrained else ''}")
+                              f"{HUGGING_FACE_MODEL if pretrained else ''}")
     path = os.path.join(directory, CONFIG)
     if not os.path.exists(path) and _before_first_checkpoint(directory):
         if is_training(directory):
@@ -392,8 +395,8 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
     if not os.path.exists(path):
-        pretrained_files = (", or a GPT-2 directory (config.json, model.safetensors, and "
-                            "vocab.json + merges.txt or tokenizer.json)")
+        pretrained_files = (f"{HUGGING_FACE_MODEL[:-1]}: config.json, model.safetensors, "
+                            f"and vocab.json + merges.txt or tokenizer.json)")
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"{ours}{pretrained_files if pretrained else ''}")
     try:
