@@ -152,11 +152,6 @@ def main(argv=None):
 
     task = Seq2SeqTask(args.task, args.min_len, args.max_len, n_train=args.n_train,
                        n_val=args.n_val, seed=args.data_seed)
-    if not task.val:
-        # Short sources have few possible strings (10^2 of 2 digits); a task holds out a tenth
-        # of them for validation, and of fewer than ten none.
-        sys.exit(f"no validation pairs: {args.task} sources of {args.min_len}-{args.max_len} "
-                 f"symbols are too few to hold any out; raise --max-len")
     # Pre-norm and the paper's fixed sinusoids: post-norm learns reverse as fast, but pre-norm
     # is the safer default. Learned positions start at N(0, 0.02^2), tiny next to token
     # embeddings scaled by sqrt(d_model), and took far longer to learn where each digit goes.

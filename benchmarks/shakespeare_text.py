@@ -31,8 +31,8 @@ def unusable(path, recipe=False, bpe=False):
     in one line. It is read as `tinyformer train --corpus` reads a corpus (an empty file, a
     binary one, a text not in UTF-8 each said so), then measured against what the benchmarks
     learn from it: the Shakespeare recipe's context, with `recipe`, and the tokenizer
-    benchmark's merges, with `bpe` (learning them from a short text takes a moment; from the
-    whole tinyshakespeare text, a fraction of a second). Found before any benchmark runs,
+    benchmark's merges, with `bpe` (learning them takes about a second from the whole
+    tinyshakespeare text). Found before any benchmark runs,
     rather than by the one that reads it, minutes later."""
     from tinyformer.files import read_text
     from tinyformer.tokenizers import BPETokenizer
