@@ -41,7 +41,13 @@ from .catalogue import Exercise
 
 
 class CheckFailure(Exception):
-    """The learner's answer is not right yet; the message says what differs."""
+    """The learner's answer is not right yet; the message says what differs. `raised`: the
+    exception the learner's code raised, where that is the failure (a checker that knows a
+    slip by its kind of error reads it, never the message's words)."""
+
+    def __init__(self, message: str, raised: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.raised = raised
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +160,7 @@ def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> An
         raise CheckFailure(f"{_todo_name(qualname, doing)} is not written yet: {where} still "
                            f"raises NotImplementedError{via}.") from None
     except Exception as e:
-        raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}") from None
+        raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}", raised=e) from None
 
 
 def _learner_frame(error: BaseException, path: StrPath) -> tuple[str | None, int | None]:

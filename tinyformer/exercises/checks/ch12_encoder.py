@@ -215,7 +215,7 @@ def check_cross_attention(learner: Learner) -> None:
     except CheckFailure as failure:
         # Keys and values from different sequences do not fit together: an error, raised in
         # the given `attention`, that does not say whose slip it is.
-        if "raised an error" not in str(failure):
+        if failure.raised is None:
             raise
         raise CheckFailure(f"{failure}{_keys_and_values_apart(fn)}") from None
     # The lesson's worked example: one head, C = 1, every weight 1, source position 2 hidden.
