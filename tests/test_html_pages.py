@@ -202,8 +202,16 @@ def test_each_forward_node_shows_its_tensors_values_and_gradient(gpt_page):
 def test_an_ops_formula_is_its_functions_docstring(gpt_page):
     _, loss, _, data, _ = gpt_page
     import inspect
-    assert data["docs"][loss.grad_fn.name] == inspect.getdoc(loss.grad_fn.fn)
+    doc = inspect.getdoc(loss.grad_fn.fn)
+    shown = data["docs"][loss.grad_fn.name]
+    assert shown.split() == doc.split()                   # every word, in order
     assert data["docs"]["add"].startswith("y = a + b")
+    # A paragraph is one line, for the panel to wrap at its own width; a formula, indented,
+    # keeps its line.
+    first_paragraph = doc.split("\n\n")[0]
+    assert "\n" in first_paragraph and shown.split("\n")[0] == " ".join(first_paragraph.split("\n"))
+    formulas = [line for line in doc.splitlines() if line.startswith("    ")]
+    assert formulas and all(line in shown.splitlines() for line in formulas)
 
 
 @needs_dot

@@ -126,6 +126,22 @@ def _gradients(tensor, forward):
 # What the page's script reads
 
 
+def _reflowed(doc: str) -> str:
+    """A docstring as the panel shows it, where the page wraps its lines to the panel's width:
+    each paragraph's lines joined into one (their line ends were for an 80-column editor, and
+    wrapped again they read "classes on / the / last axis"), indented lines (formulas) kept
+    as they are."""
+    lines: list[str] = []
+    for line in doc.splitlines():
+        joins = (line and not line[0].isspace() and lines and lines[-1]
+                 and not lines[-1][0].isspace())
+        if joins:
+            lines[-1] += " " + line
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_repeats):
     """The JSON of one view: its nodes, its boxes (clusters), its stacks of repeated blocks and
     the boxes folded when the page opens. `saved`: id(forward op) -> what _saved read of it
@@ -146,7 +162,7 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
             info["value"] = summary(t.data)
         if drawn.node is not None:
             info["op"] = drawn.node.name
-            docs.setdefault(drawn.node.name, inspect.getdoc(drawn.node.fn) or "")
+            docs.setdefault(drawn.node.name, _reflowed(inspect.getdoc(drawn.node.fn) or ""))
             key = id(drawn.node)                # a backward op: no backward has run through it
             info["saved"] = saved[key] if key in saved else _saved(drawn.node)
             if view == "backward" and drawn.node.backward_of is None:
