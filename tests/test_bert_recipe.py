@@ -167,10 +167,15 @@ def test_whole_word_masking_never_leaves_part_of_a_hidden_word_in_view(kind):
                              rng=np.random.default_rng(1), in_word=word_tokens(tok))
     chosen = targets != IGNORE
     pad = tok.token_to_id("<pad>")
-    words = [chosen[r, a:b] for r, row in enumerate(rows)
-             for a, b in spans_of_words(tok, row[row != pad])]     # padding comes last
+    rows_of_words = [[chosen[r, a:b] for a, b in spans_of_words(tok, row[row != pad])]
+                     for r, row in enumerate(rows)]                 # padding comes last
+    words = [word for row in rows_of_words for word in row]
     assert sum(len(word) > 1 for word in words) > 1000        # words of several pieces
     assert all(word.all() or not word.any() for word in words)
+    # Each word is chosen on its own: a piece that begins a word (" green") does not join the
+    # word before it, so two words side by side are both chosen about 0.3 * 0.3 of the time.
+    both = [a.any() and b.any() for row in rows_of_words for a, b in zip(row, row[1:])]
+    assert abs(np.mean(both) - 0.09) < 0.03
 
 
 # ---------------------------------------------------------------------------- one story a row
