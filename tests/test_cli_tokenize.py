@@ -234,7 +234,7 @@ def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
 
 def read_frame(frame):
     r"""The tokens' bytes back from a frame, by the rules the help gives: a "|" alone is a
-    border, a backslash starts an escape (\\ \| \n \r \t \xNN)."""
+    border, a backslash starts an escape (\\ \| \n \r \t \xNN \uNNNN)."""
     pieces, piece, k = [], bytearray(), 1
     while k < len(frame):
         c = frame[k]
@@ -246,6 +246,9 @@ def read_frame(frame):
             if frame[k] == "x":
                 piece.append(int(frame[k + 1:k + 3], 16))
                 k += 2
+            elif frame[k] == "u":                    # a whole character, U+0080 to U+009F
+                piece += chr(int(frame[k + 1:k + 5], 16)).encode()
+                k += 4
             else:
                 piece += {"n": "\n", "r": "\r", "t": "\t"}.get(frame[k], frame[k]).encode()
         else:
@@ -255,7 +258,8 @@ def read_frame(frame):
 
 
 @pytest.mark.parametrize("text", ["C:\\new", "C:|new", "a\\|b", "x\\\\y|", "\\n and\n",
-                                  "caf\u00e9 \u65e5\u672c", "<|endoftext|>\\"])
+                                  "caf\u00e9 \u65e5\u672c", "<|endoftext|>\\",
+                                  "\u0085\u0085 \u0085 \x85\u0085"])
 def test_a_frame_reads_back_as_the_tokens_it_shows(bpe, text):
     # A backslash of the text once read as the start of an escape: C:\ then new as "|new".
     tok = load_tokenizer(bpe)

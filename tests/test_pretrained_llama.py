@@ -784,3 +784,15 @@ def test_export_of_a_hugging_face_directory_is_refused_before_reading_it(smollm_
                                f"(a {model_type} model): use it as it is, or copy it; export "
                                f"writes the runs of tinyformer train")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layout", ["smollm", "qwen"])
+def test_tokenize_shows_a_llama_tokenizers_pieces_as_it_shows_its_own(tmp_path, layout):
+    # It doubled the backslash of each \xNN: a byte cut from a character read as text.
+    from test_cli_tokenize import read_frame
+    from tinyformer.tokenizers import split_shown
+    (tmp_path / "tokenizer.json").write_text(json.dumps(train_tokenizer(layout)))
+    tok = read_tokenizer_json(tmp_path)
+    for text in ["\u65e5\u672c\u8a9e \U0001F600 C:\\new", "a|b\\|c", "\u0085 \x85"]:
+        ids = tok.encode(text)
+        assert read_frame(split_shown(tok, ids)) == [tok.id_to_bytes(i) for i in ids]

@@ -87,9 +87,10 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     """How a text splits into tokens, on one line: |Hello|,| world|, or with `colour` (for a
     terminal) black on backgrounds that take turns. Each piece is shown as one_line shows it
     (a new line as \\n), with a backslash of the text doubled, so that an escape always means
-    what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart. In the
-    frame a "|" of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one
-    token is |<\\|endoftext\\|>|."""
+    what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart (a
+    whole control character of U+0080 to U+009F is \\u0085). In the frame a "|" of the text
+    shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
+    |<\\|endoftext\\|>|."""
     pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
     if colour:
         return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
@@ -98,12 +99,12 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
 
 
 def _shown_piece(tok, i, frame):
-    # A byte-level token's bytes, with those that are no whole character kept apart (as
-    # surrogates) until the text's own backslashes are doubled; then written as \xNN.
-    to_bytes = getattr(tok, "id_to_bytes", None)
-    text = (to_bytes(i).decode("utf-8", "surrogateescape") if to_bytes
-            else tok.id_to_token(i))
-    shown = one_line(text.replace("\\", "\\\\"))
+    # A token's bytes, with those that are no whole character kept apart (as surrogates)
+    # until the text's own backslashes are doubled; then written as \xNN. A whole control
+    # character of U+0080 to U+009F is written \u0085, not \x85, which is a byte.
+    text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    text = re.sub("[\x80-\x9f]", lambda c1: f"\\u{ord(c1.group()):04x}", text)
+    shown = one_line(text)
     if frame:
         shown = shown.replace("|", "\\|")
     return re.sub("[\udc80-\udcff]", lambda cut: f"\\x{ord(cut.group()) - 0xdc00:02x}", shown)
@@ -270,6 +271,13 @@ class Tokenizer:
     def id_to_token(self, i: int) -> str:
         """The readable piece that id i stands for."""
         return self._readable(self._piece(self._check_id(i)))
+
+    def id_to_bytes(self, i: int) -> bytes:
+        """The bytes that id i stands for, as they are (a special token's: its UTF-8), where
+        id_to_token shows them readably: a byte-level BPE's id_to_bytes(256 + k) is the bytes
+        of merge k's two ids, joined, which may be part of a character's."""
+        piece = self._piece(self._check_id(i))
+        return piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass")
 
     def special_id(self, token: str) -> int | None:
         """The id of special token `token`, or None if this tokenizer has no such token."""
@@ -622,12 +630,6 @@ class BPETokenizer(Tokenizer):
     @property
     def vocab_size(self) -> int:
         return len(self._bytes) + len(self.special_tokens)
-
-    def id_to_bytes(self, i: int) -> bytes:
-        """The bytes that id i stands for, as they are (a special token's: its UTF-8), where
-        id_to_token shows them readably: id_to_bytes(256 + k) is the bytes of merge k's two
-        ids, joined."""
-        return self._piece(self._check_id(i))
 
     def _encode_text(self, text, offset):
         ids = []
