@@ -101,7 +101,7 @@ def test_the_check_sees_the_api():
             "tinyformer.decoding.beam_search", "tinyformer.decoding.DecoderOnlySession.select",
             "tinyformer.tokenizers.Tokenizer.encode",
             "tinyformer.pretrained.load_gpt2_tokenizer",
-            "tinyformer.tokenizers.BPETokenizer.id_to_bytes",
+            "tinyformer.tokenizers.Tokenizer.id_to_bytes",
             "tinyformer.tokenizers.BPETokenizer.vocab_size",
             "tinyformer.attention.causal_mask", "tinyformer.files.atomic_write",
             "tinyformer.train.TrainConfig.__init__", "tinyformer.train.Trainer.resume",

@@ -221,6 +221,11 @@ def test_the_figure_itself_for_jupyter(tmp_path):
     fig = viz.metrics_figure(run)
     assert isinstance(fig, Figure) and len(fig.axes) == 3          # loss, recall, lr
     assert sorted(p.name for p in run.iterdir()) == before
+    # Its picture, for Jupyter to show: a plain Figure has none until matplotlib's own inline
+    # display is turned on, and a fresh kernel showed "<Figure size 900x620 with 3 Axes>".
+    assert fig._repr_png_()[:8] == PNG_MAGIC
+    attention = viz.attention_figure(np.full((1, 2, 3, 3), 1 / 3), list("abc"), list("abc"), "t")
+    assert attention._repr_png_()[:8] == PNG_MAGIC
 
 
 

@@ -31,6 +31,8 @@ from tinyformer.attention import MultiHeadAttention
 from tinyformer.files import atomic_write
 from tinyformer.tokenizers import encode_prompt
 
+from .plots import new_figure
+
 # Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
 MAX_TOKENS = 48
@@ -227,9 +229,7 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
     weights = np.ma.masked_equal(weights, 0.0)
 
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg   # see viz/plots.py for why
     from matplotlib.colors import PowerNorm
-    from matplotlib.figure import Figure
 
     # Each token gets about 0.14 inch (a 7-point label) and each heatmap at least 1.8 inches;
     # the whole figure stays under about 40 inches wide, with labels thinned out if need be.
@@ -239,8 +239,7 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
     scale = min(1.0, 40 / (n_head * width))
     width, height = width * scale, height * scale
     fig_width = n_head * width + 1.5
-    fig = Figure(figsize=(fig_width, n_layer * height + 1.0), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(fig_width, n_layer * height + 1.0), layout="constrained")
     axes = fig.subplots(n_layer, n_head, squeeze=False)
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     colours = matplotlib.colormaps["viridis"].with_extremes(bad="white")
@@ -263,7 +262,7 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
             if layer == n_layer - 1:
                 ax.set_xlabel("key (attended to)", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=min(1.0, 4 / n_layer + 0.2), pad=0.01,
-                 label="attention weight", ticks=[0, 0.05, 0.2, 0.5, 1])
+                 label="attention weight\n(square-root scale)", ticks=[0, 0.05, 0.2, 0.5, 1])
     # A title wider than the figure (one or two heads) is cut off at both ends: wrapped to the
     # width instead, taking an 11-point character as about 6.6 points wide.
     per_line = max(20, int(fig_width * 72 / 6.6))

@@ -14,6 +14,8 @@ matplotlib is imported inside the function, not at the top: the rest of viz (and
 line) work without it, and only drawing a plot needs it.
 """
 
+import functools
+import io
 import os
 
 from tinyformer.files import atomic_write
@@ -81,17 +83,40 @@ def _run_paths(run_dir_or_metrics_path):
     return os.path.dirname(source) or ".", source
 
 
+def new_figure(**settings):
+    """A matplotlib Figure (`settings` as Figure takes them) that the Agg backend draws in
+    memory, so that no screen is needed (a server, CI, ssh), and that a Jupyter cell ending
+    with it shows inline whatever the notebook's backend. It is built directly rather than
+    through pyplot: pyplot keeps every figure in a global list (a leak if not closed) and
+    would switch the backend of a user's notebook too."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    figure = _inline_figure_class()(**settings)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+@functools.cache
+def _inline_figure_class():
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        """A Figure with the PNG that Jupyter shows for it: a plain Figure has none until
+        `%matplotlib inline` (or a pyplot figure) turns on matplotlib's own display."""
+
+        def _repr_png_(self):
+            picture = io.BytesIO()
+            self.savefig(picture, format="png")
+            return picture.getvalue()
+
+    return InlineFigure
+
+
 def metrics_figure(run_dir_or_metrics_path):
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     records = read_metrics(metrics_path)          # before matplotlib: bad input fails fast
 
-    # The Agg backend draws into memory, so no screen is needed (a server, CI, ssh). We build
-    # the Figure directly rather than through pyplot: pyplot keeps every figure in a global
-    # list (a leak if not closed) and would switch the backend of a user's notebook too.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     steps = [r["step"] for r in records]
@@ -103,8 +128,7 @@ def metrics_figure(run_dir_or_metrics_path):
     # One panel for the losses, tall; smaller ones below for the extra figures and the lr.
     panels = ["loss"] + (["extra"] if extras else []) + (["lr"] if has_lr else [])
     heights = {"loss": 3, "extra": 1.3, "lr": 1}
-    fig = Figure(figsize=(9, 3.2 + 1.5 * (len(panels) - 1)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(9, 3.2 + 1.5 * (len(panels) - 1)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
