@@ -425,3 +425,17 @@ def test_a_named_scalar_shows_its_shape_and_an_unnamed_one_its_value():
     dot = draw_graph(w * 2.5, params={"w": w})
     assert '<B>w</B><BR/><FONT POINT-SIZE="10">()</FONT>' in dot.source
     assert '<B>tensor</B><BR/><FONT POINT-SIZE="10">= 2.5</FONT>' in dot.source
+
+
+def test_a_gradient_summary_and_the_colour_by_gradient_say_its_norm_once():
+    # With both, every node read "grad: norm 0.2321, min ..., max ..." then "grad norm 2.32e-01".
+    from viz import draw_backward
+    ta.manual_seed(0)
+    model = MLP()
+    loss = model(ta.Tensor(np.arange(6.0).reshape(2, 3))).sum()
+    loss.backward(retain_graph=True)
+    for picture in (draw_graph(loss, params=model, show_grad=True, color_by_grad=True),
+                    draw_backward(loss, params=model, show_grad=True, color_by_grad=True)):
+        assert "grad: norm" in picture.source
+        assert "grad norm " not in picture.source.replace("largest grad norm ", "")
+    assert "grad norm " in draw_graph(loss, params=model, color_by_grad=True).source

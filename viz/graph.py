@@ -615,8 +615,8 @@ def _op_label(node, output, show_data, show_grad, color_by_grad=False):
     if show_data:
         lines.append(_summary("data", output.data))
     if show_grad and output.grad is not None:     # non-leaves keep .grad only if retain_grad()
-        lines.append(_summary("grad", output.grad))
-    if color_by_grad:
+        lines.append(_summary("grad", output.grad))     # (its norm too: the colour's)
+    elif color_by_grad:
         lines.append(_norm_line(output.grad))
     return _label(node.name, lines)
 
@@ -635,8 +635,8 @@ def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
     if show_data:
         lines.append(_summary("data", t.data))
     if show_grad and t.requires_grad:
-        lines.append(_summary("grad", t.grad))
-    if color_by_grad and t.requires_grad:
+        lines.append(_summary("grad", t.grad))          # (its norm too: the colour's)
+    elif color_by_grad and t.requires_grad:
         lines.append(_norm_line(t.grad))
     return _label(title, lines)
 
@@ -777,8 +777,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         return _grad_fill(array, grad_range) if color_by_grad else {}
 
     def gradient_lines(array):
-        lines = [_summary("grad", array)] if show_grad else []
-        return lines + ([_norm_line(array)] if color_by_grad else [])
+        if show_grad:
+            return [_summary("grad", array)]           # (its norm too: the colour's)
+        return [_norm_line(array)] if color_by_grad else []
 
     ids, placed, drawn = {}, [], {}
     for kind, obj, output in kept:
