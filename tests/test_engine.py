@@ -587,6 +587,28 @@ def test_cross_entropy_errors():
             ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing=eps)
 
 
+def test_cross_entropy_refuses_what_torch_takes_in_its_place():
+    logits = Tensor(np.zeros((3, 3)))
+    targets = np.array([0, 1, 2])
+    # torch's third positional is the class weights, ours ignore_index
+    for weight in (np.array([1.0, 2.0, 0.5]), [1.0, 2.0, 0.5], Tensor([1.0, 2.0, 0.5])):
+        with pytest.raises(TypeError, match=r"^cross_entropy: ignore_index must be an int or "
+                                            r"None, got an array; class weights \(torch's "
+                                            r"`weight`\) are not supported here$"):
+            ta.functional.cross_entropy(logits, targets, weight)
+    with pytest.raises(TypeError, match=r"ignore_index must be an int or None, got 1\.5$"):
+        ta.functional.cross_entropy(logits, targets, 1.5)
+    assert ta.functional.cross_entropy(logits, targets, np.int64(1)).item() == \
+        pytest.approx(np.log(3))
+    # torch ignores -100 by default; ours ignores nothing unless told
+    with pytest.raises(IndexError, match=r"^cross_entropy: target -100 is out of range for 3 "
+                                         r"classes; torch's default ignore_index is -100: "
+                                         r"pass ignore_index=-100$"):
+        ta.functional.cross_entropy(logits, np.array([0, -100, 2]))
+    with pytest.raises(IndexError, match=r"target -100 is out of range for 3 classes$"):
+        ta.functional.cross_entropy(logits, np.array([0, -100, 2]), ignore_index=0)
+
+
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
     with pytest.raises(ta.ShapeError, match=r"swiglu: .* its size must be even; got shape "
                                             r"\(2, 5\)"):
