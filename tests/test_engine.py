@@ -671,6 +671,37 @@ def test_custom_function_with_settings():
     assert ScaledSquare.apply(x).grad_fn.name == "scaledsquare"
 
 
+def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
+    advice = (r"the engine keeps a Function's inputs itself: read them in backward with "
+              r"ctx\.operands \(or ctx\.array\(i\) for one\), and keep anything else as "
+              r"ctx\.name = value$")
+
+    class Saving(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * 2
+
+    with pytest.raises(AttributeError, match=r"^ctx\.save_for_backward is not needed: " + advice):
+        Saving.apply(f64(3))
+
+    class Reading(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 2
+
+    with pytest.raises(AttributeError, match=r"^ctx\.saved_tensors is not needed: " + advice):
+        Reading.apply(f64(3)).sum().backward()
+    # any other missing name is Python's usual error
+    with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
+        _ = Reading.apply(f64(3)).grad_fn.missing
+
+
 def test_custom_function_with_wrong_number_of_gradients():
     class Bad(Function):
         @staticmethod

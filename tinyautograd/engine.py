@@ -120,6 +120,18 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
+    def __getattr__(self, name: str):
+        # Called only when normal lookup fails, so reading a stored attribute costs no more.
+        # torch's save_for_backward is not offered: saved numpy arrays would be constants to a
+        # backward under create_graph, and its second derivative would miss them.
+        if name in ("save_for_backward", "saved_tensors"):
+            raise AttributeError(f"ctx.{name} is not needed: the engine keeps a Function's "
+                                 f"inputs itself: read them in backward with ctx.operands (or "
+                                 f"ctx.array(i) for one), and keep anything else as "
+                                 f"ctx.name = value", name=name, obj=self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                             name=name, obj=self)
+
     def array(self, i: int) -> np.ndarray:
         """Input i's numpy array in both modes: for masks and signs, constants to the graph."""
         self._check_unchanged(self.inputs[i:i + 1], i)
