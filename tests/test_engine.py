@@ -846,6 +846,14 @@ def test_joining_no_tensors_says_so(join):
             join(nothing)
 
 
+@pytest.mark.parametrize("join", [ta.concat, ta.stack])
+def test_joining_tensors_not_in_a_list_says_to_make_one(join):
+    a, b = Tensor(np.ones((2, 3))), Tensor(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match=rf"^{join.__name__} takes a list of tensors: "
+                                        rf"{join.__name__}\(\[a, b\], axis=0\)$"):
+        join(a, b)
+
+
 def test_gradcheck_fails_a_nan_gradient():
     nan_square = square_with(lambda x, grad: grad * 2 * x / (x != 0))   # nan at 0, where 2x is 0
     x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
