@@ -151,6 +151,16 @@ def test_sequential_indexing_iteration_naming_and_forward():
     np.testing.assert_allclose(seq(x).data, expected + seq[2].bias.data, rtol=1e-5)
 
 
+def test_sequential_of_a_list_says_to_unpack_it():
+    layers = [nn.Linear(3, 5), nn.Tanh()]
+    for packed in (layers, tuple(layers)):
+        with pytest.raises(TypeError, match=rf"^Sequential holds Modules, not "
+                                            rf"{type(packed).__name__}; unpack it: "
+                                            r"Sequential\(\*layers\)$"):
+            nn.Sequential(packed)
+    assert len(nn.Sequential(*layers)) == 2
+
+
 def test_module_list_indexing_append_and_names_inside_a_module():
     class Stack(nn.Module):
         def __init__(self):

@@ -357,6 +357,10 @@ class Sequential(ModuleList):
     `Sequential(Linear(2, 16), ReLU(), Linear(16, 2))`. A slice is a Sequential."""
 
     def __init__(self, *modules: Module) -> None:
+        for module in modules:
+            if isinstance(module, (list, tuple)):   # Sequential([a, b]): the list not unpacked
+                raise TypeError(f"Sequential holds Modules, not {type(module).__name__}; "
+                                f"unpack it: Sequential(*layers)")
         super().__init__(modules)
 
     def __getitem__(self, index):
