@@ -479,6 +479,22 @@ def test_activation_modules_match_torch():
         np.testing.assert_allclose(module(x).data, reference(tx).numpy(), rtol=1e-7, atol=1e-15)
 
 
+def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_the_same():
+    x = Tensor(np.linspace(-4, 4, 17), dtype=np.float64)
+    np.testing.assert_array_equal(nn.GELU(approximate="tanh")(x).data, nn.GELU()(x).data)
+    np.testing.assert_array_equal(nn.ReLU(inplace=False)(x).data, x.relu().data)
+    assert nn.Dropout(0.1, inplace=False).p == 0.1
+    with pytest.raises(ValueError, match=r"^GELU: approximate='none' is not computed here: ours "
+                                         r"is the tanh form \(torch's default 'none' is the "
+                                         r"exact erf form\); pass approximate='tanh' or "
+                                         r"nothing$"):
+        nn.GELU(approximate="none")
+    for make in (lambda: nn.ReLU(inplace=True), lambda: nn.Dropout(0.1, inplace=True)):
+        with pytest.raises(ValueError, match=r"^(ReLU|Dropout): no op works in place here; "
+                                             r"drop inplace$"):
+            make()
+
+
 # ------------------------------------------------------------------ initialisers
 
 
