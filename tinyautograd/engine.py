@@ -481,7 +481,7 @@ class Tensor:
         return self.data
 
     def item(self) -> float | int | bool:
-        return self.data.item()
+        return self._number("item")
 
     def tolist(self) -> Any:
         return self.data.tolist()
