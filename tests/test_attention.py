@@ -262,6 +262,18 @@ def test_dropout_in_the_op_drops_what_the_readable_graph_drops_and_only_when_tra
     assert not np.allclose(outputs[0][0], fused(q, k, v, MASKS["causal"]).data)
 
 
+def test_torch_style_positional_dropout_and_is_causal_are_refused():
+    # torch's sixth positional is is_causal: (q, k, v, None, 0.0, True) is causal there
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match="positional"):
+        scaled_dot_product_attention(q, k, v, None, 0.0, True)
+    # torch drops whenever dropout_p > 0; ours would drop nothing unless told it is training
+    with pytest.raises(ValueError, match=r"^scaled_dot_product_attention: dropout_p=0\.5 needs "
+                                         r"training=True or training=False \(torch's drops "
+                                         r"whenever dropout_p > 0; ours only when training\)$"):
+        scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+
+
 # -------------------------------------------------------------------------- MultiHeadAttention
 
 

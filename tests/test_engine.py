@@ -587,6 +587,28 @@ def test_cross_entropy_errors():
             ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing=eps)
 
 
+def test_cross_entropy_refuses_what_torch_takes_in_its_place():
+    logits = Tensor(np.zeros((3, 3)))
+    targets = np.array([0, 1, 2])
+    # torch's third positional is the class weights, ours ignore_index
+    for weight in (np.array([1.0, 2.0, 0.5]), [1.0, 2.0, 0.5], Tensor([1.0, 2.0, 0.5])):
+        with pytest.raises(TypeError, match=r"^cross_entropy: ignore_index must be an int or "
+                                            r"None, got an array; class weights \(torch's "
+                                            r"`weight`\) are not supported here$"):
+            ta.functional.cross_entropy(logits, targets, weight)
+    with pytest.raises(TypeError, match=r"ignore_index must be an int or None, got 1\.5$"):
+        ta.functional.cross_entropy(logits, targets, 1.5)
+    assert ta.functional.cross_entropy(logits, targets, np.int64(1)).item() == \
+        pytest.approx(np.log(3))
+    # torch ignores -100 by default; ours ignores nothing unless told
+    with pytest.raises(IndexError, match=r"^cross_entropy: target -100 is out of range for 3 "
+                                         r"classes; torch's default ignore_index is -100: "
+                                         r"pass ignore_index=-100$"):
+        ta.functional.cross_entropy(logits, np.array([0, -100, 2]))
+    with pytest.raises(IndexError, match=r"target -100 is out of range for 3 classes$"):
+        ta.functional.cross_entropy(logits, np.array([0, -100, 2]), ignore_index=0)
+
+
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
     with pytest.raises(ta.ShapeError, match=r"swiglu: .* its size must be even; got shape "
                                             r"\(2, 5\)"):
@@ -647,6 +669,37 @@ def test_custom_function_with_settings():
     assert ta.gradcheck(lambda x: ScaledSquare.apply(x, scale=2.5), x)
     assert ta.gradgradcheck(lambda x: ScaledSquare.apply(x, scale=2.5), x)
     assert ScaledSquare.apply(x).grad_fn.name == "scaledsquare"
+
+
+def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
+    advice = (r"the engine keeps a Function's inputs itself: read them in backward with "
+              r"ctx\.operands \(or ctx\.array\(i\) for one\), and keep anything else as "
+              r"ctx\.name = value$")
+
+    class Saving(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * 2
+
+    with pytest.raises(AttributeError, match=r"^ctx\.save_for_backward is not needed: " + advice):
+        Saving.apply(f64(3))
+
+    class Reading(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 2
+
+    with pytest.raises(AttributeError, match=r"^ctx\.saved_tensors is not needed: " + advice):
+        Reading.apply(f64(3)).sum().backward()
+    # any other missing name is Python's usual error
+    with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
+        _ = Reading.apply(f64(3)).grad_fn.missing
 
 
 def test_custom_function_with_wrong_number_of_gradients():
@@ -791,6 +844,14 @@ def test_joining_no_tensors_says_so(join):
         with pytest.raises(ValueError, match=rf"^{join.__name__}: needs at least one tensor, "
                                              r"got an empty list$"):
             join(nothing)
+
+
+@pytest.mark.parametrize("join", [ta.concat, ta.stack])
+def test_joining_tensors_not_in_a_list_says_to_make_one(join):
+    a, b = Tensor(np.ones((2, 3))), Tensor(np.zeros((2, 3)))
+    with pytest.raises(TypeError, match=rf"^{join.__name__} takes a list of tensors: "
+                                        rf"{join.__name__}\(\[a, b\], axis=0\)$"):
+        join(a, b)
 
 
 def test_gradcheck_fails_a_nan_gradient():

@@ -390,9 +390,10 @@ def test_a_tensor_of_one_element_converts_to_a_python_number():
 
 def test_a_larger_tensor_does_not_convert():
     t = Tensor([1.0, 2.0])
-    for convert in (float, int, lambda t: f"{t:.3f}"):
-        with pytest.raises(ValueError, match=r"only a tensor of one element converts to a "
-                                             r"Python number; this one has shape \(2,\)"):
+    for name, convert in [("float", float), ("int", int), ("format", lambda t: f"{t:.3f}"),
+                          ("item", Tensor.item)]:
+        with pytest.raises(ValueError, match=rf"^{name}: only a tensor of one element converts "
+                                             r"to a Python number; this one has shape \(2,\)$"):
             convert(t)
     with pytest.raises(ValueError, match="ambiguous"):
         bool(t)

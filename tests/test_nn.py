@@ -151,6 +151,16 @@ def test_sequential_indexing_iteration_naming_and_forward():
     np.testing.assert_allclose(seq(x).data, expected + seq[2].bias.data, rtol=1e-5)
 
 
+def test_sequential_of_a_list_says_to_unpack_it():
+    layers = [nn.Linear(3, 5), nn.Tanh()]
+    for packed in (layers, tuple(layers)):
+        with pytest.raises(TypeError, match=rf"^Sequential holds Modules, not "
+                                            rf"{type(packed).__name__}; unpack it: "
+                                            r"Sequential\(\*layers\)$"):
+            nn.Sequential(packed)
+    assert len(nn.Sequential(*layers)) == 2
+
+
 def test_module_list_indexing_append_and_names_inside_a_module():
     class Stack(nn.Module):
         def __init__(self):
@@ -467,6 +477,22 @@ def test_activation_modules_match_torch():
                               (nn.Sigmoid(), torch.sigmoid),
                               (nn.GELU(), lambda t: F.gelu(t, approximate="tanh"))]:
         np.testing.assert_allclose(module(x).data, reference(tx).numpy(), rtol=1e-7, atol=1e-15)
+
+
+def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_the_same():
+    x = Tensor(np.linspace(-4, 4, 17), dtype=np.float64)
+    np.testing.assert_array_equal(nn.GELU(approximate="tanh")(x).data, nn.GELU()(x).data)
+    np.testing.assert_array_equal(nn.ReLU(inplace=False)(x).data, x.relu().data)
+    assert nn.Dropout(0.1, inplace=False).p == 0.1
+    with pytest.raises(ValueError, match=r"^GELU: approximate='none' is not computed here: ours "
+                                         r"is the tanh form \(torch's default 'none' is the "
+                                         r"exact erf form\); pass approximate='tanh' or "
+                                         r"nothing$"):
+        nn.GELU(approximate="none")
+    for make in (lambda: nn.ReLU(inplace=True), lambda: nn.Dropout(0.1, inplace=True)):
+        with pytest.raises(ValueError, match=r"^(ReLU|Dropout): no op works in place here; "
+                                             r"drop inplace$"):
+            make()
 
 
 # ------------------------------------------------------------------ initialisers

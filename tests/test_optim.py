@@ -456,6 +456,19 @@ def test_clip_grad_norm_of_some_gradients_by_the_norm_of_all():
         np.testing.assert_array_equal(p.grad, q.grad)
 
 
+def test_clip_grad_norm_refuses_torch_norm_type_as_third_positional():
+    # torch's third positional is norm_type: clip_grad_norm_(params, 1.0, 2) clips by the
+    # L2 norm; taking that 2 for the total norm would scale instead of clipping.
+    params = make_params(8)
+    for p in params:
+        p.grad = np.ones(p.shape)
+    before = [p.grad.copy() for p in params]
+    with pytest.raises(TypeError, match="positional"):
+        clip_grad_norm(params, 1.0, 2)
+    for p, g in zip(params, before):
+        np.testing.assert_array_equal(p.grad, g)
+
+
 # ---------------------------------------------------------------------------- lr schedules
 
 

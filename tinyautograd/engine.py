@@ -120,6 +120,18 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
+    def __getattr__(self, name: str):
+        # Called only when normal lookup fails, so reading a stored attribute costs no more.
+        # torch's save_for_backward is not offered: saved numpy arrays would be constants to a
+        # backward under create_graph, and its second derivative would miss them.
+        if name in ("save_for_backward", "saved_tensors"):
+            raise AttributeError(f"ctx.{name} is not needed: the engine keeps a Function's "
+                                 f"inputs itself: read them in backward with ctx.operands (or "
+                                 f"ctx.array(i) for one), and keep anything else as "
+                                 f"ctx.name = value", name=name, obj=self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                             name=name, obj=self)
+
     def array(self, i: int) -> np.ndarray:
         """Input i's numpy array in both modes: for masks and signs, constants to the graph."""
         self._check_unchanged(self.inputs[i:i + 1], i)
@@ -469,7 +481,7 @@ class Tensor:
         return self.data
 
     def item(self) -> float | int | bool:
-        return self.data.item()
+        return self._number("item")
 
     def tolist(self) -> Any:
         return self.data.tolist()
@@ -837,7 +849,7 @@ def _count(shape, axis):
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
-    tensors = _some(tensors, "concat")
+    tensors = _some(tensors, "concat", axis)
     if axis is None:
         tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
@@ -846,12 +858,15 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    return ops.Stack.apply(*_some(tensors, "stack"), axis=axis)
+    return ops.Stack.apply(*_some(tensors, "stack", axis), axis=axis)
 
 
-def _some(tensors, op):
+def _some(tensors, op, axis):
     """The tensors to join as a list, refused when there are none (numpy's words for it,
-    "shapes : need at least one array", would blame shapes)."""
+    "shapes : need at least one array", would blame shapes), or when the second tensor came
+    as the axis (the list forgotten: concat(a, b))."""
+    if isinstance(axis, Tensor):
+        raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")

@@ -99,6 +99,14 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
     targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
     language-model logits (torch puts them on axis 1)."""
+    # torch's third positional is the class weights; a weights array passed here would be
+    # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
+    if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
+        if isinstance(ignore_index, Tensor) or np.ndim(ignore_index) > 0:
+            raise TypeError("cross_entropy: ignore_index must be an int or None, got an array; "
+                            "class weights (torch's `weight`) are not supported here")
+        raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
+                        f"{ignore_index!r}")
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
@@ -111,7 +119,11 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     counted = targets if ignore_index is None else targets[targets != ignore_index]
     if counted.size and (counted.min() < 0 or counted.max() >= n_class):
         bad = counted[(counted < 0) | (counted >= n_class)][0]
-        raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} classes")
+        # -100 is torch's default ignore_index; ours is None, which ignores nothing
+        hint = ("; torch's default ignore_index is -100: pass ignore_index=-100"
+                if bad == -100 and ignore_index is None else "")
+        raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} "
+                         f"classes{hint}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")

@@ -357,6 +357,10 @@ class Sequential(ModuleList):
     `Sequential(Linear(2, 16), ReLU(), Linear(16, 2))`. A slice is a Sequential."""
 
     def __init__(self, *modules: Module) -> None:
+        for module in modules:
+            if isinstance(module, (list, tuple)):   # Sequential([a, b]): the list not unpacked
+                raise TypeError(f"Sequential holds Modules, not {type(module).__name__}; "
+                                f"unpack it: Sequential(*layers)")
         super().__init__(modules)
 
     def __getitem__(self, index):
@@ -597,9 +601,10 @@ class Dropout(Module):
     """While training, zero each element with probability p and scale the rest by 1/(1-p)
     (p = 1: all zeros, as torch); in eval mode, the identity."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         if not 0.0 <= p <= 1.0:    # here, not at the first forward: the error points at the model
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        _refuse_inplace("Dropout", inplace)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
@@ -609,15 +614,32 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _refuse_inplace(name: str, inplace: bool) -> None:
+    """torch's `inplace=True` overwrites the input to save memory; here every op makes a new
+    array (a backward may need the input), so it is accepted as False only."""
+    if inplace:
+        raise ValueError(f"{name}: no op works in place here; drop inplace")
+
+
 class ReLU(Module):
     """max(x, 0)"""
+
+    def __init__(self, inplace: bool = False) -> None:
+        _refuse_inplace("ReLU", inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
 
 class GELU(Module):
-    """The tanh approximation of GELU (GPT-2's), PyTorch's GELU(approximate='tanh')."""
+    """The tanh approximation of GELU (GPT-2's), PyTorch's GELU(approximate='tanh'). torch's
+    default, approximate='none', is the exact erf form, which is not computed here."""
+
+    def __init__(self, approximate: str = "tanh") -> None:
+        if approximate != "tanh":
+            raise ValueError(f"GELU: approximate={approximate!r} is not computed here: ours is "
+                             f"the tanh form (torch's default 'none' is the exact erf form); "
+                             f"pass approximate='tanh' or nothing")
 
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()

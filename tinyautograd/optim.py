@@ -324,7 +324,7 @@ def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
     return [decay, no_decay]
 
 
-def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
                    total_norm: float | None = None) -> float:
     """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
 
@@ -345,6 +345,8 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float,
     `total_norm`, when given, is the norm to clip by, where `params` hold only some of the
     gradients (processes that each update a share of a model's parameters: the norm is then
     math.sqrt of the sum of every gradient's `sum_of_squares`, in the parameters' order).
+    It is keyword-only: torch's clip_grad_norm_ takes norm_type third, and a 2 passed there
+    must not be taken for a norm.
     """
     if isinstance(params, Tensor):
         params = [params]

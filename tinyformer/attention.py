@@ -282,16 +282,24 @@ def _one_mask(blocked, scores):
     return blocked.shape[-2:] == scores.shape[-2:] and blocked.size == np.prod(scores.shape[-2:])
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,
-                                 dropout_p: float = 0.0, training: bool = False) -> Tensor:
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None, *,
+                                 dropout_p: float = 0.0, training: bool | None = None) -> Tensor:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, with an optional mask and dropout.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` is a boolean
     array or Tensor that broadcasts to (..., T_q, T_k), True where a query may attend a key (as
     torch's boolean attn_mask). A query whose keys are all blocked outputs zeros. Dropout
-    (training with dropout_p > 0) zeroes attention weights at random, seeded by
+    (training=True with dropout_p > 0) zeroes attention weights at random, seeded by
     `tinyautograd.manual_seed`.
+
+    dropout_p and training are keyword-only: torch's function takes is_causal sixth, and a
+    True passed there would be taken for training, leaving the attention unmasked. A
+    dropout_p > 0 needs training said, as torch's drops whenever dropout_p > 0.
     """
+    if dropout_p > 0 and training is None:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
+                         f"training=True or training=False (torch's drops whenever dropout_p "
+                         f"> 0; ours only when training)")
     keep = _keep_mask(q, k, v, mask)
     drop = None
     if training and dropout_p > 0:
@@ -396,7 +404,8 @@ class MultiHeadAttention(nn.Module):
             k = k.reshape(B, self.n_kv_head, 1, *k.shape[2:])        # (B, n_kv, 1, S, d)
             v = v.reshape(B, self.n_kv_head, 1, *v.shape[2:])
             mask = _grouped(mask, self.n_kv_head)
-        heads = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
+        heads = scaled_dot_product_attention(q, k, v, mask, dropout_p=self.dropout,
+                                             training=self.training)
         if self.record_weights:                    # a copy for viewing, outside any graph
             with no_grad():
                 weights = attention_weights(q, k, mask).data
