@@ -95,6 +95,20 @@ def test_once_loaded_ctrl_c_is_pythons_keyboard_interrupt_again():
     assert sys.excepthook is not loading._said_as_ctrl_c
 
 
+def test_a_program_whose_import_of_the_package_failed_has_its_ctrl_c_said_by_python(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\nclass NoClick:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'click':\n            raise ImportError('no click here')\n"
+        "sys.meta_path.insert(0, NoClick())\n")
+    host = ("try:\n    import tinyformer_cli\nexcept ImportError:\n    pass\n"
+            "raise KeyboardInterrupt\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    result = subprocess.run([sys.executable, "-c", host], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert "stopped by Ctrl-C" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "KeyboardInterrupt", result.stderr
+
+
 def test_a_program_importing_the_package_still_catches_ctrl_c_while_it_loads(tmp_path):
     (tmp_path / "sitecustomize.py").write_text("MODULE = 'numpy'\n" + SLOW_IMPORT)
     host = ("try:\n    import tinyformer_cli\nexcept KeyboardInterrupt:\n"

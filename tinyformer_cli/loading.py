@@ -7,18 +7,25 @@ Python prints changes, not what happens: a program that imports the package and 
 KeyboardInterrupt still gets it. That covers every way of starting the command (cli.py, the
 installed `tinyformer`, python -m tinyformer_cli): each imports the package first."""
 
+import os
 import sys
+import traceback
 
 INTERRUPTED = 130          # as tinyformer_cli's: 128 + SIGINT
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
 _python_says = sys.excepthook
 
 
-def _said_as_ctrl_c(kind, error, traceback):
-    if issubclass(kind, KeyboardInterrupt):
+def _said_as_ctrl_c(kind, error, tb):
+    # Only a Ctrl-C that came while this package loaded: one in a program whose import of it
+    # failed (the hook is then left in place) is the program's, and Python says it.
+    if issubclass(kind, KeyboardInterrupt) and any(
+            os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE
+            for frame, _ in traceback.walk_tb(tb)):
         sys.stderr.write("stopped by Ctrl-C\n")
     else:
-        _python_says(kind, error, traceback)
+        _python_says(kind, error, tb)
 
 
 sys.excepthook = _said_as_ctrl_c
