@@ -683,3 +683,36 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+class Clamp(ta.Function):
+    """Clamp x to [lo, hi]:
+    1. compare x with lo and with hi;
+    2. take the bound
+    where it is passed;
+    3. keep x elsewhere.
+
+    Parameters
+    ----------
+    lo : float
+        the lower bound
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.clip(x, 0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+@needs_dot
+def test_a_docstrings_lists_and_headings_keep_their_lines_in_the_panel():
+    # Reflowing once ran list items and a heading's underline into one line.
+    x = ta.Tensor(np.arange(3.0), requires_grad=True)
+    data = page_data(viz.graph_page(Clamp.apply(x).sum()).html)
+    assert data["docs"]["clamp"].splitlines() == [
+        "Clamp x to [lo, hi]:", "1. compare x with lo and with hi;",
+        "2. take the bound where it is passed;", "3. keep x elsewhere.", "", "Parameters",
+        "----------", "lo : float", "    the lower bound"]

@@ -133,13 +133,23 @@ def _reflowed(doc: str) -> str:
     as they are."""
     lines: list[str] = []
     for line in doc.splitlines():
-        joins = (line and not line[0].isspace() and lines and lines[-1]
-                 and not lines[-1][0].isspace())
+        joins = (_prose(line) and lines and _prose(lines[-1])
+                 and not _LIST_ITEM.match(line))
         if joins:
             lines[-1] += " " + line
         else:
             lines.append(line)
     return "\n".join(lines)
+
+
+# Lines that keep their own line: a list's item (- a, * a, 1. a, 2) a) and an underline of
+# a heading (----, ====), which no line joins either.
+_LIST_ITEM = re.compile(r"[-*\u2022] |\d+[.)] ")
+_UNDERLINE = re.compile(r"[-=~]{3,}\s*$")
+
+
+def _prose(line):
+    return bool(line) and not line[0].isspace() and not _UNDERLINE.match(line)
 
 
 def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_repeats):
