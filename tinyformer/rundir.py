@@ -395,8 +395,9 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
     if not os.path.exists(path):
-        pretrained_files = (f"{HUGGING_FACE_MODEL[:-1]}: config.json, model.safetensors, "
-                            f"and vocab.json + merges.txt or tokenizer.json)")
+        pretrained_files = (", or a Hugging Face model's directory (GPT-2, Llama or Qwen3: "
+                            "config.json, model.safetensors, and vocab.json + merges.txt or "
+                            "tokenizer.json)")
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"{ours}{pretrained_files if pretrained else ''}")
     try:

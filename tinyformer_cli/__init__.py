@@ -201,9 +201,10 @@ def check_out_file(path, suffixes=None, force=True):
         files.check_out_file(path, suffixes, force)
 
 
-TOKENIZER_HELP = ("A tokenizer saved by `tokenize train`, a checkpoint's (a run directory, or "
-                  "a Hugging Face model's, as generate --checkpoint takes), or a directory of a "
-                  "Hugging Face GPT-2 tokenizer (vocab.json and merges.txt, or tokenizer.json).")
+TOKENIZER_HELP = ("A tokenizer saved by `tokenize train` (or a directory holding it as "
+                  "tokenizer.json), a checkpoint's (a run directory, or a Hugging Face model's, "
+                  "as generate --checkpoint takes), or a directory of a Hugging Face GPT-2 "
+                  "tokenizer (vocab.json and merges.txt, or tokenizer.json).")
 
 
 def open_tokenizer(path):
@@ -277,7 +278,7 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
               "as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
-    |Hello|,| world| (or in colours; a '|' of the text as \\|), new lines and tabs as \\n and
+    |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
     \\xNN, and a backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
