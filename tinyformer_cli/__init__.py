@@ -30,7 +30,7 @@ from tinyformer.train import Terminated, Trainer, TrainConfig, sigterm_stops_at_
 
 EPILOG = """\b
 Examples:
-  tinyformer train                          a small GPT on the built-in corpus (about a minute)
+  tinyformer train                          a small GPT on the built-in corpus (under a minute)
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer tokenize show "Hello, world"   how a text splits into tokens
   tinyformer COMMAND --help                 each command's options and examples
@@ -343,7 +343,7 @@ Examples:
   tinyformer train --resume runs/shakespeare        continue after Ctrl-C, SIGTERM or a crash
 
 \b
-Defaults depend on the data: the built-in corpus trains a 2-layer GPT in about a minute; a
+Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a minute; a
 --corpus file gets nanoGPT's small CPU recipe (4 layers, width 128); a --task, a 2-layer
 encoder-decoder.
 """)
