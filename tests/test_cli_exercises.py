@@ -307,6 +307,21 @@ def test_a_long_print_shows_its_last_20_lines(capsys):
     assert "  line 10\n" in shown and "  line 29\n" in shown and "  line 9\n" not in shown
 
 
+def test_a_learner_file_that_prints_without_end_is_not_all_kept(workspace, capsys):
+    """What a loop prints (about 30 MB here) goes to a file; the runner reads back its end
+    only, and still counts every line."""
+    path = workspace / FIRST.file
+    path.write_text("for i in range(600_000):\n    print('line', i, '-' * 40)\n"
+                    + path.read_text())
+    message, printed = Workspace.load(workspace).check(FIRST)
+    assert "is not written yet" in message and len(printed) < 1_000_000
+    runner.report_check(FIRST, message, printed)
+    shown = capsys.readouterr().out
+    assert "Your code printed: (the last 20 of 600000 lines)" in shown
+    assert f"  line 599980 {'-' * 40}\n" in shown and f"  line 599999 {'-' * 40}\n" in shown
+    assert "  line 599979 " not in shown
+
+
 def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
     path = workspace / FIRST.file
     original = path.read_text()

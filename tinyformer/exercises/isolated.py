@@ -22,6 +22,7 @@ an exception that nothing caught there: the command line then says it is a bug o
 from __future__ import annotations
 
 import json
+import locale
 import os
 import subprocess
 import sys
@@ -59,23 +60,26 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                  what: str) -> tuple[str | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
+        # What the child prints goes to files, not to this process's memory: a learner's loop
+        # can print gigabytes, of which the runner shows the last lines only.
+        out_file, err_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
         command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
                    str(result_file)]
         try:
-            # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would.
-            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                 cwd=Path(path).parent, env=_environment())
-        except subprocess.TimeoutExpired as e:
-            printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
+            with out_file.open("wb") as out, err_file.open("wb") as err:
+                # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would.
+                run = subprocess.run(command, stdout=out, stderr=err, timeout=timeout,
+                                     cwd=Path(path).parent, env=_environment())
+        except subprocess.TimeoutExpired:
             return (f"the {what} did not finish within {timeout} s: is there a loop that never "
-                    f"ends? (--timeout sets the limit)"), printed
-        printed = run.stdout + run.stderr
+                    f"ends? (--timeout sets the limit)"), _printed(out_file, err_file)
+        printed = _printed(out_file, err_file)
         if not result_file.exists():
-            if run.returncode == 1 and "Traceback (most recent call last)" in run.stderr:
+            errors = _printed(err_file)
+            if run.returncode == 1 and "Traceback (most recent call last)" in errors:
                 # An exception nothing caught, where the learner's are caught: tinyformer's
                 # own, before or after it could write the result.
-                raise _own_failure(what, run.stderr)
+                raise _own_failure(what, errors)
             return (f"your code ended the {what} early (exit status {run.returncode}), before "
                     f"it could finish; does it call os._exit()?"), printed
         result = json.loads(result_file.read_text())
@@ -88,6 +92,43 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                     f"calls exit() or raises SystemExit; return, or raise an error, "
                     f"instead"), printed
         return result["message"], printed
+
+
+# How much of what the learner's code printed (of each of stdout and stderr) is read back: far
+# more than the last 20 lines the runner shows.
+KEPT_BYTES = 64 * 1024
+
+
+class Printed(str):
+    """What the learner's code printed: all of it, or its last part when it printed more than
+    KEPT_BYTES, with `lines_before` the number of lines left out before it."""
+
+    lines_before: int
+
+    def __new__(cls, text: str, lines_before: int = 0) -> Printed:
+        printed = super().__new__(cls, text)
+        printed.lines_before = lines_before
+        return printed
+
+
+def _printed(*paths: Path) -> Printed:
+    """What the child wrote to the files `paths` (its stdout, then its stderr), one after the
+    other, as text; of each, only its last KEPT_BYTES are read, from the start of a line."""
+    texts, lines_before = [], 0
+    for path in paths:
+        size = path.stat().st_size
+        start = max(0, size - KEPT_BYTES)
+        with path.open("rb") as file:
+            for offset in range(0, start, 1 << 20):       # count the lines left out, a MiB
+                lines_before += file.read(min(1 << 20, start - offset)).count(b"\n")  # at once
+            kept = file.read()
+        if start and b"\n" in kept:        # begin at a whole line (and a whole character)
+            cut = kept.index(b"\n") + 1
+            kept, lines_before = kept[cut:], lines_before + 1
+        texts.append(kept.decode(locale.getpreferredencoding(False), errors="replace"))
+    # As Python reads a pipe as text: any line ending as "\n".
+    text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
+    return Printed(text, lines_before)
 
 
 class HarnessError(RuntimeError):
