@@ -2,6 +2,7 @@
 watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as for a learner."""
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -337,6 +338,23 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output
+
+
+def test_a_learner_file_that_asks_for_input_fails_at_once_with_its_line(workspace):
+    """input() gets nothing to read, where it waited on the teacher's terminal (here a pipe
+    that nobody writes to) until the timeout."""
+    path = workspace / FIRST.file
+    path.write_text("name = input('your name? ')\n" + path.read_text())
+    terminal, (waiting, never_written) = os.dup(0), os.pipe()
+    os.dup2(waiting, 0)
+    try:
+        result = run("check", 1, "--timeout", 20)
+    finally:
+        os.dup2(terminal, 0)
+        for fd in (terminal, waiting, never_written):
+            os.close(fd)
+    assert result.exit_code == 3 and "line 1, in <module>: name = input('your name? ')" \
+        in result.output and "EOFError" in result.output, result.output
 
 
 def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):

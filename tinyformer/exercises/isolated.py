@@ -67,9 +67,12 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                    str(result_file)]
         try:
             with out_file.open("wb") as out, err_file.open("wb") as err:
-                # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would.
-                run = subprocess.run(command, stdout=out, stderr=err, timeout=timeout,
-                                     cwd=Path(path).parent, env=_environment())
+                # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
+                # with nothing to read: input() fails at once (EOFError), where it waited on the
+                # terminal until the timeout.
+                run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     timeout=timeout, cwd=Path(path).parent,
+                                     env=_environment())
         except subprocess.TimeoutExpired:
             return (f"the {what} did not finish within {timeout} s: is there a loop that never "
                     f"ends? (--timeout sets the limit)"), _printed(out_file, err_file)
@@ -151,8 +154,8 @@ def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                         env=_environment())
+    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=timeout, env=_environment())
     if run.returncode != 0:
         raise RuntimeError(f"the question of chapter {chapter} failed: "
                            f"{run.stderr.strip().splitlines()[-1:]}")
