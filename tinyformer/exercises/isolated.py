@@ -1,8 +1,9 @@
 """Running the learner's code, and the chapters' questions, in a fresh Python process.
 
-Whatever the learner's code does (loops forever, calls exit(), prints) cannot take the runner
-down with it, and every run sees a freshly imported file. The runner calls the functions at the
-top of this module; they start this same module as a program:
+Whatever the learner's code does (loops forever, calls exit(), prints without end, reads
+input, starts processes) cannot take the runner down with it or outlive its check, and every
+run sees a freshly imported file. The runner calls the functions at the top of this module;
+they start this same module as a program:
 
     python -m tinyformer.exercises.isolated check SLUG FILE RESULT.json
         check the learner's FILE; writes {"message": null, or the failure}
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import locale
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,25 +67,32 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         out_file, err_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
         command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
                    str(result_file)]
+        with out_file.open("wb") as out, err_file.open("wb") as err:
+            # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
+            # with nothing to read: input() fails at once (EOFError), where it waited on the
+            # terminal until the timeout. In a session of its own, so that what the learner's
+            # code starts can be stopped with it.
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     cwd=Path(path).parent, env=_environment(),
+                                     start_new_session=True)
+        _running.add(child)
         try:
-            with out_file.open("wb") as out, err_file.open("wb") as err:
-                # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
-                # with nothing to read: input() fails at once (EOFError), where it waited on the
-                # terminal until the timeout.
-                run = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     timeout=timeout, cwd=Path(path).parent,
-                                     env=_environment())
+            returncode: int | None = child.wait(timeout)
         except subprocess.TimeoutExpired:
-            return (f"the {what} did not finish within {timeout} s: is there a loop that never "
-                    f"ends? (--timeout sets the limit)"), _printed(out_file, err_file)
+            returncode = None
+        finally:
+            _stop(child)
         printed = _printed(out_file, err_file)
+        if returncode is None:
+            return (f"the {what} did not finish within {timeout} s: is there a loop that never "
+                    f"ends? (--timeout sets the limit)"), printed
         if not result_file.exists():
             errors = _printed(err_file)
-            if run.returncode == 1 and "Traceback (most recent call last)" in errors:
+            if returncode == 1 and "Traceback (most recent call last)" in errors:
                 # An exception nothing caught, where the learner's are caught: tinyformer's
                 # own, before or after it could write the result.
                 raise _own_failure(what, errors)
-            return (f"your code ended the {what} early (exit status {run.returncode}), before "
+            return (f"your code ended the {what} early (exit status {returncode}), before "
                     f"it could finish; does it call os._exit()?"), printed
         result = json.loads(result_file.read_text())
         if "os_error" in result:
@@ -132,6 +141,28 @@ def _printed(*paths: Path) -> Printed:
     # As Python reads a pipe as text: any line ending as "\n".
     text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
     return Printed(text, lines_before)
+
+
+# The checks and drawings running now, for stop_running().
+_running: set[subprocess.Popen] = set()
+
+
+def stop_running() -> None:
+    """Stop every check and drawing running now, with what the learner's code started: each
+    runs in a session of its own, which the terminal's Ctrl-C does not reach."""
+    for child in list(_running):
+        _stop(child)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Stop `child`, and every process the learner's code started there (a subprocess, a
+    multiprocessing worker), however it ended; then wait for it."""
+    _running.discard(child)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)     # its process group, the child's own
+    except (ProcessLookupError, PermissionError):   # all of them had ended (macOS answers
+        pass                                        # the second for a group of zombies)
+    child.wait()
 
 
 class HarnessError(RuntimeError):
