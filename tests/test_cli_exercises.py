@@ -2,6 +2,9 @@
 watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as for a learner."""
 
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -307,6 +310,21 @@ def test_a_long_print_shows_its_last_20_lines(capsys):
     assert "  line 10\n" in shown and "  line 29\n" in shown and "  line 9\n" not in shown
 
 
+def test_a_learner_file_that_prints_without_end_is_not_all_kept(workspace, capsys):
+    """What a loop prints (about 30 MB here) goes to a file; the runner reads back its end
+    only, and still counts every line."""
+    path = workspace / FIRST.file
+    path.write_text("for i in range(600_000):\n    print('line', i, '-' * 40)\n"
+                    + path.read_text())
+    message, printed = Workspace.load(workspace).check(FIRST)
+    assert "is not written yet" in message and len(printed) < 1_000_000
+    runner.report_check(FIRST, message, printed)
+    shown = capsys.readouterr().out
+    assert "Your code printed: (the last 20 of 600000 lines)" in shown
+    assert f"  line 599980 {'-' * 40}\n" in shown and f"  line 599999 {'-' * 40}\n" in shown
+    assert "  line 599979 " not in shown
+
+
 def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
     path = workspace / FIRST.file
     original = path.read_text()
@@ -322,6 +340,80 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output
+
+
+def test_a_learner_file_that_asks_for_input_fails_at_once_with_its_line(workspace):
+    """input() gets nothing to read, where it waited on the teacher's terminal (here a pipe
+    that nobody writes to) until the timeout."""
+    path = workspace / FIRST.file
+    path.write_text("name = input('your name? ')\n" + path.read_text())
+    terminal, (waiting, never_written) = os.dup(0), os.pipe()
+    os.dup2(waiting, 0)
+    try:
+        result = run("check", 1, "--timeout", 20)
+    finally:
+        os.dup2(terminal, 0)
+        for fd in (terminal, waiting, never_written):
+            os.close(fd)
+    assert result.exit_code == 3 and "line 1, in <module>: name = input('your name? ')" \
+        in result.output and "EOFError" in result.output, result.output
+
+
+# Learner code that starts a process of its own, which would sleep for two minutes.
+STARTS_A_SLEEPER = ("import subprocess, sys\n"
+                    "sleeper = subprocess.Popen([sys.executable, '-c', "
+                    "'import time; time.sleep(120)'])\n"
+                    "open('sleeper.pid', 'w').write(str(sleeper.pid))\n")
+
+
+def running(pid):
+    """Whether process `pid` runs (one that ended, even if not yet waited for, does not)."""
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                           text=True).stdout.strip()
+    return state != "" and not state.startswith("Z")
+
+
+def sleeper_outlives(path):
+    """Whether the sleeper that the learner's file `path` started still runs a moment after
+    its check (it is stopped then, if it does)."""
+    pid = int((path.parent / "sleeper.pid").read_text())
+    deadline = time.monotonic() + 10
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    outlives = running(pid)
+    if outlives:
+        os.kill(pid, signal.SIGKILL)
+    return outlives
+
+
+@pytest.mark.parametrize("then, said", [("while True: pass\n", "did not finish within 5 s"),
+                                        ("", "is not written yet")])
+def test_what_the_learners_code_starts_ends_with_its_check(workspace, then, said):
+    """Be it a loop that never ends, stopped at the timeout, or a check that fails."""
+    path = workspace / FIRST.file
+    path.write_text(STARTS_A_SLEEPER + then + path.read_text())
+    result = run("check", 1, "--timeout", 5)
+    assert result.exit_code == 3 and said in result.output, result.output
+    assert not sleeper_outlives(path)
+
+
+def test_checks_stopped_early_stop_those_running_with_what_they_started(workspace,
+                                                                        monkeypatch):
+    """Ctrl-C does not reach the checks' processes (each is a session of its own): the runner
+    stops them, where it waited for each to finish."""
+    monkeypatch.setattr(workspace_module, "usable_cores", lambda: 2)
+    first, second = exercises()[:2]
+    path = workspace / second.file
+    path.write_text(STARTS_A_SLEEPER + "while True: pass\n" + path.read_text())
+    checks = Workspace.load(workspace).check_each([first, second], timeout=100)
+    assert next(checks)[0] == first
+    deadline = time.monotonic() + 60
+    while not (path.parent / "sleeper.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    checks.close()                      # as Ctrl-C would, while the second one runs
+    assert time.monotonic() - started < 20
+    assert not sleeper_outlives(path)
 
 
 def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):

@@ -225,6 +225,25 @@ def test_matmul_backward_full_transpose_of_a_fails_for_a_shared_weight(tmp_path)
     assert ".T reverses every axis of a batched array" in message
 
 
+@pytest.mark.parametrize("old, new", [
+    ("grad @ b.swapaxes(-1, -2)", "grad @ b.transpose()"),
+    ("a.swapaxes(-1, -2) @ grad", "np.transpose(a) @ grad"),
+])
+def test_matmul_backward_transposing_every_axis_is_said_however_it_is_written(tmp_path, old,
+                                                                             new):
+    message = edited_message(tmp_path, "matmul_backward", old, new,
+                             ("from tinyautograd import Function",
+                              "import numpy as np\nfrom tinyautograd import Function"))
+    assert ".T reverses every axis of a batched array" in message
+
+
+def test_matmul_backward_a_batched_error_without_a_transpose_is_not_blamed_on_one(tmp_path):
+    message = edited_message(tmp_path, "matmul_backward", "grad @ b.swapaxes(-1, -2)",
+                             "(grad @ b.swapaxes(-1, -2)).reshape(a.shape[-2:])")
+    assert "a of shape (2, 3, 4)" in message and "ValueError: cannot reshape" in message
+    assert "reverses every axis" not in message
+
+
 def test_matmul_backward_with_a_numpy_function_fails_for_second_derivatives(tmp_path):
     # Right on arrays; under create_graph=True grad and the operands are Tensors.
     message = edited_message(tmp_path, "matmul_backward", "grad @ b.swapaxes(-1, -2)",

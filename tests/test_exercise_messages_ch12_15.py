@@ -205,6 +205,29 @@ def test_a_comprehensions_own_variable_does_not_hide_the_import(tmp_path):
     assert "(`return tf.blocks.residual(x)`)" in run_check(ex, path)
 
 
+@pytest.mark.parametrize("uses", [
+    "[tf.blocks.residual for tf in items]",
+    "{tf: tf.blocks for tf in items}",
+    "[y for x in items for tf in x if tf.blocks for y in tf.blocks]",
+    "[(y := tf.blocks) for tf in items]",
+    "[x for x in items if (tf := x)] and tf.blocks.residual",
+])
+def test_a_comprehensions_own_variable_is_not_the_import_inside_it(tmp_path, uses):
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef f(items):\n"
+                    f"    return {uses}\n")
+    assert run_check(ex, path) is None
+
+
+def test_a_comprehensions_first_iterable_is_read_outside_it(tmp_path):
+    ex = find("encoder_decoder_layers")
+    path = tmp_path / "encoder_decoder_layers.py"
+    path.write_text(solved_text(ex) + "\nimport tinyformer as tf\n\n\ndef shortcut(x):\n"
+                    "    return [tf for tf in tf.blocks.residual(x)]\n")
+    assert "(`return [tf for tf in tf.blocks.residual(x)]`)" in run_check(ex, path)
+
+
 # ---------------------------------------------------------------------------------------------
 # Chapter 13
 

@@ -477,7 +477,8 @@ def _forbidden_in_source(tree: ast.AST, forbidden: Sequence[str]) -> tuple[int, 
 def _uses(node: ast.AST, aliases: dict[str, str], local: frozenset[str]) -> list[tuple[int, str]]:
     """(line, dotted path) of every use of an imported name under `node`: `B.residual` after
     `import tinyformer.blocks as B` is tinyformer.blocks.residual. A name in `local`, one
-    that the enclosing function binds itself (`B, T, C = x.shape`), is not the import."""
+    that the enclosing function binds itself (`B, T, C = x.shape`), is not the import; nor is
+    a comprehension's own variable inside it."""
     found = []
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         # Defaults, annotations and decorators are read outside the function; only its body
@@ -491,6 +492,19 @@ def _uses(node: ast.AST, aliases: dict[str, str], local: frozenset[str]) -> list
         body = node.body if isinstance(node.body, list) else [node.body]
         inner = local | _bound_in(node)
         for child in body:
+            found += _uses(child, aliases, inner)
+        return found
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        # Its loops' variables are its own: `[tf.blocks for tf in items]` reads no module tf.
+        # As in Python, they are its names everywhere in it but the first loop's iterable,
+        # which is read outside it.
+        first, *rest = node.generators
+        found += _uses(first.iter, aliases, local)
+        inner = local | {name.id for loop in node.generators for name in ast.walk(loop.target)
+                         if isinstance(name, ast.Name)}
+        inside = [*first.ifs, *(part for loop in rest for part in [loop.iter, *loop.ifs]),
+                  *([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt])]
+        for child in inside:
             found += _uses(child, aliases, inner)
         return found
     if isinstance(node, (ast.Attribute, ast.Name)):

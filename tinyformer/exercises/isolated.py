@@ -1,8 +1,9 @@
 """Running the learner's code, and the chapters' questions, in a fresh Python process.
 
-Whatever the learner's code does (loops forever, calls exit(), prints) cannot take the runner
-down with it, and every run sees a freshly imported file. The runner calls the functions at the
-top of this module; they start this same module as a program:
+Whatever the learner's code does (loops forever, calls exit(), prints without end, reads
+input, starts processes) cannot take the runner down with it or outlive its check, and every
+run sees a freshly imported file. The runner calls the functions at the top of this module;
+they start this same module as a program:
 
     python -m tinyformer.exercises.isolated check SLUG FILE RESULT.json
         check the learner's FILE; writes {"message": null, or the failure}
@@ -22,7 +23,9 @@ an exception that nothing caught there: the command line then says it is a bug o
 from __future__ import annotations
 
 import json
+import locale
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,24 +62,37 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                  what: str) -> tuple[str | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
+        # What the child prints goes to files, not to this process's memory: a learner's loop
+        # can print gigabytes, of which the runner shows the last lines only.
+        out_file, err_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
         command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
                    str(result_file)]
+        with out_file.open("wb") as out, err_file.open("wb") as err:
+            # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
+            # with nothing to read: input() fails at once (EOFError), where it waited on the
+            # terminal until the timeout. In a session of its own, so that what the learner's
+            # code starts can be stopped with it.
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     cwd=Path(path).parent, env=_environment(),
+                                     start_new_session=True)
+        _running.add(child)
         try:
-            # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would.
-            run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                 cwd=Path(path).parent, env=_environment())
-        except subprocess.TimeoutExpired as e:
-            printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
+            returncode: int | None = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            _stop(child)
+        printed = _printed(out_file, err_file)
+        if returncode is None:
             return (f"the {what} did not finish within {timeout} s: is there a loop that never "
                     f"ends? (--timeout sets the limit)"), printed
-        printed = run.stdout + run.stderr
         if not result_file.exists():
-            if run.returncode == 1 and "Traceback (most recent call last)" in run.stderr:
+            errors = _printed(err_file)
+            if returncode == 1 and "Traceback (most recent call last)" in errors:
                 # An exception nothing caught, where the learner's are caught: tinyformer's
                 # own, before or after it could write the result.
-                raise _own_failure(what, run.stderr)
-            return (f"your code ended the {what} early (exit status {run.returncode}), before "
+                raise _own_failure(what, errors)
+            return (f"your code ended the {what} early (exit status {returncode}), before "
                     f"it could finish; does it call os._exit()?"), printed
         result = json.loads(result_file.read_text())
         if "os_error" in result:
@@ -88,6 +104,65 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                     f"calls exit() or raises SystemExit; return, or raise an error, "
                     f"instead"), printed
         return result["message"], printed
+
+
+# How much of what the learner's code printed (of each of stdout and stderr) is read back: far
+# more than the last 20 lines the runner shows.
+KEPT_BYTES = 64 * 1024
+
+
+class Printed(str):
+    """What the learner's code printed: all of it, or its last part when it printed more than
+    KEPT_BYTES, with `lines_before` the number of lines left out before it."""
+
+    lines_before: int
+
+    def __new__(cls, text: str, lines_before: int = 0) -> Printed:
+        printed = super().__new__(cls, text)
+        printed.lines_before = lines_before
+        return printed
+
+
+def _printed(*paths: Path) -> Printed:
+    """What the child wrote to the files `paths` (its stdout, then its stderr), one after the
+    other, as text; of each, only its last KEPT_BYTES are read, from the start of a line."""
+    texts, lines_before = [], 0
+    for path in paths:
+        size = path.stat().st_size
+        start = max(0, size - KEPT_BYTES)
+        with path.open("rb") as file:
+            for offset in range(0, start, 1 << 20):       # count the lines left out, a MiB
+                lines_before += file.read(min(1 << 20, start - offset)).count(b"\n")  # at once
+            kept = file.read()
+        if start and b"\n" in kept:        # begin at a whole line (and a whole character)
+            cut = kept.index(b"\n") + 1
+            kept, lines_before = kept[cut:], lines_before + 1
+        texts.append(kept.decode(locale.getpreferredencoding(False), errors="replace"))
+    # As Python reads a pipe as text: any line ending as "\n".
+    text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
+    return Printed(text, lines_before)
+
+
+# The checks and drawings running now, for stop_running().
+_running: set[subprocess.Popen] = set()
+
+
+def stop_running() -> None:
+    """Stop every check and drawing running now, with what the learner's code started: each
+    runs in a session of its own, which the terminal's Ctrl-C does not reach."""
+    for child in list(_running):
+        _stop(child)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Stop `child`, and every process the learner's code started there (a subprocess, a
+    multiprocessing worker), however it ended; then wait for it."""
+    _running.discard(child)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)     # its process group, the child's own
+    except (ProcessLookupError, PermissionError):   # all of them had ended (macOS answers
+        pass                                        # the second for a group of zombies)
+    child.wait()
 
 
 class HarnessError(RuntimeError):
@@ -110,8 +185,8 @@ def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                         env=_environment())
+    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=timeout, env=_environment())
     if run.returncode != 0:
         raise RuntimeError(f"the question of chapter {chapter} failed: "
                            f"{run.stderr.strip().splitlines()[-1:]}")

@@ -36,7 +36,7 @@ import click
 
 from ..files import StrPath
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
-from .isolated import draw_in_subprocess, run_question
+from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Workspace, init_workspace
 
 STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
@@ -134,8 +134,10 @@ def report_check(ex: Exercise, message: str | None, printed: str, quiet: bool = 
     name = f"{ex.number} {ex.slug} ({ex.file})"
     if printed.strip() and not quiet:
         lines = printed.rstrip().splitlines()
+        # Of a long print only its last part is kept: the lines before it count too.
+        total = len(lines) + (printed.lines_before if isinstance(printed, Printed) else 0)
         click.echo(click.style("Your code printed:", dim=True)
-                   + (f" (the last 20 of {len(lines)} lines)" if len(lines) > 20 else ""))
+                   + (f" (the last 20 of {total} lines)" if total > 20 else ""))
         click.echo("\n".join("  " + line for line in lines[-20:]))
     if message is None:
         click.echo(click.style("PASS ", fg="green", bold=True) + name)

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from ..files import StrPath, atomic_write
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
-from .isolated import check_in_subprocess
+from .isolated import check_in_subprocess, stop_running
 
 STATE_DIR = ".tinyformer"
 PROGRESS = "progress.json"
@@ -183,8 +183,12 @@ class Workspace:
                 message, printed = check.result()
                 self.record(ex, checked_hash if message is None else None)
                 yield ex, message, printed
-        finally:                        # stopped early (Ctrl-C): start no check that waits
-            pool.shutdown(cancel_futures=True)
+        except BaseException:           # stopped early (Ctrl-C): start no check that waits,
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_running()              # and stop those running, which Ctrl-C does not reach
+            raise
+        finally:
+            pool.shutdown()
 
     def record(self, ex: Exercise, passed_hash: str | None) -> None:
         if passed_hash:

@@ -4,6 +4,7 @@ and a wrong one is reported by the name of the input whose gradient it is."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 
@@ -467,6 +468,23 @@ def _shapes(inputs):
     return ", ".join(f"{name} of shape {np.shape(v)}" for name, v in inputs.items())
 
 
+def _reverses_every_axis(learner: Learner) -> bool:
+    """Whether the learner's file transposes a whole array: `.T`, or transpose given no axes
+    (`x.transpose()`, `np.transpose(x)`), which reverse every axis of a batched one."""
+    for node in ast.walk(ast.parse(learner.path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return True
+        if isinstance(node, ast.Call) and not node.keywords:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            # np.transpose(x) and a bare transpose(x) are given the array; x.transpose() not.
+            method = isinstance(func, ast.Attribute) and not (
+                isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"))
+            if name == "transpose" and len(node.args) == (0 if method else 1):
+                return True
+    return False
+
+
 @exercise("matmul_backward", "The backward of matrix multiplication", hints=[
     "Each gradient has the shape of its input: dL/dA is (n, k), dL/dB is (k, m), and grad is "
     "(n, m). Only one product of grad with the other operand gives each shape.",
@@ -502,9 +520,10 @@ def check_matmul_backward(learner: Learner) -> None:
         try:
             _gradcheck(learner, fn, inputs, f"matmul(a, b) ({what}: {_shapes(inputs)})")
         except CheckFailure as failure:
-            # numpy's ValueError when the operands of @ do not fit: in a batched case, most
-            # likely a .T, which works on 2-D arrays and reverses every axis of the others.
-            if max(len(a_shape), len(b_shape)) > 2 and isinstance(failure.raised, ValueError):
+            # numpy's ValueError when the operands of @ do not fit: in a batched case, from
+            # a .T in the file, which works on 2-D arrays and reverses every axis of the others.
+            if (max(len(a_shape), len(b_shape)) > 2 and isinstance(failure.raised, ValueError)
+                    and _reverses_every_axis(learner)):
                 raise CheckFailure(f"{failure}\n    .T reverses every axis of a batched array "
                                    f"((2, 3, 4) becomes (4, 3, 2)); swap only the last two: "
                                    f".swapaxes(-1, -2).") from None
