@@ -159,7 +159,10 @@ def _stop(child: subprocess.Popen) -> None:
     multiprocessing worker), however it ended; then wait for it."""
     _running.discard(child)
     try:
-        os.killpg(child.pid, signal.SIGKILL)     # its process group, the child's own
+        if hasattr(os, "killpg"):
+            os.killpg(child.pid, signal.SIGKILL)     # its process group, the child's own
+        else:                                        # Windows: no groups; the child alone
+            child.kill()
     except (ProcessLookupError, PermissionError):   # all of them had ended (macOS answers
         pass                                        # the second for a group of zombies)
     child.wait()
