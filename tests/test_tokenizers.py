@@ -319,6 +319,8 @@ def test_loading_the_wrong_kind_says_so(tmp_path):
     '{"type": "bpe", "merges": [[256, 97]], "special_tokens": []}',    # the merge's own id
     '{"type": "bpe", "merges": "ab", "special_tokens": []}',
     '{"type": "bpe", "merges": [1], "special_tokens": []}',
+    '{"type": "bpe", "merges": [[true, false]], "special_tokens": []}',
+    '{"type": "bpe", "merges": [[97, 98], [97, 98]], "special_tokens": []}',  # a duplicate
     '{"type": "char", "chars": ["a", "bc"], "special_tokens": []}',
     '{"type": "char", "chars": ["a"], "special_tokens": [""]}',
     '{"type": "char", "chars": ["a"], "special_tokens": "<eos>"}',
@@ -329,6 +331,24 @@ def test_a_corrupted_file_gives_a_one_line_value_error(tmp_path, content):
     with pytest.raises(ValueError) as info:
         load_tokenizer(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_merges_that_double_a_token_are_refused_before_the_memory_runs_out(tmp_path):
+    # Merge k joins token 255 + k with itself: token 256 + k has 2 ** (k + 1) bytes.
+    doubling = [[97, 97]] + [[256 + k, 256 + k] for k in range(60)]
+    path = tmp_path / "tok.json"
+    path.write_text(json.dumps({"type": "bpe", "merges": doubling, "special_tokens": []}))
+    with pytest.raises(ValueError, match="merge 20 makes a token of 2097152 bytes") as info:
+        load_tokenizer(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_token_of_a_mebibyte_still_loads(tmp_path):
+    # As a BPE trained on a megabyte of one letter doubles "a": long tokens, an honest file.
+    tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(19)])
+    assert tok.decode([tok.vocab_size - 1]) == "a" * 2 ** 20
+    tok.save(tmp_path / "tok.json")
+    assert load_tokenizer(tmp_path / "tok.json").merges == tok.merges
 
 
 def test_a_byte_order_must_name_each_byte_once():

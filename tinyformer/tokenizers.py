@@ -543,6 +543,9 @@ class BPETokenizer(Tokenizer):
 
     kind = "bpe"
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
+    # The longest token a file may make. A BPE trained on 1 MB of one letter makes tokens of up
+    # to 512 KiB, which stay loadable; a merge file that doubles a token 60 times does not.
+    MAX_TOKEN_BYTES = 2 ** 20
 
     def __init__(self, merges: Iterable[Sequence[int]] = (), special_tokens: Iterable[str] = (),
                  byte_order: Iterable[int] = range(256)) -> None:
@@ -555,14 +558,25 @@ class BPETokenizer(Tokenizer):
         # their ids all at once.
         id_of_byte = {b: i for i, b in enumerate(self.byte_order)}
         self._byte_ids = bytes(id_of_byte[b] for b in range(256))
+        self._rank = {}                                      # pair -> the id it merges into
         for new_id, pair in enumerate(merges, start=256):
-            if len(pair) != 2 or not all(isinstance(t, int) and 0 <= t < new_id for t in pair):
+            # JSON's true and false are Python's 1 and 0, which are ints: no ids, though.
+            if len(pair) != 2 or not all(type(t) is int and 0 <= t < new_id for t in pair):
                 raise ValueError(f"merge {new_id - 256} is {list(pair)!r}: not a pair of "
                                  f"existing ids (below {new_id})")
+            if pair in self._rank:        # encoding would apply the earlier one, never this
+                raise ValueError(f"merge {new_id - 256} is {list(pair)!r}, which merge "
+                                 f"{self._rank[pair] - 256} already is")
+            # Each merge may double the longest token: 60 merges of a token with itself would
+            # make one of 2**60 bytes. Check the length before joining the bytes.
+            length = len(self._bytes[pair[0]]) + len(self._bytes[pair[1]])
+            if length > self.MAX_TOKEN_BYTES:
+                raise ValueError(f"merge {new_id - 256} makes a token of {length} bytes; a "
+                                 f"token may have at most {self.MAX_TOKEN_BYTES}")
             self._bytes.append(self._bytes[pair[0]] + self._bytes[pair[1]])
+            self._rank[pair] = new_id
         super().__init__(special_tokens, first_special_id=len(self._bytes))
         self.merges = merges
-        self._rank = {pair: new_id for new_id, pair in enumerate(merges, start=256)}
         self._cache = {}                                     # chunk -> its ids
 
     @classmethod
