@@ -3,6 +3,7 @@ and on demand; every bad input is one line `Error: ...`, exit status 2, and no f
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,12 @@ def test_cut_off_last_line_is_ignored(tmp_path):
     ("not json at all\n", "line 1 is not JSON"),
     ('{"step": 1, "train_loss": 2.0}\nbroken\n{"step": 3, "train_loss": 1.0}\n',
      "line 2 is not JSON"),
-    ('{"loss": 2.0}\n', "no numeric 'step'"),
-    ("[1, 2]\n", "no numeric 'step'"),
+    ('{"loss": 2.0}\n', "line 1 has no finite 'step'"),
+    ("[1, 2]\n", "line 1 has no finite 'step'"),
+    # A step must place its point: not NaN, nor an integer too large for a float.
+    ('{"step": 1, "train_loss": 2.0}\n{"step": NaN, "train_loss": 1.0}\n',
+     "line 2 has no finite 'step'"),
+    ('{"step": ' + "9" * 400 + ', "train_loss": 1.0}\n', "line 1 has no finite 'step'"),
 ])
 def test_bad_metrics_are_one_line_value_errors(tmp_path, content, message):
     (tmp_path / "metrics.jsonl").write_text(content, encoding="utf-8")
@@ -94,6 +99,22 @@ def test_bad_metrics_are_one_line_value_errors(tmp_path, content, message):
         plot_metrics(tmp_path)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.parametrize("tail", [
+    '{"step": 41, "train_loss": NaN, "lr": NaN}\n',                   # a diverged run
+    '{"step": 41, "train_loss": Infinity, "val_loss": -Infinity}\n',
+    '{"step": 41, "train_loss": ' + "9" * 400 + ', "val_recall": NaN}\n',
+])
+def test_values_that_are_not_finite_are_left_out_of_the_png_and_the_page(tmp_path, tail):
+    run = write_metrics(tmp_path / "run", tail=tail)
+    assert_png(plot_metrics(run))
+    result = tinyformer("plot", run, "--out", tmp_path / "report.html")
+    assert result.exit_code == 0, result.output
+    data = json.loads(re.search(r'<script id="page-data" type="application/json">(.*?)</script>',
+                                (tmp_path / "report.html").read_text(), re.S).group(1))
+    assert [step for step, _ in data["train"]] == list(range(1, 41))
+    assert len(data["smoothed"]) == 40 and data["val"][-1][0] == 40
 
 
 def test_missing_metrics_is_a_value_error(tmp_path):

@@ -38,6 +38,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import zipfile
@@ -544,8 +545,9 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     """The records of a metrics.jsonl file, as a list of dicts in file order.
 
     A run killed mid-write can leave its last line cut off; that line is dropped. Anything
-    else wrong (no file, no records, a bad line in the middle, a line without `step` and
-    `train_loss`) is a ValueError of one line."""
+    else wrong (no file, no records, a bad line in the middle, a line without a finite `step`
+    and a numeric `train_loss`) is a ValueError of one line. A diverged run logs a NaN loss,
+    which stays in its record: what draws the records draws only `is_finite_number` values."""
     path = os.fspath(path)                      # a pathlib.Path is named as its text
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
@@ -572,10 +574,10 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
                 break
             raise ValueError(f"metrics file {path!r} line {number} is not JSON; is it a "
                              f"metrics.jsonl?") from None
-        if not (isinstance(record, dict) and _is_number(record.get("step"))
+        if not (isinstance(record, dict) and is_finite_number(record.get("step"))
                 and _is_number(record.get("train_loss"))):
-            raise ValueError(f"metrics file {path!r} line {number} has no numeric 'step' and "
-                             f"'train_loss'; is it a metrics.jsonl?")
+            raise ValueError(f"metrics file {path!r} line {number} has no finite 'step' and "
+                             f"numeric 'train_loss'; is it a metrics.jsonl?")
         records.append(record)
     if not records:
         raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
@@ -585,6 +587,15 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether a metric's value is a number a float holds finitely, so that it can be drawn
+    and written as JSON: not JSON's NaN or Infinity, nor an integer of 400 digits."""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:                        # an int too large for a float
+        return False
 
 
 def truncate_metrics(path: StrPath, step: int) -> None:

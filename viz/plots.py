@@ -19,15 +19,11 @@ import io
 import os
 
 from tinyformer.files import atomic_write
-from tinyformer.rundir import METRICS, PLOT, read_metrics
+from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
 
 
 # Validation figures other than the loss that a job may report, with their axis labels.
 EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def smooth(values, span=None):
@@ -119,11 +115,14 @@ def metrics_figure(run_dir_or_metrics_path):
 
     from matplotlib.ticker import MaxNLocator
 
-    steps = [r["step"] for r in records]
-    train_loss = [r["train_loss"] for r in records]
-    evaluated = [r for r in records if _is_number(r.get("val_loss"))]
-    extras = [key for key in EXTRA_FIGURES if any(_is_number(r.get(key)) for r in records)]
-    has_lr = any(_is_number(r.get("lr")) for r in records)
+    # A diverged run logs NaN losses, which have no point to draw.
+    trained = [r for r in records if is_finite_number(r["train_loss"])]
+    steps = [r["step"] for r in trained]
+    train_loss = [r["train_loss"] for r in trained]
+    evaluated = [r for r in records if is_finite_number(r.get("val_loss"))]
+    extras = [key for key in EXTRA_FIGURES
+              if any(is_finite_number(r.get(key)) for r in records)]
+    has_lr = any(is_finite_number(r.get("lr")) for r in records)
 
     # One panel for the losses, tall; smaller ones below for the extra figures and the lr.
     panels = ["loss"] + (["extra"] if extras else []) + (["lr"] if has_lr else [])
@@ -158,7 +157,7 @@ def metrics_figure(run_dir_or_metrics_path):
     if extras:
         ax = axes["extra"]
         for key, color in zip(extras, ("tab:green", "tab:purple")):
-            points = [r for r in records if _is_number(r.get(key))]
+            points = [r for r in records if is_finite_number(r.get(key))]
             ax.plot([r["step"] for r in points], [r[key] for r in points], color=color,
                     marker="o", markersize=4, linewidth=1.2, label=EXTRA_FIGURES[key])
             # The panel is short: a last value near 1 is labelled below its point, where
@@ -175,7 +174,7 @@ def metrics_figure(run_dir_or_metrics_path):
 
     if has_lr:
         ax = axes["lr"]
-        points = [r for r in records if _is_number(r.get("lr"))]
+        points = [r for r in records if is_finite_number(r.get("lr"))]
         ax.plot([r["step"] for r in points], [r["lr"] for r in points], color="tab:gray",
                 linewidth=1.5, marker="o" if len(points) == 1 else None)
         ax.set_ylabel("learning rate")

@@ -19,10 +19,10 @@ import os
 import time
 
 from .html import Page, number, page
-from tinyformer.rundir import read_metrics, run_status
+from tinyformer.rundir import is_finite_number, read_metrics, run_status
 from tinyformer.summary import counted
 
-from .plots import EXTRA_FIGURES, _is_number, _run_paths, run_name, smooth
+from .plots import EXTRA_FIGURES, _run_paths, run_name, smooth
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -39,7 +39,7 @@ def metrics_page(run_dir_or_metrics_path, refresh=None):
     title = f"training run: {run_name(run_dir)}"
 
     def points(key):
-        return [[r["step"], number(r[key])] for r in records if _is_number(r.get(key))]
+        return [[r["step"], number(r[key])] for r in records if is_finite_number(r.get(key))]
 
     train = points("train_loss")
     data = {
@@ -50,7 +50,7 @@ def metrics_page(run_dir_or_metrics_path, refresh=None):
                      zip(train, smooth([v for _, v in train]))],
         "val": points("val_loss"), "lr": points("lr"),
         "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
-                   if any(_is_number(r.get(key)) for r in records)},
+                   if any(is_finite_number(r.get(key)) for r in records)},
     }
     report = Page(page(title, "report", _body(title, status, data), data), title)
     report.status = status
