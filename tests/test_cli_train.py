@@ -550,6 +550,10 @@ def test_a_bad_toml_file(files):
     (files / "bad.toml").write_text("n_layer = = 2\n")
     (files / "typo.toml").write_text("nlayers = 2\n")
     assert_input_error(tinyformer("train", "--config", files / "bad.toml"), "not valid TOML")
+    for deep in ("[" * 100_000 + "]" * 100_000, "{a = " * 5000 + "1" + "}" * 5000):
+        (files / "deep.toml").write_text(f"x = {deep}\n")
+        assert_input_error(tinyformer("train", "--config", files / "deep.toml"),
+                           "deep.toml", "is not valid TOML (nested too deeply)")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
     for key in ("threads", "out"):                   # options of the command line, not the run

@@ -74,8 +74,9 @@ def test_plot_from_metrics_file_to_out_path(tmp_path):
     assert not (run / "loss.png").exists()
 
 
-def test_cut_off_last_line_is_ignored(tmp_path):
-    run = write_metrics(tmp_path / "run", n=5, tail='{"step": 6, "train_lo')
+@pytest.mark.parametrize("tail", ['{"step": 6, "train_lo', "[" * 100_000])
+def test_cut_off_last_line_is_ignored(tmp_path, tail):
+    run = write_metrics(tmp_path / "run", n=5, tail=tail)
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5]
     assert_png(plot_metrics(run))
 
@@ -86,6 +87,9 @@ def test_cut_off_last_line_is_ignored(tmp_path):
     ("not json at all\n", "line 1 is not JSON"),
     ('{"step": 1, "train_loss": 2.0}\nbroken\n{"step": 3, "train_loss": 1.0}\n',
      "line 2 is not JSON"),
+    ('{"step": 1, "train_loss": 2.0}\n' + "[" * 100_000 + "]" * 100_000 + "\n"
+     '{"step": 3, "train_loss": 1.0}\n', "line 2 is not JSON"),   # nested too deeply to read
+    ("[" * 100_000 + "\n", "line 1 is not JSON"),
     ('{"loss": 2.0}\n', "line 1 has no finite 'step'"),
     ("[1, 2]\n", "line 1 has no finite 'step'"),
     # A step must place its point: not NaN, nor an integer too large for a float.

@@ -567,7 +567,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):    # RecursionError: nested too deeply
             # The last line, cut off by a crash, is ignored; but a file whose only line is
             # not JSON is more likely not a metrics file at all.
             if number == len(lines) and records:

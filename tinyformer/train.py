@@ -346,6 +346,9 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
         settings = tomllib.loads(read_text(path, "--config file"))
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+    except RecursionError:                        # arrays or tables nested thousands deep
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
+            from None
     if isinstance(settings.get("train"), dict):
         outside = sorted(set(settings) - {"train"})
         if outside:
