@@ -141,6 +141,27 @@ def test_each_corruption_is_one_line_naming_the_file_and_the_problem(tmp_path, c
     assert problem in message
 
 
+LONG = "x" * 1_000_000                  # a name or value of a megabyte: shown cut short
+LONG_VALUES = [
+    ({"x": {"dtype": LONG}}, b""),
+    ({"x": entry(LONG)}, bytes(8)),
+    ({"x": entry(shape=[LONG])}, bytes(8)),
+    ({"x": entry(shape=[0] * 1_000_000, offsets=(0, 0))}, b""),     # too many axes for numpy
+    ({"x": entry(offsets=[0, LONG])}, bytes(8)),
+    ({LONG: entry(offsets=(0, 12))}, bytes(12)),
+    ({LONG: entry(), "y": entry(offsets=(4, 12))}, bytes(12)),
+    (b'{"' + LONG.encode() + b'": {}, "' + LONG.encode() + b'": {}}', b""),
+]
+
+
+@pytest.mark.parametrize("header, data", LONG_VALUES)
+def test_an_error_shows_a_long_value_of_the_header_cut_short(tmp_path, header, data):
+    path = raw_file(tmp_path / "long.safetensors", header, data)
+    with pytest.raises(SafetensorsError) as error:
+        load_file(path)
+    assert "..." in str(error.value) and len(str(error.value)) < 500
+
+
 def test_a_field_the_format_does_not_name_is_ignored_as_the_reference_ignores_it(tmp_path):
     path = raw_file(tmp_path / "extra.safetensors", {"x": {**entry(), "note": "hi"}},
                     np.arange(2, dtype="<f4").tobytes())
