@@ -343,6 +343,15 @@ def test_merges_that_double_a_token_are_refused_before_the_memory_runs_out(tmp_p
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_merges_that_make_many_long_tokens_are_refused_before_the_memory_runs_out():
+    # A token of 512 KiB, then that token joined with each byte: each is short enough alone.
+    doubling = [(97, 97)] + [(256 + k, 256 + k) for k in range(18)]
+    many = [(274, b) for b in range(256)] * 3
+    with pytest.raises(ValueError, match=r"brings its tokens to \d+ bytes in all"):
+        BPETokenizer(doubling + [(pair[0], pair[1]) for pair in many[:256]] +
+                     [(275 + k, 98) for k in range(600)])
+
+
 def test_a_token_of_a_mebibyte_still_loads(tmp_path):
     # As a BPE trained on a megabyte of one letter doubles "a": long tokens, an honest file.
     tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(19)])

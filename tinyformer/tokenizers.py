@@ -546,6 +546,9 @@ class BPETokenizer(Tokenizer):
     # The longest token a file may make. A BPE trained on 1 MB of one letter makes tokens of up
     # to 512 KiB, which stay loadable; a merge file that doubles a token 60 times does not.
     MAX_TOKEN_BYTES = 2 ** 20
+    # And all tokens together (GPT-2's 50,000 take about 350 KB): a file that merged a 1 MiB
+    # token with each of 100,000 ids would make 100 GB of them.
+    MAX_VOCABULARY_BYTES = 2 ** 28
 
     def __init__(self, merges: Iterable[Sequence[int]] = (), special_tokens: Iterable[str] = (),
                  byte_order: Iterable[int] = range(256)) -> None:
@@ -559,6 +562,7 @@ class BPETokenizer(Tokenizer):
         id_of_byte = {b: i for i, b in enumerate(self.byte_order)}
         self._byte_ids = bytes(id_of_byte[b] for b in range(256))
         self._rank = {}                                      # pair -> the id it merges into
+        total = 256
         for new_id, pair in enumerate(merges, start=256):
             # JSON's true and false are Python's 1 and 0, which are ints: no ids, though.
             if len(pair) != 2 or not all(type(t) is int and 0 <= t < new_id for t in pair):
@@ -573,6 +577,11 @@ class BPETokenizer(Tokenizer):
             if length > self.MAX_TOKEN_BYTES:
                 raise ValueError(f"merge {new_id - 256} makes a token of {length} bytes; a "
                                  f"token may have at most {self.MAX_TOKEN_BYTES}")
+            total += length
+            if total > self.MAX_VOCABULARY_BYTES:
+                raise ValueError(f"merge {new_id - 256} brings its tokens to {total} bytes in "
+                                 f"all; a vocabulary may have at most "
+                                 f"{self.MAX_VOCABULARY_BYTES}")
             self._bytes.append(self._bytes[pair[0]] + self._bytes[pair[1]])
             self._rank[pair] = new_id
         super().__init__(special_tokens, first_special_id=len(self._bytes))
