@@ -746,7 +746,7 @@ def break_config_type(d):
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),
     (break_with_pickle, ["pickled data", "never loads"]),
-    (break_raw_pickle, ["pickled data"]),
+    (break_raw_pickle, ["not a readable .npz archive"]),
     (break_config, ["config.json is corrupted"]),
     (break_no_config, ["is not a checkpoint: it has no config.json"]),
     (break_tokenizer_size, ["does not match the model", "3 tokens"]),
