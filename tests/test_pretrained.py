@@ -268,6 +268,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
     ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
+    ({"n_positions": 20_000_000}, None, "n_positions is 20,000,000; tinyformer builds models "
+                                        "of a context up to"),
     ({"n_head": 3}, None, "describes no GPT we can build: GPT: n_head 3 does not divide"),
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
