@@ -235,6 +235,7 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
     manifest = json.loads((run / "manifest.json").read_text())
     for damaged in ("{not json", json.dumps({**manifest, "owns": ["config.json", 1]}),
+                    json.dumps({**manifest, "owns": "config.json"}),       # a name, no list
                     json.dumps({**manifest, "checkpoint": "3"})):
         (run / "manifest.json").write_text(damaged)
         one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "

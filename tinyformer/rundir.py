@@ -196,7 +196,9 @@ class RunDirectory:
                 manifest = json.load(f)
             owns = manifest["owns"]
             step = manifest.get("checkpoint")
-            if manifest.get("format") != FORMAT or not all(isinstance(n, str) for n in owns) \
+            # A list of names: a string would pass as the list of its characters.
+            if manifest.get("format") != FORMAT or not isinstance(owns, list) \
+                    or not all(isinstance(n, str) for n in owns) \
                     or not (step is None or type(step) is int):
                 raise ValueError
         except (ValueError, KeyError, TypeError, RecursionError):
