@@ -742,6 +742,7 @@ def break_config_type(d):
     (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_config_path, ["config.json is damaged"]),
+    (lambda d: edit_config(d, lambda c: c.update(eos_ids="x")), ["has an eos_ids entry"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),

@@ -455,6 +455,11 @@ def read_config(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
                               f"tinyformer wrote them); put back the config.json this run "
                               f"wrote, or train again")
+    if "eos_ids" in config:
+        # The ids that end a text come from a Hugging Face model's own files (load_model reads
+        # them there); ours end at <|endoftext|>, and tinyformer writes no eos_ids here.
+        raise CheckpointError(f"{path} has an eos_ids entry, which tinyformer does not write; "
+                              f"remove it, or put back the config.json this run wrote")
     for kind in ("weights", "tokenizer"):
         check_checkpoint_file(directory, config, kind)
     return config
