@@ -305,7 +305,7 @@ def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert str(error.value) == (
-        f"{tmp_path}/config.json describes a model of at least 1,474,721,600 parameters, but "
+        f"{tmp_path}/config.json describes a model of at least 1,474,785,600 parameters, but "
         f"{tmp_path}/model.safetensors holds 29,984 numbers: they are not one model's; put the "
         f"config.json and the weights of one model together")
 
