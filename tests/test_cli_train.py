@@ -746,11 +746,12 @@ def break_config_type(d):
     (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_config_path, ["config.json is damaged"]),
+    (lambda d: edit_config(d, lambda c: c.update(eos_ids="x")), ["has an eos_ids entry"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
     (break_corrupted, ["truncated or corrupted"]),
     (break_with_pickle, ["pickled data", "never loads"]),
-    (break_raw_pickle, ["pickled data"]),
+    (break_raw_pickle, ["not a readable .npz archive"]),
     (break_config, ["config.json is corrupted"]),
     (break_no_config, ["is not a checkpoint: it has no config.json"]),
     (break_tokenizer_size, ["does not match the model", "3 tokens"]),
@@ -800,6 +801,58 @@ def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, ph
     result = tinyformer("train", "--resume", broken)
     assert_input_error(result, f"tokens.bin (the tokenised corpus) {phrase}", "--force")
     assert "put back the config.json" not in result.stderr
+
+
+def rewrite_optimizer(d, change):
+    """The optimizer's arrays (name -> array) made change(arrays), checksummed as a run would."""
+    import hashlib
+    path = d / json.loads((d / "config.json").read_text())["files"]["optimizer"]
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    change(arrays)
+    np.savez(path.open("wb"), **arrays)
+    edit_config(d, lambda c: c["sha256"].update(
+        {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}))
+
+
+def set_in_resume(*keys, value):
+    def edit(config):
+        table = config["resume"]["optimizer"]
+        for key in keys[:-1]:
+            table = table[key]
+        table[keys[-1]] = value
+    return lambda d: edit_config(d, edit)
+
+
+def out_of_vocabulary(d):
+    tokens = d / "tokens.bin"
+    dtype = json.loads((d / "config.json").read_text())["data"]["dtype"]
+    ids = np.fromfile(tokens, dtype)
+    ids[-1] = np.iinfo(dtype).max
+    ids.tofile(tokens)
+
+
+@pytest.mark.parametrize("damage, phrases", [
+    (lambda d: rewrite_optimizer(d, lambda a: a.pop("0.exp_avg")),
+     ["optimizer-", "parameter 0 has ['exp_avg_sq', 'step']"]),
+    (lambda d: rewrite_optimizer(d, lambda a: a.update({"-1.exp_avg": a["0.exp_avg"]})),
+     ["optimizer-", "'-1.exp_avg' names no parameter"]),
+    (lambda d: rewrite_optimizer(d, lambda a: a.update({"99.exp_avg": a["0.exp_avg"]})),
+     ["optimizer-", "'99.exp_avg' names no parameter"]),
+    (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
+    (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
+    (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
+    (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
+], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
+        "one-beta", "token-beyond-vocabulary"])
+def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
+        broken, damage, phrases):
+    damage(broken)
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    before = snapshot(broken)
+    result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, *phrases)
+    assert snapshot(broken) == before
 
 
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):

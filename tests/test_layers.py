@@ -275,12 +275,14 @@ def test_feed_forward_unknown_activation():
         FeedForward(4, 16, activation="swish")
 
 
-@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+@pytest.mark.parametrize("kind", ["gpt", "gpt_learned", "transformer"])
 def test_least_parameters_counts_exactly_the_weight_matrices(kind):
-    # Without position tables or an untied head, the bound leaves out only biases and norms
-    # (vectors): it must count every matrix, cross-attention's included.
+    # Without an untied head, the bound leaves out only biases and norms (vectors): it must
+    # count every matrix, cross-attention's and a learned position table included.
     from tinyformer import GPT, Transformer
-    if kind == "gpt":
+    if kind == "gpt_learned":
+        model = GPT(vocab_size=13, context=8, n_layer=2, n_head=4, d_model=16)
+    elif kind == "gpt":
         model = GPT(vocab_size=13, context=8, n_layer=2, n_head=4, d_model=16, n_kv_head=2,
                     activation="swiglu", positions="rope")
     else:

@@ -268,6 +268,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
     ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
+    ({"n_positions": 20_000_000}, None, "n_positions is 20,000,000; tinyformer builds models "
+                                        "of a context up to"),
     ({"n_head": 3}, None, "describes no GPT we can build: GPT: n_head 3 does not divide"),
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
@@ -303,7 +305,7 @@ def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(tmp_path)
     assert str(error.value) == (
-        f"{tmp_path}/config.json describes a model of at least 1,474,721,600 parameters, but "
+        f"{tmp_path}/config.json describes a model of at least 1,474,785,600 parameters, but "
         f"{tmp_path}/model.safetensors holds 29,984 numbers: they are not one model's; put the "
         f"config.json and the weights of one model together")
 

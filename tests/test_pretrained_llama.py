@@ -518,6 +518,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"num_key_value_heads": 3}, None, "n_kv_head 3 does not divide n_head 4"),
     ({"rms_norm_eps": "1e-5"}, None, "rms_norm_eps must be a number above 0"),
     ({"hidden_size": None}, None, "hidden_size must be a whole number >= 1, got None"),
+    ({"max_position_embeddings": 10**9}, None, "max_position_embeddings is 1,000,000,000; "
+                                               "tinyformer builds models of a context up to"),
     ({"num_hidden_layers": 64}, None, "config.json describes a model of at least"),
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({}, without("model.layers.1.mlp.up_proj.weight"),

@@ -235,6 +235,7 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
     manifest = json.loads((run / "manifest.json").read_text())
     for damaged in ("{not json", json.dumps({**manifest, "owns": ["config.json", 1]}),
+                    json.dumps({**manifest, "owns": "config.json"}),       # a name, no list
                     json.dumps({**manifest, "checkpoint": "3"})):
         (run / "manifest.json").write_text(damaged)
         one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
@@ -282,3 +283,51 @@ def test_generating_from_a_run_before_its_first_checkpoint_says_to_wait(tmp_path
                        "that has no checkpoint yet; wait for its first")
     finally:
         training.release()
+
+
+# -- .npz files as load_arrays reads them ----------------------------------------------------
+
+def _npz_with_member(path, name, npy_bytes):
+    """An .npz of one good array, plus member `name` holding `npy_bytes` as they are."""
+    import zipfile
+    import numpy as np
+    np.savez(path, good=np.zeros(3, np.float32))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(name, npy_bytes)
+
+
+def _npy_header(shape):
+    header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+@pytest.mark.parametrize("write, phrase", [
+    (lambda p: __import__("numpy").save(open(p, "wb"), __import__("numpy").zeros(3)),
+     "not a readable .npz archive"),                        # an .npy, not an .npz
+    (lambda p: open(p, "wb").write(b"hello"), "not a readable .npz archive"),
+    (lambda p: _npz_with_member(p, "w.npy", b"\x93NUMPY\x01\x00\x0e\x00{'descr': x(}\n"),
+     "not a readable .npz archive"),                        # a header numpy cannot parse
+    (lambda p: _npz_with_member(p, "w.npy", _npy_header((100000, 100000)) + b"\0" * 64),
+     "header says (100000, 100000)"),                       # refused before allocating 40 GB
+    (lambda p: _npz_with_member(p, "readme.txt", b"hi"), "not an archive of arrays"),
+])
+def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, phrase):
+    from tinyformer.rundir import CheckpointError, load_arrays
+    path = tmp_path / "weights-000001.npz"
+    write(path)
+    with pytest.raises(CheckpointError) as raised:
+        load_arrays(path)
+    message = str(raised.value)
+    assert str(path) in message and phrase in message and "\n" not in message
+    assert "pickled" not in message
+
+
+def test_load_arrays_refuses_a_shape_the_caller_does_not_expect(tmp_path):
+    import numpy as np
+    from tinyformer.rundir import CheckpointError, load_arrays
+    path = tmp_path / "optimizer-000001.npz"
+    np.savez(path, a=np.zeros((2, 3), np.float32))
+    assert load_arrays(path, {"a": (2, 3)})["a"].shape == (2, 3)
+    with pytest.raises(CheckpointError, match=r"a has shape \(2, 3\), the model expects \(3, 2\)"):
+        load_arrays(path, {"a": (3, 2)})

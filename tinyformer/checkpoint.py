@@ -26,7 +26,7 @@ from tinyautograd import nn
 from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
-from .layers import least_parameters
+from .layers import MAX_SIZE, least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
@@ -41,11 +41,11 @@ Model = Union[GPT, BERT, Transformer]                            # one of MODELS
 
 # The sizes in config.json's "model_config", checked before a model is built from them (the
 # same rules as the training settings they came from; schema.py).
-MODEL_SIZE_RULES = {name: Whole(1, 1 << 22) for name in (
+MODEL_SIZE_RULES = {name: Whole(1, MAX_SIZE) for name in (
     "vocab_size", "src_vocab_size", "tgt_vocab_size", "context", "n_layer", "n_head",
     "d_model")}
 for name in ("d_ff", "n_kv_head", "d_head"):                   # None: from the others
-    MODEL_SIZE_RULES[name] = Optional(Whole(1, 1 << 22))
+    MODEL_SIZE_RULES[name] = Optional(Whole(1, MAX_SIZE))
 
 
 def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where: str) -> None:

@@ -31,7 +31,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, iter_text
 from .gpt import GPT
 from .parallel import side_by_side, without_graph
-from .rundir import TOKENS, open_tokens, write_tokens
+from .rundir import TOKENS, CheckpointError, open_tokens, write_tokens
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
@@ -105,8 +105,16 @@ class TextData:
 
     VAL_FRACTION = 0.1
 
-    def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int) -> None:
+    def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int,
+                 vocab_size: int | None = None) -> None:
         tokens = open_tokens(path, dtype, n_tokens)
+        # An id beyond the vocabulary (a tokens.bin changed or swapped since) would fail deep
+        # in the embedding, mid-run: one pass over the file when it is opened says so first.
+        largest = int(tokens.max()) if n_tokens and vocab_size is not None else -1
+        if vocab_size is not None and largest >= vocab_size:
+            raise CheckpointError(f"{path} (the tokenised corpus) holds token id {largest}, "
+                                  f"beyond the tokenizer's {vocab_size} tokens; restore it, or "
+                                  f"start the run again with --force")
         n_train = self.n_train(n_tokens)
         self.train, self.val = tokens[:n_train], tokens[n_train:]
 
@@ -157,8 +165,10 @@ class TextData:
         return tokenizer, info
 
     @classmethod
-    def load(cls, directory: StrPath, info: dict[str, Any]) -> TextData:
-        data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"])
+    def load(cls, directory: StrPath, info: dict[str, Any],
+             vocab_size: int | None = None) -> TextData:
+        data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"],
+                   vocab_size)
         data.info = info                    # for config.json: where the tokens are, and how
         return data
 
@@ -512,7 +522,8 @@ def make_job(config: TrainConfig, directory: StrPath, log: Callable[[str], None]
     if data_info is None:
         tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log,
                                                 tokenizer)
-    return job_class(config, tokenizer, TextData.load(directory, data_info))
+    return job_class(config, tokenizer, TextData.load(directory, data_info,
+                                                      tokenizer.vocab_size))
 
 
 def load_tokenizer_file(config: TrainConfig) -> Tokenizer:

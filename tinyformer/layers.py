@@ -375,6 +375,12 @@ class ReLUSquared(nn.Module):
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swiglu": SwiGLU, "relu2": ReLUSquared}
 
 
+# The largest size (context, d_model, vocabulary, ...) a model of ours is built with: far
+# beyond what trains here, and small enough that a size edited into a config.json by mistake
+# is refused in one line instead of allocating tables of gigabytes.
+MAX_SIZE = 1 << 22
+
+
 def default_d_ff(d_model: int, activation: str) -> int:
     """The feed-forward width when none is given: 4 d_model (the paper's 2048 for 512); for
     SwiGLU, two thirds of that, rounded up to a multiple of 8 (Llama's rule, with 8 for its
@@ -390,8 +396,9 @@ def least_parameters(model_config: dict) -> int:
     """A lower bound on the parameters a model of this config has: its embeddings and its
     blocks' weight matrices (attention's four, the key and value ones narrower with fewer
     key-value heads; the feed-forward network's two, three with SwiGLU; an encoder-decoder's
-    decoder has cross-attention's four more). Biases and norms are left out, so a model never
-    has fewer."""
+    decoder has cross-attention's four more), and a learned position table, context x d_model
+    (GPT's and BERT's default; the Transformer's is sinusoidal, computed). Biases and norms are
+    left out, so a model never has fewer."""
     c = model_config
     d = c["d_model"]
     activation = c.get("activation", "gelu")
@@ -400,10 +407,13 @@ def least_parameters(model_config: dict) -> int:
     n_kv_head = c.get("n_kv_head") or c["n_head"]
     attention = 2 * d * c["n_head"] * d_head + 2 * d * n_kv_head * d_head
     block = attention + (3 if activation == "swiglu" else 2) * d * d_ff
-    if "src_vocab_size" in c:                         # the encoder-decoder
-        return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + c["n_layer"] * (
+    encoder_decoder = "src_vocab_size" in c
+    positions = c.get("positions") or ("sinusoidal" if encoder_decoder else "learned")
+    table = c["context"] * d if positions == "learned" else 0
+    if encoder_decoder:
+        return max(c["src_vocab_size"], c["tgt_vocab_size"]) * d + table + c["n_layer"] * (
             2 * block + attention)
-    return c["vocab_size"] * d + c["n_layer"] * block
+    return c["vocab_size"] * d + table + c["n_layer"] * block
 
 
 class FeedForward(nn.Module):

@@ -59,7 +59,7 @@ import regex
 from tinyautograd import nn
 
 from .files import StrPath, atomic_write
-from .layers import least_parameters
+from .layers import MAX_SIZE, least_parameters
 from .rundir import is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
@@ -213,6 +213,14 @@ def _read_config(directory):
     return config, path
 
 
+def _check_context(config, name, path):
+    """PretrainedError unless the context length config[name] (a whole number) is one our own
+    models can have: the position tables are built for all of it."""
+    if config[name] > MAX_SIZE:
+        raise PretrainedError(f"{path}: {name} is {config[name]:,}; tinyformer builds models "
+                              f"of a context up to {MAX_SIZE:,} positions")
+
+
 def _gpt2_config(config, path):
     """A GPT-2 config.json with GPT2Config's defaults filled in, checked."""
     if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
@@ -223,6 +231,7 @@ def _gpt2_config(config, path):
         if type(config[name]) is not int or config[name] < 1:
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
                                   f"{config[name]!r}")
+    _check_context(config, "n_positions", path)
     if config["n_inner"] is not None and (type(config["n_inner"]) is not int
                                           or config["n_inner"] < 1):
         raise PretrainedError(f"{path}: n_inner must be a whole number >= 1 or null, got "
@@ -408,6 +417,7 @@ def _llama_settings(config, path):
         if type(c[name]) is not int or c[name] < 1:
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
                                   f"{c[name]!r}")
+    _check_context(c, "max_position_embeddings", path)
     for name in ("num_key_value_heads", "head_dim"):
         if c[name] is not None and (type(c[name]) is not int or c[name] < 1):
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1 or null, got "

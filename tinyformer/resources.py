@@ -133,13 +133,14 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     activations that the backward pass keeps, the attention scores and logits among them."""
     d = config.d_model
     d_ff = config.d_ff or default_d_ff(d, config.activation or "gelu")
+    context = config.context or 2 * config.max_len + 2
     sizes = {"d_model": d, "d_ff": d_ff, "n_layer": config.n_layer, "n_head": config.n_head,
-             "n_kv_head": config.n_kv_head, "activation": config.activation}
+             "n_kv_head": config.n_kv_head, "activation": config.activation,
+             "context": context, "positions": config.positions}
     if config.task:
         sizes.update(src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
     else:
         sizes.update(vocab_size=vocab_size)
-    context = config.context or 2 * config.max_len + 2
     layers = config.n_layer * (2 if config.task else 1)
     tokens = config.batch_size * context
     activations = tokens * layers * (8 * d + 2 * d_ff + 2 * config.n_head * context) \

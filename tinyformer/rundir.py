@@ -196,7 +196,9 @@ class RunDirectory:
                 manifest = json.load(f)
             owns = manifest["owns"]
             step = manifest.get("checkpoint")
-            if manifest.get("format") != FORMAT or not all(isinstance(n, str) for n in owns) \
+            # A list of names: a string would pass as the list of its characters.
+            if manifest.get("format") != FORMAT or not isinstance(owns, list) \
+                    or not all(isinstance(n, str) for n in owns) \
                     or not (step is None or type(step) is int):
                 raise ValueError
         except (ValueError, KeyError, TypeError, RecursionError):
@@ -453,6 +455,11 @@ def read_config(directory: StrPath) -> dict[str, Any]:
         raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
                               f"tinyformer wrote them); put back the config.json this run "
                               f"wrote, or train again")
+    if "eos_ids" in config:
+        # The ids that end a text come from a Hugging Face model's own files (load_model reads
+        # them there); ours end at <|endoftext|>, and tinyformer writes no eos_ids here.
+        raise CheckpointError(f"{path} has an eos_ids entry, which tinyformer does not write; "
+                              f"remove it, or put back the config.json this run wrote")
     for kind in ("weights", "tokenizer"):
         check_checkpoint_file(directory, config, kind)
     return config
@@ -471,18 +478,65 @@ def check_checkpoint_file(directory: StrPath, config: dict[str, Any], kind: str)
                               f"the one config.json recorded); restore it or train again")
 
 
-def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
-    """name -> array from an .npz file, refusing pickled data."""
+def load_arrays(path: StrPath,
+                shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """name -> array from an .npz file (as np.savez writes one), refusing pickled data.
+
+    Each member's .npy header is read before its data, and the data is read only when its
+    shape fits the bytes the member holds (and equals `shapes[name]`, where `shapes` names it):
+    a header claiming a huge shape is refused before anything that size is allocated.
+    Anything wrong is a CheckpointError of one line naming the file."""
+    def damaged(why):
+        return CheckpointError(f"{path} {why}; restore it, or train again")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len({m.filename for m in members}) != len(members):
+                raise damaged("is damaged: it holds an array twice")
+            for member in members:
+                _check_npy_header(archive, member, shapes, damaged)
+            return {m.filename.removesuffix(".npy"):
+                    np.lib.format.read_array(archive.open(m), allow_pickle=False)
+                    for m in members}
+    except CheckpointError:
+        raise
     except ValueError as e:        # numpy refused it: pickled data, or a malformed array
-        raise CheckpointError(f"{path} cannot be read ({e}); tinyformer never loads pickled "
-                              f"data (unpickling can run code): use a checkpoint written by "
-                              f"`tinyformer train`, or train again") from None
+        raise damaged(f"cannot be read ({' '.join(str(e).split())})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"{path} is not a readable .npz archive ({e}); restore it or "
-                              f"train again") from None
+        raise damaged(f"is not a readable .npz archive ({e})") from None
+    except Exception as e:         # a header numpy could not parse, say: the file, not us
+        raise damaged(f"is not a readable .npz archive ({type(e).__name__}: "
+                      f"{' '.join(str(e).split())})") from None
+
+
+def _check_npy_header(archive, member, shapes, damaged):
+    """load_arrays' look at one member before its data is read: an array (.npy) of numbers
+    whose shape its bytes can hold, and the one `shapes` expects."""
+    name = member.filename.removesuffix(".npy")
+    if name == member.filename:
+        raise damaged(f"is not an archive of arrays: it holds {member.filename!r}")
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise damaged(f"holds {name} in .npy format version {version}, which np.savez "
+                          f"does not write")
+        header_size = f.tell()
+    if dtype.hasobject:
+        # Object arrays are stored pickled, and unpickling can run code.
+        raise damaged(f"holds {name} as pickled data (an object array), which tinyformer "
+                      f"never loads (unpickling can run code): use a checkpoint written by "
+                      f"`tinyformer train`")
+    if shapes is not None and name in shapes and tuple(shape) != tuple(shapes[name]):
+        raise damaged(f"does not match the model: {name} has shape {tuple(shape)}, the model "
+                      f"expects {tuple(shapes[name])}")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != member.file_size - header_size:
+        raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "
+                      f"({claimed:,} bytes), it holds {member.file_size - header_size:,}")
 
 
 def load_tokenizer_for(directory: StrPath, config: dict[str, Any],

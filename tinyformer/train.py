@@ -729,9 +729,11 @@ class Trainer:
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
-        arrays = load_arrays(os.path.join(self.directory, files["optimizer"]))
+        path = os.path.join(self.directory, files["optimizer"])
+        arrays = load_arrays(path)
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
+        self._check_optimizer_state(state, arrays, resume["optimizer"]["param_groups"], path)
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             state[int(i)][name] = value
@@ -742,6 +744,49 @@ class Trainer:
         ta.random.set_state(resume["engine_rng"])
         self.step = saved["step"]
         truncate_metrics(self.run.file(METRICS), self.step)
+
+    def _check_optimizer_state(self, state, arrays, groups, path):
+        """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
+        from config.json, `arrays` from the .npz at `path`) is one this optimizer can go on
+        from: the optimizer's keys for each parameter (or none, for one never updated), a
+        whole step >= 0, betas a pair of numbers. Checked before anything is loaded or
+        rewritten: otherwise the run would fail at its first update, metrics.jsonl cut."""
+        where = self.run.file(CONFIG)
+        def damaged(file, why):
+            advice = "put back the config.json this run wrote" if file == where else \
+                "restore it"
+            return CheckpointError(f"{file} holds a damaged optimizer state ({why}); {advice}, "
+                                   f"or start again with --force")
+        parameters = [(p, group) for group in self.optimizer.param_groups
+                      for p in group["params"]]
+        if not isinstance(state, list) or len(state) != len(parameters):
+            raise damaged(where, f"the state of {len(parameters)} parameters expected")
+        for key in arrays:
+            index, _, name = key.partition(".")
+            # "-1" would pass int() and set the last parameter's moment: digits only.
+            if not (index.isdecimal() and int(index) < len(parameters)):
+                raise damaged(path, f"{key!r} names no parameter 0 to {len(parameters) - 1}")
+            if name in state[int(index)]:
+                raise damaged(path, f"{key!r} is in config.json too")
+            state[int(index)][name] = None        # the key, for the check below
+        for i, ((p, group), saved) in enumerate(zip(parameters, state)):
+            expected = set(self.optimizer.initial_state(p, group))
+            if not isinstance(saved, dict) or (saved and set(saved) != expected):
+                raise damaged(path, f"parameter {i} has "
+                                    f"{sorted(saved) if isinstance(saved, dict) else saved!r}, "
+                                    f"where the optimizer keeps {sorted(expected)}")
+            step = saved.get("step", 0)
+            if type(step) is not int or step < 0:
+                raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
+                                     f">= 0")
+        for group in groups if isinstance(groups, list) else [None]:
+            betas = group.get("betas") if isinstance(group, dict) else None
+            if not (isinstance(betas, list) and len(betas) == 2
+                    and all(type(b) in (int, float) for b in betas)):
+                raise damaged(where, f"betas {betas!r}, not a pair of numbers")
+        for saved in state:                      # the placeholders go: the arrays come next
+            for key in [key for key, value in saved.items() if value is None]:
+                del saved[key]
 
     # -- the loop ------------------------------------------------------------------------------
 
