@@ -499,3 +499,12 @@ def test_a_vocabulary_the_text_runs_out_of_merges_for_names_the_option(tmp_path)
     assert result.exit_code == 2, result.output
     line = result.stderr.strip().splitlines()[-1]
     assert "only 3 merges to learn; ask for a --vocab-size of at most 263" in line, line
+
+
+def test_a_whole_c1_control_character_reads_apart_from_a_cut_byte(tmp_path):
+    # U+0085 is the bytes c2 85: merged, it showed as \x85, as the byte 85 cut from it does.
+    from tinyformer.tokenizers import BPETokenizer, split_shown
+    tok = BPETokenizer.train("\u0085\u0085\u0085 \u0085 " * 20, 258)
+    ids = tok.encode("a\u0085b") + [0x85]               # the character, then a lone byte
+    assert any(tok.id_to_bytes(i) == "\u0085".encode() for i in ids)
+    assert read_frame(split_shown(tok, ids)) == [tok.id_to_bytes(i) for i in ids]
