@@ -11,6 +11,7 @@ from precision import to_float64
 from tinyautograd import Tensor, gradcheck, manual_seed, optim
 from tinyautograd.functional import cross_entropy
 from tinyformer.attention import causal_mask, padding_mask
+from tinyformer.decoding import beam_search
 from tinyformer.transformer import Transformer
 
 PAD = 0
@@ -373,3 +374,15 @@ def test_learns_to_copy_digit_sequences():
     np.testing.assert_array_equal(decoded, tgt[:, :decoded.shape[1]])
     assert (decoded == EOS).sum() == 100
     print(f"copy task: 500 steps, {seconds:.1f} s, final loss {loss.item():.4f}")
+
+
+@pytest.mark.parametrize("bos_id", [1.0, True, -1, 6, "1"])
+def test_a_bos_id_the_model_cannot_read_is_refused_in_one_line(bos_id):
+    # -1 failed inside the embedding, and 1.0 or True were taken as ids.
+    model = Transformer(6, 6, 8, n_layer=1, n_head=2, d_model=8).eval()
+    src = np.array([[1, 2, 3]])
+    for decode in (lambda: model.greedy_decode(src, 3, bos_id),
+                   lambda: beam_search(model.start_decoding(src, bos_id), 2, 3)):
+        with pytest.raises(ValueError, match=r"^start_decoding: bos_id must be a token id in "
+                                             r"\[0, 6\), got "):
+            decode()

@@ -31,7 +31,7 @@ from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
                      head_width, soft_capped, token_array)
-from .schema import check_whole
+from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
     from .resources import AdaptiveThreads
@@ -166,6 +166,10 @@ class Transformer(nn.Module):
                        use_cache: bool = True) -> EncoderDecoderSession:
         """A decoding session (tinyformer.decoding) writing a target for each row of src
         (B, S) from `bos_id`: what greedy_decode and beam search write with."""
+        vocab_size = self.config["tgt_vocab_size"]
+        if Whole(0, vocab_size - 1).why(bos_id):            # not 1.0, not True, not -1
+            raise ValueError(f"start_decoding: bos_id must be a token id in [0, {vocab_size}), "
+                             f"got {bos_id!r}")
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
     def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: EosIds = None,
