@@ -357,7 +357,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
             label = _op_label(obj, output, show_data, show_grad, color_by_grad)
-            colours = (_grad_fill(output.grad, grad_range) if color_by_grad
+            colours = (_norm_fill(norms[("op", id(obj))], grad_range) if color_by_grad
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
             colours["penwidth"] = "2.5" if output is tensor else "1"
@@ -373,7 +373,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         attrs = dict(fillcolor=colour, shape="box" if leaf_kind == "param" else "ellipse",
                      style="filled")
         if color_by_grad:
-            attrs.update(_grad_fill(obj.grad if obj.requires_grad else None, grad_range))
+            attrs.update(_norm_fill(norms[(kind, id(obj))], grad_range))
         label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
         group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
         placed.append((tree.boxes(group), node_id, label, attrs))
@@ -807,8 +807,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                 lines.append(_summary("data", output.data))
             grad = gradient(("op", id(obj)), output.data)
             lines += gradient_lines(grad)
+            colours = _norm_fill(norms[("op", id(obj))], grad_range) if color_by_grad else {}
             placed.append((boxes, node_id, _label(obj.name, lines),
-                           {"fillcolor": OP_COLOUR, **fill(grad)}))
+                           {"fillcolor": OP_COLOUR, **colours}))
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, module_of[id(obj)])
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
