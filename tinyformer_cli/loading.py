@@ -5,7 +5,9 @@ that nothing catches is said as Ctrl-C is said at any other time, "stopped by Ct
 stderr, and Python exits with status 130 as it does after any uncaught Ctrl-C. Only what
 Python prints changes, not what happens: a program that imports the package and catches
 KeyboardInterrupt still gets it. That covers every way of starting the command (cli.py, the
-installed `tinyformer`, python -m tinyformer_cli): each imports the package first."""
+installed `tinyformer`, python -m tinyformer_cli): each imports the package first. cli.py
+also catches the Ctrl-C that comes before this module is imported, the package's first line;
+the other two cannot, as Python imports the package itself."""
 
 import os
 import sys
