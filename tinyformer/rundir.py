@@ -478,13 +478,13 @@ def check_checkpoint_file(directory: StrPath, config: dict[str, Any], kind: str)
                               f"the one config.json recorded); restore it or train again")
 
 
-def load_arrays(path: StrPath,
-                shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
     """name -> array from an .npz file (as np.savez writes one), refusing pickled data.
 
     Each member's .npy header is read before its data, and the data is read only when its
-    shape fits the bytes the member holds (and equals `shapes[name]`, where `shapes` names it):
-    a header claiming a huge shape is refused before anything that size is allocated.
+    shape fits the bytes the member holds: a header claiming a huge shape is refused before
+    anything that size is allocated (the shapes the model expects are checked by
+    load_state_dict, once the arrays are read).
     Anything wrong is a CheckpointError of one line naming the file."""
     def damaged(why):
         return CheckpointError(f"{path} {why}; restore it, or train again")
@@ -494,7 +494,7 @@ def load_arrays(path: StrPath,
             if len({m.filename for m in members}) != len(members):
                 raise damaged("is damaged: it holds an array twice")
             for member in members:
-                _check_npy_header(archive, member, shapes, damaged)
+                _check_npy_header(archive, member, damaged)
             return {m.filename.removesuffix(".npy"):
                     np.lib.format.read_array(archive.open(m), allow_pickle=False)
                     for m in members}
@@ -509,9 +509,9 @@ def load_arrays(path: StrPath,
                       f"{' '.join(str(e).split())})") from None
 
 
-def _check_npy_header(archive, member, shapes, damaged):
+def _check_npy_header(archive, member, damaged):
     """load_arrays' look at one member before its data is read: an array (.npy) of numbers
-    whose shape its bytes can hold, and the one `shapes` expects."""
+    whose shape its bytes can hold."""
     name = member.filename.removesuffix(".npy")
     if name == member.filename:
         raise damaged(f"is not an archive of arrays: it holds {member.filename!r}")
@@ -530,9 +530,6 @@ def _check_npy_header(archive, member, shapes, damaged):
         raise damaged(f"holds {name} as pickled data (an object array), which tinyformer "
                       f"never loads (unpickling can run code): use a checkpoint written by "
                       f"`tinyformer train`")
-    if shapes is not None and name in shapes and tuple(shape) != tuple(shapes[name]):
-        raise damaged(f"does not match the model: {name} has shape {tuple(shape)}, the model "
-                      f"expects {tuple(shapes[name])}")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed != member.file_size - header_size:
         raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "
