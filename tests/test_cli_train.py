@@ -828,7 +828,8 @@ def out_of_vocabulary(d):
     tokens = d / "tokens.bin"
     dtype = json.loads((d / "config.json").read_text())["data"]["dtype"]
     ids = np.fromfile(tokens, dtype)
-    ids[-1] = np.iinfo(dtype).max
+    # The first id the model cannot read: its vocabulary's size (a larger one is refused too).
+    ids[-1] = json.loads((d / "config.json").read_text())["model_config"]["vocab_size"]
     ids.tofile(tokens)
 
 

@@ -99,6 +99,7 @@ def test_lengths_with_too_few_sources_for_both_splits_hold_validation_out_first(
         return _source(*args)
     monkeypatch.setattr(data, "_source", counted_source)
     t = Seq2SeqTask(task, min_len, max_len, n_train=20_000, n_val=500, seed=0)
+    assert t.n_sources == n_sources                        # counted, not drawn
     # Every source once, found without drawing at random again and again for the last few.
     assert drawn["sources"] <= n_sources
     sources = [source for source, _ in t.train + t.val]
