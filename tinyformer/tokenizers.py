@@ -98,11 +98,14 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 
-def _shown_piece(tok, i, frame):
+def _shown_piece(tok, i, frame, cut=None):
+    """Token i as the frame (or, without `frame`, the colours) shows it; with `cut`, its first
+    `cut` characters only."""
     # A token's bytes, with those that are no whole character kept apart (as surrogates)
     # until the text's own backslashes are doubled; then written as \xNN. A whole control
-    # character of U+0080 to U+009F is written \u0085, not \x85, which is a byte.
-    text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    # character of U+0080 to U+009F is written \u0085, not \x85, which is a byte. Cut before
+    # escaping, so that no escape is cut in half.
+    text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape")[:cut].replace("\\", "\\\\")
     text = re.sub("[\x80-\x9f]", lambda c1: f"\\u{ord(c1.group()):04x}", text)
     shown = one_line(text)
     if frame:
@@ -131,13 +134,13 @@ SHOWN_TOKEN_CHARACTERS = 30     # the report cuts a longer token (a run of 1 MB 
 
 
 def shown_token(tok: Tokenizer, i: int) -> str:
-    """Token i in quotes, as `tokenize show` shows it (new lines and tabs as \\n and \\t); a
-    token longer than SHOWN_TOKEN_CHARACTERS cut there, with "…" and its length in bytes."""
-    text = tok.id_to_token(i)
-    if len(text) <= SHOWN_TOKEN_CHARACTERS:
-        return f'"{one_line(text)}"'
-    # Cut before escaping, so that no escape (\x07) is cut in half.
-    return (f'"{one_line(text[:SHOWN_TOKEN_CHARACTERS])}…" '
+    """Token i in quotes, as `tokenize show` shows it in colour (new lines and tabs as \\n and
+    \\t, a backslash doubled, a cut byte as \\xNN); a token longer than SHOWN_TOKEN_CHARACTERS
+    cut there, with "…" and its length in bytes."""
+    n_characters = len(tok.id_to_bytes(i).decode("utf-8", "surrogateescape"))
+    if n_characters <= SHOWN_TOKEN_CHARACTERS:
+        return f'"{_shown_piece(tok, i, frame=False)}"'
+    return (f'"{_shown_piece(tok, i, frame=False, cut=SHOWN_TOKEN_CHARACTERS)}…" '
             f'({counted(len(tok.id_to_bytes(i)), "byte")})')
 
 
@@ -369,12 +372,10 @@ def is_tokenizer_file(path: StrPath) -> bool:
     "type" names one of its tokenizers), as opposed to the tokenizers library's tokenizer.json,
     which a directory may hold under the same name."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError, RecursionError):
+        _read_json(path)
+    except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and isinstance(data.get("type"), str) and (
-        data["type"] in TOKENIZERS)
+    return True
 
 
 def _build(cls, data, path):
