@@ -122,8 +122,8 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
         return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
     learned = range(256, 256 + len(tok.merges))
     # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
-    # one character of three bytes.
-    longest = sorted(learned, key=lambda i: len(tok.id_to_bytes(i)))[-5:]
+    # one character of three bytes. The longest first; of equal length, the first learned.
+    longest = sorted(learned, key=lambda i: -len(tok.id_to_bytes(i)))[:5]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
             "first merges " + (" ".join(shown_token(tok, i) for i in learned[:8]) or "(none)"),
