@@ -249,7 +249,8 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
 
 class RMSNorm(Function):
     """Root-mean-square normalisation of the last axis, then a scale (Zhang & Sennrich 2019):
-    layer norm without the centring and without the shift (Llama, Gemma, nanochat).
+    layer norm without the centring and without the shift (Llama, nanochat; Gemma
+    scales by 1 + weight, with weight starting at 0).
 
         r = 1 / sqrt(mean(x^2) + eps),   x_hat = x * r,   y = x_hat * weight
 
@@ -296,7 +297,8 @@ def _rms_normalised(x, eps):
 def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
              eps: float = 1e-6) -> Tensor:
     """RMS normalisation over the last axis, with an optional elementwise scale `weight` (C,).
-    One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same."""
+    One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same
+    given the same eps (its default is the dtype's machine epsilon; ours is 1e-6, Llama's)."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
     hint = _normalized_shape_hint(weight)

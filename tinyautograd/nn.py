@@ -583,7 +583,8 @@ class RMSNorm(Module):
     """Divide the last axis (of size `dim`) by its root mean square, then scale by `weight`
     (starts at ones): y = x / sqrt(mean(x^2) + eps) * weight. LayerNorm without the centring
     and the shift: cheaper, and as good in practice (Llama's). With elementwise_affine=False
-    there is no weight at all, and nothing is learned (nanochat's)."""
+    there is no weight at all, and nothing is learned (nanochat's). eps is Llama's 1e-6
+    (torch.nn.RMSNorm's default is the dtype's machine epsilon)."""
 
     def __init__(self, dim: int, eps: float = 1e-6, elementwise_affine: bool = True) -> None:
         self.dim, self.eps = dim, eps

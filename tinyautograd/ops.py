@@ -167,8 +167,9 @@ class Div(Function):
 class Pow(Function):
     """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)
 
-    At a = 0 the formulas can give 0 * inf: b a^(b-1) where b = 0 too (y = 1 is flat there),
-    and y ln a where b >= 0 (y = 0 or 1). Those derivatives are 0, as torch takes them."""
+    At a = 0 the formulas give no number: b a^(b-1) is 0 * inf where b = 0 too (y = 1 is flat
+    there), and y ln a is 0 * (-inf) where b > 0, 1 * (-inf) where b = 0. Those derivatives are
+    0, as torch takes them."""
 
     shape_errors = "broadcast"
 

@@ -192,7 +192,9 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
     True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
-    weights: a query then ignores some keys at random (section 5.4 of the paper).
+    weights: a query then ignores some keys at random. (The paper's section 5.4 drops sub-layer
+    outputs and embedding sums; dropout on the weights is from its tensor2tensor code, which
+    the Annotated Transformer follows.)
     """
     keep = _keep_mask(q, k, v, mask)
     weights = attention_weights(q, k, keep)                           # (..., T_q, T_k)
@@ -219,7 +221,8 @@ class Attention(Function):
     dO_i.V_j = dO_i.(sum_j P_ij D_ij V_j) = dO_i.O_i, FlashAttention's trick): a dot product
     over d_v per query instead of a product array of (..., T_q, T_k) and a sum over T_k.
 
-    P is the only array kept for backward: (..., T_q, T_k), the memory attention is known for.
+    P is the only (..., T_q, T_k) array kept for backward, the memory attention is known for
+    (with dropout, the mask D as well); rowsum reads the output O, which is (..., T_q, d_v).
     Under create_graph it is computed again from Q and K, as Tensors.
     """
 
@@ -334,10 +337,11 @@ class MultiHeadAttention(nn.Module):
       memory, which is what generation is short of. The shared heads are never copied: the
       queries are grouped, (B, n_kv_head, group, T, d_head), against keys (B, n_kv_head, 1, S,
       d_head), and the Attention op broadcasts over the group.
-    - `qk_norm` (Qwen3, OLMo 2, nanochat): each head's queries and keys are normalised (a
-      norm over d_head, of the kind `normalization` names, its weight shared by the heads)
-      before RoPE and the dot product, so the scores follow the directions of q and k, not
-      their lengths, which training would otherwise grow until softmax saturates.
+    - `qk_norm` (Qwen3, nanochat): each head's queries and keys are normalised (a norm over
+      d_head, of the kind `normalization` names, its weight shared by the heads; OLMo 2
+      normalises the whole projection, all heads together) before RoPE and the dot product,
+      so the scores follow the directions of q and k, not their lengths, which training would
+      otherwise grow until softmax saturates.
     - `bias=False`: no biases in the four projections (nor in the qk norms).
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 

@@ -79,8 +79,9 @@ class SinusoidalPositions(nn.Module):
         PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))
 
     Each pair of features is a clock turning at its own speed, from one turn every 2 pi positions
-    (i = 0) down to one every 10000 * 2 pi. PE(pos + k) is a rotation of PE(pos) that depends
-    only on k, which lets attention find relative offsets with a linear map.
+    (i = 0) down to one every 2 pi 10000^((d_model-2)/d_model), near 2 pi 10000 when d_model is
+    wide. PE(pos + k) is a rotation of PE(pos) that depends only on k, which lets attention
+    find relative offsets with a linear map.
 
     The table is computed once and is not learned: a plain numpy array, so it is neither a
     parameter nor in the state_dict. It is kept in float64 and takes the dtype of x when added.
@@ -109,7 +110,8 @@ class LearnedPositions(nn.Module):
         x'[b, t] = x[b, t] + P[start + t],    P of shape (context, d_model)
 
     The paper found it as good as the sinusoids; the price is that it cannot say anything about
-    positions beyond the context it was trained on. Initialised N(0, 0.02^2), as GPT-2 is.
+    positions beyond the context it was trained on. Initialised N(0, 0.02^2), as nanoGPT and
+    Hugging Face's GPT-2 are (OpenAI's GPT-2 code drew this table with 0.01).
     """
 
     def __init__(self, context: int, d_model: int) -> None:
@@ -131,10 +133,11 @@ class RotaryPositions(nn.Module):
 
         q, k = rope.rotate(q), rope.rotate(k)        # (B, n_head, T, d_head), before q @ k^T
 
-    Features are rotated in pairs (2i, 2i+1), the paper's convention (GPT-NeoX and Llama pair
-    feature i with i + d/2 instead; the two differ only by a fixed permutation of the features,
-    which is how tinyformer/pretrained.py loads Llama's weights). The pair i of the vector at
-    position m turns by the angle m * theta_i, with `base` = 10000 in the paper:
+    Features are rotated in pairs (2i, 2i+1), the paper's convention and Meta's Llama code's
+    (GPT-NeoX, and Hugging Face's Llama and Qwen3 code, pair feature i with i + d/2 instead;
+    the two differ only by a fixed permutation of the features, which is how Hugging Face
+    converted Meta's weights and how tinyformer/pretrained.py loads theirs). The pair i of the
+    vector at position m turns by the angle m * theta_i, with `base` = 10000 in the paper:
 
         theta_i = base^(-2i/d_head),   i = 0 .. d_head/2 - 1
         rotate(x)[m, 2i]   = x[m, 2i] cos(m theta_i) - x[m, 2i+1] sin(m theta_i)
@@ -144,8 +147,9 @@ class RotaryPositions(nn.Module):
     difference only: <rotate(q)[m], rotate(k)[n]> is a function of q, k and m - n. So the
     attention scores see relative positions, and no position is ever added to the values.
 
-    The slowest pair turns once every 2 pi base positions: a larger base (Llama 3's 500000,
-    `rope_theta` in the models) keeps distant positions apart for long contexts.
+    The slowest pair turns once every 2 pi base^((d_head-2)/d_head) positions (near 2 pi base
+    for wide heads): a larger base (Llama 3's 500000, `rope_theta` in the models) keeps
+    distant positions apart for long contexts.
 
     `forward` is the identity, so that a model can apply any positional encoding to its token
     embeddings in the same way; the work happens in `rotate`.
@@ -313,7 +317,8 @@ class Embeddings(nn.Module):
 # embeddings, on the queries and keys with qk_norm) is of one kind, chosen by `normalization`:
 #
 #     layernorm   (x - mean) / sqrt(var + eps) * weight + bias      the 2017 Transformer, GPT-2
-#     rmsnorm     x / sqrt(mean(x^2) + eps) * weight                Llama, Gemma, nanochat
+#     rmsnorm     x / sqrt(mean(x^2) + eps) * weight                Llama, nanochat
+#                                                     (Gemma scales by 1 + weight)
 #
 # RMSNorm drops the centring and the shift: one statistic instead of two, and the models
 # trained with it do as well. `bias=False` drops LayerNorm's shift too; `rmsnorm_affine=False`
