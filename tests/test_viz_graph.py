@@ -260,6 +260,28 @@ def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, 
     assert not (tmp_path / "g.svg").exists()
 
 
+def test_a_notebook_without_dot_is_told_how_to_install_it(mlp_loss, tmp_path, monkeypatch):
+    # A notebook shows a Digraph through _repr_mimebundle_: graphviz's own ran dot and, without
+    # it, showed graphviz's long ExecutableNotFound traceback instead of the install hint.
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` anywhere on PATH
+    with pytest.raises(DotNotFoundError, match="apt-get install graphviz") as info:
+        dot._repr_mimebundle_()
+    assert "\n" not in str(info.value)
+
+
+@needs_dot
+def test_a_notebook_shows_the_graph_as_render_draws_it(mlp_loss, tmp_path):
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    shown = dot._repr_mimebundle_()
+    assert list(shown) == ["image/svg+xml"]
+    assert shown["image/svg+xml"].encode() == render(dot, tmp_path / "g.svg").read_bytes()
+    assert dot._repr_mimebundle_(include=["image/png"])["image/png"].startswith(b"\x89PNG")
+    assert dot._repr_mimebundle_(exclude=["image/svg+xml"]) == {}
+
+
 @needs_dot                                               # the stand-in below runs dot
 def test_render_falls_back_to_graphviz_pure_for_svg_and_png(mlp_loss, tmp_path, monkeypatch):
     """Without dot, a `graphviz-pure` on PATH renders (here a stand-in that runs dot, so the

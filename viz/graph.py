@@ -89,6 +89,21 @@ class Graph(graphviz.Digraph):
         """Write the interactive page of this graph to `path` (.html); returns the path."""
         return self.page().save(path)
 
+    def _repr_mimebundle_(self, include=None, exclude=None, **_):
+        """The picture a notebook shows for the graph (an SVG; a PNG if asked), laid out as
+        `render` lays it out: graphviz.Digraph's own display runs `dot` only, and without it
+        showed graphviz's long ExecutableNotFound traceback rather than how to install it."""
+        wanted = set(include) if include is not None else {"image/svg+xml"}
+        wanted -= set(exclude or ())
+        bundle = {}
+        for mimetype, fmt in (("image/svg+xml", "svg"), ("image/png", "png")):
+            if mimetype in wanted:
+                image = _layout(self.source, fmt)
+                if image is None:
+                    raise DotNotFoundError(INSTALL_HINT)
+                bundle[mimetype] = image.decode("utf-8") if fmt == "svg" else image
+        return bundle
+
 
 class DrawnNode(NamedTuple):
     """What one node of a picture shows, for the interactive page: its `kind` ("op", "param",
