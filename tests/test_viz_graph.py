@@ -242,6 +242,17 @@ def test_render_dot_source_and_unknown_suffix(mlp_loss, tmp_path):
         draw_graph(loss, params=model, max_nodes=0)
 
 
+@pytest.mark.parametrize("given, said", [(3.0, "a float"), (np.ones(3), "a numpy.ndarray"),
+                                         (None, "a NoneType")])
+def test_something_other_than_a_tensor_is_a_type_error_saying_what_was_given(given, said):
+    # draw_graph(3.0) was AttributeError: 'float' object has no attribute 'grad_fn' (and
+    # draw_backward's: no attribute 'size').
+    for draw in (draw_graph, viz.draw_backward):
+        with pytest.raises(TypeError, match=rf"^{draw.__name__}: expects the Tensor a "
+                                            rf"computation produced .*, got {said}$"):
+            draw(given)
+
+
 @needs_dot
 def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
     model, x, loss = mlp_loss
