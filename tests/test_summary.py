@@ -71,6 +71,15 @@ def test_the_modules_parameters_add_up_to_the_total_each_counted_once(build):
     assert rows == {name: first.get(name, 0) for name, _ in model.named_children()}
 
 
+@pytest.mark.parametrize("model", [ta.nn.Sequential(ta.nn.Linear(2, 3)), ta.nn.Linear(2, 3)])
+def test_a_module_other_than_the_three_models_is_a_type_error_of_one_line(model):
+    # It was AttributeError: 'Sequential' object has no attribute 'config'.
+    with pytest.raises(TypeError, match=rf"^summary takes a GPT, BERT or Transformer, got a "
+                                        rf"{type(model).__name__}; print\(model\)") as info:
+        summary(model)
+    assert "\n" not in str(info.value)
+
+
 def test_counts_are_said_in_words_one_and_many():
     one = GPT(5, context=4, n_layer=1, n_head=1, d_model=8)
     assert "(1 layer, 1 head, width 8, context 4)" in summary_line(one)

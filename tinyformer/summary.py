@@ -180,7 +180,15 @@ def describe_block(model: nn.Module) -> str:
 def summary(model: nn.Module, T: int | None = None) -> str:
     """The block in words, a table of parameters per top-level module and per part, and the
     FLOPs per token (in all and per part) for a sequence of T tokens (the model's context by
-    default), as text."""
+    default), as text. TypeError (one line) for another Module, whose block it cannot tell."""
+    # Imported here: the models' modules import this one (its `counted`, through tokenizers).
+    from .bert import BERT
+    from .gpt import GPT
+    from .transformer import Transformer
+    if not isinstance(model, (GPT, BERT, Transformer)):
+        raise TypeError(f"summary takes a GPT, BERT or Transformer, got a "
+                        f"{type(model).__name__}; print(model) lists any Module's parameters "
+                        f"per module")
     rows = list(parameters_by_child(model).items())
     width = max(len(name) for name, _ in rows + [("total", 0)])
     lines = [f"{type(model).__name__}: {describe_block(model)}", ""]
