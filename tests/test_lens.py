@@ -163,6 +163,28 @@ def test_the_picture_writes_on_bright_cells_in_black_and_on_dark_ones_in_white()
     assert [text.get_color() for text in texts] == ["black", "white"]
 
 
+def test_the_picture_leaves_the_users_backend_and_pyplot_alone_and_shows_in_a_notebook():
+    # lens_figure switched a notebook's backend to Agg and left a pyplot figure open (kept in
+    # pyplot's global list); with no _repr_png_ a fresh kernel showed "<Figure size ...>".
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    import viz
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.zeros((2, 1, 1), dtype=int),
+                top_probs=np.array([[[0.9]], [[0.1]]]))
+    backend, open_figures = matplotlib.get_backend(), plt.get_fignums()
+    matplotlib.use("svg")                       # the user's, whatever it is, is not Agg
+    try:
+        figure = viz.lens_figure(lens, ["a"], CharTokenizer("ab"), title="run: the lens")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_figures
+    finally:
+        matplotlib.use(backend)
+    assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("positions", [1, 4, 30])
 def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(positions):
     # A seq2seq that ends its translation at once has one position; the axis labels and the

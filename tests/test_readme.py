@@ -60,3 +60,21 @@ def test_every_command_in_the_readme_and_the_course_is_one_the_program_takes():
                 parse(line)
             except click.ClickException as error:
                 raise AssertionError(f"{name}: {line}: {error}") from None
+
+
+def test_the_models_top_level_names_are_as_the_readme_says_none_where_it_says_so():
+    # The README named GPT's and the encoder-decoder's `head`, which is None by default (tied
+    # to the token embedding), without saying so.
+    from tinyformer import BERT, GPT, Transformer
+    sentence = re.search(r"GPT is (`embed`.*?)\. So a GPT", README, re.S).group(1)
+    parts = re.split(r"; (?:BERT|the encoder-decoder) ", " ".join(sentence.split()))
+    models = [GPT(11, context=8, n_layer=1, n_head=2, d_model=16),
+              BERT(11, context=8, n_layer=1, n_head=2, d_model=16),
+              Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16)]
+    assert len(parts) == len(models)
+    for said, model in zip(parts, models):
+        names = dict(re.findall(r"`(\w+)`( \(None\b)?", said))    # name -> " (None" or ""
+        held = {name for name, _ in model.named_children()}
+        assert {name for name in names if getattr(model, name) is not None} == held, said
+        for name, none in names.items():
+            assert (getattr(model, name) is None) == bool(none), (name, said)

@@ -3,7 +3,9 @@
 import pytest
 
 import tinyautograd as ta
+from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
+from tinyformer.transformer import Transformer
 from tinyformer.summary import flops_per_token, summary, summary_line
 from tinyformer.tokenizers import compression
 
@@ -41,6 +43,41 @@ def test_summary_lists_modules_parameters_and_flops():
     text = summary(model)
     assert "decoder" in text and f"{model.num_parameters():,}" in text
     assert "6N = " in text and "FLOPs per token at T=8" in text
+
+
+def table_rows(text):
+    """{module: parameters} from a summary's table, and its total."""
+    lines = text.splitlines()
+    start, end = lines.index(next(line for line in lines if line.startswith("module "))), \
+        next(i for i, line in enumerate(lines) if line.startswith("total "))
+    rows = dict(line.rsplit(None, 1) for line in lines[start + 1:end])
+    return ({name.strip(): int(count.replace(",", "")) for name, count in rows.items()},
+            int(lines[end].split()[-1].replace(",", "")))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: BERT(11, context=8, n_layer=1, n_head=2, d_model=16),
+    lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16,
+                        share_embeddings=True)])
+def test_the_modules_parameters_add_up_to_the_total_each_counted_once(build):
+    # BERT's head holds the token embedding it is tied to, and the encoder-decoder's two
+    # embeddings may share one: the table counted the shared parameters again in each row.
+    model = build()
+    rows, total = table_rows(summary(model))
+    assert total == model.num_parameters() == sum(rows.values())
+    first = {}                                  # each parameter under the first module
+    for name, p in model.named_parameters():
+        first[name.split(".")[0]] = first.get(name.split(".")[0], 0) + p.size
+    assert rows == {name: first.get(name, 0) for name, _ in model.named_children()}
+
+
+@pytest.mark.parametrize("model", [ta.nn.Sequential(ta.nn.Linear(2, 3)), ta.nn.Linear(2, 3)])
+def test_a_module_other_than_the_three_models_is_a_type_error_of_one_line(model):
+    # It was AttributeError: 'Sequential' object has no attribute 'config'.
+    with pytest.raises(TypeError, match=rf"^summary takes a GPT, BERT or Transformer, got a "
+                                        rf"{type(model).__name__}; print\(model\)") as info:
+        summary(model)
+    assert "\n" not in str(info.value)
 
 
 def test_counts_are_said_in_words_one_and_many():

@@ -242,6 +242,17 @@ def test_render_dot_source_and_unknown_suffix(mlp_loss, tmp_path):
         draw_graph(loss, params=model, max_nodes=0)
 
 
+@pytest.mark.parametrize("given, said", [(3.0, "a float"), (np.ones(3), "a numpy.ndarray"),
+                                         (None, "a NoneType")])
+def test_something_other_than_a_tensor_is_a_type_error_saying_what_was_given(given, said):
+    # draw_graph(3.0) was AttributeError: 'float' object has no attribute 'grad_fn' (and
+    # draw_backward's: no attribute 'size').
+    for draw in (draw_graph, viz.draw_backward):
+        with pytest.raises(TypeError, match=rf"^{draw.__name__}: expects the Tensor a "
+                                            rf"computation produced .*, got {said}$"):
+            draw(given)
+
+
 @needs_dot
 def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
     model, x, loss = mlp_loss
@@ -258,6 +269,28 @@ def test_render_without_dot_writes_the_source_and_says_how_to_install(mlp_loss, 
     assert "\n" not in str(info.value)
     assert (tmp_path / "g.dot").read_text() == dot.source
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_a_notebook_without_dot_is_told_how_to_install_it(mlp_loss, tmp_path, monkeypatch):
+    # A notebook shows a Digraph through _repr_mimebundle_: graphviz's own ran dot and, without
+    # it, showed graphviz's long ExecutableNotFound traceback instead of the install hint.
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` anywhere on PATH
+    with pytest.raises(DotNotFoundError, match="apt-get install graphviz") as info:
+        dot._repr_mimebundle_()
+    assert "\n" not in str(info.value)
+
+
+@needs_dot
+def test_a_notebook_shows_the_graph_as_render_draws_it(mlp_loss, tmp_path):
+    model, x, loss = mlp_loss
+    dot = draw_graph(loss, params=model)
+    shown = dot._repr_mimebundle_()
+    assert list(shown) == ["image/svg+xml"]
+    assert shown["image/svg+xml"].encode() == render(dot, tmp_path / "g.svg").read_bytes()
+    assert dot._repr_mimebundle_(include=["image/png"])["image/png"].startswith(b"\x89PNG")
+    assert dot._repr_mimebundle_(exclude=["image/svg+xml"]) == {}
 
 
 @needs_dot                                               # the stand-in below runs dot

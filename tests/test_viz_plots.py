@@ -74,6 +74,38 @@ def test_plot_from_metrics_file_to_out_path(tmp_path):
     assert not (run / "loss.png").exists()
 
 
+# What each format's file starts with.
+MAGIC = {"png": PNG_MAGIC, "svg": b"<?xml", "pdf": b"%PDF-"}
+
+
+@pytest.mark.parametrize("name", ["m.svg", "m.pdf", "m.PNG", "m.Svg"])
+def test_figures_are_written_in_the_format_their_suffix_says(tmp_path, name):
+    # plot_metrics and plot_attention wrote PNG bytes under any name, .svg and .pdf included.
+    from viz.attention import plot_attention
+    magic = MAGIC[name.rsplit(".", 1)[1].lower()]
+    run = write_metrics(tmp_path / "run")
+    assert plot_metrics(run, tmp_path / name) == tmp_path / name
+    assert (tmp_path / name).read_bytes().startswith(magic)
+    out = tmp_path / f"a_{name}"
+    plot_attention(np.full((1, 2, 3, 3), 1 / 3), list("abc"), list("abc"), out, "t")
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["m.html", "m.jpg", "m", "m.png.txt"])
+def test_a_figure_is_refused_a_name_whose_suffix_names_another_format(tmp_path, name):
+    from viz.attention import plot_attention
+    run = write_metrics(tmp_path / "run")
+    before = files_in(tmp_path)
+    for caller, write in [
+            ("plot_metrics", lambda out: plot_metrics(run, out)),
+            ("plot_attention", lambda out: plot_attention(
+                np.full((1, 1, 2, 2), 0.5), list("ab"), list("ab"), out, "t"))]:
+        with pytest.raises(ValueError, match=rf"^{caller}: .*\.png, \.svg, \.pdf") as info:
+            write(tmp_path / name)
+        assert "\n" not in str(info.value)
+        assert files_in(tmp_path) == before
+
+
 @pytest.mark.parametrize("tail", ['{"step": 6, "train_lo', "[" * 100_000])
 def test_cut_off_last_line_is_ignored(tmp_path, tail):
     run = write_metrics(tmp_path / "run", n=5, tail=tail)

@@ -82,6 +82,17 @@ def parameters_by_part(model: nn.Module) -> dict[str, int]:
     return counts
 
 
+def parameters_by_child(model: nn.Module) -> dict[str, int]:
+    """{top-level module: parameters}, each parameter counted once, under the first module
+    that reaches it (named_parameters' order), so that the counts add up to the total: BERT's
+    head holds the token embedding it is tied to, which is counted under `embed`."""
+    counts = {name: 0 for name, _ in model.named_children()}
+    for name, p in model.named_parameters():
+        child = name.split(".")[0]
+        counts[child] = counts.get(child, 0) + p.size
+    return counts
+
+
 def _tokens(model, T):
     """T, or the model's context for None; ValueError for a T that is no whole number from 1
     (0 would count nothing, or stand for the context unasked)."""
@@ -169,9 +180,16 @@ def describe_block(model: nn.Module) -> str:
 def summary(model: nn.Module, T: int | None = None) -> str:
     """The block in words, a table of parameters per top-level module and per part, and the
     FLOPs per token (in all and per part) for a sequence of T tokens (the model's context by
-    default), as text."""
-    rows = [(name or type(model).__name__, module.num_parameters())
-            for name, module in model.named_children()]
+    default), as text. TypeError (one line) for another Module, whose block it cannot tell."""
+    # Imported here: the models' modules import this one (its `counted`, through tokenizers).
+    from .bert import BERT
+    from .gpt import GPT
+    from .transformer import Transformer
+    if not isinstance(model, (GPT, BERT, Transformer)):
+        raise TypeError(f"summary takes a GPT, BERT or Transformer, got a "
+                        f"{type(model).__name__}; print(model) lists any Module's parameters "
+                        f"per module")
+    rows = list(parameters_by_child(model).items())
     width = max(len(name) for name, _ in rows + [("total", 0)])
     lines = [f"{type(model).__name__}: {describe_block(model)}", ""]
     lines.append(f"{'module':<{width}}  {'parameters':>12}")

@@ -18,11 +18,12 @@ from .attention_page import attention_page
 from .graph import DotNotFoundError, draw_backward, draw_graph, grad_colour, render, retain_grads
 from .graph_page import graph_page
 from .html import Page
+from .lens import lens_figure
 from .lens_page import lens_page
 from .plots import metrics_figure, plot_metrics
 from .report_page import metrics_page, run_status
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
            "DotNotFoundError", "record", "metrics_figure", "plot_metrics", "attention_maps",
-           "attention_figure", "plot_attention", "graph_page", "attention_page", "lens_page",
-           "metrics_page", "run_status", "Page"]
+           "attention_figure", "plot_attention", "lens_figure", "graph_page", "attention_page",
+           "lens_page", "metrics_page", "run_status", "Page"]

@@ -1,4 +1,4 @@
-"""Attention maps: what each head of each layer looks at, for one prompt, drawn as a PNG.
+"""Attention maps: what each head of each layer looks at, for one prompt, drawn as a picture.
 
     attention_layers(model)                             a model's MultiHeadAttentions, by kind
     attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
@@ -28,10 +28,9 @@ import numpy as np
 
 from tinyautograd import no_grad
 from tinyformer.attention import MultiHeadAttention
-from tinyformer.files import atomic_write
 from tinyformer.tokenizers import encode_prompt
 
-from .plots import new_figure
+from .plots import figure_format, new_figure, save_figure
 
 # Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
@@ -190,11 +189,12 @@ def choose_map(model, which):
 
 
 def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=MAX_TOKENS):
-    """Write attention_figure(...) to the PNG `out_path`, atomically; returns the number of
-    heatmaps (layers x heads)."""
+    """Write attention_figure(...) to `out_path`, atomically, in the format its suffix says
+    (.png, .svg or .pdf; ValueError for another); returns the number of heatmaps (layers x
+    heads)."""
+    figure_format("plot_attention", out_path)                  # before the drawing: fail fast
     fig = attention_figure(weights, row_labels, col_labels, title, max_tokens)
-    with atomic_write(out_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
+    save_figure("plot_attention", fig, out_path, dpi=100)
     return len(fig.axes) - 1                                   # the colour bar is an axes too
 
 

@@ -89,6 +89,21 @@ class Graph(graphviz.Digraph):
         """Write the interactive page of this graph to `path` (.html); returns the path."""
         return self.page().save(path)
 
+    def _repr_mimebundle_(self, include=None, exclude=None, **_):
+        """The picture a notebook shows for the graph (an SVG; a PNG if asked), laid out as
+        `render` lays it out: graphviz.Digraph's own display runs `dot` only, and without it
+        showed graphviz's long ExecutableNotFound traceback rather than how to install it."""
+        wanted = set(include) if include is not None else {"image/svg+xml"}
+        wanted -= set(exclude or ())
+        bundle = {}
+        for mimetype, fmt in (("image/svg+xml", "svg"), ("image/png", "png")):
+            if mimetype in wanted:
+                image = _layout(self.source, fmt)
+                if image is None:
+                    raise DotNotFoundError(INSTALL_HINT)
+                bundle[mimetype] = image.decode("utf-8") if fmt == "svg" else image
+        return bundle
+
 
 class DrawnNode(NamedTuple):
     """What one node of a picture shows, for the interactive page: its `kind` ("op", "param",
@@ -315,6 +330,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                   max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
                   grad_range=None, modules=None, depth=None, fold_repeats=False):
     """draw_graph's picture, as a Drawing: the Digraph and what each of its nodes shows."""
+    _check_tensor("draw_graph", tensor)
     if max_nodes < 1:
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
@@ -395,6 +411,17 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     if color_by_grad:
         _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
+
+
+def _check_tensor(caller, tensor):
+    """A TypeError (one line) unless `tensor` is a Tensor: the graph is read from its
+    `grad_fn`, which a number or a numpy array has not."""
+    if not isinstance(tensor, ta.Tensor):
+        kind = type(tensor)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else \
+            f"{kind.__module__}.{kind.__qualname__}"
+        raise TypeError(f"{caller}: expects the Tensor a computation produced (a loss, a "
+                        f"model's output), got a {name}")
 
 
 def _check_depth(caller, depth):
@@ -700,6 +727,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                    max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
                    modules=None, depth=None, fold_repeats=False):
     """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows."""
+    _check_tensor("draw_backward", loss)
     if loss.size != 1:
         raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
     if max_nodes < 1:

@@ -14,6 +14,7 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 
 from .attention import _encode, token_labels, translation
+from .plots import new_figure
 
 
 def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list[str]]:
@@ -72,16 +73,14 @@ def _styled(text, probability):
 
 def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
-    labelled with that token."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    labelled with that token (shown inline when a Jupyter cell ends with it)."""
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
     # At least tall enough for the colour bar's label and the axes' (a short sequence: a
     # translation ended at once, a one-token prompt), which would otherwise be cut off.
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * n, max(3.6, 0.9 + 0.32 * T)))
+    # new_figure, not pyplot: the user's backend stays as it was, and no figure is left open.
+    fig = new_figure(figsize=(1.2 + 1.1 * n, max(3.6, 0.9 + 0.32 * T)))
+    ax = fig.subplots()
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
         for s in range(n):

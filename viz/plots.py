@@ -1,4 +1,4 @@
-"""Training curves from a run directory's metrics.jsonl, drawn as a PNG.
+"""Training curves from a run directory's metrics.jsonl, drawn as a picture (PNG, SVG or PDF).
 
 `tinyformer train` writes one JSON object a line to <run>/metrics.jsonl: `step`, `train_loss`
 and `lr` on every line, and `val_loss` (with `val_recall` or `val_accuracy` for some jobs) on
@@ -24,6 +24,10 @@ from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
 
 # Validation figures other than the loss that a job may report, with their axis labels.
 EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
+
+# The suffixes a figure is written under, and the format each names: those matplotlib writes
+# without extra programs (its .jpg needs Pillow, .eps is for print).
+FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
 def smooth(values, span=None):
@@ -52,18 +56,39 @@ def smooth(values, span=None):
 
 
 def plot_metrics(run_dir_or_metrics_path, out_path=None):
-    """Draw a run's training curves to a PNG and return the path written.
+    """Draw a run's training curves to a picture and return the path written.
 
     `run_dir_or_metrics_path` is a run directory (holding metrics.jsonl) or the metrics file
-    itself. `out_path` defaults to loss.png in the run directory. The file is written
-    atomically: a failure leaves no half-written picture. ValueError (one line) when the
-    metrics are missing, empty or not a metrics.jsonl."""
+    itself. `out_path` defaults to loss.png in the run directory; its suffix says the format
+    (.png, .svg or .pdf). The file is written atomically: a failure leaves no half-written
+    picture. ValueError (one line) when the metrics are missing, empty or not a metrics.jsonl,
+    or for another suffix."""
     run_dir, _ = _run_paths(run_dir_or_metrics_path)
-    fig = metrics_figure(run_dir_or_metrics_path)     # as given: it finds the metrics itself
     if out_path is None:
         out_path = os.path.join(run_dir, PLOT)
+    figure_format("plot_metrics", out_path)           # before the drawing: fail fast
+    fig = metrics_figure(run_dir_or_metrics_path)     # as given: it finds the metrics itself
+    return save_figure("plot_metrics", fig, out_path, dpi=110)
+
+
+def figure_format(caller, out_path):
+    """The format the suffix of `out_path` names (png, svg or pdf, in any case), or a one-line
+    ValueError naming the suffixes accepted: a picture is never written in a format its name
+    does not say."""
+    suffix = os.path.splitext(os.fspath(out_path))[1].lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"{caller}: cannot write a figure to {os.fspath(out_path)!r}; "
+                         f"its name should end in {', '.join(FIGURE_FORMATS)} (the suffix "
+                         f"says the format)")
+    return FIGURE_FORMATS[suffix]
+
+
+def save_figure(caller, figure, out_path, dpi):
+    """Write the matplotlib `figure` to `out_path` in the format of its suffix (figure_format),
+    atomically: a failure leaves what was there. Returns the path."""
+    fmt = figure_format(caller, out_path)
     with atomic_write(out_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
+        figure.savefig(f, format=fmt, dpi=dpi)
     return out_path
 
 
