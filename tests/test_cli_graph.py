@@ -85,7 +85,7 @@ def test_the_backward_graph_of_every_example(tmp_path, name):
 
 
 TINY = ["--n-layer", 2, "--n-head", 2, "--d-model", 16, "--batch-size", 4, "--iters", 1]
-PROMPTS = {"gpt": "eve has a red kite.", "bert": "eve has a red kite.", "transformer": "314+15"}
+PROMPTS = {"gpt": "eve has a kite.", "bert": "eve has a kite.", "transformer": "314+15"}
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +205,9 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
     (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),
     (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"], "the prompt has 22"),
+    # A GPT's step reads its context and one more token, the last target; a BERT its context.
+    (["--checkpoint", "RUN:gpt", "--prompt", "a" * 18], "--prompt has 18 tokens"),
+    (["--checkpoint", "RUN:bert", "--prompt", "a" * 17], "--prompt has 17 tokens"),
 ])
 def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     monkeypatch.chdir(tmp_path)
@@ -214,6 +217,18 @@ def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind, most", [("gpt", 17), ("bert", 16)])
+def test_a_prompt_as_long_as_the_step_reads_is_drawn_whole(runs, kind, most):
+    # A longer one was cut to fit, silently, where attention and lens refuse it.
+    from viz.examples import checkpoint_step
+    model, tokenizer, saved = load_model(runs[kind])
+    assert model.context + (kind == "gpt") == most
+    step = checkpoint_step(model, tokenizer, saved, "a" * most)
+    assert step.loss.shape == ()
+    with pytest.raises(ValueError, match=f"has {most + 1} tokens; .* at most {most}:"):
+        checkpoint_step(model, tokenizer, saved, "a" * (most + 1))
 
 
 def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):

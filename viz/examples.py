@@ -132,13 +132,18 @@ def checkpoint_step(model, tokenizer, saved, prompt):
     if not ids:
         raise ValueError("--prompt is empty; give the text of the batch")
     model.train()            # as in training: dropout, if the model has any, is drawn too
+    if kind in ("gpt", "bert"):
+        # A GPT reads all but the last token, which is only a target: one more than its context.
+        most = model.context + 1 if kind == "gpt" else model.context
+        if len(ids) > most:
+            raise ValueError(f"--prompt has {len(ids)} tokens; the step of this model reads "
+                             f"at most {most}: give a shorter one")
     if kind == "gpt":
         if len(ids) < 2:
             raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
-        return language_modelling(model, np.array([ids[:model.context + 1]]))
+        return language_modelling(model, np.array([ids]))
     if kind == "bert":
-        return masked_language_modelling(model, np.array([ids[:model.context]]),
-                                         tokenizer.token_to_id("<mask>"))
+        return masked_language_modelling(model, np.array([ids]), tokenizer.token_to_id("<mask>"))
     if kind == "transformer":
         train = saved.get("train", {})
         task = train.get("task")
