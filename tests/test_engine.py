@@ -433,6 +433,139 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
         ta.grad((x * 2).sum(), Tensor(np.ones(2)))
 
 
+# ------------------------------------------------------------------ grad() goes only where needed
+
+
+def _both(test):
+    """Run `test(tensor, grad)` with ours and with torch's: what each gives, to compare."""
+    import torch
+    ours = test(lambda data: Tensor(data, requires_grad=True, dtype=np.float64), ta.grad)
+    theirs = test(lambda data: torch.tensor(data, requires_grad=True, dtype=torch.float64),
+                  torch.autograd.grad)
+    return ours, theirs
+
+
+def _logged(t, name, calls):
+    t.register_hook(lambda g: calls.append((name, g.tolist())))
+    return t
+
+
+def test_grad_fires_the_hooks_only_on_the_paths_to_the_wanted_inputs_as_torch():
+    def weight_beside_the_path(tensor, grad):            # h = x * w is on the path, w is not
+        calls = []
+        x, w = tensor([1.0, 2.0]), _logged(tensor([3.0, 4.0]), "w", calls)
+        h = _logged(x * w, "h", calls)
+        grad((h * h).sum(), x)
+        return calls
+
+    def a_branch_that_does_not_lead_to_the_input(tensor, grad):
+        calls = []
+        x, w = tensor([1.0, 2.0]), tensor([3.0, 4.0])
+        a, b = x * 2, _logged(w * 3, "b", calls)
+        grad((a * a).sum() + (b * b).sum(), x)
+        return calls
+
+    def below_a_wanted_intermediate(tensor, grad):
+        calls = []
+        x = _logged(tensor([1.0, 2.0]), "x", calls)
+        h = _logged(x * 2, "h", calls)
+        grad((h * h).sum(), h)
+        return calls
+
+    def below_a_wanted_intermediate_that_another_wanted_input_is_below(tensor, grad):
+        calls = []
+        x = _logged(tensor([1.0, 2.0]), "x", calls)
+        h = _logged(x * 2, "h", calls)
+        grads = grad((h * h).sum() + x.sum(), [h, x])
+        return calls, [g.tolist() for g in grads]
+
+    for case in (weight_beside_the_path, a_branch_that_does_not_lead_to_the_input,
+                 below_a_wanted_intermediate,
+                 below_a_wanted_intermediate_that_another_wanted_input_is_below):
+        ours, theirs = _both(case)
+        assert ours == theirs, case.__name__
+    assert _both(weight_beside_the_path)[0] == [("h", [6.0, 16.0])]
+
+
+def test_grad_of_an_intermediate_leaves_the_graph_below_it_for_a_later_backward_as_torch():
+    def later_backward(tensor, grad):
+        x = tensor([1.0, 2.0])
+        h = x.exp()
+        y, z = (h * h).sum(), h.sum()
+        (gh,) = grad(y, h)                  # frees the graph above h (y's), not exp below it
+        z.backward()
+        with pytest.raises(RuntimeError):
+            y.backward()
+        return gh.tolist(), x.grad.tolist()
+
+    def earlier_backward(tensor, grad):     # freed exp: grad(y, h) does not need it
+        x = tensor([1.0, 2.0])
+        h = x.exp()
+        y, z = (h * h).sum(), h.sum()
+        z.backward()
+        (gh,) = grad(y, h)
+        return gh.tolist(), x.grad.tolist()
+
+    for case in (later_backward, earlier_backward):
+        ours, theirs = _both(case)
+        np.testing.assert_allclose(ours[0], theirs[0])
+        np.testing.assert_allclose(ours[1], theirs[1])
+
+
+def test_a_second_derivative_through_grad_of_an_intermediate_as_torch():
+    # dy/dh = 2h has a graph through h's own (exp, mul), below h: grad() must not free it,
+    # even when told not to keep the graph it went through (above h).
+    def second_derivative(tensor, grad):
+        x, w = tensor([1.0, 2.0]), tensor([0.5, -1.0])
+        h = (x * w).exp()
+        (gh,) = grad((h * h).sum(), h, create_graph=True, retain_graph=False)
+        (gx, gw) = grad((gh * gh).sum(), [x, w])
+        return gh.tolist(), gx.tolist(), gw.tolist()
+
+    for ours, theirs in zip(*_both(second_derivative)):
+        np.testing.assert_allclose(ours, theirs)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")        # torch's: "Anomaly Detection has ..."
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's and torch's, of the 0
+def test_grad_does_not_look_for_anomalies_in_a_branch_it_was_not_asked_for_as_torch():
+    import torch
+
+    def nan_beside(tensor, grad):
+        x, w = tensor([1.0, 2.0]), tensor([0.0, 1.0])     # sqrt's derivative at 0 is infinite
+        return grad((x * 2).sum() + w.sqrt().sum(), x)[0].tolist()
+
+    with ta.detect_anomaly(), torch.autograd.detect_anomaly():
+        ours, theirs = _both(nan_beside)
+    assert ours == theirs == [2.0, 2.0]
+
+
+def test_grad_asks_each_backward_only_for_the_gradients_it_returns():
+    asked = []
+
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            asked.append(ctx.needs_input_grad)
+            x, w = ctx.operands
+            return grad * w, grad * x                  # computes both anyway: w's is dropped
+
+    x, w = f64(3), f64(3, seed=1)
+    h = Scale.apply(x, w)
+    w_branch = Scale.apply(w, w)
+    (gx,) = ta.grad((h * h).sum() + w_branch.sum(), x, retain_graph=True)
+    assert asked == [(True, False)]                   # w_branch's backward did not run
+    np.testing.assert_allclose(gx.data, 2 * h.data * w.data)
+    assert h.grad_fn.needs_input_grad == (True, True)     # the node is as it was recorded
+    h.sum().backward()
+    assert asked[-1] == (True, True)
+    np.testing.assert_allclose(w.grad, x.data)
+
+
 # ------------------------------------------------------------------ anomaly detection
 
 

@@ -65,7 +65,8 @@ class Context:
 
     Public, for backward formulas, viz and custom ops:
       `fn` (the Function class), `name`, `inputs` (the input Tensors), `needs_input_grad` (a
-      bool per input), `output` (the Tensor it produced), `freed`;
+      bool per input: which gradients its backward is asked for; under grad(), only those on
+      a path to a wanted input), `output` (the Tensor it produced), `freed`;
       `operands` and `result`: the inputs and the output as a backward computes with them:
       their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
       is recorded and connects to the forward graph; `create_graph`: which of the two it is.
@@ -897,21 +898,39 @@ def _where(cond, a, b, op, names):
 # Reverse mode
 
 
-def _topological_order(roots):
-    """Every tensor that requires a gradient and leads to a root, inputs before results.
-    Iterative, so a chain of any length fits (no recursion limit)."""
-    order, visited = [], set()
+def _topological_order(roots, wanted=()):
+    """The tensors that a backward pass from `roots` goes through, inputs before results.
+
+    backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
+    to a root. grad() goes only where its answer comes from, as torch.autograd.grad does:
+    through the tensors from which a wanted tensor can be reached, the wanted ones included.
+    Hooks fire, and nodes run and are freed, only there; the rest of the graph is left as it
+    was, for a later backward.
+
+    A depth-first walk, iterative so that a chain of any length fits (no recursion limit). A
+    tensor is placed once all its inputs are: that is also when we know whether a wanted tensor
+    lies below it. With a single wanted tensor the walk does not go below it: nothing below
+    can be wanted, since a tensor cannot lie below itself.
+    """
+    wanted_ids = {id(t) for t in wanted}
+    dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
+    order, visited, leads_to_wanted = [], set(), set()
     stack = [(root, False) for root in roots]
     while stack:
         t, inputs_done = stack.pop()
         if inputs_done:
-            order.append(t)
+            if not wanted_ids:                           # backward(): every tensor
+                order.append(t)
+            elif id(t) in wanted_ids or t.grad_fn is not None and any(
+                    id(inp) in leads_to_wanted for inp in t.grad_fn.inputs):
+                leads_to_wanted.add(id(t))
+                order.append(t)
             continue
         if id(t) in visited:
             continue
         visited.add(id(t))
         stack.append((t, True))
-        if t.grad_fn is not None:
+        if t.grad_fn is not None and id(t) not in dead_ends:
             if t.grad_fn.freed:
                 raise RuntimeError(
                     f"backward: the graph through {t.grad_fn.name} was already freed by an "
@@ -949,7 +968,10 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
     are returned instead, and no `.grad` is touched.
     """
-    order = _topological_order(roots)
+    order = _topological_order(roots, wanted)
+    # grad(): a node hands gradients only to the inputs on the walk (from which a wanted tensor
+    # can be reached); a node with none of them is not run (a wanted tensor's, say).
+    on_walk = {id(t) for t in order} if wanted else None
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
@@ -972,7 +994,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 node = t.grad_fn
                 if node is None:                           # a leaf: the chain ends here
                     continue
-                input_grads = _apply_backward(node, grad, create_graph)
+                needed = None
+                if on_walk is not None:
+                    needed = tuple(id(inp) in on_walk for inp in node.inputs)
+                    if True not in needed:                 # nothing wanted below: it ends here
+                        continue
+                input_grads = _apply_backward(node, grad, create_graph, needed)
                 for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
                     if g is not None:
                         if check_anomaly:
@@ -985,9 +1012,21 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
 
 
-def _apply_backward(node, grad, create_graph):
+def _apply_backward(node, grad, create_graph, needed=None):
     """One node's step of the chain rule: dL/d(input) for each input, in the input's shape.
-    Under create_graph, the ops it records are annotated with the node they differentiate."""
+    Under create_graph, the ops it records are annotated with the node they differentiate.
+
+    `needed` (from grad()): which inputs lead to a wanted tensor. The backward reads it as
+    `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
+    input's is asked), and whatever it computes for them anyway is dropped."""
+    if needed is not None:
+        recorded, node.needs_input_grad = node.needs_input_grad, tuple(
+            a and b for a, b in zip(node.needs_input_grad, needed))
+        try:
+            grads = _apply_backward(node, grad, create_graph)
+        finally:
+            node.needs_input_grad = recorded
+        return [g if keep else None for g, keep in zip(grads, needed)]
     if not create_graph:
         return _input_grads(node, grad, create_graph)
     with annotate(backward_of=node):
@@ -1094,7 +1133,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated:
     a tuple with one per input, even for one input Tensor (`(g,) = grad(loss, w)`).
 
-    Like `torch.autograd.grad`. With `create_graph=True` the returned gradients carry their own
+    Like `torch.autograd.grad`, it goes only through the part of the graph between the outputs
+    and the inputs: hooks elsewhere do not fire, and the rest is not freed (a later backward
+    can still go through it). With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
     An input that the outputs do not depend on gets None (torch's default, allow_unused=False,
     raises instead; pass allow_unused=False for the same check). `grad_outputs` holds
