@@ -86,6 +86,25 @@ def _floating(x: np.ndarray) -> np.ndarray:
     (`/`, exp, sigmoid, softmax...) give float32 from integers, as torch's do (numpy's float64)."""
     return x if x.dtype.kind in "fc" else x.astype(DEFAULT_DTYPE)
 
+
+_HALF, _SINGLE = np.dtype(np.float16), np.dtype(np.float32)
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype that the reductions (mean, var) and the fused ops (softmax, log_softmax, gelu,
+    layer_norm, rms_norm) compute in for inputs of `dtype`: float16 in float32, the result
+    rounded back to float16, as torch computes half precision. float16's largest number is
+    65504: a sum of 70,000 ones, the count 70,000 itself, or the sum of squares of a row of 768
+    values near 10 would be inf. Any other dtype computes in itself."""
+    return _SINGLE if dtype == _HALF else dtype
+
+
+def widened(x: Array) -> Array:
+    """x (an array or a Tensor) in its `compute_dtype`: a float16 x as float32 (a Tensor's
+    astype is recorded), any other x itself, not a copy."""
+    wide = compute_dtype(x.dtype)
+    return x if wide == x.dtype else x.astype(wide)
+
 # ---------------------------------------------------------------------------- arithmetic
 
 
@@ -407,11 +426,14 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, x):
         x = _floating(x)
+        # float16 computes in float32 (`compute_dtype`): e^80 would overflow float16. Backward
+        # then keeps float32's dy/dx; the engine gives the gradient x's dtype.
+        dtype, x = x.dtype, widened(x)
         # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
         # as written here (to try an edit of them).
         if kernels.usable(x):
             y, ctx.derivative = kernels.gelu(x, slope=ctx.needs_input_grad[0])
-            return y
+            return y.astype(dtype, copy=False)
         # In place, where a new array of this size would cost its page faults, more than the
         # arithmetic on it. With C = sqrt(2/pi) and a = 0.044715, factored:
         #     -2u = x (-2C - 2aC x^2),   2 du/dx = 2C + 6aC x^2,   e = e^(-2u)
@@ -444,7 +466,7 @@ class Gelu(Function):
             d *= h
             ctx.derivative = d                             # dy/dx
         h *= x                                             # y
-        return h
+        return h.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -462,6 +484,7 @@ class Gelu(Function):
 def _gelu_slope(x):
     """dy/dx of GELU for an array or a Tensor: forward's factored form, h (1 + 2 x du/dx h e),
     computed step for step in forward's order, so that on arrays it gives forward's bits."""
+    x = widened(x)                                     # as forward: float16 in float32
     if kernels.usable(x):                              # forward's loops, for forward's bits
         return kernels.gelu(x)[1]
     x2 = x * x
@@ -522,35 +545,41 @@ class Softmax(Function):
 
     Subtracting the maximum first changes nothing mathematically and keeps e^x from overflowing.
     (Its `initial`: an axis of size 0 has no maximum, and gives an empty softmax, as torch's.)
+    float16 computes in float32 (`compute_dtype`), backward too: a sum of e^x over more than
+    65504 entries would be inf, and every s 0. (The engine gives each gradient its input's dtype.)
     """
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
+        dtype, x = x.dtype, widened(x)
         e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
-        return e / e.sum(axis=axis, keepdims=True)
+        return (e / e.sum(axis=axis, keepdims=True)).astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        s = ctx.result
+        s, grad = widened(ctx.result), widened(grad)
         return s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
-    """y = x - log sum e^x along axis;  dL/dx = g - softmax(x) * sum(g)"""
+    """y = x - log sum e^x along axis;  dL/dx = g - softmax(x) * sum(g)
+    (float16 computes in float32, as Softmax)"""
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
+        dtype, x = x.dtype, widened(x)
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
-        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return y.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        softmax = exp(ctx.result)
-        return grad - softmax * grad.sum(axis=ctx.axis, keepdims=True)
+        y, grad = widened(ctx.result), widened(grad)
+        return grad - exp(y) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------- shape
