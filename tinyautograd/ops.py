@@ -405,6 +405,7 @@ class Abs(Function):
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
 _GELU_CAP = 80.0    # the cap on -2u: e^80 is 5.5e34, below float32's largest, 3.4e38
+# (computed in float32 for float16, whose largest is 65504: `compute_dtype`)
 
 
 class Gelu(Function):
@@ -440,9 +441,11 @@ class Gelu(Function):
         # x^2 serves both. The first buffer goes x^2 -> -2u -> e, then h (a second array, when
         # the gradient needs e as well) and y. The other, only when a gradient is wanted, holds
         # dy/dx for backward: computed here, while x is in the cache, backward's chain rule is
-        # one product instead of the formula on arrays read back cold. -2u is capped at 80,
-        # where h is 1.8e-35 (0 to float32's rounding of y) and e cannot overflow: products
-        # are taken as d h e, h e = 1 - h <= 1, so that none overflows on the way either.
+        # one product instead of the formula on arrays read back cold. -2u is capped at 80
+        # (x below -9.67), so that e cannot overflow: products are taken as d h e, h e = 1 - h
+        # <= 1, so that none overflows on the way either. Past the cap y and dy/dx are set to
+        # 0: |y| is below 1.8e-34 there and falls as e^(-0.07 |x|^3), where x h(cap) would
+        # grow with |x| (-18 at x = -1e36).
         b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
         d = None
         if ctx.needs_input_grad[0]:
@@ -454,8 +457,11 @@ class Gelu(Function):
         b *= x                                             # -2u
         # The cap by a masked copy: numpy's minimum of float32s and a number runs at a
         # quarter of a multiplication's speed (AVX2 builds), a comparison and copyto in a third
-        # of its time. NaN stays NaN, as with minimum.
-        np.copyto(b, _GELU_CAP, where=b > _GELU_CAP)
+        # of its time, and only where some x is that far out. NaN stays NaN, as with minimum.
+        tail = b > _GELU_CAP
+        capped = tail.any()
+        if capped:
+            np.copyto(b, _GELU_CAP, where=tail)
         e = np.exp(b, out=b)
         h = np.add(e, 1, out=e if d is None else np.empty_like(e))   # (d needs e again)
         np.divide(1, h, out=h)                             # h = 1 / (1 + e)
@@ -464,8 +470,12 @@ class Gelu(Function):
             d *= e
             d += 1
             d *= h
+            if capped:
+                np.copyto(d, 0, where=tail)
             ctx.derivative = d                             # dy/dx
         h *= x                                             # y
+        if capped:
+            np.copyto(h, 0, where=tail)
         return h.astype(dtype, copy=False)
 
     @staticmethod
@@ -492,7 +502,7 @@ def _gelu_slope(x):
     minus_2u = (x2 * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * x
     e = exp(minimum(minus_2u, _GELU_CAP))
     h = 1 / (e + 1)
-    return (two_x_du_dx * h * e + 1) * h
+    return where(minus_2u > _GELU_CAP, 0.0, (two_x_du_dx * h * e + 1) * h)    # 0 past the cap
 
 
 # ---------------------------------------------------------------------------- reductions
