@@ -189,6 +189,24 @@ def test_gelu_of_far_tails_is_finite_and_torchs():
             assert_allclose(ours.data, theirs.detach().numpy(), rtol=RTOL, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")       # x^3 of -1e30 in float32
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loops", [True, False], ids=["loops", "numpy forms"])
+def test_gelu_past_its_cap_is_0_as_torchs_however_far_out(dtype, loops, monkeypatch):
+    # Past the cap on -2u (x below -9.67), y was x e^-80: -18 at -1e36 (torch: -0)
+    if not loops:
+        monkeypatch.setattr(ta.kernels, "usable", lambda *arrays: False)
+    values = np.array([-3e38, -1e36, -1e30, -1e4, -20.0, -9.7])
+    x = Tensor(values, requires_grad=True, dtype=dtype)
+    y = x.gelu()
+    y.sum().backward()
+    t = torch.tensor(values, dtype=torch.float64, requires_grad=True)  # (float32's: NaN slopes)
+    y_t = torch.nn.functional.gelu(t, approximate="tanh")
+    y_t.sum().backward()
+    assert_array_equal(y.data, y_t.detach().numpy())       # 0 (-0 for torch: equal)
+    assert_array_equal(x.grad, t.grad.numpy())
+
+
 def test_cross_entropy_with_huge_logits_is_finite():
     logits = np.array([[1e4, -1e4, 0.0], [0.0, 5e3, -5e3]])
     targets = np.array([1, 2])

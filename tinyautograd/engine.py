@@ -648,12 +648,20 @@ class Tensor:
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
+        torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        wide = ops.compute_dtype(self.dtype)
+        if wide != self.dtype:
+            return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
         return self.sum(axis, keepdims) / _count(self.shape, axis)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
-        negative variance."""
+        negative variance. A float16 tensor's is computed in float32, as its mean."""
+        wide = ops.compute_dtype(self.dtype)
+        if wide != self.dtype:
+            return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
         centred = self - self.mean(axis, keepdims=True)
         return (centred * centred).sum(axis, keepdims) / max(_count(self.shape, axis) - ddof, 0)
 

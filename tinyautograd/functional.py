@@ -148,6 +148,11 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
         ctx.eps = eps
+        if ops.compute_dtype(x.dtype) != x.dtype:
+            # float16 computes in float32, as torch's: a row's sum of squares passes float16's
+            # 65504 at 768 values near 10. What forward keeps for backward is then float32.
+            wide = LayerNorm.forward(ctx, *map(ops.widened, (x, weight, bias)), eps)
+            return wide.astype(x.dtype)
         # kernels.py's loops compute these formulas; TINYAUTOGRAD_KERNELS=numpy runs them as
         # written here (to try an edit of them).
         if kernels.usable(x, weight, bias):
@@ -162,6 +167,8 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, _ = ctx.operands
+        # float16 in float32, as forward (the engine gives each gradient its input's dtype)
+        x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)
         # Forward kept x_hat and rstd. The first backward takes x_hat and writes into it (a new
         # array of activations' size costs its page faults); a later one through a kept graph
         # computes both again from x, and so does one under create_graph, where kept arrays
@@ -264,6 +271,8 @@ class RMSNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, eps=1e-6):
+        if ops.compute_dtype(x.dtype) != x.dtype:      # float16 in float32, as LayerNorm
+            return RMSNorm.forward(ctx, ops.widened(x), ops.widened(weight), eps).astype(x.dtype)
         y, rstd = _rms_normalised(x, eps)     # x_hat, a new array
         ctx.rstd, ctx.eps = rstd, eps
         y *= weight
@@ -272,6 +281,7 @@ class RMSNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.operands
+        x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)   # as forward
         # Forward kept only 1/rms, a column: x_hat = x * rstd is one product away. Under
         # create_graph both are computed again from x, as Tensors, for the second derivative.
         if ctx.create_graph:

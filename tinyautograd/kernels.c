@@ -114,10 +114,15 @@ void layer_norm_backward(int64_t rows, int64_t n, const float *grad, const float
 
 /* ------------------------------------------------------------------------------------------
  * GELU, ops.Gelu's factored form: e = e^(-2u) (-2u capped at 80), h = 1 / (1 + e),
- * y = x h, dy/dx = h (1 + 2 x du/dx h e). */
+ * y = x h, dy/dx = h (1 + 2 x du/dx h e); past the cap y and dy/dx are 0, as in ops.Gelu. */
 
 #define GELU_C 0.7978845608028654f                    /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
+
+INLINE float gelu_minus_2u(float v)
+{
+    return v * (-2.0f * GELU_C - 2.0f * GELU_A * GELU_C * v * v);
+}
 
 #define BLOCK 1024
 const int64_t gelu_block = BLOCK;      /* for the tests: an input longer than a block */
@@ -135,8 +140,7 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
         float *yb = y + start, *sb = slope ? slope + start : NULL;
 #pragma omp simd
         for (int64_t i = 0; i < m; i++) {
-            float v = xb[i];
-            float minus_2u = v * (-2.0f * GELU_C - 2.0f * GELU_A * GELU_C * v * v);
+            float minus_2u = gelu_minus_2u(xb[i]);
             e[i] = minus_2u < 80.0f ? minus_2u : 80.0f;
         }
 #pragma omp simd
@@ -146,15 +150,18 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
 #pragma omp simd
             for (int64_t i = 0; i < m; i++) {
                 float h = 1.0f / (1.0f + e[i]);
-                yb[i] = xb[i] * h;                           /* as below, to the bit */
+                yb[i] = gelu_minus_2u(xb[i]) > 80.0f ? 0.0f : xb[i] * h;   /* as below */
             }
             continue;
         }
 #pragma omp simd
         for (int64_t i = 0; i < m; i++) {
             float v = xb[i], h = 1.0f / (1.0f + e[i]);
-            yb[i] = v * h;
-            sb[i] = h * (1.0f + v * (2.0f * GELU_C + 6.0f * GELU_A * GELU_C * v * v) * h * e[i]);
+            int tail = gelu_minus_2u(v) > 80.0f;                 /* past the cap (loop 1) */
+            float two_x_du_dx = v * (2.0f * GELU_C + 6.0f * GELU_A * GELU_C * v * v);
+            float dy_dx = h * (1.0f + two_x_du_dx * h * e[i]);
+            yb[i] = tail ? 0.0f : v * h;
+            sb[i] = tail ? 0.0f : dy_dx;
         }
     }
 }

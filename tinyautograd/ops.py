@@ -86,6 +86,25 @@ def _floating(x: np.ndarray) -> np.ndarray:
     (`/`, exp, sigmoid, softmax...) give float32 from integers, as torch's do (numpy's float64)."""
     return x if x.dtype.kind in "fc" else x.astype(DEFAULT_DTYPE)
 
+
+_HALF, _SINGLE = np.dtype(np.float16), np.dtype(np.float32)
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype that the reductions (mean, var) and the fused ops (softmax, log_softmax, gelu,
+    layer_norm, rms_norm) compute in for inputs of `dtype`: float16 in float32, the result
+    rounded back to float16, as torch computes half precision. float16's largest number is
+    65504: a sum of 70,000 ones, the count 70,000 itself, or the sum of squares of a row of 768
+    values near 10 would be inf. Any other dtype computes in itself."""
+    return _SINGLE if dtype == _HALF else dtype
+
+
+def widened(x: Array) -> Array:
+    """x (an array or a Tensor) in its `compute_dtype`: a float16 x as float32 (a Tensor's
+    astype is recorded), any other x itself, not a copy."""
+    wide = compute_dtype(x.dtype)
+    return x if wide == x.dtype else x.astype(wide)
+
 # ---------------------------------------------------------------------------- arithmetic
 
 
@@ -386,6 +405,7 @@ class Abs(Function):
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
 _GELU_CAP = 80.0    # the cap on -2u: e^80 is 5.5e34, below float32's largest, 3.4e38
+# (computed in float32 for float16, whose largest is 65504: `compute_dtype`)
 
 
 class Gelu(Function):
@@ -407,20 +427,25 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, x):
         x = _floating(x)
+        # float16 computes in float32 (`compute_dtype`): e^80 would overflow float16. Backward
+        # then keeps float32's dy/dx; the engine gives the gradient x's dtype.
+        dtype, x = x.dtype, widened(x)
         # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
         # as written here (to try an edit of them).
         if kernels.usable(x):
             y, ctx.derivative = kernels.gelu(x, slope=ctx.needs_input_grad[0])
-            return y
+            return y.astype(dtype, copy=False)
         # In place, where a new array of this size would cost its page faults, more than the
         # arithmetic on it. With C = sqrt(2/pi) and a = 0.044715, factored:
         #     -2u = x (-2C - 2aC x^2),   2 du/dx = 2C + 6aC x^2,   e = e^(-2u)
         # x^2 serves both. The first buffer goes x^2 -> -2u -> e, then h (a second array, when
         # the gradient needs e as well) and y. The other, only when a gradient is wanted, holds
         # dy/dx for backward: computed here, while x is in the cache, backward's chain rule is
-        # one product instead of the formula on arrays read back cold. -2u is capped at 80,
-        # where h is 1.8e-35 (0 to float32's rounding of y) and e cannot overflow: products
-        # are taken as d h e, h e = 1 - h <= 1, so that none overflows on the way either.
+        # one product instead of the formula on arrays read back cold. -2u is capped at 80
+        # (x below -9.67), so that e cannot overflow: products are taken as d h e, h e = 1 - h
+        # <= 1, so that none overflows on the way either. Past the cap y and dy/dx are set to
+        # 0: |y| is below 1.8e-34 there and falls as e^(-0.07 |x|^3), where x h(cap) would
+        # grow with |x| (-18 at x = -1e36).
         b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
         d = None
         if ctx.needs_input_grad[0]:
@@ -432,8 +457,11 @@ class Gelu(Function):
         b *= x                                             # -2u
         # The cap by a masked copy: numpy's minimum of float32s and a number runs at a
         # quarter of a multiplication's speed (AVX2 builds), a comparison and copyto in a third
-        # of its time. NaN stays NaN, as with minimum.
-        np.copyto(b, _GELU_CAP, where=b > _GELU_CAP)
+        # of its time, and only where some x is that far out. NaN stays NaN, as with minimum.
+        tail = b > _GELU_CAP
+        capped = tail.any()
+        if capped:
+            np.copyto(b, _GELU_CAP, where=tail)
         e = np.exp(b, out=b)
         h = np.add(e, 1, out=e if d is None else np.empty_like(e))   # (d needs e again)
         np.divide(1, h, out=h)                             # h = 1 / (1 + e)
@@ -442,9 +470,13 @@ class Gelu(Function):
             d *= e
             d += 1
             d *= h
+            if capped:
+                np.copyto(d, 0, where=tail)
             ctx.derivative = d                             # dy/dx
         h *= x                                             # y
-        return h
+        if capped:
+            np.copyto(h, 0, where=tail)
+        return h.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -462,6 +494,7 @@ class Gelu(Function):
 def _gelu_slope(x):
     """dy/dx of GELU for an array or a Tensor: forward's factored form, h (1 + 2 x du/dx h e),
     computed step for step in forward's order, so that on arrays it gives forward's bits."""
+    x = widened(x)                                     # as forward: float16 in float32
     if kernels.usable(x):                              # forward's loops, for forward's bits
         return kernels.gelu(x)[1]
     x2 = x * x
@@ -469,7 +502,7 @@ def _gelu_slope(x):
     minus_2u = (x2 * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * x
     e = exp(minimum(minus_2u, _GELU_CAP))
     h = 1 / (e + 1)
-    return (two_x_du_dx * h * e + 1) * h
+    return where(minus_2u > _GELU_CAP, 0.0, (two_x_du_dx * h * e + 1) * h)    # 0 past the cap
 
 
 # ---------------------------------------------------------------------------- reductions
@@ -522,35 +555,41 @@ class Softmax(Function):
 
     Subtracting the maximum first changes nothing mathematically and keeps e^x from overflowing.
     (Its `initial`: an axis of size 0 has no maximum, and gives an empty softmax, as torch's.)
+    float16 computes in float32 (`compute_dtype`), backward too: a sum of e^x over more than
+    65504 entries would be inf, and every s 0. (The engine gives each gradient its input's dtype.)
     """
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
+        dtype, x = x.dtype, widened(x)
         e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
-        return e / e.sum(axis=axis, keepdims=True)
+        return (e / e.sum(axis=axis, keepdims=True)).astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        s = ctx.result
+        s, grad = widened(ctx.result), widened(grad)
         return s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
-    """y = x - log sum e^x along axis;  dL/dx = g - softmax(x) * sum(g)"""
+    """y = x - log sum e^x along axis;  dL/dx = g - softmax(x) * sum(g)
+    (float16 computes in float32, as Softmax)"""
 
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
         x = _floating(x)
+        dtype, x = x.dtype, widened(x)
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
-        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return y.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        softmax = exp(ctx.result)
-        return grad - softmax * grad.sum(axis=ctx.axis, keepdims=True)
+        y, grad = widened(ctx.result), widened(grad)
+        return grad - exp(y) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------- shape

@@ -1,0 +1,106 @@
+"""float16 tensors through the reductions and fused ops compute in float32 and round the result
+back to float16, as torch does: float16's largest number is 65504, which a sum, a count or a
+row's sum of squares passes long before the values themselves do."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from numpy.testing import assert_allclose
+
+import tinyautograd as ta
+import tinyautograd.functional as TF
+from tinyautograd import Tensor, kernels, nn
+
+HALF = np.float16
+
+
+@pytest.fixture(params=["loops", "numpy forms"])
+def either_form(request, monkeypatch):
+    """Runs a test with the compiled loops (where built) and with the ops' numpy forms."""
+    if request.param == "numpy forms":
+        monkeypatch.setattr(kernels, "usable", lambda *arrays: False)
+
+
+def ours_and_torch(function, torch_function, *arrays, create_graph=False, grad_atol=1e-5):
+    """Our output and our inputs' gradients of sum(out * g), g random but fixed, in float16, to
+    torch's in float64 (the true values for these inputs) within float16's rounding. Ours
+    through ta.grad with create_graph when asked (the backward that a second derivative runs)."""
+    ours = [Tensor(a, dtype=a.dtype, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out, expected = function(*ours), torch_function(*theirs)
+    g = np.random.default_rng(1).standard_normal(out.shape).astype(HALF)
+    grads = ta.grad((out * Tensor(g, dtype=HALF)).sum(), ours, create_graph=create_graph)
+    (expected * torch.tensor(g, dtype=torch.float64)).sum().backward()
+    assert out.dtype == HALF and all(grad.dtype == HALF for grad in grads)
+    assert_allclose(out.data.astype(np.float32), expected.detach().float().numpy(), rtol=1e-2,
+                    atol=1e-5)
+    for grad, t in zip(grads, theirs):
+        assert_allclose(grad.data.astype(np.float32), t.grad.float().numpy(), rtol=1e-2,
+                        atol=grad_atol)
+
+
+# ------------------------------------------------------------------ more than 65504 elements
+
+
+@pytest.mark.parametrize("value", [0.001, 1.0, 3.0])
+def test_the_mean_of_more_float16_elements_than_float16_counts_is_torchs(value):
+    # 70,000 is inf in float16: the mean was 0 (or inf / inf, NaN), its gradient 0
+    x = np.full(70_000, value, HALF)
+    ours_and_torch(lambda t: t.mean(), lambda t: t.mean(), x)
+
+
+def test_the_mean_and_var_of_float16_over_an_axis_whose_sum_overflows_are_torchs():
+    x = (np.random.default_rng(0).standard_normal((3, 20_000)) + 4).astype(HALF)
+    ours_and_torch(lambda t: t.mean(axis=1), lambda t: t.mean(dim=1), x)
+    ours_and_torch(lambda t: t.var(axis=1), lambda t: t.var(dim=1, correction=0), x)
+    ours_and_torch(lambda t: t.var(ddof=1), lambda t: t.var(correction=1), x)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_float16_softmax_over_more_entries_than_float16_counts_is_torchs(op):
+    # e^(x - max) near 1, summed 70,000 times, is inf in float16: every softmax was 0.
+    # log_softmax's backward reads e^y from its float16 output (as torch's): y near -12 is
+    # rounded to 0.004, e^y by 0.4%, and the gradient g - e^y sum(g) to some 1e-3
+    x = (np.random.default_rng(0).standard_normal((2, 70_000)) / 1000).astype(HALF)
+    for create_graph in (False, True):
+        ours_and_torch(lambda t: getattr(t, op)(axis=-1), lambda t: getattr(t, op)(-1), x,
+                       create_graph=create_graph, grad_atol=2e-3)
+
+
+# ------------------------------------------------------------------ a row's sum of squares
+
+
+ROWS = (np.random.default_rng(0).standard_normal((2, 768)) * 10).astype(HALF)   # sum x^2: 76,800
+WEIGHT = (np.random.default_rng(1).standard_normal(768) / 4 + 1).astype(HALF)
+BIAS = (np.random.default_rng(2).standard_normal(768) / 4).astype(HALF)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_layer_norm_of_rows_whose_squares_pass_65504_is_torchs(either_form, create_graph):
+    # Their sum of squares was inf in float16: every output 0
+    ours_and_torch(TF.layer_norm, lambda x, w, b: F.layer_norm(x, (768,), w, b),
+                   ROWS, WEIGHT, BIAS, create_graph=create_graph)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_rms_norm_of_rows_whose_squares_pass_65504_is_torchs(create_graph):
+    ours_and_torch(TF.rms_norm, lambda x, w: F.rms_norm(x, (768,), w, eps=1e-6),
+                   ROWS, WEIGHT, create_graph=create_graph)
+
+
+def test_a_layer_norm_module_normalises_float16_as_torchs():
+    # float32 weight and bias, float16 x: float16 out, as torch.nn.LayerNorm's
+    ours_and_torch(nn.LayerNorm(768), lambda x: F.layer_norm(x, (768,)), ROWS)
+
+
+# ------------------------------------------------------------------ gelu's negative tail
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_gelu_gradients_in_the_negative_tail_are_torchs(either_form, create_graph):
+    # e^(-2u), up to e^80, overflowed float16: NaN gradients from x = -5 down. (Torch's own
+    # float16 gradient at -5 is -2.0e-6, the true one -1.5e-6: within TOLERANCE's atol.)
+    x = np.array([-60000, -100, -8, -5, -4, -1, 0, 0.5, 3, 60000], HALF)
+    ours_and_torch(Tensor.gelu, lambda t: F.gelu(t, approximate="tanh"), x,
+                   create_graph=create_graph)
