@@ -897,9 +897,18 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
+    (set_in_resume("param_groups", 1, "betas", value=[0.9, 2]),
+     ["config.json", "group 1's betas[1] must be a finite number in [0, 1), got 2"]),
+    (set_in_resume("param_groups", 0, "lr", value="0.001"),
+     ["config.json", "group 0's lr must be a finite number >= 0, got '0.001'"]),
+    (set_in_resume("param_groups", 0, "lr", value=-1), ["config.json", "group 0's lr", "-1"]),
+    (set_in_resume("param_groups", 0, "weight_decay", value=None),
+     ["config.json", "group 0's weight_decay must be a finite number >= 0, got None"]),
+    (set_in_resume("param_groups", 0, "eps", value="x"), ["config.json", "group 0's eps"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
-        "one-beta", "token-beyond-vocabulary"])
+        "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
+        "eps-text", "token-beyond-vocabulary"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
     damage(broken)

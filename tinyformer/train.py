@@ -408,6 +408,14 @@ SETTING_RULES = {
 }
 
 
+# The options of each of the optimizer's groups, saved in config.json and used as they are on
+# --resume: checked by the rules of the settings they came from. A group's lr is the schedule's
+# at the step saved, which may have reached min_lr's 0; eps is AdamW's own.
+GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
+               "eps": Number(0), "betas[0]": SETTING_RULES["beta1"],
+               "betas[1]": SETTING_RULES["beta2"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
@@ -799,11 +807,16 @@ class Trainer:
             if type(step) is not int or step < 0:
                 raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
                                      f">= 0")
-        for group in groups if isinstance(groups, list) else [None]:
+        for i, group in enumerate(groups if isinstance(groups, list) else [None]):
             betas = group.get("betas") if isinstance(group, dict) else None
-            if not (isinstance(betas, list) and len(betas) == 2
-                    and all(type(b) in (int, float) for b in betas)):
+            if not (isinstance(betas, list) and len(betas) == 2):
                 raise damaged(where, f"betas {betas!r}, not a pair of numbers")
+            options = {key: group.get(key) for key in GROUP_RULES if "[" not in key}
+            options.update({"betas[0]": betas[0], "betas[1]": betas[1]})
+            try:
+                check_settings(options, GROUP_RULES, name=lambda key, i=i: f"group {i}'s {key}")
+            except ValueError as e:
+                raise damaged(where, str(e)) from None
         for saved in state:                      # the placeholders go: the arrays come next
             for key in [key for key, value in saved.items() if value is None]:
                 del saved[key]
