@@ -31,8 +31,8 @@ from .layers import MAX_SIZE, least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
-from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, is_ours, load_arrays,
-                     load_tokenizer_for, read_config, read_config_json)
+from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
+                     is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, is_tokenizer_file, load_tokenizer
 from .transformer import Transformer
 
@@ -139,9 +139,15 @@ def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
     directory = os.fspath(directory)
     def has(name):
         return os.path.exists(os.path.join(directory, name))
-    # A run of ours has a manifest.json from the start, beside its own tokenizer.json (and
-    # read_config_json says whether it has a checkpoint yet). A directory with neither that nor
-    # a config.json is no checkpoint, but may hold a Hugging Face tokenizer.
+    # A run of ours has a manifest.json from the start, beside its own tokenizer.json. Before
+    # its first checkpoint (stopped before it, say) that tokenizer.json is the one its
+    # checkpoints will hold: its tokenizer. After, the checkpoint's is, checked against its
+    # model below; a run whose config.json went missing since is damaged (read_config_json).
+    if not has(CONFIG) and has(MANIFEST) and has(TOKENIZER_JSON) \
+            and before_first_checkpoint(directory):
+        return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))
+    # A directory with neither a manifest.json nor a config.json is no checkpoint, but may
+    # hold a tokenizer: ours, or a Hugging Face one.
     if not (has(CONFIG) or has(MANIFEST)):
         if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
             return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours

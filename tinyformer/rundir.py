@@ -389,7 +389,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
                               f"{HUGGING_FACE_MODEL if pretrained else ''}")
     path = os.path.join(directory, CONFIG)
-    if not os.path.exists(path) and _before_first_checkpoint(directory):
+    if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
             raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "
                                   f"yet; wait for its first (every --checkpoint-every steps, "
@@ -416,7 +416,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     return config
 
 
-def _before_first_checkpoint(directory):
+def before_first_checkpoint(directory: StrPath) -> bool:
     """Whether `directory` holds a run of ours that has not written its first checkpoint: its
     manifest.json records none (a run whose config.json went missing after one is damaged)."""
     try:
