@@ -42,6 +42,7 @@ class BigramStub:
     rounding) and the left-out tokens never matter."""
 
     context = 32                                # the longest target it reads
+    config = {"tgt_vocab_size": VOCAB}          # what a session reads of a Transformer's
 
     def __init__(self, table):
         self.logits = np.full((VOCAB, VOCAB), -1e9)

@@ -167,6 +167,39 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
     assert again.stdout == by_file.stdout, again.output
 
 
+def test_a_run_stopped_before_its_first_checkpoint_gives_its_tokenizer(tmp_path, corpus,
+                                                                        monkeypatch):
+    """Its tokenizer.json is there from the start, the one its checkpoints will hold: the run
+    directory gives it, as the file does. A run whose config.json went missing after a
+    checkpoint is damaged, and is refused still."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):                 # during the evaluation at step 0
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    run_dir = tmp_path / "run"
+    stopped = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 300, "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 2,
+        "--eval-iters", 1, "--threads", 1, "--out", run_dir)])
+    assert stopped.exit_code == 130 and not (run_dir / "config.json").exists(), stopped.output
+    monkeypatch.undo()
+    by_file = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
+    by_directory = run("encode", TEXT, "--tokenizer", run_dir)
+    assert by_directory.exit_code == 0, by_directory.output
+    assert by_directory.stdout == by_file.stdout
+    trained = CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", run_dir, "--n-layer", 1, "--n-head", 1,
+        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
+        "--threads", 1, "--out", tmp_path / "again")])
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == \
+        (run_dir / "tokenizer.json").read_bytes()
+    (tmp_path / "again" / "config.json").unlink()
+    assert_input_error(run("encode", TEXT, "--tokenizer", tmp_path / "again"),
+                       "is not a checkpoint: it has no config.json")
+
+
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_a_tokenizer_file_trains_a_run_that_keeps_its_own_copy(request, tmp_path, corpus, which):
     """train --tokenizer FILE encodes with the file's tokenizer, of the file's size, and the

@@ -743,7 +743,8 @@ def break_config_type(d):
     (break_inf_weights, ["weights hold NaN or infinite values", "lower --lr"]),
     (break_config_huge, ["config.json no longer matches its weights", "at least"]),
     (break_config_one_more_layer, ["config.json no longer matches its weights", "at least"]),
-    (break_config_shapes, ["config.json no longer matches its weights", "wrong shapes"]),
+    (break_config_shapes, ["weights-", "does not match the model config.json describes",
+                           "embed.pos.embedding.weight has shape (16, 16)"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_config_path, ["config.json is damaged"]),
     (lambda d: edit_config(d, lambda c: c.update(eos_ids="x")), ["has an eos_ids entry"]),
@@ -833,6 +834,59 @@ def out_of_vocabulary(d):
     ids.tofile(tokens)
 
 
+def claim_huge(d, kind, name):
+    """The checkpoint's `kind` file ("weights", "optimizer") with its array `name` replaced by
+    one whose .npy header, and the archive's directory alike, declare 2**33 float32 numbers
+    (32 GiB), checksummed as an attacker would: a reader that trusts them allocates that much
+    before reading the data (here cut short: only the headers matter). Returns the shape of
+    the array it replaced (None for a new name)."""
+    import hashlib
+    import io
+    import math
+    path = d / json.loads((d / "config.json").read_text())["files"][kind]
+    with np.load(path) as archive:
+        arrays = {other: archive[other] for other in archive.files}
+    shape = (2**33,)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for other, array in arrays.items():
+            if other != name:
+                with archive.open(other + ".npy", "w") as f:
+                    np.lib.format.write_array(f, array)
+        with archive.open(name + ".npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue() + bytes(4096))
+        archive.filelist[-1].file_size = len(header.getvalue()) + math.prod(shape) * 4
+    edit_config(d, lambda c: c["sha256"].update(
+        {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}))
+    return arrays[name].shape if name in arrays else None
+
+
+@pytest.mark.parametrize("command, kind, name, problem", [
+    ("generate", "weights", "embed.tok.weight",
+     "embed.tok.weight has shape (8589934592,), the model expects {shape}"),
+    ("resume", "weights", "embed.tok.weight",
+     "embed.tok.weight has shape (8589934592,), the model expects {shape}"),
+    ("generate", "weights", "head.extra", "it holds head.extra, which the model has no place"),
+    ("resume", "optimizer", "0.exp_avg",
+     "0.exp_avg has shape (8589934592,), the model expects {shape}")])
+def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, command, kind,
+                                                                        name, problem):
+    problem = problem.format(shape=claim_huge(broken, kind, name))
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    before = snapshot(broken)
+    start = time.perf_counter()
+    if command == "generate":
+        result = tinyformer("generate", "--checkpoint", broken, "--prompt", "alice")
+    else:
+        result = tinyformer("train", "--resume", broken)
+    assert time.perf_counter() - start < 30
+    assert_input_error(result, f"{kind}-", "does not match the model", problem)
+    assert "MemoryError" not in result.output
+    assert snapshot(broken) == before
+
+
 @pytest.mark.parametrize("damage, phrases", [
     (lambda d: rewrite_optimizer(d, lambda a: a.pop("0.exp_avg")),
      ["optimizer-", "parameter 0 has ['exp_avg_sq', 'step']"]),
@@ -843,9 +897,18 @@ def out_of_vocabulary(d):
     (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
+    (set_in_resume("param_groups", 1, "betas", value=[0.9, 2]),
+     ["config.json", "group 1's betas[1] must be a finite number in [0, 1), got 2"]),
+    (set_in_resume("param_groups", 0, "lr", value="0.001"),
+     ["config.json", "group 0's lr must be a finite number >= 0, got '0.001'"]),
+    (set_in_resume("param_groups", 0, "lr", value=-1), ["config.json", "group 0's lr", "-1"]),
+    (set_in_resume("param_groups", 0, "weight_decay", value=None),
+     ["config.json", "group 0's weight_decay must be a finite number >= 0, got None"]),
+    (set_in_resume("param_groups", 0, "eps", value="x"), ["config.json", "group 0's eps"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
-        "one-beta", "token-beyond-vocabulary"])
+        "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
+        "eps-text", "token-beyond-vocabulary"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
     damage(broken)

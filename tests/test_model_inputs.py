@@ -156,6 +156,30 @@ def test_an_eos_id_list_naming_no_token_is_refused_and_ids_in_any_integer_form_a
         write(eos_id)
 
 
+@pytest.mark.parametrize("loop", ending_loops().keys())
+def test_an_eos_id_is_refused_before_the_model_runs(loop, monkeypatch):
+    # The loops learned the vocabulary's size from the first step's logits: after a step of
+    # the model's work, or never when there was nothing to write.
+    from tinyformer.decoding import DecoderOnlySession, EncoderDecoderSession
+    for session in (DecoderOnlySession, EncoderDecoderSession):
+        monkeypatch.setattr(session, "next_logits", lambda self: pytest.fail("a step ran"))
+    write, called = ending_loops()[loop]
+    with pytest.raises(ValueError, match=rf"^{called}: eos_id must be a token id in \[0, 11\)"):
+        write(11)
+
+
+def test_an_eos_id_is_refused_with_nothing_to_write():
+    from tinyformer.decoding import generate
+    gpt, _, seq2seq = tiny_models()
+    prompt = np.array([[3, 4, 5]])
+    for write in (lambda: gpt.generate(prompt, 0, eos_id=11),
+                  lambda: generate(gpt.start_decoding(prompt), 0, eos_id=11),
+                  lambda: generate(seq2seq.start_decoding(prompt, BOS), 0, eos_id=11)):
+        with pytest.raises(ValueError, match=r"^generate: eos_id must be a token id in "
+                                             r"\[0, 11\)"):
+            write()
+
+
 # --------------------------------------------------------------------------------------------
 # The sizes a model is built with
 

@@ -14,10 +14,11 @@ the modern block is exported as one, with its tokenizer as above.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 
@@ -30,8 +31,8 @@ from .layers import MAX_SIZE, least_parameters
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
-from .rundir import (CONFIG, MANIFEST, CheckpointError, is_ours, load_arrays, load_tokenizer_for,
-                     read_config, read_config_json)
+from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
+                     is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
 from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, is_tokenizer_file, load_tokenizer
 from .transformer import Transformer
 
@@ -48,11 +49,11 @@ for name in ("d_ff", "n_kv_head", "d_head"):                   # None: from the 
     MODEL_SIZE_RULES[name] = Optional(Whole(1, MAX_SIZE))
 
 
-def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where: str) -> None:
-    """CheckpointError unless config.json's model can be built and can hold these weights:
-    each size a whole number in range, and no more parameters than the weights have (a
-    config.json edited to d_model 100000 would otherwise allocate tens of gigabytes before
-    the shapes could disagree)."""
+def check_model_config(model_config: Any, held: int, where: str) -> None:
+    """CheckpointError unless config.json's model can be built and can hold weights of `held`
+    numbers in all: each size a whole number in range, and no more parameters than the weights
+    have (a config.json edited to d_model 100000 would otherwise allocate tens of gigabytes
+    before the shapes could disagree)."""
     if not isinstance(model_config, dict):
         raise CheckpointError(f"{where} has no model_config table; train again")
     try:
@@ -65,7 +66,6 @@ def check_model_config(model_config: Any, weights: dict[str, np.ndarray], where:
         raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
                               f"({problem}); put back the config.json this run wrote, or "
                               f"train again") from None
-    held = sum(array.size for array in weights.values())
     if least > held:
         raise CheckpointError(f"{where} no longer matches its weights: it describes at least "
                               f"{least:,} parameters, the weights hold {held:,}; put back the "
@@ -97,14 +97,21 @@ def load_model(directory: StrPath, pretrained: bool = True
     config = read_config(directory)
     where = os.path.join(directory, "config.json")
     path = os.path.join(directory, config["files"]["weights"])
-    weights = in_current_layout(config, load_arrays(path), path)
-    check_model_config(config.get("model_config"), weights, where)
+    # The model is built from config.json before the weights are read, for its shapes: an
+    # array whose header claims another shape (gigabytes, say) is refused before it is read.
+    stored = array_shapes(path)                            # the headers alone
+    current = current_names(config, stored, path)          # stored name -> the model's
+    check_model_config(config.get("model_config"),
+                       sum(math.prod(shape) for shape in stored.values()), where)
     try:
         model = nn.skip_init(MODELS[config["model"]], **config["model_config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
                               f"({e}); put back the config.json this run wrote, or train "
                               f"again") from None
+    own = dict(model.named_parameters())
+    expected = {name: own[current[name]].shape for name in stored if current[name] in own}
+    weights = in_current_layout(config, load_arrays(path, expected), path)
     try:
         model.load_state_dict(weights)
     except (KeyError, ValueError, RuntimeError) as e:      # RuntimeError: names or shapes
@@ -132,9 +139,15 @@ def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
     directory = os.fspath(directory)
     def has(name):
         return os.path.exists(os.path.join(directory, name))
-    # A run of ours has a manifest.json from the start, beside its own tokenizer.json (and
-    # read_config_json says whether it has a checkpoint yet). A directory with neither that nor
-    # a config.json is no checkpoint, but may hold a Hugging Face tokenizer.
+    # A run of ours has a manifest.json from the start, beside its own tokenizer.json. Before
+    # its first checkpoint (stopped before it, say) that tokenizer.json is the one its
+    # checkpoints will hold: its tokenizer. After, the checkpoint's is, checked against its
+    # model below; a run whose config.json went missing since is damaged (read_config_json).
+    if not has(CONFIG) and has(MANIFEST) and has(TOKENIZER_JSON) \
+            and before_first_checkpoint(directory):
+        return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))
+    # A directory with neither a manifest.json nor a config.json is no checkpoint, but may
+    # hold a tokenizer: ours, or a Hugging Face one.
     if not (has(CONFIG) or has(MANIFEST)):
         if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
             return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours
@@ -207,19 +220,30 @@ def in_current_layout(config: dict[str, Any], weights: dict[str, np.ndarray],
     current names: as they are if they have them, renamed if they have the previous layout's;
     then the optimizer's parameter names in `config` are renamed too (for --resume). The
     top-level names tell the layout; CheckpointError (one line) for names of neither."""
-    kind = config["model"]
-    if {name.split(".")[0] for name in weights} <= CURRENT_ROOTS[kind]:
+    current = current_names(config, weights, path)
+    if all(name == current[name] for name in weights):
         return weights
+    for group in config.get("resume", {}).get("optimizer", {}).get("param_groups", []):
+        group["param_names"] = [current.get(name, name) for name in group.get("param_names", [])]
+    return {current[name]: array for name, array in weights.items()}
+
+
+def current_names(config: dict[str, Any], names: Iterable[str],
+                  path: StrPath) -> dict[str, str]:
+    """Each of the weights' stored `names` -> its current name (in_current_layout's renaming,
+    without the arrays)."""
+    kind = config["model"]
+    names = list(names)
+    if {name.split(".")[0] for name in names} <= CURRENT_ROOTS[kind]:
+        return {name: name for name in names}
     current = {}                                       # previous name -> current name
-    for name in weights:
+    for name in names:
         current[name] = _previous_to_current(name, PREVIOUS_LAYOUT[kind])
         if current[name] is None:
             raise CheckpointError(f"{path}: {name!r} is the name of no {kind} parameter, in "
                                   f"this layout or the previous one; these are not the weights "
                                   f"of the model config.json describes")
-    for group in config.get("resume", {}).get("optimizer", {}).get("param_groups", []):
-        group["param_names"] = [current.get(name, name) for name in group.get("param_names", [])]
-    return {current[name]: array for name, array in weights.items()}
+    return current
 
 
 def _previous_to_current(name, layout):

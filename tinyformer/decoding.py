@@ -14,6 +14,9 @@ and the decoding loops below are written once against it:
                             a loop asked for more refuses before its first step
     session.model           (optional) the Module it runs, for the loops to switch off its
                             dropout while they decode
+    session.vocab_size      (optional) how many tokens the model can write, for the loops to
+                            check their eos_id before any step; without it, the first
+                            step's logits tell
 
 The loops below run their session's model as at inference whatever mode it is in (see
 `_inference`): every loop, and every model's way in to them, decodes without dropout.
@@ -70,8 +73,9 @@ def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
 
 def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
     """ValueError, in one line, unless `eos_id` is None, a token id in [0, vocab_size) or a list
-    of them: an id the model cannot write would never end anything. The loops check it at
-    their first step, where the logits say how many tokens the model has."""
+    of them: an id the model cannot write would never end anything. The loops check it before
+    their first step where the session knows its vocabulary (every model's does), else at
+    that step, where the logits say how many tokens the model has."""
     if eos_id is None:
         return
     if isinstance(eos_id, np.ndarray):
@@ -142,6 +146,7 @@ class DecoderOnlySession:
         # The model's own check of its input, now rather than at the first step; int64, as
         # the tokens written after it.
         self.tokens = token_array(prompt).astype(np.int64)               # (B, T)
+        self.vocab_size = model.config["vocab_size"]
         self.cache = None
 
     def next_logits(self) -> np.ndarray:
@@ -173,6 +178,7 @@ class EncoderDecoderSession:
         with _inference(model):                              # (B, S, C), (B, 1, 1, S) or None
             self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
+        self.vocab_size = model.config["tgt_vocab_size"]
         self.cache = KVCache() if use_cache else None
 
     @property
@@ -231,13 +237,16 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     check_generator("generate", "generator", generator)
+    vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
+    if vocab_size is not None:
+        check_eos_id("generate", eos_id, vocab_size)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with _inference(getattr(session, "model", None)):
         for step in range(max_new_tokens):
             with _timed(threads):
                 logits = session.next_logits()
-            if step == 0:
+            if step == 0 and vocab_size is None:
                 check_eos_id("generate", eos_id, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
@@ -322,6 +331,9 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             or not math.isfinite(length_penalty)):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "
                          f"{length_penalty!r}")
+    vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
+    if vocab_size is not None:
+        check_eos_id("beam_search", eos_id, vocab_size)
     eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
@@ -330,7 +342,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             # 1. Expand. float64: log-probabilities add up over many steps.
             with _timed(threads):
                 logits = Tensor(session.next_logits(), dtype=np.float64)
-            if step == 1:
+            if step == 1 and vocab_size is None:
                 check_eos_id("beam_search", eos_id, logits.shape[-1])
             candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)
             V = candidates.shape[1]

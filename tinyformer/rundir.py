@@ -389,7 +389,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
                               f"{HUGGING_FACE_MODEL if pretrained else ''}")
     path = os.path.join(directory, CONFIG)
-    if not os.path.exists(path) and _before_first_checkpoint(directory):
+    if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
             raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "
                                   f"yet; wait for its first (every --checkpoint-every steps, "
@@ -416,7 +416,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     return config
 
 
-def _before_first_checkpoint(directory):
+def before_first_checkpoint(directory: StrPath) -> bool:
     """Whether `directory` holds a run of ours that has not written its first checkpoint: its
     manifest.json records none (a run whose config.json went missing after one is damaged)."""
     try:
@@ -478,14 +478,28 @@ def check_checkpoint_file(directory: StrPath, config: dict[str, Any], kind: str)
                               f"the one config.json recorded); restore it or train again")
 
 
-def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
+def array_shapes(path: StrPath) -> dict[str, tuple[int, ...]]:
+    """name -> shape of each array in an .npz file, from the members' .npy headers alone (no
+    array's data is read): what a caller needs to know what to expect from load_arrays.
+    The same checks as load_arrays, and the same CheckpointError."""
+    return _read_npz(path, None, read_data=False)
+
+
+def load_arrays(path: StrPath,
+                shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
     """name -> array from an .npz file (as np.savez writes one), refusing pickled data.
 
     Each member's .npy header is read before its data, and the data is read only when its
-    shape fits the bytes the member holds: a header claiming a huge shape is refused before
-    anything that size is allocated (the shapes the model expects are checked by
-    load_state_dict, once the arrays are read).
-    Anything wrong is a CheckpointError of one line naming the file."""
+    shape fits the bytes the member holds and, where `shapes` is given (name -> the shape the
+    model expects), when the model expects that array with that shape. The bytes a member
+    holds are what the archive says they are once decompressed, so a header claiming a huge
+    shape can fit them: the model's shapes are what refuses it before anything that size is
+    allocated. Anything wrong is a CheckpointError of one line naming the file."""
+    return _read_npz(path, shapes, read_data=True)
+
+
+def _read_npz(path, shapes, read_data):
+    """array_shapes (read_data False) and load_arrays (True): the one reader of .npz files."""
     def damaged(why):
         return CheckpointError(f"{path} {why}; restore it, or train again")
     try:
@@ -493,8 +507,12 @@ def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
             members = archive.infolist()
             if len({m.filename for m in members}) != len(members):
                 raise damaged("is damaged: it holds an array twice")
-            for member in members:
-                _check_npy_header(archive, member, damaged)
+            found = {m.filename.removesuffix(".npy"): _check_npy_header(archive, m, damaged)
+                     for m in members}
+            if shapes is not None:
+                _check_expected_shapes(path, found, shapes)
+            if not read_data:
+                return found
             return {m.filename.removesuffix(".npy"):
                     np.lib.format.read_array(archive.open(m), allow_pickle=False)
                     for m in members}
@@ -511,7 +529,7 @@ def load_arrays(path: StrPath) -> dict[str, np.ndarray]:
 
 def _check_npy_header(archive, member, damaged):
     """load_arrays' look at one member before its data is read: an array (.npy) of numbers
-    whose shape its bytes can hold."""
+    whose shape its bytes can hold. Returns that shape."""
     name = member.filename.removesuffix(".npy")
     if name == member.filename:
         raise damaged(f"is not an archive of arrays: it holds {member.filename!r}")
@@ -534,6 +552,23 @@ def _check_npy_header(archive, member, damaged):
     if claimed != member.file_size - header_size:
         raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "
                       f"({claimed:,} bytes), it holds {member.file_size - header_size:,}")
+    return tuple(shape)
+
+
+def _check_expected_shapes(path, found, shapes):
+    """load_arrays' comparison of the shapes the headers declare (`found`) with the model's
+    (`shapes`), before any array's data is read. Arrays the model expects but the file lacks
+    are the caller's to notice (load_state_dict names them all)."""
+    for name, shape in found.items():
+        if name not in shapes:
+            raise CheckpointError(f"{path} does not match the model config.json describes: "
+                                  f"it holds {name}, which the model has no place for; put "
+                                  f"back the files this run wrote, or train again")
+        if shape != tuple(shapes[name]):
+            raise CheckpointError(f"{path} does not match the model config.json describes: "
+                                  f"{name} has shape {shape}, the model expects "
+                                  f"{tuple(shapes[name])}; put back the files this run wrote, "
+                                  f"or train again")
 
 
 def load_tokenizer_for(directory: StrPath, config: dict[str, Any],

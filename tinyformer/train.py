@@ -45,8 +45,8 @@ from .jobs import Job, load_tokenizer_file, make_job
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
-                     RunDirectory, check_checkpoint_file, checkpoint_files, load_arrays,
-                     save_checkpoint, truncate_metrics)
+                     RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
+                     load_arrays, save_checkpoint, truncate_metrics)
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
@@ -408,6 +408,14 @@ SETTING_RULES = {
 }
 
 
+# The options of each of the optimizer's groups, saved in config.json and used as they are on
+# --resume: checked by the rules of the settings they came from. A group's lr is the schedule's
+# at the step saved, which may have reached min_lr's 0; eps is AdamW's own.
+GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
+               "eps": Number(0), "betas[0]": SETTING_RULES["beta1"],
+               "betas[1]": SETTING_RULES["beta2"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # The run directory (what it holds and who writes it: rundir.py)
 # ---------------------------------------------------------------------------------------------
@@ -730,10 +738,15 @@ class Trainer:
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         path = os.path.join(self.directory, files["optimizer"])
-        arrays = load_arrays(path)
+        names = array_shapes(path)                  # the headers alone: nothing read yet
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
-        self._check_optimizer_state(state, arrays, resume["optimizer"]["param_groups"], path)
+        self._check_optimizer_state(state, names, resume["optimizer"]["param_groups"], path)
+        # Each array ("3.exp_avg") has its parameter's shape: one whose header claims another
+        # (gigabytes, say) is refused before it is read.
+        parameters = self._saved_order(resume["optimizer"]["param_groups"])
+        arrays = load_arrays(path, {key: parameters[int(key.split(".", 1)[0])].shape
+                                    for key in names})
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             state[int(i)][name] = value
@@ -745,12 +758,27 @@ class Trainer:
         self.step = saved["step"]
         truncate_metrics(self.run.file(METRICS), self.step)
 
+    def _saved_order(self, groups):
+        """The optimizer's parameters in the order of the saved state (`groups` from
+        config.json), which numbers them: by name where both sides name them, as
+        Optimizer.load_state_dict matches them (a run of the previous layout kept another
+        order), by position otherwise."""
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        names = [n for group in self.optimizer.param_groups for n in group.get("param_names", [])]
+        saved = [n for group in groups for n in group.get("param_names", [])]
+        if names and saved and all(isinstance(n, str) for n in saved) \
+                and sorted(saved) == sorted(names):
+            by_name = dict(zip(names, parameters))
+            return [by_name[name] for name in saved]
+        return parameters
+
     def _check_optimizer_state(self, state, arrays, groups, path):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
-        from config.json, `arrays` from the .npz at `path`) is one this optimizer can go on
-        from: the optimizer's keys for each parameter (or none, for one never updated), a
-        whole step >= 0, betas a pair of numbers. Checked before anything is loaded or
-        rewritten: otherwise the run would fail at its first update, metrics.jsonl cut."""
+        from config.json, the names of the `arrays` in the .npz at `path`) is one this
+        optimizer can go on from: the optimizer's keys for each parameter (or none, for one
+        never updated), a whole step >= 0, betas a pair of numbers. Checked before anything is
+        loaded or rewritten: otherwise the run would fail at its first update, metrics.jsonl
+        cut."""
         where = self.run.file(CONFIG)
         def damaged(file, why):
             advice = "put back the config.json this run wrote" if file == where else \
@@ -779,11 +807,16 @@ class Trainer:
             if type(step) is not int or step < 0:
                 raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
                                      f">= 0")
-        for group in groups if isinstance(groups, list) else [None]:
+        for i, group in enumerate(groups if isinstance(groups, list) else [None]):
             betas = group.get("betas") if isinstance(group, dict) else None
-            if not (isinstance(betas, list) and len(betas) == 2
-                    and all(type(b) in (int, float) for b in betas)):
+            if not (isinstance(betas, list) and len(betas) == 2):
                 raise damaged(where, f"betas {betas!r}, not a pair of numbers")
+            options = {key: group.get(key) for key in GROUP_RULES if "[" not in key}
+            options.update({"betas[0]": betas[0], "betas[1]": betas[1]})
+            try:
+                check_settings(options, GROUP_RULES, name=lambda key, i=i: f"group {i}'s {key}")
+            except ValueError as e:
+                raise damaged(where, str(e)) from None
         for saved in state:                      # the placeholders go: the arrays come next
             for key in [key for key, value in saved.items() if value is None]:
                 del saved[key]
