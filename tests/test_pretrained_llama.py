@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
-from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
+from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
                           PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
@@ -276,6 +276,22 @@ def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
     assert ours.special_id(EOT) == eot and ours.special_id("<think>") is None
     smollm, ours = both_tokenizers["smollm"]
     assert ours.special_id(EOT) == smollm.token_to_id(EOT) == 0
+
+
+@pytest.mark.parametrize("layout", ["qwen", "smollm"])
+def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_path, layout):
+    """As the library finds them: the added tokens marked "normalized": false in the text as
+    written first, then the others in the normalised text (Qwen's NFC makes "cafe\u0301"
+    "café"), each as normalised itself; SmolLM's has no normaliser, but the order still
+    decides between "ab" and "abc"."""
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer(layout)))
+    theirs.add_tokens([AddedToken("ab", normalized=False), AddedToken("abc", normalized=True),
+                       AddedToken("cafe\u0301", normalized=True),
+                       AddedToken("x\u00e9", normalized=False)])
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours = read_tokenizer_json(tmp_path)
+    for text in ["caf\u00e9", "cafe\u0301", "x\u00e9", "xe\u0301", "xabcx", "abcaf\u00e9"]:
+        assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
 
 
 def test_transformers_reads_the_same_ids_from_the_same_file(tokenizer_dir):
