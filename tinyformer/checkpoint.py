@@ -27,7 +27,7 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, is_ours, load_arrays, load_tokenizer_for,
@@ -257,10 +257,12 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
     """The tokenizer beside a Hugging Face model, checked against its `vocab_size`."""
     def has(name):
         return os.path.exists(os.path.join(directory, name))
-    if is_llama_family(directory) and has(TOKENIZER_JSON):     # tokenizer.json, any layout
+    # transformers' AutoTokenizer reads tokenizer.json wherever there is one, whatever the
+    # model (a GPT-2's may be in any layout: special tokens first, say); GPT-2's own files
+    # otherwise (OpenAI's, or those `export_pretrained` writes beside any model).
+    if has(TOKENIZER_JSON):
         tokenizer = read_tokenizer_json(directory, vocab_size)
-    # GPT-2's files (beside any model `export_pretrained` wrote), or transformers 5's
-    elif has(VOCAB_JSON) or has(TOKENIZER_JSON):
+    elif has(VOCAB_JSON):
         tokenizer = load_gpt2_tokenizer(directory)
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))

@@ -8,8 +8,8 @@
     GPT-2's tokenizer   vocab.json + merges.txt (+ tokenizer_config.json), or tokenizer.json,
                         to and from a BPETokenizer: `save_gpt2_tokenizer`, `load_gpt2_tokenizer`
     tokenizer.json      the tokenizers library's file, parsed in one place for both readers:
-                        GPT-2's above, and `read_tokenizer_json`'s ByteLevelBPE for a Llama or
-                        a Qwen3 (the end of this file)
+                        GPT-2's above, and `read_tokenizer_json`'s ByteLevelBPE for any model's
+                        directory that has one (the end of this file)
 
 A checkpoint's model is a directory of two files (beside its tokenizer's):
 
