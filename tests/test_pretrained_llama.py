@@ -722,6 +722,25 @@ def test_generate_reads_a_llama_directory_and_writes_what_transformers_writes(sm
     assert saved["model_config"]["activation"] == "swiglu" and ours.special_id(EOT) == 0
 
 
+def test_generate_reads_a_chat_prompts_special_tokens_with_allow_special(smollm_dir):
+    """With --allow-special, <|im_start|> and <|im_end|> in the prompt are the chat model's
+    tokens, as transformers' tokenizer reads them; without it, plain text (the library's
+    split_special_tokens)."""
+    directory, model, _ = smollm_dir
+    theirs = PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
+    prompt = "<|im_start|>user\nthe fox<|im_end|>\n<|im_start|>"
+    for allow, split in ((["--allow-special"], False), ([], True)):
+        ids = theirs(prompt, add_special_tokens=False, split_special_tokens=split).input_ids
+        with torch.no_grad():
+            written = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                     do_sample=False, max_new_tokens=8)[0, len(ids):].tolist()
+        written = written[:written.index(0)] if 0 in written else written    # the end, unshown
+        result = tinyformer("generate", "--checkpoint", directory, "--prompt", prompt, *allow,
+                            "--temperature", 0, "--max-new-tokens", 8)
+        assert result.exit_code == 0, result.output
+        assert result.output == prompt + theirs.decode(written) + "\n", allow
+
+
 def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smollm_dir,
                                                                               tmp_path):
     # A chat model's generation_config.json names two ends (Qwen3's <|im_end|> and
