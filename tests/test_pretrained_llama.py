@@ -521,7 +521,7 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"rope_parameters": {"type": "linear", "rope_theta": 1e4, "factor": 2.0}}, None,
      "rope_parameters has rope_type 'linear': a scaled RoPE"),
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
-     "rope_scaling is {\"rope_type\": \"linear\", \"factor\": 2.0}: a scaled RoPE"),
+     "rope_scaling has rope_type 'linear': a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
     ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
     ({"layer_types": ["full_attention", "sliding_attention"]}, None,
@@ -572,6 +572,10 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
 @pytest.mark.parametrize("rope", [
     {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
     {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}},
+    # An older config.json's rope_scaling of the default type scales nothing; where it is
+    # set, transformers 5 reads it in place of rope_parameters.
+    {"rope_theta": 500.0, "rope_scaling": {"rope_type": "default"}},
+    {"rope_scaling": {"type": "default"}, "rope_parameters": {"rope_theta": 250.0}},
     {}])                                                  # neither: LlamaConfig's default
 def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     # rope_parameters without a rope_theta takes the top-level one, not the default

@@ -364,8 +364,9 @@ LLAMA_DEFAULTS = {
 LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads")
 # Fields that would make the model another function than ours, when they are set.
+# (A scaled RoPE is refused by _rope_theta, which reads rope_scaling: its type may be the
+# default, no scaling.)
 LLAMA_REFUSED = {
-    "rope_scaling": "a scaled RoPE (longer contexts by rescaled frequencies)",
     "quantization_config": "quantised weights",
     "num_experts": "a mixture of experts", "num_local_experts": "a mixture of experts",
     "use_sliding_window": "sliding-window attention",
@@ -459,19 +460,22 @@ def _rope_theta(config, path):
     """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
     rope_type must be the default (any other rescales the frequencies). What rope_parameters
     leaves out, transformers takes from the older places: the base from the top-level
-    rope_theta, the type from "type"."""
-    parameters = config.get("rope_parameters")
+    rope_theta, the type from "type". An older config.json's rope_scaling, where it is set,
+    is read in place of rope_parameters, as transformers 5 reads it: {"rope_type": "default"}
+    scales nothing."""
+    name = "rope_scaling" if config.get("rope_scaling") else "rope_parameters"
+    parameters = config.get(name)
     theta = config.get("rope_theta", 10000.0)
     if parameters is not None:
         if not isinstance(parameters, dict):
-            raise PretrainedError(f"{path}: rope_parameters must be an object, got "
-                                  f"{parameters!r}")
+            raise PretrainedError(f"{path}: {name} must be an object, got {parameters!r}")
         kind = parameters.get("rope_type", parameters.get("type", "default"))
         if kind != "default":
-            raise PretrainedError(f"{path}: rope_parameters has rope_type {kind!r}: a scaled "
-                                  f"RoPE, which tinyformer does not compute")
+            raise PretrainedError(f"{path}: {name} has rope_type {kind!r}: a scaled RoPE "
+                                  f"(longer contexts by rescaled frequencies), which "
+                                  f"tinyformer does not compute")
         if parameters.get("partial_rotary_factor", 1) != 1:
-            raise PretrainedError(f"{path}: rope_parameters has partial_rotary_factor "
+            raise PretrainedError(f"{path}: {name} has partial_rotary_factor "
                                   f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
                                   f"each head, which tinyformer does not compute")
         theta = parameters.get("rope_theta", theta)
