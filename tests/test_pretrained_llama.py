@@ -801,8 +801,9 @@ def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path)
                        "rope_type 'yarn': a scaled RoPE")
     (tmp_path / "config.json").write_text((directory / "config.json").read_text())
     (tmp_path / "tokenizer.json").unlink()
-    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
-                       "has a model but no tokenizer", "tokenizer.json")
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "has a model but no tokenizer", "holds it in tokenizer.json")
+    assert "vocab.json" not in result.output              # GPT-2's files, not on its page
     data = edited(train_tokenizer("smollm"), set_at("model", "byte_fallback", True))
     (tmp_path / "tokenizer.json").write_text(json.dumps(data))
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),

@@ -27,7 +27,7 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, load_gpt2_tokenizer,
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
                          read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, is_ours, load_arrays, load_tokenizer_for,
@@ -266,6 +266,9 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
         tokenizer = load_gpt2_tokenizer(directory)
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
+    elif is_llama_family(directory):                # their model pages give tokenizer.json
+        raise CheckpointError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
+                              f"directory holds it in {TOKENIZER_JSON}, on the same model page")
     else:
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
                               f"and merges.txt (GPT-2's tokenizer files, on the same model "
