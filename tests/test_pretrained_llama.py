@@ -588,6 +588,24 @@ def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
 
 
+def test_qwen3s_biases_are_its_attentions_alone(tmp_path):
+    """Qwen3's feed-forward has no biases, whatever a config.json says of mlp_bias (not one of
+    Qwen3Config's fields): attention_bias alone is what differs from our one switch."""
+    model = hf_model("qwen3", 120, num_key_value_heads=2, attention_bias=True)
+    model.save_pretrained(tmp_path / "biased")
+    with pytest.raises(PretrainedError, match="attention_bias is true, and Qwen3's feed-forward "
+                                              "has no biases") as error:
+        GPT.from_pretrained(tmp_path / "biased")
+    assert "mlp_bias" not in str(error.value)
+    model = hf_model("qwen3", 120, num_key_value_heads=2)
+    model.save_pretrained(tmp_path / "plain")
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    (tmp_path / "plain" / "config.json").write_text(json.dumps({**config, "mlp_bias": True}))
+    idx = tokens((1, 6))
+    ours = GPT.from_pretrained(tmp_path / "plain")(idx).data
+    np.testing.assert_allclose(ours, their_logits(model, idx), atol=ROUNDING)
+
+
 def test_a_missing_size_is_named(llama_dir, tmp_path):
     config = json.loads((llama_dir / "config.json").read_text())
     del config["intermediate_size"]

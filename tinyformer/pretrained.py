@@ -359,7 +359,7 @@ LLAMA_DEFAULTS = {
                   attention_bias=False, mlp_bias=False),
     "qwen3": dict(num_key_value_heads=None, head_dim=128, hidden_act="silu",
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                  attention_bias=False, mlp_bias=False),
+                  attention_bias=False),
 }
 LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads")
@@ -423,7 +423,9 @@ def _llama_settings(config, path):
         if c[name] is not None and (type(c[name]) is not int or c[name] < 1):
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1 or null, got "
                                   f"{c[name]!r}")
-    for name in ("tie_word_embeddings", "attention_bias", "mlp_bias"):
+    # Qwen3's feed-forward has no biases: it has no mlp_bias to switch them on.
+    biases = ("attention_bias", "mlp_bias") if model_type == "llama" else ("attention_bias",)
+    for name in ("tie_word_embeddings", *biases):
         if type(c[name]) is not bool:
             raise PretrainedError(f"{path}: {name} must be true or false, got {c[name]!r}")
     eps = c["rms_norm_eps"]
@@ -432,7 +434,10 @@ def _llama_settings(config, path):
     if c["hidden_act"] != "silu":
         raise PretrainedError(f"{path}: hidden_act is {c['hidden_act']!r}: the feed-forward we "
                               f"compute is SwiGLU, whose gate is silu")
-    if c["attention_bias"] != c["mlp_bias"]:
+    if model_type == "qwen3" and c["attention_bias"]:
+        raise PretrainedError(f"{path}: attention_bias is true, and Qwen3's feed-forward has "
+                              f"no biases: our bias switch is one for every layer")
+    if model_type == "llama" and c["attention_bias"] != c["mlp_bias"]:
         raise PretrainedError(f"{path}: attention_bias is {json.dumps(c['attention_bias'])} "
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
