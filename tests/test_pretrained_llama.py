@@ -606,6 +606,24 @@ def test_qwen3s_biases_are_its_attentions_alone(tmp_path):
     np.testing.assert_allclose(ours, their_logits(model, idx), atol=ROUNDING)
 
 
+def test_a_qwen3_config_without_num_key_value_heads_has_qwen3configs_default(tmp_path):
+    """Left out, the field is Qwen3Config's default (32), as transformers reads it, not the
+    number of query heads (Llama's): 64 query heads share 32 key-value heads here."""
+    torch.manual_seed(0)
+    model = perturbed(Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=120, hidden_size=32, intermediate_size=40, num_hidden_layers=1,
+        num_attention_heads=64, head_dim=2, max_position_embeddings=CONTEXT)))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["num_key_value_heads"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert theirs.config.num_key_value_heads == model.config.num_key_value_heads < 64
+    idx = tokens((1, 6))
+    ours = GPT.from_pretrained(tmp_path)(idx).data
+    np.testing.assert_allclose(ours, their_logits(theirs, idx), atol=ROUNDING)
+
+
 def test_a_missing_size_is_named(llama_dir, tmp_path):
     config = json.loads((llama_dir / "config.json").read_text())
     del config["intermediate_size"]

@@ -357,7 +357,7 @@ LLAMA_DEFAULTS = {
     "llama": dict(num_key_value_heads=None, head_dim=None, hidden_act="silu",
                   max_position_embeddings=2048, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   attention_bias=False, mlp_bias=False),
-    "qwen3": dict(num_key_value_heads=None, head_dim=128, hidden_act="silu",
+    "qwen3": dict(num_key_value_heads=32, head_dim=128, hidden_act="silu",
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   attention_bias=False),
 }
