@@ -60,6 +60,36 @@ def test_a_tokenizer_saved_by_transformers_5_works_too(gpt2_dir, tmp_path):
             == tinyformer("generate", "--checkpoint", directory, *request).output)
 
 
+def test_a_gpt2_directory_reads_its_tokenizer_json_in_any_layout(tmp_path):
+    """As transformers' AutoTokenizer reads it: the tokenizers library's trainer puts the
+    special tokens first (ids GPT-2's own files give the bytes), and that is read too."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    theirs = Tokenizer(models.BPE())
+    theirs.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    theirs.decoder = decoders.ByteLevel()
+    theirs.train_from_iterator([TEXT], trainers.BpeTrainer(
+        vocab_size=280, special_tokens=[EOT], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    theirs.save(str(tmp_path / "tokenizer.json"))
+    eot = theirs.token_to_id(EOT)
+    assert eot == 0
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=theirs.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+        bos_token_id=eot, eos_token_id=eot)).eval()
+    model.save_pretrained(tmp_path)
+    prompt = "the dog sat"
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
+                        "--temperature", 0, "--max-new-tokens", 12)
+    assert result.exit_code == 0, result.output
+    ids = theirs.encode(prompt).ids
+    with torch.no_grad():
+        written = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                 do_sample=False, max_new_tokens=12)[0, len(ids):].tolist()
+    written = [i for i in written if i != eot]          # transformers keeps the end; we do not
+    assert result.output == prompt + theirs.decode(written) + "\n"
+
+
 def test_generate_without_a_prompt_starts_from_endoftext(gpt2_dir):
     directory, _, _ = gpt2_dir
     result = tinyformer("generate", "--checkpoint", directory, "--max-new-tokens", 5)

@@ -971,3 +971,7 @@ def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run,
                                   "--temperature", 1.5, "--max-new-tokens", 7),
                        "a transformer checkpoint translates",
                        "--max-new-tokens --temperature do not apply")
+    # A source holds no special tokens; a BERT's prompt always reads its <mask>.
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12<eos>3",
+                                  "--allow-special"),
+                       "a transformer checkpoint translates", "--allow-special does not apply")

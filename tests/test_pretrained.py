@@ -318,8 +318,13 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 4)
     with pytest.raises(PretrainedError, match="is not a valid safetensors file"):
         GPT.from_pretrained(tmp_path)
+    # The model's page has it, where a run of ours would be trained again.
     (tmp_path / "config.json").write_text("{")
-    with pytest.raises(ValueError, match="config.json is corrupted: not valid JSON"):
+    with pytest.raises(ValueError, match="config.json is corrupted: not valid JSON; download it "
+                                         "again from the model's page, or restore it"):
+        GPT.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ValueError, match="config.json is not a JSON object; download it again"):
         GPT.from_pretrained(tmp_path)
 
 

@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
-from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
+from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
                           PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
@@ -278,6 +278,22 @@ def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
     assert ours.special_id(EOT) == smollm.token_to_id(EOT) == 0
 
 
+@pytest.mark.parametrize("layout", ["qwen", "smollm"])
+def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_path, layout):
+    """As the library finds them: the added tokens marked "normalized": false in the text as
+    written first, then the others in the normalised text (Qwen's NFC makes "cafe\u0301"
+    "café"), each as normalised itself; SmolLM's has no normaliser, but the order still
+    decides between "ab" and "abc"."""
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer(layout)))
+    theirs.add_tokens([AddedToken("ab", normalized=False), AddedToken("abc", normalized=True),
+                       AddedToken("cafe\u0301", normalized=True),
+                       AddedToken("x\u00e9", normalized=False)])
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours = read_tokenizer_json(tmp_path)
+    for text in ["caf\u00e9", "cafe\u0301", "x\u00e9", "xe\u0301", "xabcx", "abcaf\u00e9"]:
+        assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
+
+
 def test_transformers_reads_the_same_ids_from_the_same_file(tokenizer_dir):
     theirs = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"))
     ours = read_tokenizer_json(tokenizer_dir)
@@ -505,7 +521,7 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"rope_parameters": {"type": "linear", "rope_theta": 1e4, "factor": 2.0}}, None,
      "rope_parameters has rope_type 'linear': a scaled RoPE"),
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
-     "rope_scaling is {\"rope_type\": \"linear\", \"factor\": 2.0}: a scaled RoPE"),
+     "rope_scaling has rope_type 'linear': a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
     ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
     ({"layer_types": ["full_attention", "sliding_attention"]}, None,
@@ -556,6 +572,10 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
 @pytest.mark.parametrize("rope", [
     {"rope_theta": 500.0, "rope_parameters": {"rope_type": "default"}},
     {"rope_theta": 500.0, "rope_parameters": {"rope_theta": 250.0}},
+    # An older config.json's rope_scaling of the default type scales nothing; where it is
+    # set, transformers 5 reads it in place of rope_parameters.
+    {"rope_theta": 500.0, "rope_scaling": {"rope_type": "default"}},
+    {"rope_scaling": {"type": "default"}, "rope_parameters": {"rope_theta": 250.0}},
     {}])                                                  # neither: LlamaConfig's default
 def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     # rope_parameters without a rope_theta takes the top-level one, not the default
@@ -566,6 +586,42 @@ def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     shutil.copy(llama_dir / "model.safetensors", tmp_path)
     theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
     assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
+
+
+def test_qwen3s_biases_are_its_attentions_alone(tmp_path):
+    """Qwen3's feed-forward has no biases, whatever a config.json says of mlp_bias (not one of
+    Qwen3Config's fields): attention_bias alone is what differs from our one switch."""
+    model = hf_model("qwen3", 120, num_key_value_heads=2, attention_bias=True)
+    model.save_pretrained(tmp_path / "biased")
+    with pytest.raises(PretrainedError, match="attention_bias is true, and Qwen3's feed-forward "
+                                              "has no biases") as error:
+        GPT.from_pretrained(tmp_path / "biased")
+    assert "mlp_bias" not in str(error.value)
+    model = hf_model("qwen3", 120, num_key_value_heads=2)
+    model.save_pretrained(tmp_path / "plain")
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    (tmp_path / "plain" / "config.json").write_text(json.dumps({**config, "mlp_bias": True}))
+    idx = tokens((1, 6))
+    ours = GPT.from_pretrained(tmp_path / "plain")(idx).data
+    np.testing.assert_allclose(ours, their_logits(model, idx), atol=ROUNDING)
+
+
+def test_a_qwen3_config_without_num_key_value_heads_has_qwen3configs_default(tmp_path):
+    """Left out, the field is Qwen3Config's default (32), as transformers reads it, not the
+    number of query heads (Llama's): 64 query heads share 32 key-value heads here."""
+    torch.manual_seed(0)
+    model = perturbed(Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=120, hidden_size=32, intermediate_size=40, num_hidden_layers=1,
+        num_attention_heads=64, head_dim=2, max_position_embeddings=CONTEXT)))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["num_key_value_heads"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert theirs.config.num_key_value_heads == model.config.num_key_value_heads < 64
+    idx = tokens((1, 6))
+    ours = GPT.from_pretrained(tmp_path)(idx).data
+    np.testing.assert_allclose(ours, their_logits(theirs, idx), atol=ROUNDING)
 
 
 def test_a_missing_size_is_named(llama_dir, tmp_path):
@@ -706,6 +762,25 @@ def test_generate_reads_a_llama_directory_and_writes_what_transformers_writes(sm
     assert saved["model_config"]["activation"] == "swiglu" and ours.special_id(EOT) == 0
 
 
+def test_generate_reads_a_chat_prompts_special_tokens_with_allow_special(smollm_dir):
+    """With --allow-special, <|im_start|> and <|im_end|> in the prompt are the chat model's
+    tokens, as transformers' tokenizer reads them; without it, plain text (the library's
+    split_special_tokens)."""
+    directory, model, _ = smollm_dir
+    theirs = PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
+    prompt = "<|im_start|>user\nthe fox<|im_end|>\n<|im_start|>"
+    for allow, split in ((["--allow-special"], False), ([], True)):
+        ids = theirs(prompt, add_special_tokens=False, split_special_tokens=split).input_ids
+        with torch.no_grad():
+            written = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                     do_sample=False, max_new_tokens=8)[0, len(ids):].tolist()
+        written = written[:written.index(0)] if 0 in written else written    # the end, unshown
+        result = tinyformer("generate", "--checkpoint", directory, "--prompt", prompt, *allow,
+                            "--temperature", 0, "--max-new-tokens", 8)
+        assert result.exit_code == 0, result.output
+        assert result.output == prompt + theirs.decode(written) + "\n", allow
+
+
 def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smollm_dir,
                                                                               tmp_path):
     # A chat model's generation_config.json names two ends (Qwen3's <|im_end|> and
@@ -762,8 +837,9 @@ def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path)
                        "rope_type 'yarn': a scaled RoPE")
     (tmp_path / "config.json").write_text((directory / "config.json").read_text())
     (tmp_path / "tokenizer.json").unlink()
-    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
-                       "has a model but no tokenizer", "tokenizer.json")
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "has a model but no tokenizer", "holds it in tokenizer.json")
+    assert "vocab.json" not in result.output              # GPT-2's files, not on its page
     data = edited(train_tokenizer("smollm"), set_at("model", "byte_fallback", True))
     (tmp_path / "tokenizer.json").write_text(json.dumps(data))
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),

@@ -281,13 +281,18 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
     """The tokenizer beside a Hugging Face model, checked against its `vocab_size`."""
     def has(name):
         return os.path.exists(os.path.join(directory, name))
-    if is_llama_family(directory) and has(TOKENIZER_JSON):     # tokenizer.json, any layout
+    # transformers' AutoTokenizer reads tokenizer.json wherever there is one, whatever the
+    # model (a GPT-2's may be in any layout: special tokens first, say); GPT-2's own files
+    # otherwise (OpenAI's, or those `export_pretrained` writes beside any model).
+    if has(TOKENIZER_JSON):
         tokenizer = read_tokenizer_json(directory, vocab_size)
-    # GPT-2's files (beside any model `export_pretrained` wrote), or transformers 5's
-    elif has(VOCAB_JSON) or has(TOKENIZER_JSON):
+    elif has(VOCAB_JSON):
         tokenizer = load_gpt2_tokenizer(directory)
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
+    elif is_llama_family(directory):                # their model pages give tokenizer.json
+        raise CheckpointError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
+                              f"directory holds it in {TOKENIZER_JSON}, on the same model page")
     else:
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
                               f"and merges.txt (GPT-2's tokenizer files, on the same model "

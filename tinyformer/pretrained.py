@@ -8,8 +8,8 @@
     GPT-2's tokenizer   vocab.json + merges.txt (+ tokenizer_config.json), or tokenizer.json,
                         to and from a BPETokenizer: `save_gpt2_tokenizer`, `load_gpt2_tokenizer`
     tokenizer.json      the tokenizers library's file, parsed in one place for both readers:
-                        GPT-2's above, and `read_tokenizer_json`'s ByteLevelBPE for a Llama or
-                        a Qwen3 (the end of this file)
+                        GPT-2's above, and `read_tokenizer_json`'s ByteLevelBPE for any model's
+                        directory that has one (the end of this file)
 
 A checkpoint's model is a directory of two files (beside its tokenizer's):
 
@@ -357,15 +357,16 @@ LLAMA_DEFAULTS = {
     "llama": dict(num_key_value_heads=None, head_dim=None, hidden_act="silu",
                   max_position_embeddings=2048, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   attention_bias=False, mlp_bias=False),
-    "qwen3": dict(num_key_value_heads=None, head_dim=128, hidden_act="silu",
+    "qwen3": dict(num_key_value_heads=32, head_dim=128, hidden_act="silu",
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                  attention_bias=False, mlp_bias=False),
+                  attention_bias=False),
 }
 LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads")
 # Fields that would make the model another function than ours, when they are set.
+# (A scaled RoPE is refused by _rope_theta, which reads rope_scaling: its type may be the
+# default, no scaling.)
 LLAMA_REFUSED = {
-    "rope_scaling": "a scaled RoPE (longer contexts by rescaled frequencies)",
     "quantization_config": "quantised weights",
     "num_experts": "a mixture of experts", "num_local_experts": "a mixture of experts",
     "use_sliding_window": "sliding-window attention",
@@ -422,7 +423,9 @@ def _llama_settings(config, path):
         if c[name] is not None and (type(c[name]) is not int or c[name] < 1):
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1 or null, got "
                                   f"{c[name]!r}")
-    for name in ("tie_word_embeddings", "attention_bias", "mlp_bias"):
+    # Qwen3's feed-forward has no biases: it has no mlp_bias to switch them on.
+    biases = ("attention_bias", "mlp_bias") if model_type == "llama" else ("attention_bias",)
+    for name in ("tie_word_embeddings", *biases):
         if type(c[name]) is not bool:
             raise PretrainedError(f"{path}: {name} must be true or false, got {c[name]!r}")
     eps = c["rms_norm_eps"]
@@ -431,7 +434,10 @@ def _llama_settings(config, path):
     if c["hidden_act"] != "silu":
         raise PretrainedError(f"{path}: hidden_act is {c['hidden_act']!r}: the feed-forward we "
                               f"compute is SwiGLU, whose gate is silu")
-    if c["attention_bias"] != c["mlp_bias"]:
+    if model_type == "qwen3" and c["attention_bias"]:
+        raise PretrainedError(f"{path}: attention_bias is true, and Qwen3's feed-forward has "
+                              f"no biases: our bias switch is one for every layer")
+    if model_type == "llama" and c["attention_bias"] != c["mlp_bias"]:
         raise PretrainedError(f"{path}: attention_bias is {json.dumps(c['attention_bias'])} "
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
@@ -459,19 +465,22 @@ def _rope_theta(config, path):
     """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
     rope_type must be the default (any other rescales the frequencies). What rope_parameters
     leaves out, transformers takes from the older places: the base from the top-level
-    rope_theta, the type from "type"."""
-    parameters = config.get("rope_parameters")
+    rope_theta, the type from "type". An older config.json's rope_scaling, where it is set,
+    is read in place of rope_parameters, as transformers 5 reads it: {"rope_type": "default"}
+    scales nothing."""
+    name = "rope_scaling" if config.get("rope_scaling") else "rope_parameters"
+    parameters = config.get(name)
     theta = config.get("rope_theta", 10000.0)
     if parameters is not None:
         if not isinstance(parameters, dict):
-            raise PretrainedError(f"{path}: rope_parameters must be an object, got "
-                                  f"{parameters!r}")
+            raise PretrainedError(f"{path}: {name} must be an object, got {parameters!r}")
         kind = parameters.get("rope_type", parameters.get("type", "default"))
         if kind != "default":
-            raise PretrainedError(f"{path}: rope_parameters has rope_type {kind!r}: a scaled "
-                                  f"RoPE, which tinyformer does not compute")
+            raise PretrainedError(f"{path}: {name} has rope_type {kind!r}: a scaled RoPE "
+                                  f"(longer contexts by rescaled frequencies), which "
+                                  f"tinyformer does not compute")
         if parameters.get("partial_rotary_factor", 1) != 1:
-            raise PretrainedError(f"{path}: rope_parameters has partial_rotary_factor "
+            raise PretrainedError(f"{path}: {name} has partial_rotary_factor "
                                   f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
                                   f"each head, which tinyformer does not compute")
         theta = parameters.get("rope_theta", theta)
@@ -980,8 +989,9 @@ def _refuse_additions(directory, settings):
 
 
 # An added token's settings that change which text it matches, in transformers' tokenizers
-# (GPT-2's, Llama's, Qwen's): their ids would be other than ours, which match the token as
-# written, anywhere. ("normalized" changes nothing without a normaliser, and GPT-2's have none.)
+# (GPT-2's, Llama's, Qwen's): their ids would be other than ours, which match the token
+# anywhere. ("normalized" is reproduced: ByteLevelBPE finds such a token in the normalised
+# text, as the library does. GPT-2's files have no normaliser, so there it changes nothing.)
 MATCHED_OTHERWISE = {"lstrip": "it takes the spaces before the token into it",
                      "rstrip": "it takes the spaces after the token into it",
                      "single_word": "it matches the token only as a whole word"}
@@ -1082,6 +1092,7 @@ def _malformed(path, error):
 # merges:
 #
 #     added tokens    split the text at them first: "<|im_start|>" is one token, never merged
+#                     (those marked "normalized" after the normalizer, in the normalised text)
 #     normalizer      none (SmolLM), or NFC (Qwen): one Unicode spelling of each character
 #     pre-tokenizer   cut the text into chunks that merges never cross: GPT-2's pattern
 #                     (ByteLevel with use_regex), after each digit on its own (SmolLM's
@@ -1108,22 +1119,33 @@ class ByteLevelBPE(Tokenizer):
     def __init__(self, pieces: list[bytes], byte_ids: list[int],
                  ranks: dict[tuple[int, int], tuple[int, int]], added: dict[str, int],
                  special: list[str], steps: list[tuple], normalization: str | None,
-                 ignore_merges: bool) -> None:
+                 ignore_merges: bool, normalized: set[str]) -> None:
         super().__init__(special, first_special_id=0)
         self._special_ids = {token: added[token] for token in special}    # their own ids
-        # The other added tokens are found in any text; special ones only when allowed.
-        self._always = {token: i for token, i in added.items() if token not in special}
-        self._marked = {False: self._always, True: {**self._always, **self._special_ids}}
-        self._marked_re = {allow: special_pattern(list(tokens))   # longest first, as the
-                           for allow, tokens in self._marked.items()}   # library matches
+        self._normalization = normalization            # "NFC", ..., or None
+        # The added tokens to find, with special_tokens allowed or not: the other added tokens
+        # are found in any text, special ones only when allowed. Those marked "normalized" are
+        # found, as the library finds them, in the normalised text, as normalised themselves;
+        # the others in the text as written. Each kind: (token -> id, its pattern).
+        self._marked = {}
+        for allow in (False, True):
+            tokens = {token: i for token, i in added.items() if allow or token not in special}
+            as_written = {token: i for token, i in tokens.items() if token not in normalized}
+            in_normal = {self._normalize(token): i for token, i in tokens.items()
+                         if token in normalized}
+            self._marked[allow] = [(found, special_pattern(list(found)))  # longest first, as
+                                   for found in (as_written, in_normal)]  # the library matches
         self._pieces = pieces                          # id -> its bytes
         self._byte_ids = byte_ids                      # byte -> id
         self._ranks = ranks                            # (id, id) -> (rank, merged id)
         self._steps = steps                            # the pre-tokenizer's, in order
-        self._normalization = normalization            # "NFC", ..., or None
         self._whole = {piece: i for i, piece in enumerate(pieces)
                        if i not in added.values()} if ignore_merges else None
         self._cache = {}
+
+    def _normalize(self, text):
+        return text if self._normalization is None else unicodedata.normalize(
+            self._normalization, text)
 
     @property
     def vocab_size(self) -> int:
@@ -1132,18 +1154,19 @@ class ByteLevelBPE(Tokenizer):
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
-        marked, pattern = self._marked[allow_special], self._marked_re[allow_special]
-        ids, start = [], 0
-        if pattern is not None:
-            for match in pattern.finditer(text):
-                ids += self._encode_text(text[start:match.start()], start)
-                ids.append(marked[match.group()])
-                start = match.end()
-        return ids + self._encode_text(text[start:], start)
+        # The library's two passes: the added tokens found in the text as written first; then
+        # each piece between them normalised, and the "normalized" ones found in that.
+        as_written, in_normal = self._marked[allow_special]
+        ids = []
+        for piece, token_id in _marked_pieces(text, *as_written):
+            if token_id is not None:
+                ids.append(token_id)
+                continue
+            for part, part_id in _marked_pieces(self._normalize(piece), *in_normal):
+                ids += [part_id] if part_id is not None else self._encode_normalized(part)
+        return ids
 
-    def _encode_text(self, text, offset):
-        if self._normalization is not None:
-            text = unicodedata.normalize(self._normalization, text)
+    def _encode_normalized(self, text):
         ids = []
         for chunk in self._chunks(text):
             if chunk not in self._cache:
@@ -1194,6 +1217,17 @@ class ByteLevelBPE(Tokenizer):
     def save(self, path: StrPath) -> None:
         raise ValueError(f"a tokenizer read from a tokenizer.json is not saved as {path}: keep "
                          f"the tokenizer.json it was read from")
+
+
+def _marked_pieces(text, tokens, pattern):
+    """`text` cut at the added tokens that `pattern` finds (None: there are none): a list of
+    (piece, None) for the text between them and (token, its id from `tokens`) for each."""
+    pieces, start = [], 0
+    for match in (pattern.finditer(text) if pattern is not None else ()):
+        pieces += [(text[start:match.start()], None), (match.group(), tokens[match.group()])]
+        start = match.end()
+    pieces.append((text[start:], None))
+    return [(piece, i) for piece, i in pieces if piece or i is not None]
 
 
 def _isolated(pattern, text):
@@ -1291,7 +1325,7 @@ def _byte_level_bpe(data, vocab, merges, added, path):
         if not all(char in byte_of for char in token):
             _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
-    added_ids, special = {}, []
+    added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
         check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
@@ -1308,6 +1342,8 @@ def _byte_level_bpe(data, vocab, merges, added, path):
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
+        if entry.get("normalized"):
+            normalized.add(token)
     missing = [b for b, char in bytes_to_unicode().items() if char not in vocab]
     if missing:
         _refuse(path, f"the vocabulary lacks the byte 0x{missing[0]:02x}",
@@ -1321,7 +1357,8 @@ def _byte_level_bpe(data, vocab, merges, added, path):
         ranks[vocab[parts[0]], vocab[parts[1]]] = (rank, vocab["".join(parts)])
     size = max(pieces) + 1
     return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,
-                        special, steps, normalization, bool(model.get("ignore_merges")))
+                        special, steps, normalization, bool(model.get("ignore_merges")),
+                        normalized)
 
 
 def _pre_tokenizer_steps(pre_tokenizer, path):

@@ -57,13 +57,16 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
             max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
             top_p: float | None = None, seed: int = 0, beam: int | None = None,
             name: Callable[[str], str] = str, threads: int | None = None,
-            eos_ids: Sequence[int] | None = None) -> Callable[[Callable[[str], None]], None]:
+            eos_ids: Sequence[int] | None = None, allow_special: bool = False
+            ) -> Callable[[Callable[[str], None]], None]:
     """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
     continues, translates or fills it in, writing the text (control characters escaped, a new
     line at the end) through the `write(text)` it is given. It computes on `threads` BLAS
     threads, or, with None, on the count that timing its steps chooses (resources.py). A GPT's
     text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
-    eos_token_id: a chat model's <|im_end|>).
+    eos_token_id: a chat model's <|im_end|>). Special tokens written in a GPT's prompt (a chat
+    model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
+    a BERT's prompt always has them (its <mask>), a seq2seq's source never.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
     check_settings), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
@@ -79,7 +82,7 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         ends_text = eos_ids or end_of_text
         if prompt:
-            ids = encode_prompt(tokenizer, prompt, allow_special=False)
+            ids = encode_prompt(tokenizer, prompt, allow_special=allow_special)
         elif end_of_text is not None:        # from nothing: <|endoftext|>, or a new line
             ids = [end_of_text]
         else:

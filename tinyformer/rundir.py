@@ -403,16 +403,21 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
                             "tokenizer.json)")
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"{ours}{pretrained_files if pretrained else ''}")
+    # Beside a Hugging Face model's weights (model.safetensors, or its shards' index), the
+    # file came from the model's page; a run of ours wrote its own.
+    from_a_page = any(os.path.exists(os.path.join(directory, name))
+                      for name in ("model.safetensors", "model.safetensors.index.json"))
+    advice = ("download it again from the model's page, or restore it" if from_a_page
+              else "restore it, or train again")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except OSError as e:
         raise CheckpointError(f"{path} cannot be read ({e.strerror})") from None
     except (ValueError, RecursionError):           # not UTF-8, not JSON, or nested too deep
-        raise CheckpointError(f"{path} is corrupted: not valid JSON; restore it, or train "
-                              f"again") from None
+        raise CheckpointError(f"{path} is corrupted: not valid JSON; {advice}") from None
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path} is not a JSON object; restore it, or train again")
+        raise CheckpointError(f"{path} is not a JSON object; {advice}")
     return config
 
 

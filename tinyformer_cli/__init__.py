@@ -215,10 +215,15 @@ def open_tokenizer(path):
         return load_tokenizer_at(path)
 
 
+# --allow-special, as `tokenize encode` and `show` and `generate` take it.
+allow_special_option = click.option(
+    "--allow-special", is_flag=True,
+    help="Give special tokens written in the text (\"<eos>\") their own ids [plain text].")
+
+
 def text_options(command):
     """TEXT, or --file, and --allow-special: what `encode` and `show` read."""
-    command = click.option("--allow-special", is_flag=True, help="Give special tokens written "
-                           "in the text (\"<eos>\") their own ids [plain text].")(command)
+    command = allow_special_option(command)
     command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
                            "UTF-8 file instead of TEXT.")(command)
     return click.argument("text", required=False)(command)
@@ -438,7 +443,8 @@ Examples:
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
 as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
 --temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces; a
-seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
+seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow-special,
+with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help=CHECKPOINT_HELP)
@@ -455,10 +461,11 @@ seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens.
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
+@allow_special_option
 @threads_option("Threads for the matrix products of each generated token")
 @click.pass_context
 def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
-             threads):
+             allow_special, threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
     sampling = given_options(ctx, "temperature", "top_k", "top_p", "seed")
     if beam is not None and sampling:
@@ -469,7 +476,8 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                       name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
-    unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed")
+    unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed",
+                           "allow_special")
     if saved["model"] in WRITES_NO_SAMPLE and unused:
         raise InputError(f"a {saved['model']} checkpoint {WRITES_NO_SAMPLE[saved['model']]}: "
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
@@ -477,7 +485,8 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     with input_errors():
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
-                         threads=threads, eos_ids=saved.get("eos_ids"))
+                         threads=threads, eos_ids=saved.get("eos_ids"),
+                         allow_special=allow_special)
     answer(lambda text: click.echo(text, nl=False))
 
 
