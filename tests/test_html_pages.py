@@ -24,7 +24,8 @@ from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
 from viz.html import HISTOGRAM_BINS, POLICY, number, script_json, summary, viridis
 from viz.lens_page import lens_page
-from viz.report_page import follow_run, metrics_page, run_status
+from tinyformer.rundir import run_status
+from viz.report_page import follow_run, metrics_page
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
                                reason="graphviz's dot is not installed")

@@ -181,11 +181,8 @@ def summary(model: nn.Module, T: int | None = None) -> str:
     """The block in words, a table of parameters per top-level module and per part, and the
     FLOPs per token (in all and per part) for a sequence of T tokens (the model's context by
     default), as text. TypeError (one line) for another Module, whose block it cannot tell."""
-    # Imported here: the models' modules import this one (its `counted`, through tokenizers).
-    from .bert import BERT
-    from .gpt import GPT
-    from .transformer import Transformer
-    if not isinstance(model, (GPT, BERT, Transformer)):
+    # The three models, and no other Module, carry the config their block is told from.
+    if not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"summary takes a GPT, BERT or Transformer, got a "
                         f"{type(model).__name__}; print(model) lists any Module's parameters "
                         f"per module")

@@ -21,9 +21,9 @@ from .html import Page
 from .lens import lens_figure
 from .lens_page import lens_page
 from .plots import metrics_figure, plot_metrics
-from .report_page import metrics_page, run_status
+from .report_page import metrics_page
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
            "DotNotFoundError", "record", "metrics_figure", "plot_metrics", "attention_maps",
            "attention_figure", "plot_attention", "lens_figure", "graph_page", "attention_page",
-           "lens_page", "metrics_page", "run_status", "Page"]
+           "lens_page", "metrics_page", "Page"]
