@@ -214,6 +214,27 @@ def test_check_all_reports_one_line_per_exercise(workspace):
     assert result.exit_code == 2 and "give an exercise N or --all, not both" in result.output
 
 
+def test_check_all_says_the_first_line_of_each_failure_cut_to_the_terminal(workspace,
+                                                                           monkeypatch):
+    """One run tells where each exercise stands, without `check N` for each failure."""
+    def check(ex):
+        if ex.number == 2:
+            return "x" * 300 + "\n  the second line", ""
+        return (None if ex == FIRST else f"{ex.slug} is wrong\n  at [0]: expected 1"), ""
+
+    fake_checks(monkeypatch, 2, check)
+    monkeypatch.setenv("COLUMNS", "60")
+    lines = run("check", "--all").output.splitlines()
+    assert lines[:6] == [f"PASS 1 {FIRST.slug} ({FIRST.file})",
+                         f"FAIL 2 {exercises()[1].slug} ({exercises()[1].file})",
+                         "  " + "x" * 54 + "...",
+                         f"FAIL 3 {exercises()[2].slug} ({exercises()[2].file})",
+                         f"  {exercises()[2].slug} is wrong",
+                         f"FAIL 4 {exercises()[3].slug} ({exercises()[3].file})"]
+    assert all(len(line) < 60 for line in lines if line.startswith("  "))
+    assert "the second line" not in "\n".join(lines)
+
+
 def fake_checks(monkeypatch, cores, check):
     """`check(ex)` -> (message, printed) in place of the subprocess; `cores` cores."""
     monkeypatch.setattr(workspace_module, "usable_cores", lambda: cores)

@@ -778,7 +778,8 @@ Examples:
 Exit status: 0 when the check passes (with --all: all of them), 3 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
-              help="Check every exercise, one line each (as many at once as there are cores).")
+              help="Check every exercise, one line each with what is wrong (as many at once "
+                   "as there are cores).")
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, timeout, workspace):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import shutil
 import sys
 import textwrap
 import time
@@ -174,13 +175,27 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bo
 
 
 def check_all(workspace: Workspace, timeout: float = 120) -> bool:
-    """Check every exercise, one line each in course order (one check per core at once);
-    True when all pass."""
+    """Check every exercise, one line each in course order (one check per core at once), a
+    failure's with the first line of what is wrong under it. True when all pass."""
+    # Cut to the terminal, or to 100 characters where there is none (a file, a pipe).
+    width = max(40, shutil.get_terminal_size((100, 24)).columns)
     passed = 0
     for ex, message, printed in workspace.check_each(exercises(), timeout):
         passed += report_check(ex, message, printed, quiet=True)
+        if message is not None:
+            click.echo(shorten("  " + first_line(message), width - 1))
     click.echo(f"\n{passed} of {len(exercises())} pass")
     return passed == len(exercises())
+
+
+def first_line(message: str) -> str:
+    """The first line of a failure's message that says something."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
+def shorten(line: str, width: int) -> str:
+    """`line`, cut to `width` characters with "..." when it is longer."""
+    return line if len(line) <= width else line[:width - 3].rstrip() + "..."
 
 
 def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
