@@ -276,12 +276,37 @@ def test_checks_stopped_early_start_no_more(workspace, monkeypatch):
 
 
 def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
+    """As `check N` does it: the file to check is not there, which is the input's fault."""
     started = []
     fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
     (workspace / exercises()[2].file).unlink()
     with pytest.raises(WorkspaceError, match="is missing; `tinyformer exercises reset 3`"):
         list(Workspace.load(workspace).check_each(exercises()))
     assert started == []
+    assert_input_error(run("check", 3), "is missing; `tinyformer exercises reset 3`")
+
+
+def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,
+                                                                          monkeypatch):
+    """A teacher grading a class: one student's deleted file hides none of the rest."""
+    started = []
+    fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
+    missing, unreadable = exercises()[2], exercises()[4]
+    (workspace / missing.file).unlink()
+    (workspace / unreadable.file).unlink()
+    (workspace / unreadable.file).mkdir()           # a folder where the file was
+    monkeypatch.setenv("COLUMNS", "200")
+    result = run("check", "--all")
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    at = lines.index(f"FAIL 3 {missing.slug} ({missing.file})")
+    assert lines[at + 1] == (f"  {workspace / missing.file} is missing; `tinyformer exercises "
+                             f"reset 3` brings back a fresh copy")
+    at = lines.index(f"FAIL 5 {unreadable.slug} ({unreadable.file})")
+    assert lines[at + 1] == f"  {workspace / unreadable.file}: is a directory"
+    assert f"{len(exercises()) - 2} of {len(exercises())} pass" in result.output
+    assert sorted(ex.number for ex in started) == \
+        [ex.number for ex in exercises() if ex not in (missing, unreadable)]
 
 
 def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):

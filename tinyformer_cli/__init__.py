@@ -779,7 +779,7 @@ Exit status: 0 when the check passes (with --all: all of them), 3 when it does n
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each with what is wrong (as many at once "
-                   "as there are cores).")
+                   "as there are cores); a missing file is its exercise's failure.")
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, timeout, workspace):

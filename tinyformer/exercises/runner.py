@@ -176,11 +176,12 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bo
 
 def check_all(workspace: Workspace, timeout: float = 120) -> bool:
     """Check every exercise, one line each in course order (one check per core at once), a
-    failure's with the first line of what is wrong under it. True when all pass."""
+    failure's with the first line of what is wrong under it. A file missing or unreadable is
+    its exercise's failure: the others are checked all the same. True when all pass."""
     # Cut to the terminal, or to 100 characters where there is none (a file, a pipe).
     width = max(40, shutil.get_terminal_size((100, 24)).columns)
     passed = 0
-    for ex, message, printed in workspace.check_each(exercises(), timeout):
+    for ex, message, printed in workspace.check_each(exercises(), timeout, keep_going=True):
         passed += report_check(ex, message, printed, quiet=True)
         if message is not None:
             click.echo(shorten("  " + first_line(message), width - 1))
