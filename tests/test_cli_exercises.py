@@ -235,6 +235,37 @@ def test_check_all_says_the_first_line_of_each_failure_cut_to_the_terminal(works
     assert "the second line" not in "\n".join(lines)
 
 
+def test_check_json_prints_one_object_for_a_grading_script(workspace, monkeypatch):
+    """--json: nothing but the object on stdout, the exit status as without it."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex.number < 3 else f"{ex.slug} is wrong",
+                                            "what the code printed"))
+    result = run("check", "--all", "--json")
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert graded["workspace"] == str(workspace)
+    assert [(e["number"], e["name"], e["passed"], e["reason"]) for e in graded["exercises"]] \
+        == [(ex.number, ex.slug, ex.number < 3, None if ex.number < 3 else f"{ex.slug} is wrong")
+            for ex in exercises()]
+    assert all(e["seconds"] >= 0 for e in graded["exercises"])
+    assert (graded["passed"], graded["total"]) == (2, len(exercises()))
+
+    one = run("check", 2, "--json")
+    assert one.exit_code == 0, one.output
+    [checked] = json.loads(one.stdout)["exercises"]
+    assert (checked["number"], checked["passed"], json.loads(one.stdout)["total"]) == (2, True, 1)
+    assert run("check", "--all", "--json").exit_code == 3
+    fake_checks(monkeypatch, 2, lambda ex: (None, ""))
+    assert run("check", "--all", "--json").exit_code == 0
+
+
+def test_check_json_runs_the_real_check_and_times_it(workspace):
+    solve(workspace, FIRST)
+    result = run("check", 1, "--json")
+    assert result.exit_code == 0, result.output
+    [checked] = json.loads(result.stdout)["exercises"]
+    assert checked["passed"] and checked["reason"] is None and checked["seconds"] > 0
+
+
 def fake_checks(monkeypatch, cores, check):
     """`check(ex)` -> (message, printed) in place of the subprocess; `cores` cores."""
     monkeypatch.setattr(workspace_module, "usable_cores", lambda: cores)
@@ -253,8 +284,8 @@ def test_the_checks_run_one_per_core_at_once_and_report_in_course_order(workspac
 
     fake_checks(monkeypatch, 2, check)
     checked = list(Workspace.load(workspace).check_each(exercises()))
-    assert [ex for ex, _, _ in checked] == exercises()
-    assert [message for _, message, _ in checked][:2] == [None, f"{exercises()[1].slug} is wrong"]
+    assert [c.ex for c in checked] == exercises()
+    assert [c.message for c in checked][:2] == [None, f"{exercises()[1].slug} is wrong"]
     assert list(progress(workspace)["passed"]) == [FIRST.slug]
 
 
@@ -284,6 +315,8 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
         list(Workspace.load(workspace).check_each(exercises()))
     assert started == []
     assert_input_error(run("check", 3), "is missing; `tinyformer exercises reset 3`")
+    result = run("check", 3, "--json")
+    assert result.exit_code == 2 and result.stdout == ""
 
 
 def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,
