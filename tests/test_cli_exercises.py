@@ -3,6 +3,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -264,6 +265,16 @@ def test_check_json_runs_the_real_check_and_times_it(workspace):
     assert result.exit_code == 0, result.output
     [checked] = json.loads(result.stdout)["exercises"]
     assert checked["passed"] and checked["reason"] is None and checked["seconds"] > 0
+
+
+def test_the_course_shows_the_json_a_grading_script_gets(workspace, monkeypatch):
+    """The course's grading section names the keys --json really prints."""
+    fake_checks(monkeypatch, 2, lambda ex: (None, ""))
+    graded = json.loads(run("check", 1, "--json").stdout)
+    keys = set(graded) | set(graded["exercises"][0])
+    page = (Path(__file__).parent.parent / "docs" / "course.md").read_text()
+    shown = page.split("$ tinyformer exercises check --all --json")[1].split("```")[0]
+    assert set(re.findall(r'"(\w+)":', shown)) == keys
 
 
 def fake_checks(monkeypatch, cores, check):
