@@ -3,6 +3,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -214,6 +215,68 @@ def test_check_all_reports_one_line_per_exercise(workspace):
     assert result.exit_code == 2 and "give an exercise N or --all, not both" in result.output
 
 
+def test_check_all_says_the_first_line_of_each_failure_cut_to_the_terminal(workspace,
+                                                                           monkeypatch):
+    """One run tells where each exercise stands, without `check N` for each failure."""
+    def check(ex):
+        if ex.number == 2:
+            return "x" * 300 + "\n  the second line", ""
+        return (None if ex == FIRST else f"{ex.slug} is wrong\n  at [0]: expected 1"), ""
+
+    fake_checks(monkeypatch, 2, check)
+    monkeypatch.setenv("COLUMNS", "60")
+    lines = run("check", "--all").output.splitlines()
+    assert lines[:6] == [f"PASS 1 {FIRST.slug} ({FIRST.file})",
+                         f"FAIL 2 {exercises()[1].slug} ({exercises()[1].file})",
+                         "  " + "x" * 54 + "...",
+                         f"FAIL 3 {exercises()[2].slug} ({exercises()[2].file})",
+                         f"  {exercises()[2].slug} is wrong",
+                         f"FAIL 4 {exercises()[3].slug} ({exercises()[3].file})"]
+    assert all(len(line) < 60 for line in lines if line.startswith("  "))
+    assert "the second line" not in "\n".join(lines)
+
+
+def test_check_json_prints_one_object_for_a_grading_script(workspace, monkeypatch):
+    """--json: nothing but the object on stdout, the exit status as without it."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex.number < 3 else f"{ex.slug} is wrong",
+                                            "what the code printed"))
+    result = run("check", "--all", "--json")
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert graded["workspace"] == str(workspace)
+    assert [(e["number"], e["name"], e["passed"], e["reason"]) for e in graded["exercises"]] \
+        == [(ex.number, ex.slug, ex.number < 3, None if ex.number < 3 else f"{ex.slug} is wrong")
+            for ex in exercises()]
+    assert all(e["seconds"] >= 0 for e in graded["exercises"])
+    assert (graded["passed"], graded["total"]) == (2, len(exercises()))
+
+    one = run("check", 2, "--json")
+    assert one.exit_code == 0, one.output
+    [checked] = json.loads(one.stdout)["exercises"]
+    assert (checked["number"], checked["passed"], json.loads(one.stdout)["total"]) == (2, True, 1)
+    assert run("check", "--all", "--json").exit_code == 3
+    fake_checks(monkeypatch, 2, lambda ex: (None, ""))
+    assert run("check", "--all", "--json").exit_code == 0
+
+
+def test_check_json_runs_the_real_check_and_times_it(workspace):
+    solve(workspace, FIRST)
+    result = run("check", 1, "--json")
+    assert result.exit_code == 0, result.output
+    [checked] = json.loads(result.stdout)["exercises"]
+    assert checked["passed"] and checked["reason"] is None and checked["seconds"] > 0
+
+
+def test_the_course_shows_the_json_a_grading_script_gets(workspace, monkeypatch):
+    """The course's grading section names the keys --json really prints."""
+    fake_checks(monkeypatch, 2, lambda ex: (None, ""))
+    graded = json.loads(run("check", 1, "--json").stdout)
+    keys = set(graded) | set(graded["exercises"][0])
+    page = (Path(__file__).parent.parent / "docs" / "course.md").read_text()
+    shown = page.split("$ tinyformer exercises check --all --json")[1].split("```")[0]
+    assert set(re.findall(r'"(\w+)":', shown)) == keys
+
+
 def fake_checks(monkeypatch, cores, check):
     """`check(ex)` -> (message, printed) in place of the subprocess; `cores` cores."""
     monkeypatch.setattr(workspace_module, "usable_cores", lambda: cores)
@@ -232,8 +295,8 @@ def test_the_checks_run_one_per_core_at_once_and_report_in_course_order(workspac
 
     fake_checks(monkeypatch, 2, check)
     checked = list(Workspace.load(workspace).check_each(exercises()))
-    assert [ex for ex, _, _ in checked] == exercises()
-    assert [message for _, message, _ in checked][:2] == [None, f"{exercises()[1].slug} is wrong"]
+    assert [c.ex for c in checked] == exercises()
+    assert [c.message for c in checked][:2] == [None, f"{exercises()[1].slug} is wrong"]
     assert list(progress(workspace)["passed"]) == [FIRST.slug]
 
 
@@ -255,12 +318,39 @@ def test_checks_stopped_early_start_no_more(workspace, monkeypatch):
 
 
 def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
+    """As `check N` does it: the file to check is not there, which is the input's fault."""
     started = []
     fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
     (workspace / exercises()[2].file).unlink()
     with pytest.raises(WorkspaceError, match="is missing; `tinyformer exercises reset 3`"):
         list(Workspace.load(workspace).check_each(exercises()))
     assert started == []
+    assert_input_error(run("check", 3), "is missing; `tinyformer exercises reset 3`")
+    result = run("check", 3, "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+
+
+def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,
+                                                                          monkeypatch):
+    """A teacher grading a class: one student's deleted file hides none of the rest."""
+    started = []
+    fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
+    missing, unreadable = exercises()[2], exercises()[4]
+    (workspace / missing.file).unlink()
+    (workspace / unreadable.file).unlink()
+    (workspace / unreadable.file).mkdir()           # a folder where the file was
+    monkeypatch.setenv("COLUMNS", "200")
+    result = run("check", "--all")
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    at = lines.index(f"FAIL 3 {missing.slug} ({missing.file})")
+    assert lines[at + 1] == (f"  {workspace / missing.file} is missing; `tinyformer exercises "
+                             f"reset 3` brings back a fresh copy")
+    at = lines.index(f"FAIL 5 {unreadable.slug} ({unreadable.file})")
+    assert lines[at + 1] == f"  {workspace / unreadable.file}: is a directory"
+    assert f"{len(exercises()) - 2} of {len(exercises())} pass" in result.output
+    assert sorted(ex.number for ex in started) == \
+        [ex.number for ex in exercises() if ex not in (missing, unreadable)]
 
 
 def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):

@@ -783,19 +783,27 @@ Examples:
   tinyformer exercises check                    the next unfinished exercise
   tinyformer exercises check 3 --timeout 30
   tinyformer exercises check --all              where the whole course stands
+  tinyformer exercises check --all --json       one JSON object, for a grading script
+
+To grade, use `check --all` (or --json): it runs every check again. `list` shows what the
+workspace's progress file says, which its owner can edit.
 
 Exit status: 0 when the check passes (with --all: all of them), 3 when it does not.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
-              help="Check every exercise, one line each (as many at once as there are cores).")
+              help="Check every exercise, one line each with what is wrong (as many at once "
+                   "as there are cores); a missing file is its exercise's failure.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object instead: {"workspace", "exercises": [{"number", '
+                   '"name", "passed", "reason", "seconds"}], "passed", "total"}.')
 @timeout_option
 @workspace_option()
-def exercises_check(ex, check_all, timeout, workspace):
+def exercises_check(ex, check_all, as_json, timeout, workspace):
     """Check exercise N [the next unfinished one] and say what is still wrong."""
     if check_all and ex is not None:
         raise InputError("give an exercise N or --all, not both")
-    passed = runner.check_all(workspace, timeout) if check_all else \
-        runner.check(workspace, ex, timeout)
+    passed = runner.check_all(workspace, timeout, as_json) if check_all else \
+        runner.check(workspace, ex, timeout, as_json)
     sys.exit(0 if passed else NOT_YET)
 
 

@@ -8,7 +8,7 @@ the errors below into exit statuses; everything a learner reads is written here:
     show(ex, workspace)                  an exercise's explanation (its file's docstring)
     hint(workspace, ex)                  one more hint each call
     check(workspace, ex, timeout)        check one exercise; True when it passes
-    check_all(workspace, timeout)        check every exercise, one line each
+    check_all(workspace, timeout)        check every exercise, one line each (or JSON)
     watch(workspace, ex, timeout)        check again on every save, then move on
     predict(workspace, chapter, answer)  a chapter's question: predict, then run
     chapter_to_ask(workspace, name)      the chapter `predict` asks about
@@ -25,19 +25,22 @@ returns False.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
+import shutil
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Iterable
 
 import click
 
 from ..files import StrPath
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
-from .workspace import Workspace, init_workspace
+from .workspace import Checked, Workspace, init_workspace
 
 STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
 PICTURE_SUFFIXES = (".png", ".svg")
@@ -159,10 +162,14 @@ def say_next(workspace: Workspace) -> None:
                    f"tinyformer exercises show {following.number}")
 
 
-def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bool:
+def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
+          as_json: bool = False) -> bool:
     """Check exercise `ex` (None: the next unfinished one) and say what is still wrong, or
-    what comes next. True when it passes (or nothing is left to check)."""
+    what comes next; `as_json` prints the outcome as check_all's JSON object instead. True
+    when it passes (or nothing is left to check)."""
     ex = ex or workspace.next_unfinished()
+    if as_json:
+        return echo_json(workspace, workspace.check_each([ex] if ex else [], timeout))
     if ex is None:
         say_next(workspace)
         return True
@@ -173,14 +180,47 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120) -> bo
     return passed
 
 
-def check_all(workspace: Workspace, timeout: float = 120) -> bool:
-    """Check every exercise, one line each in course order (one check per core at once);
-    True when all pass."""
+def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False) -> bool:
+    """Check every exercise, one line each in course order (one check per core at once), a
+    failure's with the first line of what is wrong under it; `as_json` prints one JSON object
+    instead (see echo_json). A file missing or unreadable is its exercise's failure: the
+    others are checked all the same. True when all pass."""
+    checks = workspace.check_each(exercises(), timeout, keep_going=True)
+    if as_json:
+        return echo_json(workspace, checks)
+    # Cut to the terminal, or to 100 characters where there is none (a file, a pipe).
+    width = max(40, shutil.get_terminal_size((100, 24)).columns)
     passed = 0
-    for ex, message, printed in workspace.check_each(exercises(), timeout):
+    for ex, message, printed, _ in checks:
         passed += report_check(ex, message, printed, quiet=True)
+        if message is not None:
+            click.echo(shorten("  " + first_line(message), width - 1))
     click.echo(f"\n{passed} of {len(exercises())} pass")
     return passed == len(exercises())
+
+
+def echo_json(workspace: Workspace, checks: Iterable[Checked]) -> bool:
+    """Print the checks' outcomes as one JSON object on one line, for a script that grades
+    (nothing else goes to stdout): {"workspace": its folder, "exercises": [{"number", "name",
+    "passed", "reason": what is wrong or null, "seconds"}, ...], "passed": how many passed,
+    "total": how many were checked}. True when all passed."""
+    done = [{"number": ex.number, "name": ex.slug, "passed": message is None,
+             "reason": message, "seconds": round(seconds, 3)}
+            for ex, message, _, seconds in checks]
+    passed = sum(outcome["passed"] for outcome in done)
+    click.echo(json.dumps({"workspace": str(workspace.root), "exercises": done,
+                           "passed": passed, "total": len(done)}))
+    return passed == len(done)
+
+
+def first_line(message: str) -> str:
+    """The first line of a failure's message that says something."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
+def shorten(line: str, width: int) -> str:
+    """`line`, cut to `width` characters with "..." when it is longer."""
+    return line if len(line) <= width else line[:width - 3].rstrip() + "..."
 
 
 def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,

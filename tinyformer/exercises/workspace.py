@@ -22,9 +22,9 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
-from ..files import StrPath, atomic_write
+from ..files import StrPath, atomic_write, describe_os_error
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
@@ -33,6 +33,22 @@ STATE_DIR = ".tinyformer"
 PROGRESS = "progress.json"
 PICTURES = "pictures"
 DEFAULT_DIR = "tinyformer-exercises"
+
+
+class Checked(NamedTuple):
+    """One check's outcome: `message` None when it passed, else what is still wrong."""
+    ex: Exercise
+    message: str | None
+    printed: str
+    seconds: float
+
+
+def timed_check(ex: Exercise, path: Path, timeout: float) -> tuple[str | None, str, float]:
+    """check_in_subprocess, and the seconds it took (checks run side by side: each is timed
+    in its own thread)."""
+    start = time.perf_counter()
+    message, printed = check_in_subprocess(ex, path, timeout)
+    return message, printed, time.perf_counter() - start
 
 
 class WorkspaceError(ValueError):
@@ -160,29 +176,40 @@ class Workspace:
     def check(self, ex: Exercise, timeout: float = 120) -> tuple[str | None, str]:
         """Check the learner's file and remember the outcome. Returns (message or None when it
         passes, what the learner's code printed)."""
-        [(_, message, printed)] = self.check_each([ex], timeout)
-        return message, printed
+        [checked] = self.check_each([ex], timeout)
+        return checked.message, checked.printed
 
-    def check_each(self, chosen: list[Exercise], timeout: float = 120
-                   ) -> Iterator[tuple[Exercise, str | None, str]]:
-        """Check the learner's files of `chosen` and remember each outcome: yields (exercise,
-        message or None when it passes, what the learner's code printed) in the order given.
-        Each check is a fresh process, so up to one per core run at once."""
+    def check_each(self, chosen: list[Exercise], timeout: float = 120,
+                   keep_going: bool = False) -> Iterator[Checked]:
+        """Check the learner's files of `chosen` and remember each outcome: yields a Checked
+        (the exercise, message or None when it passes, what the learner's code printed, the
+        seconds its check took) in the order given. Each check is a fresh process, so up to
+        one per core run at once. A file that is missing or cannot be read stops them all
+        before any starts (WorkspaceError), or with `keep_going` is that exercise's failure,
+        and the others are checked: one deleted file hides nothing of the rest."""
         paths = [self.path(ex) for ex in chosen]
-        for ex, path in zip(chosen, paths):
-            if not path.exists():
-                raise WorkspaceError(f"{path} is missing; `tinyformer exercises reset "
-                                     f"{ex.number}` brings back a fresh copy")
         # Hashed before the checks: a file saved during its check must be checked again.
-        hashes = [file_hash(path) for path in paths]
+        hashes: list[str | None] = []
+        unreadable: dict[int, str] = {}          # index in `chosen` -> why
+        for i, (ex, path) in enumerate(zip(chosen, paths)):
+            try:
+                hashes.append(file_hash(path))
+            except OSError as error:
+                why = (f"{path} is missing; `tinyformer exercises reset {ex.number}` brings "
+                       f"back a fresh copy") if not path.exists() else describe_os_error(error)
+                if not keep_going:
+                    raise WorkspaceError(why) from None
+                hashes.append(None)
+                unreadable[i] = why
         pool = ThreadPoolExecutor(max_workers=max(1, min(len(chosen), usable_cores())))
         try:
-            checks = [pool.submit(check_in_subprocess, ex, path, timeout)
-                      for ex, path in zip(chosen, paths)]
-            for ex, checked_hash, check in zip(chosen, hashes, checks):
-                message, printed = check.result()
+            checks = [None if i in unreadable else pool.submit(timed_check, ex, path, timeout)
+                      for i, (ex, path) in enumerate(zip(chosen, paths))]
+            for i, (ex, checked_hash, check) in enumerate(zip(chosen, hashes, checks)):
+                message, printed, seconds = (unreadable[i], "", 0.0) if check is None \
+                    else check.result()
                 self.record(ex, checked_hash if message is None else None)
-                yield ex, message, printed
+                yield Checked(ex, message, printed, seconds)
         except BaseException:           # stopped early (Ctrl-C): start no check that waits,
             pool.shutdown(wait=False, cancel_futures=True)
             stop_running()              # and stop those running, which Ctrl-C does not reach
