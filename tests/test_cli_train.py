@@ -338,12 +338,12 @@ WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
     "            time.sleep(60)\n"
     "        return real(*args, **kwargs)\n"
     "    setattr(owner, name, wait_then)\n"
-    "waiting_at(train, 'make_job')            # tokenising the corpus\n"
+    "waiting_at(train, 'prepare_data')        # tokenising the corpus\n"
     "waiting_at(train.Trainer, 'evaluate')    # step 0, the workers forked\n"
     "from tinyformer_cli import main\n"))
 
 
-@pytest.mark.parametrize("point", ["make_job", "evaluate"], ids=["tokenising", "step-0"])
+@pytest.mark.parametrize("point", ["prepare_data", "evaluate"], ids=["tokenising", "step-0"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, point, signum):
     """SIGTERM before the loop ends the run as Ctrl-C there does (its lock let go, its workers
@@ -364,7 +364,7 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
     assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     assert "Traceback" not in stderr
-    if point == "make_job":           # a new run, stopped before it wrote anything to keep
+    if point == "prepare_data":         # a new run, stopped before it wrote anything to keep
         said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
         assert stderr.strip().splitlines() == [f"stopped by {said}"]
         assert not out.exists()

@@ -123,12 +123,13 @@ class TextData:
         return int(n_tokens * (1 - cls.VAL_FRACTION))
 
     @classmethod
-    def prepare(cls, config: TrainConfig, directory: StrPath, special_tokens: list[str],
+    def prepare(cls, config: TrainConfig, path: StrPath, special_tokens: list[str],
                 log: Callable[[str], None], tokenizer: Tokenizer | None = None
                 ) -> tuple[Tokenizer, dict[str, Any]]:
-        """Tokenise the corpus (or the built-in one) into `directory` with `tokenizer` (a
+        """Tokenise the corpus (or the built-in one) into the file `path` with `tokenizer` (a
         tokenizer file's), or else with one learned from the text; returns (tokenizer, info
-        for config.json). ValueError if the text cannot be used."""
+        for config.json, which names the file as the run keeps it: tokens.bin). ValueError if
+        the text cannot be used."""
         if config.corpus is None:
             text = builtin_corpus(seed=config.seed)
             def chunks():
@@ -154,9 +155,8 @@ class TextData:
         began = time.perf_counter()
         if tokenizer is None:
             tokenizer = train_tokenizer(config, chunks, special_tokens)
-        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS),
-                                       encode_chunks(tokenizer, chunks, config.tokenizer_file),
-                                       tokenizer.vocab_size, check_length)
+        ids = encode_chunks(tokenizer, chunks, config.tokenizer_file)
+        dtype, n_tokens = write_tokens(path, ids, tokenizer.vocab_size, check_length)
         info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens}
         n_train = cls.n_train(n_tokens)
         log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "
@@ -511,19 +511,26 @@ def text_job(config: TrainConfig) -> type[LanguageModelling]:
     return MaskedLM if config.model == "bert" else LanguageModelling
 
 
-def make_job(config: TrainConfig, directory: StrPath, log: Callable[[str], None],
-             tokenizer: Tokenizer | None = None, data_info: dict[str, Any] | None = None) -> Job:
-    """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
-    from the checkpoint; otherwise the corpus is tokenised into `directory` now, with
-    `tokenizer` if given (a tokenizer file's: load_tokenizer_file), else one learned from it."""
+def prepare_data(config: TrainConfig, path: StrPath, log: Callable[[str], None],
+                 tokenizer: Tokenizer | None = None
+                 ) -> tuple[Tokenizer | None, dict[str, Any] | None]:
+    """A new run's data: its corpus tokenised into the file `path`, with `tokenizer` if given
+    (a tokenizer file's: load_tokenizer_file), else one learned from the text; returns (the
+    tokenizer, the data info for make_job and config.json). A task draws its sequences as it
+    trains: nothing is written, and the data info is None."""
+    if config.task:
+        return tokenizer, None
+    return TextData.prepare(config, path, text_job(config).special_tokens, log, tokenizer)
+
+
+def make_job(config: TrainConfig, directory: StrPath, tokenizer: Tokenizer | None = None,
+             data_info: dict[str, Any] | None = None) -> Job:
+    """The job for a config: a text's reads the tokens in `directory` that `data_info`
+    describes (prepare_data's, or a checkpoint's), with their tokenizer."""
     if config.task:
         return Seq2Seq(config, tokenizer)
-    job_class = text_job(config)
-    if data_info is None:
-        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log,
-                                                tokenizer)
-    return job_class(config, tokenizer, TextData.load(directory, data_info,
-                                                      tokenizer.vocab_size))
+    return text_job(config)(config, tokenizer, TextData.load(directory, data_info,
+                                                             tokenizer.vocab_size))
 
 
 def load_tokenizer_file(config: TrainConfig) -> Tokenizer:

@@ -10,6 +10,7 @@
         optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
         tokenizer.json     the tokenizer (tokenizers.py's JSON)
         tokens.bin         the tokenised corpus (train, then validation), memory-mapped
+        tokens.bin.new     a new run's tokens.bin while a previous run's files are still here
         metrics.jsonl      one JSON line a step, appended as training goes
         loss.png           the curves (viz draws them)
         notes.txt          a user's own file: never touched
@@ -57,9 +58,17 @@ TOKENIZER = "tokenizer.json"
 TOKENS = "tokens.bin"
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
+
+
+def staged(name: str) -> str:
+    """The name a new run writes its file `name` under while a previous run's files are still
+    in the directory (see `RunDirectory.replace_previous`)."""
+    return f"{name}.new"
+
+
 # Every name a run writes, besides its checkpoints' weights and optimizer files (whose names
 # carry the step). A new run owns them all from the start, written or not yet.
-RUN_FILES = (CONFIG, TOKENIZER, TOKENS, METRICS, PLOT)
+RUN_FILES = (CONFIG, TOKENIZER, TOKENS, staged(TOKENS), METRICS, PLOT)
 CHECKPOINT_FILE = re.compile(r"(weights|optimizer)-\d{6}\.npz")   # only to refuse, not to delete
 FORMAT, VERSION = "tinyformer-run", 1
 # config.json's "format": what a checkpoint of ours says it is (save_checkpoint writes it, and
@@ -298,28 +307,41 @@ class RunDirectory:
                                     f"{'it' if len(in_the_way) == 1 else 'them'} away or "
                                     f"choose another --out")
         self.is_new = not self.has_manifest
-        if self.is_new:                           # a new run owns its names before writing
+        if self.is_new:
             self.settings = settings
-            self.owned = set(RUN_FILES)
-            self.write_manifest()
             self.has_manifest = True
+        # The new run owns its names before writing (a previous run's manifest may not list
+        # the staged ones yet).
+        self.own(RUN_FILES)
 
     def abandon(self) -> None:
-        """After a new run failed to start (a corpus too short, say): remove what it wrote, its
-        manifest, and the directories it created, so the mistake leaves nothing behind. A
-        previous run forced over is left as it was: nothing of it was removed yet."""
-        if getattr(self, "is_new", False):
-            with contextlib.suppress(OSError):
+        """After a new run failed to start (a corpus too short, or a Ctrl-C, say): remove what
+        it wrote, its manifest, and the directories it created, so the mistake leaves nothing
+        behind. A previous run forced over is left as it was, if the new one failed before
+        `replace_previous`: only the new run's staged files go."""
+        with contextlib.suppress(OSError):
+            if getattr(self, "is_new", False):
                 for name in self.owned:
                     self._remove_file(name)
                 os.remove(self.file(MANIFEST))
+            else:
+                self._remove_file(staged(TOKENS))          # the one file it stages
         self._remove_created()
 
-    def replace_previous(self, settings: dict[str, Any], keep: Iterable[str] = ()) -> None:
-        """Remove the previous run's files (but `keep`, just written for the new run) and
-        record the new run's names and settings."""
-        self.remove(self.owned - set(keep) - {MANIFEST, LOCK})
-        self.owned, self.settings, self.checkpoint = set(RUN_FILES), settings, None
+    def replace_previous(self, settings: dict[str, Any], new: Iterable[str] = ()) -> None:
+        """Remove the previous run's files, move the new run's files `new` (written under their
+        `staged` names) into place, and record the new run's names and settings.
+
+        Until this is called the previous run is whole: a new run that fails or is stopped
+        before then leaves it as it was, to resume. The manifest names the new run first, so
+        that a stop part way through leaves the new run, which --resume starts again."""
+        new = set(new)
+        self.settings, self.checkpoint = settings, None
+        self.write_manifest()
+        self.remove(self.owned - {staged(name) for name in new} - {MANIFEST, LOCK})
+        for name in new:
+            os.replace(self.file(staged(name)), self.file(name))
+        self.owned = set(RUN_FILES)
         self.write_manifest()
 
 

@@ -41,12 +41,12 @@ from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
 from .data import TASKS
 from .files import StrPath, check_text_file, command_line, read_text
-from .jobs import Job, load_tokenizer_file, make_job
+from .jobs import Job, load_tokenizer_file, make_job, prepare_data
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, check_checkpoint_file, checkpoint_files, load_arrays,
-                     save_checkpoint, truncate_metrics)
+                     save_checkpoint, staged, truncate_metrics)
 from .tokenizers import escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
@@ -596,10 +596,13 @@ class Trainer:
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
             run.prepare_new_run(settings, force)
-            # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
-            # corpus that fails here leaves a previous run in `directory` as it was.
-            job = make_job(config, directory, log, tokenizer)
-            run.replace_previous(settings, keep=[] if config.task else [TOKENS])
+            # The corpus is tokenised under a staged name, moved to tokens.bin only once the
+            # previous run's files are gone: a corpus that fails, or a stop while tokenising,
+            # leaves a previous run in `directory` as it was.
+            tokenizer, data_info = prepare_data(config, run.file(staged(TOKENS)), log,
+                                                tokenizer)
+            run.replace_previous(settings, new=[] if data_info is None else [TOKENS])
+            job = make_job(config, directory, tokenizer, data_info)
             job.tokenizer.save(run.file(TOKENIZER))
             ta.manual_seed(config.seed)                   # the same seed, the same init
             model = MODELS[config.model](**job.model_config())
@@ -666,7 +669,7 @@ class Trainer:
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:
-                job = make_job(config, directory, log, tokenizer, saved["data"])
+                job = make_job(config, directory, tokenizer, saved["data"])
                 trainer = cls(config, run, job, model, log)
                 trainer.load_state(saved)
                 changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
