@@ -803,6 +803,15 @@ def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, ph
     assert "put back the config.json" not in result.stderr
 
 
+def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
+    def old_run_with_a_step_to_go(config):
+        del config["data"]["sha256"]
+        config["train"]["iters"] += 1
+    edit_config(broken, old_run_with_a_step_to_go)
+    result = tinyformer("train", "--resume", broken)
+    assert result.exit_code == 0, result.output
+    assert "resuming at step 6 of 7" in result.output
+
 def rewrite_optimizer(d, change):
     """The optimizer's arrays (name -> array) made change(arrays), checksummed as a run would."""
     import hashlib
@@ -831,6 +840,16 @@ def out_of_vocabulary(d):
     # The first id the model cannot read: its vocabulary's size (a larger one is refused too).
     ids[-1] = json.loads((d / "config.json").read_text())["model_config"]["vocab_size"]
     ids.tofile(tokens)
+    # In a run from before tokens.bin's SHA-256 was recorded: else the checksum tells first.
+    edit_config(d, lambda c: c["data"].pop("sha256"))
+
+
+def reordered(d):
+    """tokens.bin with its ids in another order: its size and ids as the run wrote them, its
+    text another."""
+    tokens = d / "tokens.bin"
+    dtype = json.loads((d / "config.json").read_text())["data"]["dtype"]
+    np.sort(np.fromfile(tokens, dtype)).tofile(tokens)
 
 
 @pytest.mark.parametrize("damage, phrases", [
@@ -844,8 +863,10 @@ def out_of_vocabulary(d):
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
+    (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
+                 "restore it, or start the run again with --force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
-        "one-beta", "token-beyond-vocabulary"])
+        "one-beta", "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
     damage(broken)

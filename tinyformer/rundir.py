@@ -693,18 +693,20 @@ def truncate_metrics(path: StrPath, step: int) -> None:
 # training reads as a memory map, so the text's size is bounded by the disk, not the memory
 
 def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
-                 check_length: Callable[[int], None]) -> tuple[str, int]:
-    """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length).
-    `check_length(n)` may refuse the result, in which case no file is left behind."""
+                 check_length: Callable[[int], None]) -> tuple[str, int, str]:
+    """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length,
+    the file's SHA-256, computed as it is written). `check_length(n)` may refuse the result,
+    in which case no file is left behind."""
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
-    n = 0
+    n, digest = 0, hashlib.sha256()
     with atomic_write(path, "wb") as f:
         for ids in id_chunks:
             ids = np.asarray(ids, dtype=dtype)
             ids.tofile(f)
+            digest.update(ids)
             n += len(ids)
         check_length(n)
-    return np.dtype(dtype).name, n
+    return np.dtype(dtype).name, n, digest.hexdigest()
 
 
 def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:
