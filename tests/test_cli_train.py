@@ -403,6 +403,41 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_dir
     assert "starting it again from step 0" in resumed.output
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_on_the_tokens_it_wrote(
+        tmp_path, monkeypatch):
+    """Its corpus deleted since, it starts again on its own tokens.bin (checked by its SHA-256)
+    and tokenizer.json, as the run never stopped; where those are not as it wrote them, it
+    must read the corpus, and says that it is gone and what to do."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):
+        raise KeyboardInterrupt
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    settings = ["--corpus", corpus, *TINY, "--iters", 2]
+    assert tinyformer("train", *settings, "--out", tmp_path / "whole").exit_code == 0
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    for name in ("run", "changed"):
+        assert tinyformer("train", *settings, "--out", tmp_path / name).exit_code == 130
+    monkeypatch.undo()
+    corpus.unlink()
+
+    resumed = tinyformer("train", "--resume", tmp_path / "run")
+    assert resumed.exit_code == 0, resumed.output
+    assert "starting it again from step 0, with its settings and the tokens it wrote" \
+        in resumed.output
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == \
+        (tmp_path / "whole" / "metrics.jsonl").read_text()
+
+    tokens = tmp_path / "changed" / "tokens.bin"
+    tokens.write_bytes(bytes(sorted(tokens.read_bytes())))
+    before = snapshot(tmp_path / "changed")
+    assert_input_error(tinyformer("train", "--resume", tmp_path / "changed"),
+                       "stopped before its first checkpoint, and starting it again reads the "
+                       f"corpus it was started with, {str(corpus)!r}, which no longer exists",
+                       f"`tinyformer train --out {tmp_path / 'changed'} --force --corpus FILE`")
+    assert snapshot(tmp_path / "changed") == before
+
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """The run directory: every file a `tinyformer train` run writes, and one writer at a time.
 
     runs/shakespeare/
-        manifest.json      what the run owns: the names of its files, and its settings
+        manifest.json      what the run owns: the names of its files; its settings, and
+                           its tokens.bin's length and SHA-256, to start it again on them
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments, the training
                            settings, the step, the optimizer's and random generators' small
@@ -101,6 +102,9 @@ class RunDirectory:
     def __init__(self, path: StrPath, log: Callable[[str], None] = print) -> None:
         self.path, self.log = path, log
         self.owned, self.settings = set(), None
+        # The data info of the tokens.bin the run wrote (TextData.prepare's): a run that
+        # stopped before its first checkpoint starts again on it, not reading its corpus again.
+        self.data = None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.has_manifest = False
         self._lock = None
@@ -218,6 +222,7 @@ class RunDirectory:
         self.owned = {name for name in owns if name == os.path.basename(name) and
                       name not in ("", ".", "..")}
         self.settings = manifest.get("settings")
+        self.data = manifest.get("data")
         self.checkpoint = manifest.get("checkpoint")
 
     def _adopt_checkpoint(self):
@@ -237,7 +242,8 @@ class RunDirectory:
     def write_manifest(self) -> None:
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
-                       "settings": self.settings, "checkpoint": self.checkpoint}, f, indent=1)
+                       "settings": self.settings, "data": self.data,
+                       "checkpoint": self.checkpoint}, f, indent=1)
 
     def own(self, names: Collection[str]) -> None:
         """Record `names` as the run's, before they are written."""
@@ -328,17 +334,19 @@ class RunDirectory:
                 self._remove_file(staged(TOKENS))          # the one file it stages
         self._remove_created()
 
-    def replace_previous(self, settings: dict[str, Any], new: Iterable[str] = ()) -> None:
-        """Remove the previous run's files, move the new run's files `new` (written under their
-        `staged` names) into place, and record the new run's names and settings.
+    def replace_previous(self, settings: dict[str, Any], new: Iterable[str] = (),
+                         keep: Iterable[str] = (), data: dict[str, Any] | None = None) -> None:
+        """Remove the previous run's files (but `keep`: a restarted run's own tokens), move the
+        new run's files `new` (written under their `staged` names) into place, and record the
+        new run's names, settings and `data` (its tokens.bin's data info).
 
         Until this is called the previous run is whole: a new run that fails or is stopped
         before then leaves it as it was, to resume. The manifest names the new run first, so
         that a stop part way through leaves the new run, which --resume starts again."""
         new = set(new)
-        self.settings, self.checkpoint = settings, None
+        self.settings, self.data, self.checkpoint = settings, data, None
         self.write_manifest()
-        self.remove(self.owned - {staged(name) for name in new} - {MANIFEST, LOCK})
+        self.remove(self.owned - set(keep) - {staged(name) for name in new} - {MANIFEST, LOCK})
         for name in new:
             os.replace(self.file(staged(name)), self.file(name))
         self.owned = set(RUN_FILES)
