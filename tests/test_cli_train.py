@@ -338,12 +338,12 @@ WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
     "            time.sleep(60)\n"
     "        return real(*args, **kwargs)\n"
     "    setattr(owner, name, wait_then)\n"
-    "waiting_at(train, 'make_job')            # tokenising the corpus\n"
+    "waiting_at(train, 'prepare_data')        # tokenising the corpus\n"
     "waiting_at(train.Trainer, 'evaluate')    # step 0, the workers forked\n"
     "from tinyformer_cli import main\n"))
 
 
-@pytest.mark.parametrize("point", ["make_job", "evaluate"], ids=["tokenising", "step-0"])
+@pytest.mark.parametrize("point", ["prepare_data", "evaluate"], ids=["tokenising", "step-0"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, point, signum):
     """SIGTERM before the loop ends the run as Ctrl-C there does (its lock let go, its workers
@@ -364,7 +364,7 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
     assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     assert "Traceback" not in stderr
-    if point == "make_job":           # a new run, stopped before it wrote anything to keep
+    if point == "prepare_data":         # a new run, stopped before it wrote anything to keep
         said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
         assert stderr.strip().splitlines() == [f"stopped by {said}"]
         assert not out.exists()
@@ -402,6 +402,41 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_dir
     assert resumed.exit_code == 0, resumed.output
     assert "starting it again from step 0" in resumed.output
 
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_on_the_tokens_it_wrote(
+        tmp_path, monkeypatch):
+    """Its corpus deleted since, it starts again on its own tokens.bin (checked by its SHA-256)
+    and tokenizer.json, as the run never stopped; where those are not as it wrote them, it
+    must read the corpus, and says that it is gone and what to do."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):
+        raise KeyboardInterrupt
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    settings = ["--corpus", corpus, *TINY, "--iters", 2]
+    assert tinyformer("train", *settings, "--out", tmp_path / "whole").exit_code == 0
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    for name in ("run", "changed"):
+        assert tinyformer("train", *settings, "--out", tmp_path / name).exit_code == 130
+    monkeypatch.undo()
+    corpus.unlink()
+
+    resumed = tinyformer("train", "--resume", tmp_path / "run")
+    assert resumed.exit_code == 0, resumed.output
+    assert "starting it again from step 0, with its settings and the tokens it wrote" \
+        in resumed.output
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == \
+        (tmp_path / "whole" / "metrics.jsonl").read_text()
+
+    tokens = tmp_path / "changed" / "tokens.bin"
+    tokens.write_bytes(bytes(sorted(tokens.read_bytes())))
+    before = snapshot(tmp_path / "changed")
+    assert_input_error(tinyformer("train", "--resume", tmp_path / "changed"),
+                       "stopped before its first checkpoint, and starting it again reads the "
+                       f"corpus it was started with, {str(corpus)!r}, which no longer exists",
+                       f"`tinyformer train --out {tmp_path / 'changed'} --force --corpus FILE`")
+    assert snapshot(tmp_path / "changed") == before
 
 # -- bad input: one line, exit status 2, nothing written ------------------------------------------
 
@@ -804,6 +839,15 @@ def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, ph
     assert "put back the config.json" not in result.stderr
 
 
+def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
+    def old_run_with_a_step_to_go(config):
+        del config["data"]["sha256"]
+        config["train"]["iters"] += 1
+    edit_config(broken, old_run_with_a_step_to_go)
+    result = tinyformer("train", "--resume", broken)
+    assert result.exit_code == 0, result.output
+    assert "resuming at step 6 of 7" in result.output
+
 def rewrite_optimizer(d, change):
     """The optimizer's arrays (name -> array) made change(arrays), checksummed as a run would."""
     import hashlib
@@ -832,6 +876,16 @@ def out_of_vocabulary(d):
     # The first id the model cannot read: its vocabulary's size (a larger one is refused too).
     ids[-1] = json.loads((d / "config.json").read_text())["model_config"]["vocab_size"]
     ids.tofile(tokens)
+    # In a run from before tokens.bin's SHA-256 was recorded: else the checksum tells first.
+    edit_config(d, lambda c: c["data"].pop("sha256"))
+
+
+def reordered(d):
+    """tokens.bin with its ids in another order: its size and ids as the run wrote them, its
+    text another."""
+    tokens = d / "tokens.bin"
+    dtype = json.loads((d / "config.json").read_text())["data"]["dtype"]
+    np.sort(np.fromfile(tokens, dtype)).tofile(tokens)
 
 
 def claim_huge(d, kind, name):
@@ -906,9 +960,11 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
      ["config.json", "group 0's weight_decay must be a finite number >= 0, got None"]),
     (set_in_resume("param_groups", 0, "eps", value="x"), ["config.json", "group 0's eps"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
+    (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
+                 "restore it, or start the run again with --force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
-        "eps-text", "token-beyond-vocabulary"])
+        "eps-text", "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
     damage(broken)

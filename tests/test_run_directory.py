@@ -2,6 +2,7 @@
 run at a time; every state a run can be left in has a way out, and each error's advice is
 tested by taking it."""
 
+import hashlib
 import json
 import os
 import signal
@@ -56,7 +57,8 @@ def test_token_ids_are_stored_in_the_smallest_type_that_holds_them(tmp_path):
     for vocab_size, dtype in ((65_536, "uint16"), (65_537, "uint32")):
         path = tmp_path / f"{vocab_size}.bin"
         ids = [0, vocab_size - 1]
-        assert write_tokens(path, [ids], vocab_size, check_length=lambda n: None) == (dtype, 2)
+        written = write_tokens(path, [ids], vocab_size, check_length=lambda n: None)
+        assert written == (dtype, 2, hashlib.sha256(path.read_bytes()).hexdigest())
         assert open_tokens(path, dtype, 2).tolist() == ids
 
 

@@ -402,6 +402,62 @@ def test_a_run_with_a_tokenizer_file_resumes_exactly_without_the_file(tmp_path, 
     assert metrics(tmp_path / "cut") == whole
 
 
+
+def files_in(directory):
+    """Every file in `directory` with its bytes."""
+    return {name: (directory / name).read_bytes() for name in os.listdir(directory)}
+
+
+def test_a_forced_run_stopped_after_tokenising_leaves_the_previous_run_to_resume(
+        tmp_path, monkeypatch):
+    """A new run forced over a stopped one, and stopped itself (Ctrl-C) once it has tokenised
+    its corpus but before it replaces the previous run's files, leaves that run as it was: no
+    file of the new run's stays, and the previous run resumes exactly."""
+    settings = dict(JOBS["gpt"], iters=6, eval_every=3)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=2, **settings) == "interrupted"
+    before = files_in(tmp_path / "cut")
+    corpus = tmp_path / "other.txt"
+    corpus.write_text("another text, of other words.\n" * 200)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(RunDirectory, "replace_previous", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer.start(TrainConfig(**settings, corpus=str(corpus)), str(tmp_path / "cut"),
+                      force=True, log=quiet)
+    monkeypatch.undo()
+    assert files_in(tmp_path / "cut") == before
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_forced_run_stopped_while_it_removes_the_previous_run_is_the_one_resume_restarts(
+        tmp_path, monkeypatch):
+    """Once a new run has begun to remove the previous run's files, the directory is the new
+    run's: stopped there, it is a run that stopped before its first checkpoint, which --resume
+    starts again with its own settings."""
+    first = dict(JOBS["gpt"], iters=4, eval_every=2)
+    run(tmp_path / "run", **first)
+    second = dict(first, seed=7)
+    remove, stops = RunDirectory._remove_file, []
+
+    def remove_then_ctrl_c(self, name):             # the first file removed, then Ctrl-C
+        remove(self, name)
+        if not stops:
+            stops.append(name)
+            raise KeyboardInterrupt
+    monkeypatch.setattr(RunDirectory, "_remove_file", remove_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer.start(TrainConfig(**second), str(tmp_path / "run"), force=True, log=quiet)
+    monkeypatch.undo()
+    said = []
+    resumed = Trainer.resume(str(tmp_path / "run"), log=said.append)
+    assert "starting it again from step 0" in said[0]
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "run") == run(tmp_path / "fresh", **second)
+
 def test_sigterm_stops_after_the_step_as_ctrl_c_does_and_the_handlers_are_put_back(
         tmp_path, monkeypatch):
     """SIGTERM (`kill`, `timeout`, a container's stop) ended a run at once, losing every step

@@ -14,6 +14,7 @@ through a memory map: a 100 MB corpus never sits in memory as Python objects.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
@@ -104,13 +105,26 @@ class TextData:
     out. Windows are read as batches need them, so the text's size is bounded by the disk."""
 
     VAL_FRACTION = 0.1
+    BLOCK = 1 << 20                     # tokens read at a time in the pass over the file
 
     def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int,
-                 vocab_size: int | None = None) -> None:
+                 vocab_size: int | None = None, sha256: str | None = None) -> None:
         tokens = open_tokens(path, dtype, n_tokens)
-        # An id beyond the vocabulary (a tokens.bin changed or swapped since) would fail deep
-        # in the embedding, mid-run: one pass over the file when it is opened says so first.
-        largest = int(tokens.max()) if n_tokens and vocab_size is not None else -1
+        # A tokens.bin changed or swapped since the run wrote it would train on other data
+        # silently, or fail deep in the embedding mid-run (an id beyond the vocabulary): one
+        # pass over the file when it is opened checks both, its SHA-256 against the one
+        # recorded (runs from before it was recorded have none) and its largest id.
+        digest, largest = hashlib.sha256(), -1
+        for start in range(0, n_tokens, self.BLOCK):
+            block = tokens[start:start + self.BLOCK]
+            if sha256 is not None:
+                digest.update(block)
+            if vocab_size is not None:
+                largest = max(largest, int(block.max()))
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise CheckpointError(f"{path} (the tokenised corpus) was changed since the run "
+                                  f"wrote it (its SHA-256 differs from the one recorded); "
+                                  f"restore it, or start the run again with --force")
         if vocab_size is not None and largest >= vocab_size:
             raise CheckpointError(f"{path} (the tokenised corpus) holds token id {largest}, "
                                   f"beyond the tokenizer's {vocab_size} tokens; restore it, or "
@@ -123,12 +137,13 @@ class TextData:
         return int(n_tokens * (1 - cls.VAL_FRACTION))
 
     @classmethod
-    def prepare(cls, config: TrainConfig, directory: StrPath, special_tokens: list[str],
+    def prepare(cls, config: TrainConfig, path: StrPath, special_tokens: list[str],
                 log: Callable[[str], None], tokenizer: Tokenizer | None = None
                 ) -> tuple[Tokenizer, dict[str, Any]]:
-        """Tokenise the corpus (or the built-in one) into `directory` with `tokenizer` (a
+        """Tokenise the corpus (or the built-in one) into the file `path` with `tokenizer` (a
         tokenizer file's), or else with one learned from the text; returns (tokenizer, info
-        for config.json). ValueError if the text cannot be used."""
+        for config.json, which names the file as the run keeps it: tokens.bin). ValueError if
+        the text cannot be used."""
         if config.corpus is None:
             text = builtin_corpus(seed=config.seed)
             def chunks():
@@ -154,10 +169,9 @@ class TextData:
         began = time.perf_counter()
         if tokenizer is None:
             tokenizer = train_tokenizer(config, chunks, special_tokens)
-        dtype, n_tokens = write_tokens(os.path.join(directory, TOKENS),
-                                       encode_chunks(tokenizer, chunks, config.tokenizer_file),
-                                       tokenizer.vocab_size, check_length)
-        info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens}
+        ids = encode_chunks(tokenizer, chunks, config.tokenizer_file)
+        dtype, n_tokens, sha256 = write_tokens(path, ids, tokenizer.vocab_size, check_length)
+        info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens, "sha256": sha256}
         n_train = cls.n_train(n_tokens)
         log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "
             f"train on and {n_tokens - n_train:,} held out; tokenised in "
@@ -168,7 +182,7 @@ class TextData:
     def load(cls, directory: StrPath, info: dict[str, Any],
              vocab_size: int | None = None) -> TextData:
         data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"],
-                   vocab_size)
+                   vocab_size, info.get("sha256"))
         data.info = info                    # for config.json: where the tokens are, and how
         return data
 
@@ -511,19 +525,26 @@ def text_job(config: TrainConfig) -> type[LanguageModelling]:
     return MaskedLM if config.model == "bert" else LanguageModelling
 
 
-def make_job(config: TrainConfig, directory: StrPath, log: Callable[[str], None],
-             tokenizer: Tokenizer | None = None, data_info: dict[str, Any] | None = None) -> Job:
-    """The job for a config. Resuming, the tokenizer and the tokens on disk (data_info) come
-    from the checkpoint; otherwise the corpus is tokenised into `directory` now, with
-    `tokenizer` if given (a tokenizer file's: load_tokenizer_file), else one learned from it."""
+def prepare_data(config: TrainConfig, path: StrPath, log: Callable[[str], None],
+                 tokenizer: Tokenizer | None = None
+                 ) -> tuple[Tokenizer | None, dict[str, Any] | None]:
+    """A new run's data: its corpus tokenised into the file `path`, with `tokenizer` if given
+    (a tokenizer file's: load_tokenizer_file), else one learned from the text; returns (the
+    tokenizer, the data info for make_job and config.json). A task draws its sequences as it
+    trains: nothing is written, and the data info is None."""
+    if config.task:
+        return tokenizer, None
+    return TextData.prepare(config, path, text_job(config).special_tokens, log, tokenizer)
+
+
+def make_job(config: TrainConfig, directory: StrPath, tokenizer: Tokenizer | None = None,
+             data_info: dict[str, Any] | None = None) -> Job:
+    """The job for a config: a text's reads the tokens in `directory` that `data_info`
+    describes (prepare_data's, or a checkpoint's), with their tokenizer."""
     if config.task:
         return Seq2Seq(config, tokenizer)
-    job_class = text_job(config)
-    if data_info is None:
-        tokenizer, data_info = TextData.prepare(config, directory, job_class.special_tokens, log,
-                                                tokenizer)
-    return job_class(config, tokenizer, TextData.load(directory, data_info,
-                                                      tokenizer.vocab_size))
+    return text_job(config)(config, tokenizer, TextData.load(directory, data_info,
+                                                             tokenizer.vocab_size))
 
 
 def load_tokenizer_file(config: TrainConfig) -> Tokenizer:

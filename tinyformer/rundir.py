@@ -1,7 +1,8 @@
 """The run directory: every file a `tinyformer train` run writes, and one writer at a time.
 
     runs/shakespeare/
-        manifest.json      what the run owns: the names of its files, and its settings
+        manifest.json      what the run owns: the names of its files; its settings, and
+                           its tokens.bin's length and SHA-256, to start it again on them
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments, the training
                            settings, the step, the optimizer's and random generators' small
@@ -10,6 +11,7 @@
         optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
         tokenizer.json     the tokenizer (tokenizers.py's JSON)
         tokens.bin         the tokenised corpus (train, then validation), memory-mapped
+        tokens.bin.new     a new run's tokens.bin while a previous run's files are still here
         metrics.jsonl      one JSON line a step, appended as training goes
         loss.png           the curves (viz draws them)
         notes.txt          a user's own file: never touched
@@ -57,9 +59,17 @@ TOKENIZER = "tokenizer.json"
 TOKENS = "tokens.bin"
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
+
+
+def staged(name: str) -> str:
+    """The name a new run writes its file `name` under while a previous run's files are still
+    in the directory (see `RunDirectory.replace_previous`)."""
+    return f"{name}.new"
+
+
 # Every name a run writes, besides its checkpoints' weights and optimizer files (whose names
 # carry the step). A new run owns them all from the start, written or not yet.
-RUN_FILES = (CONFIG, TOKENIZER, TOKENS, METRICS, PLOT)
+RUN_FILES = (CONFIG, TOKENIZER, TOKENS, staged(TOKENS), METRICS, PLOT)
 CHECKPOINT_FILE = re.compile(r"(weights|optimizer)-\d{6}\.npz")   # only to refuse, not to delete
 FORMAT, VERSION = "tinyformer-run", 1
 # config.json's "format": what a checkpoint of ours says it is (save_checkpoint writes it, and
@@ -92,6 +102,9 @@ class RunDirectory:
     def __init__(self, path: StrPath, log: Callable[[str], None] = print) -> None:
         self.path, self.log = path, log
         self.owned, self.settings = set(), None
+        # The data info of the tokens.bin the run wrote (TextData.prepare's): a run that
+        # stopped before its first checkpoint starts again on it, not reading its corpus again.
+        self.data = None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.has_manifest = False
         self._lock = None
@@ -209,6 +222,7 @@ class RunDirectory:
         self.owned = {name for name in owns if name == os.path.basename(name) and
                       name not in ("", ".", "..")}
         self.settings = manifest.get("settings")
+        self.data = manifest.get("data")
         self.checkpoint = manifest.get("checkpoint")
 
     def _adopt_checkpoint(self):
@@ -228,7 +242,8 @@ class RunDirectory:
     def write_manifest(self) -> None:
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
-                       "settings": self.settings, "checkpoint": self.checkpoint}, f, indent=1)
+                       "settings": self.settings, "data": self.data,
+                       "checkpoint": self.checkpoint}, f, indent=1)
 
     def own(self, names: Collection[str]) -> None:
         """Record `names` as the run's, before they are written."""
@@ -298,28 +313,43 @@ class RunDirectory:
                                     f"{'it' if len(in_the_way) == 1 else 'them'} away or "
                                     f"choose another --out")
         self.is_new = not self.has_manifest
-        if self.is_new:                           # a new run owns its names before writing
+        if self.is_new:
             self.settings = settings
-            self.owned = set(RUN_FILES)
-            self.write_manifest()
             self.has_manifest = True
+        # The new run owns its names before writing (a previous run's manifest may not list
+        # the staged ones yet).
+        self.own(RUN_FILES)
 
     def abandon(self) -> None:
-        """After a new run failed to start (a corpus too short, say): remove what it wrote, its
-        manifest, and the directories it created, so the mistake leaves nothing behind. A
-        previous run forced over is left as it was: nothing of it was removed yet."""
-        if getattr(self, "is_new", False):
-            with contextlib.suppress(OSError):
+        """After a new run failed to start (a corpus too short, or a Ctrl-C, say): remove what
+        it wrote, its manifest, and the directories it created, so the mistake leaves nothing
+        behind. A previous run forced over is left as it was, if the new one failed before
+        `replace_previous`: only the new run's staged files go."""
+        with contextlib.suppress(OSError):
+            if getattr(self, "is_new", False):
                 for name in self.owned:
                     self._remove_file(name)
                 os.remove(self.file(MANIFEST))
+            else:
+                self._remove_file(staged(TOKENS))          # the one file it stages
         self._remove_created()
 
-    def replace_previous(self, settings: dict[str, Any], keep: Iterable[str] = ()) -> None:
-        """Remove the previous run's files (but `keep`, just written for the new run) and
-        record the new run's names and settings."""
-        self.remove(self.owned - set(keep) - {MANIFEST, LOCK})
-        self.owned, self.settings, self.checkpoint = set(RUN_FILES), settings, None
+    def replace_previous(self, settings: dict[str, Any], new: Iterable[str] = (),
+                         keep: Iterable[str] = (), data: dict[str, Any] | None = None) -> None:
+        """Remove the previous run's files (but `keep`: a restarted run's own tokens), move the
+        new run's files `new` (written under their `staged` names) into place, and record the
+        new run's names, settings and `data` (its tokens.bin's data info).
+
+        Until this is called the previous run is whole: a new run that fails or is stopped
+        before then leaves it as it was, to resume. The manifest names the new run first, so
+        that a stop part way through leaves the new run, which --resume starts again."""
+        new = set(new)
+        self.settings, self.data, self.checkpoint = settings, data, None
+        self.write_manifest()
+        self.remove(self.owned - set(keep) - {staged(name) for name in new} - {MANIFEST, LOCK})
+        for name in new:
+            os.replace(self.file(staged(name)), self.file(name))
+        self.owned = set(RUN_FILES)
         self.write_manifest()
 
 
@@ -711,18 +741,20 @@ def truncate_metrics(path: StrPath, step: int) -> None:
 # training reads as a memory map, so the text's size is bounded by the disk, not the memory
 
 def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
-                 check_length: Callable[[int], None]) -> tuple[str, int]:
-    """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length).
-    `check_length(n)` may refuse the result, in which case no file is left behind."""
+                 check_length: Callable[[int], None]) -> tuple[str, int, str]:
+    """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length,
+    the file's SHA-256, computed as it is written). `check_length(n)` may refuse the result,
+    in which case no file is left behind."""
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
-    n = 0
+    n, digest = 0, hashlib.sha256()
     with atomic_write(path, "wb") as f:
         for ids in id_chunks:
             ids = np.asarray(ids, dtype=dtype)
             ids.tofile(f)
+            digest.update(ids)
             n += len(ids)
         check_length(n)
-    return np.dtype(dtype).name, n
+    return np.dtype(dtype).name, n, digest.hexdigest()
 
 
 def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:

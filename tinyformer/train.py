@@ -41,13 +41,13 @@ from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
 from .data import TASKS
 from .files import StrPath, check_text_file, command_line, read_text
-from .jobs import Job, load_tokenizer_file, make_job
+from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .progress import Progress
 from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
-                     load_arrays, save_checkpoint, truncate_metrics)
-from .tokenizers import escape_controls
+                     load_arrays, save_checkpoint, staged, truncate_metrics)
+from .tokenizers import Tokenizer, escape_controls
 from .layers import ACTIVATIONS, NORMALIZATIONS
 from .summary import counted
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
@@ -557,6 +557,25 @@ def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tens
             yield adaptive, workers
 
 
+def tokens_written(run: RunDirectory, config: TrainConfig
+                   ) -> tuple[Tokenizer, dict[str, Any]] | None:
+    """The tokens that a run which stopped before its first checkpoint wrote, as its manifest
+    records them, to start it again on: (their tokenizer, their data info), or None where
+    its tokenizer.json and tokens.bin are not there as it wrote them (tokens.bin's SHA-256),
+    and it must read its corpus again."""
+    info = run.data
+    if config.task or not (isinstance(info, dict) and info.get("tokens") == TOKENS
+                           and "sha256" in info):
+        return None
+    try:
+        tokenizer = load_tokenizer_file(dataclasses.replace(config,
+                                                            tokenizer=run.file(TOKENIZER)))
+        TextData.load(run.path, info, tokenizer.vocab_size)
+    except (ValueError, KeyError, TypeError):      # a CheckpointError among them
+        return None
+    return tokenizer, info
+
+
 class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
@@ -582,13 +601,17 @@ class Trainer:
 
     @classmethod
     def start(cls, config: TrainConfig, directory: StrPath, force: bool = False,
-              log: Callable[[str], None] = print, run: RunDirectory | None = None) -> Trainer:
+              log: Callable[[str], None] = print, run: RunDirectory | None = None,
+              tokenised: tuple[Tokenizer, dict[str, Any]] | None = None) -> Trainer:
         """A new run in `directory`: checks everything, then claims the directory (the lock),
-        tokenises and builds the model. `force` replaces a previous run's files."""
+        tokenises and builds the model. `force` replaces a previous run's files. A run started
+        again (by `resume`) on the tokens it wrote already gives them as `tokenised`: (their
+        tokenizer, their data info); it reads no corpus."""
         config = config.resolved()
-        if config.corpus is not None:                     # fail before touching --out
+        if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
-        tokenizer = load_tokenizer_file(config) if config.tokenizer_file else None
+        tokenizer = (tokenised[0] if tokenised else
+                     load_tokenizer_file(config) if config.tokenizer_file else None)
         # A character vocabulary is known only once the text is read: count at least the
         # built-in corpus's size, which any text is unlikely to be smaller than.
         vocab_size = (tokenizer.vocab_size if tokenizer is not None else
@@ -599,15 +622,23 @@ class Trainer:
         # again, maybe from elsewhere.
         if config.corpus is not None:
             settings["corpus"] = os.path.abspath(config.corpus)
-        if tokenizer is not None:
+        if config.tokenizer_file:
             settings["tokenizer"] = os.path.abspath(config.tokenizer)
         run = run or RunDirectory.claim(directory, log, create=True)
         try:
             run.prepare_new_run(settings, force)
-            # Tokenising writes tokens.bin, atomically and only if the text is long enough, so a
-            # corpus that fails here leaves a previous run in `directory` as it was.
-            job = make_job(config, directory, log, tokenizer)
-            run.replace_previous(settings, keep=[] if config.task else [TOKENS])
+            if tokenised:
+                data_info = tokenised[1]
+                run.replace_previous(settings, keep=[TOKENS, TOKENIZER], data=data_info)
+            else:
+                # The corpus is tokenised under a staged name, moved to tokens.bin only once
+                # the previous run's files are gone: a corpus that fails, or a stop while
+                # tokenising, leaves a previous run in `directory` as it was.
+                tokenizer, data_info = prepare_data(config, run.file(staged(TOKENS)), log,
+                                                    tokenizer)
+                run.replace_previous(settings, new=[] if data_info is None else [TOKENS],
+                                     data=data_info)
+            job = make_job(config, directory, tokenizer, data_info)
             job.tokenizer.save(run.file(TOKENIZER))
             ta.manual_seed(config.seed)                   # the same seed, the same init
             model = MODELS[config.model](**job.model_config())
@@ -648,7 +679,8 @@ class Trainer:
     @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:
         """The run saved in `directory`, ready to continue where its checkpoint left off. A
-        run that stopped before its first checkpoint starts again, with its settings."""
+        run that stopped before its first checkpoint starts again, with its settings, on the
+        tokens it wrote where they are intact (tokens_written)."""
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
@@ -657,9 +689,21 @@ class Trainer:
                     # Its own copy of the tokenizer file, saved when it tokenised: the file
                     # itself may be gone since, and --resume takes no other.
                     config = dataclasses.replace(config, tokenizer=run.file(TOKENIZER))
+                tokenised = tokens_written(run, config)
+                if tokenised is None and config.corpus is not None \
+                        and not os.path.exists(config.corpus):
+                    afresh = command_line("train", "--out", directory, "--force",
+                                          "--corpus", "FILE")
+                    raise ValueError(
+                        f"the run in {str(directory)!r} stopped before its first checkpoint, "
+                        f"and starting it again reads the corpus it was started with, "
+                        f"{config.corpus!r}, which no longer exists; put it back, or start a "
+                        f"new run there on another corpus: `{afresh}`")
                 log(f"{directory} stopped before its first checkpoint: starting it again from "
-                    f"step 0, with its settings")
-                return cls.start(config, directory, force=True, log=log, run=run)
+                    f"step 0, with its settings"
+                    f"{' and the tokens it wrote' if tokenised else ''}")
+                return cls.start(config, directory, force=True, log=log, run=run,
+                                 tokenised=tokenised)
             model, tokenizer, saved = checkpoint.load_model(directory, pretrained=False)
             if "train" not in saved or "resume" not in saved:
                 raise CheckpointError(
@@ -674,7 +718,7 @@ class Trainer:
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:
-                job = make_job(config, directory, log, tokenizer, saved["data"])
+                job = make_job(config, directory, tokenizer, saved["data"])
                 trainer = cls(config, run, job, model, log)
                 trainer.load_state(saved)
                 changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
