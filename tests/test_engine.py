@@ -804,6 +804,28 @@ def test_custom_function_with_settings():
     assert ScaledSquare.apply(x).grad_fn.name == "scaledsquare"
 
 
+def test_a_tensor_requiring_a_gradient_given_as_a_keyword_is_refused():
+    # Only positional inputs are recorded: as a keyword, `other` would silently get no gradient.
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, x, *, other):
+            return x * other
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    x, other = f64(2), f64(2)
+    with pytest.raises(TypeError, match=r"^times\.apply: the keyword argument other= is a Tensor "
+                                        r"that requires a gradient, which a keyword never "
+                                        r"gets: pass it positionally"):
+        Times.apply(x, other=other)
+    # a constant Tensor as a setting is left alone, as under no_grad
+    assert Times.apply(x, other=Tensor(np.full(2, 3.0))).requires_grad
+    with ta.no_grad():
+        Times.apply(x, other=other)
+
+
 def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
     advice = (r"the engine keeps a Function's inputs itself: read them in backward with "
               r"ctx\.operands \(or ctx\.array\(i\) for one\), and keep anything else as "

@@ -184,8 +184,9 @@ class Function:
 
     Positional arguments of `apply` are the differentiable inputs (Python numbers and numpy
     arrays become constant Tensors); keyword arguments are settings handed to `forward` as they
-    are. `backward` returns one gradient per positional input (None where there is none). A
-    gradient may have the shape the input was broadcast to: the engine sums it back.
+    are (a Tensor that requires a gradient is refused there: it would get none). `backward`
+    returns one gradient per positional input (None where there is none). A gradient may have
+    the shape the input was broadcast to: the engine sums it back.
 
     The backward is written once, with what numpy arrays and Tensors have in common. `grad`,
     `ctx.operands` and `ctx.result` are numpy arrays in an ordinary backward pass, and Tensors
@@ -237,6 +238,10 @@ class Function:
                 inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
                 break
         mode = _mode
+        if settings and mode.grad_enabled:
+            for value in settings.values():
+                if isinstance(value, Tensor) and value._requires_grad:
+                    raise _keyword_tensor(cls, settings)
         if mode.grad_enabled:
             needs_input_grad = tuple([t._requires_grad for t in inputs])
         else:
@@ -271,6 +276,16 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _keyword_tensor(fn, settings):
+    """The error for a keyword argument of `apply` that is a Tensor requiring a gradient: the
+    engine records only the positional inputs, so it would silently get no gradient (torch's
+    apply takes no keyword arguments at all)."""
+    key = next(k for k, v in settings.items() if isinstance(v, Tensor) and v._requires_grad)
+    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
+                     f"a gradient, which a keyword never gets: pass it positionally, as a "
+                     f"differentiable input")
 
 
 def _stamped_with_what_it_views(out, t):
