@@ -829,7 +829,7 @@ def test_a_tensor_requiring_a_gradient_given_as_a_keyword_is_refused():
 def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
     advice = (r"the engine keeps a Function's inputs itself: read them in backward with "
               r"ctx\.operands \(or ctx\.array\(i\) for one\), and keep anything else as "
-              r"ctx\.name = value$")
+              r"ctx\.scale = value$")
 
     class Saving(Function):
         @staticmethod
@@ -855,6 +855,49 @@ def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
     # any other missing name is Python's usual error
     with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
         _ = Reading.apply(f64(3)).grad_fn.missing
+
+
+@pytest.mark.parametrize("name", ["fn", "inputs", "needs_input_grad", "freed", "name",
+                                  "output", "operands", "result", "create_graph", "free"])
+def test_a_custom_function_cannot_store_its_own_value_under_a_name_the_engine_owns(name):
+    # It would break the engine later (ctx.fn = np.tanh: "'numpy.ufunc' object has no attribute
+    # 'backward'"), or meet a property's bare "no setter".
+    class Storing(Function):
+        @staticmethod
+        def forward(ctx, x):
+            setattr(ctx, name, "mine")
+            return x * 2
+
+    with pytest.raises(AttributeError, match=rf"^ctx\.{name} is the engine's own: keep your "
+                                             rf"value under another name"):
+        Storing.apply(f64(3))
+
+
+def test_the_engine_still_writes_its_own_names_on_a_custom_functions_context():
+    # detect_anomaly notes where the op was called, grad() narrows needs_input_grad, and
+    # backward frees the node: all through the guard that refuses the same names to the user.
+    asked = []
+
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.my_name = "times"                      # a name of the user's own is kept
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            asked.append(ctx.needs_input_grad)
+            x, w = ctx.operands
+            return grad * w, grad * x
+
+    x, w = f64(3), f64(3)
+    with ta.detect_anomaly():
+        y = Times.apply(x, w)
+    assert y.grad_fn.my_name == "times" and "test_engine.py" in y.grad_fn.created_at
+    ta.grad(y.sum(), [x], retain_graph=True)
+    assert asked == [(True, False)] and y.grad_fn.needs_input_grad == (True, True)
+    y.sum().backward()
+    assert y.grad_fn.freed
 
 
 def test_custom_function_with_wrong_number_of_gradients():

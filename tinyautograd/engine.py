@@ -82,6 +82,8 @@ class Context:
       other node. The `+` that sums the gradients reaching a tensor by several paths has none.
       `module_path`: the dotted path of the module whose forward made this node
       (`"decoder.layers.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
+    These names, and `created_at` (where the op was called, under detect_anomaly), are the
+    engine's: a custom Function's ctx refuses a value of its own under one of them.
     """
 
     freed = False
@@ -129,8 +131,8 @@ class Context:
             raise AttributeError(f"ctx.{name} is not needed: the engine keeps a Function's "
                                  f"inputs itself: read them in backward with ctx.operands (or "
                                  f"ctx.array(i) for one), and keep anything else as "
-                                 f"ctx.name = value", name=name, obj=self)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                                 f"ctx.scale = value", name=name, obj=self)
+        raise AttributeError(f"'Context' object has no attribute {name!r}",   # (checked or not)
                              name=name, obj=self)
 
     def array(self, i: int) -> np.ndarray:
@@ -156,12 +158,38 @@ class Context:
 
     def free(self) -> None:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
-        fn = self.fn
-        self.__dict__.clear()
-        self.fn, self.inputs, self.freed = fn, (), True
+        fn, state = self.fn, self.__dict__
+        state.clear()
+        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (past _CheckedContext)
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+# The names the engine reads or writes on a context: a custom Function that stored its own value
+# under one of them would break the engine later, far from the cause.
+_ENGINE_NAMES = frozenset({
+    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
+    "array", "free", "freed", "created_at", "backward_of", "module_path"})
+
+
+class _CheckedContext(Context):
+    """The context of a Function written outside tinyautograd: it refuses, at once, a value
+    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
+    Context, since a `__setattr__` written in Python would slow every attribute they set; and
+    the engine writes its names into `__dict__`, past this check."""
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
+        state = self.__dict__
+        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ENGINE_NAMES:
+            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
+                                 f"another name (ctx.my_{name} = value, say)",
+                                 name=name, obj=self)
+        object.__setattr__(self, name, value)
 
 
 class Function:
@@ -213,6 +241,15 @@ class Function:
     # for both. (Said, not found out: looking at every op's result costs every op.)
     views_input = False
 
+    # The context class this Function's nodes are made of: the plain Context for the engine's
+    # own ops, one that guards the engine's names for a Function written elsewhere.
+    _context = Context
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("tinyautograd."):
+            cls._context = _CheckedContext
+
     @classmethod
     def name(cls) -> str:
         return cls.__name__.lower()
@@ -246,7 +283,7 @@ class Function:
             needs_input_grad = tuple([t._requires_grad for t in inputs])
         else:
             needs_input_grad = (False,) * len(inputs)
-        ctx = Context(cls, inputs, needs_input_grad)
+        ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
             ctx.__dict__.update(mode.annotations)
         try:
@@ -271,7 +308,7 @@ class Function:
             ctx._output = weakref.ref(out)
             ctx._recorded_at = next(_clock)
         if mode.anomaly:
-            ctx.created_at = _user_line()
+            ctx.__dict__["created_at"] = _user_line()
             if _has_nan_or_inf(out.data):
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
@@ -1035,12 +1072,13 @@ def _apply_backward(node, grad, create_graph, needed=None):
     `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
     input's is asked), and whatever it computes for them anyway is dropped."""
     if needed is not None:
-        recorded, node.needs_input_grad = node.needs_input_grad, tuple(
-            a and b for a, b in zip(node.needs_input_grad, needed))
+        state = node.__dict__                 # (past _CheckedContext's guard of the name)
+        recorded = node.needs_input_grad
+        state["needs_input_grad"] = tuple(a and b for a, b in zip(recorded, needed))
         try:
             grads = _apply_backward(node, grad, create_graph)
         finally:
-            node.needs_input_grad = recorded
+            state["needs_input_grad"] = recorded
         return [g if keep else None for g, keep in zip(grads, needed)]
     if not create_graph:
         return _input_grads(node, grad, create_graph)
