@@ -900,6 +900,28 @@ def test_the_engine_still_writes_its_own_names_on_a_custom_functions_context():
     assert y.grad_fn.freed
 
 
+@pytest.mark.parametrize("setting", [None, "mean", (0, 1)], ids=["None", "str", "tuple"])
+def test_a_setting_given_positionally_to_apply_says_to_give_it_as_a_keyword(setting):
+    # None and strings failed as data ("the data must be numbers"), a tuple became an array
+    # that numpy's sum refused as an axis.
+    class SumOver(Function):
+        @staticmethod
+        def forward(ctx, x, axis):
+            return x.sum(axis=axis)
+
+    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1, .*, is not "
+                                        r"an input: positional arguments are the "
+                                        r"differentiable inputs .*; pass a setting such as "
+                                        r"None, a string or a tuple as a keyword"):
+        SumOver.apply(f64(2, 3), setting)
+    assert SumOver.apply(f64(2, 3), axis=setting if setting != "mean" else 0).requires_grad
+
+
+def test_concat_and_stack_still_take_tuples_of_numbers_as_data():
+    np.testing.assert_array_equal(ta.concat([Tensor([1.0]), (2.0, 3.0)]).data, [1, 2, 3])
+    np.testing.assert_array_equal(ta.stack([(1, 2), (3, 4)]).data, [[1, 2], [3, 4]])
+
+
 def test_custom_function_with_wrong_number_of_gradients():
     class Bad(Function):
         @staticmethod

@@ -272,7 +272,7 @@ class Function:
         # requires a gradient.
         for x in inputs:
             if not isinstance(x, Tensor):
-                inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+                inputs = _as_inputs(cls, inputs)
                 break
         mode = _mode
         if settings and mode.grad_enabled:
@@ -313,6 +313,26 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _as_inputs(fn, inputs):
+    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
+    become constants. A setting given positionally is refused: None, a string or a tuple
+    (an axis, a shape) would become an array, or fail to, with an error about data."""
+    tensors = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            try:
+                if isinstance(x, tuple):
+                    raise TypeError
+                x = Tensor(x)
+            except TypeError:
+                raise TypeError(f"{fn.name()}.apply: positional argument {i}, {x!r:.40}, is "
+                                f"not an input: positional arguments are the differentiable "
+                                f"inputs (Tensors, arrays, numbers); pass a setting such as "
+                                f"None, a string or a tuple as a keyword (name=value)") from None
+        tensors.append(x)
+    return tuple(tensors)
 
 
 def _keyword_tensor(fn, settings):
@@ -920,7 +940,9 @@ def _some(tensors, op, axis):
     as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
-    tensors = list(tensors)
+    # (Converted here, as numpy would: Function.apply refuses a tuple, which it takes for a
+    # setting given positionally.)
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
     return tensors
