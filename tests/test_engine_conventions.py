@@ -30,6 +30,19 @@ def test_data_that_is_not_numbers_is_refused(data):
         Tensor(data)
 
 
+def test_a_list_of_tensors_that_require_a_gradient_is_refused_pointing_to_stack():
+    # numpy would read their numbers, and the new tensor would silently drop their graph
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    for data in ([x[0] * 2, x[1] * 3], ([x[0]], [x[1]]), [1.0, x[1]]):
+        with pytest.raises(TypeError, match=r"^Tensor: the (list|tuple) holds Tensors that "
+                                            r"require a gradient, whose graph a new Tensor "
+                                            r"would drop: join them with ta\.stack"):
+            Tensor(data)
+    np.testing.assert_array_equal(Tensor([x[0].detach(), 5.0]).data, [1, 5])   # constants
+    with ta.no_grad():                                      # nothing recorded: no graph lost
+        np.testing.assert_array_equal(Tensor([x[0], x[1]]).data, [1, 2])
+
+
 NOT_NUMBERS = {"None": None, "str": "2", "dict": {"a": 1}, "list with None": [1, None]}
 OPERATORS = ["+", "-", "*", "/", "**", "@", "<", ">=", "==", "!="]
 

@@ -404,6 +404,17 @@ _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
 
 
+def _holds_graph(items):
+    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
+    for item in items:
+        if isinstance(item, Tensor):
+            if item._requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)) and _holds_graph(item):
+            return True
+    return False
+
+
 def _lift(value, like, what=None):
     """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
     floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
@@ -495,6 +506,11 @@ class Tensor:
         if isinstance(data, Tensor):
             dtype = data.dtype if dtype is None else dtype
             data = data.data
+        elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
+            # numpy would read their numbers and make a constant: torch refuses, so do we
+            raise TypeError(f"Tensor: the {type(data).__name__} holds Tensors that require a "
+                            f"gradient, whose graph a new Tensor would drop: join them with "
+                            f"ta.stack([...]) (or ta.concat), or .detach() them for a constant")
         array = np.asarray(data, dtype=dtype)
         if array.dtype.kind not in "biufc":      # numpy would hold None or text as objects
             raise TypeError(f"Tensor: the data must be numbers or booleans, got "
