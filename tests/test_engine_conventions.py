@@ -187,6 +187,30 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
     assert model.weight.grad is None
 
 
+def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
+    # A wrong shape failed later, inside backward, with numpy's broadcast error; a Tensor stayed
+    # a Tensor though .grad is a numpy array.
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"^assigned grad has shape \(5,\), but the tensor has "
+                                         r"shape \(3,\)"):
+        x.grad = np.zeros(5)
+    with pytest.raises(TypeError, match=r"^assigned grad must be a numpy array or None, got "
+                                        r"Tensor: assign its \.data$"):
+        x.grad = Tensor(np.zeros(3))
+    with pytest.raises(TypeError, match=r"^assigned grad has dtype int64: a gradient is "
+                                        r"floating point"):
+        x.grad = np.zeros(3, dtype=np.int64)
+    assert x.grad is None                                   # nothing refused was kept
+    x.grad = np.ones(3)                                     # one that fits is accumulated into
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3, 3, 3])
+    x.grad = None
+    assert x.grad is None
+    scalar = Tensor(2.0, requires_grad=True)
+    scalar.grad = np.float64(1.0)                           # numpy's number, for a 0-d tensor
+    assert scalar.grad.shape == ()
+
+
 def test_requires_grad_is_turned_off_on_a_leaf_only():
     w = Tensor([1.0, 2.0], requires_grad=True)
     y = w * 3

@@ -486,7 +486,7 @@ class Tensor:
     __array_ufunc__ = None
 
     # Defaults live on the class, so creating a tensor only sets what differs.
-    grad = None           # numpy array of the same shape, filled by backward (leaves only)
+    _grad = None          # .grad: a numpy array of the same shape, filled by backward
     grad_tensor = None    # after backward(create_graph=True): .grad as a Tensor, with its graph
     grad_fn = None        # the Context node that produced this tensor; None for a leaf
     _requires_grad = False
@@ -545,6 +545,31 @@ class Tensor:
                                f"was computed by {self.grad_fn.name}: use .detach() for it "
                                f"outside the graph")
         self._requires_grad = bool(value)
+
+    # The engine fills `_grad` itself (`_accumulate`); an assignment by hand is checked, as
+    # torch checks it, rather than failing later inside backward's `+=` or an optimizer step.
+    @property
+    def grad(self) -> np.ndarray | None:
+        """d(loss)/d(this tensor), a numpy array of its shape, accumulated by backward (on
+        leaves, and on tensors that `retain_grad`); None until then."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        if value is not None:
+            if isinstance(value, np.generic):       # numpy's number: a 0-d tensor's gradient
+                value = np.asarray(value)
+            if not isinstance(value, np.ndarray):
+                advice = ": assign its .data" if isinstance(value, Tensor) else ""
+                raise TypeError(f"assigned grad must be a numpy array or None, got "
+                                f"{type(value).__name__}{advice}")
+            if value.shape != self.shape:
+                raise ShapeError(f"assigned grad has shape {value.shape}, but the tensor has "
+                                 f"shape {self.shape}: a gradient has its tensor's shape")
+            if value.dtype.kind not in "fc":
+                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
+                                f"point, as its tensor ({self.dtype})")
+        self._grad = value
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place and return this tensor, as torch's
@@ -1194,10 +1219,10 @@ def _zero_grads(params, set_to_none=True):
     """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
     set_to_none=False, set it to zeros in place, as torch's."""
     for p in params:
-        if set_to_none or p.grad is None:
-            p.grad = None
+        if set_to_none or p._grad is None:
+            p._grad = None
         else:
-            p.grad[...] = 0
+            p._grad[...] = 0
         p.grad_tensor = None
 
 
@@ -1206,15 +1231,16 @@ def _accumulate(t, grad, create_graph):
     # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
     # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
     # through later backwards without one, until .grad is cleared.
-    if t.grad is None:
-        t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
+    # (`_grad`, past the check of `.grad =`, which guards assignments by hand)
+    if t._grad is None:
+        t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
         t.grad_tensor = grad if create_graph else None
         return
     if create_graph or t.grad_tensor is not None:
-        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t.grad.copy())
+        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t._grad.copy())
         with enable_grad():
             t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
-    t.grad += data
+    t._grad += data
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
