@@ -57,6 +57,12 @@ def test_repr_names_dtype_and_node():
     assert "grad_fn=<exp>" in repr(x.exp())
 
 
+def test_the_repr_of_an_empty_tensor_shows_its_shape_as_numpy_and_torch():
+    assert repr(Tensor(np.zeros((0, 3)))) == "Tensor([], shape=(0, 3))"
+    assert repr(Tensor(np.zeros((2, 0), np.int64))) == "Tensor([], shape=(2, 0), dtype=int64)"
+    assert repr(Tensor([])) == "Tensor([])"                 # `[]` says (0,) itself
+
+
 def test_detach_shares_data_and_leaves_the_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = x * 2

@@ -665,6 +665,8 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
+        if self.size == 0 and self.shape != (0,):   # `[]` alone hides it, as numpy says
+            extra = f", shape={self.shape}" + extra
         if self.grad_fn is not None:
             extra += f", grad_fn={self.grad_fn!r}"
         elif self.requires_grad:
