@@ -585,6 +585,15 @@ def test_anomaly_in_forward_names_the_op_and_the_line():
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_anomaly_at_a_line_without_source_names_the_line_without_empty_quotes():
+    # Code typed at a REPL has no source to quote: it said `created at <stdin>:1: ""`.
+    x = Tensor([-1.0, 1.0], requires_grad=True)
+    with ta.detect_anomaly():
+        with pytest.raises(ta.AnomalyError, match=r"; created at <stdin>:1$"):
+            exec(compile("x.log()", "<stdin>", "exec"), {"x": x})
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_anomaly_in_backward_names_the_op_that_made_it():
     x = Tensor([0.0, 1.0], requires_grad=True)
     before = np.geterr()

@@ -170,7 +170,8 @@ def _user_line():
     """The innermost stack frame outside tinyautograd: where the user asked for the op."""
     for frame in reversed(traceback.extract_stack()):
         if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            return f'{frame.filename}:{frame.lineno}: "{(frame.line or "").strip()}"'
+            where, line = f"{frame.filename}:{frame.lineno}", (frame.line or "").strip()
+            return f'{where}: "{line}"' if line else where   # (no source at a REPL: <stdin>)
     return "<unknown>"
 
 
