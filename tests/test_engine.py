@@ -755,6 +755,14 @@ def test_cross_entropy_refuses_what_torch_takes_in_its_place():
         ta.functional.cross_entropy(logits, np.array([0, -100, 2]))
     with pytest.raises(IndexError, match=r"target -100 is out of range for 3 classes$"):
         ta.functional.cross_entropy(logits, np.array([0, -100, 2]), ignore_index=0)
+    # torch's layout (N, C, T), classes on axis 1: say where ours are
+    with pytest.raises(ValueError, match=r"^cross_entropy: logits \(1, 10, 2\) need targets of "
+                                         r"shape \(1, 10\) \(one class index per row\), got "
+                                         r"\(1, 2\) \(classes are on the last axis; torch puts "
+                                         r"them on axis 1\)$"):
+        ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros((1, 2), np.int64))
+    with pytest.raises(ValueError, match=r"got \(3,\)$"):          # no such layout: no hint
+        ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros(3, np.int64))
 
 
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():

@@ -113,8 +113,12 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise TypeError(f"cross_entropy: targets must be integers (class indices), got "
                         f"{targets.dtype}")
     if targets.shape != logits.shape[:-1]:
+        torch_layout = logits.ndim >= 3 and targets.shape == logits.shape[:1] + logits.shape[2:]
+        hint = (" (classes are on the last axis; torch puts them on axis 1)" if torch_layout
+                else "")
         raise ShapeError(f"cross_entropy: logits {logits.shape} need targets of shape "
-                         f"{logits.shape[:-1]} (one class index per row), got {targets.shape}")
+                         f"{logits.shape[:-1]} (one class index per row), got "
+                         f"{targets.shape}{hint}")
     n_class = logits.shape[-1]
     counted = targets if ignore_index is None else targets[targets != ignore_index]
     if counted.size and (counted.min() < 0 or counted.max() >= n_class):
