@@ -533,6 +533,8 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        """Whether ops record a graph through this tensor, so that backward reaches it (only
+        floating-point tensors can)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -579,25 +581,48 @@ class Tensor:
 
     # -- what it is ---------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]: return self.data.shape
+    def shape(self) -> tuple[int, ...]:
+        """The size of each axis, numpy's shape."""
+        return self.data.shape
+
     @property
-    def ndim(self) -> int: return self.data.ndim
+    def ndim(self) -> int:
+        """The number of axes."""
+        return self.data.ndim
+
     @property
-    def dtype(self) -> np.dtype: return self.data.dtype
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the data."""
+        return self.data.dtype
+
     @property
-    def size(self) -> int: return self.data.size
+    def size(self) -> int:
+        """The number of elements (numpy's size; torch's numel())."""
+        return self.data.size
+
     @property
-    def is_leaf(self) -> bool: return self.grad_fn is None
-    def numel(self) -> int: return self.data.size       # torch's names for .size and .ndim
-    def dim(self) -> int: return self.data.ndim
+    def is_leaf(self) -> bool:
+        """True for a tensor that no recorded op computed (grad_fn is None)."""
+        return self.grad_fn is None
+
+    def numel(self) -> int:
+        """The number of elements: torch's name for `.size`."""
+        return self.data.size
+
+    def dim(self) -> int:
+        """The number of axes: torch's name for `.ndim`."""
+        return self.data.ndim
 
     def numpy(self) -> np.ndarray:
+        """The data: the tensor's own numpy array, not a copy."""
         return self.data
 
     def item(self) -> float | int | bool:
+        """The one element, as a Python number (a tensor of one element, of any shape)."""
         return self._number("item")
 
     def tolist(self) -> Any:
+        """The data as (nested) Python lists of Python numbers."""
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -749,17 +774,42 @@ class Tensor:
     def __ne__(self, other: Operand) -> Tensor: return self._compared(other, np.not_equal)
 
     # -- elementwise functions ----------------------------------------------------------------
-    def exp(self) -> Tensor: return ops.Exp.apply(self)
-    def log(self) -> Tensor: return ops.Log.apply(self)
-    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self)
-    def tanh(self) -> Tensor: return ops.Tanh.apply(self)
-    def relu(self) -> Tensor: return ops.Relu.apply(self)
-    def gelu(self) -> Tensor: return ops.Gelu.apply(self)
-    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self)
-    def abs(self) -> Tensor: return ops.Abs.apply(self)
+    def exp(self) -> Tensor:
+        """e^x, elementwise."""
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        """The natural logarithm, elementwise."""
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        """The square root, elementwise."""
+        return ops.Sqrt.apply(self)
+
+    def tanh(self) -> Tensor:
+        """The hyperbolic tangent, elementwise."""
+        return ops.Tanh.apply(self)
+
+    def relu(self) -> Tensor:
+        """max(x, 0), elementwise."""
+        return ops.Relu.apply(self)
+
+    def gelu(self) -> Tensor:
+        """GELU, elementwise, in its tanh approximation (GPT-2's, torch's
+        approximate='tanh'), not the exact erf form that is torch's default."""
+        return ops.Gelu.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + e^-x), elementwise."""
+        return ops.Sigmoid.apply(self)
+
+    def abs(self) -> Tensor:
+        """|x|, elementwise (its gradient at 0 is 0, as torch's)."""
+        return ops.Abs.apply(self)
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The sum along `axis` (one axis, several, or all for None), as numpy's."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -784,13 +834,18 @@ class Tensor:
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
+        """e^x / sum(e^x) along `axis` (the last by default): each slice sums to 1."""
         return ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): finite where the
+        softmax itself would round to 0."""
         return ops.LogSoftmax.apply(self, axis=axis)
 
     # -- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in another shape, as numpy's (`reshape(2, -1)` or
+        `reshape((2, -1))`; -1 stands for the size that fits)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
@@ -820,6 +875,8 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """All the axes reversed, as numpy's `.T` (`swapaxes(-2, -1)` for a batch of
+        matrices)."""
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
@@ -843,6 +900,8 @@ class Tensor:
         return ops.AsType.apply(self, dtype=dtype)
 
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
+        """This tensor repeated to `shape` by numpy's broadcasting rules; the gradient is
+        summed back."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.BroadcastTo.apply(self, shape=shape)

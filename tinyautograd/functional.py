@@ -395,6 +395,7 @@ class ReluSquared(Function):
 
 
 def relu_squared(x: Tensor) -> Tensor:
+    """max(x, 0)^2, elementwise, in one op (Primer's squared ReLU)."""
     return ReluSquared.apply(x)
 
 
@@ -482,16 +483,21 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^x / sum(e^x) along `axis` (the last by default): `x.softmax(axis)`."""
     return x.softmax(axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): `x.log_softmax(axis)`."""
     return x.log_softmax(axis)
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise: `x.relu()`."""
     return x.relu()
 
 
 def gelu(x: Tensor) -> Tensor:
+    """GELU in its tanh approximation (GPT-2's, torch's approximate='tanh'), not the exact erf
+    form that is torch's default: `x.gelu()`."""
     return x.gelu()

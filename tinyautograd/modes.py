@@ -116,6 +116,7 @@ def enable_grad(fn: Callable | None = None) -> Any:
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record a graph now, in this thread (False inside no_grad)."""
     return _mode.grad_enabled
 
 

@@ -455,6 +455,7 @@ def _xavier_std(tensor, gain):
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
+    """Fill `tensor` in place with normal samples of `mean` and `std`, and return it."""
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -486,15 +487,18 @@ def skip_init(module_cls: type[Module], *args: Any, **kwargs: Any) -> Module:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill `tensor` with zeros in place, and return it."""
     return _fill(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill `tensor` with ones in place, and return it."""
     return _fill(tensor, 1)
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
+    """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
@@ -509,12 +513,15 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
+    """Normal in place, std = gain / sqrt(fan) (He's), with torch's arguments."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
+    """Uniform in place in [-a, a], a = sqrt(3) gain / sqrt(fan) (He's), with torch's
+    arguments."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
