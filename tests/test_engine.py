@@ -57,6 +57,12 @@ def test_repr_names_dtype_and_node():
     assert "grad_fn=<exp>" in repr(x.exp())
 
 
+def test_the_repr_of_an_empty_tensor_shows_its_shape_as_numpy_and_torch():
+    assert repr(Tensor(np.zeros((0, 3)))) == "Tensor([], shape=(0, 3))"
+    assert repr(Tensor(np.zeros((2, 0), np.int64))) == "Tensor([], shape=(2, 0), dtype=int64)"
+    assert repr(Tensor([])) == "Tensor([])"                 # `[]` says (0,) itself
+
+
 def test_detach_shares_data_and_leaves_the_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = x * 2
@@ -579,6 +585,15 @@ def test_anomaly_in_forward_names_the_op_and_the_line():
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_anomaly_at_a_line_without_source_names_the_line_without_empty_quotes():
+    # Code typed at a REPL has no source to quote: it said `created at <stdin>:1: ""`.
+    x = Tensor([-1.0, 1.0], requires_grad=True)
+    with ta.detect_anomaly():
+        with pytest.raises(ta.AnomalyError, match=r"; created at <stdin>:1$"):
+            exec(compile("x.log()", "<stdin>", "exec"), {"x": x})
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_anomaly_in_backward_names_the_op_that_made_it():
     x = Tensor([0.0, 1.0], requires_grad=True)
     before = np.geterr()
@@ -740,6 +755,14 @@ def test_cross_entropy_refuses_what_torch_takes_in_its_place():
         ta.functional.cross_entropy(logits, np.array([0, -100, 2]))
     with pytest.raises(IndexError, match=r"target -100 is out of range for 3 classes$"):
         ta.functional.cross_entropy(logits, np.array([0, -100, 2]), ignore_index=0)
+    # torch's layout (N, C, T), classes on axis 1: say where ours are
+    with pytest.raises(ValueError, match=r"^cross_entropy: logits \(1, 10, 2\) need targets of "
+                                         r"shape \(1, 10\) \(one class index per row\), got "
+                                         r"\(1, 2\) \(classes are on the last axis; torch puts "
+                                         r"them on axis 1\)$"):
+        ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros((1, 2), np.int64))
+    with pytest.raises(ValueError, match=r"got \(3,\)$"):          # no such layout: no hint
+        ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros(3, np.int64))
 
 
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
@@ -804,10 +827,32 @@ def test_custom_function_with_settings():
     assert ScaledSquare.apply(x).grad_fn.name == "scaledsquare"
 
 
+def test_a_tensor_requiring_a_gradient_given_as_a_keyword_is_refused():
+    # Only positional inputs are recorded: as a keyword, `other` would silently get no gradient.
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, x, *, other):
+            return x * other
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    x, other = f64(2), f64(2)
+    with pytest.raises(TypeError, match=r"^times\.apply: the keyword argument other= is a Tensor "
+                                        r"that requires a gradient, which a keyword never "
+                                        r"gets: pass it positionally"):
+        Times.apply(x, other=other)
+    # a constant Tensor as a setting is left alone, as under no_grad
+    assert Times.apply(x, other=Tensor(np.full(2, 3.0))).requires_grad
+    with ta.no_grad():
+        Times.apply(x, other=other)
+
+
 def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
     advice = (r"the engine keeps a Function's inputs itself: read them in backward with "
               r"ctx\.operands \(or ctx\.array\(i\) for one\), and keep anything else as "
-              r"ctx\.name = value$")
+              r"ctx\.scale = value$")
 
     class Saving(Function):
         @staticmethod
@@ -833,6 +878,71 @@ def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
     # any other missing name is Python's usual error
     with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
         _ = Reading.apply(f64(3)).grad_fn.missing
+
+
+@pytest.mark.parametrize("name", ["fn", "inputs", "needs_input_grad", "freed", "name",
+                                  "output", "operands", "result", "create_graph", "free"])
+def test_a_custom_function_cannot_store_its_own_value_under_a_name_the_engine_owns(name):
+    # It would break the engine later (ctx.fn = np.tanh: "'numpy.ufunc' object has no attribute
+    # 'backward'"), or meet a property's bare "no setter".
+    class Storing(Function):
+        @staticmethod
+        def forward(ctx, x):
+            setattr(ctx, name, "mine")
+            return x * 2
+
+    with pytest.raises(AttributeError, match=rf"^ctx\.{name} is the engine's own: keep your "
+                                             rf"value under another name"):
+        Storing.apply(f64(3))
+
+
+def test_the_engine_still_writes_its_own_names_on_a_custom_functions_context():
+    # detect_anomaly notes where the op was called, grad() narrows needs_input_grad, and
+    # backward frees the node: all through the guard that refuses the same names to the user.
+    asked = []
+
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.my_name = "times"                      # a name of the user's own is kept
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            asked.append(ctx.needs_input_grad)
+            x, w = ctx.operands
+            return grad * w, grad * x
+
+    x, w = f64(3), f64(3)
+    with ta.detect_anomaly():
+        y = Times.apply(x, w)
+    assert y.grad_fn.my_name == "times" and "test_engine.py" in y.grad_fn.created_at
+    ta.grad(y.sum(), [x], retain_graph=True)
+    assert asked == [(True, False)] and y.grad_fn.needs_input_grad == (True, True)
+    y.sum().backward()
+    assert y.grad_fn.freed
+
+
+@pytest.mark.parametrize("setting", [None, "mean", (0, 1)], ids=["None", "str", "tuple"])
+def test_a_setting_given_positionally_to_apply_says_to_give_it_as_a_keyword(setting):
+    # None and strings failed as data ("the data must be numbers"), a tuple became an array
+    # that numpy's sum refused as an axis.
+    class SumOver(Function):
+        @staticmethod
+        def forward(ctx, x, axis):
+            return x.sum(axis=axis)
+
+    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1, .*, is not "
+                                        r"an input: positional arguments are the "
+                                        r"differentiable inputs .*; pass a setting such as "
+                                        r"None, a string or a tuple as a keyword"):
+        SumOver.apply(f64(2, 3), setting)
+    assert SumOver.apply(f64(2, 3), axis=setting if setting != "mean" else 0).requires_grad
+
+
+def test_concat_and_stack_still_take_tuples_of_numbers_as_data():
+    np.testing.assert_array_equal(ta.concat([Tensor([1.0]), (2.0, 3.0)]).data, [1, 2, 3])
+    np.testing.assert_array_equal(ta.stack([(1, 2), (3, 4)]).data, [[1, 2], [3, 4]])
 
 
 def test_custom_function_with_wrong_number_of_gradients():

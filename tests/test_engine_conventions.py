@@ -30,6 +30,19 @@ def test_data_that_is_not_numbers_is_refused(data):
         Tensor(data)
 
 
+def test_a_list_of_tensors_that_require_a_gradient_is_refused_pointing_to_stack():
+    # numpy would read their numbers, and the new tensor would silently drop their graph
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    for data in ([x[0] * 2, x[1] * 3], ([x[0]], [x[1]]), [1.0, x[1]]):
+        with pytest.raises(TypeError, match=r"^Tensor: the (list|tuple) holds Tensors that "
+                                            r"require a gradient, whose graph a new Tensor "
+                                            r"would drop: join them with ta\.stack"):
+            Tensor(data)
+    np.testing.assert_array_equal(Tensor([x[0].detach(), 5.0]).data, [1, 5])   # constants
+    with ta.no_grad():                                      # nothing recorded: no graph lost
+        np.testing.assert_array_equal(Tensor([x[0], x[1]]).data, [1, 2])
+
+
 NOT_NUMBERS = {"None": None, "str": "2", "dict": {"a": 1}, "list with None": [1, None]}
 OPERATORS = ["+", "-", "*", "/", "**", "@", "<", ">=", "==", "!="]
 
@@ -172,6 +185,30 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
         assert model.weight.grad is None and model.bias.grad is None
     clear(set_to_none=False)                        # no gradient yet: stays None
     assert model.weight.grad is None
+
+
+def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
+    # A wrong shape failed later, inside backward, with numpy's broadcast error; a Tensor stayed
+    # a Tensor though .grad is a numpy array.
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"^assigned grad has shape \(5,\), but the tensor has "
+                                         r"shape \(3,\)"):
+        x.grad = np.zeros(5)
+    with pytest.raises(TypeError, match=r"^assigned grad must be a numpy array or None, got "
+                                        r"Tensor: assign its \.data$"):
+        x.grad = Tensor(np.zeros(3))
+    with pytest.raises(TypeError, match=r"^assigned grad has dtype int64: a gradient is "
+                                        r"floating point"):
+        x.grad = np.zeros(3, dtype=np.int64)
+    assert x.grad is None                                   # nothing refused was kept
+    x.grad = np.ones(3)                                     # one that fits is accumulated into
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3, 3, 3])
+    x.grad = None
+    assert x.grad is None
+    scalar = Tensor(2.0, requires_grad=True)
+    scalar.grad = np.float64(1.0)                           # numpy's number, for a 0-d tensor
+    assert scalar.grad.shape == ()
 
 
 def test_requires_grad_is_turned_off_on_a_leaf_only():

@@ -62,6 +62,24 @@ def test_tokens_that_are_not_a_batch_of_ids_are_refused_alike_everywhere(use, to
         every_use(tokens)[use]()
 
 
+@pytest.mark.parametrize("tokens, advice", [
+    (np.array([3, 4]), r"; pass ids\[None\] for one sequence$"),
+    ([3, 4], r"; pass \[ids\] for one sequence$"),
+    (np.array([[3.0, 4.0]]), r"; pass ids\.astype\(np\.int64\) for ids held as floats$"),
+    (ta.Tensor([[3.0, 4.0]]), r"; pass ids\.astype\(np\.int64\) for ids held as floats$"),
+    ([[3.0, 4.0]], r"; pass np\.asarray\(ids, np\.int64\) for ids held as floats$"),
+    (np.array([3.0, 4.0]), r"; pass ids\[None\] for one sequence, ids\.astype\(np\.int64\) for "
+                           r"ids held as floats$"),
+    (np.array([[1.7, 2.2]]), r"of shape \(1, 2\)$"),        # not ids: nothing to advise
+    (np.zeros((1, 2, 4)), r"of shape \(1, 2, 4\)$"),
+], ids=["1-D array", "1-D list", "float array", "float Tensor", "float list", "1-D floats",
+        "fractions", "vectors"])
+def test_the_refusal_of_tokens_says_what_to_pass_where_it_is_plain(tokens, advice):
+    with pytest.raises(TypeError, match=r"^tokens must be a \(B, T\) integer array, got .*"
+                                        + advice):
+        tiny_models()[0](tokens)
+
+
 def test_a_prompt_of_ids_in_any_integer_form_generates_the_same_tokens():
     gpt = tiny_models()[0]
     prompt = np.array([[3, 4, 5]])

@@ -273,6 +273,21 @@ def test_non_strict_load_returns_the_mismatches_but_still_refuses_wrong_shapes()
         model.load_state_dict({"bias": np.zeros(2)}, strict=False)
 
 
+@pytest.mark.parametrize("state", [nn.Linear(2, 3), None, [1, 2]], ids=["model", "None", "list"])
+def test_loading_what_is_not_a_state_dict_says_what_to_pass(state):
+    # were: "argument of type 'Linear' is not iterable", and a str join error for the list
+    with pytest.raises(TypeError, match=r"^load_state_dict: expected a state dict \(a mapping "
+                                        r"of names to arrays\), got (Linear|NoneType|list); "
+                                        r"pass model\.state_dict\(\) or np\.load\(path\)$"):
+        nn.Linear(2, 3).load_state_dict(state)
+
+
+def test_an_unexpected_key_that_is_not_a_string_is_listed():
+    with pytest.raises(RuntimeError, match=r"unexpected keys \(in the state, not in the "
+                                           r"model\): 7$"):
+        nn.Linear(2, 3).load_state_dict({**nn.Linear(2, 3).state_dict(), 7: np.zeros(1)})
+
+
 @pytest.mark.parametrize("bad_bias", [np.array(["1", "2", "3"]), np.array([1j, 2j, 3j])],
                          ids=["text", "complex"])
 def test_a_value_that_cannot_be_a_parameters_dtype_is_refused_before_anything_is_loaded(bad_bias):

@@ -82,6 +82,8 @@ class Context:
       other node. The `+` that sums the gradients reaching a tensor by several paths has none.
       `module_path`: the dotted path of the module whose forward made this node
       (`"decoder.layers.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
+    These names, and `created_at` (where the op was called, under detect_anomaly), are the
+    engine's: a custom Function's ctx refuses a value of its own under one of them.
     """
 
     freed = False
@@ -129,8 +131,8 @@ class Context:
             raise AttributeError(f"ctx.{name} is not needed: the engine keeps a Function's "
                                  f"inputs itself: read them in backward with ctx.operands (or "
                                  f"ctx.array(i) for one), and keep anything else as "
-                                 f"ctx.name = value", name=name, obj=self)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                                 f"ctx.scale = value", name=name, obj=self)
+        raise AttributeError(f"'Context' object has no attribute {name!r}",   # (checked or not)
                              name=name, obj=self)
 
     def array(self, i: int) -> np.ndarray:
@@ -156,12 +158,38 @@ class Context:
 
     def free(self) -> None:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
-        fn = self.fn
-        self.__dict__.clear()
-        self.fn, self.inputs, self.freed = fn, (), True
+        fn, state = self.fn, self.__dict__
+        state.clear()
+        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (past _CheckedContext)
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+# The names the engine reads or writes on a context: a custom Function that stored its own value
+# under one of them would break the engine later, far from the cause.
+_ENGINE_NAMES = frozenset({
+    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
+    "array", "free", "freed", "created_at", "backward_of", "module_path"})
+
+
+class _CheckedContext(Context):
+    """The context of a Function written outside tinyautograd: it refuses, at once, a value
+    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
+    Context, since a `__setattr__` written in Python would slow every attribute they set; and
+    the engine writes its names into `__dict__`, past this check."""
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
+        state = self.__dict__
+        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ENGINE_NAMES:
+            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
+                                 f"another name (ctx.my_{name} = value, say)",
+                                 name=name, obj=self)
+        object.__setattr__(self, name, value)
 
 
 class Function:
@@ -184,8 +212,9 @@ class Function:
 
     Positional arguments of `apply` are the differentiable inputs (Python numbers and numpy
     arrays become constant Tensors); keyword arguments are settings handed to `forward` as they
-    are. `backward` returns one gradient per positional input (None where there is none). A
-    gradient may have the shape the input was broadcast to: the engine sums it back.
+    are (a Tensor that requires a gradient is refused there: it would get none). `backward`
+    returns one gradient per positional input (None where there is none). A gradient may have
+    the shape the input was broadcast to: the engine sums it back.
 
     The backward is written once, with what numpy arrays and Tensors have in common. `grad`,
     `ctx.operands` and `ctx.result` are numpy arrays in an ordinary backward pass, and Tensors
@@ -212,6 +241,15 @@ class Function:
     # for both. (Said, not found out: looking at every op's result costs every op.)
     views_input = False
 
+    # The context class this Function's nodes are made of: the plain Context for the engine's
+    # own ops, one that guards the engine's names for a Function written elsewhere.
+    _context = Context
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("tinyautograd."):
+            cls._context = _CheckedContext
+
     @classmethod
     def name(cls) -> str:
         return cls.__name__.lower()
@@ -234,14 +272,18 @@ class Function:
         # requires a gradient.
         for x in inputs:
             if not isinstance(x, Tensor):
-                inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+                inputs = _as_inputs(cls, inputs)
                 break
         mode = _mode
+        if settings and mode.grad_enabled:
+            for value in settings.values():
+                if isinstance(value, Tensor) and value._requires_grad:
+                    raise _keyword_tensor(cls, settings)
         if mode.grad_enabled:
             needs_input_grad = tuple([t._requires_grad for t in inputs])
         else:
             needs_input_grad = (False,) * len(inputs)
-        ctx = Context(cls, inputs, needs_input_grad)
+        ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
             ctx.__dict__.update(mode.annotations)
         try:
@@ -266,11 +308,41 @@ class Function:
             ctx._output = weakref.ref(out)
             ctx._recorded_at = next(_clock)
         if mode.anomaly:
-            ctx.created_at = _user_line()
+            ctx.__dict__["created_at"] = _user_line()
             if _has_nan_or_inf(out.data):
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _as_inputs(fn, inputs):
+    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
+    become constants. A setting given positionally is refused: None, a string or a tuple
+    (an axis, a shape) would become an array, or fail to, with an error about data."""
+    tensors = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            try:
+                if isinstance(x, tuple):
+                    raise TypeError
+                x = Tensor(x)
+            except TypeError:
+                raise TypeError(f"{fn.name()}.apply: positional argument {i}, {x!r:.40}, is "
+                                f"not an input: positional arguments are the differentiable "
+                                f"inputs (Tensors, arrays, numbers); pass a setting such as "
+                                f"None, a string or a tuple as a keyword (name=value)") from None
+        tensors.append(x)
+    return tuple(tensors)
+
+
+def _keyword_tensor(fn, settings):
+    """The error for a keyword argument of `apply` that is a Tensor requiring a gradient: the
+    engine records only the positional inputs, so it would silently get no gradient (torch's
+    apply takes no keyword arguments at all)."""
+    key = next(k for k, v in settings.items() if isinstance(v, Tensor) and v._requires_grad)
+    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
+                     f"a gradient, which a keyword never gets: pass it positionally, as a "
+                     f"differentiable input")
 
 
 def _stamped_with_what_it_views(out, t):
@@ -330,6 +402,17 @@ def _numbers(value, what=None):
 _KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
+
+
+def _holds_graph(items):
+    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
+    for item in items:
+        if isinstance(item, Tensor):
+            if item._requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)) and _holds_graph(item):
+            return True
+    return False
 
 
 def _lift(value, like, what=None):
@@ -403,7 +486,7 @@ class Tensor:
     __array_ufunc__ = None
 
     # Defaults live on the class, so creating a tensor only sets what differs.
-    grad = None           # numpy array of the same shape, filled by backward (leaves only)
+    _grad = None          # .grad: a numpy array of the same shape, filled by backward
     grad_tensor = None    # after backward(create_graph=True): .grad as a Tensor, with its graph
     grad_fn = None        # the Context node that produced this tensor; None for a leaf
     _requires_grad = False
@@ -423,6 +506,11 @@ class Tensor:
         if isinstance(data, Tensor):
             dtype = data.dtype if dtype is None else dtype
             data = data.data
+        elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
+            # numpy would read their numbers and make a constant: torch refuses, so do we
+            raise TypeError(f"Tensor: the {type(data).__name__} holds Tensors that require a "
+                            f"gradient, whose graph a new Tensor would drop: join them with "
+                            f"ta.stack([...]) (or ta.concat), or .detach() them for a constant")
         array = np.asarray(data, dtype=dtype)
         if array.dtype.kind not in "biufc":      # numpy would hold None or text as objects
             raise TypeError(f"Tensor: the data must be numbers or booleans, got "
@@ -445,6 +533,8 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        """Whether ops record a graph through this tensor, so that backward reaches it (only
+        floating-point tensors can)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -458,6 +548,31 @@ class Tensor:
                                f"outside the graph")
         self._requires_grad = bool(value)
 
+    # The engine fills `_grad` itself (`_accumulate`); an assignment by hand is checked, as
+    # torch checks it, rather than failing later inside backward's `+=` or an optimizer step.
+    @property
+    def grad(self) -> np.ndarray | None:
+        """d(loss)/d(this tensor), a numpy array of its shape, accumulated by backward (on
+        leaves, and on tensors that `retain_grad`); None until then."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        if value is not None:
+            if isinstance(value, np.generic):       # numpy's number: a 0-d tensor's gradient
+                value = np.asarray(value)
+            if not isinstance(value, np.ndarray):
+                advice = ": assign its .data" if isinstance(value, Tensor) else ""
+                raise TypeError(f"assigned grad must be a numpy array or None, got "
+                                f"{type(value).__name__}{advice}")
+            if value.shape != self.shape:
+                raise ShapeError(f"assigned grad has shape {value.shape}, but the tensor has "
+                                 f"shape {self.shape}: a gradient has its tensor's shape")
+            if value.dtype.kind not in "fc":
+                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
+                                f"point, as its tensor ({self.dtype})")
+        self._grad = value
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place and return this tensor, as torch's
         (`x = x.detach().requires_grad_()`)."""
@@ -466,25 +581,48 @@ class Tensor:
 
     # -- what it is ---------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]: return self.data.shape
+    def shape(self) -> tuple[int, ...]:
+        """The size of each axis, numpy's shape."""
+        return self.data.shape
+
     @property
-    def ndim(self) -> int: return self.data.ndim
+    def ndim(self) -> int:
+        """The number of axes."""
+        return self.data.ndim
+
     @property
-    def dtype(self) -> np.dtype: return self.data.dtype
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the data."""
+        return self.data.dtype
+
     @property
-    def size(self) -> int: return self.data.size
+    def size(self) -> int:
+        """The number of elements (numpy's size; torch's numel())."""
+        return self.data.size
+
     @property
-    def is_leaf(self) -> bool: return self.grad_fn is None
-    def numel(self) -> int: return self.data.size       # torch's names for .size and .ndim
-    def dim(self) -> int: return self.data.ndim
+    def is_leaf(self) -> bool:
+        """True for a tensor that no recorded op computed (grad_fn is None)."""
+        return self.grad_fn is None
+
+    def numel(self) -> int:
+        """The number of elements: torch's name for `.size`."""
+        return self.data.size
+
+    def dim(self) -> int:
+        """The number of axes: torch's name for `.ndim`."""
+        return self.data.ndim
 
     def numpy(self) -> np.ndarray:
+        """The data: the tensor's own numpy array, not a copy."""
         return self.data
 
     def item(self) -> float | int | bool:
+        """The one element, as a Python number (a tensor of one element, of any shape)."""
         return self._number("item")
 
     def tolist(self) -> Any:
+        """The data as (nested) Python lists of Python numbers."""
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -552,6 +690,8 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
+        if self.size == 0 and self.shape != (0,):   # `[]` alone hides it, as numpy says
+            extra = f", shape={self.shape}" + extra
         if self.grad_fn is not None:
             extra += f", grad_fn={self.grad_fn!r}"
         elif self.requires_grad:
@@ -634,17 +774,42 @@ class Tensor:
     def __ne__(self, other: Operand) -> Tensor: return self._compared(other, np.not_equal)
 
     # -- elementwise functions ----------------------------------------------------------------
-    def exp(self) -> Tensor: return ops.Exp.apply(self)
-    def log(self) -> Tensor: return ops.Log.apply(self)
-    def sqrt(self) -> Tensor: return ops.Sqrt.apply(self)
-    def tanh(self) -> Tensor: return ops.Tanh.apply(self)
-    def relu(self) -> Tensor: return ops.Relu.apply(self)
-    def gelu(self) -> Tensor: return ops.Gelu.apply(self)
-    def sigmoid(self) -> Tensor: return ops.Sigmoid.apply(self)
-    def abs(self) -> Tensor: return ops.Abs.apply(self)
+    def exp(self) -> Tensor:
+        """e^x, elementwise."""
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        """The natural logarithm, elementwise."""
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        """The square root, elementwise."""
+        return ops.Sqrt.apply(self)
+
+    def tanh(self) -> Tensor:
+        """The hyperbolic tangent, elementwise."""
+        return ops.Tanh.apply(self)
+
+    def relu(self) -> Tensor:
+        """max(x, 0), elementwise."""
+        return ops.Relu.apply(self)
+
+    def gelu(self) -> Tensor:
+        """GELU, elementwise, in its tanh approximation (GPT-2's, torch's
+        approximate='tanh'), not the exact erf form that is torch's default."""
+        return ops.Gelu.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + e^-x), elementwise."""
+        return ops.Sigmoid.apply(self)
+
+    def abs(self) -> Tensor:
+        """|x|, elementwise (its gradient at 0 is 0, as torch's)."""
+        return ops.Abs.apply(self)
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The sum along `axis` (one axis, several, or all for None), as numpy's."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -677,13 +842,18 @@ class Tensor:
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:
+        """e^x / sum(e^x) along `axis` (the last by default): each slice sums to 1."""
         return ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): finite where the
+        softmax itself would round to 0."""
         return ops.LogSoftmax.apply(self, axis=axis)
 
     # -- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """The same elements in another shape, as numpy's (`reshape(2, -1)` or
+        `reshape((2, -1))`; -1 stands for the size that fits)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
@@ -713,6 +883,8 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """All the axes reversed, as numpy's `.T` (`swapaxes(-2, -1)` for a batch of
+        matrices)."""
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
@@ -736,6 +908,8 @@ class Tensor:
         return ops.AsType.apply(self, dtype=dtype)
 
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
+        """This tensor repeated to `shape` by numpy's broadcasting rules; the gradient is
+        summed back."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.BroadcastTo.apply(self, shape=shape)
@@ -876,7 +1050,9 @@ def _some(tensors, op, axis):
     as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
-    tensors = list(tensors)
+    # (Converted here, as numpy would: Function.apply refuses a tuple, which it takes for a
+    # setting given positionally.)
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
     return tensors
@@ -1028,12 +1204,13 @@ def _apply_backward(node, grad, create_graph, needed=None):
     `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
     input's is asked), and whatever it computes for them anyway is dropped."""
     if needed is not None:
-        recorded, node.needs_input_grad = node.needs_input_grad, tuple(
-            a and b for a, b in zip(node.needs_input_grad, needed))
+        state = node.__dict__                 # (past _CheckedContext's guard of the name)
+        recorded = node.needs_input_grad
+        state["needs_input_grad"] = tuple(a and b for a, b in zip(recorded, needed))
         try:
             grads = _apply_backward(node, grad, create_graph)
         finally:
-            node.needs_input_grad = recorded
+            state["needs_input_grad"] = recorded
         return [g if keep else None for g, keep in zip(grads, needed)]
     if not create_graph:
         return _input_grads(node, grad, create_graph)
@@ -1111,10 +1288,10 @@ def _zero_grads(params, set_to_none=True):
     """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
     set_to_none=False, set it to zeros in place, as torch's."""
     for p in params:
-        if set_to_none or p.grad is None:
-            p.grad = None
+        if set_to_none or p._grad is None:
+            p._grad = None
         else:
-            p.grad[...] = 0
+            p._grad[...] = 0
         p.grad_tensor = None
 
 
@@ -1123,15 +1300,16 @@ def _accumulate(t, grad, create_graph):
     # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
     # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
     # through later backwards without one, until .grad is cleared.
-    if t.grad is None:
-        t.grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
+    # (`_grad`, past the check of `.grad =`, which guards assignments by hand)
+    if t._grad is None:
+        t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
         t.grad_tensor = grad if create_graph else None
         return
     if create_graph or t.grad_tensor is not None:
-        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t.grad.copy())
+        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t._grad.copy())
         with enable_grad():
             t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
-    t.grad += data
+    t._grad += data
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],

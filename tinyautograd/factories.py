@@ -17,11 +17,13 @@ def _shape(shape):
 
 def zeros(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
           requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`, float32 unless `dtype` says."""
     return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
 def ones(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
          requires_grad: bool = False) -> Tensor:
+    """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`, float32 unless `dtype` says."""
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
@@ -33,6 +35,7 @@ def zeros_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
 
 def ones_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
               requires_grad: bool = False) -> Tensor:
+    """Ones of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's)."""
     return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 

@@ -113,8 +113,12 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise TypeError(f"cross_entropy: targets must be integers (class indices), got "
                         f"{targets.dtype}")
     if targets.shape != logits.shape[:-1]:
+        torch_layout = logits.ndim >= 3 and targets.shape == logits.shape[:1] + logits.shape[2:]
+        hint = (" (classes are on the last axis; torch puts them on axis 1)" if torch_layout
+                else "")
         raise ShapeError(f"cross_entropy: logits {logits.shape} need targets of shape "
-                         f"{logits.shape[:-1]} (one class index per row), got {targets.shape}")
+                         f"{logits.shape[:-1]} (one class index per row), got "
+                         f"{targets.shape}{hint}")
     n_class = logits.shape[-1]
     counted = targets if ignore_index is None else targets[targets != ignore_index]
     if counted.size and (counted.min() < 0 or counted.max() >= n_class):
@@ -401,6 +405,7 @@ class ReluSquared(Function):
 
 
 def relu_squared(x: Tensor) -> Tensor:
+    """max(x, 0)^2, elementwise, in one op (Primer's squared ReLU)."""
     return ReluSquared.apply(x)
 
 
@@ -488,16 +493,21 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^x / sum(e^x) along `axis` (the last by default): `x.softmax(axis)`."""
     return x.softmax(axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): `x.log_softmax(axis)`."""
     return x.log_softmax(axis)
 
 
 def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise: `x.relu()`."""
     return x.relu()
 
 
 def gelu(x: Tensor) -> Tensor:
+    """GELU in its tanh approximation (GPT-2's, torch's approximate='tanh'), not the exact erf
+    form that is torch's default: `x.gelu()`."""
     return x.gelu()

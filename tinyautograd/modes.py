@@ -116,6 +116,7 @@ def enable_grad(fn: Callable | None = None) -> Any:
 
 
 def is_grad_enabled() -> bool:
+    """Whether ops record a graph now, in this thread (False inside no_grad)."""
     return _mode.grad_enabled
 
 
@@ -170,7 +171,8 @@ def _user_line():
     """The innermost stack frame outside tinyautograd: where the user asked for the op."""
     for frame in reversed(traceback.extract_stack()):
         if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            return f'{frame.filename}:{frame.lineno}: "{(frame.line or "").strip()}"'
+            where, line = f"{frame.filename}:{frame.lineno}", (frame.line or "").strip()
+            return f'{where}: "{line}"' if line else where   # (no source at a REPL: <stdin>)
     return "<unknown>"
 
 

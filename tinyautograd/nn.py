@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import types
 from collections import namedtuple
+from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -193,14 +194,19 @@ class Module:
 
     def load_state_dict(self, state: dict[str, ArrayLike | Tensor],
                         strict: bool = True) -> IncompatibleKeys:
-        """Copy the arrays of `state` (name -> array or Tensor) into the parameters' own arrays,
-        in place: each parameter keeps its dtype, and whoever holds its array sees the new values.
+        """Copy the arrays of `state` (a mapping name -> array or Tensor: `state_dict()`'s, or
+        `np.load(path)` of a saved one) into the parameters' own arrays, in place: each
+        parameter keeps its dtype, and whoever holds its array sees the new values.
 
         Everything is checked before anything is copied, so a failed load changes nothing.
         A shape mismatch, or numbers that do not convert to the parameter's dtype (text,
         complex), is always an error; keys present on one side only are an error when
         `strict`, and are otherwise returned as `(missing_keys, unexpected_keys)`.
         """
+        if not isinstance(state, Mapping):      # a model, None, a list: errors about iteration
+            raise TypeError(f"load_state_dict: expected a state dict (a mapping of names to "
+                            f"arrays), got {type(state).__name__}; pass model.state_dict() or "
+                            f"np.load(path)")
         own = dict(self.named_parameters())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
@@ -222,7 +228,7 @@ class Module:
                             f"{', '.join(missing)}")
         if strict and unexpected:
             problems.append(f"  unexpected keys (in the state, not in the model): "
-                            f"{', '.join(unexpected)}")
+                            f"{', '.join(map(str, unexpected))}")
         if problems:
             raise RuntimeError(f"load_state_dict: the state does not fit this "
                                f"{type(self).__name__}, nothing was loaded:\n"
@@ -449,6 +455,7 @@ def _xavier_std(tensor, gain):
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
+    """Fill `tensor` in place with normal samples of `mean` and `std`, and return it."""
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -480,15 +487,18 @@ def skip_init(module_cls: type[Module], *args: Any, **kwargs: Any) -> Module:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill `tensor` with zeros in place, and return it."""
     return _fill(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill `tensor` with ones in place, and return it."""
     return _fill(tensor, 1)
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
+    """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
@@ -503,12 +513,15 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
+    """Normal in place, std = gain / sqrt(fan) (He's), with torch's arguments."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
+    """Uniform in place in [-a, a], a = sqrt(3) gain / sqrt(fan) (He's), with torch's
+    arguments."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 

@@ -54,4 +54,5 @@ def get_state() -> dict:
 
 
 def set_state(state: dict) -> None:
+    """Put the default generator back in a state that `get_state` gave."""
     _generator.bit_generator.state = state

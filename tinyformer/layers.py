@@ -245,6 +245,7 @@ def token_array(idx: Tokens) -> np.ndarray:
 
     ValueError for rows of no tokens (T = 0): there is nothing to attend to, and nothing to
     continue."""
+    given = idx
     try:
         idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
     except ValueError:                          # numpy's words for lists of different lengths
@@ -258,8 +259,22 @@ def token_array(idx: Tokens) -> np.ndarray:
         raise ValueError(f"tokens must hold at least one token a row, got shape {idx.shape}")
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
-                        f"{idx.shape}")
+                        f"{idx.shape}{_what_to_pass(given, idx)}")
     return idx
+
+
+def _what_to_pass(given, idx):
+    """For token_array's error: what to pass instead, where it is plain: one sequence made a
+    batch of one, ids held as floats (whole numbers) made integers."""
+    is_list = isinstance(given, (list, tuple))
+    fixes = []
+    if idx.ndim == 1:
+        fixes.append(f"{'[ids]' if is_list else 'ids[None]'} for one sequence")
+    if (idx.dtype.kind == "f" and idx.ndim in (1, 2) and np.isfinite(idx).all()
+            and (idx == np.round(idx)).all()):
+        fixes.append(f"{'np.asarray(ids, np.int64)' if is_list else 'ids.astype(np.int64)'} "
+                     f"for ids held as floats")
+    return "; pass " + ", ".join(fixes) if fixes else ""
 
 
 class Embeddings(nn.Module):
