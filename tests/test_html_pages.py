@@ -539,6 +539,11 @@ def test_a_run_is_finished_running_stopped_or_unknown(tmp_path):
     assert run_status(write_run(tmp_path / "d", 4, iters=6,
                                 lock=dead_process_id()))["state"] == "stopped"  # killed
     assert run_status(write_run(tmp_path / "e", 4))["state"] == "unknown"
+    # A manifest.json that is not a run's (another program's file of that name): nothing tells.
+    other = write_run(tmp_path / "f", 4, iters=6)
+    (other / "manifest.json").write_text(json.dumps({"format": "another", "settings": {
+        "iters": 6}}))
+    assert run_status(other)["state"] == "unknown"
 
 
 def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_path):

@@ -96,6 +96,28 @@ class RunDirectoryError(ValueError):
     """A run directory that cannot be used as asked; the message says what to do."""
 
 
+def read_manifest(directory: StrPath) -> dict[str, Any] | None:
+    """The manifest.json of the run in `directory` as a dict, checked as a run of ours writes
+    it (its format; its `owns`, a list of names; its `checkpoint`, a step or None): the one
+    place that reads the file. None where there is none; ValueError where it is damaged (the
+    callers say what that means to them); OSError where it cannot be read."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        owns, step = manifest["owns"], manifest.get("checkpoint")
+        # A list of names: a string would pass as the list of its characters.
+        if manifest.get("format") == FORMAT and isinstance(owns, list) \
+                and all(isinstance(n, str) for n in owns) \
+                and (step is None or type(step) is int):
+            return manifest
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        pass                          # not UTF-8, not JSON, nested too deep, or not an object
+    raise ValueError(f"{path} is damaged")
+
+
 class RunDirectory:
     """A run directory claimed by this process (locked), and what it owns."""
 
@@ -199,27 +221,19 @@ class RunDirectory:
     # -- the manifest --------------------------------------------------------------------------
 
     def _read_manifest(self):
-        path = self.file(MANIFEST)
-        self.has_manifest = os.path.exists(path)
+        try:
+            manifest = read_manifest(self.path)
+        except ValueError:
+            raise RunDirectoryError(f"{self.file(MANIFEST)} is damaged, so tinyformer cannot "
+                                    f"tell the run's files from yours; move out what you want "
+                                    f"to keep and remove {self.path!r}, or choose another "
+                                    f"--out") from None
+        self.has_manifest = manifest is not None
         if not self.has_manifest:
             self._adopt_checkpoint()
             return
-        try:
-            with open(path, encoding="utf-8") as f:
-                manifest = json.load(f)
-            owns = manifest["owns"]
-            step = manifest.get("checkpoint")
-            # A list of names: a string would pass as the list of its characters.
-            if manifest.get("format") != FORMAT or not isinstance(owns, list) \
-                    or not all(isinstance(n, str) for n in owns) \
-                    or not (step is None or type(step) is int):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise RunDirectoryError(f"{path} is damaged, so tinyformer cannot tell the run's "
-                                    f"files from yours; move out what you want to keep and "
-                                    f"remove {self.path!r}, or choose another --out") from None
         # A name is a plain file name in this directory, never a path out of it.
-        self.owned = {name for name in owns if name == os.path.basename(name) and
+        self.owned = {name for name in manifest["owns"] if name == os.path.basename(name) and
                       name not in ("", ".", "..")}
         self.settings = manifest.get("settings")
         self.data = manifest.get("data")
@@ -455,11 +469,10 @@ def before_first_checkpoint(directory: StrPath) -> bool:
     """Whether `directory` holds a run of ours that has not written its first checkpoint: its
     manifest.json records none (a run whose config.json went missing after one is damaged)."""
     try:
-        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as f:
-            manifest = json.load(f)
-        return manifest["format"] == FORMAT and manifest.get("checkpoint") is None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        manifest = read_manifest(directory)
+    except (OSError, ValueError):
         return False
+    return manifest is not None and manifest.get("checkpoint") is None
 
 
 def is_ours(config: dict[str, Any]) -> bool:
@@ -649,9 +662,8 @@ def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> di
         records = read_metrics(os.path.join(path, METRICS))
     step = records[-1]["step"]
     try:
-        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-            iters = json.load(f)["settings"]["iters"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        iters = read_manifest(path)["settings"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):      # TypeError: no manifest (None)
         iters = None
     if not (isinstance(iters, int) and not isinstance(iters, bool)):
         return {"state": "unknown", "step": step, "iters": None}
