@@ -839,6 +839,21 @@ def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, ph
     assert "put back the config.json" not in result.stderr
 
 
+def test_resume_reads_no_tokens_file_but_the_runs_own(broken):
+    """A config.json whose data names a file outside the run (edited, or hostile) is damaged,
+    even where that file holds the very tokens the run wrote."""
+    shutil.copy(broken / "tokens.bin", broken.parent / "outside.bin")
+    def elsewhere_with_a_step_to_go(config):
+        config["data"]["tokens"] = "../outside.bin"
+        config["train"]["iters"] += 1
+    edit_config(broken, elsewhere_with_a_step_to_go)
+    before = snapshot(broken)
+    result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, "config.json holds a damaged", "'../outside.bin'",
+                       "put back the config.json")
+    assert snapshot(broken) == before
+
+
 def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
     def old_run_with_a_step_to_go(config):
         del config["data"]["sha256"]

@@ -181,7 +181,13 @@ class TextData:
     @classmethod
     def load(cls, directory: StrPath, info: dict[str, Any],
              vocab_size: int | None = None) -> TextData:
-        data = cls(os.path.join(directory, info["tokens"]), info["dtype"], info["n_tokens"],
+        """The tokens a run wrote in `directory`, as `info` (prepare's, kept in config.json)
+        describes them. ValueError if info names another file than the run's tokens.bin: a
+        damaged or edited config.json, which must not reach a file outside the run."""
+        if info["tokens"] != TOKENS:
+            raise ValueError(f"its data names the tokens file {info['tokens']!r}, where a run "
+                             f"writes {TOKENS}")
+        data = cls(os.path.join(directory, TOKENS), info["dtype"], info["n_tokens"],
                    vocab_size, info.get("sha256"))
         data.info = info                    # for config.json: where the tokens are, and how
         return data
