@@ -186,11 +186,11 @@ def forked() -> Iterator[int]:
 class Workers:
     """Processes, forked from this one, that share each training step with it.
 
-    Threads share Python's lock, and the reference counts of every object they both touch: two
-    micro-batches of the Shakespeare recipe on two threads take 27.5 ms each, where one alone
-    takes 20.7 ms. Forked processes share neither, and each computes its part at one-thread
-    speed. What they do share is memory: the parameters and the optimizer's state are moved
-    into shared mappings, and each part's gradient is written into a shared buffer of its own.
+    Threads share Python's lock, and the reference counts of every object they both touch (what
+    that costs: the module's docstring); forked processes share neither, and each computes its
+    part at one-thread speed. What they do share is memory: the parameters and the optimizer's
+    state are moved into shared mappings, and each part's gradient is written into a shared
+    buffer of its own.
     So the whole step is shared out (`update`), not only the parts: each process then adds,
     clips and updates a share of the parameters, where one process alone would spend a tenth
     of the step on it. A worker serves steps until it is closed, or until this process is gone.
@@ -312,67 +312,78 @@ def step_share(me: int, step: Step, workers: Workers,
                meet: Callable[[object], list]) -> tuple[float, float | None]:
     """What process `me` of the step's n does, the same in every one of them:
 
-    1. its parts' gradients (part i in process i % n), each into a shared buffer of its own
-       (taken from a shared counter by whichever process was free, each process pinned to a
-       core, four parts made the built-in run slower, quiet and beside a busy program alike:
-       BENCHMARKS.md);
+    1. the gradients of its parts, part i in process i % n, each into a shared buffer of its
+       own (`_part_gradients`; parts dealt from a shared counter, and processes pinned to
+       cores, were measured and not kept: BENCHMARKS.md);
     2. for its share of the parameters (the n-th part `me` of them, in order), the sum of the
-       parts' gradients, in the parts' order, so that the bits are a single process's;
+       parts' gradients, in the parts' order, so that the bits are a single process's
+       (`_summed`);
     3. clipped by the whole gradient's norm, from everyone's sums of squares in order;
-    4. the optimizer's update of its share.
+    4. the optimizer's update of its share (`_updated`).
 
     They meet (`meet(what this one brings) -> what each brought`) after step 1, after step 2
     (bringing their sums of squares) and after step 4 (bringing the state's new scalars).
     Then every process's `.grad`s and optimizer state are the whole step's. Returns the loss
     and the norm before clipping (None: not clipped)."""
-    parameters, gradients, optimizer = workers.parameters, workers.gradients, workers.optimizer
-    parts = step.parts
-
-    def my_parts():
-        losses, reached = {}, {}
-        workers.model.train(step.training)
-        with blas_threads(step.blas):
-            for i in range(me, len(parts), step.n):
-                losses[i], grads = part_gradient(workers.loss_of, parameters, *parts[i],
-                                                 step.seeds[i])
-                for buffer, g in zip(gradients[i], grads):
-                    if g is not None:
-                        buffer[...] = g
-                reached[i] = [g is not None for g in grads]
-        return losses, reached
+    parameters, optimizer = workers.parameters, workers.optimizer
     losses, reached = {}, {}
-    for their_losses, their_reached in _together(meet, my_parts):
+    for their_losses, their_reached in _together(meet, _part_gradients, me, step, workers):
         losses.update(their_losses)
         reached.update(their_reached)
     mine = _shares(parameters, step.n)[me]
     # dL_i/dp for each parameter p, in the parts' order; their sum goes into the first.
-    of = [[gradients[i][k] for i in range(len(parts)) if reached[i][k]]
+    of = [[workers.gradients[i][k] for i in range(len(step.parts)) if reached[i][k]]
           for k in range(len(parameters))]
-
-    def my_sums():
-        for k, (p, of_p) in enumerate(zip(parameters, of)):
-            p.grad = None               # the optimizer updates what has a gradient: my share
-            if k in mine and of_p:
-                p.grad = functools.reduce(lambda a, b: np.add(a, b, out=a), of_p)
-        if not step.clip:
-            return []
-        return [optim.sum_of_squares(p.grad) for p in parameters if p.grad is not None]
-    squares = [s for theirs in _together(meet, my_sums) for s in theirs]
+    squares = [s for theirs in _together(meet, _summed, parameters, of, mine, step.clip)
+               for s in theirs]
     norm = None
     if step.clip:
         norm = optim.clip_grad_norm(parameters, step.clip, total_norm=math.sqrt(sum(squares)))
-
-    def my_update():
-        for group, options in zip(optimizer.param_groups, step.groups):
-            group.update(options)
-        _set_scalars(optimizer, parameters, step.scalars)     # steps this one did not share
-        optimizer.step()
-        return _scalars(optimizer, parameters, mine)
-    for theirs in _together(meet, my_update):
+    for theirs in _together(meet, _updated, optimizer, parameters, step, mine):
         _set_scalars(optimizer, parameters, theirs)
     for p, of_p in zip(parameters, of):          # every share's sum, clipped: all of it
         p.grad = of_p[0] if of_p else None
-    return sum(losses[i] for i in range(len(parts))), norm
+    return sum(losses[i] for i in range(len(step.parts))), norm
+
+
+def _part_gradients(me, step, workers):
+    """step_share's 1: the gradients of process `me`'s parts (i = me, me + n, ...), each
+    written into its part's shared buffer. Returns ({part: its weighted loss}, {part: for each
+    parameter, whether the part's loss reaches it})."""
+    losses, reached = {}, {}
+    workers.model.train(step.training)
+    with blas_threads(step.blas):
+        for i in range(me, len(step.parts), step.n):
+            losses[i], grads = part_gradient(workers.loss_of, workers.parameters,
+                                             *step.parts[i], step.seeds[i])
+            for buffer, g in zip(workers.gradients[i], grads):
+                if g is not None:
+                    buffer[...] = g
+            reached[i] = [g is not None for g in grads]
+    return losses, reached
+
+
+def _summed(parameters, of, mine, clip):
+    """step_share's 2: each parameter numbered in `mine` gets as its `.grad` the sum of its
+    parts' gradients `of[k]`, added in order into the first; the others get none, so that the
+    optimizer updates this share alone. Returns the sums' sums of squares (none unless `clip`)."""
+    for k, (p, of_p) in enumerate(zip(parameters, of)):
+        p.grad = None
+        if k in mine and of_p:
+            p.grad = functools.reduce(lambda a, b: np.add(a, b, out=a), of_p)
+    if not clip:
+        return []
+    return [optim.sum_of_squares(p.grad) for p in parameters if p.grad is not None]
+
+
+def _updated(optimizer, parameters, step, mine):
+    """step_share's 4: the optimizer's update of the parameters that have a `.grad` (the share
+    `mine`), with the step's options (its lr) and state. Returns the share's new scalars."""
+    for group, options in zip(optimizer.param_groups, step.groups):
+        group.update(options)
+    _set_scalars(optimizer, parameters, step.scalars)     # steps this one did not share
+    optimizer.step()
+    return _scalars(optimizer, parameters, mine)
 
 
 def _scalars(optimizer, parameters, ks):
@@ -388,10 +399,10 @@ def _set_scalars(optimizer, parameters, scalars):
         optimizer.state[id(parameters[k])].update(values)
 
 
-def _together(meet, work):
-    """work() in this process, then the meeting, bringing its result or its error."""
+def _together(meet, work, *args):
+    """work(*args) in this process, then the meeting, bringing its result or its error."""
     try:
-        mine = work()
+        mine = work(*args)
     except Exception as error:
         mine = error
     return meet(mine)
