@@ -67,7 +67,8 @@ def public_callables(module, classes=True):
                     member = member.__func__
                 if isinstance(member, property):
                     member = member.fget
-                if inspect.isfunction(member):
+                # (typing.Protocol puts an __init__ of its own into a protocol class: not ours)
+                if inspect.isfunction(member) and member.__module__ != "typing":
                     yield f"{module.__name__}.{name}.{attr}", member
 
 

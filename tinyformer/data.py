@@ -25,8 +25,10 @@ from .tokenizers import BPETokenizer
 # only the last few characters, can do no better than guess among the six colours (17%); a
 # Transformer can attend back to the first sentence and get it right. benchmarks/corpus.py
 # measures it: the best Markov chain (order 8 to 10) scores 0.21 nats/char and recalls 17%,
-# while a 2-layer GPT trained for 600 steps (under a minute on two cores) scores 0.14 and
-# recalls all 500 held-out stories.
+# while its 2-layer GPT (ReLU) trained for 600 steps (under a minute on two cores) scores 0.14
+# and recalls all 500 of its held-out stories. `tinyformer train`'s default, a GPT-2 block
+# (GELU) trained for 800 steps, recalls 97 to 100 of the 100 held-out prompts its evaluations
+# measure (seeds 0 to 2; train.py's DEFAULTS).
 #
 # The stories are kept short (50 to 90 characters) so that most random training windows of
 # 128 characters hold a whole story, first sentence included; the asides name no colour,

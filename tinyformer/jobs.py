@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -26,12 +26,12 @@ from tinyautograd import Tensor
 from tinyautograd import functional as F
 
 from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
-from .checkpoint import load_tokenizer_at
+from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
 from .files import StrPath, iter_text
 from .gpt import GPT
-from .parallel import side_by_side, without_graph
+from .parallel import Batch, side_by_side, without_graph
 from .rundir import TOKENS, CheckpointError, open_tokens, write_tokens
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
@@ -47,7 +47,6 @@ if TYPE_CHECKING:                    # train.py imports this module
 BPE_TRAIN_CHARS = 10_000_000     # a BPE learns its merges from the first 10 M characters
 
 Chunks = Callable[[], Iterator[str]]    # a text: each call iterates over its chunks afresh
-Batch = tuple[np.ndarray, np.ndarray]   # (inputs, targets) (B, T) each
 
 
 def encode_chars(tokenizer: CharTokenizer, text: str) -> np.ndarray:
@@ -196,6 +195,36 @@ class TextData:
 # ---------------------------------------------------------------------------------------------
 # Jobs: what is learned from what
 # ---------------------------------------------------------------------------------------------
+
+class Job(Protocol):
+    """What the trainer asks of a job, whichever it is (LanguageModelling, MaskedLM, Seq2Seq).
+    A batch (`Batch`) is a tuple of arrays whose first axis is its rows: (inputs, targets) for
+    a text, (sources, decoder inputs, decoder targets) for a task. MaskedLM alone also makes
+    `example_prompt()`, which the command line asks of BERT's job by name: not part of this."""
+
+    special_tokens: list[str]           # the tokens its tokenizer must have, besides the text's
+    tokenizer: Tokenizer
+
+    def model_config(self) -> dict[str, Any]:
+        """The model's arguments, as its class takes them."""
+
+    def data_info(self) -> dict[str, Any] | None:
+        """What config.json records of the data, to find it again on --resume (None: none)."""
+
+    def train_batch(self, rng: np.random.Generator) -> Batch:
+        """A training batch, drawn with `rng`."""
+
+    def loss(self, model: Model, batch: Batch) -> Tensor:
+        """The model's loss on `batch`: a mean over its counted targets."""
+
+    def counted(self, batch: Batch) -> int:
+        """How many targets the loss of `batch` averages over (micro-batches weigh by it)."""
+
+    def evaluate(self, model: Model, threads: int = 1) -> dict[str, float]:
+        """Figures on held-out data, val_loss among them, on up to `threads` threads."""
+
+    def sample(self, model: Model, rng: np.random.Generator) -> str:
+        """What the model makes of some held-out data, to print beside the figures."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,9 +538,6 @@ class Seq2Seq:
         return "\n".join(f"{source} -> {guess or '(no answer)'}  "
                          f"{'ok' if guess == target else f'(want {target})'}"
                          for (source, target), guess in zip(pairs, guesses))
-
-
-Job = Union[LanguageModelling, MaskedLM, Seq2Seq]
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
