@@ -22,10 +22,10 @@ they slow each other down, PyTorch most). A block starts from the same initial w
 blocks' timed steps is compared, and the losses of the two engines step by step.
 
 Besides ms/step and tokens/s it reports how close each engine comes to the machine's matrix
-multiply speed: the step's matmul FLOPs, counted analytically (6 x parameters in matmuls x
-tokens, plus attention's q k^T and p v, forward and backward), divided by the step's time, as a
-share of what numpy's GEMM achieves on the step's own matmul shapes, timed alone in a child
-of its own (`--engine gemm`) that takes its turn after the engines in every block.
+multiply speed: the step's matmul FLOPs, as tinyformer.summary.flops_per_token counts them on
+the model's graph (three times the forward's: backward costs two), divided by the step's time,
+as a share of what numpy's GEMM achieves on the step's own matmul shapes, timed alone in a
+child of its own (`--engine gemm`) that takes its turn after the engines in every block.
 
 With `--threads auto` each engine runs as a user gets it: PyTorch at its defaults (one thread a
 core), ours through tinyformer.resources.AdaptiveThreads, as `Trainer.train` trains by default:
@@ -76,6 +76,7 @@ from tinyformer.data import lm_batch  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.train import run_conditions, update  # noqa: E402
 from tinyformer.resources import AdaptiveThreads, blas_threads  # noqa: E402
+from tinyformer.summary import flops_per_token  # noqa: E402
 
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -152,8 +153,9 @@ def torch_stepper(threads):
 
 def matmul_shapes():
     """Every matrix multiply of one training step, as (count, batch, M, K, N): `count` times a
-    batch of `batch` products (M, K) @ (K, N). Forward, then backward's two products per matmul
-    (dA = dY B^T, dB = A^T dY), which cost what the forward did."""
+    batch of `batch` products (M, K) @ (K, N), for numpy's GEMM to be timed on. Forward, then
+    backward's two products per matmul (dA = dY B^T, dB = A^T dY), which cost what the forward
+    did."""
     rows, H, d = BATCH * CONTEXT, N_HEAD, D_MODEL // N_HEAD
     linears = [(4 * N_LAYER, D_MODEL, D_MODEL),      # q, k, v and out of each layer
                (N_LAYER, D_MODEL, D_FF),             # fc1
@@ -172,7 +174,12 @@ def matmul_shapes():
 
 
 def step_flops():
-    return sum(2 * count * batch * m * k * n for count, batch, m, k, n in matmul_shapes())
+    """The step's matmul FLOPs, the library's count; the shapes the GEMM is timed on must be
+    the same work, or the share of GEMM speed would compare unlike things."""
+    flops = flops_per_token(build_ours()[0])["training"] * BATCH * CONTEXT
+    by_shapes = sum(2 * count * batch * m * k * n for count, batch, m, k, n in matmul_shapes())
+    assert flops == by_shapes, f"matmul_shapes() counts {by_shapes} FLOPs, the model {flops}"
+    return int(flops)                                   # a whole number, as JSON shows it
 
 
 def numpy_gemm_seconds(reps=20):
