@@ -30,6 +30,8 @@ import subprocess
 import sys
 
 from alternate import AUTO, at_least, set_thread_variables, set_torch_threads, thread_count
+from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
+                    WEIGHT_DECAY)
 
 
 def parse_args(argv=None):
@@ -69,9 +71,9 @@ def child(args):
         from tinyformer.train import run_conditions, update
         figures["imports"] = resident_mib("VmRSS")
         ta.manual_seed(0)
-        model = GPT(65, 64, 4, 4, 128, d_ff=512)
-        optimizer = AdamW(weight_decay_groups(model.named_parameters(), 0.1), lr=1e-3,
-                          betas=(0.9, 0.99))
+        model = GPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, d_ff=D_FF)
+        optimizer = AdamW(weight_decay_groups(model.named_parameters(), WEIGHT_DECAY), lr=LR,
+                          betas=BETAS)
         figures["model"] = resident_mib("VmRSS")
 
         params = list(model.parameters())
@@ -88,35 +90,25 @@ def child(args):
         def step(x, y):             # the trainer's: two micro-batches side by side
             with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
                 update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer, 2, n,
-                       1.0, workers)
+                       CLIP, workers)
     else:
         import torch
-        import torch.nn.functional as TF
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from torch_gpt import TorchGPT
+        from torch_gpt import TorchGPT, torch_adamw, torch_step
         set_torch_threads(torch, args.threads)
         figures["imports"] = resident_mib("VmRSS")
         torch.manual_seed(0)
-        model = TorchGPT(65, 64, 4, 4, 128, 512)
-        params = list(model.parameters())
-        optimizer = torch.optim.AdamW(
-            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
-             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-            lr=1e-3, betas=(0.9, 0.99))
+        model = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
+        optimizer = torch_adamw(model, LR, BETAS, WEIGHT_DECAY)
         figures["model"] = resident_mib("VmRSS")
 
         def step(x, y):
-            x, y = torch.from_numpy(x), torch.from_numpy(y)
-            loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            torch_step(model, optimizer, torch.from_numpy(x), torch.from_numpy(y), CLIP)
 
     rng = np.random.default_rng(0)
     with stack:
         for _ in range(args.steps):
-            tokens = rng.integers(0, 65, (12, 65))
+            tokens = rng.integers(0, VOCAB, (BATCH, CONTEXT + 1))
             step(tokens[:, :-1], tokens[:, 1:])
         # A worker shares what this process held when it forked; what it added is its own.
         pids = workers.pids if workers else []

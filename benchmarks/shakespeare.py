@@ -47,6 +47,7 @@ import os
 import sys
 
 import shakespeare_text
+from recipe import BATCH, BETAS, CLIP, CONTEXT, D_MODEL, LR, N_HEAD, N_LAYER, WEIGHT_DECAY
 from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
                        thread_count, write_figures)
 
@@ -162,9 +163,10 @@ def start_trainer(args, seed, train_tokens, val_tokens, out_dir):
                          eval_every=args.eval_every, eval_iters=args.eval_iters)
     trainer = Trainer.start(config, out_dir, force=True, log=lambda message: None)
     c = trainer.config                               # resolved: every default filled in
-    assert (c.n_layer, c.n_head, c.d_model, c.context, c.batch_size) == (4, 4, 128, 64, 12)
-    assert (c.lr, c.beta1, c.beta2, c.weight_decay, c.clip, c.dropout) == (
-        1e-3, 0.9, 0.99, 0.1, 1.0, 0.0)
+    assert (c.n_layer, c.n_head, c.d_model, c.context, c.batch_size) == (
+        N_LAYER, N_HEAD, D_MODEL, CONTEXT, BATCH)
+    assert (c.lr, (c.beta1, c.beta2), c.weight_decay, c.clip, c.dropout) == (
+        LR, BETAS, WEIGHT_DECAY, CLIP, 0.0)
     assert c.schedule == "cosine" and math.isclose(c.min_lr, 1e-4)
     assert np.array_equal(trainer.job.data.train, train_tokens), "different training text"
     assert np.array_equal(trainer.job.data.val, val_tokens), "different validation text"
@@ -223,7 +225,7 @@ def run_ours(args, seed, train_tokens, val_tokens):
 def run_torch(args, seed, train_tokens, val_tokens):
     import torch
     import torch.nn.functional as TF
-    from torch_gpt import TorchGPT, copy_weights
+    from torch_gpt import TorchGPT, copy_weights, torch_adamw, torch_step
     set_torch_threads(torch, args.threads)
 
     with tempfile.TemporaryDirectory() as out_dir:
@@ -235,12 +237,7 @@ def run_torch(args, seed, train_tokens, val_tokens):
     torch_model = TorchGPT(cfg["vocab_size"], cfg["context"], cfg["n_layer"], cfg["n_head"],
                            cfg["d_model"], cfg["d_ff"])
     copy_weights(model, torch_model)
-    # nanoGPT's two groups: decay the matrices (ndim >= 2), not biases and norm gains.
-    params = list(torch_model.parameters())          # the tied matrix appears once
-    torch_opt = torch.optim.AdamW(
-        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": c.weight_decay},
-         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-        lr=lr_at(0, c), betas=(c.beta1, c.beta2), eps=1e-8)
+    torch_opt = torch_adamw(torch_model, lr_at(0, c), (c.beta1, c.beta2), c.weight_decay)
 
     # The same validation batches as ours: our job draws them from default_rng(seed + 1).
     val_rng = np.random.default_rng(seed + 1)
@@ -275,12 +272,7 @@ def run_torch(args, seed, train_tokens, val_tokens):
             group["lr"] = lr
         x, y = map(torch.from_numpy, lm_batch(train_tokens, c.batch_size, c.context,
                                               torch_rng))
-        loss = TF.cross_entropy(torch_model(x).flatten(0, 1), y.flatten())
-        torch_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(torch_model.parameters(), c.clip)
-        torch_opt.step()
-        return loss.item(), lr
+        return torch_step(torch_model, torch_opt, x, y, c.clip), lr
 
     side = train_loop(c, step_fn, evaluate, args.eval_every, seed)
     side["batch_rng_state"] = torch_rng.bit_generator.state

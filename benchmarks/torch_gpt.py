@@ -3,8 +3,9 @@
 TorchGPT is nanoGPT's GPT minus dropout (the Shakespeare recipe has none): learned positions,
 pre-norm blocks with one fused q/k/v matrix and F.scaled_dot_product_attention, a tanh-GELU
 MLP, a final LayerNorm and a head tied to the token embedding. `copy_weights` loads one of our
-GPTs into it, so that both engines start from the same function; `torch_generate` decodes
-greedily with a KV cache, written as one writes it in eager PyTorch.
+GPTs into it, so that both engines start from the same function; `torch_adamw` and `torch_step`
+train it as our trainer trains ours; `torch_generate` decodes greedily with a KV cache, written
+as one writes it in eager PyTorch.
 
 Only benchmarks import this (PyTorch is never a dependency of the package).
 """
@@ -102,6 +103,28 @@ def copy_weights(ours, theirs):
     weights["lm_head.weight"] = weights["wte.weight"]
     theirs.load_state_dict({k: v.contiguous() for k, v in weights.items()}, strict=True)
     assert theirs.lm_head.weight is theirs.wte.weight, "loading must keep the head tied"
+
+
+def torch_adamw(model, lr, betas, weight_decay):
+    """nanoGPT's AdamW, as our trainer's (weight_decay_groups): weight decay on the matrices
+    (dim >= 2), none on biases and norms' gains."""
+    params = list(model.parameters())                # the tied matrix appears once
+    return torch.optim.AdamW(
+        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+        lr=lr, betas=betas, eps=1e-8)
+
+
+def torch_step(model, optimizer, x, y, clip):
+    """One training step on the batch x, y (B, T) tensors, in our trainer's order: the
+    cross-entropy, its gradients, clipped to norm `clip`, and the optimizer's update. Returns
+    the loss."""
+    loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss.item()
 
 
 @torch.no_grad()

@@ -81,10 +81,10 @@ from tinyformer.summary import flops_per_token  # noqa: E402
 # PyTorch is imported only in its own child (below), so that ours runs without it loaded.
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
-VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF, BATCH = 65, 64, 4, 4, 128, 512, 12
+from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD,  # noqa: E402
+                    N_LAYER, VOCAB, WEIGHT_DECAY)
 if __name__ == "__main__" and ARGS.tiny:     # the same graph, every array tiny (--tiny)
     CONTEXT, D_MODEL, D_FF, BATCH = 2, 8, 16, 2
-LR, BETAS, WEIGHT_DECAY, CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
 MICRO_BATCHES = 2                 # the trainer's default (TrainConfig.micro_batches)
 
 
@@ -124,26 +124,15 @@ def torch_stepper(threads):
     """PyTorch's step, on a copy of our freshly initialised model (built here too); its version
     and the threads it runs on."""
     import torch
-    import torch.nn.functional as TF
-    from torch_gpt import TorchGPT, copy_weights
+    from torch_gpt import TorchGPT, copy_weights, torch_adamw, torch_step
 
     set_torch_threads(torch, threads)
     model = TorchGPT(VOCAB, CONTEXT, N_LAYER, N_HEAD, D_MODEL, D_FF)
     copy_weights(build_ours()[0], model)
-    params = list(model.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-        lr=LR, betas=BETAS, eps=1e-8)
+    optimizer = torch_adamw(model, LR, BETAS, WEIGHT_DECAY)
 
     def step(x, y):
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        loss = TF.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
-        return loss.item()
+        return torch_step(model, optimizer, torch.from_numpy(x), torch.from_numpy(y), CLIP)
     return step, torch.__version__, torch.get_num_threads()
 
 
