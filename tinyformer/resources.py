@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from .layers import default_d_ff, least_parameters
 
 if TYPE_CHECKING:                    # train.py imports this module
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 FLOAT = 4                     # bytes: the engine computes in float32
 
