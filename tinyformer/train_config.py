@@ -19,12 +19,13 @@ from .layers import ACTIVATIONS, NORMALIZATIONS
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
 
-# Defaults for the settings a user leaves unset, by what is trained. The built-in corpus's
-# learn its long-range recall in under a minute on 2 cores (benchmarks/corpus.py); 800 steps,
-# because the recall arrives suddenly, and at 600 some seeds are still on their way (0.84 to
-# 1.00 on seeds 0 to 2, where 800 gives 0.97 to 1.00); a text
-# file's are nanoGPT's small CPU recipe for Shakespeare; the tasks' reach 99% exact match on
-# held-out sequences (benchmarks/seq2seq.py), in more steps for the harder tasks.
+# Defaults for the settings a user leaves unset, by what is trained:
+# - builtin: learns the stories' long-range recall in under a minute on 2 cores
+#   (benchmarks/corpus.py). 800 steps, because the recall arrives suddenly: at 600 some seeds
+#   are still on their way (0.84 to 1.00 on seeds 0 to 2, where 800 gives 0.97 to 1.00).
+# - corpus: nanoGPT's small CPU recipe for Shakespeare.
+# - task: reaches 99% exact match on held-out sequences (benchmarks/seq2seq.py), in more steps
+#   for the harder tasks (TASK_ITERS).
 DEFAULTS = {
     "builtin": dict(n_layer=2, n_head=4, d_model=64, context=128, batch_size=16, iters=800,
                     lr=8e-3, warmup=60, eval_every=100),
