@@ -365,10 +365,10 @@ def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
     step `after` + 1, which it finishes and saves. Returns what train() returned."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
     step = trainer.train_step
-    def step_then_signal(threads=1):
+    def step_then_signal(threads=1, workers=None):
         if trainer.step == after:
             os.kill(os.getpid(), signum)
-        return step(threads)
+        return step(threads, workers)
     monkeypatch.setattr(trainer, "train_step", step_then_signal)
     return trainer.train()
 
@@ -667,3 +667,21 @@ def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     # The norm of the step's gradients as computed, not as clipped to 1e-6.
     assert all(isinstance(r["grad_norm"], float) and r["grad_norm"] > 1e-3 for r in records)
+
+
+def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):
+    """train_step is a whole step: the step count goes on with the optimizer and the schedule,
+    so a checkpoint saved after steps taken by hand resumes at its step, with its lr."""
+    settings = dict(TINY, iters=10, dropout=0.1)
+    whole = run(tmp_path / "whole", **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "by-hand"), force=True,
+                            log=quiet)
+    steps = [trainer.train_step() for _ in range(3)]
+    trainer.save()
+    trainer.close()
+    resumed = Trainer.resume(str(tmp_path / "by-hand"), log=quiet)
+    assert resumed.step == 3
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "by-hand") == whole[3:]         # the steps after, bit for bit
+    assert [(done.loss, done.lr) for done in steps] == [
+        (line["train_loss"], line["lr"]) for line in whole[:3]]

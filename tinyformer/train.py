@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
 import numpy as np
 
@@ -142,6 +142,14 @@ def tokens_written(run: RunDirectory, config: TrainConfig
     except (ValueError, KeyError, TypeError):      # a CheckpointError among them
         return None
     return tokenizer, info
+
+
+class StepDone(NamedTuple):
+    """What one training step did: the progress line's and metrics.jsonl's figures."""
+    loss: float                 # the batch's, before the update
+    lr: float                   # the learning rate the update used
+    grad_norm: float | None     # the gradient's norm before clipping (None: not clipped)
+    tokens: int                 # in the batch, for the progress line's tokens per second
 
 
 class Trainer:
@@ -312,18 +320,18 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def train_step(self, threads: int = 1) -> tuple[float, float, int]:
-        """One update, its micro-batches on up to `threads` threads; returns its loss (before
-        the update), the learning rate it used, and the number of tokens in its batch (for the
-        progress bar's tokens per second)."""
+    def train_step(self, threads: int = 1, workers: parallel.Workers | None = None
+                   ) -> StepDone:
+        """One step: a batch, the update (its micro-batches on up to `threads` threads, or
+        shared out over `workers`' processes), the schedule's next lr, and `step` one more."""
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
         c = self.config
-        loss, self.grad_norm = update(self.part_loss, batch, self.job.counted,
-                                      self.parameters, self.optimizer, c.micro_batches,
-                                      threads, c.clip, self.workers)  # norm: metrics.jsonl
+        loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
+                                 self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()
-        return loss, lr, batch[0].size
+        self.step += 1
+        return StepDone(loss, lr, grad_norm, batch[0].size)
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
         """Validation figures (on up to `threads` threads) and a sample, printed; the figures
@@ -353,24 +361,17 @@ class Trainer:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    self.running(threads) as adaptive:
-                return self._train(adaptive, threads)
+                    self.running(threads) as (adaptive, workers):
+                return self._train(adaptive, threads, workers)
         finally:
             self.close()
 
-    workers = None      # inside `running`: the processes that share the micro-batches
-
-    @contextlib.contextmanager
-    def running(self, threads: int | None) -> Iterator[AdaptiveThreads | None]:
-        """Inside, this trainer's steps run under `run_conditions`, its workers in
-        `self.workers`; yields the AdaptiveThreads (None when `threads` is given)."""
-        with run_conditions(threads, self.part_loss, self.model, self.parameters,
-                            self.optimizer, self.config.micro_batches
-                            ) as (adaptive, self.workers):
-            try:
-                yield adaptive
-            finally:
-                self.workers = None
+    def running(self, threads: int | None
+                ) -> ContextManager[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
+        """What this trainer's steps run under (`run_conditions`): yields (the AdaptiveThreads,
+        None when `threads` is given; the Workers or None) for `train_step`."""
+        return run_conditions(threads, self.part_loss, self.model, self.parameters,
+                              self.optimizer, self.config.micro_batches)
 
     def part_loss(self, part: parallel.Batch) -> Tensor:
         """The loss of a part of a batch (a micro-batch): the job's."""
@@ -386,7 +387,7 @@ class Trainer:
             raise FloatingPointError(f"the update made the weights NaN or infinite at step "
                                      f"{self.step}; lower --lr or raise --warmup")
 
-    def _train(self, adaptive, threads):
+    def _train(self, adaptive, threads, workers):
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
@@ -409,9 +410,9 @@ class Trainer:
             while self.step < c.iters:
                 began = time.perf_counter()
                 with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
-                    loss, lr, n_tokens = self.train_step(n)
-                self.step += 1
-                progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
+                    done = self.train_step(n, workers)
+                loss = done.loss
+                progress.update(self.step, loss, done.tokens, time.perf_counter() - began,
                                 cores=threads_now())
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
@@ -420,9 +421,9 @@ class Trainer:
                 saving = self.step % c.checkpoint_every == 0 or self.step == c.iters
                 if evaluating or saving:
                     self._check_weights()
-                record = {"step": self.step, "train_loss": loss, "lr": lr}
-                if c.clip:
-                    record["grad_norm"] = self.grad_norm
+                record = {"step": self.step, "train_loss": loss, "lr": done.lr}
+                if done.grad_norm is not None:
+                    record["grad_norm"] = done.grad_norm
                 if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
