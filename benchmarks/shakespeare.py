@@ -203,16 +203,16 @@ def run_ours(args, seed, train_tokens, val_tokens):
     with tempfile.TemporaryDirectory() as out_dir, contextlib.ExitStack() as stack:
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
         # As Trainer.train: the memory kept, the threads chosen, the worker processes.
-        adaptive, workers = stack.enter_context(trainer.running(None if args.threads == AUTO
-                                                                else args.threads))
+        threads, workers = stack.enter_context(trainer.running(None if args.threads == AUTO
+                                                               else args.threads))
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
-            with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
+            with threads.step() as n:
                 done = trainer.train_step(n, workers)
             return done.loss, done.lr
 
         def evaluate():             # on the count chosen so far, or given
-            return evaluate_ours(trainer, adaptive.chosen if adaptive else args.threads)
+            return evaluate_ours(trainer, threads.chosen)
 
         side = train_loop(trainer.config, step_fn, evaluate, args.eval_every, seed)
         side["batch_rng_state"] = trainer.data_rng.bit_generator.state

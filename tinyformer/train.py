@@ -42,7 +42,8 @@ from .checkpoint import MODELS, Model
 from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .progress import Progress
-from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
+from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
+                        step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, staged, truncate_metrics)
@@ -109,20 +110,20 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
 def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tensor],
                    model: Model, parameters: list[Tensor], optimizer: Optimizer,
                    micro_batches: int
-                   ) -> Iterator[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
+                   ) -> Iterator[tuple[AdaptiveThreads | FixedThreads, parallel.Workers | None]]:
     """What a run's training steps run under, the trainer's and the benchmarks' alike: the
     memory numpy frees kept for the next step (resources.freed_memory_kept); `threads`, or with
-    None the count the steps' own timing chooses (resources.thread_choice); and, where fork is
+    None the count the steps' own timing chooses (resources.step_threads); and, where fork is
     safe, the worker processes that share each step's micro-batches (parallel.workers_for).
-    Yields (the AdaptiveThreads or None, the Workers or None) for `update`."""
+    Yields (the threads, under whose `step()` each step runs; the Workers or None) for
+    `update`."""
     # The timing chooses among counts up to one process a micro-batch: beyond that, BLAS would
     # split each product over the threads left over, and the bits of a product depend on how
     # it is split, so the losses would depend on the machine's load.
-    with freed_memory_kept(), thread_choice(threads, most=micro_batches) as adaptive:
-        most = adaptive.candidates[-1] if adaptive else threads
-        with parallel.workers_for(loss_of, model, parameters, optimizer, most,
-                                  micro_batches) as workers:
-            yield adaptive, workers
+    with freed_memory_kept(), step_threads(threads, most=micro_batches) as chooser:
+        with parallel.workers_for(loss_of, model, parameters, optimizer,
+                                  chooser.candidates[-1], micro_batches) as workers:
+            yield chooser, workers
 
 
 def tokens_written(run: RunDirectory, config: TrainConfig
@@ -361,15 +362,15 @@ class Trainer:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    self.running(threads) as (adaptive, workers):
-                return self._train(adaptive, threads, workers)
+                    self.running(threads) as (chooser, workers):
+                return self._loop(chooser, workers)
         finally:
             self.close()
 
     def running(self, threads: int | None
-                ) -> ContextManager[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
-        """What this trainer's steps run under (`run_conditions`): yields (the AdaptiveThreads,
-        None when `threads` is given; the Workers or None) for `train_step`."""
+                ) -> ContextManager[tuple[AdaptiveThreads | FixedThreads, parallel.Workers | None]]:
+        """What this trainer's steps run under (`run_conditions`): yields (the threads, under
+        whose `step()` each step runs; the Workers or None) for `train_step`."""
         return run_conditions(threads, self.part_loss, self.model, self.parameters,
                               self.optimizer, self.config.micro_batches)
 
@@ -381,61 +382,57 @@ class Trainer:
         """FloatingPointError if an update has made the weights NaN or infinite (from an
         infinite gradient) while the step's loss, computed before it, was finite: such weights
         must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
-        last good one. One pass over the weights, so only before those, not at every step (a
-        later step's loss would show them)."""
+        last good one. One pass over the weights, so only before those (save() and the loop's
+        evaluations), not at every step (a later step's loss would show them)."""
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
             raise FloatingPointError(f"the update made the weights NaN or infinite at step "
                                      f"{self.step}; lower --lr or raise --warmup")
 
-    def _train(self, adaptive, threads, workers):
+    def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
+              ) -> str:
         c = self.config
         progress = Progress(c.iters, start=self.step)
         def log(message):
             progress.clear()
             self.log(message)
+        def due(every):                  # every `every` steps, and at the last
+            return self.step % every == 0 or self.step == c.iters
         if self.step >= c.iters:
             log(f"the run in {self.directory} has finished its {counted(c.iters, 'step')}; "
                 f"to train further, start a new run")
             return "done"
-        def threads_now():               # for evaluations: the count chosen so far, or given
-            return adaptive.chosen if adaptive else threads
         if self.step == 0:
-            self.evaluate("before training", threads_now())
+            self.evaluate("before training", threads.chosen)
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
-        metrics_path = self.run.file(METRICS)
         with interrupt_between_steps(log) as stop_asked, \
-                open(metrics_path, "a", encoding="utf-8") as metrics:
+                open(self.run.file(METRICS), "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
                 began = time.perf_counter()
-                with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
+                with threads.step() as n:
                     done = self.train_step(n, workers)
-                loss = done.loss
-                progress.update(self.step, loss, done.tokens, time.perf_counter() - began,
-                                cores=threads_now())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
-                                             f"lower --lr or raise --warmup")
-                evaluating = self.step % c.eval_every == 0 or self.step == c.iters
-                saving = self.step % c.checkpoint_every == 0 or self.step == c.iters
-                if evaluating or saving:
-                    self._check_weights()
-                record = {"step": self.step, "train_loss": loss, "lr": done.lr}
+                progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
+                                cores=threads.chosen)
+                if not math.isfinite(done.loss):
+                    raise FloatingPointError(f"the loss became {done.loss} at step "
+                                             f"{self.step}; lower --lr or raise --warmup")
+                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
                 if done.grad_norm is not None:
                     record["grad_norm"] = done.grad_norm
-                if evaluating:
+                if due(c.eval_every):
+                    self._check_weights()
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
-                    record.update(self.evaluate(title, threads_now()))
+                    record.update(self.evaluate(title, threads.chosen))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
-                if saving:
+                saved = due(c.checkpoint_every)
+                if saved:
                     self.save()
                 if stop_asked() and self.step < c.iters:
-                    if not saving:                              # else just saved
-                        self._check_weights()
+                    if not saved:
                         self.save()
                     progress.close()
                     return stop_asked()
@@ -446,6 +443,8 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self) -> None:
+        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one."""
+        self._check_weights()
         state = self.optimizer.state_dict()
         arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
         for i, param_state in enumerate(state["state"]):
