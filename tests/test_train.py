@@ -92,7 +92,11 @@ def test_defaults_depend_on_the_job():
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
-    (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
+    (dict(task="copy", min_len=6, max_len=3), "--min-len must be at most --max-len (3), got 6"),
+    (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64: each head gets "
+                                 "d_model / n_head dimensions; try --n-head 2 or 4"),
+    (dict(n_head=100, d_model=64), "--n-head 100 does not divide --d-model 64: each head gets "
+                                   "d_model / n_head dimensions; try --n-head 64"),
     (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
     (dict(tokenizer="bpe", vocab_size=258), "--vocab-size 258 is too small"),
     (dict(lr=1e-3, min_lr=2e-3), "--min-lr must be between 0 and --lr (0.001), got 0.002"),
@@ -167,7 +171,7 @@ def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
     assert TrainConfig(schedule="noam", iters=5).resolved().warmup == 1
     assert TrainConfig(schedule="cosine", iters=5).resolved().warmup == 0
     assert TrainConfig(schedule="noam", iters=2000).resolved().warmup == 60    # the default
-    with pytest.raises(ValueError, match="--schedule noam needs --warmup >= 1"):
+    with pytest.raises(ValueError, match="--warmup must be at least 1 with the noam schedule"):
         TrainConfig(schedule="noam", iters=5, warmup=0).resolved()     # given: refused
 
 

@@ -224,10 +224,13 @@ class TrainConfig:
         if self.task and self.corpus:
             raise ValueError("give --task or --corpus, not both")
         if self.d_model % self.n_head:
-            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0][:8]
+            # The head counts nearest the one asked for: the divisors just below and above.
+            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
+            nearest = [max(n for n in divisors if n < self.n_head)]
+            nearest += [n for n in divisors if n > self.n_head][:1]
             raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
                              f"{self.d_model}: each head gets d_model / n_head dimensions; try "
-                             f"--n-head {' or '.join(map(str, divisors[-3:]))}")
+                             f"--n-head {' or '.join(map(str, nearest))}")
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
                              f"= {self.d_model // self.n_head}")
@@ -246,11 +249,13 @@ class TrainConfig:
             raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
                              f"got {self.warmup}: warm up for fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
-            raise ValueError("--schedule noam needs --warmup >= 1")
+            raise ValueError(f"{name('warmup')} must be at least 1 with the noam schedule, got "
+                             f"{self.warmup}: its formula divides by the warmup")
         if self.task and self.min_len > self.max_len:
-            raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
+            raise ValueError(f"{name('min_len')} must be at most {name('max_len')} "
+                             f"({self.max_len}), got {self.min_len}")
         if self.task and self.min_len < 2:
-            raise ValueError("--min-len must be at least 2")
+            raise ValueError(f"{name('min_len')} must be at least 2, got {self.min_len}")
         if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
             raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
                              f"BPE: it needs the 256 bytes, special tokens and some merges; try "
