@@ -47,12 +47,12 @@ from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memor
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, staged, truncate_metrics)
-from .schema import Number, Whole, check_settings
+from .schema import Number, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
 from .train_config import (SETTING_RULES, TrainConfig, check_paths_in_file, default_out_dir,
-                           toml_settings)
+                           setting_name, toml_settings)
 
 # The options of each of the optimizer's groups, saved in config.json and used as they are on
 # --resume: checked by the rules of the settings they came from. A group's lr is the schedule's
@@ -177,14 +177,17 @@ class Trainer:
     # -- starting and resuming -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, config: TrainConfig, directory: StrPath, force: bool = False,
+    def start(cls, config: TrainConfig, directory: StrPath | None, force: bool = False,
               log: Callable[[str], None] = print, run: RunDirectory | None = None,
-              tokenised: tuple[Tokenizer, dict[str, Any]] | None = None) -> Trainer:
-        """A new run in `directory`: checks everything, then claims the directory (the lock),
-        tokenises and builds the model. `force` replaces a previous run's files. A run started
-        again (by `resume`) on the tokens it wrote already gives them as `tokenised`: (their
-        tokenizer, their data info); it reads no corpus."""
-        config = config.resolved()
+              tokenised: tuple[Tokenizer, dict[str, Any]] | None = None,
+              name: Callable[[str], str] = option_name) -> Trainer:
+        """A new run in `directory` [runs/<model>-<data>]: checks everything (a setting named
+        in errors by `name`), then claims the directory (the lock), tokenises and builds the
+        model. `force` replaces a previous run's files. A run started again (by `resume`) on
+        the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
+        info); it reads no corpus."""
+        config = config.resolved(name)
+        directory = directory or default_out_dir(config)
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
         tokenizer = (tokenised[0] if tokenised else
@@ -246,12 +249,12 @@ class Trainer:
         config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
         if config_file:
             check_paths_in_file(config, config_file, overrides)
-        from_file = {str(key).replace("-", "_") for key in in_file} - set(overrides)
+        from_file = {setting_name(key) for key in in_file} - set(overrides)
 
         def called(key):                # a setting as it was given, in the errors about it
             return f"{key} in {config_file}" if key in from_file else name(key)
-        config = dataclasses.replace(config, **overrides).resolved(called)
-        return cls.start(config, out or default_out_dir(config), force=force, log=log)
+        return cls.start(dataclasses.replace(config, **overrides), out, force=force, log=log,
+                         name=called)
 
     @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:

@@ -48,6 +48,12 @@ BERT_DEFAULTS = {
 }
 
 
+def setting_name(key: object) -> str:
+    """A setting's field name as a file or the command line may spell it: "min-len" and
+    "min_len" are both min_len."""
+    return str(key).replace("-", "_")
+
+
 def setting(default: Any, help: str | None = None) -> Any:
     """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
     (--min-len for min_len) and says what it means there. The rest are for config files."""
@@ -142,13 +148,14 @@ class TrainConfig:
         if not isinstance(settings, dict):
             raise ValueError(f"{where} holds no table of settings")
         spelled: dict[str, str] = {}            # each setting as the file spells it
-        for key in map(str, settings):
-            name = key.replace("-", "_")
+        named: dict[str, Any] = {}              # each setting by its field name
+        for key, value in settings.items():
+            name = setting_name(key)
             if name in spelled:                 # else the later would win without a word
                 raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
                                  f"keep one")
-            spelled[name] = key
-        settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
+            spelled[name], named[name] = str(key), value
+        settings = named
         unknown = sorted(set(settings) - names)
         if unknown:
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
@@ -200,14 +207,18 @@ class TrainConfig:
             c.min_lr = c.lr / 10
         if c.checkpoint_every is None:
             c.checkpoint_every = c.eval_every
-        c.check(name)
+        c._check_together(name)             # each against its rule: checked above
         return c
 
     def check(self, name: Callable[[str], str] = option_name) -> None:
         """ValueError, in one line, for the first setting that cannot work: each against its
-        rule (SETTING_RULES), then the settings against each other (the learning rates, the
-        warmup and the run's length named by `name`, as their values were given)."""
+        rule (SETTING_RULES), then the settings against each other (those named by `name`, as
+        their values were given)."""
         check_settings(dataclasses.asdict(self), SETTING_RULES)
+        self._check_together(name)
+
+    def _check_together(self, name: Callable[[str], str]) -> None:
+        """check()'s second half: the settings against each other, each already in range."""
         required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
                     "warmup", "eval_every", "checkpoint_every"]
         required += ["min_lr"] if self.schedule == "cosine" else []
@@ -326,10 +337,9 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
                              f"setting in [train], or every one at the top level")
         settings = settings["train"]
     for key in settings:
-        option = str(key).replace("_", "-")
-        if option in COMMAND_LINE_ONLY:
-            raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
-                             f"on the command line")
+        if setting_name(key) in COMMAND_LINE_ONLY:
+            raise ValueError(f"{key} in {path} is not a setting of the run: give "
+                             f"{option_name(setting_name(key))} on the command line")
     return settings
 
 
