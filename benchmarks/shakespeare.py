@@ -205,17 +205,16 @@ def run_ours(args, seed, train_tokens, val_tokens):
     with tempfile.TemporaryDirectory() as out_dir, contextlib.ExitStack() as stack:
         trainer = start_trainer(args, seed, train_tokens, val_tokens, out_dir)
         # As Trainer.train: the memory kept, the threads chosen, the worker processes.
-        adaptive = stack.enter_context(trainer.running(None if args.threads == AUTO
-                                                       else args.threads))
+        threads, workers = stack.enter_context(trainer.running(None if args.threads == AUTO
+                                                               else args.threads))
 
         def step_fn(step):          # batch, forward, backward, clip, AdamW, schedule
-            with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
-                loss, lr, _ = trainer.train_step(n)
-            trainer.step += 1
-            return loss, lr
+            with threads.step() as n:
+                done = trainer.train_step(n, workers)
+            return done.loss, done.lr
 
         def evaluate():             # on the count chosen so far, or given
-            return evaluate_ours(trainer, adaptive.chosen if adaptive else args.threads)
+            return evaluate_ours(trainer, threads.chosen)
 
         side = train_loop(trainer.config, step_fn, evaluate, args.eval_every, seed)
         side["batch_rng_state"] = trainer.data_rng.bit_generator.state

@@ -130,7 +130,7 @@ def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_pa
     import tinyformer.resources
     monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)   # on any machine
     seen, before = [], blas_threads_now()
-    monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
+    monkeypatch.setattr(cli.Trainer, "_loop", lambda self, threads, workers: seen.append(
         blas_threads_now()) or "done")
     monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
     result = run("train", *TINY, "--iters", 1, "--threads", threads, "--out", tmp_path / "r")
@@ -147,8 +147,8 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
     import tinyformer.resources
     monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 3)
     seen = []
-    monkeypatch.setattr(cli.Trainer, "_train", lambda self, adaptive, threads: seen.append(
-        threads) or "done")
+    monkeypatch.setattr(cli.Trainer, "_loop", lambda self, threads, workers: seen.append(
+        threads.chosen) or "done")
     monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
     monkeypatch.setattr(cli, "load_model", lambda directory: (None, None, {"model": "gpt"}))
     monkeypatch.setattr(cli, "respond", lambda *args, **kwargs: seen.append(

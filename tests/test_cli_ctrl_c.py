@@ -141,11 +141,11 @@ def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch
     """A second Ctrl-C, or SIGTERM: the shell's status for the signal (128 + its number)."""
     out = tmp_path / "run"
     step = cli.Trainer.train_step
-    def step_then_signal_twice(self, threads=1):
+    def step_then_signal_twice(self, threads=1, workers=None):
         if self.step == 3:
             os.kill(os.getpid(), signum)             # finish this step and save ...
             os.kill(os.getpid(), signum)             # ... no: stop now
-        return step(self, threads)
+        return step(self, threads, workers)
     monkeypatch.setattr(cli.Trainer, "train_step", step_then_signal_twice)
     monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
     # This test process's own handler, for when the trainer's is not there: it must not end.

@@ -563,6 +563,11 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
                                                    "--lr (0.1), got 0.5"),
     ("warmup = 50\n", ["--iters", "10"], "warmup in c.toml must be at most --iters (10), got 50"),
     ("iters = 10\n", ["--warmup", "50"], "--warmup must be at most iters in c.toml (10), got 50"),
+    ('schedule = "noam"\nwarmup = 0\n', [], "warmup in c.toml must be at least 1 with the noam "
+                                            "schedule, got 0"),
+    ('task = "copy"\nmin_len = 6\n', ["--max-len", "3"], "min_len in c.toml must be at most "
+                                                         "--max-len (3), got 6"),
+    ('task = "copy"\nmin_len = 1\n', [], "min_len in c.toml must be at least 2, got 1"),
 ])
 def test_settings_checked_against_each_other_are_named_as_they_were_given(tmp_path, toml, args,
                                                                           message):

@@ -530,13 +530,12 @@ def test_training_computes_its_micro_batches_in_processes_where_fork_is_safe(tmp
     trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
     seen = []
     step = trainer.train_step
-    trainer.train_step = lambda threads: seen.append(trainer.workers) or step(threads)
+    trainer.train_step = lambda threads, workers: seen.append(workers) or step(threads, workers)
     trainer.train(threads=2)
     if parallel.Workers.available():
         assert all(isinstance(w, parallel.Workers) for w in seen) and len(seen) == 2
     else:
         assert seen == [None, None]
-    assert trainer.workers is None                     # gone with the run
 
 
 @needs_fork
@@ -547,7 +546,7 @@ def test_where_fork_fails_training_goes_on_threads(tmp_path, monkeypatch):
     trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
     seen = []
     step = trainer.train_step
-    trainer.train_step = lambda threads: seen.append(trainer.workers) or step(threads)
+    trainer.train_step = lambda threads, workers: seen.append(workers) or step(threads, workers)
     assert trainer.train(threads=2) == "done"
     assert seen == [None, None]
 

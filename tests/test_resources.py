@@ -127,7 +127,8 @@ def test_on_more_cores_than_micro_batches_the_timing_chooses_among_counts_that_a
     counts = []
     step = tinyformer.train.Trainer.train_step
     monkeypatch.setattr(tinyformer.train.Trainer, "train_step",
-                        lambda self, threads: counts.append(threads) or step(self, threads))
+                        lambda self, threads, workers: counts.append(threads) or
+                        step(self, threads, workers))
     for micro_batches in (2, 1):
         trainer = tinyformer.train.Trainer.start(
             tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16, context=16,

@@ -92,7 +92,11 @@ def test_defaults_depend_on_the_job():
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
-    (dict(task="copy", min_len=6, max_len=3), "--min-len 6 exceeds --max-len 3"),
+    (dict(task="copy", min_len=6, max_len=3), "--min-len must be at most --max-len (3), got 6"),
+    (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64: each head gets "
+                                 "d_model / n_head dimensions; try --n-head 2 or 4"),
+    (dict(n_head=100, d_model=64), "--n-head 100 does not divide --d-model 64: each head gets "
+                                   "d_model / n_head dimensions; try --n-head 64"),
     (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
     (dict(tokenizer="bpe", vocab_size=258), "--vocab-size 258 is too small"),
     (dict(lr=1e-3, min_lr=2e-3), "--min-lr must be between 0 and --lr (0.001), got 0.002"),
@@ -167,7 +171,7 @@ def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
     assert TrainConfig(schedule="noam", iters=5).resolved().warmup == 1
     assert TrainConfig(schedule="cosine", iters=5).resolved().warmup == 0
     assert TrainConfig(schedule="noam", iters=2000).resolved().warmup == 60    # the default
-    with pytest.raises(ValueError, match="--schedule noam needs --warmup >= 1"):
+    with pytest.raises(ValueError, match="--warmup must be at least 1 with the noam schedule"):
         TrainConfig(schedule="noam", iters=5, warmup=0).resolved()     # given: refused
 
 
@@ -365,10 +369,10 @@ def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
     step `after` + 1, which it finishes and saves. Returns what train() returned."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
     step = trainer.train_step
-    def step_then_signal(threads=1):
+    def step_then_signal(threads=1, workers=None):
         if trainer.step == after:
             os.kill(os.getpid(), signum)
-        return step(threads)
+        return step(threads, workers)
     monkeypatch.setattr(trainer, "train_step", step_then_signal)
     return trainer.train()
 
@@ -667,3 +671,21 @@ def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     # The norm of the step's gradients as computed, not as clipped to 1e-6.
     assert all(isinstance(r["grad_norm"], float) and r["grad_norm"] > 1e-3 for r in records)
+
+
+def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):
+    """train_step is a whole step: the step count goes on with the optimizer and the schedule,
+    so a checkpoint saved after steps taken by hand resumes at its step, with its lr."""
+    settings = dict(TINY, iters=10, dropout=0.1)
+    whole = run(tmp_path / "whole", **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "by-hand"), force=True,
+                            log=quiet)
+    steps = [trainer.train_step() for _ in range(3)]
+    trainer.save()
+    trainer.close()
+    resumed = Trainer.resume(str(tmp_path / "by-hand"), log=quiet)
+    assert resumed.step == 3
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "by-hand") == whole[3:]         # the steps after, bit for bit
+    assert [(done.loss, done.lr) for done in steps] == [
+        (line["train_loss"], line["lr"]) for line in whole[:3]]

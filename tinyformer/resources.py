@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 from .layers import default_d_ff, least_parameters
 
 if TYPE_CHECKING:                    # train.py imports this module
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 FLOAT = 4                     # bytes: the engine computes in float32
 
@@ -246,6 +246,35 @@ def thread_choice(threads: int | None, most: int | None = None
     else:
         with AdaptiveThreads(most=most) as adaptive:
             yield adaptive
+
+
+def step_threads(threads: int | None, most: int | None = None
+                 ) -> AdaptiveThreads | FixedThreads:
+    """The threads a training run's steps take, enter it around them: the count the user gave
+    (FixedThreads), or with None the one the steps' own timing chooses among counts up to
+    `most` (AdaptiveThreads). The two have one interface, so the loop runs the same code."""
+    return AdaptiveThreads(most=most) if threads is None else FixedThreads(threads)
+
+
+class FixedThreads:
+    """The threads a user gave: AdaptiveThreads' interface (`step()`, `chosen`, `candidates`)
+    with nothing to choose. Inside, BLAS uses that many threads."""
+
+    def __init__(self, n: int) -> None:
+        self.chosen = n
+        self.candidates = (n,)
+
+    def __enter__(self) -> FixedThreads:
+        self._outside = blas_controller().limit(limits=self.chosen, user_api="blas")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._outside.restore_original_limits()
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[int]:
+        """Run one step on the threads given."""
+        yield self.chosen
 
 
 class AdaptiveThreads:

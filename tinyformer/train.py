@@ -1,14 +1,15 @@
 """Training, from settings to a run directory: what `tinyformer train` does.
 
-    config = TrainConfig(corpus="input.txt", iters=2000)     # every setting, checked
+    config = TrainConfig(corpus="input.txt", iters=2000)     # every setting (train_config.py)
     trainer = Trainer.start(config, "runs/shakespeare")      # data, tokenizer, model, optimizer
     trainer.train()                                           # the loop
     Trainer.resume("runs/shakespeare").train()                # later: goes on exactly
 
 One step:    batch -> loss (forward) -> gradients (backward) -> clip -> AdamW -> next lr
-Every `eval_every` steps: the loss on held-out data, a sample, a line in metrics.jsonl with
-`val_loss`, and a checkpoint (see checkpoint.py; every other step's line has step, train_loss
-and lr).
+Every step writes a line in metrics.jsonl (step, train_loss, lr, and grad_norm when clipping).
+Every `eval_every` steps: the loss on held-out data and a sample, added to that step's line.
+Every `checkpoint_every` steps (by default eval_every), and at the end: a checkpoint, written
+by Trainer.save through rundir.py.
 
 Three jobs, one loop: what differs between GPT on a text, BERT on a text and an
 encoder-decoder on a digit task (data, loss, evaluation, samples) is in jobs.py.
@@ -26,9 +27,8 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
 import numpy as np
 
@@ -39,374 +39,20 @@ from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_
 
 from . import checkpoint, parallel
 from .checkpoint import MODELS, Model
-from .data import TASKS
-from .files import StrPath, check_text_file, command_line, read_text
+from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .progress import Progress
-from .resources import AdaptiveThreads, check_memory, freed_memory_kept, thread_choice
+from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
+                        step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, staged, truncate_metrics)
-from .tokenizers import Tokenizer, escape_controls
-from .layers import ACTIVATIONS, NORMALIZATIONS
+from .schema import Number, Whole, check_settings, option_name
+from .stops import interrupt_between_steps
 from .summary import counted
-from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
-                     option_name)
-
-# ---------------------------------------------------------------------------------------------
-# Settings
-# ---------------------------------------------------------------------------------------------
-
-# Defaults for the settings a user leaves unset, by what is trained. The built-in corpus's
-# learn its long-range recall in under a minute on 2 cores (benchmarks/corpus.py); 800 steps,
-# because the recall arrives suddenly, and at 600 some seeds are still on their way (0.84 to
-# 1.00 on seeds 0 to 2, where 800 gives 0.97 to 1.00); a text
-# file's are nanoGPT's small CPU recipe for Shakespeare; the tasks' reach 99% exact match on
-# held-out sequences (benchmarks/seq2seq.py), in more steps for the harder tasks.
-DEFAULTS = {
-    "builtin": dict(n_layer=2, n_head=4, d_model=64, context=128, batch_size=16, iters=800,
-                    lr=8e-3, warmup=60, eval_every=100),
-    "corpus": dict(n_layer=4, n_head=4, d_model=128, context=64, batch_size=12, iters=2000,
-                   lr=1e-3, warmup=100, eval_every=250),
-    "task": dict(n_layer=2, n_head=4, d_model=64, context=None, batch_size=64, iters=None,
-                 lr=3e-3, warmup=100, eval_every=100),
-}
-TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
-# BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
-# one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
-# whole words hidden (a colour's letters together, as in a prompt), 30% of them (a story
-# teaches the recall when its last colour is hidden and its first is not: 21% of stories), at
-# batch 32 and lr 1e-2; the model's own post-norm. Its val_recall reaches 0.98 to 1.00 by step
-# 800 to 900 on seeds 0 to 3 (a guess from the number of hidden letters alone gets 0.64 of the
-# same stories), in about 50 s on two shared cores with --threads 1.
-BERT_DEFAULTS = {
-    "builtin": dict(batch_size=32, iters=1000, lr=1e-2, mask_rate=0.3, whole_words=True),
-    "corpus": dict(mask_rate=0.15, whole_words=False),
-}
-
-
-def setting(default: Any, help: str | None = None) -> Any:
-    """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
-    (--min-len for min_len) and says what it means there. The rest are for config files."""
-    return dataclasses.field(default=default, metadata={"help": help} if help else {})
-
-
-# Options of `tinyformer train` that say where and how a run goes, not what it is: they are
-# not saved with it, and a --config file does not hold them.
-COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
-
-# The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
-TOKENIZER_KINDS = ("char", "bpe")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
-    class's own default for positions and norm); `resolved()` fills them in."""
-    corpus: str | None = setting(None, "A UTF-8 text file to train on (default: the built-in "
-                                 "corpus of generated stories).")
-    task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
-                               "encoder-decoder).")
-    min_len: int | None = setting(None, "Shortest task sequence [4].")
-    max_len: int | None = setting(None, "Longest task sequence [10].")
-    model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
-    tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
-                                    "train; a run directory gives its own) [char].")
-    vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
-    n_layer: int | None = setting(None, "Transformer blocks.")
-    n_head: int | None = setting(None, "Attention heads per block.")
-    d_model: int | None = setting(None, "Width of the residual stream.")
-    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model; with swiglu, "
-                               "8/3 d_model rounded up to a multiple of 8].")
-    context: int | None = setting(None, "Longest sequence the model sees.")
-    positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
-    norm: str | None = setting(None, "pre or post [the model's own].")
-    normalization: str | None = setting(None, "layernorm or rmsnorm, for every norm "
-                                        "[layernorm].")
-    rmsnorm_affine: bool | None = setting(None)      # False: RMS norms without a learned weight
-    activation: str | None = setting(None, "The feed-forward's: gelu, relu, swiglu or relu2 "
-                                     "[the model's own].")
-    n_kv_head: int | None = setting(None, "Key-value heads, dividing --n-head: grouped-query "
-                                    "attention (1: multi-query) [n-head].")
-    qk_norm: bool | None = setting(None, "Normalise each head's queries and keys before their "
-                                   "dot product [no].")
-    logit_softcap: float | None = setting(None, "Squash the logits into (-c, c), "
-                                          "c tanh(logits / c) [none].")
-    bias: bool | None = setting(None, "Biases in the linear layers and norms [yes].")
-    rope_theta: float | None = setting(None, "RoPE's base, with --positions rope [10000].")
-    dropout: float = setting(0.0, "Dropout rate [0].")
-    batch_size: int | None = setting(None, "Sequences per step.")
-    micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
-                                 "the threads; the losses do not depend on the threads, up "
-                                 "to one a part [2].")
-    iters: int | None = setting(None, "Optimizer steps.")
-    lr: float | None = setting(None, "Peak learning rate.")
-    min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
-    warmup: int | None = setting(None, "Steps of linear warmup.")
-    schedule: str = setting("cosine", "cosine or noam [cosine].")
-    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only [0.1].")
-    beta1: float = setting(0.9)
-    beta2: float = setting(0.99)
-    clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
-    label_smoothing: float | None = setting(None, "For seq2seq tasks [0].")
-    mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden "
-                                      "[0.3 of words on the built-in stories, else 0.15].")
-    whole_words: bool | None = setting(None, "BERT: hide a word's letters together [on the "
-                                       "built-in stories].")
-    eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
-                                     "sample, a checkpoint).")
-    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text [20]; "
-                                     "a --task is scored on all its held-out pairs.")
-    checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
-    sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
-    seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
-
-    @property
-    def job(self) -> str:
-        return "task" if self.task else "corpus" if self.corpus else "builtin"
-
-    @property
-    def tokenizer_file(self) -> str | None:
-        """The path `tokenizer` names when it is not a kind to learn from the text (char,
-        bpe): a tokenizer saved before, which the run encodes its text with."""
-        return None if self.tokenizer in (None, *TOKENIZER_KINDS) else self.tokenizer
-
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
-        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
-        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(settings, dict):
-            raise ValueError(f"{where} holds no table of settings")
-        spelled: dict[str, str] = {}            # each setting as the file spells it
-        for key in map(str, settings):
-            name = key.replace("-", "_")
-            if name in spelled:                 # else the later would win without a word
-                raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
-                                 f"keep one")
-            spelled[name] = key
-        settings = {str(key).replace("-", "_"): value for key, value in settings.items()}
-        unknown = sorted(set(settings) - names)
-        if unknown:
-            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
-                             f"{', '.join(sorted(names))}")
-        check_settings(settings, SETTING_RULES, where=where)
-        return cls(**settings)
-
-    @classmethod
-    def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
-        """The config of a saved run (from_dict's checks), without the settings that do not
-        apply to it: a run saved before they were refused holds their defaults, unused."""
-        config = cls.from_dict(settings, where)
-        return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
-
-    @classmethod
-    def from_toml(cls, path: StrPath) -> TrainConfig:
-        """A config from a TOML file: its [train] table, or its keys at the top level (not
-        both: a setting beside a [train] table is an error, not dropped)."""
-        return cls.from_dict(toml_settings(path), str(path))
-
-    def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
-        """A copy with every None replaced by its default, checked; `name(key)` says how a
-        setting is called in check()'s errors ("--lr", or "lr in run.toml")."""
-        check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
-        c = dataclasses.replace(self)
-        if c.model is None:
-            c.model = "transformer" if c.task else "gpt"
-        defaults = DEFAULTS[c.job]
-        if c.model == "bert":
-            defaults = {**defaults, **BERT_DEFAULTS.get(c.job, {})}
-        for key, value in defaults.items():
-            if getattr(c, key) is None:
-                setattr(c, key, value)
-        # The settings that apply only to some runs get their defaults only there: elsewhere
-        # they stay unset, and given, check() refuses them.
-        applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
-            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None,
-             "eval_iters": 20}
-        for key, value in applying.items():
-            if getattr(c, key) is None:
-                setattr(c, key, value)
-        if c.iters is None:
-            c.iters = TASK_ITERS.get(c.task, 1000)
-        if self.warmup is None:           # a short run asked for gets a short default warmup
-            c.warmup = min(c.warmup, c.iters // 10)
-            if c.schedule == "noam":      # whose formula needs at least one warmup step
-                c.warmup = max(c.warmup, 1)
-        if c.min_lr is None and c.schedule == "cosine":      # the only schedule with a floor
-            c.min_lr = c.lr / 10
-        if c.checkpoint_every is None:
-            c.checkpoint_every = c.eval_every
-        c.check(name)
-        return c
-
-    def check(self, name: Callable[[str], str] = option_name) -> None:
-        """ValueError, in one line, for the first setting that cannot work: each against its
-        rule (SETTING_RULES), then the settings against each other (the learning rates, the
-        warmup and the run's length named by `name`, as their values were given)."""
-        check_settings(dataclasses.asdict(self), SETTING_RULES)
-        required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
-                    "warmup", "eval_every", "checkpoint_every"]
-        required += ["min_lr"] if self.schedule == "cosine" else []
-        required += [] if self.task else ["eval_iters"]
-        for key in required:
-            if getattr(self, key) is None:           # resolved() fills these in
-                raise ValueError(f"{name(key)} is not set")
-        if self.task and self.model != "transformer":
-            raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
-                             f"default with --task), not {self.model}")
-        if self.model == "transformer" and not self.task:
-            raise ValueError("--model transformer trains on a seq2seq task; give --task "
-                             f"{'|'.join(TASKS)}")
-        if self.task and self.corpus:
-            raise ValueError("give --task or --corpus, not both")
-        if self.d_model % self.n_head:
-            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0][:8]
-            raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
-                             f"{self.d_model}: each head gets d_model / n_head dimensions; try "
-                             f"--n-head {' or '.join(map(str, divisors[-3:]))}")
-        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
-            raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
-                             f"= {self.d_model // self.n_head}")
-        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
-            divisors = [n for n in range(1, self.n_head + 1) if self.n_head % n == 0]
-            raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
-                             f"{self.n_head}: each key-value head serves a whole group of "
-                             f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
-        for key, why in self.not_applying().items():
-            if getattr(self, key) is not None:
-                raise ValueError(why)
-        if self.min_lr is not None and not self.min_lr <= self.lr:
-            raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
-                             f"got {self.min_lr!r}")
-        if self.schedule == "cosine" and self.warmup > self.iters:
-            raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
-                             f"got {self.warmup}: warm up for fewer steps than the run has")
-        if self.schedule == "noam" and self.warmup < 1:
-            raise ValueError("--schedule noam needs --warmup >= 1")
-        if self.task and self.min_len > self.max_len:
-            raise ValueError(f"--min-len {self.min_len} exceeds --max-len {self.max_len}")
-        if self.task and self.min_len < 2:
-            raise ValueError("--min-len must be at least 2")
-        if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
-            raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
-                             f"BPE: it needs the 256 bytes, special tokens and some merges; try "
-                             f"512")
-
-    def not_applying(self) -> dict[str, str]:
-        """{setting: why it does not apply} for each setting that does nothing in this run (a
-        task's lengths without a task, BERT's masking for a GPT, ...): check() refuses such a
-        setting given a value, rather than ignore it."""
-        tasks = "|".join(TASKS)
-        why = {}
-        if not self.task:
-            why["min_len"] = why["max_len"] = (f"--min-len and --max-len set the lengths of a "
-                                               f"--task's sequences; drop them, or give --task "
-                                               f"{tasks}")
-            why["label_smoothing"] = (f"--label-smoothing smooths a --task's targets; drop it, "
-                                      f"or give --task {tasks}")
-        if self.task:
-            for key in ("tokenizer", "vocab_size"):
-                why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
-                            f"--{key.replace('_', '-')}")
-            why["eval_iters"] = ("--eval-iters counts the validation batches of a text; a task "
-                                 "is scored on all its held-out pairs: drop --eval-iters")
-        elif self.tokenizer_file:
-            why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
-                                 f"the tokenizer file {self.tokenizer_file!r} has its own "
-                                 f"vocabulary: drop --vocab-size")
-        elif self.tokenizer != "bpe":
-            why["vocab_size"] = ("--vocab-size is for a bpe tokenizer; a char tokenizer's "
-                                 "vocabulary is the characters of its text: drop it, or give "
-                                 "--tokenizer bpe")
-        if self.model != "bert":
-            why["mask_rate"] = why["whole_words"] = (
-                f"--mask-rate and --whole-words say what BERT hides; a {self.model} does not "
-                f"hide tokens: drop them, or give --model bert")
-        if self.positions != "rope":
-            why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
-                                 "--positions rope")
-        if self.schedule != "cosine":
-            why["min_lr"] = (f"--min-lr is where the cosine schedule ends; --schedule "
-                             f"{self.schedule} has no floor: drop --min-lr, or give --schedule "
-                             f"cosine")
-        if self.normalization != "rmsnorm":
-            why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
-                                     "needs normalization = \"rmsnorm\"")
-        return why
-
-
-def toml_settings(path: StrPath) -> dict[str, Any]:
-    """The settings of a TOML file, as it spells them (TrainConfig.from_toml)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:                   # Python 3.10
-        import tomli as tomllib
-    try:
-        settings = tomllib.loads(read_text(path, "--config file"))
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
-    except RecursionError:                        # arrays or tables nested thousands deep
-        raise ValueError(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
-            from None
-    if isinstance(settings.get("train"), dict):
-        outside = sorted(set(settings) - {"train"})
-        if outside:
-            key = outside[0]
-            shown = f"[{key}]" if isinstance(settings[key], dict) else key
-            raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
-                             f"setting in [train], or every one at the top level")
-        settings = settings["train"]
-    for key in settings:
-        option = str(key).replace("_", "-")
-        if option in COMMAND_LINE_ONLY:
-            raise ValueError(f"{key} in {path} is not a setting of the run: give --{option} "
-                             f"on the command line")
-    return settings
-
-
-# Each setting's type and range. The upper bounds are far beyond anything that trains on one
-# machine; they keep a typo (an extra zero or six) from reaching numpy as an absurd size.
-# Sizes that each pass but together need more memory than there is are check_memory's.
-BIG = 10 ** 9
-SETTING_RULES = {
-    "model": Optional(OneOf(*MODELS)),
-    "corpus": Optional(Text()),
-    "task": Optional(OneOf(*TASKS)),
-    "min_len": Optional(Whole(1, 10_000)), "max_len": Optional(Whole(1, 10_000)),
-    # A kind, or else the path of a file, which Trainer.start reads: a run resumes without it.
-    "tokenizer": Optional(Text(f"{', '.join(TOKENIZER_KINDS)} or a tokenizer file's path")),
-    "vocab_size": Optional(Whole(1, 1 << 20)),
-    "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
-    "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
-    "context": Optional(Whole(1, 1 << 20)),
-    "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
-    "norm": Optional(OneOf("pre", "post")),
-    "normalization": Optional(OneOf(*NORMALIZATIONS)),
-    "rmsnorm_affine": Optional(Flag()),
-    "activation": Optional(OneOf(*ACTIVATIONS)),
-    "n_kv_head": Optional(Whole(1, 4_096)),
-    "qk_norm": Optional(Flag()),
-    "logit_softcap": Optional(Number(above=0)),
-    "bias": Optional(Flag()),
-    "rope_theta": Optional(Number(above=1)),
-    "dropout": Number(0, high=1),
-    "batch_size": Optional(Whole(1, 1 << 20)),
-    "micro_batches": Whole(1, 1 << 10),
-    "iters": Optional(Whole(1, BIG)),
-    "lr": Optional(Number(above=0)),
-    "min_lr": Optional(Number(0)),
-    "warmup": Optional(Whole(0, BIG)),
-    "schedule": OneOf("cosine", "noam"),
-    "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
-    "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
-    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
-    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Optional(Whole(1, 1 << 20)),
-    "checkpoint_every": Optional(Whole(1, BIG)),
-    "sample_tokens": Whole(0, 1 << 20),
-    "seed": SEED,
-}
-
+from .tokenizers import Tokenizer, escape_controls
+from .train_config import (SETTING_RULES, TrainConfig, check_paths_in_file, default_out_dir,
+                           setting_name, toml_settings)
 
 # The options of each of the optimizer's groups, saved in config.json and used as they are on
 # --resume: checked by the rules of the settings they came from. A group's lr is the schedule's
@@ -414,41 +60,6 @@ SETTING_RULES = {
 GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
                "eps": Number(0), "betas[0]": SETTING_RULES["beta1"],
                "betas[1]": SETTING_RULES["beta2"]}
-
-
-# ---------------------------------------------------------------------------------------------
-# The run directory (what it holds and who writes it: rundir.py)
-# ---------------------------------------------------------------------------------------------
-
-def check_paths_in_file(config: TrainConfig, config_file: StrPath, overrides: dict[str, Any]
-                        ) -> None:
-    """ValueError, in one line, for a relative path in a --config file (corpus, or tokenizer
-    when not char or bpe) that the command line does not override and that does not exist:
-    it is read from the current directory, as a path on the command line is, and not from the
-    file's own, which a user may well expect; the message says so."""
-    for key, path in (("corpus", config.corpus), ("tokenizer", config.tokenizer_file)):
-        if path is None or key in overrides or os.path.isabs(path) or os.path.exists(path):
-            continue
-        beside = os.path.join(os.path.dirname(config_file), path)
-        what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
-            "does not exist"
-        fix = (f"give {os.path.relpath(beside)!r}, the one beside the file" if
-               os.path.exists(beside) else "give it from there, or as an absolute path")
-        raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
-                         f"--config file is read from the current directory, not from the "
-                         f"file's; {fix}")
-
-
-def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
-    """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
-    source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
-                              if config.corpus else "builtin"))
-    base = os.path.join(root, f"{config.model}-{source}")
-    path, n = base, 1
-    while os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        n += 1
-        path = f"{base}-{n}"
-    return path
 
 
 def forms_changed(compiled_loops_then: bool | None) -> str | None:
@@ -470,55 +81,13 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
             f"run's; to go on exactly, {again[compiled_loops_then]}")
 
 
-class Terminated(KeyboardInterrupt):
-    """A run stopped at once by SIGTERM: one that came outside the training loop, or after a
-    first Ctrl-C or SIGTERM in it. Handled as the KeyboardInterrupt of a Ctrl-C at that point
-    is, but for the exit status, which says SIGTERM."""
-
-
-# Each signal that stops a run (parallel.STOPPING): what the trainer calls it, what `train`
-# returns after a first one, and what a second one raises.
-STOPS = {signal.SIGINT: ("Ctrl-C", "interrupted", KeyboardInterrupt),
-         signal.SIGTERM: ("SIGTERM", "terminated", Terminated)}
-
-
-@contextlib.contextmanager
-def sigterm_stops_at_once() -> Iterator[None]:
-    """Inside, SIGTERM raises Terminated wherever it comes, as Ctrl-C raises KeyboardInterrupt:
-    a run stopped while it builds its model, tokenises, forks its workers or evaluates step 0
-    then lets go of its lock and its workers and says how to go on, as after Ctrl-C, instead
-    of dying where it stands (Python's default for SIGTERM). interrupt_between_steps takes
-    SIGTERM over for the loop, and gives it back after."""
-    def handler(signum, frame):
-        raise Terminated
-    with parallel.handling([signal.SIGTERM], handler):
-        yield
-
-
-@contextlib.contextmanager
-def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], str | None]]:
-    """Ctrl-C, or SIGTERM (`kill`, `timeout`, a container's or a cluster's stop), asks the loop
-    to stop after the step in progress (so that the checkpoint holds whole steps); a second of
-    either stops at once (KeyboardInterrupt; Terminated for a SIGTERM). Yields a function: the
-    outcome the first asked for ("interrupted" or "terminated"), or None while none came."""
-    asked = []
-    def handler(signum, frame):
-        said, outcome, at_once = STOPS[signum]
-        if asked:
-            raise at_once
-        asked.append(outcome)
-        log(f"\n{said}: finishing this step and saving a checkpoint ({said} again to stop now)")
-    with parallel.handling(parallel.STOPPING, handler):      # (in the main thread only)
-        yield lambda: asked[0] if asked else None
-
-
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
 
 
 def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
-           counted: Callable[[parallel.Batch], int], parameters: list[Tensor],
+           targets_in: Callable[[parallel.Batch], int], parameters: list[Tensor],
            optimizer: Optimizer, micro_batches: int = 2, threads: int = 1,
            clip: float = 1.0, workers: parallel.Workers | None = None
            ) -> tuple[float, float | None]:
@@ -526,8 +95,9 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     to `threads` threads, its norm clipped to `clip` (0: not clipped), then the update; or,
     given `workers`, all of that shared out over up to `threads` processes (parallel.py).
     Returns the batch's loss before the update and the gradient's norm before clipping (None
-    when not clipped). The trainer's step, and what the benchmarks time."""
-    parts = parallel.split(batch, micro_batches, counted)
+    when not clipped). The trainer's step, and what the benchmarks time. `targets_in(part)`:
+    how many targets the loss averages over in a part of the batch, which weighs the parts."""
+    parts = parallel.split(batch, micro_batches, targets_in)
     optimizer.zero_grad()
     if workers is not None and workers.processes(threads, len(parts)) > 1:
         return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
@@ -541,20 +111,20 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
 def run_conditions(threads: int | None, loss_of: Callable[[parallel.Batch], Tensor],
                    model: Model, parameters: list[Tensor], optimizer: Optimizer,
                    micro_batches: int
-                   ) -> Iterator[tuple[AdaptiveThreads | None, parallel.Workers | None]]:
+                   ) -> Iterator[tuple[AdaptiveThreads | FixedThreads, parallel.Workers | None]]:
     """What a run's training steps run under, the trainer's and the benchmarks' alike: the
     memory numpy frees kept for the next step (resources.freed_memory_kept); `threads`, or with
-    None the count the steps' own timing chooses (resources.thread_choice); and, where fork is
+    None the count the steps' own timing chooses (resources.step_threads); and, where fork is
     safe, the worker processes that share each step's micro-batches (parallel.workers_for).
-    Yields (the AdaptiveThreads or None, the Workers or None) for `update`."""
+    Yields (the threads, under whose `step()` each step runs; the Workers or None) for
+    `update`."""
     # The timing chooses among counts up to one process a micro-batch: beyond that, BLAS would
     # split each product over the threads left over, and the bits of a product depend on how
     # it is split, so the losses would depend on the machine's load.
-    with freed_memory_kept(), thread_choice(threads, most=micro_batches) as adaptive:
-        most = adaptive.candidates[-1] if adaptive else threads
-        with parallel.workers_for(loss_of, model, parameters, optimizer, most,
-                                  micro_batches) as workers:
-            yield adaptive, workers
+    with freed_memory_kept(), step_threads(threads, most=micro_batches) as chooser:
+        with parallel.workers_for(loss_of, model, parameters, optimizer,
+                                  chooser.candidates[-1], micro_batches) as workers:
+            yield chooser, workers
 
 
 def tokens_written(run: RunDirectory, config: TrainConfig
@@ -574,6 +144,14 @@ def tokens_written(run: RunDirectory, config: TrainConfig
     except (ValueError, KeyError, TypeError):      # a CheckpointError among them
         return None
     return tokenizer, info
+
+
+class StepDone(NamedTuple):
+    """What one training step did: the progress line's and metrics.jsonl's figures."""
+    loss: float                 # the batch's, before the update
+    lr: float                   # the learning rate the update used
+    grad_norm: float | None     # the gradient's norm before clipping (None: not clipped)
+    tokens: int                 # in the batch, for the progress line's tokens per second
 
 
 class Trainer:
@@ -600,14 +178,17 @@ class Trainer:
     # -- starting and resuming -----------------------------------------------------------------
 
     @classmethod
-    def start(cls, config: TrainConfig, directory: StrPath, force: bool = False,
+    def start(cls, config: TrainConfig, directory: StrPath | None, force: bool = False,
               log: Callable[[str], None] = print, run: RunDirectory | None = None,
-              tokenised: tuple[Tokenizer, dict[str, Any]] | None = None) -> Trainer:
-        """A new run in `directory`: checks everything, then claims the directory (the lock),
-        tokenises and builds the model. `force` replaces a previous run's files. A run started
-        again (by `resume`) on the tokens it wrote already gives them as `tokenised`: (their
-        tokenizer, their data info); it reads no corpus."""
-        config = config.resolved()
+              tokenised: tuple[Tokenizer, dict[str, Any]] | None = None,
+              name: Callable[[str], str] = option_name) -> Trainer:
+        """A new run in `directory` [runs/<model>-<data>]: checks everything (a setting named
+        in errors by `name`), then claims the directory (the lock), tokenises and builds the
+        model. `force` replaces a previous run's files. A run started again (by `resume`) on
+        the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
+        info); it reads no corpus."""
+        config = config.resolved(name)
+        directory = directory or default_out_dir(config)
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
         tokenizer = (tokenised[0] if tokenised else
@@ -669,12 +250,12 @@ class Trainer:
         config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
         if config_file:
             check_paths_in_file(config, config_file, overrides)
-        from_file = {str(key).replace("-", "_") for key in in_file} - set(overrides)
+        from_file = {setting_name(key) for key in in_file} - set(overrides)
 
         def called(key):                # a setting as it was given, in the errors about it
             return f"{key} in {config_file}" if key in from_file else name(key)
-        config = dataclasses.replace(config, **overrides).resolved(called)
-        return cls.start(config, out or default_out_dir(config), force=force, log=log)
+        return cls.start(dataclasses.replace(config, **overrides), out, force=force, log=log,
+                         name=called)
 
     @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:
@@ -742,9 +323,132 @@ class Trainer:
         """Release the run directory for other writers (train() does, as it ends)."""
         self.run.release()
 
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train_step(self, threads: int = 1, workers: parallel.Workers | None = None
+                   ) -> StepDone:
+        """One step: a batch, the update (its micro-batches on up to `threads` threads, or
+        shared out over `workers`' processes), the schedule's next lr, and `step` one more."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        batch = self.job.train_batch(self.data_rng)
+        c = self.config
+        loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
+                                 self.optimizer, c.micro_batches, threads, c.clip, workers)
+        self.schedule.step()
+        self.step += 1
+        return StepDone(loss, lr, grad_norm, batch[0].size)
+
+    def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
+        """Validation figures (on up to `threads` threads) and a sample, printed; the figures
+        returned for metrics.jsonl."""
+        self.model.eval()
+        try:
+            with ta.no_grad():
+                figures = self.job.evaluate(self.model, threads)
+                sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
+                                                                            self.step]))
+        finally:
+            self.model.train()
+        shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
+        self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
+        return figures
+
+    def train(self, threads: int | None = None) -> str:
+        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C and
+        "terminated" after a SIGTERM (with a checkpoint saved at the last whole step). Releases
+        the run directory as it ends.
+
+        `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
+        run in, and the matrix products' threads when there are more than micro-batches; None
+        lets the steps' own timing choose, again and again as the machine's load changes
+        (resources.AdaptiveThreads)."""
+        try:
+            # A diverging run overflows numpy at many places before the loss shows it; the
+            # loop's check of the loss says so once, in one line, instead of numpy's warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    self.running(threads) as (chooser, workers):
+                return self._loop(chooser, workers)
+        finally:
+            self.close()
+
+    def running(self, threads: int | None
+                ) -> ContextManager[tuple[AdaptiveThreads | FixedThreads, parallel.Workers | None]]:
+        """What this trainer's steps run under (`run_conditions`): yields (the threads, under
+        whose `step()` each step runs; the Workers or None) for `train_step`."""
+        return run_conditions(threads, self.part_loss, self.model, self.parameters,
+                              self.optimizer, self.config.micro_batches)
+
+    def part_loss(self, part: parallel.Batch) -> Tensor:
+        """The loss of a part of a batch (a micro-batch): the job's."""
+        return self.job.loss(self.model, part)
+
+    def _check_weights(self):
+        """FloatingPointError if an update has made the weights NaN or infinite (from an
+        infinite gradient) while the step's loss, computed before it, was finite: such weights
+        must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
+        last good one. One pass over the weights, so only before those (save() and the loop's
+        evaluations), not at every step (a later step's loss would show them)."""
+        if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
+            raise FloatingPointError(f"the update made the weights NaN or infinite at step "
+                                     f"{self.step}; lower --lr or raise --warmup")
+
+    def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
+              ) -> str:
+        c = self.config
+        progress = Progress(c.iters, start=self.step)
+        def log(message):
+            progress.clear()
+            self.log(message)
+        def due(every):                  # every `every` steps, and at the last
+            return self.step % every == 0 or self.step == c.iters
+        if self.step >= c.iters:
+            log(f"the run in {self.directory} has finished its {counted(c.iters, 'step')}; "
+                f"to train further, start a new run")
+            return "done"
+        if self.step == 0:
+            self.evaluate("before training", threads.chosen)
+        else:
+            log(f"resuming at step {self.step} of {c.iters}")
+        self.model.train()
+        with interrupt_between_steps(log) as stop_asked, \
+                open(self.run.file(METRICS), "a", encoding="utf-8") as metrics:
+            while self.step < c.iters:
+                began = time.perf_counter()
+                with threads.step() as n:
+                    done = self.train_step(n, workers)
+                progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
+                                cores=threads.chosen)
+                if not math.isfinite(done.loss):
+                    raise FloatingPointError(f"the loss became {done.loss} at step "
+                                             f"{self.step}; lower --lr or raise --warmup")
+                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
+                if done.grad_norm is not None:
+                    record["grad_norm"] = done.grad_norm
+                if due(c.eval_every):
+                    self._check_weights()
+                    progress.clear()
+                    title = ("end of training" if self.step == c.iters
+                             else f"{progress.elapsed():.0f} s")
+                    record.update(self.evaluate(title, threads.chosen))
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                saved = due(c.checkpoint_every)
+                if saved:
+                    self.save()
+                if stop_asked() and self.step < c.iters:
+                    if not saved:
+                        self.save()
+                    progress.close()
+                    return stop_asked()
+        progress.close()
+        return "done"
+
+
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self) -> None:
+        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one."""
+        self._check_weights()
         state = self.optimizer.state_dict()
         arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
         for i, param_state in enumerate(state["state"]):
@@ -865,136 +569,6 @@ class Trainer:
             for key in [key for key, value in saved.items() if value is None]:
                 del saved[key]
 
-    # -- the loop ------------------------------------------------------------------------------
-
-    def train_step(self, threads: int = 1) -> tuple[float, float, int]:
-        """One update, its micro-batches on up to `threads` threads; returns its loss (before
-        the update), the learning rate it used, and the number of tokens in its batch (for the
-        progress bar's tokens per second)."""
-        lr = self.optimizer.param_groups[0]["lr"]
-        batch = self.job.train_batch(self.data_rng)
-        c = self.config
-        loss, self.grad_norm = update(self.part_loss, batch, self.job.counted,
-                                      self.parameters, self.optimizer, c.micro_batches,
-                                      threads, c.clip, self.workers)  # norm: metrics.jsonl
-        self.schedule.step()
-        return loss, lr, batch[0].size
-
-    def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
-        """Validation figures (on up to `threads` threads) and a sample, printed; the figures
-        returned for metrics.jsonl."""
-        self.model.eval()
-        try:
-            with ta.no_grad():
-                figures = self.job.evaluate(self.model, threads)
-                sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
-                                                                            self.step]))
-        finally:
-            self.model.train()
-        shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
-        self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
-        return figures
-
-    def train(self, threads: int | None = None) -> str:
-        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C and
-        "terminated" after a SIGTERM (with a checkpoint saved at the last whole step). Releases
-        the run directory as it ends.
-
-        `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
-        run in, and the matrix products' threads when there are more than micro-batches; None
-        lets the steps' own timing choose, again and again as the machine's load changes
-        (resources.AdaptiveThreads)."""
-        try:
-            # A diverging run overflows numpy at many places before the loss shows it; the
-            # loop's check of the loss says so once, in one line, instead of numpy's warnings.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                    self.running(threads) as adaptive:
-                return self._train(adaptive, threads)
-        finally:
-            self.close()
-
-    workers = None      # inside `running`: the processes that share the micro-batches
-
-    @contextlib.contextmanager
-    def running(self, threads: int | None) -> Iterator[AdaptiveThreads | None]:
-        """Inside, this trainer's steps run under `run_conditions`, its workers in
-        `self.workers`; yields the AdaptiveThreads (None when `threads` is given)."""
-        with run_conditions(threads, self.part_loss, self.model, self.parameters,
-                            self.optimizer, self.config.micro_batches
-                            ) as (adaptive, self.workers):
-            try:
-                yield adaptive
-            finally:
-                self.workers = None
-
-    def part_loss(self, part: parallel.Batch) -> Tensor:
-        """The loss of a part of a batch (a micro-batch): the job's."""
-        return self.job.loss(self.model, part)
-
-    def _check_weights(self):
-        """FloatingPointError if an update has made the weights NaN or infinite (from an
-        infinite gradient) while the step's loss, computed before it, was finite: such weights
-        must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
-        last good one. One pass over the weights, so only before those, not at every step (a
-        later step's loss would show them)."""
-        if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
-            raise FloatingPointError(f"the update made the weights NaN or infinite at step "
-                                     f"{self.step}; lower --lr or raise --warmup")
-
-    def _train(self, adaptive, threads):
-        c = self.config
-        progress = Progress(c.iters, start=self.step)
-        def log(message):
-            progress.clear()
-            self.log(message)
-        if self.step >= c.iters:
-            log(f"the run in {self.directory} has finished its {counted(c.iters, 'step')}; "
-                f"to train further, start a new run")
-            return "done"
-        def threads_now():               # for evaluations: the count chosen so far, or given
-            return adaptive.chosen if adaptive else threads
-        if self.step == 0:
-            self.evaluate("before training", threads_now())
-        else:
-            log(f"resuming at step {self.step} of {c.iters}")
-        self.model.train()
-        metrics_path = self.run.file(METRICS)
-        with interrupt_between_steps(log) as stop_asked, \
-                open(metrics_path, "a", encoding="utf-8") as metrics:
-            while self.step < c.iters:
-                began = time.perf_counter()
-                with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
-                    loss, lr, n_tokens = self.train_step(n)
-                self.step += 1
-                progress.update(self.step, loss, n_tokens, time.perf_counter() - began,
-                                cores=threads_now())
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; "
-                                             f"lower --lr or raise --warmup")
-                evaluating = self.step % c.eval_every == 0 or self.step == c.iters
-                saving = self.step % c.checkpoint_every == 0 or self.step == c.iters
-                if evaluating or saving:
-                    self._check_weights()
-                record = {"step": self.step, "train_loss": loss, "lr": lr}
-                if c.clip:
-                    record["grad_norm"] = self.grad_norm
-                if evaluating:
-                    progress.clear()
-                    title = ("end of training" if self.step == c.iters
-                             else f"{progress.elapsed():.0f} s")
-                    record.update(self.evaluate(title, threads_now()))
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-                if saving:
-                    self.save()
-                if stop_asked() and self.step < c.iters:
-                    if not saving:                              # else just saved
-                        self._check_weights()
-                        self.save()
-                    progress.close()
-                    return stop_asked()
-        progress.close()
-        return "done"
 
 
 def _indent(text):

@@ -26,7 +26,8 @@ from tinyformer.prompts import check_respond, example_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, split_shown, text_and_ids,
                                    train_tokenizer)
-from tinyformer.train import Terminated, Trainer, TrainConfig, sigterm_stops_at_once
+from tinyformer.stops import Terminated, sigterm_stops_at_once
+from tinyformer.train import Trainer, TrainConfig
 
 EPILOG = """\b
 Examples:

@@ -1,0 +1,417 @@
+"""The settings of a training run: every one a TrainConfig field, each checked against its rule
+(SETTING_RULES) and against the others (TrainConfig.check), the job's defaults for those left
+unset (DEFAULTS, filled in by TrainConfig.resolved), and reading them from a TOML file.
+
+    config = TrainConfig.from_toml("run.toml")          # or TrainConfig(corpus="input.txt")
+    config = config.resolved()                          # every default filled in, checked
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+from .checkpoint import MODELS
+from .data import TASKS
+from .files import StrPath, read_text
+from .layers import ACTIVATIONS, NORMALIZATIONS
+from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
+                     option_name)
+
+# Defaults for the settings a user leaves unset, by what is trained:
+# - builtin: learns the stories' long-range recall in under a minute on 2 cores
+#   (benchmarks/corpus.py). 800 steps, because the recall arrives suddenly: at 600 some seeds
+#   are still on their way (0.84 to 1.00 on seeds 0 to 2, where 800 gives 0.97 to 1.00).
+# - corpus: nanoGPT's small CPU recipe for Shakespeare.
+# - task: reaches 99% exact match on held-out sequences (benchmarks/seq2seq.py), in more steps
+#   for the harder tasks (TASK_ITERS).
+DEFAULTS = {
+    "builtin": dict(n_layer=2, n_head=4, d_model=64, context=128, batch_size=16, iters=800,
+                    lr=8e-3, warmup=60, eval_every=100),
+    "corpus": dict(n_layer=4, n_head=4, d_model=128, context=64, batch_size=12, iters=2000,
+                   lr=1e-3, warmup=100, eval_every=250),
+    "task": dict(n_layer=2, n_head=4, d_model=64, context=None, batch_size=64, iters=None,
+                 lr=3e-3, warmup=100, eval_every=100),
+}
+TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
+# BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
+# one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
+# whole words hidden (a colour's letters together, as in a prompt), 30% of them (a story
+# teaches the recall when its last colour is hidden and its first is not: 21% of stories), at
+# batch 32 and lr 1e-2; the model's own post-norm. Its val_recall reaches 0.98 to 1.00 by step
+# 800 to 900 on seeds 0 to 3 (a guess from the number of hidden letters alone gets 0.64 of the
+# same stories), in about 50 s on two shared cores with --threads 1.
+BERT_DEFAULTS = {
+    "builtin": dict(batch_size=32, iters=1000, lr=1e-2, mask_rate=0.3, whole_words=True),
+    "corpus": dict(mask_rate=0.15, whole_words=False),
+}
+
+
+def setting_name(key: object) -> str:
+    """A setting's field name as a file or the command line may spell it: "min-len" and
+    "min_len" are both min_len."""
+    return str(key).replace("-", "_")
+
+
+def setting(default: Any, help: str | None = None) -> Any:
+    """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
+    (--min-len for min_len) and says what it means there. The rest are for config files."""
+    return dataclasses.field(default=default, metadata={"help": help} if help else {})
+
+
+# Options of `tinyformer train` that say where and how a run goes, not what it is: they are
+# not saved with it, and a --config file does not hold them.
+COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
+
+# The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
+TOKENIZER_KINDS = ("char", "bpe")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
+    class's own default for positions and norm); `resolved()` fills them in."""
+    corpus: str | None = setting(None, "A UTF-8 text file to train on (default: the built-in "
+                                 "corpus of generated stories).")
+    task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
+                               "encoder-decoder).")
+    min_len: int | None = setting(None, "Shortest task sequence [4].")
+    max_len: int | None = setting(None, "Longest task sequence [10].")
+    model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
+    tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
+                                    "train; a run directory gives its own) [char].")
+    vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
+    n_layer: int | None = setting(None, "Transformer blocks.")
+    n_head: int | None = setting(None, "Attention heads per block.")
+    d_model: int | None = setting(None, "Width of the residual stream.")
+    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model; with swiglu, "
+                               "8/3 d_model rounded up to a multiple of 8].")
+    context: int | None = setting(None, "Longest sequence the model sees.")
+    positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
+    norm: str | None = setting(None, "pre or post [the model's own].")
+    normalization: str | None = setting(None, "layernorm or rmsnorm, for every norm "
+                                        "[layernorm].")
+    rmsnorm_affine: bool | None = setting(None)      # False: RMS norms without a learned weight
+    activation: str | None = setting(None, "The feed-forward's: gelu, relu, swiglu or relu2 "
+                                     "[the model's own].")
+    n_kv_head: int | None = setting(None, "Key-value heads, dividing --n-head: grouped-query "
+                                    "attention (1: multi-query) [n-head].")
+    qk_norm: bool | None = setting(None, "Normalise each head's queries and keys before their "
+                                   "dot product [no].")
+    logit_softcap: float | None = setting(None, "Squash the logits into (-c, c), "
+                                          "c tanh(logits / c) [none].")
+    bias: bool | None = setting(None, "Biases in the linear layers and norms [yes].")
+    rope_theta: float | None = setting(None, "RoPE's base, with --positions rope [10000].")
+    dropout: float = setting(0.0, "Dropout rate [0].")
+    batch_size: int | None = setting(None, "Sequences per step.")
+    micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
+                                 "the threads; the losses do not depend on the threads, up "
+                                 "to one a part [2].")
+    iters: int | None = setting(None, "Optimizer steps.")
+    lr: float | None = setting(None, "Peak learning rate.")
+    min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
+    warmup: int | None = setting(None, "Steps of linear warmup.")
+    schedule: str = setting("cosine", "cosine or noam [cosine].")
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only [0.1].")
+    beta1: float = setting(0.9)
+    beta2: float = setting(0.99)
+    clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
+    label_smoothing: float | None = setting(None, "For seq2seq tasks [0].")
+    mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden "
+                                      "[0.3 of words on the built-in stories, else 0.15].")
+    whole_words: bool | None = setting(None, "BERT: hide a word's letters together [on the "
+                                       "built-in stories].")
+    eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
+                                     "sample, a checkpoint).")
+    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text [20]; "
+                                     "a --task is scored on all its held-out pairs.")
+    checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
+    sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
+    seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
+
+    @property
+    def job(self) -> str:
+        return "task" if self.task else "corpus" if self.corpus else "builtin"
+
+    @property
+    def tokenizer_file(self) -> str | None:
+        """The path `tokenizer` names when it is not a kind to learn from the text (char,
+        bpe): a tokenizer saved before, which the run encodes its text with."""
+        return None if self.tokenizer in (None, *TOKENIZER_KINDS) else self.tokenizer
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
+        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
+        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where} holds no table of settings")
+        spelled: dict[str, str] = {}            # each setting as the file spells it
+        named: dict[str, Any] = {}              # each setting by its field name
+        for key, value in settings.items():
+            name = setting_name(key)
+            if name in spelled:                 # else the later would win without a word
+                raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
+                                 f"keep one")
+            spelled[name], named[name] = str(key), value
+        settings = named
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
+                             f"{', '.join(sorted(names))}")
+        check_settings(settings, SETTING_RULES, where=where)
+        return cls(**settings)
+
+    @classmethod
+    def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
+        """The config of a saved run (from_dict's checks), without the settings that do not
+        apply to it: a run saved before they were refused holds their defaults, unused."""
+        config = cls.from_dict(settings, where)
+        return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
+
+    @classmethod
+    def from_toml(cls, path: StrPath) -> TrainConfig:
+        """A config from a TOML file: its [train] table, or its keys at the top level (not
+        both: a setting beside a [train] table is an error, not dropped)."""
+        return cls.from_dict(toml_settings(path), str(path))
+
+    def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
+        """A copy with every None replaced by its default, checked; `name(key)` says how a
+        setting is called in check()'s errors ("--lr", or "lr in run.toml")."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
+        c = dataclasses.replace(self)
+        if c.model is None:
+            c.model = "transformer" if c.task else "gpt"
+        defaults = DEFAULTS[c.job]
+        if c.model == "bert":
+            defaults = {**defaults, **BERT_DEFAULTS.get(c.job, {})}
+        for key, value in defaults.items():
+            if getattr(c, key) is None:
+                setattr(c, key, value)
+        # The settings that apply only to some runs get their defaults only there: elsewhere
+        # they stay unset, and given, check() refuses them.
+        applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
+            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None,
+             "eval_iters": 20}
+        for key, value in applying.items():
+            if getattr(c, key) is None:
+                setattr(c, key, value)
+        if c.iters is None:
+            c.iters = TASK_ITERS.get(c.task, 1000)
+        if self.warmup is None:           # a short run asked for gets a short default warmup
+            c.warmup = min(c.warmup, c.iters // 10)
+            if c.schedule == "noam":      # whose formula needs at least one warmup step
+                c.warmup = max(c.warmup, 1)
+        if c.min_lr is None and c.schedule == "cosine":      # the only schedule with a floor
+            c.min_lr = c.lr / 10
+        if c.checkpoint_every is None:
+            c.checkpoint_every = c.eval_every
+        c._check_together(name)             # each against its rule: checked above
+        return c
+
+    def check(self, name: Callable[[str], str] = option_name) -> None:
+        """ValueError, in one line, for the first setting that cannot work: each against its
+        rule (SETTING_RULES), then the settings against each other (those named by `name`, as
+        their values were given)."""
+        check_settings(dataclasses.asdict(self), SETTING_RULES)
+        self._check_together(name)
+
+    def _check_together(self, name: Callable[[str], str]) -> None:
+        """check()'s second half: the settings against each other, each already in range."""
+        required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
+                    "warmup", "eval_every", "checkpoint_every"]
+        required += ["min_lr"] if self.schedule == "cosine" else []
+        required += [] if self.task else ["eval_iters"]
+        for key in required:
+            if getattr(self, key) is None:           # resolved() fills these in
+                raise ValueError(f"{name(key)} is not set")
+        if self.task and self.model != "transformer":
+            raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
+                             f"default with --task), not {self.model}")
+        if self.model == "transformer" and not self.task:
+            raise ValueError("--model transformer trains on a seq2seq task; give --task "
+                             f"{'|'.join(TASKS)}")
+        if self.task and self.corpus:
+            raise ValueError("give --task or --corpus, not both")
+        if self.d_model % self.n_head:
+            # The head counts nearest the one asked for: the divisors just below and above.
+            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
+            nearest = [max(n for n in divisors if n < self.n_head)]
+            nearest += [n for n in divisors if n > self.n_head][:1]
+            raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
+                             f"{self.d_model}: each head gets d_model / n_head dimensions; try "
+                             f"--n-head {' or '.join(map(str, nearest))}")
+        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+            raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
+                             f"= {self.d_model // self.n_head}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            divisors = [n for n in range(1, self.n_head + 1) if self.n_head % n == 0]
+            raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
+                             f"{self.n_head}: each key-value head serves a whole group of "
+                             f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
+        for key, why in self.not_applying().items():
+            if getattr(self, key) is not None:
+                raise ValueError(why)
+        if self.min_lr is not None and not self.min_lr <= self.lr:
+            raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
+                             f"got {self.min_lr!r}")
+        if self.schedule == "cosine" and self.warmup > self.iters:
+            raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
+                             f"got {self.warmup}: warm up for fewer steps than the run has")
+        if self.schedule == "noam" and self.warmup < 1:
+            raise ValueError(f"{name('warmup')} must be at least 1 with the noam schedule, got "
+                             f"{self.warmup}: its formula divides by the warmup")
+        if self.task and self.min_len > self.max_len:
+            raise ValueError(f"{name('min_len')} must be at most {name('max_len')} "
+                             f"({self.max_len}), got {self.min_len}")
+        if self.task and self.min_len < 2:
+            raise ValueError(f"{name('min_len')} must be at least 2, got {self.min_len}")
+        if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
+            raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
+                             f"BPE: it needs the 256 bytes, special tokens and some merges; try "
+                             f"512")
+
+    def not_applying(self) -> dict[str, str]:
+        """{setting: why it does not apply} for each setting that does nothing in this run (a
+        task's lengths without a task, BERT's masking for a GPT, ...): check() refuses such a
+        setting given a value, rather than ignore it."""
+        tasks = "|".join(TASKS)
+        why = {}
+        if not self.task:
+            why["min_len"] = why["max_len"] = (f"--min-len and --max-len set the lengths of a "
+                                               f"--task's sequences; drop them, or give --task "
+                                               f"{tasks}")
+            why["label_smoothing"] = (f"--label-smoothing smooths a --task's targets; drop it, "
+                                      f"or give --task {tasks}")
+        if self.task:
+            for key in ("tokenizer", "vocab_size"):
+                why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
+                            f"--{key.replace('_', '-')}")
+            why["eval_iters"] = ("--eval-iters counts the validation batches of a text; a task "
+                                 "is scored on all its held-out pairs: drop --eval-iters")
+        elif self.tokenizer_file:
+            why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
+                                 f"the tokenizer file {self.tokenizer_file!r} has its own "
+                                 f"vocabulary: drop --vocab-size")
+        elif self.tokenizer != "bpe":
+            why["vocab_size"] = ("--vocab-size is for a bpe tokenizer; a char tokenizer's "
+                                 "vocabulary is the characters of its text: drop it, or give "
+                                 "--tokenizer bpe")
+        if self.model != "bert":
+            why["mask_rate"] = why["whole_words"] = (
+                f"--mask-rate and --whole-words say what BERT hides; a {self.model} does not "
+                f"hide tokens: drop them, or give --model bert")
+        if self.positions != "rope":
+            why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
+                                 "--positions rope")
+        if self.schedule != "cosine":
+            why["min_lr"] = (f"--min-lr is where the cosine schedule ends; --schedule "
+                             f"{self.schedule} has no floor: drop --min-lr, or give --schedule "
+                             f"cosine")
+        if self.normalization != "rmsnorm":
+            why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
+                                     "needs normalization = \"rmsnorm\"")
+        return why
+
+
+def toml_settings(path: StrPath) -> dict[str, Any]:
+    """The settings of a TOML file, as it spells them (TrainConfig.from_toml)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:                   # Python 3.10
+        import tomli as tomllib
+    try:
+        settings = tomllib.loads(read_text(path, "--config file"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+    except RecursionError:                        # arrays or tables nested thousands deep
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
+            from None
+    if isinstance(settings.get("train"), dict):
+        outside = sorted(set(settings) - {"train"})
+        if outside:
+            key = outside[0]
+            shown = f"[{key}]" if isinstance(settings[key], dict) else key
+            raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
+                             f"setting in [train], or every one at the top level")
+        settings = settings["train"]
+    for key in settings:
+        if setting_name(key) in COMMAND_LINE_ONLY:
+            raise ValueError(f"{key} in {path} is not a setting of the run: give "
+                             f"{option_name(setting_name(key))} on the command line")
+    return settings
+
+
+# Each setting's type and range. The upper bounds are far beyond anything that trains on one
+# machine; they keep a typo (an extra zero or six) from reaching numpy as an absurd size.
+# Sizes that each pass but together need more memory than there is are check_memory's.
+BIG = 10 ** 9
+SETTING_RULES = {
+    "model": Optional(OneOf(*MODELS)),
+    "corpus": Optional(Text()),
+    "task": Optional(OneOf(*TASKS)),
+    "min_len": Optional(Whole(1, 10_000)), "max_len": Optional(Whole(1, 10_000)),
+    # A kind, or else the path of a file, which Trainer.start reads: a run resumes without it.
+    "tokenizer": Optional(Text(f"{', '.join(TOKENIZER_KINDS)} or a tokenizer file's path")),
+    "vocab_size": Optional(Whole(1, 1 << 20)),
+    "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
+    "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
+    "context": Optional(Whole(1, 1 << 20)),
+    "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
+    "norm": Optional(OneOf("pre", "post")),
+    "normalization": Optional(OneOf(*NORMALIZATIONS)),
+    "rmsnorm_affine": Optional(Flag()),
+    "activation": Optional(OneOf(*ACTIVATIONS)),
+    "n_kv_head": Optional(Whole(1, 4_096)),
+    "qk_norm": Optional(Flag()),
+    "logit_softcap": Optional(Number(above=0)),
+    "bias": Optional(Flag()),
+    "rope_theta": Optional(Number(above=1)),
+    "dropout": Number(0, high=1),
+    "batch_size": Optional(Whole(1, 1 << 20)),
+    "micro_batches": Whole(1, 1 << 10),
+    "iters": Optional(Whole(1, BIG)),
+    "lr": Optional(Number(above=0)),
+    "min_lr": Optional(Number(0)),
+    "warmup": Optional(Whole(0, BIG)),
+    "schedule": OneOf("cosine", "noam"),
+    "weight_decay": Number(0), "beta1": Number(0, below=1), "beta2": Number(0, below=1),
+    "clip": Number(0), "label_smoothing": Optional(Number(0, below=1)),
+    "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
+    "eval_every": Optional(Whole(1, BIG)), "eval_iters": Optional(Whole(1, 1 << 20)),
+    "checkpoint_every": Optional(Whole(1, BIG)),
+    "sample_tokens": Whole(0, 1 << 20),
+    "seed": SEED,
+}
+
+
+def check_paths_in_file(config: TrainConfig, config_file: StrPath, overrides: dict[str, Any]
+                        ) -> None:
+    """ValueError, in one line, for a relative path in a --config file (corpus, or tokenizer
+    when not char or bpe) that the command line does not override and that does not exist:
+    it is read from the current directory, as a path on the command line is, and not from the
+    file's own, which a user may well expect; the message says so."""
+    for key, path in (("corpus", config.corpus), ("tokenizer", config.tokenizer_file)):
+        if path is None or key in overrides or os.path.isabs(path) or os.path.exists(path):
+            continue
+        beside = os.path.join(os.path.dirname(config_file), path)
+        what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
+            "does not exist"
+        fix = (f"give {os.path.relpath(beside)!r}, the one beside the file" if
+               os.path.exists(beside) else "give it from there, or as an absolute path")
+        raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
+                         f"--config file is read from the current directory, not from the "
+                         f"file's; {fix}")
+
+
+def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
+    """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
+    source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
+                              if config.corpus else "builtin"))
+    base = os.path.join(root, f"{config.model}-{source}")
+    path, n = base, 1
+    while os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        n += 1
+        path = f"{base}-{n}"
+    return path
