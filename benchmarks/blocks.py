@@ -120,9 +120,9 @@ def one_run(recipe, variant, seed, args):
         trainer = Trainer.start(config, directory, log=lambda *_: None)
         step, times = trainer.train_step, []
 
-        def timed_step(threads=1):
+        def timed_step(threads=1, workers=None):
             began = time.perf_counter()
-            figures = step(threads)
+            figures = step(threads, workers)
             times.append(time.perf_counter() - began)
             return figures
 

@@ -83,12 +83,12 @@ def child(args):
 
         # As Trainer.train: the memory kept, the threads chosen (or given), and the
         # micro-batches in worker processes where fork is safe, whose memory counts too.
-        adaptive, workers = stack.enter_context(run_conditions(
+        threads_chooser, workers = stack.enter_context(run_conditions(
             None if args.threads == AUTO else args.threads, loss_of, model, params, optimizer, 2))
         at_fork = resident_mib("VmRSS")
 
         def step(x, y):             # the trainer's: two micro-batches side by side
-            with adaptive.step() if adaptive else contextlib.nullcontext(args.threads) as n:
+            with threads_chooser.step() as n:
                 update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer, 2, n,
                        CLIP, workers)
     else:

@@ -109,15 +109,15 @@ def our_stepper(threads, stack):
         x, y = batch
         return F.cross_entropy(model(x), y)
 
-    adaptive, workers = stack.enter_context(run_conditions(
+    threads_chooser, workers = stack.enter_context(run_conditions(
         None if threads == AUTO else threads, loss_of, model, params, optimizer, MICRO_BATCHES))
 
     def step(x, y):
-        with adaptive.step() if adaptive else contextlib.nullcontext(threads) as n:
+        with threads_chooser.step() as n:          # fixed, or chosen by the steps' timing
             loss, _ = update(loss_of, (x, y), lambda batch: batch[1].size, params, optimizer,
                              MICRO_BATCHES, n, CLIP, workers)
         return loss
-    return step, adaptive
+    return step, threads_chooser
 
 
 def torch_stepper(threads):
@@ -214,9 +214,9 @@ def child(args, record=None):
         figures = gemm_child(args)
     else:
         with contextlib.ExitStack() as stack:
-            adaptive = None
+            threads_chooser = None
             if args.engine == "ours":
-                (step, adaptive), version, threads = (our_stepper(args.threads, stack),
+                (step, threads_chooser), version, threads = (our_stepper(args.threads, stack),
                                                       np.__version__, args.threads)
             else:
                 step, version, threads = torch_stepper(args.threads)
@@ -230,7 +230,7 @@ def child(args, record=None):
                 if i >= args.warmup:
                     ms.append(1000 * (time.perf_counter() - t0))
             figures = {"ms": ms, "losses": losses, "version": version,
-                       "threads": adaptive.chosen if adaptive else threads,
+                       "threads": threads_chooser.chosen if threads_chooser else threads,
                        "micro_batches": MICRO_BATCHES if args.engine == "ours" else None,
                        "d_model": D_MODEL}
     figures.update(record or {})
