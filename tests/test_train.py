@@ -689,3 +689,14 @@ def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):
     assert metrics(tmp_path / "by-hand") == whole[3:]         # the steps after, bit for bit
     assert [(done.loss, done.lr) for done in steps] == [
         (line["train_loss"], line["lr"]) for line in whole[:3]]
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_a_bpe_on_the_builtin_stories_learns_at_its_default_vocabulary_size(tmp_path, model):
+    # The stories run out of pairs to merge long before 512 ids, the default for a text file:
+    # `train --tokenizer bpe` was refused on them, with its own defaults.
+    config = TrainConfig(model=model, tokenizer="bpe", iters=1, n_layer=1, d_model=16,
+                         n_head=2, context=16, batch_size=2)
+    trainer = Trainer.start(config, tmp_path / "run", log=lambda *_: None)
+    assert isinstance(trainer.job.tokenizer, BPETokenizer)
+    assert trainer.job.tokenizer.vocab_size == trainer.config.vocab_size > 256

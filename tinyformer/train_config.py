@@ -35,6 +35,9 @@ DEFAULTS = {
                  lr=3e-3, warmup=100, eval_every=100),
 }
 TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
+# --tokenizer bpe's vocabulary. The stories use a few dozen words, which run out of pairs to
+# merge after about 110 merges: 320 ids leave the rarer words in pieces, as data.builtin_bpe.
+BPE_VOCAB = {"builtin": 320, "corpus": 512}
 # BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
 # one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
 # whole words hidden (a colour's letters together, as in a prompt), 30% of them (a story
@@ -81,7 +84,8 @@ class TrainConfig:
     model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
                                     "train; a run directory gives its own) [char].")
-    vocab_size: int | None = setting(None, "BPE vocabulary size [512].")
+    vocab_size: int | None = setting(None, "BPE vocabulary size [512; 320 on the built-in "
+                                     "corpus].")
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
     d_model: int | None = setting(None, "Width of the residual stream.")
@@ -192,7 +196,7 @@ class TrainConfig:
         # The settings that apply only to some runs get their defaults only there: elsewhere
         # they stay unset, and given, check() refuses them.
         applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
-            {"tokenizer": "char", "vocab_size": 512 if c.tokenizer == "bpe" else None,
+            {"tokenizer": "char", "vocab_size": BPE_VOCAB[c.job] if c.tokenizer == "bpe" else None,
              "eval_iters": 20}
         for key, value in applying.items():
             if getattr(c, key) is None:
