@@ -653,6 +653,16 @@ def test_watch_stops_after_its_last_check_even_a_failing_one(workspace, monkeypa
     assert result.exit_code == 0 and f"FAIL 1 {FIRST.slug}" in result.output, result.output
 
 
+def test_watch_stopped_by_ctrl_c_says_so_and_exits_130(workspace, monkeypatch):
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "wait_for_save", ctrl_c)
+    result = run("watch", 1)
+    assert result.exit_code == 130, result.output
+    assert result.output.rstrip().endswith("Stopped watching."), result.output
+    assert "Traceback" not in result.output
+
+
 def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):
     path = workspace / FIRST.file
     solve(workspace, FIRST)

@@ -821,7 +821,10 @@ Examples:
 def exercises_watch(ex, timeout, max_checks, workspace):
     """Check exercise N [the next unfinished one] again every time you save it; when it
     passes, move on to the next. Ctrl-C stops."""
-    runner.watch(workspace, ex, timeout, max_checks)
+    try:
+        runner.watch(workspace, ex, timeout, max_checks)
+    except KeyboardInterrupt:           # it has said "Stopped watching."
+        sys.exit(INTERRUPTED)
 
 
 @exercises.command("predict", short_help="Predict what a chapter's code prints, then run it.",
