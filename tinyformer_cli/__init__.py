@@ -537,15 +537,19 @@ Examples:
 
 \b
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
-attention over the keys (summing to 1), for the last 48 tokens. A seq2seq checkpoint translates
-the prompt greedily. A page holds every attention, layer and head, weights read on hover.
+attention over all the keys (each row sums to 1 over them); of a prompt longer than 48 tokens
+it shows the last 48 queries against the last 48 keys. A seq2seq checkpoint translates the
+prompt greedily. A page holds every attention, layer and head, weights read on hover.
 """)
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="attention.png", show_default=True,
               metavar="FILE.png|FILE.html", help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
-              help="Which attention of a seq2seq checkpoint [cross]; a page opens on it.")
+              show_default="cross; self for GPT and BERT",
+              help="Which attention to draw (a page opens on it): a seq2seq checkpoint has "
+              "cross, encoder (the source's self-attention) and decoder (the target's), not "
+              "self; GPT and BERT have self only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, choose_map
