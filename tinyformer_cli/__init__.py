@@ -901,7 +901,8 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 @main.command(short_help="Time our engine beside PyTorch eager.",
               epilog="""\b
 Examples:
-  tinyformer bench --quick                  every benchmark, briefly (about two minutes)
+  tinyformer bench --quick                  the default benchmarks (not those run only on
+                                            request, which --list marks), briefly: about a minute
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
@@ -912,7 +913,8 @@ A table per case: one-thread, two-threads (both engines), loaded (a busy core be
 at its defaults, ours as by default). PyTorch's columns need PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
-@click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
+@click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, marking those "
+              "run only on request (--only, or --whole-run), and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
               "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
@@ -936,7 +938,9 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     if list_names:
-        click.echo("\n".join(suite.BENCHMARKS))
+        width = max(map(len, suite.BENCHMARKS))
+        click.echo("\n".join(f"{name:<{width}}  on request only" if name in suite.ON_REQUEST
+                             else name for name in suite.BENCHMARKS))
         return
     with input_errors():
         suite.check_choices(only, cases, threads, whole_run, quick, corpus)
