@@ -171,6 +171,16 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
     assert seen == [3, 3, 3, 3]
 
 
+def test_a_bad_threads_names_the_variable_only_when_it_came_from_there(monkeypatch, tmp_path):
+    monkeypatch.delenv("TINYFORMER_THREADS", raising=False)
+    typed = run("generate", "--checkpoint", tmp_path, "--threads", 0)
+    assert typed.exit_code == 2 and "'--threads': 0 is not" in typed.stderr, typed.output
+    assert "TINYFORMER_THREADS" not in typed.stderr
+    given = CliRunner(env={"TINYFORMER_THREADS": "0"}).invoke(
+        main, ["generate", "--checkpoint", str(tmp_path)])
+    assert given.exit_code == 2 and "TINYFORMER_THREADS" in given.stderr, given.output
+
+
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,
                                                                                  monkeypatch):
     import tinyformer.resources

@@ -567,6 +567,17 @@ def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypa
     assert "done" in run("list").output
 
 
+def test_a_workspace_named_by_the_environment_that_is_none_says_where_it_came_from(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYFORMER_EXERCISES", "nope")
+    assert_input_error(run("list"), "TINYFORMER_EXERCISES=nope: ", "not an exercise workspace")
+    # Typed on the command line, the folder is the learner's own words: said as they are.
+    result = run("list", "--workspace", "nope")
+    assert_input_error(result, "nope is not an exercise workspace")
+    assert "TINYFORMER_EXERCISES" not in result.stderr
+
+
 def test_the_workspace_is_found_from_a_folder_inside_it(workspace, monkeypatch):
     monkeypatch.chdir(workspace / FIRST.file.split("/")[0])
     result = run("list")

@@ -298,14 +298,29 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
 
 # ----- train, generate, export
 
+def from_environment(ctx, param):
+    """Whether the option `param` took its value from its environment variable."""
+    return (ctx is not None and ctx.get_parameter_source(param.name) ==
+            click.core.ParameterSource.ENVIRONMENT)
+
+
+class EnvironmentOption(click.Option):
+    """An option that an environment variable may give: an error names the variable only
+    when the value came from it (click names it always, a typo on the command line too)."""
+
+    def get_error_hint(self, ctx):
+        return (super().get_error_hint(ctx) if from_environment(ctx, self)
+                else click.Parameter.get_error_hint(self, ctx))
+
+
 def at_most_the_cores(ctx, param, threads):
     """--threads, lowered to the cores this process may run on, and said so: threads beyond
     them wait for each other (a BLAS thread spins while it waits, on a core another needs)."""
     cores = resources.usable_cores()
     if threads is None or threads <= cores:
         return threads
-    given = (f"{param.envvar}={threads}" if ctx.get_parameter_source(param.name) ==
-             click.core.ParameterSource.ENVIRONMENT else f"--threads {threads}")
+    given = (f"{param.envvar}={threads}" if from_environment(ctx, param)
+             else f"--threads {threads}")
     click.echo(f"{given}: this machine lets the run use {cores} "
                f"core{'s' * (cores > 1)}, and threads beyond the cores only slow it down; "
                f"using {cores}", err=True)
@@ -315,7 +330,7 @@ def at_most_the_cores(ctx, param, threads):
 def threads_option(what):
     """--threads, whose help says what the threads run: `what`."""
     return click.option(
-        "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+        "--threads", type=click.IntRange(min=1, max=4096), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
         help=f"{what}, at most the machine's cores [default: the steps' own timing chooses, "
         f"again as the machine's load changes].")
@@ -712,9 +727,14 @@ def exercises():
 def workspace_option(required=True):
     """--workspace, given to the command as the open workspace (None if optional and none)."""
     def open_workspace(ctx, param, directory):
-        return find_workspace(directory, required=required)
+        try:
+            return find_workspace(directory, required=required)
+        except WorkspaceError as error:          # a folder the learner did not type here
+            if from_environment(ctx, param):
+                raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
+            raise
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
+                        cls=EnvironmentOption, envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         help="The workspace [the one holding the current directory].")
 
 
