@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -179,6 +180,18 @@ def test_a_bad_threads_names_the_variable_only_when_it_came_from_there(monkeypat
     given = CliRunner(env={"TINYFORMER_THREADS": "0"}).invoke(
         main, ["generate", "--checkpoint", str(tmp_path)])
     assert given.exit_code == 2 and "TINYFORMER_THREADS" in given.stderr, given.output
+
+
+@pytest.mark.parametrize("option, value, bounds", [
+    ("--top-k", 0, "x>=1"), ("--top-p", 0, "0<x<=1"), ("--top-p", 1.5, "0<x<=1"),
+    ("--seed", -1, "x>=0"), ("--temperature", -0.5, "x>=0")])
+def test_a_sampling_option_out_of_range_is_refused_with_the_range_its_help_shows(
+        tmp_path, option, value, bounds):
+    result = run("generate", "--checkpoint", tmp_path / "none", option, value)
+    assert result.exit_code == 2 and f"not in the range {bounds}" in result.stderr, result.output
+    command = main.commands["generate"]
+    param, = [p for p in command.params if option in p.opts]
+    assert f"{bounds}]" in param.get_help_record(click.Context(command))[1]
 
 
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,

@@ -137,6 +137,7 @@ def main(debug):
 # ----- tokenize: train, apply and inspect tokenizers
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
+DEFAULT_VOCAB_SIZE = 512          # a BPE's, in `tokenize train`
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
 
 
@@ -161,22 +162,28 @@ Examples:
 @click.argument("input_path", metavar="INPUT")
 @click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
               help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
-@click.option("--vocab-size", type=int, help="Total ids for bpe, the 256 bytes and the special "
-              "tokens included [default: 512].")
-@click.option("--special", "specials", multiple=True, metavar="TOKEN", help="A special token "
-              f"(repeat for several) [default: {' '.join(DEFAULT_SPECIALS)}].")
+@click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
+              help="The BPE's vocabulary size: all its ids, the 256 bytes and the special "
+              "tokens included.")
+@click.option("--special", "specials", multiple=True, default=DEFAULT_SPECIALS,
+              show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
 @click.option("--out", "out_path", required=True, metavar="FILE.json",
               help="Where to save the tokenizer.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path, force):
+@click.pass_context
+def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_path, force):
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
     merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
     Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
-    if no_special and specials:
+    typed = {name for name in ("vocab_size", "specials")
+             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    if no_special and "specials" in typed:
         raise InputError("give --special or --no-special, not both")
+    if kind == "char" and "vocab_size" not in typed:
+        vocab_size = None               # a char tokenizer has none: refused only if given
     with input_errors():
-        specials = [] if no_special else list(specials or DEFAULT_SPECIALS)
+        specials = [] if no_special else list(specials)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force)        # before the work, not after it
     with input_errors():                         # unreadable text, too little for the merges
@@ -218,7 +225,8 @@ def open_tokenizer(path):
 # --allow-special, as `tokenize encode` and `show` and `generate` take it.
 allow_special_option = click.option(
     "--allow-special", is_flag=True,
-    help="Give special tokens written in the text (\"<eos>\") their own ids [plain text].")
+    help="Give special tokens written in the text (\"<eos>\") their own ids, rather than read "
+    "them as plain text.")
 
 
 def text_options(command):
@@ -276,11 +284,11 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
-              help=f"{TOKENIZER_HELP} [default: see below].")
+              show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
-@click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
-              "terminal]; without colour they are framed by '|', and a '|' of the text shows "
-              "as '\\|'; a backslash of the text shows as '\\\\'.")
+@click.option("--color/--no-color", default=None, show_default="on a terminal",
+              help="Colour the tokens; without colour they are framed by '|', and a '|' of the "
+              "text shows as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
@@ -332,14 +340,14 @@ def threads_option(what):
     return click.option(
         "--threads", type=click.IntRange(min=1, max=4096), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
-        help=f"{what}, at most the machine's cores [default: the steps' own timing chooses, "
-        f"again as the machine's load changes].")
+        show_default="the steps' own timing chooses, again as the machine's load changes",
+        help=f"{what}, at most the machine's cores.")
 
 
 def train_options(command):
     """TrainConfig's settings that have help, as options of their annotation's type, each None
     unless given (so that a --config file's value or the job's default applies)."""
-    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND|FILE",
+    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND|FILE.json|DIR",
                     positions="KIND", norm="WHERE", schedule="KIND", normalization="KIND",
                     activation="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
@@ -374,8 +382,8 @@ encoder-decoder.
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
                           if "help" not in f.metadata) + "). Relative paths in it are read "
               "from the current directory, as on the command line.")
-@click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
-              "if taken].")
+@click.option("--out", metavar="DIR", show_default="runs/<model>-<data>, numbered if taken",
+              help="The run directory.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
@@ -467,12 +475,14 @@ with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
-@click.option("--temperature", type=float, default=0.8, show_default=True,
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
-@click.option("--top-k", type=int, help="Sample among the k likeliest tokens only.")
-@click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
-              "probabilities add up to p (nucleus sampling).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=1),
+              help="Sample among the k likeliest tokens only.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True),
+              help="Sample among the likeliest tokens whose probabilities add up to p (nucleus "
+              "sampling).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
@@ -620,8 +630,9 @@ Train loss per step and smoothed, validation loss at each evaluation, recall or 
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 """)
 @click.argument("run_dir", metavar="RUN_DIR")
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="The picture "
-              "[RUN_DIR/loss.png], or the report page (replaced if there).")
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html",
+              show_default="RUN_DIR/loss.png",
+              help="The picture, or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dir, out_path, follow):
@@ -735,7 +746,8 @@ def workspace_option(required=True):
             raise
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
                         cls=EnvironmentOption, envvar="TINYFORMER_EXERCISES", show_envvar=True,
-                        help="The workspace [the one holding the current directory].")
+                        show_default="the one holding the current directory",
+                        help="The exercise workspace.")
 
 
 def exercise_argument(required=True):
@@ -763,7 +775,8 @@ Examples:
 """)
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
-    """Copy fresh exercise files into DIR (new or empty) [tinyformer-exercises]."""
+    """Copy fresh exercise files into DIR, new or empty; without DIR, into
+    tinyformer-exercises."""
     runner.init(directory)
 
 
@@ -801,7 +814,7 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", short_help="Check exercise N [the next unfinished one].",
+@exercises.command("check", short_help="Check exercise N, or the next unfinished one.",
                    epilog="""\b
 Examples:
   tinyformer exercises check                    the next unfinished exercise
@@ -823,7 +836,7 @@ Exit status: 0 when the check passes (with --all: all of them), 3 when it does n
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, as_json, timeout, workspace):
-    """Check exercise N [the next unfinished one] and say what is still wrong."""
+    """Check exercise N (without N, the next unfinished one) and say what is still wrong."""
     if check_all and ex is not None:
         raise InputError("give an exercise N or --all, not both")
     passed = runner.check_all(workspace, timeout, as_json) if check_all else \
@@ -843,8 +856,8 @@ Examples:
               help="Stop after this many checks (for tests).")
 @workspace_option()
 def exercises_watch(ex, timeout, max_checks, workspace):
-    """Check exercise N [the next unfinished one] again every time you save it; when it
-    passes, move on to the next. Ctrl-C stops."""
+    """Check exercise N (without N, the next unfinished one) again every time you save it;
+    when it passes, move on to the next. Ctrl-C stops."""
     try:
         runner.watch(workspace, ex, timeout, max_checks)
     except KeyboardInterrupt:           # it has said "Stopped watching."
@@ -861,8 +874,8 @@ Examples:
               help="Your prediction, instead of typing it after the code is shown.")
 @workspace_option(required=False)
 def exercises_predict(chapter, answer, workspace):
-    """Predict, then run: a few lines that use CHAPTER's ideas [the next unfinished one's];
-    say what they print, then see what they do print, and why."""
+    """Predict, then run: a few lines that use CHAPTER's ideas (without CHAPTER, the next
+    unfinished one's); say what they print, then see what they do print, and why."""
     runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
@@ -888,8 +901,9 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
-              "[pictures/NN_NAME.png in the workspace].")
+@click.option("--out", "out_path", metavar="FILE",
+              show_default="pictures/NN_NAME.png in the workspace",
+              help="The picture to write, .png or .svg.")
 @timeout_option
 @workspace_option()
 def exercises_draw(ex, out_path, timeout, workspace):
@@ -941,10 +955,10 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
               "--corpus).")
 @click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
               "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
-              "corpus); README says how to download it [tinyshakespeare.txt, in the current "
-              "directory].")
-@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run this case "
-              "(repeatable): one-thread, two-threads or loaded [default: one-thread].")
+              "corpus); README says how to download it.",
+              show_default="tinyshakespeare.txt in the current directory")
+@click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
+              help="Run this case (repeatable): one-thread, two-threads or loaded.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
