@@ -335,13 +335,13 @@ def at_most_the_cores(ctx, param, threads):
     return cores
 
 
-def threads_option(what):
-    """--threads, whose help says what the threads run: `what`."""
+def threads_option(what, chosen):
+    """--threads, whose help says what the threads run (`what`) and how many run when it is
+    not given (`chosen`)."""
     return click.option(
         "--threads", type=click.IntRange(min=1, max=4096), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
-        show_default="the steps' own timing chooses, again as the machine's load changes",
-        help=f"{what}, at most the machine's cores.")
+        show_default=chosen, help=f"{what}, at most the machine's cores.")
 
 
 def train_options(command):
@@ -389,7 +389,8 @@ encoder-decoder.
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
-                "and threads for the matrix products")
+                "and threads for the matrix products",
+                "chosen by timing the steps, again as the machine's load changes")
 @click.pass_context
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
@@ -487,7 +488,9 @@ with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
 @allow_special_option
-@threads_option("Threads for the matrix products of each generated token")
+@threads_option("Threads for the matrix products of each generated token",
+                "chosen by timing the tokens as they are written, again as the machine's "
+                "load changes; for BERT's one step, BLAS's own")
 @click.pass_context
 def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              allow_special, threads):
