@@ -3,7 +3,7 @@
 One benchmark after another, and then each case's table, with the project's speed targets in
 its last column. `tinyformer bench` runs this script.
 
-    python benchmarks/suite.py                       # one thread; all but the whole run (minutes)
+    python benchmarks/suite.py                       # one thread; the default benchmarks (minutes)
     python benchmarks/suite.py --quick               # fewer repetitions (about a minute)
     python benchmarks/suite.py --case loaded         # beside a busy core, as a user runs them
     python benchmarks/suite.py --case one-thread two-threads loaded --quick     # all three

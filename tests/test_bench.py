@@ -345,9 +345,14 @@ def test_the_whole_run_says_how_long_its_evaluations_took(capsys):
     assert row.split()[-3:] == ["12.0", "8", "1.50"]        # ours, torch, ratio
 
 
-def test_the_command_names_the_suites_benchmarks():
+def test_the_command_names_the_suites_benchmarks_marking_those_not_run_by_default():
     result = CliRunner().invoke(cli.main, ["bench", "--list"])
-    assert result.exit_code == 0 and result.output.split() == list(suite.BENCHMARKS)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == list(suite.BENCHMARKS)
+    marked = [line.split()[0] for line in lines if "on request" in line]
+    default = suite.selected([], whole_run=False)
+    assert marked and sorted(marked) == sorted(set(suite.BENCHMARKS) - set(default))
 
 
 def test_the_slow_benchmarks_run_only_when_asked_for():

@@ -1,6 +1,7 @@
 """The command line: entry points, help and version, exit codes."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,17 @@ def test_every_environment_variable_an_option_reads_is_named_in_its_help():
         for param in command.params:
             if isinstance(param, click.Option) and param.envvar:
                 assert param.envvar in option_help(path, param.opts[0])[1], (path, param.opts)
+
+
+def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
+    # Defaults were written four ways: [512], [default: 512], click's, and (default: ...).
+    settings = {field.name for field in dataclasses.fields(TrainConfig)
+                if "help" in field.metadata}         # their help is the settings' own
+    for path, command in commands():
+        for param in command.params:
+            if isinstance(param, click.Option) and not (path == ("train",) and
+                                                        param.name in settings):
+                assert not re.search(r"\[[^]{]*\]|default", param.help or ""), (path, param.opts)
 
 
 def option_help(path, option):

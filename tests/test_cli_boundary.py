@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -169,6 +170,28 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
         main, ["train", *TINY, "--iters", "1", "--out", str(tmp_path / "c")])
     assert said(result)[0].startswith("TINYFORMER_THREADS=5: ")
     assert seen == [3, 3, 3, 3]
+
+
+def test_a_bad_threads_names_the_variable_only_when_it_came_from_there(monkeypatch, tmp_path):
+    monkeypatch.delenv("TINYFORMER_THREADS", raising=False)
+    typed = run("generate", "--checkpoint", tmp_path, "--threads", 0)
+    assert typed.exit_code == 2 and "'--threads': 0 is not" in typed.stderr, typed.output
+    assert "TINYFORMER_THREADS" not in typed.stderr
+    given = CliRunner(env={"TINYFORMER_THREADS": "0"}).invoke(
+        main, ["generate", "--checkpoint", str(tmp_path)])
+    assert given.exit_code == 2 and "TINYFORMER_THREADS" in given.stderr, given.output
+
+
+@pytest.mark.parametrize("option, value, bounds", [
+    ("--top-k", 0, "x>=1"), ("--top-p", 0, "0<x<=1"), ("--top-p", 1.5, "0<x<=1"),
+    ("--seed", -1, "x>=0"), ("--temperature", -0.5, "x>=0")])
+def test_a_sampling_option_out_of_range_is_refused_with_the_range_its_help_shows(
+        tmp_path, option, value, bounds):
+    result = run("generate", "--checkpoint", tmp_path / "none", option, value)
+    assert result.exit_code == 2 and f"not in the range {bounds}" in result.stderr, result.output
+    command = main.commands["generate"]
+    param, = [p for p in command.params if option in p.opts]
+    assert f"{bounds}]" in param.get_help_record(click.Context(command))[1]
 
 
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,

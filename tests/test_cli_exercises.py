@@ -567,6 +567,17 @@ def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypa
     assert "done" in run("list").output
 
 
+def test_a_workspace_named_by_the_environment_that_is_none_says_where_it_came_from(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYFORMER_EXERCISES", "nope")
+    assert_input_error(run("list"), "TINYFORMER_EXERCISES=nope: ", "not an exercise workspace")
+    # Typed on the command line, the folder is the learner's own words: said as they are.
+    result = run("list", "--workspace", "nope")
+    assert_input_error(result, "nope is not an exercise workspace")
+    assert "TINYFORMER_EXERCISES" not in result.stderr
+
+
 def test_the_workspace_is_found_from_a_folder_inside_it(workspace, monkeypatch):
     monkeypatch.chdir(workspace / FIRST.file.split("/")[0])
     result = run("list")
@@ -651,6 +662,16 @@ def test_watch_stops_after_its_last_check_even_a_failing_one(workspace, monkeypa
     monkeypatch.setattr(runner, "time", SimpleNamespace(sleep=sleep))
     result = run("watch", 1, "--max-checks", 1)
     assert result.exit_code == 0 and f"FAIL 1 {FIRST.slug}" in result.output, result.output
+
+
+def test_watch_stopped_by_ctrl_c_says_so_and_exits_130(workspace, monkeypatch):
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "wait_for_save", ctrl_c)
+    result = run("watch", 1)
+    assert result.exit_code == 130, result.output
+    assert result.output.rstrip().endswith("Stopped watching."), result.output
+    assert "Traceback" not in result.output
 
 
 def test_reset_restores_the_file_and_keeps_the_learners_version(workspace):

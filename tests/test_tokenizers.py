@@ -103,9 +103,20 @@ def test_bpe_refuses_an_impossible_vocab_size():
     # "aaaa" -> Z Z -> one token: two merges, and then no pair is left.
     with pytest.raises(ValueError, match="only 2 merges to learn; .* at most 258"):
         BPETokenizer.train("aaaa", 259)
-    # "ab" has one pair: a second merge is refused before any merging, by the count.
-    with pytest.raises(ValueError, match="has at most 1 merges to learn; .* at most 257"):
+    with pytest.raises(ValueError, match="only 1 merge to learn; .* at most 257"):
         BPETokenizer.train("ab", 258)
+
+
+def test_bpe_names_the_largest_vocab_size_the_text_gives_and_that_size_trains():
+    # One merge shortens many words ("at" three of them): counting the words' pairs (12
+    # here) promised more merges than the text has.
+    text = " the cat the mat the hat"
+    with pytest.raises(ValueError, match=r"at most (\d+)$") as refused:
+        BPETokenizer.train(text, 1000, special_tokens=SPECIALS)
+    largest = int(re.search(r"at most (\d+)$", str(refused.value))[1])
+    assert BPETokenizer.train(text, largest, special_tokens=SPECIALS).vocab_size == largest
+    with pytest.raises(ValueError, match=f"at most {largest}$"):
+        BPETokenizer.train(text, largest + 1, special_tokens=SPECIALS)
 
 
 @given(st.text())

@@ -595,8 +595,8 @@ class BPETokenizer(Tokenizer):
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
         are borders, not text to learn from. Ties between equally frequent pairs go to the
-        smallest pair of ids, so training is deterministic. ValueError if the text has too few
-        pairs for so many merges: before any merging where that is certain. `name(key)` says
+        smallest pair of ids, so training is deterministic. ValueError if the text runs out of
+        pairs before so many merges, naming the largest vocab_size it gives. `name(key)` says
         how a setting is called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
@@ -611,12 +611,10 @@ class BPETokenizer(Tokenizer):
         chunk_counts = Counter(chunk for part in between_specials for chunk in pre_split(part))
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         counts = list(chunk_counts.values())
-        # A merge shortens some word by a token at least: there are at most this many.
-        at_most = sum(len(ids) - 1 for ids in words)
-        if n_merges > at_most:
-            raise ValueError(f"the text has at most {at_most} merges to learn; ask for a "
-                             f"{name('vocab_size')} of at most "
-                             f"{256 + at_most + len(special_tokens)}")
+        # No count made before training says how many merges the text has: one merge may
+        # shorten many words at once, so counting the words' pairs says too many, and advice
+        # from it fails. The loop below runs out of pairs at the true number, after the work
+        # of learning a vocabulary of that size, no more.
 
         # pair -> how often it occurs (weighted), and pair -> which words may hold it.
         pair_counts = Counter()
@@ -629,8 +627,8 @@ class BPETokenizer(Tokenizer):
         merges = []
         for new_id in range(256, 256 + n_merges):
             if not pair_counts:
-                raise ValueError(f"the text has only {len(merges)} merges to learn; ask for a "
-                                 f"{name('vocab_size')} of at most "
+                raise ValueError(f"the text has only {counted(len(merges), 'merge')} to "
+                                 f"learn; ask for a {name('vocab_size')} of at most "
                                  f"{new_id + len(special_tokens)}")
             best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
             merges.append(best)

@@ -138,6 +138,7 @@ def main(debug):
 # ----- tokenize: train, apply and inspect tokenizers
 
 DEFAULT_SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
+DEFAULT_VOCAB_SIZE = 512          # a BPE's, in `tokenize train`
 DEFAULT_SHOW_MERGES = 64          # `show` without --tokenizer: see data.builtin_bpe
 
 
@@ -162,22 +163,28 @@ Examples:
 @click.argument("input_path", metavar="INPUT")
 @click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
               help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
-@click.option("--vocab-size", type=int, help="Total ids for bpe, the 256 bytes and the special "
-              "tokens included [default: 512].")
-@click.option("--special", "specials", multiple=True, metavar="TOKEN", help="A special token "
-              f"(repeat for several) [default: {' '.join(DEFAULT_SPECIALS)}].")
+@click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
+              help="The BPE's vocabulary size: all its ids, the 256 bytes and the special "
+              "tokens included.")
+@click.option("--special", "specials", multiple=True, default=DEFAULT_SPECIALS,
+              show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
 @click.option("--out", "out_path", required=True, metavar="FILE.json",
               help="Where to save the tokenizer.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def tokenize_train(input_path, kind, vocab_size, specials, no_special, out_path, force):
+@click.pass_context
+def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_path, force):
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
     merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
     Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
-    if no_special and specials:
+    typed = {name for name in ("vocab_size", "specials")
+             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    if no_special and "specials" in typed:
         raise InputError("give --special or --no-special, not both")
+    if kind == "char" and "vocab_size" not in typed:
+        vocab_size = None               # a char tokenizer has none: refused only if given
     with input_errors():
-        specials = [] if no_special else list(specials or DEFAULT_SPECIALS)
+        specials = [] if no_special else list(specials)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force)        # before the work, not after it
     with input_errors():                         # unreadable text, too little for the merges
@@ -219,7 +226,8 @@ def open_tokenizer(path):
 # --allow-special, as `tokenize encode` and `show` and `generate` take it.
 allow_special_option = click.option(
     "--allow-special", is_flag=True,
-    help="Give special tokens written in the text (\"<eos>\") their own ids [plain text].")
+    help="Give special tokens written in the text (\"<eos>\") their own ids, rather than read "
+    "them as plain text.")
 
 
 def text_options(command):
@@ -277,11 +285,11 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
-              help=f"{TOKENIZER_HELP} [default: see below].")
+              show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
-@click.option("--color/--no-color", default=None, help="Colour the tokens [default: on a "
-              "terminal]; without colour they are framed by '|', and a '|' of the text shows "
-              "as '\\|'; a backslash of the text shows as '\\\\'.")
+@click.option("--color/--no-color", default=None, show_default="on a terminal",
+              help="Colour the tokens; without colour they are framed by '|', and a '|' of the "
+              "text shows as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
@@ -299,33 +307,48 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
 
 # ----- train, generate, export
 
+def from_environment(ctx, param):
+    """Whether the option `param` took its value from its environment variable."""
+    return (ctx is not None and ctx.get_parameter_source(param.name) ==
+            click.core.ParameterSource.ENVIRONMENT)
+
+
+class EnvironmentOption(click.Option):
+    """An option that an environment variable may give: an error names the variable only
+    when the value came from it (click names it always, a typo on the command line too)."""
+
+    def get_error_hint(self, ctx):
+        return (super().get_error_hint(ctx) if from_environment(ctx, self)
+                else click.Parameter.get_error_hint(self, ctx))
+
+
 def at_most_the_cores(ctx, param, threads):
     """--threads, lowered to the cores this process may run on, and said so: threads beyond
     them wait for each other (a BLAS thread spins while it waits, on a core another needs)."""
     cores = resources.usable_cores()
     if threads is None or threads <= cores:
         return threads
-    given = (f"{param.envvar}={threads}" if ctx.get_parameter_source(param.name) ==
-             click.core.ParameterSource.ENVIRONMENT else f"--threads {threads}")
+    given = (f"{param.envvar}={threads}" if from_environment(ctx, param)
+             else f"--threads {threads}")
     click.echo(f"{given}: this machine lets the run use {cores} "
                f"core{'s' * (cores > 1)}, and threads beyond the cores only slow it down; "
                f"using {cores}", err=True)
     return cores
 
 
-def threads_option(what):
-    """--threads, whose help says what the threads run: `what`."""
+def threads_option(what, chosen):
+    """--threads, whose help says what the threads run (`what`) and how many run when it is
+    not given (`chosen`)."""
     return click.option(
-        "--threads", type=click.IntRange(min=1, max=4096), metavar="N",
+        "--threads", type=click.IntRange(min=1, max=4096), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
-        help=f"{what}, at most the machine's cores [default: the steps' own timing chooses, "
-        f"again as the machine's load changes].")
+        show_default=chosen, help=f"{what}, at most the machine's cores.")
 
 
 def train_options(command):
     """TrainConfig's settings that have help, as options of their annotation's type, each None
     unless given (so that a --config file's value or the job's default applies)."""
-    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND|FILE",
+    metavars = dict(corpus="PATH", task="NAME", model="NAME", tokenizer="KIND|FILE.json|DIR",
                     positions="KIND", norm="WHERE", schedule="KIND", normalization="KIND",
                     activation="KIND")
     for field in reversed(dataclasses.fields(TrainConfig)):
@@ -360,14 +383,15 @@ encoder-decoder.
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
                           if "help" not in f.metadata) + "). Relative paths in it are read "
               "from the current directory, as on the command line.")
-@click.option("--out", metavar="DIR", help="The run directory [runs/<model>-<data>, numbered "
-              "if taken].")
+@click.option("--out", metavar="DIR", show_default="runs/<model>-<data>, numbered if taken",
+              help="The run directory.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped.")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
-                "and threads for the matrix products")
+                "and threads for the matrix products",
+                "chosen by timing the steps, again as the machine's load changes")
 @click.pass_context
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
@@ -453,17 +477,21 @@ with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
-@click.option("--temperature", type=float, default=0.8, show_default=True,
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
-@click.option("--top-k", type=int, help="Sample among the k likeliest tokens only.")
-@click.option("--top-p", type=float, help="Sample among the likeliest tokens whose "
-              "probabilities add up to p (nucleus sampling).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=1),
+              help="Sample among the k likeliest tokens only.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True),
+              help="Sample among the likeliest tokens whose probabilities add up to p (nucleus "
+              "sampling).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
               "likely text rather than a sample (gpt and seq2seq checkpoints).")
 @allow_special_option
-@threads_option("Threads for the matrix products of each generated token")
+@threads_option("Threads for the matrix products of each generated token",
+                "chosen by timing the tokens as they are written, again as the machine's "
+                "load changes; for BERT's one step, BLAS's own")
 @click.pass_context
 def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              allow_special, threads):
@@ -538,15 +566,19 @@ Examples:
 
 \b
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
-attention over the keys (summing to 1), for the last 48 tokens. A seq2seq checkpoint translates
-the prompt greedily. A page holds every attention, layer and head, weights read on hover.
+attention over all the keys (each row sums to 1 over them); of a prompt longer than 48 tokens
+it shows the last 48 queries against the last 48 keys. A seq2seq checkpoint translates the
+prompt greedily. A page holds every attention, layer and head, weights read on hover.
 """)
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="attention.png", show_default=True,
               metavar="FILE.png|FILE.html", help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
-              help="Which attention of a seq2seq checkpoint [cross]; a page opens on it.")
+              show_default="cross; self for GPT and BERT",
+              help="Which attention to draw (a page opens on it): a seq2seq checkpoint has "
+              "cross, encoder (the source's self-attention) and decoder (the target's), not "
+              "self; GPT and BERT have self only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, choose_map
@@ -602,8 +634,9 @@ Train loss per step and smoothed, validation loss at each evaluation, recall or 
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 """)
 @click.argument("run_dir", metavar="RUN_DIR")
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html", help="The picture "
-              "[RUN_DIR/loss.png], or the report page (replaced if there).")
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html",
+              show_default="RUN_DIR/loss.png",
+              help="The picture, or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dir, out_path, follow):
@@ -709,10 +742,16 @@ def exercises():
 def workspace_option(required=True):
     """--workspace, given to the command as the open workspace (None if optional and none)."""
     def open_workspace(ctx, param, directory):
-        return find_workspace(directory, required=required)
+        try:
+            return find_workspace(directory, required=required)
+        except WorkspaceError as error:          # a folder the learner did not type here
+            if from_environment(ctx, param):
+                raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
+            raise
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
-                        help="The workspace [the one holding the current directory].")
+                        cls=EnvironmentOption, envvar="TINYFORMER_EXERCISES", show_envvar=True,
+                        show_default="the one holding the current directory",
+                        help="The exercise workspace.")
 
 
 def exercise_argument(required=True):
@@ -740,7 +779,8 @@ Examples:
 """)
 @click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
 def exercises_init(directory):
-    """Copy fresh exercise files into DIR (new or empty) [tinyformer-exercises]."""
+    """Copy fresh exercise files into DIR, new or empty; without DIR, into
+    tinyformer-exercises."""
     runner.init(directory)
 
 
@@ -778,7 +818,7 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", short_help="Check exercise N [the next unfinished one].",
+@exercises.command("check", short_help="Check exercise N, or the next unfinished one.",
                    epilog="""\b
 Examples:
   tinyformer exercises check                    the next unfinished exercise
@@ -800,7 +840,7 @@ Exit status: 0 when the check passes (with --all: all of them), 3 when it does n
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, as_json, timeout, workspace):
-    """Check exercise N [the next unfinished one] and say what is still wrong."""
+    """Check exercise N (without N, the next unfinished one) and say what is still wrong."""
     if check_all and ex is not None:
         raise InputError("give an exercise N or --all, not both")
     passed = runner.check_all(workspace, timeout, as_json) if check_all else \
@@ -820,9 +860,12 @@ Examples:
               help="Stop after this many checks (for tests).")
 @workspace_option()
 def exercises_watch(ex, timeout, max_checks, workspace):
-    """Check exercise N [the next unfinished one] again every time you save it; when it
-    passes, move on to the next. Ctrl-C stops."""
-    runner.watch(workspace, ex, timeout, max_checks)
+    """Check exercise N (without N, the next unfinished one) again every time you save it;
+    when it passes, move on to the next. Ctrl-C stops."""
+    try:
+        runner.watch(workspace, ex, timeout, max_checks)
+    except KeyboardInterrupt:           # it has said "Stopped watching."
+        sys.exit(INTERRUPTED)
 
 
 @exercises.command("predict", short_help="Predict what a chapter's code prints, then run it.",
@@ -835,8 +878,8 @@ Examples:
               help="Your prediction, instead of typing it after the code is shown.")
 @workspace_option(required=False)
 def exercises_predict(chapter, answer, workspace):
-    """Predict, then run: a few lines that use CHAPTER's ideas [the next unfinished one's];
-    say what they print, then see what they do print, and why."""
+    """Predict, then run: a few lines that use CHAPTER's ideas (without CHAPTER, the next
+    unfinished one's); say what they print, then see what they do print, and why."""
     runner.predict(workspace, runner.chapter_to_ask(workspace, chapter), answer)
 
 
@@ -862,8 +905,9 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE", help="The picture to write, .png or .svg "
-              "[pictures/NN_NAME.png in the workspace].")
+@click.option("--out", "out_path", metavar="FILE",
+              show_default="pictures/NN_NAME.png in the workspace",
+              help="The picture to write, .png or .svg.")
 @timeout_option
 @workspace_option()
 def exercises_draw(ex, out_path, timeout, workspace):
@@ -895,7 +939,8 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 @main.command(short_help="Time our engine beside PyTorch eager.",
               epilog="""\b
 Examples:
-  tinyformer bench --quick                  every benchmark, briefly (about two minutes)
+  tinyformer bench --quick                  the default benchmarks (not those run only on
+                                            request, which --list marks), briefly: about a minute
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
@@ -906,17 +951,18 @@ A table per case: one-thread, two-threads (both engines), loaded (a busy core be
 at its defaults, ours as by default). PyTorch's columns need PyTorch installed.""")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
               "(repeatable); --list names them.")
-@click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, and stop.")
+@click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, marking those "
+              "run only on request (--only, or --whole-run), and stop.")
 @click.option("--quick", is_flag=True, help="Fewer repetitions: rougher figures, sooner.")
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
               "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
               "--corpus).")
 @click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
               "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
-              "corpus); README says how to download it [tinyshakespeare.txt, in the current "
-              "directory].")
-@click.option("--case", "cases", multiple=True, metavar="NAME", help="Run this case "
-              "(repeatable): one-thread, two-threads or loaded [default: one-thread].")
+              "corpus); README says how to download it.",
+              show_default="tinyshakespeare.txt in the current directory")
+@click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
+              help="Run this case (repeatable): one-thread, two-threads or loaded.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
@@ -930,7 +976,9 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     if list_names:
-        click.echo("\n".join(suite.BENCHMARKS))
+        width = max(map(len, suite.BENCHMARKS))
+        click.echo("\n".join(f"{name:<{width}}  on request only" if name in suite.ON_REQUEST
+                             else name for name in suite.BENCHMARKS))
         return
     with input_errors():
         suite.check_choices(only, cases, threads, whole_run, quick, corpus)

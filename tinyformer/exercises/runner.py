@@ -226,7 +226,9 @@ def shorten(line: str, width: int) -> str:
 def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
           max_checks: int | None = None, poll_seconds: float = 0.3) -> None:
     """Check `ex` (None: the next unfinished one) every time its file is saved; once it
-    passes, go on to the next. Ctrl-C stops; so does `max_checks` checks (for tests)."""
+    passes, go on to the next. Ctrl-C stops, saying so: the KeyboardInterrupt goes on to the
+    caller (the command exits with Ctrl-C's status). So does `max_checks` checks (for
+    tests)."""
     ex = ex or workspace.next_unfinished()
     checks = 0
     try:
@@ -246,6 +248,7 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
             click.echo()
     except KeyboardInterrupt:
         click.echo("\nStopped watching.")
+        raise
     if ex is None:                  # every exercise passes (from the start, or now)
         say_next(workspace)
 
