@@ -96,6 +96,30 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
                 assert not re.search(r"\[[^]{]*\]|default", param.help or ""), (path, param.opts)
 
 
+def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(
+        tmp_path):
+    # Their defaults were written by hand ("[4]", "(default: ...)"), and those that depend on
+    # what is trained (--n-layer, --iters, --lr, ...) not at all.
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc " * 2000)
+    jobs = {"built-in": TrainConfig(), "--corpus": TrainConfig(corpus=str(corpus)),
+            "--task": TrainConfig(task="reverse")}
+    resolved = {where: config.resolved() for where, config in jobs.items()}
+    for field in dataclasses.fields(TrainConfig):
+        if "help" not in field.metadata or field.name == "task":   # the one with no default
+            continue
+        help_text = option_help(("train",), "--" + field.name.replace("_", "-"))[1]
+        shown = " ".join(re.search(r"\[default: ([^]]*)\]", help_text)[1].split())
+        for where, config in resolved.items():
+            said = re.search(rf"(\d[\d.e+-]*) {where}\b", shown)
+            if said:
+                value = float(said[1])
+                if field.name == "warmup":             # a short run's is cut, as it says
+                    assert "at most a tenth of --iters" in shown
+                    value = min(value, config.iters // 10)
+                assert getattr(config, field.name) == value, (field.name, where)
+
+
 def option_help(path, option):
     """The help text of `option` of the command `path`, as --help shows it."""
     command = dict(commands())[path]

@@ -57,10 +57,30 @@ def setting_name(key: object) -> str:
     return str(key).replace("-", "_")
 
 
-def setting(default: Any, help: str | None = None) -> Any:
+def setting(default: Any, help: str | None = None, shown: str | None = None) -> Any:
     """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
-    (--min-len for min_len) and says what it means there. The rest are for config files."""
-    return dataclasses.field(default=default, metadata={"help": help} if help else {})
+    (--min-len for min_len) and says what it means there, with `shown` as its default in the
+    help (for the settings that DEFAULTS gives by job, those are shown). The rest are for
+    config files."""
+    metadata = {"help": help, "shown": shown} if help else {}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def shown_default(name: str) -> str | None:
+    """How the help shows a setting's default: as `setting` was told, or, for one that depends
+    on what is trained, each job's ("2 built-in, 4 --corpus, 2 --task")."""
+    field = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    if field.metadata.get("shown") or name not in DEFAULTS["builtin"]:
+        return field.metadata.get("shown")
+    shown = []
+    for job, where in (("builtin", "built-in"), ("corpus", "--corpus"), ("task", "--task")):
+        value = DEFAULTS[job][name]
+        bert = BERT_DEFAULTS.get(job, {}).get(name)
+        shown.append(("by the task's length" if name == "context" else "by task")
+                     if value is None else
+                     f"{value:g} {where}" + (f" (BERT {bert:g})" if bert is not None else ""))
+    # A short run's warmup is cut to a tenth of it (resolved)
+    return ", ".join(shown) + ("; at most a tenth of --iters" if name == "warmup" else "")
 
 
 # Options of `tinyformer train` that say where and how a run goes, not what it is: they are
@@ -75,64 +95,73 @@ TOKENIZER_KINDS = ("char", "bpe")
 class TrainConfig:
     """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
     class's own default for positions and norm); `resolved()` fills them in."""
-    corpus: str | None = setting(None, "A UTF-8 text file to train on (default: the built-in "
-                                 "corpus of generated stories).")
+    corpus: str | None = setting(None, "A UTF-8 text file to train on.",
+                                 shown="the built-in corpus of generated stories")
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
                                "encoder-decoder).")
-    min_len: int | None = setting(None, "Shortest task sequence [4].")
-    max_len: int | None = setting(None, "Longest task sequence [10].")
-    model: str | None = setting(None, "gpt, bert or transformer [gpt; transformer with --task].")
-    tokenizer: str | None = setting(None, "char, bpe, or a tokenizer file (tinyformer tokenize "
-                                    "train; a run directory gives its own) [char].")
-    vocab_size: int | None = setting(None, "BPE vocabulary size [512; 320 on the built-in "
-                                     "corpus].")
+    min_len: int | None = setting(None, "Shortest task sequence.", shown="4")
+    max_len: int | None = setting(None, "Longest task sequence.", shown="10")
+    model: str | None = setting(None, "gpt, bert or transformer.",
+                                shown="gpt; transformer with --task")
+    tokenizer: str | None = setting(None, "char, bpe, or a tokenizer to encode with: a file "
+                                    "`tinyformer tokenize train` wrote, a run directory (its "
+                                    "own), or a Hugging Face GPT-2 directory.", shown="char")
+    vocab_size: int | None = setting(None, "The BPE's vocabulary size: all its ids, the 256 "
+                                     "bytes and the special tokens included.",
+                                     shown="512; 320 on the built-in stories")
     n_layer: int | None = setting(None, "Transformer blocks.")
     n_head: int | None = setting(None, "Attention heads per block.")
     d_model: int | None = setting(None, "Width of the residual stream.")
-    d_ff: int | None = setting(None, "Width of the feed-forward layer [4 d_model; with swiglu, "
-                               "8/3 d_model rounded up to a multiple of 8].")
+    d_ff: int | None = setting(None, "Width of the feed-forward layer.",
+                               shown="4 d_model; with swiglu, 8/3 d_model rounded up to a "
+                               "multiple of 8")
     context: int | None = setting(None, "Longest sequence the model sees.")
-    positions: str | None = setting(None, "learned, sinusoidal, rope or none [the model's own].")
-    norm: str | None = setting(None, "pre or post [the model's own].")
-    normalization: str | None = setting(None, "layernorm or rmsnorm, for every norm "
-                                        "[layernorm].")
+    positions: str | None = setting(None, "learned, sinusoidal, rope or none.",
+                                    shown="the model's own")
+    norm: str | None = setting(None, "pre or post.", shown="the model's own")
+    normalization: str | None = setting(None, "layernorm or rmsnorm, for every norm.",
+                                        shown="layernorm")
     rmsnorm_affine: bool | None = setting(None)      # False: RMS norms without a learned weight
-    activation: str | None = setting(None, "The feed-forward's: gelu, relu, swiglu or relu2 "
-                                     "[the model's own].")
+    activation: str | None = setting(None, "The feed-forward's: gelu, relu, swiglu or relu2.",
+                                     shown="the model's own")
     n_kv_head: int | None = setting(None, "Key-value heads, dividing --n-head: grouped-query "
-                                    "attention (1: multi-query) [n-head].")
+                                    "attention (1: multi-query).", shown="n-head")
     qk_norm: bool | None = setting(None, "Normalise each head's queries and keys before their "
-                                   "dot product [no].")
+                                   "dot product.", shown="no")
     logit_softcap: float | None = setting(None, "Squash the logits into (-c, c), "
-                                          "c tanh(logits / c) [none].")
-    bias: bool | None = setting(None, "Biases in the linear layers and norms [yes].")
-    rope_theta: float | None = setting(None, "RoPE's base, with --positions rope [10000].")
-    dropout: float = setting(0.0, "Dropout rate [0].")
+                                          "c tanh(logits / c).", shown="none")
+    bias: bool | None = setting(None, "Biases in the linear layers and norms.", shown="yes")
+    rope_theta: float | None = setting(None, "RoPE's base, with --positions rope.",
+                                       shown="10000")
+    dropout: float = setting(0.0, "Dropout rate.", shown="0")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
-                                 "the threads; the losses do not depend on the threads, up "
-                                 "to one a part [2].")
+                                 "the threads (at most one thread a part); the losses are the "
+                                 "same on any number of threads.", shown="2")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
-    min_lr: float | None = setting(None, "Learning rate at the end of the cosine [lr / 10].")
+    min_lr: float | None = setting(None, "Learning rate at the end of the cosine.",
+                                   shown="lr / 10")
     warmup: int | None = setting(None, "Steps of linear warmup.")
-    schedule: str = setting("cosine", "cosine or noam [cosine].")
-    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only [0.1].")
+    schedule: str = setting("cosine", "cosine or noam.", shown="cosine")
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only.",
+                                  shown="0.1")
     beta1: float = setting(0.9)
     beta2: float = setting(0.99)
-    clip: float = setting(1.0, "Largest gradient norm, 0 for none [1.0].")
-    label_smoothing: float | None = setting(None, "For seq2seq tasks [0].")
-    mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden "
-                                      "[0.3 of words on the built-in stories, else 0.15].")
-    whole_words: bool | None = setting(None, "BERT: hide a word's letters together [on the "
-                                       "built-in stories].")
+    clip: float = setting(1.0, "Largest gradient norm, 0 for none.", shown="1.0")
+    label_smoothing: float | None = setting(None, "For seq2seq tasks.", shown="0")
+    mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden.",
+                                      shown="0.3 of words on the built-in stories, else 0.15")
+    whole_words: bool | None = setting(None, "BERT: hide a word's letters together.",
+                                       shown="on the built-in stories")
     eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
                                      "sample, a checkpoint).")
-    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text [20]; "
-                                     "a --task is scored on all its held-out pairs.")
-    checkpoint_every: int | None = setting(None, "Steps between checkpoints [eval-every].")
+    eval_iters: int | None = setting(None, "Validation batches per evaluation of a text; a "
+                                     "--task is scored on all its held-out pairs.", shown="20")
+    checkpoint_every: int | None = setting(None, "Steps between checkpoints.",
+                                           shown="eval-every")
     sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
-    seed: int = setting(0, "Seeds the data order, the initial weights and dropout [0].")
+    seed: int = setting(0, "Seeds the data order, the initial weights and dropout.", shown="0")
 
     @property
     def job(self) -> str:

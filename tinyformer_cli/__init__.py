@@ -28,6 +28,7 @@ from tinyformer.tokenizers import (check_training, compression, split_shown, tex
                                    train_tokenizer)
 from tinyformer.stops import Terminated, sigterm_stops_at_once
 from tinyformer.train import Trainer, TrainConfig
+from tinyformer.train_config import shown_default
 
 EPILOG = """\b
 Examples:
@@ -356,9 +357,13 @@ def train_options(command):
             flag, kind = "--" + field.name.replace("_", "-"), str(field.type).split(" ")[0]
             if kind == "bool":                         # --whole-words / --no-whole-words
                 flag, kind = f"{flag}/--no-{flag[2:]}", None
+            # Each default is None (a --config file's or the job's applies): its help says
+            # what it comes to, as click writes a default.
+            shown = shown_default(field.name)
             command = click.option(flag, field.name, type={"int": int, "float": float}.get(kind),
                                    metavar=metavars.get(field.name), default=None,
-                                   help=field.metadata["help"])(command)
+                                   help=field.metadata["help"]
+                                   + (f"  [default: {shown}]" if shown else ""))(command)
     return command
 
 
