@@ -105,7 +105,7 @@ def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path
 ])
 def test_07_block_gelu_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "feed_forward", old, new)
-    assert message.startswith("gelu(x=Tensor [-2., -1., 0., 1., 2.])") and says in message
+    assert message.startswith("gelu(x=Tensor([-2., -1., 0., 1., 2.]))") and says in message
 
 
 def test_07_block_gelu_gradient_through_numpy(tmp_path):

@@ -49,8 +49,8 @@ def test_cross_attention_with_the_decoders_keys(tmp_path):
                          "k = split_heads(x @ w_k, n_head)",
                          ("v = split_heads(memory @ w_v, n_head)",
                           "v = split_heads(x @ w_v, n_head)"))
-    assert "cross_attention(x=Tensor array of shape (2, 3, 4), float64, memory=Tensor array of " \
-        "shape (2, 5, 4)" in got
+    assert "cross_attention(x=Tensor of shape (2, 3, 4), float64, memory=Tensor of shape " \
+        "(2, 5, 4)" in got
     assert "with the keys and values from x (the decoder) instead of from memory" in got
 
 

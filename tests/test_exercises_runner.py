@@ -25,6 +25,11 @@ def test_weights_in_a_message_are_named_by_shape():
     assert describe([np.zeros((2, 3))] * 8) == \
         "[(2, 3), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3), ... 8 in all]"
     assert describe({"a": 1, "b": [1, 2]}) == "{'a': 1, 'b': [1, 2]}"      # no arrays: as is
+    # A small Tensor as a call, to paste into Python; a big one by its shape.
+    small = describe(Tensor(np.arange(4.0).reshape(2, 2)))
+    assert small == "Tensor([[0., 1.], [2., 3.]])"
+    assert np.array_equal(eval(small, {"Tensor": Tensor}).data, [[0, 1], [2, 3]])
+    assert describe(Tensor(np.zeros((4, 4)))) == "Tensor of shape (4, 4), float32"
 
     def layer(x, w):
         return x

@@ -78,3 +78,18 @@ def test_the_models_top_level_names_are_as_the_readme_says_none_where_it_says_so
         assert {name for name in names if getattr(model, name) is not None} == held, said
         for name, none in names.items():
             assert (getattr(model, name) is None) == bool(none), (name, said)
+
+
+def test_the_course_keeps_runs_gpt_builtin_for_the_default_gpt():
+    # Followed in order, the course's first GPT (chapter 5's, with sinusoidal positions) took
+    # runs/gpt-builtin, so every later command on runs/gpt-builtin read it, not chapter 8's.
+    course = (ROOT / "docs/course.md").read_text()
+    commands = re.findall(r"`(tinyformer train[^`]*)`", " ".join(course.split()))
+    commands += [line for block in course.split("```")[1::2] for line in tinyformer_lines(block)
+                 if line.startswith("tinyformer train")]
+    assert len(commands) > 5
+    for command in commands:
+        options = command.split("#")[0].split()[2:]
+        writes_default_gpt = not any(word in options for word in ("--model", "--task", "--out"))
+        if writes_default_gpt:
+            assert options == [], command

@@ -206,8 +206,9 @@ def _where(error: BaseException, path: StrPath) -> str:
 def describe(value: Any, limit: int = 12) -> str:
     """A short picture of a value for a message: small arrays in full, big ones by shape, and
     a dict or list of weights by the names and shapes of its arrays."""
-    if isinstance(value, Tensor):
-        return "Tensor " + describe(value.data, limit)
+    if isinstance(value, Tensor):       # written as a call, to paste into Python as it is
+        data = describe(value.data, limit)
+        return f"Tensor({data})" if value.data.size <= limit else "Tensor" + data[5:]
     if isinstance(value, np.ndarray):
         if value.size <= limit:
             text = np.array2string(value, precision=4, separator=", ", threshold=limit)
