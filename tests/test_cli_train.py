@@ -968,6 +968,15 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
      ["optimizer-", "'-1.exp_avg' names no parameter"]),
     (lambda d: rewrite_optimizer(d, lambda a: a.update({"99.exp_avg": a["0.exp_avg"]})),
      ["optimizer-", "'99.exp_avg' names no parameter"]),
+    # Arrays no step writes: text (blamed on config.json), a negative second moment, a NaN
+    # (both trained to NaN, blamed on --lr).
+    (lambda d: rewrite_optimizer(d, lambda a: a.update(
+        {"0.exp_avg": np.full(a["0.exp_avg"].shape, "x")})),
+     ["optimizer-", "holds 0.exp_avg as <U1 data, where a checkpoint holds numbers"]),
+    (lambda d: rewrite_optimizer(d, lambda a: a.update({"0.exp_avg_sq": -a["0.exp_avg_sq"] - 1})),
+     ["optimizer-", "0.exp_avg_sq holds NaN, Inf or, for a second moment, a negative number"]),
+    (lambda d: rewrite_optimizer(d, lambda a: a["1.exp_avg"].flat.__setitem__(0, np.nan)),
+     ["optimizer-", "1.exp_avg holds NaN"]),
     (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
@@ -982,7 +991,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
     (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
                  "restore it, or start the run again with --force"]),
-], ids=["missing-moment", "negative-index", "index-beyond", "step-text", "step-negative",
+], ids=["missing-moment", "negative-index", "index-beyond", "moment-text",
+        "negative-second-moment", "nan-moment", "step-text", "step-negative",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
         "eps-text", "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(

@@ -596,6 +596,8 @@ def _check_npy_header(archive, member, damaged):
         raise damaged(f"holds {name} as pickled data (an object array), which tinyformer "
                       f"never loads (unpickling can run code): use a checkpoint written by "
                       f"`tinyformer train`")
+    if dtype.kind not in "biuf":    # text, dates, raw bytes: never in a file of weights
+        raise damaged(f"holds {name} as {dtype} data, where a checkpoint holds numbers")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed != member.file_size - header_size:
         raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "

@@ -497,6 +497,12 @@ class Trainer:
                                     for key in names})
         for key, value in arrays.items():
             i, name = key.split(".", 1)
+            # A moment no step could have written would make the first update NaN, which the
+            # run would blame on the learning rate.
+            if not np.isfinite(value).all() or name == "exp_avg_sq" and (value < 0).any():
+                raise CheckpointError(f"{path} holds a damaged optimizer state ({key} holds "
+                                      f"NaN, Inf or, for a second moment, a negative number); "
+                                      f"restore it, or start again with --force")
             state[int(i)][name] = value
         self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
                                         "state": state})
