@@ -752,12 +752,17 @@ def truncate_metrics(path: StrPath, step: int) -> None:
 # tokens.bin: the tokenised corpus as one flat array of ids (train, then validation), which
 # training reads as a memory map, so the text's size is bounded by the disk, not the memory
 
+# The types write_tokens stores ids as, the smallest that holds the vocabulary's: what a run's
+# data info may name (an integer type that holds no negative id, and no fraction).
+TOKEN_DTYPES = ("uint16", "uint32")
+
+
 def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
                  check_length: Callable[[int], None]) -> tuple[str, int, str]:
     """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length,
     the file's SHA-256, computed as it is written). `check_length(n)` may refuse the result,
     in which case no file is left behind."""
-    dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
+    dtype = np.dtype(TOKEN_DTYPES[0] if vocab_size <= 1 << 16 else TOKEN_DTYPES[1])
     n, digest = 0, hashlib.sha256()
     with atomic_write(path, "wb") as f:
         for ids in id_chunks:
