@@ -914,6 +914,50 @@ def test_a_run_stopped_before_its_first_checkpoint_reads_no_tokens_a_run_does_no
                        "checkpoint, and starting it again reads the corpus")
 
 
+def tinyformer_process(*args, timeout=60):
+    """`tinyformer ARGS` in a process of its own, stopped after `timeout` seconds and limited
+    to 4 GiB of memory: a reader that waits forever, or reads without end, fails the test
+    (TimeoutExpired, or "out of memory") instead of hanging it or filling the machine."""
+    import resource
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit_memory)
+
+
+@pytest.mark.parametrize("name, command, phrase", [
+    ("config.json", "generate", "not a regular file"),
+    ("tokenizer.json", "generate", "not a regular file"),
+    ("weights", "generate", "not a regular file"),                # its SHA-256 is checked
+    ("optimizer", "resume", "not a regular file"),
+    ("metrics.jsonl", "resume", "not a regular file"),
+    ("manifest.json", "resume", "manifest.json is damaged"),
+])
+@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
+def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, command,
+                                                                   phrase, kind):
+    """A named pipe waits for a writer that never comes, and /dev/zero reads on without end:
+    in place of a run's file, either is refused in one line naming it, before it is read."""
+    if name in ("weights", "optimizer"):
+        name = json.loads((broken / "config.json").read_text())["files"][name]
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    path = broken / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    if command == "generate":
+        result = tinyformer_process("generate", "--checkpoint", broken, "--prompt", "alice")
+    else:
+        result = tinyformer_process("train", "--resume", broken)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: {path}") and phrase in lines[0], lines[0]
+
+
 def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
     def old_run_with_a_step_to_go(config):
         del config["data"]["sha256"]

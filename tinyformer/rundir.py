@@ -44,12 +44,12 @@ import math
 import os
 import re
 import zipfile
-from typing import Any, Callable, Collection, Iterable
+from typing import IO, Any, Callable, Collection, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line
+from .files import StrPath, atomic_write, command_line, open_regular
 from .tokenizers import Tokenizer, load_tokenizer
 
 MANIFEST = "manifest.json"
@@ -105,7 +105,7 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:    # not a link to /dev/zero
             manifest = json.load(f)
         owns, step = manifest["owns"], manifest.get("checkpoint")
         # A list of names: a string would pass as the list of its characters.
@@ -383,9 +383,18 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be used; the message says why and what to do."""
 
 
+def open_run_file(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
+    """open_regular (files.py) for a file of a run or a checkpoint: what is not a regular
+    file is refused as a CheckpointError, which the callers pass on as it is."""
+    try:
+        return open_regular(path, mode, **open_kwargs)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def sha256(path: StrPath) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_run_file(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -454,8 +463,10 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     advice = ("download it again from the model's page, or restore it" if from_a_page
               else "restore it, or train again")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_run_file(path, "r", encoding="utf-8") as f:
             config = json.load(f)
+    except CheckpointError:                        # a link to /dev/zero, say: not a file
+        raise
     except OSError as e:
         raise CheckpointError(f"{path} cannot be read ({e.strerror})") from None
     except (ValueError, RecursionError):           # not UTF-8, not JSON, or nested too deep
@@ -689,7 +700,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
         raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
                          f"{METRICS}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError:
         raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
@@ -737,7 +748,7 @@ def truncate_metrics(path: StrPath, step: int) -> None:
     if not os.path.exists(path):
         return
     kept = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open_run_file(path, "r", encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 if json.loads(line)["step"] <= step:
