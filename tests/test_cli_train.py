@@ -958,6 +958,25 @@ def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, 
     assert lines[0].startswith(f"Error: {path}") and phrase in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_run_lock_that_is_not_a_regular_file_is_refused(broken, kind):
+    """A run writes its process id into run.lock: through a link, that would overwrite the
+    file linked to; a named pipe would have it wait for a writer. Either is refused."""
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    precious = broken.parent / "precious.txt"
+    precious.write_text("the user's own\n")
+    if kind == "link":
+        (broken / "run.lock").symlink_to(precious)
+    else:
+        os.mkfifo(broken / "run.lock")
+    before = snapshot(broken)
+    result = tinyformer_process("train", "--resume", broken)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"{broken / 'run.lock'} is a link, a named pipe or a device" in lines[0]
+    assert precious.read_text() == "the user's own\n" and snapshot(broken) == before
+
+
 def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
     def old_run_with_a_step_to_go(config):
         del config["data"]["sha256"]

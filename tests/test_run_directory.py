@@ -323,3 +323,15 @@ def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, 
     message = str(raised.value)
     assert str(path) in message and phrase in message and "\n" not in message
     assert "pickled" not in message
+
+
+def test_is_training_waits_on_no_named_pipe(tmp_path):
+    """A run.lock that is a named pipe is no run's lock: opening it to read would wait for a
+    writer forever (the call runs in a thread, so that a regression fails, not hangs)."""
+    import threading
+    os.mkfifo(tmp_path / "run.lock")
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(is_training(tmp_path)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert answers == [False]

@@ -43,6 +43,7 @@ import json
 import math
 import os
 import re
+import stat
 import zipfile
 from typing import IO, Any, Callable, Collection, Iterable
 
@@ -171,7 +172,10 @@ class RunDirectory:
     def _acquire(self):
         path = self.file(LOCK)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+            if fd is None:
+                raise RunDirectoryError(f"{path} is a link, a named pipe or a device, not the "
+                                        f"file a run locks; remove it and try again")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -644,12 +648,31 @@ def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
                               f"run was trained with (SHA-256 differs); put that one back")
     return tokenizer
 
+def _open_lock_file(path, flags):
+    """os.open(path, flags) of run.lock, or None where it is not a regular file. Not through
+    a link (the lock's holder writes its process id into it, which would land in the file
+    linked to), nor waiting on a named pipe for a writer (O_NONBLOCK, which does nothing to
+    a regular file)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:                     # a link
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
 def is_training(path: StrPath) -> bool:
     """Whether a process is training in the run directory now: run.lock exists and is locked.
     (A killed trainer's run.lock stays behind, unlocked.)"""
     try:
-        fd = os.open(os.path.join(path, LOCK), os.O_RDONLY)
+        fd = _open_lock_file(os.path.join(path, LOCK), os.O_RDONLY)
     except OSError:
+        return False
+    if fd is None:                                      # not a run's lock file
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
