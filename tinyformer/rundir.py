@@ -2,7 +2,8 @@
 
     runs/shakespeare/
         manifest.json      what the run owns: the names of its files; its settings, and
-                           its tokens.bin's length and SHA-256, to start it again on them
+                           its tokens.bin's length and SHA-256 and its tokenizer.json's, to
+                           start it again on them
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments, the training
                            settings, the step, the optimizer's and random generators' small
@@ -288,6 +289,17 @@ class RunDirectory:
             if other.startswith(f".tmp-{name}-"):
                 with contextlib.suppress(OSError):
                     os.remove(self.file(other))
+
+    def save_tokenizer(self, tokenizer: Tokenizer) -> None:
+        """Write the run's tokenizer.json, and record its SHA-256 beside the data info of the
+        tokens.bin it encoded (where there is one): a run restarted before its first
+        checkpoint reuses those tokens only with the tokenizer that wrote them, not with a
+        tokenizer.json changed since, which would decode them as other text."""
+        tokenizer.save(self.file(TOKENIZER))
+        if self.data is not None:
+            # A new dict: the job's data info, which config.json records, stays as it was.
+            self.data = {**self.data, "tokenizer_sha256": sha256(self.file(TOKENIZER))}
+            self.write_manifest()
 
     # -- what is there -------------------------------------------------------------------------
 
