@@ -859,6 +859,129 @@ def test_resume_reads_no_tokens_file_but_the_runs_own(broken):
     assert snapshot(broken) == before
 
 
+def retyped(d, dtype, value, data_of=lambda d: json.loads((d / "config.json").read_text())):
+    """tokens.bin rewritten as `dtype` with every other id `value`, and the data info that
+    `data_of(d)` gives (config.json's) made to describe it, checksum and all: a hostile edit."""
+    import hashlib
+    info = data_of(d)["data"]
+    ids = np.fromfile(d / "tokens.bin", info["dtype"]).astype(dtype)
+    ids[::2] = value
+    ids.tofile(d / "tokens.bin")
+    info.update(dtype=dtype, n_tokens=len(ids), sha256=hashlib.sha256(ids.tobytes()).hexdigest())
+    return info
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda d: retyped(d, "float32", 2.5), "the tokens' type as 'float32'"),     # fractions
+    (lambda d: retyped(d, "int16", -1), "the tokens' type as 'int16'"),   # negative ids
+    (lambda d: {"n_tokens": str(retyped(d, "uint16", 0)["n_tokens"])},
+     "the number of tokens as '"),
+    (lambda d: {"n_tokens": True}, "the number of tokens as True"),
+    (lambda d: {"tokens": "x" * 5000}, "names the tokens file 'xxx"),
+    (lambda d: {"dtype": ["uint16"]}, "the tokens' type as ['uint16']"),
+], ids=["float", "signed", "count-as-text", "count-as-bool", "long-name", "type-as-list"])
+def test_resume_refuses_data_that_a_run_does_not_write(broken, change, phrase):
+    """config.json's data says how to read tokens.bin: a type that reads its bytes as
+    fractions or negative ids, or a count that is no whole number, is a damaged config.json,
+    said in one line (a name, however long, cut short), before any step is trained."""
+    def with_a_step_to_go(config):
+        config["data"].update(change(broken))
+        config["train"]["iters"] += 1
+    edit_config(broken, with_a_step_to_go)
+    before = snapshot(broken)
+    result = tinyformer("train", "--resume", broken)
+    assert_input_error(result, "config.json holds a damaged resume state", phrase,
+                       "put back the config.json")
+    assert len(result.stderr) < 400
+    assert snapshot(broken) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_reads_no_tokens_a_run_does_not_write(
+        tmp_path, monkeypatch):
+    """The same data info in manifest.json, before the first checkpoint: tokens.bin is not
+    as the run wrote it, so starting again must read the corpus, which is gone."""
+    from tinyformer.train import Trainer
+
+    def ctrl_c(self, title, threads=1):
+        raise KeyboardInterrupt
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
+    run = tmp_path / "run"
+    assert tinyformer("train", "--corpus", corpus, *TINY, "--iters", 2,
+                      "--out", run).exit_code == 130
+    monkeypatch.undo()
+    corpus.unlink()
+    manifest = json.loads((run / "manifest.json").read_text())
+    retyped(run, "int16", -1, data_of=lambda d: manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert_input_error(tinyformer("train", "--resume", run), "stopped before its first "
+                       "checkpoint, and starting it again reads the corpus")
+
+
+def tinyformer_process(*args, timeout=60):
+    """`tinyformer ARGS` in a process of its own, stopped after `timeout` seconds and limited
+    to 4 GiB of memory: a reader that waits forever, or reads without end, fails the test
+    (TimeoutExpired, or "out of memory") instead of hanging it or filling the machine."""
+    import resource
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit_memory)
+
+
+@pytest.mark.parametrize("name, command, phrase", [
+    ("config.json", "generate", "not a regular file"),
+    ("tokenizer.json", "generate", "not a regular file"),
+    ("weights", "generate", "not a regular file"),                # its SHA-256 is checked
+    ("optimizer", "resume", "not a regular file"),
+    ("metrics.jsonl", "resume", "not a regular file"),
+    ("manifest.json", "resume", "manifest.json is damaged"),
+])
+@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
+def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, command,
+                                                                   phrase, kind):
+    """A named pipe waits for a writer that never comes, and /dev/zero reads on without end:
+    in place of a run's file, either is refused in one line naming it, before it is read."""
+    if name in ("weights", "optimizer"):
+        name = json.loads((broken / "config.json").read_text())["files"][name]
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    path = broken / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    if command == "generate":
+        result = tinyformer_process("generate", "--checkpoint", broken, "--prompt", "alice")
+    else:
+        result = tinyformer_process("train", "--resume", broken)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: {path}") and phrase in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_run_lock_that_is_not_a_regular_file_is_refused(broken, kind):
+    """A run writes its process id into run.lock: through a link, that would overwrite the
+    file linked to; a named pipe would have it wait for a writer. Either is refused."""
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    precious = broken.parent / "precious.txt"
+    precious.write_text("the user's own\n")
+    if kind == "link":
+        (broken / "run.lock").symlink_to(precious)
+    else:
+        os.mkfifo(broken / "run.lock")
+    before = snapshot(broken)
+    result = tinyformer_process("train", "--resume", broken)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"{broken / 'run.lock'} is a link, a named pipe or a device" in lines[0]
+    assert precious.read_text() == "the user's own\n" and snapshot(broken) == before
+
+
 def test_a_run_from_before_the_corpus_checksum_was_recorded_resumes_without_that_check(broken):
     def old_run_with_a_step_to_go(config):
         del config["data"]["sha256"]

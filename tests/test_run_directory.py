@@ -323,3 +323,32 @@ def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, 
     message = str(raised.value)
     assert str(path) in message and phrase in message and "\n" not in message
     assert "pickled" not in message
+
+
+def test_is_training_waits_on_no_named_pipe(tmp_path):
+    """A run.lock that is a named pipe is no run's lock: opening it to read would wait for a
+    writer forever (the call runs in a thread, so that a regression fails, not hangs)."""
+    import threading
+    os.mkfifo(tmp_path / "run.lock")
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(is_training(tmp_path)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert answers == [False]
+
+
+def test_the_manifest_records_the_sha256_of_the_tokenizer_beside_the_tokens(tmp_path):
+    """A run restarted before its first checkpoint reuses its tokens.bin only with the
+    tokenizer.json that wrote it: the manifest records that file's SHA-256 with the data, and
+    config.json's data (the job's dict) is left as it was."""
+    from tinyformer.rundir import read_manifest
+    from tinyformer.tokenizers import CharTokenizer
+    run = RunDirectory.claim(tmp_path / "run", log=lambda line: None, create=True)
+    run.prepare_new_run({"iters": 1}, force=False)
+    data = {"tokens": "tokens.bin", "dtype": "uint16", "n_tokens": 0, "sha256": "0" * 64}
+    run.replace_previous({"iters": 1}, data=data)
+    run.save_tokenizer(CharTokenizer(list("abc")))
+    run.release()
+    written = hashlib.sha256((tmp_path / "run" / "tokenizer.json").read_bytes()).hexdigest()
+    assert read_manifest(tmp_path / "run")["data"] == {**data, "tokenizer_sha256": written}
+    assert "tokenizer_sha256" not in data

@@ -17,6 +17,7 @@ import errno
 import io
 import os
 import shlex
+import stat
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
@@ -100,6 +101,23 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
         if start.startswith(mark):
             raise ValueError(f"{what} {path!r} is {encoding} text, not UTF-8; convert it, e.g. "
                              f"iconv -f {encoding.lower()} -t utf-8")
+
+
+def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
+    """open(path, mode), to read a file, when `path` (its links followed) is a regular file:
+    else ValueError, one line naming it. A link to a device such as /dev/zero reads on
+    without end (a reader fills the memory, a checksum never finishes), and a named pipe
+    (FIFO) waits for a writer that never comes. OSError as open's for a missing file."""
+    kind = os.stat(path).st_mode
+    if not stat.S_ISREG(kind):
+        what = ("a directory" if stat.S_ISDIR(kind) else
+                "a named pipe (FIFO)" if stat.S_ISFIFO(kind) else
+                "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind) else
+                "a socket" if stat.S_ISSOCK(kind) else "an unusual entry")
+        if os.path.islink(path):
+            what = f"a link to {os.path.realpath(path)}, {what}"
+        raise ValueError(f"{path} is {what}, not a regular file; put the file itself there")
+    return open(path, mode, **open_kwargs)
 
 
 def read_text(path: StrPath, what: str = "file") -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import reprlib
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
@@ -32,7 +33,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, iter_text
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .rundir import TOKENS, CheckpointError, open_tokens, write_tokens
+from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .transformer import Transformer
@@ -180,16 +181,46 @@ class TextData:
     @classmethod
     def load(cls, directory: StrPath, info: dict[str, Any],
              vocab_size: int | None = None) -> TextData:
-        """The tokens a run wrote in `directory`, as `info` (prepare's, kept in config.json)
-        describes them. ValueError if info names another file than the run's tokens.bin: a
-        damaged or edited config.json, which must not reach a file outside the run."""
-        if info["tokens"] != TOKENS:
-            raise ValueError(f"its data names the tokens file {info['tokens']!r}, where a run "
-                             f"writes {TOKENS}")
+        """The tokens a run wrote in `directory`, as `info` (prepare's, kept in config.json,
+        and in manifest.json until the first checkpoint) describes them. ValueError, one
+        line, if info is not as prepare writes it (check_data_info)."""
+        check_data_info(info)
         data = cls(os.path.join(directory, TOKENS), info["dtype"], info["n_tokens"],
                    vocab_size, info.get("sha256"))
         data.info = info                    # for config.json: where the tokens are, and how
         return data
+
+
+# A damaged file's values are shown cut short in errors: a name may be megabytes long.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def check_data_info(info: Any) -> None:
+    """ValueError, one line, unless `info` is a text's data info as TextData.prepare writes
+    it: the run's own tokens.bin (a damaged or edited file must not reach one outside the
+    run), one of write_tokens' types (a float or signed type would read its bytes as
+    fractions or negative ids, which no embedding takes), a whole number of tokens, and its
+    SHA-256 as text where recorded (runs from before it was recorded have none)."""
+    if not isinstance(info, dict):
+        raise ValueError(f"its data is {_SHORT.repr(info)}, where a run writes the name, type "
+                         f"and length of its {TOKENS}")
+    for key in ("tokens", "dtype", "n_tokens"):
+        if key not in info:
+            raise ValueError(f"its data has no {key!r}, which a run writes")
+    name, dtype, n_tokens = info["tokens"], info["dtype"], info["n_tokens"]
+    if name != TOKENS:
+        raise ValueError(f"its data names the tokens file {_SHORT.repr(name)}, where a run "
+                         f"writes {TOKENS}")
+    if not (isinstance(dtype, str) and dtype in TOKEN_DTYPES):
+        raise ValueError(f"its data gives the tokens' type as {_SHORT.repr(dtype)}, where a "
+                         f"run writes {' or '.join(TOKEN_DTYPES)}")
+    if not (type(n_tokens) is int and n_tokens >= 0):
+        raise ValueError(f"its data gives the number of tokens as {_SHORT.repr(n_tokens)}, "
+                         f"where a run writes a whole number")
+    if not isinstance(info.get("sha256", ""), str):
+        raise ValueError(f"its data gives the tokens' SHA-256 as "
+                         f"{_SHORT.repr(info['sha256'])}, where a run writes text")
 
 
 # ---------------------------------------------------------------------------------------------

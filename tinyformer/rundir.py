@@ -2,7 +2,8 @@
 
     runs/shakespeare/
         manifest.json      what the run owns: the names of its files; its settings, and
-                           its tokens.bin's length and SHA-256, to start it again on them
+                           its tokens.bin's length and SHA-256 and its tokenizer.json's, to
+                           start it again on them
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments, the training
                            settings, the step, the optimizer's and random generators' small
@@ -43,13 +44,14 @@ import json
 import math
 import os
 import re
+import stat
 import zipfile
-from typing import Any, Callable, Collection, Iterable
+from typing import IO, Any, Callable, Collection, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line
+from .files import StrPath, atomic_write, command_line, open_regular
 from .tokenizers import Tokenizer, load_tokenizer
 
 MANIFEST = "manifest.json"
@@ -105,7 +107,7 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:    # not a link to /dev/zero
             manifest = json.load(f)
         owns, step = manifest["owns"], manifest.get("checkpoint")
         # A list of names: a string would pass as the list of its characters.
@@ -171,7 +173,10 @@ class RunDirectory:
     def _acquire(self):
         path = self.file(LOCK)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+            if fd is None:
+                raise RunDirectoryError(f"{path} is a link, a named pipe or a device, not the "
+                                        f"file a run locks; remove it and try again")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -285,6 +290,17 @@ class RunDirectory:
                 with contextlib.suppress(OSError):
                     os.remove(self.file(other))
 
+    def save_tokenizer(self, tokenizer: Tokenizer) -> None:
+        """Write the run's tokenizer.json, and record its SHA-256 beside the data info of the
+        tokens.bin it encoded (where there is one): a run restarted before its first
+        checkpoint reuses those tokens only with the tokenizer that wrote them, not with a
+        tokenizer.json changed since, which would decode them as other text."""
+        tokenizer.save(self.file(TOKENIZER))
+        if self.data is not None:
+            # A new dict: the job's data info, which config.json records, stays as it was.
+            self.data = {**self.data, "tokenizer_sha256": sha256(self.file(TOKENIZER))}
+            self.write_manifest()
+
     # -- what is there -------------------------------------------------------------------------
 
     def has_checkpoint(self) -> bool:
@@ -383,9 +399,18 @@ class CheckpointError(ValueError):
     """A checkpoint directory that cannot be used; the message says why and what to do."""
 
 
+def open_run_file(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
+    """open_regular (files.py) for a file of a run or a checkpoint: what is not a regular
+    file is refused as a CheckpointError, which the callers pass on as it is."""
+    try:
+        return open_regular(path, mode, **open_kwargs)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def sha256(path: StrPath) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_run_file(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -454,8 +479,10 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     advice = ("download it again from the model's page, or restore it" if from_a_page
               else "restore it, or train again")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_run_file(path, "r", encoding="utf-8") as f:
             config = json.load(f)
+    except CheckpointError:                        # a link to /dev/zero, say: not a file
+        raise
     except OSError as e:
         raise CheckpointError(f"{path} cannot be read ({e.strerror})") from None
     except (ValueError, RecursionError):           # not UTF-8, not JSON, or nested too deep
@@ -635,12 +662,31 @@ def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
                               f"run was trained with (SHA-256 differs); put that one back")
     return tokenizer
 
+def _open_lock_file(path, flags):
+    """os.open(path, flags) of run.lock, or None where it is not a regular file. Not through
+    a link (the lock's holder writes its process id into it, which would land in the file
+    linked to), nor waiting on a named pipe for a writer (O_NONBLOCK, which does nothing to
+    a regular file)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:                     # a link
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
 def is_training(path: StrPath) -> bool:
     """Whether a process is training in the run directory now: run.lock exists and is locked.
     (A killed trainer's run.lock stays behind, unlocked.)"""
     try:
-        fd = os.open(os.path.join(path, LOCK), os.O_RDONLY)
+        fd = _open_lock_file(os.path.join(path, LOCK), os.O_RDONLY)
     except OSError:
+        return False
+    if fd is None:                                      # not a run's lock file
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -691,7 +737,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
         raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
                          f"{METRICS}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError:
         raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
@@ -739,7 +785,7 @@ def truncate_metrics(path: StrPath, step: int) -> None:
     if not os.path.exists(path):
         return
     kept = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open_run_file(path, "r", encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 if json.loads(line)["step"] <= step:
@@ -754,12 +800,17 @@ def truncate_metrics(path: StrPath, step: int) -> None:
 # tokens.bin: the tokenised corpus as one flat array of ids (train, then validation), which
 # training reads as a memory map, so the text's size is bounded by the disk, not the memory
 
+# The types write_tokens stores ids as, the smallest that holds the vocabulary's: what a run's
+# data info may name (an integer type that holds no negative id, and no fraction).
+TOKEN_DTYPES = ("uint16", "uint32")
+
+
 def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
                  check_length: Callable[[int], None]) -> tuple[str, int, str]:
     """Write the ids, chunk by chunk, as one flat array file; returns (dtype name, length,
     the file's SHA-256, computed as it is written). `check_length(n)` may refuse the result,
     in which case no file is left behind."""
-    dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
+    dtype = np.dtype(TOKEN_DTYPES[0] if vocab_size <= 1 << 16 else TOKEN_DTYPES[1])
     n, digest = 0, hashlib.sha256()
     with atomic_write(path, "wb") as f:
         for ids in id_chunks:

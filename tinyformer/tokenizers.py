@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import regex
 
-from .files import StrPath, atomic_write, iter_text, read_text
+from .files import StrPath, atomic_write, iter_text, open_regular, read_text
 from .summary import counted
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
@@ -352,7 +352,7 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
 
 def _read_json(path):
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:      # not a link to /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
