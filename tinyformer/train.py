@@ -46,7 +46,7 @@ from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memor
                         step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
-                     load_arrays, save_checkpoint, staged, truncate_metrics)
+                     load_arrays, save_checkpoint, sha256, staged, truncate_metrics)
 from .schema import Number, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
@@ -131,13 +131,16 @@ def tokens_written(run: RunDirectory, config: TrainConfig
                    ) -> tuple[Tokenizer, dict[str, Any]] | None:
     """The tokens that a run which stopped before its first checkpoint wrote, as its manifest
     records them, to start it again on: (their tokenizer, their data info), or None where
-    its tokenizer.json and tokens.bin are not there as it wrote them (tokens.bin's SHA-256),
-    and it must read its corpus again."""
+    its tokenizer.json and tokens.bin are not there as it wrote them (their SHA-256s), and it
+    must read its corpus again."""
     info = run.data
     if config.task or not (isinstance(info, dict) and info.get("tokens") == TOKENS
                            and "sha256" in info):
         return None
     try:
+        # Runs from before the tokenizer's SHA-256 was recorded: any that loads.
+        if info.get("tokenizer_sha256") not in (None, sha256(run.file(TOKENIZER))):
+            return None
         tokenizer = load_tokenizer_file(dataclasses.replace(config,
                                                             tokenizer=run.file(TOKENIZER)))
         TextData.load(run.path, info, tokenizer.vocab_size)
@@ -220,7 +223,7 @@ class Trainer:
                 run.replace_previous(settings, new=[] if data_info is None else [TOKENS],
                                      data=data_info)
             job = make_job(config, directory, tokenizer, data_info)
-            job.tokenizer.save(run.file(TOKENIZER))
+            run.save_tokenizer(job.tokenizer)             # with its SHA-256 in the manifest
             ta.manual_seed(config.seed)                   # the same seed, the same init
             model = MODELS[config.model](**job.model_config())
         except BaseException:
