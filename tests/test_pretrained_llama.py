@@ -7,7 +7,9 @@ its greedy continuations; the tokenizer encodes and decodes as the tokenizers li
 line. The other way: our GPT with the modern block saves as a Llama or a Qwen3 that transformers
 loads with our logits, and that loads back here exactly. Nothing is downloaded."""
 
+import contextlib
 import json
+import resource
 import shutil
 
 import numpy as np
@@ -307,6 +309,38 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
     assert padded.vocab_size == size + 5 and padded.decode([size + 4]) == ""
     with pytest.raises(PretrainedError, match=f"has {size} tokens, more than the model's 10"):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
+
+
+@pytest.mark.parametrize("vocab_size", [None, 416])
+def test_a_vocabulary_id_past_what_the_file_holds_is_refused_before_building(
+        tmp_path, vocab_size):
+    # The pieces are a list as long as the largest id: 10**9 would ask for gigabytes (the
+    # address space is capped here, so building it fails as running out of memory would).
+    # (A vocabulary may skip a few ids: see ADDED_IDS' gap.)
+    data = train_tokenizer("qwen")
+    token = last_of_the_vocabulary(data)
+    held = len(data["model"]["vocab"]) + len(data["added_tokens"])
+    beyond = f"twice the file's {held} tokens" if vocab_size is None else "the model's 416 ids"
+    data["model"]["vocab"][token] = 10**9
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with address_space_capped(1 << 30), pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path, vocab_size)
+    assert str(error.value).startswith(f"{tmp_path / 'tokenizer.json'}: vocabulary id "
+                                       f"1000000000 of {token!r} is past {beyond}")
+    assert "\n" not in str(error.value)
+
+
+@contextlib.contextmanager
+def address_space_capped(extra):
+    """Allocations past `extra` bytes more than this process holds now fail (MemoryError)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        held = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (held + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 @pytest.mark.parametrize("tokenizer_class", ["GPT2Tokenizer", "Qwen2Tokenizer"])

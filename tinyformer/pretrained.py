@@ -1269,7 +1269,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
-        tokenizer = _byte_level_bpe(data, vocab, merges, added, path)
+        tokenizer = _byte_level_bpe(data, vocab, merges, added, path, vocab_size)
     except MALFORMED as e:
         raise _malformed(path, e) from None
     if vocab_size is not None:
@@ -1285,9 +1285,9 @@ def _refuse(path, what, why):
                           f"(as GPT-2's, SmolLM's and Qwen's) only")
 
 
-def _byte_level_bpe(data, vocab, merges, added, path):
+def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
-    stage checked to be one reproduced here."""
+    stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
     model = data["model"]
     if model.get("type") != "BPE":                     # (only None is left, read above)
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
@@ -1317,11 +1317,24 @@ def _byte_level_bpe(data, vocab, merges, added, path):
                 "not byte-level decoding")
 
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    # The pieces are a list as long as the largest id, so an id is bounded before it is built
+    # (one damaged id must not ask for gigabytes): by the model's vocabulary where there is a
+    # model (a tokenizer with more tokens than it is refused in read_tokenizer_json, in words
+    # that say so); else by twice the file's count of tokens: the library lets a vocabulary
+    # skip ids, but one that skips more than it holds is damaged.
+    count = len(vocab) + len(added)
+    limit = 2 * count if vocab_size is None else max(count, vocab_size)
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
             _refuse(path, f"vocabulary id {i!r} of {token!r}", "ids must be distinct whole "
                     "numbers")
+        if i >= limit:
+            raise PretrainedError(
+                f"{path}: vocabulary id {i} of {token!r} is past " + (
+                    f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
+                    if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
+                    f"and the model must belong together"))
         if not all(char in byte_of for char in token):
             _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
