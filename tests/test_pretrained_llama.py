@@ -428,6 +428,12 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
     (set_at("pre_tokenizer", "pretokenizers", 0, {"type": "Split", "pattern": {"String": " "},
                                                   "behavior": "Removed", "invert": False}),
      "Split with behavior 'Removed'"),
+    (set_at("pre_tokenizer", "pretokenizers", 0, {"type": "Split", "pattern": {"Regex": "["},
+                                                  "behavior": "Isolated", "invert": False}),
+     "pre_tokenizer Split's pattern: it does not compile (unterminated character set"),
+    (set_at("pre_tokenizer", "pretokenizers", 0, {                 # past Python's recursion
+        "type": "Split", "pattern": {"Regex": "(" * 5000 + ")" * 5000}, "behavior": "Isolated",
+        "invert": False}), "pre_tokenizer Split's pattern: it does not compile (maximum recursion"),
     (set_at("decoder", {"type": "Metaspace"}), "decoder 'Metaspace'"),
     (set_at("post_processor", {"type": "TemplateProcessing",
                                "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},

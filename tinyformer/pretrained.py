@@ -1404,8 +1404,11 @@ def _pre_tokenizer_steps(pre_tokenizer, path):
             try:
                 compiled = regex.compile(pattern["Regex"] if "Regex" in pattern
                                          else regex.escape(pattern["String"]))
-            except regex.error as e:
-                _refuse(path, "pre_tokenizer Split's pattern", f"it does not compile ({e})")
+            # A pattern nested thousands deep exhausts the compiler's recursion; one with a
+            # count too large for it overflows: neither compiles, as a malformed one does not.
+            except (regex.error, RecursionError, OverflowError) as e:
+                _refuse(path, "pre_tokenizer Split's pattern", f"it does not compile "
+                        f"({e or type(e).__name__})")
             steps.append(("split", compiled))
         else:
             _refuse(path, f"pre_tokenizer {kind!r}", "not a step reproduced here")
