@@ -492,6 +492,22 @@ def test_added_tokens_take_the_ids_the_library_gives_them_not_the_files(tmp_path
     assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
 
 
+@pytest.mark.parametrize("special", [False, True])
+def test_an_added_token_of_no_text_is_skipped_as_the_library_skips_it(tmp_path, special):
+    # Found as written, it would come between every two characters; the library gives it no
+    # id, so the token after it takes the id it would have had.
+    data = train_tokenizer("qwen")
+    entry = {**data["added_tokens"][0], "special": special}
+    data["added_tokens"] += [{**entry, "content": ""}, {**entry, "content": "<after>"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    text = "caf\u00e9 <after> ok"
+    assert ours.encode(text, allow_special=True) == theirs.encode(text).ids
+    assert ours.vocab_size == theirs.get_vocab_size()
+    assert theirs.token_to_id("") is None
+
+
 def test_an_added_token_the_library_numbers_as_a_vocabulary_token_is_refused(tmp_path):
     # The vocabulary's ids skip 350 and 351, and its last token is 352: the library counts
     # 351 tokens, so numbers the added tokens 351, 352, 353, two tokens sharing 352.

@@ -1038,8 +1038,10 @@ def _parse_tokenizer_json(path):
         # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
         merges = [(f"merge {k} {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
                   for k, pair in enumerate(model["merges"])]
+        # An added token of no text would be found between every two characters: the
+        # library skips it, special or not, and gives it no id.
         added = [(entry["id"], entry["content"], entry)
-                 for entry in data.get("added_tokens", [])]
+                 for entry in data.get("added_tokens", []) if entry["content"] != ""]
         return data, model["vocab"], merges, _numbered_as_the_library_does(model["vocab"], added)
     except MALFORMED as e:
         raise _malformed(path, e) from None
