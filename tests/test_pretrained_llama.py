@@ -296,6 +296,21 @@ def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_pat
         assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
 
 
+def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):
+    # Under Qwen's NFC both are "\u00c5": one pattern for the library, which finds the one or
+    # the other from one run to the next (the order of a hash map), so no ids are its.
+    data = train_tokenizer("qwen")
+    data["added_tokens"] += [{**data["added_tokens"][-1], "content": token, "normalized": True}
+                             for token in ("A\u030a", "\u212b")]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'tokenizer.json'}: added tokens 'A\\u030a' and "
+                                f"'\\u212b' are both '\\xc5' once normalised (NFC): the "
+                                f"tokenizers library finds either one, from run to run; keep "
+                                f"one of them")
+
+
 def test_transformers_reads_the_same_ids_from_the_same_file(tokenizer_dir):
     theirs = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"))
     ours = read_tokenizer_json(tokenizer_dir)

@@ -1359,6 +1359,22 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
             special.append(token)
         if entry.get("normalized"):
             normalized.add(token)
+    # Two tokens marked "normalized" that normalise alike ("A\u030a" and "\u212b", both
+    # "\u00c5" under NFC) are one pattern to find: the library finds either, from one run to
+    # the next, so no reading of the file gives its ids.
+    found_as = {}
+    for token in added_ids:
+        if token in normalized:
+            form = token if normalization is None else unicodedata.normalize(normalization,
+                                                                             token)
+            if form in found_as:
+                # (ascii: the two look alike, written as they are)
+                raise PretrainedError(f"{path}: added tokens {ascii(found_as[form])} and "
+                                      f"{ascii(token)} are both {ascii(form)} once normalised "
+                                      f"({normalization}): "
+                                      f"the tokenizers library finds either one, from run to "
+                                      f"run; keep one of them")
+            found_as[form] = token
     missing = [b for b, char in bytes_to_unicode().items() if char not in vocab]
     if missing:
         _refuse(path, f"the vocabulary lacks the byte 0x{missing[0]:02x}",
