@@ -1024,6 +1024,11 @@ def _parse_tokenizer_json(path):
     tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
+    # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever the
+    # model: reading one would fail, wait forever, or never end.
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise PretrainedError(f"{path} is not a regular file (a folder, a pipe or a device); "
+                              f"put the model's {TOKENIZER_JSON} there")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -1265,7 +1270,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     decode to nothing). PretrainedError, one line, for a tokenizer it cannot reproduce."""
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds its tokenizer in {TOKENIZER_JSON}")
     data, vocab, merges, added = _parse_tokenizer_json(path)
