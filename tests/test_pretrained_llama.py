@@ -462,6 +462,7 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
      "pre_tokenizer 'Digits' after ByteLevel"),
     (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
     (lambda data: data["model"].pop("merges"), "not a tokenizers-library tokenizer.json"),
+    (set_at("added_tokens", 0, "content", 5), "an added token's content is 5; it must be text"),
 ]
 
 

@@ -1347,6 +1347,9 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
+        if not isinstance(token, str):
+            raise PretrainedError(f"{path}: an added token's content is {json.dumps(token)}; "
+                                  f"it must be text (a JSON string)")
         check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
             _refuse(path, f"added token {token!r} has id {i!r}", "not a whole number from 0 "
