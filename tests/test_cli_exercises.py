@@ -18,6 +18,7 @@ from solutions import solution_text, write_solved
 from tinyformer_cli import main
 from tinyformer.exercises import exercises, find, runner
 from tinyformer.exercises import workspace as workspace_module
+from tinyformer.exercises.checking import CheckFailure, load_learner_file
 from tinyformer.exercises.workspace import STATE_DIR, Workspace, WorkspaceError
 
 FIRST = exercises()[0]
@@ -353,6 +354,59 @@ def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(worksp
         [ex.number for ex in exercises() if ex not in (missing, unreadable)]
 
 
+def pipe_that_ends(path, after=3.0):
+    """A named pipe at `path`. Should something wait to read it, a writer comes `after`
+    seconds and leaves at once (the reader sees an empty file), so that a test of code that
+    should never open it fails instead of waiting forever."""
+    os.mkfifo(path)
+
+    def writer():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))     # no reader: nothing
+        except OSError:
+            pass
+    threading.Timer(after, writer).start()
+
+
+def test_check_all_fails_a_pipe_or_a_device_unread_and_checks_the_rest(workspace,
+                                                                        monkeypatch):
+    """A pipe would be waited on forever, a link to /dev/zero read until memory runs out
+    (/dev/null stands for it here: it ends)."""
+    started = []
+    fake_checks(monkeypatch, 2, lambda ex: started.append(ex) or (None, ""))
+    pipe, device = exercises()[2], exercises()[4]
+    for ex in (pipe, device):
+        (workspace / ex.file).unlink()
+    pipe_that_ends(workspace / pipe.file)
+    (workspace / device.file).symlink_to(os.devnull)
+    result = run("check", "--all", "--json")
+    assert result.exit_code == 3, result.output
+    reasons = {outcome["number"]: outcome["reason"]
+               for outcome in json.loads(result.stdout)["exercises"]}
+    for ex in (pipe, device):
+        assert reasons[ex.number] == (f"{workspace / ex.file} is not a regular file (a pipe, a "
+                                      f"device, or a link to one); `tinyformer exercises reset "
+                                      f"{ex.number}` puts a fresh copy in its place")
+    assert sorted(ex.number for ex in started) == \
+        [ex.number for ex in exercises() if ex not in (pipe, device)]
+    assert_input_error(run("check", device.number), "is not a regular file")
+    assert run("list").exit_code == 0
+
+
+def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):
+    for ex, make in ((exercises()[2], pipe_that_ends),
+                     (exercises()[4], lambda path: path.symlink_to(os.devnull))):
+        path = workspace / ex.file
+        path.unlink()
+        make(path)
+        result = run("reset", ex.number)
+        assert result.exit_code == 0, result.output
+        assert path.is_file() and not path.is_symlink()
+        assert path.read_bytes() == ex.source.read_bytes()
+    assert os.path.samefile(next((workspace / STATE_DIR / "backups").rglob(
+        f"{exercises()[4].slug}-*")), os.devnull)        # the link itself, kept
+
+
 def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):
     """The check passed the file as it was when the check began: a version saved meanwhile
     is unchecked, so the exercise shows as edited, not done."""
@@ -532,6 +586,30 @@ def test_a_file_that_is_not_text_is_said_so_not_shown(workspace):
     assert result.exit_code == 3
     assert f"{path.name} is not a text file: Python cannot read it as source" in result.output
     assert "\x1b" not in result.output and "\ufffd" not in result.output
+
+
+def test_a_link_to_a_file_not_named_py_is_read_as_python_all_the_same(workspace, tmp_path):
+    """The link is followed (a traceback names the file itself), to a name Python's import
+    takes for no source: read as source all the same, it fails as any text that is not
+    Python does, not as a checker error."""
+    notes = tmp_path / "notes"
+    notes.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    path = workspace / FIRST.file
+    path.unlink()
+    path.symlink_to(notes)
+    result = run("check", 1)
+    assert result.exit_code == 3
+    assert "notes line 1 is not valid Python" in result.output, result.output
+    assert "checker error" not in result.output
+
+
+@pytest.mark.parametrize("make", [pipe_that_ends, lambda path: path.symlink_to(os.devnull)],
+                         ids=["pipe", "device"])
+def test_a_pipe_or_a_device_is_not_loaded_as_the_learners_file(tmp_path, make):
+    # `draw` loads the file with no hash taken first.
+    make(tmp_path / "one_hot.py")
+    with pytest.raises(CheckFailure, match=r"^one_hot.py is not a regular file"):
+        load_learner_file(tmp_path / "one_hot.py")
 
 
 @pytest.mark.parametrize("encoding, said", [("utf-16", "UTF-16"), ("utf-32", "UTF-32")])

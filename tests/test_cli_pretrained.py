@@ -104,6 +104,21 @@ def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
     assert_input_error(result, "has a model but no tokenizer", "vocab.json")
 
 
+@pytest.mark.parametrize("kind", ["folder", "pipe", "link to a device"])
+def test_a_gpt2_directory_whose_tokenizer_json_is_no_file_is_told_so(gpt2_dir, tmp_path, kind):
+    # Not the advice for a Llama's or a Qwen3's missing tokenizer.json: a GPT-2's is there, but
+    # no file (a pipe would be waited on forever, /dev/zero read without end).
+    directory, _, _ = gpt2_dir
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    tokenizer_json = tmp_path / "tokenizer.json"
+    {"folder": tokenizer_json.mkdir, "pipe": lambda: os.mkfifo(tokenizer_json),
+     "link to a device": lambda: tokenizer_json.symlink_to(os.devnull)}[kind]()
+    result = tinyformer("tokenize", "show", "--tokenizer", tmp_path, "x")
+    assert_input_error(result, f"{tokenizer_json} is not a regular file")
+    assert "Llama" not in result.output
+
+
 def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     config = json.loads((directory / "config.json").read_text())

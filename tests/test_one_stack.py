@@ -228,6 +228,18 @@ def test_names_of_neither_layout_are_one_line_error(names):
     assert "no gpt parameter" in message
 
 
+@pytest.mark.parametrize("kind", ["gpt", "bert", "transformer"])
+def test_a_stray_array_beside_current_weights_is_the_one_named(kind):
+    # Its top-level name is of neither layout; the others are the current layout's, and none
+    # of them is to blame.
+    weights = {**models(norm="pre", positions="learned")[kind].state_dict(),
+               "extra.weight": np.zeros(3)}
+    with pytest.raises(CheckpointError) as error:
+        in_current_layout({"model": kind}, weights, "w.npz")
+    assert str(error.value).startswith(f"w.npz: 'extra.weight' is the name of no {kind} "
+                                       f"parameter")
+
+
 # seq2seq-run/ is a run of the previous tinyformer (`tinyformer train --task reverse --min-len 3
 # --max-len 5 --n-layer 1 --n-head 2 --d-model 16 --positions learned --iters 4 --batch-size 4
 # --eval-iters 2 --seed 3`) stopped after step 2, as Ctrl-C stops one. Resumed by that same

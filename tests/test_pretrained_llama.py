@@ -7,7 +7,9 @@ its greedy continuations; the tokenizer encodes and decodes as the tokenizers li
 line. The other way: our GPT with the modern block saves as a Llama or a Qwen3 that transformers
 loads with our logits, and that loads back here exactly. Nothing is downloaded."""
 
+import contextlib
 import json
+import resource
 import shutil
 
 import numpy as np
@@ -294,6 +296,21 @@ def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_pat
         assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
 
 
+def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):
+    # Under Qwen's NFC both are "\u00c5": one pattern for the library, which finds the one or
+    # the other from one run to the next (the order of a hash map), so no ids are its.
+    data = train_tokenizer("qwen")
+    data["added_tokens"] += [{**data["added_tokens"][-1], "content": token, "normalized": True}
+                             for token in ("A\u030a", "\u212b")]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'tokenizer.json'}: added tokens 'A\\u030a' and "
+                                f"'\\u212b' are both '\\xc5' once normalised (NFC): the "
+                                f"tokenizers library finds either one, from run to run; keep "
+                                f"one of them")
+
+
 def test_transformers_reads_the_same_ids_from_the_same_file(tokenizer_dir):
     theirs = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"))
     ours = read_tokenizer_json(tokenizer_dir)
@@ -307,6 +324,38 @@ def test_a_padded_vocabulary_decodes_its_extra_ids_to_nothing(tokenizer_dir):
     assert padded.vocab_size == size + 5 and padded.decode([size + 4]) == ""
     with pytest.raises(PretrainedError, match=f"has {size} tokens, more than the model's 10"):
         read_tokenizer_json(tokenizer_dir, vocab_size=10)
+
+
+@pytest.mark.parametrize("vocab_size", [None, 416])
+def test_a_vocabulary_id_past_what_the_file_holds_is_refused_before_building(
+        tmp_path, vocab_size):
+    # The pieces are a list as long as the largest id: 10**9 would ask for gigabytes (the
+    # address space is capped here, so building it fails as running out of memory would).
+    # (A vocabulary may skip a few ids: see ADDED_IDS' gap.)
+    data = train_tokenizer("qwen")
+    token = last_of_the_vocabulary(data)
+    held = len(data["model"]["vocab"]) + len(data["added_tokens"])
+    beyond = f"twice the file's {held} tokens" if vocab_size is None else "the model's 416 ids"
+    data["model"]["vocab"][token] = 10**9
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with address_space_capped(1 << 30), pytest.raises(PretrainedError) as error:
+        read_tokenizer_json(tmp_path, vocab_size)
+    assert str(error.value).startswith(f"{tmp_path / 'tokenizer.json'}: vocabulary id "
+                                       f"1000000000 of {token!r} is past {beyond}")
+    assert "\n" not in str(error.value)
+
+
+@contextlib.contextmanager
+def address_space_capped(extra):
+    """Allocations past `extra` bytes more than this process holds now fail (MemoryError)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        held = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (held + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 @pytest.mark.parametrize("tokenizer_class", ["GPT2Tokenizer", "Qwen2Tokenizer"])
@@ -394,6 +443,12 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
     (set_at("pre_tokenizer", "pretokenizers", 0, {"type": "Split", "pattern": {"String": " "},
                                                   "behavior": "Removed", "invert": False}),
      "Split with behavior 'Removed'"),
+    (set_at("pre_tokenizer", "pretokenizers", 0, {"type": "Split", "pattern": {"Regex": "["},
+                                                  "behavior": "Isolated", "invert": False}),
+     "pre_tokenizer Split's pattern: it does not compile (unterminated character set"),
+    (set_at("pre_tokenizer", "pretokenizers", 0, {                 # past Python's recursion
+        "type": "Split", "pattern": {"Regex": "(" * 5000 + ")" * 5000}, "behavior": "Isolated",
+        "invert": False}), "pre_tokenizer Split's pattern: it does not compile (maximum recursion"),
     (set_at("decoder", {"type": "Metaspace"}), "decoder 'Metaspace'"),
     (set_at("post_processor", {"type": "TemplateProcessing",
                                "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
@@ -407,6 +462,7 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
      "pre_tokenizer 'Digits' after ByteLevel"),
     (lambda data: data["model"]["vocab"].pop("Ġ"), "the vocabulary lacks the byte 0x20"),
     (lambda data: data["model"].pop("merges"), "not a tokenizers-library tokenizer.json"),
+    (set_at("added_tokens", 0, "content", 5), "an added token's content is 5; it must be text"),
 ]
 
 
@@ -450,6 +506,22 @@ def test_added_tokens_take_the_ids_the_library_gives_them_not_the_files(tmp_path
     ids = theirs.encode(text).ids
     assert ours.encode(text, allow_special=True) == ids
     assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
+
+
+@pytest.mark.parametrize("special", [False, True])
+def test_an_added_token_of_no_text_is_skipped_as_the_library_skips_it(tmp_path, special):
+    # Found as written, it would come between every two characters; the library gives it no
+    # id, so the token after it takes the id it would have had.
+    data = train_tokenizer("qwen")
+    entry = {**data["added_tokens"][0], "special": special}
+    data["added_tokens"] += [{**entry, "content": ""}, {**entry, "content": "<after>"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    text = "caf\u00e9 <after> ok"
+    assert ours.encode(text, allow_special=True) == theirs.encode(text).ids
+    assert ours.vocab_size == theirs.get_vocab_size()
+    assert theirs.token_to_id("") is None
 
 
 def test_an_added_token_the_library_numbers_as_a_vocabulary_token_is_refused(tmp_path):

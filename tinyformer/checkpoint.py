@@ -234,6 +234,16 @@ def current_names(config: dict[str, Any], names: Iterable[str],
     without the arrays)."""
     kind = config["model"]
     names = list(names)
+    # An array whose top-level name is of neither layout is named as the one that is wrong:
+    # the layout is told by the others (one stray array would make them all look previous).
+    previous_roots = {old.split(".")[0] for old in PREVIOUS_LAYOUT[kind]}
+    stray = [name for name in names
+             if name.split(".")[0] not in CURRENT_ROOTS[kind] | previous_roots]
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise CheckpointError(f"{path}: {stray[0]!r}{more} is the name of no {kind} parameter, "
+                              f"in this layout or the previous one; these are not the weights "
+                              f"of the model config.json describes")
     if {name.split(".")[0] for name in names} <= CURRENT_ROOTS[kind]:
         return {name: name for name in names}
     current = {}                                       # previous name -> current name

@@ -1024,6 +1024,11 @@ def _parse_tokenizer_json(path):
     tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
+    # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever the
+    # model: reading one would fail, wait forever, or never end.
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise PretrainedError(f"{path} is not a regular file (a folder, a pipe or a device); "
+                              f"put the model's {TOKENIZER_JSON} there")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -1038,8 +1043,10 @@ def _parse_tokenizer_json(path):
         # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
         merges = [(f"merge {k} {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
                   for k, pair in enumerate(model["merges"])]
+        # An added token of no text would be found between every two characters: the
+        # library skips it, special or not, and gives it no id.
         added = [(entry["id"], entry["content"], entry)
-                 for entry in data.get("added_tokens", [])]
+                 for entry in data.get("added_tokens", []) if entry["content"] != ""]
         return data, model["vocab"], merges, _numbered_as_the_library_does(model["vocab"], added)
     except MALFORMED as e:
         raise _malformed(path, e) from None
@@ -1263,13 +1270,13 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     decode to nothing). PretrainedError, one line, for a tokenizer it cannot reproduce."""
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds its tokenizer in {TOKENIZER_JSON}")
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
-        tokenizer = _byte_level_bpe(data, vocab, merges, added, path)
+        tokenizer = _byte_level_bpe(data, vocab, merges, added, path, vocab_size)
     except MALFORMED as e:
         raise _malformed(path, e) from None
     if vocab_size is not None:
@@ -1285,9 +1292,9 @@ def _refuse(path, what, why):
                           f"(as GPT-2's, SmolLM's and Qwen's) only")
 
 
-def _byte_level_bpe(data, vocab, merges, added, path):
+def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
-    stage checked to be one reproduced here."""
+    stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
     model = data["model"]
     if model.get("type") != "BPE":                     # (only None is left, read above)
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
@@ -1317,16 +1324,32 @@ def _byte_level_bpe(data, vocab, merges, added, path):
                 "not byte-level decoding")
 
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    # The pieces are a list as long as the largest id, so an id is bounded before it is built
+    # (one damaged id must not ask for gigabytes): by the model's vocabulary where there is a
+    # model (a tokenizer with more tokens than it is refused in read_tokenizer_json, in words
+    # that say so); else by twice the file's count of tokens: the library lets a vocabulary
+    # skip ids, but one that skips more than it holds is damaged.
+    count = len(vocab) + len(added)
+    limit = 2 * count if vocab_size is None else max(count, vocab_size)
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
             _refuse(path, f"vocabulary id {i!r} of {token!r}", "ids must be distinct whole "
                     "numbers")
+        if i >= limit:
+            raise PretrainedError(
+                f"{path}: vocabulary id {i} of {token!r} is past " + (
+                    f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
+                    if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
+                    f"and the model must belong together"))
         if not all(char in byte_of for char in token):
             _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
+        if not isinstance(token, str):
+            raise PretrainedError(f"{path}: an added token's content is {json.dumps(token)}; "
+                                  f"it must be text (a JSON string)")
         check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
             _refuse(path, f"added token {token!r} has id {i!r}", "not a whole number from 0 "
@@ -1344,6 +1367,22 @@ def _byte_level_bpe(data, vocab, merges, added, path):
             special.append(token)
         if entry.get("normalized"):
             normalized.add(token)
+    # Two tokens marked "normalized" that normalise alike ("A\u030a" and "\u212b", both
+    # "\u00c5" under NFC) are one pattern to find: the library finds either, from one run to
+    # the next, so no reading of the file gives its ids.
+    found_as = {}
+    for token in added_ids:
+        if token in normalized:
+            form = token if normalization is None else unicodedata.normalize(normalization,
+                                                                             token)
+            if form in found_as:
+                # (ascii: the two look alike, written as they are)
+                raise PretrainedError(f"{path}: added tokens {ascii(found_as[form])} and "
+                                      f"{ascii(token)} are both {ascii(form)} once normalised "
+                                      f"({normalization}): "
+                                      f"the tokenizers library finds either one, from run to "
+                                      f"run; keep one of them")
+            found_as[form] = token
     missing = [b for b, char in bytes_to_unicode().items() if char not in vocab]
     if missing:
         _refuse(path, f"the vocabulary lacks the byte 0x{missing[0]:02x}",
@@ -1391,8 +1430,11 @@ def _pre_tokenizer_steps(pre_tokenizer, path):
             try:
                 compiled = regex.compile(pattern["Regex"] if "Regex" in pattern
                                          else regex.escape(pattern["String"]))
-            except regex.error as e:
-                _refuse(path, "pre_tokenizer Split's pattern", f"it does not compile ({e})")
+            # A pattern nested thousands deep exhausts the compiler's recursion; one with a
+            # count too large for it overflows: neither compiles, as a malformed one does not.
+            except (regex.error, RecursionError, OverflowError) as e:
+                _refuse(path, "pre_tokenizer Split's pattern", f"it does not compile "
+                        f"({e or type(e).__name__})")
             steps.append(("split", compiled))
         else:
             _refuse(path, f"pre_tokenizer {kind!r}", "not a step reproduced here")

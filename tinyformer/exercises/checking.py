@@ -19,10 +19,13 @@ from __future__ import annotations
 import ast
 import codecs
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import io
 import linecache
+import os
+import stat
 import sys
 import tokenize
 import traceback
@@ -57,8 +60,14 @@ class CheckFailure(Exception):
 def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
     """Import the learner's file as a fresh module. A file that does not even run becomes a
     CheckFailure pointing at the line."""
+    if special_file(path):
+        raise CheckFailure(f"{Path(path).name} is not a regular file (a pipe, a device, or a "
+                           f"link to one): put your exercise file back in its place")
     path = Path(path).resolve()     # tracebacks name it so; messages match frames by it
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    # Loaded as Python source whatever its name ends in: a link to a file without .py (which
+    # resolve() follows) would otherwise find no loader at all.
+    loader = importlib.machinery.SourceFileLoader(module_name, str(path))
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -79,6 +88,17 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None
     return Learner(module, path)
+
+
+def special_file(path: StrPath) -> bool:
+    """Whether `path`, after following links, is neither a regular file nor a folder (a pipe,
+    a device, a socket): reading a pipe waits for a writer forever, a device (/dev/zero) may
+    never end. (A folder fails as soon as it is opened, in its own words.)"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:                 # missing, or not to be looked at: reading it says why
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _check_text(path: Path, data: bytes) -> None:

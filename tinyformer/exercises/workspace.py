@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from typing import Any, Iterator, NamedTuple
 from ..files import StrPath, atomic_write, describe_os_error
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
+from .checking import special_file
 from .isolated import check_in_subprocess, stop_running
 
 STATE_DIR = ".tinyformer"
@@ -56,7 +58,16 @@ class WorkspaceError(ValueError):
 
 
 def file_hash(path: StrPath) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The SHA-256 of the file at `path`, read a block at a time. WorkspaceError, before
+    anything is read, if it is a pipe or a device, or a link to one (special_file)."""
+    if special_file(path):
+        raise WorkspaceError(f"{path} is not a regular file (a pipe, a device, or a link to "
+                             f"one)")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def init_workspace(directory: StrPath) -> Workspace:
@@ -165,7 +176,7 @@ class Workspace:
         if passed_hash is None:
             return "not done"
         path = self.path(ex)
-        if path.exists() and file_hash(path) == passed_hash:
+        if path.exists() and not special_file(path) and file_hash(path) == passed_hash:
             return "done"
         return "edited"
 
@@ -194,9 +205,15 @@ class Workspace:
         for i, (ex, path) in enumerate(zip(chosen, paths)):
             try:
                 hashes.append(file_hash(path))
-            except OSError as error:
-                why = (f"{path} is missing; `tinyformer exercises reset {ex.number}` brings "
-                       f"back a fresh copy") if not path.exists() else describe_os_error(error)
+            except (OSError, WorkspaceError) as error:
+                if not path.exists():
+                    why = (f"{path} is missing; `tinyformer exercises reset {ex.number}` "
+                           f"brings back a fresh copy")
+                elif isinstance(error, WorkspaceError):              # a pipe, a device
+                    why = (f"{error}; `tinyformer exercises reset {ex.number}` puts a fresh "
+                           f"copy in its place")
+                else:
+                    why = describe_os_error(error)
                 if not keep_going:
                     raise WorkspaceError(why) from None
                 hashes.append(None)
@@ -258,20 +275,28 @@ class Workspace:
         nothing to keep (None)."""
         path = self.path(ex)
         backup = None
-        if path.exists() and path.read_bytes() != ex.source.read_bytes():
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            backup = self.root / STATE_DIR / "backups" / f"{ex.file[:-3]}-{stamp}.py"
-            n = 1
-            while backup.exists():          # two resets in one second: keep both
-                n += 1
-                backup = backup.with_name(f"{Path(ex.file).stem}-{stamp}-{n}.py")
-            backup.parent.mkdir(parents=True, exist_ok=True)
+        if special_file(path):              # a pipe or a device (or a link to one) is not
+            backup = self._backup_path(ex)  # read: it is moved aside, itself, as it is
+            os.replace(path, backup)
+        elif path.exists() and path.read_bytes() != ex.source.read_bytes():
+            backup = self._backup_path(ex)
             shutil.copyfile(path, backup)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ex.source, path)
         self.record(ex, None)
         self.progress["hints"].pop(ex.slug, None)
         self.save()
+        return backup
+
+    def _backup_path(self, ex: Exercise) -> Path:
+        """A new name in .tinyformer/backups/ for the learner's version of `ex`'s file."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = self.root / STATE_DIR / "backups" / f"{ex.file[:-3]}-{stamp}.py"
+        n = 1
+        while backup.exists() or backup.is_symlink():   # two resets in one second: keep both
+            n += 1
+            backup = backup.with_name(f"{Path(ex.file).stem}-{stamp}-{n}.py")
+        backup.parent.mkdir(parents=True, exist_ok=True)
         return backup
 
 
