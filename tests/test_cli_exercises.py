@@ -407,6 +407,21 @@ def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):
         f"{exercises()[4].slug}-*")), os.devnull)        # the link itself, kept
 
 
+def test_reset_moves_a_link_aside_and_leaves_the_file_it_points_to(workspace, tmp_path):
+    # It copied the fresh exercise through the link, over the learner's file elsewhere.
+    elsewhere = tmp_path / "notes.py"
+    elsewhere.write_text("MY NOTES")
+    path = workspace / FIRST.file
+    path.unlink()
+    path.symlink_to(elsewhere)
+    result = run("reset", FIRST.number)
+    assert result.exit_code == 0, result.output
+    assert elsewhere.read_text() == "MY NOTES"
+    assert not path.is_symlink() and path.read_bytes() == FIRST.source.read_bytes()
+    backup, = (workspace / STATE_DIR / "backups").rglob(f"{FIRST.slug}-*")
+    assert backup.is_symlink() and os.path.samefile(backup, elsewhere)
+
+
 def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatch):
     """The check passed the file as it was when the check began: a version saved meanwhile
     is unchecked, so the exercise shows as edited, not done."""

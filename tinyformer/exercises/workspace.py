@@ -275,8 +275,10 @@ class Workspace:
         nothing to keep (None)."""
         path = self.path(ex)
         backup = None
-        if special_file(path):              # a pipe or a device (or a link to one) is not
-            backup = self._backup_path(ex)  # read: it is moved aside, itself, as it is
+        # A link is moved aside as it is (writing through it would change the file it points
+        # to, outside the workspace perhaps); a pipe or a device is, unread.
+        if path.is_symlink() or special_file(path):
+            backup = self._backup_path(ex)
             os.replace(path, backup)
         elif path.exists() and path.read_bytes() != ex.source.read_bytes():
             backup = self._backup_path(ex)
