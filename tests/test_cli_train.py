@@ -166,12 +166,13 @@ def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
     assert metrics["windows"] == metrics["unix"]
 
 
-@pytest.mark.parametrize("model", ["gpt", "bert"])
-def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model):
+@pytest.mark.parametrize("model, end", [("gpt", "\n"), ("bert", "\n"), ("gpt", " ")])
+def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model, end):
     """The last line of a run is a command to try: it runs as shown, with a space in the run's
-    directory and a quote in the prompt; BERT's gives a prompt of masks to fill in."""
+    directory and a quote in the prompt; BERT's gives a prompt of masks to fill in. A GPT of a
+    text of one line (no new line to start from) gets a prompt: without one it was refused."""
     corpus = tmp_path / "text.txt"
-    corpus.write_text("".join(f"the {name} sat on the mat, said {name}'s friend.\n"
+    corpus.write_text("".join(f"the {name} sat on the mat, said {name}'s friend.{end}"
                               for name in ("cat", "dog", "owl") * 30), encoding="utf-8")
     result = tinyformer("train", "--model", model, "--corpus", corpus, *TINY, "--iters", 2,
                         "--threads", 1, "--out", tmp_path / "my run")

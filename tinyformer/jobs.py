@@ -230,8 +230,9 @@ def check_data_info(info: Any) -> None:
 class Job(Protocol):
     """What the trainer asks of a job, whichever it is (LanguageModelling, MaskedLM, Seq2Seq).
     A batch (`Batch`) is a tuple of arrays whose first axis is its rows: (inputs, targets) for
-    a text, (sources, decoder inputs, decoder targets) for a task. MaskedLM alone also makes
-    `example_prompt()`, which the command line asks of BERT's job by name: not part of this."""
+    a text, (sources, decoder inputs, decoder targets) for a task. A text's jobs also make
+    `example_prompt()`, the prompt the command line suggests after training: not part of this,
+    since a task's prompts are the task's (prompts.example_prompt)."""
 
     special_tokens: list[str]           # the tokens its tokenizer must have, besides the text's
     tokenizer: Tokenizer
@@ -349,13 +350,24 @@ class LanguageModelling:
 
     def sample(self, model: GPT, rng: np.random.Generator) -> str:
         """A continuation of the start of a line (or of the first held-out token)."""
-        try:
-            start = self.tokenizer.encode("\n")
-        except ValueError:                                  # a vocabulary without newlines
-            start = [int(self.data.val[0])]
+        start = self.tokenizer.encode("\n") if self._has_new_line() else [int(self.data.val[0])]
         ids = model.generate(np.array([start]), self.config.sample_tokens, temperature=0.8,
                              generator=rng)[0]
         return self.tokenizer.decode(ids).strip("\n")
+
+    def example_prompt(self) -> str | None:
+        """A prompt for `tinyformer generate` to suggest: none where the model can start from a
+        new line, as generate does without one; else the first held-out token."""
+        return None if self._has_new_line() else self.tokenizer.decode([int(self.data.val[0])])
+
+    def _has_new_line(self) -> bool:
+        """Whether the vocabulary has a new line (a character one of a text of one line has
+        not)."""
+        try:
+            self.tokenizer.encode("\n")
+        except ValueError:
+            return False
+        return True
 
 
 class MaskedLM(LanguageModelling):

@@ -444,11 +444,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         click.echo(plot_after_training(directory))
     if outcome != "done":
         sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
-    # The built-in data has its own prompts; on a text, a GPT starts from a new line, and
-    # BERT fills in a held-out line of the text.
+    # The built-in data and the tasks have their own prompts; on a text, a GPT starts from a
+    # new line where it can, and BERT fills in a held-out line of the text.
     prompt = (example_prompt(trainer.config.model, trainer.config.task)
-              if trainer.config.corpus is None
-              else trainer.job.example_prompt() if trainer.config.model == "bert" else None)
+              if trainer.config.corpus is None else trainer.job.example_prompt())
     click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
@@ -492,7 +491,8 @@ with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
-              "likely text rather than a sample (gpt and seq2seq checkpoints).")
+              "likely text rather than a sample, its log-probability divided by GNMT's length "
+              "penalty (0.6) (gpt and seq2seq checkpoints).")
 @allow_special_option
 @threads_option("Threads for the matrix products of each generated token",
                 "chosen by timing the tokens as they are written, again as the machine's "
