@@ -572,6 +572,33 @@ def test_grad_asks_each_backward_only_for_the_gradients_it_returns():
     np.testing.assert_allclose(w.grad, x.data)
 
 
+
+def test_grad_drops_a_gradient_it_did_not_ask_for_before_shaping_it(monkeypatch):
+    # A backward may compute every gradient anyway; one off grad()'s walk is dropped as it is,
+    # not summed down to its input's shape (nor cast to its dtype) first, only to be dropped.
+    shaped = []
+    sum_to = ta.engine._sum_to
+    monkeypatch.setattr(ta.engine, "_sum_to", lambda g, shape, op: shaped.append(shape)
+                        or sum_to(g, shape, op))
+
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, w = ctx.operands
+            return grad * w, grad * x                  # w's, in x's shape, summed to (1,)
+
+    x, w = f64(3), f64(1, seed=1)
+    for create_graph in (False, True):
+        (gx,) = ta.grad(Scale.apply(x, w).sum(), x, create_graph=create_graph)
+        np.testing.assert_allclose(gx.data, np.broadcast_to(w.data, 3))
+    assert shaped == []
+    Scale.apply(x, w).sum().backward()                 # backward() wants w's: shaped
+    assert shaped == [(1,)] and w.grad.shape == (1,)
+
 # ------------------------------------------------------------------ anomaly detection
 
 

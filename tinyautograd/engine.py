@@ -1082,8 +1082,9 @@ def _where(cond, a, b, op, names):
 # Reverse mode
 
 
-def _topological_order(roots, wanted=()):
-    """The tensors that a backward pass from `roots` goes through, inputs before results.
+def _topological_order(roots, wanted_ids=frozenset()):
+    """The tensors that a backward pass from `roots` goes through, inputs before results,
+    and, for grad(), the ids of those tensors (the ones from which a wanted one is reached).
 
     backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
     to a root. grad() goes only where its answer comes from, as torch.autograd.grad does:
@@ -1096,7 +1097,6 @@ def _topological_order(roots, wanted=()):
     lies below it. With a single wanted tensor the walk does not go below it: nothing below
     can be wanted, since a tensor cannot lie below itself.
     """
-    wanted_ids = {id(t) for t in wanted}
     dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
     order, visited, leads_to_wanted = [], set(), set()
     stack = [(root, False) for root in roots]
@@ -1123,7 +1123,7 @@ def _topological_order(roots, wanted=()):
             for inp in t.grad_fn.inputs:
                 if inp.requires_grad and id(inp) not in visited:
                     stack.append((inp, False))
-    return order
+    return order, leads_to_wanted
 
 
 def _sum_to(grad, shape, op):
@@ -1152,14 +1152,13 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
     are returned instead, and no `.grad` is touched.
     """
-    order = _topological_order(roots, wanted)
+    wanted_ids = {id(t) for t in wanted}
     # grad(): a node hands gradients only to the inputs on the walk (from which a wanted tensor
     # can be reached); a node with none of them is not run (a wanted tensor's, say).
-    on_walk = {id(t) for t in order} if wanted else None
+    order, on_walk = _topological_order(roots, wanted_ids)
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
-    wanted_ids = {id(t) for t in wanted}
     found = {}
     # Anomaly mode checks each node's gradients as a whole, blaming the forward op, rather than
     # every small op inside its backward formula.
@@ -1178,8 +1177,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 node = t.grad_fn
                 if node is None:                           # a leaf: the chain ends here
                     continue
-                needed = None
-                if on_walk is not None:
+                needed = None                              # backward(): every input
+                if wanted_ids:
                     needed = tuple(id(inp) in on_walk for inp in node.inputs)
                     if True not in needed:                 # nothing wanted below: it ends here
                         continue
@@ -1202,29 +1201,31 @@ def _apply_backward(node, grad, create_graph, needed=None):
 
     `needed` (from grad()): which inputs lead to a wanted tensor. The backward reads it as
     `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
-    input's is asked), and whatever it computes for them anyway is dropped."""
-    if needed is not None:
+    input's is asked), and whatever it computes for them anyway is dropped unshaped."""
+    if not create_graph:
+        return _input_grads(node, grad, create_graph, needed)
+    with annotate(backward_of=node):
+        return _input_grads(node, grad, create_graph, needed)
+
+
+def _input_grads(node, grad, create_graph, needed):
+    if needed is None:                                     # backward(): every input
+        grads = node.fn.backward(node, grad)
+    else:
         state = node.__dict__                 # (past _CheckedContext's guard of the name)
         recorded = node.needs_input_grad
         state["needs_input_grad"] = tuple(a and b for a, b in zip(recorded, needed))
         try:
-            grads = _apply_backward(node, grad, create_graph)
+            grads = node.fn.backward(node, grad)
         finally:
             state["needs_input_grad"] = recorded
-        return [g if keep else None for g, keep in zip(grads, needed)]
-    if not create_graph:
-        return _input_grads(node, grad, create_graph)
-    with annotate(backward_of=node):
-        return _input_grads(node, grad, create_graph)
-
-
-def _input_grads(node, grad, create_graph):
-    grads = node.fn.backward(node, grad)
     if not isinstance(grads, tuple):
         grads = (grads,)
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
                            f"{len(node.inputs)} inputs")
+    if needed is not None:
+        grads = [g if keep else None for g, keep in zip(grads, needed)]
     shaped = []
     for inp, g in zip(node.inputs, grads):
         if g is None or not inp.requires_grad:
