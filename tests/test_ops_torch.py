@@ -199,12 +199,25 @@ def test_gelu_past_its_cap_is_0_as_torchs_however_far_out(dtype, loops, monkeypa
     values = np.array([-3e38, -1e36, -1e30, -1e4, -20.0, -9.7])
     x = Tensor(values, requires_grad=True, dtype=dtype)
     y = x.gelu()
-    y.sum().backward()
+    y.sum().backward(retain_graph=True)
     t = torch.tensor(values, dtype=torch.float64, requires_grad=True)  # (float32's: NaN slopes)
     y_t = torch.nn.functional.gelu(t, approximate="tanh")
     y_t.sum().backward()
     assert_array_equal(y.data, y_t.detach().numpy())       # 0 (-0 for torch: equal)
     assert_array_equal(x.grad, t.grad.numpy())
+    # A second backward through the kept graph, and one under create_graph, compute the slope
+    # again from x: past the cap too it is 0 (its formula there: -inf in float32), and so is
+    # the derivative of the slope (NaN in float32: the formula's infs, times 0).
+    x.grad = None
+    y.sum().backward()
+    assert_array_equal(x.grad, t.grad.numpy())
+    (slope,) = ta.grad(x.gelu().sum(), x, create_graph=True)
+    (slope_t,) = torch.autograd.grad(torch.nn.functional.gelu(t, approximate="tanh").sum(), t,
+                                     create_graph=True)
+    assert_array_equal(slope.data, slope_t.detach().numpy())
+    (curvature,) = ta.grad(slope.sum(), x)
+    (curvature_t,) = torch.autograd.grad(slope_t.sum(), t)  # -4.5e-32 at -9.7: ours, 0
+    assert_allclose(curvature.data, curvature_t.numpy(), rtol=0, atol=1e-30)
 
 
 def test_cross_entropy_with_huge_logits_is_finite():

@@ -493,16 +493,25 @@ class Gelu(Function):
 
 def _gelu_slope(x):
     """dy/dx of GELU for an array or a Tensor: forward's factored form, h (1 + 2 x du/dx h e),
-    computed step for step in forward's order, so that on arrays it gives forward's bits."""
+    computed step for step in forward's order, so that on arrays it gives forward's bits.
+
+    Past the cap the slope is 0, and the formula is taken at x = 0 there rather than at x:
+    in float32 x^2 is inf from |x| = 2e19 on, and under create_graph the second derivative
+    that flows back through those infs, though times 0, would be NaN (inf * 0)."""
     x = widened(x)                                     # as forward: float16 in float32
     if kernels.usable(x):                              # forward's loops, for forward's bits
         return kernels.gelu(x)[1]
+    a = x.data if isinstance(x, Tensor) else x         # (the tail is a constant: not recorded)
+    tail = (a * a * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * a > _GELU_CAP
+    capped = tail.any()
+    if capped:
+        x = where(tail, 0.0, x)
     x2 = x * x
     two_x_du_dx = (x2 * (6 * 0.044715 * _GELU_C) + 2 * _GELU_C) * x
-    minus_2u = (x2 * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * x
-    e = exp(minimum(minus_2u, _GELU_CAP))
+    e = exp((x2 * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * x)     # e^(-2u), -2u <= cap
     h = 1 / (e + 1)
-    return where(minus_2u > _GELU_CAP, 0.0, (two_x_du_dx * h * e + 1) * h)    # 0 past the cap
+    slope = (two_x_du_dx * h * e + 1) * h
+    return where(tail, 0.0, slope) if capped else slope               # 0 past the cap
 
 
 # ---------------------------------------------------------------------------- reductions
