@@ -69,6 +69,35 @@ def test_float16_softmax_over_more_entries_than_float16_counts_is_torchs(op):
                        create_graph=create_graph, grad_atol=2e-3)
 
 
+def float16_grad_and_torchs(op, x, upstream, create_graph):
+    """d/dx of sum(upstream * op(x)) for float16 x and upstream, and torch's in float64."""
+    ours = Tensor(x, dtype=HALF, requires_grad=True)
+    (grad,) = ta.grad(getattr(ours, op)(), ours, grad_outputs=Tensor(upstream, dtype=HALF),
+                      create_graph=create_graph)
+    theirs = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    getattr(theirs, op)(-1).backward(torch.tensor(upstream, dtype=torch.float64))
+    assert grad.dtype == HALF
+    return grad.data, theirs.grad.numpy()
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_softmax_backward_sums_its_row_in_float32_as_torch(create_graph):
+    # sum(g s) = 2049 lies between two float16s: in float16 it was 2048, and the gradient
+    # s (g - 2048) = [0, 1] where torch's is [-0.5, 0.5]
+    ours, theirs = float16_grad_and_torchs("softmax", np.zeros(2, HALF),
+                                           np.array([2048, 2050], HALF), create_graph)
+    assert_allclose(ours, theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_log_softmax_backward_sums_more_gradients_than_float16_holds(create_graph):
+    # The gradient of y.sum(), 1 - 70,000 e^y: the sum of its 70,000 ones was inf in float16,
+    # and every gradient -inf
+    ours, theirs = float16_grad_and_torchs("log_softmax", np.zeros(70_000, HALF),
+                                           np.ones(70_000, HALF), create_graph)
+    assert_allclose(ours, theirs, rtol=0, atol=1e-3)
+
+
 # ------------------------------------------------------------------ a row's sum of squares
 
 
