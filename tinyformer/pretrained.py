@@ -58,7 +58,7 @@ import regex
 
 from tinyautograd import nn
 
-from .files import StrPath, atomic_write
+from .files import NotRegularFile, StrPath, atomic_write, open_regular
 from .layers import MAX_SIZE, least_parameters
 from .rundir import is_ours, read_config_json
 from .schema import check_whole
@@ -1024,14 +1024,13 @@ def _parse_tokenizer_json(path):
     tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
-    # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever the
-    # model: reading one would fail, wait forever, or never end.
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise PretrainedError(f"{path} is not a regular file (a folder, a pipe or a device); "
-                              f"put the model's {TOKENIZER_JSON} there")
     try:
-        with open(path, encoding="utf-8") as f:
+        # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever
+        # the model: reading one would fail, wait forever, or never end.
+        with open_regular(path, "r", encoding="utf-8") as f:
             data = json.load(f)
+    except NotRegularFile as e:             # a ValueError, but not the JSON's
+        raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
