@@ -404,6 +404,16 @@ def test_check_all_fails_a_pipe_or_a_device_unread_and_checks_the_rest(workspace
         assert "edited" in next(li for li in result.output.splitlines() if ex.slug in li)
 
 
+def test_list_shows_a_passed_exercise_whose_file_is_now_a_folder_as_edited(workspace):
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    (workspace / FIRST.file).unlink()
+    (workspace / FIRST.file).mkdir()
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    assert "edited" in next(li for li in result.output.splitlines() if FIRST.slug in li)
+
+
 def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):
     for ex, make in ((exercises()[2], pipe_that_ends),
                      (exercises()[4], lambda path: path.symlink_to(os.devnull))):
