@@ -1137,7 +1137,7 @@ class ByteLevelBPE(Tokenizer):
         for allow in (False, True):
             tokens = {token: i for token, i in added.items() if allow or token not in special}
             as_written = {token: i for token, i in tokens.items() if token not in normalized}
-            in_normal = {self._normalize(token): i for token, i in tokens.items()
+            in_normal = {_normalized(self._normalization, token): i for token, i in tokens.items()
                          if token in normalized}
             self._marked[allow] = [(found, special_pattern(list(found)))  # longest first, as
                                    for found in (as_written, in_normal)]  # the library matches
@@ -1148,10 +1148,6 @@ class ByteLevelBPE(Tokenizer):
         self._whole = {piece: i for i, piece in enumerate(pieces)
                        if i not in added.values()} if ignore_merges else None
         self._cache = {}
-
-    def _normalize(self, text):
-        return text if self._normalization is None else unicodedata.normalize(
-            self._normalization, text)
 
     @property
     def vocab_size(self) -> int:
@@ -1168,7 +1164,8 @@ class ByteLevelBPE(Tokenizer):
             if token_id is not None:
                 ids.append(token_id)
                 continue
-            for part, part_id in _marked_pieces(self._normalize(piece), *in_normal):
+            normal = _normalized(self._normalization, piece)
+            for part, part_id in _marked_pieces(normal, *in_normal):
                 ids += [part_id] if part_id is not None else self._encode_normalized(part)
         return ids
 
@@ -1187,7 +1184,7 @@ class ByteLevelBPE(Tokenizer):
         chunks = [text] if text else []
         for kind, setting in self._steps:
             if kind == "split":          # the pattern's matches, and what lies between them
-                chunks = [piece for chunk in chunks for piece in _isolated(setting, chunk)]
+                chunks = [piece for chunk in chunks for piece, _ in _isolated(setting, chunk)]
             elif kind == "digits":       # digits (any Unicode number) alone, or in runs
                 chunks = [piece for chunk in chunks for piece in _digit_runs(chunk, setting)]
             elif setting:                # ByteLevel with use_regex: GPT-2's chunks
@@ -1225,27 +1222,29 @@ class ByteLevelBPE(Tokenizer):
                          f"the tokenizer.json it was read from")
 
 
+def _normalized(normalization, text):
+    """`text` in the Unicode normal form `normalization` ("NFC", ...; None: as it is)."""
+    return text if normalization is None else unicodedata.normalize(normalization, text)
+
+
 def _marked_pieces(text, tokens, pattern):
     """`text` cut at the added tokens that `pattern` finds (None: there are none): a list of
     (piece, None) for the text between them and (token, its id from `tokens`) for each."""
-    pieces, start = [], 0
-    for match in (pattern.finditer(text) if pattern is not None else ()):
-        pieces += [(text[start:match.start()], None), (match.group(), tokens[match.group()])]
-        start = match.end()
-    pieces.append((text[start:], None))
-    return [(piece, i) for piece, i in pieces if piece or i is not None]
+    return [(piece, tokens[piece] if found else None)
+            for piece, found in _isolated(pattern, text)]
 
 
 def _isolated(pattern, text):
-    """`text` cut at the matches of `pattern`, each match a piece of its own (the tokenizers
-    library's Split with behavior "Isolated"). A match of no characters cuts there too, as in
-    the library."""
+    """`text` cut at the matches of `pattern` (None: there are none), each match a piece of
+    its own (the tokenizers library's Split with behavior "Isolated"): a list of (piece,
+    whether it is a match), empty pieces left out. A match of no characters cuts there too,
+    as in the library."""
     pieces, start = [], 0
-    for match in pattern.finditer(text):
-        pieces += [text[start:match.start()], match.group()]
+    for match in (pattern.finditer(text) if pattern is not None else ()):
+        pieces += [(text[start:match.start()], False), (match.group(), True)]
         start = match.end()
-    pieces.append(text[start:])
-    return [piece for piece in pieces if piece]
+    pieces.append((text[start:], False))
+    return [(piece, found) for piece, found in pieces if piece]
 
 
 def _digit_runs(text, individual):
@@ -1372,8 +1371,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     found_as = {}
     for token in added_ids:
         if token in normalized:
-            form = token if normalization is None else unicodedata.normalize(normalization,
-                                                                             token)
+            form = _normalized(normalization, token)
             if form in found_as:
                 # (ascii: the two look alike, written as they are)
                 raise PretrainedError(f"{path}: added tokens {ascii(found_as[form])} and "
