@@ -1091,7 +1091,7 @@ def _malformed(path, error):
 
 
 # --------------------------------------------------------------------------------------------
-# The tokenizer of a Llama or Qwen3 directory: tokenizer.json
+# The tokenizer in a model's directory, whatever the model: tokenizer.json
 #
 # The tokenizers library describes a tokenizer as a pipeline, and tokenizer.json holds each
 # stage. SmolLM's and Qwen's are byte-level BPEs like GPT-2's, with other stages around the
@@ -1269,8 +1269,8 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
-        raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
-                              f"directory holds its tokenizer in {TOKENIZER_JSON}")
+        raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
+                              f"{TOKENIZER_JSON} there, from its model page")
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
