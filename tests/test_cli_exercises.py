@@ -340,7 +340,7 @@ def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(worksp
     (workspace / missing.file).unlink()
     (workspace / unreadable.file).unlink()
     (workspace / unreadable.file).mkdir()           # a folder where the file was
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "400")
     result = run("check", "--all")
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
@@ -348,7 +348,9 @@ def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(worksp
     assert lines[at + 1] == (f"  {workspace / missing.file} is missing; `tinyformer exercises "
                              f"reset 3` brings back a fresh copy")
     at = lines.index(f"FAIL 5 {unreadable.slug} ({unreadable.file})")
-    assert lines[at + 1] == f"  {workspace / unreadable.file}: is a directory"
+    assert lines[at + 1] == (f"  {workspace / unreadable.file} is a directory, not a regular "
+                             f"file; put the file itself there, or `tinyformer exercises "
+                             f"reset 5` puts a fresh copy in its place")
     assert f"{len(exercises()) - 2} of {len(exercises())} pass" in result.output
     assert sorted(ex.number for ex in started) == \
         [ex.number for ex in exercises() if ex not in (missing, unreadable)]
@@ -383,14 +385,33 @@ def test_check_all_fails_a_pipe_or_a_device_unread_and_checks_the_rest(workspace
     assert result.exit_code == 3, result.output
     reasons = {outcome["number"]: outcome["reason"]
                for outcome in json.loads(result.stdout)["exercises"]}
-    for ex in (pipe, device):
-        assert reasons[ex.number] == (f"{workspace / ex.file} is not a regular file (a pipe, a "
-                                      f"device, or a link to one); `tinyformer exercises reset "
-                                      f"{ex.number}` puts a fresh copy in its place")
+    for ex, what in ((pipe, "a named pipe (FIFO)"),
+                     (device, f"a link to {os.path.realpath(os.devnull)}, a device")):
+        assert reasons[ex.number] == (f"{workspace / ex.file} is {what}, not a regular file; "
+                                      f"put the file itself there, or `tinyformer exercises "
+                                      f"reset {ex.number}` puts a fresh copy in its place")
     assert sorted(ex.number for ex in started) == \
         [ex.number for ex in exercises() if ex not in (pipe, device)]
-    assert_input_error(run("check", device.number), "is not a regular file")
-    assert run("list").exit_code == 0
+    assert_input_error(run("check", device.number), "a device, not a regular file")
+    # Passed once, then replaced: `list` shows them edited, without reading them.
+    ours = Workspace.load(workspace)
+    for ex in (pipe, device):
+        ours.progress["passed"][ex.slug] = "0" * 64
+    ours.save()
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    for ex in (pipe, device):
+        assert "edited" in next(li for li in result.output.splitlines() if ex.slug in li)
+
+
+def test_list_shows_a_passed_exercise_whose_file_is_now_a_folder_as_edited(workspace):
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    (workspace / FIRST.file).unlink()
+    (workspace / FIRST.file).mkdir()
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    assert "edited" in next(li for li in result.output.splitlines() if FIRST.slug in li)
 
 
 def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):

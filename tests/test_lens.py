@@ -163,6 +163,19 @@ def test_the_picture_writes_on_bright_cells_in_black_and_on_dark_ones_in_white()
     assert [text.get_color() for text in texts] == ["black", "white"]
 
 
+def test_write_lens_writes_the_format_its_suffix_names(tmp_path):
+    # It wrote a PNG whatever the name said, as the other pictures never do.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.write import write_lens
+    lens = Lens(rows=["embed"], top_ids=np.zeros((1, 1, 1), dtype=int),
+                top_probs=np.array([[[0.9]]]))
+    write_lens(tmp_path / "lens.svg", lens, ["a"], CharTokenizer("ab"))
+    assert b"<svg" in (tmp_path / "lens.svg").read_bytes()[:1000]
+    with pytest.raises(ValueError, match="the suffix says the format"):
+        write_lens(tmp_path / "lens.jpg", lens, ["a"], CharTokenizer("ab"))
+
+
 def test_the_picture_leaves_the_users_backend_and_pyplot_alone_and_shows_in_a_notebook():
     # lens_figure switched a notebook's backend to Agg and left a pyplot figure open (kept in
     # pyplot's global list); with no _repr_png_ a fresh kernel showed "<Figure size ...>".

@@ -103,20 +103,35 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
                              f"iconv -f {encoding.lower()} -t utf-8")
 
 
+class NotRegularFile(ValueError):
+    """What open_regular raises for what is not a regular file: a ValueError, told apart from
+    one that reading the file raises (json.load's)."""
+
+
+def not_regular(path: StrPath) -> str | None:
+    """What `path` (its links followed) is, in words ("a named pipe (FIFO)", "a link to
+    /dev/zero, a device"), when it is not a regular file; None when it is one. OSError as
+    os.stat's for a missing file."""
+    kind = os.stat(path).st_mode
+    if stat.S_ISREG(kind):
+        return None
+    what = ("a directory" if stat.S_ISDIR(kind) else
+            "a named pipe (FIFO)" if stat.S_ISFIFO(kind) else
+            "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind) else
+            "a socket" if stat.S_ISSOCK(kind) else "an unusual entry")
+    if os.path.islink(path):
+        what = f"a link to {os.path.realpath(path)}, {what}"
+    return what
+
+
 def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
     """open(path, mode), to read a file, when `path` (its links followed) is a regular file:
-    else ValueError, one line naming it. A link to a device such as /dev/zero reads on
+    else NotRegularFile, one line naming it. A link to a device such as /dev/zero reads on
     without end (a reader fills the memory, a checksum never finishes), and a named pipe
     (FIFO) waits for a writer that never comes. OSError as open's for a missing file."""
-    kind = os.stat(path).st_mode
-    if not stat.S_ISREG(kind):
-        what = ("a directory" if stat.S_ISDIR(kind) else
-                "a named pipe (FIFO)" if stat.S_ISFIFO(kind) else
-                "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind) else
-                "a socket" if stat.S_ISSOCK(kind) else "an unusual entry")
-        if os.path.islink(path):
-            what = f"a link to {os.path.realpath(path)}, {what}"
-        raise ValueError(f"{path} is {what}, not a regular file; put the file itself there")
+    what = not_regular(path)
+    if what is not None:
+        raise NotRegularFile(f"{path} is {what}, not a regular file; put the file itself there")
     return open(path, mode, **open_kwargs)
 
 

@@ -58,7 +58,7 @@ import regex
 
 from tinyautograd import nn
 
-from .files import StrPath, atomic_write
+from .files import NotRegularFile, StrPath, atomic_write, open_regular
 from .layers import MAX_SIZE, least_parameters
 from .rundir import is_ours, read_config_json
 from .schema import check_whole
@@ -1024,14 +1024,13 @@ def _parse_tokenizer_json(path):
     tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
-    # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever the
-    # model: reading one would fail, wait forever, or never end.
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise PretrainedError(f"{path} is not a regular file (a folder, a pipe or a device); "
-                              f"put the model's {TOKENIZER_JSON} there")
     try:
-        with open(path, encoding="utf-8") as f:
+        # A folder, a pipe or a device (a link to /dev/zero) is no tokenizer.json, whatever
+        # the model: reading one would fail, wait forever, or never end.
+        with open_regular(path, "r", encoding="utf-8") as f:
             data = json.load(f)
+    except NotRegularFile as e:             # a ValueError, but not the JSON's
+        raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -1092,7 +1091,7 @@ def _malformed(path, error):
 
 
 # --------------------------------------------------------------------------------------------
-# The tokenizer of a Llama or Qwen3 directory: tokenizer.json
+# The tokenizer in a model's directory, whatever the model: tokenizer.json
 #
 # The tokenizers library describes a tokenizer as a pipeline, and tokenizer.json holds each
 # stage. SmolLM's and Qwen's are byte-level BPEs like GPT-2's, with other stages around the
@@ -1138,7 +1137,7 @@ class ByteLevelBPE(Tokenizer):
         for allow in (False, True):
             tokens = {token: i for token, i in added.items() if allow or token not in special}
             as_written = {token: i for token, i in tokens.items() if token not in normalized}
-            in_normal = {self._normalize(token): i for token, i in tokens.items()
+            in_normal = {_normalized(self._normalization, token): i for token, i in tokens.items()
                          if token in normalized}
             self._marked[allow] = [(found, special_pattern(list(found)))  # longest first, as
                                    for found in (as_written, in_normal)]  # the library matches
@@ -1149,10 +1148,6 @@ class ByteLevelBPE(Tokenizer):
         self._whole = {piece: i for i, piece in enumerate(pieces)
                        if i not in added.values()} if ignore_merges else None
         self._cache = {}
-
-    def _normalize(self, text):
-        return text if self._normalization is None else unicodedata.normalize(
-            self._normalization, text)
 
     @property
     def vocab_size(self) -> int:
@@ -1169,7 +1164,8 @@ class ByteLevelBPE(Tokenizer):
             if token_id is not None:
                 ids.append(token_id)
                 continue
-            for part, part_id in _marked_pieces(self._normalize(piece), *in_normal):
+            normal = _normalized(self._normalization, piece)
+            for part, part_id in _marked_pieces(normal, *in_normal):
                 ids += [part_id] if part_id is not None else self._encode_normalized(part)
         return ids
 
@@ -1188,7 +1184,7 @@ class ByteLevelBPE(Tokenizer):
         chunks = [text] if text else []
         for kind, setting in self._steps:
             if kind == "split":          # the pattern's matches, and what lies between them
-                chunks = [piece for chunk in chunks for piece in _isolated(setting, chunk)]
+                chunks = [piece for chunk in chunks for piece, _ in _isolated(setting, chunk)]
             elif kind == "digits":       # digits (any Unicode number) alone, or in runs
                 chunks = [piece for chunk in chunks for piece in _digit_runs(chunk, setting)]
             elif setting:                # ByteLevel with use_regex: GPT-2's chunks
@@ -1226,27 +1222,29 @@ class ByteLevelBPE(Tokenizer):
                          f"the tokenizer.json it was read from")
 
 
+def _normalized(normalization, text):
+    """`text` in the Unicode normal form `normalization` ("NFC", ...; None: as it is)."""
+    return text if normalization is None else unicodedata.normalize(normalization, text)
+
+
 def _marked_pieces(text, tokens, pattern):
     """`text` cut at the added tokens that `pattern` finds (None: there are none): a list of
     (piece, None) for the text between them and (token, its id from `tokens`) for each."""
-    pieces, start = [], 0
-    for match in (pattern.finditer(text) if pattern is not None else ()):
-        pieces += [(text[start:match.start()], None), (match.group(), tokens[match.group()])]
-        start = match.end()
-    pieces.append((text[start:], None))
-    return [(piece, i) for piece, i in pieces if piece or i is not None]
+    return [(piece, tokens[piece] if found else None)
+            for piece, found in _isolated(pattern, text)]
 
 
 def _isolated(pattern, text):
-    """`text` cut at the matches of `pattern`, each match a piece of its own (the tokenizers
-    library's Split with behavior "Isolated"). A match of no characters cuts there too, as in
-    the library."""
+    """`text` cut at the matches of `pattern` (None: there are none), each match a piece of
+    its own (the tokenizers library's Split with behavior "Isolated"): a list of (piece,
+    whether it is a match), empty pieces left out. A match of no characters cuts there too,
+    as in the library."""
     pieces, start = [], 0
-    for match in pattern.finditer(text):
-        pieces += [text[start:match.start()], match.group()]
+    for match in (pattern.finditer(text) if pattern is not None else ()):
+        pieces += [(text[start:match.start()], False), (match.group(), True)]
         start = match.end()
-    pieces.append(text[start:])
-    return [piece for piece in pieces if piece]
+    pieces.append((text[start:], False))
+    return [(piece, found) for piece, found in pieces if piece]
 
 
 def _digit_runs(text, individual):
@@ -1271,8 +1269,8 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
-        raise PretrainedError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
-                              f"directory holds its tokenizer in {TOKENIZER_JSON}")
+        raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
+                              f"{TOKENIZER_JSON} there, from its model page")
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
@@ -1373,8 +1371,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     found_as = {}
     for token in added_ids:
         if token in normalized:
-            form = token if normalization is None else unicodedata.normalize(normalization,
-                                                                             token)
+            form = _normalized(normalization, token)
             if form in found_as:
                 # (ascii: the two look alike, written as they are)
                 raise PretrainedError(f"{path}: added tokens {ascii(found_as[form])} and "

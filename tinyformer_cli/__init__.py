@@ -178,11 +178,9 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
     merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
     Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
-    typed = {name for name in ("vocab_size", "specials")
-             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
-    if no_special and "specials" in typed:
+    if no_special and given_options(ctx, "specials"):
         raise InputError("give --special or --no-special, not both")
-    if kind == "char" and "vocab_size" not in typed:
+    if kind == "char" and not given_options(ctx, "vocab_size"):
         vocab_size = None               # a char tokenizer has none: refused only if given
     with input_errors():
         specials = [] if no_special else list(specials)

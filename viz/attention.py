@@ -192,9 +192,9 @@ def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=
     """Write attention_figure(...) to `out_path`, atomically, in the format its suffix says
     (.png, .svg or .pdf; ValueError for another); returns the number of heatmaps (layers x
     heads)."""
-    figure_format("plot_attention", out_path)                  # before the drawing: fail fast
+    fmt = figure_format("plot_attention", out_path)            # before the drawing: fail fast
     fig = attention_figure(weights, row_labels, col_labels, title, max_tokens)
-    save_figure("plot_attention", fig, out_path, dpi=100)
+    save_figure(fig, out_path, fmt, dpi=100)
     return len(fig.axes) - 1                                   # the colour bar is an axes too
 
 

@@ -39,6 +39,8 @@ import numpy as np
 import tinyautograd as ta
 from tinyformer.files import atomic_write
 
+from .plots import FIGURE_FORMATS
+
 # Fill colours of the three kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
 PARAM_COLOUR = "#cfe2f3"      # pale blue: a parameter (a leaf that is learned)
@@ -1095,9 +1097,6 @@ def _add_legend(dot, grad_range, modules=False):
 # --------------------------------------------------------------------------------------------
 # Files
 
-_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
-
-
 def render(digraph, path):
     """Write `digraph` to `path`: an image chosen by the suffix (.svg, .png, .pdf), or the dot
     source itself for .dot or .gv. Returns the path written.
@@ -1110,10 +1109,10 @@ def render(digraph, path):
     suffix = path.suffix.lower()
     if suffix in (".dot", ".gv"):
         return _write(path, digraph.source.encode("utf-8"))
-    if suffix not in _FORMATS:
+    if suffix not in FIGURE_FORMATS:
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; "
                          f"use one of .svg .png .pdf .dot .gv")
-    image = _layout(digraph.source, _FORMATS[suffix])
+    image = _layout(digraph.source, FIGURE_FORMATS[suffix])
     if image is None:                  # the source instead, unless that replaces a file
         fallback = path.with_suffix(".dot")
         if fallback.exists():

@@ -25,8 +25,9 @@ from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
 # Validation figures other than the loss that a job may report, with their axis labels.
 EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
 
-# The suffixes a figure is written under, and the format each names: those matplotlib writes
-# without extra programs (its .jpg needs Pillow, .eps is for print).
+# The suffixes a figure (or viz.graph's drawing) is written under, and the format each names:
+# those matplotlib writes without extra programs (its .jpg needs Pillow, .eps is for print),
+# which graphviz's dot writes too.
 FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
@@ -66,9 +67,9 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     run_dir, _ = _run_paths(run_dir_or_metrics_path)
     if out_path is None:
         out_path = os.path.join(run_dir, PLOT)
-    figure_format("plot_metrics", out_path)           # before the drawing: fail fast
+    fmt = figure_format("plot_metrics", out_path)     # before the drawing: fail fast
     fig = metrics_figure(run_dir_or_metrics_path)     # as given: it finds the metrics itself
-    return save_figure("plot_metrics", fig, out_path, dpi=110)
+    return save_figure(fig, out_path, fmt, dpi=110)
 
 
 def figure_format(caller, out_path):
@@ -83,10 +84,9 @@ def figure_format(caller, out_path):
     return FIGURE_FORMATS[suffix]
 
 
-def save_figure(caller, figure, out_path, dpi):
-    """Write the matplotlib `figure` to `out_path` in the format of its suffix (figure_format),
-    atomically: a failure leaves what was there. Returns the path."""
-    fmt = figure_format(caller, out_path)
+def save_figure(figure, out_path, fmt, dpi):
+    """Write the matplotlib `figure` to `out_path` in the format `fmt` (figure_format's, found
+    before the drawing), atomically: a failure leaves what was there. Returns the path."""
     with atomic_write(out_path, "wb") as f:
         figure.savefig(f, format=fmt, dpi=dpi)
     return out_path

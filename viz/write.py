@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
-from tinyformer.files import atomic_write
 from tinyformer.summary import counted
 
 from .attention import plot_attention
@@ -18,7 +17,7 @@ from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import plot_metrics, run_name
+from .plots import figure_format, plot_metrics, run_name, save_figure
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
@@ -86,14 +85,14 @@ def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = ""
 
 
 def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str = "") -> str:
-    """The logit lens (viz.lens.lens_of_prompt's table) as a PNG or a page."""
+    """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
+    says) or a page."""
     title = f"{run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
+    fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast
     figure = lens_figure(table, tokens, tokenizer, title=title)
-    with atomic_write(out_path, "wb") as f:
-        figure.savefig(f, format="png", dpi=120)
-    return out_path
+    return save_figure(figure, out_path, fmt, dpi=120)
 
 
 def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False,

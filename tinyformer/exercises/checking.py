@@ -25,7 +25,6 @@ import inspect
 import io
 import linecache
 import os
-import stat
 import sys
 import tokenize
 import traceback
@@ -38,7 +37,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from tinyautograd import Tensor
 
-from ..files import StrPath
+from ..files import StrPath, not_regular
 from ..tokenizers import escape_controls
 from .catalogue import Exercise
 
@@ -95,10 +94,10 @@ def special_file(path: StrPath) -> bool:
     a device, a socket): reading a pipe waits for a writer forever, a device (/dev/zero) may
     never end. (A folder fails as soon as it is opened, in its own words.)"""
     try:
-        mode = os.stat(path).st_mode
+        what = not_regular(path)
     except OSError:                 # missing, or not to be looked at: reading it says why
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return what is not None and not os.path.isdir(path)
 
 
 def _check_text(path: Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from ..files import StrPath, atomic_write, describe_os_error
+from ..files import NotRegularFile, StrPath, atomic_write, describe_os_error, open_regular
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .checking import special_file
@@ -59,12 +59,14 @@ class WorkspaceError(ValueError):
 
 def file_hash(path: StrPath) -> str:
     """The SHA-256 of the file at `path`, read a block at a time. WorkspaceError, before
-    anything is read, if it is a pipe or a device, or a link to one (special_file)."""
-    if special_file(path):
-        raise WorkspaceError(f"{path} is not a regular file (a pipe, a device, or a link to "
-                             f"one)")
+    anything is read, if it is not a regular file (a folder, a pipe, a device, or a link to
+    one: open_regular)."""
+    try:
+        f = open_regular(path)
+    except NotRegularFile as e:
+        raise WorkspaceError(str(e)) from None
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with f:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -176,7 +178,8 @@ class Workspace:
         if passed_hash is None:
             return "not done"
         path = self.path(ex)
-        if path.exists() and not special_file(path) and file_hash(path) == passed_hash:
+        # A folder, a pipe or a device where the file was is not what passed: edited, unread.
+        if path.is_file() and file_hash(path) == passed_hash:
             return "done"
         return "edited"
 
@@ -209,9 +212,9 @@ class Workspace:
                 if not path.exists():
                     why = (f"{path} is missing; `tinyformer exercises reset {ex.number}` "
                            f"brings back a fresh copy")
-                elif isinstance(error, WorkspaceError):              # a pipe, a device
-                    why = (f"{error}; `tinyformer exercises reset {ex.number}` puts a fresh "
-                           f"copy in its place")
+                elif isinstance(error, WorkspaceError):      # a folder, a pipe, a device
+                    why = (f"{error}, or `tinyformer exercises reset {ex.number}` puts a "
+                           f"fresh copy in its place")
                 else:
                     why = describe_os_error(error)
                 if not keep_going:
