@@ -573,6 +573,9 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
     assert all(np.isfinite(weights[name]).all() for name in weights.files)     # a good one
     assert all(np.isfinite(list(line.values())).all() for line in metrics(tmp_path))
+    # Checked before the step's line is written, at a step that saves and does not evaluate
+    # too: metrics.jsonl has no line for a step whose weights were refused.
+    assert metrics(tmp_path)[-1]["step"] == step
 
 
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):

@@ -389,8 +389,9 @@ class Trainer:
         """FloatingPointError if an update has made the weights NaN or infinite (from an
         infinite gradient) while the step's loss, computed before it, was finite: such weights
         must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
-        last good one. One pass over the weights, so only before those (save() and the loop's
-        evaluations), not at every step (a later step's loss would show them)."""
+        last good one. One pass over the weights, so only before those (save(); the loop's
+        evaluations and checkpoints, once a step), not at every step (a later step's loss
+        would show them)."""
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
             raise FloatingPointError(f"the update made the weights NaN or infinite at step "
                                      f"{self.step}; lower --lr or raise --warmup")
@@ -424,22 +425,23 @@ class Trainer:
                 if not math.isfinite(done.loss):
                     raise FloatingPointError(f"the loss became {done.loss} at step "
                                              f"{self.step}; lower --lr or raise --warmup")
+                evaluating, saving = due(c.eval_every), due(c.checkpoint_every)
+                if evaluating or saving:      # before the line: none for weights refused
+                    self._check_weights()
                 record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
                 if done.grad_norm is not None:
                     record["grad_norm"] = done.grad_norm
-                if due(c.eval_every):
-                    self._check_weights()
+                if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
                     record.update(self.evaluate(title, threads.chosen))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
-                saved = due(c.checkpoint_every)
-                if saved:
-                    self.save()
+                if saving:
+                    self._write_checkpoint()        # checked above
                 if stop_asked() and self.step < c.iters:
-                    if not saved:
+                    if not saving:
                         self.save()
                     progress.close()
                     return stop_asked()
@@ -450,8 +452,13 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self) -> None:
-        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one."""
+        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one;
+        FloatingPointError instead if the weights are NaN or infinite."""
         self._check_weights()
+        self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        """save(), the weights checked already."""
         state = self.optimizer.state_dict()
         arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
         for i, param_state in enumerate(state["state"]):
