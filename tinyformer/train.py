@@ -448,7 +448,6 @@ class Trainer:
         progress.close()
         return "done"
 
-
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self) -> None:
@@ -496,15 +495,15 @@ class Trainer:
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         path = os.path.join(self.directory, files["optimizer"])
-        names = array_shapes(path)                  # the headers alone: nothing read yet
+        shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
-        self._check_optimizer_state(state, names, resume["optimizer"]["param_groups"], path)
+        self._check_optimizer_state(state, shapes, resume["optimizer"]["param_groups"], path)
         # Each array ("3.exp_avg") has its parameter's shape: one whose header claims another
         # (gigabytes, say) is refused before it is read.
         parameters = self._saved_order(resume["optimizer"]["param_groups"])
         arrays = load_arrays(path, {key: parameters[int(key.split(".", 1)[0])].shape
-                                    for key in names})
+                                    for key in shapes})
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             # A moment no step could have written would make the first update NaN, which the
@@ -536,9 +535,9 @@ class Trainer:
             return [by_name[name] for name in saved]
         return parameters
 
-    def _check_optimizer_state(self, state, arrays, groups, path):
+    def _check_optimizer_state(self, state, shapes, groups, path):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
-        from config.json, the names of the `arrays` in the .npz at `path`) is one this
+        from config.json, the arrays' `shapes` by name in the .npz at `path`) is one this
         optimizer can go on from: the optimizer's keys for each parameter (or none, for one
         never updated), a whole step >= 0, betas a pair of numbers. Checked before anything is
         loaded or rewritten: otherwise the run would fail at its first update, metrics.jsonl
@@ -553,7 +552,7 @@ class Trainer:
                       for p in group["params"]]
         if not isinstance(state, list) or len(state) != len(parameters):
             raise damaged(where, f"the state of {len(parameters)} parameters expected")
-        for key in arrays:
+        for key in shapes:
             index, _, name = key.partition(".")
             # "-1" would pass int() and set the last parameter's moment: digits only.
             if not (index.isdecimal() and int(index) < len(parameters)):
@@ -584,7 +583,6 @@ class Trainer:
         for saved in state:                      # the placeholders go: the arrays come next
             for key in [key for key, value in saved.items() if value is None]:
                 del saved[key]
-
 
 
 def _indent(text):
