@@ -84,7 +84,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import tinyautograd as ta  # noqa: E402
 from tinyformer.gpt import GPT  # noqa: E402
-from tinyformer.resources import thread_choice  # noqa: E402
+from tinyformer.resources import step_threads  # noqa: E402
 
 # PyTorch (and transformers) are imported only in their own children, so that ours runs without
 # them loaded.
@@ -101,8 +101,8 @@ def generator(args):
     parameters = ours.num_parameters()
     if args.engine == "ours":
         def generate(prompt):           # as `tinyformer generate`: the count, or its steps' choice
-            with thread_choice(None if args.threads == AUTO else args.threads) as adaptive:
-                return ours.generate(prompt, args.new_tokens, temperature=0, threads=adaptive)
+            with step_threads(None if args.threads == AUTO else args.threads) as steps:
+                return ours.generate(prompt, args.new_tokens, temperature=0, threads=steps)
         return generate, np.__version__, parameters
     import torch
     set_torch_threads(torch, args.threads)

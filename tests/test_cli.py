@@ -99,7 +99,8 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
 def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(
         tmp_path):
     # Their defaults were written by hand ("[4]", "(default: ...)"), and those that depend on
-    # what is trained (--n-layer, --iters, --lr, ...) not at all.
+    # what is trained (--n-layer, --iters, --lr, ...) not at all; a fixed one was written again
+    # beside the field's own, and a changed default left the help saying the old one.
     corpus = tmp_path / "c.txt"
     corpus.write_text("abc " * 2000)
     jobs = {"built-in": TrainConfig(), "--corpus": TrainConfig(corpus=str(corpus)),
@@ -110,6 +111,9 @@ def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_on
             continue
         help_text = option_help(("train",), "--" + field.name.replace("_", "-"))[1]
         shown = " ".join(re.search(r"\[default: ([^]]*)\]", help_text)[1].split())
+        if field.default is not None:                  # the same for every job: the field's
+            said = float(shown) if isinstance(field.default, (int, float)) else shown
+            assert said == field.default, field.name
         for where, config in resolved.items():
             said = re.search(rf"(\d[\d.e+-]*) {where}\b", shown)
             if said:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from tinyformer_cli import main
 from tinyformer.rundir import (RunDirectory, is_training, open_tokens, read_metrics,
                                truncate_metrics, write_tokens)
-from tinyformer.train import Trainer
+from tinyformer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -107,10 +107,10 @@ def test_force_names_what_is_in_the_way_and_taking_the_advice_works(tmp_path, na
 
 def test_a_run_that_died_before_its_first_checkpoint_can_be_continued(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    def out_of_memory(self):
+    def out_of_memory(*args):
         raise MemoryError
     with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "save", out_of_memory)
+        patch.setattr(train, "save_checkpoint", out_of_memory)     # the first checkpoint's
         one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out), "out of memory")
     assert (out / "manifest.json").exists() and not (out / "config.json").exists()
     line = one_line_error(tinyformer("generate", "--checkpoint", out),

@@ -573,6 +573,9 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
     assert all(np.isfinite(weights[name]).all() for name in weights.files)     # a good one
     assert all(np.isfinite(list(line.values())).all() for line in metrics(tmp_path))
+    # Checked before the step's line is written, at a step that saves and does not evaluate
+    # too: metrics.jsonl has no line for a step whose weights were refused.
+    assert metrics(tmp_path)[-1]["step"] == step
 
 
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
@@ -663,14 +666,19 @@ def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_los
 def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
     from click.testing import CliRunner
     from tinyformer_cli import main
-    result = CliRunner().invoke(main, ["train", "--n-layer", "1", "--n-head", "2", "--d-model",
-                                       "16", "--context", "16", "--batch-size", "4", "--iters",
-                                       "3", "--eval-every", "3", "--eval-iters", "1",
-                                       "--clip", "1e-6", "--out", str(tmp_path / "run")])
-    assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    def records(clip):
+        out = tmp_path / f"clip-{clip}"
+        result = CliRunner().invoke(main, ["train", "--n-layer", "1", "--n-head", "2",
+                                           "--d-model", "16", "--context", "16", "--batch-size",
+                                           "4", "--iters", "3", "--eval-every", "3",
+                                           "--eval-iters", "1", "--clip", clip, "--out", out])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in open(out / "metrics.jsonl")]
     # The norm of the step's gradients as computed, not as clipped to 1e-6.
-    assert all(isinstance(r["grad_norm"], float) and r["grad_norm"] > 1e-3 for r in records)
+    assert all(isinstance(r["grad_norm"], float) and r["grad_norm"] > 1e-3
+               for r in records("1e-6"))
+    # Not clipped, the norm is not computed: no grad_norm, rather than a null.
+    assert all("grad_norm" not in r for r in records("0"))
 
 
 def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):

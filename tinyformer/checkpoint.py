@@ -111,7 +111,7 @@ def load_model(directory: StrPath, pretrained: bool = True
                               f"again") from None
     own = dict(model.named_parameters())
     expected = {name: own[current[name]].shape for name in stored if current[name] in own}
-    weights = in_current_layout(config, load_arrays(path, expected), path)
+    weights = _renamed(config, load_arrays(path, expected), current)
     try:
         model.load_state_dict(weights)
     except (KeyError, ValueError, RuntimeError) as e:      # RuntimeError: names or shapes
@@ -220,7 +220,12 @@ def in_current_layout(config: dict[str, Any], weights: dict[str, np.ndarray],
     current names: as they are if they have them, renamed if they have the previous layout's;
     then the optimizer's parameter names in `config` are renamed too (for --resume). The
     top-level names tell the layout; CheckpointError (one line) for names of neither."""
-    current = current_names(config, weights, path)
+    return _renamed(config, weights, current_names(config, weights, path))
+
+
+def _renamed(config, weights, current):
+    """in_current_layout, with the current name of each of the weights (`current`,
+    current_names') known already."""
     if all(name == current[name] for name in weights):
         return weights
     for group in config.get("resume", {}).get("optimizer", {}).get("param_groups", []):

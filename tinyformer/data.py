@@ -28,7 +28,7 @@ from .tokenizers import BPETokenizer
 # while its 2-layer GPT (ReLU) trained for 600 steps (under a minute on two cores) scores 0.14
 # and recalls all 500 of its held-out stories. `tinyformer train`'s default, a GPT-2 block
 # (GELU) trained for 800 steps, recalls 97 to 100 of the 100 held-out prompts its evaluations
-# measure (seeds 0 to 2; train.py's DEFAULTS).
+# measure (seeds 0 to 2; train_config.py's DEFAULTS).
 #
 # The stories are kept short (50 to 90 characters) so that most random training windows of
 # 128 characters hold a whole story, first sentence included; the asides name no colour,

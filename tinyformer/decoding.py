@@ -53,7 +53,7 @@ from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
-    from .resources import AdaptiveThreads
+    from .resources import AdaptiveThreads, FixedThreads
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
@@ -220,7 +220,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
              generator: np.random.Generator | None = None,
              streamer: Callable[[np.ndarray], None] | None = None,
              fill_after_eos: int | None = None,
-             threads: AdaptiveThreads | None = None) -> np.ndarray:
+             threads: AdaptiveThreads | FixedThreads | None = None) -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
     session's tokens (B, t + new). A decoder-only session's prompts are of one length, none
     padded: nothing hides padding from a GPT, which would read the pad tokens as part of the
@@ -230,9 +230,9 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     whatever the model would go on to write.
     `streamer`, if given, is called with each step's tokens (B,) as soon as they are chosen.
     `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
-    seeded one. `threads` (an entered resources.AdaptiveThreads) times the steps to choose the
-    BLAS threads, as training does; the tokens do not depend on it. `max_new_tokens` 0 writes
-    nothing."""
+    seeded one. `threads` (an entered resources.step_threads) runs the steps on the BLAS threads
+    given, or times them to choose, as training does; the tokens do not depend on it. Without
+    it, BLAS uses the threads it has. `max_new_tokens` 0 writes nothing."""
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
@@ -272,7 +272,8 @@ def check_room(session: Session, where: str, **count: int) -> None:
 
 
 def _timed(threads):
-    """A step under `threads`' choice of BLAS threads, timed for its next choice; or as it is."""
+    """A step under `threads`' BLAS threads (timed, where it chooses them); without `threads`
+    (an API caller gave none), on the threads BLAS has."""
     return threads.step() if threads is not None else contextlib.nullcontext()
 
 
@@ -294,8 +295,8 @@ def gnmt_length_penalty(length: int, alpha: float) -> float:
 
 
 def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: EosIds = None,
-                length_penalty: float = 0.6, threads: AdaptiveThreads | None = None
-                ) -> Hypothesis:
+                length_penalty: float = 0.6,
+                threads: AdaptiveThreads | FixedThreads | None = None) -> Hypothesis:
     """The best continuation of the one sequence in `session` (its batch holds one row), by
     beam search with the GNMT length penalty (Wu et al. 2016, section 7):
 

@@ -31,7 +31,7 @@ from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, defau
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
-    from .resources import AdaptiveThreads
+    from .resources import AdaptiveThreads, FixedThreads
 
 
 class GPT(nn.Module):
@@ -136,7 +136,7 @@ class GPT(nn.Module):
                  eos_id: int | Sequence[int] | None = None,
                  generator: np.random.Generator | None = None, use_cache: bool = True,
                  streamer: Callable[[np.ndarray], None] | None = None,
-                 threads: AdaptiveThreads | None = None) -> np.ndarray:
+                 threads: AdaptiveThreads | FixedThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. The rows are prompts of one length, T: a GPT has no padding mask,
         so a shorter prompt padded would have its pad tokens read as part of its text.
@@ -153,8 +153,8 @@ class GPT(nn.Module):
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
-        `threads` (an entered resources.AdaptiveThreads) times the steps to choose the BLAS
-        threads, as training does."""
+        `threads` (an entered resources.step_threads) runs the steps on the BLAS threads given,
+        or times them to choose, as training does."""
         return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
                         top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
                         threads=threads)

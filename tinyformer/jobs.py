@@ -18,7 +18,7 @@ import hashlib
 import os
 import reprlib
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -36,10 +36,8 @@ from .parallel import Batch, side_by_side, without_graph
 from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .train_config import TrainConfig
 from .transformer import Transformer
-
-if TYPE_CHECKING:                    # train.py imports this module
-    from .train import TrainConfig
 
 # ---------------------------------------------------------------------------------------------
 # Data: a text as one token array on disk

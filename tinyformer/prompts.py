@@ -18,7 +18,7 @@ from tinyautograd import no_grad
 
 from .data import BOS, EOS, Seq2SeqTask
 from .decoding import beam_search, ends
-from .resources import blas_threads, thread_choice
+from .resources import blas_threads, step_threads
 from . import schema
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
@@ -96,17 +96,17 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
             write(escape_controls(prompt))
             stream = TextStream(tokenizer, write, ends_text,
                                 skip_newlines=not prompt and end_of_text is None)
-            with thread_choice(threads) as adaptive:
+            with step_threads(threads) as steps:
                 if beam:                     # the most likely continuation, then shown
                     best = beam_search(model.start_decoding(np.array([ids])), beam_size=beam,
                                        max_len=max_new_tokens, eos_id=ends_text,
-                                       threads=adaptive)
+                                       threads=steps)
                     for token in best.tokens[len(ids):]:
                         stream(token[None])
                 else:
                     model.generate(np.array([ids]), max_new_tokens, temperature, top_k, top_p,
                                    eos_id=ends_text, generator=np.random.default_rng(seed),
-                                   streamer=stream, threads=adaptive)
+                                   streamer=stream, threads=steps)
             stream.close()
             write("\n")
         return write_on
@@ -136,12 +136,12 @@ def _translate(model, ids, beam, threads):
     symbols as data.SYMBOLS does, so the task decodes them: the symbols after <bos>, up to
     <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens."""
     src = np.array([ids])
-    with thread_choice(threads) as adaptive:
+    with step_threads(threads) as steps:
         if beam:
             out = beam_search(model.start_decoding(src, BOS), beam_size=beam,
-                              max_len=model.context, eos_id=EOS, threads=adaptive).tokens
+                              max_len=model.context, eos_id=EOS, threads=steps).tokens
         else:
-            out = model.greedy_decode(src, model.context, BOS, EOS, threads=adaptive)[0]
+            out = model.greedy_decode(src, model.context, BOS, EOS, threads=steps)[0]
     return Seq2SeqTask.decode(out[1:])
 
 

@@ -233,26 +233,12 @@ def usable_cores() -> int:
     return cores if quota is None else max(1, min(cores, math.ceil(quota)))
 
 
-@contextlib.contextmanager
-def thread_choice(threads: int | None, most: int | None = None
-                  ) -> Iterator[AdaptiveThreads | None]:
-    """The threads a run's steps take: inside, `threads` BLAS threads when the user gave a
-    count (yields None); with None, yields an entered AdaptiveThreads, under whose `step()`
-    each step runs, so that the steps' own timing chooses, among counts up to `most` (None:
-    the cores). Training and generating both."""
-    if threads is not None:
-        with blas_threads(threads):
-            yield None
-    else:
-        with AdaptiveThreads(most=most) as adaptive:
-            yield adaptive
-
-
 def step_threads(threads: int | None, most: int | None = None
                  ) -> AdaptiveThreads | FixedThreads:
-    """The threads a training run's steps take, enter it around them: the count the user gave
-    (FixedThreads), or with None the one the steps' own timing chooses among counts up to
-    `most` (AdaptiveThreads). The two have one interface, so the loop runs the same code."""
+    """The threads a run's steps take (a training step, a token generated), to enter around
+    them and run each step under its `step()`: the count the user gave (FixedThreads), or with
+    None the one the steps' own timing chooses among counts up to `most` (None: the cores;
+    AdaptiveThreads). The two have one interface, so the loop runs the same code."""
     return AdaptiveThreads(most=most) if threads is None else FixedThreads(threads)
 
 
@@ -265,11 +251,11 @@ class FixedThreads:
         self.candidates = (n,)
 
     def __enter__(self) -> FixedThreads:
-        self._outside = blas_controller().limit(limits=self.chosen, user_api="blas")
+        self._outside = blas_threads(self.chosen)       # applied as soon as made
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._outside.restore_original_limits()
+        self._outside.__exit__(*exc_info)
 
     @contextlib.contextmanager
     def step(self) -> Iterator[int]:

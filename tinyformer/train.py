@@ -389,8 +389,9 @@ class Trainer:
         """FloatingPointError if an update has made the weights NaN or infinite (from an
         infinite gradient) while the step's loss, computed before it, was finite: such weights
         must reach no evaluation and no checkpoint, so that the last checkpoint is the run's
-        last good one. One pass over the weights, so only before those (save() and the loop's
-        evaluations), not at every step (a later step's loss would show them)."""
+        last good one. One pass over the weights, so only before those (save(); the loop's
+        evaluations and checkpoints, once a step), not at every step (a later step's loss
+        would show them)."""
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
             raise FloatingPointError(f"the update made the weights NaN or infinite at step "
                                      f"{self.step}; lower --lr or raise --warmup")
@@ -424,34 +425,39 @@ class Trainer:
                 if not math.isfinite(done.loss):
                     raise FloatingPointError(f"the loss became {done.loss} at step "
                                              f"{self.step}; lower --lr or raise --warmup")
+                evaluating, saving = due(c.eval_every), due(c.checkpoint_every)
+                if evaluating or saving:      # before the line: none for weights refused
+                    self._check_weights()
                 record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
                 if done.grad_norm is not None:
                     record["grad_norm"] = done.grad_norm
-                if due(c.eval_every):
-                    self._check_weights()
+                if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
                     record.update(self.evaluate(title, threads.chosen))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
-                saved = due(c.checkpoint_every)
-                if saved:
-                    self.save()
+                if saving:
+                    self._write_checkpoint()        # checked above
                 if stop_asked() and self.step < c.iters:
-                    if not saved:
+                    if not saving:
                         self.save()
                     progress.close()
                     return stop_asked()
         progress.close()
         return "done"
 
-
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self) -> None:
-        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one."""
+        """A checkpoint of this step (rundir.save_checkpoint), in place of the last one;
+        FloatingPointError instead if the weights are NaN or infinite."""
         self._check_weights()
+        self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        """save(), the weights checked already."""
         state = self.optimizer.state_dict()
         arrays, small_state = {}, []                     # arrays to .npz, the rest to JSON
         for i, param_state in enumerate(state["state"]):
@@ -489,15 +495,15 @@ class Trainer:
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         path = os.path.join(self.directory, files["optimizer"])
-        names = array_shapes(path)                  # the headers alone: nothing read yet
+        shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
         state = [dict(small) for small in resume["optimizer"]["state"]]
-        self._check_optimizer_state(state, names, resume["optimizer"]["param_groups"], path)
+        self._check_optimizer_state(state, shapes, resume["optimizer"]["param_groups"], path)
         # Each array ("3.exp_avg") has its parameter's shape: one whose header claims another
         # (gigabytes, say) is refused before it is read.
         parameters = self._saved_order(resume["optimizer"]["param_groups"])
         arrays = load_arrays(path, {key: parameters[int(key.split(".", 1)[0])].shape
-                                    for key in names})
+                                    for key in shapes})
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             # A moment no step could have written would make the first update NaN, which the
@@ -529,9 +535,9 @@ class Trainer:
             return [by_name[name] for name in saved]
         return parameters
 
-    def _check_optimizer_state(self, state, arrays, groups, path):
+    def _check_optimizer_state(self, state, shapes, groups, path):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
-        from config.json, the names of the `arrays` in the .npz at `path`) is one this
+        from config.json, the arrays' `shapes` by name in the .npz at `path`) is one this
         optimizer can go on from: the optimizer's keys for each parameter (or none, for one
         never updated), a whole step >= 0, betas a pair of numbers. Checked before anything is
         loaded or rewritten: otherwise the run would fail at its first update, metrics.jsonl
@@ -546,7 +552,7 @@ class Trainer:
                       for p in group["params"]]
         if not isinstance(state, list) or len(state) != len(parameters):
             raise damaged(where, f"the state of {len(parameters)} parameters expected")
-        for key in arrays:
+        for key in shapes:
             index, _, name = key.partition(".")
             # "-1" would pass int() and set the last parameter's moment: digits only.
             if not (index.isdecimal() and int(index) < len(parameters)):
@@ -577,7 +583,6 @@ class Trainer:
         for saved in state:                      # the placeholders go: the arrays come next
             for key in [key for key, value in saved.items() if value is None]:
                 del saved[key]
-
 
 
 def _indent(text):

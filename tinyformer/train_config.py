@@ -60,16 +60,19 @@ def setting_name(key: object) -> str:
 def setting(default: Any, help: str | None = None, shown: str | None = None) -> Any:
     """A field of TrainConfig; `help`, when given, makes it an option of `tinyformer train`
     (--min-len for min_len) and says what it means there, with `shown` as its default in the
-    help (for the settings that DEFAULTS gives by job, those are shown). The rest are for
-    config files."""
+    help where `default` is None (else `default` is shown; for the settings that DEFAULTS gives
+    by job, those are). The rest are for config files."""
     metadata = {"help": help, "shown": shown} if help else {}
     return dataclasses.field(default=default, metadata=metadata)
 
 
 def shown_default(name: str) -> str | None:
-    """How the help shows a setting's default: as `setting` was told, or, for one that depends
-    on what is trained, each job's ("2 built-in, 4 --corpus, 2 --task")."""
+    """How the help shows a setting's default: its field's own ("1" for 1.0, "cosine"), or,
+    where that is None, as `setting` was told, or, for one that depends on what is trained,
+    each job's ("2 built-in, 4 --corpus, 2 --task")."""
     field = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    if field.default is not None:       # written once, so that the help says the one in use
+        return f"{field.default:g}" if isinstance(field.default, float) else str(field.default)
     if field.metadata.get("shown") or name not in DEFAULTS["builtin"]:
         return field.metadata.get("shown")
     shown = []
@@ -133,22 +136,21 @@ class TrainConfig:
     bias: bool | None = setting(None, "Biases in the linear layers and norms.", shown="yes")
     rope_theta: float | None = setting(None, "RoPE's base, with --positions rope.",
                                        shown="10000")
-    dropout: float = setting(0.0, "Dropout rate.", shown="0")
+    dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
                                  "the threads (at most one thread a part); the losses are the "
-                                 "same on any number of threads.", shown="2")
+                                 "same on any number of threads.")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
     min_lr: float | None = setting(None, "Learning rate at the end of the cosine.",
                                    shown="lr / 10")
     warmup: int | None = setting(None, "Steps of linear warmup.")
-    schedule: str = setting("cosine", "cosine or noam.", shown="cosine")
-    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only.",
-                                  shown="0.1")
+    schedule: str = setting("cosine", "cosine or noam.")
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weights only.")
     beta1: float = setting(0.9)
     beta2: float = setting(0.99)
-    clip: float = setting(1.0, "Largest gradient norm, 0 for none.", shown="1.0")
+    clip: float = setting(1.0, "Largest gradient norm, 0 for none.")
     label_smoothing: float | None = setting(None, "For seq2seq tasks.", shown="0")
     mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden.",
                                       shown="0.3 of words on the built-in stories, else 0.15")
@@ -161,7 +163,7 @@ class TrainConfig:
     checkpoint_every: int | None = setting(None, "Steps between checkpoints.",
                                            shown="eval-every")
     sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
-    seed: int = setting(0, "Seeds the data order, the initial weights and dropout.", shown="0")
+    seed: int = setting(0, "Seeds the data order, the initial weights and dropout.")
 
     @property
     def job(self) -> str:

@@ -34,7 +34,7 @@ from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, defau
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
-    from .resources import AdaptiveThreads
+    from .resources import AdaptiveThreads, FixedThreads
 
 __all__ = ["Transformer"]
 
@@ -173,8 +173,8 @@ class Transformer(nn.Module):
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
     def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: EosIds = None,
-                      use_cache: bool = True, threads: AdaptiveThreads | None = None
-                      ) -> np.ndarray:
+                      use_cache: bool = True,
+                      threads: AdaptiveThreads | FixedThreads | None = None) -> np.ndarray:
         """Translate src (B, S) by taking the most likely token at every step.
 
         Returns (B, 1 + n) integer tokens: bos_id, then n <= max_len generated tokens, and
