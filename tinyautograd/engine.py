@@ -241,14 +241,16 @@ class Function:
     # for both. (Said, not found out: looking at every op's result costs every op.)
     views_input = False
 
-    # The context class this Function's nodes are made of: the plain Context for the engine's
-    # own ops, one that guards the engine's names for a Function written elsewhere.
+    # A Function written outside tinyautograd is checked for the slips its author can make:
+    # its nodes guard the engine's names (_CheckedContext), and a keyword Tensor that requires
+    # a gradient is refused. The engine's own ops, run for every op of every model, skip both.
     _context = Context
+    _checked = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__module__.startswith("tinyautograd."):
-            cls._context = _CheckedContext
+            cls._context, cls._checked = _CheckedContext, True
 
     @classmethod
     def name(cls) -> str:
@@ -275,7 +277,7 @@ class Function:
                 inputs = _as_inputs(cls, inputs)
                 break
         mode = _mode
-        if settings and mode.grad_enabled:
+        if settings and cls._checked and mode.grad_enabled:
             for value in settings.values():
                 if isinstance(value, Tensor) and value._requires_grad:
                     raise _keyword_tensor(cls, settings)
