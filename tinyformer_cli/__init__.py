@@ -832,7 +832,8 @@ Examples:
 To grade, use `check --all` (or --json): it runs every check again. `list` shows what the
 workspace's progress file says, which its owner can edit.
 
-Exit status: 0 when the check passes (with --all: all of them), 3 when it does not.""")
+Exit status: 0 when the check passes (with --all: all of them), 3 when it does not, 2
+when the workspace or the exercise cannot be used.""")
 @exercise_argument(required=False)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each with what is wrong (as many at once "
