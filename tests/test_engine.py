@@ -518,6 +518,29 @@ def test_grad_of_an_intermediate_leaves_the_graph_below_it_for_a_later_backward_
         np.testing.assert_allclose(ours[1], theirs[1])
 
 
+def test_grad_of_several_tensors_stops_at_a_wanted_one_whose_graph_was_freed_as_torch():
+    # With one wanted tensor this worked; with two, the walk went below h and raised.
+    def freed_below(tensor, grad):
+        x, w = tensor([1.0, 2.0, 3.0]), tensor([1.0, 1.0, 1.0])
+        h = x * 2
+        h.sum().backward()                  # frees h's node
+        return [g.tolist() for g in grad((h * w).sum(), [h, w])]
+
+    ours, theirs = _both(freed_below)
+    assert ours == theirs == [[1.0, 1.0, 1.0], [2.0, 4.0, 6.0]]
+
+
+def test_grad_refuses_a_wanted_tensor_below_a_freed_graph_as_torch():
+    def wanted_below_freed(tensor, grad):
+        x, w = tensor([1.0, 2.0]), tensor([1.0, 1.0])
+        h = x.exp()
+        h.sum().backward()
+        with pytest.raises(RuntimeError):
+            grad((h * w).sum(), [h, x])
+
+    _both(wanted_below_freed)
+
+
 def test_a_second_derivative_through_grad_of_an_intermediate_as_torch():
     # dy/dh = 2h has a graph through h's own (exp, mul), below h: grad() must not free it,
     # even when told not to keep the graph it went through (above h).

@@ -1096,11 +1096,16 @@ def _topological_order(roots, wanted_ids=frozenset()):
 
     A depth-first walk, iterative so that a chain of any length fits (no recursion limit). A
     tensor is placed once all its inputs are: that is also when we know whether a wanted tensor
-    lies below it. With a single wanted tensor the walk does not go below it: nothing below
-    can be wanted, since a tensor cannot lie below itself.
+    lies below it. A graph already freed by an earlier backward is refused, except below a
+    wanted tensor: its gradient is the answer, and the walk ends there, as torch's does. Only
+    another wanted tensor below it would need the freed part; since a freed node no longer
+    names its inputs, grad() refuses when a wanted tensor is not reached.
     """
+    # A speed-up only: with a single wanted tensor the walk never goes below it, freed or not,
+    # since nothing below can be wanted (a tensor cannot lie below itself).
     dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
     order, visited, leads_to_wanted = [], set(), set()
+    freed_below_wanted = None
     stack = [(root, False) for root in roots]
     while stack:
         t, inputs_done = stack.pop()
@@ -1117,15 +1122,23 @@ def _topological_order(roots, wanted_ids=frozenset()):
         visited.add(id(t))
         stack.append((t, True))
         if t.grad_fn is not None and id(t) not in dead_ends:
-            if t.grad_fn.freed:
-                raise RuntimeError(
-                    f"backward: the graph through {t.grad_fn.name} was already freed by an "
-                    f"earlier backward; call the first backward with retain_graph=True to go "
-                    f"through it twice")
-            for inp in t.grad_fn.inputs:
-                if inp.requires_grad and id(inp) not in visited:
-                    stack.append((inp, False))
+            if not t.grad_fn.freed:
+                for inp in t.grad_fn.inputs:
+                    if inp.requires_grad and id(inp) not in visited:
+                        stack.append((inp, False))
+            elif id(t) in wanted_ids:               # the walk ends at a wanted tensor
+                freed_below_wanted = t.grad_fn
+            else:
+                raise _freed(t.grad_fn)
+    if freed_below_wanted is not None and not wanted_ids <= leads_to_wanted:
+        raise _freed(freed_below_wanted)            # the missing one may lie below it
     return order, leads_to_wanted
+
+
+def _freed(node):
+    return RuntimeError(f"backward: the graph through {node.name} was already freed by an "
+                        f"earlier backward; call the first backward with retain_graph=True to "
+                        f"go through it twice")
 
 
 def _sum_to(grad, shape, op):
