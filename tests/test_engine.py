@@ -982,12 +982,24 @@ def test_a_setting_given_positionally_to_apply_says_to_give_it_as_a_keyword(sett
         def forward(ctx, x, axis):
             return x.sum(axis=axis)
 
-    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1, .*, is not "
-                                        r"an input: positional arguments are the "
-                                        r"differentiable inputs .*; pass a setting such as "
-                                        r"None, a string or a tuple as a keyword"):
+    said = (r"is a tuple; settings \(an axis, a shape\) go as keywords" if setting == (0, 1)
+            else r": the data must be numbers .*; a setting goes as a keyword \(name=value\)$")
+    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1 ?" + said):
         SumOver.apply(f64(2, 3), setting)
     assert SumOver.apply(f64(2, 3), axis=setting if setting != "mean" else 0).requires_grad
+
+
+def test_a_list_of_tensors_given_to_apply_keeps_what_tensor_says_of_it():
+    # It said "positional argument 0, [Tensor(1., requires_grad=True), Tensor(, is not an
+    # input", cutting the list mid-word, and told to pass a setting as a keyword.
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x ** 3
+
+    with pytest.raises(TypeError, match=r"^cube\.apply: positional argument 0: the list holds "
+                                        r"Tensors that require a gradient, .* ta\.stack"):
+        Cube.apply([f64(), f64()])
 
 
 def test_concat_and_stack_still_take_tuples_of_numbers_as_data():

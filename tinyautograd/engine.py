@@ -319,20 +319,22 @@ class Function:
 
 def _as_inputs(fn, inputs):
     """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
-    become constants. A setting given positionally is refused: None, a string or a tuple
-    (an axis, a shape) would become an array, or fail to, with an error about data."""
+    become constants. A tuple is refused: it is a setting (an axis, a shape) given positionally,
+    which numpy would make an array of. What Tensor() refuses (None, a string, a list of Tensors
+    that require a gradient) is refused with Tensor's own words, naming the argument."""
     tensors = []
     for i, x in enumerate(inputs):
         if not isinstance(x, Tensor):
+            where = f"{fn.name()}.apply: positional argument {i}"
+            if isinstance(x, tuple):
+                raise TypeError(f"{where} is a tuple; settings (an axis, a shape) go as keywords "
+                                f"(name=value)")
             try:
-                if isinstance(x, tuple):
-                    raise TypeError
                 x = Tensor(x)
-            except TypeError:
-                raise TypeError(f"{fn.name()}.apply: positional argument {i}, {x!r:.40}, is "
-                                f"not an input: positional arguments are the differentiable "
-                                f"inputs (Tensors, arrays, numbers); pass a setting such as "
-                                f"None, a string or a tuple as a keyword (name=value)") from None
+            except TypeError as error:
+                # Not numbers, nor a list of them: a setting (None, a string), most likely.
+                hint = "" if isinstance(x, list) else "; a setting goes as a keyword (name=value)"
+                raise TypeError(f"{where}: {str(error).removeprefix('Tensor: ')}{hint}") from None
         tensors.append(x)
     return tuple(tensors)
 
