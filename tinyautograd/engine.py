@@ -511,7 +511,8 @@ class Tensor:
             dtype = data.dtype if dtype is None else dtype
             data = data.data
         elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
-            # numpy would read their numbers and make a constant: torch refuses, so do we
+            # numpy would read their numbers into a constant, silently dropping the graph
+            # (torch only warns for single numbers): refuse
             raise TypeError(f"Tensor: the {type(data).__name__} holds Tensors that require a "
                             f"gradient, whose graph a new Tensor would drop: join them with "
                             f"ta.stack([...]) (or ta.concat), or .detach() them for a constant")
