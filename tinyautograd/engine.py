@@ -277,11 +277,11 @@ class Function:
                 inputs = _as_inputs(cls, inputs)
                 break
         mode = _mode
-        if settings and cls._checked and mode.grad_enabled:
-            for value in settings.values():
-                if isinstance(value, Tensor) and value._requires_grad:
-                    raise _keyword_tensor(cls, settings)
         if mode.grad_enabled:
+            if settings and cls._checked:
+                for key, value in settings.items():
+                    if isinstance(value, Tensor) and value._requires_grad:
+                        raise _keyword_tensor(cls, key)
             needs_input_grad = tuple([t._requires_grad for t in inputs])
         else:
             needs_input_grad = (False,) * len(inputs)
@@ -339,11 +339,10 @@ def _as_inputs(fn, inputs):
     return tuple(tensors)
 
 
-def _keyword_tensor(fn, settings):
-    """The error for a keyword argument of `apply` that is a Tensor requiring a gradient: the
+def _keyword_tensor(fn, key):
+    """The error for keyword argument `key` of `apply`, a Tensor that requires a gradient: the
     engine records only the positional inputs, so it would silently get no gradient (torch's
     apply takes no keyword arguments at all)."""
-    key = next(k for k, v in settings.items() if isinstance(v, Tensor) and v._requires_grad)
     return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
                      f"a gradient, which a keyword never gets: pass it positionally, as a "
                      f"differentiable input")
