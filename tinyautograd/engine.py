@@ -1087,8 +1087,7 @@ def _where(cond, a, b, op, names):
 
 
 def _topological_order(roots, wanted_ids=frozenset()):
-    """The tensors that a backward pass from `roots` goes through, inputs before results,
-    and, for grad(), the ids of those tensors (the ones from which a wanted one is reached).
+    """The tensors that a backward pass from `roots` goes through, inputs before results.
 
     backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
     to a root. grad() goes only where its answer comes from, as torch.autograd.grad does:
@@ -1134,7 +1133,7 @@ def _topological_order(roots, wanted_ids=frozenset()):
                 raise _freed(t.grad_fn)
     if freed_below_wanted is not None and not wanted_ids <= leads_to_wanted:
         raise _freed(freed_below_wanted)            # the missing one may lie below it
-    return order, leads_to_wanted
+    return order
 
 
 def _freed(node):
@@ -1170,9 +1169,10 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     are returned instead, and no `.grad` is touched.
     """
     wanted_ids = {id(t) for t in wanted}
-    # grad(): a node hands gradients only to the inputs on the walk (from which a wanted tensor
-    # can be reached); a node with none of them is not run (a wanted tensor's, say).
-    order, on_walk = _topological_order(roots, wanted_ids)
+    order = _topological_order(roots, wanted_ids)
+    # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
+    # reached (those in `order`); a node with none of them is not run (a wanted tensor's, say).
+    leads_to_wanted = {id(t) for t in order} if wanted_ids else None
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
@@ -1196,7 +1196,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                     continue
                 needed = None                              # backward(): every input
                 if wanted_ids:
-                    needed = tuple(id(inp) in on_walk for inp in node.inputs)
+                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
                     if True not in needed:                 # nothing wanted below: it ends here
                         continue
                 input_grads = _apply_backward(node, grad, create_graph, needed)
