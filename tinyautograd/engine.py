@@ -166,32 +166,6 @@ class Context:
         return f"<{self.name}>"
 
 
-# The names the engine reads or writes on a context: a custom Function that stored its own value
-# under one of them would break the engine later, far from the cause.
-_ENGINE_NAMES = frozenset({
-    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
-    "array", "free", "freed", "created_at", "backward_of", "module_path"})
-
-
-class _CheckedContext(Context):
-    """The context of a Function written outside tinyautograd: it refuses, at once, a value
-    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
-    Context, since a `__setattr__` written in Python would slow every attribute they set; and
-    the engine writes its names into `__dict__`, past this check."""
-
-    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
-                 needs_input_grad: tuple[bool, ...]) -> None:
-        state = self.__dict__
-        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ENGINE_NAMES:
-            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
-                                 f"another name (ctx.my_{name} = value, say)",
-                                 name=name, obj=self)
-        object.__setattr__(self, name, value)
-
-
 class Function:
     """Base class of every differentiable operation; also the public way to write your own.
 
@@ -317,6 +291,64 @@ class Function:
         return out
 
 
+def _stamped_with_what_it_views(out, t):
+    """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
+    an index: not a copy), so that a change through either is a change of both. numpy's `base`
+    of a view is the array that owns the memory."""
+    array, base = out.data, out.data.base
+    if t.data is array or base is not None and (t.data is base or t.data.base is base):
+        out._sharing_stamp_with(t)
+    return out
+
+
+def _shape_error(fn, inputs, error):
+    """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
+    operands' shapes; None when the error is not about the shapes. The op's `shape_errors` and
+    the error's type tell, not its words: numpy's AxisError is an axis out of range."""
+    shapes = " and ".join(str(t.shape) for t in inputs)
+    if fn.shape_errors == "broadcast" and len(inputs) > 1:
+        try:
+            np.broadcast_shapes(*(t.shape for t in inputs))
+        except ValueError:
+            return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
+                              "size must match or be 1)")
+    if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
+        return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Checks for Functions written outside tinyautograd (Function.__init_subclass__ needs
+# _CheckedContext only once a subclass is defined: the first ones are in ops.py, imported at
+# the end of this file).
+
+
+# The names the engine reads or writes on a context: a custom Function that stored its own value
+# under one of them would break the engine later, far from the cause.
+_ENGINE_NAMES = frozenset({
+    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
+    "array", "free", "freed", "created_at", "backward_of", "module_path"})
+
+
+class _CheckedContext(Context):
+    """The context of a Function written outside tinyautograd: it refuses, at once, a value
+    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
+    Context, since a `__setattr__` written in Python would slow every attribute they set; and
+    the engine writes its names into `__dict__`, past this check."""
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
+        state = self.__dict__
+        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ENGINE_NAMES:
+            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
+                                 f"another name (ctx.my_{name} = value, say)",
+                                 name=name, obj=self)
+        object.__setattr__(self, name, value)
+
+
 def _as_inputs(fn, inputs):
     """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
     become constants. A tuple is refused: it is a setting (an axis, a shape) given positionally,
@@ -346,32 +378,6 @@ def _keyword_tensor(fn, key):
     return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
                      f"a gradient, which a keyword never gets: pass it positionally, as a "
                      f"differentiable input")
-
-
-def _stamped_with_what_it_views(out, t):
-    """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
-    an index: not a copy), so that a change through either is a change of both. numpy's `base`
-    of a view is the array that owns the memory."""
-    array, base = out.data, out.data.base
-    if t.data is array or base is not None and (t.data is base or t.data.base is base):
-        out._sharing_stamp_with(t)
-    return out
-
-
-def _shape_error(fn, inputs, error):
-    """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
-    operands' shapes; None when the error is not about the shapes. The op's `shape_errors` and
-    the error's type tell, not its words: numpy's AxisError is an axis out of range."""
-    shapes = " and ".join(str(t.shape) for t in inputs)
-    if fn.shape_errors == "broadcast" and len(inputs) > 1:
-        try:
-            np.broadcast_shapes(*(t.shape for t in inputs))
-        except ValueError:
-            return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
-                              "size must match or be 1)")
-    if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
-        return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,17 +411,6 @@ def _numbers(value, what=None):
 _KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
-
-
-def _holds_graph(items):
-    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
-    for item in items:
-        if isinstance(item, Tensor):
-            if item._requires_grad:
-                return True
-        elif isinstance(item, (list, tuple)) and _holds_graph(item):
-            return True
-    return False
 
 
 def _lift(value, like, what=None):
@@ -471,6 +466,23 @@ def _binary(fn, a, b):
     except _NotNumbers:
         return NotImplemented
     return fn.apply(a, b)
+
+
+_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
+    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
+    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+}
+
+
+def _holds_graph(items):
+    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
+    for item in items:
+        if isinstance(item, Tensor):
+            if item._requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)) and _holds_graph(item):
+            return True
+    return False
 
 
 class Tensor:
@@ -984,35 +996,6 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
-_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
-    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
-    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
-}
-
-
-def _seed(output, grad, caller, argument):
-    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
-    output's dtype, checked against its shape; or 1 for an output of one number."""
-    if grad is None:
-        if output.size != 1:
-            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
-                               f"is ambiguous; reduce it to one number first (for example "
-                               f".sum()), or pass {argument} of shape {output.shape}")
-        return Tensor._make(np.ones_like(output.data))
-    grad = _lift(grad, output, f"{caller}: {argument}")
-    if grad.shape != output.shape:
-        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
-                         f"{output.shape}")
-    if grad.dtype != output.dtype:
-        # Cast, as an array is and as torch does, or the gradients would come out in grad's
-        # dtype; one with a graph of its own cannot be cast without cutting it: it must match.
-        if grad.requires_grad:
-            raise TypeError(f"{caller}: {argument} has dtype {grad.dtype} but the output has "
-                            f"dtype {output.dtype}")
-        grad = Tensor._make(grad.data.astype(output.dtype))
-    return grad
-
-
 def _plain_index(index):
     """Tensors inside an index become their arrays."""
     if isinstance(index, tuple):
@@ -1086,6 +1069,59 @@ def _where(cond, a, b, op, names):
 # Reverse mode
 
 
+def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
+    """The chain rule, from `roots` back to the leaves.
+
+    Each node turns the gradient of its output into the gradients of its inputs (its Function's
+    backward), and a tensor reached along several paths gets the sum of what each path brings.
+    Gradients are numpy arrays, or Tensors under create_graph (so that they have a graph of
+    their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
+    are returned instead, and no `.grad` is touched.
+    """
+    wanted_ids = {id(t) for t in wanted}
+    order = _topological_order(roots, wanted_ids)
+    # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
+    # reached (those in `order`); a node with none of them is not run (a wanted tensor's, say).
+    leads_to_wanted = {id(t) for t in order} if wanted_ids else None
+    grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
+    for root, g in zip(roots, root_grads):
+        _add_path(grads, root, g if create_graph else g.data)
+    found = {}
+    # Anomaly mode checks each node's gradients as a whole, blaming the forward op, rather than
+    # every small op inside its backward formula.
+    check_anomaly, _mode.anomaly = _mode.anomaly, False
+    try:
+        with set_grad_enabled(create_graph):
+            for t in reversed(order):                      # every result before its inputs
+                grad = grads.pop(id(t), None)
+                if grad is None:                           # nothing flowed here
+                    continue
+                grad = _run_hooks(t, grad, create_graph)
+                if id(t) in wanted_ids:
+                    found[id(t)] = grad
+                elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
+                    _accumulate(t, grad, create_graph)
+                node = t.grad_fn
+                if node is None:                           # a leaf: the chain ends here
+                    continue
+                needed = None                              # backward(): every input
+                if wanted_ids:
+                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
+                    if True not in needed:                 # nothing wanted below: it ends here
+                        continue
+                input_grads = _apply_backward(node, grad, create_graph, needed)
+                for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
+                    if g is not None:
+                        if check_anomaly:
+                            _check_finite(node, i, inp, g)
+                        _add_path(grads, inp, g)
+                if not retain_graph:
+                    node.free()
+    finally:
+        _mode.anomaly = check_anomaly
+    return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
+
+
 def _topological_order(roots, wanted_ids=frozenset()):
     """The tensors that a backward pass from `roots` goes through, inputs before results.
 
@@ -1140,76 +1176,6 @@ def _freed(node):
     return RuntimeError(f"backward: the graph through {node.name} was already freed by an "
                         f"earlier backward; call the first backward with retain_graph=True to "
                         f"go through it twice")
-
-
-def _sum_to(grad, shape, op):
-    """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
-    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
-    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
-    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
-    lead = grad.ndim - len(shape)
-    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
-        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
-                           f"for an input of shape {shape}: it must have the input's shape, or "
-                           f"one the input broadcasts to")
-    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
-                                      if size == 1 and grad.shape[lead + i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape) if grad.shape != shape else grad
-
-
-def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
-    """The chain rule, from `roots` back to the leaves.
-
-    Each node turns the gradient of its output into the gradients of its inputs (its Function's
-    backward), and a tensor reached along several paths gets the sum of what each path brings.
-    Gradients are numpy arrays, or Tensors under create_graph (so that they have a graph of
-    their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
-    are returned instead, and no `.grad` is touched.
-    """
-    wanted_ids = {id(t) for t in wanted}
-    order = _topological_order(roots, wanted_ids)
-    # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
-    # reached (those in `order`); a node with none of them is not run (a wanted tensor's, say).
-    leads_to_wanted = {id(t) for t in order} if wanted_ids else None
-    grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
-    for root, g in zip(roots, root_grads):
-        _add_path(grads, root, g if create_graph else g.data)
-    found = {}
-    # Anomaly mode checks each node's gradients as a whole, blaming the forward op, rather than
-    # every small op inside its backward formula.
-    check_anomaly, _mode.anomaly = _mode.anomaly, False
-    try:
-        with set_grad_enabled(create_graph):
-            for t in reversed(order):                      # every result before its inputs
-                grad = grads.pop(id(t), None)
-                if grad is None:                           # nothing flowed here
-                    continue
-                grad = _run_hooks(t, grad, create_graph)
-                if id(t) in wanted_ids:
-                    found[id(t)] = grad
-                elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
-                    _accumulate(t, grad, create_graph)
-                node = t.grad_fn
-                if node is None:                           # a leaf: the chain ends here
-                    continue
-                needed = None                              # backward(): every input
-                if wanted_ids:
-                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
-                    if True not in needed:                 # nothing wanted below: it ends here
-                        continue
-                input_grads = _apply_backward(node, grad, create_graph, needed)
-                for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
-                    if g is not None:
-                        if check_anomaly:
-                            _check_finite(node, i, inp, g)
-                        _add_path(grads, inp, g)
-                if not retain_graph:
-                    node.free()
-    finally:
-        _mode.anomaly = check_anomaly
-    return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
 
 
 def _apply_backward(node, grad, create_graph, needed=None):
@@ -1267,6 +1233,23 @@ def _input_grads(node, grad, create_graph, needed):
     return shaped
 
 
+def _sum_to(grad, shape, op):
+    """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
+    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
+    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
+    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
+    lead = grad.ndim - len(shape)
+    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
+        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
+                           f"for an input of shape {shape}: it must have the input's shape, or "
+                           f"one the input broadcasts to")
+    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
+                                      if size == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
+
+
 def _add_path(grads, t, g):
     """Add the gradient that one path brings to t. This `+` is the chain rule's own, outside
     every node's backward (so no `backward_of` marks it in the backward graph)."""
@@ -1289,30 +1272,6 @@ def _run_hooks(t, grad, create_graph):
     return grad
 
 
-def _check_finite(node, i, inp, g):
-    data = g.data if isinstance(g, Tensor) else g
-    if _has_nan_or_inf(data):
-        raise AnomalyError(
-            f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) contains NaN "
-            f"or Inf; the op was created at "
-            f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
-
-
-def _as_tensor(g):
-    return g if isinstance(g, Tensor) else Tensor._make(g)
-
-
-def _zero_grads(params, set_to_none=True):
-    """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
-    set_to_none=False, set it to zeros in place, as torch's."""
-    for p in params:
-        if set_to_none or p._grad is None:
-            p._grad = None
-        else:
-            p._grad[...] = 0
-        p.grad_tensor = None
-
-
 def _accumulate(t, grad, create_graph):
     data = grad.data if create_graph else grad
     # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
@@ -1328,6 +1287,42 @@ def _accumulate(t, grad, create_graph):
         with enable_grad():
             t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
     t._grad += data
+
+
+def _check_finite(node, i, inp, g):
+    data = g.data if isinstance(g, Tensor) else g
+    if _has_nan_or_inf(data):
+        raise AnomalyError(
+            f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) contains NaN "
+            f"or Inf; the op was created at "
+            f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
+
+
+def _as_tensor(g):
+    return g if isinstance(g, Tensor) else Tensor._make(g)
+
+
+def _seed(output, grad, caller, argument):
+    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
+    output's dtype, checked against its shape; or 1 for an output of one number."""
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
+                               f"is ambiguous; reduce it to one number first (for example "
+                               f".sum()), or pass {argument} of shape {output.shape}")
+        return Tensor._make(np.ones_like(output.data))
+    grad = _lift(grad, output, f"{caller}: {argument}")
+    if grad.shape != output.shape:
+        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
+                         f"{output.shape}")
+    if grad.dtype != output.dtype:
+        # Cast, as an array is and as torch does, or the gradients would come out in grad's
+        # dtype; one with a graph of its own cannot be cast without cutting it: it must match.
+        if grad.requires_grad:
+            raise TypeError(f"{caller}: {argument} has dtype {grad.dtype} but the output has "
+                            f"dtype {output.dtype}")
+        grad = Tensor._make(grad.data.astype(output.dtype))
+    return grad
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
@@ -1370,6 +1365,17 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def _zero_grads(params, set_to_none=True):
+    """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
+    set_to_none=False, set it to zeros in place, as torch's."""
+    for p in params:
+        if set_to_none or p._grad is None:
+            p._grad = None
+        else:
+            p._grad[...] = 0
+        p.grad_tensor = None
 
 
 from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)
