@@ -86,6 +86,10 @@ class Context:
     engine's: a custom Function's ctx refuses a value of its own under one of them.
     """
 
+    # The engine writes its own names on a node (`freed`, `needs_input_grad`, `created_at`, an
+    # annotation) straight into `__dict__`, never as `ctx.freed = ...`: the context of a
+    # Function written outside tinyautograd (_CheckedContext) refuses that spelling for those
+    # names, to catch its author's slip, and must not refuse the engine.
     freed = False
     backward_of = None
     module_path = None
@@ -160,7 +164,7 @@ class Context:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
         fn, state = self.fn, self.__dict__
         state.clear()
-        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (past _CheckedContext)
+        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (into __dict__: above)
 
     def __repr__(self):
         return f"<{self.name}>"
@@ -261,7 +265,7 @@ class Function:
             needs_input_grad = (False,) * len(inputs)
         ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
-            ctx.__dict__.update(mode.annotations)
+            ctx.__dict__.update(mode.annotations)   # (the engine's names: see Context)
         try:
             data = cls.forward(ctx, *[t.data for t in inputs], **settings)
         except ShapeError:
@@ -333,8 +337,9 @@ _ENGINE_NAMES = frozenset({
 class _CheckedContext(Context):
     """The context of a Function written outside tinyautograd: it refuses, at once, a value
     stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
-    Context, since a `__setattr__` written in Python would slow every attribute they set; and
-    the engine writes its names into `__dict__`, past this check."""
+    Context, since a `__setattr__` written in Python would slow every attribute they set. The
+    engine writes its own names into `__dict__`, which this check does not see (see Context),
+    as `__init__` does here."""
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
                  needs_input_grad: tuple[bool, ...]) -> None:
@@ -1195,7 +1200,7 @@ def _input_grads(node, grad, create_graph, needed):
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
-        state = node.__dict__                 # (past _CheckedContext's guard of the name)
+        state = node.__dict__                 # the engine's name: into __dict__ (see Context)
         recorded = node.needs_input_grad
         state["needs_input_grad"] = tuple(a and b for a, b in zip(recorded, needed))
         try:
@@ -1277,7 +1282,8 @@ def _accumulate(t, grad, create_graph):
     # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
     # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
     # through later backwards without one, until .grad is cleared.
-    # (`_grad`, past the check of `.grad =`, which guards assignments by hand)
+    # The engine writes `_grad`, not `.grad`: the setter checks an assignment by hand (its
+    # shape and dtype), which the engine's gradients have by construction.
     if t._grad is None:
         t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
         t.grad_tensor = grad if create_graph else None
