@@ -1024,26 +1024,26 @@ def _count(shape, axis):
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
-    tensors = _some(tensors, "concat", axis)
+    tensors = _tensor_list(tensors, "concat", axis)
     if axis is None:
-        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
     return ops.Concat.apply(*tensors, axis=axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    return ops.Stack.apply(*_some(tensors, "stack", axis), axis=axis)
+    return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
 
 
-def _some(tensors, op, axis):
-    """The tensors to join as a list, refused when there are none (numpy's words for it,
-    "shapes : need at least one array", would blame shapes), or when the second tensor came
-    as the axis (the list forgotten: concat(a, b))."""
+def _tensor_list(tensors, op, axis):
+    """The tensors to join, as a list of Tensors; refused when there are none (numpy's words
+    for it, "shapes : need at least one array", would blame shapes), or when the second tensor
+    came as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
-    # (Converted here, as numpy would: Function.apply refuses a tuple, which it takes for a
-    # setting given positionally.)
+    # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
+    # reshapes each, and Function.apply would refuse a tuple of numbers, which it takes for a
+    # setting given positionally.
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
