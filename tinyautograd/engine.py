@@ -1086,7 +1086,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     wanted_ids = {id(t) for t in wanted}
     order = _topological_order(roots, wanted_ids)
     # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
-    # reached (those in `order`); a node with none of them is not run (a wanted tensor's, say).
+    # reached (those in `order`); a node with none of them is not run (which happens only at a
+    # wanted tensor with no wanted one below it).
     leads_to_wanted = {id(t) for t in order} if wanted_ids else None
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
@@ -1189,7 +1190,8 @@ def _apply_backward(node, grad, create_graph, needed=None):
 
     `needed` (from grad()): which inputs lead to a wanted tensor. The backward reads it as
     `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
-    input's is asked), and whatever it computes for them anyway is dropped unshaped."""
+    input's is asked), and whatever it computes for them anyway is dropped before it is summed
+    to the input's shape."""
     if not create_graph:
         return _input_grads(node, grad, create_graph, needed)
     with annotate(backward_of=node):
@@ -1212,11 +1214,9 @@ def _input_grads(node, grad, create_graph, needed):
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
                            f"{len(node.inputs)} inputs")
-    if needed is not None:
-        grads = [g if keep else None for g, keep in zip(grads, needed)]
     shaped = []
-    for inp, g in zip(node.inputs, grads):
-        if g is None or not inp.requires_grad:
+    for inp, g, is_needed in zip(node.inputs, grads, needed or (True,) * len(grads)):
+        if g is None or not is_needed or not inp.requires_grad:
             shaped.append(None)
             continue
         if create_graph:
