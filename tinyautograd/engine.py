@@ -40,9 +40,6 @@ Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, a
 DEFAULT_DTYPE = np.float32
 
 
-# The modes (recording on or off, anomaly detection, annotations) live in modes.py; the engine
-# reads them from `_mode`, the current thread's.
-
 # A clock that ticks at every recorded op and every change of a tensor's array in place (by
 # `x += y` outside a graph, an optimizer's step, an initialiser, load_state_dict): each notes
 # its own tick (Context._recorded_at, Tensor._changed_at), so a change came after an op was
@@ -83,7 +80,8 @@ class Context:
       `module_path`: the dotted path of the module whose forward made this node
       (`"decoder.layers.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
     These names, and `created_at` (where the op was called, under detect_anomaly), are the
-    engine's: a custom Function's ctx refuses a value of its own under one of them.
+    engine's: a custom Function's ctx refuses a value of its own under one of them (the
+    engine's names: `_ENGINE_NAMES`).
     """
 
     # The engine writes its own names on a node (`freed`, `needs_input_grad`, `created_at`, an
@@ -216,12 +214,13 @@ class Function:
     # True for a Function whose forward may hand back its first input's array, or a view of
     # it (reshape, transpose, indexing): the result then shares that input's stamp of changes
     # in place (Tensor._changed_at), where it does, so that a change through either counts
-    # for both. (Said, not found out: looking at every op's result costs every op.)
+    # for both. (Declared by the op, not detected: checking every result would cost every op.)
     views_input = False
 
-    # A Function written outside tinyautograd is checked for the slips its author can make:
-    # its nodes guard the engine's names (_CheckedContext), and a keyword Tensor that requires
-    # a gradient is refused. The engine's own ops, run for every op of every model, skip both.
+    # Functions defined outside the package tinyautograd (tinyformer's Attention among them)
+    # are checked for the slips their author can make: their nodes guard the engine's names
+    # (_CheckedContext), and a keyword Tensor that requires a gradient is refused. The package's
+    # own ops, run for every op of every model, skip both.
     _context = Context
     _checked = False
 
