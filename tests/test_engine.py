@@ -518,6 +518,29 @@ def test_grad_of_an_intermediate_leaves_the_graph_below_it_for_a_later_backward_
         np.testing.assert_allclose(ours[1], theirs[1])
 
 
+def test_grad_of_several_tensors_stops_at_a_wanted_one_whose_graph_was_freed_as_torch():
+    # With one wanted tensor this worked; with two, the walk went below h and raised.
+    def freed_below(tensor, grad):
+        x, w = tensor([1.0, 2.0, 3.0]), tensor([1.0, 1.0, 1.0])
+        h = x * 2
+        h.sum().backward()                  # frees h's node
+        return [g.tolist() for g in grad((h * w).sum(), [h, w])]
+
+    ours, theirs = _both(freed_below)
+    assert ours == theirs == [[1.0, 1.0, 1.0], [2.0, 4.0, 6.0]]
+
+
+def test_grad_refuses_a_wanted_tensor_below_a_freed_graph_as_torch():
+    def wanted_below_freed(tensor, grad):
+        x, w = tensor([1.0, 2.0]), tensor([1.0, 1.0])
+        h = x.exp()
+        h.sum().backward()
+        with pytest.raises(RuntimeError):
+            grad((h * w).sum(), [h, x])
+
+    _both(wanted_below_freed)
+
+
 def test_a_second_derivative_through_grad_of_an_intermediate_as_torch():
     # dy/dh = 2h has a graph through h's own (exp, mul), below h: grad() must not free it,
     # even when told not to keep the graph it went through (above h).
@@ -959,12 +982,24 @@ def test_a_setting_given_positionally_to_apply_says_to_give_it_as_a_keyword(sett
         def forward(ctx, x, axis):
             return x.sum(axis=axis)
 
-    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1, .*, is not "
-                                        r"an input: positional arguments are the "
-                                        r"differentiable inputs .*; pass a setting such as "
-                                        r"None, a string or a tuple as a keyword"):
+    said = (r"is a tuple; settings \(an axis, a shape\) go as keywords" if setting == (0, 1)
+            else r": the data must be numbers .*; a setting goes as a keyword \(name=value\)$")
+    with pytest.raises(TypeError, match=r"^sumover\.apply: positional argument 1 ?" + said):
         SumOver.apply(f64(2, 3), setting)
     assert SumOver.apply(f64(2, 3), axis=setting if setting != "mean" else 0).requires_grad
+
+
+def test_a_list_of_tensors_given_to_apply_keeps_what_tensor_says_of_it():
+    # It said "positional argument 0, [Tensor(1., requires_grad=True), Tensor(, is not an
+    # input", cutting the list mid-word, and told to pass a setting as a keyword.
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x ** 3
+
+    with pytest.raises(TypeError, match=r"^cube\.apply: positional argument 0: the list holds "
+                                        r"Tensors that require a gradient, .* ta\.stack"):
+        Cube.apply([f64(), f64()])
 
 
 def test_concat_and_stack_still_take_tuples_of_numbers_as_data():

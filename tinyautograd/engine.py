@@ -40,9 +40,6 @@ Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, a
 DEFAULT_DTYPE = np.float32
 
 
-# The modes (recording on or off, anomaly detection, annotations) live in modes.py; the engine
-# reads them from `_mode`, the current thread's.
-
 # A clock that ticks at every recorded op and every change of a tensor's array in place (by
 # `x += y` outside a graph, an optimizer's step, an initialiser, load_state_dict): each notes
 # its own tick (Context._recorded_at, Tensor._changed_at), so a change came after an op was
@@ -83,9 +80,14 @@ class Context:
       `module_path`: the dotted path of the module whose forward made this node
       (`"decoder.layers.0.attn"`, `""` for the root module itself), inside `nn.record_module_paths`.
     These names, and `created_at` (where the op was called, under detect_anomaly), are the
-    engine's: a custom Function's ctx refuses a value of its own under one of them.
+    engine's: a custom Function's ctx refuses a value of its own under one of them (the
+    engine's names: `_ENGINE_NAMES`).
     """
 
+    # The engine writes its own names on a node (`freed`, `needs_input_grad`, `created_at`, an
+    # annotation) straight into `__dict__`, never as `ctx.freed = ...`: the context of a
+    # Function written outside tinyautograd (_CheckedContext) refuses that spelling for those
+    # names, to catch its author's slip, and must not refuse the engine.
     freed = False
     backward_of = None
     module_path = None
@@ -160,36 +162,10 @@ class Context:
         """Drop the saved arrays and the links to the inputs, so their memory can go."""
         fn, state = self.fn, self.__dict__
         state.clear()
-        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (past _CheckedContext)
+        state["fn"], state["inputs"], state["freed"] = fn, (), True   # (into __dict__: above)
 
     def __repr__(self):
         return f"<{self.name}>"
-
-
-# The names the engine reads or writes on a context: a custom Function that stored its own value
-# under one of them would break the engine later, far from the cause.
-_ENGINE_NAMES = frozenset({
-    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
-    "array", "free", "freed", "created_at", "backward_of", "module_path"})
-
-
-class _CheckedContext(Context):
-    """The context of a Function written outside tinyautograd: it refuses, at once, a value
-    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
-    Context, since a `__setattr__` written in Python would slow every attribute they set; and
-    the engine writes its names into `__dict__`, past this check."""
-
-    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
-                 needs_input_grad: tuple[bool, ...]) -> None:
-        state = self.__dict__
-        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ENGINE_NAMES:
-            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
-                                 f"another name (ctx.my_{name} = value, say)",
-                                 name=name, obj=self)
-        object.__setattr__(self, name, value)
 
 
 class Function:
@@ -238,12 +214,13 @@ class Function:
     # True for a Function whose forward may hand back its first input's array, or a view of
     # it (reshape, transpose, indexing): the result then shares that input's stamp of changes
     # in place (Tensor._changed_at), where it does, so that a change through either counts
-    # for both. (Said, not found out: looking at every op's result costs every op.)
+    # for both. (Declared by the op, not detected: checking every result would cost every op.)
     views_input = False
 
-    # A Function written outside tinyautograd is checked for the slips its author can make:
-    # its nodes guard the engine's names (_CheckedContext), and a keyword Tensor that requires
-    # a gradient is refused. The engine's own ops, run for every op of every model, skip both.
+    # Functions defined outside the package tinyautograd (tinyformer's Attention among them)
+    # are checked for the slips their author can make: their nodes guard the engine's names
+    # (_CheckedContext), and a keyword Tensor that requires a gradient is refused. The package's
+    # own ops, run for every op of every model, skip both.
     _context = Context
     _checked = False
 
@@ -277,17 +254,17 @@ class Function:
                 inputs = _as_inputs(cls, inputs)
                 break
         mode = _mode
-        if settings and cls._checked and mode.grad_enabled:
-            for value in settings.values():
-                if isinstance(value, Tensor) and value._requires_grad:
-                    raise _keyword_tensor(cls, settings)
         if mode.grad_enabled:
+            if settings and cls._checked:
+                for key, value in settings.items():
+                    if isinstance(value, Tensor) and value._requires_grad:
+                        raise _keyword_tensor(cls, key)
             needs_input_grad = tuple([t._requires_grad for t in inputs])
         else:
             needs_input_grad = (False,) * len(inputs)
         ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
-            ctx.__dict__.update(mode.annotations)
+            ctx.__dict__.update(mode.annotations)   # (the engine's names: see Context)
         try:
             data = cls.forward(ctx, *[t.data for t in inputs], **settings)
         except ShapeError:
@@ -317,36 +294,6 @@ class Function:
         return out
 
 
-def _as_inputs(fn, inputs):
-    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
-    become constants. A setting given positionally is refused: None, a string or a tuple
-    (an axis, a shape) would become an array, or fail to, with an error about data."""
-    tensors = []
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            try:
-                if isinstance(x, tuple):
-                    raise TypeError
-                x = Tensor(x)
-            except TypeError:
-                raise TypeError(f"{fn.name()}.apply: positional argument {i}, {x!r:.40}, is "
-                                f"not an input: positional arguments are the differentiable "
-                                f"inputs (Tensors, arrays, numbers); pass a setting such as "
-                                f"None, a string or a tuple as a keyword (name=value)") from None
-        tensors.append(x)
-    return tuple(tensors)
-
-
-def _keyword_tensor(fn, settings):
-    """The error for a keyword argument of `apply` that is a Tensor requiring a gradient: the
-    engine records only the positional inputs, so it would silently get no gradient (torch's
-    apply takes no keyword arguments at all)."""
-    key = next(k for k, v in settings.items() if isinstance(v, Tensor) and v._requires_grad)
-    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
-                     f"a gradient, which a keyword never gets: pass it positionally, as a "
-                     f"differentiable input")
-
-
 def _stamped_with_what_it_views(out, t):
     """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
     an index: not a copy), so that a change through either is a change of both. numpy's `base`
@@ -371,6 +318,70 @@ def _shape_error(fn, inputs, error):
     if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
         return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Checks for Functions written outside tinyautograd (Function.__init_subclass__ needs
+# _CheckedContext only once a subclass is defined: the first ones are in ops.py, imported at
+# the end of this file).
+
+
+# The names the engine reads or writes on a context: a custom Function that stored its own value
+# under one of them would break the engine later, far from the cause.
+_ENGINE_NAMES = frozenset({
+    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
+    "array", "free", "freed", "created_at", "backward_of", "module_path"})
+
+
+class _CheckedContext(Context):
+    """The context of a Function written outside tinyautograd: it refuses, at once, a value
+    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
+    Context, since a `__setattr__` written in Python would slow every attribute they set. The
+    engine writes its own names into `__dict__`, which this check does not see (see Context),
+    as `__init__` does here."""
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
+        state = self.__dict__
+        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ENGINE_NAMES:
+            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
+                                 f"another name (ctx.my_{name} = value, say)",
+                                 name=name, obj=self)
+        object.__setattr__(self, name, value)
+
+
+def _as_inputs(fn, inputs):
+    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
+    become constants. A tuple is refused: it is a setting (an axis, a shape) given positionally,
+    which numpy would make an array of. What Tensor() refuses (None, a string, a list of Tensors
+    that require a gradient) is refused with Tensor's own words, naming the argument."""
+    tensors = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            where = f"{fn.name()}.apply: positional argument {i}"
+            if isinstance(x, tuple):
+                raise TypeError(f"{where} is a tuple; settings (an axis, a shape) go as keywords "
+                                f"(name=value)")
+            try:
+                x = Tensor(x)
+            except TypeError as error:
+                # Not numbers, nor a list of them: a setting (None, a string), most likely.
+                hint = "" if isinstance(x, list) else "; a setting goes as a keyword (name=value)"
+                raise TypeError(f"{where}: {str(error).removeprefix('Tensor: ')}{hint}") from None
+        tensors.append(x)
+    return tuple(tensors)
+
+
+def _keyword_tensor(fn, key):
+    """The error for keyword argument `key` of `apply`, a Tensor that requires a gradient: the
+    engine records only the positional inputs, so it would silently get no gradient (torch's
+    apply takes no keyword arguments at all)."""
+    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
+                     f"a gradient, which a keyword never gets: pass it positionally, as a "
+                     f"differentiable input")
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,17 +415,6 @@ def _numbers(value, what=None):
 _KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
-
-
-def _holds_graph(items):
-    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
-    for item in items:
-        if isinstance(item, Tensor):
-            if item._requires_grad:
-                return True
-        elif isinstance(item, (list, tuple)) and _holds_graph(item):
-            return True
-    return False
 
 
 def _lift(value, like, what=None):
@@ -472,6 +472,23 @@ def _binary(fn, a, b):
     return fn.apply(a, b)
 
 
+_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
+    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
+    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+}
+
+
+def _holds_graph(items):
+    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
+    for item in items:
+        if isinstance(item, Tensor):
+            if item._requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)) and _holds_graph(item):
+            return True
+    return False
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -509,7 +526,8 @@ class Tensor:
             dtype = data.dtype if dtype is None else dtype
             data = data.data
         elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
-            # numpy would read their numbers and make a constant: torch refuses, so do we
+            # numpy would read their numbers into a constant, silently dropping the graph
+            # (torch only warns for single numbers): refuse
             raise TypeError(f"Tensor: the {type(data).__name__} holds Tensors that require a "
                             f"gradient, whose graph a new Tensor would drop: join them with "
                             f"ta.stack([...]) (or ta.concat), or .detach() them for a constant")
@@ -982,35 +1000,6 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
-_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
-    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
-    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
-}
-
-
-def _seed(output, grad, caller, argument):
-    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
-    output's dtype, checked against its shape; or 1 for an output of one number."""
-    if grad is None:
-        if output.size != 1:
-            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
-                               f"is ambiguous; reduce it to one number first (for example "
-                               f".sum()), or pass {argument} of shape {output.shape}")
-        return Tensor._make(np.ones_like(output.data))
-    grad = _lift(grad, output, f"{caller}: {argument}")
-    if grad.shape != output.shape:
-        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
-                         f"{output.shape}")
-    if grad.dtype != output.dtype:
-        # Cast, as an array is and as torch does, or the gradients would come out in grad's
-        # dtype; one with a graph of its own cannot be cast without cutting it: it must match.
-        if grad.requires_grad:
-            raise TypeError(f"{caller}: {argument} has dtype {grad.dtype} but the output has "
-                            f"dtype {output.dtype}")
-        grad = Tensor._make(grad.data.astype(output.dtype))
-    return grad
-
-
 def _plain_index(index):
     """Tensors inside an index become their arrays."""
     if isinstance(index, tuple):
@@ -1034,26 +1023,26 @@ def _count(shape, axis):
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
-    tensors = _some(tensors, "concat", axis)
+    tensors = _tensor_list(tensors, "concat", axis)
     if axis is None:
-        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
     return ops.Concat.apply(*tensors, axis=axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
-    return ops.Stack.apply(*_some(tensors, "stack", axis), axis=axis)
+    return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
 
 
-def _some(tensors, op, axis):
-    """The tensors to join as a list, refused when there are none (numpy's words for it,
-    "shapes : need at least one array", would blame shapes), or when the second tensor came
-    as the axis (the list forgotten: concat(a, b))."""
+def _tensor_list(tensors, op, axis):
+    """The tensors to join, as a list of Tensors; refused when there are none (numpy's words
+    for it, "shapes : need at least one array", would blame shapes), or when the second tensor
+    came as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
-    # (Converted here, as numpy would: Function.apply refuses a tuple, which it takes for a
-    # setting given positionally.)
+    # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
+    # reshapes each, and Function.apply would refuse a tuple of numbers, which it takes for a
+    # setting given positionally.
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
@@ -1084,67 +1073,6 @@ def _where(cond, a, b, op, names):
 # Reverse mode
 
 
-def _topological_order(roots, wanted_ids=frozenset()):
-    """The tensors that a backward pass from `roots` goes through, inputs before results,
-    and, for grad(), the ids of those tensors (the ones from which a wanted one is reached).
-
-    backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
-    to a root. grad() goes only where its answer comes from, as torch.autograd.grad does:
-    through the tensors from which a wanted tensor can be reached, the wanted ones included.
-    Hooks fire, and nodes run and are freed, only there; the rest of the graph is left as it
-    was, for a later backward.
-
-    A depth-first walk, iterative so that a chain of any length fits (no recursion limit). A
-    tensor is placed once all its inputs are: that is also when we know whether a wanted tensor
-    lies below it. With a single wanted tensor the walk does not go below it: nothing below
-    can be wanted, since a tensor cannot lie below itself.
-    """
-    dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
-    order, visited, leads_to_wanted = [], set(), set()
-    stack = [(root, False) for root in roots]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            if not wanted_ids:                           # backward(): every tensor
-                order.append(t)
-            elif id(t) in wanted_ids or t.grad_fn is not None and any(
-                    id(inp) in leads_to_wanted for inp in t.grad_fn.inputs):
-                leads_to_wanted.add(id(t))
-                order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        if t.grad_fn is not None and id(t) not in dead_ends:
-            if t.grad_fn.freed:
-                raise RuntimeError(
-                    f"backward: the graph through {t.grad_fn.name} was already freed by an "
-                    f"earlier backward; call the first backward with retain_graph=True to go "
-                    f"through it twice")
-            for inp in t.grad_fn.inputs:
-                if inp.requires_grad and id(inp) not in visited:
-                    stack.append((inp, False))
-    return order, leads_to_wanted
-
-
-def _sum_to(grad, shape, op):
-    """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
-    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
-    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
-    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
-    lead = grad.ndim - len(shape)
-    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
-        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
-                           f"for an input of shape {shape}: it must have the input's shape, or "
-                           f"one the input broadcasts to")
-    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
-                                      if size == 1 and grad.shape[lead + i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape) if grad.shape != shape else grad
-
-
 def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     """The chain rule, from `roots` back to the leaves.
 
@@ -1155,9 +1083,11 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     are returned instead, and no `.grad` is touched.
     """
     wanted_ids = {id(t) for t in wanted}
-    # grad(): a node hands gradients only to the inputs on the walk (from which a wanted tensor
-    # can be reached); a node with none of them is not run (a wanted tensor's, say).
-    order, on_walk = _topological_order(roots, wanted_ids)
+    order = _topological_order(roots, wanted_ids)
+    # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
+    # reached (those in `order`); a node with none of them is not run (which happens only at a
+    # wanted tensor with no wanted one below it).
+    leads_to_wanted = {id(t) for t in order} if wanted_ids else None
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
@@ -1181,7 +1111,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                     continue
                 needed = None                              # backward(): every input
                 if wanted_ids:
-                    needed = tuple(id(inp) in on_walk for inp in node.inputs)
+                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
                     if True not in needed:                 # nothing wanted below: it ends here
                         continue
                 input_grads = _apply_backward(node, grad, create_graph, needed)
@@ -1197,13 +1127,70 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
 
 
+def _topological_order(roots, wanted_ids=frozenset()):
+    """The tensors that a backward pass from `roots` goes through, inputs before results.
+
+    backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
+    to a root. grad() goes only where its answer comes from, as torch.autograd.grad does:
+    through the tensors from which a wanted tensor can be reached, the wanted ones included.
+    Hooks fire, and nodes run and are freed, only there; the rest of the graph is left as it
+    was, for a later backward.
+
+    A depth-first walk, iterative so that a chain of any length fits (no recursion limit). A
+    tensor is placed once all its inputs are: that is also when we know whether a wanted tensor
+    lies below it. A graph already freed by an earlier backward is refused, except below a
+    wanted tensor: its gradient is the answer, and the walk ends there, as torch's does. Only
+    another wanted tensor below it would need the freed part; since a freed node no longer
+    names its inputs, grad() refuses when a wanted tensor is not reached.
+    """
+    # A speed-up only: with a single wanted tensor the walk never goes below it, freed or not,
+    # since nothing below can be wanted (a tensor cannot lie below itself).
+    dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
+    order, visited, leads_to_wanted = [], set(), set()
+    freed_below_wanted = None
+    stack = [(root, False) for root in roots]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            if not wanted_ids:                           # backward(): every tensor
+                order.append(t)
+            elif id(t) in wanted_ids or t.grad_fn is not None and any(
+                    id(inp) in leads_to_wanted for inp in t.grad_fn.inputs):
+                leads_to_wanted.add(id(t))
+                order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        if t.grad_fn is not None and id(t) not in dead_ends:
+            if not t.grad_fn.freed:
+                for inp in t.grad_fn.inputs:
+                    if inp.requires_grad and id(inp) not in visited:
+                        stack.append((inp, False))
+            elif id(t) in wanted_ids:               # the walk ends at a wanted tensor
+                freed_below_wanted = t.grad_fn
+            else:
+                raise _freed(t.grad_fn)
+    if freed_below_wanted is not None and not wanted_ids <= leads_to_wanted:
+        raise _freed(freed_below_wanted)            # the missing one may lie below it
+    return order
+
+
+def _freed(node):
+    return RuntimeError(f"backward: the graph through {node.name} was already freed by an "
+                        f"earlier backward; call the first backward with retain_graph=True to "
+                        f"go through it twice")
+
+
 def _apply_backward(node, grad, create_graph, needed=None):
     """One node's step of the chain rule: dL/d(input) for each input, in the input's shape.
     Under create_graph, the ops it records are annotated with the node they differentiate.
 
     `needed` (from grad()): which inputs lead to a wanted tensor. The backward reads it as
     `ctx.needs_input_grad`, so that it skips the others (a weight's gradient, when only the
-    input's is asked), and whatever it computes for them anyway is dropped unshaped."""
+    input's is asked), and whatever it computes for them anyway is dropped before it is summed
+    to the input's shape."""
     if not create_graph:
         return _input_grads(node, grad, create_graph, needed)
     with annotate(backward_of=node):
@@ -1214,7 +1201,7 @@ def _input_grads(node, grad, create_graph, needed):
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
-        state = node.__dict__                 # (past _CheckedContext's guard of the name)
+        state = node.__dict__                 # the engine's name: into __dict__ (see Context)
         recorded = node.needs_input_grad
         state["needs_input_grad"] = tuple(a and b for a, b in zip(recorded, needed))
         try:
@@ -1226,11 +1213,9 @@ def _input_grads(node, grad, create_graph, needed):
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
                            f"{len(node.inputs)} inputs")
-    if needed is not None:
-        grads = [g if keep else None for g, keep in zip(grads, needed)]
     shaped = []
-    for inp, g in zip(node.inputs, grads):
-        if g is None or not inp.requires_grad:
+    for inp, g, is_needed in zip(node.inputs, grads, needed or (True,) * len(grads)):
+        if g is None or not is_needed or not inp.requires_grad:
             shaped.append(None)
             continue
         if create_graph:
@@ -1250,6 +1235,23 @@ def _input_grads(node, grad, create_graph, needed):
             g = g.astype(inp.data.dtype)
         shaped.append(g)
     return shaped
+
+
+def _sum_to(grad, shape, op):
+    """Undo broadcasting: sum the gradient over the axes along which the input was repeated.
+    `grad` is a Tensor (summed with engine ops, so recorded under create_graph) or an array.
+    A gradient in a shape the input does not broadcast to is a mistake of `op`'s backward (a
+    transposed or flattened gradient, say): refused, where a reshape would scramble it."""
+    lead = grad.ndim - len(shape)
+    if lead < 0 or any(size != 1 and size != grad.shape[lead + i] for i, size in enumerate(shape)):
+        raise RuntimeError(f"{op}.backward returned an invalid gradient of shape {grad.shape} "
+                           f"for an input of shape {shape}: it must have the input's shape, or "
+                           f"one the input broadcasts to")
+    axes = tuple(range(lead)) + tuple(lead + i for i, size in enumerate(shape)
+                                      if size == 1 and grad.shape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape) if grad.shape != shape else grad
 
 
 def _add_path(grads, t, g):
@@ -1274,6 +1276,24 @@ def _run_hooks(t, grad, create_graph):
     return grad
 
 
+def _accumulate(t, grad, create_graph):
+    data = grad.data if create_graph else grad
+    # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
+    # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
+    # through later backwards without one, until .grad is cleared.
+    # The engine writes `_grad`, not `.grad`: the setter checks an assignment by hand (its
+    # shape and dtype), which the engine's gradients have by construction.
+    if t._grad is None:
+        t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
+        t.grad_tensor = grad if create_graph else None
+        return
+    if create_graph or t.grad_tensor is not None:
+        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t._grad.copy())
+        with enable_grad():
+            t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
+    t._grad += data
+
+
 def _check_finite(node, i, inp, g):
     data = g.data if isinstance(g, Tensor) else g
     if _has_nan_or_inf(data):
@@ -1287,32 +1307,27 @@ def _as_tensor(g):
     return g if isinstance(g, Tensor) else Tensor._make(g)
 
 
-def _zero_grads(params, set_to_none=True):
-    """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
-    set_to_none=False, set it to zeros in place, as torch's."""
-    for p in params:
-        if set_to_none or p._grad is None:
-            p._grad = None
-        else:
-            p._grad[...] = 0
-        p.grad_tensor = None
-
-
-def _accumulate(t, grad, create_graph):
-    data = grad.data if create_graph else grad
-    # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
-    # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
-    # through later backwards without one, until .grad is cleared.
-    # (`_grad`, past the check of `.grad =`, which guards assignments by hand)
-    if t._grad is None:
-        t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
-        t.grad_tensor = grad if create_graph else None
-        return
-    if create_graph or t.grad_tensor is not None:
-        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t._grad.copy())
-        with enable_grad():
-            t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
-    t._grad += data
+def _seed(output, grad, caller, argument):
+    """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
+    output's dtype, checked against its shape; or 1 for an output of one number."""
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"{caller}: the output has shape {output.shape}, so its gradient "
+                               f"is ambiguous; reduce it to one number first (for example "
+                               f".sum()), or pass {argument} of shape {output.shape}")
+        return Tensor._make(np.ones_like(output.data))
+    grad = _lift(grad, output, f"{caller}: {argument}")
+    if grad.shape != output.shape:
+        raise ShapeError(f"{caller}: {argument} has shape {grad.shape} but the output has shape "
+                         f"{output.shape}")
+    if grad.dtype != output.dtype:
+        # Cast, as an array is and as torch does, or the gradients would come out in grad's
+        # dtype; one with a graph of its own cannot be cast without cutting it: it must match.
+        if grad.requires_grad:
+            raise TypeError(f"{caller}: {argument} has dtype {grad.dtype} but the output has "
+                            f"dtype {output.dtype}")
+        grad = Tensor._make(grad.data.astype(output.dtype))
+    return grad
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
@@ -1355,6 +1370,17 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def _zero_grads(params, set_to_none=True):
+    """Module's and the optimizers' zero_grad: forget each gradient (None), or, with
+    set_to_none=False, set it to zeros in place, as torch's."""
+    for p in params:
+        if set_to_none or p._grad is None:
+            p._grad = None
+        else:
+            p._grad[...] = 0
+        p.grad_tensor = None
 
 
 from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)
