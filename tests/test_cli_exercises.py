@@ -819,7 +819,8 @@ def test_the_readme_shows_a_real_failed_check(workspace):
     result = run("check")
     assert result.exit_code == 3
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    shown = readme.split("# the next unfinished one: 1 has passed, 2 has a slip\n")[1].split("```")[0]
+    shown = readme.split("# the next unfinished one: 1 has passed, 2 has a slip\n")[1]
+    shown = shown.split("```")[0]
     assert result.output == shown
 
 
