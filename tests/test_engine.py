@@ -1277,3 +1277,23 @@ def test_dropout_draws_from_the_generator_it_is_given_and_leaves_the_default_one
     assert ta.random.get_state() == state
     keep = np.random.default_rng(3).random(100) >= 0.5
     np.testing.assert_array_equal(y.data, np.where(keep, np.float32(2.0), np.float32(0.0)))
+
+
+def test_a_function_is_guarded_where_it_is_written_unless_it_says():
+    # The checks a Function's author needs (the engine's names on ctx, a keyword Tensor) cost
+    # every call: on outside tinyautograd, off for its own ops, and off where an op says so.
+    from tinyautograd import ops
+
+    class Mine(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.inputs = x                       # a slip its guard refuses
+            return x
+
+    class Tested(Mine):
+        guarded = False
+
+    assert ops.Add.guarded is False and Mine.guarded is True
+    with pytest.raises(AttributeError, match="ctx.inputs is the engine's own"):
+        Mine.apply(f64(2))
+    assert Tested.apply(f64(2)).shape == (2,)    # unguarded: the engine trusts it

@@ -217,17 +217,20 @@ class Function:
     # for both. (Declared by the op, not detected: checking every result would cost every op.)
     views_input = False
 
-    # Functions defined outside the package tinyautograd (tinyformer's Attention among them)
-    # are checked for the slips their author can make: their nodes guard the engine's names
-    # (_CheckedContext), and a keyword Tensor that requires a gradient is refused. The package's
-    # own ops, run for every op of every model, skip both.
+    # Whether the slips a Function's author can make are checked as it runs: its nodes guard
+    # the engine's names (_CheckedContext), and a keyword Tensor that requires a gradient is
+    # refused. None means by where it is written: on outside the package tinyautograd, off for
+    # the package's own ops, which run for every op of every model. An op of another library,
+    # tested and on a hot path, may say False (tinyformer's Attention does: the checks cost
+    # generation about 1%).
+    guarded: bool | None = None
     _context = Context
-    _checked = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__module__.startswith("tinyautograd."):
-            cls._context, cls._checked = _CheckedContext, True
+        if cls.__dict__.get("guarded") is None:
+            cls.guarded = not cls.__module__.startswith("tinyautograd.")
+        cls._context = _CheckedContext if cls.guarded else Context
 
     @classmethod
     def name(cls) -> str:
@@ -255,7 +258,7 @@ class Function:
                 break
         mode = _mode
         if mode.grad_enabled:
-            if settings and cls._checked:
+            if settings and cls.guarded:
                 for key, value in settings.items():
                     if isinstance(value, Tensor) and value._requires_grad:
                         raise _keyword_tensor(cls, key)
