@@ -437,20 +437,21 @@ def test_a_forced_run_stopped_after_tokenising_leaves_the_previous_run_to_resume
     assert metrics(tmp_path / "cut") == whole
 
 
+@pytest.mark.parametrize("removed", ["tokenizer.json", "tokens.bin", "metrics.jsonl"])
 def test_a_forced_run_stopped_while_it_removes_the_previous_run_is_the_one_resume_restarts(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, removed):
     """Once a new run has begun to remove the previous run's files, the directory is the new
     run's: stopped there, it is a run that stopped before its first checkpoint, which --resume
-    starts again with its own settings."""
+    starts again with its own settings, whichever file went first (with tokenizer.json gone,
+    its restart looked for its checksum and failed)."""
     first = dict(JOBS["gpt"], iters=4, eval_every=2)
     run(tmp_path / "run", **first)
     second = dict(first, seed=7)
-    remove, stops = RunDirectory._remove_file, []
+    remove = RunDirectory._remove_file
 
-    def remove_then_ctrl_c(self, name):             # the first file removed, then Ctrl-C
+    def remove_then_ctrl_c(self, name):             # `removed` removed, then Ctrl-C
         remove(self, name)
-        if not stops:
-            stops.append(name)
+        if name == removed:
             raise KeyboardInterrupt
     monkeypatch.setattr(RunDirectory, "_remove_file", remove_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):

@@ -139,12 +139,13 @@ def tokens_written(run: RunDirectory, config: TrainConfig
         return None
     try:
         # Runs from before the tokenizer's SHA-256 was recorded: any that loads.
-        if info.get("tokenizer_sha256") not in (None, sha256(run.file(TOKENIZER))):
+        recorded = info.get("tokenizer_sha256")
+        if recorded is not None and recorded != sha256(run.file(TOKENIZER)):
             return None
         tokenizer = load_tokenizer_file(dataclasses.replace(config,
                                                             tokenizer=run.file(TOKENIZER)))
         TextData.load(run.path, info, tokenizer.vocab_size)
-    except (ValueError, KeyError, TypeError):      # a CheckpointError among them
+    except (OSError, ValueError, KeyError, TypeError):    # a CheckpointError among them
         return None
     return tokenizer, info
 
