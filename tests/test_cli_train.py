@@ -948,6 +948,7 @@ def tinyformer_process(*args, timeout=60):
     ("optimizer", "resume", "not a regular file"),
     ("metrics.jsonl", "resume", "not a regular file"),
     ("manifest.json", "resume", "manifest.json is damaged"),
+    ("tokens.bin", "resume", "not a regular file"),               # it was called missing
 ])
 @pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
 def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, command,
