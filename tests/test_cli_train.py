@@ -429,6 +429,11 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_on_the_tokens_it
         in resumed.output
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == \
         (tmp_path / "whole" / "metrics.jsonl").read_text()
+    # config.json records its data as a fresh run's does (the tokenizer's checksum is the
+    # manifest's alone)
+    data = [json.loads((tmp_path / name / "config.json").read_text())["data"]
+            for name in ("run", "whole")]
+    assert data[0] == data[1]
 
     tokens = tmp_path / "changed" / "tokens.bin"
     tokens.write_bytes(bytes(sorted(tokens.read_bytes())))

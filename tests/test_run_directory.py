@@ -339,8 +339,8 @@ def test_is_training_waits_on_no_named_pipe(tmp_path):
 
 def test_the_manifest_records_the_sha256_of_the_tokenizer_beside_the_tokens(tmp_path):
     """A run restarted before its first checkpoint reuses its tokens.bin only with the
-    tokenizer.json that wrote it: the manifest records that file's SHA-256 with the data, and
-    config.json's data (the job's dict) is left as it was."""
+    tokenizer.json that wrote it: the manifest records that file's SHA-256 beside the data,
+    which is left as the job has it (config.json records it)."""
     from tinyformer.rundir import read_manifest
     from tinyformer.tokenizers import CharTokenizer
     run = RunDirectory.claim(tmp_path / "run", log=lambda line: None, create=True)
@@ -350,5 +350,6 @@ def test_the_manifest_records_the_sha256_of_the_tokenizer_beside_the_tokens(tmp_
     run.save_tokenizer(CharTokenizer(list("abc")))
     run.release()
     written = hashlib.sha256((tmp_path / "run" / "tokenizer.json").read_bytes()).hexdigest()
-    assert read_manifest(tmp_path / "run")["data"] == {**data, "tokenizer_sha256": written}
-    assert "tokenizer_sha256" not in data
+    manifest = read_manifest(tmp_path / "run")
+    assert manifest["data"] == data and manifest["tokenizer_sha256"] == written
+    assert RunDirectory.claim(tmp_path / "run", log=lambda line: None).tokenizer_sha256 == written

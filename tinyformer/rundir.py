@@ -129,6 +129,8 @@ class RunDirectory:
         # The data info of the tokens.bin the run wrote (TextData.prepare's): a run that
         # stopped before its first checkpoint starts again on it, not reading its corpus again.
         self.data = None
+        # The SHA-256 of the tokenizer.json that wrote those tokens: they are reused only with it.
+        self.tokenizer_sha256 = None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.has_manifest = False
         self._lock = None
@@ -242,6 +244,7 @@ class RunDirectory:
                       name not in ("", ".", "..")}
         self.settings = manifest.get("settings")
         self.data = manifest.get("data")
+        self.tokenizer_sha256 = manifest.get("tokenizer_sha256")
         self.checkpoint = manifest.get("checkpoint")
 
     def _adopt_checkpoint(self):
@@ -262,6 +265,7 @@ class RunDirectory:
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
                        "settings": self.settings, "data": self.data,
+                       "tokenizer_sha256": self.tokenizer_sha256,
                        "checkpoint": self.checkpoint}, f, indent=1)
 
     def own(self, names: Collection[str]) -> None:
@@ -297,8 +301,7 @@ class RunDirectory:
         tokenizer.json changed since, which would decode them as other text."""
         tokenizer.save(self.file(TOKENIZER))
         if self.data is not None:
-            # A new dict: the job's data info, which config.json records, stays as it was.
-            self.data = {**self.data, "tokenizer_sha256": sha256(self.file(TOKENIZER))}
+            self.tokenizer_sha256 = sha256(self.file(TOKENIZER))
             self.write_manifest()
 
     # -- what is there -------------------------------------------------------------------------
@@ -375,6 +378,7 @@ class RunDirectory:
         that a stop part way through leaves the new run, which --resume starts again."""
         new = set(new)
         self.settings, self.data, self.checkpoint = settings, data, None
+        self.tokenizer_sha256 = None                   # save_tokenizer records the new one
         self.write_manifest()
         self.remove(self.owned - set(keep) - {staged(name) for name in new} - {MANIFEST, LOCK})
         for name in new:

@@ -139,7 +139,7 @@ def tokens_written(run: RunDirectory, config: TrainConfig
         return None
     try:
         # Runs from before the tokenizer's SHA-256 was recorded: any that loads.
-        recorded = info.get("tokenizer_sha256")
+        recorded = run.tokenizer_sha256
         if recorded is not None and recorded != sha256(run.file(TOKENIZER)):
             return None
         tokenizer = load_tokenizer_file(dataclasses.replace(config,
