@@ -1115,6 +1115,9 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
      ["optimizer-", "0.exp_avg_sq holds NaN, Inf or, for a second moment, a negative number"]),
     (lambda d: rewrite_optimizer(d, lambda a: a["1.exp_avg"].flat.__setitem__(0, np.nan)),
      ["optimizer-", "1.exp_avg holds NaN"]),
+    (lambda d: edit_config(d, lambda c: c["resume"]["optimizer"]["state"].pop()),
+     ["config.json", "the state of", "parameters expected"]),
+    (set_in_resume("state", 0, value=[1, 2]), ["config.json", "the state of", "parameters"]),
     (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
@@ -1130,7 +1133,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
                  "restore it, or start the run again with --force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "moment-text",
-        "negative-second-moment", "nan-moment", "step-text", "step-negative",
+        "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
+        "step-negative",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
         "eps-text", "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(

@@ -498,8 +498,9 @@ class Trainer:
         path = os.path.join(self.directory, files["optimizer"])
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
+        self._check_optimizer_state(resume["optimizer"]["state"], shapes,
+                                    resume["optimizer"]["param_groups"], path)
         state = [dict(small) for small in resume["optimizer"]["state"]]
-        self._check_optimizer_state(state, shapes, resume["optimizer"]["param_groups"], path)
         # Each array ("3.exp_avg") has its parameter's shape: one whose header claims another
         # (gigabytes, say) is refused before it is read.
         parameters = self._saved_order(resume["optimizer"]["param_groups"])
@@ -551,22 +552,22 @@ class Trainer:
                                    f"or start again with --force")
         parameters = [(p, group) for group in self.optimizer.param_groups
                       for p in group["params"]]
-        if not isinstance(state, list) or len(state) != len(parameters):
+        if not (isinstance(state, list) and len(state) == len(parameters)
+                and all(isinstance(saved, dict) for saved in state)):
             raise damaged(where, f"the state of {len(parameters)} parameters expected")
+        in_arrays = [set() for _ in parameters]     # each parameter's keys in the .npz
         for key in shapes:
             index, _, name = key.partition(".")
             # "-1" would pass int() and set the last parameter's moment: digits only.
             if not (index.isdecimal() and int(index) < len(parameters)):
                 raise damaged(path, f"{key!r} names no parameter 0 to {len(parameters) - 1}")
-            if name in state[int(index)]:
-                raise damaged(path, f"{key!r} is in config.json too")
-            state[int(index)][name] = None        # the key, for the check below
-        for i, ((p, group), saved) in enumerate(zip(parameters, state)):
+            in_arrays[int(index)].add(name)
+        for i, ((p, group), saved, arrays) in enumerate(zip(parameters, state, in_arrays)):
             expected = set(self.optimizer.initial_state(p, group))
-            if not isinstance(saved, dict) or (saved and set(saved) != expected):
-                raise damaged(path, f"parameter {i} has "
-                                    f"{sorted(saved) if isinstance(saved, dict) else saved!r}, "
-                                    f"where the optimizer keeps {sorted(expected)}")
+            kept = set(saved) | arrays
+            if kept and kept != expected:
+                raise damaged(path, f"parameter {i} has {sorted(kept)}, where the optimizer "
+                                    f"keeps {sorted(expected)}")
             step = saved.get("step", 0)
             if type(step) is not int or step < 0:
                 raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
@@ -581,9 +582,6 @@ class Trainer:
                 check_settings(options, GROUP_RULES, name=lambda key, i=i: f"group {i}'s {key}")
             except ValueError as e:
                 raise damaged(where, str(e)) from None
-        for saved in state:                      # the placeholders go: the arrays come next
-            for key in [key for key, value in saved.items() if value is None]:
-                del saved[key]
 
 
 def _indent(text):
