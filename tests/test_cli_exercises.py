@@ -354,6 +354,11 @@ def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(worksp
     assert f"{len(exercises()) - 2} of {len(exercises())} pass" in result.output
     assert sorted(ex.number for ex in started) == \
         [ex.number for ex in exercises() if ex not in (missing, unreadable)]
+    # The advice works: reset puts a fresh file where the folder was, the folder kept aside.
+    reset = run("reset", unreadable.number)
+    assert reset.exit_code == 0, reset.output
+    path = workspace / unreadable.file
+    assert path.is_file() and path.read_bytes() == unreadable.source.read_bytes()
 
 
 def pipe_that_ends(path, after=3.0):

@@ -28,7 +28,6 @@ from typing import Any, Iterator, NamedTuple
 from ..files import NotRegularFile, StrPath, atomic_write, describe_os_error, open_regular
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
-from .checking import special_file
 from .isolated import check_in_subprocess, stop_running
 
 STATE_DIR = ".tinyformer"
@@ -279,8 +278,8 @@ class Workspace:
         path = self.path(ex)
         backup = None
         # A link is moved aside as it is (writing through it would change the file it points
-        # to, outside the workspace perhaps); a pipe or a device is, unread.
-        if path.is_symlink() or special_file(path):
+        # to, outside the workspace perhaps); a folder, a pipe or a device is, unread.
+        if path.is_symlink() or path.exists() and not path.is_file():
             backup = self._backup_path(ex)
             os.replace(path, backup)
         elif path.exists() and path.read_bytes() != ex.source.read_bytes():
