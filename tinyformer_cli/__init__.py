@@ -752,7 +752,7 @@ def workspace_option(required=True):
                 raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
             raise
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        cls=EnvironmentOption, envvar="TINYFORMER_EXERCISES", show_envvar=True,
+                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         show_default="the one holding the current directory",
                         help="The exercise workspace.")
 
