@@ -51,7 +51,7 @@ from typing import IO, Any, Callable, Collection, Iterable
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line, not_regular, open_regular
+from .files import StrPath, atomic_write, command_line, open_regular
 from .tokenizers import Tokenizer, load_tokenizer
 
 MANIFEST = "manifest.json"
@@ -830,15 +830,15 @@ def open_tokens(path: StrPath, dtype: DTypeLike, n_tokens: int) -> np.ndarray:
     """The ids that write_tokens wrote, as a read-only memory map (never read whole).
     CheckpointError if the file is gone, or is not of the size written."""
     expected = n_tokens * np.dtype(dtype).itemsize
-    if not os.path.lexists(path):
+    try:
+        f = open_run_file(path)             # a pipe or a device refused, as every run file
+    except FileNotFoundError:
         raise CheckpointError(f"{path} (the tokenised corpus) is missing; restore it, or start "
-                              f"the run again with --force")
-    what = not_regular(path) if os.path.exists(path) else "a link to nothing"
-    if what is not None:
-        raise CheckpointError(f"{path} (the tokenised corpus) is {what}, not a regular file; "
-                              f"restore it, or start the run again with --force")
-    if os.path.getsize(path) != expected:
-        raise CheckpointError(f"{path} (the tokenised corpus) is truncated or changed: "
-                              f"{os.path.getsize(path):,} bytes where the run wrote "
-                              f"{expected:,}; restore it, or start the run again with --force")
-    return np.memmap(path, dtype=dtype, mode="r", shape=(n_tokens,))
+                              f"the run again with --force") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size != expected:
+            raise CheckpointError(f"{path} (the tokenised corpus) is truncated or changed: "
+                                  f"{size:,} bytes where the run wrote {expected:,}; restore "
+                                  f"it, or start the run again with --force")
+        return np.memmap(f, dtype=dtype, mode="r", shape=(n_tokens,))
