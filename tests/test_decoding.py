@@ -251,3 +251,27 @@ def test_an_encoder_decoder_refuses_to_write_past_its_context_before_any_step():
         assert not steps, f"{called}: a step ran before the refusal"
     assert model.greedy_decode(src, 10, bos_id=BOS).shape == (2, 11)
     assert len(beam_search(session(), beam_size=2, max_len=10).tokens) == 11
+
+
+@pytest.mark.parametrize("search", ["generate", "beam_search"])
+def test_a_session_that_does_not_know_its_vocabulary_checks_eos_id_at_the_first_step(search):
+    # The chapter on generation writes such a session: its logits say how many tokens there
+    # are, and an eos_id beyond them would never end anything.
+    class Counting:
+        tokens = np.zeros((1, 1), dtype=np.int64)
+        room = None
+
+        def next_logits(self):
+            return np.zeros((1, 9))
+
+        def append(self, tokens):
+            self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+        def select(self, rows):
+            self.tokens = self.tokens[rows]
+
+    with pytest.raises(ValueError, match=r"eos_id.*9"):
+        if search == "generate":
+            generate(Counting(), 3, temperature=0, eos_id=9)
+        else:
+            beam_search(Counting(), beam_size=2, max_len=3, eos_id=9)
