@@ -55,20 +55,26 @@ def table_rows(text):
             int(lines[end].split()[-1].replace(",", "")))
 
 
-@pytest.mark.parametrize("build", [
-    lambda: BERT(11, context=8, n_layer=1, n_head=2, d_model=16),
-    lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16,
-                        share_embeddings=True)])
-def test_the_modules_parameters_add_up_to_the_total_each_counted_once(build):
+TABLE = 11 * 16                                 # the token embedding of the models below
+
+
+@pytest.mark.parametrize("build, shared_by", [
+    (lambda: BERT(11, context=8, n_layer=1, n_head=2, d_model=16), ("embed", "head")),
+    (lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16,
+                         share_embeddings=True), ("src_embed", "tgt_embed"))])
+def test_the_modules_parameters_add_up_to_the_total_each_counted_once(build, shared_by):
     # BERT's head holds the token embedding it is tied to, and the encoder-decoder's two
     # embeddings may share one: the table counted the shared parameters again in each row.
+    # The table is counted under the first module that holds it, and not under the second.
     model = build()
     rows, total = table_rows(summary(model))
     assert total == model.num_parameters() == sum(rows.values())
-    first = {}                                  # each parameter under the first module
-    for name, p in model.named_parameters():
-        first[name.split(".")[0]] = first.get(name.split(".")[0], 0) + p.size
-    assert rows == {name: first.get(name, 0) for name, _ in model.named_children()}
+    first, second = (getattr(model, name) for name in shared_by)
+    assert rows[shared_by[0]] == first.num_parameters()
+    assert rows[shared_by[1]] == second.num_parameters() - TABLE
+    for name, module in model.named_children():
+        if name not in shared_by:
+            assert rows[name] == module.num_parameters()
 
 
 @pytest.mark.parametrize("model", [ta.nn.Sequential(ta.nn.Linear(2, 3)), ta.nn.Linear(2, 3)])
