@@ -323,26 +323,41 @@ def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
     assert all(np.isfinite(line["train_loss"]) for line in lines)
 
 
-def test_the_recall_writes_each_colour_through_the_kv_cache(tmp_path):
+def test_the_recall_writes_each_colour_through_the_kv_cache_batch_size_prompts_at_a_time(
+        tmp_path):
     # The prompts leave room in the context for the longest colour and its full stop, so the
     # window never slides while they are written: one pass over the prompts, then one
     # position per letter (a sliding window would run the whole context again each time).
-    trainer = Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path), log=quiet)
+    # They are written batch_size at a time, so the recall needs no more memory than that
+    # many rows do (all 100 at once needed several times a training step's).
+    trainer = Trainer.start(TrainConfig(**dict(TINY, batch_size=3), iters=1), str(tmp_path),
+                            log=quiet)
     job, model = trainer.job, trainer.model
     room = len("yellow.")
-    assert {len(prompt) for prompt, _ in job.recall_prompts} == {TINY["context"] - room}
-    lengths, forward = [], model.forward
+    prompt_length = TINY["context"] - room
+    assert {len(prompt) for prompt, _ in job.recall_prompts} == {prompt_length}
+    shapes, forward = [], model.forward
+    written, generate = [], model.generate
 
     def recording(idx, cache=None):
-        lengths.append(np.shape(idx)[1])
+        shapes.append(np.shape(idx))
         return forward(idx, cache)
-    model.forward = recording
+
+    def keeping(idx, *args, **kwargs):
+        written.append(generate(idx, *args, **kwargs))
+        return written[-1]
+    model.forward, model.generate = recording, keeping
     recall = job.recall(model)
-    assert lengths == [TINY["context"] - room] + [1] * (room - 1)
-    # The same figure as the model gives without the cache, recomputing every position.
+
+    def steps(rows):
+        return [(rows, prompt_length)] + [(rows, 1)] * (room - 1)
+    assert shapes == steps(3) * 33 + steps(1)                       # 100 prompts
+    # The same letters as the model writes for all the prompts at once without the cache,
+    # recomputing every position, and so the same figure.
     prompts = np.array([job.tokenizer.encode(prompt) for prompt, _ in job.recall_prompts])
-    out = model.generate(prompts, room, temperature=0, use_cache=False)[:, prompts.shape[1]:]
-    hits = [recalled(job.tokenizer.decode(row), colour)
+    out = generate(prompts, room, temperature=0, use_cache=False)
+    assert np.array_equal(np.concatenate(written), out)
+    hits = [recalled(job.tokenizer.decode(row[prompt_length:]), colour)
             for row, (_, colour) in zip(out, job.recall_prompts)]
     assert recall == np.mean(hits)
     trainer.close()

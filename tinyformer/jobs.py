@@ -339,10 +339,17 @@ class LanguageModelling:
     def recall(self, model: GPT) -> float:
         """On the built-in corpus: the share of held-out stories (from another seed) whose
         last colour the model completes right, greedily. This is what attention buys: a Markov
-        chain gets 1 in len(COLOURS)."""
+        chain gets 1 in len(COLOURS).
+
+        The prompts are written batch_size at a time: all of them at once would hold keys,
+        values and attention scores for every prompt, several times a training step's
+        memory, which the memory check before training does not count on."""
         prompts = self.recall_prompts
         idx = np.array([self.tokenizer.encode(prompt) for prompt, _ in prompts])   # (n, T)
-        out = model.generate(idx, self.recall_letters, temperature=0)[:, idx.shape[1]:]
+        size = self.config.batch_size
+        out = np.concatenate([model.generate(idx[i:i + size], self.recall_letters,
+                                             temperature=0)
+                              for i in range(0, len(idx), size)])[:, idx.shape[1]:]
         return float(np.mean([recalled(self.tokenizer.decode(row), colour)
                               for row, (_, colour) in zip(out, prompts)]))
 
