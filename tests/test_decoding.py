@@ -99,6 +99,17 @@ def test_beam_search_scores_the_tokens_it_returns(kind, beam_size):
 
 
 @pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_beam_search_finds_the_same_with_and_without_the_cache(kind):
+    # Every step selects rows of the cache (test_beam_search_scores_the_tokens_it_returns
+    # checks that they are reordered): the keys and values kept must be those of the beams.
+    found = [beam_search(sessions(kind, 1, use_cache), beam_size=6, max_len=8, eos_id=None,
+                         length_penalty=0.0)
+             for use_cache in (True, False)]
+    np.testing.assert_array_equal(found[0].tokens, found[1].tokens)
+    assert found[0].score == pytest.approx(found[1].score, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
 def test_a_beam_of_one_is_greedy_and_a_wider_beam_is_never_worse(kind):
     greedy = generate(sessions(kind, 1, True), 6, temperature=0)[0]
     one = beam_search(sessions(kind, 1, True), beam_size=1, max_len=6, eos_id=None,

@@ -113,3 +113,17 @@ def test_selecting_rows_keeps_the_caches_dtype():
                                 ta.Tensor(np.zeros((3, 1, 1, 1)), dtype=np.float64))
     assert keys.dtype == values.dtype == np.float64
     np.testing.assert_array_equal(keys.data[:, 0, :3, 0], 1 + 1e-12)
+
+
+def test_selecting_rows_keeps_the_buffers_capacity_so_the_next_step_writes_into_it():
+    # Beam search selects rows at every step. The kept rows go into buffers as long as the
+    # old ones, into which the next step writes its keys and values; buffers dropped instead
+    # would be grown by that step, copying every key and value a second time.
+    cache, layer = KVCache(), object()
+    k = ta.Tensor(np.zeros((2, 1, 3, 1)))
+    before, _ = cache.extend(layer, k, k)
+    cache.select(np.array([1, 0, 0]))
+    step = ta.Tensor(np.ones((3, 1, 1, 1)))
+    after, _ = cache.extend(layer, step, step)
+    assert after.shape == (3, 1, 4, 1)
+    assert after.data.base.shape[2] == before.data.base.shape[2]     # views of the buffers

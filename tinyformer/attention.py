@@ -109,13 +109,23 @@ class KVCache:
 
     def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
-        and drops sequences). The kept keys and values are copied out of the buffers, which
-        the next `extend` grows again. They keep their dtype (a Tensor made from a float64
-        array would otherwise be float32)."""
+        and drops sequences). The kept keys and values are copied once, into new buffers of
+        the same capacity, so that the next `extend` writes into them: without buffers it
+        would grow new ones and copy everything a second time, at every step of a beam
+        search. They keep their dtype (a Tensor made from a float64 array would otherwise be
+        float32)."""
         for layer, (k, v) in self._kv.items():
-            self._kv[layer] = (Tensor(k.data[rows], dtype=k.dtype),
-                               Tensor(v.data[rows], dtype=v.dtype))
-        self._buffers.clear()
+            buffers = self._buffers.get(layer)
+            if buffers is None:                 # recorded: the keys and values of a graph
+                self._kv[layer] = (Tensor(k.data[rows], dtype=k.dtype),
+                                   Tensor(v.data[rows], dtype=v.dtype))
+                continue
+            filled = k.shape[2]
+            kept = tuple(np.empty((len(rows),) + b.shape[1:], dtype=b.dtype) for b in buffers)
+            for new, old in zip(kept, buffers):
+                new[:, :, :filled] = old[rows, :, :filled]
+            self._buffers[layer] = kept
+            self._kv[layer] = tuple(Tensor(b[:, :, :filled], dtype=b.dtype) for b in kept)
 
 
 def _grown(new, old, capacity):
