@@ -110,6 +110,22 @@ def test_beam_search_finds_the_same_with_and_without_the_cache(kind):
 
 
 @pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_the_caches_buffers_never_hold_more_positions_than_the_model_reads(kind, monkeypatch):
+    # They grow by doubling: a prompt just past half the context would get room for nearly
+    # twice the context, which no step can ever fill.
+    capacities, extend = [], KVCache.extend
+
+    def recording(self, layer, k, v):
+        keys, values = extend(self, layer, k, v)
+        capacities.append(keys.data.base.shape[2])              # views of the buffers
+        return keys, values
+    monkeypatch.setattr(KVCache, "extend", recording)
+    session = sessions(kind, 2, use_cache=True)
+    generate(session, session.model.context - session.tokens.shape[1], temperature=0)
+    assert max(capacities) == session.model.context
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
 def test_a_beam_of_one_is_greedy_and_a_wider_beam_is_never_worse(kind):
     greedy = generate(sessions(kind, 1, True), 6, temperature=0)[0]
     one = beam_search(sessions(kind, 1, True), beam_size=1, max_len=6, eos_id=None,

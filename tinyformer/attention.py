@@ -73,15 +73,17 @@ class KVCache:
     kept here and each step computes q, k, v for its new tokens only: linear work per token
     instead of quadratic. `length` counts the tokens stored; the model advances it.
 
-    They are written into buffers that grow by doubling, as a Python list does, and `extend`
-    returns views of the filled part: a step copies only its own new keys and values, where
-    concatenating would copy all the earlier ones again at every step. When a graph is being
+    They are written into buffers that grow by doubling, as a Python list does (up to
+    `context`, the most tokens the model reads, where it is given), and `extend` returns views
+    of the filled part: a step copies only its own new keys and values, where concatenating
+    would copy all the earlier ones again at every step. When a graph is being
     recorded (k or v requires a gradient), `extend` concatenates with engine ops instead, so
     that gradients reach the keys and values of every step.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, context: int | None = None) -> None:
         self.length = 0
+        self.context = context
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
         self._buffers = {}       # attention module -> (keys, values), (B, H, capacity, d) arrays
 
@@ -98,9 +100,12 @@ class KVCache:
         end = filled + k.shape[2]
         buffers = self._buffers.get(layer)
         if buffers is None or buffers[0].shape[2] < end:
+            # Room for as many tokens again; never more than the model can read (the model
+            # refuses tokens past its context before they reach the cache).
+            capacity = 2 * end if self.context is None else min(2 * end, self.context)
             old_k, old_v = (None, None) if old is None else (old[0].data, old[1].data)
-            buffers = self._buffers[layer] = (_grown(k.data, old_k, 2 * end),
-                                              _grown(v.data, old_v, 2 * end))
+            buffers = self._buffers[layer] = (_grown(k.data, old_k, capacity),
+                                              _grown(v.data, old_v, capacity))
         buffers[0][:, :, filled:end] = k.data
         buffers[1][:, :, filled:end] = v.data
         k, v = (Tensor(b[:, :, :end], dtype=b.dtype) for b in buffers)   # views, no copy

@@ -154,7 +154,7 @@ class DecoderOnlySession:
         if self.cache is not None and self.tokens.shape[1] <= context:
             new = self.tokens[:, self.cache.length:]                    # not yet in the cache
         else:                                                           # first step, or slid
-            self.cache = KVCache() if self.use_cache else None
+            self.cache = KVCache(context) if self.use_cache else None
             new = self.tokens[:, -context:]
         return self.model(new, self.cache).data[:, -1]                  # (B, V)
 
@@ -179,7 +179,7 @@ class EncoderDecoderSession:
             self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.vocab_size = model.config["tgt_vocab_size"]
-        self.cache = KVCache() if use_cache else None
+        self.cache = KVCache(model.context) if use_cache else None
 
     @property
     def room(self) -> int:
