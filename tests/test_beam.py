@@ -154,6 +154,27 @@ def test_the_early_stop_waits_for_a_beam_that_a_longer_length_penalty_can_still_
                                        / gnmt_length_penalty(10, 2.0), rel=1e-9)
 
 
+def test_with_a_negative_length_penalty_the_early_stop_bound_uses_the_nearest_length():
+    # alpha < 0 favours short sequences: lp falls with length, so the largest lp a live beam
+    # can still reach is the next step's. BOS EOS finishes at once with log 0.37 = -0.99; BOS
+    # A EOS scores log(0.63 * 0.9) / lp(2) = -0.66, better. After step 1, the live BOS A (log
+    # 0.63 = -0.46) is bounded by -0.46 / lp(2) = -0.54: go on. Bounding it by lp(max_len) =
+    # lp(10) = 0.4 instead (-1.16) would stop there and keep the worse BOS EOS.
+    stub = BigramStub({BOS: {EOS: 0.37, A: 0.63}, A: {EOS: 0.9, A: 0.1}})
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=2, max_len=10,
+                   length_penalty=-1.0)
+    assert list(best.tokens) == [BOS, A, EOS]
+
+
+def test_two_end_tokens_tied_at_one_step_go_to_the_lower_token_id():
+    # eos_id names EOS and B, and both follow BOS with 0.5: two finished hypotheses with equal
+    # scores at the same step. Ties go to the lower token id, as the docstring says.
+    stub = BigramStub({BOS: {EOS: 0.5, B: 0.5}})
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=2, max_len=3,
+                   eos_id=[EOS, B], length_penalty=0.0)
+    assert EOS < B and list(best.tokens) == [BOS, EOS]
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):

@@ -55,7 +55,7 @@ def test_generation_with_the_cache_equals_generation_without(positions):
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned", "rope"])
-def test_the_decoder_cache_equals_recomputing_and_greedy_decoding_agrees(positions):
+def test_the_decoder_cache_fed_a_token_or_a_chunk_at_a_time_equals_recomputing_and_greedy_agrees(positions):
     from tinyformer.transformer import Transformer
 
     ta.manual_seed(0)
@@ -67,7 +67,11 @@ def test_the_decoder_cache_equals_recomputing_and_greedy_decoding_agrees(positio
         full = model.decode(tgt, memory, src_mask).data
         cache = KVCache()
         steps = [model.decode(tgt[:, t:t + 1], memory, src_mask, cache).data for t in range(8)]
+        cache = KVCache()                   # several tokens at a time: a forced prefix, say
+        chunks = [model.decode(tgt[:, a:b], memory, src_mask, cache).data
+                  for a, b in [(0, 3), (3, 5), (5, 8)]]
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(chunks, axis=1), full, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(model.greedy_decode(src, 9, bos_id=1),
                                   model.greedy_decode(src, 9, bos_id=1, use_cache=False))
 
