@@ -739,6 +739,18 @@ def test_transpose_with_two_axes_points_to_swapaxes():
         Tensor(np.ones((2, 3, 4))).transpose(-2, -1)
 
 
+def test_transpose_of_two_axes_on_a_matrix_is_refused_as_numpys_identity_not_torchs_swap():
+    # torch's k.transpose(-2, -1) swaps; numpy's is the identity: q @ k would be silent.
+    w = Tensor(np.arange(6.0).reshape(2, 3))
+    for axes in ((0, 1), (-2, -1), (0, -1)):
+        with pytest.raises(ta.ShapeError, match=r"identity permutation.*use \.T or "
+                                                r"swapaxes\(0, 1\)"):
+            w.transpose(*axes)
+    assert w.transpose(1, 0).shape == w.transpose(-1, -2).shape == (3, 2)
+    assert w.transpose((0, 1)).shape == (2, 3)          # numpy's own spelling: no doubt
+    assert Tensor(np.ones((2, 3, 4))).transpose(0, 1, 2).shape == (2, 3, 4)
+
+
 def test_swapaxes_out_of_range_names_the_axis_and_shape():
     with pytest.raises(ta.ShapeError, match=r"^swapaxes: axis 5 is out of range for the 2 axes "
                                             r"of shape \(2, 3\)$"):

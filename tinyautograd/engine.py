@@ -891,8 +891,10 @@ class Tensor:
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
-        To exchange two axes, use `swapaxes`."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
+        `transpose(-2, -1)`, numpy's identity but torch's swap, are refused."""
+        as_sequence = len(axes) == 1 and isinstance(axes[0], (tuple, list))
+        if as_sequence:
             axes = tuple(axes[0])
         if not axes:
             return ops.Transpose.apply(self, axes=None)
@@ -902,6 +904,13 @@ class Tensor:
             raise ShapeError(f"transpose: axes {axes} are not a permutation of the {self.ndim} "
                              f"axes of shape {self.shape}; to exchange two axes use "
                              f"swapaxes{axes if len(axes) == 2 else '(a, b)'}")
+        if self.ndim == 2 and normalised == (0, 1) and not as_sequence:
+            # Two axes given one by one are torch's spelling, which swaps them: as numpy's
+            # identity, `q @ k.transpose(-2, -1)` would silently compute q @ k. (A sequence,
+            # transpose((0, 1)), is numpy's alone: torch's transpose takes none.)
+            raise ShapeError(f"transpose{axes}: on a 2-D tensor this is numpy's identity "
+                             f"permutation, not torch's swap of the two axes: use .T or "
+                             f"swapaxes(0, 1) (or numpy's transpose(1, 0))")
         return ops.Transpose.apply(self, axes=normalised)
 
     @property
