@@ -699,6 +699,21 @@ def test_linear_says_when_its_bias_does_not_fit_the_weight():
         ta.functional.linear(x, w, b)
 
 
+def test_linear_with_torchs_weight_layout_says_to_transpose_it():
+    # torch's F.linear takes (out, in); ours (in, out): with or without a bias, say .T.
+    x, w_torch = Tensor(np.ones((2, 6, 4))), Tensor(np.ones((3, 4)))
+    hint = r"\(torch's F.linear takes \(out, in\): pass weight.T\)$"
+    with pytest.raises(ta.ShapeError, match=r"^linear: needs weight .*got \(3, 4\) and "
+                                            r"\(3,\) " + hint):
+        ta.functional.linear(x, w_torch, Tensor(np.ones(3)))
+    with pytest.raises(ta.ShapeError, match=r"^linear: matmul: .*inner sizes 4 and 3 differ "
+                                            + hint):
+        ta.functional.linear(x, w_torch)
+    assert ta.functional.linear(x, w_torch.T, Tensor(np.ones(3))).shape == (2, 6, 3)
+    with pytest.raises(ta.ShapeError, match=r"differ$"):     # not a transposed weight: no hint
+        ta.functional.linear(x, Tensor(np.ones((3, 5))))
+
+
 def test_masked_fill_says_its_mask_does_not_fit():
     with pytest.raises(ta.ShapeError, match=r"^masked_fill: the mask of shape \(2, 1, 4, 4\) "
                                             r"does not broadcast against the tensor of shape "
