@@ -273,6 +273,17 @@ def test_non_strict_load_returns_the_mismatches_but_still_refuses_wrong_shapes()
         model.load_state_dict({"bias": np.zeros(2)}, strict=False)
 
 
+def test_a_matrix_in_the_models_shape_reversed_is_named_a_pytorch_linear_weight():
+    model = nn.Sequential(nn.Linear(4, 8))
+    torch_state = {"0.weight": np.zeros((8, 4)), "0.bias": np.zeros(8)}      # (out, in)
+    with pytest.raises(RuntimeError, match=r"wrong shapes: 0\.weight: \(8, 4\) in the state, "
+                                           r"\(4, 8\) in the model \(a PyTorch Linear weight "
+                                           r"is \(out, in\): transpose it, \.T\)$"):
+        model.load_state_dict(torch_state)
+    with pytest.raises(RuntimeError, match=r"\(4, 8\) in the model$"):     # another misfit
+        model.load_state_dict({"0.weight": np.zeros((4, 9)), "0.bias": np.zeros(8)})
+
+
 @pytest.mark.parametrize("state", [nn.Linear(2, 3), None, [1, 2]], ids=["model", "None", "list"])
 def test_loading_what_is_not_a_state_dict_says_what_to_pass(state):
     # were: "argument of type 'Linear' is not iterable", and a str join error for the list

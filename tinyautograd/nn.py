@@ -220,7 +220,12 @@ class Module:
                         if not np.can_cast(array.dtype, own[name].dtype, casting="same_kind")]
         problems = []
         if wrong_shapes:
-            problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}")
+            # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
+            transposed = any(array.ndim == 2 and array.shape[::-1] == own[name].shape
+                             for name, array in arrays.items())
+            hint = (" (a PyTorch Linear weight is (out, in): transpose it, .T)" if transposed
+                    else "")
+            problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}{hint}")
         if wrong_dtypes:
             problems.append(f"  wrong dtypes: {'; '.join(wrong_dtypes)}")
         if strict and missing:
