@@ -515,6 +515,14 @@ def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_t
                                          r"exact erf form\); pass approximate='tanh' or "
                                          r"nothing$"):
         nn.GELU(approximate="none")
+    # F.gelu and Tensor.gelu take torch's F.gelu's keyword the same way, with the same check
+    ours = nn.GELU()(x).data
+    np.testing.assert_array_equal(ta.functional.gelu(x, approximate="tanh").data, ours)
+    np.testing.assert_array_equal(x.gelu(approximate="tanh").data, ours)
+    for gelu in (ta.functional.gelu, Tensor.gelu):
+        with pytest.raises(ValueError, match=r"^gelu: approximate='none' is not computed here: "
+                                             r"ours is the tanh form"):
+            gelu(x, approximate="none")
     for make in (lambda: nn.ReLU(inplace=True), lambda: nn.Dropout(0.1, inplace=True)):
         with pytest.raises(ValueError, match=r"^(ReLU|Dropout): no op works in place here; "
                                              r"drop inplace$"):

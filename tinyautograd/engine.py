@@ -817,9 +817,12 @@ class Tensor:
         """max(x, 0), elementwise."""
         return ops.Relu.apply(self)
 
-    def gelu(self) -> Tensor:
+    def gelu(self, approximate: str = "tanh") -> Tensor:
         """GELU, elementwise, in its tanh approximation (GPT-2's, torch's
-        approximate='tanh'), not the exact erf form that is torch's default."""
+        approximate='tanh'), not the exact erf form that is torch's default ('none', refused
+        here)."""
+        if approximate != "tanh":
+            _refuse_exact_gelu("gelu", approximate)
         return ops.Gelu.apply(self)
 
     def sigmoid(self) -> Tensor:
@@ -1010,6 +1013,14 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
+
+
+def _refuse_exact_gelu(who, approximate):
+    """GELU's `approximate=` other than 'tanh' (Tensor.gelu's, F.gelu's, nn.GELU's): torch's
+    default, 'none', is a form not computed here, and a silent tanh would differ from it."""
+    raise ValueError(f"{who}: approximate={approximate!r} is not computed here: ours is the "
+                     f"tanh form (torch's default 'none' is the exact erf form); pass "
+                     f"approximate='tanh' or nothing")
 
 
 def _plain_index(index):

@@ -514,7 +514,7 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def gelu(x: Tensor) -> Tensor:
+def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU in its tanh approximation (GPT-2's, torch's approximate='tanh'), not the exact erf
-    form that is torch's default: `x.gelu()`."""
-    return x.gelu()
+    form that is torch's default ('none', refused): `x.gelu()`."""
+    return x.gelu(approximate)

@@ -655,10 +655,8 @@ class GELU(Module):
     default, approximate='none', is the exact erf form, which is not computed here."""
 
     def __init__(self, approximate: str = "tanh") -> None:
-        if approximate != "tanh":
-            raise ValueError(f"GELU: approximate={approximate!r} is not computed here: ours is "
-                             f"the tanh form (torch's default 'none' is the exact erf form); "
-                             f"pass approximate='tanh' or nothing")
+        if approximate != "tanh":      # here, not at the first forward: as Dropout's p
+            engine._refuse_exact_gelu("GELU", approximate)
 
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
