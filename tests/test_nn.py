@@ -1,6 +1,7 @@
 """nn: parameter discovery and naming, saving and loading, modes, the layers against PyTorch,
 initialisers, and an MLP that learns."""
 
+import gc
 import math
 
 import numpy as np
@@ -98,6 +99,15 @@ def test_named_modules_children_and_modules():
     assert list(model.children())[1] is model.blocks[0]
     assert next(model.modules()) is model
     assert dict(model.named_modules())["blocks.1.norm"] is model.blocks[1].norm
+
+
+def test_walking_the_modules_leaves_no_garbage_for_the_cycle_collector():
+    # A recursive closure is a reference cycle: one for the collector at every parameters().
+    model = Model()
+    gc.collect()
+    for _ in range(3):
+        list(model.named_parameters())
+    assert gc.collect() == 0
 
 
 def test_module_without_super_init_works():

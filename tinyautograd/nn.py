@@ -151,17 +151,19 @@ class Module:
     def named_modules(self) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module (named '') and every module inside it, depth
         first, parents before children. A module reachable by two paths comes once."""
-        seen = set()
-
-        def visit(module, name):
+        # An explicit stack, not a recursive closure: a function that refers to itself makes a
+        # reference cycle, left to the garbage collector at every parameters() call. Children
+        # go on in reverse, so they come off in order, as the recursion would visit them.
+        seen, stack = set(), [("", self)]
+        while stack:
+            name, module = stack.pop()
             if id(module) in seen:
-                return
+                continue
             seen.add(id(module))
             yield name, module
-            for child_name, child in module.named_children():
-                yield from visit(child, f"{name}.{child_name}" if name else child_name)
-
-        yield from visit(self, "")
+            children = [(f"{name}.{child_name}" if name else child_name, child)
+                        for child_name, child in module.named_children()]
+            stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
