@@ -101,6 +101,30 @@ def test_named_modules_children_and_modules():
     assert dict(model.named_modules())["blocks.1.norm"] is model.blocks[1].norm
 
 
+def test_modules_in_nested_lists_and_dicts_are_found_with_torchs_names():
+    # One level only, they were silently left out of parameters(), training and state_dict.
+    class Ours(nn.Module):
+        def __init__(self):
+            self.transformer = dict(wte=nn.Embedding(5, 4), h=[nn.Linear(4, 4), nn.Linear(4, 4)])
+            self.layers = [[nn.Linear(4, 4)], (Parameter(np.ones(2)),)]
+
+    class Torchs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = torch.nn.ModuleDict(dict(
+                wte=torch.nn.Embedding(5, 4),
+                h=torch.nn.ModuleList([torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)])))
+            self.layers = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Linear(4, 4)])])
+
+    model = Ours()
+    names = [name for name, _ in model.named_parameters()]
+    # (the root's own parameter first, as torch orders them)
+    assert names[0] == "layers.1.0" and names[1:] == list(Torchs().state_dict())
+    assert list(model.state_dict()) == names
+    assert dict(model.named_modules())["transformer.h.1"] is model.transformer["h"][1]
+    assert model.num_parameters() == 5 * 4 + 3 * (4 * 4 + 4) + 2
+
+
 def test_walking_the_modules_leaves_no_garbage_for_the_cycle_collector():
     # A recursive closure is a reference cycle: one for the collector at every parameters().
     model = Model()

@@ -2,9 +2,11 @@
 
 A Module is a Python object whose attributes hold its Parameters and its sub-Modules. There is no
 registration step: `parameters()` walks the attributes (`vars(self)`, in the order they were
-set), looking also one level into plain lists, tuples and dicts, so `self.blocks = [Block(),
-Block()]` is found as `blocks.0`, `blocks.1`. The names follow PyTorch's, so do most behaviours,
-with one deliberate difference: `Linear.weight` has shape (in_features, out_features).
+set), looking also into plain lists, tuples and dicts, nested to any depth: `self.blocks =
+[Block(), Block()]` is found as `blocks.0`, `blocks.1`, and `self.transformer =
+dict(h=[Block()])` as `transformer.h.0` (the names torch's ModuleDict and ModuleList give). The
+names follow PyTorch's, so do most behaviours, with one deliberate difference: `Linear.weight`
+has shape (in_features, out_features).
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class Module:
     def _members(self):
         """(name, value) for every Parameter and Module this module holds directly: its
         attributes in the order they were set, and the items of lists, tuples and dicts among
-        them, named `attribute.index` or `attribute.key`. Anything else is not learned state."""
+        them (and of those inside them), named `attribute.index` or `attribute.key`
+        (`attribute.key.index`). Anything else is not learned state."""
         return _learned(vars(self).items())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -303,17 +306,16 @@ class Module:
 
 
 def _learned(attributes):
-    """The (name, value) pairs among `attributes` that hold learned state (Module._members)."""
+    """The (name, value) pairs among `attributes` that hold learned state (Module._members):
+    Parameters and Modules, also inside plain lists, tuples and dicts to any depth, so that
+    none is silently left out of training and saving."""
     for name, value in attributes:
-        if isinstance(value, (list, tuple)):
-            items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
+        if isinstance(value, (Parameter, Module)):
+            yield name, value
+        elif isinstance(value, (list, tuple)):
+            yield from _learned((f"{name}.{i}", item) for i, item in enumerate(value))
         elif isinstance(value, dict):
-            items = [(f"{name}.{key}", item) for key, item in value.items()]
-        else:
-            items = [(name, value)]
-        for item_name, item in items:
-            if isinstance(item, (Parameter, Module)):
-                yield item_name, item
+            yield from _learned((f"{name}.{key}", item) for key, item in value.items())
 
 
 def _params_comment(count):
