@@ -497,6 +497,14 @@ def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
     with pytest.raises(ta.ShapeError) as info:
         getattr(ta.functional, name)(x, [1.0, 2.0])     # a weight, only too short: no hint
     assert "normalized_shape" not in str(info.value)
+    # torch's whole call, with eps (and layer_norm's bias): one argument more than ours takes
+    w = np.ones(4, np.float32)
+    torch_call = [(4,), w, w, 1e-5] if name == "layer_norm" else [(4,), w, 1e-5]   # after x
+    getattr(F, name)(torch.ones(2, 4), *[torch.tensor(a) if a is w else a for a in torch_call])
+    with pytest.raises(TypeError, match=rf"^{name} takes at most {len(torch_call)} positional "
+                                        rf"arguments, got {len(torch_call) + 1}; \(4,\) was "
+                                        r"taken as the weight: .*no normalized_shape argument"):
+        getattr(ta.functional, name)(x, *torch_call)
 
 
 def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_them():
