@@ -359,6 +359,26 @@ def test_grad_tensor_is_always_grad_with_a_graph_as_torchs_grad_is():
     np.testing.assert_allclose(second_x.data, second_xt.numpy())
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_assigning_grad_drops_grad_tensor_and_its_graph_as_torchs_grad_is_replaced():
+    # grad_tensor was kept: its graph's memory stayed after `x.grad = None`, and the next
+    # create_graph backward added onto it, not onto the assigned array.
+    import torch
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    xt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    (x ** 3).sum().backward(create_graph=True)
+    x.grad = None
+    assert x.grad_tensor is None
+    for t, zeros in ((x, np.zeros(2)), (xt, torch.zeros(2, dtype=torch.float64))):
+        (t ** 3).sum().backward(create_graph=True)
+        t.grad = zeros
+        (t ** 2).sum().backward(create_graph=True)
+    np.testing.assert_allclose(x.grad_tensor.data, xt.grad.detach().numpy())     # [2, 4]
+    (second_x,) = ta.grad(x.grad_tensor.sum(), x)
+    (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt)
+    np.testing.assert_allclose(second_x.data, second_xt.numpy())                 # [2, 2]
+
+
 def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
     x, w = f64(3), f64(3, seed=1)
     y = x * w

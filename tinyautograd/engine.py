@@ -595,6 +595,10 @@ class Tensor:
                 raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
                                 f"point, as its tensor ({self.dtype})")
         self._grad = value
+        # .grad_tensor is .grad with its graph: an assigned .grad has none. Kept, it would hold
+        # that graph's memory after `p.grad = None`, and the next backward(create_graph=True)
+        # would add onto it; instead it starts from the assigned array, as a constant.
+        self.grad_tensor = None
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place and return this tensor, as torch's
