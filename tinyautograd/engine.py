@@ -492,6 +492,32 @@ def _holds_graph(items):
     return False
 
 
+# PyTorch's Tensor methods that are missing here, and what to write instead (the README's
+# "Coming from PyTorch"), for Tensor.__getattr__'s error.
+_TORCH_TENSOR_NAMES = {
+    "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
+    "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
+    "flatten": "reshape(-1)", "expand": "broadcast_to", "contiguous": "nothing: drop it",
+    "t": ".T", "mT": "swapaxes(-2, -1)", "matmul": "@", "pow": "**",
+    "float": "astype(np.float32)", "double": "astype(np.float64)",
+    "half": "astype(np.float16)", "long": "astype(np.int64)", "int": "astype(np.int32)",
+    "to": "astype(dtype); there are no devices: every tensor is a numpy array",
+    "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
+    "device": "nothing: every tensor is a numpy array, on the CPU",
+    "min": "-(-x).max(axis)", "amax": "max(axis)",
+    "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
+    "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
+    "chunk": "slices: x[..., :k], x[..., k:]",
+}
+
+
+def _not_found(owner, name, hint, obj=None):
+    """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
+    'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
+    hint = f": that is PyTorch's; here, {hint}" if hint else ""
+    return AttributeError(f"{owner} has no attribute {name!r}{hint}", name=name, obj=obj)
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -674,6 +700,18 @@ class Tensor:
         # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
+
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
+        # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
+        # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
+        # __array_struct__ and __array_interface__ first) take the short way out.
+        if name[0] == "_":
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+        hint = _TORCH_TENSOR_NAMES.get(name)
+        if hint is None and name.endswith("_"):
+            hint = "in-place ops are not offered: x = x + y, say"      # add_, zero_, fill_
+        raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
     # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.

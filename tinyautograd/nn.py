@@ -389,6 +389,14 @@ class Sequential(ModuleList):
         return x
 
 
+def __getattr__(name: str):
+    # Only for a name not found: PyTorch's name gets ours in the error.
+    hint = {"ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
+            "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
+            "utils": "optim.clip_grad_norm for clip_grad_norm_"}.get(name)
+    raise engine._not_found("module 'tinyautograd.nn'", name, hint)
+
+
 # --------------------------------------------------------------------------------------------
 # Initialisers, used as `nn.init.normal_(tensor, ...)`.
 #
