@@ -672,10 +672,11 @@ CASES = [
     OpCase("reshape (with -1)", (ops.Reshape,), lambda x, shape: x.reshape(*shape),
            lambda x, shape: x.reshape(shape), draw_reshape),
     OpCase("transpose: a permutation (none: reversed)", (ops.Transpose,),
-           lambda x, axes: x.transpose(*axes),
+           # (a tuple: given one by one, a 2-D tensor's (0, 1) is refused as torch's swap)
+           lambda x, axes: x.transpose(axes),
            lambda x, axes: x.permute(axes) if axes else _reversed_axes(x),
            draw_permutation()),
-    OpCase("transpose: negative axes", (ops.Transpose,), lambda x, axes: x.transpose(*axes),
+    OpCase("transpose: negative axes", (ops.Transpose,), lambda x, axes: x.transpose(axes),
            lambda x, axes: x.permute(axes), draw_permutation(negative=True)),
     OpCase("T", (ops.Transpose,), lambda x: x.T, _reversed_axes, one(normal)),
     OpCase("swapaxes", (ops.Transpose,), lambda x, a, b: x.swapaxes(a, b),

@@ -359,6 +359,26 @@ def test_grad_tensor_is_always_grad_with_a_graph_as_torchs_grad_is():
     np.testing.assert_allclose(second_x.data, second_xt.numpy())
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_assigning_grad_drops_grad_tensor_and_its_graph_as_torchs_grad_is_replaced():
+    # grad_tensor was kept: its graph's memory stayed after `x.grad = None`, and the next
+    # create_graph backward added onto it, not onto the assigned array.
+    import torch
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    xt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    (x ** 3).sum().backward(create_graph=True)
+    x.grad = None
+    assert x.grad_tensor is None
+    for t, zeros in ((x, np.zeros(2)), (xt, torch.zeros(2, dtype=torch.float64))):
+        (t ** 3).sum().backward(create_graph=True)
+        t.grad = zeros
+        (t ** 2).sum().backward(create_graph=True)
+    np.testing.assert_allclose(x.grad_tensor.data, xt.grad.detach().numpy())     # [2, 4]
+    (second_x,) = ta.grad(x.grad_tensor.sum(), x)
+    (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt)
+    np.testing.assert_allclose(second_x.data, second_xt.numpy())                 # [2, 2]
+
+
 def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
     x, w = f64(3), f64(3, seed=1)
     y = x * w
@@ -699,6 +719,21 @@ def test_linear_says_when_its_bias_does_not_fit_the_weight():
         ta.functional.linear(x, w, b)
 
 
+def test_linear_with_torchs_weight_layout_says_to_transpose_it():
+    # torch's F.linear takes (out, in); ours (in, out): with or without a bias, say .T.
+    x, w_torch = Tensor(np.ones((2, 6, 4))), Tensor(np.ones((3, 4)))
+    hint = r"\(torch's F.linear takes \(out, in\): pass weight.T\)$"
+    with pytest.raises(ta.ShapeError, match=r"^linear: needs weight .*got \(3, 4\) and "
+                                            r"\(3,\) " + hint):
+        ta.functional.linear(x, w_torch, Tensor(np.ones(3)))
+    with pytest.raises(ta.ShapeError, match=r"^linear: matmul: .*inner sizes 4 and 3 differ "
+                                            + hint):
+        ta.functional.linear(x, w_torch)
+    assert ta.functional.linear(x, w_torch.T, Tensor(np.ones(3))).shape == (2, 6, 3)
+    with pytest.raises(ta.ShapeError, match=r"differ$"):     # not a transposed weight: no hint
+        ta.functional.linear(x, Tensor(np.ones((3, 5))))
+
+
 def test_masked_fill_says_its_mask_does_not_fit():
     with pytest.raises(ta.ShapeError, match=r"^masked_fill: the mask of shape \(2, 1, 4, 4\) "
                                             r"does not broadcast against the tensor of shape "
@@ -737,6 +772,18 @@ def test_reshape_outside_a_graph_is_a_view_and_anomaly_mode_still_sees_it():
 def test_transpose_with_two_axes_points_to_swapaxes():
     with pytest.raises(ta.ShapeError, match=r"swapaxes\(-2, -1\)"):
         Tensor(np.ones((2, 3, 4))).transpose(-2, -1)
+
+
+def test_transpose_of_two_axes_on_a_matrix_is_refused_as_numpys_identity_not_torchs_swap():
+    # torch's k.transpose(-2, -1) swaps; numpy's is the identity: q @ k would be silent.
+    w = Tensor(np.arange(6.0).reshape(2, 3))
+    for axes in ((0, 1), (-2, -1), (0, -1)):
+        with pytest.raises(ta.ShapeError, match=r"identity permutation.*use \.T or "
+                                                r"swapaxes\(0, 1\)"):
+            w.transpose(*axes)
+    assert w.transpose(1, 0).shape == w.transpose(-1, -2).shape == (3, 2)
+    assert w.transpose((0, 1)).shape == (2, 3)          # numpy's own spelling: no doubt
+    assert Tensor(np.ones((2, 3, 4))).transpose(0, 1, 2).shape == (2, 3, 4)
 
 
 def test_swapaxes_out_of_range_names_the_axis_and_shape():

@@ -187,6 +187,34 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
     assert model.weight.grad is None
 
 
+def test_a_pytorch_name_missing_here_says_what_to_write_instead():
+    x = Tensor(np.ones((2, 3)))
+    for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
+                       ("float", r"astype\(np.float32\)$"), ("add_", "in-place ops are not")]:
+        with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
+                                                 rf"that is PyTorch's; here, {ours}"):
+            getattr(x, name)
+    for module, name, ours in [(ta, "cat", "ta.concat$"), (nn, "ModuleDict", "a plain dict"),
+                               (ta.optim, "clip_grad_norm_", "clip_grad_norm$")]:
+        with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
+                                                 rf"'{name}': that is PyTorch's; here, {ours}"):
+            getattr(module, name)
+    for name in ta.engine._TORCH_TENSOR_NAMES:        # each is torch's, and missing here
+        assert hasattr(torch.ones(2, 2), name) and not hasattr(x, name), name
+
+
+def test_other_missing_names_keep_pythons_error_and_the_protocols_that_probe_for_them_work():
+    import copy
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'nothing'$"):
+        _ = x.nothing
+    with pytest.raises(AttributeError, match=r"^module 'tinyautograd' has no attribute 'nope'$"):
+        _ = ta.nope
+    assert not hasattr(x, "__array_interface__") and not hasattr(x, "_nothing")
+    assert np.asarray(x) is x.data                     # numpy probed two names, then __array__
+    assert copy.copy(x).data is x.data and copy.deepcopy(x).requires_grad
+
+
 def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
     # A wrong shape failed later, inside backward, with numpy's broadcast error; a Tensor stayed
     # a Tensor though .grad is a numpy array.

@@ -1,6 +1,7 @@
 """nn: parameter discovery and naming, saving and loading, modes, the layers against PyTorch,
 initialisers, and an MLP that learns."""
 
+import gc
 import math
 
 import numpy as np
@@ -98,6 +99,39 @@ def test_named_modules_children_and_modules():
     assert list(model.children())[1] is model.blocks[0]
     assert next(model.modules()) is model
     assert dict(model.named_modules())["blocks.1.norm"] is model.blocks[1].norm
+
+
+def test_modules_in_nested_lists_and_dicts_are_found_with_torchs_names():
+    # One level only, they were silently left out of parameters(), training and state_dict.
+    class Ours(nn.Module):
+        def __init__(self):
+            self.transformer = dict(wte=nn.Embedding(5, 4), h=[nn.Linear(4, 4), nn.Linear(4, 4)])
+            self.layers = [[nn.Linear(4, 4)], (Parameter(np.ones(2)),)]
+
+    class Torchs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = torch.nn.ModuleDict(dict(
+                wte=torch.nn.Embedding(5, 4),
+                h=torch.nn.ModuleList([torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)])))
+            self.layers = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Linear(4, 4)])])
+
+    model = Ours()
+    names = [name for name, _ in model.named_parameters()]
+    # (the root's own parameter first, as torch orders them)
+    assert names[0] == "layers.1.0" and names[1:] == list(Torchs().state_dict())
+    assert list(model.state_dict()) == names
+    assert dict(model.named_modules())["transformer.h.1"] is model.transformer["h"][1]
+    assert model.num_parameters() == 5 * 4 + 3 * (4 * 4 + 4) + 2
+
+
+def test_walking_the_modules_leaves_no_garbage_for_the_cycle_collector():
+    # A recursive closure is a reference cycle: one for the collector at every parameters().
+    model = Model()
+    gc.collect()
+    for _ in range(3):
+        list(model.named_parameters())
+    assert gc.collect() == 0
 
 
 def test_module_without_super_init_works():
@@ -271,6 +305,17 @@ def test_non_strict_load_returns_the_mismatches_but_still_refuses_wrong_shapes()
     np.testing.assert_array_equal(model.weight.data, np.ones((2, 3)))
     with pytest.raises(RuntimeError, match=r"bias: \(2,\) in the state, \(3,\) in the model"):
         model.load_state_dict({"bias": np.zeros(2)}, strict=False)
+
+
+def test_a_matrix_in_the_models_shape_reversed_is_named_a_pytorch_linear_weight():
+    model = nn.Sequential(nn.Linear(4, 8))
+    torch_state = {"0.weight": np.zeros((8, 4)), "0.bias": np.zeros(8)}      # (out, in)
+    with pytest.raises(RuntimeError, match=r"wrong shapes: 0\.weight: \(8, 4\) in the state, "
+                                           r"\(4, 8\) in the model \(a PyTorch Linear weight "
+                                           r"is \(out, in\): transpose it, \.T\)$"):
+        model.load_state_dict(torch_state)
+    with pytest.raises(RuntimeError, match=r"\(4, 8\) in the model$"):     # another misfit
+        model.load_state_dict({"0.weight": np.zeros((4, 9)), "0.bias": np.zeros(8)})
 
 
 @pytest.mark.parametrize("state", [nn.Linear(2, 3), None, [1, 2]], ids=["model", "None", "list"])
@@ -452,6 +497,14 @@ def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
     with pytest.raises(ta.ShapeError) as info:
         getattr(ta.functional, name)(x, [1.0, 2.0])     # a weight, only too short: no hint
     assert "normalized_shape" not in str(info.value)
+    # torch's whole call, with eps (and layer_norm's bias): one argument more than ours takes
+    w = np.ones(4, np.float32)
+    torch_call = [(4,), w, w, 1e-5] if name == "layer_norm" else [(4,), w, 1e-5]   # after x
+    getattr(F, name)(torch.ones(2, 4), *[torch.tensor(a) if a is w else a for a in torch_call])
+    with pytest.raises(TypeError, match=rf"^{name} takes at most {len(torch_call)} positional "
+                                        rf"arguments, got {len(torch_call) + 1}; \(4,\) was "
+                                        r"taken as the weight: .*no normalized_shape argument"):
+        getattr(ta.functional, name)(x, *torch_call)
 
 
 def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_them():
@@ -504,6 +557,14 @@ def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_t
                                          r"exact erf form\); pass approximate='tanh' or "
                                          r"nothing$"):
         nn.GELU(approximate="none")
+    # F.gelu and Tensor.gelu take torch's F.gelu's keyword the same way, with the same check
+    ours = nn.GELU()(x).data
+    np.testing.assert_array_equal(ta.functional.gelu(x, approximate="tanh").data, ours)
+    np.testing.assert_array_equal(x.gelu(approximate="tanh").data, ours)
+    for gelu in (ta.functional.gelu, Tensor.gelu):
+        with pytest.raises(ValueError, match=r"^gelu: approximate='none' is not computed here: "
+                                             r"ours is the tanh form"):
+            gelu(x, approximate="none")
     for make in (lambda: nn.ReLU(inplace=True), lambda: nn.Dropout(0.1, inplace=True)):
         with pytest.raises(ValueError, match=r"^(ReLU|Dropout): no op works in place here; "
                                              r"drop inplace$"):

@@ -6,7 +6,7 @@ gradient), `functional.py` (fused kernels and the few ops built on them), `nn.py
 compiled loops that four of those ops run where a C compiler allows, beside their numpy forms.
 """
 
-from . import functional, kernels, nn, optim
+from . import engine, functional, kernels, nn, optim
 from .engine import (AnomalyError, Context, Function, ShapeError, Tensor, concat,
                      detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
                      set_grad_enabled, stack, where)
@@ -24,3 +24,11 @@ __all__ = [
     "gradcheck", "gradgradcheck", "GradcheckError", "manual_seed",
     "functional", "kernels", "nn", "optim",
 ]
+
+
+def __getattr__(name: str):
+    # Only for a name not found: PyTorch's name gets ours in the error.
+    hint = {"cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
+            "save": "np.savez(path, **model.state_dict())",
+            "load": "model.load_state_dict(np.load(path))"}.get(name)
+    raise engine._not_found("module 'tinyautograd'", name, hint)

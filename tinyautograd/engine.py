@@ -492,6 +492,32 @@ def _holds_graph(items):
     return False
 
 
+# PyTorch's Tensor methods that are missing here, and what to write instead (the README's
+# "Coming from PyTorch"), for Tensor.__getattr__'s error.
+_TORCH_TENSOR_NAMES = {
+    "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
+    "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
+    "flatten": "reshape(-1)", "expand": "broadcast_to", "contiguous": "nothing: drop it",
+    "t": ".T", "mT": "swapaxes(-2, -1)", "matmul": "@", "pow": "**",
+    "float": "astype(np.float32)", "double": "astype(np.float64)",
+    "half": "astype(np.float16)", "long": "astype(np.int64)", "int": "astype(np.int32)",
+    "to": "astype(dtype); there are no devices: every tensor is a numpy array",
+    "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
+    "device": "nothing: every tensor is a numpy array, on the CPU",
+    "min": "-(-x).max(axis)", "amax": "max(axis)",
+    "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
+    "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
+    "chunk": "slices: x[..., :k], x[..., k:]",
+}
+
+
+def _not_found(owner, name, hint, obj=None):
+    """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
+    'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
+    hint = f": that is PyTorch's; here, {hint}" if hint else ""
+    return AttributeError(f"{owner} has no attribute {name!r}{hint}", name=name, obj=obj)
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -595,6 +621,10 @@ class Tensor:
                 raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
                                 f"point, as its tensor ({self.dtype})")
         self._grad = value
+        # .grad_tensor is .grad with its graph: an assigned .grad has none. Kept, it would hold
+        # that graph's memory after `p.grad = None`, and the next backward(create_graph=True)
+        # would add onto it; instead it starts from the assigned array, as a constant.
+        self.grad_tensor = None
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place and return this tensor, as torch's
@@ -670,6 +700,18 @@ class Tensor:
         # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
+
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
+        # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
+        # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
+        # __array_struct__ and __array_interface__ first) take the short way out.
+        if name[0] == "_":
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+        hint = _TORCH_TENSOR_NAMES.get(name)
+        if hint is None and name.endswith("_"):
+            hint = "in-place ops are not offered: x = x + y, say"      # add_, zero_, fill_
+        raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
     # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.
@@ -817,9 +859,12 @@ class Tensor:
         """max(x, 0), elementwise."""
         return ops.Relu.apply(self)
 
-    def gelu(self) -> Tensor:
+    def gelu(self, approximate: str = "tanh") -> Tensor:
         """GELU, elementwise, in its tanh approximation (GPT-2's, torch's
-        approximate='tanh'), not the exact erf form that is torch's default."""
+        approximate='tanh'), not the exact erf form that is torch's default ('none', refused
+        here)."""
+        if approximate != "tanh":
+            _refuse_exact_gelu("gelu", approximate)
         return ops.Gelu.apply(self)
 
     def sigmoid(self) -> Tensor:
@@ -891,8 +936,10 @@ class Tensor:
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
-        To exchange two axes, use `swapaxes`."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
+        `transpose(-2, -1)`, numpy's identity but torch's swap, are refused."""
+        as_sequence = len(axes) == 1 and isinstance(axes[0], (tuple, list))
+        if as_sequence:
             axes = tuple(axes[0])
         if not axes:
             return ops.Transpose.apply(self, axes=None)
@@ -902,6 +949,13 @@ class Tensor:
             raise ShapeError(f"transpose: axes {axes} are not a permutation of the {self.ndim} "
                              f"axes of shape {self.shape}; to exchange two axes use "
                              f"swapaxes{axes if len(axes) == 2 else '(a, b)'}")
+        if self.ndim == 2 and normalised == (0, 1) and not as_sequence:
+            # Two axes given one by one are torch's spelling, which swaps them: as numpy's
+            # identity, `q @ k.transpose(-2, -1)` would silently compute q @ k. (A sequence,
+            # transpose((0, 1)), is numpy's alone: torch's transpose takes none.)
+            raise ShapeError(f"transpose{axes}: on a 2-D tensor this is numpy's identity "
+                             f"permutation, not torch's swap of the two axes: use .T or "
+                             f"swapaxes(0, 1) (or numpy's transpose(1, 0))")
         return ops.Transpose.apply(self, axes=normalised)
 
     @property
@@ -1001,6 +1055,14 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
+
+
+def _refuse_exact_gelu(who, approximate):
+    """GELU's `approximate=` other than 'tanh' (Tensor.gelu's, F.gelu's, nn.GELU's): torch's
+    default, 'none', is a form not computed here, and a silent tanh would differ from it."""
+    raise ValueError(f"{who}: approximate={approximate!r} is not computed here: ours is the "
+                     f"tanh form (torch's default 'none' is the exact erf form); pass "
+                     f"approximate='tanh' or nothing")
 
 
 def _plain_index(index):

@@ -9,6 +9,7 @@ create_graph its formula is recorded step by step: a picture of the backward gra
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -238,10 +239,21 @@ def _normalized_shape_hint(weight):
     return ""
 
 
+def _too_many_arguments(op, most, more, weight):
+    """Python's error for positional arguments past the last, with the hint above where torch's
+    normalized_shape came second (torch's call has one argument more than ours)."""
+    return TypeError(f"{op} takes at most {most} positional arguments, got "
+                     f"{most + len(more)}{_normalized_shape_hint(weight)}")
+
+
 def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
-               bias: Tensor | ArrayLike | None = None, eps: float = 1e-5) -> Tensor:
+               bias: Tensor | ArrayLike | None = None, eps: float = 1e-5,
+               *more: Any) -> Tensor:
     """Layer normalisation over the last axis, with optional elementwise affine weight and bias
-    (shape (C,)). One fused kernel, forward and backward."""
+    (shape (C,)). One fused kernel, forward and backward. (`more` only catches torch's call,
+    with normalized_shape second, to say so.)"""
+    if more:
+        raise _too_many_arguments("layer_norm", 4, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
     hint = _normalized_shape_hint(weight)
@@ -309,10 +321,13 @@ def _rms_normalised(x, eps):
 
 
 def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
-             eps: float = 1e-6) -> Tensor:
+             eps: float = 1e-6, *more: Any) -> Tensor:
     """RMS normalisation over the last axis, with an optional elementwise scale `weight` (C,).
     One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same
-    given the same eps (its default is the dtype's machine epsilon; ours is 1e-6, Llama's)."""
+    given the same eps (its default is the dtype's machine epsilon; ours is 1e-6, Llama's).
+    (`more` only catches torch's call, with normalized_shape second, to say so.)"""
+    if more:
+        raise _too_many_arguments("rms_norm", 3, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
     size = x.shape[-1]
     hint = _normalized_shape_hint(weight)
@@ -443,9 +458,16 @@ def softcap(x: Tensor, cap: float) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
-    product, with the bias added in place) rather than a MatMul and an Add."""
+    product, with the bias added in place) rather than a MatMul and an Add. torch's F.linear
+    takes its weight as (out, in): pass that one's `.T` (a square one would not fail)."""
     if bias is None:
-        return x @ weight
+        try:
+            return x @ weight
+        except ShapeError as error:
+            hint = ops._torch_weight_hint(np.shape(x), np.shape(weight))
+            if not hint:
+                raise
+            raise ShapeError(f"linear: {error}{hint}") from None
     # As for x @ weight: an integer x computes in float32.
     x, weight = _operands(x, weight, ("linear: x", "linear: weight"))
     return ops.Linear.apply(x, weight, bias)
@@ -507,7 +529,7 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def gelu(x: Tensor) -> Tensor:
+def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU in its tanh approximation (GPT-2's, torch's approximate='tanh'), not the exact erf
-    form that is torch's default: `x.gelu()`."""
-    return x.gelu()
+    form that is torch's default ('none', refused): `x.gelu()`."""
+    return x.gelu(approximate)

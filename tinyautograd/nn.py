@@ -2,9 +2,11 @@
 
 A Module is a Python object whose attributes hold its Parameters and its sub-Modules. There is no
 registration step: `parameters()` walks the attributes (`vars(self)`, in the order they were
-set), looking also one level into plain lists, tuples and dicts, so `self.blocks = [Block(),
-Block()]` is found as `blocks.0`, `blocks.1`. The names follow PyTorch's, so do most behaviours,
-with one deliberate difference: `Linear.weight` has shape (in_features, out_features).
+set), looking also into plain lists, tuples and dicts, nested to any depth: `self.blocks =
+[Block(), Block()]` is found as `blocks.0`, `blocks.1`, and `self.transformer =
+dict(h=[Block()])` as `transformer.h.0` (the names torch's ModuleDict and ModuleList give). The
+names follow PyTorch's, so do most behaviours, with one deliberate difference: `Linear.weight`
+has shape (in_features, out_features).
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class Module:
     def _members(self):
         """(name, value) for every Parameter and Module this module holds directly: its
         attributes in the order they were set, and the items of lists, tuples and dicts among
-        them, named `attribute.index` or `attribute.key`. Anything else is not learned state."""
+        them (and of those inside them), named `attribute.index` or `attribute.key`
+        (`attribute.key.index`). Anything else is not learned state."""
         return _learned(vars(self).items())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -151,17 +154,19 @@ class Module:
     def named_modules(self) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module (named '') and every module inside it, depth
         first, parents before children. A module reachable by two paths comes once."""
-        seen = set()
-
-        def visit(module, name):
+        # An explicit stack, not a recursive closure: a function that refers to itself makes a
+        # reference cycle, left to the garbage collector at every parameters() call. Children
+        # go on in reverse, so they come off in order, as the recursion would visit them.
+        seen, stack = set(), [("", self)]
+        while stack:
+            name, module = stack.pop()
             if id(module) in seen:
-                return
+                continue
             seen.add(id(module))
             yield name, module
-            for child_name, child in module.named_children():
-                yield from visit(child, f"{name}.{child_name}" if name else child_name)
-
-        yield from visit(self, "")
+            children = [(f"{name}.{child_name}" if name else child_name, child)
+                        for child_name, child in module.named_children()]
+            stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
@@ -220,7 +225,12 @@ class Module:
                         if not np.can_cast(array.dtype, own[name].dtype, casting="same_kind")]
         problems = []
         if wrong_shapes:
-            problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}")
+            # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
+            transposed = any(array.ndim == 2 and array.shape[::-1] == own[name].shape
+                             for name, array in arrays.items())
+            hint = (" (a PyTorch Linear weight is (out, in): transpose it, .T)" if transposed
+                    else "")
+            problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}{hint}")
         if wrong_dtypes:
             problems.append(f"  wrong dtypes: {'; '.join(wrong_dtypes)}")
         if strict and missing:
@@ -296,17 +306,16 @@ class Module:
 
 
 def _learned(attributes):
-    """The (name, value) pairs among `attributes` that hold learned state (Module._members)."""
+    """The (name, value) pairs among `attributes` that hold learned state (Module._members):
+    Parameters and Modules, also inside plain lists, tuples and dicts to any depth, so that
+    none is silently left out of training and saving."""
     for name, value in attributes:
-        if isinstance(value, (list, tuple)):
-            items = [(f"{name}.{i}", item) for i, item in enumerate(value)]
+        if isinstance(value, (Parameter, Module)):
+            yield name, value
+        elif isinstance(value, (list, tuple)):
+            yield from _learned((f"{name}.{i}", item) for i, item in enumerate(value))
         elif isinstance(value, dict):
-            items = [(f"{name}.{key}", item) for key, item in value.items()]
-        else:
-            items = [(name, value)]
-        for item_name, item in items:
-            if isinstance(item, (Parameter, Module)):
-                yield item_name, item
+            yield from _learned((f"{name}.{key}", item) for key, item in value.items())
 
 
 def _params_comment(count):
@@ -378,6 +387,14 @@ class Sequential(ModuleList):
         for module in self:
             x = module(x)
         return x
+
+
+def __getattr__(name: str):
+    # Only for a name not found: PyTorch's name gets ours in the error.
+    hint = {"ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
+            "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
+            "utils": "optim.clip_grad_norm for clip_grad_norm_"}.get(name)
+    raise engine._not_found("module 'tinyautograd.nn'", name, hint)
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,10 +667,8 @@ class GELU(Module):
     default, approximate='none', is the exact erf form, which is not computed here."""
 
     def __init__(self, approximate: str = "tanh") -> None:
-        if approximate != "tanh":
-            raise ValueError(f"GELU: approximate={approximate!r} is not computed here: ours is "
-                             f"the tanh form (torch's default 'none' is the exact erf form); "
-                             f"pass approximate='tanh' or nothing")
+        if approximate != "tanh":      # here, not at the first forward: as Dropout's p
+            engine._refuse_exact_gelu("GELU", approximate)
 
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()

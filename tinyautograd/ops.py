@@ -286,6 +286,14 @@ def _matmul_grads(a, b, grad, needs_input_grad):
     return grad_a, grad_b
 
 
+def _torch_weight_hint(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> str:
+    """For linear's shape errors: a weight in torch's layout (out, in), whose transpose would
+    fit the input, is the likely mistake of code ported from torch's F.linear."""
+    if len(w_shape) == 2 and x_shape[-1:] == w_shape[1:] and w_shape[0] != w_shape[1]:
+        return " (torch's F.linear takes (out, in): pass weight.T)"
+    return ""
+
+
 class Linear(Function):
     """y = x @ W + b, one op instead of two (nn.Linear's);  the gradients are MatMul's for x
     and W, and for b the gradient itself, summed over every axis b was broadcast along.
@@ -296,8 +304,9 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         if w.ndim != 2 or b.shape != w.shape[-1:]:
+            hint = _torch_weight_hint(x.shape, w.shape) if b.shape == w.shape[:1] else ""
             raise ShapeError(f"linear: needs weight (in, out) and bias (out,), got {w.shape} "
-                             f"and {b.shape}")
+                             f"and {b.shape}{hint}")
         y = MatMul.forward(ctx, x, w)          # checked and folded as MatMul does
         y += b                                 # y is new: add in place
         return y

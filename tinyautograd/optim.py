@@ -27,7 +27,7 @@ from typing import Iterable, Union
 
 import numpy as np
 
-from . import kernels
+from . import engine, kernels
 from .engine import Tensor, _zero_grads
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
@@ -484,3 +484,10 @@ class Noam(LRSchedule):
         n = step + 1
         lr = self.factor * self.d_model ** -0.5 * min(n ** -0.5, n * self.warmup_steps ** -1.5)
         return [lr] * len(self.optimizer.param_groups)
+
+
+def __getattr__(name: str):
+    # Only for a name not found: PyTorch's name gets ours in the error.
+    hint = {"clip_grad_norm_": "clip_grad_norm",
+            "lr_scheduler": "the schedules WarmupCosine and Noam, or an LRSchedule"}.get(name)
+    raise engine._not_found("module 'tinyautograd.optim'", name, hint)
