@@ -14,6 +14,7 @@ matplotlib is imported inside the function, not at the top: the rest of viz (and
 line) work without it, and only drawing a plot needs it.
 """
 
+import contextlib
 import functools
 import io
 import os
@@ -116,6 +117,19 @@ def new_figure(**settings):
     return figure
 
 
+@contextlib.contextmanager
+def literal_text():
+    """matplotlib settings under which every text is drawn as written. By default a text with
+    two `$` in it is read as TeX maths: a token, a prompt or a run named "we pay $$ 5 $$"
+    failed to draw (ValueError), and "price $x^2$" was drawn as a formula. The setting is read
+    when a text is made, so the functions that build a figure run under it (as a decorator:
+    `@literal_text()`)."""
+    import matplotlib
+    # Numbers follow suit: written as 1e-3 where TeX would have made "10" with a raised "-3".
+    with matplotlib.rc_context({"text.parse_math": False, "axes.formatter.use_mathtext": False}):
+        yield
+
+
 @functools.cache
 def _inline_figure_class():
     from matplotlib.figure import Figure
@@ -132,6 +146,7 @@ def _inline_figure_class():
     return InlineFigure
 
 
+@literal_text()
 def metrics_figure(run_dir_or_metrics_path):
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""
