@@ -95,6 +95,17 @@ def test_a_name_that_closes_the_script_cannot_break_out_of_the_json():
     assert json.loads(text) == {hostile: [hostile]}
 
 
+def test_a_lone_surrogate_in_a_pages_text_is_written_as_a_replacement_character(tmp_path):
+    # A name read from a file name that is not UTF-8 (b"\xff" is read as '\udcff'), or from
+    # JSON's "\ud800", cannot be encoded as UTF-8: saving the page failed.
+    maps = {"self": AttentionMap(np.full((1, 1, 2, 2), 0.5), ["a\udcff", "b"], ["a\udcff", "b"],
+                                 "self-attention")}
+    path = attention_page(maps, "run\ud800").save(tmp_path / "page.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<title>run\ufffd</title>" in text
+    assert page_data(text)["maps"]["self"]["keys"] == ["a\ufffd", "b"]
+
+
 def test_viridis_runs_from_violet_to_yellow():
     assert viridis(0) == "#440154" and viridis(1) == "#fde725" and viridis(0.5) == "#21918c"
     assert viridis(-3) == viridis(0) and viridis(7) == viridis(1)

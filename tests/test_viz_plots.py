@@ -339,3 +339,12 @@ def test_dollar_signs_in_names_and_tokens_are_drawn_as_written(tmp_path):
         assert figure._repr_png_()[:8] == PNG_MAGIC
         texts = [text for text in figure.findobj(Text) if "$" in text.get_text()]
         assert texts and not any(text.get_parse_math() for text in texts)
+
+
+def test_a_run_whose_name_is_not_utf8_is_titled_with_a_replacement_character(tmp_path):
+    # Python reads the byte 0xff of such a name as the lone surrogate '\udcff', which
+    # matplotlib could not draw (TypeError) nor a page write: training ended in exit status 1.
+    run = write_metrics(tmp_path / os.fsdecode(b"bad\xffname"))
+    figure = metrics_figure(run)
+    assert figure.get_suptitle() == "training run: bad\ufffdname"
+    assert plot_metrics(run, tmp_path / "loss.png") and assert_png(tmp_path / "loss.png")

@@ -94,8 +94,12 @@ def save_figure(figure, out_path, fmt, dpi):
 
 
 def run_name(run_dir: str) -> str:
-    """A run directory's name, for titles ("" for none)."""
-    return os.path.basename(os.path.abspath(run_dir)) if run_dir else ""
+    """A run directory's name, for titles ("" for none). The bytes of a name that is not
+    valid UTF-8 are shown as U+FFFD, the replacement character: Python reads them as lone
+    surrogates, which neither matplotlib nor a UTF-8 file can hold."""
+    if not run_dir:
+        return ""
+    return os.fsencode(os.path.basename(os.path.abspath(run_dir))).decode("utf-8", "replace")
 
 
 def _run_paths(run_dir_or_metrics_path):
