@@ -137,14 +137,15 @@ class Drawing(NamedTuple):
 
 # --------------------------------------------------------------------------------------------
 # Labels. Names come from users (dict keys, module attributes) and may hold any character, so
-# every piece of text goes through `_text`. We use graphviz's HTML-like labels, where the only
-# special characters are the HTML ones: html.escape makes `< > & "` harmless, and a backslash
-# means nothing there (in an ordinary "quoted" label `\n` or `\N` would be interpreted).
+# every piece of text goes through `_text`. We use graphviz's HTML-like labels: html.escape
+# makes `< > & "` harmless; dot still reads a backslash there as in a "quoted" label (`\N` is
+# the node's id, `\G` the graph's name, `\\` one backslash), so each one is doubled.
 
 
 def _text(value):
-    """Any value as safe HTML-label text; line breaks become <BR/> so they still show."""
-    escaped = html.escape(str(value), quote=True)
+    """Any value as safe HTML-label text, shown as written: line breaks become <BR/> so they
+    still show, and a backslash is doubled."""
+    escaped = html.escape(str(value), quote=True).replace("\\", "\\\\")
     return "<BR/>".join(escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
