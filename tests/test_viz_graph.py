@@ -189,6 +189,20 @@ def test_a_backslash_in_a_name_is_drawn_as_written(tmp_path):
     assert f"dL/d({name})" in svg_texts(render(backward, tmp_path / "backward.svg"))
 
 
+@needs_dot
+def test_control_characters_and_lone_surrogates_in_a_name_are_drawn_as_escapes(tmp_path):
+    # dot refused a label with a control character in it (the picture failed with dot's own
+    # error), and a lone surrogate (a byte of a file name that is not UTF-8) could not even be
+    # written to the .dot file.
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    x = ta.Tensor(np.ones(2))
+    dot = draw_graph((w * x).sum(), params={"w\x00\x08\x0b\x0c\x1f\x1b": w},
+                     inputs={"x\udcff\u202e": x})
+    texts = svg_texts(render(dot, tmp_path / "graph.svg"))
+    assert "w\\x00\\x08\\x0b\\x0c\\x1f\\x1b" in texts and "x\\udcff\\u202e" in texts
+    assert "x\\\\udcff" in render(dot, tmp_path / "graph.dot").read_text(encoding="utf-8")
+
+
 def test_a_top_level_parameter_is_in_no_box():
     w = ta.Tensor(np.ones(2), requires_grad=True)
     v = ta.Tensor(np.ones(2), requires_grad=True)

@@ -102,6 +102,14 @@ def run_name(run_dir: str) -> str:
     return os.fsencode(os.path.basename(os.path.abspath(run_dir))).decode("utf-8", "replace")
 
 
+def visible(text: str) -> str:
+    """`text` with each character that would not show written as its Python escape: control
+    characters ('\\r', '\\x1b'), which a terminal acts on and graphviz refuses; marks that
+    are drawn as nothing or turn the text after them around ('\\u200b', '\\u202e'); lone
+    surrogates ('\\udcff'), which UTF-8 cannot encode."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _run_paths(run_dir_or_metrics_path):
     source = os.fspath(run_dir_or_metrics_path)
     if os.path.isdir(source):
