@@ -664,6 +664,18 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
+    # The page counted an emoji's two UTF-16 units as two characters and turned its labels on
+    # their side, where the PNG (counting as Python does) kept them upright.
+    tops = []
+    for keys in (["a", "b", "c"], ["\U0001f600", "a", "\U0001f389"]):
+        path = viz.attention_page({"self": AttentionMap(np.full((1, 1, 3, 3), 1 / 3), keys, keys,
+                                                        "self")}, "t").save(tmp_path / "a.html")
+        open_clean(browser, path)
+        tops.append(browser.find_element(By.ID, "heatmap").get_attribute("data-top"))
+    assert tops[0] == tops[1]
+
+
 # ------------------------------------------------------------------------------ lens and report
 
 

@@ -46,7 +46,9 @@ function drawHeatmap() {
   const context = heatmap.getContext("2d");
   context.font = FONT;
   const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
-  const upright = keys.every((k) => k.length <= 1);        // single characters read upright
+  // Single characters read upright. A character, as Python counts it (the PNG does the same):
+  // an emoji is two UTF-16 units of `length`, but one code point.
+  const upright = keys.every((k) => [...k].length <= 1);
   const left = Math.ceil(measure(queries)) + 10;
   const top = upright ? 20 : Math.ceil(measure(keys)) + 10;
   const width = left + cell * keys.length + 10, height = top + cell * queries.length + 10;
