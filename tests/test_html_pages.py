@@ -440,6 +440,15 @@ def test_the_attention_page_holds_every_map_layer_and_head():
     assert page_data(attention_page(maps, "t").html)["which"] == "cross"
 
 
+def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
+    # A page had no limit: GPT-2's 12 layers x 12 heads of a 1,024-token prompt are 150
+    # million weights, a page of about 450 MB, built in memory first.
+    tokens = [f"t{i}" for i in range(1024)]
+    weights = np.broadcast_to(np.float32(1 / 1024), (12, 12, 1024, 1024))   # no memory
+    with pytest.raises(ValueError, match=r"150,994,944 attention weights .* shorter prompt"):
+        attention_page({"self": AttentionMap(weights, tokens, tokens, "self")}, "t")
+
+
 def test_bad_attention_maps_are_refused():
     maps = synthetic_maps(np.random.default_rng(0))
     with pytest.raises(ValueError, match="no map 'self'"):
