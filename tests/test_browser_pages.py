@@ -664,6 +664,49 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browser, tmp_path):
+    # Each thumbnail was drawn a rectangle a cell: 12 layers x 12 heads of 256 tokens took 11 s
+    # to open, and again after each resize of the window. Counted, not timed: a redraw (what a
+    # resize runs) may fill fewer rectangles than there are thumbnails.
+    rng = np.random.default_rng(0)
+    weights = np.tril(rng.random((12, 12, 32, 32)))
+    weights /= weights.sum(-1, keepdims=True)
+    weights[11, 11] = np.eye(32)                   # each token reads itself only
+    tokens = [f"t{i}" for i in range(32)]
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a long prompt").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    browser.execute_script("""
+        window.rectangles = 0;
+        const fillRect = CanvasRenderingContext2D.prototype.fillRect;
+        CanvasRenderingContext2D.prototype.fillRect = function (...args) {
+          window.rectangles += 1;
+          return fillRect.apply(this, args);
+        };
+        drawGrid();                                 // what a resize of the window runs
+        drawHeatmap();""")
+    assert browser.execute_script("return window.rectangles") < 12 * 12
+    # Still each cell's colour: the last head's thumbnail, yellow on its diagonal (a weight of
+    # 1), white above it (blocked).
+    thumbnail = browser.find_elements(By.CSS_SELECTOR, "#grid figure canvas")[-1]
+    colour = viridis(1)
+    assert pixel(browser, thumbnail, 0, 0) == pytest.approx(
+        [int(colour[i:i + 2], 16) for i in (1, 3, 5)], abs=2)
+    assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) == [255, 255, 255]
+
+
+def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
+    # The page counted an emoji's two UTF-16 units as two characters and turned its labels on
+    # their side, where the PNG (counting as Python does) kept them upright.
+    tops = []
+    for keys in (["a", "b", "c"], ["\U0001f600", "a", "\U0001f389"]):
+        path = viz.attention_page({"self": AttentionMap(np.full((1, 1, 3, 3), 1 / 3), keys, keys,
+                                                        "self")}, "t").save(tmp_path / "a.html")
+        open_clean(browser, path)
+        tops.append(browser.find_element(By.ID, "heatmap").get_attribute("data-top"))
+    assert tops[0] == tops[1]
+
+
 # ------------------------------------------------------------------------------ lens and report
 
 

@@ -95,6 +95,17 @@ def test_a_name_that_closes_the_script_cannot_break_out_of_the_json():
     assert json.loads(text) == {hostile: [hostile]}
 
 
+def test_a_lone_surrogate_in_a_pages_text_is_written_as_a_replacement_character(tmp_path):
+    # A name read from a file name that is not UTF-8 (b"\xff" is read as '\udcff'), or from
+    # JSON's "\ud800", cannot be encoded as UTF-8: saving the page failed.
+    maps = {"self": AttentionMap(np.full((1, 1, 2, 2), 0.5), ["a\udcff", "b"], ["a\udcff", "b"],
+                                 "self-attention")}
+    path = attention_page(maps, "run\ud800").save(tmp_path / "page.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<title>run\ufffd</title>" in text
+    assert page_data(text)["maps"]["self"]["keys"] == ["a\ufffd", "b"]
+
+
 def test_viridis_runs_from_violet_to_yellow():
     assert viridis(0) == "#440154" and viridis(1) == "#fde725" and viridis(0.5) == "#21918c"
     assert viridis(-3) == viridis(0) and viridis(7) == viridis(1)
@@ -427,6 +438,15 @@ def test_the_attention_page_holds_every_map_layer_and_head():
     assert_self_contained(page.html)
     assert attention_page(maps, "t").html != page.html
     assert page_data(attention_page(maps, "t").html)["which"] == "cross"
+
+
+def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
+    # A page had no limit: GPT-2's 12 layers x 12 heads of a 1,024-token prompt are 150
+    # million weights, a page of about 450 MB, built in memory first.
+    tokens = [f"t{i}" for i in range(1024)]
+    weights = np.broadcast_to(np.float32(1 / 1024), (12, 12, 1024, 1024))   # no memory
+    with pytest.raises(ValueError, match=r"150,994,944 attention weights .* shorter prompt"):
+        attention_page({"self": AttentionMap(weights, tokens, tokens, "self")}, "t")
 
 
 def test_bad_attention_maps_are_refused():

@@ -271,6 +271,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, case):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before       # nothing written
 
 
+def test_a_prompt_too_long_for_a_page_is_one_line_exit_2_and_writes_nothing(runs, tmp_path,
+                                                                            monkeypatch):
+    import importlib                             # the module: viz.attention_page is its function
+    monkeypatch.setattr(importlib.import_module("viz.attention_page"), "MAX_WEIGHTS", 10)
+    result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", "abcdef",
+                        "--out", tmp_path / "a.html")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: attention_page: ") and "shorter prompt" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_attention_figure_is_the_grid_for_a_notebook():
     from matplotlib.figure import Figure
 

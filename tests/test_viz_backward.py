@@ -204,7 +204,7 @@ def test_hostile_names_are_escaped_in_backward_labels(tmp_path):
     w = ta.Tensor(np.ones(2), requires_grad=True)
     dot = draw_backward((w * w).sum(), params={hostile: w})    # w is saved: its name shows
     source = dot.source
-    escaped = "w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {"
+    escaped = "w&lt;script&gt;&amp;&quot;\\\\N<BR/>line2 ]; x -&gt; y {"
     assert f"<B>dL/d({escaped})</B>" in source and f"<B>{escaped}</B>" in source
     assert "<script>" not in source
     if shutil.which("dot"):

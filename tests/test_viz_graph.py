@@ -2,6 +2,7 @@
 here independently through the public API), names are escaped, the node cap holds, and real
 svg/png/pdf files come out of graphviz's `dot`."""
 
+import html
 import os
 import re
 import shutil
@@ -161,7 +162,7 @@ def test_hostile_names_are_escaped(tmp_path):
     y = (w * c).sum()
     dot = draw_graph(y, params={hostile: w}, inputs={'a "b" <c>': c}, cluster_params=True)
     source = dot.source
-    assert "m&lt;i&gt;.w&lt;script&gt;&amp;&quot;\\N<BR/>line2 ]; x -&gt; y {" in source
+    assert "m&lt;i&gt;.w&lt;script&gt;&amp;&quot;\\\\N<BR/>line2 ]; x -&gt; y {" in source
     assert "label=<<B>m&lt;i&gt;</B>>" in source                 # the cluster's label
     assert "a &quot;b&quot; &lt;c&gt;" in source
     assert "<script>" not in source and '"b"' not in source
@@ -169,6 +170,37 @@ def test_hostile_names_are_escaped(tmp_path):
     if shutil.which("dot"):
         svg = render(dot, tmp_path / "hostile.svg").read_text()
         assert "w&lt;script&gt;" in svg and "<script>" not in svg
+
+
+def svg_texts(path):
+    """The lines of text a picture that graphviz drew shows, as they read."""
+    return [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", path.read_text())]
+
+
+@needs_dot
+def test_a_backslash_in_a_name_is_drawn_as_written(tmp_path):
+    # dot reads a backslash even in an HTML-like label: `\N` was drawn as the node's id,
+    # `\G` as the graph's name and `\\` as one backslash.
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    name = "w\\N \\G \\\\ \\"
+    forward = draw_graph((w * 2).sum(), params={name: w})
+    backward = viz.draw_backward((w * w).sum(), params={name: w})
+    assert name in svg_texts(render(forward, tmp_path / "forward.svg"))
+    assert f"dL/d({name})" in svg_texts(render(backward, tmp_path / "backward.svg"))
+
+
+@needs_dot
+def test_control_characters_and_lone_surrogates_in_a_name_are_drawn_as_escapes(tmp_path):
+    # dot refused a label with a control character in it (the picture failed with dot's own
+    # error), and a lone surrogate (a byte of a file name that is not UTF-8) could not even be
+    # written to the .dot file.
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    x = ta.Tensor(np.ones(2))
+    dot = draw_graph((w * x).sum(), params={"w\x00\x08\x0b\x0c\x1f\x1b": w},
+                     inputs={"x\udcff\u202e": x})
+    texts = svg_texts(render(dot, tmp_path / "graph.svg"))
+    assert "w\\x00\\x08\\x0b\\x0c\\x1f\\x1b" in texts and "x\\udcff\\u202e" in texts
+    assert "x\\\\udcff" in render(dot, tmp_path / "graph.dot").read_text(encoding="utf-8")
 
 
 def test_a_top_level_parameter_is_in_no_box():

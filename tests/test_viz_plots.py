@@ -320,3 +320,31 @@ def test_the_last_values_labels_stay_inside_their_panels(tmp_path, last):
         for label in ax.texts:
             inside = label.get_window_extent(renderer)
             assert box.y0 <= inside.y0 and inside.y1 <= box.y1, (label.get_text(), last)
+
+
+def test_dollar_signs_in_names_and_tokens_are_drawn_as_written(tmp_path):
+    # matplotlib reads a text with two `$` as TeX maths: a run, a prompt or a token with
+    # "$$ 5 $$" in it failed to draw (ValueError), and "price $x^2$" was drawn as a formula.
+    import viz
+    from matplotlib.text import Text
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    labels = ["$$ 5 $$", "$\\sqrt{$", "$x^2$"]
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.zeros((2, 3, 1), dtype=int),
+                top_probs=np.full((2, 3, 1), 0.5))
+    figures = [viz.metrics_figure(write_metrics(tmp_path / "price $x^2$ y $$ 5 $$")),
+               viz.attention_figure(np.full((1, 1, 3, 3), 1 / 3), labels, labels, "$$ 5 $$"),
+               viz.lens_figure(lens, labels, CharTokenizer("$"), title="$$ 5 $$")]
+    for figure in figures:
+        assert figure._repr_png_()[:8] == PNG_MAGIC
+        texts = [text for text in figure.findobj(Text) if "$" in text.get_text()]
+        assert texts and not any(text.get_parse_math() for text in texts)
+
+
+def test_a_run_whose_name_is_not_utf8_is_titled_with_a_replacement_character(tmp_path):
+    # Python reads the byte 0xff of such a name as the lone surrogate '\udcff', which
+    # matplotlib could not draw (TypeError) nor a page write: training ended in exit status 1.
+    run = write_metrics(tmp_path / os.fsdecode(b"bad\xffname"))
+    figure = metrics_figure(run)
+    assert figure.get_suptitle() == "training run: bad\ufffdname"
+    assert plot_metrics(run, tmp_path / "loss.png") and assert_png(tmp_path / "loss.png")

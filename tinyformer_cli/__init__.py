@@ -591,7 +591,7 @@ def attention(checkpoint_dir, prompt, out_path, which):
         model, tokenizer, saved = load_model(checkpoint_dir)
         name = choose_map(model, which)
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
-    with input_errors(OSError):                   # e.g. the disk filled up
+    with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir))
 
 

@@ -30,7 +30,7 @@ from tinyautograd import no_grad
 from tinyformer.attention import MultiHeadAttention
 from tinyformer.tokenizers import encode_prompt
 
-from .plots import figure_format, new_figure, save_figure
+from .plots import figure_format, literal_text, new_figure, save_figure, visible
 
 # Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
@@ -62,7 +62,7 @@ def token_labels(tokenizer, ids):
     for i in ids:
         text = tokenizer.id_to_token(int(i))
         text = text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥")
-        labels.append("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+        labels.append(visible(text))
     return labels
 
 
@@ -198,6 +198,7 @@ def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=
     return len(fig.axes) - 1                                   # the colour bar is an axes too
 
 
+@literal_text()
 def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKENS):
     """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
     column j, query tokens `row_labels` down and key tokens `col_labels` across, with a

@@ -15,12 +15,19 @@ import html
 
 import numpy as np
 
+from .attention import MAX_TOKENS
 from .html import Page, page
 
 # Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
 # finer than a colour can show. A blocked key (a weight of exactly 0) is BLOCKED.
 SCALE = 10_000
 BLOCKED = -1
+
+# The most weights a page holds, over all its maps, layers and heads: ten million make a page
+# of about 30 MB (12 layers x 12 heads of a 256-token prompt), which a browser opens in about
+# a second. Each weight is a number in the file, and in memory while it is written: GPT-2's
+# 1,024 tokens would be 150 million of them.
+MAX_WEIGHTS = 10_000_000
 
 
 def encode_weights(weights):
@@ -34,12 +41,18 @@ def encode_weights(weights):
 
 def attention_page(maps, title, which=None):
     """The page of `maps` (name -> AttentionMap, as viz.attention.attention_maps returns),
-    opening on the map `which` (its first by default)."""
+    opening on the map `which` (its first by default). ValueError (one line) for more than
+    MAX_WEIGHTS weights in all: a prompt too long for a page."""
     if not maps:
         raise ValueError("attention_page: no attention maps to show")
     which = which or next(iter(maps))
     if which not in maps:
         raise ValueError(f"attention_page: no map {which!r}; the maps are {', '.join(maps)}")
+    total = sum(np.size(chosen.weights) for chosen in maps.values())
+    if total > MAX_WEIGHTS:
+        raise ValueError(f"attention_page: {total:,} attention weights are more than a page "
+                         f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, or "
+                         f"draw a PNG, which shows the last {MAX_TOKENS} tokens only")
     data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "maps": {}}
     for name, chosen in maps.items():
         weights = np.asarray(chosen.weights)

@@ -39,7 +39,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyformer.files import atomic_write
 
-from .plots import FIGURE_FORMATS
+from .plots import FIGURE_FORMATS, visible
 
 # Fill colours of the three kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
@@ -137,15 +137,19 @@ class Drawing(NamedTuple):
 
 # --------------------------------------------------------------------------------------------
 # Labels. Names come from users (dict keys, module attributes) and may hold any character, so
-# every piece of text goes through `_text`. We use graphviz's HTML-like labels, where the only
-# special characters are the HTML ones: html.escape makes `< > & "` harmless, and a backslash
-# means nothing there (in an ordinary "quoted" label `\n` or `\N` would be interpreted).
+# every piece of text goes through `_text`. We use graphviz's HTML-like labels: html.escape
+# makes `< > & "` harmless; dot still reads a backslash there as in a "quoted" label (`\N` is
+# the node's id, `\G` the graph's name, `\\` one backslash), so each one is doubled; and dot
+# refuses control characters (they are not XML), so they are written as escapes.
 
 
 def _text(value):
-    """Any value as safe HTML-label text; line breaks become <BR/> so they still show."""
-    escaped = html.escape(str(value), quote=True)
-    return "<BR/>".join(escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    """Any value as safe HTML-label text, shown as written: line breaks become <BR/> so they
+    still show, characters that would not show are written as escapes (viz.plots.visible),
+    and a backslash is doubled."""
+    lines = str(value).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "<BR/>".join(html.escape(visible(line), quote=True).replace("\\", "\\\\")
+                        for line in lines)
 
 
 def _label(title, lines=()):

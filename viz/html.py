@@ -17,6 +17,7 @@ inline, inside an iframe, so its ids and styles cannot clash with the notebook's
 import html
 import json
 import math
+import re
 from importlib import resources
 
 import numpy as np
@@ -119,11 +120,19 @@ def page(title, kind, body, data):
 """
 
 
+# A code point of a UTF-16 surrogate: in a Python string it stands alone (a byte of a file
+# name that is not UTF-8, a "\ud800" escape read from JSON), and UTF-8 cannot encode it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class Page:
-    """A finished page: `html` is its text; `save(path)` writes it; a notebook shows it."""
+    """A finished page: `html` is its text; `save(path)` writes it; a notebook shows it.
+    A lone surrogate anywhere in the text (a name, a token) is shown as U+FFFD, as a browser
+    shows a bad byte, instead of failing to write."""
 
     def __init__(self, text, title):
-        self.html, self.title = text, title
+        self.html = LONE_SURROGATE.sub("\ufffd", text)
+        self.title = LONE_SURROGATE.sub("\ufffd", title)
 
     def save(self, path):
         """Write the page to `path`, atomically (a failure leaves no half-written file).

@@ -14,7 +14,7 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 
 from .attention import _encode, token_labels, translation
-from .plots import new_figure
+from .plots import literal_text, new_figure
 
 
 def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list[str]]:
@@ -71,6 +71,7 @@ def _styled(text, probability):
     return f"\x1b[{style}m{text}\x1b[0m"
 
 
+@literal_text()
 def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
     labelled with that token (shown inline when a Jupyter cell ends with it)."""

@@ -14,6 +14,7 @@ matplotlib is imported inside the function, not at the top: the rest of viz (and
 line) work without it, and only drawing a plot needs it.
 """
 
+import contextlib
 import functools
 import io
 import os
@@ -93,8 +94,20 @@ def save_figure(figure, out_path, fmt, dpi):
 
 
 def run_name(run_dir: str) -> str:
-    """A run directory's name, for titles ("" for none)."""
-    return os.path.basename(os.path.abspath(run_dir)) if run_dir else ""
+    """A run directory's name, for titles ("" for none). The bytes of a name that is not
+    valid UTF-8 are shown as U+FFFD, the replacement character: Python reads them as lone
+    surrogates, which neither matplotlib nor a UTF-8 file can hold."""
+    if not run_dir:
+        return ""
+    return os.fsencode(os.path.basename(os.path.abspath(run_dir))).decode("utf-8", "replace")
+
+
+def visible(text: str) -> str:
+    """`text` with each character that would not show written as its Python escape: control
+    characters ('\\r', '\\x1b'), which a terminal acts on and graphviz refuses; marks that
+    are drawn as nothing or turn the text after them around ('\\u200b', '\\u202e'); lone
+    surrogates ('\\udcff'), which UTF-8 cannot encode."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _run_paths(run_dir_or_metrics_path):
@@ -116,6 +129,19 @@ def new_figure(**settings):
     return figure
 
 
+@contextlib.contextmanager
+def literal_text():
+    """matplotlib settings under which every text is drawn as written. By default a text with
+    two `$` in it is read as TeX maths: a token, a prompt or a run named "we pay $$ 5 $$"
+    failed to draw (ValueError), and "price $x^2$" was drawn as a formula. The setting is read
+    when a text is made, so the functions that build a figure run under it (as a decorator:
+    `@literal_text()`)."""
+    import matplotlib
+    # Numbers follow suit: written as 1e-3 where TeX would have made "10" with a raised "-3".
+    with matplotlib.rc_context({"text.parse_math": False, "axes.formatter.use_mathtext": False}):
+        yield
+
+
 @functools.cache
 def _inline_figure_class():
     from matplotlib.figure import Figure
@@ -132,6 +158,7 @@ def _inline_figure_class():
     return InlineFigure
 
 
+@literal_text()
 def metrics_figure(run_dir_or_metrics_path):
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""

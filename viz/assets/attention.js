@@ -17,11 +17,10 @@ const VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c
                  "#44bf70", "#7ad151", "#bddf26", "#fde725"].map((hex) =>
   [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
 
-function colour(weight) {
+function rgb(weight) {
   const t = Math.sqrt(Math.min(Math.max(weight, 0), 1)) * (VIRIDIS.length - 1);
   const i = Math.min(Math.floor(t), VIRIDIS.length - 2), f = t - i;
-  const [r, g, b] = VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
-  return `rgb(${r},${g},${b})`;
+  return VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
 }
 
 // The weights of one head: rows of numbers, null where the mask blocked the key.
@@ -31,6 +30,42 @@ function weights(map, layer, head) {
     row.map((w) => (w === data.blocked ? null : w / data.scale)));
 }
 
+// The colour of every weight the page can hold (they come as whole numbers of 1/scale),
+// worked out once: a head's picture looks its cells' colours up.
+const COLOURS = Array.from({length: data.scale + 1}, (_, coded) => rgb(coded / data.scale));
+const WHITE = [255, 255, 255];                 // a key the mask blocked
+
+// One head as a picture of one pixel a cell (keys across, queries down), on a canvas kept off
+// the page. Drawn scaled up (the large map) or down (a thumbnail) with drawImage, it takes one
+// call where a rectangle a cell took T x T: a thumbnail of 256 tokens is 65,536 cells.
+function headPicture(map, layer, head) {
+  const rows = data.maps[map].weights[layer][head];
+  const image = new ImageData(rows[0].length, rows.length);
+  const pixels = image.data;                   // r, g, b, alpha for each cell, row by row
+  let p = 0;
+  for (const row of rows) {
+    for (const coded of row) {
+      const [r, g, b] = coded === data.blocked ? WHITE : COLOURS[coded];
+      pixels[p] = r;
+      pixels[p + 1] = g;
+      pixels[p + 2] = b;
+      pixels[p + 3] = 255;
+      p += 4;
+    }
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  return canvas;
+}
+
+// Draw a head's picture into a box of `context`: its cells sharp-edged, not blurred together.
+function drawPicture(context, picture, x, y, width, height) {
+  context.imageSmoothingEnabled = false;
+  context.drawImage(picture, x, y, width, height);
+}
+
 // ------------------------------------------------------------------------------ the large map
 
 const FONT = "12px system-ui, sans-serif";
@@ -38,15 +73,16 @@ let layout = null;       // where the cells are: {left, top, cell, rows, cols}
 let picture = null;      // the drawn map, to restore after a hover outline
 
 function drawHeatmap() {
-  const info = data.maps[state.map], rows = weights(state.map, state.layer, state.head);
-  const queries = info.queries, keys = info.keys;
+  const info = data.maps[state.map], queries = info.queries, keys = info.keys;
   // The cells fill 640 px at most, less in a narrow window (the labels and margins aside).
   const room = Math.min(640, document.documentElement.clientWidth - 100);
   const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
   const context = heatmap.getContext("2d");
   context.font = FONT;
   const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
-  const upright = keys.every((k) => k.length <= 1);        // single characters read upright
+  // Single characters read upright. A character, as Python counts it (the PNG does the same):
+  // an emoji is two UTF-16 units of `length`, but one code point.
+  const upright = keys.every((k) => [...k].length <= 1);
   const left = Math.ceil(measure(queries)) + 10;
   const top = upright ? 20 : Math.ceil(measure(keys)) + 10;
   const width = left + cell * keys.length + 10, height = top + cell * queries.length + 10;
@@ -59,11 +95,8 @@ function drawHeatmap() {
   context.font = FONT;
   context.fillStyle = "white";
   context.fillRect(0, 0, width, height);
-  rows.forEach((row, i) => row.forEach((w, j) => {
-    if (w === null) return;                     // blocked: left white
-    context.fillStyle = colour(w);
-    context.fillRect(left + j * cell, top + i * cell, cell, cell);
-  }));
+  drawPicture(context, headPicture(state.map, state.layer, state.head), left, top,
+              cell * keys.length, cell * queries.length);
   context.strokeStyle = "#bbb";
   context.strokeRect(left - 0.5, top - 0.5, cell * keys.length + 1, cell * queries.length + 1);
   // Labels: every one when a cell is tall enough for a line of text, else every n-th.
@@ -145,15 +178,7 @@ function drawGrid() {
       figure.title = `layer ${layer + 1}, head ${head + 1}`;
       const canvas = document.createElement("canvas");
       canvas.width = canvas.height = size;
-      const context = canvas.getContext("2d"), rows = weights(state.map, layer, head);
-      const h = size / info.queries.length, w = size / info.keys.length;
-      context.fillStyle = "white";
-      context.fillRect(0, 0, size, size);
-      rows.forEach((row, i) => row.forEach((weight, j) => {
-        if (weight === null) return;
-        context.fillStyle = colour(weight);
-        context.fillRect(j * w, i * h, Math.ceil(w), Math.ceil(h));
-      }));
+      drawPicture(canvas.getContext("2d"), headPicture(state.map, layer, head), 0, 0, size, size);
       const caption = document.createElement("figcaption");
       caption.textContent = `L${layer + 1} H${head + 1}`;
       figure.append(canvas, caption);
