@@ -571,7 +571,8 @@ Examples:
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
 attention over all the keys (each row sums to 1 over them); of a prompt longer than 48 tokens
 it shows the last 48 queries against the last 48 keys. A seq2seq checkpoint translates the
-prompt greedily. A page holds every attention, layer and head, weights read on hover.
+prompt greedily. A page holds every attention, layer and head, weights read on hover,
+up to ten million weights in all (a longer prompt is refused: draw a PNG).
 """)
 @checkpoint_option
 @prompt_option
