@@ -462,6 +462,25 @@ def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatc
     assert ours.status(FIRST) == "edited"
 
 
+def test_a_fix_saved_in_the_same_second_at_the_same_size_is_the_one_checked(workspace,
+                                                                             monkeypatch):
+    """Python trusts a cached .pyc while the file's size and whole-second time are unchanged:
+    under `watch` a one-character fix easily keeps both, and the check ran the old code."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)    # as on a learner's machine
+    path = workspace / "01_vectors" / "one_hot.py"
+    original = path.read_text()
+    for shift, fails in (("- 1", True), ("+ 0", False)):            # wrong, then right
+        path.write_text(original.replace(
+            "    raise NotImplementedError",
+            "    out = np.zeros((len(ids), vocab_size), dtype=np.float32)\n"
+            f"    out[np.arange(len(ids)), np.asarray(ids) {shift}] = 1.0\n"
+            "    return out"))
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+        result = run("check", "one_hot")
+        assert result.exit_code == (3 if fails else 0), result.output
+    assert not (path.parent / "__pycache__").exists()      # nothing written beside their files
+
+
 def test_what_the_learners_code_prints_is_shown(workspace):
     path = workspace / FIRST.file
     path.write_text(path.read_text().replace("    raise NotImplementedError",
