@@ -308,6 +308,14 @@ def test_mlm_loss_cut_off_from_the_logits(tmp_path):
     assert "cut off from the logits" in got
 
 
+def test_mlm_loss_made_a_new_tensor_from_its_numbers(tmp_path):
+    # A fresh Tensor that requires grad, but leads back to nothing: its loss is right.
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return Tensor(-picked.mean().data, requires_grad=True)")
+    assert "`logits` has no gradient: it is not connected to the output" in got
+    assert "forget a `return`" not in got
+
+
 def test_gpt_mask_without_the_diagonal(tmp_path):
     got = edited_message(tmp_path, "attention_masks", "np.tril(np.ones((T, T), dtype=bool))",
                          "np.tril(np.ones((T, T), dtype=bool), k=-1)")

@@ -14,7 +14,7 @@ import numpy as np
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, describe, expect, expect_array, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal, expect_gradients
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 13`).
 QUESTION = Question(code="""\
@@ -135,7 +135,7 @@ def _check_mlm_loss(masked_lm_loss, logits, targets, ignore_index):
                            f"not require grad): stay with Tensor operations, not .data or "
                            f"numpy.")
     got.reshape(()).backward()
-    expect_array(tensor.grad, grad, call, what="gives the gradient with respect to `logits`")
+    expect_gradients({"logits": tensor}, {"logits": grad}, call)
 
 
 @exercise("masked_lm_loss", "The masked-language-model loss", hints=[
