@@ -546,6 +546,22 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output
 
 
+def test_a_learner_file_that_keeps_allocating_is_stopped_at_a_memory_limit(workspace):
+    """Where it took the machine's memory until the timeout. The arrays are never written to,
+    so they take address space, which the limit counts, and no memory of this machine's."""
+    from tinyformer.exercises.isolated import GiB, memory_limit
+    path = workspace / FIRST.file
+    path.write_text(path.read_text() + "\n\nblocks = []\n\n\n"
+                    "def one_hot(ids, vocab_size):\n"
+                    "    for _ in range(1 << 20):\n"
+                    "        blocks.append(np.empty(1 << 30))\n")
+    result = run("check", 1, "--timeout", 60)
+    assert result.exit_code == 3, result.output
+    assert f"one_hot(ids=[2, 0, 3], vocab_size=4) needed more than the " \
+        f"{memory_limit() / GiB:.3g} GiB of memory a check may use" in result.output
+    assert ", in one_hot: blocks.append(np.empty(1 << 30))" in result.output
+
+
 def test_a_learner_file_that_asks_for_input_fails_at_once_with_its_line(workspace):
     """input() gets nothing to read, where it waited on the teacher's terminal (here a pipe
     that nobody writes to) until the timeout."""

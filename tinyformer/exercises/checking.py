@@ -83,6 +83,8 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
         # The line as the learner wrote it, but for what a terminal would act on (an escape).
         raise CheckFailure(f"{path.name}{where} is not valid Python: {e.msg}\n"
                            f"    {escape_controls((text or '').strip())}") from None
+    except MemoryError as e:
+        raise out_of_memory(f"{path.name}, as it is imported,", e, path) from None
     except Exception as e:
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None
@@ -189,8 +191,31 @@ def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> An
             f" (reached while {doing})"
         raise CheckFailure(f"{_todo_name(qualname, doing)} is not written yet: {where} still "
                            f"raises NotImplementedError{via}.") from None
+    except MemoryError as e:
+        raise out_of_memory(doing, e, path) from None
     except Exception as e:
         raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}", raised=e) from None
+
+
+def out_of_memory(doing: str, error: MemoryError, path: StrPath) -> CheckFailure:
+    """The CheckFailure for a MemoryError while `doing`: past the memory a check may use (the
+    limit the runner sets), or the machine's."""
+    limit = _memory_limit()
+    needed = (f"needed more than the {limit / (1 << 30):.3g} GiB of memory a check may use"
+              if limit else "ran out of memory")
+    return CheckFailure(f"{doing} {needed}: does a loop keep every array it makes, or is an "
+                        f"array far bigger than it should be?\n{_where(error, path)}",
+                        raised=error)
+
+
+def _memory_limit() -> int | None:
+    """The address space this process may use, in bytes; None when there is no limit."""
+    try:
+        import resource
+    except ImportError:                 # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _learner_frame(error: BaseException, path: StrPath) -> tuple[str | None, int | None]:
@@ -590,6 +615,8 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
         exercise.check(learner)
     except CheckFailure as failure:
         return str(failure)
+    except MemoryError as error:        # the checker's own, after the learner's code took it all
+        return str(out_of_memory("the check", error, path))
     except Exception as error:
         # What the learner's code returned tripped the checker itself (a list where an array
         # was due, say). Say so, and what broke, rather than show the checker's traceback.
