@@ -46,6 +46,7 @@ def test_weights_in_a_message_are_named_by_shape():
     ([1.0, 2.0], [1.0, 2.0], {"dtype": np.float64},
      "returned a list; it should be an array of dtype float64"),
     (Tensor(np.ones(2)), np.ones(2), {"tensor": False}, "returned a Tensor; this exercise works"),
+    (np.ones(2), np.ones(2), {"tensor": True}, "returned an ndarray; it should be a Tensor"),
     (np.array(["0.5"]), [0.5], {}, "which is not an array of numbers"),
 ])
 def test_a_wrong_kind_of_answer_is_named_before_its_values(got, expected, options, says):

@@ -310,6 +310,14 @@ def describe_call(name: str, fn: Callable[..., Any], args: Sequence[Any],
 # Comparing answers
 # ---------------------------------------------------------------------------------------------
 
+def a_kind(value: Any) -> str:
+    """`an ndarray`, `a list`: the name of the value's type, with its article."""
+    name = type(value).__name__
+    # By the sound: "an int", "an ndarray" (said en-dee-array), "a uint8", "a list".
+    vowel = name[0] in "aeioAEIO" or name.startswith("nd")
+    return f"{'an' if vowel else 'a'} {name}"
+
+
 def as_array(value: Any) -> np.ndarray:
     """A Tensor's data, or the value as an array; used before comparing."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
@@ -337,12 +345,12 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     # would pass for float64.)
     if dtype is not None and (not hasattr(got, "dtype") or got.dtype != np.dtype(dtype)):
         given = (f"an array of dtype {got.dtype}" if hasattr(got, "dtype")
-                 else f"a {type(got).__name__}")
+                 else a_kind(got))
         raise CheckFailure(f"{call} {what} {given}; it should be an array of dtype "
                            f"{np.dtype(dtype)}, as the docstring says (numpy's functions take "
                            f"dtype=np.{np.dtype(dtype)}).")
     if tensor is True and not isinstance(got, Tensor):
-        raise CheckFailure(f"{call} {what} a {type(got).__name__}; it should be a Tensor, "
+        raise CheckFailure(f"{call} {what} {a_kind(got)}; it should be a Tensor, "
                            f"computed with Tensor operations so that gradients flow through it.")
     if tensor is False and isinstance(got, Tensor):
         raise CheckFailure(f"{call} {what} a Tensor; this exercise works on numpy arrays: "
