@@ -54,6 +54,15 @@ def test_a_wrong_kind_of_answer_is_named_before_its_values(got, expected, option
         expect_array(got, expected, "f(x=1)", **options)
 
 
+def test_a_wrong_number_is_not_counted_among_elements():
+    with pytest.raises(CheckFailure) as raised:
+        expect_array(np.float64(0.5), 0.25, "f(x=1)")
+    assert str(raised.value).endswith("    the value: expected 0.25, got 0.5")
+    with pytest.raises(CheckFailure, match=re.escape("at [1]: expected 3, got 4  (the only "
+                                                     "wrong element of 2)")):
+        expect_array([2.0, 4.0], [2.0, 3.0], "f(x=1)")
+
+
 def test_a_missing_return_and_a_missing_gradient_are_named():
     with pytest.raises(CheckFailure, match=re.escape("f() returned None. Did you forget")):
         expect_equal(None, [1, 2], "f()")

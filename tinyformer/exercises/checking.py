@@ -376,15 +376,16 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     index = ", ".join(str(int(i)) for i in worst)
     where = f"at [{index}]" if got.ndim else "the value"
     count = int(bad.sum())
-    among = (f"the only wrong element of {got.size}" if count == 1 else
-             f"the worst of {count} wrong elements, out of {got.size}")
+    among = ("" if got.size == 1 else        # a single number: nothing else to count
+             f"  (the only wrong element of {got.size})" if count == 1 else
+             f"  (the worst of {count} wrong elements, out of {got.size})")
     whole = ""
     if 1 < got.size <= 16:      # small enough to see at a glance: show both in full
         whole = (f"\n    expected: {describe(expected, limit=16)}"
                  f"\n    got:      {describe(shown, limit=16)}")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
-                       f"{_number(shown[worst])}  ({among}){whole}")
+                       f"{_number(shown[worst])}{among}{whole}")
 
 
 def _number(x: Any) -> str:
