@@ -462,6 +462,25 @@ def test_a_file_saved_during_its_passing_check_is_not_done(workspace, monkeypatc
     assert ours.status(FIRST) == "edited"
 
 
+def test_a_fix_saved_in_the_same_second_at_the_same_size_is_the_one_checked(workspace,
+                                                                             monkeypatch):
+    """Python trusts a cached .pyc while the file's size and whole-second time are unchanged:
+    under `watch` a one-character fix easily keeps both, and the check ran the old code."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)    # as on a learner's machine
+    path = workspace / "01_vectors" / "one_hot.py"
+    original = path.read_text()
+    for shift, fails in (("- 1", True), ("+ 0", False)):            # wrong, then right
+        path.write_text(original.replace(
+            "    raise NotImplementedError",
+            "    out = np.zeros((len(ids), vocab_size), dtype=np.float32)\n"
+            f"    out[np.arange(len(ids)), np.asarray(ids) {shift}] = 1.0\n"
+            "    return out"))
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+        result = run("check", "one_hot")
+        assert result.exit_code == (3 if fails else 0), result.output
+    assert not (path.parent / "__pycache__").exists()      # nothing written beside their files
+
+
 def test_what_the_learners_code_prints_is_shown(workspace):
     path = workspace / FIRST.file
     path.write_text(path.read_text().replace("    raise NotImplementedError",
@@ -525,6 +544,22 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output
+
+
+def test_a_learner_file_that_keeps_allocating_is_stopped_at_a_memory_limit(workspace):
+    """Where it took the machine's memory until the timeout. The arrays are never written to,
+    so they take address space, which the limit counts, and no memory of this machine's."""
+    from tinyformer.exercises.isolated import GiB, memory_limit
+    path = workspace / FIRST.file
+    path.write_text(path.read_text() + "\n\nblocks = []\n\n\n"
+                    "def one_hot(ids, vocab_size):\n"
+                    "    for _ in range(1 << 20):\n"
+                    "        blocks.append(np.empty(1 << 30))\n")
+    result = run("check", 1, "--timeout", 60)
+    assert result.exit_code == 3, result.output
+    assert f"one_hot(ids=[2, 0, 3], vocab_size=4) needed more than the " \
+        f"{memory_limit() / GiB:.3g} GiB of memory a check may use" in result.output
+    assert ", in one_hot: blocks.append(np.empty(1 << 30))" in result.output
 
 
 def test_a_learner_file_that_asks_for_input_fails_at_once_with_its_line(workspace):

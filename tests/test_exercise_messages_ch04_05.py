@@ -156,6 +156,22 @@ def test_scalar_engine_visiting_order_is_diagnosed_from_what_ran(tmp_path, edits
         assert "reverse topological order" in message
 
 
+def test_scalar_engine_a_breadth_first_backward_is_told_to_build_the_order(tmp_path):
+    """Breadth-first, each Value once, comes out right wherever every path to a Value has the
+    same length; y = c + exp(exp(c)) reaches c directly and two steps later too."""
+    message = scalar_engine_message(tmp_path, (
+        "        visit(self)\n        self.grad = 1.0\n        for value in reversed(order):\n"
+        "            value._backward()",
+        "        self.grad = 1.0\n        queue, seen = [self], set()\n        while queue:\n"
+        "            value = queue.pop(0)\n            if value not in seen:\n"
+        "                seen.add(value)\n                value._backward()\n"
+        "                queue.extend(value._children)"))
+    assert message.startswith("y.backward() on c = a * b; e = c.exp(); f = e.exp(); y = c + f "
+                              "with a = 0.5, b = -1.5 leaves a.grad = -1.5")
+    assert "The _backward of c (= a * b) ran before that of e (= exp(c))" in message
+    assert "paths of different lengths" in message and "topological order" in message
+
+
 def test_scalar_engine_a_backward_that_calls_nothing(tmp_path):
     message = scalar_engine_message(tmp_path, ("            value._backward()", "            pass"))
     assert message.startswith(ORDER)

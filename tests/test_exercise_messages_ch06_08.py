@@ -116,6 +116,16 @@ def test_07_block_gelu_gradient_through_numpy(tmp_path):
     assert "gradient with respect to `x`" in message and "at [" in message
 
 
+def test_07_block_gelu_with_a_constant_slightly_off_is_told_of_its_values(tmp_path):
+    # Close enough to pass the comparison of values, not that of the gradient; but the
+    # learner wrote no gradient, so the message is about the values.
+    message = edited_message(tmp_path, "feed_forward", "0.044715", "0.0447")
+    assert message.startswith("gelu(x=Tensor of shape (2, 3, 4), float64) returned a wrong "
+                              "value.")
+    assert "Slightly off, and its gradient more so: compare your constants" in message
+    assert "gradient with respect to" not in message
+
+
 def test_07_block_feed_forward_with_relu(tmp_path):
     message = edited_message(tmp_path, "feed_forward", "h = gelu(x @ w1 + b1)",
                              "h = (x @ w1 + b1).relu()")

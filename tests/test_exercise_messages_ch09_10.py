@@ -53,6 +53,12 @@ CASES = [
      "before = np.cumsum(sorted_probs)", ["top_p=0.5", "at [0]: expected 0, got nan"]),
     ("top_p", "09_generation/top_p.py", "return filtered / filtered.sum()",
      "return filtered", ["top_p=0.5", "at [1]: expected 1, got 0.5"]),
+    # Right values, zeroed in the caller's array: not told its values are wrong.
+    ("top_p", "09_generation/top_p.py", "    filtered = np.where(keep, probs, 0.0)\n",
+     "    probs[~keep] = 0.0\n    filtered = probs\n",
+     ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5) changed the caller's probs "
+      "in place (it now holds [0. , 0.5, 0. , 0. ])",
+      "np.asarray(probs) is the caller's own array"]),
     ("beam_search", "09_generation/beam_search.py", "if v == end_id:", "if False:",
      ["beam_search(next_log_probs=<the file's table_log_probs>", "beam_size=2",
       "returned tokens with a wrong value", "expected: [0, 2, 3]"]),

@@ -293,7 +293,22 @@ def test_mlm_loss_without_the_minus(tmp_path):
 def test_mlm_loss_with_ignore_index_hard_coded(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss", "np.nonzero(targets != ignore_index)",
                          "np.nonzero(targets != -100)")
-    assert "ignore_index=-1" in got and "as if their target were the last token" in got
+    assert "ignore_index=-1" in got and "counting the positions whose target is ignore_index " \
+        "(-1 here) too, whatever target they were given (as an index, -1 is the last token)" \
+        in got
+
+
+def test_mlm_loss_counting_every_position(tmp_path):
+    # The ignored positions given target 0: nothing says they were taken for the last token.
+    got = edited_message(tmp_path, "masked_lm_loss",
+                         "    rows, cols = np.nonzero(targets != ignore_index)        # the "
+                         "hidden positions\n    picked = log_probs[rows, cols, targets[rows, "
+                         "cols]]",
+                         "    B, T, _ = logits.shape\n    picked = log_probs[np.arange(B)[:, "
+                         "None], np.arange(T), np.where(targets == ignore_index, 0, targets)]")
+    assert "returned 0.451877, expected 0.210607: that is what you get counting the positions "\
+        "whose target is ignore_index (-100 here) too, whatever target they were given:" in got
+    assert "last token" not in got
 
 
 def test_mlm_loss_skipping_token_zero(tmp_path):
@@ -306,6 +321,14 @@ def test_mlm_loss_cut_off_from_the_logits(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
                          "return Tensor(-picked.mean().data)")
     assert "cut off from the logits" in got
+
+
+def test_mlm_loss_made_a_new_tensor_from_its_numbers(tmp_path):
+    # A fresh Tensor that requires grad, but leads back to nothing: its loss is right.
+    got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
+                         "return Tensor(-picked.mean().data, requires_grad=True)")
+    assert "`logits` has no gradient: it is not connected to the output" in got
+    assert "forget a `return`" not in got
 
 
 def test_gpt_mask_without_the_diagonal(tmp_path):

@@ -46,11 +46,21 @@ def test_weights_in_a_message_are_named_by_shape():
     ([1.0, 2.0], [1.0, 2.0], {"dtype": np.float64},
      "returned a list; it should be an array of dtype float64"),
     (Tensor(np.ones(2)), np.ones(2), {"tensor": False}, "returned a Tensor; this exercise works"),
+    (np.ones(2), np.ones(2), {"tensor": True}, "returned an ndarray; it should be a Tensor"),
     (np.array(["0.5"]), [0.5], {}, "which is not an array of numbers"),
 ])
 def test_a_wrong_kind_of_answer_is_named_before_its_values(got, expected, options, says):
     with pytest.raises(CheckFailure, match=re.escape(says)):
         expect_array(got, expected, "f(x=1)", **options)
+
+
+def test_a_wrong_number_is_not_counted_among_elements():
+    with pytest.raises(CheckFailure) as raised:
+        expect_array(np.float64(0.5), 0.25, "f(x=1)")
+    assert str(raised.value).endswith("    the value: expected 0.25, got 0.5")
+    with pytest.raises(CheckFailure, match=re.escape("at [1]: expected 3, got 4  (the only "
+                                                     "wrong element of 2)")):
+        expect_array([2.0, 4.0], [2.0, 3.0], "f(x=1)")
 
 
 def test_a_missing_return_and_a_missing_gradient_are_named():

@@ -65,7 +65,7 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
     path = Path(path).resolve()     # tracebacks name it so; messages match frames by it
     # Loaded as Python source whatever its name ends in: a link to a file without .py (which
     # resolve() follows) would otherwise find no loader at all.
-    loader = importlib.machinery.SourceFileLoader(module_name, str(path))
+    loader = _SourceOnlyLoader(module_name, str(path))
     spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -83,10 +83,23 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
         # The line as the learner wrote it, but for what a terminal would act on (an escape).
         raise CheckFailure(f"{path.name}{where} is not valid Python: {e.msg}\n"
                            f"    {escape_controls((text or '').strip())}") from None
+    except MemoryError as e:
+        raise out_of_memory(f"{path.name}, as it is imported,", e, path) from None
     except Exception as e:
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None
     return Learner(module, path)
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file from its source every time, reading and writing no bytecode cache
+    (__pycache__/*.pyc). A cache is trusted while the file's size and its modification time in
+    whole seconds are unchanged, so a file saved again within the same second at the same size
+    (a one-character fix, under `watch`) would run the code as it was before."""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
 
 
 def special_file(path: StrPath) -> bool:
@@ -178,8 +191,31 @@ def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> An
             f" (reached while {doing})"
         raise CheckFailure(f"{_todo_name(qualname, doing)} is not written yet: {where} still "
                            f"raises NotImplementedError{via}.") from None
+    except MemoryError as e:
+        raise out_of_memory(doing, e, path) from None
     except Exception as e:
         raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}", raised=e) from None
+
+
+def out_of_memory(doing: str, error: MemoryError, path: StrPath) -> CheckFailure:
+    """The CheckFailure for a MemoryError while `doing`: past the memory a check may use (the
+    limit the runner sets), or the machine's."""
+    limit = _memory_limit()
+    needed = (f"needed more than the {limit / (1 << 30):.3g} GiB of memory a check may use"
+              if limit else "ran out of memory")
+    return CheckFailure(f"{doing} {needed}: does a loop keep every array it makes, or is an "
+                        f"array far bigger than it should be?\n{_where(error, path)}",
+                        raised=error)
+
+
+def _memory_limit() -> int | None:
+    """The address space this process may use, in bytes; None when there is no limit."""
+    try:
+        import resource
+    except ImportError:                 # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _learner_frame(error: BaseException, path: StrPath) -> tuple[str | None, int | None]:
@@ -274,6 +310,14 @@ def describe_call(name: str, fn: Callable[..., Any], args: Sequence[Any],
 # Comparing answers
 # ---------------------------------------------------------------------------------------------
 
+def a_kind(value: Any) -> str:
+    """`an ndarray`, `a list`: the name of the value's type, with its article."""
+    name = type(value).__name__
+    # By the sound: "an int", "an ndarray" (said en-dee-array), "a uint8", "a list".
+    vowel = name[0] in "aeioAEIO" or name.startswith("nd")
+    return f"{'an' if vowel else 'a'} {name}"
+
+
 def as_array(value: Any) -> np.ndarray:
     """A Tensor's data, or the value as an array; used before comparing."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
@@ -301,12 +345,12 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     # would pass for float64.)
     if dtype is not None and (not hasattr(got, "dtype") or got.dtype != np.dtype(dtype)):
         given = (f"an array of dtype {got.dtype}" if hasattr(got, "dtype")
-                 else f"a {type(got).__name__}")
+                 else a_kind(got))
         raise CheckFailure(f"{call} {what} {given}; it should be an array of dtype "
                            f"{np.dtype(dtype)}, as the docstring says (numpy's functions take "
                            f"dtype=np.{np.dtype(dtype)}).")
     if tensor is True and not isinstance(got, Tensor):
-        raise CheckFailure(f"{call} {what} a {type(got).__name__}; it should be a Tensor, "
+        raise CheckFailure(f"{call} {what} {a_kind(got)}; it should be a Tensor, "
                            f"computed with Tensor operations so that gradients flow through it.")
     if tensor is False and isinstance(got, Tensor):
         raise CheckFailure(f"{call} {what} a Tensor; this exercise works on numpy arrays: "
@@ -332,15 +376,16 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     index = ", ".join(str(int(i)) for i in worst)
     where = f"at [{index}]" if got.ndim else "the value"
     count = int(bad.sum())
-    among = (f"the only wrong element of {got.size}" if count == 1 else
-             f"the worst of {count} wrong elements, out of {got.size}")
+    among = ("" if got.size == 1 else        # a single number: nothing else to count
+             f"  (the only wrong element of {got.size})" if count == 1 else
+             f"  (the worst of {count} wrong elements, out of {got.size})")
     whole = ""
     if 1 < got.size <= 16:      # small enough to see at a glance: show both in full
         whole = (f"\n    expected: {describe(expected, limit=16)}"
                  f"\n    got:      {describe(shown, limit=16)}")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
-                       f"{_number(shown[worst])}  ({among}){whole}")
+                       f"{_number(shown[worst])}{among}{whole}")
 
 
 def _number(x: Any) -> str:
@@ -403,7 +448,7 @@ def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
         raise CheckFailure(_refusal(learner.path, f"line {line} (`{text}`)", home, forbidden))
     for name, value in vars(learner.module).items():
         home = _home(value)
-        if _is_forbidden(home, forbidden):
+        if _is_forbidden(home, forbidden) and name != "__loader__":    # ours, which ran it
             raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
 
 
@@ -579,6 +624,8 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
         exercise.check(learner)
     except CheckFailure as failure:
         return str(failure)
+    except MemoryError as error:        # the checker's own, after the learner's code took it all
+        return str(out_of_memory("the check", error, path))
     except Exception as error:
         # What the learner's code returned tripped the checker itself (a list where an array
         # was due, say). Say so, and what broke, rather than show the checker's traceback.

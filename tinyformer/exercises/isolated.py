@@ -12,6 +12,10 @@ they start this same module as a program:
     python -m tinyformer.exercises.isolated predict CHAPTER
         run chapter CHAPTER's "predict, then run" question; it prints its answer
 
+Before `check` or `draw`, `--memory BYTES` limits the memory the process may use (on Linux),
+so that code that keeps allocating fails with a MemoryError, which the check explains, before
+it has taken the machine's memory.
+
 The learner's code calling exit() is written as {"exited": its status}. A failure of
 tinyformer's own there, not of the learner's code (whose errors the check and the drawing
 catch and explain), is written as {"bug": its traceback}, or {"os_error": [errno, strerror,
@@ -65,8 +69,8 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         # What the child prints goes to files, not to this process's memory: a learner's loop
         # can print gigabytes, of which the runner shows the last lines only.
         out_file, err_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        command = [sys.executable, "-m", "tinyformer.exercises.isolated", *arguments,
-                   str(result_file)]
+        command = [sys.executable, "-m", "tinyformer.exercises.isolated",
+                   "--memory", str(memory_limit()), *arguments, str(result_file)]
         with out_file.open("wb") as out, err_file.open("wb") as err:
             # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
             # with nothing to read: input() fails at once (EOFError), where it waited on the
@@ -104,6 +108,20 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                     f"calls exit() or raises SystemExit; return, or raise an error, "
                     f"instead"), printed
         return result["message"], printed
+
+
+GiB = 1 << 30
+
+
+def memory_limit() -> int:
+    """The bytes of address space a check may use: half the machine's memory, and at least
+    4 GiB; and besides, for each core, room for what its threads reserve and barely touch (a
+    stack, BLAS's buffers), which the limit counts too. A check needs far less than this."""
+    try:
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):      # no such figure here
+        machine = 8 * GiB
+    return max(machine // 2, 4 * GiB) + (os.cpu_count() or 1) * GiB // 4
 
 
 # How much of what the learner's code printed (of each of stdout and stderr) is read back: far
@@ -200,7 +218,25 @@ def run_question(chapter: int, timeout: float = 60) -> str:
 # The fresh process's side
 # ---------------------------------------------------------------------------------------------
 
-def main(action: str, *arguments: str) -> None:
+def limit_memory(limit: int) -> None:
+    """Let this process have at most `limit` bytes of address space (or the lower limit it
+    has already). Linux only: macOS does not hold a process to this limit, and Windows has
+    none."""
+    if not sys.platform.startswith("linux"):
+        return
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def main(*argv: str) -> None:
+    if argv[:1] == ("--memory",):
+        limit_memory(int(argv[1]))
+        argv = argv[2:]
+    action, *arguments = argv
     if action == "predict":
         from .catalogue import question
         code = question(int(arguments[0])).code

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import re
 
 import numpy as np
@@ -244,14 +245,12 @@ def _probe_op(learner, Value, op):
                 + (f"\n    {diagnosis}" if diagnosis else ""))
 
 
-_ORDER_GRAPH = "c = a * b; d = c + a; y = d * c"
-
-
 def _order_graph(Value):
     """c = a * b, d = c + a, y = d * c with a = 1.5, b = -2: c feeds two ops, one of which
     (d) feeds the other, so c must not pass its gradient on before both have added theirs.
-    Returns the leaves {name: Value}, the ops [(name, Value, names of the ops using it)] from
-    y down, and d y / d each leaf."""
+    Returns the graph as it reads, the leaves {name: Value}, the ops [(name, Value, names of
+    the ops using it)] from y down, d y / d each leaf, and {op name: what else to say when its
+    _backward runs before that of an op that uses it}."""
     a, b = Value(1.5), Value(-2.0)
     c = a * b
     d = c + a
@@ -260,13 +259,37 @@ def _order_graph(Value):
     c_, d_ = 1.5 * -2.0, 1.5 * -2.0 + 1.5
     dy_dc = c_ + d_                         # through d, and directly
     expected = {"a": dy_dc * -2.0 + c_, "b": dy_dc * 1.5}
-    return {"a": a, "b": b}, ops, expected
+    return "c = a * b; d = c + a; y = d * c", {"a": a, "b": b}, ops, expected, {}
 
 
-def _probe_order(learner, Value):
-    """Run the learner's backward() on _order_graph with each op's _backward logged; when the
-    gradients come out wrong, say which rule of the visiting order the log shows broken."""
-    leaves, ops, expected = _order_graph(Value)
+def _uneven_graph(Value):
+    """c = a * b, y = c + exp(exp(c)) with a = 0.5, b = -1.5: y reaches c directly and
+    through two exps, so an order by distance from y (a breadth-first walk) runs c's
+    _backward before the exps have passed theirs on; _order_graph reaches c by paths one
+    step apart, where such a walk can come out right."""
+    a, b = Value(0.5), Value(-1.5)
+    c = a * b
+    e = c.exp()
+    f = e.exp()
+    y = c + f
+    ops = [("y", y, []), ("f (= exp(e))", f, ["y"]), ("e (= exp(c))", e, ["f (= exp(e))"]),
+           ("c (= a * b)", c, ["y", "e (= exp(c))"])]
+    c_ = 0.5 * -1.5
+    dy_dc = 1.0 + math.exp(math.exp(c_)) * math.exp(c_)      # directly, and through e and f
+    expected = {"a": dy_dc * -1.5, "b": dy_dc * 0.5}
+    notes = {"c (= a * b)": (
+        " y reaches c by paths of different lengths (directly, and through f and e), so "
+        "walking outward from y level by level, breadth-first, is not such an order: build "
+        "the topological order first (a depth-first search), then walk it backwards.")}
+    return "c = a * b; e = c.exp(); f = e.exp(); y = c + f", {"a": a, "b": b}, ops, \
+        expected, notes
+
+
+def _probe_order(learner, Value, graph):
+    """Run the learner's backward() on `graph` (_order_graph, _uneven_graph) with each op's
+    _backward logged; when the gradients come out wrong, say which rule of the visiting order
+    the log shows broken."""
+    text, leaves, ops, expected, notes = graph(Value)
     calls = []                              # (name of the op whose _backward ran, its grad then)
     for name, node, _ in ops:
         def logged(name=name, node=node, original=node._backward):
@@ -274,11 +297,12 @@ def _probe_order(learner, Value):
             original()
         node._backward = logged
     y = ops[0][1]
-    run_learner_code(learner.path, y.backward, f"y.backward() ran on {_ORDER_GRAPH}")
+    run_learner_code(learner.path, y.backward, f"y.backward() ran on {text}")
     got = {k: leaves[k].grad for k in expected}
     if all(np.isclose(got[k], expected[k], rtol=1e-6, atol=1e-9) for k in expected):
         return
-    said = (f"y.backward() on {_ORDER_GRAPH} with a = 1.5, b = -2 leaves a.grad = "
+    inputs = ", ".join(f"{k} = {v.data:g}" for k, v in leaves.items())
+    said = (f"y.backward() on {text} with {inputs} leaves a.grad = "
             f"{got['a']:.6g} and b.grad = {got['b']:.6g}; they should be d y / d a = "
             f"{expected['a']:.6g} and d y / d b = {expected['b']:.6g}.\n    ")
     called = [name for name, _ in calls]
@@ -304,7 +328,7 @@ def _probe_order(learner, Value):
                     said + f"The _backward of {name} ran before that of {user}, which adds to "
                     f"its gradient, so it passed its gradient on before it had all of it. Call "
                     f"_backward in reverse topological order: each Value after every Value "
-                    f"that uses it.")
+                    f"that uses it.{notes.get(name, '')}")
     raise CheckFailure(said.rstrip())
 
 
@@ -353,7 +377,8 @@ def check_scalar_engine(learner: Learner) -> None:
     Value = learner.attribute("Value")
     for op in _scalar_ops():
         _probe_op(learner, Value, op)
-    _probe_order(learner, Value)
+    _probe_order(learner, Value, _order_graph)
+    _probe_order(learner, Value, _uneven_graph)
     expressions = _EXPRESSIONS + [("loss = (a 3-4-1 tanh network's output - 0.5) ** 2, "
                                    "inputs and weights drawn at random", _mlp,
                                    _random_mlp_inputs())]

@@ -16,7 +16,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, as_array, expect, expect_array, expect_gradients
+from ..checking import (CheckFailure, Learner, a_kind, as_array, expect, expect_array,
+                        expect_gradients)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 6`).
 QUESTION = Question(code="""\
@@ -187,7 +188,7 @@ def _check_causal_mask(fn, T):
     # (expect_array cannot compare two boolean arrays: numpy refuses to subtract them.)
     if got is None:
         raise CheckFailure(f"{fn.last_call} returned None. Did you forget a `return`?")
-    expect(isinstance(got, np.ndarray), f"{fn.last_call} returned a {type(got).__name__}; "
+    expect(isinstance(got, np.ndarray), f"{fn.last_call} returned {a_kind(got)}; "
                                         f"return a numpy array of dtype bool.")
     expect(got.shape == (T, T), f"{fn.last_call} returned an array of shape {got.shape}; "
                                 f"expected shape {(T, T)}.")
@@ -253,7 +254,7 @@ def _expect_tensor(got, fn, shape):
     is instead."""
     if got is None:
         raise CheckFailure(f"{fn.last_call} returned None. Did you forget a `return`?")
-    expect(isinstance(got, Tensor), f"{fn.last_call} returned a {type(got).__name__}; it "
+    expect(isinstance(got, Tensor), f"{fn.last_call} returned {a_kind(got)}; it "
                                     f"should be a Tensor, computed with Tensor operations.")
     expect(got.shape == shape, f"{fn.last_call} returned a Tensor of shape {got.shape}; "
                                f"expected shape {shape}.")

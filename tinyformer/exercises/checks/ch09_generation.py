@@ -254,23 +254,36 @@ def _expect_nucleus(got, probs, top_p, call):
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_top_p(learner: Learner) -> None:
     top_p_filter = learner.function("top_p_filter")
+
+    def filtered(probs, p):
+        """top_p_filter on a copy of `probs`: a filter that zeroes the caller's array in place
+        would spoil the expected answer, computed from `probs` after it."""
+        given = probs.copy()
+        got = top_p_filter(given, p)
+        expect(np.array_equal(given, probs),
+               f"{top_p_filter.last_call} changed the caller's probs in place (it now holds "
+               f"{describe(given, 40)}): the caller may still need them. np.asarray(probs) is "
+               f"the caller's own array, not a copy: zero the dropped tokens in probs.copy(), "
+               f"or build a new array.")
+        return got
+
     probs = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
     for p in [0.5, 0.75, 0.8, 0.3, 0.9, 1.0]:
-        got = top_p_filter(probs, p)
+        got = filtered(probs, p)
         _expect_nucleus(got, probs, p, top_p_filter.last_call)
         expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False)
     # Many ties at the border, and more than 16 tokens: there numpy's default sort reorders
     # equal probabilities, and only a stable one keeps them in the order of their ids.
     probs = np.array([1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1, 2, 3, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1]) / 32
     for p in [0.5, 0.7]:
-        expect_array(top_p_filter(probs, p), reference_top_p(probs, p), top_p_filter.last_call +
+        expect_array(filtered(probs, p), reference_top_p(probs, p), top_p_filter.last_call +
                      "  (equal probabilities: the lower id first, which a stable sort, "
                      "kind='stable', keeps)", tensor=False)
     rng = np.random.default_rng(4)
     for p in [0.9, 0.5, 0.99, 0.05]:
         logits = rng.standard_normal(20) * 2
         probs = np.exp(logits) / np.exp(logits).sum()
-        got = top_p_filter(probs, p)
+        got = filtered(probs, p)
         expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False,
                      atol=1e-9)
 

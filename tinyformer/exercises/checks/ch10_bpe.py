@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyformer.tokenizers import BPETokenizer, merge as repository_merge
 
-from ..checking import CheckFailure, Learner, describe, expect, expect_equal
+from ..checking import CheckFailure, Learner, a_kind, describe, expect, expect_equal
 from ..catalogue import Question, exercise
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 10`).
@@ -58,7 +58,7 @@ def _as_pair_counts(got, call):
     if got is None:
         raise CheckFailure(f"{call} returned None. Did you forget a `return`?")
     if not isinstance(got, Mapping):
-        raise CheckFailure(f"{call} returned {describe(got)}, a {type(got).__name__}; it should "
+        raise CheckFailure(f"{call} returned {describe(got)}, {a_kind(got)}; it should "
                            f"be a dict from pairs (a, b) to counts.")
     counts = {}
     for pair, count in got.items():

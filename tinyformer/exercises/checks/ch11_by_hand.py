@@ -15,7 +15,7 @@ from tinyautograd import Tensor
 from tinyformer.attention import attention_weights, causal_mask
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, as_array, describe
+from ..checking import CheckFailure, Learner, a_kind, as_array, describe
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 11`).
 QUESTION = Question(code="""\
@@ -69,7 +69,7 @@ def _weights(make_weights, vocab_size, context, layers):
     if got is None:
         raise CheckFailure(f"{call} returned None. Did you forget a `return`?")
     if not isinstance(got, dict):
-        raise CheckFailure(f"{call} returned a {type(got).__name__}; it should return a dict "
+        raise CheckFailure(f"{call} returned {a_kind(got)}; it should return a dict "
                            f"of weight arrays with the keys {_names(spec)}.")
     missing = [name for name in spec if name not in got]
     extra = [name for name in got if name not in spec]

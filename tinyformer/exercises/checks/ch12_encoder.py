@@ -17,7 +17,8 @@ import numpy as np
 from tinyautograd import Tensor, functional, no_grad
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, describe, expect, expect_equal, expect_gradients
+from ..checking import (CheckFailure, Learner, a_kind, describe, expect, expect_equal,
+                        expect_gradients)
 from .ch06_attention import backward_through, expect_output, tensor64
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 12`).
@@ -48,7 +49,7 @@ def _expect_mask(got, expected, call, mistakes):
     """A boolean mask compared exactly; a wrong one that matches a known mistake is named."""
     if got is None:
         raise CheckFailure(f"{call} returned None. Did you forget a `return`?")
-    expect(isinstance(got, np.ndarray), f"{call} returned a {type(got).__name__}; return a "
+    expect(isinstance(got, np.ndarray), f"{call} returned {a_kind(got)}; return a "
                                         f"numpy array of dtype bool.")
     for description, wrong in mistakes:
         if got.shape == wrong.shape and got.dtype == bool and np.array_equal(got, wrong):

@@ -14,7 +14,7 @@ import numpy as np
 from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, describe, expect, expect_array, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal, expect_gradients
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 13`).
 QUESTION = Question(code="""\
@@ -63,13 +63,17 @@ def _mlm_mistakes(logits, targets, ignore_index):
     picked = log_probs[rows, cols, targets[rows, cols]]
     every = np.take_along_axis(log_probs, np.where(counted, targets, -1)[..., None],
                                axis=-1)[..., 0]
+    # Counting the ignored positions with target -1, the last token. In the worked example
+    # their logits are equal, so any target gives that loss; elsewhere it is what an
+    # ignore_index of -1 gives when used as an index.
+    last = " (as an index, -1 is the last token)" if ignore_index == -1 else ""
     mistakes = [
         ("dividing by every position, B * T, instead of by the number of hidden ones",
          -picked.sum() / targets.size),
         ("summing instead of averaging over the hidden positions", -picked.sum()),
         ("without the minus sign: the loss is MINUS the mean log-probability", picked.mean()),
-        (f"counting the positions whose target is ignore_index ({ignore_index} here) as if "
-         f"their target were the last token: the counted positions are those with "
+        (f"counting the positions whose target is ignore_index ({ignore_index} here) too, "
+         f"whatever target they were given{last}: the counted positions are only those with "
          f"targets != ignore_index", -every.mean()),
     ]
     zero = counted & (targets == 0)
@@ -135,7 +139,7 @@ def _check_mlm_loss(masked_lm_loss, logits, targets, ignore_index):
                            f"not require grad): stay with Tensor operations, not .data or "
                            f"numpy.")
     got.reshape(()).backward()
-    expect_array(tensor.grad, grad, call, what="gives the gradient with respect to `logits`")
+    expect_gradients({"logits": tensor}, {"logits": grad}, call)
 
 
 @exercise("masked_lm_loss", "The masked-language-model loss", hints=[
