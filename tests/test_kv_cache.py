@@ -55,7 +55,7 @@ def test_generation_with_the_cache_equals_generation_without(positions):
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned", "rope"])
-def test_the_decoder_cache_fed_a_token_or_a_chunk_at_a_time_equals_recomputing_and_greedy_agrees(positions):
+def test_the_decoder_cache_fed_tokens_one_or_more_at_a_time_equals_recomputing(positions):
     from tinyformer.transformer import Transformer
 
     ta.manual_seed(0)
