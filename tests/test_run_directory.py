@@ -353,3 +353,67 @@ def test_the_manifest_records_the_sha256_of_the_tokenizer_beside_the_tokens(tmp_
     manifest = read_manifest(tmp_path / "run")
     assert manifest["data"] == data and manifest["tokenizer_sha256"] == written
     assert RunDirectory.claim(tmp_path / "run", log=lambda line: None).tokenizer_sha256 == written
+
+
+# Windows, as far as run.lock sees it, on this machine: no fcntl module, no os.O_NOFOLLOW,
+# os.O_NONBLOCK or os.pwrite; msvcrt.locking in their place (one byte, exclusive only, here
+# done with flock); and no removing a file that is still open.
+WINDOWS = """
+import errno, os, sys, types
+import subprocess                         # which would take a module named msvcrt for Windows
+import fcntl as real_fcntl
+sys.modules["fcntl"] = None
+for name in ("O_NOFOLLOW", "O_NONBLOCK", "pwrite"):
+    delattr(os, name)
+
+msvcrt = sys.modules["msvcrt"] = types.ModuleType("msvcrt")
+msvcrt.LK_UNLCK, msvcrt.LK_NBLCK = 0, 2
+def locking(fd, mode, nbytes):
+    # The lock keeps others from reading what it covers: it must be past the process id.
+    assert nbytes == 1 and os.lseek(fd, 0, os.SEEK_CUR) >= 100
+    try:
+        real_fcntl.flock(fd, real_fcntl.LOCK_UN if mode == msvcrt.LK_UNLCK
+                         else real_fcntl.LOCK_EX | real_fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise PermissionError(errno.EACCES, "Permission denied") from None
+msvcrt.locking = locking
+
+real_remove = os.remove
+def remove(path):
+    fds = "/proc/self/fd"
+    if any(os.path.realpath(f"{fds}/{fd}") == os.path.realpath(path) for fd in os.listdir(fds)):
+        raise PermissionError(errno.EACCES, "in use by a process", path)
+    real_remove(path)
+os.remove = remove
+"""
+
+
+def test_a_run_locks_its_directory_where_there_is_no_fcntl(tmp_path):
+    """The package imports, and a run takes, refuses, and gives up its lock, without fcntl
+    and the POSIX-only parts of os (as on Windows)."""
+    script = WINDOWS + """
+from click.testing import CliRunner
+from tinyformer_cli import main
+from tinyformer.rundir import RunDirectory, RunDirectoryError, is_training
+out = sys.argv[1]
+print(os.getpid())
+run = RunDirectory.claim(out, log=print, create=True)
+assert open(os.path.join(out, "run.lock")).read() == f"{os.getpid()}\\n"
+assert is_training(out)
+try:
+    RunDirectory.claim(out, log=print)
+except RunDirectoryError as e:
+    print(e)
+run.release()
+assert not os.path.exists(os.path.join(out, "run.lock")) and not is_training(out)
+result = CliRunner().invoke(main, ["train", *sys.argv[2:], "--iters", "2", "--out", out])
+print(result.exit_code, sorted(os.listdir(out)))
+"""
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", script, str(out), *TINY], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    pid, refused, *_, trained = done.stdout.splitlines()
+    assert refused == f"{str(out)!r} is in use: process {pid} is training in it; wait for it " \
+        f"to end, or stop it (kill {pid}) and try again"
+    assert trained.startswith("0 [") and "'weights-000002.npz'" in trained, done.stdout

@@ -25,20 +25,20 @@ nothing of ours unlisted. `--force` removes exactly the listed files (never a fo
 anything else); a file of the user's that has a name the run is about to write is "in the
 way", and named in the error instead.
 
-The lock is an advisory lock (flock) on run.lock, held from the moment a run claims the
-directory until it ends. The operating system drops it when the process dies, however it dies,
-so a run.lock left by a killed process is recognised as stale (its lock is free) and
-reclaimed, with a note naming the process that left it. A second writer meanwhile gets one
-line naming the process that holds it. A flock belongs to the open file, which a forked process
-shares, so a process forked while a run holds its lock (the trainer's micro-batch workers) lets
-go of it at once: otherwise a worker outliving its killed trainer would keep the run locked.
+The lock is an advisory lock (flock; msvcrt's on Windows) on run.lock, held from the moment a
+run claims the directory until it ends. The operating system drops it when the process dies,
+however it dies, so a run.lock left by a killed process is recognised as stale (its lock is
+free) and reclaimed, with a note naming the process that left it. A second writer meanwhile
+gets one line naming the process that holds it. A flock belongs to the open file, which a
+forked process shares, so a process forked while a run holds its lock (the trainer's
+micro-batch workers) lets go of it at once: otherwise a worker outliving its killed trainer
+would keep the run locked.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import math
@@ -53,6 +53,12 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .files import StrPath, atomic_write, command_line, open_regular
 from .tokenizers import Tokenizer, load_tokenizer
+
+try:
+    import fcntl
+except ImportError:                    # Windows: the lock is msvcrt's (see _try_lock)
+    fcntl = None
+    import msvcrt
 
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
@@ -180,7 +186,7 @@ class RunDirectory:
                 raise RunDirectoryError(f"{path} is a link, a named pipe or a device, not the "
                                         f"file a run locks; remove it and try again")
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd, exclusive=True)
             except OSError as e:
                 holder = os.read(fd, 100).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
@@ -200,19 +206,17 @@ class RunDirectory:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
         self._lock = fd
         _LOCKS_HELD.add(fd)
 
     def release(self) -> None:
-        """Give up the lock (at the end of the run, or when it fails to start). run.lock is
-        removed while still locked, so that no one can lock the old file after us. (In a
-        process forked from the holder, there is nothing left to give up.)"""
+        """Give up the lock (at the end of the run, or when it fails to start), and remove
+        run.lock. (In a process forked from the holder, there is nothing left to give up.)"""
         if self._lock in _LOCKS_HELD:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.file(LOCK))
             _LOCKS_HELD.discard(self._lock)
-            os.close(self._lock)
+            _unlock_and_remove(self._lock, self.file(LOCK))
         self._lock = None
 
     def _remove_created(self):
@@ -666,13 +670,64 @@ def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
                               f"run was trained with (SHA-256 differs); put that one back")
     return tokenizer
 
+
+# -- run.lock: the one place where the platforms differ ---------------------------------------
+#
+# flock (Linux, macOS) is advisory, belongs to the open file and is dropped when the file is
+# closed. Windows has no fcntl module; its msvcrt.locking locks a range of bytes, exclusively
+# only, and keeps every other process from reading or writing that range: so it locks a byte
+# well past the holder's process id (a few bytes, of which a second writer reads up to 100, to
+# name the holder); Windows allows locking past the end of a file. Windows has no O_NOFOLLOW
+# (its links need an administrator to make) and no named pipes among files (so no O_NONBLOCK).
+_LOCKED_BYTE = 4096
+
+
+def _try_lock(fd, exclusive):
+    """Lock run.lock, open as `fd`, without waiting: OSError (EAGAIN or EACCES) where another
+    open file holds it. A shared lock is only to ask whether a run holds it: where there is
+    none (Windows), the exclusive one answers as well."""
+    if fcntl is not None:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return
+    os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)          # msvcrt locks from the file's position
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
+
+
+def _unlock_and_close(fd):
+    """Let go of the lock _try_lock took, and close `fd`. (Closing drops a flock at once;
+    Windows drops a lock left on a closed file only when it gets round to it.)"""
+    if fcntl is None:
+        os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    os.close(fd)
+
+
+def _unlock_and_remove(fd, path):
+    """Give up the lock on run.lock, open as `fd`, and remove the file at `path`. With flock,
+    run.lock is removed while still locked, so that no one can lock the old file after us.
+    Windows removes no file that is open, so there it is closed first; and if another process
+    opened it meanwhile (to take the lock next), it stays, for that process to lock."""
+    if fcntl is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        os.close(fd)
+        return
+    _unlock_and_close(fd)
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        os.remove(path)
+
+
 def _open_lock_file(path, flags):
     """os.open(path, flags) of run.lock, or None where it is not a regular file. Not through
     a link (the lock's holder writes its process id into it, which would land in the file
     linked to), nor waiting on a named pipe for a writer (O_NONBLOCK, which does nothing to
-    a regular file)."""
+    a regular file). Windows has neither flag (see above)."""
+    nofollow, nonblock = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        fd = os.open(path, flags | nofollow | nonblock, 0o666)
     except OSError as e:
         if e.errno == errno.ELOOP:                     # a link
             return None
@@ -693,11 +748,11 @@ def is_training(path: StrPath) -> bool:
     if fd is None:                                      # not a run's lock file
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _try_lock(fd, exclusive=False)
     except OSError as e:
+        os.close(fd)
         return e.errno in (errno.EAGAIN, errno.EACCES)
-    finally:
-        os.close(fd)                                 # and with it our shared lock, if taken
+    _unlock_and_close(fd)
     return False
 
 
