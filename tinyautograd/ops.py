@@ -194,7 +194,9 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return a ** b
+        # np.power, not **: numpy's ** takes a shortcut to np.square for the exponent 2, which
+        # before numpy 2.3 made a bool base int8 (np.power, as torch, makes it int64).
+        return np.power(a, b)
 
     @staticmethod
     def backward(ctx, grad):
