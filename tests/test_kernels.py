@@ -49,12 +49,14 @@ def value_and_grads(function, *arrays):
 def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5, scale=0.0):
     """The loops' results and gradients are the numpy forms' to `tolerance`, relative to the
     largest of each (or to `scale`, where that is larger: a result that cancels to about 0,
-    as layer norm's gradient over 2 elements, holds only rounding of that scale)."""
+    as layer norm's gradient over 2 elements, holds only rounding of that scale). Both keep
+    float32: a float64 slip in a numpy form (a column of ones made without a dtype) would make
+    a model's activations float64 wherever the loops cannot be built."""
     assert kernels.in_use()
     compiled = value_and_grads(function, *arrays)
     reference = numpy_forms(lambda: value_and_grads(function, *arrays))
     for a, b in zip(compiled, reference):
-        assert a.shape == b.shape and a.dtype == np.float32
+        assert a.shape == b.shape and a.dtype == b.dtype == np.float32
         largest = np.abs(b).max(initial=scale)                  # (b may be empty)
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * largest)
 
