@@ -341,6 +341,21 @@ def test_a_loaded_state_is_the_optimizers_own_in_the_parameters_dtype(dtype):
             np.testing.assert_array_equal(saved[key], now[key])
 
 
+def test_loading_replaces_the_groups_options_with_the_saved_ones():
+    w = Tensor(np.zeros(3), requires_grad=True)
+    saved = SGD([w], lr=0.1, momentum=0.9).state_dict()
+    sgd = SGD([w], lr=0.5, momentum=0.0)
+    sgd.load_state_dict(saved)
+    assert (sgd.param_groups[0]["lr"], sgd.param_groups[0]["momentum"]) == (0.1, 0.9)
+
+    saved = Adam([w], lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1).state_dict()
+    adam = Adam([w])
+    adam.load_state_dict(json.loads(json.dumps(saved)))     # betas as a list, as JSON keeps it
+    group = adam.param_groups[0]
+    assert group["betas"] == (0.8, 0.99)                    # a tuple again, as torch keeps it
+    assert (group["lr"], group["eps"], group["weight_decay"]) == (0.02, 1e-6, 0.1)
+
+
 # ---------------------------------------------------------------------------- weight decay groups
 
 
