@@ -356,6 +356,20 @@ def test_loading_replaces_the_groups_options_with_the_saved_ones():
     assert (group["lr"], group["eps"], group["weight_decay"]) == (0.02, 1e-6, 0.1)
 
 
+def test_loading_a_state_without_moments_drops_the_ones_held():
+    """A parameter that had no state when the dict was saved starts afresh: the moments of
+    steps taken since are not kept."""
+    w = Tensor(np.zeros(3), requires_grad=True)
+    optimizer = Adam([w])
+    fresh = optimizer.state_dict()
+    w.grad = np.ones(3)
+    optimizer.step()
+    optimizer.load_state_dict(fresh)
+    assert optimizer.state == {}
+    optimizer.step()
+    assert optimizer.state_dict()["state"][0]["step"] == 1       # a first step again
+
+
 # ---------------------------------------------------------------------------- weight decay groups
 
 
