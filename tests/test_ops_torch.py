@@ -233,6 +233,20 @@ def test_cross_entropy_with_huge_logits_is_finite():
     assert_allclose(x[0].grad, t[0].grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
+def test_cross_entropy_with_label_smoothing_1_is_torchs():
+    # The range's end, which torch takes: the targets are then uniform, whatever the labels.
+    logits = np.random.default_rng(0).standard_normal((5, 4))
+    targets = np.array([0, 3, 1, 1, 2])
+    x, t = both([logits])
+    loss = ta.functional.cross_entropy(x[0], targets, label_smoothing=1.0)
+    expected = torch.nn.functional.cross_entropy(t[0], torch.tensor(targets),
+                                                 label_smoothing=1.0)
+    assert_allclose(loss.data, expected.item(), rtol=RTOL)
+    loss.backward()
+    expected.backward()
+    assert_allclose(x[0].grad, t[0].grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(label_smoothing):
     # A batch of padding only: torch's loss is 0/0 = nan, but its gradient is 0, so that one
