@@ -872,6 +872,41 @@ def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
             ta.functional.softcap(Tensor(np.ones(3)), cap)
 
 
+FUSED = {   # functional's ops whose results are fractions (torch refuses integers for them)
+    "layer_norm": ta.functional.layer_norm,
+    "rms_norm": ta.functional.rms_norm,
+    "swiglu": ta.functional.swiglu,
+    "softcap": lambda x: ta.functional.softcap(x, 2.0),
+    "cross_entropy": lambda x: ta.functional.cross_entropy(x, np.array([1, 3, 0])),
+    "gelu": ta.functional.gelu,
+    "softmax": ta.functional.softmax,
+    "log_softmax": ta.functional.log_softmax,
+}
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_ops_of_integer_tensors_compute_in_float32(name):
+    # As sigmoid or `/`: an integer tensor gives float32, the float32 tensor's very numbers.
+    ints = np.array([[1, 2, 3, 4], [-3, 0, 5, 1], [7, 7, -2, 0]])
+    result = FUSED[name](Tensor(ints))
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result.data,
+                                  FUSED[name](Tensor(ints.astype(np.float32))).data)
+
+
+@pytest.mark.parametrize("norm", [ta.functional.layer_norm, ta.functional.rms_norm])
+def test_a_norms_weight_gradient_on_integer_input_is_the_float32_inputs(norm):
+    ints = np.array([[1, 2, 3, 4], [-3, 0, 5, 1]])
+    wanted = []
+    for x in (ints.astype(np.float32), ints):
+        weight = Tensor(np.linspace(0.5, 2, 4), requires_grad=True)
+        y = norm(Tensor(x), weight)
+        y.sum().backward(retain_graph=True)
+        y.sum().backward()                 # again: from x this time, not forward's x_hat
+        wanted.append(weight.grad)
+    np.testing.assert_array_equal(wanted[1], wanted[0])
+
+
 @pytest.mark.parametrize("index", [5, 7, -1])
 def test_embedding_index_out_of_range(index):
     with pytest.raises(IndexError, match=f"index {index} is out of range for a table of 5 rows"):

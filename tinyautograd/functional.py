@@ -54,6 +54,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
+        logits = ops._floating(logits)            # integer logits: a float32 loss, not a cut one
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
         targets = targets.reshape(-1)                                     # (N,)
         keep = None if ignore_index is None else targets != ignore_index
@@ -153,6 +154,7 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
         ctx.eps = eps
+        x, weight, bias = map(ops._floating, (x, weight, bias))   # integers: float32
         if ops.compute_dtype(x.dtype) != x.dtype:
             # float16 computes in float32, as torch's: a row's sum of squares passes float16's
             # 65504 at 768 values near 10. What forward keeps for backward is then float32.
@@ -172,7 +174,9 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, _ = ctx.operands
-        # float16 in float32, as forward (the engine gives each gradient its input's dtype)
+        # As forward: integers and float16 in float32 (the engine gives each gradient its
+        # input's dtype)
+        x, weight = ops._floating(x), ops._floating(weight)
         x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)
         # Forward kept x_hat and rstd. The first backward takes x_hat and writes into it (a new
         # array of activations' size costs its page faults); a later one through a kept graph
@@ -287,6 +291,7 @@ class RMSNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, eps=1e-6):
+        x, weight = ops._floating(x), ops._floating(weight)      # integers: float32
         if ops.compute_dtype(x.dtype) != x.dtype:      # float16 in float32, as LayerNorm
             return RMSNorm.forward(ctx, ops.widened(x), ops.widened(weight), eps).astype(x.dtype)
         y, rstd = _rms_normalised(x, eps)     # x_hat, a new array
@@ -297,7 +302,8 @@ class RMSNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.operands
-        x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)   # as forward
+        x, weight = ops._floating(x), ops._floating(weight)                        # as forward
+        x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)
         # Forward kept only 1/rms, a column: x_hat = x * rstd is one product away. Under
         # create_graph both are computed again from x, as Tensors, for the second derivative.
         if ctx.create_graph:
@@ -357,6 +363,7 @@ class SwiGLU(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = ops._floating(x)                          # integers: float32
         n = _half(x)
         a, b = x[..., :n], x[..., n:]                 # views
         # sigmoid(a) = (1 + tanh(a/2)) / 2: one tanh, in place in one new array, several times
@@ -433,6 +440,7 @@ class SoftCap(Function):
 
     @staticmethod
     def forward(ctx, x, cap):
+        x = ops._floating(x)                            # integers: float32
         ctx.cap = cap
         y = np.divide(x, cap, out=np.empty_like(x))     # one new array, then in place
         np.tanh(y, out=y)
