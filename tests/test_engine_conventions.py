@@ -43,6 +43,55 @@ def test_a_list_of_tensors_that_require_a_gradient_is_refused_pointing_to_stack(
         np.testing.assert_array_equal(Tensor([x[0], x[1]]).data, [1, 2])
 
 
+_DROPS_GRAPH = (r"the (list|tuple) holds Tensors that require a gradient, whose graph a new "
+                r"Tensor would drop: join them with ta\.stack")
+_X = Tensor([1.0, 2.0], requires_grad=True)
+_MASK = Tensor([True, False])
+_OUT = _X * 1         # (recorded here: under no_grad below, it would record nothing)
+# Each way a list or tuple becomes a constant operand, and who the error names.
+_LIST_OPERANDS = {
+    "+": (lambda rows: _X + rows, "an operand"), "+ reflected": (lambda rows: rows + _X, None),
+    "-": (lambda rows: _X - rows, None), "- reflected": (lambda rows: rows - _X, None),
+    "*": (lambda rows: _X * rows, None), "/ reflected": (lambda rows: rows / _X, None),
+    "**": (lambda rows: _X ** rows, None), "@": (lambda rows: _X @ rows, None),
+    "@ reflected": (lambda rows: rows @ _X, None),
+    "<": (lambda rows: _X < rows, None), "==": (lambda rows: _X == rows, None),
+    "in": (lambda rows: rows in _X, "in: the value"),
+    "+= on a constant": (lambda rows: Tensor([0.0, 0.0]).__iadd__(rows), "an operand"),
+    "where a": (lambda rows: ta.where(_MASK, rows, _X), "where: a"),
+    "where b": (lambda rows: ta.where(_MASK, _X, rows), "where: b"),
+    "where a and b": (lambda rows: ta.where(_MASK, rows, [0.0, 0.0]), "where: a"),
+    "masked_fill": (lambda rows: _X.masked_fill(_MASK, rows), "masked_fill: value"),
+    "F.linear": (lambda rows: ta.functional.linear(_X, [rows, [0.0, 1.0]], bias=[0.0, 0.0]),
+                 "linear: weight"),
+    "backward": (lambda rows: _OUT.backward(rows, retain_graph=True), "backward: grad"),
+}
+
+
+@pytest.mark.parametrize("use", _LIST_OPERANDS.values(), ids=_LIST_OPERANDS.keys())
+def test_an_operand_list_of_tensors_that_require_a_gradient_is_refused_as_tensor_refuses_it(use):
+    # numpy read their numbers through __array__: `x + [x, x]` gave x a gradient of 2, not 4
+    use, who = use
+    for rows in ([_X[0] * 2, _X[1]], (_X[0], 3.0)):
+        with pytest.raises(TypeError, match=f"^{re.escape(who or 'an operand')}: {_DROPS_GRAPH}"):
+            use(rows)
+    use([3.0, 4.0])                                         # numbers: a constant, as before
+    use([_X[0].detach(), Tensor(4.0)])                      # so are Tensors without a graph
+    with ta.no_grad():                                      # nothing recorded: no graph lost
+        use([_X[0], _X[1]])
+
+
+def test_an_operand_list_of_constants_still_combines_with_a_tensor():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * [3.0, Tensor(4.0)] + (x[0].detach(), 1)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3, 4])
+    np.testing.assert_array_equal(ta.where(Tensor([True, False]), [5, 6], x).data, [5, 2])
+    # the graph kept, as the error says: join them with ta.stack
+    x.grad = None
+    (x + ta.stack([x, x])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4, 4])                   # x counted four times
+
+
 NOT_NUMBERS = {"None": None, "str": "2", "dict": {"a": 1}, "list with None": [1, None]}
 OPERATORS = ["+", "-", "*", "/", "**", "@", "<", ">=", "==", "!="]
 

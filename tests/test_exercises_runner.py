@@ -211,3 +211,73 @@ def test_a_picture_the_machine_refuses_to_write_is_its_answer_not_the_learners(t
     with pytest.raises(FileNotFoundError) as raised:
         draw_in_subprocess(ex, path, tmp_path / "gone" / "mask.png")
     assert raised.value.filename is not None and "gone" in raised.value.filename
+
+
+# -- files, whatever the system's encoding ----------------------------------------------------
+
+# A process whose system encoding is not UTF-8, as Windows' is cp1252: here an ASCII locale
+# (Python would switch to UTF-8 in the C locale by itself, unless told not to).
+NOT_UTF8 = {"PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C",
+            "PYTHONIOENCODING": "utf-8"}
+
+# Run there: checks of learner files with a comment in Russian (the forbidden modules and
+# methods are looked for in the source, and matmul_backward's .T hint reads it too), and the
+# course's own files with an é in them.
+READ_IN_ANY_ENCODING = """
+import contextlib, io, json, locale, sys
+from pathlib import Path
+from tinyformer.exercises import catalogue, find, run_check, runner
+
+here = Path(sys.argv[1])
+said = {"encoding": locale.getpreferredencoding(False)}
+comment = "# \\u041f\\u0440\\u0438\\u0437\\u043d\\u0430\\u043a\\u0438: the features\\n"
+for case, slug, old, new in [("modules", "matmul_backward", "", ""),
+                             ("methods", "feed_forward", "", ""),
+                             (".T", "matmul_backward", "grad @ b.swapaxes(-1, -2)", "grad @ b.T")]:
+    ex = find(slug)
+    path = here / case / Path(ex.file).name
+    path.parent.mkdir()
+    path.write_text(comment + ex.solved_text().replace(old, new), encoding="utf-8")
+    said[case] = run_check(ex, path)
+ex = find("bpe_encode")
+said["show"] = runner.explanation(ex)
+catalogue.SOLUTIONS_DIR = here / "solutions"        # a solution with a comment in Russian
+ex.solution.parent.mkdir(parents=True)
+ex.solution.write_text(comment, encoding="utf-8")
+said["solved"] = ex.solved_text()
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    runner.solution(None, ex, confirmed=True)
+said["solution"] = out.getvalue()
+sys.stdout.write(json.dumps(said))
+"""
+
+
+def test_files_are_read_as_utf8_whatever_the_systems_encoding(tmp_path):
+    # They were read in the system's encoding: on Windows a learner's file with a comment in
+    # Russian failed its check with "checker error: UnicodeDecodeError", and `exercises show`
+    # printed the course's é as two letters.
+    import json
+    import os
+    run = subprocess.run([sys.executable, "-c", READ_IN_ANY_ENCODING, str(tmp_path)],
+                         env={**os.environ, **NOT_UTF8}, capture_output=True, encoding="utf-8")
+    assert run.returncode == 0, run.stderr
+    said = json.loads(run.stdout)
+    # The C locale without UTF-8 mode reads ASCII on Linux: a test that proves nothing fails.
+    assert said.pop("encoding").replace("-", "").lower() != "utf8", "the child read UTF-8"
+    comment = "# \u041f\u0440\u0438\u0437\u043d\u0430\u043a\u0438: the features\n"
+    assert said["modules"] is None and said["methods"] is None
+    assert ".T reverses every axis of a batched array" in said[".T"]
+    assert '("\u00e9" is 195 169)' in said["show"]
+    assert said["solved"].startswith('"""Encoding') and '"\u00e9"' in said["solved"]
+    assert said["solved"].endswith(comment) and said["solution"].endswith(comment)
+
+
+def test_a_learner_file_saved_with_a_bom_is_checked_as_python_runs_it(tmp_path):
+    # Windows' Notepad may save UTF-8 with a BOM, which Python skips when it runs the file; the
+    # source read for the forbidden modules kept it, and failed: "checker error: SyntaxError".
+    from tinyformer.exercises import find, run_check
+    ex = find("matmul_backward")
+    path = tmp_path / "matmul_backward.py"
+    path.write_text("\ufeff" + ex.solved_text(), encoding="utf-8")
+    assert run_check(ex, path) is None

@@ -401,7 +401,12 @@ class _NotNumbers(TypeError):
 
 def _numbers(value, what=None):
     """`value` (not a Tensor) as a numpy array of numbers or booleans; anything else refused:
-    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers."""
+    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers. A list that
+    holds Tensors that require a gradient is refused as Tensor() refuses it (`_drops_graph`):
+    numpy would read their numbers through __array__, and `a + [a, a]` would silently get half
+    of a's gradient."""
+    if isinstance(value, (list, tuple)) and _mode.grad_enabled and _holds_graph(value):
+        raise _drops_graph(value, what or "an operand")
     array = np.asarray(value)
     if array.dtype.kind not in "biufc":
         if what is None:
@@ -492,6 +497,15 @@ def _holds_graph(items):
     return False
 
 
+def _drops_graph(data, who):
+    """The error for `data`, a list or tuple holding Tensors that require a gradient, which
+    `who` would turn into a constant: numpy reads their numbers, silently dropping the graph
+    (torch only warns for single numbers, and its operators take no lists)."""
+    return TypeError(f"{who}: the {type(data).__name__} holds Tensors that require a gradient, "
+                     f"whose graph a new Tensor would drop: join them with ta.stack([...]) (or "
+                     f"ta.concat), or .detach() them for a constant")
+
+
 # PyTorch's Tensor methods that are missing here, and what to write instead (the README's
 # "Coming from PyTorch"), for Tensor.__getattr__'s error.
 _TORCH_TENSOR_NAMES = {
@@ -555,11 +569,7 @@ class Tensor:
             dtype = data.dtype if dtype is None else dtype
             data = data.data
         elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
-            # numpy would read their numbers into a constant, silently dropping the graph
-            # (torch only warns for single numbers): refuse
-            raise TypeError(f"Tensor: the {type(data).__name__} holds Tensors that require a "
-                            f"gradient, whose graph a new Tensor would drop: join them with "
-                            f"ta.stack([...]) (or ta.concat), or .detach() them for a constant")
+            raise _drops_graph(data, "Tensor")
         array = np.asarray(data, dtype=dtype)
         if array.dtype.kind not in "biufc":      # numpy would hold None or text as objects
             raise TypeError(f"Tensor: the data must be numbers or booleans, got "

@@ -79,8 +79,9 @@ class Exercise:
         "__main__":` block stays above the solution; a checker imports the file, so it does
         not run."""
         if solution is None:
-            solution = self.solution.read_text()
-        return f"{self.source.read_text().rstrip()}\n\n\n{SOLVED_MARKER}\n\n{solution}"
+            solution = self.solution.read_text(encoding="utf-8")
+        exercise = self.source.read_text(encoding="utf-8").rstrip()
+        return f"{exercise}\n\n\n{SOLVED_MARKER}\n\n{solution}"
 
 
 @dataclass

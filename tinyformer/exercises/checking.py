@@ -133,6 +133,14 @@ def _check_text(path: Path, data: bytes) -> None:
                            f"restores the exercise's file as it came") from None
 
 
+def python_source(path: StrPath) -> str:
+    """The text of a Python file, decoded as Python decodes it to run it: UTF-8, unless a
+    coding line says otherwise, a BOM dropped. (Path.read_text would use the system's encoding,
+    cp1252 on Windows, and fail on a comment in Russian that the file ran with.)"""
+    with tokenize.open(path) as f:
+        return f.read()
+
+
 class Learner:
     """The learner's file, loaded: hands out its functions and classes wrapped so that a TODO
     still in place, or an exception, becomes a CheckFailure that names the call."""
@@ -440,7 +448,7 @@ def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
     it names lives, so a re-export under another name is caught too."""
     if not forbidden:
         return
-    source = learner.path.read_text()
+    source = python_source(learner.path)
     found = _forbidden_in_source(ast.parse(source), forbidden)
     if found:
         line, home = found
@@ -458,7 +466,7 @@ def refuse_forbidden_methods(learner: Learner, methods: Sequence[str]) -> None:
     source, so that a call the checks never reach is refused too."""
     if not methods:
         return
-    source = learner.path.read_text()
+    source = python_source(learner.path)
     calls = sorted((node.lineno, node.func.attr) for node in ast.walk(ast.parse(source))
                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                    and node.func.attr in methods)

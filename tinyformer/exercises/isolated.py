@@ -98,7 +98,7 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                 raise _own_failure(what, errors)
             return (f"your code ended the {what} early (exit status {returncode}), before "
                     f"it could finish; does it call os._exit()?"), printed
-        result = json.loads(result_file.read_text())
+        result = json.loads(result_file.read_text(encoding="utf-8"))
         if "os_error" in result:
             raise OSError(*result["os_error"])
         if "bug" in result:
@@ -263,7 +263,7 @@ def main(*argv: str) -> None:
         result = {"os_error": [error.errno, error.strerror or str(error), where]}
     except Exception:                   # one that gets here is tinyformer's own
         result = {"bug": traceback.format_exc()}
-    Path(result_path).write_text(json.dumps(result))
+    Path(result_path).write_text(json.dumps(result), encoding="utf-8")
 
 
 if __name__ == "__main__":

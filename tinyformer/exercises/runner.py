@@ -95,7 +95,7 @@ def list_course(workspace: Workspace | None) -> None:
 
 def explanation(ex: Exercise) -> str:
     """The lesson of exercise `ex`: its file's docstring without the first line (the title)."""
-    doc = ast.get_docstring(ast.parse(ex.source.read_text()))
+    doc = ast.get_docstring(ast.parse(ex.source.read_text(encoding="utf-8")))
     return doc.split("\n", 1)[1].strip() if "\n" in doc else doc
 
 
@@ -385,7 +385,7 @@ def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False)
     click.echo(click.style(f"Reference solution of exercise {ex.number}, {ex.slug}: these "
                            f"definitions replace the TODO ones in {ex.file}", bold=True))
     click.echo()
-    click.echo(ex.solution.read_text().rstrip())
+    click.echo(ex.solution.read_text(encoding="utf-8").rstrip())
     return True
 
 

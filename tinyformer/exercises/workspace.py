@@ -90,7 +90,7 @@ def init_workspace(directory: StrPath) -> Workspace:
             target = root / ex.file
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(ex.source, target)
-        (root / "README.md").write_text(workspace_readme())
+        (root / "README.md").write_text(workspace_readme(), encoding="utf-8")
         workspace = Workspace(root, fresh_progress())
         workspace.save()        # written last: its presence marks a complete workspace
     except BaseException:
@@ -152,7 +152,7 @@ class Workspace:
         if not path.exists():
             return cls(root, fresh_progress())
         try:
-            progress = json.loads(path.read_text())
+            progress = json.loads(path.read_text(encoding="utf-8"))
             # A workspace made before a key existed lacks it; one of the wrong type is damage.
             for key, empty in fresh_progress().items():
                 if not isinstance(progress.setdefault(key, empty), type(empty)):
@@ -165,7 +165,7 @@ class Workspace:
     def save(self) -> None:
         state = self.root / STATE_DIR
         state.mkdir(exist_ok=True)
-        with atomic_write(state / PROGRESS) as f:
+        with atomic_write(state / PROGRESS, encoding="utf-8") as f:
             json.dump(self.progress, f, indent=1, sort_keys=True)
 
     def path(self, ex: Exercise) -> Path:

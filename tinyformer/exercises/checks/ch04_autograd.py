@@ -15,7 +15,7 @@ from tinyautograd import GradcheckError, Tensor, functional, gradcheck, gradgrad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
-                        expect_array, run_learner_code)
+                        expect_array, python_source, run_learner_code)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
 QUESTION = Question(code="""\
@@ -496,7 +496,7 @@ def _shapes(inputs):
 def _reverses_every_axis(learner: Learner) -> bool:
     """Whether the learner's file transposes a whole array: `.T`, or transpose given no axes
     (`x.transpose()`, `np.transpose(x)`), which reverse every axis of a batched one."""
-    for node in ast.walk(ast.parse(learner.path.read_text())):
+    for node in ast.walk(ast.parse(python_source(learner.path))):
         if isinstance(node, ast.Attribute) and node.attr == "T":
             return True
         if isinstance(node, ast.Call) and not node.keywords:
