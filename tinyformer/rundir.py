@@ -851,7 +851,7 @@ def truncate_metrics(path: StrPath, step: int) -> None:
                     kept.append(line if line.endswith("\n") else line + "\n")
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue                          # a line cut short by the crash, or no record
-    with atomic_write(path) as f:
+    with atomic_write(path, encoding="utf-8") as f:
         f.writelines(kept)
 
 
