@@ -316,6 +316,6 @@ def test_a_model_or_tokens_given_for_the_session_are_refused_saying_how_to_make_
     with pytest.raises(TypeError, match=rf"^{search} takes a decoding session: "
                                         r"model\.start_decoding\(prompt\) for a GPT, "
                                         r"model\.start_decoding\(src, bos_id\) for a "
-                                        rf"Transformer, got a {named}$"):
+                                        rf"Transformer; got a {named} object$"):
         loop({"model": model, "tokens": prompt}[given])
     assert loop(model.start_decoding(prompt)) is not None

@@ -273,11 +273,9 @@ def check_session(session: Session, where: str) -> None:
     and `room`): a model or an array of tokens passed in its place would otherwise fail
     deep inside the loop, on an attribute the message does not explain."""
     if not (hasattr(session, "next_logits") and hasattr(session, "room")):
-        name = type(session).__name__
-        article = "an" if name[:1].lower() in "aeiou" else "a"
         raise TypeError(f"{where} takes a decoding session: model.start_decoding(prompt) for "
-                        f"a GPT, model.start_decoding(src, bos_id) for a Transformer, got "
-                        f"{article} {name}")
+                        f"a GPT, model.start_decoding(src, bos_id) for a Transformer; got a "
+                        f"{type(session).__name__} object")
 
 
 def check_room(session: Session, where: str, **count: int) -> None:
