@@ -25,22 +25,28 @@ def two_moons(n, noise=0.1, seed=0):
 
 
 def train(steps=300, seed=0, verbose=True):
+    """Train for `steps` updates of AdamW; returns the loss and accuracy of the model they
+    leave (on the 200 training points)."""
     ta.manual_seed(seed)
     points, labels = two_moons(200, seed=seed)
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                           nn.Linear(32, 2))
     optimizer = optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.0)
     inputs = ta.Tensor(points)
-    for step in range(steps + 1):
+    for step in range(steps):
         logits = model(inputs)                             # (200, 2)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        accuracy = (logits.data.argmax(axis=1) == labels).mean()
-        if verbose and step % 50 == 0:
+        if verbose and step % 50 == 0:                     # before this step's update
+            accuracy = (logits.data.argmax(axis=1) == labels).mean()
             print(f"step {step:4d}   loss {loss.item():.4f}   accuracy {accuracy:6.1%}")
-    return loss.item(), accuracy
+    # The numbers of the model as trained: the loop's last loss is from before its update.
+    with ta.no_grad():
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, labels)
+    return loss.item(), (logits.data.argmax(axis=1) == labels).mean()
 
 
 if __name__ == "__main__":

@@ -302,3 +302,20 @@ def test_a_session_that_does_not_know_its_vocabulary_checks_eos_id_at_the_first_
             generate(Counting(), 3, temperature=0, eos_id=9)
         else:
             beam_search(Counting(), beam_size=2, max_len=3, eos_id=9)
+
+
+@pytest.mark.parametrize("search", ["generate", "beam_search"])
+@pytest.mark.parametrize("given, named", [("model", "GPT"), ("tokens", "ndarray")])
+def test_a_model_or_tokens_given_for_the_session_are_refused_saying_how_to_make_one(
+        search, given, named):
+    # Both are easy to pass by mistake (beam_search is exported beside the models); they
+    # failed deep in the loop, on an attribute that only a session has.
+    model, prompt = tiny_gpt(), np.array([[1, 2, 3]])
+    loop = {"generate": lambda s: generate(s, 3, temperature=0),
+            "beam_search": lambda s: beam_search(s, beam_size=2, max_len=3)}[search]
+    with pytest.raises(TypeError, match=rf"^{search} takes a decoding session: "
+                                        r"model\.start_decoding\(prompt\) for a GPT, "
+                                        r"model\.start_decoding\(src, bos_id\) for a "
+                                        rf"Transformer; got a {named} object$"):
+        loop({"model": model, "tokens": prompt}[given])
+    assert loop(model.start_decoding(prompt)) is not None

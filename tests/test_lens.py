@@ -224,3 +224,17 @@ def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_termin
     assert tokens == ["a", "\\r", "b", "\\x1b"]
     text = lens_text(lens, tokens, tokenizer)
     assert all(c.isprintable() for line in text.splitlines() for c in line), repr(text)
+
+
+def test_a_prompts_lens_goes_to_the_page_and_the_picture_by_vizs_own_names():
+    # viz exported lens_page and lens_figure but not lens_of_prompt, which makes what they
+    # take: a user of viz alone had no way to a lens.
+    import viz
+    from tinyformer.tokenizers import CharTokenizer
+    tokenizer = CharTokenizer("ab")
+    ta.manual_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=2, d_model=16)
+    lens, tokens = viz.lens_of_prompt(model, tokenizer, "abba", "gpt")
+    assert tokens == list("abba") and lens.rows == ["embed", "layer 1"]
+    assert viz.lens_page(lens, tokens, tokenizer, "a lens").title == "a lens"
+    assert len(viz.lens_figure(lens, tokens, tokenizer).axes[0].texts) == 2 * len(tokens)

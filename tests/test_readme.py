@@ -40,14 +40,41 @@ def test_ci_runs_the_readme_test_command():
     assert f"```bash\n{command}\n```" in README
 
 
-def test_the_moons_example_learns_to_full_accuracy():
+def import_moons():
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         import moons
     finally:
         sys.path.pop(0)
-    loss, accuracy = moons.train(verbose=False)
+    return moons
+
+
+def test_the_moons_example_learns_to_full_accuracy():
+    loss, accuracy = import_moons().train(verbose=False)
     assert accuracy == 1.0 and loss < 0.05
+
+
+def test_the_moons_example_takes_the_steps_asked_and_reports_the_model_they_leave(monkeypatch):
+    # It took one update more than asked, and reported the loss from before the last one.
+    import tinyautograd.functional as F
+    from tinyautograd import optim
+    moons, events = import_moons(), []
+    adamw_step, cross_entropy = optim.AdamW.step, F.cross_entropy
+
+    def step(self):
+        events.append("update")
+        adamw_step(self)
+
+    def loss_of(*args, **kwargs):
+        loss = cross_entropy(*args, **kwargs)
+        events.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(optim.AdamW, "step", step)
+    monkeypatch.setattr(F, "cross_entropy", loss_of)
+    loss, _ = moons.train(steps=3, verbose=False)
+    assert events.count("update") == 3
+    assert events[-2:] == ["update", loss]          # the loss of the model the updates leave
 
 
 def test_every_command_in_the_readme_and_the_course_is_one_the_program_takes():

@@ -232,7 +232,14 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
     seeded one. `threads` (an entered resources.step_threads) runs the steps on the BLAS threads
     given, or times them to choose, as training does; the tokens do not depend on it. Without
-    it, BLAS uses the threads it has. `max_new_tokens` 0 writes nothing."""
+    it, BLAS uses the threads it has. `max_new_tokens` 0 writes nothing.
+
+    The session comes from the model (GPT.generate and Transformer.greedy_decode make their
+    own this way):
+
+        tokens = generate(gpt.start_decoding(prompt), max_new_tokens=20, temperature=0.8)
+        tokens = generate(transformer.start_decoding(src, bos_id), 20, temperature=0)"""
+    check_session(session, "generate")
     check_whole("generate", 0, max_new_tokens=max_new_tokens)
     check_room(session, "generate", max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
@@ -259,6 +266,16 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
                 if finished.all():
                     break
     return session.tokens
+
+
+def check_session(session: Session, where: str) -> None:
+    """TypeError, in one line, unless `session` is a decoding session (it has `next_logits`
+    and `room`): a model or an array of tokens passed in its place would otherwise fail
+    deep inside the loop, on an attribute the message does not explain."""
+    if not (hasattr(session, "next_logits") and hasattr(session, "room")):
+        raise TypeError(f"{where} takes a decoding session: model.start_decoding(prompt) for "
+                        f"a GPT, model.start_decoding(src, bos_id) for a Transformer; got a "
+                        f"{type(session).__name__} object")
 
 
 def check_room(session: Session, where: str, **count: int) -> None:
@@ -322,7 +339,14 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     has finished and no live beam's bound beats it: that returns what waiting for more would.
     Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
     finished ones as they are. `eos_id` may name several ids, and `threads`, as for `generate`.
+
+    The session comes from the model, for one prompt or one source row:
+
+        best = beam_search(gpt.start_decoding(prompt[:1]), beam_size=4, max_len=20, eos_id=eos)
+        best = beam_search(transformer.start_decoding(src[:1], bos_id), 4, 20, eos_id=eos)
+        best.tokens, best.score             # the start and what it wrote; its penalised score
     """
+    check_session(session, "beam_search")
     check_whole("beam_search", 1, beam_size=beam_size, max_len=max_len)
     check_room(session, "beam_search", max_len=max_len)
     if len(session.tokens) != 1:

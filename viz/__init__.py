@@ -8,7 +8,9 @@ inside it, and `draw_graph` and `draw_backward` box the graph by module, and col
 
 Pages: `graph_page` (or `draw_graph(...).save_html(path)`), `attention_page`, `lens_page` and
 `metrics_page` each make one self-contained, interactive HTML file (a `Page`: `.save(path)`;
-a notebook shows it inline). viz/html.py says how they are put together.
+a notebook shows it inline). viz/html.py says how they are put together. What a model does
+with a prompt comes from `attention_maps` (for `attention_page`) and `lens_of_prompt` (for
+`lens_page` and `lens_figure`).
 """
 
 from tinyautograd.nn import record_module_paths as record
@@ -18,12 +20,12 @@ from .attention_page import attention_page
 from .graph import DotNotFoundError, draw_backward, draw_graph, grad_colour, render, retain_grads
 from .graph_page import graph_page
 from .html import Page
-from .lens import lens_figure
+from .lens import lens_figure, lens_of_prompt
 from .lens_page import lens_page
 from .plots import metrics_figure, plot_metrics
 from .report_page import metrics_page
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
            "DotNotFoundError", "record", "metrics_figure", "plot_metrics", "attention_maps",
-           "attention_figure", "plot_attention", "lens_figure", "graph_page", "attention_page",
-           "lens_page", "metrics_page", "Page"]
+           "attention_figure", "plot_attention", "lens_of_prompt", "lens_figure", "graph_page",
+           "attention_page", "lens_page", "metrics_page", "Page"]

@@ -20,7 +20,9 @@ from .plots import literal_text, new_figure
 def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list[str]]:
     """The logit lens of a checkpoint's model on `prompt`, and the token at each position: a
     GPT or a BERT reads the prompt (BERT with its <mask> tokens); an encoder-decoder
-    translates it greedily, and the lens reads its decoder at each step of the translation."""
+    translates it greedily, and the lens reads its decoder at each step of the translation.
+    `kind` is 'gpt', 'bert' or 'transformer' (as in a checkpoint's config.json). What
+    `lens_figure`, `lens_page` and `lens_text` take."""
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
         return logit_lens(model, lambda m: m(np.array([ids]))), token_labels(tokenizer, ids)
@@ -74,7 +76,8 @@ def _styled(text, probability):
 @literal_text()
 def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
-    labelled with that token (shown inline when a Jupyter cell ends with it)."""
+    labelled with that token (shown inline when a Jupyter cell ends with it). `lens` and
+    `tokens` are what `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
     # At least tall enough for the colour bar's label and the axes' (a short sequence: a

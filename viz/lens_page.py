@@ -1,7 +1,7 @@
 """The logit lens as a page: the table of viz.lens, each cell coloured by its probability.
 
-    lens, tokens = lens_of_prompt(model, tokenizer, prompt, kind)      # viz.lens
-    lens_page(lens, tokens, tokenizer, "my run").save("lens.html")
+    lens, tokens = viz.lens_of_prompt(model, tokenizer, prompt, kind)
+    viz.lens_page(lens, tokens, tokenizer, "my run").save("lens.html")
 
 One row per position of the sequence (its token on the left), one column per state of the
 residual stream (the embeddings, then each layer), each cell the token that state would
@@ -16,7 +16,8 @@ from .lens import _guess
 
 
 def lens_page(lens, tokens, tokenizer, title):
-    """The page of `lens` (a tinyformer.lens.Lens) over `tokens` (one label a position)."""
+    """The page of `lens` (a tinyformer.lens.Lens) over `tokens` (one label a position), as
+    `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns them."""
     n_states, n_positions, k = lens.top_ids.shape
     if len(tokens) != n_positions:
         raise ValueError(f"lens_page: {len(tokens)} tokens for a lens of {n_positions} positions")
