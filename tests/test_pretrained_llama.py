@@ -216,6 +216,26 @@ def test_the_tokenizer_encodes_and_decodes_as_the_library_does(tokenizer_dir, te
     assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
 
 
+def test_tokenize_reads_a_folder_of_the_tokenizer_json_alone_but_train_refuses_it(
+        tokenizer_dir):
+    # Neither layout is GPT-2's (SmolLM's cuts digits first, Qwen's normalises): `tokenize`,
+    # which only encodes and decodes, reads them as read_tokenizer_json does; a run saves its
+    # tokenizer, which only GPT-2's shape can be, so train refuses, naming the stage.
+    theirs = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    text = "e\u0301 versus \u00e9 in 2024 <think>"
+    ids = theirs.encode(text).ids
+    encoded = tinyformer("tokenize", "encode", text, "--tokenizer", tokenizer_dir)
+    assert encoded.exit_code == 0, encoded.output
+    assert encoded.stdout.split() == [str(i) for i in ids]
+    decoded = tinyformer("tokenize", "decode", *ids, "--tokenizer", tokenizer_dir)
+    assert decoded.exit_code == 0, decoded.output
+    assert decoded.stdout == theirs.decode(ids, skip_special_tokens=False) + "\n"
+    trained = tinyformer("train", "--tokenizer", tokenizer_dir, "--iters", 1, "--out",
+                         tokenizer_dir / "run")
+    assert_input_error(trained, "GPT-2's BPE", "a run saves")
+    assert not (tokenizer_dir / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def both_tokenizers(tmp_path_factory):
     """{layout: (the library's tokenizer, ours)} of each layout."""
