@@ -316,6 +316,28 @@ def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_pat
         assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
 
 
+@pytest.mark.parametrize("normalizer", [None, "NFC", "NFD"])
+def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
+    """The library keeps an added token marked "normalized" as normalised ("caf\u00e9" under
+    NFD as "cafe\u0301"), and decodes every token with its ByteLevel decoder: one whose
+    characters all spell bytes, as "na\u00efve"'s do (\u00ef spells the byte 0xef), decodes
+    to those bytes, not to its UTF-8; one with another character ("\u6771", a space) to its
+    UTF-8."""
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer("smollm")))
+    if normalizer is not None:
+        theirs.normalizer = getattr(normalizers, normalizer)()
+    theirs.add_tokens([AddedToken("caf\u00e9", normalized=True),
+                       AddedToken("na\u00efve", normalized=False),
+                       AddedToken("\u6771 x", normalized=False)])
+    theirs.add_special_tokens([AddedToken("<\u00fc>", special=True)])
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours = read_tokenizer_json(tmp_path)
+    for text in ["caf\u00e9", "cafe\u0301 x", "na\u00efve", "\u6771 x", "<\u00fc>", "a<\u00fc>b"]:
+        ids = theirs.encode(text).ids
+        assert ours.encode(text, allow_special=True) == ids, ascii(text)
+        assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), ascii(text)
+
+
 def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):
     # Under Qwen's NFC both are "\u00c5": one pattern for the library, which finds the one or
     # the other from one run to the next (the order of a hash map), so no ids are its.

@@ -1375,7 +1375,10 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"the id {i}, which the vocabulary gives another token; number "
                                   f"the vocabulary 0, 1, 2, ... with no gaps")
         if token not in vocab:           # one of the vocabulary decodes to its bytes there
-            pieces[i] = token.encode("utf-8")
+            # The library keeps a "normalized" token as normalised ("café" under NFD as
+            # "cafe\u0301"), and decodes it as its ByteLevel decoder decodes any token.
+            pieces[i] = _byte_level_decoded(
+                _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
@@ -1411,6 +1414,15 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,
                         special, steps, normalization, bool(model.get("ignore_merges")),
                         normalized)
+
+
+def _byte_level_decoded(token, byte_of):
+    """The bytes of `token` as the tokenizers library's ByteLevel decoder gives them: the byte
+    of each character where every one spells a byte (bytes_to_unicode's, so "\u00ef" is the
+    byte 0xef, not the UTF-8 of "ï"), else the token's UTF-8. Only added tokens can be either."""
+    if all(char in byte_of for char in token):
+        return bytes(byte_of[char] for char in token)
+    return token.encode("utf-8")
 
 
 def _pre_tokenizer_steps(pre_tokenizer, path):
