@@ -618,10 +618,14 @@ class BPETokenizer(Tokenizer):
               name: Callable[[str], str] = str) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
-        are borders, not text to learn from. Ties between equally frequent pairs go to the
-        smallest pair of ids, so training is deterministic. ValueError if the text runs out of
-        pairs before so many merges, naming the largest vocab_size it gives. `name(key)` says
-        how a setting is called to the caller's user (`--vocab-size` on the command line)."""
+        are borders, not text to learn from (the tokenizers library's trainer learns merges
+        inside their text too: "<eos>" gives it "eos"). Ties between equally frequent pairs go
+        to the smallest pair of ids, so training is deterministic; the library breaks ties in
+        another order (the bytes ordered by GPT-2's printable characters, so " " as "Ġ" comes
+        after "é"), so on the same text its merges can differ from these where counts tie.
+        ValueError if the text runs out of pairs before so many merges, naming the largest
+        vocab_size it gives. `name(key)` says how a setting is called to the caller's user
+        (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         n_merges = vocab_size - 256 - len(special_tokens)
