@@ -42,7 +42,7 @@ def test_a_bug_of_ours_exits_1_and_asks_for_a_report(monkeypatch, tmp_path):
 
 
 def test_an_input_error_of_several_lines_is_said_in_its_first(monkeypatch, tmp_path):
-    def refuse(path):
+    def refuse(path, **options):
         raise ValueError("the tokenizer file is damaged\nand this is detail for the curious")
     monkeypatch.setattr(cli, "load_tokenizer_at", refuse)
     result = run("tokenize", "encode", "hi", "--tokenizer", tmp_path / "tok.json")

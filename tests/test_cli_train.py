@@ -1152,7 +1152,8 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),
                        "is not a directory")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
-                       "the prompt cannot be encoded: cannot encode 'Ü' at position 0")
+                       "the prompt cannot be encoded: cannot encode 'Ü' (U+00DC LATIN CAPITAL "
+                       "LETTER U WITH DIAERESIS) at position 0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", -1),
                        "Invalid value for '--temperature': -1.0 is not in the range x>=0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", "nan"),

@@ -216,6 +216,26 @@ def test_the_tokenizer_encodes_and_decodes_as_the_library_does(tokenizer_dir, te
     assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False)
 
 
+def test_tokenize_reads_a_folder_of_the_tokenizer_json_alone_but_train_refuses_it(
+        tokenizer_dir):
+    # Neither layout is GPT-2's (SmolLM's cuts digits first, Qwen's normalises): `tokenize`,
+    # which only encodes and decodes, reads them as read_tokenizer_json does; a run saves its
+    # tokenizer, which only GPT-2's shape can be, so train refuses, naming the stage.
+    theirs = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    text = "e\u0301 versus \u00e9 in 2024 <think>"
+    ids = theirs.encode(text).ids
+    encoded = tinyformer("tokenize", "encode", text, "--tokenizer", tokenizer_dir)
+    assert encoded.exit_code == 0, encoded.output
+    assert encoded.stdout.split() == [str(i) for i in ids]
+    decoded = tinyformer("tokenize", "decode", *ids, "--tokenizer", tokenizer_dir)
+    assert decoded.exit_code == 0, decoded.output
+    assert decoded.stdout == theirs.decode(ids, skip_special_tokens=False) + "\n"
+    trained = tinyformer("train", "--tokenizer", tokenizer_dir, "--iters", 1, "--out",
+                         tokenizer_dir / "run")
+    assert_input_error(trained, "GPT-2's BPE", "a run saves")
+    assert not (tokenizer_dir / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def both_tokenizers(tmp_path_factory):
     """{layout: (the library's tokenizer, ours)} of each layout."""
@@ -294,6 +314,28 @@ def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_pat
     ours = read_tokenizer_json(tmp_path)
     for text in ["caf\u00e9", "cafe\u0301", "x\u00e9", "xe\u0301", "xabcx", "abcaf\u00e9"]:
         assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
+
+
+@pytest.mark.parametrize("normalizer", [None, "NFC", "NFD"])
+def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
+    """The library keeps an added token marked "normalized" as normalised ("caf\u00e9" under
+    NFD as "cafe\u0301"), and decodes every token with its ByteLevel decoder: one whose
+    characters all spell bytes, as "na\u00efve"'s do (\u00ef spells the byte 0xef), decodes
+    to those bytes, not to its UTF-8; one with another character ("\u6771", a space) to its
+    UTF-8."""
+    theirs = Tokenizer.from_str(json.dumps(train_tokenizer("smollm")))
+    if normalizer is not None:
+        theirs.normalizer = getattr(normalizers, normalizer)()
+    theirs.add_tokens([AddedToken("caf\u00e9", normalized=True),
+                       AddedToken("na\u00efve", normalized=False),
+                       AddedToken("\u6771 x", normalized=False)])
+    theirs.add_special_tokens([AddedToken("<\u00fc>", special=True)])
+    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
+    ours = read_tokenizer_json(tmp_path)
+    for text in ["caf\u00e9", "cafe\u0301 x", "na\u00efve", "\u6771 x", "<\u00fc>", "a<\u00fc>b"]:
+        ids = theirs.encode(text).ids
+        assert ours.encode(text, allow_special=True) == ids, ascii(text)
+        assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), ascii(text)
 
 
 def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import unicodedata
 
 import numpy as np
 import pytest
@@ -43,12 +44,41 @@ def test_char_ids_are_specials_then_sorted_characters():
 
 def test_char_names_the_first_character_it_cannot_encode():
     tok = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz")
-    with pytest.raises(ValueError, match=r"^cannot encode 'é' at position 3: not in the "
-                                         r"tokenizer's 26-character vocabulary$"):
+    with pytest.raises(ValueError, match=r"^cannot encode 'é' \(U\+00E9 LATIN SMALL LETTER E "
+                                         r"WITH ACUTE\) at position 3: not in the tokenizer's "
+                                         r"26-character vocabulary$"):
         tok.encode("abcéü")
     # The position counts from the start of the whole text, special tokens included.
-    with pytest.raises(ValueError, match=r"^cannot encode 'é' at position 7"):
+    with pytest.raises(ValueError, match=r"^cannot encode 'é' \(U\+00E9 [A-Z ]+\) at position 7"):
         CharTokenizer.train("ab", special_tokens=["<eos>"]).encode("ab<eos>é", allow_special=True)
+
+
+@pytest.mark.parametrize("char, shown", [
+    ("x", "'x'"), ("\t", "'\\t' (U+0009)"),                      # control characters: no name
+    ("\u0301", "'\\u0301' (U+0301 COMBINING ACUTE ACCENT)"),     # a mark sits on the quote
+    ("\u00a0", "'\\xa0' (U+00A0 NO-BREAK SPACE)"),               # prints as a space
+    ("\u200b", "'\\u200b' (U+200B ZERO WIDTH SPACE)"),           # prints as nothing
+    ("\U0001f600", "'\U0001f600' (U+1F600 GRINNING FACE)"),
+])
+def test_char_names_a_character_that_prints_alike_or_not_at_all_by_its_code_point(char, shown):
+    with pytest.raises(ValueError) as error:
+        CharTokenizer.train("abc").encode(f"ab{char}")
+    assert str(error.value).startswith(f"cannot encode {shown} at position 2: "), error.value
+
+
+@pytest.mark.parametrize("form, other", [("NFC", "NFD"), ("NFD", "NFC")])
+def test_char_says_when_the_text_is_in_another_normal_form(form, other):
+    # "é" is one character in NFC, "e" and a combining accent in NFD.
+    tok = CharTokenizer.train(unicodedata.normalize(form, "café"))
+    text = unicodedata.normalize(other, "café")
+    with pytest.raises(ValueError, match=f"; the text is in another Unicode normal form than "
+                                         f"the tokenizer's \\({form}\\): encode "
+                                         f"unicodedata.normalize\\('{form}', text\\)$"):
+        tok.encode(text)
+    assert tok.decode(tok.encode(unicodedata.normalize(form, text))) == \
+        unicodedata.normalize(form, text)
+    with pytest.raises(ValueError, match="vocabulary$"):       # no form would do
+        tok.encode("cab")
 
 
 @given(st.text(alphabet=sorted(set(TEXT))))

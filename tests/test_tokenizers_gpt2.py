@@ -365,21 +365,40 @@ def test_what_transformers_saves_encodes_as_it_does(transformers_saved, theirs, 
             == theirs["AutoTokenizer"].encode(s))
 
 
-@pytest.mark.parametrize("change", [
-    {"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}},        # sentencepiece-style
-    {"normalizer": {"type": "Lowercase"}},                             # "Hello" -> "hello"
-    {"post_processor": {"type": "TemplateProcessing", "special_tokens": {},     # a BOS first
-                        "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
-                                   {"Sequence": {"id": "A", "type_id": 0}}]}},
-    {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,       # no cutting into
-                       "trim_offsets": True, "use_regex": False}},           # words first
-], ids=["metaspace", "lowercase", "bos-template", "no-regex"])
-def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change):
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+              "use_regex": True}
+
+
+# Each refusal names the stage that is not GPT-2's, and why.
+@pytest.mark.parametrize("change, message", [
+    ({"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}},       # sentencepiece-style
+     "pre_tokenizer 'Metaspace': not a step reproduced here"),
+    ({"normalizer": {"type": "Lowercase"}},                             # "Hello" -> "hello"
+     "normalizer 'Lowercase': it changes the text"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}},
+     "normalizer 'Sequence' of 'NFC': a sequence of normalizers is not reproduced here"),
+    ({"normalizer": {"type": "NFC"}},           # read_tokenizer_json's, not a BPETokenizer's
+     "normalizer 'NFC': GPT-2's BPE changes no text; tinyformer's own BPE"),
+    ({"post_processor": {"type": "TemplateProcessing", "special_tokens": {},    # a BOS first
+                         "single": [{"SpecialToken": {"id": EOT, "type_id": 0}},
+                                    {"Sequence": {"id": "A", "type_id": 0}}]}},
+     "post_processor 'TemplateProcessing': it adds tokens around the text"),
+    ({"pre_tokenizer": {**BYTE_LEVEL, "add_prefix_space": True}},
+     "pre_tokenizer ByteLevel has add_prefix_space: it adds a space in front of the text"),
+    ({"pre_tokenizer": {**BYTE_LEVEL, "use_regex": False}},          # no cutting into words
+     "pre_tokenizer ByteLevel has use_regex false: GPT-2's BPE cuts the text into words"),
+    ({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True}, BYTE_LEVEL]}},
+     "pre_tokenizer 'Digits' then 'ByteLevel': GPT-2's BPE cuts the text by its own pattern"),
+    ({"decoder": None}, "decoder None: not byte-level decoding"),
+], ids=["metaspace", "lowercase", "sequence", "nfc", "bos-template", "prefix-space",
+        "no-regex", "digits", "no-decoder"])
+def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change, message):
     save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")
     data = json.loads((tmp_path / "other" / "tokenizer.json").read_text("utf-8"))
     (tmp_path / "other" / "tokenizer.json").write_text(json.dumps({**data, **change}), "utf-8")
-    with pytest.raises(ValueError, match=r"tokenizer.json: not GPT-2's byte-level BPE"):
+    with pytest.raises(ValueError, match=f"tokenizer.json: {regex.escape(message)}"):
         load_gpt2_tokenizer(tmp_path / "other")
 
 
@@ -480,19 +499,21 @@ def test_a_merge_out_of_order_in_a_tokenizer_json_is_named(saved_by_transformers
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{not json", "is not valid JSON (JSONDecodeError)"),
-    ("[1, 2]", "is not a tokenizers-library tokenizer.json (TypeError"),
-    ('{"model": {"vocab": {}}}', "is not a tokenizers-library tokenizer.json (KeyError: 'merges')"),
+    ("{not json", " is not valid JSON (JSONDecodeError)"),
+    ("[1, 2]", " is not a tokenizers-library tokenizer.json (TypeError"),
+    ('{"model": {"vocab": {}}}',
+     " is not a tokenizers-library tokenizer.json (KeyError: 'merges')"),
     ('{"model": {"vocab": {}, "merges": []}, "added_tokens": [{"id": 1}]}',
-     "is not a tokenizers-library tokenizer.json (KeyError: 'content')"),
+     " is not a tokenizers-library tokenizer.json (KeyError: 'content')"),
+    # (the tokenizers library reads a file without one, as doing nothing there)
     ('{"model": {"type": "BPE", "vocab": {}, "merges": []}}',
-     "is not a tokenizers-library tokenizer.json (KeyError: 'pre_tokenizer')"),
+     ": no pre_tokenizer: a byte-level BPE has a ByteLevel one"),
 ], ids=["not-json", "a-list", "no-merges", "added-token-without-content", "no-pre-tokenizer"])
 def test_a_broken_tokenizer_json_is_one_line_naming_it(tmp_path, text, message):
     (tmp_path / "tokenizer.json").write_text(text, "utf-8")
     with pytest.raises(ValueError) as info:
         load_gpt2_tokenizer(tmp_path)
-    assert str(info.value).startswith(f"{tmp_path / 'tokenizer.json'} {message}"), str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 'tokenizer.json'}{message}"), str(info.value)
     assert "\n" not in str(info.value)
 
 

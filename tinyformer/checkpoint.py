@@ -28,8 +28,9 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, is_llama_family, load_gpt2_tokenizer,
-                         read_eos_ids, read_tokenizer_json, save_gpt2_tokenizer)
+from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, PretrainedError, is_llama_family,
+                         load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
+                         save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
@@ -123,19 +124,24 @@ def load_model(directory: StrPath, pretrained: bool = True
     return model, load_tokenizer_for(directory, config, _vocab_size(config)), config
 
 
-def load_tokenizer_at(path: StrPath) -> Tokenizer:
+def load_tokenizer_at(path: StrPath, saveable: bool = True) -> Tokenizer:
     """The tokenizer that a --tokenizer option names, for `tinyformer tokenize` and `train`
-    alike: a tokenizer file (load_tokenizer's), or a directory's (load_checkpoint_tokenizer's).
-    ValueError, one line, naming what is wrong."""
-    return load_checkpoint_tokenizer(path) if os.path.isdir(path) else load_tokenizer(path)
+    alike: a tokenizer file (load_tokenizer's), or a directory's (load_checkpoint_tokenizer's,
+    with `saveable` as it takes it). ValueError, one line, naming what is wrong."""
+    return (load_checkpoint_tokenizer(path, saveable) if os.path.isdir(path)
+            else load_tokenizer(path))
 
 
-def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
+def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Tokenizer:
     """The tokenizer that load_model gives with a checkpoint directory's model, without
     reading the weights (a Hugging Face model's can be gigabytes), or that of a directory of a
     Hugging Face tokenizer alone (vocab.json and merges.txt, or tokenizer.json, as
     save_gpt2_tokenizer and transformers' save_pretrained write them): what `tinyformer
-    tokenize` reads for a directory. CheckpointError, one line, as load_model's."""
+    tokenize` reads for a directory. A tokenizer.json alone is read as GPT-2's, a BPETokenizer
+    that a run can save; one of another byte-level BPE (a normalizer, say, or its special
+    tokens first) is refused, or with saveable=False read as read_tokenizer_json reads it
+    (it encodes and decodes as the tokenizers library does, but cannot be saved).
+    CheckpointError, one line, as load_model's."""
     directory = os.fspath(directory)
     def has(name):
         return os.path.exists(os.path.join(directory, name))
@@ -152,7 +158,14 @@ def load_checkpoint_tokenizer(directory: StrPath) -> Tokenizer:
         if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
             return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours
         if has(VOCAB_JSON) or has(TOKENIZER_JSON):
-            return load_gpt2_tokenizer(directory)
+            try:
+                return load_gpt2_tokenizer(directory)
+            except PretrainedError:
+                if saveable or has(VOCAB_JSON):
+                    raise
+            # Not GPT-2's shape; if read_tokenizer_json refuses it too, its reason is the one
+            # that matters (it reads every tokenizer.json that GPT-2's reader reads).
+            return read_tokenizer_json(directory)
         raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "
                               f"checkpoint's directory (a run's, or a Hugging Face model's), or "
                               f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "

@@ -911,39 +911,42 @@ def _read_vocab_and_merges(directory):
 
 def _gpt2_tokenizer_json(path):
     """The same from a tokenizer.json, which must describe GPT-2's byte-level BPE (other BPEs
-    cut and spell text differently)."""
+    cut and spell text differently): its stages are judged as read_tokenizer_json judges them,
+    then those that GPT-2's lacks are refused, the first named."""
     data, vocab, merges, added = _parse_tokenizer_json(path)
     try:
-        model, pre_tokenizer = data["model"], data["pre_tokenizer"] or {}
-        post_processor = data.get("post_processor") or {}
-        # A template may add tokens around the text (a BOS); transformers 5 writes one that
-        # adds nothing: the sequence alone.
-        adds_tokens = (post_processor.get("type") == "TemplateProcessing"
-                       and any("Sequence" not in part for part in post_processor["single"]))
-        # Anything that changes the text or the ids around BPE would give other ids than ours:
-        # a normaliser (lower-casing, say), added tokens, BPE dropout, or taking whole words
-        # from the vocabulary before merging (ignore_merges).
-        # GPT-2's ByteLevel cuts words by its pattern and adds no space in front: use_regex
-        # true, add_prefix_space false.
-        gpt2_like = (model.get("type") == "BPE" and pre_tokenizer.get("type") == "ByteLevel"
-                     and _byte_level_settings(pre_tokenizer, path) == (False, True)
-                     and data.get("normalizer") is None and not adds_tokens
-                     and post_processor.get("type", "ByteLevel") in ("ByteLevel",
-                                                                    "TemplateProcessing")
-                     and not model.get("dropout") and not model.get("ignore_merges"))
+        normalization, steps = _stages(data, path)
+        pre_tokenizer = data["pre_tokenizer"]
+        stages = [stage.get("type") for stage in pre_tokenizer.get("pretokenizers",
+                                                                  [pre_tokenizer])]
+        ignore_merges = data["model"].get("ignore_merges")
     except MALFORMED as e:
         raise _malformed(path, e) from None
-    if not gpt2_like:
-        raise PretrainedError(f"{path}: not GPT-2's byte-level BPE (model {model.get('type')!r}, "
-                              f"pre-tokenizer {pre_tokenizer.get('type')!r}, normalizer, "
-                              f"post-processor, dropout or ignore_merges set); tinyformer reads "
-                              f"GPT-2-style tokenizers only")
+    # BPETokenizer does GPT-2's stages alone: no normaliser, GPT-2's pattern alone to cut the
+    # text into words, every word merged (ignore_merges takes those of the vocabulary whole).
+    if normalization is not None:
+        _not_gpt2(path, f"normalizer {normalization!r}", "GPT-2's BPE changes no text")
+    if steps == [("bytelevel", False)]:
+        _not_gpt2(path, "pre_tokenizer ByteLevel has use_regex false", "GPT-2's BPE cuts the "
+                  "text into words by its pattern first")
+    if steps != [("bytelevel", True)]:
+        _not_gpt2(path, f"pre_tokenizer {' then '.join(map(repr, stages))}", "GPT-2's BPE "
+                  "cuts the text by its own pattern alone")
+    if ignore_merges:
+        _not_gpt2(path, "model ignore_merges is true", "GPT-2's BPE merges every word, even "
+                  "one of the vocabulary")
     # With a tokenizer.json, transformers' GPT2Tokenizer heeds add_prefix_space alone.
     _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
     for _, token, entry in added:
         check_added_token(path, token, entry)
     added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
+
+
+def _not_gpt2(path, what, why):
+    raise PretrainedError(f"{path}: {what}: {why}; tinyformer's own BPE (BPETokenizer, which a "
+                          f"run saves) is GPT-2's alone: `tinyformer tokenize` and "
+                          f"read_tokenizer_json read such a tokenizer, but cannot save it")
 
 
 # What a Hugging Face file read by _read_hf_file is, to the user: (what to do when it cannot
@@ -1290,9 +1293,11 @@ def _refuse(path, what, why):
                           f"(as GPT-2's, SmolLM's and Qwen's) only")
 
 
-def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
-    """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
-    stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
+def _stages(data, path):
+    """A tokenizer.json's stages around its merges, each checked in turn to be one that
+    ByteLevelBPE reproduces (_refuse names the first that is not): (the normalizer's Unicode
+    form, "NFC", ..., or None; the pre-tokenizer's steps, as _pre_tokenizer_steps gives them).
+    Both readers judge a file here; GPT-2's then asks more of it."""
     model = data["model"]
     if model.get("type") != "BPE":                     # (only None is left, read above)
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
@@ -1306,6 +1311,10 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     if normalizer is not None:
         normalization = normalizer.get("type")
         if normalization not in ("NFC", "NFD", "NFKC", "NFKD"):
+            if normalization == "Sequence":
+                inner = [stage.get("type") for stage in normalizer["normalizers"]]
+                _refuse(path, f"normalizer 'Sequence' of {', '.join(map(repr, inner))}",
+                        "a sequence of normalizers is not reproduced here, even of one")
             _refuse(path, f"normalizer {normalization!r}", "it changes the text in a way not "
                     "reproduced here")
     steps = _pre_tokenizer_steps(data.get("pre_tokenizer"), path)
@@ -1320,7 +1329,14 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     if decoder is None or decoder.get("type") != "ByteLevel":
         _refuse(path, f"decoder {None if decoder is None else decoder.get('type')!r}",
                 "not byte-level decoding")
+    return normalization, steps
 
+
+def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
+    """The ByteLevelBPE of a tokenizer.json's parts (as _parse_tokenizer_json gives them), each
+    stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
+    model = data["model"]
+    normalization, steps = _stages(data, path)
     byte_of = {char: b for b, char in bytes_to_unicode().items()}
     # The pieces are a list as long as the largest id, so an id is bounded before it is built
     # (one damaged id must not ask for gigabytes): by the model's vocabulary where there is a
@@ -1359,7 +1375,10 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"the id {i}, which the vocabulary gives another token; number "
                                   f"the vocabulary 0, 1, 2, ... with no gaps")
         if token not in vocab:           # one of the vocabulary decodes to its bytes there
-            pieces[i] = token.encode("utf-8")
+            # The library keeps a "normalized" token as normalised ("café" under NFD as
+            # "cafe\u0301"), and decodes it as its ByteLevel decoder decodes any token.
+            pieces[i] = _byte_level_decoded(
+                _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
@@ -1395,6 +1414,15 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,
                         special, steps, normalization, bool(model.get("ignore_merges")),
                         normalized)
+
+
+def _byte_level_decoded(token, byte_of):
+    """The bytes of `token` as the tokenizers library's ByteLevel decoder gives them: the byte
+    of each character where every one spells a byte (bytes_to_unicode's, so "\u00ef" is the
+    byte 0xef, not the UTF-8 of "ï"), else the token's UTF-8. Only added tokens can be either."""
+    if all(char in byte_of for char in token):
+        return bytes(byte_of[char] for char in token)
+    return token.encode("utf-8")
 
 
 def _pre_tokenizer_steps(pre_tokenizer, path):

@@ -432,8 +432,19 @@ class CharTokenizer(Tokenizer):
             return [self._ids[c] for c in text]
         except KeyError as e:
             position = offset + text.index(e.args[0])
-            raise ValueError(f"cannot encode {e.args[0]!r} at position {position}: not in the "
-                             f"tokenizer's {len(self.chars)}-character vocabulary") from None
+            raise ValueError(f"cannot encode {shown_char(e.args[0])} at position {position}: "
+                             f"not in the tokenizer's {len(self.chars)}-character vocabulary"
+                             f"{self._other_normal_form(text)}") from None
+
+    def _other_normal_form(self, text):
+        """Where `text` spells its accents otherwise than the vocabulary ("e" and a combining
+        accent where it has "é", say), what to do about it; else nothing."""
+        for form in ("NFC", "NFD"):
+            normal = unicodedata.normalize(form, text)
+            if normal != text and all(c in self._ids for c in normal):
+                return (f"; the text is in another Unicode normal form than the tokenizer's "
+                        f"({form}): encode unicodedata.normalize({form!r}, text)")
+        return ""
 
     def _piece(self, i):
         return self._pieces[i]
@@ -453,6 +464,19 @@ class CharTokenizer(Tokenizer):
     def _from_fields(cls, data):
         return cls(_list_of(data["chars"], "chars"), _list_of(data["special_tokens"],
                                                                "special_tokens"))
+
+
+def shown_char(c: str) -> str:
+    """A character as an error names it: quoted, and unless it is printable ASCII with its code
+    point and name, since a combining accent, an invisible character or a space of another
+    width cannot be told from another in print: 'é' (U+00E9 LATIN SMALL LETTER E WITH ACUTE),
+    '\u0301' (U+0301 COMBINING ACUTE ACCENT)."""
+    if " " <= c <= "~":
+        return repr(c)
+    # A mark would sit on the quote before it; what prints as nothing is spelled by its code.
+    visible = c.isprintable() and not unicodedata.category(c).startswith("M")
+    name = unicodedata.name(c, "")                      # control characters have none
+    return f"{repr(c) if visible else ascii(c)} (U+{ord(c):04X}{' ' + name if name else ''})"
 
 
 def _list_of(value, name):
@@ -594,10 +618,14 @@ class BPETokenizer(Tokenizer):
               name: Callable[[str], str] = str) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
-        are borders, not text to learn from. Ties between equally frequent pairs go to the
-        smallest pair of ids, so training is deterministic. ValueError if the text runs out of
-        pairs before so many merges, naming the largest vocab_size it gives. `name(key)` says
-        how a setting is called to the caller's user (`--vocab-size` on the command line)."""
+        are borders, not text to learn from (the tokenizers library's trainer learns merges
+        inside their text too: "<eos>" gives it "eos"). Ties between equally frequent pairs go
+        to the smallest pair of ids, so training is deterministic; the library breaks ties in
+        another order (the bytes ordered by GPT-2's printable characters, so " " as "Ġ" comes
+        after "é"), so on the same text its merges can differ from these where counts tie.
+        ValueError if the text runs out of pairs before so many merges, naming the largest
+        vocab_size it gives. `name(key)` says how a setting is called to the caller's user
+        (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         n_merges = vocab_size - 256 - len(special_tokens)

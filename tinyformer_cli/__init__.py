@@ -152,7 +152,7 @@ def tokenize():
     """Train, apply and inspect tokenizers (text <-> ids). A tokenizer file is the JSON that
     `tokenize train` writes; in Python, tinyformer.tokenizers.load_tokenizer(path) reads it.
     --tokenizer also takes a checkpoint directory, for the ids its model reads, or a Hugging
-    Face GPT-2 tokenizer's directory."""
+    Face tokenizer's directory (GPT-2's, or any byte-level BPE's tokenizer.json)."""
 
 
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
@@ -210,16 +210,18 @@ def check_out_file(path, suffixes=None, force=True):
 
 TOKENIZER_HELP = ("A tokenizer saved by `tokenize train` (or a directory holding it as "
                   "tokenizer.json), a checkpoint's (a run directory, or a Hugging Face model's, "
-                  "as generate --checkpoint takes), or a directory of a Hugging Face GPT-2 "
-                  "tokenizer (vocab.json and merges.txt, or tokenizer.json).")
+                  "as generate --checkpoint takes), or a directory of a Hugging Face tokenizer: "
+                  "GPT-2's vocab.json and merges.txt, or the tokenizer.json of a byte-level BPE "
+                  "(as GPT-2's, SmolLM's or Qwen's).")
 
 
 def open_tokenizer(path):
     """A tokenizer file, the tokenizer of a checkpoint directory (a run's, or a Hugging Face
     model's, as generate reads it: the ids that its model reads), or a Hugging Face tokenizer's
-    directory."""
+    directory: any byte-level BPE's tokenizer.json, since `tokenize` only encodes and decodes
+    (train takes GPT-2's alone, which a run can save)."""
     with input_errors(ValueError, OSError):
-        return load_tokenizer_at(path)
+        return load_tokenizer_at(path, saveable=False)
 
 
 # --allow-special, as `tokenize encode` and `show` and `generate` take it.
