@@ -32,7 +32,7 @@ def numpy_forms(monkeypatch):
     """A function that runs `work()` with the loops turned off: the ops' numpy forms."""
     def run(work):
         with monkeypatch.context() as patch:
-            patch.setattr(kernels, "usable", lambda *arrays: False)
+            patch.setattr(kernels, "usable", lambda *arrays, into=(): False)
             return work()
     return run
 
@@ -178,6 +178,48 @@ def test_adam_updates_are_the_numpy_forms_to_the_bit(numpy_forms, make):
     np.testing.assert_array_equal(compiled, reference)
     for key in ("exp_avg", "exp_avg_sq"):
         np.testing.assert_array_equal(state[0][key], reference_state[0][key])
+
+
+def test_adam_leaves_a_read_only_parameter_to_numpy_which_refuses_to_write_into_it(
+        numpy_forms):
+    # np.frombuffer of bytes shares the immutable bytes: the loop would change them.
+    raw = np.arange(4, dtype=np.float32).tobytes()
+
+    def step():
+        param = Tensor(np.frombuffer(raw, np.float32), requires_grad=True)
+        param.grad = np.ones(4, np.float32)
+        with pytest.raises(ValueError, match="read-only"):
+            optim.AdamW([param], lr=0.1).step()
+
+    step()
+    numpy_forms(step)                             # the same error
+    assert raw == np.arange(4, dtype=np.float32).tobytes()
+    with pytest.raises(ValueError, match="read-only"):
+        kernels.adam(np.frombuffer(raw, np.float32), *(np.ones(4, np.float32),) * 3,
+                     0.9, 0.999, 1.0, 0.1, 1.0, 1e-8)
+
+
+def test_adam_on_a_parameter_mapped_read_only_raises_rather_than_crashes(tmp_path):
+    # Memory mapped read-only: the loop's write killed the process (in a process of its own
+    # here, so that it would not kill the tests).
+    np.save(tmp_path / "w.npy", np.arange(4, dtype=np.float32))
+    code = ("import numpy as np, tinyautograd as ta\n"
+            f"p = ta.Tensor(np.load({str(tmp_path / 'w.npy')!r}, mmap_mode='r'), "
+            "requires_grad=True)\n"
+            "p.grad = np.ones(4, np.float32)\n"
+            "ta.optim.AdamW([p], lr=0.1).step()\n")
+    status, _, error = in_a_process({"TINYAUTOGRAD_KERNELS": "c"}, code)
+    assert status == 1 and error.endswith("ValueError: output array is read-only")
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), np.arange(4))
+
+
+def test_unaligned_arrays_take_the_numpy_forms(numpy_forms):
+    unaligned = np.frombuffer(bytearray(4 * 7 + 1), np.float32, offset=1, count=7)
+    assert not unaligned.flags.aligned and not kernels.usable(unaligned)
+    assert not kernels.usable(np.ones(7, np.float32), into=(unaligned,))
+    unaligned[:] = np.linspace(-3, 3, 7, dtype=np.float32)
+    np.testing.assert_array_equal(Tensor(unaligned).gelu().data,
+                                  numpy_forms(lambda: Tensor(unaligned.copy()).gelu().data))
 
 
 # The op table's cases of the ops with loops, on shapes, axes, masks and broadcasts it draws.

@@ -254,7 +254,7 @@ class Attention(Function):
         # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and runs
         # two to three times faster than np.copyto(where=) with a mask that broadcasts.
         blocked = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
-        if kernels.usable(scores) and (blocked is None or _one_mask(blocked, scores)):
+        if kernels.usable(into=(scores,)) and (blocked is None or _one_mask(blocked, scores)):
             # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels); with
             # TINYAUTOGRAD_KERNELS=numpy, the lines below run as written (to try an edit).
             kernels.softmax_rows(scores, np.zeros((1, scores.shape[-1]), scores.dtype)
@@ -288,7 +288,7 @@ class Attention(Function):
         if drop is not None:
             d_s *= drop
         row_sums = functional.row_sum(grad * ctx.result)              # rowsum(dP * P)
-        if kernels.usable(d_s, p, row_sums):       # the three lines below, compiled
+        if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
             d_s -= row_sums
