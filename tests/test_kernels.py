@@ -61,11 +61,13 @@ def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5, scale=0.0
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * largest)
 
 
-def test_exp_is_within_float32_rounding_and_clamped_beyond():
+def test_exp_is_within_float32_rounding_and_exactly_0_below_its_range():
     x = np.concatenate([np.linspace(-87, 88, 100_001, dtype=np.float32),
-                        np.float32([-200, -88, 0, 89, 200])])
+                        np.float32([0, 89, 200])])
     exact = np.exp(np.clip(x, -87, 88).astype(np.float64))
     assert np.max(np.abs(kernels.exp(x) - exact) / exact) < 3e-7
+    # Not e^-87 = 1.6e-38: what attention's mask blocks must weigh nothing.
+    np.testing.assert_array_equal(kernels.exp(np.float32([-87.01, -88, -200, -1e9])), 0)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7), (384, 128), (5,)])
@@ -148,6 +150,20 @@ def test_attention_subtracts_each_rows_largest_score(numpy_forms):
     # subtracted first.
     q, k, v = (rng.standard_normal((2, 3, 5, 4), dtype=np.float32) for _ in range(3))
     assert_loops_agree(numpy_forms, attend(np.tril(np.ones((5, 5), bool))), q * 30, k * 30, v)
+
+
+def test_a_blocked_key_weighs_exactly_0_whatever_its_value(numpy_forms):
+    # Query 0 may not see key 1, whose value is 1e38: a weight of e^-87 = 1.6e-38 for it
+    # would add 1e38 * 1.6e-38 to the answer.
+    q = k = np.zeros((1, 2, 1), np.float32)
+    v = np.float32([[[1.0], [1e38]]])
+
+    def first_answer():
+        return attention.scaled_dot_product_attention(
+            Tensor(q), Tensor(k), Tensor(v), np.tril(np.ones((2, 2), bool))).data[0, 0]
+
+    np.testing.assert_array_equal(first_answer(), [1.0])
+    np.testing.assert_array_equal(numpy_forms(first_answer), [1.0])
 
 
 def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):

@@ -14,12 +14,14 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* e^v as Cephes' expf: 2^k e^r, k = round(v / ln 2), e^r by a polynomial of degree 7, 2^k built
- * from its exponent bits. Relative error below 3e-7 on [-87, 88]; clamped beyond. The
- * multiply-adds are fused (fmaf) by hand: half the roundings, and half the latency of a chain
- * that is the loop's whole length. */
-INLINE float exp_f32(float v)
+ * from its exponent bits. Relative error below 3e-7 on [-87, 88]; e^88 above, and exactly 0
+ * below -87 (numpy's expf gives subnormal numbers down to -104 and 0 past them): a key that
+ * attention's mask blocks, at -1e9, must weigh 0, not e^-87 = 1.6e-38, which a value of 1e38
+ * would turn into an answer. The multiply-adds are fused (fmaf) by hand: half the roundings,
+ * and half the latency of a chain that is the loop's whole length. */
+INLINE float exp_f32(float x)
 {
-    v = v < -87.0f ? -87.0f : v;
+    float v = x < -87.0f ? -87.0f : x;     /* within range, so that 2^k is a normal number */
     v = v > 88.0f ? 88.0f : v;
     float k = floorf(fmaf(v, 1.4426950408889634f, 0.5f));           /* round(v / ln 2) */
     float r = fmaf(k, 2.12194440e-4f, fmaf(k, -0.693359375f, v));   /* v - k ln 2, in two parts */
@@ -33,7 +35,7 @@ INLINE float exp_f32(float v)
     int32_t bits = ((int32_t)k + 127) << 23;
     float two_to_k;
     memcpy(&two_to_k, &bits, sizeof bits);
-    return p * two_to_k;
+    return x < -87.0f ? 0.0f : p * two_to_k;         /* a select: the loops stay vectors */
 }
 
 void exp_array(int64_t n, const float *x, float *out)

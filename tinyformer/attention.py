@@ -40,8 +40,8 @@ __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weig
 # The score given to a blocked key (or added to it, which softmax cannot tell apart). -inf would
 # also make its softmax weight exactly 0, but a row whose keys are all blocked would then
 # compute -inf - (-inf) = NaN inside softmax. A large finite number underflows exp to exactly 0
-# just the same and keeps such a row finite; its weights are then set to 0, so a query with
-# nothing to attend to outputs zeros.
+# just the same (numpy's exp, and the compiled loop's) and keeps such a row finite; its weights
+# are then set to 0, so a query with nothing to attend to outputs zeros.
 _BLOCKED = -1e9
 
 Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
