@@ -116,10 +116,12 @@ void layer_norm_backward(int64_t rows, int64_t n, const float *grad, const float
 
 /* ------------------------------------------------------------------------------------------
  * GELU, ops.Gelu's factored form: e = e^(-2u) (-2u capped at 80), h = 1 / (1 + e),
- * y = x h, dy/dx = h (1 + 2 x du/dx h e); past the cap y and dy/dx are 0, as in ops.Gelu. */
+ * y = x h, dy/dx = h (1 + 2 x du/dx h e); past the cap y and dy/dx are 0, as in ops.Gelu, and
+ * above x = 10 dy/dx is 1 (there e is 0, and 2 x du/dx overflows from x = 1.2e13: inf * 0). */
 
 #define GELU_C 0.7978845608028654f                    /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
+#define GELU_TOP 10.0f                                /* ops._GELU_TOP */
 
 INLINE float gelu_minus_2u(float v)
 {
@@ -163,7 +165,7 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
             float two_x_du_dx = v * (2.0f * GELU_C + 6.0f * GELU_A * GELU_C * v * v);
             float dy_dx = h * (1.0f + two_x_du_dx * h * e[i]);
             yb[i] = tail ? 0.0f : v * h;
-            sb[i] = tail ? 0.0f : dy_dx;
+            sb[i] = tail ? 0.0f : v > GELU_TOP ? 1.0f : dy_dx;
         }
     }
 }
