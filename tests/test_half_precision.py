@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 import tinyautograd as ta
 import tinyautograd.functional as TF
 from tinyautograd import Tensor, kernels, nn
+from tinyformer.attention import scaled_dot_product_attention
 
 HALF = np.float16
 
@@ -22,7 +23,8 @@ def either_form(request, monkeypatch):
         monkeypatch.setattr(kernels, "usable", lambda *arrays, into=(): False)
 
 
-def ours_and_torch(function, torch_function, *arrays, create_graph=False, grad_atol=1e-5):
+def ours_and_torch(function, torch_function, *arrays, create_graph=False, atol=1e-5,
+                   grad_atol=1e-5):
     """Our output and our inputs' gradients of sum(out * g), g random but fixed, in float16, to
     torch's in float64 (the true values for these inputs) within float16's rounding. Ours
     through ta.grad with create_graph when asked (the backward that a second derivative runs)."""
@@ -34,7 +36,7 @@ def ours_and_torch(function, torch_function, *arrays, create_graph=False, grad_a
     (expected * torch.tensor(g, dtype=torch.float64)).sum().backward()
     assert out.dtype == HALF and all(grad.dtype == HALF for grad in grads)
     assert_allclose(out.data.astype(np.float32), expected.detach().float().numpy(), rtol=1e-2,
-                    atol=1e-5)
+                    atol=atol)
     for grad, t in zip(grads, theirs):
         assert_allclose(grad.data.astype(np.float32), t.grad.float().numpy(), rtol=1e-2,
                         atol=grad_atol)
@@ -134,3 +136,34 @@ def test_float16_gelu_gradients_in_the_negative_tail_are_torchs(either_form, cre
     x = np.array([-60000, -100, -8, -5, -4, -1, 0, 0.5, 3, 60000], HALF)
     ours_and_torch(Tensor.gelu, lambda t: F.gelu(t, approximate="tanh"), x,
                    create_graph=create_graph)
+
+
+# ------------------------------------------------------------------ attention's dot products
+
+
+def test_float16_attention_whose_dot_products_pass_65504_is_torchs(either_form):
+    # q . k of 16 values near 100 is 160,000, inf in float16 before the scaling: NaN outputs
+    q = np.full((1, 1, 3, 16), 100, HALF)
+    k = q.copy()
+    k[..., 1, :] = 90
+    v = np.random.default_rng(0).standard_normal((1, 1, 3, 4)).astype(HALF)
+    ours_and_torch(scaled_dot_product_attention, F.scaled_dot_product_attention, q, k, v)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_attention_gradients_are_torchs_where_keys_differ_by_float16s_spacing(
+        either_form, create_graph):
+    # Queries and keys from 64 up, by float16's spacing there (0.0625): dot products from
+    # 65,536 (inf in float16), scores that differ by 1 a step. dS sums to 0 along each row,
+    # and dQ = dS K / 4 keeps only the keys' differences: a row sum rowsum(dO * O) taken
+    # from the output rounded to float16 broke that, and dQ was off by a quarter of its
+    # largest value. (Scores near 16,384 hold float32's rounding, 0.001: outputs that cancel
+    # to near 0 keep some 1e-4 of it.)
+    rng = np.random.default_rng(0)
+    q = (64 + rng.integers(0, 3, (2, 3, 5, 16)) * 0.0625).astype(HALF)
+    k = (64 + rng.integers(0, 5, (2, 3, 5, 16)) * 0.0625).astype(HALF)
+    v = rng.standard_normal((2, 3, 5, 4)).astype(HALF)
+    mask = np.tril(np.ones((5, 5), bool))
+    ours_and_torch(lambda *t: scaled_dot_product_attention(*t, mask),
+                   lambda *t: F.scaled_dot_product_attention(*t, attn_mask=torch.tensor(mask)),
+                   q, k, v, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
-                          nn)
+                          nn, ops)
 
 from .layers import check_sizes, head_width, norm_layer
 
@@ -247,6 +247,15 @@ class Attention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, keep=None, drop=None):
+        dtype = np.result_type(q, k, v)
+        if ops.compute_dtype(dtype) != dtype:
+            # float16 computes in float32, as torch's: a dot product of 16 values near 100 is
+            # 160,000 before the scaling, inf in float16 (65504), and its softmax NaN. What
+            # forward keeps for backward is then float32; backward widens as well.
+            wide = Attention.forward(ctx, *map(ops.widened, (q, k, v)), keep, drop)
+            ctx.rounded = True
+            return wide.astype(dtype)
+        ctx.rounded = False              # the output as computed (backward reads it)
         # In place, in the one (..., T_q, T_k) array: it is the largest the model makes.
         scale = 1 / math.sqrt(q.shape[-1])
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
@@ -277,7 +286,9 @@ class Attention(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v = ctx.operands
+        # As forward: float16 in float32 (the engine gives each gradient its input's dtype)
+        q, k, v = map(ops.widened, ctx.operands)
+        grad = ops.widened(grad)
         if ctx.create_graph:             # P again, as a Tensor, for the second derivative
             p = attention_weights(q, k, ctx.keep)
         else:
@@ -287,7 +298,13 @@ class Attention(Function):
         d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
         if drop is not None:
             d_s *= drop
-        row_sums = functional.row_sum(grad * ctx.result)              # rowsum(dP * P)
+        if ctx.rounded:
+            # O was rounded to float16: rowsum(dO * O) from it would carry float16's rounding
+            # into every dS of the row, whose sum is then no longer 0, and dQ = dS K s of
+            # keys alike would lose its digits to it. rowsum(dP * P), all in float32.
+            row_sums = functional.row_sum(d_s * p)
+        else:
+            row_sums = functional.row_sum(grad * ctx.result)          # rowsum(dP * P)
         if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
