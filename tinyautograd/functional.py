@@ -55,6 +55,9 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
         logits = ops._floating(logits)            # integer logits: a float32 loss, not a cut one
+        # float16 computes in float32, as log_softmax (`ops.compute_dtype`): a row's sum of
+        # e^(x - max) over 70,000 classes is inf in float16. The loss is rounded back.
+        dtype, logits = logits.dtype, ops.widened(logits)
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
         targets = targets.reshape(-1)                                     # (N,)
         keep = None if ignore_index is None else targets != ignore_index
@@ -78,11 +81,13 @@ class CrossEntropy(Function):
             row_weight = (keep / max(count, 1))[:, None]
         ctx.row_weight = row_weight.astype(logits.dtype)
         with np.errstate(invalid="ignore"):
-            return np.asarray(total / count, dtype=logits.dtype)
+            return np.asarray(total / count, dtype=dtype)
 
     @staticmethod
     def backward(ctx, grad):
         logits, _ = ctx.operands
+        # As forward: float16 in float32 (the engine gives the gradient the logits' dtype)
+        logits, grad = ops.widened(logits), ops.widened(grad)
         n_class = logits.shape[-1]
         if ctx.create_graph:           # log p again, as a Tensor, for the second derivative
             log_probs = logits.reshape(-1, n_class).log_softmax(axis=-1)
