@@ -248,6 +248,14 @@ def _normalized_shape_hint(weight):
     return ""
 
 
+def _normalised_size(op, x):
+    """The size of x's last axis, the one a norm normalises: a 0-d x has none."""
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: a 0-d input has no axis to normalise (the norm is over the "
+                         f"last axis): give it at least one, as x.reshape(1)")
+    return x.shape[-1]
+
+
 def _too_many_arguments(op, most, more, weight):
     """Python's error for positional arguments past the last, with the hint above where torch's
     normalized_shape came second (torch's call has one argument more than ours)."""
@@ -264,7 +272,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
-    size = x.shape[-1]
+    size = _normalised_size("layer_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "layer_norm: weight"))
@@ -340,7 +348,7 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
-    size = x.shape[-1]
+    size = _normalised_size("rms_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "rms_norm: weight"))
