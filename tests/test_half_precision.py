@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 import tinyautograd as ta
 import tinyautograd.functional as TF
 from tinyautograd import Tensor, kernels, nn
+from tinyformer.attention import scaled_dot_product_attention
 
 HALF = np.float16
 
@@ -19,10 +20,11 @@ HALF = np.float16
 def either_form(request, monkeypatch):
     """Runs a test with the compiled loops (where built) and with the ops' numpy forms."""
     if request.param == "numpy forms":
-        monkeypatch.setattr(kernels, "usable", lambda *arrays: False)
+        monkeypatch.setattr(kernels, "usable", lambda *arrays, into=(): False)
 
 
-def ours_and_torch(function, torch_function, *arrays, create_graph=False, grad_atol=1e-5):
+def ours_and_torch(function, torch_function, *arrays, create_graph=False, atol=1e-5,
+                   grad_atol=1e-5):
     """Our output and our inputs' gradients of sum(out * g), g random but fixed, in float16, to
     torch's in float64 (the true values for these inputs) within float16's rounding. Ours
     through ta.grad with create_graph when asked (the backward that a second derivative runs)."""
@@ -34,7 +36,7 @@ def ours_and_torch(function, torch_function, *arrays, create_graph=False, grad_a
     (expected * torch.tensor(g, dtype=torch.float64)).sum().backward()
     assert out.dtype == HALF and all(grad.dtype == HALF for grad in grads)
     assert_allclose(out.data.astype(np.float32), expected.detach().float().numpy(), rtol=1e-2,
-                    atol=1e-5)
+                    atol=atol)
     for grad, t in zip(grads, theirs):
         assert_allclose(grad.data.astype(np.float32), t.grad.float().numpy(), rtol=1e-2,
                         atol=grad_atol)
@@ -67,6 +69,17 @@ def test_float16_softmax_over_more_entries_than_float16_counts_is_torchs(op):
     for create_graph in (False, True):
         ours_and_torch(lambda t: getattr(t, op)(axis=-1), lambda t: getattr(t, op)(-1), x,
                        create_graph=create_graph, grad_atol=2e-3)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_cross_entropy_over_more_classes_than_float16_counts_is_torchs(create_graph):
+    # Its row sums of e^(x - max), near 70,000, were inf in float16: the loss inf, as
+    # log_softmax's was before it computed in float32
+    x = (np.random.default_rng(0).standard_normal((2, 70_000)) / 1000).astype(HALF)
+    targets = np.array([3, 69_999])
+    ours_and_torch(lambda t: TF.cross_entropy(t, targets),
+                   lambda t: F.cross_entropy(t, torch.tensor(targets)), x,
+                   create_graph=create_graph, grad_atol=1e-7)
 
 
 def float16_grad_and_torchs(op, x, upstream, create_graph):
@@ -134,3 +147,34 @@ def test_float16_gelu_gradients_in_the_negative_tail_are_torchs(either_form, cre
     x = np.array([-60000, -100, -8, -5, -4, -1, 0, 0.5, 3, 60000], HALF)
     ours_and_torch(Tensor.gelu, lambda t: F.gelu(t, approximate="tanh"), x,
                    create_graph=create_graph)
+
+
+# ------------------------------------------------------------------ attention's dot products
+
+
+def test_float16_attention_whose_dot_products_pass_65504_is_torchs(either_form):
+    # q . k of 16 values near 100 is 160,000, inf in float16 before the scaling: NaN outputs
+    q = np.full((1, 1, 3, 16), 100, HALF)
+    k = q.copy()
+    k[..., 1, :] = 90
+    v = np.random.default_rng(0).standard_normal((1, 1, 3, 4)).astype(HALF)
+    ours_and_torch(scaled_dot_product_attention, F.scaled_dot_product_attention, q, k, v)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_attention_gradients_are_torchs_where_keys_differ_by_float16s_spacing(
+        either_form, create_graph):
+    # Queries and keys from 64 up, by float16's spacing there (0.0625): dot products from
+    # 65,536 (inf in float16), scores that differ by 1 a step. dS sums to 0 along each row,
+    # and dQ = dS K / 4 keeps only the keys' differences: a row sum rowsum(dO * O) taken
+    # from the output rounded to float16 broke that, and dQ was off by a quarter of its
+    # largest value. (Scores near 16,384 hold float32's rounding, 0.001: outputs that cancel
+    # to near 0 keep some 1e-4 of it.)
+    rng = np.random.default_rng(0)
+    q = (64 + rng.integers(0, 3, (2, 3, 5, 16)) * 0.0625).astype(HALF)
+    k = (64 + rng.integers(0, 5, (2, 3, 5, 16)) * 0.0625).astype(HALF)
+    v = rng.standard_normal((2, 3, 5, 4)).astype(HALF)
+    mask = np.tril(np.ones((5, 5), bool))
+    ours_and_torch(lambda *t: scaled_dot_product_attention(*t, mask),
+                   lambda *t: F.scaled_dot_product_attention(*t, attn_mask=torch.tensor(mask)),
+                   q, k, v, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)

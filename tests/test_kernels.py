@@ -32,7 +32,7 @@ def numpy_forms(monkeypatch):
     """A function that runs `work()` with the loops turned off: the ops' numpy forms."""
     def run(work):
         with monkeypatch.context() as patch:
-            patch.setattr(kernels, "usable", lambda *arrays: False)
+            patch.setattr(kernels, "usable", lambda *arrays, into=(): False)
             return work()
     return run
 
@@ -61,11 +61,13 @@ def assert_loops_agree(numpy_forms, function, *arrays, tolerance=2e-5, scale=0.0
         np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * largest)
 
 
-def test_exp_is_within_float32_rounding_and_clamped_beyond():
+def test_exp_is_within_float32_rounding_and_exactly_0_below_its_range():
     x = np.concatenate([np.linspace(-87, 88, 100_001, dtype=np.float32),
-                        np.float32([-200, -88, 0, 89, 200])])
+                        np.float32([0, 89, 200])])
     exact = np.exp(np.clip(x, -87, 88).astype(np.float64))
     assert np.max(np.abs(kernels.exp(x) - exact) / exact) < 3e-7
+    # Not e^-87 = 1.6e-38: what attention's mask blocks must weigh nothing.
+    np.testing.assert_array_equal(kernels.exp(np.float32([-87.01, -88, -200, -1e9])), 0)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 7), (384, 128), (5,)])
@@ -150,6 +152,20 @@ def test_attention_subtracts_each_rows_largest_score(numpy_forms):
     assert_loops_agree(numpy_forms, attend(np.tril(np.ones((5, 5), bool))), q * 30, k * 30, v)
 
 
+def test_a_blocked_key_weighs_exactly_0_whatever_its_value(numpy_forms):
+    # Query 0 may not see key 1, whose value is 1e38: a weight of e^-87 = 1.6e-38 for it
+    # would add 1e38 * 1.6e-38 to the answer.
+    q = k = np.zeros((1, 2, 1), np.float32)
+    v = np.float32([[[1.0], [1e38]]])
+
+    def first_answer():
+        return attention.scaled_dot_product_attention(
+            Tensor(q), Tensor(k), Tensor(v), np.tril(np.ones((2, 2), bool))).data[0, 0]
+
+    np.testing.assert_array_equal(first_answer(), [1.0])
+    np.testing.assert_array_equal(numpy_forms(first_answer), [1.0])
+
+
 def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):
     q = rng.standard_normal((2, 3, 1, 4), dtype=np.float32)
     k, v = (rng.standard_normal((2, 3, 6, 4), dtype=np.float32) for _ in range(2))
@@ -178,6 +194,48 @@ def test_adam_updates_are_the_numpy_forms_to_the_bit(numpy_forms, make):
     np.testing.assert_array_equal(compiled, reference)
     for key in ("exp_avg", "exp_avg_sq"):
         np.testing.assert_array_equal(state[0][key], reference_state[0][key])
+
+
+def test_adam_leaves_a_read_only_parameter_to_numpy_which_refuses_to_write_into_it(
+        numpy_forms):
+    # np.frombuffer of bytes shares the immutable bytes: the loop would change them.
+    raw = np.arange(4, dtype=np.float32).tobytes()
+
+    def step():
+        param = Tensor(np.frombuffer(raw, np.float32), requires_grad=True)
+        param.grad = np.ones(4, np.float32)
+        with pytest.raises(ValueError, match="read-only"):
+            optim.AdamW([param], lr=0.1).step()
+
+    step()
+    numpy_forms(step)                             # the same error
+    assert raw == np.arange(4, dtype=np.float32).tobytes()
+    with pytest.raises(ValueError, match="read-only"):
+        kernels.adam(np.frombuffer(raw, np.float32), *(np.ones(4, np.float32),) * 3,
+                     0.9, 0.999, 1.0, 0.1, 1.0, 1e-8)
+
+
+def test_adam_on_a_parameter_mapped_read_only_raises_rather_than_crashes(tmp_path):
+    # Memory mapped read-only: the loop's write killed the process (in a process of its own
+    # here, so that it would not kill the tests).
+    np.save(tmp_path / "w.npy", np.arange(4, dtype=np.float32))
+    code = ("import numpy as np, tinyautograd as ta\n"
+            f"p = ta.Tensor(np.load({str(tmp_path / 'w.npy')!r}, mmap_mode='r'), "
+            "requires_grad=True)\n"
+            "p.grad = np.ones(4, np.float32)\n"
+            "ta.optim.AdamW([p], lr=0.1).step()\n")
+    status, _, error = in_a_process({"TINYAUTOGRAD_KERNELS": "c"}, code)
+    assert status == 1 and error.endswith("ValueError: output array is read-only")
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), np.arange(4))
+
+
+def test_unaligned_arrays_take_the_numpy_forms(numpy_forms):
+    unaligned = np.frombuffer(bytearray(4 * 7 + 1), np.float32, offset=1, count=7)
+    assert not unaligned.flags.aligned and not kernels.usable(unaligned)
+    assert not kernels.usable(np.ones(7, np.float32), into=(unaligned,))
+    unaligned[:] = np.linspace(-3, 3, 7, dtype=np.float32)
+    np.testing.assert_array_equal(Tensor(unaligned).gelu().data,
+                                  numpy_forms(lambda: Tensor(unaligned.copy()).gelu().data))
 
 
 # The op table's cases of the ops with loops, on shapes, axes, masks and broadcasts it draws.

@@ -537,6 +537,15 @@ def test_a_norm_refuses_a_bias_or_weight_that_does_not_fit_the_last_axis():
         ta.functional.rms_norm(x, np.ones(5))
 
 
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_a_norm_of_a_0d_input_says_it_needs_an_axis_to_normalise(name):
+    # It was IndexError: tuple index out of range
+    with pytest.raises(ta.ShapeError, match=rf"^{name}: a 0-d input has no axis to normalise "
+                                            r"\(the norm is over the last axis\): give it at "
+                                            r"least one, as x.reshape\(1\)$"):
+        getattr(ta.functional, name)(Tensor(np.float32(3.0)))
+
+
 def test_activation_modules_match_torch():
     x_np = np.linspace(-4, 4, 17)
     x = Tensor(x_np, dtype=np.float64)

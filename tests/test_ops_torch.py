@@ -195,7 +195,7 @@ def test_gelu_of_far_tails_is_finite_and_torchs():
 def test_gelu_past_its_cap_is_0_as_torchs_however_far_out(dtype, loops, monkeypatch):
     # Past the cap on -2u (x below -9.67), y was x e^-80: -18 at -1e36 (torch: -0)
     if not loops:
-        monkeypatch.setattr(ta.kernels, "usable", lambda *arrays: False)
+        monkeypatch.setattr(ta.kernels, "usable", lambda *arrays, into=(): False)
     values = np.array([-3e38, -1e36, -1e30, -1e4, -20.0, -9.7])
     x = Tensor(values, requires_grad=True, dtype=dtype)
     y = x.gelu()
@@ -218,6 +218,36 @@ def test_gelu_past_its_cap_is_0_as_torchs_however_far_out(dtype, loops, monkeypa
     (curvature,) = ta.grad(slope.sum(), x)
     (curvature_t,) = torch.autograd.grad(slope_t.sum(), t)  # -4.5e-32 at -9.7: ours, 0
     assert_allclose(curvature.data, curvature_t.numpy(), rtol=0, atol=1e-30)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")       # x^3 of 2e13 in float32
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loops", [True, False], ids=["loops", "numpy forms"])
+def test_gelu_above_10_is_x_with_slope_1_as_torchs_however_far_out(dtype, loops, monkeypatch):
+    # The slope was 1.0035, 4.5 and inf at 1e12, 1e13 and 2e13 in float32 (the loops), NaN at
+    # 2e13 (numpy): its formula's x^3 overflows there, and inf * e^(-2u) = inf * 0.
+    if not loops:
+        monkeypatch.setattr(ta.kernels, "usable", lambda *arrays, into=(): False)
+    values = np.array([10.5, 1e4, 1e12, 1e13, 2e13])
+    x = Tensor(values, requires_grad=True, dtype=dtype)
+    t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    y_t = torch.nn.functional.gelu(t, approximate="tanh")
+    (slope_t,) = torch.autograd.grad(y_t.sum(), t, create_graph=True)
+    (curvature_t,) = torch.autograd.grad(slope_t.sum(), t)      # -6.4e-35 at 10.5, then 0
+    y = x.gelu()
+    y.sum().backward()
+    assert_array_equal(y.data, y_t.detach().numpy().astype(dtype))
+    assert_array_equal(x.grad, slope_t.detach().numpy())
+    (slope,) = ta.grad(x.gelu().sum(), x, create_graph=True)
+    assert_array_equal(slope.data, slope_t.detach().numpy())
+    (curvature,) = ta.grad(slope.sum(), x)
+    assert_allclose(curvature.data, curvature_t.numpy(), rtol=0, atol=1e-30)
+    # Further out torch's slope is NaN (its x^3 overflows too): the limit is 1.
+    far = Tensor([np.finfo(dtype).max, np.inf], requires_grad=True, dtype=dtype)
+    y = far.gelu()
+    y.sum().backward()
+    assert_array_equal(y.data, far.data)
+    assert_array_equal(far.grad, [1.0, 1.0])
 
 
 def test_cross_entropy_with_huge_logits_is_finite():

@@ -55,6 +55,9 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
         logits = ops._floating(logits)            # integer logits: a float32 loss, not a cut one
+        # float16 computes in float32, as log_softmax (`ops.compute_dtype`): a row's sum of
+        # e^(x - max) over 70,000 classes is inf in float16. The loss is rounded back.
+        dtype, logits = logits.dtype, ops.widened(logits)
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
         targets = targets.reshape(-1)                                     # (N,)
         keep = None if ignore_index is None else targets != ignore_index
@@ -78,11 +81,13 @@ class CrossEntropy(Function):
             row_weight = (keep / max(count, 1))[:, None]
         ctx.row_weight = row_weight.astype(logits.dtype)
         with np.errstate(invalid="ignore"):
-            return np.asarray(total / count, dtype=logits.dtype)
+            return np.asarray(total / count, dtype=dtype)
 
     @staticmethod
     def backward(ctx, grad):
         logits, _ = ctx.operands
+        # As forward: float16 in float32 (the engine gives the gradient the logits' dtype)
+        logits, grad = ops.widened(logits), ops.widened(grad)
         n_class = logits.shape[-1]
         if ctx.create_graph:           # log p again, as a Tensor, for the second derivative
             log_probs = logits.reshape(-1, n_class).log_softmax(axis=-1)
@@ -243,6 +248,14 @@ def _normalized_shape_hint(weight):
     return ""
 
 
+def _normalised_size(op, x):
+    """The size of x's last axis, the one a norm normalises: a 0-d x has none."""
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: a 0-d input has no axis to normalise (the norm is over the "
+                         f"last axis): give it at least one, as x.reshape(1)")
+    return x.shape[-1]
+
+
 def _too_many_arguments(op, most, more, weight):
     """Python's error for positional arguments past the last, with the hint above where torch's
     normalized_shape came second (torch's call has one argument more than ours)."""
@@ -259,7 +272,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
-    size = x.shape[-1]
+    size = _normalised_size("layer_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "layer_norm: weight"))
@@ -335,7 +348,7 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
     x = x if isinstance(x, Tensor) else Tensor(x)
-    size = x.shape[-1]
+    size = _normalised_size("rms_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "rms_norm: weight"))

@@ -14,12 +14,14 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* e^v as Cephes' expf: 2^k e^r, k = round(v / ln 2), e^r by a polynomial of degree 7, 2^k built
- * from its exponent bits. Relative error below 3e-7 on [-87, 88]; clamped beyond. The
- * multiply-adds are fused (fmaf) by hand: half the roundings, and half the latency of a chain
- * that is the loop's whole length. */
-INLINE float exp_f32(float v)
+ * from its exponent bits. Relative error below 3e-7 on [-87, 88]; e^88 above, and exactly 0
+ * below -87 (numpy's expf gives subnormal numbers down to -104 and 0 past them): a key that
+ * attention's mask blocks, at -1e9, must weigh 0, not e^-87 = 1.6e-38, which a value of 1e38
+ * would turn into an answer. The multiply-adds are fused (fmaf) by hand: half the roundings,
+ * and half the latency of a chain that is the loop's whole length. */
+INLINE float exp_f32(float x)
 {
-    v = v < -87.0f ? -87.0f : v;
+    float v = x < -87.0f ? -87.0f : x;     /* within range, so that 2^k is a normal number */
     v = v > 88.0f ? 88.0f : v;
     float k = floorf(fmaf(v, 1.4426950408889634f, 0.5f));           /* round(v / ln 2) */
     float r = fmaf(k, 2.12194440e-4f, fmaf(k, -0.693359375f, v));   /* v - k ln 2, in two parts */
@@ -33,7 +35,7 @@ INLINE float exp_f32(float v)
     int32_t bits = ((int32_t)k + 127) << 23;
     float two_to_k;
     memcpy(&two_to_k, &bits, sizeof bits);
-    return p * two_to_k;
+    return x < -87.0f ? 0.0f : p * two_to_k;         /* a select: the loops stay vectors */
 }
 
 void exp_array(int64_t n, const float *x, float *out)
@@ -114,10 +116,12 @@ void layer_norm_backward(int64_t rows, int64_t n, const float *grad, const float
 
 /* ------------------------------------------------------------------------------------------
  * GELU, ops.Gelu's factored form: e = e^(-2u) (-2u capped at 80), h = 1 / (1 + e),
- * y = x h, dy/dx = h (1 + 2 x du/dx h e); past the cap y and dy/dx are 0, as in ops.Gelu. */
+ * y = x h, dy/dx = h (1 + 2 x du/dx h e); past the cap y and dy/dx are 0, as in ops.Gelu, and
+ * above x = 10 dy/dx is 1 (there e is 0, and 2 x du/dx overflows from x = 1.2e13: inf * 0). */
 
 #define GELU_C 0.7978845608028654f                    /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
+#define GELU_TOP 10.0f                                /* ops._GELU_TOP */
 
 INLINE float gelu_minus_2u(float v)
 {
@@ -161,7 +165,7 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
             float two_x_du_dx = v * (2.0f * GELU_C + 6.0f * GELU_A * GELU_C * v * v);
             float dy_dx = h * (1.0f + two_x_du_dx * h * e[i]);
             yb[i] = tail ? 0.0f : v * h;
-            sb[i] = tail ? 0.0f : dy_dx;
+            sb[i] = tail ? 0.0f : v > GELU_TOP ? 1.0f : dy_dx;
         }
     }
 }

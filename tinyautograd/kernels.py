@@ -78,11 +78,16 @@ def summary() -> str:
     return f"layer norm, GELU, softmax and Adam run their numpy forms ({why})"
 
 
-def usable(*arrays: np.ndarray) -> bool:
-    """Whether the loops compute an op on these arrays: C-contiguous float32 numpy arrays (not
-    Tensors: a second derivative takes the numpy forms), and the library built."""
+def usable(*arrays: np.ndarray, into: tuple[np.ndarray, ...] = ()) -> bool:
+    """Whether the loops compute an op on these arrays, and write into the arrays `into`:
+    C-contiguous, aligned float32 numpy arrays (not Tensors: a second derivative takes the
+    numpy forms), those written into writeable as well, and the library built. Elsewhere the
+    numpy form runs, and raises numpy's error for a read-only output (a parameter loaded with
+    mmap_mode="r", or made by np.frombuffer from bytes): C would write into it all the same,
+    or crash on memory mapped read-only."""
     return (all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-                for a in arrays) and _library() is not None)
+                and a.flags.aligned for a in arrays + into)
+            and all(a.flags.writeable for a in into) and _library() is not None)
 
 
 @functools.cache
@@ -166,12 +171,15 @@ def _declared(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-def _at(array: np.ndarray) -> int:
-    """The address of a C-contiguous float32 array's first number. Through the buffer
-    protocol where the array is writable: 0.5 us, where `array.ctypes.data` takes 1.5."""
-    if not (array.dtype == np.float32 and array.flags.c_contiguous):
-        raise ValueError(f"kernels take C-contiguous float32 arrays, got {array.dtype} "
-                         f"with strides {array.strides}")
+def _at(array: np.ndarray, written: bool = False) -> int:
+    """The address of a C-contiguous, aligned float32 array's first number; `written`: the
+    loop writes into it, so it must be writeable. Through the buffer protocol where the array
+    is writable: 0.5 us, where `array.ctypes.data` takes 1.5."""
+    if not (array.dtype == np.float32 and array.flags.c_contiguous and array.flags.aligned):
+        raise ValueError(f"kernels take C-contiguous, aligned float32 arrays, got "
+                         f"{array.dtype} with strides {array.strides}")
+    if written and not array.flags.writeable:
+        raise ValueError("kernels write into this array, and it is read-only")
     if array.flags.writeable and array.size:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
     return array.ctypes.data
@@ -201,7 +209,7 @@ def layer_norm_backward(grad: np.ndarray, x_hat: np.ndarray, rstd: np.ndarray,
 
 
 def exp(x: np.ndarray) -> np.ndarray:
-    """e^x as the loops compute it (clamped to [-87, 88]): for the tests."""
+    """e^x as the loops compute it (e^88 above 88, 0 below -87): for the tests."""
     out = np.empty_like(x)
     _library().exp_array(x.size, _at(x), _at(out))
     return out
@@ -219,7 +227,7 @@ def softmax_rows(scores: np.ndarray, blocked: np.ndarray) -> None:
     rows r, counted over all leading axes; `blocked` (m, n) holds 0 or -1e9."""
     n = scores.shape[-1]
     rows = math.prod(scores.shape[:-1])                 # (not size // n: n may be 0)
-    _library().softmax_rows(rows, n, _at(scores), _at(blocked), len(blocked))
+    _library().softmax_rows(rows, n, _at(scores, written=True), _at(blocked), len(blocked))
 
 
 def softmax_rows_backward(d_s: np.ndarray, p: np.ndarray, row_sums: np.ndarray,
@@ -227,12 +235,14 @@ def softmax_rows_backward(d_s: np.ndarray, p: np.ndarray, row_sums: np.ndarray,
     """d_s (..., n), in place: (d_s - row_sums) * p * scale, row_sums one number a row."""
     n = d_s.shape[-1]
     rows = math.prod(d_s.shape[:-1])
-    _library().softmax_rows_backward(rows, n, _at(d_s), _at(p), _at(row_sums), scale)
+    _library().softmax_rows_backward(rows, n, _at(d_s, written=True), _at(p), _at(row_sums),
+                                     scale)
 
 
 def adam(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, beta1: float,
          beta2: float, decay: float, step_size: float, bias2_sqrt: float, eps: float) -> None:
     """Adam.update's operations in its order, in place on param, m and v: p = p * decay -
     m / (sqrt(v) / bias2_sqrt + eps) * step_size, after m's and v's running means."""
-    _library().adam(param.size, _at(param), _at(grad), _at(m), _at(v),
+    _library().adam(param.size, _at(param, written=True), _at(grad), _at(m, written=True),
+                    _at(v, written=True),
                     beta1, 1 - beta1, beta2, 1 - beta2, decay, step_size, bias2_sqrt, eps)

@@ -417,6 +417,11 @@ class Abs(Function):
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
 _GELU_CAP = 80.0    # the cap on -2u: e^80 is 5.5e34, below float32's largest, 3.4e38
 # (computed in float32 for float16, whose largest is 65504: `compute_dtype`)
+# Above x = 10, e^(-2u) is below 1.3e-38: y = x and dy/dx = 1 to the last bit in float32 and
+# float64 alike (the slope's excess, 2 x du/dx h e, is below 3e-36), and they are taken so.
+# The formula would give NaN there, from x^3 overflowing (float32 from x = 1.2e13, and +inf):
+# inf * e = inf * 0.
+_GELU_TOP = 10.0
 
 
 class Gelu(Function):
@@ -456,13 +461,17 @@ class Gelu(Function):
         # (x below -9.67), so that e cannot overflow: products are taken as d h e, h e = 1 - h
         # <= 1, so that none overflows on the way either. Past the cap y and dy/dx are set to
         # 0: |y| is below 1.8e-34 there and falls as e^(-0.07 |x|^3), where x h(cap) would
-        # grow with |x| (-18 at x = -1e36).
+        # grow with |x| (-18 at x = -1e36). Above x = 10 (`_GELU_TOP`) h is 1: y = x h is x,
+        # and dy/dx is h with 2 x du/dx set to 0, which x^3 makes inf from x = 1.2e13.
         b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
         d = None
         if ctx.needs_input_grad[0]:
             d = b * (6 * 0.044715 * _GELU_C)
             d += 2 * _GELU_C
             d *= x                                         # 2 x du/dx
+            top = x > _GELU_TOP
+            if top.any():            # there dy/dx = h = 1, where d = inf would make inf * e NaN
+                np.copyto(d, 0, where=top)
         b *= -2 * 0.044715 * _GELU_C
         b += -2 * _GELU_C
         b *= x                                             # -2u
@@ -506,23 +515,29 @@ def _gelu_slope(x):
     """dy/dx of GELU for an array or a Tensor: forward's factored form, h (1 + 2 x du/dx h e),
     computed step for step in forward's order, so that on arrays it gives forward's bits.
 
-    Past the cap the slope is 0, and the formula is taken at x = 0 there rather than at x:
-    in float32 x^2 is inf from |x| = 2e19 on, and under create_graph the second derivative
-    that flows back through those infs, though times 0, would be NaN (inf * 0)."""
+    Past the cap the slope is 0, above x = 10 it is 1, and the formula is taken at x = 0 in
+    both rather than at x: in float32 x^2 is inf from |x| = 2e19 on, and under create_graph the
+    second derivative that flows back through those infs, though times 0, would be NaN
+    (inf * 0). Both are constants there: the second derivative is 0."""
     x = widened(x)                                     # as forward: float16 in float32
     if kernels.usable(x):                              # forward's loops, for forward's bits
         return kernels.gelu(x)[1]
-    a = x.data if isinstance(x, Tensor) else x         # (the tail is a constant: not recorded)
+    a = x.data if isinstance(x, Tensor) else x         # (the tails are constant: not recorded)
     tail = (a * a * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * a > _GELU_CAP
-    capped = tail.any()
-    if capped:
-        x = where(tail, 0.0, x)
+    top = a > _GELU_TOP
+    capped, topped = tail.any(), top.any()
+    if capped or topped:
+        x = where(tail | top, 0.0, x)
     x2 = x * x
     two_x_du_dx = (x2 * (6 * 0.044715 * _GELU_C) + 2 * _GELU_C) * x
     e = exp((x2 * (-2 * 0.044715 * _GELU_C) + -2 * _GELU_C) * x)     # e^(-2u), -2u <= cap
     h = 1 / (e + 1)
     slope = (two_x_du_dx * h * e + 1) * h
-    return where(tail, 0.0, slope) if capped else slope               # 0 past the cap
+    if capped:
+        slope = where(tail, 0.0, slope)                                # 0 past the cap
+    if topped:
+        slope = where(top, 1.0, slope)                                 # 1 above the top
+    return slope
 
 
 # ---------------------------------------------------------------------------- reductions

@@ -267,7 +267,7 @@ class Adam(Optimizer):
         step_size, bias2_sqrt = lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
         # kernels.py's loop runs the operations below; TINYAUTOGRAD_KERNELS=numpy runs them as
         # written here (to try an edit of them).
-        if kernels.usable(param.data, grad, m, v):
+        if kernels.usable(grad, into=(param.data, m, v)):   # (read-only: numpy raises)
             kernels.adam(param.data, grad, m, v, beta1, beta2, decay, step_size, bias2_sqrt, eps)
             return
         if decay != 1.0:

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
-                          nn)
+                          nn, ops)
 
 from .layers import check_sizes, head_width, norm_layer
 
@@ -40,8 +40,8 @@ __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weig
 # The score given to a blocked key (or added to it, which softmax cannot tell apart). -inf would
 # also make its softmax weight exactly 0, but a row whose keys are all blocked would then
 # compute -inf - (-inf) = NaN inside softmax. A large finite number underflows exp to exactly 0
-# just the same and keeps such a row finite; its weights are then set to 0, so a query with
-# nothing to attend to outputs zeros.
+# just the same (numpy's exp, and the compiled loop's) and keeps such a row finite; its weights
+# are then set to 0, so a query with nothing to attend to outputs zeros.
 _BLOCKED = -1e9
 
 Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
@@ -247,6 +247,15 @@ class Attention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, keep=None, drop=None):
+        dtype = np.result_type(q, k, v)
+        if ops.compute_dtype(dtype) != dtype:
+            # float16 computes in float32, as torch's: a dot product of 16 values near 100 is
+            # 160,000 before the scaling, inf in float16 (65504), and its softmax NaN. What
+            # forward keeps for backward is then float32; backward widens as well.
+            wide = Attention.forward(ctx, *map(ops.widened, (q, k, v)), keep, drop)
+            ctx.rounded = True
+            return wide.astype(dtype)
+        ctx.rounded = False              # the output as computed (backward reads it)
         # In place, in the one (..., T_q, T_k) array: it is the largest the model makes.
         scale = 1 / math.sqrt(q.shape[-1])
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
@@ -254,7 +263,7 @@ class Attention(Function):
         # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and runs
         # two to three times faster than np.copyto(where=) with a mask that broadcasts.
         blocked = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
-        if kernels.usable(scores) and (blocked is None or _one_mask(blocked, scores)):
+        if kernels.usable(into=(scores,)) and (blocked is None or _one_mask(blocked, scores)):
             # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels); with
             # TINYAUTOGRAD_KERNELS=numpy, the lines below run as written (to try an edit).
             kernels.softmax_rows(scores, np.zeros((1, scores.shape[-1]), scores.dtype)
@@ -277,7 +286,9 @@ class Attention(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v = ctx.operands
+        # As forward: float16 in float32 (the engine gives each gradient its input's dtype)
+        q, k, v = map(ops.widened, ctx.operands)
+        grad = ops.widened(grad)
         if ctx.create_graph:             # P again, as a Tensor, for the second derivative
             p = attention_weights(q, k, ctx.keep)
         else:
@@ -287,8 +298,14 @@ class Attention(Function):
         d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
         if drop is not None:
             d_s *= drop
-        row_sums = functional.row_sum(grad * ctx.result)              # rowsum(dP * P)
-        if kernels.usable(d_s, p, row_sums):       # the three lines below, compiled
+        if ctx.rounded:
+            # O was rounded to float16: rowsum(dO * O) from it would carry float16's rounding
+            # into every dS of the row, whose sum is then no longer 0, and dQ = dS K s of
+            # keys alike would lose its digits to it. rowsum(dP * P), all in float32.
+            row_sums = functional.row_sum(d_s * p)
+        else:
+            row_sums = functional.row_sum(grad * ctx.result)          # rowsum(dP * P)
+        if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
             d_s -= row_sums
