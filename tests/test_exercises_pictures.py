@@ -237,6 +237,20 @@ def test_render_writes_png_and_svg_of_both_kinds(tmp_path):
         assert b"<svg" in render(picture, tmp_path / f"{slug}.svg").read_bytes()[:400]
 
 
+def test_a_title_and_caption_wider_than_the_panels_are_wrapped_inside_the_figure():
+    from tinyformer.exercises.pictures import Panel, _figure
+    narrow = Picture("Attend to the first token: every row has its weight in column 0",
+                     [Panel("the head", values=np.eye(3))],
+                     caption="position:token; row t is where position t looks. Predictions: "
+                             "3 3 3 3 3 3 3 3")
+    figure = _figure(narrow)
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)                       # lays the figure out, as savefig does
+    for text in (figure._suptitle, figure._supxlabel):
+        extent = text.get_window_extent(renderer)
+        assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, text.get_text()
+
+
 @pytest.mark.parametrize("slug", ["table_lookup", "scalar_engine"])     # matplotlib, graphviz
 def test_render_that_fails_to_write_leaves_the_old_picture(tmp_path, slug):
     picture = picture_of(slug, tmp_path)

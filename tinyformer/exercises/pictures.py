@@ -117,18 +117,45 @@ def _figure(picture):
 
     widths = [_panel_width(panel) for panel in picture.panels]
     height = max(_panel_height(panel) for panel in picture.panels)
-    figure = Figure(figsize=(sum(widths) + 0.6 * len(widths), height + 1.2),
-                    layout="constrained")
+    width = sum(widths) + 0.6 * len(widths)
+    figure = Figure(figsize=(width, height + 1.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(picture.panels), squeeze=False,
                            gridspec_kw={"width_ratios": widths})[0]
     for ax, panel in zip(axes, picture.panels):
         {"heatmap": _heatmap, "lines": _lines, "bars": _bars}[panel.kind](ax, panel)
         ax.set_title(panel.title, fontsize=9)
-    figure.suptitle(picture.title, fontsize=11)
+    # The width comes from the panels; a title or caption longer than that would be cut off at
+    # both edges, so each is wrapped to it instead.
+    figure.suptitle(_wrapped(picture.title, width, 11), fontsize=11)
     if picture.caption:
-        figure.supxlabel(picture.caption, fontsize=8)
+        figure.supxlabel(_wrapped(picture.caption, width, 8), fontsize=8)
     return figure
+
+
+def _wrapped(text, width, fontsize):
+    """`text` broken between words into lines no wider than `width` inches (less a margin) at
+    `fontsize` points, each line measured as matplotlib will draw it."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    font, measure = FontProperties(size=fontsize), TextToPath()
+
+    def points(line):
+        return measure.get_text_width_height_descent(line, font, ismath=False)[0]
+
+    room = (width - 0.2) * 72
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            longer = f"{line} {word}" if line else word
+            if line and points(longer) > room:
+                lines.append(line)
+                line = word
+            else:
+                line = longer
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _panel_width(panel):
