@@ -58,6 +58,22 @@ def test_forward_ops_are_numbered_in_the_order_they_ran():
     assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
 
 
+def test_the_forward_graph_shows_the_numbers_the_backward_graph_cites():
+    # The backward graph says "of forward op #2" and "exp #2 output"; the forward graph must
+    # show which op that is, by the same numbers.
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x.exp()
+    loss = ((h * 2.0) * 3.0 + h).sum()
+    cited = backward_box_numbers(draw_backward(loss, inputs={"x": x}))
+    forward = draw_graph(loss, inputs={"x": x}).source
+    shown = {}
+    for op, number in re.findall(r"<B>(\w+)</B> #(\d+)", forward):
+        shown.setdefault(op, []).append(int(number))
+    assert {op: sorted(numbers) for op, numbers in shown.items()} == \
+        {"exp": [1], "mul": [2, 3], "add": [4], "sum": [5]}
+    assert all(set(numbers) <= set(shown[op]) for op, numbers in cited.items())
+
+
 def backward_box_numbers(dot):
     """forward op name -> the numbers of the "<op> backward" boxes drawn for it, sorted."""
     found = {}

@@ -152,10 +152,11 @@ def _text(value):
                         for line in lines)
 
 
-def _label(title, lines=()):
-    """An HTML-like label: a bold title, then smaller lines of detail. graphviz (the Python
-    package) passes a string that starts with '<' and ends with '>' to dot unquoted."""
-    body = f"<B>{_text(title)}</B>"
+def _label(title, lines=(), number=None):
+    """An HTML-like label: a bold title (followed by `#number`, a forward op's number), then
+    smaller lines of detail. graphviz (the Python package) passes a string that starts with
+    '<' and ends with '>' to dot unquoted."""
+    body = f"<B>{_text(title)}</B>" + (f" #{number}" if number is not None else "")
     for line in lines:
         body += f'<BR/><FONT POINT-SIZE="10">{_text(line)}</FONT>'
     return f"<{body}>"
@@ -250,6 +251,12 @@ def _run_order(tensor):
     return order
 
 
+def _op_numbers(tensor):
+    """id(node) -> its number, from 1, in the order the ops ran: the one numbering both graphs
+    show (draw_graph's "mul #3", draw_backward's "of forward op #3")."""
+    return {id(node): i for i, node in enumerate(_run_order(tensor), start=1)}
+
+
 def _leaf_names(params, inputs):
     """id(tensor) -> (name, kind) for the leaves the caller named."""
     names = {}
@@ -286,7 +293,8 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                grad_range=None, modules=None, depth=None, fold_repeats=False):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
-    One box per op (its name and output shape) and one per leaf tensor; an arrow from each
+    One box per op (its name, its number in the order the ops ran, the one draw_backward's
+    "of forward op #N" cites, and its output shape) and one per leaf tensor; an arrow from each
     input to the op that consumed it. Leaves take their names from `params` (a Module, whose
     dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
     tensor), then from `tensor.name`; others read "tensor" and their shape. Parameters are
@@ -361,6 +369,9 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             output.grad if kind == "op" else obj.grad if obj.requires_grad else None))
         grad_range = grad_range or _norm_range(norms.values())
 
+    # The ops numbered as the backward graph numbers them ("of forward op #3", "mul #3
+    # output"), so that a backward box can be found in the forward picture.
+    op_number = _op_numbers(tensor)
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
@@ -378,7 +389,8 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
-            label = _op_label(obj, output, show_data, show_grad, color_by_grad)
+            label = _op_label(obj, output, show_data, show_grad, color_by_grad,
+                              op_number[id(obj)])
             colours = (_norm_fill(norms[("op", id(obj))], grad_range) if color_by_grad
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
@@ -641,7 +653,7 @@ def _add_clusters(dot, placed):
     return counter
 
 
-def _op_label(node, output, show_data, show_grad, color_by_grad=False):
+def _op_label(node, output, show_data, show_grad, color_by_grad=False, number=None):
     lines = [_shape(output.data)]
     if node.freed:
         lines.append("inputs freed by backward (use retain_graph=True)")
@@ -651,7 +663,7 @@ def _op_label(node, output, show_data, show_grad, color_by_grad=False):
         lines.append(_summary("grad", output.grad))     # (its norm too: the colour's)
     elif color_by_grad:
         lines.append(_norm_line(output.grad))
-    return _label(node.name, lines)
+    return _label(node.name, lines, number)
 
 
 def _leaf_line(t, name):
@@ -805,7 +817,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             list(norms.values()) + [_norm(g.data) for _, g in shown])
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
-    op_number = {id(node): i for i, node in enumerate(_run_order(loss), start=1)}
+    op_number = _op_numbers(loss)
 
     def fill(array):
         return _grad_fill(array, grad_range) if color_by_grad else {}
