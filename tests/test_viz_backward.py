@@ -302,6 +302,24 @@ def test_gradient_flow_writes_white_on_dark_fills_and_a_legend_of_at_most_a_doze
     assert saved and all(f'fillcolor="{NO_GRAD_COLOUR}"' in line for line in saved)
 
 
+@pytest.mark.parametrize("grad_range, cells", [((0.1, 1.0), 6), ((1e-3, 1.0), 10),
+                                                ((1e-6, 1.0), 7)])
+def test_the_gradient_flow_legend_has_enough_cells_to_read_the_colours_of_a_narrow_range(
+        grad_range, cells):
+    # Norms within one decade had a legend of two cells, dark violet and yellow: the nodes'
+    # greens and blues were in no cell. Each cell is the colour of the norm it is labelled.
+    x = ta.Tensor(np.array([0.3, 0.5]), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=True)
+    dot = draw_graph(loss, params={"x": x}, color_by_grad=True, grad_range=grad_range)
+    legend = re.findall(r'<TD BGCOLOR="(#\w+)"><FONT COLOR="\w+" POINT-SIZE="10">([^<]+)<',
+                        dot.source)
+    assert len(legend) == cells
+    for colour, label in legend:
+        assert colour == grad_colour(float(label), grad_range), label
+    assert legend[0][1] == f"1e{round(np.log10(grad_range[0]))}" and legend[-1][1] == "1e0"
+
+
 @pytest.mark.parametrize("residual", [False, True])
 def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     ta.manual_seed(0)

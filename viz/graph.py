@@ -1090,20 +1090,26 @@ def _largest_norm_line(norm):
 
 def _add_legend(dot, grad_range, modules=False):
     """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
-    `modules`, a line saying what colours a folded module."""
-    low, high = (math.log10(v) for v in grad_range)
-    exponents = list(range(math.ceil(low), math.floor(high) + 1)) or [low, high]
-    step = max(1, math.ceil(len(exponents) / 12))  # at most about a dozen cells
+    `modules`, a line saying what colours a folded module. A range of a few decades would have
+    too few cells to show the colours of the nodes between them: it gets cells at 2 and 5
+    times each power too, and a range of one decade at 2, 3, 5 and 7 times."""
+    low, high = grad_range
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    steps = (1, 2, 3, 5, 7) if len(decades) <= 2 else (1, 2, 5) if len(decades) < 5 else (1,)
+    marks = [(m * 10.0 ** e, f"{m}e{e}") for e in decades for m in steps
+             if low * (1 - 1e-9) <= m * 10.0 ** e <= high * (1 + 1e-9)]
+    if len(marks) < 2:                  # a range inside one step: its two ends
+        marks = [(low, f"{low:.2g}"), (high, f"{high:.2g}")]
+    marks = marks[::max(1, math.ceil(len(marks) / 12))]  # at most about a dozen cells
     cells = ""
-    for e in exponents[::step]:
-        norm = 10.0 ** e
+    for norm, text in marks:
         font = "white" if _scale_position(norm, grad_range) < 0.5 else "black"
         cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
-                  f'POINT-SIZE="10">{_text(f"1e{e:g}")}</FONT></TD>')
-    title = f'<TD COLSPAN="{len(exponents[::step])}"><B>gradient norm (log scale)</B></TD>'
+                  f'POINT-SIZE="10">{_text(text)}</FONT></TD>')
+    title = f'<TD COLSPAN="{len(marks)}"><B>gradient norm (log scale)</B></TD>'
     note = ""
     if modules:
-        note = (f'<TR><TD COLSPAN="{len(exponents[::step])}"><FONT POINT-SIZE="10">a folded '
+        note = (f'<TR><TD COLSPAN="{len(marks)}"><FONT POINT-SIZE="10">a folded '
                 f"module: the largest norm inside it</FONT></TD></TR>")
     table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0"><TR>{title}</TR>'
              f"<TR>{cells}</TR>{note}</TABLE>")
