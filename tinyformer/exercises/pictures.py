@@ -55,8 +55,9 @@ from .checking import (CheckFailure, Learner, as_array, load_learner_file, of_sh
 @dataclass
 class Panel:
     """One plot of a picture. `kind` is "heatmap" (`values` a 2-D array, `rows` and `cols`
-    its tick labels, `numbers` to write each value in its cell), "lines" (`lines`: (label,
-    xs, ys) each) or "bars" (`values` 1-D, `cols` its labels)."""
+    its tick labels, `numbers` to write each value in its cell, `colorbar` the label of a
+    colour bar beside it), "lines" (`lines`: (label, xs, ys) each) or "bars" (`values` 1-D,
+    `cols` its labels). `xlabel` and `ylabel` name the axes."""
     title: str
     kind: str = "heatmap"
     values: np.ndarray | None = None
@@ -66,6 +67,7 @@ class Panel:
     lines: list[tuple[str, ArrayLike, ArrayLike]] = field(default_factory=list)
     xlabel: str = ""
     ylabel: str = ""
+    colorbar: str = ""
 
 
 @dataclass
@@ -173,8 +175,12 @@ def _panel_height(panel):
 def _heatmap(ax, panel):
     values = np.asarray(panel.values, dtype=np.float64)
     low, high = min(0.0, values.min()), max(1.0, values.max())
-    ax.imshow(values, cmap="Blues" if low >= 0 else "RdBu_r", vmin=-high if low < 0 else low,
-              vmax=high, aspect="auto")
+    image = ax.imshow(values, cmap="Blues" if low >= 0 else "RdBu_r",
+                      vmin=-high if low < 0 else low, vmax=high, aspect="auto")
+    ax.set_xlabel(panel.xlabel, fontsize=8)
+    ax.set_ylabel(panel.ylabel, fontsize=8)
+    if panel.colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8).set_label(panel.colorbar, fontsize=8)
     for labels, set_ticks, set_labels, rotation in (
             (panel.rows, ax.set_yticks, ax.set_yticklabels, 0),
             (panel.cols, ax.set_xticks, ax.set_xticklabels, 90)):
@@ -184,7 +190,9 @@ def _heatmap(ax, panel):
             set_ticks(range(len(labels)))
             set_labels(labels, fontsize=7, rotation=rotation)
     if panel.numbers and values.size <= 400:
-        for (i, j), value in np.ndenumerate(values):
+        # Rounding leaves a weight that should be 0 at 1.9e-16: written as the 0 it is.
+        tiny = 1e-9 * max(1.0, float(np.abs(values).max()))
+        for (i, j), value in np.ndenumerate(np.where(np.abs(values) < tiny, 0.0, values)):
             if value == 0 and values.size > 36:     # a big table reads better without them
                 continue
             text = f"{value:.2g}" if value != int(value) else f"{int(value)}"
@@ -538,7 +546,9 @@ def _draw_sinusoidal_positions(learner: Learner) -> Picture:
     context, d_model = 48, 32
     table = _matrix(positions(context, d_model), (context, d_model), positions.last_call)
     return Picture("sinusoidal_positions(48, 32): a position (row) is a point on every wave", [
-        Panel("the (context, d_model) table", values=table, rows=None, cols=None)],
+        Panel("the (context, d_model) table", values=table, rows=None, cols=None,
+              xlabel=f"dimension (0 to {d_model - 1})",
+              ylabel=f"position (0 to {context - 1})", colorbar="value")],
         caption="Columns 0 and 1 change fastest; the last ones barely change over 48 "
                 "positions.")
 
@@ -548,6 +558,7 @@ def _draw_sinusoidal_positions(learner: Learner) -> Picture:
 # ---------------------------------------------------------------------------------------------
 
 _WORDS = ["the", "cat", "sat", "on", "the", "mat"]
+_QUERY_KEY = dict(ylabel="query (row)", xlabel="key (column)")   # an attention map's axes
 
 
 def _queries_and_keys(T, d, seed):
@@ -576,8 +587,9 @@ def _draw_scaled_dot_product(learner: Learner) -> Picture:
     masked = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
                                   "scaled_dot_product(q, k, v, mask)")
     return Picture("softmax(q k^T / sqrt(d_k)): each query's row sums to 1", [
-        Panel("no mask", values=plain[0], rows=_WORDS, cols=_WORDS, numbers=True),
-        Panel("a causal mask", values=masked[0], rows=_WORDS, cols=_WORDS, numbers=True)],
+        Panel("no mask", values=plain[0], rows=_WORDS, cols=_WORDS, numbers=True, **_QUERY_KEY),
+        Panel("a causal mask", values=masked[0], rows=_WORDS, cols=_WORDS, numbers=True,
+              **_QUERY_KEY)],
         caption="Random queries and keys; v is the identity, so the output is the weights.")
 
 
@@ -590,9 +602,9 @@ def _draw_causal_mask(learner: Learner) -> Picture:
     weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v)")
     return Picture("A position reads itself and what came before it, never what comes after", [
         Panel(f"causal_mask({T}): True = may attend", values=mask, rows=_WORDS, cols=_WORDS,
-              numbers=True),
+              numbers=True, **_QUERY_KEY),
         Panel("causal_attention's weights", values=weights[0], rows=_WORDS, cols=_WORDS,
-              numbers=True)])
+              numbers=True, **_QUERY_KEY)])
 
 
 @drawer("multi_head_attention", "each head's attention weights, through your split_heads")
@@ -608,8 +620,9 @@ def _draw_multi_head_attention(learner: Learner) -> Picture:
     weights = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
                                    "attention(q, k, v, mask)")
     return Picture("Multi-head attention: each head attends in its own way", [
-        Panel(f"head {h}", values=weights[0, h], rows=_WORDS, cols=_WORDS, numbers=True)
-        for h in range(n_head)],
+        # Counted from 1, as every other picture counts; the exercise indexes them from 0.
+        Panel(f"head {h + 1} (index {h})", values=weights[0, h], rows=_WORDS, cols=_WORDS,
+              numbers=True, **_QUERY_KEY) for h in range(n_head)],
         caption="x @ w_q and x @ w_k split into 2 heads of 4 features by your split_heads; "
                 "causal mask.")
 
