@@ -163,6 +163,37 @@ def test_the_heads_of_multi_head_attention_differ(tmp_path):
     assert not np.allclose(wrong.panels[0].values, first)
 
 
+def test_heads_are_counted_from_one_and_say_their_index(tmp_path):
+    # Every other picture counts layers and heads from 1; the exercise indexes them from 0.
+    titles = [p.title for p in picture_of("multi_head_attention", tmp_path).panels]
+    assert titles == ["head 1 (index 0)", "head 2 (index 1)"]
+
+
+def test_a_value_that_rounding_left_near_zero_is_written_as_zero():
+    from tinyformer.exercises.pictures import Panel, _figure
+    figure = _figure(Picture("t", [Panel("p", values=np.array([[1.9e-16, 0.25], [1.0, 0.0]]),
+                                         numbers=True)]))
+    assert sorted(text.get_text() for text in figure.axes[0].texts) == ["0", "0", "0.25", "1"]
+
+
+@pytest.mark.parametrize("slug, labels", [
+    ("sinusoidal_positions", ("dimension (0 to 31)", "position (0 to 47)")),
+    ("scaled_dot_product", ("key (column)", "query (row)")),
+    ("causal_mask", ("key (column)", "query (row)")),
+    ("multi_head_attention", ("key (column)", "query (row)")),
+])
+def test_heatmaps_name_their_axes_and_a_table_of_colours_has_a_colour_bar(slug, labels,
+                                                                           tmp_path):
+    from tinyformer.exercises.pictures import _figure
+    picture = picture_of(slug, tmp_path)
+    figure = _figure(picture)
+    maps = figure.axes[:len(picture.panels)]
+    assert all((ax.get_xlabel(), ax.get_ylabel()) == labels for ax in maps)
+    # A table with no numbers written in says what its colours mean beside it.
+    colour_bars = len(figure.axes) - len(picture.panels)
+    assert colour_bars == sum(not panel.numbers for panel in picture.panels)
+
+
 @pytest.mark.parametrize("slug, where", [
     ("attend_to_first", lambda T: np.eye(T)[[0] * T]),
     ("previous_token", lambda T: np.eye(T)[[0] + list(range(T - 1))]),
@@ -235,6 +266,20 @@ def test_render_writes_png_and_svg_of_both_kinds(tmp_path):
         assert isinstance(picture, Picture)
         assert render(picture, tmp_path / f"{slug}.png").read_bytes().startswith(PNG)
         assert b"<svg" in render(picture, tmp_path / f"{slug}.svg").read_bytes()[:400]
+
+
+def test_a_title_and_caption_wider_than_the_panels_are_wrapped_inside_the_figure():
+    from tinyformer.exercises.pictures import Panel, _figure
+    narrow = Picture("Attend to the first token: every row has its weight in column 0",
+                     [Panel("the head", values=np.eye(3))],
+                     caption="position:token; row t is where position t looks. Predictions: "
+                             "3 3 3 3 3 3 3 3")
+    figure = _figure(narrow)
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)                       # lays the figure out, as savefig does
+    for text in (figure._suptitle, figure._supxlabel):
+        extent = text.get_window_extent(renderer)
+        assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, text.get_text()
 
 
 @pytest.mark.parametrize("slug", ["table_lookup", "scalar_engine"])     # matplotlib, graphviz

@@ -172,8 +172,9 @@ def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page
             assert set(node["inputs"]) <= set(info["nodes"])
             assert set(node["boxes"]) <= set(info["clusters"])
             shape = str(tuple(node["value"]["shape"]))
-            if node["kind"] == "op":      # its box says its op and its output's shape
-                assert texts[name][:2] == [node["op"], shape], (texts[name], node)
+            if node["kind"] == "op":      # its box says its op (and number) and its shape
+                assert texts[name][0] == node["op"], (texts[name], node)
+                assert texts[name][1 + (view == "forward")] == shape, (texts[name], node)
             elif node["kind"] in ("param", "input", "gradient"):
                 assert texts[name][:2] == [node["title"], shape], (texts[name], node)
     assert_self_contained(page.html)

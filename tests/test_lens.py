@@ -198,16 +198,17 @@ def test_the_picture_leaves_the_users_backend_and_pyplot_alone_and_shows_in_a_no
     assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("positions", [1, 4, 30])
-def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(positions):
-    # A seq2seq that ends its translation at once has one position; the axis labels and the
-    # colour bar's are longer than so short a table, and were cut off.
+@pytest.mark.parametrize("positions, layers", [(1, 2), (4, 2), (30, 2), (2, 1), (2, 12)])
+def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(positions, layers):
+    # A seq2seq that ends its translation at once has one position, a one-layer model two
+    # states: the axis labels and the colour bar's are longer than so small a table, and were
+    # cut off.
     from tinyformer.lens import Lens
     from tinyformer.tokenizers import CharTokenizer
     from viz.lens import lens_figure
-    lens = Lens(rows=["embed", "layer 1", "layer 2"],
-                top_ids=np.zeros((3, positions, 1), dtype=int),
-                top_probs=np.full((3, positions, 1), 0.5))
+    lens = Lens(rows=["embed"] + [f"layer {i + 1}" for i in range(layers)],
+                top_ids=np.zeros((layers + 1, positions, 1), dtype=int),
+                top_probs=np.full((layers + 1, positions, 1), 0.5))
     figure = lens_figure(lens, ["a"] * positions, CharTokenizer("abc"), title="run: the lens")
     assert_every_text_inside(figure)
 

@@ -289,3 +289,17 @@ def test_attention_figure_is_the_grid_for_a_notebook():
     labels = list("abcd")
     fig = viz.attention_figure(np.full((2, 3, 4, 4), 0.25), labels, labels, "title")
     assert isinstance(fig, Figure) and len(fig.axes) == 2 * 3 + 1     # heatmaps + colour bar
+
+
+def test_a_long_prompt_of_characters_keeps_every_label_made_smaller_not_every_second():
+    # Eight heads of 48 characters: the labels, thinned to every second character, read as
+    # nonsense ("tekt fee"); a little smaller, every one fits, and none overlaps the next.
+    text = "the kite of eve is in the shed now. the kite is "
+    figure = attention_figure(np.full((1, 8, 48, 48), 1 / 48), list(text), list(text), "t")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    labels = ax.get_yticklabels()
+    assert [label.get_text() for label in labels] == list(text)
+    tops = sorted((label.get_window_extent().y0, label.get_window_extent().y1)
+                  for label in labels)
+    assert all(y1 <= next_y0 + 1 for (_, y1), (next_y0, _) in zip(tops, tops[1:]))

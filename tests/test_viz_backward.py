@@ -58,6 +58,22 @@ def test_forward_ops_are_numbered_in_the_order_they_ran():
     assert "<B>exp #2 output</B>" in dot.source        # the saved value exp's backward reads
 
 
+def test_the_forward_graph_shows_the_numbers_the_backward_graph_cites():
+    # The backward graph says "of forward op #2" and "exp #2 output"; the forward graph must
+    # show which op that is, by the same numbers.
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x.exp()
+    loss = ((h * 2.0) * 3.0 + h).sum()
+    cited = backward_box_numbers(draw_backward(loss, inputs={"x": x}))
+    forward = draw_graph(loss, inputs={"x": x}).source
+    shown = {}
+    for op, number in re.findall(r"<B>(\w+)</B> #(\d+)", forward):
+        shown.setdefault(op, []).append(int(number))
+    assert {op: sorted(numbers) for op, numbers in shown.items()} == \
+        {"exp": [1], "mul": [2, 3], "add": [4], "sum": [5]}
+    assert all(set(numbers) <= set(shown[op]) for op, numbers in cited.items())
+
+
 def backward_box_numbers(dot):
     """forward op name -> the numbers of the "<op> backward" boxes drawn for it, sorted."""
     found = {}
@@ -284,6 +300,24 @@ def test_gradient_flow_writes_white_on_dark_fills_and_a_legend_of_at_most_a_doze
     backward = draw_backward(loss, params={"x": x, "w": w}, color_by_grad=True)
     saved = [line for line in backward.source.splitlines() if "saved forward value" in line]
     assert saved and all(f'fillcolor="{NO_GRAD_COLOUR}"' in line for line in saved)
+
+
+@pytest.mark.parametrize("grad_range, cells", [((0.1, 1.0), 6), ((1e-3, 1.0), 10),
+                                                ((1e-6, 1.0), 7)])
+def test_the_gradient_flow_legend_has_enough_cells_to_read_the_colours_of_a_narrow_range(
+        grad_range, cells):
+    # Norms within one decade had a legend of two cells, dark violet and yellow: the nodes'
+    # greens and blues were in no cell. Each cell is the colour of the norm it is labelled.
+    x = ta.Tensor(np.array([0.3, 0.5]), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=True)
+    dot = draw_graph(loss, params={"x": x}, color_by_grad=True, grad_range=grad_range)
+    legend = re.findall(r'<TD BGCOLOR="(#\w+)"><FONT COLOR="\w+" POINT-SIZE="10">([^<]+)<',
+                        dot.source)
+    assert len(legend) == cells
+    for colour, label in legend:
+        assert colour == grad_colour(float(label), grad_range), label
+    assert legend[0][1] == f"1e{round(np.log10(grad_range[0]))}" and legend[-1][1] == "1e0"
 
 
 @pytest.mark.parametrize("residual", [False, True])

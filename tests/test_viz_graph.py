@@ -504,3 +504,12 @@ def test_a_gradient_summary_and_the_colour_by_gradient_say_its_norm_once():
         assert "grad: norm" in picture.source
         assert "grad norm " not in picture.source.replace("largest grad norm ", "")
     assert "grad norm " in draw_graph(loss, params=model, color_by_grad=True).source
+
+
+def test_the_class_indices_a_cross_entropy_reads_are_named_targets():
+    # A loss passes them as a plain array, which read "tensor" like any unnamed constant.
+    logits = ta.Tensor(np.zeros((4, 3)), requires_grad=True)
+    dot = draw_graph(F.cross_entropy(logits * 2.0, np.array([0, 1, 2, 0])),
+                     params={"logits": logits})
+    assert '<B>targets</B><BR/><FONT POINT-SIZE="10">(4,)</FONT>' in dot.source
+    assert "<B>tensor</B>" in dot.source                    # the 2.0: still a plain constant

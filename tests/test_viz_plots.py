@@ -196,7 +196,30 @@ def test_a_short_run_is_smoothed_too():
     losses[9] = 6.0                            # one spike in a run of 30 steps
     smoothed = smooth(losses)
     assert 2.0 < smoothed[9] < 4.0             # the spike averaged with its neighbours
-    assert smoothed[8] > 2.0 and smoothed[10] > 2.0
+    assert smoothed[10] > 2.0                  # after it, not before: no step reached 2.0
+    assert smoothed[8] == 2.0
+
+
+def test_a_run_that_blows_up_is_drawn_as_it_went_and_its_legend_leaves_the_blow_up_visible(
+        tmp_path):
+    # The backward pass of the smoothing drew step 1's loss of 3.3 at 1.2e17, and the legend,
+    # fixed at the upper right, covered the loss of the last step (then training stopped).
+    losses = [3.2976537942886353, 7143294500864.0, 1.268007592844591e+18]
+    smoothed = smooth(losses)
+    assert smoothed[:2] == losses[:2] and losses[1] < smoothed[2] <= losses[2]
+    records = [{"step": i + 1, "train_loss": loss, "lr": 1e-3} for i, loss in enumerate(losses)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    fig = metrics_figure(run)
+    fig.canvas.draw()
+    loss = fig.axes[0]
+    legend = loss.get_legend().get_window_extent()
+    for line in loss.get_lines():                 # each line, at points all along it
+        ends = loss.transData.transform(line.get_xydata())
+        for a, b in zip(ends, ends[1:]):
+            for f in np.linspace(0, 1, 50):
+                assert not legend.contains(*(a + f * (b - a))), line.get_label()
 
 
 def test_training_writes_the_plot(tmp_path):

@@ -233,7 +233,9 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
     from matplotlib.colors import PowerNorm
 
     # Each token gets about 0.14 inch (a 7-point label) and each heatmap at least 1.8 inches;
-    # the whole figure stays under about 40 inches wide, with labels thinned out if need be.
+    # the whole figure stays under about 40 inches wide, with labels made smaller (down to 5
+    # points) and only then thinned out if need be: every second character of a text reads
+    # as nonsense.
     cell = 0.14
     width = max(1.8, cell * cols + 0.6)
     height = max(1.8, cell * rows + 0.6)
@@ -246,7 +248,9 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
     colours = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     # Single characters read best upright; longer tokens (<bos>, BPE pieces) need turning.
     rotation = 0 if all(len(label) <= 1 for label in col_labels) else 90
-    every = max(1, math.ceil(0.1 / (cell * scale)))            # label every n-th token
+    room = cell * scale * 72                                    # points per token
+    fontsize = max(5.0, min(7.0, room))     # a label stacks by its height: about its size
+    every = max(1, math.ceil(fontsize / room))                  # label every n-th token
 
     for layer in range(n_layer):
         for head in range(n_head):
@@ -255,8 +259,8 @@ def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKE
                               interpolation="nearest")
             ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=9)   # as the lens counts
             ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
-                          fontsize=7)
-            ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=7)
+                          fontsize=fontsize)
+            ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
             if head == 0:
                 ax.set_ylabel("query (attending)", fontsize=8)

@@ -152,10 +152,11 @@ def _text(value):
                         for line in lines)
 
 
-def _label(title, lines=()):
-    """An HTML-like label: a bold title, then smaller lines of detail. graphviz (the Python
-    package) passes a string that starts with '<' and ends with '>' to dot unquoted."""
-    body = f"<B>{_text(title)}</B>"
+def _label(title, lines=(), number=None):
+    """An HTML-like label: a bold title (followed by `#number`, a forward op's number), then
+    smaller lines of detail. graphviz (the Python package) passes a string that starts with
+    '<' and ends with '>' to dot unquoted."""
+    body = f"<B>{_text(title)}</B>" + (f" #{number}" if number is not None else "")
     for line in lines:
         body += f'<BR/><FONT POINT-SIZE="10">{_text(line)}</FONT>'
     return f"<{body}>"
@@ -250,6 +251,20 @@ def _run_order(tensor):
     return order
 
 
+def _op_numbers(tensor):
+    """id(node) -> its number, from 1, in the order the ops ran: the one numbering both graphs
+    show (draw_graph's "mul #3", draw_backward's "of forward op #3")."""
+    return {id(node): i for i, node in enumerate(_run_order(tensor), start=1)}
+
+
+def _target_names(order):
+    """id(leaf) -> "targets" for the class indices each crossentropy reads (its second input):
+    a loss passes them as a plain array, which the op wraps in a Tensor of no name."""
+    return {id(node.inputs[1]): "targets" for kind, node, _ in order
+            if kind == "op" and node.name == "crossentropy" and len(node.inputs) > 1
+            and node.inputs[1].grad_fn is None and node.inputs[1].name is None}
+
+
 def _leaf_names(params, inputs):
     """id(tensor) -> (name, kind) for the leaves the caller named."""
     names = {}
@@ -286,10 +301,12 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                grad_range=None, modules=None, depth=None, fold_repeats=False):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
-    One box per op (its name and output shape) and one per leaf tensor; an arrow from each
+    One box per op (its name, its number in the order the ops ran, the one draw_backward's
+    "of forward op #N" cites, and its output shape) and one per leaf tensor; an arrow from each
     input to the op that consumed it. Leaves take their names from `params` (a Module, whose
     dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
-    tensor), then from `tensor.name`; others read "tensor" and their shape. Parameters are
+    tensor), then from `tensor.name`; the class indices a cross entropy reads are "targets",
+    others read "tensor" and their shape. Parameters are
     blue, named inputs green, other leaves grey. `cluster_params=True` draws a dashed box around
     the parameters of each top-level module (`embed`, `decoder`, ...); off by default, because
     a box pulls its parameters together, away from the ops that use them, and the picture
@@ -361,6 +378,10 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             output.grad if kind == "op" else obj.grad if obj.requires_grad else None))
         grad_range = grad_range or _norm_range(norms.values())
 
+    # The ops numbered as the backward graph numbers them ("of forward op #3", "mul #3
+    # output"), so that a backward box can be found in the forward picture.
+    op_number = _op_numbers(tensor)
+    targets = _target_names(order)
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
@@ -378,7 +399,8 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             continue
         if kind == "op":
             node_id = ids[("op", id(obj))] = f"op{len(ids)}"
-            label = _op_label(obj, output, show_data, show_grad, color_by_grad)
+            label = _op_label(obj, output, show_data, show_grad, color_by_grad,
+                              op_number[id(obj)])
             colours = (_norm_fill(norms[("op", id(obj))], grad_range) if color_by_grad
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
@@ -387,7 +409,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
-        name, leaf_kind = names.get(id(obj), (obj.name, None))
+        name, leaf_kind = names.get(id(obj), (obj.name or targets.get(id(obj)), None))
         if leaf_kind is None:
             # Unnamed by the caller: a leaf that requires a gradient is learned all the same.
             leaf_kind = "param" if obj.requires_grad else "constant"
@@ -641,7 +663,7 @@ def _add_clusters(dot, placed):
     return counter
 
 
-def _op_label(node, output, show_data, show_grad, color_by_grad=False):
+def _op_label(node, output, show_data, show_grad, color_by_grad=False, number=None):
     lines = [_shape(output.data)]
     if node.freed:
         lines.append("inputs freed by backward (use retain_graph=True)")
@@ -651,7 +673,7 @@ def _op_label(node, output, show_data, show_grad, color_by_grad=False):
         lines.append(_summary("grad", output.grad))     # (its norm too: the colour's)
     elif color_by_grad:
         lines.append(_norm_line(output.grad))
-    return _label(node.name, lines)
+    return _label(node.name, lines, number)
 
 
 def _leaf_line(t, name):
@@ -805,7 +827,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             list(norms.values()) + [_norm(g.data) for _, g in shown])
 
     # Number the forward ops, so that two muls' backward boxes can be told apart.
-    op_number = {id(node): i for i, node in enumerate(_run_order(loss), start=1)}
+    op_number = _op_numbers(loss)
 
     def fill(array):
         return _grad_fill(array, grad_range) if color_by_grad else {}
@@ -1078,20 +1100,26 @@ def _largest_norm_line(norm):
 
 def _add_legend(dot, grad_range, modules=False):
     """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
-    `modules`, a line saying what colours a folded module."""
-    low, high = (math.log10(v) for v in grad_range)
-    exponents = list(range(math.ceil(low), math.floor(high) + 1)) or [low, high]
-    step = max(1, math.ceil(len(exponents) / 12))  # at most about a dozen cells
+    `modules`, a line saying what colours a folded module. A range of a few decades would have
+    too few cells to show the colours of the nodes between them: it gets cells at 2 and 5
+    times each power too, and a range of one decade at 2, 3, 5 and 7 times."""
+    low, high = grad_range
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    steps = (1, 2, 3, 5, 7) if len(decades) <= 2 else (1, 2, 5) if len(decades) < 5 else (1,)
+    marks = [(m * 10.0 ** e, f"{m}e{e}") for e in decades for m in steps
+             if low * (1 - 1e-9) <= m * 10.0 ** e <= high * (1 + 1e-9)]
+    if len(marks) < 2:                  # a range inside one step: its two ends
+        marks = [(low, f"{low:.2g}"), (high, f"{high:.2g}")]
+    marks = marks[::max(1, math.ceil(len(marks) / 12))]  # at most about a dozen cells
     cells = ""
-    for e in exponents[::step]:
-        norm = 10.0 ** e
+    for norm, text in marks:
         font = "white" if _scale_position(norm, grad_range) < 0.5 else "black"
         cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
-                  f'POINT-SIZE="10">{_text(f"1e{e:g}")}</FONT></TD>')
-    title = f'<TD COLSPAN="{len(exponents[::step])}"><B>gradient norm (log scale)</B></TD>'
+                  f'POINT-SIZE="10">{_text(text)}</FONT></TD>')
+    title = f'<TD COLSPAN="{len(marks)}"><B>gradient norm (log scale)</B></TD>'
     note = ""
     if modules:
-        note = (f'<TR><TD COLSPAN="{len(exponents[::step])}"><FONT POINT-SIZE="10">a folded '
+        note = (f'<TR><TD COLSPAN="{len(marks)}"><FONT POINT-SIZE="10">a folded '
                 f"module: the largest norm inside it</FONT></TD></TR>")
     table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0"><TR>{title}</TR>'
              f"<TR>{cells}</TR>{note}</TABLE>")

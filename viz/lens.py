@@ -83,7 +83,9 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     # At least tall enough for the colour bar's label and the axes' (a short sequence: a
     # translation ended at once, a one-token prompt), which would otherwise be cut off.
     # new_figure, not pyplot: the user's backend stays as it was, and no figure is left open.
-    fig = new_figure(figsize=(1.2 + 1.1 * n, max(3.6, 0.9 + 0.32 * T)))
+    # At least wide enough for the x label, in two lines where the columns are few (a one-layer
+    # model has two), which is longer than so narrow a table.
+    fig = new_figure(figsize=(max(4.0, 1.2 + 1.1 * n), max(3.6, 0.9 + 0.32 * T)))
     ax = fig.subplots()
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
@@ -92,10 +94,13 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
                     va="center", fontsize=8, color="black" if probs[t, s] > 0.5 else "white")
     ax.set_xticks(range(n), lens.rows)
     ax.set_yticks(range(T), [token[:8] for token in tokens])
+    # The x label goes at the top beside the ticks it names, and the title above both.
     if title:
-        ax.set_title(title, fontsize=10, pad=24)
+        ax.set_title(title, fontsize=10, pad=10)
     ax.xaxis.tick_top()
-    ax.set_xlabel("the prediction after each state of the residual stream")
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("the prediction after each state " + ("\n" if n <= 3 else "")
+                  + "of the residual stream")
     ax.set_ylabel("position (its token)")
     fig.colorbar(image, ax=ax, label="probability of the top prediction", fraction=0.05)
     fig.tight_layout()

@@ -17,6 +17,7 @@ line) work without it, and only drawing a plot needs it.
 import contextlib
 import functools
 import io
+import itertools
 import os
 
 from tinyformer.files import atomic_write
@@ -40,6 +41,10 @@ def smooth(values, span=None):
     (the trick of scipy's filtfilt). Each pass is corrected for its start (as TensorBoard and
     Adam do), else it would begin at 0 and draw a fake dip.
 
+    The backward pass looks ahead, so a run that blows up (3.3, then 7e12, then NaN) would
+    draw its first steps at 1e17. The line is kept at or below the highest loss reached so
+    far: a rise shows where it happens, never before. (A falling curve never meets that cap.)
+
     `span` is roughly how many points each pass averages over; by default a fiftieth of the
     run, so the smoothed line looks alike for 200 steps and for 10,000, and at least 4 points,
     so that a short run's line is smoothed too (a span of 1 averages nothing)."""
@@ -54,7 +59,8 @@ def smooth(values, span=None):
             out.append(average / (1 - beta ** t) if beta > 0 else average)
         return out
 
-    return ema(ema(values)[::-1])[::-1]
+    return [min(average, highest) for average, highest in
+            zip(ema(ema(values)[::-1])[::-1], itertools.accumulate(values, max))]
 
 
 def plot_metrics(run_dir_or_metrics_path, out_path=None):
@@ -204,7 +210,8 @@ def metrics_figure(run_dir_or_metrics_path):
                     color="tab:orange", fontsize=9)
     ax.set_ylabel("loss (cross-entropy, nats)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
+    # Wherever the curves leave room: a fixed corner hid a run that blew up at its end.
+    ax.legend(loc="best", fontsize=9)
 
     if extras:
         ax = axes["extra"]

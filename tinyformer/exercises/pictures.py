@@ -55,8 +55,9 @@ from .checking import (CheckFailure, Learner, as_array, load_learner_file, of_sh
 @dataclass
 class Panel:
     """One plot of a picture. `kind` is "heatmap" (`values` a 2-D array, `rows` and `cols`
-    its tick labels, `numbers` to write each value in its cell), "lines" (`lines`: (label,
-    xs, ys) each) or "bars" (`values` 1-D, `cols` its labels)."""
+    its tick labels, `numbers` to write each value in its cell, `colorbar` the label of a
+    colour bar beside it), "lines" (`lines`: (label, xs, ys) each) or "bars" (`values` 1-D,
+    `cols` its labels). `xlabel` and `ylabel` name the axes."""
     title: str
     kind: str = "heatmap"
     values: np.ndarray | None = None
@@ -66,6 +67,7 @@ class Panel:
     lines: list[tuple[str, ArrayLike, ArrayLike]] = field(default_factory=list)
     xlabel: str = ""
     ylabel: str = ""
+    colorbar: str = ""
 
 
 @dataclass
@@ -117,18 +119,45 @@ def _figure(picture):
 
     widths = [_panel_width(panel) for panel in picture.panels]
     height = max(_panel_height(panel) for panel in picture.panels)
-    figure = Figure(figsize=(sum(widths) + 0.6 * len(widths), height + 1.2),
-                    layout="constrained")
+    width = sum(widths) + 0.6 * len(widths)
+    figure = Figure(figsize=(width, height + 1.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(picture.panels), squeeze=False,
                            gridspec_kw={"width_ratios": widths})[0]
     for ax, panel in zip(axes, picture.panels):
         {"heatmap": _heatmap, "lines": _lines, "bars": _bars}[panel.kind](ax, panel)
         ax.set_title(panel.title, fontsize=9)
-    figure.suptitle(picture.title, fontsize=11)
+    # The width comes from the panels; a title or caption longer than that would be cut off at
+    # both edges, so each is wrapped to it instead.
+    figure.suptitle(_wrapped(picture.title, width, 11), fontsize=11)
     if picture.caption:
-        figure.supxlabel(picture.caption, fontsize=8)
+        figure.supxlabel(_wrapped(picture.caption, width, 8), fontsize=8)
     return figure
+
+
+def _wrapped(text, width, fontsize):
+    """`text` broken between words into lines no wider than `width` inches (less a margin) at
+    `fontsize` points, each line measured as matplotlib will draw it."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    font, measure = FontProperties(size=fontsize), TextToPath()
+
+    def points(line):
+        return measure.get_text_width_height_descent(line, font, ismath=False)[0]
+
+    room = (width - 0.2) * 72
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            longer = f"{line} {word}" if line else word
+            if line and points(longer) > room:
+                lines.append(line)
+                line = word
+            else:
+                line = longer
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _panel_width(panel):
@@ -146,8 +175,12 @@ def _panel_height(panel):
 def _heatmap(ax, panel):
     values = np.asarray(panel.values, dtype=np.float64)
     low, high = min(0.0, values.min()), max(1.0, values.max())
-    ax.imshow(values, cmap="Blues" if low >= 0 else "RdBu_r", vmin=-high if low < 0 else low,
-              vmax=high, aspect="auto")
+    image = ax.imshow(values, cmap="Blues" if low >= 0 else "RdBu_r",
+                      vmin=-high if low < 0 else low, vmax=high, aspect="auto")
+    ax.set_xlabel(panel.xlabel, fontsize=8)
+    ax.set_ylabel(panel.ylabel, fontsize=8)
+    if panel.colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8).set_label(panel.colorbar, fontsize=8)
     for labels, set_ticks, set_labels, rotation in (
             (panel.rows, ax.set_yticks, ax.set_yticklabels, 0),
             (panel.cols, ax.set_xticks, ax.set_xticklabels, 90)):
@@ -157,7 +190,9 @@ def _heatmap(ax, panel):
             set_ticks(range(len(labels)))
             set_labels(labels, fontsize=7, rotation=rotation)
     if panel.numbers and values.size <= 400:
-        for (i, j), value in np.ndenumerate(values):
+        # Rounding leaves a weight that should be 0 at 1.9e-16: written as the 0 it is.
+        tiny = 1e-9 * max(1.0, float(np.abs(values).max()))
+        for (i, j), value in np.ndenumerate(np.where(np.abs(values) < tiny, 0.0, values)):
             if value == 0 and values.size > 36:     # a big table reads better without them
                 continue
             text = f"{value:.2g}" if value != int(value) else f"{int(value)}"
@@ -511,7 +546,9 @@ def _draw_sinusoidal_positions(learner: Learner) -> Picture:
     context, d_model = 48, 32
     table = _matrix(positions(context, d_model), (context, d_model), positions.last_call)
     return Picture("sinusoidal_positions(48, 32): a position (row) is a point on every wave", [
-        Panel("the (context, d_model) table", values=table, rows=None, cols=None)],
+        Panel("the (context, d_model) table", values=table, rows=None, cols=None,
+              xlabel=f"dimension (0 to {d_model - 1})",
+              ylabel=f"position (0 to {context - 1})", colorbar="value")],
         caption="Columns 0 and 1 change fastest; the last ones barely change over 48 "
                 "positions.")
 
@@ -521,6 +558,7 @@ def _draw_sinusoidal_positions(learner: Learner) -> Picture:
 # ---------------------------------------------------------------------------------------------
 
 _WORDS = ["the", "cat", "sat", "on", "the", "mat"]
+_QUERY_KEY = dict(ylabel="query (row)", xlabel="key (column)")   # an attention map's axes
 
 
 def _queries_and_keys(T, d, seed):
@@ -549,8 +587,9 @@ def _draw_scaled_dot_product(learner: Learner) -> Picture:
     masked = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
                                   "scaled_dot_product(q, k, v, mask)")
     return Picture("softmax(q k^T / sqrt(d_k)): each query's row sums to 1", [
-        Panel("no mask", values=plain[0], rows=_WORDS, cols=_WORDS, numbers=True),
-        Panel("a causal mask", values=masked[0], rows=_WORDS, cols=_WORDS, numbers=True)],
+        Panel("no mask", values=plain[0], rows=_WORDS, cols=_WORDS, numbers=True, **_QUERY_KEY),
+        Panel("a causal mask", values=masked[0], rows=_WORDS, cols=_WORDS, numbers=True,
+              **_QUERY_KEY)],
         caption="Random queries and keys; v is the identity, so the output is the weights.")
 
 
@@ -563,9 +602,9 @@ def _draw_causal_mask(learner: Learner) -> Picture:
     weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v)")
     return Picture("A position reads itself and what came before it, never what comes after", [
         Panel(f"causal_mask({T}): True = may attend", values=mask, rows=_WORDS, cols=_WORDS,
-              numbers=True),
+              numbers=True, **_QUERY_KEY),
         Panel("causal_attention's weights", values=weights[0], rows=_WORDS, cols=_WORDS,
-              numbers=True)])
+              numbers=True, **_QUERY_KEY)])
 
 
 @drawer("multi_head_attention", "each head's attention weights, through your split_heads")
@@ -581,8 +620,9 @@ def _draw_multi_head_attention(learner: Learner) -> Picture:
     weights = _weights_by_identity(lambda q, k, v: attention(q, k, v, causal), q, k, T,
                                    "attention(q, k, v, mask)")
     return Picture("Multi-head attention: each head attends in its own way", [
-        Panel(f"head {h}", values=weights[0, h], rows=_WORDS, cols=_WORDS, numbers=True)
-        for h in range(n_head)],
+        # Counted from 1, as every other picture counts; the exercise indexes them from 0.
+        Panel(f"head {h + 1} (index {h})", values=weights[0, h], rows=_WORDS, cols=_WORDS,
+              numbers=True, **_QUERY_KEY) for h in range(n_head)],
         caption="x @ w_q and x @ w_k split into 2 heads of 4 features by your split_heads; "
                 "causal mask.")
 
