@@ -282,6 +282,56 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def touch(browser, kind, points):
+    """Fingers on the screen, as a touch screen reports them (through Chromium's DevTools)."""
+    browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+
+def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "canvas").rect
+    x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled",
+                            {"enabled": True, "maxTouchPoints": 5})
+    try:
+        # Two fingers moving apart zoom in about the point between them: what is there stays.
+        under = ("return svgPoint(views.forward, arguments[0], arguments[1])")
+        before, width = browser.execute_script(under, x, y), view_box(browser)[2]
+        touch(browser, "touchStart", [(x - 20, y), (x + 20, y)])
+        for step in range(1, 6):
+            touch(browser, "touchMove", [(x - 20 - 8 * step, y), (x + 20 + 8 * step, y)])
+        touch(browser, "touchEnd", [])
+        assert view_box(browser)[2] == pytest.approx(width * 40 / 120, rel=0.02)
+        after = browser.execute_script(under, x, y)
+        assert [after["x"], after["y"]] == pytest.approx([before["x"], before["y"]], abs=1)
+        assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []  # no click
+        # One finger still pans.
+        box = view_box(browser)
+        scale = browser.execute_script("return views.forward.svg.getScreenCTM().a")
+        touch(browser, "touchStart", [(x, y)])
+        for step in range(1, 6):
+            touch(browser, "touchMove", [(x + 6 * step, y)])
+        touch(browser, "touchEnd", [])
+        assert view_box(browser)[0] == pytest.approx(box[0] - 30 / scale, abs=0.5)
+        assert view_box(browser)[2] == pytest.approx(box[2])
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+
+    # The + and - buttons, and the keys, zoom in and out by one step.
+    width = view_box(browser)[2]
+    browser.find_element(By.ID, "zoom-out").click()
+    assert view_box(browser)[2] == pytest.approx(width * 1.25)
+    browser.find_element(By.ID, "zoom-in").click()
+    assert view_box(browser)[2] == pytest.approx(width)
+    browser.find_element(By.TAG_NAME, "body").send_keys("-")
+    assert view_box(browser)[2] == pytest.approx(width * 1.25)
+    browser.find_element(By.TAG_NAME, "body").send_keys("+")
+    assert view_box(browser)[2] == pytest.approx(width)
+    assert chromium.errors(browser) == []
+
+
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")

@@ -305,11 +305,14 @@ def _body(title, svgs, view):
 <label>fold <select id="depth" aria-label="fold modules"></select></label>
 <button type="button" id="fold-repeats">fold repeated blocks</button>
 <button type="button" id="unfold">unfold all</button>
+<button type="button" id="zoom-in" aria-label="zoom in" title="zoom in (+)">+</button>
+<button type="button" id="zoom-out" aria-label="zoom out" title="zoom out (-)">&minus;</button>
 <button type="button" id="fit">fit</button>
 </header>
 <main>
 <div id="canvas">{pictures}</div>
 <aside id="panel"><p class="hint">Click a node to see its values and gradient; click a dashed
-module box to fold it (and the folded box to open it). Drag to pan, wheel to zoom.</p></aside>
+module box to fold it (and the folded box to open it). Drag to pan; zoom with the wheel,
+two fingers, the + and &minus; buttons or keys.</p></aside>
 </main>
 <footer id="status"></footer>"""

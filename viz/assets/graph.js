@@ -4,7 +4,8 @@
 // object that says what each node is. graphviz names every node, edge and dashed box in a
 // <title> (node "op3", edge "op3->op7", box "cluster_2"): those names are the keys of the
 // JSON, so this script never parses a label. What it does:
-//   pan (drag) and zoom (wheel) by moving the SVG's viewBox;
+//   pan (drag) and zoom (wheel, two fingers, the + and - buttons and keys) by moving the
+//   SVG's viewBox;
 //   fold a module box into one box drawn over it (a click), and open it again;
 //   show a node's numbers in the side panel, and the nodes of the other view tied to it;
 //   find nodes and modules by name.
@@ -194,33 +195,79 @@ function fit(view) {
   setViewBox(view, contentBox(view));
 }
 
-// Dragging pans; a press and release without moving is a click.
+// Dragging pans; a press and release without moving is a click. Two fingers on a touch
+// screen zoom (by how much farther apart or closer they move) and pan (by how far the point
+// between them moves); the browser's own pinch is off on the canvas (touch-action: none).
+const pointers = new Map();  // pointer id -> {x, y}, where each finger or mouse now is
 let drag = null;
+
+function pinchOf() {
+  const [a, b] = [...pointers.values()];
+  return {distance: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2};
+}
+
+function pan(view, dx, dy) {
+  const scale = view.svg.getScreenCTM().a, b = view.viewBox;
+  setViewBox(view, {...b, x: b.x - dx / scale, y: b.y - dy / scale});
+}
+
 canvas.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return;
-  drag = {x: event.clientX, y: event.clientY, moved: false, target: event.target};
+  pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
   canvas.setPointerCapture(event.pointerId);
+  if (pointers.size === 1) {
+    drag = {x: event.clientX, y: event.clientY, moved: false, target: event.target};
+  } else if (drag) {
+    drag.moved = true;             // a second finger: a pinch, never a click
+  }
 });
 canvas.addEventListener("pointermove", (event) => {
-  if (!drag) return hover(event);
+  if (!pointers.has(event.pointerId)) return hover(event);
+  const view = views[current];
+  if (pointers.size >= 2) {
+    const before = pinchOf();
+    pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
+    const after = pinchOf();
+    if (before.distance > 0 && after.distance > 0) {
+      zoom(view, before.distance / after.distance, before.x, before.y);
+    }
+    pan(view, after.x - before.x, after.y - before.y);
+    return;
+  }
+  pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
   const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
   if (!drag.moved && Math.hypot(dx, dy) < 4) return;
   drag.moved = true;
   canvas.classList.add("dragging");
-  const view = views[current], scale = view.svg.getScreenCTM().a, b = view.viewBox;
-  setViewBox(view, {...b, x: b.x - dx / scale, y: b.y - dy / scale});
+  pan(view, dx, dy);
   drag.x = event.clientX;
   drag.y = event.clientY;
 });
-canvas.addEventListener("pointerup", (event) => {
-  if (drag && !drag.moved) click(drag.target);
+function release(event) {
+  if (!pointers.delete(event.pointerId)) return;
+  if (pointers.size === 1) {       // one finger of a pinch left: it drags on from where it is
+    const [rest] = pointers.values();
+    drag.x = rest.x;
+    drag.y = rest.y;
+    return;
+  }
+  if (pointers.size) return;
+  if (event.type === "pointerup" && drag && !drag.moved) click(drag.target);
   drag = null;
   canvas.classList.remove("dragging");
-});
+}
+canvas.addEventListener("pointerup", release);
+canvas.addEventListener("pointercancel", release);
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
 }, {passive: false});
+
+// The zoom buttons and keys zoom about the middle of the picture.
+function zoomCentre(factor) {
+  const box = canvas.getBoundingClientRect();
+  zoom(views[current], factor, box.x + box.width / 2, box.y + box.height / 2);
+}
 
 // ------------------------------------------------------------------------------ clicks
 
@@ -594,6 +641,8 @@ function setUpToolbar() {
     refold(view);
   });
   document.getElementById("fit").addEventListener("click", () => fit(views[current]));
+  document.getElementById("zoom-in").addEventListener("click", () => zoomCentre(1 / 1.25));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomCentre(1.25));
   for (const button of document.querySelectorAll(".views button")) {
     button.disabled = !views[button.dataset.view];
     if (button.disabled) button.title = data.missing;
@@ -820,6 +869,10 @@ document.addEventListener("keydown", (event) => {
     search.focus();
   } else if (event.key === "Escape") {
     clearSelection();
+  } else if ((event.key === "+" || event.key === "=") && !event.target.closest("input, select")) {
+    zoomCentre(1 / 1.25);
+  } else if (event.key === "-" && !event.target.closest("input, select")) {
+    zoomCentre(1.25);
   }
 });
 
