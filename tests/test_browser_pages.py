@@ -170,7 +170,7 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
 
     # An input in the panel is a link to its node; Escape lets go of the selection.
     (first,) = [n for n in nodes[result]["inputs"] if nodes[n]["kind"] == "op"]
-    browser.find_element(By.CSS_SELECTOR, f'#panel a[data-goto="{first}"]').click()
+    browser.find_element(By.CSS_SELECTOR, f'#panel button[data-goto="{first}"]').click()
     assert field(browser, "title") == nodes[first]["title"]
     assert browser.find_element(By.CSS_SELECTOR, "#svg-forward g.node.selected"
                                 ).get_attribute("data-id") == first
@@ -332,6 +332,53 @@ def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def test_the_graph_page_works_from_the_keyboard(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data")["views"]["forward"]["nodes"]
+    active = browser.switch_to.active_element
+
+    # Tab goes past the toolbar to the picture's parts (the module boxes, then the nodes);
+    # Enter on a node selects it.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(20 + len(browser.find_elements(By.CSS_SELECTOR, "#svg-forward g.cluster"))):
+        if browser.switch_to.active_element.get_attribute("data-id"):
+            break
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    node = browser.switch_to.active_element
+    assert node.get_attribute("data-id") in nodes
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
+    # Space on a module box folds it, and on the folded box opens it.
+    box = browser.find_element(By.CSS_SELECTOR, "#svg-forward g.cluster[tabindex='0']")
+    name = box.get_attribute("data-cluster")
+    browser.execute_script("arguments[0].focus()", box)
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
+    browser.execute_script("arguments[0].focus()", folded)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.find_elements(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]') == []
+
+    # The inputs in the panel are buttons, which Tab reaches.
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")
+
+    # The arrow keys go down and up the matches; Enter opens the one they are on.
+    body.send_keys("/")
+    active = browser.switch_to.active_element
+    active.send_keys(".weight")
+    listed = matches(browser)[1]
+    assert len(listed) >= 3
+    active.send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_UP)
+    on = browser.find_element(By.CSS_SELECTOR, "#matches .active")
+    assert on.text == listed[1]
+    assert active.get_attribute("aria-activedescendant") == on.get_attribute("id")
+    assert on.get_attribute("aria-selected") == "true"
+    active.send_keys(Keys.ENTER)
+    assert field(browser, "title") == listed[1] and matches(browser)[1] is None
+    assert chromium.errors(browser) == []
+
+
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")
@@ -340,7 +387,7 @@ def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     search.send_keys("<b>\n")
     assert field(browser, "title") == "<b>x</b>"
     search.send_keys(Keys.ESCAPE, "mul\n")
-    assert browser.find_element(By.CSS_SELECTOR, "#panel a[data-goto]").text == "<b>x</b>"
+    assert browser.find_element(By.CSS_SELECTOR, "#panel button[data-goto]").text == "<b>x</b>"
 
 
 def only_used_by(view, ids):

@@ -300,8 +300,9 @@ def _body(title, svgs, view):
 <h1>{html.escape(title)}</h1>
 <div class="views" role="group" aria-label="view">{buttons}</div>
 <input id="search" type="search" placeholder="find a node or module" autocomplete="off"
- aria-label="find a node or module">
-<div id="matches" hidden></div>
+ aria-label="find a node or module" role="combobox" aria-controls="matches"
+ aria-expanded="false" aria-autocomplete="list">
+<div id="matches" role="listbox" aria-label="matches" hidden></div>
 <label>fold <select id="depth" aria-label="fold modules"></select></label>
 <button type="button" id="fold-repeats">fold repeated blocks</button>
 <button type="button" id="unfold">unfold all</button>
@@ -313,6 +314,7 @@ def _body(title, svgs, view):
 <div id="canvas">{pictures}</div>
 <aside id="panel"><p class="hint">Click a node to see its values and gradient; click a dashed
 module box to fold it (and the folded box to open it). Drag to pan; zoom with the wheel,
-two fingers, the + and &minus; buttons or keys.</p></aside>
+two fingers, the + and &minus; buttons or keys. Tab goes from node to node, Enter clicks;
+/ goes to the search box, where the arrow keys pick a match; Escape lets go.</p></aside>
 </main>
 <footer id="status"></footer>"""

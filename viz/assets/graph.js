@@ -78,6 +78,8 @@ function makeView(name) {
     const {x, y, width, height} = g.getBBox();
     view.nodeBox[title.textContent] = {x, y, width, height};
     g.dataset.id = title.textContent;
+    const about = info.nodes[title.textContent];
+    if (about) focusable(g, about.title + (about.module ? ` in ${about.module}` : ""));
     title.remove();
   }
   for (const g of svg.querySelectorAll("g.cluster")) {
@@ -85,6 +87,7 @@ function makeView(name) {
     view.clusters[title.textContent] = g;
     view.boxes[title.textContent] = polygonBox(g.querySelector("polygon"));
     g.dataset.cluster = title.textContent;
+    focusable(g, `fold ${info.clusters[title.textContent].label}`);
     title.remove();
   }
   for (const g of svg.querySelectorAll("g.edge")) {
@@ -114,6 +117,13 @@ function makeView(name) {
   view.drawnSize = {x, y, width, height};
   view.viewBox = {...view.drawnSize};
   return view;
+}
+
+// A part of the picture that Tab reaches and Enter or Space clicks (see the canvas's keydown).
+function focusable(g, label) {
+  g.setAttribute("tabindex", "0");
+  g.setAttribute("role", "button");
+  g.setAttribute("aria-label", label);
 }
 
 function polygonBox(polygon) {
@@ -258,6 +268,12 @@ function release(event) {
 }
 canvas.addEventListener("pointerup", release);
 canvas.addEventListener("pointercancel", release);
+canvas.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" && event.key !== " ") return;
+  if (!event.target.closest("g.node, g.cluster, g.folded")) return;
+  event.preventDefault();          // Space would scroll
+  click(event.target);
+});
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
@@ -557,6 +573,7 @@ function drawFolded(view, key) {
   const g = document.createElementNS(SVG_NS, "g");
   g.setAttribute("class", "folded");
   g.dataset.key = key;
+  focusable(g, `open ${label.lines[0]}`);
   const rect = document.createElementNS(SVG_NS, "rect");
   for (const [name, value] of Object.entries(box)) rect.setAttribute(name, value);
   rect.setAttribute("rx", 6);
@@ -778,7 +795,8 @@ function describe(viewName, id) {
   if (node.inputs.length) {
     parts.push("<h3>inputs</h3><ul>" + node.inputs.map((input) => {
       const other = data.views[viewName].nodes[input];
-      return `<li><a data-goto="${esc(input)}">${esc(other.title)}</a> ` +
+      return `<li><button type="button" class="link" data-goto="${esc(input)}">` +
+        `${esc(other.title)}</button> ` +
         `<span class="muted">${other.value ? shapeText(other.value.shape) : ""}</span></li>`;
     }).join("") + "</ul>");
   }
@@ -838,20 +856,50 @@ search.addEventListener("input", () => {
   }
   for (const id of found) view.nodes[id]?.classList.add("match");
   matchList.replaceChildren();
-  for (const id of found.slice(0, 40)) {
+  found.slice(0, 40).forEach((id, i) => {
     const node = view.info.nodes[id], item = document.createElement("div");
     item.textContent = node.title + (node.module ? `  \u2014 ${node.module}` : "");
     item.dataset.id = id;
+    item.id = `match-${i}`;
+    item.setAttribute("role", "option");
     matchList.appendChild(item);
-  }
-  matchList.hidden = !query || !found.length;
+  });
+  showMatches(query && found.length);
   statusLine.textContent = query ? `${found.length} match${found.length === 1 ? "" : "es"}` : "";
 });
+
+// The list of matches, shown or not, with none of its items active.
+function showMatches(shown) {
+  matchList.hidden = !shown;
+  search.setAttribute("aria-expanded", shown ? "true" : "false");
+  setActive(null);
+}
+
+// Mark the match the arrow keys are on (Enter opens it); the search box keeps the focus and
+// tells a screen reader which item it is (aria-activedescendant).
+function setActive(item) {
+  matchList.querySelector(".active")?.classList.remove("active");
+  for (const option of matchList.children) option.setAttribute("aria-selected", "false");
+  if (!item) return search.removeAttribute("aria-activedescendant");
+  item.classList.add("active");
+  item.setAttribute("aria-selected", "true");
+  search.setAttribute("aria-activedescendant", item.id);
+  item.scrollIntoView({block: "nearest"});
+}
+
 search.addEventListener("keydown", (event) => {
-  if (event.key === "Enter") {
-    const first = matchList.querySelector("div");
-    if (first) goTo(current, first.dataset.id);
-    matchList.hidden = true;
+  if ((event.key === "ArrowDown" || event.key === "ArrowUp") && !matchList.hidden) {
+    event.preventDefault();        // the caret stays where it is
+    const items = [...matchList.children], now = items.indexOf(matchList.querySelector(".active"));
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    const next = now < 0 ? (step > 0 ? 0 : items.length - 1)
+      : (now + step + items.length) % items.length;
+    setActive(items[next]);
+  } else if (event.key === "Enter") {
+    const chosen = matchList.hidden ? null
+      : matchList.querySelector(".active") || matchList.querySelector("div");
+    if (chosen) goTo(current, chosen.dataset.id);
+    showMatches(false);
   } else if (event.key === "Escape") {
     search.value = "";
     search.dispatchEvent(new Event("input"));
@@ -860,7 +908,7 @@ search.addEventListener("keydown", (event) => {
 matchList.addEventListener("click", (event) => {
   const item = event.target.closest("div[data-id]");
   if (item) goTo(current, item.dataset.id);
-  matchList.hidden = true;
+  showMatches(false);
 });
 document.addEventListener("keydown", (event) => {
   if (event.target === search) return;
