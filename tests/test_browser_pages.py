@@ -379,6 +379,24 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gpt, width):
+    _, _, path = gpt
+    size = browser.get_window_size()
+    browser.set_window_size(width, 800)
+    try:
+        open_clean(browser, path)
+        search = browser.find_element(By.ID, "search")
+        search.send_keys("decoder.layers.0.attn.q")
+        box, found = search.rect, browser.find_element(By.ID, "matches").rect
+        window = browser.execute_script("return document.documentElement.clientWidth")
+        assert box["y"] + box["height"] <= found["y"] <= box["y"] + box["height"] + 8
+        assert 0 <= found["x"] and found["x"] + found["width"] <= window
+        assert found["x"] <= box["x"] + box["width"] and box["x"] <= found["x"] + found["width"]
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")

@@ -299,10 +299,10 @@ def _body(title, svgs, view):
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <div class="views" role="group" aria-label="view">{buttons}</div>
-<input id="search" type="search" placeholder="find a node or module" autocomplete="off"
- aria-label="find a node or module" role="combobox" aria-controls="matches"
+<div class="finder"><input id="search" type="search" placeholder="find a node or module"
+ autocomplete="off" aria-label="find a node or module" role="combobox" aria-controls="matches"
  aria-expanded="false" aria-autocomplete="list">
-<div id="matches" role="listbox" aria-label="matches" hidden></div>
+<div id="matches" role="listbox" aria-label="matches" hidden></div></div>
 <label>fold <select id="depth" aria-label="fold modules"></select></label>
 <button type="button" id="fold-repeats">fold repeated blocks</button>
 <button type="button" id="unfold">unfold all</button>

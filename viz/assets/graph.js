@@ -871,6 +871,11 @@ search.addEventListener("input", () => {
 // The list of matches, shown or not, with none of its items active.
 function showMatches(shown) {
   matchList.hidden = !shown;
+  // Under the search box, moved left as far as it must be to end inside the window.
+  matchList.style.left = "0px";
+  const right = document.documentElement.clientWidth - 8;
+  const overflow = matchList.getBoundingClientRect().right - right;
+  if (shown && overflow > 0) matchList.style.left = `${-overflow}px`;
   search.setAttribute("aria-expanded", shown ? "true" : "false");
   setActive(null);
 }
