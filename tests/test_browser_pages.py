@@ -873,10 +873,16 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
 
 
 def legends(chart):
-    """A chart's legend, name by name as it reads from left to right."""
-    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"), key=lambda e: e.rect["x"])
+    """A chart's legend, name by name as it reads, row by row from left to right; each name
+    inside the chart."""
+    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"),
+                   key=lambda e: (round(e.rect["y"]), e.rect["x"]))
     for one, other in zip(shown, shown[1:]):
-        assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+        if round(one.rect["y"]) == round(other.rect["y"]):
+            assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+    for one in shown:
+        assert chart.rect["x"] <= one.rect["x"]
+        assert one.rect["x"] + one.rect["width"] <= chart.rect["x"] + chart.rect["width"]
     return [one.text for one in shown]
 
 
@@ -901,7 +907,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
         hover_step(browser, loss, 3, 6)
         ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
         assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
-        for window in (1400, 500):
+        for window in (1400, 500, 390):
             browser.set_window_size(window, 900)
             began = time.perf_counter()
             while not browser.execute_script(   # nothing past the right edge: the last step's dots
@@ -916,6 +922,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                     apart = (box["x"] >= title["x"] + title["width"]
                              or box["y"] >= title["y"] + title["height"])
                     assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
+                assert len(legends(chart)) == len(chart.find_elements(By.CSS_SELECTOR, "path"))
     finally:
         browser.set_window_size(size["width"], size["height"])
 
