@@ -831,6 +831,32 @@ def tooltip(browser):
     return shown.text if shown.is_displayed() else None
 
 
+def test_a_wide_lens_scrolls_in_its_box_and_keeps_its_tokens_in_sight(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(25, 3))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed"] + [f"layer {i}" for i in range(1, 25)], order,
+                np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, ["x", "y", "z"], Letters(), "a deep lens").save(
+        tmp_path / "lens.html")
+    size = browser.get_window_size()
+    browser.set_window_size(800, 700)
+    try:
+        open_clean(browser, path)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= "
+                                      "document.documentElement.clientWidth")
+        scroller = browser.find_element(By.CSS_SELECTOR, ".scroller")
+        token = browser.find_element(By.CSS_SELECTOR, "th.token")
+        left = token.rect["x"]
+        browser.execute_script("arguments[0].scrollLeft = 600", scroller)
+        assert browser.execute_script("return arguments[0].scrollLeft", scroller) == 600
+        assert token.rect["x"] == pytest.approx(left, abs=2)        # the tokens stay
+        hidden = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="2"]').rect
+        assert hidden["x"] < left + token.rect["width"]             # the cells go under them
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(2, 3))

@@ -52,11 +52,13 @@ each column a state of the residual stream (for an encoder-decoder, the decoder'
 the model's own final norm and head as if the model stopped there; each cell the token that
 state would predict, and its probability. The last column is the model's own prediction.
 Hover a cell for the {len(cells[0][0])} likeliest tokens.</p>
+<div class="scroller" tabindex="0" role="region" aria-label="the lens table">
 <table id="lens">
 <thead><tr><th>position</th>{head}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
 </table>
+</div>
 </main>
 <div id="tooltip" class="tooltip" hidden></div>"""
