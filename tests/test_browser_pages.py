@@ -779,6 +779,23 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_attention_map_fits_a_low_window(browser, tmp_path):
+    tokens = [f"t{i}" for i in range(40)]                    # 640 px of cells where room
+    weights = np.full((1, 2, 40, 40), 1 / 40)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a long prompt").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 720)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap").rect
+        assert heatmap["y"] + heatmap["height"] <= browser.execute_script(
+            "return window.innerHeight")
+        assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 39, 39)  # the last
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browser, tmp_path):
     # Each thumbnail was drawn a rectangle a cell: 12 layers x 12 heads of 256 tokens took 11 s
     # to open, and again after each resize of the window. Counted, not timed: a redraw (what a

@@ -74,9 +74,10 @@ let picture = null;      // the drawn map, to restore after a hover outline
 
 function drawHeatmap() {
   const info = data.maps[state.map], queries = info.queries, keys = info.keys;
-  // The cells fill 640 px at most, less in a narrow window (the labels and margins aside).
-  const room = Math.min(640, document.documentElement.clientWidth - 100);
-  const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
+  // The words above the map first: the room left for it is measured below them.
+  document.getElementById("focus-title").textContent =
+    `layer ${state.layer + 1}, head ${state.head + 1}`;
+  document.getElementById("description").textContent = info.description;
   const context = heatmap.getContext("2d");
   context.font = FONT;
   const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
@@ -85,6 +86,12 @@ function drawHeatmap() {
   const upright = keys.every((k) => [...k].length <= 1);
   const left = Math.ceil(measure(queries)) + 10;
   const top = upright ? 20 : Math.ceil(measure(keys)) + 10;
+  // The cells fill 640 px at most, less in a narrow window (the labels and margins aside) or
+  // a low one: the whole map fits in the window below what stands above it on the page.
+  const above = heatmap.getBoundingClientRect().top + window.scrollY;
+  const room = Math.min(640, document.documentElement.clientWidth - 100,
+                        window.innerHeight - above - top - 20);
+  const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
   const width = left + cell * keys.length + 10, height = top + cell * queries.length + 10;
   const ratio = window.devicePixelRatio || 1;
   heatmap.width = width * ratio;
@@ -126,9 +133,6 @@ function drawHeatmap() {
   // For whoever reads the map from outside (the tests): where its cells are.
   Object.assign(heatmap.dataset, {left, top, cell});
   picture = context.getImageData(0, 0, heatmap.width, heatmap.height);
-  document.getElementById("focus-title").textContent =
-    `layer ${state.layer + 1}, head ${state.head + 1}`;
-  document.getElementById("description").textContent = info.description;
 }
 
 function cellAt(event) {
