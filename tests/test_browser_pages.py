@@ -779,6 +779,41 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    weights = rng.random((2, 2, 4, 4))
+    weights /= weights.sum(-1, keepdims=True)
+    tokens = ["a", "b", "c", "d"]
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a prompt").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    heatmap = browser.find_element(By.ID, "heatmap")
+    assert heatmap.get_attribute("role") == "img"
+    assert "layer 1, head 1: 4 queries by 4 keys" in heatmap.get_attribute("aria-label")
+    # Tab reaches the map, whose arrow keys read one weight after another.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(6):
+        if browser.switch_to.active_element.get_attribute("id") == "heatmap":
+            break
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN,
+                                    Keys.ARROW_LEFT).perform()      # the first: (0, 0)
+    reading = browser.find_element(By.ID, "reading")
+    assert reading.get_attribute("role") == "status"
+    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
+    assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
+    # Then the thumbnails, each a button: Enter or Space shows its head.
+    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
+    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
+    ActionChains(browser).send_keys(Keys.TAB, Keys.SPACE).perform()
+    assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 1"
+    assert "layer 2, head 1" in heatmap.get_attribute("aria-label")
+    assert browser.switch_to.active_element.get_attribute("aria-label") == "show layer 2, head 1"
+    assert chromium.errors(browser) == []
+
+
 def test_the_attention_map_fits_a_low_window(browser, tmp_path):
     tokens = [f"t{i}" for i in range(40)]                    # 640 px of cells where room
     weights = np.full((1, 2, 40, 40), 1 / 40)
