@@ -975,6 +975,15 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                                  "validation loss"]
         each, smoothed = loss.find_elements(By.CSS_SELECTOR, "path")[:2]   # the noisy one faint
         assert float(each.get_attribute("opacity")) < float(smoothed.get_attribute("opacity"))
+        # Each name in the legend follows a piece of its line, drawn as the line is.
+        samples = loss.find_elements(By.CSS_SELECTOR, "line.legend-sample")
+        for line, sample, label in zip(loss.find_elements(By.CSS_SELECTOR, "path"), samples,
+                                       loss.find_elements(By.CSS_SELECTOR, ".legend")):
+            for key in ("stroke", "stroke-width", "opacity"):
+                assert sample.get_attribute(key) == line.get_attribute(key), key
+            assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
+            assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
+        assert len(samples) == 3
         steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
         assert [tick.text for tick in steps] == ["1", "2", "3", "4", "5", "6"]
         # Between two charts, and off them, nothing is read.

@@ -113,12 +113,17 @@ function draw() {
 
 // The names of a chart's series: right of its title (which ends at `titleEnd`) if they fit on
 // its line, or else in rows of their own under it, as many to a row as fit in the chart's
-// width. Returns how many rows the title and the legend take.
+// width. Each name follows a short piece of its line, drawn as the line is (a faint thin
+// line is told from a strong one by that alone). Returns how many rows the title and the
+// legend take.
+const SAMPLE = 22;       // the piece of line, and the room between it and the name
 function placeLegend(svg, series, titleEnd, width) {
   const gap = 18, items = series.map((s) => {
+    const sample = el("line", {class: "legend-sample", stroke: s.colour, "stroke-width": s.width,
+                               opacity: s.faint ? 0.4 : 1}, svg);
     const label = el("text", {class: "legend", fill: s.colour}, svg);
     label.textContent = s.name;
-    return {label, width: label.getComputedTextLength()};
+    return {sample, label, width: SAMPLE + label.getComputedTextLength()};
   });
   const total = items.reduce((sum, item) => sum + item.width + gap, 0);
   if (titleEnd + total <= width - MARGIN.right) {     // one line with the title, at its right
@@ -143,7 +148,10 @@ function placeLegend(svg, series, titleEnd, width) {
 }
 
 function place(item, x, y) {
-  item.label.setAttribute("x", x);
+  for (const [key, value] of Object.entries({x1: x, x2: x + SAMPLE - 5, y1: y - 4, y2: y - 4})) {
+    item.sample.setAttribute(key, value);
+  }
+  item.label.setAttribute("x", x + SAMPLE);
   item.label.setAttribute("y", y);
 }
 
