@@ -11,7 +11,7 @@ Hovering a cell lists the k likeliest tokens there (viz/assets/lens.js).
 
 import html
 
-from .html import Page, number, page, viridis
+from .html import Page, ink, number, page, viridis
 from .lens import _guess
 
 
@@ -34,9 +34,9 @@ def _body(title, lens, tokens, cells):
         row = [f'<th class="token">{html.escape(token)}</th>']
         for s, predictions in enumerate(cells[t]):
             guess, probability = predictions[0]
-            ink = "black" if probability > 0.5 else "white"      # as the PNG writes it
+            background = viridis(probability)
             row.append(f'<td data-t="{t}" data-s="{s}" style="background: '
-                       f'{viridis(probability)}; color: {ink}">'
+                       f'{background}; color: {ink(background)}">'
                        f'<span class="guess">{html.escape(guess)}</span> '
                        f'<span class="p">{probability:.0%}</span></td>')
         rows.append(f"<tr>{''.join(row)}</tr>")
