@@ -170,7 +170,7 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
 
     # An input in the panel is a link to its node; Escape lets go of the selection.
     (first,) = [n for n in nodes[result]["inputs"] if nodes[n]["kind"] == "op"]
-    browser.find_element(By.CSS_SELECTOR, f'#panel a[data-goto="{first}"]').click()
+    browser.find_element(By.CSS_SELECTOR, f'#panel button[data-goto="{first}"]').click()
     assert field(browser, "title") == nodes[first]["title"]
     assert browser.find_element(By.CSS_SELECTOR, "#svg-forward g.node.selected"
                                 ).get_attribute("data-id") == first
@@ -282,6 +282,121 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def touch(browser, kind, points):
+    """Fingers on the screen, as a touch screen reports them (through Chromium's DevTools)."""
+    browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+
+def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "canvas").rect
+    x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled",
+                            {"enabled": True, "maxTouchPoints": 5})
+    try:
+        # Two fingers moving apart zoom in about the point between them: what is there stays.
+        under = ("return svgPoint(views.forward, arguments[0], arguments[1])")
+        before, width = browser.execute_script(under, x, y), view_box(browser)[2]
+        touch(browser, "touchStart", [(x - 20, y), (x + 20, y)])
+        for step in range(1, 6):
+            touch(browser, "touchMove", [(x - 20 - 8 * step, y), (x + 20 + 8 * step, y)])
+        touch(browser, "touchEnd", [])
+        assert view_box(browser)[2] == pytest.approx(width * 40 / 120, rel=0.02)
+        after = browser.execute_script(under, x, y)
+        assert [after["x"], after["y"]] == pytest.approx([before["x"], before["y"]], abs=1)
+        assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []  # no click
+        # One finger still pans.
+        box = view_box(browser)
+        scale = browser.execute_script("return views.forward.svg.getScreenCTM().a")
+        touch(browser, "touchStart", [(x, y)])
+        for step in range(1, 6):
+            touch(browser, "touchMove", [(x + 6 * step, y)])
+        touch(browser, "touchEnd", [])
+        assert view_box(browser)[0] == pytest.approx(box[0] - 30 / scale, abs=0.5)
+        assert view_box(browser)[2] == pytest.approx(box[2])
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+
+    # The + and - buttons, and the keys, zoom in and out by one step.
+    width = view_box(browser)[2]
+    browser.find_element(By.ID, "zoom-out").click()
+    assert view_box(browser)[2] == pytest.approx(width * 1.25)
+    browser.find_element(By.ID, "zoom-in").click()
+    assert view_box(browser)[2] == pytest.approx(width)
+    browser.find_element(By.TAG_NAME, "body").send_keys("-")
+    assert view_box(browser)[2] == pytest.approx(width * 1.25)
+    browser.find_element(By.TAG_NAME, "body").send_keys("+")
+    assert view_box(browser)[2] == pytest.approx(width)
+    assert chromium.errors(browser) == []
+
+
+def test_the_graph_page_works_from_the_keyboard(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data")["views"]["forward"]["nodes"]
+    active = browser.switch_to.active_element
+
+    # Tab goes past the toolbar to the picture's parts (the module boxes, then the nodes);
+    # Enter on a node selects it.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(20 + len(browser.find_elements(By.CSS_SELECTOR, "#svg-forward g.cluster"))):
+        if browser.switch_to.active_element.get_attribute("data-id"):
+            break
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    node = browser.switch_to.active_element
+    assert node.get_attribute("data-id") in nodes
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
+    # Space on a module box folds it, and on the folded box opens it.
+    box = browser.find_element(By.CSS_SELECTOR, "#svg-forward g.cluster[tabindex='0']")
+    name = box.get_attribute("data-cluster")
+    browser.execute_script("arguments[0].focus()", box)
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
+    browser.execute_script("arguments[0].focus()", folded)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.find_elements(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]') == []
+
+    # The inputs in the panel are buttons, which Tab reaches.
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")
+
+    # The arrow keys go down and up the matches; Enter opens the one they are on.
+    body.send_keys("/")
+    active = browser.switch_to.active_element
+    active.send_keys(".weight")
+    listed = matches(browser)[1]
+    assert len(listed) >= 3
+    active.send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_UP)
+    on = browser.find_element(By.CSS_SELECTOR, "#matches .active")
+    assert on.text == listed[1]
+    assert active.get_attribute("aria-activedescendant") == on.get_attribute("id")
+    assert on.get_attribute("aria-selected") == "true"
+    active.send_keys(Keys.ENTER)
+    assert field(browser, "title") == listed[1] and matches(browser)[1] is None
+    assert chromium.errors(browser) == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gpt, width):
+    _, _, path = gpt
+    size = browser.get_window_size()
+    browser.set_window_size(width, 800)
+    try:
+        open_clean(browser, path)
+        search = browser.find_element(By.ID, "search")
+        search.send_keys("decoder.layers.0.attn.q")
+        box, found = search.rect, browser.find_element(By.ID, "matches").rect
+        window = browser.execute_script("return document.documentElement.clientWidth")
+        assert box["y"] + box["height"] <= found["y"] <= box["y"] + box["height"] + 8
+        assert 0 <= found["x"] and found["x"] + found["width"] <= window
+        assert found["x"] <= box["x"] + box["width"] and box["x"] <= found["x"] + found["width"]
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")
@@ -290,7 +405,7 @@ def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     search.send_keys("<b>\n")
     assert field(browser, "title") == "<b>x</b>"
     search.send_keys(Keys.ESCAPE, "mul\n")
-    assert browser.find_element(By.CSS_SELECTOR, "#panel a[data-goto]").text == "<b>x</b>"
+    assert browser.find_element(By.CSS_SELECTOR, "#panel button[data-goto]").text == "<b>x</b>"
 
 
 def only_used_by(view, ids):
@@ -664,6 +779,58 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    weights = rng.random((2, 2, 4, 4))
+    weights /= weights.sum(-1, keepdims=True)
+    tokens = ["a", "b", "c", "d"]
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a prompt").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    heatmap = browser.find_element(By.ID, "heatmap")
+    assert heatmap.get_attribute("role") == "img"
+    assert "layer 1, head 1: 4 queries by 4 keys" in heatmap.get_attribute("aria-label")
+    # Tab reaches the map, whose arrow keys read one weight after another.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(6):
+        if browser.switch_to.active_element.get_attribute("id") == "heatmap":
+            break
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN,
+                                    Keys.ARROW_LEFT).perform()      # the first: (0, 0)
+    reading = browser.find_element(By.ID, "reading")
+    assert reading.get_attribute("role") == "status"
+    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
+    assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
+    # Then the thumbnails, each a button: Enter or Space shows its head.
+    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
+    assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
+    ActionChains(browser).send_keys(Keys.TAB, Keys.SPACE).perform()
+    assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 1"
+    assert "layer 2, head 1" in heatmap.get_attribute("aria-label")
+    assert browser.switch_to.active_element.get_attribute("aria-label") == "show layer 2, head 1"
+    assert chromium.errors(browser) == []
+
+
+def test_the_attention_map_fits_a_low_window(browser, tmp_path):
+    tokens = [f"t{i}" for i in range(40)]                    # 640 px of cells where room
+    weights = np.full((1, 2, 40, 40), 1 / 40)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a long prompt").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 720)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap").rect
+        assert heatmap["y"] + heatmap["height"] <= browser.execute_script(
+            "return window.innerHeight")
+        assert hover_cell(browser, browser.find_element(By.ID, "heatmap"), 39, 39)  # the last
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browser, tmp_path):
     # Each thumbnail was drawn a rectangle a cell: 12 layers x 12 heads of 256 tokens took 11 s
     # to open, and again after each resize of the window. Counted, not timed: a redraw (what a
@@ -716,6 +883,32 @@ def tooltip(browser):
     return shown.text if shown.is_displayed() else None
 
 
+def test_a_wide_lens_scrolls_in_its_box_and_keeps_its_tokens_in_sight(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(25, 3))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed"] + [f"layer {i}" for i in range(1, 25)], order,
+                np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, ["x", "y", "z"], Letters(), "a deep lens").save(
+        tmp_path / "lens.html")
+    size = browser.get_window_size()
+    browser.set_window_size(800, 700)
+    try:
+        open_clean(browser, path)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= "
+                                      "document.documentElement.clientWidth")
+        scroller = browser.find_element(By.CSS_SELECTOR, ".scroller")
+        token = browser.find_element(By.CSS_SELECTOR, "th.token")
+        left = token.rect["x"]
+        browser.execute_script("arguments[0].scrollLeft = 600", scroller)
+        assert browser.execute_script("return arguments[0].scrollLeft", scroller) == 600
+        assert token.rect["x"] == pytest.approx(left, abs=2)        # the tokens stay
+        hidden = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="2"]').rect
+        assert hidden["x"] < left + token.rect["width"]             # the cells go under them
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(2, 3))
@@ -758,10 +951,16 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
 
 
 def legends(chart):
-    """A chart's legend, name by name as it reads from left to right."""
-    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"), key=lambda e: e.rect["x"])
+    """A chart's legend, name by name as it reads, row by row from left to right; each name
+    inside the chart."""
+    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"),
+                   key=lambda e: (round(e.rect["y"]), e.rect["x"]))
     for one, other in zip(shown, shown[1:]):
-        assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+        if round(one.rect["y"]) == round(other.rect["y"]):
+            assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+    for one in shown:
+        assert chart.rect["x"] <= one.rect["x"]
+        assert one.rect["x"] + one.rect["width"] <= chart.rect["x"] + chart.rect["width"]
     return [one.text for one in shown]
 
 
@@ -776,6 +975,15 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                                  "validation loss"]
         each, smoothed = loss.find_elements(By.CSS_SELECTOR, "path")[:2]   # the noisy one faint
         assert float(each.get_attribute("opacity")) < float(smoothed.get_attribute("opacity"))
+        # Each name in the legend follows a piece of its line, drawn as the line is.
+        samples = loss.find_elements(By.CSS_SELECTOR, "line.legend-sample")
+        for line, sample, label in zip(loss.find_elements(By.CSS_SELECTOR, "path"), samples,
+                                       loss.find_elements(By.CSS_SELECTOR, ".legend")):
+            for key in ("stroke", "stroke-width", "opacity"):
+                assert sample.get_attribute(key) == line.get_attribute(key), key
+            assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
+            assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
+        assert len(samples) == 3
         steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
         assert [tick.text for tick in steps] == ["1", "2", "3", "4", "5", "6"]
         # Between two charts, and off them, nothing is read.
@@ -786,7 +994,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
         hover_step(browser, loss, 3, 6)
         ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
         assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
-        for window in (1400, 500):
+        for window in (1400, 500, 390):
             browser.set_window_size(window, 900)
             began = time.perf_counter()
             while not browser.execute_script(   # nothing past the right edge: the last step's dots
@@ -801,6 +1009,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                     apart = (box["x"] >= title["x"] + title["width"]
                              or box["y"] >= title["y"] + title["height"])
                     assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
+                assert len(legends(chart)) == len(chart.find_elements(By.CSS_SELECTOR, "path"))
     finally:
         browser.set_window_size(size["width"], size["height"])
 

@@ -299,17 +299,22 @@ def _body(title, svgs, view):
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <div class="views" role="group" aria-label="view">{buttons}</div>
-<input id="search" type="search" placeholder="find a node or module" autocomplete="off"
- aria-label="find a node or module">
-<div id="matches" hidden></div>
+<div class="finder"><input id="search" type="search" placeholder="find a node or module"
+ autocomplete="off" aria-label="find a node or module" role="combobox" aria-controls="matches"
+ aria-expanded="false" aria-autocomplete="list">
+<div id="matches" role="listbox" aria-label="matches" hidden></div></div>
 <label>fold <select id="depth" aria-label="fold modules"></select></label>
 <button type="button" id="fold-repeats">fold repeated blocks</button>
 <button type="button" id="unfold">unfold all</button>
+<button type="button" id="zoom-in" aria-label="zoom in" title="zoom in (+)">+</button>
+<button type="button" id="zoom-out" aria-label="zoom out" title="zoom out (-)">&minus;</button>
 <button type="button" id="fit">fit</button>
 </header>
 <main>
 <div id="canvas">{pictures}</div>
 <aside id="panel"><p class="hint">Click a node to see its values and gradient; click a dashed
-module box to fold it (and the folded box to open it). Drag to pan, wheel to zoom.</p></aside>
+module box to fold it (and the folded box to open it). Drag to pan; zoom with the wheel,
+two fingers, the + and &minus; buttons or keys. Tab goes from node to node, Enter clicks;
+/ goes to the search box, where the arrow keys pick a match; Escape lets go.</p></aside>
 </main>
 <footer id="status"></footer>"""

@@ -11,7 +11,7 @@ Hovering a cell lists the k likeliest tokens there (viz/assets/lens.js).
 
 import html
 
-from .html import Page, number, page, viridis
+from .html import Page, ink, number, page, viridis
 from .lens import _guess
 
 
@@ -34,9 +34,9 @@ def _body(title, lens, tokens, cells):
         row = [f'<th class="token">{html.escape(token)}</th>']
         for s, predictions in enumerate(cells[t]):
             guess, probability = predictions[0]
-            ink = "black" if probability > 0.5 else "white"      # as the PNG writes it
+            background = viridis(probability)
             row.append(f'<td data-t="{t}" data-s="{s}" style="background: '
-                       f'{viridis(probability)}; color: {ink}">'
+                       f'{background}; color: {ink(background)}">'
                        f'<span class="guess">{html.escape(guess)}</span> '
                        f'<span class="p">{probability:.0%}</span></td>')
         rows.append(f"<tr>{''.join(row)}</tr>")
@@ -52,11 +52,13 @@ each column a state of the residual stream (for an encoder-decoder, the decoder'
 the model's own final norm and head as if the model stopped there; each cell the token that
 state would predict, and its probability. The last column is the model's own prediction.
 Hover a cell for the {len(cells[0][0])} likeliest tokens.</p>
+<div class="scroller" tabindex="0" role="region" aria-label="the lens table">
 <table id="lens">
 <thead><tr><th>position</th>{head}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
 </table>
+</div>
 </main>
 <div id="tooltip" class="tooltip" hidden></div>"""

@@ -74,9 +74,10 @@ let picture = null;      // the drawn map, to restore after a hover outline
 
 function drawHeatmap() {
   const info = data.maps[state.map], queries = info.queries, keys = info.keys;
-  // The cells fill 640 px at most, less in a narrow window (the labels and margins aside).
-  const room = Math.min(640, document.documentElement.clientWidth - 100);
-  const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
+  // The words above the map first: the room left for it is measured below them.
+  document.getElementById("focus-title").textContent =
+    `layer ${state.layer + 1}, head ${state.head + 1}`;
+  document.getElementById("description").textContent = info.description;
   const context = heatmap.getContext("2d");
   context.font = FONT;
   const measure = (labels) => Math.max(...labels.map((l) => context.measureText(l).width), 10);
@@ -85,6 +86,13 @@ function drawHeatmap() {
   const upright = keys.every((k) => [...k].length <= 1);
   const left = Math.ceil(measure(queries)) + 10;
   const top = upright ? 20 : Math.ceil(measure(keys)) + 10;
+  // The cells fill 640 px at most, less in a narrow window (the labels and margins aside) or
+  // a low one: the whole map, and the line that reads a cell under it, fit in the window
+  // below what stands above it on the page.
+  const above = heatmap.getBoundingClientRect().top + window.scrollY;
+  const room = Math.min(640, document.documentElement.clientWidth - 100,
+                        window.innerHeight - above - top - 44);
+  const cell = Math.max(6, Math.min(28, Math.floor(room / Math.max(queries.length, keys.length))));
   const width = left + cell * keys.length + 10, height = top + cell * queries.length + 10;
   const ratio = window.devicePixelRatio || 1;
   heatmap.width = width * ratio;
@@ -126,9 +134,12 @@ function drawHeatmap() {
   // For whoever reads the map from outside (the tests): where its cells are.
   Object.assign(heatmap.dataset, {left, top, cell});
   picture = context.getImageData(0, 0, heatmap.width, heatmap.height);
-  document.getElementById("focus-title").textContent =
-    `layer ${state.layer + 1}, head ${state.head + 1}`;
-  document.getElementById("description").textContent = info.description;
+  // What a screen reader says of the map; the arrow keys read its cells (see keydown).
+  heatmap.setAttribute("aria-label", `attention weights of layer ${state.layer + 1}, head ` +
+    `${state.head + 1}: ${queries.length} queries by ${keys.length} keys; ` +
+    "the arrow keys move from cell to cell and read each weight");
+  cursor = null;
+  reading.textContent = "";
 }
 
 function cellAt(event) {
@@ -138,13 +149,11 @@ function cellAt(event) {
   return i >= 0 && j >= 0 && i < layout.rows && j < layout.cols ? {i, j} : null;
 }
 
-heatmap.addEventListener("mousemove", (event) => {
-  const at = cellAt(event), context = heatmap.getContext("2d");
+// Outline cell `at` and say its weight in the tooltip, placed beside `where` (the mouse, or
+// the cell's middle for the keyboard); the text it shows.
+function showCell(at, where) {
+  const context = heatmap.getContext("2d");
   context.putImageData(picture, 0, 0);
-  if (!at) {
-    tooltip.hidden = true;
-    return;
-  }
   const info = data.maps[state.map];
   const w = weights(state.map, state.layer, state.head)[at.i][at.j];
   context.strokeStyle = "#d62728";
@@ -153,7 +162,41 @@ heatmap.addEventListener("mousemove", (event) => {
                      layout.cell, layout.cell);
   tooltip.textContent = `query ${at.i} ${info.queries[at.i]}\nkey ${at.j} ${info.keys[at.j]}\n` +
     (w === null ? "blocked by the mask" : `weight ${w.toFixed(4)}`);
-  placeTooltip(event);
+  placeTooltip(where);
+  return tooltip.textContent;
+}
+
+heatmap.addEventListener("mousemove", (event) => {
+  const at = cellAt(event);
+  if (!at) {
+    heatmap.getContext("2d").putImageData(picture, 0, 0);
+    tooltip.hidden = true;
+    return;
+  }
+  showCell(at, event);
+});
+
+// The keyboard's cell: the arrow keys move it (Home and End to a row's ends), and the line
+// under the map (role=status, read out) says its weight.
+const reading = document.getElementById("reading");
+let cursor = null;
+heatmap.addEventListener("keydown", (event) => {
+  const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
+                 Home: [0, -Infinity], End: [0, Infinity]};
+  if (!(event.key in moves)) return;
+  event.preventDefault();          // the page would scroll
+  const [di, dj] = moves[event.key];
+  const clamp = (v, n) => Math.min(Math.max(v, 0), n - 1);
+  cursor = cursor ? {i: clamp(cursor.i + di, layout.rows), j: clamp(cursor.j + dj, layout.cols)}
+    : {i: 0, j: 0};
+  const box = heatmap.getBoundingClientRect();
+  reading.textContent = showCell(cursor, {
+    clientX: box.left + layout.left + (cursor.j + 0.5) * layout.cell,
+    clientY: box.top + layout.top + (cursor.i + 0.5) * layout.cell}).replaceAll("\n", ", ");
+});
+heatmap.addEventListener("blur", () => {
+  tooltip.hidden = true;
+  heatmap.getContext("2d").putImageData(picture, 0, 0);
 });
 heatmap.addEventListener("mouseleave", () => {
   tooltip.hidden = true;
@@ -176,7 +219,11 @@ function drawGrid() {
       figure.dataset.layer = layer;
       figure.dataset.head = head;
       figure.title = `layer ${layer + 1}, head ${head + 1}`;
+      figure.tabIndex = 0;           // Tab reaches it, Enter or Space chooses it
+      figure.setAttribute("role", "button");
+      figure.setAttribute("aria-label", `show layer ${layer + 1}, head ${head + 1}`);
       const canvas = document.createElement("canvas");
+      canvas.setAttribute("aria-hidden", "true");
       canvas.width = canvas.height = size;
       drawPicture(canvas.getContext("2d"), headPicture(state.map, layer, head), 0, 0, size, size);
       const caption = document.createElement("figcaption");
@@ -198,6 +245,12 @@ function markChosen() {
 grid.addEventListener("click", (event) => {
   const figure = event.target.closest("figure");
   if (!figure) return;
+  choose({layer: Number(figure.dataset.layer), head: Number(figure.dataset.head)});
+});
+grid.addEventListener("keydown", (event) => {
+  const figure = event.target.closest("figure");
+  if (!figure || (event.key !== "Enter" && event.key !== " ")) return;
+  event.preventDefault();            // Space would scroll
   choose({layer: Number(figure.dataset.layer), head: Number(figure.dataset.head)});
 });
 

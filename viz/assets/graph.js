@@ -4,7 +4,8 @@
 // object that says what each node is. graphviz names every node, edge and dashed box in a
 // <title> (node "op3", edge "op3->op7", box "cluster_2"): those names are the keys of the
 // JSON, so this script never parses a label. What it does:
-//   pan (drag) and zoom (wheel) by moving the SVG's viewBox;
+//   pan (drag) and zoom (wheel, two fingers, the + and - buttons and keys) by moving the
+//   SVG's viewBox;
 //   fold a module box into one box drawn over it (a click), and open it again;
 //   show a node's numbers in the side panel, and the nodes of the other view tied to it;
 //   find nodes and modules by name.
@@ -77,6 +78,8 @@ function makeView(name) {
     const {x, y, width, height} = g.getBBox();
     view.nodeBox[title.textContent] = {x, y, width, height};
     g.dataset.id = title.textContent;
+    const about = info.nodes[title.textContent];
+    if (about) focusable(g, about.title + (about.module ? ` in ${about.module}` : ""));
     title.remove();
   }
   for (const g of svg.querySelectorAll("g.cluster")) {
@@ -84,6 +87,7 @@ function makeView(name) {
     view.clusters[title.textContent] = g;
     view.boxes[title.textContent] = polygonBox(g.querySelector("polygon"));
     g.dataset.cluster = title.textContent;
+    focusable(g, `fold ${info.clusters[title.textContent].label}`);
     title.remove();
   }
   for (const g of svg.querySelectorAll("g.edge")) {
@@ -113,6 +117,13 @@ function makeView(name) {
   view.drawnSize = {x, y, width, height};
   view.viewBox = {...view.drawnSize};
   return view;
+}
+
+// A part of the picture that Tab reaches and Enter or Space clicks (see the canvas's keydown).
+function focusable(g, label) {
+  g.setAttribute("tabindex", "0");
+  g.setAttribute("role", "button");
+  g.setAttribute("aria-label", label);
 }
 
 function polygonBox(polygon) {
@@ -194,33 +205,85 @@ function fit(view) {
   setViewBox(view, contentBox(view));
 }
 
-// Dragging pans; a press and release without moving is a click.
+// Dragging pans; a press and release without moving is a click. Two fingers on a touch
+// screen zoom (by how much farther apart or closer they move) and pan (by how far the point
+// between them moves); the browser's own pinch is off on the canvas (touch-action: none).
+const pointers = new Map();  // pointer id -> {x, y}, where each finger or mouse now is
 let drag = null;
+
+function pinchOf() {
+  const [a, b] = [...pointers.values()];
+  return {distance: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2};
+}
+
+function pan(view, dx, dy) {
+  const scale = view.svg.getScreenCTM().a, b = view.viewBox;
+  setViewBox(view, {...b, x: b.x - dx / scale, y: b.y - dy / scale});
+}
+
 canvas.addEventListener("pointerdown", (event) => {
   if (event.button !== 0) return;
-  drag = {x: event.clientX, y: event.clientY, moved: false, target: event.target};
+  pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
   canvas.setPointerCapture(event.pointerId);
+  if (pointers.size === 1) {
+    drag = {x: event.clientX, y: event.clientY, moved: false, target: event.target};
+  } else if (drag) {
+    drag.moved = true;             // a second finger: a pinch, never a click
+  }
 });
 canvas.addEventListener("pointermove", (event) => {
-  if (!drag) return hover(event);
+  if (!pointers.has(event.pointerId)) return hover(event);
+  const view = views[current];
+  if (pointers.size >= 2) {
+    const before = pinchOf();
+    pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
+    const after = pinchOf();
+    if (before.distance > 0 && after.distance > 0) {
+      zoom(view, before.distance / after.distance, before.x, before.y);
+    }
+    pan(view, after.x - before.x, after.y - before.y);
+    return;
+  }
+  pointers.set(event.pointerId, {x: event.clientX, y: event.clientY});
   const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
   if (!drag.moved && Math.hypot(dx, dy) < 4) return;
   drag.moved = true;
   canvas.classList.add("dragging");
-  const view = views[current], scale = view.svg.getScreenCTM().a, b = view.viewBox;
-  setViewBox(view, {...b, x: b.x - dx / scale, y: b.y - dy / scale});
+  pan(view, dx, dy);
   drag.x = event.clientX;
   drag.y = event.clientY;
 });
-canvas.addEventListener("pointerup", (event) => {
-  if (drag && !drag.moved) click(drag.target);
+function release(event) {
+  if (!pointers.delete(event.pointerId)) return;
+  if (pointers.size === 1) {       // one finger of a pinch left: it drags on from where it is
+    const [rest] = pointers.values();
+    drag.x = rest.x;
+    drag.y = rest.y;
+    return;
+  }
+  if (pointers.size) return;
+  if (event.type === "pointerup" && drag && !drag.moved) click(drag.target);
   drag = null;
   canvas.classList.remove("dragging");
+}
+canvas.addEventListener("pointerup", release);
+canvas.addEventListener("pointercancel", release);
+canvas.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" && event.key !== " ") return;
+  if (!event.target.closest("g.node, g.cluster, g.folded")) return;
+  event.preventDefault();          // Space would scroll
+  click(event.target);
 });
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
 }, {passive: false});
+
+// The zoom buttons and keys zoom about the middle of the picture.
+function zoomCentre(factor) {
+  const box = canvas.getBoundingClientRect();
+  zoom(views[current], factor, box.x + box.width / 2, box.y + box.height / 2);
+}
 
 // ------------------------------------------------------------------------------ clicks
 
@@ -510,6 +573,7 @@ function drawFolded(view, key) {
   const g = document.createElementNS(SVG_NS, "g");
   g.setAttribute("class", "folded");
   g.dataset.key = key;
+  focusable(g, `open ${label.lines[0]}`);
   const rect = document.createElementNS(SVG_NS, "rect");
   for (const [name, value] of Object.entries(box)) rect.setAttribute(name, value);
   rect.setAttribute("rx", 6);
@@ -594,6 +658,8 @@ function setUpToolbar() {
     refold(view);
   });
   document.getElementById("fit").addEventListener("click", () => fit(views[current]));
+  document.getElementById("zoom-in").addEventListener("click", () => zoomCentre(1 / 1.25));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomCentre(1.25));
   for (const button of document.querySelectorAll(".views button")) {
     button.disabled = !views[button.dataset.view];
     if (button.disabled) button.title = data.missing;
@@ -729,7 +795,8 @@ function describe(viewName, id) {
   if (node.inputs.length) {
     parts.push("<h3>inputs</h3><ul>" + node.inputs.map((input) => {
       const other = data.views[viewName].nodes[input];
-      return `<li><a data-goto="${esc(input)}">${esc(other.title)}</a> ` +
+      return `<li><button type="button" class="link" data-goto="${esc(input)}">` +
+        `${esc(other.title)}</button> ` +
         `<span class="muted">${other.value ? shapeText(other.value.shape) : ""}</span></li>`;
     }).join("") + "</ul>");
   }
@@ -789,20 +856,55 @@ search.addEventListener("input", () => {
   }
   for (const id of found) view.nodes[id]?.classList.add("match");
   matchList.replaceChildren();
-  for (const id of found.slice(0, 40)) {
+  found.slice(0, 40).forEach((id, i) => {
     const node = view.info.nodes[id], item = document.createElement("div");
     item.textContent = node.title + (node.module ? `  \u2014 ${node.module}` : "");
     item.dataset.id = id;
+    item.id = `match-${i}`;
+    item.setAttribute("role", "option");
     matchList.appendChild(item);
-  }
-  matchList.hidden = !query || !found.length;
+  });
+  showMatches(query && found.length);
   statusLine.textContent = query ? `${found.length} match${found.length === 1 ? "" : "es"}` : "";
 });
+
+// The list of matches, shown or not, with none of its items active.
+function showMatches(shown) {
+  matchList.hidden = !shown;
+  // Under the search box, moved left as far as it must be to end inside the window.
+  matchList.style.left = "0px";
+  const right = document.documentElement.clientWidth - 8;
+  const overflow = matchList.getBoundingClientRect().right - right;
+  if (shown && overflow > 0) matchList.style.left = `${-overflow}px`;
+  search.setAttribute("aria-expanded", shown ? "true" : "false");
+  setActive(null);
+}
+
+// Mark the match the arrow keys are on (Enter opens it); the search box keeps the focus and
+// tells a screen reader which item it is (aria-activedescendant).
+function setActive(item) {
+  matchList.querySelector(".active")?.classList.remove("active");
+  for (const option of matchList.children) option.setAttribute("aria-selected", "false");
+  if (!item) return search.removeAttribute("aria-activedescendant");
+  item.classList.add("active");
+  item.setAttribute("aria-selected", "true");
+  search.setAttribute("aria-activedescendant", item.id);
+  item.scrollIntoView({block: "nearest"});
+}
+
 search.addEventListener("keydown", (event) => {
-  if (event.key === "Enter") {
-    const first = matchList.querySelector("div");
-    if (first) goTo(current, first.dataset.id);
-    matchList.hidden = true;
+  if ((event.key === "ArrowDown" || event.key === "ArrowUp") && !matchList.hidden) {
+    event.preventDefault();        // the caret stays where it is
+    const items = [...matchList.children], now = items.indexOf(matchList.querySelector(".active"));
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    const next = now < 0 ? (step > 0 ? 0 : items.length - 1)
+      : (now + step + items.length) % items.length;
+    setActive(items[next]);
+  } else if (event.key === "Enter") {
+    const chosen = matchList.hidden ? null
+      : matchList.querySelector(".active") || matchList.querySelector("div");
+    if (chosen) goTo(current, chosen.dataset.id);
+    showMatches(false);
   } else if (event.key === "Escape") {
     search.value = "";
     search.dispatchEvent(new Event("input"));
@@ -811,7 +913,7 @@ search.addEventListener("keydown", (event) => {
 matchList.addEventListener("click", (event) => {
   const item = event.target.closest("div[data-id]");
   if (item) goTo(current, item.dataset.id);
-  matchList.hidden = true;
+  showMatches(false);
 });
 document.addEventListener("keydown", (event) => {
   if (event.target === search) return;
@@ -820,6 +922,10 @@ document.addEventListener("keydown", (event) => {
     search.focus();
   } else if (event.key === "Escape") {
     clearSelection();
+  } else if ((event.key === "+" || event.key === "=") && !event.target.closest("input, select")) {
+    zoomCentre(1 / 1.25);
+  } else if (event.key === "-" && !event.target.closest("input, select")) {
+    zoomCentre(1.25);
   }
 });
 

@@ -58,14 +58,21 @@ function draw() {
   const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0])));
   const first = Math.min(...all), last = Math.max(...all);
   const style = getComputedStyle(main);      // the charts fill main's width inside its padding
-  const width = Math.max(420, main.clientWidth - parseFloat(style.paddingLeft) -
+  // At least 280 px (a phone held upright has room for that); narrower, the page scrolls.
+  const width = Math.max(280, main.clientWidth - parseFloat(style.paddingLeft) -
                          parseFloat(style.paddingRight));
   for (const chart of charts) {
-    // The legend stands right of the title, or in a narrow window on a line of its own below
-    // it (its width estimated from its characters, as where each name goes below).
-    const legendWidth = chart.series.reduce((sum, s) => sum + s.name.length * 6.3 + 18, 0);
-    const below = MARGIN.left + chart.title.length * 7.5 + legendWidth > width - MARGIN.right;
-    const top = MARGIN.top + (below ? 16 : 0), height = chart.height + (below ? 16 : 0);
+    const figure = document.createElement("figure");
+    const svg = el("svg", {width, "data-chart": chart.title, role: "img",
+                           "aria-label": chart.title});
+    figure.appendChild(svg);
+    main.appendChild(figure);
+    const title = el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg);
+    title.textContent = chart.title;
+    const rows = placeLegend(svg, chart.series, MARGIN.left + title.getComputedTextLength(), width);
+    const below = rows - 1;          // the legend's rows under the title
+    const top = MARGIN.top + below * 16, height = chart.height + below * 16;
+    svg.setAttribute("height", height);
     const values = chart.series.flatMap((s) => s.points.map((p) => p[1]));
     let low = Math.min(...values), high = Math.max(...values);
     if (chart.fraction) [low, high] = [0, 1.05];
@@ -75,12 +82,6 @@ function draw() {
       (last > first ? (step - first) / (last - first) : 0.5);
     const y = (v) => height - MARGIN.bottom - (height - top - MARGIN.bottom) *
       (v - low) / (high - low);
-    const figure = document.createElement("figure");
-    const svg = el("svg", {width, height, "data-chart": chart.title, role: "img",
-                           "aria-label": chart.title});
-    figure.appendChild(svg);
-    main.appendChild(figure);
-    el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg).textContent = chart.title;
     for (const v of ticks(low, high, chart.height > 200 ? 6 : 3)) {
       el("line", {x1: MARGIN.left, x2: width - MARGIN.right, y1: y(v), y2: y(v), class: "grid"}, svg);
       el("text", {x: MARGIN.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end"}, svg)
@@ -91,13 +92,6 @@ function draw() {
                   class: "grid"}, svg);
       el("text", {x: x(step), y: height - MARGIN.bottom + 16, class: "tick",
                   "text-anchor": "middle"}, svg).textContent = tickText(step);
-    }
-    let legendX = width - MARGIN.right;
-    for (const s of chart.series.slice().reverse()) {
-      const label = el("text", {x: legendX, y: below ? 32 : 16, class: "legend",
-                                "text-anchor": "end", fill: s.colour}, svg);
-      label.textContent = s.name;
-      legendX -= s.name.length * 6.3 + 18;
     }
     for (const s of chart.series) {
       const path = s.points.map(([step, v], i) => `${i ? "L" : "M"}${x(step).toFixed(1)},${y(v).toFixed(1)}`);
@@ -115,6 +109,50 @@ function draw() {
   }
   if (drawn.length) el("text", {x: width - MARGIN.right, y: drawn[drawn.length - 1].svg.height.baseVal.value - 2,
     class: "tick", "text-anchor": "end"}, drawn[drawn.length - 1].svg).textContent = "step";
+}
+
+// The names of a chart's series: right of its title (which ends at `titleEnd`) if they fit on
+// its line, or else in rows of their own under it, as many to a row as fit in the chart's
+// width. Each name follows a short piece of its line, drawn as the line is (a faint thin
+// line is told from a strong one by that alone). Returns how many rows the title and the
+// legend take.
+const SAMPLE = 22;       // the piece of line, and the room between it and the name
+function placeLegend(svg, series, titleEnd, width) {
+  const gap = 18, items = series.map((s) => {
+    const sample = el("line", {class: "legend-sample", stroke: s.colour, "stroke-width": s.width,
+                               opacity: s.faint ? 0.4 : 1}, svg);
+    const label = el("text", {class: "legend", fill: s.colour}, svg);
+    label.textContent = s.name;
+    return {sample, label, width: SAMPLE + label.getComputedTextLength()};
+  });
+  const total = items.reduce((sum, item) => sum + item.width + gap, 0);
+  if (titleEnd + total <= width - MARGIN.right) {     // one line with the title, at its right
+    let x = width - MARGIN.right - total + gap;
+    for (const item of items) {
+      place(item, x, 16);
+      x += item.width + gap;
+    }
+    return 1;
+  }
+  let rows = 1, x = Infinity;
+  for (const item of items) {
+    if (x + item.width > width - MARGIN.right) {
+      rows += 1;
+      x = Math.min(MARGIN.left, width - MARGIN.right - item.width);
+      x = Math.max(4, x);
+    }
+    place(item, x, 16 * rows);
+    x += item.width + gap;
+  }
+  return rows;
+}
+
+function place(item, x, y) {
+  for (const [key, value] of Object.entries({x1: x, x2: x + SAMPLE - 5, y1: y - 4, y2: y - 4})) {
+    item.sample.setAttribute(key, value);
+  }
+  item.label.setAttribute("x", x + SAMPLE);
+  item.label.setAttribute("y", y);
 }
 
 // The point of `points` nearest to `step` (they are in step order).
