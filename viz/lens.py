@@ -14,6 +14,7 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 
 from .attention import _encode, token_labels, translation
+from .html import ink, viridis
 from .plots import literal_text, new_figure
 
 
@@ -90,8 +91,9 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
         for s in range(n):
+            # Black or white, whichever reads better on the cell's colour, as on the page.
             ax.text(s, t, _guess(tokenizer, int(lens.top_ids[s, t, 0]))[:6], ha="center",
-                    va="center", fontsize=8, color="black" if probs[t, s] > 0.5 else "white")
+                    va="center", fontsize=8, color=ink(viridis(probs[t, s])))
     ax.set_xticks(range(n), lens.rows)
     ax.set_yticks(range(T), [token[:8] for token in tokens])
     # The x label goes at the top beside the ticks it names, and the title above both.
