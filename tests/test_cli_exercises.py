@@ -562,6 +562,35 @@ def test_a_learner_file_that_keeps_allocating_is_stopped_at_a_memory_limit(works
     assert ", in one_hot: blocks.append(np.empty(1 << 30))" in result.output
 
 
+def test_a_learner_file_too_big_to_import_is_told_so_with_its_line(workspace):
+    from tinyformer.exercises.isolated import GiB, memory_limit
+    path = workspace / FIRST.file
+    path.write_text("table = bytearray(1 << 62)\n" + path.read_text())
+    result = run("check", 1, "--timeout", 60)
+    assert result.exit_code == 3, result.output
+    assert f"one_hot.py, as it is imported, needed more than the " \
+        f"{memory_limit() / GiB:.3g} GiB of memory a check may use" in result.output
+    assert "line 1, in <module>: table = bytearray(1 << 62)" in result.output
+
+
+def test_a_check_that_runs_out_of_memory_after_the_learners_code_says_so(tmp_path):
+    # The learner's code may take nearly all the memory and leave the checker's own arrays
+    # none: that is still the learner's to mend, not the checker's error.
+    import dataclasses
+
+    from tinyformer.exercises import run_check
+
+    def check(learner):
+        raise MemoryError
+
+    path = tmp_path / "one_hot.py"
+    path.write_text(FIRST.source.read_text())
+    message = run_check(dataclasses.replace(FIRST, check=check), path)
+    assert message.startswith("the check ran out of memory") or \
+        message.startswith("the check needed more than the"), message
+    assert "checker error" not in message
+
+
 def test_a_learner_file_that_asks_for_input_fails_at_once_with_its_line(workspace):
     """input() gets nothing to read, where it waited on the teacher's terminal (here a pipe
     that nobody writes to) until the timeout."""

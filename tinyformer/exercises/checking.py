@@ -455,8 +455,10 @@ def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
         text = source.splitlines()[line - 1].strip()
         raise CheckFailure(_refusal(learner.path, f"line {line} (`{text}`)", home, forbidden))
     for name, value in vars(learner.module).items():
+        if name.startswith("__") and name.endswith("__"):
+            continue        # set by the import (__loader__ is ours, which ran it), not written
         home = _home(value)
-        if _is_forbidden(home, forbidden) and name != "__loader__":    # ours, which ran it
+        if _is_forbidden(home, forbidden):
             raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
 
 
