@@ -316,6 +316,11 @@ def test_a_matrix_in_the_models_shape_reversed_is_named_a_pytorch_linear_weight(
         model.load_state_dict(torch_state)
     with pytest.raises(RuntimeError, match=r"\(4, 8\) in the model$"):     # another misfit
         model.load_state_dict({"0.weight": np.zeros((4, 9)), "0.bias": np.zeros(8)})
+    # A square weight that fits is no PyTorch weight: the misfit is elsewhere.
+    square = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4))
+    state = {**square.state_dict(), "0.weight": np.zeros((11, 4))}
+    with pytest.raises(RuntimeError, match=r"\(10, 4\) in the model$"):
+        square.load_state_dict(state)
 
 
 @pytest.mark.parametrize("state", [nn.Linear(2, 3), None, [1, 2]], ids=["model", "None", "list"])

@@ -26,9 +26,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # Only for a name not found: PyTorch's name gets ours in the error.
-    hint = {"cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
-            "save": "np.savez(path, **model.state_dict())",
-            "load": "model.load_state_dict(np.load(path))"}.get(name)
-    raise engine._not_found("module 'tinyautograd'", name, hint)
+__getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
+    "cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
+    "save": "np.savez(path, **model.state_dict())",
+    "load": "model.load_state_dict(np.load(path))"})

@@ -532,6 +532,14 @@ def _not_found(owner, name, hint, obj=None):
     return AttributeError(f"{owner} has no attribute {name!r}{hint}", name=name, obj=obj)
 
 
+def _pointing_to_ours(owner, hints):
+    """A module's __getattr__, which Python calls only for a name not found there: a PyTorch
+    name in `hints` (name -> what to write here) gets ours in the error."""
+    def __getattr__(name):
+        raise _not_found(owner, name, hints.get(name))
+    return __getattr__
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 

@@ -226,7 +226,8 @@ class Module:
         problems = []
         if wrong_shapes:
             # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
-            transposed = any(array.ndim == 2 and array.shape[::-1] == own[name].shape
+            transposed = any(array.shape != own[name].shape and array.ndim == 2
+                             and array.shape[::-1] == own[name].shape
                              for name, array in arrays.items())
             hint = (" (a PyTorch Linear weight is (out, in): transpose it, .T)" if transposed
                     else "")
@@ -389,12 +390,10 @@ class Sequential(ModuleList):
         return x
 
 
-def __getattr__(name: str):
-    # Only for a name not found: PyTorch's name gets ours in the error.
-    hint = {"ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
-            "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
-            "utils": "optim.clip_grad_norm for clip_grad_norm_"}.get(name)
-    raise engine._not_found("module 'tinyautograd.nn'", name, hint)
+__getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
+    "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
+    "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
+    "utils": "optim.clip_grad_norm for clip_grad_norm_"})
 
 
 # --------------------------------------------------------------------------------------------

@@ -486,8 +486,6 @@ class Noam(LRSchedule):
         return [lr] * len(self.optimizer.param_groups)
 
 
-def __getattr__(name: str):
-    # Only for a name not found: PyTorch's name gets ours in the error.
-    hint = {"clip_grad_norm_": "clip_grad_norm",
-            "lr_scheduler": "the schedules WarmupCosine and Noam, or an LRSchedule"}.get(name)
-    raise engine._not_found("module 'tinyautograd.optim'", name, hint)
+__getattr__ = engine._pointing_to_ours("module 'tinyautograd.optim'", {
+    "clip_grad_norm_": "clip_grad_norm",
+    "lr_scheduler": "the schedules WarmupCosine and Noam, or an LRSchedule"})
