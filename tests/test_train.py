@@ -594,6 +594,17 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     assert metrics(tmp_path)[-1]["step"] == step
 
 
+def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path):
+    # Weights finite but far too large give infinite logits: the sample would fail to draw
+    # from them, with a message about sampling that tells the learner nothing.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    trainer.job.evaluate = lambda model, threads: {"val_loss": float("inf")}
+    trainer.job.sample = lambda model, rng: pytest.fail("sampled from a diverged model")
+    with pytest.raises(FloatingPointError, match=r"^the val_loss became inf at step 0; "
+                                                 r"lower --lr or raise --warmup$"):
+        trainer.evaluate("t")
+
+
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()

@@ -349,6 +349,12 @@ class Trainer:
         try:
             with ta.no_grad():
                 figures = self.job.evaluate(self.model, threads)
+                # Weights can be finite and still far too large (an lr far too high): the
+                # validation loss shows it, before a sample drawn from infinite logits would.
+                for key, value in figures.items():
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"the {key} became {value} at step "
+                                                 f"{self.step}; lower --lr or raise --warmup")
                 sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
                                                                             self.step]))
         finally:
