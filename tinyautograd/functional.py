@@ -17,6 +17,9 @@ from numpy.typing import ArrayLike, DTypeLike
 from . import kernels, ops, random
 from .engine import Function, ShapeError, Tensor, _lift, _operands
 from .ops import exp, sqrt
+# Half precision's policy (float16 computes in float32), for fused ops written outside the
+# engine too, as tinyformer's attention.
+from .ops import compute_dtype, widened  # noqa: F401
 
 # ---------------------------------------------------------------------------- row sums
 

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
-                          nn, ops)
+                          nn)
 
 from .layers import check_sizes, head_width, norm_layer
 
@@ -248,11 +248,11 @@ class Attention(Function):
     @staticmethod
     def forward(ctx, q, k, v, keep=None, drop=None):
         dtype = np.result_type(q, k, v)
-        if ops.compute_dtype(dtype) != dtype:
+        if functional.compute_dtype(dtype) != dtype:
             # float16 computes in float32, as torch's: a dot product of 16 values near 100 is
             # 160,000 before the scaling, inf in float16 (65504), and its softmax NaN. What
             # forward keeps for backward is then float32; backward widens as well.
-            wide = Attention.forward(ctx, *map(ops.widened, (q, k, v)), keep, drop)
+            wide = Attention.forward(ctx, *map(functional.widened, (q, k, v)), keep, drop)
             ctx.rounded = True
             return wide.astype(dtype)
         ctx.rounded = False              # the output as computed (backward reads it)
@@ -287,8 +287,8 @@ class Attention(Function):
     @staticmethod
     def backward(ctx, grad):
         # As forward: float16 in float32 (the engine gives each gradient its input's dtype)
-        q, k, v = map(ops.widened, ctx.operands)
-        grad = ops.widened(grad)
+        q, k, v = map(functional.widened, ctx.operands)
+        grad = functional.widened(grad)
         if ctx.create_graph:             # P again, as a Tensor, for the second derivative
             p = attention_weights(q, k, ctx.keep)
         else:
