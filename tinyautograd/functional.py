@@ -118,6 +118,8 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
                         f"{ignore_index!r}")
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    # The class indices become a constant of the graph, named (viz draws the name).
+    name = (targets.name if isinstance(targets, Tensor) else None) or "targets"
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integers (class indices), got "
@@ -141,6 +143,8 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
+    targets = Tensor(targets, dtype=targets.dtype)
+    targets.name = name
     return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
                               label_smoothing=label_smoothing)
 

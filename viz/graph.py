@@ -257,14 +257,6 @@ def _op_numbers(tensor):
     return {id(node): i for i, node in enumerate(_run_order(tensor), start=1)}
 
 
-def _target_names(order):
-    """id(leaf) -> "targets" for the class indices each crossentropy reads (its second input):
-    a loss passes them as a plain array, which the op wraps in a Tensor of no name."""
-    return {id(node.inputs[1]): "targets" for kind, node, _ in order
-            if kind == "op" and node.name == "crossentropy" and len(node.inputs) > 1
-            and node.inputs[1].grad_fn is None and node.inputs[1].name is None}
-
-
 def _leaf_names(params, inputs):
     """id(tensor) -> (name, kind) for the leaves the caller named."""
     names = {}
@@ -305,7 +297,7 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     "of forward op #N" cites, and its output shape) and one per leaf tensor; an arrow from each
     input to the op that consumed it. Leaves take their names from `params` (a Module, whose
     dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
-    tensor), then from `tensor.name`; the class indices a cross entropy reads are "targets",
+    tensor), then from `tensor.name` (a cross entropy names its class indices "targets"),
     others read "tensor" and their shape. Parameters are
     blue, named inputs green, other leaves grey. `cluster_params=True` draws a dashed box around
     the parameters of each top-level module (`embed`, `decoder`, ...); off by default, because
@@ -381,7 +373,6 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     # The ops numbered as the backward graph numbers them ("of forward op #3", "mul #3
     # output"), so that a backward box can be found in the forward picture.
     op_number = _op_numbers(tensor)
-    targets = _target_names(order)
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
@@ -409,7 +400,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
-        name, leaf_kind = names.get(id(obj), (obj.name or targets.get(id(obj)), None))
+        name, leaf_kind = names.get(id(obj), (obj.name, None))
         if leaf_kind is None:
             # Unnamed by the caller: a leaf that requires a gradient is learned all the same.
             leaf_kind = "param" if obj.requires_grad else "constant"
