@@ -95,6 +95,15 @@ def test_char_rejects_a_bad_vocabulary():
         CharTokenizer.train("a|b", special_tokens=["<eos>", "|"])
 
 
+def test_a_lone_string_of_special_tokens_is_refused_not_split_into_characters():
+    # list("<eos>") would make five one-character special tokens, and no "<eos>".
+    for train in (lambda: CharTokenizer.train("xyz", special_tokens="<eos>"),
+                  lambda: BPETokenizer.train(TEXT, 300, special_tokens="<eos>")):
+        with pytest.raises(TypeError, match=r"^special_tokens must be a list of strings, "
+                           r"e\.g\. \['<eos>'\], got a str$"):
+            train()
+
+
 # -- byte-pair encoding -----------------------------------------------------------------------
 
 def test_merge_replaces_pairs_left_to_right():
