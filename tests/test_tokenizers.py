@@ -136,6 +136,12 @@ def test_bpe_vocab_size_is_exactly_the_one_asked_for(vocab_size):
     assert with_specials.merges == tok.merges
 
 
+def test_bpe_refuses_a_vocab_size_that_is_not_a_whole_number_before_counting_with_it():
+    for vocab_size in (260.0, "300", None, True):
+        with pytest.raises(ValueError, match=r"^vocab_size must be a whole number >= 1, got "):
+            BPETokenizer.train(TEXT, vocab_size)
+
+
 def test_bpe_refuses_an_impossible_vocab_size():
     with pytest.raises(ValueError, match="below the 256 bytes"):
         BPETokenizer.train(TEXT, 258, special_tokens=SPECIALS)

@@ -37,6 +37,7 @@ import numpy as np
 import regex
 
 from .files import StrPath, atomic_write, iter_text, open_regular, read_text
+from .schema import Whole, check_settings
 from .summary import counted
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
@@ -632,6 +633,7 @@ class BPETokenizer(Tokenizer):
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
+        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "
