@@ -79,6 +79,17 @@ def test_a_decoder_with_cross_attention_refuses_to_run_without_the_encoders_outp
         model.decoder(Tensor(np.zeros((1, 3, 8))))
 
 
+@pytest.mark.parametrize("n_src, n_tgt", [(1, 3), (2, 1), (2, 3)])
+def test_src_and_tgt_of_different_batch_sizes_are_refused_as_torch_does(n_src, n_tgt):
+    # One source row used to be broadcast to three targets without a word; the others
+    # failed in a reshape or in numpy.
+    model = Transformer(5, 5, context=8, n_head=2, d_model=8)
+    src, tgt = np.ones((n_src, 4), np.int64), np.ones((n_tgt, 3), np.int64)
+    with pytest.raises(ValueError, match=rf"^Transformer: src has {n_src} rows, tgt has "
+                       rf"{n_tgt}: give one target row per source row$"):
+        model(src, tgt)
+
+
 @pytest.mark.parametrize("positions", ["sinusoidal", "none"])
 def test_sequences_longer_than_the_context_are_refused(positions):
     model = Transformer(5, 5, context=4, n_layer=1, n_head=2, d_model=8, positions=positions)

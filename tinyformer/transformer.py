@@ -148,6 +148,9 @@ class Transformer(nn.Module):
         the tokens after those already cached (decoding feeds one at a time).
         """
         tgt = token_array(tgt)                                          # (B, T)
+        if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
+            raise ValueError(f"Transformer: src has {memory.shape[0]} rows, tgt has "
+                             f"{tgt.shape[0]}: give one target row per source row")
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
         y = self.tgt_embed(tgt, start)                                  # (B, T, C)
