@@ -2,6 +2,8 @@
 (first and second order) and PyTorch; the masks' promises (causality, padding, rows with
 nothing to attend to); and MultiHeadAttention against torch.nn.MultiheadAttention."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -376,6 +378,29 @@ def test_n_head_must_divide_d_model():
 def test_sizes_are_whole_numbers_or_a_clear_error(args, kwargs, message):
     with pytest.raises(ValueError, match=f"MultiHeadAttention: {message}"):
         MultiHeadAttention(*args, **kwargs)
+
+
+def test_context_of_another_batch_size_is_refused():
+    # A context of one row used to be broadcast to every row of x; others failed in numpy.
+    attn = MultiHeadAttention(8, 2)
+    x = Tensor(np.zeros((2, 3, 8)))
+    for rows in (1, 3):
+        with pytest.raises(ValueError, match=rf"^MultiHeadAttention: context has {rows} rows, "
+                           r"x has 2: give one context row per row of x$"):
+            attn(x, context=Tensor(np.zeros((rows, 5, 8))))
+
+
+@pytest.mark.parametrize("shape", [(3, 8), (1, 2, 3, 8)])
+def test_input_must_be_a_batch_of_sequences(shape):
+    # (T, C) or (B, H, T, C) used to fail unpacking the shape: "not enough values to unpack".
+    attn = MultiHeadAttention(8, 2)
+    ok = Tensor(np.zeros((1, 3, 8)))
+    with pytest.raises(ValueError, match=re.escape(
+            f"MultiHeadAttention: x must be (B, T, d_model), got shape {shape}; pass x[None] "
+            f"for one sequence")):
+        attn(Tensor(np.zeros(shape)))
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: context must be \(B, T, "):
+        attn(ok, context=Tensor(np.zeros(shape)))
 
 
 def test_dropout_of_one_drops_every_weight_as_torch_does():

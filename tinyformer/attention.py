@@ -426,6 +426,12 @@ class MultiHeadAttention(nn.Module):
         `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
         `KVCache`, x holds only the new tokens and the keys and values of the earlier ones
         come from the cache (self-attention only)."""
+        _check_rows(x, "x")
+        if context is not None:
+            _check_rows(context, "context")
+            if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
+                raise ValueError(f"MultiHeadAttention: context has {context.shape[0]} rows, x "
+                                 f"has {x.shape[0]}: give one context row per row of x")
         start = 0 if cache is None else cache.length   # position of x's first token
         context = x if context is None else context
         q = self._split_heads(self.q(x), self.n_head)          # (B, n_head, T, d_head)
@@ -474,6 +480,13 @@ class MultiHeadAttention(nn.Module):
         qk_norm = ", qk_norm=True" if self.q_norm is not None else ""
         return (f"d_model={self.d_model}, n_head={self.n_head}{grouped}{qk_norm}, "
                 f"dropout={self.dropout}")
+
+
+def _check_rows(x: Tensor, name: str) -> None:
+    """ShapeError unless x is a batch of sequences of vectors, (B, T, C)."""
+    if x.ndim != 3:
+        raise ShapeError(f"MultiHeadAttention: {name} must be (B, T, d_model), got shape "
+                         f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
 def _grouped(mask: Mask | None, n_kv_head: int) -> np.ndarray | None:
