@@ -220,6 +220,16 @@ def test_every_models_sizes_are_whole_numbers_of_at_least_one(model, size, value
         MODELS[model](**{**SIZES[model], size: value})
 
 
+@pytest.mark.parametrize("model, size", [(model, size) for model, sizes in SIZES.items()
+                                         for size in sizes if size not in ("d_ff", "d_head")])
+def test_only_the_widths_with_a_default_may_be_none(model, size):
+    # GPT(None, 8) failed inside nn.Embedding with a TypeError; d_ff and d_head None mean
+    # their defaults, and no other size has one.
+    with pytest.raises(ValueError, match=f"^{model}: {size} must be a whole number >= 1, got "
+                                         f"None$"):
+        MODELS[model](**{**SIZES[model], size: None})
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_sizes_given_as_numpy_integers_build_the_same_model(model):
     shapes = [{name: p.shape for name, p in MODELS[model](**sizes).named_parameters()}

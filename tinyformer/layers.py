@@ -215,10 +215,11 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
 
 def check_sizes(model: str, **sizes: int | None) -> None:
     """ValueError, in one line, unless every size is a whole number >= 1: a true integer, not
-    2.0 or True (schema.check_whole); a size left None takes its default. GPT, BERT and the
-    Transformer check theirs here first, before any arithmetic on them (d_model // n_head)
-    could fail less clearly."""
-    check_whole(model, 1, **{name: size for name, size in sizes.items() if size is not None})
+    2.0 or True (schema.check_whole); d_ff and d_head left None take their defaults (no other
+    size has one: GPT(None, 8) is refused here). GPT, BERT and the Transformer check theirs
+    here first, before any arithmetic on them (d_model // n_head) could fail less clearly."""
+    check_whole(model, 1, **{name: size for name, size in sizes.items()
+                             if size is not None or name not in ("d_ff", "d_head")})
 
 
 def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:
