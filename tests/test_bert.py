@@ -47,6 +47,13 @@ def test_without_a_pad_id_token_0_is_read_like_any_other():
         tiny_bert(pad_id=1.5)
 
 
+def test_a_pad_id_outside_the_vocabulary_is_refused_as_torch_refuses_its_padding_idx():
+    # No token could equal it, so nothing was hidden, without a word.
+    with pytest.raises(ValueError, match=r"^BERT: pad_id 11 is not a token id: the vocabulary "
+                                         r"has ids 0 to 10$"):
+        BERT(11, 8, n_layer=1, n_head=2, d_model=8, pad_id=11)
+
+
 def test_padding_never_changes_the_real_positions():
     model = tiny_bert(pad_id=PAD)
     idx = np.random.default_rng(0).integers(2, 9, (2, 8))

@@ -66,6 +66,9 @@ def test_config_rebuilds_the_same_model():
     (dict(n_head=2, positions="alibi"), "unknown positional encoding 'alibi'"),
     (dict(n_head=2, pad_id=-1), "Transformer: pad_id must be a whole number >= 0, got -1"),
     (dict(n_head=2, pad_id="0"), "Transformer: pad_id must be a whole number >= 0, got '0'"),
+    # A pad_id outside a vocabulary made greedy decoding fail once it filled a finished row.
+    (dict(n_head=2, pad_id=5), "^Transformer: pad_id 5 is not a token id of both "
+                               "vocabularies: src has ids 0 to 4, tgt 0 to 5$"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

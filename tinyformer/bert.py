@@ -80,6 +80,9 @@ class BERT(nn.Module):
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
+            if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden
+                raise ValueError(f"BERT: pad_id {pad_id} is not a token id: the vocabulary has "
+                                 f"ids 0 to {vocab_size - 1}")
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

@@ -85,6 +85,12 @@ class Transformer(nn.Module):
                     d_head=d_head)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
+            # Padding hides source tokens and fills the targets written after eos: both
+            # vocabularies must hold it (the target embedding reads the fill back).
+            if pad_id >= min(src_vocab_size, tgt_vocab_size):
+                raise ValueError(f"Transformer: pad_id {pad_id} is not a token id of both "
+                                 f"vocabularies: src has ids 0 to {src_vocab_size - 1}, tgt "
+                                 f"0 to {tgt_vocab_size - 1}")
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
