@@ -416,5 +416,5 @@ def test_dropout_of_one_drops_every_weight_as_torch_does():
                   attn_mask=torch.tensor(~causal_mask(T)))
     np.testing.assert_array_equal(out.data, want.detach().numpy())
     np.testing.assert_array_equal(out.data, np.broadcast_to(np.arange(12.0), (B, T, 12)))
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\], got 1.5"):
         MultiHeadAttention(12, 3, dropout=1.5)

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn, ops)
 
-from .layers import check_sizes, head_width, norm_layer
+from .layers import check_sizes, check_switches, head_width, norm_layer
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -396,14 +396,12 @@ class MultiHeadAttention(nn.Module):
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
         check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
         d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
+        check_switches("MultiHeadAttention", dropout=dropout, n_kv_head=n_kv_head)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
-        if not whole or n_kv_head < 1 or n_head % n_kv_head:
+        if n_head % n_kv_head:
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
                              f"query heads")
-        if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
-            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights

@@ -24,7 +24,8 @@ from tinyautograd import Tensor, nn
 from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
-                     default_d_ff, head_width, norm_layer, soft_capped, token_array)
+                     check_switches, default_d_ff, head_width, norm_layer, soft_capped,
+                     token_array)
 from .schema import Number, Whole, check_settings, check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -78,6 +79,7 @@ class BERT(nn.Module):
                  d_head: int | None = None) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
+        check_switches("BERT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
             if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden

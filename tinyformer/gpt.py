@@ -26,8 +26,8 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, fill_after_end, generate
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     head_width, soft_capped)
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
+                     default_d_ff, head_width, soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -54,6 +54,7 @@ class GPT(nn.Module):
                  rope_theta: float = 10000.0, d_head: int | None = None) -> None:
         check_sizes("GPT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
+        check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

@@ -29,8 +29,8 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     head_width, soft_capped, token_array)
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
+                     default_d_ff, head_width, soft_capped, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -83,6 +83,7 @@ class Transformer(nn.Module):
         check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                     context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff,
                     d_head=d_head)
+        check_switches("Transformer", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
             # Padding hides source tokens and fills the targets written after eos: both
