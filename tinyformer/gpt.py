@@ -25,7 +25,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
-from .decoding import DecoderOnlySession, fill_after_end, generate
+from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
                      default_d_ff, head_width, soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
@@ -156,6 +156,8 @@ class GPT(nn.Module):
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
         `threads` (an entered resources.step_threads) runs the steps on the BLAS threads given,
         or times them to choose, as training does."""
+        # Before fill_after_end reads it: a set, say, has no first id to fill with.
+        check_eos_id("generate", eos_id, self.config["vocab_size"])
         return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
                         top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
                         threads=threads)
