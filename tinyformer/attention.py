@@ -30,6 +30,7 @@ from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kern
                           nn, ops)
 
 from .layers import check_sizes, check_switches, head_width, norm_layer
+from .schema import check_whole
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -82,6 +83,8 @@ class KVCache:
     """
 
     def __init__(self, context: int | None = None) -> None:
+        if context is not None:
+            check_whole("KVCache", 1, context=context)
         self.length = 0
         self.context = context
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
@@ -90,14 +93,17 @@ class KVCache:
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
         old = self._kv.get(layer)
+        filled = 0 if old is None else old[0].shape[2]
+        end = filled + k.shape[2]
+        if self.context is not None and end > self.context:
+            raise ValueError(f"KVCache: {end} tokens do not fit a cache of context "
+                             f"{self.context}; make it KVCache(model.context), or None to grow")
         if k.requires_grad or v.requires_grad:
             if old is not None:
                 k, v = concat([old[0], k], axis=2), concat([old[1], v], axis=2)
             self._kv[layer] = (k, v)
             self._buffers.pop(layer, None)          # the buffers no longer hold everything
             return k, v
-        filled = 0 if old is None else old[0].shape[2]
-        end = filled + k.shape[2]
         buffers = self._buffers.get(layer)
         if buffers is None or buffers[0].shape[2] < end:
             # Room for as many tokens again; never more than the model can read (the model
