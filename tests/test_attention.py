@@ -276,6 +276,24 @@ def test_torch_style_positional_dropout_and_is_causal_are_refused():
         scaled_dot_product_attention(q, k, v, dropout_p=0.5)
 
 
+@pytest.mark.parametrize("dropout_p", [-0.5, float("nan"), 1.5, "0.1"])
+def test_a_dropout_p_outside_0_to_1_is_refused_training_or_not(dropout_p):
+    # -0.5 and nan dropped nothing, without a word
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match=r"^scaled_dot_product_attention: dropout_p must be a "
+                                         r"finite number in \[0, 1\], got "):
+        scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, training=True)
+
+
+def test_integer_inputs_compute_in_float32_as_the_engines_ops_do():
+    # numpy could not scale the int64 scores in place (UFuncTypeError)
+    ints = np.arange(24).reshape(2, 3, 4) % 5
+    out = scaled_dot_product_attention(*[Tensor(ints)] * 3)
+    assert out.dtype == np.float32
+    same = scaled_dot_product_attention(*[Tensor(ints.astype(np.float32))] * 3)
+    np.testing.assert_array_equal(out.data, same.data)
+
+
 # -------------------------------------------------------------------------- MultiHeadAttention
 
 

@@ -30,7 +30,7 @@ from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kern
                           nn, ops)
 
 from .layers import check_sizes, check_switches, head_width, norm_layer
-from .schema import check_whole
+from .schema import Number, check_settings, check_whole
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -340,7 +340,14 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     dropout_p and training are keyword-only: torch's function takes is_causal sixth, and a
     True passed there would be taken for training, leaving the attention unmasked. A
     dropout_p > 0 needs training said, as torch's drops whenever dropout_p > 0.
+
+    Integer or boolean q, k, v compute in float32, as the engine's ops whose results are
+    fractions (softmax, `/`) do with them.
     """
+    # NaN or a negative dropout_p would drop nothing, without a word.
+    check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
+                   name=lambda key: f"scaled_dot_product_attention: {key}")
+    q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
     if dropout_p > 0 and training is None:
         raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
                          f"training=True or training=False (torch's drops whenever dropout_p "
