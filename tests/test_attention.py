@@ -403,8 +403,8 @@ def test_context_of_another_batch_size_is_refused():
     attn = MultiHeadAttention(8, 2)
     x = Tensor(np.zeros((2, 3, 8)))
     for rows in (1, 3):
-        with pytest.raises(ValueError, match=rf"^MultiHeadAttention: context has {rows} rows, "
-                           r"x has 2: give one context row per row of x$"):
+        with pytest.raises(ValueError, match=rf"^MultiHeadAttention: x and context batches "
+                           rf"differ, 2 and {rows}: give one context row per row of x$"):
             attn(x, context=Tensor(np.zeros((rows, 5, 8))))
 
 

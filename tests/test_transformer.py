@@ -88,8 +88,8 @@ def test_src_and_tgt_of_different_batch_sizes_are_refused_as_torch_does(n_src, n
     # failed in a reshape or in numpy.
     model = Transformer(5, 5, context=8, n_head=2, d_model=8)
     src, tgt = np.ones((n_src, 4), np.int64), np.ones((n_tgt, 3), np.int64)
-    with pytest.raises(ValueError, match=rf"^Transformer: src has {n_src} rows, tgt has "
-                       rf"{n_tgt}: give one target row per source row$"):
+    with pytest.raises(ValueError, match=rf"^Transformer: src and tgt batches differ, {n_src} "
+                       rf"and {n_tgt}: give one target row per source row$"):
         model(src, tgt)
 
 

@@ -441,8 +441,9 @@ class MultiHeadAttention(nn.Module):
         if context is not None:
             _check_rows(context, "context")
             if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
-                raise ValueError(f"MultiHeadAttention: context has {context.shape[0]} rows, x "
-                                 f"has {x.shape[0]}: give one context row per row of x")
+                raise ValueError(f"MultiHeadAttention: x and context batches differ, "
+                                 f"{x.shape[0]} and {context.shape[0]}: give one context row "
+                                 f"per row of x")
         start = 0 if cache is None else cache.length   # position of x's first token
         context = x if context is None else context
         q = self._split_heads(self.q(x), self.n_head)          # (B, n_head, T, d_head)

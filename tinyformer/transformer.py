@@ -156,7 +156,7 @@ class Transformer(nn.Module):
         """
         tgt = token_array(tgt)                                          # (B, T)
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
-            raise ValueError(f"Transformer: src has {memory.shape[0]} rows, tgt has "
+            raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
                              f"{tgt.shape[0]}: give one target row per source row")
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
