@@ -2,6 +2,8 @@
 (first and second order) and PyTorch; the masks' promises (causality, padding, rows with
 nothing to attend to); and MultiHeadAttention against torch.nn.MultiheadAttention."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -274,6 +276,24 @@ def test_torch_style_positional_dropout_and_is_causal_are_refused():
         scaled_dot_product_attention(q, k, v, dropout_p=0.5)
 
 
+@pytest.mark.parametrize("dropout_p", [-0.5, float("nan"), 1.5, "0.1"])
+def test_a_dropout_p_outside_0_to_1_is_refused_training_or_not(dropout_p):
+    # -0.5 and nan dropped nothing, without a word
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match=r"^scaled_dot_product_attention: dropout_p must be a "
+                                         r"finite number in \[0, 1\], got "):
+        scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, training=True)
+
+
+def test_integer_inputs_compute_in_float32_as_the_engines_ops_do():
+    # numpy could not scale the int64 scores in place (UFuncTypeError)
+    ints = np.arange(24).reshape(2, 3, 4) % 5
+    out = scaled_dot_product_attention(*[Tensor(ints)] * 3)
+    assert out.dtype == np.float32
+    same = scaled_dot_product_attention(*[Tensor(ints.astype(np.float32))] * 3)
+    np.testing.assert_array_equal(out.data, same.data)
+
+
 # -------------------------------------------------------------------------- MultiHeadAttention
 
 
@@ -378,6 +398,29 @@ def test_sizes_are_whole_numbers_or_a_clear_error(args, kwargs, message):
         MultiHeadAttention(*args, **kwargs)
 
 
+def test_context_of_another_batch_size_is_refused():
+    # A context of one row used to be broadcast to every row of x; others failed in numpy.
+    attn = MultiHeadAttention(8, 2)
+    x = Tensor(np.zeros((2, 3, 8)))
+    for rows in (1, 3):
+        with pytest.raises(ValueError, match=rf"^MultiHeadAttention: x and context batches "
+                           rf"differ, 2 and {rows}: give one context row per row of x$"):
+            attn(x, context=Tensor(np.zeros((rows, 5, 8))))
+
+
+@pytest.mark.parametrize("shape", [(3, 8), (1, 2, 3, 8)])
+def test_input_must_be_a_batch_of_sequences(shape):
+    # (T, C) or (B, H, T, C) used to fail unpacking the shape: "not enough values to unpack".
+    attn = MultiHeadAttention(8, 2)
+    ok = Tensor(np.zeros((1, 3, 8)))
+    with pytest.raises(ValueError, match=re.escape(
+            f"MultiHeadAttention: x must be (B, T, d_model), got shape {shape}; pass x[None] "
+            f"for one sequence")):
+        attn(Tensor(np.zeros(shape)))
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: context must be \(B, T, "):
+        attn(ok, context=Tensor(np.zeros(shape)))
+
+
 def test_dropout_of_one_drops_every_weight_as_torch_does():
     # torch's MultiheadAttention and nn.Dropout both take p = 1: training, every attention
     # weight is dropped and the output is the output projection's bias alone.
@@ -391,5 +434,5 @@ def test_dropout_of_one_drops_every_weight_as_torch_does():
                   attn_mask=torch.tensor(~causal_mask(T)))
     np.testing.assert_array_equal(out.data, want.detach().numpy())
     np.testing.assert_array_equal(out.data, np.broadcast_to(np.arange(12.0), (B, T, 12)))
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\], got 1.5"):
         MultiHeadAttention(12, 3, dropout=1.5)

@@ -47,6 +47,13 @@ def test_without_a_pad_id_token_0_is_read_like_any_other():
         tiny_bert(pad_id=1.5)
 
 
+def test_a_pad_id_outside_the_vocabulary_is_refused_as_torch_refuses_its_padding_idx():
+    # No token could equal it, so nothing was hidden, without a word.
+    with pytest.raises(ValueError, match=r"^BERT: pad_id 11 is not a token id: the vocabulary "
+                                         r"has ids 0 to 10$"):
+        BERT(11, 8, n_layer=1, n_head=2, d_model=8, pad_id=11)
+
+
 def test_padding_never_changes_the_real_positions():
     model = tiny_bert(pad_id=PAD)
     idx = np.random.default_rng(0).integers(2, 9, (2, 8))
@@ -81,6 +88,28 @@ def test_the_masking_recipe_80_10_10():
     assert abs(as_mask - (0.8 + 0.1 / 50)) < 0.015          # masked, or swapped for MASK
     assert abs(unchanged - (0.1 + 0.1 / 50)) < 0.011         # kept, or swapped for itself
     np.testing.assert_array_equal(inputs[~chosen], idx[~chosen])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    # nan compared False with every draw and hid nothing, without a word
+    (dict(rate=float("nan")), ValueError, r"rate must be a finite number in \[0, 1\], got nan"),
+    (dict(rate=1.5), ValueError, r"rate must be a finite number in \[0, 1\], got 1.5"),
+    (dict(rate=-0.1), ValueError, r"rate must be a finite number in \[0, 1\], got -0.1"),
+    # these failed deep in numpy
+    (dict(mask_id=-1), ValueError, r"mask_id must be a token id in \[0, 11\), got -1"),
+    (dict(mask_id=11), ValueError, r"mask_id must be a token id in \[0, 11\), got 11"),
+    (dict(special_ids=3), TypeError, r"special_ids must be a list of token ids, e.g. \[0\], "
+                                     r"got int"),
+    (dict(special_ids=[0.5]), ValueError, r"special_ids must be token ids \(whole numbers "
+                                          r">= 0\), got 0.5"),
+    (dict(idx=[[1.5, 2.0]]), TypeError, r"idx must be integer token ids, got float64"),
+    (dict(idx=[[3, 11]]), ValueError, r"idx holds id 11, outside the vocabulary \[0, 11\)"),
+])
+def test_mask_tokens_refuses_bad_arguments_in_one_line(kwargs, error, message):
+    args = {**dict(idx=[[1, 2, 3, 4, 5, 6, 7, 8]], mask_id=10, vocab_size=11,
+                   rng=np.random.default_rng(0)), **kwargs}
+    with pytest.raises(error, match=f"^mask_tokens: {message}$"):
+        mask_tokens(**args)
 
 
 def test_gradcheck_over_every_parameter_of_a_tiny_bert():

@@ -1,5 +1,7 @@
 """The engine's behaviour: graph recording, backward, modes, hooks, errors, custom ops."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -1307,6 +1309,17 @@ def test_manual_seed_makes_draws_repeatable():
     ta.manual_seed(3)
     np.testing.assert_array_equal(a, ta.randn(4).data)
     np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", None, True])
+def test_manual_seed_refuses_what_is_not_a_seed_in_one_line(seed):
+    # numpy's and SeedSequence's errors, before; None seeded from the OS and True passed as 1
+    with pytest.raises(ValueError, match=rf"^manual_seed: seed must be a whole number >= 0, got "
+                                         rf"{re.escape(repr(seed))}$"):
+        ta.manual_seed(seed)
+    state = ta.random.get_state()
+    ta.manual_seed(np.int64(3))                 # numpy's integers are whole numbers too
+    ta.random.set_state(state)
 
 
 @pytest.mark.parametrize("factory, draw", [(ta.randn, "standard_normal"), (ta.rand, "random")],

@@ -191,6 +191,13 @@ def test_several_eos_ids_end_a_row_at_any_of_them_and_fill_it_with_the_first():
         model.generate(prompt, 8, eos_id=[])
 
 
+def test_an_eos_id_that_is_not_an_id_or_a_list_of_them_is_refused_in_one_line():
+    # A set has no first id to fill a finished row with: an AttributeError, before.
+    with pytest.raises(ValueError, match=r"^generate: eos_id must be a token id in \[0, 7\) or "
+                                         r"a list of them, got \{3\}$"):
+        tiny_gpt().generate(np.array([[3, 3]]), 2, eos_id={3})
+
+
 def test_top_k_and_top_p_restrict_the_choices():
     rng = np.random.default_rng(0)
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 2000))

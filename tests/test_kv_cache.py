@@ -1,6 +1,8 @@
 """The KV cache gives exactly the logits of recomputing everything, and generation with it
 equals generation without it, including after the sequence outgrows the context."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,24 @@ def test_the_cache_refuses_to_grow_past_the_context():
         model(np.zeros((1, 12), np.int64), cache)
         with pytest.raises(ValueError, match="13 tokens exceeds the context of 12"):
             model(np.zeros((1, 1), np.int64), cache)
+
+
+@pytest.mark.parametrize("context", [0, -1, 2.0, "a", True])
+def test_a_cache_context_that_is_not_a_count_is_refused_when_made(context):
+    # It failed at the first forward, in numpy or in a comparison.
+    with pytest.raises(ValueError, match=rf"^KVCache: context must be a whole number >= 1, "
+                                         rf"got {re.escape(repr(context))}$"):
+        KVCache(context)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_cache_given_more_tokens_than_its_context_says_so(grad):
+    # A numpy broadcast error, before, once the buffer could not grow.
+    model = tiny_gpt("learned")
+    with ta.set_grad_enabled(grad), pytest.raises(
+            ValueError, match=r"^KVCache: 3 tokens do not fit a cache of context 2; make it "
+                              r"KVCache\(model.context\), or None to grow$"):
+        model(np.zeros((1, 3), np.int64), KVCache(2))
 
 
 @pytest.mark.parametrize("positions", ["learned", "rope"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinyautograd as ta
-from tinyformer import BERT, GPT, Transformer
+from tinyformer import BERT, GPT, MultiHeadAttention, Transformer
 from tinyformer.decoding import beam_search
 
 BOS, EOS = 1, 2
@@ -218,6 +218,40 @@ def test_every_models_sizes_are_whole_numbers_of_at_least_one(model, size, value
     with pytest.raises(ValueError, match=f"^{model}: {size} must be a whole number >= 1, got "
                                          f"{re.escape(repr(value))}$"):
         MODELS[model](**{**SIZES[model], size: value})
+
+
+@pytest.mark.parametrize("model, size", [(model, size) for model, sizes in SIZES.items()
+                                         for size in sizes if size not in ("d_ff", "d_head")])
+def test_only_the_widths_with_a_default_may_be_none(model, size):
+    # GPT(None, 8) failed inside nn.Embedding with a TypeError; d_ff and d_head None mean
+    # their defaults, and no other size has one.
+    with pytest.raises(ValueError, match=f"^{model}: {size} must be a whole number >= 1, got "
+                                         f"None$"):
+        MODELS[model](**{**SIZES[model], size: None})
+
+
+SWITCHES = [
+    # TrainConfig refused these; the models took them to a comparison that failed inside
+    ("dropout", "0.1", "a finite number in [0, 1]"),
+    ("dropout", None, "a finite number in [0, 1]"),
+    ("dropout", True, "a finite number in [0, 1]"),
+    ("rope_theta", "1e4", "a finite number > 1"),
+    ("rope_theta", float("inf"), "a finite number > 1"),
+    # "does not divide", before, of a count that was not one
+    ("n_kv_head", True, "a whole number >= 1"),
+    ("n_kv_head", 2.0, "a whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize("model, switch, value, rule", [
+    (model, *case) for model in [*MODELS, "MultiHeadAttention"] for case in SWITCHES
+    if model != "MultiHeadAttention" or case[0] != "rope_theta"])   # it takes a RotaryPositions
+def test_every_models_switches_follow_the_rules_of_a_runs_settings(model, switch, value, rule):
+    build, args = ((MultiHeadAttention, dict(d_model=8, n_head=2)) if model not in MODELS else
+                   (MODELS[model], dict(SIZES[model], positions="rope")))
+    with pytest.raises(ValueError, match=f"^{model}: {switch} must be {re.escape(rule)}, got "
+                                         f"{re.escape(repr(value))}$"):
+        build(**args, **{switch: value})
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -3,6 +3,7 @@ initialisers, and an MLP that learns."""
 
 import gc
 import math
+import re
 
 import numpy as np
 import pytest
@@ -369,8 +370,10 @@ def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     assert dropout.eval()(x) is x
-    for p in (1.5, -0.1):
-        with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got"):
+    # "0.1" and None failed in a comparison; nan was refused too, True taken as 1
+    for p in (1.5, -0.1, float("nan"), "0.1", None, True):
+        with pytest.raises(ValueError, match=r"^Dropout: p must be a finite number in \[0, 1\], "
+                                             rf"got {re.escape(repr(p))}$"):
             nn.Dropout(p)
 
 
@@ -436,6 +439,41 @@ def test_linear_without_bias():
     assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
     x = np.ones((1, 3), np.float32)
     np.testing.assert_allclose(layer(x).data, x @ layer.weight.data)
+
+
+def test_a_linear_layer_with_no_inputs_is_built_empty_as_torchs():
+    # 1 / sqrt(0) raised ZeroDivisionError. torch builds it, its bias bound 0 with no fan-in:
+    # the output is the bias, zero.
+    layer = nn.Linear(0, 3)
+    assert layer.weight.shape == (0, 3)
+    assert_array_equal(layer.bias.data, np.zeros(3))
+    assert_array_equal(layer(np.ones((2, 0), np.float32)).data, np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("make, message", [
+    # numpy's or math's errors, or a failure at the first forward, before
+    (lambda: nn.Linear(-1, 3), "Linear: in_features must be a whole number >= 0, got -1"),
+    (lambda: nn.Linear(3, 2.5), "Linear: out_features must be a whole number >= 0, got 2.5"),
+    (lambda: nn.Linear(None, 3), "Linear: in_features must be a whole number >= 0, got None"),
+    (lambda: nn.Embedding(True, 3),
+     "Embedding: num_embeddings must be a whole number >= 0, got True"),
+    (lambda: nn.LayerNorm(-1), "LayerNorm: dim must be a whole number >= 0, got -1"),
+    (lambda: nn.LayerNorm(2.5), "LayerNorm: dim must be a whole number >= 0, got 2.5"),
+    (lambda: nn.RMSNorm("4"), "RMSNorm: dim must be a whole number >= 0, got '4'"),
+    (lambda: nn.LayerNorm(4, eps="1e-5"), "LayerNorm: eps must be a finite number, got '1e-5'"),
+    (lambda: nn.LayerNorm(4, eps=None), "LayerNorm: eps must be a finite number, got None"),
+    (lambda: nn.RMSNorm(4, eps=float("nan")), "RMSNorm: eps must be a finite number, got nan"),
+])
+def test_layers_refuse_bad_arguments_when_built_in_one_line(make, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        make()
+
+
+def test_rms_norm_with_eps_none_takes_the_inputs_machine_epsilon_as_torch():
+    x = np.full((1, 4), 1e-4, np.float32)          # mean(x^2) = 1e-8, below float32's eps
+    y = nn.RMSNorm(4, eps=None)(Tensor(x)).data
+    expected = torch.nn.RMSNorm(4, eps=None)(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-5)
 
 
 def test_linear_init_is_torch_default_uniform():

@@ -95,6 +95,15 @@ def test_char_rejects_a_bad_vocabulary():
         CharTokenizer.train("a|b", special_tokens=["<eos>", "|"])
 
 
+def test_a_lone_string_of_special_tokens_is_refused_not_split_into_characters():
+    # list("<eos>") would make five one-character special tokens, and no "<eos>".
+    for train in (lambda: CharTokenizer.train("xyz", special_tokens="<eos>"),
+                  lambda: BPETokenizer.train(TEXT, 300, special_tokens="<eos>")):
+        with pytest.raises(TypeError, match=r"^special_tokens must be a list of strings, "
+                           r"e\.g\. \['<eos>'\], got a str$"):
+            train()
+
+
 # -- byte-pair encoding -----------------------------------------------------------------------
 
 def test_merge_replaces_pairs_left_to_right():
@@ -125,6 +134,12 @@ def test_bpe_vocab_size_is_exactly_the_one_asked_for(vocab_size):
     with_specials = BPETokenizer.train(TEXT, vocab_size + 4, special_tokens=SPECIALS)
     assert with_specials.vocab_size == vocab_size + 4
     assert with_specials.merges == tok.merges
+
+
+def test_bpe_refuses_a_vocab_size_that_is_not_a_whole_number_before_counting_with_it():
+    for vocab_size in (260.0, "300", None, True):
+        with pytest.raises(ValueError, match=r"^vocab_size must be a whole number >= 1, got "):
+            BPETokenizer.train(TEXT, vocab_size)
 
 
 def test_bpe_refuses_an_impossible_vocab_size():

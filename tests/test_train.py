@@ -107,6 +107,24 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("settings, message", [
+    # the rules' errors, and these, said --lr or --n-head whatever name() said
+    (dict(lr=0), "lr must be a finite number > 0, got 0"),
+    (dict(task="copy", model="gpt"), "task trains an encoder-decoder; use model transformer "
+                                     "(the default with task), not gpt"),
+    (dict(model="transformer"), "model transformer trains on a seq2seq task; give task "),
+    (dict(n_head=3, d_model=64), "n_head 3 does not divide d_model 64: each head gets "
+                                 "d_model / n_head dimensions; try n_head 2 or 4"),
+    (dict(positions="rope", n_head=2, d_model=6), "positions rope needs an even head size"),
+    (dict(n_head=4, n_kv_head=3), "n_kv_head 3 does not divide n_head 4: each key-value head "
+                                  "serves a whole group of query heads; try n_kv_head 1 or 2 or 4"),
+    (dict(tokenizer="bpe", vocab_size=258), "vocab_size 258 is too small"),
+])
+def test_errors_call_each_setting_what_name_calls_it(settings, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        TrainConfig(**settings).resolved(name=str)
+
+
 @pytest.mark.parametrize("settings", [
     dict(lr=1e-3, min_lr=1e-3),                  # a constant rate after the warmup
     dict(iters=10, warmup=10),                   # a warmup as long as the run

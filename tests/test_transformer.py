@@ -66,6 +66,9 @@ def test_config_rebuilds_the_same_model():
     (dict(n_head=2, positions="alibi"), "unknown positional encoding 'alibi'"),
     (dict(n_head=2, pad_id=-1), "Transformer: pad_id must be a whole number >= 0, got -1"),
     (dict(n_head=2, pad_id="0"), "Transformer: pad_id must be a whole number >= 0, got '0'"),
+    # A pad_id outside a vocabulary made greedy decoding fail once it filled a finished row.
+    (dict(n_head=2, pad_id=5), "^Transformer: pad_id 5 is not a token id of both "
+                               "vocabularies: src has ids 0 to 4, tgt 0 to 5$"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -77,6 +80,17 @@ def test_a_decoder_with_cross_attention_refuses_to_run_without_the_encoders_outp
     model = Transformer(5, 5, context=8, n_head=2, d_model=8)
     with pytest.raises(ValueError, match="cross-attention needs the encoder's output"):
         model.decoder(Tensor(np.zeros((1, 3, 8))))
+
+
+@pytest.mark.parametrize("n_src, n_tgt", [(1, 3), (2, 1), (2, 3)])
+def test_src_and_tgt_of_different_batch_sizes_are_refused_as_torch_does(n_src, n_tgt):
+    # One source row used to be broadcast to three targets without a word; the others
+    # failed in a reshape or in numpy.
+    model = Transformer(5, 5, context=8, n_head=2, d_model=8)
+    src, tgt = np.ones((n_src, 4), np.int64), np.ones((n_tgt, 3), np.int64)
+    with pytest.raises(ValueError, match=rf"^Transformer: src and tgt batches differ, {n_src} "
+                       rf"and {n_tgt}: give one target row per source row$"):
+        model(src, tgt)
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "none"])

@@ -12,6 +12,7 @@ has shape (in_features, out_features).
 from __future__ import annotations
 
 import math
+import numbers
 import types
 from collections import namedtuple
 from collections.abc import Mapping
@@ -554,17 +555,38 @@ init = types.SimpleNamespace(
 # Layers
 
 
+# What a layer's arguments may be. Checked when the layer is built, so that LayerNorm(4,
+# eps="1e-5") is told so there, in one line, not by ctypes at its first forward. (tinyformer's
+# schema has the same rules for a run's settings; the engine knows nothing of tinyformer.)
+_RULES = {
+    "a whole number >= 0": lambda v: isinstance(v, numbers.Integral) and v >= 0,  # 0, as torch
+    "a finite number": lambda v: isinstance(v, numbers.Real) and math.isfinite(v),
+    "a finite number in [0, 1]": lambda v: isinstance(v, numbers.Real) and 0 <= v <= 1,
+}
+
+
+def _check(layer: str, rule: str, **values: Any) -> None:
+    """ValueError, in one line naming `layer`, unless each of `values` follows `rule`, a key of
+    _RULES (True is not the number 1 here, though Python says so)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not _RULES[rule](value):
+            raise ValueError(f"{layer}: {name} must be {rule}, got {value!r}")
+
+
 class Linear(Module):
     """y = x @ weight + bias, with weight (in_features, out_features) and bias (out_features,).
 
     The weight is stored transposed relative to PyTorch's (out_features, in_features), so that
     the code reads as the math does; transpose it when loading torch weights. Initialised as
-    PyTorch does: weight and bias uniform in [-1/sqrt(in_features), 1/sqrt(in_features)].
+    PyTorch does: weight and bias uniform in [-1/sqrt(in_features), 1/sqrt(in_features)]
+    (with no input features, an empty weight and a zero bias, as PyTorch's).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        _check("Linear", "a whole number >= 0", in_features=in_features,
+               out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features)
+        bound = 1 / math.sqrt(in_features) if in_features else 0.0
         self.weight = uniform_(Parameter(np.zeros((in_features, out_features))), -bound, bound)
         self.bias = uniform_(Parameter(np.zeros(out_features)), -bound, bound) if bias else None
 
@@ -581,6 +603,8 @@ class Embedding(Module):
     any shape (...) pick rows: (..., embedding_dim). Initialised N(0, 1), as PyTorch does."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        _check("Embedding", "a whole number >= 0", num_embeddings=num_embeddings,
+               embedding_dim=embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = normal_(Parameter(np.zeros((num_embeddings, embedding_dim))))
 
@@ -597,6 +621,8 @@ class LayerNorm(Module):
     y = (x - mean) / sqrt(var + eps) * weight + bias. With bias=False there is no shift."""
 
     def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
+        _check("LayerNorm", "a whole number >= 0", dim=dim)
+        _check("LayerNorm", "a finite number", eps=eps)
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim))
         self.bias = Parameter(np.zeros(dim)) if bias else None
@@ -612,15 +638,20 @@ class RMSNorm(Module):
     """Divide the last axis (of size `dim`) by its root mean square, then scale by `weight`
     (starts at ones): y = x / sqrt(mean(x^2) + eps) * weight. LayerNorm without the centring
     and the shift: cheaper, and as good in practice (Llama's). With elementwise_affine=False
-    there is no weight at all, and nothing is learned (nanochat's). eps is Llama's 1e-6
-    (torch.nn.RMSNorm's default is the dtype's machine epsilon)."""
+    there is no weight at all, and nothing is learned (nanochat's). eps is Llama's 1e-6;
+    None is the input dtype's machine epsilon (torch.nn.RMSNorm's default)."""
 
-    def __init__(self, dim: int, eps: float = 1e-6, elementwise_affine: bool = True) -> None:
+    def __init__(self, dim: int, eps: float | None = 1e-6,
+                 elementwise_affine: bool = True) -> None:
+        _check("RMSNorm", "a whole number >= 0", dim=dim)
+        if eps is not None:
+            _check("RMSNorm", "a finite number", eps=eps)
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim)) if elementwise_affine else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return functional.rms_norm(x, self.weight, self.eps)
+        eps = np.finfo(x.dtype).eps.item() if self.eps is None else self.eps
+        return functional.rms_norm(x, self.weight, eps)
 
     def extra_repr(self) -> str:
         affine = "" if self.weight is not None else ", elementwise_affine=False"
@@ -632,8 +663,7 @@ class Dropout(Module):
     (p = 1: all zeros, as torch); in eval mode, the identity."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
-        if not 0.0 <= p <= 1.0:    # here, not at the first forward: the error points at the model
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        _check("Dropout", "a finite number in [0, 1]", p=p)   # here: the error points at the model
         _refuse_inplace("Dropout", inplace)
         self.p = p
 

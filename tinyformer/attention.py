@@ -29,7 +29,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn)
 
-from .layers import check_sizes, head_width, norm_layer
+from .layers import check_sizes, check_switches, head_width, norm_layer
+from .schema import Number, check_settings, check_whole
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -82,6 +83,8 @@ class KVCache:
     """
 
     def __init__(self, context: int | None = None) -> None:
+        if context is not None:
+            check_whole("KVCache", 1, context=context)
         self.length = 0
         self.context = context
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
@@ -90,14 +93,17 @@ class KVCache:
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
         old = self._kv.get(layer)
+        filled = 0 if old is None else old[0].shape[2]
+        end = filled + k.shape[2]
+        if self.context is not None and end > self.context:
+            raise ValueError(f"KVCache: {end} tokens do not fit a cache of context "
+                             f"{self.context}; make it KVCache(model.context), or None to grow")
         if k.requires_grad or v.requires_grad:
             if old is not None:
                 k, v = concat([old[0], k], axis=2), concat([old[1], v], axis=2)
             self._kv[layer] = (k, v)
             self._buffers.pop(layer, None)          # the buffers no longer hold everything
             return k, v
-        filled = 0 if old is None else old[0].shape[2]
-        end = filled + k.shape[2]
         buffers = self._buffers.get(layer)
         if buffers is None or buffers[0].shape[2] < end:
             # Room for as many tokens again; never more than the model can read (the model
@@ -334,7 +340,14 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     dropout_p and training are keyword-only: torch's function takes is_causal sixth, and a
     True passed there would be taken for training, leaving the attention unmasked. A
     dropout_p > 0 needs training said, as torch's drops whenever dropout_p > 0.
+
+    Integer or boolean q, k, v compute in float32, as the engine's ops whose results are
+    fractions (softmax, `/`) do with them.
     """
+    # NaN or a negative dropout_p would drop nothing, without a word.
+    check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
+                   name=lambda key: f"scaled_dot_product_attention: {key}")
+    q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
     if dropout_p > 0 and training is None:
         raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
                          f"training=True or training=False (torch's drops whenever dropout_p "
@@ -396,14 +409,12 @@ class MultiHeadAttention(nn.Module):
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
         check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
         d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
+        check_switches("MultiHeadAttention", dropout=dropout, n_kv_head=n_kv_head)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        whole = isinstance(n_kv_head, (int, np.integer)) and not isinstance(n_kv_head, bool)
-        if not whole or n_kv_head < 1 or n_head % n_kv_head:
+        if n_head % n_kv_head:
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
                              f"query heads")
-        if not 0.0 <= dropout <= 1.0:     # as nn.Dropout: p = 1 drops every weight
-            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1], got {dropout}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
@@ -426,6 +437,13 @@ class MultiHeadAttention(nn.Module):
         `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
         `KVCache`, x holds only the new tokens and the keys and values of the earlier ones
         come from the cache (self-attention only)."""
+        _check_rows(x, "x")
+        if context is not None:
+            _check_rows(context, "context")
+            if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
+                raise ValueError(f"MultiHeadAttention: x and context batches differ, "
+                                 f"{x.shape[0]} and {context.shape[0]}: give one context row "
+                                 f"per row of x")
         start = 0 if cache is None else cache.length   # position of x's first token
         context = x if context is None else context
         q = self._split_heads(self.q(x), self.n_head)          # (B, n_head, T, d_head)
@@ -474,6 +492,13 @@ class MultiHeadAttention(nn.Module):
         qk_norm = ", qk_norm=True" if self.q_norm is not None else ""
         return (f"d_model={self.d_model}, n_head={self.n_head}{grouped}{qk_norm}, "
                 f"dropout={self.dropout}")
+
+
+def _check_rows(x: Tensor, name: str) -> None:
+    """ShapeError unless x is a batch of sequences of vectors, (B, T, C)."""
+    if x.ndim != 3:
+        raise ShapeError(f"MultiHeadAttention: {name} must be (B, T, d_model), got shape "
+                         f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
 def _grouped(mask: Mask | None, n_kv_head: int) -> np.ndarray | None:

@@ -24,8 +24,9 @@ from tinyautograd import Tensor, nn
 from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
-                     default_d_ff, head_width, norm_layer, soft_capped, token_array)
-from .schema import check_whole
+                     check_switches, default_d_ff, head_width, norm_layer, soft_capped,
+                     token_array)
+from .schema import Number, Whole, check_settings, check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
 # What a token is to a word, for whole-word masking (mask_tokens' `in_word`): letters only, as
@@ -78,8 +79,12 @@ class BERT(nn.Module):
                  d_head: int | None = None) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
+        check_switches("BERT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
+            if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden
+                raise ValueError(f"BERT: pad_id {pad_id} is not a token id: the vocabulary has "
+                                 f"ids 0 to {vocab_size - 1}")
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
@@ -130,9 +135,8 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     so that a hidden word cannot be spelled from its own visible pieces, is a token of either
     kind and the CONTINUES tokens right after it; any other token is chosen alone. Each word
     is chosen with probability `rate`, so each token still is too."""
-    idx = np.asarray(idx)
+    idx, special_ids = _check_masking(idx, mask_id, vocab_size, special_ids, rate)
     rng = rng or ta.random.default_generator()
-    special_ids = list(special_ids)
     ordinary = ~np.isin(idx, special_ids)
     draw = rng.random(idx.shape) < rate                # a draw for every token
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
@@ -146,7 +150,8 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     if random_swap.any():
         # The ordinary ids; np.delete, not np.setdiff1d, which sorts a GPT-2-sized vocabulary
         # anew at every batch (a hundred times slower).
-        excluded = np.unique([i for i in (mask_id, *special_ids) if 0 <= i < vocab_size])
+        excluded = np.unique(np.array([i for i in (mask_id, *special_ids) if i < vocab_size],
+                                      dtype=int))
         swaps = np.delete(np.arange(vocab_size), excluded)
         if not len(swaps):
             raise ValueError(f"mask_tokens: every id of the vocabulary of {vocab_size} is "
@@ -154,6 +159,34 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
         inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
     targets = np.where(chosen, idx, IGNORE)
     return inputs, targets
+
+
+def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int],
+                   rate: float) -> tuple[np.ndarray, list[int]]:
+    """mask_tokens' arguments, each refused in one line before numpy meets it: idx as an
+    integer array of ids in the vocabulary, and the special ids as a list."""
+    check_whole("mask_tokens", 1, vocab_size=vocab_size)
+    # NaN would compare False with every draw and hide nothing, without a word.
+    check_settings({"rate": rate}, {"rate": Number(0, 1)}, name=lambda key: f"mask_tokens: {key}")
+    if Whole(0, vocab_size - 1).why(mask_id):
+        raise ValueError(f"mask_tokens: mask_id must be a token id in [0, {vocab_size}), got "
+                         f"{mask_id!r}")
+    if isinstance(special_ids, (str, bytes)) or not isinstance(special_ids, Iterable):
+        raise TypeError(f"mask_tokens: special_ids must be a list of token ids, e.g. [0], got "
+                        f"{type(special_ids).__name__}")
+    special_ids = list(special_ids)
+    for i in special_ids:
+        if Whole(0, 2 ** 62).why(i):
+            raise ValueError(f"mask_tokens: special_ids must be token ids (whole numbers >= 0), "
+                             f"got {i!r}")
+    idx = np.asarray(idx)
+    if idx.dtype.kind not in "iu":        # 1.5 would pass through as a target, 2.0 as a float
+        raise TypeError(f"mask_tokens: idx must be integer token ids, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= vocab_size):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise ValueError(f"mask_tokens: idx holds id {bad}, outside the vocabulary [0, "
+                         f"{vocab_size})")
+    return idx, special_ids
 
 
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:

@@ -25,9 +25,9 @@ from tinyautograd import Tensor, nn
 
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
-from .decoding import DecoderOnlySession, fill_after_end, generate
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     head_width, soft_capped)
+from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
+                     default_d_ff, head_width, soft_capped)
 from .pretrained import load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -54,6 +54,7 @@ class GPT(nn.Module):
                  rope_theta: float = 10000.0, d_head: int | None = None) -> None:
         check_sizes("GPT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
+        check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
                            n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
@@ -155,6 +156,8 @@ class GPT(nn.Module):
         work; the logits are the same as recomputing everything (tinyformer/decoding.py).
         `threads` (an entered resources.step_threads) runs the steps on the BLAS threads given,
         or times them to choose, as training does."""
+        # Before fill_after_end reads it: a set, say, has no first id to fill with.
+        check_eos_id("generate", eos_id, self.config["vocab_size"])
         return generate(self.start_decoding(idx, use_cache), max_new_tokens, temperature, top_k,
                         top_p, eos_id, generator, streamer, fill_after_eos=fill_after_end(eos_id),
                         threads=threads)

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, nn, stack
 from tinyautograd import functional as F
 
-from .schema import check_whole
+from .schema import Number, Optional, Whole, check_settings, check_whole
 
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
@@ -159,8 +159,7 @@ class RotaryPositions(nn.Module):
         if d_head % 2:
             raise ValueError(f"RotaryPositions: d_head must be even (features turn in pairs), "
                              f"got {d_head}")
-        if not base > 1:
-            raise ValueError(f"RotaryPositions: rope_theta must be a number > 1, got {base!r}")
+        check_switches("RotaryPositions", rope_theta=base)
         self.context, self.d_head, self.base = context, d_head, base
         theta = float(base) ** (-np.arange(0, d_head, 2) / d_head)    # (d_head/2,)
         angle = np.arange(context)[:, None] * theta                # (context, d_head/2): m theta_i
@@ -215,10 +214,24 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
 
 def check_sizes(model: str, **sizes: int | None) -> None:
     """ValueError, in one line, unless every size is a whole number >= 1: a true integer, not
-    2.0 or True (schema.check_whole); a size left None takes its default. GPT, BERT and the
-    Transformer check theirs here first, before any arithmetic on them (d_model // n_head)
-    could fail less clearly."""
-    check_whole(model, 1, **{name: size for name, size in sizes.items() if size is not None})
+    2.0 or True (schema.check_whole); d_ff and d_head left None take their defaults (no other
+    size has one: GPT(None, 8) is refused here). GPT, BERT and the Transformer check theirs
+    here first, before any arithmetic on them (d_model // n_head) could fail less clearly."""
+    check_whole(model, 1, **{name: size for name, size in sizes.items()
+                             if size is not None or name not in ("d_ff", "d_head")})
+
+
+# The rules of the settings that are not sizes, the ones a run's settings follow (train_config):
+# GPT(dropout="0.1") is refused in one line, as --dropout abc is, not by a failed comparison.
+SWITCHES = {"dropout": Number(0, high=1),                # 1 drops everything, as torch allows
+            "rope_theta": Number(above=1),               # a base <= 1 turns nothing apart
+            "n_kv_head": Optional(Whole(1, 2 ** 62))}    # None: one per query head
+
+
+def check_switches(model: str, **switches: object) -> None:
+    """ValueError, in one line naming `model`, for the first of `switches` (dropout,
+    rope_theta, n_kv_head) that breaks its rule in SWITCHES."""
+    check_settings(switches, SWITCHES, name=lambda key: f"{model}: {key}")
 
 
 def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:

@@ -37,6 +37,7 @@ import numpy as np
 import regex
 
 from .files import StrPath, atomic_write, iter_text, open_regular, read_text
+from .schema import Whole, check_settings
 from .summary import counted
 
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
@@ -179,7 +180,11 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
-    """The special tokens as a list; ValueError unless they are distinct non-empty strings."""
+    """The special tokens as a list; ValueError unless they are distinct non-empty strings.
+    A lone string is refused, not read as one special token per character."""
+    if isinstance(special_tokens, (str, bytes)) or not isinstance(special_tokens, Iterable):
+        got = "a str" if isinstance(special_tokens, str) else type(special_tokens).__name__
+        raise TypeError(f"special_tokens must be a list of strings, e.g. ['<eos>'], got {got}")
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
         raise ValueError(f"special tokens must be non-empty strings, got {special_tokens!r}")
@@ -628,6 +633,7 @@ class BPETokenizer(Tokenizer):
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
+        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "

@@ -214,7 +214,7 @@ class TrainConfig:
     def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
         """A copy with every None replaced by its default, checked; `name(key)` says how a
         setting is called in check()'s errors ("--lr", or "lr in run.toml")."""
-        check_settings(dataclasses.asdict(self), SETTING_RULES)   # before any arithmetic
+        check_settings(dataclasses.asdict(self), SETTING_RULES, name=name)   # before arithmetic
         c = dataclasses.replace(self)
         if c.model is None:
             c.model = "transformer" if c.task else "gpt"
@@ -249,7 +249,7 @@ class TrainConfig:
         """ValueError, in one line, for the first setting that cannot work: each against its
         rule (SETTING_RULES), then the settings against each other (those named by `name`, as
         their values were given)."""
-        check_settings(dataclasses.asdict(self), SETTING_RULES)
+        check_settings(dataclasses.asdict(self), SETTING_RULES, name=name)
         self._check_together(name)
 
     def _check_together(self, name: Callable[[str], str]) -> None:
@@ -262,29 +262,30 @@ class TrainConfig:
             if getattr(self, key) is None:           # resolved() fills these in
                 raise ValueError(f"{name(key)} is not set")
         if self.task and self.model != "transformer":
-            raise ValueError(f"--task trains an encoder-decoder; use --model transformer (the "
-                             f"default with --task), not {self.model}")
+            raise ValueError(f"{name('task')} trains an encoder-decoder; use {name('model')} "
+                             f"transformer (the default with {name('task')}), not {self.model}")
         if self.model == "transformer" and not self.task:
-            raise ValueError("--model transformer trains on a seq2seq task; give --task "
-                             f"{'|'.join(TASKS)}")
+            raise ValueError(f"{name('model')} transformer trains on a seq2seq task; give "
+                             f"{name('task')} {'|'.join(TASKS)}")
         if self.task and self.corpus:
-            raise ValueError("give --task or --corpus, not both")
+            raise ValueError(f"give {name('task')} or {name('corpus')}, not both")
         if self.d_model % self.n_head:
             # The head counts nearest the one asked for: the divisors just below and above.
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
             nearest = [max(n for n in divisors if n < self.n_head)]
             nearest += [n for n in divisors if n > self.n_head][:1]
-            raise ValueError(f"--n-head {self.n_head} does not divide --d-model "
-                             f"{self.d_model}: each head gets d_model / n_head dimensions; try "
-                             f"--n-head {' or '.join(map(str, nearest))}")
+            raise ValueError(f"{name('n_head')} {self.n_head} does not divide "
+                             f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
+                             f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
-            raise ValueError(f"--positions rope needs an even head size, but d_model / n_head "
-                             f"= {self.d_model // self.n_head}")
+            raise ValueError(f"{name('positions')} rope needs an even head size, but d_model / "
+                             f"n_head = {self.d_model // self.n_head}")
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
-            divisors = [n for n in range(1, self.n_head + 1) if self.n_head % n == 0]
-            raise ValueError(f"--n-kv-head {self.n_kv_head} does not divide --n-head "
-                             f"{self.n_head}: each key-value head serves a whole group of "
-                             f"query heads; try --n-kv-head {' or '.join(map(str, divisors[-3:]))}")
+            divisors = ' or '.join(map(str, [n for n in range(1, self.n_head + 1)
+                                             if self.n_head % n == 0][-3:]))
+            raise ValueError(f"{name('n_kv_head')} {self.n_kv_head} does not divide "
+                             f"{name('n_head')} {self.n_head}: each key-value head serves a whole "
+                             f"group of query heads; try {name('n_kv_head')} {divisors}")
         for key, why in self.not_applying().items():
             if getattr(self, key) is not None:
                 raise ValueError(why)
@@ -303,9 +304,9 @@ class TrainConfig:
         if self.task and self.min_len < 2:
             raise ValueError(f"{name('min_len')} must be at least 2, got {self.min_len}")
         if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
-            raise ValueError(f"--vocab-size {self.vocab_size} is too small for a byte-level "
-                             f"BPE: it needs the 256 bytes, special tokens and some merges; try "
-                             f"512")
+            raise ValueError(f"{name('vocab_size')} {self.vocab_size} is too small for a "
+                             f"byte-level BPE: it needs the 256 bytes, special tokens and some "
+                             f"merges; try 512")
 
     def not_applying(self) -> dict[str, str]:
         """{setting: why it does not apply} for each setting that does nothing in this run (a

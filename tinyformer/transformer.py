@@ -29,8 +29,8 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, default_d_ff,
-                     head_width, soft_capped, token_array)
+from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
+                     default_d_ff, head_width, soft_capped, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -83,8 +83,15 @@ class Transformer(nn.Module):
         check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                     context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff,
                     d_head=d_head)
+        check_switches("Transformer", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
+            # Padding hides source tokens and fills the targets written after eos: both
+            # vocabularies must hold it (the target embedding reads the fill back).
+            if pad_id >= min(src_vocab_size, tgt_vocab_size):
+                raise ValueError(f"Transformer: pad_id {pad_id} is not a token id of both "
+                                 f"vocabularies: src has ids 0 to {src_vocab_size - 1}, tgt "
+                                 f"0 to {tgt_vocab_size - 1}")
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
         self.config = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
@@ -148,6 +155,9 @@ class Transformer(nn.Module):
         the tokens after those already cached (decoding feeds one at a time).
         """
         tgt = token_array(tgt)                                          # (B, T)
+        if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
+            raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
+                             f"{tgt.shape[0]}: give one target row per source row")
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
         y = self.tgt_embed(tgt, start)                                  # (B, T, C)
