@@ -603,11 +603,34 @@ def under_folded_boxes(browser, view):
         return covered;""", view)
 
 
-def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, gpt):
-    # In the backward graph the residual stream's adds sit between the blocks, in `decoder`:
-    # the stack's box, from the first block to the last, would lie over them.
-    _, _, path = gpt
-    open_clean(browser, path)
+class Stream(ta.nn.Module):
+    """A stack of blocks joined by a residual stream that the root runs between them."""
+
+    def __init__(self):
+        self.blocks = ta.nn.ModuleList([ta.nn.Linear(4, 4) for _ in range(3)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x).tanh()          # the tanh and the add: the root's, between blocks
+        return x
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    ta.manual_seed(0)
+    model = Stream()
+    with viz.record(model):
+        loss = (model(ta.Tensor(np.ones((2, 4)))) ** 2).mean()
+    path = tmp_path_factory.mktemp("pages") / "stream.html"
+    viz.graph_page(loss, params=model).save(path)
+    return path
+
+
+def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, stream):
+    # In the backward graph the root's ops between the blocks (the tanh's backward, the sums of
+    # the stream's gradients) sit in no block: the stack's box, from the first block to the
+    # last, would lie over them.
+    open_clean(browser, stream)
     browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
     data = browser.execute_script("return data")["views"]["backward"]
     (repeat,) = data["repeats"]
@@ -618,12 +641,28 @@ def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, gp
         "return [...document.querySelectorAll('#svg-backward g.node.gone')].map(g => g.dataset.id)")
     between = [i for i in hidden if "op" in data["nodes"][i]
                and not set(data["nodes"][i]["boxes"]) & set(repeat["items"])]
-    assert between and all(data["nodes"][i]["op"] == "add" for i in between)
+    assert {data["nodes"][i]["op"] for i in between} >= {"add", "mul"}
     assert stack.text.splitlines()[2:4] == [f"{repeat['ops']} ops",
                                             f"and {len(between)} ops between them"]
     # Showing a node hidden between the blocks (as finding it does) opens the stack.
     browser.execute_script("reveal(views.backward, arguments[0])", between[0])
     assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    Select(browser.find_element(By.ID, "depth")).select_by_value("1")      # each block
+    assert under_folded_boxes(browser, "backward") == []
+    browser.find_element(By.ID, "unfold").click()
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
+    assert chromium.errors(browser) == []
+
+
+def test_a_gpts_folded_blocks_hold_their_residual_sums(browser, gpt):
+    # A block's residual sums belong to the block that made the tensor they sum for: folded,
+    # the stack has nothing between its blocks, and no folded box covers a node.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
+    browser.find_element(By.ID, "fold-repeats").click()
+    (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
+    assert "between them" not in stack.text
     for depth in ("1", "2", "3"):
         Select(browser.find_element(By.ID, "depth")).select_by_value(depth)
         assert under_folded_boxes(browser, "backward") == [], depth

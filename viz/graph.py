@@ -528,17 +528,6 @@ class _ModuleTree:
                 return ancestor
         return None
 
-    def common(self, paths):
-        """The innermost module that holds every one of `paths`; None if one is None."""
-        if not paths or None in paths:
-            return None
-        shared = ""
-        for level in zip(*(self.ancestors(p) for p in paths)):
-            if len(set(level)) > 1:
-                break
-            shared = level[0]
-        return shared
-
     def boxes(self, path, inside=True):
         """The boxes a node of module `path` is drawn in, outermost first, as (key, label)
         pairs for _add_clusters: one per module from the top down to `path` (`inside=False`:
@@ -730,7 +719,7 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
 
     Large graphs, by module, as draw_graph does: when the forward ran inside
     `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
-    it is, and an `add` summing paths to the innermost module holding all it sums. The
+    it is, and an `add` summing paths to the module that made the tensor it sums for. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
     module N levels down into one node (with the gradients only it computes) and
     `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
@@ -786,7 +775,25 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     # whose other operands are constants (a plain `ones` seed would leave `L = x + w` with
     # nothing recorded to draw).
     seed = ta.Tensor(np.ones_like(loss.data), requires_grad=True, dtype=loss.dtype)
-    grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    # Which forward tensor each of the chain rule's sums is the gradient of, for
+    # _backward_modules: a hook on a tensor is called with its gradient once the share of
+    # every path is summed in. The hooks are removed as soon as the gradients are taken.
+    summed_for, handles = {}, []
+
+    def noting(t):
+        def note(g):
+            # A tensor that passes its gradient on unchanged (an add's inputs) is handed the
+            # same sum later, in the engine's order: the first tensor to see a sum made it.
+            if g.grad_fn is not None:
+                summed_for.setdefault(id(g.grad_fn), t)
+        return note
+
+    try:
+        handles = [t.register_hook(noting(t)) for t in forward.values() if t.requires_grad]
+        grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    finally:
+        for handle in handles:
+            handle.remove()
     outputs = [(t, g) for t, g in zip(wanted, grads) if g is not None]
 
     order, edges = _walk([g for _, g in outputs], stop=lambda t: id(t) in forward)
@@ -802,7 +809,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
-    module_of = _backward_modules(order, forward, tree)
+    module_of = _backward_modules(order, edges, summed_for)
     # The seed and the named inputs stay drawn, as draw_graph keeps its inputs and result.
     folded = _fold(order, edges,
                    lambda node: tree.fold_target(module_of[id(node)], depth, fold_repeats),
@@ -926,29 +933,40 @@ def _downstream(start, edges):
     return reached
 
 
-def _backward_modules(order, forward, tree):
+def _backward_modules(order, edges, summed_for):
     """id(backward op) -> the module path it belongs to (None: outside every module).
 
     An op of a backward formula belongs to the module of the forward op whose backward it is.
-    An `add` that sums the gradients reaching a tensor by several paths belongs to the
-    innermost module holding all the ops that made the gradients it sums, and to none if one
-    was made outside every module. So the adds of a residual stream sit between the blocks:
-    the gradient that skips a block reaches them from the block above, unchanged (an add's
-    backward passes it on without an op)."""
+    An `add` that sums the gradients reaching a forward tensor along several paths belongs to
+    the module that made that tensor (`summed_for`: id(sum) -> the tensor), and to none if the
+    tensor is a leaf (a parameter, an input). The sum's result feeds the backward of the op
+    that made the tensor, so the sum sits with it: a residual stream's h = x + attn(x), made
+    inside a block, has its gradient summed inside the block, and a folded block is never
+    both before and after one of its sums. The stream's x, made by the block below, has its
+    sum in that block: the gradient that skips a block reaches it unchanged (an add's backward
+    passes it on without an op). A tensor reached by three paths is summed by a chain of adds,
+    `(g1 + g2) + g3`: the earlier ones belong where the last one does."""
+    ops = {id(obj): obj for kind, obj, _ in order if kind == "op"}
+    users = {}                              # id(op) -> {id: op} of the ops that read its result
+    for source, target in edges:
+        if source[0] == "op":
+            users.setdefault(source[1], {})[target[1]] = ops[target[1]]
+
+    def tensor_summed(node):
+        while id(node) not in summed_for:   # an earlier add of a chain: on to the next one
+            after = list(users.get(id(node), {}).values())
+            if len(after) != 1 or after[0].backward_of is not None:
+                return None
+            node = after[0]
+        return summed_for[id(node)]
+
     found = {}
-
-    def module_of(node):
-        if id(node) not in found:
-            if node.backward_of is not None:
-                found[id(node)] = node.backward_of.module_path
-            else:
-                found[id(node)] = tree.common([module_of(t.grad_fn) for t in node.inputs
-                                               if t.grad_fn is not None and id(t) not in forward])
-        return found[id(node)]
-
-    for kind, node, _ in order:
-        if kind == "op":
-            module_of(node)
+    for node in ops.values():
+        if node.backward_of is not None:
+            found[id(node)] = node.backward_of.module_path
+        else:
+            t = tensor_summed(node)
+            found[id(node)] = None if t is None or t.grad_fn is None else t.grad_fn.module_path
     return found
 
 
