@@ -209,6 +209,8 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),
     (["--example", "lstm"], "Invalid value for '--example'"),
     (["--example", "mlp", "--depth", "-1"], "Invalid value for '--depth'"),
+    # fewer places than the example's parameters: their dL/d boxes alone, unconnected
+    (["--example", "gpt", "--max-nodes", "12"], "or use --depth to fold modules"),
     (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
     (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
@@ -231,6 +233,19 @@ def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_backward_cap_too_small_for_any_op_says_the_least_that_draws_one(tmp_path):
+    result = tinyformer("graph", "--example", "gpt", "--what", "backward", "--max-nodes", 2,
+                        "--out", tmp_path / "g.dot")
+    assert result.exit_code == 2 and not (tmp_path / "g.dot").exists()
+    least = int(re.search(r"raise --max-nodes \((\d+) draws the first ops\)", result.stderr)[1])
+    refused = tinyformer("graph", "--example", "gpt", "--what", "backward", "--max-nodes",
+                         least - 1, "--out", tmp_path / "g.dot")
+    assert refused.exit_code == 2, refused.output
+    source = draw(tmp_path, "--example", "gpt", "--what", "backward", "--max-nodes", least,
+                  suffix=".dot")
+    assert re.search(r"^\s*op\d+ -> grad\d+", source, re.M)      # an op, feeding its dL/d
 
 
 @pytest.mark.parametrize("kind, most", [("gpt", 17), ("bert", 16)])

@@ -72,6 +72,15 @@ class DotNotFoundError(RuntimeError):
     """`render` needed graphviz's `dot` program and it is not installed."""
 
 
+class NodeCapError(ValueError):
+    """draw_backward's `max_nodes` left no room for any op beside the dL/d boxes, which are
+    all drawn: `needed` is the least cap that draws one, `gradients` how many boxes there are."""
+
+    def __init__(self, message, needed, gradients):
+        super().__init__(message)
+        self.needed, self.gradients = needed, gradients
+
+
 class Graph(graphviz.Digraph):
     """What draw_graph and draw_backward return: a graphviz.Digraph (render it, or show it in a
     notebook as it is) that also remembers what it was drawn from, to make the interactive
@@ -714,8 +723,10 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
     are None. They are returned by `grad`, not accumulated: `.grad` is left as it was, and the
     forward graph is kept. `show_data` adds the norm and range of every drawn tensor,
     `show_grad` those of every gradient (each backward op's result is one, or a part of one);
-    at most `max_nodes` nodes are drawn, the ones nearest the gradients, besides the gradients
-    themselves (every dL/d box is drawn, however many there are).
+    at most `max_nodes` nodes are drawn: every dL/d box, then the nodes nearest the gradients.
+    A cap that leaves no room for any op beside the dL/d boxes (fewer than their number
+    plus 2) would draw them unconnected: a NodeCapError (a ValueError) says what cap draws the
+    first ops; `depth` folds the modules, and the gradients they compute with them.
 
     Large graphs, by module, as draw_graph does: when the forward ran inside
     `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
@@ -735,15 +746,17 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_backward(loss, **options).dot
+    dot = _draw_backward(loss, bare=False, **options).dot
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot
 
 
 def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=False,
                    max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
-                   modules=None, depth=None, fold_repeats=False):
-    """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows."""
+                   modules=None, depth=None, fold_repeats=False, bare=True):
+    """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows.
+    `bare=False`: a NodeCapError rather than a picture of the dL/d boxes alone (graph_page
+    takes that picture: its forward view is worth having all the same)."""
     _check_tensor("draw_backward", loss)
     if loss.size != 1:
         raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
@@ -826,6 +839,13 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
 
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max(max_nodes - len(shown), 1))   # the dL/d's always drawn
+    if not kept and not bare:
+        # _cap keeps one place for its note: an op is drawn from 2 places beside the dL/d's.
+        needed = len(shown) + 2
+        raise NodeCapError(f"draw_backward: max_nodes={max_nodes} leaves no room for any op "
+                           f"beside the {len(shown)} dL/d boxes, which are all drawn: raise "
+                           f"max_nodes ({needed} draws the first ops) or fold modules with "
+                           f"depth", needed, len(shown))
     dot = _digraph("backward_graph", rankdir)
     if color_by_grad:
         norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: gradient(
