@@ -686,6 +686,72 @@ def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_a_printed_graph_page_is_its_title_and_the_picture_shown(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        shown = browser.execute_script("""
+            const shown = (e) => e.getClientRects().length > 0;
+            return {
+              controls: [...document.querySelectorAll("header > :not(h1)")].filter(shown).length,
+              title: shown(document.querySelector("h1")),
+              status: shown(document.getElementById("status")),
+              hint: shown(document.querySelector("#panel .hint")),
+              picture: document.querySelector(".picture:not(.inactive) svg")
+                .getBoundingClientRect().height,
+              other: shown(document.querySelector(".picture.inactive")),
+              page: [document.body.scrollHeight, innerHeight],
+            };""")
+        assert shown["controls"] == 0 and shown["title"]
+        assert not shown["status"] and not shown["hint"] and not shown["other"]
+        # the picture fills the page; the page grows past the window rather than clip
+        assert shown["picture"] > 0.8 * shown["page"][1]
+        assert shown["page"][0] >= shown["picture"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
+def accessibility_tree(browser):
+    """Chromium's accessibility tree, as a screen reader reads it: id -> node."""
+    nodes = browser.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    return {n["nodeId"]: n for n in nodes}
+
+
+def within(tree, node):
+    """The nodes under `node` in the accessibility tree."""
+    found, stack = [], list(node.get("childIds", []))
+    while stack:
+        found.append(tree[stack.pop()])
+        stack.extend(found[-1].get("childIds", []))
+    return found
+
+
+def ax(node, field):
+    return node.get(field, {}).get("value")
+
+
+def test_a_screen_reader_hears_the_pictures_name_its_nodes_and_the_status(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    tree = accessibility_tree(browser)
+    (picture,) = [n for n in tree.values() if ax(n, "name") == "the forward graph"]
+    # its nodes are still buttons to a screen reader (a role="img" would make them pictures)
+    assert ax(picture, "role") == "group"
+    assert any(ax(n, "role") == "button" and not n.get("ignored")
+               for n in within(tree, picture))
+    # what the status line says (the number of matches) is read out when it changes
+    browser.find_element(By.ID, "search").send_keys("linear")
+    status = browser.find_element(By.ID, "status").text
+    assert status.endswith("matches")
+    tree = accessibility_tree(browser)
+    polite = [n for n in tree.values()
+              if {p["name"]: p["value"].get("value") for p in n.get("properties", [])}
+              .get("live") == "polite"]
+    assert status in [ax(n, "name") for live in polite for n in within(tree, live)]
+    browser.find_element(By.ID, "search").clear()
+
+
 # ------------------------------------------------------------------------------ attention
 
 
