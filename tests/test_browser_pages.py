@@ -603,11 +603,34 @@ def under_folded_boxes(browser, view):
         return covered;""", view)
 
 
-def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, gpt):
-    # In the backward graph the residual stream's adds sit between the blocks, in `decoder`:
-    # the stack's box, from the first block to the last, would lie over them.
-    _, _, path = gpt
-    open_clean(browser, path)
+class Stream(ta.nn.Module):
+    """A stack of blocks joined by a residual stream that the root runs between them."""
+
+    def __init__(self):
+        self.blocks = ta.nn.ModuleList([ta.nn.Linear(4, 4) for _ in range(3)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x).tanh()          # the tanh and the add: the root's, between blocks
+        return x
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    ta.manual_seed(0)
+    model = Stream()
+    with viz.record(model):
+        loss = (model(ta.Tensor(np.ones((2, 4)))) ** 2).mean()
+    path = tmp_path_factory.mktemp("pages") / "stream.html"
+    viz.graph_page(loss, params=model).save(path)
+    return path
+
+
+def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, stream):
+    # In the backward graph the root's ops between the blocks (the tanh's backward, the sums of
+    # the stream's gradients) sit in no block: the stack's box, from the first block to the
+    # last, would lie over them.
+    open_clean(browser, stream)
     browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
     data = browser.execute_script("return data")["views"]["backward"]
     (repeat,) = data["repeats"]
@@ -618,12 +641,28 @@ def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, gp
         "return [...document.querySelectorAll('#svg-backward g.node.gone')].map(g => g.dataset.id)")
     between = [i for i in hidden if "op" in data["nodes"][i]
                and not set(data["nodes"][i]["boxes"]) & set(repeat["items"])]
-    assert between and all(data["nodes"][i]["op"] == "add" for i in between)
+    assert {data["nodes"][i]["op"] for i in between} >= {"add", "mul"}
     assert stack.text.splitlines()[2:4] == [f"{repeat['ops']} ops",
                                             f"and {len(between)} ops between them"]
     # Showing a node hidden between the blocks (as finding it does) opens the stack.
     browser.execute_script("reveal(views.backward, arguments[0])", between[0])
     assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    Select(browser.find_element(By.ID, "depth")).select_by_value("1")      # each block
+    assert under_folded_boxes(browser, "backward") == []
+    browser.find_element(By.ID, "unfold").click()
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="forward"]').click()
+    assert chromium.errors(browser) == []
+
+
+def test_a_gpts_folded_blocks_hold_their_residual_sums(browser, gpt):
+    # A block's residual sums belong to the block that made the tensor they sum for: folded,
+    # the stack has nothing between its blocks, and no folded box covers a node.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.CSS_SELECTOR, '.views button[data-view="backward"]').click()
+    browser.find_element(By.ID, "fold-repeats").click()
+    (stack,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
+    assert "between them" not in stack.text
     for depth in ("1", "2", "3"):
         Select(browser.find_element(By.ID, "depth")).select_by_value(depth)
         assert under_folded_boxes(browser, "backward") == [], depth
@@ -645,6 +684,72 @@ def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
         assert panel["y"] >= canvas["y"] + canvas["height"] - 1   # the panel below it
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def test_a_printed_graph_page_is_its_title_and_the_picture_shown(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        shown = browser.execute_script("""
+            const shown = (e) => e.getClientRects().length > 0;
+            return {
+              controls: [...document.querySelectorAll("header > :not(h1)")].filter(shown).length,
+              title: shown(document.querySelector("h1")),
+              status: shown(document.getElementById("status")),
+              hint: shown(document.querySelector("#panel .hint")),
+              picture: document.querySelector(".picture:not(.inactive) svg")
+                .getBoundingClientRect().height,
+              other: shown(document.querySelector(".picture.inactive")),
+              page: [document.body.scrollHeight, innerHeight],
+            };""")
+        assert shown["controls"] == 0 and shown["title"]
+        assert not shown["status"] and not shown["hint"] and not shown["other"]
+        # the picture fills the page; the page grows past the window rather than clip
+        assert shown["picture"] > 0.8 * shown["page"][1]
+        assert shown["page"][0] >= shown["picture"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
+def accessibility_tree(browser):
+    """Chromium's accessibility tree, as a screen reader reads it: id -> node."""
+    nodes = browser.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    return {n["nodeId"]: n for n in nodes}
+
+
+def within(tree, node):
+    """The nodes under `node` in the accessibility tree."""
+    found, stack = [], list(node.get("childIds", []))
+    while stack:
+        found.append(tree[stack.pop()])
+        stack.extend(found[-1].get("childIds", []))
+    return found
+
+
+def ax(node, field):
+    return node.get(field, {}).get("value")
+
+
+def test_a_screen_reader_hears_the_pictures_name_its_nodes_and_the_status(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    tree = accessibility_tree(browser)
+    (picture,) = [n for n in tree.values() if ax(n, "name") == "the forward graph"]
+    # its nodes are still buttons to a screen reader (a role="img" would make them pictures)
+    assert ax(picture, "role") == "group"
+    assert any(ax(n, "role") == "button" and not n.get("ignored")
+               for n in within(tree, picture))
+    # what the status line says (the number of matches) is read out when it changes
+    browser.find_element(By.ID, "search").send_keys("linear")
+    status = browser.find_element(By.ID, "status").text
+    assert status.endswith("matches")
+    tree = accessibility_tree(browser)
+    polite = [n for n in tree.values()
+              if {p["name"]: p["value"].get("value") for p in n.get("properties", [])}
+              .get("live") == "polite"]
+    assert status in [ax(n, "name") for live in polite for n in within(tree, live)]
+    browser.find_element(By.ID, "search").clear()
 
 
 # ------------------------------------------------------------------------------ attention

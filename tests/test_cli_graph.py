@@ -4,6 +4,7 @@ backward, drawn for real; modules collapsed by depth and repeated blocks; bad in
 import os
 import re
 import shutil
+from graphlib import TopologicalSorter
 
 import numpy as np
 import pytest
@@ -144,6 +145,19 @@ def test_depth_collapses_the_example_to_its_modules(tmp_path, what):
     assert "attn_norm" not in source          # folded into decoder.layers.0, boxes and all
 
 
+def test_a_folded_block_and_its_residual_sums_draw_no_cycle(tmp_path):
+    # The add that sums the gradient of a block's inner h = x + attn(x) reads the block's own
+    # backward and feeds it; drawn outside the folded block it was an arrow both ways.
+    source = draw(tmp_path, "--example", "gpt", "--what", "backward", "--depth", 2,
+                  suffix=".dot")
+    edges = re.findall(r"^\s*(\w+) -> (\w+)", source, re.M)
+    assert any(a.startswith("module") for a, _ in edges)
+    after = {}
+    for source_id, target_id in edges:
+        after.setdefault(target_id, set()).add(source_id)
+    TopologicalSorter(after).prepare()          # CycleError: the picture loops back
+
+
 @pytest.mark.parametrize("what", ["forward", "backward"])
 def test_fold_repeats_draws_the_layers_as_one_node(tmp_path, what):
     source = draw(tmp_path, "--example", "bert", "--what", what, "--fold-repeats",
@@ -195,6 +209,8 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),
     (["--example", "lstm"], "Invalid value for '--example'"),
     (["--example", "mlp", "--depth", "-1"], "Invalid value for '--depth'"),
+    # fewer places than the example's parameters: their dL/d boxes alone, unconnected
+    (["--example", "gpt", "--max-nodes", "12"], "or use --depth to fold modules"),
     (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
     (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
@@ -217,6 +233,19 @@ def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_backward_cap_too_small_for_any_op_says_the_least_that_draws_one(tmp_path):
+    result = tinyformer("graph", "--example", "gpt", "--what", "backward", "--max-nodes", 2,
+                        "--out", tmp_path / "g.dot")
+    assert result.exit_code == 2 and not (tmp_path / "g.dot").exists()
+    least = int(re.search(r"raise --max-nodes \((\d+) draws the first ops\)", result.stderr)[1])
+    refused = tinyformer("graph", "--example", "gpt", "--what", "backward", "--max-nodes",
+                         least - 1, "--out", tmp_path / "g.dot")
+    assert refused.exit_code == 2, refused.output
+    source = draw(tmp_path, "--example", "gpt", "--what", "backward", "--max-nodes", least,
+                  suffix=".dot")
+    assert re.search(r"^\s*op\d+ -> grad\d+", source, re.M)      # an op, feeding its dL/d
 
 
 @pytest.mark.parametrize("kind, most", [("gpt", 17), ("bert", 16)])

@@ -237,6 +237,18 @@ def test_node_cap_keeps_the_gradients_and_says_what_is_missing():
     assert len(nodes(dot)) == 12 and "omitted" in nodes(dot) and "dL/dx" in dot.source
 
 
+def test_a_cap_that_leaves_no_room_for_an_op_is_refused(gpt2):
+    model, loss = gpt2
+    n = len(list(model.parameters()))
+    with pytest.raises(ValueError, match=rf"max_nodes={n + 1} leaves no room for any op beside "
+                                         rf"the {n} dL/d boxes.*raise max_nodes \({n + 2} "):
+        draw_backward(loss, params=model, max_nodes=n + 1)
+    dot = draw_backward(loss, params=model, max_nodes=n + 2)
+    assert len(nodes(dot, "op")) == 1 and "omitted" in nodes(dot)
+    # the page draws the backward view all the same: its forward view is worth having
+    assert "backward" in viz.graph_page(loss, params=model, max_nodes=n + 1).html
+
+
 @pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
                     reason="graphviz's dot is not installed (CI installs it)")
 def test_render_the_backward_graph_as_svg(tmp_path):

@@ -685,7 +685,7 @@ fold a module's box, click a node for its formula, values and gradient.
               "scale (gradient flow), with a legend.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=1000, show_default=True,
               help="Draw at most this many nodes, those nearest the loss (or the gradients; a "
-              "backward graph draws every dL/d box besides).")
+              "backward graph draws every dL/d box first).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Collapse each module N levels down into one node: --depth 2 draws a GPT "
               "as its embeddings, each block and the final norm.")
@@ -698,6 +698,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
     from viz import DotNotFoundError
+    from viz.graph import NodeCapError
     from viz.plots import run_name
     from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
     check_out_file(out_path, GRAPH_SUFFIXES)
@@ -706,8 +707,14 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     title = (f"the {example} example: its loss's graph" if example else
              f"{run_name(checkpoint_dir)}: the graph of the loss on {prompt!r}")
     with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install
-        click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow, max_nodes,
-                               depth, fold_repeats, title))
+        try:
+            click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow,
+                                   max_nodes, depth, fold_repeats, title))
+        except NodeCapError as e:                    # said in the command's own words
+            raise InputError(f"--max-nodes {max_nodes} leaves no room for any op beside the "
+                             f"{e.gradients} dL/d boxes, which are all drawn: raise "
+                             f"--max-nodes ({e.needed} draws the first ops) or use --depth to "
+                             f"fold modules") from None
 
 
 # ----- exercises: the course (tinyformer/exercises/runner.py does the work)

@@ -72,6 +72,15 @@ class DotNotFoundError(RuntimeError):
     """`render` needed graphviz's `dot` program and it is not installed."""
 
 
+class NodeCapError(ValueError):
+    """draw_backward's `max_nodes` left no room for any op beside the dL/d boxes, which are
+    all drawn: `needed` is the least cap that draws one, `gradients` how many boxes there are."""
+
+    def __init__(self, message, needed, gradients):
+        super().__init__(message)
+        self.needed, self.gradients = needed, gradients
+
+
 class Graph(graphviz.Digraph):
     """What draw_graph and draw_backward return: a graphviz.Digraph (render it, or show it in a
     notebook as it is) that also remembers what it was drawn from, to make the interactive
@@ -519,17 +528,6 @@ class _ModuleTree:
                 return ancestor
         return None
 
-    def common(self, paths):
-        """The innermost module that holds every one of `paths`; None if one is None."""
-        if not paths or None in paths:
-            return None
-        shared = ""
-        for level in zip(*(self.ancestors(p) for p in paths)):
-            if len(set(level)) > 1:
-                break
-            shared = level[0]
-        return shared
-
     def boxes(self, path, inside=True):
         """The boxes a node of module `path` is drawn in, outermost first, as (key, label)
         pairs for _add_clusters: one per module from the top down to `path` (`inside=False`:
@@ -716,12 +714,14 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
     are None. They are returned by `grad`, not accumulated: `.grad` is left as it was, and the
     forward graph is kept. `show_data` adds the norm and range of every drawn tensor,
     `show_grad` those of every gradient (each backward op's result is one, or a part of one);
-    at most `max_nodes` nodes are drawn, the ones nearest the gradients, besides the gradients
-    themselves (every dL/d box is drawn, however many there are).
+    at most `max_nodes` nodes are drawn: every dL/d box, then the nodes nearest the gradients.
+    A cap that leaves no room for any op beside the dL/d boxes (fewer than their number
+    plus 2) would draw them unconnected: a NodeCapError (a ValueError) says what cap draws the
+    first ops; `depth` folds the modules, and the gradients they compute with them.
 
     Large graphs, by module, as draw_graph does: when the forward ran inside
     `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
-    it is, and an `add` summing paths to the innermost module holding all it sums. The
+    it is, and an `add` summing paths to the module that made the tensor it sums for. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
     module N levels down into one node (with the gradients only it computes) and
     `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
@@ -737,15 +737,17 @@ def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fal
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_backward(loss, **options).dot
+    dot = _draw_backward(loss, bare=False, **options).dot
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot
 
 
 def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=False,
                    max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
-                   modules=None, depth=None, fold_repeats=False):
-    """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows."""
+                   modules=None, depth=None, fold_repeats=False, bare=True):
+    """draw_backward's picture, as a Drawing: the Digraph and what each of its nodes shows.
+    `bare=False`: a NodeCapError rather than a picture of the dL/d boxes alone (graph_page
+    takes that picture: its forward view is worth having all the same)."""
     _check_tensor("draw_backward", loss)
     if loss.size != 1:
         raise ValueError(f"draw_backward: loss has shape {loss.shape}; reduce it to one number")
@@ -777,7 +779,25 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     # whose other operands are constants (a plain `ones` seed would leave `L = x + w` with
     # nothing recorded to draw).
     seed = ta.Tensor(np.ones_like(loss.data), requires_grad=True, dtype=loss.dtype)
-    grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    # Which forward tensor each of the chain rule's sums is the gradient of, for
+    # _backward_modules: a hook on a tensor is called with its gradient once the share of
+    # every path is summed in. The hooks are removed as soon as the gradients are taken.
+    summed_for, handles = {}, []
+
+    def noting(t):
+        def note(g):
+            # A tensor that passes its gradient on unchanged (an add's inputs) is handed the
+            # same sum later, in the engine's order: the first tensor to see a sum made it.
+            if g.grad_fn is not None:
+                summed_for.setdefault(id(g.grad_fn), t)
+        return note
+
+    try:
+        handles = [t.register_hook(noting(t)) for t in forward.values() if t.requires_grad]
+        grads = ta.grad(loss, wanted, grad_outputs=seed, create_graph=True)
+    finally:
+        for handle in handles:
+            handle.remove()
     outputs = [(t, g) for t, g in zip(wanted, grads) if g is not None]
 
     order, edges = _walk([g for _, g in outputs], stop=lambda t: id(t) in forward)
@@ -793,7 +813,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
-    module_of = _backward_modules(order, forward, tree)
+    module_of = _backward_modules(order, edges, summed_for)
     # The seed and the named inputs stay drawn, as draw_graph keeps its inputs and result.
     folded = _fold(order, edges,
                    lambda node: tree.fold_target(module_of[id(node)], depth, fold_repeats),
@@ -810,6 +830,13 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
 
     units, module_ops = _fold_units(order, folded)
     kept, dropped = _cap(units, max(max_nodes - len(shown), 1))   # the dL/d's always drawn
+    if not kept and not bare:
+        # _cap keeps one place for its note: an op is drawn from 2 places beside the dL/d's.
+        needed = len(shown) + 2
+        raise NodeCapError(f"draw_backward: max_nodes={max_nodes} leaves no room for any op "
+                           f"beside the {len(shown)} dL/d boxes, which are all drawn: raise "
+                           f"max_nodes ({needed} draws the first ops) or fold modules with "
+                           f"depth", needed, len(shown))
     dot = _digraph("backward_graph", rankdir)
     if color_by_grad:
         norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: gradient(
@@ -917,29 +944,40 @@ def _downstream(start, edges):
     return reached
 
 
-def _backward_modules(order, forward, tree):
+def _backward_modules(order, edges, summed_for):
     """id(backward op) -> the module path it belongs to (None: outside every module).
 
     An op of a backward formula belongs to the module of the forward op whose backward it is.
-    An `add` that sums the gradients reaching a tensor by several paths belongs to the
-    innermost module holding all the ops that made the gradients it sums, and to none if one
-    was made outside every module. So the adds of a residual stream sit between the blocks:
-    the gradient that skips a block reaches them from the block above, unchanged (an add's
-    backward passes it on without an op)."""
+    An `add` that sums the gradients reaching a forward tensor along several paths belongs to
+    the module that made that tensor (`summed_for`: id(sum) -> the tensor), and to none if the
+    tensor is a leaf (a parameter, an input). The sum's result feeds the backward of the op
+    that made the tensor, so the sum sits with it: a residual stream's h = x + attn(x), made
+    inside a block, has its gradient summed inside the block, and a folded block is never
+    both before and after one of its sums. The stream's x, made by the block below, has its
+    sum in that block: the gradient that skips a block reaches it unchanged (an add's backward
+    passes it on without an op). A tensor reached by three paths is summed by a chain of adds,
+    `(g1 + g2) + g3`: the earlier ones belong where the last one does."""
+    ops = {id(obj): obj for kind, obj, _ in order if kind == "op"}
+    users = {}                              # id(op) -> {id: op} of the ops that read its result
+    for source, target in edges:
+        if source[0] == "op":
+            users.setdefault(source[1], {})[target[1]] = ops[target[1]]
+
+    def tensor_summed(node):
+        while id(node) not in summed_for:   # an earlier add of a chain: on to the next one
+            after = list(users.get(id(node), {}).values())
+            if len(after) != 1 or after[0].backward_of is not None:
+                return None
+            node = after[0]
+        return summed_for[id(node)]
+
     found = {}
-
-    def module_of(node):
-        if id(node) not in found:
-            if node.backward_of is not None:
-                found[id(node)] = node.backward_of.module_path
-            else:
-                found[id(node)] = tree.common([module_of(t.grad_fn) for t in node.inputs
-                                               if t.grad_fn is not None and id(t) not in forward])
-        return found[id(node)]
-
-    for kind, node, _ in order:
-        if kind == "op":
-            module_of(node)
+    for node in ops.values():
+        if node.backward_of is not None:
+            found[id(node)] = node.backward_of.module_path
+        else:
+            t = tensor_summed(node)
+            found[id(node)] = None if t is None or t.grad_fn is None else t.grad_fn.module_path
     return found
 
 

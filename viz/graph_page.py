@@ -286,7 +286,10 @@ def _svg(dot, view):
         raise DotNotFoundError(INSTALL_HINT)
     svg = image.decode("utf-8")
     svg = re.sub(r"<!--.*?-->\n?", "", svg[svg.index("<svg"):], flags=re.S)   # node names
-    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', f'<svg id="svg-{view}"', svg, count=1)
+    # A name for the picture as a whole. Not role="img": that would hide its nodes, which
+    # the keyboard reaches as buttons, from a screen reader.
+    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"',
+                 f'<svg id="svg-{view}" role="group" aria-label="the {view} graph"', svg, count=1)
     return re.sub(r' id="(graph|node|edge|clust|a_)', rf' id="{view}-\1', svg)
 
 
@@ -317,4 +320,4 @@ module box to fold it (and the folded box to open it). Drag to pan; zoom with th
 two fingers, the + and &minus; buttons or keys. Tab goes from node to node, Enter clicks;
 / goes to the search box, where the arrow keys pick a match; Escape lets go.</p></aside>
 </main>
-<footer id="status"></footer>"""
+<footer id="status" aria-live="polite"></footer>"""

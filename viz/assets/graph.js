@@ -388,11 +388,11 @@ function reveal(view, id) {
 // Hide what the folded boxes hold and draw the boxes over them. A node is hidden in the
 // outermost folded box around it; a leaf outside every box (a parameter, a constant) goes
 // with the box that every one of its users is in. A stack of blocks is drawn as one box from
-// its first block to its last, so what lies between the blocks (in the backward graph, the
-// residual stream's adds, which belong to the module around the stack) is hidden in it too,
-// rather than left under it. An arrow between two nodes of one folded box disappears; an
-// arrow into a folded box ends at its border, where a small head is drawn. Then the space
-// the folded boxes no longer need is taken out (compaction).
+// its first block to its last, so what lies between the blocks (the ops of the module around
+// the stack that run between them) is hidden in it too, rather than left under it. An arrow
+// between two nodes of one folded box disappears; an arrow into a folded box ends at its
+// border, where a small head is drawn. Then the space the folded boxes no longer need is
+// taken out (compaction).
 function applyFolding(view) {
   const info = view.info;
   for (const [id, node] of Object.entries(info.nodes)) {
