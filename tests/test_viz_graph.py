@@ -506,6 +506,22 @@ def test_a_gradient_summary_and_the_colour_by_gradient_say_its_norm_once():
     assert "grad norm " in draw_graph(loss, params=model, color_by_grad=True).source
 
 
+def test_the_text_on_a_gradients_colour_reads_on_it_in_the_nodes_and_the_legend():
+    # White was written on the whole darker half of the scale: on its teal, 3.95 to 4.4:1,
+    # under the 4.5:1 that reading needs. Norms across four decades, every one a node.
+    from test_html_pages import contrast
+    weights = [ta.Tensor(np.full(4, 10.0 ** (k / 4)), requires_grad=True) for k in range(-8, 9)]
+    loss = sum((w * w).sum() for w in weights)
+    loss.backward(retain_graph=True)
+    source = draw_graph(loss, params={f"w{i}": w for i, w in enumerate(weights)},
+                        color_by_grad=True).source
+    pairs = re.findall(r'fillcolor="(#[0-9a-f]{6})" fontcolor=(black|white)', source)
+    pairs += [(fill, ink) for fill, ink in
+              re.findall(r'BGCOLOR="(#[0-9a-f]{6})"><FONT COLOR="(black|white)"', source)]
+    assert len(pairs) > 20
+    assert min(contrast(ink, fill) for fill, ink in pairs) >= 4.5
+
+
 def test_the_class_indices_a_cross_entropy_reads_are_named_targets():
     # A loss passes them as a plain array, which read "tensor" like any unnamed constant.
     logits = ta.Tensor(np.zeros((4, 3)), requires_grad=True)

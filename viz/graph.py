@@ -39,6 +39,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyformer.files import atomic_write
 
+from .html import ink
 from .plots import FIGURE_FORMATS, visible
 
 # Fill colours of the three kinds of node, so a reader sees at once what is learned.
@@ -1106,7 +1107,8 @@ def _norm(array):
 
 
 def _grad_fill(grad, grad_range):
-    """graphviz attributes that fill a node by its gradient; text in white on the dark half."""
+    """graphviz attributes that fill a node by its gradient, its text black or white,
+    whichever reads better on that colour."""
     return _norm_fill(None if grad is None else _norm(grad), grad_range)
 
 
@@ -1114,8 +1116,8 @@ def _norm_fill(norm, grad_range):
     """_grad_fill's attributes for a gradient of this norm (None: no gradient, white)."""
     if norm is None:
         return {"fillcolor": NO_GRAD_COLOUR}
-    dark = _scale_position(norm, grad_range) < 0.5
-    return {"fillcolor": grad_colour(norm, grad_range), "fontcolor": "white" if dark else "black"}
+    fill = grad_colour(norm, grad_range)
+    return {"fillcolor": fill, "fontcolor": ink(fill)}
 
 
 def _norm_line(grad):
@@ -1142,8 +1144,8 @@ def _add_legend(dot, grad_range, modules=False):
     marks = marks[::max(1, math.ceil(len(marks) / 12))]  # at most about a dozen cells
     cells = ""
     for norm, text in marks:
-        font = "white" if _scale_position(norm, grad_range) < 0.5 else "black"
-        cells += (f'<TD BGCOLOR="{grad_colour(norm, grad_range)}"><FONT COLOR="{font}" '
+        fill = grad_colour(norm, grad_range)
+        cells += (f'<TD BGCOLOR="{fill}"><FONT COLOR="{ink(fill)}" '
                   f'POINT-SIZE="10">{_text(text)}</FONT></TD>')
     title = f'<TD COLSPAN="{len(marks)}"><B>gradient norm (log scale)</B></TD>'
     note = ""
