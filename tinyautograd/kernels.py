@@ -85,9 +85,13 @@ def usable(*arrays: np.ndarray, into: tuple[np.ndarray, ...] = ()) -> bool:
     numpy form runs, and raises numpy's error for a read-only output (a parameter loaded with
     mmap_mode="r", or made by np.frombuffer from bytes): C would write into it all the same,
     or crash on memory mapped read-only."""
-    return (all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-                and a.flags.aligned for a in arrays + into)
-            and all(a.flags.writeable for a in into) and _library() is not None)
+    for a in arrays + into:
+        if not (isinstance(a, np.ndarray) and a.dtype == np.float32):
+            return False
+        flags = a.flags                 # read once: each read of .flags makes a new object
+        if not (flags.c_contiguous and flags.aligned):
+            return False
+    return all(a.flags.writeable for a in into) and _library() is not None
 
 
 @functools.cache
@@ -175,12 +179,13 @@ def _at(array: np.ndarray, written: bool = False) -> int:
     """The address of a C-contiguous, aligned float32 array's first number; `written`: the
     loop writes into it, so it must be writeable. Through the buffer protocol where the array
     is writable: 0.5 us, where `array.ctypes.data` takes 1.5."""
-    if not (array.dtype == np.float32 and array.flags.c_contiguous and array.flags.aligned):
+    flags = array.flags                 # read once: each read of .flags makes a new object
+    if not (array.dtype == np.float32 and flags.c_contiguous and flags.aligned):
         raise ValueError(f"kernels take C-contiguous, aligned float32 arrays, got "
                          f"{array.dtype} with strides {array.strides}")
-    if written and not array.flags.writeable:
+    if written and not flags.writeable:
         raise ValueError("kernels write into this array, and it is read-only")
-    if array.flags.writeable and array.size:
+    if flags.writeable and array.size:
         return ctypes.addressof(ctypes.c_char.from_buffer(array))
     return array.ctypes.data
 

@@ -253,7 +253,7 @@ class Attention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, keep=None, drop=None):
-        dtype = np.result_type(q, k, v)
+        dtype = q.dtype                  # k and v have q's: the model's dtype
         if functional.compute_dtype(dtype) != dtype:
             # float16 computes in float32, as torch's: a dot product of 16 values near 100 is
             # 160,000 before the scaling, inf in float16 (65504), and its softmax NaN. What
@@ -344,9 +344,11 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     Integer or boolean q, k, v compute in float32, as the engine's ops whose results are
     fractions (softmax, `/`) do with them.
     """
-    # NaN or a negative dropout_p would drop nothing, without a word.
-    check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
-                   name=lambda key: f"scaled_dot_product_attention: {key}")
+    # NaN or a negative dropout_p would drop nothing, without a word. (0, the default and
+    # every call of inference, needs no check: this runs at every layer of every token.)
+    if dropout_p != 0:
+        check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
+                       name=lambda key: f"scaled_dot_product_attention: {key}")
     q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
     if dropout_p > 0 and training is None:
         raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
