@@ -248,6 +248,20 @@ def test_a_backward_cap_too_small_for_any_op_says_the_least_that_draws_one(tmp_p
     assert re.search(r"^\s*op\d+ -> grad\d+", source, re.M)      # an op, feeding its dL/d
 
 
+def test_a_backward_cap_too_small_is_refused_in_the_words_of_draw_backward_with_the_options():
+    # The command wrote its own copy of the sentence, which had drifted from the library's.
+    from viz import draw_backward
+    from viz.write import step_to_draw
+    shown = step_to_draw("gpt", None, None)
+    with pytest.raises(ValueError) as library:
+        draw_backward(shown.loss, params=shown.params, inputs=shown.inputs, max_nodes=2)
+    result = tinyformer("graph", "--example", "gpt", "--what", "backward", "--max-nodes", 2)
+    assert result.exit_code == 2
+    said = str(library.value).removeprefix("draw_backward: ")
+    said = said.replace("max_nodes", "--max-nodes").replace("depth", "--depth")
+    assert result.stderr == f"Error: {said}\n"
+
+
 @pytest.mark.parametrize("kind, most", [("gpt", 17), ("bert", 16)])
 def test_a_prompt_as_long_as_the_step_reads_is_drawn_whole(runs, kind, most):
     # A longer one was cut to fit, silently, where attention and lens refuse it.

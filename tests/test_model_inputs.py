@@ -10,6 +10,7 @@ import pytest
 import tinyautograd as ta
 from tinyformer import BERT, GPT, MultiHeadAttention, Transformer
 from tinyformer.decoding import beam_search
+from tinyformer.train_config import TrainConfig
 
 BOS, EOS = 1, 2
 
@@ -252,6 +253,17 @@ def test_every_models_switches_follow_the_rules_of_a_runs_settings(model, switch
     with pytest.raises(ValueError, match=f"^{model}: {switch} must be {re.escape(rule)}, got "
                                          f"{re.escape(repr(value))}$"):
         build(**args, **{switch: value})
+
+
+@pytest.mark.parametrize("switch, value", [("dropout", 1.5), ("rope_theta", 1.0),
+                                           ("n_kv_head", 4_097)])
+def test_a_model_refuses_what_a_runs_settings_refuse_by_the_same_rule(switch, value):
+    # A model built in code took an n_kv_head that a run's settings refused as too many.
+    with pytest.raises(ValueError) as run:
+        TrainConfig(**{switch: value}).check(name=str)
+    with pytest.raises(ValueError) as model:
+        GPT(8, 8, n_layer=1, n_head=2, d_model=8, positions="rope", **{switch: value})
+    assert str(model.value) == f"GPT: {run.value}"
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -201,6 +201,34 @@ def test_paths_that_meet_are_summed_by_an_add_outside_the_boxes():
     assert sorted(into[total]) == sorted(boxes["mul backward"])
 
 
+class Residual(nn.Module):
+    """h = x + f(x), read twice: h's gradient is summed, and passed on unchanged to f(x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = x + self.f(x)
+        return h * h
+
+
+def test_a_gradient_sum_sits_in_the_box_of_the_module_that_made_the_tensor_it_sums_for():
+    ta.manual_seed(0)
+    model = nn.Sequential(Residual())
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    with viz.record(model):
+        y = model(x)
+    dot = draw_backward(y.sum(), params=model, inputs={"x": x})
+    title, into, box = titles(dot), feeds(dot), clusters(dot)
+    # h's sum adds the two shares of mul's backward; h was made by the block, not by f, though
+    # the sum reaches f(x) too (an add's backward hands it on unchanged)
+    (h_sum,) = [n for n, t in title.items()
+                if t == "add" and sorted(into[n]) == sorted(box["mul backward"])]
+    assert h_sum in box["0"]
+    assert all(h_sum not in members for name, members in box.items() if name != "0")
+
+
 def test_parameters_default_to_every_leaf_that_requires_a_gradient():
     a = ta.Tensor(np.ones(2), requires_grad=True)
     a.name = "a"

@@ -24,6 +24,8 @@ gives second derivatives and a backward graph that can be drawn.
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import operator
 import weakref
 from typing import Any, Callable, Sequence, Union
@@ -46,6 +48,25 @@ DEFAULT_DTYPE = np.float32
 # recorded exactly when its tick is the later one. (next() on a count is atomic: threads that
 # record and change at once still get ticks of their own.)
 _clock = itertools.count(1)
+
+
+# What the engine's arguments may be (a layer's sizes, a seed), each rule named as its errors
+# say it. Checked where they are given, so that LayerNorm(4, eps="1e-5") or manual_seed(-1) is
+# told so there, in one line, not by ctypes or numpy later. (tinyformer's schema has the same
+# rules for a run's settings; the engine knows nothing of tinyformer.)
+_RULES = {
+    "a whole number >= 0": lambda v: isinstance(v, numbers.Integral) and v >= 0,  # 0, as torch
+    "a finite number": lambda v: isinstance(v, numbers.Real) and math.isfinite(v),
+    "a finite number in [0, 1]": lambda v: isinstance(v, numbers.Real) and 0 <= v <= 1,
+}
+
+
+def _check(where: str, rule: str, **values: Any) -> None:
+    """ValueError, in one line naming `where` (a layer, a function), unless each of `values`
+    follows `rule`, a key of _RULES (True is not the number 1 here, though Python says so)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not _RULES[rule](value):
+            raise ValueError(f"{where}: {name} must be {rule}, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ has shape (in_features, out_features).
 from __future__ import annotations
 
 import math
-import numbers
 import types
 from collections import namedtuple
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import engine, functional, random
-from .engine import Tensor
+from .engine import Tensor, _check
 
 # --------------------------------------------------------------------------------------------
 # Which module made each op
@@ -555,22 +554,8 @@ init = types.SimpleNamespace(
 # Layers
 
 
-# What a layer's arguments may be. Checked when the layer is built, so that LayerNorm(4,
-# eps="1e-5") is told so there, in one line, not by ctypes at its first forward. (tinyformer's
-# schema has the same rules for a run's settings; the engine knows nothing of tinyformer.)
-_RULES = {
-    "a whole number >= 0": lambda v: isinstance(v, numbers.Integral) and v >= 0,  # 0, as torch
-    "a finite number": lambda v: isinstance(v, numbers.Real) and math.isfinite(v),
-    "a finite number in [0, 1]": lambda v: isinstance(v, numbers.Real) and 0 <= v <= 1,
-}
-
-
-def _check(layer: str, rule: str, **values: Any) -> None:
-    """ValueError, in one line naming `layer`, unless each of `values` follows `rule`, a key of
-    _RULES (True is not the number 1 here, though Python says so)."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not _RULES[rule](value):
-            raise ValueError(f"{layer}: {name} must be {rule}, got {value!r}")
+# What a layer's arguments may be is checked when the layer is built (engine._check), so that
+# LayerNorm(4, eps="1e-5") is told so there, in one line, not by ctypes at its first forward.
 
 
 class Linear(Module):

@@ -11,11 +11,12 @@ the calling thread a generator of its own, so each thread's draws repeat whateve
 from __future__ import annotations
 
 import contextlib
-import numbers
 import threading
 from typing import Iterator
 
 import numpy as np
+
+from .engine import _check
 
 _generator = np.random.default_rng(0)   # seeded by default: the same program, the same numbers
 _this_thread = threading.local()        # .generator: the one `seeded` gave this thread
@@ -25,9 +26,8 @@ def manual_seed(seed: int) -> np.random.Generator:
     """Reset the default generator to a known state: `seed` a whole number >= 0 (numpy's
     generators take no negative one; torch maps it to a positive one)."""
     global _generator
-    # None would seed from the operating system: the opposite of a known state. True is not 1.
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a whole number >= 0, got {seed!r}")
+    # None would seed from the operating system: the opposite of a known state.
+    _check("manual_seed", "a whole number >= 0", seed=seed)
     _generator = np.random.default_rng(seed)
     return _generator
 

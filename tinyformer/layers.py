@@ -221,11 +221,12 @@ def check_sizes(model: str, **sizes: int | None) -> None:
                              if size is not None or name not in ("d_ff", "d_head")})
 
 
-# The rules of the settings that are not sizes, the ones a run's settings follow (train_config):
-# GPT(dropout="0.1") is refused in one line, as --dropout abc is, not by a failed comparison.
+# The rules of the settings that are not sizes, the ones a run's settings follow (train_config
+# takes its rules for these from here): GPT(dropout="0.1") is refused in one line, as
+# --dropout abc is, not by a failed comparison.
 SWITCHES = {"dropout": Number(0, high=1),                # 1 drops everything, as torch allows
             "rope_theta": Number(above=1),               # a base <= 1 turns nothing apart
-            "n_kv_head": Optional(Whole(1, 2 ** 62))}    # None: one per query head
+            "n_kv_head": Optional(Whole(1, 4_096))}      # None: one per query head
 
 
 def check_switches(model: str, **switches: object) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import StrPath, read_text
-from .layers import ACTIVATIONS, NORMALIZATIONS
+from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
 
@@ -399,12 +399,12 @@ SETTING_RULES = {
     "normalization": Optional(OneOf(*NORMALIZATIONS)),
     "rmsnorm_affine": Optional(Flag()),
     "activation": Optional(OneOf(*ACTIVATIONS)),
-    "n_kv_head": Optional(Whole(1, 4_096)),
+    "n_kv_head": SWITCHES["n_kv_head"],           # the models' own rules, as they check them
     "qk_norm": Optional(Flag()),
     "logit_softcap": Optional(Number(above=0)),
     "bias": Optional(Flag()),
-    "rope_theta": Optional(Number(above=1)),
-    "dropout": Number(0, high=1),
+    "rope_theta": Optional(SWITCHES["rope_theta"]),
+    "dropout": SWITCHES["dropout"],
     "batch_size": Optional(Whole(1, 1 << 20)),
     "micro_batches": Whole(1, 1 << 10),
     "iters": Optional(Whole(1, BIG)),

@@ -711,10 +711,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
             click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow,
                                    max_nodes, depth, fold_repeats, title))
         except NodeCapError as e:                    # said in the command's own words
-            raise InputError(f"--max-nodes {max_nodes} leaves no room for any op beside the "
-                             f"{e.gradients} dL/d boxes, which are all drawn: raise "
-                             f"--max-nodes ({e.needed} draws the first ops) or use --depth to "
-                             f"fold modules") from None
+            raise InputError(e.sentence(name=option_name)) from None
 
 
 # ----- exercises: the course (tinyformer/exercises/runner.py does the work)

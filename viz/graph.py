@@ -77,9 +77,16 @@ class NodeCapError(ValueError):
     """draw_backward's `max_nodes` left no room for any op beside the dL/d boxes, which are
     all drawn: `needed` is the least cap that draws one, `gradients` how many boxes there are."""
 
-    def __init__(self, message, needed, gradients):
-        super().__init__(message)
-        self.needed, self.gradients = needed, gradients
+    def __init__(self, max_nodes, needed, gradients):
+        self.max_nodes, self.needed, self.gradients = max_nodes, needed, gradients
+        super().__init__(f"draw_backward: {self.sentence()}")
+
+    def sentence(self, name=lambda key: key):
+        """What was wrong and what to do, each argument called what `name` calls it (a command
+        line's: max_nodes -> --max-nodes), as TrainConfig.check(name=...) does."""
+        return (f"{name('max_nodes')}={self.max_nodes} leaves no room for any op beside the "
+                f"{self.gradients} dL/d boxes, which are all drawn: raise {name('max_nodes')} "
+                f"({self.needed} draws the first ops) or use {name('depth')} to fold modules")
 
 
 class Graph(graphviz.Digraph):
@@ -834,10 +841,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     if not kept and not bare:
         # _cap keeps one place for its note: an op is drawn from 2 places beside the dL/d's.
         needed = len(shown) + 2
-        raise NodeCapError(f"draw_backward: max_nodes={max_nodes} leaves no room for any op "
-                           f"beside the {len(shown)} dL/d boxes, which are all drawn: raise "
-                           f"max_nodes ({needed} draws the first ops) or fold modules with "
-                           f"depth", needed, len(shown))
+        raise NodeCapError(max_nodes, needed, len(shown))
     dot = _digraph("backward_graph", rankdir)
     if color_by_grad:
         norms = _drawn_norms(order, kept, folded, lambda kind, obj, output: gradient(
