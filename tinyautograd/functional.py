@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import Function, ShapeError, Tensor, _lift, _operands
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _operands
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -166,7 +166,6 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps=1e-5):
         ctx.eps = eps
-        x, weight, bias = map(ops._floating, (x, weight, bias))   # integers: float32
         if ops.compute_dtype(x.dtype) != x.dtype:
             # float16 computes in float32, as torch's: a row's sum of squares passes float16's
             # 65504 at 768 values near 10. What forward keeps for backward is then float32.
@@ -186,9 +185,7 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, _ = ctx.operands
-        # As forward: integers and float16 in float32 (the engine gives each gradient its
-        # input's dtype)
-        x, weight = ops._floating(x), ops._floating(weight)
+        # As forward: float16 in float32 (the engine gives each gradient its input's dtype)
         x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)
         # Forward kept x_hat and rstd. The first backward takes x_hat and writes into it (a new
         # array of activations' size costs its page faults); a later one through a kept graph
@@ -255,12 +252,18 @@ def _normalized_shape_hint(weight):
     return ""
 
 
-def _normalised_size(op, x):
-    """The size of x's last axis, the one a norm normalises: a 0-d x has none."""
+def _norm_input(op, x):
+    """x as a Tensor a norm takes, and the size of its last axis, the one normalised: an
+    integer or boolean x as float32, as the engine's ops with fractional results take them
+    (ops._floating), done once here so that neither the norm's forward nor its backward (nor
+    its default weight, made in x's dtype) meets integers; a 0-d x has no axis to normalise."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim == 0:
         raise ShapeError(f"{op}: a 0-d input has no axis to normalise (the norm is over the "
                          f"last axis): give it at least one, as x.reshape(1)")
-    return x.shape[-1]
+    if x.dtype.kind not in "fc":
+        x = x.astype(DEFAULT_DTYPE)
+    return x, x.shape[-1]
 
 
 def _too_many_arguments(op, most, more, weight):
@@ -278,8 +281,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     with normalized_shape second, to say so.)"""
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    size = _normalised_size("layer_norm", x)
+    x, size = _norm_input("layer_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "layer_norm: weight"))
@@ -311,7 +313,6 @@ class RMSNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, eps=1e-6):
-        x, weight = ops._floating(x), ops._floating(weight)      # integers: float32
         if ops.compute_dtype(x.dtype) != x.dtype:      # float16 in float32, as LayerNorm
             return RMSNorm.forward(ctx, ops.widened(x), ops.widened(weight), eps).astype(x.dtype)
         y, rstd = _rms_normalised(x, eps)     # x_hat, a new array
@@ -322,7 +323,6 @@ class RMSNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.operands
-        x, weight = ops._floating(x), ops._floating(weight)                        # as forward
         x, weight, grad = ops.widened(x), ops.widened(weight), ops.widened(grad)
         # Forward kept only 1/rms, a column: x_hat = x * rstd is one product away. Under
         # create_graph both are computed again from x, as Tensors, for the second derivative.
@@ -354,8 +354,7 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     (`more` only catches torch's call, with normalized_shape second, to say so.)"""
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    size = _normalised_size("rms_norm", x)
+    x, size = _norm_input("rms_norm", x)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "rms_norm: weight"))

@@ -349,7 +349,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     if dropout_p != 0:
         check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
                        name=lambda key: f"scaled_dot_product_attention: {key}")
-    q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
+    if not q.dtype.kind == k.dtype.kind == v.dtype.kind == "f":    # integers: float32
+        q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
     if dropout_p > 0 and training is None:
         raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
                          f"training=True or training=False (torch's drops whenever dropout_p "
