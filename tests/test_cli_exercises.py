@@ -546,31 +546,25 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output
 
 
-def test_a_learner_file_that_keeps_allocating_is_stopped_at_a_memory_limit(workspace):
-    """Where it took the machine's memory until the timeout. The arrays are never written to,
-    so they take address space, which the limit counts, and no memory of this machine's."""
+@pytest.mark.parametrize("before, after, who, line", [
+    # It took the machine's memory until the timeout. The arrays are never written to, so
+    # they take address space, which the limit counts, and no memory of this machine's.
+    ("", "\n\nblocks = []\n\n\ndef one_hot(ids, vocab_size):\n    for _ in range(1 << 20):\n"
+     "        blocks.append(np.empty(1 << 30))\n", "one_hot(ids=[2, 0, 3], vocab_size=4)",
+     ", in one_hot: blocks.append(np.empty(1 << 30))"),
+    ("table = bytearray(1 << 62)\n", "", "one_hot.py, as it is imported,",
+     "line 1, in <module>: table = bytearray(1 << 62)"),
+], ids=["in a call", "as it is imported"])
+def test_a_learner_file_that_takes_too_much_memory_is_stopped_at_a_limit(workspace, before,
+                                                                         after, who, line):
     from tinyformer.exercises.isolated import GiB, memory_limit
     path = workspace / FIRST.file
-    path.write_text(path.read_text() + "\n\nblocks = []\n\n\n"
-                    "def one_hot(ids, vocab_size):\n"
-                    "    for _ in range(1 << 20):\n"
-                    "        blocks.append(np.empty(1 << 30))\n")
+    path.write_text(before + path.read_text() + after)
     result = run("check", 1, "--timeout", 60)
     assert result.exit_code == 3, result.output
-    assert f"one_hot(ids=[2, 0, 3], vocab_size=4) needed more than the " \
-        f"{memory_limit() / GiB:.3g} GiB of memory a check may use" in result.output
-    assert ", in one_hot: blocks.append(np.empty(1 << 30))" in result.output
-
-
-def test_a_learner_file_too_big_to_import_is_told_so_with_its_line(workspace):
-    from tinyformer.exercises.isolated import GiB, memory_limit
-    path = workspace / FIRST.file
-    path.write_text("table = bytearray(1 << 62)\n" + path.read_text())
-    result = run("check", 1, "--timeout", 60)
-    assert result.exit_code == 3, result.output
-    assert f"one_hot.py, as it is imported, needed more than the " \
-        f"{memory_limit() / GiB:.3g} GiB of memory a check may use" in result.output
-    assert "line 1, in <module>: table = bytearray(1 << 62)" in result.output
+    assert f"{who} needed more than the {memory_limit() / GiB:.3g} GiB of memory a check may " \
+        f"use" in result.output
+    assert line in result.output
 
 
 def test_a_check_that_runs_out_of_memory_after_the_learners_code_says_so(tmp_path):
