@@ -20,6 +20,14 @@ def run(*args):
     return CliRunner().invoke(main, ["tokenize", *map(str, args)])
 
 
+def train(corpus, tokenizer, out, *more):
+    """`tinyformer train` of the smallest model, with this tokenizer (and `more` options)."""
+    return CliRunner().invoke(main, [str(a) for a in (
+        "train", "--corpus", corpus, "--tokenizer", tokenizer, *more, "--n-layer", 1,
+        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--eval-iters", 1,
+        "--threads", 1, "--out", out)])
+
+
 @pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
@@ -147,10 +155,7 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
     """--tokenizer takes a run's directory, or its Hugging Face export, as generate's
     --checkpoint does: the same ids as the run's own tokenizer file."""
     run_dir, exported = tmp_path / "run", tmp_path / "hf"
-    trained = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 300, "--n-layer", 1,
-        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
-        "--eval-iters", 1, "--threads", 1, "--out", run_dir)])
+    trained = train(corpus, "bpe", run_dir, "--vocab-size", 300, "--iters", 1)
     assert trained.exit_code == 0, trained.output
     assert CliRunner().invoke(main, ["export", "--checkpoint", str(run_dir),
                                      "--out", str(exported)]).exit_code == 0
@@ -178,20 +183,14 @@ def test_a_run_stopped_before_its_first_checkpoint_gives_its_tokenizer(tmp_path,
         raise KeyboardInterrupt
     monkeypatch.setattr(Trainer, "evaluate", ctrl_c)
     run_dir = tmp_path / "run"
-    stopped = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 300, "--n-layer", 1,
-        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 2,
-        "--eval-iters", 1, "--threads", 1, "--out", run_dir)])
+    stopped = train(corpus, "bpe", run_dir, "--vocab-size", 300, "--iters", 2)
     assert stopped.exit_code == 130 and not (run_dir / "config.json").exists(), stopped.output
     monkeypatch.undo()
     by_file = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
     by_directory = run("encode", TEXT, "--tokenizer", run_dir)
     assert by_directory.exit_code == 0, by_directory.output
     assert by_directory.stdout == by_file.stdout
-    trained = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", run_dir, "--n-layer", 1, "--n-head", 1,
-        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
-        "--threads", 1, "--out", tmp_path / "again")])
+    trained = train(corpus, run_dir, tmp_path / "again", "--iters", 1)
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "again" / "tokenizer.json").read_bytes() == \
         (run_dir / "tokenizer.json").read_bytes()
@@ -205,10 +204,7 @@ def test_a_tokenizer_file_trains_a_run_that_keeps_its_own_copy(request, tmp_path
     """train --tokenizer FILE encodes with the file's tokenizer, of the file's size, and the
     run keeps its own copy: generate needs the file no more."""
     tok, run_dir = request.getfixturevalue(which), tmp_path / "run"
-    trained = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", tok, "--n-layer", 1, "--n-head", 1,
-        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
-        "--threads", 1, "--out", run_dir)])
+    trained = train(corpus, tok, run_dir, "--iters", 1)
     assert trained.exit_code == 0, trained.output
     by_file = run("encode", TEXT, "--tokenizer", tok)
     by_run = run("encode", TEXT, "--tokenizer", run_dir / "tokenizer.json")
@@ -221,10 +217,7 @@ def test_a_tokenizer_file_trains_a_run_that_keeps_its_own_copy(request, tmp_path
     assert generated.exit_code == 0, generated.output
     assert generated.stdout.startswith("The cat")
     # A run directory gives its own tokenizer to the next run, as to `tokenize --tokenizer`.
-    again = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", run_dir, "--n-layer", 1, "--n-head", 1,
-        "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
-        "--threads", 1, "--out", tmp_path / "again")])
+    again = train(corpus, run_dir, tmp_path / "again", "--iters", 1)
     assert again.exit_code == 0, again.output
     assert (tmp_path / "again" / "tokenizer.json").read_bytes() == \
         (run_dir / "tokenizer.json").read_bytes()
@@ -473,10 +466,7 @@ def test_a_directory_of_gpt2_tokenizer_files_gives_their_tokenizer(tmp_path, cor
     by_directory = run("encode", TEXT, "--allow-special", "--tokenizer", tmp_path / "gpt2")
     assert by_directory.exit_code == 0, by_directory.output
     assert by_directory.stdout == by_file.stdout
-    trained = CliRunner().invoke(main, [str(a) for a in (
-        "train", "--corpus", corpus, "--tokenizer", tmp_path / "gpt2", "--n-layer", 1,
-        "--n-head", 1, "--d-model", 8, "--context", 8, "--batch-size", 2, "--iters", 1,
-        "--eval-iters", 1, "--threads", 1, "--out", tmp_path / "run")])
+    trained = train(corpus, tmp_path / "gpt2", tmp_path / "run", "--iters", 1)
     assert trained.exit_code == 0, trained.output
     assert load_tokenizer(tmp_path / "run" / "tokenizer.json").merges == \
         load_tokenizer(bpe).merges
