@@ -625,16 +625,7 @@ def test_grad_drops_a_gradient_it_did_not_ask_for_before_shaping_it(monkeypatch)
     sum_to = ta.engine._sum_to
     monkeypatch.setattr(ta.engine, "_sum_to", lambda g, shape, op: shaped.append(shape)
                         or sum_to(g, shape, op))
-
-    class Scale(Function):
-        @staticmethod
-        def forward(ctx, x, w):
-            return x * w
-
-        @staticmethod
-        def backward(ctx, grad):
-            x, w = ctx.operands
-            return grad * w, grad * x                  # w's, in x's shape, summed to (1,)
+    from test_backward_modes import Scale             # x * w; w's gradient in x's shape
 
     x, w = f64(3), f64(1, seed=1)
     for create_graph in (False, True):
