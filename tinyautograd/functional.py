@@ -258,12 +258,13 @@ def _norm_input(op, x):
     (ops._floating), done once here so that neither the norm's forward nor its backward (nor
     its default weight, made in x's dtype) meets integers; a 0-d x has no axis to normalise."""
     x = x if isinstance(x, Tensor) else Tensor(x)
-    if x.ndim == 0:
+    data = x.data                   # (read once: this runs at every norm of every token)
+    if data.ndim == 0:
         raise ShapeError(f"{op}: a 0-d input has no axis to normalise (the norm is over the "
                          f"last axis): give it at least one, as x.reshape(1)")
-    if x.dtype.kind not in "fc":
+    if data.dtype.kind not in "fc":
         x = x.astype(DEFAULT_DTYPE)
-    return x, x.shape[-1]
+    return x, data.shape[-1]
 
 
 def _too_many_arguments(op, most, more, weight):

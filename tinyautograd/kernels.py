@@ -91,7 +91,10 @@ def usable(*arrays: np.ndarray, into: tuple[np.ndarray, ...] = ()) -> bool:
         flags = a.flags                 # read once: each read of .flags makes a new object
         if not (flags.c_contiguous and flags.aligned):
             return False
-    return all(a.flags.writeable for a in into) and _library() is not None
+    for a in into:
+        if not a.flags.writeable:
+            return False
+    return _library() is not None
 
 
 @functools.cache
@@ -183,11 +186,18 @@ def _at(array: np.ndarray, written: bool = False) -> int:
     if not (array.dtype == np.float32 and flags.c_contiguous and flags.aligned):
         raise ValueError(f"kernels take C-contiguous, aligned float32 arrays, got "
                          f"{array.dtype} with strides {array.strides}")
-    if written and not flags.writeable:
-        raise ValueError("kernels write into this array, and it is read-only")
-    if flags.writeable and array.size:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
-    return array.ctypes.data
+    if not flags.writeable:
+        if written:
+            raise ValueError("kernels write into this array, and it is read-only")
+        return array.ctypes.data
+    return _at_made(array)
+
+
+def _at_made(array: np.ndarray) -> int:
+    """The address of an array made here, by np.empty or np.empty_like of a checked one: its
+    layout needs no checking (the checks cost as much as the address, and layer norm's loop
+    takes seven addresses for a row of generation)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(array)) if array.size else array.ctypes.data
 
 
 # ---------------------------------------------------------------------------- the loops
@@ -198,8 +208,8 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
     rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])      # (not -1: the last may be 0)
     y, x_hat = np.empty_like(rows), np.empty_like(rows)
     rstd = np.empty(len(rows), np.float32)
-    _library().layer_norm_forward(*rows.shape, _at(rows), _at(weight), _at(bias), eps, _at(y),
-                                  _at(x_hat), _at(rstd))
+    _library().layer_norm_forward(*rows.shape, _at(rows), _at(weight), _at(bias), eps,
+                                  _at_made(y), _at_made(x_hat), _at_made(rstd))
     return y.reshape(x.shape), x_hat.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,))
 
 
@@ -209,21 +219,21 @@ def layer_norm_backward(grad: np.ndarray, x_hat: np.ndarray, rstd: np.ndarray,
     rows = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])
     d_x, d_weight, d_bias = np.empty_like(rows), np.empty_like(weight), np.empty_like(weight)
     _library().layer_norm_backward(*rows.shape, _at(rows), _at(x_hat), _at(rstd), _at(weight),
-                                   _at(d_x), _at(d_weight), _at(d_bias))
+                                   _at_made(d_x), _at_made(d_weight), _at_made(d_bias))
     return d_x.reshape(grad.shape), d_weight, d_bias
 
 
 def exp(x: np.ndarray) -> np.ndarray:
     """e^x as the loops compute it (e^88 above 88, 0 below -87): for the tests."""
     out = np.empty_like(x)
-    _library().exp_array(x.size, _at(x), _at(out))
+    _library().exp_array(x.size, _at(x), _at_made(out))
     return out
 
 
 def gelu(x: np.ndarray, slope: bool = True):
     """Gelu's y, and dy/dx (None without `slope`: no gradient wanted, no array for it)."""
     y, dy_dx = np.empty_like(x), np.empty_like(x) if slope else None
-    _library().gelu(x.size, _at(x), _at(y), _at(dy_dx) if slope else None)
+    _library().gelu(x.size, _at(x), _at_made(y), _at_made(dy_dx) if slope else None)
     return y, dy_dx
 
 
