@@ -231,6 +231,20 @@ def test_masks():
         padding_mask(np.array([[1, 1, 0]]))
 
 
+@pytest.mark.parametrize("args, message", [
+    ((-1,), "T must be a whole number >= 1, got -1"),
+    ((2.5,), "T must be a whole number >= 1, got 2.5"),
+    ((True,), "T must be a whole number >= 1, got True"),    # not causal_mask(1), cached
+    ((None,), "T must be a whole number >= 1, got None"),
+    (([3],), r"T must be a whole number >= 1, got \[3\]"),   # not a hashing error
+    ((3, -2), "start must be a whole number >= 0, got -2"),
+])
+def test_causal_mask_refuses_a_size_that_is_not_one(args, message):
+    causal_mask(1)
+    with pytest.raises(ValueError, match=f"^causal_mask: {message}$"):
+        causal_mask(*args)
+
+
 def test_mask_must_be_boolean_and_fit_the_scores():
     q, k, v = qkv()
     with pytest.raises(TypeError, match="True = may attend"):

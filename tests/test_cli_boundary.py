@@ -227,6 +227,27 @@ def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
     assert line.startswith(f"Error: {generate_options[2]} must be at most ")
 
 
+@pytest.mark.parametrize("train_options, prompt", [
+    ([], "eve"),
+    (["--task", "reverse", "--min-len", 3, "--max-len", 5], "123")])
+def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
+        tmp_path, monkeypatch, train_options, prompt):
+    """Beams grow towards --beam as fast as the vocabulary allows: a million of them was found
+    only when the machine's memory ran out, and the process was killed."""
+    import tinyformer.resources
+    out = tmp_path / "run"
+    tiny = TINY[:-2] if train_options else TINY          # a task takes no --eval-iters
+    assert run("train", *tiny, *train_options, "--iters", 1, "--out", out).exit_code == 0
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: 10 ** 9)
+    result = run("generate", "--checkpoint", out, "--prompt", prompt, "--beam", 10 ** 6)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: --beam 1,000,000 needs about ")
+    assert line.endswith(" GB of memory and 1.0 GB is available; choose a smaller --beam")
+    assert run("generate", "--checkpoint", out, "--prompt", prompt, "--beam", 4).exit_code == 0
+
+
 @pytest.mark.parametrize("edit, said", [
     (lambda model: model.update(d_model="16"), "(d_model in {} must be a whole number >= 1, "
      "got '16'); put back the config.json"),

@@ -422,6 +422,13 @@ def test_train_refuses_an_unwritable_out(tmp_path, corpus, out, words):
     assert not (tmp_path / "no-such-dir").exists()
 
 
+def test_train_refuses_an_empty_out_before_training(corpus):
+    # Found only by the save, after the training, as "no such file or directory".
+    result = run("train", corpus, "--out", "")
+    assert_input_error(result, "--out must be a file's path, got ''")
+    assert "Training" not in result.stderr
+
+
 def test_train_refuses_a_read_only_directory(tmp_path, corpus, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)

@@ -486,6 +486,7 @@ def files(tmp_path):
     (["--n-head", "3", "--d-model", "64"], ["--n-head 3 does not divide --d-model 64"]),
     (["--out", "a-file/run"], ["cannot write to --out"]),
     (["--out", "a-file"], ["is a file, not a directory"]),
+    (["--out", ""], ["--out must be a directory's path, got ''"]),     # not the default one
     (["--config", "missing.toml"], ["does not exist"]),
     (["--n-layer", "two"], ["'two' is not a valid integer"]),
     (["--corpus", "short.txt", "--tokenizer", "bpe", "--vocab-size", "5000", "--context", "4"],

@@ -126,6 +126,20 @@ def test_modules_in_nested_lists_and_dicts_are_found_with_torchs_names():
     assert model.num_parameters() == 5 * 4 + 3 * (4 * 4 + 4) + 2
 
 
+def test_a_list_or_dict_that_holds_itself_is_walked_once():
+    # Python lets a container hold itself; walking into it again had no end (RecursionError).
+    model = nn.Module()
+    model.layers = [nn.Linear(2, 3)]
+    model.layers.append(model.layers)
+    model.heads = {"out": nn.Linear(3, 1)}
+    model.heads["again"] = model.heads
+    model.more = (model.layers, [model.heads])          # reached again from elsewhere
+    assert [name for name, _ in model.named_modules()] == ["", "layers.0", "heads.out"]
+    assert list(model.state_dict()) == ["layers.0.weight", "layers.0.bias",
+                                        "heads.out.weight", "heads.out.bias"]
+    assert model.num_parameters() == 2 * 3 + 3 + 3 * 1 + 1
+
+
 def test_walking_the_modules_leaves_no_garbage_for_the_cycle_collector():
     # A recursive closure is a reference cycle: one for the collector at every parameters().
     model = Model()

@@ -253,8 +253,7 @@ def test_bpe_decodes_arbitrary_ids_with_replacement_characters():
 @pytest.mark.parametrize("ids, words", [
     ([1.7], "got 1.7"),                         # not id 1
     ([np.float32(2)], "got np.float32(2.0)"),
-    ("72", "got '7'"),                          # not ids 7 and 2
-    (np.array([[5, 6, 7]]), "a row of 3 ids (decode a batch"),
+    ([True], "got True"),                       # not id 1
     ([[5, 6]], "a row of 2 ids"),
 ])
 def test_decode_refuses_ids_that_are_not_integers(tok, ids, words):
@@ -262,6 +261,25 @@ def test_decode_refuses_ids_that_are_not_integers(tok, ids, words):
     with pytest.raises(TypeError, match=re.escape(words)):
         tok.decode(ids)
     assert tok.decode(np.array([5, 6], dtype=np.uint16)) == tok.decode([5, 6])
+
+
+@pytest.mark.parametrize("tok", [BPE, CHAR], ids=["bpe", "char"])
+@pytest.mark.parametrize("ids, words", [
+    (None, "got NoneType"),
+    (5, "got int; for a single id, decode([id])"),
+    (np.array(5), "got an array of shape ()"),
+    ("72", "not str; to get the ids of a text, use encode"),     # not ids 7 and 2
+    ("", "not str"),
+    (b"ab", "not bytes"),                                        # not ids 97 and 98
+    (np.array([1.0, 2.0]), "got an array of float64"),
+    (np.array([[5, 6, 7]]), "got an array of shape (1, 3); decode a batch (B, T) one row at "
+                            "a time"),
+])
+def test_decode_says_what_it_takes(tok, ids, words):
+    with pytest.raises(TypeError, match="^decode takes a sequence of token ids "
+                                        r"\(a list of ints or a 1-D integer array\), "
+                                        + re.escape(words)):
+        tok.decode(ids)
 
 
 def test_id_to_token_and_token_to_id_are_inverse():

@@ -306,17 +306,22 @@ class Module:
         return "\n".join(lines)
 
 
-def _learned(attributes):
+def _learned(attributes, seen=None):
     """The (name, value) pairs among `attributes` that hold learned state (Module._members):
     Parameters and Modules, also inside plain lists, tuples and dicts to any depth, so that
-    none is silently left out of training and saving."""
+    none is silently left out of training and saving.
+
+    Each container is looked into once, under the first name that reaches it (`seen` holds
+    the ids of those already walked), as named_modules visits each module once: a list that
+    holds itself, `self.layers.append(self.layers)`, would otherwise be walked without end."""
+    seen = set() if seen is None else seen
     for name, value in attributes:
         if isinstance(value, (Parameter, Module)):
             yield name, value
-        elif isinstance(value, (list, tuple)):
-            yield from _learned((f"{name}.{i}", item) for i, item in enumerate(value))
-        elif isinstance(value, dict):
-            yield from _learned((f"{name}.{key}", item) for key, item in value.items())
+        elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            yield from _learned(((f"{name}.{key}", item) for key, item in items), seen)
 
 
 def _params_comment(count):

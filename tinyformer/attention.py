@@ -52,7 +52,6 @@ Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array 
 # Masks
 
 
-@functools.lru_cache(maxsize=64)
 def causal_mask(T: int, start: int = 0) -> np.ndarray:
     """(T, start + T) booleans: query i, at position start + i, may attend the keys at positions
     0 .. start + i, never a later one. This is how a decoder is kept from reading the tokens it
@@ -61,6 +60,15 @@ def causal_mask(T: int, start: int = 0) -> np.ndarray:
 
     Cached, since every layer of every step asks for the same one; read-only for that reason.
     """
+    # Checked before the cache: it would take True for 1 (equal keys), and a list for a
+    # Python error about hashing.
+    check_whole("causal_mask", 1, T=T)
+    check_whole("causal_mask", 0, start=start)
+    return _causal_mask(T, start)
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_mask(T, start):
     mask = np.tril(np.ones((T, start + T), dtype=bool), k=start)
     mask.setflags(write=False)
     return mask

@@ -182,6 +182,8 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     any work so that a mistake costs no waiting: not a directory, a suffix among `suffixes`
     (which name the format) if given, not an existing file unless `force`, in a directory that
     exists and is writable."""
+    if not os.fspath(path).strip():      # "" is no file: saving found it only after the work
+        raise ValueError(f"--out must be a file's path, got {os.fspath(path)!r}")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):

@@ -19,7 +19,7 @@ from tinyautograd import no_grad
 from .data import BOS, EOS, Seq2SeqTask
 from .decoding import beam_search, ends
 from .resources import blas_threads, step_threads
-from . import schema
+from . import resources, schema
 from .sampling import check_sampling
 from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
 
@@ -91,6 +91,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
             except ValueError:               # a character vocabulary of a text of one line
                 raise ValueError(f"this model's vocabulary has neither {END_OF_TEXT} nor a new "
                                  f"line to start a text from; give a {name('prompt')}") from None
+        if beam:
+            check_beam_memory(model, beam, len(ids), max_new_tokens, name)
 
         def write_on(write):
             write(escape_controls(prompt))
@@ -116,6 +118,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"{'translate' if kind == 'transformer' else 'fill in'}")
     ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
     if kind == "transformer":
+        if beam:                             # the target starts at <bos>, up to context tokens
+            check_beam_memory(model, beam, 1, model.context, name)
         return lambda write: write(escape_controls(_translate(model, ids, beam, threads)) + "\n")
 
     mask_id = tokenizer.token_to_id("<mask>")
@@ -129,6 +133,28 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")
     return fill_in
+
+
+def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: int,
+                      name: Callable[[str], str] = str) -> None:
+    """ValueError, before the search starts, when `beam` beams cannot fit in memory. Each live
+    beam holds its keys and values at every layer (twice while a step selects the beams that
+    live on: the old rows and their copy), and each step scores every token of the vocabulary
+    for it (float64, in a few arrays). There are at most `beam` live beams, and at most
+    vocab_size ** steps: beams are distinct continuations. An estimate on the low side, as
+    training's check_memory: the encoder's memory of a seq2seq model is left out."""
+    config = model.config
+    vocab = config.get("vocab_size") or config["tgt_vocab_size"]
+    steps = min(steps, model.context)
+    beams = min(beam, vocab ** min(steps, 64))    # (past 64 steps, more than any --beam)
+    d_head = config.get("d_head") or config["d_model"] // config["n_head"]
+    keys_and_values = 2 * config["n_layer"] * (config.get("n_kv_head") or config["n_head"]) \
+        * d_head * min(start + steps, model.context) * resources.FLOAT
+    need, have = beams * (2 * keys_and_values + 4 * 8 * vocab), resources.available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{name('beam')} {beam:,} needs about {need / 1e9:,.1f} GB of memory "
+                         f"and {have / 1e9:,.1f} GB is available; choose a smaller "
+                         f"{name('beam')}")
 
 
 def _translate(model, ids, beam, threads):

@@ -221,6 +221,28 @@ def special_pattern(special_tokens: Sequence[str]) -> re.Pattern | None:
                                                                reverse=True)))
 
 
+def _id_sequence(ids):
+    """`ids`, which decode iterates, or TypeError, in one line, saying what decode takes:
+    Python's own error ("'NoneType' object is not iterable") says neither, and text or bytes
+    would be taken apart into characters or byte values. A single id is checked by
+    Tokenizer._check_id, as it is met."""
+    takes = "decode takes a sequence of token ids (a list of ints or a 1-D integer array)"
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{takes}, not {type(ids).__name__}; to get the ids of a text, use "
+                        f"encode")
+    if getattr(ids, "ndim", 1) != 1:            # an array, or a Tensor, of another shape
+        batch = "; decode a batch (B, T) one row at a time" if ids.ndim == 2 else ""
+        raise TypeError(f"{takes}, got an array of shape {tuple(ids.shape)}{batch}")
+    if isinstance(ids, np.ndarray) and ids.size and ids.dtype.kind not in "iu":
+        raise TypeError(f"{takes}, got an array of {ids.dtype}")
+    try:
+        iter(ids)
+    except TypeError:
+        one = "; for a single id, decode([id])" if isinstance(ids, (int, np.integer)) else ""
+        raise TypeError(f"{takes}, got {type(ids).__name__}{one}") from None
+    return ids
+
+
 class Tokenizer:
     """What both tokenizers share: special tokens, encode/decode, inspection, save/load.
     A subclass names its `kind` (the JSON "type"), encodes ordinary text (`_encode_text`,
@@ -255,10 +277,12 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
-        return self._join([self._piece(self._check_id(i)) for i in ids])
+        return self._join([self._piece(self._check_id(i)) for i in _id_sequence(ids)])
 
     def _check_id(self, i):
         try:    # an id is an integer: int() would read 1.7 as id 1 and the digits of "72" as ids
+            if isinstance(i, bool):           # operator.index takes True for 1
+                raise TypeError
             i = operator.index(i)
         except TypeError:
             row = isinstance(i, (list, tuple)) or isinstance(i, np.ndarray) and i.ndim > 0

@@ -47,7 +47,7 @@ from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memor
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, sha256, staged, truncate_metrics)
-from .schema import Number, Whole, check_settings, option_name
+from .schema import Number, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
@@ -192,6 +192,9 @@ class Trainer:
         the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
         info); it reads no corpus."""
         config = config.resolved(name)
+        if directory is not None:        # "" is no directory, not "not given": refuse it
+            check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},
+                           name=name)
         directory = directory or default_out_dir(config)
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
