@@ -99,6 +99,17 @@ def test_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, tmp_path):
     assert "out of memory" in line and "--batch-size" in line
 
 
+def test_out_of_memory_names_the_options_of_the_command_that_ran(monkeypatch, tmp_path):
+    # generate has no --batch-size: its hint names what generate can make smaller
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+    monkeypatch.setattr(cli, "load_model", no_memory)
+    result = run("generate", "--checkpoint", tmp_path, "--prompt", "a")
+    assert result.exit_code == 2
+    line, = result.stderr.strip().splitlines()
+    assert "out of memory" in line and "--beam" in line and "--batch-size" not in line
+
+
 def test_control_characters_are_escaped_not_sent_to_the_terminal():
     assert escape_controls("a\0b\a\b\x7f\x1b[31m\u0085é\n\t") == \
         "a\\x00b\\x07\\x08\\x7f\\x1b[31m\\x85é\n\t"

@@ -66,6 +66,13 @@ def input_errors(*kinds):
         raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
+# What to make smaller when a command runs out of memory, in its own options.
+SMALLER = {"train": "smaller sizes (--batch-size, --context, --d-model, --n-layer)",
+           "generate": "a smaller --beam or --max-new-tokens, or a shorter --prompt",
+           "attention": "a shorter --prompt", "lens": "a shorter --prompt",
+           "graph": "a smaller --max-nodes or a shorter --prompt"}
+
+
 class Program(click.Group):
     """The command group, each error one line: what was wrong and where to look."""
 
@@ -103,8 +110,10 @@ class Program(click.Group):
             sys.exit(INTERRUPTED)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
         except MemoryError:                         # to the input, not a bug: exit status 2
-            click.echo("Error: out of memory; try smaller sizes (--batch-size, --context, "
-                       "--d-model, --n-layer) or close other programs", err=True)
+            command = next((a for a in (sys.argv[1:] if args is None else args)
+                            if a in self.commands), None)
+            click.echo(f"Error: out of memory; try {SMALLER.get(command, 'smaller inputs')} "
+                       f"or close other programs", err=True)
             sys.exit(2)
         except OSError as e:
             click.echo(f"Error: {files.describe_os_error(e)}", err=True)
