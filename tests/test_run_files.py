@@ -98,3 +98,13 @@ def test_a_checkpoint_file_written_before_a_crash_is_the_runs_and_force_removes_
     assert result.exit_code == 0, result.output
     assert not (out / "weights-000002.npz").exists() and (out / "weights-000001.npz").exists()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
+    """Its first tokens (all that the checksum reads) are the run's, the rest something else's."""
+    path = tmp_path / "tokens.bin"
+    write_tokens(path, [[1, 2, 3]], 10, lambda n: None)
+    with open(path, "ab") as f:
+        f.write(bytes(2))
+    with pytest.raises(rundir.CheckpointError, match="8 bytes where the run wrote 6"):
+        rundir.open_tokens(path, "uint16", 3)
