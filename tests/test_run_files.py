@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer import rundir
+from tinyformer.files import atomic_write
 from tinyformer.rundir import (RunDirectory, read_config_json, read_metrics, save_checkpoint,
                                truncate_metrics, write_tokens)
 from tinyformer_cli import main
@@ -108,3 +109,25 @@ def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
         f.write(bytes(2))
     with pytest.raises(rundir.CheckpointError, match="8 bytes where the run wrote 6"):
         rundir.open_tokens(path, "uint16", 3)
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
+    """A checkpoint written by a later tinyformer may mean other things by the same names."""
+    (tmp_path / "tokenizer.json").write_text("{}")
+    save_checkpoint(tmp_path, {"step": 1, "model": "gpt"}, {"w": np.ones(2, np.float32)}, {})
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "version": 2}))
+    with pytest.raises(rundir.CheckpointError, match="is checkpoint format version 2; this "
+                                                     "tinyformer reads version 1"):
+        rundir.read_config(tmp_path)
+
+
+def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path):
+    """Here the rename fails (a folder stands where the file goes); the error says so of the
+    path asked for, and the temporary file is gone."""
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(OSError) as raised:
+        with atomic_write(tmp_path / "out.json") as f:
+            f.write("{}")
+    assert os.fspath(raised.value.filename) == str(tmp_path / "out.json")
+    assert os.listdir(tmp_path) == ["out.json"]
