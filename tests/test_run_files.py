@@ -131,3 +131,31 @@ def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path)
             f.write("{}")
     assert os.fspath(raised.value.filename) == str(tmp_path / "out.json")
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_an_npz_holding_an_array_twice_is_refused(tmp_path):
+    """Which of the two would be loaded is the archive reader's choice, not the run's."""
+    import io
+    import zipfile
+    path = tmp_path / "weights-000001.npz"
+    np.savez(path, w=np.zeros(2, np.float32))
+    second = io.BytesIO()
+    np.save(second, np.ones(2, np.float32))
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("w.npy", second.getvalue())
+    with pytest.raises(rundir.CheckpointError, match="holds an array twice"):
+        rundir.load_arrays(path)
+
+
+def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
+    from tinyformer.checkpoint import export_pretrained
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+
+    def full_disk(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(GPT, "save_pretrained", full_disk)
+    model = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4)
+    with pytest.raises(OSError, match="disk full"):
+        export_pretrained(model, CharTokenizer(list("abcd")), tmp_path / "exported")
+    assert os.listdir(tmp_path) == []
