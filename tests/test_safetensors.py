@@ -120,6 +120,7 @@ CORRUPT = [
     ("size", {"x": entry(offsets=(0, 12))}, bytes(12), "'x' has 12 bytes, but shape [2] of F32"),
     ("too_few", {"x": entry(offsets=(0, 4))}, bytes(4), "'x' has 4 bytes, but shape [2] of F32"),
     ("truncated", {"x": entry()}, bytes(6), "'x' ends at byte 8 of the data, which has 6"),
+    ("one_byte_short", {"x": entry()}, bytes(7), "'x' ends at byte 8 of the data, which has 7"),
     ("overlap", {"x": entry(), "y": entry(offsets=(4, 12))}, bytes(12), "'x' and 'y' overlap"),
     ("gap", {"x": entry(offsets=(4, 12))}, bytes(12), "data bytes 0..4 belong to no tensor"),
     ("trailing", {"x": entry()}, bytes(9), "1 bytes after the last tensor belong to no tensor"),

@@ -1,0 +1,161 @@
+"""The moments where a run's files could be lost or left inconsistent: a crash while a file is
+written, a lock left by a killed process, a metrics line cut before its line end. Each test
+is tiny: the files themselves, or a run of a step or two."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinyformer import rundir
+from tinyformer.files import atomic_write
+from tinyformer.rundir import (RunDirectory, read_config_json, read_metrics, save_checkpoint,
+                               truncate_metrics, write_tokens)
+from tinyformer_cli import main
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "1"]
+
+
+def tinyformer(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_a_stale_lock_holding_a_longer_process_id_is_overwritten_whole(tmp_path):
+    """The process id a killed run left in run.lock is replaced, not written over: a longer
+    one's last digits would otherwise stay, and a second writer would be told of a process
+    "123\\n4567" (two lines, neither one a process)."""
+    (tmp_path / "run.lock").write_text("99999999999\n")
+    notes = []
+    run = RunDirectory.claim(tmp_path, log=notes.append)
+    try:
+        assert (tmp_path / "run.lock").read_text() == f"{os.getpid()}\n"
+        assert "left by process 99999999999" in notes[0]
+    finally:
+        run.release()
+
+
+def test_a_metrics_line_without_its_line_end_stays_a_line_of_its_own_after_resuming(tmp_path):
+    """A kill between a record and its line end leaves a whole record without one: it is kept,
+    and the resumed run's next line must not be glued onto it."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "train_loss": 2.0}\n{"step": 2, "train_loss": 1.5}')
+    truncate_metrics(path, 2)
+    with open(path, "a") as f:                       # as the resumed run appends its steps
+        f.write('{"step": 3, "train_loss": 1.0}\n')
+    assert [record["step"] for record in read_metrics(path)] == [1, 2, 3]
+
+
+def test_tokens_that_fail_their_length_check_leave_no_file(tmp_path):
+    def too_short(n):
+        raise ValueError("the corpus is too short")
+    with pytest.raises(ValueError, match="too short"):
+        write_tokens(tmp_path / "tokens.bin", [[1, 2, 3]], 10, too_short)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_crash_while_config_json_is_written_leaves_the_previous_checkpoint(tmp_path,
+                                                                              monkeypatch):
+    """config.json is the checkpoint's last file: a crash half way through writing it must
+    leave the previous one, which names the previous step's complete files."""
+    (tmp_path / "tokenizer.json").write_text("{}")
+    weights = {"w": np.ones(2, np.float32)}
+    save_checkpoint(tmp_path, {"step": 1}, weights, {})
+    real_dump = json.dump
+
+    def half_then_crash(obj, f, **kwargs):
+        f.write('{"format": "tinyformer-checkpoint", "st')
+        raise OSError("disk full")
+    monkeypatch.setattr(json, "dump", half_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, {"step": 2}, weights, {})
+    monkeypatch.setattr(json, "dump", real_dump)
+    config = read_config_json(tmp_path)
+    assert config["step"] == 1 and config["files"]["weights"] == "weights-000001.npz"
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
+
+
+def test_a_checkpoint_file_written_before_a_crash_is_the_runs_and_force_removes_it(
+        tmp_path, monkeypatch):
+    """A checkpoint's files are listed in manifest.json before they are written: a crash
+    between the weights and the optimizer's state leaves a weights file that --force removes,
+    not one it refuses as a file of the user's."""
+    out = tmp_path / "run"
+    real_save_arrays = rundir.save_arrays
+
+    def crash_at_the_optimizer(path, arrays):
+        if os.path.basename(path).startswith("optimizer-"):
+            raise OSError("disk full")
+        real_save_arrays(path, arrays)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", crash_at_the_optimizer)
+        assert tinyformer("train", *TINY, "--iters", 2, "--out", out).exit_code != 0
+    assert (out / "weights-000002.npz").exists()
+    assert "weights-000002.npz" in json.loads((out / "manifest.json").read_text())["owns"]
+    (out / "notes.txt").write_text("mine")
+    result = tinyformer("train", *TINY, "--iters", 1, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert not (out / "weights-000002.npz").exists() and (out / "weights-000001.npz").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
+    """Its first tokens (all that the checksum reads) are the run's, the rest something else's."""
+    path = tmp_path / "tokens.bin"
+    write_tokens(path, [[1, 2, 3]], 10, lambda n: None)
+    with open(path, "ab") as f:
+        f.write(bytes(2))
+    with pytest.raises(rundir.CheckpointError, match="8 bytes where the run wrote 6"):
+        rundir.open_tokens(path, "uint16", 3)
+
+
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
+    """A checkpoint written by a later tinyformer may mean other things by the same names."""
+    (tmp_path / "tokenizer.json").write_text("{}")
+    save_checkpoint(tmp_path, {"step": 1, "model": "gpt"}, {"w": np.ones(2, np.float32)}, {})
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "version": 2}))
+    with pytest.raises(rundir.CheckpointError, match="is checkpoint format version 2; this "
+                                                     "tinyformer reads version 1"):
+        rundir.read_config(tmp_path)
+
+
+def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path):
+    """Here the rename fails (a folder stands where the file goes); the error says so of the
+    path asked for, and the temporary file is gone."""
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(OSError) as raised:
+        with atomic_write(tmp_path / "out.json") as f:
+            f.write("{}")
+    assert os.fspath(raised.value.filename) == str(tmp_path / "out.json")
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_an_npz_holding_an_array_twice_is_refused(tmp_path):
+    """Which of the two would be loaded is the archive reader's choice, not the run's."""
+    import io
+    import zipfile
+    path = tmp_path / "weights-000001.npz"
+    np.savez(path, w=np.zeros(2, np.float32))
+    second = io.BytesIO()
+    np.save(second, np.ones(2, np.float32))
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        archive.writestr("w.npy", second.getvalue())
+    with pytest.raises(rundir.CheckpointError, match="holds an array twice"):
+        rundir.load_arrays(path)
+
+
+def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
+    from tinyformer.checkpoint import export_pretrained
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+
+    def full_disk(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(GPT, "save_pretrained", full_disk)
+    model = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4)
+    with pytest.raises(OSError, match="disk full"):
+        export_pretrained(model, CharTokenizer(list("abcd")), tmp_path / "exported")
+    assert os.listdir(tmp_path) == []
