@@ -111,6 +111,14 @@ def test_lengths_with_too_few_sources_for_both_splits_hold_validation_out_first(
         Seq2SeqTask(task, min_len, max_len, seed=1).val
 
 
+def test_a_task_keeps_to_n_train_and_its_batches_draw_every_training_pair():
+    # 100 sources, fewer than n_train + n_val: a tenth held out, then n_train of the rest.
+    t = Seq2SeqTask("copy", 2, 2, n_train=50, n_val=100, seed=0)
+    assert (len(t.val), len(t.train)) == (10, 50)
+    src, _, _ = t.sample_batch(2000, np.random.default_rng(0))
+    assert {t.decode(row) for row in src} == {source for source, _ in t.train}
+
+
 def test_task_examples_and_errors():
     assert solve("reverse", "1234") == "4321"
     assert solve("sort", "3141") == "1134"

@@ -1,7 +1,9 @@
 """Training: settings, data preparation, the loop, checkpoints and exact resumption."""
 
+import copy
 import dataclasses
 import json
+import math
 import os
 import re
 import signal
@@ -12,12 +14,13 @@ import pytest
 
 import tinyautograd as ta
 
-from tinyformer import checkpoint, rundir
-from tinyformer.data import builtin_corpus, recalled
+from tinyformer import checkpoint, parallel, rundir
+from tinyformer.data import TASKS, builtin_corpus, recalled
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
+from tinyformer.train_config import TASK_ITERS
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
@@ -100,6 +103,12 @@ def test_defaults_depend_on_the_job():
     (dict(tokenizer="bpe", vocab_size=100), "--vocab-size 100 is too small"),
     (dict(tokenizer="bpe", vocab_size=258), "--vocab-size 258 is too small"),
     (dict(lr=1e-3, min_lr=2e-3), "--min-lr must be between 0 and --lr (0.001), got 0.002"),
+    (dict(iters=0), "--iters must be a whole number >= 1, got 0"),
+    (dict(eval_every=0), "--eval-every must be a whole number >= 1, got 0"),
+    (dict(checkpoint_every=0), "--checkpoint-every must be a whole number >= 1, got 0"),
+    (dict(beta2=1.0), "--beta2 must be a finite number in [0, 1), got 1.0"),
+    (dict(qk_norm=1), "--qk-norm must be true or false, got 1"),
+    (dict(task="copy", min_len=1), "--min-len must be at least 2, got 1"),
 ])
 def test_bad_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError) as e:
@@ -129,6 +138,9 @@ def test_errors_call_each_setting_what_name_calls_it(settings, message):
     dict(lr=1e-3, min_lr=1e-3),                  # a constant rate after the warmup
     dict(iters=10, warmup=10),                   # a warmup as long as the run
     dict(tokenizer="bpe", vocab_size=259),       # the bytes, and some merges
+    dict(lr=1e-3, min_lr=0.0),                   # a cosine all the way down
+    dict(task="copy", min_len=5, max_len=5),     # sequences of one length
+    dict(d_model=65_536, n_head=1),              # the largest width a rule allows
 ])
 def test_settings_at_the_edge_of_their_range_are_accepted(settings):
     resolved = TrainConfig(**settings).resolved()
@@ -183,6 +195,12 @@ def test_a_task_run_saved_with_eval_iters_resumes_without_it(tmp_path, monkeypat
     assert resumed.config.eval_iters is None
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
+
+
+def test_each_task_gets_its_own_default_number_of_steps():
+    # The harder tasks need more steps to reach 99% exact match (TASK_ITERS); given, --iters wins.
+    assert {task: TrainConfig(task=task).resolved().iters for task in TASKS} == TASK_ITERS
+    assert TrainConfig(task="add", iters=7).resolved().iters == 7
 
 
 def test_a_short_noam_run_gets_a_default_warmup_it_can_use():
@@ -324,6 +342,22 @@ def test_the_readme_names_every_field_of_metrics_jsonl(tmp_path):
     assert written <= set(re.findall(r"`(\w+)`", told))
 
 
+def test_the_lr_warms_up_to_lr_then_follows_the_cosine_down_to_min_lr(tmp_path):
+    # nanoGPT's schedule as the trainer drives it: each step reports the lr its update used,
+    # the warmup's climbing to --lr at step --warmup, the cosine's ending at --min-lr.
+    lr, min_lr, warmup, iters = 1e-2, 1e-3, 2, 6
+    trainer = Trainer.start(TrainConfig(**TINY, iters=iters, warmup=warmup, lr=lr,
+                                        min_lr=min_lr), str(tmp_path), log=quiet)
+    used = [trainer.train_step().lr for _ in range(iters)]
+    trainer.close()
+    def cosine(step):
+        return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * (step - warmup) /
+                                                      (iters - warmup))) / 2
+    assert used == pytest.approx([lr * (step + 1) / (warmup + 1) for step in range(warmup)] +
+                                 [cosine(step) for step in range(warmup, iters)], rel=1e-12)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(min_lr, rel=1e-12)
+
+
 def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):
     # Noam's rate is factor / sqrt(d_model * step) after warmup and peaks at the warmup's
     # last step; the trainer chooses the factor that makes that peak --lr.
@@ -395,6 +429,76 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path)
     first = run(tmp_path / "a", **JOBS["gpt"], iters=5, seed=3)
     assert run(tmp_path / "b", **JOBS["gpt"], iters=5, seed=3) == first
     assert run(tmp_path / "c", **JOBS["gpt"], iters=5, seed=4) != first
+
+
+def test_the_seed_chooses_the_batches_and_the_initial_weights(tmp_path):
+    corpus = tmp_path / "corpus.txt"          # the same text for both seeds
+    corpus.write_text(builtin_corpus(5_000))
+    def started(seed):
+        trainer = Trainer.start(TrainConfig(**TINY, corpus=str(corpus), iters=1, seed=seed),
+                                str(tmp_path / str(seed)), log=quiet)
+        trainer.close()
+        weights = [p.data for p in trainer.parameters if p.data.ndim >= 2]
+        return trainer.job.train_batch(trainer.data_rng)[0], weights
+    (batch, weights), (other_batch, other_weights) = started(3), started(4)
+    assert not np.array_equal(batch, other_batch)
+    assert not any(np.array_equal(a, b) for a, b in zip(weights, other_weights))
+
+
+def test_checkpoints_come_every_checkpoint_every_steps_and_at_the_last(tmp_path, monkeypatch):
+    saved = []
+    write = Trainer._write_checkpoint
+    def recorded(trainer):
+        saved.append(trainer.step)
+        write(trainer)
+    monkeypatch.setattr(Trainer, "_write_checkpoint", recorded)
+    monkeypatch.setattr(Trainer, "evaluate", lambda *args: {})     # not what is tested here
+    run(tmp_path, **TINY, iters=5, eval_every=5, checkpoint_every=2)
+    assert saved == [2, 4, 5]
+    # Unset, with each evaluation.
+    assert TrainConfig(eval_every=7).resolved().checkpoint_every == 7
+
+
+def test_an_evaluation_turns_dropout_off_for_itself_only_and_samples_anew_each_step(tmp_path):
+    said = []
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1, dropout=0.5), str(tmp_path),
+                            log=said.append)
+    trainer.close()
+    figures = trainer.evaluate("first")
+    assert trainer.evaluate("second") == figures     # the same batches, nothing dropped
+    assert trainer.model.training                    # the steps after it drop out again
+    trainer.step += 1                                # the same weights, a later step
+    trainer.evaluate("third")
+    samples = [message.split("\n", 1)[1] for message in said[-3:]]
+    assert samples[0] == samples[1] != samples[2]
+
+
+def test_a_step_is_the_mean_over_its_targets_however_the_batch_is_cut(tmp_path,
+                                                                      monkeypatch):
+    # BERT's micro-batches hide different numbers of tokens: each weighs by its own.
+    cuts = []
+    split = parallel.split
+    monkeypatch.setattr(parallel, "split", lambda batch, n, counted: cuts.append(n) or
+                        split(batch, n, counted))
+    def first_step(micro_batches):
+        trainer = Trainer.start(TrainConfig(**TINY, model="bert", iters=1,
+                                            micro_batches=micro_batches),
+                                str(tmp_path / str(micro_batches)), log=quiet)
+        trainer.close()
+        batch = trainer.job.train_batch(copy.deepcopy(trainer.data_rng))      # the step's
+        halves = np.array_split(batch[1], 2)
+        return trainer.train_step().loss, [trainer.job.counted((None, half)) for half in halves]
+    whole, _ = first_step(1)
+    cut, counts = first_step(2)
+    assert cuts == [1, 2]                  # each batch cut as --micro-batches says
+    assert counts[0] != counts[1]          # else weighing by rows would give the same
+    assert cut == pytest.approx(whole, rel=1e-5)
+
+
+def test_a_stop_asked_for_during_the_last_step_finishes_the_run(tmp_path, monkeypatch):
+    # Nothing is left to resume: the run is done (exit 0), not interrupted.
+    assert cut_short(tmp_path, monkeypatch, after=3, **TINY, iters=4) == "done"
+    assert rundir.read_config(str(tmp_path))["step"] == 4
 
 
 def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):

@@ -76,6 +76,25 @@ def test_the_trainer_clips_the_gradient_norm_before_the_step(tmp_path):
     assert gradient_norm_after_a_step(1e-3, "clipped") == pytest.approx(1e-3, rel=1e-4)
 
 
+def test_the_update_follows_the_clipped_gradient():
+    # Seen with SGD, which moves each weight by lr times its gradient (AdamW hardly notices a
+    # gradient's scale): with lr 1 the weights move by the clipped gradient, of norm `clip`.
+    from tinyautograd.functional import cross_entropy
+    from tinyautograd.optim import SGD
+    from tinyformer.train import update
+
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=4, n_layer=1, n_head=2, d_model=8)
+    parameters = list(model.parameters())
+    before = [p.data.astype(np.float64) for p in parameters]
+    x, y = np.random.default_rng(0).integers(0, 7, (2, 4, 4))
+    _, norm = update(lambda part: cross_entropy(model(part[0]), part[1]), (x, y),
+                     lambda part: part[1].size, parameters, SGD(parameters, lr=1.0), clip=1e-3)
+    moved = math.sqrt(sum(((p.data - b) ** 2).sum() for p, b in zip(parameters, before)))
+    assert norm > 1e-2                     # so that clipping to 1e-3 changes it
+    assert moved == pytest.approx(1e-3, rel=1e-3)
+
+
 @pytest.mark.parametrize("micro_batches", [1, 2])
 def test_each_step_starts_from_zero_gradients(micro_batches):
     # With one micro-batch the gradient comes from backward, which adds to .grad: a step that
