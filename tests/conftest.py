@@ -9,7 +9,9 @@ Ctrl-C tests start, which would then never stop."""
 import os
 import signal
 
+import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 settings.register_profile("ci", derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -18,3 +20,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def one_blas_thread():
+    """numpy's matrix products on one thread, for a test that trains a model in its own process.
+    By default BLAS starts a thread a core, and the suite's workers (pytest -n 2 on two cores)
+    then wait on each other's threads: a (288, 32) @ (32, 128) product took 10 ms instead of
+    0.1 ms. One thread also rounds alike on every machine, whatever its cores."""
+    with threadpool_limits(1, user_api="blas"):
+        yield

@@ -254,7 +254,7 @@ def copy_batch(rng, size):
     return src, tgt
 
 
-def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3():
+def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3(one_blas_thread):
     manual_seed(0)
     vocab = 3 + N_DIGITS
     model = Transformer(vocab, vocab, context=MAX_LEN + 2, n_layer=1, n_head=2, d_model=32,

@@ -121,7 +121,7 @@ def test_gradcheck_over_every_parameter_of_a_tiny_bert():
                         *model.parameters())
 
 
-def test_bert_learns_to_fill_in_masked_tokens_well_above_chance():
+def test_bert_learns_to_fill_in_masked_tokens_well_above_chance(one_blas_thread):
     vocab = 12                                     # PAD, MASK and ten ordinary tokens
     rng = np.random.default_rng(0)
 

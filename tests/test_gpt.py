@@ -340,7 +340,7 @@ def test_bad_sampling_settings_are_clear_errors():
 # ------------------------------------------------------------------ learning
 
 
-def test_gpt_memorises_a_short_text():
+def test_gpt_memorises_a_short_text(one_blas_thread):
     text = "the quick brown fox jumps over the lazy dog; "
     chars = sorted(set(text))
     ids = np.array([chars.index(c) for c in text * 3])

@@ -364,7 +364,7 @@ def copy_batch(rng, size):
     return src, tgt
 
 
-def test_learns_to_copy_digit_sequences():
+def test_learns_to_copy_digit_sequences(one_blas_thread):
     manual_seed(0)
     model = Transformer(13, 13, context=MAX_DIGITS + 2, n_layer=1, n_head=4, d_model=32,
                         share_embeddings=True, pad_id=PAD)
