@@ -153,6 +153,43 @@ def test_the_table_cuts_long_tokens_and_leaves_no_trailing_blanks():
                                  "b         b 100%"]
 
 
+
+class Pieces:
+    """A tokenizer whose id 1 is an empty piece (a byte-level BPE has pieces that show nothing)."""
+    def id_to_token(self, i):
+        return ["a", "", "c"][i]
+
+
+def test_the_table_and_the_picture_show_each_states_top_prediction_in_its_column():
+    from tinyformer.lens import Lens
+    from viz.lens import lens_figure, lens_rows
+    top_ids = np.array([[[0, 2], [2, 0]], [[1, 0], [0, 2]]])           # (states, T=2, k=2)
+    top_probs = np.array([[[0.6, 0.3], [0.5, 0.4]], [[0.9, 0.1], [0.7, 0.2]]])
+    lens = Lens(rows=["embed", "layer 1"], top_ids=top_ids, top_probs=top_probs)
+    assert lens_rows(lens, ["x", "y"], Pieces()) == [
+        [("position", None), ("embed", None), ("layer 1", None)],
+        [("x", None), ("a 60%", 0.6), ("\u2205 90%", 0.9)],
+        [("y", None), ("c 50%", 0.5), ("a 70%", 0.7)]]
+    ax = lens_figure(lens, ["x", "y"], Pieces()).axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["embed", "layer 1"]
+    np.testing.assert_array_equal(ax.images[0].get_array(), [[0.6, 0.9], [0.5, 0.7]])
+    assert {text.get_position(): text.get_text() for text in ax.texts} == {
+        (0, 0): "a", (1, 0): "\u2205", (0, 1): "c", (1, 1): "a"}           # (state, position)
+
+
+def test_an_encoder_decoders_lens_reads_each_step_of_its_translation():
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_of_prompt
+    tokenizer = CharTokenizer("012", special_tokens=["<bos>", "<eos>"])
+    ta.manual_seed(0)
+    model = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
+                        n_head=2, d_model=8).eval()
+    lens, tokens = lens_of_prompt(model, tokenizer, "0120", "transformer")
+    bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
+    written = model.greedy_decode(np.array([tokenizer.encode("0120")]), 5, bos, eos)[0]
+    assert tokens[0] == "<bos>" and len(tokens) == len(written) - 1 == lens.top_ids.shape[1]
+
+
 def test_the_pictures_text_is_black_or_white_whichever_reads_better_on_its_cell():
     # It switched at a probability of 0.5, which left white text on teal below the contrast
     # reading needs (3.8:1 at 0.5); from 0.44 up black reads better.

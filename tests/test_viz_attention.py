@@ -164,6 +164,33 @@ def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     assert maps["decoder"].queries == token_labels(tokenizer, written[:-1])
 
 
+
+def test_the_decoders_inputs_are_bos_and_the_translation_but_its_last_token():
+    # An untrained model may write <bos> again and again, which hides an off-by-one: a stub
+    # that writes "1 0" then <eos>.
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.attention import translation
+    tokenizer = CharTokenizer("01", special_tokens=["<bos>", "<eos>"])
+    bos = tokenizer.token_to_id("<bos>")
+    one, zero = tokenizer.encode("10")
+
+    class Writes10:
+        context = 8
+
+        def greedy_decode(self, src, max_len, bos_id, eos_id):
+            return np.array([[bos_id, one, zero, eos_id]])
+
+    src, tgt = translation(Writes10(), tokenizer, "01")
+    assert src.tolist() == [tokenizer.encode("01")] and tgt.tolist() == [[bos, one, zero]]
+
+
+def test_the_colours_are_on_a_square_root_scale():
+    # Attention spread evenly over 4 keys (1/4 each) is drawn halfway up the scale, not dim.
+    figure = attention_figure(np.full((1, 1, 4, 4), 0.25), list("abcd"), list("abcd"), "t")
+    norm = figure.axes[0].images[0].norm
+    assert (norm(0.0), norm(0.25), norm(1.0)) == pytest.approx((0.0, 0.5, 1.0))
+
+
 def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
     labels = list("ab")
     figure = attention_figure(np.full((2, 3, 2, 2), 0.5), labels, labels, "t")

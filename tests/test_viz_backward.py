@@ -74,6 +74,15 @@ def test_the_forward_graph_shows_the_numbers_the_backward_graph_cites():
     assert all(set(numbers) <= set(shown[op]) for op, numbers in cited.items())
 
 
+
+def test_the_results_own_op_numbers_its_left_operand_first():
+    # Both operands of the result's add are ops: the mul, written (and run) first, is #1.
+    a, b, c = (ta.Tensor(np.array([1.0, 2.0]), requires_grad=True) for _ in range(3))
+    forward = draw_graph(a * b + c.exp(), params={"a": a, "b": b, "c": c}).source
+    assert dict(re.findall(r"<B>(\w+)</B> #(\d+)", forward)) == \
+        {"mul": "1", "exp": "2", "add": "3"}
+
+
 def backward_box_numbers(dot):
     """forward op name -> the numbers of the "<op> backward" boxes drawn for it, sorted."""
     found = {}
@@ -326,6 +335,32 @@ def test_the_colour_scale_is_logarithmic_and_brightens_with_the_norm():
         grad_colour(1.0, grad_range=(1.0, 1e-3))
 
 
+
+def test_nearby_norms_get_nearby_colours():
+    # The ramp is interpolated within the segment a norm falls in: no jump between segments.
+    colours = [grad_colour(norm) for norm in 10.0 ** np.linspace(-8, 0, 401)]
+    channels = np.array([list(bytes.fromhex(colour[1:])) for colour in colours], dtype=int)
+    assert np.abs(np.diff(channels, axis=0)).max() <= 4
+
+
+def test_flow_colours_each_op_by_the_gradient_of_its_own_result():
+    x = ta.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    w = ta.Tensor(np.array([3.0, 0.1, -2.0]), requires_grad=True)
+    loss = (x * w).tanh().sum()
+    retain_grads(loss)
+    loss.backward(retain_graph=True)
+    tanh = loss.grad_fn.inputs[0]
+    mul = tanh.grad_fn.inputs[0]
+    grad_range = (1e-3, 10.0)
+    fill = fills(draw_graph(loss, params={"w": w}, inputs={"x": x}, color_by_grad=True,
+                            grad_range=grad_range))
+    for title, result in (("sum", loss), ("tanh", tanh), ("mul", mul)):
+        assert fill[title] == grad_colour(np.linalg.norm(result.grad), grad_range), title
+    # a leaf frozen since its gradient was taken has no gradient to show: white
+    w.requires_grad = False
+    assert fills(draw_graph(loss, params={"w": w}, color_by_grad=True))["w"] == NO_GRAD_COLOUR
+
+
 def test_gradient_flow_writes_white_on_dark_fills_and_a_legend_of_at_most_a_dozen_cells():
     x = ta.Tensor(np.array([1e-20, 1.0]), requires_grad=True)
     w = ta.Tensor(np.array([1.0, 1e-20]), requires_grad=True)
@@ -430,7 +465,7 @@ def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
     loss = x.sum()
     loss.backward(retain_graph=True)                     # dL/dx = [1]: the only norm, 1
     dot = draw_graph(loss, params={"x": x}, color_by_grad=True)
-    assert ">1e0<" in dot.source and ">1e1<" in dot.source
+    assert ">1e0<" in dot.source and ">1e1<" in dot.source and ">1e2<" not in dot.source
     assert f'fillcolor="{grad_colour(1.0, (1.0, 10.0))}"' in dot.source
 
 

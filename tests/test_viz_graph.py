@@ -16,7 +16,7 @@ import tinyautograd.functional as F
 from tinyautograd import nn
 import viz
 from tinyformer.gpt import GPT
-from dot_source import edges, nodes
+from dot_source import boxes, edges, nodes
 from viz import DotNotFoundError, draw_graph, render
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -235,6 +235,8 @@ def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
     assert all(a != "omitted" for edge in edges(dot) for a in edge)
     full = draw_graph(y, params={"x": x}, max_nodes=61)
     assert "omitted" not in full.source and len(nodes(full)) == 61
+    one_over = draw_graph(y, params={"x": x}, max_nodes=60)     # the cap holds at its edge
+    assert len(nodes(one_over)) == 60 and "2 more nodes not drawn" in one_over.source
 
 
 def test_a_leaf_is_drawn_alone_and_a_freed_graph_says_so(mlp_loss):
@@ -415,6 +417,35 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
             f"left out (max_nodes=5)") in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
+
+
+def test_without_the_model_the_boxes_nest_as_the_models_modules_do(recorded_gpt):
+    # Only the recorded paths to go by: `decoder.layers.0` is a box inside `decoder`, and no
+    # box `decoder.layers` (a list runs nothing), as when the model is given.
+    model, loss = recorded_gpt
+    nesting = {(title, parent) for title, parent, _ in boxes(draw_graph(loss))}
+    assert ("decoder.layers.0.attn", "decoder.layers.0") in nesting
+    assert nesting == {(title, parent) for title, parent, _ in
+                       boxes(draw_graph(loss, modules=model))}
+
+
+def test_a_folded_module_that_made_the_result_has_the_thick_border():
+    ta.manual_seed(0)
+    model = Stack([nn.Linear(3, 3)])
+    with viz.record(model):
+        out = model(ta.Tensor(np.ones((2, 3))))
+    thick = [line for line in draw_graph(out, params=model, depth=0).source.splitlines()
+             if "penwidth=2.5" in line]
+    assert len(thick) == 1 and thick[0].lstrip().startswith("module")
+
+
+def test_rankdir_lays_out_both_pictures_left_to_right():
+    from viz import draw_backward
+    w = ta.Tensor(np.ones(2), requires_grad=True)
+    loss = (w * 2.0).sum()
+    for draw in (draw_graph, draw_backward):
+        assert "rankdir=LR" in draw(loss, params={"w": w}, rankdir="LR").source
+        assert "rankdir=TB" in draw(loss, params={"w": w}).source
 
 
 def forward_ops_under(loss, prefix):

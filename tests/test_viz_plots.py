@@ -177,6 +177,25 @@ def test_smooth_is_pandas_ewm_with_span_run_forwards_then_backwards():
     np.testing.assert_allclose(smooth(values, span=5), expected, rtol=1e-12)
 
 
+
+def test_a_long_runs_line_is_smoothed_over_a_small_part_of_it():
+    # A drop at step 500 of 1000 stays a drop: the line leaves the losses for a few dozen
+    # steps around it, not for hundreds.
+    losses = [1.0] * 500 + [0.0] * 500
+    off = [step for step, (s, x) in enumerate(zip(smooth(losses), losses)) if abs(s - x) > 0.05]
+    assert 10 < len(off) < 100 and min(off) > 400 and max(off) < 600
+
+
+def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation(tmp_path):
+    run = write_metrics(tmp_path / "run", extra=None)
+    loss = metrics_figure(run).axes[0]
+    train, smoothed, val = loss.get_lines()
+    losses = [r["train_loss"] for r in read_metrics(run / "metrics.jsonl")]
+    np.testing.assert_allclose(smoothed.get_ydata(), smooth(losses))
+    (label,) = loss.texts
+    assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
+
+
 def test_a_true_or_false_is_no_value_to_plot(tmp_path):
     odd = {"step": 41, "train_loss": 0.4, "val_loss": True, "val_accuracy": False, "lr": True}
     run = write_metrics(tmp_path / "run", extra=None, tail=json.dumps(odd) + "\n")
