@@ -70,6 +70,20 @@ def test_a_gpt_outgrowing_its_context_slides_the_window_with_or_without_the_cach
     np.testing.assert_array_equal(*written)
 
 
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_past_its_context_a_gpt_reads_the_newest_tokens(use_cache):
+    # The window slides over the end of the text: each step's logits are those of the last
+    # `context` tokens, whatever came before them.
+    model = tiny_gpt(context=6)
+    text = np.random.default_rng(4).integers(0, 9, (2, 12))
+    session = DecoderOnlySession(model, text[:, :4], use_cache)
+    for t in range(4, 12):
+        with ta.no_grad():
+            expected = model(text[:, max(0, t - 6):t]).data[:, -1]
+        np.testing.assert_allclose(session.next_logits(), expected, rtol=1e-5, atol=1e-6)
+        session.append(text[:, t])
+
 def log_likelihood(kind, session, tokens, start):
     """log P(tokens[start:] | tokens[:start]) from one run of the model on the whole row."""
     with ta.no_grad():

@@ -442,6 +442,20 @@ def test_the_earliest_merge_wins_as_in_the_library(tmp_path):
     assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
 
 
+
+def test_a_merge_listed_twice_takes_its_last_rank_as_in_the_library(tmp_path):
+    # (x, q) is listed before (q, z) and again after it: the library ranks it where it is
+    # listed last, after (q, z), so "xqz" is x + qz.
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    for token in ("qz", "xq"):
+        vocab[token] = len(vocab)
+    data["model"]["merges"] += [["x", "q"], ["q", "z"], ["x", "q"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
+
 def test_ignore_merges_takes_a_whole_word_from_the_vocabulary_as_the_library_does(tmp_path):
     # Llama 3's tokenizer.json: a chunk that is a token of the vocabulary is that token,
     # however the merges would have built it ("xqz" has no merges at all).

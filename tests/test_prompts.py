@@ -65,6 +65,10 @@ def test_a_gpt_text_ends_at_any_of_the_eos_ids_given():
     tokenizer = CharTokenizer("ab.\n")
     assert shown(Scripted(tokenizer.encode("ab.b")), tokenizer, "a",
                  eos_ids=tokenizer.encode(".")) == "aab\n"
+    # Given, they are the ends, in place of the tokenizer's <|endoftext|>.
+    tokenizer = CharTokenizer("ab.\n", special_tokens=["<|endoftext|>"])
+    assert shown(Scripted(tokenizer.encode("ab.b")), tokenizer, "a",
+                 eos_ids=tokenizer.encode(".")) == "aab\n"
 
 
 def test_a_prompt_is_written_back_with_its_control_characters_escaped():
@@ -77,6 +81,13 @@ def test_a_text_from_nothing_drops_the_new_lines_it_starts_with():
     writes first are not shown, what follows is (its own new lines too)."""
     tokenizer = CharTokenizer("ab\n")
     assert shown(Scripted(tokenizer.encode("\n\nab\nb")), tokenizer, "") == "ab\nb\n"
+    assert shown(Scripted(tokenizer.encode("\nab\n\n")), tokenizer, "") == "ab\n\n\n"
+
+
+def test_a_text_from_endoftext_keeps_the_new_lines_it_starts_with():
+    """From <|endoftext|>, no new line was written before the text: its own are shown."""
+    tokenizer = CharTokenizer("ab\n", special_tokens=["<|endoftext|>"])
+    assert shown(Scripted(tokenizer.encode("\nab")), tokenizer, "") == "\nab\n"
 
 
 def test_the_same_seed_samples_the_same_text_and_another_seed_another():
@@ -123,6 +134,32 @@ def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused()
                           n_head=2, d_model=8).eval()
     with pytest.raises(ValueError, match="the prompt cannot be encoded"):
         respond(seq2seq, tokenizer, "transformer", "12<eos>3")
+
+
+@pytest.mark.parametrize("kind, prompt", [("transformer", "1234567"), ("bert", "123456<mask>")])
+def test_a_prompt_longer_than_the_context_is_refused_before_any_work(kind, prompt):
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>",
+                                                             "<mask>"])
+    model = (Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
+                         n_head=2, d_model=8) if kind == "transformer"
+             else BERT(tokenizer.vocab_size, 6, n_layer=1, n_head=1, d_model=8))
+    with pytest.raises(ValueError, match="^the prompt has 7 tokens; this model reads at most 6$"):
+        respond(model, tokenizer, kind, prompt)
+
+
+def test_a_beam_of_one_translates_as_greedy_decoding_does_to_the_end_of_the_context():
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
+    seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
+                          n_head=2, d_model=8).eval()
+    answers = []
+    for beam in (None, 1):
+        written = []
+        respond(seq2seq, tokenizer, "transformer", "123", beam=beam, threads=1)(written.append)
+        answers.append("".join(written))
+    assert len(answers[0]) == 6 + 1, "no answer as long as the context: this proves nothing"
+    assert answers[1] == answers[0]
 
 
 @pytest.mark.parametrize("settings, phrase", [

@@ -226,11 +226,13 @@ def test_our_json_is_unchanged_and_old_files_load(ours, tmp_path):
 
 def test_added_tokens_of_tokenizer_config_come_after_vocab_json(ours, tmp_path):
     gpt2_shaped_files(ours, tmp_path)
+    # Listed in any order: each takes the id it is given.
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
-        "457": {"content": "<pad>", "special": True}, "456": {"content": EOT}}}))
+        "458": {"content": "<mask>", "special": True}, "457": {"content": "<pad>", "special": True},
+        "456": {"content": EOT}}}))
     tok = load_gpt2_tokenizer(tmp_path)
-    assert tok.special_tokens == [EOT, "<pad>"]
-    assert tok.encode("<pad>", allow_special=True) == [457]
+    assert tok.special_tokens == [EOT, "<pad>", "<mask>"]
+    assert tok.encode("<pad><mask>", allow_special=True) == [457, 458]
 
 
 # -- one-line errors that name the file -------------------------------------------------------
