@@ -373,6 +373,19 @@ def test_layer_norm_backward_mean_term_forgotten(tmp_path):
     assert "gradient with respect to `x`" in message
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")       # 0 * inf, on the way to nan
+@pytest.mark.parametrize("old, new", [
+    (" + eps)", ")"),                                               # no eps at all
+    ("np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)",
+     "(np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True)) + eps)"),   # eps outside sqrt
+])
+def test_layer_norm_without_eps_under_the_root_fails_on_a_row_of_equal_numbers(tmp_path, old,
+                                                                               new):
+    message = edited_message(tmp_path, "layer_norm_backward", old, new)
+    assert "a row of equal numbers: its variance is 0, so rstd is 1 / sqrt(eps)" in message
+    assert "gradient with respect to `x`" in message
+
+
 def test_embedding_fancy_index_plus_equals(tmp_path):
     message = edited_message(tmp_path, "embedding",
                              "np.add.at(table_grad, ctx.ids, grad)",

@@ -104,6 +104,8 @@ CASES = [
      "        self.values = np.vstack([self.values, v[None, :]])",
      "k[None, :]\n        self.values = v[None, :]",
      ["call 2", "left in `keys` an array of shape (1, 2); expected shape (2, 2)"]),
+    ("kv_cache", "09_generation/kv_cache.py", "np.exp(scores - scores.max())",
+     "np.exp(scores)", ["large scores: subtract the largest before np.exp", "got nan"]),
     ("bpe_merge", "10_bpe/bpe_merge.py", "return dict(Counter(zip(ids, ids[1:])))",
      "return dict(Counter(zip(ids[::2], ids[1::2])))",
      ["count_pairs(ids=[97, 97, 97, 98])", "counts the pair (97, 97) once; it occurs 2 times"]),

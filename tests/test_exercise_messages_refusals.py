@@ -78,3 +78,14 @@ def test_calling_the_engines_own_gelu_is_refused(tmp_path, call):
     assert got is not None and got.startswith("feed_forward.py calls the engine's own "
                                               "`.gelu()`, in line ")
     assert f"(`return {call}`): this exercise asks you to write gelu yourself" in got
+
+
+def test_a_private_name_holding_the_implementation_is_refused(tmp_path):
+    # No import statement names the module, so only the file's names show it; one that starts
+    # with an underscore is the learner's all the same.
+    ex = find("kv_cache")
+    path = tmp_path / "kv_cache.py"
+    path.write_text(solved_text(ex) + "\n_library = __import__('importlib')"
+                                      ".import_module('tinyformer.attention')\n")
+    got = run_check(ex, path)
+    assert got is not None and "uses tinyformer.attention, in its name `_library`" in got

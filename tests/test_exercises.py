@@ -131,3 +131,20 @@ def test_a_hint_holding_a_solution_line_is_caught_however_it_is_spaced():
     hint = "Without a loop: `out[np.arange(len(ids)),ids] = 1.0` sets one element in each row."
     assert any(s in squashed(hint) for s in statements)
     assert not any(s in squashed(find("one_hot").hints[-1]) for s in statements)
+
+
+def test_a_checker_tripped_by_what_the_learners_code_returned_fails_the_exercise(tmp_path):
+    """An answer the checker cannot even read (a list where it indexes an array) is no pass:
+    the exercise fails, and the message says it was the checker that could not use it."""
+    import dataclasses
+
+    ex = find("one_hot")
+
+    def check(learner):
+        got = [[0.0, 1.0]]                  # as if returned by the learner's function
+        return got[0, 1] == 1.0             # a checker indexing it as an array
+
+    solved = write_solved(ex, tmp_path / "one_hot.py")
+    message = run_check(dataclasses.replace(ex, check=check), solved)
+    assert message is not None and CHECKER_ERROR in message
+    assert "TypeError: list indices must be integers or slices, not tuple" in message

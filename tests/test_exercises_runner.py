@@ -281,3 +281,35 @@ def test_a_learner_file_saved_with_a_bom_is_checked_as_python_runs_it(tmp_path):
     path = tmp_path / "matmul_backward.py"
     path.write_text("\ufeff" + ex.solved_text(), encoding="utf-8")
     assert run_check(ex, path) is None
+
+
+@pytest.mark.parametrize("machine_gib, cores", [(16, 4), (64, 16), (512, 2)])
+def test_a_checks_memory_limit_leaves_the_machine_most_of_its_memory(monkeypatch, machine_gib,
+                                                                     cores):
+    # The limit is there to stop a learner's runaway loop before it takes the machine down:
+    # past the machine's own memory it would stop nothing.
+    from tinyformer.exercises import isolated
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": machine_gib * isolated.GiB // 4096}
+    monkeypatch.setattr(isolated.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(isolated.os, "cpu_count", lambda: cores)
+    assert 4 * isolated.GiB <= isolated.memory_limit() < machine_gib * isolated.GiB
+
+
+def test_a_failures_line_that_just_fits_is_shown_whole():
+    from tinyformer.exercises.runner import shorten
+    line = "one_hot(ids=[2, 0], vocab_size=3) returned a wrong value."
+    assert shorten(line, len(line)) == line
+    assert shorten(line, len(line) - 1) == line[:len(line) - 4].rstrip() + "..."
+
+
+def test_a_failure_found_inside_a_call_of_the_learners_code_keeps_its_own_words(tmp_path):
+    # A checker's probe that the learner's code calls (a model, a sub-layer) may itself find
+    # what is wrong: that message reaches the learner as it is, not as an error it raised.
+    from tinyformer.exercises.checking import run_learner_code
+
+    def probe():
+        raise CheckFailure("attn was called with x of shape (2, 3); expected (2, 4, 8).")
+
+    with pytest.raises(CheckFailure) as caught:
+        run_learner_code(tmp_path / "learner.py", probe, "pre_ln_block(x=...)")
+    assert str(caught.value) == "attn was called with x of shape (2, 3); expected (2, 4, 8)."

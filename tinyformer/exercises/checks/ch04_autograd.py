@@ -679,11 +679,16 @@ def check_layer_norm_backward(learner: Learner) -> None:
               np.array([1.0, 2.0, 0.5, -1.0]), np.array([0.0, 0.1, 0.2, 0.3]),
               np.array([[1.0, 0.0, -1.0, 2.0], [0.5, 1.0, 0.0, -2.0]])),
              (rng.normal(size=(2, 3, 5)), rng.normal(size=5), rng.normal(size=5),
-              rng.normal(size=(2, 3, 5)))]
+              rng.normal(size=(2, 3, 5))),
+             # A row of equal numbers has variance 0: only eps keeps 1 / sqrt(var + eps) finite.
+             (np.array([[2.0, 2.0, 2.0], [1.0, -1.0, 0.5]]), np.array([1.0, -0.5, 2.0]),
+              np.array([0.1, 0.0, -0.1]), np.array([[1.0, -1.0, 0.5], [0.5, 2.0, -1.0]]))]
     for x, gamma, beta, grad in cases:
         inputs = {"x": _tensor(x), "gamma": _tensor(gamma), "beta": _tensor(beta)}
         out = layer_norm(*inputs.values())
         call = f"{layer_norm.last_call} with grad={describe(grad, limit=8)}"
+        if (x.std(axis=-1) == 0).any():
+            call += "  (a row of equal numbers: its variance is 0, so rstd is 1 / sqrt(eps))"
         got = _returned_gradients(learner, LayerNormFunction, out, grad, 3, call)
         reference = {k: _tensor(v) for k, v in [("x", x), ("gamma", gamma), ("beta", beta)]}
         functional.layer_norm(*reference.values()).backward(Tensor(grad, dtype=np.float64))

@@ -493,3 +493,6 @@ def check_kv_cache(learner: Learner) -> None:
     w_q, w_k, w_v = (rng.standard_normal((d_model, d_head)) for _ in range(3))
     _check_cached_attention(learner, rng.standard_normal((T, d_model)), w_q, w_k, w_v,
                             "random weights, d_model 5, d_head 3")
+    # Scores in the thousands: np.exp of them overflows unless the largest is subtracted first.
+    _check_cached_attention(learner, 40 * np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye,
+                            eye, eye, "large scores: subtract the largest before np.exp")
