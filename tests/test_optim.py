@@ -320,6 +320,23 @@ def test_loading_into_a_differently_shaped_optimizer_is_refused():
         Adam(make_params(7)[::-1]).load_state_dict(state)
 
 
+def test_a_refused_state_leaves_the_optimizer_as_it_was():
+    params = make_params(7)
+    optimizer = Adam(params, lr=0.5)
+    set_gradients(params, 0)
+    optimizer.step()
+    before = optimizer.state_dict()
+    saved = Adam(make_params(7)[::-1], lr=0.1)          # its shapes in the other order
+    set_gradients(saved.param_groups[0]["params"], 0)
+    saved.step()
+    with pytest.raises(ValueError, match="shape"):
+        optimizer.load_state_dict(saved.state_dict())
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for kept, now in zip(before["state"], after["state"]):
+        np.testing.assert_equal(now, kept)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_loaded_state_is_the_optimizers_own_in_the_parameters_dtype(dtype):
     # The saved arrays (float64 here) become copies in each parameter's dtype: later steps
