@@ -199,6 +199,8 @@ def test_bad_parameter_lists_are_refused():
         SGD(p, lr=0.1)
     with pytest.raises(ValueError):
         SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(ValueError, match="appears twice"):       # twice in one group, too
+        SGD([p, p], lr=0.1)
     computed = Tensor(np.ones(3), requires_grad=True) * 0.02    # never given a .grad
     with pytest.raises(ValueError, match="only update leaf Tensors, not one computed by mul"):
         SGD([computed], lr=0.1)
