@@ -1297,6 +1297,18 @@ def test_gradcheck_nudges_an_input_that_is_a_transposed_view():
     assert x.data is data               # and leave it as it was: torch's takes no copy either
 
 
+def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():
+    def refuses_a_nudge(x):
+        if x.data[1] != 2.0:
+            raise ValueError("nudged")
+        return x * x
+
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    with pytest.raises(ValueError, match="nudged"):
+        ta.gradcheck(refuses_a_nudge, x)
+    assert x.tolist() == [1.0, 2.0]
+
+
 def test_gradcheck_checks_every_output_and_names_the_input_by_its_position():
     wrong_square = square_with(lambda x, grad: grad * x)            # should be 2x
     x = f64(3)
