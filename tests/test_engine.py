@@ -667,6 +667,18 @@ def test_anomaly_in_backward_names_the_op_that_made_it():
     assert np.geterr() == before                     # numpy's settings are the user's again
 
 
+def test_anomaly_mode_nested_or_left_by_an_error_gives_back_what_it_found():
+    x = Tensor([-1.0], requires_grad=True)
+    with np.errstate(all="raise"):
+        with pytest.raises(ta.AnomalyError):
+            with ta.detect_anomaly():
+                with ta.detect_anomaly():
+                    pass
+                x.log()                             # the outer one still looks
+        with pytest.raises(FloatingPointError):     # numpy's setting and no anomaly mode again
+            x.log()
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy warns of the NaN too
 def test_without_anomaly_mode_nans_pass_silently():
     x = Tensor([0.0], requires_grad=True)
@@ -1234,6 +1246,13 @@ def test_joining_tensors_not_in_a_list_says_to_make_one(join):
         join(a, b)
 
 
+def test_gradcheck_checks_every_input_and_catches_a_gradient_off_by_one_percent():
+    nearly_square = square_with(lambda x, grad: grad * 2.02 * x)
+    x, y = f64(3), f64(3, seed=1)
+    with pytest.raises(ta.GradcheckError, match=r"gradient of input 1 \(shape \(3,\)\)"):
+        ta.gradcheck(lambda x, y: x * y + nearly_square(y), x, y)
+
+
 def test_gradcheck_fails_a_nan_gradient():
     nan_square = square_with(lambda x, grad: grad * 2 * x / (x != 0))   # nan at 0, where 2x is 0
     x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
@@ -1278,6 +1297,18 @@ def test_gradcheck_nudges_an_input_that_is_a_transposed_view():
     assert x.data is data               # and leave it as it was: torch's takes no copy either
 
 
+def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():
+    def refuses_a_nudge(x):
+        if x.data[1] != 2.0:
+            raise ValueError("nudged")
+        return x * x
+
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    with pytest.raises(ValueError, match="nudged"):
+        ta.gradcheck(refuses_a_nudge, x)
+    assert x.tolist() == [1.0, 2.0]
+
+
 def test_gradcheck_checks_every_output_and_names_the_input_by_its_position():
     wrong_square = square_with(lambda x, grad: grad * x)            # should be 2x
     x = f64(3)
@@ -1311,6 +1342,15 @@ def test_manual_seed_refuses_what_is_not_a_seed_in_one_line(seed):
     state = ta.random.get_state()
     ta.manual_seed(np.int64(3))                 # numpy's integers are whole numbers too
     ta.random.set_state(state)
+
+
+def test_set_state_puts_the_default_generator_back_where_get_state_found_it():
+    ta.manual_seed(4)
+    state = ta.random.get_state()
+    first = ta.randn(5).data.copy()
+    ta.functional.dropout(ta.ones(10), 0.5)                  # draws that a resumed run repeats
+    ta.random.set_state(state)
+    np.testing.assert_array_equal(ta.randn(5).data, first)
 
 
 @pytest.mark.parametrize("factory, draw", [(ta.randn, "standard_normal"), (ta.rand, "random")],

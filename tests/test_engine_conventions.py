@@ -569,6 +569,19 @@ def test_grad_modes_as_decorators_with_and_without_parentheses(restores_grad_mod
     assert bare_off.__name__ == "bare_off"
 
 
+def test_a_grad_mode_is_given_back_when_its_function_or_block_raises(restores_grad_mode):
+    @ta.no_grad()
+    def fails():
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError):
+        fails()
+    assert ta.is_grad_enabled()
+    with pytest.raises(KeyError), ta.no_grad():
+        raise KeyError("inside")
+    assert ta.is_grad_enabled()
+
+
 def test_a_decorated_generator_runs_each_step_in_the_mode_as_torch(restores_grad_mode):
     # Calling a generator function only makes the generator: its body runs at each next(),
     # after the call has returned. Each step runs in the mode, the caller's mode in between.

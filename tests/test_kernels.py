@@ -104,6 +104,14 @@ def test_gelu_across_blocks_and_in_both_tails(numpy_forms):
     assert_loops_agree(numpy_forms, lambda t: t.gelu(), x)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")     # x^2 in the numpy form
+def test_gelu_of_huge_inputs_has_slope_1_above_and_0_below(numpy_forms):
+    # From x = 1.2e13 the slope's formula overflows to inf * 0: past 10 the loop gives 1.
+    x = np.float32([-3e38, -1e14, 11.0, 1e6, 1e14, 3e38])
+    np.testing.assert_array_equal(kernels.gelu(x)[1], [0, 0, 1, 1, 1, 1])
+    assert_loops_agree(numpy_forms, lambda t: t.gelu(), x)
+
+
 def test_gelu_without_a_gradient_gives_the_same_values_and_keeps_no_slope():
     x = np.linspace(-12, 12, 3001, dtype=np.float32)
     with ta.no_grad():
@@ -282,6 +290,7 @@ def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path):
     cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     assert in_a_process(cache) == (0, "True", "")
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}) == (0, "False", "")
+    assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": " NumPy "}) == (0, "False", "")
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "c"}) == (0, "True", "")
     built = list((tmp_path / "cache" / "tinyautograd").glob("kernels-*.so"))
     assert len(built) == 1                    # built once, then found

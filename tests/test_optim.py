@@ -199,6 +199,8 @@ def test_bad_parameter_lists_are_refused():
         SGD(p, lr=0.1)
     with pytest.raises(ValueError):
         SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(ValueError, match="appears twice"):       # twice in one group, too
+        SGD([p, p], lr=0.1)
     computed = Tensor(np.ones(3), requires_grad=True) * 0.02    # never given a .grad
     with pytest.raises(ValueError, match="only update leaf Tensors, not one computed by mul"):
         SGD([computed], lr=0.1)
@@ -318,6 +320,23 @@ def test_loading_into_a_differently_shaped_optimizer_is_refused():
         Adam(params[:3]).load_state_dict(state)
     with pytest.raises(ValueError, match="shape"):
         Adam(make_params(7)[::-1]).load_state_dict(state)
+
+
+def test_a_refused_state_leaves_the_optimizer_as_it_was():
+    params = make_params(7)
+    optimizer = Adam(params, lr=0.5)
+    set_gradients(params, 0)
+    optimizer.step()
+    before = optimizer.state_dict()
+    saved = Adam(make_params(7)[::-1], lr=0.1)          # its shapes in the other order
+    set_gradients(saved.param_groups[0]["params"], 0)
+    saved.step()
+    with pytest.raises(ValueError, match="shape"):
+        optimizer.load_state_dict(saved.state_dict())
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for kept, now in zip(before["state"], after["state"]):
+        np.testing.assert_equal(now, kept)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

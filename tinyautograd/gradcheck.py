@@ -99,11 +99,13 @@ def _check(fn, inputs, eps, atol, rtol, seed, raise_exception, wrong):
         numeric = np.zeros(x.shape)
         for j in np.ndindex(x.shape):      # each element nudged in place, in x's own array
             saved = x.data[j]
-            x.data[j] = saved + eps
-            up = projected(*inputs)
-            x.data[j] = saved - eps
-            down = projected(*inputs)
-            x.data[j] = saved
+            try:
+                x.data[j] = saved + eps
+                up = projected(*inputs)
+                x.data[j] = saved - eps
+                down = projected(*inputs)
+            finally:                       # fn may raise: the input is the user's again
+                x.data[j] = saved
             numeric[j] = (up - down) / (2 * eps)
         error = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         error = np.where(np.isnan(error), np.inf, error)   # a NaN either side: the worst misfit

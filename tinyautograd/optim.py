@@ -164,11 +164,8 @@ class Optimizer:
                                  f"parameter {missing[0]!r}")
             by_name = dict(zip(saved_names, saved_state))
             saved_state = [by_name[name] for name in names]
-        for group, saved in zip(self.param_groups, saved_groups):
-            for key, value in saved.items():
-                if key not in ("params", "param_names"):    # names are this optimizer's own
-                    group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
-        self.state = {}
+        # Every check before any change: a refused state leaves this optimizer as it was.
+        states = {}
         for p, saved in zip(self._all_params(), saved_state):
             state = {}
             for key, value in saved.items():
@@ -179,7 +176,12 @@ class Optimizer:
                     value = np.array(value, dtype=p.dtype)    # our own copy, updated in place
                 state[key] = value
             if state:
-                self.state[id(p)] = state
+                states[id(p)] = state
+        for group, saved in zip(self.param_groups, saved_groups):
+            for key, value in saved.items():
+                if key not in ("params", "param_names"):    # names are this optimizer's own
+                    group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
+        self.state = states
 
 
 def _check_options(optimizer, group):
