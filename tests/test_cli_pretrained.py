@@ -237,6 +237,9 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     (taken / "notes.txt").write_text("mine")
     before = snapshot(tmp_path)
     assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", taken), "exists")
+    # The --out is looked at first, before the checkpoint is read.
+    assert_input_error(tinyformer("export", "--checkpoint", tmp_path / "no-run", "--out", taken),
+                       "exists")
     assert snapshot(tmp_path) == before
     assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", ""), "empty")
     with pytest.raises(ValueError, match="empty"):       # a name of spaces, before any work

@@ -309,6 +309,12 @@ def test_show_needs_no_tokenizer_file():
     assert "the default" in result.stdout
 
 
+def test_the_default_tokenizer_of_show_has_the_special_tokens():
+    result = run("show", "the kite<eos>", "--allow-special", "--no-color")
+    assert result.exit_code == 0, result.output
+    assert "| kite|<eos>|\n" in result.stdout        # one token, not pieces of text
+
+
 def test_help_has_examples():
     for command in ([], ["train"], ["encode"], ["decode"], ["show"]):
         result = CliRunner().invoke(main, ["tokenize", *command, "--help"])

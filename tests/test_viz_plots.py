@@ -281,7 +281,7 @@ def bad_inputs(tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     return [
-        (["plot", tmp_path / "missing"], "does not exist", tmp_path),
+        (["plot", tmp_path / "missing"], "run directory", tmp_path),    # not "metrics file"
         (["plot", empty], "metrics.jsonl' does not exist; train a run first", empty),
         (["plot", no_records], "no records", no_records),
         (["plot", corrupt], "not UTF-8", corrupt),
