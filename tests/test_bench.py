@@ -157,13 +157,6 @@ def test_bench_hands_its_cases_to_the_suite(suite_arguments):
         ("3-threads", 3, False)]
 
 
-def test_bench_hands_which_benchmarks_and_save_to_the_suite(suite_arguments):
-    args = suite_arguments("--only", "ops", "--only", "memory", "--save")
-    assert args.only == ["ops", "memory"] and args.save
-    args = suite_arguments()
-    assert args.only == [] and not args.save and not args.quick
-
-
 def test_the_help_names_every_case():
     result = CliRunner().invoke(cli.main, ["bench", "--help"])
     assert all(name in result.output for name in suite.CASES)
