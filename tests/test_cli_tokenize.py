@@ -435,6 +435,17 @@ def test_train_refuses_an_empty_out_before_training(corpus):
     assert "Training" not in result.stderr
 
 
+def test_train_never_saves_over_the_text_it_learns_from(corpus, tmp_path):
+    # --force overwrites a file that is in the way, not the input: that would lose the text
+    text = corpus.read_bytes()
+    link = tmp_path / "same.txt"
+    link.symlink_to(corpus)                      # the same file by another name
+    for out in (corpus, link):
+        result = run("train", corpus, "--out", out, "--force")
+        assert_input_error(result, "is the file this command reads; give another file")
+        assert corpus.read_bytes() == text
+
+
 def test_train_refuses_a_read_only_directory(tmp_path, corpus, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)

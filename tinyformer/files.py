@@ -177,10 +177,11 @@ def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator
 
 
 def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
-                   force: bool = True) -> None:
+                   force: bool = True, reads: Sequence[StrPath] = ()) -> None:
     """ValueError unless a file can be written at `path` (a command's --out), checked before
     any work so that a mistake costs no waiting: not a directory, a suffix among `suffixes`
-    (which name the format) if given, not an existing file unless `force`, in a directory that
+    (which name the format) if given, not an existing file unless `force`, never one of the
+    files the command `reads` (force or not: the input would be lost), in a directory that
     exists and is writable."""
     if not os.fspath(path).strip():      # "" is no file: saving found it only after the work
         raise ValueError(f"--out must be a file's path, got {os.fspath(path)!r}")
@@ -189,6 +190,10 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
         raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
                          f"says the format")
+    if os.path.exists(path) and any(os.path.exists(r) and os.path.samefile(path, r)
+                                    for r in reads):
+        raise ValueError(f"--out {path!r} is the file this command reads; give another "
+                         f"file to save to")
     if os.path.exists(path) and not force:
         raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))

@@ -194,7 +194,7 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     with input_errors():
         specials = [] if no_special else list(specials)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
-    check_out_file(out_path, force=force)        # before the work, not after it
+    check_out_file(out_path, force=force, reads=[input_path])   # before the work
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
@@ -212,9 +212,9 @@ def given_options(ctx, *names):
             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
 
 
-def check_out_file(path, suffixes=None, force=True):
+def check_out_file(path, suffixes=None, force=True, reads=()):
     with input_errors():
-        files.check_out_file(path, suffixes, force)
+        files.check_out_file(path, suffixes, force, reads)
 
 
 TOKENIZER_HELP = ("A tokenizer saved by `tokenize train` (or a directory holding it as "
