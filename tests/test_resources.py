@@ -2,6 +2,7 @@
 and never a cause of different losses. The memory a run frees: kept for its next arrays."""
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ from tinyformer.prompts import respond
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.transformer import Transformer
 from tinyformer_cli import main
+from tinyformer import resources
 from tinyformer.resources import AdaptiveThreads
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -360,3 +362,24 @@ def test_available_memory_is_at_most_what_the_container_leaves(monkeypatch):
         assert tinyformer.resources.available_memory() == available
     monkeypatch.setattr(tinyformer.resources, "machine_memory", lambda: None)
     assert tinyformer.resources.available_memory() == 10**11
+
+
+CONFIG = dict(vocab_size=10, n_layer=2, n_head=2, d_model=8)
+
+
+def test_a_beam_search_needs_memory_for_its_live_beams_only():
+    need = functools.partial(resources.beam_memory, CONFIG, 16)
+    # One step from a prompt writes at most vocab_size different beams: wider ones never live
+    assert need(100, start=3, steps=1) == need(10, start=3, steps=1) < need(11, start=3, steps=2)
+    assert need(8, start=3, steps=5) == 2 * need(4, start=3, steps=5)
+    # each beam's keys and values grow with its tokens, up to the context and no further
+    assert need(4, start=3, steps=5) < need(4, start=4, steps=5)
+    assert need(4, start=11, steps=5) == need(4, start=12, steps=5) == need(4, start=9, steps=50)
+
+
+@pytest.mark.parametrize("have, refused", [(10 ** 6, False), (10 ** 6 - 1, True), (None, False)])
+def test_memory_is_refused_only_past_what_is_available(monkeypatch, have, refused):
+    monkeypatch.setattr(resources, "available_memory", lambda: have)
+    with pytest.raises(ValueError, match="needs about 0.0 GB.*choose less") if refused \
+            else contextlib.nullcontext():
+        resources.check_fits(10 ** 6, "this", "less")

@@ -57,8 +57,6 @@ def causal_mask(T: int, start: int = 0) -> np.ndarray:
     0 .. start + i, never a later one. This is how a decoder is kept from reading the tokens it
     must predict. With start = 0 it is the (T, T) lower triangle; with a KV cache holding
     `start` earlier tokens, the new queries see all of those too.
-
-    Cached, since every layer of every step asks for the same one; read-only for that reason.
     """
     # Checked before the cache: it would take True for 1 (equal keys), and a list for a
     # Python error about hashing.
@@ -69,6 +67,8 @@ def causal_mask(T: int, start: int = 0) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _causal_mask(T, start):
+    """Cached, since every layer of every step asks for the same one; read-only for that
+    reason."""
     mask = np.tril(np.ones((T, start + T), dtype=bool), k=start)
     mask.setflags(write=False)
     return mask

@@ -21,6 +21,8 @@ import stat
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
+from .schema import Text
+
 CHUNK_BYTES = 1 << 20          # 1 MiB at a time
 
 StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Path
@@ -183,8 +185,9 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     (which name the format) if given, not an existing file unless `force`, never one of the
     files the command `reads` (force or not: the input would be lost), in a directory that
     exists and is writable."""
-    if not os.fspath(path).strip():      # "" is no file: saving found it only after the work
-        raise ValueError(f"--out must be a file's path, got {os.fspath(path)!r}")
+    why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
+    if why:
+        raise ValueError(f"--out {why}")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):

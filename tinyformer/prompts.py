@@ -137,24 +137,9 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
 
 def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: int,
                       name: Callable[[str], str] = str) -> None:
-    """ValueError, before the search starts, when `beam` beams cannot fit in memory. Each live
-    beam holds its keys and values at every layer (twice while a step selects the beams that
-    live on: the old rows and their copy), and each step scores every token of the vocabulary
-    for it (float64, in a few arrays). There are at most `beam` live beams, and at most
-    vocab_size ** steps: beams are distinct continuations. An estimate on the low side, as
-    training's check_memory: the encoder's memory of a seq2seq model is left out."""
-    config = model.config
-    vocab = config.get("vocab_size") or config["tgt_vocab_size"]
-    steps = min(steps, model.context)
-    beams = min(beam, vocab ** min(steps, 64))    # (past 64 steps, more than any --beam)
-    d_head = config.get("d_head") or config["d_model"] // config["n_head"]
-    keys_and_values = 2 * config["n_layer"] * (config.get("n_kv_head") or config["n_head"]) \
-        * d_head * min(start + steps, model.context) * resources.FLOAT
-    need, have = beams * (2 * keys_and_values + 4 * 8 * vocab), resources.available_memory()
-    if have is not None and need > have:
-        raise ValueError(f"{name('beam')} {beam:,} needs about {need / 1e9:,.1f} GB of memory "
-                         f"and {have / 1e9:,.1f} GB is available; choose a smaller "
-                         f"{name('beam')}")
+    """ValueError, before the search starts, when `beam` beams cannot fit in memory."""
+    need = resources.beam_memory(model.config, model.context, beam, start, steps)
+    resources.check_fits(need, f"{name('beam')} {beam:,}", f"a smaller {name('beam')}")
 
 
 def _translate(model, ids, beam, threads):

@@ -150,11 +150,34 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
 
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
-    need, have = training_memory(config, vocab_size), available_memory()
+    check_fits(training_memory(config, vocab_size), "training with these sizes",
+               "a smaller --batch-size, --context, --d-model or --n-layer")
+
+
+def beam_memory(model_config: dict, context: int, beam: int, start: int, steps: int) -> int:
+    """An estimate, on the low side, of the bytes a beam search of `beam` beams needs, from
+    `start` tokens for `steps` more: each live beam holds its keys and values at every layer
+    (twice while a step selects the beams that live on: the old rows and their copy), and
+    each step scores every token of the vocabulary for it (float64, in a few arrays). There
+    are at most `beam` live beams, and at most vocab_size ** steps: beams are distinct
+    continuations. An encoder-decoder's encoded source is left out."""
+    c = model_config
+    vocab = c.get("vocab_size") or c["tgt_vocab_size"]
+    steps = min(steps, context)
+    beams = min(beam, vocab ** min(steps, 64))    # (past 64 steps, more than any --beam)
+    d_head = c.get("d_head") or c["d_model"] // c["n_head"]
+    keys_and_values = 2 * c["n_layer"] * (c.get("n_kv_head") or c["n_head"]) * d_head \
+        * min(start + steps, context) * FLOAT
+    return beams * (2 * keys_and_values + 4 * 8 * vocab)
+
+
+def check_fits(need: int, what: str, smaller: str) -> None:
+    """ValueError, before anything is allocated, when `need` bytes are more than the memory
+    available: "{what} needs about N GB of memory and M GB is available; choose {smaller}"."""
+    have = available_memory()
     if have is not None and need > have:
-        raise ValueError(f"these sizes need about {need / 1e9:,.1f} GB of memory to train "
-                         f"and {have / 1e9:,.1f} GB is available; choose a smaller --batch-size, "
-                         f"--context, --d-model or --n-layer")
+        raise ValueError(f"{what} needs about {need / 1e9:,.1f} GB of memory and "
+                         f"{have / 1e9:,.1f} GB is available; choose {smaller}")
 
 
 def blas_threads(n: int | None) -> ContextManager:

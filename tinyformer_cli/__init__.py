@@ -110,8 +110,7 @@ class Program(click.Group):
             sys.exit(INTERRUPTED)
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
         except MemoryError:                         # to the input, not a bug: exit status 2
-            command = next((a for a in (sys.argv[1:] if args is None else args)
-                            if a in self.commands), None)
+            command = getattr(self, "subcommand", None)
             click.echo(f"Error: out of memory; try {SMALLER.get(command, 'smaller inputs')} "
                        f"or close other programs", err=True)
             sys.exit(2)
@@ -138,7 +137,8 @@ class Program(click.Group):
 def main(debug):
     """tinyformer: see every gradient of a Transformer, on a numpy autograd engine."""
     # Program.main reads it when an exception reaches it, after this context has closed.
-    click.get_current_context().command.debug = debug
+    context = click.get_current_context()
+    context.command.debug, context.command.subcommand = debug, context.invoked_subcommand
     try:                      # refused before any work, rather than at a run's first op
         tinyautograd.kernels.check()
     except tinyautograd.kernels.KernelError as error:
