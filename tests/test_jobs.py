@@ -1,0 +1,49 @@
+"""What each kind of run learns from: a text's training part for its steps and its held-out
+part for evaluations and samples, drawn from the run's own generators."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tinyautograd import Tensor
+from tinyformer.train import TrainConfig, Trainer
+
+TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3,
+            sample_tokens=4)
+
+
+def job_for(tmp_path, **settings):
+    trainer = Trainer.start(TrainConfig(**TINY, **settings), str(tmp_path / "run"),
+                            log=lambda *_: None)
+    trainer.close()
+    return trainer.job, trainer.model
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_a_text_job_trains_on_its_first_part_and_evaluates_on_the_rest(tmp_path, model):
+    job, _ = job_for(tmp_path, model=model)
+    job.recall_prompts = None                       # the recall reads no data: not tested here
+    ids = [job.tokenizer.encode(letter)[0] for letter in "abde"]
+    rng = np.random.default_rng(0)
+    # Letters of the two parts told apart: the training part's a and b, the held-out d and e.
+    job.data = SimpleNamespace(train=rng.choice(ids[:2], 400), val=rng.choice(ids[2:], 400))
+
+    def tokens(batch):              # GPT's inputs; the tokens BERT hid (its inputs swap some)
+        return batch[0] if model == "gpt" else batch[1][batch[1] >= 0]
+
+    for seed in range(5):
+        assert set(tokens(job.train_batch(np.random.default_rng(seed))).ravel()) <= set(ids[:2])
+    seen = []
+
+    def loss(model, batch):         # a figure of its own for each batch
+        seen.append(tokens(batch))
+        return Tensor(np.float32(np.count_nonzero(tokens(batch) == ids[2])))
+
+    job.loss = loss
+    figures = job.evaluate(model=None, threads=1)
+    assert len(seen) == TINY["eval_iters"]
+    assert all(set(batch.ravel()) <= set(ids[2:]) for batch in seen)
+    counts = [np.count_nonzero(batch == ids[2]) for batch in seen]
+    assert len(set(counts)) > 1                     # else one batch would give the mean too
+    assert figures["val_loss"] == pytest.approx(np.mean(counts))
