@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyformer.train import TrainConfig, Trainer
 
@@ -14,7 +15,7 @@ TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iter
 
 
 def job_for(tmp_path, **settings):
-    trainer = Trainer.start(TrainConfig(**TINY, **settings), str(tmp_path / "run"),
+    trainer = Trainer.start(TrainConfig(**dict(TINY, **settings)), str(tmp_path / "run"),
                             log=lambda *_: None)
     trainer.close()
     return trainer.job, trainer.model
@@ -47,3 +48,19 @@ def test_a_text_job_trains_on_its_first_part_and_evaluates_on_the_rest(tmp_path,
     counts = [np.count_nonzero(batch == ids[2]) for batch in seen]
     assert len(set(counts)) > 1                     # else one batch would give the mean too
     assert figures["val_loss"] == pytest.approx(np.mean(counts))
+
+
+@pytest.mark.parametrize("settings", [{}, dict(model="bert"),
+                                      dict(task="reverse", min_len=2, max_len=5, context=None,
+                                           eval_iters=None)],
+                         ids=["gpt", "bert", "transformer"])
+def test_a_sample_is_the_generator_s_it_is_given_and_no_other(tmp_path, settings):
+    """The sample printed at an evaluation comes from the generator the trainer hands the job
+    (seeded by the run's seed and step): the engine's own, which dropout draws from, does not
+    change it, so the same seed prints the same samples."""
+    job, model = job_for(tmp_path, **dict(settings, sample_tokens=30))
+    samples = []
+    for engine_seed, seed in [(1, 3), (2, 3), (1, 4)]:
+        ta.manual_seed(engine_seed)
+        samples.append(job.sample(model, np.random.default_rng(seed)))
+    assert samples[0] == samples[1] != samples[2]
