@@ -64,3 +64,21 @@ def test_a_sample_is_the_generator_s_it_is_given_and_no_other(tmp_path, settings
         ta.manual_seed(engine_seed)
         samples.append(job.sample(model, np.random.default_rng(seed)))
     assert samples[0] == samples[1] != samples[2]
+
+
+def test_a_tasks_accuracy_is_the_share_of_held_out_pairs_answered_right(tmp_path):
+    """Over every held-out pair, in chunks: 500 pairs of lengths 2 to 7, two chunks."""
+    job, _ = job_for(tmp_path, task="reverse", min_len=2, max_len=7, context=None,
+                     eval_iters=None)
+    pairs = job.data.val
+    sources = {tuple(row): pair for row, pair in zip(job.data.batch(pairs)[0], pairs)}
+    right = {source for source, _ in pairs[::3]}           # a third of them, in each chunk
+
+    def translate(model, src):
+        answers = [sources[tuple(row)] for row in src]
+        return [target if source in right else None for source, target in answers]
+
+    job.translate = translate
+    job.loss = lambda model, batch: Tensor(np.float32(1))
+    assert len(pairs) > 250
+    assert job.evaluate(model=None)["val_accuracy"] == len(pairs[::3]) / len(pairs)
