@@ -511,14 +511,24 @@ import os
 os._exit(0)                                  # no close: the worker is orphaned
 """
     import subprocess
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True)
-    pid = int(out.stdout.split()[-1])
+    # Its output into a file, not a pipe: a worker left behind would hold the pipe open, and
+    # the test would wait for it forever instead of failing.
+    with open(tmp_path / "out", "w+") as out:
+        subprocess.run([sys.executable, "-c", script], stdout=out, check=True)
+        out.seek(0)
+        pid = int(out.read().split()[-1])
     for _ in range(100):                               # up to 5 s to notice and stop
-        if not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid):
+        if not _running(pid):
             break
         time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+    left_behind = _running(pid)
+    if left_behind:                                    # the test fails; the worker goes
+        os.kill(pid, signal.SIGKILL)
+    assert not left_behind
+
+
+def _running(pid):
+    return os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid)
 
 
 def _state(pid):
@@ -530,12 +540,14 @@ def test_training_computes_its_micro_batches_in_processes_where_fork_is_safe(tmp
     trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
     seen = []
     step = trainer.train_step
-    trainer.train_step = lambda threads, workers: seen.append(workers) or step(threads, workers)
+    trainer.train_step = lambda threads, workers: seen.append((threads, workers)) or \
+        step(threads, workers)
     trainer.train(threads=2)
+    assert [threads for threads, _ in seen] == [2, 2]          # each step on the two given
     if parallel.Workers.available():
-        assert all(isinstance(w, parallel.Workers) for w in seen) and len(seen) == 2
+        assert all(isinstance(w, parallel.Workers) for _, w in seen) and len(seen) == 2
     else:
-        assert seen == [None, None]
+        assert [w for _, w in seen] == [None, None]
 
 
 @needs_fork
@@ -770,3 +782,80 @@ def test_every_signal_held_during_a_fork_is_raised_even_if_the_first_handler_rai
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_each_micro_batch_draws_its_own_dropout(threads):
+    """Parts that hold the same rows drop out different elements, as the rows of one batch
+    computed whole do: each part's generator has a seed of its own."""
+    w = Tensor(np.ones(64), requires_grad=True)
+    losses = []
+
+    def loss_of(part):
+        loss = (ta.functional.dropout(Tensor(part[0]) * w, 0.5) ** 2).sum() * (1 / 64)
+        losses.append(loss.item())
+        return loss
+
+    rows = np.ones((2, 64))                               # the same row twice: a part each
+    parts = parallel.split((rows,), 2, lambda part: len(part[0]))
+    ta.manual_seed(0)
+    parallel.batch_gradients(loss_of, parts, [w], threads)
+    assert len(losses) == 2 and losses[0] != losses[1]
+
+
+def test_run_in_threads_shares_out_the_blas_threads():
+    """Each thread's products get the threads left over (threads // workers), as processes
+    do: not all of them on every thread at once, which oversubscribes the cores."""
+    with blas_threads(1):
+        assert parallel.run_in_threads(lambda _: blas_threads_now(), range(2), 4) == [{2}, {2}]
+
+
+def blas_threads_now():
+    from threadpoolctl import threadpool_info
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@needs_fork
+def test_the_worker_processes_share_out_the_blas_threads(tmp_path):
+    """Each process of a step computes its parts on the threads left over (threads // n): one
+    apiece where there is a process a thread, for every one of them."""
+    trainer = trainer_for(tmp_path, **TINY)
+
+    def loss_of(part):              # the part's loss, plus the BLAS threads it was computed on
+        return trainer.part_loss(part) * 0 + float(max(blas_threads_now()))
+
+    batch = trainer.job.train_batch(np.random.default_rng(0))
+    parts = parallel.split(batch, 2, trainer.job.counted)
+    with parallel.Workers(loss_of, trainer.model, trainer.parameters, trainer.optimizer, 1,
+                          parts=2) as workers:
+        for threads, each in [(2, 1), (4, 2)]:          # the weights add up to one
+            assert workers.update(loss_of, parts, threads, 0)[0] == pytest.approx(each)
+
+
+@needs_fork
+def test_ctrl_c_while_waiting_for_a_child_stops_the_children_still_at_work(forked,
+                                                                           monkeypatch):
+    """Python's own Ctrl-C (KeyboardInterrupt) as this process waits for a child's answer:
+    that child, and every one after it, is killed, not waited for until it is done."""
+    here, ended, waitpid = os.getpid(), [], os.waitpid
+    monkeypatch.setattr(os, "waitpid", lambda pid, options: ended.append(
+        waitpid(pid, options)) or ended[-1])
+
+    def work(i):
+        if os.getpid() != here:
+            time.sleep(60)                                # still at work when Ctrl-C comes
+        return i
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)         # as this process waits
+        with pytest.raises(KeyboardInterrupt):
+            parallel.run_in_processes(work, range(3), 3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(ended) == 2 == len(forked) and _all_waited_for(forked)
+    assert all(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+               for _, status in ended)

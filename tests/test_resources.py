@@ -377,9 +377,24 @@ def test_a_beam_search_needs_memory_for_its_live_beams_only():
     assert need(4, start=11, steps=5) == need(4, start=12, steps=5) == need(4, start=9, steps=50)
 
 
-@pytest.mark.parametrize("have, refused", [(10 ** 6, False), (10 ** 6 - 1, True), (None, False)])
-def test_memory_is_refused_only_past_what_is_available(monkeypatch, have, refused):
-    monkeypatch.setattr(resources, "available_memory", lambda: have)
-    with pytest.raises(ValueError, match="needs about 0.0 GB.*choose less") if refused \
-            else contextlib.nullcontext():
-        resources.check_fits(10 ** 6, "this", "less")
+def test_the_machines_memory_is_what_linux_says_is_available_in_bytes(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384 kB\nMemFree:         1024 kB\n"
+                       "MemAvailable:    2048 kB\n")
+    assert tinyformer.resources.machine_memory(str(meminfo)) == 2048 * 1024
+    # Without MemAvailable (a kernel before 3.14): the physical memory.
+    meminfo.write_text("MemTotal:       16384 kB\n")
+    assert tinyformer.resources.machine_memory(str(meminfo)) == \
+        os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_run_is_refused_when_it_needs_more_memory_than_is_available(monkeypatch):
+    config = tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16,
+                                          context=16).resolved()
+    need = tinyformer.resources.training_memory(config, 40)
+    for have in (need, None):                           # None: the memory cannot be read
+        monkeypatch.setattr(tinyformer.resources, "available_memory", lambda h=have: h)
+        tinyformer.resources.check_memory(config, 40)
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need - 1)
+    with pytest.raises(ValueError, match="training with these sizes needs about"):
+        tinyformer.resources.check_memory(config, 40)

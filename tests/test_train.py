@@ -772,10 +772,12 @@ def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_
             return np.array([[BOS, 5, 6, EOS, PAD],             # "23"
                              [BOS, 5, BOS, 6, EOS],             # a special token inside
                              [BOS, 5, 6, 7, 8],                 # never ended
-                             [BOS, EOS, PAD, PAD, PAD]])        # an empty answer
+                             [BOS, EOS, PAD, PAD, PAD],         # an empty answer
+                             [BOS, 3, EOS, PAD, PAD]])          # the first symbol, "0"
     # translate reads only the task's decode: a job without its 20,000 training pairs.
     job = SimpleNamespace(data=Seq2SeqTask)
-    assert Seq2Seq.translate(job, Written(), np.zeros((4, 3), int)) == ["23", None, None, ""]
+    assert Seq2Seq.translate(job, Written(), np.zeros((5, 3), int)) == ["23", None, None, "",
+                                                                         "0"]
 
 
 def test_a_task_takes_a_context_just_long_enough_and_refuses_a_shorter_one():

@@ -32,10 +32,11 @@ def available_memory() -> int | None:
                default=None)
 
 
-def machine_memory() -> int | None:
-    """Linux's MemAvailable, or the machine's physical memory where that cannot be read."""
+def machine_memory(meminfo: str = "/proc/meminfo") -> int | None:
+    """Linux's MemAvailable (in kB in `meminfo`), or the machine's physical memory where that
+    cannot be read."""
     with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo") as f:
+        with open(meminfo) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

@@ -1,0 +1,118 @@
+"""What each kind of run learns from: a text's training part for its steps and its held-out
+part for evaluations and samples, drawn from the run's own generators."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import tinyautograd as ta
+from tinyautograd import Tensor
+from tinyformer.train import TrainConfig, Trainer
+
+TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3,
+            sample_tokens=4)
+
+
+def job_for(tmp_path, **settings):
+    trainer = Trainer.start(TrainConfig(**dict(TINY, **settings)), str(tmp_path / "run"),
+                            log=lambda *_: None)
+    trainer.close()
+    return trainer.job, trainer.model
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_a_text_job_trains_on_its_first_part_and_evaluates_on_the_rest(tmp_path, model):
+    job, _ = job_for(tmp_path, model=model)
+    job.recall_prompts = None                       # the recall reads no data: not tested here
+    ids = [job.tokenizer.encode(letter)[0] for letter in "abde"]
+    rng = np.random.default_rng(0)
+    # Letters of the two parts told apart: the training part's a and b, the held-out d and e.
+    job.data = SimpleNamespace(train=rng.choice(ids[:2], 400), val=rng.choice(ids[2:], 400))
+
+    def tokens(batch):              # GPT's inputs; the tokens BERT hid (its inputs swap some)
+        return batch[0] if model == "gpt" else batch[1][batch[1] >= 0]
+
+    for seed in range(5):
+        assert set(tokens(job.train_batch(np.random.default_rng(seed))).ravel()) <= set(ids[:2])
+    seen = []
+
+    def loss(model, batch):         # a figure of its own for each batch
+        seen.append(tokens(batch))
+        return Tensor(np.float32(np.count_nonzero(tokens(batch) == ids[2])))
+
+    job.loss = loss
+    figures = job.evaluate(model=None, threads=1)
+    assert len(seen) == TINY["eval_iters"]
+    assert all(set(batch.ravel()) <= set(ids[2:]) for batch in seen)
+    counts = [np.count_nonzero(batch == ids[2]) for batch in seen]
+    assert len(set(counts)) > 1                     # else one batch would give the mean too
+    assert figures["val_loss"] == pytest.approx(np.mean(counts))
+
+
+@pytest.mark.parametrize("settings", [{}, dict(model="bert"),
+                                      dict(task="reverse", min_len=2, max_len=5, context=None,
+                                           eval_iters=None)],
+                         ids=["gpt", "bert", "transformer"])
+def test_a_sample_is_the_generator_s_it_is_given_and_no_other(tmp_path, settings):
+    """The sample printed at an evaluation comes from the generator the trainer hands the job
+    (seeded by the run's seed and step): the engine's own, which dropout draws from, does not
+    change it, so the same seed prints the same samples."""
+    job, model = job_for(tmp_path, **dict(settings, sample_tokens=30))
+    samples = []
+    for engine_seed, seed in [(1, 3), (2, 3), (1, 4)]:
+        ta.manual_seed(engine_seed)
+        samples.append(job.sample(model, np.random.default_rng(seed)))
+    assert samples[0] == samples[1] != samples[2]
+
+
+def test_a_tasks_accuracy_is_the_share_of_held_out_pairs_answered_right(tmp_path):
+    """Over every held-out pair, in chunks: 500 pairs of lengths 2 to 7, two chunks."""
+    job, _ = job_for(tmp_path, task="reverse", min_len=2, max_len=7, context=None,
+                     eval_iters=None)
+    pairs = job.data.val
+    sources = {tuple(row): pair for row, pair in zip(job.data.batch(pairs)[0], pairs)}
+    right = {source for source, _ in pairs[::3]}           # a third of them, in each chunk
+
+    def translate(model, src):
+        answers = [sources[tuple(row)] for row in src]
+        return [target if source in right else None for source, target in answers]
+
+    job.translate = translate
+    job.loss = lambda model, batch: Tensor(np.float32(1))
+    assert len(pairs) > 250
+    assert job.evaluate(model=None)["val_accuracy"] == len(pairs[::3]) / len(pairs)
+
+
+def test_the_recall_is_the_share_of_prompts_whose_colour_the_model_writes(tmp_path):
+    """A model that writes the right colour and its full stop after every other prompt, and a
+    wrong one after the others, recalls half of them."""
+    job, _ = job_for(tmp_path)
+    colours = [colour for _, colour in job.recall_prompts]
+    written = iter([colour if i % 2 else "pink" if colour != "pink" else "blue"
+                    for i, colour in enumerate(colours)])
+
+    class Writer:                   # writes after each prompt the letters the test chose
+        def generate(self, idx, max_new_tokens, temperature):
+            rows = [job.tokenizer.encode((next(written) + ". ")[:max_new_tokens].ljust(
+                max_new_tokens)) for _ in idx]
+            return np.concatenate([idx, np.array(rows)], axis=1)
+
+    assert job.recall(Writer()) == np.mean([i % 2 for i in range(len(colours))])
+
+
+def test_the_recall_prompts_are_held_out_not_the_training_text(tmp_path):
+    """Drawn from another seed's stories: the built-in stories repeat, so some prompts occur
+    word for word in the training text, but the run's own text would hold every one."""
+    job, _ = job_for(tmp_path, context=64)
+    text = job.tokenizer.decode(np.asarray(job.data.train).tolist())
+    assert len(job.recall_prompts) == 100
+    assert sum(prompt in text for prompt, _ in job.recall_prompts) < 50
+
+
+def test_a_task_model_takes_the_context_asked_for_or_just_what_the_task_needs(tmp_path):
+    task = dict(task="reverse", min_len=2, max_len=5, eval_iters=None)
+    job, model = job_for(tmp_path / "a", **task, context=None)
+    assert model.context == job.data.context
+    _, longer = job_for(tmp_path / "b", **task, context=job.data.context + 4)
+    assert longer.context == job.data.context + 4
