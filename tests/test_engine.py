@@ -1342,6 +1342,12 @@ def test_manual_seed_refuses_what_is_not_a_seed_in_one_line(seed):
     state = ta.random.get_state()
     ta.manual_seed(np.int64(3))                 # numpy's integers are whole numbers too
     ta.random.set_state(state)
+    # a thread's own generator follows the same rule
+    with pytest.raises(ValueError, match=r"^seeded: seed must be a whole number >= 0"):
+        with ta.random.seeded(seed):
+            pass
+    with ta.random.seeded(np.int64(3)) as generator:
+        assert ta.random.default_generator() is generator
 
 
 def test_set_state_puts_the_default_generator_back_where_get_state_found_it():

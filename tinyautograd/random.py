@@ -45,6 +45,7 @@ def seeded(seed: int) -> Iterator[np.random.Generator]:
         seeds = default_generator().integers(2**63, size=2)     # drawn in order, in one thread
         # then, in worker i:   with seeded(seeds[i]): loss = model(x_i) ...
     """
+    _check("seeded", "a whole number >= 0", seed=seed)     # as manual_seed: None is the OS's
     outer = getattr(_this_thread, "generator", None)
     _this_thread.generator = np.random.default_rng(seed)
     try:
