@@ -618,7 +618,8 @@ class LogSoftmax(Function):
         x = _floating(x)
         dtype, x = x.dtype, widened(x)
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
-        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        with np.errstate(divide="ignore"):     # log(0): only an empty axis sums to 0, and
+            y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))  # y is empty
         return y.astype(dtype, copy=False)
 
     @staticmethod
