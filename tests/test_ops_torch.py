@@ -157,6 +157,22 @@ def test_axes_of_size_0_as_torch(case):
     assert_allclose(grad.data, expected_grad.numpy())
 
 
+@pytest.mark.parametrize("op, shape, axis, expected", [
+    ("max", (0,), None, r"max: the tensor of shape \(0,\) is empty"),
+    ("max", (2, 0), 1, r"max: axis 1 of shape \(2, 0\) has size 0"),
+    ("max", (2, 0, 3), (1, 2), r"max: axis 1 of shape \(2, 0, 3\) has size 0"),
+    ("argmax", (0, 3), None, r"argmax: the tensor of shape \(0, 3\) is empty"),
+    ("argmax", (2, 0), -1, r"argmax: axis -1 of shape \(2, 0\) has size 0"),
+])
+def test_max_and_argmax_of_nothing_say_which_axis_is_empty_where_torch_raises(op, shape, axis,
+                                                                               expected):
+    torch_op = {"max": torch.amax, "argmax": torch.argmax}[op]
+    with pytest.raises((RuntimeError, IndexError)):
+        torch_op(torch.zeros(shape), **({} if axis is None else {"dim": axis}))
+    with pytest.raises(ValueError, match=expected):
+        getattr(ta.zeros(*shape), op)(axis)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero
 @pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
 @pytest.mark.parametrize("ddof", [3, 4, 10])
