@@ -128,10 +128,21 @@ SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis
         lambda x: torch.nn.functional.rms_norm(x, (0,), torch.ones(0, dtype=x.dtype)), (2, 0)),
     "layer_norm of no rows": (lambda x: ta.functional.layer_norm(x),
                               lambda x: torch.nn.functional.layer_norm(x, (3,)), (0, 3)),
+    "mean of nothing": (lambda x: x.mean(), lambda x: x.mean(), (0,)),
+    "mean along an empty axis": (lambda x: x.mean(axis=1, keepdims=True),
+                                 lambda x: x.mean(dim=1, keepdim=True), (2, 0, 3)),
+    "log_softmax along the empty axis of a sequence": (
+        lambda x: x.log_softmax(1), lambda x: x.log_softmax(1), (2, 0, 3)),
+    "rms_norm over no features": (lambda x: ta.functional.rms_norm(x),
+                                  lambda x: torch.nn.functional.rms_norm(x, (0,)), (2, 0)),
+    "layer_norm of an empty vector": (lambda x: ta.functional.layer_norm(x),
+                                      lambda x: torch.nn.functional.layer_norm(x, (0,)), (0,)),
+    "max along the full axis of no rows": (lambda x: x.max(axis=1),
+                                           lambda x: x.amax(dim=1), (0, 3)),
 }
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # log of an empty sum, mean of nothing
+@pytest.mark.filterwarnings("error")    # nothing printed either: torch prints nothing here
 @pytest.mark.parametrize("case", SIZE_0_CASES, ids=str)
 def test_axes_of_size_0_as_torch(case):
     fn, torch_fn, shape = SIZE_0_CASES[case]
@@ -144,6 +155,22 @@ def test_axes_of_size_0_as_torch(case):
     (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(direction))
     assert grad.shape == shape
     assert_allclose(grad.data, expected_grad.numpy())
+
+
+@pytest.mark.parametrize("op, shape, axis, expected", [
+    ("max", (0,), None, r"max: the tensor of shape \(0,\) is empty"),
+    ("max", (2, 0), 1, r"max: axis 1 of shape \(2, 0\) has size 0"),
+    ("max", (2, 0, 3), (1, 2), r"max: axis 1 of shape \(2, 0, 3\) has size 0"),
+    ("argmax", (0, 3), None, r"argmax: the tensor of shape \(0, 3\) is empty"),
+    ("argmax", (2, 0), -1, r"argmax: axis -1 of shape \(2, 0\) has size 0"),
+])
+def test_max_and_argmax_of_nothing_say_which_axis_is_empty_where_torch_raises(op, shape, axis,
+                                                                               expected):
+    torch_op = {"max": torch.amax, "argmax": torch.argmax}[op]
+    with pytest.raises((RuntimeError, IndexError)):
+        torch_op(torch.zeros(shape), **({} if axis is None else {"dim": axis}))
+    with pytest.raises(ValueError, match=expected):
+        getattr(ta.zeros(*shape), op)(axis)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero

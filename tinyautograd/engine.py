@@ -925,7 +925,9 @@ class Tensor:
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
-        return self.sum(axis, keepdims) / _count(self.shape, axis)
+        # The mean of nothing is nan, as torch's: a sum of 0 over a count of 0, without
+        # numpy's divide-by-zero warning (x / nan is nan, quietly).
+        return self.sum(axis, keepdims) / (_count(self.shape, axis) or np.nan)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
@@ -946,6 +948,7 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
+        ops.refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:

@@ -553,6 +553,20 @@ def _keepdims_shape(shape, axis):
     return tuple(1 if i in axes else size for i, size in enumerate(shape))
 
 
+def refuse_empty_reduction(op, x, axis):
+    """numpy's error for the max of nothing names its ufunc, not the op or the axis: ours says
+    which. (torch raises as well; along an axis that is not empty, an empty x is fine.)"""
+    if x.size:
+        return
+    if axis is None:
+        raise ValueError(f"{op}: the tensor of shape {x.shape} is empty, so it has no {op}; "
+                         f"pass an axis whose size is not 0")
+    for a in axis if isinstance(axis, (tuple, list)) else (axis,):
+        if -x.ndim <= a < x.ndim and x.shape[a] == 0:
+            raise ValueError(f"{op}: axis {a} of shape {x.shape} has size 0, so there is no "
+                             f"{op} along it")
+
+
 class Sum(Function):
     """y = sum of x over axis;  every summed element gets the gradient of its sum"""
 
@@ -574,6 +588,7 @@ class Max(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = axis
+        refuse_empty_reduction("max", x, axis)
         return x.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
@@ -618,7 +633,8 @@ class LogSoftmax(Function):
         x = _floating(x)
         dtype, x = x.dtype, widened(x)
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
-        y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        with np.errstate(divide="ignore"):     # log(0): only an empty axis sums to 0, and
+            y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))  # y is empty
         return y.astype(dtype, copy=False)
 
     @staticmethod
