@@ -2,8 +2,12 @@
 colour-recall metric, and the defaults `tinyformer train --model bert` takes."""
 
 import json
+import os
+import subprocess
+import sys
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -383,3 +387,48 @@ def test_the_same_seed_gives_the_same_bert_run(tmp_path):
                 for line in open(directory / "metrics.jsonl")]
     first = losses(tmp_path / "a", 0)
     assert losses(tmp_path / "b", 0) == first != losses(tmp_path / "c", 1)
+
+
+# ------------------------------------------------------- a batch in which nothing can be hidden
+# A batch is drawn again until something is hidden; where nothing can be, it is refused. The
+# code runs in a process of its own, under a timeout, so that drawing for ever fails the test.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def finishes(args, timeout=120):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_mask_rate_that_never_hides_stops_the_run_in_one_line(tmp_path):
+    # Each token is drawn with a number below 1, and none falls below 1e-300.
+    done = finishes(["cli.py", "train", "--model", "bert", "--mask-rate", "1e-300",
+                     "--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+                     "--batch-size", "4", "--iters", "2", "--out", tmp_path / "run"])
+    assert done.returncode == 2, done.stderr
+    assert "Error: --mask-rate 1e-300 hid none of a batch's" in done.stderr
+    assert "raise --mask-rate" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_examples_of_special_tokens_alone_are_refused_in_one_line():
+    # Through the Python API a text may hold the special tokens themselves
+    # (encode(allow_special=True)): BERT never hides those.
+    done = finishes(["-c", """if True:
+        import numpy as np
+        from tinyformer.jobs import MaskedLM, NothingToHide
+        from tinyformer.tokenizers import CharTokenizer
+        from tinyformer.train import TrainConfig
+        config = TrainConfig(model="bert", corpus="x.txt", context=8, batch_size=2).resolved()
+        tok = CharTokenizer(list("ab"), ["<pad>", "<mask>"])
+        job = MaskedLM(config, tok, data=None)
+        tokens = np.array(tok.encode("<pad><mask>" * 20, allow_special=True))
+        try:
+            job.batch(tokens, np.random.default_rng(0))
+        except NothingToHide as e:
+            print(e)
+        """])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("BERT's examples hold only <pad> and <mask> tokens, none of which "
+                           "can be hidden; train on a text of ordinary tokens (special ones "
+                           "written in it encoded as text)\n")

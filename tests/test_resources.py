@@ -398,3 +398,19 @@ def test_a_run_is_refused_when_it_needs_more_memory_than_is_available(monkeypatc
     monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need - 1)
     with pytest.raises(ValueError, match="training with these sizes needs about"):
         tinyformer.resources.check_memory(config, 40)
+
+
+def test_a_step_that_raises_leaves_blas_on_the_chosen_count_and_is_not_timed():
+    # A caller of the API may catch a step's exception and go on (a prompt refused, say):
+    # what runs next must not stay on the count that was on trial.
+    with AdaptiveThreads(candidates=(1, 2), period=1000, trial=1) as threads:
+        with threads.step():                        # one thread's trial
+            pass
+        with pytest.raises(RuntimeError, match="broken"):
+            with threads.step() as count:           # two threads' trial, broken
+                assert count == 2
+                raise RuntimeError("broken")
+        assert blas_threads_now() == {threads.chosen} == {1}
+        assert list(threads.times) == [1] and threads.count == 1    # not timed, not counted
+        with threads.step() as count:               # the broken trial is run again
+            assert count == 2

@@ -430,18 +430,33 @@ class MaskedLM(LanguageModelling):
         inputs[hidden] = self.mask_id
         return inputs, hidden, [colour for _, colour in stories]
 
+    # Draws of a batch's hiding that hide nothing before the batch is refused. At BERT's
+    # rates even a batch of one short line hides something within a few dozen; a thousand
+    # empty draws mean a --mask-rate that practically never hides (1e-300: a draw for
+    # each token, and none falls below it), which would otherwise draw for ever.
+    most_draws = 1000
+
     def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
         """Examples of `tokens` with `mask_rate` of their tokens hidden: (inputs, targets).
 
         A batch with nothing hidden has no loss (a mean over no tokens is NaN), which would
         stop training as if it diverged: its hiding is drawn again until something is hidden
         (a small batch of short examples can draw nothing; BERT's own data hid at least one
-        token of every example)."""
+        token of every example). NothingToHide, one line, where nothing can be hidden: examples
+        of special tokens only, or a rate that hides nothing in `most_draws` draws."""
         examples = self.examples(tokens, rng)
-        while True:
+        for _ in range(self.most_draws):
             batch = self._masked(examples, rng)
             if self.counted(batch):
                 return batch
+            ordinary = np.count_nonzero(~np.isin(examples, self.special_ids))
+            if not ordinary:
+                specials = " and ".join(self.special_tokens)
+                raise NothingToHide(f"BERT's examples hold only {specials} tokens, none of "
+                                    f"which can be hidden; train on a text of ordinary tokens "
+                                    f"(special ones written in it encoded as text)")
+        raise NothingToHide(f"--mask-rate {self.mask_rate:g} hid none of a batch's {ordinary} "
+                            f"tokens in {self.most_draws} draws; raise --mask-rate")
 
     def examples(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """What BERT reads (B, T): where the text has lines, a line each, padded (a built-in
@@ -483,6 +498,11 @@ class MaskedLM(LanguageModelling):
         shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]
         return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
+
+
+class NothingToHide(ValueError):
+    """A BERT batch in which nothing can be hidden: the settings' or the text's fault, which
+    a new run must mend (resuming would fail again), not a bug."""
 
 
 def word_tokens(tokenizer: Tokenizer) -> np.ndarray:

@@ -352,13 +352,19 @@ class AdaptiveThreads:
     @contextlib.contextmanager
     def step(self) -> Iterator[int]:
         """Run one step under the chosen count, or a candidate on trial, timing it; after the
-        period's last trial, choose."""
+        period's last trial, choose. A step that raises leaves BLAS on the chosen count, for
+        whatever runs next (a caller may catch it and go on), and is neither timed nor
+        counted: its trial is run again by the next step."""
         on_trial = self._on_trial()
         turn = self.count % self.period % len(self.candidates)
         n = self.candidates[turn] if on_trial else self.chosen
         self._use(n)
         began = time.perf_counter()
-        yield n
+        try:
+            yield n
+        except BaseException:
+            self._use(self.chosen)
+            raise
         if on_trial:
             self.times.setdefault(n, []).append(time.perf_counter() - began)
         self.count += 1

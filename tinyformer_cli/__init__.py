@@ -19,6 +19,7 @@ from tinyformer.summary import summary_line
 from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
                                    export_pretrained, load_model, load_tokenizer_at)
 from tinyformer.data import builtin_bpe
+from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
@@ -429,7 +430,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
         outcome = trainer.train(threads)
-    except FloatingPointError as e:       # settings that diverge: resuming would diverge again
+    # Settings that diverge, or a BERT that can hide nothing: resuming would fail again.
+    except (FloatingPointError, NothingToHide) as e:
         raise InputError(f"{e}, with the run's other settings, in a new run: "
                          f"`{files.command_line('train', '--out', directory, '--force')} ...` "
                          f"replaces this one") from None
