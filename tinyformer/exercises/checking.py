@@ -1,9 +1,10 @@
 """What a checker uses to test a learner's file and to say precisely what is still wrong.
 
 A checker is a function that receives the learner's loaded file (a `Learner`) and raises
-`CheckFailure` with a message a learner can act on:
+`CheckFailure` with a message a learner can act on (its chapter is that of the checks module
+it is in, checks/ch01_vectors.py here):
 
-    @exercise("one_hot", chapter=1, title="One-hot vectors", hints=[...])
+    @exercise("one_hot", "One-hot vectors", hints=[...])
     def check(learner):
         one_hot = learner.function("one_hot")
         got = one_hot(np.array([2, 0]), 3)            # a TODO or a crash becomes a CheckFailure
