@@ -158,6 +158,21 @@ def test_axes_of_size_0_as_torch(case):
     assert_allclose(grad.data, expected_grad.numpy())
 
 
+@pytest.mark.filterwarnings("error")    # ours prints nothing, as its mean of nothing
+@pytest.mark.parametrize("shape, axis, ddof", [((2, 0), 1, 0), ((0,), None, 0), ((0, 3), 0, 1)],
+                         ids=str)
+def test_var_of_nothing_is_nan_quietly(shape, axis, ddof):
+    x, t = both([np.zeros(shape)])
+    out = x[0].var(axis, ddof=ddof)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")    # torch: "degrees of freedom is <= 0"
+        expected = t[0].var(dim=axis, correction=ddof)
+    assert out.shape == tuple(expected.shape)
+    assert_allclose(out.data, expected.detach().numpy())    # nan where torch's is nan
+    (grad,) = ta.grad(out.sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), t)
+    assert grad.shape == tuple(expected_grad.shape) == shape
+
 @pytest.mark.parametrize("op, shape, axis, expected", [
     ("max", (0,), None, r"max: the tensor of shape \(0,\) is empty"),
     ("max", (2, 0), 1, r"max: axis 1 of shape \(2, 0\) has size 0"),
