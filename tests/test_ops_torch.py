@@ -4,6 +4,7 @@ broadcasts drawn by hypothesis; so do the second derivatives (double backward). 
 test-only dependency.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -156,6 +157,21 @@ def test_axes_of_size_0_as_torch(case):
     assert grad.shape == shape
     assert_allclose(grad.data, expected_grad.numpy())
 
+
+@pytest.mark.filterwarnings("error")    # ours prints nothing, as its mean of nothing
+@pytest.mark.parametrize("shape, axis, ddof", [((2, 0), 1, 0), ((0,), None, 0), ((0, 3), 0, 1)],
+                         ids=str)
+def test_var_of_nothing_is_nan_quietly(shape, axis, ddof):
+    x, t = both([np.zeros(shape)])
+    out = x[0].var(axis, ddof=ddof)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")    # torch: "degrees of freedom is <= 0"
+        expected = t[0].var(dim=axis, correction=ddof)
+    assert out.shape == tuple(expected.shape)
+    assert_allclose(out.data, expected.detach().numpy())    # nan where torch's is nan
+    (grad,) = ta.grad(out.sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), t)
+    assert grad.shape == tuple(expected_grad.shape) == shape
 
 @pytest.mark.parametrize("op, shape, axis, expected", [
     ("max", (0,), None, r"max: the tensor of shape \(0,\) is empty"),
@@ -314,6 +330,37 @@ def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(label_smoot
     assert_array_equal(grad.data, np.zeros(logits.shape))
     (curvature,) = ta.grad((grad * grad).sum() + grad.sum(), [x[0]])
     assert_array_equal(curvature.data, np.zeros(logits.shape))
+
+
+@pytest.mark.filterwarnings("error")    # nothing printed either: torch prints nothing here
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("shape", [(0, 0), (3, 0), (2, 3, 0)], ids=str)
+def test_cross_entropy_over_no_classes_is_torchs(shape, label_smoothing):
+    # With 0 classes only ignored targets are in range: torch's loss is 0/0 = nan, with an
+    # empty gradient. (torch takes the 3-D case only flattened to rows; so does this test.)
+    targets = np.full(shape[:-1], -100)
+    x, t = both([np.zeros(shape)])
+    loss = ta.functional.cross_entropy(x[0], targets, ignore_index=-100,
+                                       label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(t[0].reshape(math.prod(shape[:-1]), 0),
+                                                 torch.tensor(targets).reshape(-1),
+                                                 label_smoothing=label_smoothing)
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    (grad,) = ta.grad(loss, [x[0]], create_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected, [t[0]], create_graph=True)
+    assert grad.shape == tuple(expected_grad.shape) == shape
+    (curvature,) = ta.grad(grad.sum(), [x[0]])
+    (expected_curvature,) = torch.autograd.grad(expected_grad.sum(), [t[0]], allow_unused=True)
+    assert curvature.shape == shape
+    assert expected_curvature is None or tuple(expected_curvature.shape) == shape
+
+
+def test_cross_entropy_over_no_classes_refuses_a_target_that_counts():
+    with pytest.raises(IndexError):
+        torch.nn.functional.cross_entropy(torch.zeros(3, 0), torch.tensor([-100, 0, -100]))
+    with pytest.raises(IndexError, match=r"^cross_entropy: target 0 is out of range for 0 "
+                                         r"classes$"):
+        ta.functional.cross_entropy(ta.zeros(3, 0), np.array([-100, 0, -100]), ignore_index=-100)
 
 
 def pow_grid():

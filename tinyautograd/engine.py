@@ -937,7 +937,10 @@ class Tensor:
         if wide != self.dtype:
             return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
         centred = self - self.mean(axis, keepdims=True)
-        return (centred * centred).sum(axis, keepdims) / max(_count(self.shape, axis) - ddof, 0)
+        # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
+        # not in layer_norm over no features, which is the same variance).
+        count = _count(self.shape, axis)
+        return (centred * centred).sum(axis, keepdims) / (max(count - ddof, 0) if count else np.nan)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which

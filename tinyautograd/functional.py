@@ -61,6 +61,10 @@ class CrossEntropy(Function):
         # float16 computes in float32, as log_softmax (`ops.compute_dtype`): a row's sum of
         # e^(x - max) over 70,000 classes is inf in float16. The loss is rounded back.
         dtype, logits = logits.dtype, ops.widened(logits)
+        if logits.shape[-1] == 0:
+            # No classes: cross_entropy lets through only targets that are all ignored, so no
+            # row counts and the loss is 0/0 = nan, as torch's (backward: an empty gradient).
+            return np.asarray(np.nan, dtype=dtype)
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
         targets = targets.reshape(-1)                                     # (N,)
         keep = None if ignore_index is None else targets != ignore_index
@@ -92,6 +96,8 @@ class CrossEntropy(Function):
         # As forward: float16 in float32 (the engine gives the gradient the logits' dtype)
         logits, grad = ops.widened(logits), ops.widened(grad)
         n_class = logits.shape[-1]
+        if n_class == 0:               # no classes (forward's nan): nothing to differentiate
+            return logits * 0, None
         if ctx.create_graph:           # log p again, as a Tensor, for the second derivative
             log_probs = logits.reshape(-1, n_class).log_softmax(axis=-1)
         else:
