@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer.data import COLOURS
 from tinyformer.train import TrainConfig
 from tinyformer_cli import main
 
@@ -150,3 +152,17 @@ def test_the_commands_that_read_a_model_say_they_take_a_hugging_face_one():
     # Each loads its --checkpoint as generate does, a Hugging Face directory too.
     for command in ("generate", "attention", "lens", "graph"):
         assert "Hugging Face" in option_help((command,), "--checkpoint")[1], command
+
+
+def test_the_help_asks_the_built_in_bert_for_a_colour_its_prompt_has_given():
+    # It asked "the kite is <mask><mask><mask>.": no colour to recall, and the built-in BERT,
+    # which learns to recall a story's colour from its first sentence, answered "lee".
+    line, = [line for line in tinyformer_lines(main.commands["generate"].epilog)
+             if "runs/bert-builtin" in line]
+    words = shlex.split(line)
+    prompt = words[words.index("--prompt") + 1]
+    first, *_ = prompt.split(".")
+    colour, = [colour for colour in COLOURS if f" {colour} " in f" {first} "]
+    # The built-in BERT reads characters: a mask for each of the colour's.
+    filled = prompt.replace("<mask>" * len(colour), colour)
+    assert "<mask>" not in filled and filled.endswith(f" is {colour}."), prompt

@@ -475,7 +475,8 @@ WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4   the likeliest text
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
-  tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask><mask>."
+  tinyformer generate --checkpoint runs/bert-builtin \\
+      --prompt "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
 
 \b
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
