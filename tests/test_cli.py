@@ -166,3 +166,15 @@ def test_the_help_asks_the_built_in_bert_for_a_colour_its_prompt_has_given():
     # The built-in BERT reads characters: a mask for each of the colour's.
     filled = prompt.replace("<mask>" * len(colour), colour)
     assert "<mask>" not in filled and filled.endswith(f" is {colour}."), prompt
+
+
+def test_no_two_examples_write_the_same_file():
+    # `tokenize train`'s example wrote tok.json over the one `tokenize`'s made: copied in
+    # order, it stopped at "exists", and with --force it left a tokenizer without the <bos>
+    # that `tokenize encode`'s example reads as its token.
+    written = [(path, words[words.index("--out") + 1]) for path, command in commands()
+               for words in map(shlex.split, tinyformer_lines(command.epilog or ""))
+               if "--out" in words]
+    assert len(written) > 5
+    files = [out for _, out in written]
+    assert len(set(files)) == len(files), written

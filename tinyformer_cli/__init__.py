@@ -167,7 +167,7 @@ def tokenize():
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
                   epilog="""\b
 Examples:
-  tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok.json
+  tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok1024.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
 @click.argument("input_path", metavar="INPUT")
