@@ -178,3 +178,24 @@ def test_no_two_examples_write_the_same_file():
     assert len(written) > 5
     files = [out for _, out in written]
     assert len(set(files)) == len(files), written
+
+
+def test_the_examples_that_need_no_file_run_and_write_what_they_say(tmp_path, monkeypatch):
+    # Those that read no run, corpus or tokenizer, and train nothing: run as a user copies them.
+    # A group's help may repeat its command's example: each line runs once.
+    monkeypatch.chdir(tmp_path)
+    lines = dict.fromkeys(line for _, command in commands()
+                          for line in tinyformer_lines(command.epilog or ""))
+    ran = 0
+    for line in lines:
+        words = shlex.split(line)[1:]
+        if not (words[:2] == ["tokenize", "show"] and "--tokenizer" not in words
+                or words[:2] == ["graph", "--example"] or words[:2] == ["exercises", "init"]):
+            continue
+        result = CliRunner().invoke(main, words)
+        assert result.exit_code == 0, (line, result.output)
+        if "--out" in words:
+            assert (tmp_path / words[words.index("--out") + 1]).stat().st_size > 0, line
+        ran += 1
+    assert ran >= 5
+    assert (tmp_path / "tinyformer-exercises").is_dir() and (tmp_path / "my-course").is_dir()
