@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer.data import COLOURS
 from tinyformer.train import TrainConfig
 from tinyformer_cli import main
 
@@ -150,3 +152,50 @@ def test_the_commands_that_read_a_model_say_they_take_a_hugging_face_one():
     # Each loads its --checkpoint as generate does, a Hugging Face directory too.
     for command in ("generate", "attention", "lens", "graph"):
         assert "Hugging Face" in option_help((command,), "--checkpoint")[1], command
+
+
+def test_the_help_asks_the_built_in_bert_for_a_colour_its_prompt_has_given():
+    # It asked "the kite is <mask><mask><mask>.": no colour to recall, and the built-in BERT,
+    # which learns to recall a story's colour from its first sentence, answered "lee".
+    line, = [line for line in tinyformer_lines(main.commands["generate"].epilog)
+             if "runs/bert-builtin" in line]
+    words = shlex.split(line)
+    prompt = words[words.index("--prompt") + 1]
+    first, *_ = prompt.split(".")
+    colour, = [colour for colour in COLOURS if f" {colour} " in f" {first} "]
+    # The built-in BERT reads characters: a mask for each of the colour's.
+    filled = prompt.replace("<mask>" * len(colour), colour)
+    assert "<mask>" not in filled and filled.endswith(f" is {colour}."), prompt
+
+
+def test_no_two_examples_write_the_same_file():
+    # `tokenize train`'s example wrote tok.json over the one `tokenize`'s made: copied in
+    # order, it stopped at "exists", and with --force it left a tokenizer without the <bos>
+    # that `tokenize encode`'s example reads as its token.
+    written = [(path, words[words.index("--out") + 1]) for path, command in commands()
+               for words in map(shlex.split, tinyformer_lines(command.epilog or ""))
+               if "--out" in words]
+    assert len(written) > 5
+    files = [out for _, out in written]
+    assert len(set(files)) == len(files), written
+
+
+def test_the_examples_that_need_no_file_run_and_write_what_they_say(tmp_path, monkeypatch):
+    # Those that read no run, corpus or tokenizer, and train nothing: run as a user copies them.
+    # A group's help may repeat its command's example: each line runs once.
+    monkeypatch.chdir(tmp_path)
+    lines = dict.fromkeys(line for _, command in commands()
+                          for line in tinyformer_lines(command.epilog or ""))
+    ran = 0
+    for line in lines:
+        words = shlex.split(line)[1:]
+        if not (words[:2] == ["tokenize", "show"] and "--tokenizer" not in words
+                or words[:2] == ["graph", "--example"] or words[:2] == ["exercises", "init"]):
+            continue
+        result = CliRunner().invoke(main, words)
+        assert result.exit_code == 0, (line, result.output)
+        if "--out" in words:
+            assert (tmp_path / words[words.index("--out") + 1]).stat().st_size > 0, line
+        ran += 1
+    assert ran >= 5
+    assert (tmp_path / "tinyformer-exercises").is_dir() and (tmp_path / "my-course").is_dir()

@@ -168,7 +168,7 @@ def tokenize():
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
                   epilog="""\b
 Examples:
-  tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok.json
+  tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok1024.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
 @click.argument("input_path", metavar="INPUT")
@@ -477,7 +477,8 @@ WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
 Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4   the likeliest text
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
-  tinyformer generate --checkpoint runs/bert-builtin --prompt "the kite is <mask><mask><mask>."
+  tinyformer generate --checkpoint runs/bert-builtin \\
+      --prompt "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
 
 \b
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
