@@ -494,3 +494,27 @@ def test_the_scalar_engine_graph_fills_the_inputs_apart_from_what_they_compute(t
     leaves = {"x1", "x2", "w1", "w2", "b"}
     assert {name for name, colour in filled.items() if colour == '"#cfe2f3"'} == leaves
     assert set(filled) - leaves == {"x1*w1", "x2*w2", "x1*w1 + x2*w2", "n", "o"}
+
+
+def test_a_heatmap_writes_nan_and_infinities_as_they_are_and_colours_by_the_rest():
+    import io
+    from tinyformer.exercises.pictures import Panel, _figure
+    values = np.array([[-np.inf, 0.25], [np.nan, 1e-12], [2.0, np.inf]])
+    figure = _figure(Picture("t", [Panel("p", values=values, numbers=True)]))
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["-inf", "0.25", "nan", "0", "2", "inf"]
+    assert ax.images[0].get_clim() == (0.0, 2.0)
+    figure.savefig(io.BytesIO(), format="png")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")   # the learner's
+def test_an_attention_row_with_every_key_masked_is_drawn_with_its_nans(tmp_path):
+    """Masking the allowed keys with -inf instead of the blocked ones leaves the last query
+    none to read: its weights are NaN, and the picture shows them rather than failing."""
+    ex = find("scaled_dot_product")
+    solved = write_solved(ex, tmp_path / "attention.py", solution_text(ex).replace(
+        "scores.masked_fill(~mask, -1e9)", "scores.masked_fill(mask, float('-inf'))"))
+    assert draw(ex, solved, tmp_path / "picture.png") is None
+    assert (tmp_path / "picture.png").read_bytes().startswith(PNG)
+    masked = panel(DRAWERS["scaled_dot_product"].draw(load_learner_file(solved)), "causal")
+    assert np.isnan(masked.values[-1]).all()
