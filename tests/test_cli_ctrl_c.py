@@ -163,3 +163,23 @@ def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch
     monkeypatch.setattr(cli.Trainer, "train_step", step)
     result = run("train", "--resume", out)               # the advice works
     assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output
+
+
+def test_sigterm_before_training_starts_exits_143_with_one_line(monkeypatch, tmp_path):
+    """While a run builds its model or tokenises its corpus, SIGTERM stops it as Ctrl-C
+    would there, but says SIGTERM (exit status 128 + 15) rather than ending without a word."""
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+    monkeypatch.setattr(cli.Trainer, "open", terminated)
+    # This test process's own handler, for when the command's is not there: it must not end.
+    ours = lambda *_: None                                        # noqa: E731
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        result = run("train", "--out", tmp_path / "run")
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, result.output
+    assert result.stderr.strip().splitlines() == ["stopped by SIGTERM"]
+    assert after is ours                                # the command's is gone again

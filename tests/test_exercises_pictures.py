@@ -417,3 +417,104 @@ def test_a_result_of_the_wrong_shape_or_none_is_said_before_drawing(tmp_path, re
     message = draw(ex, solved, tmp_path / "picture.png")
     assert message.startswith("one_hot(ids=[2, 0, 3, 2], vocab_size=4) " + says), message
     assert not (tmp_path / "picture.png").exists()
+
+
+# -- what a heatmap writes where, and in which colours -----------------------------------------
+
+def test_a_heatmap_writes_each_number_in_its_own_cell_and_labels_rows_and_columns():
+    from tinyformer.exercises.pictures import Panel, _figure
+    values = np.array([[0.0, 0.25, 0.5], [0.75, 1.0, -0.5]])
+    figure = _figure(Picture("t", [Panel("p", values=values, rows=["r0", "r1"],
+                                         cols=["c0", "c1", "c2"], numbers=True)]))
+    ax = figure.axes[0]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}                                   # (row, column): text
+    assert cells == {(0, 0): "0", (0, 1): "0.25", (0, 2): "0.5", (1, 0): "0.75",
+                     (1, 1): "1", (1, 2): "-0.5"}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r0", "r1"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c0", "c1", "c2"]
+
+
+def test_a_heatmap_writes_dark_cells_in_white_and_centres_a_signed_table_on_zero():
+    from tinyformer.exercises.pictures import Panel, _figure
+
+    def heatmap(values):
+        figure = _figure(Picture("t", [Panel("p", values=np.array(values), numbers=True)]))
+        return figure.axes[0]
+    ax = heatmap([[0.1, 0.9]])
+    assert [t.get_color() for t in ax.texts] == ["black", "white"]
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    signed = heatmap([[-0.5, 2.0]])          # white is 0: the colours of -x and x mirror
+    assert signed.images[0].get_clim() == (-2.0, 2.0)
+    assert signed.images[0].get_cmap().name == "RdBu_r"
+
+
+def test_bars_write_each_bars_own_value_above_it(tmp_path):
+    from tinyformer.exercises.pictures import _figure
+    picture = picture_of("temperature_top_k", tmp_path)
+    figure = _figure(picture)
+    for ax, p in zip(figure.axes, picture.panels):
+        assert [bar.get_height() for bar in ax.patches] == list(p.values)
+        assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in p.values]
+    assert [p.title for p in picture.panels] == ["temperature 1.0", "temperature 0.5",
+                                                 "temperature 2.0", "temperature 1.0, top_k 3"]
+
+
+def test_a_wrong_gradient_shows_the_learners_numbers_and_by_how_much_they_differ(tmp_path):
+    # Not divided by N = 2: the learner's p - onehot(target), twice tinyautograd's.
+    wrong = picture_of("softmax_cross_entropy_backward", tmp_path,
+                       ("return d / n * grad", "return d * grad")).dot.source
+    node = next(line for line in wrong.splitlines() if "grad_logits [" in line)
+    assert " -0.300   0.200   0.100" in node and "  0.250   0.250  -0.500" in node
+    assert "differs from tinyautograd by up to 0.25" in node
+    # Both gradients the same: b's is (2, 3), a's shape, where (3, 2) is due.
+    shaped = picture_of("matmul_backward", tmp_path,
+                        ("return grad_a, grad_b", "return grad_a, grad_a")).dot.source
+    node = next(line for line in shaped.splitlines() if "grad_b [" in line)
+    assert "d loss / d b  (2, 3)" in node and "shape should be (3, 2)" in node
+
+
+def test_layers_are_counted_from_one_and_positions_labelled_position_then_token(tmp_path):
+    picture = picture_of("induction_head", tmp_path)
+    assert [p.title for p in picture.panels] == ["layer 1", "layer 2"]
+    ids = [0, 3, 1, 4, 5, 3, 1, 4, 5]
+    assert picture.panels[0].rows == [f"{t}:{i}" for t, i in enumerate(ids)]
+    # One prediction a position; after the repeat, the token that came after its first copy.
+    predicted = picture.caption.split("Predictions: ")[1].split()
+    assert len(predicted) == len(ids) and predicted[5:] == ["1", "4", "5", "3"]
+    assert [p.title for p in picture_of("attend_to_first", tmp_path).panels] == ["the head"]
+    scored = picture_of("induction_scores", tmp_path).panels
+    assert [p.title.split(":")[0] for p in scored] == ["layer 1", "layer 2"]
+
+
+def test_the_scalar_engine_graph_fills_the_inputs_apart_from_what_they_compute(tmp_path):
+    lines = picture_of("scalar_engine", tmp_path).dot.source.splitlines()
+    filled = {line.split('"')[1].split(" |")[0]: line.split("fillcolor=")[1].split()[0]
+              for line in lines if "shape=record" in line}
+    leaves = {"x1", "x2", "w1", "w2", "b"}
+    assert {name for name, colour in filled.items() if colour == '"#cfe2f3"'} == leaves
+    assert set(filled) - leaves == {"x1*w1", "x2*w2", "x1*w1 + x2*w2", "n", "o"}
+
+
+def test_a_heatmap_writes_nan_and_infinities_as_they_are_and_colours_by_the_rest():
+    import io
+    from tinyformer.exercises.pictures import Panel, _figure
+    values = np.array([[-np.inf, 0.25], [np.nan, 1e-12], [2.0, np.inf]])
+    figure = _figure(Picture("t", [Panel("p", values=values, numbers=True)]))
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["-inf", "0.25", "nan", "0", "2", "inf"]
+    assert ax.images[0].get_clim() == (0.0, 2.0)
+    figure.savefig(io.BytesIO(), format="png")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")   # the learner's
+def test_an_attention_row_with_every_key_masked_is_drawn_with_its_nans(tmp_path):
+    """Masking the allowed keys with -inf instead of the blocked ones leaves the last query
+    none to read: its weights are NaN, and the picture shows them rather than failing."""
+    ex = find("scaled_dot_product")
+    solved = write_solved(ex, tmp_path / "attention.py", solution_text(ex).replace(
+        "scores.masked_fill(~mask, -1e9)", "scores.masked_fill(mask, float('-inf'))"))
+    assert draw(ex, solved, tmp_path / "picture.png") is None
+    assert (tmp_path / "picture.png").read_bytes().startswith(PNG)
+    masked = panel(DRAWERS["scaled_dot_product"].draw(load_learner_file(solved)), "causal")
+    assert np.isnan(masked.values[-1]).all()

@@ -98,3 +98,24 @@ def test_a_run_shows_the_cores_its_steps_run_on(tmp_path, capsys):
         steps = [line for line in capsys.readouterr().err.splitlines()
                  if line.startswith("step")]
         assert len(steps) == 4 and all(shown in line for line in steps)
+
+
+def test_on_a_terminal_close_ends_the_line_so_what_follows_starts_on_its_own():
+    out = Terminal()
+    progress = Progress(10, stream=out)
+    progress.update(1, 3.0, 100, 0.01)
+    progress.close()
+    assert out.getvalue().endswith("left\033[K\n")
+    progress.close()                                 # ended already: nothing more
+    assert out.getvalue().endswith("left\033[K\n") and out.getvalue().count("\n") == 1
+    into_a_file = io.StringIO()
+    Progress(10, stream=into_a_file).close()         # plain lines end themselves
+    assert into_a_file.getvalue() == ""
+
+
+def test_the_time_elapsed_counts_evaluation_too_not_only_the_steps(monkeypatch):
+    clock = iter([100.0, 160.0])                     # the start, then a minute later
+    monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: next(clock))
+    progress = Progress(10, stream=io.StringIO())
+    progress.update(1, 3.0, 100, seconds=2.0)        # two seconds of it in a step
+    assert progress.elapsed() == 60.0

@@ -174,7 +174,10 @@ def _panel_height(panel):
 
 def _heatmap(ax, panel):
     values = np.asarray(panel.values, dtype=np.float64)
-    low, high = min(0.0, values.min()), max(1.0, values.max())
+    # A wrong answer may hold NaN or infinities (a row whose every key is masked, say): they
+    # are written in as they are, and the finite values alone set the colours.
+    finite = values[np.isfinite(values)]
+    low, high = min(0.0, finite.min(initial=0.0)), max(1.0, finite.max(initial=1.0))
     image = ax.imshow(values, cmap="Blues" if low >= 0 else "RdBu_r",
                       vmin=-high if low < 0 else low, vmax=high, aspect="auto")
     ax.set_xlabel(panel.xlabel, fontsize=8)
@@ -191,11 +194,14 @@ def _heatmap(ax, panel):
             set_labels(labels, fontsize=7, rotation=rotation)
     if panel.numbers and values.size <= 400:
         # Rounding leaves a weight that should be 0 at 1.9e-16: written as the 0 it is.
-        tiny = 1e-9 * max(1.0, float(np.abs(values).max()))
+        tiny = 1e-9 * max(1.0, float(np.abs(finite).max(initial=0.0)))
         for (i, j), value in np.ndenumerate(np.where(np.abs(values) < tiny, 0.0, values)):
             if value == 0 and values.size > 36:     # a big table reads better without them
                 continue
-            text = f"{value:.2g}" if value != int(value) else f"{int(value)}"
+            if not math.isfinite(value):
+                text = str(value)                               # nan, inf or -inf
+            else:
+                text = f"{value:.2g}" if value != int(value) else f"{int(value)}"
             dark = abs(value) > 0.6 * high
             ax.text(j, i, text, ha="center", va="center", fontsize=6,
                     color="white" if dark else "black")
