@@ -951,7 +951,7 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
-        ops.refuse_empty_reduction("argmax", self.data, axis)
+        ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis: int = -1) -> Tensor:

@@ -553,7 +553,7 @@ def _keepdims_shape(shape, axis):
     return tuple(1 if i in axes else size for i, size in enumerate(shape))
 
 
-def refuse_empty_reduction(op, x, axis):
+def _refuse_empty_reduction(op, x, axis):
     """numpy's error for the max of nothing names its ufunc, not the op or the axis: ours says
     which. (torch raises as well; along an axis that is not empty, an empty x is fine.)"""
     if x.size:
@@ -588,7 +588,7 @@ class Max(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = axis
-        refuse_empty_reduction("max", x, axis)
+        _refuse_empty_reduction("max", x, axis)
         return x.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
