@@ -329,6 +329,15 @@ def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
     assert view_box(browser)[2] == pytest.approx(width * 1.25)
     browser.find_element(By.TAG_NAME, "body").send_keys("+")
     assert view_box(browser)[2] == pytest.approx(width)
+    # Zooming stops, in and out: a step more past either end changes nothing.
+    browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)
+    closest = view_box(browser)[2]
+    browser.find_element(By.TAG_NAME, "body").send_keys("+")
+    assert view_box(browser)[2] == pytest.approx(closest) and closest > 0
+    browser.find_element(By.TAG_NAME, "body").send_keys("-" * 50)
+    farthest = view_box(browser)[2]
+    browser.find_element(By.TAG_NAME, "body").send_keys("-")
+    assert view_box(browser)[2] == pytest.approx(farthest) and farthest > width
     assert chromium.errors(browser) == []
 
 
@@ -376,6 +385,12 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert on.get_attribute("aria-selected") == "true"
     active.send_keys(Keys.ENTER)
     assert field(browser, "title") == listed[1] and matches(browser)[1] is None
+    # Typed again, the list is back with none of it chosen: up from there is its last match,
+    # and down from the last is the first.
+    active.send_keys(Keys.BACKSPACE, "t", Keys.ARROW_UP)
+    assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[-1]
+    active.send_keys(Keys.ARROW_DOWN)
+    assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[0]
     assert chromium.errors(browser) == []
 
 
@@ -967,6 +982,38 @@ def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browse
     assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) == [255, 255, 255]
 
 
+def test_each_cell_and_label_of_an_attention_map_is_drawn_in_its_place(browser, tmp_path):
+    # Fewer queries than keys: a map drawn transposed, or labelled in the wrong order, shows.
+    rng = np.random.default_rng(1)
+    weights = rng.random((1, 1, 3, 5))
+    weights /= weights.sum(-1, keepdims=True)
+    queries, keys = ["a", "b", "c"], ["v", "w", "x", "y", "z"]
+    path = viz.attention_page({"cross": AttentionMap(weights, queries, keys, "cross")},
+                              "t").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "heatmap")
+    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
+    for i in range(3):
+        for j in range(5):
+            colour = viridis(np.sqrt(weights[0, 0, i, j]))
+            assert pixel(browser, canvas, left + (j + 0.5) * cell, top + (i + 0.5) * cell) == \
+                pytest.approx([int(colour[k:k + 2], 16) for k in (1, 3, 5)], abs=2), (i, j)
+    # Where each label is written: a query's beside its row, a key's above its column.
+    written = browser.execute_script("""
+        const written = {}, fillText = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, x, y, ...rest) {
+          written[text] = [x, y];
+          return fillText.call(this, text, x, y, ...rest);
+        };
+        drawHeatmap();
+        CanvasRenderingContext2D.prototype.fillText = fillText;
+        return written;""")
+    assert [written[q][1] for q in queries] == pytest.approx(
+        [top + (i + 0.5) * cell for i in range(3)])
+    assert [written[k][0] for k in keys] == pytest.approx(
+        [left + (j + 0.5) * cell for j in range(5)])
+
+
 def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
     # The page counted an emoji's two UTF-16 units as two characters and turned its labels on
     # their side, where the PNG (counting as Python does) kept them upright.
@@ -1055,6 +1102,26 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
+class Tags:
+    """A tokenizer whose tokens look like HTML."""
+    def id_to_token(self, i):
+        return f"<i>{'abcdefghij'[i]}</td>"
+
+
+def test_the_lens_table_writes_tokens_and_guesses_that_look_like_html_as_text(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(2, 3))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1"], order, np.take_along_axis(probs, order, -1))
+    tokens = ["<b>", "&amp;", "x</th>"]
+    path = viz.lens_page(lens, tokens, Tags(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    assert [th.text for th in browser.find_elements(By.CSS_SELECTOR, "th.token")] == tokens
+    guesses = [[Tags().id_to_token(order[s, t, 0]) for s in range(2)] for t in range(3)]
+    assert [[td.text for td in row.find_elements(By.CSS_SELECTOR, ".guess")]
+            for row in browser.find_elements(By.CSS_SELECTOR, "#lens tbody tr")] == guesses
+
+
 def legends(chart):
     """A chart's legend, name by name as it reads, row by row from left to right; each name
     inside the chart."""
@@ -1086,6 +1153,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                                        loss.find_elements(By.CSS_SELECTOR, ".legend")):
             for key in ("stroke", "stroke-width", "opacity"):
                 assert sample.get_attribute(key) == line.get_attribute(key), key
+            assert label.get_attribute("fill") == line.get_attribute("stroke")   # its colour
             assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
             assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
         assert len(samples) == 3
