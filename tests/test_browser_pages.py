@@ -113,6 +113,9 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
         heights = np.array([float(bar.get_attribute("height")) for bar in bars[key]])
         counts = np.histogram(getattr(weight, "data" if key == "value" else "grad"), 16)[0]
         assert heights / heights.max() == pytest.approx(counts / counts.max(), abs=0.03)
+        # Scaled to its own tallest bar, which reaches (nearly) the chart's top.
+        top = min(float(bar.get_attribute("y")) for bar in bars[key])
+        assert 0 <= top < 0.1 * float(chart.get_attribute("height")), key
         assert [t.text for t in chart.find_elements(By.TAG_NAME, "text")] == [
             field(browser, f"{key}.min"), field(browser, f"{key}.max")]
     assert bars["value"][0].value_of_css_property("fill") != \
@@ -414,13 +417,25 @@ def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gp
 
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
-    path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")
+    y = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    path = viz.graph_page((x * y).sum(), inputs={"<b>x</b>": x, "&lt;y": y},
+                          title="<i>a</i> graph").save(tmp_path / "graph.html")
     open_clean(browser, path)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "<i>a</i> graph"
     search = browser.find_element(By.ID, "search")
     search.send_keys("<b>\n")
     assert field(browser, "title") == "<b>x</b>"
     search.send_keys(Keys.ESCAPE, "mul\n")
-    assert browser.find_element(By.CSS_SELECTOR, "#panel button[data-goto]").text == "<b>x</b>"
+    assert [button.text for button in browser.find_elements(
+        By.CSS_SELECTOR, "#panel button[data-goto]")] == ["<b>x</b>", "&lt;y"]
+
+
+def test_the_panel_counts_the_values_that_are_not_finite(browser, tmp_path):
+    x = ta.Tensor(np.array([[1.0, np.nan, np.inf]]), requires_grad=True)
+    path = viz.graph_page((x * 2).sum(), inputs={"x": x}).save(tmp_path / "graph.html")
+    open_clean(browser, path)
+    browser.find_element(By.ID, "search").send_keys("x\n")
+    assert field(browser, "title") == "x" and field(browser, "value.nonfinite") == "2"
 
 
 def only_used_by(view, ids):
@@ -924,6 +939,10 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     assert reading.get_attribute("role") == "status"
     assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
     assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
+    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last key
+    assert reading.text == f"query 1 b, key 3 d, weight {weights[0, 0, 1, 3]:.4f}"
+    ActionChains(browser).send_keys(Keys.HOME).perform()         # and its first
+    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
     # Then the thumbnails, each a button: Enter or Space shows its head.
     ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
     assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
@@ -1212,6 +1231,12 @@ def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_p
         By.CSS_SELECTOR, "svg[data-chart]")] == ["loss (cross-entropy, nats)"]
 
 
+def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
+    run = write_run(tmp_path / "<i>run", 2, iters=2)
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "training run: <i>run"
+
+
 def hover_step(browser, chart, step, steps):
     """Move the mouse over `step` (of 1..steps) on a chart (the charts' margins: 70 px left,
     20 px right); the tooltip's lines."""
@@ -1238,6 +1263,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert "train loss (each step): 1" in lines                      # 3.0 / 3
     smoothed = browser.execute_script("return data.smoothed[2][1]")
     assert f"train loss (smoothed): {smoothed:.5g}" in lines
+    assert 1 < smoothed < 3                  # averaged with the losses around it (3.0 / step)
     assert "validation loss: 1.75  (step 2)" in lines or "validation loss: 0.875  (step 4)" \
         in lines
     assert "learning rate: 0.03" in lines
