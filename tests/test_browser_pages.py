@@ -456,10 +456,12 @@ def graph_height(browser):
 def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
     open_clean(browser, gpt[2])
     shown = browser.execute_script(
-        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 2e-5, 23456, 1e4].map(fmt)")
-    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "2.000e-5", "2.346e+4",
-                     "1.000e+4"]
-    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0)] == shown[:7]  # labels
+        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 2e-5, 23456, 1e4]"
+        ".map(fmt)")
+    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "0.0005", "0.0001234",
+                     "2.000e-5", "2.346e+4", "1.000e+4"]
+    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4)
+            ] == shown[:9]                                                        # labels
     assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
     # Shapes as Python writes them.
     assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [
