@@ -430,6 +430,16 @@ def test_the_graph_page_shows_names_as_text(browser, tmp_path):
         By.CSS_SELECTOR, "#panel button[data-goto]")] == ["<b>x</b>", "&lt;y"]
 
 
+def test_the_panel_says_what_a_backward_ops_sum_of_paths_is(browser, gpt):
+    # A backward op that belongs to no forward op adds up what several paths bring back: the
+    # panel says so, as text.
+    open_clean(browser, gpt[2])
+    nodes = browser.execute_script("return data")["views"]["backward"]["nodes"]
+    summed = next(i for i, node in nodes.items() if "note" in node)
+    browser.execute_script("goTo('backward', arguments[0])", summed)
+    assert browser.find_element(By.CSS_SELECTOR, "#panel .note").text == nodes[summed]["note"]
+
+
 def test_the_panel_counts_the_values_that_are_not_finite(browser, tmp_path):
     x = ta.Tensor(np.array([[1.0, np.nan, np.inf]]), requires_grad=True)
     path = viz.graph_page((x * 2).sum(), inputs={"x": x}).save(tmp_path / "graph.html")
@@ -904,6 +914,10 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
     try:
         open_clean(browser, path)
         assert not browser.find_element(By.ID, "map").is_enabled()     # one map: no choice
+        # Cells as tall as a line of text: every token has its label, on both axes.
+        heatmap = browser.find_element(By.ID, "heatmap")
+        assert float(heatmap.get_attribute("data-cell")) >= 13
+        assert labelled(browser, heatmap) == [list(range(40))] * 2
         browser.set_window_size(500, 900)
         began = time.perf_counter()
         while not browser.execute_script(
