@@ -113,6 +113,9 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
         heights = np.array([float(bar.get_attribute("height")) for bar in bars[key]])
         counts = np.histogram(getattr(weight, "data" if key == "value" else "grad"), 16)[0]
         assert heights / heights.max() == pytest.approx(counts / counts.max(), abs=0.03)
+        # Scaled to its own tallest bar, which reaches (nearly) the chart's top.
+        top = min(float(bar.get_attribute("y")) for bar in bars[key])
+        assert 0 <= top < 0.1 * float(chart.get_attribute("height")), key
         assert [t.text for t in chart.find_elements(By.TAG_NAME, "text")] == [
             field(browser, f"{key}.min"), field(browser, f"{key}.max")]
     assert bars["value"][0].value_of_css_property("fill") != \
@@ -329,6 +332,15 @@ def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
     assert view_box(browser)[2] == pytest.approx(width * 1.25)
     browser.find_element(By.TAG_NAME, "body").send_keys("+")
     assert view_box(browser)[2] == pytest.approx(width)
+    # Zooming stops, in and out: a step more past either end changes nothing.
+    browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)
+    closest = view_box(browser)[2]
+    browser.find_element(By.TAG_NAME, "body").send_keys("+")
+    assert view_box(browser)[2] == pytest.approx(closest) and closest > 0
+    browser.find_element(By.TAG_NAME, "body").send_keys("-" * 50)
+    farthest = view_box(browser)[2]
+    browser.find_element(By.TAG_NAME, "body").send_keys("-")
+    assert view_box(browser)[2] == pytest.approx(farthest) and farthest > width
     assert chromium.errors(browser) == []
 
 
@@ -376,6 +388,12 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert on.get_attribute("aria-selected") == "true"
     active.send_keys(Keys.ENTER)
     assert field(browser, "title") == listed[1] and matches(browser)[1] is None
+    # Typed again, the list is back with none of it chosen: up from there is its last match,
+    # and down from the last is the first.
+    active.send_keys(Keys.BACKSPACE, "t", Keys.ARROW_UP)
+    assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[-1]
+    active.send_keys(Keys.ARROW_DOWN)
+    assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[0]
     assert chromium.errors(browser) == []
 
 
@@ -399,13 +417,35 @@ def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gp
 
 def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
-    path = viz.graph_page((x * 2).sum(), inputs={"<b>x</b>": x}).save(tmp_path / "graph.html")
+    y = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    path = viz.graph_page((x * y).sum(), inputs={"<b>x</b>": x, "&lt;y": y},
+                          title="<i>a</i> graph").save(tmp_path / "graph.html")
     open_clean(browser, path)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "<i>a</i> graph"
     search = browser.find_element(By.ID, "search")
     search.send_keys("<b>\n")
     assert field(browser, "title") == "<b>x</b>"
     search.send_keys(Keys.ESCAPE, "mul\n")
-    assert browser.find_element(By.CSS_SELECTOR, "#panel button[data-goto]").text == "<b>x</b>"
+    assert [button.text for button in browser.find_elements(
+        By.CSS_SELECTOR, "#panel button[data-goto]")] == ["<b>x</b>", "&lt;y"]
+
+
+def test_the_panel_says_what_a_backward_ops_sum_of_paths_is(browser, gpt):
+    # A backward op that belongs to no forward op adds up what several paths bring back: the
+    # panel says so, as text.
+    open_clean(browser, gpt[2])
+    nodes = browser.execute_script("return data")["views"]["backward"]["nodes"]
+    summed = next(i for i, node in nodes.items() if "note" in node)
+    browser.execute_script("goTo('backward', arguments[0])", summed)
+    assert browser.find_element(By.CSS_SELECTOR, "#panel .note").text == nodes[summed]["note"]
+
+
+def test_the_panel_counts_the_values_that_are_not_finite(browser, tmp_path):
+    x = ta.Tensor(np.array([[1.0, np.nan, np.inf]]), requires_grad=True)
+    path = viz.graph_page((x * 2).sum(), inputs={"x": x}).save(tmp_path / "graph.html")
+    open_clean(browser, path)
+    browser.find_element(By.ID, "search").send_keys("x\n")
+    assert field(browser, "title") == "x" and field(browser, "value.nonfinite") == "2"
 
 
 def only_used_by(view, ids):
@@ -426,10 +466,12 @@ def graph_height(browser):
 def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
     open_clean(browser, gpt[2])
     shown = browser.execute_script(
-        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 2e-5, 23456, 1e4].map(fmt)")
-    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "2.000e-5", "2.346e+4",
-                     "1.000e+4"]
-    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0)] == shown[:7]  # labels
+        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 2e-5, 23456, 1e4]"
+        ".map(fmt)")
+    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "0.0005", "0.0001234",
+                     "2.000e-5", "2.346e+4", "1.000e+4"]
+    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4)
+            ] == shown[:9]                                                        # labels
     assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
     # Shapes as Python writes them.
     assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [
@@ -872,6 +914,10 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
     try:
         open_clean(browser, path)
         assert not browser.find_element(By.ID, "map").is_enabled()     # one map: no choice
+        # Cells as tall as a line of text: every token has its label, on both axes.
+        heatmap = browser.find_element(By.ID, "heatmap")
+        assert float(heatmap.get_attribute("data-cell")) >= 13
+        assert labelled(browser, heatmap) == [list(range(40))] * 2
         browser.set_window_size(500, 900)
         began = time.perf_counter()
         while not browser.execute_script(
@@ -909,6 +955,10 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     assert reading.get_attribute("role") == "status"
     assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
     assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
+    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last key
+    assert reading.text == f"query 1 b, key 3 d, weight {weights[0, 0, 1, 3]:.4f}"
+    ActionChains(browser).send_keys(Keys.HOME).perform()         # and its first
+    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
     # Then the thumbnails, each a button: Enter or Space shows its head.
     ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
     assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
@@ -965,6 +1015,38 @@ def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browse
     assert pixel(browser, thumbnail, 0, 0) == pytest.approx(
         [int(colour[i:i + 2], 16) for i in (1, 3, 5)], abs=2)
     assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) == [255, 255, 255]
+
+
+def test_each_cell_and_label_of_an_attention_map_is_drawn_in_its_place(browser, tmp_path):
+    # Fewer queries than keys: a map drawn transposed, or labelled in the wrong order, shows.
+    rng = np.random.default_rng(1)
+    weights = rng.random((1, 1, 3, 5))
+    weights /= weights.sum(-1, keepdims=True)
+    queries, keys = ["a", "b", "c"], ["v", "w", "x", "y", "z"]
+    path = viz.attention_page({"cross": AttentionMap(weights, queries, keys, "cross")},
+                              "t").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "heatmap")
+    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
+    for i in range(3):
+        for j in range(5):
+            colour = viridis(np.sqrt(weights[0, 0, i, j]))
+            assert pixel(browser, canvas, left + (j + 0.5) * cell, top + (i + 0.5) * cell) == \
+                pytest.approx([int(colour[k:k + 2], 16) for k in (1, 3, 5)], abs=2), (i, j)
+    # Where each label is written: a query's beside its row, a key's above its column.
+    written = browser.execute_script("""
+        const written = {}, fillText = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, x, y, ...rest) {
+          written[text] = [x, y];
+          return fillText.call(this, text, x, y, ...rest);
+        };
+        drawHeatmap();
+        CanvasRenderingContext2D.prototype.fillText = fillText;
+        return written;""")
+    assert [written[q][1] for q in queries] == pytest.approx(
+        [top + (i + 0.5) * cell for i in range(3)])
+    assert [written[k][0] for k in keys] == pytest.approx(
+        [left + (j + 0.5) * cell for j in range(5)])
 
 
 def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
@@ -1055,6 +1137,26 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
+class Tags:
+    """A tokenizer whose tokens look like HTML."""
+    def id_to_token(self, i):
+        return f"<i>{'abcdefghij'[i]}</td>"
+
+
+def test_the_lens_table_writes_tokens_and_guesses_that_look_like_html_as_text(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(2, 3))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1"], order, np.take_along_axis(probs, order, -1))
+    tokens = ["<b>", "&amp;", "x</th>"]
+    path = viz.lens_page(lens, tokens, Tags(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    assert [th.text for th in browser.find_elements(By.CSS_SELECTOR, "th.token")] == tokens
+    guesses = [[Tags().id_to_token(order[s, t, 0]) for s in range(2)] for t in range(3)]
+    assert [[td.text for td in row.find_elements(By.CSS_SELECTOR, ".guess")]
+            for row in browser.find_elements(By.CSS_SELECTOR, "#lens tbody tr")] == guesses
+
+
 def legends(chart):
     """A chart's legend, name by name as it reads, row by row from left to right; each name
     inside the chart."""
@@ -1086,6 +1188,7 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                                        loss.find_elements(By.CSS_SELECTOR, ".legend")):
             for key in ("stroke", "stroke-width", "opacity"):
                 assert sample.get_attribute(key) == line.get_attribute(key), key
+            assert label.get_attribute("fill") == line.get_attribute("stroke")   # its colour
             assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
             assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
         assert len(samples) == 3
@@ -1144,6 +1247,12 @@ def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_p
         By.CSS_SELECTOR, "svg[data-chart]")] == ["loss (cross-entropy, nats)"]
 
 
+def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
+    run = write_run(tmp_path / "<i>run", 2, iters=2)
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "training run: <i>run"
+
+
 def hover_step(browser, chart, step, steps):
     """Move the mouse over `step` (of 1..steps) on a chart (the charts' margins: 70 px left,
     20 px right); the tooltip's lines."""
@@ -1170,6 +1279,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert "train loss (each step): 1" in lines                      # 3.0 / 3
     smoothed = browser.execute_script("return data.smoothed[2][1]")
     assert f"train loss (smoothed): {smoothed:.5g}" in lines
+    assert 1 < smoothed < 3                  # averaged with the losses around it (3.0 / step)
     assert "validation loss: 1.75  (step 2)" in lines or "validation loss: 0.875  (step 4)" \
         in lines
     assert "learning rate: 0.03" in lines

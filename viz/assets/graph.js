@@ -28,13 +28,13 @@ function esc(text) {
 }
 
 // A number as the panel shows it, as Python's "{:.4g}" in the pictures: 4 significant digits
-// without trailing zeros (1, not 1.000), or powers of ten when very big or small; a dash when
-// there is none.
+// without trailing zeros (1, not 1.000), or powers of ten when very big or small (from 1e4,
+// and below 1e-4, where Python turns to them too); a dash when there is none.
 function fmt(x) {
   if (x === null || x === undefined) return "\u2014";
   if (x === 0) return "0";
   const size = Math.abs(x);
-  return size >= 1e4 || size < 1e-3 ? x.toExponential(3) : String(+x.toPrecision(4));
+  return size >= 1e4 || size < 1e-4 ? x.toExponential(3) : String(+x.toPrecision(4));
 }
 
 // A shape as Python writes it: (), (10,), (2, 8, 8).
