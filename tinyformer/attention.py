@@ -29,8 +29,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn)
 
-from .layers import check_sizes, check_switches, head_width, norm_layer
-from .schema import Number, check_settings, check_whole
+from .layers import SWITCHES, check_sizes, check_switches, head_width, norm_layer
+from .schema import check_settings, check_whole
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -355,7 +355,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     # NaN or a negative dropout_p would drop nothing, without a word. (0, the default and
     # every call of inference, needs no check: this runs at every layer of every token.)
     if dropout_p != 0:
-        check_settings({"dropout_p": dropout_p}, {"dropout_p": Number(0, 1)},
+        check_settings({"dropout_p": dropout_p}, {"dropout_p": SWITCHES["dropout"]},
                        name=lambda key: f"scaled_dot_product_attention: {key}")
     if not q.dtype.kind == k.dtype.kind == v.dtype.kind == "f":    # integers: float32
         q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))

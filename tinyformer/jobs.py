@@ -445,11 +445,12 @@ class MaskedLM(LanguageModelling):
         token of every example). NothingToHide, one line, where nothing can be hidden: examples
         of special tokens only, or a rate that hides nothing in `most_draws` draws."""
         examples = self.examples(tokens, rng)
-        for _ in range(self.most_draws):
+        for draw in range(self.most_draws):
             batch = self._masked(examples, rng)
             if self.counted(batch):
                 return batch
-            ordinary = np.count_nonzero(~np.isin(examples, self.special_ids))
+            if draw == 0:                    # (counted once, and only where a draw hid nothing)
+                ordinary = np.count_nonzero(~np.isin(examples, self.special_ids))
             if not ordinary:
                 specials = " and ".join(self.special_tokens)
                 raise NothingToHide(f"BERT's examples hold only {specials} tokens, none of "
