@@ -77,8 +77,9 @@ def test_an_operand_list_of_tensors_that_require_a_gradient_is_refused_as_tensor
             use(rows)
     use([3.0, 4.0])                                         # numbers: a constant, as before
     use([_X[0].detach(), Tensor(4.0)])                      # so are Tensors without a graph
+    rows = [_X[0], _X[1]]                                   # (made outside: they require one)
     with ta.no_grad():                                      # nothing recorded: no graph lost
-        use([_X[0], _X[1]])
+        use(rows)
 
 
 def test_an_operand_list_of_constants_still_combines_with_a_tensor():

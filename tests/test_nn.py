@@ -488,6 +488,11 @@ def test_rms_norm_with_eps_none_takes_the_inputs_machine_epsilon_as_torch():
     y = nn.RMSNorm(4, eps=None)(Tensor(x)).data
     expected = torch.nn.RMSNorm(4, eps=None)(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-5)
+    # float64's own epsilon (2e-16), not float32's (1e-7), which would swamp mean(x^2) = 1e-18
+    x = np.full((1, 4), 1e-9)
+    y = nn.RMSNorm(4, eps=None)(Tensor(x, dtype=np.float64)).data
+    expected = torch.nn.RMSNorm(4, eps=None, dtype=torch.float64)(torch.tensor(x))
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-12)
 
 
 def test_linear_init_is_torch_default_uniform():

@@ -204,7 +204,7 @@ class LayerNorm(Function):
             rstd = ctx.rstd
         if kernels.usable(grad, x_hat, rstd, weight):  # the formulas below, compiled
             return kernels.layer_norm_backward(grad, x_hat, rstd, weight)
-        n = _count(x)
+        n = _row_size(x)
         d_weight = _column_dot(grad, x_hat)            # sum(g * x_hat) over all rows: (C,)
         d_x = grad * weight              # dL/dx_hat, made into dL/dx in place below
         # x_hat's own buffer, on purpose (on arrays; Tensors make new ones): x_hat is not read
@@ -224,14 +224,14 @@ def _normalised(x, eps):
         _, x_hat, rstd = kernels.layer_norm(x, np.ones(x.shape[-1], x.dtype),
                                             np.zeros(x.shape[-1], x.dtype), eps)
         return x_hat, rstd
-    n = _count(x)
+    n = _row_size(x)
     x_hat = x - row_sum(x) / n                                        # centred, for now
     rstd = 1 / sqrt(_row_dot(x_hat, x_hat) / n + eps)
     x_hat *= rstd                      # in place on an array; a new Tensor on a Tensor
     return x_hat, rstd
 
 
-def _count(x):
+def _row_size(x):
     """The count a row's mean divides by: its size, or 1 for rows of size 0, whose sums are 0
     and whose results are empty; 0/0 would only print numpy's warning."""
     return max(x.shape[-1], 1)
@@ -346,7 +346,7 @@ class RMSNorm(Function):
             x_hat = x * rstd
         d_weight = _column_dot(grad, x_hat) if ctx.needs_input_grad[1] else None    # (C,)
         d_x = grad * weight                            # dL/dx_hat, made into dL/dx below
-        x_hat *= _row_dot(d_x, x_hat) / _count(x)      # in place on arrays: not read again
+        x_hat *= _row_dot(d_x, x_hat) / _row_size(x)      # in place on arrays: not read again
         d_x -= x_hat
         d_x *= rstd
         return d_x, d_weight
@@ -355,7 +355,7 @@ class RMSNorm(Function):
 def _rms_normalised(x, eps):
     """x_hat = x / sqrt(mean(x^2) + eps) over the last axis, and 1 / sqrt(mean(x^2) + eps),
     for arrays and Tensors alike."""
-    rstd = 1 / sqrt(_row_dot(x, x) / _count(x) + eps)                   # (..., 1)
+    rstd = 1 / sqrt(_row_dot(x, x) / _row_size(x) + eps)                   # (..., 1)
     return x * rstd, rstd
 
 

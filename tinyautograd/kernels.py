@@ -85,14 +85,12 @@ def usable(*arrays: np.ndarray, into: tuple[np.ndarray, ...] = ()) -> bool:
     numpy form runs, and raises numpy's error for a read-only output (a parameter loaded with
     mmap_mode="r", or made by np.frombuffer from bytes): C would write into it all the same,
     or crash on memory mapped read-only."""
-    for a in arrays + into:
+    for i, a in enumerate(arrays + into):
         if not (isinstance(a, np.ndarray) and a.dtype == np.float32):
             return False
         flags = a.flags                 # read once: each read of .flags makes a new object
-        if not (flags.c_contiguous and flags.aligned):
-            return False
-    for a in into:
-        if not a.flags.writeable:
+        written = i >= len(arrays)
+        if not (flags.c_contiguous and flags.aligned and (flags.writeable or not written)):
             return False
     return _library() is not None
 
