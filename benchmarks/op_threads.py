@@ -92,14 +92,15 @@ class PulledPieces:
 
 
 def step_runner(way, pieces):
-    """A function that runs one step the given way, and the thing to close after."""
+    """A function that runs one step the given way, the pool to close after (or None), and
+    the step's operand and product."""
     a = np.random.default_rng(0).random((SIZE, SIZE), dtype=np.float32)
-    out = np.empty_like(a)
+    out = np.full_like(a, np.nan)                  # rows no piece wrote stay NaN
     if way in ("one thread", "BLAS"):
         def step():
             for _ in range(ARGS.gemms):
                 np.matmul(a, a, out=out)
-        return step, None
+        return step, None, a, out
     pool = PulledPieces(pinned=way == "pulled, pinned")
     rows = np.array_split(np.arange(SIZE), pieces)
     jobs = [lambda r=r: np.matmul(a[r[0]:r[-1] + 1], a, out=out[r[0]:r[-1] + 1]) for r in rows]
@@ -107,11 +108,11 @@ def step_runner(way, pieces):
     def step():
         for _ in range(ARGS.gemms):
             pool.run(jobs)
-    return step, pool
+    return step, pool, a, out
 
 
 def median_step(way, pieces):
-    step, pool = step_runner(way, pieces)
+    step, pool, a, out = step_runner(way, pieces)
     try:
         with threadpool_limits(2 if way == "BLAS" else 1):
             times = []
@@ -122,6 +123,8 @@ def median_step(way, pieces):
     finally:
         if pool is not None:
             pool.close()
+    if not np.allclose(out, a @ a, rtol=1e-5):     # every piece done, each once, in its rows
+        raise RuntimeError(f"{way}: the step's product came out wrong")
     return statistics.median(times[2:])
 
 

@@ -1007,3 +1007,20 @@ def test_the_suite_runs_its_benchmarks_where_there_are_no_process_groups(fake_be
     monkeypatch.delattr(signal, "SIGHUP")
     figures = suite.run("fake", "one-thread", suite.CASES["one-thread"], False, str(tmp_path))
     assert figures["threads"] == "1" and fake_benchmark()
+
+
+def test_each_product_shared_by_threads_is_timed_every_way(tmp_path):
+    """A real, tiny run of benchmarks/op_threads.py: a row for each way and each count of
+    pieces, in that order (the script checks each way's product against a @ a, so a piece
+    skipped or done by both threads into the wrong rows fails it)."""
+    out = tmp_path / "op.json"
+    done = script("op_threads.py", "--pieces", "2", "3", "--steps", "2", "--gemms", "3",
+                  "--json", str(out), check=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["way"], row["pieces"]) for row in rows] == [
+        ("one thread", None), ("BLAS", None), ("pulled", 2), ("pulled", 3),
+        ("pulled, pinned", 2), ("pulled, pinned", 3)]
+    assert all(row["quiet_ms"] > 0 and row["beside_ms"] > 0 for row in rows)
+    assert "| pulled, pinned | 3 |" in done.stdout
+    refused = script("op_threads.py", "--pieces", "1")
+    assert refused.returncode == 2 and "--pieces" in refused.stderr
