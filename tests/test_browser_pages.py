@@ -285,6 +285,22 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def test_a_jump_to_the_other_graph_leaves_the_closed_list_of_matches_closed(browser, gpt):
+    # Found with the search box and chosen with Enter, which closes the list; the panel's
+    # button then goes to its backward ops, where the list must not drop over them again.
+    _, _, path = gpt
+    open_clean(browser, path)
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("attention\n")
+    assert matches(browser) == ["2 matches", None]
+    browser.find_element(By.CSS_SELECTOR, '#panel button[data-jump="backward"]').click()
+    assert browser.execute_script("return current") == "backward"
+    status, listed = matches(browser)
+    assert status.endswith("matches") and listed is None
+    assert browser.find_elements(By.CSS_SELECTOR, "#svg-backward g.node.match")   # marked there
+    assert chromium.errors(browser) == []
+
+
 def touch(browser, kind, points):
     """Fingers on the screen, as a touch screen reports them (through Chromium's DevTools)."""
     browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [

@@ -686,7 +686,7 @@ function show(name, focusIds) {
   depthSelect.value = views[name].depth;
   updateFoldButtons();
   if (focusIds && focusIds.length) focus(views[name], focusIds);
-  search.dispatchEvent(new Event("input"));
+  refreshMatches(!matchList.hidden);
 }
 
 // ------------------------------------------------------------------------------ selection
@@ -848,7 +848,12 @@ function findMatches(query) {
   return found;
 }
 
-search.addEventListener("input", () => {
+search.addEventListener("input", () => refreshMatches(true));
+
+// Mark what the search box finds in the view shown, list it, and open the list if `open`
+// (typing opens it; switching views keeps it as it was, so that a jump to the other graph
+// does not drop the list over the nodes it went to).
+function refreshMatches(open) {
   const view = views[current], query = search.value.trim().toLowerCase();
   const found = findMatches(query);
   for (const v of Object.values(views)) {
@@ -864,9 +869,9 @@ search.addEventListener("input", () => {
     item.setAttribute("role", "option");
     matchList.appendChild(item);
   });
-  showMatches(query && found.length);
+  showMatches(open && query && found.length);
   statusLine.textContent = query ? `${found.length} match${found.length === 1 ? "" : "es"}` : "";
-});
+}
 
 // The list of matches, shown or not, with none of its items active.
 function showMatches(shown) {
