@@ -446,6 +446,14 @@ _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
 
 
+def _refuse_floats(symbol, *tensors):
+    """The error for & | ^ ~ on a tensor that is not booleans or integers."""
+    for t in tensors:
+        if t.dtype.kind not in "biu":
+            raise TypeError(f"{symbol} works on boolean masks (or integers, bit by bit), not "
+                            f"{t.dtype}: compare first, as in (x > 0) & (x < 1)")
+
+
 def _lift(value, like, what=None):
     """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
     floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
@@ -868,7 +876,30 @@ class Tensor:
             other = _lift(other, self)
         except _NotNumbers:
             return NotImplemented
-        return Tensor._make(compare(self.data, other.data))
+        try:
+            return Tensor._make(compare(self.data, other.data))
+        except ValueError:                      # numpy's only one here: shapes that misfit
+            raise ShapeError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not "
+                             f"broadcast (each trailing size must match or be 1)") from None
+
+    # & | ^ ~ combine masks (booleans) elementwise, and integers bit by bit, outside the graph as
+    # comparisons, as numpy's and torch's: `(x > 0) & (x < 1)`. A float has no bits to combine.
+    def _logical(self, other: Operand, combine: Callable, symbol: str) -> Tensor:
+        try:
+            other = _lift(other, self)
+        except _NotNumbers:
+            return NotImplemented
+        _refuse_floats(symbol, self, other)
+        return self._compared(other, combine)
+
+    def __and__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_and, "&")
+    def __or__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_or, "|")
+    def __xor__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_xor, "^")
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__      # each gives the same either way
+
+    def __invert__(self) -> Tensor:
+        _refuse_floats("~", self)
+        return Tensor._make(np.invert(self.data))
 
     def __lt__(self, other: Operand) -> Tensor: return self._compared(other, np.less)
     def __le__(self, other: Operand) -> Tensor: return self._compared(other, np.less_equal)
