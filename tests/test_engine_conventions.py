@@ -167,6 +167,18 @@ def test_np_array_copies_unless_told_not_to():
         np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "bool", "float16"])
+def test_min_is_numpys_for_every_dtype(dtype):
+    # what the missing min's advice, -(-x).max(), gave wrong: -(-x) wraps around in uint8, and
+    # so does -(-128) in int8; a boolean tensor has no negative at all
+    values = np.array([[0, 5, 1], [-128, 0, 3]]).astype(dtype)
+    for axis in (None, 0, (0, 1)):
+        got = Tensor(values, dtype=values.dtype).min(axis=axis)
+        expected = values.min(axis=axis)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got.data, expected)
+
+
 @pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (1, False), (-1, True),
                                             (0, True)])
 def test_argmax_is_numpys(axis, keepdims):

@@ -547,7 +547,7 @@ _TORCH_TENSOR_NAMES = {
     "to": "astype(dtype); there are no devices: every tensor is a numpy array",
     "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
     "device": "nothing: every tensor is a numpy array, on the CPU",
-    "min": "-(-x).max(axis)", "amax": "max(axis)",
+    "amax": "max(axis)", "amin": "min(axis)",
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
@@ -978,6 +978,11 @@ class Tensor:
         also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
         gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
+        equally, as with torch.amin."""
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
