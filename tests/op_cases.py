@@ -29,9 +29,9 @@ RMS norm, SwiGLU, ...) included, is twice differentiable.
 
 API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
 full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
-default, `max(axis)` is torch's `amax` (ties share the gradient), `cross_entropy` puts the classes
-on the LAST axis and has `ignore_index=None`, and tinyautograd's `gelu` is torch's
-`gelu(approximate="tanh")`.
+default, `max(axis)` and `min(axis)` are torch's `amax` and `amin` (ties share the gradient),
+`cross_entropy` puts the classes on the LAST axis and has `ignore_index=None`, and tinyautograd's
+`gelu` is torch's `gelu(approximate="tanh")`.
 """
 
 import math
@@ -657,6 +657,13 @@ CASES = [
     OpCase("max with ties: shared like torch.amax", (ops.Max,),
            lambda x, axis, keepdims: x.max(axis, keepdims),
            lambda x, axis, keepdims: torch.amax(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_max_ties, finite_differences=False),
+    OpCase("min (no ties)", (ops.Min,), lambda x, axis, keepdims: x.min(axis, keepdims),
+           lambda x, axis, keepdims: torch.amin(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
+           draw_reduction(Draw.distinct)),
+    OpCase("min with ties: shared like torch.amin", (ops.Min,),
+           lambda x, axis, keepdims: x.min(axis, keepdims),
+           lambda x, axis, keepdims: torch.amin(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
            draw_max_ties, finite_differences=False),
     OpCase("softmax", (ops.Softmax,), lambda x, axis: x.softmax(axis),
            lambda x, axis: torch.softmax(x, dim=axis), draw_along_axis()),

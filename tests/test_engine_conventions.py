@@ -167,6 +167,18 @@ def test_np_array_copies_unless_told_not_to():
         np.array(t, dtype=np.float64, copy=False)           # a new dtype needs a copy
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "bool", "float16"])
+def test_min_is_numpys_for_every_dtype(dtype):
+    # what the missing min's advice, -(-x).max(), gave wrong: -(-x) wraps around in uint8, and
+    # so does -(-128) in int8; a boolean tensor has no negative at all
+    values = np.array([[0, 5, 1], [-128, 0, 3]]).astype(dtype)
+    for axis in (None, 0, (0, 1)):
+        got = Tensor(values, dtype=values.dtype).min(axis=axis)
+        expected = values.min(axis=axis)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got.data, expected)
+
+
 @pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (1, False), (-1, True),
                                             (0, True)])
 def test_argmax_is_numpys(axis, keepdims):
@@ -516,6 +528,48 @@ def test_a_larger_tensor_does_not_convert():
         with pytest.raises(TypeError, match=r"only an integer tensor of one element can be an "
                                             r"index; this one is (float32|int64) of shape"):
             operator.index(t)
+
+
+@pytest.mark.parametrize("symbol", ["&", "|", "^"])
+def test_masks_combine_with_the_logical_operators_as_in_torch(symbol):
+    values = np.array([-1.0, 0.5, 2.0, 0.0])
+    ours, theirs = Tensor(values, requires_grad=True), torch.tensor(values)
+    for left, right in [(lambda t: t > 0, lambda t: t < 1),
+                        (lambda t: t > 0, lambda t: np.array([True, False, True, False])),
+                        (lambda t: t > 0, lambda t: True)]:
+        got = _apply(symbol, left(ours), right(ours))
+        expected = _apply(symbol, left(theirs), torch.as_tensor(right(values)))
+        assert got.dtype == bool and not got.requires_grad
+        np.testing.assert_array_equal(got.data, expected.numpy())
+        # the other way round: numpy's array and Python's bool hand the operator to the Tensor
+        np.testing.assert_array_equal(_apply(symbol, right(ours), left(ours)).data, expected)
+    integers = _apply(symbol, Tensor(np.array([6, 3], np.int32)), 5)
+    assert integers.dtype == np.int32
+    np.testing.assert_array_equal(integers.data, _apply(symbol, torch.tensor([6, 3]), 5))
+
+
+def test_not_inverts_a_mask_and_the_bits_of_an_integer_as_in_torch():
+    mask = Tensor([1.0, -1.0]) > 0
+    np.testing.assert_array_equal((~mask).data, [False, True])
+    np.testing.assert_array_equal((~Tensor(np.array([0, 5], np.uint8))).data,
+                                  (~torch.tensor([0, 5], dtype=torch.uint8)).numpy())
+
+
+def test_the_logical_operators_refuse_floats_and_misfit_shapes():
+    x = Tensor([0.5, 2.0])
+    for combine in (lambda: x & (x > 0), lambda: (x > 0) | x, lambda: ~x):
+        with pytest.raises(TypeError, match=r"^(&|\||~) works on boolean masks \(or integers, bit "
+                                            r"by bit\), not float32: compare first"):
+            combine()
+    with pytest.raises(ta.ShapeError, match=r"^bitwise_and: shapes \(2,\) and \(3,\) do not "
+                                            r"broadcast"):
+        (x > 0) & np.array([True, False, True])
+
+
+def test_a_comparison_of_shapes_that_do_not_broadcast_is_a_shape_error():
+    with pytest.raises(ta.ShapeError, match=r"^less: shapes \(2,\) and \(3,\) do not broadcast "
+                                            r"\(each trailing size must match or be 1\)$"):
+        _ = Tensor([1.0, 2.0]) < Tensor([1.0, 2.0, 3.0])
 
 
 # ------------------------------------------------------------------ grad modes, as torch

@@ -255,6 +255,20 @@ def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_mo
 # ------------------------------------------------------------------ state_dict
 
 
+def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'double': "
+                                             r"that is PyTorch's; here, for p in model"):
+        model.double()
+    exec(nn._TORCH_MODULE_NAMES["double"], {"np": np, "model": model})    # what it says works
+    x = Tensor(np.random.default_rng(0).normal(size=(4, 3)), requires_grad=True, dtype=np.float64)
+    assert model(x).dtype == np.float64 and ta.gradcheck(model, x)
+    for name in nn._TORCH_MODULE_NAMES:               # each is torch's, and missing here
+        assert hasattr(torch.nn.Module(), name) and not hasattr(model, name), name
+    with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'nothing'$"):
+        _ = model.nothing
+
+
 def test_state_dict_round_trip_into_a_fresh_model():
     ta.manual_seed(1)
     source = Model()

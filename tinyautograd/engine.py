@@ -446,6 +446,14 @@ _PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
                    float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
 
 
+def _refuse_floats(symbol, *tensors):
+    """The error for & | ^ ~ on a tensor that is not booleans or integers."""
+    for t in tensors:
+        if t.dtype.kind not in "biu":
+            raise TypeError(f"{symbol} works on boolean masks (or integers, bit by bit), not "
+                            f"{t.dtype}: compare first, as in (x > 0) & (x < 1)")
+
+
 def _lift(value, like, what=None):
     """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
     floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
@@ -539,7 +547,7 @@ _TORCH_TENSOR_NAMES = {
     "to": "astype(dtype); there are no devices: every tensor is a numpy array",
     "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
     "device": "nothing: every tensor is a numpy array, on the CPU",
-    "min": "-(-x).max(axis)", "amax": "max(axis)",
+    "amax": "max(axis)", "amin": "min(axis)",
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
@@ -868,7 +876,30 @@ class Tensor:
             other = _lift(other, self)
         except _NotNumbers:
             return NotImplemented
-        return Tensor._make(compare(self.data, other.data))
+        try:
+            return Tensor._make(compare(self.data, other.data))
+        except ValueError:                      # numpy's only one here: shapes that misfit
+            raise ShapeError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not "
+                             f"broadcast (each trailing size must match or be 1)") from None
+
+    # & | ^ ~ combine masks (booleans) elementwise, and integers bit by bit, outside the graph as
+    # comparisons, as numpy's and torch's: `(x > 0) & (x < 1)`. A float has no bits to combine.
+    def _logical(self, other: Operand, combine: Callable, symbol: str) -> Tensor:
+        try:
+            other = _lift(other, self)
+        except _NotNumbers:
+            return NotImplemented
+        _refuse_floats(symbol, self, other)
+        return self._compared(other, combine)
+
+    def __and__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_and, "&")
+    def __or__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_or, "|")
+    def __xor__(self, other: Operand) -> Tensor: return self._logical(other, np.bitwise_xor, "^")
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__      # each gives the same either way
+
+    def __invert__(self) -> Tensor:
+        _refuse_floats("~", self)
+        return Tensor._make(np.invert(self.data))
 
     def __lt__(self, other: Operand) -> Tensor: return self._compared(other, np.less)
     def __le__(self, other: Operand) -> Tensor: return self._compared(other, np.less_equal)
@@ -947,6 +978,11 @@ class Tensor:
         also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
         gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
+        equally, as with torch.amin."""
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened

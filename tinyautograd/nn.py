@@ -105,6 +105,19 @@ class Parameter(Tensor):
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+# PyTorch's Module methods that are missing here, and what to write instead, for
+# Module.__getattr__'s error. A model's dtype is its parameters' arrays' (float64 for gradcheck).
+_CAST = "for p in model.parameters(): p.data = p.data.astype(np.{})"
+_TORCH_MODULE_NAMES = {
+    "double": _CAST.format("float64"), "float": _CAST.format("float32"),
+    "half": _CAST.format("float16"),
+    "to": ("nothing for a device (there are none); for a dtype, "
+           "p.data = p.data.astype(dtype) for each p in model.parameters()"),
+    "cuda": "nothing: numpy runs on the CPU", "cpu": "nothing: every tensor is a numpy array",
+    "register_parameter": "an attribute, self.name = Parameter(...)",
+    "add_module": "an attribute, self.name = module",
+}
+
 
 class Module:
     """Base class of layers and models: write `__init__` to set attributes, and `forward`.
@@ -278,6 +291,11 @@ class Module:
         """Forget the gradients: backward accumulates into `.grad`, so clear it between steps
         (to None; with set_to_none=False, to zeros, as torch's)."""
         engine._zero_grads(self.parameters(), set_to_none)
+
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails, as Tensor's: a PyTorch name gets ours in its error.
+        hint = None if name[0] == "_" else _TORCH_MODULE_NAMES.get(name)
+        raise engine._not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # -- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -594,10 +594,31 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         x = ctx.array(0)
-        shape = _keepdims_shape(x.shape, ctx.axis)
-        is_max = x == x.max(axis=ctx.axis, keepdims=True)      # a constant, like relu's mask
-        share = is_max / is_max.sum(axis=ctx.axis, keepdims=True)
-        return grad.reshape(shape) * share.astype(x.dtype)
+        return _to_the_extremes(grad, x, x.max(axis=ctx.axis, keepdims=True), ctx.axis)
+
+
+class Min(Function):
+    """y = min of x over axis;  the gradient goes to the minimal elements, shared equally
+    between ties (as torch.amin does)"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axis = axis
+        _refuse_empty_reduction("min", x, axis)
+        return x.min(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.array(0)
+        return _to_the_extremes(grad, x, x.min(axis=ctx.axis, keepdims=True), ctx.axis)
+
+
+def _to_the_extremes(grad, x, extreme, axis):
+    """Max's and Min's gradient: to the elements of x equal to `extreme` (the max or the min,
+    kept along `axis`), shared equally between ties."""
+    is_extreme = x == extreme                       # a constant, like relu's mask
+    share = is_extreme / is_extreme.sum(axis=axis, keepdims=True)
+    return grad.reshape(_keepdims_shape(x.shape, axis)) * share.astype(x.dtype)
 
 
 class Softmax(Function):
