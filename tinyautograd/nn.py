@@ -294,7 +294,7 @@ class Module:
 
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails, as Tensor's: a PyTorch name gets ours in its error.
-        hint = None if name[0] == "_" else _TORCH_MODULE_NAMES.get(name)
+        hint = None if name.startswith("_") else _TORCH_MODULE_NAMES.get(name)
         raise engine._not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # -- printing -----------------------------------------------------------------------------
