@@ -197,6 +197,8 @@ def test_07_block_post_ln_block_gradient(tmp_path):
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)",
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)\n"
      "    param = param * (1 - lr * weight_decay)", "decaying after the Adam step"),
+    ("param = param * (1 - lr * weight_decay)", "param = param * (1 - weight_decay)",
+     "shrinking the parameter by weight_decay alone: the decay is scaled by the learning rate"),
 ])
 def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "adam_step", old, new)
