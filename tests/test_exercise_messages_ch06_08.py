@@ -116,6 +116,17 @@ def test_07_block_gelu_gradient_through_numpy(tmp_path):
     assert "gradient with respect to `x`" in message and "at [" in message
 
 
+def test_07_block_gelu_through_a_numpy_function_is_told_to_use_the_tensors_own(tmp_path):
+    # np.tanh(tensor) raises numpy's own TypeError about ufuncs; the check says what it means.
+    message = edited_message(tmp_path, "feed_forward",
+                             "return 0.5 * x * (1 + inner.tanh())",
+                             "import numpy as np\n"
+                             "    return 0.5 * x * (1 + np.tanh(inner))")
+    assert "raised an error" in message and "does not support ufuncs" in message
+    assert "A numpy function (np.tanh, np.exp, np.maximum, ...) was given a Tensor: use the " \
+           "Tensor's own operations (x.tanh(), x.exp(), x.relu(), ...)" in message
+
+
 def test_07_block_gelu_with_a_constant_slightly_off_is_told_of_its_values(tmp_path):
     # Close enough to pass the comparison of values, not that of the gradient; but the
     # learner wrote no gradient, so the message is about the values.
@@ -186,6 +197,8 @@ def test_07_block_post_ln_block_gradient(tmp_path):
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)",
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)\n"
      "    param = param * (1 - lr * weight_decay)", "decaying after the Adam step"),
+    ("param = param * (1 - lr * weight_decay)", "param = param * (1 - weight_decay)",
+     "shrinking the parameter by weight_decay alone: the decay is scaled by the learning rate"),
 ])
 def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "adam_step", old, new)

@@ -43,6 +43,11 @@ CASES = [
     ("temperature_top_k", "09_generation/temperature_top_k.py",
      "exp = np.exp(logits - logits.max())", "exp = np.exp(logits)",
      ["logits=[ 1000., 999., -1000.]", "subtract the largest"]),
+    # top_k larger than the vocabulary keeps every token, as sample_next does.
+    ("temperature_top_k", "09_generation/temperature_top_k.py",
+     "top_k is not None and top_k < len(logits)", "top_k is not None",
+     ["next_token_probs(logits=[2., 1., 0., 1.], temperature=1.0, top_k=5) raised an error",
+      "IndexError"]),
     ("top_p", "09_generation/top_p.py", "before < top_p", "before <= top_p",
      ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5)", "keeps the ids [1, 2]",
       "the nucleus is the ids [1]"]),
@@ -149,6 +154,19 @@ def test_wrong_answer_is_explained(tmp_path, slug, file, old, new, says):
     text = edited_message(tmp_path, slug, old, new)
     for part in says:
         assert part in text, f"{part!r} not in the message:\n{text}"
+
+
+def test_temperature_top_k_that_writes_into_the_callers_logits_is_told_so(tmp_path):
+    # At temperature 1 there is no division to make a copy, so top-k's -inf would land in the
+    # caller's array; the right probabilities come out all the same.
+    text = edited_message(tmp_path, "temperature_top_k",
+                          "    logits = logits / temperature\n",
+                          "    if temperature != 1:\n        logits = logits / temperature\n",
+                          ("logits = np.where(logits < kth_largest, -np.inf, logits)",
+                           "logits[logits < kth_largest] = -np.inf"))
+    assert ("next_token_probs(logits=[2., 1., 0., 1.], temperature=1.0, top_k=1) changed the "
+            "caller's logits in place (it now holds [ 2., -inf, -inf, -inf])") in text, text
+    assert "np.asarray(logits) is the caller's own array" in text
 
 
 def test_09_generation_models_read_as_names():

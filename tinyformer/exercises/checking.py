@@ -260,6 +260,11 @@ def _where(error: BaseException, path: StrPath) -> str:
             lines.append(f"    {Path(path).name} line {frame.lineno}, in {frame.name}: {source}")
     message = str(error).splitlines()[0] if str(error) else ""
     lines.append(f"    {type(error).__name__}: {message}")
+    if isinstance(error, TypeError) and "does not support ufuncs" in message:
+        # numpy's words for np.tanh(tensor): a Tensor refuses numpy's elementwise functions.
+        lines.append("    A numpy function (np.tanh, np.exp, np.maximum, ...) was given a Tensor: "
+                     "use the Tensor's own operations (x.tanh(), x.exp(), x.relu(), ...), "
+                     "which record the graph so that gradients flow.")
     return "\n".join(lines)
 
 

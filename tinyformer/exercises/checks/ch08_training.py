@@ -74,6 +74,8 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, variant=Non
             new = param - lr * m_hat / (np.sqrt(v_hat) + eps)
             if variant == "decay after":
                 new = new * (1 - lr * weight_decay)
+        elif variant == "decay without lr":
+            new = param * (1 - weight_decay) - lr * m_hat / (np.sqrt(v_hat) + eps)
         elif variant == "eps inside":
             new = param * (1 - lr * weight_decay) - lr * m_hat / np.sqrt(v_hat + eps)
         else:
@@ -89,6 +91,8 @@ _ADAM_MISTAKES = [
     ("l2", "with Adam's L2 decay through the gradient; AdamW decays the parameter directly, "
            "param * (1 - lr * weight_decay)"),
     ("decay after", "decaying after the Adam step; AdamW decays the parameter first"),
+    ("decay without lr", "shrinking the parameter by weight_decay alone: the decay is "
+                         "scaled by the learning rate, param * (1 - lr * weight_decay)"),
     ("no decay", "without the weight decay: param * (1 - lr * weight_decay), before the "
                  "Adam step"),
     ("eps inside", "with eps inside the square root: it goes after it, sqrt(v_hat) + eps"),

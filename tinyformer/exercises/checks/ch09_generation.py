@@ -176,11 +176,25 @@ def reference_probs(logits: ArrayLike, temperature: float = 1.0,
 ], forbid=["tinyformer.sampling", "tinyformer.decoding"])
 def check_temperature_top_k(learner: Learner) -> None:
     probs_of = learner.function("next_token_probs")
+
+    def on_copy(logits, *args, **kwargs):
+        """next_token_probs on a copy of `logits`: top-k that writes -inf into the caller's
+        array (there is no copy to write into when the temperature is 1) would spoil the
+        expected answer, computed from `logits` after it."""
+        given = logits.copy()
+        got = probs_of(given, *args, **kwargs)
+        expect(np.array_equal(given, logits),
+               f"{probs_of.last_call} changed the caller's logits in place (it now "
+               f"holds {describe(given, 40)}): the caller may still need them. "
+               f"np.asarray(logits) is the caller's own array, not a copy: set the dropped "
+               f"tokens to -inf in a new array (np.where(...), or logits.copy()).")
+        return got
+
     logits = np.array([2.0, 1.0, 0.0, 1.0])
     cases = [((), {}), ((0.5,), {}), ((2.0,), {}), ((0,), {}), ((1.0, 1), {}), ((1.0, 2), {}),
-             ((0.7, 3), {}), ((1.0, 4), {}), ((1.0, None), {})]
+             ((0.7, 3), {}), ((1.0, 4), {}), ((1.0, 5), {}), ((1.0, None), {})]
     for args, kwargs in cases:
-        got = probs_of(logits, *args, **kwargs)
+        got = on_copy(logits, *args, **kwargs)
         try:
             expect_array(got, reference_probs(logits, *args, **kwargs), probs_of.last_call,
                          tensor=False)
@@ -193,18 +207,18 @@ def check_temperature_top_k(learner: Learner) -> None:
                                    f"not multiply.") from None
             raise
     tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
-    expect_array(probs_of(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
+    expect_array(on_copy(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
                  "for the largest logit: temperature 0 gives all the probability to the lowest "
                  "id, as np.argmax)", tensor=False)
     rng = np.random.default_rng(9)
     for temperature, top_k in [(1.3, None), (0.4, 5), (0.0, None), (2.5, 1), (0.8, 12)]:
         logits = rng.standard_normal(12) * 3
         logits[3] = logits[7]                      # a tie, which top-k must keep together
-        got = probs_of(logits, temperature, top_k)
+        got = on_copy(logits, temperature, top_k)
         expect_array(got, reference_probs(logits, temperature, top_k), probs_of.last_call,
                      tensor=False, atol=1e-8)
     big = np.array([1000.0, 999.0, -1000.0])        # softmax overflows unless shifted by the max
-    expect_array(probs_of(big, 1.0), reference_probs(big), probs_of.last_call + "  (large "
+    expect_array(on_copy(big, 1.0), reference_probs(big), probs_of.last_call + "  (large "
                  "logits: subtract the largest before np.exp)", tensor=False)
 
 
