@@ -729,6 +729,115 @@ def test_a_gpts_folded_blocks_hold_their_residual_sums(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+@pytest.fixture(scope="module")
+def gpt_backward(tmp_path_factory):
+    """The page that opens on a GPT's backward graph with its blocks folded (--depth 2): graphviz
+    drew each block's backward with its branches side by side, much wider than its label."""
+    ta.manual_seed(0)
+    with viz.record():
+        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
+        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    path = tmp_path_factory.mktemp("pages") / "backward.html"
+    viz.graph_page(step.loss, params=model, view="backward", depth=2).save(path)
+    return path
+
+
+def folded_sizes(browser):
+    """Each folded box shown: its width and height as drawn now, its widest line of text, and
+    the width graphviz gave the open module."""
+    return browser.execute_script("""
+        const v = views[current];
+        return [...v.overlay.querySelectorAll("g.folded")].map((g) => {
+          const rect = g.querySelector("rect");
+          return {key: g.dataset.key, width: +rect.getAttribute("width"),
+                  height: +rect.getAttribute("height"), open: foldedBox(v, g.dataset.key).width,
+                  text: Math.max(...[...g.querySelectorAll("text")].map(
+                    (t) => t.getComputedTextLength()))};
+        });""")
+
+
+def node_places(browser):
+    """Where each node of the view shown is drawn, in the graph's coordinates: node id -> x, y
+    (a tuple, which pytest.approx compares)."""
+    places = browser.execute_script("""
+        const v = views[current], places = {};
+        for (const [id, g] of Object.entries(v.nodes)) {
+          const m = g.transform.baseVal.consolidate()?.matrix, box = v.nodeBox[id];
+          places[id] = [box.x + (m ? m.e : 0), box.y + (m ? m.f : 0)];
+        }
+        return places;""")
+    return {i: tuple(place) for i, place in places.items()}
+
+
+def test_a_folded_box_is_as_big_as_its_label_and_the_graph_closes_up_around_it(browser,
+                                                                                gpt_backward):
+    open_clean(browser, gpt_backward)
+    sizes = folded_sizes(browser)
+    assert len(sizes) >= 3
+    for size in sizes:
+        # Its label fits in it, with little to spare, however wide the open module was.
+        assert size["text"] <= size["width"] < 2.6 * size["text"], size
+    assert max(s["open"] for s in sizes) > 2.5 * max(s["width"] for s in sizes)
+    # The nodes beside the widest block, across the flow, move in by at least the room it gave
+    # back on their side; the graph as shown is much narrower than graphviz drew it.
+    widest = max(sizes, key=lambda s: s["open"])
+    moved_in = browser.execute_script("""
+        const v = views.backward, drawn = foldedBox(v, arguments[0]), now = moved(v, drawn);
+        const beside = Object.keys(v.nodes).filter((id) => !v.rep[id] &&
+          v.nodeBox[id].x >= drawn.x + drawn.width);
+        return [beside.length, Math.min(...beside.map((id) => v.nodeBox[id].x - boxOf(v, id).x)),
+                (drawn.x + drawn.width) - (now.x + now.width)];""", widest["key"])
+    count, least, right_side_given_back = moved_in
+    assert count > 0 and right_side_given_back > 0.25 * widest["open"]
+    assert least > right_side_given_back - 1
+    shown, drawn = browser.execute_script(
+        "const v = views.backward; return [contentBox(v).width, v.extent.width]")
+    assert shown < 0.5 * drawn
+    assert under_folded_boxes(browser, "backward") == []
+    assert chromium.errors(browser) == []
+
+
+def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser, gpt_backward):
+    open_clean(browser, gpt_backward)
+    browser.find_element(By.ID, "unfold").click()
+    drawn = node_places(browser)
+    graphviz = browser.execute_script("return views.backward.nodeBox")
+    assert drawn == {i: (b["x"], b["y"]) for i, b in graphviz.items()}
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#svg-backward g.cluster text')]"
+        ".map((t) => [t.getAttribute('x'), t.getAttribute('y')])")
+    Select(browser.find_element(By.ID, "depth")).select_by_value("2")
+    folded = node_places(browser)
+    shown = [i for i in drawn if browser.execute_script("return !views.backward.rep[arguments[0]]",
+                                                        i)]
+    # Folded, the nodes still shown move along the flow and across it.
+    assert any(abs(folded[i][0] - drawn[i][0]) > 50 for i in shown)
+    assert any(abs(folded[i][1] - drawn[i][1]) > 50 for i in shown)
+    # Opened one by one (each click keeps the box clicked in place), every node, box label and
+    # arrow is back where graphviz drew it.
+    while browser.find_elements(By.CSS_SELECTOR, "#svg-backward g.folded"):
+        browser.execute_script("unfold(views.backward, arguments[0])", browser.find_element(
+            By.CSS_SELECTOR, "#svg-backward g.folded").get_attribute("data-key"))
+    assert node_places(browser) == drawn
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('#svg-backward g.cluster text')]"
+        ".map((t) => [t.getAttribute('x'), t.getAttribute('y')])") == labels
+    assert browser.execute_script(
+        "return views.backward.drawn.filter(({el, attr, original}) => "
+        "attr !== 'points' && attr !== 'd' && +el.getAttribute(attr) !== +original).length") == 0
+    assert chromium.errors(browser) == []
+
+
+def test_the_folded_page_opens_with_its_node_labels_big_enough_to_read(browser, gpt_backward):
+    # The view fits the graph as folded, not the room graphviz gave the open modules: a node's
+    # name (graphviz's 14 points) comes out a readable size in the 1400 x 900 window.
+    open_clean(browser, gpt_backward)
+    scale = browser.execute_script("return views.backward.svg.getScreenCTM().a")
+    assert 14 * scale >= 4.5
+    assert view_box(browser) == pytest.approx(browser.execute_script(
+        "const b = contentBox(views.backward); return [b.x, b.y, b.width, b.height]"))
+
+
 def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
     _, _, path = gpt
     size = browser.get_window_size()

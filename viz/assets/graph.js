@@ -51,11 +51,11 @@ function makeView(name) {
   const view = {
     name, info, picture, svg,
     graph: svg.querySelector("g.graph"),
-    axis: data.rankdir === "LR" ? 0 : 1,  // the coordinate along which the graph flows
     nodes: {},          // node id -> its <g>
     nodeBox: {},        // node id -> its rectangle {x, y, width, height} as graphviz drew it
     clusters: {},       // cluster name -> its <g>
     boxes: {},          // cluster name -> its rectangle as graphviz drew it
+    labels: {},         // cluster name -> the rectangle of its label's lines, or null
     edges: [],          // {el, from, to}
     drawn: [],          // every coordinate to move when folding: {el, attr, original}
     users: {},          // node id -> ids of the nodes that take it as an input
@@ -65,13 +65,16 @@ function makeView(name) {
     folded: new Set(info.folded),         // paths of stacks folded into "Block x N"
     depth: data.depth === null ? "" : String(data.depth),   // the fold menu's choice
     rep: {},            // node id -> the key of the folded box it is hidden in, or null
-    move: (v) => v,     // the coordinate of a point as drawn -> as shown now (see compaction)
+    // A coordinate of a point as drawn -> as shown now, one map for each axis (see compaction).
+    move: {x: (v) => v, y: (v) => v},
     overlay: document.createElementNS(SVG_NS, "g"),
   };
   const keep = (el, attr) => view.drawn.push({el, attr, original: el.getAttribute(attr)});
   // The white background, then graphviz's parts. The native tooltip would show graphviz's
   // names ("op3"): read them, then drop them.
-  keep(view.graph.querySelector(":scope > polygon"), "points");
+  const background = view.graph.querySelector(":scope > polygon");
+  view.extent = polygonBox(background);       // the whole drawing, in the graph's coordinates
+  keep(background, "points");
   for (const g of svg.querySelectorAll("g.node")) {
     const title = g.querySelector("title");
     view.nodes[title.textContent] = g;
@@ -86,6 +89,8 @@ function makeView(name) {
     const title = g.querySelector("title");
     view.clusters[title.textContent] = g;
     view.boxes[title.textContent] = polygonBox(g.querySelector("polygon"));
+    const lines = [...g.querySelectorAll("text")].map((text) => text.getBBox());
+    view.labels[title.textContent] = lines.length ? unionBox(lines) : null;
     g.dataset.cluster = title.textContent;
     focusable(g, `fold ${info.clusters[title.textContent].label}`);
     title.remove();
@@ -99,7 +104,10 @@ function makeView(name) {
   for (const g of svg.querySelectorAll("g.cluster, g.edge")) {
     for (const el of g.querySelectorAll("polygon, polyline")) keep(el, "points");
     for (const el of g.querySelectorAll("path")) keep(el, "d");
-    for (const el of g.querySelectorAll("text")) keep(el, view.axis ? "y" : "x");
+    for (const el of g.querySelectorAll("text")) {
+      keep(el, "x");
+      keep(el, "y");
+    }
   }
   for (const [id, node] of Object.entries(info.nodes)) {
     for (const input of node.inputs) (view.users[input] ||= []).push(id);
@@ -179,11 +187,11 @@ function unionBox(boxes) {
           height: Math.max(...boxes.map((b) => b.y + b.height)) - y};
 }
 
-// A rectangle as graphviz drew it -> where it is now, the folds having moved it.
+// A rectangle as graphviz drew it -> where it is now, the folds having moved (and shrunk) it.
 function moved(view, box) {
-  const start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
-  const from = view.move(box[start]), to = view.move(box[start] + box[size]);
-  return {...box, [start]: from, [size]: to - from};
+  const x = view.move.x(box.x), y = view.move.y(box.y);
+  return {x, y, width: view.move.x(box.x + box.width) - x,
+          height: view.move.y(box.y + box.height) - y};
 }
 
 // The rectangle that stands for node `id` now: its own, or its folded box's.
@@ -191,9 +199,9 @@ function boxOf(view, id) {
   const rep = view.rep[id];
   if (rep) return moved(view, foldedBox(view, rep));
   if (!view.nodeBox[id]) return null;
-  const box = view.nodeBox[id], start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
-  const middle = box[start] + box[size] / 2;      // a node moves as a whole, keeping its size
-  return {...box, [start]: box[start] + view.move(middle) - middle};
+  // A node moves as a whole, keeping its size: where its middle goes.
+  const box = view.nodeBox[id], x = box.x + box.width / 2, y = box.y + box.height / 2;
+  return {...box, x: box.x + view.move.x(x) - x, y: box.y + view.move.y(y) - y};
 }
 
 function focus(view, ids) {
@@ -365,13 +373,19 @@ function unfold(view, key) {
   });
 }
 
-// Fold or open (`change`) and pan so that `box` stays where it was on the screen.
+// Fold or open (`change`) and pan so that `box` stays where it was on the screen: the middle
+// of its top, where the label clicked is, open or folded.
 function keepInPlace(view, box, change) {
-  const start = view.axis ? "y" : "x", before = view.move(box[start]);
+  const labelAt = () => {
+    const now = moved(view, box);
+    return {x: now.x + now.width / 2, y: now.y};
+  };
+  const before = labelAt();
   change();
   applyFolding(view);
-  const shift = view.move(box[start]) - before;
-  setViewBox(view, {...view.viewBox, [start]: view.viewBox[start] + shift});
+  const after = labelAt();
+  setViewBox(view, {...view.viewBox, x: view.viewBox.x + after.x - before.x,
+                    y: view.viewBox.y + after.y - before.y});
 }
 
 // Open every fold that hides node `id`, so that it can be shown: the one it is hidden in,
@@ -420,7 +434,7 @@ function applyFolding(view) {
     edge.el.classList.toggle("gone", Boolean(from) && from === to);
   }
   const shown = new Set(Object.values(view.rep).filter((key) => key));
-  view.move = compaction(view, shown);
+  view.move = {x: compaction(view, shown, "x"), y: compaction(view, shown, "y")};
   redraw(view);
   view.overlay.replaceChildren();
   for (const key of shown) drawFolded(view, key);
@@ -457,31 +471,37 @@ function clusterHidden(view, name) {
   return members.length > 0 && members.every((id) => view.rep[id]);
 }
 
-// Folding leaves a box much emptier than graphviz drew it. This finds, along the direction
-// the graph flows, the stretches inside folded boxes where nothing visible is (no node, no
-// label of a box still open, not the folded box's own label) and shrinks each to GAP. It
-// returns the map from a coordinate as drawn to the coordinate shown: piecewise linear,
-// increasing, the identity when nothing is folded (the open picture stays graphviz's own).
-const GAP = 24, PAD = 6, LABEL = 22;
+// Folding leaves a box much emptier than graphviz drew it, along the direction the graph
+// flows and across it: a folded module is one label where graphviz made room for all its
+// nodes side by side. This finds, along one axis ("x" or "y"), the stretches inside folded
+// boxes where nothing visible is (no node, no border or label of a box still open, not the
+// folded box's own label) anywhere in the picture, and shrinks each to GAP. Both axes taken
+// in, a folded box is about as big as its label, and the rest of the graph closes up around
+// it. It returns the map from a coordinate as drawn to the coordinate shown: piecewise
+// linear, increasing (so nothing comes to overlap what it did not overlap as drawn), the
+// identity when nothing is folded (the open picture stays graphviz's own).
+const GAP = 24, PAD = 6;
 
-function compaction(view, shown) {
-  const start = view.axis ? "y" : "x", size = view.axis ? "height" : "width";
-  const span = (box) => [box[start], box[start] + box[size]];
+function compaction(view, shown, axis) {
+  const size = axis === "x" ? "width" : "height";
+  const span = (box, pad = 0) => [box[axis] - pad, box[axis] + box[size] + pad];
   const bands = [...shown].map((key) => span(foldedBox(view, key)));
   if (!bands.length) return (v) => v;
   const busy = [];
   for (const [id, box] of Object.entries(view.nodeBox)) {
-    if (!view.rep[id]) busy.push([box[start] - PAD, box[start] + box[size] + PAD]);
+    if (!view.rep[id]) busy.push(span(box, PAD));
   }
   for (const [name, box] of Object.entries(view.boxes)) {
     if (clusterHidden(view, name)) continue;
     const [from, to] = span(box);
-    busy.push([from, from + LABEL], [to - PAD, to]);     // its label, and its bottom border
+    busy.push([from, from + PAD], [to - PAD, to]);           // its borders
+    if (view.labels[name]) busy.push(span(view.labels[name], PAD));
   }
-  for (const key of shown) {
-    const [from] = span(foldedBox(view, key));
-    busy.push([from, from + foldedLabel(view, key).height]);
-  }
+  for (const key of shown) busy.push(span(labelBox(view, key)));
+  // Beyond everything shown, up to the drawing's edge, only arrows are left, between folded
+  // boxes, going round what was there: that room goes too.
+  const [from, to] = span(view.extent);
+  bands.push([from, Math.min(...busy.map(([a]) => a))], [Math.max(...busy.map(([, b]) => b)), to]);
   const cuts = subtract(merge(bands), merge(busy)).filter(([a, b]) => b - a > GAP);
   return (v) => {
     let shift = 0;
@@ -520,25 +540,22 @@ function subtract(intervals, holes) {
   return out;
 }
 
-// Move every drawn coordinate by view.move: whole nodes, and the points of boxes and arrows.
+// Move every drawn coordinate by view.move: whole nodes, and the points of boxes and arrows,
+// and the boxes' labels.
 function redraw(view) {
-  const axis = view.axis;
   const pairs = /(-?[\d.]+(?:e[-+]?\d+)?),(-?[\d.]+(?:e[-+]?\d+)?)/g;
   for (const {el, attr, original} of view.drawn) {
     if (attr === "points" || attr === "d") {
-      el.setAttribute(attr, original.replace(pairs, (_, x, y) => {
-        const p = [Number(x), Number(y)];
-        p[axis] = view.move(p[axis]);
-        return `${p[0]},${p[1]}`;
-      }));
+      el.setAttribute(attr, original.replace(pairs, (_, x, y) =>
+        `${view.move.x(Number(x))},${view.move.y(Number(y))}`));
     } else {
-      el.setAttribute(attr, view.move(Number(original)));
+      el.setAttribute(attr, view.move[attr](Number(original)));
     }
   }
   for (const [id, g] of Object.entries(view.nodes)) {
     const box = view.nodeBox[id], now = boxOf(view, id);
-    const shift = axis ? now.y - box.y : now.x - box.x;
-    if (shift) g.setAttribute("transform", axis ? `translate(0 ${shift})` : `translate(${shift} 0)`);
+    const dx = now.x - box.x, dy = now.y - box.y;
+    if (dx || dy) g.setAttribute("transform", `translate(${dx} ${dy})`);
     else g.removeAttribute("transform");
   }
 }
@@ -559,13 +576,43 @@ function contentBox(view) {
           height: box.height + 2 * margin};
 }
 
-// The lines of a folded box's label and the room they take.
+// The lines of a folded box's label, their font size (the title's; the other lines are 0.85
+// of it) and the room they take.
 function foldedLabel(view, key) {
   const about = describeFold(view, key);
   const lines = [about.title].concat(about.lines, ["click to open"]);
   const box = foldedBox(view, key), longest = Math.max(...lines.map((line) => line.length));
   const size = Math.max(7, Math.min(14, (box.width - 8) / (0.6 * longest)));
-  return {lines, size, height: 10 + lines.length * size * 1.3};
+  const width = Math.max(...lines.map((line, i) =>
+    textWidth(view, line, i === 0 ? size : size * 0.85, i === 0)));
+  return {lines, size, width: width + 2 * PAD, height: 10 + lines.length * size * 1.3};
+}
+
+// Where a folded box's label is, as drawn: at the middle of the box's top.
+function labelBox(view, key) {
+  const box = foldedBox(view, key), label = foldedLabel(view, key);
+  return {x: box.x + (box.width - label.width) / 2, y: box.y, width: label.width,
+          height: label.height};
+}
+
+// How wide a line of a folded box's label is drawn, measured by the browser (a bold title is
+// wider than its letters counted); remembered, as the same lines are measured at every fold.
+const widths = new Map();
+
+function textWidth(view, line, size, bold) {
+  const key = `${size} ${bold} ${line}`;
+  if (!widths.has(key)) {
+    const g = document.createElementNS(SVG_NS, "g"), text = document.createElementNS(SVG_NS, "text");
+    g.setAttribute("class", "folded");
+    text.setAttribute("font-size", size);
+    if (bold) text.setAttribute("class", "title");
+    text.textContent = line;
+    g.appendChild(text);
+    view.overlay.appendChild(g);
+    widths.set(key, text.getComputedTextLength());
+    g.remove();
+  }
+  return widths.get(key);
 }
 
 function drawFolded(view, key) {
