@@ -499,6 +499,19 @@ def test_bad_train_input(files, args, phrases):
     assert snapshot(files) == before and not (files / "runs").exists()
 
 
+@pytest.mark.parametrize("args, phrase", [
+    (["train", "--prompt", "hi"], "No such option '--prompt': it is an option of "
+                                  "`tinyformer generate`"),
+    (["train", "--kind", "char"], "No such option '--kind': it is an option of "
+                                  "`tinyformer tokenize train`"),
+    (["generate", "--iters", "5"], "No such option '--iters': it is an option of "
+                                   "`tinyformer train`"),
+    (["train", "--iter", "5"], "Did you mean one of: '--eval-iters', '--iters'"),   # no one's
+])
+def test_an_option_of_another_command_names_the_commands_that_take_it(args, phrase):
+    assert_input_error(tinyformer(*args), phrase, f"{args[0]} --help)")
+
+
 @pytest.fixture
 def tokenizer_files(files):
     """Tokenizer files beside the bad inputs: tok.json, a BPE that `tokenize train` learned;
