@@ -3,6 +3,9 @@ ends in one line `Error: ...`, exit status 2, no traceback, and no file written.
 
 import json
 import os
+import shlex
+import shutil
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -387,6 +390,17 @@ def test_train_refuses_bad_input_files(tmp_path, make_input, words):
     out = tmp_path / "out.json"
     assert_input_error(run("train", make_input(tmp_path), "--out", out), *words)
     assert not out.exists()
+
+
+@pytest.mark.skipif(shutil.which("iconv") is None, reason="needs iconv")
+def test_the_conversion_that_a_non_utf8_error_suggests_converts_the_file(tmp_path):
+    refused = run("train", latin1_file(tmp_path), "--out", tmp_path / "out.json")
+    assert_input_error(refused, "is not UTF-8 text")
+    command = shlex.split(refused.stderr.strip().split(": ")[-1]) + [str(tmp_path / "latin1.txt")]
+    # In a UTF-8 locale, as most are: iconv reads from the locale's encoding without -f.
+    converted = subprocess.run(command, capture_output=True,
+                               env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert converted.returncode == 0 and converted.stdout.decode("utf-8") == "café"
 
 
 @pytest.mark.parametrize("args, words", [

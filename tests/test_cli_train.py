@@ -188,11 +188,6 @@ def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model, e
 def test_the_commands_that_messages_suggest_run_with_a_space_in_a_path(tmp_path, gpt_run):
     run_dir = tmp_path / "my run"
     shutil.copytree(gpt_run[0], run_dir)
-    refused = tinyformer("train", "--out", run_dir)
-    assert_input_error(refused, "holds a run")
-    suggested = refused.stderr.split("`")[1]               # `tinyformer train --resume ...`
-    tried = tinyformer(*shlex.split(suggested.removeprefix("tinyformer ")))
-    assert tried.exit_code == 0 and "has finished its" in tried.output, tried.output
     exported = tinyformer("export", "--checkpoint", run_dir, "--out", tmp_path / "my hf")
     assert exported.exit_code == 0, exported.output
     suggested = exported.stdout.strip().split("try tinyformer ")[1]
@@ -252,18 +247,22 @@ def started(command, out, **popen):
 
 
 def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path, unbroken):
-    out = tmp_path / "run"
+    out = tmp_path / "my run"
     process = started([sys.executable, str(ROOT / "cli.py"), "train", *LONG, "--out", str(out)],
                       out)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and f"tinyformer train --resume {out}" in stderr
+    assert "Traceback" not in stderr and f"tinyformer train --resume {shlex.quote(str(out))}" \
+        in stderr
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert 1 <= step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
 
-    assert tinyformer("train", "--resume", out).exit_code == 0
+    refused = tinyformer("train", "--out", out)           # as a new run, by mistake
+    assert_input_error(refused, f"--out {str(out)!r} holds a run; continue it with")
+    suggested = refused.stderr.split("`")[1]               # `tinyformer train --resume ...`
+    assert tinyformer(*shlex.split(suggested.removeprefix("tinyformer "))).exit_code == 0
     assert (out / "metrics.jsonl").read_text() == unbroken
 
 
@@ -500,6 +499,19 @@ def test_bad_train_input(files, args, phrases):
     assert snapshot(files) == before and not (files / "runs").exists()
 
 
+@pytest.mark.parametrize("args, phrase", [
+    (["train", "--prompt", "hi"], "No such option '--prompt': it is an option of "
+                                  "`tinyformer generate`"),
+    (["train", "--kind", "char"], "No such option '--kind': it is an option of "
+                                  "`tinyformer tokenize train`"),
+    (["generate", "--iters", "5"], "No such option '--iters': it is an option of "
+                                   "`tinyformer train`"),
+    (["train", "--iter", "5"], "Did you mean one of: '--eval-iters', '--iters'"),   # no one's
+])
+def test_an_option_of_another_command_names_the_commands_that_take_it(args, phrase):
+    assert_input_error(tinyformer(*args), phrase, f"{args[0]} --help)")
+
+
 @pytest.fixture
 def tokenizer_files(files):
     """Tokenizer files beside the bad inputs: tok.json, a BPE that `tokenize train` learned;
@@ -646,8 +658,9 @@ def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)
     before = snapshot(out)
-    assert_input_error(tinyformer("train", "--out", out), "holds a run; continue it with "
-                       f"`tinyformer train --resume {out}`, or give --force")
+    # It has finished: --resume would have nothing to do.
+    assert_input_error(tinyformer("train", "--out", out), f"--out {str(out)!r} holds a "
+                       f"finished run; give another --out, or --force to replace it")
     assert snapshot(out) == before
 
 

@@ -119,3 +119,29 @@ def test_the_time_elapsed_counts_evaluation_too_not_only_the_steps(monkeypatch):
     progress = Progress(10, stream=io.StringIO())
     progress.update(1, 3.0, 100, seconds=2.0)        # two seconds of it in a step
     assert progress.elapsed() == 60.0
+
+
+def test_the_time_left_counts_the_evaluations_still_to_come():
+    out = io.StringIO()
+    progress = Progress(30, stream=out, every=1, eval_every=10)
+    progress.evaluated(4.0)                          # the one before training
+    progress.update(1, 1.0, 100, seconds=1.0)
+    # 29 steps of a second, and the evaluations at steps 10, 20 and 30, of 4 s each.
+    assert out.getvalue().splitlines()[-1].endswith("| 0:41 left")
+    for step in range(2, 11):
+        progress.update(step, 1.0, 100, seconds=1.0)
+    assert out.getvalue().splitlines()[-1].endswith("| 0:32 left")   # step 10's own to come
+    progress.evaluated(2.0)                          # three seconds each, on average
+    progress.update(11, 1.0, 100, seconds=1.0)
+    assert out.getvalue().splitlines()[-1].endswith("| 0:25 left")
+    off_the_beat = Progress(25, stream=io.StringIO(), eval_every=10)
+    assert [off_the_beat.evaluations_to_come(s) for s in (1, 10, 11, 21, 25)] == [3, 3, 2, 1, 1]
+
+
+def test_a_run_tells_the_progress_line_how_long_each_evaluation_took(tmp_path, monkeypatch):
+    timed = []
+    monkeypatch.setattr(Progress, "evaluated", lambda self, seconds: timed.append(seconds))
+    config = TrainConfig(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, iters=4,
+                         eval_every=2, eval_iters=1, sample_tokens=4)
+    Trainer.start(config, str(tmp_path / "run"), log=lambda *_: None).train(threads=1)
+    assert len(timed) == 3 and all(seconds > 0 for seconds in timed)   # steps 0, 2 and 4

@@ -229,9 +229,13 @@ def test_a_setting_spelled_both_ways_is_refused_not_the_later_taken(tmp_path):
         TrainConfig.from_toml(path)
 
 
-def test_unknown_setting_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown setting 'nlayer' in f.toml; known settings"):
-        TrainConfig.from_dict({"nlayer": 2}, "f.toml")
+def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
+    with pytest.raises(ValueError, match="^unknown setting 'iter' in f.toml; did you mean "
+                                         "'iters'\\?$"):
+        TrainConfig.from_dict({"iter": 2}, "f.toml")
+    with pytest.raises(ValueError, match="unknown setting 'optimiser' in f.toml; known settings: "
+                                         "activation, batch_size"):
+        TrainConfig.from_dict({"optimiser": "adam"}, "f.toml")
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -79,7 +79,7 @@ def iter_text(path: StrPath, what: str = "file",
             except UnicodeDecodeError as e:
                 raise ValueError(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
                                  f"{max(0, offset - held + e.start)}); convert it to UTF-8, "
-                                 f"e.g. iconv -t utf-8") from None
+                                 f"e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
             if text:
                 read_any = True
                 yield text

@@ -1,5 +1,5 @@
 """A one-line progress bar for training: step, loss, tokens per second, the cores the steps
-run on, time left.
+run on, time left (for the steps and the evaluations still to come).
 
 On a terminal the line redraws itself in place (carriage return); into a file or a pipe it
 prints a plain line every so often instead, so logs stay readable. Messages printed through
@@ -23,15 +23,31 @@ def duration(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
-                 every: int | None = None) -> None:
+                 every: int | None = None, eval_every: int | None = None) -> None:
         self.total, self.start = total, start
+        self.eval_every = eval_every  # evaluations at its multiples, and at the last step
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
         self.began = time.perf_counter()
         self.step_time = 0.0          # seconds in training steps only (evaluation excluded)
         self.tokens = 0
+        self.eval_time, self.evaluations = 0.0, 0
         self.shown = False
+
+    def evaluated(self, seconds: float) -> None:
+        """After an evaluation, the seconds it took: each evaluation still to come adds their
+        mean to the time left (with a large --eval-iters, they take a good part of a run)."""
+        self.eval_time += seconds
+        self.evaluations += 1
+
+    def evaluations_to_come(self, step: int) -> int:
+        """How many evaluations the run has still to make once `step` is taken: that step's
+        own included, which follows its line."""
+        if self.eval_every is None:
+            return 0
+        last = 1 if self.total % self.eval_every else 0      # the last step's, off the beat
+        return self.total // self.eval_every - (step - 1) // self.eval_every + last
 
     def update(self, step: int, loss: float, n_tokens: int, seconds: float,
                cores: int | None = None) -> None:
@@ -42,6 +58,8 @@ class Progress:
         done = step - self.start
         rate = self.tokens / self.step_time if self.step_time else 0.0
         left = self.step_time / done * (self.total - step) if done else 0.0
+        if self.evaluations:
+            left += self.eval_time / self.evaluations * self.evaluations_to_come(step)
         on = "" if cores is None else f"{counted(cores, 'core')} | "
         line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
                 f"{rate / 1000:.1f}k tok/s | {on}{duration(left)} left")

@@ -315,6 +315,12 @@ class RunDirectory:
         written); a run with a manifest and none stopped before its first."""
         return self.checkpoint is not None
 
+    def has_finished(self) -> bool:
+        """Whether the run's last checkpoint is at its planned --iters: --resume has nothing
+        left to do."""
+        iters = self.settings.get("iters") if isinstance(self.settings, dict) else None
+        return self.has_checkpoint() and self.checkpoint == iters
+
     def others(self) -> list[str]:
         """The entries that are not the run's (nor its manifest and lock), sorted."""
         ours = self.owned | {MANIFEST, LOCK}
@@ -329,6 +335,9 @@ class RunDirectory:
         here = self.path
         resume = f"`{command_line('train', '--resume', here)}`"
         if not force:
+            if self.has_manifest and self.has_finished():
+                raise RunDirectoryError(f"--out {here!r} holds a finished run; give another "
+                                        f"--out, or --force to replace it")
             if self.has_manifest and self.has_checkpoint():
                 raise RunDirectoryError(f"--out {here!r} holds a run; continue it with "
                                         f"{resume}, or give --force to replace it")

@@ -409,7 +409,12 @@ class Trainer:
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
         c = self.config
-        progress = Progress(c.iters, start=self.step)
+        progress = Progress(c.iters, start=self.step, eval_every=c.eval_every)
+        def evaluate(title):
+            began = time.perf_counter()
+            metrics = self.evaluate(title, threads.chosen)
+            progress.evaluated(time.perf_counter() - began)
+            return metrics
         def log(message):
             progress.clear()
             self.log(message)
@@ -420,7 +425,7 @@ class Trainer:
                 f"to train further, start a new run")
             return "done"
         if self.step == 0:
-            self.evaluate("before training", threads.chosen)
+            evaluate("before training")
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
@@ -445,7 +450,7 @@ class Trainer:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
-                    record.update(self.evaluate(title, threads.chosen))
+                    record.update(evaluate(title))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
                 if saving:

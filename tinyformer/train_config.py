@@ -9,6 +9,7 @@ unset (DEFAULTS, filled in by TrainConfig.resolved), and reading them from a TOM
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from typing import Any, Callable
 
@@ -193,8 +194,10 @@ class TrainConfig:
         settings = named
         unknown = sorted(set(settings) - names)
         if unknown:
-            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; known settings: "
-                             f"{', '.join(sorted(names))}")
+            close = difflib.get_close_matches(unknown[0], names, n=1)    # a typo, most often
+            fix = (f"did you mean {close[0]!r}?" if close else
+                   f"known settings: {', '.join(sorted(names))}")
+            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; {fix}")
         check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 

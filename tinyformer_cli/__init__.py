@@ -98,7 +98,8 @@ class Program(click.Group):
             sys.exit(0)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            message = elsewhere(e) if isinstance(e, click.NoSuchOption) else None
+            click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
             e.show()
@@ -128,6 +129,26 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `tinyformer --debug ...`", err=True)
             sys.exit(1)
+
+
+def elsewhere(error: click.NoSuchOption) -> str | None:
+    """For an option of another command (`train --prompt`, from `generate`): the commands
+    that take it, in place of click's guesses among the names of this one's options."""
+    if error.ctx is None:
+        return None
+    def commands(group, path):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from commands(command, f"{path} {name}")
+            else:
+                yield f"{path} {name}", command
+    takers = [f"`{path}`" for path, command in commands(error.ctx.find_root().command,
+                                                         "tinyformer")
+              if any(error.option_name in p.opts + p.secondary_opts for p in command.params)]
+    if not takers:
+        return None
+    shown = ", ".join(takers[:3]) + (", ..." if len(takers) > 3 else "")
+    return f"No such option {error.option_name!r}: it is an option of {shown}"
 
 
 @click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
