@@ -194,6 +194,19 @@ def test_shards_must_sit_beside_their_index(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+def test_a_missing_shard_is_named_with_what_to_do(hf, tmp_path):
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(path.name for path in tmp_path.glob("model-*.safetensors"))
+    for name in shards[1:]:
+        (tmp_path / name).unlink()
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'model.safetensors.index.json'} names the shard {shards[1]!r} (and "
+        f"{len(shards) - 2} more), which is not in {str(tmp_path)!r}: put every shard it names "
+        f"beside it")
+
+
 def test_a_tensor_in_two_shards_is_refused(hf, tmp_path):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
