@@ -18,7 +18,7 @@ import tinyautograd.functional as F
 from tinyautograd import nn, optim
 from tinyformer.gpt import GPT
 from tinyformer.checkpoint import CheckpointError, check_export_dir, load_model
-from tinyformer.pretrained import PretrainedError, read_tokenizer_json
+from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.rundir import read_metrics
 from tinyformer.safetensors import load_file, save_file
 
@@ -192,6 +192,19 @@ def test_shards_must_sit_beside_their_index(hf, tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(PretrainedError, match="every shard must be a file name in"):
         GPT.from_pretrained(tmp_path)
+
+
+def test_a_missing_shard_is_named_with_what_to_do(hf, tmp_path):
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(path.name for path in tmp_path.glob("model-*.safetensors"))
+    for name in shards[1:]:
+        (tmp_path / name).unlink()
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'model.safetensors.index.json'} names the shard {shards[1]!r} (and "
+        f"{len(shards) - 2} more), which is not in {str(tmp_path)!r}: put every shard it names "
+        f"beside it")
 
 
 def test_a_tensor_in_two_shards_is_refused(hf, tmp_path):
@@ -379,6 +392,21 @@ def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
     assert refused(PretrainedError, model.save_pretrained, tmp_path).startswith(
         f"{named} holds a tinyformer checkpoint")
+
+
+def test_a_chat_models_several_end_ids_are_saved_as_transformers_reads_them(tmp_path):
+    # A model loaded with its end ids (load_model's config["eos_ids"], a list for a chat
+    # model) saves them all, so that transformers' generate, and ours, stop at each.
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    model.save_pretrained(tmp_path, eos_token_id=[np.int64(7), 9])
+    assert GPT2Config.from_pretrained(tmp_path).eos_token_id == [7, 9]
+    assert read_eos_ids(tmp_path, VOCAB) == [7, 9]
+    for bad, message in (([7, VOCAB], "eos_token_id 101 is not a token"),
+                         ([7, 1.5], "eos_token_id must be a whole number >= 0, got 1.5"),
+                         ([], "eos_token_id is an empty list")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            model.save_pretrained(tmp_path / "bad", eos_token_id=bad)
+        assert not (tmp_path / "bad").exists()
 
 
 def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):

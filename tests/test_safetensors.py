@@ -79,6 +79,15 @@ def test_bfloat16_loads_as_the_same_float32_values(tmp_path):
     np.testing.assert_array_equal(loaded, x.float().numpy())
 
 
+def test_a_valid_file_of_a_dtype_we_do_not_read_is_not_called_invalid(tmp_path):
+    path = tmp_path / "f8.safetensors"
+    safetensors.torch.save_file({"w": torch.zeros(2, dtype=torch.float8_e4m3fn)}, path)
+    with pytest.raises(SafetensorsError) as error:
+        load_file(path)
+    assert str(error.value).startswith(f"{path}: tensor 'w' has dtype F8_E4M3, which "
+                                       f"tinyformer does not read (it reads BOOL, U8,")
+
+
 def test_unsupported_arrays_and_metadata_are_refused_when_saving(tmp_path):
     path = tmp_path / "a.safetensors"
     with pytest.raises(SafetensorsError, match="'z' has dtype complex128"):

@@ -85,13 +85,14 @@ class GPT(nn.Module):
         return load_pretrained_gpt(directory, cls)
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
-                        eos_token_id: int | None = None) -> None:
+                        eos_token_id: int | Sequence[int] | None = None) -> None:
         """Write this GPT as a Hugging Face checkpoint (config.json and model.safetensors)
         that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's format for
         GPT-2's block, Llama's for the modern block as Llama has it (positions="rope",
         normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and
         bias), Qwen3's for that block with qk_norm=True and bias=False. The token ids, if the
-        tokenizer has such tokens, are for transformers' generate. ValueError, one line, for
+        tokenizer has such tokens, are for transformers' generate (eos_token_id may be a list
+        of ids, as a chat model's: load_model's config["eos_ids"]). ValueError, one line, for
         a setting no format expresses (sinusoidal positions, post-norm, ReLU, relu2,
         logit_softcap, or a mix of GPT-2's block and the modern one). A BPE tokenizer goes
         beside it with tinyformer.pretrained.save_gpt2_tokenizer."""

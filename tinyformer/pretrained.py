@@ -51,7 +51,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import regex
@@ -281,6 +281,12 @@ def _read_tensors(directory, prefix):
         # Shards sit beside the index: a name with a folder in it could reach anywhere.
         if not all(isinstance(name, str) and os.path.basename(name) == name for name in shards):
             raise PretrainedError(f"{path}: every shard must be a file name in {directory!r}")
+        missing = [name for name in sorted(shards)
+                   if not os.path.lexists(os.path.join(directory, name))]
+        if missing:                         # a download that fetched the index alone, say
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise PretrainedError(f"{path} names the shard {missing[0]!r}{more}, which is not "
+                                  f"in {directory!r}: put every shard it names beside it")
     arrays = []                       # (name, array), from every file, names not yet unique
     for file in files:
         try:
@@ -656,7 +662,7 @@ def pretrained_format(model: GPT) -> str:
 
 
 def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None = None,
-                        eos_token_id: int | None = None) -> None:
+                        eos_token_id: int | Sequence[int] | None = None) -> None:
     """GPT.save_pretrained: write `model` in the format that expresses it (pretrained_format:
     GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
     (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
@@ -665,7 +671,8 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     generation_config.json or tokenizer, which transformers would read too). Each file is written
     atomically, config.json last, so a directory with a config.json has its weights. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
-    tokens, if it has them, for transformers' generate to use."""
+    tokens, if it has them, for transformers' generate to use; the end may be a list of ids,
+    as read_eos_ids gives a chat model's."""
     directory = os.fspath(directory)
     family = pretrained_format(model)
     vocab_size = model.config["vocab_size"]
@@ -673,11 +680,20 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     for what, token in token_ids.items():
         if token is None:
             continue
-        check_whole("save_pretrained", 0, **{what: token})     # numpy's integers too
-        if not token < vocab_size:
-            raise PretrainedError(f"{what} {token} is not a token of the model's vocabulary "
-                                  f"(0..{vocab_size - 1})")
-        token_ids[what] = int(token)                            # for json: not np.int64
+        # The end may be several ids, as a chat model's (<|im_end|> and <|endoftext|>): a
+        # list, as transformers' configs and read_eos_ids have it.
+        several = what == "eos_token_id" and isinstance(token, (list, tuple, np.ndarray))
+        ids = list(token) if several else [token]
+        if not ids:
+            raise PretrainedError(f"save_pretrained: {what} is an empty list; give an id, a "
+                                  f"list of ids, or None")
+        for i in ids:
+            check_whole("save_pretrained", 0, **{what: i})     # numpy's integers too
+            if not i < vocab_size:
+                raise PretrainedError(f"{what} {i} is not a token of the model's vocabulary "
+                                      f"(0..{vocab_size - 1})")
+        ids = [int(i) for i in ids]                            # for json: not np.int64
+        token_ids[what] = ids if several else ids[0]
     path = os.path.join(directory, CONFIG)
     if os.path.exists(path) and is_ours(read_config_json(directory)):
         raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "

@@ -43,14 +43,17 @@ DTYPES = {"BOOL": np.dtype(bool), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
           "BF16": np.dtype("<u2"),          # read as 16-bit patterns, then made float32
           "I32": np.dtype("<i4"), "U32": np.dtype("<u4"), "F32": np.dtype("<f4"),
           "F64": np.dtype("<f8"), "I64": np.dtype("<i8"), "U64": np.dtype("<u8")}
+# The format's other dtypes (8-bit and smaller floats, complex numbers): a file of them is
+# valid, but numpy has no such dtype, and no checkpoint this package reads holds them.
+UNREAD = ("F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0", "C64")
 RANK = {name: i for i, name in enumerate(DTYPES)}
 NAMES = {dtype: name for name, dtype in DTYPES.items() if name != "BF16"}   # numpy -> "F32"
 MAX_HEADER = 100_000_000     # the reference's limit too: a larger "header" is a corrupt file
 
 
 class SafetensorsError(ValueError):
-    """A file that is not valid safetensors, or arrays that cannot be saved as one; the message
-    names the file and what is wrong, in one line."""
+    """A file that is not valid safetensors (or holds a dtype not read here), or arrays that
+    cannot be saved as one; the message names the file and what is wrong, in one line."""
 
 
 def save_file(arrays: dict[str, ArrayLike], path: StrPath,
@@ -167,6 +170,9 @@ def _parse_header(path, f, size):
             raise _invalid(path, f"tensor {_shown(name)} needs dtype, shape and data_offsets, "
                                 f"got {_shown(entry)}")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype in UNREAD:
+            raise SafetensorsError(f"{path}: tensor {_shown(name)} has dtype {dtype}, which "
+                                   f"tinyformer does not read (it reads {', '.join(DTYPES)})")
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise _invalid(path, f"tensor {_shown(name)} has dtype {_shown(dtype)}, not one of "
                                 f"{', '.join(DTYPES)}")
