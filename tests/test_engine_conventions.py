@@ -156,6 +156,24 @@ def test_a_function_given_what_is_not_numbers_names_itself_and_the_type(what):
 # ------------------------------------------------------------------ the array protocol
 
 
+@pytest.mark.parametrize("read", [
+    lambda x: np.where(x.data > 1, x, 0.0),
+    lambda x: np.concatenate([x, x]),
+    lambda x: np.asarray(x),
+    lambda x: np.array(x, dtype=np.float64),
+    lambda x: np.clip(x, 0, 1),
+])
+def test_numpy_reading_a_tensor_in_the_graph_is_refused_as_in_torch(read):
+    # Its result would be an array that x's gradient never reaches: silently, before.
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    for graph_tensor in (x, x * 2):
+        with pytest.raises(TypeError, match=r"^numpy read a Tensor that requires a gradient, "
+                                            r"and would drop its graph: use the Tensor's own"):
+            read(graph_tensor)
+    with ta.no_grad():                                  # nothing recorded: nothing dropped
+        np.testing.assert_array_equal(read(x), read(x.detach()))
+
+
 def test_np_array_copies_unless_told_not_to():
     t = Tensor([1.0, 2.0])
     for copied in (np.array(t), np.array(t, copy=True), np.array(t, dtype=np.float64)):
@@ -273,7 +291,8 @@ def test_other_missing_names_keep_pythons_error_and_the_protocols_that_probe_for
     with pytest.raises(AttributeError, match=r"^module 'tinyautograd' has no attribute 'nope'$"):
         _ = ta.nope
     assert not hasattr(x, "__array_interface__") and not hasattr(x, "_nothing")
-    assert np.asarray(x) is x.data                     # numpy probed two names, then __array__
+    with ta.no_grad():
+        assert np.asarray(x) is x.data                 # numpy probed two names, then __array__
     assert copy.copy(x).data is x.data and copy.deepcopy(x).requires_grad
 
 

@@ -744,6 +744,13 @@ class Tensor:
         return self
 
     def __array__(self, dtype=None, copy=None):
+        # numpy's functions read a Tensor's numbers alone: `np.where(m, x, 0)` would give an
+        # array that x's gradient never reaches, silently. Refused, as torch refuses it, where
+        # the graph is being recorded (under no_grad nothing is, as for lists of operands).
+        if self.requires_grad and _mode.grad_enabled:
+            raise TypeError("numpy read a Tensor that requires a gradient, and would drop its "
+                            "graph: use the Tensor's own ops (ta.where, ta.concat, x.exp(), "
+                            "...), or x.detach() for its numbers alone")
         # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
