@@ -113,7 +113,7 @@ _TORCH_MODULE_NAMES = {
     "half": _CAST.format("float16"),
     "to": ("nothing for a device (there are none); for a dtype, "
            "p.data = p.data.astype(dtype) for each p in model.parameters()"),
-    "cuda": "nothing: numpy runs on the CPU", "cpu": "nothing: every tensor is a numpy array",
+    "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "cpu": engine._TORCH_TENSOR_NAMES["cpu"],
     "register_parameter": "an attribute, self.name = Parameter(...)",
     "add_module": "an attribute, self.name = module",
 }

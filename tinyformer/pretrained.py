@@ -281,12 +281,12 @@ def _read_tensors(directory, prefix):
         # Shards sit beside the index: a name with a folder in it could reach anywhere.
         if not all(isinstance(name, str) and os.path.basename(name) == name for name in shards):
             raise PretrainedError(f"{path}: every shard must be a file name in {directory!r}")
-        missing = [name for name in sorted(shards)
-                   if not os.path.lexists(os.path.join(directory, name))]
+        missing = [file for file in files if not os.path.lexists(file)]
         if missing:                         # a download that fetched the index alone, say
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise PretrainedError(f"{path} names the shard {missing[0]!r}{more}, which is not "
-                                  f"in {directory!r}: put every shard it names beside it")
+            shard = os.path.basename(missing[0])
+            raise PretrainedError(f"{path} names the shard {shard!r}{more}, which is not in "
+                                  f"{directory!r}: put every shard it names beside it")
     arrays = []                       # (name, array), from every file, names not yet unique
     for file in files:
         try:
