@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 from .summary import counted
 
@@ -23,9 +23,13 @@ def duration(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
-                 every: int | None = None, eval_every: int | None = None) -> None:
+                 every: int | None = None, evaluates: Callable[[int], bool] | None = None
+                 ) -> None:
         self.total, self.start = total, start
-        self.eval_every = eval_every  # evaluations at its multiples, and at the last step
+        # The steps after which the run evaluates, by the trainer's own rule, counted once;
+        # a step's line counts its own evaluation, which follows the line.
+        self.evaluates = evaluates or (lambda step: False)
+        self.evaluations_to_come = sum(map(self.evaluates, range(start + 1, total + 1)))
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
@@ -41,14 +45,6 @@ class Progress:
         self.eval_time += seconds
         self.evaluations += 1
 
-    def evaluations_to_come(self, step: int) -> int:
-        """How many evaluations the run has still to make once `step` is taken: that step's
-        own included, which follows its line."""
-        if self.eval_every is None:
-            return 0
-        last = 1 if self.total % self.eval_every else 0      # the last step's, off the beat
-        return self.total // self.eval_every - (step - 1) // self.eval_every + last
-
     def update(self, step: int, loss: float, n_tokens: int, seconds: float,
                cores: int | None = None) -> None:
         """After a step: its number, loss, tokens and time taken, and the cores the steps run
@@ -59,7 +55,8 @@ class Progress:
         rate = self.tokens / self.step_time if self.step_time else 0.0
         left = self.step_time / done * (self.total - step) if done else 0.0
         if self.evaluations:
-            left += self.eval_time / self.evaluations * self.evaluations_to_come(step)
+            left += self.eval_time / self.evaluations * self.evaluations_to_come
+        self.evaluations_to_come -= self.evaluates(step)
         on = "" if cores is None else f"{counted(cores, 'core')} | "
         line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
                 f"{rate / 1000:.1f}k tok/s | {on}{duration(left)} left")

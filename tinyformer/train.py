@@ -409,7 +409,10 @@ class Trainer:
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
         c = self.config
-        progress = Progress(c.iters, start=self.step, eval_every=c.eval_every)
+        def due(every, step):            # every `every` steps, and at the last
+            return step % every == 0 or step == c.iters
+        progress = Progress(c.iters, start=self.step,
+                            evaluates=lambda step: due(c.eval_every, step))
         def evaluate(title):
             began = time.perf_counter()
             metrics = self.evaluate(title, threads.chosen)
@@ -418,8 +421,6 @@ class Trainer:
         def log(message):
             progress.clear()
             self.log(message)
-        def due(every):                  # every `every` steps, and at the last
-            return self.step % every == 0 or self.step == c.iters
         if self.step >= c.iters:
             log(f"the run in {self.directory} has finished its {counted(c.iters, 'step')}; "
                 f"to train further, start a new run")
@@ -440,7 +441,8 @@ class Trainer:
                 if not math.isfinite(done.loss):
                     raise FloatingPointError(f"the loss became {done.loss} at step "
                                              f"{self.step}; lower --lr or raise --warmup")
-                evaluating, saving = due(c.eval_every), due(c.checkpoint_every)
+                evaluating = due(c.eval_every, self.step)
+                saving = due(c.checkpoint_every, self.step)
                 if evaluating or saving:      # before the line: none for weights refused
                     self._check_weights()
                 record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
