@@ -1048,8 +1048,8 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        """All the axes reversed, as numpy's `.T` (`swapaxes(-2, -1)` for a batch of
-        matrices)."""
+        """All the axes reversed, as numpy's `.T`; to transpose each matrix of a batch
+        (B, n, m), use `swapaxes(-2, -1)`."""
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
