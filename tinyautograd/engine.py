@@ -1536,4 +1536,4 @@ def _zero_grads(params, set_to_none=True):
         p.grad_tensor = None
 
 
-from . import ops  # noqa: E402  (ops subclass Function and Tensor, defined above)
+from . import ops  # noqa: E402  (ops.py imports Function and Tensor: they must exist first)
