@@ -137,7 +137,7 @@ class Sub(Function):
 
 
 class Neg(Function):
-    """y = -x"""
+    """y = -x;  dy/dx = -1"""
 
     @staticmethod
     def forward(ctx, x):
