@@ -3,7 +3,8 @@
 Start with `engine.py` (Tensor, Function, backward), then `ops.py` (every primitive op with its
 gradient), `functional.py` (fused kernels and the few ops built on them), `nn.py` and
 `optim.py`; `modes.py` holds the switches (no_grad, detect_anomaly). `kernels.py` builds the
-compiled loops that four of those ops run where a C compiler allows, beside their numpy forms.
+compiled loops that layer norm, GELU and Adam's update (and tinyformer's attention softmax) run
+where a C compiler allows, beside their numpy forms.
 """
 
 from . import engine, functional, kernels, nn, optim

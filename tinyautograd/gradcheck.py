@@ -124,7 +124,7 @@ def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tenso
                   eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, seed: int = 1,
                   raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck the function x -> (d(v . fn(x))/dx) . w, whose
-    gradient is a Hessian-vector product, computed through backward(create_graph=True).
+    gradient is a Hessian-vector product, computed through grad(..., create_graph=True).
     Inputs, outputs and settings as for gradcheck; a mismatch's message says it is the
     second-order check."""
     inputs, checked = _as_inputs(inputs)

@@ -54,7 +54,7 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
     /* Three sweeps over the rows (means, variances, then x_hat and y), not one: a row's sums
      * are chains of dependent additions, and short sweeps let the processor work on several
      * rows' chains at once. 17 us against 33 for (384, 128). rstd holds each row's mean, then
-     * its variance, then 1 / sqrt(var + eps). */
+     * its sum of squared deviations (n times its variance), then 1 / sqrt(var + eps). */
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float sum = 0.0f;

@@ -559,8 +559,8 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform in place in [-a, a], a = sqrt(3) gain / sqrt(fan) (He's), with torch's
-    arguments."""
+    """Uniform in place in [-bound, bound], bound = sqrt(3) gain / sqrt(fan) (He's), with
+    torch's arguments (`a` is leaky_relu's negative slope, as for kaiming_normal_)."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 

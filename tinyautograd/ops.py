@@ -137,7 +137,7 @@ class Sub(Function):
 
 
 class Neg(Function):
-    """y = -x"""
+    """y = -x;  dy/dx = -1"""
 
     @staticmethod
     def forward(ctx, x):
@@ -265,7 +265,7 @@ def _matmul_grads(a, b, grad, needs_input_grad):
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b
     # A matrix on the right (a Linear's weight) leaves a's batch axes as they are: numpy's
-    # broadcast_shapes, which costs more than a small product, only where both have some.
+    # broadcast_shapes, which costs more than a small product, only where b has some.
     batch = (a2.shape[:-2] if b2.ndim == 2
              else np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
     grad = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))          # (..., n, m)
