@@ -58,11 +58,6 @@ def broadcast_to(x: Array, shape: tuple[int, ...]) -> Array:
     return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 
 
-def minimum(x: Array, bound: float) -> Array:
-    """The smaller of x and the number `bound`, elementwise; NaN stays NaN, as np.minimum."""
-    return where(x > bound, bound, x) if isinstance(x, Tensor) else np.minimum(x, bound)
-
-
 def where(cond: ArrayLike, a: Array, b: Array) -> Array:
     """a where cond else b; cond is a constant (boolean array or Tensor)."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
