@@ -119,6 +119,23 @@ def test_generate_translates_with_greedy_and_beam_search(task_run):
         assert set(result.output.strip()) <= set("0123456789+")
 
 
+@pytest.mark.parametrize("task", ["reverse", "add"])
+def test_the_generate_command_a_task_run_suggests_runs(tmp_path, task):
+    """The suggested prompt is one of the run's own sources: it fits the model's lengths, and
+    for add it has the two numbers and the + the model learned to read."""
+    out = tmp_path / task
+    result = tinyformer("train", "--task", task, "--min-len", 3, "--max-len", 4,
+                        "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 1,
+                        "--out", out)
+    assert result.exit_code == 0, result.output
+    suggested = result.stdout.rsplit("try: tinyformer ", 1)[1]
+    command = shlex.split(suggested)
+    prompt = command[command.index("--prompt") + 1]
+    assert 3 <= len(prompt.replace("+", "")) <= 4 and ("+" in prompt) == (task == "add")
+    generated = tinyformer(*command)
+    assert generated.exit_code == 0, generated.output
+
+
 def test_bert_trains_and_fills_in_masks(tmp_path):
     out = tmp_path / "bert"
     result = tinyformer("train", "--model", "bert", *TINY, "--iters", 2, "--out", out)

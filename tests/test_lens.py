@@ -186,7 +186,8 @@ def test_an_encoder_decoders_lens_reads_each_step_of_its_translation():
                         n_head=2, d_model=8).eval()
     lens, tokens = lens_of_prompt(model, tokenizer, "0120", "transformer")
     bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
-    written = model.greedy_decode(np.array([tokenizer.encode("0120")]), 5, bos, eos)[0]
+    written = model.greedy_decode(np.array([tokenizer.encode("0120")]), model.context, bos,
+                                  eos)[0]
     assert tokens[0] == "<bos>" and len(tokens) == len(written) - 1 == lens.top_ids.shape[1]
 
 

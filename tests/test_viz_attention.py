@@ -160,7 +160,7 @@ def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     # the decoder's queries are <bos> and every token the translation wrote but the last
     src = np.array([tokenizer.encode("0123")])
     bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
-    written = model.greedy_decode(src, model.context - 1, bos, eos)[0]
+    written = model.greedy_decode(src, model.context, bos, eos)[0]
     assert maps["decoder"].queries == token_labels(tokenizer, written[:-1])
 
 
@@ -182,6 +182,26 @@ def test_the_decoders_inputs_are_bos_and_the_translation_but_its_last_token():
 
     src, tgt = translation(Writes10(), tokenizer, "01")
     assert src.tolist() == [tokenizer.encode("01")] and tgt.tolist() == [[bos, one, zero]]
+
+
+def test_a_translation_that_fills_the_context_shows_the_row_that_ends_it():
+    # The reverse of a task's longest source takes the whole context: its symbols and <eos>.
+    # The row of its last symbol, which chose the <eos>, is shown, as for a shorter one.
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.attention import translation
+    tokenizer = CharTokenizer("01", special_tokens=["<bos>", "<eos>"])
+    bos = tokenizer.token_to_id("<bos>")
+    one, zero = tokenizer.encode("10")
+
+    class Reverses:                          # writes "10" then <eos>, as far as max_len lets it
+        context = 3
+
+        def greedy_decode(self, src, max_len, bos_id, eos_id):
+            assert max_len <= self.context   # as Transformer.greedy_decode requires
+            return np.array([[bos_id, one, zero, eos_id][:1 + max_len]])
+
+    _, tgt = translation(Reverses(), tokenizer, "01")
+    assert tgt.tolist() == [[bos, one, zero]]
 
 
 def test_the_colours_are_on_a_square_root_scale():

@@ -229,8 +229,9 @@ class Job(Protocol):
     """What the trainer asks of a job, whichever it is (LanguageModelling, MaskedLM, Seq2Seq).
     A batch (`Batch`) is a tuple of arrays whose first axis is its rows: (inputs, targets) for
     a text, (sources, decoder inputs, decoder targets) for a task. A text's jobs also make
-    `example_prompt()`, the prompt the command line suggests after training: not part of this,
-    since a task's prompts are the task's (prompts.example_prompt)."""
+    `example_prompt()`, the prompt the command line suggests after training, and so does a
+    task's: not part of this, since the built-in stories have their own
+    (prompts.example_prompt)."""
 
     special_tokens: list[str]           # the tokens its tokenizer must have, besides the text's
     tokenizer: Tokenizer
@@ -598,6 +599,11 @@ class Seq2Seq:
             ok = body is not None and all(t >= len(SPECIALS) for t in body)
             answers.append(self.data.decode(body) if ok else None)
         return answers
+
+    def example_prompt(self) -> str:
+        """A prompt for `tinyformer generate` that shows what the model learned: the first
+        held-out source, of the run's lengths and form (two numbers and a + for add)."""
+        return self.data.val[0][0]
 
     def sample(self, model: Transformer, rng: np.random.Generator) -> str:
         """Three held-out pairs and the model's answers."""

@@ -476,10 +476,11 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         click.echo(plot_after_training(directory))
     if outcome != "done":
         sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
-    # The built-in data and the tasks have their own prompts; on a text, a GPT starts from a
-    # new line where it can, and BERT fills in a held-out line of the text.
-    prompt = (example_prompt(trainer.config.model, trainer.config.task)
-              if trainer.config.corpus is None else trainer.job.example_prompt())
+    # The built-in stories have their own prompts; a task's is a held-out source of the run's
+    # lengths; on a text, a GPT starts from a new line where it can, and BERT fills in a
+    # held-out line of the text.
+    builtin = trainer.config.corpus is None and trainer.config.task is None
+    prompt = example_prompt(trainer.config.model) if builtin else trainer.job.example_prompt()
     click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 

@@ -160,10 +160,12 @@ def attention_maps(model, tokenizer, prompt, kind):
 def translation(model, tokenizer, prompt):
     """(src (1, S), tgt (1, T)): the prompt as an encoder-decoder's source, and the decoder's
     inputs while it translated it greedily: <bos> and every token it wrote but the last (whose
-    position would predict the token after it, never asked for)."""
+    position would predict the token after it, never asked for). It writes as many tokens as
+    `tinyformer generate` does, the context's worth: a translation of context - 1 symbols
+    then has its <eos>, and its last symbol's row, which chose that <eos>, is shown."""
     src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
     bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
-    out = model.greedy_decode(src, model.context - 1, bos, eos)               # (1, 1 + n)
+    out = model.greedy_decode(src, model.context, bos, eos)                   # (1, 1 + n)
     return src, out[:, :-1]
 
 
