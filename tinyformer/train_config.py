@@ -103,8 +103,10 @@ class TrainConfig:
                                  shown="the built-in corpus of generated stories")
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
                                "encoder-decoder).")
-    min_len: int | None = setting(None, "Shortest task sequence.", shown="4")
-    max_len: int | None = setting(None, "Longest task sequence.", shown="10")
+    min_len: int | None = setting(None, "Shortest task sequence, in digits (for add, both "
+                                  "numbers' digits, the + not counted).", shown="4")
+    max_len: int | None = setting(None, "Longest task sequence, in digits (for add, both "
+                                  "numbers' digits, the + not counted).", shown="10")
     model: str | None = setting(None, "gpt, bert or transformer.",
                                 shown="gpt; transformer with --task")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer to encode with: a file "
