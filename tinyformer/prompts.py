@@ -31,12 +31,11 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
 __all__ = ["respond", "check_respond", "example_prompt", "TextStream"]
 
 
-def example_prompt(kind: str, task: str | None = None) -> str:
-    """A prompt that shows what a model trained on the built-in data has learned."""
+def example_prompt(task: str | None = None) -> str:
+    """A prompt that shows what a GPT or a seq2seq model trained on the built-in data has
+    learned (BERT's is its job's, in its tokenizer's pieces: MaskedLM.example_prompt)."""
     if task is not None:
         return "0123456789"
-    if kind == "bert":                  # a whole story: the colour is recalled from its start
-        return "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
     return "eve has a red kite."
 
 

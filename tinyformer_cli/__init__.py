@@ -477,9 +477,11 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     if outcome != "done":
         sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
     # The built-in data and the tasks have their own prompts; on a text, a GPT starts from a
-    # new line where it can, and BERT fills in a held-out line of the text.
-    prompt = (example_prompt(trainer.config.model, trainer.config.task)
-              if trainer.config.corpus is None else trainer.job.example_prompt())
+    # new line where it can. BERT fills in a held-out line of its data, built-in or not: as
+    # many <mask> as its tokenizer makes of the hidden word (one for a BPE's " red").
+    prompt = (trainer.job.example_prompt()
+              if trainer.config.corpus is not None or trainer.config.model == "bert"
+              else example_prompt(trainer.config.task))
     click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
