@@ -432,3 +432,13 @@ def test_examples_of_special_tokens_alone_are_refused_in_one_line():
     assert done.stdout == ("BERT's examples hold only <pad> and <mask> tokens, none of which "
                            "can be hidden; train on a text of ordinary tokens (special ones "
                            "written in it encoded as text)\n")
+
+
+def test_every_sample_shows_a_guess_even_at_a_rate_that_often_hides_nothing(tmp_path):
+    # At a rate of 1%, most stories of about 70 letters have nothing hidden: a sample of one
+    # then showed no [guess] at all, beside its note that hidden tokens are in brackets.
+    config = TrainConfig(**TINY, mask_rate=0.01, whole_words=False, iters=1).resolved()
+    trainer = Trainer.start(config, str(tmp_path), log=quiet)
+    samples = [trainer.job.sample(trainer.model, np.random.default_rng(seed))
+               for seed in range(10)]
+    assert all(re.search(r"\[.+?\]", sample.splitlines()[0]) for sample in samples), samples

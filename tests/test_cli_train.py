@@ -4,6 +4,7 @@ each gets one line `Error: ...`, exit status 2, no traceback, and no file writte
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -200,6 +201,27 @@ def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model, e
     assert ("<mask>" in " ".join(command)) == (model == "bert")
     tried = tinyformer(*command)
     assert tried.exit_code == 0, tried.output
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_a_bert_on_the_stories_suggests_its_colour_hidden_in_its_own_tokens(tmp_path, tokenizer):
+    """The prompt suggested after a BERT run on the built-in stories is a story as its
+    tokenizer splits it, the colour's tokens replaced by <mask>: a BPE writes " red" as one
+    token, so three <mask> after "is " (the letters' count) were a shape it never read."""
+    from tinyformer.data import COLOURS
+    from tinyformer.tokenizers import load_tokenizer
+    out = tmp_path / "run"
+    result = tinyformer("train", "--model", "bert", "--tokenizer", tokenizer, *TINY,
+                        "--context", 128, "--iters", 1, "--threads", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    prompt = shlex.split(result.stdout.strip().splitlines()[-1])[-1]
+    tok = load_tokenizer(out / "tokenizer.json")
+    mask = tok.token_to_id("<mask>")
+    hidden = tok.encode(prompt, allow_special=True)
+    stories = [tok.encode(re.sub(r" ?(<mask>)+", " " + colour, prompt)) for colour in COLOURS]
+    assert any(len(story) == len(hidden) and
+               [mask if h == mask else s for h, s in zip(hidden, story)] == hidden
+               for story in stories), prompt
 
 
 def test_the_commands_that_messages_suggest_run_with_a_space_in_a_path(tmp_path, gpt_run):

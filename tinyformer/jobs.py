@@ -445,7 +445,10 @@ class MaskedLM(LanguageModelling):
         (a small batch of short examples can draw nothing; BERT's own data hid at least one
         token of every example). NothingToHide, one line, where nothing can be hidden: examples
         of special tokens only, or a rate that hides nothing in `most_draws` draws."""
-        examples = self.examples(tokens, rng)
+        return self._hidden(self.examples(tokens, rng), rng)
+
+    def _hidden(self, examples: np.ndarray, rng: np.random.Generator) -> Batch:
+        """(inputs, targets) of `examples` (B, T), drawn until something is hidden."""
         for draw in range(self.most_draws):
             batch = self._masked(examples, rng)
             if self.counted(batch):
@@ -495,7 +498,7 @@ class MaskedLM(LanguageModelling):
         """A held-out example with some tokens hidden, and the model's guesses for them."""
         example = self.examples(self.data.val, rng)[0]
         example = example[example != self.pad_id]                                     # (T,)
-        inputs, targets = self._masked(example[None], rng)
+        inputs, targets = self._hidden(example[None], rng)       # a guess to show, at least
         guess = model(inputs).data.argmax(-1)[0]
         shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]

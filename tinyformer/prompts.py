@@ -31,11 +31,9 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
 __all__ = ["respond", "check_respond", "example_prompt", "TextStream"]
 
 
-def example_prompt(kind: str) -> str:
-    """A prompt that shows what a model trained on the built-in stories has learned (a task's
-    and a text's come from their jobs, which know the run's data)."""
-    if kind == "bert":                  # a whole story: the colour is recalled from its start
-        return "eve has a red kite. a dog barked. the kite of eve is <mask><mask><mask>."
+def example_prompt() -> str:
+    """A prompt that shows what a GPT trained on the built-in stories has learned (a task's,
+    a text's and BERT's come from their jobs, which know the run's data and tokenizer)."""
     return "eve has a red kite."
 
 

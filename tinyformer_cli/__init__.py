@@ -476,11 +476,13 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         click.echo(plot_after_training(directory))
     if outcome != "done":
         sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
-    # The built-in stories have their own prompts; a task's is a held-out source of the run's
-    # lengths; on a text, a GPT starts from a new line where it can, and BERT fills in a
-    # held-out line of the text.
-    builtin = trainer.config.corpus is None and trainer.config.task is None
-    prompt = example_prompt(trainer.config.model) if builtin else trainer.job.example_prompt()
+    # A GPT on the built-in stories has its own prompt; otherwise the run's job knows its data:
+    # a task's is a held-out source of the run's lengths; on a text, a GPT starts from a new
+    # line where it can; BERT fills in a held-out line, with as many <mask> as its tokenizer
+    # makes of the hidden word (one for a BPE's " red").
+    builtin_gpt = (trainer.config.corpus is None and trainer.config.task is None
+                   and trainer.config.model != "bert")
+    prompt = example_prompt() if builtin_gpt else trainer.job.example_prompt()
     click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
