@@ -262,7 +262,7 @@ def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
 
 def read_frame(frame):
     r"""The tokens' bytes back from a frame, by the rules the help gives: a "|" alone is a
-    border, a backslash starts an escape (\\ \| \n \r \t \xNN \uNNNN)."""
+    border, a backslash starts an escape (\\ \| \n \r \t \xNN \uNNNN \UNNNNNNNN)."""
     pieces, piece, k = [], bytearray(), 1
     while k < len(frame):
         c = frame[k]
@@ -274,9 +274,10 @@ def read_frame(frame):
             if frame[k] == "x":
                 piece.append(int(frame[k + 1:k + 3], 16))
                 k += 2
-            elif frame[k] == "u":                    # a whole character, U+0080 to U+009F
-                piece += chr(int(frame[k + 1:k + 5], 16)).encode()
-                k += 4
+            elif frame[k] in "uU":                   # a whole character that prints as nothing
+                digits = 4 if frame[k] == "u" else 8
+                piece += chr(int(frame[k + 1:k + 1 + digits], 16)).encode()
+                k += digits
             else:
                 piece += {"n": "\n", "r": "\r", "t": "\t"}.get(frame[k], frame[k]).encode()
         else:
@@ -293,6 +294,19 @@ def test_a_frame_reads_back_as_the_tokens_it_shows(bpe, text):
     tok = load_tokenizer(bpe)
     frame = run("show", text, "--tokenizer", bpe, "--no-color").stdout.splitlines()[0]
     assert read_frame(frame) == [tok.id_to_bytes(i) for i in tok.encode(text)]
+
+
+def test_show_writes_a_character_that_prints_as_nothing_by_its_code_point(tmp_path):
+    """A zero-width joiner, a right-to-left override (which printed the rest of the line
+    backwards) or a language tag showed as nothing: |a||b| looked like an empty token."""
+    text = "a\u200db\u202ec\U000e0067"
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
+               tmp_path / "char.json").exit_code == 0
+    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
+                "--no-color").stdout.splitlines()[0]
+    assert frame == r"|a|\u200d|b|\u202e|c|\U000e0067|"
+    assert read_frame(frame) == [c.encode() for c in text]
 
 
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):

@@ -326,7 +326,8 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
-    \\xNN, and a backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
+    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, and a
+    backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
