@@ -236,6 +236,30 @@ def test_special_tokens_get_their_ids_only_when_allowed(bpe):
     assert special == ["298"] and len(plain) > 1      # <pad> <bos> <eos> <mask> end at 299
 
 
+def test_show_names_the_special_tokens_and_says_when_the_text_holds_one_as_plain_text(
+        tmp_path, corpus, bpe):
+    """`<eos>` split into |<|e|o|s|>| with no word of why, and --allow-special with a token the
+    tokenizer lacks changed nothing, silently: show names the tokenizer's special tokens."""
+    plain = run("show", "hi<eos>", "--tokenizer", bpe, "--no-color").stdout.splitlines()
+    assert plain[-2].endswith(", special tokens <pad> <bos> <eos> <mask>")
+    assert plain[-1] == ("special tokens read as plain text: <eos> (--allow-special gives each "
+                         "its own id)")
+    allowed = run("show", "hi<eos>", "--tokenizer", bpe, "--no-color", "--allow-special")
+    assert "plain text" not in allowed.stdout
+    many = [f"<s{k}>" for k in range(10)]
+    result = run("train", corpus, "--vocab-size", 300, "--out", tmp_path / "many.json",
+                 *[f"--special={s}" for s in many])
+    assert result.exit_code == 0, result.output
+    shown = run("show", "hi", "--tokenizer", tmp_path / "many.json", "--no-color").stdout
+    assert shown.splitlines()[-1].endswith(" ".join(many[:8]) + " and 2 more")
+    result = run("train", corpus, "--kind", "char", "--out", tmp_path / "none.json",
+                 "--no-special")
+    assert result.exit_code == 0, result.output
+    shown = run("show", "cat", "--tokenizer", tmp_path / "none.json", "--allow-special",
+                "--no-color").stdout
+    assert shown.splitlines()[-1].endswith(", no special tokens")
+
+
 def test_show_frames_the_tokens_and_counts_them(bpe):
     result = run("show", "the cat sat", "--tokenizer", bpe, "--ids", "--no-color")
     assert result.exit_code == 0, result.output

@@ -25,8 +25,8 @@ from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
 from tinyformer.prompts import check_respond, example_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression, split_shown, text_and_ids,
-                                   train_tokenizer)
+from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
+                                   text_and_ids, train_tokenizer)
 from tinyformer.stops import Terminated, sigterm_stops_at_once
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import shown_default
@@ -259,7 +259,8 @@ def open_tokenizer(path):
 allow_special_option = click.option(
     "--allow-special", is_flag=True,
     help="Give special tokens written in the text (\"<eos>\") their own ids, rather than read "
-    "them as plain text.")
+    "them as plain text; a special token that the tokenizer lacks is plain text either way "
+    "(`tokenize show` names the tokenizer's).")
 
 
 def text_options(command):
@@ -335,7 +336,25 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     click.echo(split_shown(tok, ids, colour=color), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
-               f"{tok.vocab_size} ids")
+               f"{tok.vocab_size} ids, {special_tokens_named(tok)}")
+    # A special token written in the text splits into pieces unless asked for: say why.
+    as_text = [] if allow_special else [s for s in tok.special_tokens if s in text]
+    if as_text:
+        click.echo(f"special tokens read as plain text: {' '.join(map(one_line, as_text))} "
+                   f"(--allow-special gives each its own id)")
+
+
+SHOWN_SPECIALS = 8      # a Llama 3 tokenizer has 256: `show` names the first few
+
+
+def special_tokens_named(tok):
+    """The tokenizer's special tokens, for `show` to name: --allow-special finds those alone."""
+    specials = [one_line(s) for s in tok.special_tokens]
+    if not specials:
+        return "no special tokens"
+    more = (f" and {len(specials) - SHOWN_SPECIALS} more" if len(specials) > SHOWN_SPECIALS
+            else "")
+    return f"special tokens {' '.join(specials[:SHOWN_SPECIALS])}{more}"
 
 
 # ----- train, generate, export
