@@ -125,7 +125,8 @@ def _shown_piece(tok, i, frame, cut=None):
 
 def describe_vocabulary(tok: Tokenizer) -> list[str]:
     """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
-    and, for a BPE, its first and its longest merges."""
+    and, for a BPE, its first merges, each as the two tokens it joined ("t"+"he"), and its
+    longest tokens."""
     specials = tok.special_tokens
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if not isinstance(tok, BPETokenizer):
@@ -136,7 +137,8 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     longest = sorted(learned, key=lambda i: -len(tok.id_to_bytes(i)))[:5]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
-            "first merges " + (" ".join(shown_token(tok, i) for i in learned[:8]) or "(none)"),
+            "first merges " + (" ".join(shown_token(tok, a) + "+" + shown_token(tok, b)
+                                        for a, b in tok.merges[:8]) or "(none)"),
             "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
 
 

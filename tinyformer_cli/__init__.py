@@ -208,7 +208,8 @@ Examples:
 def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_path, force):
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
     merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
-    Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
+    Prints the vocabulary (a BPE's first merges, each as the two tokens it joined: "t"+"he",
+    and its longest tokens) and the compression (bytes per token: more, shorter sequences)."""
     if no_special and given_options(ctx, "specials"):
         raise InputError("give --special or --no-special, not both")
     if kind == "char" and not given_options(ctx, "vocab_size"):
