@@ -302,7 +302,8 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS (ids that cut a character's bytes apart: U+FFFD)."""
+    """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
+    bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
     with input_errors():            # an id outside the vocabulary
         click.echo(tok.decode(ids))
