@@ -236,6 +236,30 @@ def test_special_tokens_get_their_ids_only_when_allowed(bpe):
     assert special == ["298"] and len(plain) > 1      # <pad> <bos> <eos> <mask> end at 299
 
 
+def test_show_names_the_special_tokens_and_says_when_the_text_holds_one_as_plain_text(
+        tmp_path, corpus, bpe):
+    """`<eos>` split into |<|e|o|s|>| with no word of why, and --allow-special with a token the
+    tokenizer lacks changed nothing, silently: show names the tokenizer's special tokens."""
+    plain = run("show", "hi<eos>", "--tokenizer", bpe, "--no-color").stdout.splitlines()
+    assert plain[-2].endswith(", special tokens <pad> <bos> <eos> <mask>")
+    assert plain[-1] == ("special tokens read as plain text: <eos> (--allow-special gives each "
+                         "its own id)")
+    allowed = run("show", "hi<eos>", "--tokenizer", bpe, "--no-color", "--allow-special")
+    assert "plain text" not in allowed.stdout
+    many = [f"<s{k}>" for k in range(10)]
+    result = run("train", corpus, "--vocab-size", 300, "--out", tmp_path / "many.json",
+                 *[f"--special={s}" for s in many])
+    assert result.exit_code == 0, result.output
+    shown = run("show", "hi", "--tokenizer", tmp_path / "many.json", "--no-color").stdout
+    assert shown.splitlines()[-1].endswith(" ".join(many[:8]) + " and 2 more")
+    result = run("train", corpus, "--kind", "char", "--out", tmp_path / "none.json",
+                 "--no-special")
+    assert result.exit_code == 0, result.output
+    shown = run("show", "cat", "--tokenizer", tmp_path / "none.json", "--allow-special",
+                "--no-color").stdout
+    assert shown.splitlines()[-1].endswith(", no special tokens")
+
+
 def test_show_frames_the_tokens_and_counts_them(bpe):
     result = run("show", "the cat sat", "--tokenizer", bpe, "--ids", "--no-color")
     assert result.exit_code == 0, result.output
@@ -262,7 +286,7 @@ def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
 
 def read_frame(frame):
     r"""The tokens' bytes back from a frame, by the rules the help gives: a "|" alone is a
-    border, a backslash starts an escape (\\ \| \n \r \t \xNN \uNNNN)."""
+    border, a backslash starts an escape (\\ \| \n \r \t \xNN \uNNNN \UNNNNNNNN)."""
     pieces, piece, k = [], bytearray(), 1
     while k < len(frame):
         c = frame[k]
@@ -274,9 +298,10 @@ def read_frame(frame):
             if frame[k] == "x":
                 piece.append(int(frame[k + 1:k + 3], 16))
                 k += 2
-            elif frame[k] == "u":                    # a whole character, U+0080 to U+009F
-                piece += chr(int(frame[k + 1:k + 5], 16)).encode()
-                k += 4
+            elif frame[k] in "uU":                   # a whole character that prints as nothing
+                digits = 4 if frame[k] == "u" else 8
+                piece += chr(int(frame[k + 1:k + 1 + digits], 16)).encode()
+                k += digits
             else:
                 piece += {"n": "\n", "r": "\r", "t": "\t"}.get(frame[k], frame[k]).encode()
         else:
@@ -293,6 +318,19 @@ def test_a_frame_reads_back_as_the_tokens_it_shows(bpe, text):
     tok = load_tokenizer(bpe)
     frame = run("show", text, "--tokenizer", bpe, "--no-color").stdout.splitlines()[0]
     assert read_frame(frame) == [tok.id_to_bytes(i) for i in tok.encode(text)]
+
+
+def test_show_writes_a_character_that_prints_as_nothing_by_its_code_point(tmp_path):
+    """A zero-width joiner, a right-to-left override (which printed the rest of the line
+    backwards) or a language tag showed as nothing: |a||b| looked like an empty token."""
+    text = "a\u200db\u202ec\U000e0067"
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
+               tmp_path / "char.json").exit_code == 0
+    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
+                "--no-color").stdout.splitlines()[0]
+    assert frame == r"|a|\u200d|b|\u202e|c|\U000e0067|"
+    assert read_frame(frame) == [c.encode() for c in text]
 
 
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):

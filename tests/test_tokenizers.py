@@ -191,6 +191,12 @@ def test_bpe_training_names_a_lone_surrogate_in_its_text():
         BPETokenizer.train("ab ab \ud800 ab", 258)
 
 
+def test_the_first_merges_show_the_two_tokens_each_joined():
+    # "aaab" alone did not say that it was "aa" + "ab", nor "aa" that it was two a's.
+    _, first, _ = describe_vocabulary(BPETokenizer.train("aaabdaaabac", 259))
+    assert first == 'first merges "a"+"a" "a"+"b" "aa"+"ab"'
+
+
 def test_the_longest_merges_are_the_longest_in_bytes_and_shown_as_show_shows_them():
     e_acute, newline = list("é".encode("utf-8")), ord("\n")
     tok = BPETokenizer([(newline, newline), e_acute, (256, 256), (257, 257), (97, e_acute[0])])

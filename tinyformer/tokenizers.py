@@ -89,8 +89,8 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     terminal) black on backgrounds that take turns. Each piece is shown as one_line shows it
     (a new line as \\n), with a backslash of the text doubled, so that an escape always means
     what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart (a
-    whole control character of U+0080 to U+009F is \\u0085). In the frame a "|" of the text
-    shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
+    character that prints as nothing, a zero-width joiner say, is \\u200d). In the frame a "|"
+    of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
     |<\\|endoftext\\|>|."""
     pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
     if colour:
@@ -99,15 +99,24 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
 
 
+# Characters that a terminal prints as nothing, or acts on, and that a token shows by their
+# code point: the control characters U+0080 to U+009F (one_line writes those below as \xNN),
+# the format characters (the zero-width joiner inside an emoji, a byte order mark, the
+# right-to-left override, which would print the rest of the line backwards) and the line and
+# paragraph separators.
+UNSEEN = regex.compile(r"[\x80-\x9f\p{Cf}\p{Zl}\p{Zp}]")
+
+
 def _shown_piece(tok, i, frame, cut=None):
     """Token i as the frame (or, without `frame`, the colours) shows it; with `cut`, its first
     `cut` characters only."""
     # A token's bytes, with those that are no whole character kept apart (as surrogates)
-    # until the text's own backslashes are doubled; then written as \xNN. A whole control
-    # character of U+0080 to U+009F is written \u0085, not \x85, which is a byte. Cut before
-    # escaping, so that no escape is cut in half.
+    # until the text's own backslashes are doubled; then written as \xNN. An UNSEEN whole
+    # character is written by its code point, \u200d (\u0085, not \x85, which is a byte).
+    # Cut before escaping, so that no escape is cut in half.
     text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape")[:cut].replace("\\", "\\\\")
-    text = re.sub("[\x80-\x9f]", lambda c1: f"\\u{ord(c1.group()):04x}", text)
+    text = UNSEEN.sub(lambda c: (f"\\u{ord(c.group()):04x}" if ord(c.group()) <= 0xFFFF
+                                 else f"\\U{ord(c.group()):08x}"), text)
     shown = one_line(text)
     if frame:
         shown = shown.replace("|", "\\|")
@@ -116,7 +125,8 @@ def _shown_piece(tok, i, frame, cut=None):
 
 def describe_vocabulary(tok: Tokenizer) -> list[str]:
     """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
-    and, for a BPE, its first and its longest merges."""
+    and, for a BPE, its first merges, each as the two tokens it joined ("t"+"he"), and its
+    longest tokens."""
     specials = tok.special_tokens
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if not isinstance(tok, BPETokenizer):
@@ -127,7 +137,8 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     longest = sorted(learned, key=lambda i: -len(tok.id_to_bytes(i)))[:5]
     return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
             + special_note,
-            "first merges " + (" ".join(shown_token(tok, i) for i in learned[:8]) or "(none)"),
+            "first merges " + (" ".join(shown_token(tok, a) + "+" + shown_token(tok, b)
+                                        for a, b in tok.merges[:8]) or "(none)"),
             "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
 
 

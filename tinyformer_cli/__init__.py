@@ -25,8 +25,8 @@ from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
 from tinyformer.prompts import check_respond, example_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression, split_shown, text_and_ids,
-                                   train_tokenizer)
+from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
+                                   text_and_ids, train_tokenizer)
 from tinyformer.stops import Terminated, sigterm_stops_at_once
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import shown_default
@@ -208,7 +208,8 @@ Examples:
 def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_path, force):
     """Learn a tokenizer from the UTF-8 text file INPUT and save it as JSON: a BPE learns
     merges of the 256 bytes up to --vocab-size ids, a char tokenizer has an id per character.
-    Prints the vocabulary and the compression (bytes per token: more, shorter sequences)."""
+    Prints the vocabulary (a BPE's first merges, each as the two tokens it joined: "t"+"he",
+    and its longest tokens) and the compression (bytes per token: more, shorter sequences)."""
     if no_special and given_options(ctx, "specials"):
         raise InputError("give --special or --no-special, not both")
     if kind == "char" and not given_options(ctx, "vocab_size"):
@@ -259,7 +260,8 @@ def open_tokenizer(path):
 allow_special_option = click.option(
     "--allow-special", is_flag=True,
     help="Give special tokens written in the text (\"<eos>\") their own ids, rather than read "
-    "them as plain text.")
+    "them as plain text; a special token that the tokenizer lacks is plain text either way "
+    "(`tokenize show` names the tokenizer's).")
 
 
 def text_options(command):
@@ -300,7 +302,8 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS (ids that cut a character's bytes apart: U+FFFD)."""
+    """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
+    bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
     with input_errors():            # an id outside the vocabulary
         click.echo(tok.decode(ids))
@@ -326,7 +329,8 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
-    \\xNN, and a backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
+    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, and a
+    backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
@@ -334,7 +338,25 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     click.echo(split_shown(tok, ids, colour=color), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
-               f"{tok.vocab_size} ids")
+               f"{tok.vocab_size} ids, {special_tokens_named(tok)}")
+    # A special token written in the text splits into pieces unless asked for: say why.
+    as_text = [] if allow_special else [s for s in tok.special_tokens if s in text]
+    if as_text:
+        click.echo(f"special tokens read as plain text: {' '.join(map(one_line, as_text))} "
+                   f"(--allow-special gives each its own id)")
+
+
+SHOWN_SPECIALS = 8      # a Llama 3 tokenizer has 256: `show` names the first few
+
+
+def special_tokens_named(tok):
+    """The tokenizer's special tokens, for `show` to name: --allow-special finds those alone."""
+    specials = [one_line(s) for s in tok.special_tokens]
+    if not specials:
+        return "no special tokens"
+    more = (f" and {len(specials) - SHOWN_SPECIALS} more" if len(specials) > SHOWN_SPECIALS
+            else "")
+    return f"special tokens {' '.join(specials[:SHOWN_SPECIALS])}{more}"
 
 
 # ----- train, generate, export
