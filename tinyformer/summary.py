@@ -22,6 +22,7 @@ import tinyautograd as ta
 from tinyautograd import Tensor, nn
 
 from .attention import Attention
+from .decoding import eval_mode
 from .layers import default_d_ff
 from .schema import check_whole
 
@@ -119,9 +120,11 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
 
 def _forward_graph(model, T):
     """The logits of a forward pass on T tokens (a whole number, _tokens's), with its graph,
-    each node knowing the module that made it (nn.record_module_paths)."""
+    each node knowing the module that made it (nn.record_module_paths). In eval mode: dropout
+    costs no FLOPs, and a model in training mode would otherwise draw its masks from the
+    engine's generator, so that printing a summary changed the training that followed."""
     idx = np.zeros((1, T), dtype=np.int64)
-    with ta.enable_grad(), nn.record_module_paths(model):
+    with ta.enable_grad(), nn.record_module_paths(model), eval_mode(model):
         return model(idx) if not hasattr(model, "encode") else model(idx, idx)
 
 
