@@ -10,8 +10,10 @@ a few percent. Training costs about three forwards: the backward does two matrix
 each one of the forward (one for the gradient of each operand).
 
 The 6N rule (Kaplan et al. 2020): training takes about 6 N FLOPs per token, N the number of
-parameters outside the embeddings; what it misses is attention's own products, 2 n_layer T
-d_model per token for the forward, which grow with the context T.
+parameters outside the embeddings; what it misses is attention's own products, which grow with
+the context T: Q K^T and P V over all T keys, as the fused op computes them, 4 n_layer T
+d_model per token for the forward, 12 n_layer T d_model for training: the 12 L T d of
+PaLM's and nanoGPT's 6N + 12 L T d.
 """
 
 from __future__ import annotations
