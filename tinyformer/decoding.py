@@ -138,6 +138,12 @@ def _inference(model):
         yield
 
 
+# What to do with prompts of different lengths: not to pad them, as a model with a padding mask
+# would take them.
+ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continue the prompts "
+              "of each length in a call of their own")
+
+
 class DecoderOnlySession:
     """A decoder-only model continuing `prompt` (B, T): `model(idx, cache)` gives logits
     (B, T, V) for tokens idx that follow the `cache.length` tokens already in the cache.
@@ -153,7 +159,7 @@ class DecoderOnlySession:
         self.model, self.use_cache = model, use_cache
         # The model's own check of its input, now rather than at the first step; int64, as
         # the tokens written after it.
-        self.tokens = token_array(prompt).astype(np.int64)               # (B, T)
+        self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
         self.vocab_size = model.config["vocab_size"]
         self.cache = None
 
