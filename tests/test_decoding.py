@@ -333,3 +333,16 @@ def test_a_model_or_tokens_given_for_the_session_are_refused_saying_how_to_make_
                                         rf"Transformer; got a {named} object$"):
         loop({"model": model, "tokens": prompt}[given])
     assert loop(model.start_decoding(prompt)) is not None
+
+
+@pytest.mark.parametrize("write", [
+    lambda model, prompts: model.generate(prompts, 2),
+    lambda model, prompts: beam_search(model.start_decoding(prompts), 2, 2),
+], ids=["generate", "beam_search"])
+def test_prompts_of_different_lengths_are_not_told_to_be_padded(write):
+    # The message said "pad the shorter rows", the one thing a GPT must not be given: it
+    # has no padding mask and continues the padding as text.
+    with pytest.raises(TypeError, match=r"rows of one length; a GPT has no padding mask .*"
+                                        r"each length in a call of their own$") as error:
+        write(tiny_gpt(), [[3, 4, 5], [6]])
+    assert "pad the" not in str(error.value)

@@ -279,3 +279,15 @@ def test_a_prompts_lens_goes_to_the_page_and_the_picture_by_vizs_own_names():
     assert tokens == list("abba") and lens.rows == ["embed", "layer 1"]
     assert viz.lens_page(lens, tokens, tokenizer, "a lens").title == "a lens"
     assert len(viz.lens_figure(lens, tokens, tokenizer).axes[0].texts) == 2 * len(tokens)
+
+
+def test_a_model_in_training_mode_is_read_without_dropout_and_left_in_its_mode():
+    # As generate reads it: the lens of a model just trained, with dropout, was a random draw.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=16, dropout=0.5)
+    model.train()
+    lens = logit_lens(model, lambda m: m(IDX))
+    assert all(module.training for module in model.modules())
+    expected = logit_lens(model.eval(), lambda m: m(IDX))
+    np.testing.assert_array_equal(lens.top_ids, expected.top_ids)
+    np.testing.assert_array_equal(lens.top_probs, expected.top_probs)

@@ -28,6 +28,7 @@ def test_the_python_tour_runs_in_order(capsys):
     assert "sqrt backward" in printed and "dL/dh = [1. 1.]" in printed
     trained = re.search(r"^loss (\S+)$", printed, re.M)    # the step by hand, in place, trained
     assert float(trained.group(1)) < 1e-3
+    assert re.search(r"^pink\.$", printed, re.M)      # the GPT trained by hand recalls the colour
 
 
 def test_ci_runs_the_readme_test_command():

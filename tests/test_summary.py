@@ -145,3 +145,16 @@ def test_the_block_names_its_kind_of_attention_and_reads_older_configs():
     assert describe_block(SimpleNamespace(config=older)) == describe_block(model)
     assert "pre-norm RMSNorm," in describe_block(model)
     assert "no biases" in said(bias=False) and "no biases" not in said()
+
+
+def test_a_summary_of_a_model_in_training_mode_draws_no_dropout_masks():
+    # Its forward ran with dropout on, drawing from the engine's generator: printing a summary
+    # before training changed the losses of the training that followed.
+    ta.manual_seed(0)
+    model = GPT(11, context=8, n_layer=2, n_head=2, d_model=16, dropout=0.1)
+    ta.manual_seed(1)
+    expected = ta.random.default_generator().random()
+    ta.manual_seed(1)
+    summary(model)
+    assert ta.random.default_generator().random() == expected
+    assert all(module.training for module in model.modules())      # left in its own mode

@@ -110,24 +110,38 @@ def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
 
 
 @contextlib.contextmanager
-def _inference(model):
-    """Run `model` as decoding must: every module in eval mode (dropout off: the same tokens at
-    every call, from a model left in training mode too) and no gradients recorded. Afterwards
-    each module is back in the mode it was in. The two loops run under it, and so does an
-    encoder-decoder session's encoding, so that every way of decoding does: once a call, since
-    walking a model's modules costs about as much as a token of a small model. A stand-in model
-    that is not a Module has no modes. The modes are the model's, not the thread's: decoding
+def eval_mode(model):
+    """Run `model` with every module in eval mode (dropout off), each module put back in the
+    mode it was in afterwards. What reads a model rather than trains it runs under it (decoding,
+    the summary's count, the logit lens), so that a model left in training mode gives what it
+    gives in eval mode, and draws nothing from the engine's random generator. A stand-in model
+    that is not a Module has no modes. The modes are the model's, not the thread's: reading
     one model from several threads at once wants model.eval() first, as in torch."""
     modules = list(model.modules()) if isinstance(model, nn.Module) else []
     modes = [module.training for module in modules]
     for module in modules:
         module.training = False
     try:
-        with no_grad():
-            yield
+        yield
     finally:
         for module, mode in zip(modules, modes):
             module.training = mode
+
+
+@contextlib.contextmanager
+def _inference(model):
+    """Run `model` as decoding must: in eval mode (the same tokens at every call, from a model
+    left in training mode too) and no gradients recorded. The two loops run under it, and so
+    does an encoder-decoder session's encoding, so that every way of decoding does: once a
+    call, since walking a model's modules costs about as much as a token of a small model."""
+    with eval_mode(model), no_grad():
+        yield
+
+
+# What to do with prompts of different lengths: not to pad them, as a model with a padding mask
+# would take them.
+ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continue the prompts "
+              "of each length in a call of their own")
 
 
 class DecoderOnlySession:
@@ -145,7 +159,7 @@ class DecoderOnlySession:
         self.model, self.use_cache = model, use_cache
         # The model's own check of its input, now rather than at the first step; int64, as
         # the tokens written after it.
-        self.tokens = token_array(prompt).astype(np.int64)               # (B, T)
+        self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
         self.vocab_size = model.config["vocab_size"]
         self.cache = None
 

@@ -252,10 +252,11 @@ def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None)
 # Embeddings: tokens in, vectors out
 
 
-def token_array(idx: Tokens) -> np.ndarray:
+def token_array(idx: Tokens, ragged: str = "pad the shorter rows") -> np.ndarray:
     """The (B, T) integer array of a batch of tokens given as an array, a nested list or a
     Tensor; TypeError, in one line, for anything else. Every model's input and every decoding
-    loop's prompt pass through here: the one check of a batch of tokens.
+    loop's prompt pass through here: the one check of a batch of tokens. `ragged` says what to
+    do with rows of different lengths, for a caller that must not pad them.
 
     ValueError for rows of no tokens (T = 0): there is nothing to attend to, and nothing to
     continue."""
@@ -263,8 +264,8 @@ def token_array(idx: Tokens) -> np.ndarray:
     try:
         idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
     except ValueError:                          # numpy's words for lists of different lengths
-        raise TypeError("tokens must be a (B, T) integer array with rows of one length; pad "
-                        "the shorter rows") from None
+        raise TypeError(f"tokens must be a (B, T) integer array with rows of one length; "
+                        f"{ragged}") from None
     if idx.dtype.kind in "US":                  # a common slip: the text itself
         raise TypeError("tokens must be token ids, not text; encode it with the tokenizer "
                         "first (tokenizer.encode)")

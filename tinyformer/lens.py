@@ -26,6 +26,7 @@ import numpy as np
 from tinyautograd import Tensor, nn, no_grad
 
 from .blocks import Decoder, Encoder
+from .decoding import eval_mode
 
 __all__ = ["Lens", "logit_lens"]
 
@@ -60,12 +61,14 @@ def head_stack(model: nn.Module) -> Encoder | Decoder:
 def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3) -> Lens:
     """The logit lens of `model` on one sequence: `run(model)` runs the model's forward on it
     (for a GPT, `lambda m: m(idx)`, idx (1, T)); the stream its head stack keeps meanwhile is
-    read through the stack's final norm and `model.logits`, the model's own head. ValueError
-    for a run on a batch of several sequences."""
+    read through the stack's final norm and `model.logits`, the model's own head. The model
+    runs in eval mode, as generate runs it (a model left in training mode drops nothing out),
+    and is put back in its own mode afterwards. ValueError for a run on a batch of several
+    sequences."""
     if k < 1:
         raise ValueError(f"logit_lens: k must be at least 1, got {k}")
     stack = head_stack(model)
-    with no_grad(), _recording(stack) as stream:
+    with no_grad(), eval_mode(model), _recording(stack) as stream:
         run(model)
         states = list(stream)
         if states and states[0].shape[0] != 1:      # (B, T, C): a lens is of one sequence

@@ -10,8 +10,10 @@ a few percent. Training costs about three forwards: the backward does two matrix
 each one of the forward (one for the gradient of each operand).
 
 The 6N rule (Kaplan et al. 2020): training takes about 6 N FLOPs per token, N the number of
-parameters outside the embeddings; what it misses is attention's own products, 2 n_layer T
-d_model per token for the forward, which grow with the context T.
+parameters outside the embeddings; what it misses is attention's own products, which grow with
+the context T: Q K^T and P V over all T keys, as the fused op computes them, 4 n_layer T
+d_model per token for the forward, 12 n_layer T d_model for training: the 12 L T d of
+PaLM's and nanoGPT's 6N + 12 L T d.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tinyautograd as ta
 from tinyautograd import Tensor, nn
 
 from .attention import Attention
+from .decoding import eval_mode
 from .layers import default_d_ff
 from .schema import check_whole
 
@@ -119,9 +122,11 @@ def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
 
 def _forward_graph(model, T):
     """The logits of a forward pass on T tokens (a whole number, _tokens's), with its graph,
-    each node knowing the module that made it (nn.record_module_paths)."""
+    each node knowing the module that made it (nn.record_module_paths). In eval mode: dropout
+    costs no FLOPs, and a model in training mode would otherwise draw its masks from the
+    engine's generator, so that printing a summary changed the training that followed."""
     idx = np.zeros((1, T), dtype=np.int64)
-    with ta.enable_grad(), nn.record_module_paths(model):
+    with ta.enable_grad(), nn.record_module_paths(model), eval_mode(model):
         return model(idx) if not hasattr(model, "encode") else model(idx, idx)
 
 
