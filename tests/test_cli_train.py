@@ -203,6 +203,15 @@ def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model, e
     assert tried.exit_code == 0, tried.output
 
 
+def test_a_gpt_on_the_stories_suggests_the_start_of_a_story_whose_colour_it_recalls(tmp_path):
+    result = tinyformer("train", *TINY, "--iters", 1, "--threads", 1, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    suggested = shlex.split(result.stdout.strip().splitlines()[-1].removeprefix("try: "))
+    assert suggested[-2:] == ["--prompt", "eve has a red kite."]
+    tried = tinyformer(*suggested[1:])
+    assert tried.exit_code == 0, tried.output
+
+
 @pytest.mark.parametrize("tokenizer", ["char", "bpe"])
 def test_a_bert_on_the_stories_suggests_its_colour_hidden_in_its_own_tokens(tmp_path, tokenizer):
     """The prompt suggested after a BERT run on the built-in stories is a story as its
@@ -218,6 +227,7 @@ def test_a_bert_on_the_stories_suggests_its_colour_hidden_in_its_own_tokens(tmp_
     tok = load_tokenizer(out / "tokenizer.json")
     mask = tok.token_to_id("<mask>")
     hidden = tok.encode(prompt, allow_special=True)
+    assert mask in hidden, prompt
     stories = [tok.encode(re.sub(r" ?(<mask>)+", " " + colour, prompt)) for colour in COLOURS]
     assert any(len(story) == len(hidden) and
                [mask if h == mask else s for h, s in zip(hidden, story)] == hidden

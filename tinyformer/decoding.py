@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -110,7 +110,7 @@ def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
 
 
 @contextlib.contextmanager
-def eval_mode(model):
+def eval_mode(model: Any) -> Iterator[None]:
     """Run `model` with every module in eval mode (dropout off), each module put back in the
     mode it was in afterwards. What reads a model rather than trains it runs under it (decoding,
     the summary's count, the logit lens), so that a model left in training mode gives what it

@@ -228,10 +228,7 @@ def check_data_info(info: Any) -> None:
 class Job(Protocol):
     """What the trainer asks of a job, whichever it is (LanguageModelling, MaskedLM, Seq2Seq).
     A batch (`Batch`) is a tuple of arrays whose first axis is its rows: (inputs, targets) for
-    a text, (sources, decoder inputs, decoder targets) for a task. A text's jobs also make
-    `example_prompt()`, the prompt the command line suggests after training, and so does a
-    task's: not part of this, since the built-in stories have their own
-    (prompts.example_prompt)."""
+    a text, (sources, decoder inputs, decoder targets) for a task."""
 
     special_tokens: list[str]           # the tokens its tokenizer must have, besides the text's
     tokenizer: Tokenizer
@@ -256,6 +253,9 @@ class Job(Protocol):
 
     def sample(self, model: Model, rng: np.random.Generator) -> str:
         """What the model makes of some held-out data, to print beside the figures."""
+
+    def example_prompt(self) -> str | None:
+        """The prompt the command line suggests after training (None: generate without one)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,8 +362,11 @@ class LanguageModelling:
         return self.tokenizer.decode(ids).strip("\n")
 
     def example_prompt(self) -> str | None:
-        """A prompt for `tinyformer generate` to suggest: none where the model can start from a
-        new line, as generate does without one; else the first held-out token."""
+        """A prompt for `tinyformer generate` to suggest: on the built-in stories, a first
+        sentence whose colour the model should recall; on a text, none where the model can
+        start from a new line, as generate does without one, else the first held-out token."""
+        if self.config.corpus is None:
+            return "eve has a red kite."
         return None if self._has_new_line() else self.tokenizer.decode([int(self.data.val[0])])
 
     def _has_new_line(self) -> bool:

@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from tinyautograd import Tensor, nn, no_grad
+from tinyautograd import Tensor, nn
 
 from .blocks import Decoder, Encoder
-from .decoding import eval_mode
+from .decoding import _inference
 
 __all__ = ["Lens", "logit_lens"]
 
@@ -68,7 +68,7 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
     if k < 1:
         raise ValueError(f"logit_lens: k must be at least 1, got {k}")
     stack = head_stack(model)
-    with no_grad(), eval_mode(model), _recording(stack) as stream:
+    with _inference(model), _recording(stack) as stream:
         run(model)
         states = list(stream)
         if states and states[0].shape[0] != 1:      # (B, T, C): a lens is of one sequence

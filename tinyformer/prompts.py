@@ -28,13 +28,7 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
     from .gpt import GPT
     from .transformer import Transformer
 
-__all__ = ["respond", "check_respond", "example_prompt", "TextStream"]
-
-
-def example_prompt() -> str:
-    """A prompt that shows what a GPT trained on the built-in stories has learned (a task's,
-    a text's and BERT's come from their jobs, which know the run's data and tokenizer)."""
-    return "eve has a red kite."
+__all__ = ["respond", "check_respond", "TextStream"]
 
 
 def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,

@@ -23,7 +23,7 @@ from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
-from tinyformer.prompts import check_respond, example_prompt, respond
+from tinyformer.prompts import check_respond, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
@@ -498,13 +498,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         click.echo(plot_after_training(directory))
     if outcome != "done":
         sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
-    # A GPT on the built-in stories has its own prompt; otherwise the run's job knows its data:
-    # a task's is a held-out source of the run's lengths; on a text, a GPT starts from a new
-    # line where it can; BERT fills in a held-out line, with as many <mask> as its tokenizer
-    # makes of the hidden word (one for a BPE's " red").
-    builtin_gpt = (trainer.config.corpus is None and trainer.config.task is None
-                   and trainer.config.model != "bert")
-    prompt = example_prompt() if builtin_gpt else trainer.job.example_prompt()
+    # The run's job knows its data and tokenizer: a task's prompt is a held-out source of the
+    # run's lengths; BERT fills in a held-out line, with as many <mask> as its tokenizer makes
+    # of the hidden word; a GPT on a text starts from a new line where it can.
+    prompt = trainer.job.example_prompt()
     click.echo(f"done: checkpoint in {directory}\ntry: " + files.command_line(
         "generate", "--checkpoint", directory, *(["--prompt", prompt] if prompt else [])))
 
