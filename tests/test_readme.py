@@ -29,6 +29,7 @@ def test_the_python_tour_runs_in_order(capsys):
     trained = re.search(r"^loss (\S+)$", printed, re.M)    # the step by hand, in place, trained
     assert float(trained.group(1)) < 1e-3
     assert re.search(r"^pink\.$", printed, re.M)      # the GPT trained by hand recalls the colour
+    assert re.search(r"^\(2, 4, 14\)$", printed, re.M)  # the encoder-decoder's logits' shape
 
 
 def test_ci_runs_the_readme_test_command():
