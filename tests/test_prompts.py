@@ -144,7 +144,8 @@ def test_a_prompt_longer_than_the_context_is_refused_before_any_work(kind, promp
     model = (Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
                          n_head=2, d_model=8) if kind == "transformer"
              else BERT(tokenizer.vocab_size, 6, n_layer=1, n_head=1, d_model=8))
-    with pytest.raises(ValueError, match="^the prompt has 7 tokens; this model reads at most 6$"):
+    with pytest.raises(ValueError, match="^the prompt has 7 tokens; this model reads at most "
+                                         "6: shorten it$"):
         respond(model, tokenizer, kind, prompt)
 
 

@@ -225,8 +225,17 @@ def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
 
 def test_a_prompt_as_long_as_the_context_is_read_and_a_longer_one_refused():
     assert encode_prompt(CHAR, "cat", context=3) == CHAR.encode("cat")
-    with pytest.raises(ValueError, match="^the prompt has 4 tokens; this model reads at most 3$"):
+    with pytest.raises(ValueError, match="^the prompt has 4 tokens; this model reads at most "
+                                         "3: shorten it$"):
         encode_prompt(CHAR, "cats", context=3)
+
+
+def test_a_prompt_masked_as_transformers_bert_is_told_how_a_mask_is_written_here():
+    tok = CharTokenizer.train("the cat sat.", special_tokens=["<mask>"])
+    with pytest.raises(ValueError, match="; a mask is written <mask> here$"):
+        encode_prompt(tok, "the [MASK] sat.")
+    with pytest.raises(ValueError, match="trained on$"):
+        encode_prompt(tok, "the [cat] sat.")
 
 
 def test_coloured_tokens_take_the_four_backgrounds_in_turn():

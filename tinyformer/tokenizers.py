@@ -383,11 +383,13 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
+        # transformers' BERT writes its mask [MASK]; ours is the special token <mask>
+        mask = "; a mask is written <mask> here" if "[MASK]" in prompt else ""
         raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
-                         f"was trained on") from None
+                         f"was trained on{mask}") from None
     if context is not None and len(ids) > context:
         raise ValueError(f"the prompt has {len(ids)} tokens; this model reads at most "
-                         f"{context}")
+                         f"{context}: shorten it")
     return ids
 
 def _read_json(path):
