@@ -236,6 +236,8 @@ def test_a_prompt_masked_as_transformers_bert_is_told_how_a_mask_is_written_here
         encode_prompt(tok, "the [MASK] sat.")
     with pytest.raises(ValueError, match="trained on$"):
         encode_prompt(tok, "the [cat] sat.")
+    with pytest.raises(ValueError, match="trained on$"):              # a model without masks
+        encode_prompt(CharTokenizer.train("the cat sat."), "the [MASK] sat.")
 
 
 def test_coloured_tokens_take_the_four_backgrounds_in_turn():

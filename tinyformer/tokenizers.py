@@ -384,7 +384,8 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
         # transformers' BERT writes its mask [MASK]; ours is the special token <mask>
-        mask = "; a mask is written <mask> here" if "[MASK]" in prompt else ""
+        masks = "[MASK]" in prompt and "<mask>" in tokenizer.special_tokens
+        mask = "; a mask is written <mask> here" if masks else ""
         raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
                          f"was trained on{mask}") from None
     if context is not None and len(ids) > context:
