@@ -16,7 +16,7 @@ import tinyautograd.functional as F
 from tinyautograd import nn
 import viz
 from tinyformer.gpt import GPT
-from dot_source import boxes, edges, nodes
+from dot_source import boxes, edges, nodes, titles
 from viz import DotNotFoundError, draw_graph, render
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -560,3 +560,16 @@ def test_the_class_indices_a_cross_entropy_reads_are_named_targets():
                      params={"logits": logits})
     assert '<B>targets</B><BR/><FONT POINT-SIZE="10">(4,)</FONT>' in dot.source
     assert "<B>tensor</B>" in dot.source                    # the 2.0: still a plain constant
+
+
+def test_ropes_cos_and_sin_tables_are_drawn_by_name():
+    # A Llama's or a Qwen3's attention turns q and k by constant tables; unnamed, they were
+    # eight leaves a layer that read "tensor", with nothing to say what they were.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=7, context=8, n_layer=1, n_head=2, d_model=8, positions="rope",
+                n_kv_head=1)
+    idx = np.random.default_rng(0).integers(0, 7, (2, 5))
+    dot = draw_graph(F.cross_entropy(model(idx[:, :-1]), idx[:, 1:]), params=model)
+    leaves = [titles(dot)[leaf] for leaf in nodes(dot, "leaf")]
+    assert "tensor" not in leaves
+    assert leaves.count("rope cos") == leaves.count("rope sin") == 2     # q's and k's

@@ -171,7 +171,10 @@ class RotaryPositions(nn.Module):
     def rotate(self, x: Tensor, start: int = 0) -> Tensor:
         """Rotate queries or keys x (B, n_head, T, d_head) whose first token is at `start`."""
         T = x.shape[-2]
-        cos, sin = self.cos[start:start + T], self.sin[start:start + T]   # (T, d_head/2)
+        # (T, d_head/2) each, in x's dtype; named, so that a graph's picture says what they are
+        cos = Tensor(self.cos[start:start + T], dtype=x.dtype)
+        sin = Tensor(self.sin[start:start + T], dtype=x.dtype)
+        cos.name, sin.name = "rope cos", "rope sin"
         even, odd = x[..., 0::2], x[..., 1::2]                     # (B, H, T, d_head/2) each
         rotated = stack([even * cos - odd * sin,                   # each pair turned by m theta_i
                          even * sin + odd * cos], axis=-1)         # (B, H, T, d_head/2, 2)
