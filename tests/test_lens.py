@@ -291,3 +291,26 @@ def test_a_model_in_training_mode_is_read_without_dropout_and_left_in_its_mode()
     expected = logit_lens(model.eval(), lambda m: m(IDX))
     np.testing.assert_array_equal(lens.top_ids, expected.top_ids)
     np.testing.assert_array_equal(lens.top_probs, expected.top_probs)
+
+
+def test_a_long_token_is_cut_between_its_escapes_never_inside_one():
+    # GPT-2's first piece of a curly quote is the bytes b" \xe2\x80", shown "␣\xe2\x80": cut
+    # at 8 characters it read "␣\xe2\x8", a byte it is not; now whole escapes or none.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import BPETokenizer
+    from viz.lens import lens_figure, lens_text
+    tokenizer = BPETokenizer.train("a “quote” and ‘another’ “one” " * 20, 262)
+    curly = next(i for i in range(tokenizer.vocab_size)
+                 if tokenizer.id_to_bytes(i) == " \u201c".encode()[:-1])
+    assert tokenizer.id_to_token(curly) == " \\xe2\\x80"
+    lens = Lens(rows=["embed"], top_ids=np.array([[[curly]]]), top_probs=np.array([[[0.5]]]))
+    label = token_labels_of(tokenizer, curly)
+    assert lens_text(lens, [label], tokenizer).splitlines()[1] == "␣\\xe2     ␣\\xe2 50%"
+    figure = lens_figure(lens, [label], tokenizer)
+    assert [t.get_text() for t in figure.axes[0].texts] == ["␣\\xe2"]
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["␣\\xe2"]
+
+
+def token_labels_of(tokenizer, token_id):
+    from viz.attention import token_labels
+    return token_labels(tokenizer, [token_id])[0]

@@ -9,6 +9,8 @@ figure, each cell coloured by its probability (viridis: dark for unsure, yellow 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from tinyformer.lens import Lens, logit_lens
@@ -38,6 +40,23 @@ def _guess(tokenizer, token_id: int) -> str:
     return token_labels(tokenizer, [token_id])[0] or "\u2205"
 
 
+# What a label shows as one character: an escape as `visible` and a byte-level BPE write it
+# ('\\xe2', '\\u200b'), or any one character.
+_SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[abfrv])|.", re.DOTALL)
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` cut to at most `width` characters between the characters it shows, never inside
+    an escape: GPT-2's piece b' \\xe2\\x80' cut inside one would read '␣\\xe2\\x8', another
+    byte."""
+    kept = ""
+    for shown in _SHOWN_CHARACTER.findall(text):
+        if len(kept) + len(shown) > width:
+            break
+        kept += shown
+    return kept
+
+
 def lens_rows(lens: Lens, tokens: list[str], tokenizer,
               width: int = 8) -> list[list[tuple[str, float | None]]]:
     """The table as rows of (text, probability) cells: a header row, then one row per
@@ -46,9 +65,9 @@ def lens_rows(lens: Lens, tokens: list[str], tokenizer,
     header = [("position", None)] + [(row, None) for row in lens.rows]
     table = [header]
     for t, token in enumerate(tokens):
-        cells = [(token[:width], None)]
+        cells = [(_cut(token, width), None)]
         for state in range(len(lens.rows)):
-            guess = _guess(tokenizer, int(lens.top_ids[state, t, 0]))[:width]
+            guess = _cut(_guess(tokenizer, int(lens.top_ids[state, t, 0])), width)
             cells.append((f"{guess} {lens.top_probs[state, t, 0]:.0%}",
                           float(lens.top_probs[state, t, 0])))
         table.append(cells)
@@ -92,10 +111,10 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     for t in range(T):
         for s in range(n):
             # Black or white, whichever reads better on the cell's colour, as on the page.
-            ax.text(s, t, _guess(tokenizer, int(lens.top_ids[s, t, 0]))[:6], ha="center",
+            ax.text(s, t, _cut(_guess(tokenizer, int(lens.top_ids[s, t, 0])), 6), ha="center",
                     va="center", fontsize=8, color=ink(viridis(probs[t, s])))
     ax.set_xticks(range(n), lens.rows)
-    ax.set_yticks(range(T), [token[:8] for token in tokens])
+    ax.set_yticks(range(T), [_cut(token, 8) for token in tokens])
     # The x label goes at the top beside the ticks it names, and the title above both.
     if title:
         ax.set_title(title, fontsize=10, pad=10)
