@@ -793,6 +793,17 @@ def test_a_folded_box_is_as_big_as_its_label_and_the_graph_closes_up_around_it(b
     shown, drawn = browser.execute_script(
         "const v = views.backward; return [contentBox(v).width, v.extent.width]")
     assert shown < 0.5 * drawn
+    # The room beyond everything shown goes too: no arrow between folded boxes loops out of the
+    # fitted view round where the open modules were (by 910 units when it stayed).
+    beyond = browser.execute_script("""
+        const v = views.backward, c = contentBox(v), t = graphTransform(v), out = [];
+        for (const p of document.querySelectorAll('#svg-backward g.edge path')) {
+          const b = p.getBBox(), x = b.x + t.e, y = b.y + t.f;
+          out.push(Math.max(c.x - x, x + b.width - c.x - c.width,
+                            c.y - y, y + b.height - c.y - c.height));
+        }
+        return out;""")
+    assert len(beyond) > 10 and max(beyond) < 24
     assert under_folded_boxes(browser, "backward") == []
     assert chromium.errors(browser) == []
 
