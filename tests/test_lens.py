@@ -153,7 +153,6 @@ def test_the_table_cuts_long_tokens_and_leaves_no_trailing_blanks():
                                  "b         b 100%"]
 
 
-
 class Pieces:
     """A tokenizer whose id 1 is an empty piece (a byte-level BPE has pieces that show nothing)."""
     def id_to_token(self, i):
@@ -309,6 +308,17 @@ def test_a_long_token_is_cut_between_its_escapes_never_inside_one():
     figure = lens_figure(lens, [label], tokenizer)
     assert [t.get_text() for t in figure.axes[0].texts] == ["␣\\xe2"]
     assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["␣\\xe2"]
+
+
+@pytest.mark.parametrize("text, width, cut", [
+    ("ab\u200bcd", 7, "ab"), ("ab\u200bcd", 8, "ab\\u200b"),        # a zero-width space
+    ("ab\rcd", 3, "ab"), ("ab\rcd", 4, "ab\\r"),                     # a carriage return
+    ("a\U000e0001b", 11, "a\\U000e0001"), ("a\U000e0001b", 10, "a"),  # a language tag
+])
+def test_every_escape_a_label_holds_is_kept_whole_or_left_out(text, width, cut):
+    from viz.lens import _cut
+    from viz.plots import visible
+    assert _cut(visible(text), width) == cut
 
 
 def token_labels_of(tokenizer, token_id):

@@ -164,7 +164,6 @@ def test_seq2seq_maps_pair_the_translation_with_the_source(runs):
     assert maps["decoder"].queries == token_labels(tokenizer, written[:-1])
 
 
-
 def test_the_decoders_inputs_are_bos_and_the_translation_but_its_last_token():
     # An untrained model may write <bos> again and again, which hides an off-by-one: a stub
     # that writes "1 0" then <eos>.

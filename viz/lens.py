@@ -40,9 +40,9 @@ def _guess(tokenizer, token_id: int) -> str:
     return token_labels(tokenizer, [token_id])[0] or "\u2205"
 
 
-# What a label shows as one character: an escape as `visible` and a byte-level BPE write it
-# ('\\xe2', '\\u200b'), or any one character.
-_SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[abfrv])|.", re.DOTALL)
+# What a label shows as one character: an escape as `visible` (Python's repr) and a byte-level
+# BPE write it ('\\xe2', '\\u200b', '\\r'), or any one character.
+_SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[rnt])|.", re.DOTALL)
 
 
 def _cut(text: str, width: int) -> str:
