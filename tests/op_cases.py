@@ -279,7 +279,7 @@ def draw_reduction(make, ddof=False):
     return draw
 
 
-def draw_max_ties(d):
+def draw_ties(d):
     shape = d.shape(min_dims=1)
     x = d.rng.integers(0, 3, shape).astype(float)     # three values: many ties
     return [x], {"axis": d.axis(len(shape)), "keepdims": d.boolean(label="keepdims")}
@@ -657,14 +657,14 @@ CASES = [
     OpCase("max with ties: shared like torch.amax", (ops.Max,),
            lambda x, axis, keepdims: x.max(axis, keepdims),
            lambda x, axis, keepdims: torch.amax(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
-           draw_max_ties, finite_differences=False),
+           draw_ties, finite_differences=False),
     OpCase("min (no ties)", (ops.Min,), lambda x, axis, keepdims: x.min(axis, keepdims),
            lambda x, axis, keepdims: torch.amin(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
            draw_reduction(Draw.distinct)),
     OpCase("min with ties: shared like torch.amin", (ops.Min,),
            lambda x, axis, keepdims: x.min(axis, keepdims),
            lambda x, axis, keepdims: torch.amin(x, dim=_dims(axis, x.ndim), keepdim=keepdims),
-           draw_max_ties, finite_differences=False),
+           draw_ties, finite_differences=False),
     OpCase("softmax", (ops.Softmax,), lambda x, axis: x.softmax(axis),
            lambda x, axis: torch.softmax(x, dim=axis), draw_along_axis()),
     OpCase("log_softmax", (ops.LogSoftmax,), lambda x, axis: x.log_softmax(axis),

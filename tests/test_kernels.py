@@ -237,6 +237,14 @@ def test_adam_on_a_parameter_mapped_read_only_raises_rather_than_crashes(tmp_pat
     np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), np.arange(4))
 
 
+def test_a_read_only_input_takes_the_loops_and_a_read_only_output_does_not():
+    # Weights loaded with mmap_mode="r" are read, never written, by the ops' forward.
+    weights = np.ones((2, 3), np.float32)
+    weights.flags.writeable = False
+    assert kernels.usable(weights) == kernels.in_use()
+    assert not kernels.usable(np.ones((2, 3), np.float32), into=(weights,))
+
+
 def test_unaligned_arrays_take_the_numpy_forms(numpy_forms):
     unaligned = np.frombuffer(bytearray(4 * 7 + 1), np.float32, offset=1, count=7)
     assert not unaligned.flags.aligned and not kernels.usable(unaligned)

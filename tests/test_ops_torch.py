@@ -179,14 +179,24 @@ def test_var_of_nothing_is_nan_quietly(shape, axis, ddof):
     ("max", (2, 0, 3), (1, 2), r"max: axis 1 of shape \(2, 0, 3\) has size 0"),
     ("argmax", (0, 3), None, r"argmax: the tensor of shape \(0, 3\) is empty"),
     ("argmax", (2, 0), -1, r"argmax: axis -1 of shape \(2, 0\) has size 0"),
+    ("min", (2, 0), 1, r"min: axis 1 of shape \(2, 0\) has size 0"),
 ])
 def test_max_and_argmax_of_nothing_say_which_axis_is_empty_where_torch_raises(op, shape, axis,
                                                                                expected):
-    torch_op = {"max": torch.amax, "argmax": torch.argmax}[op]
+    torch_op = {"max": torch.amax, "argmax": torch.argmax, "min": torch.amin}[op]
     with pytest.raises((RuntimeError, IndexError)):
         torch_op(torch.zeros(shape), **({} if axis is None else {"dim": axis}))
     with pytest.raises(ValueError, match=expected):
         getattr(ta.zeros(*shape), op)(axis)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax"])
+def test_an_axis_out_of_range_of_an_empty_tensor_gets_the_error_any_other_tensor_gets(op):
+    with pytest.raises(Exception) as full:
+        getattr(ta.zeros(2, 3), op)(5)
+    with pytest.raises(type(full.value)) as empty:
+        getattr(ta.zeros(2, 0), op)(5)
+    assert str(empty.value) == str(full.value).replace("(2, 3)", "(2, 0)")
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero

@@ -294,8 +294,8 @@ class Module:
 
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails, as Tensor's: a PyTorch name gets ours in its error.
-        hint = None if name.startswith("_") else _TORCH_MODULE_NAMES.get(name)
-        raise engine._not_found(f"'{type(self).__name__}' object", name, hint, self)
+        raise engine._not_found(f"'{type(self).__name__}' object", name,
+                                _TORCH_MODULE_NAMES.get(name), self)
 
     # -- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
