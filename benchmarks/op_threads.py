@@ -68,14 +68,14 @@ class PulledPieces:
             self.helper_done.set()
 
     @staticmethod
-    def _take(piece, taken, n):
-        while next(taken) < n:          # next() on one counter: each number goes to one thread
-            piece()
+    def _take(pieces, taken):
+        # next() on one counter: each number goes to one thread, whichever asks first
+        while (k := next(taken)) < len(pieces):
+            pieces[k]()
 
     def run(self, pieces):
         """Run every function of `pieces` once, on the two threads; return when all are done."""
-        taken, i = itertools.count(), itertools.count()
-        job = (lambda: pieces[next(i)](), taken, len(pieces))
+        job = (pieces, itertools.count())
         self.helper_done.clear()
         with self.wake:
             self.job, self.jobs_given = job, self.jobs_given + 1
@@ -131,7 +131,6 @@ def median_step(way, pieces):
 def main():
     if not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
         sys.exit("op_threads.py pins threads to two cores: it runs on Linux, with two or more")
-    one_core = median_step("one thread", None)
     rows = []
     ways = [("one thread", None), ("BLAS", None)] + [
         (way, n) for way in ("pulled", "pulled, pinned") for n in ARGS.pieces]
@@ -140,7 +139,10 @@ def main():
         with busy_neighbour():
             beside = median_step(way, pieces)
         rows.append({"way": way, "pieces": pieces, "quiet_ms": quiet * 1e3,
-                     "beside_ms": beside * 1e3, "ours_cores_beside": one_core / beside})
+                     "beside_ms": beside * 1e3})
+    one_core = rows[0]["quiet_ms"] / 1e3           # the first row's: one thread, quiet
+    for row in rows:
+        row["ours_cores_beside"] = one_core * 1e3 / row["beside_ms"]
     print(f"a step: {ARGS.gemms} products of {SIZE} x {SIZE}, {one_core * 1e3:.1f} ms on one "
           f"thread")
     print("| way | pieces | quiet | beside a busy core | ours (cores) |")

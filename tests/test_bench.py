@@ -1011,8 +1011,8 @@ def test_the_suite_runs_its_benchmarks_where_there_are_no_process_groups(fake_be
 
 def test_each_product_shared_by_threads_is_timed_every_way(tmp_path):
     """A real, tiny run of benchmarks/op_threads.py: a row for each way and each count of
-    pieces, in that order (the script checks each way's product against a @ a, so a piece
-    skipped or done by both threads into the wrong rows fails it)."""
+    pieces, in that order (the script checks each way's product against a @ a, starting
+    from NaN, so a piece skipped or written into the wrong rows fails it)."""
     out = tmp_path / "op.json"
     done = script("op_threads.py", "--pieces", "2", "3", "--steps", "2", "--gemms", "3",
                   "--json", str(out), check=True)
