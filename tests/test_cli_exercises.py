@@ -666,6 +666,16 @@ def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):
     assert result.exit_code == 3 and "is not valid Python" in result.output
 
 
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_an_empty_file_is_reported_as_empty_with_the_way_back(workspace, text):
+    # Not "has no `one_hot`: keep the name the exercise gave it": nothing was renamed.
+    (workspace / FIRST.file).write_text(text)
+    result = run("check", 1)
+    assert result.exit_code == 3
+    assert (f"{Path(FIRST.file).name} is empty: `tinyformer exercises reset 1` brings back the "
+            f"exercise as it came.") in result.output, result.output
+
+
 def test_a_file_with_a_nul_byte_is_reported_with_its_line(workspace):
     path = workspace / FIRST.file
     lines = path.read_text().splitlines(keepends=True)

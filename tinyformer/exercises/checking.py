@@ -635,6 +635,9 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
     sys.modules.pop("learner", None)
     try:
         learner = load_learner_file(path)
+        if not learner.path.read_bytes().strip():      # saved empty: no name is missing, all is
+            raise CheckFailure(f"{learner.path.name} is empty: `tinyformer exercises reset "
+                               f"{exercise.number}` brings back the exercise as it came.")
         refuse_forbidden(learner, exercise.forbid)
         refuse_forbidden_methods(learner, exercise.forbid_methods)
         exercise.check(learner)
