@@ -16,6 +16,8 @@ from solutions import edited_message
     ("masked_fill(~mask", "masked_fill(mask", "the mask the wrong way round"),
     ("if mask is not None:", "if False:", "ignoring the mask"),
     ("masked_fill(~mask, -1e9)", "masked_fill(~mask, 0.0)", "setting the blocked scores to 0"),
+    ("q @ k.swapaxes(-2, -1)", "k @ q.swapaxes(-2, -1)", "the scores k @ q^T, the transpose"),
+    ("q @ k.swapaxes(-2, -1)", "q @ k", "the scores q @ k, k not transposed"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
@@ -80,6 +82,9 @@ def test_06_attention_causal_attention_that_sees_the_future(tmp_path):
      "multi_head_attention", "without the output projection w_o"),
     ("attention(q, k, v, mask)", "attention(q, k, v)", "multi_head_attention",
      "ignoring the mask"),
+    ("q = split_heads(x @ w_q, n_head)", "q = split_heads(x @ w_q.T, n_head)",
+     "multi_head_attention", "with w_q transposed"),
+    ("@ w_o", "@ w_o.T", "multi_head_attention", "with w_o transposed"),
 ])
 def test_06_attention_multi_head_attention_names_the_mistake(tmp_path, old, new, function, says):
     message = edited_message(tmp_path, "multi_head_attention", old, new)

@@ -101,7 +101,14 @@ def _attention_mistakes(q, k, v, mask=None):
          numpy_attention(q, k, v, mask, scale=1 / d)),
         ("taking the softmax over the queries (axis -2) instead of the keys (axis -1)",
          numpy_attention(q, k, v, mask, axis=-2)),
+        # Self-attention's scores are square, so both orders of the product run.
+        ("with the scores k @ q^T, the transpose of q @ k^T: row t of the scores must be "
+         "query t's, q @ k.swapaxes(-2, -1)", numpy_attention(k, q, v, mask)),
     ]
+    if k.shape[-1] == k.shape[-2]:          # d_k == T: q @ k, k not transposed, runs too
+        mistakes.append(("with the scores q @ k, k not transposed: they are "
+                         "q @ k.swapaxes(-2, -1)",
+                         numpy_attention(q, np.swapaxes(k, -2, -1), v, mask)))
     if mask is not None:
         mistakes += [
             ("ignoring the mask", numpy_attention(q, k, v)),
@@ -158,7 +165,7 @@ def check_scaled_dot_product(learner: Learner) -> None:
     fn = learner.function("scaled_dot_product")
     # By hand: one sequence of two positions, d_k = 2.
     q = np.array([[[1.0, 0.0], [0.0, 2.0]]])
-    k = np.array([[[1.0, 0.0], [1.0, 1.0]]])
+    k = np.array([[[1.0, 0.0], [1.0, 2.0]]])
     v = np.array([[[1.0, 2.0], [3.0, 4.0]]])
     _check_attention_call(fn, q, k, v)
 
@@ -296,6 +303,11 @@ def _numpy_mha(x, w, n_head, mask=None, project=True):
 
 def _mha_mistakes(x, w, n_head, mask):
     mistakes = [("without the output projection w_o", _numpy_mha(x, w, n_head, mask, False))]
+    # The weights are square, so a transposed one runs: PyTorch's habit, x @ weight.T.
+    mistakes += [(f"with {name} transposed: here a weight of shape (in, out) is used as it is, "
+                  f"x @ {name}, not transposed as PyTorch's nn.Linear weight (out, in) is",
+                  _numpy_mha(x, {**w, name: np.swapaxes(w[name], 0, 1)}, n_head, mask))
+                 for name in ("w_q", "w_k", "w_v", "w_o")]
     if n_head > 1:
         mistakes.append(("with a single head: split q, k and v into n_head heads",
                          _numpy_mha(x, w, 1, mask)))
