@@ -80,6 +80,16 @@ def test_cross_attention_ignoring_the_mask(tmp_path):
     assert "ignoring the mask" in got
 
 
+@pytest.mark.parametrize("old, new, name", [
+    ("k = split_heads(memory @ w_k, n_head)", "k = split_heads(memory @ w_k.T, n_head)", "w_k"),
+    ("@ w_o", "@ w_o.T", "w_o"),
+])
+def test_cross_attention_with_a_weight_transposed(tmp_path, old, new, name):
+    # PyTorch's nn.Linear habit, x @ weight.T: the square weights let it run.
+    got = edited_message(tmp_path, "cross_attention", old, new)
+    assert f"exactly what you get with {name} transposed" in got
+
+
 def test_encoder_layer_pre_ln(tmp_path):
     got = edited_message(
         tmp_path, "encoder_decoder_layers",

@@ -301,12 +301,16 @@ def _numpy_mha(x, w, n_head, mask=None, project=True):
     return merged @ w["w_o"] if project else merged
 
 
+def transposed(name: str) -> str:
+    """The mistake of a weight `name` used transposed, as a mistakes entry describes it."""
+    return (f"with {name} transposed: here a weight of shape (in, out) is used as it is, "
+            f"x @ {name}, not transposed as PyTorch's nn.Linear weight (out, in) is")
+
+
 def _mha_mistakes(x, w, n_head, mask):
     mistakes = [("without the output projection w_o", _numpy_mha(x, w, n_head, mask, False))]
     # The weights are square, so a transposed one runs: PyTorch's habit, x @ weight.T.
-    mistakes += [(f"with {name} transposed: here a weight of shape (in, out) is used as it is, "
-                  f"x @ {name}, not transposed as PyTorch's nn.Linear weight (out, in) is",
-                  _numpy_mha(x, {**w, name: np.swapaxes(w[name], 0, 1)}, n_head, mask))
+    mistakes += [(transposed(name), _numpy_mha(x, {**w, name: w[name].T}, n_head, mask))
                  for name in ("w_q", "w_k", "w_v", "w_o")]
     if n_head > 1:
         mistakes.append(("with a single head: split q, k and v into n_head heads",

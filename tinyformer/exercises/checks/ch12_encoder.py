@@ -19,7 +19,7 @@ from tinyautograd import Tensor, functional, no_grad
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, a_kind, describe, expect, expect_equal,
                         expect_gradients)
-from .ch06_attention import backward_through, expect_output, tensor64
+from .ch06_attention import backward_through, expect_output, tensor64, transposed
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 12`).
 QUESTION = Question(code="""\
@@ -161,6 +161,10 @@ def _check_cross_attention(fn, B, T_q, T_k, C, n_head, with_mask, rng):
         if mask is not None:
             mistakes.append(("ignoring the mask: the memory's padding must get no weight",
                              reference_mha(X, M, *W, n_head)))
+        # The weights are square, so a transposed one runs: PyTorch's habit, x @ weight.T.
+        for i, name in enumerate(("w_q", "w_k", "w_v", "w_o")):
+            swapped = _as_tensors(*(w.T if j == i else w for j, w in enumerate(weights)))
+            mistakes.append((transposed(name), reference_mha(X, M, *swapped, n_head, mask)))
     mistakes = [(d, wrong.data) for d, wrong in mistakes]
     got = fn(inputs["x"], inputs["memory"], inputs["w_q"], inputs["w_k"], inputs["w_v"],
              inputs["w_o"], n_head, mask)
