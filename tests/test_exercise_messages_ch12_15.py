@@ -584,7 +584,8 @@ def test_induction_score_without_repeats(tmp_path):
                          "return float(np.mean(picked)) if picked else 0.0",
                          "return float(np.mean(picked))")
     assert "induction_score(pattern=array of shape (4, 4), float64, ids=[0, 1, 2, 3]) " \
-        "returned nan, expected 0.0000" in got
+        "returned nan, expected 0.0000: that is what you get taking the mean of no values at " \
+        "all (np.mean([]) is nan): where no token repeats there is nothing to copy" in got
 
 
 def test_your_gpt_that_does_not_train_long_enough(tmp_path, monkeypatch):

@@ -80,7 +80,7 @@ def _previous_mistakes(pattern):
 def _induction_mistakes(pattern, ids):
     pairs = _last_earlier(ids)
     first = [(t, int(np.flatnonzero(ids[:t] == ids[t])[0])) for t, _ in pairs]
-    return [
+    mistakes = [
         ("reading A[t, j], the earlier occurrence itself: an induction head looks one further, "
          "at the token that came AFTER it (j + 1)", _mean([pattern[t, j] for t, j in pairs])),
         ("reading A[t, t - 1], the previous token: that is layer 1's job; the induction head "
@@ -91,6 +91,10 @@ def _induction_mistakes(pattern, ids):
         ("averaging over every position: only the positions whose token occurred before "
          "count", sum(pattern[t, j + 1] for t, j in pairs) / len(ids)),
     ]
+    if not pairs:
+        mistakes.append(("taking the mean of no values at all (np.mean([]) is nan): where no "
+                         "token repeats there is nothing to copy, and the score is 0.0", np.nan))
+    return mistakes
 
 
 def _expect_score(got, expected, call, mistakes):
@@ -102,7 +106,7 @@ def _expect_score(got, expected, call, mistakes):
     if np.isclose(value, expected, rtol=1e-6, atol=1e-9):
         return
     for description, wrong in mistakes:
-        if np.isclose(value, wrong, rtol=1e-6, atol=1e-9):
+        if np.isclose(value, wrong, rtol=1e-6, atol=1e-9, equal_nan=True):
             raise CheckFailure(f"{call} returned {value:.4f}, expected {expected:.4f}: that is "
                                f"what you get {description}.")
     raise CheckFailure(f"{call} returned {value:.4f}, expected {expected:.4f}.")
