@@ -666,6 +666,26 @@ def test_a_file_that_is_not_python_is_reported_with_its_line(workspace):
     assert result.exit_code == 3 and "is not valid Python" in result.output
 
 
+@pytest.mark.parametrize("raised", ["BaseException('not sure')", "KeyboardInterrupt"])
+@pytest.mark.parametrize("where", ["in one_hot", "as it is imported"])
+def test_code_raising_what_is_no_exception_fails_its_check_not_the_runner(workspace, raised,
+                                                                          where):
+    # These are not Exceptions: they went past the checks' handlers, and the runner called
+    # them a bug of its own (exit 1, ending a class's grading) or an os._exit().
+    solution = solution_text(FIRST)
+    if where == "in one_hot":
+        solution = solution.replace("    ids = np.asarray(ids)\n", f"    raise {raised}\n")
+    else:
+        solution += f"\nraise {raised}\n"
+    write_solved(FIRST, workspace / FIRST.file, solution)
+    result = run("check", 1)
+    assert result.exit_code == 3, result.output
+    said = ("one_hot(ids=[2, 0, 3], vocab_size=4) raised an error:" if where == "in one_hot"
+            else f"{Path(FIRST.file).name} fails as soon as it is imported:")
+    assert said in result.output and raised.split("(")[0] + ":" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("text", ["", "\n  \n"])
 def test_an_empty_file_is_reported_as_empty_with_the_way_back(workspace, text):
     # Not "has no `one_hot`: keep the name the exercise gave it": nothing was renamed.

@@ -86,7 +86,9 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
                            f"    {escape_controls((text or '').strip())}") from None
     except MemoryError as e:
         raise out_of_memory(f"{path.name}, as it is imported,", e, path) from None
-    except Exception as e:
+    except SystemExit:
+        raise
+    except BaseException as e:          # as run_learner_code says: not only Exceptions
         raise CheckFailure(f"{path.name} fails as soon as it is imported:\n"
                            f"{_where(e, path)}") from None
     return Learner(module, path)
@@ -202,7 +204,12 @@ def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> An
                            f"raises NotImplementedError{via}.") from None
     except MemoryError as e:
         raise out_of_memory(doing, e, path) from None
-    except Exception as e:
+    except SystemExit:
+        raise                           # exit(): the runner says the learner's code called it
+    except BaseException as e:
+        # Not only Exceptions: BaseException itself, a class of the learner's own made from
+        # it, or KeyboardInterrupt, which only the learner's code raises here (a check runs
+        # in a process of its own, which the terminal's Ctrl-C does not reach).
         raise CheckFailure(f"{doing} raised an error:\n{_where(e, path)}", raised=e) from None
 
 
