@@ -541,6 +541,12 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
     result = run("check", 1)
     assert result.exit_code == 3 and "ended the check early (exit status 4), before it could " \
         "finish; does it call os._exit()?" in result.output
+    path.write_text("import os, signal\n" + original.replace(
+        "    raise NotImplementedError", "    os.kill(os.getpid(), signal.SIGTERM)"))
+    result = run("check", 1)
+    assert result.exit_code == 3 and f"your code's process was stopped by signal " \
+        f"{int(signal.SIGTERM)} (Terminated) before the check could finish" in result.output, \
+        result.output
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
     assert result.exit_code == 3 and "did not finish within 1 s" in result.output

@@ -96,6 +96,10 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                 # An exception nothing caught, where the learner's are caught: tinyformer's
                 # own, before or after it could write the result.
                 raise _own_failure(what, errors)
+            if returncode < 0:          # stopped by a signal, not an exit status
+                return (f"your code's process was stopped by signal {-returncode} "
+                        f"({signal.strsignal(-returncode)}) before the {what} could finish"
+                        ), printed
             return (f"your code ended the {what} early (exit status {returncode}), before "
                     f"it could finish; does it call os._exit()?"), printed
         result = json.loads(result_file.read_text(encoding="utf-8"))
