@@ -965,7 +965,7 @@ class Tensor:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
         # The mean of nothing is nan, as torch's: a sum of 0 over a count of 0, without
         # numpy's divide-by-zero warning (x / nan is nan, quietly).
-        return self.sum(axis, keepdims) / (_count(self.shape, axis) or np.nan)
+        return self.sum(axis, keepdims) / (ops._count(self.shape, axis) or np.nan)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
@@ -977,7 +977,7 @@ class Tensor:
         centred = self - self.mean(axis, keepdims=True)
         # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
         # not in layer_norm over no features, which is the same variance).
-        count = _count(self.shape, axis)
+        count = ops._count(self.shape, axis)
         return (centred * centred).sum(axis, keepdims) / (max(count - ddof, 0) if count else np.nan)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -1158,15 +1158,6 @@ def _plain_index(index):
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return index.data if isinstance(index, Tensor) else index
-
-
-def _count(shape, axis):
-    """How many elements a reduction over `axis` combines into each result (all of a 0-d
-    tensor's one element, for axis 0 or -1 as for None)."""
-    if axis is None or not shape:
-        return int(np.prod(shape, dtype=np.int64))
-    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
 # --------------------------------------------------------------------------------------------
