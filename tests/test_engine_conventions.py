@@ -1,6 +1,7 @@
 """Where numpy and PyTorch have a convention, Tensor keeps it: the array protocol, dtypes,
 conversions to Python numbers, the grad modes, in-place operators."""
 
+import inspect
 import operator
 import re
 
@@ -281,6 +282,41 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
             getattr(module, name)
     for name in ta.engine._TORCH_TENSOR_NAMES:        # each is torch's, and missing here
         assert hasattr(torch.ones(2, 2), name) and not hasattr(x, name), name
+
+
+@pytest.mark.parametrize("call, name, ours", [
+    (lambda x: x.sum(dim=1), "dim", "axis$"),
+    (lambda x: x.mean(axis=0, keepdim=True), "keepdim", "keepdims$"),
+    (lambda x: x.max(dim=-1, keepdim=True), "dim", "axis$"),           # the first, as called
+    (lambda x: x.var(unbiased=False), "unbiased", r"ddof \(ddof=1 for unbiased=True"),
+    (lambda x: x.var(correction=0), "correction", "ddof$"),
+    (lambda x: x.transpose(dim0=0, dim1=1), "dim0", r"swapaxes\(a, b\)"),
+    (lambda x: ta.stack([x, x], dim=1), "dim", "axis$"),
+])
+def test_a_pytorch_keyword_says_what_numpys_name_for_it_is(call, name, ours):
+    with pytest.raises(TypeError, match=rf"\(\) got an unexpected keyword argument '{name}': "
+                                        rf"that is PyTorch's; here, {ours}"):
+        call(Tensor(np.ones((2, 3))))
+
+
+def test_every_method_and_function_that_takes_an_axis_answers_torchs_dim():
+    """From one table, for all: a method that takes an axis without it would give Python's bare
+    error for dim=, which a PyTorch user cannot act on."""
+    x = Tensor(np.ones((2, 3)))
+    takers = [getattr(x, name) for name in dir(Tensor) if not name.startswith("_")]
+    takers += [getattr(ta, name) for name in ta.__all__]
+    takers = [f for f in takers if callable(f) and not isinstance(f, type) and
+              "axis" in inspect.signature(f).parameters]
+    assert len(takers) >= 10
+    for f in takers:
+        with pytest.raises(TypeError, match="'dim': that is PyTorch's; here, axis$"):
+            f(*[[x, x]] * (f in (ta.concat, ta.stack)), dim=0)
+
+
+def test_a_keyword_that_is_no_ones_keeps_pythons_error():
+    with pytest.raises(TypeError, match=r"^Tensor.sum\(\) got an unexpected keyword argument "
+                                        r"'axes'$"):
+        Tensor(np.ones(2)).sum(axes=0)
 
 
 def test_other_missing_names_keep_pythons_error_and_the_protocols_that_probe_for_them_work():

@@ -23,6 +23,8 @@ gives second derivatives and a backward graph that can be drawn.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import math
 import numbers
@@ -554,6 +556,35 @@ _TORCH_TENSOR_NAMES = {
 }
 
 
+# PyTorch's keyword arguments that numpy, and so this engine, spells otherwise (t.sum(dim=1)),
+# and what to write instead, for the error of a method or function marked `_numpy_keywords`.
+_TORCH_KEYWORDS = {
+    "dim": "axis", "keepdim": "keepdims", "correction": "ddof",
+    "unbiased": "ddof (ddof=1 for unbiased=True, ddof=0 for False)",
+    "dim0": "swapaxes(a, b), the two axes positionally",      # torch's transpose(dim0, dim1)
+    "dim1": "swapaxes(a, b), the two axes positionally",
+}
+
+
+def _numpy_keywords(function):
+    """`function`, whose keywords are numpy's (axis, keepdims, ddof), answering one of
+    PyTorch's that it lacks with Python's TypeError and what to write here, as __getattr__
+    answers PyTorch's method names. One table for every method that takes an axis; the usual
+    call costs one more call and one test."""
+    own = frozenset(inspect.signature(function).parameters)
+
+    @functools.wraps(function)
+    def with_hint(*args, **kwargs):
+        if kwargs and not own.issuperset(kwargs):
+            for name in kwargs:                       # the first, in the call's order
+                if name not in own and name in _TORCH_KEYWORDS:
+                    raise TypeError(f"{function.__qualname__}() got an unexpected keyword "
+                                    f"argument {name!r}: that is PyTorch's; here, "
+                                    f"{_TORCH_KEYWORDS[name]}")
+        return function(*args, **kwargs)
+    return with_hint
+
+
 def _not_found(owner, name, hint, obj=None):
     """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
     'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
@@ -953,10 +984,12 @@ class Tensor:
         return ops.Abs.apply(self)
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
+    @_numpy_keywords
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The sum along `axis` (one axis, several, or all for None), as numpy's."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
         torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
@@ -967,6 +1000,7 @@ class Tensor:
         # numpy's divide-by-zero warning (x / nan is nan, quietly).
         return self.sum(axis, keepdims) / (ops._count(self.shape, axis) or np.nan)
 
+    @_numpy_keywords
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
@@ -980,27 +1014,32 @@ class Tensor:
         count = ops._count(self.shape, axis)
         return (centred * centred).sum(axis, keepdims) / (max(count - ddof, 0) if count else np.nan)
 
+    @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
         also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
         gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
         equally, as with torch.amin."""
         return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
         ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
+    @_numpy_keywords
     def softmax(self, axis: int = -1) -> Tensor:
         """e^x / sum(e^x) along `axis` (the last by default): each slice sums to 1."""
         return ops.Softmax.apply(self, axis=axis)
 
+    @_numpy_keywords
     def log_softmax(self, axis: int = -1) -> Tensor:
         """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): finite where the
         softmax itself would round to 0."""
@@ -1022,6 +1061,7 @@ class Tensor:
                 raise _shape_error(ops.Reshape, (self,), error) from None
         return ops.Reshape.apply(self, shape=shape)
 
+    @_numpy_keywords
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
         To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
@@ -1164,6 +1204,7 @@ def _plain_index(index):
 # Functions of several tensors
 
 
+@_numpy_keywords
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
@@ -1173,6 +1214,7 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     return ops.Concat.apply(*tensors, axis=axis)
 
 
+@_numpy_keywords
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
