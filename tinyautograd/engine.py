@@ -1221,9 +1221,9 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def _tensor_list(tensors, op, axis):
-    """The tensors to join, as a list of Tensors; refused when there are none (numpy's words
-    for it, "shapes : need at least one array", would blame shapes), or when the second tensor
-    came as the axis (the list forgotten: concat(a, b))."""
+    """The tensors to join, as a list of Tensors whose dtypes join as torch's; refused when
+    there are none (numpy's words for it, "shapes : need at least one array", would blame
+    shapes), or when the second tensor came as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
     # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
@@ -1232,6 +1232,13 @@ def _tensor_list(tensors, op, axis):
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
+    floats = [t.dtype for t in tensors if t.dtype.kind in "fc"]
+    if floats and len(floats) < len(tensors):
+        # Integers and booleans joined to floating-point tensors take their dtype, as for `+`
+        # (`_operands`) and in torch: numpy would make int64 and float32 float64.
+        dtype = np.result_type(*floats)
+        tensors = [t if t.dtype.kind in "fc" else Tensor._make(t.data.astype(dtype))
+                   for t in tensors]
     return tensors
 
 
