@@ -613,6 +613,15 @@ def test_not_inverts_a_mask_and_the_bits_of_an_integer_as_in_torch():
                                   (~torch.tensor([0, 5], dtype=torch.uint8)).numpy())
 
 
+def test_pythons_abs_is_the_differentiable_abs_as_numpys_and_torchs():
+    x = Tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = abs(x)
+    y.backward(np.ones(3))
+    np.testing.assert_array_equal(y.data, [2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0])
+    assert abs(Tensor(np.array([-3], np.int8))).dtype == np.int8
+
+
 def test_the_logical_operators_refuse_floats_and_misfit_shapes():
     x = Tensor([0.5, 2.0])
     for combine in (lambda: x & (x > 0), lambda: (x > 0) | x, lambda: ~x):

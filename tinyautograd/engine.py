@@ -863,6 +863,7 @@ class Tensor:
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+    def __abs__(self) -> Tensor: return ops.Abs.apply(self)        # abs(x), as numpy's and torch's
 
     # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
