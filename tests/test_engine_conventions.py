@@ -639,6 +639,17 @@ def test_a_comparison_of_shapes_that_do_not_broadcast_is_a_shape_error():
         _ = Tensor([1.0, 2.0]) < Tensor([1.0, 2.0, 3.0])
 
 
+def test_an_integer_tensor_compares_with_a_float_one_in_the_floats_dtype_as_it_adds():
+    # 2**24 + 1 is no float32: torch, and `+`, round it to 2**24 before comparing; numpy's
+    # float64 would not.
+    i, f = np.array([2**24 + 1, 3], np.int64), np.array([2.0**24, 3.5], np.float32)
+    for compare in (operator.eq, operator.lt, operator.ge):
+        ours = compare(Tensor(i), Tensor(f))
+        np.testing.assert_array_equal(ours.data, compare(torch.tensor(i), torch.tensor(f)))
+        np.testing.assert_array_equal(compare(Tensor(f), Tensor(i)).data,
+                                      compare(torch.tensor(f), torch.tensor(i)))
+
+
 # ------------------------------------------------------------------ grad modes, as torch
 
 

@@ -912,11 +912,11 @@ class Tensor:
     # TypeError and `x == None` is False, as for torch.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
         try:
-            other = _lift(other, self)
+            ours, other = _operands(self, other)    # in the dtype that `+` computes in
         except _NotNumbers:
             return NotImplemented
         try:
-            return Tensor._make(compare(self.data, other.data))
+            return Tensor._make(compare(ours.data, other.data))
         except ValueError:                      # numpy's only one here: shapes that misfit
             raise ShapeError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not "
                              f"broadcast (each trailing size must match or be 1)") from None
