@@ -1,6 +1,7 @@
 """Where numpy and PyTorch have a convention, Tensor keeps it: the array protocol, dtypes,
 conversions to Python numbers, the grad modes, in-place operators."""
 
+import inspect
 import operator
 import re
 
@@ -283,6 +284,41 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
         assert hasattr(torch.ones(2, 2), name) and not hasattr(x, name), name
 
 
+@pytest.mark.parametrize("call, name, ours", [
+    (lambda x: x.sum(dim=1), "dim", "axis$"),
+    (lambda x: x.mean(axis=0, keepdim=True), "keepdim", "keepdims$"),
+    (lambda x: x.max(dim=-1, keepdim=True), "dim", "axis$"),           # the first, as called
+    (lambda x: x.var(unbiased=False), "unbiased", r"ddof \(ddof=1 for unbiased=True"),
+    (lambda x: x.var(correction=0), "correction", "ddof$"),
+    (lambda x: x.transpose(dim0=0, dim1=1), "dim0", r"swapaxes\(a, b\)"),
+    (lambda x: ta.stack([x, x], dim=1), "dim", "axis$"),
+])
+def test_a_pytorch_keyword_says_what_numpys_name_for_it_is(call, name, ours):
+    with pytest.raises(TypeError, match=rf"\(\) got an unexpected keyword argument '{name}': "
+                                        rf"that is PyTorch's; here, {ours}"):
+        call(Tensor(np.ones((2, 3))))
+
+
+def test_every_method_and_function_that_takes_an_axis_answers_torchs_dim():
+    """From one table, for all: a method that takes an axis without it would give Python's bare
+    error for dim=, which a PyTorch user cannot act on."""
+    x = Tensor(np.ones((2, 3)))
+    takers = [getattr(x, name) for name in dir(Tensor) if not name.startswith("_")]
+    takers += [getattr(ta, name) for name in ta.__all__]
+    takers = [f for f in takers if callable(f) and not isinstance(f, type) and
+              "axis" in inspect.signature(f).parameters]
+    assert len(takers) >= 10
+    for f in takers:
+        with pytest.raises(TypeError, match="'dim': that is PyTorch's; here, axis$"):
+            f(*[[x, x]] * (f in (ta.concat, ta.stack)), dim=0)
+
+
+def test_a_keyword_that_is_no_ones_keeps_pythons_error():
+    with pytest.raises(TypeError, match=r"^Tensor.sum\(\) got an unexpected keyword argument "
+                                        r"'axes'$"):
+        Tensor(np.ones(2)).sum(axes=0)
+
+
 def test_other_missing_names_keep_pythons_error_and_the_protocols_that_probe_for_them_work():
     import copy
     x = Tensor(np.ones((2, 3)), requires_grad=True)
@@ -369,6 +405,9 @@ PROMOTIONS = {
     "b * 0.5": lambda lib, i, f, d, b: b * 0.5,
     "where(b, i, f)": lambda lib, i, f, d, b: lib.where(b, i, f),
     "where(b, i, 0.5)": lambda lib, i, f, d, b: lib.where(b, i, 0.5),
+    "concat([i, f])": lambda lib, i, f, d, b: lib.concat([i, f]),
+    "stack([b, f, i])": lambda lib, i, f, d, b: lib.stack([b, f, i]),
+    "concat([i, f, d])": lambda lib, i, f, d, b: lib.concat([i, f, d]),
     "i.exp()": lambda lib, i, f, d, b: i.exp(),
     "i.log()": lambda lib, i, f, d, b: i.log(),
     "i.sqrt()": lambda lib, i, f, d, b: i.sqrt(),
@@ -574,6 +613,15 @@ def test_not_inverts_a_mask_and_the_bits_of_an_integer_as_in_torch():
                                   (~torch.tensor([0, 5], dtype=torch.uint8)).numpy())
 
 
+def test_pythons_abs_is_the_differentiable_abs_as_numpys_and_torchs():
+    x = Tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = abs(x)
+    y.backward(np.ones(3))
+    np.testing.assert_array_equal(y.data, [2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0])
+    assert abs(Tensor(np.array([-3], np.int8))).dtype == np.int8
+
+
 def test_the_logical_operators_refuse_floats_and_misfit_shapes():
     x = Tensor([0.5, 2.0])
     for combine in (lambda: x & (x > 0), lambda: (x > 0) | x, lambda: ~x):
@@ -589,6 +637,17 @@ def test_a_comparison_of_shapes_that_do_not_broadcast_is_a_shape_error():
     with pytest.raises(ta.ShapeError, match=r"^less: shapes \(2,\) and \(3,\) do not broadcast "
                                             r"\(each trailing size must match or be 1\)$"):
         _ = Tensor([1.0, 2.0]) < Tensor([1.0, 2.0, 3.0])
+
+
+def test_an_integer_tensor_compares_with_a_float_one_in_the_floats_dtype_as_it_adds():
+    # 2**24 + 1 is no float32: torch, and `+`, round it to 2**24 before comparing; numpy's
+    # float64 would not.
+    i, f = np.array([2**24 + 1, 3], np.int64), np.array([2.0**24, 3.5], np.float32)
+    for compare in (operator.eq, operator.lt, operator.ge):
+        ours = compare(Tensor(i), Tensor(f))
+        np.testing.assert_array_equal(ours.data, compare(torch.tensor(i), torch.tensor(f)))
+        np.testing.assert_array_equal(compare(Tensor(f), Tensor(i)).data,
+                                      compare(torch.tensor(f), torch.tensor(i)))
 
 
 # ------------------------------------------------------------------ grad modes, as torch

@@ -23,6 +23,8 @@ gives second derivatives and a backward graph that can be drawn.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import math
 import numbers
@@ -554,6 +556,35 @@ _TORCH_TENSOR_NAMES = {
 }
 
 
+# PyTorch's keyword arguments that numpy, and so this engine, spells otherwise (t.sum(dim=1)),
+# and what to write instead, for the error of a method or function marked `_numpy_keywords`.
+_TORCH_KEYWORDS = {
+    "dim": "axis", "keepdim": "keepdims", "correction": "ddof",
+    "unbiased": "ddof (ddof=1 for unbiased=True, ddof=0 for False)",
+    "dim0": "swapaxes(a, b), the two axes positionally",      # torch's transpose(dim0, dim1)
+    "dim1": "swapaxes(a, b), the two axes positionally",
+}
+
+
+def _numpy_keywords(function):
+    """`function`, whose keywords are numpy's (axis, keepdims, ddof), answering one of
+    PyTorch's that it lacks with Python's TypeError and what to write here, as __getattr__
+    answers PyTorch's method names. One table for every method that takes an axis; the usual
+    call costs one more call and one test."""
+    own = frozenset(inspect.signature(function).parameters)
+
+    @functools.wraps(function)
+    def with_hint(*args, **kwargs):
+        if kwargs and not own.issuperset(kwargs):
+            for name in kwargs:                       # the first, in the call's order
+                if name not in own and name in _TORCH_KEYWORDS:
+                    raise TypeError(f"{function.__qualname__}() got an unexpected keyword "
+                                    f"argument {name!r}: that is PyTorch's; here, "
+                                    f"{_TORCH_KEYWORDS[name]}")
+        return function(*args, **kwargs)
+    return with_hint
+
+
 def _not_found(owner, name, hint, obj=None):
     """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
     'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
@@ -832,6 +863,7 @@ class Tensor:
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+    def __abs__(self) -> Tensor: return ops.Abs.apply(self)        # abs(x), as numpy's and torch's
 
     # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
@@ -880,11 +912,11 @@ class Tensor:
     # TypeError and `x == None` is False, as for torch.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
         try:
-            other = _lift(other, self)
+            ours, other = _operands(self, other)    # in the dtype that `+` computes in
         except _NotNumbers:
             return NotImplemented
         try:
-            return Tensor._make(compare(self.data, other.data))
+            return Tensor._make(compare(ours.data, other.data))
         except ValueError:                      # numpy's only one here: shapes that misfit
             raise ShapeError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not "
                              f"broadcast (each trailing size must match or be 1)") from None
@@ -953,10 +985,12 @@ class Tensor:
         return ops.Abs.apply(self)
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
+    @_numpy_keywords
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The sum along `axis` (one axis, several, or all for None), as numpy's."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
         torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
@@ -965,8 +999,9 @@ class Tensor:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
         # The mean of nothing is nan, as torch's: a sum of 0 over a count of 0, without
         # numpy's divide-by-zero warning (x / nan is nan, quietly).
-        return self.sum(axis, keepdims) / (_count(self.shape, axis) or np.nan)
+        return self.sum(axis, keepdims) / (ops._count(self.shape, axis) or np.nan)
 
+    @_numpy_keywords
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
@@ -977,30 +1012,35 @@ class Tensor:
         centred = self - self.mean(axis, keepdims=True)
         # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
         # not in layer_norm over no features, which is the same variance).
-        count = _count(self.shape, axis)
+        count = ops._count(self.shape, axis)
         return (centred * centred).sum(axis, keepdims) / (max(count - ddof, 0) if count else np.nan)
 
+    @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
         also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
         gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
         equally, as with torch.amin."""
         return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
+    @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
         ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
+    @_numpy_keywords
     def softmax(self, axis: int = -1) -> Tensor:
         """e^x / sum(e^x) along `axis` (the last by default): each slice sums to 1."""
         return ops.Softmax.apply(self, axis=axis)
 
+    @_numpy_keywords
     def log_softmax(self, axis: int = -1) -> Tensor:
         """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): finite where the
         softmax itself would round to 0."""
@@ -1022,6 +1062,7 @@ class Tensor:
                 raise _shape_error(ops.Reshape, (self,), error) from None
         return ops.Reshape.apply(self, shape=shape)
 
+    @_numpy_keywords
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
         To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
@@ -1160,19 +1201,11 @@ def _plain_index(index):
     return index.data if isinstance(index, Tensor) else index
 
 
-def _count(shape, axis):
-    """How many elements a reduction over `axis` combines into each result (all of a 0-d
-    tensor's one element, for axis 0 or -1 as for None)."""
-    if axis is None or not shape:
-        return int(np.prod(shape, dtype=np.int64))
-    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
-
-
 # --------------------------------------------------------------------------------------------
 # Functions of several tensors
 
 
+@_numpy_keywords
 def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
     tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
@@ -1182,15 +1215,16 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
     return ops.Concat.apply(*tensors, axis=axis)
 
 
+@_numpy_keywords
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
 
 
 def _tensor_list(tensors, op, axis):
-    """The tensors to join, as a list of Tensors; refused when there are none (numpy's words
-    for it, "shapes : need at least one array", would blame shapes), or when the second tensor
-    came as the axis (the list forgotten: concat(a, b))."""
+    """The tensors to join, as a list of Tensors whose dtypes join as torch's; refused when
+    there are none (numpy's words for it, "shapes : need at least one array", would blame
+    shapes), or when the second tensor came as the axis (the list forgotten: concat(a, b))."""
     if isinstance(axis, Tensor):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
     # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
@@ -1199,6 +1233,13 @@ def _tensor_list(tensors, op, axis):
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
+    floats = [t.dtype for t in tensors if t.dtype.kind in "fc"]
+    if floats and len(floats) < len(tensors):
+        # Integers and booleans joined to floating-point tensors take their dtype, as for `+`
+        # (`_operands`) and in torch: numpy would make int64 and float32 float64.
+        dtype = np.result_type(*floats)
+        tensors = [t if t.dtype.kind in "fc" else Tensor._make(t.data.astype(dtype))
+                   for t in tensors]
     return tensors
 
 

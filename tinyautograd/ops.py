@@ -17,6 +17,7 @@ import math
 from typing import Any, Union
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
 from numpy.typing import ArrayLike
 
 from . import kernels
@@ -538,14 +539,27 @@ def _gelu_slope(x):
 # ---------------------------------------------------------------------------- reductions
 
 
+def _reduced_axes(shape, axis):
+    """The axes that a reduction over `axis` combines, each counted from the start: all of
+    them for None, else the one axis or those of the tuple (negative ones count from the end).
+    An axis out of range is numpy's AxisError, a repeated one its ValueError. A 0-d x has no
+    axis: numpy and torch take axis 0 or -1 as the whole of it, and keep it 0-d."""
+    if axis is None:
+        return tuple(range(len(shape)))
+    if not shape:
+        return ()
+    return normalize_axis_tuple(axis, len(shape))
+
+
 def _keepdims_shape(shape, axis):
-    """The shape of a reduction's result with keepdims=True: reduced axes become 1. (A 0-d
-    x has no axis: numpy and torch take axis 0 or -1 as the whole of it, and keep it 0-d.)"""
-    if axis is None or not shape:
-        return (1,) * len(shape)
-    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-    axes = {a % len(shape) for a in axes}
+    """The shape of a reduction's result with keepdims=True: reduced axes become 1."""
+    axes = _reduced_axes(shape, axis)
     return tuple(1 if i in axes else size for i, size in enumerate(shape))
+
+
+def _count(shape, axis):
+    """How many elements a reduction over `axis` combines into each result (mean's, var's)."""
+    return math.prod(shape[i] for i in _reduced_axes(shape, axis))
 
 
 def _refuse_empty_reduction(op, x, axis):
@@ -556,8 +570,9 @@ def _refuse_empty_reduction(op, x, axis):
     if axis is None:
         raise ValueError(f"{op}: the tensor of shape {x.shape} is empty, so it has no {op}; "
                          f"pass an axis whose size is not 0")
-    for a in axis if isinstance(axis, (tuple, list)) else (axis,):
-        if -x.ndim <= a < x.ndim and x.shape[a] == 0:
+    given = axis if isinstance(axis, (tuple, list)) else (axis,)   # each named as given
+    for a, i in zip(given, _reduced_axes(x.shape, axis)):
+        if x.shape[i] == 0:
             raise ValueError(f"{op}: axis {a} of shape {x.shape} has size 0, so there is no "
                              f"{op} along it")
 
