@@ -177,6 +177,21 @@ def test_tied_parameter_is_yielded_once_under_its_first_name():
     assert list(model.state_dict()) == ["wte.weight"]
 
 
+def test_a_parameter_replaced_by_a_plain_tensor_or_array_is_refused_as_torch_refuses_it():
+    # Replaced, it would silently leave parameters(): an optimizer would not train it.
+    layer = nn.Linear(3, 2)
+    for value in (Tensor(np.zeros((3, 2)), requires_grad=True), np.zeros((3, 2))):
+        with pytest.raises(TypeError, match=r"as parameter 'weight' of Linear: it would no "
+                                            r"longer be learned or saved; assign nn.Parameter"):
+            layer.weight = value
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    layer.weight = Parameter(np.ones((3, 2)))              # what it says works, as None does
+    layer.bias = None
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+    layer.weight.data = np.zeros((3, 2), dtype=np.float32)  # and so does the other way
+    assert_array_equal(layer(Tensor(np.ones((1, 3)))).data, [[0.0, 0.0]])
+
+
 def test_shared_module_is_visited_once():
     shared = nn.Linear(2, 2)
     model = nn.Sequential(shared, nn.ReLU(), shared)

@@ -292,6 +292,18 @@ class Module:
         (to None; with set_to_none=False, to zeros, as torch's)."""
         engine._zero_grads(self.parameters(), set_to_none)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A Parameter replaced by a plain Tensor or array would silently leave parameters() and
+        # state_dict(): no optimizer would train it, no checkpoint keep it. torch refuses it
+        # too. Another Parameter (tying weights) or None (no bias) is fine.
+        if (isinstance(vars(self).get(name), Parameter)
+                and not (value is None or isinstance(value, Parameter))):
+            raise TypeError(f"cannot assign a {type(value).__name__} as parameter '{name}' of "
+                            f"{type(self).__name__}: it would no longer be learned or saved; "
+                            f"assign nn.Parameter(value), or set the values with "
+                            f".{name}.data = array")
+        object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails, as Tensor's: a PyTorch name gets ours in its error.
         raise engine._not_found(f"'{type(self).__name__}' object", name,
