@@ -284,6 +284,33 @@ def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
         _ = model.nothing
 
 
+def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_optimizer():
+    with pytest.raises(AttributeError, match=r"'register_buffer': that is PyTorch's; here, an "
+                                             r"attribute: self.name = nn.Parameter\(array, "
+                                             r"requires_grad=False\)"):
+        nn.Linear(2, 2).register_buffer("running_mean", np.zeros(2))
+
+    class Shifted(nn.Module):                  # what the error says, followed
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+            self.running_mean = nn.Parameter(np.full(2, 0.5), requires_grad=False)
+
+        def forward(self, x):
+            return self.layer(x - self.running_mean)
+
+    model = Shifted()
+    optimizer = ta.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    model(Tensor(np.ones((3, 2)))).sum().backward()
+    optimizer.step()
+    assert_array_equal(model.running_mean.data, [0.5, 0.5])
+    assert [name for name, p in model.named_parameters() if not p.requires_grad] == [
+        "running_mean"]
+    fresh = Shifted()
+    fresh.running_mean.data = np.zeros(2, dtype=np.float32)
+    fresh.load_state_dict(model.state_dict())
+    assert_array_equal(fresh.running_mean.data, [0.5, 0.5])
+
+
 def test_state_dict_round_trip_into_a_fresh_model():
     ta.manual_seed(1)
     source = Model()

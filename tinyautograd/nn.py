@@ -116,6 +116,13 @@ _TORCH_MODULE_NAMES = {
     "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "cpu": engine._TORCH_TENSOR_NAMES["cpu"],
     "register_parameter": "an attribute, self.name = Parameter(...)",
     "add_module": "an attribute, self.name = module",
+    # A buffer is state that is saved but not learned (a running mean, a fixed table).
+    "register_buffer": ("an attribute: self.name = nn.Parameter(array, requires_grad=False), "
+                        "which state_dict saves and no optimizer moves (a plain array or "
+                        "Tensor attribute is not saved)"),
+    "buffers": "the frozen parameters, p for p in model.parameters() if not p.requires_grad",
+    "named_buffers": ("the frozen parameters, (name, p) for name, p in "
+                      "model.named_parameters() if not p.requires_grad"),
 }
 
 
