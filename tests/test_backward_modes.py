@@ -114,6 +114,45 @@ def test_a_backward_that_returns_arrays_cannot_be_recorded_and_says_so():
         ta.grad(ArraysOnly.apply(x).sum(), [x], create_graph=True)
 
 
+class Sin(Function):
+    """sin, with the backward a user writes first (np.cos), and what the error says to do."""
+
+    following_the_error = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.operands
+        if Sin.following_the_error and ctx.create_graph:
+            return grad * Cos.apply(x)
+        return grad * np.cos(x)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.operands
+        return -grad * (Sin.apply(x) if ctx.create_graph else np.sin(x))
+
+
+def test_a_numpy_function_in_a_recorded_backward_says_what_to_write_instead(monkeypatch):
+    x = Tensor([0.5, 1.0], requires_grad=True, dtype=np.float64)
+    assert ta.gradcheck(Sin.apply, x)                         # fine on arrays
+    with pytest.raises(TypeError, match=r"^sin.backward called a numpy function on a Tensor "
+                                        r"under create_graph=True \(.*\); write it .* or "
+                                        r"another Function \(Cos.apply\(x\) for np.cos\(x\)\)$"):
+        ta.gradgradcheck(Sin.apply, x)
+    monkeypatch.setattr(Sin, "following_the_error", True)
+    assert ta.gradgradcheck(Sin.apply, x)
+
+
 @pytest.mark.parametrize("shapes", [((12, 64, 128), (128, 512)), ((2, 3, 5, 7), (7, 4)),
                                     ((0, 3), (3, 2)), ((2, 0, 3), (3, 2)), ((4, 3), (3,))])
 def test_folded_matmul_equals_numpy(shapes):

@@ -177,6 +177,21 @@ def test_tied_parameter_is_yielded_once_under_its_first_name():
     assert list(model.state_dict()) == ["wte.weight"]
 
 
+def test_a_parameter_replaced_by_a_plain_tensor_or_array_is_refused_as_torch_refuses_it():
+    # Replaced, it would silently leave parameters(): an optimizer would not train it.
+    layer = nn.Linear(3, 2)
+    for value in (Tensor(np.zeros((3, 2)), requires_grad=True), np.zeros((3, 2))):
+        with pytest.raises(TypeError, match=r"as parameter 'weight' of Linear: it would no "
+                                            r"longer be learned or saved; assign nn.Parameter"):
+            layer.weight = value
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    layer.weight = Parameter(np.ones((3, 2)))              # what it says works, as None does
+    layer.bias = None
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+    layer.weight.data = np.zeros((3, 2), dtype=np.float32)  # and so does the other way
+    assert_array_equal(layer(Tensor(np.ones((1, 3)))).data, [[0.0, 0.0]])
+
+
 def test_shared_module_is_visited_once():
     shared = nn.Linear(2, 2)
     model = nn.Sequential(shared, nn.ReLU(), shared)
@@ -267,6 +282,33 @@ def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
         assert hasattr(torch.nn.Module(), name) and not hasattr(model, name), name
     with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'nothing'$"):
         _ = model.nothing
+
+
+def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_optimizer():
+    with pytest.raises(AttributeError, match=r"'register_buffer': that is PyTorch's; here, an "
+                                             r"attribute: self.name = nn.Parameter\(array, "
+                                             r"requires_grad=False\)"):
+        nn.Linear(2, 2).register_buffer("running_mean", np.zeros(2))
+
+    class Shifted(nn.Module):                  # what the error says, followed
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+            self.running_mean = nn.Parameter(np.full(2, 0.5), requires_grad=False)
+
+        def forward(self, x):
+            return self.layer(x - self.running_mean)
+
+    model = Shifted()
+    optimizer = ta.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    model(Tensor(np.ones((3, 2)))).sum().backward()
+    optimizer.step()
+    assert_array_equal(model.running_mean.data, [0.5, 0.5])
+    assert [name for name, p in model.named_parameters() if not p.requires_grad] == [
+        "running_mean"]
+    fresh = Shifted()
+    fresh.running_mean.data = np.zeros(2, dtype=np.float32)
+    fresh.load_state_dict(model.state_dict())
+    assert_array_equal(fresh.running_mean.data, [0.5, 0.5])
 
 
 def test_state_dict_round_trip_into_a_fresh_model():

@@ -1388,7 +1388,18 @@ def _apply_backward(node, grad, create_graph, needed=None):
     if not create_graph:
         return _input_grads(node, grad, create_graph, needed)
     with annotate(backward_of=node):
-        return _input_grads(node, grad, create_graph, needed)
+        try:
+            return _input_grads(node, grad, create_graph, needed)
+        except TypeError as error:
+            # numpy's own words name neither the op nor a way out: a Tensor refuses its ufuncs
+            # (np.cos(x)), which a backward written for arrays only reaches here, on Tensors.
+            if "__array_ufunc__" not in str(error):
+                raise
+            raise TypeError(f"{node.name}.backward called a numpy function on a Tensor under "
+                            f"create_graph=True ({error}); write it with what arrays and "
+                            f"Tensors share (+ - * / ** @, .sum, .reshape), and, where "
+                            f"ctx.create_graph is True, with Tensor methods (.exp(), .tanh()) "
+                            f"or another Function (Cos.apply(x) for np.cos(x))") from error
 
 
 def _input_grads(node, grad, create_graph, needed):

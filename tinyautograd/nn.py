@@ -116,6 +116,13 @@ _TORCH_MODULE_NAMES = {
     "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "cpu": engine._TORCH_TENSOR_NAMES["cpu"],
     "register_parameter": "an attribute, self.name = Parameter(...)",
     "add_module": "an attribute, self.name = module",
+    # A buffer is state that is saved but not learned (a running mean, a fixed table).
+    "register_buffer": ("an attribute: self.name = nn.Parameter(array, requires_grad=False), "
+                        "which state_dict saves and no optimizer moves (a plain array or "
+                        "Tensor attribute is not saved)"),
+    "buffers": "the frozen parameters, p for p in model.parameters() if not p.requires_grad",
+    "named_buffers": ("the frozen parameters, (name, p) for name, p in "
+                      "model.named_parameters() if not p.requires_grad"),
 }
 
 
@@ -291,6 +298,18 @@ class Module:
         """Forget the gradients: backward accumulates into `.grad`, so clear it between steps
         (to None; with set_to_none=False, to zeros, as torch's)."""
         engine._zero_grads(self.parameters(), set_to_none)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A Parameter replaced by a plain Tensor or array would silently leave parameters() and
+        # state_dict(): no optimizer would train it, no checkpoint keep it. torch refuses it
+        # too. Another Parameter (tying weights) or None (no bias) is fine.
+        if (isinstance(vars(self).get(name), Parameter)
+                and not (value is None or isinstance(value, Parameter))):
+            raise TypeError(f"cannot assign a {type(value).__name__} as parameter '{name}' of "
+                            f"{type(self).__name__}: it would no longer be learned or saved; "
+                            f"assign nn.Parameter(value), or set the values with "
+                            f".{name}.data = array")
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails, as Tensor's: a PyTorch name gets ours in its error.
