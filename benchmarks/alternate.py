@@ -85,7 +85,8 @@ def step_options(description, engines, blocks):
                    help="untimed steps first, in every block")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=engines,
-                   help="child mode: time this engine alone and write its figures to --json")
+                   help="child mode: time this engine alone and write its figures to --json "
+                   "(without it, print them as JSON)")
     return p
 
 
@@ -121,6 +122,16 @@ def alternate(script, engines, blocks, threads, arguments=(), show_output=False)
                 with open(json_path) as f:
                     results[engine].append(json.load(f))
     return results
+
+
+def write_child_figures(path, figures):
+    """A child's figures as JSON: into `path`, where its parent reads them; without one (the
+    child mode run by hand, to time one engine alone) on the screen."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(figures, f)
+    else:
+        print(json.dumps(figures))
 
 
 def write_figures(path, figures):

@@ -38,7 +38,7 @@ import os
 import sys
 
 from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count)
+                       thread_count, write_child_figures)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -61,7 +61,8 @@ def parse_args(argv=None):
                    help="timed repetitions of each engine per block and batch size")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=["ours", "torch", "transformers"],
-                   help="child mode: time this engine alone and write its figures to --json")
+                   help="child mode: time this engine alone and write its figures to --json "
+                   "(without it, print them as JSON)")
     return p.parse_args(argv)
 
 
@@ -129,7 +130,7 @@ def generator(args):
 
 def child(args):
     """Time one engine alone in this process: per batch size one untimed generation, then
-    args.reps timed ones; write the seconds and the last new tokens to args.json."""
+    args.reps timed ones; write the seconds and the last new tokens to args.json (or the screen)."""
     generate, version, parameters = generator(args)
     rng = np.random.default_rng(0)              # every engine and block: the same prompts
     results = []
@@ -142,8 +143,8 @@ def child(args):
             if rep:
                 seconds.append(time.perf_counter() - t0)
         results.append({"batch": batch, "seconds": seconds, "tokens": tokens.tolist()})
-    with open(args.json, "w") as f:
-        json.dump({"version": version, "parameters": parameters, "results": results}, f)
+    write_child_figures(args.json, {"version": version, "parameters": parameters,
+                                    "results": results})
 
 
 def measure(args):

@@ -444,6 +444,18 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
 
 
+@pytest.mark.parametrize("name, arguments, key", [
+    ("train_step.py", ["--tiny", "--reps", "1", "--warmup", "0"], "ms"),
+    ("generation.py", ["--batch-sizes", "1", "--prompt-len", "1", "--new-tokens", "1",
+                       "--reps", "1"], "results")])
+def test_a_child_mode_run_by_hand_prints_its_figures(name, arguments, key):
+    # BENCHMARKS times one engine alone this way; without --json it timed every step, then
+    # ended in a traceback (open(None)) instead of giving its figures.
+    done = script(name, "--engine", "ours", *arguments)
+    assert done.returncode == 0, done.stderr
+    assert key in json.loads(done.stdout.splitlines()[-1])
+
+
 def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path):
     """--tiny reaches each engine's process: both run the recipe's graph at d_model 8 (and take
     the same steps, their losses agreeing to rounding), which times their fixed cost per step."""
