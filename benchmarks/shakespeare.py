@@ -43,6 +43,7 @@ have finished.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -71,6 +72,10 @@ def parse_args(argv=None):
                    help="child mode: train this engine alone and write its record to --json "
                    "(without it, print it as JSON)")
     args = p.parse_args(argv)
+    # Checked before minutes of training ours, which would end in a traceback at torch's turn.
+    if args.engine != "ours" and importlib.util.find_spec("torch") is None:
+        p.error("this benchmark trains ours and PyTorch's to compare them, and PyTorch is not "
+                "installed: pip install torch")
     problem = shakespeare_text.missing(args.corpus)
     if problem:
         p.error(f"this benchmark needs {problem}")

@@ -811,6 +811,15 @@ def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, argument
     assert said in done.stderr.splitlines()[-1]
 
 
+def test_the_whole_run_script_without_pytorch_is_refused_before_it_trains(tmp_path):
+    # It trained ours to the end (minutes), then failed with a traceback at PyTorch's turn.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    done = script("shakespeare.py", "--iters", "1", cwd=tmp_path,
+                  env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].endswith("PyTorch is not installed: pip install torch")
+
+
 def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
     # The other runs of --jobs trained on, for minutes, after the benchmark had given up.
     import blocks                            # benchmarks/ is on the path since suite loaded
