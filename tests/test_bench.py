@@ -157,6 +157,14 @@ def test_bench_hands_its_cases_to_the_suite(suite_arguments):
         ("3-threads", 3, False)]
 
 
+def test_the_suite_runs_every_case_and_benchmark_given_as_the_command_takes_them():
+    # `--case one-thread --case loaded`, as tinyformer bench takes it, ran the loaded case alone.
+    args = suite.parse_args(["--case", "one-thread", "--case", "loaded", "two-threads",
+                             "--only", "ops", "--only", "memory"])
+    assert args.cases == ["one-thread", "loaded", "two-threads"]
+    assert args.only == ["ops", "memory"]
+
+
 def test_the_help_names_every_case():
     result = CliRunner().invoke(cli.main, ["bench", "--help"])
     assert all(name in result.output for name in suite.CASES)
