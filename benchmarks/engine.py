@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
-from alternate import at_least  # noqa: E402
+from alternate import AUTO, at_least, set_torch_threads, thread_count  # noqa: E402
 
 try:
     import torch
@@ -157,10 +157,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=at_least(1), default=15)
     parser.add_argument("--calls", type=at_least(1), default=300, help="calls per timed repetition")
+    # auto by default: PyTorch's own count, which the OMP_NUM_THREADS the suite sets decides
+    # (one thread). A fixed 2 here gave PyTorch two threads beside our one, whose hand-offs on
+    # a busy machine cost it milliseconds a call on the fused ops.
+    parser.add_argument("--threads", type=thread_count, default=AUTO,
+                        help="PyTorch's threads; auto (the default): its own count, which "
+                        "OMP_NUM_THREADS sets")
     parser.add_argument("--json", help="also write the raw medians to this file")
     args = parser.parse_args(argv)
     if torch is not None:
-        torch.set_num_threads(2)
+        set_torch_threads(torch, args.threads)
     machine = platform.processor() or platform.machine()
     print(f"{SIZE}x{SIZE} float32, microseconds per call; {machine}, "
           f"python {platform.python_version()}, numpy {np.__version__}"

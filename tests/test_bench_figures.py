@@ -13,6 +13,7 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
@@ -97,6 +98,21 @@ def test_an_op_that_beats_numpys_composite_has_no_overhead_ratio():
     assert engine.overhead_ratio(-2.3, 1.8) is None
     assert engine.overhead_ratio(1.8, -2.3) is None
     assert engine.overhead_ratio(1.0, 2.0) == 0.5
+
+
+def test_the_per_op_overhead_leaves_pytorchs_threads_to_the_suites_environment(monkeypatch,
+                                                                               capsys):
+    # The suite runs it once on one thread (OMP_NUM_THREADS=1, which PyTorch reads); it set
+    # PyTorch's threads to 2 all the same.
+    torch = pytest.importorskip("torch")
+    asked = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    monkeypatch.setattr(engine, "measure", lambda repeats, calls: [])
+    monkeypatch.setattr(engine, "print_table", lambda rows: None)
+    engine.main([])
+    assert asked == []
+    engine.main(["--threads", "3"])
+    assert asked == [3]
 
 
 def test_each_column_holds_its_own_engines_figure(capsys):
