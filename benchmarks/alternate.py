@@ -70,11 +70,15 @@ def set_torch_threads(torch, threads):
         torch.set_num_threads(threads)
 
 
+class Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with each option's default, and the description as written: a script's whole
+    docstring, which says what it measures and how to read what it prints."""
+
+
 def step_options(description, engines, blocks):
     """The options of a script that times training steps engine by engine, in blocks that take
     turns (train_step.py, envelope.py); `engines` are its child modes."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=Help)
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--blocks", type=at_least(1), default=blocks, help="turns of each engine, "

@@ -154,7 +154,8 @@ def print_table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=at_least(1), default=15)
     parser.add_argument("--calls", type=at_least(1), default=300, help="calls per timed repetition")
     # auto by default: PyTorch's own count, which the OMP_NUM_THREADS the suite sets decides

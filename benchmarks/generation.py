@@ -37,7 +37,7 @@ import argparse
 import os
 import sys
 
-from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
+from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
                        thread_count, write_child_figures)
 
 
@@ -46,8 +46,7 @@ MODELS = {"shakespeare": (65, 4, 4, 128, 512), "gpt2": (50257, 12, 12, 768, 3072
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--model", choices=sorted(MODELS), default="shakespeare",

@@ -49,13 +49,12 @@ import sys
 
 import shakespeare_text
 from recipe import BATCH, BETAS, CLIP, CONTEXT, D_MODEL, LR, N_HEAD, N_LAYER, WEIGHT_DECAY
-from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
+from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
                        thread_count, write_child_figures, write_figures)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
                    help=shakespeare_text.HELP)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -43,7 +43,7 @@ from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_
 
 
 def parse_args(argv=None):
-    options = step_options(__doc__.split("\n")[0], ["ours", "torch", "gemm"], blocks=3)
+    options = step_options(__doc__, ["ours", "torch", "gemm"], blocks=3)
     options.add_argument("--tiny", action="store_true",
                          help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch "
                          "2): the arithmetic is almost nothing, so what is timed is each "

@@ -854,7 +854,13 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
 
 @pytest.mark.parametrize("name, says", [
     ("blocks.py", "then with all of them together; same seed, same steps, same data."),
-    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's.")])
+    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's."),
+    # and how to read what each prints: their help stopped at the docstring's first line
+    ("train_step.py", "it reports how close each engine comes to the machine's matrix"),
+    ("generation.py", "Tokens per second counts the new tokens of every row of the batch."),
+    ("memory.py", 'The "above imports" column shows what training itself added.'),
+    ("tokenizer_speed.py", "bytes/token corpus bytes / number of tokens"),
+    ("shakespeare.py", "compare the difference ours - torch with the spread of final losses")])
 def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
     # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
     said = " ".join(script(name, "--help").stdout.split())

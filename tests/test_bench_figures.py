@@ -115,6 +115,14 @@ def test_the_per_op_overhead_leaves_pytorchs_threads_to_the_suites_environment(m
     assert asked == [3]
 
 
+def test_the_per_op_overheads_help_says_how_to_read_its_columns(capsys):
+    # It said only its first line (tests/test_bench.py asks the other scripts, in a process
+    # of their own; this one imports PyTorch first, seconds).
+    with pytest.raises(SystemExit):
+        engine.main(["--help"])
+    assert "ratio       our overhead / torch's overhead (target: <= 1)" in capsys.readouterr().out
+
+
 def test_each_column_holds_its_own_engines_figure(capsys):
     side = {"tokens_per_s": 1.0, "share_of_numpy_gemm": 0.5}
     rows = summary_rows(capsys, {
