@@ -809,6 +809,8 @@ def test_no_benchmark_looks_for_files_outside_the_repository():
     ("tokenizer_speed.py", ["--vocab-size", "10"], "--vocab-size: takes a whole number, 260"),
     ("tokenizer_speed.py", ["--repeats", "0"], "--repeats: takes a whole number, 1 or more"),
     ("corpus.py", ["--orders", "3,x"], "--orders: takes a whole number, 1 or more; got 'x'"),
+    ("corpus.py", ["--recall-stories", "0"], "--recall-stories: takes a whole number, 1 or"),
+    ("corpus.py", ["--log-every", "0"], "--log-every: takes a whole number, 1 or more"),
     ("seq2seq.py", ["--min-len", "5", "--max-len", "3"], "--min-len 5 is above --max-len 3"),
     ("shakespeare.py", ["--iters", "0"], "--iters: takes a whole number, 1 or more"),
     ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")])
