@@ -70,11 +70,15 @@ def set_torch_threads(torch, threads):
         torch.set_num_threads(threads)
 
 
+class Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with each option's default, and the description as written: a script's whole
+    docstring, which says what it measures and how to read what it prints."""
+
+
 def step_options(description, engines, blocks):
     """The options of a script that times training steps engine by engine, in blocks that take
     turns (train_step.py, envelope.py); `engines` are its child modes."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description, formatter_class=Help)
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--blocks", type=at_least(1), default=blocks, help="turns of each engine, "
@@ -85,7 +89,8 @@ def step_options(description, engines, blocks):
                    help="untimed steps first, in every block")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=engines,
-                   help="child mode: time this engine alone and write its figures to --json")
+                   help="child mode: time this engine alone and write its figures to --json "
+                   "(without it, print them as JSON)")
     return p
 
 
@@ -121,6 +126,16 @@ def alternate(script, engines, blocks, threads, arguments=(), show_output=False)
                 with open(json_path) as f:
                     results[engine].append(json.load(f))
     return results
+
+
+def write_child_figures(path, figures):
+    """A child's figures as JSON: into `path`, where its parent reads them; without one (the
+    child mode run by hand, to time one engine alone) on the screen."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(figures, f)
+    else:
+        print(json.dumps(figures))
 
 
 def write_figures(path, figures):

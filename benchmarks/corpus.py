@@ -54,26 +54,26 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--n-chars", type=at_least(1), default=200_000, help="corpus size in characters")
-    p.add_argument("--seed", type=int, default=0, help="corpus, model and batch seed")
+    p.add_argument("--seed", type=at_least(0), default=0, help="corpus, model and batch seed")
     p.add_argument("--orders", type=orders, default="3,5,8,10",
                    help="Markov orders to try (comma-separated); the best on val is reported")
-    p.add_argument("--n-layer", type=int, default=2)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--n-layer", type=at_least(1), default=2)
+    p.add_argument("--n-head", type=at_least(1), default=4)
+    p.add_argument("--d-model", type=at_least(1), default=64)
+    p.add_argument("--context", type=at_least(1), default=128)
     # ReLU: in our runs GELU learned the recall more slowly, and its x ** 3 is slow in numpy.
     p.add_argument("--activation", default="relu", choices=["gelu", "relu"])
     p.add_argument("--positions", default="learned",
                    choices=["learned", "sinusoidal", "rope", "none"])
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--iters", type=at_least(1), default=600, help="training steps")
     p.add_argument("--lr", type=float, default=8e-3, help="peak learning rate")
     p.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the end")
-    p.add_argument("--warmup", type=int, default=60, help="warmup steps")
+    p.add_argument("--warmup", type=at_least(0), default=60, help="warmup steps")
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--recall-stories", type=int, default=500,
+    p.add_argument("--recall-stories", type=at_least(1), default=500,
                    help="held-out stories used to measure recall")
-    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--log-every", type=at_least(1), default=100)
     return p.parse_args()
 
 

@@ -10,8 +10,9 @@ Columns, in microseconds per call (median of interleaved repetitions):
   numpy       the bare numpy forward computation
   ours, torch forward with inputs that require gradients (so the graph is recorded)
   +ovh        that forward minus numpy's: the framework's own overhead
-  ratio       our overhead / torch's overhead (target: <= 1); n/a where torch's kernel is
-              faster than the numpy composite, so that torch has no overhead to compare
+  ratio       our overhead / torch's overhead (target: <= 1); n/a where either engine's op
+              is faster than the numpy composite (a fused kernel, or the compiled loops of
+              ours), so that it has no overhead to compare
   f+b         forward and backward together (backward from a .sum(), included in both)
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
-from alternate import at_least  # noqa: E402
+from alternate import AUTO, at_least, set_torch_threads, thread_count  # noqa: E402
 
 try:
     import torch
@@ -95,6 +96,14 @@ def forward_backward(forward):
     return run
 
 
+def overhead_ratio(ours, torch):
+    """Our overhead over torch's, or None where either is not above 0: that engine's op beat
+    numpy's composite (torch's C kernel for a fused op, or our compiled loop), so it has no
+    overhead over numpy to compare with (a negative ratio would read as a win), and f+b
+    speaks instead."""
+    return ours / torch if ours > 0 and torch > 0 else None
+
+
 def measure(repeats, calls):
     rng = np.random.default_rng(0)
     rows = []
@@ -115,10 +124,7 @@ def measure(repeats, calls):
         row["ours overhead"] = row["ours"] - row["numpy"]
         if torch is not None:
             row["torch overhead"] = row["torch"] - row["numpy"]
-            # Where torch's C kernel beats numpy's composite (fused ops), torch has no overhead
-            # over numpy to compare with: the ratio is left out (None) and f+b speaks instead.
-            row["overhead ratio"] = (row["ours overhead"] / row["torch overhead"]
-                                     if row["torch overhead"] > 0 else None)
+            row["overhead ratio"] = overhead_ratio(row["ours overhead"], row["torch overhead"])
             row["f+b ratio"] = row["ours f+b"] / row["torch f+b"]
         rows.append(row)
     return rows
@@ -148,13 +154,20 @@ def print_table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=at_least(1), default=15)
     parser.add_argument("--calls", type=at_least(1), default=300, help="calls per timed repetition")
+    # auto by default: PyTorch's own count, which the OMP_NUM_THREADS the suite sets decides
+    # (one thread). A fixed 2 here gave PyTorch two threads beside our one, whose hand-offs on
+    # a busy machine cost it milliseconds a call on the fused ops.
+    parser.add_argument("--threads", type=thread_count, default=AUTO,
+                        help="PyTorch's threads; auto (the default): its own count, which "
+                        "OMP_NUM_THREADS sets")
     parser.add_argument("--json", help="also write the raw medians to this file")
     args = parser.parse_args(argv)
     if torch is not None:
-        torch.set_num_threads(2)
+        set_torch_threads(torch, args.threads)
     machine = platform.processor() or platform.machine()
     print(f"{SIZE}x{SIZE} float32, microseconds per call; {machine}, "
           f"python {platform.python_version()}, numpy {np.__version__}"

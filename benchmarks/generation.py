@@ -37,8 +37,8 @@ import argparse
 import os
 import sys
 
-from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count)
+from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
+                       thread_count, write_child_figures)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -46,8 +46,7 @@ MODELS = {"shakespeare": (65, 4, 4, 128, 512), "gpt2": (50257, 12, 12, 768, 3072
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--model", choices=sorted(MODELS), default="shakespeare",
@@ -61,7 +60,8 @@ def parse_args(argv=None):
                    help="timed repetitions of each engine per block and batch size")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--engine", choices=["ours", "torch", "transformers"],
-                   help="child mode: time this engine alone and write its figures to --json")
+                   help="child mode: time this engine alone and write its figures to --json "
+                   "(without it, print them as JSON)")
     return p.parse_args(argv)
 
 
@@ -129,7 +129,7 @@ def generator(args):
 
 def child(args):
     """Time one engine alone in this process: per batch size one untimed generation, then
-    args.reps timed ones; write the seconds and the last new tokens to args.json."""
+    args.reps timed ones; write the seconds and the last new tokens to args.json (or the screen)."""
     generate, version, parameters = generator(args)
     rng = np.random.default_rng(0)              # every engine and block: the same prompts
     results = []
@@ -142,8 +142,8 @@ def child(args):
             if rep:
                 seconds.append(time.perf_counter() - t0)
         results.append({"batch": batch, "seconds": seconds, "tokens": tokens.tolist()})
-    with open(args.json, "w") as f:
-        json.dump({"version": version, "parameters": parameters, "results": results}, f)
+    write_child_figures(args.json, {"version": version, "parameters": parameters,
+                                    "results": results})
 
 
 def measure(args):

@@ -29,14 +29,14 @@ import statistics
 import subprocess
 import sys
 
-from alternate import AUTO, at_least, set_thread_variables, set_torch_threads, thread_count
+from alternate import (AUTO, Help, at_least, set_thread_variables, set_torch_threads,
+                       thread_count)
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
                     WEIGHT_DECAY)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--steps", type=at_least(1), default=200)
     p.add_argument("--runs", type=at_least(1), default=3, help="runs of each engine, alternating")
     p.add_argument("--threads", type=thread_count, default=1,

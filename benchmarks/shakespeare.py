@@ -43,18 +43,18 @@ have finished.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 
 import shakespeare_text
 from recipe import BATCH, BETAS, CLIP, CONTEXT, D_MODEL, LR, N_HEAD, N_LAYER, WEIGHT_DECAY
-from alternate import (AUTO, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count, write_figures)
+from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
+                       thread_count, write_child_figures, write_figures)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--corpus", default=shakespeare_text.DEFAULT, metavar="PATH",
                    help=shakespeare_text.HELP)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -68,8 +68,13 @@ def parse_args(argv=None):
                    "user gets it")
     p.add_argument("--json", help="also write the raw results to this file")
     p.add_argument("--engine", choices=["ours", "torch"],
-                   help="child mode: train this engine alone and write its record to --json")
+                   help="child mode: train this engine alone and write its record to --json "
+                   "(without it, print it as JSON)")
     args = p.parse_args(argv)
+    # Checked before minutes of training ours, which would end in a traceback at torch's turn.
+    if args.engine != "ours" and importlib.util.find_spec("torch") is None:
+        p.error("this benchmark trains ours and PyTorch's to compare them, and PyTorch is not "
+                "installed: pip install torch")
     problem = shakespeare_text.missing(args.corpus)
     if problem:
         p.error(f"this benchmark needs {problem}")
@@ -87,7 +92,6 @@ if __name__ == "__main__":
 
 import contextlib  # noqa: E402
 import importlib.metadata  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -281,15 +285,14 @@ def run_torch(args, seed, train_tokens, val_tokens):
 
 def child(args):
     """Train one engine alone in this process, for each of args.seeds, and write its records
-    (one per seed) to args.json."""
+    (one per seed) to args.json (or the screen)."""
     train_tokens, val_tokens, _ = load_corpus(args.corpus)
     run = run_ours if args.engine == "ours" else run_torch
     sides = []
     for seed in args.seeds:
         sides.append(run(args, seed, train_tokens, val_tokens))
         print(f"seed {seed}: {args.engine} done", flush=True)
-    with open(args.json, "w") as f:
-        json.dump(sides, f)
+    write_child_figures(args.json, sides)
 
 
 def run_seed(args, seed):

@@ -132,9 +132,11 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__[__doc__.index("The cases"):
                                                __doc__.index("Each benchmark is")])
-    p.add_argument("--only", nargs="+", default=[], metavar="NAME",
+    # extend: `--case one-thread --case loaded` runs both, as with tinyformer bench (a plain
+    # nargs="+" kept the last one given, and ran loaded alone)
+    p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME",
                    help=f"run only these: {', '.join(BENCHMARKS)}")
-    p.add_argument("--case", nargs="+", default=[], metavar="CASE", dest="cases",
+    p.add_argument("--case", nargs="+", action="extend", default=[], metavar="CASE", dest="cases",
                    help=f"run these cases: {', '.join(CASES)} (default: {DEFAULT_CASE})")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, rougher figures")
     p.add_argument("--whole-run", action="store_true",

@@ -161,7 +161,8 @@ def print_table(results, header):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", metavar="PATH", help=f"a UTF-8 text file [default: "
                         f"{shakespeare_text.DEFAULT} in the current directory, else the "
                         f"built-in corpus]")

@@ -39,11 +39,11 @@ import os
 import sys
 
 from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_torch_threads,
-                       step_options, write_figures)
+                       step_options, write_child_figures, write_figures)
 
 
 def parse_args(argv=None):
-    options = step_options(__doc__.split("\n")[0], ["ours", "torch", "gemm"], blocks=3)
+    options = step_options(__doc__, ["ours", "torch", "gemm"], blocks=3)
     options.add_argument("--tiny", action="store_true",
                          help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch "
                          "2): the arithmetic is almost nothing, so what is timed is each "
@@ -59,7 +59,6 @@ if __name__ == "__main__":
 
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -207,9 +206,10 @@ def gemm_child(args):
 
 
 def child(args, record=None):
-    """Time one engine (or numpy's GEMM) in this process and write its figures to args.json:
-    the timed steps' ms, every step's loss, and the threads the engine ran on (for ours under
-    "auto", the count it had chosen at the end), with what the caller adds in `record`."""
+    """Time one engine (or numpy's GEMM) in this process and write its figures to args.json (or
+    the screen): the timed steps' ms, every step's loss, and the threads the engine ran on (for
+    ours under "auto", the count it had chosen at the end), with what the caller adds in
+    `record`."""
     if args.engine == "gemm":
         figures = gemm_child(args)
     else:
@@ -234,8 +234,7 @@ def child(args, record=None):
                        "micro_batches": MICRO_BATCHES if args.engine == "ours" else None,
                        "d_model": D_MODEL}
     figures.update(record or {})
-    with open(args.json, "w") as f:
-        json.dump(figures, f)
+    write_child_figures(args.json, figures)
 
 
 # ---------------------------------------------------------------------------------------------

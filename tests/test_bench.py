@@ -157,6 +157,14 @@ def test_bench_hands_its_cases_to_the_suite(suite_arguments):
         ("3-threads", 3, False)]
 
 
+def test_the_suite_runs_every_case_and_benchmark_given_as_the_command_takes_them():
+    # `--case one-thread --case loaded`, as tinyformer bench takes it, ran the loaded case alone.
+    args = suite.parse_args(["--case", "one-thread", "--case", "loaded", "two-threads",
+                             "--only", "ops", "--only", "memory"])
+    assert args.cases == ["one-thread", "loaded", "two-threads"]
+    assert args.only == ["ops", "memory"]
+
+
 def test_the_help_names_every_case():
     result = CliRunner().invoke(cli.main, ["bench", "--help"])
     assert all(name in result.output for name in suite.CASES)
@@ -442,6 +450,18 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
     assert not figures["tiny"] and figures["ours"]["d_model"] == 128
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+
+
+@pytest.mark.parametrize("name, arguments, key", [
+    ("train_step.py", ["--tiny", "--reps", "1", "--warmup", "0"], "ms"),
+    ("generation.py", ["--batch-sizes", "1", "--prompt-len", "1", "--new-tokens", "1",
+                       "--reps", "1"], "results")])
+def test_a_child_mode_run_by_hand_prints_its_figures(name, arguments, key):
+    # BENCHMARKS times one engine alone this way; without --json it timed every step, then
+    # ended in a traceback (open(None)) instead of giving its figures.
+    done = script(name, "--engine", "ours", *arguments)
+    assert done.returncode == 0, done.stderr
+    assert key in json.loads(done.stdout.splitlines()[-1])
 
 
 def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path):
@@ -789,6 +809,8 @@ def test_no_benchmark_looks_for_files_outside_the_repository():
     ("tokenizer_speed.py", ["--vocab-size", "10"], "--vocab-size: takes a whole number, 260"),
     ("tokenizer_speed.py", ["--repeats", "0"], "--repeats: takes a whole number, 1 or more"),
     ("corpus.py", ["--orders", "3,x"], "--orders: takes a whole number, 1 or more; got 'x'"),
+    ("corpus.py", ["--recall-stories", "0"], "--recall-stories: takes a whole number, 1 or"),
+    ("corpus.py", ["--log-every", "0"], "--log-every: takes a whole number, 1 or more"),
     ("seq2seq.py", ["--min-len", "5", "--max-len", "3"], "--min-len 5 is above --max-len 3"),
     ("shakespeare.py", ["--iters", "0"], "--iters: takes a whole number, 1 or more"),
     ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")])
@@ -797,6 +819,15 @@ def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, argument
     done = script(name, *arguments, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1]
+
+
+def test_the_whole_run_script_without_pytorch_is_refused_before_it_trains(tmp_path):
+    # It trained ours to the end (minutes), then failed with a traceback at PyTorch's turn.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    done = script("shakespeare.py", "--iters", "1", cwd=tmp_path,
+                  env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].endswith("PyTorch is not installed: pip install torch")
 
 
 def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
@@ -825,7 +856,13 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
 
 @pytest.mark.parametrize("name, says", [
     ("blocks.py", "then with all of them together; same seed, same steps, same data."),
-    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's.")])
+    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's."),
+    # and how to read what each prints: their help stopped at the docstring's first line
+    ("train_step.py", "it reports how close each engine comes to the machine's matrix"),
+    ("generation.py", "Tokens per second counts the new tokens of every row of the batch."),
+    ("memory.py", 'The "above imports" column shows what training itself added.'),
+    ("tokenizer_speed.py", "bytes/token corpus bytes / number of tokens"),
+    ("shakespeare.py", "compare the difference ours - torch with the spread of final losses")])
 def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
     # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
     said = " ".join(script(name, "--help").stdout.split())
