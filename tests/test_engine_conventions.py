@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose
 
 import tinyautograd as ta
 from tinyautograd import Tensor, nn
+import tinyautograd.functional as F
 
 # ------------------------------------------------------------------ the constructor
 
@@ -305,6 +306,7 @@ def test_every_method_and_function_that_takes_an_axis_answers_torchs_dim():
     x = Tensor(np.ones((2, 3)))
     takers = [getattr(x, name) for name in dir(Tensor) if not name.startswith("_")]
     takers += [getattr(ta, name) for name in ta.__all__]
+    takers += [getattr(F, name) for name in dir(F) if not name.startswith("_")]
     takers = [f for f in takers if callable(f) and not isinstance(f, type) and
               "axis" in inspect.signature(f).parameters]
     assert len(takers) >= 10

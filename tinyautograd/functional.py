@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _operands
+from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _numpy_keywords, _operands
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -554,11 +554,13 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
     return weight[idx]
 
 
+@_numpy_keywords
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x / sum(e^x) along `axis` (the last by default): `x.softmax(axis)`."""
     return x.softmax(axis)
 
 
+@_numpy_keywords
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): `x.log_softmax(axis)`."""
     return x.log_softmax(axis)
