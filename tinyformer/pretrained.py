@@ -585,20 +585,22 @@ GENERATION_CONFIG = "generation_config.json"
 
 def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
     """The ids that end a text, as transformers' generate reads them: generation_config.json's
-    eos_token_id, else config.json's; one id or a list (a chat model's answer ends at
-    <|im_end|>, a text at <|endoftext|>). None where neither names one of the vocabulary's
-    (GPT2Config's default 50256 beside a small vocabulary can never be written: it ends
-    nothing, in transformers too). PretrainedError, one line, for ids that are not whole
-    numbers."""
+    eos_token_id where there is that file, else config.json's; one id or a list (a chat
+    model's answer ends at <|im_end|>, a text at <|endoftext|>). None where the file read
+    names none of the vocabulary's (GPT2Config's default 50256 beside a small vocabulary can
+    never be written: it ends nothing, in transformers too). PretrainedError, one line, for
+    ids that are not whole numbers."""
     for name in (GENERATION_CONFIG, CONFIG):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
             continue
+        # The first file there decides: transformers takes a generation_config.json as it
+        # is, and never looks in config.json for an eos_token_id that it leaves out.
         config = _read_hf_file(path, GENERATION) if name == GENERATION_CONFIG else \
             read_config_json(directory)
         ids = config.get("eos_token_id") if isinstance(config, dict) else None
         if ids is None:
-            continue
+            return None
         ids = ids if isinstance(ids, list) else [ids]
         if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
                               for i in ids):
