@@ -58,7 +58,7 @@ import regex
 
 from tinyautograd import nn
 
-from .files import NotRegularFile, StrPath, atomic_write, open_regular
+from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
 from .layers import MAX_SIZE, least_parameters
 from .rundir import is_ours, read_config_json
 from .schema import check_whole
@@ -199,6 +199,9 @@ def _build(gpt, settings, state, path, where):
 
 def _read_config(directory):
     """(config.json as a dict, its path), for a directory that also holds the weights."""
+    if not os.path.isdir(directory):          # its model.safetensors or config.json, say
+        raise PretrainedError(f"{why_not_a_directory(directory)}: give the directory of a "
+                              f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
