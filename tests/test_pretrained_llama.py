@@ -716,6 +716,18 @@ def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
 
 
+def test_swish_is_silu_as_transformers_reads_it(llama_dir, tmp_path):
+    # transformers' "swish" is torch's SiLU: the same model, which was refused
+    from transformers.activations import ACT2CLS
+    assert ACT2CLS["swish"] is torch.nn.SiLU
+    config = json.loads((llama_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_act": "swish"}))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    idx = tokens((1, 6))
+    np.testing.assert_array_equal(GPT.from_pretrained(tmp_path)(idx).data,
+                                  GPT.from_pretrained(llama_dir)(idx).data)
+
+
 def test_qwen3s_biases_are_its_attentions_alone(tmp_path):
     """Qwen3's feed-forward has no biases, whatever a config.json says of mlp_bias (not one of
     Qwen3Config's fields): attention_bias alone is what differs from our one switch."""

@@ -370,6 +370,8 @@ LLAMA_DEFAULTS = {
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   attention_bias=False),
 }
+# transformers' names for SiLU, x sigmoid(x), the gate of SwiGLU: "swish" is torch's SiLU too.
+SILU = ("silu", "swish")
 LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads")
 # Fields that would make the model another function than ours, when they are set.
@@ -440,9 +442,9 @@ def _llama_settings(config, path):
     eps = c["rms_norm_eps"]
     if type(eps) not in (int, float) or not eps > 0:
         raise PretrainedError(f"{path}: rms_norm_eps must be a number above 0, got {eps!r}")
-    if c["hidden_act"] != "silu":
+    if c["hidden_act"] not in SILU:
         raise PretrainedError(f"{path}: hidden_act is {c['hidden_act']!r}: the feed-forward we "
-                              f"compute is SwiGLU, whose gate is silu")
+                              f"compute is SwiGLU, whose gate is silu ({', '.join(SILU)})")
     if model_type == "qwen3" and c["attention_bias"]:
         raise PretrainedError(f"{path}: attention_bias is true, and Qwen3's feed-forward has "
                               f"no biases: our bias switch is one for every layer")
