@@ -324,6 +324,10 @@ def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_
 
 
 def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
+    # The checkpoint's weights given for its directory: the directory is asked for.
+    with pytest.raises(PretrainedError, match="model.safetensors' is a file, not a directory: "
+                                              "give the directory of a Hugging Face checkpoint"):
+        GPT.from_pretrained(hf[1] / "model.safetensors")
     (tmp_path / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
     with pytest.raises(PretrainedError, match="needs config.json and model.safetensors, as "
                                               "transformers' save_pretrained writes them"):

@@ -716,6 +716,18 @@ def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
 
 
+def test_swish_is_silu_as_transformers_reads_it(llama_dir, tmp_path):
+    # transformers' "swish" is torch's SiLU: the same model, which was refused
+    from transformers.activations import ACT2CLS
+    assert ACT2CLS["swish"] is torch.nn.SiLU
+    config = json.loads((llama_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_act": "swish"}))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    idx = tokens((1, 6))
+    np.testing.assert_array_equal(GPT.from_pretrained(tmp_path)(idx).data,
+                                  GPT.from_pretrained(llama_dir)(idx).data)
+
+
 def test_qwen3s_biases_are_its_attentions_alone(tmp_path):
     """Qwen3's feed-forward has no biases, whatever a config.json says of mlp_bias (not one of
     Qwen3Config's fields): attention_bias alone is what differs from our one switch."""
@@ -952,6 +964,35 @@ def test_generate_ends_the_text_at_any_eos_token_id_of_the_generation_config(smo
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
                        "generation_config.json: not a generation config",
                        "restore it from the model's page, or delete it")
+
+
+def test_a_generation_config_without_an_end_ends_nothing_as_in_transformers(smollm_dir,
+                                                                             tmp_path):
+    # transformers takes generation_config.json as it is: an eos_token_id in config.json
+    # alone ends nothing then. It ended the text here.
+    directory, model, tokenizer = smollm_dir
+    for name in ("model.safetensors", "tokenizer.json"):
+        shutil.copy(directory / name, tmp_path)
+    prompt = "the quick brown"
+    ids = tokenizer.encode(prompt).ids
+    with torch.no_grad():
+        unstopped = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                                   do_sample=False, max_new_tokens=10,
+                                   eos_token_id=None)[0, len(ids):].tolist()
+    written = unstopped[:unstopped.index(0)] if 0 in unstopped else unstopped   # <|endoftext|>
+    end = written[1]                                  # config.json's end, written early on
+    config = json.loads((directory / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "eos_token_id": end}))
+    (tmp_path / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        out = theirs.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids)),
+                              do_sample=False, max_new_tokens=10)[0, len(ids):].tolist()
+    assert out == unstopped                           # past the end config.json names
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", prompt,
+                        "--temperature", 0, "--max-new-tokens", 10)
+    assert result.exit_code == 0, result.output
+    assert result.output == prompt + tokenizer.decode(written) + "\n"
 
 
 def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path):

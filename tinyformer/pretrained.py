@@ -58,7 +58,7 @@ import regex
 
 from tinyautograd import nn
 
-from .files import NotRegularFile, StrPath, atomic_write, open_regular
+from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
 from .layers import MAX_SIZE, least_parameters
 from .rundir import is_ours, read_config_json
 from .schema import check_whole
@@ -199,6 +199,9 @@ def _build(gpt, settings, state, path, where):
 
 def _read_config(directory):
     """(config.json as a dict, its path), for a directory that also holds the weights."""
+    if not os.path.isdir(directory):          # its model.safetensors or config.json, say
+        raise PretrainedError(f"{why_not_a_directory(directory)}: give the directory of a "
+                              f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
@@ -367,6 +370,8 @@ LLAMA_DEFAULTS = {
                   max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   attention_bias=False),
 }
+# transformers' names for SiLU, x sigmoid(x), the gate of SwiGLU: "swish" is torch's SiLU too.
+SILU = ("silu", "swish")
 LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads")
 # Fields that would make the model another function than ours, when they are set.
@@ -437,9 +442,9 @@ def _llama_settings(config, path):
     eps = c["rms_norm_eps"]
     if type(eps) not in (int, float) or not eps > 0:
         raise PretrainedError(f"{path}: rms_norm_eps must be a number above 0, got {eps!r}")
-    if c["hidden_act"] != "silu":
+    if c["hidden_act"] not in SILU:
         raise PretrainedError(f"{path}: hidden_act is {c['hidden_act']!r}: the feed-forward we "
-                              f"compute is SwiGLU, whose gate is silu")
+                              f"compute is SwiGLU, whose gate is silu ({', '.join(SILU)})")
     if model_type == "qwen3" and c["attention_bias"]:
         raise PretrainedError(f"{path}: attention_bias is true, and Qwen3's feed-forward has "
                               f"no biases: our bias switch is one for every layer")
@@ -585,20 +590,22 @@ GENERATION_CONFIG = "generation_config.json"
 
 def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
     """The ids that end a text, as transformers' generate reads them: generation_config.json's
-    eos_token_id, else config.json's; one id or a list (a chat model's answer ends at
-    <|im_end|>, a text at <|endoftext|>). None where neither names one of the vocabulary's
-    (GPT2Config's default 50256 beside a small vocabulary can never be written: it ends
-    nothing, in transformers too). PretrainedError, one line, for ids that are not whole
-    numbers."""
+    eos_token_id where there is that file, else config.json's; one id or a list (a chat
+    model's answer ends at <|im_end|>, a text at <|endoftext|>). None where the file read
+    names none of the vocabulary's (GPT2Config's default 50256 beside a small vocabulary can
+    never be written: it ends nothing, in transformers too). PretrainedError, one line, for
+    ids that are not whole numbers."""
     for name in (GENERATION_CONFIG, CONFIG):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
             continue
+        # The first file there decides: transformers takes a generation_config.json as it
+        # is, and never looks in config.json for an eos_token_id that it leaves out.
         config = _read_hf_file(path, GENERATION) if name == GENERATION_CONFIG else \
             read_config_json(directory)
         ids = config.get("eos_token_id") if isinstance(config, dict) else None
         if ids is None:
-            continue
+            return None
         ids = ids if isinstance(ids, list) else [ids]
         if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
                               for i in ids):
