@@ -378,15 +378,24 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert node.get_attribute("data-id") in nodes
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
-    # Space on a module box folds it, and on the folded box opens it.
+    # Space on a module box folds it, and on the folded box opens it: the focus goes to what
+    # stands in the place of the part it was on, which the fold or the opening hid.
     box = browser.find_element(By.CSS_SELECTOR, "#svg-forward g.cluster[tabindex='0']")
     name = box.get_attribute("data-cluster")
     browser.execute_script("arguments[0].focus()", box)
     ActionChains(browser).send_keys(Keys.SPACE).perform()
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
-    browser.execute_script("arguments[0].focus()", folded)
+    assert browser.switch_to.active_element == folded
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert browser.find_elements(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]') == []
+    assert browser.switch_to.active_element == box
+    # A stack of blocks opened: its first block's box.
+    browser.find_element(By.ID, "fold-repeats").click()
+    (stack,) = browser.find_elements(By.CSS_SELECTOR, 'g.folded[data-key^="r:"]')
+    browser.execute_script("arguments[0].focus()", stack)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    first = browser.switch_to.active_element
+    assert first.get_attribute("aria-label") == "fold decoder.layers.0: DecoderLayer"
 
     # The inputs in the panel are buttons, which Tab reaches.
     assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")

@@ -281,6 +281,7 @@ canvas.addEventListener("keydown", (event) => {
   if (!event.target.closest("g.node, g.cluster, g.folded")) return;
   event.preventDefault();          // Space would scroll
   click(event.target);
+  keepFocus(views[current], event.target);
 });
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
@@ -304,6 +305,25 @@ function click(target) {
   const cluster = target.closest("g.cluster");
   if (cluster) return fold(view, cluster.dataset.cluster);
   clearSelection();
+}
+
+// A box folded or opened from the keyboard hides the part that had the focus, which would fall
+// back to the page's start: it goes to what now stands there, the folded box or the box of
+// the module opened (for a stack of blocks, its first block's), so that Enter opens again
+// what it folded and Tab goes on from there.
+function keepFocus(view, target) {
+  const folded = target.closest("g.folded"), cluster = target.closest("g.cluster");
+  let name = cluster?.dataset.cluster;
+  if (folded) {
+    const key = folded.dataset.key;
+    name = key.startsWith("c:") ? key.slice(2)
+      : view.info.repeats.find((r) => r.path === key.slice(2)).items[0];
+  }
+  if (!name) return;
+  const shown = foldedKeyOf(view, view.info.clusters[name].boxes.concat([name]));
+  const part = shown ? view.overlay.querySelector(`g.folded[data-key="${CSS.escape(shown)}"]`)
+    : view.clusters[name];
+  part?.focus();
 }
 
 function hover(event) {
