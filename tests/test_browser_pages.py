@@ -8,6 +8,7 @@ likeliest tokens; the run report reads a step's values and reloads itself while 
 One browser serves the whole file. Without Chromium, chromedriver or selenium the file is
 skipped, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
 
+import json
 import os
 import shutil
 import time
@@ -1390,6 +1391,21 @@ def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_p
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
     assert [chart.get_attribute("data-chart") for chart in browser.find_elements(
         By.CSS_SELECTOR, "svg[data-chart]")] == ["loss (cross-entropy, nats)"]
+
+
+def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_path):
+    # A gradient norm of 0.4 to 7 and a learning rate warming up to 0.008, as a short run
+    # records them: their charts had one number each on their axis ("5", "0.005").
+    run = write_run(tmp_path / "run", 1, iters=20)
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 21):
+            f.write(json.dumps({"step": step, "train_loss": 3.0 / step, "lr": 0.0004 * step,
+                                "grad_norm": 7.0 if step == 3 else 0.4 + step / 40}) + "\n")
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    for title in ("loss (cross-entropy, nats)", "gradient norm", "learning rate"):
+        chart = browser.find_element(By.CSS_SELECTOR, f'svg[data-chart="{title}"]')
+        numbers = chart.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')
+        assert len(numbers) >= 2, (title, [n.text for n in numbers])
 
 
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
