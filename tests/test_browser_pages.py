@@ -1076,6 +1076,26 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_on_a_laptop_the_model_view_stands_beside_the_map(browser, tmp_path):
+    # The words about the map took the width of their one long line, and the model view of a
+    # 4-layer, 4-head GPT went under the map, out of sight, beside half a window left empty.
+    tokens = list("eve has a red kite. it rained. the kite of eve is ")
+    weights = np.tril(np.ones((4, 4, len(tokens), len(tokens))))
+    weights /= weights.sum(-1, keepdims=True)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a GPT").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 800)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap").rect
+        grid = browser.find_element(By.ID, "grid").rect
+        assert grid["x"] >= heatmap["x"] + heatmap["width"]
+        assert grid["y"] < heatmap["y"] + heatmap["height"] / 2
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.random((2, 2, 4, 4))
