@@ -1092,6 +1092,14 @@ def test_on_a_laptop_the_model_view_stands_beside_the_map(browser, tmp_path):
         grid = browser.find_element(By.ID, "grid").rect
         assert grid["x"] >= heatmap["x"] + heatmap["width"]
         assert grid["y"] < heatmap["y"] + heatmap["height"] / 2
+        # A long prompt's map is wide: the thumbnails are sized to the room it leaves them.
+        tokens = tokens * 2 + tokens[:27]
+        weights = np.tril(np.ones((4, 4, len(tokens), len(tokens))))
+        weights /= weights.sum(-1, keepdims=True)
+        open_clean(browser, viz.attention_page(
+            {"self": AttentionMap(weights, tokens, tokens, "self")}, "a GPT").save(path))
+        assert browser.execute_script("return document.documentElement.scrollWidth <= "
+                                      "document.documentElement.clientWidth")
     finally:
         browser.set_window_size(size["width"], size["height"])
 
