@@ -1317,6 +1317,34 @@ class Tags:
         return f"<i>{'abcdefghij'[i]}</td>"
 
 
+def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser, tmp_path):
+    # Its tokens were read by hovering only: the keyboard reached the table, and no cell.
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 4))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, list("wxyz"), Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("class") == "scroller"
+    # The first arrow key takes the first cell; then down two rows, right one state.
+    ActionChains(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN,
+                                    Keys.ARROW_RIGHT).perform()
+    reading = browser.find_element(By.ID, "reading")
+    assert reading.get_attribute("role") == "status"
+    assert reading.text.startswith("position 2 (y), after layer 1:; ")
+    assert reading.text.split("; ")[1].split() == [f"{100 * probs[1, 2, order[1, 2, 0]]:.1f}%",
+                                                   "abcdefghij"[order[1, 2, 0]]]
+    assert tooltip(browser).splitlines()[0] == "position 2 (y), after layer 1:"
+    (cell,) = browser.find_elements(By.CSS_SELECTOR, "td.cursor")
+    assert (cell.get_attribute("data-t"), cell.get_attribute("data-s")) == ("2", "1")
+    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last state
+    assert reading.text.startswith("position 2 (y), after layer 2:")
+    ActionChains(browser).send_keys(Keys.TAB).perform()          # away: the tooltip goes
+    assert tooltip(browser) is None and browser.find_elements(By.CSS_SELECTOR, "td.cursor") == []
+    assert chromium.errors(browser) == []
+
+
 def test_the_lens_table_writes_tokens_and_guesses_that_look_like_html_as_text(browser, tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(2, 3))
