@@ -10,6 +10,7 @@ skipped, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -815,6 +816,31 @@ def test_a_folded_box_is_as_big_as_its_label_and_the_graph_closes_up_around_it(b
         return out;""")
     assert len(beyond) > 10 and max(beyond) < 24
     assert under_folded_boxes(browser, "backward") == []
+    assert chromium.errors(browser) == []
+
+
+def test_with_gradient_flow_a_folded_box_is_coloured_as_the_picture_colours_its_module(
+        browser, tmp_path):
+    # The page's folded boxes were all pale orange, colours off the gradient's scale: folding
+    # a module (--flow --depth 2) hid the gradient norms the picture colours it by.
+    ta.manual_seed(0)
+    with viz.record():
+        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
+        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    viz.retain_grads(step.loss)
+    step.loss.backward(retain_graph=True)
+    flow = dict(color_by_grad=True, grad_range=(1e-4, 1e2), depth=2)
+    path = viz.graph_page(step.loss, params=model, **flow).save(tmp_path / "flow.html")
+    line = next(line for line in viz.draw_graph(step.loss, params=model, **flow).source
+                .splitlines() if "<B>decoder.layers.0</B>" in line)
+    fill = re.search(r'fillcolor="(#\w+)"', line)[1]
+    norm = re.search(r"largest grad norm \S+<", line)[0]
+    open_clean(browser, path)
+    box = browser.find_element(By.CSS_SELECTOR,
+                               'g.folded[aria-label="open decoder.layers.0: DecoderLayer"]')
+    rgb = box.find_element(By.TAG_NAME, "rect").value_of_css_property("fill")
+    assert rgb == "rgb({}, {}, {})".format(*bytes.fromhex(fill[1:]))
+    assert norm[:-1] in box.text.splitlines()
     assert chromium.errors(browser) == []
 
 
