@@ -8,7 +8,9 @@ likeliest tokens; the run report reads a step's values and reloads itself while 
 One browser serves the whole file. Without Chromium, chromedriver or selenium the file is
 skipped, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
 
+import json
 import os
+import re
 import shutil
 import time
 
@@ -378,15 +380,24 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert node.get_attribute("data-id") in nodes
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
-    # Space on a module box folds it, and on the folded box opens it.
+    # Space on a module box folds it, and on the folded box opens it: the focus goes to what
+    # stands in the place of the part it was on, which the fold or the opening hid.
     box = browser.find_element(By.CSS_SELECTOR, "#svg-forward g.cluster[tabindex='0']")
     name = box.get_attribute("data-cluster")
     browser.execute_script("arguments[0].focus()", box)
     ActionChains(browser).send_keys(Keys.SPACE).perform()
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
-    browser.execute_script("arguments[0].focus()", folded)
+    assert browser.switch_to.active_element == folded
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert browser.find_elements(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]') == []
+    assert browser.switch_to.active_element == box
+    # A stack of blocks opened: its first block's box.
+    browser.find_element(By.ID, "fold-repeats").click()
+    (stack,) = browser.find_elements(By.CSS_SELECTOR, 'g.folded[data-key^="r:"]')
+    browser.execute_script("arguments[0].focus()", stack)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    first = browser.switch_to.active_element
+    assert first.get_attribute("aria-label") == "fold decoder.layers.0: DecoderLayer"
 
     # The inputs in the panel are buttons, which Tab reaches.
     assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")
@@ -808,6 +819,31 @@ def test_a_folded_box_is_as_big_as_its_label_and_the_graph_closes_up_around_it(b
     assert chromium.errors(browser) == []
 
 
+def test_with_gradient_flow_a_folded_box_is_coloured_as_the_picture_colours_its_module(
+        browser, tmp_path):
+    # The page's folded boxes were all pale orange, colours off the gradient's scale: folding
+    # a module (--flow --depth 2) hid the gradient norms the picture colours it by.
+    ta.manual_seed(0)
+    with viz.record():
+        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
+        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    viz.retain_grads(step.loss)
+    step.loss.backward(retain_graph=True)
+    flow = dict(color_by_grad=True, grad_range=(1e-4, 1e2), depth=2)
+    path = viz.graph_page(step.loss, params=model, **flow).save(tmp_path / "flow.html")
+    line = next(line for line in viz.draw_graph(step.loss, params=model, **flow).source
+                .splitlines() if "<B>decoder.layers.0</B>" in line)
+    fill = re.search(r'fillcolor="(#\w+)"', line)[1]
+    norm = re.search(r"largest grad norm \S+<", line)[0]
+    open_clean(browser, path)
+    box = browser.find_element(By.CSS_SELECTOR,
+                               'g.folded[aria-label="open decoder.layers.0: DecoderLayer"]')
+    rgb = box.find_element(By.TAG_NAME, "rect").value_of_css_property("fill")
+    assert rgb == "rgb({}, {}, {})".format(*bytes.fromhex(fill[1:]))
+    assert norm[:-1] in box.text.splitlines()
+    assert chromium.errors(browser) == []
+
+
 def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser, gpt_backward):
     open_clean(browser, gpt_backward)
     browser.find_element(By.ID, "unfold").click()
@@ -1066,6 +1102,34 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_on_a_laptop_the_model_view_stands_beside_the_map(browser, tmp_path):
+    # The words about the map took the width of their one long line, and the model view of a
+    # 4-layer, 4-head GPT went under the map, out of sight, beside half a window left empty.
+    tokens = list("eve has a red kite. it rained. the kite of eve is ")
+    weights = np.tril(np.ones((4, 4, len(tokens), len(tokens))))
+    weights /= weights.sum(-1, keepdims=True)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a GPT").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 800)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap").rect
+        grid = browser.find_element(By.ID, "grid").rect
+        assert grid["x"] >= heatmap["x"] + heatmap["width"]
+        assert grid["y"] < heatmap["y"] + heatmap["height"] / 2
+        # A long prompt's map is wide: the thumbnails are sized to the room it leaves them.
+        tokens = tokens * 2 + tokens[:27]
+        weights = np.tril(np.ones((4, 4, len(tokens), len(tokens))))
+        weights /= weights.sum(-1, keepdims=True)
+        open_clean(browser, viz.attention_page(
+            {"self": AttentionMap(weights, tokens, tokens, "self")}, "a GPT").save(path))
+        assert browser.execute_script("return document.documentElement.scrollWidth <= "
+                                      "document.documentElement.clientWidth")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.random((2, 2, 4, 4))
@@ -1279,6 +1343,34 @@ class Tags:
         return f"<i>{'abcdefghij'[i]}</td>"
 
 
+def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser, tmp_path):
+    # Its tokens were read by hovering only: the keyboard reached the table, and no cell.
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 4))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, list("wxyz"), Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("class") == "scroller"
+    # The first arrow key takes the first cell; then down two rows, right one state.
+    ActionChains(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN,
+                                    Keys.ARROW_RIGHT).perform()
+    reading = browser.find_element(By.ID, "reading")
+    assert reading.get_attribute("role") == "status"
+    assert reading.text.startswith("position 2 (y), after layer 1:; ")
+    assert reading.text.split("; ")[1].split() == [f"{100 * probs[1, 2, order[1, 2, 0]]:.1f}%",
+                                                   "abcdefghij"[order[1, 2, 0]]]
+    assert tooltip(browser).splitlines()[0] == "position 2 (y), after layer 1:"
+    (cell,) = browser.find_elements(By.CSS_SELECTOR, "td.cursor")
+    assert (cell.get_attribute("data-t"), cell.get_attribute("data-s")) == ("2", "1")
+    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last state
+    assert reading.text.startswith("position 2 (y), after layer 2:")
+    ActionChains(browser).send_keys(Keys.TAB).perform()          # away: the tooltip goes
+    assert tooltip(browser) is None and browser.find_elements(By.CSS_SELECTOR, "td.cursor") == []
+    assert chromium.errors(browser) == []
+
+
 def test_the_lens_table_writes_tokens_and_guesses_that_look_like_html_as_text(browser, tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(2, 3))
@@ -1381,6 +1473,21 @@ def test_the_report_of_a_run_of_one_step_marks_each_of_its_values(browser, tmp_p
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
     assert [chart.get_attribute("data-chart") for chart in browser.find_elements(
         By.CSS_SELECTOR, "svg[data-chart]")] == ["loss (cross-entropy, nats)"]
+
+
+def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_path):
+    # A gradient norm of 0.4 to 7 and a learning rate warming up to 0.008, as a short run
+    # records them: their charts had one number each on their axis ("5", "0.005").
+    run = write_run(tmp_path / "run", 1, iters=20)
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 21):
+            f.write(json.dumps({"step": step, "train_loss": 3.0 / step, "lr": 0.0004 * step,
+                                "grad_norm": 7.0 if step == 3 else 0.4 + step / 40}) + "\n")
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    for title in ("loss (cross-entropy, nats)", "gradient norm", "learning rate"):
+        chart = browser.find_element(By.CSS_SELECTOR, f'svg[data-chart="{title}"]')
+        numbers = chart.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')
+        assert len(numbers) >= 2, (title, [n.text for n in numbers])
 
 
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):

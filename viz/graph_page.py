@@ -78,7 +78,8 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
         raise ValueError(f"graph_page: no backward graph to show: {missing}")
 
     docs = {}
-    data = {"view": view, "depth": depth, "missing": missing, "docs": docs, "views": {}}
+    data = {"view": view, "depth": depth, "missing": missing, "docs": docs, "views": {},
+            "flow": color_by_grad}
     svgs = {}
     for name, drawing in (("forward", forward), ("backward", backward)):
         if drawing is None:

@@ -6,7 +6,8 @@
 One row per position of the sequence (its token on the left), one column per state of the
 residual stream (the embeddings, then each layer), each cell the token that state would
 predict and its probability, on viridis as in the PNG (dark for unsure, yellow for sure).
-Hovering a cell lists the k likeliest tokens there (viz/assets/lens.js).
+Hovering a cell lists the k likeliest tokens there, and so do the arrow keys, cell by cell,
+once Tab has reached the table (viz/assets/lens.js).
 """
 
 import html
@@ -51,8 +52,10 @@ left): the prompt, or for an encoder-decoder the translation its decoder has wri
 each column a state of the residual stream (for an encoder-decoder, the decoder's), read by
 the model's own final norm and head as if the model stopped there; each cell the token that
 state would predict, and its probability. The last column is the model's own prediction.
-Hover a cell for the {len(cells[0][0])} likeliest tokens.</p>
-<div class="scroller" tabindex="0" role="region" aria-label="the lens table">
+Hover a cell for the {len(cells[0][0])} likeliest tokens (or Tab to the table and move with
+the arrow keys).</p>
+<div class="scroller" tabindex="0" role="region" aria-label="the lens table: the arrow keys
+move from cell to cell and read its likeliest tokens">
 <table id="lens">
 <thead><tr><th>position</th>{head}</tr></thead>
 <tbody>
@@ -60,5 +63,6 @@ Hover a cell for the {len(cells[0][0])} likeliest tokens.</p>
 </tbody>
 </table>
 </div>
+<p id="reading" class="muted" role="status"></p>
 </main>
 <div id="tooltip" class="tooltip" hidden></div>"""

@@ -269,12 +269,13 @@ function choose(change) {
     fillMenu(headSelect, info.heads, "head");
     state.layer = Math.min(state.layer, info.layers - 1);
     state.head = Math.min(state.head, info.heads - 1);
-    drawGrid();
   }
   mapSelect.value = state.map;
   layerSelect.value = state.layer;
   headSelect.value = state.head;
   drawHeatmap();
+  // The thumbnails after the map: they take the room beside it (a long prompt's map is wide).
+  if (mapChanged) drawGrid();
   markChosen();
 }
 
@@ -289,8 +290,8 @@ let resizing = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizing);
   resizing = setTimeout(() => {
-    drawGrid();
     drawHeatmap();
+    drawGrid();
   }, 150);
 });
 
@@ -298,6 +299,6 @@ const started = performance.now();
 const first = data.maps[state.map];
 fillMenu(layerSelect, first.layers, "layer");
 fillMenu(headSelect, first.heads, "head");
-drawGrid();
 choose({});
+drawGrid();
 document.body.dataset.ready = (performance.now() - started).toFixed(0);

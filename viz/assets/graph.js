@@ -281,6 +281,7 @@ canvas.addEventListener("keydown", (event) => {
   if (!event.target.closest("g.node, g.cluster, g.folded")) return;
   event.preventDefault();          // Space would scroll
   click(event.target);
+  keepFocus(views[current], event.target);
 });
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
@@ -304,6 +305,25 @@ function click(target) {
   const cluster = target.closest("g.cluster");
   if (cluster) return fold(view, cluster.dataset.cluster);
   clearSelection();
+}
+
+// A box folded or opened from the keyboard hides the part that had the focus, which would fall
+// back to the page's start: it goes to what now stands there, the folded box or the box of
+// the module opened (for a stack of blocks, its first block's), so that Enter opens again
+// what it folded and Tab goes on from there.
+function keepFocus(view, target) {
+  const folded = target.closest("g.folded"), cluster = target.closest("g.cluster");
+  let name = cluster?.dataset.cluster;
+  if (folded) {
+    const key = folded.dataset.key;
+    name = key.startsWith("c:") ? key.slice(2)
+      : view.info.repeats.find((r) => r.path === key.slice(2)).items[0];
+  }
+  if (!name) return;
+  const shown = foldedKeyOf(view, view.info.clusters[name].boxes.concat([name]));
+  const part = shown ? view.overlay.querySelector(`g.folded[data-key="${CSS.escape(shown)}"]`)
+    : view.clusters[name];
+  part?.focus();
 }
 
 function hover(event) {
@@ -359,7 +379,36 @@ function describeFold(view, key) {
   const gradients = Object.entries(view.rep).filter(([id, rep]) =>
     rep === key && view.info.nodes[id].kind === "gradient").length;
   if (gradients) lines.push(`computes ${count(gradients, "gradient")}`);
-  return {title: about.label, lines};
+  const flow = flowOf(view, key);
+  if (flow) lines.push(flow.norm === null ? "no gradient" : `largest grad norm ${expo(flow.norm)}`);
+  return {title: about.label, lines, flow};
+}
+
+// With gradient flow (draw_graph's color_by_grad, --flow), a folded box is coloured as the
+// picture colours a folded module: by the largest gradient norm inside it, in the colour of
+// the node inside that has it (in the forward graph a node's gradient dL/d(node), in the
+// backward graph the gradient a node computes; a node drawn white has none). Without gradient
+// flow, null.
+function flowOf(view, key) {
+  if (!data.flow) return null;
+  let best = {norm: null};
+  for (const [id, rep] of Object.entries(view.rep)) {
+    const g = view.nodes[id];
+    if (rep !== key || !g) continue;
+    const node = view.info.nodes[id], shape = g.querySelector("polygon, ellipse, path");
+    const summary = view.name === "forward" ? node.grad : node.value;
+    const fill = shape && shape.getAttribute("fill");
+    if (!summary || typeof summary.norm !== "number" || !fill || fill === "#ffffff") continue;
+    if (best.norm === null || summary.norm > best.norm) {
+      best = {norm: summary.norm, fill, ink: g.querySelector("text")?.getAttribute("fill") || "#000000"};
+    }
+  }
+  return best;
+}
+
+// A norm as the pictures write it, Python's "{:.2e}": 3.89e+00.
+function expo(x) {
+  return x.toExponential(2).replace(/e([+-])(\d)$/, "e$10$2");
 }
 
 function fold(view, name) {
@@ -585,7 +634,8 @@ function foldedLabel(view, key) {
   const size = Math.max(7, Math.min(14, (box.width - 8) / (0.6 * longest)));
   const width = Math.max(...lines.map((line, i) =>
     textWidth(view, line, i === 0 ? size : size * 0.85, i === 0)));
-  return {lines, size, width: width + 2 * PAD, height: 10 + lines.length * size * 1.3};
+  return {lines, size, width: width + 2 * PAD, height: 10 + lines.length * size * 1.3,
+          flow: about.flow};
 }
 
 // Where a folded box's label is, as drawn: at the middle of the box's top.
@@ -624,9 +674,11 @@ function drawFolded(view, key) {
   const rect = document.createElementNS(SVG_NS, "rect");
   for (const [name, value] of Object.entries(box)) rect.setAttribute(name, value);
   rect.setAttribute("rx", 6);
+  if (label.flow && label.flow.fill) rect.style.fill = label.flow.fill;
   g.appendChild(rect);
   label.lines.forEach((line, i) => {
     const text = document.createElementNS(SVG_NS, "text");
+    if (label.flow && label.flow.fill) text.style.fill = label.flow.ink;
     text.setAttribute("x", box.x + box.width / 2);
     text.setAttribute("y", box.y + 6 + (i + 0.9) * label.size * 1.3);
     text.setAttribute("font-size", i === 0 ? label.size : label.size * 0.85);

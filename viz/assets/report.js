@@ -28,13 +28,20 @@ function chartList() {
   return list.map((chart) => ({...chart, series: chart.series.filter((s) => s.points.length)}));
 }
 
-// Round tick values: steps of 1, 2 or 5 times a power of ten, about `count` of them.
+// Round tick values: steps of 1, 2 or 5 times a power of ten, about `count` of them, and at
+// least two where the range has room for them: a chart with one number on its axis (a
+// gradient norm of 0.4 to 7 had only "5") does not say how far apart its values are. The step
+// one size smaller than the first at least (high - low) / count is less than half the range.
 function ticks(low, high, count) {
   const raw = (high - low) / count, power = 10 ** Math.floor(Math.log10(raw || 1));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || power;
-  const out = [];
-  for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) out.push(v);
-  return out;
+  const steps = [0.5, 1, 2, 5, 10].map((m) => m * power), i = steps.findIndex((s) => s >= raw);
+  const at = (step) => {
+    const out = [];
+    for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) out.push(v);
+    return out;
+  };
+  const out = at(steps[i]);
+  return out.length >= 2 || i === 0 ? out : at(steps[i - 1]);
 }
 
 function tickText(v) {
