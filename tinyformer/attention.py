@@ -314,16 +314,16 @@ class Attention(Function):
             p = ctx.p
         drop = ctx.drop
         d_v = (p if drop is None else p * drop).swapaxes(-2, -1) @ grad     # (..., T_k, d_v)
-        d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
+        d_s = grad @ v.swapaxes(-2, -1)                      # dO V^T: (..., T_q, T_k)
         if drop is not None:
-            d_s *= drop
+            d_s *= drop                                      # dP = (dO V^T) * D
         if ctx.rounded:
             # O was rounded to float16: rowsum(dO * O) from it would carry float16's rounding
             # into every dS of the row, whose sum is then no longer 0, and dQ = dS K s of
             # keys alike would lose its digits to it. rowsum(dP * P), all in float32.
             row_sums = functional.row_sum(d_s * p)
         else:
-            row_sums = functional.row_sum(grad * ctx.result)          # rowsum(dP * P)
+            row_sums = functional.row_sum(grad * ctx.result)     # rowsum(dO * O) = rowsum(dP * P)
         if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
