@@ -465,3 +465,16 @@ def test_grouped_query_attention_refuses_the_masks_plain_attention_refuses(shape
                 f"a mask of shape {shape} does not broadcast to the scores' shape "
                 f"({B}, 4, {T}, {T})")):
             MultiHeadAttention(8, 4, n_kv_head=n_kv_head)(x, mask=mask)
+
+
+def test_a_cache_is_refused_with_a_context_whose_keys_it_would_append_at_every_step():
+    # Cross-attention's keys are the context's, the same at every step: a cache given with a
+    # context appended all of them again at each call, attending to each context token twice,
+    # then three times, ...
+    from tinyformer.attention import KVCache
+    attn = MultiHeadAttention(8, 2)
+    x, context = Tensor(np.ones((1, 1, 8))), Tensor(np.ones((1, 3, 8)))
+    with pytest.raises(ValueError, match="^MultiHeadAttention: a KVCache holds the keys and "
+                                         "values of self-attention; give cross-attention its "
+                                         "context alone$"):
+        attn(x, context=context, cache=KVCache())

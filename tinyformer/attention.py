@@ -455,6 +455,9 @@ class MultiHeadAttention(nn.Module):
         come from the cache (self-attention only)."""
         _check_rows(x, "x")
         if context is not None:
+            if cache is not None:       # it would append the whole context again at every step
+                raise ValueError("MultiHeadAttention: a KVCache holds the keys and values of "
+                                 "self-attention; give cross-attention its context alone")
             _check_rows(context, "context")
             if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
                 raise ValueError(f"MultiHeadAttention: x and context batches differ, "
