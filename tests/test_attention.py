@@ -450,3 +450,31 @@ def test_dropout_of_one_drops_every_weight_as_torch_does():
     np.testing.assert_array_equal(out.data, np.broadcast_to(np.arange(12.0), (B, T, 12)))
     with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\], got 1.5"):
         MultiHeadAttention(12, 3, dropout=1.5)
+
+
+@pytest.mark.parametrize("shape", [(B, 2, T, T), (B, T, T), (B, 3, T, T), (3, T, T)])
+def test_grouped_query_attention_refuses_the_masks_plain_attention_refuses(shape):
+    # With 2 key-value heads for 4 query heads, a mask with a heads axis of 2 (or a batch
+    # axis of 2 where the heads go) was split into groups of one and applied to the key-value
+    # heads, where the same model without grouping refused it; others failed in numpy's
+    # reshape.
+    x = Tensor(np.zeros((B, T, 8)))
+    mask = np.ones(shape, dtype=bool)
+    for n_kv_head in (4, 2):
+        with pytest.raises(ta.ShapeError, match=re.escape(
+                f"a mask of shape {shape} does not broadcast to the scores' shape "
+                f"({B}, 4, {T}, {T})")):
+            MultiHeadAttention(8, 4, n_kv_head=n_kv_head)(x, mask=mask)
+
+
+def test_a_cache_is_refused_with_a_context_whose_keys_it_would_append_at_every_step():
+    # Cross-attention's keys are the context's, the same at every step: a cache given with a
+    # context appended all of them again at each call, attending to each context token twice,
+    # then three times, ...
+    from tinyformer.attention import KVCache
+    attn = MultiHeadAttention(8, 2)
+    x, context = Tensor(np.ones((1, 1, 8))), Tensor(np.ones((1, 3, 8)))
+    with pytest.raises(ValueError, match="^MultiHeadAttention: a KVCache holds the keys and "
+                                         "values of self-attention; give cross-attention its "
+                                         "context alone$"):
+        attn(x, context=context, cache=KVCache())

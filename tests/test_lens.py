@@ -70,6 +70,19 @@ def test_a_batch_of_several_sequences_is_refused_not_read_as_its_first():
     assert model.decoder.stream is None
 
 
+@pytest.mark.parametrize("run, runs", [
+    (lambda m: (m(IDX), m(IDX)), 2),                 # read as one run of a 3-layer model
+    (lambda m: m.generate(IDX, 2), 2),               # failed in numpy's stack
+    (lambda m: None, 0),
+], ids=["twice", "generate", "never"])
+def test_a_run_that_does_not_run_the_model_once_is_refused(run, runs):
+    model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(ValueError, match=f"^logit_lens: the run ran the model {runs} times; "
+                                         f"run its forward once, as lambda m: m\\(idx\\) does"):
+        logit_lens(model, run)
+    assert model.decoder.stream is None
+
+
 def test_k_below_one_is_refused():
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
     with pytest.raises(ValueError, match="k must be at least 1, got 0"):

@@ -182,6 +182,12 @@ def _keep_mask(q, k, v, mask):
         raise TypeError(f"attention: the mask must be boolean (True = may attend), got "
                         f"{keep.dtype}")
     scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+    _check_fits(keep, scores_shape)
+    return keep
+
+
+def _check_fits(keep, scores_shape):
+    """ShapeError unless the mask `keep` broadcasts to `scores_shape` without enlarging it."""
     try:
         fits = np.broadcast_shapes(keep.shape, scores_shape) == scores_shape
     except ValueError:
@@ -189,7 +195,6 @@ def _keep_mask(q, k, v, mask):
     if not fits:
         raise ShapeError(f"attention: a mask of shape {keep.shape} does not broadcast to the "
                          f"scores' shape {scores_shape} (..., T_q, T_k)")
-    return keep
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,16 +314,16 @@ class Attention(Function):
             p = ctx.p
         drop = ctx.drop
         d_v = (p if drop is None else p * drop).swapaxes(-2, -1) @ grad     # (..., T_k, d_v)
-        d_s = grad @ v.swapaxes(-2, -1)                               # dP: (..., T_q, T_k)
+        d_s = grad @ v.swapaxes(-2, -1)                      # dO V^T: (..., T_q, T_k)
         if drop is not None:
-            d_s *= drop
+            d_s *= drop                                      # dP = (dO V^T) * D
         if ctx.rounded:
             # O was rounded to float16: rowsum(dO * O) from it would carry float16's rounding
             # into every dS of the row, whose sum is then no longer 0, and dQ = dS K s of
             # keys alike would lose its digits to it. rowsum(dP * P), all in float32.
             row_sums = functional.row_sum(d_s * p)
         else:
-            row_sums = functional.row_sum(grad * ctx.result)          # rowsum(dP * P)
+            row_sums = functional.row_sum(grad * ctx.result)     # rowsum(dO * O) = rowsum(dP * P)
         if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
             kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
         else:
@@ -450,6 +455,9 @@ class MultiHeadAttention(nn.Module):
         come from the cache (self-attention only)."""
         _check_rows(x, "x")
         if context is not None:
+            if cache is not None:       # it would append the whole context again at every step
+                raise ValueError("MultiHeadAttention: a KVCache holds the keys and values of "
+                                 "self-attention; give cross-attention its context alone")
             _check_rows(context, "context")
             if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
                 raise ValueError(f"MultiHeadAttention: x and context batches differ, "
@@ -472,7 +480,7 @@ class MultiHeadAttention(nn.Module):
             q = q.reshape(B, self.n_kv_head, group, T, self.d_head)  # (B, n_kv, group, T, d)
             k = k.reshape(B, self.n_kv_head, 1, *k.shape[2:])        # (B, n_kv, 1, S, d)
             v = v.reshape(B, self.n_kv_head, 1, *v.shape[2:])
-            mask = _grouped(mask, self.n_kv_head)
+            mask = _grouped(mask, (B, self.n_head, T, k.shape[-2]), self.n_kv_head)
         heads = scaled_dot_product_attention(q, k, v, mask, dropout_p=self.dropout,
                                              training=self.training)
         if self.record_weights:                    # a copy for viewing, outside any graph
@@ -512,14 +520,18 @@ def _check_rows(x: Tensor, name: str) -> None:
                          f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
-def _grouped(mask: Mask | None, n_kv_head: int) -> np.ndarray | None:
+def _grouped(mask: Mask | None, scores_shape: tuple[int, ...],
+             n_kv_head: int) -> np.ndarray | None:
     """A mask made for the scores (B, n_head, T, S), fitted to the grouped scores (B,
     n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
     one of size n_head is split into (n_kv_head, group). A mask without a heads axis ((T, S),
-    a causal mask) broadcasts as it is."""
+    a causal mask) broadcasts as it is. It is checked against the ungrouped scores first, so
+    that grouping accepts the masks plain attention accepts and no others (a heads axis of
+    n_kv_head would otherwise be split into groups of one)."""
     if mask is None:
         return None
     keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    _check_fits(keep, scores_shape)
     if keep.ndim < 3:
         return keep
     heads = keep.shape[-3]

@@ -64,14 +64,20 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
     read through the stack's final norm and `model.logits`, the model's own head. The model
     runs in eval mode, as generate runs it (a model left in training mode drops nothing out),
     and is put back in its own mode afterwards. ValueError for a run on a batch of several
-    sequences."""
+    sequences, or one that runs the model more than once (or not at all)."""
     if k < 1:
         raise ValueError(f"logit_lens: k must be at least 1, got {k}")
     stack = head_stack(model)
     with _inference(model), _recording(stack) as stream:
         run(model)
         states = list(stream)
-        if states and states[0].shape[0] != 1:      # (B, T, C): a lens is of one sequence
+        # One state after the embeddings and one after each layer, if the run ran the stack
+        # once: each further run (generate runs it at every step) would add rows.
+        runs = len(states) // (len(stack.layers) + 1)
+        if runs != 1:
+            raise ValueError(f"logit_lens: the run ran the model {runs} times; run its forward "
+                             f"once, as lambda m: m(idx) does (generate runs it at every step)")
+        if states[0].shape[0] != 1:                 # (B, T, C): a lens is of one sequence
             raise ValueError(f"logit_lens: the run gave a batch of {states[0].shape[0]} "
                              f"sequences; run the model on one, (1, T)")
         rows, top_ids, top_probs = [], [], []

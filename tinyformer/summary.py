@@ -78,7 +78,8 @@ PARTS = ("embeddings", "attention", "feed-forward", "norms", "head")
 
 def parameters_by_part(model: nn.Module) -> dict[str, int]:
     """{part: parameters}: embeddings, attention (its projections and QK-norms), feed-forward,
-    norms (around the sub-layers and at the top) and head (a tied head has none of its own)."""
+    norms (every other norm: around the sub-layers, at the top, and BERT's on its embeddings
+    and in its head) and head (a tied head has none of its own)."""
     counts = dict.fromkeys(PARTS, 0)
     for name, p in model.named_parameters():
         counts[_part(name)] += p.size
