@@ -21,6 +21,7 @@ where a count becomes the thread-count variables of a process's environment.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +50,18 @@ def at_least(minimum):
                                              f"{text!r}")
         return int(text)
     return count
+
+
+@contextlib.contextmanager
+def settings_refused_as_usage(script):
+    """Around the building of what the options describe (a model, a corpus): a ValueError there
+    is the settings' fault (an n_head that does not divide d_model), so it ends as argparse's
+    usage errors do, in one line with status 2, not a traceback."""
+    try:
+        yield
+    except ValueError as error:
+        print(f"{os.path.basename(script)}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def set_thread_variables(environment, threads):

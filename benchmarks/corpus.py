@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from alternate import at_least
+from alternate import at_least, settings_refused_as_usage
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
@@ -84,6 +84,9 @@ def parse_args():
 def split(text, val_fraction=0.1):
     """The first 90% of the stories for training, the rest for validation (cut at a line)."""
     cut = text.rfind("\n", 0, int(len(text) * (1 - val_fraction))) + 1
+    if not text[:cut].strip() or not text[cut:].strip():
+        raise ValueError("too few characters to hold stories back for validation: give "
+                         "--n-chars 1000 or more")
     return text[:cut], text[cut:]
 
 
@@ -138,7 +141,9 @@ class MarkovChain:
 
 def markov_baseline(train_text, val_text, prompts, orders):
     """Fit each order, keep the one with the best val loss (flattering to the baseline)."""
-    vocab = sorted(set(train_text))
+    # The whole corpus's characters, as the GPT's tokenizer has them: a small corpus's
+    # validation part can hold one the training part never shows (add-one gives it a chance).
+    vocab = sorted(set(train_text) | set(val_text))
     best = None
     for k in orders:
         chain = MarkovChain(train_text, k, vocab)
@@ -156,11 +161,16 @@ def markov_baseline(train_text, val_text, prompts, orders):
 # The GPT
 
 
-def train_gpt(args, train_ids, vocab_size):
-    """AdamW (decay on matrices only), linear warmup then cosine decay, gradient clipping."""
+def build_gpt(args, vocab_size):
+    """The GPT the options describe, before any work, so that bad sizes are refused at once."""
     ta.manual_seed(args.seed)
-    model = GPT(vocab_size, args.context, args.n_layer, args.n_head, args.d_model,
-                activation=args.activation, positions=args.positions)
+    with settings_refused_as_usage(__file__):
+        return GPT(vocab_size, args.context, args.n_layer, args.n_head, args.d_model,
+                   activation=args.activation, positions=args.positions)
+
+
+def train_gpt(args, model, train_ids):
+    """AdamW (decay on matrices only), linear warmup then cosine decay, gradient clipping."""
     optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
                       lr=args.lr, betas=(0.9, 0.99))
     warmup = min(args.warmup, args.iters)     # a short test run (--iters 20) still works
@@ -180,7 +190,7 @@ def train_gpt(args, train_ids, vocab_size):
             elapsed = time.perf_counter() - start
             print(f"  step {step:5d}  loss {loss.item():.3f}  "
                   f"{1000 * elapsed / step:.0f} ms/step  {elapsed:.0f} s")
-    return model, time.perf_counter() - start, time.process_time() - start_cpu
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def gpt_val_loss(model, val_ids, context):
@@ -223,21 +233,25 @@ def main():
     args = parse_args()
     print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} (before)")
     text = builtin_corpus(args.n_chars, seed=args.seed)
-    train_text, val_text = split(text)
+    with settings_refused_as_usage(__file__):
+        train_text, val_text = split(text)
     prompts = recall_prompts(args.recall_stories, seed=args.seed + 1000, context=args.context)
     lines = text.splitlines()
     print(f"corpus: {len(text):,} chars, {len(lines):,} stories of {min(map(len, lines))} to "
           f"{max(map(len, lines))} chars; {len(COLOURS)} colours, so chance recall is "
           f"{1 / len(COLOURS):.0%}")
 
+    # The recall stories' characters too: a small corpus may lack a name or colour they hold.
+    tok = CharTokenizer.train(text + "".join(prompt for prompt, _ in prompts))
+    model = build_gpt(args, tok.vocab_size)
+
     start = time.perf_counter()
     k, markov_loss, markov_recall = markov_baseline(train_text, val_text, prompts, args.orders)
     markov_time = time.perf_counter() - start
 
-    tok = CharTokenizer.train(text)
     train_ids = np.array(tok.encode(train_text), dtype=np.int64)
     val_ids = np.array(tok.encode(val_text), dtype=np.int64)
-    model, train_time, cpu_time = train_gpt(args, train_ids, tok.vocab_size)
+    train_time, cpu_time = train_gpt(args, model, train_ids)
     gpt_loss = gpt_val_loss(model, val_ids, args.context)
     recall = gpt_recall(model, tok, prompts)
     print(f"load average {os.getloadavg()[0]:.2f} (after)")

@@ -33,7 +33,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-from alternate import at_least  # noqa: E402
+from alternate import at_least, settings_refused_as_usage  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd  # noqa: E402
@@ -54,7 +54,7 @@ def parse_args(argv=None):
     task.add_argument("--max-len", type=at_least(2), default=10, help="longest source, in digits")
     task.add_argument("--n-train", type=at_least(1), default=20_000, help="training pairs")
     task.add_argument("--n-val", type=at_least(1), default=500, help="held-out validation pairs")
-    task.add_argument("--data-seed", type=int, default=0,
+    task.add_argument("--data-seed", type=at_least(0), default=0,
                       help="seed of the pairs (--seed changes only the model and batches)")
 
     model = p.add_argument_group("model")
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     opt.add_argument("--weight-decay", type=float, default=0.01)
     opt.add_argument("--label-smoothing", type=float, default=0.0)
     opt.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0: none)")
-    opt.add_argument("--seed", type=int, default=0, help="model initialisation and batches")
+    opt.add_argument("--seed", type=at_least(0), default=0, help="model initialisation and batches")
 
     run = p.add_argument_group("reporting")
     run.add_argument("--eval-every", type=at_least(1), default=100)
@@ -156,10 +156,12 @@ def main(argv=None):
     # is the safer default. Learned positions start at N(0, 0.02^2), tiny next to token
     # embeddings scaled by sqrt(d_model), and took far longer to learn where each digit goes.
     # Source and target are strings over the same symbols, so they share one embedding table.
-    model = Transformer(task.vocab_size, task.vocab_size, task.context, n_layer=args.n_layer,
-                        n_head=args.n_head, d_model=args.d_model, d_ff=args.d_ff,
-                        dropout=args.dropout, positions=args.positions, norm=args.norm,
-                        share_embeddings=not args.separate_embeddings, pad_id=PAD)
+    with settings_refused_as_usage(__file__):
+        model = Transformer(task.vocab_size, task.vocab_size, task.context,
+                            n_layer=args.n_layer, n_head=args.n_head, d_model=args.d_model,
+                            d_ff=args.d_ff, dropout=args.dropout, positions=args.positions,
+                            norm=args.norm, share_embeddings=not args.separate_embeddings,
+                            pad_id=PAD)
     # No weight decay on biases and LayerNorm gains, only on the matrices.
     optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
                       lr=args.lr)

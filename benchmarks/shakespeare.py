@@ -50,7 +50,8 @@ import sys
 import shakespeare_text
 from recipe import BATCH, BETAS, CLIP, CONTEXT, D_MODEL, LR, N_HEAD, N_LAYER, WEIGHT_DECAY
 from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count, write_child_figures, write_figures)
+                       settings_refused_as_usage, thread_count, write_child_figures,
+                       write_figures)
 
 
 def parse_args(argv=None):
@@ -385,11 +386,8 @@ def threads_text(threads):
 
 def main():
     args = ARGS
-    try:
+    with settings_refused_as_usage(__file__):
         train_tokens, val_tokens, chars = load_corpus(args.corpus)
-    except ValueError as error:                    # the usage error's manner, and its status
-        print(f"{os.path.basename(__file__)}: error: {error}", file=sys.stderr)
-        sys.exit(2)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     torch_version = importlib.metadata.version("torch")
     print(f"{args.corpus}: {len(train_tokens):,} train / {len(val_tokens):,} val characters, "
