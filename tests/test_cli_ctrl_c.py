@@ -183,3 +183,26 @@ def test_sigterm_before_training_starts_exits_143_with_one_line(monkeypatch, tmp
     assert result.exit_code == 143, result.output
     assert result.stderr.strip().splitlines() == ["stopped by SIGTERM"]
     assert after is ours                                # the command's is gone again
+
+
+# A caller stopped at once while its threads compute (a second Ctrl-C, on the threads that run
+# the micro-batches where fork is not used), then the program's exit, timed.
+STOPPED_WHILE_THREADS_COMPUTE = """\
+import signal, threading, time
+from tinyformer import parallel
+main = threading.main_thread().ident
+threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT)).start()   # Ctrl-C, soon
+try:
+    parallel.run_in_threads(lambda part: time.sleep(60), range(2), 2)     # a long part each
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+"""
+
+
+def test_a_run_stopped_at_once_exits_without_waiting_for_the_parts_its_threads_compute():
+    """Stopped at once, the program ends at once: Python's exit waited for the threads still
+    computing their parts, and a Ctrl-C in that wait printed an "Exception ignored" traceback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.run([sys.executable, "-c", STOPPED_WHILE_THREADS_COMPUTE], env=env,
+                             capture_output=True, text=True, timeout=15)
+    assert (process.returncode, process.stdout, process.stderr) == (0, "stopped\n", "")

@@ -533,6 +533,25 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
 
 
+@pytest.mark.parametrize("kept", [3, 0], ids=["cut", "deleted"])
+def test_resuming_says_which_steps_metrics_jsonl_lost(tmp_path, monkeypatch, kept):
+    """metrics.jsonl cut (a power cut after the checkpoint was written, say) or deleted: the
+    run goes on exactly, and says which steps have no line, rather than leaving a silent gap
+    in its record."""
+    settings = dict(JOBS["gpt"], iters=8, eval_every=3)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=4, **settings) == "interrupted"
+    path = tmp_path / "cut" / "metrics.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:kept]))
+    said = []
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=said.append)
+    assert [line for line in said if "metrics.jsonl" in line] == [
+        f"note: {path} has no lines for steps {kept + 1} to 5 (lost since they were written); "
+        f"the resumed run's lines follow from step 6, so its curves have a gap there"]
+    assert resumed.train() == "done"
+    assert [record["step"] for record in metrics(tmp_path / "cut")] == [*range(1, kept + 1),
+                                                                          6, 7, 8]
+
+
 def test_a_run_with_a_tokenizer_file_resumes_exactly_without_the_file(tmp_path, monkeypatch):
     """The run keeps its own copy of the tokenizer: resuming needs the file no more."""
     path = tmp_path / "tok.json"

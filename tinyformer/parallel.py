@@ -48,7 +48,6 @@ import signal
 import sys
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
@@ -57,7 +56,7 @@ import tinyautograd as ta
 from tinyautograd import Tensor, nn, optim
 from tinyautograd.optim import Optimizer
 
-from .resources import blas_threads, usable_cores
+from .resources import blas_threads
 
 Batch = tuple[np.ndarray, ...]          # arrays whose first axis is the batch's rows
 Item, Result = TypeVar("Item"), TypeVar("Result")
@@ -643,26 +642,37 @@ def _answer(connection):
 
 def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
                    threads: int) -> list[Result]:
-    """[work(item) for item in items], on up to `threads` threads at once. BLAS gets the
-    threads left over meanwhile (threads // workers each: one apiece on two cores)."""
-    workers = min(threads, len(items))
-    if workers <= 1:
+    """[work(item) for item in items], on up to `threads` threads at once, started for the
+    call: item i on thread i % n, as run_in_processes deals them. BLAS gets the threads left
+    over meanwhile (threads // n each: one apiece on two cores). An error in any of them is
+    raised here. The threads are daemons: a caller stopped at once (a second Ctrl-C) leaves
+    them computing parts that no one will read, and Python's exit does not wait for them (it
+    waited for a pool's threads, and a Ctrl-C during that wait printed a traceback)."""
+    n = min(threads, len(items))
+    if n <= 1:
         return [work(item) for item in items]
     # A new thread starts from an empty context: numpy's error settings (np.errstate) would
     # be the defaults there. Each item runs in a copy of the caller's instead.
     caller = contextvars.copy_context()
+    shares: list[Any] = [None] * n              # each thread's results, or its error
 
-    def in_callers_context(item: Item) -> Result:
-        return caller.copy().run(work, item)
+    def compute(me: int) -> None:
+        try:
+            shares[me] = [caller.copy().run(work, item) for item in items[me::n]]
+        except BaseException as error:
+            shares[me] = error
 
-    with blas_threads(threads // workers):
-        return list(_pool().map(in_callers_context, items))
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """One pool for the process, made on first use: threads cost little while they wait."""
-    return ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="micro-batch")
+    started = [threading.Thread(target=compute, args=(me,), name=f"micro-batch-{me}",
+                                daemon=True) for me in range(n)]
+    with blas_threads(threads // n):
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+    for share in shares:
+        if isinstance(share, BaseException):
+            raise share
+    return [shares[i % n][i // n] for i in range(len(items))]
 
 
 def without_graph(work: Callable[[Item], Result]) -> Callable[[Item], Result]:

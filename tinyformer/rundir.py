@@ -847,21 +847,25 @@ def is_finite_number(value: Any) -> bool:
         return False
 
 
-def truncate_metrics(path: StrPath, step: int) -> None:
+def truncate_metrics(path: StrPath, step: int) -> int:
     """Drop the lines of metrics.jsonl past `step` (written after the checkpoint a run resumes
-    from, before a crash), so that the resumed run's lines follow on without a repeat."""
+    from, before a crash), so that the resumed run's lines follow on without a repeat. Returns
+    the step of the last line kept (0 for none): below `step` where lines were lost."""
     if not os.path.exists(path):
-        return
-    kept = []
+        return 0
+    kept, last = [], 0
     with open_run_file(path, "r", encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
-                if json.loads(line)["step"] <= step:
+                written = json.loads(line)["step"]
+                if written <= step:
                     kept.append(line if line.endswith("\n") else line + "\n")
+                    last = written
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue                          # a line cut short by the crash, or no record
     with atomic_write(path, encoding="utf-8") as f:
         f.writelines(kept)
+    return last
 
 
 # ---------------------------------------------------------------------------------------------

@@ -537,7 +537,11 @@ class Trainer:
         self.data_rng.bit_generator.state = resume["data_rng"]
         ta.random.set_state(resume["engine_rng"])
         self.step = saved["step"]
-        truncate_metrics(self.run.file(METRICS), self.step)
+        last = truncate_metrics(self.run.file(METRICS), self.step)
+        if last < self.step:          # cut or deleted since: the training itself goes on exactly
+            self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
+                     f"{self.step} (lost since they were written); the resumed run's lines "
+                     f"follow from step {self.step + 1}, so its curves have a gap there")
 
     def _saved_order(self, groups):
         """The optimizer's parameters in the order of the saved state (`groups` from
