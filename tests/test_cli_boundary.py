@@ -132,6 +132,24 @@ def test_train_refuses_non_finite_and_negative_numbers_before_writing(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("theirs, ours", [("max_iters", "iters"), ("block_size", "context"),
+                                          ("n_embd", "d_model"), ("learning_rate", "lr"),
+                                          ("eval_interval", "eval_every")])
+def test_another_programs_name_for_a_setting_is_answered_with_ours(tmp_path, theirs, ours):
+    # nanoGPT's names, which a guess by spelling would answer with another setting
+    # (max_iters: eval_iters, block_size: vocab_size, n_embd: n_head).
+    (tmp_path / "run.toml").write_text(f"{theirs} = 1\n")
+    result = run("train", "--config", tmp_path / "run.toml")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: unknown setting {theirs!r} in {tmp_path / 'run.toml'}; "
+                             f"did you mean {ours!r}?\n")
+    flag, our_flag = "--" + theirs.replace("_", "-"), "--" + ours.replace("_", "-")
+    result = run("train", flag, 1)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: No such option {flag!r}; did you mean "
+                                    f"{our_flag!r}?")
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}

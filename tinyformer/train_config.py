@@ -91,6 +91,24 @@ def shown_default(name: str) -> str | None:
 # not saved with it, and a --config file does not hold them.
 COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 
+# Other programs' names for the settings (nanoGPT's, Hugging Face's, PyTorch's), which a user
+# brings along: each is answered with ours, where a guess by spelling would name another
+# setting (max_iters is close to eval_iters, block_size to vocab_size, n_embd to n_head).
+OTHER_NAMES = {
+    "max_iters": "iters", "max_steps": "iters", "steps": "iters", "num_steps": "iters",
+    "block_size": "context", "n_ctx": "context", "n_positions": "context",
+    "max_position_embeddings": "context", "seq_len": "context", "max_seq_len": "context",
+    "n_embd": "d_model", "hidden_size": "d_model", "dim": "d_model",
+    "intermediate_size": "d_ff", "dim_feedforward": "d_ff",
+    "num_hidden_layers": "n_layer", "num_layers": "n_layer", "n_layers": "n_layer",
+    "num_attention_heads": "n_head", "nhead": "n_head", "n_heads": "n_head",
+    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head",
+    "learning_rate": "lr", "warmup_iters": "warmup", "warmup_steps": "warmup",
+    "grad_clip": "clip", "max_grad_norm": "clip", "eval_interval": "eval_every",
+    "eval_steps": "eval_every", "save_steps": "checkpoint_every",
+    "mlm_probability": "mask_rate", "label_smoothing_factor": "label_smoothing",
+}
+
 # The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
 TOKENIZER_KINDS = ("char", "bpe")
 
@@ -196,7 +214,8 @@ class TrainConfig:
         settings = named
         unknown = sorted(set(settings) - names)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], names, n=1)    # a typo, most often
+            close = ([OTHER_NAMES[unknown[0]]] if unknown[0] in OTHER_NAMES else
+                     difflib.get_close_matches(unknown[0], names, n=1))  # a typo, most often
             fix = (f"did you mean {close[0]!r}?" if close else
                    f"known settings: {', '.join(sorted(names))}")
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; {fix}")
