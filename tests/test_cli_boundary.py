@@ -150,6 +150,26 @@ def test_another_programs_name_for_a_setting_is_answered_with_ours(tmp_path, the
                                     f"{our_flag!r}?")
 
 
+@pytest.mark.parametrize("line, said", [
+    ('lr = "3e-4"', "lr in {} must be a finite number > 0, got '3e-4', a text: write 3e-4 "
+                    "without the quotes"),
+    ('n_layer = "2"', "n_layer in {} must be a whole number >= 1, got '2', a text: write 2 "
+                      "without the quotes"),
+    ('bias = "false"', "bias in {} must be true or false, got 'false', a text: write false "
+                       "without the quotes"),
+    ('lr = "abc"', "lr in {} must be a finite number > 0, got 'abc'"),    # no number to write
+    ('lr = "-1"', "lr in {} must be a finite number > 0, got '-1'"),      # nor a good one
+    ('lr = "' + "[" * 5000 + '"', "lr in {} must be a finite number > 0, got '[[["),
+])
+def test_a_number_or_flag_quoted_in_a_config_file_is_said_to_be_text(tmp_path, line, said):
+    config = tmp_path / "run.toml"
+    config.write_text(line + "\n")
+    result = run("train", "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: " + said.format(config))
+    assert result.stderr.count("without the quotes") == ("without" in said)
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
@@ -280,7 +300,7 @@ def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
 
 @pytest.mark.parametrize("edit, said", [
     (lambda model: model.update(d_model="16"), "(d_model in {} must be a whole number >= 1, "
-     "got '16'); put back the config.json"),
+     "got '16', a text: write 16 without the quotes); put back the config.json"),
     (lambda model: model.pop("n_head"), "(it has no n_head); put back the config.json")],
     ids=["a value of the wrong type", "a size missing"])
 def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):
