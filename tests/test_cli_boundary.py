@@ -170,6 +170,21 @@ def test_a_number_or_flag_quoted_in_a_config_file_is_said_to_be_text(tmp_path, l
     assert result.stderr.count("without the quotes") == ("without" in said)
 
 
+@pytest.mark.parametrize("body, table", [
+    ("[model]\nn_layer = 2\n", "[model]"),           # was: model must be one of gpt, ...
+    ("[optim]\nlr = 1e-3\n", "[optim]"),             # was: unknown setting 'optim'
+    ("[train]\niters = 2\n[train.model]\nd_model = 16\n", "[train.model]"),
+])
+def test_settings_grouped_in_tables_of_their_own_are_told_where_settings_go(tmp_path, body,
+                                                                           table):
+    config = tmp_path / "run.toml"
+    config.write_text(body)
+    result = run("train", "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {table} in {config} is a table of its own; put every "
+                             f"setting in [train], or every one at the top level\n")
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}

@@ -396,6 +396,13 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
             raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
                              f"setting in [train], or every one at the top level")
         settings = settings["train"]
+        inside = "train."
+    else:
+        inside = ""
+    for key, value in settings.items():
+        if isinstance(value, dict):        # no setting is a table: settings grouped by topic
+            raise ValueError(f"[{inside}{key}] in {path} is a table of its own; put every "
+                             f"setting in [train], or every one at the top level")
     for key in settings:
         if setting_name(key) in COMMAND_LINE_ONLY:
             raise ValueError(f"{key} in {path} is not a setting of the run: give "
