@@ -135,3 +135,16 @@ def test_a_text_too_short_for_the_context_is_told_the_context_that_fits(tmp_path
         fits = int(fix.split()[-3])
         TextData.prepare(TrainConfig(corpus=str(tmp_path / "short.txt"), context=fits).resolved(),
                          tmp_path / "tokens.bin", [], log=lambda *_: None)
+
+
+@pytest.mark.parametrize("given, lengths", [
+    (dict(max_len=3), (3, 3)), (dict(min_len=12), (12, 12)), (dict(max_len=6), (4, 6)),
+    ({}, (4, 10)),
+])
+def test_a_task_length_given_alone_moves_the_other_default_out_of_its_way(given, lengths):
+    # --max-len 3 alone was refused as "--min-len must be at most --max-len (3), got 4", a
+    # --min-len the user never gave.
+    config = TrainConfig(task="copy", **given).resolved()
+    assert (config.min_len, config.max_len) == lengths
+    with pytest.raises(ValueError, match="^--max-len must be at least 2, got 1$"):
+        TrainConfig(task="copy", max_len=1).resolved()

@@ -122,9 +122,11 @@ class TrainConfig:
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
                                "encoder-decoder).")
     min_len: int | None = setting(None, "Shortest task sequence, in digits (for add, both "
-                                  "numbers' digits, the + not counted).", shown="4")
+                                  "numbers' digits, the + not counted).",
+                                  shown="4, or --max-len if shorter")
     max_len: int | None = setting(None, "Longest task sequence, in digits (for add, both "
-                                  "numbers' digits, the + not counted).", shown="10")
+                                  "numbers' digits, the + not counted).",
+                                  shown="10, or --min-len if longer")
     model: str | None = setting(None, "gpt, bert or transformer.",
                                 shown="gpt; transformer with --task")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer to encode with: a file "
@@ -250,7 +252,9 @@ class TrainConfig:
                 setattr(c, key, value)
         # The settings that apply only to some runs get their defaults only there: elsewhere
         # they stay unset, and given, check() refuses them.
-        applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
+        # A task's lengths, 4 to 10 by default, make way for one given alone (--max-len 3: 3).
+        applying = {"min_len": min(4, c.max_len or 4), "max_len": max(10, c.min_len or 10),
+                    "label_smoothing": 0.0} if c.task else \
             {"tokenizer": "char", "vocab_size": BPE_VOCAB[c.job] if c.tokenizer == "bpe" else None,
              "eval_iters": 20}
         for key, value in applying.items():
@@ -322,6 +326,8 @@ class TrainConfig:
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError(f"{name('warmup')} must be at least 1 with the noam schedule, got "
                              f"{self.warmup}: its formula divides by the warmup")
+        if self.task and self.max_len < 2:
+            raise ValueError(f"{name('max_len')} must be at least 2, got {self.max_len}")
         if self.task and self.min_len > self.max_len:
             raise ValueError(f"{name('min_len')} must be at most {name('max_len')} "
                              f"({self.max_len}), got {self.min_len}")
