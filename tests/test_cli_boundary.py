@@ -132,6 +132,59 @@ def test_train_refuses_non_finite_and_negative_numbers_before_writing(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("theirs, ours", [("max_iters", "iters"), ("block_size", "context"),
+                                          ("n_embd", "d_model"), ("learning_rate", "lr"),
+                                          ("eval_interval", "eval_every")])
+def test_another_programs_name_for_a_setting_is_answered_with_ours(tmp_path, theirs, ours):
+    # nanoGPT's names, which a guess by spelling would answer with another setting
+    # (max_iters: eval_iters, block_size: vocab_size, n_embd: n_head).
+    (tmp_path / "run.toml").write_text(f"{theirs} = 1\n")
+    result = run("train", "--config", tmp_path / "run.toml")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: unknown setting {theirs!r} in {tmp_path / 'run.toml'}; "
+                             f"did you mean {ours!r}?\n")
+    flag, our_flag = "--" + theirs.replace("_", "-"), "--" + ours.replace("_", "-")
+    result = run("train", flag, 1)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: No such option {flag!r}; did you mean "
+                                    f"{our_flag!r}?")
+
+
+@pytest.mark.parametrize("line, said", [
+    ('lr = "3e-4"', "lr in {} must be a finite number > 0, got '3e-4', a text: write 3e-4 "
+                    "without the quotes"),
+    ('n_layer = "2"', "n_layer in {} must be a whole number >= 1, got '2', a text: write 2 "
+                      "without the quotes"),
+    ('bias = "false"', "bias in {} must be true or false, got 'false', a text: write false "
+                       "without the quotes"),
+    ('lr = "abc"', "lr in {} must be a finite number > 0, got 'abc'"),    # no number to write
+    ('lr = "-1"', "lr in {} must be a finite number > 0, got '-1'"),      # nor a good one
+    ('lr = "' + "[" * 5000 + '"', "lr in {} must be a finite number > 0, got '[[["),
+])
+def test_a_number_or_flag_quoted_in_a_config_file_is_said_to_be_text(tmp_path, line, said):
+    config = tmp_path / "run.toml"
+    config.write_text(line + "\n")
+    result = run("train", "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: " + said.format(config))
+    assert result.stderr.count("without the quotes") == ("without" in said)
+
+
+@pytest.mark.parametrize("body, table", [
+    ("[model]\nn_layer = 2\n", "[model]"),           # was: model must be one of gpt, ...
+    ("[optim]\nlr = 1e-3\n", "[optim]"),             # was: unknown setting 'optim'
+    ("[train]\niters = 2\n[train.model]\nd_model = 16\n", "[train.model]"),
+])
+def test_settings_grouped_in_tables_of_their_own_are_told_where_settings_go(tmp_path, body,
+                                                                           table):
+    config = tmp_path / "run.toml"
+    config.write_text(body)
+    result = run("train", "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {table} in {config} is a table of its own; put every "
+                             f"setting in [train], or every one at the top level\n")
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
@@ -262,7 +315,7 @@ def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
 
 @pytest.mark.parametrize("edit, said", [
     (lambda model: model.update(d_model="16"), "(d_model in {} must be a whole number >= 1, "
-     "got '16'); put back the config.json"),
+     "got '16', a text: write 16 without the quotes); put back the config.json"),
     (lambda model: model.pop("n_head"), "(it has no n_head); put back the config.json")],
     ids=["a value of the wrong type", "a size missing"])
 def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):

@@ -8,6 +8,7 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import Tensor
+from tinyformer.jobs import TextData
 from tinyformer.train import TrainConfig, Trainer
 
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3,
@@ -116,3 +117,34 @@ def test_a_task_model_takes_the_context_asked_for_or_just_what_the_task_needs(tm
     assert model.context == job.data.context
     _, longer = job_for(tmp_path / "b", **task, context=job.data.context + 4)
     assert longer.context == job.data.context + 4
+
+
+@pytest.mark.parametrize("text, context, fix", [
+    ("hello world\n", 64, "use a longer text or --context 1 at most"),
+    ("hello world\n", 8, "use a longer text or --context 1 at most"),      # the held-out part
+    ("x" * 200, 64, "use a longer text or --context 19 at most"),
+    ("abc", 64, "use a longer text$"),                  # one held-out token: no context fits
+])
+def test_a_text_too_short_for_the_context_is_told_the_context_that_fits(tmp_path, text,
+                                                                          context, fix):
+    (tmp_path / "short.txt").write_text(text)
+    config = TrainConfig(corpus=str(tmp_path / "short.txt"), context=context)
+    with pytest.raises(ValueError, match=f"^the corpus is too short: .*; {fix}"):
+        TextData.prepare(config.resolved(), tmp_path / "tokens.bin", [], log=lambda *_: None)
+    if fix.endswith("at most"):                         # the context said fits
+        fits = int(fix.split()[-3])
+        TextData.prepare(TrainConfig(corpus=str(tmp_path / "short.txt"), context=fits).resolved(),
+                         tmp_path / "tokens.bin", [], log=lambda *_: None)
+
+
+@pytest.mark.parametrize("given, lengths", [
+    (dict(max_len=3), (3, 3)), (dict(min_len=12), (12, 12)), (dict(max_len=6), (4, 6)),
+    ({}, (4, 10)),
+])
+def test_a_task_length_given_alone_moves_the_other_default_out_of_its_way(given, lengths):
+    # --max-len 3 alone was refused as "--min-len must be at most --max-len (3), got 4", a
+    # --min-len the user never gave.
+    config = TrainConfig(task="copy", **given).resolved()
+    assert (config.min_len, config.max_len) == lengths
+    with pytest.raises(ValueError, match="^--max-len must be at least 2, got 1$"):
+        TrainConfig(task="copy", max_len=1).resolved()

@@ -157,11 +157,15 @@ class TextData:
 
         def check_length(n_tokens):
             n_train = cls.n_train(n_tokens)
-            for split, n in (("training", n_train), ("validation", n_tokens - n_train)):
+            parts = {"training": n_train, "validation": n_tokens - n_train}
+            # The context that fits both parts, which the user would otherwise find by trying
+            fits = min(parts.values()) - 1
+            fix = "a longer text" + (f" or --context {fits} at most" if fits >= 1 else "")
+            for part, n in parts.items():
                 if n <= config.context:
-                    raise ValueError(f"the corpus is too short: its {split} part has {n} "
-                                     f"tokens, fewer than --context + 1 = {config.context + 1}; "
-                                     f"use a longer text or a smaller --context")
+                    raise ValueError(f"the corpus is too short: its {part} part has {n} tokens, "
+                                     f"fewer than --context + 1 = {config.context + 1}; use "
+                                     f"{fix}")
 
         log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()

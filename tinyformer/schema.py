@@ -12,6 +12,7 @@ line naming the setting and where it came from, never a traceback from deep insi
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from typing import Any, Callable
@@ -118,14 +119,28 @@ def check_settings(values: dict[str, Any], rules: dict[str, Rule], where: str | 
     """ValueError, in one line, for the first value of `values` (a dict) that breaks its rule.
 
     `name(key)` says how the setting is called where it came from (by default as an option,
-    --min-lr); `where`, if given, names the file ("lr in run.toml"). Keys without a rule are
-    left to the caller, which knows what else they may be."""
+    --min-lr); `where`, if given, names the file ("lr in run.toml"), and a value quoted there
+    that unquoted would do is said to be (unquoted). Keys without a rule are left to the
+    caller, which knows what else they may be."""
     for key, value in values.items():
         rule = rules.get(key)
         problem = rule.why(value) if rule is not None else None
         if problem:
-            called = (name or option_name)(key) if where is None else f"{key} in {where}"
-            raise ValueError(f"{called} {problem}")
+            if where is None:
+                raise ValueError(f"{(name or option_name)(key)} {problem}")
+            raise ValueError(f"{key} in {where} {problem}{unquoted(value, rule)}")
+
+
+def unquoted(value: Any, rule: Rule) -> str:
+    """Advice for a number or a flag written in quotes in a file (lr = "3e-4" in TOML, bias =
+    "false"), which makes it a text, where the rule wants the value: "" for any other value."""
+    try:
+        meant = json.loads(value) if isinstance(value, str) else None
+    except (ValueError, RecursionError):          # not a number, or "[[[..." thousands deep
+        return ""
+    if meant is None or isinstance(meant, str) or rule.why(meant):
+        return ""
+    return f", a text: write {value.strip()} without the quotes"
 
 
 def check_whole(where: str, low: int, **values: Any) -> None:

@@ -91,6 +91,24 @@ def shown_default(name: str) -> str | None:
 # not saved with it, and a --config file does not hold them.
 COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 
+# Other programs' names for the settings (nanoGPT's, Hugging Face's, PyTorch's), which a user
+# brings along: each is answered with ours, where a guess by spelling would name another
+# setting (max_iters is close to eval_iters, block_size to vocab_size, n_embd to n_head).
+OTHER_NAMES = {
+    "max_iters": "iters", "max_steps": "iters", "steps": "iters", "num_steps": "iters",
+    "block_size": "context", "n_ctx": "context", "n_positions": "context",
+    "max_position_embeddings": "context", "seq_len": "context", "max_seq_len": "context",
+    "n_embd": "d_model", "hidden_size": "d_model", "dim": "d_model",
+    "intermediate_size": "d_ff", "dim_feedforward": "d_ff",
+    "num_hidden_layers": "n_layer", "num_layers": "n_layer", "n_layers": "n_layer",
+    "num_attention_heads": "n_head", "nhead": "n_head", "n_heads": "n_head",
+    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head",
+    "learning_rate": "lr", "warmup_iters": "warmup", "warmup_steps": "warmup",
+    "grad_clip": "clip", "max_grad_norm": "clip", "eval_interval": "eval_every",
+    "eval_steps": "eval_every", "save_steps": "checkpoint_every",
+    "mlm_probability": "mask_rate", "label_smoothing_factor": "label_smoothing",
+}
+
 # The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
 TOKENIZER_KINDS = ("char", "bpe")
 
@@ -104,9 +122,11 @@ class TrainConfig:
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
                                "encoder-decoder).")
     min_len: int | None = setting(None, "Shortest task sequence, in digits (for add, both "
-                                  "numbers' digits, the + not counted).", shown="4")
+                                  "numbers' digits, the + not counted).",
+                                  shown="4, or --max-len if shorter")
     max_len: int | None = setting(None, "Longest task sequence, in digits (for add, both "
-                                  "numbers' digits, the + not counted).", shown="10")
+                                  "numbers' digits, the + not counted).",
+                                  shown="10, or --min-len if longer")
     model: str | None = setting(None, "gpt, bert or transformer.",
                                 shown="gpt; transformer with --task")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer to encode with: a file "
@@ -196,7 +216,8 @@ class TrainConfig:
         settings = named
         unknown = sorted(set(settings) - names)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], names, n=1)    # a typo, most often
+            close = ([OTHER_NAMES[unknown[0]]] if unknown[0] in OTHER_NAMES else
+                     difflib.get_close_matches(unknown[0], names, n=1))  # a typo, most often
             fix = (f"did you mean {close[0]!r}?" if close else
                    f"known settings: {', '.join(sorted(names))}")
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; {fix}")
@@ -231,7 +252,9 @@ class TrainConfig:
                 setattr(c, key, value)
         # The settings that apply only to some runs get their defaults only there: elsewhere
         # they stay unset, and given, check() refuses them.
-        applying = {"min_len": 4, "max_len": 10, "label_smoothing": 0.0} if c.task else \
+        # A task's lengths, 4 to 10 by default, make way for one given alone (--max-len 3: 3).
+        applying = {"min_len": min(4, c.max_len or 4), "max_len": max(10, c.min_len or 10),
+                    "label_smoothing": 0.0} if c.task else \
             {"tokenizer": "char", "vocab_size": BPE_VOCAB[c.job] if c.tokenizer == "bpe" else None,
              "eval_iters": 20}
         for key, value in applying.items():
@@ -303,6 +326,8 @@ class TrainConfig:
         if self.schedule == "noam" and self.warmup < 1:
             raise ValueError(f"{name('warmup')} must be at least 1 with the noam schedule, got "
                              f"{self.warmup}: its formula divides by the warmup")
+        if self.task and self.max_len < 2:
+            raise ValueError(f"{name('max_len')} must be at least 2, got {self.max_len}")
         if self.task and self.min_len > self.max_len:
             raise ValueError(f"{name('min_len')} must be at most {name('max_len')} "
                              f"({self.max_len}), got {self.min_len}")
@@ -377,6 +402,13 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
             raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
                              f"setting in [train], or every one at the top level")
         settings = settings["train"]
+        inside = "train."
+    else:
+        inside = ""
+    for key, value in settings.items():
+        if isinstance(value, dict):        # no setting is a table: settings grouped by topic
+            raise ValueError(f"[{inside}{key}] in {path} is a table of its own; put every "
+                             f"setting in [train], or every one at the top level")
     for key in settings:
         if setting_name(key) in COMMAND_LINE_ONLY:
             raise ValueError(f"{key} in {path} is not a setting of the run: give "

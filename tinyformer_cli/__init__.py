@@ -29,7 +29,7 @@ from tinyformer.tokenizers import (check_training, compression, one_line, split_
                                    text_and_ids, train_tokenizer)
 from tinyformer.stops import Terminated, sigterm_stops_at_once
 from tinyformer.train import Trainer, TrainConfig
-from tinyformer.train_config import shown_default
+from tinyformer.train_config import OTHER_NAMES, setting_name, shown_default
 
 EPILOG = """\b
 Examples:
@@ -98,7 +98,7 @@ class Program(click.Group):
             sys.exit(0)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            message = elsewhere(e) if isinstance(e, click.NoSuchOption) else None
+            message = (elsewhere(e) or renamed(e)) if isinstance(e, click.NoSuchOption) else None
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -149,6 +149,15 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
         return None
     shown = ", ".join(takers[:3]) + (", ..." if len(takers) > 3 else "")
     return f"No such option {error.option_name!r}: it is an option of {shown}"
+
+
+def renamed(error: click.NoSuchOption) -> str | None:
+    """For a setting of `train` under another program's name (--max-iters, nanoGPT's): ours,
+    in place of click's guesses by spelling (--eval-iters)."""
+    ours = OTHER_NAMES.get(setting_name(error.option_name.lstrip("-")))
+    if error.ctx is None or error.ctx.command.name != "train" or ours is None:
+        return None
+    return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
 
 
 @click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
