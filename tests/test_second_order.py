@@ -142,3 +142,19 @@ def test_a_gradient_penalty_trains_through_the_whole_model():
     for p, s in zip(params, steps):
         p.data = p.data - 1e-3 * s.data
     assert penalty().item() < before.item()
+
+
+
+@pytest.mark.parametrize("gradient", [
+    lambda x: ta.grad((x * x).sum(), x)[0],                          # create_graph forgotten
+    lambda x: ta.grad((3 * x).sum(), x, create_graph=True)[0],       # linear: a constant
+], ids=["create_graph forgotten", "a constant gradient"])
+def test_a_gradient_without_a_graph_says_how_to_get_one(gradient):
+    # Differentiating a gradient that has no graph is refused, as torch refuses it; the message
+    # names the usual cause (create_graph forgotten) and the other (the derivative is zero).
+    x = ta.Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    g = gradient(x)
+    for differentiate in (lambda: ta.grad(g.sum(), x), lambda: g.sum().backward()):
+        with pytest.raises(RuntimeError, match=r"does not require a gradient: .*"
+                                               r"create_graph=True.*its own gradient is zero"):
+            differentiate()
