@@ -553,6 +553,7 @@ _TORCH_TENSOR_NAMES = {
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
+    "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
 }
 
 
