@@ -1152,6 +1152,9 @@ class Tensor:
 
         `grad` is d(loss)/d(self), needed unless self holds one number. The graph is freed
         afterwards, unless `retain_graph=True` (the default when `create_graph=True`).
+        With `create_graph=True` the gradient is also recorded: `.grad` stays an array, and
+        `.grad_tensor` is the same gradient as a Tensor with its graph, to differentiate again
+        (`grad(outputs, inputs, create_graph=True)` returns such Tensors directly).
         """
         if not self.requires_grad:
             raise RuntimeError(f"backward: this tensor does not require a gradient: "
