@@ -455,10 +455,12 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
     with pytest.raises(RuntimeError, match=r"^grad: the output has shape \(2,\), so its "
                                            r"gradient is ambiguous.*grad_outputs\[0\]"):
         ta.grad(x * 2, x)
-    with pytest.raises(RuntimeError, match=r"^grad: an output does not require a gradient$"):
-        ta.grad(Tensor(np.ones(2)).sum(), x)                 # torch refuses it too
-    with pytest.raises(RuntimeError, match=r"^grad: an input does not require a gradient$"):
-        ta.grad((x * 2).sum(), Tensor(np.ones(2)))
+    with pytest.raises(RuntimeError, match=r"^grad: output 1 does not require a gradient: "
+                                           r"nothing it was computed from had requires_grad"):
+        ta.grad([x.sum(), Tensor(np.ones(2)).sum()], x)      # torch refuses it too
+    with pytest.raises(RuntimeError, match=r"^grad: input 1 does not require a gradient, .* "
+                                           r"create it with requires_grad=True"):
+        ta.grad((x * 2).sum(), [x, Tensor(np.ones(2))])
 
 
 # ------------------------------------------------------------------ grad() goes only where needed

@@ -272,7 +272,8 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
 def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     x = Tensor(np.ones((2, 3)))
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
-                       ("float", r"astype\(np.float32\)$"), ("add_", "in-place ops are not")]:
+                       ("float", r"astype\(np.float32\)$"), ("add_", "in-place ops are not"),
+                       ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm")]:
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
                                                  rf"that is PyTorch's; here, {ours}"):
             getattr(x, name)

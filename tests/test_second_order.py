@@ -16,6 +16,7 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import functional as F
+from tinyautograd import nn
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.transformer import Transformer
@@ -142,3 +143,50 @@ def test_a_gradient_penalty_trains_through_the_whole_model():
     for p, s in zip(params, steps):
         p.data = p.data - 1e-3 * s.data
     assert penalty().item() < before.item()
+
+
+
+@pytest.mark.parametrize("gradient", [
+    lambda x: ta.grad((x * x).sum(), x)[0],                          # create_graph forgotten
+    lambda x: ta.grad((3 * x).sum(), x, create_graph=True)[0],       # linear: a constant
+], ids=["create_graph forgotten", "a constant gradient"])
+def test_a_gradient_without_a_graph_says_how_to_get_one(gradient):
+    # Differentiating a gradient that has no graph is refused, as torch refuses it; the message
+    # names the usual cause (create_graph forgotten) and the other (the derivative is zero).
+    x = ta.Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    g = gradient(x)
+    for differentiate in (lambda: ta.grad(g.sum(), x), lambda: g.sum().backward()):
+        with pytest.raises(RuntimeError, match=r"does not require a gradient: .*"
+                                               r"create_graph=True.*its own gradient is zero"):
+            differentiate()
+
+
+def test_a_meta_learning_step_reaches_the_original_weights_the_way_the_error_says():
+    # MAML's inner step: the module runs on weights minus a step (a Tensor with a graph), and
+    # the outer loss is differentiated back to the original weights. Assigning the Tensor is
+    # refused; nn.Parameter(value) would cut the graph, so the error says the way that keeps it.
+    rng = np.random.default_rng(0)
+    x, y, x2, y2 = (rng.standard_normal(shape) for shape in [(4, 3), (4, 2), (5, 3), (5, 2)])
+    layer = nn.Linear(3, 2)
+    weight = layer.weight
+    weight.data = rng.standard_normal((3, 2))
+    layer.bias.data = rng.standard_normal(2)
+    (step,) = ta.grad(((layer(ta.Tensor(x, dtype=np.float64)) - y) ** 2).sum(), weight,
+                      create_graph=True)
+    with pytest.raises(TypeError, match=r"nn.Parameter\(value\) would cut from its graph, "
+                                        r"delete the parameter first, del module.weight, then"):
+        layer.weight = weight - 0.1 * step
+    del layer.weight
+    layer.weight = weight - 0.1 * step
+    (outer,) = ta.grad(((layer(ta.Tensor(x2, dtype=np.float64)) - y2) ** 2).sum(), weight)
+
+    def outer_loss(w):                                   # the same, in numpy
+        w = w - 0.1 * 2 * x.T @ (x @ w + layer.bias.data - y)
+        return ((x2 @ w + layer.bias.data - y2) ** 2).sum()
+
+    numeric = np.zeros((3, 2))
+    for i in np.ndindex(numeric.shape):
+        e = np.zeros((3, 2))
+        e[i] = EPS
+        numeric[i] = (outer_loss(weight.data + e) - outer_loss(weight.data - e)) / (2 * EPS)
+    np.testing.assert_allclose(outer.data, numeric, rtol=1e-6)

@@ -553,6 +553,7 @@ _TORCH_TENSOR_NAMES = {
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
+    "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
 }
 
 
@@ -1151,10 +1152,13 @@ class Tensor:
 
         `grad` is d(loss)/d(self), needed unless self holds one number. The graph is freed
         afterwards, unless `retain_graph=True` (the default when `create_graph=True`).
+        With `create_graph=True` the gradient is also recorded: `.grad` stays an array, and
+        `.grad_tensor` is the same gradient as a Tensor with its graph, to differentiate again
+        (`grad(outputs, inputs, create_graph=True)` returns such Tensors directly).
         """
         if not self.requires_grad:
-            raise RuntimeError("backward: this tensor does not require a gradient: no input of "
-                               "its computation had requires_grad=True (or it ran in no_grad)")
+            raise RuntimeError(f"backward: this tensor does not require a gradient: "
+                               f"{_NO_GRAPH_CAUSES}")
         grad = _seed(self, grad, "backward", "grad")
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
                       else retain_graph, create_graph=create_graph)
@@ -1512,6 +1516,15 @@ def _as_tensor(g):
     return g if isinstance(g, Tensor) else Tensor._make(g)
 
 
+# Why a tensor has no graph to go back through. The last cause is the one met when
+# differentiating twice: a gradient has a graph only if it was computed with create_graph=True,
+# and then only where it depends on the inputs (a function linear in them has a constant one).
+_NO_GRAPH_CAUSES = ("nothing it was computed from had requires_grad=True, or it was computed "
+                    "under no_grad(); a gradient to differentiate again must come from "
+                    "grad(..., create_graph=True) or backward(create_graph=True), and one that "
+                    "still has no graph does not depend on the inputs: its own gradient is zero")
+
+
 def _seed(output, grad, caller, argument):
     """d(loss)/d(output), where the chain rule starts: `grad` (the caller's `argument`) in the
     output's dtype, checked against its shape; or 1 for an output of one number."""
@@ -1563,11 +1576,15 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     seeds = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:
-            raise RuntimeError("grad: an output does not require a gradient")
+            raise RuntimeError(f"grad: output {i} does not require a gradient: "
+                               f"{_NO_GRAPH_CAUSES}")
         seeds.append(_seed(out, g, "grad", f"grad_outputs[{i}]"))
-    for t in inputs:
+    for i, t in enumerate(inputs):
         if not t.requires_grad:
-            raise RuntimeError("grad: an input does not require a gradient")
+            raise RuntimeError(f"grad: input {i} does not require a gradient, so nothing can be "
+                               f"differentiated with respect to it: create it with "
+                               f"requires_grad=True (or call .requires_grad_()) before computing "
+                               f"the outputs from it")
     found = _run_backward(outputs, seeds, create_graph if retain_graph is None else retain_graph,
                           create_graph, wanted=inputs)
     unused = [i for i, g in enumerate(found) if g is None]

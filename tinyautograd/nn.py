@@ -305,10 +305,16 @@ class Module:
         # too. Another Parameter (tying weights) or None (no bias) is fine.
         if (isinstance(vars(self).get(name), Parameter)
                 and not (value is None or isinstance(value, Parameter))):
+            # A Tensor with a graph (weights minus a step, in meta-learning) would lose it as a
+            # Parameter, and the outer gradient with it: for that, the way is torch's old one.
+            computed = (f"; to run the module with a Tensor computed from its weights (an inner "
+                        f"step of meta-learning), which nn.Parameter(value) would cut from its "
+                        f"graph, delete the parameter first, del module.{name}, then assign it"
+                        if isinstance(value, Tensor) and value.grad_fn is not None else "")
             raise TypeError(f"cannot assign a {type(value).__name__} as parameter '{name}' of "
                             f"{type(self).__name__}: it would no longer be learned or saved; "
                             f"assign nn.Parameter(value), or set the values with "
-                            f".{name}.data = array")
+                            f".{name}.data = array{computed}")
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
