@@ -214,6 +214,13 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
         search(GARDEN_PATH, np.ones((1, 2), dtype=int), **kwargs)
 
 
+def test_a_session_of_several_sequences_is_refused_saying_to_search_each_alone():
+    session = GARDEN_PATH.start_decoding(np.ones((2, 2), dtype=int), BOS)
+    with pytest.raises(ValueError, match=r"got 2: search each in a session of its own, "
+                                         r"start_decoding\(prompt\[i:i \+ 1\]\)$"):
+        beam_search(session)
+
+
 # --------------------------------------------------------------------------------------------
 # The real Transformer
 

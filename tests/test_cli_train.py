@@ -117,7 +117,8 @@ def test_generate_translates_with_greedy_and_beam_search(task_run):
     for extra in ([], ["--beam", "3"]):
         result = tinyformer("generate", "--checkpoint", task_run, "--prompt", "123", *extra)
         assert result.exit_code == 0, result.output
-        assert set(result.output.strip()) <= set("0123456789+")
+        # Symbols, and "…" where the barely trained model never wrote <eos> (cut there).
+        assert set(result.output.strip().removesuffix("…")) <= set("0123456789+")
 
 
 @pytest.mark.parametrize("task", ["reverse", "add"])

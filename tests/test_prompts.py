@@ -159,8 +159,28 @@ def test_a_beam_of_one_translates_as_greedy_decoding_does_to_the_end_of_the_cont
         written = []
         respond(seq2seq, tokenizer, "transformer", "123", beam=beam, threads=1)(written.append)
         answers.append("".join(written))
-    assert len(answers[0]) == 6 + 1, "no answer as long as the context: this proves nothing"
+    assert len(answers[0]) == 6 + len("…\n"), "no answer as long as the context: this proves "\
+                                               "nothing"
     assert answers[1] == answers[0]
+
+
+@pytest.mark.parametrize("beam", [None, 3])
+@pytest.mark.parametrize("eos_bias, answer", [(-100.0, "111111…\n"), (100.0, "\n")])
+def test_a_seq2seq_answer_cut_at_the_context_without_eos_says_so(beam, eos_bias, answer):
+    """An answer that never wrote <eos> fills the context, one symbol longer than any target
+    the model learned: "…" after it says it was cut there, where its symbols alone would
+    read as a finished answer. One that ends in <eos> (here at once) has no mark."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
+    seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
+                          n_head=2, d_model=8, tie_weights=False).eval()
+    bias = np.zeros(tokenizer.vocab_size, dtype=np.float32)
+    bias[tokenizer.token_to_id("1")] = 50.0              # the likeliest symbol, always
+    bias[tokenizer.token_to_id("<eos>")] = eos_bias
+    seq2seq.head.bias.data[...] = bias
+    written = []
+    respond(seq2seq, tokenizer, "transformer", "123", beam=beam, threads=1)(written.append)
+    assert "".join(written) == answer
 
 
 @pytest.mark.parametrize("settings, phrase", [

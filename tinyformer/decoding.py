@@ -365,7 +365,8 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     check_room(session, "beam_search", max_len=max_len)
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
-                         f"{len(session.tokens)}")
+                         f"{len(session.tokens)}: search each in a session of its own, "
+                         f"start_decoding(prompt[i:i + 1])")
     if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
             or not math.isfinite(length_penalty)):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "

@@ -154,7 +154,9 @@ class GPT(nn.Module):
         Dropout is off while it writes, whatever the model's mode (left as it was).
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
-        work; the logits are the same as recomputing everything (tinyformer/decoding.py).
+        work; the logits are the same as recomputing everything (tinyformer/decoding.py). Once
+        the text outgrows `context`, every position shifts at each step: the step reruns the
+        whole window, with or without the cache, so the cache speeds up `context` tokens only.
         `threads` (an entered resources.step_threads) runs the steps on the BLAS threads given,
         or times them to choose, as training does."""
         # Before fill_after_end reads it: a set, say, has no first id to fill with.

@@ -57,7 +57,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
     eos_token_id: a chat model's <|im_end|>). Special tokens written in a GPT's prompt (a chat
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
-    a BERT's prompt always has them (its <mask>), a seq2seq's source never.
+    a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
+    that fills the model's context without <eos> ends in "…": cut there, not finished.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
     check_settings), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
@@ -133,10 +134,16 @@ def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: in
     resources.check_fits(need, f"{name('beam')} {beam:,}", f"a smaller {name('beam')}")
 
 
+# What follows a seq2seq answer that never wrote <eos>: text cut short, as anywhere.
+CUT = "\u2026"                                           # …
+
+
 def _translate(model, ids, beam, threads):
     """The text a seq2seq model writes for source `ids`. The task's tokenizer numbers its
     symbols as data.SYMBOLS does, so the task decodes them: the symbols after <bos>, up to
-    <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens."""
+    <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens; one
+    that has not written <eos> by then is cut there, longer than any target the model
+    learned, and CUT after its symbols says so: without it, they would read as an answer."""
     src = np.array([ids])
     with step_threads(threads) as steps:
         if beam:
@@ -144,7 +151,7 @@ def _translate(model, ids, beam, threads):
                               max_len=model.context, eos_id=EOS, threads=steps).tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS, threads=steps)[0]
-    return Seq2SeqTask.decode(out[1:])
+    return Seq2SeqTask.decode(out[1:]) + (CUT if out[-1] != EOS else "")
 
 
 class TextStream:

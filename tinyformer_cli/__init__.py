@@ -539,7 +539,8 @@ Its generation_config.json gives the ids that end a text, not the sampling: give
 (--temperature 0 for transformers' greedy default).
 --temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces; a
 seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow-special,
-with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token.
+with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token. A seq2seq
+answer ending in "…" filled the model's context without <eos>: it was cut there, unfinished.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help=CHECKPOINT_HELP)
