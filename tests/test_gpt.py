@@ -323,7 +323,9 @@ def test_bad_sampling_settings_are_clear_errors():
         model.generate(tokens((1, 2)), 1, temperature=float("nan"))
     with pytest.raises(ValueError, match=r"top_p must be a finite number in \(0, 1\]"):
         model.generate(tokens((1, 2)), 1, top_p=1.5)
-    with pytest.raises(ValueError, match="top_k must be a whole number"):
+    # transformers' top_k=0 means no top-k; here that is None, which the error says
+    with pytest.raises(ValueError, match=r"top_k must be a whole number >= 1, got 0 \(to keep "
+                                         r"every token, leave it unset\)$"):
         model.generate(tokens((1, 2)), 1, top_k=0)
     # a seed in the generator's place once failed at the first draw: 'int' has no 'random'
     with pytest.raises(TypeError, match=r"^generate: generator must be a numpy Generator, as "

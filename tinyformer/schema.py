@@ -101,13 +101,15 @@ class Text(Rule):
 
 
 class Optional(Rule):
-    """The rule, or None (meaning "the default")."""
+    """The rule, or None (meaning "the default"). `unset`, if given, says what None does, for
+    the value that users of other libraries give to mean it (transformers' top_k=0)."""
 
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
+    def __init__(self, rule: Rule, unset: str | None = None) -> None:
+        self.rule, self.unset = rule, unset
 
     def why(self, value: Any) -> str | None:
-        return None if value is None else self.rule.why(value)
+        problem = None if value is None else self.rule.why(value)
+        return f"{problem} ({self.unset})" if problem and self.unset else problem
 
 
 # A random seed, wherever one is given: numpy's generators take any whole number >= 0.
