@@ -1066,6 +1066,26 @@ def test_the_attention_page_follows_the_window_into_a_narrow_one(browser, tmp_pa
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_the_attention_page_has_the_model_view_beside_the_map_in_a_laptop_window(browser,
+                                                                              tmp_path):
+    # The line under the title that says how to read the map, one line as wide as the window,
+    # pushed the model view below a map of 50 tokens (the README's), out of sight.
+    tokens = list("eve has a red kite. it rained. the kite of eve is ")
+    weights = np.full((2, 4, 50, 50), 1 / 50)
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "a story").save(tmp_path / "attention.html")
+    size = browser.get_window_size()
+    try:
+        browser.set_window_size(1200, 700)
+        open_clean(browser, path)
+        focus, view = (browser.find_element(By.CSS_SELECTOR, f"section.{name}")
+                       for name in ("focus", "model-view"))
+        assert view.rect["y"] == focus.rect["y"]
+        assert view.rect["x"] >= focus.rect["x"] + focus.rect["width"]
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.random((2, 2, 4, 4))
