@@ -7,7 +7,8 @@
 
 One step:    batch -> loss (forward) -> gradients (backward) -> clip -> AdamW -> next lr
 Every step writes a line in metrics.jsonl (step, train_loss, lr, and grad_norm when clipping).
-Every `eval_every` steps: the loss on held-out data and a sample, added to that step's line.
+Every `eval_every` steps, and at the last: the figures on held-out data (the loss, and the
+job's own: recall, accuracy), added to that step's line, and a sample, printed.
 Every `checkpoint_every` steps (by default eval_every), and at the end: a checkpoint, written
 by Trainer.save through rundir.py.
 
