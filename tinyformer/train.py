@@ -509,7 +509,8 @@ class Trainer:
 
     def load_state(self, saved: dict[str, Any]) -> None:
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
-        already in the model)."""
+        already in the model); and metrics.jsonl cut back to that step, so that the lines a
+        stopped run wrote after its checkpoint are written again, once (truncate_metrics)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
