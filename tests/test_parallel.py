@@ -112,6 +112,25 @@ def test_a_parameter_that_some_parts_do_not_reach_gets_the_others_gradient():
     assert unused.grad is None
 
 
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_batch_gradients_sets_the_gradients_it_does_not_add_to_them(micro_batches):
+    # As its docstring says, whatever the .grad held before: a second call, without a
+    # zero_grad between, gives the batch's gradient again, not twice it; and a parameter that
+    # no part reaches has none, not an earlier batch's.
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    w, unused = (Tensor(np.array([0.5]), requires_grad=True) for _ in range(2))
+    unused.grad = np.array([7.0])                   # left over from some earlier loss
+
+    def loss_of(part):
+        return (Tensor(part[0]) * w).sum() * (1 / len(part[0]))
+
+    parts = parallel.split((x,), micro_batches, lambda part: len(part[0]))
+    for _ in range(2):
+        parallel.batch_gradients(loss_of, parts, [w, unused], threads=1)
+        np.testing.assert_allclose(w.grad, [x.mean()])
+        assert unused.grad is None
+
+
 def test_split_leaves_out_parts_with_nothing_to_count_and_cuts_no_finer_than_rows():
     x = np.arange(12).reshape(4, 3)
     counted = {0: 0, 1: 2, 2: 3, 3: 0}                   # targets counted in each row

@@ -429,9 +429,10 @@ class WarmupCosine(LRSchedule):
                                      progress = (step - warmup) / (total - warmup)
         step >= total:          lr = min_lr
 
-    `base_lr` is the group's lr when the schedule is created, reached at step `warmup`;
-    `min_lr` is the same for every group. Warmup matters for Adam: its first steps come from
-    moment estimates built on a handful of gradients, so they are kept small.
+    `base_lr` is the group's lr when the schedule is created, reached at step `warmup` (never
+    when warmup = total: every step then warms up); `min_lr` is the same for every group.
+    Warmup matters for Adam: its first steps come from moment estimates built on a handful of
+    gradients, so they are kept small.
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int,

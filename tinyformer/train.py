@@ -7,7 +7,8 @@
 
 One step:    batch -> loss (forward) -> gradients (backward) -> clip -> AdamW -> next lr
 Every step writes a line in metrics.jsonl (step, train_loss, lr, and grad_norm when clipping).
-Every `eval_every` steps: the loss on held-out data and a sample, added to that step's line.
+Every `eval_every` steps, and at the last: the figures on held-out data (the loss, and the
+job's own: recall, accuracy), added to that step's line, and a sample, printed.
 Every `checkpoint_every` steps (by default eval_every), and at the end: a checkpoint, written
 by Trainer.save through rundir.py.
 
@@ -87,7 +88,7 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
 
 
 def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
-           targets_in: Callable[[parallel.Batch], int], parameters: list[Tensor],
+           counted: Callable[[parallel.Batch], int], parameters: list[Tensor],
            optimizer: Optimizer, micro_batches: int = 2, threads: int = 1,
            clip: float = 1.0, workers: parallel.Workers | None = None
            ) -> tuple[float, float | None]:
@@ -95,9 +96,10 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     to `threads` threads, its norm clipped to `clip` (0: not clipped), then the update; or,
     given `workers`, all of that shared out over up to `threads` processes (parallel.py).
     Returns the batch's loss before the update and the gradient's norm before clipping (None
-    when not clipped). The trainer's step, and what the benchmarks time. `targets_in(part)`:
-    how many targets the loss averages over in a part of the batch, which weighs the parts."""
-    parts = parallel.split(batch, micro_batches, targets_in)
+    when not clipped). The trainer's step, and what the benchmarks time. `counted(part)`: how
+    many targets the loss averages over in a part of the batch, which weighs the parts (the
+    job's `counted`; parallel.split)."""
+    parts = parallel.split(batch, micro_batches, counted)
     optimizer.zero_grad()
     if workers is not None and workers.processes(threads, len(parts)) > 1:
         return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
@@ -507,7 +509,8 @@ class Trainer:
 
     def load_state(self, saved: dict[str, Any]) -> None:
         """The optimizer, schedule, generators and step of a checkpoint (the weights are
-        already in the model)."""
+        already in the model); and metrics.jsonl cut back to that step, so that the lines a
+        stopped run wrote after its checkpoint are written again, once (truncate_metrics)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
