@@ -332,8 +332,7 @@ def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cann
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "Error: TINYAUTOGRAD_KERNELS=c, but the kernels cannot be built: cc failed: cc: fatal "
-        "error: no such thing (unset TINYAUTOGRAD_KERNELS to run the numpy forms) (see "
-        "tinyformer --help)"]
+        "error: no such thing (unset TINYAUTOGRAD_KERNELS to run the numpy forms)"]
     assert not (tmp_path / "run").exists()
     del env["TINYAUTOGRAD_KERNELS"]                 # the advice, followed
     done = subprocess.run(command + ["--d-model", "8", "--n-layer", "1", "--n-head", "1",
@@ -392,8 +391,7 @@ def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeyp
                                 prog_name="tinyformer")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it (see tinyformer "
-        "--help)"]
+        "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it"]
     assert not (tmp_path / "run").exists()
 
 

@@ -163,8 +163,8 @@ def main(debug):
     context.command.debug, context.command.subcommand = debug, context.invoked_subcommand
     try:                      # refused before any work, rather than at a run's first op
         tinyautograd.kernels.check()
-    except tinyautograd.kernels.KernelError as error:
-        raise click.UsageError(str(error)) from None
+    except tinyautograd.kernels.KernelError as error:    # (the variable is not in --help)
+        raise InputError(str(error)) from None
 
 
 # ----- tokenize: train, apply and inspect tokenizers
