@@ -199,3 +199,17 @@ def test_the_examples_that_need_no_file_run_and_write_what_they_say(tmp_path, mo
         ran += 1
     assert ran >= 5
     assert (tmp_path / "tinyformer-exercises").is_dir() and (tmp_path / "my-course").is_dir()
+
+
+def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_null_device(
+        tmp_path):
+    """As a launcher may start it (here the shell's `0<&- 1>&-`): a prompt reads no answer,
+    as at the end of a file, and what it prints goes nowhere, rather than a bug's exit
+    status 1."""
+    assert CliRunner().invoke(main, ["exercises", "init", str(tmp_path / "ws")]).exit_code == 0
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "exercises",
+               "solution", "1", "-w", str(tmp_path / "ws")]
+    done = subprocess.run(["sh", "-c", 'exec "$@" 0<&- 1>&-', "sh", *command],
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+

@@ -91,6 +91,7 @@ class Program(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
+        standard_streams_opened()
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
@@ -129,6 +130,19 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `tinyformer --debug ...`", err=True)
             sys.exit(1)
+
+
+def standard_streams_opened() -> None:
+    """A program started with its standard input, output or error closed (`>&-`, or by a
+    launcher) has them on the null device instead, as a daemon does: Python leaves a closed
+    one None, which the first print or prompt trips on, and the next file opened would take
+    its descriptor, so that what a child process writes to its output would land in that."""
+    while (fd := os.open(os.devnull, os.O_RDWR)) <= 2:
+        pass                        # a closed one (the lowest free descriptor): now the null
+    os.close(fd)
+    for fd, name, mode in [(0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")]:
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
 
 
 def elsewhere(error: click.NoSuchOption) -> str | None:
