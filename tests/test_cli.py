@@ -1,6 +1,7 @@
 """The command line: entry points, help and version, exit codes."""
 
 import dataclasses
+import os
 import re
 import shlex
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
@@ -213,3 +215,14 @@ def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_nu
                           capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
 
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")
+def test_no_color_leaves_a_terminal_without_colours():
+    reader, writer = os.openpty()
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "tokenize",
+               "show", "hello"]
+    done = subprocess.run(command, stdout=writer, env={**os.environ, "NO_COLOR": "1"})
+    os.close(writer)
+    shown = os.read(reader, 10_000).decode()
+    os.close(reader)
+    assert done.returncode == 0 and shown.startswith("|he|l|l|o|") and "\033[" not in shown

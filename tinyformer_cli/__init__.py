@@ -145,6 +145,12 @@ def standard_streams_opened() -> None:
             setattr(sys, name, open(fd, mode, closefd=False))
 
 
+def colour_wanted() -> bool:
+    """Whether to colour what goes to standard output, where the user has not said: on a
+    terminal, unless NO_COLOR is set to anything (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def elsewhere(error: click.NoSuchOption) -> str | None:
     """For an option of another command (`train --prompt`, from `generate`): the commands
     that take it, in place of click's guesses among the names of this one's options."""
@@ -336,7 +342,8 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
               show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
-@click.option("--color/--no-color", default=None, show_default="on a terminal",
+@click.option("--color/--no-color", default=None,
+              show_default="on a terminal, unless NO_COLOR is set",
               help="Colour the tokens; without colour they are framed by '|', and a '|' of the "
               "text shows as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
@@ -348,7 +355,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
-    color = color if color is not None else sys.stdout.isatty()
+    color = color if color is not None else colour_wanted()
     click.echo(split_shown(tok, ids, colour=color), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
@@ -696,7 +703,7 @@ def lens(checkpoint_dir, prompt, out_path):
         model, tokenizer, saved = load_model(checkpoint_dir)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
-        click.echo(lens_text(table, tokens, tokenizer, colour=True) if out_path == "-"
+        click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
 
 
