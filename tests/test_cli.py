@@ -226,3 +226,17 @@ def test_no_color_leaves_a_terminal_without_colours():
     shown = os.read(reader, 10_000).decode()
     os.close(reader)
     assert done.returncode == 0 and shown.startswith("|he|l|l|o|") and "\033[" not in shown
+
+
+def test_a_run_stopped_before_its_first_step_lets_go_of_its_directory(tmp_path, monkeypatch):
+    """Stopped while the engine builds its loops (a Ctrl-C; or a reader gone, `| head`): the
+    run says how to start it again, and leaves no run.lock that the next one would call left
+    by a process that stopped without releasing it."""
+    def building():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tinyautograd.kernels, "summary", building)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--iters", "1", "--d-model", "8", "--n-layer",
+                                       "1", "--n-head", "1", "--context", "8", "--out", str(out)])
+    assert result.exit_code == 130
+    assert "has no checkpoint yet" in result.stderr and not (out / "run.lock").exists()

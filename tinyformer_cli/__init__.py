@@ -489,10 +489,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         trainer = Trainer.open(resume_dir, config_path, given, out, force, log=click.echo,
                                name=option_name)
     directory, first_step = trainer.directory, trainer.step
-    click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
-    click.echo(f"engine: {tinyautograd.kernels.summary()}")
     resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
+        click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
+        click.echo(f"engine: {tinyautograd.kernels.summary()}")     # may build the loops first
         outcome = trainer.train(threads)
     # Settings that diverge, or a BERT that can hide nothing: resuming would fail again.
     except (FloatingPointError, NothingToHide) as e:
@@ -509,6 +509,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
         sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
+    finally:              # train() lets go of the run directory as it ends; before it, this
+        trainer.close()   # does (a reader that stopped early, `| head`, a Ctrl-C)
     # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
     if outcome != "done":
         by = " by SIGTERM" if outcome == "terminated" else ""
