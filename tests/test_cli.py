@@ -1,6 +1,7 @@
 """The command line: entry points, help and version, exit codes."""
 
 import dataclasses
+import os
 import re
 import shlex
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
@@ -199,3 +201,42 @@ def test_the_examples_that_need_no_file_run_and_write_what_they_say(tmp_path, mo
         ran += 1
     assert ran >= 5
     assert (tmp_path / "tinyformer-exercises").is_dir() and (tmp_path / "my-course").is_dir()
+
+
+def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_null_device(
+        tmp_path):
+    """As a launcher may start it (here the shell's `0<&- 1>&-`): a prompt reads no answer,
+    as at the end of a file, and what it prints goes nowhere, rather than a bug's exit
+    status 1."""
+    assert CliRunner().invoke(main, ["exercises", "init", str(tmp_path / "ws")]).exit_code == 0
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "exercises",
+               "solution", "1", "-w", str(tmp_path / "ws")]
+    done = subprocess.run(["sh", "-c", 'exec "$@" 0<&- 1>&-', "sh", *command],
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")
+def test_no_color_leaves_a_terminal_without_colours():
+    reader, writer = os.openpty()
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "tokenize",
+               "show", "hello"]
+    done = subprocess.run(command, stdout=writer, env={**os.environ, "NO_COLOR": "1"})
+    os.close(writer)
+    shown = os.read(reader, 10_000).decode()
+    os.close(reader)
+    assert done.returncode == 0 and shown.startswith("|he|l|l|o|") and "\033[" not in shown
+
+
+def test_a_run_stopped_before_its_first_step_lets_go_of_its_directory(tmp_path, monkeypatch):
+    """Stopped while the engine builds its loops (a Ctrl-C; or a reader gone, `| head`): the
+    run says how to start it again, and leaves no run.lock that the next one would call left
+    by a process that stopped without releasing it."""
+    def building():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tinyautograd.kernels, "summary", building)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--iters", "1", "--d-model", "8", "--n-layer",
+                                       "1", "--n-head", "1", "--context", "8", "--out", str(out)])
+    assert result.exit_code == 130
+    assert "has no checkpoint yet" in result.stderr and not (out / "run.lock").exists()

@@ -80,3 +80,13 @@ def test_an_out_inside_a_file_is_said_to_be_inside_a_file(run, tmp_path, command
     assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a directory" in line, line
     assert "does not exist" not in line
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_disk_that_fills_up_while_the_corpus_is_tokenised_is_said_with_the_file(tmp_path):
+    """The tokenised corpus is the first large file a run writes (the built-in stories' is
+    400 KB, the files before it a few KB): its error names it and the cause, as any other's."""
+    with files_limited_to(100_000):
+        result = tinyformer("train", *TINY, "--iters", 2, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert line == f"Error: {tmp_path / 'run' / 'tokens.bin.new'}: file too large", line

@@ -332,8 +332,7 @@ def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cann
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "Error: TINYAUTOGRAD_KERNELS=c, but the kernels cannot be built: cc failed: cc: fatal "
-        "error: no such thing (unset TINYAUTOGRAD_KERNELS to run the numpy forms) (see "
-        "tinyformer --help)"]
+        "error: no such thing (unset TINYAUTOGRAD_KERNELS to run the numpy forms)"]
     assert not (tmp_path / "run").exists()
     del env["TINYAUTOGRAD_KERNELS"]                 # the advice, followed
     done = subprocess.run(command + ["--d-model", "8", "--n-layer", "1", "--n-head", "1",
@@ -359,14 +358,40 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
 
 
+NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
+           "os.environ.pop('HOME', None)\n"
+           "def unlisted(uid): raise KeyError(uid)\n"
+           "pwd.getpwuid = unlisted\n")
+
+
+@pytest.mark.parametrize("home", ["read-only", "none"])
+def test_where_no_cache_can_be_written_each_process_builds_the_loops_for_itself(tmp_path, home):
+    """A read-only home (a cache folder below a file here, which even root cannot make) or
+    none at all: the loops still run, built in a folder of the process's own that is gone
+    afterwards, and nothing lands in the current directory (no folder named "~")."""
+    (tmp_path / "a file").write_text("")
+    (tmp_path / "tmp").mkdir()
+    env = {"TMPDIR": str(tmp_path / "tmp"),
+           "XDG_CACHE_HOME": str(tmp_path / "a file" / "cache") if home == "read-only" else ""}
+    code = ("import os, tinyautograd as ta; os.chdir(os.environ['TMPDIR']); "
+            "print(ta.kernels.summary())")
+    status, out, error = in_a_process(env, (NO_HOME if home == "none" else "") + code)
+    assert (status, error) == (0, "")
+    why = (f"{tmp_path / 'a file' / 'cache' / 'tinyautograd'} cannot be written"
+           if home == "read-only" else "HOME is not set")
+    assert out.startswith(f"layer norm, GELU, softmax and Adam run compiled loops "
+                          f"(tinyautograd/kernels.c, built for this run alone as {why}: set "
+                          f"XDG_CACHE_HOME); ")
+    assert os.listdir(tmp_path / "tmp") == []
+
+
 def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYAUTOGRAD_KERNELS", "gpu")
     result = CliRunner().invoke(main, ["train", "--iters", "1", "--out", str(tmp_path / "run")],
                                 prog_name="tinyformer")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it (see tinyformer "
-        "--help)"]
+        "Error: TINYAUTOGRAD_KERNELS='gpu': give 'numpy' or 'c', or unset it"]
     assert not (tmp_path / "run").exists()
 
 

@@ -1,8 +1,14 @@
 """The training progress line: plain lines into a file, one line redrawn on a terminal, and
 the cores a run's steps take (fewer beside a busy program)."""
 
+import fcntl
 import io
+import os
 import re
+import struct
+import termios
+
+import pytest
 
 from tinyformer.progress import Progress, duration
 from tinyformer.train import TrainConfig, Trainer
@@ -82,6 +88,26 @@ def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_l
     progress.update(1, 1234.5, n_tokens=1000, seconds=0.001)    # a line of 61 characters
     progress.update(2, 1.5, n_tokens=1, seconds=1.0)            # then one of 58
     assert screen(terminal.getvalue()).rstrip().endswith("| 1.0k tok/s | 1:23:24 left")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")
+def test_on_a_narrow_terminal_the_line_fits_keeping_the_step_and_the_time_left(monkeypatch):
+    """A line wider than the terminal would wrap, and each redraw leave a row behind. The
+    width is the terminal's own (here a pseudo-terminal of 40 columns), or $COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    reader, writer = os.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    with open(writer, "w") as terminal:
+        progress = Progress(100, stream=terminal)
+        progress.update(1, 3.0, 100, 0.01, cores=2)
+        terminal.flush()
+        drawn = os.read(reader, 1000).decode()
+    os.close(reader)
+    assert drawn == "\rstep   1/100 | loss 3.0000 | 0:01 left\033[K"
+    monkeypatch.setenv("COLUMNS", "30")
+    out = Terminal()
+    Progress(100, stream=out).update(1, 3.0, 100, 0.01, cores=2)
+    assert out.getvalue() == "\rstep   1/100 | 0:01 left\033[K"
 
 
 def test_durations_read_as_a_clock():

@@ -2,7 +2,8 @@
 layer norm, GELU, softmax along rows (attention's) and Adam's update.
 
 `kernels.c` holds them as C loops. The system's C compiler builds them once per machine into a
-small library (about 24 KB, in ~/.cache/tinyautograd), which `ctypes` calls. Each loop computes
+small library (about 24 KB, in ~/.cache/tinyautograd, or where XDG_CACHE_HOME says), which
+`ctypes` calls; where no cache can be written, each process builds its own. Each loop computes
 its op's formula in float32 in two or three passes over the arrays, where numpy makes one pass
 per operation: the training step of the Shakespeare recipe takes a seventh less time.
 
@@ -18,6 +19,7 @@ The loops agree with them to float32 rounding, and Adam's update to the bit.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -71,8 +73,12 @@ def in_use() -> bool:
 def summary() -> str:
     """One line for a run's log: which forms the four ops run, and how to run the other."""
     if in_use():
-        return ("layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c); "
-                "TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
+        cache = cache_directory()
+        kept = cache is not None and os.path.dirname(_library()._name) == cache
+        why = f"{cache} cannot be written" if cache else "HOME is not set"
+        built = "" if kept else f", built for this run alone as {why}: set XDG_CACHE_HOME"
+        return (f"layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c"
+                f"{built}); TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
     why = ("TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else
            "the loops could not be built here; TINYAUTOGRAD_KERNELS=c says why")
     return f"layer norm, GELU, softmax and Adam run their numpy forms ({why})"
@@ -103,7 +109,7 @@ def _library() -> ctypes.CDLL | None:
     if wanted == "numpy":
         return None
     try:
-        return _declared(ctypes.CDLL(_built()))
+        return _declared(_loaded())
     except (OSError, subprocess.SubprocessError) as error:
         if wanted == "c":
             raise KernelError(f"TINYAUTOGRAD_KERNELS=c, but the kernels cannot be built: "
@@ -120,34 +126,56 @@ def compiler() -> str:
     raise OSError("no C compiler found (cc, gcc or clang): install one, or set CC")
 
 
-def _built() -> str:
-    """The library's path: one built before for this source, compiler and processor, else one
-    compiled now, for this processor if the compiler can, else for any."""
+def cache_directory() -> str | None:
+    """Where the library is kept: $XDG_CACHE_HOME/tinyautograd, else ~/.cache/tinyautograd;
+    None where there is no home to find (HOME unset, and a user the system does not list, as
+    in a container): ~ would be a folder named "~" in the current directory."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")   # relative: ignored
+    return os.path.join(base, "tinyautograd") if os.path.isabs(base) else None
+
+
+def _loaded() -> ctypes.CDLL:
+    """The library, loaded: one built before for this source, compiler and processor, else one
+    compiled now, for this processor if the compiler can, else for any. Where the cache cannot
+    be written (a read-only home, or none), it is compiled into a folder of this process's own
+    and loaded from there, which is then removed (the library stays loaded): each process
+    builds it again, about a second, and runs the same loops."""
     with open(SOURCE, "rb") as file:
         source = file.read()
     cc = compiler()
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                         "tinyautograd")
-    choices = []                           # (flags, library), the faster first
+    cache = cache_directory()
+    choices = []                           # (flags, library's file name), the faster first
     for flags in [FLAGS + NATIVE, FLAGS]:
         # The processor is in the name because native code may not run on another (a home
         # directory shared between machines).
         key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
                                          _processor().encode()])).hexdigest()[:16]
-        choices.append((flags, os.path.join(cache, f"kernels-{key}.so")))
-    for _, library in choices:
-        if os.path.exists(library):
-            return library
-    os.makedirs(cache, exist_ok=True)
-    for flags, library in choices:
+        choices.append((flags, f"kernels-{key}.so"))
+    if cache is not None:
+        for _, name in choices:
+            if os.path.exists(os.path.join(cache, name)):
+                return ctypes.CDLL(os.path.join(cache, name))
+        with contextlib.suppress(OSError):
+            os.makedirs(cache, exist_ok=True)
+        if os.access(cache, os.W_OK | os.X_OK):
+            return ctypes.CDLL(_compiled(cc, choices, cache))
+    with tempfile.TemporaryDirectory(prefix="tinyautograd-", ignore_cleanup_errors=True) as own:
+        return ctypes.CDLL(_compiled(cc, choices, own))
+
+
+def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> str:
+    """The path of the library compiled into `directory` with the first flags of `choices`
+    that the compiler takes."""
+    for flags, name in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
-        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
             done = subprocess.run([cc, *flags, SOURCE, "-o", built, "-lm"], timeout=120,
                                   capture_output=True, text=True)
             if not done.returncode:
-                os.replace(built, library)
-                return library
+                os.replace(built, os.path.join(directory, name))
+                return os.path.join(directory, name)
     raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
 
 

@@ -8,6 +8,7 @@ prints a plain line every so often instead, so logs stay readable. Messages prin
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Callable, TextIO
@@ -19,6 +20,28 @@ def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def fitted(parts: list[str], columns: int) -> str:
+    """The parts joined by " | " in at most `columns` characters. A line wider than the
+    terminal wraps, and a carriage return goes back to the start of its last row only: each
+    redraw would leave a row behind. The parts between the first (the step) and the last (the
+    time left) make way first, from the right."""
+    while len(parts) > 2 and len(" | ".join(parts)) > columns:
+        parts = parts[:-2] + parts[-1:]
+    return " | ".join(parts)[:columns]
+
+
+def width(stream: TextIO) -> int:
+    """The columns of the terminal `stream` writes to: $COLUMNS where set (as shutil reads it),
+    else the terminal's own, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 class Progress:
@@ -57,15 +80,17 @@ class Progress:
         if self.evaluations:
             left += self.eval_time / self.evaluations * self.evaluations_to_come
         self.evaluations_to_come -= self.evaluates(step)
-        on = "" if cores is None else f"{counted(cores, 'core')} | "
-        line = (f"step {step:>{len(str(self.total))}}/{self.total} | loss {loss:.4f} | "
-                f"{rate / 1000:.1f}k tok/s | {on}{duration(left)} left")
+        parts = [f"step {step:>{len(str(self.total))}}/{self.total}", f"loss {loss:.4f}",
+                 f"{rate / 1000:.1f}k tok/s"]
+        if cores is not None:
+            parts.append(counted(cores, "core"))
+        parts.append(f"{duration(left)} left")
         if self.live:                          # \033[K: erase what a longer line left behind
-            self.stream.write("\r" + line + "\033[K")
+            self.stream.write("\r" + fitted(parts, width(self.stream) - 1) + "\033[K")
             self.stream.flush()
             self.shown = True
         elif done % self.every == 0 or step == self.total:
-            self.stream.write(line + "\n")
+            self.stream.write(" | ".join(parts) + "\n")
             self.stream.flush()
 
     def clear(self) -> None:

@@ -887,7 +887,7 @@ def write_tokens(path: StrPath, id_chunks: Iterable[ArrayLike], vocab_size: int,
     with atomic_write(path, "wb") as f:
         for ids in id_chunks:
             ids = np.asarray(ids, dtype=dtype)
-            ids.tofile(f)
+            f.write(ids)          # (not tofile: its error names neither file nor cause)
             digest.update(ids)
             n += len(ids)
         check_length(n)

@@ -91,6 +91,7 @@ class Program(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
+        standard_streams_opened()
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
@@ -129,6 +130,25 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `tinyformer --debug ...`", err=True)
             sys.exit(1)
+
+
+def standard_streams_opened() -> None:
+    """A program started with its standard input, output or error closed (`>&-`, or by a
+    launcher) has them on the null device instead, as a daemon does: Python leaves a closed
+    one None, which the first print or prompt trips on, and the next file opened would take
+    its descriptor, so that what a child process writes to its output would land in that."""
+    while (fd := os.open(os.devnull, os.O_RDWR)) <= 2:
+        pass                        # a closed one (the lowest free descriptor): now the null
+    os.close(fd)
+    for fd, name, mode in [(0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")]:
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
+def colour_wanted() -> bool:
+    """Whether to colour what goes to standard output, where the user has not said: on a
+    terminal, unless NO_COLOR is set to anything (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def elsewhere(error: click.NoSuchOption) -> str | None:
@@ -172,8 +192,8 @@ def main(debug):
     context.command.debug, context.command.subcommand = debug, context.invoked_subcommand
     try:                      # refused before any work, rather than at a run's first op
         tinyautograd.kernels.check()
-    except tinyautograd.kernels.KernelError as error:
-        raise click.UsageError(str(error)) from None
+    except tinyautograd.kernels.KernelError as error:    # (the variable is not in --help)
+        raise InputError(str(error)) from None
 
 
 # ----- tokenize: train, apply and inspect tokenizers
@@ -331,7 +351,8 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
 @click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
               show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
-@click.option("--color/--no-color", default=None, show_default="on a terminal",
+@click.option("--color/--no-color", default=None,
+              show_default="on a terminal, unless NO_COLOR is set",
               help="Colour the tokens; without colour they are framed by '|', and a '|' of the "
               "text shows as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
@@ -343,7 +364,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     text, ids = encode_text(tok, text, file_path, allow_special)
-    color = color if color is not None else sys.stdout.isatty()
+    color = color if color is not None else colour_wanted()
     click.echo(split_shown(tok, ids, colour=color), color=color)
     click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
@@ -477,10 +498,10 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         trainer = Trainer.open(resume_dir, config_path, given, out, force, log=click.echo,
                                name=option_name)
     directory, first_step = trainer.directory, trainer.step
-    click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
-    click.echo(f"engine: {tinyautograd.kernels.summary()}")
     resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
+        click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
+        click.echo(f"engine: {tinyautograd.kernels.summary()}")     # may build the loops first
         outcome = trainer.train(threads)
     # Settings that diverge, or a BERT that can hide nothing: resuming would fail again.
     except (FloatingPointError, NothingToHide) as e:
@@ -497,6 +518,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
         sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
+    finally:              # train() lets go of the run directory as it ends; before it, this
+        trainer.close()   # does (a reader that stopped early, `| head`, a Ctrl-C)
     # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
     if outcome != "done":
         by = " by SIGTERM" if outcome == "terminated" else ""
@@ -692,7 +715,7 @@ def lens(checkpoint_dir, prompt, out_path):
         model, tokenizer, saved = load_model(checkpoint_dir)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
-        click.echo(lens_text(table, tokens, tokenizer, colour=True) if out_path == "-"
+        click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
 
 
