@@ -419,6 +419,16 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
         draw_graph(loss, depth=-1)
 
 
+@pytest.mark.parametrize("fold", [dict(depth=1), dict(fold_repeats=True)])
+def test_folding_a_forward_not_recorded_by_module_says_to_record_it(mlp_loss, fold):
+    # Without viz.record no op knows its module: the picture would come out whole, unfolded,
+    # with nothing to say why.
+    model, x, loss = mlp_loss
+    for draw in (draw_graph, viz.draw_backward):
+        with pytest.raises(ValueError, match=r"inside `with viz\.record\(model\):`"):
+            draw(loss, params=model, **fold)
+
+
 def test_without_the_model_the_boxes_nest_as_the_models_modules_do(recorded_gpt):
     # Only the recorded paths to go by: `decoder.layers.0` is a box inside `decoder`, and no
     # box `decoder.layers` (a list runs nothing), as when the model is given.

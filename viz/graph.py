@@ -327,7 +327,8 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
 
     Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
-    module that made it (`Context.module_path`). Its ops are then drawn in nested dashed boxes,
+    module that made it (`Context.module_path`; without it, `depth` and `fold_repeats` are
+    refused, having nothing to fold by). Its ops are then drawn in nested dashed boxes,
     one per module path (`decoder`, inside it `decoder.layers.0`, ...). `depth=N` also collapses
     every module N levels below the root (`depth=1`: its children) into one node, labelled
     with its path, class, parameter count and how many ops it stands for; the leaves only it
@@ -367,6 +368,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
     order, edges = _walk([tensor])
+    _check_recorded("draw_graph", order, depth, fold_repeats)
     if color_by_grad and grad_range is not None:
         _check_range(grad_range)
     names = _leaf_names(params, inputs)
@@ -463,6 +465,19 @@ def _check_tensor(caller, tensor):
 def _check_depth(caller, depth):
     if depth is not None and depth < 0:
         raise ValueError(f"{caller}: depth must be 0 or more, got {depth}")
+
+
+def _check_recorded(caller, order, depth, fold_repeats):
+    """A ValueError (one line) when `depth` or `fold_repeats` asks to fold modules and no op
+    of the graph knows the module that made it: the forward did not run inside
+    `viz.record(model)`, and the picture would come out whole without saying why."""
+    if depth is None and not fold_repeats:
+        return
+    ops = [obj for kind, obj, _ in order if kind == "op"]
+    if ops and all(op.module_path is None for op in ops):
+        raise ValueError(f"{caller}: depth and fold_repeats fold the ops by the module that "
+                         f"made them, and no op of this graph knows its module: run the "
+                         f"model's forward inside `with viz.record(model):`")
 
 
 def _add_edges(dot, edges, ids, folded):
@@ -765,6 +780,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     forward_order, _ = _walk([loss])
     if any(kind == "op" and obj.freed for kind, obj, _ in forward_order):
         raise ValueError(f"draw_backward: {FREED}")
+    _check_recorded("draw_backward", forward_order, depth, fold_repeats)
     forward = {}                            # id(tensor) -> tensor, for every forward tensor
     for kind, obj, output in forward_order:
         t = output if kind == "op" else obj
