@@ -42,7 +42,7 @@ from tinyformer.files import atomic_write
 from .html import ink
 from .plots import FIGURE_FORMATS, visible
 
-# Fill colours of the three kinds of node, so a reader sees at once what is learned.
+# Fill colours of the kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
 PARAM_COLOUR = "#cfe2f3"      # pale blue: a parameter (a leaf that is learned)
 INPUT_COLOUR = "#d9ead3"      # pale green: a named input
@@ -310,18 +310,25 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                grad_range=None, modules=None, depth=None, fold_repeats=False):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
-    One box per op (its name, its number in the order the ops ran, the one draw_backward's
-    "of forward op #N" cites, and its output shape) and one per leaf tensor; an arrow from each
-    input to the op that consumed it. Leaves take their names from `params` (a Module, whose
-    dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
-    tensor), then from `tensor.name` (a cross entropy names its class indices "targets"),
-    others read "tensor" and their shape. Parameters are
-    blue, named inputs green, other leaves grey. `cluster_params=True` draws a dashed box around
-    the parameters of each top-level module (`embed`, `decoder`, ...); off by default, because
-    a box pulls its parameters together, away from the ops that use them, and the picture
-    grows wide.
+    One box per op (its name, its number, the one draw_backward's "of forward op #N" cites,
+    and its output shape) and one per leaf tensor; an arrow from each input to the op that
+    consumed it (two for `x * x`). The ops are numbered in an order they could have run in:
+    each after the ops its inputs came from, those of its first input before its second's
+    (the order they did run in, unless the code computed a later input first).
 
-    `show_data` and `show_grad` add the norm, min and max of each node's `.data` / `.grad`.
+    Leaves take their names from `params` (a Module, whose dotted parameter names are used, or
+    a dict name -> tensor) and `inputs` (a dict name -> tensor), then from `tensor.name` (a
+    cross entropy names its class indices "targets"); others read "tensor" and their shape,
+    or their value if they hold one number (the 2 of `x * 2` reads "= 2"). Parameters, and
+    any other leaf that requires a gradient, are blue boxes; named inputs green ellipses,
+    other leaves (constants, masks) grey ones. `cluster_params=True` draws a dashed box around
+    the parameters of each top-level module (`embed`, `decoder`, ...), and inside it one
+    around those of each block of a list (`decoder.layers.0`); off by default, because a box
+    pulls its parameters together, away from the ops that use them, and the picture grows
+    wide.
+
+    `show_data` and `show_grad` add the norm, min and max of each node's `.data` / `.grad`
+    (an op's result keeps its `.grad` only if asked: `retain_grads(loss)` before backward).
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
     many ops, leaves and modules were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
