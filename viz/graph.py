@@ -601,7 +601,7 @@ def _fold(order, edges, target, keep):
         if source[0] == "leaf":
             users.setdefault(source, set()).add(folded.get(user))
     for key, paths in users.items():
-        (only,) = paths if len(paths) == 1 else (None,)
+        only = next(iter(paths)) if len(paths) == 1 else None    # the one module using it
         if only is not None and not keep(key[1]):
             folded[key] = only
     return folded
