@@ -287,6 +287,21 @@ def test_something_other_than_a_tensor_is_a_type_error_saying_what_was_given(giv
             draw(given)
 
 
+def test_params_or_inputs_without_names_are_a_type_error_saying_what_to_give(mlp_loss):
+    # params=model.parameters() (an optimizer's argument) was AttributeError: 'generator'
+    # object has no attribute 'items'; inputs=x, "The truth value of an array ... ambiguous".
+    model, x, loss = mlp_loss
+    for draw in (draw_graph, viz.draw_backward):
+        for wrong, said in ((dict(params=model.parameters()), "params must be a Module or a "
+                             r"dict name -> Tensor, such as dict\(model.named_parameters\(\)\), "
+                             "got a generator"),
+                            (dict(inputs=[x]), "inputs must be a dict name -> Tensor, such as "
+                             r"\{'x': x\}, got a list"),
+                            (dict(inputs=x), "inputs must be a dict .*, got a tinyautograd")):
+            with pytest.raises(TypeError, match=rf"^{draw.__name__}: {said}"):
+                draw(loss, **wrong)
+
+
 @needs_dot
 def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
     model, x, loss = mlp_loss

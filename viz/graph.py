@@ -274,8 +274,17 @@ def _op_numbers(tensor):
     return {id(node): i for i, node in enumerate(_run_order(tensor), start=1)}
 
 
-def _leaf_names(params, inputs):
-    """id(tensor) -> (name, kind) for the leaves the caller named."""
+def _leaf_names(caller, params, inputs):
+    """id(tensor) -> (name, kind) for the leaves the caller named. A TypeError (one line) for
+    `params` or `inputs` that hold no names, such as `model.parameters()` or a list: the
+    names are what the picture shows."""
+    if params is not None and not hasattr(params, "named_parameters") and \
+            not hasattr(params, "items"):
+        raise TypeError(f"{caller}: params must be a Module or a dict name -> Tensor, such as "
+                        f"dict(model.named_parameters()), got a {_type_name(params)}")
+    if inputs is not None and not hasattr(inputs, "items"):
+        raise TypeError(f"{caller}: inputs must be a dict name -> Tensor, such as "
+                        f"{{'x': x}}, got a {_type_name(inputs)}")
     names = {}
     if inputs:
         for name, t in inputs.items():
@@ -378,7 +387,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     _check_recorded("draw_graph", order, depth, fold_repeats)
     if color_by_grad and grad_range is not None:
         _check_range(grad_range)
-    names = _leaf_names(params, inputs)
+    names = _leaf_names("draw_graph", params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
@@ -462,11 +471,15 @@ def _check_tensor(caller, tensor):
     """A TypeError (one line) unless `tensor` is a Tensor: the graph is read from its
     `grad_fn`, which a number or a numpy array has not."""
     if not isinstance(tensor, ta.Tensor):
-        kind = type(tensor)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else \
-            f"{kind.__module__}.{kind.__qualname__}"
         raise TypeError(f"{caller}: expects the Tensor a computation produced (a loss, a "
-                        f"model's output), got a {name}")
+                        f"model's output), got a {_type_name(tensor)}")
+
+
+def _type_name(value):
+    """The name of `value`'s type, for a message: `list`, `numpy.ndarray`."""
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _check_depth(caller, depth):
@@ -798,7 +811,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     viewed = {}                             # id(the array that owns the memory) -> tensor
     for t in forward.values():
         viewed.setdefault(id(_owner(t.data)), t)
-    names = _leaf_names(params, inputs)
+    names = _leaf_names("draw_backward", params, inputs)
     if params is None and inputs is None:
         wanted = [t for t in forward.values() if t.grad_fn is None and t.requires_grad]
     else:
