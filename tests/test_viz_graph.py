@@ -287,6 +287,21 @@ def test_something_other_than_a_tensor_is_a_type_error_saying_what_was_given(giv
             draw(given)
 
 
+def test_params_or_inputs_without_names_are_a_type_error_saying_what_to_give(mlp_loss):
+    # params=model.parameters() (an optimizer's argument) was AttributeError: 'generator'
+    # object has no attribute 'items'; inputs=x, "The truth value of an array ... ambiguous".
+    model, x, loss = mlp_loss
+    for draw in (draw_graph, viz.draw_backward):
+        for wrong, said in ((dict(params=model.parameters()), "params must be a Module or a "
+                             r"dict name -> Tensor, such as dict\(model.named_parameters\(\)\), "
+                             "got a generator"),
+                            (dict(inputs=[x]), "inputs must be a dict name -> Tensor, such as "
+                             r"\{'x': x\}, got a list"),
+                            (dict(inputs=x), "inputs must be a dict .*, got a tinyautograd")):
+            with pytest.raises(TypeError, match=rf"^{draw.__name__}: {said}"):
+                draw(loss, **wrong)
+
+
 @needs_dot
 def test_render_reads_the_suffix_in_any_case(mlp_loss, tmp_path):
     model, x, loss = mlp_loss
@@ -417,6 +432,16 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
             f"left out (max_nodes=5)") in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
+
+
+@pytest.mark.parametrize("fold", [dict(depth=1), dict(fold_repeats=True)])
+def test_folding_a_forward_not_recorded_by_module_says_to_record_it(mlp_loss, fold):
+    # Without viz.record no op knows its module: the picture would come out whole, unfolded,
+    # with nothing to say why.
+    model, x, loss = mlp_loss
+    for draw in (draw_graph, viz.draw_backward):
+        with pytest.raises(ValueError, match=r"inside `with viz\.record\(model\):`"):
+            draw(loss, params=model, **fold)
 
 
 def test_without_the_model_the_boxes_nest_as_the_models_modules_do(recorded_gpt):

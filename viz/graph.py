@@ -42,7 +42,7 @@ from tinyformer.files import atomic_write
 from .html import ink
 from .plots import FIGURE_FORMATS, visible
 
-# Fill colours of the three kinds of node, so a reader sees at once what is learned.
+# Fill colours of the kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
 PARAM_COLOUR = "#cfe2f3"      # pale blue: a parameter (a leaf that is learned)
 INPUT_COLOUR = "#d9ead3"      # pale green: a named input
@@ -274,8 +274,17 @@ def _op_numbers(tensor):
     return {id(node): i for i, node in enumerate(_run_order(tensor), start=1)}
 
 
-def _leaf_names(params, inputs):
-    """id(tensor) -> (name, kind) for the leaves the caller named."""
+def _leaf_names(caller, params, inputs):
+    """id(tensor) -> (name, kind) for the leaves the caller named. A TypeError (one line) for
+    `params` or `inputs` that hold no names, such as `model.parameters()` or a list: the
+    names are what the picture shows."""
+    if params is not None and not hasattr(params, "named_parameters") and \
+            not hasattr(params, "items"):
+        raise TypeError(f"{caller}: params must be a Module or a dict name -> Tensor, such as "
+                        f"dict(model.named_parameters()), got a {_type_name(params)}")
+    if inputs is not None and not hasattr(inputs, "items"):
+        raise TypeError(f"{caller}: inputs must be a dict name -> Tensor, such as "
+                        f"{{'x': x}}, got a {_type_name(inputs)}")
     names = {}
     if inputs:
         for name, t in inputs.items():
@@ -310,24 +319,32 @@ def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=Fals
                grad_range=None, modules=None, depth=None, fold_repeats=False):
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
-    One box per op (its name, its number in the order the ops ran, the one draw_backward's
-    "of forward op #N" cites, and its output shape) and one per leaf tensor; an arrow from each
-    input to the op that consumed it. Leaves take their names from `params` (a Module, whose
-    dotted parameter names are used, or a dict name -> tensor) and `inputs` (a dict name ->
-    tensor), then from `tensor.name` (a cross entropy names its class indices "targets"),
-    others read "tensor" and their shape. Parameters are
-    blue, named inputs green, other leaves grey. `cluster_params=True` draws a dashed box around
-    the parameters of each top-level module (`embed`, `decoder`, ...); off by default, because
-    a box pulls its parameters together, away from the ops that use them, and the picture
-    grows wide.
+    One box per op (its name, its number, the one draw_backward's "of forward op #N" cites,
+    and its output shape) and one per leaf tensor; an arrow from each input to the op that
+    consumed it (two for `x * x`). The ops are numbered in an order they could have run in:
+    each after the ops its inputs came from, those of its first input before its second's
+    (the order they did run in, unless the code computed a later input first).
 
-    `show_data` and `show_grad` add the norm, min and max of each node's `.data` / `.grad`.
+    Leaves take their names from `params` (a Module, whose dotted parameter names are used, or
+    a dict name -> tensor) and `inputs` (a dict name -> tensor), then from `tensor.name` (a
+    cross entropy names its class indices "targets"); others read "tensor" and their shape,
+    or their value if they hold one number (the 2 of `x * 2` reads "= 2"). Parameters, and
+    any other leaf that requires a gradient, are blue boxes; named inputs green ellipses,
+    other leaves (constants, masks) grey ones. `cluster_params=True` draws a dashed box around
+    the parameters of each top-level module (`embed`, `decoder`, ...), and inside it one
+    around those of each block of a list (`decoder.layers.0`); off by default, because a box
+    pulls its parameters together, away from the ops that use them, and the picture grows
+    wide.
+
+    `show_data` and `show_grad` add the norm, min and max of each node's `.data` / `.grad`
+    (an op's result keeps its `.grad` only if asked: `retain_grads(loss)` before backward).
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
     many ops, leaves and modules were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
 
     Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
-    module that made it (`Context.module_path`). Its ops are then drawn in nested dashed boxes,
+    module that made it (`Context.module_path`; without it, `depth` and `fold_repeats` are
+    refused, having nothing to fold by). Its ops are then drawn in nested dashed boxes,
     one per module path (`decoder`, inside it `decoder.layers.0`, ...). `depth=N` also collapses
     every module N levels below the root (`depth=1`: its children) into one node, labelled
     with its path, class, parameter count and how many ops it stands for; the leaves only it
@@ -367,9 +384,10 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         raise ValueError(f"draw_graph: max_nodes must be at least 1, got {max_nodes}")
     _check_depth("draw_graph", depth)
     order, edges = _walk([tensor])
+    _check_recorded("draw_graph", order, depth, fold_repeats)
     if color_by_grad and grad_range is not None:
         _check_range(grad_range)
-    names = _leaf_names(params, inputs)
+    names = _leaf_names("draw_graph", params, inputs)
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
@@ -453,16 +471,33 @@ def _check_tensor(caller, tensor):
     """A TypeError (one line) unless `tensor` is a Tensor: the graph is read from its
     `grad_fn`, which a number or a numpy array has not."""
     if not isinstance(tensor, ta.Tensor):
-        kind = type(tensor)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else \
-            f"{kind.__module__}.{kind.__qualname__}"
         raise TypeError(f"{caller}: expects the Tensor a computation produced (a loss, a "
-                        f"model's output), got a {name}")
+                        f"model's output), got a {_type_name(tensor)}")
+
+
+def _type_name(value):
+    """The name of `value`'s type, for a message: `list`, `numpy.ndarray`."""
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _check_depth(caller, depth):
     if depth is not None and depth < 0:
         raise ValueError(f"{caller}: depth must be 0 or more, got {depth}")
+
+
+def _check_recorded(caller, order, depth, fold_repeats):
+    """A ValueError (one line) when `depth` or `fold_repeats` asks to fold modules and no op
+    of the graph knows the module that made it: the forward did not run inside
+    `viz.record(model)`, and the picture would come out whole without saying why."""
+    if depth is None and not fold_repeats:
+        return
+    ops = [obj for kind, obj, _ in order if kind == "op"]
+    if ops and all(op.module_path is None for op in ops):
+        raise ValueError(f"{caller}: depth and fold_repeats fold the ops by the module that "
+                         f"made them, and no op of this graph knows its module: run the "
+                         f"model's forward inside `with viz.record(model):`")
 
 
 def _add_edges(dot, edges, ids, folded):
@@ -579,7 +614,7 @@ def _fold(order, edges, target, keep):
         if source[0] == "leaf":
             users.setdefault(source, set()).add(folded.get(user))
     for key, paths in users.items():
-        (only,) = paths if len(paths) == 1 else (None,)
+        only = next(iter(paths)) if len(paths) == 1 else None    # the one module using it
         if only is not None and not keep(key[1]):
             folded[key] = only
     return folded
@@ -765,6 +800,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     forward_order, _ = _walk([loss])
     if any(kind == "op" and obj.freed for kind, obj, _ in forward_order):
         raise ValueError(f"draw_backward: {FREED}")
+    _check_recorded("draw_backward", forward_order, depth, fold_repeats)
     forward = {}                            # id(tensor) -> tensor, for every forward tensor
     for kind, obj, output in forward_order:
         t = output if kind == "op" else obj
@@ -775,7 +811,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     viewed = {}                             # id(the array that owns the memory) -> tensor
     for t in forward.values():
         viewed.setdefault(id(_owner(t.data)), t)
-    names = _leaf_names(params, inputs)
+    names = _leaf_names("draw_backward", params, inputs)
     if params is None and inputs is None:
         wanted = [t for t in forward.values() if t.grad_fn is None and t.requires_grad]
     else:

@@ -100,11 +100,11 @@ def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
     `tokens` are what `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
-    # At least tall enough for the colour bar's label and the axes' (a short sequence: a
-    # translation ended at once, a one-token prompt), which would otherwise be cut off.
-    # new_figure, not pyplot: the user's backend stays as it was, and no figure is left open.
     # At least wide enough for the x label, in two lines where the columns are few (a one-layer
-    # model has two), which is longer than so narrow a table.
+    # model has two), which is longer than so narrow a table; at least tall enough for the
+    # colour bar's label and the axes' (a short sequence: a translation ended at once, a
+    # one-token prompt), which would otherwise be cut off. new_figure, not pyplot: the user's
+    # backend stays as it was, and no figure is left open.
     fig = new_figure(figsize=(max(4.0, 1.2 + 1.1 * n), max(3.6, 0.9 + 0.32 * T)))
     ax = fig.subplots()
     image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
