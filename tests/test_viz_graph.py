@@ -439,7 +439,7 @@ def test_folding_a_forward_not_recorded_by_module_says_to_record_it(mlp_loss, fo
     # Without viz.record no op knows its module: the picture would come out whole, unfolded,
     # with nothing to say why.
     model, x, loss = mlp_loss
-    for draw in (draw_graph, viz.draw_backward):
+    for draw in (draw_graph, viz.draw_backward, viz.graph_page):
         with pytest.raises(ValueError, match=r"inside `with viz\.record\(model\):`"):
             draw(loss, params=model, **fold)
 

@@ -34,7 +34,8 @@ import numpy as np
 
 import tinyautograd as ta
 
-from .graph import FREED, DotNotFoundError, INSTALL_HINT, _draw_backward, _draw_forward, _layout
+from .graph import (FREED, DotNotFoundError, INSTALL_HINT, _check_depth, _check_recorded,
+                    _draw_backward, _draw_forward, _layout, _walk)
 from .html import Page, number, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
@@ -60,8 +61,8 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
     the gradient of every node of the forward one."""
     if view not in VIEWS:
         raise ValueError(f"graph_page: view must be 'forward' or 'backward', got {view!r}")
-    if depth is not None and depth < 0:
-        raise ValueError(f"graph_page: depth must be 0 or more, got {depth}")
+    _check_depth("graph_page", depth)
+    _check_recorded("graph_page", _walk([tensor])[0], depth, fold_repeats)
     labels = dict(show_data=show_data, show_grad=show_grad, color_by_grad=color_by_grad,
                   grad_range=grad_range, rankdir=rankdir, max_nodes=max_nodes)
     # The page folds modules itself, so the pictures are drawn whole.
