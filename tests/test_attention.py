@@ -467,14 +467,33 @@ def test_grouped_query_attention_refuses_the_masks_plain_attention_refuses(shape
             MultiHeadAttention(8, 4, n_kv_head=n_kv_head)(x, mask=mask)
 
 
-def test_a_cache_is_refused_with_a_context_whose_keys_it_would_append_at_every_step():
-    # Cross-attention's keys are the context's, the same at every step: a cache given with a
-    # context appended all of them again at each call, attending to each context token twice,
-    # then three times, ...
+def test_cross_attention_with_a_cache_attends_each_context_key_once_at_every_step():
+    # Cross-attention's keys are the context's, the same at every step. A cache given with a
+    # context once appended all of them again at each call, attending to each context token
+    # twice, then three times, ...; the cache now keeps them from the first step.
     from tinyformer.attention import KVCache
+    ta.manual_seed(0)
     attn = MultiHeadAttention(8, 2)
+    x, context = randn(2, 4, 8, seed=1), randn(2, 3, 8, seed=2)
+    keep = padding_mask(is_token([3, 2], t=3))            # the second context ends in padding
+    cache = KVCache()
+    with ta.no_grad():
+        for t in range(4):
+            step = x[:, t:t + 1]
+            np.testing.assert_array_equal(attn(step, context, keep, cache).data,
+                                          attn(step, context, keep).data)
+            cache.length += 1                             # as the model advances it
+
+
+def test_a_cache_refuses_a_context_other_than_the_one_its_keys_came_from():
+    # The keys kept are those of the first context: another would attend to them silently.
+    from tinyformer.attention import KVCache
+    attn, cache = MultiHeadAttention(8, 2), KVCache()
     x, context = Tensor(np.ones((1, 1, 8))), Tensor(np.ones((1, 3, 8)))
-    with pytest.raises(ValueError, match="^MultiHeadAttention: a KVCache holds the keys and "
-                                         "values of self-attention; give cross-attention its "
-                                         "context alone$"):
-        attn(x, context=context, cache=KVCache())
+    attn(x, context=context, cache=cache)
+    attn(x, context=Tensor(np.ones((1, 3, 8))), cache=cache)     # equal values: the same one
+    for other in (np.zeros((1, 3, 8)), np.ones((1, 4, 8))):
+        with pytest.raises(ValueError, match=r"^KVCache: this cache holds the cross-attention "
+                                             r"keys of another context \(encoder output\); "
+                                             r"decode a new source with a new KVCache$"):
+            attn(x, context=Tensor(other), cache=cache)

@@ -151,3 +151,96 @@ def test_selecting_rows_keeps_the_buffers_capacity_so_the_next_step_writes_into_
     after, _ = cache.extend(layer, step, step)
     assert after.shape == (3, 1, 4, 1)
     assert after.data.base.shape[2] == before.data.base.shape[2]     # views of the buffers
+
+
+# The encoder-decoder's cross-attention: its keys and values are the encoder output's, computed
+# at the first step and kept in the cache.
+
+def padded_transformer():
+    from tinyformer.transformer import Transformer
+
+    ta.manual_seed(0)
+    model = Transformer(9, 9, context=10, n_layer=2, n_head=2, d_model=16, pad_id=0).eval()
+    for p in model.parameters():        # larger than initialisation's: more varied tokens
+        if p.ndim == 2:
+            p.data = 4 * p.data
+    src = np.array([[3, 4, 5, 6, 7, 8], [8, 7, 6, 0, 0, 0], [5, 3, 0, 0, 0, 0]])
+    return model, src                   # the last two sources end in padding
+
+
+class RecomputingCache(KVCache):
+    """The cache as it was before it kept cross-attention's keys and values: projected from
+    the encoder's output again at every step."""
+
+    def cross(self, layer, context, project):
+        return project(context)
+
+
+def decoded(mode, cache_type):
+    """What `mode` writes with a `cache_type` cache, and the logits of each of its steps."""
+    from tinyformer.decoding import beam_search, generate
+
+    model, src = padded_transformer()
+    session = model.start_decoding(src[1:2] if mode == "beam" else src, bos_id=1)
+    session.cache = cache_type(model.context)
+    steps, next_logits = [], session.next_logits
+    session.next_logits = lambda: steps.append(next_logits()) or steps[-1]
+    if mode == "beam":
+        written = beam_search(session, beam_size=4, max_len=8, length_penalty=0.0).tokens
+    elif mode == "reordered":           # rows of different sources swapped halfway
+        generate(session, 4, temperature=0)
+        session.select(np.array([2, 0, 1]))
+        written = generate(session, 4, temperature=0)
+    else:
+        written = generate(session, 8, temperature=0 if mode == "greedy" else 1.0, top_k=5,
+                           generator=np.random.default_rng(2))
+    return written, steps
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sampling", "beam", "reordered"])
+def test_keeping_the_cross_attention_keys_changes_no_logit_of_any_step(mode):
+    # The same projections of the same memory, computed once instead of at every step: the
+    # same numbers bit for bit, in a batch with padded sources, in a beam search that copies
+    # and reorders the rows of the cache at every step, and in a batch whose rows are
+    # reordered (the kept keys must follow their sources).
+    kept, recomputed = decoded(mode, KVCache), decoded(mode, RecomputingCache)
+    np.testing.assert_array_equal(kept[0], recomputed[0])
+    assert len(kept[1]) == len(recomputed[1]) == 8
+    for step, (a, b) in enumerate(zip(kept[1], recomputed[1])):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+
+
+@pytest.mark.parametrize("mode", ["greedy", "beam"])
+def test_the_memory_is_projected_to_keys_once_per_sequence_not_at_every_step(mode,
+                                                                             monkeypatch):
+    from tinyformer.decoding import beam_search, generate
+
+    model, src = padded_transformer()
+    calls = []
+    for i, layer in enumerate(model.decoder.layers):
+        project = layer.cross_attn.k.forward
+        monkeypatch.setattr(layer.cross_attn.k, "forward",
+                            lambda x, i=i, project=project: calls.append(i) or project(x))
+    for use_cache, expected in ((False, 8), (True, 1)):    # without: the count is seen
+        calls.clear()
+        session = model.start_decoding(src[:1] if mode == "beam" else src, 1, use_cache)
+        if mode == "beam":
+            beam_search(session, beam_size=4, max_len=8, eos_id=None)
+        else:
+            generate(session, 8, temperature=0)
+        assert calls == [0, 1] * expected, f"use_cache={use_cache}"
+
+
+def test_a_cache_refuses_another_memory_than_the_one_it_decodes():
+    # Its cross-attention keys are the first memory's: the second would read them silently.
+    model, src = padded_transformer()
+    cache, tgt = KVCache(), np.ones((3, 1), np.int64)
+    with ta.no_grad():
+        memory, src_mask = model.encode(src)
+        model.decode(tgt, memory, src_mask, cache)
+        model.decode(tgt, memory, src_mask, cache)                 # the same memory: fine
+        other, other_mask = model.encode(src[::-1])
+        with pytest.raises(ValueError, match=r"^KVCache: this cache holds the cross-attention "
+                                             r"keys of another context \(encoder output\); "
+                                             r"decode a new source with a new KVCache$"):
+            model.decode(tgt, other, other_mask, cache)

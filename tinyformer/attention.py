@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -75,17 +75,25 @@ def _causal_mask(T, start):
 
 
 class KVCache:
-    """The keys and values of the tokens seen so far, for every attention layer.
+    """The keys and values that decoding computes once and reads at every later step, for
+    every attention layer.
 
-    Generating token t+1 needs the attention of token t over tokens 0..t. Their keys and values
-    do not change once computed (a causal model never lets a token see later ones), so they are
-    kept here and each step computes q, k, v for its new tokens only: linear work per token
-    instead of quadratic. `length` counts the tokens stored; the model advances it.
+    Self-attention: generating token t+1 needs the attention of token t over tokens 0..t.
+    Their keys and values do not change once computed (a causal model never lets a token see
+    later ones), so they are kept here and each step computes q, k, v for its new tokens only:
+    linear work per token instead of quadratic. `length` counts the tokens stored; the model
+    advances it.
 
-    They are written into buffers that grow by doubling, as a Python list does (up to
-    `context`, the most tokens the model reads, where it is given), and `extend` returns views
-    of the filled part: a step copies only its own new keys and values, where concatenating
-    would copy all the earlier ones again at every step. When a graph is being
+    Cross-attention (an encoder-decoder's): its keys and values are projections of the
+    encoder's output, which stays the same while a sequence is decoded. `cross` computes them
+    at the first step and hands back the same ones at every later step (as transformers'
+    EncoderDecoderCache and fairseq's static_kv do), so that a step projects its new tokens
+    only, not the whole source again in every layer.
+
+    Self-attention's are written into buffers that grow by doubling, as a Python list does
+    (up to `context`, the most tokens the model reads, where it is given), and `extend`
+    returns views of the filled part: a step copies only its own new keys and values, where
+    concatenating would copy all the earlier ones again at every step. When a graph is being
     recorded (k or v requires a gradient), `extend` concatenates with engine ops instead, so
     that gradients reach the keys and values of every step.
     """
@@ -97,6 +105,7 @@ class KVCache:
         self.context = context
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
         self._buffers = {}       # attention module -> (keys, values), (B, H, capacity, d) arrays
+        self._cross = {}         # attention module -> (context (B, S, C), keys, values)
 
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
@@ -126,18 +135,39 @@ class KVCache:
         self._kv[layer] = (k, v)
         return k, v
 
+    def cross(self, layer: MultiHeadAttention, context: Tensor,
+              project: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """The keys and values (B, H, S, d) of `context` (B, S, C) for the cross-attention
+        `layer`: `project(context)` at the first step, the stored ones after that.
+
+        They are those of one context, the encoder's output for the sequences being decoded:
+        another one would be given the first one's keys without a word, so it is refused. A
+        context of equal values is the same one (a session that selects rows holds its own
+        copy of them), and comparing costs far less than the projection it saves."""
+        stored = self._cross.get(layer)
+        if stored is None:
+            k, v = project(context)
+            self._cross[layer] = (context, k, v)
+            return k, v
+        kept, k, v = stored
+        if kept is not context and not np.array_equal(kept.data, context.data):
+            raise ValueError("KVCache: this cache holds the cross-attention keys of another "
+                             "context (encoder output); decode a new source with a new "
+                             "KVCache")
+        return k, v
+
     def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
-        and drops sequences). The kept keys and values are copied once, into new buffers of
-        the same capacity, so that the next `extend` writes into them: without buffers it
-        would grow new ones and copy everything a second time, at every step of a beam
-        search. They keep their dtype (a Tensor made from a float64 array would otherwise be
-        float32)."""
+        and drops sequences); the cross-attention's keys and values, and the context they
+        came from, follow the same rows. The kept self-attention keys and values are copied
+        once, into new buffers of the same capacity, so that the next `extend` writes into
+        them: without buffers it would grow new ones and copy everything a second time, at
+        every step of a beam search. They keep their dtype (a Tensor made from a float64
+        array would otherwise be float32)."""
         for layer, (k, v) in self._kv.items():
             buffers = self._buffers.get(layer)
             if buffers is None:                 # recorded: the keys and values of a graph
-                self._kv[layer] = (Tensor(k.data[rows], dtype=k.dtype),
-                                   Tensor(v.data[rows], dtype=v.dtype))
+                self._kv[layer] = _rows(rows, k, v)
                 continue
             filled = k.shape[2]
             kept = tuple(np.empty((len(rows),) + b.shape[1:], dtype=b.dtype) for b in buffers)
@@ -145,6 +175,13 @@ class KVCache:
                 new[:, :, :filled] = old[rows, :, :filled]
             self._buffers[layer] = kept
             self._kv[layer] = tuple(Tensor(b[:, :, :filled], dtype=b.dtype) for b in kept)
+        for layer, stored in self._cross.items():
+            self._cross[layer] = _rows(rows, *stored)
+
+
+def _rows(rows, *tensors):
+    """These rows of each Tensor, as new Tensors of its dtype (outside any graph)."""
+    return tuple(Tensor(t.data[rows], dtype=t.dtype) for t in tensors)
 
 
 def _grown(new, old, capacity):
@@ -451,29 +488,30 @@ class MultiHeadAttention(nn.Module):
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
         when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
         `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
-        `KVCache`, x holds only the new tokens and the keys and values of the earlier ones
-        come from the cache (self-attention only)."""
+        `KVCache`, x holds only the new tokens: self-attention adds their keys and values to
+        the earlier ones in the cache, and cross-attention computes the context's at its
+        first step and takes them from the cache at every later one."""
         _check_rows(x, "x")
         if context is not None:
-            if cache is not None:       # it would append the whole context again at every step
-                raise ValueError("MultiHeadAttention: a KVCache holds the keys and values of "
-                                 "self-attention; give cross-attention its context alone")
             _check_rows(context, "context")
             if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
                 raise ValueError(f"MultiHeadAttention: x and context batches differ, "
                                  f"{x.shape[0]} and {context.shape[0]}: give one context row "
                                  f"per row of x")
         start = 0 if cache is None else cache.length   # position of x's first token
-        context = x if context is None else context
         q = self._split_heads(self.q(x), self.n_head)          # (B, n_head, T, d_head)
-        k = self._split_heads(self.k(context), self.n_kv_head)  # (B, n_kv_head, S, d_head)
-        v = self._split_heads(self.v(context), self.n_kv_head)  # (B, n_kv_head, S, d_head)
-        if self.q_norm is not None:                # QK-norm: each head's q and k, over d_head
-            q, k = self.q_norm(q), self.k_norm(k)
+        if self.q_norm is not None:                # QK-norm: each head's q, over d_head
+            q = self.q_norm(q)
         if self.rotary is not None:                # RoPE: positions enter through q and k only
-            q, k = self.rotary.rotate(q, start), self.rotary.rotate(k, start)
-        if cache is not None:                      # (B, n_kv_head, start + T, d_head)
-            k, v = cache.extend(self, k, v)
+            q = self.rotary.rotate(q, start)
+        if context is None:                        # self-attention: x's own keys and values,
+            k, v = self._keys_values(x, start)     # after the cached ones
+            if cache is not None:                  # (B, n_kv_head, start + T, d_head)
+                k, v = cache.extend(self, k, v)
+        elif cache is None:                        # cross-attention: the context's,
+            k, v = self._keys_values(context, 0)   # (B, n_kv_head, S, d_head)
+        else:                                      # the same context at every step: once
+            k, v = cache.cross(self, context, lambda c: self._keys_values(c, 0))
         B, _, T, _ = q.shape
         if self.n_kv_head != self.n_head:          # grouped: the group's queries share k, v
             group = self.n_head // self.n_kv_head
@@ -495,6 +533,17 @@ class MultiHeadAttention(nn.Module):
         if self.n_kv_head != self.n_head:          # ungroup: (B, n_head, T, d_head)
             heads = heads.reshape(B, self.n_head, T, self.d_head)
         return self.out(heads.swapaxes(1, 2).reshape(B, T, d_q))
+
+    def _keys_values(self, z, start):
+        """The keys and values of z (B, S, C), its first token at position `start`: each
+        (B, n_kv_head, S, d_head), the keys normalised and rotated as the queries are."""
+        k = self._split_heads(self.k(z), self.n_kv_head)
+        v = self._split_heads(self.v(z), self.n_kv_head)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        if self.rotary is not None:
+            k = self.rotary.rotate(k, start)
+        return k, v
 
     def _split_heads(self, x, n_head):
         B, T, _ = x.shape

@@ -91,14 +91,16 @@ class DecoderLayer(nn.Module):
                 memory_mask: Mask | None = None, cache: KVCache | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). `mask` is the look-ahead mask;
         `memory` (B, S, C) is the encoder's output and `memory_mask` hides its padding;
-        `cache` (a KVCache) holds the self-attention keys and values of earlier tokens."""
+        `cache` (a KVCache) holds the self-attention keys and values of earlier tokens, and
+        the cross-attention's of `memory`, computed at the first step."""
         x = residual(x, lambda h: self.attn(h, mask=mask, cache=cache), self.attn_norm,
                      self.drop, self.norm_placement)
         if self.cross_attention:
             if memory is None:
                 raise ValueError("DecoderLayer: cross-attention needs the encoder's output "
                                  "(memory=...)")
-            x = residual(x, lambda h: self.cross_attn(h, context=memory, mask=memory_mask),
+            x = residual(x, lambda h: self.cross_attn(h, context=memory, mask=memory_mask,
+                                                      cache=cache),
                          self.cross_norm, self.drop, self.norm_placement)
         return residual(x, self.ffn, self.ffn_norm, self.drop, self.norm_placement)
 
@@ -203,7 +205,9 @@ class Decoder(nn.Module):
         hides the source padding.
 
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
-        self-attention adds their keys and values, and the cache then counts them."""
+        self-attention adds their keys and values, and the cache then counts them. Each
+        cross-attention projects `memory` at the first step only and reads its keys and values
+        from the cache after that: one cache decodes one memory."""
         _keep(self.stream, y)
         for layer in self.layers:
             y = _keep(self.stream, layer(y, mask=mask, memory=memory, memory_mask=memory_mask,

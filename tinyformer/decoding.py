@@ -24,10 +24,10 @@ The loops below run their session's model as at inference whatever mode it is in
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
 <bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
-step computes the self-attention keys and values of the new token only (the cross-attention
-of the encoder-decoder still projects the whole encoding at every step), and gives the same
-logits as running the model on the whole sequence again (`use_cache=False` does that, for the
-tests and the curious).
+step computes the self-attention keys and values of the new token only (the encoder-decoder's
+cross-attention keys and values, projections of the encoding, are computed at the first step
+and kept there too), and gives the same logits as running the model on the whole sequence
+again (`use_cache=False` does that, for the tests and the curious).
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
@@ -214,6 +214,8 @@ class EncoderDecoderSession:
 
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
+        # The cache's cross-attention keys and values, and its copy of the memory, follow the
+        # same rows: the memory given at the next step equals the one they came from.
         self.memory = Tensor(self.memory.data[rows], dtype=self.memory.dtype)
         if self.src_mask is not None:
             self.src_mask = self.src_mask[rows]

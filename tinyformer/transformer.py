@@ -152,7 +152,9 @@ class Transformer(nn.Module):
         targets are padded on the right, so no real position ever sees a padding key (and the
         loss ignores the padding's own positions), while a pad_id that decoding writes stays a
         token like any other, with the cache and without it. With a KVCache, tgt holds only
-        the tokens after those already cached (decoding feeds one at a time).
+        the tokens after those already cached (decoding feeds one at a time), and the
+        cross-attention keys and values of `memory` are computed at the first call and read
+        from the cache at the later ones: keep giving that cache the same memory.
         """
         tgt = token_array(tgt)                                          # (B, T)
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
@@ -193,8 +195,9 @@ class Transformer(nn.Module):
         finished; its later tokens are pad_id (eos_id, the first of several, when the model has
         no pad_id, as transformers pads with eos), and the loop stops once every sequence is
         finished. The encoder runs once; with `use_cache` (the
-        default) a KVCache lets the decoder work on the newest token only, otherwise it reruns
-        on the whole prefix at each step (same tokens, quadratic work). Dropout is off while it
+        default) a KVCache lets the decoder work on the newest token only, its cross-attention
+        projecting the encoder's output once, otherwise it reruns on the whole prefix at each
+        step, projecting it again (same tokens, quadratic work). Dropout is off while it
         decodes, whatever the model's mode (left as it was). `threads`: as for GPT.generate.
         """
         check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
