@@ -1395,15 +1395,14 @@ def _apply_backward(node, grad, create_graph, needed=None):
         try:
             return _input_grads(node, grad, create_graph, needed)
         except TypeError as error:
-            # numpy's own words name neither the op nor a way out: a Tensor refuses its ufuncs
-            # (np.cos(x)), which a backward written for arrays only reaches here, on Tensors.
-            if "__array_ufunc__" not in str(error):
-                raise
-            raise TypeError(f"{node.name}.backward called a numpy function on a Tensor under "
-                            f"create_graph=True ({error}); write it with what arrays and "
-                            f"Tensors share (+ - * / ** @, .sum, .reshape), and, where "
-                            f"ctx.create_graph is True, with Tensor methods (.exp(), .tanh()) "
-                            f"or another Function (Cos.apply(x) for np.cos(x))") from error
+            # Most often numpy's refusal of a Tensor (np.cos(x)), in a backward written for
+            # arrays that meets Tensors here: numpy's words name neither the op nor a way out.
+            error.add_note(f"In {node.name}.backward under create_graph=True, its gradients and "
+                           f"saved inputs are Tensors: a numpy function refuses them. Write it "
+                           f"with what arrays and Tensors share (+ - * / ** @, .sum, .reshape), "
+                           f"and, where ctx.create_graph is True, with Tensor methods (.exp(), "
+                           f".tanh()) or another Function (Cos.apply(x) for np.cos(x)).")
+            raise
 
 
 def _input_grads(node, grad, create_graph, needed):

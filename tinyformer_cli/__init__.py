@@ -175,7 +175,7 @@ def renamed(error: click.NoSuchOption) -> str | None:
     """For a setting of `train` under another program's name (--max-iters, nanoGPT's): ours,
     in place of click's guesses by spelling (--eval-iters)."""
     ours = OTHER_NAMES.get(setting_name(error.option_name.lstrip("-")))
-    if error.ctx is None or error.ctx.command.name != "train" or ours is None:
+    if error.ctx is None or error.ctx.command is not train or ours is None:
         return None
     return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
 
