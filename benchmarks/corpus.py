@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from alternate import at_least, settings_refused_as_usage
+from alternate import Help, at_least, settings_refused_as_usage
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
@@ -51,8 +51,7 @@ def orders(text):
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--n-chars", type=at_least(1), default=200_000, help="corpus size in characters")
     p.add_argument("--seed", type=at_least(0), default=0, help="corpus, model and batch seed")
     p.add_argument("--orders", type=orders, default="3,5,8,10",

@@ -33,7 +33,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-from alternate import at_least, settings_refused_as_usage  # noqa: E402
+from alternate import Help, at_least, settings_refused_as_usage  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd  # noqa: E402
@@ -46,8 +46,7 @@ from tinyformer.data import BOS, EOS, PAD, TASKS, Seq2SeqTask  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     task = p.add_argument_group("task")
     task.add_argument("--task", choices=TASKS, default="reverse")
     task.add_argument("--min-len", type=at_least(2), default=10, help="shortest source, in digits")

@@ -868,7 +868,9 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
     ("generation.py", "Tokens per second counts the new tokens of every row of the batch."),
     ("memory.py", 'The "above imports" column shows what training itself added.'),
     ("tokenizer_speed.py", "bytes/token corpus bytes / number of tokens"),
-    ("shakespeare.py", "compare the difference ours - torch with the spread of final losses")])
+    ("shakespeare.py", "compare the difference ours - torch with the spread of final losses"),
+    ("corpus.py", "on a busy machine OPENBLAS_NUM_THREADS=1 avoids threads waiting on each"),
+    ("seq2seq.py", "about 20 seconds on an idle 2-core CPU (50 ms a step).")])
 def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
     # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
     said = " ".join(script(name, "--help").stdout.split())

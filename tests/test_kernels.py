@@ -385,6 +385,18 @@ def test_where_no_cache_can_be_written_each_process_builds_the_loops_for_itself(
     assert os.listdir(tmp_path / "tmp") == []
 
 
+@pytest.mark.parametrize("xdg, under", [("", ".cache"), ("relative/cache", ".cache"),
+                                        ("/abs/cache", None)])
+def test_the_cache_is_under_an_absolute_xdg_cache_home_else_the_homes(monkeypatch, tmp_path,
+                                                                       xdg, under):
+    # A relative XDG_CACHE_HOME is ignored, as the XDG rules say: it would follow the current
+    # directory about.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    expected = os.path.join(str(tmp_path), under) if under else xdg
+    assert kernels.cache_directory() == os.path.join(expected, "tinyautograd")
+
+
 def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYAUTOGRAD_KERNELS", "gpu")
     result = CliRunner().invoke(main, ["train", "--iters", "1", "--out", str(tmp_path / "run")],

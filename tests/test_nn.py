@@ -182,7 +182,9 @@ def test_a_parameter_replaced_by_a_plain_tensor_or_array_is_refused_as_torch_ref
     layer = nn.Linear(3, 2)
     for value in (Tensor(np.zeros((3, 2)), requires_grad=True), np.zeros((3, 2))):
         with pytest.raises(TypeError, match=r"as parameter 'weight' of Linear: it would no "
-                                            r"longer be learned or saved; assign nn.Parameter"):
+                                            r"longer be learned or saved; assign nn.Parameter"
+                                            r"\(value\), or set the values with \.weight\.data "
+                                            r"= array$"):
             layer.weight = value
     assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
     layer.weight = Parameter(np.ones((3, 2)))              # what it says works, as None does

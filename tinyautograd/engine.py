@@ -1000,7 +1000,8 @@ class Tensor:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
         # The mean of nothing is nan, as torch's: a sum of 0 over a count of 0, without
         # numpy's divide-by-zero warning (x / nan is nan, quietly).
-        return self.sum(axis, keepdims) / (ops._count(self.shape, axis) or np.nan)
+        total = ops.Sum.apply(self, axis=axis, keepdims=keepdims)    # self.sum's op, unwrapped
+        return total / (ops._count(self.shape, axis) or np.nan)
 
     @_numpy_keywords
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
@@ -1014,7 +1015,8 @@ class Tensor:
         # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
         # not in layer_norm over no features, which is the same variance).
         count = ops._count(self.shape, axis)
-        return (centred * centred).sum(axis, keepdims) / (max(count - ddof, 0) if count else np.nan)
+        return (ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims)
+                / (max(count - ddof, 0) if count else np.nan))
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:

@@ -557,13 +557,13 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
 @_numpy_keywords
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x / sum(e^x) along `axis` (the last by default): `x.softmax(axis)`."""
-    return x.softmax(axis)
+    return ops.Softmax.apply(x, axis=axis)
 
 
 @_numpy_keywords
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along `axis`, computed as x - log(sum(e^x)): `x.log_softmax(axis)`."""
-    return x.log_softmax(axis)
+    return ops.LogSoftmax.apply(x, axis=axis)
 
 
 def relu(x: Tensor) -> Tensor:
