@@ -159,7 +159,9 @@ def test_imports_flow_one_way_and_never_reach_a_private_name():
                     wrong.append(f"{path.relative_to(ROOT)} imports {imported}, a layer above")
                 elif name and name.startswith("_"):
                     wrong.append(f"{path.relative_to(ROOT)} imports {imported}'s private {name}")
-    assert not wrong, "; ".join(wrong)
+    assert not wrong, "; ".join(wrong) + (
+        f" (the layers, bottom up: {', '.join(LAYERS)}; each imports only the public names of "
+        f"those below it: move the code down, or make the name public where it is defined)")
 
 
 def test_the_layer_check_sees_an_upward_import(tmp_path):
@@ -231,7 +233,9 @@ def beyond_the_public_api(path, package):
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_engine_is_used_through_its_public_api_only(path):
     found = sorted(set(beyond_the_public_api(path, package_of(path))))
-    assert not found, f"{path.relative_to(ROOT)}: " + "; ".join(found)
+    assert not found, f"{path.relative_to(ROOT)}: " + "; ".join(found) + (
+        " (use what the package offers in its public API, or give what is needed a public name "
+        "there)")
 
 
 def test_the_public_api_check_sees_private_names_and_the_engines_insides(tmp_path):
