@@ -71,9 +71,8 @@ def public_ops():
         member = member.fget if isinstance(member, property) else member
         if callable(member):
             found[f"Tensor.{name}"] = inspect.unwrap(member)
-    for module, names in [(ta, ta.__all__), (F, vars(F))]:
-        for name in names:
-            fn = getattr(module, name)
+    for module in (ta, F):            # what they define or import (ta.concat is engine's)
+        for name, fn in vars(module).items():
             if (not name.startswith("_") and inspect.isfunction(fn)
                     and fn.__module__.startswith("tinyautograd")):
                 found[f"{module.__name__}.{name}"] = inspect.unwrap(fn)
