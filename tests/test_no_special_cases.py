@@ -27,10 +27,11 @@ LAYERS = ["tinyautograd", "tinyformer", "viz", "tinyformer_cli"]
 
 
 def is_op_name(node):
-    """`x.name` or `x.name()`: the name of a graph node or of a Function."""
+    """`x.name` or `x.name()`: the name of a graph node or of a Function; or a class's own,
+    `node.fn.__name__`, `type(x).__qualname__`."""
     if isinstance(node, ast.Call):
         node = node.func
-    return isinstance(node, ast.Attribute) and node.attr == "name"
+    return isinstance(node, ast.Attribute) and node.attr in ("name", "__name__", "__qualname__")
 
 
 def is_text(node):
@@ -66,8 +67,10 @@ def test_the_check_finds_both_kinds_of_special_case():
             'if node.fn.name() in ("gelu", "relu"): pass\n'
             'if "only once differentiable" in str(e): pass\n'
             'if "pickle" not in str(error).lower(): pass\n'
-            'if name == "weight" and node.fn is Attention: pass\n')      # not special cases
-    assert [line for line, _ in special_cases(ast.parse(code))] == [1, 2, 3, 4]
+            'if node.fn.__name__ in ("Gelu", "Relu") or type(t).__qualname__ == "X": pass\n'
+            'if name == "weight" and node.fn is Attention: pass\n'       # not special cases
+            'if __name__ == "__main__": pass\n')
+    assert [line for line, _ in special_cases(ast.parse(code))] == [1, 2, 3, 4, 5, 5]
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
