@@ -1,6 +1,6 @@
 """Every op's gradient against finite differences, with the op table in tests/op_cases.py.
 
-- the registry: every Function subclass in tinyautograd and tinyformer has a case, and every
+- the registry: every Function subclass in the project's packages has a case, and every
   case's graph holds the Functions it is tagged with;
 - gradcheck (float64 central differences) for every case, broadcasting included;
 - gradgradcheck for every case, the fused kernels (cross-entropy, layer norm) included, and the
@@ -21,6 +21,8 @@ from numpy.testing import assert_allclose
 
 import tinyautograd as ta
 import tinyformer
+import tinyformer_cli
+import viz
 from op_cases import CASES, Draw
 from tinyautograd import Tensor
 
@@ -51,17 +53,23 @@ def functions_in_graph(out):
     return found
 
 
+# Where a Function may be written: every package of the project, the layers above the engine
+# included (a fused op belongs in tinyformer, but one written in viz is checked all the same).
+PACKAGES = (ta, tinyformer, viz, tinyformer_cli)
+
+
 def ours(module_name):
-    """A module of tinyautograd or tinyformer; not the exercise course, whose Functions are the
-    student's to write (its own checks test them)."""
-    return (module_name.startswith(("tinyautograd.", "tinyformer."))
-            and not module_name.startswith("tinyformer.exercises"))
+    """A module of the project's packages; not the exercise course, whose Functions are the
+    student's to write (its own checks test them), nor a __main__, which runs the program."""
+    return (module_name.split(".")[0] in {p.__name__ for p in PACKAGES}
+            and not module_name.startswith("tinyformer.exercises")
+            and not module_name.endswith(".__main__"))
 
 
 def function_registry():
-    """Every Function subclass defined in tinyautograd and tinyformer (their modules imported
-    first): the fused ops of both."""
-    for package in (ta, tinyformer):
+    """Every Function subclass defined in the project's packages (their modules imported
+    first): the engine's ops and the fused ops of the layers above."""
+    for package in PACKAGES:
         for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if ours(module.name):
                 importlib.import_module(module.name)
@@ -84,14 +92,18 @@ def names(functions):
 def test_every_function_has_a_case():
     covered = {f for case in CASES for f in case.covers}
     missing = function_registry() - covered
-    assert not missing, f"Functions with no case in tests/op_cases.py: {names(missing)}"
+    assert not missing, f"Functions with no case in tests/op_cases.py: {names(missing)}; add " \
+                        f"an OpCase to CASES there whose `covers` names each"
 
 
 def test_every_function_has_a_gradcheck_and_gradgradcheck_case():
-    registry = function_registry()
+    # (A Function with no case at all is the test above's.)
+    with_a_case = {f for case in CASES for f in case.covers} & function_registry()
     checked = {f for case in GRADCHECK_CASES for f in case.covers}
-    assert not registry - checked, f"no gradcheck nor gradgradcheck for " \
-                                   f"{names(registry - checked)}"
+    missing = with_a_case - checked
+    assert not missing, f"no gradcheck nor gradgradcheck for {names(missing)}: its cases in " \
+                        f"tests/op_cases.py all have finite_differences=False; add one with " \
+                        f"inputs where it is differentiable"
 
 
 def test_case_names_are_unique():

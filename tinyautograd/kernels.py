@@ -229,7 +229,8 @@ def _at_made(array: np.ndarray) -> int:
 # ---------------------------------------------------------------------------- the loops
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+               eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LayerNorm.forward's y, x_hat and rstd (shaped (..., 1), as its numpy form's)."""
     rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])      # (not -1: the last may be 0)
     y, x_hat = np.empty_like(rows), np.empty_like(rows)
@@ -240,7 +241,7 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float):
 
 
 def layer_norm_backward(grad: np.ndarray, x_hat: np.ndarray, rstd: np.ndarray,
-                        weight: np.ndarray):
+                        weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LayerNorm.backward's dL/dx, dL/dweight and dL/dbias."""
     rows = grad.reshape(math.prod(grad.shape[:-1]), grad.shape[-1])
     d_x, d_weight, d_bias = np.empty_like(rows), np.empty_like(weight), np.empty_like(weight)
@@ -256,7 +257,7 @@ def exp(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def gelu(x: np.ndarray, slope: bool = True):
+def gelu(x: np.ndarray, slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Gelu's y, and dy/dx (None without `slope`: no gradient wanted, no array for it)."""
     y, dy_dx = np.empty_like(x), np.empty_like(x) if slope else None
     _library().gelu(x.size, _at(x), _at_made(y), _at_made(dy_dx) if slope else None)
