@@ -643,6 +643,24 @@ def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp
     assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
+@pytest.mark.parametrize("metrics", ["empty", "missing"])
+def test_following_a_run_before_its_first_step_waits_for_it(tmp_path, metrics):
+    """A run just started has an empty metrics.jsonl (or none yet) until its first step is
+    done: following it from its start is what --follow is for."""
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held")
+    if metrics == "missing":
+        os.remove(run / "metrics.jsonl")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        """Meanwhile, the run trains its two steps and ends."""
+        write_run(run, 2, iters=2)
+        release(run)
+
+    assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
+    assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
+
+
 # ------------------------------------------------------------------------------ the commands
 
 
