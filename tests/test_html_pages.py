@@ -749,6 +749,23 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("state, words", [
+    ("training", "is a run training its first step, with no metrics yet; try again in a "
+                 "moment, or follow it: --out FILE.html --follow"),
+    ("stopped", "is a run that stopped before its first step, so there is nothing to plot; "
+                "`tinyformer train --resume "),
+])
+def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, words):
+    """Not that the metrics file does not exist and a run should be trained first."""
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held" if state == "training" else None)
+    try:
+        result = tinyformer("plot", run)
+    finally:
+        release(run)
+    assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert sorted(os.listdir(run)) == ["manifest.json", "metrics.jsonl"]
+
+
 class Clamp(ta.Function):
     """Clamp x to [lo, hi]:
     1. compare x with lo and with hi;

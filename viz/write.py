@@ -6,8 +6,12 @@ ValueError of one line, raised before anything is written.
 
 from __future__ import annotations
 
+import os
+
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
+from tinyformer.files import command_line
+from tinyformer.rundir import METRICS, is_training, read_manifest
 from tinyformer.summary import counted
 
 from .attention import plot_attention
@@ -102,6 +106,12 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise ValueError("--follow needs an .html --out (a page that reloads itself)")
+    if _before_first_step(run_dir) and not (follow and is_training(run_dir)):
+        raise ValueError(
+            f"{run_dir!r} is a run training its first step, with no metrics yet; try again in "
+            f"a moment, or follow it: --out FILE.html --follow" if is_training(run_dir) else
+            f"{run_dir!r} is a run that stopped before its first step, so there is nothing to "
+            f"plot; `{command_line('train', '--resume', run_dir)}` starts it again")
     if out_path is None or not _is_page(out_path):
         return plot_metrics(run_dir, out_path)
     if follow:
@@ -110,6 +120,17 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     if report.status["state"] == "running":
         log("note: the run is still training; --follow keeps the page up to date")
     return report.save(out_path)
+
+
+def _before_first_step(run_dir):
+    """Whether `run_dir` is a run of ours that has logged no step yet: its metrics.jsonl is
+    missing or empty (the trainer opens it as its first step begins)."""
+    metrics = os.path.join(run_dir, METRICS)
+    try:
+        return (read_manifest(run_dir) is not None
+                and (not os.path.exists(metrics) or os.path.getsize(metrics) == 0))
+    except (OSError, ValueError):          # not a directory, a damaged manifest: not ours
+        return False
 
 
 def plot_after_training(run_dir: str) -> str:
