@@ -6,11 +6,12 @@ ValueError of one line, raised before anything is written.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
-from tinyformer.files import command_line
+from tinyformer.files import command_line, describe_os_error
 from tinyformer.rundir import METRICS, is_training, read_manifest
 from tinyformer.summary import counted
 
@@ -113,7 +114,15 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
             f"{run_dir!r} is a run that stopped before its first step, so there is nothing to "
             f"plot; `{command_line('train', '--resume', run_dir)}` starts it again")
     if out_path is None or not _is_page(out_path):
-        return plot_metrics(run_dir, out_path)
+        try:
+            return plot_metrics(run_dir, out_path)
+        except OSError as e:
+            # The picture goes into the run directory by default, which may be read-only
+            # (another's, an archive's): the curves can still be drawn elsewhere.
+            if out_path is not None or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise ValueError(f"{describe_os_error(e).split(';')[0]}; give --out FILE.png (or "
+                             f".html) to draw the curves elsewhere") from None
     if follow:
         return follow_run(run_dir, out_path, log=log)
     report = metrics_page(run_dir)
