@@ -90,3 +90,23 @@ def test_a_disk_that_fills_up_while_the_corpus_is_tokenised_is_said_with_the_fil
     assert result.exit_code == 2, result.output
     line, = result.stderr.strip().splitlines()
     assert line == f"Error: {tmp_path / 'run' / 'tokens.bin.new'}: file too large", line
+
+
+def test_a_read_only_run_directory_is_plotted_elsewhere_with_out(tmp_path, monkeypatch):
+    """plot writes RUN_DIR/loss.png unless told otherwise: where it cannot (another's run, an
+    archive mounted read-only), the error says how to draw the curves all the same."""
+    import errno
+    import tempfile
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.0, "lr": 0.1}\n')
+    make_temporary = tempfile.mkstemp
+
+    def read_only_run_directory(*args, dir=None, **kwargs):
+        if os.path.samefile(dir, tmp_path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return make_temporary(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_run_directory)
+    result = tinyformer("plot", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {tmp_path / 'loss.png'}: read-only file system; give --out "
+                             f"FILE.png (or .html) to draw the curves elsewhere\n")
+    assert tinyformer("plot", tmp_path, "--out", tmp_path.parent / "loss.png").exit_code == 0

@@ -643,6 +643,24 @@ def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp
     assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
+@pytest.mark.parametrize("metrics", ["empty", "missing"])
+def test_following_a_run_before_its_first_step_waits_for_it(tmp_path, metrics):
+    """A run just started has an empty metrics.jsonl (or none yet) until its first step is
+    done: following it from its start is what --follow is for."""
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held")
+    if metrics == "missing":
+        os.remove(run / "metrics.jsonl")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        """Meanwhile, the run trains its two steps and ends."""
+        write_run(run, 2, iters=2)
+        release(run)
+
+    assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
+    assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
+
+
 # ------------------------------------------------------------------------------ the commands
 
 
@@ -729,6 +747,23 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("state, words", [
+    ("training", "is a run training its first step, with no metrics yet; try again in a "
+                 "moment, or follow it: --out FILE.html --follow"),
+    ("stopped", "is a run that stopped before its first step, so there is nothing to plot; "
+                "`tinyformer train --resume "),
+])
+def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, words):
+    """Not that the metrics file does not exist and a run should be trained first."""
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held" if state == "training" else None)
+    try:
+        result = tinyformer("plot", run)
+    finally:
+        release(run)
+    assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert sorted(os.listdir(run)) == ["manifest.json", "metrics.jsonl"]
 
 
 class Clamp(ta.Function):

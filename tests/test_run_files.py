@@ -159,3 +159,27 @@ def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export_pretrained(model, CharTokenizer(list("abcd")), tmp_path / "exported")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_checkpoint_replaced_while_it_is_read_gives_the_newer_one(tmp_path, monkeypatch):
+    """A run that is training writes a newer checkpoint and then removes the files of the one
+    config.json named before: a reader (generate, attention, lens, ...) caught between the two
+    reads the newer checkpoint, not an error telling it to restore files or train again."""
+    from tinyformer import checkpoint
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    model = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4)
+    CharTokenizer(list("abcd")).save(tmp_path / "tokenizer.json")
+    save_checkpoint(tmp_path, {"step": 1, "model": "gpt", "model_config": model.config},
+                    {name: p.data for name, p in model.named_parameters()}, {})
+    read_headers = checkpoint.array_shapes
+
+    def a_newer_checkpoint_meanwhile(path):
+        monkeypatch.setattr(checkpoint, "array_shapes", read_headers)     # once
+        config = read_config_json(tmp_path)
+        save_checkpoint(tmp_path, {**config, "step": 2}, rundir.load_arrays(path), {})
+        os.remove(path)                          # as the trainer removes the previous one's
+        return read_headers(path)
+    monkeypatch.setattr(checkpoint, "array_shapes", a_newer_checkpoint_meanwhile)
+    _, _, config = checkpoint.load_model(tmp_path)
+    assert config["step"] == 2

@@ -85,7 +85,8 @@ def check_finite_weights(model: nn.Module, where: StrPath) -> None:
 
 def load_model(directory: StrPath, pretrained: bool = True
                ) -> tuple[Model, Tokenizer, dict[str, Any]]:
-    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode.
+    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode; of a
+    run that is still training, its latest complete checkpoint.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line, whose
     advice offers a Hugging Face model's directory where the caller takes one (`pretrained`)."""
@@ -95,8 +96,36 @@ def load_model(directory: StrPath, pretrained: bool = True
         model, tokenizer, config = load_pretrained(directory)
         check_finite_weights(model, directory)
         return model, tokenizer, config
+    # A run training now writes each checkpoint's files, then config.json, then removes the
+    # previous checkpoint's files: those config.json named may go while they are read. Then
+    # config.json names a newer, complete checkpoint, which is read instead.
+    for _ in range(CHECKPOINT_READS - 1):
+        written = _config_written(directory)
+        try:
+            return _load_checkpoint(directory)
+        except (CheckpointError, OSError):
+            if _config_written(directory) == written:      # no newer one: its own fault
+                raise
+    return _load_checkpoint(directory)       # (a run writing them faster than they are read)
+
+
+CHECKPOINT_READS = 5          # tries at reading a run's checkpoint while newer ones come
+
+
+def _config_written(directory):
+    """Which config.json the directory holds: a new checkpoint's replaces it (another file,
+    atomic_write's), so this changes whenever one is written. None without one."""
+    try:
+        found = os.stat(os.path.join(directory, CONFIG))
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def _load_checkpoint(directory):
+    """load_model of a run's checkpoint, read once."""
     config = read_config(directory)
-    where = os.path.join(directory, "config.json")
+    where = os.path.join(directory, CONFIG)
     path = os.path.join(directory, config["files"]["weights"])
     # The model is built from config.json before the weights are read, for its shapes: an
     # array whose header claims another shape (gigabytes, say) is refused before it is read.

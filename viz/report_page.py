@@ -19,7 +19,7 @@ import os
 import time
 
 from .html import Page, number, page
-from tinyformer.rundir import is_finite_number, read_metrics, run_status
+from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
 from tinyformer.summary import counted
 
 from .plots import EXTRA_FIGURES, _run_paths, run_name, smooth
@@ -63,6 +63,11 @@ def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sl
     (looking every `every` seconds); the page reloads itself as often. Returns the path once a
     page says the run has ended (finished or stopped), or on Ctrl-C."""
     run_dir, metrics_path = _run_paths(run_dir)     # the directory, or its metrics.jsonl
+    # A run that has just started logs its first step once that step is done: wait for it.
+    if is_training(run_dir) and not _has_a_step(metrics_path):
+        log("waiting for the run's first step")
+        while is_training(run_dir) and not _has_a_step(metrics_path):
+            sleep(every)
     seen = None
     try:
         while True:
@@ -81,6 +86,14 @@ def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sl
             sleep(every)
     except KeyboardInterrupt:
         return out_path
+
+
+def _has_a_step(metrics_path):
+    try:
+        read_metrics(metrics_path)
+    except ValueError:                  # no file yet, or no line in it
+        return False
+    return True
 
 
 def _body(title, status, data):

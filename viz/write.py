@@ -6,8 +6,13 @@ ValueError of one line, raised before anything is written.
 
 from __future__ import annotations
 
+import errno
+import os
+
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
+from tinyformer.files import command_line, describe_os_error
+from tinyformer.rundir import METRICS, is_training, read_manifest
 from tinyformer.summary import counted
 
 from .attention import plot_attention
@@ -102,14 +107,39 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise ValueError("--follow needs an .html --out (a page that reloads itself)")
+    if _before_first_step(run_dir) and not (follow and is_training(run_dir)):
+        raise ValueError(
+            f"{run_dir!r} is a run training its first step, with no metrics yet; try again in "
+            f"a moment, or follow it: --out FILE.html --follow" if is_training(run_dir) else
+            f"{run_dir!r} is a run that stopped before its first step, so there is nothing to "
+            f"plot; `{command_line('train', '--resume', run_dir)}` starts it again")
     if out_path is None or not _is_page(out_path):
-        return plot_metrics(run_dir, out_path)
+        try:
+            return plot_metrics(run_dir, out_path)
+        except OSError as e:
+            # The picture goes into the run directory by default, which may be read-only
+            # (another's, an archive's): the curves can still be drawn elsewhere.
+            if out_path is not None or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise ValueError(f"{describe_os_error(e).split(';')[0]}; give --out FILE.png (or "
+                             f".html) to draw the curves elsewhere") from None
     if follow:
         return follow_run(run_dir, out_path, log=log)
     report = metrics_page(run_dir)
     if report.status["state"] == "running":
         log("note: the run is still training; --follow keeps the page up to date")
     return report.save(out_path)
+
+
+def _before_first_step(run_dir):
+    """Whether `run_dir` is a run of ours that has logged no step yet: its metrics.jsonl is
+    missing or empty (the trainer opens it as its first step begins)."""
+    metrics = os.path.join(run_dir, METRICS)
+    try:
+        return (read_manifest(run_dir) is not None
+                and (not os.path.exists(metrics) or os.path.getsize(metrics) == 0))
+    except (OSError, ValueError):          # not a directory, a damaged manifest: not ours
+        return False
 
 
 def plot_after_training(run_dir: str) -> str:
