@@ -105,7 +105,8 @@ class KVCache:
         self.context = context
         self._kv = {}            # attention module -> (keys, values), each (B, H, length, d)
         self._buffers = {}       # attention module -> (keys, values), (B, H, capacity, d) arrays
-        self._cross = {}         # attention module -> (context (B, S, C), keys, values)
+        self._cross = {}         # cross-attention module -> (keys, values), (B, H, S, d)
+        self.memory = None       # the context (B, S, C) those came from: the encoder's output
 
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
@@ -140,21 +141,20 @@ class KVCache:
         """The keys and values (B, H, S, d) of `context` (B, S, C) for the cross-attention
         `layer`: `project(context)` at the first step, the stored ones after that.
 
-        They are those of one context, the encoder's output for the sequences being decoded:
-        another one would be given the first one's keys without a word, so it is refused. A
-        context of equal values is the same one (a session that selects rows holds its own
-        copy of them), and comparing costs far less than the projection it saves."""
-        stored = self._cross.get(layer)
-        if stored is None:
-            k, v = project(context)
-            self._cross[layer] = (context, k, v)
-            return k, v
-        kept, k, v = stored
-        if kept is not context and not np.array_equal(kept.data, context.data):
+        They are those of one context, the encoder's output for the sequences being decoded,
+        kept as `memory`: another one would be given its keys without a word, so it is
+        refused. A context of equal values is the same one (a caller that selected rows by
+        itself holds a copy of them; a session gives `memory` back, which costs no comparison).
+        """
+        if self.memory is None:
+            self.memory = context
+        elif context is not self.memory and not np.array_equal(context.data, self.memory.data):
             raise ValueError("KVCache: this cache holds the cross-attention keys of another "
                              "context (encoder output); decode a new source with a new "
                              "KVCache")
-        return k, v
+        if layer not in self._cross:
+            self._cross[layer] = project(context)
+        return self._cross[layer]
 
     def select(self, rows: np.ndarray) -> None:
         """Keep these rows of the batch, in this order, repeats allowed (beam search copies
@@ -175,8 +175,10 @@ class KVCache:
                 new[:, :, :filled] = old[rows, :, :filled]
             self._buffers[layer] = kept
             self._kv[layer] = tuple(Tensor(b[:, :, :filled], dtype=b.dtype) for b in kept)
-        for layer, stored in self._cross.items():
-            self._cross[layer] = _rows(rows, *stored)
+        for layer, (k, v) in self._cross.items():
+            self._cross[layer] = _rows(rows, k, v)
+        if self.memory is not None:
+            self.memory, = _rows(rows, self.memory)
 
 
 def _rows(rows, *tensors):

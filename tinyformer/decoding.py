@@ -214,13 +214,16 @@ class EncoderDecoderSession:
 
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
-        # The cache's cross-attention keys and values, and its copy of the memory, follow the
-        # same rows: the memory given at the next step equals the one they came from.
-        self.memory = Tensor(self.memory.data[rows], dtype=self.memory.dtype)
         if self.src_mask is not None:
             self.src_mask = self.src_mask[rows]
         if self.cache is not None:
             self.cache.select(rows)
+        # The memory follows the same rows. A cache that holds it (the context its
+        # cross-attention keys came from) has moved its rows already: the next step gives it
+        # back that very one, which its check knows without comparing.
+        held = self.cache.memory if self.cache is not None else None
+        self.memory = held if held is not None else Tensor(self.memory.data[rows],
+                                                           dtype=self.memory.dtype)
 
 
 # What the decoding loops write with: the state of a batch of sequences and their model.

@@ -62,7 +62,8 @@ def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", d
     if view not in VIEWS:
         raise ValueError(f"graph_page: view must be 'forward' or 'backward', got {view!r}")
     _check_depth("graph_page", depth)
-    _check_recorded("graph_page", _walk([tensor])[0], depth, fold_repeats)
+    if depth is not None or fold_repeats:                      # the walk only to check it
+        _check_recorded("graph_page", _walk([tensor])[0], depth, fold_repeats)
     labels = dict(show_data=show_data, show_grad=show_grad, color_by_grad=color_by_grad,
                   grad_range=grad_range, rankdir=rankdir, max_nodes=max_nodes)
     # The page folds modules itself, so the pictures are drawn whole.
