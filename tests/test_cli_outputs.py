@@ -92,21 +92,24 @@ def test_a_disk_that_fills_up_while_the_corpus_is_tokenised_is_said_with_the_fil
     assert line == f"Error: {tmp_path / 'run' / 'tokens.bin.new'}: file too large", line
 
 
-def test_a_read_only_run_directory_is_plotted_elsewhere_with_out(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cause", ["EROFS", "ENOSPC"])
+def test_a_read_only_run_directory_is_plotted_elsewhere_with_out(tmp_path, monkeypatch, cause):
     """plot writes RUN_DIR/loss.png unless told otherwise: where it cannot (another's run, an
-    archive mounted read-only), the error says how to draw the curves all the same."""
+    archive mounted read-only), the error says how to draw the curves all the same. A full
+    disk is not the directory's doing: elsewhere on it would be full too."""
     import errno
     import tempfile
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.0, "lr": 0.1}\n')
     make_temporary = tempfile.mkstemp
 
-    def read_only_run_directory(*args, dir=None, **kwargs):
+    def refusing_run_directory(*args, dir=None, **kwargs):
         if os.path.samefile(dir, tmp_path):
-            raise OSError(errno.EROFS, "Read-only file system")
+            raise OSError(getattr(errno, cause), os.strerror(getattr(errno, cause)))
         return make_temporary(*args, dir=dir, **kwargs)
-    monkeypatch.setattr(tempfile, "mkstemp", read_only_run_directory)
+    monkeypatch.setattr(tempfile, "mkstemp", refusing_run_directory)
     result = tinyformer("plot", tmp_path)
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {tmp_path / 'loss.png'}: read-only file system; give --out "
-                             f"FILE.png (or .html) to draw the curves elsewhere\n")
+    elsewhere = "; give --out FILE.png (or .html) to draw the curves elsewhere"
+    assert (elsewhere in result.stderr) == (cause == "EROFS"), result.stderr
+    assert result.stderr.startswith(f"Error: {tmp_path / 'loss.png'}: ")
     assert tinyformer("plot", tmp_path, "--out", tmp_path.parent / "loss.png").exit_code == 0

@@ -4,6 +4,10 @@ by running the layers one by one; the last row is the model's own prediction, fo
 and the encoder-decoder; the stream is only kept while the lens reads it; the command prints
 the table or draws it, and refuses bad input in one line."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -119,6 +123,22 @@ def test_the_command_prints_one_row_per_token_and_draws_a_png(run_dir, tmp_path)
     out = tmp_path / "lens.png"
     result = tinyformer("lens", "--checkpoint", run_dir, "--prompt", "eve has", "--out", out)
     assert result.exit_code == 0 and out.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("no_color", [None, "1"])
+def test_the_table_is_coloured_on_a_terminal_unless_no_color_is_set(run_dir, no_color):
+    # It was coloured wherever it went, NO_COLOR or not (no-color.org).
+    reader, writer = os.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "lens",
+               "--checkpoint", str(run_dir), "--prompt", "eve"]
+    done = subprocess.run(command, stdout=writer, env={**env, **({"NO_COLOR": no_color}
+                                                                 if no_color else {})})
+    os.close(writer)
+    shown = os.read(reader, 100_000).decode()
+    os.close(reader)
+    assert done.returncode == 0 and shown.startswith("position")
+    assert ("\033[" in shown) == (no_color is None)
 
 
 @pytest.mark.parametrize("args, words", [

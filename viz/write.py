@@ -107,12 +107,16 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise ValueError("--follow needs an .html --out (a page that reloads itself)")
-    if _before_first_step(run_dir) and not (follow and is_training(run_dir)):
-        raise ValueError(
-            f"{run_dir!r} is a run training its first step, with no metrics yet; try again in "
-            f"a moment, or follow it: --out FILE.html --follow" if is_training(run_dir) else
-            f"{run_dir!r} is a run that stopped before its first step, so there is nothing to "
-            f"plot; `{command_line('train', '--resume', run_dir)}` starts it again")
+    if _before_first_step(run_dir):
+        training = is_training(run_dir)
+        if training and not follow:
+            raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
+                             f"yet; try again in a moment, or follow it: --out FILE.html "
+                             f"--follow")
+        if not training:
+            raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
+                             f"there is nothing to plot; "
+                             f"`{command_line('train', '--resume', run_dir)}` starts it again")
     if out_path is None or not _is_page(out_path):
         try:
             return plot_metrics(run_dir, out_path)
