@@ -1,6 +1,6 @@
-"""The public API carries type hints: every public function and method of tinyautograd and of
-tinyformer, the course (tinyformer.exercises) included, names the types of its parameters and
-of its result, and the hints resolve (no misspelt names).
+"""The public API carries type hints: every public function and method of tinyautograd, of
+tinyformer, the course (tinyformer.exercises) included, and of viz (the pictures and pages)
+names the types of its parameters and of its result, and the hints resolve (no misspelt names).
 
 Public: names without a leading underscore, defined in the package (not imported into it),
 their public methods, `__init__` and `__call__`, and properties; a function behind a decorator
@@ -18,9 +18,13 @@ learner would write them (not importable as modules: their folders start with a 
 
 A hint resolves in its own module, or names a class of the checked modules: a module may
 import such a class for its hints alone (`if TYPE_CHECKING:`), where a real import would be
-circular (the catalogue names checking.py's Learner so).
+circular (the catalogue names checking.py's Learner so), or where it would be slow: viz imports
+matplotlib only when it draws, and names its Figure for its hints alone. The check imports
+what a module imports under `if TYPE_CHECKING:`, so those names must resolve too.
 """
 
+import ast
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -32,6 +36,7 @@ import tinyautograd
 import tinyformer
 import tinyformer.exercises
 import tinyformer.exercises.checks
+import viz
 from tinyformer.exercises import exercises
 
 # Every module of the engine, found rather than listed (a new one is checked the day it is
@@ -49,6 +54,8 @@ EXERCISES = [tinyformer.exercises] + [
     importlib.import_module(f"{package.__name__}.{info.name}")
     for package in (tinyformer.exercises, tinyformer.exercises.checks)
     for info in pkgutil.iter_modules(package.__path__) if not info.ispkg]
+VIZ = [viz] + [importlib.import_module(f"viz.{info.name}")
+               for info in pkgutil.iter_modules(viz.__path__)]
 
 
 def public_callables(module, classes=True):
@@ -75,13 +82,23 @@ def public_callables(module, classes=True):
                     yield f"{module.__name__}.{name}.{attr}", member
 
 
-CHECKED = MODULES + TINYFORMER + EXERCISES
+CHECKED = MODULES + TINYFORMER + EXERCISES + VIZ
 CALLABLES = [pair for module in CHECKED for pair in public_callables(module)] + \
     list(public_callables(ops, classes=False))
 
 # The classes the checked modules define, by name: what a hint may name besides its module's own.
 CLASSES = {name: obj for module in CHECKED for name, obj in vars(module).items()
            if inspect.isclass(obj) and obj.__module__ == module.__name__}
+
+
+@functools.cache
+def hint_imports(module):
+    """What `module` imports under `if TYPE_CHECKING:` (for its hints alone), imported now."""
+    names = {"__name__": module.__name__, "__package__": module.__package__}
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            exec(compile(ast.Module(node.body, type_ignores=[]), module.__file__, "exec"), names)
+    return names
 
 
 def missing_hints(fn):
@@ -138,8 +155,20 @@ def test_the_check_sees_the_course():
     assert {ex.check for ex in exercises()} <= {fn for _, fn in CALLABLES}
 
 
+def test_the_check_sees_viz():
+    names = {name for name, _ in CALLABLES}
+    assert {"viz.graph.draw_graph", "viz.graph.Graph.save_html", "viz.graph.render",
+            "viz.graph_page.graph_page", "viz.attention.attention_maps",
+            "viz.attention_page.attention_page", "viz.lens.lens_figure",
+            "viz.lens_page.lens_page", "viz.plots.metrics_figure", "viz.plots.new_figure",
+            "viz.report_page.follow_run", "viz.html.Page.save", "viz.write.write_graph",
+            "viz.examples.Example.__init__"} <= names
+    assert not any(name.startswith("viz.") and "Error." in name for name in names)
+
+
 @pytest.mark.parametrize("name, fn", CALLABLES, ids=[name for name, _ in CALLABLES])
 def test_public_callable_is_fully_annotated(name, fn):
     assert not missing_hints(fn), f"{name}: no type hint for {', '.join(missing_hints(fn))}"
     module = inspect.getmodule(fn)
-    typing.get_type_hints(fn, CLASSES | vars(module) | vars(tinyautograd))   # every name resolves
+    namespace = CLASSES | hint_imports(module) | vars(module) | vars(tinyautograd)
+    typing.get_type_hints(fn, namespace)                # every name resolves

@@ -20,17 +20,30 @@ gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported in
 `plot_attention` only.
 """
 
+from __future__ import annotations
+
 import math
 import textwrap
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Iterable, Literal, NamedTuple, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from tinyautograd import no_grad
+from tinyautograd import nn, no_grad
 from tinyformer.attention import MultiHeadAttention
-from tinyformer.tokenizers import encode_prompt
+from tinyformer.files import StrPath
+from tinyformer.tokenizers import Tokenizer, encode_prompt
 
 from .plots import figure_format, literal_text, new_figure, save_figure, visible
+
+if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, not before
+    from matplotlib.figure import Figure
+
+    from tinyformer.checkpoint import Model
+    from tinyformer.transformer import Transformer
+
+# The kinds of model a checkpoint holds (its config.json's "model").
+ModelKind = Literal["gpt", "bert", "transformer"]
 
 # Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
 # character-level prompt no longer fit, and the end of the prompt is what the model acts on.
@@ -53,7 +66,7 @@ class AttentionMap(NamedTuple):
     description: str
 
 
-def token_labels(tokenizer, ids):
+def token_labels(tokenizer: Tokenizer, ids: Iterable[int]) -> list[str]:
     """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
     label cannot be told from a missing one; other control characters escaped ('\\r',
     '\\x1b'), which a terminal would act on (a carriage return moves the cursor back);
@@ -82,7 +95,7 @@ def _stacks(model):
     return {name: found[name] for name in DESCRIPTIONS if name in found}    # default first
 
 
-def attention_layers(model):
+def attention_layers(model: nn.Module) -> dict[str, list[MultiHeadAttention]]:
     """name -> the model's MultiHeadAttentions of one kind, one a layer, bottom up: "cross",
     "encoder" and "decoder" for an encoder-decoder, "self" for a model with one stack."""
     stacks = _stacks(model)
@@ -118,7 +131,8 @@ def _encode(tokenizer, prompt, allow_special, context):
     return encode_prompt(tokenizer, prompt, allow_special, context)
 
 
-def attention_maps(model, tokenizer, prompt, kind):
+def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
+                   kind: ModelKind) -> dict[str, AttentionMap]:
     """name -> AttentionMap for `prompt`, `kind` being 'gpt', 'bert' or 'transformer' (as in
     a checkpoint's config.json): what the model does with a prompt. The names are those of
     `attention_layers(model)`.
@@ -157,7 +171,8 @@ def attention_maps(model, tokenizer, prompt, kind):
                                     DESCRIPTIONS["decoder"])}
 
 
-def translation(model, tokenizer, prompt):
+def translation(model: Transformer, tokenizer: Tokenizer,
+                prompt: str) -> tuple[np.ndarray, np.ndarray]:
     """(src (1, S), tgt (1, T)): the prompt as an encoder-decoder's source, and the decoder's
     inputs while it translated it greedily: <bos> and every token it wrote but the last (whose
     position would predict the token after it, never asked for). It writes as many tokens as
@@ -169,7 +184,8 @@ def translation(model, tokenizer, prompt):
     return src, out[:, :-1]
 
 
-def choose_map(model, which):
+def choose_map(model: nn.Module,
+               which: Literal["self", "cross", "encoder", "decoder"] | None) -> str:
     """The map name `which` (self, cross, encoder, decoder, or None for the default) stands for
     in `model`; ValueError (one line) if it has no such attention."""
     stacks = _stacks(model)
@@ -190,7 +206,8 @@ def choose_map(model, which):
                      f"self-attention)")
 
 
-def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=MAX_TOKENS):
+def plot_attention(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
+                   out_path: StrPath, title: str, max_tokens: int = MAX_TOKENS) -> int:
     """Write attention_figure(...) to `out_path`, atomically, in the format its suffix says
     (.png, .svg or .pdf; ValueError for another); returns the number of heatmaps (layers x
     heads)."""
@@ -201,7 +218,8 @@ def plot_attention(weights, row_labels, col_labels, out_path, title, max_tokens=
 
 
 @literal_text()
-def attention_figure(weights, row_labels, col_labels, title, max_tokens=MAX_TOKENS):
+def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
+                     title: str, max_tokens: int = MAX_TOKENS) -> Figure:
     """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
     column j, query tokens `row_labels` down and key tokens `col_labels` across, with a
     colour bar. Returns the matplotlib Figure (shown inline when a Jupyter cell ends with it).

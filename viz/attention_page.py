@@ -11,11 +11,15 @@ choosing one. The colours are those of the PNG (viridis on a square-root scale);
 exactly 0, a key the mask blocks, is left white. The script is viz/assets/attention.js.
 """
 
+from __future__ import annotations
+
 import html
+from typing import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .attention import MAX_TOKENS
+from .attention import MAX_TOKENS, AttentionMap
 from .html import Page, page
 
 # Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
@@ -30,7 +34,7 @@ BLOCKED = -1
 MAX_WEIGHTS = 10_000_000
 
 
-def encode_weights(weights):
+def encode_weights(weights: ArrayLike) -> list[list[int]]:
     """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
     weight is exactly 0."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -39,7 +43,8 @@ def encode_weights(weights):
     return coded.tolist()
 
 
-def attention_page(maps, title, which=None):
+def attention_page(maps: Mapping[str, AttentionMap], title: str,
+                   which: str | None = None) -> Page:
     """The page of `maps` (name -> AttentionMap, as viz.attention.attention_maps returns),
     opening on the map `which` (its first by default). ValueError (one line) for more than
     MAX_WEIGHTS weights in all: a prompt too long for a page."""

@@ -9,19 +9,31 @@ attention kernels included), and every one of them is differentiable twice, so e
 backward graph can be drawn as well as its forward one.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
 
 import tinyautograd as ta
 from tinyautograd import functional as F
 from tinyautograd import nn
 
+if TYPE_CHECKING:              # the models are imported by the examples that build them
+    from tinyformer.bert import BERT
+    from tinyformer.checkpoint import Model
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import Tokenizer
+    from tinyformer.transformer import Transformer
+
 
 class Example:
-    def __init__(self, loss, params, inputs):
+    def __init__(self, loss: ta.Tensor, params: nn.Module,
+                 inputs: dict[str, ta.Tensor]) -> None:
         self.loss, self.params, self.inputs = loss, params, inputs
 
 
-def mlp():
+def mlp() -> Example:
     """A two-layer perceptron and its cross-entropy on a batch of 4."""
     model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
     x = ta.Tensor(np.random.default_rng(0).standard_normal((4, 3)))
@@ -29,14 +41,14 @@ def mlp():
     return Example(F.cross_entropy(model(x), labels), model, {"x": x})
 
 
-def layernorm():
+def layernorm() -> Example:
     """Layer norm of 2 vectors of 4, then a sum."""
     norm = nn.LayerNorm(4)
     x = ta.Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True)
     return Example(norm(x).sum(), norm, {"x": x})
 
 
-def attention():
+def attention() -> Example:
     """Multi-head self-attention (2 heads) over 4 positions with the causal mask."""
     from tinyformer.attention import MultiHeadAttention, causal_mask
     attn = MultiHeadAttention(d_model=8, n_head=2)
@@ -44,7 +56,7 @@ def attention():
     return Example(attn(x, mask=causal_mask(4)).sum(), attn, {"x": x})
 
 
-def gpt():
+def gpt() -> Example:
     """A one-layer GPT and its next-token loss on a batch of 2 sequences of 8 tokens."""
     from tinyformer.gpt import GPT
     model = GPT(vocab_size=10, context=8, n_layer=1, n_head=2, d_model=8)
@@ -52,7 +64,7 @@ def gpt():
     return language_modelling(model, tokens)
 
 
-def bert():
+def bert() -> Example:
     """A two-layer BERT and its masked-language-model loss on 2 sequences of 8 tokens."""
     from tinyformer.bert import BERT
     model = BERT(vocab_size=10, context=8, n_layer=2, n_head=2, d_model=8, pad_id=0)
@@ -60,7 +72,7 @@ def bert():
     return masked_language_modelling(model, tokens, mask_id=1)
 
 
-def transformer():
+def transformer() -> Example:
     """A one-layer encoder-decoder Transformer and its teacher-forced loss on the `reverse`
     task: 2 sources of 5 digits, their targets shifted right."""
     from tinyformer.data import PAD, Seq2SeqTask
@@ -75,7 +87,8 @@ EXAMPLES = {"mlp": mlp, "attention": attention, "layernorm": layernorm, "gpt": g
             "bert": bert, "transformer": transformer}
 
 
-def example(name, seed=0):
+def example(name: Literal["mlp", "attention", "layernorm", "gpt", "bert", "transformer"],
+            seed: int = 0) -> Example:
     """The example called `name`, built from a seeded engine (the same picture every time)."""
     if name not in EXAMPLES:
         raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
@@ -87,7 +100,7 @@ def example(name, seed=0):
 # The losses the models are trained with (tinyformer/jobs.py's), on a batch of tokens
 
 
-def language_modelling(model, tokens):
+def language_modelling(model: GPT, tokens: np.ndarray) -> Example:
     """A GPT's loss: predict each next token of `tokens` (B, T + 1)."""
     from tinyformer.jobs import next_token_loss
     return Example(next_token_loss(model, tokens[:, :-1], tokens[:, 1:]), model, {})
@@ -98,7 +111,7 @@ def language_modelling(model, tokens):
 HIDE_EVERY = 7
 
 
-def masked_language_modelling(model, tokens, mask_id):
+def masked_language_modelling(model: BERT, tokens: np.ndarray, mask_id: int) -> Example:
     """A BERT's loss: `tokens` (B, T) with every HIDE_EVERY-th replaced by `mask_id`, and the
     hidden ones to be guessed (the others are ignored by the loss, as in training)."""
     from tinyformer.bert import IGNORE
@@ -109,14 +122,16 @@ def masked_language_modelling(model, tokens, mask_id):
     return Example(masked_lm_loss(model, inputs, targets), model, {})
 
 
-def sequence_to_sequence(model, src, tgt_in, tgt_out, label_smoothing=0.0):
+def sequence_to_sequence(model: Transformer, src: np.ndarray, tgt_in: np.ndarray,
+                         tgt_out: np.ndarray, label_smoothing: float = 0.0) -> Example:
     """An encoder-decoder's loss with teacher forcing: the decoder reads the target shifted
     right (tgt_in: <bos> t1 t2 ...) and predicts it (tgt_out: t1 t2 ... <eos>)."""
     from tinyformer.jobs import seq2seq_loss
     return Example(seq2seq_loss(model, src, tgt_in, tgt_out, label_smoothing), model, {})
 
 
-def checkpoint_step(model, tokenizer, saved, prompt):
+def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
+                    prompt: str) -> Example:
     """The training step of a checkpoint's model (`load_model`'s three results) on `prompt`:
     a GPT predicts each next token of it, a BERT guesses its hidden tokens, a seq2seq
     Transformer translates it (as a source of the task it was trained on) into its answer.

@@ -25,21 +25,23 @@ levels down into one node, `fold_repeats=True` a stack of blocks into
 `decoder.layers: DecoderLayer x N`.
 """
 
+from __future__ import annotations
+
 import html
 import math
 import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import graphviz
 import numpy as np
 
 import tinyautograd as ta
-from tinyformer.files import atomic_write
+from tinyformer.files import StrPath, atomic_write
 
-from .html import ink
+from .html import Page, ink
 from .plots import FIGURE_FORMATS, visible
 
 # Fill colours of the kinds of node, so a reader sees at once what is learned.
@@ -60,6 +62,9 @@ GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient
 _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 
+# The directions graphviz lays a graph out in: top to bottom, left to right, and back.
+Rankdir = Literal["TB", "LR", "BT", "RL"]
+
 # Why neither the gradients nor the backward graph of a loss can be had once backward() ran.
 FREED = ("backward() has freed the graph: draw it before backward, or call "
          "backward(retain_graph=True)")
@@ -77,11 +82,11 @@ class NodeCapError(ValueError):
     """draw_backward's `max_nodes` left no room for any op beside the dL/d boxes, which are
     all drawn: `needed` is the least cap that draws one, `gradients` how many boxes there are."""
 
-    def __init__(self, max_nodes, needed, gradients):
+    def __init__(self, max_nodes: int, needed: int, gradients: int) -> None:
         self.max_nodes, self.needed, self.gradients = max_nodes, needed, gradients
         super().__init__(f"draw_backward: {self.sentence()}")
 
-    def sentence(self, name=lambda key: key):
+    def sentence(self, name: Callable[[str], str] = lambda key: key) -> str:
         """What was wrong and what to do, each argument called what `name` calls it (a command
         line's: max_nodes -> --max-nodes), as TrainConfig.check(name=...) does."""
         return (f"{name('max_nodes')}={self.max_nodes} leaves no room for any op beside the "
@@ -97,14 +102,14 @@ class Graph(graphviz.Digraph):
 
     page_options = None        # draw_graph's or draw_backward's arguments, and the view
 
-    def page(self, **changes):
+    def page(self, **changes: Any) -> Page:
         """The interactive page of this graph (viz.graph_page), `changes` to its options."""
         if self.page_options is None:
             raise ValueError("only a graph returned by draw_graph or draw_backward has a page")
         from .graph_page import graph_page          # graph_page builds on this module
         return graph_page(**{**self.page_options, **changes})
 
-    def save_html(self, path):
+    def save_html(self, path: StrPath) -> StrPath:
         """Write the interactive page of this graph to `path` (.html); returns the path."""
         return self.page().save(path)
 
@@ -314,9 +319,14 @@ def _cluster_of(name):
 # Drawing
 
 
-def draw_graph(tensor, params=None, inputs=None, show_data=False, show_grad=False,
-               max_nodes=500, rankdir="TB", cluster_params=False, color_by_grad=False,
-               grad_range=None, modules=None, depth=None, fold_repeats=False):
+def draw_graph(tensor: ta.Tensor,
+               params: ta.nn.Module | Mapping[str, ta.Tensor] | None = None,
+               inputs: Mapping[str, ta.Tensor] | None = None, show_data: bool = False,
+               show_grad: bool = False, max_nodes: int = 500, rankdir: Rankdir = "TB",
+               cluster_params: bool = False, color_by_grad: bool = False,
+               grad_range: tuple[float, float] | None = None,
+               modules: ta.nn.Module | None = None, depth: int | None = None,
+               fold_repeats: bool = False) -> Graph:
     """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
 
     One box per op (its name, its number, the one draw_backward's "of forward op #N" cites,
@@ -732,9 +742,13 @@ def _leaf_label(t, name, show_data, show_grad, color_by_grad=False):
 # The backward graph
 
 
-def draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=False,
-                  max_nodes=500, rankdir="TB", color_by_grad=False, grad_range=None,
-                  modules=None, depth=None, fold_repeats=False):
+def draw_backward(loss: ta.Tensor,
+                  params: ta.nn.Module | Mapping[str, ta.Tensor] | None = None,
+                  inputs: Mapping[str, ta.Tensor] | None = None, show_data: bool = False,
+                  show_grad: bool = False, max_nodes: int = 500, rankdir: Rankdir = "TB",
+                  color_by_grad: bool = False, grad_range: tuple[float, float] | None = None,
+                  modules: ta.nn.Module | None = None, depth: int | None = None,
+                  fold_repeats: bool = False) -> Graph:
     """The graph of the backward pass of `loss` (one number), as a `graphviz.Digraph`.
 
     Backward formulas are Tensor ops, so `grad(loss, leaves, create_graph=True)` records them
@@ -1075,7 +1089,7 @@ def _backward_leaf(t, seed, forward, viewed, names, op_number):
 # Gradient flow: colours for gradient norms on a log scale
 
 
-def retain_grads(tensor):
+def retain_grads(tensor: ta.Tensor) -> None:
     """Ask every op result in the graph behind `tensor` to keep its `.grad` after backward, so
     that `draw_graph(..., color_by_grad=True)` can colour the ops as well as the parameters.
     Call it before `backward`."""
@@ -1132,7 +1146,7 @@ def _scale_position(norm, grad_range):
     return min(max((math.log10(norm) - low) / (high - low), 0.0), 1.0)
 
 
-def grad_colour(norm, grad_range=(1e-8, 1.0)):
+def grad_colour(norm: float, grad_range: tuple[float, float] = (1e-8, 1.0)) -> str:
     """The colour ("#rrggbb") that gradient flow gives a gradient of this norm."""
     _check_range(grad_range)
     scaled = _scale_position(norm, grad_range) * (len(_VIRIDIS) - 1)
@@ -1200,7 +1214,7 @@ def _add_legend(dot, grad_range, modules=False):
 # --------------------------------------------------------------------------------------------
 # Files
 
-def render(digraph, path):
+def render(digraph: graphviz.Digraph, path: StrPath) -> Path:
     """Write `digraph` to `path`: an image chosen by the suffix (.svg, .png, .pdf), or the dot
     source itself for .dot or .gv. Returns the path written.
 

@@ -26,16 +26,19 @@ number (a loss). The graph must still be whole: draw before `backward()`, or cal
 `retain_graph=True`.
 """
 
+from __future__ import annotations
+
 import html
 import inspect
 import re
+from typing import Literal, Mapping
 
 import numpy as np
 
 import tinyautograd as ta
 
-from .graph import (FREED, DotNotFoundError, INSTALL_HINT, _check_depth, _check_recorded,
-                    _draw_backward, _draw_forward, _layout, _walk)
+from .graph import (FREED, DotNotFoundError, INSTALL_HINT, Rankdir, _check_depth,
+                    _check_recorded, _draw_backward, _draw_forward, _layout, _walk)
 from .html import Page, number, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
@@ -47,9 +50,15 @@ ENGINE_ATTRIBUTES = {"fn", "inputs", "needs_input_grad", "freed", "backward_of",
 VIEWS = ("forward", "backward")
 
 
-def graph_page(tensor, params=None, inputs=None, modules=None, view="forward", depth=None,
-               fold_repeats=False, max_nodes=2000, show_data=False, show_grad=False,
-               color_by_grad=False, grad_range=None, rankdir="TB", title=None):
+def graph_page(tensor: ta.Tensor,
+               params: ta.nn.Module | Mapping[str, ta.Tensor] | None = None,
+               inputs: Mapping[str, ta.Tensor] | None = None,
+               modules: ta.nn.Module | None = None,
+               view: Literal["forward", "backward"] = "forward", depth: int | None = None,
+               fold_repeats: bool = False, max_nodes: int = 2000, show_data: bool = False,
+               show_grad: bool = False, color_by_grad: bool = False,
+               grad_range: tuple[float, float] | None = None, rankdir: Rankdir = "TB",
+               title: str | None = None) -> Page:
     """The interactive page of the graph behind `tensor`, as a Page (`.save(path)`, `.html`).
 
     `params`, `inputs`, `modules`, `max_nodes`, `rankdir` and the labels' `show_data`,

@@ -14,15 +14,19 @@ wherever it is opened. `Page.save(path)` writes it; in a Jupyter notebook a Page
 inline, inside an iframe, so its ids and styles cannot clash with the notebook's.
 """
 
+from __future__ import annotations
+
 import html
 import json
 import math
 import re
 from importlib import resources
+from typing import Any, Literal, SupportsFloat
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from tinyformer.files import atomic_write
+from tinyformer.files import StrPath, atomic_write
 
 HISTOGRAM_BINS = 16     # bars in the small histogram of a tensor's values
 SIGNIFICANT = 6         # digits kept of each number a page embeds
@@ -38,7 +42,7 @@ VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#2
            "#44bf70", "#7ad151", "#bddf26", "#fde725"]
 
 
-def viridis(t):
+def viridis(t: float) -> str:
     """The colour ("#rrggbb") of `t` in [0, 1] on viridis (clipped), linearly between steps."""
     t = min(max(float(t), 0.0), 1.0) * (len(VIRIDIS) - 1)
     i = min(int(t), len(VIRIDIS) - 2)
@@ -46,7 +50,7 @@ def viridis(t):
     return "#" + "".join(f"{round(x + (y - x) * (t - i)):02x}" for x, y in zip(a, b))
 
 
-def ink(background):
+def ink(background: str) -> str:
     """The colour of text on `background` ("#rrggbb"): black or white, whichever contrasts
     more with it, by WCAG 2's relative luminance L (contrast (L1 + 0.05) / (L2 + 0.05)); on
     any background one of them reaches 4.58:1, above the 4.5:1 that reading text needs."""
@@ -59,12 +63,12 @@ def ink(background):
     return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
 
 
-def asset(name):
+def asset(name: str) -> str:
     """The text of one of viz's asset files (viz/assets/NAME), shipped with the package."""
     return resources.files("viz").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def script_json(data):
+def script_json(data: object) -> str:
     """`data` as JSON that can sit inside a <script> element. Only '<' could end the element
     early (a name such as `</script>`); inside JSON it can only be in a string, where
     \\u003c means the same character."""
@@ -72,7 +76,7 @@ def script_json(data):
     return text.replace("<", "\\u003c")
 
 
-def number(value):
+def number(value: SupportsFloat) -> float | None:
     """A float rounded to SIGNIFICANT digits (JSON has no NaN or infinity: those are None)."""
     value = float(value)
     if not math.isfinite(value):
@@ -80,7 +84,7 @@ def number(value):
     return float(f"{value:.{SIGNIFICANT}g}")
 
 
-def summary(array):
+def summary(array: ArrayLike | None) -> dict[str, Any] | None:
     """What a page shows of an array: its size, dtype and shape, and over its finite values
     the norm, min, max and mean and a histogram of HISTOGRAM_BINS bars between min and max
     (`lo`, `hi`, `counts`). `nonfinite` counts the NaN and infinite values left out.
@@ -105,7 +109,8 @@ def summary(array):
     return out
 
 
-def page(title, kind, body, data):
+def page(title: str, kind: Literal["graph", "attention", "lens", "report"], body: str,
+         data: dict[str, Any]) -> str:
     """The HTML text of a page of `kind` (which names its assets): `body` is HTML (already
     escaped), `data` what the page's script reads, as JSON."""
     return f"""<!DOCTYPE html>
@@ -143,11 +148,11 @@ class Page:
     A lone surrogate anywhere in the text (a name, a token) is shown as U+FFFD, as a browser
     shows a bad byte, instead of failing to write."""
 
-    def __init__(self, text, title):
+    def __init__(self, text: str, title: str) -> None:
         self.html = LONE_SURROGATE.sub("\ufffd", text)
         self.title = LONE_SURROGATE.sub("\ufffd", title)
 
-    def save(self, path):
+    def save(self, path: StrPath) -> StrPath:
         """Write the page to `path`, atomically (a failure leaves no half-written file).
         Returns the path."""
         with atomic_write(path, "w", encoding="utf-8") as f:

@@ -10,17 +10,25 @@ figure, each cell coloured by its probability (viridis: dark for unsure, yellow 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from tinyformer.lens import Lens, logit_lens
+from tinyformer.tokenizers import Tokenizer
 
-from .attention import _encode, token_labels, translation
+from .attention import ModelKind, _encode, token_labels, translation
 from .html import ink, viridis
 from .plots import literal_text, new_figure
 
+if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, not before
+    from matplotlib.figure import Figure
 
-def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list[str]]:
+    from tinyformer.checkpoint import Model
+
+
+def lens_of_prompt(model: Model, tokenizer: Tokenizer, prompt: str,
+                   kind: ModelKind) -> tuple[Lens, list[str]]:
     """The logit lens of a checkpoint's model on `prompt`, and the token at each position: a
     GPT or a BERT reads the prompt (BERT with its <mask> tokens); an encoder-decoder
     translates it greedily, and the lens reads its decoder at each step of the translation.
@@ -34,7 +42,7 @@ def lens_of_prompt(model, tokenizer, prompt: str, kind: str) -> tuple[Lens, list
     return lens, token_labels(tokenizer, tgt[0])
 
 
-def _guess(tokenizer, token_id: int) -> str:
+def _guess(tokenizer: Tokenizer, token_id: int) -> str:
     """A predicted token labelled as the positions are (token_labels: control characters
     escaped, so that a cell never moves the terminal's cursor); an empty one as '∅'."""
     return token_labels(tokenizer, [token_id])[0] or "\u2205"
@@ -57,7 +65,7 @@ def _cut(text: str, width: int) -> str:
     return kept
 
 
-def lens_rows(lens: Lens, tokens: list[str], tokenizer,
+def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
               width: int = 8) -> list[list[tuple[str, float | None]]]:
     """The table as rows of (text, probability) cells: a header row, then one row per
     position: the token there, then for each state its top prediction and probability
@@ -74,7 +82,8 @@ def lens_rows(lens: Lens, tokens: list[str], tokenizer,
     return table
 
 
-def lens_text(lens: Lens, tokens: list[str], tokenizer, colour: bool = False) -> str:
+def lens_text(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
+              colour: bool = False) -> str:
     """The table as aligned text; with `colour`, each prediction styled for a terminal by its
     probability: bright and bold when sure, dim when not."""
     table = lens_rows(lens, tokens, tokenizer)
@@ -94,7 +103,8 @@ def _styled(text, probability):
 
 
 @literal_text()
-def lens_figure(lens: Lens, tokens: list[str], tokenizer, title: str = ""):
+def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
+                title: str = "") -> Figure:
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
     labelled with that token (shown inline when a Jupyter cell ends with it). `lens` and
     `tokens` are what `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""

@@ -10,13 +10,19 @@ Hovering a cell lists the k likeliest tokens there, and so do the arrow keys, ce
 once Tab has reached the table (viz/assets/lens.js).
 """
 
+from __future__ import annotations
+
 import html
+from typing import Sequence
+
+from tinyformer.lens import Lens
+from tinyformer.tokenizers import Tokenizer
 
 from .html import Page, ink, number, page, viridis
 from .lens import _guess
 
 
-def lens_page(lens, tokens, tokenizer, title):
+def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: str) -> Page:
     """The page of `lens` (a tinyformer.lens.Lens) over `tokens` (one label a position), as
     `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns them."""
     n_states, n_positions, k = lens.top_ids.shape

@@ -14,14 +14,20 @@ matplotlib is imported inside the function, not at the top: the rest of viz (and
 line) work without it, and only drawing a plot needs it.
 """
 
+from __future__ import annotations
+
 import contextlib
 import functools
 import io
 import itertools
 import os
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from tinyformer.files import atomic_write
+from tinyformer.files import StrPath, atomic_write
 from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
+
+if TYPE_CHECKING:              # named by the hints alone: imported when a figure is drawn
+    from matplotlib.figure import Figure
 
 
 # Validation figures other than the loss that a job may report, with their axis labels.
@@ -33,7 +39,7 @@ EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
 FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-def smooth(values, span=None):
+def smooth(values: Sequence[float], span: float | None = None) -> list[float]:
     """The `values` smoothed by an exponential moving average run forwards and then backwards.
 
     One forward EMA lags behind: on a falling loss curve it draws above the points, which reads
@@ -63,7 +69,7 @@ def smooth(values, span=None):
             zip(ema(ema(values)[::-1])[::-1], itertools.accumulate(values, max))]
 
 
-def plot_metrics(run_dir_or_metrics_path, out_path=None):
+def plot_metrics(run_dir_or_metrics_path: StrPath, out_path: StrPath | None = None) -> StrPath:
     """Draw a run's training curves to a picture and return the path written.
 
     `run_dir_or_metrics_path` is a run directory (holding metrics.jsonl) or the metrics file
@@ -79,7 +85,7 @@ def plot_metrics(run_dir_or_metrics_path, out_path=None):
     return save_figure(fig, out_path, fmt, dpi=110)
 
 
-def figure_format(caller, out_path):
+def figure_format(caller: str, out_path: StrPath) -> str:
     """The format the suffix of `out_path` names (png, svg or pdf, in any case), or a one-line
     ValueError naming the suffixes accepted: a picture is never written in a format its name
     does not say."""
@@ -91,7 +97,7 @@ def figure_format(caller, out_path):
     return FIGURE_FORMATS[suffix]
 
 
-def save_figure(figure, out_path, fmt, dpi):
+def save_figure(figure: Figure, out_path: StrPath, fmt: str, dpi: float) -> StrPath:
     """Write the matplotlib `figure` to `out_path` in the format `fmt` (figure_format's, found
     before the drawing), atomically: a failure leaves what was there. Returns the path."""
     with atomic_write(out_path, "wb") as f:
@@ -123,7 +129,7 @@ def _run_paths(run_dir_or_metrics_path):
     return os.path.dirname(source) or ".", source
 
 
-def new_figure(**settings):
+def new_figure(**settings: Any) -> Figure:
     """A matplotlib Figure (`settings` as Figure takes them) that the Agg backend draws in
     memory, so that no screen is needed (a server, CI, ssh), and that a Jupyter cell ending
     with it shows inline whatever the notebook's backend. It is built directly rather than
@@ -136,7 +142,7 @@ def new_figure(**settings):
 
 
 @contextlib.contextmanager
-def literal_text():
+def literal_text() -> Iterator[None]:
     """matplotlib settings under which every text is drawn as written. By default a text with
     two `$` in it is read as TeX maths: a token, a prompt or a run named "we pay $$ 5 $$"
     failed to draw (ValueError), and "price $x^2$" was drawn as a formula. The setting is read
@@ -165,7 +171,7 @@ def _inline_figure_class():
 
 
 @literal_text()
-def metrics_figure(run_dir_or_metrics_path):
+def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)

@@ -14,9 +14,14 @@ page, written with `refresh=`, reloads itself from disk every so many seconds un
 says the run has ended.
 """
 
+from __future__ import annotations
+
 import html
 import os
 import time
+from typing import Callable
+
+from tinyformer.files import StrPath
 
 from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
@@ -29,7 +34,7 @@ CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
 FOLLOW_SECONDS = 5           # how often a followed page is rewritten and reloads itself
 
 
-def metrics_page(run_dir_or_metrics_path, refresh=None):
+def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None) -> Page:
     """The report page of a run directory (or of its metrics.jsonl). With `refresh` (seconds),
     a page of a run that is still going reloads itself that often. ValueError (one line) when
     the metrics are missing, empty or not a metrics.jsonl."""
@@ -57,7 +62,9 @@ def metrics_page(run_dir_or_metrics_path, refresh=None):
     return report
 
 
-def follow_run(run_dir, out_path, every=FOLLOW_SECONDS, log=print, sleep=time.sleep):
+def follow_run(run_dir: StrPath, out_path: StrPath, every: float = FOLLOW_SECONDS,
+               log: Callable[[str], None] = print,
+               sleep: Callable[[float], None] = time.sleep) -> StrPath:
     """Write the report page of the run in `run_dir` (or of its metrics.jsonl) to `out_path`,
     and while the run is training, write it again each time its metrics.jsonl changes
     (looking every `every` seconds); the page reloads itself as often. Returns the path once a

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Callable, Literal, Mapping
 
 from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
-from tinyformer.files import command_line, describe_os_error
+from tinyformer.files import StrPath, command_line, describe_os_error
+from tinyformer.lens import Lens
 from tinyformer.rundir import METRICS, is_training, read_manifest
 from tinyformer.summary import counted
+from tinyformer.tokenizers import Tokenizer
 
-from .attention import plot_attention
+from .attention import AttentionMap, plot_attention
 from .attention_page import attention_page
-from .examples import checkpoint_step, example
+from .examples import Example, checkpoint_step, example
 from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
@@ -36,7 +39,7 @@ def _is_page(path):
 
 
 def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = None,
-                 prompt: str | None = None):
+                 prompt: str | None = None) -> Example:
     """The computation to draw: a built-in example, or the training step on `prompt` of the
     checkpoint in `checkpoint_dir`; ValueError, one line, for neither or both, or a prompt
     missing, given to an example, or one the checkpoint cannot read.
@@ -56,10 +59,10 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
         return example(example_name) if example_name else checkpoint_step(*checkpoint, prompt)
 
 
-def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = False,
-                show_grad: bool = False, flow: bool = False, max_nodes: int = 1000,
-                depth: int | None = None, fold_repeats: bool = False,
-                title: str | None = None) -> str:
+def write_graph(out_path: str, shown: Example, what: Literal["forward", "backward"] = "forward",
+                show_data: bool = False, show_grad: bool = False, flow: bool = False,
+                max_nodes: int = 1000, depth: int | None = None, fold_repeats: bool = False,
+                title: str | None = None) -> StrPath:
     """Draw the forward or backward graph of `shown` (step_to_draw's); a page is headed by
     `title` (graph_page's, by default)."""
     folding = dict(depth=depth, fold_repeats=fold_repeats)
@@ -75,7 +78,8 @@ def write_graph(out_path: str, shown, what: str = "forward", show_data: bool = F
     return render(draw_graph(shown.loss, **drawn), out_path)
 
 
-def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = "") -> str:
+def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, kind: str,
+                    run_dir: str = "") -> str:
     """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
     map `name`, or as a page holding them all, opened on `name`; titled by the run."""
     run = run_name(run_dir)
@@ -89,7 +93,8 @@ def write_attention(out_path: str, maps, name: str, kind: str, run_dir: str = ""
     return out_path
 
 
-def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str = "") -> str:
+def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
+               run_dir: str = "") -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
     says) or a page."""
     title = f"{run_name(run_dir)}: the logit lens"
@@ -101,7 +106,7 @@ def write_lens(out_path: str, table, tokens: list[str], tokenizer, run_dir: str 
 
 
 def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False,
-                 log=print) -> str:
+                 log: Callable[[str], None] = print) -> str:
     """A run's curves as a PNG [the run's loss.png], or its report page. With `follow`, the
     page is rewritten as the run trains (and reloads itself), until the run ends. ValueError
     for metrics that are missing or not a metrics.jsonl."""
