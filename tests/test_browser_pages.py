@@ -1416,7 +1416,6 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                                        loss.find_elements(By.CSS_SELECTOR, ".legend")):
             for key in ("stroke", "stroke-width", "opacity"):
                 assert sample.get_attribute(key) == line.get_attribute(key), key
-            assert label.get_attribute("fill") == line.get_attribute("stroke")   # its colour
             assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
             assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
         assert len(samples) == 3
@@ -1553,3 +1552,61 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
         assert time.perf_counter() - began < 5, "the page of a running run did not reload"
         time.sleep(0.1)
     assert chromium.errors(browser) == []
+
+
+# ------------------------------------------------------------------------------ every page
+
+# Each piece of text shown with its contrast ratio (WCAG 2) against the first opaque
+# background under it, its colour and opacity blended in; the graph's drawing is left out
+# (graphviz's own black on pale fills; test_viz_graph checks the gradient colours' ink).
+LOW_CONTRAST = """
+const rgba = (css) => css.match(/[\\d.]+/g).map(Number).concat([1]).slice(0, 4);
+const luminance = (c) => c.slice(0, 3).map((v) => v / 255)
+  .map((v) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+  .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+const low = [], walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const element = walker.currentNode.parentElement, style = getComputedStyle(element);
+  if (!walker.currentNode.textContent.trim() || element.closest("script, .picture, [hidden]")
+      || style.visibility === "hidden" || !element.getClientRects().length) continue;
+  let under = element, back = [0, 0, 0, 0];
+  while (under && back[3] < 0.5) {
+    back = rgba(getComputedStyle(under).backgroundColor);
+    under = under.parentElement;
+  }
+  if (back[3] < 0.5) back = [255, 255, 255, 1];
+  let ink = rgba(element instanceof SVGElement ? style.fill : style.color), alpha = ink[3];
+  for (let e = element; e; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
+  ink = ink.map((v, i) => v * alpha + back[i] * (1 - alpha));
+  const [a, b] = [luminance(ink), luminance(back)];
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) low.push(`${walker.currentNode.textContent.trim()}: ${ratio.toFixed(2)}`);
+}
+return low;
+"""
+
+
+def test_the_text_of_every_page_reads_at_4_5_to_1_at_least(browser, gpt, tmp_path):
+    # Under 4.5:1 were the report's legend, each name in its line's colour (the validation
+    # loss's orange at 2.5:1), the lens's percentages, faded to 4.1:1 on its teal, and the
+    # panel's "op" in white on grey (4.48:1).
+    _, _, graph = gpt
+    open_clean(browser, graph)
+    browser.find_element(By.CSS_SELECTOR, ".picture:not(.inactive) g.node").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel .kind")
+    low = {"graph": browser.execute_script(LOW_CONTRAST)}
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 4))
+    probs[1, :] = np.linspace(0.3, 0.6, 4)[:, None] * np.eye(10)[0] + 0.01   # teal cells
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    open_clean(browser, viz.lens_page(lens, list("wxyz"), Letters(), "a lens").save(
+        tmp_path / "lens.html"))
+    low["lens"] = browser.execute_script(LOW_CONTRAST)
+    open_clean(browser, viz.attention_page(synthetic_maps(rng), "maps").save(
+        tmp_path / "attention.html"))
+    low["attention"] = browser.execute_script(LOW_CONTRAST)
+    open_clean(browser, viz.metrics_page(write_run(tmp_path / "run", 6, iters=6)).save(
+        tmp_path / "report.html"))
+    low["report"] = browser.execute_script(LOW_CONTRAST)
+    assert low == {"graph": [], "lens": [], "attention": [], "report": []}

@@ -121,14 +121,15 @@ function draw() {
 // The names of a chart's series: right of its title (which ends at `titleEnd`) if they fit on
 // its line, or else in rows of their own under it, as many to a row as fit in the chart's
 // width. Each name follows a short piece of its line, drawn as the line is (a faint thin
-// line is told from a strong one by that alone). Returns how many rows the title and the
-// legend take.
+// line is told from a strong one by that alone); the name itself is in the page's ink, as
+// a line's colour (orange, green) on white is too pale to read as text. Returns how many
+// rows the title and the legend take.
 const SAMPLE = 22;       // the piece of line, and the room between it and the name
 function placeLegend(svg, series, titleEnd, width) {
   const gap = 18, items = series.map((s) => {
     const sample = el("line", {class: "legend-sample", stroke: s.colour, "stroke-width": s.width,
                                opacity: s.faint ? 0.4 : 1}, svg);
-    const label = el("text", {class: "legend", fill: s.colour}, svg);
+    const label = el("text", {class: "legend"}, svg);
     label.textContent = s.name;
     return {sample, label, width: SAMPLE + label.getComputedTextLength()};
   });
