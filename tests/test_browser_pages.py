@@ -1554,6 +1554,28 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert chromium.errors(browser) == []
 
 
+def test_the_report_reads_a_steps_values_from_the_keyboard(browser, tmp_path):
+    # Its values were read by hovering only: Tab reached nothing on the page.
+    run = write_run(tmp_path / "run", 6, iters=6)
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    chart = browser.switch_to.active_element
+    assert chart.get_attribute("data-chart").startswith("loss")
+    assert "arrow keys" in chart.accessible_name
+    # The first arrow key takes the first step; then two steps on, and back from the end.
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT).perform()
+    reading = browser.find_element(By.ID, "reading")
+    assert reading.get_attribute("role") == "status"
+    assert reading.text.split("; ")[:2] == ["step 3", "train loss (each step): 1"]
+    assert tooltip(browser).splitlines()[0] == "step 3" and crosses_shown(browser) == [True] * 3
+    ActionChains(browser).send_keys(Keys.END, Keys.ARROW_LEFT).perform()
+    assert reading.text.startswith("step 5; ")
+    ActionChains(browser).send_keys(Keys.TAB).perform()          # the next chart
+    assert browser.switch_to.active_element.get_attribute("data-chart") == "val recall"
+    assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
+    assert chromium.errors(browser) == []
+
+
 # ------------------------------------------------------------------------------ every page
 
 # Each piece of text shown with its contrast ratio (WCAG 2) against the first opaque

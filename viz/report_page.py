@@ -1,11 +1,12 @@
-"""The run report: a run's training curves as a page, with values read by hovering.
+"""The run report: a run's training curves as a page, with values read by hovering or keys.
 
     metrics_page("runs/gpt").save("report.html")
 
 The curves are those of the PNG (viz.plots), drawn by the page's script (viz/assets/report.js)
 from the numbers of metrics.jsonl embedded in it: the train loss at each step and smoothed, the
 validation loss where the run evaluated, recall or accuracy if it measured one, the gradient
-norm if it recorded one, and the learning rate. Hovering a chart shows every value at that step.
+norm if it recorded one, and the learning rate. Hovering a chart shows every value at that step
+(or the arrow keys, once Tab is on a chart; a line under the charts says them too).
 
 A page reads nothing once written, so a page of a run still going is only as new as the
 moment it was written. `run_status` tells from the run directory whether the run is going:
@@ -118,4 +119,5 @@ def _body(title, status, data):
 <span class="muted">written {data['written']}</span>
 </header>
 <main id="charts"></main>
+<p id="reading" class="muted" role="status"></p>
 <div id="tooltip" class="tooltip" hidden></div>"""

@@ -1,6 +1,7 @@
 // The run report (viz/report_page.py writes it): the training curves as SVG charts that share
-// the step axis; hovering any of them shows every value at that step. A page of a run still
-// going reloads itself from disk every few seconds (`tinyformer plot --follow` rewrites it).
+// the step axis; hovering any of them (or the arrow keys, once Tab is on one) shows every
+// value at that step. A page of a run still going reloads itself from disk every few seconds
+// (`tinyformer plot --follow` rewrites it).
 "use strict";
 
 const data = JSON.parse(document.getElementById("page-data").textContent);
@@ -70,8 +71,9 @@ function draw() {
                          parseFloat(style.paddingRight));
   for (const chart of charts) {
     const figure = document.createElement("figure");
-    const svg = el("svg", {width, "data-chart": chart.title, role: "img",
-                           "aria-label": chart.title});
+    const svg = el("svg", {width, "data-chart": chart.title, role: "img", tabindex: 0,
+                           "aria-label": `${chart.title}: the arrow keys move from step to ` +
+                             "step and read every value there"});
     figure.appendChild(svg);
     main.appendChild(figure);
     const title = el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg);
@@ -174,15 +176,14 @@ function nearest(points, step) {
   return Math.abs(points[low][0] - step) <= Math.abs(points[high][0] - step) ? points[low] : points[high];
 }
 
-let hovering = false;
+let hovering = false;     // a value is being read (by the mouse or the keyboard)
+let keyStep = null;       // the keyboard's step, while Tab is on a chart
 
-main.addEventListener("mousemove", (event) => {
-  const here = drawn.find((d) => d.svg.contains(event.target) || d.svg === event.target);
-  if (!here) return hide();
+// Mark step `at` (one the train loss was logged at) on every chart and list every value
+// there in the tooltip, placed beside `place` (the mouse, or the step's top for the
+// keyboard); the text it shows.
+function showStep(at, place) {
   hovering = true;
-  const box = here.svg.getBoundingClientRect();
-  const step = Math.round(here.invert(event.clientX - box.left));
-  const at = nearest(data.train, step)[0];           // every step has a train loss
   const lines = [`step ${at}`];
   for (const d of drawn) {
     d.cross.setAttribute("x1", d.x(at));
@@ -196,9 +197,41 @@ main.addEventListener("mousemove", (event) => {
     }
   }
   tooltip.textContent = lines.join("\n");
-  placeTooltip(event);
+  placeTooltip(place);
+  return tooltip.textContent;
+}
+
+main.addEventListener("mousemove", (event) => {
+  const here = drawn.find((d) => d.svg.contains(event.target) || d.svg === event.target);
+  if (!here) return hide();
+  const box = here.svg.getBoundingClientRect();
+  const step = Math.round(here.invert(event.clientX - box.left));
+  showStep(nearest(data.train, step)[0], event);     // every step has a train loss
 });
 main.addEventListener("mouseleave", hide);
+
+// The keyboard: once Tab is on a chart, the arrow keys move from step to step (Home and End
+// to the first and the last), and the line under the charts (role=status, read out) says
+// every value there, as the tooltip does.
+const reading = document.getElementById("reading");
+main.addEventListener("keydown", (event) => {
+  const here = drawn.find((d) => d.svg === event.target);
+  const moves = {ArrowLeft: -1, ArrowRight: 1, Home: -Infinity, End: Infinity};
+  if (!here || !(event.key in moves)) return;
+  event.preventDefault();
+  const last = data.train.length - 1;
+  keyStep = keyStep === null ? (moves[event.key] > 0 ? 0 : last)
+    : Math.min(Math.max(keyStep + moves[event.key], 0), last);
+  const box = here.svg.getBoundingClientRect();
+  reading.textContent = showStep(data.train[keyStep][0],
+                                 {clientX: box.left + here.x(data.train[keyStep][0]),
+                                  clientY: box.top + MARGIN.top})
+    .replaceAll("\n", "; ");
+});
+main.addEventListener("focusout", () => {
+  keyStep = null;
+  hide();
+});
 
 function hide() {
   hovering = false;
