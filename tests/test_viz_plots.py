@@ -196,6 +196,23 @@ def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation
     assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
 
 
+@pytest.mark.parametrize("extra", ["val_recall", "val_accuracy"])
+def test_the_last_values_are_written_dark_enough_to_read_in_their_lines_hue(tmp_path, extra):
+    # They were in the lines' own colours: the validation loss's orange read at 2.5:1 on
+    # white, the recall's green at 3.3:1, under the 4.5:1 that reading text needs.
+    from matplotlib.colors import to_hex, to_rgb
+    from test_html_pages import contrast
+
+    figure = metrics_figure(write_metrics(tmp_path / "run", extra=extra))
+    labels = [(text, line) for ax in figure.axes[:2] for text in ax.texts
+              for line in ax.get_lines()[-1:]]
+    assert len(labels) == 2
+    for text, line in labels:
+        assert contrast("white", to_hex(text.get_color())) >= 4.5
+        hue = np.array(to_rgb(text.get_color())) / np.array(to_rgb(line.get_color()))
+        np.testing.assert_allclose(hue, hue[0], rtol=1e-6)    # the line's colour, darker
+
+
 def test_a_true_or_false_is_no_value_to_plot(tmp_path):
     odd = {"step": 41, "train_loss": 0.4, "val_loss": True, "val_accuracy": False, "lr": True}
     run = write_metrics(tmp_path / "run", extra=None, tail=json.dumps(odd) + "\n")
