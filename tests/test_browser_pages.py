@@ -1608,7 +1608,22 @@ return low;
 """
 
 
-def test_the_text_of_every_page_reads_at_4_5_to_1_at_least(browser, gpt, tmp_path):
+def unnamed(browser):
+    """What Tab reaches (controls, nodes, charts) that a screen reader has no name for, read
+    from Chromium's accessibility tree, and the headings that skip a level (h3 under h1)."""
+    found = [f"{ax(n, 'role')} without a name" for n in accessibility_tree(browser).values()
+             if not n.get("ignored") and not (ax(n, "name") or "").strip()
+             and any(p["name"] == "focusable" and p["value"].get("value")
+                     for p in n.get("properties", []))
+             and ax(n, "role") not in ("RootWebArea", "generic")]
+    levels = browser.execute_script("return [...document.querySelectorAll('h1, h2, h3, h4')]"
+                                    ".filter((h) => h.getClientRects().length)"
+                                    ".map((h) => Number(h.tagName[1]))")
+    found += [f"h{b} after h{a}" for a, b in zip([0] + levels, levels) if b > a + 1]
+    return found
+
+
+def test_every_page_reads_at_4_5_to_1_and_names_its_controls(browser, gpt, tmp_path):
     # Under 4.5:1 were the report's legend, each name in its line's colour (the validation
     # loss's orange at 2.5:1), the lens's percentages, faded to 4.1:1 on its teal, and the
     # panel's "op" in white on grey (4.48:1).
@@ -1616,7 +1631,7 @@ def test_the_text_of_every_page_reads_at_4_5_to_1_at_least(browser, gpt, tmp_pat
     open_clean(browser, graph)
     browser.find_element(By.CSS_SELECTOR, ".picture:not(.inactive) g.node").click()
     assert browser.find_elements(By.CSS_SELECTOR, "#panel .kind")
-    low = {"graph": browser.execute_script(LOW_CONTRAST)}
+    low = {"graph": browser.execute_script(LOW_CONTRAST) + unnamed(browser)}
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(3, 4))
     probs[1, :] = np.linspace(0.3, 0.6, 4)[:, None] * np.eye(10)[0] + 0.01   # teal cells
@@ -1624,11 +1639,11 @@ def test_the_text_of_every_page_reads_at_4_5_to_1_at_least(browser, gpt, tmp_pat
     lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
     open_clean(browser, viz.lens_page(lens, list("wxyz"), Letters(), "a lens").save(
         tmp_path / "lens.html"))
-    low["lens"] = browser.execute_script(LOW_CONTRAST)
+    low["lens"] = browser.execute_script(LOW_CONTRAST) + unnamed(browser)
     open_clean(browser, viz.attention_page(synthetic_maps(rng), "maps").save(
         tmp_path / "attention.html"))
-    low["attention"] = browser.execute_script(LOW_CONTRAST)
+    low["attention"] = browser.execute_script(LOW_CONTRAST) + unnamed(browser)
     open_clean(browser, viz.metrics_page(write_run(tmp_path / "run", 6, iters=6)).save(
         tmp_path / "report.html"))
-    low["report"] = browser.execute_script(LOW_CONTRAST)
+    low["report"] = browser.execute_script(LOW_CONTRAST) + unnamed(browser)
     assert low == {"graph": [], "lens": [], "attention": [], "report": []}
