@@ -865,6 +865,7 @@ def break_config_type(d):
                            "embed.pos.embedding.weight has shape (16, 16)"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_config_path, ["config.json is damaged"]),
+    (lambda d: edit_config(d, lambda c: c.update(train=2.5)), ["config.json is damaged"]),
     (lambda d: edit_config(d, lambda c: c.update(eos_ids="x")), ["has an eos_ids entry"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
