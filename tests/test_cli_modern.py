@@ -98,6 +98,7 @@ def test_bad_switches_on_the_command_line_are_one_line(tmp_path, args, phrases):
     ("rmsnorm_affine = false", "rmsnorm_affine says whether RMS norms learn a weight; it "
                                "needs normalization = \"rmsnorm\""),
     ('activation = "swish"', "activation in {} must be one of relu, gelu, swiglu, relu2"),
+    ("logit_softcap = 1" + "0" * 400, "logit_softcap in {} must be a finite number > 0, got 1000"),
 ])
 def test_bad_switches_in_a_toml_file_are_one_line(tmp_path, toml, phrase):
     path = tmp_path / "run.toml"

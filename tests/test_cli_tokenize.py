@@ -519,6 +519,8 @@ def test_train_refuses_a_read_only_directory(tmp_path, corpus, monkeypatch):
     ('{"type": "bpe"}', ["missing 'merges'"]),
     ('{"type": "bpe", "merges": [[1, 999]], "special_tokens": []}', ["merge 0"]),
     ('{"type": "char", "chars": ["ab"], "special_tokens": []}', ["single characters"]),
+    ('{"type": "char", "chars": ["a"], "special_tokens": ["<eos\\udcff>"]}',
+     ["special token '<eos\\udcff>' is not valid UTF-8"]),
 ])
 def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
     path = tmp_path / "tok.json"

@@ -24,7 +24,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llam
                           PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
 
 import tinyautograd as ta
-from tinyformer.checkpoint import load_model
+from tinyformer.checkpoint import load_model, load_tokenizer_at
 from tinyformer.gpt import GPT
 from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.safetensors import load_file, save_file
@@ -1043,3 +1043,19 @@ def test_tokenize_shows_a_llama_tokenizers_pieces_as_it_shows_its_own(tmp_path, 
     for text in ["\u65e5\u672c\u8a9e \U0001F600 C:\\new", "a|b\\|c", "\u0085 \x85"]:
         ids = tok.encode(text)
         assert read_frame(split_shown(tok, ids)) == [tok.id_to_bytes(i) for i in ids]
+
+
+@pytest.mark.parametrize("vocab_size, said", [
+    (1e12, "must be a whole number >= 1, got 1000000000000.0"),
+    (10**12, "must be at most"), ("300", "got '300', a text")], ids=["float", "huge", "text"])
+def test_a_model_config_vocab_size_that_no_model_has_is_refused_for_its_tokenizer(
+        tmp_path, vocab_size, said):
+    # The tokenizer alone is read (tokenize --tokenizer DIR), padded to the model's vocabulary:
+    # the size is checked as the model's reader checks it, before anything that size is made.
+    (tmp_path / "tokenizer.json").write_text(json.dumps(train_tokenizer("qwen")))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama",
+                                                      "vocab_size": vocab_size}))
+    with address_space_capped(1 << 30), pytest.raises(ValueError) as error:
+        load_tokenizer_at(tmp_path)
+    assert str(error.value).startswith(f"vocab_size in {tmp_path / 'config.json'} ")
+    assert said in str(error.value) and "\n" not in str(error.value)

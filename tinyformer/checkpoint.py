@@ -201,7 +201,15 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
                               f"tokenizer.json)")
     config = read_config_json(directory)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
-        return pretrained_tokenizer(directory, config.get("vocab_size"))
+        # Checked as the model's reader checks it: the tokenizer is padded to it, so 10**12
+        # would fill the memory, and 3.5 could pad nothing.
+        vocab_size = config.get("vocab_size")
+        try:
+            check_settings({"vocab_size": vocab_size}, MODEL_SIZE_RULES,
+                           where=os.path.join(directory, CONFIG))
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+        return pretrained_tokenizer(directory, vocab_size)
     config = read_config(directory)
     return load_tokenizer_for(directory, config, _vocab_size(config))
 

@@ -410,6 +410,7 @@ class RunDirectory:
 # `allow_pickle=False`, the rest is JSON.
 
 MODEL_KINDS = ("gpt", "bert", "transformer")       # config.json's "model"
+RUN_TABLES = ("train", "resume", "engine")     # config.json's objects of a run ("data" may be null)
 
 
 class CheckpointError(ValueError):
@@ -543,10 +544,13 @@ def read_config(directory: StrPath) -> dict[str, Any]:
             and all(isinstance(n, str) and n == os.path.basename(n) and n in digests
                     for n in files.values())
             and all(isinstance(d, str) for d in digests.values())
-            and config.get("model") in MODEL_KINDS):
-        raise CheckpointError(f"{path} is damaged (its model, files or checksums are not as "
-                              f"tinyformer wrote them); put back the config.json this run "
-                              f"wrote, or train again")
+            and config.get("model") in MODEL_KINDS
+            # a run's tables, where there are: read as tables (a number in their place would
+            # fail as an internal error); model_config is checkpoint.py's to check
+            and all(isinstance(config.get(table, {}), dict) for table in RUN_TABLES)):
+        raise CheckpointError(f"{path} is damaged (its model, files, checksums or settings are "
+                              f"not as tinyformer wrote them); put back the config.json this "
+                              f"run wrote, or train again")
     if "eos_ids" in config:
         # The ids that end a text come from a Hugging Face model's own files (load_model reads
         # them there); ours end at <|endoftext|>, and tinyformer writes no eos_ids here.

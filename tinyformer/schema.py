@@ -61,12 +61,19 @@ class Number(Rule):
 
     def why(self, value: Any) -> str | None:
         ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-              and math.isfinite(value)
+              and _is_finite(value)
               and (self.above is None or value > self.above)
               and (self.low is None or value >= self.low)
               and (self.below is None or value < self.below)
               and value <= self.high)
         return None if ok else f"must be a finite number {self.describe()}, got {value!r}"
+
+
+def _is_finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:            # an integer too large for a float (a file's 10**400)
+        return False
 
 
 class OneOf(Rule):

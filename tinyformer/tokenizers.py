@@ -201,6 +201,8 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
         raise ValueError(f"special tokens must be non-empty strings, got {special_tokens!r}")
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special tokens must be distinct, got {special_tokens!r}")
+    for token in special_tokens:     # a lone surrogate (a file's "\udcff") matches no text
+        check_utf8(token, f"special token {token!r}")
     return special_tokens
 
 

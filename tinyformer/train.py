@@ -595,6 +595,10 @@ class Trainer:
             if type(step) is not int or step < 0:
                 raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
                                      f">= 0")
+            # (10**400, say, would fail at the first update, after metrics.jsonl was cut)
+            if step > self.config.iters:
+                raise damaged(where, f"parameter {i}'s step counts more updates than the "
+                                     f"run's {self.config.iters} steps")
         for i, group in enumerate(groups if isinstance(groups, list) else [None]):
             betas = group.get("betas") if isinstance(group, dict) else None
             if not (isinstance(betas, list) and len(betas) == 2):
