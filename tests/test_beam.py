@@ -207,6 +207,7 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     (dict(length_penalty=float("nan")), "length_penalty must be a finite number, got nan"),
     (dict(length_penalty=float("inf")), "length_penalty must be a finite number, got inf"),
     (dict(length_penalty="0.6"), "length_penalty must be a finite number, got '0.6'"),
+    (dict(length_penalty=10 ** 400), "length_penalty must be a finite number, got 1000"),
     (dict(length_penalty=None), "length_penalty must be a finite number, got None"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):

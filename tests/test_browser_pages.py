@@ -1570,9 +1570,14 @@ def test_the_report_reads_a_steps_values_from_the_keyboard(browser, tmp_path):
     assert tooltip(browser).splitlines()[0] == "step 3" and crosses_shown(browser) == [True] * 3
     ActionChains(browser).send_keys(Keys.END, Keys.ARROW_LEFT).perform()
     assert reading.text.startswith("step 5; ")
+    ActionChains(browser).send_keys(Keys.HOME, Keys.ARROW_LEFT).perform()   # stays at the first
+    assert reading.text.startswith("step 1; ")
     ActionChains(browser).send_keys(Keys.TAB).perform()          # the next chart
     assert browser.switch_to.active_element.get_attribute("data-chart") == "val recall"
     assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
+    # Leaving forgot the step: a first Left on the next chart starts from the last one.
+    ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+    assert reading.text.startswith("step 6; ")
     assert chromium.errors(browser) == []
 
 

@@ -865,7 +865,8 @@ def break_config_type(d):
                            "embed.pos.embedding.weight has shape (16, 16)"]),
     (break_config_type, ["d_model in ", "must be a whole number", "put back the config.json"]),
     (break_config_path, ["config.json is damaged"]),
-    (lambda d: edit_config(d, lambda c: c.update(train=2.5)), ["config.json is damaged"]),
+    *[(lambda d, table=table: edit_config(d, lambda c: c.update({table: 2.5})),
+       ["config.json is damaged"]) for table in ("train", "resume", "engine")],
     (lambda d: edit_config(d, lambda c: c.update(eos_ids="x")), ["has an eos_ids entry"]),
     (break_missing, ["is missing weights-", "incomplete"]),
     (break_truncated, ["truncated or corrupted"]),
@@ -1186,7 +1187,9 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (set_in_resume("state", 0, "step", value="two"), ["config.json", "step is 'two'"]),
     (set_in_resume("state", 0, "step", value=-5), ["config.json", "step is -5"]),
     (set_in_resume("state", 0, "step", value=10 ** 400),
-     ["config.json", "step counts more updates than the run's"]),
+     ["config.json", "not a whole number from 0 to the checkpoint's"]),
+    (lambda d: edit_config(d, lambda c: c["resume"]["optimizer"]["state"][0].update(
+        step=c["step"] + 1)), ["config.json", "not a whole number from 0 to the checkpoint's"]),
     (set_in_resume("param_groups", 0, "betas", value=[0.9]), ["betas [0.9], not a pair"]),
     (set_in_resume("param_groups", 1, "betas", value=[0.9, 2]),
      ["config.json", "group 1's betas[1] must be a finite number in [0, 1), got 2"]),
@@ -1201,7 +1204,7 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
                  "restore it, or start the run again with --force"]),
 ], ids=["missing-moment", "negative-index", "index-beyond", "moment-text",
         "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
-        "step-negative", "step-beyond-the-run",
+        "step-negative", "step-beyond-the-run", "step-one-past-the-checkpoint",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
         "eps-text", "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(

@@ -554,6 +554,15 @@ def write_run(directory, steps, iters=None, lock=None, extra=None):
     return directory
 
 
+@pytest.fixture(autouse=True)
+def no_lock_outlives_its_test():
+    """A test's runs that never end (a trainer killed, one still running) let go of their locks
+    with it, as the trainer's process would on ending."""
+    yield
+    while HELD_LOCKS:
+        HELD_LOCKS.pop().close()
+
+
 def release(directory):
     """The training process ends: it removes its run.lock and lets go of the lock."""
     for f in [f for f in HELD_LOCKS if f.name == str(directory / "run.lock")]:

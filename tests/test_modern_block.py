@@ -497,6 +497,7 @@ def test_gradients_flow_through_the_cache_with_grouped_heads():
                               "'swiglu', 'relu2'"),
     (dict(logit_softcap=0), "logit_softcap must be a number > 0 (or None for no cap), got 0"),
     (dict(logit_softcap=float("inf")), "logit_softcap must be a number > 0"),
+    (dict(logit_softcap=10 ** 400), "logit_softcap must be a number > 0"),   # no float holds it
 ])
 def test_bad_switches_are_one_line_errors(switches, message):
     for build in (lambda: GPT(V, CONTEXT, **SIZES, **switches),

@@ -37,8 +37,6 @@ likely sequences (see its docstring).
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
@@ -49,7 +47,7 @@ from tinyautograd import Tensor, nn, no_grad, random
 from .attention import KVCache
 from .layers import Tokens, token_array
 from .sampling import check_generator, check_sampling, draw_next
-from .schema import Whole, check_whole
+from .schema import Whole, check_whole, is_finite_number
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -372,8 +370,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}: search each in a session of its own, "
                          f"start_decoding(prompt[i:i + 1])")
-    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
-            or not math.isfinite(length_penalty)):
+    if not is_finite_number(length_penalty):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "
                          f"{length_penalty!r}")
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell

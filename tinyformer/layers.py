@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, nn, stack
 from tinyautograd import functional as F
 
-from .schema import Number, Optional, Whole, check_settings, check_whole
+from .schema import Number, Optional, Whole, check_settings, check_whole, is_finite_number
 
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
@@ -378,8 +378,7 @@ def norm_layer(normalization: str, dim: int, rmsnorm_affine: bool = True,
 
 def check_logit_softcap(cap: float | None) -> float | None:
     """`cap` if it is None or a finite number > 0; ValueError, in one line, otherwise."""
-    if cap is None or (isinstance(cap, (int, float)) and not isinstance(cap, bool)
-                       and math.isfinite(cap) and cap > 0):
+    if cap is None or (is_finite_number(cap) and cap > 0):
         return cap
     raise ValueError(f"logit_softcap must be a number > 0 (or None for no cap), got {cap!r}")
 

@@ -52,6 +52,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import StrPath, atomic_write, command_line, open_regular
+from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
 try:
@@ -840,15 +841,6 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_finite_number(value: Any) -> bool:
-    """Whether a metric's value is a number a float holds finitely, so that it can be drawn
-    and written as JSON: not JSON's NaN or Infinity, nor an integer of 400 digits."""
-    try:
-        return _is_number(value) and math.isfinite(value)
-    except OverflowError:                        # an int too large for a float
-        return False
 
 
 def truncate_metrics(path: StrPath, step: int) -> int:

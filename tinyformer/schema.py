@@ -60,8 +60,7 @@ class Number(Rule):
         return bottom
 
     def why(self, value: Any) -> str | None:
-        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-              and _is_finite(value)
+        ok = (is_finite_number(value)
               and (self.above is None or value > self.above)
               and (self.low is None or value >= self.low)
               and (self.below is None or value < self.below)
@@ -69,10 +68,15 @@ class Number(Rule):
         return None if ok else f"must be a finite number {self.describe()}, got {value!r}"
 
 
-def _is_finite(value: numbers.Real) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """Whether `value` is a number (not a bool) that a float holds finitely: not NaN or an
+    infinity, nor an integer too large for a float (a file's 10**400), which math.isfinite
+    refuses with an OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
     try:
         return math.isfinite(value)
-    except OverflowError:            # an integer too large for a float (a file's 10**400)
+    except OverflowError:
         return False
 
 

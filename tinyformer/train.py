@@ -518,7 +518,7 @@ class Trainer:
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
         self._check_optimizer_state(resume["optimizer"]["state"], shapes,
-                                    resume["optimizer"]["param_groups"], path)
+                                    resume["optimizer"]["param_groups"], path, saved["step"])
         state = [dict(small) for small in resume["optimizer"]["state"]]
         # Each array ("3.exp_avg") has its parameter's shape: one whose header claims another
         # (gigabytes, say) is refused before it is read.
@@ -560,11 +560,12 @@ class Trainer:
             return [by_name[name] for name in saved]
         return parameters
 
-    def _check_optimizer_state(self, state, shapes, groups, path):
+    def _check_optimizer_state(self, state, shapes, groups, path, checkpoint_step):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
         from config.json, the arrays' `shapes` by name in the .npz at `path`) is one this
         optimizer can go on from: the optimizer's keys for each parameter (or none, for one
-        never updated), a whole step >= 0, betas a pair of numbers. Checked before anything is
+        never updated), a whole step from 0 to the checkpoint's (a parameter is updated at most
+        once a step), betas a pair of numbers. Checked before anything is
         loaded or rewritten: otherwise the run would fail at its first update, metrics.jsonl
         cut."""
         where = self.run.file(CONFIG)
@@ -591,14 +592,11 @@ class Trainer:
             if kept and kept != expected:
                 raise damaged(path, f"parameter {i} has {sorted(kept)}, where the optimizer "
                                     f"keeps {sorted(expected)}")
-            step = saved.get("step", 0)
-            if type(step) is not int or step < 0:
-                raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
-                                     f">= 0")
             # (10**400, say, would fail at the first update, after metrics.jsonl was cut)
-            if step > self.config.iters:
-                raise damaged(where, f"parameter {i}'s step counts more updates than the "
-                                     f"run's {self.config.iters} steps")
+            step = saved.get("step", 0)
+            if type(step) is not int or not 0 <= step <= checkpoint_step:
+                raise damaged(where, f"parameter {i}'s step is {step!r}, not a whole number "
+                                     f"from 0 to the checkpoint's {checkpoint_step}")
         for i, group in enumerate(groups if isinstance(groups, list) else [None]):
             betas = group.get("betas") if isinstance(group, dict) else None
             if not (isinstance(betas, list) and len(betas) == 2):
