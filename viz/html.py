@@ -50,17 +50,25 @@ def viridis(t: float) -> str:
     return "#" + "".join(f"{round(x + (y - x) * (t - i)):02x}" for x, y in zip(a, b))
 
 
+def contrast(a: str, b: str) -> float:
+    """WCAG 2's contrast ratio of two colours ("#rrggbb"), (L1 + 0.05) / (L2 + 0.05) of their
+    relative luminances, the lighter's over the darker's: 1 to 21, and 4.5 for reading text."""
+    def luminance(colour):
+        r, g, b = (c / 255 for c in bytes.fromhex(colour[1:]))
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+                   for c in (r, g, b))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    lighter, darker = sorted((luminance(a), luminance(b)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def ink(background: str) -> str:
     """The colour of text on `background` ("#rrggbb"): black or white, whichever contrasts
-    more with it, by WCAG 2's relative luminance L (contrast (L1 + 0.05) / (L2 + 0.05)); on
-    any background one of them reaches 4.58:1, above the 4.5:1 that reading text needs."""
-    def linear(c):
-        c /= 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(c) for c in bytes.fromhex(background[1:]))
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
+    more with it; on any background one of them reaches 4.58:1, above the 4.5:1 that reading
+    text needs."""
+    black, white = contrast(background, "#000000"), contrast(background, "#ffffff")
+    return "black" if black >= white else "white"
 
 
 def asset(name: str) -> str:

@@ -45,11 +45,10 @@ def readable(colour: str) -> tuple[float, float, float]:
     and tab:green 3.3:1, too pale for small numbers."""
     from matplotlib.colors import to_hex, to_rgb
 
-    from .html import ink
+    from .html import contrast
 
     rgb = to_rgb(colour)
-    # Where white text on it would read at 4.5:1, it reads as well on white.
-    while ink(to_hex(rgb)) == "black":
+    while contrast(to_hex(rgb), "#ffffff") < 4.5:
         rgb = tuple(0.9 * c for c in rgb)
     return rgb
 
