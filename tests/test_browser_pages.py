@@ -1130,6 +1130,11 @@ def test_on_a_laptop_the_model_view_stands_beside_the_map(browser, tmp_path):
         browser.set_window_size(size["width"], size["height"])
 
 
+def outline(browser, element):
+    """How the element's outline is drawn: its style, e.g. "dashed" where Tab is on it."""
+    return browser.execute_script("return getComputedStyle(arguments[0]).outlineStyle", element)
+
+
 def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     rng = np.random.default_rng(0)
     weights = rng.random((2, 2, 4, 4))
@@ -1149,16 +1154,24 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
             break
         ActionChains(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
+    assert outline(browser, heatmap) == "dashed"                 # page.css's, on every page
     ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN,
                                     Keys.ARROW_LEFT).perform()      # the first: (0, 0)
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
-    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
+    # Its lines joined by "; ", as on every page that reads from the keyboard.
+    assert reading.text == f"query 1 b; key 0 a; weight {weights[0, 0, 1, 0]:.4f}"
     assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
     ActionChains(browser).send_keys(Keys.END).perform()          # the row's last key
-    assert reading.text == f"query 1 b, key 3 d, weight {weights[0, 0, 1, 3]:.4f}"
+    assert reading.text == f"query 1 b; key 3 d; weight {weights[0, 0, 1, 3]:.4f}"
     ActionChains(browser).send_keys(Keys.HOME).perform()         # and its first
-    assert reading.text == f"query 1 b, key 0 a, weight {weights[0, 0, 1, 0]:.4f}"
+    assert reading.text == f"query 1 b; key 0 a; weight {weights[0, 0, 1, 0]:.4f}"
+    # Leaving the map forgets the cell: back on it, a first Left starts from the row's end.
+    ActionChains(browser).send_keys(Keys.TAB).key_down(Keys.SHIFT).send_keys(Keys.TAB) \
+        .key_up(Keys.SHIFT).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
+    ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+    assert reading.text == f"query 0 a; key 3 d; weight {weights[0, 0, 0, 3]:.4f}"
     # Then the thumbnails, each a button: Enter or Space shows its head.
     ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
     assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
@@ -1352,7 +1365,8 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     path = viz.lens_page(lens, list("wxyz"), Letters(), "a lens").save(tmp_path / "lens.html")
     open_clean(browser, path)
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
-    assert browser.switch_to.active_element.get_attribute("class") == "scroller"
+    assert "scroller" in browser.switch_to.active_element.get_attribute("class").split()
+    assert outline(browser, browser.switch_to.active_element) == "dashed"
     # The first arrow key takes the first cell; then down two rows, right one state.
     ActionChains(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN,
                                     Keys.ARROW_RIGHT).perform()
@@ -1368,6 +1382,10 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     assert reading.text.startswith("position 2 (y), after layer 2:")
     ActionChains(browser).send_keys(Keys.TAB).perform()          # away: the tooltip goes
     assert tooltip(browser) is None and browser.find_elements(By.CSS_SELECTOR, "td.cursor") == []
+    # Leaving forgot the cell: back on the table, a first Up starts from the last row.
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) \
+        .send_keys(Keys.ARROW_UP).perform()
+    assert reading.text.startswith("position 3 (z), after embed:; ")
     assert chromium.errors(browser) == []
 
 
@@ -1562,6 +1580,7 @@ def test_the_report_reads_a_steps_values_from_the_keyboard(browser, tmp_path):
     chart = browser.switch_to.active_element
     assert chart.get_attribute("data-chart").startswith("loss")
     assert "arrow keys" in chart.accessible_name
+    assert outline(browser, chart) == "dashed"
     # The first arrow key takes the first step; then two steps on, and back from the end.
     ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT).perform()
     reading = browser.find_element(By.ID, "reading")
@@ -1578,6 +1597,9 @@ def test_the_report_reads_a_steps_values_from_the_keyboard(browser, tmp_path):
     # Leaving forgot the step: a first Left on the next chart starts from the last one.
     ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
     assert reading.text.startswith("step 6; ")
+    # And a first Home on the chart after it starts from the first step, as Home says.
+    ActionChains(browser).send_keys(Keys.TAB, Keys.HOME).perform()
+    assert reading.text.startswith("step 1; ")
     assert chromium.errors(browser) == []
 
 

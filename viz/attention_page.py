@@ -90,7 +90,7 @@ def _body(title):
 <section class="focus">
 <h2 id="focus-title"></h2>
 <p id="description" class="muted"></p>
-<canvas id="heatmap" role="img" tabindex="0"></canvas>
+<canvas id="heatmap" class="arrow-keys" role="img" tabindex="0"></canvas>
 <p id="reading" class="muted" role="status"></p>
 <p class="muted">Row i is how query token i spreads its attention over the keys (it sums to 1);
 hover a cell to read its weight (or Tab to the map and move with the arrow keys).</p>

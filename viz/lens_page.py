@@ -60,8 +60,8 @@ the model's own final norm and head as if the model stopped there; each cell the
 state would predict, and its probability. The last column is the model's own prediction.
 Hover a cell for the {len(cells[0][0])} likeliest tokens (or Tab to the table and move with
 the arrow keys).</p>
-<div class="scroller" tabindex="0" role="region" aria-label="the lens table: the arrow keys
-move from cell to cell and read its likeliest tokens">
+<div class="scroller arrow-keys" tabindex="0" role="region"
+aria-label="the lens table: the arrow keys move from cell to cell and read its likeliest tokens">
 <table id="lens">
 <thead><tr><th>position</th>{head}</tr></thead>
 <tbody>

@@ -139,7 +139,7 @@ function drawHeatmap() {
     `${state.head + 1}: ${queries.length} queries by ${keys.length} keys; ` +
     "the arrow keys move from cell to cell and read each weight");
   cursor = null;
-  reading.textContent = "";
+  sayReading("");
 }
 
 function cellAt(event) {
@@ -176,25 +176,21 @@ heatmap.addEventListener("mousemove", (event) => {
   showCell(at, event);
 });
 
-// The keyboard's cell: the arrow keys move it (Home and End to a row's ends), and the line
-// under the map (role=status, read out) says its weight.
-const reading = document.getElementById("reading");
-let cursor = null;
+// The keyboard's cell: the arrow keys move it (Home and End to a row's ends; keyMove in
+// page.js), and the line under the map says its weight. Leaving the map forgets it.
+let cursor = null;                 // [query, key], or null until the first arrow key
 heatmap.addEventListener("keydown", (event) => {
-  const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
-                 Home: [0, -Infinity], End: [0, Infinity]};
-  if (!(event.key in moves)) return;
+  const next = keyMove(event.key, cursor, [layout.rows, layout.cols]);
+  if (!next) return;
   event.preventDefault();          // the page would scroll
-  const [di, dj] = moves[event.key];
-  const clamp = (v, n) => Math.min(Math.max(v, 0), n - 1);
-  cursor = cursor ? {i: clamp(cursor.i + di, layout.rows), j: clamp(cursor.j + dj, layout.cols)}
-    : {i: 0, j: 0};
+  cursor = next;
+  const [i, j] = cursor;
   const box = heatmap.getBoundingClientRect();
-  reading.textContent = showCell(cursor, {
-    clientX: box.left + layout.left + (cursor.j + 0.5) * layout.cell,
-    clientY: box.top + layout.top + (cursor.i + 0.5) * layout.cell}).replaceAll("\n", ", ");
+  sayReading(showCell({i, j}, {clientX: box.left + layout.left + (j + 0.5) * layout.cell,
+                               clientY: box.top + layout.top + (i + 0.5) * layout.cell}));
 });
 heatmap.addEventListener("blur", () => {
+  cursor = null;
   tooltip.hidden = true;
   heatmap.getContext("2d").putImageData(picture, 0, 0);
 });

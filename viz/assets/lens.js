@@ -29,32 +29,27 @@ table.addEventListener("mousemove", (event) => {
 table.addEventListener("mouseleave", () => { tooltip.hidden = true; });
 
 // The keyboard's cell: once Tab is on the table, the arrow keys move it (Home and End to a
-// row's ends), outlined, kept in sight, its tokens in the tooltip and said by the line under
-// the table (role=status, read out).
+// row's ends; keyMove in page.js), outlined, kept in sight, its tokens in the tooltip and said
+// by the line under the table. Leaving the table forgets it.
 const scroller = document.querySelector(".scroller");
-const reading = document.getElementById("reading");
-let cursor = null;
+let cursor = null;                 // [position, state], or null until the first arrow key
 scroller.addEventListener("keydown", (event) => {
-  const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
-                 Home: [0, -Infinity], End: [0, Infinity]};
-  if (!(event.key in moves)) return;
+  const next = keyMove(event.key, cursor, [data.tokens.length, data.states.length]);
+  if (!next) return;
   event.preventDefault();          // the box would scroll: the cell keeps itself in sight
-  const [dt, ds] = moves[event.key];
-  const clamp = (v, n) => Math.min(Math.max(v, 0), n - 1);
-  cursor = cursor ? {t: clamp(cursor.t + dt, data.tokens.length),
-                     s: clamp(cursor.s + ds, data.states.length)} : {t: 0, s: 0};
+  cursor = next;
+  const [t, s] = cursor;
   table.querySelector("td.cursor")?.classList.remove("cursor");
-  const cell = table.querySelector(`td[data-t="${cursor.t}"][data-s="${cursor.s}"]`);
+  const cell = table.querySelector(`td[data-t="${t}"][data-s="${s}"]`);
   cell.classList.add("cursor");
   cell.scrollIntoView({block: "nearest", inline: "nearest"});
   const box = cell.getBoundingClientRect();
-  reading.textContent = showCell(cell, {clientX: box.right, clientY: box.bottom})
-    .replaceAll("\n", "; ");
+  sayReading(showCell(cell, {clientX: box.right, clientY: box.bottom}));
 });
 scroller.addEventListener("blur", () => {
+  cursor = null;
   tooltip.hidden = true;
   table.querySelector("td.cursor")?.classList.remove("cursor");
-  cursor = null;
 });
 
 document.body.dataset.ready = (performance.now() - started).toFixed(0);

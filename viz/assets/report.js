@@ -71,7 +71,8 @@ function draw() {
                          parseFloat(style.paddingRight));
   for (const chart of charts) {
     const figure = document.createElement("figure");
-    const svg = el("svg", {width, "data-chart": chart.title, role: "img", tabindex: 0,
+    const svg = el("svg", {width, "data-chart": chart.title, class: "arrow-keys", role: "img",
+                           tabindex: 0,
                            "aria-label": `${chart.title}: the arrow keys move from step to ` +
                              "step and read every value there"});
     figure.appendChild(svg);
@@ -211,22 +212,18 @@ main.addEventListener("mousemove", (event) => {
 main.addEventListener("mouseleave", hide);
 
 // The keyboard: once Tab is on a chart, the arrow keys move from step to step (Home and End
-// to the first and the last), and the line under the charts (role=status, read out) says
-// every value there, as the tooltip does.
-const reading = document.getElementById("reading");
+// to the first and the last; keyMove in page.js), and the line under the charts says every
+// value there, as the tooltip does. Leaving the chart forgets the step.
 main.addEventListener("keydown", (event) => {
   const here = drawn.find((d) => d.svg === event.target);
-  const moves = {ArrowLeft: -1, ArrowRight: 1, Home: -Infinity, End: Infinity};
-  if (!here || !(event.key in moves)) return;
-  event.preventDefault();
-  const last = data.train.length - 1;
-  keyStep = keyStep === null ? (moves[event.key] > 0 ? 0 : last)
-    : Math.min(Math.max(keyStep + moves[event.key], 0), last);
+  const next = here && keyMove(event.key, keyStep === null ? null : [keyStep],
+                               [data.train.length]);
+  if (!next) return;
+  event.preventDefault();          // the page would scroll
+  [keyStep] = next;
+  const step = data.train[keyStep][0];
   const box = here.svg.getBoundingClientRect();
-  reading.textContent = showStep(data.train[keyStep][0],
-                                 {clientX: box.left + here.x(data.train[keyStep][0]),
-                                  clientY: box.top + MARGIN.top})
-    .replaceAll("\n", "; ");
+  sayReading(showStep(step, {clientX: box.left + here.x(step), clientY: box.top + MARGIN.top}));
 });
 main.addEventListener("focusout", () => {
   keyStep = null;
