@@ -149,7 +149,7 @@ def test_the_time_elapsed_counts_evaluation_too_not_only_the_steps(monkeypatch):
 
 def test_the_time_left_counts_the_evaluations_still_to_come():
     out = io.StringIO()
-    progress = Progress(30, stream=out, every=1, evaluates=lambda step: step % 10 == 0)
+    progress = Progress(30, stream=out, every=1, eval_every=10)
     progress.evaluated(4.0)                          # the one before training
     progress.update(1, 1.0, 100, seconds=1.0)
     # 29 steps of a second, and the evaluations at steps 10, 20 and 30, of 4 s each.
@@ -160,17 +160,17 @@ def test_the_time_left_counts_the_evaluations_still_to_come():
     progress.evaluated(2.0)                          # three seconds each, on average
     progress.update(11, 1.0, 100, seconds=1.0)
     assert out.getvalue().splitlines()[-1].endswith("| 0:25 left")
-    # Counted by the run's own rule: here every 10 steps and at the last, off the beat.
-    off_the_beat = Progress(25, stream=io.StringIO(),
-                            evaluates=lambda step: step % 10 == 0 or step == 25)
-    to_come = {}
-    for step in range(1, 26):
-        to_come[step] = off_the_beat.evaluations_to_come
-        off_the_beat.update(step, 1.0, 100, seconds=1.0)
-    assert [to_come[s] for s in (1, 10, 11, 21, 25)] == [3, 3, 2, 1, 1]
-    assert off_the_beat.evaluations_to_come == 0
-    resumed = Progress(25, start=20, evaluates=lambda step: step % 10 == 0 or step == 25)
-    assert resumed.evaluations_to_come == 1
+    # Counted by the run's own rule: every 10 steps and at the last, here off the beat, each
+    # against the steps walked one by one.
+    for total, every in ((25, 10), (30, 10), (7, 1), (5, 9)):
+        progress = Progress(total, eval_every=every)
+        for step in range(1, total + 2):
+            walked = sum(s % every == 0 or s == total for s in range(step, total + 1))
+            assert progress.evaluations_from(step) == walked, (total, every, step)
+    assert [Progress(25, eval_every=10).evaluations_from(s) for s in (1, 10, 11, 21, 25, 26)] \
+        == [3, 3, 2, 1, 1, 0]
+    # A run of a billion steps counts them at once: the count was a walk over every step.
+    assert Progress(10 ** 9, eval_every=10 ** 9 + 1).evaluations_from(1) == 1
 
 
 def test_a_run_tells_the_progress_line_how_long_each_evaluation_took(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from typing import TextIO
 
 from .summary import counted
 
@@ -46,13 +46,9 @@ def width(stream: TextIO) -> int:
 
 class Progress:
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
-                 every: int | None = None, evaluates: Callable[[int], bool] | None = None
-                 ) -> None:
+                 every: int | None = None, eval_every: int | None = None) -> None:
         self.total, self.start = total, start
-        # The steps after which the run evaluates, by the trainer's own rule, counted once;
-        # a step's line counts its own evaluation, which follows the line.
-        self.evaluates = evaluates or (lambda step: False)
-        self.evaluations_to_come = sum(map(self.evaluates, range(start + 1, total + 1)))
+        self.eval_every = eval_every      # the run evaluates after every eval_every-th step
         self.stream = stream or sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
@@ -61,6 +57,15 @@ class Progress:
         self.tokens = 0
         self.eval_time, self.evaluations = 0.0, 0
         self.shown = False
+
+    def evaluations_from(self, step: int) -> int:
+        """The evaluations the run still makes from `step` on, that step's own included (it
+        follows the step's line): after every `eval_every`-th step and after the last, the
+        trainer's rule, counted without a walk over the steps."""
+        if not self.eval_every or step > self.total:
+            return 0
+        every = self.eval_every
+        return self.total // every - (step - 1) // every + (self.total % every != 0)
 
     def evaluated(self, seconds: float) -> None:
         """After an evaluation, the seconds it took: each evaluation still to come adds their
@@ -78,8 +83,7 @@ class Progress:
         rate = self.tokens / self.step_time if self.step_time else 0.0
         left = self.step_time / done * (self.total - step) if done else 0.0
         if self.evaluations:
-            left += self.eval_time / self.evaluations * self.evaluations_to_come
-        self.evaluations_to_come -= self.evaluates(step)
+            left += self.eval_time / self.evaluations * self.evaluations_from(step)
         parts = [f"step {step:>{len(str(self.total))}}/{self.total}", f"loss {loss:.4f}",
                  f"{rate / 1000:.1f}k tok/s"]
         if cores is not None:

@@ -413,8 +413,7 @@ class Trainer:
         c = self.config
         def due(every, step):            # every `every` steps, and at the last
             return step % every == 0 or step == c.iters
-        progress = Progress(c.iters, start=self.step,
-                            evaluates=lambda step: due(c.eval_every, step))
+        progress = Progress(c.iters, start=self.step, eval_every=c.eval_every)   # due's rule
         def evaluate(title):
             began = time.perf_counter()
             metrics = self.evaluate(title, threads.chosen)
