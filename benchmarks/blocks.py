@@ -49,7 +49,7 @@ import tempfile
 import time
 
 import shakespeare_text
-from alternate import at_least
+from alternate import at_least, write_figures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -242,8 +242,7 @@ def main():
                   f"{max(losses) - min(losses):.4f} (standard deviation "
                   f"{statistics.stdev(losses):.4f})")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"runs": records, "argv": sys.argv[1:]}, f, indent=1)
+        write_figures(args.json, {"runs": records, "argv": sys.argv[1:]})
     return 0
 
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from alternate import THREAD_VARIABLES, at_least
+from alternate import THREAD_VARIABLES, at_least, write_figures
 from suite import busy_neighbour
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -109,8 +109,7 @@ def main(argv=None):
         print(f"beside a busy core / quiet on one core, medians: "
               f"{figures['ratio_to_one_core']:.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+        write_figures(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def parse_args():
     p.add_argument("--n-layer", type=at_least(1), default=2)
     p.add_argument("--n-head", type=at_least(1), default=4)
     p.add_argument("--d-model", type=at_least(1), default=64)
-    p.add_argument("--context", type=at_least(1), default=128)
+    p.add_argument("--context", type=at_least(2), default=128)
     # ReLU: in our runs GELU learned the recall more slowly, and its x ** 3 is slow in numpy.
     p.add_argument("--activation", default="relu", choices=["gelu", "relu"])
     p.add_argument("--positions", default="learned",
@@ -161,19 +161,21 @@ def markov_baseline(train_text, val_text, prompts, orders):
 
 
 def build_gpt(args, vocab_size):
-    """The GPT the options describe, before any work, so that bad sizes are refused at once."""
+    """The GPT the options describe and its AdamW (decay on matrices only), linear warmup then
+    cosine decay: before any work, so that bad sizes or rates are refused at once."""
     ta.manual_seed(args.seed)
     with settings_refused_as_usage(__file__):
-        return GPT(vocab_size, args.context, args.n_layer, args.n_head, args.d_model,
-                   activation=args.activation, positions=args.positions)
+        model = GPT(vocab_size, args.context, args.n_layer, args.n_head, args.d_model,
+                    activation=args.activation, positions=args.positions)
+        optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
+                          lr=args.lr, betas=(0.9, 0.99))
+        warmup = min(args.warmup, args.iters)     # a short test run (--iters 20) still works
+        schedule = WarmupCosine(optimizer, warmup, args.iters, args.min_lr)
+    return model, optimizer, schedule
 
 
-def train_gpt(args, model, train_ids):
-    """AdamW (decay on matrices only), linear warmup then cosine decay, gradient clipping."""
-    optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
-                      lr=args.lr, betas=(0.9, 0.99))
-    warmup = min(args.warmup, args.iters)     # a short test run (--iters 20) still works
-    schedule = WarmupCosine(optimizer, warmup, args.iters, args.min_lr)
+def train_gpt(args, model, optimizer, schedule, train_ids):
+    """The training loop, with gradient clipping."""
     rng = np.random.default_rng(args.seed)
     print(f"GPT: {model.num_parameters():,} parameters, {args.iters} steps")
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -242,7 +244,7 @@ def main():
 
     # The recall stories' characters too: a small corpus may lack a name or colour they hold.
     tok = CharTokenizer.train(text + "".join(prompt for prompt, _ in prompts))
-    model = build_gpt(args, tok.vocab_size)
+    model, optimizer, schedule = build_gpt(args, tok.vocab_size)
 
     start = time.perf_counter()
     k, markov_loss, markov_recall = markov_baseline(train_text, val_text, prompts, args.orders)
@@ -250,7 +252,7 @@ def main():
 
     train_ids = np.array(tok.encode(train_text), dtype=np.int64)
     val_ids = np.array(tok.encode(val_text), dtype=np.int64)
-    train_time, cpu_time = train_gpt(args, model, train_ids)
+    train_time, cpu_time = train_gpt(args, model, optimizer, schedule, train_ids)
     gpt_loss = gpt_val_loss(model, val_ids, args.context)
     recall = gpt_recall(model, tok, prompts)
     print(f"load average {os.getloadavg()[0]:.2f} (after)")

@@ -17,7 +17,6 @@ Columns, in microseconds per call (median of interleaved repetitions):
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
-from alternate import AUTO, at_least, set_torch_threads, thread_count  # noqa: E402
+from alternate import AUTO, at_least, set_torch_threads, thread_count, write_figures  # noqa: E402
 
 try:
     import torch
@@ -176,9 +175,8 @@ def main(argv=None):
     rows = measure(args.repeats, args.calls)
     print_table(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"size": SIZE, "numpy": np.__version__,
-                       "torch": torch.__version__ if torch else None, "rows": rows}, f, indent=1)
+        write_figures(args.json, {"size": SIZE, "numpy": np.__version__,
+                                  "torch": torch.__version__ if torch else None, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import os
 import sys
 
 from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count, write_child_figures)
+                       thread_count, write_child_figures, write_figures)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -71,7 +71,6 @@ if __name__ == "__main__":
     set_thread_variables(os.environ, ARGS.threads)
 
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -207,5 +206,4 @@ if __name__ == "__main__":
         figures = measure(ARGS)
         report(figures)
         if ARGS.json:
-            with open(ARGS.json, "w") as f:
-                json.dump(figures, f, indent=1)
+            write_figures(ARGS.json, figures)

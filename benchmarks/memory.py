@@ -30,7 +30,7 @@ import subprocess
 import sys
 
 from alternate import (AUTO, Help, at_least, set_thread_variables, set_torch_threads,
-                       thread_count)
+                       thread_count, write_figures)
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
                     WEIGHT_DECAY)
 
@@ -166,5 +166,4 @@ if __name__ == "__main__":
         figures = measure(ARGS)
         report(figures)
         if ARGS.json:
-            with open(ARGS.json, "w") as f:
-                json.dump(figures, f, indent=1)
+            write_figures(ARGS.json, figures)

@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import ctypes
 import itertools
-import json
 import multiprocessing
 import os
 import statistics
@@ -46,7 +45,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alternate import at_least
+from alternate import at_least, write_figures
 from suite import busy_neighbour
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -226,9 +225,7 @@ def main(argv=None):
               f"{r['ours_cores_beside']:.2f} | {r['neighbour_cores']:.2f} | "
               f"{one_core_beside} | {r['largest_share_beside']:.0%} |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"one_core_ms": one_core * 1e3, "gemms": args.gemms, "rows": rows}, f,
-                      indent=1)
+        write_figures(args.json, {"one_core_ms": one_core * 1e3, "gemms": args.gemms, "rows": rows})
 
 
 if __name__ == "__main__":

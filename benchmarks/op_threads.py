@@ -24,7 +24,6 @@ Linux only (the pinned rows use sched_setaffinity on each thread).
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -34,7 +33,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alternate import at_least
+from alternate import at_least, write_figures
 from suite import busy_neighbour
 
 SIZE = 256
@@ -140,10 +139,10 @@ def main():
             beside = median_step(way, pieces)
         rows.append({"way": way, "pieces": pieces, "quiet_ms": quiet * 1e3,
                      "beside_ms": beside * 1e3})
-    one_core = rows[0]["quiet_ms"] / 1e3           # the first row's: one thread, quiet
+    one_core_ms = rows[0]["quiet_ms"]               # the first row's: one thread, quiet
     for row in rows:
-        row["ours_cores_beside"] = one_core * 1e3 / row["beside_ms"]
-    print(f"a step: {ARGS.gemms} products of {SIZE} x {SIZE}, {one_core * 1e3:.1f} ms on one "
+        row["ours_cores_beside"] = one_core_ms / row["beside_ms"]
+    print(f"a step: {ARGS.gemms} products of {SIZE} x {SIZE}, {one_core_ms:.1f} ms on one "
           f"thread")
     print("| way | pieces | quiet | beside a busy core | ours (cores) |")
     print("| --- | --- | --- | --- | --- |")
@@ -151,9 +150,7 @@ def main():
         print(f"| {r['way']} | {r['pieces'] or '-'} | {r['quiet_ms']:.1f} ms | "
               f"{r['beside_ms']:.1f} ms | {r['ours_cores_beside']:.2f} |")
     if ARGS.json:
-        with open(ARGS.json, "w") as f:
-            json.dump({"one_core_ms": one_core * 1e3, "gemms": ARGS.gemms, "rows": rows}, f,
-                      indent=1)
+        write_figures(ARGS.json, {"one_core_ms": one_core_ms, "gemms": ARGS.gemms, "rows": rows})
 
 
 def parse_args(argv=None):

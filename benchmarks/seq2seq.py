@@ -88,6 +88,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.min_len > args.max_len:
         p.error(f"--min-len {args.min_len} is above --max-len {args.max_len}")
+    if not 0 <= args.label_smoothing <= 1:              # cross_entropy's rule, before any work
+        p.error(f"--label-smoothing takes a number in [0, 1], got {args.label_smoothing}")
     return args
 
 
@@ -161,10 +163,10 @@ def main(argv=None):
                             d_ff=args.d_ff, dropout=args.dropout, positions=args.positions,
                             norm=args.norm, share_embeddings=not args.separate_embeddings,
                             pad_id=PAD)
-    # No weight decay on biases and LayerNorm gains, only on the matrices.
-    optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
-                      lr=args.lr)
-    schedule = make_schedule(args, optimizer)
+        # No weight decay on biases and LayerNorm gains, only on the matrices.
+        optimizer = AdamW(weight_decay_groups(model.named_parameters(), args.weight_decay),
+                          lr=args.lr)
+        schedule = make_schedule(args, optimizer)
     params = list(model.parameters())
 
     source, target = task.train[0]

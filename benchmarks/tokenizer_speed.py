@@ -23,7 +23,6 @@ Rows (median of --repeats runs):
 
 import argparse
 import functools
-import json
 import os
 import platform
 import statistics
@@ -35,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 import shakespeare_text  # noqa: E402
-from alternate import at_least  # noqa: E402
+from alternate import at_least, write_figures  # noqa: E402
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
@@ -217,14 +216,14 @@ def main(argv=None):
               f"load average (1 min) {load[0]:.2f} before, {load_after[0]:.2f} after")
     print_table(results, header)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"corpus": corpus, "bytes": len(text.encode("utf-8")),
-                       "vocab_size": vocab_size, "repeats": args.repeats,
-                       "cpu_count": os.cpu_count(), "load_before": load, "load_after": load_after,
-                       "python": platform.python_version(),
-                       "tiktoken": tiktoken.__version__ if tiktoken else None,
-                       "tokenizers": hf.__version__ if hf else None,
-                       "results": results}, f, indent=1)
+        write_figures(args.json, {"corpus": corpus, "bytes": len(text.encode("utf-8")),
+                                  "vocab_size": vocab_size, "repeats": args.repeats,
+                                  "cpu_count": os.cpu_count(), "load_before": load,
+                                  "load_after": load_after,
+                                  "python": platform.python_version(),
+                                  "tiktoken": tiktoken.__version__ if tiktoken else None,
+                                  "tokenizers": hf.__version__ if hf else None,
+                                  "results": results})
 
 
 if __name__ == "__main__":
