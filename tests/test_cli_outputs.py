@@ -112,4 +112,7 @@ def test_a_read_only_run_directory_is_plotted_elsewhere_with_out(tmp_path, monke
     elsewhere = "; give --out FILE.png (or .html) to draw the curves elsewhere"
     assert (elsewhere in result.stderr) == (cause == "EROFS"), result.stderr
     assert result.stderr.startswith(f"Error: {tmp_path / 'loss.png'}: ")
+    # --out given, and refused there: the advice to give --out would be no way out.
+    result = tinyformer("plot", tmp_path, "--out", tmp_path / "mine.png")
+    assert result.exit_code == 2 and elsewhere not in result.stderr, result.stderr
     assert tinyformer("plot", tmp_path, "--out", tmp_path.parent / "loss.png").exit_code == 0

@@ -764,15 +764,20 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
     ("stopped", "is a run that stopped before its first step, so there is nothing to plot; "
                 "`tinyformer train --resume "),
 ])
-def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, words):
-    """Not that the metrics file does not exist and a run should be trained first."""
+@pytest.mark.parametrize("metrics", ["empty", "missing"])
+def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, words, metrics):
+    """Not that the metrics file does not exist and a run should be trained first. Before its
+    first step a run has no metrics.jsonl, or an empty one (opened as the step begins)."""
     run = write_run(tmp_path / "run", 0, iters=2, lock="held" if state == "training" else None)
+    if metrics == "missing":
+        (run / "metrics.jsonl").unlink()
+    before = sorted(os.listdir(run))
     try:
         result = tinyformer("plot", run)
     finally:
         release(run)
     assert result.exit_code == 2 and words in result.stderr, result.stderr
-    assert sorted(os.listdir(run)) == ["manifest.json", "metrics.jsonl"]
+    assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]
 
 
 class Clamp(ta.Function):
