@@ -82,7 +82,7 @@ def batch_gradients(loss_of: Callable[[Batch], Tensor], parts: Sequence[tuple[Ba
     """Set each parameter's `.grad` to the gradient of the whole batch's loss, the parts (from
     `split`) computed side by side on up to `threads` threads; returns that loss."""
     # Set, not added to: backward adds to a .grad already there, and a parameter that no part
-    # reaches would keep an earlier batch's. (The trainer's zero_grad has cleared them anyway.)
+    # reaches would keep an earlier batch's. (The trainer's step relies on it: no zero_grad.)
     for p in parameters:
         p.grad = None
     if len(parts) == 1:                 # nothing to share out: the plain step

@@ -100,7 +100,8 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     many targets the loss averages over in a part of the batch, which weighs the parts (the
     job's `counted`; parallel.split)."""
     parts = parallel.split(batch, micro_batches, counted)
-    optimizer.zero_grad()
+    # No zero_grad here: both ways below set every .grad to this batch's gradient (None where
+    # no part reached a parameter), rather than add to what a previous step left.
     if workers is not None and workers.processes(threads, len(parts)) > 1:
         return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
     loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
