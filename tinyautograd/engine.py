@@ -578,7 +578,7 @@ def _numpy_keywords(function):
     def with_hint(*args, **kwargs):
         if kwargs and not own.issuperset(kwargs):
             for name in kwargs:                       # the first, in the call's order
-                if name not in own and name in _TORCH_KEYWORDS:
+                if name in _TORCH_KEYWORDS:           # (none of them is a numpy keyword)
                     raise TypeError(f"{function.__qualname__}() got an unexpected keyword "
                                     f"argument {name!r}: that is PyTorch's; here, "
                                     f"{_TORCH_KEYWORDS[name]}")
@@ -864,7 +864,6 @@ class Tensor:
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
-    def __abs__(self) -> Tensor: return ops.Abs.apply(self)        # abs(x), as numpy's and torch's
 
     # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
@@ -984,6 +983,8 @@ class Tensor:
     def abs(self) -> Tensor:
         """|x|, elementwise (its gradient at 0 is 0, as torch's)."""
         return ops.Abs.apply(self)
+
+    __abs__ = abs                           # Python's abs(x), as numpy's and torch's
 
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
     @_numpy_keywords
