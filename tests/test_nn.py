@@ -13,7 +13,7 @@ from numpy.testing import assert_array_equal
 
 import tinyautograd as ta
 from precision import to_float64
-from tinyautograd import Tensor, nn
+from tinyautograd import ShapeError, Tensor, nn
 from tinyautograd.nn import Parameter
 
 
@@ -175,6 +175,24 @@ def test_tied_parameter_is_yielded_once_under_its_first_name():
     assert [name for name, _ in model.named_parameters()] == ["wte.weight"]
     assert model.num_parameters() == 15
     assert list(model.state_dict()) == ["wte.weight"]
+
+
+def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():
+    # nanoGPT's `wte.weight = lm_head.weight`: here a Linear's weight is the transpose of an
+    # Embedding's, so the tied embedding would pick rows of (d_model, vocab) and fail only in
+    # the sum with the positions, under another op's name.
+    wte, head = nn.Embedding(11, 4), nn.Linear(4, 11, bias=False)
+    wte.weight = head.weight
+    with pytest.raises(ShapeError, match=r"^Embedding: its weight has shape \(4, 11\), not "
+                                         r"\(num_embeddings, embedding_dim\) = \(11, 4\); .* "
+                                         r"compute the logits as x @ embedding.weight.T$"):
+        wte(np.array([[1, 2]]))
+    head.weight = nn.Embedding(11, 4).weight                  # the other way round
+    with pytest.raises(ShapeError, match=r"^Linear: its weight has shape \(11, 4\)"):
+        head(Tensor(np.ones((1, 4))))
+    head.weight = Parameter(np.ones((5, 11)))                 # any other shape: no tying advice
+    with pytest.raises(ShapeError, match=r"\(4, 11\); make a new layer of the size you need$"):
+        head(Tensor(np.ones((1, 4))))
 
 
 def test_a_parameter_replaced_by_a_plain_tensor_or_array_is_refused_as_torch_refuses_it():

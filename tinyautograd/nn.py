@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import engine, functional, random
-from .engine import Tensor, _check
+from .engine import ShapeError, Tensor, _check
 
 # --------------------------------------------------------------------------------------------
 # Which module made each op
@@ -606,6 +606,22 @@ init = types.SimpleNamespace(
 # LayerNorm(4, eps="1e-5") is told so there, in one line, not by ctypes at its first forward.
 
 
+def _check_weight(layer: Module, shape: tuple[int, int], names: str) -> None:
+    """Refuse a weight assigned in another shape than the layer's own. The usual cause is
+    PyTorch's weight tying, `wte.weight = lm_head.weight`: a Linear's weight here is the
+    transpose of an Embedding's, so the two cannot be one Parameter. An Embedding given the
+    head's (d_model, vocab) would otherwise fail far away, in the sum with the positions."""
+    if layer.weight.shape == shape:
+        return
+    advice = "make a new layer of the size you need"
+    if layer.weight.shape == shape[::-1]:
+        advice = ("a Linear's weight here is (in_features, out_features), the transpose of an "
+                  "Embedding's, so a head and an embedding cannot share one Parameter: keep "
+                  "the embedding and compute the logits as x @ embedding.weight.T")
+    raise ShapeError(f"{type(layer).__name__}: its weight has shape {layer.weight.shape}, not "
+                     f"({names}) = {shape}; {advice}")
+
+
 class Linear(Module):
     """y = x @ weight + bias, with weight (in_features, out_features) and bias (out_features,).
 
@@ -624,6 +640,7 @@ class Linear(Module):
         self.bias = uniform_(Parameter(np.zeros(out_features)), -bound, bound) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_weight(self, (self.in_features, self.out_features), "in_features, out_features")
         return functional.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -642,6 +659,8 @@ class Embedding(Module):
         self.weight = normal_(Parameter(np.zeros((num_embeddings, embedding_dim))))
 
     def forward(self, indices: ArrayLike | Tensor) -> Tensor:
+        _check_weight(self, (self.num_embeddings, self.embedding_dim),
+                      "num_embeddings, embedding_dim")
         return functional.embedding(indices, self.weight)
 
     def extra_repr(self) -> str:
