@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 import tinyautograd as ta
 from tinyautograd import Tensor, nn
@@ -272,7 +272,7 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
 def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     x = Tensor(np.ones((2, 3)))
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
-                       ("float", r"astype\(np.float32\)$"), ("add_", "in-place ops are not"),
+                       ("float", r"astype\(np.float32\)$"), ("add_", "in-place methods are not"),
                        ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm")]:
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
                                                  rf"that is PyTorch's; here, {ours}"):
@@ -284,6 +284,24 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
             getattr(module, name)
     for name in ta.engine._TORCH_TENSOR_NAMES:        # each is torch's, and missing here
         assert hasattr(torch.ones(2, 2), name) and not hasattr(x, name), name
+
+
+def test_a_pytorch_in_place_method_says_what_changes_a_parameter_itself():
+    # `with torch.no_grad(): p.mul_(0.5)` over a model's parameters: `p = p * 0.5` in the loop,
+    # which the advice used to suggest, would rebind the name and leave the model as it was.
+    layer = nn.Linear(2, 2)
+    with ta.no_grad():
+        for p in layer.parameters():
+            with pytest.raises(AttributeError, match=r"'mul_': that is PyTorch's; here, in-place "
+                                                     r"methods are not offered: x = x \+ y makes "
+                                                     r"a new tensor; to change x itself \(a "
+                                                     r"parameter, under no_grad\(\)\), x \+= y "
+                                                     r"\(or -=, \*=, /=\), or x.data\[...\] = "
+                                                     r"values$"):
+                p.mul_(0.5)
+            before = p.data.copy()
+            p *= 0.5                                   # what it says, and the model sees it
+            assert_array_equal(p.data, before * 0.5)
 
 
 @pytest.mark.parametrize("call, name, ours", [

@@ -795,8 +795,12 @@ class Tensor:
         if name[0] == "_":
             raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
         hint = _TORCH_TENSOR_NAMES.get(name)
-        if hint is None and name.endswith("_"):
-            hint = "in-place ops are not offered: x = x + y, say"      # add_, zero_, fill_
+        if hint is None and name.endswith("_"):                         # add_, zero_, copy_
+            # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
+            # what changes the tensor itself, as an update of parameters under no_grad needs.
+            hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
+                    "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
+                    "x.data[...] = values")
         raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
