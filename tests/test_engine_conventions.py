@@ -273,12 +273,15 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     x = Tensor(np.ones((2, 3)))
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
                        ("float", r"astype\(np.float32\)$"), ("add_", "in-place methods are not"),
-                       ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm")]:
+                       ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm"),
+                       ("gather", r"integer-array indexing: x\[np.arange\(n\)\[:, None\]")]:
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
                                                  rf"that is PyTorch's; here, {ours}"):
             getattr(x, name)
     for module, name, ours in [(ta, "cat", "ta.concat$"), (nn, "ModuleDict", "a plain dict"),
-                               (ta.optim, "clip_grad_norm_", "clip_grad_norm$")]:
+                               (ta.optim, "clip_grad_norm_", "clip_grad_norm$"),
+                               (ta, "tril", r"np.tril\(np.ones\(\(n, n\)\)\)"),
+                               (ta, "randint", r"numpy's generator, np.random.default_rng")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                                  rf"'{name}': that is PyTorch's; here, {ours}"):
             getattr(module, name)

@@ -30,4 +30,10 @@ __all__ = [
 __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
     "cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
     "save": "np.savez(path, **model.state_dict())",
-    "load": "model.load_state_dict(np.load(path))"})
+    "load": "model.load_state_dict(np.load(path))",
+    # A mask, random indices and a draw are constants, outside the graph: numpy makes them.
+    "tril": "np.tril(np.ones((n, n))), a constant mask made with numpy",
+    "triu": "np.triu(np.ones((n, n)), 1), a constant mask made with numpy",
+    "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
+    "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
+    "topk": engine._TOPK})

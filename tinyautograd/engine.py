@@ -539,6 +539,8 @@ def _drops_graph(data, who):
 
 # PyTorch's Tensor methods that are missing here, and what to write instead (the README's
 # "Coming from PyTorch"), for Tensor.__getattr__'s error.
+_TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (torch's come "
+         "largest first), and x.data.argsort(axis=-1)[..., -k:] their indices")
 _TORCH_TENSOR_NAMES = {
     "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
     "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
@@ -554,6 +556,9 @@ _TORCH_TENSOR_NAMES = {
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
     "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
+    "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
+    "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
+    "topk": _TOPK,
 }
 
 
