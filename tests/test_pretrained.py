@@ -287,6 +287,11 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
      "tensor 'lm_head.weight' is missing, given config.json"),
+    # Tied, with a head of its own beside: transformers 5 unties them, earlier versions did not.
+    ({}, lambda weights: weights.update({"lm_head.weight": 2 * weights["wte.weight"]}),
+     "config.json ties the output layer to the embedding (tie_word_embeddings true), but "
+     "lm_head.weight is another matrix; if the model has its own, set tie_word_embeddings to "
+     "false in config.json"),
     ({}, without("h.1.mlp.c_fc.weight"), "tensor 'h.1.mlp.c_fc.weight' is missing"),
     ({}, reshaped("h.0.attn.c_attn.extra", (2,)), "tensor 'h.0.attn.c_attn.extra' is not part"),
     ({}, reshaped("wpe.weight", (39, 32)),

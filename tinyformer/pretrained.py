@@ -166,8 +166,9 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     tensors, where = _read_tensors(directory, prefix="transformer.")
-    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and config["tie_word_embeddings"])}  # it is wte
+    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)}
+    if config["tie_word_embeddings"]:
+        _drop_tied_head(state, "wte.weight", where)
     model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
                              n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
                              tie_weights=config["tie_word_embeddings"]), state, path, where)
@@ -177,6 +178,19 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     _check_tensors(state, to_gpt2(model), where, "GPT-2")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
+
+
+def _drop_tied_head(state, embedding, where):
+    """Take lm_head.weight out of `state` for a config.json that ties it to the embedding
+    (`embedding`, its name): a copy of it, which some checkpoints hold. A head that is another
+    matrix is refused: transformers 5 then computes with it, untied, where earlier versions
+    replaced it by the embedding; loading either would be one of them silently wrong."""
+    head = state.pop("lm_head.weight", None)
+    if head is not None and embedding in state and not np.array_equal(head, state[embedding]):
+        raise PretrainedError(f"{where}: {CONFIG} ties the output layer to the embedding "
+                              f"(tie_word_embeddings true), but lm_head.weight is another "
+                              f"matrix; if the model has its own, set tie_word_embeddings to "
+                              f"false in {CONFIG}")
 
 
 def _build(gpt, settings, state, path, where):
@@ -401,8 +415,9 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
     settings, eps = _llama_settings(config, path)
     tensors, where = _read_tensors(directory, prefix="")
     state = {name.removeprefix("model."): array for name, array in tensors.items()}
-    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and settings["tie_weights"])}  # embed_tokens
+    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)}
+    if settings["tie_weights"]:
+        _drop_tied_head(state, "embed_tokens.weight", where)
     model = _build(gpt, settings, state, path, where)
     for module in model.modules():
         if isinstance(module, nn.RMSNorm):
