@@ -350,6 +350,20 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path):
+    (tmp_path / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
+    torch.save(hf[0].state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"{str(tmp_path)!r} holds its weights as pytorch_model.bin, a "
+                              f"pickle, which tinyformer never reads")
+    exec(re.fullmatch(r".*python -c '(.*)'", message).group(1))     # the command it gives
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
 @pytest.mark.parametrize("setting, problem", [
     # GPT-2's block with one change is nearer GPT-2 than Llama: the change is named.
     (dict(positions="sinusoidal"), "GPT-2, cannot express positions='sinusoidal' (it has "

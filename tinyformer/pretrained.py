@@ -72,6 +72,8 @@ if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
 SHARD_INDEX = "model.safetensors.index.json"
+# PyTorch's weights, one file or shards: pickles, never read here.
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # transformers' names for the tanh approximation of GELU, the one function our GELU computes:
 # gelu_new (GPT-2's), gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same
 # formula with sqrt(2/pi) rounded to 10 digits).
@@ -218,6 +220,14 @@ def _read_config(directory):
                               f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
+    pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
+    if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
+        convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
+                   f"{json.dumps(directory)}).save_pretrained({json.dumps(directory)})")
+        raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
+                              f"which tinyformer never reads (unpickling can run code): take "
+                              f"{WEIGHTS} from the model's page instead, or, trusting the "
+                              f"file, convert it with transformers: python -c '{convert}'")
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
