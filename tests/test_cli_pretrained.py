@@ -5,6 +5,7 @@ tiny runs of our own); nothing is downloaded."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import transformers
 from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 
 from tinyformer.checkpoint import check_export_dir, load_model
+from tinyformer.gpt import GPT
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import BPETokenizer
 
@@ -294,3 +296,29 @@ def test_the_stream_holds_back_a_character_until_all_its_bytes_are_there():
     assert shown == ["", "é", "!", "", ""]
     stream.close()
     assert "".join(written) == "\ufffd"                  # the cut € at the very end
+
+
+def hub_cache(directory, cache):
+    """`directory`'s files laid out as the Hugging Face hub's cache keeps a download: each in
+    blobs/, linked from snapshots/REVISION/, refs/main naming the revision."""
+    snapshot = cache / "snapshots" / "0123abcd"
+    for folder in (cache / "blobs", snapshot, cache / "refs"):
+        folder.mkdir(parents=True)
+    (cache / "refs" / "main").write_text("0123abcd")
+    for i, path in enumerate(sorted(directory.iterdir())):
+        (cache / "blobs" / f"blob{i}").write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(f"../../blobs/blob{i}")
+    return snapshot
+
+
+def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_path):
+    cache = tmp_path / "models--org--tiny"
+    snapshot = hub_cache(gpt2_dir[0], cache)
+    request = ["--prompt", "the cat", "--temperature", 0, "--max-new-tokens", 8]
+    advice = f"is a model's folder in the Hugging Face hub's cache, which keeps the files in a " \
+             f"snapshot: give {str(snapshot)!r}"
+    assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
+    with pytest.raises(ValueError, match=re.escape(advice)):
+        GPT.from_pretrained(cache)
+    assert (tinyformer("generate", "--checkpoint", snapshot, *request).output
+            == tinyformer("generate", "--checkpoint", gpt2_dir[0], *request).output)

@@ -287,6 +287,11 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"format": "tinyformer-checkpoint"}, None, "is a tinyformer checkpoint, not a Hugging"),
     ({"tie_word_embeddings": False}, without("lm_head.weight"),
      "tensor 'lm_head.weight' is missing, given config.json"),
+    # Tied, with a head of its own beside: transformers 5 unties them, earlier versions did not.
+    ({}, lambda weights: weights.update({"lm_head.weight": 2 * weights["wte.weight"]}),
+     "config.json ties the output layer to the embedding (tie_word_embeddings true), but "
+     "lm_head.weight is another matrix; if the model has its own, set tie_word_embeddings to "
+     "false in config.json"),
     ({}, without("h.1.mlp.c_fc.weight"), "tensor 'h.1.mlp.c_fc.weight' is missing"),
     ({}, reshaped("h.0.attn.c_attn.extra", (2,)), "tensor 'h.0.attn.c_attn.extra' is not part"),
     ({}, reshaped("wpe.weight", (39, 32)),
@@ -343,6 +348,20 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(ValueError, match="config.json is not a JSON object; download it again"):
         GPT.from_pretrained(tmp_path)
+
+
+def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path):
+    (tmp_path / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
+    torch.save(hf[0].state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"{str(tmp_path)!r} holds its weights as pytorch_model.bin, a "
+                              f"pickle, which tinyformer never reads")
+    exec(re.fullmatch(r".*python -c '(.*)'", message).group(1))     # the command it gives
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
 
 
 @pytest.mark.parametrize("setting, problem", [

@@ -666,6 +666,9 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
                                                "tinyformer builds models of a context up to"),
     ({"num_hidden_layers": 64}, None, "config.json describes a model of at least"),
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
+    ({"tie_word_embeddings": True}, None, "ties the output layer to the embedding "
+                                          "(tie_word_embeddings true), but lm_head.weight is "
+                                          "another matrix"),
     ({}, without("model.layers.1.mlp.up_proj.weight"),
      "tensor 'layers.1.mlp.up_proj.weight' is missing, given config.json"),
     ({}, lambda w: w.update({"model.layers.0.mlp.extra": np.zeros(2, np.float32)}),

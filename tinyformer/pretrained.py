@@ -60,7 +60,7 @@ from tinyautograd import nn
 
 from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
 from .layers import MAX_SIZE, least_parameters
-from .rundir import is_ours, read_config_json
+from .rundir import hub_cache_advice, hub_snapshot, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
@@ -72,6 +72,8 @@ if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
 SHARD_INDEX = "model.safetensors.index.json"
+# PyTorch's weights, one file or shards: pickles, never read here.
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # transformers' names for the tanh approximation of GELU, the one function our GELU computes:
 # gelu_new (GPT-2's), gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same
 # formula with sqrt(2/pi) rounded to 10 digits).
@@ -166,8 +168,9 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     tensors, where = _read_tensors(directory, prefix="transformer.")
-    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and config["tie_word_embeddings"])}  # it is wte
+    state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)}
+    if config["tie_word_embeddings"]:
+        _drop_tied_head(state, "wte.weight", where)
     model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
                              n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
                              tie_weights=config["tie_word_embeddings"]), state, path, where)
@@ -177,6 +180,19 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     _check_tensors(state, to_gpt2(model), where, "GPT-2")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
+
+
+def _drop_tied_head(state, embedding, where):
+    """Take lm_head.weight out of `state` for a config.json that ties it to the embedding
+    (`embedding`, its name): a copy of it, which some checkpoints hold. A head that is another
+    matrix is refused: transformers 5 then computes with it, untied, where earlier versions
+    replaced it by the embedding; loading either would be one of them silently wrong."""
+    head = state.pop("lm_head.weight", None)
+    if head is not None and embedding in state and not np.array_equal(head, state[embedding]):
+        raise PretrainedError(f"{where}: {CONFIG} ties the output layer to the embedding "
+                              f"(tie_word_embeddings true), but lm_head.weight is another "
+                              f"matrix; if the model has its own, set tie_word_embeddings to "
+                              f"false in {CONFIG}")
 
 
 def _build(gpt, settings, state, path, where):
@@ -203,7 +219,18 @@ def _read_config(directory):
         raise PretrainedError(f"{why_not_a_directory(directory)}: give the directory of a "
                               f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
+    snapshot = hub_snapshot(directory)
+    if snapshot is not None and not os.path.exists(path):
+        raise PretrainedError(hub_cache_advice(directory, snapshot))
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
+    pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
+    if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
+        convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
+                   f"{json.dumps(directory)}).save_pretrained({json.dumps(directory)})")
+        raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
+                              f"which tinyformer never reads (unpickling can run code): take "
+                              f"{WEIGHTS} from the model's page instead, or, trusting the "
+                              f"file, convert it with transformers: python -c '{convert}'")
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
@@ -401,8 +428,9 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
     settings, eps = _llama_settings(config, path)
     tensors, where = _read_tensors(directory, prefix="")
     state = {name.removeprefix("model."): array for name, array in tensors.items()}
-    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)
-             and not (name == "lm_head.weight" and settings["tie_weights"])}  # embed_tokens
+    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)}
+    if settings["tie_weights"]:
+        _drop_tied_head(state, "embed_tokens.weight", where)
     model = _build(gpt, settings, state, path, where)
     for module in model.modules():
         if isinstance(module, nn.RMSNorm):

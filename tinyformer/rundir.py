@@ -467,6 +467,28 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
 HUGGING_FACE_MODEL = ", or a Hugging Face model's directory (GPT-2, Llama or Qwen3)"
 
 
+def hub_snapshot(directory: StrPath) -> str | None:
+    """Where the files are, if `directory` is a model's folder in the Hugging Face hub's cache
+    (models--ORG--NAME, which keeps them in snapshots/REVISION, the latest named by
+    refs/main): that snapshot, or the snapshots folder if it cannot tell which. Else None."""
+    snapshots = os.path.join(directory, "snapshots")
+    if not os.path.isdir(snapshots):
+        return None
+    try:
+        with open(os.path.join(directory, "refs", "main"), encoding="utf-8") as f:
+            revisions = [f.read().strip()]
+    except (OSError, UnicodeDecodeError):
+        revisions = os.listdir(snapshots)
+    found = [name for name in revisions if os.path.isdir(os.path.join(snapshots, name))]
+    return os.path.join(snapshots, found[0]) if len(found) == 1 else snapshots
+
+
+def hub_cache_advice(directory: StrPath, snapshot: str) -> str:
+    """The one line that points from a model's folder in the hub's cache to its files."""
+    return (f"{os.fspath(directory)!r} is a model's folder in the Hugging Face hub's cache, "
+            f"which keeps the files in a snapshot: give {snapshot!r}")
+
+
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
     """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
     place that reads the file. CheckpointError (one line) when the directory or the file is
@@ -485,6 +507,9 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
+    snapshot = hub_snapshot(directory) if pretrained else None
+    if not os.path.exists(path) and snapshot is not None:
+        raise CheckpointError(hub_cache_advice(directory, snapshot))
     if not os.path.exists(path):
         pretrained_files = (", or a Hugging Face model's directory (GPT-2, Llama or Qwen3: "
                             "config.json, model.safetensors, and vocab.json + merges.txt or "
