@@ -193,6 +193,11 @@ class RunDirectory:
                 os.close(fd)
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+                if holder == str(os.getpid()):   # kill would stop this very Python (a notebook's)
+                    raise RunDirectoryError(f"{self.path!r} is in use by this process: a Trainer "
+                                            f"started on it earlier (a notebook cell run again, "
+                                            f"say) holds it until it trains or closes; call its "
+                                            f"close() and try again") from None
                 raise RunDirectoryError(f"{self.path!r} is in use: process {holder} is "
                                         f"training in it; wait for it to end, or stop it "
                                         f"(kill {holder}) and try again") from None
