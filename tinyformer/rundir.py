@@ -217,6 +217,18 @@ class RunDirectory:
         self._lock = fd
         _LOCKS_HELD.add(fd)
 
+    def hold(self) -> None:
+        """Lock the directory again after release(): a Trainer that trains again after a stop
+        (a notebook's cell run again). RunDirectoryError if another process holds it now."""
+        if self._lock is not None:
+            return
+        try:
+            self._acquire()
+        except OSError as e:
+            raise RunDirectoryError(f"cannot lock {self.path!r} again ({e.strerror}); "
+                                    f"resume the run from its directory, or start a new "
+                                    f"one") from None
+
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove
         run.lock. (In a process forked from the holder, there is nothing left to give up.)"""
