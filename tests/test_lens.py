@@ -24,6 +24,15 @@ from tinyformer.transformer import Transformer
 IDX = np.array([[1, 2, 3, 4, 2]])
 
 
+def test_a_lens_shows_its_rows_and_shapes_not_every_number():
+    # What a notebook cell ending with `lens` prints: a line, not hundreds.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=16)
+    shown = repr(logit_lens(model, lambda m: m(IDX), k=2))
+    assert shown == ("Lens(rows=['embed', 'layer 1', 'layer 2'], top_ids=<array (3, 5, 2) int64>, "
+                     "top_probs=<array (3, 5, 2) float32>)")
+
+
 @pytest.mark.parametrize("norm", ["pre", "post"])
 def test_each_row_is_the_head_on_the_stream_after_that_layer(norm):
     ta.manual_seed(0)

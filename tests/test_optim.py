@@ -411,6 +411,22 @@ def test_weight_decay_groups_decay_matrices_only():
         np.testing.assert_array_equal(p.data, np.full(p.shape, expected), err_msg=name)
 
 
+def test_an_optimizer_shows_its_groups_options_as_torch_prints_them():
+    # What a notebook shows for `optimizer`: torch's layout, each group's options sorted, its
+    # parameters counted (not a wall of their names), not `<AdamW object at 0x...>`.
+    named = [("fc.weight", Tensor(np.ones((4, 3)), requires_grad=True)),
+             ("fc.bias", Tensor(np.ones(3), requires_grad=True))]
+    shown = repr(AdamW(weight_decay_groups(named, 0.1), lr=0.05)).splitlines()
+    assert shown == ["AdamW (",
+                     "Parameter Group 0: 1 tensor, 12 values",
+                     "    betas: (0.9, 0.999)", "    eps: 1e-08", "    lr: 0.05",
+                     "    weight_decay: 0.1",
+                     "Parameter Group 1: 1 tensor, 3 values",
+                     "    betas: (0.9, 0.999)", "    eps: 1e-08", "    lr: 0.05",
+                     "    weight_decay: 0.0",
+                     ")"]
+
+
 def test_named_groups_resume_by_name_whatever_the_order():
     """A model whose parameters now come in another order (a checkpoint of an earlier version)
     gets each parameter's own moments back: the state follows the names."""

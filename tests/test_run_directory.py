@@ -170,6 +170,20 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
     assert tinyformer("train", "--resume", run).exit_code == 0      # free again
 
 
+def test_a_directory_held_by_this_process_says_to_close_the_trainer_not_to_kill_it(tmp_path):
+    # A notebook cell that starts a Trainer, run again: the first Trainer, never trained, still
+    # holds the lock in the same process, where "kill <pid>" would stop the notebook's Python.
+    first = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
+    try:
+        with pytest.raises(ValueError) as refused:
+            RunDirectory.claim(tmp_path / "run", log=lambda m: None)
+        assert "in use by this process" in str(refused.value)
+        assert "close()" in str(refused.value) and "kill" not in str(refused.value)
+    finally:
+        first.release()
+    RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()    # free once closed
+
+
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
     """The trainer's micro-batch workers are forked while it holds the run's lock; one that
     outlives its killed trainer for a moment must not keep the run in use."""
@@ -414,6 +428,5 @@ print(result.exit_code, sorted(os.listdir(out)))
                           text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     pid, refused, *_, trained = done.stdout.splitlines()
-    assert refused == f"{str(out)!r} is in use: process {pid} is training in it; wait for it " \
-        f"to end, or stop it (kill {pid}) and try again"
+    assert refused.startswith(f"{str(out)!r} is in use by this process: ")
     assert trained.startswith("0 [") and "'weights-000002.npz'" in trained, done.stdout

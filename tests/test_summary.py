@@ -45,6 +45,22 @@ def test_summary_lists_modules_parameters_and_flops():
     assert "6N = " in text and "FLOPs per token at T=8" in text
 
 
+def test_a_notebook_shows_the_summary_as_its_lines_not_as_a_quoted_string():
+    # IPython's pretty printer (what a cell ending with `summary(model)` shows) calls
+    # _repr_pretty_(printer, cycle) where a class has one; a plain str came out as '...\n...'.
+    text = summary(GPT(11, context=8, n_layer=1, n_head=2, d_model=8))
+
+    class Printer:
+        shown = ""
+
+        def text(self, words):
+            self.shown += words
+
+    printer = Printer()
+    text._repr_pretty_(printer, cycle=False)
+    assert printer.shown == str(text) and printer.shown.startswith("GPT: ")
+
+
 def table_rows(text):
     """{module: parameters} from a summary's table, and its total."""
     lines = text.splitlines()

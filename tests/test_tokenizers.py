@@ -42,6 +42,17 @@ def test_char_ids_are_specials_then_sorted_characters():
     assert tok.decode(np.array([2, 1, 3, 3, 4, 0])) == "hello<eos>"
 
 
+def test_a_tokenizer_shows_its_kind_size_and_special_tokens():
+    # What a notebook cell ending with `tokenizer` shows, as transformers shows one.
+    assert repr(CharTokenizer.train("hello", special_tokens=["<eos>"])) == \
+        "CharTokenizer(vocab_size=5, special_tokens=['<eos>'])"
+    many = CharTokenizer.train("ab", special_tokens=[f"<s{i}>" for i in range(9)])
+    assert repr(many) == ("CharTokenizer(vocab_size=11, special_tokens=['<s0>', '<s1>', '<s2>', "
+                          "'<s3>', '<s4>', '<s5>', ... 9 in all])")
+    assert repr(BPETokenizer.train("aaabdaaabac", vocab_size=259)) == \
+        "BPETokenizer(vocab_size=259, special_tokens=[])"
+
+
 def test_char_names_the_first_character_it_cannot_encode():
     tok = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz")
     with pytest.raises(ValueError, match=r"^cannot encode 'é' \(U\+00E9 LATIN SMALL LETTER E "

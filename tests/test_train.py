@@ -518,6 +518,21 @@ def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
     return trainer.train()
 
 
+def test_training_again_after_a_stop_holds_the_run_directory_again(tmp_path, monkeypatch):
+    # After a stop, train() has let go of the directory; a notebook's cell `trainer.train()`
+    # run again goes on from there, and must lock it again: otherwise a second writer (a
+    # `--resume` in a terminal) could write the same run meanwhile.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path), log=quiet)
+    trainer.close()                                      # as train() leaves it after a stop
+    held, step = [], trainer.train_step
+    def step_and_look(threads=1, workers=None):
+        held.append(rundir.is_training(str(tmp_path)))
+        return step(threads, workers)
+    monkeypatch.setattr(trainer, "train_step", step_and_look)
+    assert trainer.train(threads=1) == "done" and held == [True, True]
+    assert not rundir.is_training(str(tmp_path))        # and lets go of it again at the end
+
+
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
     settings = dict(JOBS[job], iters=8, eval_every=3)

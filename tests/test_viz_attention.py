@@ -18,8 +18,8 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
-from viz.attention import (attention_figure, attention_maps, plot_attention,  # noqa: E402
-                            token_labels)
+from viz.attention import (AttentionMap, attention_figure, attention_maps,  # noqa: E402
+                            plot_attention, token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -326,6 +326,15 @@ def test_a_prompt_too_long_for_a_page_is_one_line_exit_2_and_writes_nothing(runs
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: attention_page: ") and "shorter prompt" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_an_attention_map_shows_its_shape_and_first_labels_not_every_weight():
+    labels = list("eve has a red kite.")
+    shown = repr(AttentionMap(np.full((2, 4, 19, 19), 0.5), labels, labels, "self-attention"))
+    assert shown == ("AttentionMap(weights=<array (2, 4, 19, 19) (layers, heads, queries, keys)>, "
+                     "queries=['e', 'v', 'e', ' ', 'h', 'a', 's', ' ', ... 19 in all], "
+                     "keys=['e', 'v', 'e', ' ', 'h', 'a', 's', ' ', ... 19 in all], "
+                     "description='self-attention')")
 
 
 def test_attention_figure_is_the_grid_for_a_notebook():

@@ -93,6 +93,19 @@ class Optimizer:
     def _all_params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
+    def __repr__(self) -> str:
+        """Each group's options, as torch prints an optimizer; its parameters counted rather
+        than listed (weight_decay_groups' names alone would fill a screen)."""
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            params = group["params"]
+            tensors = f"{len(params)} tensor" + ("s" if len(params) != 1 else "")
+            lines.append(f"Parameter Group {i}: {tensors}, "
+                         f"{sum(p.size for p in params):,} values")
+            lines += [f"    {key}: {group[key]}" for key in sorted(group)
+                      if key not in ("params", "param_names")]
+        return "\n".join(lines + [")"])
+
     def step(self) -> None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
         frozen, or unused by this loss)."""

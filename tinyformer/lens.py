@@ -40,6 +40,13 @@ class Lens:
     top_ids: np.ndarray
     top_probs: np.ndarray
 
+    def __repr__(self) -> str:
+        # The arrays' shapes, not their numbers: a notebook cell ending with `lens` printed
+        # every id and probability, hundreds of lines for one short prompt.
+        return (f"Lens(rows={self.rows!r}, top_ids=<array {self.top_ids.shape} "
+                f"{self.top_ids.dtype}>, top_probs=<array {self.top_probs.shape} "
+                f"{self.top_probs.dtype}>)")
+
 
 @contextlib.contextmanager
 def _recording(stack: Encoder | Decoder) -> Iterator[list]:

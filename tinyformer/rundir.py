@@ -193,6 +193,11 @@ class RunDirectory:
                 os.close(fd)
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+                if holder == str(os.getpid()):   # kill would stop this very Python (a notebook's)
+                    raise RunDirectoryError(f"{self.path!r} is in use by this process: a Trainer "
+                                            f"started on it earlier (a notebook cell run again, "
+                                            f"say) holds it until it trains or closes; call its "
+                                            f"close() and try again") from None
                 raise RunDirectoryError(f"{self.path!r} is in use: process {holder} is "
                                         f"training in it; wait for it to end, or stop it "
                                         f"(kill {holder}) and try again") from None
@@ -211,6 +216,18 @@ class RunDirectory:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock = fd
         _LOCKS_HELD.add(fd)
+
+    def hold(self) -> None:
+        """Lock the directory again after release(): a Trainer that trains again after a stop
+        (a notebook's cell run again). RunDirectoryError if another process holds it now."""
+        if self._lock is not None:
+            return
+        try:
+            self._acquire()
+        except OSError as e:
+            raise RunDirectoryError(f"cannot lock {self.path!r} again ({e.strerror}); "
+                                    f"resume the run from its directory, or start a new "
+                                    f"one") from None
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove

@@ -18,6 +18,8 @@ PaLM's and nanoGPT's 6N + 12 L T d.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 import tinyautograd as ta
@@ -183,6 +185,14 @@ def describe_block(model: nn.Module) -> str:
     return ", ".join(words)
 
 
+class Summary(str):
+    """summary's text, which a notebook cell ending with `summary(model)` shows as the table it
+    is (IPython's pretty printer calls `_repr_pretty_`), not as one quoted line of \\n's."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
 def summary(model: nn.Module, T: int | None = None) -> str:
     """The block in words, a table of parameters per top-level module and per part, and the
     FLOPs per token (in all and per part) for a sequence of T tokens (the model's context by
@@ -207,7 +217,7 @@ def summary(model: nn.Module, T: int | None = None) -> str:
                  f"6N = {flops['six_n']:,.0f}")
     lines.append("forward by part: " + ", ".join(
         f"{part} {count:,.0f}" for part, count in forward_flops_by_part(model, T).items()))
-    return "\n".join(lines)
+    return Summary("\n".join(lines))
 
 
 def counted(n: int, noun: str) -> str:

@@ -269,6 +269,14 @@ class Tokenizer:
         self._special_ids = {s: first_special_id + i for i, s in enumerate(self.special_tokens)}
         self._special_re = special_pattern(self.special_tokens)
 
+    def __repr__(self) -> str:
+        # As transformers shows a tokenizer: what it is and its size (a notebook showed
+        # <tinyformer.tokenizers.CharTokenizer at 0x...>).
+        special = self.special_tokens
+        shown = ", ".join(map(repr, special[:6])) + (f", ... {len(special)} in all"
+                                                     if len(special) > 6 else "")
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, special_tokens=[{shown}])"
+
     # -- encoding and decoding -------------------------------------------------------------
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:

@@ -377,7 +377,11 @@ class Trainer:
         `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
         run in, and the matrix products' threads when there are more than micro-batches; None
         lets the steps' own timing choose, again and again as the machine's load changes
-        (resources.AdaptiveThreads)."""
+        (resources.AdaptiveThreads).
+
+        Called again after a stop (a notebook's cell run again), it goes on from its step,
+        holding the run directory again meanwhile."""
+        self.run.hold()
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
             # loop's check of the loss says so once, in one line, instead of numpy's warnings.

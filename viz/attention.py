@@ -65,6 +65,16 @@ class AttentionMap(NamedTuple):
     keys: list
     description: str
 
+    def __repr__(self) -> str:
+        # The weights' shape, not their numbers (a notebook printed screens of them), and the
+        # first labels of each axis.
+        def labels(tokens):
+            more = f", ... {len(tokens)} in all" if len(tokens) > 8 else ""
+            return "[" + ", ".join(map(repr, tokens[:8])) + more + "]"
+        return (f"AttentionMap(weights=<array {np.shape(self.weights)} (layers, heads, "
+                f"queries, keys)>, queries={labels(self.queries)}, keys={labels(self.keys)}, "
+                f"description={self.description!r})")
+
 
 def token_labels(tokenizer: Tokenizer, ids: Iterable[int]) -> list[str]:
     """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
