@@ -65,6 +65,7 @@ function makeView(name) {
     folded: new Set(info.folded),         // paths of stacks folded into "Block x N"
     depth: data.depth === null ? "" : String(data.depth),   // the fold menu's choice
     rep: {},            // node id -> the key of the folded box it is hidden in, or null
+    folds: new Map(),   // the key of each folded box shown -> {box, room}, see applyFolding
     // A coordinate of a point as drawn -> as shown now, one map for each axis (see compaction).
     move: {x: (v) => v, y: (v) => v},
     overlay: document.createElementNS(SVG_NS, "g"),
@@ -197,7 +198,7 @@ function moved(view, box) {
 // The rectangle that stands for node `id` now: its own, or its folded box's.
 function boxOf(view, id) {
   const rep = view.rep[id];
-  if (rep) return moved(view, foldedBox(view, rep));
+  if (rep) return view.folds.get(rep).box;
   if (!view.nodeBox[id]) return null;
   // A node moves as a whole, keeping its size: where its middle goes.
   const box = view.nodeBox[id], x = box.x + box.width / 2, y = box.y + box.height / 2;
@@ -453,9 +454,11 @@ function reveal(view, id) {
 // with the box that every one of its users is in. A stack of blocks is drawn as one box from
 // its first block to its last, so what lies between the blocks (the ops of the module around
 // the stack that run between them) is hidden in it too, rather than left under it. An arrow
-// between two nodes of one folded box disappears; an arrow into a folded box ends at its
-// border, where a small head is drawn. Then the space the folded boxes no longer need is
-// taken out (compaction).
+// between two nodes of one folded box disappears; an arrow into or out of a folded box
+// meets it at its border (see reroute). Then the space the folded boxes no longer need is
+// taken out (compaction), and each folded box is drawn as big as its label, at the top of
+// the room its module took: the room is often still taller or wider than the label, held
+// open by what is shown beside it, and holds nothing shown but the box.
 function applyFolding(view) {
   const info = view.info;
   for (const [id, node] of Object.entries(info.nodes)) {
@@ -481,17 +484,23 @@ function applyFolding(view) {
   for (const edge of view.edges) {
     const from = view.rep[edge.from], to = view.rep[edge.to];
     edge.el.classList.toggle("gone", Boolean(from) && from === to);
+    // graphviz's head is on the node hidden in the box: reroute draws one on the box's border.
+    edge.el.querySelector("polygon")?.classList.toggle("gone", Boolean(to));
   }
   const shown = new Set(Object.values(view.rep).filter((key) => key));
   view.move = {x: compaction(view, shown, "x"), y: compaction(view, shown, "y")};
+  // The compaction keeps a label's box whole, so it moves without changing its size; a label
+  // taller than its module was drawn reaches out of the room, which grows to hold it.
+  view.folds = new Map([...shown].map((key) => {
+    const box = moved(view, labelBox(view, key));
+    return [key, {box, room: unionBox([moved(view, foldedBox(view, key)), box])}];
+  }));
   redraw(view);
   view.overlay.replaceChildren();
   for (const key of shown) drawFolded(view, key);
   for (const edge of view.edges) {
     const from = view.rep[edge.from], to = view.rep[edge.to];
-    if (to && from !== to) {
-      drawEntry(view, edge.el.querySelector("path"), moved(view, foldedBox(view, to)));
-    }
+    if ((from || to) && from !== to) reroute(view, edge, from, to);
   }
   markLinks();
   updateFoldButtons();
@@ -589,13 +598,14 @@ function subtract(intervals, holes) {
   return out;
 }
 
+const PAIRS = /(-?[\d.]+(?:e[-+]?\d+)?),(-?[\d.]+(?:e[-+]?\d+)?)/g;   // "x,y" in a drawing
+
 // Move every drawn coordinate by view.move: whole nodes, and the points of boxes and arrows,
 // and the boxes' labels.
 function redraw(view) {
-  const pairs = /(-?[\d.]+(?:e[-+]?\d+)?),(-?[\d.]+(?:e[-+]?\d+)?)/g;
   for (const {el, attr, original} of view.drawn) {
     if (attr === "points" || attr === "d") {
-      el.setAttribute(attr, original.replace(pairs, (_, x, y) =>
+      el.setAttribute(attr, original.replace(PAIRS, (_, x, y) =>
         `${view.move.x(Number(x))},${view.move.y(Number(y))}`));
     } else {
       el.setAttribute(attr, view.move[attr](Number(original)));
@@ -616,9 +626,7 @@ function contentBox(view) {
   for (const [name, box] of Object.entries(view.boxes)) {
     if (!clusterHidden(view, name)) boxes.push(moved(view, box));
   }
-  for (const key of new Set(Object.values(view.rep))) {
-    if (key) boxes.push(moved(view, foldedBox(view, key)));
-  }
+  for (const {box} of view.folds.values()) boxes.push(box);
   if (!boxes.length) return {...view.drawnSize};
   const box = unionBox(boxes), t = graphTransform(view), margin = 12;
   return {x: box.x + t.e - margin, y: box.y + t.f - margin, width: box.width + 2 * margin,
@@ -666,7 +674,7 @@ function textWidth(view, line, size, bold) {
 }
 
 function drawFolded(view, key) {
-  const box = moved(view, foldedBox(view, key)), label = foldedLabel(view, key);
+  const box = view.folds.get(key).box, label = foldedLabel(view, key);
   const g = document.createElementNS(SVG_NS, "g");
   g.setAttribute("class", "folded");
   g.dataset.key = key;
@@ -689,20 +697,110 @@ function drawFolded(view, key) {
   view.overlay.appendChild(g);
 }
 
-// An arrowhead where `path` enters `box`: the arrow's own head is under the folded box.
-function drawEntry(view, path, box) {
+// An arrow into or out of a folded box (or between two). graphviz drew it to a node now
+// hidden somewhere in the room the box's module took, while the box is only as big as its
+// label, at the top of that room. So the arrow keeps the stretch of graphviz's curve that is
+// clear of the rooms of its folded ends, and straight lines aimed at a box's middle join that
+// stretch to the box's border: a room holds nothing shown but its box, so such a line crosses
+// no node, and the arrow neither stops short of the box nor runs into it. Clear means PAD
+// away: the compaction can close a room up against an arrow that graphviz drew past it, and
+// such an arrow would run along the box's border. An arrow into a box gets a small head.
+function reroute(view, edge, from, to) {
+  const path = edge.el.querySelector("path");
   if (!path) return;
-  const inside = (p) => p.x > box.x && p.x < box.x + box.width && p.y > box.y &&
-    p.y < box.y + box.height;
-  const length = path.getTotalLength();
-  if (!inside(path.getPointAtLength(length)) || inside(path.getPointAtLength(0))) return;
-  let low = 0, high = length;              // outside at low, inside at high
-  for (let i = 0; i < 20; i++) {
-    const middle = (low + high) / 2;
-    if (inside(path.getPointAtLength(middle))) high = middle;
-    else low = middle;
+  const curve = cubics(path.getAttribute("d")), steps = 32 * curve.length;
+  const rooms = [from, to].filter((key) => key).map((key) => view.folds.get(key).room);
+  const clear = (s) => {
+    const p = pointAt(curve, s);
+    return rooms.every((r) => p.x < r.x - PAD || p.x > r.x + r.width + PAD ||
+      p.y < r.y - PAD || p.y > r.y + r.height + PAD);
+  };
+  // Steps of 1/32 of a piece find where the curve is clear; halving a step finds the border.
+  const clearSteps = [];
+  for (let k = 0; k <= steps; k++) if (clear(k / 32)) clearSteps.push(k);
+  const first = clearSteps[0], last = clearSteps[clearSteps.length - 1];
+  const fromBox = from && view.folds.get(from).box, toBox = to && view.folds.get(to).box;
+  const point = (p) => `${p.x},${p.y}`;
+  if (from && to && first === undefined) {   // two boxes side by side: a line between them
+    path.setAttribute("d", `M${point(border(fromBox, middle(toBox)))}` +
+                           `L${point(border(toBox, middle(fromBox)))}`);
+  } else {
+    let start = 0, end = curve.length;       // a shown node's end of the arrow stays
+    if (from) {
+      start = first === undefined ? end
+        : edgeOf(clear, Math.max(0, first - 1) / 32, first / 32);
+    }
+    if (to) end = last === undefined ? 0 : edgeOf(clear, Math.min(steps, last + 1) / 32, last / 32);
+    const kept = part(curve, start, end), a = kept[0][0], b = kept[kept.length - 1][3];
+    path.setAttribute("d", (from ? `M${point(border(fromBox, a))}L` : "M") + point(a) +
+      "C" + kept.flatMap((piece) => piece.slice(1)).map(point).join(" ") +
+      (to ? `L${point(border(toBox, b))}` : ""));
   }
-  const tip = path.getPointAtLength(high), back = path.getPointAtLength(Math.max(0, high - 9));
+  if (to) drawHead(view, path);
+}
+
+// The pieces of an arrow as graphviz draws it ("Mp Cp p p p p p ..."): cubic Bézier curves,
+// each its four points [{x, y}, ...], the last of one the first of the next. A place on the
+// curve is a number s: piece floor(s), at s - floor(s) of the way along it (0 to 1).
+function cubics(d) {
+  const points = [...d.matchAll(PAIRS)].map(([, x, y]) => ({x: Number(x), y: Number(y)}));
+  const pieces = [];
+  for (let i = 0; i + 3 < points.length; i += 3) pieces.push(points.slice(i, i + 4));
+  return pieces;
+}
+
+// A piece up to t, itself a cubic piece (de Casteljau): its last point is the piece's at t.
+function firstPart([a, b, c, d], t) {
+  const mix = (p, q) => ({x: p.x + (q.x - p.x) * t, y: p.y + (q.y - p.y) * t});
+  const ab = mix(a, b), bc = mix(b, c), abc = mix(ab, bc);
+  return [a, ab, abc, mix(abc, mix(bc, mix(c, d)))];
+}
+
+// A piece from t on: the first part of the piece run backwards.
+function lastPart(piece, t) {
+  return firstPart(piece.slice().reverse(), 1 - t).reverse();
+}
+
+function pointAt(curve, s) {
+  const i = Math.min(Math.floor(s), curve.length - 1);
+  return firstPart(curve[i], s - i)[3];
+}
+
+// The curve between the places a and b (a <= b): at least one piece, a point if a is b.
+function part(curve, a, b) {
+  const pieces = [];
+  for (let i = Math.min(Math.floor(a), curve.length - 1); i < b || !pieces.length; i++) {
+    const t0 = Math.max(0, a - i), t1 = Math.min(1, b - i);
+    pieces.push(lastPart(firstPart(curve[i], t1), t1 > 0 ? t0 / t1 : 0));
+  }
+  return pieces;
+}
+
+// Where `test` turns true between the places `out` (false there) and `at` (true there).
+function edgeOf(test, out, at) {
+  for (let i = 0; i < 20; i++) {
+    const s = (out + at) / 2;
+    if (test(s)) at = s;
+    else out = s;
+  }
+  return at;
+}
+
+function middle(box) {
+  return {x: box.x + box.width / 2, y: box.y + box.height / 2};
+}
+
+// Where the line from the middle of `box` to the point `p` outside it crosses its border.
+function border(box, p) {
+  const m = middle(box), dx = p.x - m.x, dy = p.y - m.y;
+  const f = Math.min(1, box.width / 2 / Math.abs(dx), box.height / 2 / Math.abs(dy));
+  return {x: m.x + dx * f, y: m.y + dy * f};
+}
+
+// A small arrowhead at the end of `path`, pointing along its last few units.
+function drawHead(view, path) {
+  const length = path.getTotalLength();
+  const tip = path.getPointAtLength(length), back = path.getPointAtLength(Math.max(0, length - 9));
   const angle = Math.atan2(tip.y - back.y, tip.x - back.x), w = 4;
   const left = [back.x + w * Math.sin(angle), back.y - w * Math.cos(angle)];
   const right = [back.x - w * Math.sin(angle), back.y + w * Math.cos(angle)];
