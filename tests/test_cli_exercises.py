@@ -327,8 +327,31 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
         list(Workspace.load(workspace).check_each(exercises()))
     assert started == []
     assert_input_error(run("check", 3), "is missing; `tinyformer exercises reset 3`")
+    # A grading script reads stdout: the object is there, the error in it, the status 2.
     result = run("check", 3, "--json")
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert "is missing; `tinyformer exercises reset 3`" in graded["error"]
+    assert [(e["number"], e["passed"], e["reason"]) for e in graded["exercises"]] == \
+        [(3, False, graded["error"])]
+    assert (graded["workspace"], graded["passed"], graded["total"]) == (str(workspace), 0, 1)
+    assert result.stderr == f"Error: {graded['error']}\n"
+
+
+@pytest.mark.parametrize("args", [["check", "--json", "-w", "nowhere"], ["check", "--json"],
+                                  ["check", "99", "--json"], ["check", "--all", "--json", "3"],
+                                  ["check", "--json", "--timeout", "0"]])
+def test_check_json_that_cannot_check_still_prints_its_object(tmp_path, monkeypatch, args):
+    """No workspace, no such exercise, N and --all: the object, its error the one line."""
+    monkeypatch.chdir(tmp_path)             # no workspace here
+    if args[1:] != ["--json"]:
+        assert run("init", tmp_path / "course").exit_code == 0
+        monkeypatch.chdir(tmp_path / "course")
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert graded["error"] and result.stderr.startswith(f"Error: {graded['error']}")
+    assert graded["passed"] == 0 and graded["total"] == len(graded["exercises"]) <= 1
 
 
 def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,

@@ -811,20 +811,33 @@ class Course(click.Group):
     not an exercise's) are input errors: one line, exit status 2."""
 
     def invoke(self, ctx):
-        with input_errors(runner.RunnerError, WorkspaceError):
-            try:
-                return super().invoke(ctx)
-            except click.NoSuchOption as e:
-                # `show -1` is a number to the learner, an option to click: said as the
-                # course says any number that is not an exercise's or a chapter's.
-                takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
-                if e.option_name.removeprefix("-").isdigit():
-                    if "ex" in takes:
-                        with input_errors():
-                            find(e.option_name)
-                    if "chapter" in takes:
-                        runner.chapter_to_ask(None, e.option_name)
-                raise
+        try:
+            with input_errors(runner.RunnerError, WorkspaceError):
+                try:
+                    return super().invoke(ctx)
+                except click.NoSuchOption as e:
+                    # `show -1` is a number to the learner, an option to click: said as the
+                    # course says any number that is not an exercise's or a chapter's.
+                    takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
+                    if e.option_name.removeprefix("-").isdigit():
+                        if "ex" in takes:
+                            with input_errors():
+                                find(e.option_name)
+                        if "chapter" in takes:
+                            runner.chapter_to_ask(None, e.option_name)
+                    raise
+        except click.ClickException as error:
+            # With --json a grading script reads stdout: it gets the object there too, the
+            # error in it, and the one line on stderr as without --json.
+            if ctx.meta.get(AS_JSON):
+                runner.echo_json_error(ctx.meta.get(WORKSPACE), ctx.meta.get(EXERCISE),
+                                       error.format_message())
+            raise
+
+
+# What the exercises' options found, for Course.invoke to say with --json when a check fails
+# before it could be made (ctx.meta is shared by a command's context and its group's).
+AS_JSON, WORKSPACE, EXERCISE = "exercises.json", "exercises.workspace", "exercises.exercise"
 
 
 @main.group(cls=Course, short_help="Work through the course, one exercise file at a time.",
@@ -843,11 +856,12 @@ def workspace_option(required=True):
     """--workspace, given to the command as the open workspace (None if optional and none)."""
     def open_workspace(ctx, param, directory):
         try:
-            return find_workspace(directory, required=required)
+            ctx.meta[WORKSPACE] = find_workspace(directory, required=required)
         except WorkspaceError as error:          # a folder the learner did not type here
             if from_environment(ctx, param):
                 raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
             raise
+        return ctx.meta[WORKSPACE]
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
                         envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         show_default="the one holding the current directory",
@@ -858,7 +872,8 @@ def exercise_argument(required=True):
     """N, given to the command as the exercise (None if not required and not given)."""
     def find_exercise(ctx, param, name):
         with input_errors():
-            return find(name) if name is not None else None
+            ctx.meta[EXERCISE] = find(name) if name is not None else None
+        return ctx.meta[EXERCISE]
     return click.argument("ex", metavar="N" if required else "[N]", required=required,
                           callback=find_exercise)
 
@@ -935,9 +950,11 @@ when the workspace or the exercise cannot be used.""")
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each with what is wrong (as many at once "
                    "as there are cores); a missing file is its exercise's failure.")
-@click.option("--json", "as_json", is_flag=True,
+@click.option("--json", "as_json", is_flag=True, is_eager=True,
+              callback=lambda ctx, param, value: ctx.meta.update({AS_JSON: value}) or value,
               help='Print one JSON object instead: {"workspace", "exercises": [{"number", '
-                   '"name", "passed", "reason", "seconds"}], "passed", "total"}.')
+                   '"name", "passed", "reason", "seconds"}], "passed", "total", "error"}; '
+                   'error is null, or why the check could not be made (exit status 2).')
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, as_json, timeout, workspace):
