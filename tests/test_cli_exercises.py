@@ -669,6 +669,19 @@ def test_what_the_learners_code_starts_ends_with_its_check(workspace, then, said
     assert not sleeper_outlives(path)
 
 
+def test_a_thread_the_learners_code_leaves_running_does_not_hold_up_its_check(workspace):
+    """A thread that never ends (not a daemon): the check ends with its result, where it
+    waited for the thread until the timeout and then said it did not finish."""
+    path = workspace / FIRST.file
+    solve(workspace, FIRST)
+    path.write_text("import threading\nthreading.Thread(target=threading.Event().wait).start()\n"
+                    "print('started a thread')\n" + path.read_text())
+    started = time.monotonic()
+    result = run("check", 1, "--timeout", 10)
+    assert result.exit_code == 0 and "started a thread" in result.output, result.output
+    assert time.monotonic() - started < 9
+
+
 def test_checks_stopped_early_stop_those_running_with_what_they_started(workspace,
                                                                         monkeypatch):
     """Ctrl-C does not reach the checks' processes (each is a session of its own): the runner
