@@ -67,6 +67,25 @@ def input_errors(*kinds):
         raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
+class Text(click.ParamType):
+    """A text the user types (a prompt, a text to encode, a special token), as UTF-8 whatever
+    the locale. Under an ASCII one (LC_ALL=C, with Python's UTF-8 mode off) Python leaves a
+    command line's bytes above 127 undecoded, as lone surrogates: the bytes are recovered and
+    read as UTF-8 where they are (`--prompt héllo`); only those that are not stay as they came,
+    for the command to refuse as not UTF-8. A path is no text: its bytes stay the locale's,
+    as the file system takes them."""
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        try:
+            return os.fsencode(value).decode("utf-8")
+        except UnicodeError:       # not UTF-8; or characters already, not undecoded bytes
+            return value
+
+
+TEXT = Text()
+
+
 # What to make smaller when a command runs out of memory, in its own options.
 SMALLER = {"train": "smaller sizes (--batch-size, --context, --d-model, --n-layer)",
            "generate": "a smaller --beam or --max-new-tokens, or a shorter --prompt",
@@ -227,7 +246,7 @@ Examples:
 @click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
               help="The BPE's vocabulary size: all its ids, the 256 bytes and the special "
               "tokens included.")
-@click.option("--special", "specials", multiple=True, default=DEFAULT_SPECIALS,
+@click.option("--special", "specials", type=TEXT, multiple=True, default=DEFAULT_SPECIALS,
               show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
 @click.option("--out", "out_path", required=True, metavar="FILE.json",
@@ -298,7 +317,7 @@ def text_options(command):
     command = allow_special_option(command)
     command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
                            "UTF-8 file instead of TEXT.")(command)
-    return click.argument("text", required=False)(command)
+    return click.argument("text", type=TEXT, required=False)(command)
 
 
 def encode_text(tok, text, file_path, allow_special):
@@ -567,7 +586,7 @@ answer ending in "…" filled the model's context without <eos>: it was cut ther
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help=CHECKPOINT_HELP)
-@click.option("--prompt", default="", help="The text to continue (GPT), to translate "
+@click.option("--prompt", type=TEXT, default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
@@ -649,8 +668,9 @@ def export(checkpoint_dir, out_dir):
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
                                  help=CHECKPOINT_HELP)
-prompt_option = click.option("--prompt", required=True, help="The text to read (for BERT, "
-                             "<mask> tokens allowed; for seq2seq, the source to translate).")
+prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
+                             "(for BERT, <mask> tokens allowed; for seq2seq, the source to "
+                             "translate).")
 
 
 @main.command(short_help="Draw a checkpoint's attention maps for a prompt.",
@@ -765,7 +785,7 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
               "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
-@click.option("--prompt", help="With --checkpoint: the text of the batch.")
+@click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
               "computing its gradients records (a page opens on it).")
@@ -992,7 +1012,7 @@ Examples:
   tinyformer exercises predict 04_autograd --answer "6.0 12.0"
 """)
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
-@click.option("--answer", metavar="TEXT",
+@click.option("--answer", type=TEXT, metavar="TEXT",
               help="Your prediction, instead of typing it after the code is shown.")
 @workspace_option(required=False)
 def exercises_predict(chapter, answer, workspace):
