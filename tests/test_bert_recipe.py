@@ -22,8 +22,7 @@ from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.train import TrainConfig, Trainer
 
 PAD, MASK = 0, 1
-TINY = dict(model="bert", n_layer=1, n_head=2, d_model=16, batch_size=4, eval_iters=1,
-            sample_tokens=1)
+TINY = dict(model="bert", n_layer=1, n_head=2, d_model=16, batch_size=4, eval_iters=1)
 
 
 def quiet(*args):

@@ -327,8 +327,31 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
         list(Workspace.load(workspace).check_each(exercises()))
     assert started == []
     assert_input_error(run("check", 3), "is missing; `tinyformer exercises reset 3`")
+    # A grading script reads stdout: the object is there, the error in it, the status 2.
     result = run("check", 3, "--json")
-    assert result.exit_code == 2 and result.stdout == ""
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert "is missing; `tinyformer exercises reset 3`" in graded["error"]
+    assert [(e["number"], e["passed"], e["reason"]) for e in graded["exercises"]] == \
+        [(3, False, graded["error"])]
+    assert (graded["workspace"], graded["passed"], graded["total"]) == (str(workspace), 0, 1)
+    assert result.stderr == f"Error: {graded['error']}\n"
+
+
+@pytest.mark.parametrize("args", [["check", "--json", "-w", "nowhere"], ["check", "--json"],
+                                  ["check", "99", "--json"], ["check", "--all", "--json", "3"],
+                                  ["check", "--json", "--timeout", "0"]])
+def test_check_json_that_cannot_check_still_prints_its_object(tmp_path, monkeypatch, args):
+    """No workspace, no such exercise, N and --all: the object, its error the one line."""
+    monkeypatch.chdir(tmp_path)             # no workspace here
+    if args[1:] != ["--json"]:
+        assert run("init", tmp_path / "course").exit_code == 0
+        monkeypatch.chdir(tmp_path / "course")
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert graded["error"] and result.stderr.startswith(f"Error: {graded['error']}")
+    assert graded["passed"] == 0 and graded["total"] == len(graded["exercises"]) <= 1
 
 
 def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,
@@ -644,6 +667,19 @@ def test_what_the_learners_code_starts_ends_with_its_check(workspace, then, said
     result = run("check", 1, "--timeout", 5)
     assert result.exit_code == 3 and said in result.output, result.output
     assert not sleeper_outlives(path)
+
+
+def test_a_thread_the_learners_code_leaves_running_does_not_hold_up_its_check(workspace):
+    """A thread that never ends (not a daemon): the check ends with its result, where it
+    waited for the thread until the timeout and then said it did not finish."""
+    path = workspace / FIRST.file
+    solve(workspace, FIRST)
+    path.write_text("import threading\nthreading.Thread(target=threading.Event().wait).start()\n"
+                    "print('started a thread')\n" + path.read_text())
+    started = time.monotonic()
+    result = run("check", 1, "--timeout", 10)
+    assert result.exit_code == 0 and "started a thread" in result.output, result.output
+    assert time.monotonic() - started < 9
 
 
 def test_checks_stopped_early_stop_those_running_with_what_they_started(workspace,

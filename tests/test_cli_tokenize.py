@@ -572,6 +572,15 @@ def test_encode_refuses_bad_text(bpe, args, words):
     assert_input_error(run("encode", *args, "--tokenizer", bpe), *words)
 
 
+@pytest.mark.parametrize("command", ["encode", "show"])
+def test_utf8_text_under_an_ascii_locale_is_read_as_utf8(bpe, command):
+    """Under LC_ALL=C, Python's UTF-8 mode off, a command line's bytes above 127 arrive as
+    lone surrogates: 'héllo' arrives as below, and was refused as not UTF-8."""
+    result = run(command, "h\udcc3\udca9llo", "--tokenizer", bpe)
+    assert result.exit_code == 0, result.output
+    assert result.output == run(command, "héllo", "--tokenizer", bpe).output
+
+
 def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
     assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
                        "NUL byte")

@@ -704,6 +704,19 @@ def test_a_train_option_that_does_not_apply_is_refused(tmp_path, args, phrase):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args, model", [(["--model", "bert"], "bert"),
+                                         (["--task", "copy"], "transformer")])
+def test_a_sample_length_for_a_model_that_writes_no_sample_is_refused(tmp_path, args, model):
+    """sample_tokens (a file's alone) did nothing for a BERT or a task, without a word."""
+    (tmp_path / "run.toml").write_text("sample_tokens = 50\n")
+    result = tinyformer("train", "--config", tmp_path / "run.toml", *args, "--iters", 1,
+                        "--n-layer", 1, "--d-model", 16, "--batch-size", 2, "--out",
+                        tmp_path / "run")
+    assert_input_error(result, "sample_tokens is the length of the sample a GPT writes at "
+                               f"each evaluation; a {model} writes none: drop it")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_non_empty_out_is_refused_without_force(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)

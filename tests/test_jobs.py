@@ -11,8 +11,7 @@ from tinyautograd import Tensor
 from tinyformer.jobs import TextData
 from tinyformer.train import TrainConfig, Trainer
 
-TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3,
-            sample_tokens=4)
+TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3)
 
 
 def job_for(tmp_path, **settings):
@@ -51,7 +50,7 @@ def test_a_text_job_trains_on_its_first_part_and_evaluates_on_the_rest(tmp_path,
     assert figures["val_loss"] == pytest.approx(np.mean(counts))
 
 
-@pytest.mark.parametrize("settings", [{}, dict(model="bert"),
+@pytest.mark.parametrize("settings", [dict(sample_tokens=30), dict(model="bert"),
                                       dict(task="reverse", min_len=2, max_len=5, context=None,
                                            eval_iters=None)],
                          ids=["gpt", "bert", "transformer"])
@@ -59,7 +58,7 @@ def test_a_sample_is_the_generator_s_it_is_given_and_no_other(tmp_path, settings
     """The sample printed at an evaluation comes from the generator the trainer hands the job
     (seeded by the run's seed and step): the engine's own, which dropout draws from, does not
     change it, so the same seed prints the same samples."""
-    job, model = job_for(tmp_path, **dict(settings, sample_tokens=30))
+    job, model = job_for(tmp_path, **settings)
     samples = []
     for engine_seed, seed in [(1, 3), (2, 3), (1, 4)]:
         ta.manual_seed(engine_seed)

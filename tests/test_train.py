@@ -25,9 +25,10 @@ from tinyformer.train_config import TASK_ITERS
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
             sample_tokens=10)
+BERT_TINY = dict(TINY, model="bert", sample_tokens=None)     # a BERT writes no sample
 JOBS = {
     "gpt": dict(TINY, dropout=0.1),                   # dropout: the engine's generator matters
-    "bert": dict(TINY, model="bert", dropout=0.1),
+    "bert": dict(BERT_TINY, dropout=0.1),
     "gpt, modern block": dict(TINY, dropout=0.1, positions="rope", rope_theta=500.0,
                               normalization="rmsnorm", activation="swiglu", n_kv_head=1,
                               qk_norm=True, logit_softcap=15.0, bias=False),
@@ -219,6 +220,16 @@ def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
     config = TrainConfig.from_saved(saved, "config.json")
     assert config.min_lr is None
     config.check()
+
+
+@pytest.mark.parametrize("settings", [dict(model="bert"), dict(task="copy")])
+def test_a_run_saved_with_a_sample_length_it_never_used_resumes_without_it(settings):
+    saved = dataclasses.asdict(TrainConfig(**settings).resolved())
+    saved["sample_tokens"] = 200                    # as runs saved it before it was refused
+    config = TrainConfig.from_saved(saved, "config.json")
+    assert config.sample_tokens is None
+    config.check()
+    assert TrainConfig().resolved().sample_tokens == 200        # a GPT's, given or not
 
 
 def test_a_setting_spelled_both_ways_is_refused_not_the_later_taken(tmp_path):
@@ -485,7 +496,7 @@ def test_a_step_is_the_mean_over_its_targets_however_the_batch_is_cut(tmp_path,
     monkeypatch.setattr(parallel, "split", lambda batch, n, counted: cuts.append(n) or
                         split(batch, n, counted))
     def first_step(micro_batches):
-        trainer = Trainer.start(TrainConfig(**TINY, model="bert", iters=1,
+        trainer = Trainer.start(TrainConfig(**BERT_TINY, iters=1,
                                             micro_batches=micro_batches),
                                 str(tmp_path / str(micro_batches)), log=quiet)
         trainer.close()
@@ -842,7 +853,7 @@ def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path)
 def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_losses(tmp_path):
     # One example of 8 letters with 30% of words hidden: a batch often draws nothing to hide,
     # and a loss averaged over no token is NaN.
-    settings = dict(TINY, model="bert", context=8, batch_size=1, iters=6, eval_every=3)
+    settings = dict(BERT_TINY, context=8, batch_size=1, iters=6, eval_every=3)
     lines = run(tmp_path, **settings)
     assert [line["step"] for line in lines] == list(range(1, 7))
     assert all(np.isfinite([line["train_loss"], line.get("val_loss", 0)]).all() for line in lines)

@@ -153,6 +153,21 @@ def test_values_that_are_not_finite_are_left_out_of_the_png_and_the_page(tmp_pat
     assert len(data["smoothed"]) == 40 and data["val"][-1][0] == 40
 
 
+@pytest.mark.parametrize("key, value", [("lr", 1e308), ("lr", -1.7e308),
+                                        ("train_loss", 1.7e308), ("val_loss", 1e308)])
+def test_values_near_the_largest_float_are_drawn_in_units_the_label_names(tmp_path, key,
+                                                                         value):
+    """train takes --lr 1e308; matplotlib's ticks overflowed there and the plot failed."""
+    run = write_metrics(tmp_path / "run", n=4, eval_every=2, extra=None,
+                        tail=json.dumps({"step": 5, "train_loss": 1.0, "lr": 1e-3, key: value}))
+    result = tinyformer("plot", run)
+    assert result.exit_code == 0, result.output
+    assert_png(run / "loss.png")
+    panel = metrics_figure(run).axes[key == "lr"]
+    assert panel.get_ylabel().endswith(" (\u00d71e+308)")           # each value's power
+    assert value / 1e308 in [y for line in panel.get_lines() for y in line.get_ydata()]
+
+
 def test_missing_metrics_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         plot_metrics(tmp_path)

@@ -185,7 +185,7 @@ class TrainConfig:
                                      "--task is scored on all its held-out pairs.", shown="20")
     checkpoint_every: int | None = setting(None, "Steps between checkpoints.",
                                            shown="eval-every")
-    sample_tokens: int = setting(200)      # tokens generated for the sample at each evaluation
+    sample_tokens: int | None = setting(None)   # of a GPT's sample at each evaluation: 200
     seed: int = setting(0, "Seeds the data order, the initial weights and dropout.")
 
     @property
@@ -257,6 +257,8 @@ class TrainConfig:
                     "label_smoothing": 0.0} if c.task else \
             {"tokenizer": "char", "vocab_size": BPE_VOCAB[c.job] if c.tokenizer == "bpe" else None,
              "eval_iters": 20}
+        if c.model == "gpt":            # the one model that writes a sample as it trains
+            applying["sample_tokens"] = 200
         for key, value in applying.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
@@ -368,6 +370,9 @@ class TrainConfig:
             why["mask_rate"] = why["whole_words"] = (
                 f"--mask-rate and --whole-words say what BERT hides; a {self.model} does not "
                 f"hide tokens: drop them, or give --model bert")
+        if self.model != "gpt":
+            why["sample_tokens"] = (f"sample_tokens is the length of the sample a GPT writes at "
+                                    f"each evaluation; a {self.model} writes none: drop it")
         if self.positions != "rope":
             why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
                                  "--positions rope")
@@ -454,7 +459,7 @@ SETTING_RULES = {
     "mask_rate": Optional(Number(above=0, below=1)), "whole_words": Optional(Flag()),
     "eval_every": Optional(Whole(1, BIG)), "eval_iters": Optional(Whole(1, 1 << 20)),
     "checkpoint_every": Optional(Whole(1, BIG)),
-    "sample_tokens": Whole(0, 1 << 20),
+    "sample_tokens": Optional(Whole(0, 1 << 20)),
     "seed": SEED,
 }
 

@@ -67,6 +67,25 @@ def input_errors(*kinds):
         raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
+class Text(click.ParamType):
+    """A text the user types (a prompt, a text to encode, a special token), as UTF-8 whatever
+    the locale. Under an ASCII one (LC_ALL=C, with Python's UTF-8 mode off) Python leaves a
+    command line's bytes above 127 undecoded, as lone surrogates: the bytes are recovered and
+    read as UTF-8 where they are (`--prompt héllo`); only those that are not stay as they came,
+    for the command to refuse as not UTF-8. A path is no text: its bytes stay the locale's,
+    as the file system takes them."""
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        try:
+            return os.fsencode(value).decode("utf-8")
+        except UnicodeError:       # not UTF-8; or characters already, not undecoded bytes
+            return value
+
+
+TEXT = Text()
+
+
 # What to make smaller when a command runs out of memory, in its own options.
 SMALLER = {"train": "smaller sizes (--batch-size, --context, --d-model, --n-layer)",
            "generate": "a smaller --beam or --max-new-tokens, or a shorter --prompt",
@@ -227,7 +246,7 @@ Examples:
 @click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
               help="The BPE's vocabulary size: all its ids, the 256 bytes and the special "
               "tokens included.")
-@click.option("--special", "specials", multiple=True, default=DEFAULT_SPECIALS,
+@click.option("--special", "specials", type=TEXT, multiple=True, default=DEFAULT_SPECIALS,
               show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
 @click.option("--out", "out_path", required=True, metavar="FILE.json",
@@ -298,7 +317,7 @@ def text_options(command):
     command = allow_special_option(command)
     command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
                            "UTF-8 file instead of TEXT.")(command)
-    return click.argument("text", required=False)(command)
+    return click.argument("text", type=TEXT, required=False)(command)
 
 
 def encode_text(tok, text, file_path, allow_special):
@@ -567,7 +586,7 @@ answer ending in "…" filled the model's context without <eos>: it was cut ther
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
               help=CHECKPOINT_HELP)
-@click.option("--prompt", default="", help="The text to continue (GPT), to translate "
+@click.option("--prompt", type=TEXT, default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
@@ -649,8 +668,9 @@ def export(checkpoint_dir, out_dir):
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
                                  help=CHECKPOINT_HELP)
-prompt_option = click.option("--prompt", required=True, help="The text to read (for BERT, "
-                             "<mask> tokens allowed; for seq2seq, the source to translate).")
+prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
+                             "(for BERT, <mask> tokens allowed; for seq2seq, the source to "
+                             "translate).")
 
 
 @main.command(short_help="Draw a checkpoint's attention maps for a prompt.",
@@ -765,7 +785,7 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
               "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
-@click.option("--prompt", help="With --checkpoint: the text of the batch.")
+@click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
               "computing its gradients records (a page opens on it).")
@@ -811,20 +831,33 @@ class Course(click.Group):
     not an exercise's) are input errors: one line, exit status 2."""
 
     def invoke(self, ctx):
-        with input_errors(runner.RunnerError, WorkspaceError):
-            try:
-                return super().invoke(ctx)
-            except click.NoSuchOption as e:
-                # `show -1` is a number to the learner, an option to click: said as the
-                # course says any number that is not an exercise's or a chapter's.
-                takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
-                if e.option_name.removeprefix("-").isdigit():
-                    if "ex" in takes:
-                        with input_errors():
-                            find(e.option_name)
-                    if "chapter" in takes:
-                        runner.chapter_to_ask(None, e.option_name)
-                raise
+        try:
+            with input_errors(runner.RunnerError, WorkspaceError):
+                try:
+                    return super().invoke(ctx)
+                except click.NoSuchOption as e:
+                    # `show -1` is a number to the learner, an option to click: said as the
+                    # course says any number that is not an exercise's or a chapter's.
+                    takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
+                    if e.option_name.removeprefix("-").isdigit():
+                        if "ex" in takes:
+                            with input_errors():
+                                find(e.option_name)
+                        if "chapter" in takes:
+                            runner.chapter_to_ask(None, e.option_name)
+                    raise
+        except click.ClickException as error:
+            # With --json a grading script reads stdout: it gets the object there too, the
+            # error in it, and the one line on stderr as without --json.
+            if ctx.meta.get(AS_JSON):
+                runner.echo_json_error(ctx.meta.get(WORKSPACE), ctx.meta.get(EXERCISE),
+                                       error.format_message())
+            raise
+
+
+# What the exercises' options found, for Course.invoke to say with --json when a check fails
+# before it could be made (ctx.meta is shared by a command's context and its group's).
+AS_JSON, WORKSPACE, EXERCISE = "exercises.json", "exercises.workspace", "exercises.exercise"
 
 
 @main.group(cls=Course, short_help="Work through the course, one exercise file at a time.",
@@ -843,11 +876,12 @@ def workspace_option(required=True):
     """--workspace, given to the command as the open workspace (None if optional and none)."""
     def open_workspace(ctx, param, directory):
         try:
-            return find_workspace(directory, required=required)
+            ctx.meta[WORKSPACE] = find_workspace(directory, required=required)
         except WorkspaceError as error:          # a folder the learner did not type here
             if from_environment(ctx, param):
                 raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
             raise
+        return ctx.meta[WORKSPACE]
     return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
                         envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         show_default="the one holding the current directory",
@@ -858,7 +892,8 @@ def exercise_argument(required=True):
     """N, given to the command as the exercise (None if not required and not given)."""
     def find_exercise(ctx, param, name):
         with input_errors():
-            return find(name) if name is not None else None
+            ctx.meta[EXERCISE] = find(name) if name is not None else None
+        return ctx.meta[EXERCISE]
     return click.argument("ex", metavar="N" if required else "[N]", required=required,
                           callback=find_exercise)
 
@@ -935,9 +970,11 @@ when the workspace or the exercise cannot be used.""")
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each with what is wrong (as many at once "
                    "as there are cores); a missing file is its exercise's failure.")
-@click.option("--json", "as_json", is_flag=True,
+@click.option("--json", "as_json", is_flag=True, is_eager=True,
+              callback=lambda ctx, param, value: ctx.meta.update({AS_JSON: value}) or value,
               help='Print one JSON object instead: {"workspace", "exercises": [{"number", '
-                   '"name", "passed", "reason", "seconds"}], "passed", "total"}.')
+                   '"name", "passed", "reason", "seconds"}], "passed", "total", "error"}; '
+                   'error is null, or why the check could not be made (exit status 2).')
 @timeout_option
 @workspace_option()
 def exercises_check(ex, check_all, as_json, timeout, workspace):
@@ -975,7 +1012,7 @@ Examples:
   tinyformer exercises predict 04_autograd --answer "6.0 12.0"
 """)
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
-@click.option("--answer", metavar="TEXT",
+@click.option("--answer", type=TEXT, metavar="TEXT",
               help="Your prediction, instead of typing it after the code is shown.")
 @workspace_option(required=False)
 def exercises_predict(chapter, answer, workspace):

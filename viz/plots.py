@@ -20,6 +20,7 @@ import contextlib
 import functools
 import io
 import itertools
+import math
 import os
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -81,6 +82,22 @@ def smooth(values: Sequence[float], span: float | None = None) -> list[float]:
 
     return [min(average, highest) for average, highest in
             zip(ema(ema(values)[::-1])[::-1], itertools.accumulate(values, max))]
+
+
+# matplotlib works out an axis's ticks in its values' own units, which overflow near the largest
+# float (1.8e308): a run trained with --lr 1e308, which train takes, could not be plotted.
+# Values beyond HUGE are drawn in units of a power of ten instead, which the axis's label names.
+HUGE = 1e300
+
+
+def in_units(values: Sequence[float]) -> tuple[list[float], str]:
+    """(`values` in units the axis can draw, what the label adds to say so): as they are (and
+    "") unless the largest is beyond HUGE, then divided by its power of ten (" (×1e+308)")."""
+    largest = max((abs(v) for v in values), default=0.0)
+    if largest < HUGE:
+        return list(values), ""
+    unit = 10.0 ** math.floor(math.log10(largest))
+    return [v / unit for v in values], f" (×{unit:.0e})"
 
 
 def plot_metrics(run_dir_or_metrics_path: StrPath, out_path: StrPath | None = None) -> StrPath:
@@ -196,8 +213,10 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     # A diverged run logs NaN losses, which have no point to draw.
     trained = [r for r in records if is_finite_number(r["train_loss"])]
     steps = [r["step"] for r in trained]
-    train_loss = [r["train_loss"] for r in trained]
     evaluated = [r for r in records if is_finite_number(r.get("val_loss"))]
+    losses, loss_unit = in_units([r["train_loss"] for r in trained]
+                                 + [r["val_loss"] for r in evaluated])
+    train_loss, val_loss = losses[:len(trained)], losses[len(trained):]
     extras = [key for key in EXTRA_FIGURES
               if any(is_finite_number(r.get(key)) for r in records)]
     has_lr = any(is_finite_number(r.get("lr")) for r in records)
@@ -221,14 +240,13 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     ax.plot(steps, smooth(train_loss), color="tab:blue", linewidth=2, marker=dot,
             label="train loss (smoothed)")
     if evaluated:
-        ax.plot([r["step"] for r in evaluated], [r["val_loss"] for r in evaluated],
+        ax.plot([r["step"] for r in evaluated], val_loss,
                 color="tab:orange", marker="o", markersize=5, linewidth=1.2,
                 label="validation loss")
-        last = evaluated[-1]
-        ax.annotate(f"{last['val_loss']:.3f}", (last["step"], last["val_loss"]),
+        ax.annotate(f"{val_loss[-1]:.3f}", (evaluated[-1]["step"], val_loss[-1]),
                     textcoords="offset points", xytext=(0, 8), ha="center",
                     color=readable("tab:orange"), fontsize=9)
-    ax.set_ylabel("loss (cross-entropy, nats)")
+    ax.set_ylabel("loss (cross-entropy, nats)" + loss_unit)
     ax.grid(True, alpha=0.3)
     # Wherever the curves leave room: a fixed corner hid a run that blew up at its end.
     ax.legend(loc="best", fontsize=9)
@@ -254,9 +272,10 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     if has_lr:
         ax = axes["lr"]
         points = [r for r in records if is_finite_number(r.get("lr"))]
-        ax.plot([r["step"] for r in points], [r["lr"] for r in points], color="tab:gray",
+        lr, lr_unit = in_units([r["lr"] for r in points])
+        ax.plot([r["step"] for r in points], lr, color="tab:gray",
                 linewidth=1.5, marker="o" if len(points) == 1 else None)
-        ax.set_ylabel("learning rate")
+        ax.set_ylabel("learning rate" + lr_unit)
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         ax.grid(True, alpha=0.3)
 

@@ -9,6 +9,7 @@ the errors below into exit statuses; everything a learner reads is written here:
     hint(workspace, ex)                  one more hint each call
     check(workspace, ex, timeout)        check one exercise; True when it passes
     check_all(workspace, timeout)        check every exercise, one line each (or JSON)
+    echo_json_error(workspace, ex, error)  the JSON of a check that could not be made
     watch(workspace, ex, timeout)        check again on every save, then move on
     predict(workspace, chapter, answer)  a chapter's question: predict, then run
     chapter_to_ask(workspace, name)      the chapter `predict` asks about
@@ -199,18 +200,29 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
     return passed == len(exercises())
 
 
-def echo_json(workspace: Workspace, checks: Iterable[Checked]) -> bool:
+def echo_json(workspace: Workspace | None, checks: Iterable[Checked],
+              error: str | None = None) -> bool:
     """Print the checks' outcomes as one JSON object on one line, for a script that grades
     (nothing else goes to stdout): {"workspace": its folder, "exercises": [{"number", "name",
     "passed", "reason": what is wrong or null, "seconds"}, ...], "passed": how many passed,
-    "total": how many were checked}. True when all passed."""
+    "total": how many were checked, "error": null, or why the checks could not be made (see
+    echo_json_error)}. True when all passed."""
     done = [{"number": ex.number, "name": ex.slug, "passed": message is None,
              "reason": message, "seconds": round(seconds, 3)}
             for ex, message, _, seconds in checks]
     passed = sum(outcome["passed"] for outcome in done)
-    click.echo(json.dumps({"workspace": str(workspace.root), "exercises": done,
-                           "passed": passed, "total": len(done)}))
+    click.echo(json.dumps({"workspace": None if workspace is None else str(workspace.root),
+                           "exercises": done, "passed": passed, "total": len(done),
+                           "error": error}))
     return passed == len(done)
+
+
+def echo_json_error(workspace: Workspace | None, ex: Exercise | None, error: str) -> None:
+    """echo_json's object for a check that could not be made (no workspace, the exercise's
+    file missing, ...), whose one-line `error` goes to stderr too: a grading script that reads
+    stdout gets an object to parse all the same. The exercise asked for, if known, is failed
+    with `error` as its reason; the workspace is null where none was found."""
+    echo_json(workspace, [] if ex is None else [Checked(ex, error, "", 0.0)], error)
 
 
 def first_line(message: str) -> str:
