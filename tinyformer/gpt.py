@@ -97,7 +97,7 @@ class GPT(nn.Module):
         logit_softcap, or a mix of GPT-2's block and the modern one). A BPE tokenizer goes
         beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of your own in place
         of one GPT builds (a layer's ffn, say) is refused too: no format knows it."""
-        own = modules_of_your_own(self, GPT)
+        own = modules_of_your_own(self)
         if own:
             raise PretrainedError(f"save_pretrained: no Hugging Face format expresses "
                                   f"{', '.join(own)}, in place of what GPT builds; save the "
