@@ -387,6 +387,39 @@ def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
     assert not (tmp_path / "out").exists()
 
 
+class _OwnNorm(nn.LayerNorm):
+    """A user's norm under LayerNorm's names: its weights would export as GPT-2's."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class _TwoExperts(nn.Module):
+    def __init__(self, d):
+        self.gate, self.e0, self.e1 = nn.Linear(d, 2), nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        g = self.gate(x).softmax(axis=-1)
+        return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
+
+
+@pytest.mark.parametrize("replace, problem", [
+    # Its weights have GPT-2's names and shapes: saved, it would load without the change.
+    (lambda layer: setattr(layer.ffn, "act", nn.ReLU()), "decoder.layers.0.ffn.act (ReLU)"),
+    (lambda layer: setattr(layer, "attn_norm", _OwnNorm(16)),
+     "decoder.layers.0.attn_norm (_OwnNorm)"),
+    # Other names: the export found no GPT-2 name for them (a KeyError).
+    (lambda layer: setattr(layer, "ffn", _TwoExperts(16)), "decoder.layers.0.ffn (_TwoExperts), "
+                                                           "in place of what GPT builds"),
+])
+def test_a_gpt_holding_a_module_of_your_own_is_refused(tmp_path, replace, problem):
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    replace(model.decoder.layers[0])
+    with pytest.raises(PretrainedError, match=re.escape(problem)):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_heads_given_as_the_plain_ones_are_gpt2s(tmp_path):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16, n_kv_head=2, d_head=8)
     model.save_pretrained(tmp_path)

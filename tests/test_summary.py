@@ -3,10 +3,11 @@
 import pytest
 
 import tinyautograd as ta
+from tinyformer.attention import MultiHeadAttention, causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.transformer import Transformer
-from tinyformer.summary import flops_per_token, summary, summary_line
+from tinyformer.summary import flops_per_token, forward_flops_by_part, summary, summary_line
 from tinyformer.tokenizers import compression
 
 
@@ -174,3 +175,36 @@ def test_a_summary_of_a_model_in_training_mode_draws_no_dropout_masks():
     summary(model)
     assert ta.random.default_generator().random() == expected
     assert all(module.training for module in model.modules())      # left in its own mode
+
+
+class _ScoresWrittenOut(MultiHeadAttention):
+    """An attention of one's own (as for ALiBi's biases): Q K^T and P V as engine ops."""
+
+    def forward(self, x, context=None, mask=None, cache=None):
+        B, T, _ = x.shape
+        q = self._split_heads(self.q(x), self.n_head)
+        k, v = self._keys_values(x, 0)
+        scores = (q @ k.swapaxes(-2, -1) / self.d_head ** 0.5).masked_fill(~causal_mask(T), -1e9)
+        heads = scores.softmax(axis=-1) @ v
+        return self.out(heads.swapaxes(1, 2).reshape(B, T, self.n_head * self.d_head))
+
+
+class _ScaleNorm(ta.nn.Module):
+    def forward(self, x):
+        return x / (x * x).mean(axis=-1, keepdims=True).sqrt()
+
+
+def test_a_summary_names_the_modules_of_your_own_and_counts_their_attention_scores():
+    # Its words are the config's: with norms and attention of one's own they would describe
+    # another model. Q K^T and P V written out are the attention's scores, as the fused op's.
+    T, d_model = 8, 16
+    model = GPT(11, context=T, n_layer=2, n_head=4, d_model=d_model)
+    plain = forward_flops_by_part(model)
+    assert "of your own" not in summary(model)
+    layer = model.decoder.layers[1]
+    layer.attn = _ScoresWrittenOut(d_model, 4)
+    layer.ffn_norm = _ScaleNorm()
+    first_line = summary(model).splitlines()[0]
+    assert first_line.endswith("; of your own: decoder.layers.1.attn (_ScoresWrittenOut), "
+                               "decoder.layers.1.ffn_norm (_ScaleNorm)")
+    assert forward_flops_by_part(model) == plain

@@ -27,8 +27,8 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     default_d_ff, head_width, soft_capped)
-from .pretrained import load_pretrained_gpt, save_pretrained_gpt
+                     default_d_ff, head_width, modules_of_your_own, soft_capped)
+from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
     from .resources import AdaptiveThreads, FixedThreads
@@ -95,7 +95,13 @@ class GPT(nn.Module):
         of ids, as a chat model's: load_model's config["eos_ids"]). ValueError, one line, for
         a setting no format expresses (sinusoidal positions, post-norm, ReLU, relu2,
         logit_softcap, or a mix of GPT-2's block and the modern one). A BPE tokenizer goes
-        beside it with tinyformer.pretrained.save_gpt2_tokenizer."""
+        beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of your own in place
+        of one GPT builds (a layer's ffn, say) is refused too: no format knows it."""
+        own = modules_of_your_own(self)
+        if own:
+            raise PretrainedError(f"save_pretrained: no Hugging Face format expresses "
+                                  f"{', '.join(own)}, in place of what GPT builds; save the "
+                                  f"weights with np.savez(path, **model.state_dict())")
         save_pretrained_gpt(self, directory, bos_token_id, eos_token_id)
 
     def _init_weights(self, n_layer):

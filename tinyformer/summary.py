@@ -27,7 +27,7 @@ from tinyautograd import Tensor, nn
 
 from .attention import Attention
 from .decoding import eval_mode
-from .layers import default_d_ff
+from .layers import default_d_ff, modules_of_your_own
 from .schema import check_whole
 
 
@@ -135,7 +135,9 @@ def _forward_graph(model, T):
 
 def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, float]:
     """Forward FLOPs per token, by part: attention's projections, attention's own two
-    products (which grow with T), the feed-forward network and the head."""
+    products (which grow with T), the feed-forward network and the head. An attention's
+    product with a weight is a projection; one of activations alone (the fused op's, or Q K^T
+    written out in an attention of your own) is of the scores."""
     T = _tokens(model, T)
     counts = {"attention projections": 0, "attention scores": 0, "feed-forward": 0, "head": 0}
     for node in _nodes(_forward_graph(model, T)):
@@ -143,7 +145,8 @@ def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, f
         if flops:
             part = _part(node.module_path or "")
             if part == "attention":
-                part = "attention scores" if node.fn is Attention else "attention projections"
+                weighted = any(isinstance(t, nn.Parameter) for t in node.inputs)
+                part = "attention projections" if weighted else "attention scores"
             counts[part if part in counts else "head"] += flops
     return {part: flops / T for part, flops in counts.items()}
 
@@ -204,7 +207,11 @@ def summary(model: nn.Module, T: int | None = None) -> str:
                         f"per module")
     rows = list(parameters_by_child(model).items())
     width = max(len(name) for name, _ in rows + [("total", 0)])
-    lines = [f"{type(model).__name__}: {describe_block(model)}", ""]
+    # The words are the config's; a module of the user's own put in place of one it builds
+    # (a layer's ffn, say) is named beside them, or the words would describe another model.
+    own = modules_of_your_own(model)
+    mine = f"; of your own: {', '.join(own)}" if own else ""
+    lines = [f"{type(model).__name__}: {describe_block(model)}{mine}", ""]
     lines.append(f"{'module':<{width}}  {'parameters':>12}")
     lines += [f"{name:<{width}}  {count:>12,}" for name, count in rows]
     lines.append(f"{'total':<{width}}  {model.num_parameters():>12,}")

@@ -528,6 +528,11 @@ def _add_edges(dot, edges, ids, folded):
 # Modules: boxes around the ops of each module, and whole modules folded into one node
 
 
+def _classes(module):
+    """(path, class) of a module and of every module inside it: what a repeat repeats."""
+    return tuple((path, type(m)) for path, m in module.named_modules())
+
+
 class _ModuleTree:
     """The module paths of a root Module, and their ancestors: the levels that `depth` counts.
 
@@ -536,9 +541,11 @@ class _ModuleTree:
     were recorded, but the caller did not pass the model), a path's ancestors are its dotted
     prefixes, a list index kept with its list in the same way.
 
-    A ModuleList of two or more modules of one class is a stack of repeated blocks, which
-    `fold_repeats` draws as one node: `lists` maps its path to its items' paths, `repeats` each
-    item's path to the list's."""
+    A ModuleList of two or more modules of one class, holding modules of the same classes
+    under the same names, is a stack of repeated blocks, which `fold_repeats` draws as one
+    node: `lists` maps its path to its items' paths, `repeats` each item's path to the list's.
+    (Blocks of one class that hold other modules, one with a feed-forward of the user's own,
+    say, are not repeats: one node would say they are.)"""
 
     def __init__(self, root):
         named = [] if root is None else list(root.named_modules())
@@ -547,7 +554,7 @@ class _ModuleTree:
         self.lists, self.repeats = {}, {}
         for name, module in named:
             if type(module) is ta.nn.ModuleList and len(module) > 1 and \
-                    len({type(item) for item in module}) == 1:
+                    len({_classes(item) for item in module}) == 1:
                 items = [f"{name}.{i}" if name else str(i) for i in range(len(module))]
                 if all(item in self.modules for item in items):   # not shared elsewhere
                     self.lists[name] = items
