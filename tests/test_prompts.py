@@ -125,6 +125,27 @@ def test_a_character_split_across_tokens_is_written_once_whole():
     assert [piece for piece in written if piece] == ["a", "é", "€", "\ufffd"]
 
 
+def test_a_long_text_decodes_each_token_a_few_times_not_all_of_them_at_every_token():
+    """Streaming 2000 tokens decoded all that came before at every token: the later tokens of
+    a long text took longer and longer to write. Those written whole are done with."""
+    tokenizer = BPETokenizer.train("ab", 256)           # a token per byte
+    decoded = []
+
+    class Counting(BPETokenizer):
+        def decode(self, ids):
+            decoded.append(len(ids))
+            return super().decode(ids)
+    tokenizer.__class__ = Counting
+    text = "ab\r\nné€ " * 100 + "\r"
+    written = []
+    stream = TextStream(tokenizer, written.append, end_of_text=None)
+    for token in tokenizer.encode(text):
+        stream([token])
+    stream.close()
+    assert "".join(written) == escape_controls(text)
+    assert sum(decoded) < 3 * len(tokenizer.encode(text))
+
+
 def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused():
     """Only BERT reads a special token in its prompt (<mask>); a source holding <eos> would
     end where the model was never taught it could."""

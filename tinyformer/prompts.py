@@ -158,22 +158,32 @@ class TextStream:
     """Write a GPT's text as generate() chooses its tokens.
 
     A token may hold part of a character's UTF-8 bytes; decoding then ends in U+FFFD until the
-    rest arrives, so what is written is the decoded text of all new tokens so far, less a
-    trailing U+FFFD, less what was already written. A trailing \\r waits too: followed by \\n it
-    ends a line (Windows' way), alone it is escaped. `skip_newlines` drops the new lines at the
-    very start (after the new line that starts a text from nothing)."""
+    rest arrives, so what is written is the decoded text of the tokens not yet written whole,
+    less a trailing U+FFFD, less what of it was already written. A trailing \\r waits too:
+    followed by \\n it ends a line (Windows' way), alone it is escaped. Once the text of those
+    tokens ends in whole characters, they are written and forgotten: each token is decoded
+    once or a few times, not again at every later token (which made a long text's later
+    tokens slower and slower to write). `skip_newlines` drops the new lines at the very start
+    (after the new line that starts a text from nothing)."""
 
     def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None],
                  end_of_text: int | Sequence[int] | None, skip_newlines: bool = False) -> None:
         self.tokenizer, self.write, self.end_of_text = tokenizer, write, end_of_text
         self.skip_newlines = skip_newlines
-        self.ids: list[int] = []
-        self.shown = 0
+        self.ids: list[int] = []           # the tokens not yet written whole
+        self.shown = 0                     # the characters of their text written already
 
     def __call__(self, next_token: np.ndarray) -> None:       # (1,): one row
         if not ends(next_token[0], self.end_of_text):          # generate stops there
             self.ids.append(int(next_token[0]))
-            self._show(self._text().removesuffix("\ufffd").removesuffix("\r"))
+            text = self._text()
+            whole = text.removesuffix("\ufffd").removesuffix("\r")
+            self._show(whole)
+            # Text that ends in a whole character decodes the same with whatever follows
+            # (UTF-8 starts each character afresh), so those tokens are done with.
+            if whole == text:
+                self.skip_newlines = self.skip_newlines and not text   # at the very start only
+                self.ids, self.shown = [], 0
 
     def close(self) -> None:
         """Write the rest, a character cut short at the end included (as U+FFFD)."""

@@ -141,6 +141,7 @@ class RunDirectory:
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.has_manifest = False
         self._lock = None
+        self.taken_over = False         # from a writer that stopped without releasing it
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -177,6 +178,11 @@ class RunDirectory:
         except BaseException:
             run.release()
             raise
+        if run.taken_over:
+            # Its writer was killed, maybe part way through writing a file: atomic_write's
+            # temporary is never read, and can be as large as the file (a corpus's tokens),
+            # one more after each such kill.
+            run._remove_temporaries(run.owned | {MANIFEST})
         return run
 
     def _acquire(self):
@@ -208,6 +214,7 @@ class RunDirectory:
                     break
             os.close(fd)
         left = os.read(fd, 100).decode("ascii", "replace").strip()
+        self.taken_over = bool(left)
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
@@ -310,9 +317,13 @@ class RunDirectory:
         path = self.file(name)
         if os.path.isfile(path) or os.path.islink(path):
             os.remove(path)
-        # atomic_write's temporary for this file, if a kill left one (files.atomic_write).
+        self._remove_temporaries([name])
+
+    def _remove_temporaries(self, names):
+        """atomic_write's temporaries for the files `names`, which a kill left (files.py)."""
+        prefixes = tuple(f".tmp-{name}-" for name in names)
         for other in os.listdir(self.path):
-            if other.startswith(f".tmp-{name}-"):
+            if other.startswith(prefixes):
                 with contextlib.suppress(OSError):
                     os.remove(self.file(other))
 
