@@ -1450,6 +1450,25 @@ def test_the_lens_table_writes_tokens_and_guesses_that_look_like_html_as_text(br
             for row in browser.find_elements(By.CSS_SELECTOR, "#lens tbody tr")] == guesses
 
 
+
+class RightToLeft:
+    """A tokenizer whose tokens are Arabic and Hebrew words, and one Latin."""
+    def id_to_token(self, i):
+        return ["مرحبا", "שלום", "ab"][i]
+
+
+def test_a_right_to_left_guess_keeps_its_probability_on_its_right(browser, tmp_path):
+    # "مرحبا 30%" formed one right-to-left run: the probability was drawn on the word's left,
+    # where every other cell has it on the right.
+    lens = Lens(["embed", "layer 1"], np.array([[[0, 1, 2], [1, 2, 0], [2, 0, 1]]] * 2),
+                np.full((2, 3, 3), 0.3))
+    path = viz.lens_page(lens, ["مرحبا", "שלום", "ab"], RightToLeft(), "a lens").save(
+        tmp_path / "lens.html")
+    open_clean(browser, path)
+    for cell in browser.find_elements(By.CSS_SELECTOR, "#lens td"):
+        guess, p = (cell.find_element(By.CSS_SELECTOR, which) for which in (".guess", ".p"))
+        assert guess.rect["x"] + guess.rect["width"] <= p.rect["x"] + 1, guess.text
+
 def legends(chart):
     """A chart's legend, name by name as it reads, row by row from left to right; each name
     inside the chart."""

@@ -375,6 +375,13 @@ def latin1_file(tmp_path):
     return path
 
 
+def utf16_unmarked_file(tmp_path, encoding="utf-16-le"):
+    """As Python's "utf-16-le" (or "-be") writes text: two bytes a character, and no mark."""
+    path = tmp_path / "utf16.txt"
+    path.write_text("the cat 猫 sat\n", encoding=encoding)
+    return path
+
+
 def utf16_file(tmp_path):
     """As Windows writes "Unicode" text: a byte order mark, then two bytes a character."""
     path = tmp_path / "utf16.txt"
@@ -422,6 +429,8 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
     (latin1_file, ["not UTF-8"]),
     (utf16_file, ["is UTF-16 text", "iconv -f utf-16 -t utf-8"]),      # not "looks binary"
     (utf32_file, ["is UTF-32 text", "iconv -f utf-32 -t utf-8"]),
+    (utf16_unmarked_file, ["looks like UTF-16 text", "iconv -f utf-16le -t utf-8"]),
+    (lambda tmp: utf16_unmarked_file(tmp, "utf-16-be"), ["iconv -f utf-16be -t utf-8"]),
 ])
 def test_train_refuses_bad_input_files(tmp_path, make_input, words):
     out = tmp_path / "out.json"

@@ -422,3 +422,48 @@ def test_a_run_whose_name_is_not_utf8_is_titled_with_a_replacement_character(tmp
     figure = metrics_figure(run)
     assert figure.get_suptitle() == "training run: bad\ufffdname"
     assert plot_metrics(run, tmp_path / "loss.png") and assert_png(tmp_path / "loss.png")
+
+
+def test_a_character_matplotlibs_font_lacks_is_drawn_with_an_installed_font_that_has_it(
+        monkeypatch):
+    # A label in Chinese or Hindi was a row of boxes, even with a font for it installed:
+    # matplotlib draws with DejaVu Sans alone unless told of others. Here STIXGeneral, which
+    # matplotlib brings, stands for such a font: it has "ℊ", which DejaVu Sans lacks.
+    import warnings
+
+    import viz
+    import viz.plots
+    monkeypatch.setattr(viz.plots, "SCRIPT_FONTS", [("No Such Font", "STIXGeneral")])
+    labels = ["ℊ", "a"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure = viz.attention_figure(np.full((1, 1, 2, 2), 0.5), labels, labels, "ℊ")
+        assert figure._repr_png_()[:8] == PNG_MAGIC
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    assert viz.plots.unshown_characters(figure) == ""
+
+
+def test_characters_no_font_has_are_one_note_saying_what_to_do(tmp_path):
+    # matplotlib warned once per character, with its own source line, and the picture showed
+    # boxes with nothing said: the note names them and what to install, or to draw a page.
+    import warnings
+
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.attention import AttentionMap
+    from viz.write import write_attention, write_lens
+    labels = ["\U0001e900", "a", "\U0001e901"]               # Adlam, in no font here
+    maps = {"self": AttentionMap(np.full((1, 1, 3, 3), 1 / 3), labels, labels, "self")}
+    lens = Lens(rows=["embed"], top_ids=np.zeros((1, 3, 1), dtype=int),
+                top_probs=np.full((1, 3, 1), 0.5))
+    for write in (lambda log: write_attention(tmp_path / "a.png", maps, "self", "gpt", log=log),
+                  lambda log: write_lens(tmp_path / "l.png", lens, labels, CharTokenizer("a"),
+                                         log=log)):
+        notes = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert imread(write(notes.append)).size
+        assert not [w for w in caught if "missing from font" in str(w.message)]
+        (note,) = notes
+        assert note.startswith("note: no installed font has \U0001e900\U0001e901, drawn as "
+                               "boxes") and "fonts-noto" in note and ".html" in note

@@ -69,6 +69,8 @@ def iter_text(path: StrPath, what: str = "file",
                     offset = len(codecs.BOM_UTF8)
             nul = block.find(b"\0")
             if nul >= 0:
+                if offset == 0:
+                    check_not_utf16_unmarked(block, path, what)
                 raise ValueError(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
                                  f"it looks binary; give a UTF-8 text file")
             # The decoder may hold the first bytes of a character cut by the previous block;
@@ -103,6 +105,18 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
         if start.startswith(mark):
             raise ValueError(f"{what} {path!r} is {encoding} text, not UTF-8; convert it, e.g. "
                              f"iconv -f {encoding.lower()} -t utf-8")
+
+
+def check_not_utf16_unmarked(start: bytes, path: StrPath, what: str) -> None:
+    """ValueError if a file starts as UTF-16 text without a byte order mark does (Python's
+    encoding "utf-16-le" writes none): a NUL byte after (little-endian) or before (big-endian)
+    each of its ASCII characters, at least half of its first ones, and none elsewhere."""
+    head = start[:64]
+    for endian, nuls, others in (("le", head[1::2], head[0::2]), ("be", head[0::2], head[1::2])):
+        if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others:
+            raise ValueError(f"{what} {path!r} looks like UTF-16 text without a byte order "
+                             f"mark, not UTF-8; convert it, e.g. iconv -f utf-16{endian} "
+                             f"-t utf-8")
 
 
 class NotRegularFile(ValueError):

@@ -666,6 +666,11 @@ def export(checkpoint_dir, out_dir):
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
 
+
+def warn(line):
+    """A note on a file written, on the standard error: the standard output names the file."""
+    click.echo(line, err=True)
+
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
                                  help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
@@ -705,7 +710,8 @@ def attention(checkpoint_dir, prompt, out_path, which):
         name = choose_map(model, which)
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
-        click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir))
+        click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
+                                   log=warn))
 
 
 @main.command(short_help="The logit lens: what each layer would predict.",
@@ -736,7 +742,8 @@ def lens(checkpoint_dir, prompt, out_path):
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
-                   else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir))
+                   else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir,
+                                   log=warn))
 
 
 @main.command(short_help="Plot a run's curves, or write its report page.",

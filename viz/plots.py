@@ -24,6 +24,8 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+import regex
+
 from tinyformer.files import StrPath, atomic_write
 from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
 
@@ -172,16 +174,73 @@ def new_figure(**settings: Any) -> Figure:
     return figure
 
 
+# For each script that matplotlib's own font (DejaVu Sans: Latin, Greek, Cyrillic, Arabic,
+# Hebrew) lacks, fonts that have it, on Linux (Noto, which Debian and Ubuntu package as
+# fonts-noto-core and fonts-noto-cjk), Windows and macOS: the first installed of each group is
+# tried, in turn, for a character the fonts before it lack. Outline fonts only: matplotlib
+# cannot scale the bitmaps of a colour emoji font (Noto Color Emoji).
+SCRIPT_FONTS = [
+    ("Noto Sans CJK SC", "Noto Sans CJK JP", "Microsoft YaHei", "PingFang SC",
+     "Hiragino Sans", "WenQuanYi Zen Hei", "Droid Sans Fallback"),     # Chinese, kana, Hangul
+    ("Noto Sans Devanagari", "Nirmala UI", "Kohinoor Devanagari"),     # Hindi
+    ("Noto Sans Bengali", "Vrinda"), ("Noto Sans Tamil", "Latha"), ("Noto Sans Thai", "Tahoma"),
+    ("Noto Sans Symbols2", "Segoe UI Symbol"), ("Symbola", "Noto Emoji", "Segoe UI Emoji"),
+    ("Noto Sans", "Arial Unicode MS"),
+]
+
+
+def font_families() -> list[str]:
+    """The font families a figure's text is drawn with: matplotlib's own (the user's
+    `font.family`), then the first installed font of each group of SCRIPT_FONTS. matplotlib
+    draws each character with the first of them that has it, so that a label in Chinese or
+    Hindi is drawn, not a row of boxes, wherever such a font is installed."""
+    import matplotlib
+    from matplotlib import font_manager
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = [next((name for name in group if name in installed), None) for group in SCRIPT_FONTS]
+    return list(matplotlib.rcParams["font.family"]) + [name for name in found if name]
+
+
+# A character drawn as something: not a space, a control character, nor one that fonts draw as
+# nothing (a zero-width joiner, the variation selector that asks for an emoji's colour form).
+DRAWN = regex.compile(r"[^\p{C}\p{Z}\p{Default_Ignorable_Code_Point}]")
+
+
+def unshown_characters(figure: Figure) -> str:
+    """The characters of `figure`'s texts that none of their fonts has, which it draws as
+    boxes, each once, in order; "" when every one is drawn. Call it once the figure is drawn
+    (saved): matplotlib makes most tick labels then. Spaces and marks that are drawn as
+    nothing (a zero-width joiner, an emoji's variation selector) are not counted."""
+    from matplotlib import font_manager
+    from matplotlib.text import Text
+
+    @functools.cache
+    def font(family):
+        return font_manager.get_font(font_manager.findfont(
+            font_manager.FontProperties(family=[family])))
+
+    unshown = {}
+    for text in figure.findobj(Text):
+        families = text.get_fontproperties().get_family()
+        for c in text.get_text() if text.get_visible() else "":
+            if DRAWN.match(c) and not any(font(family).get_char_index(ord(c))
+                                          for family in families):
+                unshown[c] = True
+    return "".join(unshown)
+
+
 @contextlib.contextmanager
 def literal_text() -> Iterator[None]:
     """matplotlib settings under which every text is drawn as written. By default a text with
     two `$` in it is read as TeX maths: a token, a prompt or a run named "we pay $$ 5 $$"
-    failed to draw (ValueError), and "price $x^2$" was drawn as a formula. The setting is read
-    when a text is made, so the functions that build a figure run under it (as a decorator:
-    `@literal_text()`)."""
+    failed to draw (ValueError), and "price $x^2$" was drawn as a formula; and a character
+    that matplotlib's own font lacks (Chinese, Hindi) was drawn as a box, even where a font
+    that has it is installed (font_families). The settings are read when a text is made, so
+    the functions that build a figure run under them (as a decorator: `@literal_text()`)."""
     import matplotlib
     # Numbers follow suit: written as 1e-3 where TeX would have made "10" with a raised "-3".
-    with matplotlib.rc_context({"text.parse_math": False, "axes.formatter.use_mathtext": False}):
+    with matplotlib.rc_context({"text.parse_math": False, "axes.formatter.use_mathtext": False,
+                                "font.family": font_families()}):
         yield
 
 

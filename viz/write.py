@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from typing import Callable, Literal, Mapping
 
 from tinyautograd.nn import record_module_paths
@@ -18,14 +19,14 @@ from tinyformer.rundir import METRICS, is_training, read_manifest
 from tinyformer.summary import counted
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import AttentionMap, plot_attention
+from .attention import AttentionMap, attention_figure
 from .attention_page import attention_page
 from .examples import Example, checkpoint_step, example
 from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import figure_format, plot_metrics, run_name, save_figure
+from .plots import figure_format, plot_metrics, run_name, save_figure, unshown_characters
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
@@ -79,9 +80,10 @@ def write_graph(out_path: str, shown: Example, what: Literal["forward", "backwar
 
 
 def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, kind: str,
-                    run_dir: str = "") -> str:
+                    run_dir: str = "", log: Callable[[str], None] = print) -> str:
     """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
-    map `name`, or as a page holding them all, opened on `name`; titled by the run."""
+    map `name`, or as a page holding them all, opened on `name`; titled by the run. `log`
+    hears a note naming the characters of a picture that no installed font has."""
     run = run_name(run_dir)
     if _is_page(out_path):
         return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
@@ -89,20 +91,44 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
     layers, heads = chosen.weights.shape[:2]
     title = (f"{run} ({kind}): {chosen.description} - {counted(layers, 'layer')} x "
              f"{counted(heads, 'head')}")
-    plot_attention(chosen.weights, chosen.queries, chosen.keys, out_path, title)
-    return out_path
+    fmt = figure_format("write_attention", out_path)     # before the drawing: fail fast
+    return _save(lambda: attention_figure(chosen.weights, chosen.queries, chosen.keys, title),
+                 out_path, fmt, 100, log)
 
 
 def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
-               run_dir: str = "") -> str:
+               run_dir: str = "", log: Callable[[str], None] = print) -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
-    says) or a page."""
+    says) or a page. `log` hears a note naming the characters of a picture that no installed
+    font has."""
     title = f"{run_name(run_dir)}: the logit lens"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast
-    figure = lens_figure(table, tokens, tokenizer, title=title)
-    return save_figure(figure, out_path, fmt, dpi=120)
+    return _save(lambda: lens_figure(table, tokens, tokenizer, title=title), out_path, fmt, 120,
+                 log)
+
+
+SHOWN_CHARACTERS = 20       # the note names the first few of a picture's undrawn characters
+
+
+def _save(draw, out_path, fmt, dpi, log):
+    """Save the figure that `draw()` makes; then, if some of its characters are in no
+    installed font (Chinese, Hindi, emoji on a machine with matplotlib's font alone), tell
+    `log` which, and what to do, in one note: matplotlib warns once per character, with its
+    own source line, and the picture shows boxes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        figure = draw()
+        save_figure(figure, out_path, fmt, dpi)
+    unshown = unshown_characters(figure)
+    if unshown:
+        more = "…" if len(unshown) > SHOWN_CHARACTERS else ""
+        log(f"note: no installed font has {unshown[:SHOWN_CHARACTERS]}{more}, drawn as boxes "
+            f"in {out_path}; install fonts that do (Debian or Ubuntu: apt install "
+            f"fonts-noto-core fonts-noto-cjk fonts-symbola) and draw it again, or write a "
+            f"page (.html), which the browser draws with its own fonts")
+    return out_path
 
 
 def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False,
