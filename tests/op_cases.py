@@ -508,6 +508,23 @@ def draw_attention(d):
             d.normal(batch_kv + (t_k, dim_v))], {"mask": mask}
 
 
+def draw_attention_bias(d):
+    """draw_attention's q, k, v and mask, with a bias (ALiBi's, T5's) as a fourth input: any
+    shape that broadcasts to the scores (..., T_q, T_k), a heads axis alone, a row of keys."""
+    (q, k, v), params = draw_attention(d)
+    scores = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+    shape = tuple(size if d.boolean() else 1 for size in scores)
+    bias = d.normal(shape[d.integer(0, len(scores), label="bias's dropped axes"):], 2.0)
+    return [q, k, v, bias], params
+
+
+def torch_attention_bias(q, k, v, bias, mask):
+    """torch takes one attn_mask: the bias, with -inf where the boolean mask blocks."""
+    if mask is not None:
+        bias = torch.where(torch.as_tensor(mask), bias, -math.inf)
+    return TF.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
 def draw_embedding(d):
     num, dim = d.integer(1, 5), d.integer(1, 4)
     indices = d.rng.integers(0, num, d.shape(0, 2))     # repeats: rows add up their gradients
@@ -760,4 +777,8 @@ CASES = [
            lambda q, k, v, mask: TF.scaled_dot_product_attention(
                q, k, v, attn_mask=None if mask is None else torch.as_tensor(mask)),
            draw_attention),
+    OpCase("attention: softmax(q k^T / sqrt(d) + bias) v, a broadcast bias and a mask",
+           (Attention,),
+           lambda q, k, v, bias, mask: scaled_dot_product_attention(q, k, v, mask, bias=bias),
+           torch_attention_bias, draw_attention_bias),
 ]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import tinyautograd as ta
 from precision import to_float64
-from tinyautograd import Tensor
+from tinyautograd import Tensor, concat
 from tinyformer.attention import (Attention, MultiHeadAttention, attention_readable,
                                   causal_mask, padding_mask, scaled_dot_product_attention)
 
@@ -497,3 +497,197 @@ def test_a_cache_refuses_a_context_other_than_the_one_its_keys_came_from():
                                              r"keys of another context \(encoder output\); "
                                              r"decode a new source with a new KVCache$"):
             attn(x, context=Tensor(other), cache=cache)
+
+
+# -------------------------------------------------------------------------- an additive bias
+
+
+def alibi(n_head, start, t, s):
+    """ALiBi's bias (n_head, t, s): query start + i against key j gets -slope_h (start + i -
+    j), a slope per head from 2^-8/n_head down to 2^-8 (Press et al. 2022)."""
+    slopes = 2.0 ** (-8 * np.arange(1, n_head + 1) / n_head)
+    distance = (start + np.arange(t))[:, None] - np.arange(s)[None, :]
+    return -slopes[:, None, None] * distance
+
+
+def with_bias_grads(attend, q, k, v, mask, bias, seed=4):
+    """output_and_grads, and the bias's gradient."""
+    bias.grad = None
+    got = output_and_grads(lambda q, k, v, mask: attend(q, k, v, mask, bias=bias), q, k, v, mask)
+    return (*got, bias.grad)
+
+
+@pytest.mark.parametrize("attend", [scaled_dot_product_attention, attention_readable])
+@pytest.mark.parametrize("shape", [(H, T, T), (B, 1, 1, T), (T,), (B, H, T, T)])
+@pytest.mark.parametrize("kind", ["none", "causal&padding"])
+def test_bias_matches_torch_float_attn_mask(attend, shape, kind):
+    # torch takes the boolean mask and the bias as one float attn_mask: -inf where blocked
+    q, k, v = qkv()
+    bias = randn(*shape, seed=5)
+    mask = MASKS[kind]
+    got = with_bias_grads(attend, q, k, v, mask, bias)
+    tbias = torch.tensor(bias.data, requires_grad=True)
+    attn_mask = tbias if mask is None else torch.where(torch.tensor(mask), tbias, -torch.inf)
+    want = torch_output_and_grads(q, k, v, attn_mask=attn_mask)
+    want_bias = tbias.grad.numpy()
+    assert got[-1].shape == shape
+    for name, a, b in zip(["out", "dq", "dk", "dv", "dbias"], got, (*want, want_bias)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_a_bias_that_is_an_array_or_wants_no_gradient_shifts_the_scores_alone():
+    q, k, v = qkv()
+    bias = alibi(H, 0, T, T)
+    out = scaled_dot_product_attention(q, k, v, causal_mask(T), bias=bias)
+    np.testing.assert_allclose(out.data, attention_readable(q, k, v, causal_mask(T),
+                                                            bias=bias).data, atol=1e-12)
+    assert not np.allclose(out.data, scaled_dot_product_attention(q, k, v, causal_mask(T)).data)
+    frozen = Tensor(bias, dtype=np.float64)
+    out = scaled_dot_product_attention(q, k, v, bias=frozen)
+    (dq,) = ta.grad(out.sum(), [q])
+    assert frozen.grad is None and dq.shape == q.shape
+
+
+def test_a_row_with_nothing_to_attend_to_outputs_zeros_whatever_its_bias():
+    mask = causal_mask(T) & padding_mask(np.array([[True] * 5, [False, False, True, True, True]]))
+    q, k, v = qkv()
+    bias = randn(B, H, T, T, seed=5)
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        out, dq, dk, dv, dbias = with_bias_grads(scaled_dot_product_attention, q, k, v, mask,
+                                                 bias)
+    assert np.all(out[1, :, :2] == 0) and np.all(dq[1, :, :2] == 0)
+    assert np.all(dbias[1, :, :2] == 0) and np.all(dbias[~np.broadcast_to(mask, dbias.shape)] == 0)
+    assert np.all(out[1, :, 2:] != 0)
+
+
+def test_gradgradcheck_fused_in_the_bias():
+    q, k, v = (randn(2, 3, 2, seed=s) for s in (1, 2, 3))
+    bias = randn(3, 3, seed=4)
+    mask = causal_mask(3) & np.array([False, True, True])     # query 0 may attend no key
+    assert ta.gradgradcheck(lambda q, k, v, b: fused_with(q, k, v, mask, b), q, k, v, bias)
+
+
+def fused_with(q, k, v, mask, bias):
+    return scaled_dot_product_attention(q, k, v, mask, bias=bias)
+
+
+def test_the_second_derivative_in_the_bias_matches_the_readable_graphs():
+    # Under create_graph the op's backward recomputes P from q, k and the bias, as Tensors
+    hvps = []
+    for attend in (scaled_dot_product_attention, attention_readable):
+        q, k, v = qkv()
+        bias = randn(H, T, T, seed=5)
+        out = attend(q, k, v, MASKS["causal&padding"], bias=bias)
+        dq, dbias = ta.grad((out * out).sum(), [q, bias], create_graph=True)
+        hvps.append([g.data for g in ta.grad((dq * dq).sum() + (dbias ** 3).sum(),
+                                             [q, k, v, bias])])
+    for a, b in zip(*hvps):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loops", [True, False])
+def test_float32_bias_on_the_loops_and_the_numpy_forms(loops, monkeypatch):
+    # A (H, T, T) bias repeats over the batch: the compiled loop adds it with the blocked
+    # scores; a (B, 1, 1, T) one takes numpy's lines. Both agree with float64.
+    if not loops:
+        monkeypatch.setattr(ta.kernels, "usable", lambda *arrays, into=(): False)
+    q, k, v = qkv(np.float32)
+    for shape in [(H, T, T), (B, 1, 1, T)]:
+        bias = randn(*shape, seed=5, dtype=np.float32)
+        got = with_bias_grads(scaled_dot_product_attention, q, k, v, causal_mask(T), bias)
+        want = with_bias_grads(scaled_dot_product_attention, *map(to64, (q, k, v)),
+                               causal_mask(T), to64(bias))
+        for a, b in zip(got, want):
+            assert a.dtype == np.float32
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def to64(t):
+    return Tensor(t.data.astype(np.float64), requires_grad=True, dtype=np.float64)
+
+
+def test_a_bias_must_be_numbers_that_fit_the_scores_and_a_float_mask_points_to_it():
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match=r"got float64; numbers to add to the scores \(torch's "
+                                        r"float attn_mask\) go to bias=$"):
+        fused(q, k, v, np.zeros((T, T)))
+    with pytest.raises(TypeError, match=r"^attention: the bias must hold numbers to add to the "
+                                        r"scores, got bool; a boolean mask \(True = may attend\) "
+                                        r"goes to mask=$"):
+        scaled_dot_product_attention(q, k, v, bias=causal_mask(T))
+    for attend in (scaled_dot_product_attention, attention_readable):
+        with pytest.raises(ta.ShapeError, match=re.escape(
+                f"attention: a bias of shape (4, 1, 1, {T}, {T}) does not broadcast to the "
+                f"scores' shape ({B}, {H}, {T}, {T}) (..., T_q, T_k)")):
+            attend(q, k, v, bias=np.zeros((4, 1, 1, T, T)))
+
+
+@pytest.mark.parametrize("shape", [(4, T, T), (B, 4, T, T), (1, 4, 1, T), (T, T)])
+def test_grouped_query_attention_fits_a_bias_per_head_as_it_fits_masks(shape):
+    # 4 query heads share 2 key-value heads: the bias of query head h must reach head h,
+    # and its gradient come back to it, as attention over the key-value heads repeated
+    ta.manual_seed(0)
+    attn = to_float64(MultiHeadAttention(8, 4, n_kv_head=2))
+    x = randn(B, T, 8, seed=1)
+    bias = randn(*shape, seed=2)
+    out = attn(x, mask=causal_mask(T), bias=bias)
+    (dbias,) = ta.grad((out * out).sum(), [bias])
+
+    def repeated(z, n):                    # (B, T, n * 2) -> (B, 4, T, 2), heads repeated
+        heads = z.reshape(B, T, n, 2).swapaxes(1, 2)
+        return heads if n == 4 else concat([heads[:, i:i + 1] for i in (0, 0, 1, 1)], axis=1)
+
+    heads = attention_readable(repeated(attn.q(x), 4), repeated(attn.k(x), 2),
+                               repeated(attn.v(x), 2), causal_mask(T), bias=bias)
+    want = attn.out(heads.swapaxes(1, 2).reshape(B, T, 8))
+    (want_dbias,) = ta.grad((want * want).sum(), [bias])
+    np.testing.assert_allclose(out.data, want.data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dbias.data, want_dbias.data, rtol=1e-10, atol=1e-12)
+
+
+class ALiBiAttention(MultiHeadAttention):
+    """Self-attention with ALiBi's bias in place of positions: the queries of this call, at
+    positions start .. start + T - 1, against every key so far."""
+
+    def forward(self, x, context=None, mask=None, cache=None, *, bias=None):
+        start, t = (0 if cache is None else cache.length), x.shape[1]
+        return super().forward(x, context, mask, cache, bias=alibi(self.n_head, start, t,
+                                                                  start + t))
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 2])
+def test_generation_with_an_alibi_bias_and_the_cache_writes_the_tokens_recomputing_does(
+        n_kv_head):
+    # A step with the cache has one query against all the keys, and no mask: the bias of its
+    # one row must still reach the scores, or the cached tokens differ from recomputed ones
+    from tinyformer import GPT
+    ta.manual_seed(0)
+    gpt = GPT(11, context=16, n_layer=2, n_head=4, d_model=16, positions="none",
+              n_kv_head=n_kv_head)
+    for layer in gpt.decoder.layers:
+        layer.attn = ALiBiAttention(16, 4, n_kv_head=n_kv_head)
+    gpt.eval()
+    prompt = np.array([[1, 2, 3], [4, 5, 6]])
+    cached = gpt.generate(prompt, 8, temperature=0, use_cache=True)
+    recomputed = gpt.generate(prompt, 8, temperature=0, use_cache=False)
+    np.testing.assert_array_equal(cached, recomputed)
+    x = gpt.embed(Tensor(prompt), 0)
+    plain = MultiHeadAttention(16, 4, n_kv_head=n_kv_head)
+    plain.load_state_dict(gpt.decoder.layers[0].attn.state_dict())
+    assert not np.allclose(gpt.decoder.layers[0].attn(x, mask=causal_mask(3)).data,
+                           plain(x, mask=causal_mask(3)).data)
+
+
+def test_a_cached_step_refuses_the_bias_of_the_whole_sequence():
+    # The caller gives the rows of the new queries: the whole (S, S) bias would not fit
+    from tinyformer.attention import KVCache
+    attn, cache = MultiHeadAttention(8, 2), KVCache()
+    x = Tensor(np.ones((1, 3, 8)))
+    attn(x, mask=causal_mask(3), cache=cache, bias=alibi(2, 0, 3, 3))
+    cache.length = 3
+    attn(x[:, :1], cache=cache, bias=alibi(2, 3, 1, 4))       # row 3 of the 4 x 4 bias
+    cache.length = 4
+    with pytest.raises(ta.ShapeError, match=re.escape("a bias of shape (2, 5, 5) does not "
+                                                      "broadcast to the scores' shape (1, 2, "
+                                                      "1, 5)")):
+        attn(x[:, :1], cache=cache, bias=alibi(2, 0, 5, 5))

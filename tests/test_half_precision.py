@@ -178,3 +178,19 @@ def test_float16_attention_gradients_are_torchs_where_keys_differ_by_float16s_sp
     ours_and_torch(lambda *t: scaled_dot_product_attention(*t, mask),
                    lambda *t: F.scaled_dot_product_attention(*t, attn_mask=torch.tensor(mask)),
                    q, k, v, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_attention_with_a_bias_computes_in_float32_as_torchs(either_form, create_graph):
+    # The scores of test_float16_attention_whose_dot_products_pass_65504_is_torchs, past
+    # float16's largest before the scaling, with a per-head bias (ALiBi's kind) in float16:
+    # all in float32, the bias's gradient too.
+    q = np.full((1, 2, 3, 16), 100, HALF)
+    k = q.copy()
+    k[..., 1, :] = 99.5
+    v = np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(HALF)
+    bias = (-np.array([0.5, 2.0])[:, None, None] * np.abs(np.arange(3)[:, None] -
+                                                          np.arange(3))).astype(HALF)
+    ours_and_torch(lambda q, k, v, b: scaled_dot_product_attention(q, k, v, bias=b),
+                   lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b),
+                   q, k, v, bias, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)

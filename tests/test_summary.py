@@ -1,5 +1,6 @@
 """The model summary: FLOPs counted on the graph equal the formula, and 6N beside them."""
 
+import numpy as np
 import pytest
 
 import tinyautograd as ta
@@ -207,4 +208,26 @@ def test_a_summary_names_the_modules_of_your_own_and_counts_their_attention_scor
     first_line = summary(model).splitlines()[0]
     assert first_line.endswith("; of your own: decoder.layers.1.attn (_ScoresWrittenOut), "
                                "decoder.layers.1.ffn_norm (_ScaleNorm)")
+    assert forward_flops_by_part(model) == plain
+
+
+class _LearnedBias(MultiHeadAttention):
+    """An attention of one's own with a learned bias on the scores, one a head (T5's kind),
+    given to the fused op."""
+
+    def __init__(self, d_model, n_head, T):
+        super().__init__(d_model, n_head)
+        self.rel = ta.nn.Parameter(np.zeros((n_head, T, T), np.float32))
+
+    def forward(self, x, context=None, mask=None, cache=None, *, bias=None):
+        return super().forward(x, context, mask, cache, bias=self.rel)     # T tokens, no cache
+
+
+def test_a_bias_on_the_fused_op_leaves_its_flops_those_of_the_scores():
+    # The op's bias, a Parameter, made its Q K^T and P V count as a projection (a product
+    # with a weight); a bias given to the op at all made the count fail unpacking q, k, v.
+    T, d_model = 8, 16
+    model = GPT(11, context=T, n_layer=2, n_head=4, d_model=d_model)
+    plain = forward_flops_by_part(model)
+    model.decoder.layers[1].attn = _LearnedBias(d_model, 4, T)
     assert forward_flops_by_part(model) == plain

@@ -13,8 +13,11 @@ at a time: it is here to be read, and the tests check the op against it.
 
 Masks are boolean and True means "may attend", the convention of torch's
 `scaled_dot_product_attention` with a boolean `attn_mask` (torch's `nn.MultiheadAttention` uses
-the opposite one: True there means "blocked"). Shapes: B batch, H heads, T_q queries, T_k keys,
-d the width of a query or key, d_v the width of a value.
+the opposite one: True there means "blocked"). A bias is numbers added to the scores after the
+scaling, softmax(Q K^T / sqrt(d_k) + bias), what torch's float `attn_mask` is: ALiBi's slopes
+times distances, T5's learned relative positions (a Tensor that requires a gradient gets one).
+Shapes: B batch, H heads, T_q queries, T_k keys, d the width of a query or key, d_v the width
+of a value.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weig
 _BLOCKED = -1e9
 
 Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
+Bias = Union[Tensor, ArrayLike]     # numbers added to the scores; a Tensor may require a grad
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,35 +223,57 @@ def _keep_mask(q, k, v, mask):
     keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if keep.dtype != bool:
         raise TypeError(f"attention: the mask must be boolean (True = may attend), got "
-                        f"{keep.dtype}")
-    scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
-    _check_fits(keep, scores_shape)
+                        f"{keep.dtype}; numbers to add to the scores (torch's float attn_mask) "
+                        f"go to bias=")
+    _check_fits(keep, _scores_shape(q, k))
     return keep
 
 
-def _check_fits(keep, scores_shape):
-    """ShapeError unless the mask `keep` broadcasts to `scores_shape` without enlarging it."""
+def _checked_bias(q, k, bias):
+    """The bias of an attention call, checked: numbers that broadcast to the scores' shape
+    (..., T_q, T_k) without enlarging it. A Tensor stays one (its gradient is wanted); anything
+    else becomes a numpy array."""
+    values = bias.data if isinstance(bias, Tensor) else np.asarray(bias)
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"attention: the bias must hold numbers to add to the scores, got "
+                        f"{values.dtype}; a boolean mask (True = may attend) goes to mask=")
+    _check_fits(values, _scores_shape(q, k), "bias")
+    return bias if isinstance(bias, Tensor) else values
+
+
+def _scores_shape(q, k):
+    """(..., T_q, T_k): the batch axes of q and k broadcast together."""
+    return np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+
+
+def _check_fits(keep, scores_shape, what="mask"):
+    """ShapeError unless the mask (or bias) `keep` broadcasts to `scores_shape` without
+    enlarging it."""
     try:
         fits = np.broadcast_shapes(keep.shape, scores_shape) == scores_shape
     except ValueError:
         fits = False
     if not fits:
-        raise ShapeError(f"attention: a mask of shape {keep.shape} does not broadcast to the "
-                         f"scores' shape {scores_shape} (..., T_q, T_k)")
+        raise ShapeError(f"attention: a {what} of shape {tuple(keep.shape)} does not broadcast "
+                         f"to the scores' shape {scores_shape} (..., T_q, T_k)")
 
 
 # --------------------------------------------------------------------------------------------
 # Scaled dot-product attention
 
 
-def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None) -> Tensor:
-    """softmax(q k^T / sqrt(d) + blocked): how much each query attends to each key.
+def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
+                      bias: Bias | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias + blocked): how much each query attends to each key.
 
     q (..., T_q, d), k (..., T_k, d) -> (..., T_q, T_k), each row summing to 1 (or all 0 where
-    the mask blocks every key). One engine op per step, so it can be differentiated (twice).
+    the mask blocks every key). One engine op per step, so it can be differentiated (twice),
+    in the bias too where it is a Tensor.
     """
     keep = _keep_mask(q, k, None, mask)
     scores = q @ k.swapaxes(-2, -1) * (1 / math.sqrt(q.shape[-1]))    # (..., T_q, T_k)
+    if bias is not None:
+        scores = scores + _checked_bias(q, k, bias)
     if keep is not None:
         scores = scores.masked_fill(~keep, _BLOCKED)
     weights = scores.softmax(axis=-1)                                 # each row sums to 1
@@ -259,18 +285,20 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None) -> Tensor:
 
 
 def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,
-                       dropout_p: float = 0.0, training: bool = False) -> Tensor:
-    """softmax(q k^T / sqrt(d) + blocked) v, one engine op per step: attention as the paper
-    writes it, to read and to check `Attention` against. The models run `Attention`.
+                       dropout_p: float = 0.0, training: bool = False, *,
+                       bias: Bias | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias + blocked) v, one engine op per step: attention as the
+    paper writes it, to read and to check `Attention` against. The models run `Attention`.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
-    True = may attend) broadcasts to (..., T_q, T_k). Dropout, when training, zeroes attention
+    True = may attend) and `bias` (numbers added to the scores) broadcast to (..., T_q, T_k).
+    Dropout, when training, zeroes attention
     weights: a query then ignores some keys at random. (The paper's section 5.4 drops sub-layer
     outputs and embedding sums; dropout on the weights is from its tensor2tensor code, which
     the Annotated Transformer follows.)
     """
     keep = _keep_mask(q, k, v, mask)
-    weights = attention_weights(q, k, keep)                           # (..., T_q, T_k)
+    weights = attention_weights(q, k, keep, bias=bias)                # (..., T_q, T_k)
     weights = functional.dropout(weights, dropout_p, training)
     return weights @ v                                                # (..., T_q, d_v)
 
@@ -278,17 +306,18 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
 class Attention(Function):
     """Attention in one op: the function of `attention_readable`.
 
-    Forward, with s = 1/sqrt(d), blocked scores lowered by 1e9, and D the dropout mask (each
-    weight kept with probability 1 - p and scaled by 1/(1 - p); all ones without dropout):
+    Forward, with s = 1/sqrt(d), the bias B (0 without one), blocked scores lowered by 1e9,
+    and D the dropout mask (each weight kept with probability 1 - p and scaled by 1/(1 - p);
+    all ones without dropout):
 
-        S = Q K^T s,   P = softmax(S) (rows blocking every key set to 0),   O = (P * D) V
+        S = Q K^T s + B,   P = softmax(S) (rows blocking every key set to 0),   O = (P * D) V
 
-    Backward, from dO = dL/dO, through O = (P * D) V, then softmax, then S = Q K^T s:
+    Backward, from dO = dL/dO, through O = (P * D) V, then softmax, then S = Q K^T s + B:
 
         dV = (P * D)^T dO
         dP = (dO V^T) * D
         dS = P * (dP - rowsum(dP * P))        softmax's backward, row by row
-        dQ = dS K s,   dK = dS^T Q s
+        dQ = dS K s,   dK = dS^T Q s,   dB = dS (summed by the engine to B's shape)
 
     rowsum(dP * P) is computed as rowsum(dO * O), the same numbers (row i: sum_j P_ij D_ij
     dO_i.V_j = dO_i.(sum_j P_ij D_ij V_j) = dO_i.O_i, FlashAttention's trick): a dot product
@@ -296,7 +325,7 @@ class Attention(Function):
 
     P is the only (..., T_q, T_k) array kept for backward, the memory attention is known for
     (with dropout, the mask D as well); rowsum reads the output O, which is (..., T_q, d_v).
-    Under create_graph it is computed again from Q and K, as Tensors.
+    Under create_graph it is computed again from Q, K and B, as Tensors.
     """
 
     # Tested as the engine's own ops are, and run at every layer of every token: without the
@@ -304,13 +333,13 @@ class Attention(Function):
     guarded = False
 
     @staticmethod
-    def forward(ctx, q, k, v, keep=None, drop=None):
+    def forward(ctx, q, k, v, bias=None, keep=None, drop=None):
         dtype = q.dtype                  # k and v have q's: the model's dtype
         if functional.compute_dtype(dtype) != dtype:
             # float16 computes in float32, as torch's: a dot product of 16 values near 100 is
             # 160,000 before the scaling, inf in float16 (65504), and its softmax NaN. What
             # forward keeps for backward is then float32; backward widens as well.
-            wide = Attention.forward(ctx, *map(functional.widened, (q, k, v)), keep, drop)
+            wide = Attention.forward(ctx, *map(functional.widened, (q, k, v)), bias, keep, drop)
             ctx.rounded = True
             return wide.astype(dtype)
         ctx.rounded = False              # the output as computed (backward reads it)
@@ -320,15 +349,17 @@ class Attention(Function):
         scores *= scale
         # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and runs
         # two to three times faster than np.copyto(where=) with a mask that broadcasts.
-        blocked = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
-        if kernels.usable(into=(scores,)) and (blocked is None or _one_mask(blocked, scores)):
-            # softmax(scores + blocked), row by row, compiled (tinyautograd.kernels); with
+        added = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
+        if bias is not None:             # the bias rides with the blocked scores: one addition
+            added = np.ascontiguousarray(bias if added is None else added + bias, scores.dtype)
+        rows = _rows_added(added, scores) if kernels.usable(into=(scores,)) else None
+        if rows is not None:
+            # softmax(scores + added), row by row, compiled (tinyautograd.kernels); with
             # TINYAUTOGRAD_KERNELS=numpy, the lines below run as written (to try an edit).
-            kernels.softmax_rows(scores, np.zeros((1, scores.shape[-1]), scores.dtype)
-                                 if blocked is None else blocked.reshape(scores.shape[-2:]))
+            kernels.softmax_rows(scores, rows)
         else:
-            if blocked is not None:
-                scores += blocked
+            if added is not None:
+                scores += added
             # `initial`: numpy's max along a last axis of 64 (the recipe's context) runs 2.5
             # times faster with it, for the same result.
             scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
@@ -345,10 +376,10 @@ class Attention(Function):
     @staticmethod
     def backward(ctx, grad):
         # As forward: float16 in float32 (the engine gives each gradient its input's dtype)
-        q, k, v = map(functional.widened, ctx.operands)
+        q, k, v, *bias = map(functional.widened, ctx.operands)        # bias: [B] or []
         grad = functional.widened(grad)
         if ctx.create_graph:             # P again, as a Tensor, for the second derivative
-            p = attention_weights(q, k, ctx.keep)
+            p = attention_weights(q, k, ctx.keep, bias=bias[0] if bias else None)
         else:
             p = ctx.p
         drop = ctx.drop
@@ -363,29 +394,52 @@ class Attention(Function):
             row_sums = functional.row_sum(d_s * p)
         else:
             row_sums = functional.row_sum(grad * ctx.result)     # rowsum(dO * O) = rowsum(dP * P)
+        # dB is dS unscaled: where it is wanted, s goes on the copy that serves dQ and dK.
+        d_bias = None
+        wants_d_bias = bool(bias) and ctx.needs_input_grad[3]
+        scale = 1.0 if wants_d_bias else ctx.scale
         if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
-            kernels.softmax_rows_backward(d_s, p, row_sums, ctx.scale)
+            kernels.softmax_rows_backward(d_s, p, row_sums, scale)
         else:
             d_s -= row_sums
             d_s *= p                               # in place on arrays, as forward
-            d_s *= ctx.scale                       # once here, not on d_q and d_k each
+            d_s *= scale                           # once here, not on d_q and d_k each
+        if wants_d_bias:
+            d_bias, d_s = d_s, d_s * ctx.scale
         d_q = d_s @ k                                                 # (..., T_q, d)
         d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
-        return d_q, d_k, d_v
+        return (d_q, d_k, d_v, d_bias) if bias else (d_q, d_k, d_v)
 
 
-def _one_mask(blocked, scores):
-    """Whether `blocked` is one (T_q, T_k) mask for every batch and head of `scores`."""
-    return blocked.shape[-2:] == scores.shape[-2:] and blocked.size == np.prod(scores.shape[-2:])
+def _rows_added(added, scores):
+    """What the compiled loop adds to the scores' rows, as (rows, T_k): row r of the scores,
+    counted over all leading axes, takes row r % rows. Zeros where nothing is added; `added`
+    where it repeats whole over the leading axes of the scores (its shape, less leading axes
+    of size 1, is how theirs ends: (T_q, T_k) for every batch and head, (H, T_q, T_k) for
+    every batch); None where it does not (a padding mask, one a batch), for numpy."""
+    if added is None:
+        return np.zeros((1, scores.shape[-1]), scores.dtype)
+    shape = added.shape
+    while len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]
+    if not shape or shape != scores.shape[len(scores.shape) - len(shape):]:
+        return None
+    return added.reshape(math.prod(shape[:-1]), shape[-1])
 
 
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None, *,
-                                 dropout_p: float = 0.0, training: bool | None = None) -> Tensor:
-    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V, with an optional mask and dropout.
+                                 bias: Bias | None = None, dropout_p: float = 0.0,
+                                 training: bool | None = None) -> Tensor:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d) + bias) V, with an optional mask, bias and
+    dropout.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` is a boolean
     array or Tensor that broadcasts to (..., T_q, T_k), True where a query may attend a key (as
-    torch's boolean attn_mask). A query whose keys are all blocked outputs zeros. Dropout
+    torch's boolean attn_mask). A query whose keys are all blocked outputs zeros. `bias` is an
+    array or Tensor of numbers that broadcasts to (..., T_q, T_k), added to the scores after
+    the scaling (as torch's float attn_mask; ALiBi's, T5's): a Tensor that requires a gradient
+    gets one. With both, the mask blocks keys and the bias shifts the rest (a bias of -inf
+    blocks a key too, but a row of -inf is NaN: block whole rows with the mask). Dropout
     (training=True with dropout_p > 0) zeroes attention weights at random, seeded by
     `tinyautograd.manual_seed`.
 
@@ -410,10 +464,10 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     keep = _keep_mask(q, k, v, mask)
     drop = None
     if training and dropout_p > 0:
-        scores_shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2],
-                                                                          k.shape[-2])
-        drop = functional.dropout_mask(scores_shape, dropout_p, q.dtype)     # (..., T_q, T_k)
-    return Attention.apply(q, k, v, keep=keep, drop=drop)
+        drop = functional.dropout_mask(_scores_shape(q, k), dropout_p, q.dtype)  # (.., T_q, T_k)
+    if bias is None:
+        return Attention.apply(q, k, v, keep=keep, drop=drop)
+    return Attention.apply(q, k, v, _checked_bias(q, k, bias), keep=keep, drop=drop)
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,13 +540,17 @@ class MultiHeadAttention(nn.Module):
             self.q_norm = self.k_norm = None
 
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Mask | None = None,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, *, bias: Bias | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
         when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
-        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. With a
-        `KVCache`, x holds only the new tokens: self-attention adds their keys and values to
-        the earlier ones in the cache, and cross-attention computes the context's at its
-        first step and takes them from the cache at every later one."""
+        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. `bias`
+        (numbers added to the scores: ALiBi's, T5's) broadcasts to (B, n_head, T, S) too.
+        With a `KVCache`, x holds only the new tokens: self-attention adds their keys and
+        values to the earlier ones in the cache, and cross-attention computes the context's at
+        its first step and takes them from the cache at every later one. S then counts every
+        key, and the caller gives the mask and bias of the new queries only: rows start ..
+        start + T - 1 of the whole sequence's, for every key (a step of one token gets the
+        bias of its one row; a bias of the whole sequence is refused, as it does not fit)."""
         _check_rows(x, "x")
         if context is not None:
             _check_rows(context, "context")
@@ -520,12 +578,14 @@ class MultiHeadAttention(nn.Module):
             q = q.reshape(B, self.n_kv_head, group, T, self.d_head)  # (B, n_kv, group, T, d)
             k = k.reshape(B, self.n_kv_head, 1, *k.shape[2:])        # (B, n_kv, 1, S, d)
             v = v.reshape(B, self.n_kv_head, 1, *v.shape[2:])
-            mask = _grouped(mask, (B, self.n_head, T, k.shape[-2]), self.n_kv_head)
-        heads = scaled_dot_product_attention(q, k, v, mask, dropout_p=self.dropout,
+            scores_shape = (B, self.n_head, T, k.shape[-2])
+            mask = _grouped(mask, scores_shape, self.n_kv_head)
+            bias = _grouped(bias, scores_shape, self.n_kv_head, "bias")
+        heads = scaled_dot_product_attention(q, k, v, mask, bias=bias, dropout_p=self.dropout,
                                              training=self.training)
         if self.record_weights:                    # a copy for viewing, outside any graph
             with no_grad():
-                weights = attention_weights(q, k, mask).data
+                weights = attention_weights(q, k, mask, bias=bias).data
                 self.last_weights = weights.reshape(B, self.n_head, T, -1).copy()
         # Concat(head_1, ..., head_h): put the heads side by side again.
         # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, n_head * d_head)
@@ -571,21 +631,22 @@ def _check_rows(x: Tensor, name: str) -> None:
                          f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
-def _grouped(mask: Mask | None, scores_shape: tuple[int, ...],
-             n_kv_head: int) -> np.ndarray | None:
-    """A mask made for the scores (B, n_head, T, S), fitted to the grouped scores (B,
-    n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
+def _grouped(mask: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
+             what: str = "mask") -> np.ndarray | Tensor | None:
+    """A mask (or bias) made for the scores (B, n_head, T, S), fitted to the grouped scores
+    (B, n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
     one of size n_head is split into (n_kv_head, group). A mask without a heads axis ((T, S),
     a causal mask) broadcasts as it is. It is checked against the ungrouped scores first, so
     that grouping accepts the masks plain attention accepts and no others (a heads axis of
-    n_kv_head would otherwise be split into groups of one)."""
+    n_kv_head would otherwise be split into groups of one). A bias that is a Tensor is
+    reshaped as one, so that its gradient comes back through the reshape."""
     if mask is None:
         return None
-    keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
-    _check_fits(keep, scores_shape)
-    if keep.ndim < 3:
-        return keep
-    heads = keep.shape[-3]
-    if heads == 1:
-        return keep[..., None, :, :]                              # (..., 1, 1, T, S)
-    return keep.reshape(keep.shape[:-3] + (n_kv_head, heads // n_kv_head) + keep.shape[-2:])
+    if what == "mask" or not isinstance(mask, Tensor):
+        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    _check_fits(mask, scores_shape, what)
+    if mask.ndim < 3:
+        return mask
+    heads = mask.shape[-3]
+    group = (1, 1) if heads == 1 else (n_kv_head, heads // n_kv_head)   # (..., 1, 1, T, S)
+    return mask.reshape(tuple(mask.shape[:-3]) + group + tuple(mask.shape[-2:]))

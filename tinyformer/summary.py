@@ -38,7 +38,7 @@ def _matmul_flops(node):
         k = a.shape[-1]
         return 2 * k * node.output.size                           # each output: k multiply-adds
     if node.fn is Attention:
-        q, k, v = node.inputs
+        q, k, v = node.inputs[:3]                                 # then a bias, if any
         scores = np.prod(q.shape[:-1]) * k.shape[-2]              # (..., T_q, T_k)
         return 2 * scores * q.shape[-1] + 2 * scores * v.shape[-1]   # Q K^T, then P V
     return 0
@@ -145,7 +145,9 @@ def forward_flops_by_part(model: nn.Module, T: int | None = None) -> dict[str, f
         if flops:
             part = _part(node.module_path or "")
             if part == "attention":
-                weighted = any(isinstance(t, nn.Parameter) for t in node.inputs)
+                # (the fused op's inputs hold no weight, but a bias may be a Parameter: T5's)
+                weighted = node.fn is not Attention and any(isinstance(t, nn.Parameter)
+                                                            for t in node.inputs)
                 part = "attention projections" if weighted else "attention scores"
             counts[part if part in counts else "head"] += flops
     return {part: flops / T for part, flops in counts.items()}
