@@ -287,7 +287,7 @@ BAD = {
     "empty prompt": ("gpt", "", [], "empty"),
     "too long": ("gpt", "eve has a red kite.", [], "at most 16"),
     "bert too long": ("bert", "the kite is red and blue", [], "at most 16"),
-    "seq2seq non-digit": ("transformer", "abc", [], "cannot be encoded"),
+    "seq2seq non-digit": ("transformer", "abc", [], "is no source of the"),
     "seq2seq too long": ("transformer", "0" * 17, [], "at most"),
     "cross on gpt": ("gpt", PROMPTS["gpt"], ["--which", "cross"], "self-attention only"),
     "encoder on gpt": ("gpt", PROMPTS["gpt"], ["--which", "encoder"], "self-attention only"),
