@@ -1246,11 +1246,24 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--seed", -1),
                        "Invalid value for '--seed': -1 is not in the range x>=0")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12a"),
-                       "cannot encode 'a'")
+                       "--prompt '12a' is no source of the reverse task")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "1" * 40),
                        "this model reads at most")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run),
                        "needs a --prompt")
+
+
+@pytest.mark.parametrize("command", ["generate", "attention", "lens"])
+@pytest.mark.parametrize("prompt", ["12+3", "+"])
+def test_a_seq2seq_prompt_that_is_no_source_of_the_task_is_refused(task_run, tmp_path,
+                                                                   monkeypatch, command, prompt):
+    # The tasks share one vocabulary, + included: the tokenizer of a reverse run takes
+    # "12+3", a symbol its model never read, and the answer was a guess shown as a reversal.
+    monkeypatch.chdir(tmp_path)
+    assert_input_error(tinyformer(command, "--checkpoint", task_run, "--prompt", prompt),
+                       f"--prompt {prompt!r} is no source of the reverse task this checkpoint "
+                       f"was trained on: give digits only")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):

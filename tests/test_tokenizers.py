@@ -243,8 +243,9 @@ def test_a_prompt_as_long_as_the_context_is_read_and_a_longer_one_refused():
 
 def test_a_prompt_masked_as_transformers_bert_is_told_how_a_mask_is_written_here():
     tok = CharTokenizer.train("the cat sat.", special_tokens=["<mask>"])
-    with pytest.raises(ValueError, match="; a mask is written <mask> here$"):
-        encode_prompt(tok, "the [MASK] sat.")
+    for mistyped in ("[MASK]", "<MASK>", "<Mask>", "< mask >", "[mask]"):
+        with pytest.raises(ValueError, match="; a mask is written <mask> here$"):
+            encode_prompt(tok, f"the {mistyped} sat.")
     with pytest.raises(ValueError, match="trained on$"):
         encode_prompt(tok, "the [cat] sat.")
     with pytest.raises(ValueError, match="trained on$"):              # a model without masks

@@ -133,6 +133,17 @@ def test_maps_have_one_heatmap_per_layer_and_head(runs):
     assert not any(attn.record_weights for attn in (b.attn for b in model.decoder.layers))
 
 
+def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
+    # A student told BERT reads both sides of each token sees it in the picture's words too.
+    model, tokenizer, _ = load_model(runs["bert"])
+    (chosen,) = attention_maps(model, tokenizer, PROMPTS["bert"], "bert").values()
+    assert chosen.description == "bidirectional self-attention"
+    assert (chosen.weights[..., ~causal_mask(len(chosen.keys))] > 0).all()
+    model, tokenizer, _ = load_model(runs["gpt"])
+    (chosen,) = attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt").values()
+    assert chosen.description == "masked self-attention"
+
+
 def test_token_labels_make_blanks_visible_and_escape_control_characters():
     from tinyformer.tokenizers import CharTokenizer
     tokenizer = CharTokenizer(" \n\t\r\x1ba", special_tokens=["<bos>"])
@@ -287,7 +298,7 @@ BAD = {
     "empty prompt": ("gpt", "", [], "empty"),
     "too long": ("gpt", "eve has a red kite.", [], "at most 16"),
     "bert too long": ("bert", "the kite is red and blue", [], "at most 16"),
-    "seq2seq non-digit": ("transformer", "abc", [], "cannot be encoded"),
+    "seq2seq non-digit": ("transformer", "abc", [], "is no source of the"),
     "seq2seq too long": ("transformer", "0" * 17, [], "at most"),
     "cross on gpt": ("gpt", PROMPTS["gpt"], ["--which", "cross"], "self-attention only"),
     "encoder on gpt": ("gpt", PROMPTS["gpt"], ["--which", "encoder"], "self-attention only"),

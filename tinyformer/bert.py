@@ -134,7 +134,14 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     part of a word; a boolean array reads as CONTINUES and 0). A word, chosen or left whole
     so that a hidden word cannot be spelled from its own visible pieces, is a token of either
     kind and the CONTINUES tokens right after it; any other token is chosen alone. Each word
-    is chosen with probability `rate`, so each token still is too."""
+    is chosen with probability `rate`, so each token still is too, and its 80/10/10 is one roll
+    for all of it (the original's whole-word masking, and transformers'
+    DataCollatorForWholeWordMask, roll for each token: a word then half hidden, half shown).
+
+    Two more differences from transformers' DataCollatorForLanguageModeling, which this
+    otherwise follows (a draw for every token; the original picks a fixed count of each
+    sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
+    nothing is chosen the loss has no target (`tinyformer train` draws such a batch again)."""
     idx, special_ids = _check_masking(idx, mask_id, vocab_size, special_ids, rate)
     rng = rng or ta.random.default_generator()
     ordinary = ~np.isin(idx, special_ids)

@@ -7,6 +7,7 @@ are generated digits; both are seeded, so the same seed gives the same data.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -164,6 +165,13 @@ def solve(task: str, source: str) -> str:
         return "".join(sorted(source))
     a, b = source.split("+")
     return str(int(a) + int(b))
+
+
+def is_source(task: str, text: str) -> bool:
+    """Whether `text` has the form of the task's sources: digits for copy, reverse and sort;
+    two numbers joined by + for add. The tasks share one vocabulary, so a tokenizer takes a +
+    in a sort's source too: a symbol its model never read there."""
+    return re.fullmatch(r"[0-9]+\+[0-9]+" if task == "add" else "[0-9]+", text) is not None
 
 
 def _source(task, length, rng):

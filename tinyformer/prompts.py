@@ -16,7 +16,7 @@ import numpy as np
 
 from tinyautograd import no_grad
 
-from .data import BOS, EOS, Seq2SeqTask
+from .data import BOS, EOS, TASKS, Seq2SeqTask, is_source
 from .decoding import beam_search, ends
 from .resources import blas_threads, step_threads
 from . import resources, schema
@@ -28,7 +28,7 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
     from .gpt import GPT
     from .transformer import Transformer
 
-__all__ = ["respond", "check_respond", "TextStream"]
+__all__ = ["respond", "check_respond", "check_task_prompt", "TextStream"]
 
 
 def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
@@ -42,6 +42,19 @@ def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
     schema.check_settings({"max_new_tokens": max_new_tokens, "beam": beam},
                           {"max_new_tokens": schema.Whole(1 if beam else 0, 2 ** 62),
                            "beam": schema.Optional(schema.Whole(1, 2 ** 62))}, name=name)
+
+
+def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str) -> None:
+    """ValueError, in one line, unless the prompt of a seq2seq checkpoint (`saved`, its
+    config.json) is a source of the task it learned: the tasks share one vocabulary, so the
+    tokenizer alone would take "12+3" for sort, or "31415" for add, and the model would answer
+    what it never saw asked. Any other checkpoint, and an empty prompt, pass."""
+    task = (saved.get("train") or {}).get("task")
+    if task in TASKS and prompt and not is_source(task, prompt):
+        form = ("two numbers joined by +, e.g. 379+3189" if task == "add"
+                else "digits only, e.g. 5790189")
+        raise ValueError(f"{name('prompt')} {prompt!r} is no source of the {task} task this "
+                         f"checkpoint was trained on: give {form}")
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,

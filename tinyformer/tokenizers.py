@@ -393,8 +393,10 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
-        # transformers' BERT writes its mask [MASK]; ours is the special token <mask>
-        masks = "[MASK]" in prompt and "<mask>" in tokenizer.special_tokens
+        # transformers' BERT writes its mask [MASK]; ours is the special token <mask>, in that
+        # spelling only (<MASK> is text)
+        masks = (re.search(r"[\[<] *mask *[\]>]", prompt, re.IGNORECASE) is not None
+                 and "<mask>" in tokenizer.special_tokens)
         mask = "; a mask is written <mask> here" if masks else ""
         raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
                          f"was trained on{mask}") from None

@@ -23,7 +23,7 @@ from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
-from tinyformer.prompts import check_respond, respond
+from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
@@ -626,6 +626,7 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
     with input_errors():
+        check_task_prompt(saved, prompt, name=option_name)
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
                          threads=threads, eos_ids=saved.get("eos_ids"),
@@ -707,6 +708,7 @@ def attention(checkpoint_dir, prompt, out_path, which):
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
+        check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
@@ -739,6 +741,7 @@ def lens(checkpoint_dir, prompt, out_path):
         check_out_file(out_path, [".png", ".html"])    # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
+        check_task_prompt(saved, prompt, name=option_name)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"

@@ -54,7 +54,7 @@ MAX_TOKENS = 48
 DESCRIPTIONS = {"cross": "decoder cross-attention (target -> source)",
                 "encoder": "encoder self-attention (source)",
                 "decoder": "decoder masked self-attention (target)"}
-ONE_STACK = {"encoder": "self-attention", "decoder": "masked self-attention"}
+ONE_STACK = {"encoder": "bidirectional self-attention", "decoder": "masked self-attention"}
 
 
 class AttentionMap(NamedTuple):

@@ -137,6 +137,8 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     Transformer translates it (as a source of the task it was trained on) into its answer.
     ValueError, in one line, for a prompt the model cannot take."""
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
+    from tinyformer.prompts import check_task_prompt
+    from tinyformer.schema import option_name
     from tinyformer.tokenizers import encode_prompt
     kind = saved["model"]
     if kind == "bert" and "<mask>" in prompt:
@@ -160,13 +162,9 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     if kind == "bert":
         return masked_language_modelling(model, np.array([ids]), tokenizer.token_to_id("<mask>"))
     if kind == "transformer":
+        check_task_prompt(saved, prompt, name=option_name)
         train = saved.get("train", {})
-        task = train.get("task")
-        try:
-            target = solve(task, prompt)
-        except (ValueError, TypeError):
-            raise ValueError(f"--prompt {prompt!r} is no source of the {task} task this "
-                             f"checkpoint was trained on") from None
+        target = solve(train.get("task"), prompt)
         target_ids = Seq2SeqTask.encode(target)
         # The decoder reads <bos> and the answer: one more token than the answer (a reversed
         # or sorted prompt as long as the context fits the encoder, not the decoder).
