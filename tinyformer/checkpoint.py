@@ -3,7 +3,9 @@
 `load_model(directory)` is the one way in, for the command line and for Python. It reads the
 run's checkpoint (rundir.py owns those files), checks that config.json describes a model that
 can be built and that fits its weights, renames the weights of checkpoints written before GPT,
-BERT and the Transformer shared one stack, and builds the model. A Hugging Face directory
+BERT and the Transformer shared one stack, and builds the model. A run trained on a model with
+modules of your own (Trainer.start's `model`) records them, and loads only into such a model,
+given (model_to_load decides). A Hugging Face directory
 (config.json with a "model_type", model.safetensors, and the tokenizer as vocab.json +
 merges.txt) is read by pretrained.py's GPT-2 reader instead: a real GPT-2 downloaded from its
 model page, or a model of ours that `export_pretrained` wrote. A character-level tokenizer has
@@ -27,7 +29,7 @@ from tinyautograd import nn
 from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
-from .layers import MAX_SIZE, least_parameters
+from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, PretrainedError, is_llama_family,
                          load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
                          save_gpt2_tokenizer)
@@ -39,6 +41,10 @@ from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
 Model = Union[GPT, BERT, Transformer]                            # one of MODELS
+# config.json's list of the modules of your own its model holds, 'path (Class)' each, as
+# layers.modules_of_your_own names them (empty, or missing in older runs: none). Such a model
+# is no longer what "model" and "model_config" build: see model_to_load.
+OWN_MODULES = "modules_of_your_own"
 
 
 # The sizes in config.json's "model_config", checked before a model is built from them (the
@@ -73,6 +79,64 @@ def check_model_config(model_config: Any, held: int, where: str) -> None:
                               f"config.json this run wrote, or train again")
 
 
+def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str
+                   ) -> list[str]:
+    """ValueError, in one line naming the setting and both values, unless `model` is a model
+    of `kind` ("gpt", "bert", "transformer": that class or a subclass of it) whose config is
+    `model_config` (every argument, as that class's `config` holds them): a model of your own
+    that may stand in for the one those settings build, in the trainer or a checkpoint.
+    `source` says in the message where `model_config` came from ("the settings give").
+    Returns the model's modules of your own (layers.modules_of_your_own)."""
+    cls = MODELS[kind]
+    if not isinstance(model, cls):
+        raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
+                         f"{type(model).__name__}")
+    for key in dict.fromkeys([*model_config, *model.config]):      # each once, in order
+        mine, theirs = model.config.get(key), model_config.get(key)
+        if mine != theirs:
+            raise ValueError(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
+                             f"it with {key}={theirs!r}")
+    return modules_of_your_own(model)
+
+
+def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,
+                  held: int) -> nn.Module:
+    """The model that a checkpoint's weights (config.json is `config`; `held` numbers in all)
+    are loaded into: the one its config builds, its weights left zero; or `model`, one of your
+    own built as the run's was (check_built_as), holding the same modules of your own as
+    config.json records. The one place that decides whether a checkpoint's config alone builds
+    its model: one that records modules of your own is refused without `model`
+    (CheckpointError, one line saying how to load it in Python), never built plain to take
+    weights that happen to fit."""
+    where = os.path.join(directory, CONFIG)
+    own = config.get(OWN_MODULES, [])
+    if not (isinstance(own, list) and all(isinstance(name, str) for name in own)):
+        raise CheckpointError(f"{where} is damaged (its {OWN_MODULES} is not a list of names); "
+                              f"put back the config.json this run wrote, or train again")
+    if model is None and own:
+        weights = os.path.join(directory, config["files"]["weights"])
+        raise CheckpointError(
+            f"{directory!r} holds a model with modules of your own ({', '.join(own)}), which its "
+            f"config.json alone does not build; in Python, build the model as you built it to "
+            f"train, then `model.load_state_dict(tinyformer.rundir.load_arrays({weights!r}))`, "
+            f"or to train on, `Trainer.resume({directory!r}, model=model)`")
+    if model is None:
+        check_model_config(config.get("model_config"), held, where)
+        try:
+            return nn.skip_init(MODELS[config["model"]], **config["model_config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
+                                  f"({e}); put back the config.json this run wrote, or train "
+                                  f"again") from None
+    mine = check_built_as(model, config["model"], config["model_config"], f"{where} has")
+    if mine != own:
+        advice = "give a model built as that run's was" if own else "pass no model"
+        raise ValueError(f"model: its modules of your own are {', '.join(mine) or 'none'}, "
+                         f"where the checkpoint in {directory!r} holds "
+                         f"{', '.join(own) or 'none'}; {advice}")
+    return model
+
+
 def check_finite_weights(model: nn.Module, where: StrPath) -> None:
     """CheckpointError if any weight is NaN or infinite: such a model writes nothing
     meaningful, and silently (a run that diverged, or a file written by something else)."""
@@ -83,16 +147,23 @@ def check_finite_weights(model: nn.Module, where: StrPath) -> None:
                               f"diverged before this checkpoint: train again with a lower --lr")
 
 
-def load_model(directory: StrPath, pretrained: bool = True
+def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | None = None
                ) -> tuple[Model, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode; of a
     run that is still training, its latest complete checkpoint.
+
+    `model`: a model of your own to load a run's weights into, instead of the one its
+    config.json builds; built as the run's was (its class, config and modules of your own:
+    model_to_load). A run trained on such a model is refused without it.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line, whose
     advice offers a Hugging Face model's directory where the caller takes one (`pretrained`)."""
     directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config = read_config_json(directory, pretrained)
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
+        if model is not None:
+            raise ValueError(f"model: {directory!r} is a Hugging Face model's directory, "
+                             f"which builds its own model; load it without model=")
         model, tokenizer, config = load_pretrained(directory)
         check_finite_weights(model, directory)
         return model, tokenizer, config
@@ -102,11 +173,11 @@ def load_model(directory: StrPath, pretrained: bool = True
     for _ in range(CHECKPOINT_READS - 1):
         written = _config_written(directory)
         try:
-            return _load_checkpoint(directory)
+            return _load_checkpoint(directory, model)
         except (CheckpointError, OSError):
             if _config_written(directory) == written:      # no newer one: its own fault
                 raise
-    return _load_checkpoint(directory)       # (a run writing them faster than they are read)
+    return _load_checkpoint(directory, model)   # (a run writing them faster than read)
 
 
 CHECKPOINT_READS = 5          # tries at reading a run's checkpoint while newer ones come
@@ -122,7 +193,7 @@ def _config_written(directory):
     return found.st_ino, found.st_mtime_ns
 
 
-def _load_checkpoint(directory):
+def _load_checkpoint(directory, model=None):
     """load_model of a run's checkpoint, read once."""
     config = read_config(directory)
     where = os.path.join(directory, CONFIG)
@@ -130,15 +201,12 @@ def _load_checkpoint(directory):
     # The model is built from config.json before the weights are read, for its shapes: an
     # array whose header claims another shape (gigabytes, say) is refused before it is read.
     stored = array_shapes(path)                            # the headers alone
-    current = current_names(config, stored, path)          # stored name -> the model's
-    check_model_config(config.get("model_config"),
-                       sum(math.prod(shape) for shape in stored.values()), where)
-    try:
-        model = nn.skip_init(MODELS[config["model"]], **config["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
-                              f"({e}); put back the config.json this run wrote, or train "
-                              f"again") from None
+    model = model_to_load(config, directory, model,
+                          sum(math.prod(shape) for shape in stored.values()))
+    # stored name -> the model's. Modules of your own came after the layout changed: a run
+    # that has them has the names of its model.
+    current = ({name: name for name in stored} if config.get(OWN_MODULES)
+               else current_names(config, stored, path))
     own = dict(model.named_parameters())
     expected = {name: own[current[name]].shape for name in stored if current[name] in own}
     weights = _renamed(config, load_arrays(path, expected), current)

@@ -5,9 +5,10 @@
                            its tokens.bin's length and SHA-256 and its tokenizer.json's, to
                            start it again on them
         run.lock           there while a process trains here; holds that process's id
-        config.json        the checkpoint: the model's class and arguments, the training
-                           settings, the step, the optimizer's and random generators' small
-                           state, and the name and SHA-256 of each file below; written last
+        config.json        the checkpoint: the model's class and arguments (and the
+                           modules of your own in it), the training settings, the step,
+                           the optimizer's and random generators' small state, and the
+                           name and SHA-256 of each file below; written last
         weights-NNNNNN.npz     the parameters by dotted name, one array each
         optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
         tokenizer.json     the tokenizer (tokenizers.py's JSON)

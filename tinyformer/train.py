@@ -5,6 +5,10 @@
     trainer.train()                                           # the loop
     Trainer.resume("runs/shakespeare").train()                # later: goes on exactly
 
+A model of your own (one built, then given a module of yours: `layer.ffn = TwoExperts(64)`)
+trains the same way, given to `start` and again to `resume` (`model=model`): its checkpoints
+record its modules of your own, which its config alone does not build (checkpoint.py).
+
 One step:    batch -> loss (forward) -> gradients (backward) -> clip -> AdamW -> next lr
 Every step writes a line in metrics.jsonl (step, train_loss, lr, and grad_norm when clipping).
 Every `eval_every` steps, and at the last: the figures on held-out data (the loss, and the
@@ -34,14 +38,15 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 import numpy as np
 
 import tinyautograd as ta
-from tinyautograd import Tensor
+from tinyautograd import Tensor, nn
 from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_norm,
                                 sum_of_squares, weight_decay_groups)
 
 from . import checkpoint, parallel
-from .checkpoint import MODELS, Model
+from .checkpoint import MODELS, OWN_MODULES, Model, check_built_as
 from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
+from .layers import modules_of_your_own
 from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
                         step_threads)
@@ -167,6 +172,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, run: RunDirectory, job: Job, model: Model,
                  log: Callable[[str], None] = print) -> None:
         self.config, self.run, self.job, self.model = config, run, job, model
+        # Recorded in each checkpoint: such a model is not built from its config alone.
+        self.modules_of_your_own = modules_of_your_own(model)
         self.parameters = list(model.parameters())
         self.directory = run.path
         self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
@@ -188,12 +195,20 @@ class Trainer:
     def start(cls, config: TrainConfig, directory: StrPath | None, force: bool = False,
               log: Callable[[str], None] = print, run: RunDirectory | None = None,
               tokenised: tuple[Tokenizer, dict[str, Any]] | None = None,
-              name: Callable[[str], str] = option_name) -> Trainer:
+              name: Callable[[str], str] = option_name, model: Model | None = None
+              ) -> Trainer:
         """A new run in `directory` [runs/<model>-<data>]: checks everything (a setting named
         in errors by `name`), then claims the directory (the lock), tokenises and builds the
         model. `force` replaces a previous run's files. A run started again (by `resume`) on
         the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
-        info); it reads no corpus."""
+        info); it reads no corpus.
+
+        `model`: a model of your own to train instead of a fresh one, as PyTorch Lightning's
+        `trainer.fit(model)` takes one: of the class `config.model` names (or a subclass),
+        built with the config the settings give (vocab_size is the tokenizer's), with modules
+        of your own in it (`layer.ffn = TwoExperts(d_model)`) or its own weights. Its
+        checkpoints record those modules: `resume` then needs the model again, and
+        `load_model` refuses them without it."""
         config = config.resolved(name)
         if directory is not None:        # "" is no directory, not "not given": refuse it
             check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},
@@ -232,7 +247,11 @@ class Trainer:
             job = make_job(config, directory, tokenizer, data_info)
             run.save_tokenizer(job.tokenizer)             # with its SHA-256 in the manifest
             ta.manual_seed(config.seed)                   # the same seed, the same init
-            model = MODELS[config.model](**job.model_config())
+            if model is None:
+                model = MODELS[config.model](**job.model_config())
+            else:                          # checked against the config the settings give
+                settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
+                check_built_as(model, config.model, settings_build.config, "the settings give")
         except BaseException:
             run.abandon()
             raise
@@ -268,10 +287,16 @@ class Trainer:
                          name=called)
 
     @classmethod
-    def resume(cls, directory: StrPath, log: Callable[[str], None] = print) -> Trainer:
+    def resume(cls, directory: StrPath, log: Callable[[str], None] = print,
+               model: Model | None = None) -> Trainer:
         """The run saved in `directory`, ready to continue where its checkpoint left off. A
         run that stopped before its first checkpoint starts again, with its settings, on the
-        tokens it wrote where they are intact (tokens_written)."""
+        tokens it wrote where they are intact (tokens_written).
+
+        `model`: the model of your own a run was started with (`start`'s), built the same
+        way again: the checkpoint's weights are loaded into it. A run that records modules of
+        your own is refused without one, and a run without them is refused with one that has
+        some (checkpoint.model_to_load)."""
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
@@ -294,8 +319,9 @@ class Trainer:
                     f"step 0, with its settings"
                     f"{' and the tokens it wrote' if tokenised else ''}")
                 return cls.start(config, directory, force=True, log=log, run=run,
-                                 tokenised=tokenised)
-            model, tokenizer, saved = checkpoint.load_model(directory, pretrained=False)
+                                 tokenised=tokenised, model=model)
+            model, tokenizer, saved = checkpoint.load_model(directory, pretrained=False,
+                                                            model=model)
             if "train" not in saved or "resume" not in saved:
                 raise CheckpointError(
                     f"{directory!r} holds a model, not a training run: --resume continues a "
@@ -492,6 +518,7 @@ class Trainer:
                     small_state[-1][key] = value
         config = {
             "model": self.config.model, "model_config": self.model.config,
+            OWN_MODULES: self.modules_of_your_own,
             "train": dataclasses.asdict(self.config), "step": self.step,
             "data": self.job.data_info(),
             "engine": {"compiled_loops": ta.kernels.in_use()},      # see forms_changed

@@ -1,0 +1,198 @@
+"""A model of your own in the trainer: Trainer.start(config, directory, model=model), its
+checkpoints, resuming it, and what refuses such a checkpoint."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import tinyautograd as ta
+from tinyautograd import nn
+from tinyformer import BERT, GPT, checkpoint, rundir
+from tinyformer.train import TrainConfig, Trainer
+from tinyformer_cli import main
+
+# The built-in stories' characters: the vocabulary the settings give a GPT on them.
+TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
+            sample_tokens=10)
+VOCAB = 26
+OWN = "decoder.layers.0.ffn (TwoExperts)"
+
+
+class TwoExperts(nn.Module):
+    """A feed-forward network of two experts, mixed by a gate: a module GPT never builds."""
+
+    def __init__(self, d):
+        self.gate, self.e0, self.e1 = nn.Linear(d, 2), nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        g = self.gate(x).softmax(axis=-1)
+        return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
+
+
+def own_model(seed=0, **sizes):
+    ta.manual_seed(seed)
+    model = GPT(**{"vocab_size": VOCAB, "context": 16, "n_layer": 1, "n_head": 2,
+                   "d_model": 16, **sizes})
+    model.decoder.layers[0].ffn = TwoExperts(model.config["d_model"])
+    return model
+
+
+def quiet(*args):
+    pass
+
+
+def losses(directory):
+    with open(os.path.join(directory, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def train(directory, model=None, threads=1, **settings):
+    trainer = Trainer.start(TrainConfig(**{**TINY, "iters": 2, **settings}), str(directory),
+                            log=quiet, model=model)
+    assert trainer.train(threads=threads) == "done"
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("own")
+    return directory, train(directory, own_model()).model
+
+
+def test_the_trainer_trains_the_model_given_and_its_checkpoint_holds_its_modules(tmp_path,
+                                                                                 own_run):
+    directory, model = own_run
+    plain = train(tmp_path / "plain")
+    assert [line["train_loss"] for line in losses(directory)] != \
+        [line["train_loss"] for line in losses(tmp_path / "plain")]
+    config = rundir.read_config(str(directory))
+    assert config["modules_of_your_own"] == [OWN]
+    assert rundir.read_config(str(tmp_path / "plain"))["modules_of_your_own"] == []
+    weights = rundir.load_arrays(os.path.join(directory, config["files"]["weights"]))
+    for name, p in model.named_parameters():              # the trained ones, the expert's too
+        np.testing.assert_array_equal(weights[name], p.data)
+    assert "decoder.layers.0.ffn.gate.weight" in weights
+    assert "decoder.layers.0.ffn.fc1.weight" in dict(plain.model.named_parameters())
+
+
+def test_the_workers_that_share_a_step_train_the_model_given(tmp_path):
+    # Forked for the micro-batches, they compute on the model they were forked with: a plain
+    # one rebuilt there would give other losses than one process alone.
+    settings = dict(micro_batches=2, iters=3)
+    alone = train(tmp_path / "alone", own_model(), threads=1, **settings)
+    shared = train(tmp_path / "shared", own_model(), threads=2, **settings)
+    assert losses(tmp_path / "alone") == losses(tmp_path / "shared")
+    for (name, a), (_, b) in zip(alone.model.named_parameters(),
+                                 shared.model.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+
+
+def test_a_run_of_your_own_model_resumes_exactly_given_it_again(tmp_path):
+    settings = dict(TINY, iters=5, eval_every=2, dropout=0.1)
+    train(tmp_path / "whole", own_model(dropout=0.1), **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet,
+                            model=own_model(dropout=0.1))
+    for _ in range(3):
+        trainer.train_step()
+    trainer.save()
+    trainer.close()
+    # Built the same way, other initial weights: the checkpoint's replace them.
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet, model=own_model(seed=1,
+                                                                                dropout=0.1))
+    assert resumed.step == 3 and resumed.train(threads=1) == "done"
+    assert losses(tmp_path / "cut") == losses(tmp_path / "whole")[3:]   # bit for bit
+
+
+def test_its_checkpoint_is_refused_by_what_builds_a_model_from_config_alone_and_says_how(
+        own_run):
+    directory, trained = own_run
+    with pytest.raises(checkpoint.CheckpointError) as refused:
+        checkpoint.load_model(directory)
+    message = str(refused.value)
+    assert "\n" not in message and f"modules of your own ({OWN})" in message
+    # What it says to do works: the model built the same way, the weights the file it names.
+    load = re.search(r"`(model\.load_state_dict\(tinyformer\.rundir\.load_arrays\(.*?\)\))`",
+                     message).group(1)
+    model = own_model(seed=1)
+    exec(load, {"model": model, "tinyformer": __import__("tinyformer")})
+    x = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(model.eval()(x).data, trained.eval()(x).data)
+    assert f"Trainer.resume({str(directory)!r}, model=model)" in message
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "--checkpoint", "{run}", "--prompt", "a"],
+    ["train", "--resume", "{run}"],
+    ["export", "--checkpoint", "{run}", "--out", "{out}"],
+    ["graph", "--checkpoint", "{run}", "--prompt", "a", "--out", "{out}.svg"],
+    ["lens", "--checkpoint", "{run}", "--prompt", "a"],
+])
+def test_the_command_line_refuses_such_a_run_in_one_line(own_run, tmp_path, command):
+    directory, _ = own_run
+    args = [arg.format(run=directory, out=tmp_path / "hf") for arg in command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"modules of your own ({OWN})" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_resuming_it_without_the_model_is_refused_saying_to_pass_it(own_run):
+    directory, _ = own_run
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(
+            f"Trainer.resume({str(directory)!r}, model=model)")):
+        Trainer.resume(str(directory), log=quiet)
+    assert not rundir.is_training(str(directory))          # let go of
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda: GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
+     f"its modules of your own are none, where the checkpoint in {{run!r}} holds {OWN}"),
+    (lambda: own_model(d_model=32), "its d_model is 32, where {config} has 16"),
+    (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
+     "model: {config} has a GPT (or a subclass of it), this is a BERT"),
+])
+def test_resuming_it_with_another_model_is_refused(own_run, model, message):
+    directory, _ = own_run
+    expected = message.format(run=str(directory), config=directory / "config.json")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Trainer.resume(str(directory), log=quiet, model=model())
+
+
+def test_a_plain_run_resumed_with_a_model_of_your_own_is_refused(tmp_path):
+    train(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"its modules of your own are {OWN}, where the checkpoint in {str(tmp_path)!r} "
+            f"holds none; pass no model")):
+        Trainer.resume(str(tmp_path), log=quiet, model=own_model())
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda: own_model(vocab_size=40), "model: its vocab_size is 40, where the settings give 26"),
+    (lambda: own_model(context=8), "model: its context is 8, where the settings give 16"),
+    (lambda: own_model(d_ff=48), "model: its d_ff is 48, where the settings give 64"),
+    (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
+     "model: the settings give a GPT (or a subclass of it), this is a BERT"),
+])
+def test_a_model_other_than_the_settings_describe_is_refused_in_one_line(tmp_path, model,
+                                                                         message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "run"), log=quiet,
+                      model=model())
+    assert not (tmp_path / "run").exists()          # nothing left behind
+
+
+def test_a_run_whose_own_module_has_weights_the_plain_model_would_take_is_refused(tmp_path):
+    # A ReLU in place of GELU: the weights fit the plain model, which would load them and
+    # compute another function.
+    model = own_model()
+    model.decoder.layers[0].ffn = GPT(VOCAB, 16, n_layer=1, n_head=2,
+                                      d_model=16).decoder.layers[0].ffn
+    model.decoder.layers[0].ffn.act = nn.ReLU()
+    train(tmp_path, model, iters=1)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=re.escape("modules of your own (decoder.layers.0.ffn.act (ReLU))")):
+        checkpoint.load_model(tmp_path)
