@@ -150,7 +150,7 @@ def test_resuming_it_without_the_model_is_refused_saying_to_pass_it(own_run):
 
 @pytest.mark.parametrize("model, message", [
     (lambda: GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
-     f"its modules of your own are none, where the checkpoint in {{run!r}} holds {OWN}"),
+     f"its modules of your own are none, where the run in {{run!r}} holds {OWN}"),
     (lambda: own_model(d_model=32), "its d_model is 32, where {config} has 16"),
     (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
      "model: {config} has a GPT (or a subclass of it), this is a BERT"),
@@ -165,7 +165,7 @@ def test_resuming_it_with_another_model_is_refused(own_run, model, message):
 def test_a_plain_run_resumed_with_a_model_of_your_own_is_refused(tmp_path):
     train(tmp_path)
     with pytest.raises(ValueError, match=re.escape(
-            f"its modules of your own are {OWN}, where the checkpoint in {str(tmp_path)!r} "
+            f"its modules of your own are {OWN}, where the run in {str(tmp_path)!r} "
             f"holds none; pass no model")):
         Trainer.resume(str(tmp_path), log=quiet, model=own_model())
 
@@ -196,3 +196,16 @@ def test_a_run_whose_own_module_has_weights_the_plain_model_would_take_is_refuse
     with pytest.raises(checkpoint.CheckpointError,
                        match=re.escape("modules of your own (decoder.layers.0.ffn.act (ReLU))")):
         checkpoint.load_model(tmp_path)
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_only_with_the_model(
+        tmp_path, own_run):
+    directory = tmp_path / "early"
+    Trainer.start(TrainConfig(**{**TINY, "iters": 2}), str(directory), log=quiet,
+                  model=own_model()).close()            # no step: no checkpoint yet
+    with pytest.raises(rundir.CheckpointError, match=re.escape(f"({OWN})") + ".*model=model"):
+        Trainer.resume(str(directory), log=quiet)
+    with pytest.raises(ValueError, match="modules of your own are none"):
+        Trainer.resume(str(directory), log=quiet, model=GPT(VOCAB, 16, 1, 2, 16))
+    assert Trainer.resume(str(directory), log=quiet, model=own_model()).train(threads=1) == "done"
+    assert losses(directory) == losses(own_run[0])    # as the run that never stopped

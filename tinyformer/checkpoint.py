@@ -128,13 +128,19 @@ def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | Non
             raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
                                   f"({e}); put back the config.json this run wrote, or train "
                                   f"again") from None
-    mine = check_built_as(model, config["model"], config["model_config"], f"{where} has")
+    check_same_modules(check_built_as(model, config["model"], config["model_config"],
+                                      f"{where} has"), own, directory)
+    return model
+
+
+def check_same_modules(mine: list[str], own: list[str], directory: str) -> None:
+    """ValueError unless a model's modules of your own (`mine`) are those the run in
+    `directory` records (`own`): a run goes on only with a model built as it was."""
     if mine != own:
         advice = "give a model built as that run's was" if own else "pass no model"
         raise ValueError(f"model: its modules of your own are {', '.join(mine) or 'none'}, "
-                         f"where the checkpoint in {directory!r} holds "
-                         f"{', '.join(own) or 'none'}; {advice}")
-    return model
+                         f"where the run in {directory!r} holds {', '.join(own) or 'none'}; "
+                         f"{advice}")
 
 
 def check_finite_weights(model: nn.Module, where: StrPath) -> None:

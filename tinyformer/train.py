@@ -43,7 +43,7 @@ from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_
                                 sum_of_squares, weight_decay_groups)
 
 from . import checkpoint, parallel
-from .checkpoint import MODELS, OWN_MODULES, Model, check_built_as
+from .checkpoint import MODELS, OWN_MODULES, Model, check_built_as, check_same_modules
 from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .layers import modules_of_your_own
@@ -224,6 +224,10 @@ class Trainer:
                       config.vocab_size if config.tokenizer == "bpe" else 32)
         check_memory(config, vocab_size)
         settings = dataclasses.asdict(config)
+        if model is not None and modules_of_your_own(model):
+            # Kept before the first checkpoint too: a run that stops before it starts again
+            # only given such a model (resume).
+            settings[OWN_MODULES] = modules_of_your_own(model)
         # A run that stops before its first checkpoint reads its corpus and tokenizer file
         # again, maybe from elsewhere.
         if config.corpus is not None:
@@ -300,7 +304,17 @@ class Trainer:
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
-                config = TrainConfig.from_saved(run.settings or {}, run.file(MANIFEST))
+                settings = dict(run.settings or {})
+                own = settings.pop(OWN_MODULES, [])
+                if own and model is None:
+                    raise CheckpointError(
+                        f"the run in {str(directory)!r} was started with a model with modules "
+                        f"of your own ({', '.join(own)}) and stopped before its first "
+                        f"checkpoint; start it again with `Trainer.resume({str(directory)!r}, "
+                        f"model=model)`, the model built as it was")
+                if model is not None:
+                    check_same_modules(modules_of_your_own(model), own, str(directory))
+                config = TrainConfig.from_saved(settings, run.file(MANIFEST))
                 if config.tokenizer_file and os.path.isfile(run.file(TOKENIZER)):
                     # Its own copy of the tokenizer file, saved when it tokenised: the file
                     # itself may be gone since, and --resume takes no other.
