@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -588,6 +589,19 @@ def test_utf8_text_under_an_ascii_locale_is_read_as_utf8(bpe, command):
     result = run(command, "h\udcc3\udca9llo", "--tokenizer", bpe)
     assert result.exit_code == 0, result.output
     assert result.output == run(command, "héllo", "--tokenizer", bpe).output
+
+
+def test_text_an_output_encoding_lacks_is_written_escaped(bpe):
+    """A terminal in latin-1 (or, on Windows, output sent to a file in cp1252) cannot encode
+    東; the command printed nothing and ended in an internal error, as a training run did at
+    its first sample."""
+    cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
+    shown = subprocess.run([sys.executable, cli, "tokenize", "show", "café 東京", "--tokenizer",
+                            bpe], capture_output=True, env={**os.environ,
+                                                            "PYTHONIOENCODING": "latin-1"})
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout.decode("latin-1")
+    assert "é" in text and "|\\u4eac|" in text
 
 
 def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):

@@ -9,6 +9,7 @@ from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (se
 import contextlib
 import dataclasses
 import importlib.util
+import io
 import os
 import sys
 
@@ -162,6 +163,12 @@ def standard_streams_opened() -> None:
     for fd, name, mode in [(0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")]:
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))
+    # An output whose encoding lacks a character (a latin-1 locale; on Windows, output sent to
+    # a file or a pipe, in the ANSI code page) would end the command at the first such one, a
+    # training run at its first sample, where a BPE writes U+FFFD for a character cut apart:
+    # write it \u-escaped instead, as Python writes it to stderr.
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def colour_wanted() -> bool:
