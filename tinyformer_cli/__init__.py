@@ -68,6 +68,12 @@ def input_errors(*kinds):
         raise InputError(message.splitlines()[0] if message else type(e).__name__) from None
 
 
+def warn(line):
+    """A note on the standard error, where the standard output holds a command's result (a
+    file's name, a tokenizer's ids)."""
+    click.echo(line, err=True)
+
+
 class Text(click.ParamType):
     """A text the user types (a prompt, a text to encode, a special token), as UTF-8 whatever
     the locale. Under an ASCII one (LC_ALL=C, with Python's UTF-8 mode off) Python leaves a
@@ -276,7 +282,7 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
-                                      log=lambda line: click.echo(line, err=True),
+                                      log=warn,
                                       name=option_name)
     with input_errors(OSError):                  # e.g. the disk filled up since the check
         tok.save(out_path)
@@ -674,10 +680,6 @@ def export(checkpoint_dir, out_dir):
 
 # ----- attention, lens, plot, graph: what viz draws (viz/write.py)
 
-
-def warn(line):
-    """A note on a file written, on the standard error: the standard output names the file."""
-    click.echo(line, err=True)
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
                                  help=CHECKPOINT_HELP)
