@@ -340,7 +340,8 @@ def test_a_missing_file_is_said_before_any_check_starts(workspace, monkeypatch):
 
 @pytest.mark.parametrize("args", [["check", "--json", "-w", "nowhere"], ["check", "--json"],
                                   ["check", "99", "--json"], ["check", "--all", "--json", "3"],
-                                  ["check", "--json", "--timeout", "0"]])
+                                  ["check", "--json", "--timeout", "0"],
+                                  ["check", "--json", "--bogus"], ["check", "--json", "-1"]])
 def test_check_json_that_cannot_check_still_prints_its_object(tmp_path, monkeypatch, args):
     """No workspace, no such exercise, N and --all: the object, its error the one line."""
     monkeypatch.chdir(tmp_path)             # no workspace here

@@ -879,6 +879,16 @@ class Course(click.Group):
 AS_JSON, WORKSPACE, EXERCISE = "exercises.json", "exercises.workspace", "exercises.exercise"
 
 
+class AnswersInJson(click.Command):
+    """A command whose --json answer a grading script reads even when its arguments are
+    refused. Whether --json was given is noted before click reads them: an option click does
+    not know (`--bogus`, `-1`) fails there, before any option's callback could say so."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta[AS_JSON] = "--json" in args
+        return super().parse_args(ctx, args)
+
+
 @main.group(cls=Course, short_help="Work through the course, one exercise file at a time.",
             epilog="""\b
 Examples:
@@ -972,8 +982,8 @@ def exercises_hint(ex, workspace):
     runner.hint(workspace, ex)
 
 
-@exercises.command("check", short_help="Check exercise N, or the next unfinished one.",
-                   epilog="""\b
+@exercises.command("check", cls=AnswersInJson,
+                   short_help="Check exercise N, or the next unfinished one.", epilog="""\b
 Examples:
   tinyformer exercises check                    the next unfinished exercise
   tinyformer exercises check 3 --timeout 30
@@ -989,8 +999,7 @@ when the workspace or the exercise cannot be used.""")
 @click.option("--all", "check_all", is_flag=True,
               help="Check every exercise, one line each with what is wrong (as many at once "
                    "as there are cores); a missing file is its exercise's failure.")
-@click.option("--json", "as_json", is_flag=True, is_eager=True,
-              callback=lambda ctx, param, value: ctx.meta.update({AS_JSON: value}) or value,
+@click.option("--json", "as_json", is_flag=True,
               help='Print one JSON object instead: {"workspace", "exercises": [{"number", '
                    '"name", "passed", "reason", "seconds"}], "passed", "total", "error"}; '
                    'error is null, or why the check could not be made (exit status 2).')
