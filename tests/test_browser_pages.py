@@ -508,7 +508,7 @@ def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
 def misdrawn(browser, view="forward"):
     """What is drawn out of place in a view: an arrow that misses the nodes it joins, or the
     border of the folded box at an end of it, or runs into a folded box (an arrow to or from
-    one); a box's name outside
+    one), or keeps graphviz's own head away from the box it enters; a box's name outside
     its box, an arrowhead not on a folded box's border, a folded box's text wider than the
     box, or the box much taller than its text."""
     return browser.execute_script("""
@@ -531,6 +531,14 @@ def misdrawn(browser, view="forward"):
                 : !near(p, v.nodes[id].getBoundingClientRect(), d)) {
               wrong.push(`arrow ${e.from}->${e.to} at ${key || id}`);
             }
+          }
+          // graphviz's own head of an arrow into a folded box sits on the node hidden in its
+          // room: shown, it would float in the empty room (reroute draws one on the border)
+          const head = e.el.querySelector("polygon");
+          if (head && v.rep[e.to] && getComputedStyle(head).display !== "none") {
+            const r = head.getBoundingClientRect();
+            if (!near({x: r.left + r.width / 2, y: r.top + r.height / 2}, folded.get(v.rep[e.to]),
+                      12)) wrong.push(`graphviz's head of ${e.from}->${e.to} off its box`);
           }
           // (graphviz itself may draw an arrow between two shown nodes across a box's corner)
           for (let i = 0; i <= 50 && (v.rep[e.from] || v.rep[e.to]); i++) {
