@@ -856,6 +856,12 @@ def test_a_folded_box_beside_shown_nodes_is_as_tall_as_its_label_and_arrows_meet
     # and shrinking it alone would leave the arrows into it ending in the empty room.
     open_clean(browser, gpt_backward)
     assert misdrawn(browser, "backward") == []
+    browser.find_element(By.ID, "fit").click()          # every arrow in the view, detours too
+    assert browser.execute_script("""
+        const v = views.backward, view = v.svg.getBoundingClientRect();
+        return v.edges.filter((e) => !e.el.classList.contains("gone")).map((e) =>
+          e.el.querySelector("path").getBoundingClientRect()).filter((r) => r.left < view.left
+          || r.right > view.right || r.top < view.top || r.bottom > view.bottom).length""") == 0
     rooms = browser.execute_script(
         "const v = views.backward; return [...v.overlay.querySelectorAll('g.folded')].map((g) =>"
         " moved(v, foldedBox(v, g.dataset.key)).height / foldedLabel(v, g.dataset.key).height)")

@@ -627,6 +627,12 @@ function contentBox(view) {
     if (!clusterHidden(view, name)) boxes.push(moved(view, box));
   }
   for (const {box} of view.folds.values()) boxes.push(box);
+  // Arrows too: one rerouted to a folded box keeps graphviz's detour, which may pass outside
+  // every box.
+  for (const edge of view.edges) {
+    const path = edge.el.querySelector("path");
+    if (path && !edge.el.classList.contains("gone")) boxes.push(path.getBBox());
+  }
   if (!boxes.length) return {...view.drawnSize};
   const box = unionBox(boxes), t = graphTransform(view), margin = 12;
   return {x: box.x + t.e - margin, y: box.y + t.f - margin, width: box.width + 2 * margin,
