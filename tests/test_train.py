@@ -544,6 +544,25 @@ def test_training_again_after_a_stop_holds_the_run_directory_again(tmp_path, mon
     assert not rundir.is_training(str(tmp_path))        # and lets go of it again at the end
 
 
+def test_training_again_after_another_process_went_on_with_the_run_is_refused(tmp_path):
+    # A Trainer stopped (a notebook's), the run resumed elsewhere and trained to its end: the
+    # first one, trained again from its older state, wrote over that run's checkpoint and
+    # metrics (steps 3 to 6 twice), and said "done".
+    first = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    first.train_step()
+    first.save()
+    first.close()
+    assert Trainer.resume(str(tmp_path), log=quiet).train(threads=1) == "done"
+    with open(tmp_path / "metrics.jsonl") as f:
+        written = f.read()
+    with pytest.raises(RunDirectoryError, match=r"went on without this process \(its "
+                       r"checkpoint is at step 4, this one's at 1\); .*Trainer.resume"):
+        first.train(threads=1)
+    with open(tmp_path / "metrics.jsonl") as f:
+        assert f.read() == written
+    assert not rundir.is_training(str(tmp_path))
+
+
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
     settings = dict(JOBS[job], iters=8, eval_every=3)

@@ -236,6 +236,18 @@ class RunDirectory:
             raise RunDirectoryError(f"cannot lock {self.path!r} again ({e.strerror}); "
                                     f"resume the run from its directory, or start a new "
                                     f"one") from None
+        # Meanwhile another process may have resumed the run and gone on: going on from this
+        # one's older state would write over that run's checkpoints and metrics.
+        try:
+            now = (read_manifest(self.path) or {}).get("checkpoint")
+        except (OSError, ValueError):
+            now = None
+        if now != self.checkpoint:
+            self.release()
+            raise RunDirectoryError(f"the run in {self.path!r} went on without this process "
+                                    f"(its checkpoint is at step {now}, this one's at "
+                                    f"{self.checkpoint}); continue it from its checkpoint: "
+                                    f"Trainer.resume({self.path!r})")
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove
