@@ -548,6 +548,16 @@ def test_a_bias_that_is_an_array_or_wants_no_gradient_shifts_the_scores_alone():
     assert frozen.grad is None and dq.shape == q.shape
 
 
+def test_a_float64_array_bias_is_added_in_float64():
+    # Not rounded to float32 on its way into the op: torch's float attn_mask, to the last digits
+    q, k, v = qkv()
+    bias = np.random.default_rng(5).standard_normal((H, T, T))
+    out = scaled_dot_product_attention(q, k, v, bias=bias)
+    want = F.scaled_dot_product_attention(*(torch.tensor(t.data) for t in (q, k, v)),
+                                          attn_mask=torch.tensor(bias))
+    np.testing.assert_allclose(out.data, want.numpy(), rtol=0, atol=1e-12)
+
+
 def test_a_row_with_nothing_to_attend_to_outputs_zeros_whatever_its_bias():
     mask = causal_mask(T) & padding_mask(np.array([[True] * 5, [False, False, True, True, True]]))
     q, k, v = qkv()

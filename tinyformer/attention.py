@@ -467,7 +467,12 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
         drop = functional.dropout_mask(_scores_shape(q, k), dropout_p, q.dtype)  # (.., T_q, T_k)
     if bias is None:
         return Attention.apply(q, k, v, keep=keep, drop=drop)
-    return Attention.apply(q, k, v, _checked_bias(q, k, bias), keep=keep, drop=drop)
+    bias = _checked_bias(q, k, bias)
+    if not isinstance(bias, Tensor):
+        # An array in the attention's dtype: apply would make it a float32 Tensor, and a
+        # float64 attention would add its bias rounded to float32.
+        bias = Tensor(bias, dtype=functional.compute_dtype(q.dtype))
+    return Attention.apply(q, k, v, bias, keep=keep, drop=drop)
 
 
 # --------------------------------------------------------------------------------------------
