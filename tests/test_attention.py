@@ -620,11 +620,21 @@ def test_a_bias_must_be_numbers_that_fit_the_scores_and_a_float_mask_points_to_i
     q, k, v = qkv()
     with pytest.raises(TypeError, match=r"got float64; numbers to add to the scores \(torch's "
                                         r"float attn_mask\) go to bias=$"):
-        fused(q, k, v, np.zeros((T, T)))
-    with pytest.raises(TypeError, match=r"^attention: the bias must hold numbers to add to the "
-                                        r"scores, got bool; a boolean mask \(True = may attend\) "
-                                        r"goes to mask=$"):
+        fused(q, k, v, np.full((T, T), 0.5))
+    # A mask of 0s and 1s (np.tril(np.ones(...))) given as a bias would block nothing
+    for ones in (np.tril(np.ones((T, T))), np.tril(np.ones((T, T), int))):
+        with pytest.raises(TypeError, match=rf"^attention: the mask must be boolean \(True = may "
+                                            rf"attend\), got {ones.dtype} of 0s and 1s; give "
+                                            rf"mask.astype\(bool\) \(its 1s may attend\)$"):
+            fused(q, k, v, ones)
+    with pytest.raises(TypeError, match=r"^attention: the bias must hold real numbers to add to "
+                                        r"the scores, got bool; a boolean mask \(True = may "
+                                        r"attend\) goes to mask=$"):
         scaled_dot_product_attention(q, k, v, bias=causal_mask(T))
+    for values in (np.ones((T, T), complex), np.full((T, T), "1")):
+        with pytest.raises(TypeError, match=rf"^attention: the bias must hold real numbers to "
+                                            rf"add to the scores, got {values.dtype}$"):
+            scaled_dot_product_attention(q, k, v, bias=values)
     for attend in (scaled_dot_product_attention, attention_readable):
         with pytest.raises(ta.ShapeError, match=re.escape(
                 f"attention: a bias of shape (4, 1, 1, {T}, {T}) does not broadcast to the "

@@ -222,9 +222,13 @@ def _keep_mask(q, k, v, mask):
         return None
     keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if keep.dtype != bool:
-        raise TypeError(f"attention: the mask must be boolean (True = may attend), got "
-                        f"{keep.dtype}; numbers to add to the scores (torch's float attn_mask) "
-                        f"go to bias=")
+        got = f"attention: the mask must be boolean (True = may attend), got {keep.dtype}"
+        if keep.dtype.kind in "iuf" and np.isin(keep, (0, 1)).all():
+            # np.tril(np.ones((n, n))): as a bias it would be added to the scores, blocking
+            # nothing, where its 1s meant "may attend".
+            raise TypeError(f"{got} of 0s and 1s; give mask.astype(bool) (its 1s may attend)")
+        raise TypeError(f"{got}; numbers to add to the scores (torch's float attn_mask) go to "
+                        f"bias=")
     _check_fits(keep, _scores_shape(q, k))
     return keep
 
@@ -235,8 +239,11 @@ def _checked_bias(q, k, bias):
     else becomes a numpy array."""
     values = bias.data if isinstance(bias, Tensor) else np.asarray(bias)
     if values.dtype.kind not in "iuf":
-        raise TypeError(f"attention: the bias must hold numbers to add to the scores, got "
-                        f"{values.dtype}; a boolean mask (True = may attend) goes to mask=")
+        got = (f"attention: the bias must hold real numbers to add to the scores, got "
+               f"{values.dtype}")
+        if values.dtype == bool:
+            raise TypeError(f"{got}; a boolean mask (True = may attend) goes to mask=")
+        raise TypeError(got)
     _check_fits(values, _scores_shape(q, k), "bias")
     return bias if isinstance(bias, Tensor) else values
 
