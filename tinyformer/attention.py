@@ -401,7 +401,8 @@ class Attention(Function):
             row_sums = functional.row_sum(d_s * p)
         else:
             row_sums = functional.row_sum(grad * ctx.result)     # rowsum(dO * O) = rowsum(dP * P)
-        # dB is dS unscaled: where it is wanted, s goes on the copy that serves dQ and dK.
+        # dB is dS unscaled: where it is wanted, s goes on dQ and dK after their products,
+        # each (..., T, d), rather than on a second (..., T_q, T_k) array.
         d_bias = None
         wants_d_bias = bool(bias) and ctx.needs_input_grad[3]
         scale = 1.0 if wants_d_bias else ctx.scale
@@ -411,10 +412,12 @@ class Attention(Function):
             d_s -= row_sums
             d_s *= p                               # in place on arrays, as forward
             d_s *= scale                           # once here, not on d_q and d_k each
-        if wants_d_bias:
-            d_bias, d_s = d_s, d_s * ctx.scale
         d_q = d_s @ k                                                 # (..., T_q, d)
         d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
+        if wants_d_bias:
+            d_bias = d_s
+            d_q *= ctx.scale
+            d_k *= ctx.scale
         return (d_q, d_k, d_v, d_bias) if bias else (d_q, d_k, d_v)
 
 
