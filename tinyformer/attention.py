@@ -646,22 +646,23 @@ def _check_rows(x: Tensor, name: str) -> None:
                          f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
-def _grouped(mask: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
+def _grouped(given: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
              what: str = "mask") -> np.ndarray | Tensor | None:
-    """A mask (or bias) made for the scores (B, n_head, T, S), fitted to the grouped scores
-    (B, n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
-    one of size n_head is split into (n_kv_head, group). A mask without a heads axis ((T, S),
-    a causal mask) broadcasts as it is. It is checked against the ungrouped scores first, so
-    that grouping accepts the masks plain attention accepts and no others (a heads axis of
-    n_kv_head would otherwise be split into groups of one). A bias that is a Tensor is
-    reshaped as one, so that its gradient comes back through the reshape."""
-    if mask is None:
+    """`given`, a mask or a bias (`what` says which) made for the scores (B, n_head, T, S),
+    fitted to the grouped scores (B, n_kv_head, group, T, S): a heads axis of size 1 gets a
+    group axis of size 1 beside it, one of size n_head is split into (n_kv_head, group). One
+    without a heads axis ((T, S), a causal mask) broadcasts as it is. It is checked against the
+    ungrouped scores first, so that grouping accepts the masks and biases plain attention
+    accepts and no others (a heads axis of n_kv_head would otherwise be split into groups of
+    one). A bias that is a Tensor is reshaped as one, so that its gradient comes back through
+    the reshape."""
+    if given is None:
         return None
-    if what == "mask" or not isinstance(mask, Tensor):
-        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
-    _check_fits(mask, scores_shape, what)
-    if mask.ndim < 3:
-        return mask
-    heads = mask.shape[-3]
+    if what == "mask" or not isinstance(given, Tensor):
+        given = np.asarray(given.data if isinstance(given, Tensor) else given)
+    _check_fits(given, scores_shape, what)
+    if given.ndim < 3:
+        return given
+    heads = given.shape[-3]
     group = (1, 1) if heads == 1 else (n_kv_head, heads // n_kv_head)   # (..., 1, 1, T, S)
-    return mask.reshape(tuple(mask.shape[:-3]) + group + tuple(mask.shape[-2:]))
+    return given.reshape(tuple(given.shape[:-3]) + group + tuple(given.shape[-2:]))
