@@ -548,6 +548,16 @@ def test_a_bias_that_is_an_array_or_wants_no_gradient_shifts_the_scores_alone():
     assert frozen.grad is None and dq.shape == q.shape
 
 
+def test_a_float64_array_bias_is_added_in_float64():
+    # Not rounded to float32 on its way into the op: torch's float attn_mask, to the last digits
+    q, k, v = qkv()
+    bias = np.random.default_rng(5).standard_normal((H, T, T))
+    out = scaled_dot_product_attention(q, k, v, bias=bias)
+    want = F.scaled_dot_product_attention(*(torch.tensor(t.data) for t in (q, k, v)),
+                                          attn_mask=torch.tensor(bias))
+    np.testing.assert_allclose(out.data, want.numpy(), rtol=0, atol=1e-12)
+
+
 def test_a_row_with_nothing_to_attend_to_outputs_zeros_whatever_its_bias():
     mask = causal_mask(T) & padding_mask(np.array([[True] * 5, [False, False, True, True, True]]))
     q, k, v = qkv()
@@ -610,11 +620,21 @@ def test_a_bias_must_be_numbers_that_fit_the_scores_and_a_float_mask_points_to_i
     q, k, v = qkv()
     with pytest.raises(TypeError, match=r"got float64; numbers to add to the scores \(torch's "
                                         r"float attn_mask\) go to bias=$"):
-        fused(q, k, v, np.zeros((T, T)))
-    with pytest.raises(TypeError, match=r"^attention: the bias must hold numbers to add to the "
-                                        r"scores, got bool; a boolean mask \(True = may attend\) "
-                                        r"goes to mask=$"):
+        fused(q, k, v, np.full((T, T), 0.5))
+    # A mask of 0s and 1s (np.tril(np.ones(...))) given as a bias would block nothing
+    for ones in (np.tril(np.ones((T, T))), np.tril(np.ones((T, T), int))):
+        with pytest.raises(TypeError, match=rf"^attention: the mask must be boolean \(True = may "
+                                            rf"attend\), got {ones.dtype} of 0s and 1s; give "
+                                            rf"mask.astype\(bool\) \(its 1s may attend\)$"):
+            fused(q, k, v, ones)
+    with pytest.raises(TypeError, match=r"^attention: the bias must hold real numbers to add to "
+                                        r"the scores, got bool; a boolean mask \(True = may "
+                                        r"attend\) goes to mask=$"):
         scaled_dot_product_attention(q, k, v, bias=causal_mask(T))
+    for values in (np.ones((T, T), complex), np.full((T, T), "1")):
+        with pytest.raises(TypeError, match=rf"^attention: the bias must hold real numbers to "
+                                            rf"add to the scores, got {values.dtype}$"):
+            scaled_dot_product_attention(q, k, v, bias=values)
     for attend in (scaled_dot_product_attention, attention_readable):
         with pytest.raises(ta.ShapeError, match=re.escape(
                 f"attention: a bias of shape (4, 1, 1, {T}, {T}) does not broadcast to the "

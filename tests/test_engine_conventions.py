@@ -280,7 +280,10 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
             getattr(x, name)
     for module, name, ours in [(ta, "cat", "ta.concat$"), (nn, "ModuleDict", "a plain dict"),
                                (ta.optim, "clip_grad_norm_", "clip_grad_norm$"),
-                               (ta, "tril", r"np.tril\(np.ones\(\(n, n\)\)\)"),
+                               (ta, "tril", r"np.tril\(np.ones\(\(n, n\), bool\)\), a "
+                                            r"constant boolean mask"),
+                               (ta, "triu", r"np.triu\(np.ones\(\(n, n\), bool\), 1\), a "
+                                            r"constant boolean mask"),
                                (ta, "randint", r"numpy's generator, np.random.default_rng")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                                  rf"'{name}': that is PyTorch's; here, {ours}"):

@@ -7,6 +7,7 @@ import tinyautograd as ta
 from tinyformer.attention import MultiHeadAttention, causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
+from tinyformer.layers import FeedForward, modules_of_your_own
 from tinyformer.transformer import Transformer
 from tinyformer.summary import flops_per_token, forward_flops_by_part, summary, summary_line
 from tinyformer.tokenizers import compression
@@ -209,6 +210,31 @@ def test_a_summary_names_the_modules_of_your_own_and_counts_their_attention_scor
     assert first_line.endswith("; of your own: decoder.layers.1.attn (_ScoresWrittenOut), "
                                "decoder.layers.1.ffn_norm (_ScaleNorm)")
     assert forward_flops_by_part(model) == plain
+
+
+def test_a_module_replaced_by_a_plain_function_is_of_your_own_as_none():
+    # The activation is no module any more: what the config builds there is missing
+    model = GPT(11, context=8, n_layer=2, n_head=4, d_model=16)
+    model.decoder.layers[0].ffn.act = lambda x: x.relu()
+    assert modules_of_your_own(model) == ["decoder.layers.0.ffn.act (None)"]
+
+
+class _OwnFirstLayer(GPT):
+    """A GPT whose first layer holds a feed-forward of its own, swapped in its __init__."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decoder.layers[0].ffn = _OwnFFN(self.config["d_model"], 4 * self.config["d_model"])
+
+
+class _OwnFFN(FeedForward):
+    pass
+
+
+def test_a_module_a_subclass_swaps_in_its_own_init_is_of_your_own():
+    # Compared with what GPT builds, not with what the subclass itself builds (the same)
+    model = _OwnFirstLayer(11, context=8, n_layer=2, n_head=4, d_model=16)
+    assert modules_of_your_own(model) == ["decoder.layers.0.ffn (_OwnFFN)"]
 
 
 class _LearnedBias(MultiHeadAttention):

@@ -32,8 +32,12 @@ __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
     "save": "np.savez(path, **model.state_dict())",
     "load": "model.load_state_dict(np.load(path))",
     # A mask, random indices and a draw are constants, outside the graph: numpy makes them.
-    "tril": "np.tril(np.ones((n, n))), a constant mask made with numpy",
-    "triu": "np.triu(np.ones((n, n)), 1), a constant mask made with numpy",
+    # Boolean, as attention takes masks (True = may attend): a float one of 0s and 1s, given
+    # as a bias, would be added to the scores and block nothing.
+    "tril": "np.tril(np.ones((n, n), bool)), a constant boolean mask made with numpy (True = "
+            "may attend: tinyformer's causal_mask(n))",
+    "triu": "np.triu(np.ones((n, n), bool), 1), a constant boolean mask made with numpy (True "
+            "above the diagonal, the keys a causal attention blocks: its ~ is causal_mask(n))",
     "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
     "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
     "topk": engine._TOPK})

@@ -171,18 +171,20 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
 }
 
 /* ------------------------------------------------------------------------------------------
- * attention's softmax, rows of n in place: softmax(scores + blocked[row % blocked_rows])
+ * attention's softmax, rows of n in place: softmax(scores + added[row % added_rows]), where
+ * `added` holds what attention adds to its scores: -1e9 where the mask blocks a key, plus the
+ * bias, if any (0 where neither)
  *
  * The exponentials in one loop over the whole array, not row by row: a row of the recipe's
  * context is 64 floats, 8 vectors, too short a loop for the processor to overlap the
  * exponential's long chain of dependent operations. 110 us against 152 for (1536, 64). */
 
-void softmax_rows(int64_t rows, int64_t n, float *scores, const float *blocked,
-                  int64_t blocked_rows)
+void softmax_rows(int64_t rows, int64_t n, float *scores, const float *added,
+                  int64_t added_rows)
 {
-    for (int64_t r = 0; r < rows; r++) {                 /* s = s + blocked - max(row) */
+    for (int64_t r = 0; r < rows; r++) {                 /* s = s + added - max(row) */
         float *s = scores + r * n;
-        const float *add = blocked + (r % blocked_rows) * n;
+        const float *add = added + (r % added_rows) * n;
         float top = -INFINITY;
 #pragma omp simd reduction(max:top)
         for (int64_t j = 0; j < n; j++) {

@@ -222,9 +222,13 @@ def _keep_mask(q, k, v, mask):
         return None
     keep = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
     if keep.dtype != bool:
-        raise TypeError(f"attention: the mask must be boolean (True = may attend), got "
-                        f"{keep.dtype}; numbers to add to the scores (torch's float attn_mask) "
-                        f"go to bias=")
+        got = f"attention: the mask must be boolean (True = may attend), got {keep.dtype}"
+        if keep.dtype.kind in "iuf" and np.isin(keep, (0, 1)).all():
+            # np.tril(np.ones((n, n))): as a bias it would be added to the scores, blocking
+            # nothing, where its 1s meant "may attend".
+            raise TypeError(f"{got} of 0s and 1s; give mask.astype(bool) (its 1s may attend)")
+        raise TypeError(f"{got}; numbers to add to the scores (torch's float attn_mask) go to "
+                        f"bias=")
     _check_fits(keep, _scores_shape(q, k))
     return keep
 
@@ -235,8 +239,11 @@ def _checked_bias(q, k, bias):
     else becomes a numpy array."""
     values = bias.data if isinstance(bias, Tensor) else np.asarray(bias)
     if values.dtype.kind not in "iuf":
-        raise TypeError(f"attention: the bias must hold numbers to add to the scores, got "
-                        f"{values.dtype}; a boolean mask (True = may attend) goes to mask=")
+        got = (f"attention: the bias must hold real numbers to add to the scores, got "
+               f"{values.dtype}")
+        if values.dtype == bool:
+            raise TypeError(f"{got}; a boolean mask (True = may attend) goes to mask=")
+        raise TypeError(got)
     _check_fits(values, _scores_shape(q, k), "bias")
     return bias if isinstance(bias, Tensor) else values
 
@@ -394,7 +401,8 @@ class Attention(Function):
             row_sums = functional.row_sum(d_s * p)
         else:
             row_sums = functional.row_sum(grad * ctx.result)     # rowsum(dO * O) = rowsum(dP * P)
-        # dB is dS unscaled: where it is wanted, s goes on the copy that serves dQ and dK.
+        # dB is dS unscaled: where it is wanted, s goes on dQ and dK after their products,
+        # each (..., T, d), rather than on a second (..., T_q, T_k) array.
         d_bias = None
         wants_d_bias = bool(bias) and ctx.needs_input_grad[3]
         scale = 1.0 if wants_d_bias else ctx.scale
@@ -404,10 +412,12 @@ class Attention(Function):
             d_s -= row_sums
             d_s *= p                               # in place on arrays, as forward
             d_s *= scale                           # once here, not on d_q and d_k each
-        if wants_d_bias:
-            d_bias, d_s = d_s, d_s * ctx.scale
         d_q = d_s @ k                                                 # (..., T_q, d)
         d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
+        if wants_d_bias:
+            d_bias = d_s
+            d_q *= ctx.scale
+            d_k *= ctx.scale
         return (d_q, d_k, d_v, d_bias) if bias else (d_q, d_k, d_v)
 
 
@@ -467,7 +477,12 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
         drop = functional.dropout_mask(_scores_shape(q, k), dropout_p, q.dtype)  # (.., T_q, T_k)
     if bias is None:
         return Attention.apply(q, k, v, keep=keep, drop=drop)
-    return Attention.apply(q, k, v, _checked_bias(q, k, bias), keep=keep, drop=drop)
+    bias = _checked_bias(q, k, bias)
+    if not isinstance(bias, Tensor):
+        # An array in the attention's dtype: apply would make it a float32 Tensor, and a
+        # float64 attention would add its bias rounded to float32.
+        bias = Tensor(bias, dtype=functional.compute_dtype(q.dtype))
+    return Attention.apply(q, k, v, bias, keep=keep, drop=drop)
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,22 +646,23 @@ def _check_rows(x: Tensor, name: str) -> None:
                          f"{tuple(x.shape)}; pass {name}[None] for one sequence")
 
 
-def _grouped(mask: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
+def _grouped(given: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
              what: str = "mask") -> np.ndarray | Tensor | None:
-    """A mask (or bias) made for the scores (B, n_head, T, S), fitted to the grouped scores
-    (B, n_kv_head, group, T, S): a heads axis of size 1 gets a group axis of size 1 beside it,
-    one of size n_head is split into (n_kv_head, group). A mask without a heads axis ((T, S),
-    a causal mask) broadcasts as it is. It is checked against the ungrouped scores first, so
-    that grouping accepts the masks plain attention accepts and no others (a heads axis of
-    n_kv_head would otherwise be split into groups of one). A bias that is a Tensor is
-    reshaped as one, so that its gradient comes back through the reshape."""
-    if mask is None:
+    """`given`, a mask or a bias (`what` says which) made for the scores (B, n_head, T, S),
+    fitted to the grouped scores (B, n_kv_head, group, T, S): a heads axis of size 1 gets a
+    group axis of size 1 beside it, one of size n_head is split into (n_kv_head, group). One
+    without a heads axis ((T, S), a causal mask) broadcasts as it is. It is checked against the
+    ungrouped scores first, so that grouping accepts the masks and biases plain attention
+    accepts and no others (a heads axis of n_kv_head would otherwise be split into groups of
+    one). A bias that is a Tensor is reshaped as one, so that its gradient comes back through
+    the reshape."""
+    if given is None:
         return None
-    if what == "mask" or not isinstance(mask, Tensor):
-        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
-    _check_fits(mask, scores_shape, what)
-    if mask.ndim < 3:
-        return mask
-    heads = mask.shape[-3]
+    if what == "mask" or not isinstance(given, Tensor):
+        given = np.asarray(given.data if isinstance(given, Tensor) else given)
+    _check_fits(given, scores_shape, what)
+    if given.ndim < 3:
+        return given
+    heads = given.shape[-3]
     group = (1, 1) if heads == 1 else (n_kv_head, heads // n_kv_head)   # (..., 1, 1, T, S)
-    return mask.reshape(tuple(mask.shape[:-3]) + group + tuple(mask.shape[-2:]))
+    return given.reshape(tuple(given.shape[:-3]) + group + tuple(given.shape[-2:]))
