@@ -60,7 +60,7 @@ from tinyautograd import nn
 
 from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
 from .layers import MAX_SIZE, least_parameters
-from .rundir import hub_cache_advice, hub_snapshot, is_ours, read_config_json
+from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
@@ -219,9 +219,9 @@ def _read_config(directory):
         raise PretrainedError(f"{why_not_a_directory(directory)}: give the directory of a "
                               f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
-    snapshot = hub_snapshot(directory)
-    if snapshot is not None and not os.path.exists(path):
-        raise PretrainedError(hub_cache_advice(directory, snapshot))
+    snapshots = hub_snapshots(directory)
+    if snapshots is not None and not os.path.exists(path):
+        raise PretrainedError(hub_cache_advice(directory, snapshots))
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
     if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
