@@ -49,6 +49,7 @@ import json
 import math
 import os
 import re
+import shlex
 import unicodedata
 from collections import Counter
 from typing import TYPE_CHECKING, Sequence
@@ -225,12 +226,16 @@ def _read_config(directory):
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
     if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
+        # The folder as a Python string inside the code, the code quoted for the shell: a
+        # folder named with a quote or a space still makes one command that runs.
+        folder = os.fspath(directory)
         convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
-                   f"{json.dumps(directory)}).save_pretrained({json.dumps(directory)})")
+                   f"{folder!r}).save_pretrained({folder!r})")
         raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
                               f"which tinyformer never reads (unpickling can run code): take "
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
-                              f"file, convert it with transformers: python -c '{convert}'")
+                              f"file, convert it with transformers: "
+                              f"python -c {shlex.quote(convert)}")
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
