@@ -107,6 +107,26 @@ def test_a_run_of_your_own_model_resumes_exactly_given_it_again(tmp_path):
     assert losses(tmp_path / "cut") == losses(tmp_path / "whole")[3:]   # bit for bit
 
 
+class Adapted(GPT):
+    """A GPT with a module of its own at the top level: a name of neither of GPT's layouts."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adapter = nn.Linear(self.config["d_model"], self.config["d_model"])
+
+
+def test_a_run_with_a_module_of_your_own_at_the_top_level_resumes(tmp_path):
+    # Its weights' names are its model's, never renamed from the previous layout, whose
+    # check would take `adapter` for the name of no GPT parameter.
+    def adapted(seed):
+        ta.manual_seed(seed)
+        return Adapted(VOCAB, 16, n_layer=1, n_head=2, d_model=16)
+    trained = train(tmp_path, adapted(0), iters=1).model
+    resumed = Trainer.resume(str(tmp_path), log=quiet, model=adapted(1))
+    np.testing.assert_array_equal(resumed.model.adapter.weight.data,
+                                  trained.adapter.weight.data)
+
+
 def test_its_checkpoint_is_refused_by_what_builds_a_model_from_config_alone_and_says_how(
         own_run):
     directory, trained = own_run

@@ -210,7 +210,8 @@ def _load_checkpoint(directory, model=None):
     model = model_to_load(config, directory, model,
                           sum(math.prod(shape) for shape in stored.values()))
     # stored name -> the model's. Modules of your own came after the layout changed: a run
-    # that has them has the names of its model.
+    # that has them has the names of its model, which current_names would refuse where one
+    # is at the top level (a subclass's own module, of neither layout).
     current = ({name: name for name in stored} if config.get(OWN_MODULES)
                else current_names(config, stored, path))
     own = dict(model.named_parameters())
