@@ -33,11 +33,18 @@ class TwoExperts(nn.Module):
         return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
 
 
-def own_model(seed=0, **sizes):
+class OtherExperts(TwoExperts):
+    """TwoExperts' weights, mixed otherwise: the sum of both experts, the gate unused."""
+
+    def forward(self, x):
+        return self.e0(x) + self.e1(x)
+
+
+def own_model(seed=0, ffn=TwoExperts, **sizes):
     ta.manual_seed(seed)
     model = GPT(**{"vocab_size": VOCAB, "context": 16, "n_layer": 1, "n_head": 2,
                    "d_model": 16, **sizes})
-    model.decoder.layers[0].ffn = TwoExperts(model.config["d_model"])
+    model.decoder.layers[0].ffn = ffn(model.config["d_model"])
     return model
 
 
@@ -172,6 +179,10 @@ def test_resuming_it_without_the_model_is_refused_saying_to_pass_it(own_run):
     (lambda: GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
      f"its modules of your own are none, where the run in {{run!r}} holds {OWN}"),
     (lambda: own_model(d_model=32), "its d_model is 32, where {config} has 16"),
+    # Another module at the same path, with the same weights' names: another function.
+    (lambda: own_model(ffn=OtherExperts),
+     "its modules of your own are decoder.layers.0.ffn (OtherExperts), where the run in "
+     "{run!r} holds " + OWN),
     (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
      "model: {config} has a GPT (or a subclass of it), this is a BERT"),
 ])
