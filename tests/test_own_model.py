@@ -86,6 +86,25 @@ def test_the_trainer_trains_the_model_given_and_its_checkpoint_holds_its_modules
     assert "decoder.layers.0.ffn.fc1.weight" in dict(plain.model.named_parameters())
 
 
+def test_the_trainer_builds_the_model_again_once_to_find_its_modules_of_your_own(
+        tmp_path, monkeypatch):
+    # Each such build is GPT-2 small's size: seconds. Starting with a model of your own
+    # builds the settings' model (its config checked) and compares its modules with that
+    # or one more; a plain start and resuming (config.json records the modules) build none
+    # beside the model itself.
+    builds = []
+    skip_init = nn.skip_init
+    monkeypatch.setattr(nn, "skip_init", lambda *a, **k: builds.append(a[0]) or
+                        skip_init(*a, **k))
+    Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path / "plain"), log=quiet).close()
+    assert builds == []
+    train(tmp_path / "own", own_model(), iters=1)
+    assert len(builds) <= 2
+    builds.clear()
+    Trainer.resume(str(tmp_path / "own"), log=quiet, model=own_model()).close()
+    assert len(builds) <= 1                 # checking its modules against config.json's
+
+
 def test_the_workers_that_share_a_step_train_the_model_given(tmp_path):
     # Forked for the micro-batches, they compute on the model they were forked with: a plain
     # one rebuilt there would give other losses than one process alone.
