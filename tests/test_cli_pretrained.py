@@ -322,3 +322,16 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
         GPT.from_pretrained(cache)
     assert (tinyformer("generate", "--checkpoint", snapshot, *request).output
             == tinyformer("generate", "--checkpoint", gpt2_dir[0], *request).output)
+    # Two snapshots and no refs/main, or one naming a snapshot that is gone: the advice
+    # offers each snapshot (the snapshots folder itself does not load).
+    other = snapshot.parent / "4567cdef"
+    other.mkdir()
+    advice = f"snapshot: give one of {str(snapshot)!r}, {str(other)!r}"
+    for refs in ("gone0000", None):
+        if refs is None:
+            (cache / "refs" / "main").unlink()
+        else:
+            (cache / "refs" / "main").write_text(refs)
+        assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
+        with pytest.raises(ValueError, match=re.escape(advice)):
+            GPT.from_pretrained(cache)

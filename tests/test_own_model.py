@@ -33,11 +33,18 @@ class TwoExperts(nn.Module):
         return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
 
 
-def own_model(seed=0, **sizes):
+class OtherExperts(TwoExperts):
+    """TwoExperts' weights, mixed otherwise: the sum of both experts, the gate unused."""
+
+    def forward(self, x):
+        return self.e0(x) + self.e1(x)
+
+
+def own_model(seed=0, ffn=TwoExperts, **sizes):
     ta.manual_seed(seed)
     model = GPT(**{"vocab_size": VOCAB, "context": 16, "n_layer": 1, "n_head": 2,
                    "d_model": 16, **sizes})
-    model.decoder.layers[0].ffn = TwoExperts(model.config["d_model"])
+    model.decoder.layers[0].ffn = ffn(model.config["d_model"])
     return model
 
 
@@ -79,6 +86,25 @@ def test_the_trainer_trains_the_model_given_and_its_checkpoint_holds_its_modules
     assert "decoder.layers.0.ffn.fc1.weight" in dict(plain.model.named_parameters())
 
 
+def test_the_trainer_builds_the_model_again_once_to_find_its_modules_of_your_own(
+        tmp_path, monkeypatch):
+    # Each such build is GPT-2 small's size: seconds. Starting with a model of your own
+    # builds the settings' model (its config checked) and compares its modules with that
+    # or one more; a plain start and resuming (config.json records the modules) build none
+    # beside the model itself.
+    builds = []
+    skip_init = nn.skip_init
+    monkeypatch.setattr(nn, "skip_init", lambda *a, **k: builds.append(a[0]) or
+                        skip_init(*a, **k))
+    Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path / "plain"), log=quiet).close()
+    assert builds == []
+    train(tmp_path / "own", own_model(), iters=1)
+    assert len(builds) <= 2
+    builds.clear()
+    Trainer.resume(str(tmp_path / "own"), log=quiet, model=own_model()).close()
+    assert len(builds) <= 1                 # checking its modules against config.json's
+
+
 def test_the_workers_that_share_a_step_train_the_model_given(tmp_path):
     # Forked for the micro-batches, they compute on the model they were forked with: a plain
     # one rebuilt there would give other losses than one process alone.
@@ -105,6 +131,26 @@ def test_a_run_of_your_own_model_resumes_exactly_given_it_again(tmp_path):
                                                                                 dropout=0.1))
     assert resumed.step == 3 and resumed.train(threads=1) == "done"
     assert losses(tmp_path / "cut") == losses(tmp_path / "whole")[3:]   # bit for bit
+
+
+class Adapted(GPT):
+    """A GPT with a module of its own at the top level: a name of neither of GPT's layouts."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adapter = nn.Linear(self.config["d_model"], self.config["d_model"])
+
+
+def test_a_run_with_a_module_of_your_own_at_the_top_level_resumes(tmp_path):
+    # Its weights' names are its model's, never renamed from the previous layout, whose
+    # check would take `adapter` for the name of no GPT parameter.
+    def adapted(seed):
+        ta.manual_seed(seed)
+        return Adapted(VOCAB, 16, n_layer=1, n_head=2, d_model=16)
+    trained = train(tmp_path, adapted(0), iters=1).model
+    resumed = Trainer.resume(str(tmp_path), log=quiet, model=adapted(1))
+    np.testing.assert_array_equal(resumed.model.adapter.weight.data,
+                                  trained.adapter.weight.data)
 
 
 def test_its_checkpoint_is_refused_by_what_builds_a_model_from_config_alone_and_says_how(
@@ -152,6 +198,10 @@ def test_resuming_it_without_the_model_is_refused_saying_to_pass_it(own_run):
     (lambda: GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
      f"its modules of your own are none, where the run in {{run!r}} holds {OWN}"),
     (lambda: own_model(d_model=32), "its d_model is 32, where {config} has 16"),
+    # Another module at the same path, with the same weights' names: another function.
+    (lambda: own_model(ffn=OtherExperts),
+     "its modules of your own are decoder.layers.0.ffn (OtherExperts), where the run in "
+     "{run!r} holds " + OWN),
     (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
      "model: {config} has a GPT (or a subclass of it), this is a BERT"),
 ])

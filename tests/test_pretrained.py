@@ -6,6 +6,7 @@ everything we cannot represent is refused in one line. All built here, no networ
 import json
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -350,17 +351,25 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
-def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path):
-    (tmp_path / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
-    torch.save(hf[0].state_dict(), tmp_path / "pytorch_model.bin")
+@pytest.mark.parametrize("folder", ["gpt2", "it's a \"model\""])
+def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder):
+    directory = tmp_path / folder
+    directory.mkdir()
+    (directory / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
+    torch.save(hf[0].state_dict(), directory / "pytorch_model.bin")
     with pytest.raises(PretrainedError) as error:
-        GPT.from_pretrained(tmp_path)
+        GPT.from_pretrained(directory)
     message = str(error.value)
-    assert message.startswith(f"{str(tmp_path)!r} holds its weights as pytorch_model.bin, a "
+    assert message.startswith(f"{str(directory)!r} holds its weights as pytorch_model.bin, a "
                               f"pickle, which tinyformer never reads")
-    exec(re.fullmatch(r".*python -c '(.*)'", message).group(1))     # the command it gives
+    # The command it gives, read by a shell (whose `python` only prints the code it is given,
+    # run here, where transformers is already imported).
+    command = re.fullmatch(r".*convert it with transformers: (python -c .*)", message).group(1)
+    code = subprocess.run(["sh", "-c", f'python() {{ printf %s "$2"; }}; {command}'],
+                          capture_output=True, text=True, check=True).stdout
+    exec(code)
     idx = tokens((2, CONTEXT))
-    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(directory), idx),
                                their_logits(hf[0], idx), atol=1e-4)
 
 

@@ -40,17 +40,18 @@ def test_a_stale_lock_holding_a_longer_process_id_is_overwritten_whole(tmp_path)
 def test_what_a_killed_run_was_writing_is_removed_when_its_lock_is_taken_over(tmp_path):
     """A run killed while it wrote a file leaves atomic_write's temporary, as large as the file
     (tokens.bin of a large corpus): --resume or --force removes those of the run's files,
-    not one more at every kill. Anything else stays."""
+    not one more at every kill (the manifest's own included). Anything else stays, a file
+    whose name only begins with one of the run's (config.json.bak) too."""
     run = RunDirectory.claim(tmp_path, log=lambda m: None, create=True)
-    run.own({"tokens.bin.new", "weights-003000.npz"})
+    run.own({"tokens.bin.new", "weights-003000.npz", "config.json"})
     run.release()
     (tmp_path / "run.lock").write_text("99999999999\n")        # killed, while writing:
     for name in (".tmp-tokens.bin.new-k1ll3d", ".tmp-weights-003000.npz-k1ll3d",
-                 ".tmp-notes.txt-mine"):
+                 ".tmp-manifest.json-k1ll3d", ".tmp-notes.txt-mine", ".tmp-config.json.bak"):
         (tmp_path / name).write_bytes(b"half")
     RunDirectory.claim(tmp_path, log=lambda m: None).release()
     assert sorted(name for name in os.listdir(tmp_path) if name.startswith(".tmp-")) == \
-        [".tmp-notes.txt-mine"]
+        [".tmp-config.json.bak", ".tmp-notes.txt-mine"]
 
 
 def test_a_metrics_line_without_its_line_end_stays_a_line_of_its_own_after_resuming(tmp_path):

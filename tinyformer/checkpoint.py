@@ -79,14 +79,15 @@ def check_model_config(model_config: Any, held: int, where: str) -> None:
                               f"config.json this run wrote, or train again")
 
 
-def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str
-                   ) -> list[str]:
+def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str,
+                   built: nn.Module | None = None) -> list[str]:
     """ValueError, in one line naming the setting and both values, unless `model` is a model
     of `kind` ("gpt", "bert", "transformer": that class or a subclass of it) whose config is
     `model_config` (every argument, as that class's `config` holds them): a model of your own
     that may stand in for the one those settings build, in the trainer or a checkpoint.
     `source` says in the message where `model_config` came from ("the settings give").
-    Returns the model's modules of your own (layers.modules_of_your_own)."""
+    Returns the model's modules of your own (layers.modules_of_your_own; `built`, the model
+    `model_config` builds, where the caller has one)."""
     cls = MODELS[kind]
     if not isinstance(model, cls):
         raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
@@ -96,7 +97,7 @@ def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: 
         if mine != theirs:
             raise ValueError(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
                              f"it with {key}={theirs!r}")
-    return modules_of_your_own(model)
+    return modules_of_your_own(model, built)
 
 
 def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,
@@ -210,7 +211,8 @@ def _load_checkpoint(directory, model=None):
     model = model_to_load(config, directory, model,
                           sum(math.prod(shape) for shape in stored.values()))
     # stored name -> the model's. Modules of your own came after the layout changed: a run
-    # that has them has the names of its model.
+    # that has them has the names of its model, which current_names would refuse where one
+    # is at the top level (a subclass's own module, of neither layout).
     current = ({name: name for name in stored} if config.get(OWN_MODULES)
                else current_names(config, stored, path))
     own = dict(model.named_parameters())

@@ -49,6 +49,7 @@ import json
 import math
 import os
 import re
+import shlex
 import unicodedata
 from collections import Counter
 from typing import TYPE_CHECKING, Sequence
@@ -60,7 +61,7 @@ from tinyautograd import nn
 
 from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
 from .layers import MAX_SIZE, least_parameters
-from .rundir import hub_cache_advice, hub_snapshot, is_ours, read_config_json
+from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
@@ -219,18 +220,22 @@ def _read_config(directory):
         raise PretrainedError(f"{why_not_a_directory(directory)}: give the directory of a "
                               f"Hugging Face checkpoint, which holds {CONFIG} and {WEIGHTS}")
     path = os.path.join(directory, CONFIG)
-    snapshot = hub_snapshot(directory)
-    if snapshot is not None and not os.path.exists(path):
-        raise PretrainedError(hub_cache_advice(directory, snapshot))
+    snapshots = hub_snapshots(directory)
+    if snapshots is not None and not os.path.exists(path):
+        raise PretrainedError(hub_cache_advice(directory, snapshots))
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
     if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
+        # The folder as a Python string inside the code, the code quoted for the shell: a
+        # folder named with a quote or a space still makes one command that runs.
+        folder = os.fspath(directory)
         convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
-                   f"{json.dumps(directory)}).save_pretrained({json.dumps(directory)})")
+                   f"{folder!r}).save_pretrained({folder!r})")
         raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
                               f"which tinyformer never reads (unpickling can run code): take "
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
-                              f"file, convert it with transformers: python -c '{convert}'")
+                              f"file, convert it with transformers: "
+                              f"python -c {shlex.quote(convert)}")
     if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "

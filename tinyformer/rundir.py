@@ -508,26 +508,31 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
 HUGGING_FACE_MODEL = ", or a Hugging Face model's directory (GPT-2, Llama or Qwen3)"
 
 
-def hub_snapshot(directory: StrPath) -> str | None:
+def hub_snapshots(directory: StrPath) -> list[str] | None:
     """Where the files are, if `directory` is a model's folder in the Hugging Face hub's cache
     (models--ORG--NAME, which keeps them in snapshots/REVISION, the latest named by
-    refs/main): that snapshot, or the snapshots folder if it cannot tell which. Else None."""
+    refs/main): that snapshot, or every snapshot if it cannot tell which (sorted). Else None,
+    an empty snapshots folder included: it holds no files to point to."""
     snapshots = os.path.join(directory, "snapshots")
     if not os.path.isdir(snapshots):
         return None
+    found = sorted(path for path in (os.path.join(snapshots, name)
+                                     for name in os.listdir(snapshots)) if os.path.isdir(path))
     try:
         with open(os.path.join(directory, "refs", "main"), encoding="utf-8") as f:
-            revisions = [f.read().strip()]
+            latest = os.path.join(snapshots, f.read().strip())
     except (OSError, UnicodeDecodeError):
-        revisions = os.listdir(snapshots)
-    found = [name for name in revisions if os.path.isdir(os.path.join(snapshots, name))]
-    return os.path.join(snapshots, found[0]) if len(found) == 1 else snapshots
+        latest = None
+    # refs/main may name a snapshot that is gone (deleted by hand): then every one is offered.
+    return [latest] if latest in found else found or None
 
 
-def hub_cache_advice(directory: StrPath, snapshot: str) -> str:
+def hub_cache_advice(directory: StrPath, snapshots: list[str]) -> str:
     """The one line that points from a model's folder in the hub's cache to its files."""
+    give = (repr(snapshots[0]) if len(snapshots) == 1
+            else "one of " + ", ".join(map(repr, snapshots)))
     return (f"{os.fspath(directory)!r} is a model's folder in the Hugging Face hub's cache, "
-            f"which keeps the files in a snapshot: give {snapshot!r}")
+            f"which keeps the files in a snapshot: give {give}")
 
 
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
@@ -548,9 +553,9 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
-    snapshot = hub_snapshot(directory) if pretrained else None
-    if not os.path.exists(path) and snapshot is not None:
-        raise CheckpointError(hub_cache_advice(directory, snapshot))
+    snapshots = hub_snapshots(directory) if pretrained else None
+    if not os.path.exists(path) and snapshots is not None:
+        raise CheckpointError(hub_cache_advice(directory, snapshots))
     if not os.path.exists(path):
         pretrained_files = (", or a Hugging Face model's directory (GPT-2, Llama or Qwen3: "
                             "config.json, model.safetensors, and vocab.json + merges.txt or "

@@ -170,10 +170,12 @@ class Trainer:
     """A job, its model, optimizer and schedule, the step count and the random generators."""
 
     def __init__(self, config: TrainConfig, run: RunDirectory, job: Job, model: Model,
-                 log: Callable[[str], None] = print) -> None:
+                 own: list[str], log: Callable[[str], None] = print) -> None:
         self.config, self.run, self.job, self.model = config, run, job, model
-        # Recorded in each checkpoint: such a model is not built from its config alone.
-        self.modules_of_your_own = modules_of_your_own(model)
+        # The model's modules of your own (layers.modules_of_your_own, which start and resume
+        # know already: it builds the model again), recorded in each checkpoint: such a model
+        # is not built from its config alone.
+        self.modules_of_your_own = own
         self.parameters = list(model.parameters())
         self.directory = run.path
         self.checkpoint_files = set()            # the last checkpoint's, to remove at the next
@@ -224,10 +226,12 @@ class Trainer:
                       config.vocab_size if config.tokenizer == "bpe" else 32)
         check_memory(config, vocab_size)
         settings = dataclasses.asdict(config)
-        if model is not None and modules_of_your_own(model):
+        # Computed once: it builds the model again.
+        own = modules_of_your_own(model) if model is not None else []
+        if own:
             # Kept before the first checkpoint too: a run that stops before it starts again
             # only given such a model (resume).
-            settings[OWN_MODULES] = modules_of_your_own(model)
+            settings[OWN_MODULES] = own
         # A run that stops before its first checkpoint reads its corpus and tokenizer file
         # again, maybe from elsewhere.
         if config.corpus is not None:
@@ -255,11 +259,12 @@ class Trainer:
                 model = MODELS[config.model](**job.model_config())
             else:                          # checked against the config the settings give
                 settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
-                check_built_as(model, config.model, settings_build.config, "the settings give")
+                check_built_as(model, config.model, settings_build.config, "the settings give",
+                               built=settings_build)
         except BaseException:
             run.abandon()
             raise
-        return cls(config, run, job, model, log)
+        return cls(config, run, job, model, own, log)
 
     @classmethod
     def open(cls, resume: StrPath | None = None, config_file: StrPath | None = None,
@@ -350,7 +355,9 @@ class Trainer:
                            where=run.file(CONFIG))
             try:
                 job = make_job(config, directory, tokenizer, saved["data"])
-                trainer = cls(config, run, job, model, log)
+                # load_model checked the model's modules of your own are those config.json
+                # records (checkpoint.model_to_load): none for the model it built.
+                trainer = cls(config, run, job, model, saved.get(OWN_MODULES, []), log)
                 trainer.load_state(saved)
                 changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
             except CheckpointError:         # a file of the run, which the message names
