@@ -6,6 +6,7 @@ tiny runs of our own); nothing is downloaded."""
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -335,3 +336,7 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
         assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
         with pytest.raises(ValueError, match=re.escape(advice)):
             GPT.from_pretrained(cache)
+    # No snapshot at all: no advice to give one, but the folder's own fault.
+    for folder in (snapshot, other):
+        shutil.rmtree(folder)
+    assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), "no config.json")

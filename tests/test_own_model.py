@@ -131,6 +131,8 @@ def test_a_run_of_your_own_model_resumes_exactly_given_it_again(tmp_path):
                                                                                 dropout=0.1))
     assert resumed.step == 3 and resumed.train(threads=1) == "done"
     assert losses(tmp_path / "cut") == losses(tmp_path / "whole")[3:]   # bit for bit
+    # and its checkpoints still say what it holds
+    assert rundir.read_config(str(tmp_path / "cut"))["modules_of_your_own"] == [OWN]
 
 
 class Adapted(GPT):

@@ -556,7 +556,7 @@ def test_training_again_after_another_process_went_on_with_the_run_is_refused(tm
     with open(tmp_path / "metrics.jsonl") as f:
         written = f.read()
     with pytest.raises(RunDirectoryError, match=r"went on without this process \(its "
-                       r"checkpoint is at step 4, this one's at 1\); .*Trainer.resume"):
+                       r"checkpoint is at step 4, this one's at step 1\); .*Trainer.resume"):
         first.train(threads=1)
     with open(tmp_path / "metrics.jsonl") as f:
         assert f.read() == written

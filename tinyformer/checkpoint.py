@@ -79,15 +79,12 @@ def check_model_config(model_config: Any, held: int, where: str) -> None:
                               f"config.json this run wrote, or train again")
 
 
-def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str,
-                   built: nn.Module | None = None) -> list[str]:
+def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str) -> None:
     """ValueError, in one line naming the setting and both values, unless `model` is a model
     of `kind` ("gpt", "bert", "transformer": that class or a subclass of it) whose config is
     `model_config` (every argument, as that class's `config` holds them): a model of your own
     that may stand in for the one those settings build, in the trainer or a checkpoint.
-    `source` says in the message where `model_config` came from ("the settings give").
-    Returns the model's modules of your own (layers.modules_of_your_own; `built`, the model
-    `model_config` builds, where the caller has one)."""
+    `source` says in the message where `model_config` came from ("the settings give")."""
     cls = MODELS[kind]
     if not isinstance(model, cls):
         raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
@@ -97,7 +94,6 @@ def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: 
         if mine != theirs:
             raise ValueError(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
                              f"it with {key}={theirs!r}")
-    return modules_of_your_own(model, built)
 
 
 def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,
@@ -129,8 +125,8 @@ def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | Non
             raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
                                   f"({e}); put back the config.json this run wrote, or train "
                                   f"again") from None
-    check_same_modules(check_built_as(model, config["model"], config["model_config"],
-                                      f"{where} has"), own, directory)
+    check_built_as(model, config["model"], config["model_config"], f"{where} has")
+    check_same_modules(modules_of_your_own(model), own, directory)
     return model
 
 

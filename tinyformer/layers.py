@@ -251,7 +251,7 @@ def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None)
     return d_model // n_head
 
 
-def modules_of_your_own(model: nn.Module, built: nn.Module | None = None) -> list[str]:
+def modules_of_your_own(model: nn.Module) -> list[str]:
     """'path (Class)' for each module of `model` (a GPT, BERT or Transformer) that its class,
     given `model.config`, does not build there: a layer's `ffn`, `attn` or norm replaced by
     one of the user's own (after building, or in a subclass's __init__), or one removed
@@ -260,13 +260,12 @@ def modules_of_your_own(model: nn.Module, built: nn.Module | None = None) -> lis
 
     What the config alone describes (summary's words, a Hugging Face export) is the model only
     when this is empty. It builds the model again to compare, its weights left zero
-    (nn.skip_init): for GPT-2 small a few seconds, once; or compares with `built`, the model
-    `model.config` builds, where the caller has one already."""
+    (nn.skip_init): for GPT-2 small a few seconds, once."""
     # The model itself ('') may be a subclass of ours: what it holds is compared with what
     # our class builds, not its class.
     ours = next(cls for cls in type(model).__mro__ if cls.__module__.startswith("tinyformer."))
-    reference = built if built is not None else nn.skip_init(ours, **model.config)
-    built = {path: type(m) for path, m in reference.named_modules() if path}
+    built = {path: type(m) for path, m in nn.skip_init(ours, **model.config).named_modules()
+             if path}
     have = {path: type(m) for path, m in model.named_modules() if path}
     differ = ([path for path in have if built.get(path) is not have[path]]
               + [path for path in built if path not in have])

@@ -244,10 +244,10 @@ class RunDirectory:
             now = None
         if now != self.checkpoint:
             self.release()
+            where = "it has none now" if now is None else f"its checkpoint is at step {now}"
             raise RunDirectoryError(f"the run in {self.path!r} went on without this process "
-                                    f"(its checkpoint is at step {now}, this one's at "
-                                    f"{self.checkpoint}); continue it from its checkpoint: "
-                                    f"Trainer.resume({self.path!r})")
+                                    f"({where}, this one's at step {self.checkpoint}); "
+                                    f"continue it from there: Trainer.resume({self.path!r})")
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove

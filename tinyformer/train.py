@@ -259,8 +259,7 @@ class Trainer:
                 model = MODELS[config.model](**job.model_config())
             else:                          # checked against the config the settings give
                 settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
-                check_built_as(model, config.model, settings_build.config, "the settings give",
-                               built=settings_build)
+                check_built_as(model, config.model, settings_build.config, "the settings give")
         except BaseException:
             run.abandon()
             raise
