@@ -102,7 +102,10 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
 
     def get_code(self, fullname: str) -> Any:
         path = self.get_filename(fullname)
-        return self.source_to_code(self.get_data(path), path)
+        try:
+            return self.source_to_code(self.get_data(path), path)
+        except ValueError as e:     # a NUL byte, in Python 3.10; a SyntaxError in 3.11 on
+            raise SyntaxError(str(e)) from None
 
 
 def special_file(path: StrPath) -> bool:
