@@ -1409,11 +1409,13 @@ def _apply_backward(node, grad, create_graph, needed=None):
         except TypeError as error:
             # Most often numpy's refusal of a Tensor (np.cos(x)), in a backward written for
             # arrays that meets Tensors here: numpy's words name neither the op nor a way out.
-            error.add_note(f"In {node.name}.backward under create_graph=True, its gradients and "
-                           f"saved inputs are Tensors: a numpy function refuses them. Write it "
-                           f"with what arrays and Tensors share (+ - * / ** @, .sum, .reshape), "
-                           f"and, where ctx.create_graph is True, with Tensor methods (.exp(), "
-                           f".tanh()) or another Function (Cos.apply(x) for np.cos(x)).")
+            # Ours follow theirs, in the same error's message (not a note: Python 3.10 has none).
+            error.args = (f"{error}\nIn {node.name}.backward under create_graph=True, its "
+                          f"gradients and saved inputs are Tensors: a numpy function refuses "
+                          f"them. Write it with what arrays and Tensors share (+ - * / ** @, "
+                          f".sum, .reshape), and, where ctx.create_graph is True, with Tensor "
+                          f"methods (.exp(), .tanh()) or another Function (Cos.apply(x) for "
+                          f"np.cos(x)).",)
             raise
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import gc
 import importlib
 import importlib.machinery
 import importlib.util
@@ -102,7 +103,10 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
 
     def get_code(self, fullname: str) -> Any:
         path = self.get_filename(fullname)
-        return self.source_to_code(self.get_data(path), path)
+        try:
+            return self.source_to_code(self.get_data(path), path)
+        except ValueError as e:     # a NUL byte, in Python 3.10; a SyntaxError in 3.11 on
+            raise SyntaxError(str(e)) from None
 
 
 def special_file(path: StrPath) -> bool:
@@ -242,9 +246,18 @@ def _learner_frame(error: BaseException, path: StrPath) -> tuple[str | None, int
     while tb is not None:
         code = tb.tb_frame.f_code
         if Path(code.co_filename).resolve() == path:
-            found = (getattr(code, "co_qualname", code.co_name), tb.tb_lineno)
+            found = (_qualname(code), tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+def _qualname(code: Any) -> str:
+    """The qualified name of the function that runs `code` (`Value.__mul__.<locals>._backward`):
+    the code's own since Python 3.11; before, the function's that holds it."""
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    holders = [f for f in gc.get_referrers(code) if getattr(f, "__code__", None) is code]
+    return holders[0].__qualname__ if holders else code.co_name
 
 
 def _todo_name(qualname: str | None, doing: str) -> str:
