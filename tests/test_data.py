@@ -155,3 +155,13 @@ def test_there_are_as_many_recall_prompts_as_asked_for_any_context(context):
     prompts = recall_prompts(100, seed=1000, context=context)
     assert len(prompts) == 100 and all(len(prompt) == context for prompt, _ in prompts)
     assert recall_prompts(5, seed=1000, context=64) == recall_prompts(100, 1000, 64)[:5]
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_source_a_task_makes_is_one_of_its_sources_and_other_forms_are_not(task):
+    rng = np.random.default_rng(0)
+    made = [data._source(task, length, rng) for length in range(2, 9) for _ in range(5)]
+    assert all(data.is_source(task, source) for source in made)
+    others = ["", "+", "12+", "+3", "1+2+3", "a1", "1 2", "١٢"] + (["12"] if task == "add"
+                                                                     else ["12+3"])
+    assert not any(data.is_source(task, text) for text in others)
