@@ -427,6 +427,8 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
     (empty_file, ["is empty"]),
     (byte_order_mark_only, ["is empty"]),
     (binary_file, ["NUL byte"]),
+    (lambda tmp: (tmp / "zeros.bin").write_bytes(bytes(64)) and tmp / "zeros.bin",
+     ["NUL byte", "looks binary"]),                                   # not UTF-16: no text
     (latin1_file, ["not UTF-8"]),
     (utf16_file, ["is UTF-16 text", "iconv -f utf-16 -t utf-8"]),      # not "looks binary"
     (utf32_file, ["is UTF-32 text", "iconv -f utf-32 -t utf-8"]),

@@ -261,3 +261,19 @@ def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_only_with_t
         Trainer.resume(str(directory), log=quiet, model=GPT(VOCAB, 16, 1, 2, 16))
     assert Trainer.resume(str(directory), log=quiet, model=own_model()).train(threads=1) == "done"
     assert losses(directory) == losses(own_run[0])    # as the run that never stopped
+
+
+@pytest.mark.parametrize("model", ["gpt", nn.Linear(2, 2)])
+def test_what_is_no_model_of_ours_is_refused_in_one_line(tmp_path, model):
+    with pytest.raises(TypeError, match="model: a GPT, BERT or Transformer of tinyformer's .*"
+                                        f"not {type(model).__name__}"):
+        Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "run"), log=quiet,
+                      model=model)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_hugging_face_folder_refuses_a_model_of_your_own(tmp_path):
+    GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16).save_pretrained(tmp_path / "hf")
+    with pytest.raises(ValueError, match="Hugging Face model's directory, which builds its own "
+                                         "model; load it without model="):
+        checkpoint.load_model(tmp_path / "hf", model=own_model())

@@ -263,7 +263,11 @@ def modules_of_your_own(model: nn.Module) -> list[str]:
     (nn.skip_init): for GPT-2 small a few seconds, once."""
     # The model itself ('') may be a subclass of ours: what it holds is compared with what
     # our class builds, not its class.
-    ours = next(cls for cls in type(model).__mro__ if cls.__module__.startswith("tinyformer."))
+    ours = next((cls for cls in type(model).__mro__ if cls.__module__.startswith("tinyformer.")),
+                None)
+    if ours is None or not isinstance(getattr(model, "config", None), dict):
+        raise TypeError(f"model: a GPT, BERT or Transformer of tinyformer's (or a subclass of "
+                        f"one) is needed, not {type(model).__name__}")
     built = {path: type(m) for path, m in nn.skip_init(ours, **model.config).named_modules()
              if path}
     have = {path: type(m) for path, m in model.named_modules() if path}
