@@ -381,6 +381,28 @@ def test_assigning_grad_drops_grad_tensor_and_its_graph_as_torchs_grad_is_replac
     np.testing.assert_allclose(second_x.data, second_xt.numpy())                 # [2, 2]
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_a_grad_zeroed_in_place_drops_grad_tensor_and_its_graph_as_torchs_zero_does():
+    # grad_tensor kept the old graph and values: the next create_graph backward added onto
+    # them, so .grad was [3, 12] but grad_tensor [6, 24], its derivative doubled, and the graph
+    # it held grew with every step.
+    import torch
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    xt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    (x ** 3).sum().backward(create_graph=True)
+    x.grad[...] = 0                                  # torch's x.grad.zero_()
+    assert x.grad_tensor is None
+    for _ in range(2):
+        (x ** 3).sum().backward(create_graph=True)
+        (xt ** 3).sum().backward(create_graph=True)
+        np.testing.assert_array_equal(x.grad_tensor.data, x.grad)
+        (second_x,) = ta.grad(x.grad_tensor.sum(), x, retain_graph=True)
+        (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt, retain_graph=True)
+        np.testing.assert_allclose(second_x.data, second_xt.numpy())         # [6, 12]
+        x.grad *= 0
+        xt.grad.zero_()
+
+
 def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
     x, w = f64(3), f64(3, seed=1)
     y = x * w

@@ -623,7 +623,7 @@ class Tensor:
 
     # Defaults live on the class, so creating a tensor only sets what differs.
     _grad = None          # .grad: a numpy array of the same shape, filled by backward
-    grad_tensor = None    # after backward(create_graph=True): .grad as a Tensor, with its graph
+    _grad_tensor = None   # .grad_tensor: .grad as a Tensor with its graph, while they agree
     grad_fn = None        # the Context node that produced this tensor; None for a leaf
     _requires_grad = False
     name = None           # optional label, shown by viz
@@ -709,6 +709,25 @@ class Tensor:
         # that graph's memory after `p.grad = None`, and the next backward(create_graph=True)
         # would add onto it; instead it starts from the assigned array, as a constant.
         self.grad_tensor = None
+
+    @property
+    def grad_tensor(self) -> Tensor | None:
+        """After backward(create_graph=True): `.grad` as a Tensor with its graph, to
+        differentiate again (torch's `.grad` after create_graph); None before. Later backwards
+        add to it as they add to `.grad`. Once `.grad` is assigned or changed in place
+        (`x.grad[...] = 0`, `x.grad *= 0.5`, `clip_grad_norm`), the graph no longer computes
+        its values: grad_tensor is None, and the next backward adds to `.grad` as a constant."""
+        kept = self._grad_tensor
+        # The engine adds the same arrays to both (`_accumulate`), so they agree to the bit
+        # unless the array was changed by hand; the stale graph would give wrong derivatives,
+        # and grow with every backward that added to it.
+        if kept is not None and not np.array_equal(kept.data, self._grad, equal_nan=True):
+            self._grad_tensor = kept = None
+        return kept
+
+    @grad_tensor.setter
+    def grad_tensor(self, value: Tensor | None) -> None:
+        self._grad_tensor = value
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set `requires_grad` in place and return this tensor, as torch's
@@ -1502,15 +1521,17 @@ def _accumulate(t, grad, create_graph):
     data = grad.data if create_graph else grad
     # .grad_tensor is .grad with its graph, as torch's .grad after create_graph: it adds to what
     # .grad holds now (nothing after `t.grad = None`), constants included, and keeps its graph
-    # through later backwards without one, until .grad is cleared.
+    # through later backwards without one, until .grad is cleared, assigned or changed in place.
     # The engine writes `_grad`, not `.grad`: the setter checks an assignment by hand (its
     # shape and dtype), which the engine's gradients have by construction.
     if t._grad is None:
         t._grad = np.array(data, dtype=t.dtype)   # a copy we own, so += below is safe
         t.grad_tensor = grad if create_graph else None
         return
-    if create_graph or t.grad_tensor is not None:
-        earlier = t.grad_tensor if t.grad_tensor is not None else Tensor._make(t._grad.copy())
+    earlier = t.grad_tensor             # None too where .grad was changed in place since
+    if create_graph or earlier is not None:
+        if earlier is None:
+            earlier = Tensor._make(t._grad.copy())
         with enable_grad():
             t.grad_tensor = earlier + (grad if create_graph else Tensor._make(np.array(data)))
     t._grad += data
