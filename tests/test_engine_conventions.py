@@ -284,7 +284,9 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                             r"constant boolean mask"),
                                (ta, "triu", r"np.triu\(np.ones\(\(n, n\), bool\), 1\), a "
                                             r"constant boolean mask"),
-                               (ta, "randint", r"numpy's generator, np.random.default_rng")]:
+                               (ta, "randint", r"numpy's generator, np.random.default_rng"),
+                               (ta, "autograd", r"ta.grad \(torch.autograd.grad's arguments\) "
+                                                r"and ta.Function; a Hessian")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                                  rf"'{name}': that is PyTorch's; here, {ours}"):
             getattr(module, name)

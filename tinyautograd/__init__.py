@@ -29,6 +29,10 @@ __all__ = [
 
 __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
     "cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
+    # torch.autograd.grad, .Function and .functional.hessian / jacobian / hvp, by their users
+    "autograd": "ta.grad (torch.autograd.grad's arguments) and ta.Function; a Hessian, "
+                "Jacobian or Hessian-vector product comes from ta.grad(..., create_graph=True), "
+                "differentiated again",
     "save": "np.savez(path, **model.state_dict())",
     "load": "model.load_state_dict(np.load(path))",
     # A mask, random indices and a draw are constants, outside the graph: numpy makes them.
