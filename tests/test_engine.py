@@ -141,6 +141,18 @@ def test_second_backward_through_freed_graph_raises():
         y.backward()
 
 
+def test_a_graph_freed_by_grad_says_to_keep_it_in_that_call():
+    # Hessian-vector products for several v from one gradient: the first grad() freed the
+    # gradient's graph. The advice named only backward, and "the first" of them.
+    x = f64(3)
+    (g,) = ta.grad((x.tanh() ** 3).sum(), x, create_graph=True)
+    ta.grad(g[0], x)
+    with pytest.raises(RuntimeError, match=r"already freed by an earlier backward\(\) or "
+                                           r"grad\(\); pass retain_graph=True to that earlier "
+                                           r"call"):
+        ta.grad(g[1], x)
+
+
 def test_create_graph_keeps_the_graph_unless_told_otherwise_as_torch():
     # retain_graph defaults to create_graph: the gradient's own graph goes through the forward
     # nodes (here h's, in the backward of h * h), which must still be there.

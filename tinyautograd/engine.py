@@ -1408,8 +1408,8 @@ def _topological_order(roots, wanted_ids=frozenset()):
 
 def _freed(node):
     return RuntimeError(f"backward: the graph through {node.name} was already freed by an "
-                        f"earlier backward; call the first backward with retain_graph=True to "
-                        f"go through it twice")
+                        f"earlier backward() or grad(); pass retain_graph=True to that earlier "
+                        f"call to go through the graph again")
 
 
 def _apply_backward(node, grad, create_graph, needed=None):
