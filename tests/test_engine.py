@@ -703,6 +703,19 @@ def test_anomaly_in_backward_names_the_op_that_made_it():
     assert np.geterr() == before                     # numpy's settings are the user's again
 
 
+def test_anomaly_in_a_second_derivative_names_the_line_of_the_op_it_differentiates():
+    # The pow that gave inf was recorded by x ** 1.5's backward, inside the engine: the error
+    # said it was created "<before detect_anomaly>", though every line ran inside it.
+    x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
+    with ta.detect_anomaly():
+        y = x ** 1.5              # the second derivative, 0.75 / sqrt(x), is infinite at 0
+        (g,) = ta.grad(y.sum(), x, create_graph=True)
+        with pytest.raises(ta.AnomalyError, match=r"pow backward: .*created at pow's backward "
+                                                  r"under create_graph=True, for the pow "
+                                                  r"created at .*y = x \*\* 1\.5"):
+            ta.grad(g.sum(), x)
+
+
 def test_anomaly_mode_nested_or_left_by_an_error_gives_back_what_it_found():
     x = Tensor([-1.0], requires_grad=True)
     with np.errstate(all="raise"):

@@ -96,7 +96,7 @@ class Context:
       what a backward uses through them, never through `inputs[i].data`. `operands` checks
       an op's inputs together, so it refuses a little more than torch, which keeps only the
       inputs that its gradients need (of `w * c`, with only w requiring a gradient, c alone).
-    Set by `annotate`, for pictures only (None when not recorded):
+    Set by `annotate`, for pictures and anomaly errors only (None when not recorded):
       `backward_of`: for a node recorded while `backward(create_graph=True)` ran the backward
       of another node (its formula, and summing the result back to the input's shape), that
       other node. The `+` that sums the gradients reaching a tensor by several paths has none.
@@ -1542,8 +1542,19 @@ def _check_finite(node, i, inp, g):
     if _has_nan_or_inf(data):
         raise AnomalyError(
             f"{node.name} backward: the gradient of input {i} (shape {inp.shape}) contains NaN "
-            f"or Inf; the op was created at "
-            f"{node.__dict__.get('created_at', '<before detect_anomaly>')}")
+            f"or Inf; the op was created at {_created_at(node)}")
+
+
+def _created_at(node):
+    """Where the user's code called node's op, for anomaly errors. An op that a backward
+    recorded under create_graph was called by the engine, with anomaly checks off: the line
+    is that of the op whose backward it was (a second derivative's NaN, found by the second
+    grad())."""
+    origin = node.backward_of
+    if origin is not None:
+        return (f"{origin.name}'s backward under create_graph=True, for the {origin.name} "
+                f"created at {_created_at(origin)}")
+    return node.__dict__.get("created_at", "<before detect_anomaly>")
 
 
 def _as_tensor(g):
