@@ -1266,6 +1266,16 @@ def test_a_seq2seq_prompt_that_is_no_source_of_the_task_is_refused(task_run, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_generate_notes_a_seq2seq_prompt_longer_than_any_source_it_trained_on(task_run):
+    # Trained on 3 to 5 digits, its context takes 6: answered, but never seen at that length
+    for prompt, note in [("12345", ""), ("123456", "note: --prompt has 6 characters, more "
+                         "than any source this checkpoint was trained on (--max-len 5); its "
+                         "answer is likely wrong\n")]:
+        result = tinyformer("generate", "--checkpoint", task_run, "--prompt", prompt)
+        assert result.exit_code == 0 and result.stdout, result.output
+        assert result.stderr == note
+
+
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     out, _ = gpt_run
     with zipfile.ZipFile(weights_file(out)) as archive:

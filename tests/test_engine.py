@@ -1382,6 +1382,16 @@ def test_manual_seed_makes_draws_repeatable():
     np.testing.assert_array_equal(d1, ta.functional.dropout(ta.ones(100), 0.5).data)
 
 
+def test_manual_seed_reseeds_a_generator_fetched_before():
+    # torch's idiom: g = torch.default_generator; torch.manual_seed(s) reseeds g itself
+    g = ta.random.default_generator()
+    ta.manual_seed(3)
+    a = g.random(4)
+    ta.manual_seed(3)
+    np.testing.assert_array_equal(a, g.random(4))
+    assert ta.manual_seed(3) is g
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, "3", None, True])
 def test_manual_seed_refuses_what_is_not_a_seed_in_one_line(seed):
     # numpy's and SeedSequence's errors, before; None seeded from the OS and True passed as 1

@@ -277,3 +277,18 @@ def test_a_hugging_face_folder_refuses_a_model_of_your_own(tmp_path):
     with pytest.raises(ValueError, match="Hugging Face model's directory, which builds its own "
                                          "model; load it without model="):
         checkpoint.load_model(tmp_path / "hf", model=own_model())
+
+
+def test_a_model_refused_leaves_the_run_it_would_have_replaced_byte_for_byte(tmp_path):
+    # --force replaces a previous run only once the new one may start: a model refused
+    # (its vocab_size is known only once the corpus is tokenised) leaves the old run whole.
+    train(tmp_path, iters=1)
+
+    def files():
+        return {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)
+                if name != rundir.LOCK}
+    before = files()
+    with pytest.raises(ValueError, match="model: its vocab_size is 40"):
+        Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path), force=True, log=quiet,
+                      model=own_model(vocab_size=40))
+    assert files() == before

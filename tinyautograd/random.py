@@ -24,11 +24,13 @@ _this_thread = threading.local()        # .generator: the one `seeded` gave this
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Reset the default generator to a known state: `seed` a whole number >= 0 (numpy's
-    generators take no negative one; torch maps it to a positive one)."""
-    global _generator
+    generators take no negative one; torch maps it to a positive one).
+
+    Reseeded in place, as torch does: a generator fetched before (`default_generator()`, or
+    what an earlier `manual_seed` returned) draws the new stream too."""
     # None would seed from the operating system: the opposite of a known state.
     _check("manual_seed", "a whole number >= 0", seed=seed)
-    _generator = np.random.default_rng(seed)
+    _generator.bit_generator.state = np.random.default_rng(seed).bit_generator.state
     return _generator
 
 

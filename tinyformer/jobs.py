@@ -240,6 +240,9 @@ class Job(Protocol):
     def model_config(self) -> dict[str, Any]:
         """The model's arguments, as its class takes them."""
 
+    def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
+        """Open the data the run in `directory` wrote, as `info` (data_info's) describes it."""
+
     def data_info(self) -> dict[str, Any] | None:
         """What config.json records of the data, to find it again on --resume (None: none)."""
 
@@ -295,14 +298,18 @@ class LanguageModelling:
     # the model over all of it again, letter after letter (seven times the work).
     recall_letters = max(map(len, COLOURS)) + 1
 
-    def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
-        self.config, self.tokenizer, self.data = config, tokenizer, data
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer,
+                 data: TextData | None = None) -> None:
+        self.config, self.tokenizer, self.data = config, tokenizer, data     # data: open_data's
         # On the built-in corpus (the stories are written in characters), evaluations also
         # measure the colour recall, on prompts made once.
         self.recall_prompts = None
         if config.corpus is None and isinstance(tokenizer, CharTokenizer):
             length = max(config.context - self.recall_letters, 1)
             self.recall_prompts = recall_prompts(100, config.seed + 1000, length)
+
+    def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
+        self.data = TextData.load(directory, info, self.tokenizer.vocab_size)
 
     def data_info(self) -> dict[str, Any]:
         """What config.json records of the data, to find the tokens again on --resume."""
@@ -390,7 +397,8 @@ class MaskedLM(LanguageModelling):
     special_tokens = ["<pad>", "<mask>"]
     recall_letters = 0                  # the colour is filled in where it stands: no room needed
 
-    def __init__(self, config: TrainConfig, tokenizer: Tokenizer, data: TextData) -> None:
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer,
+                 data: TextData | None = None) -> None:
         super().__init__(config, tokenizer, data)
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.pad_id = tokenizer.token_to_id("<pad>")
@@ -565,6 +573,9 @@ class Seq2Seq:
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
                           positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
 
+    def open_data(self, directory: StrPath, info: None) -> None:
+        pass                                    # the task is made from its settings: no file
+
     def data_info(self) -> None:
         return None                             # the task is made again from its settings
 
@@ -654,14 +665,12 @@ def prepare_data(config: TrainConfig, path: StrPath, log: Callable[[str], None],
     return TextData.prepare(config, path, text_job(config).special_tokens, log, tokenizer)
 
 
-def make_job(config: TrainConfig, directory: StrPath, tokenizer: Tokenizer | None = None,
-             data_info: dict[str, Any] | None = None) -> Job:
-    """The job for a config: a text's reads the tokens in `directory` that `data_info`
-    describes (prepare_data's, or a checkpoint's), with their tokenizer."""
+def make_job(config: TrainConfig, tokenizer: Tokenizer | None = None) -> Job:
+    """The job for a config, with its tokenizer (a task's makes its own): what the model is
+    (model_config), before any file of the run is read; `open_data` then opens its data."""
     if config.task:
         return Seq2Seq(config, tokenizer)
-    return text_job(config)(config, tokenizer, TextData.load(directory, data_info,
-                                                             tokenizer.vocab_size))
+    return text_job(config)(config, tokenizer)
 
 
 def load_tokenizer_file(config: TrainConfig) -> Tokenizer:

@@ -44,17 +44,29 @@ def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
                            "beam": schema.Optional(schema.Whole(1, 2 ** 62))}, name=name)
 
 
-def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str) -> None:
+def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str) -> str | None:
     """ValueError, in one line, unless the prompt of a seq2seq checkpoint (`saved`, its
     config.json) is a source of the task it learned: the tasks share one vocabulary, so the
     tokenizer alone would take "12+3" for sort, or "31415" for add, and the model would answer
-    what it never saw asked. Any other checkpoint, and an empty prompt, pass."""
-    task = (saved.get("train") or {}).get("task")
-    if task in TASKS and prompt and not is_source(task, prompt):
+    what it never saw asked. Any other checkpoint, and an empty prompt, pass.
+
+    Returns a one-line note for a source longer than any it trained on (its max_len), else
+    None: the model answers one, but has never seen that length and most likely answers it
+    wrongly."""
+    train = saved.get("train") or {}
+    task, longest = train.get("task"), train.get("max_len")
+    if task not in TASKS or not prompt:
+        return None
+    if not is_source(task, prompt):
         form = ("two numbers joined by +, e.g. 379+3189" if task == "add"
                 else "digits only, e.g. 5790189")
         raise ValueError(f"{name('prompt')} {prompt!r} is no source of the {task} task this "
                          f"checkpoint was trained on: give {form}")
+    if isinstance(longest, int) and len(prompt) > longest:
+        return (f"note: {name('prompt')} has {len(prompt)} characters, more than any source "
+                f"this checkpoint was trained on ({name('max_len')} {longest}); its answer "
+                f"is likely wrong")
+    return None
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,

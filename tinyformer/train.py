@@ -239,27 +239,29 @@ class Trainer:
         if config.tokenizer_file:
             settings["tokenizer"] = os.path.abspath(config.tokenizer)
         run = run or RunDirectory.claim(directory, log, create=True)
+        # Everything that may refuse the run comes before a previous run's files are replaced
+        # (--force): a corpus that fails, a model refused, or a stop leaves them as they were.
         try:
             run.prepare_new_run(settings, force)
             if tokenised:
                 data_info = tokenised[1]
-                run.replace_previous(settings, keep=[TOKENS, TOKENIZER], data=data_info)
+                kept, new = [TOKENS, TOKENIZER], []
             else:
                 # The corpus is tokenised under a staged name, moved to tokens.bin only once
-                # the previous run's files are gone: a corpus that fails, or a stop while
-                # tokenising, leaves a previous run in `directory` as it was.
+                # the previous run's files are gone.
                 tokenizer, data_info = prepare_data(config, run.file(staged(TOKENS)), log,
                                                     tokenizer)
-                run.replace_previous(settings, new=[] if data_info is None else [TOKENS],
-                                     data=data_info)
-            job = make_job(config, directory, tokenizer, data_info)
-            run.save_tokenizer(job.tokenizer)             # with its SHA-256 in the manifest
+                kept, new = [], ([] if data_info is None else [TOKENS])
+            job = make_job(config, tokenizer)
             ta.manual_seed(config.seed)                   # the same seed, the same init
             if model is None:
                 model = MODELS[config.model](**job.model_config())
             else:                          # checked against the config the settings give
                 settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
                 check_built_as(model, config.model, settings_build.config, "the settings give")
+            run.replace_previous(settings, new=new, keep=kept, data=data_info)
+            job.open_data(directory, data_info)
+            run.save_tokenizer(job.tokenizer)             # with its SHA-256 in the manifest
         except BaseException:
             run.abandon()
             raise
@@ -353,7 +355,8 @@ class Trainer:
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:
-                job = make_job(config, directory, tokenizer, saved["data"])
+                job = make_job(config, tokenizer)
+                job.open_data(directory, saved["data"])
                 # load_model checked the model's modules of your own are those config.json
                 # records (checkpoint.model_to_load): none for the model it built.
                 trainer = cls(config, run, job, model, saved.get(OWN_MODULES, []), log)

@@ -174,7 +174,8 @@ class TrainConfig:
     beta1: float = setting(0.9)
     beta2: float = setting(0.99)
     clip: float = setting(1.0, "Largest gradient norm, 0 for none.")
-    label_smoothing: float | None = setting(None, "For seq2seq tasks.", shown="0")
+    label_smoothing: float | None = setting(None, "For seq2seq tasks; val_loss is then "
+                                            "the smoothed loss too.", shown="0")
     mask_rate: float | None = setting(None, "BERT: the share of tokens (or words) hidden.",
                                       shown="0.3 of words on the built-in stories, else 0.15")
     whole_words: bool | None = setting(None, "BERT: hide a word's letters together.",

@@ -639,11 +639,13 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
     with input_errors():
-        check_task_prompt(saved, prompt, name=option_name)
+        note = check_task_prompt(saved, prompt, name=option_name)
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
                          threads=threads, eos_ids=saved.get("eos_ids"),
                          allow_special=allow_special)
+    if note:
+        warn(note)
     answer(lambda text: click.echo(text, nl=False))
 
 
