@@ -969,3 +969,15 @@ def test_a_timeout_beyond_a_day_is_a_usage_error(workspace, command):
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--timeout': 2147484 is not in the range 1<=x<=86400" \
         in result.stderr
+
+
+def test_check_json_prints_its_object_when_the_machine_refuses(workspace, monkeypatch):
+    """A full disk while checking: a grading script still reads the object from stdout."""
+    def disk_full(ex):
+        raise OSError(28, "No space left on device")
+    fake_checks(monkeypatch, 1, disk_full)
+    result = run("check", 1, "--json")
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert graded["error"] == "no space left on device; free some disk space and try again"
+    assert result.stderr == f"Error: {graded['error']}\n"
