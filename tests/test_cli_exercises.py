@@ -981,3 +981,23 @@ def test_check_json_prints_its_object_when_the_machine_refuses(workspace, monkey
     graded = json.loads(result.stdout)
     assert graded["error"] == "no space left on device; free some disk space and try again"
     assert result.stderr == f"Error: {graded['error']}\n"
+
+
+def test_a_workspace_the_grader_may_not_write_is_checked_all_the_same(workspace, monkeypatch):
+    """A teacher grading a student's folder they may read, not write: every outcome, and a
+    note that the progress was not saved."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex == FIRST else "wrong", ""))
+
+    def read_only(self):
+        raise PermissionError(13, "Permission denied", str(self.root / STATE_DIR / "x.json"))
+    monkeypatch.setattr(Workspace, "save", read_only)
+    result = run("check", "--all", "--json")
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert (graded["passed"], graded["total"], graded["error"]) == (1, len(exercises()), None)
+    assert result.stderr == (f"Note: the checks ran, but the progress was not saved "
+                             f"({workspace / STATE_DIR / 'x.json'}: permission denied; check "
+                             f"the permissions)\n")
+    one = run("check", 1)
+    assert one.exit_code == 0 and f"PASS 1 {FIRST.slug}" in one.stdout, one.output
+    assert one.stderr.startswith("Note: the checks ran, but the progress was not saved")

@@ -145,6 +145,8 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
 class Workspace:
     def __init__(self, root: StrPath, progress: dict[str, Any]) -> None:
         self.root, self.progress = Path(root), progress
+        # Why the checks' outcomes could not be saved (check_each), or None.
+        self.unsaved: OSError | None = None
 
     @classmethod
     def load(cls, root: StrPath) -> Workspace:
@@ -199,7 +201,8 @@ class Workspace:
         seconds its check took) in the order given. Each check is a fresh process, so up to
         one per core run at once. A file that is missing or cannot be read stops them all
         before any starts (WorkspaceError), or with `keep_going` is that exercise's failure,
-        and the others are checked: one deleted file hides nothing of the rest."""
+        and the others are checked: one deleted file hides nothing of the rest. Progress that
+        cannot be saved stops nothing: `unsaved` says why."""
         paths = [self.path(ex) for ex in chosen]
         # Hashed before the checks: a file saved during its check must be checked again.
         hashes: list[str | None] = []
@@ -227,7 +230,12 @@ class Workspace:
             for i, (ex, checked_hash, check) in enumerate(zip(chosen, hashes, checks)):
                 message, printed, seconds = (unreadable[i], "", 0.0) if check is None \
                     else check.result()
-                self.record(ex, checked_hash if message is None else None)
+                try:
+                    self.record(ex, checked_hash if message is None else None)
+                except OSError as error:
+                    # A workspace that may be read but not written (a teacher grading a
+                    # student's folder): the outcome stands; only the progress is not kept.
+                    self.unsaved = self.unsaved or error
                 yield Checked(ex, message, printed, seconds)
         except BaseException:           # stopped early (Ctrl-C): start no check that waits,
             pool.shutdown(wait=False, cancel_futures=True)
