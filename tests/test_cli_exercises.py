@@ -4,6 +4,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -102,15 +103,23 @@ def test_init_refuses_an_existing_workspace(workspace):
     ("new", ["is not an exercise workspace", "`tinyformer exercises init {dir}`"]),
     ("a-file", ["is a file, not an exercise workspace"]),
     ("full", ["is not an exercise workspace", "in a new folder", "init DIR"]),
+    ("handed-in", ["holds exercise files but no .tinyformer folder",
+                   f"make an empty one: `mkdir {{dir}}{os.sep}{STATE_DIR}`"]),
 ])
 def test_a_workspace_option_that_is_not_one_gets_advice_that_works(tmp_path, place, words):
     (tmp_path / "a-file").write_text("mine")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
+    # A student's workspace as a teacher may get it: copied without its hidden folder.
+    assert run("init", tmp_path / "handed-in").exit_code == 0
+    shutil.rmtree(tmp_path / "handed-in" / STATE_DIR)
     target = tmp_path / place
     assert_input_error(run("list", "-w", target), *[w.format(dir=target) for w in words])
     if place == "new":                                     # the advice, followed, works
         assert run("init", target).exit_code == 0 and run("list", "-w", target).exit_code == 0
+    if place == "handed-in":
+        (target / STATE_DIR).mkdir()
+        assert run("list", "-w", target).exit_code == 0
 
 
 # -- list, show, hint --------------------------------------------------------------------------

@@ -125,6 +125,12 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
             if root.exists() and not root.is_dir():
                 raise WorkspaceError(f"{directory} is a file, not an exercise workspace; give "
                                      f"the workspace's folder")
+            if any((root / folder).is_dir() for folder, _ in CHAPTERS):
+                # A copy that left hidden folders out (a zip, an upload): the files are here.
+                raise WorkspaceError(f"{directory} holds exercise files but no {STATE_DIR} "
+                                     f"folder, which marks a workspace (copied without its "
+                                     f"hidden folders?); make an empty one: `mkdir "
+                                     f"{Path(directory) / STATE_DIR}`")
             if root.is_dir() and any(root.iterdir()):
                 raise WorkspaceError(f"{directory} is not an exercise workspace; give the "
                                      f"workspace's folder, or make one in a new folder with "
