@@ -18,11 +18,12 @@ def commands(command=main, path=()):
 
 def tinyformer_lines(text):
     """The `tinyformer ...` lines of a help's examples or a shell block, continuation lines
-    joined, each without its prompt ($), its comment (after two spaces) or what follows &&."""
+    joined, each without its prompt ($), its comment (after two spaces), or what follows &&
+    or a redirection (>)."""
     for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines():
         line = line.strip().removeprefix("$ ")
         if line.startswith("tinyformer ") and "COMMAND" not in line:   # COMMAND: any of them
-            yield re.split(r"\s{2,}|\s#|&&", line)[0].strip()
+            yield re.split(r"\s{2,}|\s#|&&|\s>", line)[0].strip()
 
 
 def parse(line):

@@ -4,6 +4,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -102,15 +103,23 @@ def test_init_refuses_an_existing_workspace(workspace):
     ("new", ["is not an exercise workspace", "`tinyformer exercises init {dir}`"]),
     ("a-file", ["is a file, not an exercise workspace"]),
     ("full", ["is not an exercise workspace", "in a new folder", "init DIR"]),
+    ("handed-in", ["holds exercise files but no .tinyformer folder",
+                   f"make an empty one: `mkdir {{dir}}{os.sep}{STATE_DIR}`"]),
 ])
 def test_a_workspace_option_that_is_not_one_gets_advice_that_works(tmp_path, place, words):
     (tmp_path / "a-file").write_text("mine")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
+    # A student's workspace as a teacher may get it: copied without its hidden folder.
+    assert run("init", tmp_path / "handed-in").exit_code == 0
+    shutil.rmtree(tmp_path / "handed-in" / STATE_DIR)
     target = tmp_path / place
     assert_input_error(run("list", "-w", target), *[w.format(dir=target) for w in words])
     if place == "new":                                     # the advice, followed, works
         assert run("init", target).exit_code == 0 and run("list", "-w", target).exit_code == 0
+    if place == "handed-in":
+        (target / STATE_DIR).mkdir()
+        assert run("list", "-w", target).exit_code == 0
 
 
 # -- list, show, hint --------------------------------------------------------------------------
@@ -969,3 +978,35 @@ def test_a_timeout_beyond_a_day_is_a_usage_error(workspace, command):
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--timeout': 2147484 is not in the range 1<=x<=86400" \
         in result.stderr
+
+
+def test_check_json_prints_its_object_when_the_machine_refuses(workspace, monkeypatch):
+    """A full disk while checking: a grading script still reads the object from stdout."""
+    def disk_full(ex):
+        raise OSError(28, "No space left on device")
+    fake_checks(monkeypatch, 1, disk_full)
+    result = run("check", 1, "--json")
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert graded["error"] == "no space left on device; free some disk space and try again"
+    assert result.stderr == f"Error: {graded['error']}\n"
+
+
+def test_a_workspace_the_grader_may_not_write_is_checked_all_the_same(workspace, monkeypatch):
+    """A teacher grading a student's folder they may read, not write: every outcome, and a
+    note that the progress was not saved."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex == FIRST else "wrong", ""))
+
+    def read_only(self):
+        raise PermissionError(13, "Permission denied", str(self.root / STATE_DIR / "x.json"))
+    monkeypatch.setattr(Workspace, "save", read_only)
+    result = run("check", "--all", "--json")
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert (graded["passed"], graded["total"], graded["error"]) == (1, len(exercises()), None)
+    assert result.stderr == (f"Note: the checks ran, but the progress was not saved "
+                             f"({workspace / STATE_DIR / 'x.json'}: permission denied; check "
+                             f"the permissions)\n")
+    one = run("check", 1)
+    assert one.exit_code == 0 and f"PASS 1 {FIRST.slug}" in one.stdout, one.output
+    assert one.stderr.startswith("Note: the checks ran, but the progress was not saved")

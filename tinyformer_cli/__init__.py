@@ -853,7 +853,9 @@ class Course(click.Group):
 
     def invoke(self, ctx):
         try:
-            with input_errors(runner.RunnerError, WorkspaceError):
+            # OSError: what the machine said (a full disk, a folder the grader may not
+            # write), said as one line here so that --json can print its object too.
+            with input_errors(runner.RunnerError, WorkspaceError, OSError):
                 try:
                     return super().invoke(ctx)
                 except click.NoSuchOption as e:

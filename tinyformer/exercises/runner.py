@@ -38,7 +38,7 @@ from typing import Iterable
 
 import click
 
-from ..files import StrPath
+from ..files import StrPath, describe_os_error
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
@@ -170,7 +170,9 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
     when it passes (or nothing is left to check)."""
     ex = ex or workspace.next_unfinished()
     if as_json:
-        return echo_json(workspace, workspace.check_each([ex] if ex else [], timeout))
+        passed = echo_json(workspace, workspace.check_each([ex] if ex else [], timeout))
+        say_unsaved(workspace)
+        return passed
     if ex is None:
         say_next(workspace)
         return True
@@ -178,6 +180,7 @@ def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
     passed = report_check(ex, message, printed)
     if passed:
         say_next(workspace)
+    say_unsaved(workspace)
     return passed
 
 
@@ -188,7 +191,9 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
     others are checked all the same. True when all pass."""
     checks = workspace.check_each(exercises(), timeout, keep_going=True)
     if as_json:
-        return echo_json(workspace, checks)
+        passed = echo_json(workspace, checks)
+        say_unsaved(workspace)
+        return passed
     # Cut to the terminal, or to 100 characters where there is none (a file, a pipe).
     width = max(40, shutil.get_terminal_size((100, 24)).columns)
     passed = 0
@@ -197,7 +202,15 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
         if message is not None:
             click.echo(shorten("  " + first_line(message), width - 1))
     click.echo(f"\n{passed} of {len(exercises())} pass")
+    say_unsaved(workspace)
     return passed == len(exercises())
+
+
+def say_unsaved(workspace: Workspace) -> None:
+    """A note on stderr, where the checks' outcomes could not be saved in the workspace."""
+    if workspace.unsaved is not None:
+        click.echo(f"Note: the checks ran, but the progress was not saved "
+                   f"({describe_os_error(workspace.unsaved)})", err=True)
 
 
 def echo_json(workspace: Workspace | None, checks: Iterable[Checked],

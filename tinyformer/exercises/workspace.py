@@ -125,6 +125,12 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
             if root.exists() and not root.is_dir():
                 raise WorkspaceError(f"{directory} is a file, not an exercise workspace; give "
                                      f"the workspace's folder")
+            if any((root / folder).is_dir() for folder, _ in CHAPTERS):
+                # A copy that left hidden folders out (a zip, an upload): the files are here.
+                raise WorkspaceError(f"{directory} holds exercise files but no {STATE_DIR} "
+                                     f"folder, which marks a workspace (copied without its "
+                                     f"hidden folders?); make an empty one: `mkdir "
+                                     f"{Path(directory) / STATE_DIR}`")
             if root.is_dir() and any(root.iterdir()):
                 raise WorkspaceError(f"{directory} is not an exercise workspace; give the "
                                      f"workspace's folder, or make one in a new folder with "
@@ -145,6 +151,8 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
 class Workspace:
     def __init__(self, root: StrPath, progress: dict[str, Any]) -> None:
         self.root, self.progress = Path(root), progress
+        # Why the checks' outcomes could not be saved (check_each), or None.
+        self.unsaved: OSError | None = None
 
     @classmethod
     def load(cls, root: StrPath) -> Workspace:
@@ -199,7 +207,8 @@ class Workspace:
         seconds its check took) in the order given. Each check is a fresh process, so up to
         one per core run at once. A file that is missing or cannot be read stops them all
         before any starts (WorkspaceError), or with `keep_going` is that exercise's failure,
-        and the others are checked: one deleted file hides nothing of the rest."""
+        and the others are checked: one deleted file hides nothing of the rest. Progress that
+        cannot be saved stops nothing: `unsaved` says why."""
         paths = [self.path(ex) for ex in chosen]
         # Hashed before the checks: a file saved during its check must be checked again.
         hashes: list[str | None] = []
@@ -227,7 +236,12 @@ class Workspace:
             for i, (ex, checked_hash, check) in enumerate(zip(chosen, hashes, checks)):
                 message, printed, seconds = (unreadable[i], "", 0.0) if check is None \
                     else check.result()
-                self.record(ex, checked_hash if message is None else None)
+                try:
+                    self.record(ex, checked_hash if message is None else None)
+                except OSError as error:
+                    # A workspace that may be read but not written (a teacher grading a
+                    # student's folder): the outcome stands; only the progress is not kept.
+                    self.unsaved = self.unsaved or error
                 yield Checked(ex, message, printed, seconds)
         except BaseException:           # stopped early (Ctrl-C): start no check that waits,
             pool.shutdown(wait=False, cancel_futures=True)
