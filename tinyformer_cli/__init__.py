@@ -119,6 +119,9 @@ class Program(click.Group):
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
         standard_streams_opened()
+        # What click colours (the exercises' marks and headings) follows the same rule as
+        # our own colours: none with NO_COLOR, or on a dumb terminal (else click's own test).
+        extra.setdefault("color", None if colour_wanted() else False)
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
