@@ -787,7 +787,7 @@ def plot(run_dir, out_path, follow):
     if out_path is not None:
         check_out_file(out_path, [".png", ".html"])
     with input_errors(ValueError, OSError):          # metrics not as a run writes them
-        click.echo(write_curves(run_dir, out_path, follow, log=click.echo))
+        click.echo(write_curves(run_dir, out_path, follow, log=warn))
 
 
 @main.command(short_help="Draw a computation graph, forward or backward, or its page.",
