@@ -217,15 +217,22 @@ def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_nu
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")
-def test_no_color_leaves_a_terminal_without_colours():
-    reader, writer = os.openpty()
-    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "tokenize",
-               "show", "hello"]
-    done = subprocess.run(command, stdout=writer, env={**os.environ, "NO_COLOR": "1"})
-    os.close(writer)
-    shown = os.read(reader, 10_000).decode()
-    os.close(reader)
-    assert done.returncode == 0 and shown.startswith("|he|l|l|o|") and "\033[" not in shown
+@pytest.mark.parametrize("variable", [{"NO_COLOR": "1"},
+                                      {"TERM": "dumb"}])    # Emacs's: it showed ^[[30;46m
+def test_no_color_or_a_dumb_terminal_leaves_a_terminal_without_colours(variable):
+    def shown(*args):
+        reader, writer = os.openpty()
+        command = [sys.executable, "-c", "from tinyformer_cli import main; main()", *args]
+        done = subprocess.run(command, stdout=writer, env={**os.environ, **variable})
+        os.close(writer)
+        text = os.read(reader, 10_000).decode()
+        os.close(reader)
+        assert done.returncode == 0
+        return text
+    tokens = shown("tokenize", "show", "hello")
+    assert tokens.startswith("|he|l|l|o|")
+    # The exercises' headings, in click's styles, were bold whatever the variables said.
+    assert "\033[" not in tokens + shown("exercises", "show", "1")
 
 
 def test_a_run_stopped_before_its_first_step_lets_go_of_its_directory(tmp_path, monkeypatch):

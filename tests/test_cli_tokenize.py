@@ -606,6 +606,40 @@ def test_text_an_output_encoding_lacks_is_written_escaped(bpe):
     assert "é" in text and "|\\u4eac|" in text
 
 
+@pytest.fixture
+def piped():
+    """A pipe holding a text, by the name a shell gives one (/dev/stdin, <(...)): a file that
+    has no size and can be read once."""
+    if not os.path.isdir("/dev/fd"):
+        pytest.skip("no /dev/fd (Windows)")
+    ends = []
+    def pipe_of(text):
+        read_end, write_end = os.pipe()
+        os.write(write_end, text.encode("utf-8"))
+        os.close(write_end)
+        ends.append(read_end)
+        return f"/dev/fd/{read_end}"
+    yield pipe_of
+    for end in ends:
+        os.close(end)
+
+
+def test_a_text_piped_in_is_read_as_a_file_is(tmp_path, corpus, bpe, piped):
+    # `echo TEXT | tinyformer tokenize encode --file /dev/stdin`: the pipe's size, 0, was
+    # taken for an empty file. A run's corpus, read twice, is refused in one line.
+    encoded = run("encode", "--file", piped("the cat"), "--tokenizer", bpe)
+    assert encoded.exit_code == 0, encoded.output
+    assert encoded.stdout.split() == [str(i) for i in load_tokenizer(bpe).encode("the cat")]
+    trained = run("train", piped(TEXT), "--vocab-size", 300, "--out", tmp_path / "piped.json")
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "piped.json").read_bytes() == bpe.read_bytes()
+    assert f"({len(TEXT.encode()):,} bytes)..." in trained.stderr     # not (0 bytes)
+    assert_input_error(run("encode", "--file", piped(""), "--tokenizer", bpe), "is empty")
+    refused = train(piped(TEXT), "char", tmp_path / "run")
+    assert refused.exit_code == 2 and "is a pipe or a device, not a file" in refused.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
     assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
                        "NUL byte")

@@ -2,6 +2,7 @@
 real workspace in tmp_path (as tests/test_cli_exercises.py does for the other commands)."""
 
 import json
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +12,7 @@ from solutions import write_solved
 from tinyformer_cli import main
 from tinyformer.exercises import exercises, find
 from tinyformer.exercises.catalogue import question
-from tinyformer.exercises.workspace import STATE_DIR
+from tinyformer.exercises.workspace import PROGRESS_LOCK, STATE_DIR, Workspace, held_lock
 
 
 def run(*args, input=None):
@@ -135,7 +136,30 @@ def test_progress_that_cannot_be_saved_leaves_the_old_file_and_no_other(workspac
         result = run("solution", 1, "--yes")
     assert result.exit_code == 2 and "progress.json" in result.stderr, result.output
     assert (state / "progress.json").read_bytes() == before
-    assert sorted(p.name for p in state.iterdir()) == ["progress.json"]
+    assert sorted(p.name for p in state.iterdir()) == ["progress.json", "progress.lock"]
+
+
+def test_two_commands_on_one_workspace_keep_each_others_changes(workspace):
+    # `watch` keeps the workspace it opened; a `hint` taken meanwhile in another terminal was
+    # undone at watch's next check, which wrote back the progress it had read at its start.
+    watching, hinting = Workspace.load(workspace), Workspace.load(workspace)
+    hinting.take_hint(find("one_hot"))
+    watching.record(find("one_hot"), "its hash")
+    assert progress(workspace)["hints"] == {"one_hot": 1}
+    assert progress(workspace)["passed"] == {"one_hot": "its hash"}
+
+
+def test_a_change_to_the_progress_waits_for_another_in_progress(workspace):
+    # Checks a script ran side by side (`make -j`) each wrote the progress as it was before
+    # the others' passes: all but one were lost.
+    recording = threading.Thread(target=Workspace.load(workspace).record,
+                                 args=(find("one_hot"), "its hash"))
+    with held_lock(workspace / STATE_DIR / PROGRESS_LOCK):    # another command's change
+        recording.start()
+        recording.join(0.2)
+        assert recording.is_alive() and progress(workspace)["passed"] == {}
+    recording.join()
+    assert progress(workspace)["passed"] == {"one_hot": "its hash"}
 
 
 def test_solution_without_an_answer_to_the_question_shows_nothing(workspace):

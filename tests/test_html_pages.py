@@ -742,6 +742,18 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_plotting_a_run_still_training_says_so_beside_the_page_written(tmp_path):
+    # The note was on the standard output, where a script reads the page's name alone.
+    run = write_run(tmp_path / "run", 4, iters=6, lock="held")
+    out = tmp_path / "report.html"
+    try:
+        result = tinyformer("plot", run, "--out", out)
+    finally:
+        release(run)
+    assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
+    assert result.stderr.startswith("note: the run is still training")
+
+
 @pytest.mark.parametrize("args, words", [
     (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
     (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),

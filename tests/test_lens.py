@@ -141,8 +141,8 @@ def test_the_table_is_coloured_on_a_terminal_unless_no_color_is_set(run_dir, no_
     env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
     command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "lens",
                "--checkpoint", str(run_dir), "--prompt", "eve"]
-    done = subprocess.run(command, stdout=writer, env={**env, **({"NO_COLOR": no_color}
-                                                                 if no_color else {})})
+    terminal = {"TERM": "xterm", **({"NO_COLOR": no_color} if no_color else {})}
+    done = subprocess.run(command, stdout=writer, env={**env, **terminal})
     os.close(writer)
     shown = os.read(reader, 100_000).decode()
     os.close(reader)

@@ -19,6 +19,12 @@ class Terminal(io.StringIO):
         return True
 
 
+@pytest.fixture(autouse=True)
+def a_terminal_that_takes_escapes(monkeypatch):
+    """Whatever terminal the tests run under: Emacs's (TERM=dumb) shows a plain line."""
+    monkeypatch.setenv("TERM", "xterm")
+
+
 def test_into_a_file_about_ten_plain_lines_a_run_and_the_last_step():
     out = io.StringIO()
     progress = Progress(25, stream=out)
@@ -66,6 +72,19 @@ def test_on_a_terminal_one_line_redrawn_in_place_and_cleared_for_messages():
     progress.clear()                                 # nothing shown now: nothing written
     progress.close()
     assert out.getvalue().endswith("\r\033[K")
+
+
+def test_on_a_dumb_terminal_plain_lines_as_into_a_file(monkeypatch):
+    # Emacs's shell and compile buffers (TERM=dumb) showed each \033[K as text, and each
+    # step's line ran into the last.
+    monkeypatch.setenv("TERM", "dumb")
+    out = Terminal()
+    progress = Progress(4, stream=out, every=2)
+    for step in range(1, 5):
+        progress.update(step, 2.0, 100, 0.1)
+    progress.close()
+    assert out.getvalue() == "".join(f"step {s}/4 | loss 2.0000 | 1.0k tok/s | 0:00 left\n"
+                                     for s in (2, 4))
 
 
 def test_the_progress_line_redrawn_shorter_on_a_terminal_leaves_nothing_of_the_longer():

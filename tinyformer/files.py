@@ -31,7 +31,12 @@ StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Pa
 def check_text_file(path: StrPath, what: str = "file") -> int:
     """ValueError unless `path` is a non-empty UTF-8 text file; returns its size in bytes.
 
-    Reads the whole file once, in chunks, to find a bad byte before any training starts."""
+    Reads the whole file once, in chunks, to find a bad byte before any training starts. Its
+    reader reads it again, so a pipe (/dev/stdin, a shell's <(...)), whose text the first
+    reading takes, is refused, before that."""
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        raise ValueError(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
+                         f"read more than once; save the text to a file and give that")
     for _ in iter_text(path, what):
         pass
     return os.path.getsize(path)
@@ -51,9 +56,8 @@ def iter_text(path: StrPath, what: str = "file",
         raise ValueError(f"{what} {path!r} does not exist; check the path")
     if os.path.isdir(path):
         raise ValueError(f"{what} {path!r} is a directory; give a text file")
+    # Empty is found by reading: a pipe (/dev/stdin) has no size to ask for beforehand.
     empty = ValueError(f"{what} {path!r} is empty; give a file with some text")
-    if os.path.getsize(path) == 0:
-        raise empty
     decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(),
                                            translate=True)
     offset = 0
@@ -86,7 +90,7 @@ def iter_text(path: StrPath, what: str = "file",
                 read_any = True
                 yield text
             if final:
-                if not read_any:                 # a byte order mark alone
+                if not read_any:                 # nothing, or a byte order mark alone
                     raise empty
                 return
             offset += len(block)

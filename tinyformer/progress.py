@@ -1,9 +1,9 @@
 """A one-line progress bar for training: step, loss, tokens per second, the cores the steps
 run on, time left (for the steps and the evaluations still to come).
 
-On a terminal the line redraws itself in place (carriage return); into a file or a pipe it
-prints a plain line every so often instead, so logs stay readable. Messages printed through
-`log` clear the bar first, so the two never mix.
+On a terminal the line redraws itself in place (carriage return); into a file or a pipe, or
+on a dumb terminal, it prints a plain line every so often instead, so logs stay readable.
+Messages printed through `log` clear the bar first, so the two never mix.
 """
 
 from __future__ import annotations
@@ -44,13 +44,21 @@ def width(stream: TextIO) -> int:
         return 80
 
 
+def takes_escapes(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal that acts on ANSI escape codes (colours, erasing a line):
+    one whose TERM is not "dumb", as that of Emacs's shell and compile buffers is, which shows
+    each code as text (^[[K)."""
+    return (hasattr(stream, "isatty") and stream.isatty()
+            and os.environ.get("TERM") != "dumb")
+
+
 class Progress:
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
                  every: int | None = None, eval_every: int | None = None) -> None:
         self.total, self.start = total, start
         self.eval_every = eval_every      # the run evaluates after every eval_every-th step
         self.stream = stream or sys.stderr
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.live = takes_escapes(self.stream)     # else plain lines, as into a file
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
         self.began = time.perf_counter()
         self.step_time = 0.0          # seconds in training steps only (evaluation excluded)

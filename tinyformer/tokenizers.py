@@ -174,16 +174,16 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     compression of the text. `log` hears what is starting (a BPE of a large text takes a
     while). ValueError for a file that cannot be used, or too little text for the merges."""
     text = "".join(iter_text(path, "input file"))
-    n_bytes = os.path.getsize(path)
+    # The text's own bytes: a file's line ends (\r\n) and byte order mark are not its text;
+    # and a pipe (/dev/stdin) has no size to ask the file system for.
+    n_text_bytes = len(text.encode("utf-8"))
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
-    log(f"Training {what} on {path} ({n_bytes:,} bytes)...")
+    log(f"Training {what} on {path} ({n_text_bytes:,} bytes)...")
     start = time.perf_counter()
     tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name)
            if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
     seconds = time.perf_counter() - start
     n_tokens = len(tok.encode(text))
-    # The text's own bytes: a file's line ends (\r\n) and byte order mark are not its text.
-    n_text_bytes = len(text.encode("utf-8"))
     return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
         "  " + line for line in describe_vocabulary(tok)] + [
         f"  compression  {n_text_bytes / n_tokens:.2f} bytes per token on the input "

@@ -24,6 +24,7 @@ from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, resources
+from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
@@ -118,6 +119,9 @@ class Program(click.Group):
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
         standard_streams_opened()
+        # What click colours (the exercises' marks and headings) follows the same rule as
+        # our own colours: none with NO_COLOR, or on a dumb terminal (else click's own test).
+        extra.setdefault("color", None if colour_wanted() else False)
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
@@ -179,8 +183,9 @@ def standard_streams_opened() -> None:
 
 def colour_wanted() -> bool:
     """Whether to colour what goes to standard output, where the user has not said: on a
-    terminal, unless NO_COLOR is set to anything (no-color.org)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    terminal that shows colours (TERM not "dumb"), unless NO_COLOR is set to anything
+    (no-color.org)."""
+    return takes_escapes(sys.stdout) and not os.environ.get("NO_COLOR")
 
 
 def elsewhere(error: click.NoSuchOption) -> str | None:
@@ -384,7 +389,7 @@ commonest words (" the", " has") are single tokens, other text falls back to pie
               show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None,
-              show_default="on a terminal, unless NO_COLOR is set",
+              show_default="on a terminal, unless NO_COLOR is set or TERM is dumb",
               help="Colour the tokens; without colour they are framed by '|', and a '|' of the "
               "text shows as '\\|'; a backslash of the text shows as '\\\\'.")
 def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, color):
@@ -784,7 +789,7 @@ def plot(run_dir, out_path, follow):
     if out_path is not None:
         check_out_file(out_path, [".png", ".html"])
     with input_errors(ValueError, OSError):          # metrics not as a run writes them
-        click.echo(write_curves(run_dir, out_path, follow, log=click.echo))
+        click.echo(write_curves(run_dir, out_path, follow, log=warn))
 
 
 @main.command(short_help="Draw a computation graph, forward or backward, or its page.",

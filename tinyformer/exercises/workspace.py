@@ -8,6 +8,7 @@
         .tinyformer/progress.json  which exercises passed (and the file's hash when they did),
                                    how many hints were shown, which solutions were shown,
                                    each chapter's prediction and whether it was right
+        .tinyformer/progress.lock  held while a command changes progress.json
         .tinyformer/backups/       a learner's file as it was before `reset`
 
 An exercise is done when its last check passed and the file has not changed since: the hash
@@ -16,6 +17,7 @@ tells. Everything stays in the workspace; nothing needs a network.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,8 +32,15 @@ from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
 
+try:
+    import fcntl
+except ImportError:                    # Windows: the lock is msvcrt's (see held_lock)
+    fcntl = None
+    import msvcrt
+
 STATE_DIR = ".tinyformer"
 PROGRESS = "progress.json"
+PROGRESS_LOCK = "progress.lock"
 PICTURES = "pictures"
 DEFAULT_DIR = "tinyformer-exercises"
 
@@ -148,6 +157,24 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
                          "`tinyformer exercises init`, or pass --workspace DIR")
 
 
+@contextlib.contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file at `path` (made if missing), once another process has let
+    go of it: flock; on Windows, msvcrt's lock of the file's first byte."""
+    with open(path, "a+b") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)       # closing the file lets go
+            yield
+            return
+        f.seek(0)                               # msvcrt locks from the file's position
+        msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+        try:
+            yield
+        finally:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+
 class Workspace:
     def __init__(self, root: StrPath, progress: dict[str, Any]) -> None:
         self.root, self.progress = Path(root), progress
@@ -175,6 +202,18 @@ class Workspace:
         state.mkdir(exist_ok=True)
         with atomic_write(state / PROGRESS, encoding="utf-8") as f:
             json.dump(self.progress, f, indent=1, sort_keys=True)
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[dict[str, Any]]:
+        """The progress as saved now, to change in the block, then saved. Read again, under a
+        lock, rather than kept from when the workspace was opened: another command on it (a
+        `hint` while `watch` runs, checks that a script runs side by side) may have changed it
+        since, and writing back the older copy would undo that."""
+        (self.root / STATE_DIR).mkdir(exist_ok=True)
+        with held_lock(self.root / STATE_DIR / PROGRESS_LOCK):
+            self.progress = Workspace.load(self.root).progress
+            yield self.progress
+            self.save()
 
     def path(self, ex: Exercise) -> Path:
         return self.root / ex.file
@@ -251,31 +290,31 @@ class Workspace:
             pool.shutdown()
 
     def record(self, ex: Exercise, passed_hash: str | None) -> None:
-        if passed_hash:
-            self.progress["passed"][ex.slug] = passed_hash
-        else:
-            self.progress["passed"].pop(ex.slug, None)
-        self.save()
+        with self.changing() as progress:
+            if passed_hash:
+                progress["passed"][ex.slug] = passed_hash
+            else:
+                progress["passed"].pop(ex.slug, None)
 
     def take_hint(self, ex: Exercise) -> list[str]:
         """The hints shown so far, one more each call (up to all of them)."""
-        shown = min(self.progress["hints"].get(ex.slug, 0) + 1, len(ex.hints))
-        self.progress["hints"][ex.slug] = shown
-        self.save()
+        with self.changing() as progress:
+            shown = min(progress["hints"].get(ex.slug, 0) + 1, len(ex.hints))
+            progress["hints"][ex.slug] = shown
         return ex.hints[:shown]
 
     def mark_solution_shown(self, ex: Exercise) -> None:
-        if ex.slug not in self.progress["solutions"]:
-            self.progress["solutions"].append(ex.slug)
-            self.save()
+        with self.changing() as progress:
+            if ex.slug not in progress["solutions"]:
+                progress["solutions"].append(ex.slug)
 
     def solution_shown(self, ex: Exercise) -> bool:
         return ex.slug in self.progress["solutions"]
 
     def record_prediction(self, folder: str, answer: str, right: bool) -> None:
         """Remember a chapter's prediction (the chapter by its folder, `04_autograd`)."""
-        self.progress["predictions"][folder] = {"answer": answer, "right": bool(right)}
-        self.save()
+        with self.changing() as progress:
+            progress["predictions"][folder] = {"answer": answer, "right": bool(right)}
 
     def prediction(self, folder: str) -> dict[str, Any] | None:
         """{"answer": ..., "right": ...} of the chapter's last prediction, or None."""
@@ -301,9 +340,9 @@ class Workspace:
             shutil.copyfile(path, backup)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ex.source, path)
-        self.record(ex, None)
-        self.progress["hints"].pop(ex.slug, None)
-        self.save()
+        with self.changing() as progress:
+            progress["passed"].pop(ex.slug, None)
+            progress["hints"].pop(ex.slug, None)
         return backup
 
     def _backup_path(self, ex: Exercise) -> Path:
