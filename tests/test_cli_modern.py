@@ -11,7 +11,7 @@ from tinyformer.checkpoint import load_model
 
 ALL_SWITCHES = ["--positions", "rope", "--rope-theta", "500", "--normalization", "rmsnorm",
                 "--activation", "swiglu", "--n-kv-head", "1", "--qk-norm",
-                "--logit-softcap", "15", "--no-bias"]
+                "--logit-softcap", "15", "--no-bias", "--no-tie-weights"]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,11 @@ def test_a_gpt_with_every_switch_on_trains_from_the_command_line(modern_run):
     config = saved["model_config"]
     assert {key: config[key] for key in ("positions", "rope_theta", "normalization",
                                          "activation", "n_kv_head", "qk_norm", "logit_softcap",
-                                         "bias")} == {
+                                         "bias", "tie_weights")} == {
         "positions": "rope", "rope_theta": 500.0, "normalization": "rmsnorm",
         "activation": "swiglu", "n_kv_head": 1, "qk_norm": True, "logit_softcap": 15.0,
-        "bias": False}
+        "bias": False, "tie_weights": False}
+    assert model.head is not None
     assert not [name for name, _ in model.named_parameters() if name.endswith("bias")]
     assert model.decoder.layers[0].attn.k.weight.shape == (16, 8)       # one head of 8
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -60,7 +61,8 @@ def test_export_names_the_one_switch_no_hugging_face_format_has(modern_run, tmp_
 def test_the_switches_come_from_a_toml_file_too(tmp_path):
     (tmp_path / "run.toml").write_text('normalization = "rmsnorm"\nrmsnorm_affine = false\n'
                                        'activation = "relu2"\nn-kv-head = 1\nqk_norm = true\n'
-                                       'bias = false\nlogit_softcap = 30.0\n')
+                                       'bias = false\nlogit_softcap = 30.0\n'
+                                       'tie_weights = false\n')
     result = tinyformer("train", "--config", tmp_path / "run.toml", *TINY, "--iters", 1,
                         "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
@@ -68,7 +70,8 @@ def test_the_switches_come_from_a_toml_file_too(tmp_path):
     config = saved["model_config"]
     assert (config["normalization"], config["rmsnorm_affine"], config["activation"],
             config["n_kv_head"], config["qk_norm"], config["bias"],
-            config["logit_softcap"]) == ("rmsnorm", False, "relu2", 1, True, False, 30.0)
+            config["logit_softcap"], config["tie_weights"]) == ("rmsnorm", False, "relu2", 1,
+                                                                True, False, 30.0, False)
 
 
 @pytest.mark.parametrize("args, phrases", [
@@ -95,6 +98,7 @@ def test_bad_switches_on_the_command_line_are_one_line(tmp_path, args, phrases):
 @pytest.mark.parametrize("toml, phrase", [
     ('qk_norm = "yes"', "qk_norm in {} must be true or false, got 'yes'"),
     ("bias = 0", "bias in {} must be true or false, got 0"),
+    ('tie_weights = "no"', "tie_weights in {} must be true or false, got 'no'"),
     ("rmsnorm_affine = false", "rmsnorm_affine says whether RMS norms learn a weight; it "
                                "needs normalization = \"rmsnorm\""),
     ('activation = "swish"', "activation in {} must be one of relu, gelu, swiglu, relu2"),

@@ -498,6 +498,9 @@ def test_gradients_flow_through_the_cache_with_grouped_heads():
     (dict(logit_softcap=0), "logit_softcap must be a number > 0 (or None for no cap), got 0"),
     (dict(logit_softcap=float("inf")), "logit_softcap must be a number > 0"),
     (dict(logit_softcap=10 ** 400), "logit_softcap must be a number > 0"),   # no float holds it
+    (dict(positions="rope", d_head=5), "positions='rope' needs an even head width (features "
+                                       "turn in pairs), got 5; choose d_model and n_head whose "
+                                       "d_model / n_head is even, or give an even d_head"),
 ])
 def test_bad_switches_are_one_line_errors(switches, message):
     for build in (lambda: GPT(V, CONTEXT, **SIZES, **switches),

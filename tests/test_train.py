@@ -31,7 +31,7 @@ JOBS = {
     "bert": dict(BERT_TINY, dropout=0.1),
     "gpt, modern block": dict(TINY, dropout=0.1, positions="rope", rope_theta=500.0,
                               normalization="rmsnorm", activation="swiglu", n_kv_head=1,
-                              qk_norm=True, logit_softcap=15.0, bias=False),
+                              qk_norm=True, logit_softcap=15.0, bias=False, tie_weights=False),
     "transformer": dict(n_layer=1, n_head=2, d_model=16, batch_size=8, task="reverse",
                         min_len=2, max_len=5),
 }

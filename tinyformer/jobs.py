@@ -637,10 +637,11 @@ class Seq2Seq:
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
-    """The modern block's switches of a run, as every model takes them (None: its default)."""
+    """The modern block's switches of a run, and tie_weights, as every model takes them
+    (None: its default)."""
     return {name: getattr(config, name) for name in (
         "normalization", "rmsnorm_affine", "activation", "n_kv_head", "qk_norm",
-        "logit_softcap", "bias", "rope_theta")}
+        "logit_softcap", "bias", "rope_theta", "tie_weights")}
 
 
 def _drop_none(**kwargs):

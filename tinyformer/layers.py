@@ -204,7 +204,12 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
     if kind == "learned":
         return LearnedPositions(context, d_model)
     if kind == "rope":
-        return RotaryPositions(context, d_model if d_head is None else d_head, rope_theta)
+        d_head = d_model if d_head is None else d_head
+        if d_head % 2:           # said here in the model's terms: its user made no RotaryPositions
+            raise ValueError(f"positions='rope' needs an even head width (features turn in "
+                             f"pairs), got {d_head}; choose d_model and n_head whose d_model / "
+                             f"n_head is even, or give an even d_head")
+        return RotaryPositions(context, d_head, rope_theta)
     if kind == "none":
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "

@@ -159,6 +159,8 @@ class TrainConfig:
     bias: bool | None = setting(None, "Biases in the linear layers and norms.", shown="yes")
     rope_theta: float | None = setting(None, "RoPE's base, with --positions rope.",
                                        shown="10000")
+    tie_weights: bool | None = setting(None, "The output layer is the token embedding, "
+                                       "transposed: no weights of its own.", shown="yes")
     dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
@@ -447,6 +449,7 @@ SETTING_RULES = {
     "logit_softcap": Optional(Number(above=0)),
     "bias": Optional(Flag()),
     "rope_theta": Optional(SWITCHES["rope_theta"]),
+    "tie_weights": Optional(Flag()),
     "dropout": SWITCHES["dropout"],
     "batch_size": Optional(Whole(1, 1 << 20)),
     "micro_batches": Whole(1, 1 << 10),
