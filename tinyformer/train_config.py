@@ -187,7 +187,9 @@ class TrainConfig:
     checkpoint_every: int | None = setting(None, "Steps between checkpoints.",
                                            shown="eval-every")
     sample_tokens: int | None = setting(None)   # of a GPT's sample at each evaluation: 200
-    seed: int = setting(0, "Seeds the data order, the initial weights and dropout.")
+    seed: int = setting(0, "Seeds all that is drawn at random: the built-in stories or a "
+                        "task's pairs, the batches (the validation ones too), the initial "
+                        "weights and dropout.")
 
     @property
     def job(self) -> str:
