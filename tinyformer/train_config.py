@@ -321,7 +321,10 @@ class TrainConfig:
                              f"group of query heads; try {name('n_kv_head')} {divisors}")
         for key, why in self.not_applying().items():
             if getattr(self, key) is not None:
-                raise ValueError(why)
+                # `why` speaks of options; a setting from a file is named as it is there
+                # (a sweep's base file set it, and the command line changed the model).
+                given = name(key)
+                raise ValueError(why if given == option_name(key) else f"{given}: {why}")
         if self.min_lr is not None and not self.min_lr <= self.lr:
             raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
                              f"got {self.min_lr!r}")
