@@ -4,6 +4,7 @@ and on demand; every bad input is one line `Error: ...`, exit status 2, and no f
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.rundir import read_metrics  # noqa: E402
-from viz.plots import metrics_figure, plot_metrics, smooth  # noqa: E402
+from viz.plots import comparison_figure, metrics_figure, plot_metrics, smooth  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -324,6 +325,11 @@ def bad_inputs(tmp_path):
         (["plot", good, "--out", good], "is a directory", good),
         (["plot", good, "--out", good / "x.svg"], "should end in .png", good),
         (["plot", good, "--out", locked / "x.png"], "not writable", locked),
+        (["plot", good, good], "compared in one picture, which is no run's own: give --out",
+         good),
+        (["plot", good, good, "--out", good / "r.html"], "a report page is one run's", good),
+        (["plot", good, good, "--out", good / "r.html", "--follow"], "give one RUN_DIR", good),
+        (["plot", good, empty, "--out", good / "x.png"], "does not exist; train a run", good),
     ]
 
 
@@ -343,6 +349,32 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
         assert "Traceback" not in result.output
         assert files_in(directory) == before, args
     (tmp_path / "locked").chmod(0o700)
+
+
+def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path):
+    """A sweep's runs, one line a run: their names (paths where two share a name) and last
+    validation losses in the legend, each run drawn for the steps it logged."""
+    short = write_metrics(tmp_path / "a" / "run", n=20, eval_every=5, extra=None)
+    long = write_metrics(tmp_path / "b" / "run", n=40)
+    out = tmp_path / "sweep.png"
+    result = tinyformer("plot", short, long, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert_png(out)
+    fig = comparison_figure([short, long])
+    loss, recall, lr = fig.axes[:3]
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels == [f"{os.path.normpath(short)}: val {3.2 / 20 ** 0.5:.3f}",
+                      f"{os.path.normpath(long)}: val {3.2 / 40 ** 0.5:.3f}"]
+    assert [line.get_xdata()[-1] for line in lr.get_lines()] == [20, 40]
+    assert lr.get_yscale() == "log" and len(recall.get_lines()) == 2
+    # A diverged run, and one logged at learning rate 0 alone: drawn without a warning (a
+    # log scale has nothing positive to draw there).
+    (tmp_path / "nan").mkdir()
+    (tmp_path / "nan" / "metrics.jsonl").write_text('{"step": 1, "train_loss": NaN, "lr": 0}\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert comparison_figure([tmp_path / "nan", tmp_path / "nan"]).axes[-1].get_lines()
 
 
 def test_the_figure_itself_for_jupyter(tmp_path):

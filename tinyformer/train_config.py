@@ -189,7 +189,9 @@ class TrainConfig:
     checkpoint_every: int | None = setting(None, "Steps between checkpoints.",
                                            shown="eval-every")
     sample_tokens: int | None = setting(None)   # of a GPT's sample at each evaluation: 200
-    seed: int = setting(0, "Seeds the data order, the initial weights and dropout.")
+    seed: int = setting(0, "Seeds all that is drawn at random: the built-in stories or a "
+                        "task's pairs, the batches (the validation ones too), the initial "
+                        "weights and dropout.")
 
     @property
     def job(self) -> str:
@@ -321,7 +323,10 @@ class TrainConfig:
                              f"group of query heads; try {name('n_kv_head')} {divisors}")
         for key, why in self.not_applying().items():
             if getattr(self, key) is not None:
-                raise ValueError(why)
+                # `why` speaks of options; a setting from a file is named as it is there
+                # (a sweep's base file set it, and the command line changed the model).
+                given = name(key)
+                raise ValueError(why if given == option_name(key) else f"{given}: {why}")
         if self.min_lr is not None and not self.min_lr <= self.lr:
             raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
                              f"got {self.min_lr!r}")

@@ -770,26 +770,38 @@ def lens(checkpoint_dir, prompt, out_path):
 Examples:
   tinyformer plot runs/gpt-builtin                 writes runs/gpt-builtin/loss.png
   tinyformer plot runs/gpt-builtin --out report.html --follow   a page that keeps up
+  tinyformer plot runs/lr-* --out sweep.png        several runs in one picture, to compare
 
 \b
 Train loss per step and smoothed, validation loss at each evaluation, recall or accuracy if
 the run measured one, and the learning rate. A page shows the values at a step on hover.
+Several runs share one picture, a colour a run, the legend giving each its last val_loss.
 """)
-@click.argument("run_dir", metavar="RUN_DIR")
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True)
 @click.option("--out", "out_path", metavar="FILE.png|FILE.html",
               show_default="RUN_DIR/loss.png",
               help="The picture, or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
-def plot(run_dir, out_path, follow):
-    """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page."""
-    from viz.write import write_curves
-    if not os.path.exists(run_dir):
-        raise InputError(f"run directory {run_dir!r} does not exist; check the path")
+def plot(run_dirs, out_path, follow):
+    """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page; or
+    several runs' curves in one PNG, to compare them."""
+    from viz.write import write_comparison, write_curves
+    for run_dir in run_dirs:
+        if not os.path.exists(run_dir):
+            raise InputError(f"run directory {run_dir!r} does not exist; check the path")
+    if len(run_dirs) > 1 and out_path is None:
+        raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "
+                         f"run's own: give --out FILE.png")
+    if len(run_dirs) > 1 and follow:
+        raise InputError("--follow keeps one run's page up to date: give one RUN_DIR")
     if out_path is not None:
         check_out_file(out_path, [".png", ".html"])
     with input_errors(ValueError, OSError):          # metrics not as a run writes them
-        click.echo(write_curves(run_dir, out_path, follow, log=warn))
+        if len(run_dirs) > 1:
+            click.echo(write_comparison(list(run_dirs), out_path, log=warn))
+        else:
+            click.echo(write_curves(run_dirs[0], out_path, follow, log=warn))
 
 
 @main.command(short_help="Draw a computation graph, forward or backward, or its page.",

@@ -22,10 +22,10 @@ from .graph_page import graph_page
 from .html import Page
 from .lens import lens_figure, lens_of_prompt
 from .lens_page import lens_page
-from .plots import metrics_figure, plot_metrics
+from .plots import comparison_figure, metrics_figure, plot_metrics
 from .report_page import metrics_page
 
 __all__ = ["draw_graph", "draw_backward", "retain_grads", "grad_colour", "render",
-           "DotNotFoundError", "record", "metrics_figure", "plot_metrics", "attention_maps",
-           "attention_figure", "plot_attention", "lens_of_prompt", "lens_figure", "graph_page",
-           "attention_page", "lens_page", "metrics_page", "Page"]
+           "DotNotFoundError", "record", "metrics_figure", "comparison_figure", "plot_metrics",
+           "attention_maps", "attention_figure", "plot_attention", "lens_of_prompt",
+           "lens_figure", "graph_page", "attention_page", "lens_page", "metrics_page", "Page"]

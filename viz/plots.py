@@ -343,3 +343,74 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     axes[panels[-1]].xaxis.set_major_locator(
         MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 5, 10]))
     return fig
+
+
+# A run a line style: the ten colours of matplotlib's tab10, then each again dashed, then
+# dotted, so that a sweep of a dozen runs or more still tells them apart.
+COMPARISON_STYLES = [(colour, style) for style in ("-", "--", ":")
+                     for colour in [f"C{i}" for i in range(10)]]
+
+
+@literal_text()
+def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
+    """Several runs' curves in one matplotlib Figure, a colour a run, on one step axis: each
+    run's smoothed train loss and its validation loss (markers), its recall or accuracy if it
+    measured one, and its learning rate on a log scale, so that peaks a decade apart both
+    show. The legend names each run (its directory's name, or its path where names repeat)
+    with its last validation loss, the figure to pick the best by. A sweep's runs may differ
+    in length and schedule: each is drawn for the steps it logged."""
+    from matplotlib.ticker import MaxNLocator
+
+    paths = [_run_paths(run) for run in run_dirs]
+    runs = [read_metrics(metrics) for _, metrics in paths]      # before drawing: fail fast
+    names = [run_name(run_dir) for run_dir, _ in paths]
+    if len(set(names)) < len(names):           # runs/a/gpt and runs/b/gpt: their paths
+        names = [visible(os.fsencode(os.path.normpath(run_dir)).decode("utf-8", "replace"))
+                 for run_dir, _ in paths]
+    extras = [key for key in EXTRA_FIGURES
+              if any(is_finite_number(r.get(key)) for records in runs for r in records)]
+    panels = ["loss"] + extras + ["lr"]
+    heights = {"loss": 3, "lr": 1.3, **dict.fromkeys(extras, 1.3)}
+    fig = new_figure(figsize=(10, 3.6 + 1.5 * (len(panels) - 1)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
+    axes = dict(zip(panels, axes))
+    fig.suptitle(f"{len(runs)} training runs", fontsize=13, fontweight="bold")
+
+    def finite(records, key):
+        points = [r for r in records if is_finite_number(r.get(key))]
+        return [r["step"] for r in points], [r[key] for r in points]
+
+    for records, name, (colour, style) in zip(runs, names, itertools.cycle(COMPARISON_STYLES)):
+        steps, train_loss = finite(records, "train_loss")
+        val_steps, val_loss = finite(records, "val_loss")
+        last = f"val {val_loss[-1]:.3f}" if val_loss else "no validation"
+        axes["loss"].plot(steps, smooth(train_loss), color=colour, linestyle=style,
+                          linewidth=1.5, marker="o" if len(steps) == 1 else None,
+                          label=f"{name}: {last}")
+        axes["loss"].plot(val_steps, val_loss, color=colour, linestyle="none", marker="o",
+                          markersize=4)
+        for key in extras:
+            axes[key].plot(*finite(records, key), color=colour, linestyle=style, marker="o",
+                           markersize=3, linewidth=1.2)
+        lr_steps, lr = finite(records, "lr")
+        axes["lr"].plot(lr_steps, lr, color=colour, linestyle=style, linewidth=1.2,
+                        marker="o" if len(lr_steps) == 1 else None)
+
+    axes["loss"].set_ylabel("loss (cross-entropy, nats)\nline: train, smoothed; dots: val")
+    # Outside the panel, on the right: a dozen entries inside would hide the curves' ends.
+    axes["loss"].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+                        title="run: last val loss", title_fontsize=8)
+    for key in extras:
+        axes[key].set_ylim(-0.05, 1.05)
+        axes[key].set_ylabel(EXTRA_FIGURES[key])
+    # A log scale needs a positive value to draw (a run logged at lr 0 alone has none).
+    if any(y > 0 for line in axes["lr"].get_lines() for y in line.get_ydata()):
+        axes["lr"].set_yscale("log")
+    axes["lr"].set_ylabel("learning rate")
+    for ax in axes.values():
+        ax.grid(True, alpha=0.3)
+    axes["lr"].set_xlabel("step")
+    axes["lr"].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1,
+                                                   steps=[1, 2, 5, 10]))
+    return fig

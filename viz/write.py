@@ -26,11 +26,12 @@ from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import figure_format, plot_metrics, run_name, save_figure, unshown_characters
+from .plots import (comparison_figure, figure_format, plot_metrics, run_name, save_figure,
+                    unshown_characters)
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
-           "write_curves"]
+           "write_curves", "write_comparison"]
 
 GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
 
@@ -164,6 +165,18 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     if report.status["state"] == "running":
         log("note: the run is still training; --follow keeps the page up to date")
     return report.save(out_path)
+
+
+def write_comparison(run_dirs: list[str], out_path: str,
+                     log: Callable[[str], None] = print) -> str:
+    """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs;
+    ValueError for a page, which is one run's, or metrics that are missing or not a
+    metrics.jsonl."""
+    if _is_page(out_path):
+        raise ValueError("a report page is one run's; give --out FILE.png to compare several "
+                         "runs in one picture")
+    fmt = figure_format("write_comparison", out_path)   # before the drawing: fail fast
+    return _save(lambda: comparison_figure(run_dirs), out_path, fmt, 110, log)
 
 
 def _before_first_step(run_dir):
