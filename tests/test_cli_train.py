@@ -98,6 +98,12 @@ def test_generate_continues_the_prompt(gpt_run):
     again = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
                        "--max-new-tokens", 30, "--seed", 1)
     assert again.output == result.output                       # the same seed, the same text
+    # and the text Python writes with the generator generate's help names
+    from tinyformer.checkpoint import load_model
+    model, tokenizer, _ = load_model(out)
+    ids = model.generate(np.array([tokenizer.encode("alice has")]), 30, temperature=0.8,
+                         generator=np.random.default_rng(1))
+    assert result.output == tokenizer.decode(ids[0].tolist()) + "\n"
     greedy = tinyformer("generate", "--checkpoint", out, "--temperature", 0, "--top-k", 3)
     assert greedy.exit_code == 0 and len(greedy.output) >= 200      # no prompt: from a newline
 

@@ -8,6 +8,8 @@ session interface, for the decoder-only GPT and the encoder-decoder Transformer 
 - a beam of one is greedy decoding, on a GPT too; a wider beam never finds a worse sequence.
 """
 
+from itertools import product
+
 import numpy as np
 import pytest
 
@@ -148,6 +150,58 @@ def test_a_beam_of_one_is_greedy_and_a_wider_beam_is_never_worse(kind):
     wide = beam_search(sessions(kind, 1, True), beam_size=5, max_len=6, eos_id=None,
                        length_penalty=0.0)
     assert wide.log_prob >= one.log_prob - 1e-6
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread: on a tiny model its threads only wait on each other (a beam search
+    of transformers' took 0.2 s instead of 0.05 on two busy cores)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_beam_search_is_transformers_num_beams_but_for_the_length_penalty(tmp_path,
+                                                                          one_torch_thread):
+    # transformers ranks a finished text by log P / |Y|^length_penalty, here by GNMT's
+    # log P / ((5 + |Y|) / 6)^alpha. With no penalty (0 in both) the search must find what
+    # transformers' finds with its defaults, token for token; with transformers' own formula
+    # put in place of GNMT's, what it finds with early_stopping="never" (the exact stop, as
+    # here: its default stops on an estimate, exact only without a penalty).
+    import torch
+    import transformers
+    import tinyformer.decoding as decoding
+    penalties = {0.0: (decoding.gnmt_length_penalty, False),
+                 1.0: (lambda length, alpha: length ** alpha, "never")}
+    prompt, eos, ended, differs = np.array([[1, 2, 3]]), 0, 0, 0
+    for seed in (3, 31):                       # texts ended at different steps
+        model, rng = tiny_gpt(context=16), np.random.default_rng(seed)
+        for p in model.parameters():           # sharp enough to write varied texts
+            if p.ndim == 2:
+                p.data = rng.normal(0, 0.5, p.shape).astype(p.dtype)
+        model.save_pretrained(tmp_path / str(seed))
+        theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / str(seed),
+                                                              dtype=torch.float64)
+        greedy = generate(model.start_decoding(prompt), 8, temperature=0)[0]
+        for (alpha, (penalty, early_stopping)), beams in product(penalties.items(), (2, 3)):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(decoding, "gnmt_length_penalty", penalty)
+                ours = beam_search(model.start_decoding(prompt), beams, max_len=8, eos_id=eos,
+                                   length_penalty=alpha)
+            found = theirs.generate(torch.tensor(prompt), num_beams=beams, max_new_tokens=8,
+                                    do_sample=False, eos_token_id=eos, pad_token_id=eos,
+                                    length_penalty=alpha, early_stopping=early_stopping,
+                                    output_scores=True, return_dict_in_generate=True)
+            tokens = found.sequences[0].numpy()
+            written = list(tokens[3:])
+            tokens = tokens[:3 + written.index(eos) + 1] if eos in written else tokens
+            np.testing.assert_array_equal(ours.tokens, tokens, err_msg=f"{seed} {alpha} {beams}")
+            assert ours.score == pytest.approx(found.sequences_scores[0].item(), abs=1e-5)
+            ended += ours.tokens[-1] == eos
+            differs += not np.array_equal(ours.tokens[:len(greedy)], greedy[:len(ours.tokens)])
+    assert ended and differs, "no text ended, or all were greedy's: this would prove nothing"
 
 
 @pytest.mark.parametrize("kind", ["gpt", "transformer"])

@@ -357,6 +357,13 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
     finished ones as they are. `eos_id` may name several ids, and `threads`, as for `generate`.
 
+    Against transformers' `generate(num_beams=N)`: the search is the same (steps 1 to 4, the
+    text cut off at max_new_tokens), but transformers' `length_penalty`, of the same name, is
+    an exponent on |Y| itself, score = log P / |Y|^length_penalty, 1.0 by default; and its
+    default `early_stopping=False` stops on an estimate, where this stop is exact (its
+    `early_stopping="never"`). With `length_penalty=0` in both (no penalty), both return
+    the same text and score.
+
     The session comes from the model, for one prompt or one source row:
 
         best = beam_search(gpt.start_decoding(prompt[:1]), beam_size=4, max_len=20, eos_id=eos)

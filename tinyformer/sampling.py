@@ -49,6 +49,9 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
     the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
+    As transformers' warpers, in that order: top-p measures what top-k left, renormalised;
+    every token tied with the k-th stays. Among tokens tied at top-p's cut, the lower ids
+    stay (which stay in transformers follows its sort, often the higher ids); as many stay.
     Logits (V,) give one token, as np.argmax does. Sampling refuses (ValueError) a row with
     NaN or +inf, or with only -inf, as torch.multinomial does. `rng` (a numpy Generator)
     makes the draws repeatable; by default the engine's seeded one (tinyautograd.manual_seed)

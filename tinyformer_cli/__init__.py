@@ -596,8 +596,9 @@ Examples:
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
 as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
 Its generation_config.json gives the ids that end a text, not the sampling: give that here
-(--temperature 0 for transformers' greedy default).
---temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces; a
+(--temperature 0 for transformers' greedy default, --top-k 50 for its do_sample's).
+--temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces
+(--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N)); a
 seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow-special,
 with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token. A seq2seq
 answer ending in "…" filled the model's context without <eos>: it was cut there, unfinished.
