@@ -475,6 +475,9 @@ def main(argv=None):
                                                   out_dir, args.corpus)))
     for case_name, case, results in tables:
         summary(results, case_name, case)
+    if not args.save:         # each script said "written: PATH" of a file now gone
+        print("\n(the JSON written above went to a scratch folder, now removed; --save keeps "
+              "it in benchmarks/results/)")
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1
 
 

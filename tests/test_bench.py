@@ -1036,6 +1036,17 @@ def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_pa
     assert fake_benchmark() and list(scratch.iterdir()) == []
 
 
+def test_the_suite_says_where_the_json_went_unless_saving(fake_benchmark, tmp_path, monkeypatch,
+                                                          capsys):
+    # Each script says "written: PATH" of its JSON, and without --save that folder was gone
+    # by the end, with no word of it.
+    monkeypatch.setattr(suite, "HERE", str(tmp_path))       # never the repository's results
+    for args, saved in ((["--only", "fake"], False), (["--only", "fake", "--save"], True)):
+        assert suite.main(args) == 0
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert ("scratch folder, now removed; --save keeps it" in last) is not saved, last
+
+
 @pytest.mark.parametrize("text, said", [
     ("", "corpus 'corpus.txt' is empty"),
     ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 10,
