@@ -144,7 +144,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int,
                    help="both engines on this many BLAS and torch threads, instead of --case")
     p.add_argument("--save", action="store_true",
-                   help="write each benchmark's JSON to benchmarks/results/")
+                   help="write each benchmark's JSON to benchmarks/results/, replacing the "
+                   "file of its name there: the repository's own figures among them")
     p.add_argument("--corpus", metavar="PATH", help=shakespeare_text.HELP)
     return p.parse_args(argv)
 

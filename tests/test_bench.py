@@ -170,6 +170,17 @@ def test_the_help_names_every_case():
     assert all(name in result.output for name in suite.CASES)
 
 
+def test_the_help_says_that_save_replaces_the_repositorys_own_figures(capsys):
+    # It said "write ... to benchmarks/results/", and a run on another machine replaced the
+    # figures that BENCHMARKS.md cites without a word that it would.
+    said = CliRunner().invoke(cli.main, ["bench", "--help"]).output
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--help"])
+    for help_text in (said, capsys.readouterr().out):
+        assert "replacing the file of its name there: the repository's own figures" in " ".join(
+            help_text.split())
+
+
 def test_a_fixed_thread_count_is_judged_by_the_targets_of_one_or_of_several_threads():
     assert suite.fixed_threads(1) == ("one-thread", suite.CASES["one-thread"])
     name, case = suite.fixed_threads(4)
