@@ -766,6 +766,15 @@ def test_the_text_the_whole_run_needs_is_said_to_be_its(tmp_path, monkeypatch):
                                     "is not at 'nope.txt'")
 
 
+def test_a_folder_given_as_the_text_is_called_a_folder(tmp_path, monkeypatch):
+    # It was said to be "not at" the folder's path, which is there.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "tokenizer", "--corpus", "data"])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: tokenizer needs the tinyshakespeare text, and 'data' is a "
+                             "folder: give the text file's own path with --corpus PATH\n")
+
 def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert suite_arguments("--only", "tokenizer").corpus is None     # the built-in corpus
