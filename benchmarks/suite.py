@@ -178,12 +178,13 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if "whole_run" in to_run and not have_torch():
         raise ValueError("whole_run trains the recipe in both engines to compare them, and "
                          "PyTorch is not installed: pip install torch")
-    if corpus is not None and not READS_TEXT & set(to_run):
-        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only, and none "
-                         f"of them is to run: drop --corpus, or name one with --only")
-    path = corpus or shakespeare_text.DEFAULT
     reading = [name for name in to_run if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer"]
+    if corpus is not None and not reading:
+        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only (blocks not "
+                         f"with --quick), and none of them is to run: drop --corpus, or name "
+                         f"one with --only")
+    path = corpus or shakespeare_text.DEFAULT
     needing = [name for name in reading if name != "tokenizer" or corpus is not None]
     if whole_run:                  # said of what the user asked for, not of the tokenizer's
         needing.sort(key=lambda name: name != "whole_run")

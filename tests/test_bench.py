@@ -102,9 +102,11 @@ def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(
 
 def test_a_corpus_that_no_benchmark_to_run_reads_is_refused():
     # Given and ignored without a word, it would look used.
-    with pytest.raises(ValueError, match="^--corpus is read by blocks, tokenizer, whole_run "
-                                         "only, and none of them is to run: drop --corpus"):
-        suite.check_choices(["train_step", "ops"], [], None, corpus="tinyshakespeare.txt")
+    for only, quick in ((["train_step", "ops"], False), (["blocks"], True)):  # quick: built-in
+        with pytest.raises(ValueError, match=r"^--corpus is read by blocks, tokenizer, "
+                           r"whole_run only \(blocks not with --quick\), and none of them is to "
+                           r"run: drop --corpus"):
+            suite.check_choices(only, [], None, quick=quick, corpus="tinyshakespeare.txt")
     with pytest.raises(ValueError, match="tokenizer needs the tinyshakespeare text"):
         suite.check_choices(["train_step", "tokenizer"], [], None, corpus="no-such-file.txt")
 
