@@ -465,6 +465,12 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
+    from tinyformer.resources import usable_cores      # here: numpy loads with it
+    cores = usable_cores()
+    if args.threads is not None and args.threads > cores:     # run as asked, but not unwarned
+        print(f"(--threads {args.threads}: this machine lets the benchmarks use {cores} "
+              f"core{'s' * (cores > 1)}, and threads beyond the cores slow both engines down, "
+              f"many of them by far: a run can take many times its usual minutes)")
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
     with tempfile.TemporaryDirectory() as scratch:     # the JSON, unless kept with --save

@@ -231,6 +231,18 @@ def test_each_case_runs_at_its_threads_and_only_the_loaded_one_beside_a_busy_nei
     assert "=== summary, loaded: beside a process that keeps one core busy" in out
 
 
+def test_more_threads_than_cores_are_run_as_asked_but_said_to_slow_both_engines(
+        fake_benchmark, monkeypatch, capsys):
+    # On two cores, --threads 64 ran on for many minutes with no word why.
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
+    for threads, warned in (("2", False), ("64", True)):
+        assert suite.main(["--only", "fake", "--threads", threads]) == 0
+        out = capsys.readouterr().out
+        assert ("this machine lets the benchmarks use 2 cores, and threads beyond the cores "
+                "slow both engines down" in out) is warned
+    assert [run["threads"] for run in fake_benchmark()] == ["2", "64"]
+
 def test_the_neighbour_is_stopped_when_a_benchmark_fails(fake_benchmark, monkeypatch):
     monkeypatch.setenv("FAKE_EXIT", "1")
     assert suite.main(["--only", "fake", "--case", "loaded"]) == 1
