@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -182,6 +183,38 @@ def test_the_help_says_that_save_replaces_the_repositorys_own_figures(capsys):
         assert "replacing the file of its name there: the repository's own figures" in " ".join(
             help_text.split())
 
+
+def documented_bench_commands():
+    """(program, arguments) of every `tinyformer bench` and `python benchmarks/suite.py` that
+    BENCHMARKS.md shows, in its bash blocks and its inline code."""
+    text = (ROOT / "BENCHMARKS.md").read_text().replace("\\\n", " ")
+    spans = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    spans += [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", prose)]
+    return [(found[1], shlex.split(found[2])) for span in spans
+            if (found := re.match(r"(tinyformer bench|python benchmarks/suite\.py)\b(.*)",
+                                  span.split("#")[0].strip()))]
+
+
+def test_every_bench_command_of_benchmarks_md_is_one_the_programs_take(monkeypatch):
+    # A reader checking the figures runs them as written: an option renamed or a benchmark or
+    # case unknown would stop them at the first step. (The text is taken to be there.)
+    monkeypatch.setattr(suite.shakespeare_text, "missing", lambda path: None)
+    monkeypatch.setattr(suite.shakespeare_text, "unusable", lambda path, **kinds: None)
+    monkeypatch.setattr(suite, "have_torch", lambda: True)
+    commands = documented_bench_commands()
+    assert len(commands) > 20
+    for program, arguments in commands:
+        if program == "tinyformer bench":
+            p = cli.bench.make_context("bench", list(arguments)).params
+            only, cases, threads, whole_run, quick, corpus = (
+                p["only"], p["cases"], p["threads"], p["whole_run"], p["quick"], p["corpus"])
+        else:
+            a = suite.parse_args(arguments)
+            only, cases, threads, whole_run, quick, corpus = (
+                a.only, a.cases, a.threads, a.whole_run, a.quick, a.corpus)
+        suite.check_choices(only, cases, threads, whole_run, quick, corpus)
 
 def test_a_fixed_thread_count_is_judged_by_the_targets_of_one_or_of_several_threads():
     assert suite.fixed_threads(1) == ("one-thread", suite.CASES["one-thread"])
