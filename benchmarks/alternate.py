@@ -22,8 +22,12 @@ where a count becomes the thread-count variables of a process's environment.
 
 import argparse
 import contextlib
+import datetime
+import importlib.metadata
 import json
 import os
+import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -151,9 +155,38 @@ def write_child_figures(path, figures):
         print(json.dumps(figures))
 
 
+def about_this_run():
+    """What a benchmark's figures were measured on, by what and when, for its JSON: read on
+    another day or machine, figures without it cannot be compared (BENCHMARKS.md compares
+    runs by their CPU, their BLAS kernels and their versions)."""
+    import numpy as np                        # here: a script sets its threads before numpy loads
+    import threadpoolctl
+    from tinyautograd import kernels
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):        # Linux names the CPU model here
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    blas = [f"{pool['internal_api']} {pool['version']} ({pool.get('architecture')} kernels)"
+            for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    try:
+        torch = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch = None
+    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": shlex.join(["python", os.path.join("benchmarks",
+                                                          os.path.basename(sys.argv[0])),
+                                   *sys.argv[1:]]),
+            "cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "blas": ", ".join(blas) or None, "torch": torch,
+            "our ops": "compiled loops" if kernels.in_use() else "numpy forms"}
+
+
 def write_figures(path, figures):
-    """A benchmark's figures as JSON at `path`, its directory made if need be; says so."""
+    """A benchmark's figures as JSON at `path`, its directory made if need be, with what they
+    were measured on, by what and when (`about`); says so."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(figures, f, indent=1)
+        json.dump({"about": about_this_run(), **figures}, f, indent=1)
     print(f"written: {path}")

@@ -22,6 +22,9 @@ def missing(path):
     "... needs " in a one-line error."""
     if os.path.isfile(path):
         return None
+    if os.path.isdir(path):             # "not at" a path that is there misleads
+        return (f"the tinyshakespeare text, and {path!r} is a folder: give the text file's own "
+                f"path with --corpus PATH")
     return (f"the tinyshakespeare text, which is not at {path!r}: download it with "
             f"`curl -o {DEFAULT} {URL}`, or give its path with --corpus PATH")
 

@@ -144,7 +144,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int,
                    help="both engines on this many BLAS and torch threads, instead of --case")
     p.add_argument("--save", action="store_true",
-                   help="write each benchmark's JSON to benchmarks/results/")
+                   help="write each benchmark's JSON to benchmarks/results/, replacing the "
+                   "file of its name there: the repository's own figures among them")
     p.add_argument("--corpus", metavar="PATH", help=shakespeare_text.HELP)
     return p.parse_args(argv)
 
@@ -177,12 +178,13 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     if "whole_run" in to_run and not have_torch():
         raise ValueError("whole_run trains the recipe in both engines to compare them, and "
                          "PyTorch is not installed: pip install torch")
-    if corpus is not None and not READS_TEXT & set(to_run):
-        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only, and none "
-                         f"of them is to run: drop --corpus, or name one with --only")
-    path = corpus or shakespeare_text.DEFAULT
     reading = [name for name in to_run if name == "whole_run" or
                name == "blocks" and not quick or name == "tokenizer"]
+    if corpus is not None and not reading:
+        raise ValueError(f"--corpus is read by {', '.join(sorted(READS_TEXT))} only (blocks not "
+                         f"with --quick), and none of them is to run: drop --corpus, or name "
+                         f"one with --only")
+    path = corpus or shakespeare_text.DEFAULT
     needing = [name for name in reading if name != "tokenizer" or corpus is not None]
     if whole_run:                  # said of what the user asked for, not of the tokenizer's
         needing.sort(key=lambda name: name != "whole_run")
@@ -463,6 +465,12 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
+    from tinyformer.resources import usable_cores      # here: numpy loads with it
+    cores = usable_cores()
+    if args.threads is not None and args.threads > cores:     # run as asked, but not unwarned
+        print(f"(--threads {args.threads}: this machine lets the benchmarks use {cores} "
+              f"core{'s' * (cores > 1)}, and threads beyond the cores slow both engines down, "
+              f"many of them by far: a run can take many times its usual minutes)")
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
     with tempfile.TemporaryDirectory() as scratch:     # the JSON, unless kept with --save
@@ -475,6 +483,9 @@ def main(argv=None):
                                                   out_dir, args.corpus)))
     for case_name, case, results in tables:
         summary(results, case_name, case)
+    if not args.save:         # each script said "written: PATH" of a file now gone
+        print("\n(the JSON written above went to a scratch folder, now removed; --save keeps "
+              "it in benchmarks/results/)")
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -102,9 +103,11 @@ def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(
 
 def test_a_corpus_that_no_benchmark_to_run_reads_is_refused():
     # Given and ignored without a word, it would look used.
-    with pytest.raises(ValueError, match="^--corpus is read by blocks, tokenizer, whole_run "
-                                         "only, and none of them is to run: drop --corpus"):
-        suite.check_choices(["train_step", "ops"], [], None, corpus="tinyshakespeare.txt")
+    for only, quick in ((["train_step", "ops"], False), (["blocks"], True)):  # quick: built-in
+        with pytest.raises(ValueError, match=r"^--corpus is read by blocks, tokenizer, "
+                           r"whole_run only \(blocks not with --quick\), and none of them is to "
+                           r"run: drop --corpus"):
+            suite.check_choices(only, [], None, quick=quick, corpus="tinyshakespeare.txt")
     with pytest.raises(ValueError, match="tokenizer needs the tinyshakespeare text"):
         suite.check_choices(["train_step", "tokenizer"], [], None, corpus="no-such-file.txt")
 
@@ -170,6 +173,49 @@ def test_the_help_names_every_case():
     assert all(name in result.output for name in suite.CASES)
 
 
+def test_the_help_says_that_save_replaces_the_repositorys_own_figures(capsys):
+    # It said "write ... to benchmarks/results/", and a run on another machine replaced the
+    # figures that BENCHMARKS.md cites without a word that it would.
+    said = CliRunner().invoke(cli.main, ["bench", "--help"]).output
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--help"])
+    for help_text in (said, capsys.readouterr().out):
+        assert "replacing the file of its name there: the repository's own figures" in " ".join(
+            help_text.split())
+
+
+def documented_bench_commands():
+    """(program, arguments) of every `tinyformer bench` and `python benchmarks/suite.py` that
+    BENCHMARKS.md shows, in its bash blocks and its inline code."""
+    text = (ROOT / "BENCHMARKS.md").read_text().replace("\\\n", " ")
+    spans = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    spans += [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", prose)]
+    return [(found[1], shlex.split(found[2])) for span in spans
+            if (found := re.match(r"(tinyformer bench|python benchmarks/suite\.py)\b(.*)",
+                                  span.split("#")[0].strip()))]
+
+
+def test_every_bench_command_of_benchmarks_md_is_one_the_programs_take(monkeypatch):
+    # A reader checking the figures runs them as written: an option renamed or a benchmark or
+    # case unknown would stop them at the first step. (The text is taken to be there.)
+    monkeypatch.setattr(suite.shakespeare_text, "missing", lambda path: None)
+    monkeypatch.setattr(suite.shakespeare_text, "unusable", lambda path, **kinds: None)
+    monkeypatch.setattr(suite, "have_torch", lambda: True)
+    commands = documented_bench_commands()
+    assert len(commands) > 20
+    for program, arguments in commands:
+        if program == "tinyformer bench":
+            p = cli.bench.make_context("bench", list(arguments)).params
+            only, cases, threads, whole_run, quick, corpus = (
+                p["only"], p["cases"], p["threads"], p["whole_run"], p["quick"], p["corpus"])
+        else:
+            a = suite.parse_args(arguments)
+            only, cases, threads, whole_run, quick, corpus = (
+                a.only, a.cases, a.threads, a.whole_run, a.quick, a.corpus)
+        suite.check_choices(only, cases, threads, whole_run, quick, corpus)
+
 def test_a_fixed_thread_count_is_judged_by_the_targets_of_one_or_of_several_threads():
     assert suite.fixed_threads(1) == ("one-thread", suite.CASES["one-thread"])
     name, case = suite.fixed_threads(4)
@@ -217,6 +263,18 @@ def test_each_case_runs_at_its_threads_and_only_the_loaded_one_beside_a_busy_nei
     assert "=== summary, one-thread: both engines on one thread" in out
     assert "=== summary, loaded: beside a process that keeps one core busy" in out
 
+
+def test_more_threads_than_cores_are_run_as_asked_but_said_to_slow_both_engines(
+        fake_benchmark, monkeypatch, capsys):
+    # On two cores, --threads 64 ran on for many minutes with no word why.
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
+    for threads, warned in (("2", False), ("64", True)):
+        assert suite.main(["--only", "fake", "--threads", threads]) == 0
+        out = capsys.readouterr().out
+        assert ("this machine lets the benchmarks use 2 cores, and threads beyond the cores "
+                "slow both engines down" in out) is warned
+    assert [run["threads"] for run in fake_benchmark()] == ["2", "64"]
 
 def test_the_neighbour_is_stopped_when_a_benchmark_fails(fake_benchmark, monkeypatch):
     monkeypatch.setenv("FAKE_EXIT", "1")
@@ -755,6 +813,15 @@ def test_the_text_the_whole_run_needs_is_said_to_be_its(tmp_path, monkeypatch):
                                     "is not at 'nope.txt'")
 
 
+def test_a_folder_given_as_the_text_is_called_a_folder(tmp_path, monkeypatch):
+    # It was said to be "not at" the folder's path, which is there.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "tokenizer", "--corpus", "data"])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: tokenizer needs the tinyshakespeare text, and 'data' is a "
+                             "folder: give the text file's own path with --corpus PATH\n")
+
 def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert suite_arguments("--only", "tokenizer").corpus is None     # the built-in corpus
@@ -1034,6 +1101,17 @@ def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_pa
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert suite.main(["--only", "fake"]) == 0
     assert fake_benchmark() and list(scratch.iterdir()) == []
+
+
+def test_the_suite_says_where_the_json_went_unless_saving(fake_benchmark, tmp_path, monkeypatch,
+                                                          capsys):
+    # Each script says "written: PATH" of its JSON, and without --save that folder was gone
+    # by the end, with no word of it.
+    monkeypatch.setattr(suite, "HERE", str(tmp_path))       # never the repository's results
+    for args, saved in ((["--only", "fake"], False), (["--only", "fake", "--save"], True)):
+        assert suite.main(args) == 0
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert ("scratch folder, now removed; --save keeps it" in last) is not saved, last
 
 
 @pytest.mark.parametrize("text, said", [

@@ -5,6 +5,7 @@ own file of results). Nothing here is timed: the processes a benchmark starts ar
 so that these tests take well under a second each (tests/test_bench.py runs the real ones)."""
 
 import contextlib
+import datetime
 import importlib.util
 import json
 import os
@@ -201,6 +202,23 @@ def test_each_case_keeps_its_results_in_a_file_of_its_own(monkeypatch, tmp_path,
                                             "memory-loaded.json"]
     capsys.readouterr()
 
+
+
+def test_a_benchmarks_json_says_what_measured_it_when_and_how(tmp_path, monkeypatch, capsys):
+    # Each script wrote its own few facts, if any: memory.json no numpy, engine.json no
+    # machine, none a date or the command, so saved figures could not be told apart later.
+    import alternate
+    import numpy as np
+    monkeypatch.setattr(sys, "argv", ["/clone/benchmarks/memory.py", "--steps", "3"])
+    alternate.write_figures(str(tmp_path / "memory.json"), {"peak": 1.0})
+    figures = json.loads((tmp_path / "memory.json").read_text())
+    about = figures["about"]
+    assert figures["peak"] == 1.0
+    assert about["command"] == "python benchmarks/memory.py --steps 3"
+    assert about["numpy"] == np.__version__ and about["cores"] == os.cpu_count()
+    assert datetime.datetime.fromisoformat(about["date"]).date() == datetime.date.today()
+    assert {"cpu", "blas", "python", "torch", "our ops"} <= set(about)
+    capsys.readouterr()
 
 # -- builtin_run.py: tinyformer train, quiet and beside a busy core ---------------------------
 

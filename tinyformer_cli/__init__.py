@@ -1153,7 +1153,8 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
-@click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/.")
+@click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
+              "replacing the file of its name there: the repository's own figures among them.")
 def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     """Measure our engine beside PyTorch eager: training step, generation, per-op overhead,
     memory, tokenizer, and the whole Shakespeare run."""
