@@ -510,6 +510,44 @@ def test_python_numbers_are_weak_with_narrow_dtypes_as_in_torch(expression, dtyp
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
 
 
+# A 0-d tensor meeting a tensor with axes of its own kind (float and float, integer and
+# integer) takes that tensor's dtype, as a Python number does, in torch; numpy 2 would widen.
+ZERO_D = [("float16", "float32"), ("float32", "float64"), ("int32", "int64"),
+          ("uint8", "int64"), ("int64", "float64"), ("float32", "int64")]
+
+
+WITH_0_D = {
+    "t * s": lambda lib, t, s: t * s,
+    "s - t": lambda lib, t, s: s - t,
+    "t / s": lambda lib, t, s: t / s,
+    "s ** t": lambda lib, t, s: s ** t,
+    "t > s": lambda lib, t, s: t > s,
+    "where(t > 1, s, t)": lambda lib, t, s: lib.where(t > 1, s, t),
+}
+
+
+@pytest.mark.parametrize("dims, zero_d", ZERO_D)
+@pytest.mark.parametrize("expression", WITH_0_D)
+def test_a_0_d_tensor_combines_with_a_tensor_with_axes_as_in_torch(expression, dims, zero_d):
+    run = WITH_0_D[expression]
+    values, number = [1, 2, 3], 2
+    ours = run(ta, Tensor(np.array(values, dims), dtype=dims),
+               Tensor(np.array(number, zero_d), dtype=zero_d))
+    theirs = run(torch, torch.tensor(values, dtype=getattr(torch, dims)),
+                 torch.tensor(number, dtype=getattr(torch, zero_d)))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
+
+
+def test_a_0_d_tensor_cast_to_the_others_dtype_keeps_its_gradient_in_its_own():
+    h = Tensor([1.0, 2.0], dtype=np.float16, requires_grad=True)
+    scale = Tensor(3.0, requires_grad=True)
+    y = h * scale
+    y.sum().backward()
+    assert y.dtype == np.float16
+    assert h.grad.dtype == np.float16 and scale.grad.dtype == np.float32 and scale.grad == 3.0
+
+
 def test_a_gradient_has_its_inputs_dtype_as_in_torch_when_dtypes_mix():
     # float32 x times a float64 c computes in float64; x's gradient is float32 all the same:
     # from grad(), in .grad and .grad_tensor, and as x's hooks see it.

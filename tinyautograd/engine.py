@@ -498,6 +498,15 @@ def _operands(a, b, names=None):
             b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
         elif b_floats and not a_floats:
             a = Tensor._make(a.data.astype(b.dtype))
+        elif (a.ndim == 0) != (b.ndim == 0) and (_KIND_RANKS[a.dtype.kind]
+                                                 == _KIND_RANKS[b.dtype.kind]):
+            # A 0-d tensor of the other's kind takes its dtype, as a Python number does and as
+            # in torch: float16 activations times a float32 scale (a loss, a norm) stay float16,
+            # where numpy 2 would widen them all. The cast is in the graph, its gradient cast back.
+            if a.ndim == 0:
+                a = a.astype(b.dtype)
+            else:
+                b = b.astype(a.dtype)
     return a, b
 
 
