@@ -909,6 +909,10 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     view = Tensor([1.0]).broadcast_to(2, 1)
     with pytest.raises(ValueError, match=r"read-only"):
         view += 1
+    # not only a broadcast view: whatever made the array read-only, the message says what to do
+    frozen = Tensor(np.frombuffer(np.ones(2, np.float32).tobytes(), np.float32))
+    with pytest.raises(ValueError, match=r"read-only \(.*\bnp\.frombuffer.*Tensor\(a\.copy"):
+        frozen += 1
     assert i.data.tolist() == [1, 2]
 
 

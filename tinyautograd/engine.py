@@ -931,7 +931,9 @@ class Tensor:
             return recorded(self, other)
         if not self.data.flags.writeable:
             raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
-                             f"broadcast view); write x = x {symbol} y")
+                             f"broadcast view, a read-only memory map, np.frombuffer's bytes); "
+                             f"write x = x {symbol} y, or make the tensor from a copy, "
+                             f"Tensor(a.copy())")
         operand = other.data if isinstance(other, Tensor) else other
         try:
             in_place(self.data, operand, out=self.data)
