@@ -274,7 +274,8 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
                        ("float", r"astype\(np.float32\)$"), ("add_", "in-place methods are not"),
                        ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm"),
-                       ("gather", r"integer-array indexing: x\[np.arange\(n\)\[:, None\]")]:
+                       ("gather", r"integer-array indexing: x\[np.arange\(n\)\[:, None\]"),
+                       ("logsumexp", r"m \+ \(x - m\)\.exp\(\)\.sum\(axis, keepdims=True\)")]:
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
                                                  rf"that is PyTorch's; here, {ours}"):
             getattr(x, name)
@@ -285,6 +286,7 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                (ta, "triu", r"np.triu\(np.ones\(\(n, n\), bool\), 1\), a "
                                             r"constant boolean mask"),
                                (ta, "randint", r"numpy's generator, np.random.default_rng"),
+                               (ta, "logsumexp", r"m \+ \(x - m\)\.exp\(\)"),
                                (ta, "autograd", r"ta.grad \(torch.autograd.grad's arguments\) "
                                                 r"and ta.Function; a Hessian")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "

@@ -550,6 +550,9 @@ def _drops_graph(data, who):
 # "Coming from PyTorch"), for Tensor.__getattr__'s error.
 _TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (torch's come "
          "largest first), and x.data.argsort(axis=-1)[..., -k:] their indices")
+_LOGSUMEXP = ("m + (x - m).exp().sum(axis, keepdims=True).log() with m = x.max(axis, "
+              "keepdims=True).detach(), stable for large values (x.log_softmax(axis) is x "
+              "minus it, fused)")
 _TORCH_TENSOR_NAMES = {
     "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
     "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
@@ -567,7 +570,7 @@ _TORCH_TENSOR_NAMES = {
     "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
     "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
-    "topk": _TOPK,
+    "topk": _TOPK, "logsumexp": _LOGSUMEXP,
 }
 
 
