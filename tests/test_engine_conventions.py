@@ -274,7 +274,8 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),
                        ("float", r"astype\(np.float32\)$"), ("add_", "in-place methods are not"),
                        ("norm", r"\(x \* x\)\.sum\(axis\)\.sqrt\(\), the 2-norm"),
-                       ("gather", r"integer-array indexing: x\[np.arange\(n\)\[:, None\]")]:
+                       ("gather", r"integer-array indexing: x\[np.arange\(n\)\[:, None\]"),
+                       ("logsumexp", r"m \+ \(x - m\)\.exp\(\)\.sum\(axis, keepdims=True\)")]:
         with pytest.raises(AttributeError, match=rf"^'Tensor' object has no attribute '{name}': "
                                                  rf"that is PyTorch's; here, {ours}"):
             getattr(x, name)
@@ -285,6 +286,7 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                (ta, "triu", r"np.triu\(np.ones\(\(n, n\), bool\), 1\), a "
                                             r"constant boolean mask"),
                                (ta, "randint", r"numpy's generator, np.random.default_rng"),
+                               (ta, "logsumexp", r"m \+ \(x - m\)\.exp\(\)"),
                                (ta, "autograd", r"ta.grad \(torch.autograd.grad's arguments\) "
                                                 r"and ta.Function; a Hessian")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
@@ -508,6 +510,44 @@ def test_python_numbers_are_weak_with_narrow_dtypes_as_in_torch(expression, dtyp
     theirs = fn(torch.tensor(values, dtype=getattr(torch, dtype)))
     assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
+
+
+# A 0-d tensor meeting a tensor with axes of its own kind (float and float, integer and
+# integer) takes that tensor's dtype, as a Python number does, in torch; numpy 2 would widen.
+ZERO_D = [("float16", "float32"), ("float32", "float64"), ("int32", "int64"),
+          ("uint8", "int64"), ("int64", "float64"), ("float32", "int64")]
+
+
+WITH_0_D = {
+    "t * s": lambda lib, t, s: t * s,
+    "s - t": lambda lib, t, s: s - t,
+    "t / s": lambda lib, t, s: t / s,
+    "s ** t": lambda lib, t, s: s ** t,
+    "t > s": lambda lib, t, s: t > s,
+    "where(t > 1, s, t)": lambda lib, t, s: lib.where(t > 1, s, t),
+}
+
+
+@pytest.mark.parametrize("dims, zero_d", ZERO_D)
+@pytest.mark.parametrize("expression", WITH_0_D)
+def test_a_0_d_tensor_combines_with_a_tensor_with_axes_as_in_torch(expression, dims, zero_d):
+    run = WITH_0_D[expression]
+    values, number = [1, 2, 3], 2
+    ours = run(ta, Tensor(np.array(values, dims), dtype=dims),
+               Tensor(np.array(number, zero_d), dtype=zero_d))
+    theirs = run(torch, torch.tensor(values, dtype=getattr(torch, dims)),
+                 torch.tensor(number, dtype=getattr(torch, zero_d)))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
+
+
+def test_a_0_d_tensor_cast_to_the_others_dtype_keeps_its_gradient_in_its_own():
+    h = Tensor([1.0, 2.0], dtype=np.float16, requires_grad=True)
+    scale = Tensor(3.0, requires_grad=True)
+    y = h * scale
+    y.sum().backward()
+    assert y.dtype == np.float16
+    assert h.grad.dtype == np.float16 and scale.grad.dtype == np.float32 and scale.grad == 3.0
 
 
 def test_a_gradient_has_its_inputs_dtype_as_in_torch_when_dtypes_mix():
@@ -871,6 +911,10 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     view = Tensor([1.0]).broadcast_to(2, 1)
     with pytest.raises(ValueError, match=r"read-only"):
         view += 1
+    # not only a broadcast view: whatever made the array read-only, the message says what to do
+    frozen = Tensor(np.frombuffer(np.ones(2, np.float32).tobytes(), np.float32))
+    with pytest.raises(ValueError, match=r"read-only \(.*\bnp\.frombuffer.*Tensor\(a\.copy"):
+        frozen += 1
     assert i.data.tolist() == [1, 2]
 
 

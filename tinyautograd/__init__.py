@@ -44,4 +44,4 @@ __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
             "above the diagonal, the keys a causal attention blocks: its ~ is causal_mask(n))",
     "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
     "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
-    "topk": engine._TOPK})
+    "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP})

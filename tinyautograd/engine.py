@@ -498,6 +498,15 @@ def _operands(a, b, names=None):
             b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
         elif b_floats and not a_floats:
             a = Tensor._make(a.data.astype(b.dtype))
+        elif (a.ndim == 0) != (b.ndim == 0) and (_KIND_RANKS[a.dtype.kind]
+                                                 == _KIND_RANKS[b.dtype.kind]):
+            # A 0-d tensor of the other's kind takes its dtype, as a Python number does and as
+            # in torch: float16 activations times a float32 scale (a loss, a norm) stay float16,
+            # where numpy 2 would widen them all. The cast is in the graph, its gradient cast back.
+            if a.ndim == 0:
+                a = a.astype(b.dtype)
+            else:
+                b = b.astype(a.dtype)
     return a, b
 
 
@@ -541,6 +550,9 @@ def _drops_graph(data, who):
 # "Coming from PyTorch"), for Tensor.__getattr__'s error.
 _TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (torch's come "
          "largest first), and x.data.argsort(axis=-1)[..., -k:] their indices")
+_LOGSUMEXP = ("m + (x - m).exp().sum(axis, keepdims=True).log() with m = x.max(axis, "
+              "keepdims=True).detach(), stable for large values (x.log_softmax(axis) is x "
+              "minus it, fused)")
 _TORCH_TENSOR_NAMES = {
     "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
     "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
@@ -558,7 +570,7 @@ _TORCH_TENSOR_NAMES = {
     "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
     "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
-    "topk": _TOPK,
+    "topk": _TOPK, "logsumexp": _LOGSUMEXP,
 }
 
 
@@ -922,7 +934,9 @@ class Tensor:
             return recorded(self, other)
         if not self.data.flags.writeable:
             raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
-                             f"broadcast view); write x = x {symbol} y")
+                             f"broadcast view, a read-only memory map, np.frombuffer's bytes); "
+                             f"write x = x {symbol} y, or make the tensor from a copy, "
+                             f"Tensor(a.copy())")
         operand = other.data if isinstance(other, Tensor) else other
         try:
             in_place(self.data, operand, out=self.data)
