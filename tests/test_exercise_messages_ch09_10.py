@@ -54,6 +54,11 @@ CASES = [
     ("top_p", "09_generation/top_p.py", 'np.argsort(-probs, kind="stable")',
      'np.argsort(-probs, kind="heapsort")', ["top_p_filter(probs=array of shape (24,), float64, "
      "top_p=0.5)", "kind='stable'", "at [0]: expected 0.0625, got 0"]),
+    # Sorted ascending and read backwards: every tie goes higher id first, the small case's
+    # too, which is not where the learner is told how to sort.
+    ("top_p", "09_generation/top_p.py", 'np.argsort(-probs, kind="stable")',
+     "np.argsort(probs)[::-1]", ["top_p_filter(probs=array of shape (24,), float64, top_p=0.5)",
+                                 "np.argsort(-probs, kind='stable')"]),
     ("top_p", "09_generation/top_p.py", "before = np.cumsum(sorted_probs) - sorted_probs",
      "before = np.cumsum(sorted_probs)", ["top_p=0.5", "at [0]: expected 0, got nan"]),
     ("top_p", "09_generation/top_p.py", "return filtered / filtered.sum()",
@@ -167,6 +172,24 @@ def test_temperature_top_k_that_writes_into_the_callers_logits_is_told_so(tmp_pa
     assert ("next_token_probs(logits=[2., 1., 0., 1.], temperature=1.0, top_k=1) changed the "
             "caller's logits in place (it now holds [ 2., -inf, -inf, -inf])") in text, text
     assert "np.asarray(logits) is the caller's own array" in text
+
+
+def test_top_p_keeping_another_id_of_equal_probability_is_told_how_to_sort():
+    # Wherever a sort reorders ties first (the case made for ties may pass on some numpy),
+    # the nucleus message names the stable sort: here id 3 is kept in place of id 0.
+    import numpy as np
+
+    from tinyformer.exercises.checking import CheckFailure
+    from tinyformer.exercises.checks.ch09_generation import _expect_nucleus
+    probs = np.array([0.125, 0.5, 0.25, 0.125])
+    with pytest.raises(CheckFailure, match=r"kind='stable'") as failure:
+        _expect_nucleus(np.array([0, 4, 2, 1]) / 7, probs, 0.8, "top_p_filter(...)")
+    assert "keeps the ids [1, 2, 3] (nonzero); the nucleus is the ids [0, 1, 2]" in str(
+        failure.value)
+    # Another number of tokens kept is no matter of ties: not told to sort otherwise.
+    with pytest.raises(CheckFailure) as failure:
+        _expect_nucleus(np.array([0, 2, 1, 0]) / 3, probs, 0.8, "top_p_filter(...)")
+    assert "kind='stable'" not in str(failure.value)
 
 
 def test_09_generation_models_read_as_names():

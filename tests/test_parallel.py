@@ -703,6 +703,41 @@ def test_ctrl_c_as_the_parent_forks_leaves_no_child_behind(tmp_path, monkeypatch
                     os.waitpid(pid, 0)
 
 
+@needs_fork
+def test_forking_beside_another_thread_shows_no_warning_of_deadlocks(tmp_path, monkeypatch,
+                                                                     forked):
+    """From Python 3.12, fork in a process with another thread warns that the child may
+    deadlock; ours cannot (the comment at the fork says why), so that warning, and only it, is
+    not shown. The fork here also warns as 3.12's does, word for word, so that the test means
+    the same on 3.11, whose fork does not."""
+    fork = os.fork
+
+    def fork_that_warns():
+        warnings.warn(f"This process (pid={os.getpid()}) is multi-threaded, use of fork() may "
+                      f"lead to deadlocks in the child.", DeprecationWarning, stacklevel=2)
+        warnings.warn("another warning, of the fork's", DeprecationWarning, stacklevel=2)
+        return fork()                                   # the fixture's: it notes the pid
+    monkeypatch.setattr(os, "fork", fork_that_warns)
+    trainer = trainer_for(tmp_path, **TINY)
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)          # a caller's (a notebook's, say)
+    other.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert parallel.run_in_processes(lambda i: i, range(2), 2) == [0, 1]
+            parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                             trainer.optimizer, 1).close()
+    finally:
+        done.set()
+        other.join()
+    assert [str(w.message) for w in caught] == ["another warning, of the fork's"] * 2
+    assert len(forked) == 2 and _all_waited_for(forked)
+
+
+# This test's own fork, whose child only writes a byte and exits: Python 3.12's warning of a
+# fork beside other threads (the test session's) is noise here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_handling_puts_the_handlers_back_in_this_process_only():
     def mine(signum, frame):
         pass

@@ -48,6 +48,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
@@ -151,6 +152,11 @@ def _every(calls: list[Callable[[], Any]]) -> None:
             _every(calls[1:])
 
 
+# What os.fork warns from Python 3.12 on in a process with more than one thread (`forked`).
+FORK_WITH_THREADS = (r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead "
+                     r"to deadlocks in the child")
+
+
 @contextlib.contextmanager
 def forked() -> Iterator[int]:
     """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C and SIGTERM
@@ -173,7 +179,19 @@ def forked() -> Iterator[int]:
         with handling(STOPPING, lambda number, frame: held.append(number)):
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
             try:
-                pid = os.fork()
+                # From Python 3.12 fork warns when the process has other threads: one that
+                # held a lock at the fork holds it for ever in the child. The trainer's own
+                # process has none then (run_in_threads joins its threads before it returns;
+                # OpenBLAS stops its pool before every fork, pthread_atfork, and the child
+                # starts its own), so it is not warned. Other threads are a caller's (a
+                # notebook's, torch's, a test's), and the child takes no lock they could
+                # hold: it reads its pipe, computes with numpy (glibc's malloc and OpenBLAS
+                # are ready for fork), writes its pipe and leaves by os._exit, which flushes
+                # no file and runs none of the parent's exit handlers. So that warning, and
+                # only it, is not shown.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", FORK_WITH_THREADS, DeprecationWarning)
+                    pid = os.fork()
                 if pid == 0:
                     for signum in STOPPING:
                         signal.signal(signum, signal.SIG_IGN)

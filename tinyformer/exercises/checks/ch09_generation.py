@@ -251,10 +251,18 @@ def _expect_nucleus(got, probs, top_p, call):
     if kept != nucleus:
         order = np.argsort(-probs, kind="stable")
         before = np.cumsum(probs[order]) - probs[order]
-        raise CheckFailure(f"{call} keeps the ids {kept} (nonzero); the nucleus is the ids "
-                           f"{nucleus}. Likeliest first the ids are {order.tolist()}, the "
-                           f"probability before each is {before.tolist()}, and a token stays "
-                           f"while that is < top_p.")
+        message = (f"{call} keeps the ids {kept} (nonzero); the nucleus is the ids {nucleus}. "
+                   f"Likeliest first the ids are {order.tolist()}, the probability before "
+                   f"each is {before.tolist()}, and a token stays while that is < top_p")
+        if sorted(probs[kept]) == sorted(probs[nucleus]):   # other ids of equal probability
+            message += f"; {EQUAL_PROBABILITIES}"
+        raise CheckFailure(message + ".")
+
+
+# What a sort that reorders equal probabilities is told (an unstable sort, or an ascending one
+# read backwards, which puts the higher id first).
+EQUAL_PROBABILITIES = ("equal probabilities go lower id first, as a stable sort of the negated "
+                       "probabilities keeps them: np.argsort(-probs, kind='stable')")
 
 
 @exercise("top_p", "Top-p (nucleus) filtering", hints=[
@@ -281,18 +289,24 @@ def check_top_p(learner: Learner) -> None:
                f"or build a new array.")
         return got
 
-    probs = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
-    for p in [0.5, 0.75, 0.8, 0.3, 0.9, 1.0]:
+    def expect_nucleus(probs, p):
         got = filtered(probs, p)
         _expect_nucleus(got, probs, p, top_p_filter.last_call)
         expect_array(got, reference_top_p(probs, p), top_p_filter.last_call, tensor=False)
+
+    small = np.array([0.125, 0.5, 0.25, 0.125])   # exact in binary: the borders are exact too
+    for p in [0.5, 0.75, 0.3, 0.9, 1.0]:            # where the order of ids 0 and 3 is no matter
+        expect_nucleus(small, p)
     # Many ties at the border, and more than 16 tokens: there numpy's default sort reorders
-    # equal probabilities, and only a stable one keeps them in the order of their ids.
-    probs = np.array([1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1, 2, 3, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1]) / 32
+    # equal probabilities, and only a stable one keeps them in the order of their ids. Tried
+    # before any tie of the small case (top_p=0.8 keeps one of ids 0 and 3), which some
+    # versions' unstable sorts reorder too (heapsort, numpy 2.2), and whose message would
+    # only show the order the ids should have come in.
+    ties = np.array([1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1, 2, 3, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1]) / 32
     for p in [0.5, 0.7]:
-        expect_array(filtered(probs, p), reference_top_p(probs, p), top_p_filter.last_call +
-                     "  (equal probabilities: the lower id first, which a stable sort, "
-                     "kind='stable', keeps)", tensor=False)
+        expect_array(filtered(ties, p), reference_top_p(ties, p), top_p_filter.last_call +
+                     f"  ({EQUAL_PROBABILITIES})", tensor=False)
+    expect_nucleus(small, 0.8)
     rng = np.random.default_rng(4)
     for p in [0.9, 0.5, 0.99, 0.05]:
         logits = rng.standard_normal(20) * 2
