@@ -39,6 +39,7 @@ NOT_DIFFERENTIABLE = {
                      "tinyautograd.randn", "tinyautograd.rand", "tinyautograd.arange"],
                     "a new leaf, the start of a graph"),
     "tinyautograd.grad": "the reverse pass itself",
+    "Tensor.grad_tensor": "what a backward(create_graph=True) left, not an op",
 }
 
 # Another spelling of an op that the table calls by its main name: the spelling -> that name.
