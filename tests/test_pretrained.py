@@ -435,6 +435,18 @@ def test_heads_given_as_the_plain_ones_are_gpt2s(tmp_path):
     assert GPT2Config.from_pretrained(tmp_path).model_type == "gpt2"
 
 
+def test_a_run_directory_of_ours_is_named_as_such_not_sent_for_a_safetensors(tmp_path):
+    # A run keeps its weights in weights-NNNNNN.npz beside its config.json: it has no
+    # model.safetensors, and being told it needs one sent its user looking for a file
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"format": "tinyformer-checkpoint", "files": {"weights": "weights-000010.npz"}}))
+    np.savez(tmp_path / "weights-000010.npz", w=np.zeros(2))
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert "is a tinyformer checkpoint, not a Hugging Face one; load it with " \
+           "tinyformer.checkpoint.load_model" in str(error.value)
+
+
 def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
     # not as "PosixPath('/tmp/...')"
     def refused(error, call, *args):

@@ -223,6 +223,12 @@ def _read_config(directory):
     snapshots = hub_snapshots(directory)
     if snapshots is not None and not os.path.exists(path):
         raise PretrainedError(hub_cache_advice(directory, snapshots))
+    # Before looking for the weights: a run of ours has a config.json but keeps its weights in
+    # a file of its own, and "it needs model.safetensors" would send its user looking for one.
+    if os.path.isfile(path) and is_ours(read_config_json(directory)):
+        raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
+                              f"one; load it with tinyformer.checkpoint.load_model, or write "
+                              f"it in Hugging Face's format with `tinyformer export`")
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
     if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
@@ -241,11 +247,7 @@ def _read_config(directory):
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
                               f"read: it is a pickle, and unpickling can run code)")
-    config = read_config_json(directory)
-    if is_ours(config):
-        raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
-                              f"one; load it with tinyformer.checkpoint.load_model")
-    return config, path
+    return read_config_json(directory), path
 
 
 def _check_context(config, name, path):
