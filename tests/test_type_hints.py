@@ -32,6 +32,7 @@ import pathlib
 import pkgutil
 import typing
 
+import numpy as np
 import pytest
 
 import tinyautograd
@@ -39,7 +40,9 @@ import tinyformer
 import tinyformer.exercises
 import tinyformer.exercises.checks
 import viz
+from tinyautograd import nn
 from tinyformer.exercises import exercises
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 
 # Every module of the engine, found rather than listed (a new one is checked the day it is
 # written); ops.py for its functions alone, its classes being the ops' Functions.
@@ -188,3 +191,53 @@ def test_the_package_is_marked_typed_and_ships_the_mark(package):
     shipped = setup["options.package_data"].get(package.__name__, "")
     assert "py.typed" in [name.strip() for name in shipped.split(",")], \
         f"setup.cfg's package_data does not ship {package.__name__}/py.typed"
+
+
+def hints_of(fn):
+    module = inspect.getmodule(fn)
+    return typing.get_type_hints(fn, CLASSES | hint_imports(module) | vars(module)
+                                 | vars(tinyautograd))
+
+
+def returned_class(fn, receiver):
+    """The class a type checker gives `receiver.fn(...)` from fn's hints: a TypeVar that also
+    annotates `self` (or `cls` as type[T]) is the receiver's own class."""
+    hints = hints_of(fn)
+    result = hints["return"]
+    if isinstance(result, typing.TypeVar) and (result == hints.get("self")
+                                               or type[result] == hints.get("cls")):
+        return receiver if inspect.isclass(receiver) else type(receiver)
+    return result
+
+
+def tokenizer_file(tmp_path, tokenizer):
+    tokenizer.save(tmp_path / "tok.json")
+    return tmp_path / "tok.json"
+
+
+# Calls a user makes on a subclass whose result is the receiver itself or of its class, with
+# what they return: `model = GPT(...).eval()` must still be a GPT to mypy and pyright, so that
+# `model.generate` type-checks (an annotation `-> Module` made it a Module, without generate).
+SELF_RETURNING = {
+    "Module.train": lambda tmp: (nn.Sequential(nn.ReLU()), "train", ()),
+    "Module.eval": lambda tmp: (nn.Sequential(nn.ReLU()), "eval", ()),
+    "Module.apply": lambda tmp: (nn.Sequential(nn.ReLU()), "apply", (lambda m: None,)),
+    "Module.requires_grad_": lambda tmp: (nn.Linear(2, 2), "requires_grad_", (False,)),
+    "ModuleList.append": lambda tmp: (nn.Sequential(), "append", (nn.ReLU(),)),
+    "ModuleList.extend": lambda tmp: (nn.Sequential(), "extend", ([nn.ReLU()],)),
+    "Tensor.requires_grad_": lambda tmp: (nn.Parameter(np.zeros(2)), "requires_grad_", ()),
+    "Tokenizer.load (char)": lambda tmp: (
+        CharTokenizer, "load", (tokenizer_file(tmp, CharTokenizer.train("ab")),)),
+    "Tokenizer.load (bpe)": lambda tmp: (
+        BPETokenizer, "load", (tokenizer_file(tmp, BPETokenizer.train("abab", 257)),)),
+}
+
+
+@pytest.mark.parametrize("case", SELF_RETURNING)
+def test_a_method_that_returns_its_own_object_is_hinted_with_its_class(case, tmp_path):
+    receiver, name, args = SELF_RETURNING[case](tmp_path)
+    method = getattr(receiver, name)                # bound to the instance, or to the class
+    result = method(*args)
+    assert returned_class(method.__func__, receiver) is type(result), \
+        f"{case} returns a {type(result).__name__}, hinted otherwise"
+

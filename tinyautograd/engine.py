@@ -30,7 +30,7 @@ import math
 import numbers
 import operator
 import weakref
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -40,6 +40,7 @@ from .modes import (AnomalyError, _has_nan_or_inf, _mode, _user_line, annotate, 
 
 Axis = Union[int, tuple[int, ...], None]   # numpy's spelling: one axis, several, or all (None)
 Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
+TensorT = TypeVar("TensorT", bound="Tensor")    # a method's own tensor: a Parameter stays one
 
 DEFAULT_DTYPE = np.float32
 
@@ -741,7 +742,7 @@ class Tensor:
     def grad_tensor(self, value: Tensor | None) -> None:
         self._grad_tensor = value
 
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+    def requires_grad_(self: TensorT, requires_grad: bool = True) -> TensorT:
         """Set `requires_grad` in place and return this tensor, as torch's
         (`x = x.detach().requires_grad_()`)."""
         self.requires_grad = requires_grad

@@ -15,7 +15,7 @@ import math
 import types
 from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -28,6 +28,12 @@ from .engine import ShapeError, Tensor, _check
 
 
 _recorder = None     # the active record_module_paths, if any (read by Module.__call__)
+
+# What a method that returns its own module (or list) is annotated to return: the type of that
+# module, so that `model = GPT(...).eval()` is still a GPT to a type checker (typing.Self, from
+# Python 3.11 on, says the same).
+ModuleT = TypeVar("ModuleT", bound="Module")
+ModuleListT = TypeVar("ModuleListT", bound="ModuleList")
 
 
 class record_module_paths:
@@ -270,16 +276,16 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # -- modes and gradients ----------------------------------------------------------------
-    def train(self, mode: bool = True) -> Module:
+    def train(self: ModuleT, mode: bool = True) -> ModuleT:
         """Set training mode on this module and every module inside it (Dropout reads it)."""
         for module in self.modules():
             module.training = mode
         return self
 
-    def eval(self) -> Module:
+    def eval(self: ModuleT) -> ModuleT:
         return self.train(False)
 
-    def apply(self, fn: Callable[[Module], Any]) -> Module:
+    def apply(self: ModuleT, fn: Callable[[Module], Any]) -> ModuleT:
         """Call `fn(module)` on every module inside this one, then on this one (children
         before their parent, as torch's), and return this module: the usual way to initialise
         a model's weights by layer type, `model.apply(init_weights)`."""
@@ -288,7 +294,7 @@ class Module:
         fn(self)
         return self
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (False) or unfreeze every parameter, as torch's; returns this module."""
         for parameter in self.parameters():
             parameter.requires_grad = requires_grad
@@ -393,13 +399,13 @@ class ModuleList(Module):
         yield from _learned((name, value) for name, value in vars(self).items()
                             if name != "_modules")
 
-    def append(self, module: Module) -> ModuleList:
+    def append(self: ModuleListT, module: Module) -> ModuleListT:
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__} holds Modules, not {type(module).__name__}")
         self._modules.append(module)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> ModuleList:
+    def extend(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
         for module in modules:
             self.append(module)
         return self

@@ -31,7 +31,7 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import regex
@@ -256,6 +256,10 @@ def _id_sequence(ids):
     return ids
 
 
+# What `load` returns: the class it is called on (CharTokenizer.load gives a CharTokenizer).
+TokenizerT = TypeVar("TokenizerT", bound="Tokenizer")
+
+
 class Tokenizer:
     """What both tokenizers share: special tokens, encode/decode, inspection, save/load.
     A subclass names its `kind` (the JSON "type"), encodes ordinary text (`_encode_text`,
@@ -364,7 +368,7 @@ class Tokenizer:
             json.dump({"type": self.kind, **self._fields()}, f)
 
     @classmethod
-    def load(cls, path: StrPath) -> Tokenizer:
+    def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
         """Read a tokenizer that `save` wrote; ValueError if the file is not one of this kind."""
         data = _read_json(path)
         if data["type"] != cls.kind:
