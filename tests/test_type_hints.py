@@ -3,7 +3,9 @@ tinyformer, the course (tinyformer.exercises) included, and of viz (the pictures
 names the types of its parameters and of its result, and the hints resolve (no misspelt names).
 
 Public: names without a leading underscore, defined in the package (not imported into it),
-their public methods, `__init__` and `__call__`, and properties; a function behind a decorator
+their public methods, `__init__` and `__call__`, the special methods the module writes itself
+(`__getitem__`, `__iter__`, `__enter__`: a type checker reads them at `x[i]`, `for` and `with`),
+and properties; a function behind a decorator
 (`functools.lru_cache`) is checked as written. Exceptions are left out, and so are the ops'
 Function classes (tinyformer's Attention among them): their forward and backward follow
 `Function`'s, which the check covers.
@@ -63,6 +65,14 @@ VIZ = [viz] + [importlib.import_module(f"viz.{info.name}")
                for info in pkgutil.iter_modules(viz.__path__)]
 
 
+def written_dunder(attr, member, module):
+    """Whether `attr` is a special method written in `module` (not one that namedtuple or
+    dataclass generates): a user calls it through an operator, len(), iteration, indexing or
+    `with`, and a type checker reads its hints there as anywhere."""
+    return (attr.startswith("__") and attr.endswith("__") and inspect.isfunction(member)
+            and member.__code__.co_filename == module.__file__)
+
+
 def public_callables(module, classes=True):
     for name, obj in vars(module).items():
         if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
@@ -76,7 +86,8 @@ def public_callables(module, classes=True):
                     issubclass(obj, tinyautograd.Function) and obj is not tinyautograd.Function:
                 continue
             for attr, member in vars(obj).items():
-                if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                if attr.startswith("_") and attr not in ("__init__", "__call__") \
+                        and not written_dunder(attr, member, module):
                     continue
                 if isinstance(member, (staticmethod, classmethod)):
                     member = member.__func__

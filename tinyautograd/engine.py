@@ -30,7 +30,7 @@ import math
 import numbers
 import operator
 import weakref
-from typing import Any, Callable, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -149,7 +149,7 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails, so reading a stored attribute costs no more.
         # torch's save_for_backward is not offered: saved numpy arrays would be constants to a
         # backward under create_graph, and its second derivative would miss them.
@@ -188,7 +188,7 @@ class Context:
         state.clear()
         state["fn"], state["inputs"], state["freed"] = fn, (), True   # (into __dict__: above)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{self.name}>"
 
 
@@ -812,7 +812,7 @@ class Tensor:
         self._changed_at = other._changed_at
         return self
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
         # numpy's functions read a Tensor's numbers alone: `np.where(m, x, 0)` would give an
         # array that x's gradient never reaches, silently. Refused, as torch refuses it, where
         # the graph is being recorded (under no_grad nothing is, as for lists of operands).
@@ -848,25 +848,25 @@ class Tensor:
                              f"number; this one has shape {self.shape}")
         return self.data.item()
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self._number("float"))
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self._number("int"))
 
-    def __index__(self):           # range(t), a_list[t]: integers only, as for numpy's arrays
+    def __index__(self) -> int:    # range(t), a_list[t]: integers only, as for numpy's arrays
         if self.dtype.kind not in "biu" or self.size != 1:
             raise TypeError(f"only an integer tensor of one element can be an index; this one "
                             f"is {self.dtype} of shape {self.shape}")
         return int(self.data.item())
 
-    def __format__(self, spec):
+    def __format__(self, spec: str) -> str:
         return format(self._number("format"), spec) if spec else str(self)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
-    def __iter__(self):            # row by row, each a differentiable index, as in torch
+    def __iter__(self) -> Iterator[Tensor]:   # row by row, each a differentiable index, as torch
         if self.ndim == 0:         # numpy's and torch's error (Python's fallback gave no rows)
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self)))
@@ -874,12 +874,12 @@ class Tensor:
     def __contains__(self, value: Any) -> bool:   # numpy's and torch's: any element equal
         return bool((self.data == _lift(value, self, "in: the value").data).any())
 
-    def __bool__(self):            # numpy's: one element, else "ambiguous"
+    def __bool__(self) -> bool:    # numpy's: one element, else "ambiguous"
         return bool(self.data)
 
     __hash__ = object.__hash__   # == is elementwise, so hash by identity
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
         if self.size == 0 and self.shape != (0,):   # `[]` alone hides it, as numpy says

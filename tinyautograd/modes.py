@@ -40,11 +40,11 @@ class _GradMode:
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.prev = _mode.grad_enabled
         _mode.grad_enabled = self.mode
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         _mode.grad_enabled = self.prev
 
     def __call__(self, fn: Callable) -> Callable:
@@ -96,7 +96,7 @@ class set_grad_enabled(_GradMode):
         self.prev = _mode.grad_enabled
         _mode.grad_enabled = self.mode
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         pass                                   # switched already, by the call
 
     def __call__(self, fn: Callable) -> Callable:
@@ -132,11 +132,11 @@ class annotate:
     def __init__(self, **attributes: Any) -> None:
         self.attributes = attributes
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.outer = _mode.annotations
         _mode.annotations = {**(self.outer or {}), **self.attributes}
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         _mode.annotations = self.outer
 
 
@@ -153,13 +153,13 @@ class detect_anomaly:
     point into the engine's formulas, where the error names the op and your line.
     """
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.prev = _mode.anomaly
         _mode.anomaly = True
         self.numpy_warnings = np.errstate(all="ignore")
         self.numpy_warnings.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.numpy_warnings.__exit__(*exc)
         _mode.anomaly = self.prev
 

@@ -15,7 +15,7 @@ import math
 import types
 from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -62,12 +62,12 @@ class record_module_paths:
         self.names = None if model is None else _module_names(model)
         self.path = None       # the module whose forward runs now; None outside every module
 
-    def __enter__(self):
+    def __enter__(self) -> record_module_paths:
         global _recorder
         self.outer, _recorder = _recorder, self
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         global _recorder
         _recorder = self.outer
 
@@ -101,7 +101,7 @@ class Parameter(Tensor):
                  dtype: DTypeLike = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
 
@@ -333,7 +333,7 @@ class Module:
         """What goes between the parentheses of this module's line: its settings."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         """A tree, one module a line, each with its number of parameters (the MLP of the
         class's docstring):
 
@@ -410,15 +410,20 @@ class ModuleList(Module):
             self.append(module)
         return self
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> ModuleList: ...
+
+    def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
             return ModuleList(self._modules[index])
         return self._modules[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules)
 
 
@@ -433,7 +438,12 @@ class Sequential(ModuleList):
                                 f"unpack it: Sequential(*layers)")
         super().__init__(modules)
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
             return Sequential(*self._modules[index])
         return super().__getitem__(index)

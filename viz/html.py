@@ -173,5 +173,5 @@ class Page:
                 f'title="{html.escape(self.title, quote=True)}" '
                 f'style="width: 100%; height: 640px; border: 1px solid #ccc"></iframe>')
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Page {self.title!r}: {len(self.html.encode('utf-8')):,} bytes>"
