@@ -32,6 +32,7 @@ import importlib
 import inspect
 import pathlib
 import pkgutil
+import types
 import typing
 
 import numpy as np
@@ -252,3 +253,33 @@ def test_a_method_that_returns_its_own_object_is_hinted_with_its_class(case, tmp
     assert returned_class(method.__func__, receiver) is type(result), \
         f"{case} returns a {type(result).__name__}, hinted otherwise"
 
+
+
+def test_load_state_dict_is_hinted_to_take_what_the_readme_gives_it(tmp_path):
+    """`model.load_state_dict(np.load("model.npz"))`, as the README loads weights: np.load
+    gives an NpzFile, a Mapping and no dict, which a hint of dict refused in a type checker."""
+    model = nn.Linear(2, 3)
+    np.savez(tmp_path / "model.npz", **model.state_dict())
+    state = np.load(tmp_path / "model.npz")
+    hint = hints_of(nn.Module.load_state_dict)["state"]
+    assert isinstance(state, typing.get_origin(hint)), f"hinted {hint}, given an NpzFile"
+    model.load_state_dict(state)
+
+
+def parts(hint):
+    yield hint
+    for arg in typing.get_args(hint):
+        yield from parts(arg)
+
+
+def test_a_container_of_a_union_is_taken_read_only():
+    """dict and list are invariant: a parameter hinted dict[str, ArrayLike] refuses the
+    dict[str, np.ndarray] a caller holds (model.state_dict(), for safetensors.save_file), and
+    list[Tensor | np.ndarray] a list[Tensor]; Mapping and Sequence, read-only, take both."""
+    invariant = [f"{name}: {parameter} is hinted {part}"
+                 for name, fn in CALLABLES for parameter, hint in hints_of(fn).items()
+                 if parameter != "return" for part in parts(hint)
+                 if typing.get_origin(part) in (dict, list) and typing.get_args(part)
+                 and typing.get_origin(typing.get_args(part)[-1]) in (typing.Union,
+                                                                      types.UnionType)]
+    assert not invariant, "; ".join(invariant) + " (a Mapping or Sequence takes what callers hold)"

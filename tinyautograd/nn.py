@@ -223,7 +223,7 @@ class Module:
         parameter is saved once, under its first name."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict[str, ArrayLike | Tensor],
+    def load_state_dict(self, state: Mapping[str, ArrayLike | Tensor],
                         strict: bool = True) -> IncompatibleKeys:
         """Copy the arrays of `state` (a mapping name -> array or Tensor: `state_dict()`'s, or
         `np.load(path)` of a saved one) into the parameters' own arrays, in place: each

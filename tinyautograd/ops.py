@@ -14,7 +14,7 @@ functions they spell differently (`np.exp(a)` but `t.exp()`) are the small helpe
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
@@ -49,7 +49,7 @@ def relu(x: Array) -> Array:
     return x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
 
 
-def concat(xs: list[Array], axis: int = 0) -> Array:
+def concat(xs: Sequence[Array], axis: int = 0) -> Array:
     if any(isinstance(x, Tensor) for x in xs):
         return Concat.apply(*xs, axis=axis)
     return np.concatenate(xs, axis=axis)

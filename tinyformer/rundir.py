@@ -47,7 +47,7 @@ import os
 import re
 import stat
 import zipfile
-from typing import IO, Any, Callable, Collection, Iterable
+from typing import IO, Any, Callable, Collection, Iterable, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -476,7 +476,7 @@ def sha256(path: StrPath) -> str:
     return digest.hexdigest()
 
 
-def save_arrays(path: StrPath, arrays: dict[str, ArrayLike]) -> None:
+def save_arrays(path: StrPath, arrays: Mapping[str, ArrayLike]) -> None:
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
 

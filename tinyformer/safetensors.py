@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import reprlib
+from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -56,7 +57,7 @@ class SafetensorsError(ValueError):
     cannot be saved as one; the message names the file and what is wrong, in one line."""
 
 
-def save_file(arrays: dict[str, ArrayLike], path: StrPath,
+def save_file(arrays: Mapping[str, ArrayLike], path: StrPath,
               metadata: dict[str, str] | None = None) -> None:
     """Write `arrays` (name -> numpy array) to `path` in the safetensors format, atomically.
 
