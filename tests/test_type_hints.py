@@ -283,3 +283,14 @@ def test_a_container_of_a_union_is_taken_read_only():
                  and typing.get_origin(typing.get_args(part)[-1]) in (typing.Union,
                                                                       types.UnionType)]
     assert not invariant, "; ".join(invariant) + " (a Mapping or Sequence takes what callers hold)"
+
+
+def test_an_op_of_ones_own_overrides_forward_as_a_type_checker_accepts():
+    """The README's Cube writes forward(ctx, x). mypy and pyright accept any override of a
+    method whose parameters are `*args: Any, **kwargs: Any` alone, and reported one of
+    forward(ctx, *arrays, **settings) as incompatible (it takes fewer arguments)."""
+    parameters = inspect.signature(tinyautograd.Function.forward).parameters.values()
+    hints = hints_of(tinyautograd.Function.forward)
+    assert [p.kind for p in parameters] == [inspect.Parameter.VAR_POSITIONAL,
+                                            inspect.Parameter.VAR_KEYWORD]
+    assert all(hints[p.name] is typing.Any for p in parameters)

@@ -260,8 +260,11 @@ class Function:
     def name(cls) -> str:
         return cls.__name__.lower()
 
+    # forward(ctx, *arrays, **settings), written with *args: Any alone because that is the one
+    # signature that mypy and pyright let every op's own forward(ctx, x, ...) override.
     @staticmethod
-    def forward(ctx: Context, *arrays: np.ndarray, **settings: Any) -> np.ndarray:
+    def forward(*args: Any, **settings: Any) -> np.ndarray:
+        """The result array from ctx and the inputs' arrays (and the settings given to apply)."""
         raise NotImplementedError
 
     @staticmethod
