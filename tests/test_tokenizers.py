@@ -10,8 +10,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, compression, describe_vocabulary,
-                                   encode_prompt, load_tokenizer, merge, pre_split, split_shown)
+from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, compression,
+                                   describe_vocabulary, encode_prompt, load_tokenizer, merge,
+                                   pre_split, split_shown)
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<mask>"]
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there, "
@@ -385,7 +386,7 @@ def test_training_and_encoding_are_deterministic():
 def test_save_load_round_trip(tmp_path, tok):
     path = tmp_path / "tok.json"
     tok.save(path)
-    for loaded in (type(tok).load(path), load_tokenizer(path)):
+    for loaded in (type(tok).load(path), Tokenizer.load(path), load_tokenizer(path)):
         assert type(loaded) is type(tok)
         assert loaded.vocab_size == tok.vocab_size
         assert loaded.special_tokens == tok.special_tokens

@@ -369,12 +369,14 @@ class Tokenizer:
 
     @classmethod
     def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
-        """Read a tokenizer that `save` wrote; ValueError if the file is not one of this kind."""
+        """Read a tokenizer that `save` wrote; ValueError if the file is not one of this kind
+        (Tokenizer.load, as load_tokenizer, reads either kind)."""
         data = _read_json(path)
-        if data["type"] != cls.kind:
-            raise ValueError(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
+        kind = TOKENIZERS[data["type"]]
+        if not issubclass(kind, cls):
+            raise ValueError(f"{path}: holds a {kind.kind!r} tokenizer, not {cls.kind!r} "
                              f"(load_tokenizer reads either)")
-        return _build(cls, data, path)
+        return _build(kind, data, path)
 
 
 def load_tokenizer(path: StrPath) -> Tokenizer:
