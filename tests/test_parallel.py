@@ -758,6 +758,20 @@ def test_handling_puts_the_handlers_back_in_this_process_only():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_handling_leaves_the_signals_this_process_ignores_ignored():
+    """A signal this process was started to ignore stays ignored: a run started by a script's
+    `&` ignores Ctrl-C, and one started under `nohup` SIGHUP, to outlive its terminal. The
+    trainer's handler took them over all the same."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in parallel.STOPPING}
+    try:
+        with parallel.handling(parallel.STOPPING, lambda signum, frame: None):
+            inside = [signal.getsignal(signum) for signum in parallel.STOPPING]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert inside == [signal.SIG_IGN] * len(parallel.STOPPING)
+
+
 @pytest.mark.parametrize("at_call, sent", [(1, signal.SIGTERM), (3, signal.SIGINT)],
                          ids=["while setting", "while putting back"])
 def test_a_signal_that_raises_inside_handling_leaves_every_handler_put_back(monkeypatch,

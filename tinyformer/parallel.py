@@ -125,14 +125,16 @@ STOPPING = (signal.SIGINT, signal.SIGTERM)
 def handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
     """Inside, `handler` handles each of `signums`; on the way out, what handled them before
     does again. Only the main thread runs handlers, so elsewhere nothing changes; nor for a
-    signal whose handler was not set from Python (None), which could not be put back; nor in
-    a child forked inside, which keeps what it set for itself."""
+    signal whose handler was not set from Python (None), which could not be put back; nor for
+    one that is ignored, which this process was started to ignore (SIGHUP under `nohup`, a
+    run meant to outlive its terminal; SIGINT in a script's `&`); nor in a child forked
+    inside, which keeps what it set for itself."""
     previous, here = {}, os.getpid()
     try:
         if threading.current_thread() is threading.main_thread():
             for signum in signums:
                 theirs = signal.getsignal(signum)
-                if theirs is not None:
+                if theirs is not None and theirs != signal.SIG_IGN:
                     previous[signum] = theirs      # noted first: a signal that raises in
                     signal.signal(signum, handler)  # between still finds it put back
         yield
