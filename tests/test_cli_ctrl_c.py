@@ -1,6 +1,6 @@
 """Ctrl-C, in every command: exit status 130 (the shell's "stopped by Ctrl-C"), one line on
 stderr and no traceback; a training run stopped says how to continue it (and, stopped by
-SIGTERM, exits with 143).
+SIGTERM, exits with 143; by SIGHUP, its terminal closed, with 129).
 
 A real SIGINT goes to a process started with Python's own handlers (Popen, not `timeout -s
 INT` or a shell's `&`, which start it with SIGINT ignored)."""
@@ -134,11 +134,17 @@ def test_ctrl_c_before_training_starts_exits_130(monkeypatch, tmp_path):
     assert result.exit_code == 130 and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["ctrl-c", "sigterm"])
+# What the trainer calls each signal that stops a run.
+SAID = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                            (signal.SIGHUP, 129)],
+                         ids=["ctrl-c", "sigterm", "sighup"])
 def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch, tmp_path,
                                                                      signum, status):
-    """A second Ctrl-C, or SIGTERM: the shell's status for the signal (128 + its number)."""
+    """A second Ctrl-C, SIGTERM or SIGHUP: the shell's status for the signal (128 + its
+    number)."""
     out = tmp_path / "run"
     step = cli.Trainer.train_step
     def step_then_signal_twice(self, threads=1, workers=None):
@@ -156,8 +162,7 @@ def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch
         signal.signal(signum, previous)
     assert result.exit_code == status, result.output
     assert "Traceback" not in result.output
-    said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
-    assert f"{said}: finishing this step and saving a checkpoint" in result.output
+    assert f"{SAID[signum]}: finishing this step and saving a checkpoint" in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert "stopped at once" in last and f"tinyformer train --resume {out}" in last
     monkeypatch.setattr(cli.Trainer, "train_step", step)
@@ -165,23 +170,28 @@ def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch
     assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output
 
 
-def test_sigterm_before_training_starts_exits_143_with_one_line(monkeypatch, tmp_path):
-    """While a run builds its model or tokenises its corpus, SIGTERM stops it as Ctrl-C
-    would there, but says SIGTERM (exit status 128 + 15) rather than ending without a word."""
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["sigterm", "sighup"])
+def test_a_signal_before_training_starts_exits_with_its_status_and_one_line(monkeypatch,
+                                                                           tmp_path, signum,
+                                                                           status):
+    """While a run builds its model or tokenises its corpus, SIGTERM or SIGHUP stops it as
+    Ctrl-C would there, but says which (exit status 128 + its number) rather than ending
+    without a word."""
     def terminated(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise AssertionError("SIGTERM did not stop the command")
+        os.kill(os.getpid(), signum)
+        raise AssertionError(f"{SAID[signum]} did not stop the command")
     monkeypatch.setattr(cli.Trainer, "open", terminated)
     # This test process's own handler, for when the command's is not there: it must not end.
     ours = lambda *_: None                                        # noqa: E731
-    previous = signal.signal(signal.SIGTERM, ours)
+    previous = signal.signal(signum, ours)
     try:
         result = run("train", "--out", tmp_path / "run")
-        after = signal.getsignal(signal.SIGTERM)
+        after = signal.getsignal(signum)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert result.exit_code == 143, result.output
-    assert result.stderr.strip().splitlines() == ["stopped by SIGTERM"]
+        signal.signal(signum, previous)
+    assert result.exit_code == status, result.output
+    assert result.stderr.strip().splitlines() == [f"stopped by {SAID[signum]}"]
     assert after is ours                                # the command's is gone again
 
 

@@ -4,7 +4,9 @@ each gets one line `Error: ...`, exit status 2, no traceback, and no file writte
 import contextlib
 import json
 import os
+import pty
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -324,8 +326,11 @@ def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_pa
 
 # `tinyformer train` on two cores, wherever the test runs, so that it forks a worker to share
 # its steps (the default threads do too, as --threads 2 does); forked, the worker runs this same
-# command, which is how running_children finds it.
-ON_TWO_CORES = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+# command, which is how running_children finds it. SIGHUP has its default, as a terminal's shell
+# starts a command with, even where the suite runs under nohup (which ignores it, and would pass
+# that on).
+ON_TWO_CORES = ("import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+                f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
                 "from tinyformer import resources\n"
                 "resources.usable_cores = lambda: 2\n"
                 "from tinyformer_cli import main\n"
@@ -360,6 +365,57 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
 
     assert tinyformer("train", "--resume", out).exit_code == 0
     assert (out / "metrics.jsonl").read_text() == unbroken
+
+
+@pytest.mark.parametrize("logged", [False, True], ids=["to-the-terminal", "to-a-file"])
+def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tmp_path,
+                                                                             unbroken, logged):
+    """A run whose terminal closed (its window, its ssh session) got SIGHUP and died at once,
+    losing its steps since the last checkpoint. The terminal gone, every write to it fails,
+    which must not turn the stop into a crash; output that goes to a file goes on there."""
+    out, log = tmp_path / "run", tmp_path / "train.log"
+    terminal, its_side = pty.openpty()       # the terminal's end, and the run's
+    with open(log, "wb") as file:
+        output = file if logged else its_side          # `tinyformer train > train.log 2>&1`
+        process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+                                    "--out", str(out)], stdin=its_side, stdout=output,
+                                   stderr=output, start_new_session=True)
+    os.close(its_side)
+    metrics = out / "metrics.jsonl"
+    try:
+        deadline = time.time() + 60            # past its first checkpoint (step 300's)
+        while time.time() < deadline and not (metrics.exists() and
+                                              metrics.read_bytes().count(b"\n") > 300):
+            if select.select([terminal], [], [], 0.02)[0]:
+                os.read(terminal, 1 << 16)     # what the terminal shows, read as it would be
+        workers = running_children(process.pid, ON_TWO_CORES)
+        assert workers
+        # The terminal closes, and its shell passes the hangup on to the run's process group;
+        # the run is stopped meanwhile, so that it writes nothing in between (a moment).
+        os.killpg(process.pid, signal.SIGSTOP)
+        os.close(terminal)
+        os.killpg(process.pid, signal.SIGHUP)
+        os.killpg(process.pid, signal.SIGCONT)
+        process.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 129, log.read_text()
+    assert all(process_state(pid) in (None, "Z") for pid in workers)
+    assert not (out / "run.lock").exists()
+    step = json.loads((out / "config.json").read_text())["step"]
+    lines = metrics.read_text().splitlines()
+    assert 300 < step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    if logged:
+        said = log.read_text().splitlines()
+        assert "Traceback" not in log.read_text()
+        assert "SIGHUP: finishing this step and saving a checkpoint (SIGHUP again to stop now)" \
+            in said
+        assert (f"stopped by SIGHUP at step {step} with a checkpoint in {out}; continue with: "
+                f"tinyformer train --resume {out}") in said
+
+    assert tinyformer("train", "--resume", out).exit_code == 0
+    assert metrics.read_text() == unbroken
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_path,
@@ -400,10 +456,12 @@ WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
 
 
 @pytest.mark.parametrize("point", ["prepare_data", "evaluate"], ids=["tokenising", "step-0"])
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "sighup"])
 def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, point, signum):
-    """SIGTERM before the loop ends the run as Ctrl-C there does (its lock let go, its workers
-    stopped, resumable), not by Python's default (dead where it stood), with its own status."""
+    """SIGTERM or SIGHUP before the loop ends the run as Ctrl-C there does (its lock let go,
+    its workers stopped, resumable), not by Python's default (dead where it stood), with its
+    own status."""
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-c", WAITING, point, "train", *TINY,
                                 "--iters", "4", "--out", str(out)], stdout=subprocess.PIPE,
@@ -417,11 +475,11 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
     finally:
         with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr
+    assert process.returncode == 128 + signum, stderr
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     assert "Traceback" not in stderr
     if point == "prepare_data":         # a new run, stopped before it wrote anything to keep
-        said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}[signum]
+        said = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}[signum]
         assert stderr.strip().splitlines() == [f"stopped by {said}"]
         assert not out.exists()
         return

@@ -45,10 +45,11 @@ def gradients(trainer, batch, micro_batches, threads):
 # Worker processes are forked: Linux's (and CI's) way, where the trainer uses them.
 needs_fork = pytest.mark.skipif(not parallel.Workers.available(), reason="fork: Linux only")
 
-# The signals that stop a run, each the parent's to handle: Ctrl-C, and SIGTERM (`kill`,
-# `timeout`, a container's stop).
-stopping_signals = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
-                                           ids=["Ctrl-C", "SIGTERM"])
+# The signals that stop a run, each the parent's to handle: Ctrl-C, SIGTERM (`kill`,
+# `timeout`, a container's stop) and SIGHUP (a terminal closed).
+stopping_signals = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM,
+                                                      signal.SIGHUP],
+                                           ids=["Ctrl-C", "SIGTERM", "SIGHUP"])
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -378,6 +379,7 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
         time.sleep(0.2)                                # the worker waits for its first step
         os.kill(workers.pids[0], signal.SIGINT)        # Ctrl-C is the parent's to handle
         os.kill(workers.pids[0], signal.SIGTERM)       # and so is SIGTERM, sent to the group
+        os.kill(workers.pids[0], signal.SIGHUP)        # and SIGHUP, a closed terminal's
         time.sleep(0.1)
         clipped = []
         for step, (micro_batches, mode, clip, threads) in enumerate(
@@ -758,7 +760,22 @@ def test_handling_puts_the_handlers_back_in_this_process_only():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-@pytest.mark.parametrize("at_call, sent", [(1, signal.SIGTERM), (3, signal.SIGINT)],
+def test_handling_leaves_the_signals_this_process_ignores_ignored():
+    """A signal this process was started to ignore stays ignored: a run started by a script's
+    `&` ignores Ctrl-C, and one started under `nohup` SIGHUP, to outlive its terminal. The
+    trainer's handler took them over all the same."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in parallel.STOPPING}
+    try:
+        with parallel.handling(parallel.STOPPING, lambda signum, frame: None):
+            inside = [signal.getsignal(signum) for signum in parallel.STOPPING]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert inside == [signal.SIG_IGN] * len(parallel.STOPPING)
+
+
+@pytest.mark.parametrize("at_call, sent", [(1, signal.SIGTERM),
+                                           (len(parallel.STOPPING) + 1, signal.SIGINT)],
                          ids=["while setting", "while putting back"])
 def test_a_signal_that_raises_inside_handling_leaves_every_handler_put_back(monkeypatch,
                                                                             at_call, sent):

@@ -668,21 +668,25 @@ def test_a_forced_run_stopped_while_it_removes_the_previous_run_is_the_one_resum
     assert resumed.train() == "done"
     assert metrics(tmp_path / "run") == run(tmp_path / "fresh", **second)
 
+@pytest.mark.parametrize("signum, outcome", [(signal.SIGTERM, "terminated"),
+                                             (signal.SIGHUP, "hung up")],
+                         ids=["sigterm", "sighup"])
 def test_sigterm_stops_after_the_step_as_ctrl_c_does_and_the_handlers_are_put_back(
-        tmp_path, monkeypatch):
-    """SIGTERM (`kill`, `timeout`, a container's stop) ended a run at once, losing every step
-    since its last checkpoint: it finishes the step and saves, as a first Ctrl-C does. The
-    handlers the trainer replaced as it ran (a notebook's, say) are put back as it ends."""
-    theirs = {signal.SIGINT: lambda *_: None, signal.SIGTERM: lambda *_: None}
+        tmp_path, monkeypatch, signum, outcome):
+    """SIGTERM (`kill`, `timeout`, a container's stop) or SIGHUP (a terminal closed) ended a
+    run at once, losing every step since its last checkpoint: it finishes the step and saves,
+    as a first Ctrl-C does. The handlers the trainer replaced as it ran (a notebook's, say)
+    are put back as it ends."""
+    theirs = {signal.SIGINT: lambda *_: None, signal.SIGTERM: lambda *_: None,
+              signal.SIGHUP: lambda *_: None}
     previous = {signum: signal.signal(signum, handler) for signum, handler in theirs.items()}
     try:
-        outcome = cut_short(tmp_path, monkeypatch, after=2, signum=signal.SIGTERM, **TINY,
-                            iters=6)
+        returned = cut_short(tmp_path, monkeypatch, after=2, signum=signum, **TINY, iters=6)
         after = {signum: signal.getsignal(signum) for signum in theirs}
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    assert outcome == "terminated" and after == theirs
+    assert returned == outcome and after == theirs
     assert rundir.read_config(str(tmp_path))["step"] == 3 == metrics(tmp_path)[-1]["step"]
 
 

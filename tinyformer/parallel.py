@@ -115,24 +115,26 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
     return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
 
 
-# The signals that ask a run to stop: Ctrl-C, and SIGTERM (`kill`, `timeout`, a container's or
-# a cluster's stop). They are the process's that forks to handle (the trainer finishes its step
-# first), never its children's: `forked`.
-STOPPING = (signal.SIGINT, signal.SIGTERM)
+# The signals that ask a run to stop: Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a
+# cluster's stop) and SIGHUP (the terminal closed; none on Windows). They are the process's that
+# forks to handle (the trainer finishes its step first), never its children's: `forked`.
+STOPPING = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
 @contextlib.contextmanager
 def handling(signums: Sequence[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
     """Inside, `handler` handles each of `signums`; on the way out, what handled them before
     does again. Only the main thread runs handlers, so elsewhere nothing changes; nor for a
-    signal whose handler was not set from Python (None), which could not be put back; nor in
-    a child forked inside, which keeps what it set for itself."""
+    signal whose handler was not set from Python (None), which could not be put back; nor for
+    one that is ignored, which this process was started to ignore (SIGHUP under `nohup`, a
+    run meant to outlive its terminal; SIGINT in a script's `&`); nor in a child forked
+    inside, which keeps what it set for itself."""
     previous, here = {}, os.getpid()
     try:
         if threading.current_thread() is threading.main_thread():
             for signum in signums:
                 theirs = signal.getsignal(signum)
-                if theirs is not None:
+                if theirs is not None and theirs != signal.SIG_IGN:
                     previous[signum] = theirs      # noted first: a signal that raises in
                     signal.signal(signum, handler)  # between still finds it put back
         yield
@@ -159,21 +161,21 @@ FORK_WITH_THREADS = (r"This process \(pid=\d+\) is multi-threaded, use of fork\(
 
 @contextlib.contextmanager
 def forked() -> Iterator[int]:
-    """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C and SIGTERM
-    (`STOPPING`) from its start.
+    """os.fork() as a block, `with forked() as pid:`, the child ignoring Ctrl-C, SIGTERM and
+    SIGHUP (`STOPPING`) from its start.
 
-    Ctrl-C reaches every process of the terminal's group (and SIGTERM may, sent to the group),
-    and it is the parent's to handle: in a child, the trainer's handler, inherited, would
-    announce a checkpoint a second time, Python's own Ctrl-C would raise KeyboardInterrupt,
-    which would run the parent's code on in the child, and SIGTERM's default would end it in
-    the middle of a step. So both are blocked across the fork: a child starts with none
-    waiting, and ignores them before it takes any. The parent holds one that comes during the
-    block, and takes it at the block's end, once the block has noted the child (its pid, its
-    pipe): raised any sooner, a KeyboardInterrupt would leave a child the parent does not know
-    of, and cannot stop. Blocking alone does not hold it in the parent, since a signal is the
-    whole process's, and any other thread (BLAS's, say) takes it for Python's handler; the
-    handlers are swapped instead (where there is one to swap: in the main thread, the only
-    one that runs them)."""
+    Ctrl-C reaches every process of the terminal's group (SIGTERM may, sent to the group; SIGHUP
+    does, sent by the shell as its terminal closes), and it is the parent's to handle: in a
+    child, the trainer's handler, inherited, would announce a checkpoint a second time, Python's
+    own Ctrl-C would raise KeyboardInterrupt, which would run the parent's code on in the child,
+    and SIGTERM's and SIGHUP's default would end it in the middle of a step. So all are blocked
+    across the fork: a child starts with none waiting, and ignores them before it takes any. The
+    parent holds one that comes during the block, and takes it at the block's end, once the
+    block has noted the child (its pid, its pipe): raised any sooner, a KeyboardInterrupt would
+    leave a child the parent does not know of, and cannot stop. Blocking alone does not hold it
+    in the parent, since a signal is the whole process's, and any other thread (BLAS's, say)
+    takes it for Python's handler; the handlers are swapped instead (where there is one to swap:
+    in the main thread, the only one that runs them)."""
     held, pid = [], None
     try:
         with handling(STOPPING, lambda number, frame: held.append(number)):
@@ -515,8 +517,8 @@ class _StepStopped(Exception):
 
 
 def _serve(connection, workers):
-    """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C and
-    SIGTERM are the parent's to handle (it stops at the end of a step): `forked`."""
+    """A worker's life: its share of each step, until told to stop or orphaned. Ctrl-C, SIGTERM
+    and SIGHUP are the parent's to handle (it stops at the end of a step): `forked`."""
     def meet(mine):
         if isinstance(mine, BaseException):
             mine = _with_its_traceback(mine)

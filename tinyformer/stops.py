@@ -1,53 +1,114 @@
-"""How a training run stops when asked: Ctrl-C or SIGTERM (`kill`, `timeout`, a container's or
-a cluster's stop) finishes the step in progress and saves a checkpoint; a second of either
-stops at once. Outside the loop, SIGTERM stops at once, as Ctrl-C does."""
+"""How a training run stops when asked: Ctrl-C, SIGTERM or SIGHUP (its terminal closed) finishes
+the step in progress and saves a checkpoint; a second of any stops at once. Outside the loop,
+SIGTERM and SIGHUP stop at once, as Ctrl-C does."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
-from typing import Callable, Iterator
+import sys
+from typing import Callable, Iterator, NamedTuple
 
 from . import parallel
 
 
 class Terminated(KeyboardInterrupt):
     """A run stopped at once by SIGTERM: one that came outside the training loop, or after a
-    first Ctrl-C or SIGTERM in it. Handled as the KeyboardInterrupt of a Ctrl-C at that point
-    is, but for the exit status, which says SIGTERM."""
+    first stop in it. Handled as the KeyboardInterrupt of a Ctrl-C at that point is, but for
+    the exit status, which says SIGTERM."""
 
 
-# Each signal that stops a run (parallel.STOPPING): what the trainer calls it, what `train`
-# returns after a first one, and what a second one raises.
-STOPS = {signal.SIGINT: ("Ctrl-C", "interrupted", KeyboardInterrupt),
-         signal.SIGTERM: ("SIGTERM", "terminated", Terminated)}
+class HungUp(KeyboardInterrupt):
+    """A run stopped at once by SIGHUP, as Terminated is by SIGTERM."""
+
+
+def leave_the_terminal() -> None:
+    """Point this process's stdout and stderr, those that are terminals, at /dev/null. After
+    SIGHUP the terminal is gone (its window closed, its ssh session dropped): every write to
+    it would fail (EIO) and turn a clean stop into a crash. Output that goes to a file (a log)
+    goes on there. A stream with no file behind it (a test's, a notebook's) is left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            descriptor = stream.fileno()
+            if _a_terminal(descriptor):
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(null, descriptor)
+                finally:
+                    os.close(null)
+
+
+def _a_terminal(descriptor: int) -> bool:
+    """Whether `descriptor` is a terminal, or was one until it hung up: os.isatty says False
+    then, but asked for its settings a hung-up terminal answers EIO, where anything else (a
+    file, a pipe, /dev/null) answers ENOTTY."""
+    import termios              # here: POSIX only, as SIGHUP is (none on Windows)
+    try:
+        termios.tcgetattr(descriptor)
+    except termios.error as error:
+        return error.args[0] == errno.EIO
+    return True
+
+
+class Stop(NamedTuple):
+    """What a signal that stops a run is: what the trainer calls it, what `train` returns after
+    a first one, what a second one raises, and what is done first, as it comes."""
+    said: str
+    outcome: str
+    at_once: type[KeyboardInterrupt]
+    first: Callable[[], None] = lambda: None
+
+
+# Each signal that stops a run (parallel.STOPPING). Windows has no SIGHUP.
+STOPS = {signal.SIGINT: Stop("Ctrl-C", "interrupted", KeyboardInterrupt),
+         signal.SIGTERM: Stop("SIGTERM", "terminated", Terminated)}
+if hasattr(signal, "SIGHUP"):
+    STOPS[signal.SIGHUP] = Stop("SIGHUP", "hung up", HungUp, leave_the_terminal)
+
+
+def said(outcome: str) -> str:
+    """The name of the signal after which `train` returned `outcome`."""
+    return next(stop.said for stop in STOPS.values() if stop.outcome == outcome)
+
+
+def outcome_of(stop: BaseException | None) -> str:
+    """The outcome of the signal whose stop at once raised `stop`: "interrupted" for any other
+    (Python's own Ctrl-C)."""
+    return next((row.outcome for row in STOPS.values() if type(stop) is row.at_once),
+                "interrupted")
 
 
 @contextlib.contextmanager
-def sigterm_stops_at_once() -> Iterator[None]:
-    """Inside, SIGTERM raises Terminated wherever it comes, as Ctrl-C raises KeyboardInterrupt:
-    a run stopped while it builds its model, tokenises, forks its workers or evaluates step 0
-    then lets go of its lock and its workers and says how to go on, as after Ctrl-C, instead
-    of dying where it stands (Python's default for SIGTERM). interrupt_between_steps takes
-    SIGTERM over for the loop, and gives it back after."""
+def signals_stop_at_once() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise Terminated and HungUp wherever they come, as Ctrl-C
+    raises KeyboardInterrupt: a run stopped while it builds its model, tokenises, forks its
+    workers or evaluates step 0 then lets go of its lock and its workers and says how to go on,
+    as after Ctrl-C, instead of dying where it stands (Python's default for both).
+    interrupt_between_steps takes them over for the loop, and gives them back after."""
     def handler(signum, frame):
-        raise Terminated
-    with parallel.handling([signal.SIGTERM], handler):
+        STOPS[signum].first()
+        raise STOPS[signum].at_once
+    with parallel.handling([signum for signum in STOPS if signum != signal.SIGINT], handler):
         yield
 
 
 @contextlib.contextmanager
 def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], str | None]]:
-    """Ctrl-C, or SIGTERM (`kill`, `timeout`, a container's or a cluster's stop), asks the loop
-    to stop after the step in progress (so that the checkpoint holds whole steps); a second of
-    either stops at once (KeyboardInterrupt; Terminated for a SIGTERM). Yields a function: the
-    outcome the first asked for ("interrupted" or "terminated"), or None while none came."""
+    """Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a cluster's stop) or SIGHUP (the
+    terminal closed) asks the loop to stop after the step in progress (so that the checkpoint
+    holds whole steps); a second of any stops at once (the row's exception in STOPS). Yields a
+    function: the outcome the first asked for ("interrupted", "terminated" or "hung up"), or
+    None while none came."""
     asked = []
     def handler(signum, frame):
-        said, outcome, at_once = STOPS[signum]
+        stop = STOPS[signum]
+        stop.first()
         if asked:
-            raise at_once
-        asked.append(outcome)
-        log(f"\n{said}: finishing this step and saving a checkpoint ({said} again to stop now)")
+            raise stop.at_once
+        asked.append(stop.outcome)
+        log(f"\n{stop.said}: finishing this step and saving a checkpoint ({stop.said} again to "
+            f"stop now)")
     with parallel.handling(parallel.STOPPING, handler):      # (in the main thread only)
         yield lambda: asked[0] if asked else None

@@ -419,9 +419,9 @@ class Trainer:
         return figures
 
     def train(self, threads: int | None = None) -> str:
-        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C and
-        "terminated" after a SIGTERM (with a checkpoint saved at the last whole step). Releases
-        the run directory as it ends.
+        """Train to config.iters steps. Returns "done", or "interrupted" after a Ctrl-C,
+        "terminated" after a SIGTERM and "hung up" after a SIGHUP (with a checkpoint saved at
+        the last whole step; stops.STOPS). Releases the run directory as it ends.
 
         `threads`: how many processes (on Linux; threads elsewhere) a step's micro-batches
         run in, and the matrix products' threads when there are more than micro-batches; None

@@ -2,7 +2,8 @@
 errors to exit statuses; the packages do the work. Exit status is 0 on success, 2 on a usage or
 input error (one line on stderr, no traceback), 1 on an internal error (a bug: the message asks
 for a report, and `tinyformer --debug ...` shows the traceback), 130 when stopped by Ctrl-C,
-143 when a training run is stopped by SIGTERM, 3 when an exercise's check does not pass yet."""
+143 when a training run is stopped by SIGTERM and 129 by SIGHUP (its terminal closed), 3 when an
+exercise's check does not pass yet."""
 
 from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
 
@@ -23,13 +24,12 @@ from tinyformer.data import builtin_bpe
 from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-from tinyformer import files, resources
+from tinyformer import files, resources, stops
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
-from tinyformer.stops import Terminated, sigterm_stops_at_once
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import OTHER_NAMES, setting_name, shown_default
 
@@ -44,6 +44,10 @@ Examples:
 
 INTERRUPTED = loading.INTERRUPTED   # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
 TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
+HUNG_UP = 129              # of one stopped by SIGHUP (128 + SIGHUP): its terminal closed
+# The exit status of a training run stopped by each signal, by what `Trainer.train` returns
+# after a first one (tinyformer.stops.STOPS; a second raises its row's exception: outcome_of).
+STOPPED = {"interrupted": INTERRUPTED, "terminated": TERMINATED, "hung up": HUNG_UP}
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 NOT_YET = 3                # an exercise's check that your code does not pass yet: not our bug (1)
 
@@ -136,11 +140,9 @@ class Program(click.Group):
             e.show()
             sys.exit(e.exit_code)
         except click.Abort as e:            # Ctrl-C (click's name for it): the shell's code
-            if isinstance(e.__cause__, Terminated):     # or SIGTERM, in train
-                click.echo("stopped by SIGTERM", err=True)
-                sys.exit(TERMINATED)
-            click.echo("stopped by Ctrl-C", err=True)
-            sys.exit(INTERRUPTED)
+            outcome = stops.outcome_of(e.__cause__)     # or SIGTERM or SIGHUP, in train
+            click.echo(f"stopped by {stops.said(outcome)}", err=True)
+            sys.exit(STOPPED[outcome])
         # Out of memory or disk, a file that cannot be read or written: the machine's answer
         except MemoryError:                         # to the input, not a bug: exit status 2
             command = getattr(self, "subcommand", None)
@@ -521,10 +523,10 @@ encoder-decoder.
 def train(ctx, config_path, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
     small GPT learns the built-in stories (their last sentence recalls a colour from the
-    first). Ctrl-C or SIGTERM stops after the current step with a checkpoint; --resume
-    continues it."""
-    # SIGTERM, anywhere in the command, stops it as Ctrl-C at that point would.
-    with sigterm_stops_at_once():
+    first). Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops after the current step with a
+    checkpoint; --resume continues it."""
+    # SIGTERM or SIGHUP, anywhere in the command, stops it as Ctrl-C at that point would.
+    with stops.signals_stop_at_once():
         _train(ctx, config_path, out, force, resume_dir, threads, options)
 
 
@@ -545,8 +547,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         raise InputError(f"{e}, with the run's other settings, in a new run: "
                          f"`{files.command_line('train', '--out', directory, '--force')} ...` "
                          f"replaces this one") from None
-    except KeyboardInterrupt as stop:     # at once: a second Ctrl-C or SIGTERM, or either
-                                          # before step 1
+    except KeyboardInterrupt as stop:     # at once: a second Ctrl-C, SIGTERM or SIGHUP, or
+                                          # any before step 1
         if trainer.checkpoint_files:
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
@@ -554,19 +556,19 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
             click.echo(f"stopped at once; {directory} has no checkpoint yet; "
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
-        sys.exit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED)
+        sys.exit(STOPPED[stops.outcome_of(stop)])
     finally:              # train() lets go of the run directory as it ends; before it, this
         trainer.close()   # does (a reader that stopped early, `| head`, a Ctrl-C)
     # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
     if outcome != "done":
-        by = " by SIGTERM" if outcome == "terminated" else ""
+        by = "" if outcome == "interrupted" else f" by {stops.said(outcome)}"
         click.echo(f"stopped{by} at step {trainer.step} with a checkpoint in {directory}; "
                    f"{resume}", err=True)
     if trainer.step > first_step:
         from viz.write import plot_after_training
         click.echo(plot_after_training(directory))
     if outcome != "done":
-        sys.exit(TERMINATED if outcome == "terminated" else INTERRUPTED)
+        sys.exit(STOPPED[outcome])
     # The run's job knows its data and tokenizer: a task's prompt is a held-out source of the
     # run's lengths; BERT fills in a held-out line, with as many <mask> as its tokenizer makes
     # of the hidden word; a GPT on a text starts from a new line where it can.
