@@ -649,6 +649,12 @@ CASES = [
            one(lambda d, shape: d.normal(shape, 3.0))),
     OpCase("sigmoid: large |x|", (ops.Sigmoid,), lambda x: x.sigmoid(), torch.sigmoid,
            one(large)),
+    OpCase("softplus", (ops.Softplus,), F.softplus, TF.softplus,
+           one(lambda d, shape: d.normal(shape, 3.0))),
+    # (torch's softplus is x itself above 20, so its second derivative there is 0, and its
+    # logaddexp's is NaN below -700: the exact formula, written with torch's own ops)
+    OpCase("softplus: large |x|", (ops.Softplus,), F.softplus,
+           lambda x: torch.relu(x) + torch.log1p(torch.exp(-x.abs())), one(large)),
     OpCase("relu", (ops.Relu,), lambda x: x.relu(), torch.relu, one(away_from_zero)),
     OpCase("abs", (ops.Abs,), lambda x: x.abs(), torch.abs, one(away_from_zero)),
     OpCase("relu at 0: gradient 0, as torch", (ops.Relu,), lambda x: x.relu(), torch.relu,
