@@ -27,6 +27,14 @@ An `OpCase` has
 Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm,
 RMS norm, SwiGLU, ...) included, is twice differentiable.
 
+A new op gets its case beside its kin in CASES below (softplus beside sigmoid: one of typical
+values, one of extreme ones where a naive formula overflows), drawn with the helpers here
+(`one(normal)`, `two_that_broadcast(...)`, `draw_reduction(...)`: inputs where it is
+differentiable). Its checks, in every file that reads the table, are then run by its name:
+
+    python -m pytest tests/test_ops_gradcheck.py tests/test_ops_torch.py \
+        tests/test_backward_modes.py tests/test_meta_ops.py -k "softplus or every"
+
 API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
 full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
 default, `max(axis)` and `min(axis)` are torch's `amax` and `amin` (ties share the gradient),
