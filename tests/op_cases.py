@@ -27,6 +27,14 @@ An `OpCase` has
 Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm,
 RMS norm, SwiGLU, ...) included, is twice differentiable.
 
+A new op gets its case beside its kin in CASES below (softplus beside sigmoid: one of typical
+values, one of extreme ones where a naive formula overflows), drawn with the helpers here
+(`one(normal)`, `two_that_broadcast(...)`, `draw_reduction(...)`: inputs where it is
+differentiable). Its checks, in every file that reads the table, are then run by its name:
+
+    python -m pytest tests/test_ops_gradcheck.py tests/test_ops_torch.py \
+        tests/test_backward_modes.py tests/test_meta_ops.py -k "softplus or every"
+
 API differences with torch, handled in the torch_fn column: our `transpose(*axes)` is numpy's
 full permutation (torch's `permute`), reductions use numpy's `axis`/`keepdims`, `var` has ddof=0 by
 default, `max(axis)` and `min(axis)` are torch's `amax` and `amin` (ties share the gradient),
@@ -649,6 +657,12 @@ CASES = [
            one(lambda d, shape: d.normal(shape, 3.0))),
     OpCase("sigmoid: large |x|", (ops.Sigmoid,), lambda x: x.sigmoid(), torch.sigmoid,
            one(large)),
+    OpCase("softplus", (ops.Softplus,), F.softplus, TF.softplus,
+           one(lambda d, shape: d.normal(shape, 3.0))),
+    # (torch's softplus is x itself above 20, so its second derivative there is 0, and its
+    # logaddexp's is NaN below -700: the exact formula, written with torch's own ops)
+    OpCase("softplus: large |x|", (ops.Softplus,), F.softplus,
+           lambda x: torch.relu(x) + torch.log1p(torch.exp(-x.abs())), one(large)),
     OpCase("relu", (ops.Relu,), lambda x: x.relu(), torch.relu, one(away_from_zero)),
     OpCase("abs", (ops.Abs,), lambda x: x.abs(), torch.abs, one(away_from_zero)),
     OpCase("relu at 0: gradient 0, as torch", (ops.Relu,), lambda x: x.relu(), torch.relu,

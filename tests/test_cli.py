@@ -56,10 +56,14 @@ def test_a_command_group_without_a_command_prints_its_help_as_help_does():
 
 def test_every_command_has_examples_and_every_option_says_what_it_does():
     for path, command in commands():
-        assert "Examples:" in (command.epilog or ""), path
+        name = " ".join(("tinyformer",) + path)
+        assert "Examples:" in (command.epilog or ""), \
+            f"{name}: its epilog has no \"Examples:\" (give the command's decorator an " \
+            f"epilog with a few example command lines, as the other commands have)"
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
-                assert param.help, (path, param.opts)
+                assert param.help, f"{name} {param.opts[0]} has no help: give its " \
+                                   f"click.option a help= saying what it does"
 
 
 def test_every_example_in_every_help_is_a_command_line_that_parses():
@@ -97,7 +101,10 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
         for param in command.params:
             if isinstance(param, click.Option) and not (path == ("train",) and
                                                         param.name in settings):
-                assert not re.search(r"\[[^]{]*\]|default", param.help or ""), (path, param.opts)
+                assert not re.search(r"\[[^]{]*\]|default", param.help or ""), (
+                    f"tinyformer {' '.join(path)} {param.opts[0]}: its help writes a default "
+                    f"(or a [...]) itself: {param.help!r}; leave that to click, with "
+                    f"show_default=True on the option (nothing for a flag, which is off)")
 
 
 def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(

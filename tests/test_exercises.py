@@ -1,10 +1,11 @@
 """The course proves itself: for every exercise, the untouched file fails its checker and the
 file with the reference solution's definitions appended (the solutions are kept in
 tinyformer/exercises/solutions/, never copied into a workspace; see tests/solutions.py) passes
-it."""
+it. The course's page, docs/course.md, numbers the exercises as the catalogue does."""
 
 import ast
 import re
+from pathlib import Path
 
 import pytest
 from solutions import solution_path, write_solved
@@ -89,6 +90,41 @@ def test_the_course_has_every_chapter_and_enough_exercises():
     assert chapters == set(range(1, len(CHAPTERS) + 1))
     assert len(COURSE) >= 42 and len(CHAPTERS) >= 14
     assert len({ex.slug for ex in COURSE}) == len(COURSE), "two exercises share a name"
+
+
+def test_the_course_page_and_the_readme_number_the_exercises_as_the_catalogue_does():
+    """docs/course.md lists every exercise under its chapter by the number `tinyformer exercises
+    list` gives it, and the course's size and the failing checks that it and the README show
+    are the catalogue's. An exercise added, moved or removed renumbers those after it: the
+    pages must follow."""
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "course.md").read_text()
+    readme = (root / "README.md").read_text()
+    listed = [(int(n), slug) for n, slug in re.findall(r"^\| (\d+) \| `(\w+)` \|", page, re.M)]
+    numbered = [(ex.number, ex.slug) for ex in COURSE]
+    first = next((i for i, (a, b) in enumerate(zip(listed, numbered)) if a != b),
+                 min(len(listed), len(numbered)))
+    assert listed == numbered, (
+        f"docs/course.md's tables do not number the exercises as `tinyformer exercises list` "
+        f"does: row {first + 1} lists {listed[first:first + 1]}, the catalogue has "
+        f"{numbered[first:first + 1]}; give each exercise a row `| number | `slug` | what you "
+        f"write |` in its chapter's table, and renumber the rows after a new one")
+    headings = [page.index(f"## Chapter {n}. ") for n in range(1, len(CHAPTERS) + 1)] + [len(page)]
+    for ex in COURSE:
+        row = page.index(f"| {ex.number} | `{ex.slug}` |")
+        assert headings[ex.chapter - 1] < row < headings[ex.chapter], \
+            f"docs/course.md lists {ex.slug} outside chapter {ex.chapter}'s section"
+    for text, name in ((page, "docs/course.md"), (readme, "README.md")):
+        for count in re.findall(r"\b(\d+) exercises? (?:in|files)", text):
+            assert int(count) == len(COURSE), \
+                f"{name} says the course has {count} exercises; it has {len(COURSE)}"
+        for count in re.findall(r"\b(\d+) chapters", text):
+            assert int(count) == len(CHAPTERS), \
+                f"{name} says the course has {count} chapters; it has {len(CHAPTERS)}"
+        for number, slug in re.findall(r"^FAIL (\d+) (\w+)", text, re.M):
+            assert find(int(number)).slug == slug, \
+                f"{name} shows `FAIL {number} {slug}`, but exercise {number} is " \
+                f"{find(int(number)).slug}"
 
 
 def squashed(text):

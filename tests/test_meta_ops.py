@@ -155,7 +155,8 @@ def test_every_public_op_is_called_by_a_case_that_takes_finite_differences():
     assert not missing, (
         f"public ops that no case of tests/op_cases.py calls: {sorted(missing)}; add an OpCase "
         f"to CASES there that calls each (with the PyTorch function it matches, and inputs "
-        f"where it is differentiable), or, if it has no gradient, list it in "
-        f"NOT_DIFFERENTIABLE in tests/test_meta_ops.py")
+        f"where it is differentiable), or list it in tests/test_meta_ops.py: in "
+        f"NOT_DIFFERENTIABLE if it has no gradient, in SPELLINGS if it is another name for an "
+        f"op that a case calls")
     spelt_unchecked = {name for name in SPELLINGS.values() if name not in called}
     assert not spelt_unchecked, f"SPELLINGS name ops that no case calls: {sorted(spelt_unchecked)}"

@@ -566,6 +566,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return ops.LogSoftmax.apply(x, axis=axis)
 
 
+def softplus(x: Tensor) -> Tensor:
+    """ln(1 + e^x), elementwise: a smooth relu, computed without overflow for large x (torch's
+    F.softplus with its default beta=1, but exact beyond its threshold of 20, where torch's is
+    x itself)."""
+    return ops.Softplus.apply(x)
+
+
 def relu(x: Tensor) -> Tensor:
     """max(x, 0), elementwise: `x.relu()`."""
     return x.relu()

@@ -385,6 +385,22 @@ class Sigmoid(Function):
         return grad * y * (1 - y)
 
 
+class Softplus(Function):
+    """y = ln(1 + e^x);  dy/dx = e^x / (1 + e^x) = sigmoid(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        # ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): e^-|x| is at most 1, so nothing overflows
+        # for large x, and log1p keeps the tiny values of large negative x.
+        x = _floating(x)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.operands
+        return grad * sigmoid(x)
+
+
 class Relu(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0"""
 
