@@ -366,3 +366,54 @@ def test_every_escape_a_label_holds_is_kept_whole_or_left_out(text, width, cut):
 def token_labels_of(tokenizer, token_id):
     from viz.attention import token_labels
     return token_labels(tokenizer, [token_id])[0]
+
+
+def test_hooks_record_ablate_patch_and_take_gradients_as_recomputing_by_hand_does():
+    # The interpretability steps on module hooks, each checked a second way.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=9, context=8, n_layer=2, n_head=2, d_model=16).eval()
+    layers, other = model.decoder.layers, np.array([[3, 2, 1, 4, 2]])
+
+    def run(idx, module, hook, pre=False):
+        handle = (module.register_forward_pre_hook(hook) if pre
+                  else module.register_forward_hook(hook))
+        try:
+            return model(idx)
+        finally:
+            handle.remove()
+
+    # Record: the stream after the last block, read by the final norm and head, is the logits.
+    kept = {}
+    logits = run(IDX, layers[1], lambda m, args, out: kept.update(stream=out))
+    np.testing.assert_array_equal(
+        model.logits(model.decoder.final_norm(kept["stream"])).data, logits.data)
+
+    # Saliency: the gradient of a logit with respect to the embeddings' output, kept by a hook,
+    # is the one through the layers run by hand from that output; none reaches a later token.
+    logits = run(IDX, model.embed, lambda m, args, out: kept.update(embedded=out))
+    (saliency,) = ta.grad(logits[0, 2, 5], [kept["embedded"]])
+    x = ta.Tensor(kept["embedded"].data, requires_grad=True)
+    by_hand = x
+    for layer in layers:
+        by_hand = layer(by_hand, mask=causal_mask(IDX.shape[1]))
+    by_hand = model.logits(model.decoder.final_norm(by_hand))[0, 2, 5]
+    (expected,) = ta.grad(by_hand, [x])
+    np.testing.assert_allclose(saliency.data, expected.data, atol=1e-6)
+    assert np.all(saliency.data[0, 3:] == 0)
+
+    # Patch: the stream after layer 1 taken from another prompt, at every position, gives that
+    # prompt's logits.
+    run(other, layers[0], lambda m, args, out: kept.update(other=out))
+    patched = run(IDX, layers[0], lambda m, args, out: kept["other"])
+    np.testing.assert_array_equal(patched.data, model(other).data)
+
+    # Ablate: zeroing head 2 of layer 2 where the heads meet (the input of attn.out, head i in
+    # columns i*d_head..) is the model with that head's rows of attn.out.weight zeroed.
+    def ablate(module, args):
+        return args[0] * (np.arange(16) < 8)
+
+    out = layers[1].attn.out
+    ablated = run(IDX, out, ablate, pre=True).data
+    assert not np.allclose(ablated, logits.data)
+    out.weight.data[8:16] = 0
+    np.testing.assert_allclose(ablated, model(IDX).data, atol=1e-6)

@@ -961,3 +961,43 @@ def test_skip_init_builds_the_module_without_drawing_random_numbers():
     state = ta.random.get_state()
     table = nn.skip_init(nn.Embedding, 5, 2)                   # normal_, as uniform_ above
     assert ta.random.get_state() == state and not table.weight.data.any()
+
+
+def test_forward_hooks_read_and_replace_as_torchs_and_their_handles_remove_them():
+    ta.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        for i in (0, 2):
+            theirs[i].weight.copy_(torch.tensor(ours[i].weight.data.T))
+            theirs[i].bias.copy_(torch.tensor(ours[i].bias.data))
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    results = []
+    for model, wrap in ((ours, Tensor), (theirs, torch.tensor)):
+        seen = []
+        keep = seen.append
+        handles = [model[1].register_forward_pre_hook(lambda m, args: (args[0] * 0 + 1,)),
+                   model[1].register_forward_hook(lambda m, args, out, keep=keep: keep(args[0])),
+                   model[2].register_forward_hook(lambda m, args, out: out * 10)]
+        hooked = model(wrap(x))
+        for handle in handles:
+            handle.remove()
+        plain = model(wrap(x))
+        results.append([np.asarray(t.detach().numpy()) for t in (hooked, plain, seen[0])])
+    for mine, torchs in zip(*results):
+        np.testing.assert_allclose(mine, torchs, rtol=1e-6, atol=1e-6)
+
+
+def test_a_forward_hook_fires_while_module_paths_are_recorded_and_may_remove_itself():
+    layer, calls = nn.Linear(2, 2), []
+
+    def once(module, args, output):
+        calls.append(output.shape)
+        handle.remove()
+        return output * 0
+
+    handle = layer.register_forward_hook(once)
+    with nn.record_module_paths(layer):
+        assert np.all(layer(Tensor(np.ones((1, 2)))).data == 0)
+    assert np.any(layer(Tensor(np.ones((1, 2)))).data != 0)     # removed: once only
+    assert calls == [(1, 2)]

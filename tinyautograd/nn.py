@@ -149,12 +149,25 @@ class Module:
     """
 
     training = True
+    # Lists, on a module given hooks (register_forward_pre_hook, register_forward_hook).
+    _forward_pre_hooks: list | tuple = ()
+    _forward_hooks: list | tuple = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for hook in tuple(self._forward_pre_hooks):       # a copy: a hook may remove itself
+            replaced = hook(self, args)
+            if replaced is not None:                      # torch's rule: a tuple, or one value
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
         # One global check, so that a forward costs nothing extra unless paths are recorded.
         if _recorder is None:
-            return self.forward(*args, **kwargs)
-        return _recorder.call(self, args, kwargs)
+            output = self.forward(*args, **kwargs)
+        else:
+            output = _recorder.call(self, args, kwargs)
+        for hook in tuple(self._forward_hooks):
+            replaced = hook(self, args, output)
+            if replaced is not None:
+                output = replaced
+        return output
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward method")
@@ -274,6 +287,32 @@ class Module:
             own[name].data[...] = array
             own[name]._changed_in_place()
         return IncompatibleKeys(missing, unexpected)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook: Callable[[Module, tuple], Any]) -> engine._HookHandle:
+        """Call `hook(module, args)` before each forward of this module, as torch's: `args` is
+        the tuple of positional arguments it was called with (keywords are not given), and a
+        value returned other than None replaces them (a tuple, or one value for one argument).
+        Returns a handle: `handle.remove()` takes the hook off. A pre-hook on an attention's
+        `out` projection reads the heads side by side, head i in columns i*d_head..(i+1)*d_head,
+        so zeroing those columns ablates head i."""
+        if not self._forward_pre_hooks:
+            self._forward_pre_hooks = []
+        self._forward_pre_hooks.append(hook)
+        return engine._HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]
+                              ) -> engine._HookHandle:
+        """Call `hook(module, args, output)` after each forward of this module, as torch's:
+        `args` as for register_forward_pre_hook, and a value returned other than None replaces
+        the output. The way to read or change what a module computes (the residual stream
+        after a block, a head's output) without rewriting its forward: keep `output` to record
+        it, return another tensor to patch it. Returns a handle: `handle.remove()` takes the
+        hook off."""
+        if not self._forward_hooks:
+            self._forward_hooks = []
+        self._forward_hooks.append(hook)
+        return engine._HookHandle(self._forward_hooks, hook)
 
     # -- modes and gradients ----------------------------------------------------------------
     def train(self: ModuleT, mode: bool = True) -> ModuleT:
