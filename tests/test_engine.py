@@ -415,6 +415,32 @@ def test_a_grad_zeroed_in_place_drops_grad_tensor_and_its_graph_as_torchs_zero_d
         xt.grad.zero_()
 
 
+def _times_zero(grad):
+    grad *= 0
+
+
+def _set_to_five(grad):
+    grad[...] = 5
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+@pytest.mark.parametrize("write", [_times_zero, _set_to_five], ids=["*= 0", "[...] = 5"])
+def test_a_grad_changed_in_place_and_not_read_before_the_next_backward_drops_its_graph(write):
+    # Nothing reads grad_tensor between the write and the next backward: the backward itself
+    # must see that .grad no longer agrees with the graph, and start from .grad as a constant.
+    import torch
+    x = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    xt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    for t in (x, xt):
+        (t ** 3).sum().backward(create_graph=True)
+        write(t.grad)                                # torch records it, as a constant
+        (t ** 3).sum().backward(create_graph=True)
+    np.testing.assert_allclose(x.grad_tensor.data, xt.grad.detach().numpy())
+    (second_x,) = ta.grad(x.grad_tensor.sum(), x)
+    (second_xt,) = torch.autograd.grad(xt.grad.sum(), xt)
+    np.testing.assert_allclose(second_x.data, second_xt.numpy())                 # [6, 12]
+
+
 def test_create_graph_stamps_each_backward_op_with_the_forward_node_it_differentiates():
     x, w = f64(3), f64(3, seed=1)
     y = x * w

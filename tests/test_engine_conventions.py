@@ -514,8 +514,9 @@ def test_python_numbers_are_weak_with_narrow_dtypes_as_in_torch(expression, dtyp
 
 # A 0-d tensor meeting a tensor with axes of its own kind (float and float, integer and
 # integer) takes that tensor's dtype, as a Python number does, in torch; numpy 2 would widen.
-ZERO_D = [("float16", "float32"), ("float32", "float64"), ("int32", "int64"),
-          ("uint8", "int64"), ("int64", "float64"), ("float32", "int64")]
+# Two 0-d tensors promote as two tensors with axes do: a float64 times a float16 is float64.
+ZERO_D = [("float16", "float32"), ("float32", "float64"), ("float64", "float16"),
+          ("int32", "int64"), ("uint8", "int64"), ("int64", "float64"), ("float32", "int64")]
 
 
 WITH_0_D = {
@@ -528,11 +529,12 @@ WITH_0_D = {
 }
 
 
+@pytest.mark.parametrize("values", [[1, 2, 3], 1], ids=["with axes", "0-d"])
 @pytest.mark.parametrize("dims, zero_d", ZERO_D)
 @pytest.mark.parametrize("expression", WITH_0_D)
-def test_a_0_d_tensor_combines_with_a_tensor_with_axes_as_in_torch(expression, dims, zero_d):
+def test_a_0_d_tensor_combines_with_another_tensor_as_in_torch(expression, dims, zero_d, values):
     run = WITH_0_D[expression]
-    values, number = [1, 2, 3], 2
+    number = 2
     ours = run(ta, Tensor(np.array(values, dims), dtype=dims),
                Tensor(np.array(number, zero_d), dtype=zero_d))
     theirs = run(torch, torch.tensor(values, dtype=getattr(torch, dims)),
@@ -541,10 +543,11 @@ def test_a_0_d_tensor_combines_with_a_tensor_with_axes_as_in_torch(expression, d
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-3)
 
 
-def test_a_0_d_tensor_cast_to_the_others_dtype_keeps_its_gradient_in_its_own():
+@pytest.mark.parametrize("order", ["h * scale", "scale * h"])
+def test_a_0_d_tensor_cast_to_the_others_dtype_keeps_its_gradient_in_its_own(order):
     h = Tensor([1.0, 2.0], dtype=np.float16, requires_grad=True)
     scale = Tensor(3.0, requires_grad=True)
-    y = h * scale
+    y = h * scale if order == "h * scale" else scale * h
     y.sum().backward()
     assert y.dtype == np.float16
     assert h.grad.dtype == np.float16 and scale.grad.dtype == np.float32 and scale.grad == 3.0

@@ -351,6 +351,36 @@ def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+DOWNLOAD_AGAIN = "download it again from the model's page, or restore it"
+TRAIN_AGAIN = "restore it, or train again"
+
+
+@pytest.mark.parametrize("files, advice", [
+    ((), DOWNLOAD_AGAIN),                                # a download without its weights yet
+    (("vocab.json", "merges.txt"), DOWNLOAD_AGAIN),
+    (("manifest.json",), TRAIN_AGAIN),                   # a run of ours
+    (("weights-000010.npz",), TRAIN_AGAIN),              # a run of ours, copied
+], ids=["nothing", "tokenizer", "manifest", "our weights"])
+def test_a_broken_config_json_without_weights_is_advised_by_what_the_folder_is(tmp_path, files,
+                                                                               advice):
+    (tmp_path / "config.json").write_text("{")
+    for name in files:
+        (tmp_path / name).write_text("")
+    with pytest.raises(ValueError, match=f"config.json is corrupted: not valid JSON; "
+                                         f"{re.escape(advice)}$"):
+        GPT.from_pretrained(tmp_path)
+
+
+def test_a_hugging_face_config_json_is_read_once(hf, monkeypatch):
+    import tinyformer.pretrained as pretrained
+    reads = []
+    read = pretrained.read_config_json
+    monkeypatch.setattr(pretrained, "read_config_json",
+                        lambda *args, **kwargs: reads.append(args) or read(*args, **kwargs))
+    GPT.from_pretrained(hf[1])
+    assert len(reads) == 1
+
+
 @pytest.mark.parametrize("folder", ["gpt2", "it's a \"model\""])
 def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder):
     directory = tmp_path / folder

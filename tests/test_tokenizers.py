@@ -412,6 +412,37 @@ def test_loading_the_wrong_kind_says_so(tmp_path):
         CharTokenizer.load(path)
 
 
+class MyChar(CharTokenizer):
+    pass
+
+
+class MyBPE(BPETokenizer):
+    pass
+
+
+@pytest.mark.parametrize("mine, other", [(MyChar.train(TEXT), BPE), (MyBPE.train(TEXT, 260), CHAR)],
+                         ids=["char", "bpe"])
+def test_a_subclass_of_a_tokenizer_loads_its_own_file_as_itself(tmp_path, mine, other):
+    mine.save(tmp_path / "mine.json")
+    loaded = type(mine).load(tmp_path / "mine.json")
+    assert type(loaded) is type(mine)
+    assert loaded.encode(TEXT) == mine.encode(TEXT)
+    other.save(tmp_path / "other.json")
+    with pytest.raises(ValueError, match=f"holds a {other.kind!r} tokenizer, not {mine.kind!r}"):
+        type(mine).load(tmp_path / "other.json")
+
+
+@pytest.mark.parametrize("load", [load_tokenizer, Tokenizer.load, CharTokenizer.load],
+                         ids=["load_tokenizer", "Tokenizer.load", "CharTokenizer.load"])
+def test_every_way_to_load_says_in_one_line_that_the_file_is_missing_or_a_directory(tmp_path,
+                                                                                     load):
+    for path, says in ((tmp_path / "nothing.json", "does not exist; make one with"),
+                       (tmp_path, "is a directory; give its JSON file")):
+        with pytest.raises(ValueError, match=re.escape(says)) as info:
+            load(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("content", [
     "{not json",
     "\xff\xfe",

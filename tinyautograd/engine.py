@@ -732,7 +732,12 @@ class Tensor:
         differentiate again (torch's `.grad` after create_graph); None before. Later backwards
         add to it as they add to `.grad`. Once `.grad` is assigned or changed in place
         (`x.grad[...] = 0`, `x.grad *= 0.5`, `clip_grad_norm`), the graph no longer computes
-        its values: grad_tensor is None, and the next backward adds to `.grad` as a constant."""
+        its values: grad_tensor is None, and the next backward adds to `.grad` as a constant.
+        A change in place is seen by its values only, so one that leaves them as they were
+        (zeroing a gradient that is already zero) keeps the old graph, and the next
+        backward(create_graph=True) adds onto it. To start afresh, `x.grad = None`, assign a
+        new array, or call the optimizer's or the module's `zero_grad()` (either
+        `set_to_none`): these always drop the graph."""
         kept = self._grad_tensor
         # The engine adds the same arrays to both (`_accumulate`), so they agree to the bit
         # unless the array was changed by hand; the stale graph would give wrong derivatives,

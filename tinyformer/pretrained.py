@@ -223,15 +223,17 @@ def _read_config(directory):
     snapshots = hub_snapshots(directory)
     if snapshots is not None and not os.path.exists(path):
         raise PretrainedError(hub_cache_advice(directory, snapshots))
-    # Before looking for the weights: a run of ours has a config.json but keeps its weights in
-    # a file of its own, and "it needs model.safetensors" would send its user looking for one.
-    if os.path.isfile(path) and is_ours(read_config_json(directory)):
+    # Read once, before looking for the weights: a run of ours has a config.json but keeps its
+    # weights in a file of its own, and "it needs model.safetensors" would send its user
+    # looking for one.
+    config = read_config_json(directory) if os.path.isfile(path) else None
+    if config is not None and is_ours(config):
         raise PretrainedError(f"{directory!r} is a tinyformer checkpoint, not a Hugging Face "
                               f"one; load it with tinyformer.checkpoint.load_model, or write "
                               f"it in Hugging Face's format with `tinyformer export`")
     weights = [os.path.join(directory, name) for name in (WEIGHTS, SHARD_INDEX)]
     pickles = [name for name in PICKLES if os.path.isfile(os.path.join(directory, name))]
-    if os.path.isfile(path) and pickles and not any(map(os.path.isfile, weights)):
+    if config is not None and pickles and not any(map(os.path.isfile, weights)):
         # The folder as a Python string inside the code, the code quoted for the shell: a
         # folder named with a quote or a space still makes one command that runs.
         folder = os.fspath(directory)
@@ -242,12 +244,12 @@ def _read_config(directory):
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
                               f"file, convert it with transformers: "
                               f"python -c {shlex.quote(convert)}")
-    if not (os.path.isfile(path) and any(os.path.isfile(file) for file in weights)):
+    if not (config is not None and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
                               f"read: it is a pickle, and unpickling can run code)")
-    return read_config_json(directory), path
+    return config, path
 
 
 def _check_context(config, name, path):

@@ -562,12 +562,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
                             "tokenizer.json)")
         raise CheckpointError(f"{directory!r} is not a checkpoint: it has no config.json; give "
                               f"{ours}{pretrained_files if pretrained else ''}")
-    # Beside a Hugging Face model's weights (model.safetensors, or its shards' index), the
-    # file came from the model's page; a run of ours wrote its own.
-    from_a_page = any(os.path.exists(os.path.join(directory, name))
-                      for name in ("model.safetensors", "model.safetensors.index.json"))
-    advice = ("download it again from the model's page, or restore it" if from_a_page
-              else "restore it, or train again")
+    advice = _config_advice(directory, pretrained)
     try:
         with open_run_file(path, "r", encoding="utf-8") as f:
             config = json.load(f)
@@ -580,6 +575,23 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} is not a JSON object; {advice}")
     return config
+
+
+def _config_advice(directory, pretrained):
+    """What to do about a directory's config.json that cannot be read, by what the directory
+    is: beside a Hugging Face model's weights (model.safetensors, or its shards' index) the
+    file came from the model's page; a run of ours (its manifest, its weights) wrote its own;
+    a folder with neither is a Hugging Face model's where the caller takes one (`pretrained`),
+    its weights not downloaded yet, say."""
+    try:
+        names = set(os.listdir(directory))
+    except OSError:
+        names = set()
+    from_a_page = bool(names & {"model.safetensors", "model.safetensors.index.json"})
+    ours = MANIFEST in names or any(CHECKPOINT_FILE.fullmatch(name) for name in names)
+    if from_a_page or (pretrained and not ours):
+        return "download it again from the model's page, or restore it"
+    return "restore it, or train again"
 
 
 def before_first_checkpoint(directory: StrPath) -> bool:

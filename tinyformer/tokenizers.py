@@ -369,25 +369,29 @@ class Tokenizer:
 
     @classmethod
     def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
-        """Read a tokenizer that `save` wrote; ValueError if the file is not one of this kind
-        (Tokenizer.load, as load_tokenizer, reads either kind)."""
+        """Read a tokenizer that `save` wrote. Tokenizer.load (as load_tokenizer) reads either
+        kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load, or
+        a class of your own that derives from it) builds its own class, and refuses a file of
+        another kind with a ValueError."""
+        # The checks of every way to load a tokenizer file live here: load_tokenizer calls this.
+        if not os.path.exists(path):
+            raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
+                             f"`tinyformer tokenize train`")
+        if os.path.isdir(path):
+            raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
         data = _read_json(path)
-        kind = TOKENIZERS[data["type"]]
-        if not issubclass(kind, cls):
-            raise ValueError(f"{path}: holds a {kind.kind!r} tokenizer, not {cls.kind!r} "
+        if cls is Tokenizer:
+            return _build(TOKENIZERS[data["type"]], data, path)
+        if data["type"] != cls.kind:
+            raise ValueError(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
                              f"(load_tokenizer reads either)")
-        return _build(kind, data, path)
+        return _build(cls, data, path)
 
 
 def load_tokenizer(path: StrPath) -> Tokenizer:
-    """Read any tokenizer that `save` wrote, choosing the class by the file's "type"."""
-    if not os.path.exists(path):
-        raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
-                         f"`tinyformer tokenize train`")
-    if os.path.isdir(path):
-        raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
-    data = _read_json(path)
-    return _build(TOKENIZERS[data["type"]], data, path)
+    """Read any tokenizer that `save` wrote, choosing the class by the file's "type" (as
+    Tokenizer.load, which it is)."""
+    return Tokenizer.load(path)
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
