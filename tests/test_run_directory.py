@@ -5,6 +5,7 @@ tested by taking it."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from tinyformer_cli import main
 from tinyformer.rundir import (RunDirectory, is_training, open_tokens, read_metrics,
                                truncate_metrics, write_tokens)
-from tinyformer import train
+from tinyformer import rundir, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -278,6 +279,22 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+
+
+def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,
+                                                                            monkeypatch):
+    """Another's run, readable but not writable (root writes anywhere: the lock file's open
+    fails as it would for a user)."""
+    def read_only(path, flags):
+        raise PermissionError(13, "Permission denied", path)
+    with monkeypatch.context() as patched:
+        patched.setattr(rundir, "_open_lock_file", read_only)
+        one_line_error(tinyformer("train", "--resume", run), "cannot write to --resume",
+                       "copy it to a directory you can write to and resume the copy")
+    shutil.copytree(run, tmp_path / "mine")
+    resumed = tinyformer("train", "--resume", tmp_path / "mine")
+    assert resumed.exit_code == 0 and "has finished its 2 steps" in resumed.output, \
+        resumed.output
 
 
 def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):

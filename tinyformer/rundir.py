@@ -172,8 +172,12 @@ class RunDirectory:
             run._acquire()
         except OSError as e:
             run._remove_created()
+            # A run one may read but not write (another's, an archive's) goes on as a copy.
+            advice = ("choose a directory you can write to" if create else
+                      "to go on from it, copy it to a directory you can write to and resume "
+                      "the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
-                                    f"choose a directory you can write to") from None
+                                    f"{advice}") from None
         try:
             run._read_manifest()
         except BaseException:
