@@ -151,7 +151,7 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_replaced(tmp_path):
         == [1, 2]
 
 
-def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run, monkeypatch):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
          "from tinyformer.rundir import RunDirectory\n"
@@ -165,6 +165,15 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
             one_line_error(tinyformer("train", *args), "is in use: process "
                            f"{holder.pid} is training in it", f"kill {holder.pid}")
         assert files(run) == before
+        # Another user's process, on a shared machine: this user's kill cannot stop it.
+        def not_permitted(pid, signal):
+            raise PermissionError(1, "Operation not permitted")
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", not_permitted)
+            line = one_line_error(tinyformer("train", "--resume", run),
+                                  f"process {holder.pid} is training in it",
+                                  "ask its owner to stop it")
+        assert "kill" not in line
     finally:
         holder.kill()
         holder.wait()

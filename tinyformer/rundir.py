@@ -209,9 +209,11 @@ class RunDirectory:
                                             f"started on it earlier (a notebook cell run again, "
                                             f"say) holds it until it trains or closes; call its "
                                             f"close() and try again") from None
+                stop = ("ask its owner to stop it" if _another_users(holder) else
+                        f"stop it (kill {holder})")
                 raise RunDirectoryError(f"{self.path!r} is in use: process {holder} is "
-                                        f"training in it; wait for it to end, or stop it "
-                                        f"(kill {holder}) and try again") from None
+                                        f"training in it; wait for it to end, or {stop} and "
+                                        f"try again") from None
             # The holder removes run.lock as it ends; if it did so between our open and our
             # lock, we hold a file no longer there, and must take the new one.
             with contextlib.suppress(FileNotFoundError):
@@ -825,6 +827,20 @@ def _open_lock_file(path, flags):
         os.close(fd)
         return None
     return fd
+
+
+def _another_users(pid: str) -> bool:
+    """Whether process `pid` is another user's (on a shared machine), which this user's kill
+    cannot stop. (Signal 0 only asks; Windows has no such signal: os.kill would end it.)"""
+    if fcntl is None or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):          # gone meanwhile, or not a process id
+        pass
+    return False
 
 
 def is_training(path: StrPath) -> bool:
