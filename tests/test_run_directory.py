@@ -165,11 +165,13 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run, monkeypa
             one_line_error(tinyformer("train", *args), "is in use: process "
                            f"{holder.pid} is training in it", f"kill {holder.pid}")
         assert files(run) == before
-        # Another user's process, on a shared machine: this user's kill cannot stop it.
+        # Another user's process, on a shared machine: this user's kill cannot stop it, and
+        # may not write its run.lock either (made under umask 022).
         def not_permitted(pid, signal):
             raise PermissionError(1, "Operation not permitted")
         with monkeypatch.context() as patched:
             patched.setattr(os, "kill", not_permitted)
+            patched.setattr(rundir, "_open_lock_file", anothers_lock_file())
             line = one_line_error(tinyformer("train", "--resume", run),
                                   f"process {holder.pid} is training in it",
                                   "ask its owner to stop it")
@@ -178,6 +180,29 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run, monkeypa
         holder.kill()
         holder.wait()
     assert tinyformer("train", "--resume", run).exit_code == 0      # free again
+
+
+def anothers_lock_file():
+    """rundir._open_lock_file where run.lock is another user's, which this one may read but
+    not write (root writes anywhere: the open to write fails as it would for a user)."""
+    real = rundir._open_lock_file
+
+    def open_lock_file(path, flags):
+        if flags & os.O_RDWR and os.path.exists(path):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, flags)
+    return open_lock_file
+
+
+def test_another_user_s_stale_lock_that_one_may_not_write_is_taken_over(run, monkeypatch):
+    """A group's folder, and in it the run.lock of another member's run, killed, made under a
+    umask that lets the group read it but not write it: taken over, with the note."""
+    (run / "run.lock").write_text("999999\n")
+    monkeypatch.setattr(rundir, "_open_lock_file", anothers_lock_file())
+    result = tinyformer("train", "--resume", run)
+    assert result.exit_code == 0, result.output
+    assert "run.lock was left by process 999999, which has stopped" in result.output
+    assert not (run / "run.lock").exists()
 
 
 def test_a_directory_held_by_this_process_says_to_close_the_trainer_not_to_kill_it(tmp_path):

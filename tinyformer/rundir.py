@@ -192,8 +192,17 @@ class RunDirectory:
 
     def _acquire(self):
         path = self.file(LOCK)
+        left = ""              # the process id in another user's stale run.lock, replaced
         while True:
-            fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+            try:
+                fd, ours = _open_lock_file(path, os.O_RDWR | os.O_CREAT), True
+            except PermissionError:
+                if fcntl is None or not os.path.isfile(path):
+                    raise                                # a folder this user may not write
+                # Another user's run.lock, which this one may not write (made under umask 022
+                # in a folder the group may write): locked all the same, to tell a run that
+                # trains now from a killed one, whose lock file is then replaced by ours.
+                fd, ours = _open_lock_file(path, os.O_RDONLY), False
             if fd is None:
                 raise RunDirectoryError(f"{path} is a link, a named pipe or a device, not the "
                                         f"file a run locks; remove it and try again")
@@ -218,9 +227,16 @@ class RunDirectory:
             # lock, we hold a file no longer there, and must take the new one.
             with contextlib.suppress(FileNotFoundError):
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                    break
+                    if ours:
+                        break
+                    left = os.read(fd, 100).decode("ascii", "replace").strip()
+                    try:
+                        os.remove(path)            # while locked, as its holder removes it
+                    except PermissionError:        # nor the folder: this user cannot take it
+                        os.close(fd)
+                        raise
             os.close(fd)
-        left = os.read(fd, 100).decode("ascii", "replace").strip()
+        left = os.read(fd, 100).decode("ascii", "replace").strip() or left
         self.taken_over = bool(left)
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
