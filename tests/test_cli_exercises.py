@@ -1010,3 +1010,22 @@ def test_a_workspace_the_grader_may_not_write_is_checked_all_the_same(workspace,
     one = run("check", 1)
     assert one.exit_code == 0 and f"PASS 1 {FIRST.slug}" in one.stdout, one.output
     assert one.stderr.startswith("Note: the checks ran, but the progress was not saved")
+
+
+@pytest.mark.parametrize("command, shown", [
+    (["hint", 1], FIRST.hints[0]),
+    (["solution", 1, "--yes"], f"Reference solution of exercise 1, {FIRST.slug}"),
+    (["predict", 1, "--answer", "1"], "Why: "),
+], ids=["hint", "solution", "predict"])
+def test_a_workspace_one_may_only_read_still_shows_hints_solutions_and_answers(
+        workspace, monkeypatch, command, shown):
+    """Another's workspace, shared read-only: its progress cannot be locked or saved, but
+    what a command shows is shown, with a note, as check does."""
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(workspace_module, "held_lock", read_only)
+    result = run(*command)
+    assert result.exit_code == 0, result.output
+    assert shown in result.stdout and "ask again" not in result.stdout  # it would not count
+    assert re.fullmatch(r"Note: .*, but the progress was not saved \(.*progress.lock: "
+                        r"permission denied; check the permissions\)\n", result.stderr)

@@ -5,6 +5,7 @@ tested by taking it."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from tinyformer_cli import main
 from tinyformer.rundir import (RunDirectory, is_training, open_tokens, read_metrics,
                                truncate_metrics, write_tokens)
-from tinyformer import train
+from tinyformer import rundir, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -150,7 +151,7 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_replaced(tmp_path):
         == [1, 2]
 
 
-def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run, monkeypatch):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
          "from tinyformer.rundir import RunDirectory\n"
@@ -164,10 +165,44 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(run):
             one_line_error(tinyformer("train", *args), "is in use: process "
                            f"{holder.pid} is training in it", f"kill {holder.pid}")
         assert files(run) == before
+        # Another user's process, on a shared machine: this user's kill cannot stop it, and
+        # may not write its run.lock either (made under umask 022).
+        def not_permitted(pid, signal):
+            raise PermissionError(1, "Operation not permitted")
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", not_permitted)
+            patched.setattr(rundir, "_open_lock_file", anothers_lock_file())
+            line = one_line_error(tinyformer("train", "--resume", run),
+                                  f"process {holder.pid} is training in it",
+                                  "ask its owner to stop it")
+        assert "kill" not in line
     finally:
         holder.kill()
         holder.wait()
     assert tinyformer("train", "--resume", run).exit_code == 0      # free again
+
+
+def anothers_lock_file():
+    """rundir._open_lock_file where run.lock is another user's, which this one may read but
+    not write (root writes anywhere: the open to write fails as it would for a user)."""
+    real = rundir._open_lock_file
+
+    def open_lock_file(path, flags):
+        if flags & os.O_RDWR and os.path.exists(path):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, flags)
+    return open_lock_file
+
+
+def test_another_user_s_stale_lock_that_one_may_not_write_is_taken_over(run, monkeypatch):
+    """A group's folder, and in it the run.lock of another member's run, killed, made under a
+    umask that lets the group read it but not write it: taken over, with the note."""
+    (run / "run.lock").write_text("999999\n")
+    monkeypatch.setattr(rundir, "_open_lock_file", anothers_lock_file())
+    result = tinyformer("train", "--resume", run)
+    assert result.exit_code == 0, result.output
+    assert "run.lock was left by process 999999, which has stopped" in result.output
+    assert not (run / "run.lock").exists()
 
 
 def test_a_directory_held_by_this_process_says_to_close_the_trainer_not_to_kill_it(tmp_path):
@@ -278,6 +313,22 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+
+
+def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,
+                                                                            monkeypatch):
+    """Another's run, readable but not writable (root writes anywhere: the lock file's open
+    fails as it would for a user)."""
+    def read_only(path, flags):
+        raise PermissionError(13, "Permission denied", path)
+    with monkeypatch.context() as patched:
+        patched.setattr(rundir, "_open_lock_file", read_only)
+        one_line_error(tinyformer("train", "--resume", run), "cannot write to --resume",
+                       "copy it to a directory you can write to and resume the copy")
+    shutil.copytree(run, tmp_path / "mine")
+    resumed = tinyformer("train", "--resume", tmp_path / "mine")
+    assert resumed.exit_code == 0 and "has finished its 2 steps" in resumed.output, \
+        resumed.output
 
 
 def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):

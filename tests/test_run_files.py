@@ -178,6 +178,25 @@ def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_export_into_a_group_folder_is_the_group_s(tmp_path):
+    """A folder a group shares (setgid: what is made in it is the group's): the export is made
+    there as mkdir makes a folder, its setgid bit kept, so that its files are the group's and
+    a member of the group can read them under a umask that hides them from others (007)."""
+    from tinyformer.checkpoint import export_pretrained
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    group = tmp_path / "group"
+    group.mkdir()
+    if os.geteuid() == 0:
+        os.chown(group, -1, 4242)        # a course's group, not this user's own
+    group.chmod(0o2775)
+    model = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4)
+    export_pretrained(model, CharTokenizer(list("abcd")), group / "exported")
+    (group / "made").mkdir()
+    assert (group / "exported").stat().st_mode == (group / "made").stat().st_mode
+    assert {f.stat().st_gid for f in (group / "exported").iterdir()} == {group.stat().st_gid}
+
+
 def test_a_checkpoint_replaced_while_it_is_read_gives_the_newer_one(tmp_path, monkeypatch):
     """A run that is training writes a newer checkpoint and then removes the files of the one
     config.json named before: a reader (generate, attention, lens, ...) caught between the two

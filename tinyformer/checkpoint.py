@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import stat
 import tempfile
 from typing import Any, Iterable, Union
 
@@ -484,7 +485,9 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
-        os.chmod(staging, 0o777 & ~current_umask())      # mkdtemp makes it private
+        # mkdtemp makes it private; as mkdir would, it keeps the setgid bit of a group's
+        # folder, so that the files written into it are the group's, not this user's own.
+        os.chmod(staging, (0o777 & ~current_umask()) | (os.stat(staging).st_mode & stat.S_ISGID))
         # GPT-2's <|endoftext|> begins and ends its texts; transformers' generate stops at it.
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         model.save_pretrained(staging, bos_token_id=end_of_text, eos_token_id=end_of_text)

@@ -172,8 +172,12 @@ class RunDirectory:
             run._acquire()
         except OSError as e:
             run._remove_created()
+            # A run one may read but not write (another's, an archive's) goes on as a copy.
+            advice = ("choose a directory you can write to" if create else
+                      "to go on from it, copy it to a directory you can write to and resume "
+                      "the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
-                                    f"choose a directory you can write to") from None
+                                    f"{advice}") from None
         try:
             run._read_manifest()
         except BaseException:
@@ -188,8 +192,17 @@ class RunDirectory:
 
     def _acquire(self):
         path = self.file(LOCK)
+        left = ""              # the process id in another user's stale run.lock, replaced
         while True:
-            fd = _open_lock_file(path, os.O_RDWR | os.O_CREAT)
+            try:
+                fd, ours = _open_lock_file(path, os.O_RDWR | os.O_CREAT), True
+            except PermissionError:
+                if fcntl is None or not os.path.isfile(path):
+                    raise                                # a folder this user may not write
+                # Another user's run.lock, which this one may not write (made under umask 022
+                # in a folder the group may write): locked all the same, to tell a run that
+                # trains now from a killed one, whose lock file is then replaced by ours.
+                fd, ours = _open_lock_file(path, os.O_RDONLY), False
             if fd is None:
                 raise RunDirectoryError(f"{path} is a link, a named pipe or a device, not the "
                                         f"file a run locks; remove it and try again")
@@ -205,16 +218,25 @@ class RunDirectory:
                                             f"started on it earlier (a notebook cell run again, "
                                             f"say) holds it until it trains or closes; call its "
                                             f"close() and try again") from None
+                stop = ("ask its owner to stop it" if _another_users(holder) else
+                        f"stop it (kill {holder})")
                 raise RunDirectoryError(f"{self.path!r} is in use: process {holder} is "
-                                        f"training in it; wait for it to end, or stop it "
-                                        f"(kill {holder}) and try again") from None
+                                        f"training in it; wait for it to end, or {stop} and "
+                                        f"try again") from None
             # The holder removes run.lock as it ends; if it did so between our open and our
             # lock, we hold a file no longer there, and must take the new one.
             with contextlib.suppress(FileNotFoundError):
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                    break
+                    if ours:
+                        break
+                    left = os.read(fd, 100).decode("ascii", "replace").strip()
+                    try:
+                        os.remove(path)            # while locked, as its holder removes it
+                    except PermissionError:        # nor the folder: this user cannot take it
+                        os.close(fd)
+                        raise
             os.close(fd)
-        left = os.read(fd, 100).decode("ascii", "replace").strip()
+        left = os.read(fd, 100).decode("ascii", "replace").strip() or left
         self.taken_over = bool(left)
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
@@ -833,6 +855,20 @@ def _open_lock_file(path, flags):
         os.close(fd)
         return None
     return fd
+
+
+def _another_users(pid: str) -> bool:
+    """Whether process `pid` is another user's (on a shared machine), which this user's kill
+    cannot stop. (Signal 0 only asks; Windows has no such signal: os.kill would end it.)"""
+    if fcntl is None or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):          # gone meanwhile, or not a process id
+        pass
+    return False
 
 
 def is_training(path: StrPath) -> bool:

@@ -115,16 +115,20 @@ def hint(workspace: Workspace, ex: Exercise) -> None:
     for i, text in enumerate(shown, start=1):
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
     if len(shown) < len(ex.hints):
-        click.echo(f"(ask again for hint {len(shown) + 1})")
+        # Where the count cannot be kept (another's workspace), asking again shows these again.
+        if workspace.unsaved is None:
+            click.echo(f"(ask again for hint {len(shown) + 1})")
     else:
         click.echo(f"(that was the last hint; `tinyformer exercises solution {ex.number}` "
                    f"shows a solution)")
+    say_unsaved(workspace, "the hints are shown")
 
 
 def reset(workspace: Workspace, ex: Exercise) -> None:
     backup = workspace.reset(ex)
     click.echo(f"Restored {workspace.path(ex)}"
                + (f"; your version is in {backup}" if backup else ""))
+    say_unsaved(workspace, "the file is restored")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,10 +210,11 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
     return passed == len(exercises())
 
 
-def say_unsaved(workspace: Workspace) -> None:
-    """A note on stderr, where the checks' outcomes could not be saved in the workspace."""
-    if workspace.unsaved is not None:
-        click.echo(f"Note: the checks ran, but the progress was not saved "
+def say_unsaved(workspace: Workspace | None, done: str = "the checks ran") -> None:
+    """A note on stderr, where what was `done` could not be saved in the workspace's progress
+    (one the user may read but not write)."""
+    if workspace is not None and workspace.unsaved is not None:
+        click.echo(f"Note: {done}, but the progress was not saved "
                    f"({describe_os_error(workspace.unsaved)})", err=True)
 
 
@@ -323,6 +328,7 @@ def predict(workspace: Workspace | None, chapter: int, answer: str | None = None
     click.echo(textwrap.fill(f"Why: {asked.why}", width=92, subsequent_indent="     "))
     if workspace is not None:
         workspace.record_prediction(folder, answer, right)
+        say_unsaved(workspace, "the prediction is marked")
     return right
 
 
@@ -411,6 +417,7 @@ def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False)
                            f"definitions replace the TODO ones in {ex.file}", bold=True))
     click.echo()
     click.echo(ex.solution.read_text(encoding="utf-8").rstrip())
+    say_unsaved(workspace, "the solution is shown")
     return True
 
 

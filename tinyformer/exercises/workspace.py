@@ -208,12 +208,25 @@ class Workspace:
         """The progress as saved now, to change in the block, then saved. Read again, under a
         lock, rather than kept from when the workspace was opened: another command on it (a
         `hint` while `watch` runs, checks that a script runs side by side) may have changed it
-        since, and writing back the older copy would undo that."""
-        (self.root / STATE_DIR).mkdir(exist_ok=True)
-        with held_lock(self.root / STATE_DIR / PROGRESS_LOCK):
-            self.progress = Workspace.load(self.root).progress
+        since, and writing back the older copy would undo that.
+
+        A workspace that may be read but not written (a teacher grading a student's folder,
+        one shared read-only): the change is made to the progress in memory only, and
+        `unsaved` says why it was not kept; what the command shows stands."""
+        with contextlib.ExitStack() as lock:
+            try:
+                (self.root / STATE_DIR).mkdir(exist_ok=True)
+                lock.enter_context(held_lock(self.root / STATE_DIR / PROGRESS_LOCK))
+                self.progress = Workspace.load(self.root).progress
+                locked = True
+            except OSError as error:
+                self.unsaved, locked = self.unsaved or error, False
             yield self.progress
-            self.save()
+            try:
+                if locked:
+                    self.save()
+            except OSError as error:
+                self.unsaved = self.unsaved or error
 
     def path(self, ex: Exercise) -> Path:
         return self.root / ex.file
@@ -247,7 +260,7 @@ class Workspace:
         one per core run at once. A file that is missing or cannot be read stops them all
         before any starts (WorkspaceError), or with `keep_going` is that exercise's failure,
         and the others are checked: one deleted file hides nothing of the rest. Progress that
-        cannot be saved stops nothing: `unsaved` says why."""
+        cannot be saved stops nothing (changing's): `unsaved` says why."""
         paths = [self.path(ex) for ex in chosen]
         # Hashed before the checks: a file saved during its check must be checked again.
         hashes: list[str | None] = []
@@ -275,12 +288,7 @@ class Workspace:
             for i, (ex, checked_hash, check) in enumerate(zip(chosen, hashes, checks)):
                 message, printed, seconds = (unreadable[i], "", 0.0) if check is None \
                     else check.result()
-                try:
-                    self.record(ex, checked_hash if message is None else None)
-                except OSError as error:
-                    # A workspace that may be read but not written (a teacher grading a
-                    # student's folder): the outcome stands; only the progress is not kept.
-                    self.unsaved = self.unsaved or error
+                self.record(ex, checked_hash if message is None else None)
                 yield Checked(ex, message, printed, seconds)
         except BaseException:           # stopped early (Ctrl-C): start no check that waits,
             pool.shutdown(wait=False, cancel_futures=True)
