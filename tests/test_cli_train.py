@@ -367,6 +367,20 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     assert (out / "metrics.jsonl").read_text() == unbroken
 
 
+def shown(terminal, until=lambda text: False):
+    """What `terminal` shows until `until(what it showed)` or until nothing is left on its other
+    side, read as a terminal reads it, so that no process writing to it waits."""
+    text = b""
+    deadline = time.time() + 60
+    while time.time() < deadline and not until(text.decode(errors="replace")):
+        if select.select([terminal], [], [], 0.02)[0]:
+            try:
+                text += os.read(terminal, 1 << 16)
+            except OSError:                 # EIO: every process on its other side is gone
+                break
+    return text.decode()
+
+
 @pytest.mark.parametrize("logged", [False, True], ids=["to-the-terminal", "to-a-file"])
 def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tmp_path,
                                                                              unbroken, logged):
@@ -383,11 +397,8 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     os.close(its_side)
     metrics = out / "metrics.jsonl"
     try:
-        deadline = time.time() + 60            # past its first checkpoint (step 300's)
-        while time.time() < deadline and not (metrics.exists() and
-                                              metrics.read_bytes().count(b"\n") > 300):
-            if select.select([terminal], [], [], 0.02)[0]:
-                os.read(terminal, 1 << 16)     # what the terminal shows, read as it would be
+        shown(terminal, until=lambda _: metrics.exists() and    # past its first checkpoint
+              metrics.read_bytes().count(b"\n") > 300)            # (step 300's)
         workers = running_children(process.pid, ON_TWO_CORES)
         assert workers
         # The terminal closes, and its shell passes the hangup on to the run's process group;
@@ -416,6 +427,33 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
 
     assert tinyformer("train", "--resume", out).exit_code == 0
     assert metrics.read_text() == unbroken
+
+
+def test_sighup_with_the_terminal_still_open_stops_a_run_and_says_so_there(tmp_path):
+    """`kill -HUP` while the terminal works stops the run as a closed terminal does; its lines
+    (the first SIGHUP's, and how to continue) went nowhere, as though the terminal were gone."""
+    out = tmp_path / "run"
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+                                "--out", str(out)], stdin=its_side, stdout=its_side,
+                               stderr=its_side, start_new_session=True)
+    os.close(its_side)
+    metrics = out / "metrics.jsonl"
+    try:
+        shown(terminal, until=lambda _: metrics.exists() and metrics.stat().st_size > 300)
+        process.send_signal(signal.SIGHUP)
+        said = shown(terminal)
+        process.wait(timeout=60)
+    finally:
+        os.close(terminal)
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 129, said
+    step = json.loads((out / "config.json").read_text())["step"]
+    assert "SIGHUP: finishing this step and saving a checkpoint (SIGHUP again to stop now)" \
+        in said
+    assert (f"stopped by SIGHUP at step {step} with a checkpoint in {out}; continue with: "
+            f"tinyformer train --resume {out}") in said
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_path,

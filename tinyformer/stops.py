@@ -25,14 +25,16 @@ class HungUp(KeyboardInterrupt):
 
 
 def leave_the_terminal() -> None:
-    """Point this process's stdout and stderr, those that are terminals, at /dev/null. After
-    SIGHUP the terminal is gone (its window closed, its ssh session dropped): every write to
-    it would fail (EIO) and turn a clean stop into a crash. Output that goes to a file (a log)
-    goes on there. A stream with no file behind it (a test's, a notebook's) is left alone."""
+    """Point this process's stdout and stderr, those that go to a terminal that hung up, at
+    /dev/null. After the SIGHUP of a closed terminal (its window closed, its ssh session
+    dropped) every write to it would fail (EIO) and turn a clean stop into a crash. A SIGHUP
+    sent by hand (`kill -HUP`) to a run whose terminal works leaves it be, and the run says
+    there how it stops. Output that goes to a file (a log) goes on there. A stream with no
+    file behind it (a test's, a notebook's) is left alone."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, OSError):
             descriptor = stream.fileno()
-            if _a_terminal(descriptor):
+            if _hung_up(descriptor):
                 null = os.open(os.devnull, os.O_WRONLY)
                 try:
                     os.dup2(null, descriptor)
@@ -40,16 +42,17 @@ def leave_the_terminal() -> None:
                     os.close(null)
 
 
-def _a_terminal(descriptor: int) -> bool:
-    """Whether `descriptor` is a terminal, or was one until it hung up: os.isatty says False
-    then, but asked for its settings a hung-up terminal answers EIO, where anything else (a
-    file, a pipe, /dev/null) answers ENOTTY."""
+def _hung_up(descriptor: int) -> bool:
+    """Whether `descriptor` is a terminal that hung up: asked for its settings, it answers EIO,
+    where a working terminal gives them and anything else (a file, a pipe, /dev/null) answers
+    ENOTTY. A terminal that closes is marked hung up before the kernel sends its SIGHUP: the
+    SIGHUP of a closed terminal finds it so here."""
     import termios              # here: POSIX only, as SIGHUP is (none on Windows)
     try:
         termios.tcgetattr(descriptor)
     except termios.error as error:
         return error.args[0] == errno.EIO
-    return True
+    return False
 
 
 class Stop(NamedTuple):
