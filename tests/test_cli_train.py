@@ -381,19 +381,42 @@ def shown(terminal, until=lambda text: False):
     return text.decode()
 
 
-@pytest.mark.parametrize("logged", [False, True], ids=["to-the-terminal", "to-a-file"])
+def close_the_terminal(terminal, groups):
+    """The terminal closes, and its shell passes the hangup on to its jobs' process groups;
+    they are stopped meanwhile, so that they write nothing in between (a moment)."""
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    os.close(terminal)
+    for signum in (signal.SIGHUP, signal.SIGCONT):
+        for group in groups:
+            os.killpg(group, signum)
+
+
+@pytest.mark.parametrize("output", ["terminal", "file", "tee"],
+                         ids=["to-the-terminal", "to-a-file", "through-tee"])
 def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tmp_path,
-                                                                             unbroken, logged):
+                                                                             unbroken, output):
     """A run whose terminal closed (its window, its ssh session) got SIGHUP and died at once,
     losing its steps since the last checkpoint. The terminal gone, every write to it fails,
-    which must not turn the stop into a crash; output that goes to a file goes on there."""
+    which must not turn the stop into a crash; output that goes to a file goes on there. A
+    `| tee train.log` on that terminal gets the same SIGHUP and dies: a write to its pipe
+    fails too."""
     out, log = tmp_path / "run", tmp_path / "train.log"
     terminal, its_side = pty.openpty()       # the terminal's end, and the run's
     with open(log, "wb") as file:
-        output = file if logged else its_side          # `tinyformer train > train.log 2>&1`
+        to = {"terminal": its_side,
+              "file": file,                        # `tinyformer train > train.log 2>&1`
+              "tee": subprocess.PIPE}[output]      # `tinyformer train 2>&1 | tee train.log`
         process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
-                                    "--out", str(out)], stdin=its_side, stdout=output,
-                                   stderr=output, start_new_session=True)
+                                    "--out", str(out)], stdin=its_side, stdout=to,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    groups = [process.pid]                       # the process groups the terminal's shell
+    if output == "tee":                          # hangs up; tee's SIGHUP has its default too
+        tee = subprocess.Popen(["tee", str(log)], stdin=process.stdout, stdout=its_side,
+                               stderr=its_side, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        process.stdout.close()
+        groups.append(tee.pid)
     os.close(its_side)
     metrics = out / "metrics.jsonl"
     try:
@@ -401,23 +424,21 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
               metrics.read_bytes().count(b"\n") > 300)            # (step 300's)
         workers = running_children(process.pid, ON_TWO_CORES)
         assert workers
-        # The terminal closes, and its shell passes the hangup on to the run's process group;
-        # the run is stopped meanwhile, so that it writes nothing in between (a moment).
-        os.killpg(process.pid, signal.SIGSTOP)
-        os.close(terminal)
-        os.killpg(process.pid, signal.SIGHUP)
-        os.killpg(process.pid, signal.SIGCONT)
+        close_the_terminal(terminal, groups)
         process.wait(timeout=60)
+        if output == "tee":
+            assert tee.wait(timeout=60) == -signal.SIGHUP
     finally:
-        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
-            os.killpg(process.pid, signal.SIGKILL)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):    # none left behind, even failing
+                os.killpg(group, signal.SIGKILL)
     assert process.returncode == 129, log.read_text()
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     assert not (out / "run.lock").exists()
     step = json.loads((out / "config.json").read_text())["step"]
     lines = metrics.read_text().splitlines()
     assert 300 < step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
-    if logged:
+    if output == "file":
         said = log.read_text().splitlines()
         assert "Traceback" not in log.read_text()
         assert "SIGHUP: finishing this step and saving a checkpoint (SIGHUP again to stop now)" \

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import signal
+import stat
 import sys
 from typing import Callable, Iterator, NamedTuple
 
@@ -25,21 +26,35 @@ class HungUp(KeyboardInterrupt):
 
 
 def leave_the_terminal() -> None:
-    """Point this process's stdout and stderr, those that go to a terminal that hung up, at
-    /dev/null. After the SIGHUP of a closed terminal (its window closed, its ssh session
-    dropped) every write to it would fail (EIO) and turn a clean stop into a crash. A SIGHUP
-    sent by hand (`kill -HUP`) to a run whose terminal works leaves it be, and the run says
-    there how it stops. Output that goes to a file (a log) goes on there. A stream with no
-    file behind it (a test's, a notebook's) is left alone."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            descriptor = stream.fileno()
-            if _hung_up(descriptor):
+    """After the SIGHUP of a closed terminal (its window closed, its ssh session dropped), point
+    this process's stdout and stderr at /dev/null where they go to that terminal or to a pipe.
+    Every write to the terminal would fail (EIO) and turn a clean stop into a crash. A pipe's
+    reader on it (`| tee train.log`, `| less`, `| grep`) got the same SIGHUP: it is gone, or
+    about to be (which cannot be told before it dies), and every write to its pipe would fail
+    as well (EPIPE: the run would exit 141 without its checkpoint). A closed terminal is seen
+    as one of stdin, stdout and stderr hung up; a SIGHUP sent by hand (`kill -HUP`) to a run
+    whose terminal works changes nothing, and the run says there how it stops. Output that goes
+    to a file (`> train.log`) goes on there. A stream with no file behind it (a test's, a
+    notebook's) is left alone."""
+    if not any(map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr))):
+        return
+    for descriptor in _descriptors(sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):
+            if _hung_up(descriptor) or stat.S_ISFIFO(os.fstat(descriptor).st_mode):
                 null = os.open(os.devnull, os.O_WRONLY)
                 try:
                     os.dup2(null, descriptor)
                 finally:
                     os.close(null)
+
+
+def _descriptors(*streams) -> list[int]:
+    """The file descriptors behind `streams`, leaving out those with none."""
+    found = []
+    for stream in streams:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            found.append(stream.fileno())
+    return found
 
 
 def _hung_up(descriptor: int) -> bool:
