@@ -551,6 +551,29 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
     assert "left by process" not in resumed.output            # no stale lock to take over
 
 
+def test_a_closed_terminal_before_the_first_step_stops_the_run_at_once(tmp_path):
+    """A closed terminal's SIGHUP during step 0 stops the run at once, as Ctrl-C there does:
+    saying so to the terminal that is gone must not turn the stop into a crash."""
+    out = tmp_path / "run"
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", WAITING, "evaluate", "train", *TINY,
+                                "--iters", "4", "--out", str(out)], stdin=its_side,
+                               stdout=its_side, stderr=its_side, start_new_session=True)
+    os.close(its_side)
+    try:
+        assert "at evaluate" in shown(terminal, until=lambda text: "at evaluate" in text)
+        workers = running_children(process.pid, WAITING)
+        assert workers
+        close_the_terminal(terminal, [process.pid])
+        process.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 129
+    assert all(process_state(pid) in (None, "Z") for pid in workers)
+    assert not (out / "run.lock").exists()
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(
         tmp_path, monkeypatch):
     """Starting again reads the corpus again, named as given (relative to where train ran),
