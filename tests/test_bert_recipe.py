@@ -420,7 +420,7 @@ def test_examples_of_special_tokens_alone_are_refused_in_one_line():
         from tinyformer.train import TrainConfig
         config = TrainConfig(model="bert", corpus="x.txt", context=8, batch_size=2).resolved()
         tok = CharTokenizer(list("ab"), ["<pad>", "<mask>"])
-        job = MaskedLM(config, tok, data=None)
+        job = MaskedLM(config, tok)
         tokens = np.array(tok.encode("<pad><mask>" * 20, allow_special=True))
         try:
             job.batch(tokens, np.random.default_rng(0))

@@ -367,46 +367,78 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     assert (out / "metrics.jsonl").read_text() == unbroken
 
 
-@pytest.mark.parametrize("logged", [False, True], ids=["to-the-terminal", "to-a-file"])
+def shown(terminal, until=lambda text: False):
+    """What `terminal` shows until `until(what it showed)` or until nothing is left on its other
+    side, read as a terminal reads it, so that no process writing to it waits."""
+    text = b""
+    deadline = time.time() + 60
+    while time.time() < deadline and not until(text.decode(errors="replace")):
+        if select.select([terminal], [], [], 0.02)[0]:
+            try:
+                text += os.read(terminal, 1 << 16)
+            except OSError:                 # EIO: every process on its other side is gone
+                break
+    return text.decode()
+
+
+def close_the_terminal(terminal, groups):
+    """The terminal closes, and its shell passes the hangup on to its jobs' process groups;
+    they are stopped meanwhile, so that they write nothing in between (a moment)."""
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    os.close(terminal)
+    for signum in (signal.SIGHUP, signal.SIGCONT):
+        for group in groups:
+            os.killpg(group, signum)
+
+
+@pytest.mark.parametrize("output", ["terminal", "file", "tee"],
+                         ids=["to-the-terminal", "to-a-file", "through-tee"])
 def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tmp_path,
-                                                                             unbroken, logged):
+                                                                             unbroken, output):
     """A run whose terminal closed (its window, its ssh session) got SIGHUP and died at once,
     losing its steps since the last checkpoint. The terminal gone, every write to it fails,
-    which must not turn the stop into a crash; output that goes to a file goes on there."""
+    which must not turn the stop into a crash; output that goes to a file goes on there. A
+    `| tee train.log` on that terminal gets the same SIGHUP and dies: a write to its pipe
+    fails too."""
     out, log = tmp_path / "run", tmp_path / "train.log"
     terminal, its_side = pty.openpty()       # the terminal's end, and the run's
     with open(log, "wb") as file:
-        output = file if logged else its_side          # `tinyformer train > train.log 2>&1`
+        to = {"terminal": its_side,
+              "file": file,                        # `tinyformer train > train.log 2>&1`
+              "tee": subprocess.PIPE}[output]      # `tinyformer train 2>&1 | tee train.log`
         process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
-                                    "--out", str(out)], stdin=its_side, stdout=output,
-                                   stderr=output, start_new_session=True)
+                                    "--out", str(out)], stdin=its_side, stdout=to,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    groups = [process.pid]                       # the process groups the terminal's shell
+    if output == "tee":                          # hangs up; tee's SIGHUP has its default too
+        tee = subprocess.Popen(["tee", str(log)], stdin=process.stdout, stdout=its_side,
+                               stderr=its_side, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+        process.stdout.close()
+        groups.append(tee.pid)
     os.close(its_side)
     metrics = out / "metrics.jsonl"
     try:
-        deadline = time.time() + 60            # past its first checkpoint (step 300's)
-        while time.time() < deadline and not (metrics.exists() and
-                                              metrics.read_bytes().count(b"\n") > 300):
-            if select.select([terminal], [], [], 0.02)[0]:
-                os.read(terminal, 1 << 16)     # what the terminal shows, read as it would be
+        shown(terminal, until=lambda _: metrics.exists() and    # past its first checkpoint
+              metrics.read_bytes().count(b"\n") > 300)            # (step 300's)
         workers = running_children(process.pid, ON_TWO_CORES)
         assert workers
-        # The terminal closes, and its shell passes the hangup on to the run's process group;
-        # the run is stopped meanwhile, so that it writes nothing in between (a moment).
-        os.killpg(process.pid, signal.SIGSTOP)
-        os.close(terminal)
-        os.killpg(process.pid, signal.SIGHUP)
-        os.killpg(process.pid, signal.SIGCONT)
+        close_the_terminal(terminal, groups)
         process.wait(timeout=60)
+        if output == "tee":
+            assert tee.wait(timeout=60) == -signal.SIGHUP
     finally:
-        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
-            os.killpg(process.pid, signal.SIGKILL)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):    # none left behind, even failing
+                os.killpg(group, signal.SIGKILL)
     assert process.returncode == 129, log.read_text()
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     assert not (out / "run.lock").exists()
     step = json.loads((out / "config.json").read_text())["step"]
     lines = metrics.read_text().splitlines()
     assert 300 < step < 600 and json.loads(lines[-1])["step"] == step   # saved at the last step
-    if logged:
+    if output == "file":
         said = log.read_text().splitlines()
         assert "Traceback" not in log.read_text()
         assert "SIGHUP: finishing this step and saving a checkpoint (SIGHUP again to stop now)" \
@@ -416,6 +448,33 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
 
     assert tinyformer("train", "--resume", out).exit_code == 0
     assert metrics.read_text() == unbroken
+
+
+def test_sighup_with_the_terminal_still_open_stops_a_run_and_says_so_there(tmp_path):
+    """`kill -HUP` while the terminal works stops the run as a closed terminal does; its lines
+    (the first SIGHUP's, and how to continue) went nowhere, as though the terminal were gone."""
+    out = tmp_path / "run"
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+                                "--out", str(out)], stdin=its_side, stdout=its_side,
+                               stderr=its_side, start_new_session=True)
+    os.close(its_side)
+    metrics = out / "metrics.jsonl"
+    try:
+        shown(terminal, until=lambda _: metrics.exists() and metrics.stat().st_size > 300)
+        process.send_signal(signal.SIGHUP)
+        said = shown(terminal)
+        process.wait(timeout=60)
+    finally:
+        os.close(terminal)
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 129, said
+    step = json.loads((out / "config.json").read_text())["step"]
+    assert "SIGHUP: finishing this step and saving a checkpoint (SIGHUP again to stop now)" \
+        in said
+    assert (f"stopped by SIGHUP at step {step} with a checkpoint in {out}; continue with: "
+            f"tinyformer train --resume {out}") in said
 
 
 def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_path,
@@ -490,6 +549,29 @@ def test_a_signal_before_the_first_step_stops_at_once_as_ctrl_c_does(tmp_path, p
     resumed = tinyformer("train", "--resume", out)
     assert resumed.exit_code == 0 and "starting it again from step 0" in resumed.output
     assert "left by process" not in resumed.output            # no stale lock to take over
+
+
+def test_a_closed_terminal_before_the_first_step_stops_the_run_at_once(tmp_path):
+    """A closed terminal's SIGHUP during step 0 stops the run at once, as Ctrl-C there does:
+    saying so to the terminal that is gone must not turn the stop into a crash."""
+    out = tmp_path / "run"
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", WAITING, "evaluate", "train", *TINY,
+                                "--iters", "4", "--out", str(out)], stdin=its_side,
+                               stdout=its_side, stderr=its_side, start_new_session=True)
+    os.close(its_side)
+    try:
+        assert "at evaluate" in shown(terminal, until=lambda text: "at evaluate" in text)
+        workers = running_children(process.pid, WAITING)
+        assert workers
+        close_the_terminal(terminal, [process.pid])
+        process.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):        # none left behind, even failing
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 129
+    assert all(process_state(pid) in (None, "Z") for pid in workers)
+    assert not (out / "run.lock").exists()
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_another_directory(

@@ -298,9 +298,9 @@ class LanguageModelling:
     # the model over all of it again, letter after letter (seven times the work).
     recall_letters = max(map(len, COLOURS)) + 1
 
-    def __init__(self, config: TrainConfig, tokenizer: Tokenizer,
-                 data: TextData | None = None) -> None:
-        self.config, self.tokenizer, self.data = config, tokenizer, data     # data: open_data's
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer) -> None:
+        self.config, self.tokenizer = config, tokenizer
+        self.data: TextData | None = None                                   # open_data's
         # On the built-in corpus (the stories are written in characters), evaluations also
         # measure the colour recall, on prompts made once.
         self.recall_prompts = None
@@ -397,9 +397,8 @@ class MaskedLM(LanguageModelling):
     special_tokens = ["<pad>", "<mask>"]
     recall_letters = 0                  # the colour is filled in where it stands: no room needed
 
-    def __init__(self, config: TrainConfig, tokenizer: Tokenizer,
-                 data: TextData | None = None) -> None:
-        super().__init__(config, tokenizer, data)
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer) -> None:
+        super().__init__(config, tokenizer)
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.pad_id = tokenizer.token_to_id("<pad>")
         self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
@@ -573,7 +572,7 @@ class Seq2Seq:
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
                           positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
 
-    def open_data(self, directory: StrPath, info: None) -> None:
+    def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
         pass                                    # the task is made from its settings: no file
 
     def data_info(self) -> None:
@@ -659,8 +658,8 @@ def prepare_data(config: TrainConfig, path: StrPath, log: Callable[[str], None],
                  ) -> tuple[Tokenizer | None, dict[str, Any] | None]:
     """A new run's data: its corpus tokenised into the file `path`, with `tokenizer` if given
     (a tokenizer file's: load_tokenizer_file), else one learned from the text; returns (the
-    tokenizer, the data info for make_job and config.json). A task draws its sequences as it
-    trains: nothing is written, and the data info is None."""
+    tokenizer, the data info for the job's open_data and config.json). A task draws its
+    sequences as it trains: nothing is written, and the data info is None."""
     if config.task:
         return tokenizer, None
     return TextData.prepare(config, path, text_job(config).special_tokens, log, tokenizer)

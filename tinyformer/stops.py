@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import signal
+import stat
 import sys
 from typing import Callable, Iterator, NamedTuple
 
@@ -25,14 +26,21 @@ class HungUp(KeyboardInterrupt):
 
 
 def leave_the_terminal() -> None:
-    """Point this process's stdout and stderr, those that are terminals, at /dev/null. After
-    SIGHUP the terminal is gone (its window closed, its ssh session dropped): every write to
-    it would fail (EIO) and turn a clean stop into a crash. Output that goes to a file (a log)
-    goes on there. A stream with no file behind it (a test's, a notebook's) is left alone."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            descriptor = stream.fileno()
-            if _a_terminal(descriptor):
+    """After the SIGHUP of a closed terminal (its window closed, its ssh session dropped), point
+    this process's stdout and stderr at /dev/null where they go to that terminal or to a pipe.
+    Every write to the terminal would fail (EIO) and turn a clean stop into a crash. A pipe's
+    reader on it (`| tee train.log`, `| less`, `| grep`) got the same SIGHUP: it is gone, or
+    about to be (which cannot be told before it dies), and every write to its pipe would fail
+    as well (EPIPE: the run would exit 141 without its checkpoint). A closed terminal is seen
+    as one of stdin, stdout and stderr hung up; a SIGHUP sent by hand (`kill -HUP`) to a run
+    whose terminal works changes nothing, and the run says there how it stops. Output that goes
+    to a file (`> train.log`) goes on there. A stream with no file behind it (a test's, a
+    notebook's) is left alone."""
+    if not any(map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr))):
+        return
+    for descriptor in _descriptors(sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):
+            if _hung_up(descriptor) or stat.S_ISFIFO(os.fstat(descriptor).st_mode):
                 null = os.open(os.devnull, os.O_WRONLY)
                 try:
                     os.dup2(null, descriptor)
@@ -40,16 +48,26 @@ def leave_the_terminal() -> None:
                     os.close(null)
 
 
-def _a_terminal(descriptor: int) -> bool:
-    """Whether `descriptor` is a terminal, or was one until it hung up: os.isatty says False
-    then, but asked for its settings a hung-up terminal answers EIO, where anything else (a
-    file, a pipe, /dev/null) answers ENOTTY."""
+def _descriptors(*streams) -> list[int]:
+    """The file descriptors behind `streams`, leaving out those with none."""
+    found = []
+    for stream in streams:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            found.append(stream.fileno())
+    return found
+
+
+def _hung_up(descriptor: int) -> bool:
+    """Whether `descriptor` is a terminal that hung up: asked for its settings, it answers EIO,
+    where a working terminal gives them and anything else (a file, a pipe, /dev/null) answers
+    ENOTTY. A terminal that closes is marked hung up before the kernel sends its SIGHUP: the
+    SIGHUP of a closed terminal finds it so here."""
     import termios              # here: POSIX only, as SIGHUP is (none on Windows)
     try:
         termios.tcgetattr(descriptor)
     except termios.error as error:
         return error.args[0] == errno.EIO
-    return True
+    return False
 
 
 class Stop(NamedTuple):

@@ -100,8 +100,9 @@ def init_workspace(directory: StrPath) -> Workspace:
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(ex.source, target)
         (root / "README.md").write_text(workspace_readme(), encoding="utf-8")
+        (root / STATE_DIR).mkdir()      # made last: its presence marks a complete workspace
         workspace = Workspace(root, fresh_progress())
-        workspace.save()        # written last: its presence marks a complete workspace
+        workspace.save()
     except BaseException:
         # What is in the folder now is this init's (it was new or empty): all of it goes, so
         # that init can run there again. A folder the learner made stays, empty.
@@ -198,9 +199,7 @@ class Workspace:
         return cls(root, progress)
 
     def save(self) -> None:
-        state = self.root / STATE_DIR
-        state.mkdir(exist_ok=True)
-        with atomic_write(state / PROGRESS, encoding="utf-8") as f:
+        with atomic_write(self.root / STATE_DIR / PROGRESS, encoding="utf-8") as f:
             json.dump(self.progress, f, indent=1, sort_keys=True)
 
     @contextlib.contextmanager
