@@ -1001,3 +1001,22 @@ def test_a_forward_hook_fires_while_module_paths_are_recorded_and_may_remove_its
         assert np.all(layer(Tensor(np.ones((1, 2)))).data == 0)
     assert np.any(layer(Tensor(np.ones((1, 2)))).data != 0)     # removed: once only
     assert calls == [(1, 2)]
+
+
+@pytest.mark.parametrize("kind", ["pre", "forward"])
+def test_a_hook_that_removes_itself_leaves_the_next_hook_to_run(kind):
+    # Every hook registered when the call began runs, as in torch: a walk over the list itself
+    # would skip the hook after one that removes itself.
+    layer, calls = nn.Linear(2, 2), []
+    register = (layer.register_forward_pre_hook if kind == "pre"
+                else layer.register_forward_hook)
+
+    def first(*_):
+        calls.append("first")
+        handle.remove()
+
+    handle = register(first)
+    register(lambda *_: calls.append("second"))
+    layer(Tensor(np.ones((1, 2))))
+    layer(Tensor(np.ones((1, 2))))
+    assert calls == ["first", "second", "second"]
