@@ -313,6 +313,7 @@ def bad_inputs(tmp_path):
     corrupt.mkdir()
     (corrupt / "metrics.jsonl").write_bytes(b"\x00\xff garbage\n" * 3)
     good = write_metrics(tmp_path / "good")
+    write_metrics(tmp_path / "other")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -330,6 +331,10 @@ def bad_inputs(tmp_path):
         (["plot", good, good, "--out", good / "r.html"], "a report page is one run's", good),
         (["plot", good, good, "--out", good / "r.html", "--follow"], "give one RUN_DIR", good),
         (["plot", good, empty, "--out", good / "x.png"], "does not exist; train a run", good),
+        (["plot", good, f"{tmp_path}/./good/", "--out", good / "x.png"],
+         "are the same run; give each run once", good),
+        (["plot", tmp_path / "other", good / "metrics.jsonl", good, "--out", good / "x.png"],
+         "are the same run; give each run once", good),
     ]
 
 

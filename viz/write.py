@@ -7,6 +7,7 @@ ValueError of one line, raised before anything is written.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import warnings
 from typing import Callable, Literal, Mapping
@@ -170,12 +171,20 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
 def write_comparison(run_dirs: list[str], out_path: str,
                      log: Callable[[str], None] = print) -> str:
     """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs;
-    ValueError for a page, which is one run's, or metrics that are missing or not a
-    metrics.jsonl."""
+    ValueError for a page, which is one run's, a run given twice, or metrics that are missing
+    or not a metrics.jsonl."""
     if _is_page(out_path):
         raise ValueError("a report page is one run's; give --out FILE.png to compare several "
                          "runs in one picture")
     fmt = figure_format("write_comparison", out_path)   # before the drawing: fail fast
+    # One run named twice (runs/x and runs/./x/, or its metrics.jsonl) would be drawn twice,
+    # its second line hiding the first, as if two runs had trained alike.
+    folders = [run if os.path.isdir(run) else os.path.dirname(run) or "." for run in run_dirs]
+    for (a, folder_a), (b, folder_b) in itertools.combinations(zip(run_dirs, folders), 2):
+        if os.path.exists(folder_a) and os.path.exists(folder_b) \
+                and os.path.samefile(folder_a, folder_b):
+            raise ValueError(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
+                             f"each run once")
     return _save(lambda: comparison_figure(run_dirs), out_path, fmt, 110, log)
 
 
