@@ -373,6 +373,20 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
                       f"{os.path.normpath(long)}: val {3.2 / 40 ** 0.5:.3f}"]
     assert [line.get_xdata()[-1] for line in lr.get_lines()] == [20, 40]
     assert lr.get_yscale() == "log" and len(recall.get_lines()) == 2
+    # Each run draws two things in the loss panel: its smoothed train loss as a line, and its
+    # validation losses as dots of the same colour, at the steps they were measured.
+    lines = loss.get_lines()
+    assert len(lines) == 4
+    for run, (train, val) in zip([short, long], zip(lines[::2], lines[1::2])):
+        records = read_metrics(run / "metrics.jsonl")
+        measured = [r for r in records if "val_loss" in r]
+        assert list(train.get_xdata()) == [r["step"] for r in records]
+        assert list(train.get_ydata()) == pytest.approx(smooth([r["train_loss"]
+                                                               for r in records]))
+        assert list(val.get_xdata()) == [r["step"] for r in measured]
+        assert list(val.get_ydata()) == [r["val_loss"] for r in measured]
+        assert val.get_linestyle() == "None" and val.get_marker() == "o"
+        assert val.get_color() == train.get_color()
     # A diverged run, and one logged at learning rate 0 alone: drawn without a warning (a
     # log scale has nothing positive to draw there).
     (tmp_path / "nan").mkdir()
