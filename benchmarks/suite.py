@@ -60,7 +60,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import shakespeare_text  # noqa: E402
-from alternate import AUTO, block_ratios, set_thread_variables  # noqa: E402
+from alternate import (AUTO, RUN_BY, block_ratios, command_of,  # noqa: E402
+                       set_thread_variables)
 from tinyautograd import kernels  # noqa: E402
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
@@ -300,6 +301,7 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)
+    env[RUN_BY] = command_of(sys.argv)               # for the script's JSON: what ran it
     returncode = run_with_all_it_starts(command, env)
     if returncode != 0 or not os.path.exists(json_path):
         print(f"(the {name} benchmark failed with exit status {returncode})")
