@@ -63,6 +63,7 @@ import shakespeare_text  # noqa: E402
 from alternate import (AUTO, RUN_BY, block_ratios, command_of,  # noqa: E402
                        set_thread_variables)
 from tinyautograd import kernels  # noqa: E402
+from tinyformer import resources  # noqa: E402
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
 GPT2 = ["--model", "gpt2", "--batch-sizes", "1"]
@@ -467,8 +468,7 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
-    from tinyformer.resources import usable_cores      # here: numpy loads with it
-    cores = usable_cores()
+    cores = resources.usable_cores()
     if args.threads is not None and args.threads > cores:     # run as asked, but not unwarned
         print(f"(--threads {args.threads}: this machine lets the benchmarks use {cores} "
               f"core{'s' * (cores > 1)}, and threads beyond the cores slow both engines down, "
