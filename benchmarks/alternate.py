@@ -34,6 +34,9 @@ import tempfile
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 AUTO = "auto"
+# The suite's own command line, which it sets for the scripts it runs: each script's JSON
+# records its own command too, which names a scratch file the suite chose.
+RUN_BY = "TINYFORMER_BENCHMARKS_RUN_BY"
 
 
 def thread_count(text):
@@ -155,6 +158,15 @@ def write_child_figures(path, figures):
         print(json.dumps(figures))
 
 
+def command_of(argv):
+    """A process's `argv` as typed in the repository's root: python benchmarks/SCRIPT.py ...
+    for a script here, else the program's name and its arguments (tinyformer bench ...)."""
+    program = os.path.basename(argv[0])
+    if os.path.basename(os.path.dirname(os.path.abspath(argv[0]))) == "benchmarks":
+        program = os.path.join("benchmarks", program)
+    return shlex.join((["python"] if program.endswith(".py") else []) + [program, *argv[1:]])
+
+
 def about_this_run():
     """What a benchmark's figures were measured on, by what and when, for its JSON: read on
     another day or machine, figures without it cannot be compared (BENCHMARKS.md compares
@@ -162,24 +174,26 @@ def about_this_run():
     import numpy as np                        # here: a script sets its threads before numpy loads
     import threadpoolctl
     from tinyautograd import kernels
+    from tinyformer.resources import usable_cores
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):        # Linux names the CPU model here
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f
                         if line.startswith("model name")), cpu)
+    pools = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
     blas = [f"{pool['internal_api']} {pool['version']} ({pool.get('architecture')} kernels)"
-            for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+            for pool in pools]
     try:
         torch = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch = None
     return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": shlex.join(["python", os.path.join("benchmarks",
-                                                          os.path.basename(sys.argv[0])),
-                                   *sys.argv[1:]]),
-            "cpu": cpu, "cores": os.cpu_count(), "system": platform.platform(),
+            "command": command_of(sys.argv), "run by": os.environ.get(RUN_BY),
+            # The cores this process may use (affinity, a container's quota), not the machine's.
+            "cpu": cpu, "cores": usable_cores(), "system": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "blas": ", ".join(blas) or None, "torch": torch,
+            "blas": ", ".join(blas) or None,
+            "blas threads": [pool["num_threads"] for pool in pools], "torch": torch,
             "our ops": "compiled loops" if kernels.in_use() else "numpy forms"}
 
 

@@ -175,8 +175,8 @@ def main(argv=None):
     rows = measure(args.repeats, args.calls)
     print_table(rows)
     if args.json:
-        write_figures(args.json, {"size": SIZE, "numpy": np.__version__,
-                                  "torch": torch.__version__ if torch else None, "rows": rows})
+        write_figures(args.json, {"size": SIZE, "torch": torch.__version__ if torch else None,
+                                  "rows": rows})
 
 
 if __name__ == "__main__":

@@ -170,8 +170,7 @@ def measure(args):
         rows.append(row)
     method = (f"each engine alone in its own process, {args.blocks} alternating blocks of 1 "
               f"untimed + {args.reps} timed generations per batch size; medians over the blocks")
-    return {"machine": platform.machine(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": runs["torch"][0]["version"] if HAVE_TORCH else None,
+    return {"torch": runs["torch"][0]["version"] if HAVE_TORCH else None,
             "transformers": runs["transformers"][0]["version"] if "transformers" in runs else None,
             "threads": args.threads, "model": args.model,
             "parameters": runs["ours"][0]["parameters"], "prompt_len": args.prompt_len,
@@ -183,7 +182,7 @@ def report(figures):
     torch_version = f"torch {figures['torch']}" if figures["torch"] else "no PyTorch installed"
     print(f"Greedy generation with a KV cache: prompt {figures['prompt_len']}, "
           f"{figures['results'][0]['new_tokens']} new tokens, context {figures['context']}; "
-          f"{figures['method']}; {figures['machine']}, numpy {figures['numpy']}, "
+          f"{figures['method']}; {platform.machine()}, numpy {np.__version__}, "
           f"{torch_version} (threads: {figures['threads']})")
     print(f"model: {figures['model']}, {figures['parameters']:,} parameters")
     hf = "transformers_tok_s" in figures["results"][0]

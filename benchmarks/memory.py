@@ -132,8 +132,7 @@ def measure(args):
                                    "--steps", str(args.steps), "--threads", str(args.threads)],
                                   capture_output=True, text=True, env=env, check=True)
             runs[engine].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    figures = {"machine": platform.machine(), "python": platform.python_version(),
-               "threads": args.threads, "steps": args.steps, "runs": args.runs}
+    figures = {"threads": args.threads, "steps": args.steps, "runs": args.runs}
     for engine, results in runs.items():
         figures[engine] = {key: statistics.median(r[key] for r in results)
                            for key in ("imports", "model", "peak")}
@@ -144,8 +143,8 @@ def measure(args):
 
 def report(figures):
     print(f"Peak resident memory, {figures['steps']} training steps of the Shakespeare recipe; "
-          f"median of {figures['runs']} runs each; {figures['machine']}, python "
-          f"{figures['python']}, threads: {figures['threads']}")
+          f"median of {figures['runs']} runs each; {platform.machine()}, python "
+          f"{platform.python_version()}, threads: {figures['threads']}")
     print(f"\n{'engine':7}  {'after imports':>13}  {'with model':>10}  {'peak':>8}  "
           f"{'above imports':>13}   (MiB)")
     for engine in [e for e in ("ours", "torch") if e in figures]:

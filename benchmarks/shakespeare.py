@@ -404,7 +404,7 @@ def main():
     if args.json:
         write_figures(args.json, {
             "corpus": os.path.basename(args.corpus), "iters": args.iters,
-            "threads": args.threads, "numpy": np.__version__, "torch": torch_version,
+            "threads": args.threads, "torch": torch_version,
             "load_average_at_start": load,
             "method": "each engine alone in its own process, one after the other",
             "results": results})

@@ -60,8 +60,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import shakespeare_text  # noqa: E402
-from alternate import AUTO, block_ratios, set_thread_variables  # noqa: E402
+from alternate import (AUTO, RUN_BY, block_ratios, command_of,  # noqa: E402
+                       set_thread_variables)
 from tinyautograd import kernels  # noqa: E402
+from tinyformer import resources  # noqa: E402
 
 # name: (script, arguments, arguments with --quick). Threads are added where a script takes them.
 GPT2 = ["--model", "gpt2", "--batch-sizes", "1"]
@@ -300,6 +302,7 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)
+    env[RUN_BY] = command_of(sys.argv)               # for the script's JSON: what ran it
     returncode = run_with_all_it_starts(command, env)
     if returncode != 0 or not os.path.exists(json_path):
         print(f"(the {name} benchmark failed with exit status {returncode})")
@@ -465,8 +468,7 @@ def main(argv=None):
         print("(PyTorch is not installed: our figures alone, no ratios; pip install torch to "
               "compare)")
     print(f"(ours: {kernels.summary()})")
-    from tinyformer.resources import usable_cores      # here: numpy loads with it
-    cores = usable_cores()
+    cores = resources.usable_cores()
     if args.threads is not None and args.threads > cores:     # run as asked, but not unwarned
         print(f"(--threads {args.threads}: this machine lets the benchmarks use {cores} "
               f"core{'s' * (cores > 1)}, and threads beyond the cores slow both engines down, "

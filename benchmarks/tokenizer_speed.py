@@ -218,9 +218,7 @@ def main(argv=None):
     if args.json:
         write_figures(args.json, {"corpus": corpus, "bytes": len(text.encode("utf-8")),
                                   "vocab_size": vocab_size, "repeats": args.repeats,
-                                  "cpu_count": os.cpu_count(), "load_before": load,
-                                  "load_after": load_after,
-                                  "python": platform.python_version(),
+                                  "load_before": load, "load_after": load_after,
                                   "tiktoken": tiktoken.__version__ if tiktoken else None,
                                   "tokenizers": hf.__version__ if hf else None,
                                   "results": results})

@@ -59,7 +59,6 @@ if __name__ == "__main__":
 
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -259,10 +258,9 @@ def main():
     method = (f"each engine alone in its own process, {args.blocks} alternating blocks of "
               f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
     result = {"threads": args.threads, "tiny": args.tiny, "reps": args.reps, "blocks": args.blocks,
-              "warmup": args.warmup, "method": method, "numpy": np.__version__,
+              "warmup": args.warmup, "method": method,
               "torch": None,                # the engine's figures below, where installed
               "torch_version": runs["torch"][0]["version"] if HAVE_TORCH else None,
-              "machine": platform.machine(), "cpus": os.cpu_count(),
               "tokens_per_step": tokens_per_step, "step_matmul_flops": flops,
               "numpy_gemm_ms": 1000 * gemm_s, "numpy_gemm_gflops": gemm_flops_per_s / 1e9}
     for name in engines:

@@ -225,8 +225,9 @@ def test_a_fixed_thread_count_is_judged_by_the_targets_of_one_or_of_several_thre
 @pytest.fixture
 def fake_benchmark(tmp_path, monkeypatch):
     """A benchmark that measures nothing: it writes down the threads it was given, the thread
-    variables of its environment and the busy neighbours beside it (its parent's, with their
-    state), then exits with $FAKE_EXIT. Returns the records, one a run, as a function."""
+    variables of its environment, the busy neighbours beside it (its parent's, with their
+    state) and what ran it (about_this_run's "run by"), then exits with $FAKE_EXIT. Returns the
+    records, one a run, as a function."""
     log = tmp_path / "runs.jsonl"
     script = tmp_path / "fake.py"
     script.write_text(
@@ -237,7 +238,8 @@ def fake_benchmark(tmp_path, monkeypatch):
         "record = {'threads': args['--threads'],\n"
         f"          'environment': [os.environ.get(v) for v in {THREAD_VARIABLES!r}],\n"
         "          'neighbours': [(pid, process_state(pid)) for pid in\n"
-        f"                         running_children(os.getppid(), {suite.NEIGHBOUR!r})]}}\n"
+        f"                         running_children(os.getppid(), {suite.NEIGHBOUR!r})],\n"
+        f"          'run by': os.environ.get({alternate.RUN_BY!r})}}\n"
         f"open({str(log)!r}, 'a').write(json.dumps(record) + '\\n')\n"
         "json.dump(record, open(args['--json'], 'w'))\n"
         "sys.exit(int(os.environ.get('FAKE_EXIT', '0')))\n")
@@ -254,7 +256,8 @@ def test_each_case_runs_at_its_threads_and_only_the_loaded_one_beside_a_busy_nei
         fake_benchmark, capsys):
     assert suite.main(["--only", "fake", "--case", "one-thread", "loaded"]) == 0
     quiet, loaded = fake_benchmark()
-    assert quiet == {"threads": "1", "environment": ["1"] * 3, "neighbours": []}
+    assert quiet == {"threads": "1", "environment": ["1"] * 3, "neighbours": [],
+                     "run by": quiet["run by"]}
     assert loaded["threads"] == "auto" and loaded["environment"] == [None] * 3
     (pid, state), = loaded["neighbours"]
     assert state == "R"                                # spinning, not sleeping
@@ -1099,8 +1102,12 @@ def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_pa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(sys, "argv", ["/clone/benchmarks/suite.py", "--only", "fake"])
     assert suite.main(["--only", "fake"]) == 0
-    assert fake_benchmark() and list(scratch.iterdir()) == []
+    assert list(scratch.iterdir()) == []
+    # The JSON's own command names a file of that scratch folder: it records the suite's too.
+    record, = fake_benchmark()
+    assert record["run by"] == "python benchmarks/suite.py --only fake"
 
 
 def test_the_suite_says_where_the_json_went_unless_saving(fake_benchmark, tmp_path, monkeypatch,

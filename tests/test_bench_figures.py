@@ -209,15 +209,32 @@ def test_a_benchmarks_json_says_what_measured_it_when_and_how(tmp_path, monkeypa
     # machine, none a date or the command, so saved figures could not be told apart later.
     import alternate
     import numpy as np
+    import threadpoolctl
+    from tinyautograd import kernels
+    from tinyformer import resources
     monkeypatch.setattr(sys, "argv", ["/clone/benchmarks/memory.py", "--steps", "3"])
+    monkeypatch.delenv(alternate.RUN_BY, raising=False)
     alternate.write_figures(str(tmp_path / "memory.json"), {"peak": 1.0})
     figures = json.loads((tmp_path / "memory.json").read_text())
     about = figures["about"]
     assert figures["peak"] == 1.0
-    assert about["command"] == "python benchmarks/memory.py --steps 3"
-    assert about["numpy"] == np.__version__ and about["cores"] == os.cpu_count()
+    assert about["command"] == "python benchmarks/memory.py --steps 3" and about["run by"] is None
+    assert about["numpy"] == np.__version__
     assert datetime.datetime.fromisoformat(about["date"]).date() == datetime.date.today()
-    assert {"cpu", "blas", "python", "torch", "our ops"} <= set(about)
+    assert {"cpu", "blas", "python", "torch"} <= set(about)
+    # The kernels and the BLAS threads it ran with, as they are then.
+    for compiled, said in ((False, "numpy forms"), (True, "compiled loops")):
+        monkeypatch.setattr(kernels, "in_use", lambda compiled=compiled: compiled)
+        assert alternate.about_this_run()["our ops"] == said
+    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert blas and alternate.about_this_run()["blas threads"] == [1] * len(blas)
+    # The cores this process may use (under a container's quota of one here), not the machine's.
+    monkeypatch.setattr(resources, "cpu_quota", lambda: 1.0)
+    assert alternate.about_this_run()["cores"] == 1
+    # Run by the suite: its own command beside the script's, whose --json is a scratch file.
+    monkeypatch.setenv(alternate.RUN_BY, "tinyformer bench --only memory")
+    assert alternate.about_this_run()["run by"] == "tinyformer bench --only memory"
     capsys.readouterr()
 
 # -- builtin_run.py: tinyformer train, quiet and beside a busy core ---------------------------

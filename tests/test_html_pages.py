@@ -779,16 +779,21 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
 @pytest.mark.parametrize("metrics", ["empty", "missing"])
 def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, words, metrics):
     """Not that the metrics file does not exist and a run should be trained first. Before its
-    first step a run has no metrics.jsonl, or an empty one (opened as the step begins)."""
+    first step a run has no metrics.jsonl, or an empty one (opened as the step begins); the
+    same when it is one of several runs compared."""
     run = write_run(tmp_path / "run", 0, iters=2, lock="held" if state == "training" else None)
+    other = write_run(tmp_path / "other", 2, iters=2)
     if metrics == "missing":
         (run / "metrics.jsonl").unlink()
     before = sorted(os.listdir(run))
     try:
         result = tinyformer("plot", run)
+        compared = tinyformer("plot", other, run, "--out", tmp_path / "sweep.png")
     finally:
         release(run)
     assert result.exit_code == 2 and words in result.stderr, result.stderr
+    assert compared.exit_code == 2 and compared.stderr == result.stderr
+    assert not (tmp_path / "sweep.png").exists()
     assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]
 
 

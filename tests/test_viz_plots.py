@@ -313,6 +313,7 @@ def bad_inputs(tmp_path):
     corrupt.mkdir()
     (corrupt / "metrics.jsonl").write_bytes(b"\x00\xff garbage\n" * 3)
     good = write_metrics(tmp_path / "good")
+    write_metrics(tmp_path / "other")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -330,6 +331,10 @@ def bad_inputs(tmp_path):
         (["plot", good, good, "--out", good / "r.html"], "a report page is one run's", good),
         (["plot", good, good, "--out", good / "r.html", "--follow"], "give one RUN_DIR", good),
         (["plot", good, empty, "--out", good / "x.png"], "does not exist; train a run", good),
+        (["plot", good, f"{tmp_path}/./good/", "--out", good / "x.png"],
+         "are the same run; give each run once", good),
+        (["plot", tmp_path / "other", good / "metrics.jsonl", good, "--out", good / "x.png"],
+         "are the same run; give each run once", good),
     ]
 
 
@@ -368,6 +373,20 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
                       f"{os.path.normpath(long)}: val {3.2 / 40 ** 0.5:.3f}"]
     assert [line.get_xdata()[-1] for line in lr.get_lines()] == [20, 40]
     assert lr.get_yscale() == "log" and len(recall.get_lines()) == 2
+    # Each run draws two things in the loss panel: its smoothed train loss as a line, and its
+    # validation losses as dots of the same colour, at the steps they were measured.
+    lines = loss.get_lines()
+    assert len(lines) == 4
+    for run, (train, val) in zip([short, long], zip(lines[::2], lines[1::2])):
+        records = read_metrics(run / "metrics.jsonl")
+        measured = [r for r in records if "val_loss" in r]
+        assert list(train.get_xdata()) == [r["step"] for r in records]
+        assert list(train.get_ydata()) == pytest.approx(smooth([r["train_loss"]
+                                                               for r in records]))
+        assert list(val.get_xdata()) == [r["step"] for r in measured]
+        assert list(val.get_ydata()) == [r["val_loss"] for r in measured]
+        assert val.get_linestyle() == "None" and val.get_marker() == "o"
+        assert val.get_color() == train.get_color()
     # A diverged run, and one logged at learning rate 0 alone: drawn without a warning (a
     # log scale has nothing positive to draw there).
     (tmp_path / "nan").mkdir()

@@ -43,11 +43,10 @@ Examples:
 
 
 INTERRUPTED = loading.INTERRUPTED   # the exit status of a program stopped by Ctrl-C (128 + SIGINT)
-TERMINATED = 143           # of one stopped by SIGTERM (128 + SIGTERM): `kill`, `timeout`
-HUNG_UP = 129              # of one stopped by SIGHUP (128 + SIGHUP): its terminal closed
 # The exit status of a training run stopped by each signal, by what `Trainer.train` returns
-# after a first one (tinyformer.stops.STOPS; a second raises its row's exception: outcome_of).
-STOPPED = {"interrupted": INTERRUPTED, "terminated": TERMINATED, "hung up": HUNG_UP}
+# after a first one (tinyformer.stops.STOPS; a second raises its row's exception: outcome_of):
+# the shell's for a program the signal ended, 128 + its number (143 for SIGTERM, 129 SIGHUP).
+STOPPED = {stop.outcome: 128 + signum for signum, stop in stops.STOPS.items()}
 PIPE_CLOSED = 141          # of one whose reader went away, as `cat` gets in `cat FILE | head`
 NOT_YET = 3                # an exercise's check that your code does not pass yet: not our bug (1)
 

@@ -7,6 +7,7 @@ ValueError of one line, raised before anything is written.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import warnings
 from typing import Callable, Literal, Mapping
@@ -139,16 +140,7 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise ValueError("--follow needs an .html --out (a page that reloads itself)")
-    if _before_first_step(run_dir):
-        training = is_training(run_dir)
-        if training and not follow:
-            raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
-                             f"yet; try again in a moment, or follow it: --out FILE.html "
-                             f"--follow")
-        if not training:
-            raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
-                             f"there is nothing to plot; "
-                             f"`{command_line('train', '--resume', run_dir)}` starts it again")
+    _refuse_before_first_step(run_dir, follow)
     if out_path is None or not _is_page(out_path):
         try:
             return plot_metrics(run_dir, out_path)
@@ -170,13 +162,40 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
 def write_comparison(run_dirs: list[str], out_path: str,
                      log: Callable[[str], None] = print) -> str:
     """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs;
-    ValueError for a page, which is one run's, or metrics that are missing or not a
-    metrics.jsonl."""
+    ValueError for a page, which is one run's, a run given twice, or metrics that are missing
+    or not a metrics.jsonl."""
     if _is_page(out_path):
         raise ValueError("a report page is one run's; give --out FILE.png to compare several "
                          "runs in one picture")
     fmt = figure_format("write_comparison", out_path)   # before the drawing: fail fast
+    for run_dir in run_dirs:
+        _refuse_before_first_step(run_dir)
+    # One run named twice (runs/x and runs/./x/, or its metrics.jsonl) would be drawn twice,
+    # its second line hiding the first, as if two runs had trained alike.
+    folders = [run if os.path.isdir(run) else os.path.dirname(run) or "." for run in run_dirs]
+    for (a, folder_a), (b, folder_b) in itertools.combinations(zip(run_dirs, folders), 2):
+        if os.path.exists(folder_a) and os.path.exists(folder_b) \
+                and os.path.samefile(folder_a, folder_b):
+            raise ValueError(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
+                             f"each run once")
     return _save(lambda: comparison_figure(run_dirs), out_path, fmt, 110, log)
+
+
+def _refuse_before_first_step(run_dir, follow=False):
+    """ValueError, saying what to do, for a run of ours with no metrics yet: one training its
+    first step (unless `follow`ed, when the page waits for it) or one stopped before it.
+    Not that its metrics.jsonl does not exist and a run should be trained first."""
+    if not _before_first_step(run_dir):
+        return
+    training = is_training(run_dir)
+    if training and not follow:
+        raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
+                         f"yet; try again in a moment, or follow it: --out FILE.html "
+                         f"--follow")
+    if not training:
+        raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
+                         f"there is nothing to plot; "
+                         f"`{command_line('train', '--resume', run_dir)}` starts it again")
 
 
 def _before_first_step(run_dir):
