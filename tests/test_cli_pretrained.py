@@ -122,6 +122,20 @@ def test_a_gpt2_directory_whose_tokenizer_json_is_no_file_is_told_so(gpt2_dir, t
     assert "Llama" not in result.output
 
 
+@pytest.mark.parametrize("name", ["vocab.json", "merges.txt", "tokenizer_config.json",
+                                  "generation_config.json"])
+def test_a_downloaded_folders_file_that_links_to_a_device_is_told_so(gpt2_dir, tmp_path, name):
+    # A folder unpacked from a stranger's archive: a link to /dev/zero was read without end
+    # until the memory ran out, a pipe waited forever; /dev/null stands for both here.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    (tmp_path / name).unlink()
+    (tmp_path / name).symlink_to(os.devnull)
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, f"{tmp_path / name} is a link to {os.devnull}, a device, not a "
+                               f"regular file")
+
+
 def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     config = json.loads((directory / "config.json").read_text())

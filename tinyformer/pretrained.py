@@ -1023,9 +1023,12 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
     naming it, in the words of its `kind`."""
     advice, what = kind
     try:
-        with open(path, encoding="utf-8") as f:
+        # Not a pipe or a device (a link to /dev/zero): reading one waits or fills the memory.
+        with open_regular(path, "r", encoding="utf-8") as f:
             text = f.read()
         return json.loads(text) if path.endswith(".json") else text
+    except NotRegularFile as e:             # a ValueError, but not the JSON's
+        raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
