@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 from tinyformer.checkpoint import check_export_dir, load_model
 from tinyformer.gpt import GPT
 from tinyformer.pretrained import save_gpt2_tokenizer
+from tinyformer.rundir import hub_snapshots
 from tinyformer.tokenizers import BPETokenizer
 
 EOT = "<|endoftext|>"
@@ -350,6 +352,18 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
         assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
         with pytest.raises(ValueError, match=re.escape(advice)):
             GPT.from_pretrained(cache)
+    # refs/main a pipe (or a link to /dev/zero) in a folder unpacked from an archive: it is
+    # not read, which would wait for a writer (or never end), and every snapshot is offered.
+    os.mkfifo(cache / "refs" / "main")                   # (the loop above removed the file)
+    writer = os.open(cache / "refs" / "main", os.O_RDWR)      # open, and never writing
+    try:
+        reading = threading.Thread(target=hub_snapshots, args=(cache,), daemon=True)
+        reading.start()
+        reading.join(timeout=2)
+        assert not reading.is_alive(), "refs/main, a pipe, was read"
+    finally:
+        os.close(writer)                                  # (lets a read that began end)
+    assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
     # No snapshot at all: no advice to give one, but the folder's own fault.
     for folder in (snapshot, other):
         shutil.rmtree(folder)
