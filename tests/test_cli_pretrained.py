@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 from tinyformer.checkpoint import check_export_dir, load_model
 from tinyformer.gpt import GPT
 from tinyformer.pretrained import save_gpt2_tokenizer
+from tinyformer.rundir import hub_snapshots
 from tinyformer.tokenizers import BPETokenizer
 
 EOT = "<|endoftext|>"
@@ -120,6 +122,20 @@ def test_a_gpt2_directory_whose_tokenizer_json_is_no_file_is_told_so(gpt2_dir, t
     result = tinyformer("tokenize", "show", "--tokenizer", tmp_path, "x")
     assert_input_error(result, f"{tokenizer_json} is ", ", not a regular file")
     assert "Llama" not in result.output
+
+
+@pytest.mark.parametrize("name", ["vocab.json", "merges.txt", "tokenizer_config.json",
+                                  "generation_config.json"])
+def test_a_downloaded_folders_file_that_links_to_a_device_is_told_so(gpt2_dir, tmp_path, name):
+    # A folder unpacked from a stranger's archive: a link to /dev/zero was read without end
+    # until the memory ran out, a pipe waited forever; /dev/null stands for both here.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    (tmp_path / name).unlink()
+    (tmp_path / name).symlink_to(os.devnull)
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, f"{tmp_path / name} is a link to {os.devnull}, a device, not a "
+                               f"regular file")
 
 
 def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
@@ -336,6 +352,18 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
         assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
         with pytest.raises(ValueError, match=re.escape(advice)):
             GPT.from_pretrained(cache)
+    # refs/main a pipe (or a link to /dev/zero) in a folder unpacked from an archive: it is
+    # not read, which would wait for a writer (or never end), and every snapshot is offered.
+    os.mkfifo(cache / "refs" / "main")                   # (the loop above removed the file)
+    writer = os.open(cache / "refs" / "main", os.O_RDWR)      # open, and never writing
+    try:
+        reading = threading.Thread(target=hub_snapshots, args=(cache,), daemon=True)
+        reading.start()
+        reading.join(timeout=2)
+        assert not reading.is_alive(), "refs/main, a pipe, was read"
+    finally:
+        os.close(writer)                                  # (lets a read that began end)
+    assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), advice)
     # No snapshot at all: no advice to give one, but the folder's own fault.
     for folder in (snapshot, other):
         shutil.rmtree(folder)

@@ -797,6 +797,16 @@ def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, w
     assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]
 
 
+def test_plotting_a_run_whose_metrics_link_to_a_device_says_so(tmp_path):
+    # Not that the run stopped before its first step: a device has no size, like an empty file.
+    run = write_run(tmp_path / "run", 2, iters=2)
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").symlink_to(os.devnull)
+    result = tinyformer("plot", run, "--out", tmp_path / "report.html")
+    assert result.exit_code == 2, result.stderr
+    assert f"is a link to {os.devnull}, a device, not a regular file" in result.stderr
+
+
 class Clamp(ta.Function):
     """Clamp x to [lo, hi]:
     1. compare x with lo and with hi;

@@ -507,3 +507,12 @@ def test_special_id_is_the_special_tokens_id_or_none():
     assert tok.special_id("<|endoftext|>") == 257 == tok.encode("<|endoftext|>",
                                                                  allow_special=True)[0]
     assert tok.special_id("<eos>") is None and tok.special_id("a") is None
+
+
+def test_a_merge_of_a_strangers_megabytes_long_value_is_named_cut_short(tmp_path):
+    path = tmp_path / "tok.json"
+    path.write_text(json.dumps({"type": "bpe", "merges": [["x" * 100_000, 1]],
+                                "special_tokens": []}))
+    with pytest.raises(ValueError, match=r"merge 0 is \['xxx.*\.\.\..*: not a pair") as info:
+        load_tokenizer(path)
+    assert len(str(info.value)) < 500

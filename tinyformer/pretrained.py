@@ -63,7 +63,7 @@ from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
-from .safetensors import SafetensorsError, load_file, save_file
+from .safetensors import SafetensorsError, _shown, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
                          pre_split, special_pattern)
 
@@ -900,22 +900,22 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
             advice = ("" if token in made else "; a trainer given special tokens puts them "
                       "first: train without them, then add them with add_special_tokens, which "
                       "gives them the last ids")
-            raise PretrainedError(f"{where['vocab']}: id {i} is {token!r}, where ids 0-255 must "
-                                  f"be the 256 single bytes, spelled as GPT-2's "
+            raise PretrainedError(f"{where['vocab']}: id {i} is {_shown(token)}, where ids "
+                                  f"0-255 must be the 256 single bytes, spelled as GPT-2's "
                                   f"bytes_to_unicode spells them{advice}")
 
     merge_ids = []
-    for k, (line, parts) in enumerate(merges):
+    for k, (place, parts) in enumerate(merges):
         new_id = 256 + k
         if not (isinstance(parts, list) and len(parts) == 2
                 and all(isinstance(part, str) and vocab.get(part, new_id) < new_id
                         for part in parts)):
-            raise PretrainedError(f"{where['merges']}, {line} is not two tokens of the "
+            raise PretrainedError(f"{where['merges']}, {_place(place)} is not two tokens of the "
                                   f"vocabulary with ids below {new_id}")
         if vocab.get("".join(parts)) != new_id:
-            raise PretrainedError(f"{where['merges']}, {line} makes merge {k}, so the "
-                                  f"vocabulary should give {''.join(parts)!r} the id {new_id}, "
-                                  f"not {vocab.get(''.join(parts))}")
+            raise PretrainedError(f"{where['merges']}, {_place(place)} makes merge {k}, so the "
+                                  f"vocabulary should give {_shown(''.join(parts))} the id "
+                                  f"{new_id}, not {vocab.get(''.join(parts))}")
         merge_ids.append([vocab[part] for part in parts])
 
     # After the merges come the special tokens: those of the vocabulary, then any added
@@ -923,17 +923,17 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     special_tokens = tokens[256 + len(merges):]
     for i, token, special in added:
         if type(i) is not int or not isinstance(token, str):
-            raise PretrainedError(f"{where['added']}: added token {token!r} has id {i!r}; "
-                                  f"expected a string and a whole number")
+            raise PretrainedError(f"{where['added']}: added token {_shown(token)} has id "
+                                  f"{_shown(i)}; expected a string and a whole number")
         if not special:
-            raise PretrainedError(f"{where['added']}: added token {token!r} is not special; "
+            raise PretrainedError(f"{where['added']}: added token {_shown(token)} is not special; "
                                   f"tinyformer reads only special added tokens")
     for i, token, _ in sorted(added):
         if i == len(tokens):
             tokens.append(token)
             special_tokens.append(token)
         elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
-            raise PretrainedError(f"{where['added']}: added token {token!r} has id {i}; only "
+            raise PretrainedError(f"{where['added']}: added token {_shown(token)} has id {i}; only "
                                   f"special tokens after the merges are supported")
     try:
         return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
@@ -941,15 +941,23 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
 
 
+def _place(place):
+    """Where a merge is, for a message: ("line", 5, "a b") is "line 5: 'a b'", ("merge", 3,
+    "a b") "merge 3 'a b'". Kept apart until a message needs it, and then cut short: a line
+    of a stranger's file may be megabytes long, and a tokenizer has many merges."""
+    what, number, written = place
+    return f"{what} {number}{':' if what == 'line' else ''} {_shown(written)}"
+
+
 def _read_vocab_and_merges(directory):
-    """GPT-2's own files: (vocab, merges as (where, [a, b]), added tokens as (id, token,
+    """GPT-2's own files: (vocab, merges as (_place's place, [a, b]), added tokens as (id, token,
     special), {what: which file})."""
     vocab_path, merges_path = (os.path.join(directory, name) for name in (VOCAB_JSON, MERGES_TXT))
     config_path = os.path.join(directory, TOKENIZER_CONFIG)
     vocab = _read_hf_file(vocab_path)
     lines = _read_hf_file(merges_path).splitlines()
     skip = 1 if lines and lines[0].startswith("#version") else 0
-    merges = [(f"line {n}: {line!r}", line.split(" "))
+    merges = [(("line", n, line), line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_hf_file(config_path) if os.path.exists(config_path) else {}
     # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
@@ -1023,9 +1031,12 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
     naming it, in the words of its `kind`."""
     advice, what = kind
     try:
-        with open(path, encoding="utf-8") as f:
+        # Not a pipe or a device (a link to /dev/zero): reading one waits or fills the memory.
+        with open_regular(path, "r", encoding="utf-8") as f:
             text = f.read()
         return json.loads(text) if path.endswith(".json") else text
+    except NotRegularFile as e:             # a ValueError, but not the JSON's
+        raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -1066,7 +1077,7 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
     any of MATCHED_OTHERWISE; false or absent is as tinyformer reads it."""
     for setting, effect in MATCHED_OTHERWISE.items():
         if isinstance(entry, dict) and entry.get(setting):
-            raise PretrainedError(f"{path}: added token {token!r} has {setting}: {effect}, "
+            raise PretrainedError(f"{path}: added token {_shown(token)} has {setting}: {effect}, "
                                   f"which tinyformer's tokenizers do not")
 
 
@@ -1082,9 +1093,9 @@ MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
 
 def _parse_tokenizer_json(path):
     """(the whole file as a dict, for its pipeline's stages; the BPE's vocabulary, token -> id;
-    its merges as (where, [a, b]), in order; its added tokens as (id, token, the entry, with
-    "special", "lstrip", ...)), as written but for the added tokens' ids, which are those the
-    tokenizers library gives them: each reader checks what it needs of them. A
+    its merges as (_place's place, [a, b]), in order; its added tokens as (id, token, the
+    entry, with "special", "lstrip", ...)), as written but for the added tokens' ids, which
+    are those the tokenizers library gives them: each reader checks what it needs of them. A
     PretrainedError of one line, naming the file, if it cannot be read, is not JSON, or lacks
     these parts."""
     try:
@@ -1103,7 +1114,7 @@ def _parse_tokenizer_json(path):
         if model.get("type") not in ("BPE", None):         # a WordPiece's has no merges
             _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
         # Merges are "a b" strings in older files, [a, b] pairs in newer ones.
-        merges = [(f"merge {k} {pair!r}", pair.split(" ") if isinstance(pair, str) else pair)
+        merges = [(("merge", k, pair), pair.split(" ") if isinstance(pair, str) else pair)
                   for k, pair in enumerate(model["merges"])]
         # An added token of no text would be found between every two characters: the
         # library skips it, special or not, and gives it no id.
@@ -1408,16 +1419,16 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
-            _refuse(path, f"vocabulary id {i!r} of {token!r}", "ids must be distinct whole "
-                    "numbers")
+            _refuse(path, f"vocabulary id {_shown(i)} of {_shown(token)}", "ids must be "
+                    "distinct whole numbers")
         if i >= limit:
             raise PretrainedError(
-                f"{path}: vocabulary id {i} of {token!r} is past " + (
+                f"{path}: vocabulary id {i} of {_shown(token)} is past " + (
                     f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
                     if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
                     f"and the model must belong together"))
         if not all(char in byte_of for char in token):
-            _refuse(path, f"vocabulary token {token!r}", "not spelled in bytes")
+            _refuse(path, f"vocabulary token {_shown(token)}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
@@ -1426,14 +1437,15 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"it must be text (a JSON string)")
         check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
-            _refuse(path, f"added token {token!r} has id {i!r}", "not a whole number from 0 "
-                    "to 4294967295")
+            _refuse(path, f"added token {_shown(token)} has id {_shown(i)}", "not a whole "
+                    "number from 0 to 4294967295")
         if token in added_ids:                           # listed twice: one token
             continue
         if i in pieces and vocab.get(token) != i:        # the vocabulary's ids skip a number
-            raise PretrainedError(f"{path}: the tokenizers library gives added token {token!r} "
-                                  f"the id {i}, which the vocabulary gives another token; number "
-                                  f"the vocabulary 0, 1, 2, ... with no gaps")
+            raise PretrainedError(f"{path}: the tokenizers library gives added token "
+                                  f"{_shown(token)} the id {i}, which the vocabulary gives "
+                                  f"another token; number the vocabulary 0, 1, 2, ... with no "
+                                  f"gaps")
         if token not in vocab:           # one of the vocabulary decodes to its bytes there
             # The library keeps a "normalized" token as normalised ("café" under NFD as
             # "cafe\u0301"), and decodes it as its ByteLevel decoder decodes any token.
@@ -1465,10 +1477,10 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                 "some texts could not be encoded")
     byte_ids = [vocab[bytes_to_unicode()[b]] for b in range(256)]
     ranks = {}
-    for rank, (where, parts) in enumerate(merges):
+    for rank, (place, parts) in enumerate(merges):
         if len(parts) != 2 or not all(part in vocab for part in parts) \
                 or "".join(parts) not in vocab:
-            _refuse(path, where, "its tokens and their join must be in the vocabulary")
+            _refuse(path, _place(place), "its tokens and their join must be in the vocabulary")
         ranks[vocab[parts[0]], vocab[parts[1]]] = (rank, vocab["".join(parts)])
     size = max(pieces) + 1
     return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,

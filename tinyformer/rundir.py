@@ -541,9 +541,10 @@ def hub_snapshots(directory: StrPath) -> list[str] | None:
     found = sorted(path for path in (os.path.join(snapshots, name)
                                      for name in os.listdir(snapshots)) if os.path.isdir(path))
     try:
-        with open(os.path.join(directory, "refs", "main"), encoding="utf-8") as f:
+        # Not a pipe or a device (a link to /dev/zero): reading one waits or fills the memory.
+        with open_regular(os.path.join(directory, "refs", "main"), "r", encoding="utf-8") as f:
             latest = os.path.join(snapshots, f.read().strip())
-    except (OSError, UnicodeDecodeError):
+    except (OSError, ValueError):           # ValueError: not UTF-8, or not a regular file
         latest = None
     # refs/main may name a snapshot that is gone (deleted by hand): then every one is offered.
     return [latest] if latest in found else found or None

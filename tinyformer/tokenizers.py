@@ -37,6 +37,7 @@ import numpy as np
 import regex
 
 from .files import StrPath, atomic_write, iter_text, open_regular, read_text
+from .safetensors import _shown   # a stranger's value, cut short for a message
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -656,10 +657,10 @@ class BPETokenizer(Tokenizer):
         for new_id, pair in enumerate(merges, start=256):
             # JSON's true and false are Python's 1 and 0, which are ints: no ids, though.
             if len(pair) != 2 or not all(type(t) is int and 0 <= t < new_id for t in pair):
-                raise ValueError(f"merge {new_id - 256} is {list(pair)!r}: not a pair of "
+                raise ValueError(f"merge {new_id - 256} is {_shown(list(pair))}: not a pair of "
                                  f"existing ids (below {new_id})")
             if pair in self._rank:        # encoding would apply the earlier one, never this
-                raise ValueError(f"merge {new_id - 256} is {list(pair)!r}, which merge "
+                raise ValueError(f"merge {new_id - 256} is {_shown(list(pair))}, which merge "
                                  f"{self._rank[pair] - 256} already is")
             # Each merge may double the longest token: 60 merges of a token with itself would
             # make one of 2**60 bytes. Check the length before joining the bytes.

@@ -203,8 +203,10 @@ def _before_first_step(run_dir):
     missing or empty (the trainer opens it as its first step begins)."""
     metrics = os.path.join(run_dir, METRICS)
     try:
+        # A link to /dev/zero has no size either, but is no empty file: read_metrics says so.
         return (read_manifest(run_dir) is not None
-                and (not os.path.exists(metrics) or os.path.getsize(metrics) == 0))
+                and (not os.path.exists(metrics)
+                     or os.path.isfile(metrics) and os.path.getsize(metrics) == 0))
     except (OSError, ValueError):          # not a directory, a damaged manifest: not ours
         return False
 
