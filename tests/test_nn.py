@@ -1020,3 +1020,39 @@ def test_a_hook_that_removes_itself_leaves_the_next_hook_to_run(kind):
     layer(Tensor(np.ones((1, 2))))
     layer(Tensor(np.ones((1, 2))))
     assert calls == ["first", "second", "second"]
+
+
+def test_a_module_given_as_a_hook_is_not_part_of_the_hooked_modules_state():
+    # A probe with weights of its own, hooked on a layer: torch keeps it out of the layer's
+    # parameters, so that an optimizer does not train it and a checkpoint does not carry it.
+    class Probe(nn.Module):
+        def __init__(self):
+            self.scale = nn.Parameter(np.ones(2))
+
+        def forward(self, module, args, output):
+            return output * self.scale
+
+    layer = nn.Linear(2, 2)
+    layer.register_forward_hook(Probe())
+    layer.register_forward_pre_hook(Probe())
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    assert list(layer.children()) == []
+
+
+def test_a_hook_handle_removes_its_registration_once_and_as_a_context():
+    layer, calls = nn.Linear(2, 2), []
+
+    def count(*_):
+        calls.append(1)
+
+    first = layer.register_forward_hook(count)
+    layer.register_forward_hook(count)            # the same function, registered again
+    first.remove()
+    first.remove()                                # again: the other registration stays
+    layer(Tensor(np.ones((1, 2))))
+    assert len(calls) == 1
+    with layer.register_forward_pre_hook(count):
+        layer(Tensor(np.ones((1, 2))))
+    layer(Tensor(np.ones((1, 2))))
+    assert len(calls) == 1 + 2 + 1                # the pre-hook ran inside the block only

@@ -1236,12 +1236,23 @@ class Tensor:
 
 
 class _HookHandle:
+    """What registering a hook returns, as torch's: `remove()` takes this registration off,
+    once (again, it does nothing: the same function registered twice keeps its other one),
+    and `with handle:` takes it off at the block's end."""
+
     def __init__(self, hooks, hook):
-        self.hooks, self.hook = hooks, hook
+        self.hooks, self.hook, self.removed = hooks, hook, False
 
     def remove(self) -> None:
-        if self.hook in self.hooks:
+        if not self.removed and self.hook in self.hooks:
             self.hooks.remove(self.hook)
+        self.removed = True
+
+    def __enter__(self) -> _HookHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
 
 
 def _refuse_exact_gelu(who, approximate):

@@ -149,20 +149,31 @@ class Module:
     """
 
     training = True
-    # Lists, on a module given hooks (register_forward_pre_hook, register_forward_hook).
+    # Lists, on a module given hooks (register_forward_pre_hook, register_forward_hook). Not
+    # learned state: _learned passes them by, as torch keeps hooks out of parameters().
     _forward_pre_hooks: list | tuple = ()
     _forward_hooks: list | tuple = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        for hook in tuple(self._forward_pre_hooks):       # a copy: a hook may remove itself
-            replaced = hook(self, args)
-            if replaced is not None:                      # torch's rule: a tuple, or one value
-                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        if self._forward_pre_hooks:                 # (a model without hooks pays two checks)
+            args = self._run_pre_hooks(args)
         # One global check, so that a forward costs nothing extra unless paths are recorded.
         if _recorder is None:
             output = self.forward(*args, **kwargs)
         else:
             output = _recorder.call(self, args, kwargs)
+        if self._forward_hooks:
+            output = self._run_hooks(args, output)
+        return output
+
+    def _run_pre_hooks(self, args: tuple) -> tuple:
+        for hook in tuple(self._forward_pre_hooks):       # a copy: a hook may remove itself
+            replaced = hook(self, args)
+            if replaced is not None:                      # torch's rule: a tuple, or one value
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        return args
+
+    def _run_hooks(self, args: tuple, output: Any) -> Any:
         for hook in tuple(self._forward_hooks):
             replaced = hook(self, args, output)
             if replaced is not None:
@@ -394,6 +405,9 @@ class Module:
         return "\n".join(lines)
 
 
+_HOOK_LISTS = ("_forward_pre_hooks", "_forward_hooks")
+
+
 def _learned(attributes, seen=None):
     """The (name, value) pairs among `attributes` that hold learned state (Module._members):
     Parameters and Modules, also inside plain lists, tuples and dicts to any depth, so that
@@ -404,6 +418,8 @@ def _learned(attributes, seen=None):
     holds itself, `self.layers.append(self.layers)`, would otherwise be walked without end."""
     seen = set() if seen is None else seen
     for name, value in attributes:
+        if name in _HOOK_LISTS:              # a module's hooks, even a Module hooked: not state
+            continue
         if isinstance(value, (Parameter, Module)):
             yield name, value
         elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
