@@ -521,3 +521,14 @@ def test_characters_no_font_has_are_one_note_saying_what_to_do(tmp_path):
         (note,) = notes
         assert note.startswith("note: no installed font has \U0001e900\U0001e901, drawn as "
                                "boxes") and "fonts-noto" in note and ".html" in note
+
+
+def test_two_runs_metrics_files_copied_into_one_folder_are_two_runs(tmp_path):
+    # Given by their metrics files, runs are told apart by those files, not by their folders.
+    for name, n in (("a", 20), ("b", 40)):
+        run = write_metrics(tmp_path / name, n=n)
+        (tmp_path / f"{name}.jsonl").write_bytes((run / "metrics.jsonl").read_bytes())
+    out = tmp_path / "both.png"
+    result = tinyformer("plot", tmp_path / "a.jsonl", tmp_path / "b.jsonl", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert_png(out)

@@ -27,8 +27,8 @@ from .graph import draw_backward, draw_graph, render, retain_grads
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import (comparison_figure, figure_format, plot_metrics, run_name, save_figure,
-                    unshown_characters)
+from .plots import (_run_paths, comparison_figure, figure_format, plot_metrics, run_name,
+                    save_figure, unshown_characters)
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
@@ -172,10 +172,11 @@ def write_comparison(run_dirs: list[str], out_path: str,
         _refuse_before_first_step(run_dir)
     # One run named twice (runs/x and runs/./x/, or its metrics.jsonl) would be drawn twice,
     # its second line hiding the first, as if two runs had trained alike.
-    folders = [run if os.path.isdir(run) else os.path.dirname(run) or "." for run in run_dirs]
-    for (a, folder_a), (b, folder_b) in itertools.combinations(zip(run_dirs, folders), 2):
-        if os.path.exists(folder_a) and os.path.exists(folder_b) \
-                and os.path.samefile(folder_a, folder_b):
+    # Compared by their metrics files: two runs' files copied into one folder are two runs.
+    metrics = [_run_paths(run)[1] for run in run_dirs]
+    for (a, metrics_a), (b, metrics_b) in itertools.combinations(zip(run_dirs, metrics), 2):
+        if os.path.exists(metrics_a) and os.path.exists(metrics_b) \
+                and os.path.samefile(metrics_a, metrics_b):
             raise ValueError(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
                              f"each run once")
     return _save(lambda: comparison_figure(run_dirs), out_path, fmt, 110, log)
