@@ -40,7 +40,7 @@ from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
-from viz.html import viridis  # noqa: E402
+from viz.html import Page, viridis  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -455,6 +455,29 @@ def test_the_graph_page_shows_names_as_text(browser, tmp_path):
     search.send_keys(Keys.ESCAPE, "mul\n")
     assert [button.text for button in browser.find_elements(
         By.CSS_SELECTOR, "#panel button[data-goto]")] == ["<b>x</b>", "&lt;y"]
+    # Were a name ever to slip into the page as markup, its handler would not run: the page's
+    # policy lets its own script alone run, by its hash. As a file, and in a notebook, where
+    # the page is an iframe's srcdoc.
+    text = path.read_text(encoding="utf-8").replace(
+        '<body class="graph">', '<body class="graph"><img src=x onerror="window.pwned=1">')
+    (tmp_path / "injected.html").write_text(text, encoding="utf-8")
+    (tmp_path / "notebook.html").write_text(
+        f"<!DOCTYPE html><html><body>{Page(text, 'graph')._repr_html_()}</body></html>",
+        encoding="utf-8")
+    for name in ("injected.html", "notebook.html"):
+        chromium.errors(browser)
+        browser.get((tmp_path / name).as_uri())
+        if name == "notebook.html":
+            browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+        refused, began = [], time.perf_counter()
+        while not (browser.execute_script("return document.body.dataset.ready") and refused) \
+                and browser.execute_script("return window.pwned") is None:
+            refused += [e for e in chromium.errors(browser) if "inline event handler" in e]
+            assert time.perf_counter() - began < 5, "the page's script did not run"
+            time.sleep(0.02)
+        assert browser.execute_script("return window.pwned") is None, name
+        assert browser.find_element(By.TAG_NAME, "h1").text == "<i>a</i> graph"
+        browser.switch_to.default_content()
 
 
 def test_the_panel_says_what_a_backward_ops_sum_of_paths_is(browser, gpt):

@@ -22,7 +22,7 @@ from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
 from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
-from viz.html import HISTOGRAM_BINS, POLICY, number, script_json, summary, viridis
+from viz.html import HISTOGRAM_BINS, number, policy, script_json, summary, viridis
 from viz.lens_page import lens_page
 from tinyformer.rundir import run_status
 from viz.report_page import follow_run, metrics_page
@@ -113,8 +113,10 @@ def test_viridis_runs_from_violet_to_yellow():
 
 def assert_self_contained(text):
     """Nothing is fetched: no external script, style, image or link, and the page's own
-    policy forbids any."""
-    assert f'content="{POLICY}"' in text and "default-src 'none'" in POLICY
+    policy forbids any, and runs no script but the page's own (by its hash)."""
+    script = re.search(r"<script>(.*)</script>", text, re.DOTALL).group(1)
+    assert f'content="{policy(script)}"' in text and "default-src 'none'" in policy(script)
+    assert "unsafe-inline" not in policy(script).split("script-src")[1]
     assert not re.search(r"<(link|iframe|img|object|embed)\b", text)
     assert not re.search(r"<script[^>]*\bsrc=", text)
     assert not re.search(r"(?<!xmlns=\")(?<!xmlns:xlink=\")https?://(?!www\.w3\.org/)", text)

@@ -29,7 +29,7 @@ from tinyformer.gpt import GPT
 from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.safetensors import load_file, save_file
 from tinyformer.summary import describe_block
-from tinyformer.tokenizers import bytes_to_unicode
+from tinyformer.tokenizers import MAX_SPECIAL_TOKEN_CHARACTERS, bytes_to_unicode
 
 CONTEXT = 48
 TEXT = ("It's 2024: the quick brown fox, 3 dogs and 12 cats jumped over 1.5 lazy dogs!\n"
@@ -487,6 +487,8 @@ def set_at(*path_and_value):
     return change
 
 
+LONG_TOKEN = "<|" + "x" * MAX_SPECIAL_TOKEN_CHARACTERS + "|>"
+
 TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
     (set_at("model", "byte_fallback", True), "model byte_fallback is true"),
     (set_at("model", "dropout", 0.1), "model dropout is 0.1"),
@@ -524,6 +526,11 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
      "merge 0 ['xxxxxxxx"),
     (lambda data: data["model"]["vocab"].update({"\u4e00" * 100_000: 400}),
      "vocabulary token '\u4e00\u4e00"),
+    # Finding added tokens compiles a pattern of them, over 100 times their size: one of
+    # megabytes would fill the memory. Special or not, one over the cap is refused.
+    *[(lambda data, special=special: data["added_tokens"].append(
+        {"id": 400, "content": LONG_TOKEN, "special": special}),
+       f"{kind} token '<|xxxxx") for special, kind in [(True, "special"), (False, "added")]],
 ]
 
 

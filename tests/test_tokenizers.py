@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tinyformer import tokenizers
 from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, compression,
                                    describe_vocabulary, encode_prompt, load_tokenizer, merge,
                                    pre_split, split_shown)
@@ -494,6 +495,26 @@ def test_a_token_of_a_mebibyte_still_loads(tmp_path):
     assert tok.decode([tok.vocab_size - 1]) == "a" * 2 ** 20
     tok.save(tmp_path / "tok.json")
     assert load_tokenizer(tmp_path / "tok.json").merges == tok.merges
+
+
+def test_special_tokens_too_long_to_find_are_refused_naming_the_file(tmp_path, monkeypatch):
+    # Finding special tokens compiles a pattern of them, over 100 times their size: a file
+    # with one of megabytes would fill the memory. One at the cap is fine; one over is refused
+    # (cut short), as are many that are too long together.
+    at_the_cap = "<" + "x" * (tokenizers.MAX_SPECIAL_TOKEN_CHARACTERS - 2) + ">"
+    assert CharTokenizer(["a"], [at_the_cap]).encode(at_the_cap, allow_special=True) == [0]
+    path = tmp_path / "tok.json"
+    monkeypatch.setattr(tokenizers, "MAX_SPECIAL_CHARACTERS", 9)       # small, for the test
+    for special_tokens, message in [
+            ([at_the_cap + "x"], f"special token '<xxxx.*' has {len(at_the_cap) + 1} characters"),
+            (["<one>", "<two>"], "the 2 special tokens have 10 characters in all")]:
+        path.write_text(json.dumps({"type": "bpe", "merges": [], "special_tokens":
+                                    special_tokens}))
+        with pytest.raises(ValueError, match=message) as info:
+            load_tokenizer(path)
+        assert str(path) in str(info.value) and len(str(info.value)) < 500
+        with pytest.raises(ValueError, match=message):                 # nor trained with
+            BPETokenizer.train("ab", 256 + len(special_tokens), special_tokens)
 
 
 def test_a_byte_order_must_name_each_byte_once():

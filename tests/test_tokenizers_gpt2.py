@@ -21,8 +21,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tinyformer.pretrained import load_gpt2_tokenizer, save_gpt2_tokenizer
-from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, bytes_to_unicode, load_tokenizer,
-                                   pre_split)
+from tinyformer.tokenizers import (MAX_SPECIAL_TOKEN_CHARACTERS, BPETokenizer, CharTokenizer,
+                                   bytes_to_unicode, load_tokenizer, pre_split)
 
 import transformers  # noqa: E402  (a test extra)
 from tokenizers.pre_tokenizers import ByteLevel  # noqa: E402  (transformers brings tokenizers)
@@ -233,6 +233,19 @@ def test_added_tokens_of_tokenizer_config_come_after_vocab_json(ours, tmp_path):
     tok = load_gpt2_tokenizer(tmp_path)
     assert tok.special_tokens == [EOT, "<pad>", "<mask>"]
     assert tok.encode("<pad><mask>", allow_special=True) == [457, 458]
+
+
+def test_a_special_token_too_long_to_find_is_refused(ours, tmp_path):
+    # Finding special tokens compiles a pattern of them, over 100 times their size: one of
+    # megabytes would fill the memory. The folder is named, and the token cut short.
+    gpt2_shaped_files(ours, tmp_path)
+    long = "<|" + "x" * MAX_SPECIAL_TOKEN_CHARACTERS + "|>"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
+        "456": {"content": EOT}, "457": {"content": long, "special": True}}}))
+    with pytest.raises(ValueError, match=f"special token '<\\|xxxx.*' has {len(long)} "
+                                         f"characters") as info:
+        load_gpt2_tokenizer(tmp_path)
+    assert str(tmp_path) in str(info.value) and len(str(info.value)) < 500
 
 
 # -- one-line errors that name the file -------------------------------------------------------

@@ -1213,8 +1213,9 @@ class ByteLevelBPE(Tokenizer):
             as_written = {token: i for token, i in tokens.items() if token not in normalized}
             in_normal = {_normalized(self._normalization, token): i for token, i in tokens.items()
                          if token in normalized}
-            self._marked[allow] = [(found, special_pattern(list(found)))  # longest first, as
-                                   for found in (as_written, in_normal)]  # the library matches
+            # (each pattern tries the longest token first, as the library matches)
+            self._marked[allow] = [(found, special_pattern(list(found), "added token"))
+                                   for found in (as_written, in_normal)]
         self._pieces = pieces                          # id -> its bytes
         self._byte_ids = byte_ids                      # byte -> id
         self._ranks = ranks                            # (id, id) -> (rank, merged id)
@@ -1483,9 +1484,12 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
             _refuse(path, _place(place), "its tokens and their join must be in the vocabulary")
         ranks[vocab[parts[0]], vocab[parts[1]]] = (rank, vocab["".join(parts)])
     size = max(pieces) + 1
-    return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks, added_ids,
-                        special, steps, normalization, bool(model.get("ignore_merges")),
-                        normalized)
+    try:
+        return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks,
+                            added_ids, special, steps, normalization,
+                            bool(model.get("ignore_merges")), normalized)
+    except ValueError as e:             # its added tokens: too long, say
+        raise PretrainedError(f"{path}: {e}") from None
 
 
 def _byte_level_decoded(token, byte_of):

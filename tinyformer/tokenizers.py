@@ -199,11 +199,12 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
         raise TypeError(f"special_tokens must be a list of strings, e.g. ['<eos>'], got {got}")
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
-        raise ValueError(f"special tokens must be non-empty strings, got {special_tokens!r}")
+        raise ValueError(f"special tokens must be non-empty strings, got "
+                         f"{_shown(special_tokens)}")
     if len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special tokens must be distinct, got {special_tokens!r}")
+        raise ValueError(f"special tokens must be distinct, got {_shown(special_tokens)}")
     for token in special_tokens:     # a lone surrogate (a file's "\udcff") matches no text
-        check_utf8(token, f"special token {token!r}")
+        check_utf8(token, f"special token {_shown(token)}")
     return special_tokens
 
 
@@ -226,11 +227,31 @@ def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[s
     return vocab_size
 
 
-def special_pattern(special_tokens: Sequence[str]) -> re.Pattern | None:
+# Finding special tokens in a text compiles a pattern from them, which takes over 100 times
+# their length in memory and a second per million characters: a file with a special token of
+# 100 MB would need 12 GB or more. Real ones are short (GPT-2's <|endoftext|>, Qwen's <|im_start|>,
+# Llama 3's <|reserved_special_token_250|>: under 40 characters, a few thousand in all).
+MAX_SPECIAL_TOKEN_CHARACTERS = 2 ** 10
+# And all of them together: a file of 100,000 special tokens of 1,000 characters each.
+MAX_SPECIAL_CHARACTERS = 2 ** 20
+
+
+def special_pattern(special_tokens: Sequence[str], what: str = "special token"
+                    ) -> re.Pattern | None:
     """A regex matching any of the special tokens (None if there are none). Longest first, so
-    that of two where one starts the other ("<eos>", "<eos2>") the longer wins."""
+    that of two where one starts the other ("<eos>", "<eos2>") the longer wins. Every reader
+    of a tokenizer builds its pattern here, so a ValueError refuses tokens too long to compile
+    (`what` names them: "special token", or "added token")."""
     if not special_tokens:
         return None
+    longest = max(special_tokens, key=len)
+    if len(longest) > MAX_SPECIAL_TOKEN_CHARACTERS:
+        raise ValueError(f"{what} {_shown(longest)} has {len(longest)} characters; a {what} "
+                         f"may have at most {MAX_SPECIAL_TOKEN_CHARACTERS}")
+    total = sum(map(len, special_tokens))
+    if total > MAX_SPECIAL_CHARACTERS:
+        raise ValueError(f"the {len(special_tokens)} {what}s have {total} characters in all; "
+                         f"they may have at most {MAX_SPECIAL_CHARACTERS}")
     return re.compile("|".join(re.escape(s) for s in sorted(special_tokens, key=len,
                                                                reverse=True)))
 

@@ -10,12 +10,15 @@ Every page is put together the same way:
 
 The script and the styles are our own (no library, no CDN), and a Content-Security-Policy
 forbids the page to load anything at all, so it works offline and shows the same thing
-wherever it is opened. `Page.save(path)` writes it; in a Jupyter notebook a Page shows itself
-inline, inside an iframe, so its ids and styles cannot clash with the notebook's.
+wherever it is opened; of scripts it runs the page's own alone, named by its hash.
+`Page.save(path)` writes it; in a Jupyter notebook a Page shows itself inline, inside an
+iframe, so its ids and styles cannot clash with the notebook's.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -31,10 +34,16 @@ from tinyformer.files import StrPath, atomic_write
 HISTOGRAM_BINS = 16     # bars in the small histogram of a tensor's values
 SIGNIFICANT = 6         # digits kept of each number a page embeds
 
-# Nothing may be loaded from anywhere: only the inline styles and scripts run, and pictures
-# may come from data: URLs.
-POLICY = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-          "img-src data:")
+
+def policy(script: str) -> str:
+    """The Content-Security-Policy of a page whose one script is `script` (the exact text
+    inside its <script> element). Nothing may be loaded from anywhere: the inline styles apply,
+    pictures may come from data: URLs, and of scripts only this one runs, named by its hash.
+    So were a name ever to slip into the page as markup, an inline handler in it
+    (`<img onerror=...>`) or a script of its own would not run."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; "
+            f"img-src data:")
 
 
 # viridis at eleven even steps (dark violet for 0, yellow for 1), as matplotlib draws it.
@@ -121,11 +130,12 @@ def page(title: str, kind: Literal["graph", "attention", "lens", "report"], body
          data: dict[str, Any]) -> str:
     """The HTML text of a page of `kind` (which names its assets): `body` is HTML (already
     escaped), `data` what the page's script reads, as JSON."""
+    script = f"\n{asset('page.js')}\n{asset(kind + '.js')}\n"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{POLICY}">
+<meta http-equiv="Content-Security-Policy" content="{policy(script)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="tinyformer">
 <title>{html.escape(title)}</title>
@@ -137,10 +147,7 @@ def page(title: str, kind: Literal["graph", "attention", "lens", "report"], body
 <body class="{kind}">
 {body}
 <script id="page-data" type="application/json">{script_json(data)}</script>
-<script>
-{asset("page.js")}
-{asset(kind + ".js")}
-</script>
+<script>{script}</script>
 </body>
 </html>
 """
