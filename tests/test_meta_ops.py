@@ -45,6 +45,7 @@ NOT_DIFFERENTIABLE = {
 # Another spelling of an op that the table calls by its main name: the spelling -> that name.
 SPELLINGS = {
     "Tensor.__abs__": "Tensor.abs",                       # abs(x)
+    "Tensor.__iter__": "Tensor.__getitem__",              # for row in x: x[0], x[1], ...
     "Tensor.__iadd__": "Tensor.__add__",                  # x += y records x = x + y
     "Tensor.__isub__": "Tensor.__sub__",
     "Tensor.__imul__": "Tensor.__mul__",
