@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from processes import process_state, running_children
+from tinyformer.prompts import check_task_prompt
 from tinyformer_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1416,12 +1417,26 @@ def test_a_seq2seq_prompt_that_is_no_source_of_the_task_is_refused(task_run, tmp
 
 def test_generate_notes_a_seq2seq_prompt_longer_than_any_source_it_trained_on(task_run):
     # Trained on 3 to 5 digits, its context takes 6: answered, but never seen at that length
-    for prompt, note in [("12345", ""), ("123456", "note: --prompt has 6 characters, more "
-                         "than any source this checkpoint was trained on (--max-len 5); its "
-                         "answer is likely wrong\n")]:
+    for prompt, note in [("12345", ""), ("123456", "note: --prompt has 6 digits, more than any "
+                         "source it was trained on (--max-len 5); its answer is likely "
+                         "wrong\n")]:
         result = tinyformer("generate", "--checkpoint", task_run, "--prompt", prompt)
         assert result.exit_code == 0 and result.stdout, result.output
         assert result.stderr == note
+
+
+@pytest.mark.parametrize("task, prompt, note", [
+    ("reverse", "123", None), ("reverse", "12345", None),
+    ("reverse", "12", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
+    ("reverse", "123456", "has 6 digits, more than any source it was trained on (max_len 5)"),
+    ("add", "123+45", None),                      # 5 digits: add's + is not counted
+    ("add", "123+456", "has 6 digits, more than any source it was trained on (max_len 5)"),
+    ("add", "1+2", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
+])
+def test_a_task_prompt_is_measured_in_digits_as_training_counts_them(task, prompt, note):
+    saved = {"train": {"task": task, "min_len": 3, "max_len": 5}}
+    said = check_task_prompt(saved, prompt)
+    assert said is None if note is None else note in said
 
 
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):

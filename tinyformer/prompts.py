@@ -50,11 +50,11 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     tokenizer alone would take "12+3" for sort, or "31415" for add, and the model would answer
     what it never saw asked. Any other checkpoint, and an empty prompt, pass.
 
-    Returns a one-line note for a source longer than any it trained on (its max_len), else
-    None: the model answers one, but has never seen that length and most likely answers it
-    wrongly."""
+    Returns a one-line note for a source longer or shorter than any it trained on (its max_len,
+    min_len), else None: the model answers one, but has never seen that length and most likely
+    answers it wrongly."""
     train = saved.get("train") or {}
-    task, longest = train.get("task"), train.get("max_len")
+    task, shortest, longest = train.get("task"), train.get("min_len"), train.get("max_len")
     if task not in TASKS or not prompt:
         return None
     if not is_source(task, prompt):
@@ -62,11 +62,14 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
                 else "digits only, e.g. 5790189")
         raise ValueError(f"{name('prompt')} {prompt!r} is no source of the {task} task this "
                          f"checkpoint was trained on: give {form}")
-    if isinstance(longest, int) and len(prompt) > longest:
-        return (f"note: {name('prompt')} has {len(prompt)} characters, more than any source "
-                f"this checkpoint was trained on ({name('max_len')} {longest}); its answer "
-                f"is likely wrong")
-    return None
+    digits = sum(ch.isdigit() for ch in prompt)   # as training counts them: add's + is not
+    if isinstance(longest, int) and digits > longest:
+        unseen = f"more than any source it was trained on ({name('max_len')} {longest})"
+    elif isinstance(shortest, int) and digits < shortest:
+        unseen = f"fewer than any source it was trained on ({name('min_len')} {shortest})"
+    else:
+        return None
+    return f"note: {name('prompt')} has {digits} digits, {unseen}; its answer is likely wrong"
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
