@@ -544,6 +544,30 @@ def test_training_again_after_a_stop_holds_the_run_directory_again(tmp_path, mon
     assert not rundir.is_training(str(tmp_path))        # and lets go of it again at the end
 
 
+def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exactly(
+        tmp_path, monkeypatch):
+    # A second Ctrl-C (or any exception) in the middle of a step leaves the Trainer part of
+    # the way into it, its batch drawn: train() run again went on from there, silently not as
+    # an unbroken run would. It says to go on from the last checkpoint, which is exact.
+    settings = dict(TINY, iters=4, eval_every=2)
+    whole = run(tmp_path / "whole", **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
+    loss_of, cut = trainer.part_loss, []
+    def cut_in_step_3(part):
+        if trainer.step == 2 and not cut:
+            cut.append(part)
+            raise KeyboardInterrupt                      # stopped at once, mid-step
+        return loss_of(part)
+    monkeypatch.setattr(trainer, "part_loss", cut_in_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(threads=1)
+    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 3, "
+                       r".*; go on from the run's last checkpoint: Trainer.resume\('.*cut'\)$"):
+        trainer.train(threads=1)
+    assert Trainer.resume(str(tmp_path / "cut"), log=quiet).train(threads=1) == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
 def test_training_again_after_another_process_went_on_with_the_run_is_refused(tmp_path):
     # A Trainer stopped (a notebook's), the run resumed elsewhere and trained to its end: the
     # first one, trained again from its older state, wrote over that run's checkpoint and

@@ -189,6 +189,10 @@ class Trainer:
             factor = c.lr * math.sqrt(c.d_model * c.warmup)
             self.schedule = Noam(self.optimizer, c.d_model, c.warmup, factor)
         self.step = 0
+        # The step the loop has begun and not yet written its line for: a step cut short (an
+        # exception, a second Ctrl-C) leaves the trainer part of the way into it (its batch
+        # drawn, maybe some weights updated), from where it cannot go on exactly.
+        self.halfway: int | None = None
         self.data_rng = np.random.default_rng(c.seed)   # which batches; the engine's: dropout
 
     # -- starting and resuming -----------------------------------------------------------------
@@ -429,7 +433,12 @@ class Trainer:
         (resources.AdaptiveThreads).
 
         Called again after a stop (a notebook's cell run again), it goes on from its step,
-        holding the run directory again meanwhile."""
+        holding the run directory again meanwhile; after an exception in the middle of a step
+        (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
+        if self.halfway is not None:
+            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
+                               f"so it cannot go on exactly from here; go on from the run's "
+                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
         self.run.hold()
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
@@ -488,6 +497,7 @@ class Trainer:
         with interrupt_between_steps(log) as stop_asked, \
                 open(self.run.file(METRICS), "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
+                self.halfway = self.step + 1
                 began = time.perf_counter()
                 with threads.step() as n:
                     done = self.train_step(n, workers)
@@ -510,6 +520,7 @@ class Trainer:
                     record.update(evaluate(title))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+                self.halfway = None             # the step is whole and recorded
                 if saving:
                     self._write_checkpoint()        # checked above
                 if stop_asked() and self.step < c.iters:
