@@ -568,6 +568,17 @@ def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exa
     assert metrics(tmp_path / "cut") == whole
 
 
+def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
+    # 0 and -1 trained on, on BLAS's threads as they were, the progress line saying "0 cores";
+    # 2.5 and "2" failed deep in the thread-pool library.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path), log=quiet)
+    for threads in (0, -1, 2.5, "2", True):
+        with pytest.raises(ValueError, match=rf"^threads must be a whole number >= 1, got "
+                                             rf"{re.escape(repr(threads))}$"):
+            trainer.train(threads)
+    assert trainer.train(threads=1) == "done"
+
+
 def test_training_again_after_another_process_went_on_with_the_run_is_refused(tmp_path):
     # A Trainer stopped (a notebook's), the run resumed elsewhere and trained to its end: the
     # first one, trained again from its older state, wrote over that run's checkpoint and

@@ -53,7 +53,7 @@ from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memor
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, sha256, staged, truncate_metrics)
-from .schema import Number, Text, Whole, check_settings, option_name
+from .schema import Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
@@ -435,6 +435,8 @@ class Trainer:
         Called again after a stop (a notebook's cell run again), it goes on from its step,
         holding the run directory again meanwhile; after an exception in the middle of a step
         (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
+        # (0 or -1 ran on as many BLAS threads as before, the progress line showing "0 cores")
+        check_settings({"threads": threads}, {"threads": Optional(Whole(1, 4096))}, name=str)
         if self.halfway is not None:
             raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
                                f"so it cannot go on exactly from here; go on from the run's "
