@@ -579,6 +579,15 @@ def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
     assert trainer.train(threads=1) == "done"
 
 
+def test_a_run_directory_given_as_a_path_is_named_as_its_text(tmp_path):
+    # Not as "PosixPath('runs/x')", which is no path a user can type.
+    with pytest.raises(RunDirectoryError, match=r"^--resume '[^']*nope' is not a directory"):
+        Trainer.resume(tmp_path / "nope", log=quiet)
+    run(tmp_path / "done", **TINY, iters=1)
+    with pytest.raises(RunDirectoryError, match=r"^--out '[^']*done' holds a finished run"):
+        Trainer.start(TrainConfig(**TINY, iters=1), tmp_path / "done", log=quiet)
+
+
 def test_training_again_after_another_process_went_on_with_the_run_is_refused(tmp_path):
     # A Trainer stopped (a notebook's), the run resumed elsewhere and trained to its end: the
     # first one, trained again from its older state, wrote over that run's checkpoint and

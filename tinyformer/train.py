@@ -219,7 +219,7 @@ class Trainer:
         if directory is not None:        # "" is no directory, not "not given": refuse it
             check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},
                            name=name)
-        directory = directory or default_out_dir(config)
+        directory = os.fspath(directory or default_out_dir(config))   # a Path named as its text
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
         tokenizer = (tokenised[0] if tokenised else
@@ -311,6 +311,7 @@ class Trainer:
         way again: the checkpoint's weights are loaded into it. A run that records modules of
         your own is refused without one, and a run without them is refused with one that has
         some (checkpoint.model_to_load)."""
+        directory = os.fspath(directory)            # a pathlib.Path is named as its text
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
