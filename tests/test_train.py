@@ -290,6 +290,18 @@ def test_a_corpus_file_becomes_a_memory_mapped_token_array(tmp_path, tokenizer):
     assert len(data.val) == len(tokens) - int(len(tokens) * 0.9)     # the last 10% held out
 
 
+def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
+    # As a Python user has them (pathlib); they were refused as "not a text".
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    first = Trainer.start(TrainConfig(corpus=corpus, **TINY, iters=1), str(tmp_path / "a"),
+                          log=quiet)
+    assert first.train(threads=1) == "done"
+    second = Trainer.start(TrainConfig(corpus=corpus, tokenizer=tmp_path / "a", **TINY, iters=1),
+                           str(tmp_path / "b"), log=quiet)
+    assert second.train(threads=1) == "done"
+
+
 def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
     corpus = tmp_path / "short.txt"
     corpus.write_text("a few words only, and then some more words to make it longer")
