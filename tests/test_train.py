@@ -290,6 +290,18 @@ def test_a_corpus_file_becomes_a_memory_mapped_token_array(tmp_path, tokenizer):
     assert len(data.val) == len(tokens) - int(len(tokens) * 0.9)     # the last 10% held out
 
 
+def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
+    # As a Python user has them (pathlib); they were refused as "not a text".
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    first = Trainer.start(TrainConfig(corpus=corpus, **TINY, iters=1), str(tmp_path / "a"),
+                          log=quiet)
+    assert first.train(threads=1) == "done"
+    second = Trainer.start(TrainConfig(corpus=corpus, tokenizer=tmp_path / "a", **TINY, iters=1),
+                           str(tmp_path / "b"), log=quiet)
+    assert second.train(threads=1) == "done"
+
+
 def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
     corpus = tmp_path / "short.txt"
     corpus.write_text("a few words only, and then some more words to make it longer")
@@ -542,6 +554,50 @@ def test_training_again_after_a_stop_holds_the_run_directory_again(tmp_path, mon
     monkeypatch.setattr(trainer, "train_step", step_and_look)
     assert trainer.train(threads=1) == "done" and held == [True, True]
     assert not rundir.is_training(str(tmp_path))        # and lets go of it again at the end
+
+
+def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exactly(
+        tmp_path, monkeypatch):
+    # A second Ctrl-C (or any exception) in the middle of a step leaves the Trainer part of
+    # the way into it, its batch drawn: train() run again went on from there, silently not as
+    # an unbroken run would. It says to go on from the last checkpoint, which is exact.
+    settings = dict(TINY, iters=4, eval_every=2)
+    whole = run(tmp_path / "whole", **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
+    loss_of, cut = trainer.part_loss, []
+    def cut_in_step_3(part):
+        if trainer.step == 2 and not cut:
+            cut.append(part)
+            raise KeyboardInterrupt                      # stopped at once, mid-step
+        return loss_of(part)
+    monkeypatch.setattr(trainer, "part_loss", cut_in_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(threads=1)
+    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 3, "
+                       r".*; go on from the run's last checkpoint: Trainer.resume\('.*cut'\)$"):
+        trainer.train(threads=1)
+    assert Trainer.resume(str(tmp_path / "cut"), log=quiet).train(threads=1) == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
+    # 0 and -1 trained on, on BLAS's threads as they were, the progress line saying "0 cores";
+    # 2.5 and "2" failed deep in the thread-pool library.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), str(tmp_path), log=quiet)
+    for threads in (0, -1, 2.5, "2", True):
+        with pytest.raises(ValueError, match=rf"^threads must be a whole number >= 1, got "
+                                             rf"{re.escape(repr(threads))}$"):
+            trainer.train(threads)
+    assert trainer.train(threads=1) == "done"
+
+
+def test_a_run_directory_given_as_a_path_is_named_as_its_text(tmp_path):
+    # Not as "PosixPath('runs/x')", which is no path a user can type.
+    with pytest.raises(RunDirectoryError, match=r"^--resume '[^']*nope' is not a directory"):
+        Trainer.resume(tmp_path / "nope", log=quiet)
+    run(tmp_path / "done", **TINY, iters=1)
+    with pytest.raises(RunDirectoryError, match=r"^--out '[^']*done' holds a finished run"):
+        Trainer.start(TrainConfig(**TINY, iters=1), tmp_path / "done", log=quiet)
 
 
 def test_training_again_after_another_process_went_on_with_the_run_is_refused(tmp_path):

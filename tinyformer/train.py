@@ -53,7 +53,7 @@ from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memor
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
                      load_arrays, save_checkpoint, sha256, staged, truncate_metrics)
-from .schema import Number, Text, Whole, check_settings, option_name
+from .schema import Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
@@ -189,6 +189,10 @@ class Trainer:
             factor = c.lr * math.sqrt(c.d_model * c.warmup)
             self.schedule = Noam(self.optimizer, c.d_model, c.warmup, factor)
         self.step = 0
+        # The step the loop has begun and not yet written its line for: a step cut short (an
+        # exception, a second Ctrl-C) leaves the trainer part of the way into it (its batch
+        # drawn, maybe some weights updated), from where it cannot go on exactly.
+        self.halfway: int | None = None
         self.data_rng = np.random.default_rng(c.seed)   # which batches; the engine's: dropout
 
     # -- starting and resuming -----------------------------------------------------------------
@@ -215,7 +219,7 @@ class Trainer:
         if directory is not None:        # "" is no directory, not "not given": refuse it
             check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},
                            name=name)
-        directory = directory or default_out_dir(config)
+        directory = os.fspath(directory or default_out_dir(config))   # a Path named as its text
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
         tokenizer = (tokenised[0] if tokenised else
@@ -307,6 +311,7 @@ class Trainer:
         way again: the checkpoint's weights are loaded into it. A run that records modules of
         your own is refused without one, and a run without them is refused with one that has
         some (checkpoint.model_to_load)."""
+        directory = os.fspath(directory)            # a pathlib.Path is named as its text
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
@@ -429,7 +434,14 @@ class Trainer:
         (resources.AdaptiveThreads).
 
         Called again after a stop (a notebook's cell run again), it goes on from its step,
-        holding the run directory again meanwhile."""
+        holding the run directory again meanwhile; after an exception in the middle of a step
+        (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
+        # (0 or -1 ran on as many BLAS threads as before, the progress line showing "0 cores")
+        check_settings({"threads": threads}, {"threads": Optional(Whole(1, 4096))}, name=str)
+        if self.halfway is not None:
+            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
+                               f"so it cannot go on exactly from here; go on from the run's "
+                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
         self.run.hold()
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
@@ -488,6 +500,7 @@ class Trainer:
         with interrupt_between_steps(log) as stop_asked, \
                 open(self.run.file(METRICS), "a", encoding="utf-8") as metrics:
             while self.step < c.iters:
+                self.halfway = self.step + 1
                 began = time.perf_counter()
                 with threads.step() as n:
                     done = self.train_step(n, workers)
@@ -510,6 +523,7 @@ class Trainer:
                     record.update(evaluate(title))
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+                self.halfway = None             # the step is whole and recorded
                 if saving:
                     self._write_checkpoint()        # checked above
                 if stop_asked() and self.step < c.iters:

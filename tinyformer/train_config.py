@@ -193,6 +193,13 @@ class TrainConfig:
                         "task's pairs, the batches (the validation ones too), the initial "
                         "weights and dropout.")
 
+    def __post_init__(self) -> None:
+        # A file given as a pathlib.Path is kept as its text, as config.json records it and
+        # the settings' rules check it.
+        for key in ("corpus", "tokenizer"):
+            if isinstance(getattr(self, key), os.PathLike):
+                setattr(self, key, os.fspath(getattr(self, key)))
+
     @property
     def job(self) -> str:
         return "task" if self.task else "corpus" if self.corpus else "builtin"
