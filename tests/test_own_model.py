@@ -13,6 +13,7 @@ import tinyautograd as ta
 from tinyautograd import nn
 from tinyformer import BERT, GPT, checkpoint, rundir
 from tinyformer.train import TrainConfig, Trainer
+from own_modules import TwoExperts
 from tinyformer_cli import main
 
 # The built-in stories' characters: the vocabulary the settings give a GPT on them.
@@ -20,17 +21,6 @@ TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iter
             sample_tokens=10)
 VOCAB = 26
 OWN = "decoder.layers.0.ffn (TwoExperts)"
-
-
-class TwoExperts(nn.Module):
-    """A feed-forward network of two experts, mixed by a gate: a module GPT never builds."""
-
-    def __init__(self, d):
-        self.gate, self.e0, self.e1 = nn.Linear(d, 2), nn.Linear(d, d), nn.Linear(d, d)
-
-    def forward(self, x):
-        g = self.gate(x).softmax(axis=-1)
-        return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
 
 
 class OtherExperts(TwoExperts):

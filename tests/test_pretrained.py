@@ -16,6 +16,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import tinyautograd as ta
 import tinyautograd.functional as F
+from own_modules import TwoExperts
 from tinyautograd import nn, optim
 from tinyformer.gpt import GPT
 from tinyformer.checkpoint import CheckpointError, check_export_dir, load_model
@@ -433,23 +434,14 @@ class _OwnNorm(nn.LayerNorm):
         return super().forward(x) * 2
 
 
-class _TwoExperts(nn.Module):
-    def __init__(self, d):
-        self.gate, self.e0, self.e1 = nn.Linear(d, 2), nn.Linear(d, d), nn.Linear(d, d)
-
-    def forward(self, x):
-        g = self.gate(x).softmax(axis=-1)
-        return g[..., :1] * self.e0(x) + g[..., 1:] * self.e1(x)
-
-
 @pytest.mark.parametrize("replace, problem", [
     # Its weights have GPT-2's names and shapes: saved, it would load without the change.
     (lambda layer: setattr(layer.ffn, "act", nn.ReLU()), "decoder.layers.0.ffn.act (ReLU)"),
     (lambda layer: setattr(layer, "attn_norm", _OwnNorm(16)),
      "decoder.layers.0.attn_norm (_OwnNorm)"),
     # Other names: the export found no GPT-2 name for them (a KeyError).
-    (lambda layer: setattr(layer, "ffn", _TwoExperts(16)), "decoder.layers.0.ffn (_TwoExperts), "
-                                                           "in place of what GPT builds"),
+    (lambda layer: setattr(layer, "ffn", TwoExperts(16)), "decoder.layers.0.ffn (TwoExperts), "
+                                                          "in place of what GPT builds"),
 ])
 def test_a_gpt_holding_a_module_of_your_own_is_refused(tmp_path, replace, problem):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
