@@ -16,7 +16,7 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import Tensor
-from tinyformer import parallel
+from tinyformer import parallel, stops
 from tinyformer.resources import blas_threads
 from tinyformer.train import TrainConfig, Trainer, update
 
@@ -520,7 +520,7 @@ def test_a_worker_whose_parent_is_gone_stops(tmp_path):
     script = f"""
 import sys
 sys.path.insert(0, {os.getcwd()!r})
-from tinyformer import parallel
+from tinyformer import parallel, stops
 from tinyformer.train import TrainConfig, Trainer
 trainer = Trainer.start(TrainConfig(n_layer=1, n_head=2, d_model=16, context=16),
                         {str(tmp_path / "run")!r}, log=lambda *_: None)
@@ -930,3 +930,10 @@ def test_ctrl_c_while_waiting_for_a_child_stops_the_children_still_at_work(forke
     assert len(ended) == 2 == len(forked) and _all_waited_for(forked)
     assert all(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
                for _, status in ended)
+
+
+def test_the_signals_that_stop_a_run_are_the_ones_its_workers_ignore():
+    # Two lists of one set: the trainer's rows (stops.STOPS, what each signal does) and the
+    # signals the children ignore (parallel.STOPPING). One left out of either would be a
+    # signal that stops the run without a checkpoint, or one a worker acts on by itself.
+    assert sorted(stops.STOPS) == sorted(parallel.STOPPING)
