@@ -16,6 +16,7 @@ import contextlib
 import errno
 import io
 import os
+import reprlib
 import shlex
 import stat
 import tempfile
@@ -256,3 +257,15 @@ def describe_os_error(error: OSError) -> str:
               errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
     where = f"{error.filename}: " if error.filename else ""
     return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"
+
+
+# A file's values, shown in an error cut short: a stranger's name or token may be megabytes long.
+# Names of GPT-2's tensors ("transformer.h.11.attn.c_attn.weight") still show whole.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = 8
+
+
+def shown(value: Any) -> str:
+    """repr(value), or as much of it as an error message needs."""
+    return _SHORT.repr(value)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import reprlib
 import time
 from typing import Any, Callable, Iterator, Protocol
 
@@ -30,7 +29,7 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, iter_text
+from .files import StrPath, iter_text, shown
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
 from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
@@ -193,11 +192,6 @@ class TextData:
         return data
 
 
-# A damaged file's values are shown cut short in errors: a name may be megabytes long.
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-
-
 def check_data_info(info: Any) -> None:
     """ValueError, one line, unless `info` is a text's data info as TextData.prepare writes
     it: the run's own tokens.bin (a damaged or edited file must not reach one outside the
@@ -205,24 +199,24 @@ def check_data_info(info: Any) -> None:
     fractions or negative ids, which no embedding takes), a whole number of tokens, and its
     SHA-256 as text where recorded (runs from before it was recorded have none)."""
     if not isinstance(info, dict):
-        raise ValueError(f"its data is {_SHORT.repr(info)}, where a run writes the name, type "
+        raise ValueError(f"its data is {shown(info)}, where a run writes the name, type "
                          f"and length of its {TOKENS}")
     for key in ("tokens", "dtype", "n_tokens"):
         if key not in info:
             raise ValueError(f"its data has no {key!r}, which a run writes")
     name, dtype, n_tokens = info["tokens"], info["dtype"], info["n_tokens"]
     if name != TOKENS:
-        raise ValueError(f"its data names the tokens file {_SHORT.repr(name)}, where a run "
+        raise ValueError(f"its data names the tokens file {shown(name)}, where a run "
                          f"writes {TOKENS}")
     if not (isinstance(dtype, str) and dtype in TOKEN_DTYPES):
-        raise ValueError(f"its data gives the tokens' type as {_SHORT.repr(dtype)}, where a "
+        raise ValueError(f"its data gives the tokens' type as {shown(dtype)}, where a "
                          f"run writes {' or '.join(TOKEN_DTYPES)}")
     if not (type(n_tokens) is int and n_tokens >= 0):
-        raise ValueError(f"its data gives the number of tokens as {_SHORT.repr(n_tokens)}, "
+        raise ValueError(f"its data gives the number of tokens as {shown(n_tokens)}, "
                          f"where a run writes a whole number")
     if not isinstance(info.get("sha256", ""), str):
         raise ValueError(f"its data gives the tokens' SHA-256 as "
-                         f"{_SHORT.repr(info['sha256'])}, where a run writes text")
+                         f"{shown(info['sha256'])}, where a run writes text")
 
 
 # ---------------------------------------------------------------------------------------------

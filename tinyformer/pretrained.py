@@ -59,11 +59,12 @@ import regex
 
 from tinyautograd import nn
 
-from .files import NotRegularFile, StrPath, atomic_write, open_regular, why_not_a_directory
+from .files import (NotRegularFile, StrPath, atomic_write, open_regular, shown,
+                    why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
-from .safetensors import SafetensorsError, _shown, load_file, save_file
+from .safetensors import SafetensorsError, load_file, save_file
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
                          pre_split, special_pattern)
 
@@ -900,7 +901,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
             advice = ("" if token in made else "; a trainer given special tokens puts them "
                       "first: train without them, then add them with add_special_tokens, which "
                       "gives them the last ids")
-            raise PretrainedError(f"{where['vocab']}: id {i} is {_shown(token)}, where ids "
+            raise PretrainedError(f"{where['vocab']}: id {i} is {shown(token)}, where ids "
                                   f"0-255 must be the 256 single bytes, spelled as GPT-2's "
                                   f"bytes_to_unicode spells them{advice}")
 
@@ -914,7 +915,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
                                   f"vocabulary with ids below {new_id}")
         if vocab.get("".join(parts)) != new_id:
             raise PretrainedError(f"{where['merges']}, {_place(place)} makes merge {k}, so the "
-                                  f"vocabulary should give {_shown(''.join(parts))} the id "
+                                  f"vocabulary should give {shown(''.join(parts))} the id "
                                   f"{new_id}, not {vocab.get(''.join(parts))}")
         merge_ids.append([vocab[part] for part in parts])
 
@@ -923,17 +924,17 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     special_tokens = tokens[256 + len(merges):]
     for i, token, special in added:
         if type(i) is not int or not isinstance(token, str):
-            raise PretrainedError(f"{where['added']}: added token {_shown(token)} has id "
-                                  f"{_shown(i)}; expected a string and a whole number")
+            raise PretrainedError(f"{where['added']}: added token {shown(token)} has id "
+                                  f"{shown(i)}; expected a string and a whole number")
         if not special:
-            raise PretrainedError(f"{where['added']}: added token {_shown(token)} is not special; "
+            raise PretrainedError(f"{where['added']}: added token {shown(token)} is not special; "
                                   f"tinyformer reads only special added tokens")
     for i, token, _ in sorted(added):
         if i == len(tokens):
             tokens.append(token)
             special_tokens.append(token)
         elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
-            raise PretrainedError(f"{where['added']}: added token {_shown(token)} has id {i}; only "
+            raise PretrainedError(f"{where['added']}: added token {shown(token)} has id {i}; only "
                                   f"special tokens after the merges are supported")
     try:
         return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
@@ -946,7 +947,7 @@ def _place(place):
     "a b") "merge 3 'a b'". Kept apart until a message needs it, and then cut short: a line
     of a stranger's file may be megabytes long, and a tokenizer has many merges."""
     what, number, written = place
-    return f"{what} {number}{':' if what == 'line' else ''} {_shown(written)}"
+    return f"{what} {number}{':' if what == 'line' else ''} {shown(written)}"
 
 
 def _read_vocab_and_merges(directory):
@@ -1077,7 +1078,7 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
     any of MATCHED_OTHERWISE; false or absent is as tinyformer reads it."""
     for setting, effect in MATCHED_OTHERWISE.items():
         if isinstance(entry, dict) and entry.get(setting):
-            raise PretrainedError(f"{path}: added token {_shown(token)} has {setting}: {effect}, "
+            raise PretrainedError(f"{path}: added token {shown(token)} has {setting}: {effect}, "
                                   f"which tinyformer's tokenizers do not")
 
 
@@ -1420,16 +1421,16 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
-            _refuse(path, f"vocabulary id {_shown(i)} of {_shown(token)}", "ids must be "
+            _refuse(path, f"vocabulary id {shown(i)} of {shown(token)}", "ids must be "
                     "distinct whole numbers")
         if i >= limit:
             raise PretrainedError(
-                f"{path}: vocabulary id {i} of {_shown(token)} is past " + (
+                f"{path}: vocabulary id {i} of {shown(token)} is past " + (
                     f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
                     if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
                     f"and the model must belong together"))
         if not all(char in byte_of for char in token):
-            _refuse(path, f"vocabulary token {_shown(token)}", "not spelled in bytes")
+            _refuse(path, f"vocabulary token {shown(token)}", "not spelled in bytes")
         pieces[i] = bytes(byte_of[char] for char in token)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
@@ -1438,13 +1439,13 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"it must be text (a JSON string)")
         check_added_token(path, token, entry)
         if type(i) is not int or not 0 <= i < 2**32:
-            _refuse(path, f"added token {_shown(token)} has id {_shown(i)}", "not a whole "
+            _refuse(path, f"added token {shown(token)} has id {shown(i)}", "not a whole "
                     "number from 0 to 4294967295")
         if token in added_ids:                           # listed twice: one token
             continue
         if i in pieces and vocab.get(token) != i:        # the vocabulary's ids skip a number
             raise PretrainedError(f"{path}: the tokenizers library gives added token "
-                                  f"{_shown(token)} the id {i}, which the vocabulary gives "
+                                  f"{shown(token)} the id {i}, which the vocabulary gives "
                                   f"another token; number the vocabulary 0, 1, 2, ... with no "
                                   f"gaps")
         if token not in vocab:           # one of the vocabulary decodes to its bytes there

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import json
 import os
-import reprlib
 from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .files import StrPath, atomic_write
+from .files import StrPath, atomic_write, shown
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
 # the tensors in a file it writes: later in this list, earlier in the file.
@@ -106,7 +105,7 @@ def load_file(path: StrPath) -> dict[str, np.ndarray]:
         try:
             array = data[begin:end].view(dtype).reshape(entry["shape"])
         except ValueError as e:   # more than 64 axes, or an axis longer than numpy's limit
-            raise _invalid(path, f"tensor {_shown(name)} has shape {_shown(entry['shape'])}, "
+            raise _invalid(path, f"tensor {shown(name)} has shape {shown(entry['shape'])}, "
                                  f"which no numpy array can have ({e})") from None
         if entry["dtype"] == "BF16":                  # the high half of a float32's bits
             array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -168,26 +167,26 @@ def _parse_header(path, f, size):
     for name, entry in header.items():
         # Fields besides these three are ignored, as the reference reader ignores them.
         if not (isinstance(entry, dict) and {"dtype", "shape", "data_offsets"} <= set(entry)):
-            raise _invalid(path, f"tensor {_shown(name)} needs dtype, shape and data_offsets, "
-                                f"got {_shown(entry)}")
+            raise _invalid(path, f"tensor {shown(name)} needs dtype, shape and data_offsets, "
+                                f"got {shown(entry)}")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if dtype in UNREAD:
-            raise SafetensorsError(f"{path}: tensor {_shown(name)} has dtype {dtype}, which "
+            raise SafetensorsError(f"{path}: tensor {shown(name)} has dtype {dtype}, which "
                                    f"tinyformer does not read (it reads {', '.join(DTYPES)})")
         if not isinstance(dtype, str) or dtype not in DTYPES:
-            raise _invalid(path, f"tensor {_shown(name)} has dtype {_shown(dtype)}, not one of "
+            raise _invalid(path, f"tensor {shown(name)} has dtype {shown(dtype)}, not one of "
                                 f"{', '.join(DTYPES)}")
         if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
-            raise _invalid(path, f"tensor {_shown(name)} has shape {_shown(shape)}, not a list "
+            raise _invalid(path, f"tensor {shown(name)} has shape {shown(shape)}, not a list "
                                 f"of whole numbers >= 0")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))
                 and offsets[0] <= offsets[1]):
-            raise _invalid(path, f"tensor {_shown(name)} has data_offsets {_shown(offsets)}, "
+            raise _invalid(path, f"tensor {shown(name)} has data_offsets {shown(offsets)}, "
                                 f"not [begin, end] with 0 <= begin <= end")
         expected = int(np.prod(shape, dtype=object)) * DTYPES[dtype].itemsize
         if offsets[1] - offsets[0] != expected:
-            raise _invalid(path, f"tensor {_shown(name)} has {offsets[1] - offsets[0]} bytes, "
-                                f"but shape {_shown(shape)} of {dtype} needs {expected}")
+            raise _invalid(path, f"tensor {shown(name)} has {offsets[1] - offsets[0]} bytes, "
+                                f"but shape {shown(shape)} of {dtype} needs {expected}")
     return header, metadata
 
 
@@ -198,28 +197,16 @@ def _check_layout(path, header, data_size):
     for name in sorted(header, key=lambda name: header[name]["data_offsets"]):
         begin, end = header[name]["data_offsets"]
         if end > data_size:
-            raise _invalid(path, f"tensor {_shown(name)} ends at byte {end} of the data, which "
+            raise _invalid(path, f"tensor {shown(name)} ends at byte {end} of the data, which "
                                 f"has {data_size} (truncated file?)")
         if begin < position:
-            raise _invalid(path, f"tensors {_shown(previous)} and {_shown(name)} overlap")
+            raise _invalid(path, f"tensors {shown(previous)} and {shown(name)} overlap")
         if begin > position:
             raise _invalid(path, f"data bytes {position}..{begin} belong to no tensor")
         position, previous = end, name
     if position != data_size:
         raise _invalid(path, f"{data_size - position} bytes after the last tensor belong to no "
                             f"tensor")
-
-
-# A header's values are shown cut short in errors: a name or a value may be megabytes long.
-# Names of GPT-2's tensors ("transformer.h.11.attn.c_attn.weight") still show whole.
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlist = _SHORT.maxdict = 8
-
-
-def _shown(value):
-    """repr(value), or as much of it as an error message needs."""
-    return _SHORT.repr(value)
 
 
 def _is_count(value):
@@ -231,6 +218,6 @@ def _no_duplicates(pairs):
     header = {}
     for name, value in pairs:
         if name in header:
-            raise ValueError(f"the name {_shown(name)} appears twice")
+            raise ValueError(f"the name {shown(name)} appears twice")
         header[name] = value
     return header

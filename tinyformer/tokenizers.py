@@ -36,8 +36,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import StrPath, atomic_write, iter_text, open_regular, read_text
-from .safetensors import _shown   # a stranger's value, cut short for a message
+from .files import StrPath, atomic_write, iter_text, open_regular, read_text, shown
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -200,11 +199,11 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
         raise ValueError(f"special tokens must be non-empty strings, got "
-                         f"{_shown(special_tokens)}")
+                         f"{shown(special_tokens)}")
     if len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special tokens must be distinct, got {_shown(special_tokens)}")
+        raise ValueError(f"special tokens must be distinct, got {shown(special_tokens)}")
     for token in special_tokens:     # a lone surrogate (a file's "\udcff") matches no text
-        check_utf8(token, f"special token {_shown(token)}")
+        check_utf8(token, f"special token {shown(token)}")
     return special_tokens
 
 
@@ -246,7 +245,7 @@ def special_pattern(special_tokens: Sequence[str], what: str = "special token"
         return None
     longest = max(special_tokens, key=len)
     if len(longest) > MAX_SPECIAL_TOKEN_CHARACTERS:
-        raise ValueError(f"{what} {_shown(longest)} has {len(longest)} characters; a {what} "
+        raise ValueError(f"{what} {shown(longest)} has {len(longest)} characters; a {what} "
                          f"may have at most {MAX_SPECIAL_TOKEN_CHARACTERS}")
     total = sum(map(len, special_tokens))
     if total > MAX_SPECIAL_CHARACTERS:
@@ -678,10 +677,10 @@ class BPETokenizer(Tokenizer):
         for new_id, pair in enumerate(merges, start=256):
             # JSON's true and false are Python's 1 and 0, which are ints: no ids, though.
             if len(pair) != 2 or not all(type(t) is int and 0 <= t < new_id for t in pair):
-                raise ValueError(f"merge {new_id - 256} is {_shown(list(pair))}: not a pair of "
+                raise ValueError(f"merge {new_id - 256} is {shown(list(pair))}: not a pair of "
                                  f"existing ids (below {new_id})")
             if pair in self._rank:        # encoding would apply the earlier one, never this
-                raise ValueError(f"merge {new_id - 256} is {_shown(list(pair))}, which merge "
+                raise ValueError(f"merge {new_id - 256} is {shown(list(pair))}, which merge "
                                  f"{self._rank[pair] - 256} already is")
             # Each merge may double the longest token: 60 merges of a token with itself would
             # make one of 2**60 bytes. Check the length before joining the bytes.
