@@ -580,6 +580,24 @@ def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exa
     assert metrics(tmp_path / "cut") == whole
 
 
+def test_training_again_after_a_clean_stop_goes_on_exactly(tmp_path, monkeypatch):
+    # A first Ctrl-C finishes its step and writes its line: the step is whole, and the same
+    # Trainer's train() run again (a notebook's cell) goes on from it as an unbroken run does.
+    settings = dict(TINY, iters=4, eval_every=2)
+    whole = run(tmp_path / "whole", **settings)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path / "cut"), log=quiet)
+    step = trainer.train_step
+    def step_then_ctrl_c(threads=1, workers=None):
+        if trainer.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(threads, workers)
+    monkeypatch.setattr(trainer, "train_step", step_then_ctrl_c)
+    assert trainer.train(threads=1) == "interrupted"
+    monkeypatch.setattr(trainer, "train_step", step)
+    assert trainer.train(threads=1) == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
 def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
     # 0 and -1 trained on, on BLAS's threads as they were, the progress line saying "0 cores";
     # 2.5 and "2" failed deep in the thread-pool library.
