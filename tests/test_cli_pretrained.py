@@ -343,6 +343,10 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
     # offers each snapshot (the snapshots folder itself does not load).
     other = snapshot.parent / "4567cdef"
     other.mkdir()
+    # Two snapshots, refs/main naming one: that one alone is the advice.
+    (cache / "refs" / "main").write_text(snapshot.name)
+    with pytest.raises(ValueError, match=re.escape(f"snapshot: give {str(snapshot)!r}")):
+        GPT.from_pretrained(cache)
     advice = f"snapshot: give one of {str(snapshot)!r}, {str(other)!r}"
     for refs in ("gone0000", None):
         if refs is None:

@@ -3,6 +3,8 @@ and the SVG graphviz drew) is checked against the tensors and models it came fro
 load nothing from anywhere; `tinyformer graph|attention|lens|plot --out FILE.html` write them.
 (tests/test_browser_pages.py opens them in a real browser.)"""
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -117,6 +119,9 @@ def assert_self_contained(text):
     script = re.search(r"<script>(.*)</script>", text, re.DOTALL).group(1)
     assert f'content="{policy(script)}"' in text and "default-src 'none'" in policy(script)
     assert "unsafe-inline" not in policy(script).split("script-src")[1]
+    # The hash the browser computes: of the script element's text exactly, as UTF-8.
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in text
     assert not re.search(r"<(link|iframe|img|object|embed)\b", text)
     assert not re.search(r"<script[^>]*\bsrc=", text)
     assert not re.search(r"(?<!xmlns=\")(?<!xmlns:xlink=\")https?://(?!www\.w3\.org/)", text)

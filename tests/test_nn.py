@@ -1056,3 +1056,12 @@ def test_a_hook_handle_removes_its_registration_once_and_as_a_context():
         layer(Tensor(np.ones((1, 2))))
     layer(Tensor(np.ones((1, 2))))
     assert len(calls) == 1 + 2 + 1                # the pre-hook ran inside the block only
+
+
+def test_a_pre_hook_returning_one_value_replaces_the_one_argument():
+    # torch's rule: a tuple replaces the arguments, any other value is the one argument.
+    layer = nn.Linear(3, 2)
+    layer.register_forward_pre_hook(lambda module, args: args[0] * 0)
+    out = layer(Tensor(np.ones((4, 3))))
+    assert out.shape == (4, 2)
+    assert np.array_equal(out.data, np.broadcast_to(layer.bias.data, (4, 2)))

@@ -394,6 +394,11 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert comparison_figure([tmp_path / "nan", tmp_path / "nan"]).axes[-1].get_lines()
+    # A run of one logged step: its train loss and learning rate are single points, drawn as
+    # dots, which a line alone would not show.
+    one = write_metrics(tmp_path / "one", n=1, eval_every=1)
+    loss, *_, lr = comparison_figure([one, long]).axes
+    assert loss.get_lines()[0].get_marker() == "o" and lr.get_lines()[0].get_marker() == "o"
 
 
 def test_the_figure_itself_for_jupyter(tmp_path):
