@@ -254,12 +254,17 @@ def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_only_with_t
 
 
 @pytest.mark.parametrize("model", ["gpt", nn.Linear(2, 2)])
-def test_what_is_no_model_of_ours_is_refused_in_one_line(tmp_path, model):
-    with pytest.raises(TypeError, match="model: a GPT, BERT or Transformer of tinyformer's .*"
-                                        f"not {type(model).__name__}"):
+def test_what_is_no_model_of_ours_is_refused_in_one_line(tmp_path, own_run, model):
+    # The same refusal at each way in: starting, resuming, loading a checkpoint.
+    refusal = f"model: a GPT, BERT or Transformer of tinyformer's .*not {type(model).__name__}"
+    with pytest.raises(TypeError, match=refusal):
         Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "run"), log=quiet,
                       model=model)
     assert not (tmp_path / "run").exists()
+    with pytest.raises(TypeError, match=refusal):
+        checkpoint.load_model(own_run[0], model=model)
+    with pytest.raises(TypeError, match=refusal):
+        Trainer.resume(str(own_run[0]), log=quiet, model=model)
 
 
 def test_a_hugging_face_folder_refuses_a_model_of_your_own(tmp_path):

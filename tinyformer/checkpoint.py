@@ -126,8 +126,9 @@ def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | Non
             raise CheckpointError(f"{where} does not describe a model this tinyformer can build "
                                   f"({e}); put back the config.json this run wrote, or train "
                                   f"again") from None
+    mine = modules_of_your_own(model)       # first: what is no model of ours is a TypeError
     check_built_as(model, config["model"], config["model_config"], f"{where} has")
-    check_same_modules(modules_of_your_own(model), own, directory)
+    check_same_modules(mine, own, directory)
     return model
 
 
