@@ -497,7 +497,9 @@ def test_ctrl_c_before_the_first_checkpoint_says_that_resume_starts_again(tmp_pa
 
 
 # ON_TWO_CORES, waiting at a point before the first step (in `point`, the first argument) once
-# it has said so on stderr, for the test to send its signal there.
+# it has said so on stderr, for the test to send its signal there. In short sleeps: a signal
+# that the kernel hands to another thread (BLAS's) does not cut the main thread's sleep short,
+# so its handler runs only when that sleep ends.
 WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
     "import time\n"
     "from tinyformer import train\n"
@@ -507,7 +509,8 @@ WAITING = ON_TWO_CORES.replace("from tinyformer_cli import main\n", (
     "    def wait_then(*args, **kwargs):\n"
     "        if name == point:\n"
     "            print('at ' + name, file=sys.stderr, flush=True)\n"
-    "            time.sleep(60)\n"
+    "            for _ in range(600):\n"
+    "                time.sleep(0.1)\n"
     "        return real(*args, **kwargs)\n"
     "    setattr(owner, name, wait_then)\n"
     "waiting_at(train, 'prepare_data')        # tokenising the corpus\n"
