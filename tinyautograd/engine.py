@@ -1346,11 +1346,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     are returned instead, and no `.grad` is touched.
     """
     wanted_ids = {id(t) for t in wanted}
-    order = _topological_order(roots, wanted_ids)
+    order, pick_inputs = _topological_order(roots, wanted_ids)
     # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
     # reached (those in `order`); a node with none of them is not run (which happens only at a
-    # wanted tensor with no wanted one below it).
-    leads_to_wanted = {id(t) for t in order} if wanted_ids else None
+    # wanted tensor with no wanted one below it). Where every tensor on the way leads to a
+    # wanted one, as in grad(loss, model.parameters()), there is nothing to pick.
+    leads_to_wanted = {id(t) for t in order} if pick_inputs else None
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
@@ -1373,7 +1374,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 if node is None:                           # a leaf: the chain ends here
                     continue
                 needed = None                              # backward(): every input
-                if wanted_ids:
+                if pick_inputs:
                     needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
                     if True not in needed:                 # nothing wanted below: it ends here
                         continue
@@ -1405,12 +1406,20 @@ def _topological_order(roots, wanted_ids=frozenset()):
     wanted tensor: its gradient is the answer, and the walk ends there, as torch's does. Only
     another wanted tensor below it would need the freed part; since a freed node no longer
     names its inputs, grad() refuses when a wanted tensor is not reached.
+
+    Also returned: whether grad() must pick, node by node, the inputs to go on to. It must
+    where some tensor reached leads to no wanted one, or where the walk stopped at a wanted
+    tensor with a graph below it, which is not to run. Elsewhere (every tensor on the way
+    leads to a wanted one, as in grad(loss, model.parameters()), the trainer's call) each node
+    hands its gradients to every input that requires one, as in backward(), and the picking
+    would cost a twentieth of a small model's step.
     """
     # A speed-up only: with a single wanted tensor the walk never goes below it, freed or not,
     # since nothing below can be wanted (a tensor cannot lie below itself).
     dead_ends = wanted_ids if len(wanted_ids) == 1 else ()
     order, visited, leads_to_wanted = [], set(), set()
     freed_below_wanted = None
+    stopped_above_graph = False
     stack = [(root, False) for root in roots]
     while stack:
         t, inputs_done = stack.pop()
@@ -1426,18 +1435,23 @@ def _topological_order(roots, wanted_ids=frozenset()):
             continue
         visited.add(id(t))
         stack.append((t, True))
-        if t.grad_fn is not None and id(t) not in dead_ends:
-            if not t.grad_fn.freed:
-                for inp in t.grad_fn.inputs:
-                    if inp.requires_grad and id(inp) not in visited:
-                        stack.append((inp, False))
-            elif id(t) in wanted_ids:               # the walk ends at a wanted tensor
-                freed_below_wanted = t.grad_fn
-            else:
-                raise _freed(t.grad_fn)
+        if t.grad_fn is None:
+            continue
+        if id(t) in dead_ends:
+            stopped_above_graph = True
+        elif not t.grad_fn.freed:
+            for inp in t.grad_fn.inputs:
+                if inp.requires_grad and id(inp) not in visited:
+                    stack.append((inp, False))
+        elif id(t) in wanted_ids:                   # the walk ends at a wanted tensor
+            freed_below_wanted = t.grad_fn
+            stopped_above_graph = True
+        else:
+            raise _freed(t.grad_fn)
     if freed_below_wanted is not None and not wanted_ids <= leads_to_wanted:
         raise _freed(freed_below_wanted)            # the missing one may lie below it
-    return order
+    pick_inputs = bool(wanted_ids) and (stopped_above_graph or len(order) < len(visited))
+    return order, pick_inputs
 
 
 def _freed(node):
