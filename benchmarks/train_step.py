@@ -25,7 +25,10 @@ Besides ms/step and tokens/s it reports how close each engine comes to the machi
 multiply speed: the step's matmul FLOPs, as tinyformer.summary.flops_per_token counts them on
 the model's graph (three times the forward's: backward costs two), divided by the step's time,
 as a share of what numpy's GEMM achieves on the step's own matmul shapes, timed alone in a
-child of its own (`--engine gemm`) that takes its turn after the engines in every block.
+child of its own (`--engine gemm`) that takes its turn after the engines in every block. That
+child also times PyTorch's matmul on the same shapes: numpy's BLAS (OpenBLAS) and PyTorch's
+(MKL on x86) are level on some processors and not on others, and a step whose products alone
+differ cannot be level either.
 
 With `--threads auto` each engine runs as a user gets it: PyTorch at its defaults (one thread a
 core), ours through tinyformer.resources.AdaptiveThreads, as `Trainer.train` trains by default:
@@ -169,15 +172,19 @@ def step_flops():
     return int(flops)                                   # a whole number, as JSON shows it
 
 
-def numpy_gemm_seconds(reps=20):
+def gemm_seconds(reps=20, convert=None):
     """How long numpy takes for the step's matmuls alone, each shape timed on its own (median
-    of `reps`) in float32, times its count."""
+    of `reps`) in float32, times its count. With `convert` (torch.from_numpy), how long
+    PyTorch's matmul takes for the same products: whether the two libraries' GEMMs are level
+    on this machine (OpenBLAS's and PyTorch's MKL are not, on every processor)."""
     rng = np.random.default_rng(0)
     total = 0.0
     for count, batch, m, k, n in matmul_shapes():
         lead = (batch,) if batch > 1 else ()
         a = rng.standard_normal(lead + (m, k), dtype=np.float32)
         b = rng.standard_normal(lead + (k, n), dtype=np.float32)
+        if convert:
+            a, b = convert(a), convert(b)
         times = []
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -193,15 +200,21 @@ def numpy_gemm_seconds(reps=20):
 
 def gemm_child(args):
     """numpy's GEMM on the step's shapes: at the fixed count, or for "auto" at each count
-    AdaptiveThreads would try, the faster kept."""
+    AdaptiveThreads would try, the faster kept; then PyTorch's on the same shapes, on the
+    same count (for "auto", its defaults), where it is installed."""
     if args.threads != AUTO:
-        return {"gemm_ms": 1000 * numpy_gemm_seconds()}
-    counts = AdaptiveThreads().candidates
-    seconds = {}
-    for n in counts:
-        with blas_threads(n):
-            seconds[n] = numpy_gemm_seconds()
-    return {"gemm_ms": 1000 * min(seconds.values())}
+        figures = {"gemm_ms": 1000 * gemm_seconds()}
+    else:
+        seconds = {}
+        for n in AdaptiveThreads().candidates:
+            with blas_threads(n):
+                seconds[n] = gemm_seconds()
+        figures = {"gemm_ms": 1000 * min(seconds.values())}
+    if HAVE_TORCH:
+        import torch
+        set_torch_threads(torch, args.threads)
+        figures["torch_gemm_ms"] = 1000 * gemm_seconds(convert=torch.from_numpy)
+    return figures
 
 
 def child(args, record=None):
@@ -262,7 +275,9 @@ def main():
               "torch": None,                # the engine's figures below, where installed
               "torch_version": runs["torch"][0]["version"] if HAVE_TORCH else None,
               "tokens_per_step": tokens_per_step, "step_matmul_flops": flops,
-              "numpy_gemm_ms": 1000 * gemm_s, "numpy_gemm_gflops": gemm_flops_per_s / 1e9}
+              "numpy_gemm_ms": 1000 * gemm_s, "numpy_gemm_gflops": gemm_flops_per_s / 1e9,
+              "torch_gemm_ms": (statistics.median(run["torch_gemm_ms"] for run in runs["gemm"])
+                                if HAVE_TORCH else None)}
     for name in engines:
         median_ms = statistics.median(ms for run in runs[name] for ms in run["ms"])
         result[name] = {"median_ms": median_ms, "tokens_per_s": tokens_per_step / median_ms * 1e3,
@@ -284,7 +299,8 @@ def main():
     sizes = f", d_model {D_MODEL} (tiny)" if args.tiny else ""
     print(f"one training step, batch {BATCH} x {CONTEXT} tokens{sizes}, {threads}; {method}")
     print(f"matmul FLOPs per step {flops / 1e9:.3f} G; numpy GEMM on these shapes "
-          f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s")
+          f"{result['numpy_gemm_ms']:.1f} ms = {result['numpy_gemm_gflops']:.1f} GFLOP/s"
+          + (f", PyTorch's {result['torch_gemm_ms']:.1f} ms" if HAVE_TORCH else ""))
     print(f"{'':8}{'ms/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of GEMM':>9}{'threads':>9}"
           f"   per block")
     for name in engines:
