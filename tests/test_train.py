@@ -14,7 +14,7 @@ import pytest
 
 import tinyautograd as ta
 
-from tinyformer import checkpoint, parallel, rundir
+from tinyformer import GPT, checkpoint, parallel, rundir
 from tinyformer.data import TASKS, builtin_corpus, recalled
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
@@ -851,7 +851,9 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     # checked before an evaluation or a checkpoint only: a later step's loss shows them.)
     settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, **every)
     trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
-    with pytest.raises(FloatingPointError, match="lower --lr"):
+    # Unclipped, the advice names clipping too.
+    with pytest.raises(FloatingPointError, match=r"lower --lr, raise --warmup or clip the "
+                                                 r"gradients \(--clip 1\)$"):
         trainer.train()
     step = rundir.read_config(str(tmp_path))["step"]
     weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
@@ -860,6 +862,36 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     # Checked before the step's line is written, at a step that saves and does not evaluate
     # too: metrics.jsonl has no line for a step whose weights were refused.
     assert metrics(tmp_path)[-1]["step"] == step
+
+
+class RootOfSquare(ta.nn.Module):
+    """|fc(x)| as sqrt(fc(x)^2): finite where fc(x) is 0, but its derivative there is not."""
+
+    def __init__(self, d):
+        self.fc = ta.nn.Linear(d, d)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return (h * h).sqrt()
+
+
+def test_a_gradient_that_is_nan_at_a_finite_loss_stops_the_step_it_happens(tmp_path):
+    # A model of the user's own whose gradient is NaN while its loss is finite: clipping by a
+    # NaN norm makes every weight NaN. The run stopped one step later, at a NaN loss, blaming
+    # that step, and the step's line in metrics.jsonl held "grad_norm": NaN, which is not JSON.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=26, context=16, n_layer=1, n_head=2, d_model=16)   # the stories'
+    ffn = model.decoder.layers[0].ffn = RootOfSquare(16)
+    ffn.fc.weight.data[:] = ffn.fc.bias.data[:] = 0          # fc(x) is 0: the root's kink
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet,
+                            model=model)
+    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1; "
+                                                 r"lower --lr or raise --warmup$"):
+        trainer.train()
+    def not_json(constant):
+        raise AssertionError(f"metrics.jsonl holds {constant}")
+    with open(tmp_path / "metrics.jsonl") as f:
+        assert [json.loads(line, parse_constant=not_json) for line in f] == []
 
 
 def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path):

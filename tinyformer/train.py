@@ -413,8 +413,7 @@ class Trainer:
                 # validation loss shows it, before a sample drawn from infinite logits would.
                 for key, value in figures.items():
                     if not math.isfinite(value):
-                        raise FloatingPointError(f"the {key} became {value} at step "
-                                                 f"{self.step}; lower --lr or raise --warmup")
+                        raise self._diverged(f"the {key} became {value}")
                 sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
                                                                             self.step]))
         finally:
@@ -471,8 +470,15 @@ class Trainer:
         evaluations and checkpoints, once a step), not at every step (a later step's loss
         would show them)."""
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
-            raise FloatingPointError(f"the update made the weights NaN or infinite at step "
-                                     f"{self.step}; lower --lr or raise --warmup")
+            raise self._diverged("the update made the weights NaN or infinite")
+
+    def _diverged(self, what: str) -> FloatingPointError:
+        """The error that stops a run where `what` happened ("the loss became nan") at this
+        step, saying what to change: the learning rate or its warmup, and clipping where the
+        run has none (an unclipped gradient is the usual way a spike throws the weights far)."""
+        advice = ("lower --lr or raise --warmup" if self.config.clip else
+                  "lower --lr, raise --warmup or clip the gradients (--clip 1)")
+        return FloatingPointError(f"{what} at step {self.step}; {advice}")
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
@@ -506,9 +512,14 @@ class Trainer:
                     done = self.train_step(n, workers)
                 progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
                                 cores=threads.chosen)
+                # Before the step's line: metrics.jsonl holds only finite numbers (JSON has no
+                # NaN). A gradient NaN or infinite at a finite loss (an op whose derivative is
+                # infinite there, or an overflow) has made the weights NaN already: the next
+                # loss would show it, one step late and blaming that step.
                 if not math.isfinite(done.loss):
-                    raise FloatingPointError(f"the loss became {done.loss} at step "
-                                             f"{self.step}; lower --lr or raise --warmup")
+                    raise self._diverged(f"the loss became {done.loss}")
+                if done.grad_norm is not None and not math.isfinite(done.grad_norm):
+                    raise self._diverged(f"the gradient's norm became {done.grad_norm}")
                 evaluating = due(c.eval_every, self.step)
                 saving = due(c.checkpoint_every, self.step)
                 if evaluating or saving:      # before the line: none for weights refused
