@@ -852,8 +852,8 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, **every)
     trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
     # Unclipped, the advice names clipping too.
-    with pytest.raises(FloatingPointError, match=r"lower --lr, raise --warmup or clip the "
-                                                 r"gradients \(--clip 1\)$"):
+    with pytest.raises(FloatingPointError, match=r"^the .* at step \d+; lower --lr.* or clip "
+                                                 r"the gradients \(--clip 1\)$"):
         trainer.train()
     step = rundir.read_config(str(tmp_path))["step"]
     weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
@@ -862,6 +862,17 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     # Checked before the step's line is written, at a step that saves and does not evaluate
     # too: metrics.jsonl has no line for a step whose weights were refused.
     assert metrics(tmp_path)[-1]["step"] == step
+
+
+def test_a_run_diverging_with_a_weight_decay_too_large_for_its_lr_is_told_to_lower_it(tmp_path):
+    # AdamW multiplies each weight by 1 - lr * weight_decay a step: 1 - 0.01 * 1e4 = -99 flips
+    # the weights' sign and grows them, which a lower --lr or a warmup only delays.
+    settings = dict(TINY, lr=0.01, weight_decay=1e4, warmup=0, iters=50, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"; lower --lr or --weight-decay \(at the peak "
+                                                 r"lr, AdamW multiplies each weight by -99 a "
+                                                 r"step\) or raise --warmup$"):
+        trainer.train()
 
 
 class RootOfSquare(ta.nn.Module):

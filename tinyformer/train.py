@@ -474,10 +474,18 @@ class Trainer:
 
     def _diverged(self, what: str) -> FloatingPointError:
         """The error that stops a run where `what` happened ("the loss became nan") at this
-        step, saying what to change: the learning rate or its warmup, and clipping where the
-        run has none (an unclipped gradient is the usual way a spike throws the weights far)."""
-        advice = ("lower --lr or raise --warmup" if self.config.clip else
-                  "lower --lr, raise --warmup or clip the gradients (--clip 1)")
+        step, saying what to change: the learning rate or its warmup; the weight decay where
+        AdamW's decay, 1 - lr * weight_decay a step, flips the weights' sign (and grows them)
+        at the peak lr; and clipping where the run has none (an unclipped gradient is the usual
+        way a spike throws the weights far)."""
+        c = self.config
+        changes = ["lower --lr", "raise --warmup"]
+        if c.lr * c.weight_decay >= 1:
+            changes[0] = (f"lower --lr or --weight-decay (at the peak lr, AdamW multiplies each "
+                          f"weight by {1 - c.lr * c.weight_decay:g} a step)")
+        if not c.clip:
+            changes.append("clip the gradients (--clip 1)")
+        advice = ", ".join(changes[:-1]) + " or " + changes[-1]
         return FloatingPointError(f"{what} at step {self.step}; {advice}")
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
