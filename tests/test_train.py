@@ -899,10 +899,29 @@ def test_a_gradient_that_is_nan_at_a_finite_loss_stops_the_step_it_happens(tmp_p
     with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1; "
                                                  r"lower --lr or raise --warmup$"):
         trainer.train()
+    assert strict_json_lines(tmp_path / "metrics.jsonl") == []
+
+
+@pytest.mark.parametrize("schedule", [dict(warmup=0), dict(schedule="noam", warmup=1)])
+def test_a_learning_rate_that_overflows_stops_the_step_that_used_it(tmp_path, schedule):
+    # --lr 1e308 is a finite number, but the schedules' formulas overflow on the way to it
+    # (the cosine's (lr - min_lr) * 2, Noam's factor lr * sqrt(d_model * warmup)): the first
+    # update used an infinite lr, and its line in metrics.jsonl held "lr": Infinity.
+    settings = dict(TINY, lr=1e308, weight_decay=0.0, iters=4, **schedule)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"^the learning rate became inf at step 1; "
+                                                 r"lower --lr"):
+        trainer.train()
+    assert strict_json_lines(tmp_path / "metrics.jsonl") == []
+
+
+def strict_json_lines(path):
+    """The lines of a metrics.jsonl, as JSON has them: NaN and Infinity, which Python's json
+    writes and reads but JSON has not, fail."""
     def not_json(constant):
-        raise AssertionError(f"metrics.jsonl holds {constant}")
-    with open(tmp_path / "metrics.jsonl") as f:
-        assert [json.loads(line, parse_constant=not_json) for line in f] == []
+        raise AssertionError(f"{path} holds {constant}")
+    with open(path) as f:
+        return [json.loads(line, parse_constant=not_json) for line in f]
 
 
 def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path):

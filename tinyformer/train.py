@@ -68,6 +68,11 @@ GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
                "betas[1]": SETTING_RULES["beta2"]}
 
 
+# What each figure of a step's line in metrics.jsonl is, in the error when it is not finite.
+RECORDED = {"step": "step", "train_loss": "loss", "lr": "learning rate",
+            "grad_norm": "gradient's norm"}
+
+
 def forms_changed(compiled_loops_then: bool | None) -> str | None:
     """What a resumed run should be told when its ops now run other forms than they trained
     with (tinyautograd.kernels): the compiled loops and the numpy forms agree to float32
@@ -520,21 +525,21 @@ class Trainer:
                     done = self.train_step(n, workers)
                 progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
                                 cores=threads.chosen)
+                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
+                if done.grad_norm is not None:
+                    record["grad_norm"] = done.grad_norm
                 # Before the step's line: metrics.jsonl holds only finite numbers (JSON has no
                 # NaN). A gradient NaN or infinite at a finite loss (an op whose derivative is
-                # infinite there, or an overflow) has made the weights NaN already: the next
-                # loss would show it, one step late and blaming that step.
-                if not math.isfinite(done.loss):
-                    raise self._diverged(f"the loss became {done.loss}")
-                if done.grad_norm is not None and not math.isfinite(done.grad_norm):
-                    raise self._diverged(f"the gradient's norm became {done.grad_norm}")
+                # infinite there, or an overflow) has made the weights NaN already, and so has
+                # a schedule whose lr overflowed (--lr 1e308): the next loss would show it,
+                # one step late and blaming that step.
+                for key, value in record.items():
+                    if not math.isfinite(value):
+                        raise self._diverged(f"the {RECORDED[key]} became {value}")
                 evaluating = due(c.eval_every, self.step)
                 saving = due(c.checkpoint_every, self.step)
                 if evaluating or saving:      # before the line: none for weights refused
                     self._check_weights()
-                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
-                if done.grad_norm is not None:
-                    record["grad_norm"] = done.grad_norm
                 if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
