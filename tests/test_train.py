@@ -889,17 +889,29 @@ class RootOfSquare(ta.nn.Module):
 def test_a_gradient_that_is_nan_at_a_finite_loss_stops_the_step_it_happens(tmp_path):
     # A model of the user's own whose gradient is NaN while its loss is finite: clipping by a
     # NaN norm makes every weight NaN. The run stopped one step later, at a NaN loss, blaming
-    # that step, and the step's line in metrics.jsonl held "grad_norm": NaN, which is not JSON.
+    # that step (and its lr), and the step's line in metrics.jsonl held "grad_norm": NaN,
+    # which is not JSON.
     ta.manual_seed(0)
     model = GPT(vocab_size=26, context=16, n_layer=1, n_head=2, d_model=16)   # the stories'
     ffn = model.decoder.layers[0].ffn = RootOfSquare(16)
     ffn.fc.weight.data[:] = ffn.fc.bias.data[:] = 0          # fc(x) is 0: the root's kink
     trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet,
                             model=model)
-    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1; "
-                                                 r"lower --lr or raise --warmup$"):
+    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1, "
+                                                 r"before any update"):
         trainer.train()
     assert strict_json_lines(tmp_path / "metrics.jsonl") == []
+
+
+def test_a_gradient_that_is_nan_before_any_update_does_not_blame_the_learning_rate(tmp_path):
+    # A softcap of 1e-300 divides the logits into infinities, whose tanh's derivative is NaN:
+    # the first step's gradient, of the initial weights, which no lr has touched yet.
+    settings = dict(TINY, logit_softcap=1e-300, iters=2, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1, "
+                                                 r"before any update: .*no --lr would help; "
+                                                 r"change the model's settings"):
+        trainer.train()
 
 
 @pytest.mark.parametrize("schedule", [dict(warmup=0), dict(schedule="noam", warmup=1)])
@@ -930,7 +942,8 @@ def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path
     trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
     trainer.job.evaluate = lambda model, threads: {"val_loss": float("inf")}
     trainer.job.sample = lambda model, rng: pytest.fail("sampled from a diverged model")
-    with pytest.raises(FloatingPointError, match=r"^the val_loss became inf at step 0; "
+    trainer.step = 3                        # weights that three updates made too large
+    with pytest.raises(FloatingPointError, match=r"^the val_loss became inf at step 3; "
                                                  r"lower --lr or raise --warmup$"):
         trainer.evaluate("t")
 

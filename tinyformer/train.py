@@ -477,13 +477,19 @@ class Trainer:
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
             raise self._diverged("the update made the weights NaN or infinite")
 
-    def _diverged(self, what: str) -> FloatingPointError:
+    def _diverged(self, what: str, updates: int | None = None) -> FloatingPointError:
         """The error that stops a run where `what` happened ("the loss became nan") at this
         step, saying what to change: the learning rate or its warmup; the weight decay where
         AdamW's decay, 1 - lr * weight_decay a step, flips the weights' sign (and grows them)
         at the peak lr; and clipping where the run has none (an unclipped gradient is the usual
-        way a spike throws the weights far)."""
+        way a spike throws the weights far). `updates`: how many updates the weights that
+        computed it had had [this step's count]; with none, no learning rate is to blame."""
         c = self.config
+        if (self.step if updates is None else updates) == 0:
+            return FloatingPointError(
+                f"{what} at step {self.step}, before any update: the model computes it from "
+                f"its initial weights, so no --lr would help; change the model's settings "
+                f"(tinyautograd.detect_anomaly() finds the op that makes it)")
         changes = ["lower --lr", "raise --warmup"]
         if c.lr * c.weight_decay >= 1:
             changes[0] = (f"lower --lr or --weight-decay (at the peak lr, AdamW multiplies each "
@@ -535,7 +541,9 @@ class Trainer:
                 # one step late and blaming that step.
                 for key, value in record.items():
                     if not math.isfinite(value):
-                        raise self._diverged(f"the {RECORDED[key]} became {value}")
+                        # The loss and gradient are of the weights before this step's update.
+                        updates = self.step - (key in ("train_loss", "grad_norm"))
+                        raise self._diverged(f"the {RECORDED[key]} became {value}", updates)
                 evaluating = due(c.eval_every, self.step)
                 saving = due(c.checkpoint_every, self.step)
                 if evaluating or saving:      # before the line: none for weights refused
