@@ -542,7 +542,8 @@ class Trainer:
                 for key, value in record.items():
                     if not math.isfinite(value):
                         # The loss and gradient are of the weights before this step's update.
-                        updates = self.step - (key in ("train_loss", "grad_norm"))
+                        updates = (self.step - 1 if key in ("train_loss", "grad_norm")
+                                   else self.step)
                         raise self._diverged(f"the {RECORDED[key]} became {value}", updates)
                 evaluating = due(c.eval_every, self.step)
                 saving = due(c.checkpoint_every, self.step)
