@@ -495,6 +495,23 @@ def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
         np.testing.assert_array_equal(p.grad, t.grad.numpy())     # NaN where torch's is
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_clip_grad_norm_with_error_if_nonfinite_refuses_as_torch_and_leaves_the_gradients(bad):
+    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])]
+    params = [Tensor(np.zeros(2), requires_grad=True, dtype=np.float64) for _ in grads]
+    twins = torch_twins(params)
+    for p, t, g in zip(params, twins, grads):
+        p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
+    with pytest.raises(RuntimeError, match="non-finite"):
+        torch.nn.utils.clip_grad_norm_(twins, 1.0, error_if_nonfinite=True)
+    with pytest.raises(RuntimeError, match=rf"^clip_grad_norm: the gradients' total norm is "
+                                           rf"{bad}, so they cannot be clipped; .*detect_anomaly"):
+        clip_grad_norm(params, 1.0, error_if_nonfinite=True)
+    for p, t, g in zip(params, twins, grads):
+        np.testing.assert_array_equal(p.grad, g)
+        np.testing.assert_array_equal(t.grad.numpy(), g)
+
+
 def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     p = Tensor(np.zeros(1000, dtype=np.float32), requires_grad=True)
     p.grad = np.full(1000, 1e20, dtype=np.float32)     # each square overflows float32

@@ -14,7 +14,7 @@ import pytest
 
 import tinyautograd as ta
 
-from tinyformer import checkpoint, parallel, rundir
+from tinyformer import GPT, checkpoint, parallel, rundir
 from tinyformer.data import TASKS, builtin_corpus, recalled
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
@@ -851,7 +851,9 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     # checked before an evaluation or a checkpoint only: a later step's loss shows them.)
     settings = dict(TINY, lr=1e6, clip=0.0, warmup=0, iters=20, **every)
     trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
-    with pytest.raises(FloatingPointError, match="lower --lr"):
+    # Unclipped, the advice names clipping too.
+    with pytest.raises(FloatingPointError, match=r"^the .* at step \d+; lower --lr.* or clip "
+                                                 r"the gradients \(--clip 1\)$"):
         trainer.train()
     step = rundir.read_config(str(tmp_path))["step"]
     weights = np.load(tmp_path / f"weights-{step:06d}.npz", allow_pickle=False)
@@ -862,13 +864,86 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     assert metrics(tmp_path)[-1]["step"] == step
 
 
+def test_a_run_diverging_with_a_weight_decay_too_large_for_its_lr_is_told_to_lower_it(tmp_path):
+    # AdamW multiplies each weight by 1 - lr * weight_decay a step: 1 - 0.01 * 1e4 = -99 flips
+    # the weights' sign and grows them, which a lower --lr or a warmup only delays.
+    settings = dict(TINY, lr=0.01, weight_decay=1e4, warmup=0, iters=50, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"; lower --lr or --weight-decay \(at the peak "
+                                                 r"lr, AdamW multiplies each weight by -99 a "
+                                                 r"step\) or raise --warmup$"):
+        trainer.train()
+
+
+class RootOfSquare(ta.nn.Module):
+    """|fc(x)| as sqrt(fc(x)^2): finite where fc(x) is 0, but its derivative there is not."""
+
+    def __init__(self, d):
+        self.fc = ta.nn.Linear(d, d)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return (h * h).sqrt()
+
+
+def test_a_gradient_that_is_nan_at_a_finite_loss_stops_the_step_it_happens(tmp_path):
+    # A model of the user's own whose gradient is NaN while its loss is finite: clipping by a
+    # NaN norm makes every weight NaN. The run stopped one step later, at a NaN loss, blaming
+    # that step (and its lr), and the step's line in metrics.jsonl held "grad_norm": NaN,
+    # which is not JSON.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=26, context=16, n_layer=1, n_head=2, d_model=16)   # the stories'
+    ffn = model.decoder.layers[0].ffn = RootOfSquare(16)
+    ffn.fc.weight.data[:] = ffn.fc.bias.data[:] = 0          # fc(x) is 0: the root's kink
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet,
+                            model=model)
+    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1, "
+                                                 r"before any update"):
+        trainer.train()
+    assert strict_json_lines(tmp_path / "metrics.jsonl") == []
+
+
+def test_a_gradient_that_is_nan_before_any_update_does_not_blame_the_learning_rate(tmp_path):
+    # A softcap of 1e-300 divides the logits into infinities, whose tanh's derivative is NaN:
+    # the first step's gradient, of the initial weights, which no lr has touched yet.
+    settings = dict(TINY, logit_softcap=1e-300, iters=2, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"^the gradient's norm became nan at step 1, "
+                                                 r"before any update: .*no --lr would help; "
+                                                 r"change the model's settings"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("schedule", [dict(warmup=0), dict(schedule="noam", warmup=1)])
+def test_a_learning_rate_that_overflows_stops_the_step_that_used_it(tmp_path, schedule):
+    # --lr 1e308 is a finite number, but the schedules' formulas overflow on the way to it
+    # (the cosine's (lr - min_lr) * 2, Noam's factor lr * sqrt(d_model * warmup)): the first
+    # update used an infinite lr, and its line in metrics.jsonl held "lr": Infinity.
+    settings = dict(TINY, lr=1e308, weight_decay=0.0, iters=4, **schedule)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with pytest.raises(FloatingPointError, match=r"^the learning rate became inf at step 1; "
+                                                 r"lower --lr"):
+        trainer.train()
+    assert strict_json_lines(tmp_path / "metrics.jsonl") == []
+
+
+def strict_json_lines(path):
+    """The lines of a metrics.jsonl, as JSON has them: NaN and Infinity, which Python's json
+    writes and reads but JSON has not, fail."""
+    def not_json(constant):
+        raise AssertionError(f"{path} holds {constant}")
+    with open(path) as f:
+        return [json.loads(line, parse_constant=not_json) for line in f]
+
+
 def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path):
     # Weights finite but far too large give infinite logits: the sample would fail to draw
     # from them, with a message about sampling that tells the learner nothing.
     trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
     trainer.job.evaluate = lambda model, threads: {"val_loss": float("inf")}
     trainer.job.sample = lambda model, rng: pytest.fail("sampled from a diverged model")
-    with pytest.raises(FloatingPointError, match=r"^the val_loss became inf at step 0; "
+    trainer.step = 3                        # weights that three updates made too large
+    with pytest.raises(FloatingPointError, match=r"^the val_loss became inf at step 3; "
                                                  r"lower --lr or raise --warmup$"):
         trainer.evaluate("t")
 

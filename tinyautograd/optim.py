@@ -340,7 +340,7 @@ def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
-                   total_norm: float | None = None) -> float:
+                   total_norm: float | None = None, error_if_nonfinite: bool = False) -> float:
     """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
 
         total = sqrt(sum over all gradients of sum(grad^2))
@@ -355,7 +355,10 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
 
     A gradient holding NaN or inf has a NaN or inf norm, and clipping spreads it as torch's
     clip_grad_norm_ does: an inf norm scales every gradient by 0 (inf * 0 is NaN), a NaN norm
-    makes every gradient NaN. The returned norm says which happened.
+    makes every gradient NaN. The returned norm says which happened. With
+    `error_if_nonfinite=True` (torch's option) such a norm raises RuntimeError instead, the
+    gradients left as they were: the step can be skipped, or its op found under
+    detect_anomaly().
 
     `total_norm`, when given, is the norm to clip by, where `params` hold only some of the
     gradients (processes that each update a share of a model's parameters: the norm is then
@@ -368,6 +371,11 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     grads = [p.grad for p in params if p.grad is not None]
     if total_norm is None:
         total_norm = math.sqrt(sum(sum_of_squares(g) for g in grads))
+    if error_if_nonfinite and not math.isfinite(total_norm):
+        raise RuntimeError(f"clip_grad_norm: the gradients' total norm is {total_norm}, so they "
+                           f"cannot be clipped; find the op that made it by running the step "
+                           f"under tinyautograd.detect_anomaly(), or pass "
+                           f"error_if_nonfinite=False to scale them by it anyway")
     scale = max_norm / (total_norm + 1e-6)    # the 1e-6: an all-zero gradient, not a division by 0
     # A NaN norm (a NaN gradient somewhere, or inf / inf) gives a NaN scale, which compares
     # False to everything: it scales every gradient to NaN, as torch's does, rather than

@@ -68,6 +68,11 @@ GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
                "betas[1]": SETTING_RULES["beta2"]}
 
 
+# What each figure of a step's line in metrics.jsonl is, in the error when it is not finite.
+RECORDED = {"step": "step", "train_loss": "loss", "lr": "learning rate",
+            "grad_norm": "gradient's norm"}
+
+
 def forms_changed(compiled_loops_then: bool | None) -> str | None:
     """What a resumed run should be told when its ops now run other forms than they trained
     with (tinyautograd.kernels): the compiled loops and the numpy forms agree to float32
@@ -413,8 +418,7 @@ class Trainer:
                 # validation loss shows it, before a sample drawn from infinite logits would.
                 for key, value in figures.items():
                     if not math.isfinite(value):
-                        raise FloatingPointError(f"the {key} became {value} at step "
-                                                 f"{self.step}; lower --lr or raise --warmup")
+                        raise self._diverged(f"the {key} became {value}")
                 sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
                                                                             self.step]))
         finally:
@@ -471,8 +475,29 @@ class Trainer:
         evaluations and checkpoints, once a step), not at every step (a later step's loss
         would show them)."""
         if not math.isfinite(sum(sum_of_squares(p.data) for p in self.parameters)):
-            raise FloatingPointError(f"the update made the weights NaN or infinite at step "
-                                     f"{self.step}; lower --lr or raise --warmup")
+            raise self._diverged("the update made the weights NaN or infinite")
+
+    def _diverged(self, what: str, updates: int | None = None) -> FloatingPointError:
+        """The error that stops a run where `what` happened ("the loss became nan") at this
+        step, saying what to change: the learning rate or its warmup; the weight decay where
+        AdamW's decay, 1 - lr * weight_decay a step, flips the weights' sign (and grows them)
+        at the peak lr; and clipping where the run has none (an unclipped gradient is the usual
+        way a spike throws the weights far). `updates`: how many updates the weights that
+        computed it had had [this step's count]; with none, no learning rate is to blame."""
+        c = self.config
+        if (self.step if updates is None else updates) == 0:
+            return FloatingPointError(
+                f"{what} at step {self.step}, before any update: the model computes it from "
+                f"its initial weights, so no --lr would help; change the model's settings "
+                f"(tinyautograd.detect_anomaly() finds the op that makes it)")
+        changes = ["lower --lr", "raise --warmup"]
+        if c.lr * c.weight_decay >= 1:
+            changes[0] = (f"lower --lr or --weight-decay (at the peak lr, AdamW multiplies each "
+                          f"weight by {1 - c.lr * c.weight_decay:g} a step)")
+        if not c.clip:
+            changes.append("clip the gradients (--clip 1)")
+        advice = ", ".join(changes[:-1]) + " or " + changes[-1]
+        return FloatingPointError(f"{what} at step {self.step}; {advice}")
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
@@ -506,16 +531,24 @@ class Trainer:
                     done = self.train_step(n, workers)
                 progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
                                 cores=threads.chosen)
-                if not math.isfinite(done.loss):
-                    raise FloatingPointError(f"the loss became {done.loss} at step "
-                                             f"{self.step}; lower --lr or raise --warmup")
+                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
+                if done.grad_norm is not None:
+                    record["grad_norm"] = done.grad_norm
+                # Before the step's line: metrics.jsonl holds only finite numbers (JSON has no
+                # NaN). A gradient NaN or infinite at a finite loss (an op whose derivative is
+                # infinite there, or an overflow) has made the weights NaN already, and so has
+                # a schedule whose lr overflowed (--lr 1e308): the next loss would show it,
+                # one step late and blaming that step.
+                for key, value in record.items():
+                    if not math.isfinite(value):
+                        # The loss and gradient are of the weights before this step's update.
+                        updates = (self.step - 1 if key in ("train_loss", "grad_norm")
+                                   else self.step)
+                        raise self._diverged(f"the {RECORDED[key]} became {value}", updates)
                 evaluating = due(c.eval_every, self.step)
                 saving = due(c.checkpoint_every, self.step)
                 if evaluating or saving:      # before the line: none for weights refused
                     self._check_weights()
-                record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
-                if done.grad_norm is not None:
-                    record["grad_norm"] = done.grad_norm
                 if evaluating:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
