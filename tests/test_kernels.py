@@ -358,6 +358,27 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
 
 
+def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_path):
+    """A library that was not all on the disk (a full disk, a machine stopped as it wrote)
+    killed each process that loaded it, with SIGBUS."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert in_a_process(cache) == (0, "True", "")
+    [kept] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[:len(whole) // 2])
+    assert in_a_process(cache) == (0, "True", "")
+    [rebuilt] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
+    assert rebuilt.stat().st_size == len(whole)
+
+
+def test_a_library_that_cannot_be_read_is_passed_over(tmp_path, monkeypatch):
+    """Another user's, say (a folder at its name here: root reads any file)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stem = kernels._choices(kernels.compiler())[0][1]
+    (tmp_path / "tinyautograd" / f"{stem}-0123456789abcdef.so").mkdir(parents=True)
+    assert kernels._found(str(tmp_path / "tinyautograd"), stem) is None
+
+
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
            "os.environ.pop('HOME', None)\n"
            "def unlisted(uid): raise KeyError(uid)\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import glob
 import hashlib
 import math
 import os
@@ -141,21 +142,14 @@ def _loaded() -> ctypes.CDLL:
     be written (a read-only home, or none), it is compiled into a folder of this process's own
     and loaded from there, which is then removed (the library stays loaded): each process
     builds it again, about a second, and runs the same loops."""
-    with open(SOURCE, "rb") as file:
-        source = file.read()
     cc = compiler()
+    choices = _choices(cc)
     cache = cache_directory()
-    choices = []                           # (flags, library's file name), the faster first
-    for flags in [FLAGS + NATIVE, FLAGS]:
-        # The processor is in the name because native code may not run on another (a home
-        # directory shared between machines).
-        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
-                                         _processor().encode()])).hexdigest()[:16]
-        choices.append((flags, f"kernels-{key}.so"))
     if cache is not None:
-        for _, name in choices:
-            if os.path.exists(os.path.join(cache, name)):
-                return ctypes.CDLL(os.path.join(cache, name))
+        for _, stem in choices:
+            found = _found(cache, stem)
+            if found is not None:
+                return ctypes.CDLL(found)
         with contextlib.suppress(OSError):
             os.makedirs(cache, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
@@ -164,18 +158,58 @@ def _loaded() -> ctypes.CDLL:
         return ctypes.CDLL(_compiled(cc, choices, own))
 
 
+def _choices(cc: str) -> list[tuple[list[str], str]]:
+    """The flags to build with, the faster first, each with the start of its library's name:
+    a digest of the source, compiler, flags and processor, so that an edit of kernels.c, or
+    another compiler, builds a library of its own."""
+    with open(SOURCE, "rb") as file:
+        source = file.read()
+    choices = []
+    for flags in [FLAGS + NATIVE, FLAGS]:
+        # The processor is in the name because native code may not run on another (a home
+        # directory shared between machines).
+        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
+                                         _processor().encode()])).hexdigest()[:16]
+        choices.append((flags, f"kernels-{key}"))
+    return choices
+
+
+def _digest(path: str) -> str:
+    """The start of the SHA-256 of the file's bytes, which ends a kept library's name."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:16]
+
+
+def _found(cache: str, stem: str) -> str | None:
+    """The library kept in `cache` under `stem`, whole: its name ends in its bytes' digest. A
+    library cut short (a full disk, a machine stopped before it had written all of it out)
+    would kill the process that loads it (SIGBUS): it is removed, and built again. One that
+    cannot be read (another user's) is passed over."""
+    for path in sorted(glob.glob(os.path.join(glob.escape(cache), f"{stem}-*.so"))):
+        try:
+            whole = path.endswith(f"-{_digest(path)}.so")
+        except OSError:
+            continue
+        if whole:
+            return path
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return None
+
+
 def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> str:
     """The path of the library compiled into `directory` with the first flags of `choices`
     that the compiler takes."""
-    for flags, name in choices:
+    for flags, stem in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
             done = subprocess.run([cc, *flags, SOURCE, "-o", built, "-lm"], timeout=120,
                                   capture_output=True, text=True)
             if not done.returncode:
-                os.replace(built, os.path.join(directory, name))
-                return os.path.join(directory, name)
+                kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
+                os.replace(built, kept)
+                return kept
     raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
 
 
