@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -287,11 +288,16 @@ def in_a_process(env, code="import tinyautograd as ta; print(ta.kernels.in_use()
     return done.returncode, done.stdout.strip(), done.stderr.strip()
 
 
-def failing_compiler(tmp_path):
+def a_compiler(tmp_path, script):
+    """The path of a program named cc that runs the shell's `script`."""
     cc = tmp_path / "cc"
-    cc.write_text("#!/bin/sh\necho 'cc: fatal error: no such thing' >&2\nexit 1\n")
+    cc.write_text(f"#!/bin/sh\n{script}\n")
     cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
     return str(cc)
+
+
+def failing_compiler(tmp_path):
+    return a_compiler(tmp_path, "echo 'cc: fatal error: no such thing' >&2\nexit 1")
 
 
 def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path):
@@ -377,6 +383,44 @@ def test_a_library_that_cannot_be_read_is_passed_over(tmp_path, monkeypatch):
     stem = kernels._choices(kernels.compiler())[0][1]
     (tmp_path / "tinyautograd" / f"{stem}-0123456789abcdef.so").mkdir(parents=True)
     assert kernels._found(str(tmp_path / "tinyautograd"), stem) is None
+
+
+@pytest.mark.parametrize("said, told", [
+    ("", "exit status 3, and no message"),
+    # gcc's way: where, the error, the line and a caret, then a last word.
+    ("printf 'kernels.c: In function f:\\nkernels.c:1:1: error: boom\\n  1 | x\\n    | ^\\n"
+     "compilation terminated.\\n' >&2", "kernels.c:1:1: error: boom")])
+def test_a_compiler_that_fails_is_reported_in_one_line(tmp_path, monkeypatch, said, told):
+    """CC=/bin/false said "false failed: " and no more; gcc's error, over five lines, made an
+    error message of five lines."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"{said}\nexit 3"))
+    with pytest.raises(OSError) as error:
+        kernels._loaded()
+    assert str(error.value) == f"cc failed: {told}"
+
+
+def test_what_a_broken_compiler_wrote_is_not_kept_for_later_runs(tmp_path, monkeypatch):
+    """It said it had built the library and wrote something else: that was kept, and every
+    later run failed to load it, the compiler mended or not."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", a_compiler(tmp_path, 'while [ $# -gt 0 ]; do [ "$1" = -o ] && '
+                                                  'out=$2; shift; done\necho nonsense > "$out"'))
+    with pytest.raises(OSError, match="^cc built a library that does not load: [^/]*$"):
+        kernels._loaded()
+    assert list((tmp_path / "cache" / "tinyautograd").iterdir()) == []
+
+
+def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypatch):
+    """It was waited for, then its process killed, and what that had started ran on."""
+    monkeypatch.setattr(kernels, "BUILD_SECONDS", 0.2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    started = tmp_path / "still running"
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"(sleep 0.5; touch '{started}') &\nsleep 5"))
+    with pytest.raises(OSError, match="^cc did not finish in 0.2 s$"):
+        kernels._loaded()
+    time.sleep(1)
+    assert not started.exists()
 
 
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry

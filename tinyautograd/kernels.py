@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -44,6 +45,8 @@ FLAGS = ["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-t
 NATIVE = ["-mcpu=native"] if platform.machine().lower() in ("arm64", "aarch64") else [
     "-march=native"]
 MODES = ("numpy", "c")
+# The build takes about half a second: a compiler still at it after this is stuck.
+BUILD_SECONDS = 120
 
 
 class KernelError(RuntimeError):
@@ -199,18 +202,51 @@ def _found(cache: str, stem: str) -> str | None:
 
 def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> str:
     """The path of the library compiled into `directory` with the first flags of `choices`
-    that the compiler takes."""
+    that the compiler takes. It is loaded before it is kept: what a broken compiler wrote,
+    kept, would be found by every later run and fail to load there."""
+    name = os.path.basename(cc)
     for flags, stem in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
-            done = subprocess.run([cc, *flags, SOURCE, "-o", built, "-lm"], timeout=120,
-                                  capture_output=True, text=True)
-            if not done.returncode:
+            status, said = _build([cc, *flags, SOURCE, "-o", built, "-lm"])
+            if status == 0:
+                try:
+                    ctypes.CDLL(built)       # loaded once: the kept one, loaded next, is this
+                except OSError as error:              # (its path, in a folder now gone)
+                    why = str(error).removeprefix(f"{built}: ")
+                    raise OSError(f"{name} built a library that does not load: {why}"
+                                  ) from None
                 kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
                 os.replace(built, kept)
                 return kept
-    raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
+    raise OSError(f"{name} failed: {said}")
+
+
+def _build(command: list[str]) -> tuple[int, str]:
+    """Run the compiler: its exit status, and what it said in one line (its first error, else
+    its last line). It runs as a process group of its own, ended whole where it takes longer
+    than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the compiler a
+    wrapper started, would otherwise go on alone."""
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, errors="replace",
+                          start_new_session=True) as process:
+        try:
+            said = process.communicate(timeout=BUILD_SECONDS)[1]
+        except BaseException as stopped:
+            if os.name == "posix":
+                with contextlib.suppress(ProcessLookupError):   # (all ended already)
+                    os.killpg(process.pid, signal.SIGKILL)
+            else:                                       # (no process groups: Windows)
+                process.kill()
+            process.wait()
+            if isinstance(stopped, subprocess.TimeoutExpired):
+                raise OSError(f"{os.path.basename(command[0])} did not finish in "
+                              f"{BUILD_SECONDS} s") from None
+            raise
+    lines = said.strip().splitlines()
+    line = next((line for line in lines if "error" in line), lines[-1] if lines else None)
+    return process.returncode, line or f"exit status {process.returncode}, and no message"
 
 
 def _processor() -> str:
