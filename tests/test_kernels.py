@@ -354,7 +354,7 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     cc = tmp_path / "cc"                     # the machine's compiler, as an old clang on ARM
     cc.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\ncase \"$*\" in *=native*) "
                   f"echo 'error: unsupported option' >&2; exit 1;; esac\n"
-                  f"exec {kernels.compiler()} \"$@\"\n")
+                  f"exec {' '.join(kernels.compiler())} \"$@\"\n")
     cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": str(cc)}
     assert in_a_process(env) == (0, "True", "")
@@ -398,6 +398,19 @@ def test_a_compiler_that_fails_is_reported_in_one_line(tmp_path, monkeypatch, sa
     with pytest.raises(OSError) as error:
         kernels._loaded()
     assert str(error.value) == f"cc failed: {told}"
+
+
+def test_cc_is_the_compiler_with_any_flags_it_gives_and_one_not_found_is_said(tmp_path,
+                                                                             monkeypatch):
+    """CC naming no program was passed over for cc, without a word; where there was none, the
+    error said to set CC."""
+    monkeypatch.setenv("CC", str(tmp_path / "missing-cc"))
+    with pytest.raises(OSError, match=r"^CC='.*/missing-cc' is no program found: set CC to a C "
+                                      r"compiler, or unset it$"):
+        kernels.compiler()
+    cc = a_compiler(tmp_path, "exit 1")
+    monkeypatch.setenv("CC", f" {cc}  -m64 ")
+    assert kernels.compiler() == [cc, "-m64"]
 
 
 def test_what_a_broken_compiler_wrote_is_not_kept_for_later_runs(tmp_path, monkeypatch):

@@ -122,11 +122,18 @@ def _library() -> ctypes.CDLL | None:
         return None
 
 
-def compiler() -> str:
-    """The C compiler: $CC, else cc, gcc or clang, whichever is found first."""
-    for name in [os.environ.get("CC"), "cc", "gcc", "clang"]:
-        if name and shutil.which(name):
-            return shutil.which(name)
+def compiler() -> list[str]:
+    """The C compiler's command: $CC where it is set, split into words as make takes it
+    (CC="ccache gcc"), else cc, gcc or clang, whichever is found first."""
+    chosen = os.environ.get("CC", "").split()
+    if chosen:
+        if not shutil.which(chosen[0]):
+            raise OSError(f"CC={os.environ['CC']!r} is no program found: set CC to a C "
+                          f"compiler, or unset it")
+        return [shutil.which(chosen[0]), *chosen[1:]]
+    for name in ["cc", "gcc", "clang"]:
+        if shutil.which(name):
+            return [shutil.which(name)]
     raise OSError("no C compiler found (cc, gcc or clang): install one, or set CC")
 
 
@@ -161,7 +168,7 @@ def _loaded() -> ctypes.CDLL:
         return ctypes.CDLL(_compiled(cc, choices, own))
 
 
-def _choices(cc: str) -> list[tuple[list[str], str]]:
+def _choices(cc: list[str]) -> list[tuple[list[str], str]]:
     """The flags to build with, the faster first, each with the start of its library's name:
     a digest of the source, compiler, flags and processor, so that an edit of kernels.c, or
     another compiler, builds a library of its own."""
@@ -171,7 +178,7 @@ def _choices(cc: str) -> list[tuple[list[str], str]]:
     for flags in [FLAGS + NATIVE, FLAGS]:
         # The processor is in the name because native code may not run on another (a home
         # directory shared between machines).
-        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
+        key = hashlib.sha256(b"\0".join([source, " ".join(cc).encode(), " ".join(flags).encode(),
                                          _processor().encode()])).hexdigest()[:16]
         choices.append((flags, f"kernels-{key}"))
     return choices
@@ -200,16 +207,16 @@ def _found(cache: str, stem: str) -> str | None:
     return None
 
 
-def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> str:
+def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: str) -> str:
     """The path of the library compiled into `directory` with the first flags of `choices`
     that the compiler takes. It is loaded before it is kept: what a broken compiler wrote,
     kept, would be found by every later run and fail to load there."""
-    name = os.path.basename(cc)
+    name = os.path.basename(cc[0])
     for flags, stem in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
-            status, said = _build([cc, *flags, SOURCE, "-o", built, "-lm"])
+            status, said = _build([*cc, *flags, SOURCE, "-o", built, "-lm"])
             if status == 0:
                 try:
                     ctypes.CDLL(built)       # loaded once: the kept one, loaded next, is this
