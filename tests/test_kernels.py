@@ -8,6 +8,7 @@ compiler: there these tests run the loops.)"""
 
 import ctypes
 import os
+import platform
 import stat
 import subprocess
 import sys
@@ -362,6 +363,23 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     assert len(tried) == 2 and "=native" in tried[0] and "=native" not in tried[1]
     assert in_a_process(env) == (0, "True", "")
     assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
+
+
+def test_a_library_built_for_one_processor_is_never_loaded_on_another(tmp_path, monkeypatch):
+    """The processor's flags name its library, or where the system lists none (macOS), the
+    machine's name: all machines without the list shared one name, and a library built for
+    one's instructions was loaded on another sharing the home folder (an illegal instruction
+    would kill the process there)."""
+    def name(cpuinfo, machine):
+        monkeypatch.setattr(kernels, "CPUINFO", str(tmp_path / cpuinfo))
+        monkeypatch.setattr(platform, "node", lambda: machine)
+        return kernels._choices(["cc"])[0][1]
+
+    (tmp_path / "avx2").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    (tmp_path / "avx512").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert name("avx2", "a") != name("avx512", "a")
+    assert name("avx2", "a") == name("avx2", "b")            # alike: one library will do
+    assert name("no list", "a") != name("no list", "b")
 
 
 def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_path):

@@ -45,6 +45,7 @@ FLAGS = ["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-t
 NATIVE = ["-mcpu=native"] if platform.machine().lower() in ("arm64", "aarch64") else [
     "-march=native"]
 MODES = ("numpy", "c")
+CPUINFO = "/proc/cpuinfo"              # where Linux lists the processor's instruction sets
 # The build takes about half a second: a compiler still at it after this is stuck.
 BUILD_SECONDS = 120
 
@@ -257,13 +258,17 @@ def _build(command: list[str]) -> tuple[int, str]:
 
 
 def _processor() -> str:
-    """What names this processor's instruction set: its flags where Linux lists them."""
+    """What names this processor's instruction set: its flags where Linux lists them (x86's
+    "flags", ARM's "Features"), else this machine's network name (macOS has no /proc, RISC-V
+    lists no flags): a library built for one machine's processor is then never loaded on
+    another that shares the home folder, where an instruction it lacks would kill the
+    process."""
     try:
-        with open("/proc/cpuinfo") as file:
+        with open(CPUINFO) as file:
             flags = next((line for line in file if line.startswith(("flags", "Features"))), "")
     except OSError:
         flags = ""
-    return platform.machine() + " " + flags
+    return platform.machine() + " " + (flags or f"machine {platform.node()}")
 
 
 def _declared(lib: ctypes.CDLL) -> ctypes.CDLL:
