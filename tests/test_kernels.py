@@ -437,9 +437,12 @@ def test_what_a_broken_compiler_wrote_is_not_kept_for_later_runs(tmp_path, monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", a_compiler(tmp_path, 'while [ $# -gt 0 ]; do [ "$1" = -o ] && '
                                                   'out=$2; shift; done\necho nonsense > "$out"'))
-    with pytest.raises(OSError, match="^cc built a library that does not load: [^/]*$"):
+    with pytest.raises(OSError) as error:
         kernels._loaded()
-    assert list((tmp_path / "cache" / "tinyautograd").iterdir()) == []
+    cache = tmp_path / "cache" / "tinyautograd"
+    # Then the system's reason, as glibc's "file too short".
+    assert str(error.value).startswith(f"cc built a library that does not load from {cache}: ")
+    assert list(cache.iterdir()) == []
 
 
 def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypatch):

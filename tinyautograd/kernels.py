@@ -221,10 +221,10 @@ def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: st
             if status == 0:
                 try:
                     ctypes.CDLL(built)       # loaded once: the kept one, loaded next, is this
-                except OSError as error:              # (its path, in a folder now gone)
-                    why = str(error).removeprefix(f"{built}: ")
-                    raise OSError(f"{name} built a library that does not load: {why}"
-                                  ) from None
+                except OSError as error:    # a broken compiler, or a folder mounted noexec
+                    why = str(error).removeprefix(f"{built}: ")     # (a folder now gone)
+                    raise OSError(f"{name} built a library that does not load from "
+                                  f"{directory}: {why}") from None
                 kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
                 os.replace(built, kept)
                 return kept
