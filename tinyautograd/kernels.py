@@ -242,11 +242,12 @@ def _build(command: list[str]) -> tuple[int, str]:
         try:
             said = process.communicate(timeout=BUILD_SECONDS)[1]
         except BaseException as stopped:
-            if os.name == "posix":
-                with contextlib.suppress(ProcessLookupError):   # (all ended already)
-                    os.killpg(process.pid, signal.SIGKILL)
-            else:                                       # (no process groups: Windows)
-                process.kill()
+            # (All of them ended already: ProcessLookupError, or macOS's PermissionError.)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if hasattr(os, "killpg"):
+                    os.killpg(process.pid, signal.SIGKILL)      # its group, the compiler's own
+                else:                                           # Windows: no groups
+                    process.kill()
             process.wait()
             if isinstance(stopped, subprocess.TimeoutExpired):
                 raise OSError(f"{os.path.basename(command[0])} did not finish in "
