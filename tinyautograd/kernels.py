@@ -220,7 +220,7 @@ def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: st
             status, said = _build([*cc, *flags, SOURCE, "-o", built, "-lm"])
             if status == 0:
                 try:
-                    ctypes.CDLL(built)       # loaded once: the kept one, loaded next, is this
+                    ctypes.CDLL(built)       # (the kept file, loaded next, is this library)
                 except OSError as error:    # a broken compiler, or a folder mounted noexec
                     why = str(error).removeprefix(f"{built}: ")     # (a folder now gone)
                     raise OSError(f"{name} built a library that does not load from "
