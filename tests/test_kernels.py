@@ -8,9 +8,11 @@ compiler: there these tests run the loops.)"""
 
 import ctypes
 import os
+import platform
 import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -287,11 +289,16 @@ def in_a_process(env, code="import tinyautograd as ta; print(ta.kernels.in_use()
     return done.returncode, done.stdout.strip(), done.stderr.strip()
 
 
-def failing_compiler(tmp_path):
+def a_compiler(tmp_path, script):
+    """The path of a program named cc that runs the shell's `script`."""
     cc = tmp_path / "cc"
-    cc.write_text("#!/bin/sh\necho 'cc: fatal error: no such thing' >&2\nexit 1\n")
+    cc.write_text(f"#!/bin/sh\n{script}\n")
     cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
     return str(cc)
+
+
+def failing_compiler(tmp_path):
+    return a_compiler(tmp_path, "echo 'cc: fatal error: no such thing' >&2\nexit 1")
 
 
 def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path):
@@ -348,7 +355,7 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     cc = tmp_path / "cc"                     # the machine's compiler, as an old clang on ARM
     cc.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\ncase \"$*\" in *=native*) "
                   f"echo 'error: unsupported option' >&2; exit 1;; esac\n"
-                  f"exec {kernels.compiler()} \"$@\"\n")
+                  f"exec {' '.join(kernels.compiler())} \"$@\"\n")
     cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": str(cc)}
     assert in_a_process(env) == (0, "True", "")
@@ -356,6 +363,98 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     assert len(tried) == 2 and "=native" in tried[0] and "=native" not in tried[1]
     assert in_a_process(env) == (0, "True", "")
     assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
+
+
+def test_a_library_built_for_one_processor_is_never_loaded_on_another(tmp_path, monkeypatch):
+    """The processor's flags name its library, or where the system lists none (macOS), the
+    machine's name: all machines without the list shared one name, and a library built for
+    one's instructions was loaded on another sharing the home folder (an illegal instruction
+    would kill the process there)."""
+    def name(cpuinfo, machine):
+        monkeypatch.setattr(kernels, "CPUINFO", str(tmp_path / cpuinfo))
+        monkeypatch.setattr(platform, "node", lambda: machine)
+        return kernels._choices(["cc"])[0][1]
+
+    (tmp_path / "avx2").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    (tmp_path / "avx512").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert name("avx2", "a") != name("avx512", "a")
+    assert name("avx2", "a") == name("avx2", "b")            # alike: one library will do
+    assert name("no list", "a") != name("no list", "b")
+
+
+def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_path):
+    """A library that was not all on the disk (a full disk, a machine stopped as it wrote)
+    killed each process that loaded it, with SIGBUS."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert in_a_process(cache) == (0, "True", "")
+    [kept] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[:len(whole) // 2])
+    assert in_a_process(cache) == (0, "True", "")
+    [rebuilt] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
+    assert rebuilt.stat().st_size == len(whole)
+
+
+def test_a_library_that_cannot_be_read_is_passed_over(tmp_path, monkeypatch):
+    """Another user's, say (a folder at its name here: root reads any file)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stem = kernels._choices(kernels.compiler())[0][1]
+    (tmp_path / "tinyautograd" / f"{stem}-0123456789abcdef.so").mkdir(parents=True)
+    assert kernels._found(str(tmp_path / "tinyautograd"), stem) is None
+
+
+@pytest.mark.parametrize("said, told", [
+    ("", "exit status 3, and no message"),
+    # gcc's way: where, the error, the line and a caret, then a last word.
+    ("printf 'kernels.c: In function f:\\nkernels.c:1:1: error: boom\\n  1 | x\\n    | ^\\n"
+     "compilation terminated.\\n' >&2", "kernels.c:1:1: error: boom")])
+def test_a_compiler_that_fails_is_reported_in_one_line(tmp_path, monkeypatch, said, told):
+    """CC=/bin/false said "false failed: " and no more; gcc's error, over five lines, made an
+    error message of five lines."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"{said}\nexit 3"))
+    with pytest.raises(OSError) as error:
+        kernels._loaded()
+    assert str(error.value) == f"cc failed: {told}"
+
+
+def test_cc_is_the_compiler_with_any_flags_it_gives_and_one_not_found_is_said(tmp_path,
+                                                                             monkeypatch):
+    """CC naming no program was passed over for cc, without a word; where there was none, the
+    error said to set CC."""
+    monkeypatch.setenv("CC", str(tmp_path / "missing-cc"))
+    with pytest.raises(OSError, match=r"^CC='.*/missing-cc' is no program found: set CC to a C "
+                                      r"compiler, or unset it$"):
+        kernels.compiler()
+    cc = a_compiler(tmp_path, "exit 1")
+    monkeypatch.setenv("CC", f" {cc}  -m64 ")
+    assert kernels.compiler() == [cc, "-m64"]
+
+
+def test_what_a_broken_compiler_wrote_is_not_kept_for_later_runs(tmp_path, monkeypatch):
+    """It said it had built the library and wrote something else: that was kept, and every
+    later run failed to load it, the compiler mended or not."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", a_compiler(tmp_path, 'while [ $# -gt 0 ]; do [ "$1" = -o ] && '
+                                                  'out=$2; shift; done\necho nonsense > "$out"'))
+    with pytest.raises(OSError) as error:
+        kernels._loaded()
+    cache = tmp_path / "cache" / "tinyautograd"
+    # Then the system's reason, as glibc's "file too short".
+    assert str(error.value).startswith(f"cc built a library that does not load from {cache}: ")
+    assert list(cache.iterdir()) == []
+
+
+def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypatch):
+    """It was waited for, then its process killed, and what that had started ran on."""
+    monkeypatch.setattr(kernels, "BUILD_SECONDS", 0.2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    started = tmp_path / "still running"
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"(sleep 0.5; touch '{started}') &\nsleep 5"))
+    with pytest.raises(OSError, match="^cc did not finish in 0.2 s$"):
+        kernels._loaded()
+    time.sleep(1)
+    assert not started.exists()
 
 
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry

@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import glob
 import hashlib
 import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -43,6 +45,9 @@ FLAGS = ["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-t
 NATIVE = ["-mcpu=native"] if platform.machine().lower() in ("arm64", "aarch64") else [
     "-march=native"]
 MODES = ("numpy", "c")
+CPUINFO = "/proc/cpuinfo"              # where Linux lists the processor's instruction sets
+# The build takes about half a second: a compiler still at it after this is stuck.
+BUILD_SECONDS = 120
 
 
 class KernelError(RuntimeError):
@@ -118,11 +123,18 @@ def _library() -> ctypes.CDLL | None:
         return None
 
 
-def compiler() -> str:
-    """The C compiler: $CC, else cc, gcc or clang, whichever is found first."""
-    for name in [os.environ.get("CC"), "cc", "gcc", "clang"]:
-        if name and shutil.which(name):
-            return shutil.which(name)
+def compiler() -> list[str]:
+    """The C compiler's command: $CC where it is set, split into words as make takes it
+    (CC="ccache gcc"), else cc, gcc or clang, whichever is found first."""
+    chosen = os.environ.get("CC", "").split()
+    if chosen:
+        if not shutil.which(chosen[0]):
+            raise OSError(f"CC={os.environ['CC']!r} is no program found: set CC to a C "
+                          f"compiler, or unset it")
+        return [shutil.which(chosen[0]), *chosen[1:]]
+    for name in ["cc", "gcc", "clang"]:
+        if shutil.which(name):
+            return [shutil.which(name)]
     raise OSError("no C compiler found (cc, gcc or clang): install one, or set CC")
 
 
@@ -141,21 +153,14 @@ def _loaded() -> ctypes.CDLL:
     be written (a read-only home, or none), it is compiled into a folder of this process's own
     and loaded from there, which is then removed (the library stays loaded): each process
     builds it again, about a second, and runs the same loops."""
-    with open(SOURCE, "rb") as file:
-        source = file.read()
     cc = compiler()
+    choices = _choices(cc)
     cache = cache_directory()
-    choices = []                           # (flags, library's file name), the faster first
-    for flags in [FLAGS + NATIVE, FLAGS]:
-        # The processor is in the name because native code may not run on another (a home
-        # directory shared between machines).
-        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
-                                         _processor().encode()])).hexdigest()[:16]
-        choices.append((flags, f"kernels-{key}.so"))
     if cache is not None:
-        for _, name in choices:
-            if os.path.exists(os.path.join(cache, name)):
-                return ctypes.CDLL(os.path.join(cache, name))
+        for _, stem in choices:
+            found = _found(cache, stem)
+            if found is not None:
+                return ctypes.CDLL(found)
         with contextlib.suppress(OSError):
             os.makedirs(cache, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
@@ -164,29 +169,107 @@ def _loaded() -> ctypes.CDLL:
         return ctypes.CDLL(_compiled(cc, choices, own))
 
 
-def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> str:
+def _choices(cc: list[str]) -> list[tuple[list[str], str]]:
+    """The flags to build with, the faster first, each with the start of its library's name:
+    a digest of the source, compiler, flags and processor, so that an edit of kernels.c, or
+    another compiler, builds a library of its own."""
+    with open(SOURCE, "rb") as file:
+        source = file.read()
+    choices = []
+    for flags in [FLAGS + NATIVE, FLAGS]:
+        # The processor is in the name because native code may not run on another (a home
+        # directory shared between machines).
+        key = hashlib.sha256(b"\0".join([source, " ".join(cc).encode(), " ".join(flags).encode(),
+                                         _processor().encode()])).hexdigest()[:16]
+        choices.append((flags, f"kernels-{key}"))
+    return choices
+
+
+def _digest(path: str) -> str:
+    """The start of the SHA-256 of the file's bytes, which ends a kept library's name."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:16]
+
+
+def _found(cache: str, stem: str) -> str | None:
+    """The library kept in `cache` under `stem`, whole: its name ends in its bytes' digest. A
+    library cut short (a full disk, a machine stopped before it had written all of it out)
+    would kill the process that loads it (SIGBUS): it is removed, and built again. One that
+    cannot be read (another user's) is passed over."""
+    for path in sorted(glob.glob(os.path.join(glob.escape(cache), f"{stem}-*.so"))):
+        try:
+            whole = path.endswith(f"-{_digest(path)}.so")
+        except OSError:
+            continue
+        if whole:
+            return path
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return None
+
+
+def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: str) -> str:
     """The path of the library compiled into `directory` with the first flags of `choices`
-    that the compiler takes."""
-    for flags, name in choices:
+    that the compiler takes. It is loaded before it is kept: what a broken compiler wrote,
+    kept, would be found by every later run and fail to load there."""
+    name = os.path.basename(cc[0])
+    for flags, stem in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
-            done = subprocess.run([cc, *flags, SOURCE, "-o", built, "-lm"], timeout=120,
-                                  capture_output=True, text=True)
-            if not done.returncode:
-                os.replace(built, os.path.join(directory, name))
-                return os.path.join(directory, name)
-    raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
+            status, said = _build([*cc, *flags, SOURCE, "-o", built, "-lm"])
+            if status == 0:
+                try:
+                    ctypes.CDLL(built)       # (the kept file, loaded next, is this library)
+                except OSError as error:    # a broken compiler, or a folder mounted noexec
+                    why = str(error).removeprefix(f"{built}: ")     # (a folder now gone)
+                    raise OSError(f"{name} built a library that does not load from "
+                                  f"{directory}: {why}") from None
+                kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
+                os.replace(built, kept)
+                return kept
+    raise OSError(f"{name} failed: {said}")
+
+
+def _build(command: list[str]) -> tuple[int, str]:
+    """Run the compiler: its exit status, and what it said in one line (its first error, else
+    its last line). It runs as a process group of its own, ended whole where it takes longer
+    than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the compiler a
+    wrapper started, would otherwise go on alone."""
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, errors="replace",
+                          start_new_session=True) as process:
+        try:
+            said = process.communicate(timeout=BUILD_SECONDS)[1]
+        except BaseException as stopped:
+            # (All of them ended already: ProcessLookupError, or macOS's PermissionError.)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if hasattr(os, "killpg"):
+                    os.killpg(process.pid, signal.SIGKILL)      # its group, the compiler's own
+                else:                                           # Windows: no groups
+                    process.kill()
+            process.wait()
+            if isinstance(stopped, subprocess.TimeoutExpired):
+                raise OSError(f"{os.path.basename(command[0])} did not finish in "
+                              f"{BUILD_SECONDS} s") from None
+            raise
+    lines = said.strip().splitlines()
+    line = next((line for line in lines if "error" in line), lines[-1] if lines else None)
+    return process.returncode, line or f"exit status {process.returncode}, and no message"
 
 
 def _processor() -> str:
-    """What names this processor's instruction set: its flags where Linux lists them."""
+    """What names this processor's instruction set: its flags where Linux lists them (x86's
+    "flags", ARM's "Features"), else this machine's network name (macOS has no /proc, RISC-V
+    lists no flags): a library built for one machine's processor is then never loaded on
+    another that shares the home folder, where an instruction it lacks would kill the
+    process."""
     try:
-        with open("/proc/cpuinfo") as file:
+        with open(CPUINFO) as file:
             flags = next((line for line in file if line.startswith(("flags", "Features"))), "")
     except OSError:
         flags = ""
-    return platform.machine() + " " + flags
+    return platform.machine() + " " + (flags or f"machine {platform.node()}")
 
 
 def _declared(lib: ctypes.CDLL) -> ctypes.CDLL:
