@@ -2,6 +2,7 @@
 run at a time; every state a run can be left in has a way out, and each error's advice is
 tested by taking it."""
 
+import errno
 import hashlib
 import json
 import os
@@ -329,6 +330,30 @@ def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(r
     resumed = tinyformer("train", "--resume", tmp_path / "mine")
     assert resumed.exit_code == 0 and "has finished its 2 steps" in resumed.output, \
         resumed.output
+
+
+def test_a_full_disk_as_a_run_claims_its_directory_leaves_no_lock_and_says_to_free_space(
+        tmp_path, run, monkeypatch):
+    """The lock file is made (an empty file takes no space) but its process id cannot be
+    written: it goes again, with the folders a new --out made, and the advice is the disk's,
+    not to choose another directory."""
+    real_write = os.write
+
+    def full_disk_for_the_lock(fd, data):
+        if data == f"{os.getpid()}\n".encode():          # run.lock's process id
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+    before = files(run)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "write", full_disk_for_the_lock)
+        one_line_error(tinyformer("train", *TINY, "--out", tmp_path / "new" / "run"),
+                       "No space left on device", "free some disk space and try again")
+        line = one_line_error(tinyformer("train", "--resume", run), "No space left on device",
+                              "free some disk space and try again")
+    assert "copy it" not in line
+    assert not (tmp_path / "new").exists() and files(run) == before      # no run.lock left
+    assert tinyformer("train", *TINY, "--iters", 1, "--out", tmp_path / "new" / "run"
+                      ).exit_code == 0                                     # the advice, taken
 
 
 def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):

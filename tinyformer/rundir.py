@@ -173,7 +173,8 @@ class RunDirectory:
         except OSError as e:
             run._remove_created()
             # A run one may read but not write (another's, an archive's) goes on as a copy.
-            advice = ("choose a directory you can write to" if create else
+            advice = ("free some disk space and try again" if e.errno == errno.ENOSPC else
+                      "choose a directory you can write to" if create else
                       "to go on from it, copy it to a directory you can write to and resume "
                       "the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
@@ -241,9 +242,15 @@ class RunDirectory:
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            # A full disk: a run.lock left with no process id in it would keep a new --out's
+            # folder from being removed, and make the folder look like a run.
+            _unlock_and_remove(fd, path)
+            raise
         self._lock = fd
         _LOCKS_HELD.add(fd)
 
