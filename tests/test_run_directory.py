@@ -84,6 +84,27 @@ def test_force_removes_only_what_the_run_owns(run):
     assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
 
 
+def test_a_full_disk_once_force_moved_the_new_tokens_in_leaves_a_run_to_resume(run,
+                                                                              monkeypatch):
+    """--force replaces a previous run: its files go, the new tokens.bin is moved in, and the
+    manifest fails to be written at the first moment after (the disk fills up, or a kill).
+    The new run must own its tokens.bin by then: else --resume and --force refuse it as a
+    file "which no run wrote", and the run is stuck."""
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_after_the_move(self):
+        if (run / "tokens.bin").exists() and not (run / "tokens.bin.new").exists():
+            raise OSError(errno.ENOSPC, "No space left on device", str(run / "manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patched:
+        patched.setattr(RunDirectory, "write_manifest", full_disk_after_the_move)
+        one_line_error(tinyformer("train", *TINY, "--iters", 2, "--seed", 1, "--out", run,
+                                  "--force"), "no space left on device")
+    resumed = tinyformer("train", "--resume", run)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "config.json").read_text())["train"]["seed"] == 1
+
+
 def test_force_names_a_folder_where_the_run_would_write_a_file_of_its_own(run):
     (run / "loss.png").unlink(missing_ok=True)
     (run / "loss.png").mkdir()

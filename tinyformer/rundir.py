@@ -465,10 +465,12 @@ class RunDirectory:
         self.tokenizer_sha256 = None                   # save_tokenizer records the new one
         self.write_manifest()
         self.remove(self.owned - set(keep) - {staged(name) for name in new} - {MANIFEST, LOCK})
-        for name in new:
-            os.replace(self.file(staged(name)), self.file(name))
+        # Listed before they are moved in: a full disk or a kill after a move would leave a
+        # tokens.bin that no manifest lists, which --resume and --force refuse as the user's.
         self.owned = set(RUN_FILES)
         self.write_manifest()
+        for name in new:
+            os.replace(self.file(staged(name)), self.file(name))
 
 
 # ---------------------------------------------------------------------------------------------
