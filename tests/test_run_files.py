@@ -2,6 +2,9 @@
 written, a lock left by a killed process, a metrics line cut before its line end. Each test
 is tiny: the files themselves, or a run of a step or two."""
 
+import builtins
+import errno
+import io
 import json
 import os
 
@@ -116,6 +119,60 @@ def test_a_checkpoint_file_written_before_a_crash_is_the_runs_and_force_removes_
     assert result.exit_code == 0, result.output
     assert not (out / "weights-000002.npz").exists() and (out / "weights-000001.npz").exists()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def full_disk_error(result):
+    """The one line a run stopped by a full disk ends with, exit status 2, no traceback."""
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "Traceback" not in result.output, result.output
+    return line
+
+
+def test_a_full_disk_while_training_says_to_resume_and_resuming_goes_on_exactly(
+        tmp_path, monkeypatch):
+    """The weights of step 2's checkpoint cannot be written: the run keeps step 1's, and the
+    error says how to go on from it (the same command again would be refused, the run being
+    there); taking the advice gives the lines of a run never stopped."""
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    args = [*TINY, "--iters", 3, "--checkpoint-every", 1]
+    assert tinyformer("train", *args, "--out", whole).exit_code == 0
+    real_save_arrays = rundir.save_arrays
+
+    def full_disk_at_step_2(path, arrays):
+        if os.path.basename(path) == "weights-000002.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save_arrays(path, arrays)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        line = full_disk_error(tinyformer("train", *args, "--out", out))
+    assert line == (f"Error: {out / 'weights-000002.npz'}: no space left on device; free some "
+                    f"disk space and continue with: tinyformer train --resume {out}")
+    assert json.loads((out / "config.json").read_text())["step"] == 1
+    assert tinyformer(*line.split(": ")[-1].split()[1:]).exit_code == 0     # the advice
+    assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+
+def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
+    """A full disk's error, raised by write, names no file: the line says which, and how to
+    go on (before the first checkpoint, --resume starts the run again)."""
+    out = tmp_path / "run"
+    real_open = builtins.open
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk_for_metrics(file, mode="r", *args, **kwargs):
+        if os.fspath(file).endswith("metrics.jsonl") and "a" in mode:
+            return FullDisk()
+        return real_open(file, mode, *args, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(builtins, "open", full_disk_for_metrics)
+        line = full_disk_error(tinyformer("train", *TINY, "--iters", 1, "--out", out))
+    assert line == (f"Error: {out / 'metrics.jsonl'}: no space left on device; free some disk "
+                    f"space and start it again with: tinyformer train --resume {out}")
+    assert tinyformer("train", "--resume", out).exit_code == 0
 
 
 def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):

@@ -968,6 +968,19 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     return records
 
 
+def append_metrics(path: StrPath, record: dict[str, Any]) -> None:
+    """Append `record` to metrics.jsonl as one line. The file is opened for each line, so that
+    a failed write (a full disk) is raised once, naming the file (a full disk's error, raised
+    by write, names none), and leaves no rest of the line buffered, to be tried again as the
+    file closes; what part of the line it wrote is a line cut short, which truncate_metrics
+    drops as the run resumes."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, os.fspath(path)) from None
+
+
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
