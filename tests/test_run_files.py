@@ -235,6 +235,39 @@ def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_export_that_fails_names_the_files_asked_for_not_its_temporary_folder(
+        tmp_path, monkeypatch):
+    """The export is written into a temporary folder beside the one asked for: a full disk's
+    error (or a read-only folder's) names what the user asked for, not that folder, which is
+    gone by then."""
+    import tempfile
+
+    from tinyformer.checkpoint import export_pretrained
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    model, tokenizer = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4), \
+        CharTokenizer(list("abcd"))
+    out = tmp_path / "exported"
+
+    def full_disk(self, directory, **kwargs):            # as atomic_write names the file
+        raise OSError(errno.ENOSPC, "No space left on device",
+                      os.path.join(directory, "model.safetensors"))
+    with monkeypatch.context() as patch:
+        patch.setattr(GPT, "save_pretrained", full_disk)
+        with pytest.raises(OSError) as raised:
+            export_pretrained(model, tokenizer, out)
+    assert raised.value.filename == str(out / "model.safetensors")
+
+    def read_only(prefix, dir):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, prefix + "x1"))
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "mkdtemp", read_only)
+        with pytest.raises(OSError) as raised:
+            export_pretrained(model, tokenizer, out)
+    assert raised.value.filename == str(out)
+    assert os.listdir(tmp_path) == []
+
+
 def test_an_export_into_a_group_folder_is_the_group_s(tmp_path):
     """A folder a group shares (setgid: what is made in it is the group's): the export is made
     there as mkdir makes a folder, its setgid bit kept, so that its files are the group's and

@@ -484,7 +484,10 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
                               f"Llama's or Qwen3's); this is a {type(model).__name__}")
     parent = check_export_dir(directory)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, os.fspath(directory)) from None
     try:
         # mkdtemp makes it private; as mkdir would, it keeps the setgid bit of a group's
         # folder, so that the files written into it are the group's, not this user's own.
@@ -497,6 +500,12 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
         os.rename(staging, directory)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and error.filename is not None \
+                and os.fspath(error.filename).startswith(staging):
+            # A full disk's error names the file in the temporary folder, gone now: the user
+            # knows it as the one in the directory asked for.
+            named = os.path.join(directory, os.path.relpath(error.filename, staging))
+            raise OSError(error.errno, error.strerror, os.path.normpath(named)) from None
         raise
