@@ -138,9 +138,9 @@ def cache_directory() -> str | None:
 def _loaded() -> ctypes.CDLL:
     """The library, loaded: one built before for this source, compiler and processor, else one
     compiled now, for this processor if the compiler can, else for any. Where the cache cannot
-    be written (a read-only home, or none), it is compiled into a folder of this process's own
-    and loaded from there, which is then removed (the library stays loaded): each process
-    builds it again, about a second, and runs the same loops."""
+    be written (a read-only home, a full disk, or none), it is compiled into a folder of this
+    process's own and loaded from there, which is then removed (the library stays loaded):
+    each process builds it again, about a second, and runs the same loops."""
     with open(SOURCE, "rb") as file:
         source = file.read()
     cc = compiler()
@@ -159,7 +159,10 @@ def _loaded() -> ctypes.CDLL:
         with contextlib.suppress(OSError):
             os.makedirs(cache, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
-            return ctypes.CDLL(_compiled(cc, choices, cache))
+            try:
+                return ctypes.CDLL(_compiled(cc, choices, cache))
+            except OSError:
+                pass       # a full disk, which no access check foresees: as a read-only cache
     with tempfile.TemporaryDirectory(prefix="tinyautograd-", ignore_cleanup_errors=True) as own:
         return ctypes.CDLL(_compiled(cc, choices, own))
 
@@ -176,7 +179,8 @@ def _compiled(cc: str, choices: list[tuple[list[str], str]], directory: str) -> 
             if not done.returncode:
                 os.replace(built, os.path.join(directory, name))
                 return os.path.join(directory, name)
-    raise OSError(f"{os.path.basename(cc)} failed: {done.stderr.strip()[-300:]}")
+    # One line, as an error is said (a linker's complaint takes two: ld's, then collect2's).
+    raise OSError(f"{os.path.basename(cc)} failed: {' '.join(done.stderr.split())[-300:]}")
 
 
 def _processor() -> str:
