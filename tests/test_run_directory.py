@@ -335,6 +335,12 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+    # Below a file: the file is named, as the other commands' --out name it.
+    before = files(run)
+    one_line_error(tinyformer("train", *TINY, "--out", run / "config.json" / "deeper" / "run"),
+                   f"{str(run / 'config.json')!r} is a file, not a directory",
+                   "choose another --out")
+    assert files(run) == before
 
 
 def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,

@@ -52,7 +52,7 @@ from typing import IO, Any, Callable, Collection, Iterable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line, open_regular
+from .files import StrPath, atomic_write, command_line, open_regular, why_not_a_directory
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -172,6 +172,9 @@ class RunDirectory:
             run._acquire()
         except OSError as e:
             run._remove_created()
+            if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
+                raise RunDirectoryError(f"cannot write to {option} {path!r}: "
+                                        f"{why_not_a_directory(path)}; {instead}") from None
             # A run one may read but not write (another's, an archive's) goes on as a copy.
             advice = ("free some disk space and try again" if e.errno == errno.ENOSPC else
                       "choose a directory you can write to" if create else
