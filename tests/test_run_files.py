@@ -153,6 +153,31 @@ def test_a_full_disk_while_training_says_to_resume_and_resuming_goes_on_exactly(
     assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
 
 
+def test_a_full_disk_once_the_first_checkpoint_is_written_keeps_it(tmp_path, monkeypatch):
+    """The first checkpoint's config.json is written, and then the manifest that records it
+    cannot be (the disk is full by then, or a kill): the checkpoint is the run's all the
+    same. --resume goes on from it, not starting the run again from step 0 (which would
+    remove it), and exactly."""
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    args = [*TINY, "--iters", 2, "--checkpoint-every", 1]
+    assert tinyformer("train", *args, "--out", whole).exit_code == 0
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_as_the_checkpoint_is_recorded(self):
+        if self.checkpoint is not None:
+            raise OSError(errno.ENOSPC, "No space left on device", self.file("manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "write_manifest", full_disk_as_the_checkpoint_is_recorded)
+        line = full_disk_error(tinyformer("train", *args, "--out", out))
+    assert line.endswith(f"free some disk space and continue with: tinyformer train --resume "
+                         f"{out}"), line
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming at step 1 of 2" in resumed.output
+    assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+
 def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
     """A full disk's error, raised by write, names no file: the line says which, and how to
     go on (before the first checkpoint, --resume starts the run again)."""

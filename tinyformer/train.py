@@ -568,7 +568,7 @@ class Trainer:
         # only once config.json names the new one: a crash anywhere leaves a good checkpoint
         # and nothing unlisted.
         new = set(checkpoint_files(self.step).values())
-        self.run.own(new)
+        self.run.begin_checkpoint(self.step, new)
         save_checkpoint(self.directory, config, weights, arrays)
         self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
         self.checkpoint_files = new

@@ -551,7 +551,7 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     except OSError as e:
         if isinstance(e, BrokenPipeError):          # the reader of `| head` went: Program's
             raise
-        again = (resume if trainer.checkpoint_files else
+        again = (resume if trainer.run.has_checkpoint() else
                  f"start it again with: {files.command_line('train', '--resume', directory)}")
         raise InputError(files.describe_os_error(e, then=again)) from None
     except KeyboardInterrupt as stop:     # at once: a second Ctrl-C, SIGTERM or SIGHUP, or
