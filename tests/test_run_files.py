@@ -178,6 +178,31 @@ def test_a_full_disk_once_the_first_checkpoint_is_written_keeps_it(tmp_path, mon
     assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
 
 
+def test_a_checkpoint_cut_short_by_a_full_disk_leaves_no_file_once_training_goes_on(
+        tmp_path, monkeypatch):
+    """In a notebook: train() fails as step 2's optimizer state is written, after its weights
+    were; called again once there is room, it goes on, and those weights go at the next
+    checkpoint with step 1's files, rather than stay, the size of the model, on a full disk."""
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
+                         eval_iters=1, checkpoint_every=1)
+    trainer = Trainer.start(config, tmp_path / "run", log=lambda message: None)
+    real_save_arrays = rundir.save_arrays
+
+    def full_disk_at_step_2(path, arrays):
+        if os.path.basename(path) == "optimizer-000002.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save_arrays(path, arrays)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        with pytest.raises(OSError, match="No space left"):
+            trainer.train(threads=1)
+    assert (tmp_path / "run" / "weights-000002.npz").exists()
+    assert trainer.train(threads=1) == "done"
+    assert sorted(name for name in os.listdir(tmp_path / "run") if name.endswith(".npz")) == \
+        ["optimizer-000003.npz", "weights-000003.npz"]
+
+
 def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
     """A full disk's error, raised by write, names no file: the line says which, and how to
     go on (before the first checkpoint, --resume starts the run again)."""

@@ -569,7 +569,13 @@ class Trainer:
         # and nothing unlisted.
         new = set(checkpoint_files(self.step).values())
         self.run.begin_checkpoint(self.step, new)
-        save_checkpoint(self.directory, config, weights, arrays)
+        try:
+            save_checkpoint(self.directory, config, weights, arrays)
+        except BaseException:
+            # A full disk part way: what was written goes with the last checkpoint's files at
+            # the next checkpoint (train() called again), not left behind, taking the space.
+            self.checkpoint_files |= new
+            raise
         self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
         self.checkpoint_files = new
 
