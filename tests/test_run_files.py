@@ -289,7 +289,7 @@ def test_an_export_that_fails_names_the_files_asked_for_not_its_temporary_folder
         tmp_path, monkeypatch):
     """The export is written into a temporary folder beside the one asked for: a full disk's
     error (or a read-only folder's) names what the user asked for, not that folder, which is
-    gone by then."""
+    gone by then, as are the folders made to hold it."""
     import tempfile
 
     from tinyformer.checkpoint import export_pretrained
@@ -297,7 +297,7 @@ def test_an_export_that_fails_names_the_files_asked_for_not_its_temporary_folder
     from tinyformer.tokenizers import CharTokenizer
     model, tokenizer = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4), \
         CharTokenizer(list("abcd"))
-    out = tmp_path / "exported"
+    out = tmp_path / "new" / "folders" / "exported"
 
     def full_disk(self, directory, **kwargs):            # as atomic_write names the file
         raise OSError(errno.ENOSPC, "No space left on device",
@@ -307,6 +307,7 @@ def test_an_export_that_fails_names_the_files_asked_for_not_its_temporary_folder
         with pytest.raises(OSError) as raised:
             export_pretrained(model, tokenizer, out)
     assert raised.value.filename == str(out / "model.safetensors")
+    assert os.listdir(tmp_path) == []
 
     def read_only(prefix, dir):
         raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, prefix + "x1"))
