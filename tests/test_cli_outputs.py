@@ -116,3 +116,27 @@ def test_a_read_only_run_directory_is_plotted_elsewhere_with_out(tmp_path, monke
     result = tinyformer("plot", tmp_path, "--out", tmp_path / "mine.png")
     assert result.exit_code == 2 and elsewhere not in result.stderr, result.stderr
     assert tinyformer("plot", tmp_path, "--out", tmp_path.parent / "loss.png").exit_code == 0
+
+
+def test_a_full_disk_as_training_ends_leaves_the_run_saved_and_says_how_to_draw_its_curves(
+        tmp_path, monkeypatch):
+    """loss.png is drawn after the last checkpoint: a full disk there is a note, not an error
+    (the run is saved, and the same command again would be refused as a finished run); the
+    note says how to draw the curves once there is room."""
+    import errno
+    import tempfile
+    make_temporary = tempfile.mkstemp
+
+    def full_disk_for_the_picture(*args, prefix=None, **kwargs):
+        if prefix and prefix.startswith(".tmp-loss.png-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return make_temporary(*args, prefix=prefix, **kwargs)
+    out = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "mkstemp", full_disk_for_the_picture)
+        result = tinyformer("train", *TINY, "--iters", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (f"note: no loss plot ({out / 'loss.png'}: no space left on device; free some disk "
+            f"space and draw it with `tinyformer plot {out}`)") in result.output
+    assert f"done: checkpoint in {out}" in result.output and not (out / "loss.png").exists()
+    assert tinyformer("plot", out).exit_code == 0 and (out / "loss.png").exists()  # the advice

@@ -183,3 +183,25 @@ def test_a_progress_file_with_a_damaged_new_key_is_an_input_error(workspace):
     path = workspace / STATE_DIR / "progress.json"
     path.write_text(json.dumps({"version": 1, "passed": {}, "hints": {}, "solutions": {}}))
     assert_input_error(run("list"), "damaged", "delete it")
+
+
+def test_reset_on_a_full_disk_leaves_the_learners_file_as_it_was(workspace):
+    """reset keeps the learner's version aside, then writes the fresh copy: a disk full by
+    then leaves their file whole (not the fresh copy's first part), and the error names it,
+    not the course's own copy inside tinyformer."""
+    ex = find("one_hot")
+    mine = "x = 1  # my work so far\n"
+    (workspace / ex.file).write_text(mine)
+    with files_limited_to(len(mine) + 10):           # the backup fits, the fresh copy not
+        result = run("reset", ex.number)
+    assert_input_error(result, f"{workspace / ex.file}: file too large")
+    assert (workspace / ex.file).read_text() == mine
+    assert run("reset", ex.number).exit_code == 0                   # once there is room
+    assert (workspace / ex.file).read_bytes() == ex.source.read_bytes()
+
+
+def test_init_on_a_full_disk_names_the_file_it_could_not_write_and_leaves_nothing(tmp_path):
+    with files_limited_to(100):
+        result = run("init", tmp_path / "course")
+    assert_input_error(result, f"{tmp_path / 'course'}", "file too large")
+    assert not (tmp_path / "course").exists()

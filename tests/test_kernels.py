@@ -457,6 +457,34 @@ def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypa
     assert not started.exists()
 
 
+def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):
+    """The cache's folder may be written, but its disk is full: the compiler (its linker)
+    fails there, and the loops are built as where there is no cache, in a folder of the
+    process's own, rather than left to the numpy forms (which a run resumed once there is
+    room would leave, its losses no longer an unbroken run's). Where they cannot be built
+    there either, =c's error is one line: the linker's that says why."""
+    cache = tmp_path / "cache"
+    linker = ("echo '/usr/bin/ld: final link failed: No space left on device' >&2; "
+              "echo 'collect2: error: ld returned 1 exit status' >&2; exit 1")
+    cc = tmp_path / "cc"
+    cc.write_text(f"#!/bin/sh\ncase \"$*\" in *{cache}*) {linker};; esac\n"
+                  f"exec {' '.join(kernels.compiler())} \"$@\"\n")
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    env = {"XDG_CACHE_HOME": str(cache), "CC": str(cc)}
+    status, out, error = in_a_process(env, "import tinyautograd as ta; "
+                                           "print(ta.kernels.summary())")
+    assert (status, error) == (0, "")
+    assert out.startswith("layer norm, GELU, softmax and Adam run compiled loops "
+                          "(tinyautograd/kernels.c, built for this run alone as "), out
+    assert list((cache / "tinyautograd").iterdir()) == []        # nothing half-built left
+    cc.write_text(f"#!/bin/sh\n{linker}\n")                     # and no room anywhere
+    status, _, error = in_a_process({**env, "TINYAUTOGRAD_KERNELS": "c"})
+    assert status == 1
+    assert error.splitlines()[-1].endswith(           # the line that says why, of the two
+        "cannot be built: cc failed: /usr/bin/ld: final link failed: No space left on device "
+        "(unset TINYAUTOGRAD_KERNELS to run the numpy forms)")
+
+
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
            "os.environ.pop('HOME', None)\n"
            "def unlisted(uid): raise KeyError(uid)\n"

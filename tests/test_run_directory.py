@@ -2,6 +2,7 @@
 run at a time; every state a run can be left in has a way out, and each error's advice is
 tested by taking it."""
 
+import errno
 import hashlib
 import json
 import os
@@ -81,6 +82,27 @@ def test_force_removes_only_what_the_run_owns(run):
     assert (run / "optimizer-old" / "keep.txt").read_text() == "mine too"
     assert not (run / "weights-000002.npz").exists() and (run / "weights-000003.npz").exists()
     assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
+
+
+def test_a_full_disk_once_force_moved_the_new_tokens_in_leaves_a_run_to_resume(run,
+                                                                              monkeypatch):
+    """--force replaces a previous run: its files go, the new tokens.bin is moved in, and the
+    manifest fails to be written at the first moment after (the disk fills up, or a kill).
+    The new run must own its tokens.bin by then: else --resume and --force refuse it as a
+    file "which no run wrote", and the run is stuck."""
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_after_the_move(self):
+        if (run / "tokens.bin").exists() and not (run / "tokens.bin.new").exists():
+            raise OSError(errno.ENOSPC, "No space left on device", str(run / "manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patched:
+        patched.setattr(RunDirectory, "write_manifest", full_disk_after_the_move)
+        one_line_error(tinyformer("train", *TINY, "--iters", 2, "--seed", 1, "--out", run,
+                                  "--force"), "no space left on device")
+    resumed = tinyformer("train", "--resume", run)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "config.json").read_text())["train"]["seed"] == 1
 
 
 def test_force_names_a_folder_where_the_run_would_write_a_file_of_its_own(run):
@@ -313,6 +335,12 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     assert "--out" not in line and "a `tinyformer train` run" in line
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
+    # Below a file: the file is named, as the other commands' --out name it.
+    before = files(run)
+    one_line_error(tinyformer("train", *TINY, "--out", run / "config.json" / "deeper" / "run"),
+                   f"{str(run / 'config.json')!r} is a file, not a directory",
+                   "choose another --out")
+    assert files(run) == before
 
 
 def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,
@@ -329,6 +357,30 @@ def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(r
     resumed = tinyformer("train", "--resume", tmp_path / "mine")
     assert resumed.exit_code == 0 and "has finished its 2 steps" in resumed.output, \
         resumed.output
+
+
+def test_a_full_disk_as_a_run_claims_its_directory_leaves_no_lock_and_says_to_free_space(
+        tmp_path, run, monkeypatch):
+    """The lock file is made (an empty file takes no space) but its process id cannot be
+    written: it goes again, with the folders a new --out made, and the advice is the disk's,
+    not to choose another directory."""
+    real_write = os.write
+
+    def full_disk_for_the_lock(fd, data):
+        if data == f"{os.getpid()}\n".encode():          # run.lock's process id
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+    before = files(run)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "write", full_disk_for_the_lock)
+        one_line_error(tinyformer("train", *TINY, "--out", tmp_path / "new" / "run"),
+                       "No space left on device", "free some disk space and try again")
+        line = one_line_error(tinyformer("train", "--resume", run), "No space left on device",
+                              "free some disk space and try again")
+    assert "copy it" not in line
+    assert not (tmp_path / "new").exists() and files(run) == before      # no run.lock left
+    assert tinyformer("train", *TINY, "--iters", 1, "--out", tmp_path / "new" / "run"
+                      ).exit_code == 0                                     # the advice, taken
 
 
 def test_resuming_drops_metrics_lines_that_are_no_records(tmp_path):

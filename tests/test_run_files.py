@@ -2,6 +2,9 @@
 written, a lock left by a killed process, a metrics line cut before its line end. Each test
 is tiny: the files themselves, or a run of a step or two."""
 
+import builtins
+import errno
+import io
 import json
 import os
 
@@ -118,6 +121,110 @@ def test_a_checkpoint_file_written_before_a_crash_is_the_runs_and_force_removes_
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def full_disk_error(result):
+    """The one line a run stopped by a full disk ends with, exit status 2, no traceback."""
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "Traceback" not in result.output, result.output
+    return line
+
+
+def test_a_full_disk_while_training_says_to_resume_and_resuming_goes_on_exactly(
+        tmp_path, monkeypatch):
+    """The weights of step 2's checkpoint cannot be written: the run keeps step 1's, and the
+    error says how to go on from it (the same command again would be refused, the run being
+    there); taking the advice gives the lines of a run never stopped."""
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    args = [*TINY, "--iters", 3, "--checkpoint-every", 1]
+    assert tinyformer("train", *args, "--out", whole).exit_code == 0
+    real_save_arrays = rundir.save_arrays
+
+    def full_disk_at_step_2(path, arrays):
+        if os.path.basename(path) == "weights-000002.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save_arrays(path, arrays)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        line = full_disk_error(tinyformer("train", *args, "--out", out))
+    assert line == (f"Error: {out / 'weights-000002.npz'}: no space left on device; free some "
+                    f"disk space and continue with: tinyformer train --resume {out}")
+    assert json.loads((out / "config.json").read_text())["step"] == 1
+    assert tinyformer(*line.split(": ")[-1].split()[1:]).exit_code == 0     # the advice
+    assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+
+def test_a_full_disk_once_the_first_checkpoint_is_written_keeps_it(tmp_path, monkeypatch):
+    """The first checkpoint's config.json is written, and then the manifest that records it
+    cannot be (the disk is full by then, or a kill): the checkpoint is the run's all the
+    same. --resume goes on from it, not starting the run again from step 0 (which would
+    remove it), and exactly."""
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    args = [*TINY, "--iters", 2, "--checkpoint-every", 1]
+    assert tinyformer("train", *args, "--out", whole).exit_code == 0
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_as_the_checkpoint_is_recorded(self):
+        if self.checkpoint is not None:
+            raise OSError(errno.ENOSPC, "No space left on device", self.file("manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "write_manifest", full_disk_as_the_checkpoint_is_recorded)
+        line = full_disk_error(tinyformer("train", *args, "--out", out))
+    assert line.endswith(f"free some disk space and continue with: tinyformer train --resume "
+                         f"{out}"), line
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming at step 1 of 2" in resumed.output
+    assert (out / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_leaves_no_file_once_training_goes_on(
+        tmp_path, monkeypatch):
+    """In a notebook: train() fails as step 2's optimizer state is written, after its weights
+    were; called again once there is room, it goes on, and those weights go at the next
+    checkpoint with step 1's files, rather than stay, the size of the model, on a full disk."""
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
+                         eval_iters=1, checkpoint_every=1)
+    trainer = Trainer.start(config, tmp_path / "run", log=lambda message: None)
+    real_save_arrays = rundir.save_arrays
+
+    def full_disk_at_step_2(path, arrays):
+        if os.path.basename(path) == "optimizer-000002.npz":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save_arrays(path, arrays)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        with pytest.raises(OSError, match="No space left"):
+            trainer.train(threads=1)
+    assert (tmp_path / "run" / "weights-000002.npz").exists()
+    assert trainer.train(threads=1) == "done"
+    assert sorted(name for name in os.listdir(tmp_path / "run") if name.endswith(".npz")) == \
+        ["optimizer-000003.npz", "weights-000003.npz"]
+
+
+def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
+    """A full disk's error, raised by write, names no file: the line says which, and how to
+    go on (before the first checkpoint, --resume starts the run again)."""
+    out = tmp_path / "run"
+    real_open = builtins.open
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk_for_metrics(file, mode="r", *args, **kwargs):
+        if os.fspath(file).endswith("metrics.jsonl") and "a" in mode:
+            return FullDisk()
+        return real_open(file, mode, *args, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(builtins, "open", full_disk_for_metrics)
+        line = full_disk_error(tinyformer("train", *TINY, "--iters", 1, "--out", out))
+    assert line == (f"Error: {out / 'metrics.jsonl'}: no space left on device; free some disk "
+                    f"space and start it again with: tinyformer train --resume {out}")
+    assert tinyformer("train", "--resume", out).exit_code == 0
+
+
 def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
     """Its first tokens (all that the checksum reads) are the run's, the rest something else's."""
     path = tmp_path / "tokens.bin"
@@ -175,6 +282,40 @@ def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     model = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4)
     with pytest.raises(OSError, match="disk full"):
         export_pretrained(model, CharTokenizer(list("abcd")), tmp_path / "exported")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_export_that_fails_names_the_files_asked_for_not_its_temporary_folder(
+        tmp_path, monkeypatch):
+    """The export is written into a temporary folder beside the one asked for: a full disk's
+    error (or a read-only folder's) names what the user asked for, not that folder, which is
+    gone by then, as are the folders made to hold it."""
+    import tempfile
+
+    from tinyformer.checkpoint import export_pretrained
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    model, tokenizer = GPT(vocab_size=4, context=4, n_layer=1, n_head=1, d_model=4), \
+        CharTokenizer(list("abcd"))
+    out = tmp_path / "new" / "folders" / "exported"
+
+    def full_disk(self, directory, **kwargs):            # as atomic_write names the file
+        raise OSError(errno.ENOSPC, "No space left on device",
+                      os.path.join(directory, "model.safetensors"))
+    with monkeypatch.context() as patch:
+        patch.setattr(GPT, "save_pretrained", full_disk)
+        with pytest.raises(OSError) as raised:
+            export_pretrained(model, tokenizer, out)
+    assert raised.value.filename == str(out / "model.safetensors")
+    assert os.listdir(tmp_path) == []
+
+    def read_only(prefix, dir):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, prefix + "x1"))
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "mkdtemp", read_only)
+        with pytest.raises(OSError) as raised:
+            export_pretrained(model, tokenizer, out)
+    assert raised.value.filename == str(out)
     assert os.listdir(tmp_path) == []
 
 

@@ -150,12 +150,13 @@ def cache_directory() -> str | None:
 def _loaded() -> ctypes.CDLL:
     """The library, loaded: one built before for this source, compiler and processor, else one
     compiled now, for this processor if the compiler can, else for any. Where the cache cannot
-    be written (a read-only home, or none), it is compiled into a folder of this process's own
-    and loaded from there, which is then removed (the library stays loaded): each process
-    builds it again, about a second, and runs the same loops."""
+    be written (a read-only home, a full disk, or none), it is compiled into a folder of this
+    process's own and loaded from there, which is then removed (the library stays loaded):
+    each process builds it again, about a second, and runs the same loops."""
     cc = compiler()
     choices = _choices(cc)
     cache = cache_directory()
+    failed_in_cache = None
     if cache is not None:
         for _, stem in choices:
             found = _found(cache, stem)
@@ -164,9 +165,22 @@ def _loaded() -> ctypes.CDLL:
         with contextlib.suppress(OSError):
             os.makedirs(cache, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
-            return ctypes.CDLL(_compiled(cc, choices, cache))
+            try:
+                return ctypes.CDLL(_compiled(cc, choices, cache))
+            except TimeoutError:
+                raise      # a stuck compiler would be as stuck in another folder
+            except OSError as error:
+                # A full disk, which no access check foresees: as a read-only cache. Where
+                # the build fails in our own folder too, the cache's failure is the one told
+                # (a folder the user knows, not one already removed).
+                failed_in_cache = error
     with tempfile.TemporaryDirectory(prefix="tinyautograd-", ignore_cleanup_errors=True) as own:
-        return ctypes.CDLL(_compiled(cc, choices, own))
+        try:
+            return ctypes.CDLL(_compiled(cc, choices, own))
+        except OSError:
+            if failed_in_cache is None:
+                raise
+    raise failed_in_cache
 
 
 def _choices(cc: list[str]) -> list[tuple[list[str], str]]:
@@ -232,8 +246,8 @@ def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: st
 
 
 def _build(command: list[str]) -> tuple[int, str]:
-    """Run the compiler: its exit status, and what it said in one line (its first error, else
-    its last line). It runs as a process group of its own, ended whole where it takes longer
+    """Run the compiler: its exit status, and what it said in one line (its first error or
+    failure, else its last line). It runs as a process group of its own, ended whole where it takes longer
     than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the compiler a
     wrapper started, would otherwise go on alone."""
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -250,11 +264,14 @@ def _build(command: list[str]) -> tuple[int, str]:
                     process.kill()
             process.wait()
             if isinstance(stopped, subprocess.TimeoutExpired):
-                raise OSError(f"{os.path.basename(command[0])} did not finish in "
-                              f"{BUILD_SECONDS} s") from None
+                raise TimeoutError(f"{os.path.basename(command[0])} did not finish in "
+                                   f"{BUILD_SECONDS} s") from None
             raise
     lines = said.strip().splitlines()
-    line = next((line for line in lines if "error" in line), lines[-1] if lines else None)
+    # gcc's "error:", or a linker's "final link failed: No space left on device" (whose
+    # "collect2: error" line after it says only that the linker failed)
+    line = next((line for line in lines if "error" in line or "failed" in line),
+                lines[-1] if lines else None)
     return process.returncode, line or f"exit status {process.returncode}, and no message"
 
 

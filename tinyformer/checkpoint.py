@@ -16,6 +16,7 @@ the modern block is exported as one, with its tokenizer as above.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -483,9 +484,11 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         raise CheckpointError(f"only GPT models have a Hugging Face format here (GPT-2's, "
                               f"Llama's or Qwen3's); this is a {type(model).__name__}")
     parent = check_export_dir(directory)
+    existing = first_existing(parent)           # the folders made below it go on a failure
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = None
     try:
+        staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
         # mkdtemp makes it private; as mkdir would, it keeps the setgid bit of a group's
         # folder, so that the files written into it are the group's, not this user's own.
         os.chmod(staging, (0o777 & ~current_umask()) | (os.stat(staging).st_mode & stat.S_ISGID))
@@ -497,6 +500,20 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
         else:
             tokenizer.save(os.path.join(staging, PRETRAINED_TOKENIZER))
         os.rename(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as error:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):          # rmdir refuses a folder not empty
+            folder = parent
+            while folder != existing:
+                os.rmdir(folder)
+                folder = os.path.dirname(folder)
+        if isinstance(error, OSError) and error.filename is not None:
+            # A full disk's or a read-only folder's error names the temporary folder (the one
+            # mkdtemp could not make, or made) or a file in it, gone now: the user knows them
+            # as the directory asked for, and its files.
+            inside = "." if staging is None else os.path.relpath(error.filename, staging)
+            if not inside.startswith(".."):
+                named = os.path.normpath(os.path.join(directory, inside))
+                raise OSError(error.errno, error.strerror, named) from None
         raise

@@ -249,14 +249,18 @@ def command_line(*words: StrPath) -> str:
     return shlex.join(["tinyformer", *map(os.fspath, words)])
 
 
-def describe_os_error(error: OSError) -> str:
+def describe_os_error(error: OSError, then: str | None = None) -> str:
     """One line for an OSError: the file it concerns and what went wrong, with what to do
-    when there is something obvious."""
+    when there is something obvious; and `then`, what to do once that is done, where it is
+    not to run the same command again ("continue with: tinyformer train --resume DIR")."""
     what = error.strerror or str(error) or type(error).__name__
-    advice = {errno.ENOSPC: "; free some disk space and try again",
-              errno.EACCES: "; check the permissions", errno.EROFS: "; choose another place"}
+    advice = {errno.ENOSPC: "free some disk space", errno.EACCES: "check the permissions",
+              errno.EROFS: "choose another place"}.get(error.errno)
+    if then is None and error.errno == errno.ENOSPC:
+        then = "try again"
+    steps = " and ".join(step for step in (advice, then) if step)
     where = f"{error.filename}: " if error.filename else ""
-    return f"{where}{what[:1].lower()}{what[1:]}{advice.get(error.errno, '')}"
+    return f"{where}{what[:1].lower()}{what[1:]}{'; ' + steps if steps else ''}"
 
 
 # A file's values, shown in an error cut short: a stranger's name or token may be megabytes long.

@@ -3,7 +3,8 @@
     runs/shakespeare/
         manifest.json      what the run owns: the names of its files; its settings, and
                            its tokens.bin's length and SHA-256 and its tokenizer.json's, to
-                           start it again on them
+                           start it again on them; the step of its last checkpoint, and of
+                           the one being written
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments (and the
                            modules of your own in it), the training settings, the step,
@@ -52,7 +53,7 @@ from typing import IO, Any, Callable, Collection, Iterable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line, open_regular
+from .files import StrPath, atomic_write, command_line, open_regular, why_not_a_directory
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -128,6 +129,22 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     raise ValueError(f"{path} is damaged")
 
 
+def recorded_checkpoint(directory: StrPath, manifest: dict[str, Any]) -> int | None:
+    """The step of the last complete checkpoint of the run in `directory`, as its `manifest`
+    records it: its `checkpoint`; or the checkpoint it was `writing`, where config.json names
+    that step. config.json is a checkpoint's last file, and the manifest's write that records
+    it comes after: a full disk or a kill between the two would otherwise lose the checkpoint
+    (the first one: --resume would start the run again from step 0, removing it)."""
+    step, writing = manifest.get("checkpoint"), manifest.get("writing")
+    if type(writing) is not int or writing == step:
+        return step
+    try:
+        config = read_config_json(directory, pretrained=False)
+    except (OSError, ValueError):                        # none, or damaged: not written
+        return step
+    return writing if is_ours(config) and config.get("step") == writing else step
+
+
 class RunDirectory:
     """A run directory claimed by this process (locked), and what it owns."""
 
@@ -140,6 +157,7 @@ class RunDirectory:
         # The SHA-256 of the tokenizer.json that wrote those tokens: they are reused only with it.
         self.tokenizer_sha256 = None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
+        self.writing = None             # the step of the checkpoint being written, if any
         self.has_manifest = False
         self._lock = None
         self.taken_over = False         # from a writer that stopped without releasing it
@@ -172,8 +190,12 @@ class RunDirectory:
             run._acquire()
         except OSError as e:
             run._remove_created()
+            if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
+                raise RunDirectoryError(f"cannot write to {option} {path!r}: "
+                                        f"{why_not_a_directory(path)}; {instead}") from None
             # A run one may read but not write (another's, an archive's) goes on as a copy.
-            advice = ("choose a directory you can write to" if create else
+            advice = ("free some disk space and try again" if e.errno == errno.ENOSPC else
+                      "choose a directory you can write to" if create else
                       "to go on from it, copy it to a directory you can write to and resume "
                       "the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
@@ -241,9 +263,15 @@ class RunDirectory:
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            # A full disk: a run.lock left with no process id in it would keep a new --out's
+            # folder from being removed, and make the folder look like a run.
+            _unlock_and_remove(fd, path)
+            raise
         self._lock = fd
         _LOCKS_HELD.add(fd)
 
@@ -261,7 +289,7 @@ class RunDirectory:
         # Meanwhile another process may have resumed the run and gone on: going on from this
         # one's older state would write over that run's checkpoints and metrics.
         try:
-            now = (read_manifest(self.path) or {}).get("checkpoint")
+            now = recorded_checkpoint(self.path, read_manifest(self.path) or {})
         except (OSError, ValueError):
             now = None
         if now != self.checkpoint:
@@ -309,7 +337,8 @@ class RunDirectory:
         self.settings = manifest.get("settings")
         self.data = manifest.get("data")
         self.tokenizer_sha256 = manifest.get("tokenizer_sha256")
-        self.checkpoint = manifest.get("checkpoint")
+        self.checkpoint = recorded_checkpoint(self.path, manifest)
+        self.writing = self.checkpoint
 
     def _adopt_checkpoint(self):
         """A run written before manifests existed: its config.json lists its checkpoint's
@@ -330,13 +359,22 @@ class RunDirectory:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
                        "settings": self.settings, "data": self.data,
                        "tokenizer_sha256": self.tokenizer_sha256,
-                       "checkpoint": self.checkpoint}, f, indent=1)
+                       "checkpoint": self.checkpoint, "writing": self.writing}, f, indent=1)
 
     def own(self, names: Collection[str]) -> None:
         """Record `names` as the run's, before they are written."""
         if not set(names) <= self.owned:
             self.owned |= set(names)
             self.write_manifest()
+
+    def begin_checkpoint(self, step: int, names: Collection[str]) -> None:
+        """Record that the checkpoint of `step` is being written, as the files `names` (its
+        config.json aside), before they are: then its config.json, once written, is the
+        run's last checkpoint even where the manifest cannot record it so (recorded_checkpoint).
+        """
+        self.owned |= set(names)
+        self.writing = step
+        self.write_manifest()
 
     def remove(self, names: Collection[str], checkpoint: int | None = None) -> None:
         """Remove files of the run's (and their temporaries left by a crash), then drop them
@@ -455,13 +493,16 @@ class RunDirectory:
         that a stop part way through leaves the new run, which --resume starts again."""
         new = set(new)
         self.settings, self.data, self.checkpoint = settings, data, None
+        self.writing = None                            # the previous run's config.json is not
         self.tokenizer_sha256 = None                   # save_tokenizer records the new one
         self.write_manifest()
         self.remove(self.owned - set(keep) - {staged(name) for name in new} - {MANIFEST, LOCK})
-        for name in new:
-            os.replace(self.file(staged(name)), self.file(name))
+        # Listed before they are moved in: a full disk or a kill after a move would leave a
+        # tokens.bin that no manifest lists, which --resume and --force refuse as the user's.
         self.owned = set(RUN_FILES)
         self.write_manifest()
+        for name in new:
+            os.replace(self.file(staged(name)), self.file(name))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -957,6 +998,19 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
         raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
                          f"step")
     return records
+
+
+def append_metrics(path: StrPath, record: dict[str, Any]) -> None:
+    """Append `record` to metrics.jsonl as one line. The file is opened for each line, so that
+    a failed write (a full disk) is raised once, naming the file (a full disk's error, raised
+    by write, names none), and leaves no rest of the line buffered, to be tried again as the
+    file closes; what part of the line it wrote is a line cut short, which truncate_metrics
+    drops as the run resumes."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, os.fspath(path)) from None
 
 
 def _is_number(value):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -51,8 +50,9 @@ from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
                         step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
-                     RunDirectory, array_shapes, check_checkpoint_file, checkpoint_files,
-                     load_arrays, save_checkpoint, sha256, staged, truncate_metrics)
+                     RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
+                     checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
+                     truncate_metrics)
 from .schema import Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
@@ -522,8 +522,7 @@ class Trainer:
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
-        with interrupt_between_steps(log) as stop_asked, \
-                open(self.run.file(METRICS), "a", encoding="utf-8") as metrics:
+        with interrupt_between_steps(log) as stop_asked:
             while self.step < c.iters:
                 self.halfway = self.step + 1
                 began = time.perf_counter()
@@ -554,8 +553,7 @@ class Trainer:
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
                     record.update(evaluate(title))
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
+                append_metrics(self.run.file(METRICS), record)
                 self.halfway = None             # the step is whole and recorded
                 if saving:
                     self._write_checkpoint()        # checked above
@@ -603,8 +601,14 @@ class Trainer:
         # only once config.json names the new one: a crash anywhere leaves a good checkpoint
         # and nothing unlisted.
         new = set(checkpoint_files(self.step).values())
-        self.run.own(new)
-        save_checkpoint(self.directory, config, weights, arrays)
+        self.run.begin_checkpoint(self.step, new)
+        try:
+            save_checkpoint(self.directory, config, weights, arrays)
+        except BaseException:
+            # A full disk part way: what was written goes with the last checkpoint's files at
+            # the next checkpoint (train() called again), not left behind, taking the space.
+            self.checkpoint_files |= new
+            raise
         self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
         self.checkpoint_files = new
 

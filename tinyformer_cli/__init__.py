@@ -546,6 +546,14 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         raise InputError(f"{e}, with the run's other settings, in a new run: "
                          f"`{files.command_line('train', '--out', directory, '--force')} ...` "
                          f"replaces this one") from None
+    # A full disk, say: the run keeps its last checkpoint (or starts again), and goes on from
+    # there once the cause is put right; the same command again would be refused.
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):          # the reader of `| head` went: Program's
+            raise
+        again = (resume if trainer.run.has_checkpoint() else
+                 f"start it again with: {files.command_line('train', '--resume', directory)}")
+        raise InputError(files.describe_os_error(e, then=again)) from None
     except KeyboardInterrupt as stop:     # at once: a second Ctrl-C, SIGTERM or SIGHUP, or
                                           # any before step 1
         if trainer.checkpoint_files:

@@ -214,8 +214,13 @@ def _before_first_step(run_dir):
 
 def plot_after_training(run_dir: str) -> str:
     """The line `tinyformer train` ends with: where the run's loss.png went, or why there is
-    none (a run stopped before its first step has no metrics: a note, not an error)."""
+    none (a run stopped before its first step has no metrics; a full disk): a note, not an
+    error, the run being saved."""
     try:
         return f"loss plot: {plot_metrics(run_dir)}"
     except ValueError as e:
         return f"note: no loss plot ({str(e).splitlines()[0]})"
+    except OSError as e:
+        # A full disk, say: the run's checkpoint is saved, and the curves can be drawn later.
+        later = f"draw it with `{command_line('plot', run_dir)}`"
+        return f"note: no loss plot ({describe_os_error(e, then=later)})"

@@ -98,7 +98,10 @@ def init_workspace(directory: StrPath) -> Workspace:
         for ex in exercises():
             target = root / ex.file
             target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(ex.source, target)
+            try:
+                shutil.copyfile(ex.source, target)
+            except OSError as error:           # a full disk's names the course's own file
+                raise OSError(error.errno, error.strerror, str(target)) from None
         (root / "README.md").write_text(workspace_readme(), encoding="utf-8")
         (root / STATE_DIR).mkdir()      # made last: its presence marks a complete workspace
         workspace = Workspace(root, fresh_progress())
@@ -344,9 +347,9 @@ class Workspace:
             os.replace(path, backup)
         elif path.exists() and path.read_bytes() != ex.source.read_bytes():
             backup = self._backup_path(ex)
-            shutil.copyfile(path, backup)
+            copy_whole(path, backup)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ex.source, path)
+        copy_whole(ex.source, path)
         with self.changing() as progress:
             progress["passed"].pop(ex.slug, None)
             progress["hints"].pop(ex.slug, None)
@@ -362,6 +365,13 @@ class Workspace:
             backup = backup.with_name(f"{Path(ex.file).stem}-{stamp}-{n}.py")
         backup.parent.mkdir(parents=True, exist_ok=True)
         return backup
+
+
+def copy_whole(source: Path, target: Path) -> None:
+    """Copy `source` to `target` all or nothing (atomic_write): a full disk leaves the file
+    that was at `target` as it was, not half of the new one, and its error names `target`."""
+    with atomic_write(target, "wb") as f:
+        f.write(source.read_bytes())
 
 
 def fresh_progress() -> dict[str, Any]:
