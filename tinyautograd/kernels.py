@@ -247,9 +247,9 @@ def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: st
 
 def _build(command: list[str]) -> tuple[int, str]:
     """Run the compiler: its exit status, and what it said in one line (its first error or
-    failure, else its last line). It runs as a process group of its own, ended whole where it takes longer
-    than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the compiler a
-    wrapper started, would otherwise go on alone."""
+    failure, else its last line). It runs as a process group of its own, ended whole where it
+    takes longer than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the
+    compiler a wrapper started, would otherwise go on alone."""
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, errors="replace",
                           start_new_session=True) as process:
