@@ -446,15 +446,18 @@ def test_what_a_broken_compiler_wrote_is_not_kept_for_later_runs(tmp_path, monke
 
 
 def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypatch):
-    """It was waited for, then its process killed, and what that had started ran on."""
+    """It was waited for, then its process killed, and what that had started ran on. Nor is
+    it waited for again in another folder, as a build that fails on a full disk is."""
     monkeypatch.setattr(kernels, "BUILD_SECONDS", 0.2)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    started = tmp_path / "still running"
-    monkeypatch.setenv("CC", a_compiler(tmp_path, f"(sleep 0.5; touch '{started}') &\nsleep 5"))
+    started, runs = tmp_path / "still running", tmp_path / "runs"
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"echo >> '{runs}'\n"
+                                                  f"(sleep 0.5; touch '{started}') &\nsleep 5"))
     with pytest.raises(OSError, match="^cc did not finish in 0.2 s$"):
         kernels._loaded()
     time.sleep(1)
     assert not started.exists()
+    assert len(runs.read_text().splitlines()) == 1
 
 
 def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):
