@@ -199,15 +199,23 @@ def decoded(mode, cache_type):
 
 @pytest.mark.parametrize("mode", ["greedy", "sampling", "beam", "reordered"])
 def test_keeping_the_cross_attention_keys_changes_no_logit_of_any_step(mode):
-    # The same projections of the same memory, computed once instead of at every step: the
-    # same numbers bit for bit, in a batch with padded sources, in a beam search that copies
-    # and reorders the rows of the cache at every step, and in a batch whose rows are
-    # reordered (the kept keys must follow their sources).
+    # The same projections of the same memory, computed once instead of at every step, in a
+    # batch with padded sources, in a beam search that copies and reorders the rows of the
+    # cache at every step, and in a batch whose rows are reordered (the kept keys must follow
+    # their sources). Where the rows stay where they were projected, the numbers are the same
+    # bit for bit. Where they move, the recomputed projection multiplies them in another batch
+    # or at other places in it, and some processors' BLAS rounds a row by where it sits
+    # (OpenBLAS's AVX2 kernels: 2.4e-6 apart): to float32's rounding there, while keys that
+    # stayed behind when their rows were reordered move a logit by 6.6.
     kept, recomputed = decoded(mode, KVCache), decoded(mode, RecomputingCache)
     np.testing.assert_array_equal(kept[0], recomputed[0])
     assert len(kept[1]) == len(recomputed[1]) == 8
+    rows_moved = mode in ("beam", "reordered")
     for step, (a, b) in enumerate(zip(kept[1], recomputed[1])):
-        np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+        if rows_moved:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"step {step}")
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
 
 
 @pytest.mark.parametrize("mode", ["greedy", "beam"])

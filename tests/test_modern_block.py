@@ -449,8 +449,12 @@ def test_bert_padding_changes_no_real_tokens_logits(name):
         short = model(idx[:1]).data
         longer = model(padded).data
         row = model(padded[1:, :5]).data
-    np.testing.assert_allclose(longer[0, :7], short[0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(longer[1, :5], row[0], rtol=1e-5, atol=1e-5)
+    # The same to rounding: batches of other shapes are other matrix products, which some
+    # processors' BLAS rounds otherwise (OpenBLAS's AVX2 kernels: 1.7e-5 apart, with these
+    # large weights, where 1e-5 + 1e-5 |logit| allowed 2.2e-5), while padding that is read
+    # as a token moves some logit by 1.9 or more.
+    np.testing.assert_allclose(longer[0, :7], short[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(longer[1, :5], row[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["all", "gqa", "mqa"])

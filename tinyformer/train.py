@@ -19,10 +19,10 @@ by Trainer.save through rundir.py.
 Three jobs, one loop: what differs between GPT on a text, BERT on a text and an
 encoder-decoder on a digit task (data, loss, evaluation, samples) is in jobs.py.
 
-Resuming is exact: the checkpoint keeps the optimizer's moments, the schedule's step, and the
-state of both random generators (the data's, which picks batches, and the engine's, which
-drives dropout), so a resumed run draws the same batches and makes the same updates as one
-that never stopped.
+Resuming is exact, on the same machine (another kind of processor's BLAS rounds otherwise):
+the checkpoint keeps the optimizer's moments, the schedule's step, and the state of both random
+generators (the data's, which picks batches, and the engine's, which drives dropout), so a
+resumed run draws the same batches and makes the same updates as one that never stopped.
 """
 
 from __future__ import annotations

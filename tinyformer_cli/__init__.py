@@ -514,7 +514,8 @@ encoder-decoder.
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
-              "planned --iters, exactly as if it had not stopped.")
+              "planned --iters, exactly as if it had not stopped (on the same kind of "
+              "processor).")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
                 "and threads for the matrix products",
                 "chosen by timing the steps, again as the machine's load changes")
