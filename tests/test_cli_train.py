@@ -1476,3 +1476,48 @@ def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run,
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12<eos>3",
                                   "--allow-special"),
                        "a transformer checkpoint translates", "--allow-special does not apply")
+
+
+def test_a_write_to_a_terminal_that_closed_is_taken_for_its_sighup(tmp_path, monkeypatch):
+    """The kernel marks a closing terminal hung up before it sends SIGHUP: a write to it in
+    between fails (EIO), and was taken for a full disk's kind of error (exit 2, its advice
+    written to no one), where the SIGHUP it precedes stops the run at once (exit 129), with
+    the checkpoint it has. The same EIO with the terminal working is an error of the disk's."""
+    import errno
+
+    from tinyformer import stops
+    from tinyformer.train import Trainer
+
+    def write_fails(self, threads=None):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(Trainer, "train", write_fails)
+    left = []
+    monkeypatch.setattr(stops, "leave_the_terminal", lambda: left.append(True))
+    monkeypatch.setattr(stops, "_descriptors", lambda *streams: [0])   # (CliRunner's have none)
+    for hung_up, status in ((True, 129), (False, 2)):
+        monkeypatch.setattr(stops, "_hung_up", lambda descriptor: hung_up)
+        run = tmp_path / f"run-{hung_up}"
+        result = CliRunner().invoke(main, ["train", *TINY, "--iters", "2", "--out", str(run)])
+        assert result.exit_code == status, result.output
+    assert left == [True]
+
+
+def test_only_an_input_output_error_with_a_stdio_stream_hung_up_is_a_closed_terminal(
+        monkeypatch):
+    import errno
+
+    from tinyformer import stops
+    terminal, its_side = pty.openpty()
+    try:
+        with open(its_side, "w", closefd=False) as stream:
+            monkeypatch.setattr(sys, "stdin", stream)
+            eio = OSError(errno.EIO, "Input/output error")
+            assert not stops.closed_terminal(eio)            # the terminal works
+            os.close(terminal)                               # its window closed
+            terminal = None
+            assert stops.closed_terminal(eio)
+            assert not stops.closed_terminal(OSError(errno.ENOSPC, "No space left on device"))
+    finally:
+        os.close(its_side)
+        if terminal is not None:
+            os.close(terminal)

@@ -606,7 +606,8 @@ def test_a_worker_killed_while_training_is_the_machines_trouble_exit_2(tmp_path,
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
         "Error: a worker process ended without an answer (out of memory?); train with "
-        "--threads 1 to compute in one process"]
+        f"--threads 1 to compute in one process: tinyformer train --resume {tmp_path / 'run'} "
+        "--threads 1"]
     assert _all_waited_for(forked)
 
 

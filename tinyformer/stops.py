@@ -48,6 +48,14 @@ def leave_the_terminal() -> None:
                     os.close(null)
 
 
+def closed_terminal(error: OSError) -> bool:
+    """Whether `error` is a write to this process's terminal that closed: EIO, with one of
+    stdin, stdout and stderr hung up. The kernel marks a closing terminal hung up before it
+    sends the SIGHUP, so a write in between fails before the stop is asked for."""
+    return error.errno == errno.EIO and any(
+        map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr)))
+
+
 def _descriptors(*streams) -> list[int]:
     """The file descriptors behind `streams`, leaving out those with none."""
     found = []

@@ -522,6 +522,9 @@ class Trainer:
         else:
             log(f"resuming at step {self.step} of {c.iters}")
         self.model.train()
+        # There from the start, empty until the first step's line: a run stopped before it
+        # has "no records yet", not no metrics file (which would say it never trained).
+        open(self.run.file(METRICS), "a").close()
         with interrupt_between_steps(log) as stop_asked:
             while self.step < c.iters:
                 self.halfway = self.step + 1

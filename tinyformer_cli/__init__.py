@@ -24,7 +24,7 @@ from tinyformer.data import builtin_bpe
 from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
-from tinyformer import files, resources, stops
+from tinyformer import files, parallel, resources, stops
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.schema import SEED, check_settings, option_name
@@ -541,7 +541,15 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     try:
         click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
         click.echo(f"engine: {tinyautograd.kernels.summary()}")     # may build the loops first
-        outcome = trainer.train(threads)
+        try:
+            outcome = trainer.train(threads)
+        except OSError as e:
+            # The terminal closed as the run wrote to it, before its SIGHUP came: that stop,
+            # at once (the write broke off a step), and no one left to read an error.
+            if stops.closed_terminal(e):
+                stops.leave_the_terminal()
+                raise stops.HungUp from None
+            raise
     # Settings that diverge, or a BERT that can hide nothing: resuming would fail again.
     except (FloatingPointError, NothingToHide) as e:
         raise InputError(f"{e}, with the run's other settings, in a new run: "
@@ -552,6 +560,9 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     except OSError as e:
         if isinstance(e, BrokenPipeError):          # the reader of `| head` went: Program's
             raise
+        if isinstance(e, parallel.WorkerLost):      # its advice, as the command that goes on
+            in_one = files.command_line("train", "--resume", directory, "--threads", "1")
+            raise InputError(f"{e}: {in_one}") from None
         again = (resume if trainer.run.has_checkpoint() else
                  f"start it again with: {files.command_line('train', '--resume', directory)}")
         raise InputError(files.describe_os_error(e, then=again)) from None
