@@ -1495,7 +1495,7 @@ def test_a_write_to_a_terminal_that_closed_is_taken_for_its_sighup(tmp_path, mon
     monkeypatch.setattr(stops, "leave_the_terminal", lambda: left.append(True))
     monkeypatch.setattr(stops, "_descriptors", lambda *streams: [0])   # (CliRunner's have none)
     for hung_up, status in ((True, 129), (False, 2)):
-        monkeypatch.setattr(stops, "_hung_up", lambda descriptor: hung_up)
+        monkeypatch.setattr(stops, "_hung_up", lambda descriptor, hung_up=hung_up: hung_up)
         run = tmp_path / f"run-{hung_up}"
         result = CliRunner().invoke(main, ["train", *TINY, "--iters", "2", "--out", str(run)])
         assert result.exit_code == status, result.output
