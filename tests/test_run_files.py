@@ -129,6 +129,17 @@ def full_disk_error(result):
     return line
 
 
+def full_disk_at(name):
+    """rundir.save_arrays, but for the file called `name`, which the disk has no room for."""
+    real_save_arrays = rundir.save_arrays
+
+    def save_arrays(path, arrays):
+        if os.path.basename(path) == name:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save_arrays(path, arrays)
+    return save_arrays
+
+
 def test_a_full_disk_while_training_says_to_resume_and_resuming_goes_on_exactly(
         tmp_path, monkeypatch):
     """The weights of step 2's checkpoint cannot be written: the run keeps step 1's, and the
@@ -137,14 +148,8 @@ def test_a_full_disk_while_training_says_to_resume_and_resuming_goes_on_exactly(
     whole, out = tmp_path / "whole", tmp_path / "run"
     args = [*TINY, "--iters", 3, "--checkpoint-every", 1]
     assert tinyformer("train", *args, "--out", whole).exit_code == 0
-    real_save_arrays = rundir.save_arrays
-
-    def full_disk_at_step_2(path, arrays):
-        if os.path.basename(path) == "weights-000002.npz":
-            raise OSError(errno.ENOSPC, "No space left on device", path)
-        real_save_arrays(path, arrays)
     with monkeypatch.context() as patch:
-        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        patch.setattr(rundir, "save_arrays", full_disk_at("weights-000002.npz"))
         line = full_disk_error(tinyformer("train", *args, "--out", out))
     assert line == (f"Error: {out / 'weights-000002.npz'}: no space left on device; free some "
                     f"disk space and continue with: tinyformer train --resume {out}")
@@ -187,14 +192,8 @@ def test_a_checkpoint_cut_short_by_a_full_disk_leaves_no_file_once_training_goes
     config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
                          eval_iters=1, checkpoint_every=1)
     trainer = Trainer.start(config, tmp_path / "run", log=lambda message: None)
-    real_save_arrays = rundir.save_arrays
-
-    def full_disk_at_step_2(path, arrays):
-        if os.path.basename(path) == "optimizer-000002.npz":
-            raise OSError(errno.ENOSPC, "No space left on device", path)
-        real_save_arrays(path, arrays)
     with monkeypatch.context() as patch:
-        patch.setattr(rundir, "save_arrays", full_disk_at_step_2)
+        patch.setattr(rundir, "save_arrays", full_disk_at("optimizer-000002.npz"))
         with pytest.raises(OSError, match="No space left"):
             trainer.train(threads=1)
     assert (tmp_path / "run" / "weights-000002.npz").exists()
