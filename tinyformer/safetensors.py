@@ -122,6 +122,14 @@ def load_metadata(path: StrPath) -> dict[str, str]:
         return _parse_header(path, f, os.fstat(f.fileno()).st_size)[1]
 
 
+def lfs_pointer_message(path: StrPath) -> str:
+    """What to say of a Git LFS pointer found where a model's file should be (a model page's
+    large files, its tokenizer.json too, are kept in LFS)."""
+    return (f"{path} is a Git LFS pointer, not the file itself (a clone without git-lfs leaves "
+            f"one); fetch the file: `git lfs pull` in the clone, or download it from the "
+            f"model's page")
+
+
 def _invalid(path, what):
     """The error for a file that breaks the format."""
     return SafetensorsError(f"{path} is not a valid safetensors file: {what}")
@@ -152,9 +160,7 @@ def _parse_header(path, f, size):
         raise _invalid(path, f"{size} bytes, fewer than the 8 that give the header's length")
     start = f.read(8)
     if start == LFS_POINTER[:8] and f.read(len(LFS_POINTER) - 8) == LFS_POINTER[8:]:
-        raise SafetensorsError(f"{path} is a Git LFS pointer, not the file itself (a clone "
-                               f"without git-lfs leaves one); fetch the file: `git lfs pull` "
-                               f"in the clone, or download it from the model's page")
+        raise SafetensorsError(lfs_pointer_message(path))
     n = int.from_bytes(start, "little")
     if n > MAX_HEADER:
         raise _invalid(path, f"a header of {n} bytes, more than the {MAX_HEADER} allowed")
