@@ -195,3 +195,14 @@ def test_a_header_that_claims_more_than_the_file_holds(tmp_path):
     path.write_bytes((10**12).to_bytes(8, "little") + b"{}")
     with pytest.raises(SafetensorsError, match="a header of 1000000000000 bytes, more than"):
         load_file(path)
+
+
+def test_a_git_lfs_pointer_is_named_as_one(tmp_path):
+    # What `git clone` of a model's repository leaves without git-lfs: its first 8 bytes read
+    # as a header's length are absurd, so the file was refused as corrupt, with no way out.
+    path = tmp_path / "model.safetensors"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4c2d\nsize 12\n")
+    with pytest.raises(SafetensorsError, match="is a Git LFS pointer.*git lfs pull"):
+        load_file(path)
+    with pytest.raises(SafetensorsError, match="is a Git LFS pointer"):
+        load_metadata(path)

@@ -518,6 +518,10 @@ def test_a_merge_out_of_order_in_a_tokenizer_json_is_named(saved_by_transformers
 
 @pytest.mark.parametrize("text, message", [
     ("{not json", " is not valid JSON (JSONDecodeError)"),
+    # what a clone without git-lfs leaves of a large tokenizer.json (Qwen's)
+    ("version https://git-lfs.github.com/spec/v1\noid sha256:4c2d\nsize 11422654\n",
+     " is a Git LFS pointer, not the file itself (a clone without git-lfs leaves one); fetch "
+     "the file: `git lfs pull`"),
     ("[1, 2]", " is not a tokenizers-library tokenizer.json (TypeError"),
     ('{"model": {"vocab": {}}}',
      " is not a tokenizers-library tokenizer.json (KeyError: 'merges')"),
@@ -526,7 +530,8 @@ def test_a_merge_out_of_order_in_a_tokenizer_json_is_named(saved_by_transformers
     # (the tokenizers library reads a file without one, as doing nothing there)
     ('{"model": {"type": "BPE", "vocab": {}, "merges": []}}',
      ": no pre_tokenizer: a byte-level BPE has a ByteLevel one"),
-], ids=["not-json", "a-list", "no-merges", "added-token-without-content", "no-pre-tokenizer"])
+], ids=["not-json", "lfs-pointer", "a-list", "no-merges", "added-token-without-content",
+        "no-pre-tokenizer"])
 def test_a_broken_tokenizer_json_is_one_line_naming_it(tmp_path, text, message):
     (tmp_path / "tokenizer.json").write_text(text, "utf-8")
     with pytest.raises(ValueError) as info:

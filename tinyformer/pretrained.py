@@ -64,7 +64,8 @@ from .files import (NotRegularFile, StrPath, atomic_write, open_regular, shown,
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
-from .safetensors import SafetensorsError, load_file, save_file
+from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
+                          save_file)
 from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
                          pre_split, special_pattern)
 
@@ -1109,6 +1110,9 @@ def _parse_tokenizer_json(path):
     except OSError as e:
         raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        with open(path, "rb") as f:                 # Qwen's tokenizer.json is kept in LFS
+            if f.read(len(LFS_POINTER)) == LFS_POINTER:
+                raise PretrainedError(lfs_pointer_message(path)) from None
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
     try:
         model = data["model"]

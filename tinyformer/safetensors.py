@@ -49,6 +49,9 @@ UNREAD = ("F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0", "C64")
 RANK = {name: i for i, name in enumerate(DTYPES)}
 NAMES = {dtype: name for name, dtype in DTYPES.items() if name != "BF16"}   # numpy -> "F32"
 MAX_HEADER = 100_000_000     # the reference's limit too: a larger "header" is a corrupt file
+# How a Git LFS pointer starts: the small text file a `git clone` of a model's repository
+# leaves in place of each large file when git-lfs is not installed.
+LFS_POINTER = b"version https://git-lfs"
 
 
 class SafetensorsError(ValueError):
@@ -119,6 +122,14 @@ def load_metadata(path: StrPath) -> dict[str, str]:
         return _parse_header(path, f, os.fstat(f.fileno()).st_size)[1]
 
 
+def lfs_pointer_message(path: StrPath) -> str:
+    """What to say of a Git LFS pointer found where a model's file should be (a model page's
+    large files, its tokenizer.json too, are kept in LFS)."""
+    return (f"{path} is a Git LFS pointer, not the file itself (a clone without git-lfs leaves "
+            f"one); fetch the file: `git lfs pull` in the clone, or download it from the "
+            f"model's page")
+
+
 def _invalid(path, what):
     """The error for a file that breaks the format."""
     return SafetensorsError(f"{path} is not a valid safetensors file: {what}")
@@ -147,7 +158,10 @@ def _parse_header(path, f, size):
     """Read and check the header from the open file f: ({name: entry}, metadata)."""
     if size < 8:
         raise _invalid(path, f"{size} bytes, fewer than the 8 that give the header's length")
-    n = int.from_bytes(f.read(8), "little")
+    start = f.read(8)
+    if start == LFS_POINTER[:8] and f.read(len(LFS_POINTER) - 8) == LFS_POINTER[8:]:
+        raise SafetensorsError(lfs_pointer_message(path))
+    n = int.from_bytes(start, "little")
     if n > MAX_HEADER:
         raise _invalid(path, f"a header of {n} bytes, more than the {MAX_HEADER} allowed")
     if n > size - 8:
