@@ -360,3 +360,35 @@ def test_a_checkpoint_replaced_while_it_is_read_gives_the_newer_one(tmp_path, mo
     monkeypatch.setattr(checkpoint, "array_shapes", a_newer_checkpoint_meanwhile)
     _, _, config = checkpoint.load_model(tmp_path)
     assert config["step"] == 2
+
+
+@pytest.mark.parametrize("cut_at, told", [
+    ("weights-000002.npz", "has no checkpoint yet"),       # before its config.json
+    ("manifest", "keeps its last checkpoint"),             # after, before the manifest says so
+])
+def test_a_stop_at_once_during_the_first_checkpoint_says_whether_the_run_has_one(
+        tmp_path, monkeypatch, cut_at, told):
+    """A second Ctrl-C (or SIGTERM, SIGHUP) as the first checkpoint is written: the run has a
+    checkpoint once its config.json is there, not before, whatever other files of it were
+    written; and the advice, taken, goes on from the step it means."""
+    out = tmp_path / "run"
+    real_save_arrays, real_remove = rundir.save_arrays, RunDirectory.remove
+
+    def stopped_at_the_weights(path, arrays):
+        if os.path.basename(path) == cut_at:
+            raise KeyboardInterrupt
+        real_save_arrays(path, arrays)
+
+    def stopped_as_it_is_recorded(self, names, checkpoint=None):
+        if cut_at == "manifest" and checkpoint is not None:
+            raise KeyboardInterrupt
+        real_remove(self, names, checkpoint)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", stopped_at_the_weights)
+        patch.setattr(RunDirectory, "remove", stopped_as_it_is_recorded)
+        result = tinyformer("train", *TINY, "--iters", 3, "--checkpoint-every", 2, "--out", out)
+    assert result.exit_code == 130 and told in result.stderr, result.output
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert ("resuming at step 2 of 3" in resumed.output) == (cut_at == "manifest"), \
+        resumed.output
