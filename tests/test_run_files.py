@@ -203,6 +203,30 @@ def test_a_checkpoint_cut_short_by_a_full_disk_leaves_no_file_once_training_goes
         ["optimizer-000003.npz", "weights-000003.npz"]
 
 
+def test_a_full_disk_as_a_checkpoint_is_recorded_lets_training_go_on_in_the_same_process(
+        tmp_path, monkeypatch):
+    """In a notebook: step 2's checkpoint is written whole, and then the manifest that records
+    it cannot be. Called again, train() takes the run back; the manifest still names step 1,
+    but step 2's config.json makes step 2 the run's checkpoint, as this process knows it: the
+    run did not go on without it."""
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
+                         eval_iters=1, checkpoint_every=1)
+    trainer = Trainer.start(config, tmp_path / "run", log=lambda message: None)
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_as_step_2_is_recorded(self):
+        if self.checkpoint == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", self.file("manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "write_manifest", full_disk_as_step_2_is_recorded)
+        with pytest.raises(OSError, match="No space left"):
+            trainer.train(threads=1)
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["checkpoint"] == 1
+    assert trainer.train(threads=1) == "done"
+
+
 def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
     """A full disk's error, raised by write, names no file: the line says which, and how to
     go on (before the first checkpoint, --resume starts the run again)."""
