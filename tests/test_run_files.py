@@ -202,6 +202,30 @@ def test_a_checkpoint_cut_short_by_a_full_disk_leaves_no_file_once_training_goes
         ["optimizer-000003.npz", "weights-000003.npz"]
 
 
+def test_a_full_disk_as_a_checkpoint_is_recorded_lets_training_go_on_in_the_same_process(
+        tmp_path, monkeypatch):
+    """In a notebook: step 2's checkpoint is written whole, and then the manifest that records
+    it cannot be. Called again, train() takes the run back; the manifest still names step 1,
+    but step 2's config.json makes step 2 the run's checkpoint, as this process knows it: the
+    run did not go on without it."""
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
+                         eval_iters=1, checkpoint_every=1)
+    trainer = Trainer.start(config, tmp_path / "run", log=lambda message: None)
+    real_write_manifest = RunDirectory.write_manifest
+
+    def full_disk_as_step_2_is_recorded(self):
+        if self.checkpoint == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", self.file("manifest.json"))
+        real_write_manifest(self)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "write_manifest", full_disk_as_step_2_is_recorded)
+        with pytest.raises(OSError, match="No space left"):
+            trainer.train(threads=1)
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["checkpoint"] == 1
+    assert trainer.train(threads=1) == "done"
+
+
 def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
     """A full disk's error, raised by write, names no file: the line says which, and how to
     go on (before the first checkpoint, --resume starts the run again)."""
@@ -359,3 +383,35 @@ def test_a_checkpoint_replaced_while_it_is_read_gives_the_newer_one(tmp_path, mo
     monkeypatch.setattr(checkpoint, "array_shapes", a_newer_checkpoint_meanwhile)
     _, _, config = checkpoint.load_model(tmp_path)
     assert config["step"] == 2
+
+
+@pytest.mark.parametrize("cut_at, told", [
+    ("weights-000002.npz", "has no checkpoint yet"),       # before its config.json
+    ("manifest", "keeps its last checkpoint"),             # after, before the manifest says so
+])
+def test_a_stop_at_once_during_the_first_checkpoint_says_whether_the_run_has_one(
+        tmp_path, monkeypatch, cut_at, told):
+    """A second Ctrl-C (or SIGTERM, SIGHUP) as the first checkpoint is written: the run has a
+    checkpoint once its config.json is there, not before, whatever other files of it were
+    written; and the advice, taken, goes on from the step it means."""
+    out = tmp_path / "run"
+    real_save_arrays, real_remove = rundir.save_arrays, RunDirectory.remove
+
+    def stopped_at_the_weights(path, arrays):
+        if os.path.basename(path) == cut_at:
+            raise KeyboardInterrupt
+        real_save_arrays(path, arrays)
+
+    def stopped_as_it_is_recorded(self, names, checkpoint=None):
+        if cut_at == "manifest" and checkpoint is not None:
+            raise KeyboardInterrupt
+        real_remove(self, names, checkpoint)
+    with monkeypatch.context() as patch:
+        patch.setattr(rundir, "save_arrays", stopped_at_the_weights)
+        patch.setattr(RunDirectory, "remove", stopped_as_it_is_recorded)
+        result = tinyformer("train", *TINY, "--iters", 3, "--checkpoint-every", 2, "--out", out)
+    assert result.exit_code == 130 and told in result.stderr, result.output
+    resumed = tinyformer("train", "--resume", out)
+    assert resumed.exit_code == 0, resumed.output
+    assert ("resuming at step 2 of 3" in resumed.output) == (cut_at == "manifest"), \
+        resumed.output

@@ -914,6 +914,21 @@ def test_a_gradient_that_is_nan_before_any_update_does_not_blame_the_learning_ra
         trainer.train()
 
 
+def test_a_loss_that_is_nan_before_any_update_does_not_blame_the_learning_rate(tmp_path):
+    # Step 1's loss is of the initial weights, as its gradient is: a weight NaN from the start
+    # (the evaluation before training, which would see it first, left out).
+    ta.manual_seed(0)
+    model = GPT(vocab_size=26, context=16, n_layer=1, n_head=2, d_model=16)   # the stories'
+    model.decoder.layers[0].ffn.fc1.weight.data[0, 0] = np.nan
+    trainer = Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path), log=quiet,
+                            model=model)
+    trainer.job.evaluate = lambda model, threads: {"val_loss": 1.0}
+    trainer.job.sample = lambda model, rng: ""
+    with pytest.raises(FloatingPointError, match=r"^the loss became nan at step 1, before any "
+                                                 r"update: .*no --lr would help"):
+        trainer.train()
+
+
 @pytest.mark.parametrize("schedule", [dict(warmup=0), dict(schedule="noam", warmup=1)])
 def test_a_learning_rate_that_overflows_stops_the_step_that_used_it(tmp_path, schedule):
     # --lr 1e308 is a finite number, but the schedules' formulas overflow on the way to it

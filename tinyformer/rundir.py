@@ -413,9 +413,11 @@ class RunDirectory:
     # -- what is there -------------------------------------------------------------------------
 
     def has_checkpoint(self) -> bool:
-        """Whether the run has completed a checkpoint (recorded once its config.json is
-        written); a run with a manifest and none stopped before its first."""
-        return self.checkpoint is not None
+        """Whether the run has completed a checkpoint: one is once its config.json is written,
+        before the manifest records it (recorded_checkpoint); a run with a manifest and none
+        stopped before its first."""
+        return recorded_checkpoint(self.path, {"checkpoint": self.checkpoint,
+                                               "writing": self.writing}) is not None
 
     def has_finished(self) -> bool:
         """Whether the run's last checkpoint is at its planned --iters: --resume has nothing

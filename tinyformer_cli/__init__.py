@@ -568,7 +568,7 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
         raise InputError(files.describe_os_error(e, then=again)) from None
     except KeyboardInterrupt as stop:     # at once: a second Ctrl-C, SIGTERM or SIGHUP, or
                                           # any before step 1
-        if trainer.checkpoint_files:
+        if trainer.run.has_checkpoint():
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
         else:
