@@ -365,6 +365,30 @@ def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_pr
     assert len(calls.read_text().splitlines()) == 2          # found built, not tried again
 
 
+def test_a_library_for_this_processor_that_does_not_load_gives_way_to_one_for_any(
+        tmp_path, monkeypatch):
+    """The compiler took the processor's flag but built a library that does not load: the
+    loops were given up (or =c refused) without trying the flags for any processor. Where
+    no library loads, that is what is told, from the folder the user knows."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    out_of = 'while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
+    monkeypatch.setenv("CC", a_compiler(
+        tmp_path, f"case \"$*\" in *=native*) {out_of}echo nonsense > \"$out\"; exit 0;; esac\n"
+                  f"exec {' '.join(kernels.compiler())} \"$@\""))
+    kernels._loaded()
+    [kept] = (cache / "tinyautograd").glob("kernels-*.so")
+    assert kept.name.startswith(kernels._choices(kernels.compiler())[1][1] + "-")   # for any
+    monkeypatch.setenv("CC", a_compiler(             # and for any processor, no build at all
+        tmp_path, f"case \"$*\" in *=native*) {out_of}echo nonsense > \"$out\"; exit 0;; esac\n"
+                  "echo 'cc: error: boom' >&2; exit 1"))
+    kept.unlink()
+    with pytest.raises(OSError) as error:
+        kernels._loaded()
+    assert str(error.value).startswith(
+        f"cc built a library that does not load from {cache / 'tinyautograd'}: ")
+
+
 def test_a_library_built_for_one_processor_is_never_loaded_on_another(tmp_path, monkeypatch):
     """The processor's flags name its library, or where the system lists none (macOS), the
     machine's name: all machines without the list shared one name, and a library built for

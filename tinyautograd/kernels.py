@@ -224,25 +224,30 @@ def _found(cache: str, stem: str) -> str | None:
 
 def _compiled(cc: list[str], choices: list[tuple[list[str], str]], directory: str) -> str:
     """The path of the library compiled into `directory` with the first flags of `choices`
-    that the compiler takes. It is loaded before it is kept: what a broken compiler wrote,
-    kept, would be found by every later run and fail to load there."""
+    that the compiler takes and whose library loads. It is loaded before it is kept: what a
+    broken compiler wrote, kept, would be found by every later run and fail to load there. A
+    library built for this processor that does not load (a compiler that gets the processor
+    wrong) is passed over for the next flags; where none loads, the first failure is told."""
     name = os.path.basename(cc[0])
+    unloadable = None
     for flags, stem in choices:
         # Compiled beside, then renamed: a process that finds the library finds all of it.
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = os.path.join(scratch, "kernels.so")
             status, said = _build([*cc, *flags, SOURCE, "-o", built, "-lm"])
-            if status == 0:
-                try:
-                    ctypes.CDLL(built)       # (the kept file, loaded next, is this library)
-                except OSError as error:    # a broken compiler, or a folder mounted noexec
-                    why = str(error).removeprefix(f"{built}: ")     # (a folder now gone)
-                    raise OSError(f"{name} built a library that does not load from "
-                                  f"{directory}: {why}") from None
-                kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
-                os.replace(built, kept)
-                return kept
-    raise OSError(f"{name} failed: {said}")
+            if status != 0:
+                continue
+            try:
+                ctypes.CDLL(built)           # (the kept file, loaded next, is this library)
+            except OSError as error:        # a broken compiler, or a folder mounted noexec
+                why = str(error).removeprefix(f"{built}: ")         # (a folder now gone)
+                unloadable = unloadable or OSError(
+                    f"{name} built a library that does not load from {directory}: {why}")
+                continue
+            kept = os.path.join(directory, f"{stem}-{_digest(built)}.so")
+            os.replace(built, kept)
+            return kept
+    raise unloadable or OSError(f"{name} failed: {said}")
 
 
 def _build(command: list[str]) -> tuple[int, str]:
