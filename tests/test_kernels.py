@@ -419,6 +419,33 @@ def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_
     assert rebuilt.stat().st_size == len(whole)
 
 
+def test_a_build_into_the_cache_removes_what_earlier_versions_and_killed_builds_left(
+        tmp_path, monkeypatch):
+    """Libraries of the earlier naming (no digest) stayed in the cache for ever, as did the
+    scratch folder of a build killed outright. A build removes them, but not a scratch folder
+    of now (another process's build, going on) nor anything else; a run that finds its
+    library removes nothing."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "tinyautograd"
+    cache.mkdir()
+    earlier = cache / "kernels-0123456789abcdef.so"
+    killed, building = cache / "tmpkilled1", cache / "tmpbuilding"
+    others = [cache / "kernels-0123456789abcdef-0123456789abcdef.so", cache / "notes.txt"]
+    for folder in [killed, building]:
+        folder.mkdir()
+        (folder / "kernels.so").write_text("")
+    for file in [earlier, *others]:
+        file.write_text("")
+    an_hour_ago = time.time() - kernels.SCRATCH_SECONDS - 60
+    os.utime(killed, (an_hour_ago, an_hour_ago))
+    kernels._loaded()                                                 # built
+    [built] = set(cache.glob("kernels-*-*.so")) - set(others)
+    assert set(cache.iterdir()) == {built, building, *others}
+    earlier.write_text("")
+    kernels._loaded()                                                 # found
+    assert set(cache.iterdir()) == {built, building, earlier, *others}
+
+
 def test_a_library_that_cannot_be_read_is_passed_over(tmp_path, monkeypatch):
     """Another user's, say (a folder at its name here: root reads any file)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

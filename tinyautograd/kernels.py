@@ -27,10 +27,12 @@ import hashlib
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 
@@ -48,6 +50,8 @@ MODES = ("numpy", "c")
 CPUINFO = "/proc/cpuinfo"              # where Linux lists the processor's instruction sets
 # The build takes about half a second: a compiler still at it after this is stuck.
 BUILD_SECONDS = 120
+# A build's scratch folder in the cache older than this was left by a build killed outright.
+SCRATCH_SECONDS = 3600
 
 
 class KernelError(RuntimeError):
@@ -166,7 +170,7 @@ def _loaded() -> ctypes.CDLL:
             os.makedirs(cache, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
             try:
-                return ctypes.CDLL(_compiled(cc, choices, cache))
+                library = ctypes.CDLL(_compiled(cc, choices, cache))
             except TimeoutError:
                 raise      # a stuck compiler would be as stuck in another folder
             except OSError as error:
@@ -174,6 +178,9 @@ def _loaded() -> ctypes.CDLL:
                 # the build fails in our own folder too, the cache's failure is the one told
                 # (a folder the user knows, not one already removed).
                 failed_in_cache = error
+            else:
+                _tidy(cache)          # once per build, not on each run that finds its library
+                return library
     with tempfile.TemporaryDirectory(prefix="tinyautograd-", ignore_cleanup_errors=True) as own:
         try:
             return ctypes.CDLL(_compiled(cc, choices, own))
@@ -181,6 +188,22 @@ def _loaded() -> ctypes.CDLL:
             if failed_in_cache is None:
                 raise
     raise failed_in_cache
+
+
+def _tidy(cache: str) -> None:
+    """Remove from the cache what earlier versions and killed builds left there: libraries
+    named as before their names ended in a digest (kernels-<16 hex>.so, never loaded now), and
+    the scratch folders of builds stopped outright (a machine switched off), once older than
+    SCRATCH_SECONDS: a recent one may be another process's build, going on now."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(cache):
+            with contextlib.suppress(OSError):
+                if re.fullmatch(r"kernels-[0-9a-f]{16}\.so", entry.name) and entry.is_file():
+                    os.remove(entry.path)
+                # (A scratch folder has tempfile's name, as _compiled makes it: tmp...)
+                elif (entry.name.startswith(tempfile.gettempprefix()) and entry.is_dir()
+                      and time.time() - entry.stat().st_mtime > SCRATCH_SECONDS):
+                    shutil.rmtree(entry.path)
 
 
 def _choices(cc: list[str]) -> list[tuple[list[str], str]]:
