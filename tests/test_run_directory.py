@@ -533,3 +533,30 @@ print(result.exit_code, sorted(os.listdir(out)))
     pid, refused, *_, trained = done.stdout.splitlines()
     assert refused.startswith(f"{str(out)!r} is in use by this process: ")
     assert trained.startswith("0 [") and "'weights-000002.npz'" in trained, done.stdout
+
+
+def test_a_stop_as_force_starts_removing_the_previous_run_leaves_no_checkpoint_of_its(
+        run, monkeypatch):
+    """--force records the new run in the manifest, then removes the previous run's files,
+    its config.json among them. A stop between the two (a kill, here a removal that fails)
+    leaves the previous run's config.json beside a manifest of the new run: it must not count
+    as the new run's checkpoint (the manifest's `writing` names the previous run's last step,
+    whose config.json would otherwise be taken for one written since), and --resume starts
+    the new run from step 0 with its own settings."""
+    def stopped(self, name):
+        raise OSError(f"stopped before {name} was removed")
+    with monkeypatch.context() as patched:
+        patched.setattr(RunDirectory, "_remove_file", stopped)
+        result = tinyformer("train", *TINY, "--iters", 2, "--seed", 1, "--out", run, "--force")
+        assert result.exit_code != 0
+    assert json.loads((run / "config.json").read_text())["train"]["seed"] == 0     # the old one
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["settings"]["seed"] == 1 and manifest["checkpoint"] is None
+    claimed = RunDirectory.claim(run)
+    claimed.release()
+    assert not claimed.has_checkpoint()
+    resumed = tinyformer("train", "--resume", run)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" not in resumed.output
+    config = json.loads((run / "config.json").read_text())
+    assert (config["step"], config["train"]["seed"]) == (2, 1)
