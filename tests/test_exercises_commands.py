@@ -200,6 +200,20 @@ def test_reset_on_a_full_disk_leaves_the_learners_file_as_it_was(workspace):
     assert (workspace / ex.file).read_bytes() == ex.source.read_bytes()
 
 
+def test_reset_on_a_disk_full_before_the_backup_is_written_leaves_no_part_of_one(workspace):
+    """The backup of the learner's file fails part way: no half of it is left in
+    .tinyformer/backups/ (where a later look would take it for their work), and their file is
+    as it was."""
+    ex = find("one_hot")
+    mine = "x = 1  # my work so far\n" * 10
+    (workspace / ex.file).write_text(mine)
+    with files_limited_to(len(mine) // 2):            # not even the backup fits
+        result = run("reset", ex.number)
+    assert_input_error(result, f"{workspace / STATE_DIR / 'backups'}", "file too large")
+    assert [p for p in (workspace / STATE_DIR / "backups").rglob("*") if not p.is_dir()] == []
+    assert (workspace / ex.file).read_text() == mine
+
+
 def test_init_on_a_full_disk_names_the_file_it_could_not_write_and_leaves_nothing(tmp_path):
     with files_limited_to(100):
         result = run("init", tmp_path / "course")
