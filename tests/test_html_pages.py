@@ -779,7 +779,7 @@ def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("state, words", [
     ("training", "is a run training its first step, with no metrics yet; try again in a "
-                 "moment, or follow it: --out FILE.html --follow"),
+                 "moment, or follow it: `tinyformer plot {run} --out report.html --follow`"),
     ("stopped", "is a run that stopped before its first step, so there is nothing to plot; "
                 "`tinyformer train --resume "),
 ])
@@ -798,7 +798,9 @@ def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, w
         compared = tinyformer("plot", other, run, "--out", tmp_path / "sweep.png")
     finally:
         release(run)
-    assert result.exit_code == 2 and words in result.stderr, result.stderr
+    # The advice is a whole command, which works as it stands among runs compared too (a
+    # page follows one run: `--out FILE.html --follow` there is refused).
+    assert result.exit_code == 2 and words.format(run=run) in result.stderr, result.stderr
     assert compared.exit_code == 2 and compared.stderr == result.stderr
     assert not (tmp_path / "sweep.png").exists()
     assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]

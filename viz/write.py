@@ -190,9 +190,10 @@ def _refuse_before_first_step(run_dir, follow=False):
         return
     training = is_training(run_dir)
     if training and not follow:
+        # The whole command: a page follows one run, so among runs compared, this one alone.
+        follow_it = command_line("plot", run_dir, "--out", "report.html", "--follow")
         raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
-                         f"yet; try again in a moment, or follow it: --out FILE.html "
-                         f"--follow")
+                         f"yet; try again in a moment, or follow it: `{follow_it}`")
     if not training:
         raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
                          f"there is nothing to plot; "
