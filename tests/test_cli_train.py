@@ -451,6 +451,25 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     assert metrics.read_text() == unbroken
 
 
+def test_a_reader_that_stops_early_stops_a_run_quietly_as_any_command(tmp_path):
+    """`tinyformer train | head`: the closed pipe is the reader's doing, not the disk's; the
+    run stops as any command does then (exit status 141, not a line of advice to no one)."""
+    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "train", *TINY,
+                                "--iters", "40", "--eval-every", "20", "--out",
+                                str(tmp_path / "run")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not process.stdout.readline().startswith("step 0"):    # inside the training
+            pass
+        process.stdout.close()
+        error = process.stderr.read()
+        assert process.wait(timeout=60) == 141, error
+    finally:
+        process.kill()
+    # Its progress lines on the standard error, and nothing more: no error, no traceback.
+    assert all(line.startswith("step ") for line in error.splitlines()), error
+
+
 def test_sighup_with_the_terminal_still_open_stops_a_run_and_says_so_there(tmp_path):
     """`kill -HUP` while the terminal works stops the run as a closed terminal does; its lines
     (the first SIGHUP's, and how to continue) went nowhere, as though the terminal were gone."""
