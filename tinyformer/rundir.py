@@ -231,7 +231,7 @@ class RunDirectory:
             try:
                 _try_lock(fd, exclusive=True)
             except OSError as e:
-                holder = os.read(fd, 100).decode("ascii", "replace").strip() or "unknown"
+                holder = _process_id_in(fd) or "unknown"
                 os.close(fd)
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
@@ -251,14 +251,14 @@ class RunDirectory:
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
                     if ours:
                         break
-                    left = os.read(fd, 100).decode("ascii", "replace").strip()
+                    left = _process_id_in(fd)
                     try:
                         os.remove(path)            # while locked, as its holder removes it
                     except PermissionError:        # nor the folder: this user cannot take it
                         os.close(fd)
                         raise
             os.close(fd)
-        left = os.read(fd, 100).decode("ascii", "replace").strip() or left
+        left = _process_id_in(fd) or left
         self.taken_over = bool(left)
         if left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
@@ -899,6 +899,11 @@ def _open_lock_file(path, flags):
         os.close(fd)
         return None
     return fd
+
+
+def _process_id_in(fd: int) -> str:
+    """The process id written in run.lock, open as `fd` at its start ("" where none is)."""
+    return os.read(fd, 100).decode("ascii", "replace").strip()
 
 
 def _another_users(pid: str) -> bool:

@@ -36,7 +36,7 @@ def leave_the_terminal() -> None:
     whose terminal works changes nothing, and the run says there how it stops. Output that goes
     to a file (`> train.log`) goes on there. A stream with no file behind it (a test's, a
     notebook's) is left alone."""
-    if not any(map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr))):
+    if not _terminal_hung_up():
         return
     for descriptor in _descriptors(sys.stdout, sys.stderr):
         with contextlib.suppress(OSError):
@@ -52,8 +52,12 @@ def closed_terminal(error: OSError) -> bool:
     """Whether `error` is a write to this process's terminal that closed: EIO, with one of
     stdin, stdout and stderr hung up. The kernel marks a closing terminal hung up before it
     sends the SIGHUP, so a write in between fails before the stop is asked for."""
-    return error.errno == errno.EIO and any(
-        map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr)))
+    return error.errno == errno.EIO and _terminal_hung_up()
+
+
+def _terminal_hung_up() -> bool:
+    """Whether this process's terminal closed: one of stdin, stdout and stderr is hung up."""
+    return any(map(_hung_up, _descriptors(sys.stdin, sys.stdout, sys.stderr)))
 
 
 def _descriptors(*streams) -> list[int]:
