@@ -1110,9 +1110,13 @@ def _parse_tokenizer_json(path):
     except OSError as e:
         raise PretrainedError(f"{path} cannot be read ({e.strerror})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        with open(path, "rb") as f:                 # Qwen's tokenizer.json is kept in LFS
-            if f.read(len(LFS_POINTER)) == LFS_POINTER:
-                raise PretrainedError(lfs_pointer_message(path)) from None
+        try:                                        # Qwen's tokenizer.json is kept in LFS
+            with open(path, "rb") as f:
+                pointer = f.read(len(LFS_POINTER)) == LFS_POINTER
+        except OSError:                             # (gone since it was read: not JSON)
+            pointer = False
+        if pointer:
+            raise PretrainedError(lfs_pointer_message(path)) from None
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
     try:
         model = data["model"]
