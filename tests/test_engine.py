@@ -265,6 +265,24 @@ def test_hook_handle_removes_the_hook():
     np.testing.assert_allclose(x.grad, np.ones(3))
 
 
+def test_a_hook_that_removes_itself_leaves_the_next_hook_to_run_as_torch():
+    # Every hook registered when the gradient arrives runs, as in torch: a walk over the list
+    # itself skipped the hook after a one-shot hook that removes itself.
+    x = f64(3)
+    h = x * 2
+    calls = []
+
+    def once(grad):
+        calls.append("once")
+        handle.remove()
+
+    handle = h.register_hook(once)
+    h.register_hook(lambda grad: calls.append("always"))
+    h.sum().backward(retain_graph=True)
+    h.sum().backward()
+    assert calls == ["once", "always", "always"]     # torch's, from the same calls
+
+
 def test_retain_grad_keeps_a_non_leaf_gradient():
     x = f64(3)
     h = x * 2

@@ -352,12 +352,12 @@ def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cann
 def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_processor(
         tmp_path):
     calls = tmp_path / "calls"
-    cc = tmp_path / "cc"                     # the machine's compiler, as an old clang on ARM
-    cc.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\ncase \"$*\" in *=native*) "
-                  f"echo 'error: unsupported option' >&2; exit 1;; esac\n"
-                  f"exec {' '.join(kernels.compiler())} \"$@\"\n")
-    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
-    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": str(cc)}
+    # the machine's compiler, as an old clang on ARM: it refuses the processor's flag
+    cc = a_compiler(tmp_path, f"echo \"$*\" >> {calls}\n"
+                              f"case \"$*\" in *=native*) "
+                              f"echo 'error: unsupported option' >&2; exit 1;; esac\n"
+                              f"exec {' '.join(kernels.compiler())} \"$@\"")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": cc}
     assert in_a_process(env) == (0, "True", "")
     tried = calls.read_text().splitlines()
     assert len(tried) == 2 and "=native" in tried[0] and "=native" not in tried[1]
@@ -520,18 +520,16 @@ def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):
     cache = tmp_path / "cache"
     linker = ("echo '/usr/bin/ld: final link failed: No space left on device' >&2; "
               "echo 'collect2: error: ld returned 1 exit status' >&2; exit 1")
-    cc = tmp_path / "cc"
-    cc.write_text(f"#!/bin/sh\ncase \"$*\" in *{cache}*) {linker};; esac\n"
-                  f"exec {' '.join(kernels.compiler())} \"$@\"\n")
-    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
-    env = {"XDG_CACHE_HOME": str(cache), "CC": str(cc)}
+    cc = a_compiler(tmp_path, f"case \"$*\" in *{cache}*) {linker};; esac\n"
+                              f"exec {' '.join(kernels.compiler())} \"$@\"")
+    env = {"XDG_CACHE_HOME": str(cache), "CC": cc}
     status, out, error = in_a_process(env, "import tinyautograd as ta; "
                                            "print(ta.kernels.summary())")
     assert (status, error) == (0, "")
     assert out.startswith("layer norm, GELU, softmax and Adam run compiled loops "
                           "(tinyautograd/kernels.c, built for this run alone as "), out
     assert list((cache / "tinyautograd").iterdir()) == []        # nothing half-built left
-    cc.write_text(f"#!/bin/sh\n{linker}\n")                     # and no room anywhere
+    a_compiler(tmp_path, linker)                                 # and no room anywhere
     status, _, error = in_a_process({**env, "TINYAUTOGRAD_KERNELS": "c"})
     assert status == 1
     assert error.splitlines()[-1].endswith(           # the line that says why, of the two

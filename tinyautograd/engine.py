@@ -1365,7 +1365,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 grad = grads.pop(id(t), None)
                 if grad is None:                           # nothing flowed here
                     continue
-                grad = _run_hooks(t, grad, create_graph)
+                if t._hooks:                               # (most tensors have none)
+                    grad = _run_hooks(t, grad, create_graph)
                 if id(t) in wanted_ids:
                     found[id(t)] = grad
                 elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
@@ -1552,7 +1553,7 @@ def _add_path(grads, t, g):
 
 def _run_hooks(t, grad, create_graph):
     """Hooks see the gradient as a Tensor; one that returns a value replaces the gradient."""
-    for hook in t._hooks:
+    for hook in tuple(t._hooks):          # a copy: a hook may remove itself
         replaced = hook(grad if create_graph else Tensor._make(grad))
         if replaced is not None:
             replaced = _lift(replaced, t, f"hook {getattr(hook, '__name__', hook)!r}: "
