@@ -1170,3 +1170,52 @@ def test_each_product_shared_by_threads_is_timed_every_way(tmp_path):
     assert "| pulled, pinned | 3 |" in done.stdout
     refused = script("op_threads.py", "--pieces", "1")
     assert refused.returncode == 2 and "--pieces" in refused.stderr
+
+
+# The simplest CBLAS there is: each element of C by its own loop over k, either operand read
+# as stored (111) or transposed (112), as cblas_sgemm's row-major form takes them.
+NAIVE_CBLAS = r"""
+void cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float sum = 0;
+            for (int p = 0; p < k; p++)
+                sum += (trans_a == 111 ? a[i * lda + p] : a[p * lda + i])
+                     * (trans_b == 111 ? b[p * ldb + j] : b[j * ldb + p]);
+            c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j]);
+        }
+}
+"""
+
+
+def test_the_cblas_benchmark_hands_each_layout_to_the_library_as_blas_reads_it(tmp_path):
+    # The script checks each product against numpy's before timing it: a transposed view
+    # passed with the wrong flag or leading dimension fails there, naming the product.
+    from tinyautograd.kernels import compiler
+    (tmp_path / "naive.c").write_text(NAIVE_CBLAS)
+    subprocess.run([*compiler(), "-O2", "-shared", "-fPIC", "-o", str(tmp_path / "naive.so"),
+                    str(tmp_path / "naive.c")], check=True)
+    done = script("cblas.py", "--cblas", str(tmp_path / "naive.so"), "--reps", "1",
+                  "--json", str(tmp_path / "new" / "cblas.json"))
+    assert done.returncode == 0, done.stderr
+    figures = json.loads((tmp_path / "new" / "cblas.json").read_text())
+    assert [p["product"] for p in figures["products"]][:3] == [
+        "q k v out: X @ W", "q k v out: dY @ W^T", "q k v out: X^T @ dY"]
+    assert len(figures["products"]) == 12 and figures["rows"] == 384
+    counted = sum(p["count"] * p["other_us"] for p in figures["products"]) / 1e3
+    assert figures["other_ms"] == pytest.approx(counted)
+    assert "one micro-batch's linears: numpy" in done.stdout
+
+
+@pytest.mark.parametrize("library, said", [
+    ("no-such.so", "cannot open shared object file"),
+    (None, "undefined symbol: cblas_sgemm"),             # a library, but not a BLAS
+])
+def test_the_cblas_benchmark_refuses_what_is_no_blas_in_one_line(tmp_path, library, said):
+    import ctypes.util
+    path = str(tmp_path / library) if library else ctypes.util.find_library("m")
+    done = script("cblas.py", "--cblas", path)
+    assert done.returncode == 2 and "not a library with cblas_sgemm" in done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
