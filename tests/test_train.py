@@ -108,6 +108,9 @@ def test_defaults_depend_on_the_job():
     (dict(eval_every=0), "--eval-every must be a whole number >= 1, got 0"),
     (dict(checkpoint_every=0), "--checkpoint-every must be a whole number >= 1, got 0"),
     (dict(beta2=1.0), "--beta2 must be a finite number in [0, 1), got 1.0"),
+    # BERT learns from the tokens it hides: a rate of 0 hides none, 1 leaves nothing to read.
+    (dict(model="bert", mask_rate=0), "--mask-rate must be a finite number in (0, 1), got 0"),
+    (dict(model="bert", mask_rate=1.0), "--mask-rate must be a finite number in (0, 1), got 1.0"),
     (dict(qk_norm=1), "--qk-norm must be true or false, got 1"),
     (dict(task="copy", min_len=1), "--min-len must be at least 2, got 1"),
 ])
