@@ -20,7 +20,7 @@ from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
-from tinyformer.train_config import TASK_ITERS
+from tinyformer.train_config import TASK_ITERS, default_out_dir
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
@@ -342,6 +342,17 @@ def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
 # -- the loop ------------------------------------------------------------------------------------
 
 
+def test_without_out_an_empty_folder_of_the_runs_name_is_used_and_a_file_is_passed_over(
+        tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "gpt-builtin").mkdir(parents=True)               # made beforehand, and empty
+    (runs / "gpt-builtin-2").write_text("not a folder")
+    config = TrainConfig().resolved()
+    assert default_out_dir(config, runs) == os.path.join(runs, "gpt-builtin")
+    (runs / "gpt-builtin" / "notes.txt").write_text("mine")
+    assert default_out_dir(config, runs) == os.path.join(runs, "gpt-builtin-3")
+
+
 def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     lines = run(tmp_path, n_layer=1, n_head=2, d_model=32, context=32, batch_size=16,
                 iters=60, eval_every=30, eval_iters=4, sample_tokens=10, lr=1e-2)
@@ -649,8 +660,10 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert cut_short(tmp_path / "cut", monkeypatch, after=4, **settings) == "interrupted"
     assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
 
-    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    said = []
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=said.append)
     assert resumed.step == 5
+    assert not [line for line in said if "metrics.jsonl" in line]     # no line was lost
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
 
