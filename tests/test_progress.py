@@ -135,6 +135,16 @@ def test_on_a_narrow_terminal_the_line_fits_keeping_the_step_and_the_time_left(m
     assert out.getvalue() == "\rstep   1/100 |\033[K"
 
 
+def test_columns_of_0_says_no_width_and_the_line_is_drawn_whole(monkeypatch):
+    # As shutil.get_terminal_size reads it: unset. Not a terminal 0 columns wide, which would
+    # cut every line to nothing.
+    monkeypatch.setenv("COLUMNS", "0")
+    out = Terminal()
+    Progress(100, stream=out).update(1, 3.0, 100, 0.01, cores=2)
+    assert out.getvalue() == \
+        "\rstep   1/100 | loss 3.0000 | 10.0k tok/s | 2 cores | 0:01 left\033[K"
+
+
 def test_durations_read_as_a_clock():
     assert [duration(s) for s in (0, 59.6, 61, 3599, 3600, 3725)] == [
         "0:00", "1:00", "1:01", "59:59", "1:00:00", "1:02:05"]
