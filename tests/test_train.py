@@ -145,6 +145,7 @@ def test_errors_call_each_setting_what_name_calls_it(settings, message):
     dict(lr=1e-3, min_lr=0.0),                   # a cosine all the way down
     dict(task="copy", min_len=5, max_len=5),     # sequences of one length
     dict(d_model=65_536, n_head=1),              # the largest width a rule allows
+    dict(sample_tokens=0),                       # evaluations that write no sample
 ])
 def test_settings_at_the_edge_of_their_range_are_accepted(settings):
     resolved = TrainConfig(**settings).resolved()
