@@ -995,6 +995,20 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     assert config["train"]["iters"] == 4 and config["model_config"] == trainer.model.config
 
 
+@pytest.mark.parametrize("bad, named", [("abc", "(in a, b, c);"), ("abcd", "(in a, b, c, ...);")])
+def test_weights_that_are_not_finite_are_named_three_at_most(bad, named):
+    class Four(ta.nn.Module):
+        def __init__(self):
+            for name in "abcd":
+                setattr(self, name, ta.nn.Parameter(np.zeros(2)))
+    model = Four()
+    for name in bad:
+        getattr(model, name).data[0] = np.nan
+    with pytest.raises(rundir.CheckpointError, match=re.escape(f"hold NaN or infinite values "
+                                                               f"{named}")):
+        checkpoint.check_finite_weights(model, "run/weights-000001.npz")
+
+
 @pytest.mark.parametrize("job", ["bert", "transformer"])
 def test_a_checkpoint_records_the_pad_id_its_model_hides(tmp_path, job):
     # The models hide no token unless given a pad_id; config.json records the tokenizer's
