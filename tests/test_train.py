@@ -189,6 +189,22 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     assert metrics(tmp_path / "cut") == whole
 
 
+def test_a_run_saved_before_micro_batches_resumes_computing_each_batch_whole(tmp_path,
+                                                                            monkeypatch):
+    """Runs saved before batches were cut into micro-batches hold no micro_batches: they go
+    on as they trained, each batch whole, exactly."""
+    settings = dict(TINY, iters=4, micro_batches=1)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path / "cut"))
+    del config["train"]["micro_batches"]
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.config.micro_batches == 1
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
 def test_a_task_run_saved_with_eval_iters_resumes_without_it(tmp_path, monkeypatch):
     settings = dict(JOBS["transformer"], iters=4)
     whole = run(tmp_path / "whole", **settings)
