@@ -199,6 +199,9 @@ def test_check_goes_to_the_next_unfinished_exercise_and_says_what_is_wrong(works
         assert f"Next: 2 {second.slug}" in result.output
         assert "FAIL 2" in run("check").output       # the next unfinished one now
     assert FIRST.slug in progress(workspace)["passed"]
+    with open(workspace / FIRST.file, "a") as f:
+        f.write("# changed since it passed\n")
+    assert f"PASS 1 {FIRST.slug}" in run("check").output     # edited: not done, so first again
 
 
 def test_a_wrong_answer_is_reported_with_the_call_and_the_worst_element(workspace):

@@ -434,6 +434,8 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
     (utf32_file, ["is UTF-32 text", "iconv -f utf-32 -t utf-8"]),
     (utf16_unmarked_file, ["looks like UTF-16 text", "iconv -f utf-16le -t utf-8"]),
     (lambda tmp: utf16_unmarked_file(tmp, "utf-16-be"), ["iconv -f utf-16be -t utf-8"]),
+    (lambda tmp: (tmp / "hi.txt").write_text("hi!\n", encoding="utf-16-le") and tmp / "hi.txt",
+     ["looks like UTF-16 text"]),                       # four characters are enough to tell
 ])
 def test_train_refuses_bad_input_files(tmp_path, make_input, words):
     out = tmp_path / "out.json"

@@ -211,6 +211,16 @@ def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     assert says in message
 
 
+@pytest.mark.parametrize("new", ["param = param * (1 - weight_decay)", "param = param * 1"])
+def test_08_training_adam_step_shows_a_decay_mistake_on_the_lessons_example(tmp_path, new):
+    # The worked example again, with weight decay: numbers to follow by hand, not the random
+    # ones of the steps after it.
+    message = edited_message(tmp_path, "adam_step", "param = param * (1 - lr * weight_decay)",
+                             new)
+    assert message.startswith("adam_step(param=[ 1., -2.], grad=[0.5, 0.5], ")
+    assert "weight_decay=0.5)" in message.splitlines()[0]
+
+
 def test_08_training_adam_step_returning_the_corrected_averages(tmp_path):
     message = edited_message(tmp_path, "adam_step", "return param, m, v",
                              "return param, m_hat, v_hat")
@@ -270,6 +280,16 @@ def test_08_training_warmup_schedule_names_the_step_and_the_mistake(tmp_path, ol
     message = edited_message(tmp_path, "warmup_schedule", old, new)
     assert message.startswith(f"warmup_schedule(step={step}, base_lr=1.0")
     assert says in message
+
+
+def test_08_training_warmup_schedule_that_reaches_the_cosine_at_the_end_divides_by_zero(tmp_path):
+    # Tested after the cosine, the end is reached only past total_steps: a warmup as long as
+    # the run then has a cosine of no steps at all, whose progress divides by zero.
+    message = edited_message(tmp_path, "warmup_schedule", "if step >= total_steps:",
+                             "if step > total_steps:")
+    assert message.startswith("warmup_schedule(step=4, base_lr=1.0, warmup_steps=4, "
+                              "total_steps=4")
+    assert "ZeroDivisionError" in message
 
 
 def test_08_training_training_loop_without_zero_grad(tmp_path):

@@ -18,6 +18,13 @@ CASES = [
           "expected: [0, 1, 2, 3]", "got:      [0, 1, 2, 3, 0"]),
     ("greedy", "09_generation/greedy.py", "    return ids", "    return ids[len(prompt):]",
      ["returned only the new tokens [1, 2, 3]", "the prompt followed by them"]),
+    ("greedy", "09_generation/greedy.py",              # stops only after a token: one too many
+     "    for _ in range(max_new_tokens):\n        token = int(np.argmax(next_logits(list(ids))))"
+     "\n        ids.append(token)\n        if token == end_id:\n",
+     "    while True:\n        token = int(np.argmax(next_logits(list(ids))))"
+     "\n        ids.append(token)\n"
+     "        if token == end_id or len(ids) >= len(prompt) + max_new_tokens:\n",
+     ["prompt=[1], max_new_tokens=0, end_id=3) returned a wrong value", "got:      [1, 2]"]),
     ("greedy", "09_generation/greedy.py", "range(max_new_tokens)", "range(max_new_tokens + 1)",
      ["max_new_tokens=2", "expected: [0, 1, 2]", "got:      [0, 1, 2, 3]"]),
     ("greedy", "09_generation/greedy.py", "ids = [int(i) for i in prompt]", "ids = prompt",
@@ -140,6 +147,19 @@ CASES = [
      ["wrong merge 0 (new id 256): expected (195, 169), got (98, 97)",
       "Those are the merges of the text's code points (ord(c)); the ids start from its UTF-8 "
       "bytes, text.encode(\"utf-8\"): 'é' is the 2 bytes 195 169, not 233."]),
+    ("bpe_merge", "10_bpe/bpe_merge.py",                   # merging in place, into the caller's
+     "    out = []\n    i = 0\n    while i < len(ids):\n"
+     "        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):\n"
+     "            out.append(new_id)\n            i += 2\n        else:\n"
+     "            out.append(ids[i])\n            i += 1\n    return out",
+     "    i = 0\n    while i + 1 < len(ids):\n        if (ids[i], ids[i + 1]) == tuple(pair):\n"
+     "            ids[i:i + 2] = [new_id]\n        i += 1\n    return ids",
+     ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256) changed the list it was given"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "range(256, 256 + n_merges)",
+     "range(256, 257 + n_merges)", ["bpe_train(text='aaabdaaabac', n_merges=3) returned 4 "
+                                    "merges; expected 3"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "        if not counts:\n            break\n", "",
+     ["bpe_train(text='ab', n_merges=3) raised an error", "min() arg is an empty sequence"]),
     ("bpe_encode", "10_bpe/bpe_encode.py", "new_id = min(present)", "new_id = max(present)",
      ["bpe_encode(text='aab', merges=[(97, 97), (97, 98), (256, 257)])",
       "expected: [256, 98]", "got:      [97, 257]", "the text's bytes are [97, 97, 98]"]),

@@ -152,6 +152,8 @@ def test_a_prediction_that_says_what_was_printed_is_right(predicted, printed):
     ("6.0", "6.0\n12.0\n"),                                        # a line missing
     ("0.1 0.35", "0.1 0.3277\n"),                                  # 7% off
     ("[0 1 0]", "[0.02 0.98 0.  ]\n"),                             # 0.02 off
+    ("[0 1 0]", "[0.02 1.   0.  ]\n"),                             # one number 0.02 off
+    ("0", "0.011\n"),                                               # just over 0.01 off
     ("[dog, hill]", "['down', 'home']\n"),
     ("2.49", "-2.4883\n"),                                         # the sign matters
     ("True False", "[ True False False]\n"),

@@ -127,6 +127,22 @@ def test_on_a_narrow_terminal_the_line_fits_keeping_the_step_and_the_time_left(m
     out = Terminal()
     Progress(100, stream=out).update(1, 3.0, 100, 0.01, cores=2)
     assert out.getvalue() == "\rstep   1/100 | 0:01 left\033[K"
+    # Narrower than the step and the time left together: the line is cut to the width, less
+    # the last column (where the cursor would wrap).
+    monkeypatch.setenv("COLUMNS", "15")
+    out = Terminal()
+    Progress(100, stream=out).update(1, 3.0, 100, 0.01, cores=2)
+    assert out.getvalue() == "\rstep   1/100 |\033[K"
+
+
+def test_columns_of_0_says_no_width_and_the_line_is_drawn_whole(monkeypatch):
+    # As shutil.get_terminal_size reads it: unset. Not a terminal 0 columns wide, which would
+    # cut every line to nothing.
+    monkeypatch.setenv("COLUMNS", "0")
+    out = Terminal()
+    Progress(100, stream=out).update(1, 3.0, 100, 0.01, cores=2)
+    assert out.getvalue() == \
+        "\rstep   1/100 | loss 3.0000 | 10.0k tok/s | 2 cores | 0:01 left\033[K"
 
 
 def test_durations_read_as_a_clock():

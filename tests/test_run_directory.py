@@ -309,7 +309,8 @@ def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
     manifest = json.loads((run / "manifest.json").read_text())
     for damaged in ("{not json", json.dumps({**manifest, "owns": ["config.json", 1]}),
                     json.dumps({**manifest, "owns": "config.json"}),       # a name, no list
-                    json.dumps({**manifest, "checkpoint": "3"})):
+                    json.dumps({**manifest, "checkpoint": "3"}),
+                    json.dumps({**manifest, "checkpoint": True})):      # no step, though 1 == True
         (run / "manifest.json").write_text(damaged)
         one_line_error(tinyformer("train", *TINY, "--out", run, "--force"), "manifest.json is "
                        "damaged", "move out what you want to keep and remove")

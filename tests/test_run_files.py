@@ -280,6 +280,22 @@ def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path)
     assert os.listdir(tmp_path) == ["out.json"]
 
 
+def test_a_write_that_fails_to_reach_the_disk_leaves_the_previous_file_whole(tmp_path,
+                                                                            monkeypatch):
+    """The temporary file is renamed over the file only once its data is on the disk: a flush
+    that fails there (an I/O error, a full disk) leaves the previous file as it was, not the
+    new one half-written in its place."""
+    (tmp_path / "out.json").write_text("previous")
+    def fails(fd):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(os, "fsync", fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        with atomic_write(tmp_path / "out.json") as f:
+            f.write("new")
+    assert (tmp_path / "out.json").read_text() == "previous"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
 def test_an_npz_holding_an_array_twice_is_refused(tmp_path):
     """Which of the two would be loaded is the archive reader's choice, not the run's."""
     import io

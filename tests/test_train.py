@@ -20,7 +20,7 @@ from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
 from tinyformer.train import TrainConfig, Trainer
-from tinyformer.train_config import TASK_ITERS
+from tinyformer.train_config import TASK_ITERS, default_out_dir
 
 # Tiny models, so that a whole run takes a fraction of a second.
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=2,
@@ -108,6 +108,9 @@ def test_defaults_depend_on_the_job():
     (dict(eval_every=0), "--eval-every must be a whole number >= 1, got 0"),
     (dict(checkpoint_every=0), "--checkpoint-every must be a whole number >= 1, got 0"),
     (dict(beta2=1.0), "--beta2 must be a finite number in [0, 1), got 1.0"),
+    # BERT learns from the tokens it hides: a rate of 0 hides none, 1 leaves nothing to read.
+    (dict(model="bert", mask_rate=0), "--mask-rate must be a finite number in (0, 1), got 0"),
+    (dict(model="bert", mask_rate=1.0), "--mask-rate must be a finite number in (0, 1), got 1.0"),
     (dict(qk_norm=1), "--qk-norm must be true or false, got 1"),
     (dict(task="copy", min_len=1), "--min-len must be at least 2, got 1"),
 ])
@@ -142,6 +145,7 @@ def test_errors_call_each_setting_what_name_calls_it(settings, message):
     dict(lr=1e-3, min_lr=0.0),                   # a cosine all the way down
     dict(task="copy", min_len=5, max_len=5),     # sequences of one length
     dict(d_model=65_536, n_head=1),              # the largest width a rule allows
+    dict(sample_tokens=0),                       # evaluations that write no sample
 ])
 def test_settings_at_the_edge_of_their_range_are_accepted(settings):
     resolved = TrainConfig(**settings).resolved()
@@ -181,6 +185,22 @@ def test_a_run_saved_with_settings_that_did_not_apply_resumes_without_them(tmp_p
     (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
     resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
     assert (resumed.config.min_len, resumed.config.vocab_size) == (None, None)
+    assert resumed.train() == "done"
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_run_saved_before_micro_batches_resumes_computing_each_batch_whole(tmp_path,
+                                                                            monkeypatch):
+    """Runs saved before batches were cut into micro-batches hold no micro_batches: they go
+    on as they trained, each batch whole, exactly."""
+    settings = dict(TINY, iters=4, micro_batches=1)
+    whole = run(tmp_path / "whole", **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path / "cut"))
+    del config["train"]["micro_batches"]
+    (tmp_path / "cut" / "config.json").write_text(json.dumps(config))
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert resumed.config.micro_batches == 1
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
 
@@ -337,6 +357,17 @@ def test_the_out_directory_is_checked_before_anything_is_written(tmp_path):
 
 
 # -- the loop ------------------------------------------------------------------------------------
+
+
+def test_without_out_an_empty_folder_of_the_runs_name_is_used_and_a_file_is_passed_over(
+        tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "gpt-builtin").mkdir(parents=True)               # made beforehand, and empty
+    (runs / "gpt-builtin-2").write_text("not a folder")
+    config = TrainConfig().resolved()
+    assert default_out_dir(config, runs) == os.path.join(runs, "gpt-builtin")
+    (runs / "gpt-builtin" / "notes.txt").write_text("mine")
+    assert default_out_dir(config, runs) == os.path.join(runs, "gpt-builtin-3")
 
 
 def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
@@ -646,8 +677,10 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert cut_short(tmp_path / "cut", monkeypatch, after=4, **settings) == "interrupted"
     assert rundir.read_config(str(tmp_path / "cut"))["step"] == 5
 
-    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    said = []
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=said.append)
     assert resumed.step == 5
+    assert not [line for line in said if "metrics.jsonl" in line]     # no line was lost
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
 
@@ -789,7 +822,9 @@ def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exac
         assert notes == [notes[0]] and ("trained with the numpy forms and goes on with the "
                                         "compiled loops") in notes[0]
         assert "resume with TINYAUTOGRAD_KERNELS=numpy" in notes[0]
-    said = []                                   # a finished run goes on no further: no note
+    # A finished run goes on no further: no note, though it ended with other forms than now.
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: not now)
+    said = []
     Trainer.resume(str(tmp_path), log=said.append).close()
     assert not [line for line in said if "last digits" in line]
 
@@ -976,6 +1011,20 @@ def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     x = np.array([tokenizer.encode("alice has a")])
     np.testing.assert_array_equal(model(x).data, trainer.model.eval()(x).data)
     assert config["train"]["iters"] == 4 and config["model_config"] == trainer.model.config
+
+
+@pytest.mark.parametrize("bad, named", [("abc", "(in a, b, c);"), ("abcd", "(in a, b, c, ...);")])
+def test_weights_that_are_not_finite_are_named_three_at_most(bad, named):
+    class Four(ta.nn.Module):
+        def __init__(self):
+            for name in "abcd":
+                setattr(self, name, ta.nn.Parameter(np.zeros(2)))
+    model = Four()
+    for name in bad:
+        getattr(model, name).data[0] = np.nan
+    with pytest.raises(rundir.CheckpointError, match=re.escape(f"hold NaN or infinite values "
+                                                               f"{named}")):
+        checkpoint.check_finite_weights(model, "run/weights-000001.npz")
 
 
 @pytest.mark.parametrize("job", ["bert", "transformer"])
