@@ -139,6 +139,20 @@ def test_selecting_rows_keeps_the_caches_dtype():
     np.testing.assert_array_equal(keys.data[:, 0, :3, 0], 1 + 1e-12)
 
 
+def test_selecting_rows_of_recorded_keys_keeps_those_rows_in_order():
+    # Keys and values kept under recording (concatenated, not in buffers) follow a selection
+    # as the buffered ones do: the rows asked for, in that order, repeats included.
+    cache, layer = KVCache(), object()
+    k = ta.Tensor(np.arange(6, dtype=np.float32).reshape(2, 1, 3, 1), requires_grad=True)
+    cache.extend(layer, k, k * 10)
+    cache.select(np.array([1, 1, 0]))
+    step = ta.Tensor(np.full((3, 1, 1, 1), -1.0, dtype=np.float32), requires_grad=True)
+    keys, values = cache.extend(layer, step, step)
+    np.testing.assert_array_equal(keys.data[:, 0, :, 0], [[3, 4, 5, -1], [3, 4, 5, -1],
+                                                          [0, 1, 2, -1]])
+    np.testing.assert_array_equal(values.data[:, 0, :3, 0], 10 * keys.data[:, 0, :3, 0])
+
+
 def test_selecting_rows_keeps_the_buffers_capacity_so_the_next_step_writes_into_it():
     # Beam search selects rows at every step. The kept rows go into buffers as long as the
     # old ones, into which the next step writes its keys and values; buffers dropped instead

@@ -269,6 +269,21 @@ def test_feed_forward_float32_and_dropout_only_while_training():
     assert not np.allclose(training, evaluating)
 
 
+def test_feed_forward_drops_the_hidden_activations_after_the_activation():
+    # GELU(z / (1 - p)) is not GELU(z) / (1 - p): dropping before the activation is another
+    # function, which only a model in training mode shows.
+    ffn = to_float64(FeedForward(4, 16, activation="gelu", dropout=0.5)).train()
+    x = randn(2, 3, 4)
+    ta.manual_seed(0)
+    out = ffn(x).data
+    ta.manual_seed(0)                          # the same draw: the mask dropout multiplied by
+    kept = ta.functional.dropout_mask((2, 3, 16), 0.5, np.float64)
+    hidden = ffn.act(ffn.fc1(x)).data * kept
+    np.testing.assert_allclose(out, hidden @ ffn.fc2.weight.data + ffn.fc2.bias.data,
+                               rtol=1e-12, atol=1e-12)
+    assert (kept == 0).any() and (kept != 0).any()
+
+
 def test_feed_forward_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of 'relu', "
                                          "'gelu'"):
