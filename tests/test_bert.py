@@ -1,7 +1,10 @@
-"""BERT: shapes and options, padding, the 80/10/10 masking recipe, gradcheck, and learning."""
+"""BERT: shapes and options, padding, parity with a BERT written in torch, the 80/10/10
+masking recipe, gradcheck, and learning."""
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as TF
 
 import tinyautograd as ta
 import tinyautograd.functional as F
@@ -71,6 +74,58 @@ def test_padding_never_changes_the_real_positions():
     longer = model(idx[:, :5]).data                          # fewer pads on the first row
     np.testing.assert_allclose(longer[0, :5], before[0, :5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(longer[1, :3], before[1, :3], rtol=1e-5, atol=1e-6)
+
+
+def torch_bert(model, idx):
+    """The same BERT written directly in torch, reading our parameters (float64): post-norm,
+    learned positions, a norm on the embeddings, padding hidden from every query, and the MLM
+    head LayerNorm(gelu(x W + b)) E^T + c."""
+    params = {name: torch.tensor(p.data, requires_grad=True)
+              for name, p in model.named_parameters()}
+    c = model.config
+    B, T = idx.shape
+    n_head, d_head = c["n_head"], c["d_model"] // c["n_head"]
+
+    def linear(prefix, x):
+        return x @ params[f"{prefix}.weight"] + params[f"{prefix}.bias"]
+
+    def norm(prefix, x):
+        return TF.layer_norm(x, (c["d_model"],), params[f"{prefix}.weight"],
+                             params[f"{prefix}.bias"])
+
+    def heads(x):
+        return x.view(B, T, n_head, d_head).transpose(1, 2)
+
+    real = torch.as_tensor(idx != c["pad_id"])[:, None, None, :]      # (B, 1, 1, T) keys
+    x = params["embed.tok.weight"][torch.as_tensor(idx)] + params["embed.pos.embedding.weight"][:T]
+    x = norm("embed.norm", x)
+    for i in range(c["n_layer"]):
+        b = f"encoder.layers.{i}"
+        q, k, v = (heads(linear(f"{b}.attn.{n}", x)) for n in "qkv")
+        a = TF.scaled_dot_product_attention(q, k, v, attn_mask=real)
+        x = norm(f"{b}.attn_norm", x + linear(f"{b}.attn.out", a.transpose(1, 2).reshape(B, T, -1)))
+        h = TF.gelu(linear(f"{b}.ffn.fc1", x), approximate="tanh")
+        x = norm(f"{b}.ffn_norm", x + linear(f"{b}.ffn.fc2", h))
+    h = norm("head.norm", TF.gelu(linear("head.dense", x), approximate="tanh"))
+    logits = h @ params["embed.tok.weight"].T + params["head.bias"]
+    return logits, params
+
+
+def test_equals_a_bert_written_in_torch_outputs_and_every_gradient():
+    model = to_float64(tiny_bert(pad_id=PAD))
+    for p in model.parameters():            # norms off 1 and biases off 0, so each one counts
+        p.data += np.random.default_rng(1).normal(0, 0.1, p.shape)
+    idx = np.random.default_rng(0).integers(2, 9, (3, 6))
+    idx[0, 4:] = PAD
+    targets = np.random.default_rng(2).integers(0, 9, (3, 6))
+    logits = model(idx)
+    F.cross_entropy(logits, targets).backward()
+    theirs, params = torch_bert(model, idx)
+    TF.cross_entropy(theirs.reshape(-1, 9), torch.as_tensor(targets).reshape(-1)).backward()
+    np.testing.assert_allclose(logits.data, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, params[name].grad.numpy(), rtol=1e-7, atol=1e-12,
+                                   err_msg=name)
 
 
 def test_the_masking_recipe_80_10_10():
