@@ -4,6 +4,7 @@ load nothing from anywhere; `tinyformer graph|attention|lens|plot --out FILE.htm
 (tests/test_browser_pages.py opens them in a real browser.)"""
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -759,6 +760,20 @@ def test_plotting_a_run_still_training_says_so_beside_the_page_written(tmp_path)
         release(run)
     assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
     assert result.stderr.startswith("note: the run is still training")
+
+
+def test_plot_follow_rewrites_the_page_of_a_run_still_training_until_it_ends(tmp_path,
+                                                                           monkeypatch):
+    run = write_run(tmp_path / "run", 4, iters=6, lock="held")
+    out = tmp_path / "report.html"
+    # Between two looks at the run, its trainer is killed: the test does not wait 5 seconds.
+    monkeypatch.setattr("viz.write.follow_run",
+                        functools.partial(follow_run, sleep=lambda seconds: release(run)))
+    result = tinyformer("plot", run, "--out", out, "--follow")
+    assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
+    assert result.stderr == f"step 4 of 6: wrote {out}\n"
+    final = page_data(out.read_text())
+    assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
 @pytest.mark.parametrize("args, words", [
