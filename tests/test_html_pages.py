@@ -678,6 +678,27 @@ def test_following_a_run_before_its_first_step_waits_for_it(tmp_path, metrics):
     assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
 
 
+def test_markup_in_a_title_or_a_token_is_shown_as_text_on_every_page(tmp_path):
+    # A run directory's name, a prompt's token, a predicted token: the user's text, which the
+    # page must show as it is, never read as HTML of its own.
+    from tinyformer.lens import Lens
+    markup = "<img src=x onerror=alert(1)>"
+
+    class Markup:
+        def id_to_token(self, i):
+            return markup
+
+    maps = {"self": AttentionMap(np.full((1, 1, 2, 2), 0.5), [markup, "b"], [markup, "b"],
+                                 "self-attention")}
+    lens = Lens(["embed"], np.zeros((1, 2, 1), int), np.full((1, 2, 1), 0.5))
+    pages = {"attention": attention_page(maps, markup),
+             "lens": lens_page(lens, [markup, "b"], Markup(), markup),
+             "report": metrics_page(write_run(tmp_path / markup, 2))}
+    for kind, page in pages.items():
+        body = page.html.split("<body", 1)[1]
+        assert "<img" not in body and html.escape(markup, quote=False) in body, kind
+
+
 # ------------------------------------------------------------------------------ the commands
 
 
