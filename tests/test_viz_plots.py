@@ -211,6 +211,9 @@ def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation
     train, smoothed, val = loss.get_lines()
     losses = [r["train_loss"] for r in read_metrics(run / "metrics.jsonl")]
     np.testing.assert_allclose(smoothed.get_ydata(), smooth(losses))
+    # on the axis of the steps logged (1 to 40), the validation's among them
+    assert list(train.get_xdata()) == list(smoothed.get_xdata()) == list(range(1, 41))
+    assert list(val.get_xdata()) == [10, 20, 30, 40]
     (label,) = loss.texts
     assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
 
