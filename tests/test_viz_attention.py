@@ -239,6 +239,25 @@ def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     assert_every_text_inside(figure)
     assert " ".join(figure.get_suptitle().split()) == title
 
+
+def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tmp_path,
+                                                                            monkeypatch):
+    import viz.write
+    drawn = []
+
+    def drawing(*args):
+        drawn.append(attention_figure(*args))
+        return drawn[-1]
+
+    monkeypatch.setattr(viz.write, "attention_figure", drawing)
+    labels = list("abcd")
+    maps = {"self": AttentionMap(np.full((2, 3, 4, 4), 0.25), labels, labels,
+                                 "masked self-attention")}
+    viz.write.write_attention(str(tmp_path / "a.png"), maps, "self", "gpt", "runs/tiny")
+    assert " ".join(drawn[0].get_suptitle().split()) == \
+        "tiny (gpt): masked self-attention - 2 layers x 3 heads"
+
+
 def test_a_cropped_map_shows_the_last_queries_and_keys_and_blanks_blocked_keys():
     weights = np.random.default_rng(0).random((1, 1, 6, 5))
     weights[0, 0, -1, -1] = 0.0                          # a blocked key
