@@ -797,6 +797,22 @@ def test_plot_follow_rewrites_the_page_of_a_run_still_training_until_it_ends(tmp
     assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
+def test_plot_follow_waits_for_the_first_step_of_a_run_just_started(tmp_path, monkeypatch):
+    # Without --follow such a run is refused (no metrics yet): following it is the answer.
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        """Meanwhile, the run trains its two steps and ends."""
+        write_run(run, 2, iters=2)
+        release(run)
+
+    monkeypatch.setattr("viz.write.follow_run", functools.partial(follow_run, sleep=sleep))
+    result = tinyformer("plot", run, "--out", out, "--follow")
+    assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
+    assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
+
+
 @pytest.mark.parametrize("args, words", [
     (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
     (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),
