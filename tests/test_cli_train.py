@@ -753,6 +753,8 @@ def test_bad_train_input(files, args, phrases):
                                   "`tinyformer tokenize train`"),
     (["generate", "--iters", "5"], "No such option '--iters': it is an option of "
                                    "`tinyformer train`"),
+    (["train", "--checkpoint", "x"], "it is an option of `tinyformer generate`, "   # 5 take it
+                                     "`tinyformer export`, `tinyformer attention`, ... ("),
     (["train", "--iter", "5"], "Did you mean one of: '--eval-iters', '--iters'"),   # no one's
 ])
 def test_an_option_of_another_command_names_the_commands_that_take_it(args, phrase):
