@@ -19,7 +19,7 @@ from matplotlib.image import imread  # noqa: E402
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
 from viz.attention import (AttentionMap, attention_figure, attention_maps,  # noqa: E402
-                            plot_attention, token_labels)
+                            choose_map, plot_attention, token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -119,6 +119,12 @@ def test_attention_command_writes_a_png(runs, tmp_path, kind, which):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert is_png(out)
+
+
+def test_without_which_a_seq2seq_shows_its_cross_attention_as_the_help_says(runs):
+    for kind, default in (("gpt", "self"), ("bert", "self"), ("transformer", "cross")):
+        model, _, _ = load_model(runs[kind])
+        assert choose_map(model, None) == default, kind
 
 
 def test_maps_have_one_heatmap_per_layer_and_head(runs):
