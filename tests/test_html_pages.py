@@ -699,6 +699,15 @@ def test_markup_in_a_title_or_a_token_is_shown_as_text_on_every_page(tmp_path):
         assert "<img" not in body and html.escape(markup, quote=False) in body, kind
 
 
+@needs_dot
+def test_markup_in_a_graph_pages_title_or_names_is_shown_as_text():
+    markup = "<img src=x onerror=alert(1)>"
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    page = viz.graph_page((x * 2).sum(), inputs={markup: x}, title=markup)
+    body = page.html.split("<body", 1)[1]
+    assert "<img" not in body and html.escape(markup, quote=False) in body
+
+
 # ------------------------------------------------------------------------------ the commands
 
 
