@@ -458,6 +458,18 @@ def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
         attention_page({"self": AttentionMap(weights, tokens, tokens, "self")}, "t")
 
 
+def test_a_page_holds_as_many_weights_as_its_limit_and_refuses_one_more(monkeypatch):
+    import importlib                             # the module: viz.attention_page is its function
+    monkeypatch.setattr(importlib.import_module("viz.attention_page"), "MAX_WEIGHTS", 8)
+    labels = list("ab")
+    page = attention_page({"self": AttentionMap(np.full((1, 2, 2, 2), 0.5), labels, labels,
+                                                "self")}, "t")         # 8 weights: the limit
+    assert page_data(page.html)["maps"]["self"]["heads"] == 2
+    with pytest.raises(ValueError, match=r"9 attention weights are more than a page holds \(8"):
+        attention_page({"self": AttentionMap(np.full((1, 1, 3, 3), 1 / 3), list("abc"),
+                                             list("abc"), "self")}, "t")
+
+
 def test_bad_attention_maps_are_refused():
     maps = synthetic_maps(np.random.default_rng(0))
     with pytest.raises(ValueError, match="no map 'self'"):
