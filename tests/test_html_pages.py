@@ -398,6 +398,9 @@ def test_draw_graph_and_draw_backward_make_the_page_of_what_they_drew(tmp_path):
     assert page_data(page.html)["view"] == "backward"
     frame = page._repr_html_()
     assert frame.startswith("<iframe srcdoc=") and "&lt;script" in frame
+    # the whole page in the attribute: a quote of the page's own does not end it early
+    srcdoc = re.match(r'<iframe srcdoc="([^"]*)"', frame).group(1)
+    assert html.unescape(srcdoc) == page.html
     with pytest.raises(ValueError, match="draw_graph or draw_backward"):
         viz.graph.Graph().page()
 
