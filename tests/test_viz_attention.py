@@ -121,6 +121,13 @@ def test_attention_command_writes_a_png(runs, tmp_path, kind, which):
     assert is_png(out)
 
 
+def test_without_out_the_picture_is_attention_png_here(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", PROMPTS["gpt"])
+    assert result.exit_code == 0 and result.stdout == "attention.png\n", result.output
+    assert is_png(tmp_path / "attention.png")
+
+
 def test_without_which_a_seq2seq_shows_its_cross_attention_as_the_help_says(runs):
     for kind, default in (("gpt", "self"), ("bert", "self"), ("transformer", "cross")):
         model, _, _ = load_model(runs[kind])
