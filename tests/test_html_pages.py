@@ -176,8 +176,11 @@ def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page
         assert set(titles(svg, "node")) == set(info["nodes"])
         assert set(titles(svg, "cluster")) == set(info["clusters"])
         texts = node_texts(svg)
+        arrows = [html.unescape(t).split("->") for t in titles(svg, "edge")]
         for name, node in info["nodes"].items():
             assert set(node["inputs"]) <= set(info["nodes"])
+            # its inputs: the nodes whose arrows lead into it
+            assert sorted(node["inputs"]) == sorted(a for a, b in arrows if b == name), name
             assert set(node["boxes"]) <= set(info["clusters"])
             shape = str(tuple(node["value"]["shape"]))
             if node["kind"] == "op":      # its box says its op (and number) and its shape
