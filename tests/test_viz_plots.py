@@ -280,6 +280,14 @@ def test_a_run_that_blows_up_is_drawn_as_it_went_and_its_legend_leaves_the_blow_
                 assert not legend.contains(*(a + f * (b - a))), line.get_label()
 
 
+def test_a_run_with_no_metrics_ends_training_with_a_note_not_an_error(tmp_path):
+    from viz.write import plot_after_training
+    (tmp_path / "run").mkdir()
+    said = plot_after_training(str(tmp_path / "run"))
+    assert said.startswith("note: no loss plot (metrics file ") and "does not exist" in said
+    assert not (tmp_path / "run" / "loss.png").exists()
+
+
 def test_training_writes_the_plot(tmp_path):
     out = tmp_path / "run"
     result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)
