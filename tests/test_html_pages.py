@@ -638,7 +638,8 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
     assert page_data(metrics_page(run).html)["refresh"] is None           # not asked
     release(run)                                        # the trainer ends
     stopped = metrics_page(run, refresh=2)
-    assert page_data(stopped.html)["refresh"] is None and "stopped at step 6" in stopped.html
+    assert page_data(stopped.html)["refresh"] is None
+    assert "stopped at step 6 of 10 (tinyformer train --resume continues it)" in stopped.html
     with pytest.raises(ValueError, match="does not exist"):
         metrics_page(tmp_path / "nothing")
 
