@@ -158,6 +158,7 @@ def test_bench_hands_its_cases_to_the_suite(suite_arguments):
     assert cases(suite_arguments("--threads", "2")) == [("two-threads", 2, False)]
     assert cases(suite_arguments("--threads", "3", "--only", "train_step")) == [
         ("3-threads", 3, False)]
+    assert suite_arguments("--save").save and not suite_arguments().save
 
 
 def test_the_suite_runs_every_case_and_benchmark_given_as_the_command_takes_them():
@@ -833,8 +834,8 @@ def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, 
     assert suite_arguments("--only", "blocks", "--quick").corpus is None   # built-in recipe
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "shakespeare.txt").write_text(TEXT)
-    assert suite_arguments("--whole-run", "--corpus", "texts/shakespeare.txt").corpus == \
-        "texts/shakespeare.txt"
+    whole = suite_arguments("--whole-run", "--corpus", "texts/shakespeare.txt")
+    assert whole.whole_run and whole.corpus == "texts/shakespeare.txt"
     (tmp_path / "tinyshakespeare.txt").write_text(TEXT)
     assert suite_arguments("--whole-run").corpus is None
 

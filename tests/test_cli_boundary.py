@@ -148,6 +148,9 @@ def test_another_programs_name_for_a_setting_is_answered_with_ours(tmp_path, the
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: No such option {flag!r}; did you mean "
                                     f"{our_flag!r}?")
+    # Another command has no setting of train's: it is not offered one of them.
+    result = run("generate", "--checkpoint", tmp_path, flag, 1)
+    assert result.exit_code == 2 and our_flag not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("line, said", [

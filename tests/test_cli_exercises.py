@@ -297,6 +297,17 @@ def fake_checks(monkeypatch, cores, check):
                         lambda ex, path, timeout: check(ex))
 
 
+def test_a_check_is_stopped_after_the_timeout_the_course_gives_as_the_default(workspace,
+                                                                             monkeypatch):
+    # docs/course.md: "A check is stopped after `--timeout` seconds (120 by default ...)".
+    given = []
+    monkeypatch.setattr(workspace_module, "check_in_subprocess",
+                        lambda ex, path, timeout: given.append(timeout) or (None, ""))
+    run("check", 1)
+    run("check", 1, "--timeout", 30)
+    assert given == [120, 30]
+
+
 def test_the_checks_run_one_per_core_at_once_and_report_in_course_order(workspace, monkeypatch):
     together = threading.Barrier(2, timeout=20)     # broken unless two checks run at once
 

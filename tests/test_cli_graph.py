@@ -69,6 +69,14 @@ def test_renders_for_real(tmp_path, suffix, magic):
 
 
 @needs_dot
+def test_without_out_the_picture_is_graph_svg_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer("graph", "--example", "mlp")
+    assert result.exit_code == 0 and result.stdout == "graph.svg\n", result.output
+    assert (tmp_path / "graph.svg").read_bytes().startswith(b"<?xml")
+
+
+@needs_dot
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_the_backward_graph_of_every_example(tmp_path, name):
     svg = draw(tmp_path, "--example", name, "--what", "backward")

@@ -280,6 +280,14 @@ def test_show_escapes_newlines_and_colours_on_request(bpe, char):
     assert "\x1b[" in coloured.stdout and "|" not in coloured.stdout.splitlines()[0]
 
 
+def test_no_color_frames_the_tokens_on_a_terminal_that_shows_colours(char, monkeypatch):
+    import tinyformer_cli
+    monkeypatch.setattr(tinyformer_cli, "colour_wanted", lambda: True)    # such a terminal
+    assert "\x1b[" in run("show", "at", "--tokenizer", char).stdout       # its default
+    plain = run("show", "at", "--tokenizer", char, "--no-color").stdout
+    assert plain.splitlines()[0] == "|a|t|" and "\x1b[" not in plain
+
+
 def test_show_frames_a_bar_of_the_text_apart_from_the_borders(bpe):
     result = run("show", "a<|x||", "--tokenizer", bpe, "--no-color")
     assert result.stdout.splitlines()[0] == r"|a|<|\||x|\||\||"

@@ -111,6 +111,34 @@ def test_generate_continues_the_prompt(gpt_run):
     assert greedy.exit_code == 0 and len(greedy.output) >= 200      # no prompt: from a newline
 
 
+def test_generate_without_sampling_options_samples_as_its_help_says(gpt_run):
+    # --help's defaults: 200 tokens at temperature 0.8 (the README's "samples at 0.8 unless
+    # told"), seeded with 0, which is what Python draws with np.random.default_rng(0).
+    out, _ = gpt_run
+    bare = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has")
+    from tinyformer.checkpoint import load_model
+    model, tokenizer, _ = load_model(out)
+    ids = model.generate(np.array([tokenizer.encode("alice has")]), 200, temperature=0.8,
+                         generator=np.random.default_rng(0))
+    assert bare.exit_code == 0 and bare.output == tokenizer.decode(ids[0].tolist()) + "\n"
+
+
+@pytest.mark.parametrize("option, value", [("--top-k", 2), ("--top-p", 0.3)])
+def test_generate_samples_among_the_tokens_top_k_or_top_p_keeps(gpt_run, option, value):
+    out, _ = gpt_run
+    result = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
+                        "--max-new-tokens", 30, "--seed", 1, option, value)
+    from tinyformer.checkpoint import load_model
+    model, tokenizer, _ = load_model(out)
+    keeps = {option.lstrip("-").replace("-", "_"): value}
+    ids = model.generate(np.array([tokenizer.encode("alice has")]), 30, temperature=0.8,
+                         generator=np.random.default_rng(1), **keeps)
+    unfiltered = model.generate(np.array([tokenizer.encode("alice has")]), 30, temperature=0.8,
+                                generator=np.random.default_rng(1))
+    assert ids.tolist() != unfiltered.tolist()        # else the option would change nothing
+    assert result.exit_code == 0 and result.output == tokenizer.decode(ids[0].tolist()) + "\n"
+
+
 def test_generate_on_a_gpt_with_beam_search(gpt_run):
     out, _ = gpt_run
     request = ["generate", "--checkpoint", out, "--prompt", "eve has", "--max-new-tokens", 12]
@@ -725,6 +753,8 @@ def test_bad_train_input(files, args, phrases):
                                   "`tinyformer tokenize train`"),
     (["generate", "--iters", "5"], "No such option '--iters': it is an option of "
                                    "`tinyformer train`"),
+    (["train", "--checkpoint", "x"], "it is an option of `tinyformer generate`, "   # 5 take it
+                                     "`tinyformer export`, `tinyformer attention`, ... ("),
     (["train", "--iter", "5"], "Did you mean one of: '--eval-iters', '--iters'"),   # no one's
 ])
 def test_an_option_of_another_command_names_the_commands_that_take_it(args, phrase):

@@ -4,6 +4,7 @@ load nothing from anywhere; `tinyformer graph|attention|lens|plot --out FILE.htm
 (tests/test_browser_pages.py opens them in a real browser.)"""
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -175,8 +176,11 @@ def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page
         assert set(titles(svg, "node")) == set(info["nodes"])
         assert set(titles(svg, "cluster")) == set(info["clusters"])
         texts = node_texts(svg)
+        arrows = [html.unescape(t).split("->") for t in titles(svg, "edge")]
         for name, node in info["nodes"].items():
             assert set(node["inputs"]) <= set(info["nodes"])
+            # its inputs: the nodes whose arrows lead into it
+            assert sorted(node["inputs"]) == sorted(a for a, b in arrows if b == name), name
             assert set(node["boxes"]) <= set(info["clusters"])
             shape = str(tuple(node["value"]["shape"]))
             if node["kind"] == "op":      # its box says its op (and number) and its shape
@@ -397,6 +401,9 @@ def test_draw_graph_and_draw_backward_make_the_page_of_what_they_drew(tmp_path):
     assert page_data(page.html)["view"] == "backward"
     frame = page._repr_html_()
     assert frame.startswith("<iframe srcdoc=") and "&lt;script" in frame
+    # the whole page in the attribute: a quote of the page's own does not end it early
+    srcdoc = re.match(r'<iframe srcdoc="([^"]*)"', frame).group(1)
+    assert html.unescape(srcdoc) == page.html
     with pytest.raises(ValueError, match="draw_graph or draw_backward"):
         viz.graph.Graph().page()
 
@@ -455,6 +462,18 @@ def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
     weights = np.broadcast_to(np.float32(1 / 1024), (12, 12, 1024, 1024))   # no memory
     with pytest.raises(ValueError, match=r"150,994,944 attention weights .* shorter prompt"):
         attention_page({"self": AttentionMap(weights, tokens, tokens, "self")}, "t")
+
+
+def test_a_page_holds_as_many_weights_as_its_limit_and_refuses_one_more(monkeypatch):
+    import importlib                             # the module: viz.attention_page is its function
+    monkeypatch.setattr(importlib.import_module("viz.attention_page"), "MAX_WEIGHTS", 8)
+    labels = list("ab")
+    page = attention_page({"self": AttentionMap(np.full((1, 2, 2, 2), 0.5), labels, labels,
+                                                "self")}, "t")         # 8 weights: the limit
+    assert page_data(page.html)["maps"]["self"]["heads"] == 2
+    with pytest.raises(ValueError, match=r"9 attention weights are more than a page holds \(8"):
+        attention_page({"self": AttentionMap(np.full((1, 1, 3, 3), 1 / 3), list("abc"),
+                                             list("abc"), "self")}, "t")
 
 
 def test_bad_attention_maps_are_refused():
@@ -619,7 +638,8 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
     assert page_data(metrics_page(run).html)["refresh"] is None           # not asked
     release(run)                                        # the trainer ends
     stopped = metrics_page(run, refresh=2)
-    assert page_data(stopped.html)["refresh"] is None and "stopped at step 6" in stopped.html
+    assert page_data(stopped.html)["refresh"] is None
+    assert "stopped at step 6 of 10 (tinyformer train --resume continues it)" in stopped.html
     with pytest.raises(ValueError, match="does not exist"):
         metrics_page(tmp_path / "nothing")
 
@@ -675,6 +695,36 @@ def test_following_a_run_before_its_first_step_waits_for_it(tmp_path, metrics):
 
     assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
     assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
+
+
+def test_markup_in_a_title_or_a_token_is_shown_as_text_on_every_page(tmp_path):
+    # A run directory's name, a prompt's token, a predicted token: the user's text, which the
+    # page must show as it is, never read as HTML of its own.
+    from tinyformer.lens import Lens
+    markup = "<img src=x onerror=alert(1)>"
+
+    class Markup:
+        def id_to_token(self, i):
+            return markup
+
+    maps = {"self": AttentionMap(np.full((1, 1, 2, 2), 0.5), [markup, "b"], [markup, "b"],
+                                 "self-attention")}
+    lens = Lens(["embed"], np.zeros((1, 2, 1), int), np.full((1, 2, 1), 0.5))
+    pages = {"attention": attention_page(maps, markup),
+             "lens": lens_page(lens, [markup, "b"], Markup(), markup),
+             "report": metrics_page(write_run(tmp_path / markup, 2))}
+    for kind, page in pages.items():
+        body = page.html.split("<body", 1)[1]
+        assert "<img" not in body and html.escape(markup, quote=False) in body, kind
+
+
+@needs_dot
+def test_markup_in_a_graph_pages_title_or_names_is_shown_as_text():
+    markup = "<img src=x onerror=alert(1)>"
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    page = viz.graph_page((x * 2).sum(), inputs={markup: x}, title=markup)
+    body = page.html.split("<body", 1)[1]
+    assert "<img" not in body and html.escape(markup, quote=False) in body
 
 
 # ------------------------------------------------------------------------------ the commands
@@ -759,6 +809,36 @@ def test_plotting_a_run_still_training_says_so_beside_the_page_written(tmp_path)
         release(run)
     assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
     assert result.stderr.startswith("note: the run is still training")
+
+
+def test_plot_follow_rewrites_the_page_of_a_run_still_training_until_it_ends(tmp_path,
+                                                                           monkeypatch):
+    run = write_run(tmp_path / "run", 4, iters=6, lock="held")
+    out = tmp_path / "report.html"
+    # Between two looks at the run, its trainer is killed: the test does not wait 5 seconds.
+    monkeypatch.setattr("viz.write.follow_run",
+                        functools.partial(follow_run, sleep=lambda seconds: release(run)))
+    result = tinyformer("plot", run, "--out", out, "--follow")
+    assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
+    assert result.stderr == f"step 4 of 6: wrote {out}\n"
+    final = page_data(out.read_text())
+    assert final["status"]["state"] == "stopped" and final["refresh"] is None
+
+
+def test_plot_follow_waits_for_the_first_step_of_a_run_just_started(tmp_path, monkeypatch):
+    # Without --follow such a run is refused (no metrics yet): following it is the answer.
+    run = write_run(tmp_path / "run", 0, iters=2, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        """Meanwhile, the run trains its two steps and ends."""
+        write_run(run, 2, iters=2)
+        release(run)
+
+    monkeypatch.setattr("viz.write.follow_run", functools.partial(follow_run, sleep=sleep))
+    result = tinyformer("plot", run, "--out", out, "--follow")
+    assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
+    assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
 
 
 @pytest.mark.parametrize("args, words", [

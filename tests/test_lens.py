@@ -232,6 +232,17 @@ def test_an_encoder_decoders_lens_reads_each_step_of_its_translation():
     assert tokens[0] == "<bos>" and len(tokens) == len(written) - 1 == lens.top_ids.shape[1]
 
 
+def test_a_berts_lens_reads_the_masks_of_its_prompt_as_its_mask_token():
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_of_prompt
+    tokenizer = CharTokenizer("ab", special_tokens=["<mask>"])
+    ta.manual_seed(0)
+    model = BERT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=2,
+                 d_model=16).eval()
+    lens, tokens = lens_of_prompt(model, tokenizer, "ab<mask>a", "bert")
+    assert tokens == ["a", "b", "<mask>", "a"] and lens.top_ids.shape[1] == 4
+
+
 def test_the_pictures_text_is_black_or_white_whichever_reads_better_on_its_cell():
     # It switched at a probability of 0.5, which left white text on teal below the contrast
     # reading needs (3.8:1 at 0.5); from 0.44 up black reads better.

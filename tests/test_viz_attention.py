@@ -19,7 +19,7 @@ from matplotlib.image import imread  # noqa: E402
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
 from viz.attention import (AttentionMap, attention_figure, attention_maps,  # noqa: E402
-                            plot_attention, token_labels)
+                            choose_map, plot_attention, token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -119,6 +119,19 @@ def test_attention_command_writes_a_png(runs, tmp_path, kind, which):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert is_png(out)
+
+
+def test_without_out_the_picture_is_attention_png_here(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", PROMPTS["gpt"])
+    assert result.exit_code == 0 and result.stdout == "attention.png\n", result.output
+    assert is_png(tmp_path / "attention.png")
+
+
+def test_without_which_a_seq2seq_shows_its_cross_attention_as_the_help_says(runs):
+    for kind, default in (("gpt", "self"), ("bert", "self"), ("transformer", "cross")):
+        model, _, _ = load_model(runs[kind])
+        assert choose_map(model, None) == default, kind
 
 
 def test_maps_have_one_heatmap_per_layer_and_head(runs):
@@ -238,6 +251,25 @@ def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
                               ["b"] * shape[3], title)
     assert_every_text_inside(figure)
     assert " ".join(figure.get_suptitle().split()) == title
+
+
+def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tmp_path,
+                                                                            monkeypatch):
+    import viz.write
+    drawn = []
+
+    def drawing(*args):
+        drawn.append(attention_figure(*args))
+        return drawn[-1]
+
+    monkeypatch.setattr(viz.write, "attention_figure", drawing)
+    labels = list("abcd")
+    maps = {"self": AttentionMap(np.full((2, 3, 4, 4), 0.25), labels, labels,
+                                 "masked self-attention")}
+    viz.write.write_attention(str(tmp_path / "a.png"), maps, "self", "gpt", "runs/tiny")
+    assert " ".join(drawn[0].get_suptitle().split()) == \
+        "tiny (gpt): masked self-attention - 2 layers x 3 heads"
+
 
 def test_a_cropped_map_shows_the_last_queries_and_keys_and_blanks_blocked_keys():
     weights = np.random.default_rng(0).random((1, 1, 6, 5))

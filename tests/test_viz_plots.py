@@ -211,6 +211,9 @@ def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation
     train, smoothed, val = loss.get_lines()
     losses = [r["train_loss"] for r in read_metrics(run / "metrics.jsonl")]
     np.testing.assert_allclose(smoothed.get_ydata(), smooth(losses))
+    # on the axis of the steps logged (1 to 40), the validation's among them
+    assert list(train.get_xdata()) == list(smoothed.get_xdata()) == list(range(1, 41))
+    assert list(val.get_xdata()) == [10, 20, 30, 40]
     (label,) = loss.texts
     assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
 
@@ -275,6 +278,14 @@ def test_a_run_that_blows_up_is_drawn_as_it_went_and_its_legend_leaves_the_blow_
         for a, b in zip(ends, ends[1:]):
             for f in np.linspace(0, 1, 50):
                 assert not legend.contains(*(a + f * (b - a))), line.get_label()
+
+
+def test_a_run_with_no_metrics_ends_training_with_a_note_not_an_error(tmp_path):
+    from viz.write import plot_after_training
+    (tmp_path / "run").mkdir()
+    said = plot_after_training(str(tmp_path / "run"))
+    assert said.startswith("note: no loss plot (metrics file ") and "does not exist" in said
+    assert not (tmp_path / "run" / "loss.png").exists()
 
 
 def test_training_writes_the_plot(tmp_path):
