@@ -365,6 +365,22 @@ def test_cross_entropy_over_no_classes_is_torchs(shape, label_smoothing):
     assert expected_curvature is None or tuple(expected_curvature.shape) == shape
 
 
+@pytest.mark.filterwarnings("error")    # torch prints nothing here either
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_over_no_rows_is_torchs(label_smoothing):
+    # No rows and no ignore_index: the mean over no targets is 0/0 = nan, quietly (each row's
+    # weight in the mean, 1/count, must not be numpy's 1/0 warning), with an empty gradient.
+    x, t = both([np.zeros((0, 4))])
+    loss = ta.functional.cross_entropy(x[0], np.zeros(0, np.int64),
+                                       label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(t[0], torch.zeros(0, dtype=torch.long),
+                                                 label_smoothing=label_smoothing)
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    loss.backward()
+    expected.backward()
+    assert x[0].grad.shape == tuple(t[0].grad.shape) == (0, 4)
+
+
 def test_cross_entropy_over_no_classes_refuses_a_target_that_counts():
     with pytest.raises(IndexError):
         torch.nn.functional.cross_entropy(torch.zeros(3, 0), torch.tensor([-100, 0, -100]))
