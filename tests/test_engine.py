@@ -433,6 +433,28 @@ def test_a_grad_zeroed_in_place_drops_grad_tensor_and_its_graph_as_torchs_zero_d
         xt.grad.zero_()
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_zero_grad_to_zeros_drops_grad_tensor_even_where_the_gradient_was_zero_already():
+    # zero_grad() always drops the graph (grad_tensor's promise). grad_tensor notices a change
+    # in place by its values only: a gradient that was 0 already would keep its graph, and the
+    # next create_graph backward would add onto it (a second derivative counting both).
+    import torch
+    w = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    scale = Tensor([0.0, 0.0], requires_grad=True, dtype=np.float64)
+    wt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    scale_t = torch.tensor([0.0, 0.0], requires_grad=True, dtype=torch.float64)
+    (w * scale).sum().backward(create_graph=True)                # dL/dw = scale: zeros
+    (wt * scale_t).sum().backward(create_graph=True)
+    ta.optim.SGD([w, scale], lr=0.1).zero_grad(set_to_none=False)
+    torch.optim.SGD([wt, scale_t], lr=0.1).zero_grad(set_to_none=False)
+    assert w.grad_tensor is None
+    (w * scale).sum().backward(create_graph=True)
+    (wt * scale_t).sum().backward(create_graph=True)
+    (second,) = ta.grad(w.grad_tensor.sum(), scale)
+    (second_t,) = torch.autograd.grad(wt.grad.sum(), scale_t)
+    np.testing.assert_array_equal(second.data, second_t.numpy())                 # [1, 1]
+
+
 def _times_zero(grad):
     grad *= 0
 
