@@ -1536,6 +1536,28 @@ def test_dropout_draws_from_the_generator_it_is_given_and_leaves_the_default_one
     np.testing.assert_array_equal(y.data, np.where(keep, np.float32(2.0), np.float32(0.0)))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_dropout_keeps_the_dtype_of_its_input_as_torch(dtype):
+    # The mask is made in x's dtype: a float32 mask would make a float16 x's result float32.
+    import torch
+    x = ta.ones(8, dtype=dtype, requires_grad=True)
+    y = ta.functional.dropout(x, 0.5)
+    expected = torch.nn.functional.dropout(torch.ones(8, dtype=getattr(torch, dtype.__name__)),
+                                           0.5)
+    assert y.dtype == dtype and str(expected.dtype) == f"torch.{dtype.__name__}"
+    y.sum().backward()
+    assert x.grad.dtype == dtype
+
+
+def test_dropout_of_zero_is_the_identity_and_draws_nothing():
+    # p = 0 drops nothing: a mask of ones would still take numbers from the generator, and a
+    # Dropout(0.0) added to a model would change every later draw of a seeded run.
+    x = ta.ones(100)
+    state = ta.random.get_state()
+    assert ta.functional.dropout(x, 0.0) is x
+    assert ta.random.get_state() == state
+
+
 def test_a_function_is_guarded_where_it_is_written_unless_it_says():
     # The checks a Function's author needs (the engine's names on ctx, a keyword Tensor) cost
     # every call: on outside tinyautograd, off for its own ops, and off where an op says so.
