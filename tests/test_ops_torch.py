@@ -221,6 +221,17 @@ def test_sigmoid_of_large_inputs_is_finite_and_exact():
         assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=1e-300)   # subnormals
 
 
+def test_softplus_of_large_negative_inputs_keeps_its_tiny_values_as_torchs():
+    # ln(1 + e^x) far below 0 is about e^x, lost in the rounding of 1 + e^x: computed as
+    # log(1 + e^x) it would be 0 there (log1p keeps it).
+    values = np.array([-700.0, -100.0, -40.0, -20.0])
+    for dtype in (np.float32, np.float64):
+        y = ta.functional.softplus(Tensor(values, dtype=dtype))
+        expected = torch.nn.functional.softplus(torch.tensor(values,
+                                                             dtype=getattr(torch, dtype.__name__)))
+        assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=0)
+
+
 def test_gelu_of_far_tails_is_finite_and_torchs():
     # Far below zero, e^(-2u) of GELU's formula would overflow: y and dy/dx are 0 there, not
     # NaN, without an overflow warning; far above, y = x and dy/dx = 1. The second derivative
