@@ -433,6 +433,28 @@ def test_a_grad_zeroed_in_place_drops_grad_tensor_and_its_graph_as_torchs_zero_d
         xt.grad.zero_()
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_zero_grad_to_zeros_drops_grad_tensor_even_where_the_gradient_was_zero_already():
+    # zero_grad() always drops the graph (grad_tensor's promise). grad_tensor notices a change
+    # in place by its values only: a gradient that was 0 already would keep its graph, and the
+    # next create_graph backward would add onto it (a second derivative counting both).
+    import torch
+    w = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    scale = Tensor([0.0, 0.0], requires_grad=True, dtype=np.float64)
+    wt = torch.tensor([1.0, 2.0], requires_grad=True, dtype=torch.float64)
+    scale_t = torch.tensor([0.0, 0.0], requires_grad=True, dtype=torch.float64)
+    (w * scale).sum().backward(create_graph=True)                # dL/dw = scale: zeros
+    (wt * scale_t).sum().backward(create_graph=True)
+    ta.optim.SGD([w, scale], lr=0.1).zero_grad(set_to_none=False)
+    torch.optim.SGD([wt, scale_t], lr=0.1).zero_grad(set_to_none=False)
+    assert w.grad_tensor is None
+    (w * scale).sum().backward(create_graph=True)
+    (wt * scale_t).sum().backward(create_graph=True)
+    (second,) = ta.grad(w.grad_tensor.sum(), scale)
+    (second_t,) = torch.autograd.grad(wt.grad.sum(), scale_t)
+    np.testing.assert_array_equal(second.data, second_t.numpy())                 # [1, 1]
+
+
 def _times_zero(grad):
     grad *= 0
 
@@ -1512,6 +1534,28 @@ def test_dropout_draws_from_the_generator_it_is_given_and_leaves_the_default_one
     assert ta.random.get_state() == state
     keep = np.random.default_rng(3).random(100) >= 0.5
     np.testing.assert_array_equal(y.data, np.where(keep, np.float32(2.0), np.float32(0.0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_dropout_keeps_the_dtype_of_its_input_as_torch(dtype):
+    # The mask is made in x's dtype: a float32 mask would make a float16 x's result float32.
+    import torch
+    x = ta.ones(8, dtype=dtype, requires_grad=True)
+    y = ta.functional.dropout(x, 0.5)
+    expected = torch.nn.functional.dropout(torch.ones(8, dtype=getattr(torch, dtype.__name__)),
+                                           0.5)
+    assert y.dtype == dtype and str(expected.dtype) == f"torch.{dtype.__name__}"
+    y.sum().backward()
+    assert x.grad.dtype == dtype
+
+
+def test_dropout_of_zero_is_the_identity_and_draws_nothing():
+    # p = 0 drops nothing: a mask of ones would still take numbers from the generator, and a
+    # Dropout(0.0) added to a model would change every later draw of a seeded run.
+    x = ta.ones(100)
+    state = ta.random.get_state()
+    assert ta.functional.dropout(x, 0.0) is x
+    assert ta.random.get_state() == state
 
 
 def test_a_function_is_guarded_where_it_is_written_unless_it_says():

@@ -221,6 +221,17 @@ def test_sigmoid_of_large_inputs_is_finite_and_exact():
         assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=1e-300)   # subnormals
 
 
+def test_softplus_of_large_negative_inputs_keeps_its_tiny_values_as_torchs():
+    # ln(1 + e^x) far below 0 is about e^x, lost in the rounding of 1 + e^x: computed as
+    # log(1 + e^x) it would be 0 there (log1p keeps it).
+    values = np.array([-700.0, -100.0, -40.0, -20.0])
+    for dtype in (np.float32, np.float64):
+        y = ta.functional.softplus(Tensor(values, dtype=dtype))
+        expected = torch.nn.functional.softplus(torch.tensor(values,
+                                                             dtype=getattr(torch, dtype.__name__)))
+        assert_allclose(y.data, expected.numpy(), rtol=1e-6, atol=0)
+
+
 def test_gelu_of_far_tails_is_finite_and_torchs():
     # Far below zero, e^(-2u) of GELU's formula would overflow: y and dy/dx are 0 there, not
     # NaN, without an overflow warning; far above, y = x and dy/dx = 1. The second derivative
@@ -363,6 +374,22 @@ def test_cross_entropy_over_no_classes_is_torchs(shape, label_smoothing):
     (expected_curvature,) = torch.autograd.grad(expected_grad.sum(), [t[0]], allow_unused=True)
     assert curvature.shape == shape
     assert expected_curvature is None or tuple(expected_curvature.shape) == shape
+
+
+@pytest.mark.filterwarnings("error")    # torch prints nothing here either
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_over_no_rows_is_torchs(label_smoothing):
+    # No rows and no ignore_index: the mean over no targets is 0/0 = nan, quietly (each row's
+    # weight in the mean, 1/count, must not be numpy's 1/0 warning), with an empty gradient.
+    x, t = both([np.zeros((0, 4))])
+    loss = ta.functional.cross_entropy(x[0], np.zeros(0, np.int64),
+                                       label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(t[0], torch.zeros(0, dtype=torch.long),
+                                                 label_smoothing=label_smoothing)
+    assert np.isnan(loss.item()) and np.isnan(expected.item())
+    loss.backward()
+    expected.backward()
+    assert x[0].grad.shape == tuple(t[0].grad.shape) == (0, 4)
 
 
 def test_cross_entropy_over_no_classes_refuses_a_target_that_counts():

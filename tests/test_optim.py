@@ -588,6 +588,17 @@ def test_warmup_cosine_without_warmup_starts_at_the_base_lr():
         WarmupCosine(one_param_sgd(0.1), warmup_steps=11, total_steps=10)
 
 
+@pytest.mark.parametrize("steps", [0, 3])
+def test_warmup_cosine_with_warmup_as_long_as_the_run_ends_at_min_lr(steps):
+    # warmup = total: every step warms up, and the step after the last takes min_lr (the
+    # cosine's part, with progress 0/0, is never reached).
+    schedule = WarmupCosine(one_param_sgd(0.1), warmup_steps=steps, total_steps=steps,
+                            min_lr=0.01)
+    assert [schedule.lr_at(step)[0] for step in range(steps)] == [
+        pytest.approx(0.1 * (step + 1) / (steps + 1), rel=1e-12) for step in range(steps)]
+    assert schedule.lr_at(steps) == schedule.lr_at(steps + 1) == [0.01]
+
+
 def test_warmup_cosine_scales_each_group_like_torch_lambda_lr():
     """With min_lr = 0 the schedule is base_lr times a multiplier, which LambdaLR can drive.
     Stepping both also checks the step counting: the lr at construction is step 0's."""
