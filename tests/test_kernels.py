@@ -511,6 +511,21 @@ def test_a_compiler_that_hangs_is_stopped_with_all_it_started(tmp_path, monkeypa
     assert len(runs.read_text().splitlines()) == 1
 
 
+
+def test_a_slow_build_is_told_of_once_and_then_finished(tmp_path, monkeypatch, capfd):
+    """A compiler that takes long (a busy machine, a network file system) kept the user
+    waiting without a word for as long as BUILD_SECONDS: after NOTE_SECONDS one line says what
+    is going on, how long it may take and how to do without, and the build then goes on."""
+    monkeypatch.setattr(kernels, "NOTE_SECONDS", 0.2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", a_compiler(tmp_path, f"sleep 0.6\n"
+                                                  f"exec {' '.join(kernels.compiler())} \"$@\""))
+    assert isinstance(kernels._loaded(), ctypes.CDLL)
+    told = capfd.readouterr().err.splitlines()
+    assert told == ["tinyautograd: cc has been building the compiled loops for 0.2 s (it takes "
+                    "about a second); waiting up to 120 s. TINYAUTOGRAD_KERNELS=numpy runs "
+                    "without them."]
+
 def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):
     """The cache's folder may be written, but its disk is full: the compiler (its linker)
     fails there, and the loops are built as where there is no cache, in a folder of the

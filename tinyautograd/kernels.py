@@ -31,6 +31,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -50,6 +51,8 @@ MODES = ("numpy", "c")
 CPUINFO = "/proc/cpuinfo"              # where Linux lists the processor's instruction sets
 # The build takes about half a second: a compiler still at it after this is stuck.
 BUILD_SECONDS = 120
+# One still at it after this is told of, once, so that nobody waits two minutes without a word.
+NOTE_SECONDS = 10
 # A build's scratch folder in the cache older than this was left by a build killed outright.
 SCRATCH_SECONDS = 3600
 
@@ -277,12 +280,22 @@ def _build(command: list[str]) -> tuple[int, str]:
     """Run the compiler: its exit status, and what it said in one line (its first error or
     failure, else its last line). It runs as a process group of its own, ended whole where it
     takes longer than BUILD_SECONDS or the build is interrupted (Ctrl-C): gcc's cc1, or the
-    compiler a wrapper started, would otherwise go on alone."""
+    compiler a wrapper started, would otherwise go on alone. One still at it after
+    NOTE_SECONDS is told of on stderr, once."""
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, errors="replace",
                           start_new_session=True) as process:
         try:
-            said = process.communicate(timeout=BUILD_SECONDS)[1]
+            try:
+                said = process.communicate(timeout=min(NOTE_SECONDS, BUILD_SECONDS))[1]
+            except subprocess.TimeoutExpired:
+                if BUILD_SECONDS <= NOTE_SECONDS:
+                    raise
+                print(f"tinyautograd: {os.path.basename(command[0])} has been building the "
+                      f"compiled loops for {NOTE_SECONDS} s (it takes about a second); waiting "
+                      f"up to {BUILD_SECONDS} s. TINYAUTOGRAD_KERNELS=numpy runs without them.",
+                      file=sys.stderr, flush=True)
+                said = process.communicate(timeout=BUILD_SECONDS - NOTE_SECONDS)[1]
         except BaseException as stopped:
             # (All of them ended already: ProcessLookupError, or macOS's PermissionError.)
             with contextlib.suppress(ProcessLookupError, PermissionError):
