@@ -3,6 +3,7 @@ logits and greedy continuations; our GPT saved loads into transformers and compu
 original checkpoints' layout (no "transformer." prefix, mask buffers) and half precision load;
 everything we cannot represent is refused in one line. All built here, no network."""
 
+import errno
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import tinyautograd as ta
 import tinyautograd.functional as F
+from full_disk import files_limited_to
 from own_modules import TwoExperts
 from tinyautograd import nn, optim
 from tinyformer.gpt import GPT
@@ -528,3 +530,26 @@ def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
     model.save_pretrained(tmp_path / "ok", bos_token_id=np.int64(3), eos_token_id=np.int32(4))
     config = GPT2Config.from_pretrained(tmp_path / "ok")
     assert (config.bos_token_id, config.eos_token_id) == (3, 4)
+
+
+@pytest.mark.parametrize("full_on", ["config.json", "model.safetensors"])
+def test_a_save_that_fills_the_disk_leaves_the_folders_earlier_save_whole(tmp_path, full_on,
+                                                                          monkeypatch):
+    # The weights went in place first: a disk full by config.json left new weights beside
+    # the old config.json, a pair that loads as neither model.
+    ta.manual_seed(0)
+    GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16).save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    ta.manual_seed(1)
+    new = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    if full_on == "config.json":
+        monkeypatch.setattr(json, "dump", no_room)
+        with pytest.raises(OSError, match="No space left"):
+            new.save_pretrained(tmp_path)
+    else:
+        with files_limited_to(5000), pytest.raises(OSError, match="too large"):
+            new.save_pretrained(tmp_path)                  # config.json fits, the weights not
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -715,7 +715,8 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
 
     The directory is created if needed; other files in it are left alone (mind an old
     generation_config.json or tokenizer, which transformers would read too). Each file is written
-    atomically, config.json last, so a directory with a config.json has its weights. A model
+    atomically, config.json put in place last, so a directory with a config.json has its
+    weights, and a save that fails (a full disk) leaves an earlier save there whole. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
     tokens, if it has them, for transformers' generate to use; the end may be a list of ids,
     as read_eos_ids gives a chat model's."""
@@ -753,11 +754,15 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         "dtype": "float32",                 # the weights', in which transformers loads them
     }
     os.makedirs(directory, exist_ok=True)
-    # transformers reads the "format" metadata to know the names are PyTorch's.
-    save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    # config.json is written first and put in place last: a disk that fills up on either file
+    # leaves a folder's earlier save whole, never new weights beside an old config.
     with atomic_write(path) as f:
         json.dump(config, f, indent=2)
         f.write("\n")
+        f.flush()                       # on disk now: after the weights, only a rename is left
+        os.fsync(f.fileno())
+        # transformers reads the "format" metadata to know the names are PyTorch's.
+        save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
 
 
 def _one_eps(model, norm, title, field):
