@@ -552,6 +552,53 @@ def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):
         "(unset TINYAUTOGRAD_KERNELS to run the numpy forms)")
 
 
+
+PLANTED = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void)
+{
+    FILE *f = fopen(getenv("PLANTED_MARK"), "w");       /* what any code of theirs could do */
+    if (f) fclose(f);
+}
+"""
+
+
+def test_a_cache_others_may_write_is_not_loaded_from(tmp_path):
+    """Loading a library runs its code (its constructors first of all). In a cache another
+    user may write (a shared XDG_CACHE_HOME), a library of theirs named as ours was loaded by
+    everyone's runs. Such a folder is now passed over, and the run says why and what to do."""
+    cache = tmp_path / "shared" / "tinyautograd"
+    cache.mkdir(parents=True)
+    (tmp_path / "planted.c").write_text(PLANTED)
+    planted = tmp_path / "planted.so"
+    subprocess.run([*kernels.compiler(), "-shared", "-fPIC", "-o", str(planted),
+                    str(tmp_path / "planted.c")], check=True)
+    stem = kernels._choices(kernels.compiler())[0][1]
+    named = cache / f"{stem}-{kernels._digest(str(planted))}.so"   # found as a whole library
+    named.write_bytes(planted.read_bytes())
+    cache.chmod(0o777)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "shared"), "PLANTED_MARK": str(tmp_path / "ran")}
+    status, out, error = in_a_process(env, "import tinyautograd as ta; "
+                                           "print(ta.kernels.summary())")
+    assert (status, error) == (0, "")
+    assert not (tmp_path / "ran").exists()
+    assert out.startswith("layer norm, GELU, softmax and Adam run compiled loops "
+                          f"(tinyautograd/kernels.c, built for this run alone as other users "
+                          f"may write {cache}: make it yours alone (chmod go-w), or set "
+                          f"XDG_CACHE_HOME)"), out
+    assert sorted(p.name for p in cache.iterdir()) == [named.name]   # nor built into
+
+
+def test_a_cache_made_here_is_this_users_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    previous = os.umask(0o002)          # a umask that lets the group write (Debian's for users)
+    try:
+        kernels._loaded()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "cache" / "tinyautograd").stat().st_mode) == 0o700
+
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
            "os.environ.pop('HOME', None)\n"
            "def unlisted(uid): raise KeyError(uid)\n"

@@ -3,7 +3,8 @@ layer norm, GELU, softmax along rows (attention's) and Adam's update.
 
 `kernels.c` holds them as C loops. The system's C compiler builds them once per machine into a
 small library (about 24 KB, in ~/.cache/tinyautograd, or where XDG_CACHE_HOME says), which
-`ctypes` calls; where no cache can be written, each process builds its own. Each loop computes
+`ctypes` calls; where no cache can be written, or others may write it (loading a library
+runs its code), each process builds its own. Each loop computes
 its op's formula in float32 in two or three passes over the arrays, where numpy makes one pass
 per operation: the training step of the Shakespeare recipe takes a seventh less time.
 
@@ -30,6 +31,7 @@ import platform
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -87,8 +89,11 @@ def summary() -> str:
     if in_use():
         cache = cache_directory()
         kept = cache is not None and os.path.dirname(_library()._name) == cache
-        why = f"{cache} cannot be written" if cache else "HOME is not set"
-        built = "" if kept else f", built for this run alone as {why}: set XDG_CACHE_HOME"
+        why = ("HOME is not set: set XDG_CACHE_HOME" if cache is None else
+               f"other users may write {cache}: make it yours alone (chmod go-w), or set "
+               f"XDG_CACHE_HOME" if _others_may_write(cache) else
+               f"{cache} cannot be written: set XDG_CACHE_HOME")
+        built = "" if kept else f", built for this run alone as {why}"
         return (f"layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c"
                 f"{built}); TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
     why = ("TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else
@@ -154,23 +159,38 @@ def cache_directory() -> str | None:
     return os.path.join(base, "tinyautograd") if os.path.isabs(base) else None
 
 
+def _others_may_write(cache: str) -> bool:
+    """Whether someone other than this user could put a library in `cache`: a folder of
+    another user's (a cache shared through XDG_CACHE_HOME), or one its group or everyone may
+    write. Loading a library runs its code, so such a folder is not used: each process builds
+    its own. A folder not made yet is made as this user's alone."""
+    try:
+        info = os.stat(cache)
+    except OSError:
+        return False
+    if not hasattr(os, "getuid"):               # Windows: no owner or mode bits to read
+        return False
+    return info.st_uid != os.getuid() or bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
 def _loaded() -> ctypes.CDLL:
     """The library, loaded: one built before for this source, compiler and processor, else one
     compiled now, for this processor if the compiler can, else for any. Where the cache cannot
-    be written (a read-only home, a full disk, or none), it is compiled into a folder of this
-    process's own and loaded from there, which is then removed (the library stays loaded):
-    each process builds it again, about a second, and runs the same loops."""
+    be written (a read-only home, a full disk, or none) or others may write it, it is compiled
+    into a folder of this process's own and loaded from there, which is then removed (the
+    library stays loaded): each process builds it again, about a second, and runs the same
+    loops."""
     cc = compiler()
     choices = _choices(cc)
     cache = cache_directory()
     failed_in_cache = None
-    if cache is not None:
+    if cache is not None and not _others_may_write(cache):
         for _, stem in choices:
             found = _found(cache, stem)
             if found is not None:
                 return ctypes.CDLL(found)
         with contextlib.suppress(OSError):
-            os.makedirs(cache, exist_ok=True)
+            os.makedirs(cache, mode=0o700, exist_ok=True)
         if os.access(cache, os.W_OK | os.X_OK):
             try:
                 library = ctypes.CDLL(_compiled(cc, choices, cache))
