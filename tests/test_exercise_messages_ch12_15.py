@@ -466,10 +466,19 @@ def test_teacher_forcing_swapped(tmp_path):
     assert "x and y swapped" in got
 
 
+def test_teacher_forcing_adding_one_to_the_ids(tmp_path):
+    # On consecutive ids the next token is the id plus one: the check's ids must not be.
+    got = edited_message(tmp_path, "your_gpt",
+                         "y = np.stack([ids[s + 1:s + context + 1] for s in starts])",
+                         "y = (x + 1)")
+    assert "teacher_forcing_batch(ids=" in got and "y = x + 1" in got
+    assert "the token that comes next in `ids`" in got
+
+
 def test_teacher_forcing_returning_lists(tmp_path):
     # Lists would pass the batch check and then break the learner's forward during training.
     got = edited_message(tmp_path, "your_gpt", "return x, y", "return x.tolist(), y.tolist()")
-    assert "teacher_forcing_batch(ids=" in got and "returned x = [[100, 101, 102, 103]" in got
+    assert "teacher_forcing_batch(ids=" in got and "returned x = [[" in got   # a list
     assert "return integer numpy arrays" in got and "GPT.forward" not in got
 
 
