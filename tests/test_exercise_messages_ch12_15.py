@@ -597,6 +597,15 @@ def test_induction_score_without_repeats(tmp_path):
         "all (np.mean([]) is nan): where no token repeats there is nothing to copy" in got
 
 
+def test_induction_score_in_a_list(tmp_path):
+    # One element: it passes for a number on the small cases, but not in the scores' table.
+    got = edited_message(tmp_path, "induction_scores",
+                         "return float(np.mean(picked)) if picked else 0.0",
+                         "return [float(np.mean(picked)) if picked else 0.0]")
+    assert "induction_score(pattern=array of shape (7, 7)" in got
+    assert "returned a list" in got and "return one number" in got
+
+
 def test_your_gpt_that_does_not_train_long_enough(tmp_path, monkeypatch):
     # The last stage can fail: the reference model, given too few steps to learn the stories.
     from tinyformer.exercises.checks import ch14_your_gpt as checker
