@@ -482,6 +482,16 @@ def test_teacher_forcing_returning_lists(tmp_path):
     assert "return integer numpy arrays" in got and "GPT.forward" not in got
 
 
+@pytest.mark.parametrize("after", ["softmax", "log_softmax"])
+def test_gpt_returning_probabilities(tmp_path, after):
+    # The stream read back from probabilities is not normalised: the message must not send
+    # the learner to the final norm, which is there.
+    got = edited_message(tmp_path, "your_gpt", "return self.norm(x) @ self.embedding.T",
+                         f"return (self.norm(x) @ self.embedding.T).{after}(axis=-1)")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids)" in got
+    assert f"returned what a {after} gives" in got and "LayerNorm" not in got
+
+
 def test_gpt_without_positions(tmp_path):
     got = edited_message(tmp_path, "your_gpt",
                          "x = self.embedding[ids] + self.positions[:ids.shape[1]]",

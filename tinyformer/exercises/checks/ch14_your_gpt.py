@@ -110,6 +110,11 @@ def _check_behaviour(learner):
     ids = rng.integers(0, V, size=(2, 7))
     with no_grad():
         base = _logits(model, ids, call, learner).data
+        for after, summed in (("a softmax", base), ("a log_softmax", np.exp(base))):
+            expect(not np.allclose(summed.sum(axis=-1), 1.0),
+                   f"{call}(ids) returned what {after} gives: at every position its "
+                   f"{'exp ' if after == 'a log_softmax' else ''}values sum to 1. Return the "
+                   f"logits themselves, norm(x) @ E^T: cross_entropy applies the softmax.")
         later = ids.copy()
         later[:, 5] = (later[:, 5] + 3) % V
         moved = _logits(model, later, call, learner).data
