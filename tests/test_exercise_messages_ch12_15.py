@@ -294,6 +294,18 @@ def test_mlm_loss_summed(tmp_path):
     assert "summing instead of averaging" in got
 
 
+def test_mlm_loss_as_a_mean_of_each_sequences_mean(tmp_path):
+    got = edited_message(
+        tmp_path, "masked_lm_loss",
+        "    picked = log_probs[rows, cols, targets[rows, cols]]     # (|H|,)\n"
+        "    return -picked.mean()",
+        "    means = [log_probs[b][counted, targets[b][counted]].mean()\n"
+        "             for b, counted in enumerate(targets != ignore_index) if counted.any()]\n"
+        "    return -sum(means) / len(means)")
+    assert "masked_lm_loss(logits=Tensor of shape (2, 5, 6)" in got
+    assert "averaging each sequence's hidden positions, then the sequences" in got
+
+
 def test_mlm_loss_without_the_minus(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
                          "return picked.mean()")
