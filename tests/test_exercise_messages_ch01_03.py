@@ -57,6 +57,14 @@ def test_transition_counts_transposed(tmp_path):
     assert "exactly what you get counting [next word, word], the table transposed" in message
 
 
+def test_transition_counts_as_a_list(tmp_path):
+    # Right numbers, but normalise_rows(counts) would then fail on counts.sum(...).
+    message = edited_message(tmp_path, "markov_first_order", "    return counts\n",
+                             "    return counts.tolist()\n")
+    assert message.startswith("transition_counts(") and "returned a list" in message
+    assert "return a numpy array" in message
+
+
 def test_transition_counts_off_by_one_says_which_words(tmp_path):
     message = edited_message(tmp_path, "markov_first_order",
                              "for word, following in zip(words, words[1:]):",
