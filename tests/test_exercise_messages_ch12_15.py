@@ -44,6 +44,19 @@ def test_pad_batch_padding_at_the_front(tmp_path):
     assert "expected: [[5, 6, 7], [8, 9, 0]]" in got
 
 
+def test_pad_batch_that_pads_the_callers_lists(tmp_path):
+    got = edited_message(
+        tmp_path, "padding_mask",
+        "    ids = np.full((len(sequences), T), pad_id, dtype=np.int64)\n"
+        "    for row, sequence in enumerate(sequences):\n"
+        "        ids[row, :len(sequence)] = sequence\n",
+        "    for sequence in sequences:\n"
+        "        sequence.extend([pad_id] * (T - len(sequence)))\n"
+        "    ids = np.array(sequences, dtype=np.int64)\n")
+    assert got.startswith("pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0) changed the "
+                          "lists it was given (they now hold [[5, 6, 7], [8, 9, 0]])")
+
+
 def test_cross_attention_with_the_decoders_keys(tmp_path):
     got = edited_message(tmp_path, "cross_attention", "k = split_heads(memory @ w_k, n_head)",
                          "k = split_heads(x @ w_k, n_head)",
