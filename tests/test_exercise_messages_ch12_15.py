@@ -35,6 +35,7 @@ def test_padding_mask_that_assumes_pad_id_zero(tmp_path):
     got = edited_message(tmp_path, "padding_mask", "is_token = ids != pad_id",
                          "is_token = ids != 0")
     assert "pad_id=9" in got and "wrong mask" in got
+    assert "with 0 written in for the padding id: compare with pad_id, 9 here" in got
 
 
 def test_pad_batch_padding_at_the_front(tmp_path):

@@ -112,6 +112,9 @@ def check_padding_mask(learner: Learner) -> None:
         if T > 1:
             mistakes.append(("without the two axes of size 1: a (B, T) mask does not line up "
                              "with scores (B, n_head, T_q, T_k)", is_token))
+        if pad_id != 0:
+            mistakes.append((f"with 0 written in for the padding id: compare with pad_id, "
+                             f"{pad_id} here", (ids != 0)[:, None, None, :]))
         _expect_mask(padding_mask(ids, pad_id), is_token[:, None, None, :],
                      padding_mask.last_call, mistakes)
 
