@@ -139,6 +139,16 @@ def test_mistakes_miss_the_last_position(tmp_path):
     assert "returned 2 mistakes; there are 3" in message and "Missing" in message
 
 
+def test_mistakes_stop_one_word_early(tmp_path):
+    # On the corpus the weights were counted from, no sentence's last word is mispredicted.
+    message = edited_message(tmp_path, "second_order_skips", "range(2, len(words))",
+                             "range(2, len(words) - 1)")
+    assert message.startswith("mistakes(sentences=['check the server log and find out whether "
+                              "it ran down']")
+    assert "Missing:\n        ('check the server log and find out whether it ran', 'down', " \
+        "'please')" in message
+
+
 def test_mistakes_in_the_wrong_order(tmp_path):
     message = edited_message(tmp_path, "second_order_skips", "words[t], predicted)",
                              "predicted, words[t])")

@@ -369,3 +369,10 @@ def check_second_order_skips(learner: Learner) -> None:
         weights = reference_skip_weights(sentences, vocab)
         expect_mistakes(mistakes(sentences, weights, vocab),
                         reference_mistakes(sentences, weights, vocab), mistakes.last_call)
+    # A sentence the weights were not counted from, wrong at its last word: on the corpora
+    # above no sentence is, so a loop that stops one word early would pass them.
+    vocab = vocabulary(LONG_CORPUS)
+    weights = reference_skip_weights(LONG_CORPUS, vocab)
+    held_out = ["check the server log and find out whether it ran down"]
+    expect_mistakes(mistakes(held_out, weights, vocab),
+                    reference_mistakes(held_out, weights, vocab), mistakes.last_call)
