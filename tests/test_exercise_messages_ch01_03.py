@@ -57,6 +57,14 @@ def test_transition_counts_transposed(tmp_path):
     assert "exactly what you get counting [next word, word], the table transposed" in message
 
 
+def test_transition_counts_as_a_list(tmp_path):
+    # Right numbers, but normalise_rows(counts) would then fail on counts.sum(...).
+    message = edited_message(tmp_path, "markov_first_order", "    return counts\n",
+                             "    return counts.tolist()\n")
+    assert message.startswith("transition_counts(") and "returned a list" in message
+    assert "return a numpy array" in message
+
+
 def test_transition_counts_off_by_one_says_which_words(tmp_path):
     message = edited_message(tmp_path, "markov_first_order",
                              "for word, following in zip(words, words[1:]):",
@@ -129,6 +137,16 @@ def test_mistakes_miss_the_last_position(tmp_path):
     message = edited_message(tmp_path, "second_order_skips", "range(2, len(words))",
                              "range(2, len(words) - 2)")
     assert "returned 2 mistakes; there are 3" in message and "Missing" in message
+
+
+def test_mistakes_stop_one_word_early(tmp_path):
+    # On the corpus the weights were counted from, no sentence's last word is mispredicted.
+    message = edited_message(tmp_path, "second_order_skips", "range(2, len(words))",
+                             "range(2, len(words) - 1)")
+    assert message.startswith("mistakes(sentences=['check the server log and find out whether "
+                              "it ran down']")
+    assert "Missing:\n        ('check the server log and find out whether it ran', 'down', " \
+        "'please')" in message
 
 
 def test_mistakes_in_the_wrong_order(tmp_path):

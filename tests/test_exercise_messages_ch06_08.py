@@ -300,6 +300,17 @@ def test_08_training_training_loop_without_zero_grad(tmp_path):
     assert "at step 2" in message and "zero_grad" in message
 
 
+def test_08_training_training_loop_with_a_new_optimizer_every_step(tmp_path):
+    # Also right at step 1 and wrong at step 2, like a missing zero_grad: not to be blamed on it.
+    message = edited_message(
+        tmp_path, "training_loop",
+        "        logits = model(inputs)  ",
+        "        optimizer = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)\n"
+        "        logits = model(inputs)  ")
+    assert message.startswith("train(model=Bigram(...)") and "at step 2" in message
+    assert "a new optimizer in every step" in message and "zero_grad" not in message
+
+
 def test_08_training_training_loop_zero_grad_between_backward_and_step(tmp_path):
     message = edited_message(tmp_path, "training_loop",
                              "        optimizer.zero_grad()                                   "

@@ -35,6 +35,7 @@ def test_padding_mask_that_assumes_pad_id_zero(tmp_path):
     got = edited_message(tmp_path, "padding_mask", "is_token = ids != pad_id",
                          "is_token = ids != 0")
     assert "pad_id=9" in got and "wrong mask" in got
+    assert "with 0 written in for the padding id: compare with pad_id, 9 here" in got
 
 
 def test_pad_batch_padding_at_the_front(tmp_path):
@@ -42,6 +43,19 @@ def test_pad_batch_padding_at_the_front(tmp_path):
                          "ids[row, T - len(sequence):] = sequence")
     assert "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0)" in got
     assert "expected: [[5, 6, 7], [8, 9, 0]]" in got
+
+
+def test_pad_batch_that_pads_the_callers_lists(tmp_path):
+    got = edited_message(
+        tmp_path, "padding_mask",
+        "    ids = np.full((len(sequences), T), pad_id, dtype=np.int64)\n"
+        "    for row, sequence in enumerate(sequences):\n"
+        "        ids[row, :len(sequence)] = sequence\n",
+        "    for sequence in sequences:\n"
+        "        sequence.extend([pad_id] * (T - len(sequence)))\n"
+        "    ids = np.array(sequences, dtype=np.int64)\n")
+    assert got.startswith("pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0) changed the "
+                          "lists it was given (they now hold [[5, 6, 7], [8, 9, 0]])")
 
 
 def test_cross_attention_with_the_decoders_keys(tmp_path):
@@ -294,6 +308,18 @@ def test_mlm_loss_summed(tmp_path):
     assert "summing instead of averaging" in got
 
 
+def test_mlm_loss_as_a_mean_of_each_sequences_mean(tmp_path):
+    got = edited_message(
+        tmp_path, "masked_lm_loss",
+        "    picked = log_probs[rows, cols, targets[rows, cols]]     # (|H|,)\n"
+        "    return -picked.mean()",
+        "    means = [log_probs[b][counted, targets[b][counted]].mean()\n"
+        "             for b, counted in enumerate(targets != ignore_index) if counted.any()]\n"
+        "    return -sum(means) / len(means)")
+    assert "masked_lm_loss(logits=Tensor of shape (2, 5, 6)" in got
+    assert "averaging each sequence's hidden positions, then the sequences" in got
+
+
 def test_mlm_loss_without_the_minus(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss", "return -picked.mean()",
                          "return picked.mean()")
@@ -466,11 +492,30 @@ def test_teacher_forcing_swapped(tmp_path):
     assert "x and y swapped" in got
 
 
+def test_teacher_forcing_adding_one_to_the_ids(tmp_path):
+    # On consecutive ids the next token is the id plus one: the check's ids must not be.
+    got = edited_message(tmp_path, "your_gpt",
+                         "y = np.stack([ids[s + 1:s + context + 1] for s in starts])",
+                         "y = (x + 1)")
+    assert "teacher_forcing_batch(ids=" in got and "y = x + 1" in got
+    assert "the token that comes next in `ids`" in got
+
+
 def test_teacher_forcing_returning_lists(tmp_path):
     # Lists would pass the batch check and then break the learner's forward during training.
     got = edited_message(tmp_path, "your_gpt", "return x, y", "return x.tolist(), y.tolist()")
-    assert "teacher_forcing_batch(ids=" in got and "returned x = [[100, 101, 102, 103]" in got
+    assert "teacher_forcing_batch(ids=" in got and "returned x = [[" in got   # a list
     assert "return integer numpy arrays" in got and "GPT.forward" not in got
+
+
+@pytest.mark.parametrize("after", ["softmax", "log_softmax"])
+def test_gpt_returning_probabilities(tmp_path, after):
+    # The stream read back from probabilities is not normalised: the message must not send
+    # the learner to the final norm, which is there.
+    got = edited_message(tmp_path, "your_gpt", "return self.norm(x) @ self.embedding.T",
+                         f"return (self.norm(x) @ self.embedding.T).{after}(axis=-1)")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids)" in got
+    assert f"returned what a {after} gives" in got and "LayerNorm" not in got
 
 
 def test_gpt_without_positions(tmp_path):
@@ -586,6 +631,15 @@ def test_induction_score_without_repeats(tmp_path):
     assert "induction_score(pattern=array of shape (4, 4), float64, ids=[0, 1, 2, 3]) " \
         "returned nan, expected 0.0000: that is what you get taking the mean of no values at " \
         "all (np.mean([]) is nan): where no token repeats there is nothing to copy" in got
+
+
+def test_induction_score_in_a_list(tmp_path):
+    # One element: it passes for a number on the small cases, but not in the scores' table.
+    got = edited_message(tmp_path, "induction_scores",
+                         "return float(np.mean(picked)) if picked else 0.0",
+                         "return [float(np.mean(picked)) if picked else 0.0]")
+    assert "induction_score(pattern=array of shape (7, 7)" in got
+    assert "returned a list" in got and "return one number" in got
 
 
 def test_your_gpt_that_does_not_train_long_enough(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, as_array, describe, expect, expect_array
+from ..checking import (CheckFailure, Learner, a_kind, as_array, describe, expect,
+                        expect_array)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 2`).
 QUESTION = Question(code="""\
@@ -141,6 +142,11 @@ def expect_table(got: Any, expected: np.ndarray, call: str,
     """expect_array, and on a wrong value, a line saying which known mistake (a description
     and the table it gives) the table is exactly, or else from `explain(index)`, where given,
     which words the worst element's index stands for."""
+    # A list of the right numbers would pass expect_array, then break the code that uses the
+    # table: normalise_rows calls counts.sum(...), predict_next row.any().
+    expect(not isinstance(got, (list, tuple)),
+           f"{call} returned {a_kind(got)}; return a numpy array (start from np.zeros and "
+           f"fill it in): the functions that use it call numpy's methods on it.")
     try:
         expect_array(got, expected, call, tensor=False)
     except CheckFailure as failure:
@@ -363,3 +369,10 @@ def check_second_order_skips(learner: Learner) -> None:
         weights = reference_skip_weights(sentences, vocab)
         expect_mistakes(mistakes(sentences, weights, vocab),
                         reference_mistakes(sentences, weights, vocab), mistakes.last_call)
+    # A sentence the weights were not counted from, wrong at its last word: on the corpora
+    # above no sentence is, so a loop that stops one word early would pass them.
+    vocab = vocabulary(LONG_CORPUS)
+    weights = reference_skip_weights(LONG_CORPUS, vocab)
+    held_out = ["check the server log and find out whether it ran down"]
+    expect_mistakes(mistakes(held_out, weights, vocab),
+                    reference_mistakes(held_out, weights, vocab), mistakes.last_call)

@@ -301,12 +301,17 @@ class _Bigram(nn.Module):
         return "Bigram(...)"                     # short, for the messages
 
 
-def _reference_losses(model, inputs, targets):
+def _reference_losses(model, inputs, targets, zero_grad=True, new_optimizer=False):
+    """The reference loop's losses; zero_grad=False or new_optimizer=True (a new AdamW every
+    step, its running averages lost) make the loop of a usual mistake."""
     optimizer = optim.AdamW(model.parameters(), lr=_LR, weight_decay=0.0)
     losses = []
     for _ in range(_STEPS):
+        if new_optimizer:
+            optimizer = optim.AdamW(model.parameters(), lr=_LR, weight_decay=0.0)
         loss = functional.cross_entropy(model(inputs), targets)
-        optimizer.zero_grad()
+        if zero_grad:
+            optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -336,9 +341,15 @@ def _as_losses(result, call):
     return np.array(losses)
 
 
-def _explain_difference(got, expected, call):
-    """Say where the learner's losses part from the reference loop's, and the likely cause."""
-    wrong = ~np.isclose(got, expected, atol=1e-3, rtol=1e-3)
+def _differing(got, expected):
+    """Where two lists of losses differ."""
+    return ~np.isclose(got, expected, atol=1e-3, rtol=1e-3)
+
+
+def _explain_difference(got, expected, call, mistaken):
+    """Say where the learner's losses part from the reference loop's, and the likely cause.
+    `mistaken(**knobs)` gives the losses of _reference_losses's mistaken loops."""
+    wrong = _differing(got, expected)
     if not wrong.any():
         return
     k = int(np.argmax(wrong))
@@ -354,10 +365,14 @@ def _explain_difference(got, expected, call):
         why = ("The first update changed nothing. optimizer.step() must come after "
                "loss.backward(), and zero_grad() before backward, not between backward "
                "and step (it would throw the new gradients away).")
-    elif k == 2:
+    elif k == 2 and not _differing(got, mistaken(zero_grad=False)).any():
         why = ("The first update was right and the second was not: without "
                "optimizer.zero_grad() in every step, backward adds each new gradient to the "
                "old ones.")
+    elif k == 2 and not _differing(got, mistaken(new_optimizer=True)).any():
+        why = ("The first update was right and the second was not: these are the losses of "
+               "a new optimizer in every step, which forgets AdamW's running averages of the "
+               "gradients. Make it once, before the loop, as the file does.")
     elif k == 1:
         why = ("The loss before any update is right, but the first update is not the "
                "reference's: use the optimizer made for you (AdamW with the lr given to "
@@ -403,7 +418,13 @@ def check_training_loop(learner: Learner) -> None:
             + (" Their .grad are empty after training: zero_grad() cleared the gradients "
                "before the step, or backward never ran. Each step: zero_grad(), "
                "loss.backward(), optimizer.step(), in this order." if cleared else ""))
-    _explain_difference(losses, expected, train.last_call)
+
+    def mistaken(**knobs):
+        copy = _Bigram(len(vocab))
+        copy.load_state_dict(start)
+        return _reference_losses(copy, inputs, targets, **knobs)
+
+    _explain_difference(losses, expected, train.last_call, mistaken)
     final = functional.cross_entropy(model(inputs), targets).item()
     expect(final < _GOOD_LOSS, f"{train.last_call}: after training, the model's loss on the "
                                f"data is {final:.4g}; it should be below {_GOOD_LOSS}.")

@@ -80,7 +80,12 @@ def check_padding_mask(learner: Learner) -> None:
     pad_batch = learner.function("pad_batch")
     for sequences, pad_id in (([[5, 6, 7], [8, 9]], 0), ([[1], [2, 3, 4, 5], [6, 7]], 9),
                               ([[4, 4], [4, 4]], 0)):
-        got = pad_batch(sequences, pad_id)
+        given = [list(sequence) for sequence in sequences]
+        got = pad_batch(given, pad_id)
+        expect(given == sequences, f"{pad_batch.last_call} changed the lists it was given "
+                                   f"(they now hold {given}): the caller still needs its "
+                                   f"sequences as they were. Copy each one into the new "
+                                   f"array rather than padding the list itself.")
         expected = np.full((len(sequences), max(map(len, sequences))), pad_id)
         for row, sequence in enumerate(sequences):
             expected[row, :len(sequence)] = sequence
@@ -107,6 +112,9 @@ def check_padding_mask(learner: Learner) -> None:
         if T > 1:
             mistakes.append(("without the two axes of size 1: a (B, T) mask does not line up "
                              "with scores (B, n_head, T_q, T_k)", is_token))
+        if pad_id != 0:
+            mistakes.append((f"with 0 written in for the padding id: compare with pad_id, "
+                             f"{pad_id} here", (ids != 0)[:, None, None, :]))
         _expect_mask(padding_mask(ids, pad_id), is_token[:, None, None, :],
                      padding_mask.last_call, mistakes)
 

@@ -76,6 +76,12 @@ def _mlm_mistakes(logits, targets, ignore_index):
          f"whatever target they were given{last}: the counted positions are only those with "
          f"targets != ignore_index", -every.mean()),
     ]
+    per_row = [-log_probs[b, counted[b], targets[b, counted[b]]].mean()
+               for b in range(len(targets)) if counted[b].any()]
+    if len(per_row) > 1:
+        mistakes.append(("averaging each sequence's hidden positions, then the sequences: a "
+                         "sequence with fewer hidden tokens then weighs more; average over all "
+                         "the hidden positions of the batch at once", float(np.mean(per_row))))
     zero = counted & (targets == 0)
     if zero.any() and (counted & ~zero).any():
         keep = counted & ~zero

@@ -48,7 +48,8 @@ print(len(y), "predictions are graded from this one window")
 
 
 def _check_batches(batch):
-    ids = np.arange(100, 130)
+    # Ids as in a text, not consecutive: on 100, 101, ... the next token is also the id plus 1.
+    ids = np.random.default_rng(0).integers(100, 140, size=30)
     starts, context = np.array([0, 5, 17]), 4
     got = batch(ids, starts, context)
     call = batch.last_call
@@ -60,13 +61,17 @@ def _check_batches(batch):
                f"{call} returned {name} = {describe(value)}; return integer numpy arrays "
                f"(dtype np.int64): they are token ids.")
     want_x = np.stack([ids[s:s + context] for s in starts])
-    want_y = want_x + 1
+    want_y = np.stack([ids[s + 1:s + context + 1] for s in starts])
     if y.shape == want_x.shape and np.array_equal(y, want_x) and np.array_equal(x, want_x):
         raise CheckFailure(f"{call} returned y equal to x: each target is the token AFTER its "
                            f"input, the window one token later.")
     if np.array_equal(x, want_y) and np.array_equal(y, want_x):
         raise CheckFailure(f"{call} returned x and y swapped: x is the window from s, y the "
                            f"one from s + 1 (y[t] is what comes after x[t]).")
+    if np.array_equal(x, want_x) and np.array_equal(y, want_x + 1):
+        raise CheckFailure(f"{call} returned y = x + 1: each target is the token that comes next "
+                           f"in `ids`, not the id one higher; y is the window one token later, "
+                           f"ids[s + 1 : s + context + 1].")
     expect_equal(x.tolist(), want_x.tolist(), call, what="returned x that is")
     expect_equal(y.tolist(), want_y.tolist(), call, what="returned y that is")
 
@@ -105,6 +110,11 @@ def _check_behaviour(learner):
     ids = rng.integers(0, V, size=(2, 7))
     with no_grad():
         base = _logits(model, ids, call, learner).data
+        for after, summed in (("a softmax", base), ("a log_softmax", np.exp(base))):
+            expect(not np.allclose(summed.sum(axis=-1), 1.0),
+                   f"{call}(ids) returned what {after} gives: at every position its "
+                   f"{'exp ' if after == 'a log_softmax' else ''}values sum to 1. Return the "
+                   f"logits themselves, norm(x) @ E^T: cross_entropy applies the softmax.")
         later = ids.copy()
         later[:, 5] = (later[:, 5] + 3) % V
         moved = _logits(model, later, call, learner).data

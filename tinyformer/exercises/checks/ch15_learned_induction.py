@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tinyautograd import no_grad
 
 from ..catalogue import COURSE_DIR, Question, exercise
-from ..checking import CheckFailure, Learner, describe, expect
+from ..checking import CheckFailure, Learner, a_kind, describe, expect
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 15`).
 QUESTION = Question(code="""\
@@ -99,6 +99,9 @@ def _induction_mistakes(pattern, ids):
 
 def _expect_score(got, expected, call, mistakes):
     expect(got is not None, f"{call} returned None. Did you forget a `return`?")
+    # One number, not one in a list or array: the scores of the trained model are summed.
+    expect(np.ndim(got) == 0, f"{call} returned {a_kind(got)}, {describe(got)}; return one "
+                              f"number, a float.")
     try:
         value = float(np.asarray(got).reshape(()))
     except (TypeError, ValueError):
