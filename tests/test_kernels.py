@@ -427,7 +427,7 @@ def test_a_build_into_the_cache_removes_what_earlier_versions_and_killed_builds_
     library removes nothing."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache = tmp_path / "tinyautograd"
-    cache.mkdir()
+    cache.mkdir(mode=0o700)                     # as the engine makes it: its own alone
     earlier = cache / "kernels-0123456789abcdef.so"
     killed, building = cache / "tmpkilled1", cache / "tmpbuilding"
     others = [cache / "kernels-0123456789abcdef-0123456789abcdef.so", cache / "notes.txt"]
