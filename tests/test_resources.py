@@ -99,6 +99,35 @@ def test_more_threads_must_be_clearly_faster_to_be_chosen(monkeypatch):
         assert clocked_steps(monkeypatch, threads, 8, lambda i, n: just_over[n])[6:] == [2, 2]
 
 
+def test_a_count_exactly_at_the_margin_is_within_it_and_the_fewer_threads_win(monkeypatch):
+    # "Within the margin" includes its edge. (A margin of a quarter: the times are then exact
+    # binary fractions, so that no rounding decides the edge.)
+    with AdaptiveThreads(candidates=(1, 2), period=8, trial=2) as threads:
+        threads.margin = 0.25
+        edge = {1: 1.25, 2: 1.0}                                   # two threads 25% faster
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: edge[n])[4:] == [1] * 4
+        beyond = {1: 1.375, 2: 1.0}
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: beyond[n])[4:] == [2] * 4
+
+
+def test_one_slow_step_of_a_trial_does_not_decide_it(monkeypatch):
+    # By the median: one step of one thread's trial slowed by a moment's load (a page fault
+    # storm, another program waking) weighs no more than any other; by the mean it would
+    # make two threads look faster.
+    with AdaptiveThreads(candidates=(1, 2), period=8, trial=3) as threads:
+        def seconds(i, n):
+            return 0.100 if i == 2 else {1: 0.010, 2: 0.020}[n]       # step 2: one thread's
+        assert clocked_steps(monkeypatch, threads, 8, seconds) == [1, 2, 1, 2, 1, 2, 1, 1]
+
+
+def test_the_candidates_go_no_higher_than_the_cores_whatever_the_most(monkeypatch):
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
+    assert AdaptiveThreads(most=8).candidates == (1, 2)        # 8 micro-batches, 2 cores
+    assert AdaptiveThreads(most=2).candidates == (1, 2)
+    assert AdaptiveThreads(most=1).candidates == (1,)
+    assert AdaptiveThreads().candidates == (1, 2)
+
+
 def test_the_limit_is_lifted_when_the_run_ends():
     before = blas_threads_now()
     with AdaptiveThreads(candidates=(1,), period=4, trial=1) as threads:
