@@ -243,9 +243,11 @@ def test_without_a_count_the_answer_times_its_steps_to_choose(monkeypatch):
 # ----- the memory a run frees
 
 # In a process of its own (the allocator's settings are the process's): the page faults of
-# allocating and freeing 8 arrays of 1 MiB, 20 times, inside the block and after it.
+# allocating and freeing 8 arrays of 1 MiB, 20 times, inside the block and after it; and the
+# bytes of memory the process gave back as the block ended. With "stopped" as its argument,
+# the block ends by an exception (a second Ctrl-C, say).
 FAULTS = """
-import json, resource
+import json, os, resource, sys
 import numpy as np
 from tinyformer.resources import freed_memory_kept
 
@@ -256,33 +258,49 @@ def faults(rounds=20):
         del arrays
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-with freed_memory_kept() as kept:  # first: glibc has not yet adapted its thresholds by itself
-    faults(1)                     # the heap grows to hold them once
-    inside = faults()
+def resident():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+try:
+    with freed_memory_kept() as kept:  # first: glibc has not yet adapted its thresholds itself
+        faults(1)                     # the heap grows to hold them once
+        inside = faults()
+        held = resident()
+        if sys.argv[1:] == ["stopped"]:
+            raise KeyboardInterrupt
+except KeyboardInterrupt:
+    pass
+given_back = held - resident()
 after = faults()
-print(json.dumps({"kept": kept, "inside": inside, "after": after}))
+print(json.dumps({"kept": kept, "inside": inside, "after": after, "given_back": given_back}))
 """
 
 
-def page_faults(**environment):
-    out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True,
-                         check=True, env={**os.environ, **environment})
+def page_faults(*arguments, **environment):
+    out = subprocess.run([sys.executable, "-c", FAULTS, *arguments], capture_output=True,
+                         text=True, check=True, env={**os.environ, **environment})
     return json.loads(out.stdout)
 
 
-def test_freed_memory_is_kept_for_the_next_arrays_then_handed_back():
-    figures = page_faults()
+@pytest.mark.parametrize("ending", ["done", "stopped"])
+def test_freed_memory_is_kept_for_the_next_arrays_then_handed_back(ending):
+    figures = page_faults(ending)
     # A Linux with glibc is where it applies (CI's); elsewhere it must say it did nothing.
     assert figures["kept"] == (sys.platform.startswith("linux") and
                                platform.libc_ver()[0] == "glibc")
     if figures["kept"]:
         pages = 20 * 8 * (1 << 20) // 4096
         assert figures["inside"] < 50             # inside, the freed pages are reused
+        assert figures["given_back"] > 4 << 20    # as the block ends, the 8 MiB go back
         assert figures["after"] > pages / 2       # afterwards handed back, and faulted again
 
 
-def test_the_allocator_settings_of_the_environment_are_left_alone():
-    figures = page_faults(MALLOC_ARENA_MAX="2")
+@pytest.mark.parametrize("setting", [{"MALLOC_ARENA_MAX": "2"},
+                                     {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}],
+                         ids=["MALLOC_", "GLIBC_TUNABLES"])
+def test_the_allocator_settings_of_the_environment_are_left_alone(setting):
+    figures = page_faults(**setting)
     assert figures["kept"] is False
     assert figures["inside"] > 20 * 8 * (1 << 20) // 4096 / 2       # glibc's own ways
 
