@@ -911,6 +911,31 @@ def test_every_signal_held_during_a_fork_is_raised_even_if_the_first_handler_rai
             signal.signal(signum, handler)
 
 
+
+def test_a_signal_that_came_twice_during_a_fork_is_raised_once():
+    """As the kernel holds a blocked signal: once however often it came. Two Ctrl-C as a
+    worker is forked are one Ctrl-C to the trainer, not a first and a second (stop at once).
+    Another thread takes them meanwhile, as BLAS's do, so that each reaches Python's handler."""
+    raised = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: raised.append(signum))
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        with parallel.forked() as pid:
+            if pid == 0:
+                os._exit(0)
+            for _ in range(2):
+                signal.pthread_kill(other.ident, signal.SIGINT)
+                time.sleep(0.05)                    # taken by the handler that holds it
+            assert raised == []
+            os.waitpid(pid, 0)
+        assert raised == [signal.SIGINT]
+    finally:
+        done.set()
+        other.join()
+        signal.signal(signal.SIGINT, previous)
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_each_micro_batch_draws_its_own_dropout(threads):
     """Parts that hold the same rows drop out different elements, as the rows of one batch
