@@ -136,6 +136,23 @@ def test_the_limit_is_lifted_when_the_run_ends():
     assert blas_threads_now() == before
 
 
+
+@pytest.mark.parametrize("threads", [1, None], ids=["given", "chosen"])
+def test_the_limit_is_lifted_when_a_run_ends_by_an_error(tmp_path, monkeypatch, threads):
+    # A notebook's run that diverged (or any error) must not leave the session's BLAS on the
+    # run's count. Three threads before it, whatever this machine's cores: not the run's.
+    def diverged(self, threads, workers):
+        raise FloatingPointError("the loss became nan")
+    monkeypatch.setattr(tinyformer.train.Trainer, "train_step", diverged)
+    trainer = tinyformer.train.Trainer.start(
+        tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16, context=16,
+                                     batch_size=4, iters=4),
+        str(tmp_path / "run"), log=lambda *_: None)
+    with resources.blas_threads(3):
+        with pytest.raises(FloatingPointError):
+            trainer.train(threads)
+        assert blas_threads_now() == {3}
+
 def test_the_thread_count_does_not_change_the_losses(tmp_path):
     losses = {}
     for threads in ("1", "2", None):                      # None: chosen as it goes
