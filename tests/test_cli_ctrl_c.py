@@ -170,6 +170,31 @@ def test_a_second_stop_stops_training_at_once_and_says_how_to_resume(monkeypatch
     assert result.exit_code == 0 and "resuming at step 2 of 6" in result.output
 
 
+def test_a_closed_terminal_after_a_ctrl_c_stops_at_once_and_leaves_the_terminal_first(
+        monkeypatch):
+    """A second stop need not be the first's signal: Ctrl-C, then the terminal closes. Its
+    SIGHUP stops the run at once, and points the output away from the terminal first, or the
+    line that says how to resume would fail on the terminal that is gone."""
+    from tinyformer import stops
+    left = []
+    monkeypatch.setitem(stops.STOPS, signal.SIGHUP, stops.STOPS[signal.SIGHUP]._replace(
+        first=lambda: left.append("left the terminal")))
+    # This test process's own handlers, which the trainer's replace (none is ignored then).
+    previous = {signum: signal.signal(signum, lambda *_: None)
+                for signum in (signal.SIGINT, signal.SIGHUP)}
+    said = []
+    try:
+        with stops.interrupt_between_steps(said.append) as stop_asked:
+            os.kill(os.getpid(), signal.SIGINT)          # finish this step and save ...
+            assert stop_asked() == "interrupted" and left == []
+            with pytest.raises(stops.HungUp):
+                os.kill(os.getpid(), signal.SIGHUP)      # ... the terminal closed: now
+                raise AssertionError("SIGHUP did not stop at once")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert left == ["left the terminal"] and len(said) == 1
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
                          ids=["sigterm", "sighup"])
 def test_a_signal_before_training_starts_exits_with_its_status_and_one_line(monkeypatch,

@@ -16,7 +16,7 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import Tensor
-from tinyformer import parallel, stops
+from tinyformer import parallel, resources, stops
 from tinyformer.resources import blas_threads
 from tinyformer.train import TrainConfig, Trainer, update
 
@@ -148,6 +148,19 @@ def test_run_in_threads_keeps_the_order_and_really_uses_threads():
     assert all(name.startswith("micro-batch") for _, name in names)
     alone = parallel.run_in_threads(lambda i: threading.current_thread().name, range(3), 1)
     assert alone == [threading.current_thread().name] * 3
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()],
+                         ids=["sys.exit", "KeyboardInterrupt"])
+def test_run_in_threads_raises_what_a_thread_raised_not_only_exceptions(error):
+    # A part whose work calls sys.exit, say: raised here as it was, as one thread would.
+    def work(i):
+        if i == 3:
+            raise error
+        return i
+    with pytest.raises(type(error)) as raised:
+        parallel.run_in_threads(work, range(4), 2)
+    assert raised.value is error
 
 
 def test_grad_mode_belongs_to_each_thread():
@@ -437,6 +450,22 @@ def test_workers_for_forks_the_processes_beside_this_one_that_the_steps_can_use(
             assert len(workers.pids) == forked
 
 
+
+@needs_fork
+def test_a_step_on_more_threads_than_the_workers_runs_on_the_processes_there_are(tmp_path):
+    # From Python, a step may ask for more threads than the Workers were made with: it runs
+    # on this process and its one worker, and gives the batch's loss all the same.
+    trainer = trainer_for(tmp_path, **TINY)
+    batch = trainer.job.train_batch(np.random.default_rng(0))
+    parts = parallel.split(batch, 3, trainer.job.counted)
+    ta.manual_seed(2)
+    expected = parallel.batch_gradients(trainer.part_loss, parts, trainer.parameters, 1)
+    with parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                          trainer.optimizer, 1, parts=3) as workers:
+        assert workers.processes(threads=4, parts=3) == 2
+        ta.manual_seed(2)
+        assert workers.update(trainer.part_loss, parts, 4, 0) == (expected, None)
+
 def test_shared_copies_hold_the_values_each_on_a_64_byte_boundary():
     arrays = [np.arange(3, dtype=np.int8), np.linspace(0, 1, 5), np.ones((2, 3), np.float32)]
     copies = parallel._shared_copies(arrays)
@@ -570,6 +599,32 @@ def test_training_computes_its_micro_batches_in_processes_where_fork_is_safe(tmp
     else:
         assert [w for _, w in seen] == [None, None]
 
+
+
+@needs_fork
+def test_training_without_a_count_forks_workers_for_the_most_threads_it_tries(tmp_path,
+                                                                             monkeypatch):
+    # Its first count is one (until the trials choose), but its trials run on two: the
+    # worker is there for them from the start, not only once two are chosen.
+    monkeypatch.setattr(resources, "usable_cores", lambda: 2)
+    trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=2)
+    seen = []
+    step = trainer.train_step
+    trainer.train_step = lambda threads, workers: seen.append(
+        (threads, isinstance(workers, parallel.Workers) and len(workers.pids))) or \
+        step(threads, workers)
+    trainer.train()
+    assert seen == [(1, 1), (2, 1)]     # the trials' counts, the one worker there for both
+
+
+def test_evaluation_shares_out_its_batches_on_the_threads_the_steps_run_on(tmp_path):
+    trainer = trainer_for(tmp_path, **TINY, iters=2, eval_every=1)
+    seen = []
+    evaluate = trainer.job.evaluate
+    trainer.job.evaluate = lambda model, threads: seen.append(threads) or \
+        evaluate(model, threads)
+    trainer.train(threads=2)
+    assert seen == [2, 2, 2]            # before training, and after each of the two steps
 
 @needs_fork
 def test_where_fork_fails_training_goes_on_threads(tmp_path, monkeypatch):
@@ -855,6 +910,31 @@ def test_every_signal_held_during_a_fork_is_raised_even_if_the_first_handler_rai
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
+
+
+def test_a_signal_that_came_twice_during_a_fork_is_raised_once():
+    """As the kernel holds a blocked signal: once however often it came. Two Ctrl-C as a
+    worker is forked are one Ctrl-C to the trainer, not a first and a second (stop at once).
+    Another thread takes them meanwhile, as BLAS's do, so that each reaches Python's handler."""
+    raised = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: raised.append(signum))
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        with parallel.forked() as pid:
+            if pid == 0:
+                os._exit(0)
+            for _ in range(2):
+                signal.pthread_kill(other.ident, signal.SIGINT)
+                time.sleep(0.05)                    # taken by the handler that holds it
+            assert raised == []
+            os.waitpid(pid, 0)
+        assert raised == [signal.SIGINT]
+    finally:
+        done.set()
+        other.join()
+        signal.signal(signal.SIGINT, previous)
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_each_micro_batch_draws_its_own_dropout(threads):

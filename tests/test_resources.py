@@ -99,6 +99,35 @@ def test_more_threads_must_be_clearly_faster_to_be_chosen(monkeypatch):
         assert clocked_steps(monkeypatch, threads, 8, lambda i, n: just_over[n])[6:] == [2, 2]
 
 
+def test_a_count_exactly_at_the_margin_is_within_it_and_the_fewer_threads_win(monkeypatch):
+    # "Within the margin" includes its edge. (A margin of a quarter: the times are then exact
+    # binary fractions, so that no rounding decides the edge.)
+    with AdaptiveThreads(candidates=(1, 2), period=8, trial=2) as threads:
+        threads.margin = 0.25
+        edge = {1: 1.25, 2: 1.0}                                   # two threads 25% faster
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: edge[n])[4:] == [1] * 4
+        beyond = {1: 1.375, 2: 1.0}
+        assert clocked_steps(monkeypatch, threads, 8, lambda i, n: beyond[n])[4:] == [2] * 4
+
+
+def test_one_slow_step_of_a_trial_does_not_decide_it(monkeypatch):
+    # By the median: one step of one thread's trial slowed by a moment's load (a page fault
+    # storm, another program waking) weighs no more than any other; by the mean it would
+    # make two threads look faster.
+    with AdaptiveThreads(candidates=(1, 2), period=8, trial=3) as threads:
+        def seconds(i, n):
+            return 0.100 if i == 2 else {1: 0.010, 2: 0.020}[n]       # step 2: one thread's
+        assert clocked_steps(monkeypatch, threads, 8, seconds) == [1, 2, 1, 2, 1, 2, 1, 1]
+
+
+def test_the_candidates_go_no_higher_than_the_cores_whatever_the_most(monkeypatch):
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
+    assert AdaptiveThreads(most=8).candidates == (1, 2)        # 8 micro-batches, 2 cores
+    assert AdaptiveThreads(most=2).candidates == (1, 2)
+    assert AdaptiveThreads(most=1).candidates == (1,)
+    assert AdaptiveThreads().candidates == (1, 2)
+
+
 def test_the_limit_is_lifted_when_the_run_ends():
     before = blas_threads_now()
     with AdaptiveThreads(candidates=(1,), period=4, trial=1) as threads:
@@ -106,6 +135,23 @@ def test_the_limit_is_lifted_when_the_run_ends():
         assert blas_threads_now() == {1}
     assert blas_threads_now() == before
 
+
+
+@pytest.mark.parametrize("threads", [1, None], ids=["given", "chosen"])
+def test_the_limit_is_lifted_when_a_run_ends_by_an_error(tmp_path, monkeypatch, threads):
+    # A notebook's run that diverged (or any error) must not leave the session's BLAS on the
+    # run's count. Three threads before it, whatever this machine's cores: not the run's.
+    def diverged(self, threads, workers):
+        raise FloatingPointError("the loss became nan")
+    monkeypatch.setattr(tinyformer.train.Trainer, "train_step", diverged)
+    trainer = tinyformer.train.Trainer.start(
+        tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16, context=16,
+                                     batch_size=4, iters=4),
+        str(tmp_path / "run"), log=lambda *_: None)
+    with resources.blas_threads(3):
+        with pytest.raises(FloatingPointError):
+            trainer.train(threads)
+        assert blas_threads_now() == {3}
 
 def test_the_thread_count_does_not_change_the_losses(tmp_path):
     losses = {}
@@ -214,9 +260,11 @@ def test_without_a_count_the_answer_times_its_steps_to_choose(monkeypatch):
 # ----- the memory a run frees
 
 # In a process of its own (the allocator's settings are the process's): the page faults of
-# allocating and freeing 8 arrays of 1 MiB, 20 times, inside the block and after it.
+# allocating and freeing 8 arrays of 1 MiB, 20 times, inside the block and after it; and the
+# bytes of memory the process gave back as the block ended. With "stopped" as its argument,
+# the block ends by an exception (a second Ctrl-C, say).
 FAULTS = """
-import json, resource
+import json, os, resource, sys
 import numpy as np
 from tinyformer.resources import freed_memory_kept
 
@@ -227,33 +275,49 @@ def faults(rounds=20):
         del arrays
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-with freed_memory_kept() as kept:  # first: glibc has not yet adapted its thresholds by itself
-    faults(1)                     # the heap grows to hold them once
-    inside = faults()
+def resident():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+try:
+    with freed_memory_kept() as kept:  # first: glibc has not yet adapted its thresholds itself
+        faults(1)                     # the heap grows to hold them once
+        inside = faults()
+        held = resident()
+        if sys.argv[1:] == ["stopped"]:
+            raise KeyboardInterrupt
+except KeyboardInterrupt:
+    pass
+given_back = held - resident()
 after = faults()
-print(json.dumps({"kept": kept, "inside": inside, "after": after}))
+print(json.dumps({"kept": kept, "inside": inside, "after": after, "given_back": given_back}))
 """
 
 
-def page_faults(**environment):
-    out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True,
-                         check=True, env={**os.environ, **environment})
+def page_faults(*arguments, **environment):
+    out = subprocess.run([sys.executable, "-c", FAULTS, *arguments], capture_output=True,
+                         text=True, check=True, env={**os.environ, **environment})
     return json.loads(out.stdout)
 
 
-def test_freed_memory_is_kept_for_the_next_arrays_then_handed_back():
-    figures = page_faults()
+@pytest.mark.parametrize("ending", ["done", "stopped"])
+def test_freed_memory_is_kept_for_the_next_arrays_then_handed_back(ending):
+    figures = page_faults(ending)
     # A Linux with glibc is where it applies (CI's); elsewhere it must say it did nothing.
     assert figures["kept"] == (sys.platform.startswith("linux") and
                                platform.libc_ver()[0] == "glibc")
     if figures["kept"]:
         pages = 20 * 8 * (1 << 20) // 4096
         assert figures["inside"] < 50             # inside, the freed pages are reused
+        assert figures["given_back"] > 4 << 20    # as the block ends, the 8 MiB go back
         assert figures["after"] > pages / 2       # afterwards handed back, and faulted again
 
 
-def test_the_allocator_settings_of_the_environment_are_left_alone():
-    figures = page_faults(MALLOC_ARENA_MAX="2")
+@pytest.mark.parametrize("setting", [{"MALLOC_ARENA_MAX": "2"},
+                                     {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}],
+                         ids=["MALLOC_", "GLIBC_TUNABLES"])
+def test_the_allocator_settings_of_the_environment_are_left_alone(setting):
+    figures = page_faults(**setting)
     assert figures["kept"] is False
     assert figures["inside"] > 20 * 8 * (1 << 20) // 4096 / 2       # glibc's own ways
 
