@@ -92,10 +92,12 @@ def test_a_backward_picture_marks_each_gradient_against_tinyautograds(slug, edit
     right = picture_of(slug, tmp_path).dot.source
     grads = [line for line in right.splitlines() if "d loss / d " in line and "grad_" in line]
     assert grads and all("matches tinyautograd" in line for line in grads), right
+    assert all('fillcolor="#cfe2f3"' in line for line in grads)       # blue: right
     assert "upstream grad" in right and "your " in right
     wrong = picture_of(slug, tmp_path, edit).dot.source
     node = next(line for line in wrong.splitlines() if f"grad_{wrong_input} [" in line)
     assert "matches tinyautograd" not in node and ("differs" in node or "shape should" in node)
+    assert 'fillcolor="#f4cccc"' in node                   # red, not the blue of a right one
 
 
 def test_the_table_lookup_picture_shows_the_rows_picked(tmp_path):
