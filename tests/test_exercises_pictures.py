@@ -448,6 +448,9 @@ def test_a_heatmap_writes_dark_cells_in_white_and_centres_a_signed_table_on_zero
     assert ax.images[0].get_clim() == (0.0, 1.0)
     signed = heatmap([[-0.5, 2.0]])          # white is 0: the colours of -x and x mirror
     assert signed.images[0].get_clim() == (-2.0, 2.0)
+    # as dark a blue as the 2.0 is a red, so written in white as well
+    assert [t.get_color() for t in heatmap([[-2.0, 0.5, 2.0]]).texts] == [
+        "white", "black", "white"]
     assert signed.images[0].get_cmap().name == "RdBu_r"
 
 
