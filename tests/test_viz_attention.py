@@ -146,6 +146,26 @@ def test_maps_have_one_heatmap_per_layer_and_head(runs):
     assert not any(attn.record_weights for attn in (b.attn for b in model.decoder.layers))
 
 
+def test_each_layers_map_is_that_layers_own_bottom_up(runs):
+    # Layer 2's queries and keys zeroed: its heads spread each query evenly over the keys it
+    # may see, which layer 1's do not. Drawn in the other order, a student would be told the
+    # first layer does what the second does.
+    from tinyformer.gpt import GPT
+    loaded, tokenizer, _ = load_model(runs["gpt"])
+    ta.manual_seed(0)
+    model = GPT(vocab_size=loaded.embed.tok.weight.shape[0], context=16, n_layer=2, n_head=2,
+                d_model=16)
+    top = model.decoder.layers[1].attn
+    for linear in (top.q, top.k):
+        linear.weight.data[...] = 0
+        linear.bias.data[...] = 0
+    T = len(PROMPTS["gpt"])
+    even = np.where(causal_mask(T), 1 / np.arange(1, T + 1)[:, None], 0.0)
+    weights = attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt")["self"].weights
+    np.testing.assert_allclose(weights[1], np.broadcast_to(even, (2, T, T)), atol=1e-6)
+    assert not np.allclose(weights[0], even, atol=1e-3)
+
+
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
     # A student told BERT reads both sides of each token sees it in the picture's words too.
     model, tokenizer, _ = load_model(runs["bert"])
