@@ -261,6 +261,16 @@ def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
     assert titles[0] == "layer 1 head 1" and titles[-1] == "layer 2 head 3"
 
 
+def test_the_rows_are_named_queries_and_the_columns_keys_with_their_tokens():
+    # A cross-attention map, 2 target queries by 3 source keys: each axis has its own tokens.
+    figure = attention_figure(np.full((1, 2, 2, 3), 1 / 3), ["x", "y"], ["a", "b", "c"], "t")
+    first, second = figure.axes[:2]
+    assert first.get_ylabel() == "query (attending)" and second.get_ylabel() == ""
+    assert first.get_xlabel() == second.get_xlabel() == "key (attended to)"
+    assert [t.get_text() for t in first.get_yticklabels()] == ["x", "y"]
+    assert [t.get_text() for t in first.get_xticklabels()] == ["a", "b", "c"]
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 1, 5, 4)])
 def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     # One head makes a narrow figure; the title the command gives it is wider, and was cut
