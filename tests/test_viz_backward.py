@@ -460,6 +460,26 @@ def test_flow_colours_a_folded_module_by_its_largest_gradient_and_scales_the_dra
     assert ">1e-6<" in unfolded.source and "folded module" not in unfolded.source
 
 
+class Scored(nn.Module):
+    """A model that returns its own loss: every op of the step, the last one too, is its."""
+    def __init__(self):
+        self.w = nn.Parameter(np.ones(3))
+
+    def forward(self, x):
+        return (x * self.w).sum()
+
+
+def test_the_seed_stays_drawn_when_the_module_that_made_the_loss_is_folded():
+    # Folded into the module, the picture would no longer say where the chain rule starts.
+    model = Scored()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.arange(3.0)))
+    dot = draw_backward(loss, params=model, depth=0)
+    (module,) = nodes(dot, "module")
+    (seed,) = [node for node, title in titles(dot).items() if title == "dL/dL = 1"]
+    assert edges(dot) == [(seed, module)]                # dL/dw is computed inside it
+
+
 def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():
     x = ta.Tensor(np.array([1.0]), requires_grad=True)
     loss = x.sum()
