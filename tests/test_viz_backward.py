@@ -44,6 +44,10 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     assert sorted(boxes["mul backward"]) == sorted([mul_x, mul_w])
     assert sorted(into[mul_x]) == sorted([ones, saved_w])
     assert sorted(into[mul_w]) == sorted([ones, saved_x])
+    # each box names its forward op by number and the shape of that op's output
+    for box, number, shape in (("sum", 2, "()"), ("mul", 1, "(3,)")):
+        assert (f'<B>{box} backward</B><BR/><FONT POINT-SIZE="10">of forward op #{number}'
+                f'</FONT><BR/><FONT POINT-SIZE="10">output {shape}</FONT>') in dot.source
     # the gradients were returned, not accumulated: .grad is untouched
     assert x.grad is None and w.grad is None
 
