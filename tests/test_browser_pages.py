@@ -123,6 +123,12 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     assert bars["value"][0].value_of_css_property("fill") != \
         bars["grad"][0].value_of_css_property("fill")
 
+    # A vector's shape as Python and the picture write it: (8,), which (8) is not.
+    search.clear()
+    search.send_keys("decoder.layers.1.attn.q.bias\n")
+    assert field(browser, "title") == "decoder.layers.1.attn.q.bias"
+    assert field(browser, "shape") == "(8,)"
+
     # An op, clicked with the mouse: the loss's own op.
     nodes = data["views"]["forward"]["nodes"]
     (result,) = [i for i, n in nodes.items() if n["kind"] == "op" and n["keep"]]

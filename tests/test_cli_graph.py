@@ -282,6 +282,27 @@ def test_a_prompt_as_long_as_the_step_reads_is_drawn_whole(runs, kind, most):
         checkpoint_step(model, tokenizer, saved, "a" * (most + 1))
 
 
+def test_a_berts_step_hides_every_seventh_token_from_the_first(runs, monkeypatch):
+    # From the first, so that a prompt of one token hides it and the loss has a guess to score.
+    import tinyformer.jobs
+    from tinyformer.bert import IGNORE
+    from tinyformer.tokenizers import encode_prompt
+    from viz.examples import checkpoint_step
+    model, tokenizer, saved = load_model(runs["bert"])
+    fed, scored = [], tinyformer.jobs.masked_lm_loss
+    monkeypatch.setattr(tinyformer.jobs, "masked_lm_loss", lambda model, inputs, targets: (
+        fed.append((inputs, targets)) or scored(model, inputs, targets)))
+    mask = tokenizer.token_to_id("<mask>")
+    for prompt in (PROMPTS["bert"], PROMPTS["bert"][:1]):
+        ids = np.array(encode_prompt(tokenizer, prompt, allow_special=False))
+        step = checkpoint_step(model, tokenizer, saved, prompt)
+        inputs, targets = fed.pop()
+        hidden = np.arange(len(ids)) % 7 == 0
+        np.testing.assert_array_equal(inputs[0], np.where(hidden, mask, ids))
+        np.testing.assert_array_equal(targets[0], np.where(hidden, ids, IGNORE))
+        assert np.isfinite(step.loss.data)
+
+
 def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
     # A reversed prompt as long as the context fits the encoder; the decoder reads <bos> and
     # the answer, one token more. It was refused as "12 tokens; give at most 11" of 11 given.

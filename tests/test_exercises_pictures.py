@@ -92,10 +92,12 @@ def test_a_backward_picture_marks_each_gradient_against_tinyautograds(slug, edit
     right = picture_of(slug, tmp_path).dot.source
     grads = [line for line in right.splitlines() if "d loss / d " in line and "grad_" in line]
     assert grads and all("matches tinyautograd" in line for line in grads), right
+    assert all('fillcolor="#cfe2f3"' in line for line in grads)       # blue: right
     assert "upstream grad" in right and "your " in right
     wrong = picture_of(slug, tmp_path, edit).dot.source
     node = next(line for line in wrong.splitlines() if f"grad_{wrong_input} [" in line)
     assert "matches tinyautograd" not in node and ("differs" in node or "shape should" in node)
+    assert 'fillcolor="#f4cccc"' in node                   # red, not the blue of a right one
 
 
 def test_the_table_lookup_picture_shows_the_rows_picked(tmp_path):
@@ -446,6 +448,9 @@ def test_a_heatmap_writes_dark_cells_in_white_and_centres_a_signed_table_on_zero
     assert ax.images[0].get_clim() == (0.0, 1.0)
     signed = heatmap([[-0.5, 2.0]])          # white is 0: the colours of -x and x mirror
     assert signed.images[0].get_clim() == (-2.0, 2.0)
+    # as dark a blue as the 2.0 is a red, so written in white as well
+    assert [t.get_color() for t in heatmap([[-2.0, 0.5, 2.0]]).texts] == [
+        "white", "black", "white"]
     assert signed.images[0].get_cmap().name == "RdBu_r"
 
 

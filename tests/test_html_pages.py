@@ -80,6 +80,10 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     found = summary(broken)
     assert found["nonfinite"] == 2 and found["max"] == 3.0 and found["mean"] == 2.0
     assert summary(np.array([np.nan]))["nonfinite"] == 1 and "norm" not in summary([np.nan])
+    # all NaN is no empty array: the panel says "no finite value" of a size it counts
+    assert summary(np.array([np.nan, np.inf])) == {"shape": [2], "dtype": "float64", "size": 2,
+                                                   "nonfinite": 2}
+    assert summary(np.zeros((0, 3)))["size"] == 0
     assert summary(None) is None
     assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
     assert summary(np.full(4, 2.0))["hist"] | {"counts": None} == {"lo": 1.5, "hi": 2.5,

@@ -146,6 +146,26 @@ def test_maps_have_one_heatmap_per_layer_and_head(runs):
     assert not any(attn.record_weights for attn in (b.attn for b in model.decoder.layers))
 
 
+def test_each_layers_map_is_that_layers_own_bottom_up(runs):
+    # Layer 2's queries and keys zeroed: its heads spread each query evenly over the keys it
+    # may see, which layer 1's do not. Drawn in the other order, a student would be told the
+    # first layer does what the second does.
+    from tinyformer.gpt import GPT
+    loaded, tokenizer, _ = load_model(runs["gpt"])
+    ta.manual_seed(0)
+    model = GPT(vocab_size=loaded.embed.tok.weight.shape[0], context=16, n_layer=2, n_head=2,
+                d_model=16)
+    top = model.decoder.layers[1].attn
+    for linear in (top.q, top.k):
+        linear.weight.data[...] = 0
+        linear.bias.data[...] = 0
+    T = len(PROMPTS["gpt"])
+    even = np.where(causal_mask(T), 1 / np.arange(1, T + 1)[:, None], 0.0)
+    weights = attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt")["self"].weights
+    np.testing.assert_allclose(weights[1], np.broadcast_to(even, (2, T, T)), atol=1e-6)
+    assert not np.allclose(weights[0], even, atol=1e-3)
+
+
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
     # A student told BERT reads both sides of each token sees it in the picture's words too.
     model, tokenizer, _ = load_model(runs["bert"])
@@ -239,6 +259,16 @@ def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
     figure = attention_figure(np.full((2, 3, 2, 2), 0.5), labels, labels, "t")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles[0] == "layer 1 head 1" and titles[-1] == "layer 2 head 3"
+
+
+def test_the_rows_are_named_queries_and_the_columns_keys_with_their_tokens():
+    # A cross-attention map, 2 target queries by 3 source keys: each axis has its own tokens.
+    figure = attention_figure(np.full((1, 2, 2, 3), 1 / 3), ["x", "y"], ["a", "b", "c"], "t")
+    first, second = figure.axes[:2]
+    assert first.get_ylabel() == "query (attending)" and second.get_ylabel() == ""
+    assert first.get_xlabel() == second.get_xlabel() == "key (attended to)"
+    assert [t.get_text() for t in first.get_yticklabels()] == ["x", "y"]
+    assert [t.get_text() for t in first.get_xticklabels()] == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 1, 5, 4)])

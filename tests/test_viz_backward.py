@@ -44,6 +44,10 @@ def test_chain_rule_example_dl_dx_is_ones_times_w_and_dl_dw_is_ones_times_x():
     assert sorted(boxes["mul backward"]) == sorted([mul_x, mul_w])
     assert sorted(into[mul_x]) == sorted([ones, saved_w])
     assert sorted(into[mul_w]) == sorted([ones, saved_x])
+    # each box names its forward op by number and the shape of that op's output
+    for box, number, shape in (("sum", 2, "()"), ("mul", 1, "(3,)")):
+        assert (f'<B>{box} backward</B><BR/><FONT POINT-SIZE="10">of forward op #{number}'
+                f'</FONT><BR/><FONT POINT-SIZE="10">output {shape}</FONT>') in dot.source
     # the gradients were returned, not accumulated: .grad is untouched
     assert x.grad is None and w.grad is None
 
@@ -458,6 +462,26 @@ def test_flow_colours_a_folded_module_by_its_largest_gradient_and_scales_the_dra
         assert "a folded module: the largest norm inside it" in dot.source
     unfolded = draw_graph(loss, params=model, inputs={"x": x}, color_by_grad=True)
     assert ">1e-6<" in unfolded.source and "folded module" not in unfolded.source
+
+
+class Scored(nn.Module):
+    """A model that returns its own loss: every op of the step, the last one too, is its."""
+    def __init__(self):
+        self.w = nn.Parameter(np.ones(3))
+
+    def forward(self, x):
+        return (x * self.w).sum()
+
+
+def test_the_seed_stays_drawn_when_the_module_that_made_the_loss_is_folded():
+    # Folded into the module, the picture would no longer say where the chain rule starts.
+    model = Scored()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.arange(3.0)))
+    dot = draw_backward(loss, params=model, depth=0)
+    (module,) = nodes(dot, "module")
+    (seed,) = [node for node, title in titles(dot).items() if title == "dL/dL = 1"]
+    assert edges(dot) == [(seed, module)]                # dL/dw is computed inside it
 
 
 def test_gradients_all_of_norm_one_get_a_scale_a_decade_wide():

@@ -85,6 +85,9 @@ def test_hand_built_mlp_has_one_node_per_op_and_leaf():
     thick = [line for line in dot.source.splitlines() if "penwidth=2.5" in line]
     assert len(thick) == 1 and "<B>sum</B>" in thick[0]
     # W and b require a gradient: parameters (boxes); x is the named input (an ellipse)
+    shapes = {re.search(r"<B>(\w+)</B>", line)[1]: re.search(r"shape=(\w+)", line)[1]
+              for line in dot.source.splitlines() if re.match(r"\s*leaf\d+ \[", line)}
+    assert shapes == {"W": "box", "b": "box", "x": "ellipse"}
     unnamed = draw_graph(loss)
     assert unnamed.source.count(viz.graph.PARAM_COLOUR) == 2
 
@@ -147,6 +150,22 @@ def test_show_data_and_show_grad_summaries(mlp_loss):
     assert f"max {w.data.max():.4g}" in dot.source
     assert f"min {w.data.min():.4g}" in dot.source
     assert "grad: none" not in dot.source
+
+
+def test_show_grad_gives_an_ops_result_its_gradient_summed_over_its_uses():
+    # h = 3x is used twice by h * h: dL/dh = h + h = (6, 12), its values being (3, 6).
+    x = ta.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 3.0
+    loss = (h * h).sum()
+    viz.retain_grads(loss)
+    loss.backward(retain_graph=True)
+    dot = draw_graph(loss, params={"x": x}, show_grad=True)
+    lines = {re.search(r"<B>\w+</B> #\d+", line)[0]: line
+             for line in dot.source.splitlines() if re.match(r"\s*op\d+ \[", line)}
+    made_h, squared = (lines[title].split()[0] for title in ("<B>mul</B> #1", "<B>mul</B> #2"))
+    assert f"grad: norm {np.linalg.norm([6.0, 12.0]):.4g}, min 6, max 12" in lines[
+        "<B>mul</B> #1"]
+    assert edges(dot).count((made_h, squared)) == 2          # both uses drawn
 
 
 def test_show_data_of_an_empty_tensor_says_so():
@@ -547,11 +566,39 @@ def test_a_named_input_stays_drawn_when_the_module_using_it_is_folded():
     assert "<B>layers.0.weight</B>" not in dot.source       # its parameters went inside it
 
 
+class Tied(nn.Module):
+    """Two layers that share one weight matrix, as a GPT's embedding and head do."""
+
+    def __init__(self):
+        self.first = nn.Linear(3, 3, bias=False)
+        self.second = nn.Linear(3, 3, bias=False)
+        self.second.weight = self.first.weight
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def test_a_weight_two_folded_modules_share_stays_drawn_with_an_arrow_into_each():
+    # Folded into one of them, the picture would say that module alone uses it.
+    ta.manual_seed(0)
+    model = Tied()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.ones((2, 3)))).sum()
+    dot = draw_graph(loss, params=model, depth=1)
+    ids = {title: node for node, title in titles(dot).items()}
+    assert "first.weight" in ids and {"first", "second"} <= set(ids)
+    assert (ids["first.weight"], ids["first"]) in edges(dot)
+    assert (ids["first.weight"], ids["second"]) in edges(dot)
+
+
 def test_a_named_scalar_shows_its_shape_and_an_unnamed_one_its_value():
     w = ta.Tensor(np.array(3.0), requires_grad=True)
     dot = draw_graph(w * 2.5, params={"w": w})
     assert '<B>w</B><BR/><FONT POINT-SIZE="10">()</FONT>' in dot.source
     assert '<B>tensor</B><BR/><FONT POINT-SIZE="10">= 2.5</FONT>' in dot.source
+    # attention's scale 1/sqrt(8): four figures, as the summaries give, not a rounded 0.35
+    scaled = draw_graph(w * (1 / np.sqrt(8)), params={"w": w})
+    assert '<FONT POINT-SIZE="10">= 0.3536</FONT>' in scaled.source
 
 
 def test_a_gradient_summary_and_the_colour_by_gradient_say_its_norm_once():

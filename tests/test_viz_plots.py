@@ -218,6 +218,35 @@ def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation
     assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
 
 
+def test_a_validation_loss_is_drawn_at_a_step_whose_train_loss_overflowed(tmp_path):
+    # One batch's loss overflowed, the model still validates: that point is the run's too.
+    last = {"step": 41, "train_loss": float("inf"), "lr": 1e-3, "val_loss": 0.5}
+    run = write_metrics(tmp_path / "run", extra=None, tail=json.dumps(last) + "\n")
+    loss = metrics_figure(run).axes[0]
+    train, smoothed, val = loss.get_lines()
+    assert list(train.get_xdata()) == list(range(1, 41))
+    assert list(val.get_xdata()) == [10, 20, 30, 40, 41]
+    (label,) = loss.texts
+    assert label.get_text() == "0.500" and label.xy == (41, 0.5)
+
+
+def test_the_recall_panel_draws_each_measured_value_and_labels_the_last(tmp_path):
+    run = write_metrics(tmp_path / "run", extra="val_recall")       # 0.25 at step 10 ... 1
+    recall = metrics_figure(run).axes[1]
+    (line,) = recall.get_lines()
+    assert list(line.get_xdata()) == [10, 20, 30, 40]
+    assert list(line.get_ydata()) == [0.25, 0.5, 0.75, 1.0]
+    (label,) = recall.texts
+    assert label.get_text() == "1.00" and label.xy == (40, 1.0)
+
+
+def test_a_run_that_logged_no_learning_rate_gets_no_empty_panel_for_it(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": step, "train_loss": 1 / step}) + "\n" for step in range(1, 6)))
+    (loss,) = metrics_figure(tmp_path).axes
+    assert loss.get_xlabel() == "step"
+
+
 @pytest.mark.parametrize("extra", ["val_recall", "val_accuracy"])
 def test_the_last_values_are_written_dark_enough_to_read_in_their_lines_hue(tmp_path, extra):
     # They were in the lines' own colours: the validation loss's orange read at 2.5:1 on
