@@ -938,9 +938,12 @@ def test_a_failed_forced_run_leaves_the_old_one(tmp_path, gpt_run, files):
     assert snapshot(out) == before
 
 
-def test_resume_refuses_new_settings(gpt_run):
-    assert_input_error(tinyformer("train", "--resume", gpt_run[0], "--lr", "1"),
-                       "drop --lr")
+@pytest.mark.parametrize("more", [["--lr", "1"], ["--force"], ["--out", "elsewhere"],
+                                  ["--config", "run.toml"]])
+def test_resume_refuses_new_settings(gpt_run, more):
+    """A resume continues with the run's saved settings: an option it would not apply (a
+    --force that would replace nothing, say) is refused by name, not ignored."""
+    assert_input_error(tinyformer("train", "--resume", gpt_run[0], *more), f"drop {more[0]}")
 
 
 # -- bad checkpoints ------------------------------------------------------------------------------
