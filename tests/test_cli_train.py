@@ -830,6 +830,12 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     assert_input_error(result, "is read from the current directory",
                        "give it from there, or as an absolute path")
     assert not (tmp_path / "runs").exists()
+    # Given on the command line too, the file's path is not read, and not refused.
+    (tmp_path / "mine.txt").write_text("the text on the command line\n" * 40)
+    given = {"corpus": "mine.txt", "tokenizer": "char"}[key]
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), f"--{key}", given,
+                        *TINY, "--iters", 1, "--out", "run", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("toml, args, message", [
