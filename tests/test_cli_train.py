@@ -944,6 +944,21 @@ def test_a_failed_forced_run_leaves_the_old_one(tmp_path, gpt_run, files):
     assert snapshot(out) == before
 
 
+def test_a_diverging_run_says_how_to_start_a_new_one_in_its_place(tmp_path):
+    """Resuming would diverge again: the advice is a new run there, with --force, which the
+    directory (holding a run) needs; that command works."""
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--lr", "1e6", "--clip", "0", "--warmup", "0",
+                        "--iters", "20", "--eval-every", "1", "--out", out)
+    assert result.exit_code == 2, result.output     # after the progress lines, on stderr too
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: the ") and "lower --lr" in error, error
+    assert error.endswith(f"`tinyformer train --out {out} --force ...` replaces this one"), error
+    assert_input_error(tinyformer("train", *TINY, "--iters", "1", "--out", out), "--force")
+    result = tinyformer("train", *TINY, "--iters", "1", "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("more", [["--lr", "1"], ["--force"], ["--out", "elsewhere"],
                                   ["--config", "run.toml"]])
 def test_resume_refuses_new_settings(gpt_run, more):
