@@ -4,6 +4,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from command_lines import commands, tinyformer_lines
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
@@ -83,6 +85,23 @@ def test_an_init_that_fails_midway_leaves_no_half_made_workspace(tmp_path, monke
             workspace_module.init_workspace(tmp_path / place)
     assert not (tmp_path / "new").exists()                  # made by init: gone again
     assert list((tmp_path / "empty").iterdir()) == []       # the learner's own: kept, empty
+
+
+def test_every_example_in_the_exercises_help_runs_in_a_fresh_workspace(workspace):
+    """As a learner copies them, in a workspace just made (my-course is it): none is refused;
+    a check or a picture of the starter code does not pass yet (3). init's run in test_cli;
+    watch stops after its first check here."""
+    ran = set()
+    for line in dict.fromkeys(line for _, command in commands(main.commands["exercises"])
+                              for line in tinyformer_lines(command.epilog or "")):
+        words = [str(workspace) if word == "my-course" else word
+                 for word in shlex.split(line)[2:]]
+        if words[0] == "init":
+            continue
+        result = run(*words, *(["--max-checks", 1] if words[0] == "watch" else []))
+        assert result.exit_code in (0, 3), (line, result.output)
+        ran.add(words[0])
+    assert ran == set(main.commands["exercises"].commands) - {"init"}
 
 
 def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
