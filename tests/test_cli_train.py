@@ -287,6 +287,13 @@ def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
         result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)
         assert result.exit_code == 0, result.output
         assert (tmp_path / "runs" / expected / "config.json").exists()
+    # Of a --corpus file: named by the file, without its folder or its suffix.
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "tales.txt").write_text("the cat sat on the mat.\n" * 50)
+    result = tinyformer("train", *TINY, "--iters", 1, "--corpus",
+                        os.path.join("texts", "tales.txt"), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path / "runs")) == ["gpt-builtin", "gpt-builtin-2", "gpt-tales"]
 
 
 def test_force_overwrites_a_run_but_not_the_users_files(tmp_path, gpt_run):
@@ -720,6 +727,7 @@ def files(tmp_path):
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
+    (["--task", "copy", "--corpus", "short.txt"], ["give --task or --corpus, not both"]),
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
