@@ -314,6 +314,7 @@ def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
     result = tinyformer("train", "--resume", out)
     assert result.exit_code == 0 and "has finished its 6 steps" in result.output
     assert snapshot(out) == before
+    assert "loss plot" not in result.output        # no step taken: its curves are as they were
 
 
 # A run long enough to be stopped part way; the Ctrl-C and SIGTERM tests stop it, resume it,
