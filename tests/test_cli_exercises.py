@@ -845,10 +845,13 @@ def test_the_line_shown_of_a_file_that_is_not_python_cannot_drive_the_terminal(w
     assert result.exit_code == 3 and "    x = 1 +\\x1b[31m\n" in result.output, result.output
 
 
-def test_check_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", [["check"], ["hint", 1], ["reset", 1], ["draw", 1],
+                                     ["watch", "--max-checks", 1]])
+def test_a_command_on_your_files_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch,
+                                                                       command):
     monkeypatch.chdir(tmp_path)
-    assert_input_error(run("check"), "no exercise workspace", "tinyformer exercises init")
-    assert_input_error(run("check", "--workspace", tmp_path), "not an exercise workspace")
+    assert_input_error(run(*command), "no exercise workspace", "tinyformer exercises init")
+    assert_input_error(run(*command, "--workspace", tmp_path), "not an exercise workspace")
 
 
 def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypatch):
