@@ -596,6 +596,8 @@ def test_decode_refuses_ids_out_of_range(bpe):
     assert result.exit_code == 2 and "Traceback" not in result.output
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
+    result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line
+    assert result.exit_code == 2 and "Missing argument 'IDS...'" in result.output
 
 
 @pytest.mark.parametrize("args, words", [
