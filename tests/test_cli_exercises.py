@@ -4,6 +4,7 @@ watch, reset), on a real workspace in tmp_path. Checks run in a subprocess, as f
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from command_lines import commands, tinyformer_lines
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
@@ -83,6 +85,23 @@ def test_an_init_that_fails_midway_leaves_no_half_made_workspace(tmp_path, monke
             workspace_module.init_workspace(tmp_path / place)
     assert not (tmp_path / "new").exists()                  # made by init: gone again
     assert list((tmp_path / "empty").iterdir()) == []       # the learner's own: kept, empty
+
+
+def test_every_example_in_the_exercises_help_runs_in_a_fresh_workspace(workspace):
+    """As a learner copies them, in a workspace just made (my-course is it): none is refused;
+    a check or a picture of the starter code does not pass yet (3). init's run in test_cli;
+    watch stops after its first check here."""
+    ran = set()
+    for line in dict.fromkeys(line for _, command in commands(main.commands["exercises"])
+                              for line in tinyformer_lines(command.epilog or "")):
+        words = [str(workspace) if word == "my-course" else word
+                 for word in shlex.split(line)[2:]]
+        if words[0] == "init":
+            continue
+        result = run(*words, *(["--max-checks", 1] if words[0] == "watch" else []))
+        assert result.exit_code in (0, 3), (line, result.output)
+        ran.add(words[0])
+    assert ran == set(main.commands["exercises"].commands) - {"init"}
 
 
 def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
@@ -826,10 +845,13 @@ def test_the_line_shown_of_a_file_that_is_not_python_cannot_drive_the_terminal(w
     assert result.exit_code == 3 and "    x = 1 +\\x1b[31m\n" in result.output, result.output
 
 
-def test_check_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", [["check"], ["hint", 1], ["reset", 1], ["draw", 1],
+                                     ["watch", "--max-checks", 1]])
+def test_a_command_on_your_files_outside_a_workspace_is_an_input_error(tmp_path, monkeypatch,
+                                                                       command):
     monkeypatch.chdir(tmp_path)
-    assert_input_error(run("check"), "no exercise workspace", "tinyformer exercises init")
-    assert_input_error(run("check", "--workspace", tmp_path), "not an exercise workspace")
+    assert_input_error(run(*command), "no exercise workspace", "tinyformer exercises init")
+    assert_input_error(run(*command, "--workspace", tmp_path), "not an exercise workspace")
 
 
 def test_the_workspace_can_be_named_from_elsewhere(workspace, tmp_path, monkeypatch):
@@ -988,10 +1010,11 @@ def test_the_readme_shows_a_real_failed_check(workspace):
 def test_a_timeout_beyond_a_day_is_a_usage_error(workspace, command):
     """A limit the operating system's timers cannot hold is refused as the option's range,
     before any check runs, not as an internal error from inside the check."""
-    result = run(*command, "--timeout", 2147484)
-    assert result.exit_code == 2, result.output
-    assert "Invalid value for '--timeout': 2147484 is not in the range 1<=x<=86400" \
-        in result.stderr
+    for beyond in (2147484, 86_401):         # a day and a second: as the help says, a day
+        result = run(*command, "--timeout", beyond)
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '--timeout': {beyond} is not in the range 1<=x<=86400." \
+            in result.stderr
 
 
 def test_check_json_prints_its_object_when_the_machine_refuses(workspace, monkeypatch):

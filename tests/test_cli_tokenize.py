@@ -10,6 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from full_disk import files_limited_to
 from tinyformer.files import iter_text
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import load_tokenizer
@@ -104,6 +105,19 @@ def test_train_force_overwrites(tmp_path, corpus, bpe):
     result = run("train", corpus, "--kind", "char", "--out", bpe, "--force")
     assert result.exit_code == 0, result.output
     assert json.loads(bpe.read_text())["type"] == "char"
+
+
+def test_a_full_disk_as_train_saves_is_one_line_naming_the_file_and_keeps_the_old_one(
+        tmp_path, corpus, bpe):
+    """The disk filling up between the check of --out and the save: the file named, exit 2,
+    no temporary file left, and a tokenizer that --force was to replace left as it was."""
+    before = bpe.read_bytes()
+    for out, force in ((tmp_path / "new.json", []), (bpe, ["--force"])):
+        with files_limited_to(100):
+            result = run("train", corpus, "--vocab-size", 300, "--out", out, *force)
+        assert_input_error(result, f"{out}: file too large")
+        assert sorted(os.listdir(tmp_path)) == ["bpe.json", "corpus.txt"]
+    assert bpe.read_bytes() == before
 
 
 # -- encode, decode, show ---------------------------------------------------------------------
@@ -582,6 +596,8 @@ def test_decode_refuses_ids_out_of_range(bpe):
     assert result.exit_code == 2 and "Traceback" not in result.output
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
+    result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line
+    assert result.exit_code == 2 and "Missing argument 'IDS...'" in result.output
 
 
 @pytest.mark.parametrize("args, words", [

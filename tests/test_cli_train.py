@@ -287,6 +287,13 @@ def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
         result = tinyformer("train", *TINY, "--iters", 1, cwd=tmp_path)
         assert result.exit_code == 0, result.output
         assert (tmp_path / "runs" / expected / "config.json").exists()
+    # Of a --corpus file: named by the file, without its folder or its suffix.
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "tales.txt").write_text("the cat sat on the mat.\n" * 50)
+    result = tinyformer("train", *TINY, "--iters", 1, "--corpus",
+                        os.path.join("texts", "tales.txt"), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path / "runs")) == ["gpt-builtin", "gpt-builtin-2", "gpt-tales"]
 
 
 def test_force_overwrites_a_run_but_not_the_users_files(tmp_path, gpt_run):
@@ -307,6 +314,7 @@ def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
     result = tinyformer("train", "--resume", out)
     assert result.exit_code == 0 and "has finished its 6 steps" in result.output
     assert snapshot(out) == before
+    assert "loss plot" not in result.output        # no step taken: its curves are as they were
 
 
 # A run long enough to be stopped part way; the Ctrl-C and SIGTERM tests stop it, resume it,
@@ -720,6 +728,7 @@ def files(tmp_path):
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
+    (["--task", "copy", "--corpus", "short.txt"], ["give --task or --corpus, not both"]),
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
@@ -830,6 +839,12 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     assert_input_error(result, "is read from the current directory",
                        "give it from there, or as an absolute path")
     assert not (tmp_path / "runs").exists()
+    # Given on the command line too, the file's path is not read, and not refused.
+    (tmp_path / "mine.txt").write_text("the text on the command line\n" * 40)
+    given = {"corpus": "mine.txt", "tokenizer": "char"}[key]
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), f"--{key}", given,
+                        *TINY, "--iters", 1, "--out", "run", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("toml, args, message", [
@@ -938,9 +953,27 @@ def test_a_failed_forced_run_leaves_the_old_one(tmp_path, gpt_run, files):
     assert snapshot(out) == before
 
 
-def test_resume_refuses_new_settings(gpt_run):
-    assert_input_error(tinyformer("train", "--resume", gpt_run[0], "--lr", "1"),
-                       "drop --lr")
+def test_a_diverging_run_says_how_to_start_a_new_one_in_its_place(tmp_path):
+    """Resuming would diverge again: the advice is a new run there, with --force, which the
+    directory (holding a run) needs; that command works."""
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--lr", "1e6", "--clip", "0", "--warmup", "0",
+                        "--iters", "20", "--eval-every", "1", "--out", out)
+    assert result.exit_code == 2, result.output     # after the progress lines, on stderr too
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: the ") and "lower --lr" in error, error
+    assert error.endswith(f"`tinyformer train --out {out} --force ...` replaces this one"), error
+    assert_input_error(tinyformer("train", *TINY, "--iters", "1", "--out", out), "--force")
+    result = tinyformer("train", *TINY, "--iters", "1", "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("more", [["--lr", "1"], ["--force"], ["--out", "elsewhere"],
+                                  ["--config", "run.toml"]])
+def test_resume_refuses_new_settings(gpt_run, more):
+    """A resume continues with the run's saved settings: an option it would not apply (a
+    --force that would replace nothing, say) is refused by name, not ignored."""
+    assert_input_error(tinyformer("train", "--resume", gpt_run[0], *more), f"drop {more[0]}")
 
 
 # -- bad checkpoints ------------------------------------------------------------------------------

@@ -170,6 +170,9 @@ def test_solution_without_an_answer_to_the_question_shows_nothing(workspace):
     result = run("solution", 1)                                # no input at all: end of file
     assert result.exit_code == 0 and "Not shown." in result.output
     assert progress(workspace)["solutions"] == []
+    result = run("solution", 1, input="\n")                   # Enter takes the N of [y/N]
+    assert result.exit_code == 0 and "Not shown." in result.output
+    assert progress(workspace)["solutions"] == []
 
 
 def test_a_workspace_from_before_these_commands_still_loads(workspace):

@@ -164,6 +164,21 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_prompt_that_is_no_source_of_a_runs_task_is_refused(tmp_path):
+    """The tasks share one vocabulary: "12+3" encodes for a reverse run, which never read a
+    +; the lens of it would show what the model was never asked."""
+    out = tmp_path / "reverse"
+    result = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 4,
+                        "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 1,
+                        "--out", out)
+    assert result.exit_code == 0, result.output
+    result = tinyformer("lens", "--checkpoint", out, "--prompt", "12+3")
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.strip().splitlines()
+    assert "--prompt '12+3' is no source of the reverse task" in line, line
+    assert tinyformer("lens", "--checkpoint", out, "--prompt", "123").exit_code == 0
+
+
 def test_in_colour_a_sure_prediction_is_bright_and_bold_and_an_unsure_one_dim():
     from tinyformer.lens import Lens
     from tinyformer.tokenizers import CharTokenizer
