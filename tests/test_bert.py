@@ -9,6 +9,7 @@ import torch.nn.functional as TF
 import tinyautograd as ta
 import tinyautograd.functional as F
 from precision import to_float64
+from torch_pieces import assert_equals_torchs, torch_pieces
 from tinyautograd import optim
 from tinyformer.bert import BERT, IGNORE, mask_tokens
 
@@ -80,26 +81,11 @@ def torch_bert(model, idx):
     """The same BERT written directly in torch, reading our parameters (float64): post-norm,
     learned positions, a norm on the embeddings, padding hidden from every query, and the MLM
     head LayerNorm(gelu(x W + b)) E^T + c."""
-    params = {name: torch.tensor(p.data, requires_grad=True)
-              for name, p in model.named_parameters()}
-    c = model.config
+    params, embedded, linear, norm, heads = torch_pieces(model, idx)
     B, T = idx.shape
-    n_head, d_head = c["n_head"], c["d_model"] // c["n_head"]
-
-    def linear(prefix, x):
-        return x @ params[f"{prefix}.weight"] + params[f"{prefix}.bias"]
-
-    def norm(prefix, x):
-        return TF.layer_norm(x, (c["d_model"],), params[f"{prefix}.weight"],
-                             params[f"{prefix}.bias"])
-
-    def heads(x):
-        return x.view(B, T, n_head, d_head).transpose(1, 2)
-
-    real = torch.as_tensor(idx != c["pad_id"])[:, None, None, :]      # (B, 1, 1, T) keys
-    x = params["embed.tok.weight"][torch.as_tensor(idx)] + params["embed.pos.embedding.weight"][:T]
-    x = norm("embed.norm", x)
-    for i in range(c["n_layer"]):
+    real = torch.as_tensor(idx != model.config["pad_id"])[:, None, None, :]   # (B, 1, 1, T) keys
+    x = norm("embed.norm", embedded)
+    for i in range(model.config["n_layer"]):
         b = f"encoder.layers.{i}"
         q, k, v = (heads(linear(f"{b}.attn.{n}", x)) for n in "qkv")
         a = TF.scaled_dot_product_attention(q, k, v, attn_mask=real)
@@ -118,14 +104,7 @@ def test_equals_a_bert_written_in_torch_outputs_and_every_gradient():
     idx = np.random.default_rng(0).integers(2, 9, (3, 6))
     idx[0, 4:] = PAD
     targets = np.random.default_rng(2).integers(0, 9, (3, 6))
-    logits = model(idx)
-    F.cross_entropy(logits, targets).backward()
-    theirs, params = torch_bert(model, idx)
-    TF.cross_entropy(theirs.reshape(-1, 9), torch.as_tensor(targets).reshape(-1)).backward()
-    np.testing.assert_allclose(logits.data, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
-    for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.grad, params[name].grad.numpy(), rtol=1e-7, atol=1e-12,
-                                   err_msg=name)
+    assert_equals_torchs(model, idx, targets, torch_bert)
 
 
 def test_the_masking_recipe_80_10_10():

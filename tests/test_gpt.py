@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 import tinyautograd as ta
 import tinyautograd.functional as F
 from precision import to_float64
+from torch_pieces import assert_equals_torchs, torch_pieces
 from tinyautograd import optim
 from tinyformer.gpt import GPT
 from tinyformer.sampling import sample_next
@@ -70,24 +71,9 @@ def test_bad_sizes_are_clear_errors():
 
 def torch_gpt(model, idx):
     """The same GPT written directly in torch, reading our parameters (float64)."""
-    params = {name: torch.tensor(p.data, requires_grad=True)
-              for name, p in model.named_parameters()}
-    c = model.config
+    params, x, linear, norm, heads = torch_pieces(model, idx)
     B, T = idx.shape
-    n_head, d_head = c["n_head"], c["d_model"] // c["n_head"]
-
-    def linear(prefix, x):
-        return x @ params[f"{prefix}.weight"] + params[f"{prefix}.bias"]
-
-    def norm(prefix, x):
-        return TF.layer_norm(x, (c["d_model"],), params[f"{prefix}.weight"],
-                             params[f"{prefix}.bias"])
-
-    def heads(x):
-        return x.view(B, T, n_head, d_head).transpose(1, 2)
-
-    x = params["embed.tok.weight"][torch.as_tensor(idx)] + params["embed.pos.embedding.weight"][:T]
-    for i in range(c["n_layer"]):
+    for i in range(model.config["n_layer"]):
         b = f"decoder.layers.{i}"
         h = norm(f"{b}.attn_norm", x)
         q, k, v = (heads(linear(f"{b}.attn.{n}", h)) for n in "qkv")
@@ -101,15 +87,7 @@ def torch_gpt(model, idx):
 
 def test_equals_a_gpt_written_in_torch_outputs_and_every_gradient():
     model = to_float64(tiny_gpt())
-    idx, targets = tokens((3, 6)), tokens((3, 6), seed=1)
-    logits = model(idx)
-    F.cross_entropy(logits, targets).backward()
-    theirs, params = torch_gpt(model, idx)
-    TF.cross_entropy(theirs.reshape(-1, 7), torch.as_tensor(targets).reshape(-1)).backward()
-    np.testing.assert_allclose(logits.data, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
-    for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.grad, params[name].grad.numpy(), rtol=1e-7, atol=1e-12,
-                                   err_msg=name)
+    assert_equals_torchs(model, tokens((3, 6)), tokens((3, 6), seed=1), torch_gpt)
 
 
 def test_gradcheck_over_every_parameter_of_a_tiny_gpt():
