@@ -211,6 +211,20 @@ def test_08_training_adam_step_names_the_mistake(tmp_path, old, new, says):
     assert says in message
 
 
+@pytest.mark.parametrize("number", ["1e-6", "1e-8", "1e-4"])
+def test_08_training_adam_step_with_eps_written_in_as_a_number(tmp_path, number):
+    # Whatever the number, one of the cases where eps matters gives another eps.
+    message = edited_message(tmp_path, "adam_step", "(np.sqrt(v_hat) + eps)",
+                             f"(np.sqrt(v_hat) + {number})")
+    assert message.startswith("adam_step(param=") and "as new_param" in message
+    assert f"with eps = {float(number):.3g} in place of the `eps` argument" in message
+
+
+def test_08_training_adam_step_without_eps(tmp_path):
+    message = edited_message(tmp_path, "adam_step", "(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat)")
+    assert "as new_param" in message and "without eps: add it after the square root" in message
+
+
 @pytest.mark.parametrize("new", ["param = param * (1 - weight_decay)", "param = param * 1"])
 def test_08_training_adam_step_shows_a_decay_mistake_on_the_lessons_example(tmp_path, new):
     # The worked example again, with weight decay: numbers to follow by hand, not the random

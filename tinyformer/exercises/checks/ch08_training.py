@@ -144,9 +144,37 @@ def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
                            f"1 - beta1 ** step is 1 - beta1, not 0.")
     mistakes = [(description, _adam(*before, t, **settings, variant=variant)[0])
                 for variant, description in _ADAM_MISTAKES]
+    eps = _eps_used(before, t, settings, values)
+    if eps is not None:
+        said = (f"with eps = {eps:.3g} in place of the `eps` argument (here "
+                f"eps={settings['eps']:g}): use the eps the step is given, not a number of "
+                f"your own") if eps else ("without eps: add it after the square root, "
+                                          "sqrt(v_hat) + eps")
+        mistakes.append((said, _adam(*before, t, **{**settings, "eps": eps})[0]))
     _expect_numpy(new_param, expected[0], fn.last_call, what="returned, as new_param,",
                   mistakes=mistakes)
     return [np.asarray(a, dtype=np.float64) for a in result]
+
+
+def _eps_used(before, t, settings, new_param):
+    """The eps that would give `new_param` from the right averages (a number written in where
+    the `eps` argument belongs; 0 for none at all), or None. Only where the gradients differ
+    in size: on equal ones any too-short step looks like some eps."""
+    if new_param is None or new_param.shape != before[0].shape:
+        return None
+    param, grad, m, v = before
+    _, m, v = _adam(param, grad, m, v, t, **{**settings, "eps": 0.0})
+    m_hat, root = m / (1 - settings["beta1"] ** t), np.sqrt(v / (1 - settings["beta2"] ** t))
+    moved = param * (1 - settings["lr"] * settings["weight_decay"]) - new_param
+    usable = (m_hat != 0) & (moved != 0)
+    if len(np.unique(root[usable])) < 2:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = float(np.median(settings["lr"] * m_hat[usable] / moved[usable] - root[usable]))
+    rounding = 1e-9 * root[usable].min()       # an eps this small is no eps at all
+    if not np.isfinite(eps) or eps < -rounding:
+        return None
+    return eps if eps > rounding else 0.0
 
 
 def _reference_adamw(param, grads, settings):
@@ -187,6 +215,12 @@ def check_adam_step(learner: Learner) -> None:
     # Tiny gradients, where eps is not negligible next to sqrt(v_hat).
     settings = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0)
     param, grad = np.array([1.0, 2.0, 3.0]), np.array([1e-4, -2e-4, 3e-5])
+    expected = _reference_adamw(param, [grad], settings)[0]
+    _check_adam_step(fn, param, grad, np.zeros(3), np.zeros(3), 1, settings, expected)
+    # Again with another eps, larger than some of the gradients: an eps written in as a number
+    # matches at most one of the two.
+    settings = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-4, weight_decay=0.0)
+    param, grad = np.array([0.5, -1.0, 2.0]), np.array([3e-4, -1e-4, 5e-5])
     expected = _reference_adamw(param, [grad], settings)[0]
     _check_adam_step(fn, param, grad, np.zeros(3), np.zeros(3), 1, settings, expected)
 
