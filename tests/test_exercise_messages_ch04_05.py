@@ -71,6 +71,19 @@ def test_scalar_engine_wrong_exponent_in_pow(tmp_path, old, new, words):
     assert "out = a ** 3 with a = 2" in message and "= 30.5." in message and words in message
 
 
+@pytest.mark.parametrize("new, shows", [
+    ("exponent * out.data / self.data * out.grad", "ZeroDivisionError"),     # Python floats
+    ("exponent * out.data / self.data * out.grad if self.data else float('nan')", "= nan"),
+])
+def test_scalar_engine_pow_that_divides_by_the_base(tmp_path, new, shows):
+    # Right wherever a is not 0; at a = 0 the derivative is 0, the division no number.
+    message = scalar_engine_message(tmp_path, (
+        "exponent * self.data ** (exponent - 1) * out.grad", new))
+    assert "`Value.__pow__`" in message and "out = a ** 2 with a = 0" in message
+    assert shows in message
+    assert "divides by a.data" in message and "exponent * a.data ** (exponent - 1)" in message
+
+
 @pytest.mark.parametrize("op, old, new, words", [
     ("tanh", "(1 - out.data ** 2) * out.grad", "(1 - self.data ** 2) * out.grad",
      "not a's own data"),

@@ -137,11 +137,13 @@ class _Op:
     Values, `inputs` are their numbers, `derivatives` maps each input's name to (its local
     derivative as the docstring writes it, its value), and `slips` are the usual wrong local
     derivatives, each a map from an input's name to (its value, what the learner wrote and the
-    rule it breaks, in words)."""
+    rule it breaks, in words). `undefined` says what to do when the _backward raises an
+    ArithmeticError or gives nan or inf where the derivative is a number."""
 
-    def __init__(self, text, method, build, inputs, derivatives, slips=()):
+    def __init__(self, text, method, build, inputs, derivatives, slips=(), undefined=""):
         self.text, self.method, self.build = text, method, build
         self.inputs, self.derivatives, self.slips = inputs, derivatives, list(slips)
+        self.undefined = undefined
 
 
 def _scalar_ops():
@@ -165,6 +167,13 @@ def _scalar_ops():
              {"a": ((n - 1) * a ** (n - 1), "Your d(a ** 3)/da was 2 * a.data ** 2; it is 3 * "
                                             "a.data ** 2: the factor in front is the exponent, "
                                             f"and the power one less, {power}.")}]),
+        # At a = 0 the derivative is a number (0) but out.data / a.data is not.
+        _Op("out = a ** 2", "__pow__", lambda v: v["a"] ** 2, {"a": 0.0},
+            {"a": ("2 * a.data", 0.0)},
+            undefined=("Your d(a ** 2)/da divides by a.data (as out.data / a.data does), and "
+                       "a.data is 0 here: 0 / 0 is no number, yet the derivative at 0 is 2 * "
+                       "0 = 0. Write it as exponent * a.data ** (exponent - 1), which divides "
+                       "by nothing.")),
         _Op("out = a.tanh()", "tanh", lambda v: v["a"].tanh(), {"a": t},
             {"a": ("1 - out.data ** 2", 1 - tanh ** 2)},
             [{"a": (1 - t ** 2, "Your d(a.tanh())/da used 1 - a.data ** 2; it is 1 - out.data "
@@ -202,6 +211,8 @@ def _diagnose_op(op, name, got):
         return ("It leaves out `* out.grad`: the chain rule multiplies the local derivative "
                 f"by the gradient arriving from above (here {_UPSTREAM}), which is 1 only at "
                 "the loss itself.")
+    if not np.isfinite(got) and op.undefined:
+        return op.undefined
     for slip in op.slips:
         wrong, words = slip[name]
         if near(_EARLIER + wrong * _UPSTREAM):
@@ -225,8 +236,13 @@ def _probe_op(learner, Value, op):
         value.grad = _EARLIER
     out.grad = _UPSTREAM
     where = f"the `_backward` of `Value.{op.method}`"
-    run_learner_code(learner.path, out._backward, f"{where} ran on {op.text}")
     shown = ", ".join(f"{k} = {x:g}" for k, x in op.inputs.items())
+    try:
+        run_learner_code(learner.path, out._backward, f"{where} ran on {op.text} with {shown}")
+    except CheckFailure as failure:
+        if op.undefined and isinstance(failure.raised, ArithmeticError):
+            raise CheckFailure(f"{failure}\n    {op.undefined}", raised=failure.raised) from None
+        raise
     for name, value in values.items():
         formula, local = op.derivatives[name]
         formula = f"({formula})" if " " in formula else formula
