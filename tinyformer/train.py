@@ -92,6 +92,23 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
             f"run's; to go on exactly, {again[compiled_loops_then]}")
 
 
+def library_changed(library_then: str | None) -> str | None:
+    """What a resumed run should be told when its ops run compiled loops other than those it
+    trained with: a library built from another kernels.c, by another C compiler or for another
+    processor (tinyautograd.kernels.build_id), agrees with them to float32 rounding, not to the
+    bit. None when it is the same library, the numpy forms run (forms_changed says so where
+    they differ), or the checkpoint does not say (a run saved before runs recorded it)."""
+    if library_then is not None and not isinstance(library_then, str):
+        raise TypeError(f"engine's kernels is {library_then!r}, not a library's name")
+    now = ta.kernels.build_id()
+    if library_then is None or now is None or library_then == now:
+        return None
+    return (f"note: this run trained with compiled loops built as {library_then} and goes on "
+            f"with loops built as {now} (another kernels.c, C compiler or processor), so its "
+            f"losses may differ in their last digits from an unbroken run's; to go on exactly, "
+            f"resume on the machine and with the C compiler (CC) it trained with")
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +388,10 @@ class Trainer:
                 # records (checkpoint.model_to_load): none for the model it built.
                 trainer = cls(config, run, job, model, saved.get(OWN_MODULES, []), log)
                 trainer.load_state(saved)
-                changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
+                engine = saved.get("engine", {})
+                forms = forms_changed(engine.get("compiled_loops"))
+                library = library_changed(engine.get("kernels"))
+                changed = forms or library        # other forms: their library is moot
             except CheckpointError:         # a file of the run, which the message names
                 raise
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
@@ -592,7 +612,9 @@ class Trainer:
             OWN_MODULES: self.modules_of_your_own,
             "train": dataclasses.asdict(self.config), "step": self.step,
             "data": self.job.data_info(),
-            "engine": {"compiled_loops": ta.kernels.in_use()},      # see forms_changed
+            # The ops' forms and which library ran them: see forms_changed, library_changed.
+            "engine": {"compiled_loops": ta.kernels.in_use(),
+                       "kernels": ta.kernels.build_id()},
             "resume": {"optimizer": {"param_groups": state["param_groups"],
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
