@@ -946,6 +946,47 @@ def test_a_run_diverging_with_a_weight_decay_too_large_for_its_lr_is_told_to_low
         trainer.train()
 
 
+def test_a_diverging_run_is_told_of_the_weight_decay_its_optimizer_groups_have(tmp_path):
+    # A group's weight decay set in code, not by --weight-decay (0.1 here, harmless): the
+    # advice read the settings', and blamed only the lr.
+    settings = dict(TINY, lr=0.01, weight_decay=0.1, warmup=0, iters=50, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    trainer.optimizer.param_groups[0]["weight_decay"] = 1e4
+    with pytest.raises(FloatingPointError, match=r"; lower the lr or weight decay of the "
+                                                 r"optimizer's group 0 \(at its peak lr, 0.01, "
+                                                 r"and weight decay 10000, AdamW multiplies each "
+                                                 r"of its weights by -99 a step\) or raise "
+                                                 r"--warmup$"):
+        trainer.train()
+
+
+def test_a_resumed_run_is_advised_by_its_groups_not_by_settings_edited_since(tmp_path,
+                                                                            monkeypatch):
+    # --resume goes on with the groups config.json saved: a weight decay lowered in its
+    # settings since (as the advice asked) changes nothing, and the advice, read from them,
+    # no longer named the decay that still flips the weights.
+    settings = dict(TINY, lr=0.01, weight_decay=1e4, warmup=0, iters=50, eval_every=100)
+    assert cut_short(tmp_path, monkeypatch, after=2, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path))
+    config["train"]["weight_decay"] = 0.1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FloatingPointError, match=r"lower the lr or weight decay of the "
+                                                 r"optimizer's group 0 \(at its peak lr, 0.01, "
+                                                 r"and weight decay 10000, AdamW multiplies"):
+        Trainer.resume(str(tmp_path), log=quiet).train()
+
+
+def test_a_diverging_run_is_told_of_the_largest_lr_its_optimizer_groups_have(tmp_path):
+    # Group 1's lr (biases and gains) raised in code, where --lr is harmless.
+    settings = dict(TINY, lr=0.01, iters=4, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    trainer.schedule.base_lrs[1] = 1e308
+    with pytest.raises(FloatingPointError, match=r"; lower the lr of the optimizer's group 1 "
+                                                 r"\(1e\+308 at its peak, not --lr's 0.01\) or "
+                                                 r"raise --warmup$"):
+        trainer.train()
+
+
 class RootOfSquare(ta.nn.Module):
     """|fc(x)| as sqrt(fc(x)^2): finite where fc(x) is 0, but its derivative there is not."""
 

@@ -501,9 +501,10 @@ class Trainer:
         """The error that stops a run where `what` happened ("the loss became nan") at this
         step, saying what to change: the learning rate or its warmup; the weight decay where
         AdamW's decay, 1 - lr * weight_decay a step, flips the weights' sign (and grows them)
-        at the peak lr; and clipping where the run has none (an unclipped gradient is the usual
-        way a spike throws the weights far). `updates`: how many updates the weights that
-        computed it had had [this step's count]; with none, no learning rate is to blame."""
+        at the peak lr (each of the optimizer's groups' own, named where not the settings');
+        and clipping where the run has none (an unclipped gradient is the usual way a spike
+        throws the weights far). `updates`: how many updates the weights that computed it had
+        had [this step's count]; with none, no learning rate is to blame."""
         c = self.config
         if (self.step if updates is None else updates) == 0:
             return FloatingPointError(
@@ -511,13 +512,36 @@ class Trainer:
                 f"its initial weights, so no --lr would help; change the model's settings "
                 f"(tinyautograd.detect_anomaly() finds the op that makes it)")
         changes = ["lower --lr", "raise --warmup"]
-        if c.lr * c.weight_decay >= 1:
+        # Each group's own peak lr and weight decay, which are --lr's and --weight-decay's
+        # unless set otherwise (a group's options changed in code, or in config.json before
+        # --resume, which keeps the groups' and not the settings'): the advice names them.
+        peaks = self._peak_lrs()
+        decays = [group["weight_decay"] for group in self.optimizer.param_groups]
+        fastest = max(range(len(peaks)), key=lambda i: peaks[i])
+        worst = max(range(len(peaks)), key=lambda i: peaks[i] * decays[i])
+        lr, weight_decay = peaks[worst], decays[worst]
+        if lr * weight_decay >= 1 and (lr, weight_decay) == (c.lr, c.weight_decay):
             changes[0] = (f"lower --lr or --weight-decay (at the peak lr, AdamW multiplies each "
-                          f"weight by {1 - c.lr * c.weight_decay:g} a step)")
+                          f"weight by {1 - lr * weight_decay:g} a step)")
+        elif lr * weight_decay >= 1:
+            changes[0] = (f"lower the lr or weight decay of the optimizer's group {worst} (at "
+                          f"its peak lr, {lr:g}, and weight decay {weight_decay:g}, AdamW "
+                          f"multiplies each of its weights by {1 - lr * weight_decay:g} a step)")
+        elif peaks[fastest] != c.lr:
+            changes[0] = (f"lower the lr of the optimizer's group {fastest} ({peaks[fastest]:g} "
+                          f"at its peak, not --lr's {c.lr:g})")
         if not c.clip:
             changes.append("clip the gradients (--clip 1)")
         advice = ", ".join(changes[:-1]) + " or " + changes[-1]
         return FloatingPointError(f"{what} at step {self.step}; {advice}")
+
+    def _peak_lrs(self) -> list[float]:
+        """The lr each of the optimizer's groups peaks at: the schedule's. Noam gives every
+        group the lr it peaks at --lr with; WarmupCosine scales each group's own (its
+        `base_lrs`: --lr's, unless set otherwise)."""
+        if isinstance(self.schedule, WarmupCosine):
+            return list(self.schedule.base_lrs)
+        return [self.config.lr] * len(self.optimizer.param_groups)
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
