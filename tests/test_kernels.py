@@ -349,6 +349,21 @@ def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cann
     assert "engine: layer norm, GELU, softmax and Adam run their numpy forms" in done.stdout
 
 
+def test_the_library_in_use_is_named_by_what_built_it_and_another_compiler_builds_another(
+        tmp_path):
+    """build_id tells a run which loops it ran: the same library found again has the same
+    id; one built by another compiler another id; none where the numpy forms run."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = "import tinyautograd as ta; print(ta.kernels.build_id())"
+    status, here, _ = in_a_process(cache, code)
+    assert status == 0 and (tmp_path / "cache" / "tinyautograd" / f"kernels-{here}.so").is_file()
+    assert in_a_process(cache, code) == (0, here, "")                  # found built
+    other = a_compiler(tmp_path, f"exec {' '.join(kernels.compiler())} \"$@\"")
+    status, there, _ = in_a_process({**cache, "CC": other}, code)
+    assert status == 0 and there not in (here, "None")
+    assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}, code) == (0, "None", "")
+
+
 def test_a_compiler_that_refuses_the_processors_flag_builds_the_loops_for_any_processor(
         tmp_path):
     calls = tmp_path / "calls"

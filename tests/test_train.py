@@ -806,7 +806,7 @@ def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exac
     exactly, and how it would."""
     monkeypatch.setattr(ta.kernels, "in_use", lambda: then)
     assert cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4) == "interrupted"
-    assert rundir.read_config(str(tmp_path))["engine"] == {"compiled_loops": then}
+    assert rundir.read_config(str(tmp_path))["engine"]["compiled_loops"] == then
     monkeypatch.setattr(ta.kernels, "in_use", lambda: now)
     said = []
     resumed = Trainer.resume(str(tmp_path), log=said.append)
@@ -829,6 +829,30 @@ def test_a_run_resumed_with_other_forms_of_the_ops_says_so_and_how_to_go_on_exac
     assert not [line for line in said if "last digits" in line]
 
 
+@pytest.mark.parametrize("then, now", [("a-1", "b-2"), ("a-1", "a-1"), (None, "b-2")])
+def test_a_run_resumed_with_loops_built_elsewhere_says_so_and_how_to_go_on_exactly(
+        tmp_path, monkeypatch, then, now):
+    """Loops built by another C compiler or for another processor agree to rounding, not to
+    the bit: a run resumed with them goes on, and says so, once; with the library it trained
+    with, or from a run that never recorded which (None: the numpy forms'), it says nothing."""
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: True)
+    monkeypatch.setattr(ta.kernels, "build_id", lambda: then)
+    assert cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4) == "interrupted"
+    assert rundir.read_config(str(tmp_path))["engine"] == {"compiled_loops": True,
+                                                           "kernels": then}
+    monkeypatch.setattr(ta.kernels, "build_id", lambda: now)
+    said = []
+    assert Trainer.resume(str(tmp_path), log=said.append).train() == "done"
+    notes = [line for line in said if "last digits" in line]
+    if then is None or then == now:
+        assert notes == []
+    else:
+        assert notes == [notes[0]] and notes[0].startswith(
+            f"note: this run trained with compiled loops built as {then} and goes on with "
+            f"loops built as {now} (another kernels.c, C compiler or processor)")
+        assert "resume on the machine and with the C compiler (CC) it trained with" in notes[0]
+
+
 def test_a_checkpoint_that_does_not_say_which_forms_ran_resumes_without_a_note(tmp_path,
                                                                                 monkeypatch):
     assert cut_short(tmp_path, monkeypatch, after=2, **TINY, iters=4) == "interrupted"
@@ -848,6 +872,18 @@ def test_a_checkpoint_that_does_not_say_which_forms_ran_resumes_without_a_note(t
     config["engine"] = {"compiled_loops": "sometimes"}
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(rundir.CheckpointError, match="damaged resume state.*sometimes"):
+        Trainer.resume(str(tmp_path), log=quiet)
+    # Which library ran: a run written before runs recorded it says nothing, as above.
+    monkeypatch.setattr(ta.kernels, "in_use", lambda: True)
+    monkeypatch.setattr(ta.kernels, "build_id", lambda: "here-1")
+    config["engine"] = {"compiled_loops": True}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    said = []
+    Trainer.resume(str(tmp_path), log=said.append).close()
+    assert not [line for line in said if "last digits" in line]
+    config["engine"] = {"compiled_loops": True, "kernels": 7}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(rundir.CheckpointError, match="damaged resume state.*kernels is 7"):
         Trainer.resume(str(tmp_path), log=quiet)
 
 
@@ -907,6 +943,47 @@ def test_a_run_diverging_with_a_weight_decay_too_large_for_its_lr_is_told_to_low
     with pytest.raises(FloatingPointError, match=r"; lower --lr or --weight-decay \(at the peak "
                                                  r"lr, AdamW multiplies each weight by -99 a "
                                                  r"step\) or raise --warmup$"):
+        trainer.train()
+
+
+def test_a_diverging_run_is_told_of_the_weight_decay_its_optimizer_groups_have(tmp_path):
+    # A group's weight decay set in code, not by --weight-decay (0.1 here, harmless): the
+    # advice read the settings', and blamed only the lr.
+    settings = dict(TINY, lr=0.01, weight_decay=0.1, warmup=0, iters=50, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    trainer.optimizer.param_groups[0]["weight_decay"] = 1e4
+    with pytest.raises(FloatingPointError, match=r"; lower the lr or weight decay of the "
+                                                 r"optimizer's group 0 \(at its peak lr, 0.01, "
+                                                 r"and weight decay 10000, AdamW multiplies each "
+                                                 r"of its weights by -99 a step\) or raise "
+                                                 r"--warmup$"):
+        trainer.train()
+
+
+def test_a_resumed_run_is_advised_by_its_groups_not_by_settings_edited_since(tmp_path,
+                                                                            monkeypatch):
+    # --resume goes on with the groups config.json saved: a weight decay lowered in its
+    # settings since (as the advice asked) changes nothing, and the advice, read from them,
+    # no longer named the decay that still flips the weights.
+    settings = dict(TINY, lr=0.01, weight_decay=1e4, warmup=0, iters=50, eval_every=100)
+    assert cut_short(tmp_path, monkeypatch, after=2, **settings) == "interrupted"
+    config = rundir.read_config(str(tmp_path))
+    config["train"]["weight_decay"] = 0.1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FloatingPointError, match=r"lower the lr or weight decay of the "
+                                                 r"optimizer's group 0 \(at its peak lr, 0.01, "
+                                                 r"and weight decay 10000, AdamW multiplies"):
+        Trainer.resume(str(tmp_path), log=quiet).train()
+
+
+def test_a_diverging_run_is_told_of_the_largest_lr_its_optimizer_groups_have(tmp_path):
+    # Group 1's lr (biases and gains) raised in code, where --lr is harmless.
+    settings = dict(TINY, lr=0.01, iters=4, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    trainer.schedule.base_lrs[1] = 1e308
+    with pytest.raises(FloatingPointError, match=r"; lower the lr of the optimizer's group 1 "
+                                                 r"\(1e\+308 at its peak, not --lr's 0.01\) or "
+                                                 r"raise --warmup$"):
         trainer.train()
 
 

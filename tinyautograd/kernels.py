@@ -84,6 +84,18 @@ def in_use() -> bool:
     return _library() is not None
 
 
+def build_id() -> str | None:
+    """Which library the ops run, as its name says: the digest of the source, compiler, flags
+    and processor it was built from, then that of its bytes (which tells one compiler version
+    from another at the same path). Two runs whose ids are the same run the same loops, to the
+    bit. None where the numpy forms run."""
+    library = _library()
+    if library is None:
+        return None
+    # (_compiled and _found name each library kernels-<stem's digest>-<bytes' digest>.so)
+    return os.path.basename(library._name).removeprefix("kernels-").removesuffix(".so")
+
+
 def summary() -> str:
     """One line for a run's log: which forms the four ops run, and how to run the other."""
     if in_use():

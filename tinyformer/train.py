@@ -92,6 +92,23 @@ def forms_changed(compiled_loops_then: bool | None) -> str | None:
             f"run's; to go on exactly, {again[compiled_loops_then]}")
 
 
+def library_changed(library_then: str | None) -> str | None:
+    """What a resumed run should be told when its ops run compiled loops other than those it
+    trained with: a library built from another kernels.c, by another C compiler or for another
+    processor (tinyautograd.kernels.build_id), agrees with them to float32 rounding, not to the
+    bit. None when it is the same library, the numpy forms run (forms_changed says so where
+    they differ), or the checkpoint does not say (a run saved before runs recorded it)."""
+    if library_then is not None and not isinstance(library_then, str):
+        raise TypeError(f"engine's kernels is {library_then!r}, not a library's name")
+    now = ta.kernels.build_id()
+    if library_then is None or now is None or library_then == now:
+        return None
+    return (f"note: this run trained with compiled loops built as {library_then} and goes on "
+            f"with loops built as {now} (another kernels.c, C compiler or processor), so its "
+            f"losses may differ in their last digits from an unbroken run's; to go on exactly, "
+            f"resume on the machine and with the C compiler (CC) it trained with")
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +388,10 @@ class Trainer:
                 # records (checkpoint.model_to_load): none for the model it built.
                 trainer = cls(config, run, job, model, saved.get(OWN_MODULES, []), log)
                 trainer.load_state(saved)
-                changed = forms_changed(saved.get("engine", {}).get("compiled_loops"))
+                engine = saved.get("engine", {})
+                forms = forms_changed(engine.get("compiled_loops"))
+                library = library_changed(engine.get("kernels"))
+                changed = forms or library        # other forms: their library is moot
             except CheckpointError:         # a file of the run, which the message names
                 raise
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
@@ -481,9 +501,10 @@ class Trainer:
         """The error that stops a run where `what` happened ("the loss became nan") at this
         step, saying what to change: the learning rate or its warmup; the weight decay where
         AdamW's decay, 1 - lr * weight_decay a step, flips the weights' sign (and grows them)
-        at the peak lr; and clipping where the run has none (an unclipped gradient is the usual
-        way a spike throws the weights far). `updates`: how many updates the weights that
-        computed it had had [this step's count]; with none, no learning rate is to blame."""
+        at the peak lr (each of the optimizer's groups' own, named where not the settings');
+        and clipping where the run has none (an unclipped gradient is the usual way a spike
+        throws the weights far). `updates`: how many updates the weights that computed it had
+        had [this step's count]; with none, no learning rate is to blame."""
         c = self.config
         if (self.step if updates is None else updates) == 0:
             return FloatingPointError(
@@ -491,13 +512,36 @@ class Trainer:
                 f"its initial weights, so no --lr would help; change the model's settings "
                 f"(tinyautograd.detect_anomaly() finds the op that makes it)")
         changes = ["lower --lr", "raise --warmup"]
-        if c.lr * c.weight_decay >= 1:
+        # Each group's own peak lr and weight decay, which are --lr's and --weight-decay's
+        # unless set otherwise (a group's options changed in code, or in config.json before
+        # --resume, which keeps the groups' and not the settings'): the advice names them.
+        peaks = self._peak_lrs()
+        decays = [group["weight_decay"] for group in self.optimizer.param_groups]
+        fastest = max(range(len(peaks)), key=lambda i: peaks[i])
+        worst = max(range(len(peaks)), key=lambda i: peaks[i] * decays[i])
+        lr, weight_decay = peaks[worst], decays[worst]
+        if lr * weight_decay >= 1 and (lr, weight_decay) == (c.lr, c.weight_decay):
             changes[0] = (f"lower --lr or --weight-decay (at the peak lr, AdamW multiplies each "
-                          f"weight by {1 - c.lr * c.weight_decay:g} a step)")
+                          f"weight by {1 - lr * weight_decay:g} a step)")
+        elif lr * weight_decay >= 1:
+            changes[0] = (f"lower the lr or weight decay of the optimizer's group {worst} (at "
+                          f"its peak lr, {lr:g}, and weight decay {weight_decay:g}, AdamW "
+                          f"multiplies each of its weights by {1 - lr * weight_decay:g} a step)")
+        elif peaks[fastest] != c.lr:
+            changes[0] = (f"lower the lr of the optimizer's group {fastest} ({peaks[fastest]:g} "
+                          f"at its peak, not --lr's {c.lr:g})")
         if not c.clip:
             changes.append("clip the gradients (--clip 1)")
         advice = ", ".join(changes[:-1]) + " or " + changes[-1]
         return FloatingPointError(f"{what} at step {self.step}; {advice}")
+
+    def _peak_lrs(self) -> list[float]:
+        """The lr each of the optimizer's groups peaks at: the schedule's. Noam gives every
+        group the lr it peaks at --lr with; WarmupCosine scales each group's own (its
+        `base_lrs`: --lr's, unless set otherwise)."""
+        if isinstance(self.schedule, WarmupCosine):
+            return list(self.schedule.base_lrs)
+        return [self.config.lr] * len(self.optimizer.param_groups)
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
@@ -592,7 +636,9 @@ class Trainer:
             OWN_MODULES: self.modules_of_your_own,
             "train": dataclasses.asdict(self.config), "step": self.step,
             "data": self.job.data_info(),
-            "engine": {"compiled_loops": ta.kernels.in_use()},      # see forms_changed
+            # The ops' forms and which library ran them: see forms_changed, library_changed.
+            "engine": {"compiled_loops": ta.kernels.in_use(),
+                       "kernels": ta.kernels.build_id()},
             "resume": {"optimizer": {"param_groups": state["param_groups"],
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
