@@ -283,13 +283,65 @@ def test_export_makes_the_folders_its_directory_goes_in(char_run, tmp_path):
     assert os.listdir(out.parent) == ["hf"]                        # no staging folder left
 
 
-def test_a_tokenizer_of_another_size_is_refused(gpt2_dir, tmp_path):
-    directory, _, _ = gpt2_dir
+def test_a_model_with_more_rows_than_tokens_loads_from_vocab_json_as_from_tokenizer_json(
+        gpt2_dir, tmp_path):
+    """nanoGPT pads GPT-2's 50257 rows to 50304: the ids past the tokenizer's tokens decode to
+    nothing, whichever tokenizer files the folder has."""
+    _, _, tokenizer = gpt2_dir                                   # 270 tokens
+    torch.manual_seed(0)
+    eot = tokenizer.token_to_id(EOT)
+    config = transformers.GPT2Config(vocab_size=280, n_positions=64, n_embd=32, n_layer=2,
+                                     n_head=2, bos_token_id=eot, eos_token_id=eot)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():        # greedy decoding picks the padding rows, tied to the head
+        model.transformer.wte.weight[270:] = 10 * model.transformer.wte.weight[:10]
+    openai, saved = tmp_path / "vocab-json", tmp_path / "tokenizer-json"
+    model.save_pretrained(openai)
+    save_gpt2_tokenizer(tokenizer, openai)
+    model.save_pretrained(saved)
+    transformers.AutoTokenizer.from_pretrained(openai).save_pretrained(saved)
+    assert not (saved / "vocab.json").exists()
+    loaded = {}
+    for directory in (openai, saved):
+        _, loaded[directory], _ = load_model(directory)
+    ids = tokenizer.encode("the cat sat") + [269, 270, 279]
+    for padded in loaded.values():
+        assert padded.vocab_size == 280
+        assert padded.encode("the cat sat") == tokenizer.encode("the cat sat")
+        assert padded.decode(ids) == "the cat sat" + EOT
+        assert [padded.id_to_token(i) for i in (270, 279)] == ["", ""]
+        with pytest.raises(ValueError, match="not a token"):    # padding is no token
+            padded.token_to_id("")
+    prompt = tokenizer.encode("the cat")
+    with torch.no_grad():
+        theirs = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt)),
+                                do_sample=False, max_new_tokens=6)[0, len(prompt):].tolist()
+    assert min(theirs) >= 270                                    # padding ids only
+    request = ["--prompt", "the cat", "--temperature", 0, "--max-new-tokens", 6]
+    for directory in (openai, saved):
+        result = tinyformer("generate", "--checkpoint", directory, *request)
+        assert result.exit_code == 0, result.output
+        assert result.output == "the cat\n"
+    # Saved back, the padded tokenizer writes its own tokens, which transformers reads.
+    save_gpt2_tokenizer(loaded[openai], tmp_path / "back")
+    assert len(json.loads((tmp_path / "back" / "vocab.json").read_text())) == 270
+    assert len(transformers.AutoTokenizer.from_pretrained(tmp_path / "back")) == 270
+
+
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+def test_a_tokenizer_with_more_tokens_than_the_model_has_rows_is_refused(gpt2_dir, tmp_path,
+                                                                         files):
+    directory, _, _ = gpt2_dir                                   # 270 rows
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
-    save_gpt2_tokenizer(BPETokenizer.train(TEXT, 265, special_tokens=[EOT]), tmp_path)
+    save_gpt2_tokenizer(BPETokenizer.train(TEXT, 274, special_tokens=[EOT]), tmp_path)
+    if files == "tokenizer.json":
+        transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "t")
+        for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+            (tmp_path / name).unlink()
+        (tmp_path / "tokenizer.json").write_bytes((tmp_path / "t" / "tokenizer.json").read_bytes())
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
-    assert_input_error(result, "the tokenizer has 265 tokens, the model 270")
+    assert_input_error(result, "has 274 tokens, more than the model's 270")
 
 
 def test_an_export_the_system_refuses_is_one_line(char_run, tmp_path, monkeypatch):

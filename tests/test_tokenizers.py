@@ -204,6 +204,26 @@ def test_bpe_training_names_a_lone_surrogate_in_its_text():
         BPETokenizer.train("ab ab \ud800 ab", 258)
 
 
+@pytest.mark.parametrize("tok", [CharTokenizer.train("ab", special_tokens=["<eos>"]),
+                                 BPETokenizer.train("ab ab", 257, special_tokens=["<eos>"])])
+def test_padding_to_a_models_rows_adds_ids_that_decode_to_nothing(tok, tmp_path):
+    own = tok.vocab_size
+    ids = tok.encode("ab<eos>", allow_special=True)
+    tok.pad_to(own + 3)
+    tok.pad_to(own + 3)                                      # as often as it is asked
+    assert tok.vocab_size == own + 3 and tok.encode("ab<eos>", allow_special=True) == ids
+    assert tok.decode(ids + [own, own + 2]) == "ab<eos>"
+    assert tok.id_to_token(own + 2) == "" and tok.id_to_bytes(own) == b""
+    assert "+ 3 padding, decoded as nothing" in describe_vocabulary(tok)[0]
+    with pytest.raises(ValueError, match="vocabulary has ids 0 to"):
+        tok.decode([own + 3])
+    tok.save(tmp_path / "tok.json")                          # its own tokens alone
+    assert load_tokenizer(tmp_path / "tok.json").vocab_size == own
+    with pytest.raises(ValueError, match=f"^the tokenizer has {own} tokens, more than the "
+                                         f"model's {own - 1}$"):
+        tok.pad_to(own - 1)
+
+
 def test_the_first_merges_show_the_two_tokens_each_joined():
     # "aaab" alone did not say that it was "aa" + "ab", nor "aa" that it was two a's.
     _, first, _ = describe_vocabulary(BPETokenizer.train("aaabdaaabac", 259))

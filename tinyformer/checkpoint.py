@@ -418,7 +418,9 @@ def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]
 
 
 def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
-    """The tokenizer beside a Hugging Face model, checked against its `vocab_size`."""
+    """The tokenizer beside a Hugging Face model, padded to its `vocab_size` (`pad_to`: a
+    model may have more embedding rows than its tokenizer has tokens, as nanoGPT's GPT-2 has
+    50304 for 50257); a CheckpointError of one line if the tokenizer has more tokens."""
     def has(name):
         return os.path.exists(os.path.join(directory, name))
     # transformers' AutoTokenizer reads tokenizer.json wherever there is one, whatever the
@@ -437,9 +439,11 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: it needs vocab.json "
                               f"and merges.txt (GPT-2's tokenizer files, on the same model "
                               f"page), or the tokenizer.json of transformers' save_pretrained")
-    if tokenizer.vocab_size != vocab_size:     # (a vocabulary padded to 50304, say, too)
-        raise CheckpointError(f"{directory!r}: the tokenizer has {tokenizer.vocab_size} tokens, "
-                              f"the model {vocab_size}; tinyformer needs them to match")
+    try:
+        tokenizer.pad_to(vocab_size)             # (read_tokenizer_json's is padded already)
+    except ValueError as e:
+        raise CheckpointError(f"{directory!r}: {e}; put the model's own tokenizer beside "
+                              f"it") from None
     return tokenizer
 
 

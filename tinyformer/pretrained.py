@@ -847,7 +847,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
               for i in range(256 + len(tokenizer.merges))]                 # each merge's
     specials = tokenizer.special_tokens
     vocab = {token: i for i, token in enumerate(tokens + specials)}
-    if len(vocab) < tokenizer.vocab_size:     # two merge orders built the same bytes, say
+    # Its own tokens only: a padded tokenizer's padding ids (`pad_to`) are none, and
+    # transformers reads a model with more rows than its vocab.json has tokens as it is.
+    if len(vocab) < len(tokens) + len(specials):  # two merge orders built the same bytes, say
         token, count = Counter(tokens + specials).most_common(1)[0]
         raise PretrainedError(f"cannot save in GPT-2's format: {count} ids are the token "
                               f"{token!r}, and vocab.json gives each token one id")
@@ -1240,7 +1242,7 @@ class ByteLevelBPE(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return len(self._pieces)
+        return len(self._pieces) + self.padding
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         if not isinstance(text, str):
@@ -1367,10 +1369,10 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     except MALFORMED as e:
         raise _malformed(path, e) from None
     if vocab_size is not None:
-        if tokenizer.vocab_size > vocab_size:
-            raise PretrainedError(f"{path} has {tokenizer.vocab_size} tokens, more than the "
-                                  f"model's {vocab_size}; they must belong together")
-        tokenizer._pieces += [b""] * (vocab_size - tokenizer.vocab_size)
+        try:
+            tokenizer.pad_to(vocab_size)
+        except ValueError as e:
+            raise PretrainedError(f"{path}: {e}; they must belong together") from None
     return tokenizer
 
 

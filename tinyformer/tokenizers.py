@@ -129,6 +129,8 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     longest tokens."""
     specials = tok.special_tokens
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
+    if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
+        special_note += f" + {tok.padding} padding, decoded as nothing"
     if not isinstance(tok, BPETokenizer):
         return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
     learned = range(256, 256 + len(tok.merges))
@@ -288,6 +290,10 @@ class Tokenizer:
     joins pieces (`_join`), shows them (`_readable`), and converts itself to and from JSON."""
 
     kind = None
+    # Ids past the tokenizer's own (`pad_to`): a model's embedding may have more rows than its
+    # tokenizer has tokens. They decode to nothing (the empty piece), and encode never gives them.
+    padding = 0
+    _NOTHING = b""
 
     def __init__(self, special_tokens: Iterable[str], first_special_id: int) -> None:
         self.special_tokens = check_special_tokens(special_tokens)
@@ -323,7 +329,22 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
-        return self._join([self._piece(self._check_id(i)) for i in _id_sequence(ids)])
+        return self._join([self._checked_piece(i) for i in _id_sequence(ids)])
+
+    def pad_to(self, vocab_size: int) -> None:
+        """Give the tokenizer `vocab_size` ids, as many as a model's embedding has rows: the
+        ids past its own tokens decode to nothing, and encode never gives them (nanoGPT pads
+        GPT-2's 50257 to 50304; Qwen's models pad too). Saving writes its own tokens alone.
+        ValueError, one line, if it has more tokens than that."""
+        own = self.vocab_size - self.padding
+        if own > vocab_size:
+            raise ValueError(f"the tokenizer has {own} tokens, more than the model's "
+                             f"{vocab_size}")
+        self.padding = vocab_size - own
+
+    def _checked_piece(self, i):
+        i = self._check_id(i)
+        return self._piece(i) if i < self.vocab_size - self.padding else self._NOTHING
 
     def _check_id(self, i):
         try:    # an id is an integer: int() would read 1.7 as id 1 and the digits of "72" as ids
@@ -348,13 +369,13 @@ class Tokenizer:
 
     def id_to_token(self, i: int) -> str:
         """The readable piece that id i stands for."""
-        return self._readable(self._piece(self._check_id(i)))
+        return self._readable(self._checked_piece(i))
 
     def id_to_bytes(self, i: int) -> bytes:
         """The bytes that id i stands for, as they are (a special token's: its UTF-8), where
         id_to_token shows them readably: a byte-level BPE's id_to_bytes(256 + k) is the bytes
         of merge k's two ids, joined, which may be part of a character's."""
-        piece = self._piece(self._check_id(i))
+        piece = self._checked_piece(i)
         return piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass")
 
     def special_id(self, token: str) -> int | None:
@@ -374,7 +395,7 @@ class Tokenizer:
         # Should two ids read the same (BPE can build one byte string by two merge orders),
         # the lowest id wins, and a special token wins over text.
         token_ids = {}
-        for i in range(self.vocab_size):
+        for i in range(self.vocab_size - self.padding):      # (padding ids are no token)
             token_ids.setdefault(self.id_to_token(i), i)
         return {**token_ids, **self._special_ids}
 
@@ -487,6 +508,7 @@ class CharTokenizer(Tokenizer):
     """
 
     kind = "char"
+    _NOTHING = ""
 
     def __init__(self, chars: Iterable[str], special_tokens: Iterable[str] = ()) -> None:
         chars = list(chars)
@@ -511,7 +533,7 @@ class CharTokenizer(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return len(self._pieces)
+        return len(self._pieces) + self.padding
 
     def _encode_text(self, text, offset):
         try:
@@ -766,7 +788,7 @@ class BPETokenizer(Tokenizer):
 
     @property
     def vocab_size(self) -> int:
-        return len(self._bytes) + len(self.special_tokens)
+        return len(self._bytes) + len(self.special_tokens) + self.padding
 
     def _encode_text(self, text, offset):
         ids = []
