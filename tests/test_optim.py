@@ -620,6 +620,21 @@ def test_warmup_cosine_scales_each_group_like_torch_lambda_lr():
         torch_schedule.step()
 
 
+
+@pytest.mark.parametrize("make", [
+    lambda optimizer: WarmupCosine(optimizer, warmup_steps=5, total_steps=20, min_lr=1e-3),
+    lambda optimizer: Noam(optimizer, d_model=16, warmup_steps=7, factor=3.0),
+    lambda optimizer: WarmupCosine(optimizer, warmup_steps=0, total_steps=20)])
+def test_peak_lrs_are_the_highest_lr_each_group_reaches(make):
+    # What a diverging run's advice names: each group's own, after a few steps taken too.
+    optimizer = SGD([{"params": make_params(2)[:1], "lr": 0.1},
+                     {"params": make_params(2)[1:], "lr": 0.02}], lr=0.1)
+    schedule = make(optimizer)
+    for _ in range(3):
+        schedule.step()
+    highest = np.max([schedule.lr_at(step) for step in range(30)], axis=0)
+    assert schedule.peak_lrs() == pytest.approx(list(highest), rel=1e-12)
+
 def test_the_first_update_uses_the_lr_of_step_0():
     p = Tensor(np.zeros(1), requires_grad=True, dtype=np.float64)
     optimizer = SGD([p], lr=1.0)

@@ -421,6 +421,12 @@ class LRSchedule:
     def lr_at(self, step: int) -> list[float]:
         raise NotImplementedError
 
+    def peak_lrs(self) -> list[float]:
+        """The highest learning rate each param group reaches: where a run is most likely to
+        diverge, and what advice about its lr should name. A schedule that does not know its
+        peak gives the lrs it has written now."""
+        return self.get_last_lr()
+
     def step(self) -> None:
         self.steps_taken += 1
         self._write_lrs()
@@ -468,6 +474,9 @@ class WarmupCosine(LRSchedule):
     def lr_at(self, step: int) -> list[float]:
         return [self._lr(step, base_lr) for base_lr in self.base_lrs]
 
+    def peak_lrs(self) -> list[float]:
+        return list(self.base_lrs)        # (approached, never reached, when warmup = total)
+
     def _lr(self, step, base_lr):
         if step < self.warmup_steps:
             return base_lr * (step + 1) / (self.warmup_steps + 1)
@@ -508,6 +517,9 @@ class Noam(LRSchedule):
         n = step + 1
         lr = self.factor * self.d_model ** -0.5 * min(n ** -0.5, n * self.warmup_steps ** -1.5)
         return [lr] * len(self.optimizer.param_groups)
+
+    def peak_lrs(self) -> list[float]:
+        return self.lr_at(self.warmup_steps - 1)
 
 
 __getattr__ = engine._pointing_to_ours("module 'tinyautograd.optim'", {

@@ -515,7 +515,7 @@ class Trainer:
         # Each group's own peak lr and weight decay, which are --lr's and --weight-decay's
         # unless set otherwise (a group's options changed in code, or in config.json before
         # --resume, which keeps the groups' and not the settings'): the advice names them.
-        peaks = self._peak_lrs()
+        peaks = self.schedule.peak_lrs()
         decays = [group["weight_decay"] for group in self.optimizer.param_groups]
         fastest = max(range(len(peaks)), key=lambda i: peaks[i])
         worst = max(range(len(peaks)), key=lambda i: peaks[i] * decays[i])
@@ -534,14 +534,6 @@ class Trainer:
             changes.append("clip the gradients (--clip 1)")
         advice = ", ".join(changes[:-1]) + " or " + changes[-1]
         return FloatingPointError(f"{what} at step {self.step}; {advice}")
-
-    def _peak_lrs(self) -> list[float]:
-        """The lr each of the optimizer's groups peaks at: the schedule's. Noam gives every
-        group the lr it peaks at --lr with; WarmupCosine scales each group's own (its
-        `base_lrs`: --lr's, unless set otherwise)."""
-        if isinstance(self.schedule, WarmupCosine):
-            return list(self.schedule.base_lrs)
-        return [self.config.lr] * len(self.optimizer.param_groups)
 
     def _loop(self, threads: AdaptiveThreads | FixedThreads, workers: parallel.Workers | None
               ) -> str:
