@@ -1241,8 +1241,8 @@ class ByteLevelBPE(Tokenizer):
         self._cache = {}
 
     @property
-    def vocab_size(self) -> int:
-        return len(self._pieces) + self.padding
+    def _own_size(self) -> int:
+        return len(self._pieces)
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         if not isinstance(text, str):

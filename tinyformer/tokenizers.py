@@ -285,8 +285,9 @@ TokenizerT = TypeVar("TokenizerT", bound="Tokenizer")
 
 class Tokenizer:
     """What both tokenizers share: special tokens, encode/decode, inspection, save/load.
-    A subclass names its `kind` (the JSON "type"), encodes ordinary text (`_encode_text`,
-    given the text's offset in the input for its error messages), spells out each id (`_piece`),
+    A subclass names its `kind` (the JSON "type"), counts its own tokens (`_own_size`), encodes
+    ordinary text (`_encode_text`, given the text's offset in the input for its error
+    messages), spells out each id (`_piece`),
     joins pieces (`_join`), shows them (`_readable`), and converts itself to and from JSON."""
 
     kind = None
@@ -331,20 +332,24 @@ class Tokenizer:
         """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
         return self._join([self._checked_piece(i) for i in _id_sequence(ids)])
 
+    @property
+    def vocab_size(self) -> int:
+        """How many ids there are: its own tokens', then any padding."""
+        return self._own_size + self.padding
+
     def pad_to(self, vocab_size: int) -> None:
         """Give the tokenizer `vocab_size` ids, as many as a model's embedding has rows: the
         ids past its own tokens decode to nothing, and encode never gives them (nanoGPT pads
         GPT-2's 50257 to 50304; Qwen's models pad too). Saving writes its own tokens alone.
         ValueError, one line, if it has more tokens than that."""
-        own = self.vocab_size - self.padding
-        if own > vocab_size:
-            raise ValueError(f"the tokenizer has {own} tokens, more than the model's "
-                             f"{vocab_size}")
-        self.padding = vocab_size - own
+        if self._own_size > vocab_size:
+            raise ValueError(f"the tokenizer has {self._own_size} tokens, more than the "
+                             f"model's {vocab_size}")
+        self.padding = vocab_size - self._own_size
 
     def _checked_piece(self, i):
         i = self._check_id(i)
-        return self._piece(i) if i < self.vocab_size - self.padding else self._NOTHING
+        return self._piece(i) if i < self._own_size else self._NOTHING
 
     def _check_id(self, i):
         try:    # an id is an integer: int() would read 1.7 as id 1 and the digits of "72" as ids
@@ -395,7 +400,7 @@ class Tokenizer:
         # Should two ids read the same (BPE can build one byte string by two merge orders),
         # the lowest id wins, and a special token wins over text.
         token_ids = {}
-        for i in range(self.vocab_size - self.padding):      # (padding ids are no token)
+        for i in range(self._own_size):                    # (padding ids are no token)
             token_ids.setdefault(self.id_to_token(i), i)
         return {**token_ids, **self._special_ids}
 
@@ -532,8 +537,8 @@ class CharTokenizer(Tokenizer):
         return cls(sorted(set(text)), special_tokens)
 
     @property
-    def vocab_size(self) -> int:
-        return len(self._pieces) + self.padding
+    def _own_size(self) -> int:
+        return len(self._pieces)
 
     def _encode_text(self, text, offset):
         try:
@@ -787,8 +792,8 @@ class BPETokenizer(Tokenizer):
         return cls(merges, special_tokens)
 
     @property
-    def vocab_size(self) -> int:
-        return len(self._bytes) + len(self.special_tokens) + self.padding
+    def _own_size(self) -> int:
+        return len(self._bytes) + len(self.special_tokens)
 
     def _encode_text(self, text, offset):
         ids = []
