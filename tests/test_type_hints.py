@@ -141,7 +141,7 @@ def test_the_check_sees_the_api():
             "tinyformer.tokenizers.Tokenizer.encode",
             "tinyformer.pretrained.load_gpt2_tokenizer",
             "tinyformer.tokenizers.Tokenizer.id_to_bytes",
-            "tinyformer.tokenizers.BPETokenizer.vocab_size",
+            "tinyformer.tokenizers.Tokenizer.vocab_size",
             "tinyformer.attention.causal_mask", "tinyformer.files.atomic_write",
             "tinyformer.train_config.TrainConfig.__init__", "tinyformer.train.Trainer.resume",
             "tinyformer.safetensors.load_file", "tinyformer.schema.Number.why"} <= names

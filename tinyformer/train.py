@@ -515,7 +515,8 @@ class Trainer:
         # Each group's own peak lr and weight decay, which are --lr's and --weight-decay's
         # unless set otherwise (a group's options changed in code, or in config.json before
         # --resume, which keeps the groups' and not the settings'): the advice names them.
-        peaks = self.schedule.peak_lrs()
+        # (A peak that overflowed is --lr's own, too large for the schedule's formula.)
+        peaks = [lr if math.isfinite(lr) else c.lr for lr in self.schedule.peak_lrs()]
         decays = [group["weight_decay"] for group in self.optimizer.param_groups]
         fastest = max(range(len(peaks)), key=lambda i: peaks[i])
         worst = max(range(len(peaks)), key=lambda i: peaks[i] * decays[i])
