@@ -168,6 +168,14 @@ class Optimizer:
         if saved_sizes != sizes:
             raise ValueError(f"load_state_dict: the saved optimizer has groups of {saved_sizes} "
                              f"parameters, this one {sizes}")
+        # Another kind of optimizer's state (SGD's into Adam) lacks this one's options: loaded,
+        # its first step would fail on a moment it never kept.
+        for saved in saved_groups:
+            lacking = [key for key in self.defaults if key not in saved]
+            if lacking:
+                raise ValueError(f"load_state_dict: the saved groups have no {lacking[0]!r}, "
+                                 f"an option of {type(self).__name__}: the state was saved by "
+                                 f"another kind of optimizer")
         saved_names = [name for group in saved_groups for name in group.get("param_names", [])]
         names = [name for group in self.param_groups for name in group.get("param_names", [])]
         if saved_names and names:
@@ -179,9 +187,16 @@ class Optimizer:
             saved_state = [by_name[name] for name in names]
         # Every check before any change: a refused state leaves this optimizer as it was.
         states = {}
-        for p, saved in zip(self._all_params(), saved_state):
+        groups = [group for group in self.param_groups for _ in group["params"]]
+        for p, group, saved in zip(self._all_params(), groups, saved_state):
+            # A count (Adam's step) saved to an .npz comes back as a 0-d array, as torch keeps
+            # its step: it is a number again where this optimizer's own state holds a number.
+            numbers = [key for key, value in self.initial_state(p, group).items()
+                       if not isinstance(value, np.ndarray)]
             state = {}
             for key, value in saved.items():
+                if key in numbers and np.ndim(value) == 0 and hasattr(value, "item"):
+                    value = value.item()
                 if isinstance(value, np.ndarray):
                     if value.shape != p.shape:
                         raise ValueError(f"load_state_dict: saved '{key}' has shape "
