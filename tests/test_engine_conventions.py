@@ -45,6 +45,21 @@ def test_a_list_of_tensors_that_require_a_gradient_is_refused_pointing_to_stack(
         np.testing.assert_array_equal(Tensor([x[0], x[1]]).data, [1, 2])
 
 
+@pytest.mark.parametrize("fn", [F.relu, F.gelu, F.softplus, F.softmax, F.log_softmax,
+                                F.relu_squared, lambda x: F.dropout(x, 0.0),
+                                lambda x: F.dropout(x, 0.5, training=False),
+                                lambda x: F.dropout(x, 0.5, generator=np.random.default_rng(0))],
+                         ids=["relu", "gelu", "softplus", "softmax", "log_softmax",
+                              "relu_squared", "dropout p=0", "dropout eval", "dropout"])
+def test_a_function_of_tinyautograd_functional_takes_an_array_as_a_tensor_of_it(fn):
+    # F.relu and F.gelu failed on the array's missing method; dropout gave the array back, or
+    # a float64 result where Tensor(array) is float32.
+    array = np.random.default_rng(0).standard_normal((2, 4))
+    out = fn(array)
+    assert isinstance(out, Tensor) and out.dtype == np.float32
+    assert_array_equal(out.data, fn(Tensor(array)).data)
+
+
 _DROPS_GRAPH = (r"the (list|tuple) holds Tensors that require a gradient, whose graph a new "
                 r"Tensor would drop: join them with ta\.stack")
 _X = Tensor([1.0, 2.0], requires_grad=True)
