@@ -219,6 +219,10 @@ def test_bad_parameter_lists_are_refused():
     (lambda p: AdamW(p, eps=-1e-8), r"^AdamW: eps must be >= 0"),
     (lambda p: AdamW(p, weight_decay=-0.01), r"^AdamW: weight_decay must be >= 0"),
     (lambda p: Adam([{"params": p, "lr": -1.0}]), r"^Adam: lr must be >= 0"),   # a group's own
+    (lambda p: Adam(p, betas=(0.9,)), r"^Adam: betas must be a pair \(beta1, beta2\), got "
+                                      r"\(0\.9,\)$"),      # accepted, then failed at the step
+    (lambda p: AdamW(p, betas=0.9), r"^AdamW: betas must be a pair"),
+    (lambda p: Adam([{"params": p, "betas": (0.9, 0.99, 0.999)}]), r"^Adam: betas must be a pair"),
 ])
 def test_hyperparameters_out_of_range_are_refused_as_torch_refuses_them(make, says):
     with pytest.raises(ValueError, match=says):

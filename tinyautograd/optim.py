@@ -218,7 +218,11 @@ def _check_options(optimizer, group):
     for option in ("lr", "momentum", "weight_decay", "eps"):
         if option in group and not group[option] >= 0:
             raise ValueError(f"{optimizer}: {option} must be >= 0, got {group[option]}")
-    for i, beta in enumerate(group.get("betas", ())):
+    betas = group.get("betas", (0.0, 0.0))
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        # One beta, (0.9,), was taken, and the first step failed to unpack it.
+        raise ValueError(f"{optimizer}: betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
         if not 0 <= beta < 1:
             raise ValueError(f"{optimizer}: betas[{i}] must be in [0, 1), got {beta}")
 
@@ -276,7 +280,8 @@ class Adam(Optimizer):
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
+                                      else betas, eps=eps,
                                       weight_decay=weight_decay))
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
