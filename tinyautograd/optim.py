@@ -191,11 +191,14 @@ class Optimizer:
         for p, group, saved in zip(self._all_params(), groups, saved_state):
             # A count (Adam's step) saved to an .npz comes back as a 0-d array, as torch keeps
             # its step: it is a number again where this optimizer's own state holds a number.
-            numbers = [key for key, value in self.initial_state(p, group).items()
-                       if not isinstance(value, np.ndarray)]
+            counts = [key for key, value in saved.items()
+                      if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0]
+            if counts:        # (initial_state says which; asked only here: it makes arrays)
+                counts = [key for key, value in self.initial_state(p, group).items()
+                          if key in counts and not isinstance(value, np.ndarray)]
             state = {}
             for key, value in saved.items():
-                if key in numbers and np.ndim(value) == 0 and hasattr(value, "item"):
+                if key in counts:
                     value = value.item()
                 if isinstance(value, np.ndarray):
                     if value.shape != p.shape:
