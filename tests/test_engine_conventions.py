@@ -45,6 +45,41 @@ def test_a_list_of_tensors_that_require_a_gradient_is_refused_pointing_to_stack(
         np.testing.assert_array_equal(Tensor([x[0], x[1]]).data, [1, 2])
 
 
+@pytest.mark.parametrize("fn", [F.relu, F.gelu, F.softplus, F.softmax, F.log_softmax,
+                                F.relu_squared, lambda x: F.dropout(x, 0.0),
+                                lambda x: F.dropout(x, 0.5, training=False),
+                                lambda x: F.dropout(x, 0.5, generator=np.random.default_rng(0))],
+                         ids=["relu", "gelu", "softplus", "softmax", "log_softmax",
+                              "relu_squared", "dropout p=0", "dropout eval", "dropout"])
+def test_a_function_of_tinyautograd_functional_takes_an_array_as_a_tensor_of_it(fn):
+    # F.relu and F.gelu failed on the array's missing method; dropout gave the array back, or
+    # a float64 result where Tensor(array) is float32.
+    array = np.random.default_rng(0).standard_normal((2, 4))
+    out = fn(array)
+    assert isinstance(out, Tensor) and out.dtype == np.float32
+    assert_array_equal(out.data, fn(Tensor(array)).data)
+
+
+@pytest.mark.parametrize("reduce", ["any", "all"])
+def test_any_and_all_answer_the_ambiguous_truth_value_as_numpy_and_torch(reduce):
+    # numpy's error for `if x > 0:` says "Use a.any() or a.all()", which were missing.
+    data = np.array([[0.0, 1.0, -2.0], [0.0, 0.0, 3.0]])
+    x = Tensor(data, requires_grad=True)
+    with pytest.raises(ValueError, match=r"Use a\.any\(\) or a\.all\(\)"):
+        bool(x > 0)
+    for axis, keepdims in [(None, False), (0, False), (-1, True), ((0, 1), False)]:
+        out = getattr(x > 0, reduce)(axis=axis, keepdims=keepdims)
+        expected = getattr(np, reduce)(data > 0, axis=axis, keepdims=keepdims)
+        assert out.dtype == bool and out.grad_fn is None and not out.requires_grad
+        assert_array_equal(out.data, expected)
+        theirs = getattr(torch.tensor(data) > 0, reduce)(
+            **({} if axis is None else {"dim": axis, "keepdim": keepdims}))
+        assert_array_equal(out.data, theirs.numpy())
+    assert bool(getattr(x, reduce)()) == bool(getattr(np, reduce)(data))   # nonzero is true
+    with pytest.raises(TypeError, match="that is PyTorch's; here, axis"):
+        getattr(x, reduce)(dim=0)
+
+
 _DROPS_GRAPH = (r"the (list|tuple) holds Tensors that require a gradient, whose graph a new "
                 r"Tensor would drop: join them with ta\.stack")
 _X = Tensor([1.0, 2.0], requires_grad=True)

@@ -62,6 +62,19 @@ def test_a_cache_given_more_tokens_than_its_context_says_so(grad):
         model(np.zeros((1, 3), np.int64), KVCache(2))
 
 
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("rows", [(1, 2), (2, 1)])
+def test_a_cache_given_another_batch_than_it_holds_says_so(grad, rows):
+    # numpy's broadcast error before, or concat's, or a reshape's far from the cache.
+    model = tiny_gpt("learned")
+    cache = KVCache()
+    with ta.set_grad_enabled(grad):
+        model(np.zeros((rows[0], 3), np.int64), cache)
+        with pytest.raises(ValueError, match=rf"^KVCache: this step has {rows[1]} sequences, "
+                                             rf"the cache holds {rows[0]}; "):
+            model(np.zeros((rows[1], 1), np.int64), cache)
+
+
 @pytest.mark.parametrize("positions", ["learned", "rope"])
 def test_generation_with_the_cache_equals_generation_without(positions):
     model = tiny_gpt(positions)

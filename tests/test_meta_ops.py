@@ -32,7 +32,7 @@ NOT_DIFFERENTIABLE = {
     **dict.fromkeys(["Tensor.__lt__", "Tensor.__le__", "Tensor.__gt__", "Tensor.__ge__",
                      "Tensor.__eq__", "Tensor.__ne__", "Tensor.__and__", "Tensor.__or__",
                      "Tensor.__xor__", "Tensor.__rand__", "Tensor.__ror__", "Tensor.__rxor__",
-                     "Tensor.__invert__", "Tensor.argmax"],
+                     "Tensor.__invert__", "Tensor.argmax", "Tensor.any", "Tensor.all"],
                     "booleans or integers, outside the graph"),
     **dict.fromkeys(["Tensor.detach", "Tensor.requires_grad_", "tinyautograd.zeros",
                      "tinyautograd.ones", "tinyautograd.zeros_like", "tinyautograd.ones_like",

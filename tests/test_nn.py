@@ -262,6 +262,22 @@ def test_module_list_indexing_append_and_names_inside_a_module():
         model.layers.append(Parameter([1.0]))
 
 
+def test_a_module_assigned_to_an_index_replaces_that_layer_as_in_torch():
+    # `model.layers[i] = ...` (swapping a block for another) failed: no item assignment.
+    ours, theirs = nn.Sequential(nn.Linear(2, 3), nn.ReLU()), torch.nn.Sequential(
+        torch.nn.Linear(2, 3), torch.nn.ReLU())
+    ours[-1], theirs[-1] = nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    names = [n for n, _ in ours.named_parameters()]
+    assert names == [n for n, _ in theirs.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias"]
+    assert ours(Tensor(np.ones((4, 2)))).shape == (4, 1)
+    layers = nn.ModuleList([nn.Linear(2, 2)])
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not Parameter$"):
+        layers[0] = Parameter([1.0])
+    with pytest.raises(IndexError):
+        layers[1] = nn.Linear(2, 2)
+
+
 def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
     class Scaled(nn.Sequential):
         def __init__(self):

@@ -219,6 +219,10 @@ def test_bad_parameter_lists_are_refused():
     (lambda p: AdamW(p, eps=-1e-8), r"^AdamW: eps must be >= 0"),
     (lambda p: AdamW(p, weight_decay=-0.01), r"^AdamW: weight_decay must be >= 0"),
     (lambda p: Adam([{"params": p, "lr": -1.0}]), r"^Adam: lr must be >= 0"),   # a group's own
+    (lambda p: Adam(p, betas=(0.9,)), r"^Adam: betas must be a pair \(beta1, beta2\), got "
+                                      r"\(0\.9,\)$"),      # accepted, then failed at the step
+    (lambda p: AdamW(p, betas=0.9), r"^AdamW: betas must be a pair"),
+    (lambda p: Adam([{"params": p, "betas": (0.9, 0.99, 0.999)}]), r"^Adam: betas must be a pair"),
 ])
 def test_hyperparameters_out_of_range_are_refused_as_torch_refuses_them(make, says):
     with pytest.raises(ValueError, match=says):
@@ -387,6 +391,41 @@ def test_loading_a_state_without_moments_drops_the_ones_held():
     assert optimizer.state == {}
     optimizer.step()
     assert optimizer.state_dict()["state"][0]["step"] == 1       # a first step again
+
+
+def test_a_step_saved_as_a_0d_array_resumes_as_a_number(tmp_path):
+    """np.savez of a whole state gives Adam's step back as a 0-d array (torch keeps its step
+    as a 0-d tensor too): it is a count, not a moment of the parameter's shape."""
+    params = make_params(7)
+    optimizer = Adam(params)
+    set_gradients(params, 0)
+    optimizer.step()
+    arrays = {f"{i}.{key}": value for i, state in enumerate(optimizer.state_dict()["state"])
+              for key, value in state.items()}
+    np.savez(tmp_path / "state.npz", **arrays)
+    loaded = np.load(tmp_path / "state.npz")
+    state = [{key: loaded[f"{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+             for i in range(len(params))]
+    resumed = Adam(params)
+    resumed.load_state_dict({"param_groups": optimizer.state_dict()["param_groups"],
+                             "state": state})
+    set_gradients(params, 1)
+    resumed.step()
+    assert [s["step"] for s in resumed.state_dict()["state"]] == [2] * len(params)
+    assert all(type(s["step"]) is int for s in resumed.state_dict()["state"])
+
+
+@pytest.mark.parametrize("saver, loader", [(SGD, Adam), (Adam, SGD)])
+def test_another_kind_of_optimizers_state_is_refused_when_loaded(saver, loader):
+    # Loaded, SGD's momentum buffers would have failed Adam's first step on its missing moments.
+    w = Tensor(np.zeros(3), requires_grad=True)
+    saved = saver([w], lr=0.1, momentum=0.9) if saver is SGD else saver([w], lr=0.1)
+    w.grad = np.ones(3)
+    saved.step()
+    optimizer = loader([w], lr=0.5)
+    with pytest.raises(ValueError, match="another kind of optimizer"):
+        optimizer.load_state_dict(saved.state_dict())
+    assert optimizer.state == {} and optimizer.param_groups[0]["lr"] == 0.5
 
 
 # ---------------------------------------------------------------------------- weight decay groups

@@ -1091,6 +1091,19 @@ class Tensor:
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     @_numpy_keywords
+    def any(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Whether any element along `axis` is true (nonzero), as numpy's and torch's: a boolean
+        tensor outside the graph. What numpy's "truth value ... is ambiguous" asks for, as in
+        `if (x > 0).any():`."""
+        return Tensor._make(np.any(self.data, axis=axis, keepdims=keepdims))
+
+    @_numpy_keywords
+    def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Whether every element along `axis` is true (nonzero), as numpy's and torch's: a
+        boolean tensor outside the graph (`assert (probs >= 0).all()`)."""
+        return Tensor._make(np.all(self.data, axis=axis, keepdims=keepdims))
+
+    @_numpy_keywords
     def softmax(self, axis: int = -1) -> Tensor:
         """e^x / sum(e^x) along `axis` (the last by default): each slice sums to 1."""
         return ops.Softmax.apply(self, axis=axis)

@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _numpy_keywords, _operands
+from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _numpy_keywords,
+                     _operands, _refuse_exact_gelu)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -523,6 +524,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    # An array becomes a Tensor as every op makes one (its floats float32), kept or dropped.
+    x = x if isinstance(x, Tensor) else Tensor(x)
     if not training or p == 0.0:
         return x
     # The survivors' 1/(1-p) is a fraction: integers compute in float32, as for `/`.
@@ -575,10 +578,12 @@ def softplus(x: Tensor) -> Tensor:
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0), elementwise: `x.relu()`."""
-    return x.relu()
+    return ops.Relu.apply(x)          # (the Function: an array becomes a Tensor, as for softmax)
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU in its tanh approximation (GPT-2's, torch's approximate='tanh'), not the exact erf
     form that is torch's default ('none', refused): `x.gelu()`."""
-    return x.gelu(approximate)
+    if approximate != "tanh":
+        _refuse_exact_gelu("gelu", approximate)
+    return ops.Gelu.apply(x)

@@ -12,6 +12,7 @@ has shape (in_features, out_features).
 from __future__ import annotations
 
 import math
+import operator
 import types
 from collections import namedtuple
 from collections.abc import Mapping
@@ -440,8 +441,9 @@ def _params_comment(count):
 
 
 class ModuleList(Module):
-    """A list of modules, named by position ('0', '1', ...). Indexing, `len`, iteration,
-    `append` and `extend` work as for a list; a slice is a ModuleList."""
+    """A list of modules, named by position ('0', '1', ...). Indexing, assigning a module to
+    an index (replacing a layer), `len`, iteration, `append` and `extend` work as for a list;
+    a slice is a ModuleList."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
         self._modules = []
@@ -455,10 +457,13 @@ class ModuleList(Module):
                             if name != "_modules")
 
     def append(self: ModuleListT, module: Module) -> ModuleListT:
+        self._modules.append(self._checked(module))
+        return self
+
+    def _checked(self, module):
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__} holds Modules, not {type(module).__name__}")
-        self._modules.append(module)
-        return self
+        return module
 
     def extend(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
         for module in modules:
@@ -474,6 +479,10 @@ class ModuleList(Module):
         if isinstance(index, slice):
             return ModuleList(self._modules[index])
         return self._modules[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        # `model.layers[i] = Block(...)`, as torch's: the new module is named as the old one.
+        self._modules[operator.index(index)] = self._checked(module)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -168,6 +168,14 @@ class Optimizer:
         if saved_sizes != sizes:
             raise ValueError(f"load_state_dict: the saved optimizer has groups of {saved_sizes} "
                              f"parameters, this one {sizes}")
+        # Another kind of optimizer's state (SGD's into Adam) lacks this one's options: loaded,
+        # its first step would fail on a moment it never kept.
+        for saved in saved_groups:
+            lacking = [key for key in self.defaults if key not in saved]
+            if lacking:
+                raise ValueError(f"load_state_dict: the saved groups have no {lacking[0]!r}, "
+                                 f"an option of {type(self).__name__}: the state was saved by "
+                                 f"another kind of optimizer")
         saved_names = [name for group in saved_groups for name in group.get("param_names", [])]
         names = [name for group in self.param_groups for name in group.get("param_names", [])]
         if saved_names and names:
@@ -179,9 +187,19 @@ class Optimizer:
             saved_state = [by_name[name] for name in names]
         # Every check before any change: a refused state leaves this optimizer as it was.
         states = {}
-        for p, saved in zip(self._all_params(), saved_state):
+        groups = [group for group in self.param_groups for _ in group["params"]]
+        for p, group, saved in zip(self._all_params(), groups, saved_state):
+            # A count (Adam's step) saved to an .npz comes back as a 0-d array, as torch keeps
+            # its step: it is a number again where this optimizer's own state holds a number.
+            counts = [key for key, value in saved.items()
+                      if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0]
+            if counts:        # (initial_state says which; asked only here: it makes arrays)
+                counts = [key for key, value in self.initial_state(p, group).items()
+                          if key in counts and not isinstance(value, np.ndarray)]
             state = {}
             for key, value in saved.items():
+                if key in counts:
+                    value = value.item()
                 if isinstance(value, np.ndarray):
                     if value.shape != p.shape:
                         raise ValueError(f"load_state_dict: saved '{key}' has shape "
@@ -203,7 +221,11 @@ def _check_options(optimizer, group):
     for option in ("lr", "momentum", "weight_decay", "eps"):
         if option in group and not group[option] >= 0:
             raise ValueError(f"{optimizer}: {option} must be >= 0, got {group[option]}")
-    for i, beta in enumerate(group.get("betas", ())):
+    betas = group.get("betas", (0.0, 0.0))
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        # One beta, (0.9,), was taken, and the first step failed to unpack it.
+        raise ValueError(f"{optimizer}: betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
         if not 0 <= beta < 1:
             raise ValueError(f"{optimizer}: betas[{i}] must be in [0, 1), got {beta}")
 
@@ -261,7 +283,8 @@ class Adam(Optimizer):
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+        super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
+                                      else betas, eps=eps,
                                       weight_decay=weight_decay))
 
     def initial_state(self, param: Tensor, group: dict) -> dict:

@@ -115,6 +115,11 @@ class KVCache:
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
         old = self._kv.get(layer)
+        if old is not None and old[0].shape[0] != k.shape[0]:
+            # Else numpy's broadcast error, or one sequence's keys copied to every row.
+            raise ValueError(f"KVCache: this step has {k.shape[0]} sequences, the cache holds "
+                             f"{old[0].shape[0]}; a cache serves one batch (select(rows) keeps "
+                             f"some of its rows): start a new KVCache for another batch")
         filled = 0 if old is None else old[0].shape[2]
         end = filled + k.shape[2]
         if self.context is not None and end > self.context:

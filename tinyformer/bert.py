@@ -23,9 +23,9 @@ from tinyautograd import Tensor, nn
 
 from .attention import padding_mask
 from .blocks import Encoder
-from .layers import (Embeddings, TokenEmbedding, Tokens, check_logit_softcap, check_sizes,
-                     check_switches, default_d_ff, head_width, norm_layer, soft_capped,
-                     token_array)
+from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
+                     check_sizes, check_switches, default_d_ff, head_width, norm_layer,
+                     soft_capped, token_array)
 from .schema import Number, Whole, check_settings, check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -86,13 +86,13 @@ class BERT(nn.Module):
                 raise ValueError(f"BERT: pad_id {pad_id} is not a token id: the vocabulary has "
                                  f"ids 0 to {vocab_size - 1}")
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
-        self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
-                           n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
-                           positions=positions, norm=norm, activation=activation,
-                           pad_id=pad_id, normalization=normalization,
-                           rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
-                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
-                           tie_weights=tie_weights, d_head=d_head)
+        self.config = built_with(vocab_size=vocab_size, context=context, n_layer=n_layer,
+                                 n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
+                                 positions=positions, norm=norm, activation=activation,
+                                 pad_id=pad_id, normalization=normalization,
+                                 rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head,
+                                 qk_norm=qk_norm, logit_softcap=logit_softcap, bias=bias,
+                                 rope_theta=rope_theta, tie_weights=tie_weights, d_head=d_head)
         self.context, self.pad_id = context, pad_id
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)

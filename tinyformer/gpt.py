@@ -27,7 +27,7 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     default_d_ff, head_width, modules_of_your_own, soft_capped)
+                     built_with, default_d_ff, head_width, modules_of_your_own, soft_capped)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -56,13 +56,13 @@ class GPT(nn.Module):
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
         check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
-        self.config = dict(vocab_size=vocab_size, context=context, n_layer=n_layer,
-                           n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
-                           positions=positions, norm=norm, activation=activation,
-                           tie_weights=tie_weights, normalization=normalization,
-                           rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head, qk_norm=qk_norm,
-                           logit_softcap=logit_softcap, bias=bias, rope_theta=rope_theta,
-                           d_head=d_head)
+        self.config = built_with(vocab_size=vocab_size, context=context, n_layer=n_layer,
+                                 n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
+                                 positions=positions, norm=norm, activation=activation,
+                                 tie_weights=tie_weights, normalization=normalization,
+                                 rmsnorm_affine=rmsnorm_affine, n_kv_head=n_kv_head,
+                                 qk_norm=qk_norm, logit_softcap=logit_softcap, bias=bias,
+                                 rope_theta=rope_theta, d_head=d_head)
         self.context = context
         self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,

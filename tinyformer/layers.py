@@ -10,7 +10,7 @@ Everything is built from tinyautograd's public API, so the gradients come from t
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -235,6 +235,14 @@ def check_sizes(model: str, **sizes: int | None) -> None:
 SWITCHES = {"dropout": Number(0, high=1),                # 1 drops everything, as torch allows
             "rope_theta": Number(above=1),               # a base <= 1 turns nothing apart
             "n_kv_head": Optional(Whole(1, 4_096))}      # None: one per query head
+
+
+def built_with(**settings: Any) -> dict[str, Any]:
+    """A model's `config`, the arguments it was built with, which config.json keeps: numpy's
+    numbers among them (a vocab_size of tokens.max() + 1) become Python's, which json writes
+    and which compare and print as the numbers they are."""
+    return {name: value.item() if isinstance(value, np.generic) else value
+            for name, value in settings.items()}
 
 
 def check_switches(model: str, **switches: object) -> None:

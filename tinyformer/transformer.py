@@ -29,8 +29,8 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     default_d_ff, head_width, soft_capped, token_array)
+from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
+                     check_switches, default_d_ff, head_width, soft_capped, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -93,7 +93,7 @@ class Transformer(nn.Module):
                                  f"vocabularies: src has ids 0 to {src_vocab_size - 1}, tgt "
                                  f"0 to {tgt_vocab_size - 1}")
         # The arguments, to rebuild the same model from a checkpoint: Transformer(**config).
-        self.config = dict(
+        self.config = built_with(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, context=context,
             n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
             positions=positions, norm=norm, activation=activation,
