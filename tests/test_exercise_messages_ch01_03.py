@@ -34,6 +34,12 @@ def test_matmul_takes_a_row_of_b_for_a_column(tmp_path):
     assert message.startswith("matmul(") and "at [1, 0]: expected 43, got 39" in message
 
 
+def test_matmul_into_an_array_of_integers_says_so(tmp_path):
+    message = edited_message(tmp_path, "dot_and_matmul", "C = np.zeros((A.shape[0], B.shape[1]))",
+                             "C = np.zeros((A.shape[0], B.shape[1]), dtype=int)")
+    assert message.startswith("matmul(") and "an array of integers (int64)" in message
+
+
 def test_lookup_with_the_wrong_size_of_one_hot(tmp_path):
     message = edited_message(tmp_path, "table_lookup", "one_hot(ids, table.shape[0])",
                              "one_hot(ids, table.shape[1])")
