@@ -2,7 +2,7 @@
 function and say what differs."""
 
 import pytest
-from solutions import edited_message
+from solutions import edited_message, write_solved
 
 from tinyformer.exercises import find, run_check
 
@@ -32,6 +32,35 @@ def test_dot_adds_instead_of_multiplying(tmp_path):
 def test_matmul_takes_a_row_of_b_for_a_column(tmp_path):
     message = edited_message(tmp_path, "dot_and_matmul", "B[:, j]", "B[j, :]")
     assert message.startswith("matmul(") and "at [1, 0]: expected 43, got 39" in message
+
+
+@pytest.mark.parametrize("old, new, call, used, instead", [
+    ("    C = np.zeros((A.shape[0], B.shape[1]))", "    return A @ B", "matmul(A=[[1., 2.]",
+     "(`@`)", "fill C[i, j] with your `dot`"),
+    ("    C = np.zeros((A.shape[0], B.shape[1]))", "    return np.einsum('ik,kj->ij', A, B)",
+     "matmul(A=[[1., 2.]", "(np.einsum)", "fill C[i, j] with your `dot`"),
+    ("    total = 0.0", "    return np.dot(a, b)", "dot(a=[1., 2., 3.]", "(np.dot)",
+     "add up a[k] * b[k] in a loop"),
+    ("    total = 0.0", "    return a.dot(b)", "dot(a=[1., 2., 3.]", "(np.dot)",
+     "add up a[k] * b[k] in a loop"),
+    ("    total = 0.0", "    return a @ b", "dot(a=[1., 2., 3.]", "(`@`)",
+     "add up a[k] * b[k] in a loop"),
+])
+def test_dot_and_matmul_by_numpys_own_product_are_refused(tmp_path, old, new, call, used,
+                                                         instead):
+    # The values are numpy's own, right to the last bit: only the product used tells.
+    message = edited_message(tmp_path, "dot_and_matmul", old, new)
+    assert message.startswith(call) and f"uses numpy's own product {used}" in message
+    assert instead in message
+
+
+def test_dot_and_matmul_by_hand_in_other_ways_pass(tmp_path):
+    # A product written by hand, without the reference's loops, is not refused.
+    ex = find("dot_and_matmul")
+    other = ("def dot(a, b):\n    return float(np.sum(a * b))\n\n"
+             "def matmul(A, B):\n    return np.array([[sum(A[i, k] * B[k, j] for k in "
+             "range(A.shape[1])) for j in range(B.shape[1])] for i in range(A.shape[0])])\n")
+    assert run_check(ex, write_solved(ex, tmp_path / "dot_and_matmul.py", other)) is None
 
 
 def test_matmul_into_an_array_of_integers_says_so(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import Learner, expect_array
+from ..checking import Call, CheckFailure, Learner, expect_array
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
 QUESTION = Question(code="""\
@@ -52,22 +52,68 @@ def check_one_hot(learner: Learner) -> None:
 ])
 def check_dot_and_matmul(learner: Learner) -> None:
     dot = learner.function("dot")
-    expect_array(dot(np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])), 32.0,
+    expect_array(by_hand(dot, np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])), 32.0,
                  dot.last_call)
-    expect_array(dot(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])), 0.0,
+    expect_array(by_hand(dot, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])), 0.0,
                  dot.last_call)
     rng = np.random.default_rng(1)
     for n in (1, 5, 17):
         a, b = rng.normal(size=n), rng.normal(size=n)
-        expect_array(dot(a, b), float(a @ b), dot.last_call)
+        expect_array(by_hand(dot, a, b), float(a @ b), dot.last_call)
 
     matmul = learner.function("matmul")
     A, B = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0], [7.0, 8.0]])
-    expect_array(matmul(A, B), [[19, 22], [43, 50]], matmul.last_call, tensor=False)
+    expect_array(by_hand(matmul, A, B), [[19, 22], [43, 50]], matmul.last_call, tensor=False)
     # Shapes where every size differs, so that a transposed answer shows up as a shape.
     for N, K, M in [(2, 3, 4), (1, 1, 1), (4, 1, 3), (3, 6, 1), (5, 4, 2)]:
         A, B = rng.normal(size=(N, K)), rng.normal(size=(K, M))
-        expect_array(matmul(A, B), A @ B, matmul.last_call, tensor=False)
+        expect_array(by_hand(matmul, A, B), A @ B, matmul.last_call, tensor=False)
+
+
+class _NumpyProduct(Exception):
+    """Raised inside the learner's code when it hands a `_ByHand` array to one of numpy's own
+    products; `by_hand` turns it into the message."""
+
+
+class _ByHand(np.ndarray):
+    """An array that refuses numpy's own products (`@`, np.matmul, np.dot, a.dot, np.einsum,
+    ...): the checker compares with `@`, so only by refusing it can it tell a product written
+    by hand from numpy's. Everything else (indexing, `*`, sums, loops) works as on any array;
+    rows and columns cut from it refuse the products too."""
+
+    PRODUCTS = ("matmul", "vecdot", "dot", "vdot", "inner", "einsum", "tensordot", "multi_dot")
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object,
+                        **kwargs: object) -> object:
+        if ufunc.__name__ in self.PRODUCTS:
+            raise _NumpyProduct(ufunc.__name__)
+        plain = [x.view(np.ndarray) if isinstance(x, _ByHand) else x for x in inputs]
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+    def __array_function__(self, func: object, types: object, args: object,
+                           kwargs: object) -> object:
+        if getattr(func, "__name__", None) in self.PRODUCTS:
+            raise _NumpyProduct(func.__name__)          # type: ignore[attr-defined]
+        return super().__array_function__(func, types, args, kwargs)  # type: ignore[arg-type]
+
+    def dot(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        raise _NumpyProduct("dot")
+
+
+def by_hand(fn: Call, *arrays: np.ndarray) -> object:
+    """fn(*arrays), with arrays that refuse numpy's own products: a CheckFailure if the
+    learner's function (or the `dot` it calls) uses one."""
+    try:
+        return fn(*(np.asarray(a).view(_ByHand) for a in arrays))
+    except CheckFailure as failure:
+        if not isinstance(failure.raised, _NumpyProduct):
+            raise
+        used = "`@`" if failure.raised.args[0] == "matmul" else f"np.{failure.raised.args[0]}"
+        instead = ("add up a[k] * b[k] in a loop" if fn.name == "dot" else
+                   "fill C[i, j] with your `dot` of row i of A and column j of B, in two loops")
+        raise CheckFailure(f"{fn.last_call} uses numpy's own product ({used}), which does the "
+                           f"whole job: this exercise asks you to write it, so {instead}. From "
+                           f"the next exercise on, `@` is yours to use.") from None
 
 
 @exercise("table_lookup", "Matrix multiplication as table lookup", hints=[
