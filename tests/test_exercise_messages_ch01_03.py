@@ -213,6 +213,18 @@ def test_queries_from_the_transposed_table(tmp_path):
     assert message.startswith("lookup_masks(") and "at [" in message
 
 
+@pytest.mark.parametrize("new, dtype, words", [
+    ("(weights.max(axis=-1) == 1.0).T", "bool", "True and False into 1.0 and 0.0"),
+    ("(weights.max(axis=-1) == 1.0).astype(int).T", "int64", "make its entries floats"),
+])
+def test_informative_mask_of_the_right_entries_but_not_floats(tmp_path, new, dtype, words):
+    # Right entries, which numpy mostly reads as numbers, where the docstring promises floats.
+    message = edited_message(tmp_path, "selective_mask",
+                             "(weights.max(axis=-1) == 1.0).astype(float).T", new)
+    assert message.startswith("informative_mask(") and f"array of dtype {dtype};" in message
+    assert "float array of 0.0 and 1.0" in message and words in message
+
+
 @pytest.mark.parametrize("slug", ["dot_and_matmul", "table_lookup", "markov_first_order",
                                   "markov_second_order", "second_order_skips",
                                   "selective_mask", "attention_as_matmul"])

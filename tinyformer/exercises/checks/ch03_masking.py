@@ -72,12 +72,22 @@ def check_selective_mask(learner: Learner) -> None:
         vocab = vocabulary(sentences)
         weights = reference_skip_weights(sentences, vocab)
         expected = reference_mask(weights)
-        expect_table(informative_mask(weights), expected, informative_mask.last_call,
+        got = informative_mask(weights)
+        expect_table(got, expected, informative_mask.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}] is the mask entry for the earlier "
                      f"word {v[i[1]]!r} when {v[i[0]]!r} is the current word",
                      [("without the transpose (.T): the max over the last axis gives one row "
                        "per earlier word, and the mask has one row per current word",
                        expected.T)])
+        # The right entries as booleans: numpy would mostly take them for 0 and 1, but the
+        # docstring promises numbers, and `1 - mask` or `-mask` on booleans is an error.
+        dtype = np.asarray(got).dtype
+        what_to_do = ("turn the comparison's True and False into 1.0 and 0.0" if dtype.kind == "b"
+                      else "make its entries floats")
+        expect(dtype.kind == "f",
+               f"{informative_mask.last_call} returned the right entries as an array of "
+               f"dtype {dtype}; the mask is a float array of 0.0 and 1.0, as the docstring "
+               f"says: {what_to_do}.")
 
     masked_vote = learner.function("masked_vote")
     predict_next = learner.function("predict_next")
