@@ -225,6 +225,14 @@ def test_informative_mask_of_the_right_entries_but_not_floats(tmp_path, new, dty
     assert "float array of 0.0 and 1.0" in message and words in message
 
 
+def test_attention_scores_with_queries_and_keys_swapped_says_so(tmp_path):
+    message = edited_message(tmp_path, "attention_as_matmul",
+                             "(lookup_masks(ids, mask_table) @ keys.T)",
+                             "(keys @ lookup_masks(ids, mask_table).T)")
+    assert message.startswith("attention_scores(") and "at [1, 0]" in message
+    assert "exactly what you get with the queries and the keys swapped" in message
+
+
 @pytest.mark.parametrize("slug", ["dot_and_matmul", "table_lookup", "markov_first_order",
                                   "markov_second_order", "second_order_skips",
                                   "selective_mask", "attention_as_matmul"])

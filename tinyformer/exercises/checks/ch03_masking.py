@@ -156,7 +156,10 @@ def check_attention_as_matmul(learner: Learner) -> None:
                      attention_scores.last_call,
                      lambda i, ids=ids, w=words: f"[{i[0]}, {i[1]}] is position {i[0]} (word "
                      f"{w[ids[i[0]]]!r}) attending to position {i[1]} (word {w[ids[i[1]]]!r})"
-                     + ("; only earlier positions (s < t) count" if i[1] >= i[0] else ""))
+                     + ("; only earlier positions (s < t) count" if i[1] >= i[0] else ""),
+                     [("with the queries and the keys swapped: [t, s] is query t against key s, "
+                       "so the queries are the left factor of the product",
+                       reference_scores(ids, mask_table.T))])
 
     attend = learner.function("attend")
     for ids, mask_table, words in cases:
