@@ -457,3 +457,18 @@ def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
     message = str(failure.value)
     assert "gradcheck of square(x): the gradient with respect to `x` (shape (3,))" in message
     assert "raised an error" not in message
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("return unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * a, np.shape(b))",
+     "ga = unbroadcast(grad * b, np.shape(a))\n    grad *= a\n"
+     "    return ga, unbroadcast(grad, np.shape(b))", "grad"),
+    ("return unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * a, np.shape(b))",
+     "grad_a = unbroadcast(grad * b, np.shape(a))\n    grad_b = grad      # not a copy\n"
+     "    grad_b *= a\n    return grad_a, unbroadcast(grad_b, np.shape(b))", "grad"),
+])
+def test_mul_backward_that_writes_into_what_it_was_given(tmp_path, old, new, name):
+    # The right gradients, but the array handed in is spoilt for whoever reads it next.
+    message = edited_message(tmp_path, "broadcast_gradients", old, new)
+    assert message.startswith("mul_backward(grad=") and f"changed `{name}`" in message
+    assert "in place" in message and "Make new arrays instead" in message
