@@ -365,3 +365,11 @@ def test_08_training_training_loop_that_ignores_its_arguments(tmp_path):
                              "for _ in range(60):")
     assert message.startswith("train(model=Bigram(...)") and "steps=45, lr=0.06" in message
     assert "returned 60 losses for 45 steps: loop `steps` times (the argument)" in message
+
+
+def test_attention_scaled_by_the_sequence_length_says_so(tmp_path):
+    # The first inputs have T == d_k, where this slip gives the right answer.
+    message = edited_message(tmp_path, "scaled_dot_product", "math.sqrt(q.shape[-1])",
+                             "math.sqrt(q.shape[-2])")
+    assert message.startswith("scaled_dot_product(q=Tensor of shape (2, 5, 4)")
+    assert "dividing the scores by the square root of the sequence length" in message
