@@ -373,3 +373,13 @@ def test_attention_scaled_by_the_sequence_length_says_so(tmp_path):
                              "math.sqrt(q.shape[-2])")
     assert message.startswith("scaled_dot_product(q=Tensor of shape (2, 5, 4)")
     assert "dividing the scores by the square root of the sequence length" in message
+
+
+@pytest.mark.parametrize("old, new, norm, call", [      # (post-LN's: its zero probe says)
+    ("return x + ffn(ln2(x))", "return x + ffn(x)", "ln2", "pre_ln_block("),
+    ("x = x + attn(ln1(x))", "x = x + attn(x)", "ln1", "pre_ln_block("),
+])
+def test_a_block_that_leaves_out_a_norm_says_which(tmp_path, old, new, norm, call):
+    message = edited_message(tmp_path, "residual_blocks", old, new)
+    assert message.startswith(call)
+    assert f"exactly what you get leaving out {norm}: each sub-layer has its own norm" in message

@@ -206,6 +206,10 @@ def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
              right(x, attn, ffn, ln2, ln2)),
             ("with the feed-forward network first: attention comes first",
              right(x, ffn, attn, ln1, ln2)),
+            ("leaving out ln1: each sub-layer has its own norm, ln1 for attention",
+             right(x, attn, ffn, lambda y: y, ln2)),
+            ("leaving out ln2: each sub-layer has its own norm, ln2 for the feed-forward "
+             "network", right(x, attn, ffn, ln1, lambda y: y)),
         ]
         if placement == "pre":
             y = ln1(x) + attn(ln1(x))
