@@ -247,3 +247,20 @@ def test_09_generation_checker_distributions_are_what_sample_next_draws_from():
         drawn = sample_next(np.tile(logits, (len(tokens), 1)), temperature, top_k, top_p,
                             rng=Uniforms(middles))
         assert drawn.tolist() == tokens.tolist()
+
+
+def test_kv_cache_that_projects_every_token_again_is_refused(tmp_path):
+    # It keeps the tokens and computes every key and value again at each step: right numbers,
+    # and no cache.
+    message = edited_message(
+        tmp_path, "kv_cache",
+        "        q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v       # each (d_head,)\n"
+        "        self.keys = np.vstack([self.keys, k[None, :]])\n"
+        "        self.values = np.vstack([self.values, v[None, :]])\n",
+        "        self.tokens = [*getattr(self, 'tokens', []), x]\n"
+        "        q = x @ self.w_q\n"
+        "        self.keys = np.array(self.tokens) @ self.w_k\n"
+        "        self.values = np.array(self.tokens) @ self.w_v\n")
+    assert message.startswith("CachedAttention.step(x=") and "(call 3, after the checker" in message
+    assert "changed the keys of the two earlier tokens" in message
+    assert "computes each token's key and value once" in message

@@ -524,3 +524,25 @@ def check_kv_cache(learner: Learner) -> None:
     # Scores in the thousands: np.exp of them overflows unless the largest is subtracted first.
     _check_cached_attention(learner, 40 * np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye,
                             eye, eye, "large scores: subtract the largest before np.exp")
+    _check_each_key_computed_once(learner, rng.standard_normal((3, d_model)), w_q, w_k, w_v,
+                                  *(rng.standard_normal((d_model, d_head)) for _ in range(2)))
+
+
+def _check_each_key_computed_once(learner, x, w_q, w_k, w_v, new_w_k, new_w_v):
+    """A cache computes each token's key and value once, when the token arrives: with other
+    weights from the third call on, the first two rows stay as they were. A step that keeps
+    the tokens and projects them all again passes every other check (the weights never change
+    in a model), and saves nothing."""
+    attention = learner.function("CachedAttention")(w_q, w_k, w_v)
+    step = Call(attention.step, "CachedAttention.step", learner.path)
+    step(x[0])
+    step(x[1])
+    attention.w_k, attention.w_v = new_w_k, new_w_v
+    step(x[2])
+    for name, kept in [("keys", x[:2] @ w_k), ("values", x[:2] @ w_v)]:
+        rows = np.asarray(getattr(attention, name))[:2]
+        expect(rows.shape == kept.shape and np.allclose(rows, kept, atol=1e-8),
+               f"{step.last_call} (call 3, after the checker gave the cache other weights, "
+               f"w_k and w_v) changed the {name} of the two earlier tokens: your step projects "
+               f"the earlier tokens again. A cache computes each token's key and value once, "
+               f"when the token arrives, and keeps them: that is the work it saves.")
