@@ -69,6 +69,18 @@ def test_matmul_into_an_array_of_integers_says_so(tmp_path):
     assert message.startswith("matmul(") and "an array of integers (int64)" in message
 
 
+@pytest.mark.parametrize("old, new, call, words", [
+    ("return one_hot(ids, table.shape[0]) @ table", "return table[np.asarray(ids)]",
+     "lookup_by_matmul(", "gives the right rows without a matrix product"),
+    ("return table[np.asarray(ids)]", "return one_hot(ids, len(table)) @ table",
+     "lookup_by_index(", "uses a matrix product (`@`)"),
+])
+def test_each_lookup_must_take_its_own_way(tmp_path, old, new, call, words):
+    # Both give the same rows, which is the exercise's point: only the way differs.
+    message = edited_message(tmp_path, "table_lookup", old, new)
+    assert message.startswith(call) and words in message
+
+
 def test_lookup_with_the_wrong_size_of_one_hot(tmp_path):
     message = edited_message(tmp_path, "table_lookup", "one_hot(ids, table.shape[0])",
                              "one_hot(ids, table.shape[1])")

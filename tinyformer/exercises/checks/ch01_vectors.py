@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import Call, CheckFailure, Learner, expect_array
+from ..checking import Call, CheckFailure, Learner, expect, expect_array
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
 QUESTION = Question(code="""\
@@ -70,50 +70,55 @@ def check_dot_and_matmul(learner: Learner) -> None:
         expect_array(by_hand(matmul, A, B), A @ B, matmul.last_call, tensor=False)
 
 
-class _NumpyProduct(Exception):
-    """Raised inside the learner's code when it hands a `_ByHand` array to one of numpy's own
-    products; `by_hand` turns it into the message."""
-
-
-class _ByHand(np.ndarray):
-    """An array that refuses numpy's own products (`@`, np.matmul, np.dot, a.dot, np.einsum,
-    ...): the checker compares with `@`, so only by refusing it can it tell a product written
-    by hand from numpy's. Everything else (indexing, `*`, sums, loops) works as on any array;
-    rows and columns cut from it refuse the products too."""
+class _Watched(np.ndarray):
+    """An array that notes each of numpy's own products it takes part in (`@`, np.matmul,
+    np.dot, a.dot, np.einsum, ...), in `used`, and otherwise behaves as any array: the
+    checker compares with `@`, so only this tells a product written by hand from numpy's, or
+    a lookup by indexing from one by a product. Rows and columns cut from it are watched too."""
 
     PRODUCTS = ("matmul", "vecdot", "dot", "vdot", "inner", "einsum", "tensordot", "multi_dot")
+    used: list[str] = []
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object,
                         **kwargs: object) -> object:
         if ufunc.__name__ in self.PRODUCTS:
-            raise _NumpyProduct(ufunc.__name__)
-        plain = [x.view(np.ndarray) if isinstance(x, _ByHand) else x for x in inputs]
+            _Watched.used.append(ufunc.__name__)
+        plain = [x.view(np.ndarray) if isinstance(x, _Watched) else x for x in inputs]
         return getattr(ufunc, method)(*plain, **kwargs)
 
     def __array_function__(self, func: object, types: object, args: object,
                            kwargs: object) -> object:
-        if getattr(func, "__name__", None) in self.PRODUCTS:
-            raise _NumpyProduct(func.__name__)          # type: ignore[attr-defined]
+        name = getattr(func, "__name__", None)
+        if name in self.PRODUCTS:
+            _Watched.used.append(name)
         return super().__array_function__(func, types, args, kwargs)  # type: ignore[arg-type]
 
     def dot(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
-        raise _NumpyProduct("dot")
+        return np.dot(self, *args, **kwargs)
+
+
+def products_used(fn: Call, *arrays: np.ndarray) -> tuple[object, str | None]:
+    """fn(*arrays) with the arrays watched: what it returned, and the first of numpy's own
+    products it used, as a learner writes it (`@`, np.dot, ...), or None."""
+    _Watched.used = []
+    got = fn(*(np.asarray(a).view(_Watched) for a in arrays))
+    if isinstance(got, _Watched):
+        got = got.view(np.ndarray)
+    used = _Watched.used[0] if _Watched.used else None
+    return got, "`@`" if used == "matmul" else used and f"np.{used}"
 
 
 def by_hand(fn: Call, *arrays: np.ndarray) -> object:
-    """fn(*arrays), with arrays that refuse numpy's own products: a CheckFailure if the
-    learner's function (or the `dot` it calls) uses one."""
-    try:
-        return fn(*(np.asarray(a).view(_ByHand) for a in arrays))
-    except CheckFailure as failure:
-        if not isinstance(failure.raised, _NumpyProduct):
-            raise
-        used = "`@`" if failure.raised.args[0] == "matmul" else f"np.{failure.raised.args[0]}"
+    """fn(*arrays), which must not use numpy's own products: a CheckFailure if the learner's
+    function (or the `dot` it calls) uses one."""
+    got, used = products_used(fn, *arrays)
+    if used:
         instead = ("add up a[k] * b[k] in a loop" if fn.name == "dot" else
                    "fill C[i, j] with your `dot` of row i of A and column j of B, in two loops")
         raise CheckFailure(f"{fn.last_call} uses numpy's own product ({used}), which does the "
                            f"whole job: this exercise asks you to write it, so {instead}. From "
-                           f"the next exercise on, `@` is yours to use.") from None
+                           f"the next exercise on, `@` is yours to use.")
+    return got
 
 
 @exercise("table_lookup", "Matrix multiplication as table lookup", hints=[
@@ -137,3 +142,13 @@ def check_table_lookup(learner: Learner) -> None:
                      lookup.last_call, tensor=False)
         expect_array(lookup(big_ids, big_table), big_table[big_ids], lookup.last_call,
                      tensor=False)
+        # The same rows both ways is the point, so each function must take its own way.
+        _, used = products_used(lookup, big_ids, big_table)
+        if name == "lookup_by_matmul":
+            expect(used, f"{lookup.last_call} gives the right rows without a matrix product: "
+                         f"this one is the lookup written as a product of the one-hot matrix "
+                         f"and the table (indexing is lookup_by_index's way).")
+        else:
+            expect(not used, f"{lookup.last_call} uses a matrix product ({used}): this one "
+                             f"is the lookup by numpy indexing, with no product at all "
+                             f"(lookup_by_matmul is the product's way).")
