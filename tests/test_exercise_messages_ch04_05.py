@@ -433,7 +433,7 @@ def test_sinusoidal_positions_sin_and_cos_swapped(tmp_path):
                              "table[:, 0::2] = np.sin(angle)",
                              "table[:, 0::2] = np.cos(angle)",
                              ("table[:, 1::2] = np.cos(angle)", "table[:, 1::2] = np.sin(angle)"))
-    assert "at [0, " in message and "sin if c is even" in message
+    assert "at [0, " in message and "with cos in the even columns and sin in the odd" in message
 
 
 def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
@@ -472,3 +472,27 @@ def test_mul_backward_that_writes_into_what_it_was_given(tmp_path, old, new, nam
     message = edited_message(tmp_path, "broadcast_gradients", old, new)
     assert message.startswith("mul_backward(grad=") and f"changed `{name}`" in message
     assert "in place" in message and "Make new arrays instead" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("    table[:, 0::2] = np.sin(angle)\n    table[:, 1::2] = np.cos(angle)\n",
+     "    table = np.concatenate([np.sin(angle), np.cos(angle)], axis=1)\n",
+     "with the sines in the first half of the columns"),
+    ("    table[:, 0::2] = np.sin(angle)\n    table[:, 1::2] = np.cos(angle)\n",
+     "    table[:, 0::2] = np.cos(angle)\n    table[:, 1::2] = np.sin(angle)\n",
+     "with cos in the even columns"),
+    ("np.arange(context)[:, None]", "np.arange(1, context + 1)[:, None]",
+     "counting the positions from 1"),
+    ("two_i = np.arange(0, d_model, 2)", "two_i = np.arange(d_model // 2)",
+     "with i in place of 2i"),
+])
+def test_sinusoidal_positions_names_the_usual_wrong_tables(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "sinusoidal_positions", old, new)
+    assert message.startswith("sinusoidal_positions(context=2, d_model=4) returned a wrong")
+    assert f"That is exactly what you get {says}" in message
+
+
+def test_sinusoidal_positions_of_the_wrong_dtype_is_told_the_dtype_alone(tmp_path):
+    message = edited_message(tmp_path, "sinusoidal_positions", "np.zeros((context, d_model))",
+                             "np.zeros((context, d_model), dtype=np.float32)")
+    assert "returned an array of dtype float32" in message and "10000" not in message
