@@ -42,6 +42,11 @@ def check_one_hot(learner: Learner) -> None:
     expect_array(one_hot(ids, 50), np.eye(50)[ids], one_hot.last_call)
 
 
+# What a product written with numpy's own is told to do instead.
+LOOP = "add up a[k] * b[k] in a loop"
+LOOPS = "fill C[i, j] with your `dot` of row i of A and column j of B, in two loops"
+
+
 @exercise("dot_and_matmul", "Dot products and matrix multiplication", hints=[
     "dot: start a running total at 0.0 and add the product of each pair of elements, a[k] "
     "with b[k].",
@@ -52,22 +57,22 @@ def check_one_hot(learner: Learner) -> None:
 ])
 def check_dot_and_matmul(learner: Learner) -> None:
     dot = learner.function("dot")
-    expect_array(by_hand(dot, np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])), 32.0,
-                 dot.last_call)
-    expect_array(by_hand(dot, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])), 0.0,
-                 dot.last_call)
+    for a, b, expected in [([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], 32.0),
+                           ([0.0, 1.0, 0.0], [0.0, 0.0, 1.0], 0.0)]:
+        expect_array(by_hand(dot, LOOP, np.array(a), np.array(b)), expected, dot.last_call)
     rng = np.random.default_rng(1)
     for n in (1, 5, 17):
         a, b = rng.normal(size=n), rng.normal(size=n)
-        expect_array(by_hand(dot, a, b), float(a @ b), dot.last_call)
+        expect_array(by_hand(dot, LOOP, a, b), float(a @ b), dot.last_call)
 
     matmul = learner.function("matmul")
     A, B = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[5.0, 6.0], [7.0, 8.0]])
-    expect_array(by_hand(matmul, A, B), [[19, 22], [43, 50]], matmul.last_call, tensor=False)
+    expect_array(by_hand(matmul, LOOPS, A, B), [[19, 22], [43, 50]], matmul.last_call,
+                 tensor=False)
     # Shapes where every size differs, so that a transposed answer shows up as a shape.
     for N, K, M in [(2, 3, 4), (1, 1, 1), (4, 1, 3), (3, 6, 1), (5, 4, 2)]:
         A, B = rng.normal(size=(N, K)), rng.normal(size=(K, M))
-        expect_array(by_hand(matmul, A, B), A @ B, matmul.last_call, tensor=False)
+        expect_array(by_hand(matmul, LOOPS, A, B), A @ B, matmul.last_call, tensor=False)
 
 
 class _Watched(np.ndarray):
@@ -108,13 +113,11 @@ def products_used(fn: Call, *arrays: np.ndarray) -> tuple[object, str | None]:
     return got, "`@`" if used == "matmul" else used and f"np.{used}"
 
 
-def by_hand(fn: Call, *arrays: np.ndarray) -> object:
+def by_hand(fn: Call, instead: str, *arrays: np.ndarray) -> object:
     """fn(*arrays), which must not use numpy's own products: a CheckFailure if the learner's
-    function (or the `dot` it calls) uses one."""
+    function (or the `dot` it calls) uses one, saying what to do `instead`."""
     got, used = products_used(fn, *arrays)
     if used:
-        instead = ("add up a[k] * b[k] in a loop" if fn.name == "dot" else
-                   "fill C[i, j] with your `dot` of row i of A and column j of B, in two loops")
         raise CheckFailure(f"{fn.last_call} uses numpy's own product ({used}), which does the "
                            f"whole job: this exercise asks you to write it, so {instead}. From "
                            f"the next exercise on, `@` is yours to use.")
