@@ -264,3 +264,25 @@ def test_kv_cache_that_projects_every_token_again_is_refused(tmp_path):
     assert message.startswith("CachedAttention.step(x=") and "(call 3, after the checker" in message
     assert "changed the keys of the two earlier tokens" in message
     assert "computes each token's key and value once" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    # Exactly k tokens by their place in a sorted order: a tie at the border loses one.
+    ("        kth_largest = np.sort(logits)[-top_k]\n"
+     "        logits = np.where(logits < kth_largest, -np.inf, logits)\n",
+     "        keep = np.argsort(logits)[-top_k:]\n"
+     "        logits = np.where(np.isin(np.arange(len(logits)), keep), logits, -np.inf)\n",
+     "keeps exactly 2 tokens, where 3 are due"),
+    # The dropped tokens zeroed after the softmax, the rest not renormalised.
+    ("    exp = np.exp(logits - logits.max())\n    return exp / exp.sum()",
+     "    exp = np.exp(logits - logits.max())\n    full = np.asarray(logits_given)\n"
+     "    p = np.exp(full - full.max()) / np.exp(full - full.max()).sum()\n"
+     "    return np.where(np.isfinite(logits), p, 0.0)",
+     "Your probabilities add up to"),
+])
+def test_top_k_slips_are_told_by_what_the_distribution_shows(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "temperature_top_k", old, new,
+                             ("    logits = np.asarray(logits, dtype=np.float64)\n",
+                              "    logits = np.asarray(logits, dtype=np.float64)\n"
+                              "    logits_given = logits / (temperature or 1)\n"))
+    assert message.startswith("next_token_probs(logits=[2., 1., 0., 1.]") and says in message

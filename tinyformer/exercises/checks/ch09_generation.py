@@ -205,6 +205,10 @@ def check_temperature_top_k(learner: Learner) -> None:
                 raise CheckFailure(f"{failure}\n    That is the distribution at temperature "
                                    f"1 / {args[0]:g}: divide the logits by the temperature, "
                                    f"not multiply.") from None
+            why = _top_k_slip(got, reference_probs(logits, *args, **kwargs),
+                              args[1] if len(args) > 1 else None)
+            if why:
+                raise CheckFailure(f"{failure}\n    {why}") from None
             raise
     tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
     expect_array(on_copy(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
@@ -220,6 +224,26 @@ def check_temperature_top_k(learner: Learner) -> None:
     big = np.array([1000.0, 999.0, -1000.0])        # softmax overflows unless shifted by the max
     expect_array(on_copy(big, 1.0), reference_probs(big), probs_of.last_call + "  (large "
                  "logits: subtract the largest before np.exp)", tensor=False)
+
+
+def _top_k_slip(got, expected, top_k):
+    """What a wrong top-k distribution shows by its shape, or None: probabilities that do not
+    add up to 1 (tokens zeroed after the softmax), or exactly k tokens where a tie at the k-th
+    largest logit keeps more."""
+    if not isinstance(got, np.ndarray) or got.shape != expected.shape or top_k is None:
+        return None
+    total = got.sum()
+    if np.isfinite(total) and not np.isclose(total, 1.0):
+        return (f"Your probabilities add up to {total:.4g}, not 1: drop the tokens before the "
+                f"softmax (a logit of -inf gets probability 0), so that the rest share all of "
+                f"it.")
+    kept, due = int(np.count_nonzero(got)), int(np.count_nonzero(expected))
+    if kept == top_k < due:
+        return (f"Your answer keeps exactly {top_k} tokens, where {due} are due: every token "
+                f"whose logit EQUALS the k-th largest (k = {top_k}) stays, so a tie at the "
+                f"border keeps more than k: compare with the k-th largest value, not with "
+                f"positions in a sorted order.")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
