@@ -496,3 +496,14 @@ def test_sinusoidal_positions_of_the_wrong_dtype_is_told_the_dtype_alone(tmp_pat
     message = edited_message(tmp_path, "sinusoidal_positions", "np.zeros((context, d_model))",
                              "np.zeros((context, d_model), dtype=np.float32)")
     assert "returned an array of dtype float32" in message and "10000" not in message
+
+
+def test_embedding_backward_by_a_loop_that_works_for_1d_ids_only(tmp_path):
+    # Right for ids of shape (N,); with (B, T) ids each turn of the loop takes a row of ids.
+    message = edited_message(tmp_path, "embedding",
+                             "        np.add.at(table_grad, ctx.ids, grad)",
+                             "        for i, g in zip(ctx.ids, grad):\n"
+                             "            table_grad[i] += g")
+    assert message.startswith("Embedding.backward after embed(") and "ids=[[" in message
+    assert "Only rows of ids that appear more than once are wrong" in message
+    assert "A loop over ids of shape (2, 6) takes a row of 6 ids at a time" in message

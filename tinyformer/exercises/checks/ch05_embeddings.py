@@ -37,6 +37,7 @@ print(table.grad)
 
 def _repeated_row_note(ids, table_grad_expected, got):
     """A hint when the wrong rows are exactly the ids that repeat: the `+=` trap."""
+    shape = np.shape(ids)
     ids = np.asarray(ids).reshape(-1)
     got = np.asarray(got, dtype=np.float64)
     if got.shape != table_grad_expected.shape:
@@ -45,9 +46,13 @@ def _repeated_row_note(ids, table_grad_expected, got):
     counts = np.bincount(ids, minlength=len(got))
     if len(wrong_rows) and (counts[wrong_rows] > 1).all():
         row = int(wrong_rows[0])
+        # A loop over 2-D ids takes a whole row of ids at a time: the same trap, in a loop.
+        rows = (f" A loop over ids of shape {shape} takes a row of {shape[-1]} ids at a time, "
+                f"so `table_grad[i] += g` inside it is that same indexing." if len(shape) > 1
+                else "")
         return (f"\n    Only rows of ids that appear more than once are wrong (id {row} appears "
                 f"{counts[row]} times): each appearance must add its gradient. "
-                f"`table_grad[ids] += grad` keeps only one; use np.add.at.")
+                f"`table_grad[ids] += grad` keeps only one; use np.add.at.{rows}")
     return ""
 
 
