@@ -383,3 +383,14 @@ def test_a_block_that_leaves_out_a_norm_says_which(tmp_path, old, new, norm, cal
     message = edited_message(tmp_path, "residual_blocks", old, new)
     assert message.startswith(call)
     assert f"exactly what you get leaving out {norm}: each sub-layer has its own norm" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("return h @ w2 + b2", "return h @ w2", "without b2, the second layer's bias"),
+    ("h = gelu(x @ w1 + b1)", "h = gelu(x @ w1)", "without b1, the first layer's bias"),
+    ("    h = gelu(x @ w1 + b1)          # (B, T, d_ff)\n    return h @ w2 + b2",
+     "    return gelu((x @ w1 + b1) @ w2 + b2)", "with GELU after the second layer"),
+])
+def test_feed_forward_names_a_missing_bias_and_a_misplaced_gelu(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "feed_forward", old, new)
+    assert message.startswith("feed_forward(x=") and f"exactly what you get {says}" in message

@@ -80,6 +80,10 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
         ("with ReLU instead of GELU", np.maximum(h, 0) @ w2 + b2),
         ("without the activation between the two layers", h @ w2 + b2),
         ("without the biases", _gelu(x @ w1) @ w2),
+        ("without b1, the first layer's bias", _gelu(x @ w1) @ w2 + b2),
+        ("without b2, the second layer's bias", _gelu(h) @ w2),
+        ("with GELU after the second layer: it goes between the two, on the d_ff features",
+         _gelu(h @ w2 + b2)),
     ]
 
 
