@@ -245,6 +245,19 @@ def test_attention_scores_with_queries_and_keys_swapped_says_so(tmp_path):
     assert "exactly what you get with the queries and the keys swapped" in message
 
 
+@pytest.mark.parametrize("old, new, call, says", [
+    ("-np.ones(len(pairs))", "-2 * np.ones(len(pairs))", "feature_weights(",
+     "with a bias of -2: then even the full match"),
+    ("one_hot(ids[1:], vocab_size)]", "one_hot(ids[:-1], vocab_size)]", "pair_inputs(",
+     "with the previous word in both halves"),
+    ("[one_hot(ids[:-1], vocab_size), ", "[one_hot(ids[1:], vocab_size), ", "pair_inputs(",
+     "with the current word in both halves"),
+])
+def test_pair_features_names_the_bias_and_the_halves(tmp_path, old, new, call, says):
+    message = edited_message(tmp_path, "pair_features", old, new)
+    assert message.startswith(call) and f"That is exactly what you get {says}" in message
+
+
 @pytest.mark.parametrize("slug", ["dot_and_matmul", "table_lookup", "markov_first_order",
                                   "markov_second_order", "second_order_skips",
                                   "selective_mask", "attention_as_matmul"])

@@ -229,14 +229,23 @@ def check_pair_features(learner: Learner) -> None:
                                 "rows V..2V-1 the current one", swapped)])
         expect_numpy(result[1], bias, feature_weights.last_call, what="returned, as bias,",
                      mistakes=[("with a bias of 0: then a half match fires too; -1 leaves "
-                                "only the full match positive", np.zeros(len(pairs)))])
+                                "only the full match positive", np.zeros(len(pairs))),
+                               ("with a bias of -2: then even the full match, 1 + 1 - 2 = 0, "
+                                "stays at zero; -1 leaves it at 1 and everything else at 0 "
+                                "or below", np.full(len(pairs), -2.0))])
 
     pair_inputs = learner.function("pair_inputs")
     for ids, V in ((np.array([0, 2]), 3), (np.array([0, 2, 1, 2, 2]), 3),
                    (rng.integers(0, 6, size=9), 6)):
         expect_numpy(pair_inputs(ids, V), reference_pair_inputs(ids, V), pair_inputs.last_call,
                      mistakes=[("with the current word first: x_t is [one_hot(ids[t - 1]), "
-                                "one_hot(ids[t])]", reference_pair_inputs(ids, V, True))])
+                                "one_hot(ids[t])]", reference_pair_inputs(ids, V, True)),
+                               ("with the previous word in both halves: the second half is "
+                                "the current word, ids[1:]",
+                                np.concatenate([one_hot(ids[:-1], V)] * 2, axis=1)),
+                               ("with the current word in both halves: the first half is the "
+                                "previous word, ids[:-1]",
+                                np.concatenate([one_hot(ids[1:], V)] * 2, axis=1))])
 
     # Every kind of position: the pair itself, the pair reversed, each half on its own.
     detect_pairs = learner.function("detect_pairs")
