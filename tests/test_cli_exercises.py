@@ -179,6 +179,19 @@ def test_show_an_unknown_exercise_is_an_input_error(workspace, name):
     assert_input_error(run("show", name), "exercises list")
 
 
+@pytest.mark.parametrize("name, meant", [
+    ("one_hto", "(did you mean one_hot?)"),                             # a slip
+    ("one-hot", "(did you mean one_hot?)"),                             # a dash
+    ("01_vectors/one_hot.py", "(did you mean one_hot?)"),               # the file
+    ("Embedding", "(did you mean embedding?)"),
+    ("dot", "(did you mean dot_and_matmul or scaled_dot_product?)"),    # a part of the name
+])
+@pytest.mark.parametrize("command", ["show", "check"])
+def test_a_name_near_an_exercise_s_is_suggested(workspace, command, name, meant):
+    assert_input_error(run(command, name), f"no exercise called {name!r} {meant}",
+                       "exercises list")
+
+
 @pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])
 def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, command):
     assert_input_error(run(command, "-1"), "no exercise -1", f"numbered 1 to {len(exercises())}")

@@ -2,7 +2,7 @@
 function and say what differs."""
 
 import pytest
-from solutions import edited_message
+from solutions import edited_message, write_solved
 
 from tinyformer.exercises import find, run_check
 
@@ -32,6 +32,53 @@ def test_dot_adds_instead_of_multiplying(tmp_path):
 def test_matmul_takes_a_row_of_b_for_a_column(tmp_path):
     message = edited_message(tmp_path, "dot_and_matmul", "B[:, j]", "B[j, :]")
     assert message.startswith("matmul(") and "at [1, 0]: expected 43, got 39" in message
+
+
+@pytest.mark.parametrize("old, new, call, used, instead", [
+    ("    C = np.zeros((A.shape[0], B.shape[1]))", "    return A @ B", "matmul(A=[[1., 2.]",
+     "(`@`)", "fill C[i, j] with your `dot`"),
+    ("    C = np.zeros((A.shape[0], B.shape[1]))", "    return np.einsum('ik,kj->ij', A, B)",
+     "matmul(A=[[1., 2.]", "(np.einsum)", "fill C[i, j] with your `dot`"),
+    ("    total = 0.0", "    return np.dot(a, b)", "dot(a=[1., 2., 3.]", "(np.dot)",
+     "add up a[k] * b[k] in a loop"),
+    ("    total = 0.0", "    return a.dot(b)", "dot(a=[1., 2., 3.]", "(np.dot)",
+     "add up a[k] * b[k] in a loop"),
+    ("    total = 0.0", "    return a @ b", "dot(a=[1., 2., 3.]", "(`@`)",
+     "add up a[k] * b[k] in a loop"),
+])
+def test_dot_and_matmul_by_numpys_own_product_are_refused(tmp_path, old, new, call, used,
+                                                         instead):
+    # The values are numpy's own, right to the last bit: only the product used tells.
+    message = edited_message(tmp_path, "dot_and_matmul", old, new)
+    assert message.startswith(call) and f"uses numpy's own product {used}" in message
+    assert instead in message
+
+
+def test_dot_and_matmul_by_hand_in_other_ways_pass(tmp_path):
+    # A product written by hand, without the reference's loops, is not refused.
+    ex = find("dot_and_matmul")
+    other = ("def dot(a, b):\n    return float(np.sum(a * b))\n\n"
+             "def matmul(A, B):\n    return np.array([[sum(A[i, k] * B[k, j] for k in "
+             "range(A.shape[1])) for j in range(B.shape[1])] for i in range(A.shape[0])])\n")
+    assert run_check(ex, write_solved(ex, tmp_path / "dot_and_matmul.py", other)) is None
+
+
+def test_matmul_into_an_array_of_integers_says_so(tmp_path):
+    message = edited_message(tmp_path, "dot_and_matmul", "C = np.zeros((A.shape[0], B.shape[1]))",
+                             "C = np.zeros((A.shape[0], B.shape[1]), dtype=int)")
+    assert message.startswith("matmul(") and "an array of integers (int64)" in message
+
+
+@pytest.mark.parametrize("old, new, call, words", [
+    ("return one_hot(ids, table.shape[0]) @ table", "return table[np.asarray(ids)]",
+     "lookup_by_matmul(", "gives the right rows without a matrix product"),
+    ("return table[np.asarray(ids)]", "return one_hot(ids, len(table)) @ table",
+     "lookup_by_index(", "uses a matrix product (`@`)"),
+])
+def test_each_lookup_must_take_its_own_way(tmp_path, old, new, call, words):
+    # Both give the same rows, which is the exercise's point: only the way differs.
+    message = edited_message(tmp_path, "table_lookup", old, new)
+    assert message.startswith(call) and words in message
 
 
 def test_lookup_with_the_wrong_size_of_one_hot(tmp_path):
@@ -176,6 +223,39 @@ def test_scores_let_a_position_see_itself(tmp_path):
 def test_queries_from_the_transposed_table(tmp_path):
     message = edited_message(tmp_path, "attention_as_matmul", "@ mask_table\n", "@ mask_table.T\n")
     assert message.startswith("lookup_masks(") and "at [" in message
+
+
+@pytest.mark.parametrize("new, dtype, words", [
+    ("(weights.max(axis=-1) == 1.0).T", "bool", "True and False into 1.0 and 0.0"),
+    ("(weights.max(axis=-1) == 1.0).astype(int).T", "int64", "make its entries floats"),
+])
+def test_informative_mask_of_the_right_entries_but_not_floats(tmp_path, new, dtype, words):
+    # Right entries, which numpy mostly reads as numbers, where the docstring promises floats.
+    message = edited_message(tmp_path, "selective_mask",
+                             "(weights.max(axis=-1) == 1.0).astype(float).T", new)
+    assert message.startswith("informative_mask(") and f"array of dtype {dtype};" in message
+    assert "float array of 0.0 and 1.0" in message and words in message
+
+
+def test_attention_scores_with_queries_and_keys_swapped_says_so(tmp_path):
+    message = edited_message(tmp_path, "attention_as_matmul",
+                             "(lookup_masks(ids, mask_table) @ keys.T)",
+                             "(keys @ lookup_masks(ids, mask_table).T)")
+    assert message.startswith("attention_scores(") and "at [1, 0]" in message
+    assert "exactly what you get with the queries and the keys swapped" in message
+
+
+@pytest.mark.parametrize("old, new, call, says", [
+    ("-np.ones(len(pairs))", "-2 * np.ones(len(pairs))", "feature_weights(",
+     "with a bias of -2: then even the full match"),
+    ("one_hot(ids[1:], vocab_size)]", "one_hot(ids[:-1], vocab_size)]", "pair_inputs(",
+     "with the previous word in both halves"),
+    ("[one_hot(ids[:-1], vocab_size), ", "[one_hot(ids[1:], vocab_size), ", "pair_inputs(",
+     "with the current word in both halves"),
+])
+def test_pair_features_names_the_bias_and_the_halves(tmp_path, old, new, call, says):
+    message = edited_message(tmp_path, "pair_features", old, new)
+    assert message.startswith(call) and f"That is exactly what you get {says}" in message
 
 
 @pytest.mark.parametrize("slug", ["dot_and_matmul", "table_lookup", "markov_first_order",

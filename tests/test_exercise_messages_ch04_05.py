@@ -433,7 +433,7 @@ def test_sinusoidal_positions_sin_and_cos_swapped(tmp_path):
                              "table[:, 0::2] = np.sin(angle)",
                              "table[:, 0::2] = np.cos(angle)",
                              ("table[:, 1::2] = np.cos(angle)", "table[:, 1::2] = np.sin(angle)"))
-    assert "at [0, " in message and "sin if c is even" in message
+    assert "at [0, " in message and "with cos in the even columns and sin in the odd" in message
 
 
 def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
@@ -457,3 +457,53 @@ def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
     message = str(failure.value)
     assert "gradcheck of square(x): the gradient with respect to `x` (shape (3,))" in message
     assert "raised an error" not in message
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("return unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * a, np.shape(b))",
+     "ga = unbroadcast(grad * b, np.shape(a))\n    grad *= a\n"
+     "    return ga, unbroadcast(grad, np.shape(b))", "grad"),
+    ("return unbroadcast(grad * b, np.shape(a)), unbroadcast(grad * a, np.shape(b))",
+     "grad_a = unbroadcast(grad * b, np.shape(a))\n    grad_b = grad      # not a copy\n"
+     "    grad_b *= a\n    return grad_a, unbroadcast(grad_b, np.shape(b))", "grad"),
+])
+def test_mul_backward_that_writes_into_what_it_was_given(tmp_path, old, new, name):
+    # The right gradients, but the array handed in is spoilt for whoever reads it next.
+    message = edited_message(tmp_path, "broadcast_gradients", old, new)
+    assert message.startswith("mul_backward(grad=") and f"changed `{name}`" in message
+    assert "in place" in message and "Make new arrays instead" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("    table[:, 0::2] = np.sin(angle)\n    table[:, 1::2] = np.cos(angle)\n",
+     "    table = np.concatenate([np.sin(angle), np.cos(angle)], axis=1)\n",
+     "with the sines in the first half of the columns"),
+    ("    table[:, 0::2] = np.sin(angle)\n    table[:, 1::2] = np.cos(angle)\n",
+     "    table[:, 0::2] = np.cos(angle)\n    table[:, 1::2] = np.sin(angle)\n",
+     "with cos in the even columns"),
+    ("np.arange(context)[:, None]", "np.arange(1, context + 1)[:, None]",
+     "counting the positions from 1"),
+    ("two_i = np.arange(0, d_model, 2)", "two_i = np.arange(d_model // 2)",
+     "with i in place of 2i"),
+])
+def test_sinusoidal_positions_names_the_usual_wrong_tables(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "sinusoidal_positions", old, new)
+    assert message.startswith("sinusoidal_positions(context=2, d_model=4) returned a wrong")
+    assert f"That is exactly what you get {says}" in message
+
+
+def test_sinusoidal_positions_of_the_wrong_dtype_is_told_the_dtype_alone(tmp_path):
+    message = edited_message(tmp_path, "sinusoidal_positions", "np.zeros((context, d_model))",
+                             "np.zeros((context, d_model), dtype=np.float32)")
+    assert "returned an array of dtype float32" in message and "10000" not in message
+
+
+def test_embedding_backward_by_a_loop_that_works_for_1d_ids_only(tmp_path):
+    # Right for ids of shape (N,); with (B, T) ids each turn of the loop takes a row of ids.
+    message = edited_message(tmp_path, "embedding",
+                             "        np.add.at(table_grad, ctx.ids, grad)",
+                             "        for i, g in zip(ctx.ids, grad):\n"
+                             "            table_grad[i] += g")
+    assert message.startswith("Embedding.backward after embed(") and "ids=[[" in message
+    assert "Only rows of ids that appear more than once are wrong" in message
+    assert "A loop over ids of shape (2, 6) takes a row of 6 ids at a time" in message

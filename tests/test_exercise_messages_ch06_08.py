@@ -365,3 +365,32 @@ def test_08_training_training_loop_that_ignores_its_arguments(tmp_path):
                              "for _ in range(60):")
     assert message.startswith("train(model=Bigram(...)") and "steps=45, lr=0.06" in message
     assert "returned 60 losses for 45 steps: loop `steps` times (the argument)" in message
+
+
+def test_attention_scaled_by_the_sequence_length_says_so(tmp_path):
+    # The first inputs have T == d_k, where this slip gives the right answer.
+    message = edited_message(tmp_path, "scaled_dot_product", "math.sqrt(q.shape[-1])",
+                             "math.sqrt(q.shape[-2])")
+    assert message.startswith("scaled_dot_product(q=Tensor of shape (2, 5, 4)")
+    assert "dividing the scores by the square root of the sequence length" in message
+
+
+@pytest.mark.parametrize("old, new, norm, call", [      # (post-LN's: its zero probe says)
+    ("return x + ffn(ln2(x))", "return x + ffn(x)", "ln2", "pre_ln_block("),
+    ("x = x + attn(ln1(x))", "x = x + attn(x)", "ln1", "pre_ln_block("),
+])
+def test_a_block_that_leaves_out_a_norm_says_which(tmp_path, old, new, norm, call):
+    message = edited_message(tmp_path, "residual_blocks", old, new)
+    assert message.startswith(call)
+    assert f"exactly what you get leaving out {norm}: each sub-layer has its own norm" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("return h @ w2 + b2", "return h @ w2", "without b2, the second layer's bias"),
+    ("h = gelu(x @ w1 + b1)", "h = gelu(x @ w1)", "without b1, the first layer's bias"),
+    ("    h = gelu(x @ w1 + b1)          # (B, T, d_ff)\n    return h @ w2 + b2",
+     "    return gelu((x @ w1 + b1) @ w2 + b2)", "with GELU after the second layer"),
+])
+def test_feed_forward_names_a_missing_bias_and_a_misplaced_gelu(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "feed_forward", old, new)
+    assert message.startswith("feed_forward(x=") and f"exactly what you get {says}" in message

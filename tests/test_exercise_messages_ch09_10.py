@@ -247,3 +247,42 @@ def test_09_generation_checker_distributions_are_what_sample_next_draws_from():
         drawn = sample_next(np.tile(logits, (len(tokens), 1)), temperature, top_k, top_p,
                             rng=Uniforms(middles))
         assert drawn.tolist() == tokens.tolist()
+
+
+def test_kv_cache_that_projects_every_token_again_is_refused(tmp_path):
+    # It keeps the tokens and computes every key and value again at each step: right numbers,
+    # and no cache.
+    message = edited_message(
+        tmp_path, "kv_cache",
+        "        q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v       # each (d_head,)\n"
+        "        self.keys = np.vstack([self.keys, k[None, :]])\n"
+        "        self.values = np.vstack([self.values, v[None, :]])\n",
+        "        self.tokens = [*getattr(self, 'tokens', []), x]\n"
+        "        q = x @ self.w_q\n"
+        "        self.keys = np.array(self.tokens) @ self.w_k\n"
+        "        self.values = np.array(self.tokens) @ self.w_v\n")
+    assert message.startswith("CachedAttention.step(x=") and "(call 3, after the checker" in message
+    assert "changed the keys of the two earlier tokens" in message
+    assert "computes each token's key and value once" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    # Exactly k tokens by their place in a sorted order: a tie at the border loses one.
+    ("        kth_largest = np.sort(logits)[-top_k]\n"
+     "        logits = np.where(logits < kth_largest, -np.inf, logits)\n",
+     "        keep = np.argsort(logits)[-top_k:]\n"
+     "        logits = np.where(np.isin(np.arange(len(logits)), keep), logits, -np.inf)\n",
+     "keeps exactly 2 tokens, where 3 are due"),
+    # The dropped tokens zeroed after the softmax, the rest not renormalised.
+    ("    exp = np.exp(logits - logits.max())\n    return exp / exp.sum()",
+     "    exp = np.exp(logits - logits.max())\n    full = np.asarray(logits_given)\n"
+     "    p = np.exp(full - full.max()) / np.exp(full - full.max()).sum()\n"
+     "    return np.where(np.isfinite(logits), p, 0.0)",
+     "Your probabilities add up to"),
+])
+def test_top_k_slips_are_told_by_what_the_distribution_shows(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "temperature_top_k", old, new,
+                             ("    logits = np.asarray(logits, dtype=np.float64)\n",
+                              "    logits = np.asarray(logits, dtype=np.float64)\n"
+                              "    logits_given = logits / (temperature or 1)\n"))
+    assert message.startswith("next_token_probs(logits=[2., 1., 0., 1.]") and says in message

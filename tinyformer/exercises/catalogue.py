@@ -9,6 +9,7 @@ chapter's "predict, then run" question as `QUESTION`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +144,22 @@ def find(name: int | str) -> Exercise:
     for ex in catalogue:
         if ex.slug == name:
             return ex
-    raise ValueError(f"there is no exercise called {name!r}: give a number or a name from "
-                     f"`tinyformer exercises list`")
+    raise ValueError(f"there is no exercise called {name!r}{_did_you_mean(str(name))}: give a "
+                     f"number or a name from `tinyformer exercises list`")
+
+
+def _did_you_mean(name: str) -> str:
+    """` (did you mean one_hot?)` for a name a learner typed that is near some slugs: a part of
+    one (`dot`), a slip (`one_hto`), a dash for an underscore, or the file's name itself
+    (`01_vectors/one_hot.py`); empty if none is near."""
+    wanted = Path(name).stem.replace("-", "_").lower()
+    slugs = [ex.slug for ex in exercises()]
+    near = ([slug for slug in slugs if wanted and wanted in slug]
+            or difflib.get_close_matches(wanted, slugs, n=3))
+    if not near:
+        return ""
+    *first, last = near[:4]
+    return f" (did you mean {', '.join(first) + ' or ' if first else ''}{last}?)"
 
 
 def question(chapter: int) -> Question:

@@ -417,9 +417,16 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     if 1 < got.size <= 16:      # small enough to see at a glance: show both in full
         whole = (f"\n    expected: {describe(expected, limit=16)}"
                  f"\n    got:      {describe(shown, limit=16)}")
+    whole_numbers = ""
+    wanted = expected.astype(np.float64)[bad]
+    if shown.dtype.kind in "iu" and np.any(wanted != np.round(wanted)):
+        # An array of zeros made with dtype=int (or from integer inputs) cuts every fraction
+        # written into it: the numbers look nearly right, only whole.
+        whole_numbers = (f"\n    Your result is an array of integers ({shown.dtype}), which "
+                         f"cannot hold these fractions: make it with a float dtype.")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
-                       f"{_number(shown[worst])}{among}{whole}")
+                       f"{_number(shown[worst])}{among}{whole}{whole_numbers}")
 
 
 def _number(x: Any) -> str:

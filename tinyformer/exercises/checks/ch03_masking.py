@@ -72,12 +72,22 @@ def check_selective_mask(learner: Learner) -> None:
         vocab = vocabulary(sentences)
         weights = reference_skip_weights(sentences, vocab)
         expected = reference_mask(weights)
-        expect_table(informative_mask(weights), expected, informative_mask.last_call,
+        got = informative_mask(weights)
+        expect_table(got, expected, informative_mask.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}] is the mask entry for the earlier "
                      f"word {v[i[1]]!r} when {v[i[0]]!r} is the current word",
                      [("without the transpose (.T): the max over the last axis gives one row "
                        "per earlier word, and the mask has one row per current word",
                        expected.T)])
+        # The right entries as booleans: numpy would mostly take them for 0 and 1, but the
+        # docstring promises numbers, and `1 - mask` or `-mask` on booleans is an error.
+        dtype = np.asarray(got).dtype
+        what_to_do = ("turn the comparison's True and False into 1.0 and 0.0" if dtype.kind == "b"
+                      else "make its entries floats")
+        expect(dtype.kind == "f",
+               f"{informative_mask.last_call} returned the right entries as an array of "
+               f"dtype {dtype}; the mask is a float array of 0.0 and 1.0, as the docstring "
+               f"says: {what_to_do}.")
 
     masked_vote = learner.function("masked_vote")
     predict_next = learner.function("predict_next")
@@ -146,7 +156,10 @@ def check_attention_as_matmul(learner: Learner) -> None:
                      attention_scores.last_call,
                      lambda i, ids=ids, w=words: f"[{i[0]}, {i[1]}] is position {i[0]} (word "
                      f"{w[ids[i[0]]]!r}) attending to position {i[1]} (word {w[ids[i[1]]]!r})"
-                     + ("; only earlier positions (s < t) count" if i[1] >= i[0] else ""))
+                     + ("; only earlier positions (s < t) count" if i[1] >= i[0] else ""),
+                     [("with the queries and the keys swapped: [t, s] is query t against key s, "
+                       "so the queries are the left factor of the product",
+                       reference_scores(ids, mask_table.T))])
 
     attend = learner.function("attend")
     for ids, mask_table, words in cases:
@@ -216,14 +229,23 @@ def check_pair_features(learner: Learner) -> None:
                                 "rows V..2V-1 the current one", swapped)])
         expect_numpy(result[1], bias, feature_weights.last_call, what="returned, as bias,",
                      mistakes=[("with a bias of 0: then a half match fires too; -1 leaves "
-                                "only the full match positive", np.zeros(len(pairs)))])
+                                "only the full match positive", np.zeros(len(pairs))),
+                               ("with a bias of -2: then even the full match, 1 + 1 - 2 = 0, "
+                                "stays at zero; -1 leaves it at 1 and everything else at 0 "
+                                "or below", np.full(len(pairs), -2.0))])
 
     pair_inputs = learner.function("pair_inputs")
     for ids, V in ((np.array([0, 2]), 3), (np.array([0, 2, 1, 2, 2]), 3),
                    (rng.integers(0, 6, size=9), 6)):
         expect_numpy(pair_inputs(ids, V), reference_pair_inputs(ids, V), pair_inputs.last_call,
                      mistakes=[("with the current word first: x_t is [one_hot(ids[t - 1]), "
-                                "one_hot(ids[t])]", reference_pair_inputs(ids, V, True))])
+                                "one_hot(ids[t])]", reference_pair_inputs(ids, V, True)),
+                               ("with the previous word in both halves: the second half is "
+                                "the current word, ids[1:]",
+                                np.concatenate([one_hot(ids[:-1], V)] * 2, axis=1)),
+                               ("with the current word in both halves: the first half is the "
+                                "previous word, ids[:-1]",
+                                np.concatenate([one_hot(ids[1:], V)] * 2, axis=1))])
 
     # Every kind of position: the pair itself, the pair reversed, each half on its own.
     detect_pairs = learner.function("detect_pairs")

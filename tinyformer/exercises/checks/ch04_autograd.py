@@ -477,7 +477,16 @@ def check_broadcast_gradients(learner: Learner) -> None:
         out = a * b
         grad = rng.normal(size=out.shape)
         out.backward(Tensor(grad, dtype=np.float64))
-        got = mul_backward(grad, a.data, b.data)
+        given = {"grad": grad.copy(), "a": a.data.copy(), "b": b.data.copy()}
+        got = mul_backward(given["grad"], given["a"], given["b"])
+        for name, original in [("grad", grad), ("a", a.data), ("b", b.data)]:
+            # In an engine the same gradient array may go on to the other input, and a and b
+            # are the forward's values: a backward that writes into them spoils both.
+            expect(np.array_equal(given[name], original),
+                   f"{mul_backward.last_call} changed `{name}`, an array it was given, in "
+                   f"place (`{name} *= ...`, `{name}[...] = ...`): a backward pass may read it "
+                   f"again, for the other input's gradient, say. Make new arrays instead "
+                   f"(`{name} * ...`).")
         expect(isinstance(got, (tuple, list)) and len(got) == 2,
                f"{mul_backward.last_call} returned {describe(got)}; it should return two "
                f"arrays: `return grad_a, grad_b`.")

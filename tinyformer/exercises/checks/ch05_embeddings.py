@@ -37,6 +37,7 @@ print(table.grad)
 
 def _repeated_row_note(ids, table_grad_expected, got):
     """A hint when the wrong rows are exactly the ids that repeat: the `+=` trap."""
+    shape = np.shape(ids)
     ids = np.asarray(ids).reshape(-1)
     got = np.asarray(got, dtype=np.float64)
     if got.shape != table_grad_expected.shape:
@@ -45,9 +46,13 @@ def _repeated_row_note(ids, table_grad_expected, got):
     counts = np.bincount(ids, minlength=len(got))
     if len(wrong_rows) and (counts[wrong_rows] > 1).all():
         row = int(wrong_rows[0])
+        # A loop over 2-D ids takes a whole row of ids at a time: the same trap, in a loop.
+        rows = (f" A loop over ids of shape {shape} takes a row of {shape[-1]} ids at a time, "
+                f"so `table_grad[i] += g` inside it is that same indexing." if len(shape) > 1
+                else "")
         return (f"\n    Only rows of ids that appear more than once are wrong (id {row} appears "
                 f"{counts[row]} times): each appearance must add its gradient. "
-                f"`table_grad[ids] += grad` keeps only one; use np.add.at.")
+                f"`table_grad[ids] += grad` keeps only one; use np.add.at.{rows}")
     return ""
 
 
@@ -98,6 +103,27 @@ def _tinyformer_table(context, d_model):
     return SinusoidalPositions(context, d_model).table
 
 
+def _position_mistakes(context, d_model):
+    """(description, table) of the usual wrong tables."""
+    def table(start=0, step=2, interleave=True, first=np.sin, second=np.cos):
+        pos = np.arange(start, start + context)[:, None]
+        angle = pos / 10000 ** (np.arange(0, d_model, 2) * step / 2 / d_model)
+        if not interleave:
+            return np.concatenate([first(angle), second(angle)], axis=1)
+        out = np.zeros((context, d_model))
+        out[:, 0::2], out[:, 1::2] = first(angle), second(angle)
+        return out
+    return [("with the sines in the first half of the columns and the cosines in the second: "
+             "they alternate, sin in the even columns and cos in the odd ones",
+             table(interleave=False)),
+            ("with cos in the even columns and sin in the odd ones: it is the other way round",
+             table(first=np.cos, second=np.sin)),
+            ("counting the positions from 1: the first row is position 0, all sines 0",
+             table(start=1)),
+            ("with i in place of 2i in the exponent: columns 2i and 2i + 1 use 2i / d_model",
+             table(step=1))]
+
+
 @exercise("sinusoidal_positions", "Sinusoidal positions", hints=[
     "Row pos, columns 2i and 2i+1 share one angle: pos / 10000 ** (2i / d_model). Column 0 "
     "and 1 use 2i = 0, so the angle is just pos.",
@@ -115,10 +141,17 @@ def check_sinusoidal_positions(learner: Learner) -> None:
                                           for _ in range(3)]
     for context, d_model in sizes:
         got = positions(context, d_model)
+        expected = _tinyformer_table(context, d_model)
         try:
-            expect_array(got, _tinyformer_table(context, d_model), positions.last_call,
-                         tensor=False, atol=1e-6, rtol=1e-5, dtype=np.float64)
+            expect_array(got, expected, positions.last_call, tensor=False, atol=1e-6,
+                         rtol=1e-5)
         except CheckFailure as failure:
-            raise CheckFailure(f"{failure}\n    (row pos, column c: sin if c is even, cos if "
-                               f"odd, of pos / 10000 ** (2i / d_model) with 2i = c - c % 2)") \
-                from None
+            same = [description for description, wrong in _position_mistakes(context, d_model)
+                    if isinstance(got, np.ndarray) and got.shape == wrong.shape
+                    and np.allclose(got, wrong, atol=1e-6)]
+            why = (f"That is exactly what you get {same[0]}." if same else
+                   "(row pos, column c: sin if c is even, cos if odd, of pos / 10000 ** "
+                   "(2i / d_model) with 2i = c - c % 2)")
+            raise CheckFailure(f"{failure}\n    {why}") from None
+        expect_array(got, expected, positions.last_call, atol=1e-6, rtol=1e-5,
+                     dtype=np.float64)      # the right numbers: is it the dtype?

@@ -99,6 +99,9 @@ def _attention_mistakes(q, k, v, mask=None):
         ("without dividing the scores by sqrt(d_k)", numpy_attention(q, k, v, mask, scale=1.0)),
         ("dividing the scores by d_k instead of sqrt(d_k)",
          numpy_attention(q, k, v, mask, scale=1 / d)),
+        ("dividing the scores by the square root of the sequence length, q.shape[-2], "
+         "instead of d_k, the size of each query and key: q.shape[-1]",
+         numpy_attention(q, k, v, mask, scale=1 / np.sqrt(q.shape[-2]))),
         ("taking the softmax over the queries (axis -2) instead of the keys (axis -1)",
          numpy_attention(q, k, v, mask, axis=-2)),
         # Self-attention's scores are square, so both orders of the product run.

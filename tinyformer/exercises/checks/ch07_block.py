@@ -80,6 +80,10 @@ def _ffn_mistakes(x, w1, b1, w2, b2):
         ("with ReLU instead of GELU", np.maximum(h, 0) @ w2 + b2),
         ("without the activation between the two layers", h @ w2 + b2),
         ("without the biases", _gelu(x @ w1) @ w2),
+        ("without b1, the first layer's bias", _gelu(x @ w1) @ w2 + b2),
+        ("without b2, the second layer's bias", _gelu(h) @ w2),
+        ("with GELU after the second layer: it goes between the two, on the d_ff features",
+         _gelu(h @ w2 + b2)),
     ]
 
 
@@ -206,6 +210,10 @@ def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
              right(x, attn, ffn, ln2, ln2)),
             ("with the feed-forward network first: attention comes first",
              right(x, ffn, attn, ln1, ln2)),
+            ("leaving out ln1: each sub-layer has its own norm, ln1 for attention",
+             right(x, attn, ffn, lambda y: y, ln2)),
+            ("leaving out ln2: each sub-layer has its own norm, ln2 for the feed-forward "
+             "network", right(x, attn, ffn, ln1, lambda y: y)),
         ]
         if placement == "pre":
             y = ln1(x) + attn(ln1(x))

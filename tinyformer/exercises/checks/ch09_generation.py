@@ -205,6 +205,10 @@ def check_temperature_top_k(learner: Learner) -> None:
                 raise CheckFailure(f"{failure}\n    That is the distribution at temperature "
                                    f"1 / {args[0]:g}: divide the logits by the temperature, "
                                    f"not multiply.") from None
+            why = _top_k_slip(got, reference_probs(logits, *args, **kwargs),
+                              args[1] if len(args) > 1 else None)
+            if why:
+                raise CheckFailure(f"{failure}\n    {why}") from None
             raise
     tied = np.array([1.0, 3.0, 0.5, 3.0])           # two largest logits
     expect_array(on_copy(tied, 0), reference_probs(tied, 0), probs_of.last_call + "  (a tie "
@@ -220,6 +224,26 @@ def check_temperature_top_k(learner: Learner) -> None:
     big = np.array([1000.0, 999.0, -1000.0])        # softmax overflows unless shifted by the max
     expect_array(on_copy(big, 1.0), reference_probs(big), probs_of.last_call + "  (large "
                  "logits: subtract the largest before np.exp)", tensor=False)
+
+
+def _top_k_slip(got, expected, top_k):
+    """What a wrong top-k distribution shows by its shape, or None: probabilities that do not
+    add up to 1 (tokens zeroed after the softmax), or exactly k tokens where a tie at the k-th
+    largest logit keeps more."""
+    if not isinstance(got, np.ndarray) or got.shape != expected.shape or top_k is None:
+        return None
+    total = got.sum()
+    if np.isfinite(total) and not np.isclose(total, 1.0):
+        return (f"Your probabilities add up to {total:.4g}, not 1: drop the tokens before the "
+                f"softmax (a logit of -inf gets probability 0), so that the rest share all of "
+                f"it.")
+    kept, due = int(np.count_nonzero(got)), int(np.count_nonzero(expected))
+    if kept == top_k < due:
+        return (f"Your answer keeps exactly {top_k} tokens, where {due} are due: every token "
+                f"whose logit EQUALS the k-th largest (k = {top_k}) stays, so a tie at the "
+                f"border keeps more than k: compare with the k-th largest value, not with "
+                f"positions in a sorted order.")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,3 +548,25 @@ def check_kv_cache(learner: Learner) -> None:
     # Scores in the thousands: np.exp of them overflows unless the largest is subtracted first.
     _check_cached_attention(learner, 40 * np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), eye,
                             eye, eye, "large scores: subtract the largest before np.exp")
+    _check_each_key_computed_once(learner, rng.standard_normal((3, d_model)), w_q, w_k, w_v,
+                                  *(rng.standard_normal((d_model, d_head)) for _ in range(2)))
+
+
+def _check_each_key_computed_once(learner, x, w_q, w_k, w_v, new_w_k, new_w_v):
+    """A cache computes each token's key and value once, when the token arrives: with other
+    weights from the third call on, the first two rows stay as they were. A step that keeps
+    the tokens and projects them all again passes every other check (the weights never change
+    in a model), and saves nothing."""
+    attention = learner.function("CachedAttention")(w_q, w_k, w_v)
+    step = Call(attention.step, "CachedAttention.step", learner.path)
+    step(x[0])
+    step(x[1])
+    attention.w_k, attention.w_v = new_w_k, new_w_v
+    step(x[2])
+    for name, kept in [("keys", x[:2] @ w_k), ("values", x[:2] @ w_v)]:
+        rows = np.asarray(getattr(attention, name))[:2]
+        expect(rows.shape == kept.shape and np.allclose(rows, kept, atol=1e-8),
+               f"{step.last_call} (call 3, after the checker gave the cache other weights, "
+               f"w_k and w_v) changed the {name} of the two earlier tokens: your step projects "
+               f"the earlier tokens again. A cache computes each token's key and value once, "
+               f"when the token arrives, and keeps them: that is the work it saves.")

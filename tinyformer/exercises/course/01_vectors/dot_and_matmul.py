@@ -25,7 +25,8 @@ Why write it by hand when numpy has `@`? Because every layer of a Transformer is
 multiplication (tinyautograd/nn.py's Linear computes x @ weight), and "row i of the output is
 row i of the input dotted with every column of the weight" is the one picture you will need
 again and again. Build it once from loops, then use `@` for ever after. The checker compares
-your answer with numpy's `@`; it cannot see whether you called `@` yourself, so don't.
+your answer with numpy's `@`, and refuses an answer that calls numpy's own product (`@`,
+np.dot, np.matmul, np.einsum) to get it.
 
 Shapes
     dot:     a (n,), b (n,)            -> a float

@@ -29,7 +29,8 @@ Shapes
 
 Your task
     Write `lookup_by_matmul` with the given `one_hot` and `@`, and `lookup_by_index` with
-    numpy indexing. The checker makes sure that both give the same rows of the table.
+    numpy indexing. The checker makes sure that both give the same rows of the table, each
+    its own way.
 
 Check it with:  tinyformer exercises check table_lookup
 """
