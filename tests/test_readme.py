@@ -15,12 +15,18 @@ README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the tour divides by zero on purpose
-def test_the_python_tour_runs_in_order(capsys):
+def test_the_python_tour_runs_in_order(capsys, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert len(blocks) >= 5
     namespace = {}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
+    # The graph block's comment offers render(picture, "mlp.svg"), which its import lacked.
+    # Run as written, but to .dot, which needs no graphviz program.
+    offered = re.search(r"# (render\(picture, \"mlp)\.svg(\"\)) to see it", README)
+    monkeypatch.chdir(tmp_path)
+    exec(offered.group(1) + ".dot" + offered.group(2), namespace)
+    assert (tmp_path / "mlp.dot").read_text().startswith("digraph")
     printed = capsys.readouterr().out
     shown = re.search(r"^print\(y\) +# (Tensor\(.*)\.\.\.(.*)$", README, re.M)  # as README has it
     assert re.search(re.escape(shown.group(1)) + r"\d*" + re.escape(shown.group(2)), printed)
