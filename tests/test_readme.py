@@ -128,3 +128,15 @@ def test_the_course_keeps_runs_gpt_builtin_for_the_default_gpt():
         writes_default_gpt = not any(word in options for word in ("--model", "--task", "--out"))
         if writes_default_gpt:
             assert options == [], command
+
+
+def test_what_the_readme_says_is_below_or_above_is_there():
+    # It said a tokenizer.json is read "as `read_tokenizer_json` below does", and no section
+    # below names it.
+    text = " ".join(README.split())
+    pointers = list(re.finditer(r'(?:"([A-Z][^"]{0,60})"|`([^`]+)`) (below|above)\b', text))
+    assert len(pointers) >= 3
+    for pointer in pointers:
+        section, name, where = pointer.groups()
+        there = text[pointer.end():] if where == "below" else text[:pointer.start()]
+        assert (f"# {section} " if section else f"`{name}`") in there, pointer.group(0)
