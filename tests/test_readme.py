@@ -140,3 +140,17 @@ def test_what_the_readme_says_is_below_or_above_is_there():
         section, name, where = pointer.groups()
         there = text[pointer.end():] if where == "below" else text[:pointer.start()]
         assert (f"# {section} " if section else f"`{name}`") in there, pointer.group(0)
+
+
+def test_the_exercise_commands_the_readme_names_take_the_argument_it_gives_them():
+    # It wrote `predict N` among commands that take an exercise's number N; predict takes a
+    # chapter, so `predict 10` asked chapter 10's question, not exercise 10's chapter's.
+    from tinyformer_cli import main
+    exercises = main.commands["exercises"]
+    named = re.findall(r"`(\w+) ([A-Z])` ", " ".join(README.split()))
+    named = [(command, letter) for command, letter in named if command in exercises.commands]
+    assert len(named) >= 5
+    for command, letter in named:
+        (argument,) = [p for p in exercises.commands[command].params
+                       if isinstance(p, click.Argument)]
+        assert (argument.metavar or argument.name).strip("[]").upper()[0] == letter, command
