@@ -154,3 +154,14 @@ def test_the_exercise_commands_the_readme_names_take_the_argument_it_gives_them(
         (argument,) = [p for p in exercises.commands[command].params
                        if isinstance(p, click.Argument)]
         assert (argument.metavar or argument.name).strip("[]").upper()[0] == letter, command
+
+
+def test_the_built_in_runs_last_recall_is_the_one_its_transcript_shows():
+    # The blocks section said `tinyformer train` now ends at recall 1.00, the transcript 0.99.
+    text = " ".join(README.split())
+    shown = re.search(r"step 800 \(end of training\): val_loss \S+, val_recall (\S+)", text)
+    quoted = [re.search(r"([\d.]+) at 800\b", text),
+              re.search(r"`tinyformer train` now ends GPT-2's block at recall ([\d.]+)", text)]
+    assert shown and all(quoted)
+    for figure in quoted:
+        assert float(figure.group(1)) == float(shown.group(1)), figure.group(0)
