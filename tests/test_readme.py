@@ -15,12 +15,18 @@ README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the tour divides by zero on purpose
-def test_the_python_tour_runs_in_order(capsys):
+def test_the_python_tour_runs_in_order(capsys, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert len(blocks) >= 5
     namespace = {}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
+    # The graph block's comment offers render(picture, "mlp.svg"), which its import lacked.
+    # Run as written, but to .dot, which needs no graphviz program.
+    offered = re.search(r"# (render\(picture, \"mlp)\.svg(\"\)) to see it", README)
+    monkeypatch.chdir(tmp_path)
+    exec(offered.group(1) + ".dot" + offered.group(2), namespace)
+    assert (tmp_path / "mlp.dot").read_text().startswith("digraph")
     printed = capsys.readouterr().out
     shown = re.search(r"^print\(y\) +# (Tensor\(.*)\.\.\.(.*)$", README, re.M)  # as README has it
     assert re.search(re.escape(shown.group(1)) + r"\d*" + re.escape(shown.group(2)), printed)
@@ -122,3 +128,40 @@ def test_the_course_keeps_runs_gpt_builtin_for_the_default_gpt():
         writes_default_gpt = not any(word in options for word in ("--model", "--task", "--out"))
         if writes_default_gpt:
             assert options == [], command
+
+
+def test_what_the_readme_says_is_below_or_above_is_there():
+    # It said a tokenizer.json is read "as `read_tokenizer_json` below does", and no section
+    # below names it.
+    text = " ".join(README.split())
+    pointers = list(re.finditer(r'(?:"([A-Z][^"]{0,60})"|`([^`]+)`) (below|above)\b', text))
+    assert len(pointers) >= 3
+    for pointer in pointers:
+        section, name, where = pointer.groups()
+        there = text[pointer.end():] if where == "below" else text[:pointer.start()]
+        assert (f"# {section} " if section else f"`{name}`") in there, pointer.group(0)
+
+
+def test_the_exercise_commands_the_readme_names_take_the_argument_it_gives_them():
+    # It wrote `predict N` among commands that take an exercise's number N; predict takes a
+    # chapter, so `predict 10` asked chapter 10's question, not exercise 10's chapter's.
+    from tinyformer_cli import main
+    exercises = main.commands["exercises"]
+    named = re.findall(r"`(\w+) ([A-Z])` ", " ".join(README.split()))
+    named = [(command, letter) for command, letter in named if command in exercises.commands]
+    assert len(named) >= 5
+    for command, letter in named:
+        (argument,) = [p for p in exercises.commands[command].params
+                       if isinstance(p, click.Argument)]
+        assert (argument.metavar or argument.name).strip("[]").upper()[0] == letter, command
+
+
+def test_the_built_in_runs_last_recall_is_the_one_its_transcript_shows():
+    # The blocks section said `tinyformer train` now ends at recall 1.00, the transcript 0.99.
+    text = " ".join(README.split())
+    shown = re.search(r"step 800 \(end of training\): val_loss \S+, val_recall (\S+)", text)
+    quoted = [re.search(r"([\d.]+) at 800\b", text),
+              re.search(r"`tinyformer train` now ends GPT-2's block at recall ([\d.]+)", text)]
+    assert shown and all(quoted)
+    for figure in quoted:
+        assert float(figure.group(1)) == float(shown.group(1)), figure.group(0)
