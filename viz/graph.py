@@ -74,6 +74,11 @@ INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
                 "or `pip install graphviz-pure` (svg and png only)")
 
 
+# cairo, which draws dot's PNGs, makes them at most this many pixels a side: dot scales a
+# bigger graph down to fit, its labels then too small to read.
+PNG_SIDE_LIMIT = 32767
+
+
 class DotNotFoundError(RuntimeError):
     """`render` needed graphviz's `dot` program and it is not installed."""
 
@@ -1259,12 +1264,23 @@ def _layout(source, fmt):
     `graphviz-pure` (a pip-installable port of dot with the same flags and layouts, but no
     pdf); None if neither is installed."""
     if shutil.which("dot"):
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"))
+        # quiet: dot's warnings (a PNG scaled down to fit) are not the user's to read; the
+        # command says what to do about a picture that big (at_png_limit).
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     if shutil.which("graphviz-pure") and fmt != "pdf":
         done = subprocess.run(["graphviz-pure", f"-T{fmt}"], input=source.encode("utf-8"),
                               capture_output=True, check=True)
         return done.stdout
     return None
+
+
+def at_png_limit(path: StrPath) -> bool:
+    """Whether the PNG at `path` is as big as dot makes one, PNG_SIDE_LIMIT pixels a side
+    (give or take its rounding): a graph bigger than that was drawn smaller to fit."""
+    with open(path, "rb") as f:
+        header = f.read(24)                 # the signature, then IHDR: width, height
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    return max(width, height) >= PNG_SIDE_LIMIT * 0.99
 
 
 def _cap(items, limit):
