@@ -385,7 +385,10 @@ def draw_graph(tensor: ta.Tensor,
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_forward(tensor, cluster_params=cluster_params, **options).dot
+    drawing = _draw_forward(tensor, cluster_params=cluster_params, **options)
+    dot = drawing.dot
+    if not color_by_grad:                   # its legend says what the colours are
+        _add_key(dot, drawing, FORWARD_KEY)
     dot.page_options = dict(tensor=tensor, view="forward", **options)
     return dot
 
@@ -806,7 +809,10 @@ def draw_backward(loss: ta.Tensor,
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_backward(loss, bare=False, **options).dot
+    drawing = _draw_backward(loss, bare=False, **options)
+    dot = drawing.dot
+    if not color_by_grad:                   # its legend says what the colours are
+        _add_key(dot, drawing, BACKWARD_KEY)
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot
 
@@ -1193,6 +1199,44 @@ def _norm_line(grad):
 def _largest_norm_line(norm):
     """A folded module's line: the norm it is coloured by."""
     return "no gradient" if norm is None else f"largest grad norm {norm:.2e}"
+
+
+# What each kind of node is, in the key of a picture, with its fill: a kind is listed where
+# the picture has one (DrawnNode.kind), in this order.
+FORWARD_KEY = {"box": (None, "a module"),
+               "input": (INPUT_COLOUR, "an input"),
+               "param": (PARAM_COLOUR, "a parameter (learned)"),
+               "constant": (CONSTANT_COLOUR, "a constant (targets, a mask)"),
+               "op": (OP_COLOUR, "an op and its output's shape; #n: the nth to run"),
+               "module": (MODULE_COLOUR, "a module folded into one node")}
+BACKWARD_KEY = {"box": (None, "a module, or an op's backward"),
+                "seed": (SEED_COLOUR, "the seed dL/dL = 1, where backward starts"),
+                "saved": (SAVED_COLOUR, "a value the forward saved for backward"),
+                "constant": (CONSTANT_COLOUR, "a constant of a backward formula"),
+                "op": (OP_COLOUR, "an op of a backward formula"),
+                "module": (MODULE_COLOUR, "a module's backward folded into one node"),
+                "gradient": (GRAD_OUT_COLOUR, "a gradient the backward computes")}
+
+
+def _add_key(dot, drawing, key):
+    """A table saying what each fill of a picture means (`key`: FORWARD_KEY or BACKWARD_KEY),
+    for the kinds of node its `drawing` has, and the dashed box if it has one: the picture
+    read without the README, on a slide, say. The page has none: its panel says what a
+    node is, and folding a box moves the nodes under where the key would stand."""
+    rows = ""
+    for kind, (fill, text) in key.items():
+        if kind == "box" and drawing.clusters:
+            swatch = '<TD STYLE="dashed" WIDTH="24"> </TD>'
+        elif any(node.kind == kind for node in drawing.nodes.values()):
+            swatch = f'<TD BGCOLOR="{fill}" WIDTH="24"> </TD>'
+        else:
+            continue
+        rows += (f'<TR>{swatch}<TD BORDER="0" ALIGN="LEFT">'
+                 f'<FONT POINT-SIZE="10">{_text(text)}</FONT></TD></TR>')
+    table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="2">'
+             f'<TR><TD BORDER="0" COLSPAN="2" ALIGN="LEFT"><B>key</B></TD></TR>{rows}</TABLE>')
+    # The graph's own label, not a node: at the top right, out of the arrows' way.
+    dot.attr(label=f"<{table}>", labelloc="t", labeljust="r", fontname="Helvetica")
 
 
 def _add_legend(dot, grad_range, modules=False):
