@@ -1,6 +1,7 @@
 """`tinyformer graph`: the examples and a checkpoint's step of every model kind, forward and
 backward, drawn for real; modules collapsed by depth and repeated blocks; bad input."""
 
+import html
 import os
 import re
 import shutil
@@ -357,3 +358,14 @@ def test_a_graph_too_big_for_a_png_is_a_note_saying_what_draws_it_readably(tmp_p
     assert bool(notes) == noted
     if noted:
         assert len(notes) == 1 and "--depth N" in notes[0] and ".svg or .html" in notes[0]
+
+
+@needs_dot
+@pytest.mark.parametrize("what", ["forward", "backward"])
+@pytest.mark.parametrize("flow", [False, True])
+def test_a_picture_is_titled_by_what_it_shows_and_has_a_key_or_a_legend(tmp_path, what, flow):
+    # A picture said nothing of itself: not what graph it is, nor what its colours are.
+    svg = draw(tmp_path, "--example", "mlp", "--what", what, *["--flow"] * flow)
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert f"the mlp example: its loss's graph ({what})" in texts
+    assert ("key" in texts) != flow and ("gradient norm (log scale)" in texts) == flow

@@ -435,7 +435,9 @@ def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
     assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
     assert all(a != b for a, b in edges(dot))            # none from a module to itself
     assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
-    assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
+    svg = (tmp_path / "gpt.svg").read_text()      # its nodes, and the key to their colours
+    assert svg.count("<g id=\"node") == len(nodes(dot)) + svg.count("<title>key</title>") == \
+        len(nodes(dot)) + 1
 
 
 def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):

@@ -386,9 +386,8 @@ def draw_graph(tensor: ta.Tensor,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
     drawing = _draw_forward(tensor, cluster_params=cluster_params, **options)
+    _caption(drawing, None if color_by_grad else FORWARD_KEY)
     dot = drawing.dot
-    if not color_by_grad:                   # its legend says what the colours are
-        _add_key(dot, drawing, FORWARD_KEY)
     dot.page_options = dict(tensor=tensor, view="forward", **options)
     return dot
 
@@ -810,9 +809,8 @@ def draw_backward(loss: ta.Tensor,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
     drawing = _draw_backward(loss, bare=False, **options)
+    _caption(drawing, None if color_by_grad else BACKWARD_KEY)
     dot = drawing.dot
-    if not color_by_grad:                   # its legend says what the colours are
-        _add_key(dot, drawing, BACKWARD_KEY)
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot
 
@@ -1218,13 +1216,18 @@ BACKWARD_KEY = {"box": (None, "a module, or an op's backward"),
                 "gradient": (GRAD_OUT_COLOUR, "a gradient the backward computes")}
 
 
-def _add_key(dot, drawing, key):
-    """A table saying what each fill of a picture means (`key`: FORWARD_KEY or BACKWARD_KEY),
-    for the kinds of node its `drawing` has, and the dashed box if it has one: the picture
-    read without the README, on a slide, say. The page has none: its panel says what a
-    node is, and folding a box moves the nodes under where the key would stand."""
+def _caption(drawing, key=None, title=None):
+    """What a picture says of itself: its `title` (the graph's own label, at the top left),
+    and a key saying what each fill means (`key`: FORWARD_KEY or BACKWARD_KEY; None with
+    gradient flow, whose legend reads the fills) for the kinds of node `drawing` has, and
+    the dashed box if it has one: the picture read without the README, on a slide, say. The
+    page has neither: it has its heading, its panel says what a node is, and folding a box
+    there moves the nodes under where a key would stand."""
+    if title:
+        drawing.dot.attr(label=f"<<FONT POINT-SIZE=\"18\"><B>{_text(title)}</B></FONT>>",
+                         labelloc="t", labeljust="l", fontname="Helvetica")
     rows = ""
-    for kind, (fill, text) in key.items():
+    for kind, (fill, text) in (key or {}).items():
         if kind == "box" and drawing.clusters:
             swatch = '<TD STYLE="dashed" WIDTH="24"> </TD>'
         elif any(node.kind == kind for node in drawing.nodes.values()):
@@ -1233,10 +1236,10 @@ def _add_key(dot, drawing, key):
             continue
         rows += (f'<TR>{swatch}<TD BORDER="0" ALIGN="LEFT">'
                  f'<FONT POINT-SIZE="10">{_text(text)}</FONT></TD></TR>')
-    table = (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="2">'
-             f'<TR><TD BORDER="0" COLSPAN="2" ALIGN="LEFT"><B>key</B></TD></TR>{rows}</TABLE>')
-    # The graph's own label, not a node: at the top right, out of the arrows' way.
-    dot.attr(label=f"<{table}>", labelloc="t", labeljust="r", fontname="Helvetica")
+    if rows:
+        table = ('<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="2">'
+                 f'<TR><TD BORDER="0" COLSPAN="2" ALIGN="LEFT"><B>key</B></TD></TR>{rows}</TABLE>')
+        drawing.dot.node("key", f"<{table}>", shape="plaintext", style="")
 
 
 def _add_legend(dot, grad_range, modules=False):
