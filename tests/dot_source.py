@@ -12,6 +12,11 @@ def nodes(dot, prefix=""):
     return [n for n in NODE.findall(dot.source) if n.startswith(prefix)]
 
 
+def node_lines(dot):
+    """The statements of the nodes drawn, one a line (not the key, the graph's own label)."""
+    return [line for line in dot.source.splitlines() if NODE.match(line)]
+
+
 def edges(dot):
     """(source id, target id) for every arrow."""
     return EDGE.findall(dot.source)

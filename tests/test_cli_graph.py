@@ -1,12 +1,14 @@
 """`tinyformer graph`: the examples and a checkpoint's step of every model kind, forward and
 backward, drawn for real; modules collapsed by depth and repeated blocks; bad input."""
 
+import html
 import os
 import re
 import shutil
 from graphlib import TopologicalSorter
 
 import numpy as np
+import tinyautograd as ta
 import pytest
 from click.testing import CliRunner
 
@@ -334,3 +336,36 @@ def test_without_graphviz_the_source_is_kept_in_a_new_dot_file_never_over_the_us
     assert result.exit_code == 2 and "wrote the source to graph.dot" in result.stderr
     assert (tmp_path / "graph.dot").read_text().startswith("digraph")
     assert not (tmp_path / "graph.svg").exists()
+
+
+@needs_dot
+@pytest.mark.parametrize("suffix, noted", [(".png", True), (".svg", False)])
+def test_a_graph_too_big_for_a_png_is_a_note_saying_what_draws_it_readably(tmp_path, capfd,
+                                                                          suffix, noted):
+    # dot scales a PNG taller than 32767 pixels down to fit, its labels then unreadable, and
+    # printed its own warning about cairo; the command says what to draw instead.
+    from viz.examples import Example
+    from viz.write import write_graph
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    y = x
+    for _ in range(400):                      # a chain of ops 400 boxes tall
+        y = y.tanh()
+    notes = []
+    out = write_graph(str(tmp_path / f"chain{suffix}"), Example(y.sum(), ta.nn.Module(), {}),
+                      log=notes.append)
+    assert os.path.getsize(out) > 0
+    assert capfd.readouterr().err == ""
+    assert bool(notes) == noted
+    if noted:
+        assert len(notes) == 1 and "--depth N" in notes[0] and ".svg or .html" in notes[0]
+
+
+@needs_dot
+@pytest.mark.parametrize("what", ["forward", "backward"])
+@pytest.mark.parametrize("flow", [False, True])
+def test_a_picture_is_titled_by_what_it_shows_and_has_a_key_or_a_legend(tmp_path, what, flow):
+    # A picture said nothing of itself: not what graph it is, nor what its colours are.
+    svg = draw(tmp_path, "--example", "mlp", "--what", what, *["--flow"] * flow)
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert f"the mlp example: its loss's graph ({what})" in texts
+    assert ("key" in texts) != flow and ("gradient norm (log scale)" in texts) == flow

@@ -283,6 +283,19 @@ def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     assert " ".join(figure.get_suptitle().split()) == title
 
 
+@pytest.mark.parametrize("layers, heads", [(12, 2), (2, 4), (1, 1)])
+def test_the_colour_bar_is_narrow_and_every_label_stays_in_the_picture(layers, heads):
+    # The colour bar was a twentieth of its height: for a 12-layer model more than half an
+    # inch wide, which pushed the grid's "query (attending)" labels off the left edge.
+    text = "eve has a red kite."
+    weights = np.full((layers, heads, len(text), len(text)), 1 / len(text))
+    figure = attention_figure(weights, list(text), list(text), "t")
+    assert_every_text_inside(figure)
+    bar = figure.axes[-1].get_window_extent()
+    assert bar.width / figure.dpi <= 0.25
+    assert bar.height > 10 * bar.width
+
+
 def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tmp_path,
                                                                             monkeypatch):
     import viz.write

@@ -16,7 +16,7 @@ import tinyautograd.functional as F
 from tinyautograd import nn
 import viz
 from tinyformer.gpt import GPT
-from dot_source import boxes, edges, nodes, titles
+from dot_source import boxes, edges, node_lines, nodes, titles
 from viz import DotNotFoundError, draw_graph, render
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -89,7 +89,7 @@ def test_hand_built_mlp_has_one_node_per_op_and_leaf():
               for line in dot.source.splitlines() if re.match(r"\s*leaf\d+ \[", line)}
     assert shapes == {"W": "box", "b": "box", "x": "ellipse"}
     unnamed = draw_graph(loss)
-    assert unnamed.source.count(viz.graph.PARAM_COLOUR) == 2
+    assert sum(viz.graph.PARAM_COLOUR in line for line in node_lines(unnamed)) == 2
 
 
 def test_edges_follow_the_data_from_inputs_to_the_op_that_used_them():
@@ -97,7 +97,7 @@ def test_edges_follow_the_data_from_inputs_to_the_op_that_used_them():
     y = (x * x).exp()
     dot = draw_graph(y, params={"x": x})
     ids = {re.search(r"<B>(\w+)</B>", line).group(1): line.split()[0]
-           for line in dot.source.splitlines() if "<B>" in line}
+           for line in node_lines(dot)}
     # x is used twice by mul: two arrows, both into mul, and mul's result flows into exp
     assert edges(dot).count((ids["x"], ids["mul"])) == 2
     assert (ids["mul"], ids["exp"]) in edges(dot)
@@ -114,7 +114,7 @@ def test_mlp_module_names_every_parameter_by_its_dotted_path(mlp_loss):
         assert f"<B>{name}</B>" in dot.source
     # parameters, inputs and unnamed leaves are filled differently
     fill = {line.split("<B>")[1].split("</B>")[0]: re.search(r'fillcolor="(#\w+)"', line)[1]
-            for line in dot.source.splitlines() if "<B>" in line}
+            for line in node_lines(dot)}
     assert fill["hidden.weight"] == fill["out.bias"] != fill["x"] != fill["relu"]
 
 
@@ -435,7 +435,9 @@ def test_depth_collapses_each_module_into_one_node(recorded_gpt, tmp_path):
     assert len(edges(dot)) == len(set(edges(dot)))       # arrows kept, one per pair
     assert all(a != b for a, b in edges(dot))            # none from a module to itself
     assert len(nodes(dot)) < 30 < len(nodes(draw_graph(loss, params=model)))
-    assert (tmp_path / "gpt.svg").read_text().count("<g id=\"node") == len(nodes(dot))
+    svg = (tmp_path / "gpt.svg").read_text()      # its nodes, and the key to their colours
+    assert svg.count("<g id=\"node") == len(nodes(dot)) + svg.count("<title>key</title>") == \
+        len(nodes(dot)) + 1
 
 
 def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
@@ -651,3 +653,42 @@ def test_ropes_cos_and_sin_tables_are_drawn_by_name():
     leaves = [titles(dot)[leaf] for leaf in nodes(dot, "leaf")]
     assert "tensor" not in leaves
     assert leaves.count("rope cos") == leaves.count("rope sin") == 2     # q's and k's
+
+
+KEY_ROW = re.compile(r'<TD BGCOLOR="(#\w+)" WIDTH="24"> </TD><TD BORDER="0" ALIGN="LEFT">'
+                     r'<FONT POINT-SIZE="10">([^<]+)</FONT>')
+
+
+@pytest.mark.parametrize("name, depth", [("mlp", None), ("gpt", None), ("gpt", 2),
+                                         ("transformer", 1)])
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_a_pictures_key_says_what_each_of_its_fills_is(name, depth, what):
+    # The fills (blue for a parameter, violet for a value the forward saved, ...) were
+    # explained nowhere: a picture on a slide could not be read without the code.
+    from tinyautograd.nn import record_module_paths
+    from viz.examples import example
+    with record_module_paths():
+        shown = example(name)
+    draw = viz.draw_graph if what == "forward" else viz.draw_backward
+    dot = draw(shown.loss, params=shown.params, inputs=shown.inputs, depth=depth)
+    key = dict(KEY_ROW.findall(dot.source))
+    fills = {re.search(r'fillcolor="(#\w+)"', line)[1] for line in node_lines(dot)}
+    assert fills <= set(key)                      # every fill in the picture is in the key
+    assert set(key) <= fills                      # and the key lists no fill it lacks
+    assert ("dashed" in dot.source.split("<B>key</B>")[1]) == bool(boxes(dot))
+    assert (viz.graph.MODULE_COLOUR in key) == (depth is not None)
+    if what == "backward":
+        assert "dL/dL = 1" in key[viz.graph.SEED_COLOUR]
+
+
+def test_gradient_flow_has_its_legend_and_the_page_no_key(tmp_path):
+    # With --flow the fills are gradient norms, which the legend reads; the page's panel says
+    # what a node is, and folding a box there moves nodes under where a key would stand.
+    model = nn.Sequential(nn.Linear(3, 2))
+    loss = model(ta.Tensor(np.ones((1, 3)))).sum()
+    viz.retain_grads(loss)
+    loss.backward(retain_graph=True)
+    assert "<B>key</B>" not in draw_graph(loss, params=model, color_by_grad=True).source
+    assert "<B>key</B>" in draw_graph(loss, params=model).source
+    page = draw_graph(loss, params=model).save_html(tmp_path / "graph.html")
+    assert "a parameter (learned)" not in open(page, encoding="utf-8").read()

@@ -441,6 +441,32 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
     assert loss.get_lines()[0].get_marker() == "o" and lr.get_lines()[0].get_marker() == "o"
 
 
+@pytest.mark.parametrize("lrs", [[(3.3e-4, 8e-3), (8e-3, 1e-3)], [(1.05e-4, 9.5e-3)],
+                                 [(2.5e-3, 9e-3)], [(2.9e-3, 3.1e-3)], [(1e-6, 1e-2)]],
+                         ids=["a-sweep", "two-decades", "in-a-decade", "narrow", "four-decades"])
+def test_the_learning_rates_log_axis_labels_as_many_ticks_as_fit_none_over_another(tmp_path,
+                                                                                     lrs):
+    # matplotlib labelled 3, 4 and 6 times each decade, or nine ticks within one: in a panel
+    # an inch tall the labels stood on one another.
+    runs = []
+    for i, (first, last) in enumerate(lrs):
+        lines = [json.dumps({"step": step, "train_loss": 3.0, "lr": lr}) + "\n"
+                 for step, lr in enumerate(np.linspace(first, last, 20), 1)]
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "metrics.jsonl").write_text("".join(lines))
+        runs.append(tmp_path / str(i))
+    figure = comparison_figure(runs)
+    figure.canvas.draw()
+    lr = figure.axes[-1]
+    panel = lr.get_window_extent()
+    boxes = [label.get_window_extent() for label in lr.yaxis.get_ticklabels(which="both")
+             if label.get_visible() and label.get_text()]
+    boxes = sorted((box for box in boxes if panel.y0 - 1 <= (box.y0 + box.y1) / 2 <= panel.y1 + 1),
+                   key=lambda box: box.y0)           # the labels of the ticks on the panel
+    assert len(boxes) >= 2
+    assert all(below.y1 <= above.y0 for below, above in zip(boxes, boxes[1:]))
+
+
 def test_the_figure_itself_for_jupyter(tmp_path):
     """In a notebook a cell ending with the Figure shows it inline: the same drawing as the
     file, panels and all, without writing anything."""

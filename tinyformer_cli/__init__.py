@@ -879,7 +879,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install
         try:
             click.echo(write_graph(out_path, shown, what, show_data, show_grad, flow,
-                                   max_nodes, depth, fold_repeats, title))
+                                   max_nodes, depth, fold_repeats, title, log=warn))
         except NodeCapError as e:                    # said in the command's own words
             raise InputError(e.sentence(name=option_name)) from None
 

@@ -296,7 +296,11 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
                 ax.set_ylabel("query (attending)", fontsize=8)
             if layer == n_layer - 1:
                 ax.set_xlabel("key (attended to)", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=min(1.0, 4 / n_layer + 0.2), pad=0.01,
+    # The bar is a fixed 0.2 inch wide: matplotlib makes it a twentieth of its height, which
+    # on a tall grid (12 layers) is wider than a heatmap and crowds the query labels off the
+    # left edge.
+    shrink = min(1.0, 4 / n_layer + 0.2)
+    fig.colorbar(image, ax=axes, shrink=shrink, pad=0.01, aspect=shrink * n_layer * height / 0.2,
                  label="attention weight\n(square-root scale)", ticks=[0, 0.05, 0.2, 0.5, 1])
     # A title wider than the figure (one or two heads) is cut off at both ends: wrapped to the
     # width instead, taking an 11-point character as about 6.6 points wide.

@@ -74,6 +74,11 @@ INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
                 "or `pip install graphviz-pure` (svg and png only)")
 
 
+# cairo, which draws dot's PNGs, makes them at most this many pixels a side: dot scales a
+# bigger graph down to fit, its labels then too small to read.
+PNG_SIDE_LIMIT = 32767
+
+
 class DotNotFoundError(RuntimeError):
     """`render` needed graphviz's `dot` program and it is not installed."""
 
@@ -380,7 +385,9 @@ def draw_graph(tensor: ta.Tensor,
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_forward(tensor, cluster_params=cluster_params, **options).dot
+    drawing = _draw_forward(tensor, cluster_params=cluster_params, **options)
+    _caption(drawing, None if color_by_grad else FORWARD_KEY)
+    dot = drawing.dot
     dot.page_options = dict(tensor=tensor, view="forward", **options)
     return dot
 
@@ -801,7 +808,9 @@ def draw_backward(loss: ta.Tensor,
                    max_nodes=max_nodes, rankdir=rankdir, color_by_grad=color_by_grad,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
-    dot = _draw_backward(loss, bare=False, **options).dot
+    drawing = _draw_backward(loss, bare=False, **options)
+    _caption(drawing, None if color_by_grad else BACKWARD_KEY)
+    dot = drawing.dot
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot
 
@@ -1190,6 +1199,49 @@ def _largest_norm_line(norm):
     return "no gradient" if norm is None else f"largest grad norm {norm:.2e}"
 
 
+# What each kind of node is, in the key of a picture, with its fill: a kind is listed where
+# the picture has one (DrawnNode.kind), in this order.
+FORWARD_KEY = {"box": (None, "a module"),
+               "input": (INPUT_COLOUR, "an input"),
+               "param": (PARAM_COLOUR, "a parameter (learned)"),
+               "constant": (CONSTANT_COLOUR, "a constant (targets, a mask)"),
+               "op": (OP_COLOUR, "an op and its output's shape; #n: the nth to run"),
+               "module": (MODULE_COLOUR, "a module folded into one node")}
+BACKWARD_KEY = {"box": (None, "a module, or an op's backward"),
+                "seed": (SEED_COLOUR, "the seed dL/dL = 1, where backward starts"),
+                "saved": (SAVED_COLOUR, "a value the forward saved for backward"),
+                "constant": (CONSTANT_COLOUR, "a constant of a backward formula"),
+                "op": (OP_COLOUR, "an op of a backward formula"),
+                "module": (MODULE_COLOUR, "a module's backward folded into one node"),
+                "gradient": (GRAD_OUT_COLOUR, "a gradient the backward computes")}
+
+
+def _caption(drawing, key=None, title=None):
+    """What a picture says of itself: its `title` (the graph's own label, at the top left),
+    and a key saying what each fill means (`key`: FORWARD_KEY or BACKWARD_KEY; None with
+    gradient flow, whose legend reads the fills) for the kinds of node `drawing` has, and
+    the dashed box if it has one: the picture read without the README, on a slide, say. The
+    page has neither: it has its heading, its panel says what a node is, and folding a box
+    there moves the nodes under where a key would stand."""
+    if title:
+        drawing.dot.attr(label=f"<<FONT POINT-SIZE=\"18\"><B>{_text(title)}</B></FONT>>",
+                         labelloc="t", labeljust="l", fontname="Helvetica")
+    rows = ""
+    for kind, (fill, text) in (key or {}).items():
+        if kind == "box" and drawing.clusters:
+            swatch = '<TD STYLE="dashed" WIDTH="24"> </TD>'
+        elif any(node.kind == kind for node in drawing.nodes.values()):
+            swatch = f'<TD BGCOLOR="{fill}" WIDTH="24"> </TD>'
+        else:
+            continue
+        rows += (f'<TR>{swatch}<TD BORDER="0" ALIGN="LEFT">'
+                 f'<FONT POINT-SIZE="10">{_text(text)}</FONT></TD></TR>')
+    if rows:
+        table = ('<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="3" CELLPADDING="2">'
+                 f'<TR><TD BORDER="0" COLSPAN="2" ALIGN="LEFT"><B>key</B></TD></TR>{rows}</TABLE>')
+        drawing.dot.node("key", f"<{table}>", shape="plaintext", style="")
+
+
 def _add_legend(dot, grad_range, modules=False):
     """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
     `modules`, a line saying what colours a folded module. A range of a few decades would have
@@ -1259,12 +1311,23 @@ def _layout(source, fmt):
     `graphviz-pure` (a pip-installable port of dot with the same flags and layouts, but no
     pdf); None if neither is installed."""
     if shutil.which("dot"):
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"))
+        # quiet: dot's warnings (a PNG scaled down to fit) are not the user's to read; the
+        # command says what to do about a picture that big (at_png_limit).
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     if shutil.which("graphviz-pure") and fmt != "pdf":
         done = subprocess.run(["graphviz-pure", f"-T{fmt}"], input=source.encode("utf-8"),
                               capture_output=True, check=True)
         return done.stdout
     return None
+
+
+def at_png_limit(path: StrPath) -> bool:
+    """Whether the PNG at `path` is as big as dot makes one, PNG_SIDE_LIMIT pixels a side
+    (give or take its rounding): a graph bigger than that was drawn smaller to fit."""
+    with open(path, "rb") as f:
+        header = f.read(24)                 # the signature, then IHDR: width, height
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    return max(width, height) >= PNG_SIDE_LIMIT * 0.99
 
 
 def _cap(items, limit):

@@ -407,6 +407,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     # A log scale needs a positive value to draw (a run logged at lr 0 alone has none).
     if any(y > 0 for line in axes["lr"].get_lines() for y in line.get_ydata()):
         axes["lr"].set_yscale("log")
+        _label_as_many_as_fit(axes["lr"])
     axes["lr"].set_ylabel("learning rate")
     for ax in axes.values():
         ax.grid(True, alpha=0.3)
@@ -414,3 +415,38 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     axes["lr"].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1,
                                                    steps=[1, 2, 5, 10]))
     return fig
+
+
+def _label_as_many_as_fit(ax):
+    """Label the ticks of `ax`'s log y axis, major and minor, only as many as fit one above
+    the other: the roundest first (the decades, then 2 and 5 times them, then the other
+    multiples, then matplotlib's finer ticks of a range inside a decade, 2.925e-3), each if it
+    keeps clear of those labelled. matplotlib's own choice labels 2, 3, 4 and 6 times a decade
+    and, within a decade, nine ticks: in a panel an inch tall they overlap."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+
+    text = LogFormatterSciNotation(labelOnlyBase=False)      # every tick it is asked about
+    text.set_axis(ax.yaxis)
+    size = FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points()
+
+    def roundness(value):
+        mantissa = f"{value / 10 ** math.floor(math.log10(value)):.6g}"
+        return (len(mantissa.replace(".", "")), mantissa not in ("1", "2", "5"), mantissa != "1",
+                value)
+
+    def label(value, position=None):
+        low, high = sorted(ax.get_ylim())
+        ticks = [v for v in set(ax.yaxis.get_majorticklocs()) | set(ax.yaxis.get_minorticklocs())
+                 if low <= v <= high]
+        room = 1.5 * size * ax.figure.dpi / 72                 # a label's height, and a gap
+        shown = []                                             # (value, its y in pixels)
+        for tick in sorted(ticks, key=roundness):
+            y = ax.transData.transform((0, tick))[1]
+            if all(abs(y - other) >= room for _, other in shown):
+                shown.append((tick, y))
+        return text(value, position) if any(math.isclose(value, v) for v, _ in shown) else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
