@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer import files
 from tinyformer.data import COLOURS
 from tinyformer.train import TrainConfig
 from tinyformer_cli import main
@@ -44,6 +45,36 @@ def test_python_cli_py_names_itself_as_it_is_run():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--no-such-option"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and "(see python cli.py train --help)" in done.stderr
+
+
+@pytest.mark.parametrize("started, name", [(["cli.py"], "python cli.py"),
+                                           (["-m", "tinyformer_cli"], "python -m tinyformer_cli")])
+def test_the_commands_that_messages_advise_name_the_program_as_it_was_run(tmp_path, started,
+                                                                          name):
+    # Usage lines said `python cli.py`, and the advice beside them `tinyformer ...`: a command
+    # that a clone without `pip install` cannot run, copied from the same screen.
+    for args, advice in [
+            (["train", "--prompt", "x"], f"it is an option of `{name} generate`"),
+            (["tokenize", "show", "--tokenizer", tmp_path / "no.json", "hi"],
+             f"make one with `{name} tokenize train`"),
+            (["plot", tmp_path], f"({name} train --out DIR)")]:
+        done = subprocess.run([sys.executable, *started, *map(str, args)], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and advice in done.stderr, done.stderr
+        assert "tinyformer " not in done.stderr, done.stderr
+
+
+def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
+    import tinyformer_cli
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand")
+    monkeypatch.setattr(tinyformer_cli, "builtin_bpe", broken)
+    result = CliRunner().invoke(main, ["tokenize", "show", "hi"], prog_name="python cli.py")
+    assert result.exit_code == 1 and "`python cli.py --debug ...`" in result.stderr
+    # Only while it runs: the library, and the program run again otherwise, say `tinyformer`.
+    assert files.command_line("train") == "tinyformer train"
+    assert "`tinyformer --debug ...`" in CliRunner().invoke(main, ["tokenize", "show", "hi"]).stderr
 
 
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():

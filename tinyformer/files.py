@@ -243,10 +243,29 @@ def first_existing(path: StrPath) -> str:
     return there
 
 
+# The program that the commands messages advise start with: `tinyformer`, the installed
+# command, unless the command line runs under another name (`python cli.py`, from a clone),
+# as it says with `program_named`: a command advised must run where the user typed the last.
+_program = ["tinyformer"]
+
+
+@contextlib.contextmanager
+def program_named(name: str) -> Iterator[None]:
+    """Within this block, the commands of `command_line` start with `name`, the program as the
+    user ran it (`python cli.py`: its words as a shell splits them)."""
+    global _program
+    before, _program = _program, shlex.split(name)
+    try:
+        yield
+    finally:
+        _program = before
+
+
 def command_line(*words: StrPath) -> str:
     """`tinyformer WORDS...` as a shell reads it, each word quoted where it must be (a path
-    with spaces, a prompt): the commands that messages advise, to be copied as they stand."""
-    return shlex.join(["tinyformer", *map(os.fspath, words)])
+    with spaces, a prompt): the commands that messages advise, to be copied as they stand.
+    The program is named as it was run (`program_named`)."""
+    return shlex.join([*_program, *map(os.fspath, words)])
 
 
 def describe_os_error(error: OSError, then: str | None = None) -> str:

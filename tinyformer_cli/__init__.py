@@ -120,7 +120,15 @@ class Program(click.Group):
             sys.exit(PIPE_CLOSED)
 
     def main(self, args=None, prog_name=None, **extra):
+        """Run the program, named `prog_name` (its own name, "tinyformer", unless started
+        otherwise: cli.py's "python cli.py"), as its usage lines and the commands its
+        messages advise name it."""
         extra.pop("standalone_mode", None)
+        prog_name = prog_name or self.name
+        with files.program_named(prog_name):
+            return self._main(args, prog_name, extra)
+
+    def _main(self, args, prog_name, extra):
         standard_streams_opened()
         # What click colours (the exercises' marks and headings) follows the same rule as
         # our own colours: none with NO_COLOR, or on a dumb terminal (else click's own test).
@@ -159,7 +167,7 @@ class Program(click.Group):
             first = str(error).splitlines()[0] if str(error) else ""
             click.echo(f"Error: internal error ({type(error).__name__}: {first}); this is a "
                        f"bug in tinyformer: please report it with the output of the same "
-                       f"command run as `tinyformer --debug ...`", err=True)
+                       f"command run as `{files.command_line('--debug', '...')}`", err=True)
             sys.exit(1)
 
 
@@ -197,11 +205,11 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     def commands(group, path):
         for name, command in group.commands.items():
             if isinstance(command, click.Group):
-                yield from commands(command, f"{path} {name}")
+                yield from commands(command, (*path, name))
             else:
-                yield f"{path} {name}", command
-    takers = [f"`{path}`" for path, command in commands(error.ctx.find_root().command,
-                                                         "tinyformer")
+                yield (*path, name), command
+    takers = [f"`{files.command_line(*path)}`"
+              for path, command in commands(error.ctx.find_root().command, ())
               if any(error.option_name in p.opts + p.secondary_opts for p in command.params)]
     if not takers:
         return None
@@ -218,8 +226,8 @@ def renamed(error: click.NoSuchOption) -> str | None:
     return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
 
 
-@click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EPILOG)
+@click.group("tinyformer", cls=Program,
+             context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(tinyautograd.__version__, prog_name="tinyformer")
 @click.option("--debug", is_flag=True, help="On an internal error, show Python's traceback "
               "(to report the bug).")
