@@ -360,3 +360,35 @@ def test_plot_names_a_metrics_file_that_is_a_folder_by_its_own_path(tmp_path, mo
     assert result.exit_code == 2, result.output
     assert result.stderr == (f"Error: metrics file {os.path.join('run', 'metrics.jsonl')!r} "
                              f"is a directory; give a run directory or its metrics.jsonl\n")
+
+
+# Each path that a command takes, given empty (`--config "$UNSET"`), as its own path or as a
+# file's (a run directory is refused before a file's path is looked at). `train --config ""`
+# trained the built-in run, `tokenize show --tokenizer ""` used the default tokenizer, `bench
+# --corpus ""` looked for the default text, and `graph --checkpoint ""` was a bug (exit 1).
+EMPTY_PATHS = [
+    (["train", "--config", ""], "--config must be a file's path"),
+    (["train", "--resume", ""], "--resume must be a directory's path"),
+    (["train", "--resume", "x", "--out", ""], "--out must be a directory's path"),
+    (["tokenize", "train", "", "--out", "x.json"], "INPUT must be a file's path"),
+    (["tokenize", "show", "--tokenizer", "", "hi"], "--tokenizer must be a file's or a"),
+    (["tokenize", "encode", "--file", "", "--tokenizer", "x"], "--file must be a file's path"),
+    (["tokenize", "decode", "1", "--tokenizer", " "], "--tokenizer must be a file's or a"),
+    (["generate", "--checkpoint", ""], "--checkpoint must be a directory's path"),
+    (["graph", "--checkpoint", "", "--prompt", "x"], "--checkpoint must be a directory's path"),
+    (["attention", "--checkpoint", "", "--prompt", "x"], "--checkpoint must be a directory's"),
+    (["lens", "--checkpoint", "x", "--prompt", "x", "--out", ""], "--out must be a file's path"),
+    (["export", "--checkpoint", "x", "--out", ""], "--out must be a directory's path"),
+    (["plot", "x", ""], "RUN_DIR must be a directory's path"),
+    (["bench", "--corpus", "", "--only", "tokenizer"], "--corpus must be a file's path"),
+]
+
+
+@pytest.mark.parametrize("args, said", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
+def test_an_empty_path_is_refused_as_one_and_never_read_as_none(tmp_path, monkeypatch, args,
+                                                                said):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"Error: {said}"), result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

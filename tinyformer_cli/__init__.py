@@ -27,7 +27,7 @@ from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, parallel, resources, stops
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.schema import SEED, check_settings, option_name
+from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
@@ -95,6 +95,29 @@ class Text(click.ParamType):
 
 
 TEXT = Text()
+
+
+class Path(click.ParamType):
+    """A path the user gives (a file to read or write, a directory), as it came (see Text),
+    but not empty or blank, which names no file: refused as the library refuses an empty --out
+    ("--config must be a file's path, got ''"), where a check of whether a path was given would
+    take it for none (`--config "$UNSET"` trained the defaults)."""
+    name = "path"
+
+    def __init__(self, what):
+        self.what = what                # "a file's path", in the message
+
+    def convert(self, value, param, ctx):
+        problem = Nonempty(self.what).why(value)
+        if problem:
+            called = (param.opts[0] if isinstance(param, click.Option)
+                      else param.make_metavar(ctx).rstrip("."))     # RUN_DIR..., INPUT
+            raise InputError(f"{called} {problem}")
+        return value
+
+
+FILE, DIRECTORY, FILE_OR_DIRECTORY = (Path("a file's path"), Path("a directory's path"),
+                                      Path("a file's or a directory's path"))
 
 
 # What to make smaller when a command runs out of memory, in its own options.
@@ -267,7 +290,7 @@ Examples:
   tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok1024.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
-@click.argument("input_path", metavar="INPUT")
+@click.argument("input_path", metavar="INPUT", type=FILE)
 @click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
               help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
 @click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
@@ -276,7 +299,7 @@ Examples:
 @click.option("--special", "specials", type=TEXT, multiple=True, default=DEFAULT_SPECIALS,
               show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
-@click.option("--out", "out_path", required=True, metavar="FILE.json",
+@click.option("--out", "out_path", required=True, metavar="FILE.json", type=FILE,
               help="Where to save the tokenizer.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.pass_context
@@ -342,7 +365,8 @@ allow_special_option = click.option(
 def text_options(command):
     """TEXT, or --file, and --allow-special: what `encode` and `show` read."""
     command = allow_special_option(command)
-    command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
+    command = click.option("--file", "file_path", metavar="PATH", type=FILE,
+                           help="Read the text from a "
                            "UTF-8 file instead of TEXT.")(command)
     return click.argument("text", type=TEXT, required=False)(command)
 
@@ -361,6 +385,7 @@ Examples:
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              type=FILE_OR_DIRECTORY,
               help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
@@ -375,6 +400,7 @@ Examples:
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
+              type=FILE_OR_DIRECTORY,
               help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
@@ -394,7 +420,7 @@ Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-
 commonest words (" the", " has") are single tokens, other text falls back to pieces and bytes.
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
+@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR", type=FILE_OR_DIRECTORY,
               show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None,
@@ -511,17 +537,19 @@ Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a
 encoder-decoder.
 """)
 @train_options
-@click.option("--config", "config_path", metavar="FILE.toml",
+@click.option("--config", "config_path", metavar="FILE.toml", type=FILE,
               help="Settings from a TOML file (keys as the options, with _ or -, but for "
               "--out, --force, --resume and --threads; and those only a file sets: "
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
                           if "help" not in f.metadata) + "). Relative paths in it are read "
               "from the current directory, as on the command line.")
-@click.option("--out", metavar="DIR", show_default="runs/<model>-<data>, numbered if taken",
+@click.option("--out", metavar="DIR", type=DIRECTORY,
+              show_default="runs/<model>-<data>, numbered if taken",
               help="The run directory.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
-@click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
+@click.option("--resume", "resume_dir", metavar="DIR", type=DIRECTORY,
+              help="Continue the run in DIR to its "
               "planned --iters, exactly as if it had not stopped (on the same kind of "
               "processor).")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
@@ -632,7 +660,7 @@ seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow
 with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token. A seq2seq
 answer ending in "…" filled the model's context without <eos>: it was cut there, unfinished.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, default="", help="The text to continue (GPT), to translate "
               "(seq2seq), or with <mask> tokens to fill in (BERT).")
@@ -697,10 +725,10 @@ with --qk-norm and --no-bias as a Qwen3. Other mixes are refused, naming the set
 A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (transformers.AutoTokenizer
 loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer-tokenizer.json.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help="A GPT run directory written by `tinyformer train` (a Hugging Face "
               "directory is in that format already: use it as it is).")
-@click.option("--out", "out_dir", required=True, metavar="DIR",
+@click.option("--out", "out_dir", required=True, metavar="DIR", type=DIRECTORY,
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
@@ -719,7 +747,7 @@ def export(checkpoint_dir, out_dir):
 
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-                                 help=CHECKPOINT_HELP)
+                                 type=DIRECTORY, help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
                              "(for BERT, <mask> tokens allowed; for seq2seq, the source to "
                              "translate).")
@@ -741,7 +769,8 @@ up to ten million weights in all (a longer prompt is refused: draw a PNG).
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="attention.png", show_default=True,
-              metavar="FILE.png|FILE.html", help="The picture, or the page (replaced if there).")
+              metavar="FILE.png|FILE.html", type=FILE,
+              help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
               show_default="cross; self for GPT and BERT",
               help="Which attention to draw (a page opens on it): a seq2seq checkpoint has "
@@ -777,7 +806,8 @@ would predict (for BERT, the one at that position) and its probability.
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="-", show_default=True,
-              metavar="-|FILE.png|FILE.html", help="- prints the table; a .png draws it, an "
+              metavar="-|FILE.png|FILE.html", type=FILE,
+              help="- prints the table; a .png draws it, an "
               ".html makes it a page (replaced if there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
@@ -807,8 +837,8 @@ Train loss per step and smoothed, validation loss at each evaluation, recall or 
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 Several runs share one picture, a colour a run, the legend giving each its last val_loss.
 """)
-@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True)
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html",
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html", type=FILE,
               show_default="RUN_DIR/loss.png",
               help="The picture, or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
@@ -850,7 +880,8 @@ fold a module's box, click a node for its formula, values and gradient.
 """)
 @click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
-@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
+@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", type=DIRECTORY,
+              help="Draw a checkpoint's "
               "training step on --prompt instead (a BERT guesses every seventh token; a "
               "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
@@ -870,7 +901,8 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
-              metavar="FILE.svg|png|pdf|dot|html", help="The picture, its graphviz source "
+              metavar="FILE.svg|png|pdf|dot|html", type=FILE,
+              help="The picture, its graphviz source "
               "(.dot), or the page (replaced if there); the suffix says which.")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
@@ -1174,7 +1206,8 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
               "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
               "--corpus).")
-@click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
+@click.option("--corpus", metavar="PATH", type=FILE,
+              help="The tinyshakespeare text, which the whole run "
               "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
               "corpus); README says how to download it.",
               show_default="tinyshakespeare.txt in the current directory")
