@@ -138,6 +138,25 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
                     f"show_default=True on the option (nothing for a flag, which is off)")
 
 
+# The options that take a value and whose absence needs no default: one of two ways to give
+# the input (TEXT or --file; --example or --checkpoint with its --prompt), or a thing that is
+# there or not (a config file, a run to resume, a task, a prediction typed later).
+WITHOUT_DEFAULT = {("tokenize", "encode", "--file"), ("tokenize", "show", "--file"),
+                   ("train", "--task"), ("train", "--config"), ("train", "--resume"),
+                   ("graph", "--example"), ("graph", "--checkpoint"), ("graph", "--prompt"),
+                   ("exercises", "predict", "--answer")}
+
+
+def test_every_option_that_takes_a_value_says_what_it_is_when_not_given():
+    # --top-k, --top-p, --beam, --depth and bench's --only and --threads said nothing of it.
+    for path, command in commands():
+        for param in command.params:
+            if (isinstance(param, click.Option) and not param.is_flag and not param.hidden
+                    and not param.required and (*path, param.opts[0]) not in WITHOUT_DEFAULT):
+                shown = option_help(path, param.opts[0])[1]
+                assert "default: " in shown, (path, param.opts[0], shown)
+
+
 def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(
         tmp_path):
     # Their defaults were written by hand ("[4]", "(default: ...)"), and those that depend on

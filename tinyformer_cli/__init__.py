@@ -662,20 +662,23 @@ answer ending in "…" filled the model's context without <eos>: it was cut ther
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
-@click.option("--prompt", type=TEXT, default="", help="The text to continue (GPT), to translate "
-              "(seq2seq), or with <mask> tokens to fill in (BERT).")
+@click.option("--prompt", type=TEXT, default="",
+              show_default="none: a GPT starts from <|endoftext|>, or a new line",
+              help="The text to continue (GPT), to translate (seq2seq), or with <mask> tokens "
+              "to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
-@click.option("--top-k", type=click.IntRange(min=1),
+@click.option("--top-k", type=click.IntRange(min=1), show_default="every token",
               help="Sample among the k likeliest tokens only.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), show_default="1, every token",
               help="Sample among the likeliest tokens whose probabilities add up to p (nucleus "
               "sampling).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
-@click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
+@click.option("--beam", type=click.IntRange(min=1), show_default="none: sample",
+              help="Beam search with N beams: the most "
               "likely text rather than a sample, its log-probability divided by GNMT's length "
               "penalty (0.6) (gpt and seq2seq checkpoints).")
 @allow_special_option
@@ -896,6 +899,7 @@ fold a module's box, click a node for its formula, values and gradient.
               help="Draw at most this many nodes, those nearest the loss (or the gradients; a "
               "backward graph draws every dL/d box first).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              show_default="none: no module collapsed",
               help="Collapse each module N levels down into one node: --depth 2 draws a GPT "
               "as its embeddings, each block and the final norm.")
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
@@ -1198,7 +1202,8 @@ Examples:
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
 at its defaults, ours as by default). PyTorch's columns need PyTorch installed.""")
-@click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
+@click.option("--only", multiple=True, metavar="NAME",
+              show_default="all but those run on request", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, marking those "
               "run only on request (--only, or --whole-run), and stop.")
@@ -1213,7 +1218,8 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
               show_default="tinyshakespeare.txt in the current directory")
 @click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
+@click.option("--threads", type=click.IntRange(min=1), metavar="N", show_default="the --case's",
+              help="Both engines on N "
               "BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
               "replacing the file of its name there: the repository's own figures among them.")
