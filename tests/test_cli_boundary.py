@@ -392,3 +392,21 @@ def test_an_empty_path_is_refused_as_one_and_never_read_as_none(tmp_path, monkey
     assert result.exit_code == 2 and result.stderr.startswith(f"Error: {said}"), result.output
     assert len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_file_that_cannot_be_written_there_says_where_to_write_instead(tmp_path,
+                                                                             monkeypatch):
+    # They said what was wrong ("directory ... is not writable") and left what to do unsaid.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access          # as a user's permissions would say (root writes anywhere)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(locked)
+                        and real_access(path, mode))
+    for out, said in [(locked / "g.svg", "is not writable; give a path in a directory you can "
+                                         "write to"),
+                      (tmp_path / "no" / "g.svg", "does not exist; give a path in a directory "
+                                                  "that exists")]:
+        result = run("graph", "--example", "mlp", "--out", out)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+        assert len(result.stderr.splitlines()) == 1
+    assert list(locked.iterdir()) == [] and not (tmp_path / "no").exists()

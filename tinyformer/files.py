@@ -220,10 +220,11 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
         raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}")
+        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}; "
+                         f"give a path in a directory that exists")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
-                         f"writable")
+                         f"writable; give a path in a directory you can write to")
 
 
 def why_not_a_directory(directory: StrPath) -> str:
