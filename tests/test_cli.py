@@ -64,6 +64,19 @@ def test_the_commands_that_messages_advise_name_the_program_as_it_was_run(tmp_pa
         assert "tinyformer " not in done.stderr, done.stderr
 
 
+def test_the_examples_of_every_help_name_the_program_as_it_was_run():
+    # `python cli.py train --help` showed `Usage: python cli.py train` above examples to copy
+    # that began `tinyformer train`; and a group without its command shows the same help.
+    for path, command in commands():
+        for args in ([*path, "--help"], list(path)) if isinstance(command, click.Group) \
+                else ([*path, "--help"],):
+            shown = CliRunner().invoke(main, args, prog_name="python cli.py").stdout
+            first = next(line.strip() for line in (command.epilog or "").splitlines()
+                         if line.strip().startswith("tinyformer "))
+            assert not re.search(r"(?m)^\s*tinyformer ", shown), (path, shown)
+            assert f"  python cli.py {first.removeprefix('tinyformer ')}" in shown, shown
+
+
 def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
     import tinyformer_cli
 

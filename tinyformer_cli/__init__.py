@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import io
 import os
+import re
 import sys
 
 import click
@@ -192,6 +193,16 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `{files.command_line('--debug', '...')}`", err=True)
             sys.exit(1)
+
+
+class Context(click.Context):
+    """Every command's context (see the end of this file), whose help gives the examples as
+    the program was run: the epilogs write them for the installed `tinyformer`, and under
+    `python cli.py` its usage line and its messages say `python cli.py train ...`."""
+
+    def get_help(self):
+        return re.sub(r"(?m)^(\s*)tinyformer(?= )", lambda line: line[1] + files.command_line(),
+                      super().get_help())
 
 
 def standard_streams_opened() -> None:
@@ -1244,6 +1255,16 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
+
+
+def every_command(command=main):
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from every_command(sub)
+
+
+for command in every_command():
+    command.context_class = Context     # its help's examples as the program was run
 
 
 loading.done()                # the program has loaded: see loading.py
