@@ -410,3 +410,18 @@ def test_an_out_file_that_cannot_be_written_there_says_where_to_write_instead(tm
         assert result.exit_code == 2 and said in result.stderr, result.output
         assert len(result.stderr.splitlines()) == 1
     assert list(locked.iterdir()) == [] and not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("args", [["tokenize", "train", "c.txt", "--kind", "char"],
+                                  ["graph", "--example", "mlp"], ["plot", "run"],
+                                  ["attention", "--checkpoint", "run", "--prompt", "x"]],
+                         ids=["tokenize", "graph", "plot", "attention"])
+def test_out_dash_is_no_file_named_dash(tmp_path, monkeypatch, args):
+    # `lens --out -` prints its table; `tokenize train --out -` wrote a file named '-'.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("some text")
+    (tmp_path / "run").mkdir()
+    result = run(*args, "--out", "-")
+    assert result.exit_code == 2 and "--out - would be a file named '-'" in result.stderr, \
+        result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "run"]

@@ -207,6 +207,9 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
         raise ValueError(f"--out {why}")
+    if os.fspath(path) == "-":      # the standard output, to other tools: not a file named -
+        raise ValueError("--out - would be a file named '-': this command writes a file, not "
+                         "the standard output; give the file's name")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
