@@ -425,3 +425,19 @@ def test_out_dash_is_no_file_named_dash(tmp_path, monkeypatch, args):
     assert result.exit_code == 2 and "--out - would be a file named '-'" in result.stderr, \
         result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "run"]
+
+
+def test_a_tilde_the_shell_left_as_it_was_is_said_not_made_a_folder(tmp_path, monkeypatch):
+    # `train --out=~/runs/x` (bash expands no ~ after an =) trained into ./~/runs/x.
+    monkeypatch.chdir(tmp_path)
+    for args, said in [(["train", *TINY, "--iters", "1", "--out", "~/runs/x"],
+                        "--out '~/runs/x': the shell did not expand its ~ (it does only "
+                        "unquoted, at the start of a word: not after --out=); write $HOME in "
+                        "its place"),
+                       (["plot", "~/run"], "RUN_DIR '~/run': the shell did not expand its ~ "
+                        "(it does only unquoted, at the start of a word); write $HOME")]:
+        result = run(*args)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "~mine").mkdir()          # a folder of that name, which is there: as it is
+    assert "metrics file '~mine/metrics.jsonl'" in run("plot", "~mine").stderr

@@ -102,18 +102,25 @@ class Path(click.ParamType):
     """A path the user gives (a file to read or write, a directory), as it came (see Text),
     but not empty or blank, which names no file: refused as the library refuses an empty --out
     ("--config must be a file's path, got ''"), where a check of whether a path was given would
-    take it for none (`--config "$UNSET"` trained the defaults)."""
+    take it for none (`--config "$UNSET"` trained the defaults). Nor a ~ that the shell left as
+    it was (`--out=~/runs/x`, or quoted), which would be a folder named ~ here, unless that is
+    what exists."""
     name = "path"
 
     def __init__(self, what):
         self.what = what                # "a file's path", in the message
 
     def convert(self, value, param, ctx):
+        called = (param.opts[0] if isinstance(param, click.Option)
+                  else param.make_metavar(ctx).rstrip("."))         # RUN_DIR..., INPUT
         problem = Nonempty(self.what).why(value)
         if problem:
-            called = (param.opts[0] if isinstance(param, click.Option)
-                      else param.make_metavar(ctx).rstrip("."))     # RUN_DIR..., INPUT
             raise InputError(f"{called} {problem}")
+        if value.startswith("~") and not os.path.lexists(value):
+            where = f": not after {called}=" if isinstance(param, click.Option) else ""
+            raise InputError(f"{called} {value!r}: the shell did not expand its ~ (it does "
+                             f"only unquoted, at the start of a word{where}); write $HOME in "
+                             f"its place")
         return value
 
 
