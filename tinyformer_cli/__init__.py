@@ -384,8 +384,7 @@ def text_options(command):
     """TEXT, or --file, and --allow-special: what `encode` and `show` read."""
     command = allow_special_option(command)
     command = click.option("--file", "file_path", metavar="PATH", type=FILE,
-                           help="Read the text from a "
-                           "UTF-8 file instead of TEXT.")(command)
+                           help="Read the text from a UTF-8 file instead of TEXT.")(command)
     return click.argument("text", type=TEXT, required=False)(command)
 
 
@@ -403,8 +402,7 @@ Examples:
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
-              type=FILE_OR_DIRECTORY,
-              help=TOKENIZER_HELP)
+              type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
     _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
@@ -418,8 +416,7 @@ Examples:
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
-              type=FILE_OR_DIRECTORY,
-              help=TOKENIZER_HELP)
+              type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
     bytes apart: U+FFFD)."""
@@ -567,9 +564,8 @@ encoder-decoder.
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
 @click.option("--resume", "resume_dir", metavar="DIR", type=DIRECTORY,
-              help="Continue the run in DIR to its "
-              "planned --iters, exactly as if it had not stopped (on the same kind of "
-              "processor).")
+              help="Continue the run in DIR to its planned --iters, exactly as if it had not "
+              "stopped (on the same kind of processor).")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
                 "and threads for the matrix products",
                 "chosen by timing the steps, again as the machine's load changes")
@@ -696,9 +692,9 @@ answer ending in "…" filled the model's context without <eos>: it was cut ther
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), show_default="none: sample",
-              help="Beam search with N beams: the most "
-              "likely text rather than a sample, its log-probability divided by GNMT's length "
-              "penalty (0.6) (gpt and seq2seq checkpoints).")
+              help="Beam search with N beams: the most likely text rather than a sample, its "
+              "log-probability divided by GNMT's length penalty (0.6) (gpt and seq2seq "
+              "checkpoints).")
 @allow_special_option
 @threads_option("Threads for the matrix products of each generated token",
                 "chosen by timing the tokens as they are written, again as the machine's "
@@ -828,8 +824,8 @@ would predict (for BERT, the one at that position) and its probability.
 @prompt_option
 @click.option("--out", "out_path", default="-", show_default=True,
               metavar="-|FILE.png|FILE.html", type=FILE,
-              help="- prints the table; a .png draws it, an "
-              ".html makes it a page (replaced if there).")
+              help="- prints the table; a .png draws it, an .html makes it a page (replaced if "
+              "there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
     from viz.lens import lens_of_prompt, lens_text
@@ -902,9 +898,9 @@ fold a module's box, click a node for its formula, values and gradient.
 @click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", type=DIRECTORY,
-              help="Draw a checkpoint's "
-              "training step on --prompt instead (a BERT guesses every seventh token; a "
-              "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
+              help="Draw a checkpoint's training step on --prompt instead (a BERT guesses "
+              "every seventh token; a seq2seq model translates it by teacher forcing). "
+              + CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
@@ -924,8 +920,8 @@ fold a module's box, click a node for its formula, values and gradient.
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
               metavar="FILE.svg|png|pdf|dot|html", type=FILE,
-              help="The picture, its graphviz source "
-              "(.dot), or the page (replaced if there); the suffix says which.")
+              help="The picture, its graphviz source (.dot), or the page (replaced if there); "
+              "the suffix says which.")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
@@ -1230,15 +1226,14 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
               "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
               "--corpus).")
 @click.option("--corpus", metavar="PATH", type=FILE,
-              help="The tinyshakespeare text, which the whole run "
-              "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
-              "corpus); README says how to download it.",
+              help="The tinyshakespeare text, which the whole run and the blocks need and the "
+              "tokenizer benchmark uses if there (else the built-in corpus); README says how "
+              "to download it.",
               show_default="tinyshakespeare.txt in the current directory")
 @click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", show_default="the --case's",
-              help="Both engines on N "
-              "BLAS and PyTorch threads, instead of a --case.")
+              help="Both engines on N BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
               "replacing the file of its name there: the repository's own figures among them.")
 def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
@@ -1265,6 +1260,7 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
 
 
 def every_command(command=main):
+    """The command, and every command and group below it."""
     yield command
     for sub in getattr(command, "commands", {}).values():
         yield from every_command(sub)
