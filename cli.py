@@ -11,4 +11,4 @@ except KeyboardInterrupt:   # Ctrl-C before the package could catch it (see its 
     sys.exit(130)
 
 if __name__ == "__main__":
-    sys.exit(main(prog_name="python cli.py"))     # as usage lines and errors name it
+    sys.exit(main(prog_name="python cli.py"))     # as usage lines and messages name it

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from command_lines import commands, parse, tinyformer_lines
 
 import tinyautograd
+from tinyformer import files
 from tinyformer.data import COLOURS
 from tinyformer.train import TrainConfig
 from tinyformer_cli import main
@@ -44,6 +45,49 @@ def test_python_cli_py_names_itself_as_it_is_run():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--no-such-option"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and "(see python cli.py train --help)" in done.stderr
+
+
+@pytest.mark.parametrize("started, name", [(["cli.py"], "python cli.py"),
+                                           (["-m", "tinyformer_cli"], "python -m tinyformer_cli")])
+def test_the_commands_that_messages_advise_name_the_program_as_it_was_run(tmp_path, started,
+                                                                          name):
+    # Usage lines said `python cli.py`, and the advice beside them `tinyformer ...`: a command
+    # that a clone without `pip install` cannot run, copied from the same screen.
+    for args, advice in [
+            (["train", "--prompt", "x"], f"it is an option of `{name} generate`"),
+            (["tokenize", "show", "--tokenizer", tmp_path / "no.json", "hi"],
+             f"make one with `{name} tokenize train`"),
+            (["plot", tmp_path], f"({name} train --out DIR)")]:
+        done = subprocess.run([sys.executable, *started, *map(str, args)], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and advice in done.stderr, done.stderr
+        assert "tinyformer " not in done.stderr, done.stderr
+
+
+def test_the_examples_of_every_help_name_the_program_as_it_was_run():
+    # `python cli.py train --help` showed `Usage: python cli.py train` above examples to copy
+    # that began `tinyformer train`; and a group without its command shows the same help.
+    for path, command in commands():
+        for args in ([*path, "--help"], list(path)) if isinstance(command, click.Group) \
+                else ([*path, "--help"],):
+            shown = CliRunner().invoke(main, args, prog_name="python cli.py").stdout
+            first = next(line.strip() for line in (command.epilog or "").splitlines()
+                         if line.strip().startswith("tinyformer "))
+            assert not re.search(r"(?m)^\s*tinyformer ", shown), (path, shown)
+            assert f"  python cli.py {first.removeprefix('tinyformer ')}" in shown, shown
+
+
+def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
+    import tinyformer_cli
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand")
+    monkeypatch.setattr(tinyformer_cli, "builtin_bpe", broken)
+    result = CliRunner().invoke(main, ["tokenize", "show", "hi"], prog_name="python cli.py")
+    assert result.exit_code == 1 and "`python cli.py --debug ...`" in result.stderr
+    # Only while it runs: the library, and the program run again otherwise, say `tinyformer`.
+    assert files.command_line("train") == "tinyformer train"
+    assert "`tinyformer --debug ...`" in CliRunner().invoke(main, ["tokenize", "show", "hi"]).stderr
 
 
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():
@@ -105,6 +149,25 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
                     f"tinyformer {' '.join(path)} {param.opts[0]}: its help writes a default "
                     f"(or a [...]) itself: {param.help!r}; leave that to click, with "
                     f"show_default=True on the option (nothing for a flag, which is off)")
+
+
+# The options that take a value and whose absence needs no default: one of two ways to give
+# the input (TEXT or --file; --example or --checkpoint with its --prompt), or a thing that is
+# there or not (a config file, a run to resume, a task, a prediction typed later).
+WITHOUT_DEFAULT = {("tokenize", "encode", "--file"), ("tokenize", "show", "--file"),
+                   ("train", "--task"), ("train", "--config"), ("train", "--resume"),
+                   ("graph", "--example"), ("graph", "--checkpoint"), ("graph", "--prompt"),
+                   ("exercises", "predict", "--answer")}
+
+
+def test_every_option_that_takes_a_value_says_what_it_is_when_not_given():
+    # --top-k, --top-p, --beam, --depth and bench's --only and --threads said nothing of it.
+    for path, command in commands():
+        for param in command.params:
+            if (isinstance(param, click.Option) and not param.is_flag and not param.hidden
+                    and not param.required and (*path, param.opts[0]) not in WITHOUT_DEFAULT):
+                shown = option_help(path, param.opts[0])[1]
+                assert "default: " in shown, (path, param.opts[0], shown)
 
 
 def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(

@@ -360,3 +360,84 @@ def test_plot_names_a_metrics_file_that_is_a_folder_by_its_own_path(tmp_path, mo
     assert result.exit_code == 2, result.output
     assert result.stderr == (f"Error: metrics file {os.path.join('run', 'metrics.jsonl')!r} "
                              f"is a directory; give a run directory or its metrics.jsonl\n")
+
+
+# Each path that a command takes, given empty (`--config "$UNSET"`), as its own path or as a
+# file's (a run directory is refused before a file's path is looked at). `train --config ""`
+# trained the built-in run, `tokenize show --tokenizer ""` used the default tokenizer, `bench
+# --corpus ""` looked for the default text, and `graph --checkpoint ""` was a bug (exit 1).
+EMPTY_PATHS = [
+    (["train", "--config", ""], "--config must be a file's path"),
+    (["train", "--resume", ""], "--resume must be a directory's path"),
+    (["train", "--resume", "x", "--out", ""], "--out must be a directory's path"),
+    (["tokenize", "train", "", "--out", "x.json"], "INPUT must be a file's path"),
+    (["tokenize", "show", "--tokenizer", "", "hi"], "--tokenizer must be a file's or a"),
+    (["tokenize", "encode", "--file", "", "--tokenizer", "x"], "--file must be a file's path"),
+    (["tokenize", "decode", "1", "--tokenizer", " "], "--tokenizer must be a file's or a"),
+    (["generate", "--checkpoint", ""], "--checkpoint must be a directory's path"),
+    (["graph", "--checkpoint", "", "--prompt", "x"], "--checkpoint must be a directory's path"),
+    (["attention", "--checkpoint", "", "--prompt", "x"], "--checkpoint must be a directory's"),
+    (["lens", "--checkpoint", "x", "--prompt", "x", "--out", ""], "--out must be a file's path"),
+    (["export", "--checkpoint", "x", "--out", ""], "--out must be a directory's path"),
+    (["plot", "x", ""], "RUN_DIR must be a directory's path"),
+    (["bench", "--corpus", "", "--only", "tokenizer"], "--corpus must be a file's path"),
+]
+
+
+@pytest.mark.parametrize("args, said", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
+def test_an_empty_path_is_refused_as_one_and_never_read_as_none(tmp_path, monkeypatch, args,
+                                                                said):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"Error: {said}"), result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_file_that_cannot_be_written_there_says_where_to_write_instead(tmp_path,
+                                                                             monkeypatch):
+    # They said what was wrong ("directory ... is not writable") and left what to do unsaid.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access          # as a user's permissions would say (root writes anywhere)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(locked)
+                        and real_access(path, mode))
+    for out, said in [(locked / "g.svg", "is not writable; give a path in a directory you can "
+                                         "write to"),
+                      (tmp_path / "no" / "g.svg", "does not exist; give a path in a directory "
+                                                  "that exists")]:
+        result = run("graph", "--example", "mlp", "--out", out)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+        assert len(result.stderr.splitlines()) == 1
+    assert list(locked.iterdir()) == [] and not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("args", [["tokenize", "train", "c.txt", "--kind", "char"],
+                                  ["graph", "--example", "mlp"], ["plot", "run"],
+                                  ["attention", "--checkpoint", "run", "--prompt", "x"]],
+                         ids=["tokenize", "graph", "plot", "attention"])
+def test_out_dash_is_no_file_named_dash(tmp_path, monkeypatch, args):
+    # `lens --out -` prints its table; `tokenize train --out -` wrote a file named '-'.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("some text")
+    (tmp_path / "run").mkdir()
+    result = run(*args, "--out", "-")
+    assert result.exit_code == 2 and "--out - would be a file named '-'" in result.stderr, \
+        result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "run"]
+
+
+def test_a_tilde_the_shell_left_as_it_was_is_said_not_made_a_folder(tmp_path, monkeypatch):
+    # `train --out=~/runs/x` (bash expands no ~ after an =) trained into ./~/runs/x.
+    monkeypatch.chdir(tmp_path)
+    for args, said in [(["train", *TINY, "--iters", "1", "--out", "~/runs/x"],
+                        "--out '~/runs/x': the shell did not expand its ~ (it does only "
+                        "unquoted, at the start of a word: not after --out=); write $HOME in "
+                        "its place"),
+                       (["plot", "~/run"], "RUN_DIR '~/run': the shell did not expand its ~ "
+                        "(it does only unquoted, at the start of a word); write $HOME")]:
+        result = run(*args)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "~mine").mkdir()          # a folder of that name, which is there: as it is
+    assert "metrics file '~mine/metrics.jsonl'" in run("plot", "~mine").stderr

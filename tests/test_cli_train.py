@@ -348,7 +348,7 @@ def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_pa
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and f"tinyformer train --resume {shlex.quote(str(out))}" \
+    assert "Traceback" not in stderr and f"python cli.py train --resume {shlex.quote(str(out))}" \
         in stderr
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()

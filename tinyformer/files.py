@@ -207,6 +207,9 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
         raise ValueError(f"--out {why}")
+    if os.fspath(path) == "-":      # the standard output, to other tools: not a file named -
+        raise ValueError("--out - would be a file named '-': this command writes a file, not "
+                         "the standard output; give the file's name")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
@@ -220,10 +223,11 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
         raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}")
+        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}; "
+                         f"give a path in a directory that exists")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
-                         f"writable")
+                         f"writable; give a path in a directory you can write to")
 
 
 def why_not_a_directory(directory: StrPath) -> str:
@@ -243,10 +247,29 @@ def first_existing(path: StrPath) -> str:
     return there
 
 
+# The program that the commands messages advise start with: `tinyformer`, the installed
+# command, unless the command line runs under another name (`python cli.py`, from a clone),
+# as it says with `program_named`: a command advised must run where the user typed the last.
+_program = ["tinyformer"]
+
+
+@contextlib.contextmanager
+def program_named(name: str) -> Iterator[None]:
+    """Within this block, the commands of `command_line` start with `name`, the program as the
+    user ran it (`python cli.py`: its words as a shell splits them)."""
+    global _program
+    before, _program = _program, shlex.split(name)
+    try:
+        yield
+    finally:
+        _program = before
+
+
 def command_line(*words: StrPath) -> str:
     """`tinyformer WORDS...` as a shell reads it, each word quoted where it must be (a path
-    with spaces, a prompt): the commands that messages advise, to be copied as they stand."""
-    return shlex.join(["tinyformer", *map(os.fspath, words)])
+    with spaces, a prompt): the commands that messages advise, to be copied as they stand.
+    The program is named as it was run (`program_named`)."""
+    return shlex.join([*_program, *map(os.fspath, words)])
 
 
 def describe_os_error(error: OSError, then: str | None = None) -> str:

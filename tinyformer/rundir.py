@@ -973,7 +973,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     path = os.fspath(path)                      # a pathlib.Path is named as its text
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
-                         f"(tinyformer train --out DIR)")
+                         f"({command_line('train', '--out', 'DIR')})")
     if os.path.isdir(path):
         raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
                          f"{METRICS}")

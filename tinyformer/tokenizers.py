@@ -36,7 +36,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import StrPath, atomic_write, iter_text, open_regular, read_text, shown
+from .files import (StrPath, atomic_write, command_line, iter_text, open_regular, read_text,
+                    shown)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -423,7 +424,7 @@ class Tokenizer:
         # The checks of every way to load a tokenizer file live here: load_tokenizer calls this.
         if not os.path.exists(path):
             raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
-                             f"`tinyformer tokenize train`")
+                             f"`{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
             raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
         data = _read_json(path)

@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import io
 import os
+import re
 import sys
 
 import click
@@ -27,7 +28,7 @@ from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, parallel, resources, stops
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.schema import SEED, check_settings, option_name
+from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
@@ -97,6 +98,36 @@ class Text(click.ParamType):
 TEXT = Text()
 
 
+class Path(click.ParamType):
+    """A path the user gives (a file to read or write, a directory), as it came (see Text),
+    but not empty or blank, which names no file: refused as the library refuses an empty --out
+    ("--config must be a file's path, got ''"), where a check of whether a path was given would
+    take it for none (`--config "$UNSET"` trained the defaults). Nor a ~ that the shell left as
+    it was (`--out=~/runs/x`, or quoted), which would be a folder named ~ here, unless that is
+    what exists."""
+    name = "path"
+
+    def __init__(self, what):
+        self.what = what                # "a file's path", in the message
+
+    def convert(self, value, param, ctx):
+        called = (param.opts[0] if isinstance(param, click.Option)
+                  else param.make_metavar(ctx).rstrip("."))         # RUN_DIR..., INPUT
+        problem = Nonempty(self.what).why(value)
+        if problem:
+            raise InputError(f"{called} {problem}")
+        if value.startswith("~") and not os.path.lexists(value):
+            where = f": not after {called}=" if isinstance(param, click.Option) else ""
+            raise InputError(f"{called} {value!r}: the shell did not expand its ~ (it does "
+                             f"only unquoted, at the start of a word{where}); write $HOME in "
+                             f"its place")
+        return value
+
+
+FILE, DIRECTORY, FILE_OR_DIRECTORY = (Path("a file's path"), Path("a directory's path"),
+                                      Path("a file's or a directory's path"))
+
+
 # What to make smaller when a command runs out of memory, in its own options.
 SMALLER = {"train": "smaller sizes (--batch-size, --context, --d-model, --n-layer)",
            "generate": "a smaller --beam or --max-new-tokens, or a shorter --prompt",
@@ -120,7 +151,15 @@ class Program(click.Group):
             sys.exit(PIPE_CLOSED)
 
     def main(self, args=None, prog_name=None, **extra):
+        """Run the program, named `prog_name` (its own name, "tinyformer", unless started
+        otherwise: cli.py's "python cli.py"), as its usage lines and the commands its
+        messages advise name it."""
         extra.pop("standalone_mode", None)
+        prog_name = prog_name or self.name
+        with files.program_named(prog_name):
+            return self._main(args, prog_name, extra)
+
+    def _main(self, args, prog_name, extra):
         standard_streams_opened()
         # What click colours (the exercises' marks and headings) follows the same rule as
         # our own colours: none with NO_COLOR, or on a dumb terminal (else click's own test).
@@ -159,8 +198,18 @@ class Program(click.Group):
             first = str(error).splitlines()[0] if str(error) else ""
             click.echo(f"Error: internal error ({type(error).__name__}: {first}); this is a "
                        f"bug in tinyformer: please report it with the output of the same "
-                       f"command run as `tinyformer --debug ...`", err=True)
+                       f"command run as `{files.command_line('--debug', '...')}`", err=True)
             sys.exit(1)
+
+
+class Context(click.Context):
+    """Every command's context (see the end of this file), whose help gives the examples as
+    the program was run: the epilogs write them for the installed `tinyformer`, and under
+    `python cli.py` its usage line and its messages say `python cli.py train ...`."""
+
+    def get_help(self):
+        return re.sub(r"(?m)^(\s*)tinyformer(?= )", lambda line: line[1] + files.command_line(),
+                      super().get_help())
 
 
 def standard_streams_opened() -> None:
@@ -197,11 +246,11 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     def commands(group, path):
         for name, command in group.commands.items():
             if isinstance(command, click.Group):
-                yield from commands(command, f"{path} {name}")
+                yield from commands(command, (*path, name))
             else:
-                yield f"{path} {name}", command
-    takers = [f"`{path}`" for path, command in commands(error.ctx.find_root().command,
-                                                         "tinyformer")
+                yield (*path, name), command
+    takers = [f"`{files.command_line(*path)}`"
+              for path, command in commands(error.ctx.find_root().command, ())
               if any(error.option_name in p.opts + p.secondary_opts for p in command.params)]
     if not takers:
         return None
@@ -218,8 +267,8 @@ def renamed(error: click.NoSuchOption) -> str | None:
     return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
 
 
-@click.group(cls=Program, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EPILOG)
+@click.group("tinyformer", cls=Program,
+             context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(tinyautograd.__version__, prog_name="tinyformer")
 @click.option("--debug", is_flag=True, help="On an internal error, show Python's traceback "
               "(to report the bug).")
@@ -259,7 +308,7 @@ Examples:
   tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok1024.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
-@click.argument("input_path", metavar="INPUT")
+@click.argument("input_path", metavar="INPUT", type=FILE)
 @click.option("--kind", type=click.Choice(["char", "bpe"]), default="bpe", show_default=True,
               help="bpe: byte-level byte-pair encoding (GPT-2's); char: one id per character.")
 @click.option("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, show_default=True,
@@ -268,7 +317,7 @@ Examples:
 @click.option("--special", "specials", type=TEXT, multiple=True, default=DEFAULT_SPECIALS,
               show_default=True, metavar="TOKEN", help="A special token (repeat for several).")
 @click.option("--no-special", is_flag=True, help="No special tokens at all.")
-@click.option("--out", "out_path", required=True, metavar="FILE.json",
+@click.option("--out", "out_path", required=True, metavar="FILE.json", type=FILE,
               help="Where to save the tokenizer.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.pass_context
@@ -334,8 +383,8 @@ allow_special_option = click.option(
 def text_options(command):
     """TEXT, or --file, and --allow-special: what `encode` and `show` read."""
     command = allow_special_option(command)
-    command = click.option("--file", "file_path", metavar="PATH", help="Read the text from a "
-                           "UTF-8 file instead of TEXT.")(command)
+    command = click.option("--file", "file_path", metavar="PATH", type=FILE,
+                           help="Read the text from a UTF-8 file instead of TEXT.")(command)
     return click.argument("text", type=TEXT, required=False)(command)
 
 
@@ -353,7 +402,7 @@ Examples:
 """)
 @text_options
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
-              help=TOKENIZER_HELP)
+              type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
     _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
@@ -367,7 +416,7 @@ Examples:
 """)
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
-              help=TOKENIZER_HELP)
+              type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
     bytes apart: U+FFFD)."""
@@ -386,7 +435,7 @@ Without --tokenizer: a BPE of {DEFAULT_SHOW_MERGES} merges learned on the built-
 commonest words (" the", " has") are single tokens, other text falls back to pieces and bytes.
 """)
 @text_options
-@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR",
+@click.option("--tokenizer", "tokenizer_path", metavar="FILE.json|DIR", type=FILE_OR_DIRECTORY,
               show_default="a BPE of the built-in corpus, see below", help=TOKENIZER_HELP)
 @click.option("--ids", "show_ids", is_flag=True, help="Also print the ids, in order.")
 @click.option("--color/--no-color", default=None,
@@ -503,19 +552,20 @@ Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a
 encoder-decoder.
 """)
 @train_options
-@click.option("--config", "config_path", metavar="FILE.toml",
+@click.option("--config", "config_path", metavar="FILE.toml", type=FILE,
               help="Settings from a TOML file (keys as the options, with _ or -, but for "
               "--out, --force, --resume and --threads; and those only a file sets: "
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
                           if "help" not in f.metadata) + "). Relative paths in it are read "
               "from the current directory, as on the command line.")
-@click.option("--out", metavar="DIR", show_default="runs/<model>-<data>, numbered if taken",
+@click.option("--out", metavar="DIR", type=DIRECTORY,
+              show_default="runs/<model>-<data>, numbered if taken",
               help="The run directory.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out (only a run's own "
               "files are removed).")
-@click.option("--resume", "resume_dir", metavar="DIR", help="Continue the run in DIR to its "
-              "planned --iters, exactly as if it had not stopped (on the same kind of "
-              "processor).")
+@click.option("--resume", "resume_dir", metavar="DIR", type=DIRECTORY,
+              help="Continue the run in DIR to its planned --iters, exactly as if it had not "
+              "stopped (on the same kind of processor).")
 @threads_option("Cores for a training step's micro-batches (processes on Linux, else threads), "
                 "and threads for the matrix products",
                 "chosen by timing the steps, again as the machine's load changes")
@@ -624,24 +674,27 @@ seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow
 with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token. A seq2seq
 answer ending in "…" filled the model's context without <eos>: it was cut there, unfinished.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
-@click.option("--prompt", type=TEXT, default="", help="The text to continue (GPT), to translate "
-              "(seq2seq), or with <mask> tokens to fill in (BERT).")
+@click.option("--prompt", type=TEXT, default="",
+              show_default="none: a GPT starts from <|endoftext|>, or a new line",
+              help="The text to continue (GPT), to translate (seq2seq), or with <mask> tokens "
+              "to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
-@click.option("--top-k", type=click.IntRange(min=1),
+@click.option("--top-k", type=click.IntRange(min=1), show_default="every token",
               help="Sample among the k likeliest tokens only.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), show_default="1, every token",
               help="Sample among the likeliest tokens whose probabilities add up to p (nucleus "
               "sampling).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the sampling: the same seed, the same text.")
-@click.option("--beam", type=click.IntRange(min=1), help="Beam search with N beams: the most "
-              "likely text rather than a sample, its log-probability divided by GNMT's length "
-              "penalty (0.6) (gpt and seq2seq checkpoints).")
+@click.option("--beam", type=click.IntRange(min=1), show_default="none: sample",
+              help="Beam search with N beams: the most likely text rather than a sample, its "
+              "log-probability divided by GNMT's length penalty (0.6) (gpt and seq2seq "
+              "checkpoints).")
 @allow_special_option
 @threads_option("Threads for the matrix products of each generated token",
                 "chosen by timing the tokens as they are written, again as the machine's "
@@ -689,10 +742,10 @@ with --qk-norm and --no-bias as a Qwen3. Other mixes are refused, naming the set
 A BPE tokenizer is written as GPT-2's vocab.json and merges.txt (transformers.AutoTokenizer
 loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer-tokenizer.json.
 """)
-@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
+@click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help="A GPT run directory written by `tinyformer train` (a Hugging Face "
               "directory is in that format already: use it as it is).")
-@click.option("--out", "out_dir", required=True, metavar="DIR",
+@click.option("--out", "out_dir", required=True, metavar="DIR", type=DIRECTORY,
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
@@ -711,7 +764,7 @@ def export(checkpoint_dir, out_dir):
 
 
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
-                                 help=CHECKPOINT_HELP)
+                                 type=DIRECTORY, help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
                              "(for BERT, <mask> tokens allowed; for seq2seq, the source to "
                              "translate).")
@@ -733,7 +786,8 @@ up to ten million weights in all (a longer prompt is refused: draw a PNG).
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="attention.png", show_default=True,
-              metavar="FILE.png|FILE.html", help="The picture, or the page (replaced if there).")
+              metavar="FILE.png|FILE.html", type=FILE,
+              help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
               show_default="cross; self for GPT and BERT",
               help="Which attention to draw (a page opens on it): a seq2seq checkpoint has "
@@ -769,8 +823,9 @@ would predict (for BERT, the one at that position) and its probability.
 @checkpoint_option
 @prompt_option
 @click.option("--out", "out_path", default="-", show_default=True,
-              metavar="-|FILE.png|FILE.html", help="- prints the table; a .png draws it, an "
-              ".html makes it a page (replaced if there).")
+              metavar="-|FILE.png|FILE.html", type=FILE,
+              help="- prints the table; a .png draws it, an .html makes it a page (replaced if "
+              "there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
     from viz.lens import lens_of_prompt, lens_text
@@ -799,8 +854,8 @@ Train loss per step and smoothed, validation loss at each evaluation, recall or 
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 Several runs share one picture, a colour a run, the legend giving each its last val_loss.
 """)
-@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True)
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html",
+@click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html", type=FILE,
               show_default="RUN_DIR/loss.png",
               help="The picture, or the report page (replaced if there).")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
@@ -842,9 +897,10 @@ fold a module's box, click a node for its formula, values and gradient.
 """)
 @click.option("--example", help="A small built-in computation to draw.", type=click.Choice(
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
-@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", help="Draw a checkpoint's "
-              "training step on --prompt instead (a BERT guesses every seventh token; a "
-              "seq2seq model translates it by teacher forcing). " + CHECKPOINT_HELP)
+@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", type=DIRECTORY,
+              help="Draw a checkpoint's training step on --prompt instead (a BERT guesses "
+              "every seventh token; a seq2seq model translates it by teacher forcing). "
+              + CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
               show_default=True, help="The graph that computes the loss, or the one that "
@@ -857,13 +913,15 @@ fold a module's box, click a node for its formula, values and gradient.
               help="Draw at most this many nodes, those nearest the loss (or the gradients; a "
               "backward graph draws every dL/d box first).")
 @click.option("--depth", type=click.IntRange(min=0), default=None, metavar="N",
+              show_default="none: no module collapsed",
               help="Collapse each module N levels down into one node: --depth 2 draws a GPT "
               "as its embeddings, each block and the final norm.")
 @click.option("--fold-repeats", is_flag=True, help="Collapse each stack of blocks of one "
               "class into one node (decoder.layers: DecoderLayer x N).")
 @click.option("--out", "out_path", default="graph.svg", show_default=True,
-              metavar="FILE.svg|png|pdf|dot|html", help="The picture, its graphviz source "
-              "(.dot), or the page (replaced if there); the suffix says which.")
+              metavar="FILE.svg|png|pdf|dot|html", type=FILE,
+              help="The picture, its graphviz source (.dot), or the page (replaced if there); "
+              "the suffix says which.")
 def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max_nodes, depth,
           fold_repeats, out_path):
     """Draw a computation graph, forward or backward, or make the page of both (.html)."""
@@ -1158,7 +1216,8 @@ Examples:
 \b
 A table per case: one-thread, two-threads (both engines), loaded (a busy core beside; PyTorch
 at its defaults, ours as by default). PyTorch's columns need PyTorch installed.""")
-@click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark "
+@click.option("--only", multiple=True, metavar="NAME",
+              show_default="all but those run on request", help="Run only this benchmark "
               "(repeatable); --list names them.")
 @click.option("--list", "list_names", is_flag=True, help="Name the benchmarks, marking those "
               "run only on request (--only, or --whole-run), and stop.")
@@ -1166,14 +1225,15 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--whole-run", is_flag=True, help="Also train the Shakespeare recipe to the end "
               "in both engines (about ten minutes; needs PyTorch, and the tinyshakespeare text: "
               "--corpus).")
-@click.option("--corpus", metavar="PATH", help="The tinyshakespeare text, which the whole run "
-              "and the blocks need and the tokenizer benchmark uses if there (else the built-in "
-              "corpus); README says how to download it.",
+@click.option("--corpus", metavar="PATH", type=FILE,
+              help="The tinyshakespeare text, which the whole run and the blocks need and the "
+              "tokenizer benchmark uses if there (else the built-in corpus); README says how "
+              "to download it.",
               show_default="tinyshakespeare.txt in the current directory")
 @click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Both engines on N "
-              "BLAS and PyTorch threads, instead of a --case.")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N", show_default="the --case's",
+              help="Both engines on N BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
               "replacing the file of its name there: the repository's own figures among them.")
 def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
@@ -1197,6 +1257,17 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
     arguments += ["--whole-run"] * whole_run + ["--save"] * save
     sys.exit(suite.main(arguments))
+
+
+def every_command(command=main):
+    """The command, and every command and group below it."""
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from every_command(sub)
+
+
+for command in every_command():
+    command.context_class = Context     # its help's examples as the program was run
 
 
 loading.done()                # the program has loaded: see loading.py

@@ -4,4 +4,4 @@ import sys
 
 from tinyformer_cli import main
 
-sys.exit(main())
+sys.exit(main(prog_name="python -m tinyformer_cli"))     # as usage lines and messages name it
