@@ -532,9 +532,10 @@ class MultiHeadAttention(nn.Module):
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
-    each forward then also stores softmax(q k^T / sqrt(d) + mask), before dropout, as a numpy
-    array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps its weights to
-    itself, so they are computed a second time, by `attention_weights`: off by default.
+    each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0, before
+    dropout, as a numpy array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
+    its weights to itself, so they are computed a second time, by `attention_weights`: off by
+    default.
     """
 
     record_weights = False     # set True on an instance to fill last_weights at each forward

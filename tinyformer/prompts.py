@@ -82,14 +82,14 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     continues, translates or fills it in, writing the text (control characters escaped, a new
     line at the end) through the `write(text)` it is given. It computes on `threads` BLAS
     threads, or, with None, on the count that timing its steps chooses (resources.py). A GPT's
-    text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
-    eos_token_id: a chat model's <|im_end|>). Special tokens written in a GPT's prompt (a chat
+    text ends at any of `eos_ids` where given (a Hugging Face model's eos_token_id: a chat
+    model's <|im_end|>), else at <|endoftext|>. Special tokens written in a GPT's prompt (a chat
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
     a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
     that fills the model's context without <eos> ends in "…": cut there, not finished.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
-    check_settings), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
+    check_respond), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
     the model needs. `name(key)` says how a setting is called to the caller's user: `beam` in
     Python, `--beam` on the command line."""
     check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)

@@ -1,6 +1,7 @@
 """Choosing the next token from a model's logits: greedy, temperature, top-k and top-p.
 
-All of it is plain numpy on the last position's logits (B, V); no gradients are involved.
+All of it is numpy (and the engine's softmax) on the last position's logits (B, V); no gradients
+are involved.
 """
 
 from __future__ import annotations
