@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from tinyautograd import no_grad
-
 from .data import BOS, EOS, TASKS, Seq2SeqTask, is_source
-from .decoding import beam_search, ends
+from .decoding import beam_search, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
 from .sampling import check_sampling
@@ -148,7 +146,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"one, e.g. \"the kite is <mask><mask><mask>\"")
 
     def fill_in(write):
-        with no_grad(), blas_threads(threads):                         # one step: no timing
+        # As the decoding loops read a model: without dropout, whatever its mode.
+        with inference(model), blas_threads(threads):                  # one step: no timing
             guess = model(np.array([ids])).data.argmax(-1)[0]           # (T,)
         filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")
