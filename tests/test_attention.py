@@ -278,16 +278,19 @@ def test_dropout_in_the_op_drops_what_the_readable_graph_drops_and_only_when_tra
     assert not np.allclose(outputs[0][0], fused(q, k, v, MASKS["causal"]).data)
 
 
-def test_torch_style_positional_dropout_and_is_causal_are_refused():
-    # torch's sixth positional is is_causal: (q, k, v, None, 0.0, True) is causal there
+@pytest.mark.parametrize("attend", [scaled_dot_product_attention, attention_readable])
+def test_torch_style_positional_dropout_and_is_causal_are_refused(attend):
+    # torch's sixth positional is is_causal: (q, k, v, None, 0.0, True) is causal there. The
+    # readable attention takes the op's keywords with its rules: it took dropout_p fifth and
+    # training sixth, False unless said, so that dropout_p=0.5 alone dropped nothing.
     q, k, v = qkv()
     with pytest.raises(TypeError, match="positional"):
-        scaled_dot_product_attention(q, k, v, None, 0.0, True)
+        attend(q, k, v, None, 0.0, True)
     # torch drops whenever dropout_p > 0; ours would drop nothing unless told it is training
-    with pytest.raises(ValueError, match=r"^scaled_dot_product_attention: dropout_p=0\.5 needs "
+    with pytest.raises(ValueError, match=rf"^{attend.__name__}: dropout_p=0\.5 needs "
                                          r"training=True or training=False \(torch's drops "
                                          r"whenever dropout_p > 0; ours only when training\)$"):
-        scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+        attend(q, k, v, dropout_p=0.5)
 
 
 @pytest.mark.parametrize("dropout_p", [-0.5, float("nan"), 1.5, "0.1"])

@@ -241,6 +241,21 @@ def test_top_p_breaks_ties_by_the_lower_id_in_any_vocabulary():
     assert drawn == set(nucleus.tolist())
 
 
+class LargestUniforms:
+    """A generator whose every uniform is the largest float below 1."""
+    def random(self, shape):
+        return np.full(shape, np.nextafter(1.0, 0.0))
+
+
+def test_a_uniform_near_1_never_draws_a_token_ruled_out():
+    # The kept tokens' probabilities sum to a little under 1 in floating point: a uniform
+    # above that sum drew the last id, which top-k had ruled out. The draw is the last kept
+    # token in id order.
+    logits = np.array([[-2.4, 1.2, 0.3, -50.0]])
+    assert sample_next(logits, top_k=3, rng=LargestUniforms()) == [2]
+    assert sample_next([[-2.4, 1.2, 0.3, -np.inf]], rng=LargestUniforms()) == [2]
+
+
 @pytest.mark.parametrize("temperature", [1e-300, 1e-320, 5e-324])
 def test_a_tiny_temperature_tends_to_greedy(temperature):
     # logits / 1e-320 once overflowed to inf, softmax gave NaN, and token 0 came out every time

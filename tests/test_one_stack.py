@@ -34,6 +34,17 @@ def children(module):
     return {name for name, _ in module.named_children()}
 
 
+def test_a_layer_takes_its_stacks_arguments_in_the_stacks_order():
+    # DecoderLayer took cross_attention before rotary, the Decoder after it: the same
+    # positional arguments meant different things to the layer and its stack.
+    import inspect
+
+    def arguments(cls, leading=()):
+        return [name for name in inspect.signature(cls).parameters if name not in leading]
+    assert arguments(DecoderLayer) == arguments(Decoder, ("n_layer",))
+    assert arguments(EncoderLayer) == arguments(Encoder, ("n_layer",))
+
+
 # --------------------------------------------------------------------------------------------
 # One naming scheme
 

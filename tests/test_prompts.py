@@ -112,6 +112,29 @@ def test_bert_fills_in_only_the_masks_and_takes_no_beam():
         respond(bert, tokenizer, "bert", "abc<mask>", beam=2)
 
 
+def test_bert_fills_in_without_dropout_whatever_its_mode_as_the_decoding_loops_read():
+    # A BERT left in training mode filled in with dropout: another text at every call.
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .", special_tokens=["<mask>"])
+    bert = BERT(tokenizer.vocab_size, 16, n_layer=1, n_head=1, d_model=16, dropout=0.5)
+    rng = np.random.default_rng(0)
+    for p in bert.parameters():                 # sharp enough that dropout changes the guess
+        if p.ndim == 2:
+            p.data = rng.normal(0, 1, p.shape).astype(p.dtype)
+
+    def filled():
+        written = []
+        respond(bert, tokenizer, "bert", "abc <mask><mask><mask><mask>", threads=1)(
+            written.append)
+        return written[0]
+    expected = filled()                         # built in training mode: evaluated now
+    bert.eval()
+    assert filled() == expected
+    bert.train()
+    assert {filled() for _ in range(3)} == {expected}
+    assert all(module.training for module in bert.modules())
+
+
 def test_a_character_split_across_tokens_is_written_once_whole():
     """A byte-level token may hold part of a character's UTF-8 bytes: nothing of it is
     written until the rest arrives, and a character cut short at the end shows as U+FFFD."""

@@ -296,23 +296,39 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     return weights
 
 
-def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None,
-                       dropout_p: float = 0.0, training: bool = False, *,
-                       bias: Bias | None = None) -> Tensor:
+def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None, *,
+                       bias: Bias | None = None, dropout_p: float = 0.0,
+                       training: bool | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + bias + blocked) v, one engine op per step: attention as the
     paper writes it, to read and to check `Attention` against. The models run `Attention`.
 
     q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v) -> (..., T_q, d_v). `mask` (boolean,
     True = may attend) and `bias` (numbers added to the scores) broadcast to (..., T_q, T_k).
-    Dropout, when training, zeroes attention
-    weights: a query then ignores some keys at random. (The paper's section 5.4 drops sub-layer
-    outputs and embedding sums; dropout on the weights is from its tensor2tensor code, which
-    the Annotated Transformer follows.)
+    Dropout, when training, zeroes attention weights: a query then ignores some keys at
+    random. (The paper's section 5.4 drops sub-layer outputs and embedding sums; dropout on
+    the weights is from its tensor2tensor code, which the Annotated Transformer follows.)
+    The keywords are those of `scaled_dot_product_attention`, with its rules.
     """
+    _check_dropout("attention_readable", dropout_p, training)
     keep = _keep_mask(q, k, v, mask)
     weights = attention_weights(q, k, keep, bias=bias)                # (..., T_q, T_k)
-    weights = functional.dropout(weights, dropout_p, training)
+    weights = functional.dropout(weights, dropout_p, bool(training))
     return weights @ v                                                # (..., T_q, d_v)
+
+
+def _check_dropout(where, dropout_p, training):
+    """ValueError, in one line naming `where`, for a dropout_p out of [0, 1] or one > 0 with
+    `training` unsaid."""
+    # NaN or a negative dropout_p would drop nothing, without a word. (0, the default and
+    # every call of inference, needs no check: this runs at every layer of every token.)
+    if dropout_p == 0:
+        return
+    check_settings({"dropout_p": dropout_p}, {"dropout_p": SWITCHES["dropout"]},
+                   name=lambda key: f"{where}: {key}")
+    if training is None:
+        raise ValueError(f"{where}: dropout_p={dropout_p} needs training=True or "
+                         f"training=False (torch's drops whenever dropout_p > 0; ours only "
+                         f"when training)")
 
 
 class Attention(Function):
@@ -465,17 +481,9 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     Integer or boolean q, k, v compute in float32, as the engine's ops whose results are
     fractions (softmax, `/`) do with them.
     """
-    # NaN or a negative dropout_p would drop nothing, without a word. (0, the default and
-    # every call of inference, needs no check: this runs at every layer of every token.)
-    if dropout_p != 0:
-        check_settings({"dropout_p": dropout_p}, {"dropout_p": SWITCHES["dropout"]},
-                       name=lambda key: f"scaled_dot_product_attention: {key}")
+    _check_dropout("scaled_dot_product_attention", dropout_p, training)
     if not q.dtype.kind == k.dtype.kind == v.dtype.kind == "f":    # integers: float32
         q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
-    if dropout_p > 0 and training is None:
-        raise ValueError(f"scaled_dot_product_attention: dropout_p={dropout_p} needs "
-                         f"training=True or training=False (torch's drops whenever dropout_p "
-                         f"> 0; ours only when training)")
     keep = _keep_mask(q, k, v, mask)
     drop = None
     if training and dropout_p > 0:
@@ -524,9 +532,10 @@ class MultiHeadAttention(nn.Module):
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
-    each forward then also stores softmax(q k^T / sqrt(d) + mask), before dropout, as a numpy
-    array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps its weights to
-    itself, so they are computed a second time, by `attention_weights`: off by default.
+    each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0, before
+    dropout, as a numpy array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
+    its weights to itself, so they are computed a second time, by `attention_weights`: off by
+    default.
     """
 
     record_weights = False     # set True on an instance to fill last_weights at each forward

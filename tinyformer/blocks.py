@@ -61,17 +61,18 @@ class DecoderLayer(nn.Module):
         x = residual(x, CrossAttention(memory)) queries from x, keys and values from the encoder
         x = residual(x, FeedForward)
 
-    With `cross_attention=False` there is no encoder to attend to, and no `cross_attn` or
-    `cross_norm`: that is GPT's block, and the encoder's (EncoderLayer). `rotary` rotates the
-    self-attention's queries and keys (never cross-attention's: a source and a target
-    position are not on one axis). The keywords after it are the modern block's switches
-    (see the top of this file); `d_head` sets the width of a head when it is not d_model /
-    n_head.
+    `rotary` rotates the self-attention's queries and keys (never cross-attention's: a source
+    and a target position are not on one axis). With `cross_attention=False` there is no
+    encoder to attend to, and no `cross_attn` or `cross_norm`: that is GPT's block, and the
+    encoder's (EncoderLayer). The arguments are in the Decoder's order; the keywords after
+    `cross_attention` are the modern block's switches (see the top of this file); `d_head`
+    sets the width of a head when it is not d_model / n_head.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 norm: str = "post", activation: str = "relu", cross_attention: bool = True,
-                 rotary: RotaryPositions | None = None, *, normalization: str = "layernorm",
+                 norm: str = "post", activation: str = "relu",
+                 rotary: RotaryPositions | None = None, cross_attention: bool = True, *,
+                 normalization: str = "layernorm",
                  rmsnorm_affine: bool = True, n_kv_head: int | None = None,
                  qk_norm: bool = False, bias: bool = True, d_head: int | None = None) -> None:
         self.norm_placement = _check_placement(norm)

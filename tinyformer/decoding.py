@@ -19,7 +19,7 @@ and the decoding loops below are written once against it:
                             step's logits tell
 
 The loops below run their session's model as at inference whatever mode it is in (see
-`_inference`): every loop, and every model's way in to them, decodes without dropout.
+`inference`): every loop, and every model's way in to them, decodes without dropout.
 
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
@@ -127,11 +127,12 @@ def eval_mode(model: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _inference(model):
+def inference(model: Any) -> Iterator[None]:
     """Run `model` as decoding must: in eval mode (the same tokens at every call, from a model
     left in training mode too) and no gradients recorded. The two loops run under it, and so
     does an encoder-decoder session's encoding, so that every way of decoding does: once a
-    call, since walking a model's modules costs about as much as a token of a small model."""
+    call, since walking a model's modules costs about as much as a token of a small model.
+    The logit lens (lens.py) reads a model under it too."""
     with eval_mode(model), no_grad():
         yield
 
@@ -187,7 +188,7 @@ class EncoderDecoderSession:
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
         self.model = model
-        with _inference(model):                              # (B, S, C), (B, 1, 1, S) or None
+        with inference(model):                              # (B, S, C), (B, 1, 1, S) or None
             self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.vocab_size = model.config["tgt_vocab_size"]
@@ -266,7 +267,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
         check_eos_id("generate", eos_id, vocab_size)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
-    with _inference(getattr(session, "model", None)):
+    with inference(getattr(session, "model", None)):
         for step in range(max_new_tokens):
             with _timed(threads):
                 logits = session.next_logits()
@@ -386,7 +387,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     eos_ids = set() if eos_id is None else set(np.ravel(eos_id).tolist())   # per candidate
     beam_log_probs = np.zeros(1)            # (n,) the live beams', best first
     best = None                             # the best finished hypothesis so far
-    with _inference(getattr(session, "model", None)):
+    with inference(getattr(session, "model", None)):
         for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
             # 1. Expand. float64: log-probabilities add up over many steps.
             with _timed(threads):

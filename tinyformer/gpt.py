@@ -93,8 +93,9 @@ class GPT(nn.Module):
         bias), Qwen3's for that block with qk_norm=True and bias=False. The token ids, if the
         tokenizer has such tokens, are for transformers' generate (eos_token_id may be a list
         of ids, as a chat model's: load_model's config["eos_ids"]). ValueError, one line, for
-        a setting no format expresses (sinusoidal positions, post-norm, ReLU, relu2,
-        logit_softcap, or a mix of GPT-2's block and the modern one). A BPE tokenizer goes
+        a setting no format expresses (positions "sinusoidal" or "none", post-norm, ReLU,
+        relu2, rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's block and the modern
+        one: GPT-2's with bias=False, n_kv_head or d_head, say). A BPE tokenizer goes
         beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of your own in place
         of one GPT builds (a layer's ffn, say) is refused too: no format knows it."""
         own = modules_of_your_own(self)

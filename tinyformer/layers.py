@@ -1,6 +1,7 @@
 """The layers a Transformer is assembled from, apart from attention: token embeddings, the
 positional encodings, the embeddings module that puts them together (with the context check),
-and the position-wise feed-forward network.
+the norms, the soft-capped logits and the position-wise feed-forward network; and the checks
+of the sizes and switches every model is built with.
 
 Each follows the paper that introduced it; the docstrings give the equations, the comments the
 shapes. B is the batch, T the sequence length, C = d_model the width of the residual stream.

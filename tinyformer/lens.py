@@ -26,7 +26,7 @@ import numpy as np
 from tinyautograd import Tensor, nn
 
 from .blocks import Decoder, Encoder
-from .decoding import _inference
+from .decoding import inference
 
 __all__ = ["Lens", "logit_lens"]
 
@@ -75,7 +75,7 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
     if k < 1:
         raise ValueError(f"logit_lens: k must be at least 1, got {k}")
     stack = head_stack(model)
-    with _inference(model), _recording(stack) as stream:
+    with inference(model), _recording(stack) as stream:
         run(model)
         states = list(stream)
         # One state after the embeddings and one after each layer, if the run ran the stack

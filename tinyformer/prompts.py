@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from tinyautograd import no_grad
-
 from .data import BOS, EOS, TASKS, Seq2SeqTask, is_source
-from .decoding import beam_search, ends
+from .decoding import beam_search, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
 from .sampling import check_sampling
@@ -82,14 +80,14 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     continues, translates or fills it in, writing the text (control characters escaped, a new
     line at the end) through the `write(text)` it is given. It computes on `threads` BLAS
     threads, or, with None, on the count that timing its steps chooses (resources.py). A GPT's
-    text ends at <|endoftext|>, or at any of `eos_ids` where given (a Hugging Face model's
-    eos_token_id: a chat model's <|im_end|>). Special tokens written in a GPT's prompt (a chat
+    text ends at any of `eos_ids` where given (a Hugging Face model's eos_token_id: a chat
+    model's <|im_end|>), else at <|endoftext|>. Special tokens written in a GPT's prompt (a chat
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
     a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
     that fills the model's context without <eos> ends in "…": cut there, not finished.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
-    check_settings), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
+    check_respond), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
     the model needs. `name(key)` says how a setting is called to the caller's user: `beam` in
     Python, `--beam` on the command line."""
     check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)
@@ -148,7 +146,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"one, e.g. \"the kite is <mask><mask><mask>\"")
 
     def fill_in(write):
-        with no_grad(), blas_threads(threads):                         # one step: no timing
+        # As the decoding loops read a model: without dropout, whatever its mode.
+        with inference(model), blas_threads(threads):                  # one step: no timing
             guess = model(np.array([ids])).data.argmax(-1)[0]           # (T,)
         filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")

@@ -1,6 +1,7 @@
 """Choosing the next token from a model's logits: greedy, temperature, top-k and top-p.
 
-All of it is plain numpy on the last position's logits (B, V); no gradients are involved.
+All of it is numpy (and the engine's softmax) on the last position's logits (B, V); no gradients
+are involved.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
         probs = np.where(drop, 0.0, probs)
         probs /= probs.sum(axis=-1, keepdims=True)
     rng = rng if rng is not None else random.default_generator()     # as generate's default
-    u = rng.random((probs.shape[0], 1))                                 # one uniform per row
-    # Inverse-CDF sampling; the min() guards against rounding leaving u above the last sum.
-    return np.minimum((np.cumsum(probs, axis=-1) < u).sum(axis=-1), probs.shape[-1] - 1)
+    # Inverse-CDF sampling: the first token whose cumulative sum reaches u. u is taken as a
+    # fraction of the row's own total, which rounding leaves a little off 1: a u above the
+    # total would pick the last id, even one that top-k, top-p or a -inf logit ruled out.
+    cumulative = np.cumsum(probs, axis=-1)                              # (B, V)
+    u = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]            # one uniform per row
+    return (cumulative < u).sum(axis=-1)
