@@ -166,6 +166,23 @@ def test_each_layers_map_is_that_layers_own_bottom_up(runs):
     assert not np.allclose(weights[0], even, atol=1e-3)
 
 
+def test_a_model_left_training_is_drawn_as_it_decodes_without_dropout(runs):
+    # Dropout before layer 2 would change what it sees, so the picture would change from one
+    # drawing to the next and show weights the model never uses when it writes.
+    from tinyformer.gpt import GPT
+    loaded, tokenizer, _ = load_model(runs["gpt"])
+    ta.manual_seed(0)
+    model = GPT(vocab_size=loaded.embed.tok.weight.shape[0], context=16, n_layer=2, n_head=2,
+                d_model=16, dropout=0.5)
+    drawn = [attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt")["self"].weights
+             for _ in range(2)]
+    assert model.training                                  # left as it was
+    model.eval()
+    as_decoding = attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt")["self"].weights
+    np.testing.assert_array_equal(drawn[0], as_decoding)
+    np.testing.assert_array_equal(drawn[1], as_decoding)
+
+
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
     # A student told BERT reads both sides of each token sees it in the picture's words too.
     model, tokenizer, _ = load_model(runs["bert"])

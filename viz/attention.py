@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import nn, no_grad
 from tinyformer.attention import MultiHeadAttention
+from tinyformer.decoding import inference
 from tinyformer.files import StrPath
 from tinyformer.tokenizers import Tokenizer, encode_prompt
 
@@ -155,8 +156,14 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
     if kind not in ("gpt", "bert", "transformer"):
         raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
     layers = attention_layers(model)
-    # The models are in eval mode from load_model; a training-mode model would record the
-    # weights before dropout, which is what we want anyway.
+    # What the model does with the prompt is what it does when it decodes: in eval mode even
+    # where it was left training, since dropout before a layer would change what that layer
+    # sees and so the weights it records (each layer records its weights before its own).
+    with inference(model):
+        return _maps(model, layers, tokenizer, prompt, kind)
+
+
+def _maps(model, layers, tokenizer, prompt, kind):
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
         weights = _record(layers, lambda: model(np.array([ids])))["self"]
