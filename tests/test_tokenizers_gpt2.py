@@ -573,8 +573,18 @@ def test_a_config_that_makes_transformers_add_to_every_text_is_refused(
         ours.encode("Hello")
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'tokenizer_config.json'}: {setting} is "
                                          rf"true: transformers' tokenizer adds .* each text, "
-                                         rf"which tinyformer's does not$"):
+                                         rf"which tinyformer's does not; set it to false there, "
+                                         rf"and (begin|end) each text with ") as info:
         load_gpt2_tokenizer(tmp_path)
+    assert "\n" not in str(info.value)
+    # What the error says to do gives transformers' ids: the switch off, the text written
+    # as transformers' tokenizer would have made it.
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"]
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, setting: False}))
+    written = {"add_prefix_space": " Hello", "add_bos_token": EOT + "Hello",
+               "add_eos_token": "Hello" + EOT}[setting]
+    assert load_gpt2_tokenizer(tmp_path).encode(written, allow_special=True) == theirs
 
 
 @pytest.mark.parametrize("with_vocab_json", [False, True])

@@ -1055,9 +1055,16 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
 # tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond
 # what the vocabulary and merges say (GPT2Tokenizer and Qwen2Tokenizer heed them): its ids would
 # be other than ours, so a tokenizer that turns one on is refused rather than read without it.
-ADDED_TO_THE_TEXT = {"add_prefix_space": "a space in front of each text",
-                     "add_bos_token": "the begin-of-text token in front of each text",
-                     "add_eos_token": "the end-of-text token after each text"}
+# Each: (what transformers adds, what the user writes instead to get its ids with the switch
+# off: the same text, so the same ids).
+ADDED_TO_THE_TEXT = {
+    "add_prefix_space": ("a space in front of each text", "begin each text with a space"),
+    "add_bos_token": ("the begin-of-text token in front of each text",
+                      "begin each text with its bos_token, read as one with --allow-special "
+                      "(allow_special=True in Python)"),
+    "add_eos_token": ("the end-of-text token after each text",
+                      "end each text with its eos_token, read as one with --allow-special "
+                      "(allow_special=True in Python)")}
 
 
 def _refuse_additions(directory, settings):
@@ -1067,8 +1074,10 @@ def _refuse_additions(directory, settings):
     config = _read_hf_file(path) if os.path.exists(path) else {}
     for setting in settings:
         if isinstance(config, dict) and config.get(setting) is True:
+            added, instead = ADDED_TO_THE_TEXT[setting]
             raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
-                                  f"{ADDED_TO_THE_TEXT[setting]}, which tinyformer's does not")
+                                  f"{added}, which tinyformer's does not; set it to false "
+                                  f"there, and {instead}")
 
 
 # An added token's settings that change which text it matches, in transformers' tokenizers
