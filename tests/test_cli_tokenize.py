@@ -585,6 +585,18 @@ def test_a_directory_of_gpt2_tokenizer_files_gives_their_tokenizer(tmp_path, cor
         load_tokenizer(bpe).merges
 
 
+@pytest.mark.parametrize("name", ["vocab.json", "merges.txt", "tokenizer_config.json"])
+def test_a_file_of_a_gpt2_tokenizer_folder_is_sent_to_its_folder(tmp_path, corpus, bpe, name):
+    """As `hf download gpt2` leaves them: vocab.json is JSON but not ours, merges.txt is not
+    JSON at all; either way the user is told to give the folder, which reads."""
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    told = f"{tmp_path / 'gpt2' / name}: a Hugging Face tokenizer's {name}, read with the " \
+           f"files beside it: give its folder"
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path / "gpt2" / name), told)
+    assert_input_error(train(corpus, tmp_path / "gpt2" / name, tmp_path / "run"), told)
+    assert run("encode", "hi", "--tokenizer", tmp_path / "gpt2").exit_code == 0
+
+
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")

@@ -621,3 +621,19 @@ def test_a_folder_of_one_of_our_tokenizer_files_or_of_a_wordpiece_is_read_or_ref
     assert result.stderr.endswith("model type 'WordPiece': not byte-pair encoding; tinyformer "
                                   "reads byte-level BPE tokenizers (as GPT-2's, SmolLM's and "
                                   "Qwen's) only\n")
+
+
+# -- the other reader's files, in Python ---------------------------------------------------------
+
+@pytest.mark.parametrize("folder", ["saved", "saved_by_transformers"])
+def test_load_tokenizer_of_a_hugging_face_folder_names_the_readers_that_read_it(
+        request, ours, folder):
+    """load_tokenizer reads tinyformer's own files; it once said of such a folder "give its
+    JSON file", and of that file "give its folder"."""
+    directory = request.getfixturevalue(folder)
+    with pytest.raises(ValueError, match=f"^tokenizer {regex.escape(repr(str(directory)))} is a "
+                                         f"Hugging Face tokenizer's folder: read it with "
+                                         f"tinyformer.pretrained's load_gpt2_tokenizer") as info:
+        load_tokenizer(directory)
+    assert "\n" not in str(info.value)
+    assert load_gpt2_tokenizer(directory).merges == ours.merges

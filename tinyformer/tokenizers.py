@@ -425,6 +425,11 @@ class Tokenizer:
             raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
                              f"`tinyformer tokenize train`")
         if os.path.isdir(path):
+            if any(os.path.exists(os.path.join(path, name)) for name in HUGGING_FACE_FILES) \
+                    and not is_tokenizer_file(os.path.join(path, "tokenizer.json")):
+                raise ValueError(f"tokenizer {str(path)!r} is a Hugging Face tokenizer's folder: "
+                                 f"read it with tinyformer.pretrained's load_gpt2_tokenizer "
+                                 f"(GPT-2's) or read_tokenizer_json (any byte-level BPE's)")
             raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
         data = _read_json(path)
         if cls is Tokenizer:
@@ -462,21 +467,40 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
                          f"{context}: shorten it")
     return ids
 
+
+# The files of a Hugging Face tokenizer, which are read together from their folder
+# (`--tokenizer FOLDER`, pretrained.load_gpt2_tokenizer): a user who names one of them is told
+# to give the folder, whatever the file holds (merges.txt is not even JSON).
+HUGGING_FACE_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                      "special_tokens_map.json", "added_tokens.json")
+
+
 def _read_json(path):
+    """A tokenizer file's JSON, checked to name one of TOKENIZERS; else a one-line ValueError
+    that says what the file is, if it is another's that tinyformer knows, and what to give."""
     try:
         with open_regular(path, "r", encoding="utf-8") as f:      # not a link to /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
+        raise _not_ours(path, f"invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
     if kind is None and isinstance(data, dict) and "model" in data:
-        # The tokenizers library's file, which tinyformer reads (as GPT-2's) from a directory.
+        # The tokenizers library's file (under any name), read from its folder.
         raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
-        raise ValueError(f"{path}: not a tokenizer file: expected an object with \"type\" "
-                         f"one of {sorted(TOKENIZERS)}")
+        raise _not_ours(path, f"expected an object with \"type\" one of {sorted(TOKENIZERS)}")
     return data
+
+
+def _not_ours(path, why):
+    """The ValueError to raise for a file that is no tokenizer file of ours (`why`, for the
+    user): one of a Hugging Face tokenizer's, by its name, is sent to its folder."""
+    name = os.path.basename(os.fspath(path))
+    if name in HUGGING_FACE_FILES:
+        return ValueError(f"{path}: a Hugging Face tokenizer's {name}, read with the files "
+                          f"beside it: give its folder")
+    return ValueError(f"{path}: not a tokenizer file: {why}")
 
 
 def is_tokenizer_file(path: StrPath) -> bool:
