@@ -597,6 +597,16 @@ def test_a_file_of_a_gpt2_tokenizer_folder_is_sent_to_its_folder(tmp_path, corpu
     assert run("encode", "hi", "--tokenizer", tmp_path / "gpt2").exit_code == 0
 
 
+@pytest.mark.parametrize("kept", ["vocab.json", "merges.txt"])
+def test_half_of_gpt2s_tokenizer_files_names_the_missing_half(tmp_path, corpus, bpe, kept):
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    missing = {"vocab.json": "merges.txt", "merges.txt": "vocab.json"}[kept]
+    (tmp_path / "gpt2" / missing).unlink()
+    for result in (run("encode", "hi", "--tokenizer", tmp_path / "gpt2"),
+                   train(corpus, tmp_path / "gpt2", tmp_path / "run")):
+        assert_input_error(result, f"{missing}: cannot read it", "holds vocab.json and merges.txt")
+
+
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")

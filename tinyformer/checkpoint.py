@@ -32,7 +32,8 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, PretrainedError, is_llama_family,
+from .pretrained import (MERGES_TXT, TOKENIZER_JSON, VOCAB_JSON, PretrainedError,
+                         is_llama_family,
                          load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
                          save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
@@ -261,11 +262,12 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
     if not (has(CONFIG) or has(MANIFEST)):
         if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
             return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours
-        if has(VOCAB_JSON) or has(TOKENIZER_JSON):
+        # (merges.txt alone is half of GPT-2's files: its reader names the other)
+        if has(VOCAB_JSON) or has(MERGES_TXT) or has(TOKENIZER_JSON):
             try:
                 return load_gpt2_tokenizer(directory)
             except PretrainedError:
-                if saveable or has(VOCAB_JSON):
+                if saveable or has(VOCAB_JSON) or not has(TOKENIZER_JSON):
                     raise
             # Not GPT-2's shape; if read_tokenizer_json refuses it too, its reason is the one
             # that matters (it reads every tokenizer.json that GPT-2's reader reads).
