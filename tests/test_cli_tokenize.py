@@ -607,6 +607,20 @@ def test_half_of_gpt2s_tokenizer_files_names_the_missing_half(tmp_path, corpus, 
         assert_input_error(result, f"{missing}: cannot read it", "holds vocab.json and merges.txt")
 
 
+def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_path, corpus):
+    """Llama 2's tokenizer.model (SentencePiece's), as a file or alone in its folder."""
+    folder = tmp_path / "llama2"
+    folder.mkdir()
+    (folder / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02")
+    format_ = "in SentencePiece's or tiktoken's format (a tokenizer.model), which tinyformer " \
+              "does not read: fetch the model's tokenizer.json"
+    assert_input_error(run("encode", "hi", "--tokenizer", folder / "tokenizer.model"),
+                       f"{folder / 'tokenizer.model'} is {format_}", "give its folder")
+    for result in (run("encode", "hi", "--tokenizer", folder),
+                   train(corpus, folder, tmp_path / "run")):
+        assert_input_error(result, f"{str(folder)!r} has its tokenizer {format_} into it")
+
+
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")

@@ -20,7 +20,7 @@ import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tinyformer.pretrained import load_gpt2_tokenizer, save_gpt2_tokenizer
+from tinyformer.pretrained import load_gpt2_tokenizer, read_tokenizer_json, save_gpt2_tokenizer
 from tinyformer.tokenizers import (MAX_SPECIAL_TOKEN_CHARACTERS, BPETokenizer, CharTokenizer,
                                    bytes_to_unicode, load_tokenizer, pre_split)
 
@@ -637,3 +637,12 @@ def test_load_tokenizer_of_a_hugging_face_folder_names_the_readers_that_read_it(
         load_tokenizer(directory)
     assert "\n" not in str(info.value)
     assert load_gpt2_tokenizer(directory).merges == ours.merges
+
+
+@pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
+def test_a_folder_with_a_tokenizer_model_alone_says_what_to_fetch(tmp_path, read):
+    (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match=f"^{regex.escape(repr(str(tmp_path)))} has its "
+                                         f"tokenizer in SentencePiece's or tiktoken's format .*: "
+                                         f"fetch the model's tokenizer.json into it"):
+        read(tmp_path)

@@ -33,13 +33,13 @@ from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, TOKENIZER_JSON, VOCAB_JSON, PretrainedError,
-                         is_llama_family,
-                         load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
-                         save_gpt2_tokenizer)
+                         is_llama_family, load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
+                         save_gpt2_tokenizer, tokenizer_model_error)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
-from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, is_tokenizer_file, load_tokenizer
+from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, BPETokenizer, Tokenizer,
+                         is_tokenizer_file, load_tokenizer)
 from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
@@ -272,6 +272,8 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
             # Not GPT-2's shape; if read_tokenizer_json refuses it too, its reason is the one
             # that matters (it reads every tokenizer.json that GPT-2's reader reads).
             return read_tokenizer_json(directory)
+        if has(TOKENIZER_MODEL):
+            raise tokenizer_model_error(directory)
         raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "
                               f"checkpoint's directory (a run's, or a Hugging Face model's), or "
                               f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "
@@ -434,6 +436,8 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
         tokenizer = load_gpt2_tokenizer(directory)
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
+    elif has(TOKENIZER_MODEL):
+        raise tokenizer_model_error(directory)
     elif is_llama_family(directory):                # their model pages give tokenizer.json
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds it in {TOKENIZER_JSON}, on the same model page")

@@ -66,8 +66,8 @@ from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
-from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
-                         pre_split, special_pattern)
+from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, BPETokenizer,
+                         Tokenizer, bytes_to_unicode, merge, pre_split, special_pattern)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -885,6 +885,10 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     single bytes (in any order), id 256 + k made by merge k, then only special tokens; a
     PretrainedError (a ValueError) of one line names the file and what is wrong."""
     tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
+    if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)) and not any(
+            os.path.exists(os.path.join(directory, name))
+            for name in (VOCAB_JSON, MERGES_TXT, TOKENIZER_JSON)):
+        raise tokenizer_model_error(directory)
     if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
         vocab, merges, added, where = _read_vocab_and_merges(directory)
     else:
@@ -1369,6 +1373,8 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
+        if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
+            raise tokenizer_model_error(directory)
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
                               f"{TOKENIZER_JSON} there, from its model page")
     data, vocab, merges, added = _parse_tokenizer_json(path)
@@ -1383,6 +1389,14 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
         except ValueError as e:
             raise PretrainedError(f"{path}: {e}; they must belong together") from None
     return tokenizer
+
+
+def tokenizer_model_error(directory: StrPath) -> PretrainedError:
+    """The one-line error for a directory whose only tokenizer is a tokenizer.model (Llama 2's
+    SentencePiece, say), saying what to fetch instead."""
+    return PretrainedError(f"{os.fspath(directory)!r} has its tokenizer in "
+                           f"{TOKENIZER_MODEL_FORMAT}: fetch the model's {TOKENIZER_JSON} into "
+                           f"it, if its page has one (a byte-level BPE's is read)")
 
 
 def _refuse(path, what, why):

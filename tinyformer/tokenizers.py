@@ -473,6 +473,11 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
 # to give the folder, whatever the file holds (merges.txt is not even JSON).
 HUGGING_FACE_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
                       "special_tokens_map.json", "added_tokens.json")
+# What a tokenizer.model is: SentencePiece's file (Llama 2's, T5's), or tiktoken's (Llama 3's
+# original/); tinyformer reads neither, but a model page may offer a tokenizer.json beside it.
+TOKENIZER_MODEL = "tokenizer.model"
+TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.model), which "
+                          "tinyformer does not read")
 
 
 def _read_json(path):
@@ -500,6 +505,10 @@ def _not_ours(path, why):
     if name in HUGGING_FACE_FILES:
         return ValueError(f"{path}: a Hugging Face tokenizer's {name}, read with the files "
                           f"beside it: give its folder")
+    if name.endswith(".model"):
+        return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
+                          f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
+                          f"and give its folder")
     return ValueError(f"{path}: not a tokenizer file: {why}")
 
 
