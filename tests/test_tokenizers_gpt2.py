@@ -640,6 +640,17 @@ def test_load_tokenizer_of_a_hugging_face_folder_names_the_readers_that_read_it(
 
 
 @pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
+def test_a_folder_of_one_of_our_tokenizer_files_is_sent_to_load_tokenizer(ours, tmp_path, read):
+    ours.save(tmp_path / "tokenizer.json")
+    with pytest.raises(ValueError, match=f"^{regex.escape(str(tmp_path / 'tokenizer.json'))} is "
+                                         f"a tokenizer file of tinyformer's, not the tokenizers "
+                                         f"library's: read it with load_tokenizer, or beside a "
+                                         f"model name it tinyformer-tokenizer.json"):
+        read(tmp_path)
+    assert load_tokenizer(tmp_path / "tokenizer.json").merges == ours.merges
+
+
+@pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
 def test_a_folder_with_a_tokenizer_model_alone_says_what_to_fetch(tmp_path, read):
     (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")
     with pytest.raises(ValueError, match=f"^{regex.escape(repr(str(tmp_path)))} has its "

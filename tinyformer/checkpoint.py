@@ -32,9 +32,9 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
-from .pretrained import (MERGES_TXT, TOKENIZER_JSON, VOCAB_JSON, PretrainedError,
-                         is_llama_family, load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
-                         save_gpt2_tokenizer, tokenizer_model_error)
+from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
+                         PretrainedError, is_llama_family, load_gpt2_tokenizer, read_eos_ids,
+                         read_tokenizer_json, save_gpt2_tokenizer, tokenizer_model_error)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
@@ -407,8 +407,6 @@ def _previous_to_current(name, layout):
 
 # ---------------------------------------------------------------------------------------------
 # Hugging Face GPT-2 directories
-
-PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2 form (char)
 
 
 def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:

@@ -66,8 +66,9 @@ from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
-from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, BPETokenizer,
-                         Tokenizer, bytes_to_unicode, merge, pre_split, special_pattern)
+from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, TOKENIZERS,
+                         BPETokenizer, Tokenizer, bytes_to_unicode, merge, pre_split,
+                         special_pattern)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -1108,6 +1109,9 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
 # Llama's and Qwen's. Both readers take its parts from here, then check and build their own.
 
 TOKENIZER_JSON = "tokenizer.json"
+# Where a model's folder keeps a tokenizer of tinyformer's own (a character tokenizer has no
+# Hugging Face form): tokenizer.json is the tokenizers library's name.
+PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
 # What a tokenizer.json without a part its reader looks for raises: a missing key, a list
 # where an object should be, ...
 MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
@@ -1138,6 +1142,11 @@ def _parse_tokenizer_json(path):
         if pointer:
             raise PretrainedError(lfs_pointer_message(path)) from None
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind in TOKENIZERS:    # as a run or `tokenize train` saves one
+        raise PretrainedError(f"{path} is a tokenizer file of tinyformer's, not the tokenizers "
+                              f"library's: read it with load_tokenizer, or beside a model name "
+                              f"it {PRETRAINED_TOKENIZER}, as `tinyformer export` does")
     try:
         model = data["model"]
         if model.get("type") not in ("BPE", None):         # a WordPiece's has no merges
