@@ -286,6 +286,25 @@ def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, te
     assert len(str(info.value)) < 500
 
 
+@pytest.mark.parametrize("kept", [0, 1, 100])
+@pytest.mark.parametrize("with_config", [True, False])
+def test_a_merges_txt_cut_short_at_a_line_end_is_named(ours, tmp_path, kept, with_config):
+    """An empty or truncated merges.txt once loaded: the vocabulary's later merged tokens
+    were read as special tokens, and the text was never merged into them."""
+    save_gpt2_tokenizer(ours, tmp_path)
+    if not with_config:                             # as `hf download` of the two files leaves
+        (tmp_path / "tokenizer_config.json").unlink()
+    lines = (tmp_path / "merges.txt").read_text("utf-8").splitlines(keepends=True)
+    garble(tmp_path, "merges.txt", "".join(lines[:1 + kept]))         # "#version" and `kept`
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(tmp_path)
+    assert str(info.value).startswith(
+        f"{tmp_path / 'merges.txt'} ends after {kept} merges, but {tmp_path / 'vocab.json'} "
+        f"goes on with id {256 + kept} "), str(info.value)
+    assert str(info.value).endswith("the merges are cut short; fetch the files again, both "
+                                    "from the same model page")
+
+
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
 def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files):
     from tokenizers import ByteLevelBPETokenizer

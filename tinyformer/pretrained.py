@@ -935,6 +935,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     # After the merges come the special tokens: those of the vocabulary, then any added
     # tokens it lacks (each must take the next id).
     special_tokens = tokens[256 + len(merges):]
+    _check_merges_not_cut_short(vocab, merges, special_tokens, added, where)
     for i, token, special in added:
         if type(i) is not int or not isinstance(token, str):
             raise PretrainedError(f"{where['added']}: added token {shown(token)} has id "
@@ -953,6 +954,22 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
+
+
+def _check_merges_not_cut_short(vocab, merges, special_tokens, added, where):
+    """PretrainedError, one line, where the merges end early: a merges.txt cut short, or empty,
+    leaves the vocabulary's later merged tokens after the merges, where they would be read as
+    special tokens (and the text never merged into them). The first of those is two earlier
+    tokens joined, as a merge makes it and no special token is (but an added one may be)."""
+    if not special_tokens or special_tokens[0] in {END_OF_TEXT, *(t for _, t, _ in added)}:
+        return
+    first, new_id = special_tokens[0], 256 + len(merges)
+    if any(vocab.get(first[:k], new_id) < new_id and vocab.get(first[k:], new_id) < new_id
+           for k in range(1, len(first))):
+        raise PretrainedError(f"{where['merges']} ends after {len(merges)} merges, but "
+                              f"{where['vocab']} goes on with id {new_id} {shown(first)}, two "
+                              f"earlier tokens joined, as a merge makes: the merges are cut "
+                              f"short; fetch the files again, both from the same model page")
 
 
 def _place(place):
