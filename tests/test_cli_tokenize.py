@@ -182,6 +182,12 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
         by_directory = run("encode", TEXT, "--tokenizer", directory)
         assert by_directory.exit_code == 0, by_directory.output
         assert by_directory.stdout == by_file.stdout
+    # One of a checkpoint's files is no tokenizer: its folder is.
+    for file in (run_dir / "config.json", exported / "config.json",
+                 exported / "model.safetensors"):
+        assert_input_error(run("encode", TEXT, "--tokenizer", file),
+                           f"{file}: a checkpoint's {file.name}, read with the files beside "
+                           f"it: give its folder")
     # A Hugging Face model's weights (they can be gigabytes) are not read, only its
     # tokenizer: it reads the same with them gone.
     (exported / "model.safetensors").unlink()

@@ -473,6 +473,9 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
 # to give the folder, whatever the file holds (merges.txt is not even JSON).
 HUGGING_FACE_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
                       "special_tokens_map.json", "added_tokens.json")
+# And those of a checkpoint, a run's or a Hugging Face model's, whose folder --tokenizer reads
+# too: the tokenizer its model reads.
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "generation_config.json")
 # What a tokenizer.model is: SentencePiece's file (Llama 2's, T5's), or tiktoken's (Llama 3's
 # original/); tinyformer reads neither, but a model page may offer a tokenizer.json beside it.
 TOKENIZER_MODEL = "tokenizer.model"
@@ -489,8 +492,9 @@ def _read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise _not_ours(path, f"invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind is None and isinstance(data, dict) and "model" in data:
-        # The tokenizers library's file (under any name), read from its folder.
+    if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
+        # The tokenizers library's file (under any name), read from its folder; a run's
+        # config.json has a "model" too, its name.
         raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
@@ -502,9 +506,11 @@ def _not_ours(path, why):
     """The ValueError to raise for a file that is no tokenizer file of ours (`why`, for the
     user): one of a Hugging Face tokenizer's, by its name, is sent to its folder."""
     name = os.path.basename(os.fspath(path))
-    if name in HUGGING_FACE_FILES:
-        return ValueError(f"{path}: a Hugging Face tokenizer's {name}, read with the files "
-                          f"beside it: give its folder")
+    whose = ("a Hugging Face tokenizer's" if name in HUGGING_FACE_FILES
+             else "a checkpoint's" if name in CHECKPOINT_FILES else None)
+    if whose:
+        return ValueError(f"{path}: {whose} {name}, read with the files beside it: give its "
+                          f"folder")
     if name.endswith(".model"):
         return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
                           f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
