@@ -504,7 +504,8 @@ def _read_json(path):
 
 def _not_ours(path, why):
     """The ValueError to raise for a file that is no tokenizer file of ours (`why`, for the
-    user): one of a Hugging Face tokenizer's, by its name, is sent to its folder."""
+    user): one of a Hugging Face tokenizer's or of a checkpoint's, by its name, is sent to its
+    folder; a tokenizer.model is named as a format not read."""
     name = os.path.basename(os.fspath(path))
     whose = ("a Hugging Face tokenizer's" if name in HUGGING_FACE_FILES
              else "a checkpoint's" if name in CHECKPOINT_FILES else None)
