@@ -109,6 +109,27 @@ def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
     assert_input_error(result, "has a model but no tokenizer", "vocab.json")
 
 
+def test_a_gpt2_directory_with_our_tokenizer_file_or_a_tokenizer_model_is_told_what_to_do(
+        gpt2_dir, tmp_path):
+    directory, _, tokenizer = gpt2_dir
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    # Llama 2's kind of tokenizer, which tinyformer does not read
+    (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, "has its tokenizer in SentencePiece's or tiktoken's format",
+                       "fetch the model's tokenizer.json into it")
+    # A run's tokenizer file of ours, copied in as tokenizer.json: the tokenizers library's name
+    tokenizer.save(tmp_path / "tokenizer.json")
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, f"{tmp_path / 'tokenizer.json'} is a tokenizer file of "
+                               f"tinyformer's", "name it tinyformer-tokenizer.json")
+    (tmp_path / "tokenizer.json").rename(tmp_path / "tinyformer-tokenizer.json")     # as told
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "the",
+                        "--max-new-tokens", 2)
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("kind", ["folder", "pipe", "link to a device"])
 def test_a_gpt2_directory_whose_tokenizer_json_is_no_file_is_told_so(gpt2_dir, tmp_path, kind):
     # Not the advice for a Llama's or a Qwen3's missing tokenizer.json: a GPT-2's is there, but

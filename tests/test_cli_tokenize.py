@@ -182,6 +182,12 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
         by_directory = run("encode", TEXT, "--tokenizer", directory)
         assert by_directory.exit_code == 0, by_directory.output
         assert by_directory.stdout == by_file.stdout
+    # One of a checkpoint's files is no tokenizer: its folder is.
+    for file in (run_dir / "config.json", exported / "config.json",
+                 exported / "model.safetensors"):
+        assert_input_error(run("encode", TEXT, "--tokenizer", file),
+                           f"{file}: a checkpoint's {file.name}, read with the files beside "
+                           f"it: give its folder")
     # A Hugging Face model's weights (they can be gigabytes) are not read, only its
     # tokenizer: it reads the same with them gone.
     (exported / "model.safetensors").unlink()
@@ -583,6 +589,42 @@ def test_a_directory_of_gpt2_tokenizer_files_gives_their_tokenizer(tmp_path, cor
     assert trained.exit_code == 0, trained.output
     assert load_tokenizer(tmp_path / "run" / "tokenizer.json").merges == \
         load_tokenizer(bpe).merges
+
+
+@pytest.mark.parametrize("name", ["vocab.json", "merges.txt", "tokenizer_config.json"])
+def test_a_file_of_a_gpt2_tokenizer_folder_is_sent_to_its_folder(tmp_path, corpus, bpe, name):
+    """As `hf download gpt2` leaves them: vocab.json is JSON but not ours, merges.txt is not
+    JSON at all; either way the user is told to give the folder, which reads."""
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    told = f"{tmp_path / 'gpt2' / name}: a Hugging Face tokenizer's {name}, read with the " \
+           f"files beside it: give its folder"
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path / "gpt2" / name), told)
+    assert_input_error(train(corpus, tmp_path / "gpt2" / name, tmp_path / "run"), told)
+    assert run("encode", "hi", "--tokenizer", tmp_path / "gpt2").exit_code == 0
+
+
+@pytest.mark.parametrize("kept", ["vocab.json", "merges.txt"])
+def test_half_of_gpt2s_tokenizer_files_names_the_missing_half(tmp_path, corpus, bpe, kept):
+    save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
+    missing = {"vocab.json": "merges.txt", "merges.txt": "vocab.json"}[kept]
+    (tmp_path / "gpt2" / missing).unlink()
+    for result in (run("encode", "hi", "--tokenizer", tmp_path / "gpt2"),
+                   train(corpus, tmp_path / "gpt2", tmp_path / "run")):
+        assert_input_error(result, f"{missing}: cannot read it", "holds vocab.json and merges.txt")
+
+
+def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_path, corpus):
+    """Llama 2's tokenizer.model (SentencePiece's), as a file or alone in its folder."""
+    folder = tmp_path / "llama2"
+    folder.mkdir()
+    (folder / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02")
+    format_ = "in SentencePiece's or tiktoken's format (a tokenizer.model), which tinyformer " \
+              "does not read: fetch the model's tokenizer.json"
+    assert_input_error(run("encode", "hi", "--tokenizer", folder / "tokenizer.model"),
+                       f"{folder / 'tokenizer.model'} is {format_}", "give its folder")
+    for result in (run("encode", "hi", "--tokenizer", folder),
+                   train(corpus, folder, tmp_path / "run")):
+        assert_input_error(result, f"{str(folder)!r} has its tokenizer {format_} into it")
 
 
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):

@@ -20,7 +20,7 @@ import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tinyformer.pretrained import load_gpt2_tokenizer, save_gpt2_tokenizer
+from tinyformer.pretrained import load_gpt2_tokenizer, read_tokenizer_json, save_gpt2_tokenizer
 from tinyformer.tokenizers import (MAX_SPECIAL_TOKEN_CHARACTERS, BPETokenizer, CharTokenizer,
                                    bytes_to_unicode, load_tokenizer, pre_split)
 
@@ -284,6 +284,25 @@ def test_bad_files_give_one_line_errors_naming_the_file(ours, tmp_path, name, te
     assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
     assert regex.search(message, str(info.value)), str(info.value)[:300]
     assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize("kept", [0, 1, 100])
+@pytest.mark.parametrize("with_config", [True, False])
+def test_a_merges_txt_cut_short_at_a_line_end_is_named(ours, tmp_path, kept, with_config):
+    """An empty or truncated merges.txt once loaded: the vocabulary's later merged tokens
+    were read as special tokens, and the text was never merged into them."""
+    save_gpt2_tokenizer(ours, tmp_path)
+    if not with_config:                             # as `hf download` of the two files leaves
+        (tmp_path / "tokenizer_config.json").unlink()
+    lines = (tmp_path / "merges.txt").read_text("utf-8").splitlines(keepends=True)
+    garble(tmp_path, "merges.txt", "".join(lines[:1 + kept]))         # "#version" and `kept`
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(tmp_path)
+    assert str(info.value).startswith(
+        f"{tmp_path / 'merges.txt'} ends after {kept} merges, but {tmp_path / 'vocab.json'} "
+        f"goes on with id {256 + kept} "), str(info.value)
+    assert str(info.value).endswith("the merges are cut short; fetch the files again, both "
+                                    "from the same model page")
 
 
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
@@ -573,8 +592,18 @@ def test_a_config_that_makes_transformers_add_to_every_text_is_refused(
         ours.encode("Hello")
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'tokenizer_config.json'}: {setting} is "
                                          rf"true: transformers' tokenizer adds .* each text, "
-                                         rf"which tinyformer's does not$"):
+                                         rf"which tinyformer's does not; set it to false there, "
+                                         rf"and (begin|end) each text with ") as info:
         load_gpt2_tokenizer(tmp_path)
+    assert "\n" not in str(info.value)
+    # What the error says to do gives transformers' ids: the switch off, the text written
+    # as transformers' tokenizer would have made it.
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)("Hello")["input_ids"]
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, setting: False}))
+    written = {"add_prefix_space": " Hello", "add_bos_token": EOT + "Hello",
+               "add_eos_token": "Hello" + EOT}[setting]
+    assert load_gpt2_tokenizer(tmp_path).encode(written, allow_special=True) == theirs
 
 
 @pytest.mark.parametrize("with_vocab_json", [False, True])
@@ -611,3 +640,39 @@ def test_a_folder_of_one_of_our_tokenizer_files_or_of_a_wordpiece_is_read_or_ref
     assert result.stderr.endswith("model type 'WordPiece': not byte-pair encoding; tinyformer "
                                   "reads byte-level BPE tokenizers (as GPT-2's, SmolLM's and "
                                   "Qwen's) only\n")
+
+
+# -- the other reader's files, in Python ---------------------------------------------------------
+
+@pytest.mark.parametrize("folder", ["saved", "saved_by_transformers"])
+def test_load_tokenizer_of_a_hugging_face_folder_names_the_readers_that_read_it(
+        request, ours, folder):
+    """load_tokenizer reads tinyformer's own files; it once said of such a folder "give its
+    JSON file", and of that file "give its folder"."""
+    directory = request.getfixturevalue(folder)
+    with pytest.raises(ValueError, match=f"^tokenizer {regex.escape(repr(str(directory)))} is a "
+                                         f"Hugging Face tokenizer's folder: read it with "
+                                         f"tinyformer.pretrained's load_gpt2_tokenizer") as info:
+        load_tokenizer(directory)
+    assert "\n" not in str(info.value)
+    assert load_gpt2_tokenizer(directory).merges == ours.merges
+
+
+@pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
+def test_a_folder_of_one_of_our_tokenizer_files_is_sent_to_load_tokenizer(ours, tmp_path, read):
+    ours.save(tmp_path / "tokenizer.json")
+    with pytest.raises(ValueError, match=f"^{regex.escape(str(tmp_path / 'tokenizer.json'))} is "
+                                         f"a tokenizer file of tinyformer's, not the tokenizers "
+                                         f"library's: read it with load_tokenizer, or beside a "
+                                         f"model name it tinyformer-tokenizer.json"):
+        read(tmp_path)
+    assert load_tokenizer(tmp_path / "tokenizer.json").merges == ours.merges
+
+
+@pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
+def test_a_folder_with_a_tokenizer_model_alone_says_what_to_fetch(tmp_path, read):
+    (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match=f"^{regex.escape(repr(str(tmp_path)))} has its "
+                                         f"tokenizer in SentencePiece's or tiktoken's format .*: "
+                                         f"fetch the model's tokenizer.json into it"):
+        read(tmp_path)

@@ -32,13 +32,14 @@ from .bert import BERT
 from .files import StrPath, current_umask, first_existing, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
-from .pretrained import (TOKENIZER_JSON, VOCAB_JSON, PretrainedError, is_llama_family,
-                         load_gpt2_tokenizer, read_eos_ids, read_tokenizer_json,
-                         save_gpt2_tokenizer)
+from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
+                         PretrainedError, is_llama_family, load_gpt2_tokenizer, read_eos_ids,
+                         read_tokenizer_json, save_gpt2_tokenizer, tokenizer_model_error)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
-from .tokenizers import END_OF_TEXT, BPETokenizer, Tokenizer, is_tokenizer_file, load_tokenizer
+from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, BPETokenizer, Tokenizer,
+                         is_tokenizer_file, load_tokenizer)
 from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
@@ -261,15 +262,18 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
     if not (has(CONFIG) or has(MANIFEST)):
         if has(TOKENIZER_JSON) and is_tokenizer_file(os.path.join(directory, TOKENIZER_JSON)):
             return load_tokenizer(os.path.join(directory, TOKENIZER_JSON))  # one of ours
-        if has(VOCAB_JSON) or has(TOKENIZER_JSON):
+        # (merges.txt alone is half of GPT-2's files: its reader names the other)
+        if has(VOCAB_JSON) or has(MERGES_TXT) or has(TOKENIZER_JSON):
             try:
                 return load_gpt2_tokenizer(directory)
             except PretrainedError:
-                if saveable or has(VOCAB_JSON):
+                if saveable or has(VOCAB_JSON) or not has(TOKENIZER_JSON):
                     raise
             # Not GPT-2's shape; if read_tokenizer_json refuses it too, its reason is the one
             # that matters (it reads every tokenizer.json that GPT-2's reader reads).
             return read_tokenizer_json(directory)
+        if has(TOKENIZER_MODEL):
+            raise tokenizer_model_error(directory)
         raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "
                               f"checkpoint's directory (a run's, or a Hugging Face model's), or "
                               f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "
@@ -404,8 +408,6 @@ def _previous_to_current(name, layout):
 # ---------------------------------------------------------------------------------------------
 # Hugging Face GPT-2 directories
 
-PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"   # a tokenizer with no GPT-2 form (char)
-
 
 def load_pretrained(directory: StrPath) -> tuple[GPT, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a Hugging Face GPT-2, Llama or Qwen3 directory, the
@@ -432,6 +434,8 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
         tokenizer = load_gpt2_tokenizer(directory)
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
+    elif has(TOKENIZER_MODEL):
+        raise tokenizer_model_error(directory)
     elif is_llama_family(directory):                # their model pages give tokenizer.json
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds it in {TOKENIZER_JSON}, on the same model page")

@@ -66,8 +66,9 @@ from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
-from .tokenizers import (END_OF_TEXT, BPETokenizer, Tokenizer, bytes_to_unicode, merge,
-                         pre_split, special_pattern)
+from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, TOKENIZERS,
+                         BPETokenizer, Tokenizer, bytes_to_unicode, merge, pre_split,
+                         special_pattern)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -885,6 +886,10 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     single bytes (in any order), id 256 + k made by merge k, then only special tokens; a
     PretrainedError (a ValueError) of one line names the file and what is wrong."""
     tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
+    if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)) and not any(
+            os.path.exists(os.path.join(directory, name))
+            for name in (VOCAB_JSON, MERGES_TXT, TOKENIZER_JSON)):
+        raise tokenizer_model_error(directory)
     if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
         vocab, merges, added, where = _read_vocab_and_merges(directory)
     else:
@@ -930,6 +935,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     # After the merges come the special tokens: those of the vocabulary, then any added
     # tokens it lacks (each must take the next id).
     special_tokens = tokens[256 + len(merges):]
+    _check_merges_not_cut_short(vocab, merges, special_tokens, added, where)
     for i, token, special in added:
         if type(i) is not int or not isinstance(token, str):
             raise PretrainedError(f"{where['added']}: added token {shown(token)} has id "
@@ -948,6 +954,22 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
+
+
+def _check_merges_not_cut_short(vocab, merges, special_tokens, added, where):
+    """PretrainedError, one line, where the merges end early: a merges.txt cut short, or empty,
+    leaves the vocabulary's later merged tokens after the merges, where they would be read as
+    special tokens (and the text never merged into them). The first of those is two earlier
+    tokens joined, as a merge makes it and no special token is (but an added one may be)."""
+    if not special_tokens or special_tokens[0] in {END_OF_TEXT, *(t for _, t, _ in added)}:
+        return
+    first, new_id = special_tokens[0], 256 + len(merges)
+    if any(vocab.get(first[:k], new_id) < new_id and vocab.get(first[k:], new_id) < new_id
+           for k in range(1, len(first))):
+        raise PretrainedError(f"{where['merges']} ends after {len(merges)} merges, but "
+                              f"{where['vocab']} goes on with id {new_id} {shown(first)}, two "
+                              f"earlier tokens joined, as a merge makes: the merges are cut "
+                              f"short; fetch the files again, both from the same model page")
 
 
 def _place(place):
@@ -1055,9 +1077,16 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
 # tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond
 # what the vocabulary and merges say (GPT2Tokenizer and Qwen2Tokenizer heed them): its ids would
 # be other than ours, so a tokenizer that turns one on is refused rather than read without it.
-ADDED_TO_THE_TEXT = {"add_prefix_space": "a space in front of each text",
-                     "add_bos_token": "the begin-of-text token in front of each text",
-                     "add_eos_token": "the end-of-text token after each text"}
+# Each: (what transformers adds, what the user writes instead to get its ids with the switch
+# off: the same text, so the same ids).
+ADDED_TO_THE_TEXT = {
+    "add_prefix_space": ("a space in front of each text", "begin each text with a space"),
+    "add_bos_token": ("the begin-of-text token in front of each text",
+                      "begin each text with its bos_token, read as one with --allow-special "
+                      "(allow_special=True in Python)"),
+    "add_eos_token": ("the end-of-text token after each text",
+                      "end each text with its eos_token, read as one with --allow-special "
+                      "(allow_special=True in Python)")}
 
 
 def _refuse_additions(directory, settings):
@@ -1067,8 +1096,10 @@ def _refuse_additions(directory, settings):
     config = _read_hf_file(path) if os.path.exists(path) else {}
     for setting in settings:
         if isinstance(config, dict) and config.get(setting) is True:
+            added, instead = ADDED_TO_THE_TEXT[setting]
             raise PretrainedError(f"{path}: {setting} is true: transformers' tokenizer adds "
-                                  f"{ADDED_TO_THE_TEXT[setting]}, which tinyformer's does not")
+                                  f"{added}, which tinyformer's does not; set it to false "
+                                  f"there, and {instead}")
 
 
 # An added token's settings that change which text it matches, in transformers' tokenizers
@@ -1095,6 +1126,9 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
 # Llama's and Qwen's. Both readers take its parts from here, then check and build their own.
 
 TOKENIZER_JSON = "tokenizer.json"
+# Where a model's folder keeps a tokenizer of tinyformer's own (a character tokenizer has no
+# Hugging Face form): tokenizer.json is the tokenizers library's name.
+PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
 # What a tokenizer.json without a part its reader looks for raises: a missing key, a list
 # where an object should be, ...
 MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
@@ -1125,6 +1159,11 @@ def _parse_tokenizer_json(path):
         if pointer:
             raise PretrainedError(lfs_pointer_message(path)) from None
         raise PretrainedError(f"{path} is not valid JSON ({type(e).__name__})") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind in TOKENIZERS:    # as a run or `tokenize train` saves one
+        raise PretrainedError(f"{path} is a tokenizer file of tinyformer's, not the tokenizers "
+                              f"library's: read it with load_tokenizer, or beside a model name "
+                              f"it {PRETRAINED_TOKENIZER}, as `tinyformer export` does")
     try:
         model = data["model"]
         if model.get("type") not in ("BPE", None):         # a WordPiece's has no merges
@@ -1360,6 +1399,8 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
+        if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
+            raise tokenizer_model_error(directory)
         raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
                               f"{TOKENIZER_JSON} there, from its model page")
     data, vocab, merges, added = _parse_tokenizer_json(path)
@@ -1374,6 +1415,14 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
         except ValueError as e:
             raise PretrainedError(f"{path}: {e}; they must belong together") from None
     return tokenizer
+
+
+def tokenizer_model_error(directory: StrPath) -> PretrainedError:
+    """The one-line error for a directory whose only tokenizer is a tokenizer.model (Llama 2's
+    SentencePiece, say), saying what to fetch instead."""
+    return PretrainedError(f"{os.fspath(directory)!r} has its tokenizer in "
+                           f"{TOKENIZER_MODEL_FORMAT}: fetch the model's {TOKENIZER_JSON} into "
+                           f"it, if its page has one (a byte-level BPE's is read)")
 
 
 def _refuse(path, what, why):

@@ -426,6 +426,11 @@ class Tokenizer:
             raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
                              f"`{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
+            if any(os.path.exists(os.path.join(path, name)) for name in HUGGING_FACE_FILES) \
+                    and not is_tokenizer_file(os.path.join(path, "tokenizer.json")):
+                raise ValueError(f"tokenizer {str(path)!r} is a Hugging Face tokenizer's folder: "
+                                 f"read it with tinyformer.pretrained's load_gpt2_tokenizer "
+                                 f"(GPT-2's) or read_tokenizer_json (any byte-level BPE's)")
             raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
         data = _read_json(path)
         if cls is Tokenizer:
@@ -463,21 +468,56 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
                          f"{context}: shorten it")
     return ids
 
+
+# The files of a Hugging Face tokenizer, which are read together from their folder
+# (`--tokenizer FOLDER`, pretrained.load_gpt2_tokenizer): a user who names one of them is told
+# to give the folder, whatever the file holds (merges.txt is not even JSON).
+HUGGING_FACE_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                      "special_tokens_map.json", "added_tokens.json")
+# And those of a checkpoint, a run's or a Hugging Face model's, whose folder --tokenizer reads
+# too: the tokenizer its model reads.
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "generation_config.json")
+# What a tokenizer.model is: SentencePiece's file (Llama 2's, T5's), or tiktoken's (Llama 3's
+# original/); tinyformer reads neither, but a model page may offer a tokenizer.json beside it.
+TOKENIZER_MODEL = "tokenizer.model"
+TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.model), which "
+                          "tinyformer does not read")
+
+
 def _read_json(path):
+    """A tokenizer file's JSON, checked to name one of TOKENIZERS; else a one-line ValueError
+    that says what the file is, if it is another's that tinyformer knows, and what to give."""
     try:
         with open_regular(path, "r", encoding="utf-8") as f:      # not a link to /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: not a tokenizer file: invalid JSON ({e})") from None
+        raise _not_ours(path, f"invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind is None and isinstance(data, dict) and "model" in data:
-        # The tokenizers library's file, which tinyformer reads (as GPT-2's) from a directory.
+    if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
+        # The tokenizers library's file (under any name), read from its folder; a run's
+        # config.json has a "model" too, its name.
         raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
-        raise ValueError(f"{path}: not a tokenizer file: expected an object with \"type\" "
-                         f"one of {sorted(TOKENIZERS)}")
+        raise _not_ours(path, f"expected an object with \"type\" one of {sorted(TOKENIZERS)}")
     return data
+
+
+def _not_ours(path, why):
+    """The ValueError to raise for a file that is no tokenizer file of ours (`why`, for the
+    user): one of a Hugging Face tokenizer's or of a checkpoint's, by its name, is sent to its
+    folder; a tokenizer.model is named as a format not read."""
+    name = os.path.basename(os.fspath(path))
+    whose = ("a Hugging Face tokenizer's" if name in HUGGING_FACE_FILES
+             else "a checkpoint's" if name in CHECKPOINT_FILES else None)
+    if whose:
+        return ValueError(f"{path}: {whose} {name}, read with the files beside it: give its "
+                          f"folder")
+    if name.endswith(".model"):
+        return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
+                          f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
+                          f"and give its folder")
+    return ValueError(f"{path}: not a tokenizer file: {why}")
 
 
 def is_tokenizer_file(path: StrPath) -> bool:
