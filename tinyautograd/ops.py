@@ -30,32 +30,39 @@ Array = Union[np.ndarray, Tensor]
 
 
 def exp(x: Array) -> Array:
+    """e^x."""
     return x.exp() if isinstance(x, Tensor) else np.exp(x)
 
 
 def log(x: Array) -> Array:
+    """The natural logarithm."""
     return x.log() if isinstance(x, Tensor) else np.log(x)
 
 
 def sqrt(x: Array) -> Array:
+    """The square root."""
     return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
 
 
 def sigmoid(x: Array) -> Array:
+    """1 / (1 + e^-x), by Sigmoid's formula, which never overflows."""
     return x.sigmoid() if isinstance(x, Tensor) else Sigmoid.forward(None, x)
 
 
 def relu(x: Array) -> Array:
+    """max(x, 0)."""
     return x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
 
 
 def concat(xs: Sequence[Array], axis: int = 0) -> Array:
+    """xs joined along `axis`; recorded when any of them is a Tensor."""
     if any(isinstance(x, Tensor) for x in xs):
         return Concat.apply(*xs, axis=axis)
     return np.concatenate(xs, axis=axis)
 
 
 def broadcast_to(x: Array, shape: tuple[int, ...]) -> Array:
+    """x repeated to `shape` (a view)."""
     return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 
 
@@ -67,6 +74,7 @@ def where(cond: ArrayLike, a: Array, b: Array) -> Array:
 
 
 def matmul(a: Array, b: Array) -> Array:
+    """a @ b; on arrays, a batch times a matrix runs as one large product (`_matmul`)."""
     return a @ b if isinstance(a, Tensor) or isinstance(b, Tensor) else _matmul(a, b)
 
 
