@@ -770,8 +770,8 @@ def _is_basic(index):
 
 
 class GetItem(Function):
-    """y = x[index], basic or integer-array indexing;  the gradient is scattered back into
-    zeros, adding up where an index repeats"""
+    """y = x[index], basic, integer-array or boolean-mask indexing;  the gradient is scattered
+    back into zeros, adding up where an index repeats"""
 
     views_input = True
 
