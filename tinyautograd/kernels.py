@@ -395,7 +395,7 @@ def _at(array: np.ndarray, written: bool = False) -> int:
 def _at_made(array: np.ndarray) -> int:
     """The address of an array made here, by np.empty or np.empty_like of a checked one: its
     layout needs no checking (the checks cost as much as the address, and layer norm's loop
-    takes seven addresses for a row of generation)."""
+    takes six addresses for a row of generation)."""
     return ctypes.addressof(ctypes.c_char.from_buffer(array)) if array.size else array.ctypes.data
 
 
