@@ -457,8 +457,9 @@ class Gelu(Function):
     # Why e^(-2u): 1 - h no longer comes from subtracting tanh u from 1, which loses the small
     # values of the negative tail; and where numpy's float32 kernels are AVX2 ones, its exp
     # runs twice as fast as its tanh (the op: 15% faster). With AVX-512 kernels tanh was found
-    # the faster (BENCHMARKS.md). x * x * x, not x ** 3: numpy raises float32 to a power
-    # through the general pow(), some hundred times slower than two multiplications.
+    # the faster (BENCHMARKS.md). The cube is never x ** 3 but x^2 (which serves u and du/dx
+    # alike) times x: numpy raises float32 to a power through the general pow(), some hundred
+    # times slower than a multiplication.
 
     @staticmethod
     def forward(ctx, x):
