@@ -8,6 +8,11 @@ One table serves every op-level check:
                                   the registry (every Function has a case, every tag is real)
     tests/test_ops_torch.py       forward values, gradients and double backward equal
                                   PyTorch's (float64)
+    tests/test_backward_modes.py  a plain backward (arrays) and one under create_graph
+                                  (Tensors) give the same gradients, float64 and float32
+    tests/test_meta_ops.py        every public op that gives a Tensor is called by a case
+    tests/test_kernels.py         the compiled loops agree with the numpy forms on the cases
+                                  of the ops they serve (GELU, layer norm, attention)
 
 An `OpCase` has
 
@@ -24,8 +29,8 @@ An `OpCase` has
                   False where the case is not differentiable at its inputs on purpose (ties in
                   max): no gradcheck, only parity with torch
 
-Every case also gets gradgradcheck: every op, the fused kernels (cross-entropy, layer norm,
-RMS norm, SwiGLU, ...) included, is twice differentiable.
+Every case that takes finite differences also gets gradgradcheck: every op, the fused kernels
+(cross-entropy, layer norm, RMS norm, SwiGLU, ...) included, is twice differentiable.
 
 A new op gets its case beside its kin in CASES below (softplus beside sigmoid: one of typical
 values, one of extreme ones where a naive formula overflows), drawn with the helpers here

@@ -7,8 +7,8 @@ import inspect
 from tinyautograd import Tensor
 
 MODULES = [importlib.import_module(f"tinyautograd.{name}") for name in
-           ("engine", "factories", "functional", "gradcheck", "kernels", "modes", "nn", "optim",
-            "random")]
+           ("engine", "factories", "functional", "gradcheck", "kernels", "modes", "nn", "ops",
+            "optim", "random")]
 
 def documented(obj):
     return bool((obj.__doc__ or "").strip())

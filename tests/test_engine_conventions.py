@@ -304,6 +304,16 @@ def test_torchs_numel_dim_extend_and_zero_grad_to_zeros_work_as_in_torch():
     assert model.weight.grad is None
 
 
+def test_the_norm_it_points_to_keeps_a_gradient_penalty_finite_where_x_is_all_0():
+    # (x * x).sum().sqrt() has the gradient x / |x|, 0/0 = NaN at x = 0, where torch's norm
+    # gives 0: a gradient penalty meets it wherever a gradient is all 0 (a dead ReLU's).
+    with pytest.raises(AttributeError, match=r"\(\(x \* x\)\.sum\(axis\) \+ 1e-12\)\.sqrt\(\)"):
+        Tensor(np.ones(3)).norm()
+    x = Tensor(np.zeros(3), requires_grad=True, dtype=np.float64)
+    (penalty,) = ta.grad((((x * x).sum() + 1e-12).sqrt() - 1) ** 2, x)
+    np.testing.assert_array_equal(penalty.data, np.zeros(3))
+
+
 def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     x = Tensor(np.ones((2, 3)))
     for name, ours in [("view", "reshape$"), ("permute", r"transpose\(\*axes\)"),

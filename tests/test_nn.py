@@ -381,6 +381,16 @@ def test_load_keeps_the_parameter_dtype_and_accepts_tensors():
     np.testing.assert_array_equal(model.bias.data, [1.0, 2.0, 3.0])
 
 
+def test_load_takes_another_models_parameters_themselves():
+    # Tensors that require a gradient, as torch's load_state_dict takes them: loading copies
+    # their numbers, which is no op of a graph (numpy's reading them was refused as one).
+    source, model = nn.Linear(2, 3), nn.Linear(2, 3)
+    model.load_state_dict(dict(source.named_parameters()))
+    np.testing.assert_array_equal(model.weight.data, source.weight.data)
+    np.testing.assert_array_equal(model.bias.data, source.bias.data)
+    assert model.weight.data is not source.weight.data
+
+
 def test_strict_load_lists_every_missing_unexpected_and_misshapen_key():
     model = Model()
     state = model.state_dict()

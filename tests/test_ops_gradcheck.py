@@ -169,8 +169,9 @@ def test_gradient_is_differentiable_in_the_incoming_gradient(case, data):
 
 
 def test_gradcheck_leaves_0d_inputs_0d():
-    """gradcheck makes its inputs contiguous in place: that must not turn a 0-d input into a
-    1-D one (np.ascontiguousarray returns at least 1-D)."""
+    """gradcheck nudges each element of an input in place, in the input's own array: a 0-d
+    input, whose one element is at index (), stays 0-d (np.ascontiguousarray, which an
+    earlier gradcheck used, returns at least 1-D)."""
     x = f64(2.0)
     ta.gradcheck(lambda x: x * x, x)
     assert x.shape == ()

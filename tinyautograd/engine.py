@@ -571,7 +571,8 @@ _TORCH_TENSOR_NAMES = {
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
     "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
-    "norm": "(x * x).sum(axis).sqrt(), the 2-norm (a gradient penalty's)",
+    "norm": "(x * x).sum(axis).sqrt(), the 2-norm; in a gradient penalty, ((x * x).sum(axis) "
+            "+ 1e-12).sqrt(), whose gradient where x is all 0 is 0, as torch's, not 0/0 = NaN",
     "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
     "topk": _TOPK, "logsumexp": _LOGSUMEXP,

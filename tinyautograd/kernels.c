@@ -1,6 +1,6 @@
 /* The loops of tinyautograd/kernels.py: layer norm, GELU, softmax along rows and Adam's update,
  * each the formula of the op it serves (functional.LayerNorm, ops.Gelu, tinyformer's Attention,
- * optim.Adam.update), in float32, in two or three passes over its arrays.
+ * optim.Adam.update), in float32, in one to three passes over its arrays (Adam's in one).
  *
  * Compiled with -O3 -march=native: the compiler turns each loop marked `omp simd` into vector
  * code (8 floats at a time with AVX2), sums included, without -ffast-math. -ffp-contract=off
@@ -134,9 +134,9 @@ const int64_t gelu_block = BLOCK;      /* for the tests: an input longer than a 
 void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL: y alone */
 {
     /* Three loops a block of BLOCK numbers, -2u then e^(-2u) kept between them in `e`. As one
-     * loop it took three times as long (697 against 232 us on 196,608 numbers, 2 loops 232,
-     * 3 loops 151): a long chain of dependent operations, and too many live values for the
-     * registers. */
+     * loop it took more than four times as long (697 us on 196,608 numbers, against 151 as
+     * these three loops, and 232 as two): a long chain of dependent operations, and too many
+     * live values for the registers. */
     float e[BLOCK];
     for (int64_t start = 0; start < n; start += BLOCK) {
         int64_t m = n - start < BLOCK ? n - start : BLOCK;
@@ -228,7 +228,8 @@ void softmax_rows_backward(int64_t rows, int64_t n, float *d_s, const float *p,
 }
 
 /* ------------------------------------------------------------------------------------------
- * AdamW: optim.Adam.update's operations in its order, one pass over a parameter */
+ * Adam and AdamW: optim.Adam.update's operations in its order, one pass over a parameter
+ * (decay = 1 for Adam, whose L2 decay is already in g) */
 
 void adam(int64_t n, float *p, const float *g, float *m, float *v, float beta1,
           float one_minus_beta1, float beta2, float one_minus_beta2, float decay,

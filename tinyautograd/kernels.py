@@ -5,7 +5,7 @@ layer norm, GELU, softmax along rows (attention's) and Adam's update.
 small library (about 24 KB, in ~/.cache/tinyautograd, or where XDG_CACHE_HOME says), which
 `ctypes` calls; where no cache can be written, or others may write it (loading a library
 runs its code), each process builds its own. Each loop computes
-its op's formula in float32 in two or three passes over the arrays, where numpy makes one pass
+its op's formula in float32 in one to three passes over the arrays, where numpy makes one pass
 per operation: the training step of the Shakespeare recipe takes a seventh less time.
 
 The numpy forms in the ops (functional.LayerNorm, ops.Gelu, tinyformer's Attention,
@@ -395,7 +395,7 @@ def _at(array: np.ndarray, written: bool = False) -> int:
 def _at_made(array: np.ndarray) -> int:
     """The address of an array made here, by np.empty or np.empty_like of a checked one: its
     layout needs no checking (the checks cost as much as the address, and layer norm's loop
-    takes seven addresses for a row of generation)."""
+    takes six addresses for a row of generation)."""
     return ctypes.addressof(ctypes.c_char.from_buffer(array)) if array.size else array.ctypes.data
 
 

@@ -266,7 +266,9 @@ class Module:
         own = dict(self.named_parameters())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
-        arrays = {name: np.asarray(state[name]) for name in own if name in state}
+        # A Tensor's numbers are read through .data: loading is no op of a graph, so another
+        # model's parameters, which require a gradient, load as their arrays do.
+        arrays = {name: np.asarray(_numbers_of(state[name])) for name in own if name in state}
         wrong_shapes = [f"{name}: {array.shape} in the state, {own[name].shape} in the model"
                         for name, array in arrays.items() if array.shape != own[name].shape]
         # Numbers of another kind (text, complex) would fail, or lose their imaginary part,
@@ -404,6 +406,11 @@ class Module:
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         lines.append(")")
         return "\n".join(lines)
+
+
+def _numbers_of(value):
+    """A state dict's value as numpy reads it: a Tensor's array, anything else as it is."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 _HOOK_LISTS = ("_forward_pre_hooks", "_forward_hooks")

@@ -30,32 +30,39 @@ Array = Union[np.ndarray, Tensor]
 
 
 def exp(x: Array) -> Array:
+    """e^x."""
     return x.exp() if isinstance(x, Tensor) else np.exp(x)
 
 
 def log(x: Array) -> Array:
+    """The natural logarithm."""
     return x.log() if isinstance(x, Tensor) else np.log(x)
 
 
 def sqrt(x: Array) -> Array:
+    """The square root."""
     return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
 
 
 def sigmoid(x: Array) -> Array:
+    """1 / (1 + e^-x), by Sigmoid's formula, which never overflows."""
     return x.sigmoid() if isinstance(x, Tensor) else Sigmoid.forward(None, x)
 
 
 def relu(x: Array) -> Array:
+    """max(x, 0)."""
     return x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
 
 
 def concat(xs: Sequence[Array], axis: int = 0) -> Array:
+    """xs joined along `axis`; recorded when any of them is a Tensor."""
     if any(isinstance(x, Tensor) for x in xs):
         return Concat.apply(*xs, axis=axis)
     return np.concatenate(xs, axis=axis)
 
 
 def broadcast_to(x: Array, shape: tuple[int, ...]) -> Array:
+    """x repeated to `shape` (a view)."""
     return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 
 
@@ -67,6 +74,7 @@ def where(cond: ArrayLike, a: Array, b: Array) -> Array:
 
 
 def matmul(a: Array, b: Array) -> Array:
+    """a @ b; on arrays, a batch times a matrix runs as one large product (`_matmul`)."""
     return a @ b if isinstance(a, Tensor) or isinstance(b, Tensor) else _matmul(a, b)
 
 
@@ -449,8 +457,9 @@ class Gelu(Function):
     # Why e^(-2u): 1 - h no longer comes from subtracting tanh u from 1, which loses the small
     # values of the negative tail; and where numpy's float32 kernels are AVX2 ones, its exp
     # runs twice as fast as its tanh (the op: 15% faster). With AVX-512 kernels tanh was found
-    # the faster (BENCHMARKS.md). x * x * x, not x ** 3: numpy raises float32 to a power
-    # through the general pow(), some hundred times slower than two multiplications.
+    # the faster (BENCHMARKS.md). The cube is never x ** 3 but x^2 (which serves u and du/dx
+    # alike) times x: numpy raises float32 to a power through the general pow(), some hundred
+    # times slower than a multiplication.
 
     @staticmethod
     def forward(ctx, x):
@@ -762,8 +771,8 @@ def _is_basic(index):
 
 
 class GetItem(Function):
-    """y = x[index], basic or integer-array indexing;  the gradient is scattered back into
-    zeros, adding up where an index repeats"""
+    """y = x[index], basic, integer-array or boolean-mask indexing;  the gradient is scattered
+    back into zeros, adding up where an index repeats"""
 
     views_input = True
 
