@@ -538,7 +538,7 @@ def test_a_slow_build_is_told_of_once_and_then_finished(tmp_path, monkeypatch, c
     assert isinstance(kernels._loaded(), ctypes.CDLL)
     told = capfd.readouterr().err.splitlines()
     assert told == ["tinyautograd: cc has been building the compiled loops for 0.2 s (it takes "
-                    "about a second); waiting up to 120 s. TINYAUTOGRAD_KERNELS=numpy runs "
+                    "under a second); waiting up to 120 s. TINYAUTOGRAD_KERNELS=numpy runs "
                     "without them."]
 
 def test_a_cache_on_a_full_disk_is_as_one_that_cannot_be_written(tmp_path):

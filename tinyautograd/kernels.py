@@ -51,7 +51,7 @@ NATIVE = ["-mcpu=native"] if platform.machine().lower() in ("arm64", "aarch64") 
     "-march=native"]
 MODES = ("numpy", "c")
 CPUINFO = "/proc/cpuinfo"              # where Linux lists the processor's instruction sets
-# The build takes about half a second: a compiler still at it after this is stuck.
+# The build takes under a second: a compiler still at it after this is stuck.
 BUILD_SECONDS = 120
 # One still at it after this is told of, once, so that nobody waits two minutes without a word.
 NOTE_SECONDS = 10
@@ -190,7 +190,7 @@ def _loaded() -> ctypes.CDLL:
     compiled now, for this processor if the compiler can, else for any. Where the cache cannot
     be written (a read-only home, a full disk, or none) or others may write it, it is compiled
     into a folder of this process's own and loaded from there, which is then removed (the
-    library stays loaded): each process builds it again, about a second, and runs the same
+    library stays loaded): each process builds it again, in under a second, and runs the same
     loops."""
     cc = compiler()
     choices = _choices(cc)
@@ -324,7 +324,7 @@ def _build(command: list[str]) -> tuple[int, str]:
                 if BUILD_SECONDS <= NOTE_SECONDS:
                     raise
                 print(f"tinyautograd: {os.path.basename(command[0])} has been building the "
-                      f"compiled loops for {NOTE_SECONDS} s (it takes about a second); waiting "
+                      f"compiled loops for {NOTE_SECONDS} s (it takes under a second); waiting "
                       f"up to {BUILD_SECONDS} s. TINYAUTOGRAD_KERNELS=numpy runs without them.",
                       file=sys.stderr, flush=True)
                 said = process.communicate(timeout=BUILD_SECONDS - NOTE_SECONDS)[1]
