@@ -1082,11 +1082,11 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
 ADDED_TO_THE_TEXT = {
     "add_prefix_space": ("a space in front of each text", "begin each text with a space"),
     "add_bos_token": ("the begin-of-text token in front of each text",
-                      "begin each text with its bos_token, read as one with --allow-special "
-                      "(allow_special=True in Python)"),
+                      "begin each text with its bos_token, read as one token (--allow-special, "
+                      "where a command takes it; allow_special=True in Python)"),
     "add_eos_token": ("the end-of-text token after each text",
-                      "end each text with its eos_token, read as one with --allow-special "
-                      "(allow_special=True in Python)")}
+                      "end each text with its eos_token, read as one token (--allow-special, "
+                      "where a command takes it; allow_special=True in Python)")}
 
 
 def _refuse_additions(directory, settings):
