@@ -683,6 +683,24 @@ def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp
     assert final["status"]["state"] == "stopped" and final["refresh"] is None
 
 
+def test_a_follow_stopped_by_ctrl_c_leaves_a_page_that_no_longer_reloads(tmp_path):
+    """The page written last reloaded itself for ever, as if its run were still followed."""
+    run = write_run(tmp_path / "run", 2, iters=4, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):       # the command stops as Ctrl-C stops any
+            follow_run(run, out, every=1, log=lambda line: None, sleep=sleep)
+    finally:
+        release(run)
+    text = out.read_text()
+    assert page_data(text)["refresh"] is None and "reloads every" not in text
+    assert "running: step 2 of 4 when this page was written; it does not reload" in text
+
+
 @pytest.mark.parametrize("metrics", ["empty", "missing"])
 def test_following_a_run_before_its_first_step_waits_for_it(tmp_path, metrics):
     """A run just started has an empty metrics.jsonl (or none yet) until its first step is
@@ -843,6 +861,24 @@ def test_plot_follow_waits_for_the_first_step_of_a_run_just_started(tmp_path, mo
     result = tinyformer("plot", run, "--out", out, "--follow")
     assert result.exit_code == 0 and result.stdout == f"{out}\n", result.output
     assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
+
+
+def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeypatch):
+    run = write_run(tmp_path / "run", 4, iters=6, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("viz.write.follow_run", functools.partial(follow_run, sleep=sleep))
+    try:
+        result = tinyformer("plot", run, "--out", out, "--follow")
+    finally:
+        release(run)
+    assert result.exit_code == 130 and result.stdout == "", result.output
+    # (click starts a new line after the terminal's ^C)
+    assert result.stderr.split() == f"step 4 of 6: wrote {out} stopped by Ctrl-C".split()
+    assert page_data(out.read_text())["refresh"] is None
 
 
 @pytest.mark.parametrize("args, words", [
