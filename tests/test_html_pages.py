@@ -926,6 +926,26 @@ def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, w
     assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]
 
 
+@pytest.mark.parametrize("metrics", ["empty", "missing"])
+def test_plotting_a_run_with_a_checkpoint_whose_metrics_are_gone_says_so(tmp_path, metrics):
+    """Not that it stopped before its first step and `train --resume` starts it again: it has
+    a checkpoint, and the curves are its metrics.jsonl's alone."""
+    run = write_run(tmp_path / "run", 2, iters=2)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "checkpoint": 2}))
+    if metrics == "missing":
+        (run / "metrics.jsonl").unlink()
+    else:
+        (run / "metrics.jsonl").write_text("")
+    for args in [[], ["--out", tmp_path / "report.html"]]:
+        result = tinyformer("plot", run, *args)
+        assert result.exit_code == 2 and result.stderr == (
+            f"Error: {str(run)!r} is a run with a checkpoint at step 2, but its metrics.jsonl, "
+            f"which holds the curves, is {metrics}; put that file back (from a copy of the "
+            f"run) to plot them\n"), result.stderr
+    assert not (tmp_path / "report.html").exists() and not (run / "loss.png").exists()
+
+
 def test_plotting_a_run_whose_metrics_link_to_a_device_says_so(tmp_path):
     # Not that the run stopped before its first step: a device has no size, like an empty file.
     run = write_run(tmp_path / "run", 2, iters=2)
