@@ -51,8 +51,10 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
     Recording which module made each op costs little, and lets the picture box the ops by
     module (and collapse them with `depth`). The model is built inside the recording, so the
     outermost module called is taken as the root."""
-    if (example_name is None) == (checkpoint_dir is None):
+    if example_name is None and checkpoint_dir is None:
         raise ValueError("give one of --example NAME or --checkpoint DIR")
+    if example_name is not None and checkpoint_dir is not None:
+        raise ValueError("give --example NAME or --checkpoint DIR, not both")
     if checkpoint_dir is not None and prompt is None:
         raise ValueError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
     if example_name is not None and prompt is not None:
