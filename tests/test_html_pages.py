@@ -20,6 +20,7 @@ import tinyautograd as ta
 import viz
 from tinyformer_cli import main
 from tinyautograd import Function, nn
+from tinyformer import files
 from tinyformer.attention import causal_mask
 from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
@@ -643,7 +644,11 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
     release(run)                                        # the trainer ends
     stopped = metrics_page(run, refresh=2)
     assert page_data(stopped.html)["refresh"] is None
-    assert "stopped at step 6 of 10 (tinyformer train --resume continues it)" in stopped.html
+    assert f"stopped at step 6 of 10 (tinyformer train --resume {run} continues it)" \
+        in html.unescape(stopped.html)
+    with files.program_named("python cli.py"):       # the command advised, as it was run
+        said = html.unescape(metrics_page(run).html)
+    assert f"stopped at step 6 of 10 (python cli.py train --resume {run} continues it)" in said
     with pytest.raises(ValueError, match="does not exist"):
         metrics_page(tmp_path / "nothing")
 

@@ -22,7 +22,7 @@ import os
 import time
 from typing import Callable
 
-from tinyformer.files import StrPath
+from tinyformer.files import StrPath, command_line
 
 from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
@@ -58,7 +58,7 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
                    if any(is_finite_number(r.get(key)) for r in records)},
     }
-    report = Page(page(title, "report", _body(title, status, data), data), title)
+    report = Page(page(title, "report", _body(title, status, data, run_dir), data), title)
     report.status = status
     return report
 
@@ -109,12 +109,12 @@ def _has_a_step(metrics_path):
     return True
 
 
-def _body(title, status, data):
+def _body(title, status, data, run_dir):
     step, iters = status["step"], status["iters"]
     said = {"finished": f"finished: {step:,} of {counted(iters, 'step')}" if iters else "",
             "running": f"running: step {step:,} of {iters or 0:,}",
-            "stopped": f"stopped at step {step:,} of {iters or 0:,} (tinyformer train --resume "
-                       f"continues it)",
+            "stopped": f"stopped at step {step:,} of {iters or 0:,} "
+                       f"({command_line('train', '--resume', run_dir)} continues it)",
             "unknown": counted(step, "step")}[status["state"]]
     if data["refresh"]:
         said += f"; this page reloads every {data['refresh']:g} s"
