@@ -269,10 +269,17 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert result.exit_code == 2
     line, = result.stderr.strip().splitlines()
     assert "training with these sizes needs about" in line and "GB of memory" in line
-    assert "1.0 GB is available" in line
+    assert "1 GB is available" in line
     assert not (tmp_path / "run").exists()
     # The defaults fit in that much.
     assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0
+    # Far more: in a larger unit, with three figures (it said "15,400.0 GB").
+    monkeypatch.setattr(tinyformer.resources, "training_memory", lambda *args: 15.4e12)
+    result = run("train", "--out", tmp_path / "run")
+    assert result.stderr == ("Error: training with these sizes needs about 15.4 TB of memory "
+                             "and 1 GB is available; choose a smaller --batch-size, --context, "
+                             "--d-model or --n-layer\n"), result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("train_options, generate_options", [
@@ -312,7 +319,7 @@ def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
     assert result.stdout == ""
     line, = result.stderr.splitlines()
     assert line.startswith("Error: --beam 1,000,000 needs about ")
-    assert line.endswith(" GB of memory and 1.0 GB is available; choose a smaller --beam")
+    assert line.endswith(" GB of memory and 1 GB is available; choose a smaller --beam")
     assert run("generate", "--checkpoint", out, "--prompt", prompt, "--beam", 4).exit_code == 0
 
 
