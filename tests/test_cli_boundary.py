@@ -80,6 +80,21 @@ def test_a_reader_that_stops_early_stops_the_command_quietly(tmp_path, command):
     assert error == ""                        # no traceback, no "internal error"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to write to")
+@pytest.mark.parametrize("command", [["--help"], [], ["tokenize"], ["--version"],
+                                     ["tokenize", "show", "hi"], ["train", "--help"]],
+                         ids=["help", "no-command", "group-alone", "version", "result", "a-help"])
+def test_a_full_standard_output_is_said_to_be_the_standard_output(command):
+    """`tinyformer --help > /dev/full` said "no space left on device", as if a file of the
+    command's had failed; a group's help printed for want of its command met a traceback."""
+    cli_py = Path(__file__).resolve().parent.parent / "cli.py"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, str(cli_py), *command], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (2, "Error: the standard output: no space left on "
+                                                 "device; free some disk space and try again\n")
+
+
 def test_a_closed_pipe_is_no_input_error_where_other_os_errors_are():
     with pytest.raises(BrokenPipeError):         # left for the program to stop quietly
         with cli.input_errors(OSError):
