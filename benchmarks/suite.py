@@ -281,6 +281,20 @@ def stop_with_its_group(process):
     process.wait()
 
 
+# Runs a benchmark script as `python SCRIPT ARGUMENTS...` does, but ends quietly (exit status
+# 130) on the interrupt with which stop_with_its_group stops it: the suite is what the user
+# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback.
+QUIET_WHEN_STOPPED = """\
+import os, runpy, sys
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))      # as `python SCRIPT` sets it
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
 def run(name, case_name, case, quick, out_dir, corpus=None):
     """Run one benchmark script under `case`'s threads, its output going straight to ours,
     given the tinyshakespeare text (`corpus`, or the default) if it reads it and it is there;
@@ -298,7 +312,8 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
     json_path = os.path.join(out_dir, stem + suffix + ".json")
     # --json first: what follows a "--" in the arguments is another command's.
-    command = [sys.executable, os.path.join(HERE, script), "--json", json_path, *arguments]
+    command = [sys.executable, "-c", QUIET_WHEN_STOPPED, os.path.join(HERE, script), "--json",
+               json_path, *arguments]
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)
     env = set_thread_variables(dict(os.environ), case.threads)

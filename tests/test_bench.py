@@ -1100,6 +1100,40 @@ def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):
             os.kill(int(pid), signal.SIGKILL)
 
 
+def test_a_benchmark_stopped_by_ctrl_c_ends_without_a_traceback_of_its_own(tmp_path):
+    """Ctrl-C reaches the suite alone (its benchmark runs in a session of its own), which
+    stops the benchmark with an interrupt: its script printed a KeyboardInterrupt traceback,
+    before `tinyformer bench` said "stopped by Ctrl-C". A stand-in script: nothing is timed."""
+    benchmarks = str(ROOT / "benchmarks")
+    started = tmp_path / "started"
+    fake = tmp_path / "fake.py"
+    fake.write_text(f"import sys\nassert sys.argv[1] == '--json', sys.argv\n"
+                    f"open({str(started)!r}, 'w').close()\nimport time; time.sleep(60)\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {benchmarks!r})\n"
+         "import suite\n"
+         f"suite.BENCHMARKS['fake'] = ({str(fake)!r}, [], [])\n"
+         "try:\n"
+         "    suite.run('fake', 'one-thread', suite.CASES['one-thread'], False, "
+         f"{str(tmp_path)!r})\n"
+         "except KeyboardInterrupt:\n"
+         "    print('stopped by Ctrl-C', file=sys.stderr)\n"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline and holder.poll() is None, holder.stderr.read()
+            time.sleep(0.01)
+        holder.send_signal(signal.SIGINT)            # the terminal's Ctrl-C
+        _, stderr = holder.communicate(timeout=30)
+        assert stderr == "stopped by Ctrl-C\n"
+    finally:
+        holder.kill()
+        for pid in subprocess.run(["pgrep", "-f", str(fake)], capture_output=True,
+                                  text=True).stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+
+
 def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
     # Each run left a folder of JSON in the temporary directory, never removed.
     scratch = tmp_path / "scratch"

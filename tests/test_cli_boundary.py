@@ -80,6 +80,21 @@ def test_a_reader_that_stops_early_stops_the_command_quietly(tmp_path, command):
     assert error == ""                        # no traceback, no "internal error"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full to write to")
+@pytest.mark.parametrize("command", [["--help"], [], ["tokenize"], ["--version"],
+                                     ["tokenize", "show", "hi"], ["train", "--help"]],
+                         ids=["help", "no-command", "group-alone", "version", "result", "a-help"])
+def test_a_full_standard_output_is_said_to_be_the_standard_output(command):
+    """`tinyformer --help > /dev/full` said "no space left on device", as if a file of the
+    command's had failed; a group's help printed for want of its command met a traceback."""
+    cli_py = Path(__file__).resolve().parent.parent / "cli.py"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, str(cli_py), *command], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (2, "Error: the standard output: no space left on "
+                                                 "device; free some disk space and try again\n")
+
+
 def test_a_closed_pipe_is_no_input_error_where_other_os_errors_are():
     with pytest.raises(BrokenPipeError):         # left for the program to stop quietly
         with cli.input_errors(OSError):
@@ -269,10 +284,17 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert result.exit_code == 2
     line, = result.stderr.strip().splitlines()
     assert "training with these sizes needs about" in line and "GB of memory" in line
-    assert "1.0 GB is available" in line
+    assert "1 GB is available" in line
     assert not (tmp_path / "run").exists()
     # The defaults fit in that much.
     assert run("train", *TINY, "--iters", 1, "--out", tmp_path / "small").exit_code == 0
+    # Far more: in a larger unit, with three figures (it said "15,400.0 GB").
+    monkeypatch.setattr(tinyformer.resources, "training_memory", lambda *args: 15.4e12)
+    result = run("train", "--out", tmp_path / "run")
+    assert result.stderr == ("Error: training with these sizes needs about 15.4 TB of memory "
+                             "and 1 GB is available; choose a smaller --batch-size, --context, "
+                             "--d-model or --n-layer\n"), result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("train_options, generate_options", [
@@ -312,7 +334,7 @@ def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
     assert result.stdout == ""
     line, = result.stderr.splitlines()
     assert line.startswith("Error: --beam 1,000,000 needs about ")
-    assert line.endswith(" GB of memory and 1.0 GB is available; choose a smaller --beam")
+    assert line.endswith(" GB of memory and 1 GB is available; choose a smaller --beam")
     assert run("generate", "--checkpoint", out, "--prompt", prompt, "--beam", 4).exit_code == 0
 
 

@@ -642,12 +642,14 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
 ], ids=["in a call", "as it is imported"])
 def test_a_learner_file_that_takes_too_much_memory_is_stopped_at_a_limit(workspace, before,
                                                                          after, who, line):
-    from tinyformer.exercises.isolated import GiB, memory_limit
+    from tinyformer.exercises.isolated import memory_limit
+    from tinyformer.files import size_said
     path = workspace / FIRST.file
     path.write_text(before + path.read_text() + after)
     result = run("check", 1, "--timeout", 60)
     assert result.exit_code == 3, result.output
-    assert f"{who} needed more than the {memory_limit() / GiB:.3g} GiB of memory a check may " \
+    # In the units of every other size said ("8.59 GB"), not GiB alone.
+    assert f"{who} needed more than the {size_said(memory_limit())} of memory a check may " \
         f"use" in result.output
     assert line in result.output
 

@@ -213,7 +213,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
 
 @pytest.mark.parametrize("args, words", [
     ([], "give one of --example NAME or --checkpoint DIR"),
-    (["--example", "mlp", "--checkpoint", "x"], "give one of"),
+    (["--example", "mlp", "--checkpoint", "x"], "--example NAME or --checkpoint DIR, not both"),
     (["--example", "mlp", "--prompt", "hi"], "--prompt is the text of a --checkpoint's batch"),
     (["--example", "mlp", "--out", "g.txt"], "the suffix says the format"),
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),

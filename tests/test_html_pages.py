@@ -20,6 +20,7 @@ import tinyautograd as ta
 import viz
 from tinyformer_cli import main
 from tinyautograd import Function, nn
+from tinyformer import files
 from tinyformer.attention import causal_mask
 from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
@@ -643,7 +644,11 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
     release(run)                                        # the trainer ends
     stopped = metrics_page(run, refresh=2)
     assert page_data(stopped.html)["refresh"] is None
-    assert "stopped at step 6 of 10 (tinyformer train --resume continues it)" in stopped.html
+    assert f"stopped at step 6 of 10 (tinyformer train --resume {run} continues it)" \
+        in html.unescape(stopped.html)
+    with files.program_named("python cli.py"):       # the command advised, as it was run
+        said = html.unescape(metrics_page(run).html)
+    assert f"stopped at step 6 of 10 (python cli.py train --resume {run} continues it)" in said
     with pytest.raises(ValueError, match="does not exist"):
         metrics_page(tmp_path / "nothing")
 
@@ -681,6 +686,24 @@ def test_following_a_run_killed_between_two_lines_ends_with_its_stopped_page(tmp
     assert follow_run(run, out, every=1, log=lambda line: None, sleep=sleep) == out
     final = page_data(out.read_text())
     assert final["status"]["state"] == "stopped" and final["refresh"] is None
+
+
+def test_a_follow_stopped_by_ctrl_c_leaves_a_page_that_no_longer_reloads(tmp_path):
+    """The page written last reloaded itself for ever, as if its run were still followed."""
+    run = write_run(tmp_path / "run", 2, iters=4, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):       # the command stops as Ctrl-C stops any
+            follow_run(run, out, every=1, log=lambda line: None, sleep=sleep)
+    finally:
+        release(run)
+    text = out.read_text()
+    assert page_data(text)["refresh"] is None and "reloads every" not in text
+    assert "running: step 2 of 4 when this page was written; it does not reload" in text
 
 
 @pytest.mark.parametrize("metrics", ["empty", "missing"])
@@ -845,6 +868,24 @@ def test_plot_follow_waits_for_the_first_step_of_a_run_just_started(tmp_path, mo
     assert page_data(out.read_text())["status"] == {"state": "finished", "step": 2, "iters": 2}
 
 
+def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeypatch):
+    run = write_run(tmp_path / "run", 4, iters=6, lock="held")
+    out = tmp_path / "report.html"
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("viz.write.follow_run", functools.partial(follow_run, sleep=sleep))
+    try:
+        result = tinyformer("plot", run, "--out", out, "--follow")
+    finally:
+        release(run)
+    assert result.exit_code == 130 and result.stdout == "", result.output
+    # (click starts a new line after the terminal's ^C)
+    assert result.stderr.split() == f"step 4 of 6: wrote {out} stopped by Ctrl-C".split()
+    assert page_data(out.read_text())["refresh"] is None
+
+
 @pytest.mark.parametrize("args, words", [
     (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
     (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),
@@ -888,6 +929,26 @@ def test_plotting_a_run_before_its_first_step_says_what_to_do(tmp_path, state, w
     assert compared.exit_code == 2 and compared.stderr == result.stderr
     assert not (tmp_path / "sweep.png").exists()
     assert sorted(os.listdir(run)) == [name for name in before if name != "run.lock"]
+
+
+@pytest.mark.parametrize("metrics", ["empty", "missing"])
+def test_plotting_a_run_with_a_checkpoint_whose_metrics_are_gone_says_so(tmp_path, metrics):
+    """Not that it stopped before its first step and `train --resume` starts it again: it has
+    a checkpoint, and the curves are its metrics.jsonl's alone."""
+    run = write_run(tmp_path / "run", 2, iters=2)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "checkpoint": 2}))
+    if metrics == "missing":
+        (run / "metrics.jsonl").unlink()
+    else:
+        (run / "metrics.jsonl").write_text("")
+    for args in [[], ["--out", tmp_path / "report.html"]]:
+        result = tinyformer("plot", run, *args)
+        assert result.exit_code == 2 and result.stderr == (
+            f"Error: {str(run)!r} is a run with a checkpoint at step 2, but its metrics.jsonl, "
+            f"which holds the curves, is {metrics}; put that file back (from a copy of the "
+            f"run) to plot them\n"), result.stderr
+    assert not (tmp_path / "report.html").exists() and not (run / "loss.png").exists()
 
 
 def test_plotting_a_run_whose_metrics_link_to_a_device_says_so(tmp_path):

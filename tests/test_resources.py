@@ -478,3 +478,17 @@ def test_a_step_that_raises_leaves_blas_on_the_chosen_count_and_is_not_timed():
         assert list(threads.times) == [1] and threads.count == 1    # not timed, not counted
         with threads.step() as count:               # the broken trial is run again
             assert count == 2
+
+
+def test_every_size_is_said_with_three_figures_in_the_largest_unit_under_it(tmp_path):
+    """As the memory a run needs ("15.4 TB", not "15,400.0 GB") and a corpus's size (not
+    "0.0 MB")."""
+    from tinyformer.files import size_said
+    assert [size_said(n) for n in (1, 960, 999.7e3, 27.94e9, 15.4e12, 1.2345e22)] == [
+        "1 byte", "960 bytes", "1 MB", "27.9 GB", "15.4 TB", "12,345 EB"]
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
+    result = CliRunner().invoke(main, ["train", "--corpus", str(corpus), *TINY[:10],
+                                       "--iters", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0 and f"tokenising {corpus} (960 bytes)" in result.output, \
+        result.output

@@ -333,7 +333,11 @@ def test_a_diverging_run_exits_2_and_says_how_to_start_again(tmp_path):
 def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
     line = one_line_error(tinyformer("train", "--resume", run / "config.json"),
                           "--resume", "is a file, not a directory")
-    assert "--out" not in line and "a `tinyformer train` run" in line
+    assert "--out" not in line and line.endswith(f"give the run's directory, {str(run)!r}")
+    (run.parent / "notes.txt").write_text("not a run's file")
+    line = one_line_error(tinyformer("train", "--resume", run.parent / "notes.txt"),
+                          "--resume", "is a file, not a directory")
+    assert "--out" not in line and "a `tinyformer train` run" in line   # no run's file
     line = one_line_error(tinyformer("train", *TINY, "--out", run / "config.json"),
                           "is a file, not a directory", "choose another --out")
     # Below a file: the file is named, as the other commands' --out name it.
@@ -342,6 +346,21 @@ def test_resume_given_a_file_names_resume_and_the_directory_to_give(run):
                    f"{str(run / 'config.json')!r} is a file, not a directory",
                    "choose another --out")
     assert files(run) == before
+
+
+@pytest.mark.parametrize("command", [["generate"], ["lens", "--prompt", "eve"],
+                                     ["export", "--out", "exported"]])
+@pytest.mark.parametrize("name", ["config.json", "weights-000002.npz"])
+def test_a_checkpoints_file_given_for_its_directory_is_told_to_give_the_directory(
+        run, tmp_path, monkeypatch, command, name):
+    """--checkpoint RUN/config.json: not that it is no directory and a run's should be given,
+    but which directory that is."""
+    monkeypatch.chdir(tmp_path)
+    for given, directory in [(run / name, run), (os.path.join("run", name), "run")]:
+        line = one_line_error(tinyformer(command[0], "--checkpoint", given, *command[1:]))
+        assert line == (f"Error: checkpoint {str(given)!r} is a file of the checkpoint in "
+                        f"{str(directory)!r}; give that directory"), line
+    assert not (tmp_path / "exported").exists()
 
 
 def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,

@@ -286,6 +286,23 @@ def describe_os_error(error: OSError, then: str | None = None) -> str:
     return f"{where}{what[:1].lower()}{what[1:]}{'; ' + steps if steps else ''}"
 
 
+SIZE_UNITS = ["bytes", "KB", "MB", "GB", "TB", "PB", "EB"]    # powers of 1000, as disks are sold
+
+
+def size_said(n_bytes: float) -> str:
+    """A size in bytes, as every message says one: three figures in the largest unit under it
+    ("950 bytes", "3.2 KB", "27.9 GB", "6.05 TB"), never "6,048.8 GB" nor "0.0 MB"."""
+    value, unit = float(n_bytes), 0
+    # Rounded to three figures first: 999.7 KB is said as 1 MB, not as "1e+03 KB".
+    while float(f"{value:.3g}") >= 1000 and unit < len(SIZE_UNITS) - 1:
+        value, unit = value / 1000, unit + 1
+    if unit == 0:
+        return f"{n_bytes:,.0f} byte{'s' * (n_bytes != 1)}"
+    # Past the largest unit, whole ones with commas ("12,000 EB"): no exponent.
+    figures = f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+    return f"{figures} {SIZE_UNITS[unit]}"
+
+
 # A file's values, shown in an error cut short: a stranger's name or token may be megabytes long.
 # Names of GPT-2's tensors ("transformer.h.11.attn.c_attn.weight") still show whole.
 _SHORT = reprlib.Repr()

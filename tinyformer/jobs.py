@@ -29,7 +29,7 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, iter_text, shown
+from .files import StrPath, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
 from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
@@ -152,7 +152,7 @@ class TextData:
             size = os.path.getsize(config.corpus)
             def chunks():
                 return iter_text(config.corpus, "corpus")
-            name = f"{config.corpus} ({size / 1e6:.1f} MB)"
+            name = f"{config.corpus} ({size_said(size)})"
 
         def check_length(n_tokens):
             n_train = cls.n_train(n_tokens)

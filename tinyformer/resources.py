@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from threadpoolctl import ThreadpoolController
 
+from .files import size_said
 from .layers import default_d_ff, least_parameters
 
 if TYPE_CHECKING:                    # train.py imports this module
@@ -174,11 +175,12 @@ def beam_memory(model_config: dict, context: int, beam: int, start: int, steps: 
 
 def check_fits(need: int, what: str, smaller: str) -> None:
     """ValueError, before anything is allocated, when `need` bytes are more than the memory
-    available: "{what} needs about N GB of memory and M GB is available; choose {smaller}"."""
+    available: "{what} needs about 27.9 GB of memory and 23.9 GB is available; choose
+    {smaller}"."""
     have = available_memory()
     if have is not None and need > have:
-        raise ValueError(f"{what} needs about {need / 1e9:,.1f} GB of memory and "
-                         f"{have / 1e9:,.1f} GB is available; choose {smaller}")
+        raise ValueError(f"{what} needs about {size_said(need)} of memory and "
+                         f"{size_said(have)} is available; choose {smaller}")
 
 
 def blas_threads(n: int | None) -> ContextManager:

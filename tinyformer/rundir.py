@@ -178,6 +178,9 @@ class RunDirectory:
         option, instead = (("--out", "choose another --out") if create else
                            ("--resume", "give the directory of a `tinyformer train` run"))
         if os.path.exists(path) and not os.path.isdir(path):
+            folder = None if create else _model_directory_holding(path)
+            if folder is not None:
+                instead = f"give the run's directory, {folder!r}"
             raise RunDirectoryError(f"{option} {path!r} is a file, not a directory; {instead}")
         if not create and not os.path.isdir(path):
             raise RunDirectoryError(f"{option} {path!r} is not a directory; {instead}")
@@ -573,6 +576,18 @@ def save_checkpoint(directory: StrPath, config: dict[str, Any], weights: dict[st
 HUGGING_FACE_MODEL = ", or a Hugging Face model's directory (GPT-2, Llama or Qwen3)"
 
 
+def _model_directory_holding(path: StrPath) -> str | None:
+    """The directory of a run or a model (its config.json or manifest.json there) that holds
+    the file `path` (its config.json, its weights), given where the directory is asked for:
+    what to give instead, as the path was given ("." for a file of the current one). None
+    where `path` is no such file."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    if os.path.isdir(path) or not os.path.exists(path):
+        return None
+    return folder if any(os.path.isfile(os.path.join(folder, name))
+                         for name in (CONFIG, MANIFEST)) else None
+
+
 def hub_snapshots(directory: StrPath) -> list[str] | None:
     """Where the files are, if `directory` is a model's folder in the Hugging Face hub's cache
     (models--ORG--NAME, which keeps them in snapshots/REVISION, the latest named by
@@ -607,6 +622,10 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     missing, or the file is not a JSON object; its advice offers a Hugging Face model's
     directory only where the caller takes one (`pretrained`: not --resume, not export)."""
     ours = "the --out directory of a `tinyformer train` run"
+    folder = _model_directory_holding(directory)
+    if folder is not None:
+        raise CheckpointError(f"checkpoint {directory!r} is a file of the checkpoint in "
+                              f"{folder!r}; give that directory")
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
                               f"{HUGGING_FACE_MODEL if pretrained else ''}")

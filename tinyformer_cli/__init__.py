@@ -164,11 +164,13 @@ class Program(click.Group):
         # What click colours (the exercises' marks and headings) follows the same rule as
         # our own colours: none with NO_COLOR, or on a dumb terminal (else click's own test).
         extra.setdefault("color", None if colour_wanted() else False)
+        sys.stdout = NamedOutput(sys.stdout)
         try:
-            return super().main(args, prog_name, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
-            click.echo(e.ctx.get_help(), color=e.ctx.color)  # its help, as --help prints it
-            sys.exit(0)
+            try:
+                return super().main(args, prog_name, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as e:    # a group without its command:
+                click.echo(e.ctx.get_help(), color=e.ctx.color)  # its help, as --help does;
+                sys.exit(0)                    # (that it cannot be written is said below)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             message = (elsewhere(e) or renamed(e)) if isinstance(e, click.NoSuchOption) else None
@@ -200,6 +202,8 @@ class Program(click.Group):
                        f"bug in tinyformer: please report it with the output of the same "
                        f"command run as `{files.command_line('--debug', '...')}`", err=True)
             sys.exit(1)
+        finally:
+            sys.stdout = sys.stdout.stream if isinstance(sys.stdout, NamedOutput) else sys.stdout
 
 
 class Context(click.Context):
@@ -229,6 +233,42 @@ def standard_streams_opened() -> None:
     # write it \u-escaped instead, as Python writes it to stderr.
     if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
         sys.stdout.reconfigure(errors="backslashreplace")
+
+
+class NamedOutput:
+    """The standard output (`stream`), whose errors name it. A write to it that fails (a full
+    disk under `> file`, or `> /dev/full`) raises an OSError that names no file: said as every
+    OSError is, it read "no space left on device", as if a file of the command's had failed."""
+
+    NAME = "the standard output"
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __getattr__(self, name):          # all else as the stream: isatty, fileno, encoding
+        return getattr(self.stream, name)
+
+    def write(self, data):
+        return self._named(self.stream.write, data)
+
+    def writelines(self, lines):
+        return self._named(self.stream.writelines, lines)
+
+    def flush(self):
+        return self._named(self.stream.flush)
+
+    @property
+    def buffer(self):                     # its bytes, which click writes to at times
+        return NamedOutput(self.stream.buffer)
+
+    @staticmethod
+    def _named(method, *args):
+        try:
+            return method(*args)
+        except OSError as error:
+            if error.filename is None:
+                error.filename = NamedOutput.NAME
+            raise
 
 
 def colour_wanted() -> bool:

@@ -22,7 +22,7 @@ import os
 import time
 from typing import Callable
 
-from tinyformer.files import StrPath
+from tinyformer.files import StrPath, command_line
 
 from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
@@ -58,7 +58,7 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
                    if any(is_finite_number(r.get(key)) for r in records)},
     }
-    report = Page(page(title, "report", _body(title, status, data), data), title)
+    report = Page(page(title, "report", _body(title, status, data, run_dir), data), title)
     report.status = status
     return report
 
@@ -69,7 +69,9 @@ def follow_run(run_dir: StrPath, out_path: StrPath, every: float = FOLLOW_SECOND
     """Write the report page of the run in `run_dir` (or of its metrics.jsonl) to `out_path`,
     and while the run is training, write it again each time its metrics.jsonl changes
     (looking every `every` seconds); the page reloads itself as often. Returns the path once a
-    page says the run has ended (finished or stopped), or on Ctrl-C."""
+    page says the run has ended (finished or stopped). On Ctrl-C the page is written once
+    more, as a page not followed (it no longer reloads), and the KeyboardInterrupt goes on:
+    the command stops as any other stopped by Ctrl-C."""
     run_dir, metrics_path = _run_paths(run_dir)     # the directory, or its metrics.jsonl
     # A run that has just started logs its first step once that step is done: wait for it.
     if is_training(run_dir) and not _has_a_step(metrics_path):
@@ -93,7 +95,10 @@ def follow_run(run_dir: StrPath, out_path: StrPath, every: float = FOLLOW_SECOND
                 return out_path
             sleep(every)
     except KeyboardInterrupt:
-        return out_path
+        # A page left reloading would look live, its run followed, long after it is not.
+        if seen is not None:
+            metrics_page(run_dir).save(out_path)
+        raise
 
 
 def _has_a_step(metrics_path):
@@ -104,15 +109,17 @@ def _has_a_step(metrics_path):
     return True
 
 
-def _body(title, status, data):
+def _body(title, status, data, run_dir):
     step, iters = status["step"], status["iters"]
     said = {"finished": f"finished: {step:,} of {counted(iters, 'step')}" if iters else "",
             "running": f"running: step {step:,} of {iters or 0:,}",
-            "stopped": f"stopped at step {step:,} of {iters or 0:,} (tinyformer train --resume "
-                       f"continues it)",
+            "stopped": f"stopped at step {step:,} of {iters or 0:,} "
+                       f"({command_line('train', '--resume', run_dir)} continues it)",
             "unknown": counted(step, "step")}[status["state"]]
     if data["refresh"]:
         said += f"; this page reloads every {data['refresh']:g} s"
+    elif status["state"] == "running":     # a still picture of a run that goes on
+        said += " when this page was written; it does not reload"
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <span id="run-status" class="status {status['state']}">{html.escape(said)}</span>

@@ -16,7 +16,7 @@ from tinyautograd.nn import record_module_paths
 from tinyformer.checkpoint import load_model
 from tinyformer.files import StrPath, command_line, describe_os_error
 from tinyformer.lens import Lens
-from tinyformer.rundir import METRICS, is_training, read_manifest
+from tinyformer.rundir import METRICS, is_training, read_manifest, recorded_checkpoint
 from tinyformer.summary import counted
 from tinyformer.tokenizers import Tokenizer
 
@@ -51,8 +51,10 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
     Recording which module made each op costs little, and lets the picture box the ops by
     module (and collapse them with `depth`). The model is built inside the recording, so the
     outermost module called is taken as the root."""
-    if (example_name is None) == (checkpoint_dir is None):
+    if example_name is None and checkpoint_dir is None:
         raise ValueError("give one of --example NAME or --checkpoint DIR")
+    if example_name is not None and checkpoint_dir is not None:
+        raise ValueError("give --example NAME or --checkpoint DIR, not both")
     if checkpoint_dir is not None and prompt is None:
         raise ValueError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
     if example_name is not None and prompt is not None:
@@ -193,34 +195,47 @@ def write_comparison(run_dirs: list[str], out_path: str,
 
 
 def _refuse_before_first_step(run_dir, follow=False):
-    """ValueError, saying what to do, for a run of ours with no metrics yet: one training its
-    first step (unless `follow`ed, when the page waits for it) or one stopped before it.
+    """ValueError, saying what to do, for a run of ours with no metrics: one training its
+    first step (unless `follow`ed, when the page waits for it), one stopped before it, or one
+    with a checkpoint, past its first step, whose metrics.jsonl is gone or emptied since.
     Not that its metrics.jsonl does not exist and a run should be trained first."""
-    if not _before_first_step(run_dir):
+    manifest = _run_without_metrics(run_dir)
+    if manifest is None:
         return
     training = is_training(run_dir)
-    if training and not follow:
+    if training and follow:
+        return
+    checkpoint = recorded_checkpoint(run_dir, manifest)
+    if checkpoint is not None:
+        # Its steps are not in the checkpoint: the curves are that file's alone.
+        metrics = os.path.join(run_dir, METRICS)
+        what = "missing" if not os.path.exists(metrics) else "empty"
+        raise ValueError(f"{run_dir!r} is a run with a checkpoint at step {checkpoint:,}, but "
+                         f"its {METRICS}, which holds the curves, is {what}; put that file "
+                         f"back (from a copy of the run) to plot them")
+    if training:
         # The whole command: a page follows one run, so among runs compared, this one alone.
         follow_it = command_line("plot", run_dir, "--out", "report.html", "--follow")
         raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
                          f"yet; try again in a moment, or follow it: `{follow_it}`")
-    if not training:
-        raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
-                         f"there is nothing to plot; "
-                         f"`{command_line('train', '--resume', run_dir)}` starts it again")
+    raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
+                     f"there is nothing to plot; "
+                     f"`{command_line('train', '--resume', run_dir)}` starts it again")
 
 
-def _before_first_step(run_dir):
-    """Whether `run_dir` is a run of ours that has logged no step yet: its metrics.jsonl is
-    missing or empty (the trainer opens it as its first step begins)."""
+def _run_without_metrics(run_dir):
+    """The manifest of `run_dir` where it is a run of ours without metrics: its
+    metrics.jsonl is missing or empty (the trainer opens it as its first step begins);
+    else None."""
     metrics = os.path.join(run_dir, METRICS)
     try:
+        manifest = read_manifest(run_dir)
         # A link to /dev/zero has no size either, but is no empty file: read_metrics says so.
-        return (read_manifest(run_dir) is not None
-                and (not os.path.exists(metrics)
-                     or os.path.isfile(metrics) and os.path.getsize(metrics) == 0))
+        without = (not os.path.exists(metrics)
+                   or os.path.isfile(metrics) and os.path.getsize(metrics) == 0)
     except (OSError, ValueError):          # not a directory, a damaged manifest: not ours
-        return False
+        return None
+    return manifest if without else None
 
 
 def plot_after_training(run_dir: str) -> str:

@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from tinyautograd import Tensor
 
-from ..files import StrPath, not_regular
+from ..files import StrPath, not_regular, size_said
 from ..tokenizers import escape_controls
 from .catalogue import Exercise
 
@@ -221,7 +221,7 @@ def out_of_memory(doing: str, error: MemoryError, path: StrPath) -> CheckFailure
     """The CheckFailure for a MemoryError while `doing`: past the memory a check may use (the
     limit the runner sets), or the machine's."""
     limit = _memory_limit()
-    needed = (f"needed more than the {limit / (1 << 30):.3g} GiB of memory a check may use"
+    needed = (f"needed more than the {size_said(limit)} of memory a check may use"
               if limit else "ran out of memory")
     return CheckFailure(f"{doing} {needed}: does a loop keep every array it makes, or is an "
                         f"array far bigger than it should be?\n{_where(error, path)}",
