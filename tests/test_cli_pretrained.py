@@ -281,7 +281,8 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     assert_input_error(tinyformer("export", "--checkpoint", tmp_path / "no-run", "--out", taken),
                        "exists")
     assert snapshot(tmp_path) == before
-    assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", ""), "empty")
+    assert_input_error(tinyformer("export", "--checkpoint", char_run, "--out", ""),
+                       "must be a directory's path")
     with pytest.raises(ValueError, match="empty"):       # a name of spaces, before any work
         check_export_dir("  ")
     result = tinyformer("export", "--checkpoint", seq2seq_run, "--out", tmp_path / "x")

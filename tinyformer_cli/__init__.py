@@ -113,6 +113,8 @@ class Path(click.ParamType):
     def convert(self, value, param, ctx):
         called = (param.opts[0] if isinstance(param, click.Option)
                   else param.make_metavar(ctx).rstrip("."))         # RUN_DIR..., INPUT
+        if isinstance(value, os.PathLike):      # main([... pathlib.Path]) from Python
+            value = os.fspath(value)
         problem = Nonempty(self.what).why(value)
         if problem:
             raise InputError(f"{called} {problem}")
