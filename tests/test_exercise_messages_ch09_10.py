@@ -110,6 +110,12 @@ CASES = [
     ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
      "candidates.sort(key=lambda c: (-c[0], -c[2]))",
      ["the earlier beam, then the lower token, ranks first", "got:      [0, 2, 2, 3]"]),
+    # Ties ranked by token before beam (the candidates built token by token, beam by beam).
+    ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
+     "candidates.sort(key=lambda c: (-c[0], c[2]))",
+     ["beam_search(next_log_probs=<a model whose two beams tie>, prompt=[0], beam_size=2",
+      "the earlier beam, then the lower token, ranks first", "expected: [0, 1, 4, 3]",
+      "got:      [0, 1, 1, 1]"]),
     ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "",
      ["CachedAttention.step(x=[0., 1.]) (call 2, w_q = w_k = w_v = identity; due: row 1",
       "at [0]: expected 0.330"]),

@@ -429,6 +429,17 @@ EARLY_END_TABLE = [[0.0, 0.7, 0.1, 0.2, 0.0],
                    [0.0, 0.5, 0.0, 0.5, 0.0]]
 
 
+# 0 starts, 1 = "a", 2 = "b", 3 = end, 4 = "c". After "a" and "b" (1/2 each), all four
+# candidates of the second step tie at 1/4: the earlier beam's go first, so the two beams kept
+# are [0, 1, 1] and [0, 1, 4], and [0, 1, 4, 3] finishes at 1/4. Ranking by token before beam
+# keeps [0, 2, 1] in place of [0, 1, 4], and never finishes.
+TIED_BEAMS_TABLE = [[0.0, 0.5, 0.5, 0.0, 0.0],
+                    [0.0, 0.5, 0.0, 0.0, 0.5],
+                    [0.0, 0.5, 0.0, 0.0, 0.5],
+                    [0.0, 0.25, 0.25, 0.25, 0.25],
+                    [0.0, 0.0, 0.0, 1.0, 0.0]]
+
+
 def _expect_hypothesis(got, expected, call, note=""):
     expect(isinstance(got, (tuple, list)) and len(got) == 2,
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
@@ -467,9 +478,11 @@ def check_beam_search(learner: Learner) -> None:
     # Probabilities of 1/2 and 1 make sums of log-probabilities tie exactly: the tie rules decide.
     ties = step_model([[0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]],
                       "a model that gives 1/2 or 1 by step")
-    for beam_size, max_new, end_id in [(2, 3, 3), (1, 1, 1)]:
-        got = beam_search(ties, [0], beam_size, max_new, end_id)
-        _expect_hypothesis(got, reference_beam_search(ties, [0], beam_size, max_new, end_id),
+    tied_beams = table_model(TIED_BEAMS_TABLE, "a model whose two beams tie", log=True)
+    for model, beam_size, max_new, end_id in [(ties, 2, 3, 3), (ties, 1, 1, 1),
+                                              (tied_beams, 2, 3, 3)]:
+        got = beam_search(model, [0], beam_size, max_new, end_id)
+        _expect_hypothesis(got, reference_beam_search(model, [0], beam_size, max_new, end_id),
                            beam_search.last_call, "  (log-probabilities that tie: the earlier "
                            "beam, then the lower token, ranks first, and only a strictly larger "
                            "log P replaces the best finished sequence)")
