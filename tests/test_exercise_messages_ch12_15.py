@@ -551,6 +551,23 @@ def test_gpt_that_returns_after_the_first_block(tmp_path):
     assert "x = block(x)" in got
 
 
+def test_gpt_that_adds_each_block_to_the_stream_again(tmp_path):
+    # The Block adds its own residual: x + block(x) counts the stream twice, and still trains.
+    got = edited_message(tmp_path, "your_gpt", "            x = block(x)\n",
+                         "            x = x + block(x)\n")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids) returned " \
+        "logits other than the equations give with its own E, P, Blocks and final norm" in got
+    assert "x = x + block(x): a Block adds its input back itself" in got
+
+
+def test_gpt_that_normalises_after_every_block(tmp_path):
+    got = edited_message(tmp_path, "your_gpt",
+                         "            x = block(x)\n        return self.norm(x) @",
+                         "            x = self.norm(block(x))\n        return x @")
+    assert "returned logits other than the equations give" in got
+    assert "the final norm after every block: it comes once, after the last one" in got
+
+
 def test_gpt_without_the_final_norm(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "self.norm(x) @ self.embedding.T",
                          "x @ self.embedding.T")
