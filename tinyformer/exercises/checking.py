@@ -428,9 +428,9 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     if np.allclose(got, -expected.astype(np.float64), atol=atol, rtol=rtol):
         # Every element right but for its sign: one subtraction or minus sign is the cause,
         # and a look at the worst element alone does not show it.
-        flipped = ("\n    Every element is minus the expected one: a sign is flipped "
-                   "somewhere (a difference taken the wrong way round, or a minus sign "
-                   "too many or too few).")
+        flipped = (f"\n    {'Every element is' if got.size > 1 else 'It is'} minus the "
+                   f"expected one: a sign is flipped somewhere (a difference taken the wrong "
+                   f"way round, or a minus sign too many or too few).")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
                        f"{_number(shown[worst])}{among}{whole}{whole_numbers}{flipped}")
