@@ -118,7 +118,15 @@ CASES = [
       "got:      [0, 1, 1, 1]"]),
     ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "",
      ["CachedAttention.step(x=[0., 1.]) (call 2, w_q = w_k = w_v = identity; due: row 1",
-      "at [0]: expected 0.330"]),
+      "at [0]: expected 0.330", "That is exactly what you get without dividing the scores by "
+      "sqrt(d_head), sqrt(2)."]),
+    # The cache's length in place of d_head: the same while there are d_head keys.
+    ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "/ np.sqrt(len(self.keys))",
+     ["CachedAttention.step(x=[1., 1.]) (call 3, w_q = w_k = w_v = identity; due: row 2",
+      "dividing the scores by the square root of the number of cached keys (3) instead of "
+      "d_head (2)"]),
+    ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "/ len(q)",
+     ["call 2", "dividing the scores by d_head (2) instead of its square root"]),
     ("kv_cache", "09_generation/kv_cache.py",
      "self.values = np.vstack([self.values, v[None, :]])",
      "self.values = np.vstack([self.values, k[None, :]])",

@@ -19,6 +19,7 @@ from tinyautograd import Tensor
 from ..catalogue import Question, exercise
 from ..checking import (Call, CheckFailure, Learner, as_array, describe, expect, expect_array,
                         expect_equal)
+from .ch08_training import _expect_numpy
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
 QUESTION = Question(code="""\
@@ -523,6 +524,23 @@ def full_causal_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
     return scaled_dot_product_attention(q, k, v, mask=causal_mask(len(x))).data
 
 
+def _scale_mistakes(x, w_q, w_k, w_v, t):
+    """(description, row t of causal attention) for the usual wrong scales of the scores."""
+    q, keys, values = x[t] @ w_q, x[:t + 1] @ w_k, x[:t + 1] @ w_v
+    d_head = len(q)
+
+    def row(scale):
+        scores = keys @ q * scale
+        weights = np.exp(scores - scores.max())
+        return weights / weights.sum() @ values
+    return [(f"without dividing the scores by sqrt(d_head), sqrt({d_head})", row(1.0)),
+            (f"dividing the scores by d_head ({d_head}) instead of its square root",
+             row(1 / d_head)),
+            (f"dividing the scores by the square root of the number of cached keys ({t + 1}) "
+             f"instead of d_head ({d_head}), the length of each query and key",
+             row(1 / np.sqrt(t + 1)))]
+
+
 def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
     make = learner.function("CachedAttention")
     attention = make(w_q, w_k, w_v)
@@ -536,8 +554,8 @@ def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
         where = f"{step.last_call} (call {t + 1}, {label})"
         expect_array(attention.keys, x[:t + 1] @ w_k, where, what="left in `keys`")
         expect_array(attention.values, x[:t + 1] @ w_v, where, what="left in `values`")
-        expect_array(out, full[t], f"{where[:-1]}; due: row {t} of full causal attention)",
-                     what="returned", tensor=False, atol=1e-8)
+        _expect_numpy(out, full[t], f"{where[:-1]}; due: row {t} of full causal attention)",
+                      mistakes=_scale_mistakes(x, w_q, w_k, w_v, t), atol=1e-8)
 
 
 @exercise("kv_cache", "A key-value cache", hints=[
