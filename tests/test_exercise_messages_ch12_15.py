@@ -41,8 +41,9 @@ def test_padding_mask_that_assumes_pad_id_zero(tmp_path):
 def test_pad_batch_padding_at_the_front(tmp_path):
     got = edited_message(tmp_path, "padding_mask", "ids[row, :len(sequence)] = sequence",
                          "ids[row, T - len(sequence):] = sequence")
-    assert "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0)" in got
-    assert "expected: [[5, 6, 7], [8, 9, 0]]" in got
+    assert "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0) put the padding at the " \
+        "beginning of the short rows. Fill each row up at the end" in got
+    assert "expected: [[5, 6, 7], [8, 9, 0]]" in got and "got:      [[5, 6, 7], [0, 8, 9]]" in got
 
 
 def test_pad_batch_that_pads_the_callers_lists(tmp_path):
