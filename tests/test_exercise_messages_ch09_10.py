@@ -81,7 +81,18 @@ CASES = [
       "returned tokens with a wrong value", "expected: [0, 2, 3]"]),
     ("beam_search", "09_generation/beam_search.py", "best = (tokens, log_prob)\n            else:",
      "best = (tokens, log_prob / len(tokens))\n            else:",
-     ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34"]),
+     ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34",
+      "That is their log P divided by their length, 3: return the plain sum."]),
+    # Finished sequences compared by log P per token, as decoding.py's length penalty would:
+    # no finished sequence the checker's models made beat a shorter one by it, so this passed.
+    ("beam_search", "09_generation/beam_search.py",
+     "if best is None or log_prob > best[1]:\n                    best",
+     "if best is None or log_prob / len(tokens) > best[1] / len(best[0]):\n"
+     "                    best",
+     ["beam_search(next_log_probs=<a model whose likeliest sequence is short>, prompt=[0], "
+      "beam_size=2, max_new_tokens=2, end_id=3)", "expected: [0, 3]", "got:      [0, 1, 3]",
+      "That is exactly what you get comparing sequences by log P divided by their length. "
+      "Compare plain sums of log-probabilities here"]),
     ("beam_search", "09_generation/beam_search.py", "    return best\n",
      "    return best[1], best[0]\n", ["end_id=3) returned (-1.02165, [0, 2, 3]): the log_prob "
                                      "first", "(tokens, log_prob)"]),
