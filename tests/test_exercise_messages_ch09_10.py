@@ -180,6 +180,16 @@ CASES = [
      "    i = 0\n    while i + 1 < len(ids):\n        if (ids[i], ids[i + 1]) == tuple(pair):\n"
      "            ids[i:i + 2] = [new_id]\n        i += 1\n    return ids",
      ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256) changed the list it was given"]),
+    # The pairs counted once, before the loop: the first pair is chosen again and again.
+    ("bpe_train", "10_bpe/bpe_train.py",
+     "    for new_id in range(256, 256 + n_merges):\n        counts = count_pairs(ids)\n",
+     "    counts = count_pairs(ids)\n    for new_id in range(256, 256 + n_merges):\n",
+     ["bpe_train(text='aaabdaaabac', n_merges=3) learned a wrong merge 1 (new id 257)",
+      "(97, 97) 0 times: it is merge 0 again. Count the pairs again after each merge"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "range(256, 256 + n_merges)",
+     "range(257, 257 + n_merges)",
+     ["wrong merge 2 (new id 258): expected (256, 257), got (257, 258)",
+      "after 2 merges the new ids are 256 to 257, not 258. Merge k makes the new id 256 + k"]),
     ("bpe_train", "10_bpe/bpe_train.py", "range(256, 256 + n_merges)",
      "range(256, 257 + n_merges)", ["bpe_train(text='aaabdaaabac', n_merges=3) returned 4 "
                                     "merges; expected 3"]),
