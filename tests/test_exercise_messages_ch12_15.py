@@ -569,6 +569,15 @@ def test_gpt_that_normalises_after_every_block(tmp_path):
     assert "the final norm after every block: it comes once, after the last one" in got
 
 
+def test_gpt_with_one_block_repeated(tmp_path):
+    # [Block(...)] * n_layer: one Block, its weights shared by every layer.
+    got = edited_message(tmp_path, "your_gpt", "[Block(d_model, n_head) for _ in range(n_layer)]",
+                         "[Block(d_model, n_head)] * n_layer")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2) holds 1 distinct " \
+        "Block; n_layer = 2 asks for 2, each with its own weights" in got
+    assert "make a new Block for each layer" in got
+
+
 def test_gpt_without_the_final_norm(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "self.norm(x) @ self.embedding.T",
                          "x @ self.embedding.T")

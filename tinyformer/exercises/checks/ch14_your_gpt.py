@@ -168,7 +168,13 @@ def _check_behaviour(learner):
            f"uses them. Run x through every block in turn (x = block(x) in the loop) and use "
            f"every part that __init__ makes.")
 
-    blocks = sum(learner.attribute("Block")(C, HEADS).num_parameters() for _ in range(LAYERS))
+    Block = learner.attribute("Block")
+    distinct = sum(isinstance(module, Block) for module in model.modules())   # each once
+    expect(distinct in (0, LAYERS),
+           f"{call} holds {distinct} distinct Block{'s' if distinct > 1 else ''}; n_layer = "
+           f"{LAYERS} asks for {LAYERS}, each with its own weights. [Block(...)] * n_layer is "
+           f"one Block n_layer times: make a new Block for each layer.")
+    blocks = sum(Block(C, HEADS).num_parameters() for _ in range(LAYERS))
     expected = V * C + CONTEXT * C + blocks + 2 * C
     got = model.num_parameters()
     expect(got == expected,
