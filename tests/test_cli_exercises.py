@@ -966,6 +966,26 @@ def test_watch_checks_a_save_made_while_it_was_checking(workspace, monkeypatch):
     assert result.output.index(f"FAIL 1 {FIRST.slug}") < result.output.index(f"PASS 1 {FIRST.slug}")
 
 
+def test_watch_waits_for_a_file_deleted_while_it_watches(workspace, monkeypatch):
+    """An editor may delete the file before writing the new one: a watch that checked the
+    missing file in between ended with an error."""
+    wait_for_save = runner.wait_for_save
+
+    def delete_then_wait(path, *args):
+        path.unlink()
+        wait_for_save(path, *args)
+
+    def sleep(seconds):                   # the editor writes the new file
+        solve(workspace, FIRST)
+    monkeypatch.setattr(runner, "wait_for_save", delete_then_wait)
+    monkeypatch.setattr(runner, "time", SimpleNamespace(sleep=sleep))
+    result = run("watch", 1, "--max-checks", 2)
+    assert result.exit_code == 0, result.output
+    assert f"{workspace / FIRST.file} is missing: waiting for it to come back " \
+        f"(`tinyformer exercises reset 1` brings back a fresh copy)" in result.output
+    assert result.output.index("is missing") < result.output.index(f"PASS 1 {FIRST.slug}")
+
+
 def test_watch_stops_after_its_last_check_even_a_failing_one(workspace, monkeypatch):
     def sleep(seconds):
         raise AssertionError("watch waited for a save after its last check")

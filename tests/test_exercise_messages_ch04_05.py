@@ -308,6 +308,21 @@ def test_softmax_backward_from_the_diagonal_alone(tmp_path):
     assert "from the diagonal of the Jacobian alone" in message
 
 
+@pytest.mark.parametrize("old, new, start", [
+    # The truth minus the prediction, in place of the prediction minus the truth.
+    ("        d[np.arange(n), ctx.targets] -= 1.0          # p - onehot(t)\n",
+     "        d = -d\n        d[np.arange(n), ctx.targets] += 1.0\n",
+     "SoftmaxCrossEntropy.backward after softmax_cross_entropy("),
+    ("return p * (g - (g * p).sum(axis=-1, keepdims=True))",
+     "return p * ((g * p).sum(axis=-1, keepdims=True) - g)", "Softmax.backward after softmax("),
+])
+def test_a_backward_with_its_sign_flipped_is_told_so(tmp_path, old, new, start):
+    # Every element is wrong, each by its sign alone: the worst one shown does not say that.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward", old, new)
+    assert message.startswith(start)
+    assert "Every element is minus the expected one: a sign is flipped somewhere" in message
+
+
 @pytest.mark.parametrize("old, new", [
     ("return d / n * grad", "return d / n"),             # the incoming gradient ignored
     ("return d / n * grad", "return d * grad"),          # the mean's 1/N forgotten

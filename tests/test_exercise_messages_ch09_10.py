@@ -81,7 +81,18 @@ CASES = [
       "returned tokens with a wrong value", "expected: [0, 2, 3]"]),
     ("beam_search", "09_generation/beam_search.py", "best = (tokens, log_prob)\n            else:",
      "best = (tokens, log_prob / len(tokens))\n            else:",
-     ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34"]),
+     ["returned the right tokens but, as their log_prob", "expected -1.02165, got -0.34",
+      "That is their log P divided by their length, 3: return the plain sum."]),
+    # Finished sequences compared by log P per token, as decoding.py's length penalty would:
+    # no finished sequence the checker's models made beat a shorter one by it, so this passed.
+    ("beam_search", "09_generation/beam_search.py",
+     "if best is None or log_prob > best[1]:\n                    best",
+     "if best is None or log_prob / len(tokens) > best[1] / len(best[0]):\n"
+     "                    best",
+     ["beam_search(next_log_probs=<a model whose likeliest sequence is short>, prompt=[0], "
+      "beam_size=2, max_new_tokens=2, end_id=3)", "expected: [0, 3]", "got:      [0, 1, 3]",
+      "That is exactly what you get comparing sequences by log P divided by their length. "
+      "Compare plain sums of log-probabilities here"]),
     ("beam_search", "09_generation/beam_search.py", "    return best\n",
      "    return best[1], best[0]\n", ["end_id=3) returned (-1.02165, [0, 2, 3]): the log_prob "
                                      "first", "(tokens, log_prob)"]),
@@ -110,9 +121,23 @@ CASES = [
     ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
      "candidates.sort(key=lambda c: (-c[0], -c[2]))",
      ["the earlier beam, then the lower token, ranks first", "got:      [0, 2, 2, 3]"]),
+    # Ties ranked by token before beam (the candidates built token by token, beam by beam).
+    ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
+     "candidates.sort(key=lambda c: (-c[0], c[2]))",
+     ["beam_search(next_log_probs=<a model whose two beams tie>, prompt=[0], beam_size=2",
+      "the earlier beam, then the lower token, ranks first", "expected: [0, 1, 4, 3]",
+      "got:      [0, 1, 1, 1]"]),
     ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "",
      ["CachedAttention.step(x=[0., 1.]) (call 2, w_q = w_k = w_v = identity; due: row 1",
-      "at [0]: expected 0.330"]),
+      "at [0]: expected 0.330", "That is exactly what you get without dividing the scores by "
+      "sqrt(d_head), sqrt(2)."]),
+    # The cache's length in place of d_head: the same while there are d_head keys.
+    ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "/ np.sqrt(len(self.keys))",
+     ["CachedAttention.step(x=[1., 1.]) (call 3, w_q = w_k = w_v = identity; due: row 2",
+      "dividing the scores by the square root of the number of cached keys (3) instead of "
+      "d_head (2)"]),
+    ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "/ len(q)",
+     ["call 2", "dividing the scores by d_head (2) instead of its square root"]),
     ("kv_cache", "09_generation/kv_cache.py",
      "self.values = np.vstack([self.values, v[None, :]])",
      "self.values = np.vstack([self.values, k[None, :]])",
@@ -155,6 +180,16 @@ CASES = [
      "    i = 0\n    while i + 1 < len(ids):\n        if (ids[i], ids[i + 1]) == tuple(pair):\n"
      "            ids[i:i + 2] = [new_id]\n        i += 1\n    return ids",
      ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256) changed the list it was given"]),
+    # The pairs counted once, before the loop: the first pair is chosen again and again.
+    ("bpe_train", "10_bpe/bpe_train.py",
+     "    for new_id in range(256, 256 + n_merges):\n        counts = count_pairs(ids)\n",
+     "    counts = count_pairs(ids)\n    for new_id in range(256, 256 + n_merges):\n",
+     ["bpe_train(text='aaabdaaabac', n_merges=3) learned a wrong merge 1 (new id 257)",
+      "(97, 97) 0 times: it is merge 0 again. Count the pairs again after each merge"]),
+    ("bpe_train", "10_bpe/bpe_train.py", "range(256, 256 + n_merges)",
+     "range(257, 257 + n_merges)",
+     ["wrong merge 2 (new id 258): expected (256, 257), got (257, 258)",
+      "after 2 merges the new ids are 256 to 257, not 258. Merge k makes the new id 256 + k"]),
     ("bpe_train", "10_bpe/bpe_train.py", "range(256, 256 + n_merges)",
      "range(256, 257 + n_merges)", ["bpe_train(text='aaabdaaabac', n_merges=3) returned 4 "
                                     "merges; expected 3"]),

@@ -19,6 +19,7 @@ def test_unembedding_that_reads_the_token_slot_predicts_the_current_token(tmp_pa
     assert "at position 1: predicted 1 (= the token at position 1 itself)" in got
     assert "expected 3 (the first token)" in got
     assert "attention at position 1: 1.00 on position 0" in got     # attention was fine
+    assert "The attention looks where it should, so what it carries is wrong" in got
 
 
 def test_positional_embedding_with_the_wrong_shape(tmp_path):
@@ -57,6 +58,16 @@ def test_induction_key_reading_the_token_instead_of_the_previous_token(tmp_path)
     assert "expected 1 (the token after the earlier 3 at position 1)" in got
     assert "layer 2 attention at position 4: 0.00 on position 2" in got
     assert "layer 1 attention at position 2: 1.00 on position 1" in got
+    assert "looks where it should" not in got
+
+
+def test_induction_value_reading_the_previous_token(tmp_path):
+    # Both layers attend rightly; layer 2 fetches the wrong slot, and predicts the token itself.
+    got = edited_message(tmp_path, "induction_head", "W_V2[TOKEN, :]", "W_V2[PREV, :]")
+    assert "at position 4: predicted 3 (= the token at position 4 itself)" in got
+    assert "layer 2 attention at position 4: 1.00 on position 2" in got
+    assert "The attention looks where it should, so what it carries is wrong: the value and " \
+        "output weights (W_V, W_O), or what W_U reads." in got
 
 
 def test_induction_output_projection_of_the_wrong_shape(tmp_path):

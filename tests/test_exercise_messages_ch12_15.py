@@ -41,8 +41,9 @@ def test_padding_mask_that_assumes_pad_id_zero(tmp_path):
 def test_pad_batch_padding_at_the_front(tmp_path):
     got = edited_message(tmp_path, "padding_mask", "ids[row, :len(sequence)] = sequence",
                          "ids[row, T - len(sequence):] = sequence")
-    assert "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0)" in got
-    assert "expected: [[5, 6, 7], [8, 9, 0]]" in got
+    assert "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0) put the padding at the " \
+        "beginning of the short rows. Fill each row up at the end" in got
+    assert "expected: [[5, 6, 7], [8, 9, 0]]" in got and "got:      [[5, 6, 7], [0, 8, 9]]" in got
 
 
 def test_pad_batch_that_pads_the_callers_lists(tmp_path):
@@ -549,6 +550,32 @@ def test_gpt_that_returns_after_the_first_block(tmp_path):
     assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2): 16 of its " \
         "parameters get no gradient from the logits (blocks.1.ln1.weight," in got
     assert "x = block(x)" in got
+
+
+def test_gpt_that_adds_each_block_to_the_stream_again(tmp_path):
+    # The Block adds its own residual: x + block(x) counts the stream twice, and still trains.
+    got = edited_message(tmp_path, "your_gpt", "            x = block(x)\n",
+                         "            x = x + block(x)\n")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids) returned " \
+        "logits other than the equations give with its own E, P, Blocks and final norm" in got
+    assert "x = x + block(x): a Block adds its input back itself" in got
+
+
+def test_gpt_that_normalises_after_every_block(tmp_path):
+    got = edited_message(tmp_path, "your_gpt",
+                         "            x = block(x)\n        return self.norm(x) @",
+                         "            x = self.norm(block(x))\n        return x @")
+    assert "returned logits other than the equations give" in got
+    assert "the final norm after every block: it comes once, after the last one" in got
+
+
+def test_gpt_with_one_block_repeated(tmp_path):
+    # [Block(...)] * n_layer: one Block, its weights shared by every layer.
+    got = edited_message(tmp_path, "your_gpt", "[Block(d_model, n_head) for _ in range(n_layer)]",
+                         "[Block(d_model, n_head)] * n_layer")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2) holds 1 distinct " \
+        "Block; n_layer = 2 asks for 2, each with its own weights" in got
+    assert "make a new Block for each layer" in got
 
 
 def test_gpt_without_the_final_norm(tmp_path):

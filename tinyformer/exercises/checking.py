@@ -424,9 +424,16 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
         # written into it: the numbers look nearly right, only whole.
         whole_numbers = (f"\n    Your result is an array of integers ({shown.dtype}), which "
                          f"cannot hold these fractions: make it with a float dtype.")
+    flipped = ""
+    if np.allclose(got, -expected.astype(np.float64), atol=atol, rtol=rtol):
+        # Every element right but for its sign: one subtraction or minus sign is the cause,
+        # and a look at the worst element alone does not show it.
+        flipped = (f"\n    {'Every element is' if got.size > 1 else 'It is'} minus the "
+                   f"expected one: a sign is flipped somewhere (a difference taken the wrong "
+                   f"way round, or a minus sign too many or too few).")
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
-                       f"{_number(shown[worst])}{among}{whole}{whole_numbers}")
+                       f"{_number(shown[worst])}{among}{whole}{whole_numbers}{flipped}")
 
 
 def _number(x: Any) -> str:

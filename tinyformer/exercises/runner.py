@@ -274,7 +274,8 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
                 continue        # check the next one at once: it says what to write first
             if max_checks and checks >= max_checks:
                 return
-            wait_for_save(workspace.path(ex), checked, poll_seconds)
+            wait_for_save(workspace.path(ex), checked, poll_seconds,
+                          f"`tinyformer exercises reset {ex.number}` brings back a fresh copy")
             click.echo()
     except KeyboardInterrupt:
         click.echo("\nStopped watching.")
@@ -288,12 +289,19 @@ def saved_at(path: Path) -> int | None:
     return path.stat().st_mtime_ns if path.exists() else None
 
 
-def wait_for_save(path: Path, checked: int | None, poll_seconds: float) -> None:
-    """Return once `path` has been saved since `checked` (saved_at when its check began), or
-    created or deleted. Polling needs nothing installed and sees every editor's way of
-    saving."""
+def wait_for_save(path: Path, checked: int | None, poll_seconds: float,
+                  restore: str = "") -> None:
+    """Return once `path` has been saved since `checked` (saved_at when its check began).
+    Polling needs nothing installed and sees every editor's way of saving. A missing file is
+    waited for, saying once how to `restore` it: an editor may delete the file before it
+    writes the new one, and a check of a missing file would end the watch."""
     click.echo(click.style(f"Watching {path}: save it to check again (Ctrl-C stops)", dim=True))
-    while saved_at(path) == checked:
+    missing_said = False
+    while (saved := saved_at(path)) == checked or saved is None:
+        if saved is None and not missing_said:
+            click.echo(click.style(f"{path} is missing: waiting for it to come back"
+                                   + (f" ({restore})" if restore else ""), dim=True))
+            missing_said = True
         time.sleep(poll_seconds)
 
 

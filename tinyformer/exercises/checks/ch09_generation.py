@@ -19,6 +19,7 @@ from tinyautograd import Tensor
 from ..catalogue import Question, exercise
 from ..checking import (Call, CheckFailure, Learner, as_array, describe, expect, expect_array,
                         expect_equal)
+from .ch08_training import _expect_numpy
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
 QUESTION = Question(code="""\
@@ -345,9 +346,18 @@ def check_top_p(learner: Learner) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], beam_size: int,
-                          max_new_tokens: int, end_id: int | None) -> tuple[list[int], float]:
+                          max_new_tokens: int, end_id: int | None,
+                          length: Callable[[list[int]], int] | None = None
+                          ) -> tuple[list[int], float]:
     """tinyformer/decoding.py's beam search with no length penalty (alpha = 0), for any
-    prompt."""
+    prompt. With `length`, sequences compete by log P / length(tokens) instead (their log P
+    is returned as it is): the usual mistake of normalising by the length."""
+    def better(tokens, log_prob, best):
+        if best is None:
+            return True
+        if length is None:
+            return log_prob > best[1]
+        return log_prob / length(tokens) > best[1] / length(best[0])
     beams, best = [(list(prompt), 0.0)], None
     for _ in range(max_new_tokens):
         candidates = [(log_prob + float(lp), b, v) for b, (_, log_prob) in enumerate(beams)
@@ -357,7 +367,7 @@ def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], bea
         for log_prob, b, v in candidates:
             tokens = beams[b][0] + [v]
             if v == end_id:
-                if best is None or log_prob > best[1]:
+                if better(tokens, log_prob, best):
                     best = (tokens, log_prob)
             else:
                 next_beams.append((tokens, log_prob))
@@ -367,9 +377,18 @@ def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], bea
         if not beams:
             break
     for tokens, log_prob in beams:
-        if best is None or log_prob > best[1]:
+        if better(tokens, log_prob, best):
             best = (tokens, log_prob)
     return best
+
+
+def _length_mistakes(model, prompt, beam_size, max_new_tokens, end_id):
+    """(description, what beam search returns) for the usual ways of normalising by length."""
+    prompt = list(prompt)
+    lengths = [("", len), (" (of generated tokens)", lambda tokens: len(tokens) - len(prompt))]
+    return [(f"comparing sequences by log P divided by their length{what}",
+             reference_beam_search(model, prompt, beam_size, max_new_tokens, end_id, length))
+            for what, length in lengths]
 
 
 def repository_beam_search(next_log_probs: NextScores, bos_id: int, beam_size: int,
@@ -429,7 +448,28 @@ EARLY_END_TABLE = [[0.0, 0.7, 0.1, 0.2, 0.0],
                    [0.0, 0.5, 0.0, 0.5, 0.0]]
 
 
-def _expect_hypothesis(got, expected, call, note=""):
+# 0 starts, 1 = "a", 2 = "b", 3 = end, 4 = "c". After "a" and "b" (1/2 each), all four
+# candidates of the second step tie at 1/4: the earlier beam's go first, so the two beams kept
+# are [0, 1, 1] and [0, 1, 4], and [0, 1, 4, 3] finishes at 1/4. Ranking by token before beam
+# keeps [0, 2, 1] in place of [0, 1, 4], and never finishes.
+TIED_BEAMS_TABLE = [[0.0, 0.5, 0.5, 0.0, 0.0],
+                    [0.0, 0.5, 0.0, 0.0, 0.5],
+                    [0.0, 0.5, 0.0, 0.0, 0.5],
+                    [0.0, 0.25, 0.25, 0.25, 0.25],
+                    [0.0, 0.0, 0.0, 1.0, 0.0]]
+
+
+# 0 starts, 1 = "a", 2 = "b", 3 = end. [0, 3] finishes at 0.3, and [0, 1, 3] at 0.7 * 0.4 =
+# 0.28: less in all, more per token. The live beams end at 0.21.
+SHORT_WINS_TABLE = [[0.0, 0.7, 0.0, 0.3],
+                    [0.0, 0.3, 0.3, 0.4],
+                    [0.0, 0.5, 0.5, 0.0],
+                    [0.0, 1 / 3, 1 / 3, 1 / 3]]
+
+
+def _expect_hypothesis(got, expected, call, note="", mistakes=()):
+    """The learner's (tokens, log_prob) against the expected pair; wrong tokens that are what
+    one of `mistakes` ((description, pair)) returns are named."""
     expect(isinstance(got, (tuple, list)) and len(got) == 2,
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
     tokens, log_prob = got
@@ -439,10 +479,27 @@ def _expect_hypothesis(got, expected, call, note=""):
         raise CheckFailure(f"{call} returned ({float(tokens):.6g}, {describe(log_prob, 40)}): "
                            f"the log_prob first. Return the pair the other way round, (tokens, "
                            f"log_prob).")
-    expect_equal(tokens if not isinstance(tokens, np.ndarray) else tokens.tolist(),
-                 expected_tokens, call + note, what="returned tokens with")
-    expect_array(log_prob, expected_log_prob, call + note,
-                 what="returned the right tokens but, as their log_prob,")
+    tokens = tokens if not isinstance(tokens, np.ndarray) else tokens.tolist()
+    try:
+        expect_equal(tokens, expected_tokens, call + note, what="returned tokens with")
+    except CheckFailure as failure:
+        named = next((description for description, (wrong, _) in mistakes
+                      if wrong != expected_tokens and tokens == wrong), None)
+        if named is None:
+            raise
+        raise CheckFailure(f"{failure}\n    That is exactly what you get {named}. Compare "
+                           f"plain sums of log-probabilities here, as the docstring says.") \
+            from None
+    try:
+        expect_array(log_prob, expected_log_prob, call + note,
+                     what="returned the right tokens but, as their log_prob,")
+    except CheckFailure as failure:
+        n = len(tokens)
+        if not (isinstance(log_prob, (int, float, np.number))
+                and np.isclose(log_prob, expected_log_prob / n)):
+            raise
+        raise CheckFailure(f"{failure}\n    That is their log P divided by their length, {n}: "
+                           f"return the plain sum.") from None
 
 
 @exercise("beam_search", "Beam search", hints=[
@@ -459,43 +516,53 @@ def _expect_hypothesis(got, expected, call, note=""):
 ], forbid=["tinyformer.decoding"])
 def check_beam_search(learner: Learner) -> None:
     beam_search = learner.function("beam_search")
+
+    def expect_search(search, expected, note=""):
+        """beam_search(*search) must return `expected`."""
+        got = beam_search(*search)
+        _expect_hypothesis(got, expected, beam_search.last_call, note, _length_mistakes(*search))
+
     table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
     for beam_size, max_new in [(2, 3), (1, 3), (3, 4), (1, 1)]:
-        got = beam_search(table, [0], beam_size, max_new, 3)
-        _expect_hypothesis(got, reference_beam_search(table, [0], beam_size, max_new, 3),
-                           beam_search.last_call)
+        search = (table, [0], beam_size, max_new, 3)
+        expect_search(search, reference_beam_search(*search))
     # Probabilities of 1/2 and 1 make sums of log-probabilities tie exactly: the tie rules decide.
     ties = step_model([[0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]],
                       "a model that gives 1/2 or 1 by step")
-    for beam_size, max_new, end_id in [(2, 3, 3), (1, 1, 1)]:
-        got = beam_search(ties, [0], beam_size, max_new, end_id)
-        _expect_hypothesis(got, reference_beam_search(ties, [0], beam_size, max_new, end_id),
-                           beam_search.last_call, "  (log-probabilities that tie: the earlier "
-                           "beam, then the lower token, ranks first, and only a strictly larger "
-                           "log P replaces the best finished sequence)")
+    tied_beams = table_model(TIED_BEAMS_TABLE, "a model whose two beams tie", log=True)
+    for model, beam_size, max_new, end_id in [(ties, 2, 3, 3), (ties, 1, 1, 1),
+                                              (tied_beams, 2, 3, 3)]:
+        search = (model, [0], beam_size, max_new, end_id)
+        expect_search(search, reference_beam_search(*search), "  (log-probabilities that tie: "
+                      "the earlier beam, then the lower token, ranks first, and only a strictly "
+                      "larger log P replaces the best finished sequence)")
     early_end = table_model(EARLY_END_TABLE, "a model whose end token ranks high early",
                             log=True)
-    got = beam_search(early_end, [0], 2, 3, 3)
-    _expect_hypothesis(got, reference_beam_search(early_end, [0], 2, 3, 3),
-                       beam_search.last_call, "  (a finished sequence leaves the beams and "
-                       "takes none of their places: only live beams count toward beam_size)")
+    search = (early_end, [0], 2, 3, 3)
+    expect_search(search, reference_beam_search(*search), "  (a finished sequence leaves the "
+                  "beams and takes none of their places: only live beams count toward "
+                  "beam_size)")
+    short_wins = table_model(SHORT_WINS_TABLE, "a model whose likeliest sequence is short",
+                             log=True)
+    search = (short_wins, [0], 2, 2, 3)
+    expect_search(search, reference_beam_search(*search), "  (finished sequences compete by "
+                  "plain log P too, whatever their lengths)")
     # Enough beams to keep every sequence: beam search becomes exhaustive search.
     model = random_model(3, seed=7, log_probs=True)
-    got = beam_search(model, [0], 27, 3, 2)
-    _expect_hypothesis(got, brute_force_best(model, [0], 3, 2, 3), beam_search.last_call,
-                       "  (27 beams keep every sequence, so the answer is the likeliest of all "
-                       "sequences, found by trying each)")
+    expect_search((model, [0], 27, 3, 2), brute_force_best(model, [0], 3, 2, 3),
+                  "  (27 beams keep every sequence, so the answer is the likeliest of all "
+                  "sequences, found by trying each)")
     # Against tinyformer/decoding.py's beam search itself (length_penalty 0), on random models.
     for seed, beam_size, max_new in [(1, 2, 5), (2, 3, 6), (3, 1, 6), (4, 4, 4)]:
         model = random_model(5, seed=seed, log_probs=True)
-        got = beam_search(model, [0], beam_size, max_new, 4)
-        _expect_hypothesis(got, repository_beam_search(model, 0, beam_size, max_new, 4),
-                           beam_search.last_call, "  (a random model, compared with "
-                           "tinyformer.decoding.beam_search with length_penalty=0)")
+        expect_search((model, [0], beam_size, max_new, 4),
+                      repository_beam_search(model, 0, beam_size, max_new, 4),
+                      "  (a random model, compared with tinyformer.decoding.beam_search with "
+                      "length_penalty=0)")
     model = random_model(4, seed=11, log_probs=True)
-    got = beam_search(model, [3, 1, 2], 2, 5, 0)
-    _expect_hypothesis(got, reference_beam_search(model, [3, 1, 2], 2, 5, 0),
-                       beam_search.last_call, "  (a random model and a longer prompt)")
+    search = (model, [3, 1, 2], 2, 5, 0)
+    expect_search(search, reference_beam_search(*search), "  (a random model and a longer "
+                  "prompt)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +575,23 @@ def full_causal_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray,
     from tinyformer.attention import causal_mask, scaled_dot_product_attention
     q, k, v = (Tensor(x @ w, dtype=np.float64) for w in (w_q, w_k, w_v))
     return scaled_dot_product_attention(q, k, v, mask=causal_mask(len(x))).data
+
+
+def _scale_mistakes(x, w_q, w_k, w_v, t):
+    """(description, row t of causal attention) for the usual wrong scales of the scores."""
+    q, keys, values = x[t] @ w_q, x[:t + 1] @ w_k, x[:t + 1] @ w_v
+    d_head = len(q)
+
+    def row(scale):
+        scores = keys @ q * scale
+        weights = np.exp(scores - scores.max())
+        return weights / weights.sum() @ values
+    return [(f"without dividing the scores by sqrt(d_head), sqrt({d_head})", row(1.0)),
+            (f"dividing the scores by d_head ({d_head}) instead of its square root",
+             row(1 / d_head)),
+            (f"dividing the scores by the square root of the number of cached keys ({t + 1}) "
+             f"instead of d_head ({d_head}), the length of each query and key",
+             row(1 / np.sqrt(t + 1)))]
 
 
 def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
@@ -523,8 +607,8 @@ def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
         where = f"{step.last_call} (call {t + 1}, {label})"
         expect_array(attention.keys, x[:t + 1] @ w_k, where, what="left in `keys`")
         expect_array(attention.values, x[:t + 1] @ w_v, where, what="left in `values`")
-        expect_array(out, full[t], f"{where[:-1]}; due: row {t} of full causal attention)",
-                     what="returned", tensor=False, atol=1e-8)
+        _expect_numpy(out, full[t], f"{where[:-1]}; due: row {t} of full causal attention)",
+                      mistakes=_scale_mistakes(x, w_q, w_k, w_v, t), atol=1e-8)
 
 
 @exercise("kv_cache", "A key-value cache", hints=[

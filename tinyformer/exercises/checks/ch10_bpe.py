@@ -184,6 +184,12 @@ def _expect_merges(got, text, n_merges, expected, call):
         why = (f"both occur {_times(counts[want])}, and ties go to the smaller pair"
                if counts[want] == counts[have] else
                f"{want} occurs {_times(counts[want])} and {have} {_times(counts[have])}")
+        if have in merges[:k]:          # counted once, before the merges that use it up
+            why += (f": it is merge {merges.index(have)} again. Count the pairs again after "
+                    f"each merge, in the ids as the merges so far left them")
+        elif max(have) >= 256 + k:      # new ids counted from 257 (or more)
+            why += (f": after {k} merges the new ids are 256 to {255 + k}, not "
+                    f"{max(have)}. Merge k makes the new id 256 + k")
         done = ("before any merge" if k == 0 else "after the first merge" if k == 1 else
                 f"after the first {k} merges")
         raise CheckFailure(f"{call} learned a wrong merge {k} (new id {256 + k}): expected "

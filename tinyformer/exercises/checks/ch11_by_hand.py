@@ -150,7 +150,8 @@ def _attention_line(pattern, query, key, label, what):
 def _expect_predictions(call, weights, ids, targets, layers, explain):
     """Run the model on `ids`; at every (position, token, why) of `targets` the token must have
     the highest logit, strictly. The first position that fails is described: the prediction,
-    the logits and (through `explain(position, patterns)`) the attention that led there."""
+    the logits and the attention that led there: `explain(position, patterns)` gives each
+    attention due, as _attention_line's arguments (pattern, query, key, label, what)."""
     ids = np.asarray(ids)
     logits, patterns = _run(weights, ids, layers)
     if not np.isfinite(logits).all():
@@ -185,7 +186,11 @@ def _expect_predictions(call, weights, ids, targets, layers, explain):
         best = int(top[0]) if top[0] != want else int(top[-1])
         lines.append(f"    logits at position {t}: {_number(row[want])} for token {want} "
                      f"(expected), {_number(row[best])} for token {best}")
-    lines += explain(t, patterns)
+    due = explain(t, patterns)
+    lines += [_attention_line(*attention) for attention in due]
+    if all(pattern[query, key] > 0.5 for pattern, query, key, *_ in due):
+        lines.append("    The attention looks where it should, so what it carries is wrong: the "
+                     "value and output weights (W_V, W_O), or what W_U reads.")
     lines.append(f"    wrong at {len(wrong)} of the {len(targets)} positions checked on this "
                  f"sequence")
     raise CheckFailure("\n".join(lines))
@@ -225,7 +230,7 @@ def check_attend_to_first(learner: Learner) -> None:
             targets = [(t, int(ids[0]), "the first token") for t in range(len(ids))]
 
             def explain(t, patterns):
-                return [_attention_line(patterns[0], t, 0, "attention", "the first token")]
+                return [(patterns[0], t, 0, "attention", "the first token")]
             _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain)
 
     check(6, 8, [np.array([3, 1, 4, 1, 5])])
@@ -256,7 +261,7 @@ def check_previous_token(learner: Learner) -> None:
                        for t in range(1, len(ids))]
 
             def explain(t, patterns):
-                return [_attention_line(patterns[0], t, t - 1, "attention", "the previous one")]
+                return [(patterns[0], t, t - 1, "attention", "the previous one")]
             _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain)
 
     check(6, 8, [np.array([3, 1, 4, 1, 5])])
@@ -294,13 +299,12 @@ def check_induction_head(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
     def explain(ids):
-        def lines(t, patterns):
+        def due(t, patterns):
             j = int(np.flatnonzero(ids[:t] == ids[t])[-1])
-            return [_attention_line(patterns[1], t, j + 1, "layer 2 attention",
-                                    f"just after the earlier {ids[t]}"),
-                    _attention_line(patterns[0], j + 1, j, "layer 1 attention",
-                                    "its previous token")]
-        return lines
+            return [(patterns[1], t, j + 1, "layer 2 attention",
+                     f"just after the earlier {ids[t]}"),
+                    (patterns[0], j + 1, j, "layer 1 attention", "its previous token")]
+        return due
 
     def check(vocab_size, context, sequences):
         weights = _weights(make_weights, vocab_size, context, layers=2)

@@ -93,6 +93,16 @@ def check_padding_mask(learner: Learner) -> None:
                                             f"{describe(got)}; return a numpy array.")
         expect(got.dtype.kind in "iu", f"{pad_batch.last_call} returned an array of dtype "
                                        f"{got.dtype}; ids are integers (dtype=np.int64).")
+        at_start = np.full_like(expected, pad_id)
+        for row, sequence in enumerate(sequences):
+            at_start[row, at_start.shape[1] - len(sequence):] = sequence
+        if not np.array_equal(at_start, expected) and np.array_equal(got, at_start):
+            raise CheckFailure(f"{pad_batch.last_call} put the padding at the beginning of "
+                               f"the short rows. Fill each row up at the end: every sequence "
+                               f"starts at position 0, so its tokens keep their positions, "
+                               f"and pad_id follows them.\n"
+                               f"    expected: {describe(expected.tolist(), limit=40)}\n"
+                               f"    got:      {describe(got.tolist(), limit=40)}")
         expect_equal(got.tolist(), expected.tolist(), pad_batch.last_call)
 
     padding_mask = learner.function("padding_mask")

@@ -3,8 +3,8 @@
 The model is judged by behaviour first, on a small one whose sizes all differ (so that a
 shape tells which table it is): a later token never changes earlier logits; the same token at
 two positions gives two different outputs; one (V, C) matrix both embeds and unembeds; the
-stream the unembedding reads has been normalised; every parameter gets a gradient; the first
-loss is near a uniform guess's.
+stream the unembedding reads has been normalised; every parameter gets a gradient; the logits
+are the equations' computed from the model's own parts; the first loss is near a uniform guess's.
 Then it is trained with teacher forcing on the built-in stories, with the learner's own
 batches, and must recall the colour of each held-out story clearly more often than the
 counting model of chapter 2 (two words of context, so one guess among six colours) does.
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tinyautograd import Tensor, functional, manual_seed, no_grad, optim
+from tinyautograd import Tensor, functional, manual_seed, nn, no_grad, optim
 from tinyformer.data import builtin_corpus
 
 from ..catalogue import Question, exercise
@@ -168,18 +168,65 @@ def _check_behaviour(learner):
            f"uses them. Run x through every block in turn (x = block(x) in the loop) and use "
            f"every part that __init__ makes.")
 
-    blocks = sum(learner.attribute("Block")(C, HEADS).num_parameters() for _ in range(LAYERS))
+    Block = learner.attribute("Block")
+    distinct = sum(isinstance(module, Block) for module in model.modules())   # each once
+    expect(distinct in (0, LAYERS),
+           f"{call} holds {distinct} distinct Block{'s' if distinct > 1 else ''}; n_layer = "
+           f"{LAYERS} asks for {LAYERS}, each with its own weights. [Block(...)] * n_layer is "
+           f"one Block n_layer times: make a new Block for each layer.")
+    blocks = sum(Block(C, HEADS).num_parameters() for _ in range(LAYERS))
     expected = V * C + CONTEXT * C + blocks + 2 * C
     got = model.num_parameters()
     expect(got == expected,
            f"{call} has {got} parameters; E ({V} x {C}) + P ({CONTEXT} x {C}) + {LAYERS} "
            f"Blocks ({blocks}) + the final norm ({2 * C}) make {expected}, "
            f"{'fewer' if got > expected else 'more'}. The tied unembedding adds none.")
+    _check_composition(learner, model, call, ids, logits, E_rows)
     first = functional.cross_entropy(Tensor(logits), rng.integers(0, V, size=ids.shape)).item()
     expect(first < math.log(V) + 1.0,
            f"{call}: its first loss on random tokens is {first:.2f}, far above the "
            f"ln {V} = {math.log(V):.2f} of a uniform guess: E and P start too large. Start "
            f"them at N(0, 0.02^2).")
+
+
+def _composed(E_rows, P, blocks, norm, ids, add_block=False, norm_each=False):
+    """The logits of the equations from the model's own parts; `add_block` and `norm_each`
+    give the usual wrong ways of chaining the blocks."""
+    x = Tensor(E_rows[ids] + P.data[:ids.shape[1]])
+    for block in blocks:
+        x = x + block(x) if add_block else block(x)
+        x = norm(x) if norm_each else x
+    return (x if norm_each else norm(x)).data @ E_rows.T
+
+
+def _check_composition(learner, model, call, ids, logits, E_rows):
+    """The logits must be the equations' with the model's own E, P, Blocks and final norm:
+    a stream that counts x twice, or is normalised between the blocks, passes every other
+    check and trains."""
+    Block = learner.attribute("Block")
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    inside = {id(m) for block in blocks for m in block.modules()}
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and id(m) not in inside]
+    positions = [p for p in model.parameters() if p.shape == (CONTEXT, C)]
+    if len(blocks) != LAYERS or len(norms) != 1 or len(positions) != 1:
+        return              # not built from the given parts: the checks above judged it
+    parts = (E_rows, positions[0], blocks, norms[0], ids)
+    with no_grad():
+        expected = _composed(*parts)
+        if np.allclose(logits, expected, atol=1e-5, rtol=1e-4):
+            return
+        mistakes = [("x = x + block(x): a Block adds its input back itself (it returns x + "
+                     "...), so the stream is counted twice",
+                     _composed(*parts, add_block=True)),
+                    ("the final norm after every block: it comes once, after the last one "
+                     "(each pre-LN block normalises its own input)",
+                     _composed(*parts, norm_each=True))]
+    named = next((f"\n    That is exactly what you get with {description}."
+                  for description, wrong in mistakes
+                  if np.allclose(logits, wrong, atol=1e-5, rtol=1e-4)), "")
+    raise CheckFailure(f"{call}(ids) returned logits other than the equations give with its "
+                       f"own E, P, Blocks and final norm: x = E[ids] + P[:T], then x = "
+                       f"block(x) for each block in turn, then norm(x) @ E^T.{named}")
 
 
 # ---------------------------------------------------------------------------------------------

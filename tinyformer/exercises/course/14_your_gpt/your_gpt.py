@@ -34,7 +34,8 @@ from reading y[t], which sits at x[t + 1].
 
 The checker first tests the model's behaviour (a later token never changes earlier logits;
 positions matter; one matrix embeds and unembeds; the final norm is there; every block is
-used), then trains it on the built-in stories ("eve has a green kite. it rained. the kite of
+used; the logits are the equations' above, with each block applied once, in turn), then
+trains it on the built-in stories ("eve has a green kite. it rained. the kite of
 eve is green."), with windows that start at a story's start, and measures how often it
 recalls the colour from the first sentence. The counting model of chapter 2 sees only the
 last two words ("eve is") and so guesses among six colours; your GPT must clearly beat it. A
