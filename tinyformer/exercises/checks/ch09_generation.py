@@ -538,15 +538,14 @@ def check_beam_search(learner: Learner) -> None:
                       "larger log P replaces the best finished sequence)")
     early_end = table_model(EARLY_END_TABLE, "a model whose end token ranks high early",
                             log=True)
-    search = (early_end, [0], 2, 3, 3)
-    expect_search(search, reference_beam_search(*search), "  (a finished sequence leaves the "
-                  "beams and takes none of their places: only live beams count toward "
-                  "beam_size)")
     short_wins = table_model(SHORT_WINS_TABLE, "a model whose likeliest sequence is short",
                              log=True)
-    search = (short_wins, [0], 2, 2, 3)
-    expect_search(search, reference_beam_search(*search), "  (finished sequences compete by "
-                  "plain log P too, whatever their lengths)")
+    for search, note in [((early_end, [0], 2, 3, 3), "a finished sequence leaves the beams "
+                          "and takes none of their places: only live beams count toward "
+                          "beam_size"),
+                         ((short_wins, [0], 2, 2, 3), "finished sequences compete by plain "
+                          "log P too, whatever their lengths")]:
+        expect_search(search, reference_beam_search(*search), f"  ({note})")
     # Enough beams to keep every sequence: beam search becomes exhaustive search.
     model = random_model(3, seed=7, log_probs=True)
     expect_search((model, [0], 27, 3, 2), brute_force_best(model, [0], 3, 2, 3),
