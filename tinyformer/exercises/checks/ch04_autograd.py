@@ -673,8 +673,9 @@ def _row_sum_mistakes(g, p, axes):
 
 
 @exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
-    "Softmax: the formula is p * (g - s) where s = (g * p).sum(axis=-1, keepdims=True): one "
-    "number per row, broadcast back over the row.",
+    "Softmax: the formula is p * (g - s), where s is one number per row: the sum of g * p "
+    "along the last axis, whatever the number of axes, kept as an axis of size 1 "
+    "(keepdims=True) so that it broadcasts back over the row.",
     "Cross-entropy: start from a copy of the saved probabilities p (never change ctx.p "
     "itself), then subtract 1 at each row's target. Integer-array indexing with the row "
     "numbers and the targets does every row at once.",
