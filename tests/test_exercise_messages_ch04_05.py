@@ -308,6 +308,45 @@ def test_softmax_backward_from_the_diagonal_alone(tmp_path):
     assert "from the diagonal of the Jacobian alone" in message
 
 
+_ROW_SUM = "return p * (g - (g * p).sum(axis=-1, keepdims=True))"
+
+
+@pytest.mark.parametrize("row_sum", ["(g * p).sum(-1)[:, None]", "(g * p).sum(-1).reshape(-1, 1)",
+                                     "(g * p).sum(-1).reshape(len(p), 1)"])
+def test_softmax_backward_whose_row_sum_fits_2d_arrays_only(tmp_path, row_sum):
+    # Right for (N, V); a batch (B, T, V) then makes numpy raise, in the learner's own line.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward", _ROW_SUM,
+                             f"return p * (g - {row_sum})")
+    assert message.startswith("Softmax.backward ran after softmax(z=Tensor([[[")
+    assert "raised an error" in message and "ValueError" in message
+    assert "works for z of shape (N, V) but not for a batch (B, T, V)" in message
+    assert "axis=-1, and keep that axis with keepdims=True" in message
+
+
+@pytest.mark.parametrize("row_sum, said", [
+    ("(g * p).sum(axis=1, keepdims=True)",
+     "summing g * p along axis 1, which is the last axis of a 2-D z but not of a 3-D one"),
+    ("(g * p).sum(axis=0, keepdims=True)", "summing g * p along axis 0, down the columns"),
+    ("(g * p).sum(axis=0)", "summing g * p along axis 0, down the columns"),
+    ("(g * p).sum()", "summing g * p over the whole array"),
+    ("(g * p).sum(axis=-1)", "The row sum of g * p must keep its axis, shape (N, 1)"),
+])
+def test_softmax_backward_with_the_row_sum_along_another_axis_is_told_so(tmp_path, row_sum,
+                                                                        said):
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward", _ROW_SUM,
+                             f"return p * (g - {row_sum})")
+    assert message.startswith("Softmax.backward ") and said in message
+
+
+def test_cross_entropy_backward_that_subtracts_whole_columns(tmp_path):
+    # d[:, targets] takes every row at each target column: 1 subtracted N times too often.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "d[np.arange(n), ctx.targets]", "d[:, ctx.targets]")
+    assert message.startswith("SoftmaxCrossEntropy.backward after softmax_cross_entropy(")
+    assert "subtracting 1 in every row at every target's column, as d[:, targets] does" in message
+    assert "pick one element per row" in message
+
+
 @pytest.mark.parametrize("old, new, start", [
     # The truth minus the prediction, in place of the prediction minus the truth.
     ("        d[np.arange(n), ctx.targets] -= 1.0          # p - onehot(t)\n",

@@ -633,9 +633,49 @@ def _engine_gradient(forward, x, grad):
     return t.grad
 
 
+def _check_softmax_backward(learner, Softmax, softmax, z, g, mistakes):
+    """_check_one_gradient for Softmax on `z`, with numpy's error for shapes that do not fit
+    (a row sum of shape (N,) against (N, V), or one shaped for 2-D z alone against a batch)
+    followed by what the row sum's shape must be."""
+    try:
+        _check_one_gradient(learner, Softmax, softmax, [_tensor(z)], g,
+                            _engine_gradient(lambda t: t.softmax(-1), z, g), "z", mistakes)
+    except CheckFailure as failure:
+        if not isinstance(failure.raised, ValueError):
+            raise
+        if z.ndim == 2:
+            said = ("The row sum of g * p must keep its axis, shape (N, 1) with keepdims=True, "
+                    "to broadcast back over each row of (N, V).")
+        else:
+            said = ("Softmax.backward works for z of shape (N, V) but not for a batch "
+                    "(B, T, V): take the row sum along the last axis, axis=-1, and keep that "
+                    "axis with keepdims=True, which fits any number of axes. [:, None], a "
+                    "reshape to (N, 1) and axis=1 fit 2-D arrays only.")
+        raise CheckFailure(f"{failure}\n    {said}", raised=failure.raised) from None
+
+
+def _row_sum_mistakes(g, p, axes):
+    """(description, gradient) of Softmax's backward with the row sum of g * p taken along
+    each of `axes` (None: over the whole array) in place of the last axis."""
+    mistakes = []
+    for axis in axes:
+        wrong = p * (g - (g * p).sum(axis=axis, keepdims=True))
+        if axis is None:
+            said = "summing g * p over the whole array, one number for every row together"
+        elif axis == 0:
+            said = "summing g * p along axis 0, down the columns, across different rows"
+        else:
+            said = (f"summing g * p along axis {axis}, which is the last axis of a 2-D z but "
+                    f"not of a {p.ndim}-D one")
+        mistakes.append((f"{said}: each row has its own sum, along the last axis (axis=-1, "
+                         f"keepdims=True)", wrong))
+    return mistakes
+
+
 @exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
-    "Softmax: the formula is p * (g - s) where s = (g * p).sum(axis=-1, keepdims=True): one "
-    "number per row, broadcast back over the row.",
+    "Softmax: the formula is p * (g - s), where s is one number per row: the sum of g * p "
+    "along the last axis, whatever the number of axes, kept as an axis of size 1 "
+    "(keepdims=True) so that it broadcasts back over the row.",
     "Cross-entropy: start from a copy of the saved probabilities p (never change ctx.p "
     "itself), then subtract 1 at each row's target. Integer-array indexing with the row "
     "numbers and the targets does every row at once.",
@@ -648,11 +688,15 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
     z = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     g = np.array([[1.0, 0.0, 0.0], [0.0, -2.0, 1.0]])
     p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
-    _check_one_gradient(learner, Softmax, softmax, [_tensor(z)], g,
-                        _engine_gradient(lambda t: t.softmax(-1), z, g), "z", mistakes=[
-                            ("from the diagonal of the Jacobian alone, g * p * (1 - p): each "
-                             "p_c depends on every z_j of its row, so subtract the row sum of "
-                             "g * p from g", g * p * (1 - p))])
+    _check_softmax_backward(learner, Softmax, softmax, z, g, mistakes=[
+        ("from the diagonal of the Jacobian alone, g * p * (1 - p): each p_c depends on every "
+         "z_j of its row, so subtract the row sum of g * p from g", g * p * (1 - p)),
+        *_row_sum_mistakes(g, p, [0, None])])
+    # A batch (B, T, V): a row sum written for (N, V) alone ([:, None], axis=1) shows here.
+    z = np.array([[[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]], [[0.0, -1.0, 2.0], [1.5, 0.0, 0.5]]])
+    g = np.array([[[1.0, 0.0, 0.0], [0.0, -2.0, 1.0]], [[0.5, 1.0, -1.0], [2.0, 0.0, 1.0]]])
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    _check_softmax_backward(learner, Softmax, softmax, z, g, _row_sum_mistakes(g, p, [1]))
     rng = np.random.default_rng(0)
     for shape in [(3, 5), (2, 3, 4)]:
         inputs = {"z": rng.normal(size=shape)}
@@ -667,11 +711,18 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
         expected = _engine_gradient(lambda t: functional.cross_entropy(t, targets), logits,
                                     upstream)
         n = len(targets)
+        columns = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        columns[:, targets] -= 1.0                  # a slip, worked out as numpy does it
         _check_one_gradient(learner, SoftmaxCrossEntropy, loss_fn, [_tensor(logits), targets],
                             np.float64(upstream), expected, "logits", mistakes=[
                                 (f"without dividing by N: it is N = {n} times too big. The "
                                  f"loss is a mean over the N rows, so divide by N",
-                                 expected * n)])
+                                 expected * n),
+                                ("subtracting 1 in every row at every target's column, as "
+                                 "d[:, targets] does: `:` takes all the rows, and the targets "
+                                 "then pick whole columns. Index with two arrays side by "
+                                 "side, the row numbers and the targets, which pick one "
+                                 "element per row", columns / n * upstream)])
     raw = learner.attribute("softmax_cross_entropy")
     for n, v in [(6, 7), (4, 10)]:
         targets = rng.integers(0, v, size=n)

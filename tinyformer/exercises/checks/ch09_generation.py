@@ -121,9 +121,9 @@ def _expect_sequence(got, expected, call, prompt):
 
 
 @exercise("greedy", "Greedy decoding", hints=[
-    "Start from ids = list(prompt), then loop `for _ in range(max_new_tokens)`.",
-    "Each step: logits = next_logits(ids) with the whole list so far; the token is "
-    "int(np.argmax(logits)).",
+    "Start from a list of the prompt's ids, then loop `for _ in range(max_new_tokens)`.",
+    "Each step gives next_logits the whole list so far; the token is the index of the "
+    "largest logit (np.argmax), as a plain int.",
     "The end id belongs to the result and nothing may follow it: decide whether to stop only "
     "after appending the token.",
 ], forbid=["tinyformer.decoding", "tinyformer.sampling"])
@@ -293,8 +293,9 @@ EQUAL_PROBABILITIES = ("equal probabilities go lower id first, as a stable sort 
 @exercise("top_p", "Top-p (nucleus) filtering", hints=[
     "List the ids likeliest first: a stable argsort of the negated probabilities "
     "(kind='stable') keeps ties in the order of their ids.",
-    "The mass before each token in that order is np.cumsum(probs[order]) - probs[order]; a "
-    "token stays when that is < top_p, so the first always stays.",
+    "The mass before each token in that order is the running total of the sorted "
+    "probabilities (np.cumsum) less the token's own; a token stays when that is < top_p, so "
+    "the first always stays.",
     "That decision is made in sorted order: carry it back to the ids' own order (a boolean "
     "array of length V, indexed by the sorted ids), zero the others, and renormalise so that "
     "the kept probabilities sum to 1.",
@@ -503,8 +504,9 @@ def _expect_hypothesis(got, expected, call, note="", mistakes=()):
 
 
 @exercise("beam_search", "Beam search", hints=[
-    "Keep beams as a list of (tokens, log_prob) pairs, best first, starting with "
-    "[(list(prompt), 0.0)], and best = None for the best finished (tokens, log_prob).",
+    "Keep the beams as a list of (tokens, log_prob) pairs, best first. At the start there "
+    "is one beam, the prompt, whose log-probability is that of certainty; aside from the "
+    "beams, remember the best finished (tokens, log_prob), of which there is none yet.",
     "Each step every beam proposes every token: a candidate is (its beam's log-prob + the "
     "token's log-prob, the beam, the token). Sort them best first; Python's sort is stable, "
     "which gives the tie order.",

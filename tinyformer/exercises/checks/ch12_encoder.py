@@ -69,8 +69,8 @@ def _expect_mask(got, expected, call, mistakes):
 
 
 @exercise("padding_mask", "Padding and the padding mask", hints=[
-    "pad_batch: np.full((B, T), pad_id, dtype=np.int64) makes the rectangle; a row's "
-    "beginning is ids[row, :len(sequence)].",
+    "pad_batch: np.full makes the rectangle, B rows as long as the longest sequence, all "
+    "pad_id (dtype np.int64); then each sequence is copied into the beginning of its row.",
     "padding_mask: ids != pad_id is (B, T), True on real tokens. Indexing with None adds an "
     "axis of size 1 where you put it.",
     "The mask must broadcast against scores of shape (B, n_head, T_q, T_k): line the shapes "

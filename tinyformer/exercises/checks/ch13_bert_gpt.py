@@ -149,13 +149,15 @@ def _check_mlm_loss(masked_lm_loss, logits, targets, ignore_index):
 
 
 @exercise("masked_lm_loss", "The masked-language-model loss", hints=[
-    "mask_tokens: np.where(hidden, mask_id, ids) and np.where(hidden, ids, ignore_index) are "
-    "the two arrays; give them dtype np.int64.",
-    "masked_lm_loss: logits.log_softmax(axis=-1) is (B, T, V). np.nonzero(targets != "
-    "ignore_index) gives two index arrays, the b and the t of every counted position.",
-    "Indexing a Tensor with three index arrays, log_probs[b, t, targets[b, t]], picks one "
-    "number per counted position, and gradients flow through it. Which count divides their "
-    "sum?",
+    "mask_tokens: np.where picks, position by position, one of two values by `hidden`: the "
+    "inputs take mask_id where hidden and the id elsewhere, the targets the id where hidden "
+    "and ignore_index elsewhere. Give both dtype np.int64.",
+    "masked_lm_loss: the log-probabilities, a log_softmax along the last axis, are (B, T, V). "
+    "np.nonzero of the (B, T) booleans that say which positions count gives two index "
+    "arrays, the b and the t of every counted position.",
+    "Indexing a Tensor with three index arrays (the b's, the t's, and the target at each of "
+    "those positions) picks one number per counted position, and gradients flow through it. "
+    "Which count divides their sum?",
 ], forbid=["tinyautograd.functional", "tinyformer.bert", "tinyformer.jobs"])
 def check_masked_lm_loss(learner: Learner) -> None:
     mask_tokens = learner.function("mask_tokens")
@@ -255,8 +257,9 @@ def _queries(ids, pad_id):
 
 
 @exercise("attention_masks", "What each mask allows: GPT, BERT, the encoder-decoder", hints=[
-    "np.tril(np.ones((T, T), dtype=bool)) is the causal pattern; ids != pad_id marks the real "
-    "tokens. Indexing with None adds an axis of size 1 where you put it.",
+    "The causal pattern is chapter 6's causal mask, the lower triangle with its diagonal "
+    "(np.tril, of booleans); ids != pad_id marks the real tokens. Indexing with None adds an "
+    "axis of size 1 where you put it.",
     "A mask broadcasts against the scores (B, n_head, T_q, T_k): put the padding on the key "
     "axis, the last one. `&` combines two masks into what both allow.",
     "For each family ask two questions: may a query read what comes after it, and which "
