@@ -72,7 +72,9 @@ class GPT(nn.Module):
                                rotary=self.embed.rotary, cross_attention=False,
                                normalization=normalization, rmsnorm_affine=rmsnorm_affine,
                                n_kv_head=n_kv_head, qk_norm=qk_norm, bias=bias, d_head=d_head)
-        # Tied (None): the logits come from the token embedding, embed.tok.unembed.
+        # Tied (None): the logits come from the token embedding, embed.tok.unembed. Untied, no
+        # bias, as GPT-2's, Llama's and Qwen3's heads have none: save_pretrained writes it as
+        # theirs. (The encoder-decoder Transformer's head has one: see transformer.py.)
         self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(n_layer)
 
