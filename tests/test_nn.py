@@ -671,6 +671,21 @@ def test_a_norm_called_with_torchs_normalized_shape_says_so(name):
         getattr(ta.functional, name)(x, *torch_call)
 
 
+@pytest.mark.parametrize("name", ["LayerNorm", "RMSNorm"])
+def test_a_norm_layer_given_torchs_normalized_shape_says_to_give_the_size(name):
+    getattr(torch.nn, name)((4,))                               # torch's takes a tuple
+    with pytest.raises(ValueError, match=rf"^{name}: dim must be a whole number >= 0, got "
+                                         rf"\(4,\); the norm is over the last axis and takes "
+                                         rf"its size \(torch's normalized_shape is a tuple\): "
+                                         rf"{name}\(4\)$"):
+        getattr(nn, name)((4,))
+    with pytest.raises(ValueError, match=rf"reshape the last 2 axes into one and take "
+                                         rf"{name}\(12\)$"):
+        getattr(nn, name)((3, 4))
+    with pytest.raises(ValueError, match=r"got 4\.0$"):       # no tuple: no hint
+        getattr(nn, name)(4.0)
+
+
 def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_them():
     # LayerNorm(bias=False) has a weight only; RMSNorm(elementwise_affine=False) has nothing.
     x = np.random.default_rng(0).standard_normal((2, 5)) * 3 + 1

@@ -251,6 +251,39 @@ def test_layer_norm_epsilon_comes_from_the_config_and_goes_back(hf, tmp_path):
         == 1e-3
 
 
+@pytest.mark.parametrize("activation_function, activation", [
+    ("relu", "relu"), ("relu2", "relu2"), ("gelu_pytorch_tanh", "gelu"), ("gelu_fast", "gelu")])
+def test_a_gpt2_of_another_activation_loads_as_ours(hf, tmp_path, activation_function,
+                                                     activation):
+    # GPT2Config names its activation (a key of transformers' ACT2FN): any that computes one
+    # of ours loads, and saves again under the name GPT-2's format gives it.
+    config = GPT2Config(**{**hf[0].config.to_dict(), "activation_function": activation_function})
+    theirs = GPT2LMHeadModel(config).eval()
+    theirs.load_state_dict(hf[0].state_dict())
+    theirs.save_pretrained(tmp_path)
+    model = GPT.from_pretrained(tmp_path)
+    assert model.config["activation"] == activation
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(model, idx), their_logits(theirs, idx), atol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu2"])
+def test_our_gpt_of_another_activation_saves_for_transformers(tmp_path, activation):
+    ta.manual_seed(0)
+    model = GPT(VOCAB, CONTEXT, n_layer=2, n_head=2, d_model=32, activation=activation).eval()
+    for p in model.parameters():        # away from the init (biases 0), so each one matters
+        p.data += 0.1 * np.random.default_rng(0).standard_normal(p.shape, np.float32)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["activation_function"] \
+        == activation
+    theirs, info = GPT2LMHeadModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert all(not keys for keys in info.values()), info
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(their_logits(theirs.eval(), idx), our_logits(model, idx),
+                               atol=1e-4)
+    assert GPT.from_pretrained(tmp_path).config["activation"] == activation
+
+
 def test_reorder_and_upcast_attn_is_the_same_function_and_loads(hf, tmp_path):
     # It scales q before q k^T and takes softmax in float32: only float16 rounding changes.
     # transformers takes that path in its "eager" attention only.
@@ -274,8 +307,10 @@ def reshaped(name, shape):
 REFUSALS = [    # (changes to config.json, a change to the weights, what the error says)
     ({"model_type": "gpt_neox"}, None, "config.json: model_type is 'gpt_neox'; tinyformer "
                                        "reads 'gpt2', 'llama' and 'qwen3'"),
-    ({"activation_function": "relu"}, None, "activation_function 'relu': our GELU is the tanh"),
-    ({"activation_function": "gelu"}, None, "activation_function 'gelu'"),   # the erf GELU
+    ({"activation_function": "gelu"}, None, "activation_function 'gelu': our GPT computes "
+     "gelu_new, gelu_pytorch_tanh, gelu_python_tanh, gelu_fast, relu, relu2 (its GELU is the "
+     "tanh approximation; 'gelu' is the exact one, with erf)"),
+    ({"activation_function": "silu"}, None, "activation_function 'silu': our GPT computes"),
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),
     ({"scale_attn_weights": False}, None, "scale_attn_weights false"),
     ({"add_cross_attention": True}, None, "add_cross_attention true"),
@@ -413,8 +448,8 @@ def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, 
     (dict(positions="rope"), "positions='rope'"),
     (dict(positions="none"), "positions='none'"),
     (dict(norm="post"), "GPT-2, cannot express norm='post' (it has 'pre')"),
-    (dict(activation="relu"), "activation='relu'"),
-    (dict(activation="swiglu"), "activation='swiglu'"),
+    (dict(activation="swiglu"), "GPT-2, cannot express activation='swiglu' (it has 'gelu' or "
+                                "'relu' or 'relu2')"),
     (dict(normalization="rmsnorm"), "GPT-2, cannot express normalization='rmsnorm'"),
     (dict(n_kv_head=1), "GPT-2, cannot express n_kv_head=1 (it has None)"),
     (dict(d_head=4), "d_head=4 (it has None)"),

@@ -754,13 +754,26 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
+def _check_norm_size(name: str, dim: Any) -> None:
+    """A norm's `dim`, checked. torch's norms take normalized_shape, often a tuple, as
+    LayerNorm((4,)); ours is always over the last axis and takes its size: say so."""
+    if (isinstance(dim, (tuple, list)) and dim
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in dim)):
+        fix = (f"{name}({dim[0]})" if len(dim) == 1 else
+               f"reshape the last {len(dim)} axes into one and take {name}({math.prod(dim)})")
+        raise ValueError(f"{name}: dim must be a whole number >= 0, got {dim!r}; the norm is "
+                         f"over the last axis and takes its size (torch's normalized_shape is "
+                         f"a tuple): {fix}")
+    _check(name, "a whole number >= 0", dim=dim)
+
+
 class LayerNorm(Module):
     """Normalise the last axis (of size `dim`) to zero mean and unit variance, then scale by
     `weight` (starts at ones) and shift by `bias` (starts at zeros):
     y = (x - mean) / sqrt(var + eps) * weight + bias. With bias=False there is no shift."""
 
     def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
-        _check("LayerNorm", "a whole number >= 0", dim=dim)
+        _check_norm_size("LayerNorm", dim)
         _check("LayerNorm", "a finite number", eps=eps)
         self.dim, self.eps = dim, eps
         self.weight = Parameter(np.ones(dim))
@@ -782,7 +795,7 @@ class RMSNorm(Module):
 
     def __init__(self, dim: int, eps: float | None = 1e-6,
                  elementwise_affine: bool = True) -> None:
-        _check("RMSNorm", "a whole number >= 0", dim=dim)
+        _check_norm_size("RMSNorm", dim)
         if eps is not None:
             _check("RMSNorm", "a finite number", eps=eps)
         self.dim, self.eps = dim, eps

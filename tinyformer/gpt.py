@@ -72,7 +72,9 @@ class GPT(nn.Module):
                                rotary=self.embed.rotary, cross_attention=False,
                                normalization=normalization, rmsnorm_affine=rmsnorm_affine,
                                n_kv_head=n_kv_head, qk_norm=qk_norm, bias=bias, d_head=d_head)
-        # Tied (None): the logits come from the token embedding, embed.tok.unembed.
+        # Tied (None): the logits come from the token embedding, embed.tok.unembed. Untied, no
+        # bias, as GPT-2's, Llama's and Qwen3's heads have none: save_pretrained writes it as
+        # theirs. (The encoder-decoder Transformer's head has one: see transformer.py.)
         self.head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(n_layer)
 
@@ -88,16 +90,18 @@ class GPT(nn.Module):
                         eos_token_id: int | Sequence[int] | None = None) -> None:
         """Write this GPT as a Hugging Face checkpoint (config.json and model.safetensors)
         that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's format for
-        GPT-2's block, Llama's for the modern block as Llama has it (positions="rope",
+        GPT-2's block (with its GELU, or ReLU or relu2: GPT-2's config names the activation),
+        Llama's for the modern block as Llama has it (positions="rope",
         normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and
         bias), Qwen3's for that block with qk_norm=True and bias=False. The token ids, if the
         tokenizer has such tokens, are for transformers' generate (eos_token_id may be a list
         of ids, as a chat model's: load_model's config["eos_ids"]). ValueError, one line, for
-        a setting no format expresses (positions "sinusoidal" or "none", post-norm, ReLU,
-        relu2, rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's block and the modern
-        one: GPT-2's with bias=False, n_kv_head or d_head, say). A BPE tokenizer goes
-        beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of your own in place
-        of one GPT builds (a layer's ffn, say) is refused too: no format knows it."""
+        a setting no format expresses (positions "sinusoidal" or "none", post-norm,
+        rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's block and the modern one:
+        GPT-2's with bias=False, n_kv_head or d_head, the modern one with relu2, say). A BPE
+        tokenizer goes beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of
+        your own in place of one GPT builds (a layer's ffn, say) is refused too: no format
+        knows it."""
         own = modules_of_your_own(self)
         if own:
             raise PretrainedError(f"save_pretrained: no Hugging Face format expresses "

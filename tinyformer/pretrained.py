@@ -18,7 +18,8 @@ A checkpoint's model is a directory of two files (beside its tokenizer's):
 
 Our GPT with positions="learned", norm="pre", activation="gelu" (the tanh approximation, which
 transformers calls "gelu_new") and tied embeddings is GPT-2's architecture, so converting is
-renaming, and splitting one matrix in three:
+renaming, and splitting one matrix in three. GPT-2's config names its activation, so ReLU and
+the squared ReLU convert too (GPT2_ACTIVATIONS, below, pairs our names with transformers'):
 
     GPT-2                                  ours
     wte.weight          (vocab, C)         embed.tok.weight
@@ -78,10 +79,14 @@ CONFIG, WEIGHTS = "config.json", "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
 # PyTorch's weights, one file or shards: pickles, never read here.
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-# transformers' names for the tanh approximation of GELU, the one function our GELU computes:
-# gelu_new (GPT-2's), gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same
-# formula with sqrt(2/pi) rounded to 10 digits).
-TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast")
+# Our activations that GPT-2's feed-forward can have, each with transformers' names for the
+# same function (GPT2Config's activation_function, a key of transformers' ACT2FN): the first is
+# the one written, any of them is read. Our GELU is the tanh approximation: gelu_new (GPT-2's),
+# gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same formula with sqrt(2/pi)
+# rounded to 10 digits); transformers' "gelu" is the exact one, with erf, which we do not
+# compute. SwiGLU is gated, as GPT-2's feed-forward is not.
+GPT2_ACTIVATIONS = {"gelu": ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast"),
+                    "relu": ("relu",), "relu2": ("relu2",)}
 # GPT2Config's defaults, which transformers uses for any field config.json leaves out.
 DEFAULTS = dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                 n_inner=None, activation_function="gelu_new", layer_norm_epsilon=1e-5,
@@ -177,6 +182,7 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
         _drop_tied_head(state, "wte.weight", where)
     model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
                              n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
+                             activation=_our_activation(config["activation_function"]),
                              tie_weights=config["tie_word_embeddings"]), state, path, where)
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
@@ -287,9 +293,10 @@ def _gpt2_config(config, path):
         if type(config[name]) is not bool:
             raise PretrainedError(f"{path}: {name} must be true or false, got {config[name]!r}")
     refusals = [
-        (config["activation_function"] not in TANH_GELU,
-         f"activation_function {config['activation_function']!r}: our GELU is the tanh "
-         f"approximation ({', '.join(TANH_GELU)})"),
+        (_our_activation(config["activation_function"]) is None,
+         f"activation_function {config['activation_function']!r}: our GPT computes "
+         f"{', '.join(n for names in GPT2_ACTIVATIONS.values() for n in names)} (its GELU is "
+         f"the tanh approximation; 'gelu' is the exact one, with erf)"),
         (not config["scale_attn_weights"], "scale_attn_weights false: we always divide the "
          "attention scores by sqrt(d_head)"),
         (config["scale_attn_by_inverse_layer_idx"], "scale_attn_by_inverse_layer_idx true: we "
@@ -303,6 +310,11 @@ def _gpt2_config(config, path):
         if refused:
             raise PretrainedError(f"{path}: {setting}")
     return config
+
+
+def _our_activation(name):
+    """Our activation that computes transformers' activation_function `name`, or None."""
+    return next((ours for ours, names in GPT2_ACTIVATIONS.items() if name in names), None)
 
 
 def _read_tensors(directory, prefix):
@@ -667,14 +679,15 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
 
 LLAMA_BLOCK = dict(positions="rope", norm="pre", normalization="rmsnorm", rmsnorm_affine=True,
                    activation="swiglu", qk_norm=False, logit_softcap=None)
-# Each format's model, setting by setting, as GPT() takes them: n_kv_head and d_head are None
-# for the plain ones (every head its own keys and values; heads of width d_model / n_head).
+# Each format's model, setting by setting, as GPT() takes them (a tuple: any of its values):
+# n_kv_head and d_head are None for the plain ones (every head its own keys and values; heads of
+# width d_model / n_head).
 # Qwen3 comes before Llama so that, where a model is as far from both, the setting named is
 # the one Qwen3 lacks: a model with QK-norm is closer to it.
 FORMATS = {
     "gpt2": ("GPT-2", dict(positions="learned", norm="pre", normalization="layernorm",
-                           activation="gelu", n_kv_head=None, d_head=None, qk_norm=False,
-                           logit_softcap=None, bias=True)),
+                           activation=tuple(GPT2_ACTIVATIONS), n_kv_head=None, d_head=None,
+                           qk_norm=False, logit_softcap=None, bias=True)),
     # Qwen3's feed-forward has no biases, and our bias switch is one for every layer.
     "qwen3": ("Qwen3", {**LLAMA_BLOCK, "qk_norm": True, "bias": False}),
     "llama": ("Llama", LLAMA_BLOCK),
@@ -696,16 +709,23 @@ def pretrained_format(model: GPT) -> str:
     plain_head = d_head is None or d_head * config["n_head"] == config["d_model"]
     settings["n_kv_head"] = None if n_kv_head == config["n_head"] else n_kv_head
     settings["d_head"] = None if plain_head else d_head
-    differences = {family: [name for name, value in fixed.items() if settings[name] != value]
+    differences = {family: [name for name, value in fixed.items()
+                            if settings[name] not in _choices(value)]
                    for family, (_, fixed) in FORMATS.items()}
     nearest = min(differences, key=lambda family: len(differences[family]))  # the first of ties
     if differences[nearest]:
         title, fixed = FORMATS[nearest]
-        named = ", ".join(f"{name}={settings[name]!r} (it has {fixed[name]!r})"
+        named = ", ".join(f"{name}={settings[name]!r} (it has "
+                          f"{' or '.join(map(repr, _choices(fixed[name])))})"
                           for name in differences[nearest])
         raise PretrainedError(f"no Hugging Face format expresses this GPT: the nearest, {title}, "
                               f"cannot express {named}")
     return nearest
+
+
+def _choices(value):
+    """The values a setting of FORMATS allows: those of a tuple, else the one."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None = None,
@@ -783,7 +803,7 @@ def _gpt2_files(model):
         "vocab_size": config["vocab_size"], "n_positions": config["context"],
         "n_embd": d_model, "n_layer": config["n_layer"], "n_head": config["n_head"],
         "n_inner": None if d_ff == 4 * d_model else d_ff,      # None: 4 n_embd, as GPT-2's own
-        "activation_function": "gelu_new",
+        "activation_function": GPT2_ACTIVATIONS[config["activation"]][0],
         "layer_norm_epsilon": _one_eps(model, nn.LayerNorm, "GPT-2", "layer_norm_epsilon"),
         "tie_word_embeddings": config["tie_weights"],
         # Our one dropout rate, for anyone who trains the model on in transformers.

@@ -62,7 +62,8 @@ class Transformer(nn.Module):
       the token table, having a joint byte-pair vocabulary): one token table, and one position
       table when the positions are learned; needs equal vocabulary sizes.
     - `tie_weights`: the output projection is the target embedding transposed (section 3.4);
-      otherwise a Linear head of its own.
+      otherwise a Linear head of its own, with a bias (unless `bias` is False), as the
+      Annotated Transformer's generator has it. (GPT's head has none, as GPT-2's.)
     - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`),
       `activation`, `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
       `bias`, `rope_theta`, and `d_head` (every attention's head width).
@@ -124,6 +125,11 @@ class Transformer(nn.Module):
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.tgt_embed.rotary, cross_attention=True, **switches)
         # Tied (None): the logits come from the target embedding, tgt_embed.tok.unembed.
+        # Untied, a Linear whose bias (kept unless bias=False) is a learned score per target
+        # token: the paper says only "the usual learned linear transformation", and the
+        # Annotated Transformer's generator, torch's translation tutorial and Marian's
+        # translation models have one. GPT's head has none, as GPT-2's and Llama's, so that it
+        # saves in their formats; this model has no such format to keep to.
         self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size, bias)
 
     def forward(self, src: Tokens, tgt: Tokens) -> Tensor:
